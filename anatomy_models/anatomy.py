@@ -1,0 +1,199 @@
+"""The anatomy every part of spinesim shares: CT numbers, labelled structures, landmarks.
+
+On disk an anatomy is a folder: ``ct.nrrd`` (HU, int16), ``labels.nrrd`` (uint16 ids, same grid),
+``anatomy.json`` (format version, label table, landmarks, directions, metadata) and a
+``surfaces/`` cache of derived meshes. Every file opens in 3D Slicer; the JSON is readable by eye.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyvista as pv
+
+from anatomy_models.atomic import atomic_directory, atomic_path
+from anatomy_models.errors import SpinesimError
+from anatomy_models.nrrd import read_nrrd, write_nrrd
+from anatomy_models.structures import LabelTable
+from anatomy_models.surfaces import label_surface
+from anatomy_models.volume import Volume
+
+FORMAT_NAME = "spinesim-anatomy"
+FORMAT_VERSION = 1
+MANIFEST = "anatomy.json"
+
+
+def _point(name: str, value: Any, kind: str) -> np.ndarray:
+    point = np.asarray(value, dtype=np.float64)
+    if point.shape != (3,) or not np.all(np.isfinite(point)):
+        raise SpinesimError(f"{kind} {name!r} must be three finite LPS numbers (mm), got {value!r}")
+    return point
+
+
+@dataclass(eq=False)
+class Anatomy:
+    """A patient (real or generated) in LPS millimetres.
+
+    Parameters
+    ----------
+    ct : Volume
+        CT numbers in Hounsfield units (int16 or float32).
+    label_table : LabelTable
+        Label id -> structure name -> tissue class for ``labels``.
+    labels : Volume, optional
+        Label ids (unsigned ints) on exactly the CT's grid; 0 is unlabelled body or air.
+    landmarks : dict of str -> array (3,)
+        Named points in LPS mm (``"L4.pedicle.left.center"``).
+    directions : dict of str -> array (3,)
+        Named unit vectors (``"L4.superior_endplate.normal"``).
+    metadata : dict
+        JSON-serialisable facts about the source (never patient-identifying).
+    directory : Path, optional
+        Where the anatomy is stored; derived surfaces are cached there.
+    """
+
+    ct: Volume
+    label_table: LabelTable = field(default_factory=LabelTable)
+    labels: Volume | None = None
+    landmarks: dict[str, np.ndarray] = field(default_factory=dict)
+    directions: dict[str, np.ndarray] = field(default_factory=dict)
+    metadata: dict[str, Any] = field(default_factory=dict)
+    directory: Path | None = None
+    _surfaces: dict[str, pv.PolyData] = field(default_factory=dict, repr=False)
+
+    def __post_init__(self) -> None:
+        if not np.issubdtype(self.ct.array.dtype, np.number) or np.issubdtype(self.ct.array.dtype, np.complexfloating):
+            raise SpinesimError(f"CT values must be real numbers (HU), got dtype {self.ct.array.dtype}")
+        if self.labels is not None:
+            self._check_labels(self.labels)
+        self.landmarks = {name: _point(name, p, "landmark") for name, p in self.landmarks.items()}
+        directions = {name: _point(name, d, "direction") for name, d in self.directions.items()}
+        for name, d in directions.items():
+            if not np.isclose(np.linalg.norm(d), 1.0, atol=1e-6):
+                raise SpinesimError(f"direction {name!r} must be a unit vector, has length {np.linalg.norm(d):.4f}")
+        self.directions = directions
+        try:
+            json.dumps(self.metadata)
+        except TypeError as error:
+            raise SpinesimError(f"anatomy metadata must be JSON-serialisable ({error})") from None
+
+    def _check_labels(self, labels: Volume) -> None:
+        if labels.shape != self.ct.shape or not np.allclose(labels.affine, self.ct.affine, atol=1e-4):
+            raise SpinesimError(f"the label map's grid {labels.shape} does not match the CT's grid {self.ct.shape} "
+                                "(shape and affine must be equal)", hint="resample the labels onto the CT with nearest neighbour")
+        if not np.issubdtype(labels.array.dtype, np.unsignedinteger):
+            raise SpinesimError(f"label ids must be unsigned integers, got dtype {labels.array.dtype}")
+        counts = np.bincount(labels.array.ravel())
+        unknown = [i for i in np.flatnonzero(counts)[1:] if int(i) not in {label.id for label in self.label_table}]
+        if unknown:
+            raise SpinesimError(f"label ids {unknown[:10]} occur in the label map but not in its label table")
+
+    # ------------------------------------------------------------------ queries
+    @property
+    def name(self) -> str:
+        return str(self.metadata.get("name") or (self.directory.name if self.directory else "unnamed"))
+
+    def mask(self, group: str) -> np.ndarray:
+        """Boolean array (CT grid) of the voxels of structure ``group`` and its parts."""
+        if self.labels is None:
+            raise SpinesimError(f"this anatomy has no label map, so it has no structure {group!r}",
+                                hint="import it with a label map (--labels)")
+        return np.isin(self.labels.array, self.label_table.ids_in_group(group))
+
+    def landmark(self, name: str) -> np.ndarray:
+        """The LPS point (mm) of landmark ``name``."""
+        try:
+            return self.landmarks[name].copy()
+        except KeyError:
+            close = [n for n in self.landmarks if name.split(".")[0] in n][:6]
+            hint = f"landmarks like it: {', '.join(close)}" if close else "list them with `spinesim anatomy info`"
+            raise SpinesimError(f"no landmark named {name!r}", hint=hint) from None
+
+    def direction(self, name: str) -> np.ndarray:
+        """The unit LPS vector called ``name``."""
+        try:
+            return self.directions[name].copy()
+        except KeyError:
+            raise SpinesimError(f"no direction named {name!r}") from None
+
+    def surface(self, group: str) -> pv.PolyData:
+        """Smoothed surface mesh (LPS mm) of structure ``group``, computed once and cached.
+
+        The cache lives in memory and, for a stored anatomy, in its ``surfaces/`` folder.
+        """
+        if group in self._surfaces:
+            return self._surfaces[group]
+        if self.labels is None:
+            raise SpinesimError(f"this anatomy has no label map, so it has no surface for {group!r}")
+        cached = self.directory / "surfaces" / f"{group}.vtp" if self.directory else None
+        if cached is not None and cached.is_file():
+            mesh = pv.read(cached)
+        else:
+            mesh = label_surface(self.labels, self.label_table.ids_in_group(group))
+            if cached is not None:
+                with atomic_path(cached) as temporary:
+                    mesh.save(temporary)
+        self._surfaces[group] = mesh
+        return mesh
+
+    # ------------------------------------------------------------------ storage
+    def save(self, directory: str | Path, *, compression_level: int = 1) -> Path:
+        """Write the anatomy into ``directory`` (replacing what was there, all or nothing)."""
+        directory = Path(directory)
+        with atomic_directory(directory) as staging:
+            ct = self.ct if self.ct.array.dtype == np.int16 else self.ct.with_array(
+                np.clip(np.rint(self.ct.array), -32768, 32767).astype(np.int16))
+            write_nrrd(ct, staging / "ct.nrrd", compression_level=compression_level)
+            if self.labels is not None:
+                write_nrrd(self.labels.with_array(self.labels.array.astype(np.uint16, copy=False)),
+                           staging / "labels.nrrd", compression_level=compression_level)
+            manifest = {
+                "format": FORMAT_NAME,
+                "version": FORMAT_VERSION,
+                "ct": "ct.nrrd",
+                "labels": "labels.nrrd" if self.labels is not None else None,
+                "label_table": self.label_table.to_list(),
+                "landmarks": {name: p.tolist() for name, p in sorted(self.landmarks.items())},
+                "directions": {name: d.tolist() for name, d in sorted(self.directions.items())},
+                "metadata": self.metadata,
+            }
+            (staging / MANIFEST).write_text(json.dumps(manifest, indent=1) + "\n", encoding="utf-8")
+        self.directory = directory
+        return directory
+
+    @classmethod
+    def load(cls, directory: str | Path) -> Anatomy:
+        """Read an anatomy folder written by :meth:`save`."""
+        directory = Path(directory)
+        manifest_path = directory / MANIFEST
+        if not manifest_path.is_file():
+            raise SpinesimError(f"not a spinesim anatomy folder (no {MANIFEST})", path=directory,
+                                hint="import images with `spinesim anatomy import` first")
+        try:
+            manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+        except (json.JSONDecodeError, UnicodeDecodeError) as error:
+            raise SpinesimError(f"damaged manifest ({error})", path=manifest_path) from None
+        if not isinstance(manifest, dict) or manifest.get("format") != FORMAT_NAME:
+            raise SpinesimError(f"field 'format' is not {FORMAT_NAME!r}", path=manifest_path)
+        if manifest.get("version") != FORMAT_VERSION:
+            raise SpinesimError(f"anatomy format version {manifest.get('version')!r} is not supported "
+                                f"(this spinesim reads version {FORMAT_VERSION})", path=manifest_path,
+                                hint="re-import or regenerate the anatomy")
+        label_table = LabelTable.from_list(manifest.get("label_table", []), source=manifest_path)
+        labels = read_nrrd(directory / manifest["labels"]) if manifest.get("labels") else None
+        try:
+            return cls(
+                ct=read_nrrd(directory / manifest["ct"]),
+                label_table=label_table,
+                labels=labels,
+                landmarks=manifest.get("landmarks", {}),
+                directions=manifest.get("directions", {}),
+                metadata=manifest.get("metadata", {}),
+                directory=directory,
+            )
+        except SpinesimError as error:
+            raise SpinesimError(error.problem, path=manifest_path, hint=error.hint) from None

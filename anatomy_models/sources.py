@@ -1,0 +1,67 @@
+"""Import anatomy from what a clinic or a user has: one entry point that recognises the source.
+
+``import_anatomy(path)`` turns a source into an :class:`Anatomy`; ``describe_source(path)`` lists what
+a source holds without importing it. Each format's reader lives in a module named for the format.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from anatomy_models.anatomy import MANIFEST, Anatomy
+from anatomy_models.errors import SpinesimError
+from anatomy_models.nrrd import read_nrrd
+from anatomy_models.volume import Volume
+
+ProgressCallback = Callable[[float, float, str], None]
+
+
+def source_kind(path: str | Path) -> str:
+    """What kind of source ``path`` is: ``"anatomy"`` (a stored anatomy folder) or ``"nrrd"``."""
+    path = Path(path)
+    if not path.exists():
+        raise SpinesimError("no such file or folder", path=path)
+    if path.is_dir() and (path / MANIFEST).is_file():
+        return "anatomy"
+    if path.is_file() and path.name.lower().endswith(".nrrd"):
+        return "nrrd"
+    raise SpinesimError("not a recognised anatomy source", path=path,
+                        hint="give a stored anatomy folder or a .nrrd CT volume")
+
+
+def import_anatomy(path: str | Path, *, progress: ProgressCallback | None = None) -> Anatomy:
+    """An anatomy built from the source at ``path`` (CT in HU, de-identified metadata)."""
+    path = Path(path)
+    kind = source_kind(path)
+    if kind == "anatomy":
+        return Anatomy.load(path)
+    ct = read_nrrd(path)
+    return Anatomy(ct=ct, metadata={"source": f"nrrd:{path.name}"})
+
+
+def describe_volume(volume: Volume) -> dict[str, str]:
+    """Size, spacing, orientation and value range of a volume, as printable strings."""
+    lower, upper = volume.bounds()
+    return {
+        "size (voxels)": " x ".join(str(n) for n in volume.shape),
+        "spacing (mm)": " x ".join(f"{s:.3g}" for s in volume.spacing),
+        "orientation": volume.orientation_code,
+        "extent (mm, LPS)": ", ".join(f"{lo:.1f}..{hi:.1f}" for lo, hi in zip(lower, upper)),
+        "values": f"{np.min(volume.array):.0f} .. {np.max(volume.array):.0f}",
+    }
+
+
+def describe_source(path: str | Path) -> dict[str, str]:
+    """A short printable description of the source at ``path``."""
+    kind = source_kind(path)
+    if kind == "anatomy":
+        anatomy = Anatomy.load(path)
+        facts = {"kind": "stored anatomy", "source": str(anatomy.metadata.get("source", "?"))}
+        facts.update(describe_volume(anatomy.ct))
+        facts["structures"] = ", ".join(label.name for label in anatomy.label_table) or "none"
+        facts["landmarks"] = str(len(anatomy.landmarks))
+        return facts
+    return {"kind": "NRRD volume", **describe_volume(read_nrrd(path))}

@@ -1,0 +1,74 @@
+"""Where spinesim keeps what it makes: named anatomies (and other caches) under one home folder.
+
+The home is ``$SPINESIM_HOME`` if set, else ``~/.cache/spinesim``. Named anatomies live in
+``<home>/anatomies/<name>/`` in the on-disk form of :class:`~anatomy_models.anatomy.Anatomy`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from pathlib import Path
+
+from anatomy_models.anatomy import MANIFEST, Anatomy
+from anatomy_models.errors import SpinesimError
+
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}$")
+
+
+def spinesim_home() -> Path:
+    """The folder for spinesim's caches and stored anatomies (created on demand)."""
+    home = Path(os.environ.get("SPINESIM_HOME") or Path.home() / ".cache" / "spinesim")
+    home.mkdir(parents=True, exist_ok=True)
+    return home
+
+
+def check_anatomy_name(name: str) -> str:
+    if not _NAME.match(name):
+        raise SpinesimError(f"invalid anatomy name {name!r}",
+                            hint="use up to 64 letters, digits, '_', '-' or '.', starting with a letter or digit")
+    return name
+
+
+def anatomy_directory(name: str) -> Path:
+    return spinesim_home() / "anatomies" / check_anatomy_name(name)
+
+
+def save_anatomy(anatomy: Anatomy, name: str) -> Path:
+    """Store ``anatomy`` under ``name`` (replacing an older one of that name)."""
+    anatomy.metadata["name"] = name
+    return anatomy.save(anatomy_directory(name))
+
+
+def stored_anatomy_names() -> list[str]:
+    """Names of the stored anatomies, sorted."""
+    root = spinesim_home() / "anatomies"
+    if not root.is_dir():
+        return []
+    return sorted(p.name for p in root.iterdir() if (p / MANIFEST).is_file() and not p.name.startswith("."))
+
+
+def stored_anatomy_summary(name: str) -> dict:
+    """Name, source and size facts of a stored anatomy, read from its manifest only."""
+    manifest = json.loads((anatomy_directory(name) / MANIFEST).read_text(encoding="utf-8"))
+    return {
+        "name": name,
+        "source": manifest.get("metadata", {}).get("source", "?"),
+        "structures": len(manifest.get("label_table", [])),
+        "landmarks": len(manifest.get("landmarks", {})),
+    }
+
+
+def load_anatomy(name_or_path: str | Path) -> Anatomy:
+    """A stored anatomy by name, or an anatomy folder by path."""
+    path = Path(name_or_path)
+    if (path / MANIFEST).is_file():
+        return Anatomy.load(path)
+    name = str(name_or_path)
+    if _NAME.match(name) and (anatomy_directory(name) / MANIFEST).is_file():
+        return Anatomy.load(anatomy_directory(name))
+    known = stored_anatomy_names()
+    raise SpinesimError(f"no stored anatomy called {name!r} and no anatomy folder at that path",
+                        hint=f"stored anatomies: {', '.join(known)}" if known else
+                        "import one with `spinesim anatomy import PATH -o NAME`")

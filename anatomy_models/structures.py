@@ -1,0 +1,196 @@
+"""Structure names and the label table (label id -> structure name -> tissue class).
+
+Names are stable dotted strings (ARCHITECTURE.md): ``L4``, ``L4.pedicle.left``, ``L4.SAP.right``,
+``L4-L5.disc``, ``dural_sac``, ``L5.root.left``, ``ligamentum_flavum.L4-L5``. A name also names a
+group: ``L4`` covers ``L4`` and every ``L4.*`` structure, ``ligamentum_flavum`` covers every level.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterable, Iterator
+
+import numpy as np
+import yaml
+
+from anatomy_models.errors import SpinesimError
+from anatomy_models.tissues import TISSUES
+
+# Vertebral levels the product models, cranial to caudal (S1 stands for the sacrum).
+LEVELS: tuple[str, ...] = ("T12", "L1", "L2", "L3", "L4", "L5", "S1")
+SIDES: tuple[str, ...] = ("left", "right")
+
+_NAME = re.compile(r"^[A-Za-z0-9_]+(?:[.\-][A-Za-z0-9_]+)*$")
+
+
+def check_level(level: str) -> str:
+    """``level`` if it is a modelled vertebral level, else a clear error."""
+    if level not in LEVELS:
+        raise SpinesimError(f"unknown vertebral level {level!r}", hint=f"use one of {', '.join(LEVELS)}")
+    return level
+
+
+def check_side(side: str) -> str:
+    if side not in SIDES:
+        raise SpinesimError(f"unknown side {side!r}", hint="use 'left' or 'right' (the patient's side)")
+    return side
+
+
+def level_below(level: str) -> str:
+    """The next level caudally (``L4`` -> ``L5``)."""
+    index = LEVELS.index(check_level(level))
+    if index + 1 >= len(LEVELS):
+        raise SpinesimError(f"no modelled level below {level}")
+    return LEVELS[index + 1]
+
+
+def interspace(upper: str) -> str:
+    """The name of the interspace below ``upper`` (``L4`` -> ``L4-L5``)."""
+    return f"{upper}-{level_below(upper)}"
+
+
+def in_group(name: str, group: str) -> bool:
+    """True if structure ``name`` is ``group`` or part of it (``L4.pedicle.left`` is in ``L4``)."""
+    return name == group or name.startswith(group + ".")
+
+
+@dataclass(frozen=True)
+class Label:
+    """One row of a label table: a label id, its structure name and its tissue class."""
+
+    id: int
+    name: str
+    tissue: str
+
+
+class LabelTable:
+    """The mapping label id -> structure name -> tissue class of a label map.
+
+    Id 0 is background and is never listed.
+
+    Examples
+    --------
+    >>> table = LabelTable([Label(1, "L4", "cortical_bone"), Label(2, "L4.pedicle.left", "cortical_bone"),
+    ...                     Label(3, "dural_sac", "dura")])
+    >>> table.ids_in_group("L4")
+    [1, 2]
+    >>> table.by_name("dural_sac").tissue
+    'dura'
+    """
+
+    def __init__(self, labels: Iterable[Label] = ()) -> None:
+        self._by_id: dict[int, Label] = {}
+        self._by_name: dict[str, Label] = {}
+        for label in labels:
+            self._add(label)
+
+    def _add(self, label: Label, where: str | None = None) -> None:
+        if not isinstance(label.id, int) or not 0 < label.id < 65536:
+            raise SpinesimError(f"label id must be an integer 1-65535, got {label.id!r}", where=where)
+        if not isinstance(label.name, str) or not _NAME.match(label.name):
+            raise SpinesimError(f"invalid structure name {label.name!r}", where=where,
+                                hint="use letters, digits and underscores, joined by '.' or '-' (e.g. 'L4.pedicle.left')")
+        if label.tissue not in TISSUES:
+            raise SpinesimError(f"unknown tissue class {label.tissue!r} for {label.name!r}", where=where,
+                                hint=f"use one of: {', '.join(sorted(TISSUES))}")
+        if label.id in self._by_id:
+            raise SpinesimError(f"label id {label.id} is used twice ({self._by_id[label.id].name!r} and {label.name!r})", where=where)
+        if label.name in self._by_name:
+            raise SpinesimError(f"structure {label.name!r} is listed twice", where=where)
+        self._by_id[label.id] = label
+        self._by_name[label.name] = label
+
+    def add(self, name: str, tissue: str) -> Label:
+        """Append a structure with the next free id and return its row."""
+        label = Label(max(self._by_id, default=0) + 1, name, tissue)
+        self._add(label)
+        return label
+
+    # ------------------------------------------------------------------ lookups
+    def __iter__(self) -> Iterator[Label]:
+        return iter(sorted(self._by_id.values(), key=lambda label: label.id))
+
+    def __len__(self) -> int:
+        return len(self._by_id)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._by_name
+
+    def by_id(self, label_id: int) -> Label:
+        try:
+            return self._by_id[int(label_id)]
+        except KeyError:
+            raise SpinesimError(f"label id {label_id} is not in the label table") from None
+
+    def by_name(self, name: str) -> Label:
+        try:
+            return self._by_name[name]
+        except KeyError:
+            close = [n for n in self._by_name if name.lower() in n.lower()][:5]
+            hint = f"did you mean {', '.join(close)}?" if close else None
+            raise SpinesimError(f"no structure named {name!r} in the label table", hint=hint) from None
+
+    def ids_in_group(self, group: str) -> list[int]:
+        """Ids of every structure that is ``group`` or part of it; an error if there is none."""
+        ids = [label.id for label in self if in_group(label.name, group)]
+        if not ids:
+            raise SpinesimError(f"no structure named {group!r} (or inside it) in the label table")
+        return ids
+
+    def tissue_lookup(self) -> tuple[np.ndarray, list[str]]:
+        """A vectorised id -> tissue map: (index array of length max id + 1, tissue names).
+
+        ``names[lookup[labels]]`` is the tissue of every voxel; background maps to index 0
+        (``"soft_tissue"``, the tissue of unlabelled body).
+        """
+        names = ["soft_tissue"] + sorted({label.tissue for label in self} - {"soft_tissue"})
+        lookup = np.zeros(max(self._by_id, default=0) + 1, dtype=np.uint8)
+        for label in self:
+            lookup[label.id] = names.index(label.tissue)
+        return lookup, names
+
+    # ------------------------------------------------------------------ serialisation
+    def to_list(self) -> list[dict[str, Any]]:
+        return [{"id": label.id, "name": label.name, "tissue": label.tissue} for label in self]
+
+    @classmethod
+    def from_list(cls, rows: Any, *, source: str | Path | None = None,
+                  lines: list[int | None] | None = None) -> LabelTable:
+        """Build a table from ``[{"id": 1, "name": "L4", "tissue": "cortical_bone"}, ...]``."""
+        if not isinstance(rows, list):
+            raise SpinesimError("a label table must be a list of {id, name, tissue} entries", path=source)
+        table = cls()
+        for index, row in enumerate(rows):
+            line = lines[index] if lines and index < len(lines) else None
+            where = f"line {line}" if line else f"entry {index + 1}"
+            if not isinstance(row, dict):
+                raise SpinesimError(f"expected a mapping with id, name and tissue, got {row!r}", path=source, where=where)
+            missing = [key for key in ("id", "name", "tissue") if key not in row]
+            if missing:
+                raise SpinesimError(f"missing field(s) {', '.join(missing)}", path=source, where=where)
+            try:
+                table._add(Label(row["id"], row["name"], row["tissue"]), where=where)
+            except SpinesimError as error:
+                raise SpinesimError(error.problem, path=source, where=where, hint=error.hint) from None
+        return table
+
+    @classmethod
+    def from_file(cls, path: str | Path) -> LabelTable:
+        """Read a label table from YAML or JSON (a list of {id, name, tissue}); errors name the line."""
+        path = Path(path)
+        try:
+            text = path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as error:
+            raise SpinesimError(f"cannot read label table: {error}", path=path) from None
+        try:
+            node = yaml.compose(text)
+            rows = yaml.safe_load(text)
+        except yaml.YAMLError as error:
+            mark = getattr(error, "problem_mark", None)
+            where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else None
+            problem = getattr(error, "problem", None) or str(error).splitlines()[0]
+            raise SpinesimError(f"not valid YAML/JSON ({problem})", path=path, where=where) from None
+        lines = [item.start_mark.line + 1 for item in node.value] if isinstance(node, yaml.SequenceNode) else None
+        return cls.from_list(rows, source=path, lines=lines)

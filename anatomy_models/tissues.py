@@ -1,0 +1,203 @@
+"""The tissue table: the one place physics numbers live.
+
+Each tissue class has a CT number (HU), X-ray attenuation (derived from the CT number through the
+bilinear water/bone model below, or from its own material for steel and iodine), and acoustic
+properties for ultrasound. Renderers read physics from here; nobody hard-codes a coefficient
+elsewhere. Sources are the tags of ``reference/clinical.md`` (section 5); ``[ED]`` marks an
+engineering default chosen where no source gave a number.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from anatomy_models.errors import SpinesimError
+
+# --------------------------------------------------------------------------- X-ray attenuation
+# NIST (Hubbell & Seltzer) mass attenuation coefficients mu/rho in cm^2/g; clinical.md §5.2
+# [S106][S107][S108][S109]. The 70 keV column there is log-log interpolated [derived].
+MASS_ATTENUATION_CM2_PER_G: dict[str, dict[float, float]] = {
+    "water": {60.0: 0.2059, 70.0: 0.1937, 80.0: 0.1837},
+    "cortical_bone": {60.0: 0.3148, 70.0: 0.2617, 80.0: 0.2229},  # ICRU cortical bone
+    "iron": {60.0: 1.205, 70.0: 0.826, 80.0: 0.5952},  # proxy for stainless steel
+    "iodine": {60.0: 7.579, 70.0: 5.017, 80.0: 3.510},
+}
+# Mass densities in g/cm^3: water and ICRU cortical bone §5.2; stainless steel 304 [S115].
+DENSITY_G_PER_CM3: dict[str, float] = {"water": 1.0, "cortical_bone": 1.92, "iron": 7.93}
+
+# Effective energy at which a CT's Hounsfield units are defined: ~70 keV for a 120 kVp CT [ED].
+CT_EFFECTIVE_KEV = 70.0
+# Effective energy of the simulated fluoroscopy beam: §5.2 gives 60-80 keV for 80-100 kVp;
+# the low end keeps the bone contrast of a lumbar C-arm image [ED].
+FLUORO_EFFECTIVE_KEV = 60.0
+
+
+def mass_attenuation_cm2_per_g(material: str, kev: float) -> float:
+    """NIST mu/rho (cm^2/g) of ``material`` at ``kev``, log-log interpolated between 60 and 80 keV."""
+    try:
+        table = MASS_ATTENUATION_CM2_PER_G[material]
+    except KeyError:
+        raise SpinesimError(f"no X-ray attenuation data for material {material!r}; "
+                            f"known: {sorted(MASS_ATTENUATION_CM2_PER_G)}") from None
+    energies = np.array(sorted(table))
+    if not energies[0] <= kev <= energies[-1]:
+        raise SpinesimError(f"effective energy {kev} keV is outside the tabulated {energies[0]:g}-{energies[-1]:g} keV")
+    values = np.array([table[e] for e in energies])
+    return float(np.exp(np.interp(np.log(kev), np.log(energies), np.log(values))))
+
+
+def linear_attenuation_per_mm(material: str, kev: float, density_g_per_cm3: float | None = None) -> float:
+    """Linear attenuation coefficient mu (1/mm) of a bulk material at ``kev``."""
+    density = DENSITY_G_PER_CM3[material] if density_g_per_cm3 is None else density_g_per_cm3
+    return mass_attenuation_cm2_per_g(material, kev) * density / 10.0
+
+
+@dataclass(frozen=True)
+class HuToMu:
+    """Bilinear map from Hounsfield units to X-ray mu (1/mm) at one effective energy.
+
+    Below 0 HU a voxel is an air/water mixture, so mu scales with water's coefficient. Above 0 HU it
+    is a water/cortical-bone mixture: the bone fraction is read off the CT number at the CT's own
+    energy, and attenuation is then mixed at the fluoroscopy energy. One slope for all HU would make
+    bone too faint (bone attenuation falls faster with energy than water's), the bilinear form keeps
+    soft tissue and bone right at once (HU definition §5.1 [S101][S102]).
+    """
+
+    mu_water_per_mm: float
+    slope_below_water: float  # 1/mm per HU, for HU <= 0
+    slope_above_water: float  # 1/mm per HU, for HU > 0
+
+    def __call__(self, hu: np.ndarray | float) -> np.ndarray:
+        hu = np.asarray(hu, dtype=np.float32)
+        slope = np.where(hu > 0, self.slope_above_water, self.slope_below_water).astype(np.float32)
+        return np.maximum(np.float32(self.mu_water_per_mm) + slope * hu, np.float32(0.0))
+
+
+def hu_to_mu(kev: float = FLUORO_EFFECTIVE_KEV, ct_kev: float = CT_EFFECTIVE_KEV) -> HuToMu:
+    """The HU -> mu (1/mm) map at fluoroscopy energy ``kev`` for a CT calibrated at ``ct_kev``.
+
+    Examples
+    --------
+    >>> m = hu_to_mu(60.0)
+    >>> round(float(m(0.0)), 4), round(float(m(-1000.0)), 4)   # water, air
+    (0.0206, 0.0)
+    >>> hu_bone = 1000 * (linear_attenuation_per_mm("cortical_bone", 70) / linear_attenuation_per_mm("water", 70) - 1)
+    >>> round(float(m(hu_bone)), 4)    # cortical bone at 60 keV: 0.604 1/cm (clinical.md §5.2)
+    0.0604
+    """
+    mu_water = linear_attenuation_per_mm("water", kev)
+    mu_bone = linear_attenuation_per_mm("cortical_bone", kev)
+    ct_mu_water = linear_attenuation_per_mm("water", ct_kev)
+    ct_mu_bone = linear_attenuation_per_mm("cortical_bone", ct_kev)
+    hu_of_bone = 1000.0 * (ct_mu_bone - ct_mu_water) / ct_mu_water
+    return HuToMu(mu_water, mu_water / 1000.0, (mu_bone - mu_water) / hu_of_bone)
+
+
+def iodine_mu_per_mm_per_mg_ml(kev: float = FLUORO_EFFECTIVE_KEV) -> float:
+    """Extra attenuation (1/mm) added by 1 mg of iodine per mL of tissue (§5.2 [S106])."""
+    return mass_attenuation_cm2_per_g("iodine", kev) * 1e-3 / 10.0
+
+
+def iodine_hu_per_mg_ml(ct_kev: float = CT_EFFECTIVE_KEV) -> float:
+    """CT-number increase from 1 mg iodine per mL (§5.1 rule of thumb: ~26 HU at 70 keV)."""
+    return 1000.0 * iodine_mu_per_mm_per_mg_ml(ct_kev) / linear_attenuation_per_mm("water", ct_kev)
+
+
+# --------------------------------------------------------------------------- the table
+@dataclass(frozen=True)
+class Tissue:
+    """Physical properties of one tissue class.
+
+    Parameters
+    ----------
+    name : str
+        Stable class name used by label tables (``"fat"``, ``"cortical_bone"``, ...).
+    hu : float
+        Representative CT number in Hounsfield units.
+    speed_m_per_s : float
+        Speed of sound.
+    density_kg_per_m3 : float
+        Mass density.
+    attenuation_db_per_cm_mhz : float
+        Ultrasound attenuation, dB/(cm·MHz).
+    backscatter : float
+        Relative diffuse backscatter amplitude for speckle, 0 (anechoic) to 1 [ED].
+    xray_material : str, optional
+        For materials outside the CT range (steel): the NIST material whose coefficient is used
+        instead of the HU map, with ``density_kg_per_m3``.
+    """
+
+    name: str
+    hu: float
+    speed_m_per_s: float
+    density_kg_per_m3: float
+    attenuation_db_per_cm_mhz: float
+    backscatter: float
+    xray_material: str | None = None
+
+    @property
+    def impedance_mrayl(self) -> float:
+        """Acoustic impedance Z = rho c in MRayl."""
+        return self.density_kg_per_m3 * self.speed_m_per_s / 1e6
+
+    def xray_mu_per_mm(self, kev: float = FLUORO_EFFECTIVE_KEV) -> float:
+        """X-ray linear attenuation (1/mm) at ``kev``."""
+        if self.xray_material is not None:
+            return linear_attenuation_per_mm(self.xray_material, kev, self.density_kg_per_m3 / 1000.0)
+        return float(hu_to_mu(kev)(self.hu))
+
+
+def _table(*tissues: Tissue) -> dict[str, Tissue]:
+    return {t.name: t for t in tissues}
+
+
+# HU: clinical.md §5.1; acoustics: §5.3. Ranges in the reference are narrowed to one value here.
+TISSUES: dict[str, Tissue] = _table(
+    # air: -1000 HU [S101]; acoustics of air at 20 °C; total reflection at any tissue interface.
+    Tissue("air", -1000.0, 343.0, 1.2, 40.0, 0.0),  # attenuation [ED]
+    # fat: -120..-90 HU [S102][S103]; c 1462 m/s, rho 927-950, 0.6-0.8 dB/cm/MHz [S110][S112][S113][S111]
+    Tissue("fat", -100.0, 1462.0, 938.0, 0.7, 0.25),
+    # water: 0 HU; c 1480, rho 1000, 0.002 dB/cm/MHz [S110][S111]
+    Tissue("water", 0.0, 1480.0, 1000.0, 0.002, 0.0),
+    # CSF: +15 HU [S102]; acoustically water [ED per §5.3]
+    Tissue("csf", 15.0, 1480.0, 1000.0, 0.002, 0.0),
+    # blood: +13..+50 HU [S102][S103]; c ~1575 [ED], rho 1060 [ED], 0.15 dB/cm/MHz [S111]
+    Tissue("blood", 40.0, 1575.0, 1060.0, 0.15, 0.02),
+    # skeletal muscle: +10..+40 HU [S104][S101]; c 1517-1600, rho 1050-1058, ~1.1 dB/cm/MHz [S112][S113][S111]
+    Tissue("muscle", 40.0, 1580.0, 1055.0, 1.1, 0.5),
+    # organ soft tissue: +20..+65 HU [S103]; soft-tissue rule 1540 m/s, 0.5 dB/cm/MHz [S114]
+    Tissue("soft_tissue", 40.0, 1540.0, 1050.0, 0.5, 0.4),
+    # skin: soft-tissue HU [S103]; c 1595-1730, rho 1090-1130, 0.35 dB/cm/MHz [S112][S111]
+    Tissue("skin", 40.0, 1650.0, 1110.0, 0.35, 0.6),
+    # ligament (flavum, inter/supraspinous): soft tissue HU upper range [S103]; c 1664, rho 1101 [S113];
+    # attenuation of connective tissue 1.57 [S111]
+    Tissue("ligament", 60.0, 1664.0, 1101.0, 1.57, 0.7),
+    # dura mater: fibrous, treated like ligament [ED]
+    Tissue("dura", 50.0, 1664.0, 1101.0, 1.57, 0.6),
+    # nerve root / DRG and spinal cord: soft tissue [ED]
+    Tissue("nerve", 35.0, 1560.0, 1040.0, 0.8, 0.45),
+    Tissue("spinal_cord", 35.0, 1560.0, 1040.0, 0.8, 0.2),
+    # intervertebral disc: +70..+110 HU, annulus denser than nucleus [ED §5.1]; acoustics like ligament [ED]
+    Tissue("disc_annulus", 100.0, 1664.0, 1101.0, 1.57, 0.35),
+    Tissue("disc_nucleus", 75.0, 1600.0, 1060.0, 1.0, 0.15),
+    # facet articular cartilage and joint space: soft-tissue HU [ED]
+    Tissue("cartilage", 60.0, 1650.0, 1100.0, 1.5, 0.3),
+    # cancellous bone: +300..+400 HU [S102][S105]; c 2325 m/s [S113], rho 400-1600 [S112] -> 1000 [ED];
+    # attenuation [ED] (only seen behind cortex, which shadows it)
+    Tissue("cancellous_bone", 300.0, 2325.0, 1000.0, 10.0, 0.8),
+    # cortical bone: +500..+1900 HU [S102]; c 3200-4000, rho 1800-2200, 10-20 dB/cm/MHz [S112][S113][S110][S111];
+    # diffuse backscatter 0.03 as in the PLUS simulator's bone preset [S117]
+    Tissue("cortical_bone", 1200.0, 3500.0, 1900.0, 15.0, 0.03),
+    # stainless-steel needle: beyond CT range, clips at +3071 [S105]; c 5790, rho 7930 [S115]
+    Tissue("steel", 3071.0, 5790.0, 7930.0, 0.0, 0.0, xray_material="iron"),
+)
+
+
+def tissue(name: str) -> Tissue:
+    """The tissue class called ``name``, with a clear error for unknown names."""
+    try:
+        return TISSUES[name]
+    except KeyError:
+        raise SpinesimError(f"unknown tissue class {name!r}", hint=f"use one of: {', '.join(sorted(TISSUES))}") from None

@@ -1,0 +1,1 @@
+"""Scenarios: the schema instructors author cases in, and the built-in scenario library."""

@@ -1,0 +1,1 @@
+"""Subcommands of the ``spinesim`` command line, one module per command group."""

@@ -1,0 +1,72 @@
+"""``spinesim anatomy``: list, inspect, import and export anatomies."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from anatomy_models.sources import describe_source, import_anatomy
+from anatomy_models.store import anatomy_directory, load_anatomy, save_anatomy, stored_anatomy_names, stored_anatomy_summary
+from simulator.cli import progress_bar
+
+out = Console()
+
+
+@click.group()
+def anatomy() -> None:
+    """Anatomies: stored patients (generated or imported) that scenarios run on."""
+
+
+@anatomy.command("list")
+def list_command() -> None:
+    """List the stored anatomies."""
+    names = stored_anatomy_names()
+    if not names:
+        out.print("No stored anatomies yet. Import one with `spinesim anatomy import PATH -o NAME`.")
+        return
+    table = Table("name", "source", "structures", "landmarks")
+    for name in names:
+        summary = stored_anatomy_summary(name)
+        table.add_row(summary["name"], summary["source"], str(summary["structures"]), str(summary["landmarks"]))
+    out.print(table)
+
+
+@anatomy.command("info")
+@click.argument("source")
+def info_command(source: str) -> None:
+    """Describe SOURCE: a stored anatomy's name, an anatomy folder, or an image file or folder."""
+    path = Path(source)
+    if not path.exists() and source in stored_anatomy_names():
+        path = anatomy_directory(source)
+    table = Table(show_header=False)
+    for key, value in describe_source(path).items():
+        table.add_row(key, value)
+    out.print(table)
+
+
+@anatomy.command("import")
+@click.argument("source", type=click.Path(exists=True, path_type=Path))
+@click.option("-o", "--output", "name", required=True, help="Name to store the anatomy under.")
+def import_command(source: Path, name: str) -> None:
+    """Import SOURCE (an image file or folder) and store it as anatomy NAME."""
+    with progress_bar(f"importing {source.name}") as report:
+        imported = import_anatomy(source, progress=report)
+    path = save_anatomy(imported, name)
+    out.print(f"Stored anatomy [bold]{name}[/] in {path}")
+
+
+@anatomy.command("export")
+@click.argument("name")
+@click.option("--format", "fmt", type=click.Choice(["nrrd"]), default="nrrd", show_default=True,
+              help="File format of the exported CT.")
+@click.option("-o", "--output", type=click.Path(path_type=Path), required=True, help="Output file or folder.")
+def export_command(name: str, fmt: str, output: Path) -> None:
+    """Export stored anatomy NAME's CT to OUTPUT."""
+    from anatomy_models.nrrd import write_nrrd
+
+    loaded = load_anatomy(name)
+    write_nrrd(loaded.ct, output, compression_level=6)
+    out.print(f"Wrote {output}")

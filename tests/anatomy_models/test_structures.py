@@ -1,0 +1,55 @@
+import numpy as np
+import pytest
+
+from anatomy_models.errors import SpinesimError
+from anatomy_models.structures import Label, LabelTable, interspace, level_below
+
+
+def test_levels_and_interspaces():
+    assert level_below("L4") == "L5"
+    assert interspace("L5") == "L5-S1"
+    with pytest.raises(SpinesimError, match="unknown vertebral level 'L6'"):
+        level_below("L6")
+
+
+def test_groups_follow_dotted_names():
+    table = LabelTable()
+    for name in ["L4", "L4.pedicle.left", "L4-L5.disc", "L40", "ligamentum_flavum.L4-L5", "ligamentum_flavum.L3-L4"]:
+        table.add(name, "ligament" if "flavum" in name else "cortical_bone")
+    assert [table.by_id(i).name for i in table.ids_in_group("L4")] == ["L4", "L4.pedicle.left"]
+    assert len(table.ids_in_group("ligamentum_flavum")) == 2
+    with pytest.raises(SpinesimError, match="no structure named 'L3'"):
+        table.ids_in_group("L3")
+
+
+def test_tissue_lookup_maps_every_id():
+    table = LabelTable([Label(1, "fat", "fat"), Label(5, "L1", "cortical_bone")])
+    lookup, names = table.tissue_lookup()
+    labels = np.array([0, 1, 5])
+    assert [names[i] for i in lookup[labels]] == ["soft_tissue", "fat", "cortical_bone"]
+
+
+def test_yaml_errors_name_file_and_line(tmp_path):
+    good = tmp_path / "good.yaml"
+    good.write_text("- {id: 1, name: L4, tissue: cortical_bone}\n- {id: 2, name: dural_sac, tissue: dura}\n")
+    assert len(LabelTable.from_file(good)) == 2
+
+    broken = tmp_path / "broken.yaml"
+    broken.write_text("- {id: 1, name: L4, tissue: cortical_bone}\n- {id: 2, name: [unclosed\n")
+    with pytest.raises(SpinesimError, match=r"broken.yaml: line \d+, column \d+: not valid YAML"):
+        LabelTable.from_file(broken)
+
+    wrong = tmp_path / "wrong.yaml"
+    wrong.write_text("- {id: 1, name: L4, tissue: cortical_bone}\n\n- {id: 1, name: L5, tissue: cortical_bone}\n")
+    with pytest.raises(SpinesimError, match=r"wrong.yaml: line 3: label id 1 is used twice"):
+        LabelTable.from_file(wrong)
+
+    unknown = tmp_path / "unknown.yaml"
+    unknown.write_text("- {id: 1, name: L4, tissue: granite}\n")
+    with pytest.raises(SpinesimError, match=r"line 1: unknown tissue class 'granite'"):
+        LabelTable.from_file(unknown)
+
+    missing = tmp_path / "missing.yaml"
+    missing.write_text("- {id: 1, name: L4}\n")
+    with pytest.raises(SpinesimError, match="missing field"):
+        LabelTable.from_file(missing)
