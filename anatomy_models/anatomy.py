@@ -20,6 +20,7 @@ from anatomy_models.errors import SpinesimError
 from anatomy_models.nrrd import read_nrrd, write_nrrd
 from anatomy_models.structures import LabelTable
 from anatomy_models.surfaces import label_surface
+from anatomy_models.tissues import tissue_from_hu
 from anatomy_models.volume import Volume
 
 FORMAT_NAME = "spinesim-anatomy"
@@ -64,6 +65,7 @@ class Anatomy:
     metadata: dict[str, Any] = field(default_factory=dict)
     directory: Path | None = None
     _surfaces: dict[str, pv.PolyData] = field(default_factory=dict, repr=False)
+    _tissue_map: tuple[np.ndarray, list[str]] | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         if not np.issubdtype(self.ct.array.dtype, np.number) or np.issubdtype(self.ct.array.dtype, np.complexfloating):
@@ -103,6 +105,24 @@ class Anatomy:
             raise SpinesimError(f"this anatomy has no label map, so it has no structure {group!r}",
                                 hint="import it with a label map (--labels)")
         return np.isin(self.labels.array, self.label_table.ids_in_group(group))
+
+    def tissue_map(self) -> tuple[np.ndarray, list[str]]:
+        """Tissue class of every voxel (CT grid): (uint8 index array, tissue names). Computed once.
+
+        Labelled voxels take their structure's tissue; unlabelled ones are classified by CT number.
+        """
+        if self._tissue_map is None:
+            from_hu, hu_names = tissue_from_hu(self.ct.array)
+            if self.labels is None:
+                self._tissue_map = (from_hu, hu_names)
+            else:
+                lookup, label_names = self.label_table.tissue_lookup()
+                names = sorted(set(label_names[1:]) | set(hu_names))
+                label_index = np.array([0] + [names.index(n) for n in label_names[1:]], dtype=np.uint8)[lookup]
+                hu_index = np.array([names.index(n) for n in hu_names], dtype=np.uint8)
+                ids = self.labels.array
+                self._tissue_map = (np.where(ids > 0, label_index[ids], hu_index[from_hu]).astype(np.uint8), names)
+        return self._tissue_map
 
     def landmark(self, name: str) -> np.ndarray:
         """The LPS point (mm) of landmark ``name``."""

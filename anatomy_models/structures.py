@@ -1,8 +1,63 @@
 """Structure names and the label table (label id -> structure name -> tissue class).
 
-Names are stable dotted strings (ARCHITECTURE.md): ``L4``, ``L4.pedicle.left``, ``L4.SAP.right``,
-``L4-L5.disc``, ``dural_sac``, ``L5.root.left``, ``ligamentum_flavum.L4-L5``. A name also names a
-group: ``L4`` covers ``L4`` and every ``L4.*`` structure, ``ligamentum_flavum`` covers every level.
+Names are stable dotted strings. A name also names a group: ``L4`` covers ``L4`` and every ``L4.*``
+structure; ``ligamentum_flavum`` covers every level. The vocabulary below is the contract between
+the generator, the importers, the needle, the renderers and scoring. ``{L}`` is a level from
+:data:`LEVELS`, ``{L}-{M}`` an interspace (``L4-L5``), ``{s}`` a side (``left``/``right``, the
+patient's).
+
+Structures (label names) and their tissue class:
+
+================================  =================  ==============================================
+name                              tissue             notes
+================================  =================  ==============================================
+``{L}`` (whole vertebra)          cortical_bone      importers (TotalSegmentator, VerSe) give this
+``{L}.body``                      cortical_bone      with the parts below, the generator's vertebra
+``{L}.pedicle.{s}``               cortical_bone
+``{L}.lamina.{s}``                cortical_bone
+``{L}.spinous_process``           cortical_bone
+``{L}.transverse_process.{s}``    cortical_bone
+``{L}.SAP.{s}`` / ``{L}.IAP.{s}`` cortical_bone      superior / inferior articular process
+``S1.ala.{s}``                    cortical_bone      sacrum; S1 also has body, pedicles, SAPs
+``{L}-{M}.disc.annulus``          disc_annulus       group ``{L}-{M}.disc`` is the whole disc
+``{L}-{M}.disc.nucleus``          disc_nucleus
+``facet_joint.{L}-{M}.{s}``       cartilage          joint space and capsule
+``ligamentum_flavum.{L}-{M}``     ligament
+``interspinous_ligament.{L}-{M}`` ligament
+``supraspinous_ligament``         ligament
+``epidural_space``                fat                posterior epidural fat and the space around the sac
+``dural_sac.dura``                dura               the membrane; group ``dural_sac`` adds its content
+``dural_sac.csf``                 csf
+``spinal_cord``                   spinal_cord        ends at the conus
+``cauda_equina``                  nerve              roots inside the sac below the conus
+``nerve_root.{L}.{s}``            nerve              exiting root below pedicle ``{L}``
+``dorsal_root_ganglion.{L}.{s}``  nerve
+``radicular_artery.{L}.{s}``      blood              ``.adamkiewicz`` suffix for the dominant one
+``aorta``, ``inferior_vena_cava`` blood
+``muscle.{name}.{s}``             muscle             erector_spinae, multifidus, psoas, quadratus_lumborum
+``fat``                           fat                subcutaneous fat
+``skin``                          skin
+``soft_tissue``                   soft_tissue        viscera and everything else inside the skin
+``bowel_gas``                     air
+================================  =================  ==============================================
+
+Bone and disc names start with their level so that the group ``L4`` is exactly the L4 vertebra;
+everything else starts with its kind (``nerve_root.L5.left``), so groups like ``nerve_root`` work.
+Label 0 is outside any structure: its tissue comes from the CT number.
+
+Landmarks (points, LPS mm) and directions (unit vectors) use the same vocabulary:
+
+- ``{L}.body.center``; ``{L}.superior_endplate.center`` / ``{L}.inferior_endplate.center`` and the
+  directions ``{L}.superior_endplate.normal`` / ``{L}.inferior_endplate.normal`` (pointing away from
+  the body, i.e. into the disc)
+- ``{L}.pedicle.{s}.center``, ``{L}.pedicle.{s}.six_oclock`` (inferior margin, as seen on AP)
+- ``{L}.spinous_process.tip``, ``{L}.transverse_process.{s}.tip``
+- ``{L}.SAP_TP_junction.{s}`` (medial branch target: the L3 medial branch crosses ``L4.SAP_TP_junction``)
+- ``facet_joint.{L}-{M}.{s}.inferior_recess``, ``facet_joint.{L}-{M}.{s}.center``
+- ``{L}-{M}.interlaminar_window.center``, ``{L}-{M}.ventral_interlaminar_line.{s}``
+- ``{L}-{M}.safe_triangle.{s}`` (subpedicular TFESI target under pedicle ``{L}``),
+  ``{L}-{M}.kambin_triangle.{s}``
+- ``conus.tip``
 """
 
 from __future__ import annotations
@@ -142,10 +197,10 @@ class LabelTable:
     def tissue_lookup(self) -> tuple[np.ndarray, list[str]]:
         """A vectorised id -> tissue map: (index array of length max id + 1, tissue names).
 
-        ``names[lookup[labels]]`` is the tissue of every voxel; background maps to index 0
-        (``"soft_tissue"``, the tissue of unlabelled body).
+        ``names[lookup[labels]]`` is the tissue of every labelled voxel; label 0 maps to index 0,
+        named ``"unlabelled"`` (its tissue comes from the CT number, see ``Anatomy.tissue_map``).
         """
-        names = ["soft_tissue"] + sorted({label.tissue for label in self} - {"soft_tissue"})
+        names = ["unlabelled"] + sorted({label.tissue for label in self})
         lookup = np.zeros(max(self._by_id, default=0) + 1, dtype=np.uint8)
         for label in self:
             lookup[label.id] = names.index(label.tissue)

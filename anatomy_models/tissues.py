@@ -195,6 +195,28 @@ TISSUES: dict[str, Tissue] = _table(
 )
 
 
+# CT-number thresholds (HU) that classify an unlabelled voxel, between the table's classes: air below
+# -400 (halfway to fat), fat below -30, soft tissue below 150, cancellous bone below 500 (the start of
+# the cortical range), cortical bone above (§5.1) [ED].
+_HU_CLASSES = (("air", -400.0), ("fat", -30.0), ("soft_tissue", 150.0), ("cancellous_bone", 500.0), ("cortical_bone", np.inf))
+
+
+def tissue_from_hu(hu: np.ndarray) -> tuple[np.ndarray, list[str]]:
+    """Tissue class of each CT number, for voxels no label map covers.
+
+    Returns an index array (uint8, same shape as ``hu``) into the returned list of names.
+
+    Examples
+    --------
+    >>> index, names = tissue_from_hu(np.array([-1000, -100, 40, 300, 1200]))
+    >>> [names[i] for i in index]
+    ['air', 'fat', 'soft_tissue', 'cancellous_bone', 'cortical_bone']
+    """
+    names = [name for name, _ in _HU_CLASSES]
+    edges = np.array([edge for _, edge in _HU_CLASSES[:-1]], dtype=np.float32)
+    return np.searchsorted(edges, np.asarray(hu, dtype=np.float32), side="right").astype(np.uint8), names
+
+
 def tissue(name: str) -> Tissue:
     """The tissue class called ``name``, with a clear error for unknown names."""
     try:

@@ -99,3 +99,14 @@ def test_store_by_name():
         load_anatomy("nope")
     with pytest.raises(SpinesimError, match="invalid anatomy name"):
         save_anatomy(ball_anatomy(), "../escape")
+
+
+def test_tissue_map_uses_labels_then_ct_numbers():
+    anatomy = ball_anatomy()
+    anatomy.ct.array[0, 0, 0] = -1000  # unlabelled air in a corner
+    index, names = anatomy.tissue_map()
+    assert names[index[0, 0, 0]] == "air"
+    assert names[index[1, 1, 1]] == "fat"  # unlabelled -100 HU
+    centre = tuple(n // 2 for n in anatomy.ct.shape)
+    assert names[index[centre]] == "cortical_bone"  # from the label table
+    assert anatomy.tissue_map() is anatomy.tissue_map()

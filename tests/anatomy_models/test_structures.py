@@ -26,7 +26,7 @@ def test_tissue_lookup_maps_every_id():
     table = LabelTable([Label(1, "fat", "fat"), Label(5, "L1", "cortical_bone")])
     lookup, names = table.tissue_lookup()
     labels = np.array([0, 1, 5])
-    assert [names[i] for i in lookup[labels]] == ["soft_tissue", "fat", "cortical_bone"]
+    assert [names[i] for i in lookup[labels]] == ["unlabelled", "fat", "cortical_bone"]
 
 
 def test_yaml_errors_name_file_and_line(tmp_path):
