@@ -21,10 +21,10 @@ Geometry, and the decisions behind it:
 - **Values.** HU = stored value x Rescale Slope + Rescale Intercept, per slice. When every slope
   is 1 and every intercept an integer the volume stays int16 (values beyond the int16 range are
   clipped, with a warning); otherwise it is float32.
-- **Spacing.** Gaps between neighbouring slices within 1% of the typical gap (or 0.01 mm) are jitter:
+- **Spacing.** Gaps between neighbouring slices within 1% of the most common gap (or 0.01 mm) are jitter:
   the grid takes the mean spacing. A missing slice or uneven spacing is resampled, by linear
-  interpolation between the two neighbouring slices, onto a regular grid with the typical gap, and a
-  warning says so. A gap wider than 3 typical gaps and 10 mm is refused: too much would be invented.
+  interpolation between the two neighbouring slices, onto a regular grid with the most common gap, and a
+  warning says so. A gap wider than 3 such gaps and 10 mm is refused: too much would be invented.
 - **Duplicates.** Two slices at the same position with identical pixels: one is dropped (warning).
   With different pixels the series holds several acquisitions or phases: refused.
 - **Gantry tilt.** When slice positions do not advance along the normal (a tilted gantry shears
@@ -51,6 +51,7 @@ from __future__ import annotations
 
 import os
 import struct
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
@@ -157,7 +158,9 @@ class DicomSeries:
             positions = np.array([f.position for f in self.frames])
             normal = _normal(first.orientation)
             gaps = np.diff(np.sort(positions @ normal))
-            gap = f"{np.median(gaps):.3g}" if len(gaps) else "?"
+            gap = f"{_typical_gap(gaps):.3g}" if len(gaps) else "?"
+            if len(gaps) and np.ptp(gaps) > max(_JITTER_MM, _JITTER_FRACTION * _typical_gap(gaps)):
+                gap += f" (uneven: {gaps.min():.3g}..{gaps.max():.3g})"
             direction = np.column_stack([first.orientation[:3], first.orientation[3:], normal])
             text += f", {spacing[1]:.3g} x {spacing[0]:.3g} x {gap} mm, {_orientation_code(direction)}"
         else:
@@ -489,8 +492,12 @@ def _check_consistent(frames: list[_Frame], path: Path) -> None:
         if frame.problem is not None:
             raise SpinesimError(frame.problem, path=frame.file.path,
                                 hint="the series cannot be placed in space without it; re-export it from the scanner or PACS")
-    reference = frames[0]
-    for frame in frames[1:]:
+    # Compare with the most common slice, so the message names the odd one out.
+    shapes = Counter((f.rows, f.columns, *np.round(f.orientation, 3), *np.round(f.pixel_spacing, 4)) for f in frames)
+    common = shapes.most_common(1)[0][0]
+    reference = next(f for f in frames if (f.rows, f.columns, *np.round(f.orientation, 3),
+                                           *np.round(f.pixel_spacing, 4)) == common)
+    for frame in frames:
         where = frame.file.path
         if (frame.rows, frame.columns) != (reference.rows, reference.columns):
             raise SpinesimError(f"has {frame.rows} x {frame.columns} pixels (rows x columns) but {reference.file.path.name} "
@@ -531,12 +538,24 @@ def _stack(frames: list[_Frame], path: Path) -> _Stack:
     return _Stack(unique, duplicates, kept_distances, offsets, row, column, normal, frames[0].pixel_spacing)
 
 
+def _typical_gap(gaps: np.ndarray) -> float:
+    """The most common gap between slices (mm); of equally common ones, the smallest.
+
+    Not the median: with slices missing, the gaps are multiples of the true spacing and the
+    median of a short series (gaps 2 and 4 mm) can be a spacing no slice pair has (3 mm).
+    """
+    tolerance = np.maximum(_JITTER_MM, _JITTER_FRACTION * gaps)
+    votes = np.sum(np.abs(gaps[None, :] - gaps[:, None]) <= tolerance[:, None], axis=1)
+    candidates = gaps[votes == votes.max()]
+    return float(np.mean(candidates[np.abs(candidates - candidates.min()) <= tolerance.max()]))
+
+
 def _regular_positions(distances: np.ndarray, path: Path, files: list[_Frame]) -> tuple[np.ndarray, str | None]:
     """Slice positions along the normal of the regular grid, and a warning if it differs from the input."""
     gaps = np.diff(distances)
     if len(gaps) == 0:
         return distances, None
-    typical = float(np.median(gaps))
+    typical = _typical_gap(gaps)
     tolerance = max(_JITTER_MM, _JITTER_FRACTION * typical)
     extent = distances[-1] - distances[0]
     if np.all(np.abs(gaps - typical) <= tolerance):

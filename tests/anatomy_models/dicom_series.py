@@ -27,7 +27,7 @@ def ct_slice(stored: np.ndarray, *, position, orientation=AXIAL, spacing=(0.5, 0
     ds.SOPInstanceUID = instance
     ds.StudyInstanceUID = study_uid
     ds.SeriesInstanceUID = series_uid
-    ds.FrameOfReferenceUID = study_uid + ".1"
+    ds.FrameOfReferenceUID = generate_uid(entropy_srcs=[study_uid])
     ds.Modality = modality
     ds.SeriesNumber = 1
     ds.InstanceNumber = 1
