@@ -52,7 +52,7 @@ from __future__ import annotations
 import os
 import struct
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
@@ -152,8 +152,7 @@ class DicomSeries:
         text = f"{self.modality or '?'} '{self.description}' {self.slice_count} slice(s)"
         first = self.frames[0]
         text += f", {first.columns} x {first.rows} pixels"
-        geometry = [f for f in self.frames if f.problem is None]
-        if len(geometry) == len(self.frames):
+        if all(f.problem is None for f in self.frames):
             spacing = first.pixel_spacing
             positions = np.array([f.position for f in self.frames])
             normal = _normal(first.orientation)
@@ -278,8 +277,9 @@ def _rescale(dataset: Dataset | None, fallback: Dataset) -> tuple[float, float]:
     return slope, intercept
 
 
-def _frames_of(dataset: Dataset, file: _File, path: Path, rows: int, columns: int) -> list[_Frame]:
+def _frames_of(dataset: Dataset, file: _File) -> list[_Frame]:
     """The slices a header describes: one for a classic file, one per frame for Enhanced CT."""
+    rows, columns = int(dataset.get("Rows", 0) or 0), int(dataset.get("Columns", 0) or 0)
     slope, intercept = _rescale(None, dataset)
     if "PerFrameFunctionalGroupsSequence" not in dataset:
         frames = int(dataset.get("NumberOfFrames", 1) or 1)
@@ -407,11 +407,9 @@ def scan_dicom(path: str | Path, *, progress: ProgressCallback | None = None) ->
                                     path=file_path, hint="copy it again from the source, or remove it from the folder")
             continue  # DICOMDIR, reports, presentation states: nothing to read
         file, problem = _file_facts(file_path, dataset, location)
-        rows, columns = int(dataset.get("Rows", 0) or 0), int(dataset.get("Columns", 0) or 0)
-        frames = _frames_of(dataset, file, file_path, rows, columns)
+        frames = _frames_of(dataset, file)
         if problem is not None:
-            frames = [_Frame(f.file, f.index, f.rows, f.columns, f.position, f.orientation, f.pixel_spacing,
-                             f.slope, f.intercept, problem) for f in frames]
+            frames = [replace(f, problem=problem) for f in frames]
         if uid not in series:
             facts = safe_facts(dataset)
             number = dataset.get("SeriesNumber")

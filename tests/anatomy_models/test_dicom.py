@@ -376,3 +376,13 @@ def test_writer_refuses_a_non_empty_folder_and_impossible_volumes(tmp_path):
     with pytest.raises(SpinesimError, match=r"NaN"):
         write_dicom_series(Volume(np.full((2, 2, 2), np.nan), np.eye(4)), tmp_path / "nan")
     assert not (tmp_path / "sheared").exists() and not (tmp_path / "big").exists()
+
+
+def test_the_only_ct_series_is_chosen_beside_other_modalities(tmp_path):
+    folder = tmp_path / "exam"
+    write_stack(folder / "ct", stored_ramp(3), axial_positions(3))
+    (folder / "mr").mkdir()
+    shutil.copy(get_testdata_file("MR_small.dcm"), folder / "mr" / "IM1")
+    shutil.copy(f"{TEST_FILES}/dicomdirtests/DICOMDIR", folder / "DICOMDIR")
+    assert sorted(s.modality for s in scan_dicom(folder)) == ["CT", "MR"]
+    assert read_dicom_series(folder).volume.shape == (5, 6, 3)
