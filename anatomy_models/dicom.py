@@ -267,28 +267,32 @@ def _frame_geometry(geometry: Dataset, spacing_source: Dataset, orientation_sour
             None if isinstance(spacing, str) else spacing, problem)
 
 
-def _rescale(dataset: Dataset | None, fallback: Dataset) -> tuple[float, float]:
+def _rescale(dataset: Dataset | None, fallback: Dataset) -> tuple[float, float, str | None]:
+    """Rescale slope and intercept (1 and 0 when absent), and a problem when they are unusable."""
     source = dataset if dataset is not None and "RescaleSlope" in dataset else fallback
+    slope, intercept = source.get("RescaleSlope"), source.get("RescaleIntercept")
     try:
-        slope = float(source.get("RescaleSlope", 1.0) or 1.0)
-        intercept = float(source.get("RescaleIntercept", 0.0) or 0.0)
+        slope = 1.0 if slope in (None, "") else float(slope)
+        intercept = 0.0 if intercept in (None, "") else float(intercept)
     except (TypeError, ValueError):
-        return float("nan"), float("nan")
-    return slope, intercept
+        slope = intercept = float("nan")
+    if np.isfinite(slope) and np.isfinite(intercept) and slope != 0:
+        return slope, intercept, None
+    return slope, intercept, (f"RescaleSlope/RescaleIntercept (0028,1053/1052) must be numbers with a non-zero "
+                              f"slope, found {source.get('RescaleSlope')!r}/{source.get('RescaleIntercept')!r}")
 
 
 def _frames_of(dataset: Dataset, file: _File) -> list[_Frame]:
     """The slices a header describes: one for a classic file, one per frame for Enhanced CT."""
     rows, columns = int(dataset.get("Rows", 0) or 0), int(dataset.get("Columns", 0) or 0)
-    slope, intercept = _rescale(None, dataset)
     if "PerFrameFunctionalGroupsSequence" not in dataset:
+        slope, intercept, rescale_problem = _rescale(None, dataset)
         frames = int(dataset.get("NumberOfFrames", 1) or 1)
         position, orientation, spacing, problem = _frame_geometry(dataset, dataset, dataset)
         if frames > 1:
             problem = problem or (f"holds {frames} frames but no per-frame positions "
                                   "(PerFrameFunctionalGroupsSequence)")
-        if not (np.isfinite(slope) and np.isfinite(intercept)) or slope == 0:
-            problem = problem or "RescaleSlope/RescaleIntercept (0028,1053/1052) are not valid numbers"
+        problem = problem or rescale_problem
         return [_Frame(file, 0, rows, columns, position, orientation, spacing, slope, intercept, problem)]
     shared = _first_item(dataset, "SharedFunctionalGroupsSequence")
     result = []
@@ -298,8 +302,10 @@ def _frames_of(dataset: Dataset, file: _File) -> list[_Frame]:
 
         position, orientation, spacing, problem = _frame_geometry(
             group("PlanePositionSequence"), group("PixelMeasuresSequence"), group("PlaneOrientationSequence"))
-        frame_slope, frame_intercept = _rescale(_first_item(per_frame, "PixelValueTransformationSequence")
-                                                or _first_item(shared, "PixelValueTransformationSequence"), dataset)
+        frame_slope, frame_intercept, rescale_problem = _rescale(
+            _first_item(per_frame, "PixelValueTransformationSequence")
+            or _first_item(shared, "PixelValueTransformationSequence"), dataset)
+        problem = problem or rescale_problem
         if problem is not None:
             problem = f"frame {index + 1}: {problem}"
         result.append(_Frame(file, index, rows, columns, position, orientation, spacing, frame_slope,

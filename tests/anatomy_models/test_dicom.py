@@ -386,3 +386,11 @@ def test_the_only_ct_series_is_chosen_beside_other_modalities(tmp_path):
     shutil.copy(f"{TEST_FILES}/dicomdirtests/DICOMDIR", folder / "DICOMDIR")
     assert sorted(s.modality for s in scan_dicom(folder)) == ["CT", "MR"]
     assert read_dicom_series(folder).volume.shape == (5, 6, 3)
+
+
+def test_zero_rescale_slope_is_named(good_slices):
+    ds = pydicom.dcmread(good_slices[1])
+    ds.RescaleSlope = "0"
+    ds.save_as(good_slices[1])
+    with pytest.raises(SpinesimError, match=r"slice001\.dcm: RescaleSlope/RescaleIntercept .* non-zero slope, found '0'"):
+        read_dicom_series(good_slices[0].parent)
