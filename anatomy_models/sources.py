@@ -12,6 +12,7 @@ from typing import Callable
 import numpy as np
 
 from anatomy_models.anatomy import MANIFEST, Anatomy
+from anatomy_models.dicom import contains_dicom, read_dicom_series, scan_dicom
 from anatomy_models.errors import SpinesimError
 from anatomy_models.nrrd import read_nrrd
 from anatomy_models.volume import Volume
@@ -20,7 +21,8 @@ ProgressCallback = Callable[[float, float, str], None]
 
 
 def source_kind(path: str | Path) -> str:
-    """What kind of source ``path`` is: ``"anatomy"`` (a stored anatomy folder) or ``"nrrd"``."""
+    """What kind of source ``path`` is: ``"anatomy"`` (a stored anatomy folder), ``"nrrd"`` or ``"dicom"``
+    (a DICOM file, or a folder with DICOM files anywhere below it)."""
     path = Path(path)
     if not path.exists():
         raise SpinesimError("no such file or folder", path=path)
@@ -28,16 +30,29 @@ def source_kind(path: str | Path) -> str:
         return "anatomy"
     if path.is_file() and path.name.lower().endswith(".nrrd"):
         return "nrrd"
+    if contains_dicom(path):
+        return "dicom"
+    if path.is_dir() and not any(path.iterdir()):
+        raise SpinesimError("the folder is empty", path=path, hint="give the folder that holds the CT images")
     raise SpinesimError("not a recognised anatomy source", path=path,
-                        hint="give a stored anatomy folder or a .nrrd CT volume")
+                        hint="give a stored anatomy folder, a DICOM folder or file, or a .nrrd CT volume")
 
 
-def import_anatomy(path: str | Path, *, progress: ProgressCallback | None = None) -> Anatomy:
-    """An anatomy built from the source at ``path`` (CT in HU, de-identified metadata)."""
+def import_anatomy(path: str | Path, *, series_uid: str | None = None,
+                   progress: ProgressCallback | None = None) -> Anatomy:
+    """An anatomy built from the source at ``path`` (CT in HU, de-identified metadata).
+
+    ``series_uid`` picks the series of a DICOM folder with several (its UID or listed number).
+    Repairs the reader made (missing slices, gantry tilt) are listed in
+    ``metadata["import_warnings"]``.
+    """
     path = Path(path)
     kind = source_kind(path)
     if kind == "anatomy":
         return Anatomy.load(path)
+    if kind == "dicom":
+        ct = read_dicom_series(path, series_uid, progress=progress)
+        return Anatomy(ct=ct.volume, metadata=ct.metadata)
     ct = read_nrrd(path)
     return Anatomy(ct=ct, metadata={"source": f"nrrd:{path.name}"})
 
@@ -63,5 +78,12 @@ def describe_source(path: str | Path) -> dict[str, str]:
         facts.update(describe_volume(anatomy.ct))
         facts["structures"] = ", ".join(label.name for label in anatomy.label_table) or "none"
         facts["landmarks"] = str(len(anatomy.landmarks))
+        return facts
+    if kind == "dicom":
+        found = scan_dicom(path)
+        facts = {"kind": f"DICOM ({len(found)} series)"}
+        for number, series in enumerate(found, 1):
+            facts[f"series [{number}]"] = f"{series.uid}\n{series.summary()}"
+        facts["choose"] = "spinesim anatomy import PATH --series UID (or its number) -o NAME"
         return facts
     return {"kind": "NRRD volume", **describe_volume(read_nrrd(path))}

@@ -42,6 +42,8 @@ def info_command(source: str) -> None:
     if not path.exists() and source in stored_anatomy_names():
         path = anatomy_directory(source)
     table = Table(show_header=False)
+    table.add_column()
+    table.add_column(overflow="fold")  # long values (DICOM UIDs) wrap whole instead of being cut
     for key, value in describe_source(path).items():
         table.add_row(key, value)
     out.print(table)
@@ -50,23 +52,34 @@ def info_command(source: str) -> None:
 @anatomy.command("import")
 @click.argument("source", type=click.Path(exists=True, path_type=Path))
 @click.option("-o", "--output", "name", required=True, help="Name to store the anatomy under.")
-def import_command(source: Path, name: str) -> None:
+@click.option("--series", "series_uid", default=None,
+              help="DICOM series to import (its UID, or its number from `spinesim anatomy info`).")
+def import_command(source: Path, name: str, series_uid: str | None) -> None:
     """Import SOURCE (an image file or folder) and store it as anatomy NAME."""
     with progress_bar(f"importing {source.name}") as report:
-        imported = import_anatomy(source, progress=report)
+        imported = import_anatomy(source, series_uid=series_uid, progress=report)
+    for warning in imported.metadata.get("import_warnings", []):
+        out.print(f"[yellow]warning:[/] {warning}", highlight=False)
     path = save_anatomy(imported, name)
     out.print(f"Stored anatomy [bold]{name}[/] in {path}")
 
 
 @anatomy.command("export")
 @click.argument("name")
-@click.option("--format", "fmt", type=click.Choice(["nrrd"]), default="nrrd", show_default=True,
-              help="File format of the exported CT.")
+@click.option("--format", "fmt", type=click.Choice(["nrrd", "dicom"]), default="nrrd", show_default=True,
+              help="File format of the exported CT (dicom: a folder of CT slices, de-identified).")
 @click.option("-o", "--output", type=click.Path(path_type=Path), required=True, help="Output file or folder.")
 def export_command(name: str, fmt: str, output: Path) -> None:
     """Export stored anatomy NAME's CT to OUTPUT."""
     from anatomy_models.nrrd import write_nrrd
 
     loaded = load_anatomy(name)
+    if fmt == "dicom":
+        from anatomy_models.dicom import write_dicom_series
+
+        with progress_bar(f"exporting {name}") as report:
+            write_dicom_series(loaded, output, progress=report)
+        out.print(f"Wrote {output}")
+        return
     write_nrrd(loaded.ct, output, compression_level=6)
     out.print(f"Wrote {output}")
