@@ -119,7 +119,22 @@ def read_mesh_file(path: str | Path, *, units: str = "mm") -> list[NamedMesh]:
     return [_checked(name, vertices * scale, faces, path) for name, vertices, faces in parts]
 
 
+def _check_binary_stl_size(path: Path) -> None:
+    """A binary STL states its triangle count; a shorter file is truncated (trimesh would read it as empty)."""
+    with open(path, "rb") as stream:
+        head = stream.read(84)
+    size = path.stat().st_size
+    if len(head) < 84 or head[:5].lower() == b"solid" and b"\0" not in head:
+        return  # ASCII STL (or too short to be binary): trimesh parses and judges it
+    expected = 84 + 50 * int(np.frombuffer(head[80:84], "<u4")[0])
+    if size != expected:
+        raise SpinesimError(f"binary STL header announces {(expected - 84) // 50} triangles ({expected} bytes) but the file "
+                            f"has {size} bytes: truncated or corrupt", path=path, hint="re-export the mesh")
+
+
 def _read_trimesh(path: Path) -> list[tuple[str, np.ndarray, np.ndarray]]:
+    if path.suffix.lower() == ".stl":
+        _check_binary_stl_size(path)
     try:
         scene = trimesh.load_scene(str(path), process=False)
     # Third-party parsers raise anything on a corrupt file (struct.error, KeyError, IndexError, ...):
@@ -145,7 +160,7 @@ def _read_pyvista(path: Path) -> list[tuple[str, np.ndarray, np.ndarray]]:
 
     try:
         data = pv.read(path)
-        surface = data.extract_surface().triangulate()
+        surface = data.extract_surface(algorithm="dataset_surface").triangulate()
     except Exception as error:  # noqa: BLE001 - as in _read_trimesh: any parser failure is a bad file
         raise SpinesimError(f"cannot read the mesh ({type(error).__name__}: {error})", path=path) from None
     if surface.n_cells == 0:
@@ -199,16 +214,13 @@ def read_mesh_names(path: str | Path) -> dict[str, tuple[str, str | None]]:
 
 # --------------------------------------------------------------------------- winding number
 @numba.njit(cache=True)
-def _column_crossings(triangles, n_a, n_b, out_column, out_height, out_sign, store):
+def _column_crossings(triangles, n_a, n_b, jitter_a, jitter_b, out_column, out_height, out_sign, store):
     """Walk every triangle over the grid columns (a, b) it covers; count (and store) each crossing.
 
     ``triangles`` has shape (m, 3, 3) in continuous index coordinates ordered (a, b, c), where c is
-    the ray axis. A column is the line through voxel centres (a, b, *). Returns the crossing count.
+    the ray axis. A column is the line through the (jittered) voxel centres (a, b, *). Returns the
+    crossing count.
     """
-    # A tiny irrational offset keeps column lines off shared edges and vertices (which a mesh built
-    # on grid-aligned numbers would otherwise hit exactly), so no crossing is counted twice or missed.
-    jitter_a = 1.234567e-7
-    jitter_b = 2.718281e-7
     count = 0
     for t in range(triangles.shape[0]):
         a0, b0, c0 = triangles[t, 0, 0], triangles[t, 0, 1], triangles[t, 0, 2]
@@ -243,7 +255,7 @@ def _column_crossings(triangles, n_a, n_b, out_column, out_height, out_sign, sto
 
 
 @numba.njit(cache=True)
-def _add_column_windings(accumulator, n_b, columns, heights, signs):
+def _add_column_windings(accumulator, n_b, jitter_c, columns, heights, signs):
     """Add, for each crossed column, the winding counts of its +c and -c rays to ``accumulator[a, b, :]``.
 
     ``columns``/``heights``/``signs`` are sorted by column, then height. For voxel k the ray towards
@@ -264,7 +276,7 @@ def _add_column_windings(accumulator, n_b, columns, heights, signs):
         below = 0
         nxt = start
         for k in range(n_c):
-            while nxt < end and heights[nxt] < k:
+            while nxt < end and heights[nxt] < k + jitter_c:
                 below += signs[nxt]
                 nxt += 1
             accumulator[ia, ib, k] += total - 2 * below
@@ -309,16 +321,23 @@ def winding_inside(vertices: np.ndarray, faces: np.ndarray, shape: tuple[int, in
     inverse = np.linalg.inv(affine)
     index = triangles @ inverse[:3, :3].T + inverse[:3, 3]
     accumulator = np.zeros(shape, dtype=np.int16)
+    # Every ray starts from the voxel centre moved by this tiny irrational offset (in voxels): it keeps
+    # rays off shared edges and vertices and off faces through voxel centres (meshes built on
+    # grid-aligned numbers hit them exactly), so no crossing is counted twice or missed, and all six
+    # rays agree on which side of a face the voxel is.
+    jitter = np.array([1.234567e-7, 2.718281e-7, 3.141592e-7])
     for axis in range(3):
         order = ((axis + 1) % 3, (axis + 2) % 3, axis)  # (a, b, c): a cyclic, right-handed order
         tri = np.ascontiguousarray(index[:, :, order])
         n_a, n_b = shape[order[0]], shape[order[1]]
         empty_i, empty_f = np.zeros(0, np.int64), np.zeros(0, np.float64)
-        count = _column_crossings(tri, n_a, n_b, empty_i, empty_f, np.zeros(0, np.int8), False)
+        j_a, j_b, j_c = jitter[list(order)]
+        count = _column_crossings(tri, n_a, n_b, j_a, j_b, empty_i, empty_f, np.zeros(0, np.int8), False)
         columns, heights, signs = np.empty(count, np.int64), np.empty(count, np.float64), np.empty(count, np.int8)
-        _column_crossings(tri, n_a, n_b, columns, heights, signs, True)
+        _column_crossings(tri, n_a, n_b, j_a, j_b, columns, heights, signs, True)
         sort = np.lexsort((heights, columns))
-        _add_column_windings(np.transpose(accumulator, order), n_b, columns[sort], heights[sort], signs[sort].astype(np.int64))
+        _add_column_windings(np.transpose(accumulator, order), n_b, j_c, columns[sort], heights[sort],
+                             signs[sort].astype(np.int64))
     # Six rays per voxel: inside when their mean winding exceeds 1/2 (abs: a mirrored grid flips signs).
     return np.abs(accumulator) > 3
 
