@@ -418,9 +418,8 @@ def _read_label_image(path: Path, label_format: LabelFormat | None, ct: Volume |
         table = LabelTable.from_file(label_format.table_path)
         return relabel_with_table(source, table, path, label_format.table_path)
     if label_format.kind == "verse":
-        mapped = relabel_by_names(source, {i: VERSE_TO_SPINESIM.get(n, n) for i, n in VERSE_LEVELS.items()},
-                                  "verse", path=path, table_name="VerSe table (ids 1-28)")
-        return mapped
+        return relabel_by_names(source, {i: VERSE_TO_SPINESIM.get(n, n) for i, n in VERSE_LEVELS.items()},
+                                "verse", path=path, table_name="VerSe table (ids 1-28)")
     notes: list[str] = []
     if names is not None and label_format.version is None:
         classes = names
