@@ -6,8 +6,9 @@ gives one structure per named node. Names become spinesim structures as label na
 (:func:`anatomy_models.labelmaps.structure_for_name`), or through a YAML table
 ``{mesh name: structure name}`` / ``{mesh name: {name: ..., tissue: ...}}``.
 
-Coordinates are LPS millimetres. Other units are scaled (``units="m"|"cm"``); a file whose header
-says ``SPACE=RAS`` (3D Slicer's convention for model files) has x and y negated.
+Coordinates are LPS millimetres. Other units are scaled (``units="m"|"cm"``; glTF's own unit is the
+metre, so GLB/GLTF files from 3D tools usually need ``units="m"``); a file whose header says
+``SPACE=RAS`` (3D Slicer's convention for model files) has x and y negated.
 
 Inside/outside uses the winding number, not parity: for each voxel centre it is counted with
 signed ray crossings along +i, -i, +j, -j, +k and -k (6 rays) and averaged; a voxel is inside when
