@@ -72,6 +72,7 @@ import yaml
 
 from anatomy_models.errors import SpinesimError
 from anatomy_models.tissues import TISSUES
+from anatomy_models.yaml_source import parse_yaml
 
 # Vertebral levels the product models, cranial to caudal (S1 stands for the sacrum).
 LEVELS: tuple[str, ...] = ("T12", "L1", "L2", "L3", "L4", "L5", "S1")
@@ -239,13 +240,6 @@ class LabelTable:
             text = path.read_text(encoding="utf-8")
         except (OSError, UnicodeDecodeError) as error:
             raise SpinesimError(f"cannot read label table: {error}", path=path) from None
-        try:
-            node = yaml.compose(text)
-            rows = yaml.safe_load(text)
-        except yaml.YAMLError as error:
-            mark = getattr(error, "problem_mark", None)
-            where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else None
-            problem = getattr(error, "problem", None) or str(error).splitlines()[0]
-            raise SpinesimError(f"not valid YAML/JSON ({problem})", path=path, where=where) from None
+        node, rows = parse_yaml(text, path=path, kind="YAML/JSON")
         lines = [item.start_mark.line + 1 for item in node.value] if isinstance(node, yaml.SequenceNode) else None
         return cls.from_list(rows, source=path, lines=lines)

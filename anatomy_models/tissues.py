@@ -100,6 +100,11 @@ def iodine_mu_per_mm_per_mg_ml(kev: float = FLUORO_EFFECTIVE_KEV) -> float:
     return mass_attenuation_cm2_per_g("iodine", kev) * 1e-3 / 10.0
 
 
+# Iodine content of the contrast medium injected in spine procedures: 300 mg iodine per mL, the
+# strength §5.2 tabulates (240 mgI/mL is the other common one).
+CONTRAST_IODINE_MG_PER_ML = 300.0
+
+
 def iodine_hu_per_mg_ml(ct_kev: float = CT_EFFECTIVE_KEV) -> float:
     """CT-number increase from 1 mg iodine per mL (§5.1 rule of thumb: ~26 HU at 70 keV)."""
     return 1000.0 * iodine_mu_per_mm_per_mg_ml(ct_kev) / linear_attenuation_per_mm("water", ct_kev)

@@ -1,0 +1,310 @@
+"""Where the needle should go: a target point, an acceptance zone and the textbook approach.
+
+Built from a scenario's target spec and the anatomy's landmarks (names per
+``anatomy_models/structures.py``):
+
+==========================  =================================================  =========================
+procedure                   target point                                       acceptance zone
+==========================  =================================================  =========================
+interlaminar epidural       middle of the dorsal epidural space under the      inside ``epidural_space``
+                            ligamentum flavum at ``{L}-{M}.interlaminar_      within 10 mm: the window
+                            window.center`` (paramedian: 5 mm toward the       is ~12-15 mm tall
+                            side, clinical.md §2.1)                            (§4.7 [S83])
+transforaminal (subped.)    ``{L}-{M}.safe_triangle.{s}`` (§2.2a)              within 5 mm, not in a
+                                                                               root, the sac, a vessel
+                                                                               or the disc (§6.3)
+transforaminal (Kambin)     ``{L}-{M}.kambin_triangle.{s}`` (§2.2b)            same
+facet intra-articular       ``facet_joint.{L}-{M}.{s}.inferior_recess``        inside that joint within
+                            (§2.3: the easiest entry)                          10 mm of the recess
+medial branch block         ``{L+1}.SAP_TP_junction.{s}`` for the L1-L4        within 5 mm (§6.3
+                            medial branches; the S1 SAP-ala junction for the   [S119]), resting on bone
+                            L5 dorsal ramus (§2.4 [S3])
+==========================  =================================================  =========================
+
+The approach gives the textbook needle direction (a cone the expert planner searches) and the C-arm
+views to use. C-arm angles follow ARCHITECTURE.md: primary angle positive when the detector turns
+toward the patient's left (LAO +), secondary positive when it tilts toward the head (cranial +).
+The beam runs from source to detector; at (0, 0) the patient lies prone and the beam goes anterior to
+posterior (+y), so a needle seen "down the barrel" travels against the beam.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from anatomy_models.anatomy import Anatomy
+from anatomy_models.errors import SpinesimError
+from anatomy_models.structures import in_group, level_below
+from scenarios.schema import Scenario, TargetSpec
+from simulator.trace import Tracer
+
+# Facet joint angle from the sagittal plane by interspace, degrees (clinical.md §4.6 [ED],
+# interpolated from [S80][S81]); the oblique view that opens the joint matches it (§2.3).
+FACET_ANGLE_DEG = {"T12-L1": 23.0, "L1-L2": 27.0, "L2-L3": 32.0, "L3-L4": 38.0, "L4-L5": 45.0, "L5-S1": 49.0}
+# Paramedian interlaminar entry: the target sits this far off the midline toward the side (mm) [ED].
+PARAMEDIAN_OFFSET_MM = 5.0
+# Structures a needle must not end in (and the planner must not cross) on the way to any target.
+UNSAFE_GROUPS = ("dural_sac", "spinal_cord", "cauda_equina", "nerve_root", "dorsal_root_ganglion")
+UNSAFE_TISSUES = ("blood", "disc_annulus", "disc_nucleus", "air")
+
+
+@dataclass(frozen=True)
+class Zone:
+    """Where the tip counts as on target.
+
+    Parameters
+    ----------
+    center : array (3,)
+        LPS mm.
+    radius_mm : float
+        The tip must be within this distance of ``center``.
+    inside : tuple of str
+        Groups the tip must be in (any of them); empty for no requirement.
+    not_inside : tuple of str
+        Groups the tip must not be in.
+    not_tissues : tuple of str
+        Tissue classes the tip must not be in.
+    """
+
+    center: np.ndarray
+    radius_mm: float
+    inside: tuple[str, ...] = ()
+    not_inside: tuple[str, ...] = UNSAFE_GROUPS
+    not_tissues: tuple[str, ...] = UNSAFE_TISSUES
+
+    def contains(self, point: np.ndarray, structure: str, tissue: str) -> bool:
+        """Whether a tip at ``point`` in ``structure`` (of ``tissue``) is on target."""
+        if np.linalg.norm(np.asarray(point) - self.center) > self.radius_mm:
+            return False
+        if self.inside and not any(in_group(structure, g) for g in self.inside):
+            return False
+        if any(in_group(structure, g) for g in self.not_inside) or tissue in self.not_tissues:
+            return False
+        return True
+
+
+@dataclass(frozen=True)
+class View:
+    """A named C-arm view: angles in degrees (primary LAO +, secondary cranial +)."""
+
+    name: str
+    primary_deg: float
+    secondary_deg: float
+
+    def to_json(self) -> dict:
+        return {"setup": self.name, "primary_deg": round(self.primary_deg, 2), "secondary_deg": round(self.secondary_deg, 2)}
+
+
+@dataclass(frozen=True)
+class Target:
+    """A procedure's goal in one anatomy.
+
+    Parameters
+    ----------
+    procedure : str
+        Scenario procedure.
+    description : str
+        Human-readable ("left L4-L5 safe triangle").
+    point : array (3,)
+        Target point, LPS mm.
+    zone : Zone
+        Acceptance zone.
+    textbook_direction : array (3,)
+        Unit needle direction of the textbook approach (skin toward target), LPS.
+    cone_deg : float
+        Half-angle of the cone of directions the planner searches around it, degrees.
+    views : tuple of View
+        C-arm views in the order they are used: the alignment view, the trajectory view, the depth
+        (safety) view.
+    on_bone : bool
+        True when the needle is meant to rest on bone at the target (medial branch block).
+    """
+
+    procedure: str
+    description: str
+    point: np.ndarray
+    zone: Zone
+    textbook_direction: np.ndarray
+    cone_deg: float
+    views: tuple[View, ...]
+    on_bone: bool = False
+    landmark: str | None = field(default=None)
+
+    def to_json(self) -> dict:
+        return {"procedure": self.procedure, "description": self.description,
+                "point": np.round(self.point, 3).tolist(), "zone_radius_mm": self.zone.radius_mm,
+                "landmark": self.landmark, "views": [v.to_json() for v in self.views]}
+
+
+def beam_direction(primary_deg: float, secondary_deg: float) -> np.ndarray:
+    """Unit LPS vector from source to detector for C-arm angles (module docstring convention).
+
+    Examples
+    --------
+    >>> beam_direction(0, 0).round(6).tolist()           # AP, patient prone: anterior to posterior
+    [0.0, 1.0, 0.0]
+    >>> beam_direction(90, 0).round(6).tolist()          # detector on the patient's left
+    [1.0, 0.0, 0.0]
+    """
+    p, s = np.radians(primary_deg), np.radians(secondary_deg)
+    return np.array([np.sin(p) * np.cos(s), np.cos(p) * np.cos(s), np.sin(s)])
+
+
+def gun_barrel_view(direction: np.ndarray, name: str = "trajectory") -> View:
+    """The view that looks down a needle travelling along ``direction`` (beam against the needle)."""
+    beam = -np.asarray(direction, dtype=np.float64) / np.linalg.norm(direction)
+    return View(name, float(np.degrees(np.arctan2(beam[0], beam[1]))), float(np.degrees(np.arcsin(np.clip(beam[2], -1, 1)))))
+
+
+def needle_direction(oblique_deg: float, side_sign: float, cranial_deg: float, medial_deg: float = 0.0) -> np.ndarray:
+    """Unit direction of a needle from the back: ``oblique_deg`` from sagittal coming from the side
+    ``side_sign`` (+1 left, -1 right, 0 midline), tip moving cranially by ``cranial_deg``.
+    """
+    angle = np.radians(oblique_deg + medial_deg)
+    horizontal = np.array([-side_sign * np.sin(angle), -np.cos(angle), 0.0])
+    direction = horizontal * np.cos(np.radians(cranial_deg)) + np.array([0, 0, np.sin(np.radians(cranial_deg))])
+    return direction / np.linalg.norm(direction)
+
+
+def squared_tilt_deg(anatomy: Anatomy, endplate: str) -> float:
+    """Cranio-caudal tilt (degrees, cranial +) that shows endplate ``endplate`` as a line on AP.
+
+    ``endplate`` is e.g. ``"L4.inferior_endplate"``; uses its ``.normal`` direction if the anatomy
+    has it, else 0.
+    """
+    name = f"{endplate}.normal"
+    if name not in anatomy.directions:
+        return 0.0
+    normal = anatomy.direction(name)
+    if abs(normal[2]) < 1e-6:
+        return 0.0
+    # The beam (0, cos a, sin a) lies in the endplate's plane when tan a = -n_y / n_z.
+    return float(np.degrees(np.arctan(-normal[1] / normal[2])))
+
+
+def _side_sign(side: str) -> float:
+    return {"left": 1.0, "right": -1.0, "midline": 0.0}[side]
+
+
+def _first_landmark(anatomy: Anatomy, names: list[str]) -> tuple[str, np.ndarray]:
+    for name in names:
+        if name in anatomy.landmarks:
+            return name, anatomy.landmark(name)
+    anatomy.landmark(names[0])  # raises with suggestions
+    raise AssertionError
+
+
+def target_for(scenario: Scenario, anatomy: Anatomy, tracer: Tracer) -> Target:
+    """The :class:`Target` of ``scenario``'s target spec in ``anatomy``."""
+    spec = scenario.target
+    builders = {
+        "interlaminar_epidural": _interlaminar,
+        "transforaminal_epidural": _transforaminal,
+        "facet_intra_articular": _facet,
+        "medial_branch_block": _medial_branch,
+    }
+    return builders[scenario.procedure](scenario, spec, anatomy, tracer)
+
+
+def _ap_view(anatomy: Anatomy, upper: str) -> View:
+    return View(f"AP squared to {upper}", 0.0, squared_tilt_deg(anatomy, f"{upper}.inferior_endplate"))
+
+
+def _interlaminar(scenario: Scenario, spec: TargetSpec, anatomy: Anatomy, tracer: Tracer) -> Target:
+    upper = spec.level.split("-")[0]
+    window = anatomy.landmark(f"{spec.level}.interlaminar_window.center")
+    sign = _side_sign(spec.side)
+    column = window + np.array([sign * PARAMEDIAN_OFFSET_MM, 0.0, 0.0])
+    point = _dorsal_epidural_point(tracer, column)
+    direction = needle_direction(0.0, sign, 15.0, medial_deg=10.0 if sign else 0.0)
+    ap = _ap_view(anatomy, upper)
+    views = (ap, View("AP, cranial tilt to open the window", 0.0, ap.secondary_deg + 15.0),
+             View("contralateral oblique", -50.0 * sign if sign else -50.0, ap.secondary_deg))
+    zone = Zone(point, 10.0, inside=("epidural_space",))
+    return Target(scenario.procedure, f"{spec.side} {spec.level} dorsal epidural space", point, zone, direction, 25.0,
+                  views, landmark=f"{spec.level}.interlaminar_window.center")
+
+
+def _dorsal_epidural_point(tracer: Tracer, column: np.ndarray) -> np.ndarray:
+    """The middle of the first epidural-space segment met going anteriorly (-y) through ``column``."""
+    start = column + np.array([0.0, 40.0, 0.0])
+    trace = tracer.trace(start, np.array([0.0, -1.0, 0.0]), 80.0)
+    for segment in trace.segments:
+        if in_group(segment.structure, "epidural_space"):
+            depth = 0.5 * (segment.depth_in_mm + segment.depth_out_mm)
+            return start + depth * np.array([0.0, -1.0, 0.0])
+    raise SpinesimError(f"no epidural space under the interlaminar window at {np.round(column, 1).tolist()}",
+                        hint="check the anatomy's labels (epidural_space) and the window landmark")
+
+
+def _transforaminal(scenario: Scenario, spec: TargetSpec, anatomy: Anatomy, tracer: Tracer) -> Target:
+    upper = spec.level.split("-")[0]
+    approach = scenario.approach
+    name = f"{spec.level}.{'safe_triangle' if approach == 'subpedicular' else 'kambin_triangle'}.{spec.side}"
+    point = anatomy.landmark(name)
+    sign = _side_sign(spec.side)
+    # Subpedicular: ipsilateral oblique ~20-35 deg with slight caudal tilt (the needle climbs
+    # cranially); Kambin: more oblique, aimed at the SAP's ventral edge at disc level (§2.2, §2.6).
+    oblique, cranial = (25.0, 10.0) if approach == "subpedicular" else (35.0, 0.0)
+    direction = needle_direction(oblique, sign, cranial)
+    views = (_ap_view(anatomy, upper), gun_barrel_view(direction, f"ipsilateral oblique {oblique:g} deg"),
+             View("lateral", 90.0 * sign, 0.0))
+    zone = Zone(point, 5.0)
+    return Target(scenario.procedure, f"{spec.side} {spec.level} {'safe triangle' if approach == 'subpedicular' else 'Kambin triangle'}",
+                  point, zone, direction, 20.0, views, landmark=name)
+
+
+def _facet(scenario: Scenario, spec: TargetSpec, anatomy: Anatomy, tracer: Tracer) -> Target:
+    upper = spec.level.split("-")[0]
+    joint = f"facet_joint.{spec.level}.{spec.side}"
+    name = f"{joint}.inferior_recess"
+    point = anatomy.landmark(name)
+    sign = _side_sign(spec.side)
+    direction = _joint_line_direction(anatomy, tracer, joint, sign, FACET_ANGLE_DEG.get(spec.level, 40.0))
+    views = (_ap_view(anatomy, upper), gun_barrel_view(direction, "oblique along the joint line"),
+             View("lateral", 90.0 * sign, 0.0))
+    zone = Zone(point, 10.0, inside=(joint,))
+    return Target(scenario.procedure, f"{spec.side} {spec.level} facet joint, inferior recess", point, zone, direction,
+                  20.0, views, landmark=name)
+
+
+def _joint_line_direction(anatomy: Anatomy, tracer: Tracer, joint: str, sign: float, table_angle_deg: float) -> np.ndarray:
+    """A needle direction in the joint's plane, from the back: the posterior-to-anterior axis
+    projected onto the plane of the joint's voxels (their least principal axis is its normal); the
+    table angle (clinical.md §4.6) when the joint has too few voxels to fit a plane.
+    """
+    codes = tracer.codes_in_group(joint)
+    ijk = np.argwhere(np.isin(tracer.codes, codes)) if codes.size else np.zeros((0, 3))
+    fallback = needle_direction(table_angle_deg, sign, 5.0)
+    if len(ijk) < 10:
+        return fallback
+    points = tracer.volume.voxel_to_world(ijk)
+    _, _, axes = np.linalg.svd(points - points.mean(axis=0), full_matrices=False)
+    normal = axes[2]
+    anterior = np.array([0.0, -1.0, 0.0])
+    direction = anterior - np.dot(anterior, normal) * normal
+    if np.linalg.norm(direction) < 0.3:
+        return fallback
+    return direction / np.linalg.norm(direction)
+
+
+def _medial_branch(scenario: Scenario, spec: TargetSpec, anatomy: Anatomy, tracer: Tracer) -> Target:
+    level = spec.nerve_level
+    below = level_below(level)
+    if below == "S1":
+        names = [f"S1.SAP_ala_junction.{spec.side}", f"S1.SAP_TP_junction.{spec.side}"]
+    else:
+        names = [f"{below}.SAP_TP_junction.{spec.side}"]
+    name, point = _first_landmark(anatomy, names)
+    sign = _side_sign(spec.side)
+    # Down the ipsilateral oblique onto the SAP-TP junction (§2.4, §2.5: ~20 deg).
+    direction = needle_direction(20.0, sign, 0.0)
+    endplate = f"{below}.superior_endplate" if below != "S1" else f"{level}.inferior_endplate"
+    ap = View(f"AP squared to {below}", 0.0, squared_tilt_deg(anatomy, endplate))
+    views = (ap, gun_barrel_view(direction, "ipsilateral oblique 20 deg"), View("lateral", 90.0 * sign, 0.0))
+    zone = Zone(point, 5.0)
+    return Target(scenario.procedure, f"{spec.side} {spec.nerve} at {name}", point, zone, direction, 25.0, views,
+                  on_bone=True, landmark=name)
+
