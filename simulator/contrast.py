@@ -106,6 +106,12 @@ class SpreadModel:
     gravity_gain : float
         Intrathecal layering: fill order key = geodesic distance + g(t) * (y - y_tip), with
         g(t) = gravity_gain * (0.25 + 0.75 * (1 - exp(-t / spread_time_s))).
+    texture_mm : tuple of 3 floats, optional
+        Correlation lengths (x, y, z; mm) of a seeded random texture of the tissue: fat lobules
+        (isotropic) make epidural contrast bubbly, muscle fibres (long in z) make it feathery.
+    texture_cost_gain, texture_capacity_gain : float
+        How strongly the texture (unit standard deviation) modulates the step cost (exponentially)
+        and the fill fraction (linearly, clipped to 0.2-2x).
     """
 
     fill_fraction: float
@@ -118,6 +124,9 @@ class SpreadModel:
     capsule_ml: float | None = None
     spills: bool = True
     gravity_gain: float = 0.0
+    texture_mm: tuple[float, float, float] | None = None
+    texture_cost_gain: float = 0.0
+    texture_capacity_gain: float = 0.0
 
     def spread_factor(self, seconds: float) -> float:
         return 1.0 + self.spread_gain * (1.0 - math.exp(-seconds / self.spread_time_s))
@@ -130,7 +139,8 @@ MODELS: dict[str, SpreadModel] = {
     # Epidural fat and the potential space take ~30% of their volume; spread doubles over ~1 min to
     # adjacent levels and out of the foramina (§2.7: persists, spreads over tens of seconds).
     "epidural": SpreadModel(0.3, spread_gain=1.0, spread_time_s=30.0, cranio_caudal_cost=0.5,
-                            half_extent_mm=(40.0, 40.0, 80.0)),
+                            half_extent_mm=(40.0, 40.0, 80.0), texture_mm=(1.5, 1.5, 1.5), texture_cost_gain=0.5,
+                            texture_capacity_gain=0.6),
     # Contrast mixes with CSF and pools by gravity (§2.7: diffuses, pools by gravity).
     "intrathecal": SpreadModel(0.5, spread_gain=1.0, spread_time_s=30.0, half_extent_mm=(30.0, 30.0, 90.0),
                                spills=False, gravity_gain=10.0),
@@ -149,7 +159,7 @@ MODELS: dict[str, SpreadModel] = {
     "intradiscal": SpreadModel(0.5, half_extent_mm=(35.0, 35.0, 20.0)),
     # Blob at the tip, feathery along the muscle fibres; persists (§2.7).
     "soft_tissue": SpreadModel(0.2, spread_gain=0.3, spread_time_s=60.0, cranio_caudal_cost=0.5,
-                               half_extent_mm=(30.0, 30.0, 40.0)),
+                               half_extent_mm=(30.0, 30.0, 40.0), texture_mm=(0.8, 0.8, 6.0), texture_cost_gain=0.9),
 }
 
 # What each pattern looks like, for the trainee's event stream (clinical.md §2.7).
@@ -373,7 +383,7 @@ def _fill_prefix(capacity: np.ndarray, amount: float) -> np.ndarray:
 
 
 def inject(tracer: Tracer, tip: Sequence[float] | np.ndarray, volume_ml: float,
-           iodine_mg_per_ml: float = CONTRAST_IODINE_MG_PER_ML) -> ContrastSpread:
+           iodine_mg_per_ml: float = CONTRAST_IODINE_MG_PER_ML, seed: int | Sequence[int] = 0) -> ContrastSpread:
     """Inject ``volume_ml`` of contrast at LPS point ``tip`` and work out where it goes.
 
     Parameters
@@ -386,6 +396,8 @@ def inject(tracer: Tracer, tip: Sequence[float] | np.ndarray, volume_ml: float,
         Injected volume, mL (> 0).
     iodine_mg_per_ml : float
         Iodine concentration of the medium, mg/mL.
+    seed : int or sequence of int
+        Seeds the tissue texture (fat lobules, muscle fibres) of the patterns that have one.
 
     Returns
     -------
@@ -421,7 +433,14 @@ def inject(tracer: Tracer, tip: Sequence[float] | np.ndarray, volume_ml: float,
     step_cost = np.where(inside, np.where(recess, _RECESS_STEP_COST, 1.0), np.where(spill, _SPILL_STEP_COST, np.inf))
     voxel_ml = float(abs(np.linalg.det(grid.affine[:3, :3]))) / 1000.0
     capacity = np.where(inside, model.fill_fraction, SPILL_FILL_FRACTION) * voxel_ml
-    start = _start_voxel(grid, tip, inside | spill)
+    if model.texture_mm is not None:
+        texture = _texture(grid, model.texture_mm, seed)
+        step_cost = np.where(inside, step_cost * np.exp(model.texture_cost_gain * texture), step_cost)
+        capacity = np.where(inside, capacity * np.clip(1.0 + model.texture_capacity_gain * texture, 0.2, 2.0), capacity)
+    start = _start_voxel(grid, tip, inside)
+    start = _start_voxel(grid, tip, spill) if start is None else start
+    if start is None:
+        raise SpinesimError("the needle tip is not in an injectable space", hint="withdraw the needle a little")
     # Anisotropic metric: z steps cost cranio_caudal_cost per mm (the grid's k axis is z for the
     # axial grids spinesim builds; for oblique grids the world z component of each step is used).
     step_vectors = _OFFSETS @ grid.affine[:3, :3].T
@@ -456,6 +475,14 @@ def _root_sleeve(tracer: Tracer, codes: np.ndarray, grid: Volume) -> np.ndarray:
     return near & soft & ~np.isin(codes, tracer.codes_in_group("dural_sac"))
 
 
+def _texture(grid: Volume, correlation_mm: tuple[float, float, float], seed: int | Sequence[int]) -> np.ndarray:
+    """Seeded Gaussian random field on the crop with unit standard deviation and the given
+    correlation lengths (mm along x, y, z; the crop's axes are taken as x, y, z)."""
+    noise = np.random.default_rng(seed).standard_normal(grid.shape, dtype=np.float32)
+    field = ndimage.gaussian_filter(noise, np.asarray(correlation_mm) / grid.spacing)
+    return field / max(float(field.std()), 1e-12)
+
+
 def _capsule(tracer: Tracer, codes: np.ndarray, joint: np.ndarray, grid: Volume) -> np.ndarray:
     """The capsule and its recesses: soft tissue within :data:`CAPSULE_MM` of the joint space."""
     near = ndimage.distance_transform_edt(~joint, sampling=grid.spacing) <= CAPSULE_MM + 0.5 * float(np.min(grid.spacing))
@@ -463,15 +490,14 @@ def _capsule(tracer: Tracer, codes: np.ndarray, joint: np.ndarray, grid: Volume)
     return near & soft
 
 
-def _start_voxel(grid: Volume, tip: np.ndarray, passable: np.ndarray) -> np.ndarray:
-    """The passable voxel of the crop nearest the tip (within one voxel around it)."""
+def _start_voxel(grid: Volume, tip: np.ndarray, passable: np.ndarray) -> np.ndarray | None:
+    """The ``passable`` voxel of the crop nearest the tip among the 27 around it (None if none is)."""
     centre = np.rint(grid.world_to_voxel(tip)).astype(int)
-    candidates = centre + _OFFSETS
-    candidates = np.vstack([centre, candidates])
+    candidates = np.vstack([centre, centre + _OFFSETS])
     candidates = candidates[np.all((candidates >= 0) & (candidates < grid.shape), axis=1)]
     ok = passable[tuple(candidates.T)]
     if not ok.any():
-        raise SpinesimError("the needle tip is not in an injectable space", hint="withdraw the needle a little")
+        return None
     candidates = candidates[ok]
     distance = np.linalg.norm(grid.voxel_to_world(candidates) - tip, axis=1)
     return candidates[int(np.argmin(distance))]

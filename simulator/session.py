@@ -431,7 +431,7 @@ class _Step:
 
     def inject(self, state: SessionState) -> SessionState:
         needle = self.needle_in(state)
-        spread = inject(self.tracer, needle.tip, self.action.ml)
+        spread = inject(self.tracer, needle.tip, self.action.ml, seed=[self.session.scenario.seed, self.before.actions])
         self.spread = spread
         injection = Injection(self.action.t, tuple(np.round(needle.tip, 4).tolist()), self.action.ml, spread.pattern,
                               spread.structure)

@@ -141,3 +141,14 @@ def test_injection_errors(tracer):
         inject(tracer, TIPS["epidural"][0], float("nan"))
     with pytest.raises(SpinesimError, match=">= 0 s"):
         inject(tracer, TIPS["epidural"][0], 1.0).concentration(-1.0)
+
+
+def test_the_tissue_texture_is_seeded(tracer):
+    tip = TIPS["soft_tissue"][0]
+    first, again, other = (inject(tracer, tip, 1.0, seed=seed).concentration(5.0) for seed in (4, 4, 5))
+    np.testing.assert_array_equal(first.array, again.array)
+    assert not np.array_equal(first.array, other.array)
+    assert first.array.sum(dtype=np.float64) == pytest.approx(other.array.sum(dtype=np.float64), rel=1e-6)
+    # Feathery along the (cranio-caudal) muscle fibres: longer in z than across.
+    filled = first.voxel_to_world(np.argwhere(first.array > 0))
+    assert np.ptp(filled[:, 2]) > 1.5 * np.ptp(filled[:, 1])
