@@ -303,12 +303,12 @@ class _Step:
 
     def advance(self, state: SessionState) -> SessionState:
         needle = self.needle_in(state)
-        wanted = needle.depth_mm + self.action.mm
-        if wanted > needle.spec.length_mm:
+        moved = needle.advanced(self.action.mm)
+        state = self.move_to(state, replace(moved, depth_mm=needle.depth_mm), moved.depth_mm)
+        if needle.depth_mm + self.action.mm > needle.spec.length_mm and state.needle.depth_mm >= needle.spec.length_mm:
             self.emit("hub_at_skin", "warning", f"the needle is in to its hub ({needle.spec.length_mm:.0f} mm)",
                       length_mm=needle.spec.length_mm)
-        moved = needle.advanced(self.action.mm)
-        return self.move_to(state, replace(moved, depth_mm=needle.depth_mm), moved.depth_mm)
+        return state
 
     def withdraw(self, state: SessionState) -> SessionState:
         needle = self.needle_in(state)
