@@ -28,6 +28,7 @@ fields (rubric, limits, hints, patient text) to :class:`Scenario`.
 from __future__ import annotations
 
 import re
+from dataclasses import fields
 from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
@@ -38,7 +39,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from anatomy_models.anatomy import Anatomy
 from anatomy_models.errors import SpinesimError
 from anatomy_models.sources import import_anatomy
-from anatomy_models.store import load_anatomy
+from anatomy_models.spine import SpineParameters
+from anatomy_models.store import generated_anatomy, load_anatomy
 from anatomy_models.yaml_source import parse_yaml
 from anatomy_models.structures import LEVELS, check_level, level_below
 from simulator.needle import MM_PER_INCH, NeedleSpec
@@ -91,8 +93,26 @@ class AnatomySource(_Model):
             if not path.is_absolute() and base_directory is not None:
                 path = Path(base_directory) / path
             return import_anatomy(path)
-        raise SpinesimError("this spinesim has no parametric spine generator yet",
-                            hint="use anatomy: {builtin: default} or a stored anatomy")
+        return generated_anatomy(self.spine_parameters())
+
+    def spine_parameters(self) -> SpineParameters:
+        """The generator parameters of a ``generator`` source (validated with the scenario)."""
+        return SpineParameters(**(self.generator or {}))
+
+    @field_validator("generator")
+    @classmethod
+    def _known_parameters(cls, generator: dict[str, Any] | None) -> dict[str, Any] | None:
+        if generator is None:
+            return generator
+        known = {f.name for f in fields(SpineParameters)}
+        unknown = sorted(set(generator) - known)
+        if unknown:
+            raise ValueError(f"unknown generator parameter(s) {', '.join(unknown)}; use: {', '.join(sorted(known))}")
+        try:
+            SpineParameters(**generator)
+        except SpinesimError as error:
+            raise ValueError(error.problem) from None
+        return generator
 
 
 class TargetSpec(_Model):

@@ -160,11 +160,11 @@ class Session:
     tracer : Tracer, optional
         Shared with other sessions on the same anatomy (default: the anatomy's cached one).
 
-    Examples
-    --------
-    >>> from anatomy_models.store import load_anatomy   # doctest: +SKIP
-    >>> session = Session(load_scenario("ilesi-default"), load_anatomy("default"))   # doctest: +SKIP
-    >>> session.apply({"type": "place_needle", "t": 1, "entry": [6, 60, -20], "aim": [5, 8, -2]})  # doctest: +SKIP
+    Notes
+    -----
+    Typical use: ``Session(load_scenario("ilesi-default"), load_anatomy("default"), log_path=...)``,
+    then ``session.apply({"type": "place_needle", "t": 1.0, "entry": [...], "aim": [...]})`` and so
+    on; ``Session.replay(scenario, anatomy, log_path)`` rebuilds it from its log.
     """
 
     def __init__(self, scenario: Scenario, anatomy: Anatomy, *, log_path: str | Path | None = None,
@@ -348,6 +348,13 @@ class _Step:
 
     def report_entries(self, trace: Trace, start: float, reached: float, needle: Needle) -> None:
         """Events for what the shaft entered between depths ``start`` and ``reached``."""
+        # The tip comes near a root before it can enter one: paraesthesia first.
+        if reached > start:
+            samples = needle.entry + np.linspace(start, reached, max(2, int((reached - start) / 0.25) + 1))[:, None] * needle.direction
+            closest = float(np.min(self.tracer.nerve_root_distance(samples)))
+            if closest <= PARAESTHESIA_MM and not self.before.near_root:
+                self.emit("paraesthesia", "unsafe", "the patient feels a sharp, shooting pain down the leg",
+                          distance_mm=round(closest, 4))
         previous = next((s for s in reversed(trace.segments) if s.depth_in_mm <= start), trace.segments[0])
         for segment in trace.entered_between(start, reached + 1e-9):
             name, tissue, depth = segment.structure, segment.tissue, round(segment.depth_in_mm, 4)
@@ -360,7 +367,7 @@ class _Step:
             if in_group(name, "cauda_equina"):
                 self.emit("cauda_equina_contact", "unsafe", "the needle entered the cauda equina", structure=name,
                           depth_mm=depth)
-            if in_group(name, "nerve_root") or in_group(name, "dorsal_root_ganglion"):
+            if _is_root(name) and not _is_root(was):
                 self.emit("root_penetration", "unsafe", f"the needle entered {name}", structure=name, depth_mm=depth)
             if tissue == "blood" and previous.tissue != "blood":
                 self.emit("vessel_puncture", "unsafe", f"the needle entered {name}", structure=name, depth_mm=depth,
@@ -371,12 +378,6 @@ class _Step:
             if in_group(name, "facet_joint") and not in_group(was, "facet_joint"):
                 self.emit("joint_entered", "info", f"the tip entered {name}", structure=name, depth_mm=depth)
             previous = segment
-        if reached > start:
-            samples = needle.entry + np.linspace(start, reached, max(2, int((reached - start) / 0.25) + 1))[:, None] * needle.direction
-            closest = float(np.min(self.tracer.nerve_root_distance(samples)))
-            if closest <= PARAESTHESIA_MM and not self.before.near_root:
-                self.emit("paraesthesia", "unsafe", "the patient feels a sharp, shooting pain down the leg",
-                          distance_mm=round(closest, 4))
 
     def settle(self, state: SessionState, needle: Needle) -> SessionState:
         """State with ``needle`` at its depth: tip structure, target and flashback events."""
@@ -460,6 +461,10 @@ class _Step:
         self.emit("finished", "info", "attempt finished", in_target=state.in_target,
                   tip_to_target_mm=None if state.tip_to_target_mm is None else round(state.tip_to_target_mm, 4))
         return replace(state, finished=True)
+
+
+def _is_root(structure: str) -> bool:
+    return in_group(structure, "nerve_root") or in_group(structure, "dorsal_root_ganglion")
 
 
 def _aimed_direction(origin: np.ndarray, action) -> np.ndarray:

@@ -18,7 +18,10 @@ facet intra-articular       ``facet_joint.{L}-{M}.{s}.inferior_recess``        i
                             (§2.3: the easiest entry)                          10 mm of the recess
 medial branch block         ``{L+1}.SAP_TP_junction.{s}`` for the L1-L4        within 5 mm (§6.3
                             medial branches; the S1 SAP-ala junction for the   [S119]), resting on bone
-                            L5 dorsal ramus (§2.4 [S3])
+                            L5 dorsal ramus (§2.4 [S3]), moved onto the
+                            dorsal bone surface met along the approach (the
+                            nerve runs on it, under the mamillo-accessory
+                            ligament)
 ==========================  =================================================  =========================
 
 The approach gives the textbook needle direction (a cone the expert planner searches) and the C-arm
@@ -38,7 +41,7 @@ from anatomy_models.anatomy import Anatomy
 from anatomy_models.errors import SpinesimError
 from anatomy_models.structures import in_group, level_below
 from scenarios.schema import Scenario, TargetSpec
-from simulator.trace import Tracer
+from simulator.trace import BONE_STANDOFF_MM, Tracer
 
 # Facet joint angle from the sagittal plane by interspace, degrees (clinical.md §4.6 [ED],
 # interpolated from [S80][S81]); the oblique view that opens the joint matches it (§2.3).
@@ -216,8 +219,7 @@ def _interlaminar(scenario: Scenario, spec: TargetSpec, anatomy: Anatomy, tracer
     upper = spec.level.split("-")[0]
     window = anatomy.landmark(f"{spec.level}.interlaminar_window.center")
     sign = _side_sign(spec.side)
-    column = window + np.array([sign * PARAMEDIAN_OFFSET_MM, 0.0, 0.0])
-    point = _dorsal_epidural_point(tracer, column)
+    point = _dorsal_epidural_point(tracer, window, sign, spec.level)
     direction = needle_direction(0.0, sign, 15.0, medial_deg=10.0 if sign else 0.0)
     ap = _ap_view(anatomy, upper)
     views = (ap, View("AP, cranial tilt to open the window", 0.0, ap.secondary_deg + 15.0),
@@ -227,16 +229,26 @@ def _interlaminar(scenario: Scenario, spec: TargetSpec, anatomy: Anatomy, tracer
                   views, landmark=f"{spec.level}.interlaminar_window.center")
 
 
-def _dorsal_epidural_point(tracer: Tracer, column: np.ndarray) -> np.ndarray:
-    """The middle of the first epidural-space segment met going anteriorly (-y) through ``column``."""
-    start = column + np.array([0.0, 40.0, 0.0])
-    trace = tracer.trace(start, np.array([0.0, -1.0, 0.0]), 80.0)
-    for segment in trace.segments:
-        if in_group(segment.structure, "epidural_space"):
-            depth = 0.5 * (segment.depth_in_mm + segment.depth_out_mm)
-            return start + depth * np.array([0.0, -1.0, 0.0])
-    raise SpinesimError(f"no epidural space under the interlaminar window at {np.round(column, 1).tolist()}",
-                        hint="check the anatomy's labels (epidural_space) and the window landmark")
+def _dorsal_epidural_point(tracer: Tracer, window: np.ndarray, sign: float, level: str) -> np.ndarray:
+    """The middle of the dorsal epidural space: between the level's ligamentum flavum and the dural
+    sac, going anteriorly (-y) down a column through the window :data:`PARAMEDIAN_OFFSET_MM` toward
+    the side (midline for ``sign`` 0). Where the space is too thin to show on this grid, columns a
+    little more medial or lateral are tried.
+    """
+    for offset in PARAMEDIAN_OFFSET_MM + np.array([0.0, -2.0, 2.0, -4.0, 4.0]):
+        start = window + np.array([sign * offset if sign else offset - PARAMEDIAN_OFFSET_MM, 40.0, 0.0])
+        trace = tracer.trace(start, np.array([0.0, -1.0, 0.0]), 80.0)
+        flavum = next((s for s in trace.segments if in_group(s.structure, f"ligamentum_flavum.{level}")), None)
+        after = flavum.depth_out_mm if flavum is not None else 0.0
+        for segment in trace.segments:
+            if segment.depth_in_mm < after - 1e-6:
+                continue
+            if in_group(segment.structure, "dural_sac"):
+                break
+            if in_group(segment.structure, "epidural_space"):
+                return start + 0.5 * (segment.depth_in_mm + segment.depth_out_mm) * np.array([0.0, -1.0, 0.0])
+    raise SpinesimError(f"no dorsal epidural space under the {level} interlaminar window",
+                        hint="check the anatomy's labels (epidural_space, ligamentum_flavum) and the window landmark")
 
 
 def _transforaminal(scenario: Scenario, spec: TargetSpec, anatomy: Anatomy, tracer: Tracer) -> Target:
@@ -290,6 +302,24 @@ def _joint_line_direction(anatomy: Anatomy, tracer: Tracer, joint: str, sign: fl
     return direction / np.linalg.norm(direction)
 
 
+# The medial branch lies on the dorsal surface of the SAP-TP junction: a junction landmark up to this
+# far (mm) beyond the bone surface met along the approach is moved onto that surface [ED].
+DORSAL_SURFACE_SEARCH_MM = 10.0
+
+
+def _dorsal_bone_surface(tracer: Tracer, landmark: np.ndarray, direction: np.ndarray) -> np.ndarray:
+    """Where a needle along ``direction`` aimed at ``landmark`` first meets bone near it (the landmark
+    itself if no bone lies within :data:`DORSAL_SURFACE_SEARCH_MM` before it)."""
+    back = tracer.body_exit_depth(landmark, direction)
+    if back is None:
+        return landmark
+    entry = landmark - back * direction
+    bone = tracer.trace(entry, direction, back).first_bone()
+    if bone is None or bone.depth_in_mm < back - DORSAL_SURFACE_SEARCH_MM:
+        return landmark
+    return entry + (bone.depth_in_mm - BONE_STANDOFF_MM) * direction
+
+
 def _medial_branch(scenario: Scenario, spec: TargetSpec, anatomy: Anatomy, tracer: Tracer) -> Target:
     level = spec.nerve_level
     below = level_below(level)
@@ -297,10 +327,11 @@ def _medial_branch(scenario: Scenario, spec: TargetSpec, anatomy: Anatomy, trace
         names = [f"S1.SAP_ala_junction.{spec.side}", f"S1.SAP_TP_junction.{spec.side}"]
     else:
         names = [f"{below}.SAP_TP_junction.{spec.side}"]
-    name, point = _first_landmark(anatomy, names)
+    name, landmark = _first_landmark(anatomy, names)
     sign = _side_sign(spec.side)
     # Down the ipsilateral oblique onto the SAP-TP junction (§2.4, §2.5: ~20 deg).
     direction = needle_direction(20.0, sign, 0.0)
+    point = _dorsal_bone_surface(tracer, landmark, direction)
     endplate = f"{below}.superior_endplate" if below != "S1" else f"{level}.inferior_endplate"
     ap = View(f"AP squared to {below}", 0.0, squared_tilt_deg(anatomy, endplate))
     views = (ap, gun_barrel_view(direction, "ipsilateral oblique 20 deg"), View("lateral", 90.0 * sign, 0.0))

@@ -72,3 +72,14 @@ def test_unreadable_and_unknown_sources():
         scenario_from_yaml("id: [unclosed", path="x.yaml")
     with pytest.raises(SpinesimError, match="must be a YAML mapping"):
         scenario_from_yaml("- a\n- b\n", path="x.yaml")
+
+
+def test_generator_parameters_are_checked_with_the_scenario(tmp_path):
+    path = tmp_path / "case.yaml"
+    path.write_text(GOOD.replace("anatomy: {builtin: default}", "anatomy:\n  generator: {bmi: 35, spacing_mm: 2.0}"))
+    assert load_scenario(path).anatomy.spine_parameters().bmi == 35.0
+    for bad, message in (("bmi: 3", "must be between 16 and 60"), ("bmj: 3", "unknown generator parameter(s) bmj")):
+        path.write_text(GOOD.replace("anatomy: {builtin: default}", "anatomy:\n  generator: {" + bad + "}"))
+        with pytest.raises(SpinesimError, match=r"line 5, field 'anatomy.generator'") as caught:
+            load_scenario(path)
+        assert message in str(caught.value)

@@ -8,9 +8,10 @@ from hypothesis import strategies as st
 
 from anatomy_models.errors import SpinesimError
 from scenarios.schema import load_scenario
-from simulator.planner import expert_actions, find_trajectory, plan_trajectory
+from simulator.planner import expert_actions, plan_trajectory
 from simulator.session import Session
 from simulator.trace import BONE_STANDOFF_MM
+from tests.simulator.attempts import place_toward
 from tests.simulator.phantoms import mini_spine
 
 
@@ -96,25 +97,14 @@ def test_a_needle_into_the_radicular_artery_flashes_back_and_its_contrast_washes
     assert early.array.max() > 50 and late.array.max() < 0.01 * early.array.max()
 
 
-def _toward(session, point, **allow):
-    """A textbook-cone path to ``point`` that may end in what ``allow`` permits; place the needle on it."""
-    target = session.target
-    path = find_trajectory(session.tracer, np.asarray(point, float), target.textbook_direction, 30.0,
-                           max_depth_mm=session.spec.length_mm, **allow)
-    assert path is not None
-    session.apply({"type": "place_needle", "t": session.state.t + 1, "entry": path.entry.tolist(),
-                   "direction": path.direction.tolist()})
-    return path.depth_mm
-
-
 def test_aiming_ventral_caudal_is_intradiscal_and_at_the_root_is_paraesthesia():
     session = _session("tfesi-default")
-    depth = _toward(session, [14.0, -11.0, 0.0], avoid_tissues=("blood", "air"))
+    depth = place_toward(session, [14.0, -11.0, 0.0], avoid_tissues=("blood", "air"))
     events = session.apply({"type": "advance", "t": 10, "mm": depth})
     assert "intradiscal" in _kinds(events) and session.state.tip_structure == "L4-L5.disc.annulus"
     session = _session("tfesi-default")
     root_surface = np.array([29.3, -3.0, -2.26])  # on the phantom root's upper-lateral surface
-    depth = _toward(session, root_surface, root_clearance_mm=0.0, avoid_groups=("dural_sac",))
+    depth = place_toward(session, root_surface, root_clearance_mm=0.0, avoid_groups=("dural_sac",))
     events = session.apply({"type": "advance", "t": 10, "mm": depth - 1.2})
     assert "paraesthesia" in _kinds(events) and "root_penetration" not in _kinds(events)
     # Staying near the root does not repeat it; entering the root is a penetration.
