@@ -5,7 +5,7 @@ from anatomy_models.errors import SpinesimError
 from anatomy_models.tissues import CONTRAST_IODINE_MG_PER_ML
 from simulator.contrast import compartment_at, contrast_volume, inject
 from simulator.trace import tracer_for
-from tests.simulator.phantoms import mini_spine
+from tests.simulator.anatomy_phantoms import mini_spine
 
 # Tip points in the mini spine (tests/simulator/phantoms.py) and the compartment each is in.
 TIPS = {

@@ -5,7 +5,7 @@ import pytest
 from anatomy_models.store import save_anatomy
 from simulator.actions import read_log
 from simulator.cli import main
-from tests.simulator.phantoms import mini_spine
+from tests.simulator.anatomy_phantoms import mini_spine
 
 
 @pytest.fixture(scope="module")

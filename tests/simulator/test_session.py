@@ -12,7 +12,7 @@ from simulator.planner import expert_actions, plan_trajectory
 from simulator.session import Session
 from simulator.trace import BONE_STANDOFF_MM
 from tests.simulator.attempts import place_toward
-from tests.simulator.phantoms import mini_spine
+from tests.simulator.anatomy_phantoms import mini_spine
 
 
 def _session(scenario_id="ilesi-default", **kwargs):

@@ -5,7 +5,7 @@ from hypothesis import strategies as st
 
 from anatomy_models.errors import SpinesimError
 from simulator.trace import BONE_STANDOFF_MM, Tracer, stop_at_bone, tracer_for
-from tests.simulator.phantoms import LAYER_TOPS, layered_phantom, mini_spine
+from tests.simulator.anatomy_phantoms import LAYER_TOPS, layered_phantom, mini_spine
 
 
 def _unit(vector):
