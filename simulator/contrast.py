@@ -62,6 +62,10 @@ Pattern = Literal["epidural", "intrathecal", "subdural", "arterial", "venous", "
 # Tissue within this distance (mm) of a root's surface, outside the dural sac, is the root sleeve and
 # foramen: contrast there runs along the root (§2.7 TFESI row) [ED].
 ROOT_SLEEVE_MM = 3.0
+# The sleeve is a fluid-filled cuff (dural root sleeve and perineural fat): it holds more than epidural
+# fat and contrast runs along it first, outlining the root (§2.7 TFESI row) [ED].
+SLEEVE_FILL_FRACTION = 0.5
+_SLEEVE_STEP_COST = 0.5
 # The facet capsule and its superior and inferior recesses extend this far around the joint space
 # label (mm): a joint label is the thin cartilage-lined space, the capsule distends around it [ED].
 CAPSULE_MM = 4.0
@@ -417,8 +421,8 @@ def inject(tracer: Tracer, tip: Sequence[float] | np.ndarray, volume_ml: float,
     grid = tracer.volume.crop(tip - model.half_extent_mm, tip + model.half_extent_mm)
     codes = grid.array
     inside = np.isin(codes, compartment.codes)
-    if compartment.root_sleeve:
-        inside |= _root_sleeve(tracer, codes, grid)
+    sleeve = _root_sleeve(tracer, codes, grid) & ~inside if compartment.root_sleeve else np.zeros_like(inside)
+    inside |= sleeve
     if compartment.pattern == "subdural":
         csf = np.isin(codes, tracer.codes_in_group("dural_sac.csf"))
         inside |= csf & ndimage.binary_dilation(inside, iterations=1)
@@ -430,9 +434,10 @@ def inject(tracer: Tracer, tip: Sequence[float] | np.ndarray, volume_ml: float,
     if model.spills:
         spill_codes = [c for c, t in enumerate(tracer.tissues) if t in SPILL_TISSUES]
         spill = np.isin(codes, spill_codes) & ~inside & ~np.isin(codes, tracer.root_codes())
-    step_cost = np.where(inside, np.where(recess, _RECESS_STEP_COST, 1.0), np.where(spill, _SPILL_STEP_COST, np.inf))
+    step_cost = np.where(inside, np.where(recess, _RECESS_STEP_COST, np.where(sleeve, _SLEEVE_STEP_COST, 1.0)),
+                         np.where(spill, _SPILL_STEP_COST, np.inf))
     voxel_ml = float(abs(np.linalg.det(grid.affine[:3, :3]))) / 1000.0
-    capacity = np.where(inside, model.fill_fraction, SPILL_FILL_FRACTION) * voxel_ml
+    capacity = np.where(inside, np.where(sleeve, SLEEVE_FILL_FRACTION, model.fill_fraction), SPILL_FILL_FRACTION) * voxel_ml
     if model.texture_mm is not None:
         texture = _texture(grid, model.texture_mm, seed)
         step_cost = np.where(inside, step_cost * np.exp(model.texture_cost_gain * texture), step_cost)
@@ -466,12 +471,13 @@ def inject(tracer: Tracer, tip: Sequence[float] | np.ndarray, volume_ml: float,
 
 
 def _root_sleeve(tracer: Tracer, codes: np.ndarray, grid: Volume) -> np.ndarray:
-    """Fat and soft tissue within :data:`ROOT_SLEEVE_MM` of a root, outside the sac, on the crop."""
+    """Fat, soft tissue and muscle (the root runs on through psoas) within :data:`ROOT_SLEEVE_MM` of a
+    root, outside the sac, on the crop."""
     roots = np.isin(codes, tracer.root_codes())
     if not roots.any():
         return np.zeros(codes.shape, bool)
     near = ndimage.distance_transform_edt(~roots, sampling=grid.spacing) <= ROOT_SLEEVE_MM + 0.5 * float(np.min(grid.spacing))
-    soft = np.isin(codes, [c for c, t in enumerate(tracer.tissues) if t in ("fat", "soft_tissue")])
+    soft = np.isin(codes, [c for c, t in enumerate(tracer.tissues) if t in ("fat", "soft_tissue", "muscle")])
     return near & soft & ~np.isin(codes, tracer.codes_in_group("dural_sac"))
 
 

@@ -28,7 +28,9 @@ from anatomy_models.errors import SpinesimError
 from anatomy_models.structures import in_group
 from scenarios.schema import Scenario
 from simulator.needle import NeedleSpec
-from simulator.targets import UNSAFE_GROUPS, UNSAFE_TISSUES, Target, gun_barrel_view
+from simulator.carm import gun_barrel
+from simulator.needle import Needle
+from simulator.targets import UNSAFE_GROUPS, UNSAFE_TISSUES, Target, View
 from simulator.trace import AIR, BONE_STANDOFF_MM, Trace, Tracer
 
 # Ring spacing of the sampled directions, degrees.
@@ -213,7 +215,8 @@ def expert_actions(scenario: Scenario, target: Target, trajectory: Trajectory) -
     clock = _Clock()
     actions: list[dict] = []
     alignment, _, depth_view = target.views
-    trajectory_view = gun_barrel_view(trajectory.direction, target.views[1].name)
+    trajectory_view = View(f"gun barrel ({target.views[1].name})",
+                           gun_barrel(Needle(trajectory.entry, trajectory.direction, trajectory.depth_mm)))
 
     def add(kind: str, after_s: float, **fields) -> None:
         actions.append({"type": kind, "t": clock.tick(after_s)} | fields)

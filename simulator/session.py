@@ -57,6 +57,7 @@ from anatomy_models.structures import in_group
 from anatomy_models.volume import Volume
 from scenarios.schema import Scenario
 from simulator import actions as act
+from simulator.carm import CArm
 from simulator.contrast import ContrastSpread, contrast_volume, inject
 from simulator.needle import Needle
 from simulator.planner import PARAESTHESIA_MM
@@ -246,6 +247,10 @@ class Session:
     def needle(self) -> Needle | None:
         return self.state.needle
 
+    def carm(self) -> CArm:
+        """The C-arm as it stands; centred on the target unless a ``set_carm`` gave an isocentre."""
+        return _carm_of(self.state.carm or {}, self.target.point)
+
     def contrast(self, at_time_s: float | None = None) -> Volume | None:
         """Iodine concentration (mg/mL) of every injection so far at ``at_time_s`` (default: now)."""
         now = self.state.t if at_time_s is None else at_time_s
@@ -406,6 +411,7 @@ class _Step:
                 "secondary_deg": self.action.secondary_deg}
         if self.action.isocenter is not None:
             pose["isocenter"] = list(self.action.isocenter)
+        _carm_of(pose, self.target.point)  # refuses poses no C-arm can take
         self.emit("carm_moved", "info", f"C-arm at {pose['primary_deg']:g} deg / {pose['secondary_deg']:g} deg", **pose)
         return replace(state, carm=pose)
 
@@ -461,6 +467,11 @@ class _Step:
         self.emit("finished", "info", "attempt finished", in_target=state.in_target,
                   tip_to_target_mm=None if state.tip_to_target_mm is None else round(state.tip_to_target_mm, 4))
         return replace(state, finished=True)
+
+
+def _carm_of(pose: dict, default_isocenter: np.ndarray) -> CArm:
+    return CArm(primary_deg=pose.get("primary_deg", 0.0), secondary_deg=pose.get("secondary_deg", 0.0),
+                isocenter=pose.get("isocenter") or tuple(default_isocenter))
 
 
 def _is_root(structure: str) -> bool:

@@ -25,10 +25,7 @@ medial branch block         ``{L+1}.SAP_TP_junction.{s}`` for the L1-L4        w
 ==========================  =================================================  =========================
 
 The approach gives the textbook needle direction (a cone the expert planner searches) and the C-arm
-views to use. C-arm angles follow ARCHITECTURE.md: primary angle positive when the detector turns
-toward the patient's left (LAO +), secondary positive when it tilts toward the head (cranial +).
-The beam runs from source to detector; at (0, 0) the patient lies prone and the beam goes anterior to
-posterior (+y), so a needle seen "down the barrel" travels against the beam.
+views to use, built with the named set-ups of :mod:`simulator.carm` (its angle conventions).
 """
 
 from __future__ import annotations
@@ -41,6 +38,7 @@ from anatomy_models.anatomy import Anatomy
 from anatomy_models.errors import SpinesimError
 from anatomy_models.structures import in_group, level_below
 from scenarios.schema import Scenario, TargetSpec
+from simulator.carm import CArm, contralateral_oblique, ipsilateral_oblique, lateral, scotty_dog, square_endplate
 from simulator.trace import BONE_STANDOFF_MM, Tracer
 
 # Facet joint angle from the sagittal plane by interspace, degrees (clinical.md §4.6 [ED],
@@ -90,14 +88,16 @@ class Zone:
 
 @dataclass(frozen=True)
 class View:
-    """A named C-arm view: angles in degrees (primary LAO +, secondary cranial +)."""
+    """A named C-arm pose the procedure uses."""
 
     name: str
-    primary_deg: float
-    secondary_deg: float
+    carm: CArm
 
     def to_json(self) -> dict:
-        return {"setup": self.name, "primary_deg": round(self.primary_deg, 2), "secondary_deg": round(self.secondary_deg, 2)}
+        """The fields of a ``set_carm`` action that take this view."""
+        return {"setup": self.name, "primary_deg": round(self.carm.primary_deg, 3),
+                "secondary_deg": round(self.carm.secondary_deg, 3),
+                "isocenter": [round(v, 3) for v in self.carm.isocenter]}
 
 
 @dataclass(frozen=True)
@@ -141,26 +141,6 @@ class Target:
                 "landmark": self.landmark, "views": [v.to_json() for v in self.views]}
 
 
-def beam_direction(primary_deg: float, secondary_deg: float) -> np.ndarray:
-    """Unit LPS vector from source to detector for C-arm angles (module docstring convention).
-
-    Examples
-    --------
-    >>> beam_direction(0, 0).round(6).tolist()           # AP, patient prone: anterior to posterior
-    [0.0, 1.0, 0.0]
-    >>> beam_direction(90, 0).round(6).tolist()          # detector on the patient's left
-    [1.0, 0.0, 0.0]
-    """
-    p, s = np.radians(primary_deg), np.radians(secondary_deg)
-    return np.array([np.sin(p) * np.cos(s), np.cos(p) * np.cos(s), np.sin(s)])
-
-
-def gun_barrel_view(direction: np.ndarray, name: str = "trajectory") -> View:
-    """The view that looks down a needle travelling along ``direction`` (beam against the needle)."""
-    beam = -np.asarray(direction, dtype=np.float64) / np.linalg.norm(direction)
-    return View(name, float(np.degrees(np.arctan2(beam[0], beam[1]))), float(np.degrees(np.arcsin(np.clip(beam[2], -1, 1)))))
-
-
 def needle_direction(oblique_deg: float, side_sign: float, cranial_deg: float, medial_deg: float = 0.0) -> np.ndarray:
     """Unit direction of a needle from the back: ``oblique_deg`` from sagittal coming from the side
     ``side_sign`` (+1 left, -1 right, 0 midline), tip moving cranially by ``cranial_deg``.
@@ -169,22 +149,6 @@ def needle_direction(oblique_deg: float, side_sign: float, cranial_deg: float, m
     horizontal = np.array([-side_sign * np.sin(angle), -np.cos(angle), 0.0])
     direction = horizontal * np.cos(np.radians(cranial_deg)) + np.array([0, 0, np.sin(np.radians(cranial_deg))])
     return direction / np.linalg.norm(direction)
-
-
-def squared_tilt_deg(anatomy: Anatomy, endplate: str) -> float:
-    """Cranio-caudal tilt (degrees, cranial +) that shows endplate ``endplate`` as a line on AP.
-
-    ``endplate`` is e.g. ``"L4.inferior_endplate"``; uses its ``.normal`` direction if the anatomy
-    has it, else 0.
-    """
-    name = f"{endplate}.normal"
-    if name not in anatomy.directions:
-        return 0.0
-    normal = anatomy.direction(name)
-    if abs(normal[2]) < 1e-6:
-        return 0.0
-    # The beam (0, cos a, sin a) lies in the endplate's plane when tan a = -n_y / n_z.
-    return float(np.degrees(np.arctan(-normal[1] / normal[2])))
 
 
 def _side_sign(side: str) -> float:
@@ -211,8 +175,17 @@ def target_for(scenario: Scenario, anatomy: Anatomy, tracer: Tracer) -> Target:
     return builders[scenario.procedure](scenario, spec, anatomy, tracer)
 
 
-def _ap_view(anatomy: Anatomy, upper: str) -> View:
-    return View(f"AP squared to {upper}", 0.0, squared_tilt_deg(anatomy, f"{upper}.inferior_endplate"))
+def _ap_view(anatomy: Anatomy, level: str, centre: str) -> View:
+    """AP squared to the superior endplate of ``level``, centred on vertebra ``centre``."""
+    return View(f"AP squared to {level}", square_endplate(anatomy, level, isocenter=_centre(anatomy, centre)))
+
+
+def _centre(anatomy: Anatomy, level: str) -> tuple[float, float, float]:
+    return tuple(anatomy.landmark(f"{level}.body.center"))
+
+
+def _side(sign: float) -> str:
+    return "right" if sign < 0 else "left"
 
 
 def _interlaminar(scenario: Scenario, spec: TargetSpec, anatomy: Anatomy, tracer: Tracer) -> Target:
@@ -221,9 +194,11 @@ def _interlaminar(scenario: Scenario, spec: TargetSpec, anatomy: Anatomy, tracer
     sign = _side_sign(spec.side)
     point = _dorsal_epidural_point(tracer, window, sign, spec.level)
     direction = needle_direction(0.0, sign, 15.0, medial_deg=10.0 if sign else 0.0)
-    ap = _ap_view(anatomy, upper)
-    views = (ap, View("AP, cranial tilt to open the window", 0.0, ap.secondary_deg + 15.0),
-             View("contralateral oblique", -50.0 * sign if sign else -50.0, ap.secondary_deg))
+    lower = level_below(upper)
+    # AP squared to open the window; depth on the contralateral oblique at ~50 deg (45-60, §1 [S7][S11]).
+    ap = _ap_view(anatomy, lower, upper)
+    clo = contralateral_oblique(anatomy, upper, _side(sign), 50.0, secondary_deg=ap.carm.secondary_deg)
+    views = (ap, ap, View("contralateral oblique 50 deg", clo))
     zone = Zone(point, 10.0, inside=("epidural_space",))
     return Target(scenario.procedure, f"{spec.side} {spec.level} dorsal epidural space", point, zone, direction, 25.0,
                   views, landmark=f"{spec.level}.interlaminar_window.center")
@@ -261,8 +236,12 @@ def _transforaminal(scenario: Scenario, spec: TargetSpec, anatomy: Anatomy, trac
     # cranially); Kambin: more oblique, aimed at the SAP's ventral edge at disc level (§2.2, §2.6).
     oblique, cranial = (25.0, 10.0) if approach == "subpedicular" else (35.0, 0.0)
     direction = needle_direction(oblique, sign, cranial)
-    views = (_ap_view(anatomy, upper), gun_barrel_view(direction, f"ipsilateral oblique {oblique:g} deg"),
-             View("lateral", 90.0 * sign, 0.0))
+    side = _side(sign)
+    trajectory = (View(f"Scotty dog {upper} {side}", scotty_dog(anatomy, upper, side, isocenter=_centre(anatomy, upper)))
+                  if approach == "subpedicular" else
+                  View(f"ipsilateral oblique {oblique:g} deg", ipsilateral_oblique(anatomy, upper, side, oblique)))
+    views = (_ap_view(anatomy, level_below(upper), upper), trajectory,
+             View("lateral", lateral(anatomy, upper, side)))
     zone = Zone(point, 5.0)
     return Target(scenario.procedure, f"{spec.side} {spec.level} {'safe triangle' if approach == 'subpedicular' else 'Kambin triangle'}",
                   point, zone, direction, 20.0, views, landmark=name)
@@ -275,8 +254,11 @@ def _facet(scenario: Scenario, spec: TargetSpec, anatomy: Anatomy, tracer: Trace
     point = anatomy.landmark(name)
     sign = _side_sign(spec.side)
     direction = _joint_line_direction(anatomy, tracer, joint, sign, FACET_ANGLE_DEG.get(spec.level, 40.0))
-    views = (_ap_view(anatomy, upper), gun_barrel_view(direction, "oblique along the joint line"),
-             View("lateral", 90.0 * sign, 0.0))
+    side = _side(sign)
+    angle = FACET_ANGLE_DEG.get(spec.level, 40.0)
+    views = (_ap_view(anatomy, level_below(upper), upper),
+             View(f"ipsilateral oblique {angle:g} deg (joint line)", ipsilateral_oblique(anatomy, upper, side, angle)),
+             View("lateral", lateral(anatomy, upper, side)))
     zone = Zone(point, 10.0, inside=(joint,))
     return Target(scenario.procedure, f"{spec.side} {spec.level} facet joint, inferior recess", point, zone, direction,
                   20.0, views, landmark=name)
@@ -332,9 +314,10 @@ def _medial_branch(scenario: Scenario, spec: TargetSpec, anatomy: Anatomy, trace
     # Down the ipsilateral oblique onto the SAP-TP junction (§2.4, §2.5: ~20 deg).
     direction = needle_direction(20.0, sign, 0.0)
     point = _dorsal_bone_surface(tracer, landmark, direction)
-    endplate = f"{below}.superior_endplate" if below != "S1" else f"{level}.inferior_endplate"
-    ap = View(f"AP squared to {below}", 0.0, squared_tilt_deg(anatomy, endplate))
-    views = (ap, gun_barrel_view(direction, "ipsilateral oblique 20 deg"), View("lateral", 90.0 * sign, 0.0))
+    side = _side(sign)
+    views = (_ap_view(anatomy, below, below),
+             View("ipsilateral oblique 20 deg", ipsilateral_oblique(anatomy, below, side, 20.0)),
+             View("lateral", lateral(anatomy, below, side)))
     zone = Zone(point, 5.0)
     return Target(scenario.procedure, f"{spec.side} {spec.nerve} at {name}", point, zone, direction, 25.0, views,
                   on_bone=True, landmark=name)

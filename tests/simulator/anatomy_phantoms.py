@@ -131,8 +131,12 @@ def mini_spine(spacing_mm: float = 1.0) -> Anatomy:
         "L5.SAP_TP_junction.left": [18.0, 2.0, -18.0],
         "L4.superior_endplate.center": [0.0, -27.0, 40.0],
         "L4.inferior_endplate.center": [0.0, -27.0, 6.0],
+        "L4.body.center": [0.0, -27.0, 23.0],
+        "L5.body.center": [0.0, -27.0, -33.0],
+        "L4.pedicle.left.six_oclock": [12.0, -1.5, 12.0],
     }
-    directions = {"L4.inferior_endplate.normal": [0.0, 0.0, -1.0], "L4.superior_endplate.normal": [0.0, 0.0, 1.0]}
+    directions = {"L4.inferior_endplate.normal": [0.0, 0.0, -1.0], "L4.superior_endplate.normal": [0.0, 0.0, 1.0],
+                  "L5.superior_endplate.normal": [0.0, 0.0, 1.0]}
     n = int(round(90 / spacing_mm))
     anatomy = painted_anatomy((n, n, int(round(120 / spacing_mm))), spacing_mm, (-45.0 + spacing_mm / 2, -45.0 + spacing_mm / 2, -60.0 + spacing_mm / 2),
                               structures, landmarks, air_outside=lambda x, y, z: ~body(x, y, z))

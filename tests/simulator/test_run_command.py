@@ -39,3 +39,15 @@ def test_bad_actions_are_reported_with_their_line(tmp_path, capsys, phantom_name
     assert f"{actions}: line 2: advance: there is no needle in the patient" in captured.err.replace("\n", "")
     assert main(["run", "ilesi-default", "--anatomy", phantom_name]) == 1
     assert "give either --actions FILE or --expert" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_images_are_written_for_every_shot_and_reproduce(tmp_path, capsys, phantom_name):
+    first, second = tmp_path / "first", tmp_path / "second"
+    for folder in (first, second):
+        assert main(["run", "tfesi-default", "--anatomy", phantom_name, "--expert", "--images", str(folder)]) == 0
+    shots = sum(1 for line in capsys.readouterr().out.splitlines() if " fluoro_shot " in line) // 2
+    names = sorted(p.name for p in first.glob("*.png"))
+    assert len(names) == shots and any(name.endswith("-dsa.png") for name in names)
+    for name in names:
+        assert (first / name).read_bytes() == (second / name).read_bytes()
