@@ -32,7 +32,8 @@ with more tissue fluid: the filled volume grows by the spread factor ``s(t)`` wh
 falls by it, so the iodine inside the body stays exactly what was injected. What a compartment cannot
 hold (a joint beyond its capsule, a compartment cut by the crop) overflows into the soft tissue beside
 it. Intravascular contrast is different: the blood carries it away, so the lumen opacifies at the
-injectate diluted by the blood flow and washes out exponentially; the iodine then leaves the field.
+injectate diluted by the blood (the bolus fills the lumen nearest the tip; in a small vessel, all of it
+in the crop, the rest is carried out of the field at once) and washes out exponentially.
 
 All numbers below are engineering defaults [ED] chosen to reproduce the time behaviour of §2.7
 ("persists", "washes out within seconds", "sluggish"); the iodine concentration of the medium is
@@ -189,6 +190,11 @@ class Compartment:
     root_sleeve: bool = False
 
 
+def is_artery(structure: str) -> bool:
+    """Whether a blood structure is arterial (by name: ``radicular_artery.*``, ``aorta``, ...)."""
+    return "artery" in structure or "aorta" in structure
+
+
 def _is_disc(name: str) -> bool:
     parts = name.split(".")
     return len(parts) >= 2 and parts[1] == "disc"
@@ -220,7 +226,7 @@ def compartment_at(tracer: Tracer, tip: np.ndarray) -> Compartment:
     if in_group(name, "dural_sac"):
         return Compartment("subdural", name, tracer.codes_in_group("dural_sac.dura"))
     if tissue == "blood":
-        pattern = "arterial" if ("artery" in name or "aorta" in name) else "venous"
+        pattern = "arterial" if is_artery(name) else "venous"
         return Compartment(pattern, name, np.array([code]))
     if in_group(name, "facet_joint"):
         return Compartment("intra_articular", name, np.array([code]))
@@ -349,9 +355,12 @@ class ContrastSpread:
         if not (np.isfinite(seconds) and seconds >= 0):
             raise SpinesimError(f"time since injection must be >= 0 s, got {seconds}")
         model = self.model
+        voxel_ml = float(abs(np.linalg.det(self.grid.affine[:3, :3]))) / 1000.0
         if model.washout_time_s is not None:
+            # The bolus fills the lumen nearest the tip, diluted by the blood, then washes out.
             washout = math.exp(-seconds / model.washout_time_s)
-            return np.full(self.order.shape, self.iodine_mg_per_ml * model.blood_fraction * washout)
+            lumen = _fill_prefix(self.capacity_ml, self.volume_ml / model.blood_fraction)
+            return self.iodine_mg_per_ml * model.blood_fraction * washout * lumen / voxel_ml
         spread = model.spread_factor(seconds)
         if model.gravity_gain:
             # Stable sort keeps the Dijkstra order among ties.
@@ -370,7 +379,6 @@ class ContrastSpread:
             placed *= total / placed.sum()
         fluid = np.zeros(self.order.shape)
         fluid[rank] = placed
-        voxel_ml = float(abs(np.linalg.det(self.grid.affine[:3, :3]))) / 1000.0
         return self.iodine_mg_per_ml / spread * fluid / voxel_ml
 
     def iodine_mg(self, seconds: float) -> float:
@@ -452,7 +460,7 @@ def inject(tracer: Tracer, tip: Sequence[float] | np.ndarray, volume_ml: float,
     scale = np.array([1.0, 1.0, model.cranio_caudal_cost])
     lengths = np.linalg.norm(step_vectors * scale, axis=1)
     if model.washout_time_s is not None:
-        needed = np.inf
+        needed = volume_ml / model.blood_fraction
     else:
         # Gravity reorders the fill, so visit more than the volume needs: the dependent layer lies
         # further along the geodesic than the nearest voxels.

@@ -58,7 +58,7 @@ from anatomy_models.volume import Volume
 from scenarios.schema import Scenario
 from simulator import actions as act
 from simulator.carm import CArm
-from simulator.contrast import ContrastSpread, contrast_volume, inject
+from simulator.contrast import ContrastSpread, contrast_volume, inject, is_artery
 from simulator.needle import Needle
 from simulator.planner import PARAESTHESIA_MM
 from simulator.resistance import check_loss_of_resistance
@@ -376,7 +376,7 @@ class _Step:
                 self.emit("root_penetration", "unsafe", f"the needle entered {name}", structure=name, depth_mm=depth)
             if tissue == "blood" and previous.tissue != "blood":
                 self.emit("vessel_puncture", "unsafe", f"the needle entered {name}", structure=name, depth_mm=depth,
-                          arterial="artery" in name or "aorta" in name,
+                          arterial=is_artery(name),
                           flashback=segment.depth_in_mm <= reached <= segment.depth_out_mm)
             if tissue in ("disc_annulus", "disc_nucleus") and previous.tissue not in ("disc_annulus", "disc_nucleus"):
                 self.emit("intradiscal", "unsafe", f"the needle entered the disc ({name})", structure=name, depth_mm=depth)
@@ -401,7 +401,7 @@ class _Step:
             self.emit("csf_flashback", "unsafe", "clear fluid (CSF) drips from the hub", structure=structure)
         if tissue == "blood" and self.before.tip_tissue != "blood":
             self.emit("blood_flashback", "unsafe", "blood appears at the hub", structure=structure,
-                      arterial="artery" in structure or "aorta" in structure)
+                      arterial=is_artery(structure))
         return replace(state, needle=needle, tip_structure=structure, tip_tissue=tissue, in_target=in_target,
                        tip_to_target_mm=distance, near_root=near_root)
 

@@ -152,3 +152,17 @@ def test_the_tissue_texture_is_seeded(tracer):
     # Feathery along the (cranio-caudal) muscle fibres: longer in z than across.
     filled = first.voxel_to_world(np.argwhere(first.array > 0))
     assert np.ptp(filled[:, 2]) > 1.5 * np.ptp(filled[:, 1])
+
+
+def test_venous_contrast_washes_out_within_seconds(small_spine):
+    tracer = tracer_for(small_spine)
+    vein = tracer.volume.voxel_to_world(np.argwhere(np.isin(tracer.codes, tracer.codes_in_group("inferior_vena_cava"))))
+    tip = vein[np.argmin(np.linalg.norm(vein - vein.mean(axis=0), axis=1))]
+    spread = inject(tracer, tip, 2.0)
+    assert spread.pattern == "venous"
+    at = {t: spread.iodine_mg(t) for t in (0.0, 4.0, 12.0, 20.0)}
+    # A large vein holds the whole bolus (diluted by the blood) before the flow carries it away.
+    assert at[0.0] == pytest.approx(2.0 * CONTRAST_IODINE_MG_PER_ML)
+    assert at[4.0] == pytest.approx(at[0.0] / np.e) and at[12.0] < 0.06 * at[0.0] and at[20.0] < 0.01 * at[0.0]
+    inside = _mask(tracer, spread.concentration(0.0), ["inferior_vena_cava"])
+    assert spread.concentration(0.0).array[~inside].sum() == 0
