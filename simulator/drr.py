@@ -237,24 +237,34 @@ def _cylinder_chord(sx, sy, sz, dx, dy, dz, px, py, pz, ax, ay, az, length, radi
 
 
 @njit(fastmath=True, cache=True)
-def _needle_kernel(source, d00, du, dv, u0, v0, cylinders, out):  # pragma: no cover - compiled
-    """Add sum(mu * chord) over ``cylinders`` (rows: p(3), axis(3), length, radius, mu) into ``out``."""
-    nv, nu = out.shape
+def _needle_kernel(source, d00, du, dv, u0, v0, cylinders, samples, out):  # pragma: no cover - compiled
+    """Needle line integrals of the pixels of ``out`` (the patch at column u0, row v0).
+
+    ``cylinders`` rows: start (3), unit axis (3), length, radius, mu. Each pixel is sampled by
+    ``samples`` x ``samples`` rays over its area and the detector's average of ``exp(-p)`` is
+    returned as ``-ln(mean exp(-p))``, so a needle thinner than a pixel still darkens it.
+    """
+    nv, nu, _ = out.shape
     for r in range(nv):
-        v = v0 + r
         for c in range(nu):
-            u = u0 + c
-            dx, dy, dz = _pixel_vector(u, v, d00, du, dv)
-            norm = math.sqrt(dx * dx + dy * dy + dz * dz)
-            dx /= norm
-            dy /= norm
-            dz /= norm
-            total = 0.0
-            for k in range(cylinders.shape[0]):
-                cyl = cylinders[k]
-                total += cyl[8] * _cylinder_chord(source[0], source[1], source[2], dx, dy, dz, cyl[0], cyl[1], cyl[2],
-                                                  cyl[3], cyl[4], cyl[5], cyl[6], cyl[7])
-            out[r, c] += total
+            lowest = 1e300
+            for sub in range(samples * samples):
+                u = u0 + c + ((sub % samples) + 0.5) / samples - 0.5
+                v = v0 + r + ((sub // samples) + 0.5) / samples - 0.5
+                dx, dy, dz = _pixel_vector(u, v, d00, du, dv)
+                norm = math.sqrt(dx * dx + dy * dy + dz * dz)
+                total = 0.0
+                for k in range(cylinders.shape[0]):
+                    cyl = cylinders[k]
+                    total += cyl[8] * _cylinder_chord(source[0], source[1], source[2], dx / norm, dy / norm, dz / norm,
+                                                      cyl[0], cyl[1], cyl[2], cyl[3], cyl[4], cyl[5], cyl[6], cyl[7])
+                lowest = min(lowest, total)
+                out[r, c, sub] = total
+            # -ln(mean exp(-p)), computed relative to the smallest p so that it cannot underflow.
+            mean = 0.0
+            for sub in range(samples * samples):
+                mean += math.exp(lowest - out[r, c, sub])
+            out[r, c, 0] = lowest - math.log(mean / (samples * samples))
 
 
 # --------------------------------------------------------------------------- preparation
@@ -512,24 +522,30 @@ def needle_footprint(needle: Needle, carm: CArm) -> tuple[slice, slice] | None:
     return slice(int(low[1]), int(high[1])), slice(int(low[0]), int(high[0]))
 
 
-def add_needle_line_integrals(image: np.ndarray, needle: Needle, carm: CArm, kev: float = FLUORO_EFFECTIVE_KEV) -> np.ndarray:
-    """Add the needle's attenuation line integrals (closed form, per pixel) into ``image`` in place.
+def add_needle_line_integrals(image: np.ndarray, needle: Needle, carm: CArm, kev: float = FLUORO_EFFECTIVE_KEV,
+                              *, samples: int = 4) -> np.ndarray:
+    """Add the needle's attenuation line integrals (closed form) into ``image`` in place.
 
-    Only the pixels of :func:`needle_footprint` are computed. Returns ``image``.
+    Each pixel of :func:`needle_footprint` (only those) averages ``samples`` x ``samples`` rays'
+    transmissions over its area, as a detector element does; ``samples=1`` is one ray through the
+    pixel centre, like the DRR. Returns ``image``.
     """
+    if int(samples) != samples or not 1 <= samples <= 16:
+        raise SpinesimError(f"needle samples per pixel side must be an integer 1-16, got {samples!r}")
     footprint = needle_footprint(needle, carm)
     if footprint is None:
         return image
     rows, columns = footprint
     pixel_to_direction = carm.rotation.T @ np.linalg.inv(carm.intrinsics)
-    # A contiguous patch: numba would compile a slow generic-layout version for a view of ``image``.
-    patch = np.zeros((rows.stop - rows.start, columns.stop - columns.start), dtype=np.float32)
+    patch = np.zeros((rows.stop - rows.start, columns.stop - columns.start, int(samples) ** 2))
     _needle_kernel(carm.source, pixel_to_direction[:, 2].copy(), pixel_to_direction[:, 0].copy(),
-                   pixel_to_direction[:, 1].copy(), columns.start, rows.start, needle_cylinders(needle, kev), patch)
-    image[rows, columns] += patch
+                   pixel_to_direction[:, 1].copy(), columns.start, rows.start, needle_cylinders(needle, kev),
+                   int(samples), patch)
+    image[rows, columns] += patch[:, :, 0].astype(np.float32)
     return image
 
 
-def needle_line_integrals(needle: Needle, carm: CArm, kev: float = FLUORO_EFFECTIVE_KEV) -> np.ndarray:
-    """The needle's own attenuation line integrals (float32 image, zero off the needle)."""
-    return add_needle_line_integrals(np.zeros(carm.shape, dtype=np.float32), needle, carm, kev)
+def needle_line_integrals(needle: Needle, carm: CArm, kev: float = FLUORO_EFFECTIVE_KEV, *, samples: int = 4) -> np.ndarray:
+    """The needle's own attenuation line integrals (float32 image, zero off the needle); see
+    :func:`add_needle_line_integrals`."""
+    return add_needle_line_integrals(np.zeros(carm.shape, dtype=np.float32), needle, carm, kev, samples=samples)

@@ -49,6 +49,10 @@ Polarity = Literal["bone_white", "bone_black"]
 # Line integral below which a ray counts as missing the body (air), for the automatic window and
 # exposure control: 0.05 is ~2.5 mm of water at 60 keV [ED].
 _BODY_THRESHOLD = 0.05
+# Automatic exposure and brightness control measure in a central disc of this radius (fraction of the
+# detector width), the automatic window spans these percentiles of the line integrals there [ED].
+_MEASURING_RADIUS = 0.25
+_WINDOW_PERCENTILES = (1.0, 99.5)
 # The one-sided window of a subtracted (DSA) image, in line-integral units: 0.4 is ~0.5 mm of
 # 300 mgI/mL contrast at 60 keV, so a thin undiluted layer is full white [ED].
 _DSA_HALF_WINDOW = 0.4
@@ -89,11 +93,11 @@ class Display:
         or "bone_black" (the raw intensifier look many C-arms use: contrast and needle black).
     window : (low, high), optional
         Line-integral range mapped to the full grey scale; None chooses it from the anatomy's
-        noiseless frame (1st to 99.7th percentile of the exposed body).
+        noiseless frame (1st to 99.5th percentile of the body in the central region).
     gamma : float
-        Display gamma applied after the window (>1 darkens the mid-greys) [ED 1.2].
+        Display gamma applied after the window (>1 darkens the mid-greys) [ED 1.0].
     edge_enhancement : float
-        Unsharp-mask gain (0 = none) [ED 0.6]; C-arm image processing sharpens edges.
+        Unsharp-mask gain (0 = none) [ED 0.8]; C-arm image processing sharpens edges.
     edge_radius_mm : float
         Gaussian radius of the unsharp mask at the detector plane, mm [ED 1.5].
     letters : bool
@@ -102,8 +106,8 @@ class Display:
 
     polarity: Polarity = "bone_white"
     window: tuple[float, float] | None = None
-    gamma: float = 1.2
-    edge_enhancement: float = 0.6
+    gamma: float = 1.0
+    edge_enhancement: float = 0.8
     edge_radius_mm: float = 1.5
     letters: bool = True
 
@@ -183,10 +187,16 @@ _contrast_cache: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
 def _frame_facts(anatomy_frame: np.ndarray, field_mask: np.ndarray) -> _FrameFacts:
-    body = anatomy_frame[field_mask & (anatomy_frame > _BODY_THRESHOLD)]
+    """Exposure control and automatic window, both measured, like a C-arm's, in the central region."""
+    n = anatomy_frame.shape[0]
+    coordinate = (np.arange(n) - (n - 1) / 2.0) / n
+    central = np.hypot(coordinate[None, :], coordinate[:, None]) <= _MEASURING_RADIUS
+    body = anatomy_frame[central & field_mask & (anatomy_frame > _BODY_THRESHOLD)]
+    if body.size < 16:
+        body = anatomy_frame[field_mask & (anatomy_frame > _BODY_THRESHOLD)]
     if body.size == 0:
         return _FrameFacts(1.0, (0.0, 1.0))
-    low, median, high = np.percentile(body, [1.0, 50.0, 99.7])
+    low, median, high = np.percentile(body, [_WINDOW_PERCENTILES[0], 50.0, _WINDOW_PERCENTILES[1]])
     return _FrameFacts(float(np.exp(-median)), (float(low), float(max(high, low + 1e-3))))
 
 
