@@ -22,6 +22,7 @@ The image is shown as the operator sees the prone patient from behind (see :mod:
 
 from __future__ import annotations
 
+import math
 import weakref
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -250,21 +251,24 @@ def _gaussian_taps(sigma: float, truncate: float) -> np.ndarray:
 
 @njit(fastmath=True, cache=True)
 def _separable_filter(image, taps):  # pragma: no cover - compiled
-    """Convolve rows then columns with the symmetric ``taps``, edges repeated ("nearest")."""
+    """Convolve rows then columns with the symmetric ``taps``, edges repeated ("nearest").
+
+    Both passes run along contiguous rows (``out[c] += w_k * row[c + k]``) so they vectorise.
+    """
     rows, columns = image.shape
     radius = taps.size // 2
-    across = np.empty_like(image)
+    padded = np.empty(columns + 2 * radius, dtype=np.float32)
+    across = np.zeros_like(image)
     for r in range(rows):
-        for c in range(columns):
-            total = np.float32(0.0)
-            for k in range(taps.size):
-                cc = min(max(c + k - radius, 0), columns - 1)
-                total += taps[k] * image[r, cc]
-            across[r, c] = total
-    out = np.empty_like(image)
+        padded[radius:radius + columns] = image[r]
+        padded[:radius] = image[r, 0]
+        padded[radius + columns:] = image[r, columns - 1]
+        for k in range(taps.size):
+            weight = taps[k]
+            for c in range(columns):
+                across[r, c] += weight * padded[c + k]
+    out = np.zeros_like(image)
     for r in range(rows):
-        for c in range(columns):
-            out[r, c] = 0.0
         for k in range(taps.size):
             rr = min(max(r + k - radius, 0), rows - 1)
             weight = taps[k]
@@ -285,14 +289,27 @@ def gaussian_blur(image: np.ndarray, sigma_pixels: float, truncate: float = 3.0)
 _EXACT_POISSON_BELOW = 20.0
 
 
+@njit(fastmath=True, cache=True)
+def _normal_counts(expected, normal, low_below):  # pragma: no cover - compiled
+    """``max(e + sqrt(e) z, 0)`` in place of ``normal``; returns how many pixels expect < ``low_below``."""
+    flat_e = expected.ravel()
+    flat_z = normal.ravel()
+    low = 0
+    for k in range(flat_e.size):
+        e = flat_e[k]
+        flat_z[k] = max(e + math.sqrt(e) * flat_z[k], np.float32(0.0))
+        low += e < low_below
+    return low
+
+
 def quantum_noise(expected: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """Poisson-distributed counts for the ``expected`` counts per pixel (float32, same shape)."""
-    normal = rng.standard_normal(expected.shape, dtype=np.float32)
-    counts = expected + np.sqrt(expected) * normal
-    low = expected < _EXACT_POISSON_BELOW
-    if low.any():
+    expected = np.ascontiguousarray(expected, dtype=np.float32)
+    counts = rng.standard_normal(expected.shape, dtype=np.float32)
+    if _normal_counts(expected, counts, np.float32(_EXACT_POISSON_BELOW)):
+        low = expected < _EXACT_POISSON_BELOW
         counts[low] = rng.poisson(expected[low])
-    return np.maximum(counts, np.float32(0.0))
+    return counts
 
 
 def measure(line_integral: np.ndarray, field_mask: np.ndarray, quanta_per_pixel: float | None, *,
@@ -352,25 +369,30 @@ def _font(size: int) -> ImageFont.FreeTypeFont:
     return ImageFont.load_default(size=size)
 
 
+@lru_cache(maxsize=32)
+def _label_layer(pixels: int, letters: tuple[str, str, str, str], caption: str) -> tuple[np.ndarray, np.ndarray]:
+    """The burned-in text as (where it is drawn, its grey value), rendered once per layout."""
+    layer = Image.new("LA", (pixels, pixels), (0, 0))
+    draw = ImageDraw.Draw(layer)
+    size = max(10, pixels // 24)
+    margin = max(3, pixels // 64)
+    places = ((pixels - margin, pixels // 2, "rm"), (margin, pixels // 2, "lm"), (pixels // 2, margin, "mt"),
+              (pixels // 2, pixels - margin, "mb"))
+    for text, (x, y, anchor) in zip(letters, places):
+        draw.text((x, y), text, fill=(255, 255), font=_font(size), anchor=anchor, stroke_width=max(1, size // 8),
+                  stroke_fill=(0, 255))
+    draw.text((margin, margin), caption, fill=(255, 255), font=_font(max(8, size * 2 // 3)), anchor="lt",
+              stroke_width=1, stroke_fill=(0, 255))
+    grey, alpha = (np.asarray(band) for band in layer.split())
+    return alpha > 127, grey
+
+
 def burn_in_labels(pixels: np.ndarray, carm: CArm, caption: str) -> np.ndarray:
-    """Orientation letters at the four screen edges and a caption (angles, mode) at the top left."""
-    n = pixels.shape[0]
-    image = Image.fromarray(pixels)
-    draw = ImageDraw.Draw(image)
-    size = max(10, n // 24)
-    font = _font(size)
-    margin = max(3, n // 64)
-    places = {
-        "right": (orientation_letters(carm.screen_right), (n - margin, n // 2), "rm"),
-        "left": (orientation_letters(-carm.screen_right), (margin, n // 2), "lm"),
-        "top": (orientation_letters(carm.screen_up), (n // 2, margin), "mt"),
-        "bottom": (orientation_letters(-carm.screen_up), (n // 2, n - margin), "mb"),
-    }
-    for text, xy, anchor in places.values():
-        draw.text(xy, text, fill=255, font=font, anchor=anchor, stroke_width=max(1, size // 8), stroke_fill=0)
-    draw.text((margin, margin), caption, fill=255, font=_font(max(8, size * 2 // 3)),
-              anchor="lt", stroke_width=1, stroke_fill=0)
-    return np.asarray(image)
+    """Orientation letters at the four screen edges (right, left, top, bottom) and a caption at the top left."""
+    letters = (orientation_letters(carm.screen_right), orientation_letters(-carm.screen_right),
+               orientation_letters(carm.screen_up), orientation_letters(-carm.screen_up))
+    drawn, grey = _label_layer(pixels.shape[0], letters, caption)
+    return np.where(drawn, grey, pixels)
 
 
 def render_fluoro(
