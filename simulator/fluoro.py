@@ -54,8 +54,8 @@ _BODY_THRESHOLD = 0.05
 # detector width), the automatic window spans these percentiles of the line integrals there [ED].
 _MEASURING_RADIUS = 0.25
 _WINDOW_PERCENTILES = (1.0, 99.5)
-# The one-sided window of a subtracted (DSA) image, in line-integral units: 0.4 is ~0.5 mm of
-# 300 mgI/mL contrast at 60 keV, so a thin undiluted layer is full white [ED].
+# The one-sided window of a subtracted (DSA) image, in line-integral units: 0.4 is ~1.8 mm of
+# undiluted 300 mgI/mL contrast (0.23/mm at 60 keV), so a thin undiluted layer is full white [ED].
 _DSA_HALF_WINDOW = 0.4
 
 
@@ -124,6 +124,8 @@ class Display:
             raise SpinesimError(f"display gamma must be 0.2-5, got {self.gamma!r}")
         if not (np.isfinite(self.edge_enhancement) and 0.0 <= self.edge_enhancement <= 5.0):
             raise SpinesimError(f"edge enhancement must be 0-5, got {self.edge_enhancement!r}")
+        if not (np.isfinite(self.edge_radius_mm) and 0.0 < self.edge_radius_mm <= 50.0):
+            raise SpinesimError(f"edge-enhancement radius must be in (0, 50] mm, got {self.edge_radius_mm!r}")
 
 
 @dataclass(frozen=True, eq=False)
@@ -439,6 +441,16 @@ def render_fluoro(
     Returns
     -------
     FluoroImage
+
+    Examples
+    --------
+    >>> from anatomy_models.anatomy import Anatomy
+    >>> block = Anatomy(ct=Volume.from_spacing(np.full((30, 30, 30), 40, np.int16), (4, 4, 4), origin=(-58, -58, -58)))
+    >>> image = render_fluoro(block, CArm(detector_pixels=64), seed=1)
+    >>> image.pixels.shape, image.pixels.dtype.name, image.seed
+    ((64, 64), 'uint8', 1)
+    >>> np.array_equal(image.pixels, render_fluoro(block, CArm(detector_pixels=64), seed=1).pixels)
+    True
     """
     anatomy_frame = anatomy_line_integrals(anatomy, carm, method=method, kev=kev)
     total = anatomy_frame.copy()
