@@ -237,24 +237,47 @@ def _cylinder_chord(sx, sy, sz, dx, dy, dz, px, py, pz, ax, ay, az, length, radi
 
 
 @njit(fastmath=True, cache=True)
-def _needle_kernel(source, d00, du, dv, u0, v0, cylinders, out):  # pragma: no cover - compiled
-    """Add sum(mu * chord) over ``cylinders`` (rows: p(3), axis(3), length, radius, mu) into ``out``."""
-    nv, nu = out.shape
+def _needle_kernel(source, d00, du, dv, u0, v0, cylinders, samples, shadows, out):  # pragma: no cover - compiled
+    """Needle line integrals of the pixels of ``out`` (the patch at column u0, row v0).
+
+    ``cylinders`` rows: start (3), unit axis (3), length, radius, mu. Each pixel is sampled by
+    ``samples`` x ``samples`` rays over its area and the detector's average of ``exp(-p)`` is
+    returned as ``-ln(mean exp(-p))``, so a needle thinner than a pixel still darkens it. Pixels
+    farther than every cylinder's reach from its projected axis (``shadows`` rows: u, v, u, v,
+    reach, in pixels) are skipped: the needle cannot cover them.
+    """
+    nv, nu, _ = out.shape
     for r in range(nv):
-        v = v0 + r
         for c in range(nu):
-            u = u0 + c
-            dx, dy, dz = _pixel_vector(u, v, d00, du, dv)
-            norm = math.sqrt(dx * dx + dy * dy + dz * dz)
-            dx /= norm
-            dy /= norm
-            dz /= norm
-            total = 0.0
-            for k in range(cylinders.shape[0]):
-                cyl = cylinders[k]
-                total += cyl[8] * _cylinder_chord(source[0], source[1], source[2], dx, dy, dz, cyl[0], cyl[1], cyl[2],
-                                                  cyl[3], cyl[4], cyl[5], cyl[6], cyl[7])
-            out[r, c] += total
+            near = False
+            for k in range(shadows.shape[0]):
+                su = shadows[k, 2] - shadows[k, 0]
+                sv = shadows[k, 3] - shadows[k, 1]
+                pu = u0 + c - shadows[k, 0]
+                pv = v0 + r - shadows[k, 1]
+                along = min(max((pu * su + pv * sv) / max(su * su + sv * sv, 1e-12), 0.0), 1.0)
+                if (pu - along * su) ** 2 + (pv - along * sv) ** 2 <= shadows[k, 4] ** 2:
+                    near = True
+            if not near:
+                continue
+            lowest = 1e300
+            for sub in range(samples * samples):
+                u = u0 + c + ((sub % samples) + 0.5) / samples - 0.5
+                v = v0 + r + ((sub // samples) + 0.5) / samples - 0.5
+                dx, dy, dz = _pixel_vector(u, v, d00, du, dv)
+                norm = math.sqrt(dx * dx + dy * dy + dz * dz)
+                total = 0.0
+                for k in range(cylinders.shape[0]):
+                    cyl = cylinders[k]
+                    total += cyl[8] * _cylinder_chord(source[0], source[1], source[2], dx / norm, dy / norm, dz / norm,
+                                                      cyl[0], cyl[1], cyl[2], cyl[3], cyl[4], cyl[5], cyl[6], cyl[7])
+                lowest = min(lowest, total)
+                out[r, c, sub] = total
+            # -ln(mean exp(-p)), computed relative to the smallest p so that it cannot underflow.
+            mean = 0.0
+            for sub in range(samples * samples):
+                mean += math.exp(lowest - out[r, c, sub])
+            out[r, c, 0] = lowest - math.log(mean / (samples * samples))
 
 
 # --------------------------------------------------------------------------- preparation
@@ -273,10 +296,10 @@ _prepared_cache: weakref.WeakKeyDictionary[Volume, dict[tuple[str, int], _Prepar
 
 def _nonzero_box(values: np.ndarray) -> tuple[slice, slice, slice] | None:
     """Index slices of the smallest box holding every non-zero voxel (None if all are zero)."""
+    nonzero = values != 0
     boxes = []
     for axis in range(3):
-        others = tuple(a for a in range(3) if a != axis)
-        hit = np.flatnonzero(np.any(values != 0, axis=others))
+        hit = np.flatnonzero(np.any(nonzero, axis=tuple(a for a in range(3) if a != axis)))
         if hit.size == 0:
             return None
         boxes.append(slice(int(hit[0]), int(hit[-1]) + 1))
@@ -492,44 +515,57 @@ def needle_cylinders(needle: Needle, kev: float = FLUORO_EFFECTIVE_KEV) -> np.nd
     return np.array(rows, dtype=np.float64)
 
 
-def needle_footprint(needle: Needle, carm: CArm) -> tuple[slice, slice] | None:
-    """Rows and columns of the detector the needle (shaft and hub) can cover, or None if it misses."""
+def needle_footprint(needle: Needle, carm: CArm) -> tuple[slice, slice, np.ndarray] | None:
+    """Where on the detector the needle (shaft and hub) can be, or None if it misses it.
+
+    Returns the rows and columns of its bounding box and, per cylinder of :func:`needle_cylinders`,
+    its shadow: the projected axis (u, v of both ends) and its reach from it (the radius magnified
+    at the cylinder's nearest depth, plus one and a half pixels), all in pixels.
+    """
     cylinders = needle_cylinders(needle)
-    ends = np.concatenate([cylinders[:, :3], cylinders[:, :3] + cylinders[:, 3:6] * cylinders[:, 6:7]])
-    depth = carm.depth(ends)
+    starts = cylinders[:, :3]
+    ends = starts + cylinders[:, 3:6] * cylinders[:, 6:7]
+    depth = np.minimum(carm.depth(starts), carm.depth(ends))
+    n = carm.detector_pixels
     if np.any(depth <= 1.0):
-        # Part of the needle is beside or behind the focal spot: bound it by the whole detector.
-        return slice(0, carm.detector_pixels), slice(0, carm.detector_pixels)
-    pixels = carm.project(ends)
-    # Margin: the widest radius magnified at the nearest depth, plus one pixel.
-    margin = cylinders[:, 7].max() * carm.source_to_detector_mm / depth.min() / carm.pixel_size_mm + 1.0
-    low = np.floor(pixels.min(axis=0) - margin).astype(int)
-    high = np.ceil(pixels.max(axis=0) + margin).astype(int) + 1
-    low = np.clip(low, 0, carm.detector_pixels)
-    high = np.clip(high, 0, carm.detector_pixels)
+        # Part of the needle is beside or behind the focal spot: search the whole detector.
+        everywhere = np.tile([0.0, 0.0, 0.0, 0.0, 2.0 * n], (len(cylinders), 1))
+        return slice(0, n), slice(0, n), everywhere
+    reach = cylinders[:, 7] * carm.source_to_detector_mm / depth / carm.pixel_size_mm + 1.5
+    shadows = np.column_stack([carm.project(starts), carm.project(ends), reach])
+    corners = np.concatenate([shadows[:, :2] - reach[:, None], shadows[:, 2:4] - reach[:, None],
+                              shadows[:, :2] + reach[:, None], shadows[:, 2:4] + reach[:, None]])
+    low = np.clip(np.floor(corners.min(axis=0)).astype(int), 0, n)
+    high = np.clip(np.ceil(corners.max(axis=0)).astype(int) + 1, 0, n)
     if np.any(high <= low):
         return None
-    return slice(int(low[1]), int(high[1])), slice(int(low[0]), int(high[0]))
+    return slice(int(low[1]), int(high[1])), slice(int(low[0]), int(high[0])), shadows
 
 
-def add_needle_line_integrals(image: np.ndarray, needle: Needle, carm: CArm, kev: float = FLUORO_EFFECTIVE_KEV) -> np.ndarray:
-    """Add the needle's attenuation line integrals (closed form, per pixel) into ``image`` in place.
+def add_needle_line_integrals(image: np.ndarray, needle: Needle, carm: CArm, kev: float = FLUORO_EFFECTIVE_KEV,
+                              *, samples: int = 4) -> np.ndarray:
+    """Add the needle's attenuation line integrals (closed form) into ``image`` in place.
 
-    Only the pixels of :func:`needle_footprint` are computed. Returns ``image``.
+    Each pixel of :func:`needle_footprint` (only those) averages ``samples`` x ``samples`` rays'
+    transmissions over its area, as a detector element does; ``samples=1`` is one ray through the
+    pixel centre, like the DRR. Returns ``image``.
     """
+    if int(samples) != samples or not 1 <= samples <= 16:
+        raise SpinesimError(f"needle samples per pixel side must be an integer 1-16, got {samples!r}")
     footprint = needle_footprint(needle, carm)
     if footprint is None:
         return image
-    rows, columns = footprint
+    rows, columns, shadows = footprint
     pixel_to_direction = carm.rotation.T @ np.linalg.inv(carm.intrinsics)
-    # A contiguous patch: numba would compile a slow generic-layout version for a view of ``image``.
-    patch = np.zeros((rows.stop - rows.start, columns.stop - columns.start), dtype=np.float32)
+    patch = np.zeros((rows.stop - rows.start, columns.stop - columns.start, int(samples) ** 2))
     _needle_kernel(carm.source, pixel_to_direction[:, 2].copy(), pixel_to_direction[:, 0].copy(),
-                   pixel_to_direction[:, 1].copy(), columns.start, rows.start, needle_cylinders(needle, kev), patch)
-    image[rows, columns] += patch
+                   pixel_to_direction[:, 1].copy(), columns.start, rows.start, needle_cylinders(needle, kev),
+                   int(samples), shadows, patch)
+    image[rows, columns] += patch[:, :, 0].astype(np.float32)
     return image
 
 
-def needle_line_integrals(needle: Needle, carm: CArm, kev: float = FLUORO_EFFECTIVE_KEV) -> np.ndarray:
-    """The needle's own attenuation line integrals (float32 image, zero off the needle)."""
-    return add_needle_line_integrals(np.zeros(carm.shape, dtype=np.float32), needle, carm, kev)
+def needle_line_integrals(needle: Needle, carm: CArm, kev: float = FLUORO_EFFECTIVE_KEV, *, samples: int = 4) -> np.ndarray:
+    """The needle's own attenuation line integrals (float32 image, zero off the needle); see
+    :func:`add_needle_line_integrals`."""
+    return add_needle_line_integrals(np.zeros(carm.shape, dtype=np.float32), needle, carm, kev, samples=samples)
