@@ -30,7 +30,7 @@ views to use, built with the named set-ups of :mod:`simulator.carm` (its angle c
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -123,6 +123,13 @@ class Target:
         (safety) view.
     on_bone : bool
         True when the needle is meant to rest on bone at the target (medial branch block).
+    landmark : str, optional
+        The landmark the target point comes from.
+    entry_point : array (3,), optional
+        Where the textbook line through the target meets the skin, LPS mm (None if it does not).
+    entry_radius_mm : float
+        Radius of the skin region the cone of textbook directions enters through, mm (the depth
+        times the tangent of the cone's half-angle): where to prep and puncture.
     """
 
     procedure: str
@@ -133,12 +140,16 @@ class Target:
     cone_deg: float
     views: tuple[View, ...]
     on_bone: bool = False
-    landmark: str | None = field(default=None)
+    landmark: str | None = None
+    entry_point: np.ndarray | None = None
+    entry_radius_mm: float = 0.0
 
     def to_json(self) -> dict:
         return {"procedure": self.procedure, "description": self.description,
                 "point": np.round(self.point, 3).tolist(), "zone_radius_mm": self.zone.radius_mm,
-                "landmark": self.landmark, "views": [v.to_json() for v in self.views]}
+                "landmark": self.landmark, "views": [v.to_json() for v in self.views],
+                "entry_point": None if self.entry_point is None else np.round(self.entry_point, 3).tolist(),
+                "entry_radius_mm": round(self.entry_radius_mm, 3)}
 
 
 def needle_direction(oblique_deg: float, side_sign: float, cranial_deg: float, medial_deg: float = 0.0) -> np.ndarray:
@@ -172,7 +183,12 @@ def target_for(scenario: Scenario, anatomy: Anatomy, tracer: Tracer) -> Target:
         "facet_intra_articular": _facet,
         "medial_branch_block": _medial_branch,
     }
-    return builders[scenario.procedure](scenario, spec, anatomy, tracer)
+    target = builders[scenario.procedure](scenario, spec, anatomy, tracer)
+    depth = tracer.body_exit_depth(target.point, target.textbook_direction)
+    if depth is None:
+        return target
+    return replace(target, entry_point=target.point - depth * target.textbook_direction,
+                   entry_radius_mm=float(depth * np.tan(np.radians(target.cone_deg))))
 
 
 def _ap_view(anatomy: Anatomy, level: str, centre: str) -> View:
