@@ -18,7 +18,7 @@ pattern             tip in                                 spread
 ``intra_articular`` ``facet_joint.*``                      the joint line, then the capsule's recesses
                                                            (soft tissue within 4 mm); beyond ~1.5 mL
                                                            the capsule ruptures into the tissue around
-``intradiscal``     a disc (annulus or nucleus)            the disc
+``intradiscal``     a disc (annulus or nucleus)            the disc, the nucleus first
 ``soft_tissue``     anything else (muscle, fat, ligament)  a blob in that structure, feathery along the
                                                            (cranio-caudal) muscle fibres
 ==================  =====================================  =============================================
@@ -73,6 +73,10 @@ CAPSULE_MM = 4.0
 # Flow into the capsule's recesses costs this much more per mm than along the joint line, so the
 # joint line fills first and the recesses distend after it (§2.3: "fills the recesses") [ED].
 _RECESS_STEP_COST = 100.0
+# Contrast in the disc tracks through the annulus's fissures (which hold little) into the softer
+# nucleus and fills it (§2.7: disc-shaped blush) [ED].
+_ANNULUS_STEP_COST = 10.0
+ANNULUS_FILL_FRACTION = 0.1
 # Soft tissues that take what a compartment cannot hold, and their fill fraction [ED].
 SPILL_TISSUES = frozenset({"fat", "muscle", "soft_tissue", "ligament", "skin", "cartilage"})
 SPILL_FILL_FRACTION = 0.2
@@ -442,10 +446,13 @@ def inject(tracer: Tracer, tip: Sequence[float] | np.ndarray, volume_ml: float,
     if model.spills:
         spill_codes = [c for c, t in enumerate(tracer.tissues) if t in SPILL_TISSUES]
         spill = np.isin(codes, spill_codes) & ~inside & ~np.isin(codes, tracer.root_codes())
-    step_cost = np.where(inside, np.where(recess, _RECESS_STEP_COST, np.where(sleeve, _SLEEVE_STEP_COST, 1.0)),
+    annulus = np.isin(codes, [c for c, t in enumerate(tracer.tissues) if t == "disc_annulus"]) & inside
+    step_cost = np.where(inside, np.select([recess, sleeve, annulus], [_RECESS_STEP_COST, _SLEEVE_STEP_COST,
+                                                                        _ANNULUS_STEP_COST], 1.0),
                          np.where(spill, _SPILL_STEP_COST, np.inf))
     voxel_ml = float(abs(np.linalg.det(grid.affine[:3, :3]))) / 1000.0
-    capacity = np.where(inside, np.where(sleeve, SLEEVE_FILL_FRACTION, model.fill_fraction), SPILL_FILL_FRACTION) * voxel_ml
+    capacity = np.where(inside, np.select([sleeve, annulus], [SLEEVE_FILL_FRACTION, ANNULUS_FILL_FRACTION],
+                                          model.fill_fraction), SPILL_FILL_FRACTION) * voxel_ml
     if model.texture_mm is not None:
         texture = _texture(grid, model.texture_mm, seed)
         step_cost = np.where(inside, step_cost * np.exp(model.texture_cost_gain * texture), step_cost)
