@@ -221,12 +221,7 @@ class Session:
         ``resume``, further actions append to the same log (its cut line removed first).
         """
         contents = act.read_log(log_path)
-        logged = contents.header.get("scenario")
-        if logged is not None and logged != scenario.id:
-            raise SpinesimError(f"this log is an attempt at scenario {logged!r}, not {scenario.id!r}", path=log_path,
-                                where="line 1", hint=f"replay it with scenario {logged!r}")
-        if "seed" in contents.header and contents.header["seed"] != scenario.seed:
-            scenario = scenario.model_copy(update={"seed": contents.header["seed"]})
+        scenario = scenario_of_log(scenario, contents.header, log_path)
         session = cls(scenario, anatomy, tracer=tracer)
         for number, action in enumerate(contents.actions, start=1):
             try:
@@ -258,6 +253,18 @@ class Session:
 
     def unsafe_events(self) -> list[Event]:
         return [e for e in self.events if e.severity == "unsafe"]
+
+
+def scenario_of_log(scenario: Scenario, header: dict, log_path: str | Path) -> Scenario:
+    """``scenario`` as the log with ``header`` was played: a log of another scenario is refused,
+    and the seed the log recorded is used."""
+    logged = header.get("scenario")
+    if logged is not None and logged != scenario.id:
+        raise SpinesimError(f"this log is an attempt at scenario {logged!r}, not {scenario.id!r}", path=log_path,
+                            where="line 1", hint=f"replay it with scenario {logged!r}")
+    if "seed" in header and header["seed"] != scenario.seed:
+        return scenario.model_copy(update={"seed": header["seed"]})
+    return scenario
 
 
 # --------------------------------------------------------------------------- one step of the fold

@@ -38,13 +38,16 @@ def run(scenario: str, actions_path: Path | None, expert: bool, output: Path | N
     Prints the events as they happen and the final state.
     """
     from simulator.planner import expert_actions, plan_trajectory
-    from simulator.session import Session
+    from simulator.session import Session, scenario_of_log
 
     if (actions_path is None) == (not expert):
         raise SpinesimError("give either --actions FILE or --expert", hint="see `spinesim run --help`")
     if output is not None and not expert:
         raise SpinesimError("-o/--output only goes with --expert")
     chosen = load_scenario(scenario)
+    contents = read_log(actions_path) if actions_path is not None else None
+    if contents is not None:
+        chosen = scenario_of_log(chosen, contents.header, actions_path)
     anatomy = load_anatomy(anatomy_source) if anatomy_source else chosen.anatomy.load(scenario_directory(scenario))
     session = Session(chosen, anatomy, log_path=log_path)
     if expert:
@@ -60,7 +63,6 @@ def run(scenario: str, actions_path: Path | None, expert: bool, output: Path | N
             return
         actions = records
     else:
-        contents = read_log(actions_path)
         if contents.truncated:
             out.print(f"[yellow]warning:[/] {contents.truncated}")
         actions = contents.actions
@@ -70,7 +72,7 @@ def run(scenario: str, actions_path: Path | None, expert: bool, output: Path | N
         try:
             happened = session.apply(action)
         except SpinesimError as error:
-            where = f"action {number}" if actions_path is None else f"line {number}"
+            where = f"action {number}" if contents is None else f"line {number + bool(contents.header)}"
             raise SpinesimError(error.problem, path=actions_path, where=where, hint=error.hint) from None
         for event in happened:
             events.append(event)

@@ -51,3 +51,14 @@ def test_images_are_written_for_every_shot_and_reproduce(tmp_path, capsys, phant
     assert len(names) == shots and any(name.endswith("-dsa.png") for name in names)
     for name in names:
         assert (first / name).read_bytes() == (second / name).read_bytes()
+
+
+def test_a_logged_attempt_replays_with_its_seed_and_scenario_checked(tmp_path, capsys, phantom_name):
+    expert, log = tmp_path / "expert.jsonl", tmp_path / "attempt.jsonl"
+    assert main(["run", "ilesi-default", "--anatomy", phantom_name, "--expert", "-o", str(expert)]) == 0
+    assert main(["run", "ilesi-default", "--anatomy", phantom_name, "--actions", str(expert), "--log", str(log)]) == 0
+    capsys.readouterr()
+    assert main(["run", "ilesi-default", "--anatomy", phantom_name, "--actions", str(log), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["state"]["in_target"]
+    assert main(["run", "facet-default", "--anatomy", phantom_name, "--actions", str(log)]) == 1
+    assert "attempt at scenario 'ilesi-default', not 'facet-default'" in capsys.readouterr().err
