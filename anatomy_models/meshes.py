@@ -33,7 +33,8 @@ from anatomy_models.anatomy import Anatomy
 from anatomy_models.atomic import atomic_path
 from anatomy_models.errors import SpinesimError
 from anatomy_models.labelmaps import ct_from_labels, structure_for_name
-from anatomy_models.structures import LabelTable, read_yaml_document
+from anatomy_models.structures import LabelTable
+from anatomy_models.yaml_source import read_yaml_file
 from anatomy_models.tissues import TISSUES
 from anatomy_models.volume import Volume
 
@@ -193,7 +194,7 @@ def read_mesh_names(path: str | Path) -> dict[str, tuple[str, str | None]]:
     ``disc_45: {name: L4-L5.disc.annulus, tissue: disc_annulus}``.
     """
     path = Path(path)
-    data, node = read_yaml_document(path)
+    node, data = read_yaml_file(path)
     if not isinstance(data, dict):
         raise SpinesimError("a mesh name table must be a mapping {mesh name: structure name}", path=path)
     lines = {key.value: key.start_mark.line + 1 for key, _ in node.value} if node is not None else {}

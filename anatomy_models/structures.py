@@ -72,6 +72,7 @@ import yaml
 
 from anatomy_models.errors import SpinesimError
 from anatomy_models.tissues import TISSUES
+from anatomy_models.yaml_source import read_yaml_file
 
 # Vertebral levels the product models, cranial to caudal (S1 stands for the sacrum).
 LEVELS: tuple[str, ...] = ("T12", "L1", "L2", "L3", "L4", "L5", "S1")
@@ -235,25 +236,9 @@ class LabelTable:
     def from_file(cls, path: str | Path) -> LabelTable:
         """Read a label table from YAML or JSON (a list of {id, name, tissue}); errors name the line."""
         path = Path(path)
-        rows, node = read_yaml_document(path)
+        node, rows = read_yaml_file(path, kind="YAML/JSON")
         lines = [item.start_mark.line + 1 for item in node.value] if isinstance(node, yaml.SequenceNode) else None
         return cls.from_list(rows, source=path, lines=lines)
-
-
-def read_yaml_document(path: str | Path) -> tuple[Any, yaml.Node | None]:
-    """The data of a YAML (or JSON) file and its node tree (for line numbers); errors name the line."""
-    path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as error:
-        raise SpinesimError(f"cannot read the file: {error}", path=path) from None
-    try:
-        return yaml.safe_load(text), yaml.compose(text)
-    except yaml.YAMLError as error:
-        mark = getattr(error, "problem_mark", None)
-        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else None
-        problem = getattr(error, "problem", None) or str(error).splitlines()[0]
-        raise SpinesimError(f"not valid YAML/JSON ({problem})", path=path, where=where) from None
 
 
 def _vocabulary_patterns() -> list[tuple[re.Pattern[str], str]]:

@@ -23,9 +23,12 @@ MASS_ATTENUATION_CM2_PER_G: dict[str, dict[float, float]] = {
     "cortical_bone": {60.0: 0.3148, 70.0: 0.2617, 80.0: 0.2229},  # ICRU cortical bone
     "iron": {60.0: 1.205, 70.0: 0.826, 80.0: 0.5952},  # proxy for stainless steel
     "iodine": {60.0: 7.579, 70.0: 5.017, 80.0: 3.510},
+    # PMMA (acrylic), the stand-in for a needle's plastic hub: NIST Table 4, "Polymethyl
+    # Methacrylate", physics.nist.gov/PhysRefData/XrayMassCoef/tab4.html (70 keV log-log [derived]).
+    "pmma": {60.0: 0.1924, 70.0: 0.1829, 80.0: 0.1751},
 }
-# Mass densities in g/cm^3: water and ICRU cortical bone §5.2; stainless steel 304 [S115].
-DENSITY_G_PER_CM3: dict[str, float] = {"water": 1.0, "cortical_bone": 1.92, "iron": 7.93}
+# Mass densities in g/cm^3: water and ICRU cortical bone §5.2; stainless steel 304 [S115]; PMMA (NIST Table 2).
+DENSITY_G_PER_CM3: dict[str, float] = {"water": 1.0, "cortical_bone": 1.92, "iron": 7.93, "pmma": 1.19}
 
 # Effective energy at which a CT's Hounsfield units are defined: ~70 keV for a 120 kVp CT [ED].
 CT_EFFECTIVE_KEV = 70.0
@@ -98,6 +101,11 @@ def hu_to_mu(kev: float = FLUORO_EFFECTIVE_KEV, ct_kev: float = CT_EFFECTIVE_KEV
 def iodine_mu_per_mm_per_mg_ml(kev: float = FLUORO_EFFECTIVE_KEV) -> float:
     """Extra attenuation (1/mm) added by 1 mg of iodine per mL of tissue (§5.2 [S106])."""
     return mass_attenuation_cm2_per_g("iodine", kev) * 1e-3 / 10.0
+
+
+# Iodine content of the contrast medium injected in spine procedures: 300 mg iodine per mL, the
+# strength §5.2 tabulates (240 mgI/mL is the other common one).
+CONTRAST_IODINE_MG_PER_ML = 300.0
 
 
 def iodine_hu_per_mg_ml(ct_kev: float = CT_EFFECTIVE_KEV) -> float:

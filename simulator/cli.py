@@ -22,6 +22,8 @@ from anatomy_models.errors import SpinesimError
 # Subcommand name -> "module:attribute" of its click command; imported lazily so `--help` is fast.
 SUBCOMMANDS: dict[str, str] = {
     "anatomy": "simulator.commands.anatomy:anatomy",
+    "fluoro": "simulator.commands.fluoro:fluoro",
+    "run": "simulator.commands.run:run",
 }
 
 console = Console(stderr=True)

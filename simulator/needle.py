@@ -1,13 +1,22 @@
 """The needle's geometry: what it is (type, gauge, length) and where it is (entry, direction, depth).
 
 A needle is a straight steel shaft. Its tip is ``entry + depth_mm * direction``; the hub sits on the
-shaft's outer end, ``length_mm - depth_mm`` outside the skin. Behaviour (advancing through tissue,
-bone stops, loss of resistance) lives in the session engine; this module is pure geometry.
+shaft's outer end, ``length_mm - depth_mm`` outside the skin. Moving it (:meth:`Needle.advanced`,
+:meth:`Needle.withdrawn`, :meth:`Needle.redirected`) returns a new pose; what the tissue does to it
+(bone stops, events, loss of resistance) lives in :mod:`simulator.trace` and the session engine.
+
+Bevel deflection. A Quincke needle's asymmetric bevel pushes it away from the bevel face as it cuts
+forward. The straight-shaft model keeps the shaft straight and pivots it about the skin entry point
+instead: each millimetre advanced turns the direction by ``spec.bevel_deflection_deg_per_cm / 10``
+degrees away from the bevel face. The tip then drifts sideways by ``depth * angle``, i.e. roughly with
+the square of depth, which is how a bevelled needle drifts. No source in clinical.md gives a rate, so
+it is off by default (0) and a scenario switches it on; :data:`QUINCKE_BEVEL_DEFLECTION_DEG_PER_CM`
+is the suggested value [ED]. It is deterministic: no randomness.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Literal
 
 import numpy as np
@@ -22,6 +31,10 @@ OUTER_DIAMETER_MM: dict[int, float] = {16: 1.651, 18: 1.270, 20: 0.908, 21: 0.81
 
 # One inch is 25.4 mm: a 3.5 in needle is 89 mm (clinical.md §2.1).
 MM_PER_INCH = 25.4
+
+# Suggested bevel deflection of a 22 G Quincke needle: 0.3 degrees per cm advanced, so the tip drifts
+# ~1 mm at 4 cm and ~2 mm at 6 cm from the straight line [ED].
+QUINCKE_BEVEL_DEFLECTION_DEG_PER_CM = 0.3
 
 
 @dataclass(frozen=True)
@@ -38,6 +51,9 @@ class NeedleSpec:
         Shaft length from hub to tip, mm.
     hub_length_mm, hub_diameter_mm : float
         Size of the plastic/steel hub, mm (shown on fluoroscopy) [ED].
+    bevel_deflection_deg_per_cm : float
+        How far the shaft turns away from the bevel face per cm advanced, degrees/cm (0 = none;
+        see the module docstring).
     """
 
     kind: NeedleKind = "quincke"
@@ -45,6 +61,7 @@ class NeedleSpec:
     length_mm: float = 3.5 * MM_PER_INCH
     hub_length_mm: float = 15.0
     hub_diameter_mm: float = 6.0
+    bevel_deflection_deg_per_cm: float = 0.0
 
     def __post_init__(self) -> None:
         if self.kind not in ("tuohy", "quincke", "rf_cannula"):
@@ -53,6 +70,8 @@ class NeedleSpec:
             raise SpinesimError(f"unsupported needle gauge {self.gauge}", hint=f"use one of {sorted(OUTER_DIAMETER_MM)}")
         if not (np.isfinite(self.length_mm) and 10.0 <= self.length_mm <= 250.0):
             raise SpinesimError(f"needle length must be 10-250 mm, got {self.length_mm}")
+        if not (np.isfinite(self.bevel_deflection_deg_per_cm) and 0.0 <= self.bevel_deflection_deg_per_cm <= 5.0):
+            raise SpinesimError(f"bevel deflection must be 0-5 degrees per cm, got {self.bevel_deflection_deg_per_cm}")
 
     @property
     def outer_diameter_mm(self) -> float:
@@ -73,18 +92,24 @@ class Needle:
         Inserted length, 0 (tip at the skin) to ``spec.length_mm`` (hub at the skin).
     spec : NeedleSpec
         Type, gauge and length.
+    bevel_roll_deg : float
+        Where the bevel face points, degrees about the shaft (right-hand rule about ``direction``);
+        0 is :func:`shaft_up`, toward the head for any needle not running along z.
 
     Examples
     --------
     >>> n = Needle(entry=[0, 80, 0], direction=[0, -1, 0], depth_mm=50)
     >>> n.tip.tolist(), n.hub.round(3).tolist()   # a 3.5 in (88.9 mm) needle, 50 mm in
     ([0.0, 30.0, 0.0], [0.0, 118.9, 0.0])
+    >>> n.advanced(10).tip.tolist(), n.withdrawn(45).depth_mm
+    ([0.0, 20.0, 0.0], 5.0)
     """
 
     entry: np.ndarray
     direction: np.ndarray
     depth_mm: float
     spec: NeedleSpec = field(default_factory=NeedleSpec)
+    bevel_roll_deg: float = 0.0
 
     def __post_init__(self) -> None:
         entry = np.asarray(self.entry, dtype=np.float64)
@@ -98,7 +123,10 @@ class Needle:
             raise SpinesimError(f"needle depth must be 0-{self.spec.length_mm:g} mm (its length), got {self.depth_mm}")
         object.__setattr__(self, "entry", entry)
         object.__setattr__(self, "direction", direction / norm)
+        if not np.isfinite(self.bevel_roll_deg):
+            raise SpinesimError(f"bevel roll must be a finite angle in degrees, got {self.bevel_roll_deg}")
         object.__setattr__(self, "depth_mm", float(self.depth_mm))
+        object.__setattr__(self, "bevel_roll_deg", float(self.bevel_roll_deg))
 
     @property
     def tip(self) -> np.ndarray:
@@ -109,3 +137,60 @@ class Needle:
     def hub(self) -> np.ndarray:
         """LPS mm of the shaft's outer end, where the hub starts."""
         return self.entry - (self.spec.length_mm - self.depth_mm) * self.direction
+
+    @property
+    def bevel_face(self) -> np.ndarray:
+        """Unit vector (LPS, perpendicular to the shaft) the bevel's opening faces."""
+        return rotate_about(shaft_up(self.direction), self.direction, self.bevel_roll_deg)
+
+    def at_depth(self, depth_mm: float) -> Needle:
+        """The same shaft inserted to ``depth_mm`` (mm)."""
+        return replace(self, depth_mm=depth_mm)
+
+    def advanced(self, mm: float) -> Needle:
+        """The needle pushed ``mm`` (> 0) further in, turned by its bevel deflection on the way.
+
+        The hub stops it: the result is never deeper than ``spec.length_mm``.
+        """
+        depth = min(self.depth_mm + mm, self.spec.length_mm)
+        turn_deg = self.spec.bevel_deflection_deg_per_cm * (depth - self.depth_mm) / 10.0
+        if turn_deg == 0.0:
+            return self.at_depth(depth)
+        # Away from the bevel face: rotate the direction in the plane of (direction, bevel face).
+        axis = np.cross(self.bevel_face, self.direction)
+        return replace(self, direction=rotate_about(self.direction, axis, turn_deg), depth_mm=depth)
+
+    def withdrawn(self, mm: float) -> Needle:
+        """The needle pulled ``mm`` back along its own shaft (not past the skin: depth >= 0)."""
+        return self.at_depth(max(self.depth_mm - mm, 0.0))
+
+    def redirected(self, direction: np.ndarray, depth_mm: float, bevel_roll_deg: float | None = None) -> Needle:
+        """The shaft pivoted about the skin entry onto ``direction`` at ``depth_mm``."""
+        return replace(self, direction=np.asarray(direction, dtype=np.float64), depth_mm=depth_mm,
+                       bevel_roll_deg=self.bevel_roll_deg if bevel_roll_deg is None else bevel_roll_deg)
+
+
+def shaft_up(direction: np.ndarray) -> np.ndarray:
+    """A unit vector perpendicular to ``direction``: superior (+z) projected off it, or +x when the
+    shaft runs along z. The zero of :attr:`Needle.bevel_roll_deg`.
+    """
+    direction = np.asarray(direction, dtype=np.float64)
+    reference = np.array([0.0, 0.0, 1.0]) if abs(direction[2]) < 0.9 else np.array([1.0, 0.0, 0.0])
+    up = reference - np.dot(reference, direction) * direction
+    return up / np.linalg.norm(up)
+
+
+def rotate_about(vector: np.ndarray, axis: np.ndarray, angle_deg: float) -> np.ndarray:
+    """``vector`` rotated by ``angle_deg`` degrees about ``axis`` (right-hand rule, Rodrigues).
+
+    Examples
+    --------
+    >>> rotate_about([1, 0, 0], [0, 0, 1], 90).round(12).tolist()
+    [0.0, 1.0, 0.0]
+    """
+    vector = np.asarray(vector, dtype=np.float64)
+    axis = np.asarray(axis, dtype=np.float64)
+    axis = axis / np.linalg.norm(axis)
+    angle = np.radians(angle_deg)
+    return (vector * np.cos(angle) + np.cross(axis, vector) * np.sin(angle)
+            + axis * np.dot(axis, vector) * (1.0 - np.cos(angle)))

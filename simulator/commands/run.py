@@ -1,0 +1,128 @@
+"""``spinesim run``: replay a scripted attempt at a scenario, or print the expert path's actions."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from anatomy_models.errors import SpinesimError
+from anatomy_models.store import load_anatomy
+from scenarios.schema import load_scenario, scenario_directory
+from simulator.actions import LogWriter, read_log
+
+out = Console(soft_wrap=True)
+_SEVERITY_STYLE = {"info": "", "warning": "yellow", "unsafe": "bold red"}
+
+
+@click.command()
+@click.argument("scenario")
+@click.option("--actions", "actions_path", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="JSON Lines file of actions to replay.")
+@click.option("--expert", is_flag=True, help="Plan the expert path and use (or print) its actions.")
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path),
+              help="With --expert: write the expert actions here (JSON Lines) instead of replaying them.")
+@click.option("--log", "log_path", type=click.Path(dir_okay=False, path_type=Path),
+              help="Write the replayed attempt's log (with its header) here.")
+@click.option("--anatomy", "anatomy_source", help="Use this stored anatomy or anatomy folder instead of the scenario's.")
+@click.option("--images", "images_dir", type=click.Path(file_okay=False, path_type=Path),
+              help="Write a PNG for every fluoroscopy shot into this folder.")
+@click.option("--json", "as_json", is_flag=True, help="Print events and the final state as JSON.")
+def run(scenario: str, actions_path: Path | None, expert: bool, output: Path | None, log_path: Path | None,
+        anatomy_source: str | None, images_dir: Path | None, as_json: bool) -> None:
+    """Replay the actions in --actions (or the expert path) on SCENARIO (a library id or YAML file).
+
+    Prints the events as they happen and the final state.
+    """
+    from simulator.planner import expert_actions, plan_trajectory
+    from simulator.session import Session, scenario_of_log
+
+    if (actions_path is None) == (not expert):
+        raise SpinesimError("give either --actions FILE or --expert", hint="see `spinesim run --help`")
+    if output is not None and not expert:
+        raise SpinesimError("-o/--output only goes with --expert")
+    chosen = load_scenario(scenario)
+    contents = read_log(actions_path) if actions_path is not None else None
+    if contents is not None:
+        chosen = scenario_of_log(chosen, contents.header, actions_path)
+    anatomy = load_anatomy(anatomy_source) if anatomy_source else chosen.anatomy.load(scenario_directory(scenario))
+    session = Session(chosen, anatomy, log_path=log_path)
+    if expert:
+        trajectory = plan_trajectory(session.tracer, session.target, session.spec)
+        records = expert_actions(chosen, session.target, trajectory)
+        if output is not None:
+            writer = LogWriter(output)
+            for record in records:
+                writer.append(record)
+            writer.close()
+            out.print(f"Wrote {len(records)} expert actions to {output} (entry {[round(v, 1) for v in trajectory.entry]}, "
+                      f"depth {trajectory.depth_mm:.1f} mm, {trajectory.angle_from_textbook_deg:.1f} deg from textbook)")
+            return
+        actions = records
+    else:
+        if contents.truncated:
+            out.print(f"[yellow]warning:[/] {contents.truncated}")
+        actions = contents.actions
+    renderer = _image_writer(session, images_dir) if images_dir is not None else None
+    events = []
+    for number, action in enumerate(actions, start=1):
+        try:
+            happened = session.apply(action)
+        except SpinesimError as error:
+            where = f"action {number}" if contents is None else f"line {number + bool(contents.header)}"
+            raise SpinesimError(error.problem, path=actions_path, where=where, hint=error.hint) from None
+        for event in happened:
+            events.append(event)
+            if renderer is not None and event.kind == "fluoro_shot":
+                renderer(event)
+            if not as_json:
+                style = _SEVERITY_STYLE[event.severity]
+                text = f"{event.t:7.1f} s  {event.kind:<22} {event.message}"
+                out.print(f"[{style}]{text}[/]" if style else text, highlight=False)
+    session.close()
+    if as_json:
+        out.print_json(json.dumps({"events": [e.to_json() for e in events], "state": session.state.to_json()}))
+    else:
+        _print_state(session)
+
+
+def _print_state(session) -> None:
+    state = session.state.to_json()
+    table = Table("final state", "", show_header=False)
+    for key in ("t", "tip_structure", "in_target", "tip_to_target_mm", "passes", "redirects", "bone_contacts",
+                "fluoro_shots", "fluoro_seconds", "lor_checks", "contrast_ml", "finished"):
+        table.add_row(key, str(state[key]))
+    if state["needle"]:
+        table.add_row("tip (LPS mm)", str(state["needle"]["tip"]))
+        table.add_row("depth (mm)", str(state["needle"]["depth_mm"]))
+    table.add_row("target", session.target.description)
+    table.add_row("unsafe events", ", ".join(e.kind for e in session.unsafe_events()) or "none")
+    out.print(table)
+
+
+def _image_writer(session, images_dir: Path):
+    """A callback writing the fluoroscopy image of each ``fluoro_shot`` event into ``images_dir``.
+
+    The image shows the anatomy, the needle and the contrast at the shot's time from the C-arm pose
+    of the moment; DSA subtracts a mask frame taken at the same pose without contrast. The quantum
+    noise is seeded by (scenario seed, shot number), so a replay gives the same images.
+    """
+    import numpy as np
+
+    from simulator.fluoro import render_fluoro
+
+    images_dir.mkdir(parents=True, exist_ok=True)
+
+    def write(event) -> None:
+        carm = session.carm()
+        shot = event.data["shot"]
+        seed = int(np.random.SeedSequence([session.scenario.seed, shot]).generate_state(1)[0])
+        needle = session.state.needle
+        mask = render_fluoro(session.anatomy, carm, needle, seed=seed + 1) if event.data["mode"] == "dsa" else None
+        image = render_fluoro(session.anatomy, carm, needle, session.contrast(), seed=seed, subtract=mask)
+        image.save_png(images_dir / f"shot-{shot:03d}-{event.data['mode']}.png")
+
+    return write

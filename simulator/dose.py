@@ -1,0 +1,237 @@
+"""Radiation dose of simulated fluoroscopy: tube technique -> air kerma, dose-area product, photons.
+
+Model
+-----
+1. **Tube output.** Air kerma free in air per tube charge at 1 m from the focal spot,
+   ``Y(kVp) = 8.373e-3 * kVp**1.983`` uGy/mAs at 40 in (1.016 m), the power-law fit to ~40
+   radiographic units measured over three years (imablog.net, "Radiation output from radiographic
+   units", 2015: "Output (uGy/mAs) = 0.008373*kV^1.983"), moved to 1 m by the inverse square.
+   At 80 kVp that is ~51 uGy/mAs at 1 m, inside the textbook 3-mm-Al range (rug.nl radiation-
+   protection course table: 0.08-0.13 mSv/mAs at 1 m for 70-90 kV behind 2-3 mm Al).
+2. **Inverse square** from the focal spot to any plane.
+3. **Interventional reference point (IRP)**: on the central ray 15 cm from the isocentre toward the
+   focal spot (IEC 60601-2-43; e.g. Philips Azurion IFU, "focal spot to patient entrance reference
+   point 660 mm, focal spot to isocenter 810 mm"). The reported "reference air kerma" is the kerma
+   there, free in air (no backscatter).
+4. **Dose-area product** = air kerma x field area in the same plane (both scale with the inverse
+   square, so DAP is the same at every plane); the field is the detector's exposed area
+   (:meth:`simulator.carm.CArm.field_area_at_detector_mm2`) scaled to the IRP.
+5. **Automatic exposure control.** The C-arm sets the tube charge per frame so that the detector
+   behind the anatomy receives a target air kerma per frame (the image receptor input air kerma);
+   the patient's transmission is ``exp(-p)`` for the median line integral ``p`` of the exposed body.
+   Default target 40 nGy per frame [ED], below the Belgian regulator's acceptance limit for
+   fluoroscopy of 1.5 uGy/s image receptor input air kerma rate (FANC, jurion.fanc.fgov.be, wettekst
+   28734), i.e. 60 nGy per frame at 25 frames/s.
+6. **Quanta.** Photon fluence per air kerma at the beam's effective energy E is
+   ``1 / (E * (mu_en/rho)_air)``; NIST's dry air (Table 4, physics.nist.gov/PhysRefData/XrayMassCoef/
+   tab4.html) has mu_en/rho = 0.03041 cm^2/g at 60 keV and 0.02407 at 80 keV. A fraction of them is
+   detected (the detector's quantum efficiency, 0.6 [ED] for a CsI image intensifier).
+
+The image itself is formed at the tissue table's single effective energy
+(``tissues.FLUORO_EFFECTIVE_KEV``); kVp enters only the dose and the photon count.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+
+import numpy as np
+
+from anatomy_models.errors import SpinesimError
+from anatomy_models.tissues import FLUORO_EFFECTIVE_KEV
+from simulator.carm import CArm
+
+# ---------------------------------------------------------------------------- constants (sources above)
+TUBE_OUTPUT_COEFFICIENT_UGY_PER_MAS = 8.373e-3  # at 1.016 m, times kVp**TUBE_OUTPUT_EXPONENT
+TUBE_OUTPUT_EXPONENT = 1.983
+TUBE_OUTPUT_DISTANCE_MM = 1016.0  # 40 inches
+IRP_FROM_ISOCENTER_MM = 150.0
+AIR_MASS_ENERGY_ABSORPTION_CM2_PER_G = {60.0: 0.03041, 80.0: 0.02407}
+DETECTOR_QUANTUM_EFFICIENCY = 0.6  # [ED]
+AEC_TARGET_DETECTOR_NGY_PER_FRAME = 40.0  # [ED], see the module docstring
+KEV_TO_JOULE = 1.602176634e-16
+
+
+def tube_output_ugy_per_mas(kvp: float) -> float:
+    """Air kerma per tube charge at 1 m from the focal spot, uGy/mAs.
+
+    Examples
+    --------
+    >>> round(tube_output_ugy_per_mas(80.0), 1)
+    51.3
+    """
+    if not (np.isfinite(kvp) and 40.0 <= kvp <= 150.0):
+        raise SpinesimError(f"tube voltage must be 40-150 kVp, got {kvp!r}")
+    at_reference = TUBE_OUTPUT_COEFFICIENT_UGY_PER_MAS * kvp**TUBE_OUTPUT_EXPONENT
+    return at_reference * (TUBE_OUTPUT_DISTANCE_MM / 1000.0) ** 2
+
+
+def photons_per_mm2_per_ugy(kev: float = FLUORO_EFFECTIVE_KEV) -> float:
+    """Photon fluence (1/mm^2) per uGy of air kerma at photon energy ``kev`` (60-80 keV).
+
+    Examples
+    --------
+    >>> round(photons_per_mm2_per_ugy(60.0))
+    34208
+    """
+    energies = np.array(sorted(AIR_MASS_ENERGY_ABSORPTION_CM2_PER_G))
+    if not energies[0] <= kev <= energies[-1]:
+        raise SpinesimError(f"effective energy {kev} keV is outside the tabulated {energies[0]:g}-{energies[-1]:g} keV")
+    values = np.array([AIR_MASS_ENERGY_ABSORPTION_CM2_PER_G[e] for e in energies])
+    mu_en_m2_per_kg = float(np.exp(np.interp(np.log(kev), np.log(energies), np.log(values)))) * 0.1
+    per_gy_per_m2 = 1.0 / (kev * KEV_TO_JOULE * mu_en_m2_per_kg)
+    return per_gy_per_m2 * 1e-6 * 1e-6  # per uGy, per mm^2
+
+
+@dataclass(frozen=True)
+class Technique:
+    """How the tube is driven.
+
+    Parameters
+    ----------
+    kvp : float
+        Tube voltage, kV (lumbar fluoroscopy runs ~75-100 kVp) [ED default 80].
+    frames_per_second : float
+        Live-fluoroscopy frame (pulse) rate, 1/s (continuous 25-30, pulsed 4-15) [ED default 15].
+    mas_per_frame : float, optional
+        Tube charge per frame, mAs; None lets automatic exposure control choose it.
+    aec_target_ngy : float
+        Detector air kerma per frame that automatic exposure control aims for, nGy.
+    """
+
+    kvp: float = 80.0
+    frames_per_second: float = 15.0
+    mas_per_frame: float | None = None
+    aec_target_ngy: float = AEC_TARGET_DETECTOR_NGY_PER_FRAME
+
+    def __post_init__(self) -> None:
+        tube_output_ugy_per_mas(self.kvp)  # validates the voltage
+        if not (np.isfinite(self.frames_per_second) and 0.5 <= self.frames_per_second <= 60.0):
+            raise SpinesimError(f"frame rate must be 0.5-60 frames per second, got {self.frames_per_second!r}")
+        if self.mas_per_frame is not None and not (np.isfinite(self.mas_per_frame) and 0 < self.mas_per_frame <= 100.0):
+            raise SpinesimError(f"tube charge per frame must be in (0, 100] mAs, got {self.mas_per_frame!r}")
+        if not (np.isfinite(self.aec_target_ngy) and 0 < self.aec_target_ngy <= 10000.0):
+            raise SpinesimError(f"AEC target must be in (0, 10000] nGy per frame, got {self.aec_target_ngy!r}")
+
+
+@dataclass(frozen=True)
+class Exposure:
+    """The dose of one frame and what it means for the image.
+
+    Attributes
+    ----------
+    kvp, mas : float
+        Tube voltage (kV) and charge (mAs) of the frame.
+    reference_air_kerma_mgy : float
+        Air kerma at the interventional reference point, mGy.
+    dose_area_product_gy_cm2 : float
+        Kerma-area product, Gy cm^2.
+    detector_air_kerma_ngy : float
+        Air kerma at the detector with nothing in the beam, nGy.
+    quanta_per_pixel : float
+        Detected photons per pixel with nothing in the beam.
+    frames_per_second : float
+        Pulse rate, for live fluoroscopy.
+    """
+
+    kvp: float
+    mas: float
+    reference_air_kerma_mgy: float
+    dose_area_product_gy_cm2: float
+    detector_air_kerma_ngy: float
+    quanta_per_pixel: float
+    frames_per_second: float
+
+
+def exposure_for(carm: CArm, technique: Technique, transmission: float = 1.0,
+                 kev: float = FLUORO_EFFECTIVE_KEV) -> Exposure:
+    """The exposure of one frame for ``carm`` and ``technique``.
+
+    Parameters
+    ----------
+    transmission : float
+        Fraction of the primary beam the anatomy lets through where automatic exposure control
+        measures (``exp(-p)`` of its median line integral); used only when the technique leaves the
+        tube charge to the AEC.
+
+    Examples
+    --------
+    >>> e = exposure_for(CArm(), Technique(kvp=80, mas_per_frame=0.1))
+    >>> round(e.reference_air_kerma_mgy, 4), round(e.dose_area_product_gy_cm2 * 1e3, 2)  # mGy; mGy cm^2
+    (0.0205, 2.13)
+    """
+    if not (np.isfinite(transmission) and 0.0 < transmission <= 1.0):
+        raise SpinesimError(f"beam transmission must be in (0, 1], got {transmission!r}")
+    output = tube_output_ugy_per_mas(technique.kvp)  # uGy/mAs at 1 m
+    detector_per_mas_ugy = output * (1000.0 / carm.source_to_detector_mm) ** 2
+    if technique.mas_per_frame is None:
+        mas = technique.aec_target_ngy * 1e-3 / (detector_per_mas_ugy * transmission)
+    else:
+        mas = technique.mas_per_frame
+    irp_distance_mm = carm.source_to_isocenter_mm - IRP_FROM_ISOCENTER_MM
+    if irp_distance_mm <= 0:
+        raise SpinesimError(f"the source-to-isocentre distance ({carm.source_to_isocenter_mm} mm) must exceed "
+                            f"{IRP_FROM_ISOCENTER_MM:g} mm to place the interventional reference point")
+    reference_ugy = output * mas * (1000.0 / irp_distance_mm) ** 2
+    field_at_irp_cm2 = carm.field_area_at_detector_mm2() * (irp_distance_mm / carm.source_to_detector_mm) ** 2 / 100.0
+    detector_ugy = detector_per_mas_ugy * mas
+    quanta = detector_ugy * photons_per_mm2_per_ugy(kev) * carm.pixel_size_mm**2 * DETECTOR_QUANTUM_EFFICIENCY
+    return Exposure(kvp=technique.kvp, mas=mas, reference_air_kerma_mgy=reference_ugy * 1e-3,
+                    dose_area_product_gy_cm2=reference_ugy * 1e-6 * field_at_irp_cm2,
+                    detector_air_kerma_ngy=detector_ugy * 1e3, quanta_per_pixel=quanta,
+                    frames_per_second=technique.frames_per_second)
+
+
+@dataclass(frozen=True)
+class DoseLedger:
+    """Radiation used in one attempt: shots, live-fluoroscopy time, reference air kerma and DAP.
+
+    Immutable: :meth:`add_shot` and :meth:`add_live` return a new ledger.
+
+    Examples
+    --------
+    >>> frame = exposure_for(CArm(), Technique(mas_per_frame=0.1, frames_per_second=10))
+    >>> ledger = DoseLedger().add_shot(frame).add_live(frame, seconds=3.0)
+    >>> ledger.shots, ledger.frames, ledger.fluoro_seconds
+    (1, 31, 3.0)
+    >>> bool(np.isclose(ledger.reference_air_kerma_mgy, 31 * frame.reference_air_kerma_mgy))
+    True
+    """
+
+    shots: int = 0
+    frames: int = 0
+    fluoro_seconds: float = 0.0
+    reference_air_kerma_mgy: float = 0.0
+    dose_area_product_gy_cm2: float = 0.0
+    history: tuple[tuple[str, float, float, float], ...] = field(default=(), repr=False)
+
+    def _plus(self, kind: str, exposure: Exposure, frames: int, seconds: float) -> DoseLedger:
+        kerma = exposure.reference_air_kerma_mgy * frames
+        dap = exposure.dose_area_product_gy_cm2 * frames
+        return replace(self, shots=self.shots + (kind == "shot"), frames=self.frames + frames,
+                       fluoro_seconds=self.fluoro_seconds + seconds,
+                       reference_air_kerma_mgy=self.reference_air_kerma_mgy + kerma,
+                       dose_area_product_gy_cm2=self.dose_area_product_gy_cm2 + dap,
+                       history=self.history + ((kind, seconds, kerma, dap),))
+
+    def add_shot(self, exposure: Exposure) -> DoseLedger:
+        """One saved frame (a "shot")."""
+        return self._plus("shot", exposure, 1, 0.0)
+
+    def add_live(self, exposure: Exposure, seconds: float) -> DoseLedger:
+        """``seconds`` of live fluoroscopy at the exposure's frame rate (frames rounded to whole pulses)."""
+        if not (np.isfinite(seconds) and seconds >= 0):
+            raise SpinesimError(f"live fluoroscopy time must be >= 0 seconds, got {seconds!r}")
+        frames = int(round(seconds * exposure.frames_per_second))
+        return self._plus("live", exposure, frames, float(seconds))
+
+    def summary(self) -> str:
+        """One line for a trainee: shots, fluoro time, reference air kerma and DAP."""
+        return (f"{self.shots} shots, {self.fluoro_seconds:.1f} s live, {self.reference_air_kerma_mgy:.2f} mGy "
+                f"reference air kerma, {self.dose_area_product_gy_cm2:.3f} Gy·cm² DAP")
+
+
+def live_dose_rate_mgy_per_s(exposure: Exposure) -> float:
+    """Reference air kerma rate of live fluoroscopy at this exposure, mGy/s."""
+    return exposure.reference_air_kerma_mgy * exposure.frames_per_second
+

@@ -1,0 +1,85 @@
+import pytest
+
+from anatomy_models.errors import SpinesimError
+from scenarios.schema import PROCEDURES, library_scenarios, load_scenario, scenario_from_yaml
+
+GOOD = """\
+id: test-case
+title: A case
+brief: Do the thing.
+anatomy: {builtin: default}
+procedure: transforaminal_epidural
+target:
+  level: L4-L5
+  side: left
+  approach: kambin
+needle: {kind: quincke, gauge: 22, length_in: 3.5}
+seed: 5
+"""
+
+
+def test_the_library_has_a_default_scenario_per_procedure():
+    library = library_scenarios()
+    assert sorted(s.procedure for s in library.values()) == sorted(PROCEDURES)
+    assert load_scenario("tfesi-default").needle.spec().length_mm == pytest.approx(88.9)
+
+
+def test_a_good_scenario_loads_from_a_file(tmp_path):
+    path = tmp_path / "case.yaml"
+    path.write_text(GOOD)
+    scenario = load_scenario(path)
+    assert (scenario.id, scenario.approach, scenario.seed) == ("test-case", "kambin", 5)
+    assert scenario.start.carm.setup == "AP" and scenario.imaging.fluoroscopy
+
+
+@pytest.mark.parametrize("change, where, message", [
+    (("level: L4-L5", "level: L4-S1"), "line 7, field 'target.level'", "not adjacent"),
+    (("level: L4-L5", "level: L9-L10"), "line 7, field 'target.level'", "interspace like 'L4-L5'"),
+    (("side: left", "side: up"), "line 8, field 'target.side'", "must be 'left', 'right' or 'midline'"),
+    (("gauge: 22", "gauge: 23"), "line 10, field 'needle'", "unsupported needle gauge 23"),
+    (("gauge: 22", "gauge: twenty"), "line 10, field 'needle.gauge'", "valid integer"),
+    (("seed: 5", "seed: 5\ncolour: red"), "line 12, field 'colour'", "unknown field"),
+    (("procedure: transforaminal_epidural", "procedure: facet_intra_articular"), "line 9, field 'target.approach'",
+     "only for transforaminal_epidural"),
+    (("title: A case\n", ""), "line 1, field 'title'", "required field is missing"),
+    (("anatomy: {builtin: default}", "anatomy: {builtin: default, stored: mine}"), "line 4, field 'anatomy'",
+     "exactly one of"),
+    (("  side: left", "  side: midline"), "line 8, field 'target.side'", "only fits interlaminar_epidural"),
+])
+def test_invalid_scenarios_name_the_line_and_field(tmp_path, change, where, message):
+    path = tmp_path / "case.yaml"
+    path.write_text(GOOD.replace(*change))
+    with pytest.raises(SpinesimError) as caught:
+        load_scenario(path)
+    assert str(caught.value).startswith(f"{path}: {where}: ")
+    assert message in str(caught.value)
+
+
+def test_a_medial_branch_block_names_its_nerve():
+    text = GOOD.replace("procedure: transforaminal_epidural", "procedure: medial_branch_block").replace(
+        "  level: L4-L5\n", "  nerve: L5 dorsal ramus\n").replace("  approach: kambin\n", "")
+    assert scenario_from_yaml(text).target.nerve_level == "L5"
+    with pytest.raises(SpinesimError, match="field 'target.nerve': required"):
+        scenario_from_yaml(text.replace("  nerve: L5 dorsal ramus\n", ""))
+    with pytest.raises(SpinesimError, match="'L4 medial branch' or 'L5 dorsal ramus'"):
+        scenario_from_yaml(text.replace("L5 dorsal ramus", "sciatic"))
+
+
+def test_unreadable_and_unknown_sources():
+    with pytest.raises(SpinesimError, match="no scenario file or library scenario called 'nope'"):
+        load_scenario("nope")
+    with pytest.raises(SpinesimError, match="not valid YAML"):
+        scenario_from_yaml("id: [unclosed", path="x.yaml")
+    with pytest.raises(SpinesimError, match="must be a YAML mapping"):
+        scenario_from_yaml("- a\n- b\n", path="x.yaml")
+
+
+def test_generator_parameters_are_checked_with_the_scenario(tmp_path):
+    path = tmp_path / "case.yaml"
+    path.write_text(GOOD.replace("anatomy: {builtin: default}", "anatomy:\n  generator: {bmi: 35, spacing_mm: 2.0}"))
+    assert load_scenario(path).anatomy.spine_parameters().bmi == 35.0
+    for bad, message in (("bmi: 3", "must be between 16 and 60"), ("bmj: 3", "unknown generator parameter(s) bmj")):
+        path.write_text(GOOD.replace("anatomy: {builtin: default}", "anatomy:\n  generator: {" + bad + "}"))
+        with pytest.raises(SpinesimError, match=r"line 5, field 'anatomy.generator'") as caught:
+            load_scenario(path)
+        assert message in str(caught.value)

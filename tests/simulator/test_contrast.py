@@ -1,0 +1,168 @@
+import numpy as np
+import pytest
+
+from anatomy_models.errors import SpinesimError
+from anatomy_models.tissues import CONTRAST_IODINE_MG_PER_ML
+from simulator.contrast import compartment_at, contrast_volume, inject
+from simulator.trace import tracer_for
+from tests.simulator.anatomy_phantoms import mini_spine
+
+# Tip points in the mini spine (tests/simulator/phantoms.py) and the compartment each is in.
+TIPS = {
+    "epidural": ([0.0, 7.5, -3.0], "epidural_space"),
+    "intrathecal": ([0.0, 2.0, -3.0], "dural_sac.csf"),
+    "subdural": ([0.0, 5.5, -1.0], "dural_sac.dura"),
+    "arterial": ([20.0, -7.0, 10.0], "radicular_artery.L4.left"),
+    "intra_articular": ([16.0, 9.5, -5.0], "facet_joint.L4-L5.left"),
+    "intradiscal": ([0.0, -25.0, 0.0], "L4-L5.disc.nucleus"),
+    "soft_tissue": ([20.0, 20.0, 0.0], "muscle.erector_spinae.left"),
+}
+
+
+@pytest.fixture(scope="module")
+def tracer():
+    return tracer_for(mini_spine())
+
+
+def _mask(tracer, volume, groups):
+    codes = np.concatenate([tracer.codes_in_group(g) for g in groups])
+    return np.isin(tracer.volume.resample_like(volume, order=0).array, codes)
+
+
+@pytest.mark.parametrize("pattern", list(TIPS))
+def test_the_compartment_follows_the_tip(tracer, pattern):
+    tip, structure = TIPS[pattern]
+    compartment = compartment_at(tracer, np.array(tip))
+    assert (compartment.pattern, compartment.structure) == (pattern, structure)
+
+
+def test_a_foraminal_tip_near_the_root_counts_as_epidural(tracer):
+    compartment = compartment_at(tracer, np.array([14.0, -1.0, 10.0]))  # the safe triangle, soft tissue
+    assert compartment.pattern == "epidural" and compartment.root_sleeve
+
+
+@pytest.mark.parametrize("pattern", ["epidural", "intrathecal", "subdural", "intra_articular", "intradiscal", "soft_tissue"])
+@pytest.mark.parametrize("seconds", [0.0, 7.0, 120.0])
+def test_iodine_is_conserved(tracer, pattern, seconds):
+    spread = inject(tracer, TIPS[pattern][0], 0.8)
+    volume = spread.concentration(seconds)
+    voxel_ml = float(np.prod(volume.spacing)) / 1000.0
+    assert volume.array.dtype == np.float32
+    assert float(volume.array.sum(dtype=np.float64)) * voxel_ml == pytest.approx(0.8 * CONTRAST_IODINE_MG_PER_ML, rel=1e-5)
+    assert spread.iodine_mg(seconds) == pytest.approx(0.8 * CONTRAST_IODINE_MG_PER_ML, rel=1e-9)
+
+
+@pytest.mark.parametrize("pattern, groups", [
+    ("epidural", ["epidural_space", "fat", "soft_tissue"]),
+    ("intrathecal", ["dural_sac.csf"]),
+    ("subdural", ["dural_sac"]),
+    ("intra_articular", ["facet_joint.L4-L5.left", "muscle", "soft_tissue", "ligamentum_flavum"]),
+    ("intradiscal", ["L4-L5.disc"]),
+    ("soft_tissue", ["muscle.erector_spinae.left"]),
+])
+def test_contrast_stays_in_its_compartment(tracer, pattern, groups):
+    spread = inject(tracer, TIPS[pattern][0], 0.3)
+    volume = spread.concentration(30.0)
+    inside = _mask(tracer, volume, groups)
+    assert volume.array[~inside].sum() == 0
+    assert volume.array[inside].sum() > 0
+
+
+def test_epidural_contrast_at_the_foramen_runs_along_the_root_sleeve(tracer):
+    volume = inject(tracer, [14.0, -1.0, 10.0], 1.0).concentration(20.0)
+    filled = volume.voxel_to_world(np.argwhere(volume.array > 0))
+    distance = tracer.nerve_root_distance(filled)
+    epidural = _mask(tracer, volume, ["epidural_space"])[volume.array > 0]
+    # The sleeve (within 3 mm of the root, voxel rounding aside) and, medially, the epidural space.
+    assert np.all((distance <= 3.5) | epidural)
+    assert epidural.any() and (~epidural).sum() > 0.25 * epidural.size
+    roots = _mask(tracer, volume, ["nerve_root"])
+    assert volume.array[roots].sum() == 0  # around the root, not in it
+    # It runs infero-laterally along the root: the fill spans more than 10 mm of it.
+    assert np.ptp(filled[:, 0]) > 10
+
+
+def test_a_joint_ruptures_beyond_its_capsule_and_spills_into_the_soft_tissue(tracer):
+    tip = TIPS["intra_articular"][0]
+    small, large = inject(tracer, tip, 1.0), inject(tracer, tip, 3.0)
+    assert not small.ruptured and large.ruptured
+    for spread, spilled_ml in ((small, 0.0), (large, 1.5)):
+        iodine = spread.voxel_concentration(0.0) * 1e-3
+        # What the capsule cannot hold (3 - 1.5 mL) is outside it.
+        assert iodine[~spread.in_compartment].sum() == pytest.approx(spilled_ml * CONTRAST_IODINE_MG_PER_ML, abs=1e-6)
+    joint = _mask(tracer, small.concentration(0.0), ["facet_joint.L4-L5.left"])
+    assert small.concentration(0.0).array[joint].min() > 0  # the whole joint line fills
+
+
+def test_arterial_and_venous_contrast_wash_out_within_seconds(tracer):
+    arterial = inject(tracer, TIPS["arterial"][0], 1.0)
+    assert arterial.pattern == "arterial"
+    at = {t: arterial.iodine_mg(t) for t in (0.0, 0.5, 1.0, 3.0, 5.0)}
+    assert at[0.0] > 0 and at[0.5] < at[0.0] and at[1.0] == pytest.approx(at[0.0] / np.e)
+    assert at[5.0] < 0.01 * at[0.0]
+    vessel = _mask(tracer, arterial.concentration(0.0), ["radicular_artery"])
+    assert arterial.concentration(0.0).array[~vessel].sum() == 0
+    assert vessel.sum() > 20  # the lumen opacifies along its length, not a blob at the tip
+
+
+def test_intrathecal_contrast_layers_anteriorly_in_a_prone_patient(tracer):
+    spread = inject(tracer, TIPS["intrathecal"][0], 2.0)
+    centroid = []
+    for seconds in (0.0, 10.0, 60.0):
+        volume = spread.concentration(seconds)
+        filled = np.argwhere(volume.array > 0)
+        y = volume.voxel_to_world(filled)[:, 1]
+        weights = volume.array[tuple(filled.T)]
+        csf = _mask(tracer, volume, ["dural_sac.csf"])
+        # Compare with the CSF in the same slices: contrast sits in its anterior (-y) part.
+        slices = np.unique(filled[:, 2])
+        csf_y = volume.voxel_to_world(np.argwhere(csf[:, :, slices.min():slices.max() + 1]) + [0, 0, slices.min()])[:, 1]
+        centroid.append(np.average(y, weights=weights))
+        assert centroid[-1] < csf_y.mean() - 1.0
+    assert centroid[0] > centroid[1] > centroid[2]  # it keeps settling
+
+
+def test_contrast_volume_sums_injections_on_one_grid(tracer):
+    first = inject(tracer, TIPS["epidural"][0], 1.0)
+    second = inject(tracer, TIPS["soft_tissue"][0], 0.5)
+    total = contrast_volume([(first, 10.0), (second, 2.0)])
+    assert float(total.array.sum(dtype=np.float64)) * 1e-3 == pytest.approx(1.5 * CONTRAST_IODINE_MG_PER_ML, rel=1e-5)
+    point = np.array(TIPS["soft_tissue"][0])
+    assert total.sample(point[None], order=0)[0] == pytest.approx(second.concentration(2.0).sample(point[None], order=0)[0])
+    assert contrast_volume([]) is None
+
+
+def test_injection_errors(tracer):
+    with pytest.raises(SpinesimError, match="not in the patient"):
+        inject(tracer, [0.0, 44.0, 0.0], 1.0)
+    with pytest.raises(SpinesimError, match="in bone"):
+        inject(tracer, [8.0, 10.0, 20.0], 1.0)
+    with pytest.raises(SpinesimError, match="0-50 mL"):
+        inject(tracer, TIPS["epidural"][0], float("nan"))
+    with pytest.raises(SpinesimError, match=">= 0 s"):
+        inject(tracer, TIPS["epidural"][0], 1.0).concentration(-1.0)
+
+
+def test_the_tissue_texture_is_seeded(tracer):
+    tip = TIPS["soft_tissue"][0]
+    first, again, other = (inject(tracer, tip, 1.0, seed=seed).concentration(5.0) for seed in (4, 4, 5))
+    np.testing.assert_array_equal(first.array, again.array)
+    assert not np.array_equal(first.array, other.array)
+    assert first.array.sum(dtype=np.float64) == pytest.approx(other.array.sum(dtype=np.float64), rel=1e-6)
+    # Feathery along the (cranio-caudal) muscle fibres: longer in z than across.
+    filled = first.voxel_to_world(np.argwhere(first.array > 0))
+    assert np.ptp(filled[:, 2]) > 1.5 * np.ptp(filled[:, 1])
+
+
+def test_venous_contrast_washes_out_within_seconds(small_spine):
+    tracer = tracer_for(small_spine)
+    vein = tracer.volume.voxel_to_world(np.argwhere(np.isin(tracer.codes, tracer.codes_in_group("inferior_vena_cava"))))
+    tip = vein[np.argmin(np.linalg.norm(vein - vein.mean(axis=0), axis=1))]
+    spread = inject(tracer, tip, 2.0)
+    assert spread.pattern == "venous"
+    at = {t: spread.iodine_mg(t) for t in (0.0, 4.0, 12.0, 20.0)}
+    # A large vein holds the whole bolus (diluted by the blood) before the flow carries it away.
+    assert at[0.0] == pytest.approx(2.0 * CONTRAST_IODINE_MG_PER_ML)
+    assert at[4.0] == pytest.approx(at[0.0] / np.e) and at[12.0] < 0.06 * at[0.0] and at[20.0] < 0.01 * at[0.0]
+    inside = _mask(tracer, spread.concentration(0.0), ["inferior_vena_cava"])
+    assert spread.concentration(0.0).array[~inside].sum() == 0

@@ -1,0 +1,94 @@
+import numpy as np
+import pytest
+
+from anatomy_models.errors import SpinesimError
+from simulator.carm import CArm, Collimation
+from simulator.dose import (
+    IRP_FROM_ISOCENTER_MM,
+    DoseLedger,
+    Technique,
+    exposure_for,
+    live_dose_rate_mgy_per_s,
+    photons_per_mm2_per_ugy,
+    tube_output_ugy_per_mas,
+)
+
+
+def test_tube_output_grows_about_with_kvp_squared():
+    assert tube_output_ugy_per_mas(100.0) / tube_output_ugy_per_mas(70.0) == pytest.approx((100 / 70) ** 1.983)
+    assert 40.0 < tube_output_ugy_per_mas(80.0) < 60.0  # typical: ~50 uGy/mAs at 1 m, 80 kVp
+
+
+def test_photon_fluence_per_kerma_is_one_over_energy_times_mu_en():
+    # 60 keV photons, (mu_en/rho)_air = 0.03041 cm^2/g: K = fluence * E * mu_en/rho.
+    energy_j = 60e3 * 1.602176634e-19
+    fluence_per_gy_per_m2 = 1.0 / (energy_j * 0.003041)
+    assert photons_per_mm2_per_ugy(60.0) == pytest.approx(fluence_per_gy_per_m2 * 1e-12)
+    with pytest.raises(SpinesimError, match="outside"):
+        photons_per_mm2_per_ugy(100.0)
+
+
+def test_inverse_square_and_reference_point():
+    carm = CArm(source_to_isocenter_mm=700.0, source_to_detector_mm=1100.0)
+    exposure = exposure_for(carm, Technique(mas_per_frame=0.5))
+    irp = 700.0 - IRP_FROM_ISOCENTER_MM
+    ratio = exposure.reference_air_kerma_mgy * 1e6 / exposure.detector_air_kerma_ngy
+    assert ratio == pytest.approx((1100.0 / irp) ** 2)
+    expected = tube_output_ugy_per_mas(80.0) * 0.5 * (1000.0 / irp) ** 2 * 1e-3
+    assert exposure.reference_air_kerma_mgy == pytest.approx(expected)
+
+
+def test_dose_area_product_is_the_same_in_every_plane_and_follows_collimation():
+    carm = CArm(detector_shape="square")
+    exposure = exposure_for(carm, Technique(mas_per_frame=0.2))
+    at_detector = exposure.detector_air_kerma_ngy * 1e-9 * carm.field_area_at_detector_mm2() / 100.0  # Gy cm^2
+    assert exposure.dose_area_product_gy_cm2 == pytest.approx(at_detector, rel=1e-9)
+    narrow = exposure_for(carm.with_(collimation=Collimation(width=0.5, height=0.5)), Technique(mas_per_frame=0.2))
+    assert narrow.dose_area_product_gy_cm2 == pytest.approx(exposure.dose_area_product_gy_cm2 / 4, rel=0.01)
+    assert narrow.reference_air_kerma_mgy == exposure.reference_air_kerma_mgy
+
+
+def test_automatic_exposure_control_and_photon_count():
+    carm = CArm()
+    exposure = exposure_for(carm, Technique(aec_target_ngy=40.0), transmission=np.exp(-4.0))
+    assert exposure.detector_air_kerma_ngy * np.exp(-4.0) == pytest.approx(40.0)
+    # Behind the patient: ~40 nGy on a 0.45 mm pixel is a few hundred detected photons.
+    behind = exposure.quanta_per_pixel * np.exp(-4.0)
+    assert 100 < behind < 1000
+    # A thicker patient needs more tube charge and gives the patient more dose.
+    thick = exposure_for(carm, Technique(aec_target_ngy=40.0), transmission=np.exp(-5.0))
+    assert thick.mas == pytest.approx(exposure.mas * np.e)
+    # Live lumbar fluoroscopy at 15 pulses/s: some mGy per minute at the reference point.
+    assert 1.0 < live_dose_rate_mgy_per_s(exposure) * 60 < 100.0
+
+
+def test_ledger_accumulates_shots_and_live_time():
+    frame = exposure_for(CArm(), Technique(mas_per_frame=0.1, frames_per_second=8))
+    ledger = DoseLedger()
+    ledger = ledger.add_shot(frame).add_shot(frame).add_live(frame, seconds=2.5)
+    assert (ledger.shots, ledger.frames, ledger.fluoro_seconds) == (2, 22, 2.5)
+    assert ledger.reference_air_kerma_mgy == pytest.approx(22 * frame.reference_air_kerma_mgy)
+    assert ledger.dose_area_product_gy_cm2 == pytest.approx(22 * frame.dose_area_product_gy_cm2)
+    assert [kind for kind, *_ in ledger.history] == ["shot", "shot", "live"]
+    assert "2 shots" in ledger.summary() and "Gy·cm²" in ledger.summary()
+    assert DoseLedger().shots == 0  # the ledger is immutable: adding returns a new one
+    with pytest.raises(SpinesimError, match="seconds"):
+        ledger.add_live(frame, seconds=-1)
+
+
+@pytest.mark.parametrize("fields, message", [
+    ({"kvp": 20.0}, "kVp"),
+    ({"frames_per_second": 0.0}, "frame rate"),
+    ({"mas_per_frame": -1.0}, "tube charge"),
+    ({"aec_target_ngy": 0.0}, "AEC target"),
+])
+def test_invalid_technique_is_a_clear_error(fields, message):
+    with pytest.raises(SpinesimError, match=message):
+        Technique(**fields)
+
+
+def test_exposure_errors():
+    with pytest.raises(SpinesimError, match="transmission"):
+        exposure_for(CArm(), Technique(), transmission=0.0)
+    with pytest.raises(SpinesimError, match="reference point"):
+        exposure_for(CArm(source_to_isocenter_mm=120.0), Technique(mas_per_frame=1.0))

@@ -1,0 +1,291 @@
+import numpy as np
+import pytest
+
+from anatomy_models.anatomy import Anatomy
+from anatomy_models.errors import SpinesimError
+from anatomy_models.tissues import linear_attenuation_per_mm, tissue
+from anatomy_models.volume import Volume
+from simulator.carm import CArm, gun_barrel
+from simulator.drr import (
+    HUB_INNER_FRACTION,
+    anatomy_line_integrals,
+    line_integrals,
+    needle_line_integrals,
+    reference_line_integrals,
+)
+from simulator.needle import Needle, NeedleSpec
+from tests.simulator.phantoms import (
+    finite_cylinder_chords,
+    grid,
+    partial_volume,
+    sphere_chords,
+    sphere_volume,
+    z_cylinder_volume,
+)
+
+MU = 0.02  # 1/mm, about water at 60 keV
+POSES = [CArm(detector_pixels=64, detector_size_mm=100),
+         CArm(primary_deg=33, secondary_deg=-17, detector_pixels=64, detector_size_mm=100),
+         CArm(primary_deg=80, secondary_deg=30, detector_pixels=64, detector_size_mm=100)]
+
+
+def _rays(carm):
+    u, v = np.meshgrid(np.arange(carm.detector_pixels, dtype=float), np.arange(carm.detector_pixels, dtype=float))
+    return carm.pixel_to_ray(u, v)
+
+
+@pytest.fixture(scope="module")
+def sphere():
+    radius = 22.0
+    return sphere_volume(96, 0.5, radius, value=MU), radius
+
+
+@pytest.mark.parametrize("method", ["joseph", "siddon"])
+@pytest.mark.parametrize("carm", [POSES[0], CArm(primary_deg=20, secondary_deg=-15, detector_pixels=64, detector_size_mm=100)])
+def test_uniform_slab_within_half_a_percent(method, carm):
+    thickness = 20.0
+    slab = Volume.from_spacing(np.full((200, 20, 200), MU, np.float32), (1, 1, 1), origin=(-99.5, -9.5, -99.5))
+    image = line_integrals(slab, carm, method=method)
+    source, directions = _rays(carm)
+    expected = thickness / np.abs(directions[..., 1])
+    # Only rays that cross both faces of the slab inside its sides.
+    t_in = (-10.0 - source[1]) / directions[..., 1]
+    t_out = (10.0 - source[1]) / directions[..., 1]
+    ends = np.stack([source + t_in[..., None] * directions, source + t_out[..., None] * directions])
+    inside = np.all(np.abs(ends[..., [0, 2]]) < 99.0, axis=(0, -1))
+    assert inside.mean() > 0.9
+    np.testing.assert_allclose(image[inside] / MU, expected[inside], rtol=0.005)
+
+
+@pytest.mark.parametrize("carm", POSES)
+def test_sphere_chords_within_half_a_percent(sphere, carm):
+    volume, radius = sphere
+    source, directions = _rays(carm)
+    chord, impact = sphere_chords(source, directions, radius)
+    central = (impact <= 0.8) & (chord > 0)
+    image = line_integrals(volume, carm, method="joseph")
+    np.testing.assert_allclose(image[central] / MU, chord[central], rtol=0.005)
+    # Beyond the partial-volume rim (one voxel of tent either side) there is nothing.
+    assert np.all(image[sphere_chords(source, directions, radius + 1.0)[0] == 0] == 0)
+
+
+def test_siddon_is_exact_for_constant_voxels_and_close_to_the_sphere(sphere):
+    volume, radius = sphere
+    carm = POSES[1]
+    siddon = line_integrals(volume, carm, method="siddon")
+    nearest = reference_line_integrals(volume, carm, step_mm=0.02, order=0)
+    np.testing.assert_allclose(siddon, nearest, atol=0.002 * siddon.max())
+    source, directions = _rays(carm)
+    chord, impact = sphere_chords(source, directions, radius)
+    central = impact <= 0.5
+    # Constant voxels: first-order edges, ~1% near the rim, better than 0.5% on average.
+    assert np.mean(np.abs(siddon[central] / MU - chord[central]) / chord[central]) < 0.005
+    np.testing.assert_allclose(siddon[central] / MU, chord[central], rtol=0.01)
+
+
+@pytest.mark.parametrize("carm", POSES[:2])
+def test_cylinder_chords_within_half_a_percent(carm):
+    radius = 18.0
+    volume = z_cylinder_volume(96, 0.5, radius, x=2.0, y=-3.0, value=MU)
+    source, directions = _rays(carm)
+    start = np.array([2.0, -3.0, -200.0])
+    chord = finite_cylinder_chords(source, directions, start, [0, 0, 1], 400.0, radius)
+    # Rays that meet the cylinder well inside the grid's top and bottom (|z| < 20 of 24 mm): the
+    # chord is centred on the ray's point nearest the axis.
+    nearest_t = -((source[:2] - start[:2]) @ np.moveaxis(directions[..., :2], -1, 0).reshape(2, -1)).reshape(chord.shape)
+    nearest_t /= np.sum(directions[..., :2] ** 2, axis=-1)
+    z_mid = source[2] + nearest_t * directions[..., 2]
+    z_reach = np.abs(z_mid) + 0.5 * chord * np.abs(directions[..., 2])
+    usable = (chord > 1.2 * radius) & (z_reach < 20.0)
+    assert usable.sum() > 100
+    image = line_integrals(volume, carm, method="joseph")
+    np.testing.assert_allclose(image[usable] / MU, chord[usable], rtol=0.005)
+
+
+@pytest.mark.parametrize("method", ["joseph", "siddon"])
+@pytest.mark.parametrize("pose", [(0, 0), (27, -14), (-65, 22), (100, 5)])
+def test_dense_bead_appears_where_the_projection_matrix_puts_it(method, pose):
+    centre = np.array([17.3, -9.1, 12.6])
+    points, origin = grid(64, 1.0)
+    radius = 1.5
+    fraction = partial_volume(lambda p: np.sum((p - centre) ** 2, axis=-1) <= radius**2, points, 1.0,
+                              lambda p: np.linalg.norm(p - centre, axis=-1) - radius, sub=8)
+    bead = Volume.from_spacing((fraction * 0.5).astype(np.float32), (1, 1, 1), origin=origin)
+    carm = CArm(primary_deg=pose[0], secondary_deg=pose[1], detector_pixels=160, detector_size_mm=80)
+    image = line_integrals(bead, carm, method=method).astype(np.float64)
+    expected = carm.project(centre)
+    v, u = np.mgrid[0:160, 0:160]
+    near = np.hypot(u - expected[0], v - expected[1]) < 15
+    weight = np.where(near, image, 0.0)
+    centroid = np.array([(weight * u).sum(), (weight * v).sum()]) / weight.sum()
+    assert np.linalg.norm(centroid - expected) < 0.5
+    assert image[~near].max() == 0.0
+
+
+def test_compiled_projectors_agree_with_the_numpy_reference():
+    points, origin = grid(48, 1.5, centre=(4.0, -2.0, 6.0))
+    rng = np.random.default_rng(3)
+    blobs = np.zeros(points.shape[:3])
+    for _ in range(6):  # smooth blobs that fade out well inside the grid, like a body in air
+        c = rng.uniform(-10, 10, 3) + np.array([4.0, -2.0, 6.0])
+        blobs += rng.uniform(0.01, 0.05) * np.exp(-np.sum((points - c) ** 2, axis=-1) / (2 * rng.uniform(5, 8) ** 2))
+    volume = Volume.from_spacing(blobs.astype(np.float32), (1.5, 1.5, 1.5), origin=origin)
+    for carm in POSES:
+        joseph = line_integrals(volume, carm, method="joseph")
+        reference = reference_line_integrals(volume, carm, step_mm=0.5)
+        significant = reference > 0.05 * reference.max()
+        # Joseph interpolates within slices, the reference trilinearly along the ray: the same field
+        # to within 1% where the ray is steep to the slices.
+        np.testing.assert_allclose(joseph[significant], reference[significant], rtol=0.01)
+        siddon = line_integrals(volume, carm, method="siddon")
+        nearest = reference_line_integrals(volume, carm, step_mm=0.05, order=0)
+        np.testing.assert_allclose(siddon[significant], nearest[significant], rtol=0.005)
+
+
+def test_oblique_grid_affine_is_honoured():
+    """A rotated, anisotropic grid holding a sphere projects like the sphere itself."""
+    angle = np.radians(30.0)
+    direction = np.array([[np.cos(angle), -np.sin(angle), 0], [np.sin(angle), np.cos(angle), 0], [0, 0, 1.0]])
+    spacing = np.array([0.5, 0.6, 0.8])
+    shape = (110, 90, 70)
+    index = np.stack(np.meshgrid(*[np.arange(n) for n in shape], indexing="ij"), axis=-1).astype(float)
+    origin = -(direction * spacing) @ ((np.array(shape) - 1) / 2.0)
+    world = index @ (direction * spacing).T + origin
+    radius = 18.0
+    fraction = partial_volume(lambda p: np.sum(p**2, axis=-1) <= radius**2, world, spacing.max(),
+                              lambda p: np.linalg.norm(p, axis=-1) - radius)
+    volume = Volume.from_spacing((fraction * MU).astype(np.float32), spacing, origin=origin, direction=direction)
+    carm = POSES[1]
+    source, directions = _rays(carm)
+    chord, impact = sphere_chords(source, directions, radius)
+    central = impact <= 0.7
+    image = line_integrals(volume, carm)
+    np.testing.assert_allclose(image[central] / MU, chord[central], rtol=0.01)
+
+
+def test_empty_volume_projects_to_zero_and_bad_input_is_an_error():
+    empty = Volume.from_spacing(np.zeros((4, 4, 4), np.float32), (1, 1, 1))
+    assert not line_integrals(empty, POSES[0]).any()
+    with pytest.raises(SpinesimError, match="unknown DRR method"):
+        line_integrals(empty, POSES[0], method="raymarch")
+    with pytest.raises(SpinesimError, match="numeric"):
+        line_integrals(Volume.from_spacing(np.zeros((2, 2, 2), bool), (1, 1, 1)), POSES[0])
+    with pytest.raises(SpinesimError, match="order"):
+        reference_line_integrals(empty, POSES[0], order=3)
+
+
+def test_anatomy_frames_are_cached_per_pose():
+    ct = Volume.from_spacing(np.full((20, 20, 20), 40, np.int16), (2, 2, 2), origin=(-19, -19, -19))
+    anatomy = Anatomy(ct=ct)
+    carm = CArm(detector_pixels=32)
+    first = anatomy_line_integrals(anatomy, carm)
+    assert anatomy_line_integrals(anatomy, carm) is first
+    assert anatomy_line_integrals(anatomy, carm.with_(collimation=carm.collimation)) is first
+    other = anatomy_line_integrals(anatomy, carm.with_(primary_deg=10))
+    assert other is not first and not first.flags.writeable
+    # 40 mm of soft tissue (40 HU) on the central ray.
+    assert first[16, 16] == pytest.approx(40.0 * tissue("muscle").xray_mu_per_mm(), rel=0.01)
+
+
+# --------------------------------------------------------------------------- needle
+def _voxelised_needle(needle: Needle, spacing: float = 0.12):
+    spec = needle.spec
+    steel = tissue("steel").xray_mu_per_mm()
+    plastic = linear_attenuation_per_mm("pmma", 60.0)
+    ends = np.array([needle.tip, needle.hub, needle.hub - spec.hub_length_mm * needle.direction])
+    lower = ends.min(axis=0) - spec.hub_diameter_mm / 2 - 0.5
+    upper = ends.max(axis=0) + spec.hub_diameter_mm / 2 + 0.5
+    shape = np.ceil((upper - lower) / spacing).astype(int)
+    axes = [lower[k] + (np.arange(shape[k]) + 0.5) * spacing for k in range(3)]
+    points = np.stack(np.meshgrid(*axes, indexing="ij"), axis=-1)
+
+    def cylinder(start, axis, length, radius):
+        def offsets(p):
+            along = (p - start) @ axis
+            radial = np.linalg.norm(p - start - along[..., None] * axis, axis=-1)
+            return along, radial
+
+        def inside(p):
+            along, radial = offsets(p)
+            return (along >= 0) & (along <= length) & (radial <= radius)
+
+        def distance(p):
+            along, radial = offsets(p)
+            return np.maximum(np.maximum(radial - radius, -along), along - length)
+
+        return partial_volume(inside, points, spacing, distance, sub=4)
+
+    shaft = cylinder(needle.hub, needle.direction, spec.length_mm, spec.outer_diameter_mm / 2)
+    hub = cylinder(needle.hub, -needle.direction, spec.hub_length_mm, spec.hub_diameter_mm / 2)
+    bore = cylinder(needle.hub, -needle.direction, spec.hub_length_mm, HUB_INNER_FRACTION * spec.hub_diameter_mm / 2)
+    mu = steel * shaft + plastic * (hub - bore)
+    return Volume.from_spacing(mu.astype(np.float32), (spacing,) * 3, origin=[a[0] for a in axes])
+
+
+@pytest.fixture(scope="module")
+def short_needle():
+    spec = NeedleSpec(kind="quincke", gauge=16, length_mm=12.0, hub_length_mm=4.0, hub_diameter_mm=3.0)
+    direction = np.array([0.3, 0.25, -0.92])
+    return Needle(entry=[1.0, 2.0, 6.0], direction=direction, depth_mm=8.0, spec=spec)
+
+
+def test_needle_closed_form_matches_a_voxelised_needle(short_needle):
+    volume = _voxelised_needle(short_needle)
+    carm = CArm(primary_deg=10, secondary_deg=5, isocenter=short_needle.entry, detector_pixels=128, detector_size_mm=30)
+    analytic = needle_line_integrals(short_needle, carm, samples=1)  # one ray per pixel, like the DRR
+    voxelised = line_integrals(volume, carm)
+    assert analytic.sum() == pytest.approx(voxelised.sum(), rel=0.01)
+    # Per pixel away from the shaft's silhouette, where a chord's slope is infinite and the voxels'
+    # partial volumes blur it: two pixels inside it.
+    from scipy.ndimage import binary_erosion
+
+    interior = binary_erosion(analytic > 0.3 * analytic.max(), iterations=2)
+    assert interior.sum() > 50
+    np.testing.assert_allclose(voxelised[interior], analytic[interior], rtol=0.03)
+
+
+def test_needle_tip_is_where_project_puts_it(short_needle):
+    carm = CArm(primary_deg=-20, secondary_deg=10, isocenter=short_needle.entry, detector_pixels=256, detector_size_mm=60)
+    image = needle_line_integrals(short_needle, carm).astype(np.float64)
+    tip = carm.project(short_needle.tip)
+    back = carm.project(short_needle.tip - 5.0 * short_needle.direction)
+    axis = (tip - back) / np.linalg.norm(tip - back)
+    # Sample the projected shaft from 5 mm behind the tip to beyond it, find the 50% fall-off.
+    s = np.linspace(0.0, np.linalg.norm(tip - back) + 8.0, 2000)
+    samples = back[None, :] + s[:, None] * axis[None, :]
+    from scipy.ndimage import map_coordinates
+
+    profile = map_coordinates(image, [samples[:, 1], samples[:, 0]], order=1)
+    plateau = profile[: len(s) // 4].mean()
+    edge = s[np.argmax(profile < 0.5 * plateau)]
+    assert edge == pytest.approx(np.linalg.norm(tip - back), abs=0.5)
+
+
+def test_gun_barrel_needle_is_a_dot_with_a_hub_ring():
+    needle = Needle(entry=[25.0, 80.0, -10.0], direction=[-0.3, -0.93, 0.2], depth_mm=60.0)
+    carm = gun_barrel(needle, detector_pixels=512)
+    image = needle_line_integrals(needle, carm).astype(np.float64)
+    centre = carm.project(needle.tip)
+    v, u = np.mgrid[0:512, 0:512]
+    radius_px = np.hypot(u - centre[0], v - centre[1])
+    # The dot: the steel shaft end-on, opaque, its shadow the size of the shaft's cross-section
+    # magnified at its point nearest the source (the tip).
+    tip_radius_px = needle.spec.outer_diameter_mm / 2 * carm.source_to_detector_mm / carm.depth(needle.tip) / carm.pixel_size_mm
+    dot = radius_px <= tip_radius_px + 1.5
+    shadow = 1.0 - np.exp(-image)
+    assert shadow[dot].sum() == pytest.approx(np.pi * tip_radius_px**2, rel=0.1)
+    centroid = np.array([(shadow * dot * u).sum(), (shadow * dot * v).sum()]) / (shadow * dot).sum()
+    assert np.linalg.norm(centroid - centre) < 0.1
+    # The hub: a ring of plastic around the dot, hollow inside, nothing beyond.
+    hub_depth = carm.depth(needle.hub)
+    outer = needle.spec.hub_diameter_mm / 2 * carm.source_to_detector_mm / hub_depth / carm.pixel_size_mm
+    inner = HUB_INNER_FRACTION * outer
+    ring = (radius_px > inner + 1.5) & (radius_px < outer - 1.5)
+    bore = (radius_px > tip_radius_px + 2) & (radius_px < inner - 1.5)
+    assert image[ring].min() > 0.1 and image[bore].max() < 0.5 * image[ring].mean()
+    assert image[radius_px > outer + 2].max() == 0.0
+
+
+def test_needle_samples_must_be_sensible(short_needle):
+    with pytest.raises(SpinesimError, match="samples"):
+        needle_line_integrals(short_needle, POSES[0], samples=0)

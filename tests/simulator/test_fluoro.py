@@ -1,0 +1,209 @@
+import numpy as np
+import pytest
+from PIL import Image
+
+import simulator.drr as drr
+from anatomy_models.anatomy import Anatomy
+from anatomy_models.errors import SpinesimError
+from anatomy_models.tissues import iodine_mu_per_mm_per_mg_ml, tissue
+from anatomy_models.volume import Volume
+from simulator.carm import CArm
+from simulator.dose import Technique
+from simulator.fluoro import (
+    DetectorModel,
+    Display,
+    contrast_line_integrals,
+    orientation_letters,
+    quantum_noise,
+    render_fluoro,
+)
+from simulator.needle import Needle
+
+SMALL = dict(detector_pixels=128)
+
+
+@pytest.fixture(scope="module")
+def phantom():
+    """A soft-tissue block (2 mm voxels) with a bone block on its left, in air."""
+    hu = np.full((60, 50, 40), -1000, np.int16)
+    hu[10:50, 5:45, :] = 40
+    hu[34:44, 20:30, 10:30] = 1200  # bone, on the patient's left (+x)
+    ct = Volume.from_spacing(hu, (2, 2, 2), origin=(-59, -49, -39))
+    return Anatomy(ct=ct, metadata={"name": "phantom"})
+
+
+def test_same_seed_same_image_other_seed_differs(phantom):
+    carm = CArm(**SMALL)
+    first = render_fluoro(phantom, carm, seed=7)
+    again = render_fluoro(phantom, carm, seed=7)
+    other = render_fluoro(phantom, carm, seed=8)
+    np.testing.assert_array_equal(first.pixels, again.pixels)
+    np.testing.assert_array_equal(first.measured, again.measured)
+    assert np.abs(first.measured - other.measured)[first.field].mean() > 0.005
+    assert first.seed == 7 and first.exposure is not None
+
+
+def test_bone_white_on_grey_soft_tissue_air_black(phantom):
+    carm = CArm(**SMALL)
+    bone, soft, air = carm.project(np.array([[19.0, 1.0, 1.0], [-20.0, 1.0, 1.0], [-65.0, 1.0, 1.0]]))
+
+    def grey(image, uv):
+        row, column = int(round(uv[1])), int(round(uv[0]))
+        return float(image.pixels[row - 1:row + 2, column - 1:column + 2].mean())
+
+    assert bone[0] < 63.5 < soft[0]  # the bone on the patient's left is on the screen's left
+    automatic = render_fluoro(phantom, carm, seed=1, display=Display(letters=False))
+    assert grey(automatic, bone) > grey(automatic, soft) + 100 and grey(automatic, air) == 0
+    window = (0.2, 3.0)
+    white = render_fluoro(phantom, carm, seed=1, display=Display(window=window, letters=False))
+    assert grey(white, bone) > grey(white, soft) + 40 and grey(white, soft) > grey(white, air) + 40
+    assert grey(white, air) < 10
+    black = render_fluoro(phantom, carm, seed=1, display=Display(window=window, polarity="bone_black", letters=False))
+    assert grey(black, bone) < grey(black, soft) < grey(black, air)
+    assert white.pixels[~white.field].max() == 0 and black.pixels[~black.field].max() == 0
+
+
+def test_quantum_noise_has_poisson_statistics():
+    rng = np.random.default_rng(0)
+    for mean in (3.0, 50.0, 400.0):
+        counts = quantum_noise(np.full(200_000, mean, np.float32), rng)
+        assert counts.mean() == pytest.approx(mean, rel=0.01)
+        assert counts.var() == pytest.approx(mean, rel=0.03)
+        assert counts.min() >= 0
+
+
+def test_measured_line_integral_and_its_noise_follow_beer_lambert(phantom):
+    carm = CArm(detector_shape="square", **SMALL)
+    physics = DetectorModel(blur_mm=0.0, vignetting=0.0)
+    image = render_fluoro(phantom, carm, seed=3, detector=physics)
+    centre = (slice(54, 74), slice(70, 84))  # soft tissue only, right of the bone
+    p = image.line_integrals[centre]
+    measured = image.measured[centre]
+    assert np.ptp(p) < 3e-3  # flat up to the obliquity of the rays
+    assert measured.mean() == pytest.approx(p.mean(), abs=0.01)
+    expected_counts = image.exposure.quanta_per_pixel * np.exp(-p.mean())
+    assert measured.var() == pytest.approx(1.0 / expected_counts, rel=0.15)
+
+
+def test_automatic_exposure_control_meets_its_target(phantom):
+    carm = CArm(**SMALL)
+    technique = Technique(aec_target_ngy=25.0)
+    image = render_fluoro(phantom, carm, dose=technique)
+    body = image.line_integrals[image.field & (image.line_integrals > 0.05)]
+    behind_ngy = image.exposure.detector_air_kerma_ngy * np.exp(-np.median(body))
+    assert behind_ngy == pytest.approx(25.0, rel=0.01)
+    fixed = render_fluoro(phantom, carm, dose=Technique(mas_per_frame=0.2))
+    assert fixed.exposure.mas == 0.2
+
+
+def test_vignetting_and_noiseless_render(phantom):
+    slab = Anatomy(ct=Volume.from_spacing(np.full((60, 10, 60), 40, np.int16), (4, 2, 4), origin=(-118, -9, -118)))
+    carm = CArm(**SMALL)
+    image = render_fluoro(slab, carm, dose=None, detector=DetectorModel(vignetting=0.3))
+    assert image.exposure is None
+    centre = image.measured[60:68, 60:68].mean()
+    rim = image.measured[60:68, 6:12].mean()
+    assert rim > centre + 0.1  # less light at the rim reads as more attenuation
+    flat = render_fluoro(slab, carm, dose=None, detector=DetectorModel(vignetting=0.0))
+    assert abs(flat.measured[60:68, 6:12].mean() - flat.measured[60:68, 60:68].mean()) < 0.01
+
+
+def test_contrast_cube_adds_iodines_attenuation(phantom):
+    concentration = np.zeros((30, 30, 30), np.float32)
+    concentration[5:25, 5:25, 5:25] = 10.0  # a 20 mm cube at 10 mg iodine / mL (1 mm voxels)
+    contrast = Volume.from_spacing(concentration, (1, 1, 1), origin=(-14.5, -14.5, -14.5))
+    carm = CArm(**SMALL)
+    extra = contrast_line_integrals(contrast, carm)
+    assert extra[63:65, 63:65].mean() == pytest.approx(10.0 * 20.0 * iodine_mu_per_mm_per_mg_ml(), rel=0.005)
+    assert contrast_line_integrals(contrast, carm) is extra  # cached per contrast state and pose
+    without = render_fluoro(phantom, carm, seed=2)
+    with_contrast = render_fluoro(phantom, carm, contrast=contrast, seed=2)
+    np.testing.assert_allclose(with_contrast.line_integrals - without.line_integrals, extra, atol=1e-5)
+    centre = (slice(60, 68), slice(60, 68))
+    added = (with_contrast.measured - without.measured)[centre].mean()
+    assert added == pytest.approx(extra[centre].mean(), rel=0.05)
+    assert with_contrast.pixels[centre].mean() > without.pixels[centre].mean() + 10
+
+
+def test_dsa_of_an_unchanged_scene_is_flat_and_shows_new_contrast(phantom):
+    carm = CArm(**SMALL)
+    mask = render_fluoro(phantom, carm, seed=4)
+    same = render_fluoro(phantom, carm, seed=4, subtract=mask, display=Display(letters=False))
+    assert same.subtracted and not same.measured.any()
+    grey = same.pixels[same.field]
+    assert grey.min() == grey.max()
+    later = render_fluoro(phantom, carm, seed=5, subtract=mask, display=Display(letters=False))
+    assert abs(later.measured[later.field].mean()) < 0.005  # only noise: flat on average
+    concentration = np.zeros((20, 20, 20), np.float32)
+    concentration[8:12, 8:12, :] = 300.0  # undiluted contrast, 300 mg iodine / mL, 4 mm wide
+    contrast = Volume.from_spacing(concentration, (1, 1, 1), origin=(-9.5, -9.5, -9.5))
+    injected = render_fluoro(phantom, carm, contrast=contrast, seed=6, subtract=mask, display=Display(letters=False))
+    assert injected.pixels[60:68, 62:65].mean() > grey.mean() + 60  # bone white: iodine brighter
+    with pytest.raises(SpinesimError, match="pose"):
+        render_fluoro(phantom, carm.with_(primary_deg=5), subtract=mask)
+
+
+def test_needle_move_does_not_reproject_the_volume(phantom, monkeypatch):
+    carm = CArm(**SMALL)
+    render_fluoro(phantom, carm, seed=1)
+    calls = []
+    monkeypatch.setattr(drr, "line_integrals", lambda *a, **k: calls.append(1))
+    for depth in (20.0, 30.0, 40.0):
+        needle = Needle(entry=[10.0, 60.0, 0.0], direction=[0, -1, 0], depth_mm=depth)
+        image = render_fluoro(phantom, carm, needle=needle, seed=1)
+        tip = carm.project(needle.tip)
+        assert image.line_integrals[int(round(tip[1])), int(round(tip[0])) ] > 0
+    assert calls == []
+
+
+def test_needle_is_visible_where_it_projects(phantom):
+    carm = CArm(**SMALL)
+    needle = Needle(entry=[-30.0, 60.0, 20.0], direction=[0.2, -0.9, -0.3], depth_mm=50.0)
+    image = render_fluoro(phantom, carm, needle=needle, seed=1, display=Display(letters=False))
+    plain = render_fluoro(phantom, carm, seed=1, display=Display(letters=False))
+    middle = carm.project(needle.tip - 20.0 * needle.direction)
+    row, column = int(round(middle[1])), int(round(middle[0]))
+    steel_path = tissue("steel").xray_mu_per_mm() * needle.spec.outer_diameter_mm
+    assert image.line_integrals[row - 1:row + 2, column - 1:column + 2].max() - plain.line_integrals[row, column] > 0.5 * steel_path
+    assert int(image.pixels[row - 1:row + 2, column - 1:column + 2].max()) > int(plain.pixels[row, column]) + 20
+
+
+def test_orientation_letters():
+    assert orientation_letters(np.array([-1.0, 0.0, 0.0])) == "R"
+    assert orientation_letters(np.array([0.0, 0.0, 1.0])) == "H"
+    assert orientation_letters(np.array([0.5, -0.86, 0.0])) == "AL"
+    assert orientation_letters(np.array([0.05, 0.0, -1.0])) == "F"
+
+
+def test_letters_are_burned_in_at_the_edges(phantom):
+    carm = CArm(**SMALL)
+    with_letters = render_fluoro(phantom, carm, seed=1).pixels.astype(int)
+    without = render_fluoro(phantom, carm, seed=1, display=Display(letters=False)).pixels.astype(int)
+    changed = np.argwhere(with_letters != without)
+    assert len(changed) > 20
+    edge = np.minimum(np.minimum(changed[:, 0], 127 - changed[:, 0]), np.minimum(changed[:, 1], 127 - changed[:, 1]))
+    assert np.all((edge < 16) | (changed[:, 0] < 16))
+
+
+def test_save_png_round_trip(phantom, tmp_path):
+    image = render_fluoro(phantom, CArm(**SMALL), seed=1)
+    path = image.save_png(tmp_path / "shot.png")
+    np.testing.assert_array_equal(np.asarray(Image.open(path)), image.pixels)
+
+
+@pytest.mark.parametrize("make, message", [
+    (lambda: Display(gamma=0.0), "gamma"),
+    (lambda: Display(window=(1.0, 0.5)), "window"),
+    (lambda: Display(polarity="sepia"), "polarity"),
+    (lambda: Display(edge_enhancement=-1), "edge"),
+    (lambda: DetectorModel(blur_mm=-1), "blur"),
+    (lambda: DetectorModel(vignetting=1.0), "vignetting"),
+])
+def test_invalid_display_and_detector_settings(make, message):
+    with pytest.raises(SpinesimError, match=message):
+        make()
+
+
+def test_contrast_must_be_numeric():
+    with pytest.raises(SpinesimError, match="numeric"):
+        contrast_line_integrals(Volume.from_spacing(np.zeros((2, 2, 2), bool), (1, 1, 1)), CArm(**SMALL))

@@ -1,0 +1,75 @@
+"""Golden images of the built-in spine (2 mm fixture): the five views residents navigate by.
+
+Rendered without quantum noise (so only geometry, physics and display are compared), 256 px,
+stored 2x downsampled as 128 px PNGs in tests/golden/. To accept a deliberate change, delete the
+files (or set SPINESIM_REGENERATE_GOLDEN=1) and run this module once: it writes them and skips;
+look at the new images before committing them.
+"""
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+from skimage.metrics import structural_similarity
+
+from simulator.carm import contralateral_oblique, gun_barrel, lateral, scotty_dog, square_endplate
+from simulator.fluoro import render_fluoro
+from simulator.needle import Needle
+
+GOLDEN = Path(__file__).resolve().parents[1] / "golden"
+PIXELS = 256
+
+
+def _needle_on_safe_triangle(anatomy):
+    """A TFESI needle 5 mm short of the left L4-L5 safe triangle, coaxial with the Scotty-dog view."""
+    direction = -scotty_dog(anatomy, "L4", "left").beam_direction
+    target = anatomy.landmark("L4-L5.safe_triangle.left")
+    return Needle(entry=target - 70.0 * direction, direction=direction, depth_mm=65.0)
+
+
+VIEWS = {
+    "ap_squared_L4": lambda a: (square_endplate(a, "L4", detector_pixels=PIXELS), None),
+    "lateral_L4": lambda a: (lateral(a, "L4", "left", detector_pixels=PIXELS), None),
+    "scotty_L4_left": lambda a: (scotty_dog(a, "L4", "left", detector_pixels=PIXELS), None),
+    "clo_L4_left": lambda a: (contralateral_oblique(a, "L4", "left", secondary_deg=0.0, detector_pixels=PIXELS), None),
+    "gunbarrel_L4_left": lambda a: (gun_barrel(_needle_on_safe_triangle(a), detector_pixels=PIXELS), _needle_on_safe_triangle(a)),
+}
+
+
+def _downsampled(pixels: np.ndarray) -> np.ndarray:
+    n = pixels.shape[0] // 2
+    return pixels.reshape(n, 2, n, 2).astype(np.float64).mean(axis=(1, 3)).round().astype(np.uint8)
+
+
+@pytest.mark.parametrize("view", sorted(VIEWS))
+def test_view_matches_its_golden_image(small_spine, view):
+    carm, needle = VIEWS[view](small_spine)
+    image = _downsampled(render_fluoro(small_spine, carm, needle=needle, dose=None).pixels)
+    path = GOLDEN / f"fluoro_{view}.png"
+    if os.environ.get("SPINESIM_REGENERATE_GOLDEN") or not path.exists():
+        Image.fromarray(image).save(path, optimize=True)
+        pytest.skip(f"wrote golden image {path.name}; look at it before committing")
+    golden = np.asarray(Image.open(path))
+    difference = np.abs(image.astype(float) - golden)
+    assert difference.mean() < 2.0
+    assert structural_similarity(image, golden, data_range=255) > 0.97
+
+
+def test_gun_barrel_needle_is_a_dot_on_the_spine(small_spine):
+    needle = _needle_on_safe_triangle(small_spine)
+    carm = gun_barrel(needle)  # 512 px: the 22 G shaft end-on is ~2.5 px across
+    added = render_fluoro(small_spine, carm, needle=needle, dose=None).line_integrals
+    added = (added - render_fluoro(small_spine, carm, dose=None).line_integrals).astype(np.float64)
+    shadow = 1.0 - np.exp(-added)  # the fraction of each pixel the needle makes opaque
+    v, u = np.mgrid[0:carm.detector_pixels, 0:carm.detector_pixels]
+    radius = np.hypot(u - carm.project(needle.tip)[0], v - carm.project(needle.tip)[1])
+    tip_radius = needle.spec.outer_diameter_mm / 2 * carm.source_to_detector_mm / carm.depth(needle.tip) / carm.pixel_size_mm
+    dot = radius <= tip_radius + 1.5
+    # A dot: all of the shaft's shadow is the size of its cross-section, at the centre...
+    assert shadow[dot].sum() == pytest.approx(np.pi * tip_radius**2, rel=0.1)
+    # ...inside the hub's ring.
+    ring_radius = needle.spec.hub_diameter_mm / 2 * carm.source_to_detector_mm / carm.depth(needle.hub) / carm.pixel_size_mm
+    ring = (radius > 0.7 * ring_radius) & (radius < ring_radius)
+    assert added[ring].mean() > 0.1 and added[radius > ring_radius + 2].max() == 0.0

@@ -1,0 +1,35 @@
+import numpy as np
+import pytest
+
+from anatomy_models.errors import SpinesimError
+from scenarios.schema import load_scenario
+from simulator.needle import NeedleSpec
+from simulator.planner import ROOT_CLEARANCE_MM, expert_actions, plan_trajectory
+from simulator.targets import UNSAFE_GROUPS, UNSAFE_TISSUES, target_for
+from simulator.trace import tracer_for
+from anatomy_models.structures import in_group
+
+
+@pytest.mark.parametrize("scenario_id", ["ilesi-default", "tfesi-default", "facet-default", "mbb-default"])
+def test_the_expert_trajectory_is_safe_and_within_the_textbook_cone(small_spine, scenario_id):
+    scenario = load_scenario(scenario_id)
+    tracer = tracer_for(small_spine)
+    target = target_for(scenario, small_spine, tracer)
+    path = plan_trajectory(tracer, target, scenario.needle.spec())
+    assert path.angle_from_textbook_deg <= target.cone_deg + 1e-9
+    assert path.root_clearance_mm >= ROOT_CLEARANCE_MM
+    crossed = [s for s in path.trace.segments if s.depth_in_mm < path.depth_mm and s.depth_out_mm > 0.5]
+    for segment in crossed:
+        assert segment.tissue not in UNSAFE_TISSUES and not any(in_group(segment.structure, g) for g in UNSAFE_GROUPS)
+        assert not segment.is_bone
+    assert np.linalg.norm(path.tip - target.point) <= target.zone.radius_mm
+    assert tracer.structure_at(path.entry - 1.0 * path.direction) == "air"  # it starts on the skin
+    actions = expert_actions(scenario, target, path)
+    assert [a["t"] for a in actions] == sorted(a["t"] for a in actions) and actions[-1]["type"] == "finish"
+
+
+def test_a_needle_too_short_for_the_patient_has_no_expert_path(small_spine):
+    scenario = load_scenario("tfesi-default")
+    tracer = tracer_for(small_spine)
+    with pytest.raises(SpinesimError, match="no safe textbook path to the left L4-L5 safe triangle with a 40 mm needle"):
+        plan_trajectory(tracer, target_for(scenario, small_spine, tracer), NeedleSpec("quincke", 22, 40.0))

@@ -1,0 +1,60 @@
+import numpy as np
+import pytest
+
+from anatomy_models.errors import SpinesimError
+from anatomy_models.structures import in_group
+from scenarios.schema import load_scenario
+from simulator.targets import target_for
+from simulator.trace import tracer_for
+from tests.simulator.anatomy_phantoms import mini_spine
+
+
+@pytest.mark.parametrize("scenario_id, inside", [
+    ("ilesi-default", "epidural_space"), ("facet-default", "facet_joint.L4-L5.left"),
+])
+def test_target_points_lie_in_their_compartment(small_spine, scenario_id, inside):
+    tracer = tracer_for(small_spine)
+    target = target_for(load_scenario(scenario_id), small_spine, tracer)
+    structure = tracer.structure_at(target.point)
+    assert in_group(structure, inside)
+    assert target.zone.contains(target.point, structure, tracer.tissue_of(structure))
+
+
+def test_the_interlaminar_target_is_dorsal_to_the_sac_and_under_the_flavum(small_spine):
+    tracer = tracer_for(small_spine)
+    target = target_for(load_scenario("ilesi-default"), small_spine, tracer)
+    down = tracer.trace(target.point + [0, 40, 0], np.array([0.0, -1.0, 0.0]), 40.0 + 30.0)
+    names = [s.structure for s in down.segments]
+    flavum = names.index("ligamentum_flavum.L4-L5")
+    sac = next(i for i, name in enumerate(names) if in_group(name, "dural_sac"))
+    tip = next(i for i, s in enumerate(down.segments) if s.depth_in_mm <= 40.0 < s.depth_out_mm)
+    assert flavum < tip < sac
+    assert target.point[0] > small_spine.landmark("L4-L5.interlaminar_window.center")[0]  # toward the left
+
+
+def test_the_medial_branch_target_sits_on_the_dorsal_bone_surface(small_spine):
+    tracer = tracer_for(small_spine)
+    target = target_for(load_scenario("mbb-default"), small_spine, tracer)
+    assert target.on_bone and target.landmark == "L5.SAP_TP_junction.left"
+    ahead = tracer.trace(target.point, target.textbook_direction, 2.0)
+    assert ahead.first_bone() is not None and ahead.first_bone().depth_in_mm < 0.5
+    assert np.linalg.norm(target.point - small_spine.landmark(target.landmark)) < 10.0
+
+
+def test_approach_views_and_entry_region(small_spine):
+    tracer = tracer_for(small_spine)
+    target = target_for(load_scenario("tfesi-default"), small_spine, tracer)
+    alignment, trajectory, depth = target.views
+    assert alignment.carm.primary_deg == 0 and trajectory.carm.primary_deg > 10  # ipsilateral (left) oblique
+    assert depth.carm.primary_deg == 90.0 and depth.name == "lateral"
+    assert target.entry_point[0] > target.point[0] and target.entry_point[1] > target.point[1]  # lateral, posterior
+    assert 10.0 < target.entry_radius_mm < 40.0
+    assert tracer.structure_at(target.entry_point + 2.0 * target.textbook_direction) != "air"
+
+
+def test_missing_landmarks_are_clear_errors():
+    phantom = mini_spine()  # has landmarks for L4-L5 only
+    scenario = load_scenario("tfesi-default")
+    wrong = scenario.model_copy(update={"target": scenario.target.model_copy(update={"level": "L3-L4"})})
+    with pytest.raises(SpinesimError, match="no landmark named 'L3-L4.safe_triangle.left'"):
+        target_for(wrong, phantom, tracer_for(phantom))
