@@ -160,7 +160,7 @@ def body_sdf(width: float, depth: float, height: float, wedge_deg: float, concav
     half_w, y_centre = f32(width / 2.0), f32(0.15 * depth)
     semi_y = f32(0.65 * depth)  # anterior margin at -depth/2
     posterior = f32(depth / 2.0)
-    concave_back = f32(1.0)  # posterior wall 1 mm concave between its corners [ED]
+    concave_back = f32(1.0)  # posterior wall: the corners 1 mm behind the midline (concave) [ED]
     tan_half = f32(math.tan(math.radians(wedge_deg) / 2.0))
     half_h = f32(height / 2.0)
     rounding = f32(BODY_EDGE_ROUNDING_MM)
@@ -175,7 +175,7 @@ def body_sdf(width: float, depth: float, height: float, wedge_deg: float, concav
         k0 = np.sqrt((su / half_w) ** 2 + ((sv - y_centre) / semi_y) ** 2)
         k1 = np.sqrt((su / (half_w * half_w)) ** 2 + ((sv - y_centre) / (semi_y * semi_y)) ** 2)
         section = ellipse_estimate(k0, k1, min(half_w, semi_y))
-        back = sv - (posterior + concave_back * np.minimum((su / (0.85 * half_w)) ** 2, 1.0)) + concave_back
+        back = sv - (posterior + concave_back * np.minimum((su / (0.85 * half_w)) ** 2, 1.0))
         section = smooth_max(section, back, 2.0) * scale
         bump = np.maximum(1.0 - (u / (0.38 * width)) ** 2 - ((v - 0.05 * depth) / (0.38 * depth)) ** 2, 0)
         z_top = half_h - v * tan_half - top * bump
