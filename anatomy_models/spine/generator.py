@@ -105,12 +105,14 @@ def build_model(params: SpineParameters) -> SpineModel:
 def _grid(params: SpineParameters, skeleton: Skeleton, trunk: Trunk, profile, top_z: float, bottom_z: float) -> Grid:
     z = np.linspace(bottom_z, top_z, 24)
     if params.field_of_view == "torso":
-        x = np.arange(-400.0, 400.0, 2.0)[:, None, None]
-        y = np.arange(-500.0, 400.0, 2.0)[None, :, None]
+        step = 4.0  # a coarse search for the outline's extent; the margin covers the step
+        x = np.arange(-400.0, 400.0, step)[:, None, None]
+        y = np.arange(-500.0, 400.0, step)[None, :, None]
         inside = trunk.section_sdf(x.astype(np.float32), y.astype(np.float32), z[None, None, :].astype(np.float32)) < 0
         xs, ys = np.nonzero(inside.any(axis=2))
-        lower = np.array([x.ravel()[xs.min()], y.ravel()[ys.min()], bottom_z]) - TABLE_MARGIN_MM
-        upper = np.array([x.ravel()[xs.max()], y.ravel()[ys.max()], top_z]) + TABLE_MARGIN_MM
+        margin = np.array([TABLE_MARGIN_MM + step, TABLE_MARGIN_MM + step, TABLE_MARGIN_MM])
+        lower = np.array([x.ravel()[xs.min()], y.ravel()[ys.min()], bottom_z]) - margin
+        upper = np.array([x.ravel()[xs.max()], y.ravel()[ys.max()], top_z]) + margin
     else:
         back = float(np.max(trunk.back_y(np.zeros(1, np.float32), z.astype(np.float32))))
         front = float(np.min(profile.values["y"] - profile.values["half_depth"])) - 45.0
@@ -182,8 +184,8 @@ def _paint_bone(labels: np.ndarray, grid: Grid, parts, ids: dict[str, int]):
 def _paint_trunk(labels: np.ndarray, grid: Grid, model: SpineModel, ids: dict[str, int]) -> None:
     trunk, profile = model.trunk, model.trunk.profile
     x, y, _ = grid.axes(grid.full)
-    for start in range(0, grid.shape[2], 32):
-        box = (slice(0, grid.shape[0]), slice(0, grid.shape[1]), slice(start, min(start + 32, grid.shape[2])))
+    for start in range(0, grid.shape[2], 16):
+        box = (slice(0, grid.shape[0]), slice(0, grid.shape[1]), slice(start, min(start + 16, grid.shape[2])))
         z = grid.axes(box)[2]
         outline = trunk.section_sdf(x, y, z)
         slab = labels[box]
