@@ -22,6 +22,7 @@ name                              tissue             notes
 ``ilium.{s}``                     cortical_bone      iliac wing and crest (as far as the image holds it)
 ``{L}-{M}.disc.annulus``          disc_annulus       group ``{L}-{M}.disc`` is the whole disc
 ``{L}-{M}.disc.nucleus``          disc_nucleus
+``S1-S2.disc.annulus``            disc_annulus       only with a lumbarised S1 (rudimentary disc)
 ``facet_joint.{L}-{M}.{s}``       cartilage          joint space and capsule
 ``ligamentum_flavum.{L}-{M}``     ligament
 ``interspinous_ligament.{L}-{M}`` ligament

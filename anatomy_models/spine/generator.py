@@ -32,6 +32,7 @@ from anatomy_models.spine.parameters import GENERATOR_VERSION, SpineParameters
 from anatomy_models.spine.sdf import FAR_MM, Grid, Shape, smooth_min
 from anatomy_models.spine.skeleton import BONE_BLEND_MM, Skeleton, build_skeleton
 from anatomy_models.spine.pelvis import ilium_parts
+from anatomy_models.spine.sacrum import rudimentary_disc
 from anatomy_models.spine.soft_tissue import (LEAN_HALF_WIDTH_MM, SKIN_THICKNESS_MM, Trunk, bowel_gas_shapes, calibrate_midline_fat,
                                               canal_region, disc_shapes, flavum_shapes, interspinous_shapes,
                                               muscle_shapes, spine_profile, supraspinous_shape)
@@ -92,6 +93,8 @@ def build_model(params: SpineParameters) -> SpineModel:
     structures["supraspinous_ligament"] = [supraspinous]
     structures.update({k: [v] for k, v in interspinous_shapes(skeleton).items()})
     structures.update({k: [v] for k, v in disc_shapes(skeleton, params.degeneration).items()})
+    if params.transitional == "lumbarized_S1":
+        structures["S1-S2.disc.annulus"] = [rudimentary_disc(skeleton.layouts["S1"])]
     structures.update({k: [v] for k, v in flavum.items()})
     structures["dural_sac.dura"] = [neural.sac]
     structures["cauda_equina"] = neural.cauda

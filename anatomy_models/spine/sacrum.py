@@ -26,16 +26,21 @@ ALA_REACH_MM = 27.0             # ala beyond the S1 body's lateral margin [ED]
 FORAMEN_RADIUS_MM = 4.5
 
 
-def sacral_layout_adjustments(layout: VertebraLayout) -> None:
-    """S1's lamina is the top of the fused dorsal plate."""
-    layout.lamina_bottom_z = layout.pedicle_z - DORSAL_PLATE_DROP_MM * layout.geometry.scale
+LUMBARIZED_GAP_MM = 5.0         # rudimentary disc between a lumbarised S1 and S2 [ED]
 
 
-def segment_frames(layout: VertebraLayout) -> list[tuple[np.ndarray, np.ndarray, tuple[float, float, float]]]:
-    """(centre, unit superior axis, (width, depth, height)) of S2-S4 in S1's local frame."""
+def sacral_layout_adjustments(layout: VertebraLayout, lumbarized: bool = False) -> None:
+    """S1's lamina is the top of the fused dorsal plate (a free lamina when S1 is lumbarised)."""
+    drop = (18.0 if lumbarized else DORSAL_PLATE_DROP_MM) * layout.geometry.scale
+    layout.lamina_bottom_z = layout.pedicle_z - drop
+
+
+def segment_frames(layout: VertebraLayout, gap_mm: float = 0.0) -> list[tuple[np.ndarray, np.ndarray, tuple[float, float, float]]]:
+    """(centre, unit superior axis, (width, depth, height)) of S2-S4 in S1's local frame; ``gap_mm``
+    separates S2 from S1 (a lumbarised S1)."""
     scale = layout.geometry.scale
     frames = []
-    bottom = np.array([0.0, 0.0, -layout.height / 2.0])
+    bottom = np.array([0.0, 0.0, -layout.height / 2.0 - gap_mm])
     tilt = 0.0
     for width, depth, height in LOWER_SEGMENTS_MM:
         tilt += math.radians(SEGMENT_TURN_DEG)
@@ -55,36 +60,46 @@ def dorsal_foramen_center(layout: VertebraLayout, side: str) -> np.ndarray:
     return point + np.array([s * 1.0, 0.0, 0.0])
 
 
-def _s2_foramen(layout: VertebraLayout, side: str) -> tuple[np.ndarray, np.ndarray]:
-    centre, up, (width, depth, height) = segment_frames(layout)[0]
+def _s2_foramen(layout: VertebraLayout, side: str, gap_mm: float) -> tuple[np.ndarray, np.ndarray]:
+    centre, up, (width, depth, height) = segment_frames(layout, gap_mm)[0]
     s = SIDE_SIGN[side]
     back = np.cross(up, [1.0, 0.0, 0.0])  # posterior in the segment's frame
     lateral = np.array([s * (width / 2.0 + 1.0), 0.0, 0.0])
     return centre + lateral - back * (depth / 2.0 - 2.0), centre + lateral + back * (depth / 2.0 + 14.0)
 
 
-def foramen_channels(layout: VertebraLayout, side: str) -> Shape:
+def foramen_channels(layout: VertebraLayout, side: str, gap_mm: float = 0.0) -> Shape:
     """The S1 and S2 roots' channels from the sacral canal out through the ventral and dorsal foramina."""
     dorsal = dorsal_foramen_center(layout, side)
     s = SIDE_SIGN[side]
     ventral = np.array([s * (layout.geometry.dims.canal_transverse_mm / 2.0 + 5.0), -layout.depth / 2.0 + 4.0,
                         layout.pedicle_z - 24.0 * layout.geometry.scale])
     back = dorsal + np.array([0.0, 9.0, -2.0])
-    s2_front, s2_back = _s2_foramen(layout, side)
+    s2_front, s2_back = _s2_foramen(layout, side, gap_mm)
     r = FORAMEN_RADIUS_MM * layout.geometry.scale
     return SmoothUnion([_segment(layout, ventral, dorsal, r, r), _segment(layout, dorsal, back, r - 0.5, r - 0.5),
                         _segment(layout, s2_front, s2_back, r - 1.0, r - 1.0)], 1.0)
 
 
-def sacrum_parts(layout: VertebraLayout, concavity_top: float) -> list[tuple[str, Shape]]:
+def rudimentary_disc(layout: VertebraLayout) -> Shape:
+    """The thin disc between a lumbarised S1 and S2 (label ``S1-S2.disc.annulus``)."""
+    width, depth, _ = LOWER_SEGMENTS_MM[0]
+    half = (0.5 * (layout.width + width * layout.geometry.scale) / 2.0, 0.5 * (layout.depth + depth) / 2.0,
+            LUMBARIZED_GAP_MM / 2.0 + 1.5)
+    return _placed(layout, (0.0, 0.0, -layout.height / 2.0 - LUMBARIZED_GAP_MM / 2.0), (1, 0, 0), (0, 1, 0),
+                   rounded_box(half, 3.0), half)
+
+
+def sacrum_parts(layout: VertebraLayout, concavity_top: float, lumbarized: bool = False) -> list[tuple[str, Shape]]:
     """Labelled parts of the sacrum (SAPs come from the L5-S1 facet joints)."""
     scale = layout.geometry.scale
     d = layout.geometry.dims
     width, depth, height = layout.width, layout.depth, layout.height
     parts: list[tuple[str, Shape]] = [("S1.body", body_part(layout, concavity_top, 0.0, 0.0))]
     parts += [("S1.spinous_process", shape) for shape in spinous_process_part(layout)]
-    channels = {side: foramen_channels(layout, side) for side in SIDE_SIGN}
-    frames = segment_frames(layout)
+    gap = LUMBARIZED_GAP_MM if lumbarized else 0.0
+    channels = {side: foramen_channels(layout, side, gap) for side in SIDE_SIGN}
+    frames = segment_frames(layout, gap)
     canal_ap = d.canal_ap_mm
     for centre, up, (seg_width, seg_depth, seg_height) in frames:
         half = (seg_width / 2.0, seg_depth / 2.0, seg_height / 2.0 + 1.0)

@@ -8,7 +8,7 @@ returns, per vertebra, the labelled implicit parts that the rasteriser paints.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -99,14 +99,28 @@ def _fit_window(alignment: SpineAlignment, upper: VertebraLayout, lower: Vertebr
     upper.lamina_bottom_z = 0.5 * (low + high)
 
 
+def _sacralize(l5: VertebraLayout, s1: VertebraLayout) -> None:
+    """Sacralised L5: broad "butterfly" transverse processes that reach down onto the sacral alae."""
+    for side, s in SIDE_SIGN.items():
+        ala_top = s1.world((s * (s1.width / 2.0 + 12.0), 0.1 * s1.depth, s1.height * 0.25))
+        l5.tp_tip[side] = l5.frame.rotation.T @ (ala_top - l5.frame.origin)
+    l5.tp_height *= 1.7
+
+
 def build_skeleton(alignment: SpineAlignment, params: SpineParameters) -> Skeleton:
     layouts = {name: layout_vertebra(alignment.vertebrae[name]) for name in VERTEBRA_NAMES}
-    sacral_layout_adjustments(layouts["S1"])
+    lumbarized = params.transitional == "lumbarized_S1"
+    sacral_layout_adjustments(layouts["S1"], lumbarized)
+    if lumbarized:  # a free S1 arch gets a lumbar-like spinous process [ED]
+        layouts["S1"].geometry = replace(layouts["S1"].geometry, dims=replace(
+            layouts["S1"].geometry.dims, spinous_process_height_mm=14.0, spinous_process_length_mm=22.0))
     for name in INTERSPACE_NAMES:
         upper, lower = name.split("-")
         _fit_window(alignment, layouts[upper], layouts[lower], alignment.discs[name].reference.interlaminar_mm
                     * params.skeleton_scale)
         place_spinous_process(layouts[upper])
+    if params.transitional == "sacralized_L5":
+        _sacralize(layouts["L5"], layouts["S1"])
     joints = {}
     for name in INTERSPACE_NAMES:
         lower = name.split("-")[1]
@@ -121,7 +135,7 @@ def build_skeleton(alignment: SpineAlignment, params: SpineParameters) -> Skelet
         concavity_top = above.endplate_concavity_mm if above else 0.5
         concavity_bottom = below.endplate_concavity_mm if below else 0.5
         if name == "S1":
-            labelled = sacrum_parts(layouts[name], concavity_top)
+            labelled = sacrum_parts(layouts[name], concavity_top, params.transitional == "lumbarized_S1")
         else:
             labelled = vertebra_parts(layouts[name], concavity_top, concavity_bottom, osteophyte)
         for side in SIDE_SIGN:

@@ -64,6 +64,7 @@ class VertebraLayout:
     tp_tip: dict[str, np.ndarray] = field(default_factory=dict)
     sp_base: np.ndarray = field(default_factory=lambda: np.zeros(3))
     sp_tip: np.ndarray = field(default_factory=lambda: np.zeros(3))
+    tp_height: float = 10.0
 
     @property
     def name(self) -> str:
@@ -134,6 +135,7 @@ def layout_vertebra(geometry: VertebraGeometry) -> VertebraLayout:
         direction /= np.linalg.norm(direction)
         layout.tp_root[side] = root
         layout.tp_tip[side] = root + direction * d.transverse_process_length_mm
+    layout.tp_height = TRANSVERSE_PROCESS_HEIGHT_MM.get(geometry.name, 10.0) * geometry.scale
     layout.lamina_medial = np.array([0.0, depth / 2.0 + d.canal_ap_mm, pedicle_z])
     layout.lamina_top_z = pedicle_z + d.pedicle_height_mm / 2.0
     layout.lamina_bottom_z = pedicle_z - 22.0 * geometry.scale  # refined by the interlaminar window
@@ -256,7 +258,7 @@ def transverse_process_part(layout: VertebraLayout, side: str) -> list[Shape]:
     length = float(np.linalg.norm(axis))
     axis /= length
     start = root - axis * 2.0  # the blend fills the junction; deeper would hide the pedicle's isthmus
-    height = TRANSVERSE_PROCESS_HEIGHT_MM.get(layout.name, 10.0) * layout.geometry.scale
+    height = layout.tp_height
     thickness = d.transverse_process_thickness_mm
     half_length = (length + 2.0) / 2.0
     root_half = (height * 0.75, thickness / 2.0 + 1.5)
