@@ -59,13 +59,10 @@ class MaskSampler:
     """Trilinear samples of one structure's mask (0 outside, 1 inside), cropped to where it is."""
 
     def __init__(self, anatomy: Anatomy, group: str) -> None:
-        mask = _mask(anatomy, group)
-        boxes = ndimage.find_objects(mask.astype(np.uint8))
-        if not boxes or boxes[0] is None:
-            raise SpinesimError(f"structure {group!r} has no voxels to measure")
-        box = tuple(slice(max(s.start - 2, 0), s.stop + 2) for s in boxes[0])
-        self.volume = \
-            Volume(mask[box].astype(np.float32), anatomy.labels.sub_volume(*box).affine)
+        box, mask = _mask(anatomy, group)
+        box = tuple(slice(max(s.start - 2, 0), s.stop + 2) for s in box)
+        _, mask = _mask(anatomy, group, box)
+        self.volume = Volume(mask.astype(np.float32), anatomy.labels.sub_volume(*box).affine)
 
     @classmethod
     def of_mask(cls, anatomy: Anatomy, mask: np.ndarray, points: np.ndarray) -> MaskSampler:
@@ -82,12 +79,27 @@ class MaskSampler:
         return self.volume.sample(points, order=1, fill=0.0)
 
 
-def _mask(anatomy: Anatomy, group: str) -> np.ndarray:
-    """The mask of ``group``, computed once per anatomy (measuring asks for the same ones often)."""
-    cache = anatomy.__dict__.setdefault("_measure_masks", {})
-    if group not in cache:
-        cache[group] = anatomy.mask(group)
-    return cache[group]
+def _mask(anatomy: Anatomy, group: str, box: tuple[slice, ...] | None = None) -> tuple[tuple[slice, ...], np.ndarray]:
+    """(index box, mask of ``group`` inside it); the box defaults to the group's own bounding box.
+
+    The label map's per-label boxes are found once per anatomy, so a mask costs only its box.
+    """
+    cache = anatomy.__dict__.setdefault("_measure_boxes", {})
+    if "objects" not in cache:
+        cache["objects"] = ndimage.find_objects(anatomy.labels.array)
+    ids = anatomy.label_table.ids_in_group(group)
+    if box is None:
+        found = [cache["objects"][i - 1] for i in ids if i - 1 < len(cache["objects"]) and cache["objects"][i - 1]]
+        if not found:
+            raise SpinesimError(f"structure {group!r} has no voxels to measure")
+        box = tuple(slice(min(b[a].start for b in found), max(b[a].stop for b in found)) for a in range(3))
+    return box, np.isin(anatomy.labels.array[box], ids)
+
+
+def _points(anatomy: Anatomy, group: str) -> np.ndarray:
+    """LPS mm of the voxel centres of ``group``, shape (n, 3)."""
+    box, mask = _mask(anatomy, group)
+    return anatomy.labels.voxel_to_world(np.argwhere(mask) + np.array([b.start for b in box]))
 
 
 def _edges(values: np.ndarray, t: np.ndarray, start_index: int) -> tuple[float, float]:
@@ -179,8 +191,7 @@ def pedicle_width(anatomy: Anatomy, level: str, side: str) -> float:
     """Narrowest transverse (axial-plane) width of the bone across the pedicle's axis (mm)."""
     frame = vertebra_frame(anatomy, level)
     centre = anatomy.landmark(f"{level}.pedicle.{side}.center")
-    ijk = np.argwhere(_mask(anatomy, f"{level}.pedicle.{side}"))
-    points = anatomy.labels.voxel_to_world(ijk) - centre
+    points = _points(anatomy, f"{level}.pedicle.{side}") - centre
     planar = np.stack([points @ frame.u, points @ frame.v], axis=1)
     # Principal axis of the pedicle in the axial plane.
     _, _, vt = np.linalg.svd(planar - planar.mean(axis=0), full_matrices=False)
@@ -238,7 +249,7 @@ def facet_angle(anatomy: Anatomy, interspace: str, side: str) -> float:
     frame = interspace_frame(anatomy, interspace)
     name = f"facet_joint.{interspace}.{side}"
     centre = anatomy.landmark(f"{name}.center")
-    points = anatomy.labels.voxel_to_world(np.argwhere(_mask(anatomy, name))) - centre
+    points = _points(anatomy, name) - centre
     near = np.abs(points @ frame.w) < 4.0
     planar = np.stack([points[near] @ frame.u, points[near] @ frame.v], axis=1)
     _, _, vt = np.linalg.svd(planar - planar.mean(axis=0), full_matrices=False)
