@@ -202,14 +202,14 @@ def _paint_trunk(labels: np.ndarray, grid: Grid, model: SpineModel, ids: dict[st
         slab[outline < -SKIN_THICKNESS_MM] = ids["fat"]
         lean = trunk.section_sdf(x, y, z, shrink_mm=trunk.flank_fat_mm + SKIN_THICKNESS_MM)
         # Behind the plane of the transverse processes the back muscles and fat take over; the
-        # boundary curves forward toward the flanks.
+        # boundary curves forward toward the flanks. The abdominal wall lines the outline in front.
         half_width = np.float32(LEAN_HALF_WIDTH_MM)
         back_limit = profile.at("tp_y", z).astype(np.float32) + 8.0 - 45.0 * (x / half_width) ** 2
-        lean = np.maximum(lean, y - back_limit)
-        wall = lean < 0
+        in_front = y < back_limit
+        wall = (lean < 0) & in_front
         slab[wall & (x >= 0)] = ids["muscle.abdominal_wall.left"]
         slab[wall & (x < 0)] = ids["muscle.abdominal_wall.right"]
-        slab[lean < -ABDOMINAL_WALL_MM] = ids["soft_tissue"]
+        slab[(lean < -ABDOMINAL_WALL_MM) & in_front] = ids["soft_tissue"]
 
 
 def _fill_epidural(labels: np.ndarray, grid: Grid, model: SpineModel, ids: dict[str, int], low_priority: np.ndarray) -> None:

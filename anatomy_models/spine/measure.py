@@ -295,6 +295,20 @@ def skin_to_epidural_depth(anatomy: Anatomy, interspace: str = "L3-L4") -> float
     return skin - edge
 
 
+def posterior_epidural_depth(anatomy: Anatomy, interspace: str) -> float:
+    """Depth (mm) of the epidural space behind the dural sac in the midline of an interlaminar window,
+    along the interspace's posterior axis (clinical.md §4.7 [S91]: up to 5-6 mm mid-lumbar)."""
+    frame = interspace_frame(anatomy, interspace)
+    centre = anatomy.landmark(f"{interspace}.interlaminar_window.center")
+    t = np.arange(-25.0, 5.0, STEP_MM)
+    values = MaskSampler(anatomy, "epidural_space")(centre[None, :] + t[:, None] * frame.v[None, :])
+    inside = np.flatnonzero(values > 0.5)
+    if len(inside) == 0:
+        return 0.0
+    low, high = _edges(values, t, int(inside[-1]))
+    return high - low
+
+
 # ------------------------------------------------------------------------------ the table
 def _params(anatomy: Anatomy) -> SpineParameters:
     values = anatomy.metadata.get("parameters")

@@ -30,6 +30,7 @@ from anatomy_models.spine.vertebra import SIDE_SIGN, VertebraLayout, body_sdf
 SKIN_THICKNESS_MM = 2.0                 # [ED] 1.5-3 mm on the back
 DISC_BULGE_MM = 1.0                     # disc margin beyond the endplates [ED]
 FLAVUM_THICKENING_MM_PER_GRADE = 0.8    # hypertrophy per degeneration grade [ED]; > 4 mm is common (§4.7 [S90])
+FLAVUM_INSERTION_DEPTH = 0.6            # lower insertion, as a fraction of the lamina's thickness back [ED]
 SUPRASPINOUS_SEMI_AXES_MM = (4.0, 2.5)  # [ED]
 INTERSPINOUS_HALF_WIDTH_MM = 3.0        # [ED]
 LEAN_HALF_WIDTH_MM = 125.0              # half-width of the lean trunk at L3 [ED]
@@ -83,7 +84,10 @@ def flavum_shapes(skeleton: Skeleton, degeneration: float) -> dict[str, Shape]:
         for side in SIDE_SIGN:
             z_attach = upper.lamina_bottom_z + 0.45 * (upper.lamina_top_z - upper.lamina_bottom_z)
             top = upper.world(upper.lamina_ventral_point(0.5, z_attach, side) - upper.lamina_normal(side) * thickness)
-            bottom = lower.world(lower.lamina_ventral_point(0.5, lower.lamina_top_z, side))
+            # Below, it inserts on the upper margin of the lower lamina toward its back: the lamina's
+            # top edge then juts forward under it and the epidural space is a saw-tooth (§4.7 [S91]).
+            bottom = lower.world(lower.lamina_ventral_point(0.5, lower.lamina_top_z, side)
+                                 + lower.lamina_normal(side) * FLAVUM_INSERTION_DEPTH * lower.lamina_thickness)
             medial = 0.5 * (upper.world(upper.lamina_medial) + lower.world(lower.lamina_medial))
             lateral = 0.5 * (upper.world(upper.lamina_lateral[side]) + lower.world(lower.lamina_lateral[side]))
             along = lateral - medial
@@ -111,7 +115,7 @@ def interspinous_shapes(skeleton: Skeleton) -> dict[str, Shape]:
                   for v, p in ((upper, upper.sp_base), (upper, upper.sp_tip), (lower, lower.sp_base), (lower, lower.sp_tip))]
         ys = [p[1] for p in points]
         zs = [p[2] for p in points]
-        front, back = min(ys) - 4.0, max(ys) + 1.0
+        front, back = min(ys) - 10.0, max(ys) + 1.0  # reaches the flavum; bone and flavum win where they meet
         bottom, top = 0.5 * (zs[2] + zs[3]), 0.5 * (zs[0] + zs[1])
         half = (INTERSPINOUS_HALF_WIDTH_MM, (back - front) / 2.0, (top - bottom) / 2.0)
         centre = disc.frame.point((0.0, (front + back) / 2.0, (top + bottom) / 2.0))

@@ -52,3 +52,24 @@ def test_measure_command_prints_the_table(small_spine, capsys):
     assert main(["anatomy", "measure", "measure-me"]) == 0
     printed = capsys.readouterr().out
     assert "pedicle" in printed and "epidural" in printed and "measurements within 10%" in printed
+
+
+@pytest.mark.slow
+def test_posterior_epidural_space_is_a_saw_tooth(spine_1mm):
+    from anatomy_models.spine.measure import posterior_epidural_depth
+
+    # Deepest at the interlaminar windows mid-lumbar (up to 5-6 mm), a potential space at L5-S1 (§4.7 [S91]).
+    for interspace in ("L2-L3", "L3-L4", "L4-L5"):
+        assert 3.0 <= posterior_epidural_depth(spine_1mm, interspace) <= 7.0, interspace
+    assert posterior_epidural_depth(spine_1mm, "L5-S1") <= 4.0
+    # Under the upper lamina, at the pedicles, the sac lies close to the bone.
+    from anatomy_models.spine.measure import vertebra_frame
+
+    frame = vertebra_frame(spine_1mm, "L3")
+    sampler = MaskSampler(spine_1mm, "epidural_space")
+    centre = spine_1mm.landmark("L3.pedicle.left.center")
+    w = (centre - frame.origin) @ frame.w
+    t = np.arange(0.0, 40.0, 0.1)
+    values = sampler(frame.point(0.0, 0.0, w)[None, :] + t[:, None] * frame.v[None, :])
+    behind_sac = np.flatnonzero(values > 0.5)
+    assert len(behind_sac) * 0.1 < 4.0
