@@ -27,7 +27,7 @@ FAT_SPECKLE_HU = 10.0
 ORGAN_VARIATION_HU = 12.0
 ORGAN_SCALE_MM = 8.0                # [ED] size of the slow organ-density variation
 ORGAN_WAVELENGTH_MM = 90.0
-SLAB_VOXELS = 64
+SLAB_VOXELS = 32
 
 ProgressCallback = Callable[[float, float, str], None]
 
@@ -59,7 +59,8 @@ def synthesize_ct(labels: np.ndarray, table: LabelTable, bone_hu: list[tuple[tup
         Label id -> tissue.
     bone_hu : list of (box, mask, hu)
         Per bone region (index box), the voxels it owns (bool) and their CT numbers before texture
-        (cortical shell and cancellous core from the bone's signed distance).
+        (cortical shell and cancellous core from the bone's signed distance). The texture is added
+        to these arrays in place.
     spacing_mm : float
         Voxel size, mm.
     seed : int
@@ -78,7 +79,8 @@ def synthesize_ct(labels: np.ndarray, table: LabelTable, bone_hu: list[tuple[tup
             pattern = white * 0.4
         pattern *= TRABECULAR_HU / max(float(pattern.std()), 1e-6)
         cancellous = np.clip((values - 150.0) / 300.0, 0.0, 1.0) * np.clip((900.0 - values) / 500.0, 0.0, 1.0)
-        textured_bone.append((box, mask, values + pattern * cancellous))
+        values += pattern * cancellous  # in place: the caller's CT numbers are not needed untextured
+        textured_bone.append((box, mask, values))
     # Organs: a slow variation, two smooth in-plane fields mixed by a slow wave along z (cheap, seamless).
     organ_rng = np.random.default_rng([seed, 14])
     organ_sigma = ORGAN_SCALE_MM / spacing_mm
@@ -92,7 +94,7 @@ def synthesize_ct(labels: np.ndarray, table: LabelTable, bone_hu: list[tuple[tup
     nk = labels.shape[2]
     out = np.empty(labels.shape, dtype=np.int16)
     halo = int(np.ceil(3.0 * striation_sigma[2])) + 1
-    slab_size = max(SLAB_VOXELS, 4 * halo)
+    slab_size = max(SLAB_VOXELS, 2 * halo)
     for start in range(0, nk, slab_size):
         stop = min(start + slab_size, nk)
         lo, hi = max(start - halo, 0), min(stop + halo, nk)

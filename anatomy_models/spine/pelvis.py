@@ -80,10 +80,20 @@ def ilium_parts(skeleton: Skeleton, bottom_z: float) -> dict[str, list[tuple[str
         # A mirror frame on the right keeps "u" lateral on both sides (the wing is symmetric).
         rotation = np.diag([s, 1.0, 1.0])
         frame = Frame(centre, rotation)
-        reach = radius + FLARE * top + 10.0
-        extent = (reach, reach, max(top, behind) + 10.0 + (joint[2] - bottom_z))
-        wing = Primitive(frame, _wing_sdf(radius, start, end, (front, top, behind), bottom_z - joint[2],
-                                          FRONT_LOWER_EDGE_MM), extent)
+        # Box the wing tightly: the sector of the arc between its ends, over the radii it reaches.
+        angles = np.radians(np.linspace(start, end, 32))
+        radii = np.array([radius + FLARE * (bottom_z - joint[2]), radius + FLARE * top])
+        u = np.outer(radii, np.cos(angles)).ravel()
+        v = np.outer(radii, np.sin(angles)).ravel()
+        pad = WING_THICKNESS_MM + CREST_RADIUS_MM
+        low = np.array([u.min() - pad, v.min() - pad, bottom_z - joint[2] - 1.0])
+        high = np.array([u.max() + pad, v.max() + pad, max(top, behind) + pad])
+        middle = (low + high) / 2.0
+        shape = _wing_sdf(radius, start, end, (front, top, behind), bottom_z - joint[2], FRONT_LOWER_EDGE_MM)
+        offset = middle.astype(np.float32)
+        wing = Primitive(Frame(frame.point(middle), rotation),
+                         lambda a, b, c, shape=shape, offset=offset: shape(a + offset[0], b + offset[1], c + offset[2]),
+                         tuple((high - low) / 2.0))
         # The crest: a rounded rim along the wing's top edge.
         angles = np.linspace(math.radians(start), math.radians(end), 9)
         heights = np.polyval(np.polyfit(np.radians([start, (start + end) / 2, end]), [front, top, behind], 2), angles)
