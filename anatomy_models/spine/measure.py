@@ -295,6 +295,21 @@ def skin_to_epidural_depth(anatomy: Anatomy, interspace: str = "L3-L4") -> float
     return skin - edge
 
 
+def skin_distance(anatomy: Anatomy, target: np.ndarray, direction: np.ndarray, reach_mm: float = 300.0) -> float:
+    """Distance (mm) from ``target`` to where the body ends along ``direction`` (toward the skin).
+
+    The straight needle path's length from skin entry to a target, for a given approach direction.
+    """
+    direction = np.asarray(direction, dtype=np.float64) / np.linalg.norm(direction)
+    t = np.arange(0.0, reach_mm, STEP_MM)
+    ray = np.asarray(target, dtype=np.float64)[None, :] + t[:, None] * direction[None, :]
+    body = MaskSampler.of_mask(anatomy, anatomy.labels.array > 0, ray)(ray)
+    outside = np.flatnonzero(body <= 0.5)
+    if len(outside) == 0:
+        raise SpinesimError("the skin surface is outside the image along that direction")
+    return _edges(body, t, int(outside[0]) - 1)[1] if outside[0] > 0 else 0.0
+
+
 def posterior_epidural_depth(anatomy: Anatomy, interspace: str) -> float:
     """Depth (mm) of the epidural space behind the dural sac in the midline of an interlaminar window,
     along the interspace's posterior axis (clinical.md §4.7 [S91]: up to 5-6 mm mid-lumbar)."""

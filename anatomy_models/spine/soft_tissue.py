@@ -45,8 +45,19 @@ MULTIFIDUS_MM = {"T12": (7, 8), "L1": (8, 9), "L2": (9, 10), "L3": (10, 12), "L4
 
 
 def subcutaneous_fat_mm(bmi: float) -> float:
-    """Flank and abdominal subcutaneous fat thickness for a BMI [ED]: 13 mm at 25, 34 mm at 40."""
-    return max(4.0, 6.0 + 1.4 * (bmi - 20.0))
+    """Flank and abdominal subcutaneous fat thickness for a BMI [ED]: 16 mm at 25, 46 mm at 40."""
+    return max(4.0, 6.0 + 2.0 * (bmi - 20.0))
+
+
+def paramedian_extra_fat_mm(bmi: float) -> float:
+    """Fat over the paraspinal muscles beyond the midline's, mm [ED].
+
+    The midline depth follows the epidural regression (§4.9 [S98], ~1 mm per BMI unit) but the
+    foraminal (TFESI) depth grows ~2.4 mm per unit (§4.9 [S23] medians 75 mm normal to 122 mm class III)
+    and the medial branch target lies 76 +- 15 mm deep in obesity (§4.9 [S38]): fat gathers beside the
+    midline, deepening the midline furrow.
+    """
+    return 5.0 + 1.6 * max(bmi - 22.0, 0.0)
 
 
 # ------------------------------------------------------------------------------------- discs
@@ -214,6 +225,7 @@ class Trunk:
     erectors: tuple[VerticalTube, VerticalTube]
     midline_fat_mm: float
     flank_fat_mm: float
+    paramedian_extra_mm: float = 0.0
 
     def back_y(self, x: np.ndarray, z: np.ndarray) -> np.ndarray:
         """y (mm) of the back's skin surface at (x, z)."""
@@ -224,7 +236,8 @@ class Trunk:
             cx, cy = np.interp(z, erector.z, erector.cx), np.interp(z, erector.z, erector.cy)
             ax, ay = np.maximum(np.interp(z, erector.z, erector.ax), 1.0), np.interp(z, erector.z, erector.ay)
             t = np.clip(1.0 - ((x - cx) / ax) ** 2, 0.0, None)
-            top = np.where(t > 0, cy + ay * np.sqrt(t), -1e3).astype(np.float32) + f32(self.midline_fat_mm)
+            top = np.where(t > 0, cy + ay * np.sqrt(t), -1e3).astype(np.float32) + \
+                f32(self.midline_fat_mm + self.paramedian_extra_mm)
             back = smooth_max(back, top, 12.0)
         return back
 
@@ -318,7 +331,7 @@ def calibrate_midline_fat(skeleton: Skeleton, flavum: dict[str, Shape], supraspi
     # The epidural space ends where the ligamentum flavum begins, going back along the ray.
     epidural_edge = _first_crossing(along(flavum_shape.sdf), -15.0, 15.0)
     target = epidural_edge + epidural_depth_mm(params.bmi)
-    trunk = Trunk(profile, supraspinous, erectors, 5.0, subcutaneous_fat_mm(params.bmi))
+    trunk = Trunk(profile, supraspinous, erectors, 5.0, subcutaneous_fat_mm(params.bmi), paramedian_extra_fat_mm(params.bmi))
     for _ in range(4):
         outside = _first_crossing(lambda t: -along(lambda x, y, z: trunk.section_sdf(x, y, z))(t), epidural_edge, 200.0)
         # Less fat than 1 mm cannot be built: very thin patients keep 1 mm over the ligament [ED].

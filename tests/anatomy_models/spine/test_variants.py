@@ -66,3 +66,16 @@ def test_transitional_anatomy(baseline):
     assert tp(sacralized) > 1.5 * tp(baseline)
     lumbarized = small(transitional="lumbarized_S1")
     assert lumbarized.mask("S1-S2.disc").any()
+
+
+def test_a_3_5_inch_needle_is_too_short_for_tfesi_in_severe_obesity():
+    from anatomy_models.spine.measure import skin_distance
+
+    needle_mm = 3.5 * 25.4
+    oblique = np.array([np.sin(np.radians(20.0)), np.cos(np.radians(20.0)), 0.0])  # from the left-posterior
+    depths = {}
+    for bmi in (25.0, 40.0):
+        anatomy = generate_spine(SpineParameters(bmi=bmi, spacing_mm=2.0))
+        depths[bmi] = skin_distance(anatomy, anatomy.landmark("L4-L5.safe_triangle.left"), oblique)
+    # Foraminal depth medians 75 mm (normal BMI) to 104-122 mm (obese II-III), clinical.md §4.9 [S23].
+    assert 60.0 < depths[25.0] < needle_mm < depths[40.0] < 125.0
