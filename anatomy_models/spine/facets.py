@@ -53,7 +53,7 @@ class FacetJoint:
         return self.frame.rotation.T @ (np.asarray(point, float) - self.frame.origin)
 
     def shell(self, inner: float, outer: float, bottom: float, top: float, extra_width: float = 0.0,
-              rounding: float = 0.0) -> Primitive:
+              rounding: float = 0.0, top_width: float = 1.0, bottom_width: float = 1.0) -> Primitive:
         """The part of the joint's cylinder between distances ``inner`` and ``outer`` (mm) from its
         axis, from ``bottom`` to ``top`` (joint-frame w, mm), as wide as the joint plus ``extra_width``."""
         radius = JOINT_CURVATURE_RADIUS_MM
@@ -62,7 +62,8 @@ class FacetJoint:
         # Local box around the shell: n from the far side of the outer arc to the chord of the inner one.
         reach_n = max(abs(radius - outer), abs(radius - inner * np.cos(half_angle))) + 1.0
         extent = (reach_n, outer * np.sin(half_angle) + 1.0, (top - bottom) / 2.0 + 1.0)
-        return Primitive(frame, curved_slab(radius, inner, outer, half_angle, (top - bottom) / 2.0, rounding), extent)
+        return Primitive(frame, curved_slab(radius, inner, outer, half_angle, (top - bottom) / 2.0, rounding,
+                                            top_width, bottom_width), extent)
 
     def space_shape(self) -> Primitive:
         radius = JOINT_CURVATURE_RADIUS_MM
@@ -111,7 +112,9 @@ def superior_articular_process(joint: FacetJoint, lower: VertebraLayout, degener
     junction = lower.world(lower.junction[joint.side])
     base = joint.local(junction)[2]
     radius, gap = JOINT_CURVATURE_RADIUS_MM, joint.space_mm / 2.0
-    plate = joint.shell(radius + gap, radius + gap + thickness, base, joint.height_mm / 2.0 + 2.0, 1.5, 1.5)
+    # Pointed on top (the Scotty dog's ear).
+    plate = joint.shell(radius + gap, radius + gap + thickness, base, joint.height_mm / 2.0 + 3.0, 1.5, 1.5,
+                        top_width=0.55)
     stem_top = joint.frame.point((-gap - thickness / 2.0, 0.0, base + 4.0))
     back_edge = joint.frame.point((-gap - thickness / 2.0 - 1.0, joint.width_mm / 2.0 + 1.0, base + 5.0))
     mamillary = Primitive(Frame(back_edge, joint.frame.rotation), ellipsoid(MAMILLARY_RADII_MM), MAMILLARY_RADII_MM)
@@ -126,6 +129,8 @@ def inferior_articular_process(joint: FacetJoint, upper: VertebraLayout, degener
     corner = upper.world(corner_local)
     top = min(max(joint.local(corner)[2], joint.height_mm / 2.0), joint.height_mm / 2.0 + 6.0)
     radius, gap = JOINT_CURVATURE_RADIUS_MM, joint.space_mm / 2.0
-    plate = joint.shell(radius - gap - thickness, radius - gap, -joint.height_mm / 2.0 - 3.0, top, 1.5, 1.5)
+    # Narrowing downward (the front leg).
+    plate = joint.shell(radius - gap - thickness, radius - gap, -joint.height_mm / 2.0 - 3.0, top, 1.5, 1.5,
+                        bottom_width=0.6)
     stem_bottom = joint.frame.point((gap + thickness / 2.0, 0.0, top - 3.0))
     return [plate, _rod(corner, stem_bottom, 4.5)]
