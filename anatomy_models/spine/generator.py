@@ -48,6 +48,7 @@ CORTEX_MM = {"body": 1.0, "default": 1.6}
 MUSCLES = ("quadratus_lumborum", "psoas", "erector_spinae", "multifidus")
 TABLE_MARGIN_MM = 5.0
 ABDOMINAL_WALL_MM = 12.0            # obliques and transversus (and latissimus behind) [ED]
+FLANK_WALL_FROM_MM = 70.0           # off the midline, the wall muscles wrap round behind the flanks [ED]
 FOV_TOP_ABOVE_T12_CENTRE_MM = 6.0   # T12 is cut through its body: "T12 partial"
 
 
@@ -206,7 +207,9 @@ def _paint_trunk(labels: np.ndarray, grid: Grid, model: SpineModel, ids: dict[st
         half_width = np.float32(LEAN_HALF_WIDTH_MM)
         back_limit = profile.at("tp_y", z).astype(np.float32) + 8.0 - 45.0 * (x / half_width) ** 2
         in_front = y < back_limit
-        wall = (lean < 0) & in_front
+        # The wall muscles also wrap the flanks behind that line (latissimus, obliques), up to the
+        # back muscles.
+        wall = (lean < 0) & (in_front | (np.abs(x) > FLANK_WALL_FROM_MM))
         slab[wall & (x >= 0)] = ids["muscle.abdominal_wall.left"]
         slab[wall & (x < 0)] = ids["muscle.abdominal_wall.right"]
         slab[(lean < -ABDOMINAL_WALL_MM) & in_front] = ids["soft_tissue"]
