@@ -28,7 +28,7 @@ from scipy import ndimage
 from anatomy_models.anatomy import Anatomy
 from anatomy_models.errors import SpinesimError
 from anatomy_models.spine.alignment import scaled_vertebra
-from anatomy_models.spine.morphometry import INTERSPACES, VERTEBRAE, epidural_depth_mm
+from anatomy_models.spine.morphometry import INTERSPACES, epidural_depth_mm
 from anatomy_models.spine.parameters import SpineParameters
 from anatomy_models.spine.skeleton import WINDOW_LINE_OFFSET_MM
 from anatomy_models.volume import Volume

@@ -19,7 +19,7 @@ import numpy as np
 from anatomy_models.spine.alignment import VERTEBRA_NAMES, SpineAlignment
 from anatomy_models.spine.parameters import SpineParameters
 from anatomy_models.spine.sacrum import dorsal_foramen_center
-from anatomy_models.spine.sdf import Frame, Primitive, Shape, SmoothUnion, VerticalTube, ellipsoid, tapered_capsule
+from anatomy_models.spine.sdf import Frame, Primitive, Shape, VerticalTube, ellipsoid, tapered_capsule
 from anatomy_models.spine.vertebra import SIDE_SIGN, VertebraLayout
 
 # Dural sac semi-axes (transverse, AP), mm, per level [ED §4.3]; it ends at S2 [S74].

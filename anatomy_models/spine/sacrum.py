@@ -14,7 +14,7 @@ import math
 import numpy as np
 
 from anatomy_models.spine.sdf import Difference, Shape, SmoothUnion, ellipsoid, rounded_box, tapered_box
-from anatomy_models.spine.vertebra import (SIDE_SIGN, VertebraLayout, _placed, _segment, body_part, lamina_part,
+from anatomy_models.spine.vertebra import (SIDE_SIGN, VertebraLayout, placed_in_vertebra, rod_in_vertebra, body_part, lamina_part,
                                            pars_part, pedicle_part, spinous_process_part)
 
 # Lower segments S2-S4: (width, depth, height) in mm and the extra backward turn of each, degrees [ED].
@@ -77,8 +77,8 @@ def foramen_channels(layout: VertebraLayout, side: str, gap_mm: float = 0.0) -> 
     back = dorsal + np.array([0.0, 9.0, -2.0])
     s2_front, s2_back = _s2_foramen(layout, side, gap_mm)
     r = FORAMEN_RADIUS_MM * layout.geometry.scale
-    return SmoothUnion([_segment(layout, ventral, dorsal, r, r), _segment(layout, dorsal, back, r - 0.5, r - 0.5),
-                        _segment(layout, s2_front, s2_back, r - 1.0, r - 1.0)], 1.0)
+    return SmoothUnion([rod_in_vertebra(layout, ventral, dorsal, r, r), rod_in_vertebra(layout, dorsal, back, r - 0.5, r - 0.5),
+                        rod_in_vertebra(layout, s2_front, s2_back, r - 1.0, r - 1.0)], 1.0)
 
 
 def rudimentary_disc(layout: VertebraLayout) -> Shape:
@@ -86,7 +86,7 @@ def rudimentary_disc(layout: VertebraLayout) -> Shape:
     width, depth, _ = LOWER_SEGMENTS_MM[0]
     half = (0.5 * (layout.width + width * layout.geometry.scale) / 2.0, 0.5 * (layout.depth + depth) / 2.0,
             LUMBARIZED_GAP_MM / 2.0 + 1.5)
-    return _placed(layout, (0.0, 0.0, -layout.height / 2.0 - LUMBARIZED_GAP_MM / 2.0), (1, 0, 0), (0, 1, 0),
+    return placed_in_vertebra(layout, (0.0, 0.0, -layout.height / 2.0 - LUMBARIZED_GAP_MM / 2.0), (1, 0, 0), (0, 1, 0),
                    rounded_box(half, 3.0), half)
 
 
@@ -104,14 +104,14 @@ def sacrum_parts(layout: VertebraLayout, concavity_top: float, lumbarized: bool 
     for centre, up, (seg_width, seg_depth, seg_height) in frames:
         half = (seg_width / 2.0, seg_depth / 2.0, seg_height / 2.0 + 1.0)
         back = np.cross(up, (1.0, 0.0, 0.0))  # posterior in the segment's frame
-        parts.append(("S1", _placed(layout, centre, (1, 0, 0), back, rounded_box(half, min(half) * 0.7), half)))
+        parts.append(("S1", placed_in_vertebra(layout, centre, (1, 0, 0), back, rounded_box(half, min(half) * 0.7), half)))
         # Dorsal plate of the fused laminae behind this segment's part of the canal, and the median crest.
         canal_ap *= 0.8
         plate_centre = centre + back * (seg_depth / 2.0 + canal_ap + DORSAL_PLATE_THICKNESS_MM / 2.0)
         plate_half = (seg_width / 2.0 + 6.0, DORSAL_PLATE_THICKNESS_MM / 2.0, seg_height / 2.0 + 1.0)
-        plate = _placed(layout, plate_centre, (1, 0, 0), back, rounded_box(plate_half, 3.0), plate_half)
+        plate = placed_in_vertebra(layout, plate_centre, (1, 0, 0), back, rounded_box(plate_half, 3.0), plate_half)
         crest_half = (3.0, 4.0, seg_height / 2.0 - 1.0)
-        crest = _placed(layout, plate_centre + back * (DORSAL_PLATE_THICKNESS_MM / 2.0 + 2.0), (1, 0, 0), back,
+        crest = placed_in_vertebra(layout, plate_centre + back * (DORSAL_PLATE_THICKNESS_MM / 2.0 + 2.0), (1, 0, 0), back,
                         rounded_box(crest_half, 2.5), crest_half)
         cut = SmoothUnion(list(channels.values()), 0.0)
         parts += [("S1", Difference(plate, cut, 1.0)), ("S1", crest)]
@@ -119,7 +119,7 @@ def sacrum_parts(layout: VertebraLayout, concavity_top: float, lumbarized: bool 
         for side, s in SIDE_SIGN.items():
             mass_half = (0.3 * seg_width, seg_depth / 2.0 + 2.0, seg_height / 2.0 + 1.0)
             mass_centre = centre + np.array([s * (seg_width / 2.0 + 0.2 * seg_width), 0.0, 0.0]) + back * 3.0
-            mass = _placed(layout, mass_centre, (1, 0, 0), back, rounded_box(mass_half, min(mass_half) * 0.6), mass_half)
+            mass = placed_in_vertebra(layout, mass_centre, (1, 0, 0), back, rounded_box(mass_half, min(mass_half) * 0.6), mass_half)
             parts.append(("S1", Difference(mass, channels[side], 1.0)))
     for side, s in SIDE_SIGN.items():
         parts.append((f"S1.pedicle.{side}", pedicle_part(layout, side)))
@@ -132,13 +132,13 @@ def sacrum_parts(layout: VertebraLayout, concavity_top: float, lumbarized: bool 
         end = np.array([s * (width / 2.0 + reach), 0.18 * depth, -9.0])
         axis = end - start
         half_length = float(np.linalg.norm(axis)) / 2.0
-        ala = _placed(layout, (start + end) / 2.0, axis, (0, 1, 0),
+        ala = placed_in_vertebra(layout, (start + end) / 2.0, axis, (0, 1, 0),
                       tapered_box(half_length, (0.42 * depth, 0.45 * height), (0.5 * depth, 0.75 * height), 7.0),
                       (half_length, 0.5 * depth, 0.75 * height))
         parts.append((f"S1.ala.{side}", Difference(ala, channels[side], 1.0)))
         # The sacral tuberosity behind the ala, beside the dorsal plate (the lateral crest region).
         radii = (9.0 * scale, 6.0 * scale, 12.0 * scale)
-        tuberosity = _placed(layout, (s * (width / 2.0 + 10.0), 0.5 * depth + 4.0, -height / 2.0 - 4.0), (1, 0, 0),
+        tuberosity = placed_in_vertebra(layout, (s * (width / 2.0 + 10.0), 0.5 * depth + 4.0, -height / 2.0 - 4.0), (1, 0, 0),
                              (0, 1, 0), ellipsoid(radii), radii)
         parts.append(("S1", tuberosity))
     return parts

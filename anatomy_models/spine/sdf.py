@@ -388,7 +388,8 @@ class VerticalTube(Shape):
         self.upper = np.array([np.max(self.cx + self.ax), np.max(self.cy + self.ay), self.z[-1]])
 
     def sdf(self, x, y, z):
-        x, y, z = np.broadcast_arrays(x, y, z) if np.ndim(z) != 3 or np.shape(z)[:2] != (1, 1) else (x, y, z)
+        # Interpolate the sections at z's own shape: on a grid z is a (1, 1, nk) column, so this is
+        # one interpolation per slice, broadcast over the slice.
         zf = np.asarray(z, dtype=np.float64).ravel()
         values = [np.interp(zf, self.z, a).astype(np.float32).reshape(np.shape(z)) for a in
                   (self.cx, self.cy, self.ax, self.ay)]

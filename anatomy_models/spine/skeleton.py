@@ -7,7 +7,6 @@ returns, per vertebra, the labelled implicit parts that the rasteriser paints.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, replace
 
 import numpy as np

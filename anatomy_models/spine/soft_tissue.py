@@ -13,19 +13,18 @@ them (§4.9 modelling rule); :func:`calibrate_midline_fat` solves for the midlin
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 
 import numpy as np
 
-from anatomy_models.spine.alignment import INTERSPACE_NAMES, VERTEBRA_NAMES, SpineAlignment
+from anatomy_models.spine.alignment import INTERSPACE_NAMES, VERTEBRA_NAMES
 from anatomy_models.spine.morphometry import epidural_depth_mm
 from anatomy_models.spine.parameters import SpineParameters
 from anatomy_models.spine.neural import SAC_END_BELOW_S1_MM
 from anatomy_models.spine.sdf import (Frame, Intersection, Primitive, Shape, SmoothUnion, VerticalTube, ellipsoid, f32,
                                       half_space, rounded_box, smooth_max)
 from anatomy_models.spine.skeleton import WINDOW_LINE_OFFSET_MM, Skeleton, plane_gap, window_plane
-from anatomy_models.spine.vertebra import SIDE_SIGN, VertebraLayout, body_sdf
+from anatomy_models.spine.vertebra import SIDE_SIGN, body_sdf
 
 SKIN_THICKNESS_MM = 2.0                 # [ED] 1.5-3 mm on the back
 DISC_BULGE_MM = 1.0                     # disc margin beyond the endplates [ED]

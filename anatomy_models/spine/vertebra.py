@@ -191,20 +191,20 @@ def body_sdf(width: float, depth: float, height: float, wedge_deg: float, concav
     return sdf
 
 
-def _placed(layout: VertebraLayout, center_local, u_local, v_local, local_sdf, extent) -> Primitive:
+def placed_in_vertebra(layout: VertebraLayout, center_local, u_local, v_local, local_sdf, extent) -> Primitive:
     """A primitive whose frame is given in the vertebra's local coordinates."""
     f = layout.frame
     frame = Frame.from_axes(f.point(center_local), f.vector(u_local), f.vector(v_local))
     return Primitive(frame, local_sdf, extent)
 
 
-def _segment(layout: VertebraLayout, start, end, radius_a: float, radius_b: float, up=(0.0, 0.0, 1.0)) -> Primitive:
+def rod_in_vertebra(layout: VertebraLayout, start, end, radius_a: float, radius_b: float, up=(0.0, 0.0, 1.0)) -> Primitive:
     """An elliptic rod from ``start`` to ``end`` (local points), semi-axes ``radius_a`` across, ``radius_b`` up."""
     start, end = np.asarray(start, float), np.asarray(end, float)
     axis = end - start
     length = float(np.linalg.norm(axis))
     across = np.cross(np.asarray(up, float), axis)
-    return _placed(layout, (start + end) / 2.0, axis, across, elliptic_rod(radius_a, radius_b, length / 2.0),
+    return placed_in_vertebra(layout, (start + end) / 2.0, axis, across, elliptic_rod(radius_a, radius_b, length / 2.0),
                    (length / 2.0, radius_a, radius_b))
 
 
@@ -213,7 +213,7 @@ def body_part(layout: VertebraLayout, concavity_top: float, concavity_bottom: fl
     sdf = body_sdf(layout.width, layout.depth, layout.height, d.body_wedge_deg, concavity_top, concavity_bottom,
                    osteophyte_mm)
     extent = (layout.width / 2 + osteophyte_mm + 2, 0.7 * layout.depth + osteophyte_mm + 2, layout.height / 2 + 3)
-    return _placed(layout, (0.0, 0.0, 0.0), (1, 0, 0), (0, 1, 0), sdf, extent)
+    return placed_in_vertebra(layout, (0.0, 0.0, 0.0), (1, 0, 0), (0, 1, 0), sdf, extent)
 
 
 def pedicle_part(layout: VertebraLayout, side: str) -> Primitive:
@@ -221,7 +221,7 @@ def pedicle_part(layout: VertebraLayout, side: str) -> Primitive:
     center, axis = layout.pedicle_center[side], layout.pedicle_axis[side]
     start = center - axis * 11.0  # buried in the body
     end = layout.junction[side] + axis * 1.0
-    return _segment(layout, start, end, d.pedicle_width_mm / 2.0, d.pedicle_height_mm / 2.0)
+    return rod_in_vertebra(layout, start, end, d.pedicle_width_mm / 2.0, d.pedicle_height_mm / 2.0)
 
 
 def lamina_part(layout: VertebraLayout, side: str) -> Shape:
@@ -238,7 +238,7 @@ def lamina_part(layout: VertebraLayout, side: str) -> Shape:
     center = (lateral + medial) / 2.0 + along * extra / 2.0 + lean * (z_mid - layout.pedicle_z) / lean[2] \
         + normal * layout.lamina_thickness / 2.0
     half = (length / 2.0 + extra / 2.0 + 1.0, half_height, layout.lamina_thickness / 2.0)
-    return _placed(layout, center, along, lean, rounded_box(half, layout.lamina_thickness / 2.0 - 0.5), half)
+    return placed_in_vertebra(layout, center, along, lean, rounded_box(half, layout.lamina_thickness / 2.0 - 0.5), half)
 
 
 def pars_part(layout: VertebraLayout, side: str) -> Primitive:
@@ -246,7 +246,7 @@ def pars_part(layout: VertebraLayout, side: str) -> Primitive:
     junction down and in to the lamina's lower lateral corner, where the IAP hangs."""
     normal = layout.lamina_normal(side)
     corner = layout.lamina_ventral_point(0.9, layout.lamina_bottom_z + 4.0, side) + normal * layout.lamina_thickness / 2
-    return _segment(layout, layout.junction[side] + np.array([0.0, 1.0, 0.0]), corner, 4.0, 5.5, up=normal)
+    return rod_in_vertebra(layout, layout.junction[side] + np.array([0.0, 1.0, 0.0]), corner, 4.0, 5.5, up=normal)
 
 
 def transverse_process_part(layout: VertebraLayout, side: str) -> list[Shape]:
@@ -265,11 +265,11 @@ def transverse_process_part(layout: VertebraLayout, side: str) -> list[Shape]:
     tip_half = (height * 0.42, thickness / 2.0)
     rounding = min(tip_half) * 0.9
     up = np.array([0.0, 0.0, 1.0])
-    process = _placed(layout, (start + tip) / 2.0, axis, up, tapered_box(half_length, root_half, tip_half, rounding),
+    process = placed_in_vertebra(layout, (start + tip) / 2.0, axis, up, tapered_box(half_length, root_half, tip_half, rounding),
                       (half_length, root_half[0], root_half[1]))
     accessory_at = root + axis * 2.0 + np.array([0.0, thickness / 2.0 + 1.0, -height * 0.25])
     radii = ACCESSORY_RADII_MM
-    accessory = _placed(layout, accessory_at, (1, 0, 0), (0, 1, 0), ellipsoid(radii), radii)
+    accessory = placed_in_vertebra(layout, accessory_at, (1, 0, 0), (0, 1, 0), ellipsoid(radii), radii)
     return [process, accessory]
 
 
@@ -286,12 +286,12 @@ def spinous_process_part(layout: VertebraLayout) -> list[Shape]:
     height = d.spinous_process_height_mm
     base_half = (thickness / 2.0 - 0.5, height * 0.36)
     tip_half = (thickness / 2.0, height / 2.0)
-    blade = _placed(layout, (start + tip) / 2.0, axis, across,
+    blade = placed_in_vertebra(layout, (start + tip) / 2.0, axis, across,
                     tapered_box(length / 2.0, base_half, tip_half, thickness / 2.0 - 0.8),
                     (length / 2.0, tip_half[0], tip_half[1]))
     radii = (4.0, thickness / 2.0 + 1.0, height * 0.36)
     tubercle_at = tip - axis * 3.5 + np.cross(axis, across) * (-height * 0.12)
-    tubercle = _placed(layout, tubercle_at, axis, across, ellipsoid(radii), radii)
+    tubercle = placed_in_vertebra(layout, tubercle_at, axis, across, ellipsoid(radii), radii)
     return [blade, tubercle]
 
 
