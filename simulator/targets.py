@@ -312,7 +312,9 @@ def _dorsal_bone_surface(tracer: Tracer, landmark: np.ndarray, direction: np.nda
     if back is None:
         return landmark
     entry = landmark - back * direction
-    bone = tracer.trace(entry, direction, back).first_bone()
+    # A landmark on a surface may sit up to a voxel outside the labelled bone: look that far past it.
+    reach = back + float(np.linalg.norm(tracer.anatomy.ct.spacing))
+    bone = tracer.trace(entry, direction, reach).first_bone()
     if bone is None or bone.depth_in_mm < back - DORSAL_SURFACE_SEARCH_MM:
         return landmark
     return entry + (bone.depth_in_mm - BONE_STANDOFF_MM) * direction

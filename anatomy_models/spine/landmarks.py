@@ -16,7 +16,7 @@ from anatomy_models.spine.neural import NeuralStructures
 from anatomy_models.spine.sdf import Shape
 from anatomy_models.spine.skeleton import Skeleton
 from anatomy_models.spine.soft_tissue import window_center
-from anatomy_models.spine.vertebra import SIDE_SIGN, TRANSVERSE_PROCESS_HEIGHT_MM
+from anatomy_models.spine.vertebra import SIDE_SIGN
 
 SAFE_TRIANGLE_BELOW_PEDICLE_MM = 2.0   # just under the pedicle's 6 o'clock (clinical.md §2.2a [S17])
 SAFE_TRIANGLE_MEDIAL_MM = 1.0          # "slightly medial to the mid-pedicle" [S17]
@@ -163,9 +163,41 @@ def sap_tp_junction(skeleton: Skeleton, name: str, side: str, bone: Shape) -> np
     if name == "S1":
         candidate = layout.junction[side] + outward * (half_width + 4.0) + np.array([0.0, 1.0, 4.0])
     else:
-        height = TRANSVERSE_PROCESS_HEIGHT_MM.get(name, 10.0) * layout.geometry.scale
+        height = layout.tp_height
         candidate = layout.tp_root[side] + outward * 3.0 + np.array([0.0, 1.5, height / 2.0 + 2.0])
-    return project_to_surface(bone, layout.world(candidate))
+    corner = project_to_surface(bone, layout.world(candidate))
+    if name == "S1":
+        return corner
+    return _dorsal_groove(bone, skeleton.part_shape(f"{name}.transverse_process.{side}"), corner, s)
+
+
+# Where the dorsal groove is looked for around the construction corner (mm): lateral offsets, and
+# depths below the corner (the corner sits on the TP's upper border; a needle lands a little lower).
+GROOVE_LATERAL_MM = np.arange(-4.0, 12.0, 0.25)
+GROOVE_BELOW_MM = np.arange(0.0, 3.01, 0.5)
+
+
+def _dorsal_groove(bone: Shape, tp: Shape, corner: np.ndarray, sign: float) -> np.ndarray:
+    """The groove between the SAP and the TP's upper border, as a needle from behind meets it.
+
+    The medial branch is blocked where it lies on the dorsal bone surface (clinical.md §2.4 [S3]), so
+    the landmark is the most medial point, just below the corner's height, where a posterior ray
+    first lands on the transverse process rather than on the SAP overhanging it.
+    """
+    posterior = np.array([0.0, 1.0, 0.0])
+    below, offset = (g.ravel() for g in np.meshgrid(GROOVE_BELOW_MM, GROOVE_LATERAL_MM, indexing="ij"))
+    starts = corner + np.stack([sign * offset, np.full_like(offset, 40.0), -below], axis=1)
+    depths = np.arange(0.0, 80.0, 0.25)
+    samples = starts[:, None, :] - depths[None, :, None] * posterior
+    inside = (_sdf_at(bone, samples.reshape(-1, 3)) < 0).reshape(len(starts), len(depths))
+    hit_rays = np.flatnonzero(inside.any(axis=1))  # in search order: highest, then most medial
+    first = inside[hit_rays].argmax(axis=1)
+    hits = samples[hit_rays, first] + 0.3 * posterior  # just behind the first bone sample
+    on_tp = _sdf_at(tp, hits - 0.6 * posterior) < 0
+    if not on_tp.any():
+        return corner
+    ray = hit_rays[np.argmax(on_tp)]
+    return surface_along(bone, starts[ray], -posterior, reach_mm=80.0)
 
 
 def safe_triangle(skeleton: Skeleton, name: str, side: str) -> np.ndarray:

@@ -13,23 +13,23 @@ them (§4.9 modelling rule); :func:`calibrate_midline_fat` solves for the midlin
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 
 import numpy as np
 
-from anatomy_models.spine.alignment import INTERSPACE_NAMES, VERTEBRA_NAMES, SpineAlignment
+from anatomy_models.spine.alignment import INTERSPACE_NAMES, VERTEBRA_NAMES
 from anatomy_models.spine.morphometry import epidural_depth_mm
 from anatomy_models.spine.parameters import SpineParameters
 from anatomy_models.spine.neural import SAC_END_BELOW_S1_MM
 from anatomy_models.spine.sdf import (Frame, Intersection, Primitive, Shape, SmoothUnion, VerticalTube, ellipsoid, f32,
                                       half_space, rounded_box, smooth_max)
 from anatomy_models.spine.skeleton import WINDOW_LINE_OFFSET_MM, Skeleton, plane_gap, window_plane
-from anatomy_models.spine.vertebra import SIDE_SIGN, VertebraLayout, body_sdf
+from anatomy_models.spine.vertebra import SIDE_SIGN, body_sdf
 
 SKIN_THICKNESS_MM = 2.0                 # [ED] 1.5-3 mm on the back
 DISC_BULGE_MM = 1.0                     # disc margin beyond the endplates [ED]
 FLAVUM_THICKENING_MM_PER_GRADE = 0.8    # hypertrophy per degeneration grade [ED]; > 4 mm is common (§4.7 [S90])
+FLAVUM_INSERTION_DEPTH = 0.6            # lower insertion, as a fraction of the lamina's thickness back [ED]
 SUPRASPINOUS_SEMI_AXES_MM = (4.0, 2.5)  # [ED]
 INTERSPINOUS_HALF_WIDTH_MM = 3.0        # [ED]
 LEAN_HALF_WIDTH_MM = 125.0              # half-width of the lean trunk at L3 [ED]
@@ -44,8 +44,19 @@ MULTIFIDUS_MM = {"T12": (7, 8), "L1": (8, 9), "L2": (9, 10), "L3": (10, 12), "L4
 
 
 def subcutaneous_fat_mm(bmi: float) -> float:
-    """Flank and abdominal subcutaneous fat thickness for a BMI [ED]: 13 mm at 25, 34 mm at 40."""
-    return max(4.0, 6.0 + 1.4 * (bmi - 20.0))
+    """Flank and abdominal subcutaneous fat thickness for a BMI [ED]: 16 mm at 25, 46 mm at 40."""
+    return max(4.0, 6.0 + 2.0 * (bmi - 20.0))
+
+
+def paramedian_extra_fat_mm(bmi: float) -> float:
+    """Fat over the paraspinal muscles beyond the midline's, mm [ED].
+
+    The midline depth follows the epidural regression (§4.9 [S98], ~1 mm per BMI unit) but the
+    foraminal (TFESI) depth grows ~2.4 mm per unit (§4.9 [S23] medians 75 mm normal to 122 mm class III)
+    and the medial branch target lies 76 +- 15 mm deep in obesity (§4.9 [S38]): fat gathers beside the
+    midline, deepening the midline furrow.
+    """
+    return 5.0 + 1.6 * max(bmi - 22.0, 0.0)
 
 
 # ------------------------------------------------------------------------------------- discs
@@ -83,7 +94,10 @@ def flavum_shapes(skeleton: Skeleton, degeneration: float) -> dict[str, Shape]:
         for side in SIDE_SIGN:
             z_attach = upper.lamina_bottom_z + 0.45 * (upper.lamina_top_z - upper.lamina_bottom_z)
             top = upper.world(upper.lamina_ventral_point(0.5, z_attach, side) - upper.lamina_normal(side) * thickness)
-            bottom = lower.world(lower.lamina_ventral_point(0.5, lower.lamina_top_z, side))
+            # Below, it inserts on the upper margin of the lower lamina toward its back: the lamina's
+            # top edge then juts forward under it and the epidural space is a saw-tooth (§4.7 [S91]).
+            bottom = lower.world(lower.lamina_ventral_point(0.5, lower.lamina_top_z, side)
+                                 + lower.lamina_normal(side) * FLAVUM_INSERTION_DEPTH * lower.lamina_thickness)
             medial = 0.5 * (upper.world(upper.lamina_medial) + lower.world(lower.lamina_medial))
             lateral = 0.5 * (upper.world(upper.lamina_lateral[side]) + lower.world(lower.lamina_lateral[side]))
             along = lateral - medial
@@ -111,7 +125,7 @@ def interspinous_shapes(skeleton: Skeleton) -> dict[str, Shape]:
                   for v, p in ((upper, upper.sp_base), (upper, upper.sp_tip), (lower, lower.sp_base), (lower, lower.sp_tip))]
         ys = [p[1] for p in points]
         zs = [p[2] for p in points]
-        front, back = min(ys) - 4.0, max(ys) + 1.0
+        front, back = min(ys) - 10.0, max(ys) + 1.0  # reaches the flavum; bone and flavum win where they meet
         bottom, top = 0.5 * (zs[2] + zs[3]), 0.5 * (zs[0] + zs[1])
         half = (INTERSPINOUS_HALF_WIDTH_MM, (back - front) / 2.0, (top - bottom) / 2.0)
         centre = disc.frame.point((0.0, (front + back) / 2.0, (top + bottom) / 2.0))
@@ -210,6 +224,7 @@ class Trunk:
     erectors: tuple[VerticalTube, VerticalTube]
     midline_fat_mm: float
     flank_fat_mm: float
+    paramedian_extra_mm: float = 0.0
 
     def back_y(self, x: np.ndarray, z: np.ndarray) -> np.ndarray:
         """y (mm) of the back's skin surface at (x, z)."""
@@ -220,9 +235,21 @@ class Trunk:
             cx, cy = np.interp(z, erector.z, erector.cx), np.interp(z, erector.z, erector.cy)
             ax, ay = np.maximum(np.interp(z, erector.z, erector.ax), 1.0), np.interp(z, erector.z, erector.ay)
             t = np.clip(1.0 - ((x - cx) / ax) ** 2, 0.0, None)
-            top = np.where(t > 0, cy + ay * np.sqrt(t), -1e3).astype(np.float32) + f32(self.midline_fat_mm)
+            top = np.where(t > 0, cy + ay * np.sqrt(t), -1e3).astype(np.float32) + \
+                f32(self.midline_fat_mm + self.paramedian_extra_mm)
             back = smooth_max(back, top, 12.0)
         return back
+
+    def posterior_y(self, z: np.ndarray) -> np.ndarray:
+        """y just behind the back's highest point at each height z (same shape as z), mm.
+
+        Taken over a fixed set of x, so it does not depend on which points are asked about; the
+        trunk's superellipse reaches this far back and so rounds the flanks below it.
+        """
+        z = np.asarray(z, dtype=np.float32)
+        across = np.arange(-150.0, 150.1, 2.0, dtype=np.float32)[:, None]
+        highest = np.max(self.back_y(across, z.reshape(1, -1)), axis=0)
+        return highest.reshape(z.shape) + np.float32(6.0)
 
     def section_sdf(self, x: np.ndarray, y: np.ndarray, z: np.ndarray, shrink_mm: float = 0.0) -> np.ndarray:
         """Approximate signed distance (mm) to the trunk's outline, optionally shrunk by ``shrink_mm``."""
@@ -233,7 +260,7 @@ class Trunk:
         widen = 20.0 * np.clip((z_l4 - z) / max(z_l4 - z_s1, 1.0), 0.0, 1.0)
         half_width = LEAN_HALF_WIDTH_MM + self.flank_fat_mm + widen - shrink_mm
         back = self.back_y(x, z)
-        posterior = np.max(back) + 40.0
+        posterior = self.posterior_y(z)
         centre_y = (0.5 * (front + posterior)).astype(np.float32)
         half_y = (0.5 * (posterior - front)).astype(np.float32) - f32(shrink_mm)
         cx = p.at("x", z).astype(np.float32)
@@ -303,7 +330,7 @@ def calibrate_midline_fat(skeleton: Skeleton, flavum: dict[str, Shape], supraspi
     # The epidural space ends where the ligamentum flavum begins, going back along the ray.
     epidural_edge = _first_crossing(along(flavum_shape.sdf), -15.0, 15.0)
     target = epidural_edge + epidural_depth_mm(params.bmi)
-    trunk = Trunk(profile, supraspinous, erectors, 5.0, subcutaneous_fat_mm(params.bmi))
+    trunk = Trunk(profile, supraspinous, erectors, 5.0, subcutaneous_fat_mm(params.bmi), paramedian_extra_fat_mm(params.bmi))
     for _ in range(4):
         outside = _first_crossing(lambda t: -along(lambda x, y, z: trunk.section_sdf(x, y, z))(t), epidural_edge, 200.0)
         # Less fat than 1 mm cannot be built: very thin patients keep 1 mm over the ligament [ED].
