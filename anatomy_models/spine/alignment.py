@@ -10,7 +10,7 @@ Examples
 --------
 >>> spine = align_spine(SpineParameters())
 >>> round(spine.lordosis_deg(), 1)             # L1 superior to S1 superior endplate
-50.0
+55.0
 >>> bool(spine.vertebrae["L4"].frame.origin[2] < spine.vertebrae["L3"].frame.origin[2])   # L4 below L3
 True
 """
@@ -155,24 +155,23 @@ def _disc_heights(params: SpineParameters) -> dict[str, tuple[float, float, floa
         # The table's middle height exceeds the mean of the margins where the endplates are concave.
         concavity = max(middle - mean, 0.0) / 2.0
         heights[name] = (anterior, posterior, middle, ref.disc_ap_length_mm * s, concavity)
-    # Spread the difference between the asked lordosis and the reference one over the lordotic discs,
-    # in proportion to posterior height / AP length so every posterior height changes by the same
-    # fraction (the margins stay within the reference tables for moderate changes).
+    # Spread the difference between the asked lordosis and the reference one over the lordotic discs so
+    # that every anterior and posterior height changes by the same fraction r (one side up, the other
+    # down): the margins stay as close to the reference table as the asked lordosis allows.
     def wedge(a: float, p: float, length: float) -> float:
         return math.degrees(2.0 * math.atan((a - p) / (2.0 * length)))
 
-    natural = sum(wedge(*heights[n][:2], heights[n][3]) for n in LORDOSIS_INTERSPACES)
-    natural += sum(VERTEBRAE[n].body_wedge_deg for n in LORDOSIS_VERTEBRAE)
-    shares = {n: heights[n][1] / heights[n][3] for n in LORDOSIS_INTERSPACES}
-    total_share = sum(shares.values())
-    for name in LORDOSIS_INTERSPACES:
-        anterior, posterior, middle, length, concavity = heights[name]
-        new_wedge = wedge(anterior, posterior, length) + (params.lordosis_deg - natural) * shares[name] / total_share
-        difference = 2.0 * length * math.tan(math.radians(new_wedge) / 2.0)
-        mean = 0.5 * (anterior + posterior)
-        posterior = max(mean - difference / 2.0, MIN_DISC_HEIGHT_MM)
-        anterior = max(2.0 * mean - posterior, MIN_DISC_HEIGHT_MM)
-        heights[name] = (anterior, posterior, mean + 2.0 * concavity, length, concavity)
+    bodies = sum(VERTEBRAE[n].body_wedge_deg for n in LORDOSIS_VERTEBRAE)
+    reference = {n: heights[n] for n in LORDOSIS_INTERSPACES}
+    sensitivity = sum((h[0] + h[1]) / h[3] for h in reference.values())  # rad of lordosis per unit fraction
+    fraction = 0.0
+    for _ in range(8):  # the wedge is an arctangent: a few Newton steps make the sum exact
+        for name, (anterior, posterior, middle, length, concavity) in reference.items():
+            anterior = max(anterior * (1.0 + fraction), MIN_DISC_HEIGHT_MM)
+            posterior = max(posterior * (1.0 - fraction), MIN_DISC_HEIGHT_MM)
+            heights[name] = (anterior, posterior, 0.5 * (anterior + posterior) + 2.0 * concavity, length, concavity)
+        achieved = bodies + sum(wedge(*heights[n][:2], heights[n][3]) for n in LORDOSIS_INTERSPACES)
+        fraction += math.radians(params.lordosis_deg - achieved) / sensitivity
     return heights
 
 

@@ -8,7 +8,7 @@ Examples
 --------
 >>> p = SpineParameters(bmi=32)
 >>> p.spacing_mm, p.lordosis_deg
-(1.0, 50.0)
+(1.0, 55.0)
 >>> p.cache_key() == SpineParameters(bmi=32.0).cache_key() != SpineParameters(bmi=33).cache_key()
 True
 >>> SpineParameters(bmi=5)
@@ -53,8 +53,9 @@ class SpineParameters:
     size_scale : float
         Extra scale of every bony length (0.8-1.25), on top of the sex scale.
     lordosis_deg : float
-        Lumbar lordosis, degrees between the L1 and S1 superior endplates (0-80). The reference
-        discs and bodies of §4.1/§4.4 give about 61 deg; the difference is spread over the discs.
+        Lumbar lordosis, degrees between the L1 and S1 superior endplates (0-80). Default 55 [ED]: an
+        adult lying supine (standing is ~60, prone on a pillow less). The reference discs and bodies
+        of §4.1/§4.4 give about 61 deg; the difference is spread over the discs' margins.
     sacral_slope_deg : float
         Angle of the S1 superior endplate from the horizontal (transverse) plane, degrees (10-60).
     scoliosis_cobb_deg : float
@@ -95,7 +96,7 @@ class SpineParameters:
     bmi: float = 25.0
     sex: str = "male"
     size_scale: float = 1.0
-    lordosis_deg: float = 50.0
+    lordosis_deg: float = 55.0
     sacral_slope_deg: float = 40.0
     scoliosis_cobb_deg: float = 0.0
     scoliosis_apex: str = "L2"

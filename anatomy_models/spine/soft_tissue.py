@@ -233,7 +233,7 @@ class Trunk:
         widen = 20.0 * np.clip((z_l4 - z) / max(z_l4 - z_s1, 1.0), 0.0, 1.0)
         half_width = LEAN_HALF_WIDTH_MM + self.flank_fat_mm + widen - shrink_mm
         back = self.back_y(x, z)
-        posterior = np.max(back) + 40.0
+        posterior = np.max(back) + 6.0  # just behind the back: the superellipse rounds the flanks
         centre_y = (0.5 * (front + posterior)).astype(np.float32)
         half_y = (0.5 * (posterior - front)).astype(np.float32) - f32(shrink_mm)
         cx = p.at("x", z).astype(np.float32)

@@ -112,3 +112,23 @@ def generate_command(name: str, bmi, spacing, sex, lordosis, degeneration, seed,
     shape = " x ".join(str(n) for n in generated.ct.shape)
     out.print(f"Stored anatomy [bold]{name}[/] in {path} ({shape} voxels of {params.spacing_mm:g} mm, "
               f"{len(generated.label_table)} structures, {len(generated.landmarks)} landmarks)")
+
+
+@anatomy.command("measure")
+@click.argument("name")
+def measure_command(name: str) -> None:
+    """Measure generated spine NAME's labels against the reference anatomy tables (clinical.md §4)."""
+    from anatomy_models.spine.measure import measure_spine
+
+    measured = load_anatomy(name)
+    with progress_bar(f"measuring {name}"):
+        rows = measure_spine(measured)
+    table = Table("measurement", "level", "measured", "reference", "difference", "source")
+    for row in rows:
+        difference = f"{100 * row.error_fraction:+.1f}%"
+        style = "red" if abs(row.error_fraction) > 0.10 else None
+        table.add_row(row.name, row.level, f"{row.value:.1f} {row.unit}", f"{row.reference:.1f} {row.unit}",
+                      difference, row.source, style=style)
+    out.print(table)
+    within = sum(abs(row.error_fraction) <= 0.10 for row in rows)
+    out.print(f"{within} of {len(rows)} measurements within 10% of the reference.")
