@@ -241,11 +241,20 @@ class CArm:
         """Distance (mm) of LPS points from the source along the beam direction, shape (...,)."""
         return (np.asarray(points, dtype=np.float64) - self.source) @ self.beam_direction
 
+    @property
+    def pixel_to_direction(self) -> np.ndarray:
+        """3x3 matrix taking homogeneous pixel (u, v, 1) to the ray's LPS direction (of depth 1 mm).
+
+        It is the inverse of the projection matrix's left 3x3 block, so back-projection uses the
+        same matrix as projection.
+        """
+        return np.linalg.inv(self.projection_matrix[:, :3])
+
     def ray_directions(self, u: np.ndarray, v: np.ndarray) -> np.ndarray:
         """Unit LPS directions (source -> pixel) of the rays through pixel coordinates ``u``, ``v``."""
         u, v = np.broadcast_arrays(np.asarray(u, dtype=np.float64), np.asarray(v, dtype=np.float64))
         pixel = np.stack([u, v, np.ones_like(u)], axis=-1)
-        directions = pixel @ (self.rotation.T @ np.linalg.inv(self.intrinsics)).T
+        directions = pixel @ self.pixel_to_direction.T
         return directions / np.linalg.norm(directions, axis=-1, keepdims=True)
 
     def pixel_to_ray(self, u: float | np.ndarray, v: float | np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -49,6 +49,10 @@ IRP_FROM_ISOCENTER_MM = 150.0
 AIR_MASS_ENERGY_ABSORPTION_CM2_PER_G = {60.0: 0.03041, 80.0: 0.02407}
 DETECTOR_QUANTUM_EFFICIENCY = 0.6  # [ED]
 AEC_TARGET_DETECTOR_NGY_PER_FRAME = 40.0  # [ED], see the module docstring
+# Digital subtraction runs are acquisitions, not fluoroscopy: far more dose per frame, so that the
+# difference of two frames is not drowned in noise. 1 uGy per frame [ED], below the same regulator's
+# 4 uGy/frame acceptance limit for DSA acquisition (FANC, wettekst 28734).
+DSA_TARGET_DETECTOR_NGY_PER_FRAME = 1000.0
 KEV_TO_JOULE = 1.602176634e-16
 
 

@@ -430,7 +430,9 @@ def render_fluoro(
         Seed of the quantum noise (recorded in the image).
     subtract : FluoroImage, optional
         Mask frame (same pose) for digital subtraction: the displayed image is this frame's
-        measurement minus the mask's, mid-grey where nothing changed.
+        measurement minus the mask's, mid-grey where nothing changed. Real DSA runs acquire at
+        ~25x the fluoroscopy dose per frame; take mask and live frames with
+        ``Technique(aec_target_ngy=dose.DSA_TARGET_DETECTOR_NGY_PER_FRAME)``.
     display, detector : Display, DetectorModel
         Monitor settings and imaging-chain physics.
     method : {"joseph", "siddon"}

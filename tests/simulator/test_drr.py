@@ -73,7 +73,7 @@ def test_siddon_is_exact_for_constant_voxels_and_close_to_the_sphere(sphere):
     volume, radius = sphere
     carm = POSES[1]
     siddon = line_integrals(volume, carm, method="siddon")
-    nearest = reference_line_integrals(volume, carm, step_mm=0.02, order=0)
+    nearest = reference_line_integrals(volume, carm, step_mm=0.05, order=0)
     np.testing.assert_allclose(siddon, nearest, atol=0.002 * siddon.max())
     source, directions = _rays(carm)
     chord, impact = sphere_chords(source, directions, radius)
@@ -137,9 +137,12 @@ def test_compiled_projectors_agree_with_the_numpy_reference():
         # Joseph interpolates within slices, the reference trilinearly along the ray: the same field
         # to within 1% where the ray is steep to the slices.
         np.testing.assert_allclose(joseph[significant], reference[significant], rtol=0.01)
-        siddon = line_integrals(volume, carm, method="siddon")
-        nearest = reference_line_integrals(volume, carm, step_mm=0.05, order=0)
-        np.testing.assert_allclose(siddon[significant], nearest[significant], rtol=0.005)
+    # Siddon integrates constant voxels exactly: fine nearest-voxel sampling converges to it.
+    carm = POSES[1]
+    siddon = line_integrals(volume, carm, method="siddon")
+    nearest = reference_line_integrals(volume, carm, step_mm=0.05, order=0)
+    significant = nearest > 0.05 * nearest.max()
+    np.testing.assert_allclose(siddon[significant], nearest[significant], rtol=0.005)
 
 
 def test_oblique_grid_affine_is_honoured():

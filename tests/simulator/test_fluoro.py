@@ -207,3 +207,18 @@ def test_invalid_display_and_detector_settings(make, message):
 def test_contrast_must_be_numeric():
     with pytest.raises(SpinesimError, match="numeric"):
         contrast_line_integrals(Volume.from_spacing(np.zeros((2, 2, 2), bool), (1, 1, 1)), CArm(**SMALL))
+
+
+def test_dsa_dose_makes_subtraction_noise_smaller_by_the_square_root_of_the_dose(phantom):
+    from simulator.dose import AEC_TARGET_DETECTOR_NGY_PER_FRAME, DSA_TARGET_DETECTOR_NGY_PER_FRAME
+
+    carm = CArm(**SMALL)
+    physics = DetectorModel(blur_mm=0.0, vignetting=0.0)
+    spread = {}
+    for target in (AEC_TARGET_DETECTOR_NGY_PER_FRAME, DSA_TARGET_DETECTOR_NGY_PER_FRAME):
+        technique = Technique(aec_target_ngy=target)
+        mask = render_fluoro(phantom, carm, seed=1, dose=technique, detector=physics)
+        live = render_fluoro(phantom, carm, seed=2, dose=technique, detector=physics, subtract=mask)
+        spread[target] = live.measured[54:74, 70:84].std()
+    ratio = spread[AEC_TARGET_DETECTOR_NGY_PER_FRAME] / spread[DSA_TARGET_DETECTOR_NGY_PER_FRAME]
+    assert ratio == pytest.approx(np.sqrt(DSA_TARGET_DETECTOR_NGY_PER_FRAME / AEC_TARGET_DETECTOR_NGY_PER_FRAME), rel=0.15)
