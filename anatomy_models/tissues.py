@@ -105,6 +105,11 @@ def iodine_hu_per_mg_ml(ct_kev: float = CT_EFFECTIVE_KEV) -> float:
     return 1000.0 * iodine_mu_per_mm_per_mg_ml(ct_kev) / linear_attenuation_per_mm("water", ct_kev)
 
 
+# Speed of sound every ultrasound scanner assumes when it turns echo time into depth: the soft-tissue
+# rule of thumb, 1540 m/s (clinical.md §5.3 [S114]).
+SCANNER_SPEED_OF_SOUND_M_PER_S = 1540.0
+
+
 # --------------------------------------------------------------------------- the table
 @dataclass(frozen=True)
 class Tissue:

@@ -22,6 +22,7 @@ from anatomy_models.errors import SpinesimError
 # Subcommand name -> "module:attribute" of its click command; imported lazily so `--help` is fast.
 SUBCOMMANDS: dict[str, str] = {
     "anatomy": "simulator.commands.anatomy:anatomy",
+    "ultrasound": "simulator.commands.ultrasound:ultrasound",
 }
 
 console = Console(stderr=True)
