@@ -2,6 +2,9 @@
 
 The home is ``$SPINESIM_HOME`` if set, else ``~/.cache/spinesim``. Named anatomies live in
 ``<home>/anatomies/<name>/`` in the on-disk form of :class:`~anatomy_models.anatomy.Anatomy`.
+Generated spines are cached in ``<home>/generated/<parameter hash>/``; the hash covers every
+parameter and the generator version, so a stale cache is never used. The name ``"default"`` is the
+built-in patient (default parameters), generated on first use.
 """
 
 from __future__ import annotations
@@ -10,9 +13,16 @@ import json
 import os
 import re
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from anatomy_models.anatomy import MANIFEST, Anatomy
 from anatomy_models.errors import SpinesimError
+
+if TYPE_CHECKING:
+    from anatomy_models.spine import SpineParameters
+    from anatomy_models.spine.generator import ProgressCallback
+
+DEFAULT_ANATOMY = "default"
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}$")
 
@@ -60,15 +70,36 @@ def stored_anatomy_summary(name: str) -> dict:
     }
 
 
+def generated_anatomy(params: SpineParameters | None = None, *, progress: ProgressCallback | None = None) -> Anatomy:
+    """The generated spine for ``params`` (default parameters if None): from the cache, or generated
+    and cached under ``<home>/generated/<hash>/``.
+    """
+    from anatomy_models.spine import SpineParameters, generate_spine
+
+    params = params or SpineParameters()
+    directory = spinesim_home() / "generated" / params.cache_key()
+    if (directory / MANIFEST).is_file():
+        try:
+            return Anatomy.load(directory)
+        except SpinesimError:
+            pass  # a damaged cache entry is regenerated below
+    anatomy = generate_spine(params, progress=progress)
+    anatomy.save(directory)
+    return anatomy
+
+
 def load_anatomy(name_or_path: str | Path) -> Anatomy:
-    """A stored anatomy by name, or an anatomy folder by path."""
+    """A stored anatomy by name, an anatomy folder by path, or ``"default"``: the built-in patient."""
     path = Path(name_or_path)
     if (path / MANIFEST).is_file():
         return Anatomy.load(path)
     name = str(name_or_path)
     if _NAME.match(name) and (anatomy_directory(name) / MANIFEST).is_file():
         return Anatomy.load(anatomy_directory(name))
+    if name == DEFAULT_ANATOMY:
+        return generated_anatomy()
     known = stored_anatomy_names()
     raise SpinesimError(f"no stored anatomy called {name!r} and no anatomy folder at that path",
                         hint=f"stored anatomies: {', '.join(known)}" if known else
-                        "import one with `spinesim anatomy import PATH -o NAME`")
+                        "import one with `spinesim anatomy import PATH -o NAME`, generate one with "
+                        "`spinesim anatomy generate -o NAME`, or use 'default'")

@@ -20,3 +20,23 @@ def spinesim_home(tmp_path_factory: pytest.TempPathFactory):
         os.environ.pop("SPINESIM_HOME", None)
     else:
         os.environ["SPINESIM_HOME"] = previous
+
+
+@pytest.fixture(scope="session")
+def small_spine(spinesim_home):
+    """The built-in patient at 2 mm (default parameters otherwise), generated once per session and
+    cached on disk under the session's SPINESIM_HOME. Use it for most tests that need an anatomy."""
+    from anatomy_models.spine import SpineParameters
+    from anatomy_models.store import generated_anatomy
+
+    return generated_anatomy(SpineParameters(spacing_mm=2.0))
+
+
+@pytest.fixture(scope="session")
+def spine_1mm(spinesim_home):
+    """The built-in patient exactly as ``load_anatomy("default")`` gives it (1 mm grid). Slower to make
+    (several seconds): only for tests that need the detail."""
+    from anatomy_models.spine import SpineParameters
+    from anatomy_models.store import generated_anatomy
+
+    return generated_anatomy(SpineParameters())

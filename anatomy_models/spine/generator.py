@@ -1,0 +1,284 @@
+"""The built-in patient: ``generate_spine(params) -> Anatomy``.
+
+Builds the implicit model (alignment, skeleton, discs, ligaments, neural structures, vessels,
+muscles, trunk), paints it onto a voxel grid in order of priority (skin first, bone and joints
+last, so the more important structure wins where two overlap), fills the epidural compartment,
+synthesises CT numbers and computes the landmarks from the construction.
+
+Examples
+--------
+>>> from anatomy_models.spine import SpineParameters, generate_spine
+>>> anatomy = generate_spine(SpineParameters(spacing_mm=2.0, field_of_view="spine"))
+>>> anatomy.ct.array.dtype, tuple(float(s) for s in anatomy.ct.spacing)
+(dtype('int16'), (2.0, 2.0, 2.0))
+>>> bool(anatomy.landmark("L4.pedicle.left.center")[0] > 0)   # the patient's left is +x
+True
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+from scipy import ndimage
+
+from anatomy_models.anatomy import Anatomy
+from anatomy_models.spine.alignment import INTERSPACE_NAMES, VERTEBRA_NAMES, align_spine
+from anatomy_models.spine.ct_synthesis import bone_hu_from_depth, synthesize_ct
+from anatomy_models.spine.landmarks import spine_landmarks
+from anatomy_models.spine.neural import build_neural
+from anatomy_models.spine.parameters import GENERATOR_VERSION, SpineParameters
+from anatomy_models.spine.sdf import FAR_MM, Grid, Shape, smooth_min
+from anatomy_models.spine.skeleton import BONE_BLEND_MM, Skeleton, build_skeleton
+from anatomy_models.spine.soft_tissue import (SKIN_THICKNESS_MM, Trunk, bowel_gas_shapes, calibrate_midline_fat,
+                                              canal_region, disc_shapes, flavum_shapes, interspinous_shapes,
+                                              muscle_shapes, spine_profile, supraspinous_shape)
+from anatomy_models.spine.vertebra import SIDE_SIGN
+from anatomy_models.spine.vessels import build_vessels
+from anatomy_models.structures import LabelTable
+from anatomy_models.volume import Volume
+
+ProgressCallback = Callable[[float, float, str], None]
+
+# Cortical shell thickness (mm) by part kind [ED]: thin over the vertebral body, thicker in the arch.
+CORTEX_MM = {"body": 1.0, "default": 1.6}
+MUSCLES = ("quadratus_lumborum", "psoas", "erector_spinae", "multifidus")
+TABLE_MARGIN_MM = 5.0
+FOV_TOP_ABOVE_T12_CENTRE_MM = 6.0   # T12 is cut through its body: "T12 partial"
+
+
+@dataclass
+class SpineModel:
+    """Every implicit part of one generated patient, before rasterisation."""
+
+    params: SpineParameters
+    skeleton: Skeleton
+    structures: dict[str, list[Shape]]   # label -> shapes (everything but bone, trunk and epidural)
+    trunk: Trunk
+    canal: list[Shape]
+    dura_thickness_mm: float
+    landmarks: dict[str, np.ndarray]
+    directions: dict[str, np.ndarray]
+    grid: Grid
+
+
+def build_model(params: SpineParameters) -> SpineModel:
+    """The implicit patient for ``params`` (cheap: no voxels yet)."""
+    alignment = align_spine(params)
+    skeleton = build_skeleton(alignment, params)
+    t12 = skeleton.layouts["T12"]
+    top_z = float(t12.frame.origin[2] + FOV_TOP_ABOVE_T12_CENTRE_MM)
+    s1 = skeleton.layouts["S1"]
+    bottom_z = float(s1.world((0.0, 0.0, -s1.height / 2.0 - 60.0 * s1.geometry.scale))[2])
+    neural = build_neural(alignment, skeleton.layouts, params, top_z + TABLE_MARGIN_MM)
+    vessels = build_vessels(skeleton.layouts, neural, params, top_z + TABLE_MARGIN_MM)
+    profile = spine_profile(skeleton)
+    muscles = muscle_shapes(profile, top_z + TABLE_MARGIN_MM, bottom_z - TABLE_MARGIN_MM)
+    flavum = flavum_shapes(skeleton, params.degeneration)
+    supraspinous = supraspinous_shape(skeleton, top_z + TABLE_MARGIN_MM)
+    erectors = (muscles["muscle.erector_spinae.left"], muscles["muscle.erector_spinae.right"])
+    trunk = calibrate_midline_fat(skeleton, flavum, supraspinous, erectors, profile, params)
+    structures: dict[str, list[Shape]] = {}
+    if params.bowel_gas:
+        structures["bowel_gas"] = bowel_gas_shapes(profile, params.seed)
+    for name in MUSCLES:
+        for side in SIDE_SIGN:
+            structures[f"muscle.{name}.{side}"] = [muscles[f"muscle.{name}.{side}"]]
+    structures.update({k: v for k, v in vessels.shapes.items() if not k.startswith("radicular_artery")})
+    structures["supraspinous_ligament"] = [supraspinous]
+    structures.update({k: [v] for k, v in interspinous_shapes(skeleton).items()})
+    structures.update({k: [v] for k, v in disc_shapes(skeleton, params.degeneration).items()})
+    structures.update({k: [v] for k, v in flavum.items()})
+    structures["dural_sac.dura"] = [neural.sac]
+    structures["cauda_equina"] = neural.cauda
+    structures["spinal_cord"] = [neural.cord]
+    structures.update(neural.roots)
+    structures.update({k: [v] for k, v in neural.ganglia.items()})
+    structures.update({k: v for k, v in vessels.shapes.items() if k.startswith("radicular_artery")})
+    landmarks, directions = spine_landmarks(skeleton, neural, flavum)
+    grid = _grid(params, skeleton, trunk, profile, top_z, bottom_z)
+    return SpineModel(params, skeleton, structures, trunk, canal_region(skeleton, flavum),
+                      neural.dura_thickness_mm, landmarks, directions, grid)
+
+
+def _grid(params: SpineParameters, skeleton: Skeleton, trunk: Trunk, profile, top_z: float, bottom_z: float) -> Grid:
+    z = np.linspace(bottom_z, top_z, 24)
+    if params.field_of_view == "torso":
+        x = np.arange(-400.0, 400.0, 2.0)[:, None, None]
+        y = np.arange(-500.0, 400.0, 2.0)[None, :, None]
+        inside = trunk.section_sdf(x.astype(np.float32), y.astype(np.float32), z[None, None, :].astype(np.float32)) < 0
+        xs, ys = np.nonzero(inside.any(axis=2))
+        lower = np.array([x.ravel()[xs.min()], y.ravel()[ys.min()], bottom_z]) - TABLE_MARGIN_MM
+        upper = np.array([x.ravel()[xs.max()], y.ravel()[ys.max()], top_z]) + TABLE_MARGIN_MM
+    else:
+        back = float(np.max(trunk.back_y(np.zeros(1, np.float32), z.astype(np.float32))))
+        front = float(np.min(profile.values["y"] - profile.values["half_depth"])) - 45.0
+        lower = np.array([-95.0, front, bottom_z - TABLE_MARGIN_MM])
+        upper = np.array([95.0, back + TABLE_MARGIN_MM, top_z + TABLE_MARGIN_MM])
+    h = params.spacing_mm
+    origin = np.floor(lower / h) * h
+    shape = tuple(int(n) for n in np.floor((upper - origin) / h).astype(int) + 1)
+    return Grid(shape, tuple(float(o) for o in origin), h)
+
+
+# ----------------------------------------------------------------------------- the label table
+def label_names(model: SpineModel) -> list[tuple[str, str]]:
+    """(structure name, tissue) of every label of the generated anatomy, in a fixed order."""
+    rows = {"skin": "skin", "fat": "fat", "soft_tissue": "soft_tissue"}
+    for name in VERTEBRA_NAMES:
+        rows.update({label: "cortical_bone" for label, _ in model.skeleton.parts[name]})
+    for interspace in INTERSPACE_NAMES:
+        rows[f"facet_joint.{interspace}.left"] = rows[f"facet_joint.{interspace}.right"] = "cartilage"
+    rows["epidural_space"] = "fat"
+    rows["dural_sac.csf"] = "csf"
+    tissues = {"ligamentum_flavum": "ligament", "interspinous_ligament": "ligament", "supraspinous_ligament": "ligament",
+               "dural_sac": "dura", "spinal_cord": "spinal_cord", "cauda_equina": "nerve", "nerve_root": "nerve",
+               "dorsal_root_ganglion": "nerve", "muscle": "muscle", "bowel_gas": "air"}
+    for label in model.structures:
+        if label.endswith(".disc.annulus") or label.endswith(".disc.nucleus"):
+            rows[label] = "disc_" + label.rsplit(".", 1)[1]
+        else:
+            rows[label] = tissues.get(label.split(".")[0], "blood")
+    return list(rows.items())
+
+
+# ------------------------------------------------------------------------------- rasterising
+def _paint(labels: np.ndarray, grid: Grid, shape: Shape, label_id: int, threshold: float = 0.0) -> None:
+    box, values = grid.evaluate(shape)
+    if box is not None:
+        labels[box][values < threshold] = label_id
+
+
+def _paint_bone(labels: np.ndarray, grid: Grid, parts, ids: dict[str, int]):
+    """Paint one vertebra; returns (box, mask, HU) of its voxels for the CT."""
+    lower = np.min([s.lower for _, s in parts], axis=0) - BONE_BLEND_MM
+    upper = np.max([s.upper for _, s in parts], axis=0) + BONE_BLEND_MM
+    box = grid.box(lower, upper)
+    if box is None:
+        return None
+    blended = np.full(grid.box_shape(box), FAR_MM, dtype=np.float32)
+    nearest = blended.copy()
+    owner = np.zeros(blended.shape, dtype=np.int16)
+    cortex = np.zeros(len(parts) + 1, dtype=np.float32)
+    for index, (label, shape) in enumerate(parts, start=1):
+        cortex[index] = CORTEX_MM["body"] if label.endswith(".body") else CORTEX_MM["default"]
+        sub = grid.intersect(box, shape.lower - BONE_BLEND_MM, shape.upper + BONE_BLEND_MM)
+        if sub is None:
+            continue
+        values = np.full(grid.box_shape(sub), FAR_MM, dtype=np.float32)
+        shape.paint(values, grid, sub)
+        local = tuple(slice(a.start - b.start, a.stop - b.start) for a, b in zip(sub, box))
+        blended[local] = smooth_min(blended[local], values, BONE_BLEND_MM)
+        closer = values < nearest[local]
+        nearest[local] = np.where(closer, values, nearest[local])
+        owner[local] = np.where(closer, index, owner[local])
+    mask = blended < 0
+    part_ids = np.array([0] + [ids[label] for label, _ in parts], dtype=labels.dtype)
+    labels[box][mask] = part_ids[owner[mask]]
+    return box, mask, bone_hu_from_depth(-blended, cortex[owner])
+
+
+def _paint_trunk(labels: np.ndarray, grid: Grid, model: SpineModel, ids: dict[str, int]) -> None:
+    trunk, profile = model.trunk, model.trunk.profile
+    x, y, _ = grid.axes(grid.full)
+    for start in range(0, grid.shape[2], 32):
+        box = (slice(0, grid.shape[0]), slice(0, grid.shape[1]), slice(start, min(start + 32, grid.shape[2])))
+        z = grid.axes(box)[2]
+        outline = trunk.section_sdf(x, y, z)
+        slab = labels[box]
+        slab[outline < 0] = ids["skin"]
+        slab[outline < -SKIN_THICKNESS_MM] = ids["fat"]
+        visceral = trunk.section_sdf(x, y, z, shrink_mm=trunk.flank_fat_mm + SKIN_THICKNESS_MM)
+        visceral = np.maximum(visceral, y - (profile.at("tp_y", z).astype(np.float32) + 5.0))
+        slab[visceral < 0] = ids["soft_tissue"]
+
+
+def _fill_epidural(labels: np.ndarray, grid: Grid, model: SpineModel, ids: dict[str, int], low_priority: np.ndarray) -> None:
+    """Label as epidural every voxel the sac's surroundings reach in the canal region without crossing
+    bone, disc, ligamentum flavum or a facet joint (6-connected flood fill)."""
+    lower = np.min([s.lower for s in model.canal], axis=0)
+    upper = np.max([s.upper for s in model.canal], axis=0)
+    box = grid.box(lower, upper)
+    region = np.zeros(grid.box_shape(box), dtype=bool)
+    for shape in model.canal:
+        values = np.full(region.shape, FAR_MM, dtype=np.float32)
+        shape.paint(values, grid, box)
+        region |= values < 0
+    local = labels[box]
+    barrier_ids = [i for name, i in ids.items() if name.split(".")[0] in VERTEBRA_NAMES or name == "S1"
+                   or ".disc." in name or name.startswith(("ligamentum_flavum", "facet_joint"))]
+    barrier = np.isin(local, barrier_ids)
+    sac = np.isin(local, [ids["dural_sac.dura"], ids["dural_sac.csf"]])
+    components, _ = ndimage.label(region & ~barrier)
+    reached = np.unique(components[sac & region])
+    reached = reached[reached > 0]
+    epidural = np.isin(components, reached) & low_priority[local]
+    local[epidural] = ids["epidural_space"]
+
+
+def generate_spine(params: SpineParameters | None = None, *, progress: ProgressCallback | None = None) -> Anatomy:
+    """Generate the parametric lumbar spine patient (T12 partial to the sacrum) as an :class:`Anatomy`.
+
+    Parameters
+    ----------
+    params : SpineParameters, optional
+        The patient; defaults to ``SpineParameters()`` (BMI 25, 1 mm grid, whole-torso field of view).
+    progress : callable, optional
+        ``progress(done, total, message)`` called as the work advances.
+    """
+    params = params or SpineParameters()
+    report = progress or (lambda done, total, message="": None)
+    report(0, 10, "building the model")
+    model = build_model(params)
+    grid = model.grid
+    rows = label_names(model)
+    table = LabelTable()
+    for name, tissue in rows:
+        table.add(name, tissue)
+    ids = {label.name: label.id for label in table}
+    labels = np.zeros(grid.shape, dtype=np.uint16)
+    report(1, 10, "body outline")
+    _paint_trunk(labels, grid, model, ids)
+    report(3, 10, "soft tissues")
+    for name, shapes in model.structures.items():
+        if name == "dural_sac.dura":
+            for shape in shapes:
+                _paint(labels, grid, shape, ids["dural_sac.dura"])
+                _paint(labels, grid, shape, ids["dural_sac.csf"], -model.dura_thickness_mm)
+            continue
+        for shape in shapes:
+            _paint(labels, grid, shape, ids[name])
+    report(5, 10, "bones")
+    bone_regions = []
+    for name in VERTEBRA_NAMES:
+        painted = _paint_bone(labels, grid, model.skeleton.parts[name], ids)
+        if painted is not None:
+            bone_regions.append(painted)
+    for (interspace, side), joint in model.skeleton.joints.items():
+        _paint(labels, grid, joint.space_shape(), ids[joint.name])
+    low = np.zeros(max(ids.values()) + 1, dtype=bool)
+    low[0] = True
+    for name, i in ids.items():
+        if name in ("skin", "fat", "soft_tissue", "bowel_gas", "supraspinous_ligament") or \
+                name.startswith(("muscle.", "interspinous_ligament", "aorta", "inferior_vena_cava", "common_iliac")):
+            low[i] = True
+    report(6, 10, "epidural space")
+    _fill_epidural(labels, grid, model, ids, low)
+    report(7, 10, "CT numbers")
+    ct = synthesize_ct(labels, table, bone_regions, grid.spacing, params.seed,
+                       progress=lambda done, total, message: report(7 + 2.5 * done / total, 10, message))
+    lower, upper = np.asarray(grid.origin), np.asarray(grid.origin) + (np.asarray(grid.shape) - 1) * grid.spacing
+    landmarks = {k: v for k, v in model.landmarks.items() if np.all(v >= lower) and np.all(v <= upper)}
+    metadata = {
+        "source": "generated:spine",
+        "generator_version": GENERATOR_VERSION,
+        "parameters": params.to_dict(),
+        "cache_key": params.cache_key(),
+        "lordosis_deg": round(model.skeleton.alignment.lordosis_deg(), 2),
+        "midline_fat_mm": round(model.trunk.midline_fat_mm, 2),
+        "adamkiewicz": next(n for n in ids if n.endswith(".adamkiewicz")),
+    }
+    report(10, 10, "done")
+    return Anatomy(ct=Volume(ct, grid.affine), label_table=table, labels=Volume(labels, grid.affine),
+                   landmarks=landmarks, directions=model.directions, metadata=metadata)

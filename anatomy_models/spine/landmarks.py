@@ -1,0 +1,195 @@
+"""Named landmarks and directions of a generated spine, computed from its construction.
+
+Points come from the construction (pedicle centres, joint frames, root paths) and, where a landmark
+names a surface point (a pedicle's 6 o'clock, a process tip, the SAP-TP notch), they are moved onto
+the analytic surface of the bone they name by a line search or a projection on its signed distance:
+exact to the model, not measured from voxels. Names follow ``anatomy_models.structures``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from anatomy_models.spine.alignment import INTERSPACE_NAMES, VERTEBRA_NAMES
+from anatomy_models.spine.facets import FacetJoint
+from anatomy_models.spine.neural import NeuralStructures
+from anatomy_models.spine.sdf import Shape
+from anatomy_models.spine.skeleton import Skeleton
+from anatomy_models.spine.soft_tissue import window_center
+from anatomy_models.spine.vertebra import SIDE_SIGN, TRANSVERSE_PROCESS_HEIGHT_MM
+
+SAFE_TRIANGLE_BELOW_PEDICLE_MM = 2.0   # just under the pedicle's 6 o'clock (clinical.md §2.2a [S17])
+SAFE_TRIANGLE_MEDIAL_MM = 1.0          # "slightly medial to the mid-pedicle" [S17]
+
+
+def _sdf_at(shape: Shape, points: np.ndarray) -> np.ndarray:
+    points = np.atleast_2d(points)
+    return shape.sdf(*(points[:, i].astype(np.float32) for i in range(3))).astype(np.float64)
+
+
+def surface_along(shape: Shape, start: np.ndarray, direction: np.ndarray, reach_mm: float = 60.0) -> np.ndarray:
+    """The first point from ``start`` along ``direction`` where the shape's inside/outside changes."""
+    direction = direction / np.linalg.norm(direction)
+    t = np.arange(0.0, reach_mm, 0.05)
+    inside = _sdf_at(shape, start[None, :] + t[:, None] * direction[None, :]) < 0
+    change = np.flatnonzero(inside[1:] != inside[:-1])
+    if len(change) == 0:
+        return start.copy()
+    low, high = t[change[0]], t[change[0] + 1]
+    for _ in range(30):  # bisection to far below a voxel
+        middle = 0.5 * (low + high)
+        if (_sdf_at(shape, start + middle * direction)[0] < 0) == inside[0]:
+            low = middle
+        else:
+            high = middle
+    return start + 0.5 * (low + high) * direction
+
+
+def project_to_surface(shape: Shape, point: np.ndarray, iterations: int = 12) -> np.ndarray:
+    """Move ``point`` onto the shape's zero level set along the signed-distance gradient."""
+    p = np.asarray(point, dtype=np.float64).copy()
+    h = 0.05
+    offsets = np.vstack([np.eye(3) * h, -np.eye(3) * h])
+    for _ in range(iterations):
+        values = _sdf_at(shape, np.vstack([p[None, :], p[None, :] + offsets]))
+        gradient = (values[1:4] - values[4:7]) / (2 * h)
+        norm = np.linalg.norm(gradient)
+        if norm < 1e-9 or abs(values[0]) < 1e-3:
+            break
+        p = p - values[0] * gradient / norm ** 2
+    return p
+
+
+def landmark_structure(name: str) -> tuple[str, str]:
+    """The structure a landmark names and how it relates to it: ``"in"`` or ``"on"`` (its surface).
+
+    Landmarks that name a target in a space (the safe triangle, Kambin's triangle) lie in the
+    foraminal part of the epidural compartment.
+
+    >>> landmark_structure("L4.pedicle.left.six_oclock")
+    ('L4.pedicle.left', 'on')
+    >>> landmark_structure("L4-L5.interlaminar_window.center")
+    ('ligamentum_flavum.L4-L5', 'in')
+    """
+    parts = name.split(".")
+    if name == "conus.tip":
+        return "spinal_cord", "in"
+    if parts[0] == "facet_joint":
+        return ".".join(parts[:3]), "in"
+    level = parts[0]
+    kind = parts[1]
+    if kind == "body":
+        return f"{level}.body", "in"
+    if kind in ("superior_endplate", "inferior_endplate"):
+        return f"{level}.body", "on"
+    if kind == "pedicle":
+        return f"{level}.pedicle.{parts[2]}", "in" if parts[3] == "center" else "on"
+    if kind in ("spinous_process", "transverse_process"):
+        return ".".join(parts[:-1]), "on"
+    if kind == "SAP_TP_junction":
+        return level, "on"
+    if kind == "interlaminar_window":
+        return f"ligamentum_flavum.{level}", "in"
+    if kind == "ventral_interlaminar_line":
+        return f"{level.split('-')[0]}.lamina.{parts[2]}", "on"
+    if kind in ("safe_triangle", "kambin_triangle"):
+        return "epidural_space", "in"
+    raise ValueError(f"no structure is known for landmark {name!r}")
+
+
+def spine_landmarks(skeleton: Skeleton, neural: NeuralStructures, flavum: dict[str, Shape]) -> tuple[dict, dict]:
+    """(landmarks, directions) of every level, side and interspace, LPS mm and unit vectors."""
+    alignment = skeleton.alignment
+    points: dict[str, np.ndarray] = {}
+    directions: dict[str, np.ndarray] = {}
+    for name in VERTEBRA_NAMES:
+        layout = skeleton.layouts[name]
+        bone = skeleton.vertebra_shape(name)
+        body = skeleton.part_shape(f"{name}.body")
+        points[f"{name}.body.center"] = layout.frame.origin.copy()
+        for which in ("superior", "inferior"):
+            if name == "S1" and which == "inferior":
+                continue  # fused to S2: no disc below
+            normal = alignment.endplate_normal(name, which)
+            centre = alignment.endplate_center(name, which)
+            # The endplate is concave: from its plane's centre, search back into the body along the normal.
+            points[f"{name}.{which}_endplate.center"] = surface_along(body, centre + normal * 3.0, -normal)
+            directions[f"{name}.{which}_endplate.normal"] = normal
+        for side, s in SIDE_SIGN.items():
+            centre = layout.world(layout.pedicle_center[side])
+            points[f"{name}.pedicle.{side}.center"] = centre
+            down = layout.frame.vector((0.0, 0.0, -1.0))
+            points[f"{name}.pedicle.{side}.six_oclock"] = surface_along(skeleton.part_shape(f"{name}.pedicle.{side}"), centre, down)
+            if name != "S1":
+                tp = skeleton.part_shape(f"{name}.transverse_process.{side}")
+                root, tip = layout.world(layout.tp_root[side]), layout.world(layout.tp_tip[side])
+                points[f"{name}.transverse_process.{side}.tip"] = surface_along(tp, root, tip - root)
+            points[f"{name}.SAP_TP_junction.{side}"] = sap_tp_junction(skeleton, name, side, bone) \
+                if name != "T12" else None
+        tip_start = layout.world(layout.sp_base)
+        tip_direction = layout.world(layout.sp_tip) - tip_start
+        points[f"{name}.spinous_process.tip"] = surface_along(skeleton.part_shape(f"{name}.spinous_process"),
+                                                              tip_start, tip_direction)
+    for interspace in INTERSPACE_NAMES:
+        upper_name = interspace.split("-")[0]
+        upper = skeleton.layouts[upper_name]
+        for side in SIDE_SIGN:
+            joint: FacetJoint = skeleton.joints[(interspace, side)]
+            points[f"{joint.name}.center"] = joint.frame.origin.copy()
+            points[f"{joint.name}.inferior_recess"] = joint.inferior_recess
+            lamina = skeleton.part_shape(f"{upper_name}.lamina.{side}")
+            vill = upper.lamina_ventral_point(0.4, upper.lamina_bottom_z + 3.0, side)
+            points[f"{interspace}.ventral_interlaminar_line.{side}"] = project_to_surface(lamina, upper.world(vill))
+            points[f"{interspace}.safe_triangle.{side}"] = safe_triangle(skeleton, upper_name, side)
+            points[f"{interspace}.kambin_triangle.{side}"] = kambin_triangle(skeleton, interspace, side)
+        points[f"{interspace}.interlaminar_window.center"] = window_center(
+            skeleton, flavum[f"ligamentum_flavum.{interspace}"], interspace)
+    points["conus.tip"] = neural.conus_tip + np.array([0.0, 0.0, 0.5])
+    return {k: v for k, v in points.items() if v is not None}, directions
+
+
+def sap_tp_junction(skeleton: Skeleton, name: str, side: str, bone: Shape) -> np.ndarray:
+    """The notch where the SAP's base meets the top of the transverse process (or the sacral ala).
+
+    The medial branch of the dorsal ramus runs there (clinical.md §2.4 [S3]). The construction point
+    sits just outside the bone in the corner, lateral to the SAP and above the TP's root, and is
+    projected onto the vertebra's surface.
+    """
+    layout = skeleton.layouts[name]
+    s = SIDE_SIGN[side]
+    axis = layout.pedicle_axis[side]
+    outward = np.array([s * axis[1], -abs(axis[0]), 0.0])  # horizontal, perpendicular to the pedicle, lateral
+    half_width = layout.geometry.dims.pedicle_width_mm / 2.0
+    if name == "S1":
+        candidate = layout.junction[side] + outward * (half_width + 4.0) + np.array([0.0, 1.0, 4.0])
+    else:
+        height = TRANSVERSE_PROCESS_HEIGHT_MM.get(name, 10.0) * layout.geometry.scale
+        candidate = layout.tp_root[side] + outward * 3.0 + np.array([0.0, 1.5, height / 2.0 + 2.0])
+    return project_to_surface(bone, layout.world(candidate))
+
+
+def safe_triangle(skeleton: Skeleton, name: str, side: str) -> np.ndarray:
+    """Subpedicular TFESI target: just under the 6 o'clock of pedicle ``name``, a little medial (§2.2a)."""
+    layout = skeleton.layouts[name]
+    s = SIDE_SIGN[side]
+    centre = layout.pedicle_center[side]
+    six = skeleton.part_shape(f"{name}.pedicle.{side}")
+    bottom = surface_along(six, layout.world(centre), layout.frame.vector((0.0, 0.0, -1.0)))
+    bottom_local = layout.frame.rotation.T @ (bottom - layout.frame.origin)
+    local = np.array([centre[0] - s * SAFE_TRIANGLE_MEDIAL_MM, layout.depth / 2.0 + 3.0,
+                      bottom_local[2] - SAFE_TRIANGLE_BELOW_PEDICLE_MM])
+    return layout.world(local)
+
+
+def kambin_triangle(skeleton: Skeleton, interspace: str, side: str) -> np.ndarray:
+    """Kambin's triangle centre: behind the disc, just lateral to the front edge of the lower SAP (§2.2b)."""
+    disc = skeleton.alignment.discs[interspace]
+    joint = skeleton.joints[(interspace, side)]
+    s = SIDE_SIGN[side]
+    # Front (antero-medial) end of the joint, then out past the SAP's thickness.
+    front = joint.frame.point((-joint.space_mm, -joint.width_mm / 2.0 - 2.0, 0.0))
+    local = disc.frame.rotation.T @ (front - disc.frame.origin)
+    upper = skeleton.layouts[disc.upper]
+    behind_disc = upper.depth / 2.0 + 1.0 + 2.5
+    local = np.array([local[0] + s * 3.0, behind_disc, 0.0])
+    return disc.frame.point(local)

@@ -1,0 +1,190 @@
+"""Dural sac, spinal cord and conus, cauda equina, exiting nerve roots and dorsal root ganglia.
+
+The sac is a tube along the canal (clinical.md §4.3 [ED] ellipse 16 x 12 mm, 1 mm ventral of the
+canal's middle so the posterior epidural fat lies behind it) that narrows over L5-S1 and ends at S2
+[S74]. The cord ends in a cone at the conus tip (default the lower third of L1, §3 [S50]). Below it
+the roots of L1-S4 run inside the sac (cauda equina) to their exits; each exiting root leaves the
+sac above its pedicle, runs down along the pedicle's medial wall, turns out under it with its
+ganglion in the upper foramen, then runs down and out in front of the transverse process (§2.2).
+Root thickness grows from 3.9 mm at L1 to 5.45 mm at S1 (§4.3 [S75]).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from anatomy_models.spine.alignment import VERTEBRA_NAMES, SpineAlignment
+from anatomy_models.spine.parameters import SpineParameters
+from anatomy_models.spine.sacrum import dorsal_foramen_center
+from anatomy_models.spine.sdf import Frame, Primitive, Shape, SmoothUnion, VerticalTube, ellipsoid, tapered_capsule
+from anatomy_models.spine.vertebra import SIDE_SIGN, VertebraLayout
+
+# Dural sac semi-axes (transverse, AP), mm, per level [ED §4.3]; it ends at S2 [S74].
+SAC_SEMI_AXES_MM = {"T12": (8.0, 6.0), "L1": (8.0, 6.0), "L2": (8.0, 6.0), "L3": (8.0, 6.0), "L4": (8.0, 6.0),
+                    "L5": (7.5, 5.5), "S1": (6.0, 4.5)}
+SAC_END_BELOW_S1_MM = 22.0       # S1 body centre to the sac's tip (S2 level), along the sacrum [ED]
+ANTERIOR_EPIDURAL_MM = 1.0       # sac to the posterior body wall [ED]
+DURA_THICKNESS_MM = 0.6          # real dura 0.3-0.5 mm; at least one voxel is used on coarse grids
+CORD_SEMI_AXES_MM = (4.5, 3.5)   # lumbar enlargement ~9 x 7 mm [ED]
+CONUS_TAPER_MM = 18.0
+CAUDA_ROOT_RADIUS_MM = 1.1       # an intrathecal root bundle [ED]
+# Exiting root diameter (mm) per level, §4.3 [S75] (L1 3.9 -> S1 5.45, interpolated; T12 [ED]).
+ROOT_DIAMETER_MM = {"T12": 3.6, "L1": 3.9, "L2": 4.2, "L3": 4.5, "L4": 4.9, "L5": 5.2, "S1": 5.45}
+GANGLION_LENGTH_MM = 9.0         # dorsal root ganglion ~5 x 9 mm [ED]
+SACRAL_ROOTS = ("S2", "S3", "S4")
+
+
+@dataclass
+class NeuralStructures:
+    """The shapes of the neural structures and the construction points landmarks need."""
+
+    sac: VerticalTube
+    dura_thickness_mm: float
+    cord: VerticalTube
+    conus_tip: np.ndarray
+    cauda: list[Shape] = field(default_factory=list)
+    roots: dict[str, list[Shape]] = field(default_factory=dict)
+    ganglia: dict[str, Shape] = field(default_factory=dict)
+    root_paths: dict[str, list[np.ndarray]] = field(default_factory=dict)   # world points E0..E4
+    sac_semi_axes: dict[str, tuple[float, float]] = field(default_factory=dict)
+    sac_center_local_y: dict[str, float] = field(default_factory=dict)
+
+
+def tilt_deg(frame: Frame) -> float:
+    """How far a frame's superior axis leans from world +z, degrees (for horizontal sections)."""
+    return math.degrees(math.acos(float(np.clip(frame.rotation[2, 2], -1.0, 1.0))))
+
+
+def sac_layout(layouts: dict[str, VertebraLayout], params: SpineParameters) -> tuple[dict, dict]:
+    """Sac semi-axes and centre depth (local y) per level, narrowed by degeneration (stenosis)."""
+    narrowing = 1.0 - 0.08 * params.degeneration
+    axes, centre_y = {}, {}
+    for name, layout in layouts.items():
+        ax, ay = SAC_SEMI_AXES_MM[name]
+        canal_ap = layout.geometry.dims.canal_ap_mm
+        ay = min(ay * narrowing, (canal_ap - 2.5) / 2.0)
+        axes[name] = (ax * narrowing * layout.geometry.scale, ay)
+        centre_y[name] = layout.depth / 2.0 + ANTERIOR_EPIDURAL_MM + ay
+    return axes, centre_y
+
+
+def _tube_nodes(layouts: dict[str, VertebraLayout], axes: dict, centre_y: dict, top_z: float):
+    """(z, cx, cy, ax, ay) nodes of the sac: three per vertebra, stretched for the frame's tilt."""
+    nodes = []
+    for name in VERTEBRA_NAMES:
+        layout = layouts[name]
+        stretch = 1.0 / math.cos(math.radians(tilt_deg(layout.frame)))
+        ax, ay = axes[name]
+        for z in (layout.height / 2.0 + 3.0, 0.0, -layout.height / 2.0 - 3.0):
+            if name == "S1" and z < 0:
+                continue
+            p = layout.world((0.0, centre_y[name], z))
+            nodes.append((p[2], p[0], p[1], ax, ay * stretch))
+    s1 = layouts["S1"]
+    tip = s1.world((0.0, centre_y["S1"] + 3.0, -SAC_END_BELOW_S1_MM * s1.geometry.scale))
+    nodes.append((tip[2], tip[0], tip[1], 0.5, 0.5))
+    top = max(nodes, key=lambda n: n[0])
+    nodes.append((top_z, top[1], top[2], top[3], top[4]))
+    return np.array(sorted(nodes))
+
+
+def conus_tip_point(alignment: SpineAlignment, layouts: dict[str, VertebraLayout], centre_y: dict,
+                    params: SpineParameters) -> np.ndarray:
+    layout = layouts[params.conus_level]
+    if params.conus_position <= 1.0:
+        z = layout.height / 2.0 - params.conus_position * layout.height
+    else:
+        below = VERTEBRA_NAMES[VERTEBRA_NAMES.index(params.conus_level) + 1]
+        disc = alignment.discs[f"{params.conus_level}-{below}"]
+        z = -layout.height / 2.0 - (params.conus_position - 1.0) * disc.mean_mm
+    return layout.world((0.0, centre_y[params.conus_level] - 0.5, z))
+
+
+def capsule_chain(points: list[np.ndarray], radii: list[float]) -> list[Shape]:
+    shapes = []
+    for a, b, ra, rb in zip(points[:-1], points[1:], radii[:-1], radii[1:]):
+        centre = (a + b) / 2.0
+        half = np.abs(b - a) / 2.0 + max(ra, rb)
+        frame = Frame.at(centre)
+        shapes.append(Primitive(frame, tapered_capsule(a - centre, b - centre, ra, rb), half))
+    return shapes
+
+
+def exiting_root_path(layout: VertebraLayout, side: str, sac_ax: float, sac_y: float) -> list[np.ndarray]:
+    """World points of an exiting root: sac exit, under the pedicle, ganglion, out of the foramen, ventral ramus."""
+    s = SIDE_SIGN[side]
+    d = layout.geometry.dims
+    half_depth = layout.depth / 2.0
+    top = layout.pedicle_z + d.pedicle_height_mm / 2.0
+    bottom = layout.pedicle_z - d.pedicle_height_mm / 2.0
+    pedicle_x = abs(layout.pedicle_center[side][0])
+    if layout.name == "S1":
+        dorsal = dorsal_foramen_center(layout, side)
+        local = [np.array([s * (sac_ax - 1.0), sac_y - 1.0, top + 3.0]),
+                 np.array([s * (d.canal_transverse_mm / 2.0 - 2.0), half_depth + 3.0, bottom - 4.0]),
+                 np.array([s * (d.canal_transverse_mm / 2.0 + 2.0), half_depth - 2.0, bottom - 10.0]),
+                 np.array([s * (d.canal_transverse_mm / 2.0 + 5.0), -half_depth + 4.0, layout.pedicle_z - 24.0]),
+                 np.array([s * (d.canal_transverse_mm / 2.0 + 8.0), -half_depth - 8.0, layout.pedicle_z - 32.0])]
+        local[2] = 0.5 * (local[2] + dorsal) + np.array([0.0, -3.0, -3.0])
+    else:
+        local = [np.array([s * (sac_ax - 1.0), sac_y - 1.5, top + 3.0]),
+                 np.array([s * (d.canal_transverse_mm / 2.0 + 1.0), half_depth + 3.0, bottom - 4.5]),
+                 np.array([s * (pedicle_x + 0.25 * d.pedicle_width_mm), half_depth + 1.5, bottom - 7.5]),
+                 np.array([s * (pedicle_x + d.pedicle_width_mm / 2.0 + 10.0), half_depth - 6.0, bottom - 17.0]),
+                 np.array([s * (pedicle_x + d.pedicle_width_mm / 2.0 + 20.0), half_depth - 16.0, bottom - 32.0])]
+    return [layout.world(p) for p in local]
+
+
+def build_neural(alignment: SpineAlignment, layouts: dict[str, VertebraLayout], params: SpineParameters,
+                 top_z: float) -> NeuralStructures:
+    spacing = params.spacing_mm
+    axes, centre_y = sac_layout(layouts, params)
+    nodes = _tube_nodes(layouts, axes, centre_y, top_z)
+    sac = VerticalTube(*nodes.T)
+    conus = conus_tip_point(alignment, layouts, centre_y, params)
+    # Cord: follows the sac centre, tapering to a point at the conus tip.
+    z = nodes[:, 0]
+    keep = z > conus[2] + CONUS_TAPER_MM
+    cord_z = np.concatenate([[conus[2], conus[2] + CONUS_TAPER_MM], z[keep]])
+    cx = np.interp(cord_z, z, nodes[:, 1])
+    cy = np.interp(cord_z, z, nodes[:, 2]) - 0.5
+    tip = max(0.6, 0.75 * spacing)  # the cone's tip stays at least a voxel thick on coarse grids
+    ax = np.where(cord_z > conus[2] + 1e-6, CORD_SEMI_AXES_MM[0], tip)
+    ay = np.where(cord_z > conus[2] + 1e-6, CORD_SEMI_AXES_MM[1], tip)
+    cord = VerticalTube(cord_z, cx, cy, ax, ay)
+    neural = NeuralStructures(sac, max(DURA_THICKNESS_MM, spacing), cord, np.array([cx[0], cy[0], conus[2]]),
+                              sac_semi_axes=axes, sac_center_local_y=centre_y)
+    # Intrathecal roots start on the cord's surface just above the conus, or beside the cord above
+    # their own exit when that is higher.
+    cauda_radius = max(CAUDA_ROOT_RADIUS_MM, 0.75 * spacing)
+    exiting = [name for name in VERTEBRA_NAMES if name != "T12"]
+    for side, s in SIDE_SIGN.items():
+        for order, name in enumerate(exiting + list(SACRAL_ROOTS)):
+            if name in layouts:
+                end = exiting_root_path(layouts[name], side, axes[name][0], centre_y[name])[0]
+            else:
+                depth = SACRAL_ROOTS.index(name)
+                tip = sac.z[0]
+                end = np.array([np.interp(tip + 6.0, sac.z, sac.cx) + s * (1.5 + depth),
+                                np.interp(tip + 6.0, sac.z, sac.cy) + 1.0, tip + 6.0 + 3.0 * depth])
+            start_z = max(end[2] + 14.0, conus[2] + 4.0 + 1.2 * (len(exiting) + 3 - order))
+            start_z = min(start_z, sac.z[-1] - 2.0)
+            start = np.array([np.interp(start_z, cord.z, cord.cx) + s * (CORD_SEMI_AXES_MM[0] - 1.0),
+                              np.interp(start_z, cord.z, cord.cy) + 0.5, start_z])
+            neural.cauda += capsule_chain([start, end], [cauda_radius, cauda_radius])
+    for name in VERTEBRA_NAMES:
+        layout = layouts[name]
+        radius = max(ROOT_DIAMETER_MM[name] / 2.0 * layout.geometry.scale, 0.75 * spacing)
+        for side in SIDE_SIGN:
+            path = exiting_root_path(layout, side, axes[name][0], centre_y[name])
+            neural.root_paths[f"{name}.{side}"] = path
+            neural.roots[f"nerve_root.{name}.{side}"] = capsule_chain(path, [radius * 0.8, radius, radius, radius, radius])
+            direction = path[3] - path[1]
+            frame = Frame.from_axes(path[2], direction, np.cross(direction, [0.0, 0.0, 1.0]) + 1e-9)
+            size = GANGLION_LENGTH_MM / 2.0 * layout.geometry.scale
+            radii = (size, radius + 0.8, radius + 0.8)
+            neural.ganglia[f"dorsal_root_ganglion.{name}.{side}"] = Primitive(frame, ellipsoid(radii), radii)
+    return neural

@@ -1,0 +1,178 @@
+"""The knobs of the built-in patient: one frozen, validated record with units and defaults.
+
+Every field has a unit, a default and a range; a bad value raises :class:`SpinesimError` naming the
+field, the value and the allowed range. :meth:`SpineParameters.cache_key` hashes every field together
+with :data:`GENERATOR_VERSION`, so a cached anatomy is never reused after the generator changes.
+
+Examples
+--------
+>>> p = SpineParameters(bmi=32)
+>>> p.spacing_mm, p.lordosis_deg
+(1.0, 55.0)
+>>> p.cache_key() == SpineParameters(bmi=32.0).cache_key() != SpineParameters(bmi=33).cache_key()
+True
+>>> SpineParameters(bmi=5)
+Traceback (most recent call last):
+...
+anatomy_models.errors.SpinesimError: field 'bmi': must be between 16 and 60 kg/m^2, got 5. Use a body-mass index of an adult patient.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass, fields
+from typing import Any
+
+from anatomy_models.errors import SpinesimError
+
+# Bump whenever the generated anatomy changes for the same parameters: cached anatomies are keyed by it.
+GENERATOR_VERSION = 1
+
+SPACINGS_MM = (0.5, 1.0, 2.0)
+TRANSITIONAL = ("none", "sacralized_L5", "lumbarized_S1")
+FIELDS_OF_VIEW = ("torso", "spine")
+ADAMKIEWICZ_LEVELS = ("T12", "L1", "L2")
+CONUS_LEVELS = ("T12", "L1", "L2")
+SCOLIOSIS_APICES = ("L1", "L2", "L3", "L4")
+SIDES = ("left", "right")
+
+
+@dataclass(frozen=True)
+class SpineParameters:
+    """Parameters of a generated lumbar spine (T12 partial to the sacrum) and its soft tissues.
+
+    Parameters
+    ----------
+    bmi : float
+        Body-mass index, kg/m^2 (16-60). Sets subcutaneous fat and paraspinal depth so that the
+        skin-to-epidural depth at L3-4 follows 17.8 + 0.98 x BMI mm (clinical.md §4.9 [S98]); bones
+        do not change with BMI (§4.9 modelling rule).
+    sex : {"male", "female"}
+        Picks the pedicle widths of clinical.md §4.2 [S64] and scales the skeleton (female 0.94 [ED]).
+    size_scale : float
+        Extra scale of every bony length (0.8-1.25), on top of the sex scale.
+    lordosis_deg : float
+        Lumbar lordosis, degrees between the L1 and S1 superior endplates (0-80). Default 55 [ED]: an
+        adult lying supine (standing is ~60, prone on a pillow less). The reference discs and bodies
+        of §4.1/§4.4 give about 61 deg; the difference is spread over the discs' margins.
+    sacral_slope_deg : float
+        Angle of the S1 superior endplate from the horizontal (transverse) plane, degrees (10-60).
+    scoliosis_cobb_deg : float
+        Coronal Cobb angle of a single lumbar curve, degrees (0-60).
+    scoliosis_apex : str
+        Apical vertebra of the curve (L1-L4).
+    scoliosis_convex_side : {"left", "right"}
+        The patient's side the curve bulges toward.
+    scoliosis_rotation_deg : float
+        Axial rotation of the apical vertebra, degrees (-30 to 30); + turns the vertebral body toward
+        the convexity (the usual pattern), tapering to 0 at the ends of the curve.
+    degeneration : float
+        Degeneration grade 0 (none) to 3 (severe): disc height loss, facet hypertrophy, endplate
+        osteophytes, ligamentum flavum thickening and so a narrower canal.
+    facet_tropism_deg : float
+        Left minus right facet joint angle at every level, degrees (-20 to 20); §4.6 [S82].
+    transitional : {"none", "sacralized_L5", "lumbarized_S1"}
+        Lumbosacral transitional anatomy.
+    adamkiewicz_level, adamkiewicz_side : str
+        Foramen (below pedicle ``level``) and side of the dominant radiculomedullary artery; §3 [S55]
+        (left 77%, T8-L1 89%). Default the T12-L1 foramen on the left.
+    conus_level : str
+        Vertebra at which the spinal cord ends (T12-L2); §3 [S50].
+    conus_position : float
+        Where in ``conus_level`` the conus tip lies: 0 superior endplate, 1 inferior endplate, up to 1.5
+        into the disc below. Default 0.83, the lower third of L1 [S50].
+    bowel_gas : bool
+        Add gas pockets in the bowel anterior to the spine (realism for fluoroscopy).
+    seed : int
+        Seed of every random texture and variation.
+    spacing_mm : float
+        Voxel size of the generated grid, mm (0.5, 1 or 2).
+    field_of_view : {"torso", "spine"}
+        ``torso``: the whole body cross-section (for fluoroscopy); ``spine``: a box around the spine,
+        the paraspinal muscles and the back skin (smaller and faster).
+    """
+
+    bmi: float = 25.0
+    sex: str = "male"
+    size_scale: float = 1.0
+    lordosis_deg: float = 55.0
+    sacral_slope_deg: float = 40.0
+    scoliosis_cobb_deg: float = 0.0
+    scoliosis_apex: str = "L2"
+    scoliosis_convex_side: str = "right"
+    scoliosis_rotation_deg: float = 0.0
+    degeneration: float = 0.0
+    facet_tropism_deg: float = 0.0
+    transitional: str = "none"
+    adamkiewicz_level: str = "T12"
+    adamkiewicz_side: str = "left"
+    conus_level: str = "L1"
+    conus_position: float = 0.83
+    bowel_gas: bool = False
+    seed: int = 0
+    spacing_mm: float = 1.0
+    field_of_view: str = "torso"
+
+    def __post_init__(self) -> None:
+        numeric = {
+            "bmi": (16.0, 60.0, "kg/m^2", "use a body-mass index of an adult patient"),
+            "size_scale": (0.8, 1.25, "", "1.0 is an average adult"),
+            "lordosis_deg": (0.0, 80.0, "deg", None),
+            "sacral_slope_deg": (10.0, 60.0, "deg", None),
+            "scoliosis_cobb_deg": (0.0, 60.0, "deg", None),
+            "scoliosis_rotation_deg": (-30.0, 30.0, "deg", None),
+            "degeneration": (0.0, 3.0, "(grade)", "0 none, 1 mild, 2 moderate, 3 severe"),
+            "facet_tropism_deg": (-20.0, 20.0, "deg", None),
+            "conus_position": (0.0, 1.5, "", "0 is the superior endplate, 1 the inferior endplate"),
+        }
+        for name, (low, high, unit, hint) in numeric.items():
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not low <= value <= high:
+                raise SpinesimError(f"must be between {low:g} and {high:g} {unit}".rstrip() + f", got {value!r}",
+                                    where=f"field {name!r}", hint=hint)
+            object.__setattr__(self, name, float(value))
+        choices = {
+            "sex": ("male", "female"),
+            "scoliosis_apex": SCOLIOSIS_APICES,
+            "scoliosis_convex_side": SIDES,
+            "transitional": TRANSITIONAL,
+            "adamkiewicz_level": ADAMKIEWICZ_LEVELS,
+            "adamkiewicz_side": SIDES,
+            "conus_level": CONUS_LEVELS,
+            "field_of_view": FIELDS_OF_VIEW,
+        }
+        for name, allowed in choices.items():
+            if getattr(self, name) not in allowed:
+                raise SpinesimError(f"must be one of {', '.join(allowed)}, got {getattr(self, name)!r}", where=f"field {name!r}")
+        spacing = self.spacing_mm
+        if isinstance(spacing, bool) or not isinstance(spacing, (int, float)) or float(spacing) not in SPACINGS_MM:
+            raise SpinesimError(f"must be one of {', '.join(f'{s:g}' for s in SPACINGS_MM)} mm, got {spacing!r}",
+                                where="field 'spacing_mm'")
+        object.__setattr__(self, "spacing_mm", float(spacing))
+        if not isinstance(self.seed, int) or isinstance(self.seed, bool) or self.seed < 0:
+            raise SpinesimError(f"must be a non-negative integer, got {self.seed!r}", where="field 'seed'")
+        if not isinstance(self.bowel_gas, bool):
+            raise SpinesimError(f"must be true or false, got {self.bowel_gas!r}", where="field 'bowel_gas'")
+
+    @classmethod
+    def from_mapping(cls, values: dict[str, Any]) -> SpineParameters:
+        """Parameters from a mapping (a scenario's YAML block, CLI options); unknown keys are errors."""
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise SpinesimError(f"unknown spine parameter(s) {', '.join(unknown)}", hint=f"known: {', '.join(sorted(known))}")
+        return cls(**values)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def cache_key(self) -> str:
+        """A short hash of every parameter and the generator version (names a cached anatomy)."""
+        text = json.dumps({"generator_version": GENERATOR_VERSION, **self.to_dict()}, sort_keys=True)
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+    @property
+    def skeleton_scale(self) -> float:
+        """Factor on every bony length: ``size_scale`` times 0.94 for a female skeleton [ED]."""
+        return self.size_scale * (0.94 if self.sex == "female" else 1.0)

@@ -1,0 +1,386 @@
+"""Discs, ligaments, the epidural compartment, paraspinal muscles, viscera, subcutaneous fat and skin.
+
+Discs fill the space between two endplates (their footprint the mean of the two bodies, bulging
+1 mm); the nucleus is an ellipsoid a little behind the disc's centre. The ligamentum flavum lines
+each interlaminar window from the ventral face of the upper lamina to the top of the lower one
+(thickness §4.7 [S89], thickened by degeneration). Muscles are tubes whose sections follow the
+vertebrae (psoas growing caudally, multifidus largest at L5-S1, [ED] textbook proportions).
+
+The body outline is built so that the skin-to-epidural depth at L3-4 in the midline equals the
+regression of clinical.md §4.9 [S98] for the BMI: bones never change with BMI, only the fat over
+them (§4.9 modelling rule); :func:`calibrate_midline_fat` solves for the midline fat thickness.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from anatomy_models.spine.alignment import INTERSPACE_NAMES, VERTEBRA_NAMES, SpineAlignment
+from anatomy_models.spine.morphometry import epidural_depth_mm
+from anatomy_models.spine.parameters import SpineParameters
+from anatomy_models.spine.neural import SAC_END_BELOW_S1_MM
+from anatomy_models.spine.sdf import (Frame, Intersection, Primitive, Shape, SmoothUnion, VerticalTube, ellipsoid, f32,
+                                      half_space, rounded_box, smooth_max)
+from anatomy_models.spine.skeleton import WINDOW_LINE_OFFSET_MM, Skeleton, plane_gap, window_plane
+from anatomy_models.spine.vertebra import SIDE_SIGN, VertebraLayout, body_sdf
+
+SKIN_THICKNESS_MM = 2.0                 # [ED] 1.5-3 mm on the back
+DISC_BULGE_MM = 1.0                     # disc margin beyond the endplates [ED]
+FLAVUM_THICKENING_MM_PER_GRADE = 0.8    # hypertrophy per degeneration grade [ED]; > 4 mm is common (§4.7 [S90])
+SUPRASPINOUS_SEMI_AXES_MM = (4.0, 2.5)  # [ED]
+INTERSPINOUS_HALF_WIDTH_MM = 3.0        # [ED]
+LEAN_HALF_WIDTH_MM = 125.0              # half-width of the lean trunk at L3 [ED]
+LEAN_FRONT_MM = 95.0                    # anterior abdominal wall in front of the vertebral bodies [ED]
+TORSO_EXPONENT = 2.4                    # superellipse exponent of the trunk section [ED]
+
+# Muscle section semi-axes (x, y) in mm per level [ED], T12 .. S1.
+PSOAS_MM = {"T12": (5, 5), "L1": (8, 7), "L2": (12, 10), "L3": (16, 13), "L4": (19, 16), "L5": (21, 17), "S1": (20, 16)}
+QUADRATUS_MM = {"T12": (10, 5), "L1": (14, 7), "L2": (15, 7), "L3": (15, 8), "L4": (13, 7), "L5": (6, 4)}
+ERECTOR_MM = {"T12": (24, 17), "L1": (25, 18), "L2": (25, 18), "L3": (24, 17), "L4": (22, 15), "L5": (19, 12), "S1": (13, 7)}
+MULTIFIDUS_MM = {"T12": (7, 8), "L1": (8, 9), "L2": (9, 10), "L3": (10, 12), "L4": (12, 14), "L5": (14, 16), "S1": (15, 14)}
+
+
+def subcutaneous_fat_mm(bmi: float) -> float:
+    """Flank and abdominal subcutaneous fat thickness for a BMI [ED]: 13 mm at 25, 34 mm at 40."""
+    return max(4.0, 6.0 + 1.4 * (bmi - 20.0))
+
+
+# ------------------------------------------------------------------------------------- discs
+def disc_shapes(skeleton: Skeleton, degeneration: float) -> dict[str, Shape]:
+    shapes: dict[str, Shape] = {}
+    for name in INTERSPACE_NAMES:
+        disc = skeleton.alignment.discs[name]
+        upper, lower = skeleton.layouts[disc.upper], skeleton.layouts[disc.lower]
+        width = 0.5 * (upper.width + lower.width) + 2 * DISC_BULGE_MM
+        depth = 0.5 * (upper.depth + lower.depth) + 2 * DISC_BULGE_MM
+        height = disc.mean_mm + 2 * disc.endplate_concavity_mm + 3.0  # reaches into both endplates
+        sdf = body_sdf(width, depth, height, disc.wedge_deg, 0.0, 0.0, waist=0.0)
+        extent = (width / 2 + 2, 0.7 * depth + 2, height / 2 + 3)
+        shapes[f"{name}.disc.annulus"] = Primitive(disc.frame, sdf, extent)
+        shrink = 1.0 - 0.15 * degeneration
+        radii = (0.27 * width * shrink, 0.2 * depth * shrink, 0.5 * disc.mean_mm * shrink + disc.endplate_concavity_mm)
+        nucleus_frame = Frame(disc.frame.point((0.0, 0.08 * depth, 0.0)), disc.frame.rotation)
+        shapes[f"{name}.disc.nucleus"] = Primitive(nucleus_frame, ellipsoid(radii), radii)
+    return shapes
+
+
+# -------------------------------------------------------------------------------- ligaments
+def flavum_thickness_mm(skeleton: Skeleton, interspace: str, degeneration: float) -> float:
+    reference = skeleton.alignment.discs[interspace].reference.flavum_thickness_mm
+    return reference * skeleton.layouts[interspace.split("-")[0]].geometry.scale + FLAVUM_THICKENING_MM_PER_GRADE * degeneration
+
+
+def flavum_shapes(skeleton: Skeleton, degeneration: float) -> dict[str, Shape]:
+    """One plate per side and window, from the ventral face of the upper lamina to the top of the lower."""
+    shapes: dict[str, Shape] = {}
+    for name in INTERSPACE_NAMES:
+        upper, lower = (skeleton.layouts[n] for n in name.split("-"))
+        thickness = flavum_thickness_mm(skeleton, name, degeneration)
+        plates = []
+        for side in SIDE_SIGN:
+            z_attach = upper.lamina_bottom_z + 0.45 * (upper.lamina_top_z - upper.lamina_bottom_z)
+            top = upper.world(upper.lamina_ventral_point(0.5, z_attach, side) - upper.lamina_normal(side) * thickness)
+            bottom = lower.world(lower.lamina_ventral_point(0.5, lower.lamina_top_z, side))
+            medial = 0.5 * (upper.world(upper.lamina_medial) + lower.world(lower.lamina_medial))
+            lateral = 0.5 * (upper.world(upper.lamina_lateral[side]) + lower.world(lower.lamina_lateral[side]))
+            along = lateral - medial
+            length = float(np.linalg.norm(along))
+            vertical = top - bottom
+            frame = Frame.from_axes((top + bottom) / 2.0, along, vertical)
+            normal = frame.rotation[:, 2]
+            posterior = upper.frame.vector((0.0, 1.0, 0.0))
+            if normal @ posterior < 0:
+                normal = -normal
+            # The plate's ventral face passes through top and bottom; it spans the midline to the facet.
+            centre = (top + bottom) / 2.0 + normal * thickness / 2.0 + frame.rotation[:, 0] * 0.08 * length
+            half = (0.62 * length + 1.5, float(np.linalg.norm(vertical)) / 2.0 + 0.5, thickness / 2.0)
+            plates.append(Primitive(Frame(centre, frame.rotation), rounded_box(half, min(half) * 0.6), half))
+        shapes[f"ligamentum_flavum.{name}"] = SmoothUnion(plates, 0.0)
+    return shapes
+
+
+def interspinous_shapes(skeleton: Skeleton) -> dict[str, Shape]:
+    shapes: dict[str, Shape] = {}
+    for name in INTERSPACE_NAMES[:-1]:  # no spinous process to anchor an L5-S1 ligament to the sacrum's tubercle [ED]
+        upper, lower = (skeleton.layouts[n] for n in name.split("-"))
+        disc = skeleton.alignment.discs[name]
+        points = [disc.frame.rotation.T @ (v.world(p) - disc.frame.origin)
+                  for v, p in ((upper, upper.sp_base), (upper, upper.sp_tip), (lower, lower.sp_base), (lower, lower.sp_tip))]
+        ys = [p[1] for p in points]
+        zs = [p[2] for p in points]
+        front, back = min(ys) - 4.0, max(ys) + 1.0
+        bottom, top = 0.5 * (zs[2] + zs[3]), 0.5 * (zs[0] + zs[1])
+        half = (INTERSPINOUS_HALF_WIDTH_MM, (back - front) / 2.0, (top - bottom) / 2.0)
+        centre = disc.frame.point((0.0, (front + back) / 2.0, (top + bottom) / 2.0))
+        shapes[f"interspinous_ligament.{name}"] = Primitive(Frame(centre, disc.frame.rotation), rounded_box(half, 1.0), half)
+    return shapes
+
+
+def supraspinous_line(skeleton: Skeleton) -> np.ndarray:
+    """(z, x, y) of the spinous process tips T12-L5, ascending z (the ligament runs over them)."""
+    tips = [skeleton.layouts[n].world(skeleton.layouts[n].sp_tip) for n in VERTEBRA_NAMES[:-1]]
+    return np.array(sorted((p[2], p[0], p[1]) for p in tips))
+
+
+def supraspinous_shape(skeleton: Skeleton, top_z: float) -> VerticalTube:
+    line = supraspinous_line(skeleton)
+    ax, ay = SUPRASPINOUS_SEMI_AXES_MM
+    z = np.concatenate([line[:, 0], [top_z]])
+    cx = np.concatenate([line[:, 1], [line[-1, 1]]])
+    cy = np.concatenate([line[:, 2], [line[-1, 2]]]) + ay - 1.0
+    return VerticalTube(z, cx, cy, np.full(len(z), ax), np.full(len(z), ay))
+
+
+# ---------------------------------------------------------------------------- body profile
+@dataclass
+class SpineProfile:
+    """Per-vertebra world values (at the body centres), interpolated along z for soft tissues."""
+
+    z: np.ndarray
+    values: dict[str, np.ndarray] = field(default_factory=dict)
+
+    def at(self, key: str, z: np.ndarray | float) -> np.ndarray:
+        return np.interp(z, self.z, self.values[key])
+
+
+def spine_profile(skeleton: Skeleton) -> SpineProfile:
+    rows = []
+    for name in VERTEBRA_NAMES:
+        v = skeleton.layouts[name]
+        centre = v.frame.origin
+        if name == "S1":
+            tp_x, tp_y = v.width / 2.0 + 24.0, v.world((0.0, 0.1 * v.depth, 0.0))[1]
+        else:
+            tips = [v.world(v.tp_tip[s]) for s in SIDE_SIGN]
+            tp_x = 0.5 * abs(tips[0][0] - tips[1][0])
+            tp_y = 0.5 * (tips[0][1] + tips[1][1])
+        lamina_y = v.world(v.junction["left"])[1] + v.lamina_thickness + 2.0
+        rows.append((centre[2], centre[0], centre[1], v.width / 2.0, v.depth / 2.0, tp_x, tp_y, lamina_y))
+    rows.sort()
+    array = np.array(rows)
+    keys = ("x", "y", "half_width", "half_depth", "tp_x", "tp_y", "lamina_y")
+    return SpineProfile(array[:, 0], {k: array[:, i + 1] for i, k in enumerate(keys)})
+
+
+def _level_table(profile: SpineProfile, table: dict[str, tuple[float, float]]) -> tuple[np.ndarray, np.ndarray]:
+    """Semi-axes (mm) of a muscle at the profile's body-centre heights; zero where it is absent."""
+    # The profile is sorted by ascending z, so its levels run from S1 up to T12.
+    rows = [table.get(name, (0.0, 0.0)) for name in reversed(VERTEBRA_NAMES)]
+    return np.array([r[0] for r in rows], float), np.array([r[1] for r in rows], float)
+
+
+def muscle_shapes(profile: SpineProfile, top_z: float, bottom_z: float) -> dict[str, Shape]:
+    shapes: dict[str, Shape] = {}
+    z = profile.z
+    x0, y0 = profile.values["x"], profile.values["y"]
+    half_width, half_depth = profile.values["half_width"], profile.values["half_depth"]
+    tp_x, tp_y, lamina_y = profile.values["tp_x"], profile.values["tp_y"], profile.values["lamina_y"]
+
+    def tube(cx, cy, ax, ay, extend_top=True, extend_bottom=True):
+        zz, cxx, cyy, axx, ayy = list(z), list(cx), list(cy), list(ax), list(ay)
+        if extend_bottom:
+            zz.insert(0, bottom_z), cxx.insert(0, cx[0]), cyy.insert(0, cy[0]), axx.insert(0, ax[0]), ayy.insert(0, ay[0])
+        if extend_top:
+            zz.append(top_z), cxx.append(cx[-1]), cyy.append(cy[-1]), axx.append(ax[-1]), ayy.append(ay[-1])
+        return VerticalTube(np.array(zz), np.array(cxx), np.array(cyy), np.array(axx), np.array(ayy))
+
+    for side, s in SIDE_SIGN.items():
+        ax, ay = _level_table(profile, PSOAS_MM)
+        shapes[f"muscle.psoas.{side}"] = tube(x0 + s * (half_width + 0.7 * ax), y0 + 0.1 * half_depth, ax, ay)
+        ax, ay = _level_table(profile, QUADRATUS_MM)
+        shapes[f"muscle.quadratus_lumborum.{side}"] = tube(x0 + s * (tp_x + 0.5 * ax), tp_y - 1.0, ax, ay,
+                                                           extend_bottom=False)
+        ax, ay = _level_table(profile, ERECTOR_MM)
+        shapes[f"muscle.erector_spinae.{side}"] = tube(x0 + s * (0.62 * np.minimum(tp_x, 45.0) + 6.0), tp_y + 5.0 + ay, ax, ay)
+        ax, ay = _level_table(profile, MULTIFIDUS_MM)
+        shapes[f"muscle.multifidus.{side}"] = tube(x0 + s * (4.0 + ax), lamina_y + ay - 3.0, ax, ay)
+    return shapes
+
+
+# ------------------------------------------------------------------------------ the trunk
+@dataclass
+class Trunk:
+    """The body's outline: a superellipse section whose back follows the midline and the erectors."""
+
+    profile: SpineProfile
+    supraspinous: VerticalTube
+    erectors: tuple[VerticalTube, VerticalTube]
+    midline_fat_mm: float
+    flank_fat_mm: float
+
+    def back_y(self, x: np.ndarray, z: np.ndarray) -> np.ndarray:
+        """y (mm) of the back's skin surface at (x, z)."""
+        ssl = self.supraspinous
+        midline = (np.interp(z, ssl.z, ssl.cy) + np.interp(z, ssl.z, ssl.ay)).astype(np.float32) + f32(self.midline_fat_mm)
+        back = midline
+        for erector in self.erectors:
+            cx, cy = np.interp(z, erector.z, erector.cx), np.interp(z, erector.z, erector.cy)
+            ax, ay = np.maximum(np.interp(z, erector.z, erector.ax), 1.0), np.interp(z, erector.z, erector.ay)
+            t = np.clip(1.0 - ((x - cx) / ax) ** 2, 0.0, None)
+            top = np.where(t > 0, cy + ay * np.sqrt(t), -1e3).astype(np.float32) + f32(self.midline_fat_mm)
+            back = smooth_max(back, top, 12.0)
+        return back
+
+    def section_sdf(self, x: np.ndarray, y: np.ndarray, z: np.ndarray, shrink_mm: float = 0.0) -> np.ndarray:
+        """Approximate signed distance (mm) to the trunk's outline, optionally shrunk by ``shrink_mm``."""
+        p = self.profile
+        front = p.at("y", z) - p.at("half_depth", z) - LEAN_FRONT_MM - self.flank_fat_mm
+        # Wider over the pelvis: +20 mm from L4 down to S1 [ED].
+        z_l4, z_s1 = p.z[2], p.z[0]
+        widen = 20.0 * np.clip((z_l4 - z) / max(z_l4 - z_s1, 1.0), 0.0, 1.0)
+        half_width = LEAN_HALF_WIDTH_MM + self.flank_fat_mm + widen - shrink_mm
+        back = self.back_y(x, z)
+        posterior = np.max(back) + 40.0
+        centre_y = (0.5 * (front + posterior)).astype(np.float32)
+        half_y = (0.5 * (posterior - front)).astype(np.float32) - f32(shrink_mm)
+        cx = p.at("x", z).astype(np.float32)
+        half_width = np.asarray(half_width, dtype=np.float32)
+        u, v = np.abs(x - cx) / half_width, np.abs(y - centre_y) / half_y
+        e = f32(TORSO_EXPONENT)
+        r = (u ** e + v ** e) ** (1.0 / e)
+        # First-order distance: (r - 1) / |grad r|.
+        gu = u ** (e - 1) / half_width
+        gv = v ** (e - 1) / half_y
+        grad = np.maximum(r ** (1 - e) * np.sqrt(gu ** 2 + gv ** 2), f32(1e-6))
+        outline = (r - 1.0) / grad
+        return np.maximum(outline, y - (back - f32(shrink_mm)))
+
+
+def window_center(skeleton: Skeleton, flavum: Shape, interspace: str) -> np.ndarray:
+    """Centre of an interlaminar window: midline, half-way across the gap, mid ligamentum flavum."""
+    upper, lower = (skeleton.layouts[n] for n in interspace.split("-"))
+    disc = skeleton.alignment.discs[interspace]
+    frame, y_range, z_range = window_plane(skeleton.alignment, upper)
+    _, middle = plane_gap(skeleton.part_shape(f"{upper.name}.lamina.left"), skeleton.part_shape(f"{lower.name}.lamina.left"),
+                          frame, WINDOW_LINE_OFFSET_MM, y_range, z_range, 0.25)
+    middle = middle - frame.vector((WINDOW_LINE_OFFSET_MM, 0.0, 0.0))  # into the midline
+    posterior = disc.frame.vector((0.0, 1.0, 0.0))
+    t = np.arange(-25.0, 25.0, 0.02)
+    samples = middle[None, :] + t[:, None] * posterior[None, :]
+    coords = tuple(samples[:, i].astype(np.float32) for i in range(3))
+    inside = (flavum.sdf(*coords) < 0) & (skeleton.vertebra_shape(upper.name).sdf(*coords) > 0) & \
+        (skeleton.vertebra_shape(lower.name).sdf(*coords) > 0)
+    if not inside.any():
+        return middle
+    return middle + posterior * float(t[inside].mean())
+
+
+def midline_depth_ray(skeleton: Skeleton, flavum: Shape) -> tuple[np.ndarray, np.ndarray]:
+    """Origin and direction of the L3-4 midline ray used for the BMI calibration (and its measurement).
+
+    The ray starts at the interlaminar window's centre in the midline and points posterior in the
+    disc frame (perpendicular to the back, as an interlaminar needle runs).
+    """
+    disc = skeleton.alignment.discs["L3-L4"]
+    return window_center(skeleton, flavum, "L3-L4"), disc.frame.vector((0.0, 1.0, 0.0))
+
+
+def _first_crossing(sdf_along, start: float, stop: float, steps: int = 4000) -> float:
+    """Smallest t in [start, stop] where ``sdf_along(t)`` becomes negative (nan if never)."""
+    t = np.linspace(start, stop, steps)
+    inside = sdf_along(t) < 0
+    if not inside.any():
+        return float("nan")
+    return float(t[np.argmax(inside)])
+
+
+def calibrate_midline_fat(skeleton: Skeleton, flavum: dict[str, Shape], supraspinous: VerticalTube,
+                          erectors: tuple[VerticalTube, VerticalTube], profile: SpineProfile,
+                          params: SpineParameters) -> Trunk:
+    """The trunk whose midline skin lies at the BMI's epidural depth (§4.9 [S98]) behind the epidural space."""
+    flavum_shape = flavum["ligamentum_flavum.L3-L4"]
+    origin, direction = midline_depth_ray(skeleton, flavum_shape)
+
+    def along(shape_sdf):
+        def f(t):
+            p = origin[None, :] + t[:, None] * direction[None, :]
+            return shape_sdf(*(p[:, i].astype(np.float32) for i in range(3)))
+        return f
+
+    # The epidural space ends where the ligamentum flavum begins, going back along the ray.
+    epidural_edge = _first_crossing(along(flavum_shape.sdf), -15.0, 15.0)
+    target = epidural_edge + epidural_depth_mm(params.bmi)
+    trunk = Trunk(profile, supraspinous, erectors, 5.0, subcutaneous_fat_mm(params.bmi))
+    for _ in range(4):
+        outside = _first_crossing(lambda t: -along(lambda x, y, z: trunk.section_sdf(x, y, z))(t), epidural_edge, 200.0)
+        # Less fat than 1 mm cannot be built: very thin patients keep 1 mm over the ligament [ED].
+        trunk.midline_fat_mm = max(trunk.midline_fat_mm + (target - outside), 1.0)
+    return trunk
+
+
+# ------------------------------------------------------------------------------ bowel gas
+def bowel_gas_shapes(profile: SpineProfile, seed: int) -> list[Shape]:
+    """A few gas pockets in the bowel in front of the lumbar spine, seeded."""
+    rng = np.random.default_rng([seed, 7])
+    shapes = []
+    for _ in range(int(rng.integers(5, 10))):
+        z = float(rng.uniform(profile.z[0] + 10.0, profile.z[-2]))
+        front = float(profile.at("y", z) - profile.at("half_depth", z))
+        centre = np.array([rng.uniform(-80.0, 80.0), front - rng.uniform(35.0, 80.0), z])
+        radii = tuple(float(r) for r in rng.uniform([8.0, 6.0, 6.0], [22.0, 14.0, 16.0]))
+        shapes.append(Primitive(Frame.at(centre), ellipsoid(radii), radii))
+    return shapes
+
+
+# ------------------------------------------------------------------------------ epidural region
+def canal_region(skeleton: Skeleton, flavum: dict[str, Shape]) -> list[Shape]:
+    """Where the epidural compartment may be: the canal of each vertebra and interspace, and the foramina.
+
+    Each piece is a box in its frame cut by planes 2 mm behind the laminae's ventral faces (or half-way
+    into the ligamentum flavum), so it cannot reach behind the posterior wall of the canal. The
+    compartment itself is what the sac's surroundings reach inside these pieces without crossing bone,
+    disc, ligamentum flavum or facet joint (a flood fill in the generator).
+    """
+    region: list[Shape] = []
+    far = (400.0, 400.0, 400.0)
+    for name in VERTEBRA_NAMES:
+        v = skeleton.layouts[name]
+        d = v.geometry.dims
+        below = v.height / 2.0 + (SAC_END_BELOW_S1_MM if name == "S1" else 1.0)
+        y0, y1 = v.depth / 2.0 - 4.0, v.depth / 2.0 + d.canal_ap_mm + 2.0
+        half = (d.canal_transverse_mm / 2.0 + 2.0, (y1 - y0) / 2.0, (v.height / 2.0 + 1.0 + below) / 2.0)
+        box = Primitive(Frame(v.world((0.0, (y0 + y1) / 2.0, (v.height / 2.0 + 1.0 - below) / 2.0)), v.frame.rotation),
+                        rounded_box(half), half)
+        cuts = []
+        for side in SIDE_SIGN:
+            normal = v.lamina_normal(side)
+            along = v.lamina_medial - v.lamina_lateral[side]
+            origin = v.world(v.lamina_medial + normal * 2.0)
+            cuts.append(Primitive(Frame.from_axes(origin, v.frame.vector(along), v.frame.vector(v.lamina_lean))
+                                  if np.cross(along, v.lamina_lean) @ normal > 0 else
+                                  Frame.from_axes(origin, v.frame.vector(v.lamina_lean), v.frame.vector(along)),
+                                  half_space(), far))
+        region.append(Intersection([box] + cuts))
+    for name in INTERSPACE_NAMES:
+        upper, lower = (skeleton.layouts[n] for n in name.split("-"))
+        disc = skeleton.alignment.discs[name]
+        transverse = min(upper.geometry.dims.canal_transverse_mm, lower.geometry.dims.canal_transverse_mm)
+        y0, y1 = upper.depth / 2.0 - 4.0, upper.depth / 2.0 + upper.geometry.dims.canal_ap_mm + 12.0
+        reach = disc.mean_mm / 2.0 + 10.0
+        half = (transverse / 2.0 + 2.0, (y1 - y0) / 2.0, reach)
+        box = Primitive(Frame(disc.frame.point((0.0, (y0 + y1) / 2.0, 0.0)), disc.frame.rotation), rounded_box(half), half)
+        cuts = []
+        for plate in flavum[f"ligamentum_flavum.{name}"].parts:
+            # Half-way into the ligament: the plate frame's third axis is its normal, pointed back here.
+            u, v, n = plate.frame.rotation.T
+            posterior = disc.frame.vector((0.0, 1.0, 0.0))
+            rotation = plate.frame.rotation if n @ posterior > 0 else np.column_stack([v, u, -n])
+            cuts.append(Primitive(Frame(plate.frame.origin, rotation), half_space(), far))
+        region.append(Intersection([box] + cuts))
+        for side, s in SIDE_SIGN.items():
+            joint = skeleton.joints[(name, side)]
+            joint_local = disc.frame.rotation.T @ (joint.frame.origin - disc.frame.origin)
+            top_pedicle = upper.world(upper.pedicle_center[side] - np.array([0.0, 0.0, upper.geometry.dims.pedicle_height_mm / 2]))
+            bottom_pedicle = lower.world(lower.pedicle_center[side] + np.array([0.0, 0.0, lower.geometry.dims.pedicle_height_mm / 2]))
+            top = disc.frame.rotation.T @ (top_pedicle - disc.frame.origin)
+            bottom = disc.frame.rotation.T @ (bottom_pedicle - disc.frame.origin)
+            inner = transverse / 2.0
+            outer = abs(top[0]) + upper.geometry.dims.pedicle_width_mm / 2.0 + 2.0
+            front, back = upper.depth / 2.0 - 3.0, joint_local[1] - 4.0
+            half = ((outer - inner) / 2.0, (back - front) / 2.0, (top[2] - bottom[2]) / 2.0 + 1.0)
+            centre = disc.frame.point((s * (inner + outer) / 2.0, (front + back) / 2.0, (top[2] + bottom[2]) / 2.0))
+            region.append(Primitive(Frame(centre, disc.frame.rotation), rounded_box(half), half))
+    return region

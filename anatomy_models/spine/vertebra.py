@@ -1,0 +1,286 @@
+"""A lumbar vertebra (and T12) built from implicit parts in its own frame.
+
+The frame has its origin at the body centre, u toward the patient's left, v posterior, w superior
+(see :mod:`anatomy_models.spine.alignment`). :func:`layout_vertebra` places the construction points
+(pedicle isthmus, pedicle-lamina junction, lamina lines, spinous and transverse process axes) from
+the reference dimensions; :func:`vertebra_parts` turns them into signed-distance parts. The
+articular processes belong to the facet joints (:mod:`anatomy_models.spine.facets`) because their
+shape is set by the joint they form with the neighbour.
+
+Numbers without a source tag in clinical.md are engineering defaults ``[ED]`` chosen to match
+textbook lumbar anatomy (pedicles in the upper half of the body, laminae 5-7 mm thick, spinous
+processes angled slightly caudally, transverse processes at the level of the pedicle).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from anatomy_models.spine.alignment import VertebraGeometry
+from anatomy_models.spine.sdf import Frame, Primitive, Shape, ellipse_estimate, f32, elliptic_rod, rounded_box, smooth_max
+
+SIDE_SIGN = {"left": 1.0, "right": -1.0}  # patient's left is +x (LPS)
+
+# [ED] shape constants (mm and degrees), see the module docstring.
+PEDICLE_ISTHMUS_BEHIND_WALL_MM = 4.0      # isthmus centre behind the posterior body wall
+PEDICLE_TO_JUNCTION_MM = 8.0              # isthmus to the pedicle-lamina junction along the axis
+CANAL_REFERENCE_BEHIND_WALL_MM = 3.0      # where the interpedicular distance is set (and measured)
+LAMINA_THICKNESS_MM = {"L5": 7.0}         # others 6
+LAMINA_INCLINATION_DEG = 10.0             # ventral surface leans back going down
+# Lumbar spinous processes point almost straight back; the lordosis alone fans them (T12 droops) [ED].
+SPINOUS_PROCESS_DROOP_DEG = {"T12": 18.0, "L1": 8.0, "L2": 5.0, "L3": 3.0, "L4": 0.0, "L5": 0.0}
+SPINOUS_PROCESS_THICKNESS_MM = 7.0        # §4.7 [ED] 6-8 mm
+TRANSVERSE_PROCESS_HEIGHT_MM = {"T12": 7.0, "L1": 8.0, "L2": 9.0, "L3": 10.0, "L4": 10.0, "L5": 13.0}
+TRANSVERSE_PROCESS_BACKWARD_DEG = 10.0    # TPs point slightly posterior (§4.7 [S87])
+TRANSVERSE_PROCESS_UPWARD_DEG = {"L4": 8.0, "L5": 15.0}
+BODY_WAIST = 0.06                          # mid-height narrowing of the body (fraction)
+BODY_EDGE_ROUNDING_MM = 1.5
+OSTEOPHYTE_MM_PER_GRADE = 1.5             # endplate rim lipping per degeneration grade
+
+
+@dataclass
+class VertebraLayout:
+    """Construction points of one vertebra, in its local frame (mm)."""
+
+    geometry: VertebraGeometry
+    width: float
+    depth: float
+    height: float
+    pedicle_z: float
+    pedicle_center: dict[str, np.ndarray] = field(default_factory=dict)
+    pedicle_axis: dict[str, np.ndarray] = field(default_factory=dict)      # unit, toward the junction
+    junction: dict[str, np.ndarray] = field(default_factory=dict)          # pedicle-lamina-SAP-TP hub
+    lamina_lateral: dict[str, np.ndarray] = field(default_factory=dict)    # ventral line, lateral end, at pedicle_z
+    lamina_medial: np.ndarray = field(default_factory=lambda: np.zeros(3))  # ventral line, midline, at pedicle_z
+    lamina_top_z: float = 0.0
+    lamina_bottom_z: float = 0.0
+    lamina_thickness: float = 6.0
+    tp_root: dict[str, np.ndarray] = field(default_factory=dict)
+    tp_tip: dict[str, np.ndarray] = field(default_factory=dict)
+    sp_base: np.ndarray = field(default_factory=lambda: np.zeros(3))
+    sp_tip: np.ndarray = field(default_factory=lambda: np.zeros(3))
+
+    @property
+    def name(self) -> str:
+        return self.geometry.name
+
+    @property
+    def frame(self) -> Frame:
+        return self.geometry.frame
+
+    def world(self, local) -> np.ndarray:
+        return self.frame.point(local)
+
+    @property
+    def lamina_lean(self) -> np.ndarray:
+        """Unit vector along the lamina's ventral surface, upward (leaning forward)."""
+        b = math.radians(LAMINA_INCLINATION_DEG)
+        return np.array([0.0, -math.sin(b), math.cos(b)])
+
+    def lamina_ventral_point(self, side_fraction: float, z: float, side: str = "left") -> np.ndarray:
+        """Local point on the lamina's ventral surface: ``side_fraction`` 0 at the midline, 1 laterally."""
+        lateral = self.lamina_lateral[side]
+        at_pedicle = self.lamina_medial + (lateral - self.lamina_medial) * side_fraction
+        lean = self.lamina_lean
+        return at_pedicle + lean * (z - self.pedicle_z) / lean[2]
+
+    def lamina_normal(self, side: str) -> np.ndarray:
+        """Unit normal of the lamina's ventral surface pointing into the lamina (posterior)."""
+        along = self.lamina_lateral[side] - self.lamina_medial
+        normal = np.cross(along, self.lamina_lean)
+        normal /= np.linalg.norm(normal)
+        return normal if normal[1] > 0 else -normal
+
+
+def layout_vertebra(geometry: VertebraGeometry) -> VertebraLayout:
+    """The construction points of a lumbar-type vertebra (T12-L5); the lamina's bottom is set later."""
+    d = geometry.dims
+    width, depth, height = d.body_width_mm, d.body_depth_mm, d.body_height_mm
+    half_wedge = math.tan(math.radians(d.body_wedge_deg) / 2.0)
+    # The pedicle's top sits 1.5 mm under the superior endplate at the posterior wall [ED].
+    top_posterior = height / 2.0 - (depth / 2.0) * half_wedge
+    pedicle_z = top_posterior - 1.5 - d.pedicle_height_mm / 2.0
+    layout = VertebraLayout(geometry, width, depth, height, pedicle_z,
+                            lamina_thickness=LAMINA_THICKNESS_MM.get(geometry.name, 6.0) * geometry.scale)
+    alpha = math.radians(d.pedicle_medial_angle_deg)
+    half_width = d.pedicle_width_mm / 2.0
+    isthmus_y = depth / 2.0 + PEDICLE_ISTHMUS_BEHIND_WALL_MM
+    reference_y = depth / 2.0 + CANAL_REFERENCE_BEHIND_WALL_MM
+    for side, s in SIDE_SIGN.items():
+        axis = np.array([s * math.sin(alpha), math.cos(alpha), 0.0])
+        # The medial wall passes x = canal/2 at the reference depth: solve for the isthmus centre x.
+        along = (reference_y - isthmus_y - half_width * math.sin(alpha)) / math.cos(alpha)
+        center_x = d.canal_transverse_mm / 2.0 - along * math.sin(alpha) + half_width * math.cos(alpha)
+        center = np.array([s * center_x, isthmus_y, pedicle_z])
+        junction = center + axis * PEDICLE_TO_JUNCTION_MM * geometry.scale
+        layout.pedicle_center[side] = center
+        layout.pedicle_axis[side] = axis
+        layout.junction[side] = junction
+        # Lamina ventral line: from the pedicle's medial wall, half-way back, to the midline apex.
+        lateral_y = depth / 2.0 + 0.55 * d.canal_ap_mm
+        lateral_x = d.canal_transverse_mm / 2.0 + (lateral_y - reference_y) * math.tan(alpha)
+        layout.lamina_lateral[side] = np.array([s * lateral_x, lateral_y, pedicle_z])
+        # Transverse process: from the lateral pedicle surface at the junction, outward, a little back.
+        outward = np.array([s * math.cos(alpha), -math.sin(alpha), 0.0])
+        root = junction + outward * half_width + np.array([0.0, 0.0, -1.0])
+        back = math.radians(TRANSVERSE_PROCESS_BACKWARD_DEG)
+        upward = math.radians(TRANSVERSE_PROCESS_UPWARD_DEG.get(geometry.name, 0.0))
+        direction = np.array([s * math.cos(back), math.sin(back), math.tan(upward)])
+        direction /= np.linalg.norm(direction)
+        layout.tp_root[side] = root
+        layout.tp_tip[side] = root + direction * d.transverse_process_length_mm
+    layout.lamina_medial = np.array([0.0, depth / 2.0 + d.canal_ap_mm, pedicle_z])
+    layout.lamina_top_z = pedicle_z + d.pedicle_height_mm / 2.0
+    layout.lamina_bottom_z = pedicle_z - 22.0 * geometry.scale  # refined by the interlaminar window
+    place_spinous_process(layout)
+    return layout
+
+
+def place_spinous_process(layout: VertebraLayout) -> None:
+    """Spinous process axis from the lamina junction at mid-lamina height, angled caudally."""
+    d = layout.geometry.dims
+    z_mid = 0.5 * (layout.lamina_top_z + layout.lamina_bottom_z)
+    base = layout.lamina_ventral_point(0.0, z_mid) + np.array([0.0, layout.lamina_thickness, 0.0])
+    droop = math.radians(SPINOUS_PROCESS_DROOP_DEG.get(layout.name, 10.0))
+    direction = np.array([0.0, math.cos(droop), -math.sin(droop)])
+    layout.sp_base = base
+    layout.sp_tip = base + direction * d.spinous_process_length_mm
+
+
+# ----------------------------------------------------------------------------------- the body
+def body_sdf(width: float, depth: float, height: float, wedge_deg: float, concavity_top: float,
+             concavity_bottom: float, osteophyte_mm: float = 0.0, waist: float = BODY_WAIST):
+    """Local sdf of a vertebral body: kidney-shaped section, waisted, wedged, concave endplates.
+
+    Also the shape of a disc (no waist, flat "endplates" that reach into the bodies).
+    """
+    half_w, y_centre = f32(width / 2.0), f32(0.15 * depth)
+    semi_y = f32(0.65 * depth)  # anterior margin at -depth/2
+    posterior = f32(depth / 2.0)
+    concave_back = f32(1.0)  # posterior wall: the corners 1 mm behind the midline (concave) [ED]
+    tan_half = f32(math.tan(math.radians(wedge_deg) / 2.0))
+    half_h = f32(height / 2.0)
+    rounding = f32(BODY_EDGE_ROUNDING_MM)
+    top, bottom = f32(concavity_top), f32(concavity_bottom)
+    lip = f32(osteophyte_mm)
+
+    def sdf(u, v, w):
+        # Waist: the section shrinks toward mid-height and flares into rim lips (osteophytes) at the ends.
+        t = np.clip(w / half_h, -1, 1)
+        scale = 1.0 - f32(waist) * (1.0 - t * t) + lip * t ** 8 / half_w
+        su, sv = u / scale, (v - y_centre) / scale + y_centre
+        k0 = np.sqrt((su / half_w) ** 2 + ((sv - y_centre) / semi_y) ** 2)
+        k1 = np.sqrt((su / (half_w * half_w)) ** 2 + ((sv - y_centre) / (semi_y * semi_y)) ** 2)
+        section = ellipse_estimate(k0, k1, min(half_w, semi_y))
+        back = sv - (posterior + concave_back * np.minimum((su / (0.85 * half_w)) ** 2, 1.0))
+        section = smooth_max(section, back, 2.0) * scale
+        bump = np.maximum(1.0 - (u / (0.38 * width)) ** 2 - ((v - 0.05 * depth) / (0.38 * depth)) ** 2, 0)
+        z_top = half_h - v * tan_half - top * bump
+        z_bottom = -half_h + v * tan_half + bottom * bump
+        vertical = np.maximum(w - z_top, z_bottom - w)
+        qa, qb = section + rounding, vertical + rounding
+        outside = np.sqrt(np.maximum(qa, 0) ** 2 + np.maximum(qb, 0) ** 2)
+        return outside + np.minimum(np.maximum(qa, qb), 0) - rounding
+    return sdf
+
+
+def _placed(layout: VertebraLayout, center_local, u_local, v_local, local_sdf, extent) -> Primitive:
+    """A primitive whose frame is given in the vertebra's local coordinates."""
+    f = layout.frame
+    frame = Frame.from_axes(f.point(center_local), f.vector(u_local), f.vector(v_local))
+    return Primitive(frame, local_sdf, extent)
+
+
+def _segment(layout: VertebraLayout, start, end, radius_a: float, radius_b: float, up=(0.0, 0.0, 1.0)) -> Primitive:
+    """An elliptic rod from ``start`` to ``end`` (local points), semi-axes ``radius_a`` across, ``radius_b`` up."""
+    start, end = np.asarray(start, float), np.asarray(end, float)
+    axis = end - start
+    length = float(np.linalg.norm(axis))
+    across = np.cross(np.asarray(up, float), axis)
+    return _placed(layout, (start + end) / 2.0, axis, across, elliptic_rod(radius_a, radius_b, length / 2.0),
+                   (length / 2.0, radius_a, radius_b))
+
+
+def body_part(layout: VertebraLayout, concavity_top: float, concavity_bottom: float, osteophyte_mm: float) -> Primitive:
+    d = layout.geometry.dims
+    sdf = body_sdf(layout.width, layout.depth, layout.height, d.body_wedge_deg, concavity_top, concavity_bottom,
+                   osteophyte_mm)
+    extent = (layout.width / 2 + osteophyte_mm + 2, 0.7 * layout.depth + osteophyte_mm + 2, layout.height / 2 + 3)
+    return _placed(layout, (0.0, 0.0, 0.0), (1, 0, 0), (0, 1, 0), sdf, extent)
+
+
+def pedicle_part(layout: VertebraLayout, side: str) -> Primitive:
+    d = layout.geometry.dims
+    center, axis = layout.pedicle_center[side], layout.pedicle_axis[side]
+    start = center - axis * 11.0  # buried in the body
+    end = layout.junction[side] + axis * 1.0
+    return _segment(layout, start, end, d.pedicle_width_mm / 2.0, d.pedicle_height_mm / 2.0)
+
+
+def lamina_part(layout: VertebraLayout, side: str) -> Shape:
+    """Lamina plate behind its ventral line, from the top edge to the bottom edge, past the midline."""
+    lateral, medial = layout.lamina_lateral[side], layout.lamina_medial
+    along = medial - lateral
+    length = float(np.linalg.norm(along))
+    along /= length
+    lean = layout.lamina_lean
+    normal = layout.lamina_normal(side)
+    z_mid = 0.5 * (layout.lamina_top_z + layout.lamina_bottom_z)
+    half_height = 0.5 * (layout.lamina_top_z - layout.lamina_bottom_z) / lean[2]
+    extra = 2.5  # past the midline, so the two laminae meet in a solid apex
+    center = (lateral + medial) / 2.0 + along * extra / 2.0 + lean * (z_mid - layout.pedicle_z) / lean[2] \
+        + normal * layout.lamina_thickness / 2.0
+    half = (length / 2.0 + extra / 2.0 + 1.0, half_height, layout.lamina_thickness / 2.0)
+    return _placed(layout, center, along, lean, rounded_box(half, 1.5), half)
+
+
+def pars_part(layout: VertebraLayout, side: str) -> Primitive:
+    """The neck between the lamina's lateral end and the pedicle-lamina junction (the Scotty dog's neck)."""
+    lateral = layout.lamina_ventral_point(1.0, layout.pedicle_z - 4.0, side) + layout.lamina_normal(side) * layout.lamina_thickness / 2
+    return _segment(layout, layout.junction[side], lateral, 4.5, 6.0)
+
+
+def transverse_process_part(layout: VertebraLayout, side: str) -> Shape:
+    d = layout.geometry.dims
+    root, tip = layout.tp_root[side], layout.tp_tip[side]
+    axis = tip - root
+    length = float(np.linalg.norm(axis))
+    axis /= length
+    start = root - axis * 7.0  # root buried in the junction
+    height = TRANSVERSE_PROCESS_HEIGHT_MM.get(layout.name, 10.0) * layout.geometry.scale
+    thickness = d.transverse_process_thickness_mm
+    half = ((length + 7.0) / 2.0, height / 2.0, thickness / 2.0)
+    up = np.array([0.0, 0.0, 1.0])
+    return _placed(layout, (start + tip) / 2.0, axis, up, rounded_box(half, min(thickness, height) / 2.0 - 0.1), half)
+
+
+def spinous_process_part(layout: VertebraLayout) -> Shape:
+    d = layout.geometry.dims
+    base, tip = layout.sp_base, layout.sp_tip
+    axis = (tip - base) / np.linalg.norm(tip - base)
+    start = base - axis * 6.0  # into the laminar apex
+    length = float(np.linalg.norm(tip - start))
+    across = np.array([1.0, 0.0, 0.0])
+    half = (length / 2.0, SPINOUS_PROCESS_THICKNESS_MM / 2.0 * layout.geometry.scale, d.spinous_process_height_mm / 2.0)
+    return _placed(layout, (start + tip) / 2.0, axis, across, rounded_box(half, half[1] - 0.2), half)
+
+
+def vertebra_parts(layout: VertebraLayout, concavity_top: float, concavity_bottom: float,
+                   osteophyte_mm: float = 0.0) -> dict[str, Shape]:
+    """Parts named by the structure vocabulary (without articular processes), as world shapes."""
+    name = layout.name
+    parts: dict[str, Shape] = {f"{name}.body": body_part(layout, concavity_top, concavity_bottom, osteophyte_mm),
+                               f"{name}.spinous_process": spinous_process_part(layout)}
+    for side in SIDE_SIGN:
+        parts[f"{name}.pedicle.{side}"] = pedicle_part(layout, side)
+        parts[f"{name}.lamina.{side}"] = lamina_part(layout, side)
+        parts[f"{name}.transverse_process.{side}"] = transverse_process_part(layout, side)
+    return parts
+
+
+def pars_parts(layout: VertebraLayout) -> dict[str, Shape]:
+    """The pars interarticularis of each side, labelled as lamina (the vocabulary has no pars)."""
+    return {f"{layout.name}.lamina.{side}": pars_part(layout, side) for side in SIDE_SIGN}

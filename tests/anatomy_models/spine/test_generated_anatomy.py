@@ -1,0 +1,133 @@
+"""The generated patient (2 mm fixture): vocabulary, sides, levels, landmarks, CT numbers."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from anatomy_models.spine.alignment import INTERSPACE_NAMES, VERTEBRA_NAMES
+from anatomy_models.spine.landmarks import landmark_structure
+from anatomy_models.tissues import TISSUES
+
+SIDES = ("left", "right")
+
+
+def expected_structures() -> list[str]:
+    names = ["skin", "fat", "soft_tissue", "epidural_space", "dural_sac.dura", "dural_sac.csf", "spinal_cord",
+             "cauda_equina", "supraspinous_ligament", "aorta", "inferior_vena_cava"]
+    for level in VERTEBRA_NAMES:
+        names += [f"{level}.body", f"{level}.spinous_process"]
+        for side in SIDES:
+            names += [f"{level}.pedicle.{side}", f"{level}.lamina.{side}", f"nerve_root.{level}.{side}",
+                      f"dorsal_root_ganglion.{level}.{side}"]
+            if level != "S1":
+                names += [f"{level}.transverse_process.{side}", f"{level}.IAP.{side}", f"radicular_artery.{level}.{side}"
+                          if (level, side) != ("T12", "left") else "radicular_artery.T12.left.adamkiewicz"]
+            if level != "T12":
+                names.append(f"{level}.SAP.{side}")
+    names += ["S1", "S1.ala.left", "S1.ala.right"]
+    for interspace in INTERSPACE_NAMES:
+        names += [f"{interspace}.disc.annulus", f"{interspace}.disc.nucleus", f"ligamentum_flavum.{interspace}"]
+        names += [f"facet_joint.{interspace}.{side}" for side in SIDES]
+        if interspace != "L5-S1":
+            names.append(f"interspinous_ligament.{interspace}")
+    for muscle in ("psoas", "quadratus_lumborum", "erector_spinae", "multifidus"):
+        names += [f"muscle.{muscle}.{side}" for side in SIDES]
+    return names
+
+
+def test_every_structure_of_the_vocabulary_has_voxels(small_spine):
+    counts = np.bincount(small_spine.labels.array.ravel(), minlength=len(small_spine.label_table) + 1)
+    empty = [name for name in expected_structures() if counts[small_spine.label_table.by_name(name).id] == 0]
+    assert empty == []
+
+
+def centroid(anatomy, group):
+    ijk = np.argwhere(anatomy.mask(group))
+    return anatomy.labels.voxel_to_world(ijk.mean(axis=0))
+
+
+def test_patient_left_is_plus_x(small_spine):
+    for level in ("L1", "L4", "S1"):
+        assert small_spine.landmark(f"{level}.pedicle.left.center")[0] > 5
+        assert small_spine.landmark(f"{level}.pedicle.right.center")[0] < -5
+    assert centroid(small_spine, "muscle.psoas.left")[0] > 20 > -20 > centroid(small_spine, "muscle.psoas.right")[0]
+    # The aorta runs on the left, the inferior vena cava on the right, both in front of the spine.
+    aorta, ivc, body = (centroid(small_spine, g) for g in ("aorta", "inferior_vena_cava", "L2.body"))
+    assert aorta[0] > body[0] > ivc[0]
+    assert aorta[1] < body[1] - 15 and ivc[1] < body[1] - 15
+    # Posterior elements are behind the bodies (+y) and the head is +z.
+    assert small_spine.landmark("L3.spinous_process.tip")[1] > small_spine.landmark("L3.body.center")[1] + 50
+
+
+def test_levels_are_stacked_and_landmarks_stay_in_their_level(small_spine):
+    centres = [small_spine.landmark(f"{level}.body.center")[2] for level in VERTEBRA_NAMES[1:]]
+    assert np.all(np.diff(centres) < -25)
+    for level in VERTEBRA_NAMES[1:]:
+        z = small_spine.labels.voxel_to_world(np.argwhere(small_spine.mask(level)))[:, 2]
+        for name, point in small_spine.landmarks.items():
+            if name.split(".")[0] == level:
+                assert z.min() - 1 <= point[2] <= z.max() + 1, name
+
+
+def distance_to_mask(anatomy, mask, point, radius_mm=12.0):
+    """Distance (mm) from ``point`` to the nearest voxel centre of ``mask`` (inf if none within reach)."""
+    h = anatomy.labels.spacing[0]
+    centre = np.rint(anatomy.labels.world_to_voxel(point)).astype(int)
+    r = int(radius_mm / h) + 1
+    lo, hi = np.maximum(centre - r, 0), np.minimum(centre + r + 1, mask.shape)
+    ijk = np.argwhere(mask[lo[0]:hi[0], lo[1]:hi[1], lo[2]:hi[2]]) + lo
+    if len(ijk) == 0:
+        return np.inf
+    return float(np.min(np.linalg.norm(anatomy.labels.voxel_to_world(ijk) - point, axis=1)))
+
+
+def test_every_landmark_lies_in_or_on_the_structure_it_names(small_spine):
+    h = small_spine.labels.spacing[0]
+    half_diagonal = h * np.sqrt(3) / 2
+    masks = {}
+    failures = []
+    for name, point in sorted(small_spine.landmarks.items()):
+        group, relation = landmark_structure(name)
+        mask = masks.setdefault(group, small_spine.mask(group))
+        inside = distance_to_mask(small_spine, mask, point)
+        outside = distance_to_mask(small_spine, ~mask, point)
+        # "in": the landmark's own voxel (or one touching its corner) is the structure's; "on": voxels
+        # of the structure and of its outside are both within about a voxel.
+        ok = inside <= half_diagonal + 1e-6 if relation == "in" else \
+            inside <= 1.1 * h and outside <= 1.1 * h
+        if not ok:
+            failures.append((name, group, relation, round(inside, 2), round(outside, 2)))
+    assert failures == [], "\n".join(map(str, failures))
+
+
+def test_targets_in_the_foramen_keep_clear_of_nerve_and_bone(small_spine):
+    nerve = small_spine.mask("nerve_root") | small_spine.mask("dorsal_root_ganglion")
+    for interspace in INTERSPACE_NAMES[1:]:
+        for side in SIDES:
+            point = small_spine.landmark(f"{interspace}.safe_triangle.{side}")
+            upper = interspace.split("-")[0]
+            assert distance_to_mask(small_spine, small_spine.mask(f"{upper}.pedicle.{side}"), point) < 5.0
+            assert distance_to_mask(small_spine, nerve, point) > 1.0
+
+
+def test_endplate_normals_point_into_the_disc(small_spine):
+    for upper, lower in zip(VERTEBRA_NAMES[1:-1], VERTEBRA_NAMES[2:]):
+        down = small_spine.direction(f"{upper}.inferior_endplate.normal")
+        up = small_spine.direction(f"{lower}.superior_endplate.normal")
+        gap = small_spine.landmark(f"{lower}.superior_endplate.center") - small_spine.landmark(f"{upper}.inferior_endplate.center")
+        assert down @ gap > 0 > up @ gap
+        assert down @ up < -0.9
+
+
+def test_ct_numbers_come_from_the_tissue_table(small_spine):
+    ct = small_spine.ct.array
+    assert ct.dtype == np.int16
+    for group, tissue in (("fat", "fat"), ("muscle.erector_spinae.left", "muscle"), ("dural_sac.csf", "csf"),
+                          ("soft_tissue", "soft_tissue")):
+        assert abs(np.median(ct[small_spine.mask(group)]) - TISSUES[tissue].hu) < 25, group
+    assert np.median(ct[small_spine.labels.array == 0]) == pytest.approx(TISSUES["air"].hu, abs=15)
+    # Vertebral bodies: cancellous inside, a bright cortical shell at the surface.
+    body = small_spine.mask("L3.body")
+    assert 200 < np.median(ct[body]) < 700
+    assert np.percentile(ct[body], 95) > 700

@@ -1,0 +1,54 @@
+"""Measurements of the generated labels against the reference tables (clinical.md §4)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from anatomy_models.spine import SpineParameters, generate_spine
+from anatomy_models.spine.measure import MaskSampler, measure_spine, run_length, skin_to_epidural_depth
+from anatomy_models.spine.morphometry import epidural_depth_mm
+from simulator.cli import main
+
+
+@pytest.mark.slow
+def test_default_spine_measures_within_ten_percent_of_the_references(spine_1mm):
+    rows = measure_spine(spine_1mm)
+    kinds = {row.name.split(" left")[0].split(" right")[0] for row in rows}
+    assert {"body width", "body depth", "pedicle width", "canal AP", "canal transverse", "interlaminar gap",
+            "facet angle", "disc height anterior", "disc height middle", "disc height posterior",
+            "skin to epidural (midline)"} <= kinds
+    outside = [(row.name, row.level, round(row.value, 2), row.reference) for row in rows if abs(row.error_fraction) > 0.10]
+    assert outside == []
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("bmi", [20.0, 30.0, 40.0])
+def test_skin_to_epidural_depth_follows_the_bmi_regression(bmi):
+    anatomy = generate_spine(SpineParameters(bmi=bmi, field_of_view="spine"))
+    depth = skin_to_epidural_depth(anatomy)
+    assert depth == pytest.approx(epidural_depth_mm(bmi), rel=0.10)
+
+
+def test_run_length_finds_a_ball_diameter():
+    from anatomy_models.anatomy import Anatomy
+    from anatomy_models.structures import Label, LabelTable
+    from anatomy_models.volume import Volume
+
+    ijk = np.indices((41, 41, 41)) - 20
+    ball = (np.sqrt((ijk ** 2).sum(axis=0)) <= 12.0).astype(np.uint16)
+    volume = Volume.from_spacing(ball, (0.5, 0.5, 0.5), origin=(-10, -10, -10))
+    anatomy = Anatomy(ct=volume.with_array(ball.astype(np.int16)), label_table=LabelTable([Label(1, "L3.body", "cortical_bone")]),
+                      labels=volume)
+    low, high = run_length(MaskSampler(anatomy, "L3.body"), np.zeros(3), np.array([1.0, 1.0, 0.0]))
+    assert high - low == pytest.approx(12.0, abs=0.5)  # a 6 mm radius, to a voxel's half-diagonal
+
+
+def test_measure_command_prints_the_table(small_spine, capsys):
+    from anatomy_models.anatomy import Anatomy
+    from anatomy_models.store import save_anatomy
+
+    save_anatomy(Anatomy.load(small_spine.directory), "measure-me")  # a copy: the fixture stays as it is
+    assert main(["anatomy", "measure", "measure-me"]) == 0
+    printed = capsys.readouterr().out
+    assert "pedicle" in printed and "epidural" in printed and "measurements within 10%" in printed

@@ -1,0 +1,51 @@
+"""The built-in patient through the store (generate-and-cache) and the command line."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+from anatomy_models.spine import SpineParameters
+from anatomy_models.store import generated_anatomy, load_anatomy, spinesim_home
+from simulator.cli import main
+
+
+def test_generated_anatomies_are_cached_by_parameter_hash(small_spine):
+    params = SpineParameters(spacing_mm=2.0)
+    assert small_spine.directory == spinesim_home() / "generated" / params.cache_key()
+    start = time.perf_counter()
+    again = generated_anatomy(params)
+    assert time.perf_counter() - start < 1.0  # a cache hit, not a new generation
+    np.testing.assert_array_equal(again.labels.array, small_spine.labels.array)
+    assert again.landmarks.keys() == small_spine.landmarks.keys()
+
+
+def test_damaged_cache_entries_are_regenerated(tmp_path, monkeypatch):
+    monkeypatch.setenv("SPINESIM_HOME", str(tmp_path))
+    params = SpineParameters(spacing_mm=2.0, field_of_view="spine")
+    first = generated_anatomy(params)
+    (first.directory / "anatomy.json").write_text("{ not json")
+    second = generated_anatomy(params)
+    np.testing.assert_array_equal(second.ct.array, first.ct.array)  # deterministic for the same seed
+
+
+def test_default_is_the_default_parameters_at_1mm(spine_1mm):
+    default = load_anatomy("default")
+    assert default.directory == spine_1mm.directory
+    assert default.metadata["parameters"] == SpineParameters().to_dict()
+
+
+def test_cli_generate_stores_a_named_anatomy(capsys):
+    assert main(["anatomy", "generate", "-o", "thin", "--bmi", "20", "--spacing", "2", "--fov", "spine",
+                 "--param", "scoliosis_cobb_deg=12"]) == 0
+    assert "Stored anatomy thin" in capsys.readouterr().out
+    thin = load_anatomy("thin")
+    assert thin.metadata["parameters"]["bmi"] == 20.0 and thin.metadata["parameters"]["scoliosis_cobb_deg"] == 12.0
+
+
+def test_cli_generate_errors_are_one_line(capsys):
+    assert main(["anatomy", "generate", "-o", "x", "--param", "lordosis"]) == 1
+    assert "--param expects KEY=VALUE" in capsys.readouterr().err
+    assert main(["anatomy", "generate", "-o", "x", "--bmi", "99"]) == 1
+    assert "field 'bmi'" in capsys.readouterr().err
