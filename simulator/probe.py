@@ -283,10 +283,12 @@ def standard_view(anatomy, view: str, level: str = "L4-L5", side: str = "left", 
     ----------
     anatomy : Anatomy
         Needs the landmarks ``{level}.interlaminar_window.center`` and, for the articular view,
-        ``facet_joint.{level}.{side}.center``; the transverse view also uses the spinous-process tips.
+        ``facet_joint.{level}.{side}.center``; the transverse view also uses the spinous-process tips,
+        the paramedian sagittal oblique view the labels of the disc and vertebral bodies.
     view : str
         ``"paramedian-sagittal-oblique"``: sagittal plane beside the midline, beam tilted medially
-        through the interlaminar window (laminae as a saw-tooth); marker cranial.
+        through the interlaminar window onto the anterior complex (the back of the disc, on the
+        midline): laminae as a saw-tooth, the window between them; marker cranial.
         ``"articular"``: sagittal plane over the facet joints, beam straight down (the articular
         processes as a continuous wavy line, "camel humps"); marker cranial.
         ``"transverse-interlaminar"``: transverse plane through the interspinous gap, beam aimed
@@ -321,5 +323,30 @@ def standard_view(anatomy, view: str, level: str = "L4-L5", side: str = "left", 
                            **settings)
     medial = np.array([-1.0 if side == "left" else 1.0, 0.0, 0.0])  # +x is the patient's left
     tilt = np.radians(PSO_MEDIAL_TILT_DEG)
-    return aimed_probe(anatomy, kind, window, np.cos(tilt) * anterior + np.sin(tilt) * medial, lateral, **settings)
+    return aimed_probe(anatomy, kind, anterior_complex(anatomy, level), np.cos(tilt) * anterior + np.sin(tilt) * medial,
+                       lateral, **settings)
+
+
+def anterior_complex(anatomy, level: str, *, reach_mm: float = 60.0, step_mm: float = 0.5) -> np.ndarray:
+    """The back of the disc (or vertebral body) straight in front of ``level``'s interlaminar window.
+
+    The "anterior complex" of neuraxial ultrasound (posterior longitudinal ligament, back of the disc
+    and bodies): found by stepping anteriorly from ``{level}.interlaminar_window.center`` until the
+    label map shows the ``{level}.disc`` or the body of either vertebra.
+    """
+    upper, lower = level.split("-")
+    table = anatomy.label_table
+    targets = [label.id for label in table
+               if label.name.startswith(f"{level}.disc") or label.name in (f"{upper}.body", f"{lower}.body")]
+    if anatomy.labels is None or not targets:
+        raise SpinesimError(f"the anatomy has no labelled {level} disc or vertebral bodies to aim the probe at",
+                            hint="use a labelled anatomy, or aim the probe yourself with aimed_probe")
+    window = anatomy.landmark(f"{level}.interlaminar_window.center")
+    points = window + np.arange(0.0, reach_mm, step_mm)[:, None] * np.array([0.0, -1.0, 0.0])
+    ijk = np.rint(anatomy.labels.world_to_voxel(points)).astype(np.int64)
+    inside = np.all((ijk >= 0) & (ijk < np.asarray(anatomy.labels.shape)), axis=1)
+    hits = np.flatnonzero(inside)[np.isin(anatomy.labels.array[tuple(ijk[inside].T)], targets)]
+    if hits.size == 0:
+        raise SpinesimError(f"no {level} disc or vertebral body within {reach_mm:g} mm in front of its interlaminar window")
+    return points[hits[0]]
 

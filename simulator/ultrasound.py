@@ -15,7 +15,9 @@ and of the PLUS toolkit's simulator (per-tissue impedance, attenuation and diffu
    ``2 α f`` dB per cm, so shadows behind bone and air emerge from the physics; diffuse echoes are
    the local backscatter times a complex scatterer field fixed in tissue coordinates (hashed lattice
    noise, summed over the slice thickness), so speckle stays put when the probe slides in plane and
-   decorrelates when it moves out of plane.
+   decorrelates when it moves out of plane. The echoes are then attenuated by the transmission
+   averaged across the beam's width (neighbouring lines), so shadow edges are soft as with a real
+   beam.
 3. **Point-spread function**: Gaussian axial (pulse length) and lateral (beam width, depending on
    focus and depth) blur of the complex echo field in the beam domain; then the echo power, lightly
    averaged as a scanner's compounding / speckle reduction does.
@@ -54,12 +56,16 @@ SPECKLE_LATTICE_WAVELENGTHS = 0.6
 ELEVATION_PLANES = 8
 # Echo level of diffuse backscatter 1.0 relative to a perfect plane reflector: soft-tissue speckle
 # sits 30-40 dB below a bone surface on clinical images [ED].
-DIFFUSE_REFERENCE_DB = -30.0
+DIFFUSE_REFERENCE_DB = -35.0
 # Interface echo = R * ((1 - roughness) |cos(angle to normal)|^exponent + roughness): mostly specular,
-# with a rough part so that oblique bone stays faintly visible (PLUS's bone preset splits its echo into
-# specular and diffuse parts the same way, clinical.md §5.3 [S117]).
-INTERFACE_ROUGHNESS = 0.1
-SPECULAR_EXPONENT = 3.0
+# with a rough part so that oblique surfaces stay faintly visible (PLUS's bone preset splits its echo
+# into specular and diffuse parts the same way, clinical.md §5.3 [S117]). Bone is smooth at these
+# wavelengths and strongly specular (its oblique sides vanish); fascia, ligament and dura surfaces
+# are rougher and show over a wider range of angles. An interface counts as bone-like when its
+# |Δ ln Z| exceeds BONE_LIKE_STEP (muscle -> cortex is 1.4, muscle -> ligament 0.09).
+BONE_LIKE_STEP = 0.5
+SPECULAR_EXPONENT = {"bone": 3.0, "soft": 1.5}
+INTERFACE_ROUGHNESS = {"bone": 0.1, "soft": 0.3}
 # Transmit pulse length in cycles (2-3 for B-mode); the echo envelope's axial FWHM is half the
 # spatial pulse length: 0.66 mm at 3.5 MHz, 0.23 mm at 10 MHz.
 PULSE_CYCLES = 3.0
@@ -70,8 +76,8 @@ MIN_F_NUMBER = 3.0
 ACTIVE_APERTURE_MM = 20.0
 # Automatic TGC compensates this one-way attenuation (dB/cm/MHz), between fat (0.7) and muscle (1.1).
 AUTO_TGC_DB_PER_CM_MHZ = 0.8
-# Gel layer: air within this distance of the probe face, before the beam enters the body, is
-# coupling gel (a probe pressed on curved skin); beyond it the probe has lost contact.
+# Gel layer: air within this distance of the probe face, until the beam is fully in tissue, is
+# coupling gel (a probe pressed on curved, voxelised skin); beyond it the probe has lost contact.
 GEL_MM = 10.0
 # Tissue texture lattices (LPS mm): muscle fibres run cranio-caudally (long along z), so perimysium
 # septa show as striations on sagittal views and as dots on transverse ones; subcutaneous fat septa
@@ -81,8 +87,8 @@ GEL_MM = 10.0
 MUSCLE_FIBRE_LATTICE_MM = (1.2, 1.2, 15.0)
 FAT_SEPTA_LATTICE_MM = (8.0, 1.5, 8.0)
 SEPTUM_WIDTH = 0.1
-MUSCLE_BULK, MUSCLE_SEPTA = 0.6, 4.0
-FAT_BULK, FAT_SEPTA = 0.6, 5.0
+MUSCLE_BULK, MUSCLE_SEPTA = 0.7, 2.5
+FAT_BULK, FAT_SEPTA = 0.4, 5.0
 # Needle: specular acceptance (the echo falls as exp(-(angle/acceptance)^2) with the angle between the
 # beam and the shaft's normal), the rough part that stays at any angle, the tip as a point reflector,
 # and the comet tail (echo ratio per reverberation inside the shaft, number of echoes).
@@ -93,11 +99,10 @@ COMET_TAIL_RATIO = 0.3
 COMET_TAIL_ECHOES = 4
 NEEDLE_SHADOW = 0.3
 
-# A line stops where its round-trip amplitude falls below this: 160 dB down, beyond any display
-# (diffuse echoes start 30 dB lower still; gain + TGC + dynamic range rarely exceed 150 dB).
-AMPLITUDE_FLOOR = 1e-8
-
 _TEXTURE = {"muscle": 1, "fat": 2}
+# numba reads module-level floats as constants, not dicts
+_BONE_EXPONENT, _SOFT_EXPONENT = SPECULAR_EXPONENT["bone"], SPECULAR_EXPONENT["soft"]
+_BONE_ROUGHNESS, _SOFT_ROUGHNESS = INTERFACE_ROUGHNESS["bone"], INTERFACE_ROUGHNESS["soft"]
 _FRAME_CACHE_SIZE = 4
 
 
@@ -160,28 +165,41 @@ def _compute_maps(anatomy) -> AcousticMaps:
     texture = np.array([_TEXTURE.get(name, 0) for name in names] + [0], dtype=np.int8)
     # Only the body's bounding box (plus a voxel) is kept: CT air around a patient costs nothing then.
     air = names.index("air") if "air" in names else -1
-    body = np.argwhere(classes != air) if air >= 0 else np.argwhere(np.ones_like(classes, dtype=bool))
-    if body.size == 0:
+    body = classes != air
+    if not body.any():
         raise SpinesimError("the anatomy holds no tissue (every voxel is air)", hint="check the CT's HU scaling")
-    lower = np.maximum(body.min(axis=0) - 1, 0)
-    upper = np.minimum(body.max(axis=0) + 2, classes.shape)
-    box = tuple(slice(a, b) for a, b in zip(lower, upper))
-    cropped = classes[box]
-    # Surface normals: gradient of a slightly smoothed ln Z, turned from index to LPS space.
-    ln_z_volume = ndimage.gaussian_filter(ln_z[cropped], sigma=1.0)
-    gradient_index = np.stack(np.gradient(ln_z_volume), axis=-1)
-    del ln_z_volume
-    index_to_world = anatomy.ct.affine[:3, :3]
-    gradient = gradient_index @ np.linalg.inv(index_to_world)
-    del gradient_index
-    norm = np.linalg.norm(gradient, axis=-1, keepdims=True)
-    normal = np.where(norm > 1e-6, gradient / np.maximum(norm, 1e-12), 0.0)
+    extent = [np.flatnonzero(body.any(axis=tuple(a for a in range(3) if a != axis))) for axis in range(3)]
+    del body
+    lower = np.array([max(int(e[0]) - 1, 0) for e in extent])
+    upper = np.array([min(int(e[-1]) + 2, n) for e, n in zip(extent, classes.shape)])
+    cropped = classes[tuple(slice(a, b) for a, b in zip(lower, upper))]
     voxels = np.empty(cropped.shape + (4,), dtype=np.int8)
     voxels[..., 0] = cropped
-    voxels[..., 1:] = np.rint(normal * 127.0).astype(np.int8)
+    _surface_normals(cropped, ln_z, np.linalg.inv(anatomy.ct.affine[:3, :3]).astype(np.float32), voxels)
     world_to_index = np.linalg.inv(anatomy.ct.affine)[:3]
     world_to_index[:, 3] -= lower
-    return AcousticMaps(np.ascontiguousarray(voxels), world_to_index, list(names), ln_z, attenuation, backscatter, texture)
+    return AcousticMaps(voxels, world_to_index, list(names), ln_z, attenuation, backscatter, texture)
+
+
+# Normals are computed in slabs of this many index planes (plus a margin for the smoothing), so that
+# a 1 mm CT needs tens of MB of scratch, not GB.
+_NORMAL_SLAB = 32
+_NORMAL_MARGIN = 5
+
+
+def _surface_normals(classes: np.ndarray, ln_z: np.ndarray, index_to_world_inverse: np.ndarray,
+                     voxels: np.ndarray) -> None:
+    """Write the unit gradient of the slightly smoothed ln Z (LPS directions, times 127) of the class
+    map ``classes`` into ``voxels[..., 1:]``; ``index_to_world_inverse`` turns index-space gradients
+    into LPS ones."""
+    n = classes.shape[0]
+    for start in range(0, n, _NORMAL_SLAB):
+        stop = min(start + _NORMAL_SLAB, n)
+        low, high = max(start - _NORMAL_MARGIN, 0), min(stop + _NORMAL_MARGIN, n)
+        smooth = ndimage.gaussian_filter(ln_z[classes[low:high]], sigma=1.0)
+        gradient = np.stack(np.gradient(smooth), axis=-1)[start - low:stop - low] @ index_to_world_inverse
+        norm = np.linalg.norm(gradient, axis=-1, keepdims=True)
+        voxels[start:stop, ..., 1:] = np.rint(gradient * (127.0 / np.maximum(norm, 1e-6))).astype(np.int8)
 
 
 # --------------------------------------------------------------------------- beam geometry
@@ -366,35 +384,43 @@ def _ridge(noise, width):
 
 
 @njit(cache=True, inline="always")
-def _interface_echo(run_sum, run_amplitude, nx, ny, nz, dx, dy, dz):
+def _interface_echo(run_sum, nx, ny, nz, dx, dy, dz):
+    """Echo of an interface, tanh(|sum of ln Z steps / 2|), times its angle term toward the probe."""
     norm = math.sqrt(nx * nx + ny * ny + nz * nz)
     cosine = abs(nx * dx + ny * dy + nz * dz) / norm if norm > 0.0 else 1.0
-    directivity = (1.0 - INTERFACE_ROUGHNESS) * cosine**SPECULAR_EXPONENT + INTERFACE_ROUGHNESS
-    return run_amplitude * math.tanh(abs(run_sum)) * directivity
+    if 2.0 * abs(run_sum) > BONE_LIKE_STEP:
+        directivity = (1.0 - _BONE_ROUGHNESS) * cosine**_BONE_EXPONENT + _BONE_ROUGHNESS
+    else:
+        directivity = (1.0 - _SOFT_ROUGHNESS) * cosine**_SOFT_EXPONENT + _SOFT_ROUGHNESS
+    return math.tanh(abs(run_sum)) * directivity
 
 
 @njit(cache=True, inline="always")
-def _deposit(row, position, value):
+def _deposit(row, starts, position, value, start):
+    """Add ``value`` at fractional sample ``position`` (split linearly), recording ``start``."""
     base = math.floor(position)
     frac = position - base
     i = np.int64(base)
     if 0 <= i < row.shape[0]:
         row[i] += value * (1.0 - frac)
+        starts[i] = start
     if 0 <= i + 1 < row.shape[0]:
         row[i + 1] += value * frac
+        starts[i + 1] = start
 
 
 @njit(parallel=True, cache=True, fastmath=True)
 def _trace_lines(voxels, world_to_index, ln_z, attenuation, backscatter, texture, air, gel,
                  origins, directions, elevation, sample_mm, frequency_mhz, gel_mm, lattice_mm, plane_offsets,
-                 plane_weights, noise_gain, seed, muscle_lattice, fat_lattice, axial_kernel, diffuse_scale,
-                 coherent, diffuse_re, diffuse_im, transmission, axial_re, axial_im):
-    """One pass along every scan line: interface echoes, diffuse echoes and round-trip transmission,
-    then the axial point-spread function along the line (``axial_re``, ``axial_im``).
+                 plane_weights, noise_gain, seed, muscle_lattice, fat_lattice,
+                 coherent, run_start, diffuse_re, diffuse_im, transmission):
+    """One pass along every scan line: the local echoes (not yet attenuated) and the line's own
+    round-trip transmission.
 
-    The axial kernel has peak 1 (a plane reflector keeps its amplitude); diffuse echoes are scaled
-    per depth (``diffuse_scale``) so that independent scatterers keep unit variance through the
-    axial and lateral kernels.
+    ``coherent`` holds interface echoes at their positions, ``run_start`` the sample whose
+    transmission reaches each of them (the sample before the interface began; -1 for the face);
+    ``diffuse_re``/``diffuse_im`` the diffuse echoes; ``transmission`` the round-trip amplitude left
+    after each sample. :func:`_beam_echoes` attenuates them with the beam-averaged transmission.
     """
     lines, samples = coherent.shape
     ni, nj, nk = voxels.shape[0], voxels.shape[1], voxels.shape[2]
@@ -404,7 +430,8 @@ def _trace_lines(voxels, world_to_index, ln_z, attenuation, backscatter, texture
     muscle_salt = np.int64(seed) * 3 + 2
     fat_salt = np.int64(seed) * 3 + 3
     inverse_lattice = 1.0 / lattice_mm
-    for line in prange(lines):
+    for parallel_line in prange(lines):
+        line = np.int64(parallel_line)
         dx, dy, dz = directions[line, 0], directions[line, 1], directions[line, 2]
         # Positions advance by a constant step along the line, in LPS mm and in voxel indices.
         px = origins[line, 0] + 0.5 * sample_mm * dx
@@ -423,7 +450,7 @@ def _trace_lines(voxels, world_to_index, ln_z, attenuation, backscatter, texture
         in_body = False
         run_sign = 0
         run_sum = 0.0
-        run_amplitude = 1.0
+        run_first = 0
         run_weight = 1.0
         run_moment = 0.0
         rnx = 0.0
@@ -461,12 +488,12 @@ def _trace_lines(voxels, world_to_index, ln_z, attenuation, backscatter, texture
                     if c == air:
                         air_w += w
                         if not in_body and depth < gel_mm:
-                            c = gel
+                            c = gel  # gel fills the gap between the face and the (voxelised) skin
                     corner_class[corner] = c
                     corner_weight[corner] = w
                     uniform = uniform and c == corner_class[0]
-                if not in_body and air_w < 0.5:
-                    in_body = True
+                if air_w == 0.0:
+                    in_body = True  # fully in tissue: from here on, air is air (gas, lung)
                 if uniform:
                     c = corner_class[0]
                     lnz = ln_z[c]
@@ -496,14 +523,14 @@ def _trace_lines(voxels, world_to_index, ln_z, attenuation, backscatter, texture
             previous = lnz
             sign = 1 if step > 1e-4 else (-1 if step < -1e-4 else 0)
             if run_sign != 0 and sign != run_sign:
-                _deposit(coherent[line], run_moment / run_weight,
-                         _interface_echo(run_sum, run_amplitude, rnx, rny, rnz, dx, dy, dz))
+                _deposit(coherent[line], run_start[line], run_moment / run_weight,
+                         _interface_echo(run_sum, rnx, rny, rnz, dx, dy, dz), run_first - 1)
                 run_sign = 0
             if sign != 0:
                 if run_sign == 0:
                     run_sign = sign
                     run_sum = 0.0
-                    run_amplitude = amplitude
+                    run_first = m
                     run_weight = 0.0
                     run_moment = 0.0
                     rnx = 0.0
@@ -526,8 +553,6 @@ def _trace_lines(voxels, world_to_index, ln_z, attenuation, backscatter, texture
                         rny += w * voxels[ii + cx, jj + cy, kk + cz, 2]
                         rnz += w * voxels[ii + cx, jj + cy, kk + cz, 3]
             amplitude *= math.exp(-alpha * per_db)
-            if amplitude < AMPLITUDE_FLOOR:
-                break  # nothing deeper on this line can be displayed
             transmission[line, m] = amplitude
             if scatter > 0.0:
                 gain = 1.0
@@ -546,21 +571,46 @@ def _trace_lines(voxels, world_to_index, ln_z, attenuation, backscatter, texture
                                             pz * inverse_lattice + offset * elevation[2], speckle_salt)
                     real += plane_weights[plane] * qr
                     imag += plane_weights[plane] * qi
-                level = amplitude * scatter * gain * noise_gain
+                level = scatter * gain * noise_gain
                 diffuse_re[line, m] = level * real
                 diffuse_im[line, m] = level * imag
         if run_sign != 0:
-            _deposit(coherent[line], run_moment / run_weight,
-                     _interface_echo(run_sum, run_amplitude, rnx, rny, rnz, dx, dy, dz))
-        half = axial_kernel.shape[0] // 2
+            _deposit(coherent[line], run_start[line], run_moment / run_weight,
+                     _interface_echo(run_sum, rnx, rny, rnz, dx, dy, dz), run_first - 1)
+
+
+@njit(parallel=True, cache=True, fastmath=True)
+def _beam_echoes(coherent, run_start, diffuse_re, diffuse_im, transmission, lateral_weights, axial_kernel,
+                 diffuse_scale, beam_transmission, axial_re, axial_im):
+    """Attenuate the local echoes with the beam's transmission, then blur them along each line.
+
+    A beam is as wide as its lateral point-spread function, so what reaches depth m on line l is the
+    lines' own transmissions averaged with the lateral weights (amplitudes add across the beam):
+    partial shadows at bone edges, narrow windows dimmer than wide ones, no thin-ray shadow of a
+    sheet the beam merely grazes. The axial kernel has peak 1 (a plane reflector keeps its
+    amplitude); diffuse echoes are scaled per depth (``diffuse_scale``) so that independent
+    scatterers keep unit variance through the axial and lateral kernels.
+    """
+    lines, samples = coherent.shape
+    reach = lateral_weights.shape[1] // 2
+    half = axial_kernel.shape[0] // 2
+    for parallel_line in prange(lines):
+        line = np.int64(parallel_line)  # prange counts unsigned: -line would wrap
+        for m in range(samples):
+            beam_transmission[line, m] = 0.0
+        for i in range(max(-reach, -line), min(reach + 1, lines - line)):
+            for m in range(samples):
+                beam_transmission[line, m] += lateral_weights[m, i + reach] * transmission[line + i, m]
         for m in range(samples):
             sr = 0.0
             si = 0.0
             for j in range(max(-half, -m), min(half + 1, samples - m)):
+                mm = m + j
                 k = axial_kernel[j + half]
-                scale = diffuse_scale[m + j]
-                sr += k * (coherent[line, m + j] + scale * diffuse_re[line, m + j])
-                si += k * scale * diffuse_im[line, m + j]
+                reached = 1.0 if run_start[line, mm] < 0 else beam_transmission[line, run_start[line, mm]]
+                scale = diffuse_scale[mm] * beam_transmission[line, mm]
+                sr += k * (coherent[line, mm] * reached + scale * diffuse_re[line, mm])
+                si += k * scale * diffuse_im[line, mm]
             axial_re[line, m] = sr
             axial_im[line, m] = si
 
@@ -814,21 +864,24 @@ def _tissue_field(maps: AcousticMaps, probe: Probe, scan: _Scan, origins: np.nda
     lines, samples = origins.shape[0], scan.samples
     noise_gain = 10.0 ** (DIFFUSE_REFERENCE_DB / 20.0) / math.sqrt(_speckle_power())
     offsets, weights = _elevation_planes()
-    scratch = [np.zeros((lines, samples), dtype=np.float32) for _ in range(4)]
-    axial_re = np.empty((lines, samples), dtype=np.float32)
-    axial_im = np.empty((lines, samples), dtype=np.float32)
+    coherent, diffuse_re, diffuse_im, transmission = (np.zeros((lines, samples), dtype=np.float32) for _ in range(4))
+    run_start = np.full((lines, samples), -1, dtype=np.int32)
     _trace_lines(maps.voxels, maps.world_to_index, maps.ln_impedance, maps.attenuation_db_per_cm_mhz,
                  maps.backscatter, maps.texture, maps.air, maps.gel, origins, directions,
                  probe.elevation, scan.sample_mm, probe.frequency_mhz, GEL_MM,
                  SPECKLE_LATTICE_WAVELENGTHS * probe.wavelength_mm, offsets, weights, noise_gain, int(seed),
-                 np.asarray(MUSCLE_FIBRE_LATTICE_MM), np.asarray(FAT_SEPTA_LATTICE_MM), scan.axial_kernel,
-                 scan.diffuse_scale, *scratch, axial_re, axial_im)
-    transmission = scratch[3]
-    field_re, field_im = scratch[0], scratch[1]   # the scratch is free again
+                 np.asarray(MUSCLE_FIBRE_LATTICE_MM), np.asarray(FAT_SEPTA_LATTICE_MM),
+                 coherent, run_start, diffuse_re, diffuse_im, transmission)
+    beam_transmission = np.empty((lines, samples), dtype=np.float32)
+    axial_re = np.empty((lines, samples), dtype=np.float32)
+    axial_im = np.empty((lines, samples), dtype=np.float32)
+    _beam_echoes(coherent, run_start, diffuse_re, diffuse_im, transmission, scan.lateral_weights, scan.axial_kernel,
+                 scan.diffuse_scale, beam_transmission, axial_re, axial_im)
+    field_re, field_im = coherent, diffuse_re     # free again
     _lateral_spread(axial_re, axial_im, scan.lateral_weights, field_re, field_im)
     level_db = axial_re                           # and so is this
     _speckle_reduction(field_re, field_im, level_db)
-    frame = (level_db, transmission)
+    frame = (level_db, beam_transmission)
     maps.frames[key] = frame
     if len(maps.frames) > _FRAME_CACHE_SIZE:
         maps.frames.popitem(last=False)

@@ -42,7 +42,8 @@ def test_writes_an_annotated_png_of_the_view(stored_phantom, tmp_path, capsys):
 @pytest.mark.parametrize("arguments, message", [
     (["--size", "big"], "--size"),
     (["--level", "L2-L3"], "no landmark"),
-    (["--frequency", "12"], "frequency_mhz"),                # too high for the default curvilinear probe
+    (["--view", "articular", "--frequency", "12"], "frequency_mhz"),   # too high for a curvilinear probe
+    (["--view", "paramedian-sagittal-oblique"], "no labelled L4-L5 disc"),  # nothing to aim through the window at
 ])
 def test_user_errors_are_reported_in_one_line(stored_phantom, tmp_path, capsys, arguments, message):
     assert main(["ultrasound", stored_phantom, *arguments, "-o", str(tmp_path / "x.png")]) == 1
