@@ -221,6 +221,7 @@ class _Scan:
     elevation_sigma_mm: np.ndarray  # (M,)
     axial_kernel: np.ndarray  # along a line, peak 1
     lateral_weights: np.ndarray  # (M, 2 reach + 1) unit-sum Gaussian across lines at each depth
+    lateral_rows: np.ndarray  # (2 reach + 1, 2) first and last + 1 sample where each offset has weight
     diffuse_scale: np.ndarray  # (M,) keeps independent scatterers at unit variance through both kernels
 
 
@@ -282,10 +283,13 @@ def _scan(probe: Probe) -> _Scan:
     axial_kernel = np.exp(-0.5 * (np.arange(-reach, reach + 1) / axial_sigma_samples) ** 2)
     lateral_weights = _lateral_kernels(np.maximum(lateral_sigma / line_spacing, 0.6), lines)
     diffuse_scale = 1.0 / np.sqrt(np.sum(axial_kernel**2) * np.sum(lateral_weights**2, axis=1))
+    used = lateral_weights > 0
+    lateral_rows = np.stack([used.argmax(axis=0), rows - used[::-1].argmax(axis=0)], axis=1).astype(np.int64)
+    lateral_rows[~used.any(axis=0)] = 0
     return _Scan(line_origins, line_directions, sample_mm, rows,
                  np.where(inside, line, -1.0).astype(np.float32), np.broadcast_to(sample, (rows, cols)).astype(np.float32),
                  pixel_mm, (float(u[0, 0]), float(v[0, 0])), axial_sigma, lateral_sigma, elevation_sigma,
-                 axial_kernel, lateral_weights, diffuse_scale)
+                 axial_kernel, lateral_weights, lateral_rows, diffuse_scale)
 
 
 def _lateral_kernels(sigmas: np.ndarray, lines: int) -> np.ndarray:
@@ -336,6 +340,9 @@ def _gaussian_beam_sigma(wavelength: float, f_number: float, focus: float, depth
 
 
 # --------------------------------------------------------------------------- kernels
+# Only the line tracing runs in parallel. The other passes take a millisecond or two on one core,
+# less than starting a parallel region costs on a busy two-core machine: with every pass parallel
+# the median frame took 38 ms against 24 ms like this, under a load of 5 (benchmarks/bench_ultrasound.py).
 @njit(cache=True, inline="always")
 def _hash(ix, iy, iz, salt):
     z = (np.uint64(salt) + np.uint64(ix) * np.uint64(0x9E3779B97F4A7C15)
@@ -579,9 +586,9 @@ def _trace_lines(voxels, world_to_index, ln_z, attenuation, backscatter, texture
                      _interface_echo(run_sum, rnx, rny, rnz, dx, dy, dz), run_first - 1)
 
 
-@njit(parallel=True, cache=True, fastmath=True)
-def _beam_echoes(coherent, run_start, diffuse_re, diffuse_im, transmission, lateral_weights, axial_kernel,
-                 diffuse_scale, beam_transmission, axial_re, axial_im):
+@njit(cache=True, fastmath=True)
+def _beam_echoes(coherent, run_start, diffuse_re, diffuse_im, transmission, lateral_weights, lateral_rows,
+                 axial_kernel, diffuse_scale, beam_transmission, axial_re, axial_im):
     """Attenuate the local echoes with the beam's transmission, then blur them along each line.
 
     A beam is as wide as its lateral point-spread function, so what reaches depth m on line l is the
@@ -592,50 +599,57 @@ def _beam_echoes(coherent, run_start, diffuse_re, diffuse_im, transmission, late
     scatterers keep unit variance through the axial and lateral kernels.
     """
     lines, samples = coherent.shape
-    reach = lateral_weights.shape[1] // 2
     half = axial_kernel.shape[0] // 2
     for parallel_line in prange(lines):
         line = np.int64(parallel_line)  # prange counts unsigned: -line would wrap
+        _spread_row(transmission, lateral_weights, lateral_rows, line, beam_transmission[line])
+        echo_re = np.empty(samples)
+        echo_im = np.empty(samples)
         for m in range(samples):
-            beam_transmission[line, m] = 0.0
-        for i in range(max(-reach, -line), min(reach + 1, lines - line)):
-            for m in range(samples):
-                beam_transmission[line, m] += lateral_weights[m, i + reach] * transmission[line + i, m]
+            start = run_start[line, m]
+            reached = 1.0 if start < 0 else beam_transmission[line, start]
+            scale = diffuse_scale[m] * beam_transmission[line, m]
+            echo_re[m] = coherent[line, m] * reached + scale * diffuse_re[line, m]
+            echo_im[m] = scale * diffuse_im[line, m]
         for m in range(samples):
             sr = 0.0
             si = 0.0
             for j in range(max(-half, -m), min(half + 1, samples - m)):
-                mm = m + j
-                k = axial_kernel[j + half]
-                reached = 1.0 if run_start[line, mm] < 0 else beam_transmission[line, run_start[line, mm]]
-                scale = diffuse_scale[mm] * beam_transmission[line, mm]
-                sr += k * (coherent[line, mm] * reached + scale * diffuse_re[line, mm])
-                si += k * scale * diffuse_im[line, mm]
+                sr += axial_kernel[j + half] * echo_re[m + j]
+                si += axial_kernel[j + half] * echo_im[m + j]
             axial_re[line, m] = sr
             axial_im[line, m] = si
 
 
-@njit(parallel=True, cache=True, fastmath=True)
-def _lateral_spread(axial_re, axial_im, lateral_weights, out_re, out_im):
+@njit(cache=True, inline="always")
+def _spread_row(values, lateral_weights, lateral_rows, line, out):
+    """Row ``line`` of ``values`` blurred across lines: out[m] = sum_i weights[m, i] values[line + i, m].
+
+    ``lateral_rows[reach + i]`` is the (first, last + 1) sample at which offset i has any weight."""
+    lines, samples = values.shape
+    reach = lateral_weights.shape[1] // 2
+    for m in range(samples):
+        out[m] = 0.0
+    for i in range(max(-reach, -line), min(reach + 1, lines - line)):
+        for m in range(lateral_rows[i + reach, 0], lateral_rows[i + reach, 1]):  # contiguous: vectorises
+            out[m] += lateral_weights[m, i + reach] * values[line + i, m]
+
+
+@njit(cache=True, fastmath=True)
+def _lateral_spread(axial_re, axial_im, lateral_weights, lateral_rows, out_re, out_im):
     """The lateral point-spread function: a Gaussian across scan lines whose width depends on depth.
 
     ``lateral_weights[m, reach + i]`` weights line ``l + i`` at sample ``m``; each row sums to 1, so a
     surface crossing many lines keeps its echo amplitude. Lines beyond the array's ends count as empty.
     """
-    lines, samples = axial_re.shape
-    reach = lateral_weights.shape[1] // 2
+    lines = axial_re.shape[0]
     for parallel_line in prange(lines):
         line = np.int64(parallel_line)  # prange counts unsigned: -line would wrap
-        out_re[line, :] = 0.0
-        out_im[line, :] = 0.0
-        for i in range(max(-reach, -line), min(reach + 1, lines - line)):
-            for m in range(samples):  # contiguous along the line: vectorises
-                w = lateral_weights[m, i + reach]
-                out_re[line, m] += w * axial_re[line + i, m]
-                out_im[line, m] += w * axial_im[line + i, m]
+        _spread_row(axial_re, lateral_weights, lateral_rows, line, out_re[line])
+        _spread_row(axial_im, lateral_weights, lateral_rows, line, out_im[line])
 
 
-@njit(parallel=True, cache=True, fastmath=True)
+@njit(cache=True, fastmath=True)
 def _speckle_reduction(field_re, field_im, level_db):
     """Echo level in dB of the echo power lightly averaged (1-2-1 across lines and along them), as
     scanners do by default (compounding, speckle reduction): keeps the grain, removes the one-sample
@@ -660,7 +674,7 @@ def _speckle_reduction(field_re, field_im, level_db):
             level_db[line, m] = 10.0 * math.log10(total / norm + 1e-30)
 
 
-@njit(parallel=True, cache=True, fastmath=True)
+@njit(cache=True, fastmath=True)
 def _needle_echoes(level_db, transmission, origins, directions, elevation, sample_mm, tip, axis, shaft_mm, radius_mm,
                    reflection, axial_sigma, lateral_sigma, elevation_sigma):
     """Add the needle's echo power to the tissue's echo level (dB), line by line, in place.
@@ -741,7 +755,7 @@ def _grey(level_db, gain_db, dynamic_range_db, line, sample):
     return min(max((level + dynamic_range_db) / dynamic_range_db, 0.0), 1.0)
 
 
-@njit(parallel=True, cache=True, fastmath=True)
+@njit(cache=True, fastmath=True)
 def _display(level_db, gain_db, dynamic_range_db, pixel_line, pixel_sample, image):
     """Log compression and scan conversion: each pixel interpolates the display levels of the four
     beam samples around it (bilinear, as scanners interpolate detected data); uint8 out."""
@@ -875,10 +889,10 @@ def _tissue_field(maps: AcousticMaps, probe: Probe, scan: _Scan, origins: np.nda
     beam_transmission = np.empty((lines, samples), dtype=np.float32)
     axial_re = np.empty((lines, samples), dtype=np.float32)
     axial_im = np.empty((lines, samples), dtype=np.float32)
-    _beam_echoes(coherent, run_start, diffuse_re, diffuse_im, transmission, scan.lateral_weights, scan.axial_kernel,
-                 scan.diffuse_scale, beam_transmission, axial_re, axial_im)
+    _beam_echoes(coherent, run_start, diffuse_re, diffuse_im, transmission, scan.lateral_weights, scan.lateral_rows,
+                 scan.axial_kernel, scan.diffuse_scale, beam_transmission, axial_re, axial_im)
     field_re, field_im = coherent, diffuse_re     # free again
-    _lateral_spread(axial_re, axial_im, scan.lateral_weights, field_re, field_im)
+    _lateral_spread(axial_re, axial_im, scan.lateral_weights, scan.lateral_rows, field_re, field_im)
     level_db = axial_re                           # and so is this
     _speckle_reduction(field_re, field_im, level_db)
     frame = (level_db, beam_transmission)
