@@ -21,6 +21,7 @@ import numpy as np
 
 from anatomy_models.errors import SpinesimError
 from anatomy_models.structures import check_side
+from anatomy_models.tissues import SCANNER_SPEED_OF_SOUND_M_PER_S
 
 ProbeKind = Literal["linear", "curvilinear"]
 View = Literal["paramedian-sagittal-oblique", "articular", "transverse-interlaminar"]
@@ -115,7 +116,7 @@ class Probe:
     field_of_view_deg: float | None = None
     focus_mm: float | None = None
     gain_db: float = 0.0
-    dynamic_range_db: float = 60.0
+    dynamic_range_db: float = 55.0
     tgc_db: tuple[float, ...] = ()
     tgc_db_per_cm: float | None = None
     elevation_focus_mm: float | None = None
@@ -197,8 +198,6 @@ class Probe:
     @property
     def wavelength_mm(self) -> float:
         """Wavelength in soft tissue at the centre frequency, mm (scanner speed of sound)."""
-        from anatomy_models.tissues import SCANNER_SPEED_OF_SOUND_M_PER_S
-
         return SCANNER_SPEED_OF_SOUND_M_PER_S / (self.frequency_mhz * 1e3)
 
     # ------------------------------------------------------------------ movement

@@ -44,7 +44,7 @@ from numba import njit, prange
 from scipy import ndimage
 
 from anatomy_models.errors import SpinesimError
-from anatomy_models.tissues import SCANNER_SPEED_OF_SOUND_M_PER_S, tissue
+from anatomy_models.tissues import tissue
 from simulator.needle import Needle
 from simulator.probe import Probe
 
@@ -64,8 +64,8 @@ DIFFUSE_REFERENCE_DB = -35.0
 # are rougher and show over a wider range of angles. An interface counts as bone-like when its
 # |Δ ln Z| exceeds BONE_LIKE_STEP (muscle -> cortex is 1.4, muscle -> ligament 0.09).
 BONE_LIKE_STEP = 0.5
-SPECULAR_EXPONENT = {"bone": 3.0, "soft": 1.5}
-INTERFACE_ROUGHNESS = {"bone": 0.1, "soft": 0.3}
+BONE_SPECULAR_EXPONENT, BONE_ROUGHNESS = 3.0, 0.1
+SOFT_SPECULAR_EXPONENT, SOFT_ROUGHNESS = 1.5, 0.15
 # Transmit pulse length in cycles (2-3 for B-mode); the echo envelope's axial FWHM is half the
 # spatial pulse length: 0.66 mm at 3.5 MHz, 0.23 mm at 10 MHz.
 PULSE_CYCLES = 3.0
@@ -81,9 +81,9 @@ AUTO_TGC_DB_PER_CM_MHZ = 0.8
 GEL_MM = 10.0
 # Tissue texture lattices (LPS mm): muscle fibres run cranio-caudally (long along z), so perimysium
 # septa show as striations on sagittal views and as dots on transverse ones; subcutaneous fat septa
-# run parallel to the skin of the back (thin along y).
-# Septa are the thin ridges along the zero set of a smooth noise on these lattices; the bulk tissue
-# between them scatters less than the tissue table's mean, the septa more.
+# run parallel to the skin of the back (thin along y). Septa are the thin ridges along the zero set
+# of a smooth noise on these lattices; the bulk tissue between them scatters less than the tissue
+# table's mean (the *_BULK factor), the septa more (bulk + *_SEPTA on the ridge).
 MUSCLE_FIBRE_LATTICE_MM = (1.2, 1.2, 15.0)
 FAT_SEPTA_LATTICE_MM = (8.0, 1.5, 8.0)
 SEPTUM_WIDTH = 0.1
@@ -100,9 +100,6 @@ COMET_TAIL_ECHOES = 4
 NEEDLE_SHADOW = 0.3
 
 _TEXTURE = {"muscle": 1, "fat": 2}
-# numba reads module-level floats as constants, not dicts
-_BONE_EXPONENT, _SOFT_EXPONENT = SPECULAR_EXPONENT["bone"], SPECULAR_EXPONENT["soft"]
-_BONE_ROUGHNESS, _SOFT_ROUGHNESS = INTERFACE_ROUGHNESS["bone"], INTERFACE_ROUGHNESS["soft"]
 _FRAME_CACHE_SIZE = 4
 
 
@@ -316,7 +313,7 @@ def _beam_widths(probe: Probe, depths: np.ndarray) -> tuple[float, np.ndarray, n
     Axial: the echo envelope's FWHM is half the spatial pulse length (``PULSE_CYCLES`` wavelengths).
     Lateral: wavelength x f-number, the f-number of the dynamically focused receive aperture
     (``max(MIN_F_NUMBER, depth / active aperture)``), widened away from the transmit focus by the
-    fourth root of the transmit beam's Gaussian spread (the two-way beam is the product of both).
+    square root of the transmit beam's Gaussian widening (the two-way beam is the product of both).
     Elevation: the fixed lens, focused at ``elevation_focus_mm`` with ``elevation_f_number``.
     """
     wavelength = probe.wavelength_mm
@@ -396,9 +393,9 @@ def _interface_echo(run_sum, nx, ny, nz, dx, dy, dz):
     norm = math.sqrt(nx * nx + ny * ny + nz * nz)
     cosine = abs(nx * dx + ny * dy + nz * dz) / norm if norm > 0.0 else 1.0
     if 2.0 * abs(run_sum) > BONE_LIKE_STEP:
-        directivity = (1.0 - _BONE_ROUGHNESS) * cosine**_BONE_EXPONENT + _BONE_ROUGHNESS
+        directivity = (1.0 - BONE_ROUGHNESS) * cosine**BONE_SPECULAR_EXPONENT + BONE_ROUGHNESS
     else:
-        directivity = (1.0 - _SOFT_ROUGHNESS) * cosine**_SOFT_EXPONENT + _SOFT_ROUGHNESS
+        directivity = (1.0 - SOFT_ROUGHNESS) * cosine**SOFT_SPECULAR_EXPONENT + SOFT_ROUGHNESS
     return math.tanh(abs(run_sum)) * directivity
 
 
@@ -438,7 +435,7 @@ def _trace_lines(voxels, world_to_index, ln_z, attenuation, backscatter, texture
     fat_salt = np.int64(seed) * 3 + 3
     inverse_lattice = 1.0 / lattice_mm
     for parallel_line in prange(lines):
-        line = np.int64(parallel_line)
+        line = np.int64(parallel_line)  # prange counts unsigned; keep index arithmetic signed
         dx, dy, dz = directions[line, 0], directions[line, 1], directions[line, 2]
         # Positions advance by a constant step along the line, in LPS mm and in voxel indices.
         px = origins[line, 0] + 0.5 * sample_mm * dx
@@ -600,8 +597,7 @@ def _beam_echoes(coherent, run_start, diffuse_re, diffuse_im, transmission, late
     """
     lines, samples = coherent.shape
     half = axial_kernel.shape[0] // 2
-    for parallel_line in prange(lines):
-        line = np.int64(parallel_line)  # prange counts unsigned: -line would wrap
+    for line in range(lines):
         _spread_row(transmission, lateral_weights, lateral_rows, line, beam_transmission[line])
         echo_re = np.empty(samples)
         echo_im = np.empty(samples)
@@ -643,8 +639,7 @@ def _lateral_spread(axial_re, axial_im, lateral_weights, lateral_rows, out_re, o
     surface crossing many lines keeps its echo amplitude. Lines beyond the array's ends count as empty.
     """
     lines = axial_re.shape[0]
-    for parallel_line in prange(lines):
-        line = np.int64(parallel_line)  # prange counts unsigned: -line would wrap
+    for line in range(lines):
         _spread_row(axial_re, lateral_weights, lateral_rows, line, out_re[line])
         _spread_row(axial_im, lateral_weights, lateral_rows, line, out_im[line])
 
@@ -655,8 +650,7 @@ def _speckle_reduction(field_re, field_im, level_db):
     scanners do by default (compounding, speckle reduction): keeps the grain, removes the one-sample
     dark lanes between grains that log compression of a raw complex field shows."""
     lines, samples = field_re.shape
-    for parallel_line in prange(lines):
-        line = np.int64(parallel_line)  # prange counts unsigned: line - 1 would wrap
+    for line in range(lines):
         for m in range(samples):
             total = 0.0
             norm = 0.0
@@ -689,7 +683,7 @@ def _needle_echoes(level_db, transmission, origins, directions, elevation, sampl
     lines, samples = level_db.shape
     acceptance = math.radians(NEEDLE_ACCEPTANCE_DEG)
     half = np.int64(4.0 * axial_sigma / sample_mm) + 1
-    for line in prange(lines):
+    for line in range(lines):
         ox, oy, oz = origins[line, 0], origins[line, 1], origins[line, 2]
         dx, dy, dz = directions[line, 0], directions[line, 1], directions[line, 2]
         # Closest approach between the ray o + s d and the shaft tip + t a.
@@ -761,7 +755,7 @@ def _display(level_db, gain_db, dynamic_range_db, pixel_line, pixel_sample, imag
     beam samples around it (bilinear, as scanners interpolate detected data); uint8 out."""
     rows, cols = image.shape
     lines, samples = level_db.shape
-    for r in prange(rows):
+    for r in range(rows):
         for c in range(cols):
             lf = pixel_line[r, c]
             if lf < 0.0:

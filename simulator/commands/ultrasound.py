@@ -44,7 +44,7 @@ def annotate(image) -> np.ndarray:
 @click.option("--depth", "depth_mm", type=float, help="Imaging depth, mm (preset if omitted).")
 @click.option("--frequency", "frequency_mhz", type=float, help="Centre frequency, MHz (preset if omitted).")
 @click.option("--gain", "gain_db", type=float, default=0.0, show_default=True, help="Overall gain, dB.")
-@click.option("--dynamic-range", "dynamic_range_db", type=float, default=60.0, show_default=True, help="dB.")
+@click.option("--dynamic-range", "dynamic_range_db", type=float, default=55.0, show_default=True, help="dB.")
 @click.option("--size", default="512x512", show_default=True, help="Image size ROWSxCOLUMNS in pixels.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Speckle seed.")
 @click.option("-o", "--output", type=click.Path(path_type=Path), required=True, help="PNG file to write.")
