@@ -19,29 +19,36 @@ name                              tissue             notes
 ``{L}.transverse_process.{s}``    cortical_bone
 ``{L}.SAP.{s}`` / ``{L}.IAP.{s}`` cortical_bone      superior / inferior articular process
 ``S1.ala.{s}``                    cortical_bone      sacrum; S1 also has body, pedicles, SAPs
+``ilium.{s}``                     cortical_bone      iliac wing and crest (as far as the image holds it)
 ``{L}-{M}.disc.annulus``          disc_annulus       group ``{L}-{M}.disc`` is the whole disc
 ``{L}-{M}.disc.nucleus``          disc_nucleus
+``S1-S2.disc.annulus``            disc_annulus       only with a lumbarised S1 (rudimentary disc)
 ``facet_joint.{L}-{M}.{s}``       cartilage          joint space and capsule
 ``ligamentum_flavum.{L}-{M}``     ligament
 ``interspinous_ligament.{L}-{M}`` ligament
 ``supraspinous_ligament``         ligament
-``epidural_space``                fat                posterior epidural fat and the space around the sac
+``epidural_space``                fat                posterior epidural fat, the space around the sac
+                                                     and the foraminal fat around the exiting roots
 ``dural_sac.dura``                dura               the membrane; group ``dural_sac`` adds its content
 ``dural_sac.csf``                 csf
 ``spinal_cord``                   spinal_cord        ends at the conus
 ``cauda_equina``                  nerve              roots inside the sac below the conus
 ``nerve_root.{L}.{s}``            nerve              exiting root below pedicle ``{L}``
 ``dorsal_root_ganglion.{L}.{s}``  nerve
-``radicular_artery.{L}.{s}``      blood              ``.adamkiewicz`` suffix for the dominant one
+``radicular_artery.{L}.{s}``      blood              in the foramen below pedicle ``{L}``;
+                                                     ``.adamkiewicz`` suffix for the dominant one
 ``aorta``, ``inferior_vena_cava`` blood
-``muscle.{name}.{s}``             muscle             erector_spinae, multifidus, psoas, quadratus_lumborum
+``common_iliac_artery.{s}``       blood              and ``common_iliac_vein.{s}``: below the bifurcations
+``muscle.{name}.{s}``             muscle             erector_spinae, multifidus, psoas, quadratus_lumborum,
+                                                     abdominal_wall (obliques, transversus)
 ``fat``                           fat                subcutaneous fat
 ``skin``                          skin
 ``soft_tissue``                   soft_tissue        viscera and everything else inside the skin
 ``bowel_gas``                     air
 ================================  =================  ==============================================
 
-Bone and disc names start with their level so that the group ``L4`` is exactly the L4 vertebra;
+The generated sacrum labels its fused lower segments (S2-S4) ``S1`` itself, so the group ``S1`` is
+the whole sacrum. Bone and disc names start with their level so that the group ``L4`` is exactly the L4 vertebra;
 everything else starts with its kind (``nerve_root.L5.left``), so groups like ``nerve_root`` work.
 Label 0 is outside any structure: its tissue comes from the CT number.
 
@@ -52,7 +59,8 @@ Landmarks (points, LPS mm) and directions (unit vectors) use the same vocabulary
   the body, i.e. into the disc)
 - ``{L}.pedicle.{s}.center``, ``{L}.pedicle.{s}.six_oclock`` (inferior margin, as seen on AP)
 - ``{L}.spinous_process.tip``, ``{L}.transverse_process.{s}.tip``
-- ``{L}.SAP_TP_junction.{s}`` (medial branch target: the L3 medial branch crosses ``L4.SAP_TP_junction``)
+- ``{L}.SAP_TP_junction.{s}`` (medial branch target: the L3 medial branch crosses ``L4.SAP_TP_junction``;
+  at S1 it is the SAP-ala junction, where the L5 dorsal ramus runs)
 - ``facet_joint.{L}-{M}.{s}.inferior_recess``, ``facet_joint.{L}-{M}.{s}.center``
 - ``{L}-{M}.interlaminar_window.center``, ``{L}-{M}.ventral_interlaminar_line.{s}``
 - ``{L}-{M}.safe_triangle.{s}`` (subpedicular TFESI target under pedicle ``{L}``),

@@ -25,7 +25,9 @@ TRABECULAR_SCALE_MM = 0.7           # [ED] trabecular spacing ~1 mm
 MUSCLE_STRIATION_HU = 9.0
 FAT_SPECKLE_HU = 10.0
 ORGAN_VARIATION_HU = 12.0
-SLAB_VOXELS = 48
+ORGAN_SCALE_MM = 8.0                # [ED] size of the slow organ-density variation
+ORGAN_WAVELENGTH_MM = 90.0
+SLAB_VOXELS = 64
 
 ProgressCallback = Callable[[float, float, str], None]
 
@@ -64,47 +66,61 @@ def synthesize_ct(labels: np.ndarray, table: LabelTable, bone_hu: list[tuple[tup
         Seed of every texture and of the noise.
     """
     hu_of, texture_of = tissue_hu_lookup(table)
-    ct = hu_of[labels]
-    for box, mask, values in bone_hu:
-        region = ct[box]
-        region[mask] = values[mask]
+    # Bone: the shell/core CT numbers, with a trabecular pattern (a band-pass of white noise, ~1 mm)
+    # where the bone is cancellous. Drawn per bone region: bones are a small part of the volume.
+    fine = TRABECULAR_SCALE_MM / spacing_mm
+    textured_bone = []
+    for index, (box, mask, values) in enumerate(bone_hu):
+        white = np.random.default_rng([seed, 13, index]).standard_normal(mask.shape, dtype=np.float32)
+        if fine >= 0.3:
+            pattern = ndimage.gaussian_filter(white, fine, truncate=3.0) - ndimage.gaussian_filter(white, 2.0 * fine, truncate=3.0)
+        else:  # a coarse grid cannot hold trabeculae: a faint mottle instead
+            pattern = white * 0.4
+        pattern *= TRABECULAR_HU / max(float(pattern.std()), 1e-6)
+        cancellous = np.clip((values - 150.0) / 300.0, 0.0, 1.0) * np.clip((900.0 - values) / 500.0, 0.0, 1.0)
+        textured_bone.append((box, mask, values + pattern * cancellous))
+    # Organs: a slow variation, two smooth in-plane fields mixed by a slow wave along z (cheap, seamless).
+    organ_rng = np.random.default_rng([seed, 14])
+    organ_sigma = ORGAN_SCALE_MM / spacing_mm
+    organ_fields = []
+    for _ in range(2):
+        field = ndimage.gaussian_filter(organ_rng.standard_normal(labels.shape[:2], dtype=np.float32), organ_sigma)
+        organ_fields.append(field * (ORGAN_VARIATION_HU / max(float(field.std()), 1e-6)))
+    organ_phase = 2.0 * np.pi * spacing_mm * np.arange(labels.shape[2]) / ORGAN_WAVELENGTH_MM + organ_rng.uniform(0, 2 * np.pi)
     sigma_recon = _fwhm_to_sigma(RECONSTRUCTION_FWHM_MM, spacing_mm)
-    texture = texture_of[labels]
+    striation_sigma = (0.5 / spacing_mm, 0.5 / spacing_mm, 2.5 / spacing_mm)
     nk = labels.shape[2]
     out = np.empty(labels.shape, dtype=np.int16)
-    halo = 6
-    fine = TRABECULAR_SCALE_MM / spacing_mm
-    bone_voxels = np.zeros(labels.shape, dtype=bool)
-    for box, mask, _ in bone_hu:
-        bone_voxels[box] |= mask
-    for start in range(0, nk, SLAB_VOXELS):
-        stop = min(start + SLAB_VOXELS, nk)
+    halo = int(np.ceil(3.0 * striation_sigma[2])) + 1
+    slab_size = max(SLAB_VOXELS, 4 * halo)
+    for start in range(0, nk, slab_size):
+        stop = min(start + slab_size, nk)
         lo, hi = max(start - halo, 0), min(stop + halo, nk)
         shape = (labels.shape[0], labels.shape[1], hi - lo)
-        slab = ct[:, :, lo:hi].copy()
-        # One white field, filtered three ways: trabecular band-pass, striation along z, speckle. It is
-        # drawn slice by slice from per-slice seeds, so the halo of one slab holds the same noise as the
-        # neighbouring slab and no seam shows between slabs.
+        slab = hu_of[labels[:, :, lo:hi]]
+        for box, mask, values in textured_bone:
+            k0, k1 = max(box[2].start, lo), min(box[2].stop, hi)
+            if k0 >= k1:
+                continue
+            inside = (slice(None), slice(None), slice(k0 - box[2].start, k1 - box[2].start))
+            region = slab[box[0], box[1], k0 - lo:k1 - lo]
+            region[mask[inside]] = values[inside][mask[inside]]
+        # Striation along the body axis (muscle fibres) and fat speckle from one white field, drawn
+        # slice by slice from per-slice seeds so slab halos match their neighbours (no seams).
         white = _white_noise(shape[:2], range(lo, hi), seed, 11)
-        tex = texture[:, :, lo:hi]
-        if fine >= 0.3:
-            trabecular = ndimage.gaussian_filter(white, fine) - ndimage.gaussian_filter(white, 2.0 * fine)
-            trabecular *= TRABECULAR_HU / max(float(trabecular.std()), 1e-6)
-        else:  # a coarse grid cannot hold trabeculae: a faint mottle instead
-            trabecular = white * (TRABECULAR_HU * 0.4)
-        bones = bone_voxels[:, :, lo:hi]
-        slab[bones] += trabecular[bones] * np.clip((slab[bones] - 150.0) / 300.0, 0.0, 1.0) * \
-            np.clip((900.0 - slab[bones]) / 500.0, 0.0, 1.0)
-        striation = ndimage.gaussian_filter(white, (0.5 / spacing_mm, 0.5 / spacing_mm, 2.5 / spacing_mm))
+        tex = texture_of[labels[:, :, lo:hi]]
+        striation = ndimage.gaussian_filter(white, striation_sigma, truncate=3.0)
         striation *= 1.0 / max(float(striation.std()), 1e-6)
         slab[tex == 1] += MUSCLE_STRIATION_HU * striation[tex == 1]
         slab[tex == 2] += FAT_SPECKLE_HU * striation[tex == 2]
-        organ = ndimage.gaussian_filter(white, 4.0 / spacing_mm)
-        organ *= 1.0 / max(float(organ.std()), 1e-6)
-        slab[tex == 3] += ORGAN_VARIATION_HU * organ[tex == 3]
+        phase = organ_phase[lo:hi].astype(np.float32)
+        organ = organ_fields[0][:, :, None] * np.cos(phase) + organ_fields[1][:, :, None] * np.sin(phase)
+        organs = tex == 3
+        slab[organs] += organ[organs]
         if sigma_recon > 0.2:
-            slab = ndimage.gaussian_filter(slab, sigma_recon)
-        slab += NOISE_HU * _white_noise(shape[:2], range(lo, hi), seed, 12)
+            slab = ndimage.gaussian_filter(slab, sigma_recon, truncate=3.0)
+        # Quantum noise: the same white field, shifted so it is independent of the texture it made.
+        slab += NOISE_HU * np.roll(white, (7, 5), axis=(0, 1))
         out[:, :, start:stop] = np.clip(np.rint(slab[:, :, start - lo:start - lo + stop - start]), -1024, 3071)
         if progress:
             progress(stop, nk, "CT texture")
@@ -113,8 +129,10 @@ def synthesize_ct(labels: np.ndarray, table: LabelTable, bone_hu: list[tuple[tup
 
 def _white_noise(shape: tuple[int, int], slices: range, seed: int, stream: int) -> np.ndarray:
     """Standard normal float32 noise for the given z slices, each slice from its own seed."""
-    return np.stack([np.random.default_rng([seed, stream, k]).standard_normal(shape, dtype=np.float32)
-                     for k in slices], axis=2)
+    noise = np.empty((*shape, len(slices)), dtype=np.float32)
+    for index, k in enumerate(slices):
+        noise[:, :, index] = np.random.default_rng([seed, stream, k]).standard_normal(shape, dtype=np.float32)
+    return noise
 
 
 def bone_hu_from_depth(depth_mm: np.ndarray, cortex_mm: np.ndarray) -> np.ndarray:

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from anatomy_models.spine.alignment import DiscGeometry
-from anatomy_models.spine.sdf import Frame, Primitive, Shape, elliptic_rod, rounded_box
+from anatomy_models.spine.sdf import Frame, Primitive, Shape, curved_slab, ellipsoid, elliptic_rod
 from anatomy_models.spine.vertebra import SIDE_SIGN, VertebraLayout
 
 # [ED] joint and process sizes, mm: lumbar facet joints are about 15 mm tall and wide, the joint
@@ -26,9 +26,11 @@ JOINT_WIDTH_MM = 15.0
 JOINT_SPACE_MM = 1.5
 JOINT_ABOVE_DISC_MM = 2.0          # joint centre above the disc centre
 JOINT_BEHIND_JUNCTION_MM = 5.0     # joint centre behind the lower vertebra's pedicle-lamina junction
-SAP_THICKNESS_MM = 6.5
-IAP_THICKNESS_MM = 6.0
+JOINT_CURVATURE_RADIUS_MM = 20.0   # the joint is a piece of a vertical cylinder: SAP concave, IAP convex
+SAP_THICKNESS_MM = 8.0
+IAP_THICKNESS_MM = 8.0
 HYPERTROPHY_MM_PER_GRADE = 1.2     # facet hypertrophy per degeneration grade
+MAMILLARY_RADII_MM = (3.0, 3.0, 4.0)  # the mamillary process on the SAP's back edge
 
 
 @dataclass(frozen=True)
@@ -50,9 +52,22 @@ class FacetJoint:
     def local(self, point: np.ndarray) -> np.ndarray:
         return self.frame.rotation.T @ (np.asarray(point, float) - self.frame.origin)
 
+    def shell(self, inner: float, outer: float, bottom: float, top: float, extra_width: float = 0.0,
+              rounding: float = 0.0) -> Primitive:
+        """The part of the joint's cylinder between distances ``inner`` and ``outer`` (mm) from its
+        axis, from ``bottom`` to ``top`` (joint-frame w, mm), as wide as the joint plus ``extra_width``."""
+        radius = JOINT_CURVATURE_RADIUS_MM
+        half_angle = (self.width_mm / 2.0 + extra_width) / radius
+        frame = Frame(self.frame.point((0.0, 0.0, (bottom + top) / 2.0)), self.frame.rotation)
+        # Local box around the shell: n from the far side of the outer arc to the chord of the inner one.
+        reach_n = max(abs(radius - outer), abs(radius - inner * np.cos(half_angle))) + 1.0
+        extent = (reach_n, outer * np.sin(half_angle) + 1.0, (top - bottom) / 2.0 + 1.0)
+        return Primitive(frame, curved_slab(radius, inner, outer, half_angle, (top - bottom) / 2.0, rounding), extent)
+
     def space_shape(self) -> Primitive:
-        half = (self.space_mm / 2.0, self.width_mm / 2.0, self.height_mm / 2.0)
-        return Primitive(self.frame, rounded_box(half, min(half) * 0.9), half)
+        radius = JOINT_CURVATURE_RADIUS_MM
+        return self.shell(radius - self.space_mm / 2.0, radius + self.space_mm / 2.0, -self.height_mm / 2.0,
+                          self.height_mm / 2.0, rounding=min(self.space_mm / 2.0 * 0.9, 0.7))
 
     @property
     def inferior_recess(self) -> np.ndarray:
@@ -65,7 +80,7 @@ def facet_joint(disc: DiscGeometry, lower: VertebraLayout, side: str, tropism_de
     s = SIDE_SIGN[side]
     angle = disc.reference.facet_angle_deg + s * tropism_deg / 2.0
     junction = disc.frame.rotation.T @ (lower.world(lower.junction[side]) - disc.frame.origin)
-    center_local = np.array([junction[0] - s * 1.0, junction[1] + JOINT_BEHIND_JUNCTION_MM, JOINT_ABOVE_DISC_MM])
+    center_local = np.array([junction[0] + s * 1.0, junction[1] + JOINT_BEHIND_JUNCTION_MM, JOINT_ABOVE_DISC_MM])
     theta = math.radians(angle)
     normal = np.array([-s * math.cos(theta), math.sin(theta), 0.0])
     along = np.array([s * math.sin(theta), math.cos(theta), 0.0])
@@ -79,13 +94,6 @@ def facet_joint(disc: DiscGeometry, lower: VertebraLayout, side: str, tropism_de
     return FacetJoint(disc.name, side, frame, angle, JOINT_HEIGHT_MM * scale, JOINT_WIDTH_MM * scale, space)
 
 
-def _box_in_joint(joint: FacetJoint, n_range, t_range, w_range, rounding: float) -> Primitive:
-    center = np.array([sum(n_range), sum(t_range), sum(w_range)]) / 2.0
-    half = (abs(n_range[1] - n_range[0]) / 2.0, abs(t_range[1] - t_range[0]) / 2.0, abs(w_range[1] - w_range[0]) / 2.0)
-    frame = Frame(joint.frame.point(center), joint.frame.rotation)
-    return Primitive(frame, rounded_box(half, rounding), half)
-
-
 def _rod(start: np.ndarray, end: np.ndarray, radius: float) -> Primitive:
     axis = end - start
     length = float(np.linalg.norm(axis))
@@ -97,26 +105,27 @@ def _rod(start: np.ndarray, end: np.ndarray, radius: float) -> Primitive:
 
 
 def superior_articular_process(joint: FacetJoint, lower: VertebraLayout, degeneration: float) -> list[Shape]:
-    """The lower vertebra's SAP: a plate lateral to the joint rising from the junction, plus its stem."""
+    """The lower vertebra's SAP: a concave shell lateral to the joint rising from the junction, its
+    stem, and the mamillary process on its back edge."""
     thickness = (SAP_THICKNESS_MM + HYPERTROPHY_MM_PER_GRADE * degeneration) * lower.geometry.scale
     junction = lower.world(lower.junction[joint.side])
     base = joint.local(junction)[2]
-    gap = joint.space_mm / 2.0
-    plate = _box_in_joint(joint, (-gap - thickness, -gap), (-joint.width_mm / 2 - 1.5, joint.width_mm / 2 + 1.0),
-                          (base, joint.height_mm / 2 + 2.0), 2.0)
-    stem_top = joint.frame.point((-gap - thickness / 2.0, -2.0, base + 4.0))
-    return [plate, _rod(junction, stem_top, 4.5)]
+    radius, gap = JOINT_CURVATURE_RADIUS_MM, joint.space_mm / 2.0
+    plate = joint.shell(radius + gap, radius + gap + thickness, base, joint.height_mm / 2.0 + 2.0, 1.5, 1.5)
+    stem_top = joint.frame.point((-gap - thickness / 2.0, 0.0, base + 4.0))
+    back_edge = joint.frame.point((-gap - thickness / 2.0 - 1.0, joint.width_mm / 2.0 + 1.0, base + 5.0))
+    mamillary = Primitive(Frame(back_edge, joint.frame.rotation), ellipsoid(MAMILLARY_RADII_MM), MAMILLARY_RADII_MM)
+    return [plate, _rod(junction, stem_top, 5.0), mamillary]
 
 
 def inferior_articular_process(joint: FacetJoint, upper: VertebraLayout, degeneration: float) -> list[Shape]:
-    """The upper vertebra's IAP: a plate medial to the joint hanging from the lamina, plus its stem."""
+    """The upper vertebra's IAP: a convex shell medial to the joint hanging from the lamina, and its stem."""
     thickness = (IAP_THICKNESS_MM + HYPERTROPHY_MM_PER_GRADE * degeneration) * upper.geometry.scale
     z = upper.lamina_bottom_z + 0.3 * (upper.lamina_top_z - upper.lamina_bottom_z)
     corner_local = upper.lamina_ventral_point(1.0, z, joint.side) + upper.lamina_normal(joint.side) * upper.lamina_thickness / 2
     corner = upper.world(corner_local)
-    top = max(joint.local(corner)[2], joint.height_mm / 2.0)
-    gap = joint.space_mm / 2.0
-    plate = _box_in_joint(joint, (gap, gap + thickness), (-joint.width_mm / 2 - 1.0, joint.width_mm / 2 + 1.5),
-                          (-joint.height_mm / 2 - 3.0, top), 2.0)
+    top = min(max(joint.local(corner)[2], joint.height_mm / 2.0), joint.height_mm / 2.0 + 6.0)
+    radius, gap = JOINT_CURVATURE_RADIUS_MM, joint.space_mm / 2.0
+    plate = joint.shell(radius - gap - thickness, radius - gap, -joint.height_mm / 2.0 - 3.0, top, 1.5, 1.5)
     stem_bottom = joint.frame.point((gap + thickness / 2.0, 0.0, top - 3.0))
-    return [plate, _rod(corner, stem_bottom, 4.0)]
+    return [plate, _rod(corner, stem_bottom, 4.5)]

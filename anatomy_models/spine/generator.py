@@ -31,7 +31,9 @@ from anatomy_models.spine.neural import build_neural
 from anatomy_models.spine.parameters import GENERATOR_VERSION, SpineParameters
 from anatomy_models.spine.sdf import FAR_MM, Grid, Shape, smooth_min
 from anatomy_models.spine.skeleton import BONE_BLEND_MM, Skeleton, build_skeleton
-from anatomy_models.spine.soft_tissue import (SKIN_THICKNESS_MM, Trunk, bowel_gas_shapes, calibrate_midline_fat,
+from anatomy_models.spine.pelvis import ilium_parts
+from anatomy_models.spine.sacrum import rudimentary_disc
+from anatomy_models.spine.soft_tissue import (LEAN_HALF_WIDTH_MM, SKIN_THICKNESS_MM, Trunk, bowel_gas_shapes, calibrate_midline_fat,
                                               canal_region, disc_shapes, flavum_shapes, interspinous_shapes,
                                               muscle_shapes, spine_profile, supraspinous_shape)
 from anatomy_models.spine.vertebra import SIDE_SIGN
@@ -45,6 +47,7 @@ ProgressCallback = Callable[[float, float, str], None]
 CORTEX_MM = {"body": 1.0, "default": 1.6}
 MUSCLES = ("quadratus_lumborum", "psoas", "erector_spinae", "multifidus")
 TABLE_MARGIN_MM = 5.0
+ABDOMINAL_WALL_MM = 12.0            # obliques and transversus (and latissimus behind) [ED]
 FOV_TOP_ABOVE_T12_CENTRE_MM = 6.0   # T12 is cut through its body: "T12 partial"
 
 
@@ -55,6 +58,7 @@ class SpineModel:
     params: SpineParameters
     skeleton: Skeleton
     structures: dict[str, list[Shape]]   # label -> shapes (everything but bone, trunk and epidural)
+    bones: dict[str, list[tuple[str, Shape]]]  # bone group (vertebra, ilium) -> labelled blended parts
     trunk: Trunk
     canal: list[Shape]
     dura_thickness_mm: float
@@ -89,6 +93,8 @@ def build_model(params: SpineParameters) -> SpineModel:
     structures["supraspinous_ligament"] = [supraspinous]
     structures.update({k: [v] for k, v in interspinous_shapes(skeleton).items()})
     structures.update({k: [v] for k, v in disc_shapes(skeleton, params.degeneration).items()})
+    if params.transitional == "lumbarized_S1":
+        structures["S1-S2.disc.annulus"] = [rudimentary_disc(skeleton.layouts["S1"])]
     structures.update({k: [v] for k, v in flavum.items()})
     structures["dural_sac.dura"] = [neural.sac]
     structures["cauda_equina"] = neural.cauda
@@ -98,19 +104,23 @@ def build_model(params: SpineParameters) -> SpineModel:
     structures.update({k: v for k, v in vessels.shapes.items() if k.startswith("radicular_artery")})
     landmarks, directions = spine_landmarks(skeleton, neural, flavum)
     grid = _grid(params, skeleton, trunk, profile, top_z, bottom_z)
-    return SpineModel(params, skeleton, structures, trunk, canal_region(skeleton, flavum),
+    bones = dict(skeleton.parts)
+    bones.update(ilium_parts(skeleton, bottom_z - TABLE_MARGIN_MM))
+    return SpineModel(params, skeleton, structures, bones, trunk, canal_region(skeleton, flavum),
                       neural.dura_thickness_mm, landmarks, directions, grid)
 
 
 def _grid(params: SpineParameters, skeleton: Skeleton, trunk: Trunk, profile, top_z: float, bottom_z: float) -> Grid:
     z = np.linspace(bottom_z, top_z, 24)
     if params.field_of_view == "torso":
-        x = np.arange(-400.0, 400.0, 2.0)[:, None, None]
-        y = np.arange(-500.0, 400.0, 2.0)[None, :, None]
+        step = 4.0  # a coarse search for the outline's extent; the margin covers the step
+        x = np.arange(-400.0, 400.0, step)[:, None, None]
+        y = np.arange(-500.0, 400.0, step)[None, :, None]
         inside = trunk.section_sdf(x.astype(np.float32), y.astype(np.float32), z[None, None, :].astype(np.float32)) < 0
         xs, ys = np.nonzero(inside.any(axis=2))
-        lower = np.array([x.ravel()[xs.min()], y.ravel()[ys.min()], bottom_z]) - TABLE_MARGIN_MM
-        upper = np.array([x.ravel()[xs.max()], y.ravel()[ys.max()], top_z]) + TABLE_MARGIN_MM
+        margin = np.array([TABLE_MARGIN_MM + step, TABLE_MARGIN_MM + step, TABLE_MARGIN_MM])
+        lower = np.array([x.ravel()[xs.min()], y.ravel()[ys.min()], bottom_z]) - margin
+        upper = np.array([x.ravel()[xs.max()], y.ravel()[ys.max()], top_z]) + margin
     else:
         back = float(np.max(trunk.back_y(np.zeros(1, np.float32), z.astype(np.float32))))
         front = float(np.min(profile.values["y"] - profile.values["half_depth"])) - 45.0
@@ -126,8 +136,9 @@ def _grid(params: SpineParameters, skeleton: Skeleton, trunk: Trunk, profile, to
 def label_names(model: SpineModel) -> list[tuple[str, str]]:
     """(structure name, tissue) of every label of the generated anatomy, in a fixed order."""
     rows = {"skin": "skin", "fat": "fat", "soft_tissue": "soft_tissue"}
-    for name in VERTEBRA_NAMES:
-        rows.update({label: "cortical_bone" for label, _ in model.skeleton.parts[name]})
+    for parts in model.bones.values():
+        rows.update({label: "cortical_bone" for label, _ in parts})
+    rows.update({f"muscle.abdominal_wall.{side}": "muscle" for side in SIDE_SIGN})
     for interspace in INTERSPACE_NAMES:
         rows[f"facet_joint.{interspace}.left"] = rows[f"facet_joint.{interspace}.right"] = "cartilage"
     rows["epidural_space"] = "fat"
@@ -182,16 +193,23 @@ def _paint_bone(labels: np.ndarray, grid: Grid, parts, ids: dict[str, int]):
 def _paint_trunk(labels: np.ndarray, grid: Grid, model: SpineModel, ids: dict[str, int]) -> None:
     trunk, profile = model.trunk, model.trunk.profile
     x, y, _ = grid.axes(grid.full)
-    for start in range(0, grid.shape[2], 32):
-        box = (slice(0, grid.shape[0]), slice(0, grid.shape[1]), slice(start, min(start + 32, grid.shape[2])))
+    for start in range(0, grid.shape[2], 16):
+        box = (slice(0, grid.shape[0]), slice(0, grid.shape[1]), slice(start, min(start + 16, grid.shape[2])))
         z = grid.axes(box)[2]
         outline = trunk.section_sdf(x, y, z)
         slab = labels[box]
         slab[outline < 0] = ids["skin"]
         slab[outline < -SKIN_THICKNESS_MM] = ids["fat"]
-        visceral = trunk.section_sdf(x, y, z, shrink_mm=trunk.flank_fat_mm + SKIN_THICKNESS_MM)
-        visceral = np.maximum(visceral, y - (profile.at("tp_y", z).astype(np.float32) + 5.0))
-        slab[visceral < 0] = ids["soft_tissue"]
+        lean = trunk.section_sdf(x, y, z, shrink_mm=trunk.flank_fat_mm + SKIN_THICKNESS_MM)
+        # Behind the plane of the transverse processes the back muscles and fat take over; the
+        # boundary curves forward toward the flanks.
+        half_width = np.float32(LEAN_HALF_WIDTH_MM)
+        back_limit = profile.at("tp_y", z).astype(np.float32) + 8.0 - 45.0 * (x / half_width) ** 2
+        lean = np.maximum(lean, y - back_limit)
+        wall = lean < 0
+        slab[wall & (x >= 0)] = ids["muscle.abdominal_wall.left"]
+        slab[wall & (x < 0)] = ids["muscle.abdominal_wall.right"]
+        slab[lean < -ABDOMINAL_WALL_MM] = ids["soft_tissue"]
 
 
 def _fill_epidural(labels: np.ndarray, grid: Grid, model: SpineModel, ids: dict[str, int], low_priority: np.ndarray) -> None:
@@ -251,8 +269,8 @@ def generate_spine(params: SpineParameters | None = None, *, progress: ProgressC
             _paint(labels, grid, shape, ids[name])
     report(5, 10, "bones")
     bone_regions = []
-    for name in VERTEBRA_NAMES:
-        painted = _paint_bone(labels, grid, model.skeleton.parts[name], ids)
+    for parts in model.bones.values():
+        painted = _paint_bone(labels, grid, parts, ids)
         if painted is not None:
             bone_regions.append(painted)
     for (interspace, side), joint in model.skeleton.joints.items():

@@ -16,7 +16,7 @@ from anatomy_models.spine.neural import NeuralStructures
 from anatomy_models.spine.sdf import Shape
 from anatomy_models.spine.skeleton import Skeleton
 from anatomy_models.spine.soft_tissue import window_center
-from anatomy_models.spine.vertebra import SIDE_SIGN, TRANSVERSE_PROCESS_HEIGHT_MM
+from anatomy_models.spine.vertebra import SIDE_SIGN
 
 SAFE_TRIANGLE_BELOW_PEDICLE_MM = 2.0   # just under the pedicle's 6 o'clock (clinical.md §2.2a [S17])
 SAFE_TRIANGLE_MEDIAL_MM = 1.0          # "slightly medial to the mid-pedicle" [S17]
@@ -163,7 +163,7 @@ def sap_tp_junction(skeleton: Skeleton, name: str, side: str, bone: Shape) -> np
     if name == "S1":
         candidate = layout.junction[side] + outward * (half_width + 4.0) + np.array([0.0, 1.0, 4.0])
     else:
-        height = TRANSVERSE_PROCESS_HEIGHT_MM.get(name, 10.0) * layout.geometry.scale
+        height = layout.tp_height
         candidate = layout.tp_root[side] + outward * 3.0 + np.array([0.0, 1.5, height / 2.0 + 2.0])
     return project_to_surface(bone, layout.world(candidate))
 

@@ -36,7 +36,7 @@ class VertebraReference:
     transverse_process_length_mm: float     # from the lateral pedicle surface to the tip
     transverse_process_thickness_mm: float  # antero-posterior
     spinous_process_height_mm: float        # cranio-caudal
-    spinous_process_length_mm: float        # posterior projection, lamina to tip
+    spinous_process_length_mm: float        # posterior projection, spinolaminar line (canal's back wall) to tip
 
     @property
     def body_posterior_height_mm(self) -> float:
@@ -74,16 +74,17 @@ class InterspaceReference:
 # Transverse processes §4.7 [S87][S88] (L5 twice as thick as L4). Spinous processes: §4.7 gives
 # [ED] heights of 22/17 mm and projections of 28-32 mm, but with the lordosis of §4.4 those leave no
 # interspinous space, while §4.7 [S84] measured ~13 mm at L4-5 and ~9 mm at L5-S1; the sourced
-# spaces win, so heights here are 14-20 mm and projections 21-26 mm [ED].
+# spaces win, so heights here are 14-20 mm [ED]. Projections (from the spinolaminar line) 28 mm, L5
+# 23 mm [ED], so the skin-to-epidural depth of §4.9 leaves a few mm of fat over the tips at BMI 20.
 # T12 and S1 are not tabulated in clinical.md: thoracolumbar and sacral values here are [ED], chosen
 # to continue the lumbar trends (T12 smaller than L1; S1 endplate about as wide as L5's).
 VERTEBRAE: dict[str, VertebraReference] = {
-    "T12": VertebraReference(40.0, 33.0, 23.0, -3.0, 7.8, 7.0, 16.0, 8.0, 17.0, 21.0, 5.0, 5.0, 18.0, 26.0),
-    "L1": VertebraReference(42.0, 38.0, 25.0, -3.35, 8.7, 7.8, 15.0, 11.0, 17.0, 22.0, 10.0, 5.0, 20.0, 26.0),
-    "L2": VertebraReference(44.0, 38.5, 26.0, -1.65, 8.9, 7.9, 15.0, 12.0, 16.0, 23.0, 15.0, 5.0, 20.0, 26.0),
-    "L3": VertebraReference(46.0, 39.0, 27.0, -0.1, 10.2, 9.0, 14.5, 15.0, 15.0, 24.0, 19.0, 5.0, 18.0, 26.0),
-    "L4": VertebraReference(48.0, 40.0, 27.0, 1.9, 12.6, 11.2, 14.0, 18.0, 16.0, 25.0, 15.0, 5.5, 15.0, 25.0),
-    "L5": VertebraReference(50.0, 40.5, 30.3, 6.2, 15.4, 13.8, 13.0, 28.0, 16.0, 28.0, 15.0, 11.0, 14.0, 21.0),
+    "T12": VertebraReference(40.0, 33.0, 23.0, -3.0, 7.8, 7.0, 16.0, 8.0, 17.0, 21.0, 5.0, 5.0, 18.0, 28.0),
+    "L1": VertebraReference(42.0, 38.0, 25.0, -3.35, 8.7, 7.8, 15.0, 11.0, 17.0, 22.0, 10.0, 5.0, 20.0, 28.0),
+    "L2": VertebraReference(44.0, 38.5, 26.0, -1.65, 8.9, 7.9, 15.0, 12.0, 16.0, 23.0, 15.0, 5.0, 20.0, 28.0),
+    "L3": VertebraReference(46.0, 39.0, 27.0, -0.1, 10.2, 9.0, 14.5, 15.0, 15.0, 24.0, 19.0, 5.0, 18.0, 28.0),
+    "L4": VertebraReference(48.0, 40.0, 27.0, 1.9, 12.6, 11.2, 14.0, 18.0, 16.0, 25.0, 15.0, 5.5, 15.0, 27.0),
+    "L5": VertebraReference(50.0, 40.5, 30.3, 6.2, 15.4, 13.8, 13.0, 28.0, 16.0, 28.0, 15.0, 11.0, 14.0, 23.0),
     "S1": VertebraReference(50.0, 36.0, 26.0, 0.0, 17.0, 15.0, 14.0, 30.0, 14.0, 30.0, 0.0, 0.0, 12.0, 12.0),
 }
 

@@ -123,7 +123,7 @@ def exiting_root_path(layout: VertebraLayout, side: str, sac_ax: float, sac_y: f
     pedicle_x = abs(layout.pedicle_center[side][0])
     if layout.name == "S1":
         dorsal = dorsal_foramen_center(layout, side)
-        local = [np.array([s * (sac_ax - 1.0), sac_y - 1.0, top + 3.0]),
+        local = [np.array([s * (sac_ax - 1.0), sac_y - 1.0, top + 1.0]),
                  np.array([s * (d.canal_transverse_mm / 2.0 - 2.0), half_depth + 3.0, bottom - 4.0]),
                  np.array([s * (d.canal_transverse_mm / 2.0 + 2.0), half_depth - 2.0, bottom - 10.0]),
                  np.array([s * (d.canal_transverse_mm / 2.0 + 5.0), -half_depth + 4.0, layout.pedicle_z - 24.0]),

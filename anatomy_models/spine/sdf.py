@@ -142,6 +142,45 @@ def tapered_capsule(start: Sequence[float], end: Sequence[float], radius_start: 
     return sdf
 
 
+def tapered_box(half_length: float, start_half: Sequence[float], end_half: Sequence[float], radius: float) -> LocalSdf:
+    """A rounded box along u whose v and w half sizes go linearly from ``start_half`` (u = -half_length)
+    to ``end_half`` (u = +half_length), mm. An estimate (exact where the taper is gentle)."""
+    h = f32(half_length)
+    v0, w0 = (f32(x - radius) for x in start_half)
+    v1, w1 = (f32(x - radius) for x in end_half)
+    r = f32(radius)
+
+    def sdf(u, v, w):
+        t = np.clip((u + h) / (2 * h), 0, 1)
+        qx = np.abs(u) - (h - r)
+        qy = np.abs(v) - (v0 + (v1 - v0) * t)
+        qz = np.abs(w) - (w0 + (w1 - w0) * t)
+        outside = np.sqrt(np.maximum(qx, 0) ** 2 + np.maximum(qy, 0) ** 2 + np.maximum(qz, 0) ** 2)
+        return outside + np.minimum(np.maximum(np.maximum(qx, qy), qz), 0) - r
+    return sdf
+
+
+def curved_slab(axis_distance: float, inner: float, outer: float, half_angle: float, half_height: float,
+                radius: float = 0.0) -> LocalSdf:
+    """A slab bent around a vertical axis: the points whose distance from the axis ``(u, v) =
+    (axis_distance, 0)`` lies in [inner, outer] (mm), within ``half_angle`` (rad) of the direction
+    toward the origin and ``half_height`` (mm) of w = 0. Articular facets are pieces of such shells.
+    """
+    a = f32(axis_distance)
+    r0, r1, phi, hz, rr = f32(inner), f32(outer), f32(half_angle), f32(half_height), f32(radius)
+    middle = (r0 + r1) / 2
+
+    def sdf(u, v, w):
+        du = a - u
+        r = np.sqrt(du * du + v * v)
+        across = np.abs(r - middle) - ((r1 - r0) / 2 - rr)
+        along = (np.abs(np.arctan2(v, du)) - phi) * middle + rr
+        vertical = np.abs(w) - hz + rr
+        outside = np.sqrt(np.maximum(across, 0) ** 2 + np.maximum(along, 0) ** 2 + np.maximum(vertical, 0) ** 2)
+        return outside + np.minimum(np.maximum(np.maximum(across, along), vertical), 0) - rr
+    return sdf
+
+
 def half_space() -> LocalSdf:
     """The half-space ``w < 0`` of a frame (signed distance ``w``); give it a large extent."""
     return lambda u, v, w: w
@@ -172,12 +211,11 @@ class Shape:
         raise NotImplementedError
 
     def paint(self, buffer: np.ndarray, grid: Grid, box: tuple[slice, slice, slice]) -> None:
-        """Lower ``buffer`` (the sdf over ``box`` of ``grid``) to this shape's sdf where it is smaller."""
-        sub = grid.intersect(box, self.lower, self.upper)
-        if sub is None:
-            return
-        local = tuple(slice(s.start - b.start, s.stop - b.start) for s, b in zip(sub, box))
-        np.minimum(buffer[local], self.sdf(*grid.axes(sub)), out=buffer[local])
+        """Lower ``buffer`` (the sdf over ``box`` of ``grid``) to this shape's sdf where it is smaller.
+
+        The whole box is evaluated, not only the shape's own box: a caller that blends shapes passes a
+        box grown by the blend radius, where the blend can reach beyond either shape."""
+        np.minimum(buffer, self.sdf(*grid.axes(box)), out=buffer)
 
 
 @dataclass(eq=False)

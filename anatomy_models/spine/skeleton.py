@@ -8,7 +8,7 @@ returns, per vertebra, the labelled implicit parts that the rasteriser paints.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -18,13 +18,14 @@ from anatomy_models.spine.parameters import SpineParameters
 from anatomy_models.spine.sacrum import sacral_layout_adjustments, sacrum_parts
 from anatomy_models.spine.sdf import Shape, SmoothUnion
 from anatomy_models.spine.vertebra import (OSTEOPHYTE_MM_PER_GRADE, SIDE_SIGN, VertebraLayout, lamina_part,
-                                           layout_vertebra, pars_parts, place_spinous_process, vertebra_parts)
+                                           layout_vertebra, pars_part, place_spinous_process,
+                                           spinous_process_part, vertebra_parts)
 
 # Paramedian offset of the sagittal plane in which the interlaminar window is set and measured, mm
 # [ED] (where a paramedian interlaminar needle passes, clear of the spinous process).
 WINDOW_LINE_OFFSET_MM = 6.0
 # Bone blend radius (fillets between parts of one vertebra), mm [ED].
-BONE_BLEND_MM = 2.5
+BONE_BLEND_MM = 3.5
 
 
 @dataclass
@@ -79,11 +80,14 @@ def window_plane(alignment: SpineAlignment, upper: VertebraLayout) -> tuple:
 def _fit_window(alignment: SpineAlignment, upper: VertebraLayout, lower: VertebraLayout, target_mm: float) -> None:
     """Set the upper lamina's lower edge so the paramedian interlaminar gap is ``target_mm`` (bisection)."""
     frame, y_range, z_range = window_plane(alignment, upper)
-    below = lamina_part(lower, "left")
+    below = SmoothUnion([lamina_part(lower, "left"), pars_part(lower, "left")], BONE_BLEND_MM)
 
     def gap(bottom_z: float) -> float:
         upper.lamina_bottom_z = bottom_z
-        return plane_gap(lamina_part(upper, "left"), below, frame, WINDOW_LINE_OFFSET_MM, y_range, z_range, 0.5)[0]
+        place_spinous_process(upper)
+        above = SmoothUnion([lamina_part(upper, "left"), pars_part(upper, "left")] + spinous_process_part(upper),
+                            BONE_BLEND_MM)
+        return plane_gap(above, below, frame, WINDOW_LINE_OFFSET_MM, y_range, z_range, 0.5)[0]
 
     low, high = upper.pedicle_z - 45.0 * upper.geometry.scale, upper.pedicle_z - 4.0
     for _ in range(18):  # the gap grows as the edge rises
@@ -95,14 +99,28 @@ def _fit_window(alignment: SpineAlignment, upper: VertebraLayout, lower: Vertebr
     upper.lamina_bottom_z = 0.5 * (low + high)
 
 
+def _sacralize(l5: VertebraLayout, s1: VertebraLayout) -> None:
+    """Sacralised L5: broad "butterfly" transverse processes that reach down onto the sacral alae."""
+    for side, s in SIDE_SIGN.items():
+        ala_top = s1.world((s * (s1.width / 2.0 + 12.0), 0.1 * s1.depth, s1.height * 0.25))
+        l5.tp_tip[side] = l5.frame.rotation.T @ (ala_top - l5.frame.origin)
+    l5.tp_height *= 1.7
+
+
 def build_skeleton(alignment: SpineAlignment, params: SpineParameters) -> Skeleton:
     layouts = {name: layout_vertebra(alignment.vertebrae[name]) for name in VERTEBRA_NAMES}
-    sacral_layout_adjustments(layouts["S1"])
+    lumbarized = params.transitional == "lumbarized_S1"
+    sacral_layout_adjustments(layouts["S1"], lumbarized)
+    if lumbarized:  # a free S1 arch gets a lumbar-like spinous process [ED]
+        layouts["S1"].geometry = replace(layouts["S1"].geometry, dims=replace(
+            layouts["S1"].geometry.dims, spinous_process_height_mm=14.0, spinous_process_length_mm=22.0))
     for name in INTERSPACE_NAMES:
         upper, lower = name.split("-")
         _fit_window(alignment, layouts[upper], layouts[lower], alignment.discs[name].reference.interlaminar_mm
                     * params.skeleton_scale)
         place_spinous_process(layouts[upper])
+    if params.transitional == "sacralized_L5":
+        _sacralize(layouts["L5"], layouts["S1"])
     joints = {}
     for name in INTERSPACE_NAMES:
         lower = name.split("-")[1]
@@ -117,10 +135,9 @@ def build_skeleton(alignment: SpineAlignment, params: SpineParameters) -> Skelet
         concavity_top = above.endplate_concavity_mm if above else 0.5
         concavity_bottom = below.endplate_concavity_mm if below else 0.5
         if name == "S1":
-            labelled = sacrum_parts(layouts[name], concavity_top)
+            labelled = sacrum_parts(layouts[name], concavity_top, params.transitional == "lumbarized_S1")
         else:
-            labelled = list(vertebra_parts(layouts[name], concavity_top, concavity_bottom, osteophyte).items())
-            labelled += list(pars_parts(layouts[name]).items())
+            labelled = vertebra_parts(layouts[name], concavity_top, concavity_bottom, osteophyte)
         for side in SIDE_SIGN:
             if above is not None:
                 labelled += [(f"{name}.SAP.{side}", shape) for shape in

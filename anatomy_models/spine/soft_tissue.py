@@ -224,6 +224,17 @@ class Trunk:
             back = smooth_max(back, top, 12.0)
         return back
 
+    def posterior_y(self, z: np.ndarray) -> np.ndarray:
+        """y just behind the back's highest point at each height z (same shape as z), mm.
+
+        Taken over a fixed set of x, so it does not depend on which points are asked about; the
+        trunk's superellipse reaches this far back and so rounds the flanks below it.
+        """
+        z = np.asarray(z, dtype=np.float32)
+        across = np.arange(-150.0, 150.1, 2.0, dtype=np.float32)[:, None]
+        highest = np.max(self.back_y(across, z.reshape(1, -1)), axis=0)
+        return highest.reshape(z.shape) + np.float32(6.0)
+
     def section_sdf(self, x: np.ndarray, y: np.ndarray, z: np.ndarray, shrink_mm: float = 0.0) -> np.ndarray:
         """Approximate signed distance (mm) to the trunk's outline, optionally shrunk by ``shrink_mm``."""
         p = self.profile
@@ -233,7 +244,7 @@ class Trunk:
         widen = 20.0 * np.clip((z_l4 - z) / max(z_l4 - z_s1, 1.0), 0.0, 1.0)
         half_width = LEAN_HALF_WIDTH_MM + self.flank_fat_mm + widen - shrink_mm
         back = self.back_y(x, z)
-        posterior = np.max(back) + 40.0
+        posterior = self.posterior_y(z)
         centre_y = (0.5 * (front + posterior)).astype(np.float32)
         half_y = (0.5 * (posterior - front)).astype(np.float32) - f32(shrink_mm)
         cx = p.at("x", z).astype(np.float32)

@@ -20,7 +20,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from anatomy_models.spine.alignment import VertebraGeometry
-from anatomy_models.spine.sdf import Frame, Primitive, Shape, ellipse_estimate, f32, elliptic_rod, rounded_box, smooth_max
+from anatomy_models.spine.sdf import (Frame, Primitive, Shape, ellipse_estimate, ellipsoid, elliptic_rod, f32, rounded_box,
+                                      smooth_max, tapered_box)
 
 SIDE_SIGN = {"left": 1.0, "right": -1.0}  # patient's left is +x (LPS)
 
@@ -28,7 +29,7 @@ SIDE_SIGN = {"left": 1.0, "right": -1.0}  # patient's left is +x (LPS)
 PEDICLE_ISTHMUS_BEHIND_WALL_MM = 4.0      # isthmus centre behind the posterior body wall
 PEDICLE_TO_JUNCTION_MM = 8.0              # isthmus to the pedicle-lamina junction along the axis
 CANAL_REFERENCE_BEHIND_WALL_MM = 3.0      # where the interpedicular distance is set (and measured)
-LAMINA_THICKNESS_MM = {"L5": 7.0}         # others 6
+LAMINA_THICKNESS_MM = {"L5": 7.5}         # others 6.5
 LAMINA_INCLINATION_DEG = 10.0             # ventral surface leans back going down
 # Lumbar spinous processes point almost straight back; the lordosis alone fans them (T12 droops) [ED].
 SPINOUS_PROCESS_DROOP_DEG = {"T12": 18.0, "L1": 8.0, "L2": 5.0, "L3": 3.0, "L4": 0.0, "L5": 0.0}
@@ -37,8 +38,9 @@ TRANSVERSE_PROCESS_HEIGHT_MM = {"T12": 7.0, "L1": 8.0, "L2": 9.0, "L3": 10.0, "L
 TRANSVERSE_PROCESS_BACKWARD_DEG = 10.0    # TPs point slightly posterior (§4.7 [S87])
 TRANSVERSE_PROCESS_UPWARD_DEG = {"L4": 8.0, "L5": 15.0}
 BODY_WAIST = 0.06                          # mid-height narrowing of the body (fraction)
-BODY_EDGE_ROUNDING_MM = 1.5
+BODY_EDGE_ROUNDING_MM = 2.0
 OSTEOPHYTE_MM_PER_GRADE = 1.5             # endplate rim lipping per degeneration grade
+ACCESSORY_RADII_MM = (2.5, 2.5, 3.0)      # accessory process at the back of the TP root
 
 
 @dataclass
@@ -62,6 +64,7 @@ class VertebraLayout:
     tp_tip: dict[str, np.ndarray] = field(default_factory=dict)
     sp_base: np.ndarray = field(default_factory=lambda: np.zeros(3))
     sp_tip: np.ndarray = field(default_factory=lambda: np.zeros(3))
+    tp_height: float = 10.0
 
     @property
     def name(self) -> str:
@@ -104,7 +107,7 @@ def layout_vertebra(geometry: VertebraGeometry) -> VertebraLayout:
     top_posterior = height / 2.0 - (depth / 2.0) * half_wedge
     pedicle_z = top_posterior - 1.5 - d.pedicle_height_mm / 2.0
     layout = VertebraLayout(geometry, width, depth, height, pedicle_z,
-                            lamina_thickness=LAMINA_THICKNESS_MM.get(geometry.name, 6.0) * geometry.scale)
+                            lamina_thickness=LAMINA_THICKNESS_MM.get(geometry.name, 6.5) * geometry.scale)
     alpha = math.radians(d.pedicle_medial_angle_deg)
     half_width = d.pedicle_width_mm / 2.0
     isthmus_y = depth / 2.0 + PEDICLE_ISTHMUS_BEHIND_WALL_MM
@@ -125,13 +128,14 @@ def layout_vertebra(geometry: VertebraGeometry) -> VertebraLayout:
         layout.lamina_lateral[side] = np.array([s * lateral_x, lateral_y, pedicle_z])
         # Transverse process: from the lateral pedicle surface at the junction, outward, a little back.
         outward = np.array([s * math.cos(alpha), -math.sin(alpha), 0.0])
-        root = junction + outward * half_width + np.array([0.0, 0.0, -1.0])
+        root = junction + outward * half_width + np.array([0.0, 1.5, -1.0])
         back = math.radians(TRANSVERSE_PROCESS_BACKWARD_DEG)
         upward = math.radians(TRANSVERSE_PROCESS_UPWARD_DEG.get(geometry.name, 0.0))
         direction = np.array([s * math.cos(back), math.sin(back), math.tan(upward)])
         direction /= np.linalg.norm(direction)
         layout.tp_root[side] = root
         layout.tp_tip[side] = root + direction * d.transverse_process_length_mm
+    layout.tp_height = TRANSVERSE_PROCESS_HEIGHT_MM.get(geometry.name, 10.0) * geometry.scale
     layout.lamina_medial = np.array([0.0, depth / 2.0 + d.canal_ap_mm, pedicle_z])
     layout.lamina_top_z = pedicle_z + d.pedicle_height_mm / 2.0
     layout.lamina_bottom_z = pedicle_z - 22.0 * geometry.scale  # refined by the interlaminar window
@@ -147,7 +151,7 @@ def place_spinous_process(layout: VertebraLayout) -> None:
     droop = math.radians(SPINOUS_PROCESS_DROOP_DEG.get(layout.name, 10.0))
     direction = np.array([0.0, math.cos(droop), -math.sin(droop)])
     layout.sp_base = base
-    layout.sp_tip = base + direction * d.spinous_process_length_mm
+    layout.sp_tip = base + direction * (d.spinous_process_length_mm - layout.lamina_thickness)
 
 
 # ----------------------------------------------------------------------------------- the body
@@ -234,53 +238,72 @@ def lamina_part(layout: VertebraLayout, side: str) -> Shape:
     center = (lateral + medial) / 2.0 + along * extra / 2.0 + lean * (z_mid - layout.pedicle_z) / lean[2] \
         + normal * layout.lamina_thickness / 2.0
     half = (length / 2.0 + extra / 2.0 + 1.0, half_height, layout.lamina_thickness / 2.0)
-    return _placed(layout, center, along, lean, rounded_box(half, 1.5), half)
+    return _placed(layout, center, along, lean, rounded_box(half, layout.lamina_thickness / 2.0 - 0.5), half)
 
 
 def pars_part(layout: VertebraLayout, side: str) -> Primitive:
-    """The neck between the lamina's lateral end and the pedicle-lamina junction (the Scotty dog's neck)."""
-    lateral = layout.lamina_ventral_point(1.0, layout.pedicle_z - 4.0, side) + layout.lamina_normal(side) * layout.lamina_thickness / 2
-    return _segment(layout, layout.junction[side], lateral, 4.5, 6.0)
+    """The pars interarticularis (the Scotty dog's neck): a flattened bar from the pedicle-lamina
+    junction down and in to the lamina's lower lateral corner, where the IAP hangs."""
+    normal = layout.lamina_normal(side)
+    corner = layout.lamina_ventral_point(0.9, layout.lamina_bottom_z + 4.0, side) + normal * layout.lamina_thickness / 2
+    return _segment(layout, layout.junction[side] + np.array([0.0, 1.0, 0.0]), corner, 4.0, 5.5, up=normal)
 
 
-def transverse_process_part(layout: VertebraLayout, side: str) -> Shape:
+def transverse_process_part(layout: VertebraLayout, side: str) -> list[Shape]:
+    """A flattened process tapering from a stout root to the tip, with the accessory process on the
+    back of its root (the medial branch passes between it and the mamillary process of the SAP)."""
     d = layout.geometry.dims
     root, tip = layout.tp_root[side], layout.tp_tip[side]
     axis = tip - root
     length = float(np.linalg.norm(axis))
     axis /= length
-    start = root - axis * 7.0  # root buried in the junction
-    height = TRANSVERSE_PROCESS_HEIGHT_MM.get(layout.name, 10.0) * layout.geometry.scale
+    start = root - axis * 2.0  # the blend fills the junction; deeper would hide the pedicle's isthmus
+    height = layout.tp_height
     thickness = d.transverse_process_thickness_mm
-    half = ((length + 7.0) / 2.0, height / 2.0, thickness / 2.0)
+    half_length = (length + 2.0) / 2.0
+    root_half = (height * 0.75, thickness / 2.0 + 1.5)
+    tip_half = (height * 0.42, thickness / 2.0)
+    rounding = min(tip_half) * 0.9
     up = np.array([0.0, 0.0, 1.0])
-    return _placed(layout, (start + tip) / 2.0, axis, up, rounded_box(half, min(thickness, height) / 2.0 - 0.1), half)
+    process = _placed(layout, (start + tip) / 2.0, axis, up, tapered_box(half_length, root_half, tip_half, rounding),
+                      (half_length, root_half[0], root_half[1]))
+    accessory_at = root + axis * 2.0 + np.array([0.0, thickness / 2.0 + 1.0, -height * 0.25])
+    radii = ACCESSORY_RADII_MM
+    accessory = _placed(layout, accessory_at, (1, 0, 0), (0, 1, 0), ellipsoid(radii), radii)
+    return [process, accessory]
 
 
-def spinous_process_part(layout: VertebraLayout) -> Shape:
+def spinous_process_part(layout: VertebraLayout) -> list[Shape]:
+    """Hatchet-shaped: lower and thinner where it leaves the laminae, taller and thicker at the tip,
+    which ends in a thickened tubercle."""
     d = layout.geometry.dims
     base, tip = layout.sp_base, layout.sp_tip
     axis = (tip - base) / np.linalg.norm(tip - base)
     start = base - axis * 6.0  # into the laminar apex
     length = float(np.linalg.norm(tip - start))
     across = np.array([1.0, 0.0, 0.0])
-    half = (length / 2.0, SPINOUS_PROCESS_THICKNESS_MM / 2.0 * layout.geometry.scale, d.spinous_process_height_mm / 2.0)
-    return _placed(layout, (start + tip) / 2.0, axis, across, rounded_box(half, half[1] - 0.2), half)
+    thickness = SPINOUS_PROCESS_THICKNESS_MM * layout.geometry.scale
+    height = d.spinous_process_height_mm
+    base_half = (thickness / 2.0 - 0.5, height * 0.36)
+    tip_half = (thickness / 2.0, height / 2.0)
+    blade = _placed(layout, (start + tip) / 2.0, axis, across,
+                    tapered_box(length / 2.0, base_half, tip_half, thickness / 2.0 - 0.8),
+                    (length / 2.0, tip_half[0], tip_half[1]))
+    radii = (4.0, thickness / 2.0 + 1.0, height * 0.36)
+    tubercle_at = tip - axis * 3.5 + np.cross(axis, across) * (-height * 0.12)
+    tubercle = _placed(layout, tubercle_at, axis, across, ellipsoid(radii), radii)
+    return [blade, tubercle]
 
 
 def vertebra_parts(layout: VertebraLayout, concavity_top: float, concavity_bottom: float,
-                   osteophyte_mm: float = 0.0) -> dict[str, Shape]:
-    """Parts named by the structure vocabulary (without articular processes), as world shapes."""
+                   osteophyte_mm: float = 0.0) -> list[tuple[str, Shape]]:
+    """Labelled parts named by the structure vocabulary (without articular processes), world shapes."""
     name = layout.name
-    parts: dict[str, Shape] = {f"{name}.body": body_part(layout, concavity_top, concavity_bottom, osteophyte_mm),
-                               f"{name}.spinous_process": spinous_process_part(layout)}
+    parts: list[tuple[str, Shape]] = [(f"{name}.body", body_part(layout, concavity_top, concavity_bottom, osteophyte_mm))]
+    parts += [(f"{name}.spinous_process", shape) for shape in spinous_process_part(layout)]
     for side in SIDE_SIGN:
-        parts[f"{name}.pedicle.{side}"] = pedicle_part(layout, side)
-        parts[f"{name}.lamina.{side}"] = lamina_part(layout, side)
-        parts[f"{name}.transverse_process.{side}"] = transverse_process_part(layout, side)
+        parts.append((f"{name}.pedicle.{side}", pedicle_part(layout, side)))
+        parts.append((f"{name}.lamina.{side}", lamina_part(layout, side)))
+        parts.append((f"{name}.lamina.{side}", pars_part(layout, side)))
+        parts += [(f"{name}.transverse_process.{side}", shape) for shape in transverse_process_part(layout, side)]
     return parts
-
-
-def pars_parts(layout: VertebraLayout) -> dict[str, Shape]:
-    """The pars interarticularis of each side, labelled as lamina (the vocabulary has no pars)."""
-    return {f"{layout.name}.lamina.{side}": pars_part(layout, side) for side in SIDE_SIGN}

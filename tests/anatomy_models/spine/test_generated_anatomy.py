@@ -25,7 +25,8 @@ def expected_structures() -> list[str]:
                           if (level, side) != ("T12", "left") else "radicular_artery.T12.left.adamkiewicz"]
             if level != "T12":
                 names.append(f"{level}.SAP.{side}")
-    names += ["S1", "S1.ala.left", "S1.ala.right"]
+    names += ["S1", "S1.ala.left", "S1.ala.right", "ilium.left", "ilium.right", "muscle.abdominal_wall.left",
+              "muscle.abdominal_wall.right", "common_iliac_artery.left", "common_iliac_vein.right"]
     for interspace in INTERSPACE_NAMES:
         names += [f"{interspace}.disc.annulus", f"{interspace}.disc.nucleus", f"ligamentum_flavum.{interspace}"]
         names += [f"facet_joint.{interspace}.{side}" for side in SIDES]
