@@ -779,11 +779,13 @@ def _display(level_db, gain_db, dynamic_range_db, pixel_line, pixel_sample, imag
 def _elevation_planes() -> tuple[np.ndarray, np.ndarray]:
     """Offsets (lattice units) and weights of the lattice planes summed across the slice thickness.
 
-    ``ELEVATION_PLANES`` planes one lattice spacing apart, Gaussian-weighted (sigma a quarter of the
-    stack) like the elevation beam profile.
+    ``ELEVATION_PLANES`` planes one lattice spacing apart (spanning 1.85 mm at 3.5 MHz, 0.65 mm at 10 MHz),
+    gently tapered (Gaussian, sigma half the stack). Speckle intensity then decorrelates by half
+    after a 0.65 mm sweep at 3.5 MHz and 0.23 mm at 10 MHz, close to what a two-way elevation
+    beam of 1.6 / 0.45 mm FWHM gives (0.8 / 0.22 mm).
     """
     offsets = np.arange(ELEVATION_PLANES) + 0.5 - ELEVATION_PLANES / 2
-    weights = np.exp(-0.5 * (offsets / (ELEVATION_PLANES / 4)) ** 2)
+    weights = np.exp(-0.5 * (offsets / (ELEVATION_PLANES / 2)) ** 2)
     return offsets, weights / weights.sum()
 
 
