@@ -113,6 +113,11 @@ def iodine_hu_per_mg_ml(ct_kev: float = CT_EFFECTIVE_KEV) -> float:
     return 1000.0 * iodine_mu_per_mm_per_mg_ml(ct_kev) / linear_attenuation_per_mm("water", ct_kev)
 
 
+# Speed of sound every ultrasound scanner assumes when it turns echo time into depth: the soft-tissue
+# rule of thumb, 1540 m/s (clinical.md §5.3 [S114]).
+SCANNER_SPEED_OF_SOUND_M_PER_S = 1540.0
+
+
 # --------------------------------------------------------------------------- the table
 @dataclass(frozen=True)
 class Tissue:
@@ -162,6 +167,9 @@ def _table(*tissues: Tissue) -> dict[str, Tissue]:
 
 
 # HU: clinical.md §5.1; acoustics: §5.3. Ranges in the reference are narrowed to one value here.
+# Backscatter [ED, tuned on simulated lumbar views]: ligament and dura highest (hyperechoic fibrous
+# tissue: the "posterior complex"), skin next, then soft tissue and nerve; muscle and fat are
+# hypoechoic, their bright septa added as texture by the ultrasound renderer; fluids anechoic.
 TISSUES: dict[str, Tissue] = _table(
     # air: -1000 HU [S101]; acoustics of air at 20 °C; total reflection at any tissue interface.
     Tissue("air", -1000.0, 343.0, 1.2, 40.0, 0.0),  # attenuation [ED]
@@ -174,16 +182,16 @@ TISSUES: dict[str, Tissue] = _table(
     # blood: +13..+50 HU [S102][S103]; c ~1575 [ED], rho 1060 [ED], 0.15 dB/cm/MHz [S111]
     Tissue("blood", 40.0, 1575.0, 1060.0, 0.15, 0.02),
     # skeletal muscle: +10..+40 HU [S104][S101]; c 1517-1600, rho 1050-1058, ~1.1 dB/cm/MHz [S112][S113][S111]
-    Tissue("muscle", 40.0, 1580.0, 1055.0, 1.1, 0.5),
+    Tissue("muscle", 40.0, 1580.0, 1055.0, 1.1, 0.35),
     # organ soft tissue: +20..+65 HU [S103]; soft-tissue rule 1540 m/s, 0.5 dB/cm/MHz [S114]
     Tissue("soft_tissue", 40.0, 1540.0, 1050.0, 0.5, 0.4),
     # skin: soft-tissue HU [S103]; c 1595-1730, rho 1090-1130, 0.35 dB/cm/MHz [S112][S111]
     Tissue("skin", 40.0, 1650.0, 1110.0, 0.35, 0.6),
     # ligament (flavum, inter/supraspinous): soft tissue HU upper range [S103]; c 1664, rho 1101 [S113];
     # attenuation of connective tissue 1.57 [S111]
-    Tissue("ligament", 60.0, 1664.0, 1101.0, 1.57, 0.7),
+    Tissue("ligament", 60.0, 1664.0, 1101.0, 1.57, 1.0),
     # dura mater: fibrous, treated like ligament [ED]
-    Tissue("dura", 50.0, 1664.0, 1101.0, 1.57, 0.6),
+    Tissue("dura", 50.0, 1664.0, 1101.0, 1.57, 0.8),
     # nerve root / DRG and spinal cord: soft tissue [ED]
     Tissue("nerve", 35.0, 1560.0, 1040.0, 0.8, 0.45),
     Tissue("spinal_cord", 35.0, 1560.0, 1040.0, 0.8, 0.2),

@@ -24,6 +24,7 @@ SUBCOMMANDS: dict[str, str] = {
     "anatomy": "simulator.commands.anatomy:anatomy",
     "fluoro": "simulator.commands.fluoro:fluoro",
     "run": "simulator.commands.run:run",
+    "ultrasound": "simulator.commands.ultrasound:ultrasound",
 }
 
 console = Console(stderr=True)

@@ -1,0 +1,75 @@
+"""``spinesim ultrasound``: render a B-mode image of an anatomy in a standard lumbar view."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+import numpy as np
+
+from anatomy_models.atomic import atomic_path
+from anatomy_models.errors import SpinesimError
+from simulator.probe import VIEWS
+
+# Screen furniture [ED]: the orientation marker (a dot on the marker side, top left, as scanners
+# draw it) and a depth scale with a tick every centimetre on the right edge.
+MARKER_RADIUS_PX = 4
+TICK_LENGTH_PX = 6
+
+
+def annotate(image) -> np.ndarray:
+    """The image's pixels as RGB with the orientation marker and a 1 cm depth scale drawn on."""
+    rows, cols = image.pixels.shape
+    rgb = np.repeat(image.pixels[..., None], 3, axis=2)
+    yy, xx = np.ogrid[:rows, :cols]
+    centre = 2 * MARKER_RADIUS_PX + 2
+    rgb[(yy - centre) ** 2 + (xx - centre) ** 2 <= MARKER_RADIUS_PX**2] = (80, 170, 255)
+    top = float(image.lps_to_pixel(image.probe.position)[0])
+    for depth_cm in range(0, int(image.probe.depth_mm // 10) + 1):
+        row = int(round(top + depth_cm * 10.0 / image.pixel_mm))
+        if 0 <= row < rows:
+            length = 2 * TICK_LENGTH_PX if depth_cm % 5 == 0 else TICK_LENGTH_PX
+            rgb[row, cols - length:] = 200
+    return rgb
+
+
+@click.command()
+@click.argument("anatomy_name", metavar="[ANATOMY]", default="default")
+@click.option("--view", type=click.Choice(VIEWS), default="paramedian-sagittal-oblique", show_default=True,
+              help="Standard lumbar view.")
+@click.option("--level", default="L4-L5", show_default=True, help="Interspace, e.g. L3-L4.")
+@click.option("--side", type=click.Choice(["left", "right"]), default="left", show_default=True,
+              help="Patient side of the paramedian views.")
+@click.option("--probe", "kind", type=click.Choice(["curvilinear", "linear"]), default="curvilinear", show_default=True)
+@click.option("--depth", "depth_mm", type=float, help="Imaging depth, mm (preset if omitted).")
+@click.option("--frequency", "frequency_mhz", type=float, help="Centre frequency, MHz (preset if omitted).")
+@click.option("--gain", "gain_db", type=float, default=0.0, show_default=True, help="Overall gain, dB.")
+@click.option("--dynamic-range", "dynamic_range_db", type=float, default=55.0, show_default=True, help="dB.")
+@click.option("--size", default="512x512", show_default=True, help="Image size ROWSxCOLUMNS in pixels.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Speckle seed.")
+@click.option("-o", "--output", type=click.Path(path_type=Path), required=True, help="PNG file to write.")
+def ultrasound(anatomy_name: str, view: str, level: str, side: str, kind: str, depth_mm: float | None,
+               frequency_mhz: float | None, gain_db: float, dynamic_range_db: float, size: str, seed: int,
+               output: Path) -> None:
+    """Render a B-mode image of ANATOMY (a stored anatomy's name or folder; "default" if omitted)."""
+    from PIL import Image
+
+    from anatomy_models.store import load_anatomy
+    from simulator.probe import standard_view
+    from simulator.ultrasound import render_ultrasound
+
+    try:
+        rows, cols = (int(n) for n in size.lower().split("x"))
+    except ValueError:
+        raise SpinesimError(f"--size must look like 512x512 (rows x columns), got {size!r}") from None
+    settings = {"gain_db": gain_db, "dynamic_range_db": dynamic_range_db, "image_shape": (rows, cols)}
+    if depth_mm is not None:
+        settings["depth_mm"] = depth_mm
+    if frequency_mhz is not None:
+        settings["frequency_mhz"] = frequency_mhz
+    anatomy = load_anatomy(anatomy_name)
+    probe = standard_view(anatomy, view, level, side, kind, **settings)
+    image = render_ultrasound(anatomy, probe, seed=seed)
+    with atomic_path(output) as temporary:
+        Image.fromarray(annotate(image)).save(temporary, format="PNG")
+    click.echo(f"Wrote {output} ({view}, {level}, {kind} {probe.frequency_mhz:g} MHz, depth {probe.depth_mm:g} mm)")

@@ -1,0 +1,268 @@
+"""B-mode physics measured on an analytic phantom: shadows, anechoic fluid, attenuation, speckle, needle."""
+
+import numpy as np
+import pytest
+from scipy import ndimage
+
+from anatomy_models.anatomy import Anatomy
+from anatomy_models.errors import SpinesimError
+from anatomy_models.structures import LabelTable
+from anatomy_models.volume import Volume
+from simulator.needle import Needle
+from simulator.probe import Probe, on_skin
+from simulator.ultrasound import acoustic_maps, depth_gain_db, render_ultrasound
+
+# The phantom, 64 mm cube on a 1 mm grid; the back faces +y (posterior, up on the screen).
+SKIN_Y = 55.5          # outer face of the skin
+BONE_TOP_Y = 27.5      # a cortical slab under the left half (x < 30) from 28 mm depth down
+CYST = np.array([46.0, 38.0, 32.0])  # CSF sphere, radius 7 mm, 17.5 mm deep
+CYST_RADIUS = 7.0
+
+
+@pytest.fixture(scope="module")
+def phantom():
+    table = LabelTable()
+    ids = {name: table.add(name, name if name != "bone" else "cortical_bone").id
+           for name in ("skin", "fat", "muscle", "bone", "csf")}
+    x, y, z = np.meshgrid(*[np.arange(64.0)] * 3, indexing="ij")
+    labels = np.zeros((64, 64, 64), np.uint16)
+    labels[y < SKIN_Y] = ids["skin"]
+    labels[y < SKIN_Y - 2] = ids["fat"]
+    labels[y < SKIN_Y - 10] = ids["muscle"]
+    labels[(y < BONE_TOP_Y) & (y > BONE_TOP_Y - 8) & (x < 30)] = ids["bone"]
+    labels[np.linalg.norm(np.stack([x, y, z], -1) - CYST, axis=-1) < CYST_RADIUS] = ids["csf"]
+    ct = np.where(labels > 0, 40, -1000).astype(np.int16)
+    return Anatomy(Volume.from_spacing(ct, (1, 1, 1)), table, Volume.from_spacing(labels, (1, 1, 1)))
+
+
+def linear_probe(phantom, **settings):
+    """A 6 MHz linear probe on the phantom's skin, array along +x, in the plane z = 32."""
+    pose = {"position": [32.0, 60.0, 32.0], "axial": [0, -1, 0], "lateral": [1, 0, 0], "frequency_mhz": 6.0,
+            "depth_mm": 48.0, "footprint_mm": 48.0, "image_shape": (192, 192)} | settings
+    return on_skin(phantom, Probe("linear", **pose))
+
+
+def depth_of(image, rows):
+    """Depth below the face centre (mm) of image rows."""
+    return (np.asarray(rows) - image.lps_to_pixel(image.probe.position)[0]) * image.pixel_mm
+
+
+def columns_at(image, x_range):
+    """Image columns whose pixel centres have LPS x inside x_range (mm)."""
+    x = image.pixel_to_lps(0, np.arange(image.pixels.shape[1]))[:, 0]
+    return np.flatnonzero((x >= x_range[0]) & (x <= x_range[1]))
+
+
+def rows_at(image, depth_range):
+    depth = depth_of(image, np.arange(image.pixels.shape[0]))
+    return np.flatnonzero((depth >= depth_range[0]) & (depth <= depth_range[1]))
+
+
+def region_mean(image, depth_range, x_range):
+    return float(image.pixels[np.ix_(rows_at(image, depth_range), columns_at(image, x_range))].mean())
+
+
+# ----------------------------------------------------------------------------- tissue
+def test_bone_is_a_bright_line_with_a_black_shadow_below(phantom):
+    image = render_ultrasound(phantom, linear_probe(phantom))
+    surface = SKIN_Y - BONE_TOP_Y
+    beneath = region_mean(image, (surface + 6, surface + 16), (8, 24))
+    beside = region_mean(image, (surface + 6, surface + 16), (36, 56))
+    assert beneath < 0.1 * beside, (beneath, beside)
+    rows = rows_at(image, (surface - 1, surface + 1))
+    line = image.pixels[np.ix_(rows, columns_at(image, (8, 24)))].mean(axis=1).max()
+    muscle_above = region_mean(image, (surface - 8, surface - 3), (8, 24))
+    assert line > 2.2 * muscle_above and line > 200
+
+
+def test_csf_is_darker_than_muscle(phantom):
+    image = render_ultrasound(phantom, linear_probe(phantom))
+    points = image.grid_lps()
+    inside = np.linalg.norm(points - CYST, axis=-1) < CYST_RADIUS - 1.5
+    depth = depth_of(image, np.arange(image.pixels.shape[0]))[:, None]
+    cyst_depths = (depth > SKIN_Y - CYST[1] - 4) & (depth < SKIN_Y - CYST[1] + 4)
+    muscle = cyst_depths & (points[..., 0] > 31) & (points[..., 0] < 37)
+    assert image.pixels[inside].mean() < 0.3 * image.pixels[muscle].mean()
+
+
+def test_attenuation_darkens_with_depth_at_two_alpha_f_without_tgc(phantom):
+    probe = linear_probe(phantom, tgc_db_per_cm=0.0, gain_db=25.0, frequency_mhz=5.0, image_shape=(256, 96))
+    image = render_ultrasound(phantom, probe)
+    rows = rows_at(image, (12, 40))                 # muscle between the bone (x < 30) and the cyst (x > 39)
+    level_db = image.pixels[np.ix_(rows, columns_at(image, (32, 37)))].mean(axis=1) / 255 * probe.dynamic_range_db
+    slope_db_per_cm = -np.polyfit(depth_of(image, rows) / 10, level_db, 1)[0]
+    assert slope_db_per_cm == pytest.approx(2 * 1.1 * 5.0, rel=0.15)   # muscle 1.1 dB/cm/MHz, both ways
+
+
+def test_gain_and_tgc_raise_the_grey_levels(phantom):
+    base = linear_probe(phantom)
+    brighter = render_ultrasound(phantom, base.with_settings(gain_db=6.0)).pixels.astype(float)
+    plain = render_ultrasound(phantom, base).pixels.astype(float)
+    unclipped = (plain > 20) & (plain < 200)
+    assert (brighter - plain)[unclipped].mean() == pytest.approx(6.0 / base.dynamic_range_db * 255, abs=2)
+    np.testing.assert_allclose(depth_gain_db(base.with_settings(tgc_db=(0.0, 10.0), tgc_db_per_cm=1.0), [0.0, 24.0, 48.0]),
+                               [0.0, 5.0 + 2.4, 10.0 + 4.8])
+
+
+# ----------------------------------------------------------------------------- speckle
+def test_same_seed_same_image_other_seed_other_speckle(phantom):
+    probe = linear_probe(phantom)
+    first = render_ultrasound(phantom, probe, seed=3).pixels
+    acoustic_maps(phantom).frames.clear()
+    np.testing.assert_array_equal(render_ultrasound(phantom, probe, seed=3).pixels, first)
+    other = render_ultrasound(phantom, probe, seed=4).pixels
+    assert np.mean(first != other) > 0.5
+
+
+def test_speckle_stays_in_the_tissue_when_the_probe_slides(phantom):
+    probe = linear_probe(phantom, footprint_mm=38.4, depth_mm=38.4, image_shape=(256, 256))
+    shift = 20  # scan lines, 0.15 mm apart: 3 mm
+    slid = probe.moved(slide_mm=shift * 38.4 / 256)
+    before = render_ultrasound(phantom, probe).pixels[:, shift:].astype(int)
+    after = render_ultrasound(phantom, slid).pixels[:, :-shift].astype(int)
+    interior = slice(20, -20)   # away from where the lateral blur meets the array's ends
+    assert np.abs(before[:, interior] - after[:, interior]).max() <= 1
+
+
+def test_speckle_decorrelates_when_the_probe_sweeps_out_of_plane(phantom):
+    probe = linear_probe(phantom, frequency_mhz=5.0)
+    region = np.ix_(rows_at(render_ultrasound(phantom, probe), (14, 24)), columns_at(render_ultrasound(phantom, probe), (32, 38)))
+
+    def correlation(sweep_mm):
+        a = render_ultrasound(phantom, probe).pixels[region].astype(float).ravel()
+        b = render_ultrasound(phantom, probe.moved(sweep_mm=sweep_mm)).pixels[region].astype(float).ravel()
+        return np.corrcoef(a, b)[0, 1]
+
+    assert correlation(0.05) > 0.9
+    assert correlation(4.0) < 0.3
+
+
+def test_speckle_is_grainy_and_laterally_elongated():
+    table = LabelTable()
+    table.add("liver", "soft_tissue")     # no texture: speckle alone
+    block = Anatomy(Volume.from_spacing(np.zeros((40, 40, 40), np.int16), (1, 1, 1)), table,
+                    Volume.from_spacing(np.ones((40, 40, 40), np.uint16), (1, 1, 1)))
+    probe = Probe("linear", position=[20, 39, 20], axial=[0, -1, 0], lateral=[1, 0, 0], frequency_mhz=6.0,
+                  depth_mm=30.0, tgc_db_per_cm=2 * 0.5 * 6.0, gain_db=15.0, image_shape=(160, 160))
+    image = render_ultrasound(block, probe)
+    grey = image.pixels[30:120, 30:130].astype(float)
+    assert grey.min() > 0 and grey.max() < 255      # nothing clipped
+    envelope = 10 ** (grey / 255 * probe.dynamic_range_db / 20)
+    # Many scatterers per resolution cell give a Rayleigh envelope (mean / std = 1.91); the light
+    # compounding raises that a little, a smooth texture would be far above.
+    assert 1.9 < envelope.mean() / envelope.std() < 3.3
+    # Grains are longer across the beam (lateral resolution ~0.8 mm at 6 MHz) than along it (~0.4 mm).
+    centred = grey - grey.mean()
+
+    def correlation_length_px(axis):
+        """Shift (pixels) at which the autocorrelation along ``axis`` falls to one half."""
+        n = centred.shape[axis]
+        values = np.array([np.mean(np.take(centred, range(k, n), axis) * np.take(centred, range(n - k), axis))
+                           for k in range(12)])
+        return np.interp(0.5, (values / values[0])[::-1], np.arange(12)[::-1])
+
+    assert correlation_length_px(1) > 1.3 * correlation_length_px(0)
+
+
+# ----------------------------------------------------------------------------- needle
+def in_plane_needle(angle_deg, entry_x=34.0, depth_mm=22.0):
+    angle = np.radians(angle_deg)
+    return Needle(entry=[entry_x, SKIN_Y, 32.0], direction=[np.cos(angle), -np.sin(angle), 0.0], depth_mm=depth_mm)
+
+
+def distance_to_axis(points, needle):
+    offset = points - needle.entry
+    return np.linalg.norm(offset - np.outer(offset @ needle.direction, needle.direction), axis=1)
+
+
+def test_needle_line_falls_where_the_geometry_says(phantom):
+    needle = in_plane_needle(25.0, entry_x=30.0)
+    image = render_ultrasound(phantom, linear_probe(phantom), needle)
+    smooth = ndimage.uniform_filter(image.pixels.astype(float), size=(1, 3))
+    x_span = (needle.entry[0] + 5 / np.tan(np.radians(25)), needle.tip[0] - 2)   # deeper than the skin's 5 mm
+    rows = rows_at(image, (4, 40))
+    columns = columns_at(image, x_span)
+    ridge = rows[np.argmax(smooth[np.ix_(rows, columns)], axis=0)]
+    points = image.pixel_to_lps(ridge, columns)
+    distances = distance_to_axis(points, needle)
+    assert distances.max() < 1.0, distances
+    assert np.median(distances) < 0.6
+
+
+def mean_along(image, needle, start_mm=4.0):
+    """Mean grey of the pixels within 0.3 mm of the shaft, from start_mm along it to the tip."""
+    points = image.grid_lps()
+    offset = points - needle.entry
+    along = offset @ needle.direction
+    near = distance_to_axis(points.reshape(-1, 3), needle).reshape(along.shape) < 0.3
+    return float(image.pixels[near & (along > start_mm) & (along < needle.depth_mm)].mean())
+
+
+def test_needle_fades_as_the_insertion_steepens(phantom):
+    probe = linear_probe(phantom)
+    brightness = [mean_along(render_ultrasound(phantom, probe, in_plane_needle(a, depth_mm=24.0)), in_plane_needle(a, depth_mm=24.0))
+                  for a in (15.0, 35.0, 55.0, 75.0)]
+    assert all(a > b + 8 for a, b in zip(brightness, brightness[1:])), brightness
+
+
+def test_needle_out_of_plane_is_a_dot_where_the_plane_cuts_the_shaft(phantom):
+    probe = linear_probe(phantom)
+    crossing = np.array([44.0, 40.0, 32.0])
+    direction = np.array([0.0, -0.3, 1.0]) / np.linalg.norm([0.0, -0.3, 1.0])
+    needle = Needle(entry=crossing - 20 * direction, direction=direction, depth_mm=30.0)
+    with_needle = render_ultrasound(phantom, probe, needle).pixels.astype(float)
+    without = render_ultrasound(phantom, probe).pixels.astype(float)
+    difference = ndimage.uniform_filter(with_needle - without, 3)
+    row, col = np.unravel_index(np.argmax(difference), difference.shape)
+    image = render_ultrasound(phantom, probe, needle)
+    assert np.linalg.norm(image.pixel_to_lps(row, col) - crossing) < 1.0
+    assert np.mean(difference > 40) < 0.01   # a dot (and its short tail), not a line
+
+
+def test_tip_shows_in_plane_and_the_shaft_vanishes_out_of_the_slice(phantom):
+    probe = linear_probe(phantom)
+    needle = in_plane_needle(30.0)
+    image = render_ultrasound(phantom, probe, needle)
+    tip_row, tip_col, _ = image.lps_to_pixel(needle.tip)
+    around_tip = image.pixels[int(tip_row) - 1:int(tip_row) + 2, int(tip_col) - 2:int(tip_col) + 1]
+    assert around_tip.max() > 200
+    assert mean_along(image, needle) > mean_along(render_ultrasound(phantom, probe), needle) + 60
+    swept = probe.moved(sweep_mm=5.0)
+    change = render_ultrasound(phantom, swept, needle).pixels.astype(float) - render_ultrasound(phantom, swept).pixels
+    assert np.abs(change).max() < 10
+
+
+def test_needle_is_composited_on_the_cached_tissue_frame(phantom):
+    probe = linear_probe(phantom)
+    plain = render_ultrasound(phantom, probe).pixels
+    frames = len(acoustic_maps(phantom).frames)
+    needle = in_plane_needle(30.0)
+    with_needle = render_ultrasound(phantom, probe, needle)
+    assert len(acoustic_maps(phantom).frames) == frames            # no new tissue pass
+    far = distance_to_axis(with_needle.grid_lps().reshape(-1, 3), needle).reshape(plain.shape) > 4
+    above = depth_of(with_needle, np.arange(plain.shape[0]))[:, None] < 3   # not in its shadow either
+    np.testing.assert_array_equal(with_needle.pixels[far & above], plain[far & above])
+
+
+# ----------------------------------------------------------------------------- geometry
+def test_curvilinear_scan_conversion_places_pixels_on_the_sector(phantom):
+    probe = on_skin(phantom, Probe("curvilinear", position=[32, 60, 32], axial=[0, -1, 0], lateral=[0, 0, 1],
+                                   depth_mm=40.0, image_shape=(96, 128)))
+    image = render_ultrasound(phantom, probe)
+    row, col, out_of_plane = image.lps_to_pixel(probe.position)
+    np.testing.assert_allclose(image.pixel_to_lps(row, col), probe.position, atol=1e-9)
+    assert out_of_plane == pytest.approx(0.0)
+    assert not image.field_of_view[0, 0] and not image.field_of_view[0, -1]        # corners of the fan
+    assert image.field_of_view[int(row) + 2, int(round(col))]
+    assert image.pixels[~image.field_of_view].max() == 0
+    apex = probe.position - probe.radius_mm * probe.axial
+    distances = np.linalg.norm(image.grid_lps() - apex, axis=-1)
+    inside = distances[image.field_of_view]
+    assert inside.min() >= probe.radius_mm - image.pixel_mm and inside.max() <= probe.radius_mm + probe.depth_mm + image.pixel_mm
+
+
+def test_an_anatomy_without_tissue_is_refused():
+    air = Anatomy(Volume.from_spacing(np.full((8, 8, 8), -1000, np.int16), (1, 1, 1)))
+    probe = Probe("linear", position=[4, 4, 4], axial=[0, -1, 0], lateral=[1, 0, 0])
+    with pytest.raises(SpinesimError, match="no tissue"):
+        render_ultrasound(air, probe)

@@ -1,0 +1,109 @@
+"""The standard lumbar views on the built-in spine (2 mm fixture), measured through the image's
+pixel -> LPS mapping and the anatomy's labels, plus two small golden images."""
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+from scipy import ndimage
+
+from simulator.probe import aimed_probe, standard_view
+from simulator.ultrasound import render_ultrasound
+
+GOLDEN = Path(__file__).parents[1] / "golden"
+SHAPE = (128, 128)
+
+
+def labels_under(image, anatomy):
+    """Label id under every pixel (nearest voxel), 0 outside the grid."""
+    ijk = np.rint(anatomy.labels.world_to_voxel(image.grid_lps())).astype(int)
+    inside = np.all((ijk >= 0) & (ijk < np.asarray(anatomy.labels.shape)), axis=-1)
+    ids = anatomy.labels.array[tuple(np.clip(ijk, 0, np.asarray(anatomy.labels.shape) - 1).transpose(2, 0, 1))]
+    return np.where(inside, ids, 0)
+
+
+def in_group(anatomy, ids, group):
+    return np.isin(ids, anatomy.label_table.ids_in_group(group))
+
+
+def depth_mm(image):
+    rows = np.arange(image.pixels.shape[0])[:, None]
+    return (rows - image.lps_to_pixel(image.probe.position)[0]) * image.pixel_mm + 0 * image.pixels
+
+
+def test_paramedian_sagittal_oblique_shows_csf_darker_than_muscle(small_spine):
+    image = render_ultrasound(small_spine, standard_view(small_spine, "paramedian-sagittal-oblique", image_shape=SHAPE))
+    ids = labels_under(image, small_spine)
+    # The CSF's inside, away from the bright dura at its edge (labels are 2 mm voxels).
+    csf = ndimage.binary_erosion(in_group(small_spine, ids, "dural_sac.csf"), iterations=2) & image.field_of_view
+    muscle = in_group(small_spine, ids, "muscle") & image.field_of_view & (depth_mm(image) < 30)
+    assert csf.sum() > 20 and muscle.sum() > 200
+    assert image.pixels[csf].mean() < 0.4 * image.pixels[muscle].mean()
+
+
+def test_spinous_process_casts_a_shadow_beside_lit_muscle(small_spine):
+    tip = small_spine.landmark("L4.spinous_process.tip")
+    probe = aimed_probe(small_spine, "curvilinear", tip, [0, -1, 0], [1, 0, 0], image_shape=SHAPE)
+    image = render_ultrasound(small_spine, probe)
+    points = image.grid_lps()
+    tip_depth = (tip - probe.position) @ probe.axial
+    band = (depth_mm(image) > tip_depth + 10) & (depth_mm(image) < tip_depth + 20)
+    beneath = band & (np.abs(points[..., 0] - tip[0]) < 2)
+    beside = band & (np.abs(np.abs(points[..., 0] - tip[0]) - 25) < 5)
+    assert image.pixels[beneath].mean() < 0.15 * image.pixels[beside].mean()
+
+
+def test_transverse_interlaminar_view_is_symmetric_with_both_complexes(small_spine):
+    probe = standard_view(small_spine, "transverse-interlaminar", image_shape=SHAPE)
+    image = render_ultrasound(small_spine, probe)
+    grey = image.pixels.astype(float)
+    left, right = grey[:, :SHAPE[1] // 2], grey[:, SHAPE[1] // 2:][:, ::-1]
+    assert np.corrcoef(ndimage_blur(left).ravel(), ndimage_blur(right).ravel())[0, 1] > 0.8
+    ids = labels_under(image, small_spine)
+    centre = SHAPE[1] // 2
+    column = grey[:, centre - 1:centre + 1].mean(axis=1)
+    sac = np.flatnonzero(in_group(small_spine, ids[:, centre], "dural_sac.csf"))
+    assert sac.size > 3
+    above = slice(sac[0] - 8, sac[0] + 1)                                   # ligamentum flavum and dura
+    muscle = in_group(small_spine, ids, "muscle")[above]                     # beside them, at their depth
+    muscle_grey = grey[above][muscle].mean()
+    assert column[sac[1:-1]].mean() < 0.6 * muscle_grey                      # the intrathecal space: dark
+    assert column[above].max() > 1.2 * muscle_grey   # posterior complex: brighter, through 30 mm of ligament
+    assert column[sac[-1]:sac[-1] + 5].max() > 1.2 * muscle_grey             # anterior complex: bright too
+    assert column[:sac[0]].mean() > 0.5 * muscle_grey                        # no spinous-process shadow
+
+
+def ndimage_blur(values):
+    from scipy import ndimage
+
+    return ndimage.uniform_filter(values, 9)
+
+
+def test_articular_view_is_a_continuous_bony_line_with_shadow(small_spine):
+    image = render_ultrasound(small_spine, standard_view(small_spine, "articular", image_shape=SHAPE))
+    ids = labels_under(image, small_spine)
+    bone_columns = [c for c in range(SHAPE[1]) if in_group(small_spine, ids[:, c], "L4").any()
+                    or in_group(small_spine, ids[:, c], "L5").any()]
+    peaks, below = [], []
+    for c in bone_columns:
+        first_bone = np.flatnonzero(np.isin(ids[:, c], small_spine.label_table.ids_in_group("L4")
+                                            + small_spine.label_table.ids_in_group("L5")))[0]
+        peaks.append(image.pixels[max(first_bone - 3, 0):first_bone + 2, c].max())
+        below.append(image.pixels[first_bone + 4:first_bone + 14, c].mean())
+    assert len(bone_columns) > 40
+    assert np.mean(np.asarray(peaks) > 150) > 0.85
+    assert np.mean(below) < 10
+
+
+@pytest.mark.parametrize("view", ["paramedian-sagittal-oblique", "transverse-interlaminar"])
+def test_golden_image(small_spine, view):
+    """Small golden frames; set SPINESIM_UPDATE_GOLDEN=1 to rewrite them after an intended change."""
+    image = render_ultrasound(small_spine, standard_view(small_spine, view, image_shape=(96, 96)), seed=7)
+    path = GOLDEN / f"ultrasound_{view}.png"
+    if os.environ.get("SPINESIM_UPDATE_GOLDEN") == "1":
+        Image.fromarray(image.pixels).save(path, optimize=True)
+    golden = np.asarray(Image.open(path)).astype(int)
+    difference = np.abs(image.pixels.astype(int) - golden)
+    assert difference.mean() < 2.0 and np.percentile(difference, 99) < 30
