@@ -18,10 +18,33 @@ seed: 5
 """
 
 
-def test_the_library_has_a_default_scenario_per_procedure():
+def test_the_library_covers_every_procedure_at_several_levels_and_sides():
     library = library_scenarios()
-    assert sorted(s.procedure for s in library.values()) == sorted(PROCEDURES)
+    assert len(library) >= 10
+    for procedure in PROCEDURES:
+        cases = [s for s in library.values() if s.procedure == procedure]
+        assert len({s.target.level or s.target.nerve for s in cases}) >= 2, procedure
+        assert {s.target.side for s in cases} >= {"left", "right"}, procedure
     assert load_scenario("tfesi-default").needle.spec().length_mm == pytest.approx(88.9)
+    for scenario in library.values():
+        assert scenario.objectives and scenario.hints and scenario.patient.explanation, scenario.id
+    assert len({s.seed for s in library.values()}) == len(library)
+
+
+def test_the_library_has_the_teaching_variants():
+    generated = {s.id: s.anatomy.spine_parameters() for s in library_scenarios().values() if s.anatomy.generator}
+    variants = {
+        "BMI 40 with the 5-inch needle": lambda s, p: p.bmi >= 40 and s.needle.spec().length_mm >= 127,
+        "scoliosis": lambda s, p: p.scoliosis_cobb_deg >= 20,
+        "degenerated L4-5 interlaminar": lambda s, p: p.degeneration >= 2.5 and s.target.level == "L4-L5"
+        and s.procedure == "interlaminar_epidural",
+        "Adamkiewicz in a left L1 transforaminal": lambda s, p: (p.adamkiewicz_level, p.adamkiewicz_side) == ("L1", "left")
+        and (s.target.level, s.target.side) == ("L1-L2", "left") and s.imaging.dsa,
+        "transitional L5": lambda s, p: p.transitional == "sacralized_L5",
+    }
+    library = library_scenarios()
+    for name, fits in variants.items():
+        assert any(fits(library[i], p) for i, p in generated.items()), name
 
 
 def test_a_good_scenario_loads_from_a_file(tmp_path):
