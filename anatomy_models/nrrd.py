@@ -1,4 +1,5 @@
-"""NRRD volumes (pynrrd): 3D scalar images in LPS (or RAS, converted on read).
+"""NRRD volumes (pynrrd): 3D scalar images in LPS (or RAS, converted on read), and 3D Slicer's
+segmentation files (``.seg.nrrd``: named segments in one label image or in layers).
 
 NRRD is also spinesim's own on-disk form for an anatomy's CT and label map: it records the space,
 spacing, directions and origin, so a file is self-describing and opens in 3D Slicer.
@@ -6,11 +7,15 @@ spacing, directions and origin, so a file is self-describing and opens in 3D Sli
 
 from __future__ import annotations
 
+import colorsys
+import re
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import nrrd
 import numpy as np
+from scipy import ndimage
 
 from anatomy_models.atomic import atomic_path
 from anatomy_models.errors import SpinesimError
@@ -98,3 +103,153 @@ def write_nrrd(volume: Volume, path: str | Path, *, compression_level: int = 1,
     with atomic_path(path) as temporary:
         nrrd.write(str(temporary), np.asarray(volume.array), header, compression_level=max(compression_level, 1))
     return path
+
+
+# --------------------------------------------------------------------------- Slicer segmentations
+# 3D Slicer's ``.seg.nrrd`` (Slicer developer guide, "Segmentation labelmap file format"): a NRRD
+# whose custom fields ``SegmentN_Name``, ``SegmentN_LabelValue``, ``SegmentN_Layer``,
+# ``SegmentN_Extent``, ... describe segment N. Non-overlapping segments share one 3D label image;
+# overlapping ones are spread over layers along a leading list axis (4D). Files from Slicer before
+# label values existed store one binary layer per segment and no LabelValue/Layer fields.
+_SEGMENT_FIELD = re.compile(r"^Segment(\d+)_(\w+)$")
+
+
+@dataclass(frozen=True)
+class Segmentation:
+    """A Slicer segmentation flattened into one label map.
+
+    Attributes
+    ----------
+    labels : Volume
+        uint16 segment numbers (1 = the file's Segment0, 2 = Segment1, ...); 0 where no segment is.
+    names : dict of int -> str
+        Segment number -> the segment's name (``SegmentN_Name``, else its ID).
+    overlapping_voxels : int
+        Voxels claimed by more than one segment (layered files); the later segment keeps them.
+    """
+
+    labels: Volume
+    names: dict[int, str]
+    overlapping_voxels: int = 0
+
+
+def is_segmentation_header(header: dict[str, Any]) -> bool:
+    """True if a NRRD header carries Slicer ``SegmentN_`` fields."""
+    return any(_SEGMENT_FIELD.match(key) for key in header)
+
+
+def is_segmentation_file(path: str | Path) -> bool:
+    """True if ``path`` is a NRRD file whose header describes Slicer segments (reads the header only)."""
+    try:
+        return is_segmentation_header(nrrd.read_header(str(path)))
+    except (nrrd.NRRDError, OSError, ValueError, UnicodeDecodeError):
+        return False
+
+
+def _segment_int(header: dict[str, Any], key: str, default: int | None, path: Path) -> int:
+    value = header.get(key)
+    if value is None:
+        if default is None:
+            raise SpinesimError(f"missing field {key!r}", path=path)
+        return default
+    try:
+        return int(str(value).strip())
+    except ValueError:
+        raise SpinesimError(f"field {key!r} must be an integer, got {value!r}", path=path) from None
+
+
+def read_segmentation(path: str | Path) -> Segmentation:
+    """Read a Slicer ``.seg.nrrd`` (3D label form or 4D layered form) as one label map with names.
+
+    Raises
+    ------
+    SpinesimError
+        If the file has no segment fields, no voxel data, a layer or label value that does not exist,
+        or voxel values no segment describes.
+    """
+    path = Path(path)
+    data, header = read_nrrd_header_and_data(path)
+    numbers = sorted({int(m.group(1)) for m in map(_SEGMENT_FIELD.match, header) if m})
+    if not numbers:
+        raise SpinesimError("no SegmentN_ fields: not a 3D Slicer segmentation", path=path,
+                            hint="read a plain label map with --label-format instead")
+    if data.size == 1:
+        raise SpinesimError("the segmentation holds no voxel data (Slicer saves empty segmentations as one voxel)", path=path)
+    if data.ndim == 3:
+        layers, spatial_axes = data[np.newaxis], [0, 1, 2]
+    elif data.ndim == 4:
+        layers, spatial_axes = data, [1, 2, 3]
+    else:
+        raise SpinesimError(f"a segmentation must be 3D or 4D (layers first), found shape {data.shape}", path=path)
+    if not np.issubdtype(layers.dtype, np.integer):
+        raise SpinesimError(f"segmentation voxels must be integers, got {layers.dtype}", path=path)
+    layered_without_values = data.ndim == 4 and not any(f"Segment{n}_LabelValue" in header for n in numbers)
+    lookup: dict[int, dict[int, int]] = {}
+    names: dict[int, str] = {}
+    for number, index in enumerate(numbers, start=1):
+        prefix = f"Segment{index}_"
+        # Old layered files: segment N is layer N, stored as a binary mask.
+        layer = _segment_int(header, prefix + "Layer", index if layered_without_values else 0, path)
+        value = _segment_int(header, prefix + "LabelValue", 1, path)
+        if not 0 <= layer < len(layers):
+            raise SpinesimError(f"field '{prefix}Layer' is {layer} but the file has {len(layers)} layer(s)", path=path)
+        if value <= 0:
+            raise SpinesimError(f"field '{prefix}LabelValue' must be positive, got {value}", path=path)
+        lookup.setdefault(layer, {})[value] = number
+        names[number] = str(header.get(prefix + "Name") or header.get(prefix + "ID") or f"Segment_{index}").strip()
+    labels = np.zeros(layers.shape[1:], dtype=np.uint16)
+    overlapping = 0
+    for layer_index, layer in enumerate(layers):
+        values = np.unique(layer)
+        values = values[values != 0]
+        described = lookup.get(layer_index, {})
+        unknown = [int(v) for v in values if int(v) not in described]
+        if unknown:
+            raise SpinesimError(f"voxel value(s) {unknown[:10]} in layer {layer_index} belong to no segment "
+                                "(no SegmentN_LabelValue names them)", path=path)
+        if not described:
+            continue
+        table = np.zeros(int(max(values.max(initial=0), max(described))) + 1, dtype=np.uint16)
+        for value, number in described.items():
+            table[value] = number
+        segment = table[layer]
+        claimed = segment != 0
+        overlapping += int(np.count_nonzero(claimed & (labels != 0)))
+        labels[claimed] = segment[claimed]
+    return Segmentation(Volume(labels, affine_from_header(header, path, spatial_axes)), names, overlapping)
+
+
+def _segment_color(index: int) -> str:
+    """A distinct display colour per segment (golden-angle hue steps), as Slicer's 'r g b' in 0..1."""
+    hue = (index * 0.618033988749895) % 1.0
+    return " ".join(f"{c:.4f}" for c in colorsys.hsv_to_rgb(hue, 0.55, 0.95))
+
+
+def write_segmentation(labels: Volume, names: dict[int, str], path: str | Path, *, compression_level: int = 6) -> Path:
+    """Write a label map as a Slicer ``.seg.nrrd`` (3D form) so Slicer shows each label as a named segment.
+
+    ``names`` maps each label id in ``labels`` to its segment name; ids without a name are refused.
+    """
+    ids = np.unique(labels.array)
+    ids = [int(i) for i in ids[ids != 0]]
+    missing = [i for i in ids if i not in names]
+    if missing:
+        raise SpinesimError(f"label ids {missing[:10]} have no segment name", path=path)
+    dtype = np.uint8 if max(names, default=0) < 256 else np.uint16
+    extents = ndimage.find_objects(labels.array.astype(np.int64, copy=False))
+    fields: dict[str, str] = {
+        "Segmentation_MasterRepresentation": "Binary labelmap",
+        "Segmentation_ContainedRepresentationNames": "Binary labelmap|",
+        "Segmentation_ReferenceImageExtentOffset": "0 0 0",
+    }
+    for index, (label_id, name) in enumerate(sorted(names.items())):
+        box = extents[label_id - 1] if label_id - 1 < len(extents) and extents[label_id - 1] is not None else None
+        extent = " ".join(f"{s.start} {s.stop - 1}" for s in box) if box else "0 -1 0 -1 0 -1"
+        fields.update({
+            f"Segment{index}_ID": name, f"Segment{index}_Name": name, f"Segment{index}_NameAutoGenerated": "0",
+            f"Segment{index}_LabelValue": str(label_id), f"Segment{index}_Layer": "0",
+            f"Segment{index}_Color": _segment_color(index), f"Segment{index}_ColorAutoGenerated": "0",
+            f"Segment{index}_Extent": extent, f"Segment{index}_Tags": "|",
+        })
+    return write_nrrd(labels.with_array(labels.array.astype(dtype, copy=False)), path,
+                      compression_level=compression_level, extra_fields=fields)

@@ -12,34 +12,126 @@ from typing import Callable
 import numpy as np
 
 from anatomy_models.anatomy import MANIFEST, Anatomy
+from anatomy_models.dicom import contains_dicom, read_dicom_series, scan_dicom
 from anatomy_models.errors import SpinesimError
-from anatomy_models.nrrd import read_nrrd
+from anatomy_models.labelmaps import (LabelMap, ct_from_labels, is_totalsegmentator_folder, parse_label_format,
+                                      read_label_map, structure_for_name)
+from anatomy_models.meshes import describe_meshes, is_mesh_folder, is_mesh_path, mesh_anatomy, read_mesh_source
+from anatomy_models.nifti import is_nifti_path, nifti_label_names, nifti_orientation_source, nifti_stem, read_nifti
+from anatomy_models.nrrd import is_segmentation_file, read_nrrd, read_segmentation
 from anatomy_models.volume import Volume
 
 ProgressCallback = Callable[[float, float, str], None]
 
 
 def source_kind(path: str | Path) -> str:
-    """What kind of source ``path`` is: ``"anatomy"`` (a stored anatomy folder) or ``"nrrd"``."""
+    """What kind of source ``path`` is.
+
+    ``"anatomy"`` (a stored anatomy folder), ``"nifti"`` or ``"nrrd"`` (a CT volume), ``"seg.nrrd"``
+    (a 3D Slicer segmentation), ``"totalsegmentator"`` (a folder of its per-class masks),
+    ``"mesh"`` (a mesh file or a folder of meshes) or ``"dicom"`` (a DICOM file, or a folder with
+    DICOM files anywhere below it).
+    """
     path = Path(path)
     if not path.exists():
         raise SpinesimError("no such file or folder", path=path)
-    if path.is_dir() and (path / MANIFEST).is_file():
-        return "anatomy"
-    if path.is_file() and path.name.lower().endswith(".nrrd"):
-        return "nrrd"
+    if path.is_dir():
+        if (path / MANIFEST).is_file():
+            return "anatomy"
+        if is_totalsegmentator_folder(path):
+            return "totalsegmentator"
+        if is_mesh_folder(path):
+            return "mesh"
+    elif path.name.lower().endswith(".nrrd"):
+        return "seg.nrrd" if is_segmentation_file(path) else "nrrd"
+    elif is_nifti_path(path):
+        return "nifti"
+    elif is_mesh_path(path):
+        return "mesh"
+    if contains_dicom(path):
+        return "dicom"
+    if path.is_dir() and not any(path.iterdir()):
+        raise SpinesimError("the folder is empty", path=path, hint="give the folder that holds the CT images")
     raise SpinesimError("not a recognised anatomy source", path=path,
-                        hint="give a stored anatomy folder or a .nrrd CT volume")
+                        hint="give a stored anatomy folder, a DICOM folder or file, a CT volume (.nii, .nii.gz, "
+                             ".nrrd), a .seg.nrrd, a folder of TotalSegmentator masks, or mesh files "
+                             "(.stl, .obj, .ply, .glb, .gltf, .vtk, .vtp)")
 
 
-def import_anatomy(path: str | Path, *, progress: ProgressCallback | None = None) -> Anatomy:
-    """An anatomy built from the source at ``path`` (CT in HU, de-identified metadata)."""
+def import_anatomy(path: str | Path, *, series_uid: str | None = None, labels: str | Path | None = None,
+                   label_format: str | None = None, spacing_mm: float | None = None, mesh_units: str = "mm",
+                   progress: ProgressCallback | None = None) -> Anatomy:
+    """An anatomy built from the source at ``path`` (CT in HU, de-identified metadata).
+
+    Parameters
+    ----------
+    series_uid : str, optional
+        The series of a DICOM folder with several (its UID or its number in the listing).
+    labels : path, optional
+        A label map for a CT source (put onto the CT's grid, nearest neighbour if needed); for a
+        mesh source, a YAML table mesh name -> structure.
+    label_format : str, optional
+        How to read the label map's ids (``totalsegmentator[:v1|:v2]``, ``verse``, ``table:FILE``).
+    spacing_mm : float, optional
+        Voxel size (mm): of the voxelised grid for meshes (default 1 mm); for volumes, resample to it.
+    mesh_units : str
+        ``mm``, ``cm`` or ``m``: the unit of mesh coordinates.
+
+    Notes on what the import did (resampling, version choices) are in ``metadata["import_notes"]``;
+    repairs the DICOM reader made (missing slices, gantry tilt) in ``metadata["import_warnings"]``.
+    ``metadata["source"]`` names the kind of source only, never the file: file names often carry
+    a patient's name.
+    """
     path = Path(path)
     kind = source_kind(path)
     if kind == "anatomy":
+        if labels or label_format or spacing_mm:
+            raise SpinesimError("a stored anatomy is imported as it is; --labels, --label-format and --spacing do not apply",
+                                path=path)
         return Anatomy.load(path)
-    ct = read_nrrd(path)
-    return Anatomy(ct=ct, metadata={"source": f"nrrd:{path.name}"})
+    if series_uid is not None and kind != "dicom":
+        raise SpinesimError("--series applies to DICOM folders only", path=path)
+    if kind == "mesh":
+        if label_format:
+            raise SpinesimError("--label-format applies to label maps, not meshes", path=path,
+                                hint="name meshes after structures, or map their names with --labels NAMES.yaml")
+        return mesh_anatomy(path, spacing_mm=spacing_mm or 1.0, units=mesh_units, names_path=labels, progress=progress)
+    fmt = parse_label_format(label_format) if label_format else None
+    metadata: dict = {"source": kind}
+    if kind in ("seg.nrrd", "totalsegmentator"):
+        if labels:
+            raise SpinesimError(f"{path.name} is itself a label map; --labels is for a CT source", path=path)
+        label_map = read_label_map(path, fmt, progress=progress)
+        ct = ct_from_labels(label_map.labels, label_map.table)
+        notes = [*label_map.notes, "no CT in the source: CT numbers painted from each structure's tissue"]
+    else:
+        if kind == "dicom":
+            dicom_ct = read_dicom_series(path, series_uid, progress=progress)
+            ct, metadata = dicom_ct.volume, dicom_ct.metadata
+        else:
+            ct = read_nifti(path) if kind == "nifti" else read_nrrd(path)
+        if labels:
+            label_map = read_label_map(labels, fmt, progress=progress, ct=ct)
+        elif fmt:
+            raise SpinesimError("--label-format needs a label map (--labels LABELMAP)", path=path)
+        else:
+            label_map = None
+        notes = list(label_map.notes) if label_map else []
+    if spacing_mm:
+        ct, label_map = _resampled(ct, label_map, spacing_mm)
+        notes.append(f"resampled to {spacing_mm:g} mm voxels (CT trilinear, labels nearest neighbour)")
+    metadata["import_notes"] = notes
+    if label_map is None:
+        return Anatomy(ct=ct, metadata=metadata)
+    return Anatomy(ct=ct, label_table=label_map.table, labels=label_map.labels, metadata=metadata)
+
+
+def _resampled(ct: Volume, label_map: LabelMap | None, spacing_mm: float) -> tuple[Volume, LabelMap | None]:
+    ct = ct.resampled_to_spacing(spacing_mm, order=1)
+    if label_map is None:
+        return ct, None
+    labels = label_map.labels.resampled_to_spacing(spacing_mm, order=0)
+    return ct, LabelMap(ct.with_array(labels.array), label_map.table, label_map.notes)
 
 
 def describe_volume(volume: Volume) -> dict[str, str]:
@@ -56,6 +148,7 @@ def describe_volume(volume: Volume) -> dict[str, str]:
 
 def describe_source(path: str | Path) -> dict[str, str]:
     """A short printable description of the source at ``path``."""
+    path = Path(path)
     kind = source_kind(path)
     if kind == "anatomy":
         anatomy = Anatomy.load(path)
@@ -64,4 +157,37 @@ def describe_source(path: str | Path) -> dict[str, str]:
         facts["structures"] = ", ".join(label.name for label in anatomy.label_table) or "none"
         facts["landmarks"] = str(len(anatomy.landmarks))
         return facts
+    if kind == "dicom":
+        found = scan_dicom(path)
+        facts = {"kind": f"DICOM ({len(found)} series)"}
+        for number, series in enumerate(found, 1):
+            facts[f"series [{number}]"] = f"{series.uid}\n{series.summary()}"
+        facts["choose"] = "spinesim anatomy import PATH --series UID (or its number) -o NAME"
+        return facts
+    if kind == "nifti":
+        facts = {"kind": "NIfTI volume", "orientation from": nifti_orientation_source(path),
+                 **describe_volume(read_nifti(path))}
+        names = nifti_label_names(path)
+        if names:
+            facts["label table"] = _mapped(names.values())
+        return facts
+    if kind == "seg.nrrd":
+        segmentation = read_segmentation(path)
+        return {"kind": "3D Slicer segmentation", **describe_volume(segmentation.labels),
+                "segments": _mapped(segmentation.names.values())}
+    if kind == "totalsegmentator":
+        stems = sorted(nifti_stem(p) for p in path.iterdir() if is_nifti_path(p))
+        return {"kind": "TotalSegmentator per-class masks", "masks": str(len(stems)),
+                "spine structures": _mapped(s for s in stems if not structure_for_name(s, "totalseg")[0].startswith("totalseg."))}
+    if kind == "mesh":
+        return {"kind": "meshes", **describe_meshes(read_mesh_source(path))}
     return {"kind": "NRRD volume", **describe_volume(read_nrrd(path))}
+
+
+def _mapped(names) -> str:
+    """``source name -> spinesim structure`` for each name, comma separated."""
+    pairs = []
+    for name in names:
+        structure = structure_for_name(name, "seg")[0]
+        pairs.append(name if structure == name else f"{name} -> {structure}")
+    return ", ".join(pairs) or "none"

@@ -72,7 +72,7 @@ import yaml
 
 from anatomy_models.errors import SpinesimError
 from anatomy_models.tissues import TISSUES
-from anatomy_models.yaml_source import parse_yaml
+from anatomy_models.yaml_source import read_yaml_file
 
 # Vertebral levels the product models, cranial to caudal (S1 stands for the sacrum).
 LEVELS: tuple[str, ...] = ("T12", "L1", "L2", "L3", "L4", "L5", "S1")
@@ -236,10 +236,48 @@ class LabelTable:
     def from_file(cls, path: str | Path) -> LabelTable:
         """Read a label table from YAML or JSON (a list of {id, name, tissue}); errors name the line."""
         path = Path(path)
-        try:
-            text = path.read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as error:
-            raise SpinesimError(f"cannot read label table: {error}", path=path) from None
-        node, rows = parse_yaml(text, path=path, kind="YAML/JSON")
+        node, rows = read_yaml_file(path, kind="YAML/JSON")
         lines = [item.start_mark.line + 1 for item in node.value] if isinstance(node, yaml.SequenceNode) else None
         return cls.from_list(rows, source=path, lines=lines)
+
+
+def _vocabulary_patterns() -> list[tuple[re.Pattern[str], str]]:
+    level = "(?:" + "|".join(LEVELS) + ")"
+    side = "(?:" + "|".join(SIDES) + ")"
+    space = f"{level}-{level}"
+    rows = [
+        (rf"{level}(?:\.body|\.spinous_process|\.(?:pedicle|lamina|transverse_process|SAP|IAP)\.{side})?", "cortical_bone"),
+        (rf"S1\.ala\.{side}", "cortical_bone"),
+        (rf"{space}\.disc\.annulus", "disc_annulus"),
+        (rf"{space}\.disc\.nucleus", "disc_nucleus"),
+        (rf"facet_joint\.{space}\.{side}", "cartilage"),
+        (rf"(?:ligamentum_flavum|interspinous_ligament)\.{space}|supraspinous_ligament", "ligament"),
+        (r"epidural_space|fat", "fat"),
+        (r"dural_sac\.dura", "dura"),
+        (r"dural_sac\.csf", "csf"),
+        (r"spinal_cord", "spinal_cord"),
+        (rf"cauda_equina|(?:nerve_root|dorsal_root_ganglion)\.{level}\.{side}", "nerve"),
+        (rf"radicular_artery\.{level}\.{side}(?:\.adamkiewicz)?|aorta|inferior_vena_cava", "blood"),
+        (rf"muscle\.(?:erector_spinae|multifidus|psoas|quadratus_lumborum)\.{side}", "muscle"),
+        (r"skin", "skin"),
+        (r"soft_tissue", "soft_tissue"),
+        (r"bowel_gas", "air"),
+    ]
+    return [(re.compile(f"^(?:{pattern})$"), tissue) for pattern, tissue in rows]
+
+
+_VOCABULARY = _vocabulary_patterns()
+
+
+def vocabulary_tissue(name: str) -> str | None:
+    """The tissue class of ``name`` if it is a structure of the vocabulary above, else None.
+
+    Examples
+    --------
+    >>> vocabulary_tissue("L4.pedicle.left"), vocabulary_tissue("L4-L5.disc.nucleus"), vocabulary_tissue("spleen")
+    ('cortical_bone', 'disc_nucleus', None)
+    """
+    for pattern, tissue in _VOCABULARY:
+        if pattern.match(name):
+            return tissue
+    return None

@@ -5,6 +5,7 @@ can name the line it comes from, and syntax errors that name line and column.
 from __future__ import annotations
 
 from os import PathLike
+from pathlib import Path
 from typing import Any
 
 import yaml
@@ -32,3 +33,13 @@ def parse_yaml(text: str, *, path: str | PathLike[str] | None = None, kind: str 
         where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else None
         problem = getattr(error, "problem", None) or str(error).splitlines()[0]
         raise SpinesimError(f"not valid {kind} ({problem})", path=path, where=where) from None
+
+
+def read_yaml_file(path: str | PathLike[str], *, kind: str = "YAML") -> tuple[yaml.Node | None, Any]:
+    """``(node tree, data)`` of the YAML (or JSON) file at ``path``; unreadable files and syntax errors
+    are SpinesimErrors naming the file (and the line)."""
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as error:
+        raise SpinesimError(f"cannot read the file: {error}", path=path) from None
+    return parse_yaml(text, path=path, kind=kind)

@@ -58,7 +58,8 @@ def cli() -> None:
 def progress_bar(description: str) -> Iterator[Callable[[float, float, str], None]]:
     """A rich progress bar on stderr, handed to library code as a ``(done, total, message)`` callback."""
     with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.percentage:>3.0f}%"),
-                  TimeElapsedColumn(), TimeRemainingColumn(), console=console, transient=True) as progress:
+                  TimeElapsedColumn(), TimeRemainingColumn(), console=console, transient=True,
+                  disable=not console.is_terminal) as progress:  # no stray lines in logs and pipes
         task = progress.add_task(description, total=1.0)
 
         def report(done: float, total: float, message: str = "") -> None:

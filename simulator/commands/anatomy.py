@@ -42,6 +42,8 @@ def info_command(source: str) -> None:
     if not path.exists() and source in stored_anatomy_names():
         path = anatomy_directory(source)
     table = Table(show_header=False)
+    table.add_column()
+    table.add_column(overflow="fold")  # long values (DICOM UIDs) wrap whole instead of being cut
     for key, value in describe_source(path).items():
         table.add_row(key, value)
     out.print(table)
@@ -50,26 +52,47 @@ def info_command(source: str) -> None:
 @anatomy.command("import")
 @click.argument("source", type=click.Path(exists=True, path_type=Path))
 @click.option("-o", "--output", "name", required=True, help="Name to store the anatomy under.")
-def import_command(source: Path, name: str) -> None:
-    """Import SOURCE (an image file or folder) and store it as anatomy NAME."""
+@click.option("--labels", type=click.Path(exists=True, path_type=Path),
+              help="Label map for a CT (NIfTI, NRRD, .seg.nrrd or a TotalSegmentator folder); "
+                   "for meshes, a YAML table mesh name -> structure.")
+@click.option("--label-format", help="How to read the label ids: totalsegmentator[:v1|:v2], verse or table:FILE "
+                                     "(a YAML/JSON list of {id, name, tissue}). Not needed for .seg.nrrd files, "
+                                     "TotalSegmentator folders, or NIfTI files with their own label table.")
+@click.option("--spacing", type=click.FloatRange(min=0.05), help="Voxel size in mm: the grid of voxelised meshes "
+                                                                 "(default 1), or resample a volume to it.")
+@click.option("--mesh-units", type=click.Choice(["mm", "cm", "m"]), default="mm", show_default=True,
+              help="Unit of mesh coordinates.")
+@click.option("--series", "series_uid", default=None,
+              help="DICOM series to import (its UID, or its number from `spinesim anatomy info`).")
+def import_command(source: Path, name: str, labels: Path | None, label_format: str | None,
+                   spacing: float | None, mesh_units: str, series_uid: str | None) -> None:
+    """Import SOURCE (an image, segmentation or mesh file or folder) and store it as anatomy NAME."""
     with progress_bar(f"importing {source.name}") as report:
-        imported = import_anatomy(source, progress=report)
+        imported = import_anatomy(source, series_uid=series_uid, labels=labels, label_format=label_format,
+                                  spacing_mm=spacing, mesh_units=mesh_units, progress=report)
+    for warning in imported.metadata.get("import_warnings", []):
+        out.print(f"[yellow]warning:[/] {warning}", highlight=False)
     path = save_anatomy(imported, name)
+    for note in imported.metadata.get("import_notes", []):
+        out.print(f"note: {note}", highlight=False)
     out.print(f"Stored anatomy [bold]{name}[/] in {path}")
 
 
 @anatomy.command("export")
 @click.argument("name")
-@click.option("--format", "fmt", type=click.Choice(["nrrd"]), default="nrrd", show_default=True,
-              help="File format of the exported CT.")
-@click.option("-o", "--output", type=click.Path(path_type=Path), required=True, help="Output file or folder.")
+@click.option("--format", "fmt", type=click.Choice(["dicom", "nifti", "nrrd", "stl"]), default="nrrd", show_default=True,
+              help="dicom: a folder of de-identified CT slices; nifti / nrrd: CT, labels and labels.json (nrrd labels are a 3D Slicer .seg.nrrd); "
+                   "stl: one surface per structure.")
+@click.option("-o", "--output", type=click.Path(path_type=Path), required=True,
+              help="Output folder, or for nifti/nrrd the CT's file name (labels are written beside it).")
 def export_command(name: str, fmt: str, output: Path) -> None:
-    """Export stored anatomy NAME's CT to OUTPUT."""
-    from anatomy_models.nrrd import write_nrrd
+    """Export stored anatomy NAME to OUTPUT (LPS millimetres)."""
+    from anatomy_models.exports import export_anatomy
 
     loaded = load_anatomy(name)
-    write_nrrd(loaded.ct, output, compression_level=6)
-    out.print(f"Wrote {output}")
+    with progress_bar(f"exporting {name}") as report:
+        written = export_anatomy(loaded, fmt, output, progress=report)
+    out.print(f"Wrote {len(written)} file(s) to {output}")
 
 
 def _parse_parameter(text: str) -> tuple[str, object]:

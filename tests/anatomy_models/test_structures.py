@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from anatomy_models.errors import SpinesimError
-from anatomy_models.structures import Label, LabelTable, interspace, level_below
+from anatomy_models.structures import Label, LabelTable, interspace, level_below, vocabulary_tissue
 
 
 def test_levels_and_interspaces():
@@ -53,3 +53,18 @@ def test_yaml_errors_name_file_and_line(tmp_path):
     missing.write_text("- {id: 1, name: L4}\n")
     with pytest.raises(SpinesimError, match="missing field"):
         LabelTable.from_file(missing)
+
+
+@pytest.mark.parametrize("name, tissue", [
+    ("L4", "cortical_bone"), ("T12.body", "cortical_bone"), ("L4.pedicle.left", "cortical_bone"),
+    ("L5.SAP.right", "cortical_bone"), ("S1.ala.left", "cortical_bone"), ("L4-L5.disc.annulus", "disc_annulus"),
+    ("L5-S1.disc.nucleus", "disc_nucleus"), ("facet_joint.L4-L5.left", "cartilage"),
+    ("ligamentum_flavum.L3-L4", "ligament"), ("supraspinous_ligament", "ligament"), ("epidural_space", "fat"),
+    ("dural_sac.dura", "dura"), ("dural_sac.csf", "csf"), ("spinal_cord", "spinal_cord"), ("cauda_equina", "nerve"),
+    ("nerve_root.L5.right", "nerve"), ("dorsal_root_ganglion.L4.left", "nerve"),
+    ("radicular_artery.L1.left.adamkiewicz", "blood"), ("aorta", "blood"), ("muscle.psoas.right", "muscle"),
+    ("fat", "fat"), ("skin", "skin"), ("soft_tissue", "soft_tissue"), ("bowel_gas", "air"),
+    ("L6", None), ("L4.pedicle", None), ("muscle.psoas", None), ("liver", None),
+])
+def test_vocabulary_tissue_follows_the_naming_contract(name, tissue):
+    assert vocabulary_tissue(name) == tissue

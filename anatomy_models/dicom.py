@@ -1,0 +1,1009 @@
+"""DICOM CT: read a folder of slices (or an Enhanced CT file) into a volume in HU; write a CT series.
+
+Reading
+-------
+:func:`scan_dicom` walks a folder recursively, reads each file's header only (pixels are skipped),
+quietly ignores files that are not DICOM, and groups the slices by Series Instance UID into
+:class:`DicomSeries`. :func:`read_dicom_series` picks one series (the caller's ``series_uid``, or
+the only CT series) and reads it into a :class:`DicomCT`: a :class:`~anatomy_models.volume.Volume`
+in Hounsfield units, de-identified metadata (see :mod:`anatomy_models.deidentify`) and the warnings
+a user should see.
+
+Geometry, and the decisions behind it:
+
+- **Order.** Slices are sorted by their position along the slice normal (the cross product of the
+  Image Orientation (Patient) row and column cosines), never by file name or Instance Number.
+  Any orientation is accepted; an oblique stack gets an affine with those direction cosines.
+- **Axes.** ``i`` runs along a row (direction = the row cosines, step = the column spacing),
+  ``j`` down a column, ``k`` along the normal. The array is filled slice by slice into a buffer of
+  shape (k, j, i), as the files store it, and handed out as the transposed view [i, j, k]; it is
+  therefore Fortran-ordered (``np.ascontiguousarray`` makes a C-ordered copy when a kernel needs one).
+- **Values.** HU = stored value x Rescale Slope + Rescale Intercept, per slice. When every slope
+  is 1 and every intercept an integer the volume stays int16 (values beyond the int16 range are
+  clipped, with a warning); otherwise it is float32.
+- **Spacing.** Gaps between neighbouring slices within 1% of the most common gap (or 0.01 mm) are jitter:
+  the grid takes the mean spacing. A missing slice or uneven spacing is resampled, by linear
+  interpolation between the two neighbouring slices, onto a regular grid with the most common gap, and a
+  warning says so. A gap wider than 3 such gaps and 10 mm is refused: too much would be invented.
+- **Duplicates.** Two slices at the same position with identical pixels: one is dropped (warning).
+  With different pixels the series holds several acquisitions or phases: refused.
+- **Gantry tilt.** When slice positions do not advance along the normal (a tilted gantry shears
+  the stack), each slice is shifted within its own plane onto an orthogonal grid (bilinear, no
+  mixing between slices) that is widened to hold every slice, so nothing is cropped. An orthogonal
+  grid is what every consumer expects: ITK/SimpleITK images, NIfTI's qform, a DICOM export, and
+  spinesim's own ray casters, which step along the grid axes. The tilt angle goes into the metadata.
+- **Enhanced CT** (multi-frame) files are read frame by frame from the per-frame and shared
+  functional groups (plane position and orientation, pixel measures, pixel value transformation).
+- **Compressed pixels** (JPEG baseline/extended/lossless, JPEG-LS, JPEG 2000, RLE) are decoded by
+  pydicom's pixel handlers with the pylibjpeg plugins. Uncompressed little-endian 16-bit pixels are
+  read straight from the file into the output array.
+- **Modality.** Only CT is read: the product needs Hounsfield units, which MR, PET or secondary
+  captures do not have. Other series are listed and refused with a message that says what they are.
+
+Writing
+-------
+:func:`write_dicom_series` writes a volume (or an anatomy's CT) as a CT Image Storage series: one
+file per slice, int16 HU (slope 1, intercept 0), full geometry, fresh UIDs, an anonymous patient,
+and the de-identification mark of the Basic Profile. The folder appears whole or not at all.
+"""
+
+from __future__ import annotations
+
+import os
+import struct
+from collections import Counter
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable
+
+import numpy as np
+import pydicom
+from pydicom.datadict import tag_for_keyword
+from pydicom.dataset import Dataset, FileMetaDataset
+from pydicom.errors import InvalidDicomError
+from pydicom.pixels import pixel_array
+from pydicom.uid import UID, ExplicitVRLittleEndian, ImplicitVRLittleEndian, generate_uid
+from pydicom.valuerep import format_number_as_ds
+from scipy import ndimage
+
+from anatomy_models.atomic import atomic_directory
+from anatomy_models.deidentify import DUMMY, identifying_elements, mark_deidentified, safe_facts
+from anatomy_models.errors import SpinesimError
+from anatomy_models.tissues import TISSUES
+from anatomy_models.volume import Volume
+
+if TYPE_CHECKING:
+    from anatomy_models.anatomy import Anatomy
+
+ProgressCallback = Callable[[float, float, str], None]
+
+CT_IMAGE_STORAGE = UID("1.2.840.10008.5.1.4.1.1.2")
+ENHANCED_CT_IMAGE_STORAGE = UID("1.2.840.10008.5.1.4.1.1.2.1")
+_PIXEL_DATA_TAG = (0x7FE0, 0x0010)
+_NATIVE_LITTLE_ENDIAN = (ExplicitVRLittleEndian, ImplicitVRLittleEndian)
+_LONG_VRS = {b"OB", b"OD", b"OF", b"OL", b"OV", b"OW", b"UN", b"UC", b"UR", b"UT", b"SQ", b"SV", b"UV"}
+
+# Geometry tolerances (mm or dimensionless), chosen well above the rounding of DICOM's 16-character
+# decimal strings and well below anything visible at CT resolution.
+_ORIENTATION_TOLERANCE = 1e-3     # unit length / orthogonality / agreement of direction cosines
+_SAME_POSITION_MM = 0.01          # two slices closer than this along the normal share a position
+_JITTER_FRACTION = 0.01           # spacing deviation tolerated as rounding jitter (fraction of gap)
+_JITTER_MM = 0.01                 # ... or this many mm, whichever is larger
+_TILT_FRACTION_OF_PIXEL = 0.05    # in-plane slice offsets below this fraction of a pixel are ignored
+_MAX_FILLED_GAPS = 3.0            # refuse gaps wider than this many typical gaps ...
+_MAX_FILLED_GAP_MM = 10.0         # ... and wider than this many mm
+_AIR_HU = TISSUES["air"].hu       # what fills grid regions no slice covers (gantry tilt)
+
+
+# ---------------------------------------------------------------------------------------- scanning
+@dataclass(frozen=True, slots=True)
+class _File:
+    """Pixel-format facts of one DICOM file, shared by its frames."""
+
+    path: Path
+    transfer_syntax: UID
+    bits_allocated: int
+    bits_stored: int
+    signed: bool
+    pixel_offset: int | None  # start of native little-endian 16-bit pixel bytes; None: decode via pydicom
+
+
+@dataclass(frozen=True, slots=True)
+class _Frame:
+    """One slice: a single-frame file or one frame of an Enhanced CT file."""
+
+    file: _File
+    index: int
+    rows: int
+    columns: int
+    position: np.ndarray | None      # Image Position (Patient), LPS mm
+    orientation: np.ndarray | None   # Image Orientation (Patient), 6 direction cosines
+    pixel_spacing: np.ndarray | None  # (row spacing, column spacing), mm
+    slope: float
+    intercept: float
+    problem: str | None              # the first thing wrong with this frame's header
+
+
+@dataclass
+class DicomSeries:
+    """One series found by :func:`scan_dicom` (headers only; no pixels read yet).
+
+    ``description`` is already de-identified; ``facts`` are the safe technical facts of its first
+    file (:func:`anatomy_models.deidentify.safe_facts`).
+    """
+
+    uid: str
+    modality: str
+    description: str
+    number: int | None
+    sop_class: str
+    transfer_syntax: str
+    facts: dict[str, Any]
+    burned_in_annotation: bool = False
+    frames: list[_Frame] = field(default_factory=list)
+    slice_thickness_mm: float | None = None
+
+    @property
+    def slice_count(self) -> int:
+        return len(self.frames)
+
+    def summary(self) -> str:
+        """One line: modality, description, slices, size, spacing and orientation."""
+        text = f"{self.modality or '?'} '{self.description}' {self.slice_count} slice(s)"
+        first = self.frames[0]
+        text += f", {first.columns} x {first.rows} pixels"
+        if all(f.problem is None for f in self.frames):
+            spacing = first.pixel_spacing
+            positions = np.array([f.position for f in self.frames])
+            normal = _normal(first.orientation)
+            gaps = np.diff(np.sort(positions @ normal))
+            gap = f"{_typical_gap(gaps):.3g}" if len(gaps) else "?"
+            if len(gaps) and np.ptp(gaps) > max(_JITTER_MM, _JITTER_FRACTION * _typical_gap(gaps)):
+                gap += f" (uneven: {gaps.min():.3g}..{gaps.max():.3g})"
+            direction = np.column_stack([first.orientation[:3], first.orientation[3:], normal])
+            text += f", {spacing[1]:.3g} x {spacing[0]:.3g} x {gap} mm, {_orientation_code(direction)}"
+        else:
+            text += f", geometry unreadable ({next(f.problem for f in self.frames if f.problem)})"
+        return text
+
+
+def _normal(orientation: np.ndarray) -> np.ndarray:
+    normal = np.cross(orientation[:3], orientation[3:])
+    return normal / np.linalg.norm(normal)
+
+
+def _orientation_code(direction: np.ndarray) -> str:
+    return Volume.from_spacing(np.zeros((1, 1, 1)), (1, 1, 1), direction=direction).orientation_code
+
+
+def _candidate_files(path: Path) -> list[Path]:
+    if path.is_file():
+        return [path]
+    if not path.is_dir():
+        raise SpinesimError("no such file or folder", path=path)
+    return sorted(p for p in path.rglob("*") if p.is_file())
+
+
+def _looks_like_dicom(head: bytes) -> str | None:
+    """"preamble" for a Part 10 file, "raw" for a dataset without preamble, None for anything else."""
+    if len(head) >= 132 and head[128:132] == b"DICM":
+        return "preamble"
+    # Old exports without the Part 10 header start straight with a group 0008 element.
+    if len(head) >= 8 and head[:2] == b"\x08\x00":
+        return "raw"
+    return None
+
+
+def is_dicom_file(path: str | Path) -> bool:
+    """Whether ``path`` looks like a DICOM file (by its first bytes; nothing else is read)."""
+    try:
+        with open(path, "rb") as handle:
+            return _looks_like_dicom(handle.read(132)) is not None
+    except OSError:
+        return False
+
+
+def contains_dicom(path: str | Path) -> bool:
+    """Whether ``path`` is a DICOM file or a folder with at least one DICOM file in it."""
+    path = Path(path)
+    if path.is_file():
+        return is_dicom_file(path)
+    return any(p.is_file() and is_dicom_file(p) for p in path.rglob("*"))
+
+
+def _pixel_data_location(handle, transfer_syntax: UID) -> tuple[int, int] | None:
+    """(offset, length) of the Pixel Data value that follows the header just read, or None."""
+    start = handle.tell()
+    head = handle.read(12)
+    if len(head) < 8 or struct.unpack("<HH", head[:4]) != _PIXEL_DATA_TAG:
+        return None
+    if transfer_syntax.is_implicit_VR:
+        return start + 8, struct.unpack("<I", head[4:8])[0]
+    if head[4:6] in _LONG_VRS:
+        return start + 12, struct.unpack("<I", head[8:12])[0]
+    return start + 8, struct.unpack("<H", head[6:8])[0]
+
+
+def _floats(dataset: Dataset, keyword: str, count: int) -> np.ndarray | str:
+    """``count`` finite numbers from ``dataset.keyword``, or a problem description."""
+    tag = tag_for_keyword(keyword)
+    name = f"{keyword} ({tag >> 16:04X},{tag & 0xFFFF:04X})"
+    if keyword not in dataset or dataset[keyword].value in (None, ""):
+        return f"missing {name}"
+    try:
+        value = dataset[keyword].value
+        values = np.array([float(v) for v in (value if hasattr(value, "__len__") and not isinstance(value, str)
+                                              else [value])], dtype=np.float64)
+    except (TypeError, ValueError):
+        return f"{name} is not a list of numbers: {dataset[keyword].value!r}"
+    if values.shape != (count,):
+        return f"{name} must hold {count} numbers, found {len(values)}"
+    if not np.all(np.isfinite(values)):
+        return f"{name} holds NaN or infinity: {values.tolist()}"
+    return values
+
+
+def _first_item(dataset: Dataset | None, keyword: str) -> Dataset | None:
+    if dataset is None or keyword not in dataset or not dataset[keyword].value:
+        return None
+    return dataset[keyword].value[0]
+
+
+def _frame_geometry(geometry: Dataset, spacing_source: Dataset, orientation_source: Dataset) -> tuple:
+    """Position, orientation and pixel spacing from the given datasets, plus the first problem."""
+    position = _floats(geometry, "ImagePositionPatient", 3)
+    orientation = _floats(orientation_source, "ImageOrientationPatient", 6)
+    spacing = _floats(spacing_source, "PixelSpacing", 2)
+    problem = next((p for p in (position, orientation, spacing) if isinstance(p, str)), None)
+    if problem is None:
+        row, column = orientation[:3], orientation[3:]
+        if (abs(np.linalg.norm(row) - 1) > _ORIENTATION_TOLERANCE or abs(np.linalg.norm(column) - 1) > _ORIENTATION_TOLERANCE
+                or abs(row @ column) > _ORIENTATION_TOLERANCE):
+            problem = (f"ImageOrientationPatient (0020,0037) must be two perpendicular unit vectors, "
+                       f"found {orientation.tolist()}")
+        elif np.any(spacing <= 0):
+            problem = f"PixelSpacing (0028,0030) must be two positive numbers (mm), found {spacing.tolist()}"
+    return (None if isinstance(position, str) else position, None if isinstance(orientation, str) else orientation,
+            None if isinstance(spacing, str) else spacing, problem)
+
+
+def _rescale(dataset: Dataset | None, fallback: Dataset) -> tuple[float, float, str | None]:
+    """Rescale slope and intercept (1 and 0 when absent), and a problem when they are unusable."""
+    source = dataset if dataset is not None and "RescaleSlope" in dataset else fallback
+    slope, intercept = source.get("RescaleSlope"), source.get("RescaleIntercept")
+    try:
+        slope = 1.0 if slope in (None, "") else float(slope)
+        intercept = 0.0 if intercept in (None, "") else float(intercept)
+    except (TypeError, ValueError):
+        slope = intercept = float("nan")
+    if np.isfinite(slope) and np.isfinite(intercept) and slope != 0:
+        return slope, intercept, None
+    return slope, intercept, (f"RescaleSlope/RescaleIntercept (0028,1053/1052) must be numbers with a non-zero "
+                              f"slope, found {source.get('RescaleSlope')!r}/{source.get('RescaleIntercept')!r}")
+
+
+def _frames_of(dataset: Dataset, file: _File) -> list[_Frame]:
+    """The slices a header describes: one for a classic file, one per frame for Enhanced CT."""
+    rows, columns = int(dataset.get("Rows", 0) or 0), int(dataset.get("Columns", 0) or 0)
+    if "PerFrameFunctionalGroupsSequence" not in dataset:
+        slope, intercept, rescale_problem = _rescale(None, dataset)
+        frames = int(dataset.get("NumberOfFrames", 1) or 1)
+        position, orientation, spacing, problem = _frame_geometry(dataset, dataset, dataset)
+        if frames > 1:
+            problem = problem or (f"holds {frames} frames but no per-frame positions "
+                                  "(PerFrameFunctionalGroupsSequence)")
+        problem = problem or rescale_problem
+        return [_Frame(file, 0, rows, columns, position, orientation, spacing, slope, intercept, problem)]
+    shared = _first_item(dataset, "SharedFunctionalGroupsSequence")
+    result = []
+    for index, per_frame in enumerate(dataset.PerFrameFunctionalGroupsSequence):
+        def group(keyword: str) -> Dataset:
+            return _first_item(per_frame, keyword) or _first_item(shared, keyword) or Dataset()
+
+        position, orientation, spacing, problem = _frame_geometry(
+            group("PlanePositionSequence"), group("PixelMeasuresSequence"), group("PlaneOrientationSequence"))
+        frame_slope, frame_intercept, rescale_problem = _rescale(
+            _first_item(per_frame, "PixelValueTransformationSequence")
+            or _first_item(shared, "PixelValueTransformationSequence"), dataset)
+        problem = problem or rescale_problem
+        if problem is not None:
+            problem = f"frame {index + 1}: {problem}"
+        result.append(_Frame(file, index, rows, columns, position, orientation, spacing, frame_slope,
+                             frame_intercept, problem))
+    return result
+
+
+def _read_header(path: Path) -> tuple[Dataset, tuple[int, int] | None] | None:
+    """The header of a DICOM file and where its pixel data lies; None for files that are not DICOM."""
+    try:
+        with open(path, "rb") as handle:
+            kind = _looks_like_dicom(handle.read(132))
+            if kind is None:
+                return None
+            handle.seek(0)
+            try:
+                dataset = pydicom.dcmread(handle, stop_before_pixels=True, force=kind == "raw")
+            except (InvalidDicomError, EOFError, ValueError, KeyError, struct.error, TypeError, AttributeError) as error:
+                if kind == "raw":
+                    return None
+                raise SpinesimError(f"cannot read the DICOM header ({type(error).__name__}: {error}); "
+                                    "the file is truncated or damaged", path=path,
+                                    hint="copy it again from the source, or remove it from the folder") from None
+            location = _pixel_data_location(handle, _transfer_syntax(dataset))
+    except OSError as error:
+        raise SpinesimError(f"cannot read the file ({error.strerror})", path=path) from None
+    return dataset, location
+
+
+def _transfer_syntax(dataset: Dataset) -> UID:
+    """The file's transfer syntax; for a file without meta header, the encoding pydicom found."""
+    meta = getattr(dataset, "file_meta", None)
+    if meta is not None and meta.get("TransferSyntaxUID"):
+        return UID(meta.TransferSyntaxUID)
+    implicit, _ = dataset.original_encoding
+    return ImplicitVRLittleEndian if implicit else ExplicitVRLittleEndian
+
+
+def _file_facts(path: Path, dataset: Dataset, location: tuple[int, int] | None) -> tuple[_File, str | None]:
+    """The file's pixel format, and a problem when its pixel data is missing or cut short."""
+    syntax = _transfer_syntax(dataset)
+    bits_allocated = int(dataset.get("BitsAllocated", 16) or 16)
+    bits_stored = int(dataset.get("BitsStored", bits_allocated) or bits_allocated)
+    signed = int(dataset.get("PixelRepresentation", 0) or 0) == 1
+    rows, columns = int(dataset.get("Rows", 0) or 0), int(dataset.get("Columns", 0) or 0)
+    frames = int(dataset.get("NumberOfFrames", 1) or 1)
+    samples = int(dataset.get("SamplesPerPixel", 1) or 1)
+    problem = None
+    offset = None
+    if location is None:
+        problem = "the file ends before its pixel data (it is truncated or damaged)"
+    else:
+        start, length = location
+        if length != 0xFFFFFFFF:  # native (uncompressed) pixel data
+            needed = rows * columns * frames * samples * bits_allocated // 8
+            on_disk = os.path.getsize(path) - start
+            if min(length, on_disk) < needed:
+                problem = (f"the pixel data holds {min(length, on_disk)} bytes but {rows} x {columns} pixels x "
+                           f"{frames} frame(s) at {bits_allocated} bits need {needed}; the file is truncated")
+            elif syntax in _NATIVE_LITTLE_ENDIAN and bits_allocated == 16 and samples == 1:
+                offset = start
+    return _File(path, syntax, bits_allocated, bits_stored, signed, offset), problem
+
+
+def scan_dicom(path: str | Path, *, progress: ProgressCallback | None = None) -> list[DicomSeries]:
+    """The DICOM series in a file or folder (searched recursively), headers only.
+
+    Files that are not DICOM are skipped quietly; so are DICOM files that hold no image series
+    (DICOMDIR, structured reports). A file that claims to be DICOM but cannot be read raises.
+
+    Parameters
+    ----------
+    path : str or Path
+        A folder (searched recursively) or a single DICOM file.
+    progress : callable, optional
+        Called as ``progress(files_done, files_total, message)``.
+
+    Returns
+    -------
+    list of DicomSeries
+        Sorted by series number, then UID.
+
+    Raises
+    ------
+    SpinesimError
+        If the folder is empty or holds no DICOM image, or a DICOM file is unreadable.
+    """
+    path = Path(path)
+    files = _candidate_files(path)
+    if not files:
+        raise SpinesimError("the folder is empty", path=path, hint="give the folder that holds the DICOM files")
+    series: dict[str, DicomSeries] = {}
+    for done, file_path in enumerate(files):
+        if progress is not None and done % 16 == 0:
+            progress(done, len(files), "scanning files")
+        header = _read_header(file_path)
+        if header is None:
+            continue
+        dataset, location = header
+        uid = str(dataset.get("SeriesInstanceUID", "") or "")
+        if not uid or ("Rows" not in dataset and location is None):
+            sop_class = str(dataset.get("SOPClassUID", "") or getattr(dataset, "file_meta", {}).get("MediaStorageSOPClassUID", ""))
+            if sop_class in (CT_IMAGE_STORAGE, ENHANCED_CT_IMAGE_STORAGE):
+                raise SpinesimError("a CT image file without series UID or pixel data; it is truncated or damaged",
+                                    path=file_path, hint="copy it again from the source, or remove it from the folder")
+            continue  # DICOMDIR, reports, presentation states: nothing to read
+        file, problem = _file_facts(file_path, dataset, location)
+        frames = _frames_of(dataset, file)
+        if problem is not None:
+            frames = [replace(f, problem=problem) for f in frames]
+        if uid not in series:
+            facts = safe_facts(dataset)
+            number = dataset.get("SeriesNumber")
+            series[uid] = DicomSeries(
+                uid=uid, modality=str(dataset.get("Modality", "") or ""),
+                description=str(facts.get("series_description", "")),
+                number=int(number) if number not in (None, "") else None,
+                sop_class=str(UID(str(dataset.get("SOPClassUID", ""))).name),
+                transfer_syntax=str(file.transfer_syntax.name), facts=facts,
+                slice_thickness_mm=facts.get("slice_thickness_mm"))
+        entry = series[uid]
+        entry.burned_in_annotation |= str(dataset.get("BurnedInAnnotation", "")).upper() == "YES"
+        entry.frames.extend(frames)
+    if progress is not None:
+        progress(len(files), len(files), "scanning files")
+    if not series:
+        raise SpinesimError(f"no DICOM images among the {len(files)} file(s) found", path=path,
+                            hint="give the folder that holds the CT slices (.dcm files or DICOM files without extension)")
+    return sorted(series.values(), key=lambda s: (s.number if s.number is not None else 1 << 30, s.uid))
+
+
+def choose_series(found: list[DicomSeries], series_uid: str | None, path: str | Path) -> DicomSeries:
+    """The series to read: the one named by ``series_uid`` (its UID or its number in the listing),
+    else the only CT series.
+
+    Raises
+    ------
+    SpinesimError
+        If the named series does not exist, is not CT, or no single CT series can be chosen.
+    """
+    listing = "; ".join(f"[{n}] {s.uid}: {s.summary()}" for n, s in enumerate(found, 1))
+    if series_uid is not None:
+        chosen = [s for s in found if s.uid == series_uid]
+        if not chosen and series_uid.isdigit() and 1 <= int(series_uid) <= len(found):
+            chosen = [found[int(series_uid) - 1]]
+        if not chosen:
+            raise SpinesimError(f"no series {series_uid!r} here; the series are: {listing}", path=path,
+                                hint="pass one of these UIDs (or its number in brackets) with --series")
+        series = chosen[0]
+    else:
+        ct = [s for s in found if s.modality == "CT"]
+        if len(ct) > 1:
+            raise SpinesimError(f"{len(ct)} CT series found, choose one: {listing}", path=path,
+                                hint="pass its UID (or its number in brackets) with --series UID "
+                                     "(series_uid= in Python)")
+        if not ct:
+            raise SpinesimError(f"no CT series here; found: {listing}", path=path,
+                                hint="spinesim needs CT in Hounsfield units; give a folder with a CT series")
+        series = ct[0]
+    if series.modality != "CT":
+        raise SpinesimError(f"series {series.uid} is {series.modality or 'of unknown modality'}, not CT: "
+                            f"{series.summary()}", path=path,
+                            hint="spinesim needs CT in Hounsfield units, which other modalities do not have")
+    if series.burned_in_annotation:
+        raise SpinesimError(f"series {series.uid} is marked Burned In Annotation = YES: its pixels may show "
+                            "the patient's details, which spinesim cannot remove", path=path,
+                            hint="use a series without burned-in text, or clean the pixels and clear the flag")
+    return series
+
+
+# ---------------------------------------------------------------------------------------- geometry
+@dataclass(frozen=True)
+class _Stack:
+    """Sorted slices and the grid they define (before any resampling)."""
+
+    frames: list[_Frame]                 # one per distinct position, sorted along the normal
+    duplicates: list[list[_Frame]]       # frames at the same position as frames[k] (usually empty)
+    distances: np.ndarray                # position of each slice along the normal, mm
+    offsets: np.ndarray                  # in-plane offset of each slice from the first (row, column axes), mm
+    row: np.ndarray
+    column: np.ndarray
+    normal: np.ndarray
+    pixel_spacing: np.ndarray            # (row spacing, column spacing), mm
+
+
+def _check_consistent(frames: list[_Frame], path: Path) -> None:
+    for frame in frames:
+        if frame.problem is not None:
+            raise SpinesimError(frame.problem, path=frame.file.path,
+                                hint="the series cannot be placed in space without it; re-export it from the scanner or PACS")
+    # Compare with the most common slice, so the message names the odd one out.
+    shapes = Counter((f.rows, f.columns, *np.round(f.orientation, 3), *np.round(f.pixel_spacing, 4)) for f in frames)
+    common = shapes.most_common(1)[0][0]
+    reference = next(f for f in frames if (f.rows, f.columns, *np.round(f.orientation, 3),
+                                           *np.round(f.pixel_spacing, 4)) == common)
+    for frame in frames:
+        where = frame.file.path
+        if (frame.rows, frame.columns) != (reference.rows, reference.columns):
+            raise SpinesimError(f"has {frame.rows} x {frame.columns} pixels (rows x columns) but {reference.file.path.name} "
+                                f"in the same series has {reference.rows} x {reference.columns}", path=where,
+                                hint="the series mixes images of different sizes; remove the odd ones")
+        if np.max(np.abs(frame.orientation - reference.orientation)) > _ORIENTATION_TOLERANCE:
+            raise SpinesimError(f"ImageOrientationPatient {frame.orientation.round(4).tolist()} differs from "
+                                f"{reference.orientation.round(4).tolist()} in {reference.file.path.name} of the same series",
+                                path=where, hint="the series mixes image planes (e.g. a localizer); remove the odd slices")
+        if np.max(np.abs(frame.pixel_spacing - reference.pixel_spacing)) > 1e-4 * np.max(reference.pixel_spacing):
+            raise SpinesimError(f"PixelSpacing {frame.pixel_spacing.tolist()} differs from "
+                                f"{reference.pixel_spacing.tolist()} in {reference.file.path.name} of the same series",
+                                path=where)
+
+
+def _stack(frames: list[_Frame], path: Path) -> _Stack:
+    _check_consistent(frames, path)
+    orientation = frames[0].orientation
+    row, column = orientation[:3], orientation[3:]
+    normal = _normal(orientation)
+    positions = np.array([f.position for f in frames])
+    distances = positions @ normal
+    order = np.argsort(distances, kind="stable")
+    unique: list[_Frame] = []
+    duplicates: list[list[_Frame]] = []
+    kept: list[int] = []
+    for index in order:
+        if kept and distances[index] - distances[kept[-1]] < _SAME_POSITION_MM:
+            duplicates[-1].append(frames[index])
+            continue
+        unique.append(frames[index])
+        duplicates.append([])
+        kept.append(int(index))
+    kept_positions = positions[kept]
+    kept_distances = distances[kept]
+    in_plane = (kept_positions - kept_positions[0]) - np.outer(kept_distances - kept_distances[0], normal)
+    offsets = np.column_stack([in_plane @ row, in_plane @ column])
+    return _Stack(unique, duplicates, kept_distances, offsets, row, column, normal, frames[0].pixel_spacing)
+
+
+def _typical_gap(gaps: np.ndarray) -> float:
+    """The most common gap between slices (mm); of equally common ones, the smallest.
+
+    Not the median: with slices missing, the gaps are multiples of the true spacing and the
+    median of a short series (gaps 2 and 4 mm) can be a spacing no slice pair has (3 mm).
+    """
+    tolerance = np.maximum(_JITTER_MM, _JITTER_FRACTION * gaps)
+    votes = np.sum(np.abs(gaps[None, :] - gaps[:, None]) <= tolerance[:, None], axis=1)
+    candidates = gaps[votes == votes.max()]
+    return float(np.mean(candidates[np.abs(candidates - candidates.min()) <= tolerance.max()]))
+
+
+def _regular_positions(distances: np.ndarray, path: Path, files: list[_Frame]) -> tuple[np.ndarray, str | None]:
+    """Slice positions along the normal of the regular grid, and a warning if it differs from the input."""
+    gaps = np.diff(distances)
+    if len(gaps) == 0:
+        return distances, None
+    typical = _typical_gap(gaps)
+    tolerance = max(_JITTER_MM, _JITTER_FRACTION * typical)
+    extent = distances[-1] - distances[0]
+    if np.all(np.abs(gaps - typical) <= tolerance):
+        return distances[0] + np.arange(len(distances)) * (extent / len(gaps)), None
+    widest = int(np.argmax(gaps))
+    if gaps[widest] > max(_MAX_FILLED_GAPS * typical, _MAX_FILLED_GAP_MM):
+        # Name the slice at the gap on the side with fewer slices: the likely odd one out.
+        beside = files[widest] if widest + 1 <= len(files) - widest - 1 else files[widest + 1]
+        raise SpinesimError(f"a gap of {gaps[widest]:.2f} mm between slices at {distances[widest]:.2f} and "
+                            f"{distances[widest + 1]:.2f} mm along the slice normal (typical gap {typical:.3g} mm) "
+                            f"is too wide to fill", path=beside.file.path,
+                            hint="slices are missing from the series; copy the complete series, "
+                                 "or remove the slices beyond the gap")
+    count = int(round(extent / typical)) + 1
+    regular = distances[0] + np.arange(count) * (extent / (count - 1))
+    uneven = gaps[np.abs(gaps - typical) > tolerance]
+    missing = max(count - len(distances), 0)
+    what = f"{missing} slice(s) missing" if missing else "uneven slice spacing"
+    return regular, (f"{what} (gaps of {', '.join(f'{g:.3g}' for g in uneven[:5])} mm where {typical:.3g} mm is "
+                     f"typical): resampled by linear interpolation between neighbouring slices onto a regular "
+                     f"grid of {count} slices {extent / (count - 1):.4g} mm apart")
+
+
+# ---------------------------------------------------------------------------------------- pixels
+class _PixelReader:
+    """Reads stored values of frames, keeping the last decoded dataset for multi-frame files."""
+
+    def __init__(self) -> None:
+        self._dataset: Dataset | None = None
+        self._path: Path | None = None
+
+    def decoded(self, frame: _Frame) -> np.ndarray:
+        """Stored values of ``frame`` as an array (rows, columns), through pydicom's decoders."""
+        file = frame.file
+        try:
+            if self._path != file.path:
+                self._dataset = pydicom.dcmread(file.path)
+                self._path = file.path
+            index = frame.index if int(self._dataset.get("NumberOfFrames", 1) or 1) > 1 else None
+            values = pixel_array(self._dataset, index=index, raw=True)
+        except (ValueError, RuntimeError, NotImplementedError, EOFError, OSError, KeyError, struct.error) as error:
+            raise SpinesimError(f"cannot decode the pixel data ({file.transfer_syntax.name}): {error}",
+                                path=file.path, where=f"frame {frame.index + 1}" if frame.index else None,
+                                hint="the file may be damaged; if it is compressed, check that the "
+                                     "pylibjpeg plugins are installed") from None
+        if values.ndim != 2:
+            raise SpinesimError(f"expected a grey-scale image, found pixel data of shape {values.shape} "
+                                f"({self._dataset.get('PhotometricInterpretation', '?')})", path=file.path)
+        return values
+
+    def into(self, frame: _Frame, target: np.ndarray) -> bool:
+        """Read native 16-bit stored values straight into ``target`` (rows, columns); False if not possible."""
+        file = frame.file
+        if file.pixel_offset is None:
+            return False
+        view = target.view(np.int16 if file.signed else np.uint16)
+        with open(file.path, "rb", buffering=0) as handle:
+            handle.seek(file.pixel_offset + frame.index * view.nbytes)
+            if handle.readinto(view) != view.nbytes:
+                raise SpinesimError("the pixel data ends early; the file is truncated", path=file.path)
+        _fix_unused_bits(view, file)
+        return True
+
+
+def _fix_unused_bits(values: np.ndarray, file: _File) -> None:
+    """Clear (unsigned) or sign-extend (signed) bits above Bits Stored, in place, when they are used."""
+    bits = file.bits_stored
+    if bits >= values.dtype.itemsize * 8:
+        return
+    low, high = (-(1 << (bits - 1)), (1 << (bits - 1)) - 1) if file.signed else (0, (1 << bits) - 1)
+    if values.min() >= low and values.max() <= high:
+        return
+    if file.signed:
+        shift = values.dtype.itemsize * 8 - bits
+        np.left_shift(values, shift, out=values)
+        np.right_shift(values, shift, out=values)
+    else:
+        np.bitwise_and(values, high, out=values)
+
+
+def _to_hu(stored: np.ndarray, frame: _Frame, target: np.ndarray) -> int:
+    """Write HU of ``stored`` into ``target`` (int16 or float32); returns the number of clipped pixels."""
+    if target.dtype == np.float32:
+        np.multiply(stored, np.float32(frame.slope), out=target, casting="unsafe")
+        target += np.float32(frame.intercept)
+        return 0
+    intercept = int(frame.intercept)
+    low, high = int(stored.min()), int(stored.max())
+    if -32768 <= low + intercept and high + intercept <= 32767 and high <= 32767:
+        if not np.shares_memory(stored, target):
+            target[...] = stored
+        if intercept:
+            target += np.int16(intercept) if -32768 <= intercept <= 32767 else intercept
+        return 0
+    values = np.clip(stored.astype(np.int32) + intercept, -32768, 32767)
+    clipped = int(np.count_nonzero((stored.astype(np.int32) + intercept) != values))
+    target[...] = values
+    return clipped
+
+
+def _read_pixels(stack: _Stack, dtype: np.dtype, progress: ProgressCallback | None) -> tuple[np.ndarray, list[str]]:
+    """HU of every slice into an array of shape (k, j, i); duplicates checked and dropped."""
+    first = stack.frames[0]
+    buffer = np.empty((len(stack.frames), first.rows, first.columns), dtype=dtype)
+    reader = _PixelReader()
+    scratch = np.empty((first.rows, first.columns), dtype=np.int16)
+    clipped = 0
+    dropped = 0
+    for k, frame in enumerate(stack.frames):
+        if progress is not None and k % 8 == 0:
+            progress(k, len(stack.frames), "reading slices")
+        target = buffer[k]
+        if dtype == np.int16 and reader.into(frame, target):
+            stored = target.view(np.int16 if frame.file.signed else np.uint16)
+        elif reader.into(frame, scratch):
+            stored = scratch.view(np.int16 if frame.file.signed else np.uint16)
+        else:
+            stored = reader.decoded(frame)
+        clipped += _to_hu(stored, frame, target)
+        for duplicate in stack.duplicates[k]:
+            other = np.empty_like(target)
+            stored = scratch.view(np.int16 if duplicate.file.signed else np.uint16) \
+                if reader.into(duplicate, scratch) else reader.decoded(duplicate)
+            _to_hu(stored, duplicate, other)
+            if not np.array_equal(other, target):
+                raise SpinesimError(f"two slices at the same position ({stack.distances[k]:.2f} mm along the normal) "
+                                    f"have different pixels: {frame.file.path.name} and this file", path=duplicate.file.path,
+                                    hint="the series holds several acquisitions or phases; export one of them on its own")
+            dropped += 1
+    if progress is not None:
+        progress(len(stack.frames), len(stack.frames), "reading slices")
+    notes = []
+    if dropped:
+        notes.append(f"{dropped} duplicate slice(s) with identical pixels at an already used position were skipped")
+    if clipped:
+        notes.append(f"{clipped} pixel(s) beyond the int16 range were clipped to -32768..32767 HU")
+    return buffer, notes
+
+
+def _untilt(buffer: np.ndarray, offsets_px: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Shift each slice (k, j, i) by its in-plane offset (pixels, (i, j)) onto one orthogonal grid.
+
+    Returns the new buffer and the (i, j) index of the first slice's pixel (0, 0) in it.
+    """
+    low = np.floor(offsets_px.min(axis=0) + 1e-6).astype(int)
+    high = np.ceil(offsets_px.max(axis=0) - 1e-6).astype(int)
+    n_k, n_j, n_i = buffer.shape
+    shape = (n_j + high[1] - low[1], n_i + high[0] - low[0])
+    out = np.empty((n_k,) + shape, dtype=buffer.dtype)
+    work = np.empty(shape, dtype=np.float32)
+    for k in range(n_k):
+        # Output pixel (j', i') shows input pixel (j' + low_j - offset_j, i' + low_i - offset_i) of slice k.
+        shift = (low[1] - offsets_px[k, 1], low[0] - offsets_px[k, 0])
+        ndimage.affine_transform(buffer[k].astype(np.float32, copy=False), np.ones(2), offset=shift,
+                                 output_shape=shape, output=work, order=1, mode="constant", cval=_AIR_HU)
+        out[k] = np.rint(work) if np.issubdtype(buffer.dtype, np.integer) else work
+    return out, -low
+
+
+def _restack(buffer: np.ndarray, distances: np.ndarray, regular: np.ndarray) -> np.ndarray:
+    """Linear interpolation along k from slices at ``distances`` to slices at ``regular`` (mm)."""
+    out = np.empty((len(regular),) + buffer.shape[1:], dtype=buffer.dtype)
+    upper = np.clip(np.searchsorted(distances, regular, side="right"), 1, len(distances) - 1)
+    for m, (position, b) in enumerate(zip(regular, upper)):
+        a = b - 1
+        weight = float(np.clip((position - distances[a]) / (distances[b] - distances[a]), 0.0, 1.0))
+        if weight < 1e-6 or weight > 1 - 1e-6:
+            out[m] = buffer[a if weight < 0.5 else b]
+            continue
+        mixed = buffer[a].astype(np.float32) * (1 - weight) + buffer[b].astype(np.float32) * weight
+        out[m] = np.rint(mixed) if np.issubdtype(buffer.dtype, np.integer) else mixed
+    return out
+
+
+# ---------------------------------------------------------------------------------------- reading
+@dataclass(frozen=True)
+class DicomCT:
+    """A CT series read by :func:`read_dicom_series`.
+
+    Attributes
+    ----------
+    volume : Volume
+        Hounsfield units (int16, or float32 when the rescale is not integral) on an orthogonal grid.
+    metadata : dict
+        De-identified facts (modality, scanner model, kVp, ...) and how the series was read.
+    warnings : tuple of str
+        What the reader had to repair (missing slices, gantry tilt, duplicates); show them to the user.
+    """
+
+    volume: Volume
+    metadata: dict[str, Any]
+    warnings: tuple[str, ...]
+
+
+def read_dicom_series(path: str | Path, series_uid: str | None = None, *,
+                      progress: ProgressCallback | None = None) -> DicomCT:
+    """Read one CT series from a DICOM folder (or file) into a volume in Hounsfield units.
+
+    Parameters
+    ----------
+    path : str or Path
+        Folder searched recursively, or a single file (e.g. an Enhanced CT).
+    series_uid : str, optional
+        Series Instance UID of the series to read, or its number in :func:`scan_dicom`'s order
+        (1-based). Needed when the folder holds more than one CT series.
+    progress : callable, optional
+        Called as ``progress(done, total, message)`` while scanning and reading.
+
+    Returns
+    -------
+    DicomCT
+        The volume, de-identified metadata and warnings.
+
+    Raises
+    ------
+    SpinesimError
+        Naming the file and the problem: no DICOM, no or several CT series, missing or invalid
+        geometry, inconsistent slices, truncated or undecodable pixel data, a gap too wide to fill.
+
+    Examples
+    --------
+    >>> from pydicom.data import get_testdata_file
+    >>> ct = read_dicom_series(get_testdata_file("CT_small.dcm"))
+    >>> ct.volume.shape, ct.volume.orientation_code, int(ct.volume.array[64, 64, 0])
+    ((128, 128, 1), 'LPS', 904)
+    """
+    path = Path(path)
+    found = scan_dicom(path, progress=progress)
+    series = choose_series(found, series_uid, path)
+    stack = _stack(series.frames, path)
+    warnings: list[str] = []
+    integral = all(f.slope == 1 and float(f.intercept).is_integer() for f in stack.frames)
+    buffer, notes = _read_pixels(stack, np.dtype(np.int16 if integral else np.float32), progress)
+    warnings += notes
+
+    column_spacing, row_spacing = float(stack.pixel_spacing[1]), float(stack.pixel_spacing[0])
+    offsets_px = stack.offsets / np.array([column_spacing, row_spacing])
+    origin = stack.frames[0].position.copy()
+    tilt_degrees = 0.0
+    if np.max(np.abs(offsets_px)) > _TILT_FRACTION_OF_PIXEL:
+        extent = stack.distances[-1] - stack.distances[0]
+        tilt_degrees = float(np.degrees(np.arctan2(np.linalg.norm(stack.offsets[-1]), extent))) if extent > 0 else 0.0
+        buffer, first_pixel = _untilt(buffer, offsets_px)
+        origin = origin - first_pixel[0] * column_spacing * stack.row - first_pixel[1] * row_spacing * stack.column
+        warnings.append(f"slices are sheared (gantry tilt about {tilt_degrees:.1f} degrees): each slice was shifted "
+                        f"within its plane onto an orthogonal grid of {buffer.shape[2]} x {buffer.shape[1]} pixels")
+
+    regular, note = _regular_positions(stack.distances, path, stack.frames)
+    if note is not None:
+        buffer = _restack(buffer, stack.distances, regular)
+        warnings.append(note)
+    if len(regular) > 1:
+        slice_spacing = (regular[-1] - regular[0]) / (len(regular) - 1)
+    else:
+        slice_spacing = series.slice_thickness_mm if series.slice_thickness_mm and series.slice_thickness_mm > 0 else 1.0
+    affine = np.eye(4)
+    affine[:3, 0] = stack.row * column_spacing
+    affine[:3, 1] = stack.column * row_spacing
+    affine[:3, 2] = stack.normal * slice_spacing
+    affine[:3, 3] = origin
+    volume = Volume(buffer.transpose(2, 1, 0), affine)
+
+    metadata = {
+        "source": "DICOM",
+        **series.facts,
+        "sop_class": series.sop_class,
+        "transfer_syntax": series.transfer_syntax,
+        "slices_read": len(stack.frames),
+    }
+    if tilt_degrees:
+        metadata["gantry_tilt_degrees"] = round(tilt_degrees, 3)
+    if warnings:
+        metadata["import_warnings"] = list(warnings)
+    return DicomCT(volume, metadata, tuple(warnings))
+
+
+# ---------------------------------------------------------------------------------------- writing
+def _ds(value: float) -> str:
+    return format_number_as_ds(float(value))
+
+
+def _hu_int16(volume: Volume) -> np.ndarray:
+    array = volume.array
+    if np.issubdtype(array.dtype, np.integer):
+        low, high = int(array.min()), int(array.max())
+    else:
+        if not np.all(np.isfinite(array)):
+            raise SpinesimError("the CT volume holds NaN or infinite values; DICOM cannot store them")
+        low, high = float(np.rint(array.min())), float(np.rint(array.max()))
+    if low < -32768 or high > 32767:
+        raise SpinesimError(f"CT values {low:.0f}..{high:.0f} HU do not fit DICOM's int16 range -32768..32767")
+    return array if array.dtype == np.int16 else np.rint(array).astype(np.int16)
+
+
+def _slice_geometry(volume: Volume) -> tuple[np.ndarray, np.ndarray, float, float, float]:
+    """Row cosines, column cosines, column spacing, row spacing and slice thickness of ``volume``."""
+    axes = volume.affine[:3, :3]
+    spacing = volume.spacing
+    row, column = axes[:, 0] / spacing[0], axes[:, 1] / spacing[1]
+    if abs(row @ column) > 1e-6:
+        raise SpinesimError("the volume's i and j axes are not perpendicular, which a DICOM slice cannot express",
+                            hint="resample the volume onto an orthogonal grid first")
+    normal = np.cross(row, column)
+    thickness = abs(float(axes[:, 2] @ normal))
+    if thickness < 1e-6:
+        raise SpinesimError("the volume's k axis lies in the slice plane; it cannot be written as slices")
+    return row, column, float(spacing[0]), float(spacing[1]), thickness
+
+
+def write_dicom_series(source: Volume | Anatomy, folder: str | Path, *, series_description: str = "spinesim CT",
+                       progress: ProgressCallback | None = None) -> list[Path]:
+    """Write a CT volume (HU) as a DICOM CT Image Storage series, one file per k slice.
+
+    Pixels are int16 HU (Rescale Slope 1, Intercept 0). Every slice carries Image Orientation and
+    Image Position (Patient), Pixel Spacing and Slice Thickness, so any reader rebuilds the
+    volume's affine. The patient is anonymous, all UIDs are new, no dates are written, and each
+    dataset passes :func:`~anatomy_models.deidentify.identifying_elements` before it is written.
+
+    Parameters
+    ----------
+    source : Volume or Anatomy
+        The CT (an anatomy's ``ct``; its metadata's kVp and manufacturer model are kept).
+    folder : str or Path
+        Output folder; created, must not exist or be empty. Written all or nothing.
+    series_description : str
+        Series Description of the new series.
+    progress : callable, optional
+        Called as ``progress(slices_done, slices_total, message)``.
+
+    Returns
+    -------
+    list of Path
+        The written files, in slice order (``CT00001.dcm`` ...).
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> volume = Volume.from_spacing(np.arange(24, dtype=np.int16).reshape(2, 3, 4), (0.5, 0.5, 2.0))
+    >>> files = write_dicom_series(volume, pathlib.Path(tempfile.mkdtemp()) / "ct")
+    >>> back = read_dicom_series(files[0].parent).volume
+    >>> bool(np.array_equal(back.array, volume.array)), bool(np.allclose(back.affine, volume.affine))
+    (True, True)
+    """
+    from anatomy_models.anatomy import Anatomy
+
+    volume, facts = (source.ct, source.metadata) if isinstance(source, Anatomy) else (source, {})
+    folder = Path(folder)
+    if folder.exists() and (not folder.is_dir() or any(folder.iterdir())):
+        raise SpinesimError("the output folder already exists and is not empty", path=folder,
+                            hint="choose a new folder; spinesim does not overwrite files it did not write")
+    hu = _hu_int16(volume)
+    row, column, column_spacing, row_spacing, thickness = _slice_geometry(volume)
+    normal = np.cross(row, column)
+    study, series, frame_of_reference = generate_uid(), generate_uid(), generate_uid()
+    n_k = volume.shape[2]
+    paths = []
+    with atomic_directory(folder) as staging:
+        for k in range(n_k):
+            if progress is not None and k % 8 == 0:
+                progress(k, n_k, "writing slices")
+            position = volume.voxel_to_world([0.0, 0.0, float(k)])
+            instance = generate_uid()
+            dataset = _ct_slice(hu[:, :, k].T, position, row, column, row_spacing, column_spacing, thickness,
+                                float(position @ normal), k + 1, study, series, frame_of_reference, instance,
+                                series_description, facts)
+            problems = identifying_elements(dataset, fresh_uids=(study, series, frame_of_reference, instance))
+            if problems:  # a programming error: never write identifying data
+                raise RuntimeError(f"refusing to write identifying DICOM elements: {problems}")
+            name = f"CT{k + 1:05d}.dcm"
+            dataset.save_as(staging / name, enforce_file_format=True)
+            paths.append(folder / name)
+    if progress is not None:
+        progress(n_k, n_k, "writing slices")
+    return paths
+
+
+def _ct_slice(pixels: np.ndarray, position: np.ndarray, row: np.ndarray, column: np.ndarray, row_spacing: float,
+              column_spacing: float, thickness: float, location: float, number: int, study: str, series: str,
+              frame_of_reference: str, instance: str, description: str, facts: dict[str, Any]) -> Dataset:
+    """One CT Image Storage dataset (modules of PS3.3 A.3: Patient, General Study, General Series,
+    Frame of Reference, General Equipment, General Image, Image Plane, Image Pixel, CT Image, VOI LUT,
+    SOP Common)."""
+    meta = FileMetaDataset()
+    meta.MediaStorageSOPClassUID = CT_IMAGE_STORAGE
+    meta.MediaStorageSOPInstanceUID = instance
+    meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    ds = Dataset()
+    ds.file_meta = meta
+    # SOP Common
+    ds.SOPClassUID = CT_IMAGE_STORAGE
+    ds.SOPInstanceUID = instance
+    if not description.isascii():
+        ds.SpecificCharacterSet = "ISO_IR 192"
+    # Patient (anonymous: the Basic Profile's dummy or zero-length values)
+    ds.PatientName = ""
+    ds.PatientID = DUMMY
+    ds.PatientBirthDate = ""
+    ds.PatientSex = ""
+    mark_deidentified(ds)
+    # General Study
+    ds.StudyInstanceUID = study
+    ds.StudyDate = ""
+    ds.StudyTime = ""
+    ds.ReferringPhysicianName = ""
+    ds.StudyID = DUMMY
+    ds.AccessionNumber = ""
+    # General Series
+    ds.Modality = "CT"
+    ds.SeriesInstanceUID = series
+    ds.SeriesNumber = 1
+    ds.SeriesDescription = description
+    ds.PatientPosition = ""
+    # Frame of Reference
+    ds.FrameOfReferenceUID = frame_of_reference
+    ds.PositionReferenceIndicator = ""
+    # General Equipment
+    ds.Manufacturer = "spinesim"
+    ds.SoftwareVersions = "spinesim"
+    # General Image
+    ds.InstanceNumber = number
+    ds.ImageType = ["DERIVED", "SECONDARY", "AXIAL"]
+    ds.BurnedInAnnotation = "NO"
+    ds.ImageLaterality = "U"  # the spine is unpaired; this also settles General Series' Laterality (2C)
+    # Image Plane
+    ds.PixelSpacing = [_ds(row_spacing), _ds(column_spacing)]
+    ds.ImageOrientationPatient = [_ds(v) for v in (*row, *column)]
+    ds.ImagePositionPatient = [_ds(v) for v in position]
+    ds.SliceThickness = _ds(thickness)
+    ds.SliceLocation = _ds(location)
+    # Image Pixel and CT Image
+    ds.SamplesPerPixel = 1
+    ds.PhotometricInterpretation = "MONOCHROME2"
+    ds.Rows, ds.Columns = pixels.shape
+    ds.BitsAllocated = 16
+    ds.BitsStored = 16
+    ds.HighBit = 15
+    ds.PixelRepresentation = 1
+    ds.RescaleIntercept = "0"
+    ds.RescaleSlope = "1"
+    ds.RescaleType = "HU"
+    ds.KVP = _ds(facts["kvp"]) if isinstance(facts.get("kvp"), (int, float)) else ""
+    ds.AcquisitionNumber = ""
+    # VOI LUT: a soft-tissue window, so viewers open the series readable
+    ds.WindowCenter = "40"
+    ds.WindowWidth = "400"
+    ds.PixelData = np.ascontiguousarray(pixels, dtype="<i2").tobytes()
+    return ds

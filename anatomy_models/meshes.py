@@ -1,0 +1,523 @@
+"""Mesh anatomy: named surface meshes -> structures -> a voxelised label map and a CT; and STL export.
+
+A source is a mesh file or a folder of them (STL, OBJ, PLY, OFF, GLB/GLTF via trimesh; VTK/VTP via
+pyvista). A file holding one part is named by its file stem; a scene (GLB/GLTF, multi-object OBJ)
+gives one structure per named node. Names become spinesim structures as label names do
+(:func:`anatomy_models.labelmaps.structure_for_name`), or through a YAML table
+``{mesh name: structure name}`` / ``{mesh name: {name: ..., tissue: ...}}``.
+
+Coordinates are LPS millimetres. Other units are scaled (``units="m"|"cm"``; glTF's own unit is the
+metre, so GLB/GLTF files from 3D tools usually need ``units="m"``); a file whose header says
+``SPACE=RAS`` (3D Slicer's convention for model files) has x and y negated.
+
+Inside/outside uses the winding number, not parity: for each voxel centre it is counted with
+signed ray crossings along +i, -i, +j, -j, +k and -k (6 rays) and averaged; a voxel is inside when
+the average exceeds 1/2. For a closed, consistently oriented mesh all six agree and equal the exact
+generalised winding number, so the result is exact. A ray through a hole in an open mesh miscounts
+by one, but the other rays outvote it, so meshes with holes, overlapping shells or duplicated parts
+still fill correctly. Face orientation is made consistent first (per connected part, outward).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import numba
+import numpy as np
+import trimesh
+from scipy import ndimage
+
+from anatomy_models.anatomy import Anatomy
+from anatomy_models.atomic import atomic_path
+from anatomy_models.errors import SpinesimError
+from anatomy_models.labelmaps import ct_from_labels, structure_for_name
+from anatomy_models.structures import LabelTable
+from anatomy_models.yaml_source import read_yaml_file
+from anatomy_models.tissues import TISSUES
+from anatomy_models.volume import Volume
+
+ProgressCallback = Callable[[float, float, str], None]
+
+TRIMESH_SUFFIXES = (".stl", ".obj", ".ply", ".off", ".glb", ".gltf")
+PYVISTA_SUFFIXES = (".vtk", ".vtp")
+MESH_SUFFIXES = TRIMESH_SUFFIXES + PYVISTA_SUFFIXES
+UNITS_TO_MM = {"mm": 1.0, "cm": 10.0, "m": 1000.0}
+# Beyond this many voxels a grid is refused rather than exhausting memory (~1 GB of work arrays).
+MAX_GRID_VOXELS = 300_000_000
+
+
+def is_mesh_path(path: str | Path) -> bool:
+    return Path(path).suffix.lower() in MESH_SUFFIXES
+
+
+@dataclass(frozen=True)
+class NamedMesh:
+    """One named triangle mesh in LPS millimetres.
+
+    Attributes
+    ----------
+    name : str
+        Its name in the source (file stem or scene node name).
+    vertices : numpy.ndarray, shape (n, 3)
+        LPS mm.
+    faces : numpy.ndarray, shape (m, 3)
+        Vertex indices of each triangle.
+    source : Path
+        The file it came from.
+    """
+
+    name: str
+    vertices: np.ndarray
+    faces: np.ndarray
+    source: Path
+
+
+# --------------------------------------------------------------------------- reading
+def _checked(name: str, vertices: np.ndarray, faces: np.ndarray, path: Path) -> NamedMesh:
+    vertices = np.asarray(vertices, dtype=np.float64).reshape(-1, 3)
+    faces = np.asarray(faces, dtype=np.int64).reshape(-1, 3)
+    where = f"part {name!r}"
+    if len(faces) == 0:
+        raise SpinesimError("the mesh has no faces (empty mesh)", path=path, where=where)
+    if not np.all(np.isfinite(vertices)):
+        raise SpinesimError(f"{int(np.sum(~np.isfinite(vertices).all(axis=1)))} vertices are NaN or infinite",
+                            path=path, where=where, hint="repair or re-export the mesh")
+    if faces.min() < 0 or faces.max() >= len(vertices):
+        raise SpinesimError("faces refer to vertices that do not exist", path=path, where=where)
+    extent = np.ptp(vertices[np.unique(faces)], axis=0)
+    if np.any(extent <= 0):
+        raise SpinesimError(f"the mesh is flat (extent {extent.tolist()} mm): it encloses no volume", path=path, where=where)
+    return NamedMesh(name, vertices, faces, path)
+
+
+def _declares_ras(path: Path) -> bool:
+    with open(path, "rb") as stream:
+        return b"SPACE=RAS" in stream.read(4096)
+
+
+def read_mesh_file(path: str | Path, *, units: str = "mm") -> list[NamedMesh]:
+    """The named meshes in one file, in LPS mm (see the module docstring for names, units and RAS).
+
+    Raises
+    ------
+    SpinesimError
+        Unreadable or corrupt file, no faces, NaN vertices, a flat part, unknown units.
+    """
+    path = Path(path)
+    if units not in UNITS_TO_MM:
+        raise SpinesimError(f"unknown mesh units {units!r}", hint="use mm, cm or m")
+    if not path.is_file():
+        raise SpinesimError("mesh file not found", path=path)
+    suffix = path.suffix.lower()
+    if suffix not in MESH_SUFFIXES:
+        raise SpinesimError(f"not a mesh format spinesim reads ({suffix or 'no suffix'})", path=path,
+                            hint=f"use one of {', '.join(MESH_SUFFIXES)}")
+    parts = _read_pyvista(path) if suffix in PYVISTA_SUFFIXES else _read_trimesh(path)
+    scale = np.full(3, UNITS_TO_MM[units])
+    if _declares_ras(path):
+        scale[:2] *= -1.0
+    return [_checked(name, vertices * scale, faces, path) for name, vertices, faces in parts]
+
+
+def _check_binary_stl_size(path: Path) -> None:
+    """A binary STL states its triangle count; a shorter file is truncated (trimesh would read it as empty)."""
+    with open(path, "rb") as stream:
+        head = stream.read(84)
+    size = path.stat().st_size
+    if len(head) < 84 or head[:5].lower() == b"solid" and b"\0" not in head:
+        return  # ASCII STL (or too short to be binary): trimesh parses and judges it
+    expected = 84 + 50 * int(np.frombuffer(head[80:84], "<u4")[0])
+    if size != expected:
+        raise SpinesimError(f"binary STL header announces {(expected - 84) // 50} triangles ({expected} bytes) but the file "
+                            f"has {size} bytes: truncated or corrupt", path=path, hint="re-export the mesh")
+
+
+def _read_trimesh(path: Path) -> list[tuple[str, np.ndarray, np.ndarray]]:
+    if path.suffix.lower() == ".stl":
+        _check_binary_stl_size(path)
+    try:
+        scene = trimesh.load_scene(str(path), process=False)
+    # Third-party parsers raise anything on a corrupt file (struct.error, KeyError, IndexError, ...):
+    # all of it means "this file cannot be read", said once, naming the file.
+    except Exception as error:  # noqa: BLE001
+        raise SpinesimError(f"cannot read the mesh ({type(error).__name__}: {error})", path=path,
+                            hint="check that the file is complete and in the format its suffix says") from None
+    nodes = [node for node in scene.graph.nodes_geometry
+             if isinstance(scene.geometry.get(scene.graph[node][1]), trimesh.Trimesh)]
+    if not nodes:
+        raise SpinesimError("the file holds no triangle mesh (empty mesh)", path=path)
+    parts = []
+    for node in nodes:
+        transform, geometry_name = scene.graph[node]
+        mesh = scene.geometry[geometry_name]
+        vertices = trimesh.transform_points(np.asarray(mesh.vertices, dtype=np.float64), transform)
+        parts.append((path.stem if len(nodes) == 1 else str(node), vertices, np.asarray(mesh.faces)))
+    return parts
+
+
+def _read_pyvista(path: Path) -> list[tuple[str, np.ndarray, np.ndarray]]:
+    import pyvista as pv
+
+    try:
+        data = pv.read(path)
+        surface = data.extract_surface(algorithm="dataset_surface").triangulate()
+    except Exception as error:  # noqa: BLE001 - as in _read_trimesh: any parser failure is a bad file
+        raise SpinesimError(f"cannot read the mesh ({type(error).__name__}: {error})", path=path) from None
+    if surface.n_cells == 0:
+        raise SpinesimError("the mesh has no faces (empty or unreadable VTK file)", path=path)
+    return [(path.stem, np.asarray(surface.points), surface.faces.reshape(-1, 4)[:, 1:])]
+
+
+def read_mesh_source(path: str | Path, *, units: str = "mm") -> list[NamedMesh]:
+    """Every named mesh in a mesh file, or in the mesh files of a folder (sorted by name)."""
+    path = Path(path)
+    if path.is_dir():
+        files = sorted(p for p in path.iterdir() if p.is_file() and is_mesh_path(p))
+        if not files:
+            raise SpinesimError(f"no mesh files ({', '.join(MESH_SUFFIXES)}) in this folder", path=path)
+        return [mesh for file in files for mesh in read_mesh_file(file, units=units)]
+    return read_mesh_file(path, units=units)
+
+
+def is_mesh_folder(path: str | Path) -> bool:
+    """True for a folder holding at least one mesh file."""
+    path = Path(path)
+    return path.is_dir() and any(p.is_file() and is_mesh_path(p) for p in path.iterdir())
+
+
+def read_mesh_names(path: str | Path) -> dict[str, tuple[str, str | None]]:
+    """A YAML/JSON table mesh name -> (structure name, tissue or None); errors name the line.
+
+    Examples of entries: ``vertebra_4: L4`` or ``body: {name: skin}`` or
+    ``disc_45: {name: L4-L5.disc.annulus, tissue: disc_annulus}``.
+    """
+    path = Path(path)
+    node, data = read_yaml_file(path)
+    if not isinstance(data, dict):
+        raise SpinesimError("a mesh name table must be a mapping {mesh name: structure name}", path=path)
+    lines = {key.value: key.start_mark.line + 1 for key, _ in node.value} if node is not None else {}
+    table: dict[str, tuple[str, str | None]] = {}
+    for key, value in data.items():
+        where = f"line {lines.get(str(key), '?')}, entry {key!r}"
+        if isinstance(value, str):
+            table[str(key)] = (value, None)
+        elif isinstance(value, dict) and isinstance(value.get("name"), str):
+            tissue = value.get("tissue")
+            if tissue is not None and tissue not in TISSUES:
+                raise SpinesimError(f"unknown tissue class {tissue!r}", path=path, where=where,
+                                    hint=f"use one of: {', '.join(sorted(TISSUES))}")
+            table[str(key)] = (value["name"], tissue)
+        else:
+            raise SpinesimError(f"expected a structure name or {{name, tissue}}, got {value!r}", path=path, where=where)
+    return table
+
+
+# --------------------------------------------------------------------------- winding number
+@numba.njit(cache=True)
+def _column_crossings(triangles, n_a, n_b, jitter_a, jitter_b, out_column, out_height, out_sign, store):
+    """Walk every triangle over the grid columns (a, b) it covers; count (and store) each crossing.
+
+    ``triangles`` has shape (m, 3, 3) in continuous index coordinates ordered (a, b, c), where c is
+    the ray axis. A column is the line through the (jittered) voxel centres (a, b, *). Returns the
+    crossing count.
+    """
+    count = 0
+    for t in range(triangles.shape[0]):
+        a0, b0, c0 = triangles[t, 0, 0], triangles[t, 0, 1], triangles[t, 0, 2]
+        a1, b1, c1 = triangles[t, 1, 0], triangles[t, 1, 1], triangles[t, 1, 2]
+        a2, b2, c2 = triangles[t, 2, 0], triangles[t, 2, 1], triangles[t, 2, 2]
+        area = (a1 - a0) * (b2 - b0) - (b1 - b0) * (a2 - a0)
+        if area == 0.0:
+            continue
+        lo_a = max(int(np.ceil(min(a0, a1, a2) - jitter_a)), 0)
+        hi_a = min(int(np.floor(max(a0, a1, a2) - jitter_a)), n_a - 1)
+        lo_b = max(int(np.ceil(min(b0, b1, b2) - jitter_b)), 0)
+        hi_b = min(int(np.floor(max(b0, b1, b2) - jitter_b)), n_b - 1)
+        for ia in range(lo_a, hi_a + 1):
+            qa = ia + jitter_a
+            for ib in range(lo_b, hi_b + 1):
+                qb = ib + jitter_b
+                w0 = (a2 - a1) * (qb - b1) - (b2 - b1) * (qa - a1)
+                w1 = (a0 - a2) * (qb - b2) - (b0 - b2) * (qa - a2)
+                w2 = (a1 - a0) * (qb - b0) - (b1 - b0) * (qa - a0)
+                if area > 0.0:
+                    inside = w0 > 0.0 and w1 > 0.0 and w2 > 0.0
+                else:
+                    inside = w0 < 0.0 and w1 < 0.0 and w2 < 0.0
+                if not inside:
+                    continue
+                if store:
+                    out_column[count] = ia * n_b + ib
+                    out_height[count] = (w0 * c0 + w1 * c1 + w2 * c2) / area
+                    out_sign[count] = 1 if area > 0.0 else -1
+                count += 1
+    return count
+
+
+@numba.njit(cache=True)
+def _add_column_windings(accumulator, n_b, jitter_c, columns, heights, signs):
+    """Add, for each crossed column, the winding counts of its +c and -c rays to ``accumulator[a, b, :]``.
+
+    ``columns``/``heights``/``signs`` are sorted by column, then height. For voxel k the ray towards
+    +c meets the crossings above k, the ray towards -c those below (with the opposite sign), so
+    up + down = total - 2 * below.
+    """
+    n_c = accumulator.shape[2]
+    start = 0
+    n = columns.shape[0]
+    while start < n:
+        end = start
+        total = 0
+        while end < n and columns[end] == columns[start]:
+            total += signs[end]
+            end += 1
+        ia = columns[start] // n_b
+        ib = columns[start] % n_b
+        below = 0
+        nxt = start
+        for k in range(n_c):
+            while nxt < end and heights[nxt] < k + jitter_c:
+                below += signs[nxt]
+                nxt += 1
+            accumulator[ia, ib, k] += total - 2 * below
+        start = end
+
+
+def _oriented_faces(vertices: np.ndarray, faces: np.ndarray) -> np.ndarray:
+    """Faces with consistent winding inside each connected part, each part turned to face outward."""
+    mesh = trimesh.Trimesh(vertices, faces, process=True, validate=False)
+    trimesh.repair.fix_winding(mesh)
+    oriented = np.asarray(mesh.faces).copy()
+    points = np.asarray(mesh.vertices)
+    for part in trimesh.graph.connected_components(mesh.face_adjacency, nodes=np.arange(len(oriented)), min_len=1):
+        tri = points[oriented[part]]
+        tri = tri - tri.reshape(-1, 3).mean(axis=0)
+        # Signed volume of the part (divergence theorem); near-closed parts get its sign right too.
+        if np.einsum("ij,ij->i", tri[:, 0], np.cross(tri[:, 1], tri[:, 2])).sum() < 0:
+            oriented[part] = oriented[part][:, ::-1]
+    return points[oriented]
+
+
+def winding_inside(vertices: np.ndarray, faces: np.ndarray, shape: tuple[int, int, int], affine: np.ndarray) -> np.ndarray:
+    """Boolean array (``shape``): voxel centres of the grid ``affine`` that the mesh encloses.
+
+    Parameters
+    ----------
+    vertices : numpy.ndarray, shape (n, 3)
+        LPS mm.
+    faces : numpy.ndarray, shape (m, 3)
+    shape : tuple of 3 int
+    affine : numpy.ndarray, shape (4, 4)
+        Voxel -> LPS mm of the grid.
+
+    Examples
+    --------
+    >>> box = trimesh.creation.box(extents=(4.0, 4.0, 4.0))
+    >>> grid = Volume.from_spacing(np.zeros((8, 8, 8)), (1.0, 1.0, 1.0), origin=(-3.5, -3.5, -3.5))
+    >>> int(winding_inside(box.vertices, box.faces, grid.shape, grid.affine).sum())   # 4 x 4 x 4 voxels
+    64
+    """
+    triangles = _oriented_faces(vertices, faces)
+    inverse = np.linalg.inv(affine)
+    index = triangles @ inverse[:3, :3].T + inverse[:3, 3]
+    accumulator = np.zeros(shape, dtype=np.int16)
+    # Every ray starts from the voxel centre moved by this tiny irrational offset (in voxels): it keeps
+    # rays off shared edges and vertices and off faces through voxel centres (meshes built on
+    # grid-aligned numbers hit them exactly), so no crossing is counted twice or missed, and all six
+    # rays agree on which side of a face the voxel is.
+    jitter = np.array([1.234567e-7, 2.718281e-7, 3.141592e-7])
+    for axis in range(3):
+        order = ((axis + 1) % 3, (axis + 2) % 3, axis)  # (a, b, c): a cyclic, right-handed order
+        tri = np.ascontiguousarray(index[:, :, order])
+        n_a, n_b = shape[order[0]], shape[order[1]]
+        empty_i, empty_f = np.zeros(0, np.int64), np.zeros(0, np.float64)
+        j_a, j_b, j_c = jitter[list(order)]
+        count = _column_crossings(tri, n_a, n_b, j_a, j_b, empty_i, empty_f, np.zeros(0, np.int8), False)
+        columns, heights, signs = np.empty(count, np.int64), np.empty(count, np.float64), np.empty(count, np.int8)
+        _column_crossings(tri, n_a, n_b, j_a, j_b, columns, heights, signs, True)
+        sort = np.lexsort((heights, columns))
+        _add_column_windings(np.transpose(accumulator, order), n_b, j_c, columns[sort], heights[sort],
+                             signs[sort].astype(np.int64))
+    # Six rays per voxel: inside when their mean winding exceeds 1/2 (abs: a mirrored grid flips signs).
+    return np.abs(accumulator) > 3
+
+
+# --------------------------------------------------------------------------- mesh -> anatomy
+@dataclass(frozen=True)
+class _Structure:
+    name: str
+    tissue: str
+    meshes: tuple[NamedMesh, ...]
+
+
+def _structures(meshes: list[NamedMesh], names: dict[str, tuple[str, str | None]]) -> list[_Structure]:
+    grouped: dict[str, tuple[str, list[NamedMesh]]] = {}
+    for mesh in meshes:
+        if mesh.name in names:
+            name, tissue = names[mesh.name]
+            tissue = tissue or structure_for_name(name, "mesh")[1]
+        else:
+            name, tissue = structure_for_name(mesh.name, "mesh")
+        grouped.setdefault(name, (tissue, []))[1].append(mesh)
+    return [_Structure(name, tissue, tuple(parts)) for name, (tissue, parts) in grouped.items()]
+
+
+def mesh_grid(meshes: list[NamedMesh], spacing_mm: float, margin_mm: float) -> Volume:
+    """An axis-aligned LPS grid (empty uint16 array) over the meshes' bounds plus a margin."""
+    if not (np.isfinite(spacing_mm) and spacing_mm > 0):
+        raise SpinesimError(f"voxel spacing must be a positive number of mm, got {spacing_mm}")
+    points = np.concatenate([m.vertices for m in meshes])
+    low = points.min(axis=0) - margin_mm
+    shape = np.ceil((points.max(axis=0) + margin_mm - low) / spacing_mm).astype(np.int64) + 1
+    if np.prod(shape) > MAX_GRID_VOXELS:
+        raise SpinesimError(f"a {spacing_mm} mm grid over the meshes would have {' x '.join(map(str, shape))} voxels "
+                            f"({np.ptp(points, axis=0).round().tolist()} mm)",
+                            hint="use a larger --spacing, or check --mesh-units (a model in metres read as mm is tiny, "
+                                 "one in mm read as metres is huge)")
+    return Volume.from_spacing(np.zeros(tuple(int(n) for n in shape), np.uint16), (spacing_mm,) * 3, origin=low)
+
+
+def _structure_mask(structure: _Structure, grid: Volume) -> tuple[tuple[slice, ...], np.ndarray]:
+    """The structure's inside mask on the part of ``grid`` around it (its index box and the mask)."""
+    vertices = np.concatenate([m.vertices for m in structure.meshes])
+    ijk = grid.world_to_voxel(np.stack([vertices.min(axis=0), vertices.max(axis=0)]))
+    box = tuple(slice(max(int(np.floor(lo)), 0), min(int(np.ceil(hi)) + 1, n))
+                for lo, hi, n in zip(ijk.min(axis=0), ijk.max(axis=0), grid.shape))
+    sub = grid.sub_volume(*box)
+    offsets = np.cumsum([0] + [len(m.vertices) for m in structure.meshes[:-1]])
+    faces = np.concatenate([m.faces + offset for m, offset in zip(structure.meshes, offsets)])
+    return box, winding_inside(vertices, faces, sub.shape, sub.affine)
+
+
+def voxelise_meshes(meshes: list[NamedMesh], *, spacing_mm: float = 1.0, margin_mm: float = 10.0,
+                    names: dict[str, tuple[str, str | None]] | None = None,
+                    progress: ProgressCallback | None = None) -> tuple[Volume, LabelTable, np.ndarray | None, list[str]]:
+    """Label map of named meshes on a grid of ``spacing_mm`` over their bounds plus ``margin_mm``.
+
+    Where structures overlap, the smaller one keeps the voxel (a nucleus inside its annulus, a
+    vertebra inside a body outline). A structure named ``skin`` is taken as the body surface: its
+    outermost voxel layer is labelled ``skin`` and its inside is returned as the body mask.
+
+    Returns
+    -------
+    labels : Volume
+        uint16 label ids.
+    table : LabelTable
+    body : numpy.ndarray of bool or None
+        Inside the skin surface, if there is one.
+    notes : list of str
+    """
+    structures = _structures(meshes, names or {})
+    grid = mesh_grid(meshes, spacing_mm, margin_mm)
+    masks = []
+    for done, structure in enumerate(structures):
+        if progress:
+            progress(done, len(structures), structure.name)
+        box, mask = _structure_mask(structure, grid)
+        count = int(mask.sum())
+        if count == 0:
+            files = ", ".join(sorted({str(m.source) for m in structure.meshes}))
+            raise SpinesimError(f"mesh {structure.meshes[0].name!r} encloses no voxel at {spacing_mm} mm spacing "
+                                "(open sheet, zero volume, or smaller than a voxel)", path=files,
+                                hint="use a finer --spacing or check --mesh-units")
+        masks.append((count, structure, box, mask))
+    if progress:
+        progress(len(structures), len(structures), "painting labels")
+    labels = np.zeros(grid.shape, dtype=np.uint16)
+    table = LabelTable()
+    body = None
+    notes = [f"{len(meshes)} mesh part(s) voxelised at {spacing_mm:g} mm by winding number"]
+    for count, structure, box, mask in sorted(masks, key=lambda item: -item[0]):
+        label = table.add(structure.name, structure.tissue)
+        if structure.name == "skin":
+            body = np.zeros(grid.shape, dtype=bool)
+            body[box] = mask
+            mask = mask & ~ndimage.binary_erosion(mask, border_value=0)
+            notes.append("the skin mesh outlines the body: its outer voxel layer is skin, its inside soft tissue")
+        labels[box][mask] = label.id
+    return grid.with_array(labels), table, body, notes
+
+
+def mesh_anatomy(path: str | Path, *, spacing_mm: float = 1.0, units: str = "mm", names_path: str | Path | None = None,
+                 margin_mm: float = 10.0, progress: ProgressCallback | None = None) -> Anatomy:
+    """An anatomy from a mesh file or folder: voxelised labels and a CT painted from the tissue table.
+
+    CT numbers are each structure's tissue HU; outside every structure air, or soft tissue inside a
+    ``skin`` surface if the source has one.
+
+    Parameters
+    ----------
+    spacing_mm : float
+        Voxel size of the grid (mm).
+    units : str
+        Length unit of the mesh coordinates: ``"mm"`` (default), ``"cm"`` or ``"m"``.
+    names_path : path, optional
+        YAML table mesh name -> structure (:func:`read_mesh_names`).
+    margin_mm : float
+        Air (or body) around the meshes' bounds (mm).
+    """
+    path = Path(path)
+    meshes = read_mesh_source(path, units=units)
+    names = read_mesh_names(names_path) if names_path else None
+    labels, table, body, notes = voxelise_meshes(meshes, spacing_mm=spacing_mm, margin_mm=margin_mm,
+                                                 names=names, progress=progress)
+    return Anatomy(ct=ct_from_labels(labels, table, body=body), label_table=table, labels=labels,
+                   metadata={"source": f"meshes:{path.name}", "import_notes": notes})
+
+
+# --------------------------------------------------------------------------- STL export
+_STL_RECORD = np.dtype([("normal", "<f4", 3), ("vertices", "<f4", (3, 3)), ("attribute", "<u2")])
+
+
+def write_stl(triangles: np.ndarray, path: str | Path, *, header: str = "spinesim SPACE=LPS units=mm") -> Path:
+    """Write triangles (shape (m, 3, 3), LPS mm) as a binary STL; the header says SPACE=LPS for Slicer."""
+    triangles = np.asarray(triangles, dtype=np.float64)
+    normals = np.cross(triangles[:, 1] - triangles[:, 0], triangles[:, 2] - triangles[:, 0])
+    lengths = np.linalg.norm(normals, axis=1, keepdims=True)
+    records = np.zeros(len(triangles), dtype=_STL_RECORD)
+    records["normal"] = np.divide(normals, lengths, out=np.zeros_like(normals), where=lengths > 0)
+    records["vertices"] = triangles
+    path = Path(path)
+    with atomic_path(path) as temporary, open(temporary, "wb") as stream:
+        stream.write(header.encode("ascii")[:80].ljust(80, b" "))
+        stream.write(np.uint32(len(records)).tobytes())
+        stream.write(records.tobytes())
+    return path
+
+
+def export_structure_stls(anatomy: Anatomy, directory: str | Path, *,
+                          progress: ProgressCallback | None = None) -> list[Path]:
+    """One binary STL per structure of ``anatomy`` (``anatomy.surface(name)``) in ``directory``.
+
+    Files are named ``<structure>.stl``, in LPS millimetres, with ``SPACE=LPS`` in the header (so
+    3D Slicer places them without flipping). A structure with parts in the table (``L4`` and
+    ``L4.body``) gets the surface of the whole group.
+    """
+    if anatomy.labels is None:
+        raise SpinesimError("this anatomy has no label map, so it has no structures to export as STL")
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    present = set(np.unique(anatomy.labels.array).tolist())
+    rows = [label for label in anatomy.label_table if label.id in present]
+    written = []
+    for done, label in enumerate(rows):
+        if progress:
+            progress(done, len(rows), label.name)
+        surface = anatomy.surface(label.name).triangulate()
+        faces = surface.faces.reshape(-1, 4)[:, 1:]
+        written.append(write_stl(np.asarray(surface.points)[faces], directory / f"{label.name}.stl"))
+    return written
+
+
+def describe_meshes(meshes: list[NamedMesh]) -> dict[str, Any]:
+    """Counts, bounds and names of meshes, as printable strings."""
+    points = np.concatenate([m.vertices for m in meshes])
+    low, high = points.min(axis=0), points.max(axis=0)
+    return {
+        "parts": str(len(meshes)),
+        "triangles": str(sum(len(m.faces) for m in meshes)),
+        "extent (mm, LPS)": ", ".join(f"{lo:.1f}..{hi:.1f}" for lo, hi in zip(low, high)),
+        "structures": ", ".join(structure_for_name(m.name, "mesh")[0] for m in meshes),
+    }

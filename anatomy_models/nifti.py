@@ -1,0 +1,211 @@
+"""NIfTI-1 and NIfTI-2 volumes (nibabel), converted between NIfTI's RAS world and spinesim's LPS.
+
+NIfTI places voxels in RAS+ millimetres (+x toward the patient's Right, +y Anterior, +z Superior);
+spinesim uses LPS. Going from one to the other flips the sign of x and y and keeps z; the voxel
+array is never touched, only the affine: ``affine_lps = diag(-1, -1, 1, 1) @ affine_ras``.
+
+Which of a file's two affines is used: the **sform** when its code is set (> 0) and it is a finite,
+non-singular matrix, else the **qform** under the same conditions. A file whose codes are both 0
+(an ANALYZE-style file with no orientation) or whose coded affines are both unusable is refused:
+guessing an orientation would silently mirror a patient.
+
+Free-text header fields (``descrip``, ``aux_file``, ``intent_name``) may carry names and are never
+read into spinesim metadata; files spinesim writes carry none.
+"""
+
+from __future__ import annotations
+
+import gzip
+import xml.etree.ElementTree as ElementTree
+import zlib
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+
+from anatomy_models.atomic import atomic_path
+from anatomy_models.errors import SpinesimError
+from anatomy_models.volume import Volume
+
+NIFTI_SUFFIXES = (".nii", ".nii.gz")
+# RAS <-> LPS: the same matrix both ways.
+RAS_TO_LPS = np.diag([-1.0, -1.0, 1.0, 1.0])
+_XFORM_NAMES = {1: "scanner", 2: "aligned", 3: "talairach", 4: "mni", 5: "template"}
+_READ_ERRORS = (OSError, EOFError, ValueError, zlib.error, gzip.BadGzipFile, nib.filebasedimages.ImageFileError)
+
+
+def is_nifti_path(path: str | Path) -> bool:
+    """True if ``path``'s name ends in ``.nii`` or ``.nii.gz``."""
+    return Path(path).name.lower().endswith(NIFTI_SUFFIXES)
+
+
+def nifti_stem(path: str | Path) -> str:
+    """The file name without ``.nii`` / ``.nii.gz`` (``vertebrae_L4.nii.gz`` -> ``vertebrae_L4``)."""
+    name = Path(path).name
+    for suffix in (".nii.gz", ".nii"):
+        if name.lower().endswith(suffix):
+            return name[: -len(suffix)]
+    return name
+
+
+def _load(path: Path) -> nib.Nifti1Image:
+    if not path.is_file():
+        raise SpinesimError("file not found", path=path)
+    try:
+        image = nib.load(str(path))
+    except _READ_ERRORS as error:
+        raise SpinesimError(f"not a readable NIfTI file ({error})", path=path) from None
+    if not isinstance(image, (nib.Nifti1Image, nib.Nifti2Image)):
+        raise SpinesimError(f"not a NIfTI file (nibabel read it as {type(image).__name__})", path=path)
+    return image
+
+
+def _usable(affine: np.ndarray | None) -> bool:
+    return (affine is not None and bool(np.all(np.isfinite(affine)))
+            and abs(np.linalg.det(affine[:3, :3])) > 1e-12)
+
+
+def nifti_affine_ras(image: nib.Nifti1Image, path: str | Path) -> tuple[np.ndarray, str]:
+    """The voxel -> RAS mm affine of ``image`` and which header field it came from.
+
+    Returns
+    -------
+    affine : numpy.ndarray, shape (4, 4)
+    source : str
+        ``"sform (scanner)"``, ``"qform (aligned)"``, ...
+    """
+    header = image.header
+    sform, sform_code = header.get_sform(coded=True)
+    qform, qform_code = header.get_qform(coded=True)
+    for affine, code, name in ((sform, sform_code, "sform"), (qform, qform_code, "qform")):
+        if code and _usable(affine):
+            return np.asarray(affine, dtype=np.float64), f"{name} ({_XFORM_NAMES.get(int(code), code)})"
+    if not sform_code and not qform_code:
+        problem = "no orientation: sform_code and qform_code are both 0, so the voxel-to-patient mapping is unknown"
+    else:
+        problem = (f"neither coded affine is usable (sform_code {int(sform_code)}, qform_code {int(qform_code)}; "
+                   "NaN, infinite or zero spacing)")
+    raise SpinesimError(problem, path=path, hint="re-export the image with a valid orientation (e.g. with dcm2niix)")
+
+
+def nifti_orientation_source(path: str | Path) -> str:
+    """Which header field places the voxels of the NIfTI file at ``path`` (``"sform (scanner)"``, ...)."""
+    path = Path(path)
+    return nifti_affine_ras(_load(path), path)[1]
+
+
+def _scaled(image: nib.Nifti1Image, path: Path) -> np.ndarray:
+    """The voxel array with scl_slope/scl_inter applied; integers stay integers where they can."""
+    try:
+        raw = np.asanyarray(image.dataobj.get_unscaled())
+    except _READ_ERRORS as error:
+        raise SpinesimError(f"cannot read the voxel data ({error}); the file may be truncated", path=path) from None
+    if not (np.issubdtype(raw.dtype, np.integer) or np.issubdtype(raw.dtype, np.floating)) or raw.dtype.names:
+        raise SpinesimError(f"voxel type {raw.dtype} is not a scalar number type (RGB or complex images are not CT)", path=path)
+    # nibabel moves scl_slope/scl_inter from the header into the array proxy when it loads a file
+    # (an unset or zero slope reads as 1).
+    slope, inter = float(image.dataobj.slope), float(image.dataobj.inter)
+    if not (np.isfinite(slope) and np.isfinite(inter)):
+        raise SpinesimError(f"scl_slope {slope} / scl_inter {inter} are not finite numbers", path=path)
+    if slope == 1.0 and inter == 0.0:
+        return raw
+    scaled = raw.astype(np.float32) * np.float32(slope) + np.float32(inter)
+    # A CT stored as int16 with slope 1, intercept -1024 should come back as int16 HU.
+    if np.issubdtype(raw.dtype, np.integer) and float(slope).is_integer() and float(inter).is_integer():
+        low, high = float(scaled.min(initial=0)), float(scaled.max(initial=0))
+        for dtype in (np.int16, np.int32):
+            if np.iinfo(dtype).min <= low and high <= np.iinfo(dtype).max:
+                return scaled.astype(dtype)
+    return scaled
+
+
+def _three_d(array: np.ndarray, path: Path) -> np.ndarray:
+    if array.ndim == 2:
+        return array[:, :, np.newaxis]
+    if array.ndim > 3:
+        extra = array.shape[3:]
+        if any(n != 1 for n in extra):
+            raise SpinesimError(f"a {array.ndim}D image of shape {array.shape} holds {int(np.prod(extra))} volumes; "
+                                "spinesim needs one 3D volume", path=path,
+                                hint="extract one volume first (e.g. `fslroi` or nibabel's slicer)")
+        return array.reshape(array.shape[:3])
+    return array
+
+
+def read_nifti(path: str | Path) -> Volume:
+    """Read a NIfTI-1/2 file (``.nii`` or ``.nii.gz``) as a :class:`Volume` in LPS millimetres.
+
+    The sform is used when its code is set, else the qform (module docstring); scl_slope/scl_inter
+    are applied; a 4D file with a single volume is accepted.
+
+    Raises
+    ------
+    SpinesimError
+        Missing, truncated or non-NIfTI file; no usable orientation; several volumes; non-scalar voxels.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> volume = Volume.from_spacing(np.zeros((2, 3, 4), np.int16), (0.5, 0.5, 2.0), origin=(10, 20, 30))
+    >>> path = write_nifti(volume, pathlib.Path(tempfile.mkdtemp()) / "ct.nii.gz")
+    >>> read_nifti(path).voxel_to_world([1, 1, 1]).tolist()
+    [10.5, 20.5, 32.0]
+    """
+    path = Path(path)
+    image = _load(path)
+    affine_ras, _ = nifti_affine_ras(image, path)
+    array = _three_d(_scaled(image, path), path)
+    try:
+        return Volume(array, RAS_TO_LPS @ affine_ras)
+    except SpinesimError as error:
+        raise SpinesimError(error.problem, path=path, hint=error.hint) from None
+
+
+def nifti_label_names(path: str | Path) -> dict[int, str] | None:
+    """Label id -> name table stored in a NIfTI header extension, if the file has one.
+
+    TotalSegmentator (``save_multilabel_nifti`` in its ``nifti_ext_header.py``) writes its multilabel
+    files with a CaretExtension XML label table (``<Label Key="52">aorta</Label>``); this reads it.
+    """
+    path = Path(path)
+    image = _load(path)
+    for extension in image.header.extensions:
+        content = extension.get_content()
+        text = content.decode("utf-8", errors="replace") if isinstance(content, bytes) else str(content)
+        if "<LabelTable>" not in text:
+            continue
+        try:
+            root = ElementTree.fromstring(text.strip())
+        except ElementTree.ParseError as error:
+            raise SpinesimError(f"damaged label table in the NIfTI header extension ({error})", path=path) from None
+        names = {}
+        for label in root.iter("Label"):
+            try:
+                names[int(label.get("Key", ""))] = (label.text or "").strip()
+            except ValueError:
+                raise SpinesimError(f"label table entry with a non-integer Key {label.get('Key')!r}", path=path,
+                                    where="NIfTI header extension") from None
+        return names or None
+    return None
+
+
+def write_nifti(volume: Volume, path: str | Path, *, label_map: bool = False) -> Path:
+    """Write ``volume`` as NIfTI (gzip if ``path`` ends in ``.nii.gz``); the file appears whole or not at all.
+
+    Both sform and qform are set (code 1, scanner) to the RAS form of the volume's affine; units mm.
+    ``label_map=True`` marks the file with the NIfTI ``label`` intent. No free-text field is written.
+    """
+    path = Path(path)
+    if not is_nifti_path(path):
+        raise SpinesimError("a NIfTI file name must end in .nii or .nii.gz", path=path)
+    affine_ras = RAS_TO_LPS @ volume.affine
+    image_type = nib.Nifti2Image if max(volume.shape) > 32767 else nib.Nifti1Image
+    image = image_type(np.asarray(volume.array), affine_ras)
+    image.set_sform(affine_ras, code=1)
+    image.set_qform(affine_ras, code=1)
+    image.header.set_xyzt_units("mm")
+    if label_map:
+        image.header.set_intent("label")
+    with atomic_path(path) as temporary:
+        nib.save(image, str(temporary))
+    return path

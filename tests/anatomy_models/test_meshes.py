@@ -1,0 +1,223 @@
+import numpy as np
+import pytest
+import pyvista as pv
+import trimesh
+
+from anatomy_models.anatomy import Anatomy
+from anatomy_models.errors import SpinesimError
+from anatomy_models.meshes import (export_structure_stls, mesh_anatomy, read_mesh_file, read_mesh_names,
+                                   voxelise_meshes, winding_inside, write_stl)
+from anatomy_models.structures import LabelTable
+from anatomy_models.tissues import TISSUES
+from anatomy_models.volume import Volume
+
+RADIUS = 20.0
+SPHERE_VOLUME = 4 / 3 * np.pi * RADIUS ** 3
+
+
+def sphere(radius=RADIUS, center=(0.0, 0.0, 0.0), subdivisions=4) -> trimesh.Trimesh:
+    return trimesh.creation.icosphere(subdivisions=subdivisions, radius=radius).apply_translation(center)
+
+
+def grid(spacing=1.0, half_width=30.0) -> Volume:
+    n = int(round(2 * half_width / spacing)) + 1
+    return Volume.from_spacing(np.zeros((n, n, n), np.uint8), (spacing,) * 3, origin=(-half_width,) * 3)
+
+
+def exact_winding_number(mesh: trimesh.Trimesh, points: np.ndarray) -> np.ndarray:
+    """Generalised winding number by summing triangle solid angles (Van Oosterom & Strackee), brute force."""
+    total = np.zeros(len(points))
+    for chunk in np.array_split(np.arange(len(points)), max(1, len(points) // 2000)):
+        a, b, c = (mesh.triangles[None, :, k, :] - points[chunk, None, :] for k in range(3))
+        la, lb, lc = (np.linalg.norm(v, axis=-1) for v in (a, b, c))
+        numerator = np.einsum("pti,pti->pt", a, np.cross(b, c))
+        denominator = la * lb * lc + np.einsum("pti,pti->pt", a, b) * lc + np.einsum("pti,pti->pt", b, c) * la \
+            + np.einsum("pti,pti->pt", c, a) * lb
+        total[chunk] = 2 * np.arctan2(numerator, denominator).sum(axis=1) / (4 * np.pi)
+    return total
+
+
+def test_sphere_voxelises_to_its_analytic_volume():
+    g = grid(1.0)
+    inside = winding_inside(sphere().vertices, sphere().faces, g.shape, g.affine)
+    assert inside.sum() == pytest.approx(SPHERE_VOLUME, rel=0.02)
+    centre = g.world_to_voxel([0, 0, 0]).astype(int)
+    assert inside[tuple(centre)] and not inside[0, 0, 0]
+
+
+def test_sphere_with_holes_matches_the_exact_winding_number():
+    mesh = sphere(subdivisions=3)
+    rng = np.random.default_rng(3)
+    keep = np.ones(len(mesh.faces), bool)
+    keep[rng.choice(len(mesh.faces), 12, replace=False)] = False
+    keep[mesh.triangles_center[:, 2] > 0.95 * RADIUS] = False  # and a cap-shaped hole on top
+    holey = trimesh.Trimesh(mesh.vertices, mesh.faces[keep], process=False)
+    assert not holey.is_watertight
+    g = grid(2.0)
+    inside = winding_inside(holey.vertices, holey.faces, g.shape, g.affine)
+    ijk = np.stack(np.meshgrid(*[np.arange(n) for n in g.shape], indexing="ij"), -1).reshape(-1, 3)
+    sample = ijk[rng.choice(len(ijk), 6000, replace=False)]  # brute force is slow: check a random sixth
+    exact = exact_winding_number(holey, g.voxel_to_world(sample)) > 0.5
+    assert np.mean(inside[tuple(sample.T)] == exact) > 0.995
+    assert inside.sum() * 8.0 == pytest.approx(SPHERE_VOLUME, rel=0.05)
+    fine = grid(1.0)
+    assert winding_inside(holey.vertices, holey.faces, fine.shape, fine.affine).sum() == pytest.approx(SPHERE_VOLUME, rel=0.03)
+
+
+def test_inverted_and_overlapping_shells_still_fill():
+    g = grid(1.0)
+    reference = winding_inside(sphere().vertices, sphere().faces, g.shape, g.affine)
+    inverted = winding_inside(sphere().vertices, sphere().faces[:, ::-1], g.shape, g.affine)
+    np.testing.assert_array_equal(inverted, reference)
+    # Two overlapping balls in one mesh: parity would leave the lens where they overlap empty.
+    a, b = sphere(12.0, (-6, 0, 0)), sphere(12.0, (6, 0, 0))
+    both = trimesh.util.concatenate([a, b])
+    inside = winding_inside(both.vertices, both.faces, g.shape, g.affine)
+    d = 12.0
+    lens = np.pi * (4 * 12.0 + d) * (2 * 12.0 - d) ** 2 / 12  # overlap volume of two radius-12 balls d apart
+    assert inside.sum() == pytest.approx(2 * 4 / 3 * np.pi * 12.0 ** 3 - lens, rel=0.03)
+    assert inside[tuple(g.world_to_voxel([0, 0, 0]).astype(int))]
+
+
+def test_glb_scene_nodes_become_named_structures(tmp_path):
+    scene = trimesh.Scene()
+    scene.add_geometry(sphere(8.0, subdivisions=3), node_name="L4", geom_name="ball",
+                       transform=trimesh.transformations.translation_matrix([0, 0, 30.0]))
+    scene.add_geometry(trimesh.creation.box(extents=(10, 10, 10)), node_name="vertebrae_L5", geom_name="cube")
+    scene.add_geometry(sphere(4.0, subdivisions=2), node_name="Tumour", geom_name="small",
+                       transform=trimesh.transformations.translation_matrix([30.0, 0, 0]))
+    scene.export(str(tmp_path / "spine.glb"))
+    meshes = read_mesh_file(tmp_path / "spine.glb")
+    assert sorted(m.name for m in meshes) == ["L4", "Tumour", "vertebrae_L5"]
+    centre = {m.name: m.vertices.mean(axis=0) for m in meshes}
+    np.testing.assert_allclose(centre["L4"], [0, 0, 30.0], atol=0.5)  # node transform applied
+    anatomy = mesh_anatomy(tmp_path / "spine.glb", spacing_mm=1.0)
+    names = {label.name: label.tissue for label in anatomy.label_table}
+    assert names == {"L4": "cortical_bone", "L5": "cortical_bone", "mesh.Tumour": "soft_tissue"}
+    assert anatomy.mask("L5").sum() == pytest.approx(1000, rel=0.02)
+    l4 = anatomy.ct.voxel_to_world(np.argwhere(anatomy.mask("L4"))).mean(axis=0)
+    np.testing.assert_allclose(l4, [0, 0, 30.0], atol=0.5)
+
+
+@pytest.mark.parametrize("units, scale", [("mm", 1.0), ("cm", 0.1), ("m", 0.001)])
+def test_mesh_units_scale_to_millimetres(tmp_path, units, scale):
+    mesh = sphere(RADIUS * scale, (5 * scale, 0, 0), subdivisions=3)
+    mesh.export(str(tmp_path / "L3.stl"))
+    (read,) = read_mesh_file(tmp_path / "L3.stl", units=units)
+    np.testing.assert_allclose(np.ptp(read.vertices, axis=0), 2 * RADIUS, rtol=0.01)
+    np.testing.assert_allclose(read.vertices.mean(axis=0), [5, 0, 0], atol=0.3)
+
+
+def test_slicer_ras_header_is_flipped_to_lps(tmp_path):
+    mesh = sphere(5.0, (30.0, -20.0, 10.0), subdivisions=2)
+    write_stl(mesh.triangles, tmp_path / "lps.stl", header="3D Slicer output. SPACE=LPS")
+    write_stl(mesh.triangles, tmp_path / "ras.stl", header="3D Slicer output. SPACE=RAS")
+    (lps,), (ras,) = read_mesh_file(tmp_path / "lps.stl"), read_mesh_file(tmp_path / "ras.stl")
+    np.testing.assert_allclose(lps.vertices.mean(axis=0), [30, -20, 10], atol=0.2)
+    np.testing.assert_allclose(ras.vertices, lps.vertices * [-1, -1, 1], atol=1e-4)
+
+
+def test_vtp_meshes_read_through_pyvista(tmp_path):
+    pv.Sphere(radius=10.0, theta_resolution=40, phi_resolution=40).save(tmp_path / "dural_sac.csf.vtp")
+    anatomy = mesh_anatomy(tmp_path, spacing_mm=1.0)
+    assert anatomy.label_table.by_name("dural_sac.csf").tissue == "csf"
+    assert anatomy.mask("dural_sac.csf").sum() == pytest.approx(4 / 3 * np.pi * 1000, rel=0.03)
+
+
+def test_skin_outlines_the_body_and_smaller_structures_win(tmp_path):
+    sphere(RADIUS).export(str(tmp_path / "skin.stl"))
+    sphere(8.0, (0, 5, 0)).export(str(tmp_path / "L4.stl"))
+    sphere(3.0, (0, -10, 0), subdivisions=3).export(str(tmp_path / "vessel.ply"))
+    (tmp_path / "names.yaml").write_text("vessel: {name: aorta}\n")
+    anatomy = mesh_anatomy(tmp_path, spacing_mm=1.0, names_path=tmp_path / "names.yaml", margin_mm=5.0)
+    ct, table = anatomy.ct, anatomy.label_table
+    at = lambda xyz: tuple(ct.world_to_voxel(xyz).round().astype(int))  # noqa: E731
+    assert ct.array[at([0, 5, 0])] == TISSUES["cortical_bone"].hu
+    assert ct.array[at([0, -10, 0])] == TISSUES["blood"].hu and table.by_name("aorta").tissue == "blood"
+    assert ct.array[at([0, 0, 15])] == TISSUES["soft_tissue"].hu  # inside the skin, in no structure
+    assert ct.array[at([0, 0, 24])] == TISSUES["air"].hu
+    assert anatomy.labels.array[at([0, 0, 19.0])] == table.by_name("skin").id  # the outer voxel layer
+    assert anatomy.mask("L4").sum() == pytest.approx(4 / 3 * np.pi * 8.0 ** 3, rel=0.03)
+    assert any("skin mesh outlines the body" in note for note in anatomy.metadata["import_notes"])
+
+
+def test_name_table_errors_name_the_line(tmp_path):
+    (tmp_path / "names.yaml").write_text("a: L4\nb: {name: L5, tissue: unobtainium}\n")
+    with pytest.raises(SpinesimError, match=r"names\.yaml: line 2, entry 'b': unknown tissue class 'unobtainium'"):
+        read_mesh_names(tmp_path / "names.yaml")
+    (tmp_path / "broken.yaml").write_text("a: L4\nb: [L5\n")
+    with pytest.raises(SpinesimError, match=r"broken\.yaml: line 3, column 1: not valid YAML"):
+        read_mesh_names(tmp_path / "broken.yaml")
+
+
+def bad_mesh(tmp_path, case):
+    path = tmp_path / f"{case}.stl"
+    if case == "corrupt":
+        path = tmp_path / "corrupt.ply"
+        path.write_bytes(b"ply\nformat binary_little_endian 1.0\nelement vertex 100\nproperty float x\nend_header\n\x01\x02")
+    elif case == "truncated":
+        sphere(subdivisions=2).export(str(path))
+        path.write_bytes(path.read_bytes()[:300])
+    elif case == "empty":
+        path.write_bytes(b"\0" * 80 + np.uint32(0).tobytes())
+    elif case == "nan":
+        triangles = sphere(subdivisions=1).triangles.copy()
+        triangles[3, 1, 2] = np.nan
+        write_stl(triangles, path)
+    elif case == "flat":
+        write_stl(np.array([[[0, 0, 0], [10, 0, 0], [0, 10, 0]], [[10, 0, 0], [10, 10, 0], [0, 10, 0]]], float), path)
+    elif case == "unknown":
+        path = tmp_path / "model.blend"
+        path.write_bytes(b"BLENDER")
+    return path
+
+
+@pytest.mark.parametrize("case, message", [
+    ("corrupt", r"corrupt\.ply: cannot read the mesh"),
+    ("truncated", r"truncated\.stl: binary STL header announces 320 triangles .* truncated"),
+    ("empty", r"empty\.stl: .*(no faces|no triangle mesh).*empty mesh"),
+    ("nan", r"nan\.stl: part 'nan': 1 vertices are NaN or infinite"),
+    ("flat", r"flat\.stl: part 'flat': the mesh is flat"),
+    ("unknown", r"model\.blend: not a mesh format spinesim reads"),
+])
+def test_malformed_meshes_give_one_line_errors_naming_the_file(tmp_path, case, message):
+    path = bad_mesh(tmp_path, case)
+    with pytest.raises(SpinesimError, match=message) as caught:
+        read_mesh_file(path)
+    assert "\n" not in str(caught.value)
+
+
+def test_open_sheet_encloses_nothing_and_says_so(tmp_path):
+    sheet = trimesh.creation.box(extents=(20, 20, 20))
+    sheet = trimesh.Trimesh(sheet.vertices, sheet.faces[sheet.triangles_center[:, 2] > 9], process=False)  # the lid only
+    sheet.export(str(tmp_path / "lid.stl"))
+    with pytest.raises(SpinesimError, match=r"lid\.stl: part 'lid': the mesh is flat"):
+        read_mesh_file(tmp_path / "lid.stl")
+    cup = trimesh.creation.box(extents=(20, 20, 20))
+    cup = trimesh.Trimesh(cup.vertices, cup.faces[cup.triangles_center[:, 2] < -9], process=False)  # floor
+    tilted = cup.apply_transform(trimesh.transformations.rotation_matrix(0.3, [1, 1, 0]))
+    tilted.export(str(tmp_path / "tilted.stl"))
+    meshes = read_mesh_file(tmp_path / "tilted.stl")
+    with pytest.raises(SpinesimError, match=r"tilted\.stl: mesh 'tilted' encloses no voxel"):
+        voxelise_meshes(meshes)
+
+
+def test_stl_export_round_trip(tmp_path):
+    n = 40
+    ct = Volume.from_spacing(np.zeros((n, n, n), np.int16), (1.0, 1.0, 1.0), origin=(-19.5, -19.5, -19.5))
+    table = LabelTable()
+    l4, disc = table.add("L4", "cortical_bone"), table.add("L4-L5.disc.annulus", "disc_annulus")
+    centres = ct.voxel_to_world(np.stack(np.meshgrid(*[np.arange(n)] * 3, indexing="ij"), -1))
+    labels = np.zeros(ct.shape, np.uint16)
+    labels[np.linalg.norm(centres - [0, 0, 8], axis=-1) < 9] = l4.id
+    labels[np.linalg.norm(centres - [0, 0, -10], axis=-1) < 6] = disc.id
+    anatomy = Anatomy(ct=ct, label_table=table, labels=ct.with_array(labels))
+    files = export_structure_stls(anatomy, tmp_path / "stl")
+    assert sorted(f.name for f in files) == ["L4-L5.disc.annulus.stl", "L4.stl"]
+    assert b"SPACE=LPS" in (tmp_path / "stl" / "L4.stl").read_bytes()[:80]
+    mesh = trimesh.load(str(tmp_path / "stl" / "L4.stl"))
+    assert mesh.is_watertight
+    assert mesh.volume == pytest.approx(4 / 3 * np.pi * 9 ** 3, rel=0.05)
+    np.testing.assert_allclose(mesh.center_mass, [0, 0, 8], atol=0.3)
+    back = mesh_anatomy(tmp_path / "stl", spacing_mm=1.0)
+    assert back.mask("L4").sum() == pytest.approx(anatomy.mask("L4").sum(), rel=0.05)
