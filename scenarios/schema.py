@@ -119,13 +119,15 @@ class AnatomySource(_Model):
                 raise ValueError(f"{option}: only goes with {' or '.join(kinds)}, not {given[0]}")
         return self
 
-    @field_validator("path", "images", "labels", "meshes")
+    @field_validator("path", "images", "labels", "meshes", "label_format")
     @classmethod
     def _exists(cls, value: str | None, info: ValidationInfo) -> str | None:
         if value is None:
             return value
-        base = (info.context or {}).get("base_directory")
-        resolved = _resolve(value, base)
+        file = value.split(":", 1)[1] if info.field_name == "label_format" and value.startswith("table:") else None
+        if info.field_name == "label_format" and file is None:
+            return value
+        resolved = _resolve(file or value, (info.context or {}).get("base_directory"))
         if not resolved.exists():
             raise ValueError(f"no such file or folder: {resolved}")
         return value
@@ -150,8 +152,11 @@ class AnatomySource(_Model):
             return generated_anatomy(self.spine_parameters(spacing_mm=spacing_mm))
         if kind == "path":
             return load_anatomy(_resolve(self.path, base_directory))
+        label_format = self.label_format
+        if label_format and label_format.startswith("table:"):
+            label_format = "table:" + str(_resolve(label_format.split(":", 1)[1], base_directory))
         options = {"labels": _resolve(self.labels, base_directory) if self.labels else None,
-                   "label_format": self.label_format, "series_uid": self.series, "spacing_mm": self.spacing_mm,
+                   "label_format": label_format, "series_uid": self.series, "spacing_mm": self.spacing_mm,
                    "mesh_units": self.mesh_units}
         source = _resolve(self.images if kind == "images" else self.meshes, base_directory)
         return import_anatomy(source, **{name: value for name, value in options.items() if value is not None})

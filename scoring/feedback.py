@@ -162,7 +162,8 @@ def _accuracy(scenario: Scenario, metrics: Metrics) -> list[FeedbackItem]:
     advice = ADVICE[scenario.procedure].get(main)
     also = f" and {_mm(words[1][1])} {words[1][0]}" if len(words) > 1 else ""
     where = "in the target zone" if metrics.in_zone else f"in {metrics.tip_structure}, outside the target zone"
-    text = f"Your final tip was {_mm(size)} {main}{also} of the target ({where})"
+    preposition = "of" if any(w.startswith("to the") for w, _ in words[:2]) else "to"
+    text = f"Your final tip was {_mm(size)} {main}{also} {preposition} the target ({where})"
     if advice:
         text += f": {advice}"
     items = [FeedbackItem(level="tip" if metrics.in_zone else "warning", text=text + ".")]
@@ -235,8 +236,8 @@ def _effort(scenario: Scenario, metrics: Metrics, expert: ExpertComparison, flag
     if expert.entry_distance_mm is not None and expert.entry_distance_mm > 10.0 and not metrics.in_zone:
         words = _direction_words(dict(zip(("cranial", "ventral", "lateral"), expert.entry_offset)),
                                  scenario.target.side == "midline")
-        where = f" {words[0][0]}" if words else ""
-        items.append(FeedbackItem(level="tip", text=f"Your skin entry was {expert.entry_distance_mm:.0f} mm{where} of the "
+        where = f" {words[0][0]} {'of' if words[0][0].startswith('to the') else 'to'}" if words else " from"
+        items.append(FeedbackItem(level="tip", text=f"Your skin entry was {expert.entry_distance_mm:.0f} mm{where} the "
                                   f"expert's and your needle {expert.angle_deg:.0f} degrees off its line: plan the entry "
                                   "point in the trajectory view before puncturing."))
     if metrics.fluoro_seconds > 2 * limits.fluoro_seconds / 3 and not any(f.code == "excessive_fluoro_time" for f in flags):

@@ -117,7 +117,11 @@ def report_scene(attempt: Attempt, report: Report) -> Scene:
         Part("dural_sac", "dural sac", ("dural_sac",), (0.4, 0.6, 1.0), 0.35),
         Part("cord", "spinal cord", ("spinal_cord",), (1.0, 0.8, 0.45)),
         Part("roots", "nerve roots", ("nerve_root", "dorsal_root_ganglion"), (1.0, 0.86, 0.25)),
-        Part("arteries", "arteries", _named(anatomy, lambda l: l.tissue == "blood" and is_artery(l.name)), (0.85, 0.1, 0.12)),
+        # Small arteries apart from the great ones, so that decimating the aorta does not erase them.
+        Part("radicular_arteries", "radicular arteries", ("radicular_artery",), (0.95, 0.12, 0.15)),
+        Part("arteries", "aorta and iliac arteries",
+             _named(anatomy, lambda l: l.tissue == "blood" and is_artery(l.name) and not l.name.startswith("radicular_artery")),
+             (0.8, 0.1, 0.12)),
         Part("veins", "veins", _named(anatomy, lambda l: l.tissue == "blood" and not is_artery(l.name)), (0.3, 0.35, 0.85)),
         Part("skin", "skin", ("skin",), (0.93, 0.75, 0.64), 0.1),
     ] + [Part(f"flag.{name}", label, (name,), SEVERITY_COLOR[kind], 1.0, highlight=True, tagged=True)

@@ -63,11 +63,18 @@ def with_overlay(image: FluoroImage, markers: Sequence[Marker] = (), segments: S
         else:
             draw.line([(u0, v0), (u1, v1)], fill=segment.color, width=width)
     size = max(9, carm.detector_pixels // 40)
+    placed = []
     for marker in markers:
         point = np.asarray(marker.point, dtype=np.float64)
         u, v = carm.project(point)
         scale = carm.source_to_detector_mm / float(carm.depth(point)) / carm.pixel_size_mm
-        r = max(marker.radius_mm * scale, 2.0 * width)
+        placed.append((marker, u, v, max(marker.radius_mm * scale, 2.0 * width)))
+    # Labels first, shapes over them: on a small frame a label must never hide a mark.
+    for marker, u, v, r in placed:
+        if marker.label:
+            draw.text((u + r + 3, v - r - 3), marker.label, fill=marker.color, font=_font(size), anchor="lb",
+                      stroke_width=1, stroke_fill=(0, 0, 0))
+    for marker, u, v, r in placed:
         if marker.shape == "ring":
             draw.ellipse([u - r, v - r, u + r, v + r], outline=marker.color, width=width)
         elif marker.shape == "cross":
@@ -75,9 +82,6 @@ def with_overlay(image: FluoroImage, markers: Sequence[Marker] = (), segments: S
             draw.line([(u, v - r), (u, v + r)], fill=marker.color, width=width)
         else:
             draw.ellipse([u - r, v - r, u + r, v + r], fill=marker.color)
-        if marker.label:
-            draw.text((u + r + 3, v - r - 3), marker.label, fill=marker.color, font=_font(size), anchor="lb",
-                      stroke_width=1, stroke_fill=(0, 0, 0))
     return picture
 
 

@@ -34,6 +34,7 @@ from typing import Sequence
 
 import numpy as np
 import pyvista as pv
+from vtkmodules.vtkFiltersCore import vtkQuadricClustering
 
 from anatomy_models.anatomy import Anatomy
 from anatomy_models.errors import SpinesimError
@@ -145,10 +146,26 @@ def _mesh_json(mesh: SceneMesh) -> dict:
 
 
 def decimated(surface: pv.PolyData, max_triangles: int = MAX_TRIANGLES) -> tuple[np.ndarray, np.ndarray]:
-    """(vertices, faces) of ``surface`` triangulated and decimated to at most ``max_triangles``."""
+    """(vertices, faces) of ``surface`` triangulated and decimated to at most ``max_triangles``.
+
+    Decimation is quadric clustering (vertices merged per cubic bin at the error-minimising point):
+    some 20 times faster than edge-collapse decimation for the same budget, and even in detail. The
+    bin starts where two triangles per bin of surface would meet the budget and grows until it does.
+    """
     surface = surface.triangulate().clean()
     if surface.n_cells > max_triangles:
-        surface = surface.decimate(1.0 - max_triangles / surface.n_cells, volume_preservation=True).clean()
+        extent = np.ptp(np.asarray(surface.points), axis=0)
+        bin_mm = float(np.sqrt(2.0 * surface.area / max_triangles))
+        while True:
+            clustering = vtkQuadricClustering()
+            clustering.SetInputData(surface)
+            clustering.SetNumberOfDivisions(*(int(d) for d in np.maximum(np.ceil(extent / bin_mm), 1)))
+            clustering.Update()
+            reduced = pv.wrap(clustering.GetOutput()).clean()
+            if reduced.n_cells <= max_triangles:
+                surface = reduced
+                break
+            bin_mm *= 1.25
     faces = np.asarray(surface.faces).reshape(-1, 4)[:, 1:]
     return np.asarray(surface.points, dtype=np.float64), faces
 
