@@ -161,7 +161,7 @@ def replay_attempt(scenario: Scenario, anatomy: Anatomy, log: LogContents | Sequ
     session = Session(scenario, anatomy, tracer=tracer)
     steps = []
     for number, action in enumerate(actions, start=1):
-        if not hasattr(action, "type") or isinstance(action, dict):
+        if isinstance(action, dict):
             action = parse_action(action, where=f"action {number}")
         before = session.state
         try:

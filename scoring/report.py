@@ -7,13 +7,12 @@ landmarks and the log; it never renders an image (the HTML report renders its im
 
 Examples
 --------
->>> from anatomy_models.spine import SpineParameters
->>> from anatomy_models.store import generated_anatomy
+>>> from anatomy_models.spine import SpineParameters, generate_spine
 >>> from scenarios.schema import load_scenario
 >>> from simulator.planner import expert_actions, plan_trajectory
 >>> from simulator.session import Session
 >>> scenario = load_scenario("facet-default")
->>> anatomy = generated_anatomy(SpineParameters(spacing_mm=2.0))
+>>> anatomy = generate_spine(SpineParameters(spacing_mm=2.0))
 >>> session = Session(scenario, anatomy)
 >>> log = expert_actions(scenario, session.target, plan_trajectory(session.tracer, session.target, session.spec))
 >>> report = score(scenario, anatomy, log)
