@@ -381,15 +381,16 @@ class PassGates(_Model):
         The final tip must be in the target's acceptance zone.
     max_major_flags : int
         Most major safety flags a pass may have.
-    contrast_check : bool
-        Contrast must have been injected and imaged live (DSA where the scenario offers it) before
-        the attempt ends (§6.3 [S22][S19]).
+    contrast_check : {"live", "dsa", "none"}
+        Contrast must have been injected and imaged as it went in, by live fluoroscopy or DSA
+        (``live``; clinical.md §6.3 [S22][S19]: "DSA/live view for TFESI"), by DSA only (``dsa``: live
+        fluoroscopy misses some arterial injections, §2.7), or not at all (``none``).
     """
 
     min_score: float = Field(70.0, ge=0.0, le=100.0)
     in_zone: bool = True
     max_major_flags: int = Field(0, ge=0)
-    contrast_check: bool = True
+    contrast_check: Literal["live", "dsa", "none"] = "live"
 
 
 class Rubric(_Model):
@@ -446,6 +447,8 @@ class Scenario(_Model):
 
     @model_validator(mode="after")
     def _target_fits_procedure(self):
+        if self.rubric.pass_gates.contrast_check == "dsa" and not self.imaging.dsa:
+            raise ValueError("rubric.pass_gates.contrast_check: 'dsa' needs imaging.dsa: true")
         for name in _NEEDS[self.procedure]:
             if getattr(self.target, name) is None:
                 raise ValueError(f"target.{name}: required for {self.procedure}")

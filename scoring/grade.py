@@ -11,8 +11,8 @@ safety        1, less 0.5 per major flag, 0.15 per minor flag and 0.1 per near m
 efficiency    mean of: shots (good 2/3 of the limit, bad twice it), beam-on time (same), procedure time
               (half the limit, 1.5x), redirections (tolerance, 3x or tolerance + 3), bone contacts
               (tolerance, tolerance + 6), path length over the expert's (``path_ratio``, twice it)
-technique     contrast injected and its pattern right (0.35); contrast imaged live, by DSA where the
-              scenario offers it (0.25); the final position seen in the safety view before injecting,
+technique     contrast injected and its pattern right (0.35); contrast imaged live (0.15), by DSA where
+              the scenario offers it (0.25); the final position seen in the safety view before injecting,
               the multiplanar rule of clinical.md §1 (0.25); interlaminar: loss of resistance confirmed
               (0.15, otherwise shared out)
 ============  ==========================================================================================
@@ -110,7 +110,8 @@ def _efficiency(scenario: Scenario, metrics: Metrics, expert: ExpertComparison) 
 def _technique(scenario: Scenario, metrics: Metrics) -> dict[str, float]:
     items = {
         "contrast_pattern": 0.35 * bool(metrics.contrast_pattern_correct),
-        "contrast_check": 0.25 * (bool(metrics.contrast_checked) and metrics.dsa_used is not False),
+        # DSA where the scenario offers it earns full marks; live fluoroscopy alone there, most of them.
+        "contrast_check": 0.25 * (1.0 if metrics.dsa_used is not False else 0.6) * bool(metrics.contrast_checked),
         "depth_view": 0.25 * metrics.depth_view_checked,
     }
     if metrics.loss_of_resistance_confirmed is not None:
@@ -153,9 +154,9 @@ def _gates(scenario: Scenario, metrics: Metrics, flags: list[Flag], score: float
                           detail=f"tip in {metrics.tip_structure}" if metrics.tip_structure else "no needle"))
     gates.append(Gate(name=f"at most {rules.max_major_flags} major event(s)", passed=len(major) <= rules.max_major_flags,
                       detail=", ".join(major) or "none"))
-    if rules.contrast_check:
-        imaged = "DSA" if scenario.imaging.dsa else "live fluoroscopy"
-        ok = bool(metrics.contrast_checked) and metrics.dsa_used is not False
+    if rules.contrast_check != "none":
+        imaged = "DSA" if rules.contrast_check == "dsa" else "live fluoroscopy or DSA"
+        ok = bool(metrics.contrast_checked) and (rules.contrast_check != "dsa" or bool(metrics.dsa_used))
         detail = ("no contrast injected" if metrics.contrast_checked is None else
                   f"contrast imaged with {imaged}" if ok else f"contrast not imaged with {imaged}")
         gates.append(Gate(name="contrast check", passed=ok, detail=detail))

@@ -57,7 +57,7 @@ limits: {{shots: 15, fluoro_seconds: 36, time_s: 600}}   # over a limit is a min
 rubric:
   weights: {{accuracy: 40, safety: 25, efficiency: 20, technique: 15}}
   tolerances: {{depth_mm: 2, bone_contacts: 3, path_ratio: 1.5}}   # tip_mm, redirects: procedure defaults
-  pass_gates: {{min_score: 70, in_zone: true, max_major_flags: 0, contrast_check: true}}
+  pass_gates: {{min_score: 70, in_zone: true, max_major_flags: 0, contrast_check: live}}   # live, dsa or none
 hints:                         # shown one at a time when the trainee asks
   - First hint.
 patient:                       # plain language, for the patient explanation

@@ -130,6 +130,8 @@ SCHEMA_FILE = Path(__file__).parents[2] / "scenarios" / "scenario.schema.json"
      "required field is missing"),
     (("anatomy: {builtin: default}", "anatomy: {builtin: default, series: '2'}"), "line 4, field 'anatomy.series'",
      "only goes with images, not builtin"),
+    (("seed: 5", "seed: 5\nrubric: {pass_gates: {contrast_check: dsa}}"), "line 12, field 'rubric.pass_gates.contrast_check'",
+     "'dsa' needs imaging.dsa: true"),
 ])
 def test_more_invalid_scenarios_name_the_line_and_field(tmp_path, change, where, message):
     path = tmp_path / "case.yaml"

@@ -136,3 +136,13 @@ def test_weights_are_normalised_and_gates_decide_the_pass():
     assert halfway.score == pytest.approx(100 * (0.5 + 0.3 * 0.5 + 0.2))
     unfinished = grade(scenario, on_target.model_copy(update={"finished": False}), [], [], ExpertComparison(available=False))
     assert not unfinished.passed and [g.name for g in unfinished.gates if not g.passed] == ["attempt finished"]
+
+
+def test_live_contrast_passes_a_transforaminal_unless_the_scenario_demands_dsa():
+    live_only = _metrics(tip_to_target_mm=1.0, in_zone=True, dsa_used=False,
+                         offset=Offset(cranial_mm=1.0, ventral_mm=0.0, lateral_mm=0.0))
+    comparison = ExpertComparison(available=False)
+    default = grade(LIBRARY["tfesi-default"], live_only, [], [], comparison)
+    assert default.passed and next(c for c in default.components if c.name == "technique").score < 1.0
+    strict = grade(LIBRARY["tfesi-adamkiewicz-l1l2-left"], live_only, [], [], comparison)
+    assert [g.detail for g in strict.gates if not g.passed] == ["contrast not imaged with DSA"]
