@@ -143,10 +143,11 @@ def feedback(scenario: Scenario, metrics: Metrics, flags: list[Flag], near_misse
 
 
 def _accuracy(scenario: Scenario, metrics: Metrics) -> list[FeedbackItem]:
-    if not metrics.finished and metrics.offset is None:
-        return [FeedbackItem(level="warning", text="The attempt ended with no needle in the patient.")]
+    if metrics.passes == 0:
+        return [FeedbackItem(level="warning", text="No needle was placed.")]
     if metrics.offset is None:
-        return [FeedbackItem(level="warning", text="The needle was out of the patient at the end of the attempt.")]
+        return [FeedbackItem(level="warning", text="The needle was out of the patient at the end of the attempt: "
+                                                   "finish with the tip at the target, where it was confirmed.")]
     tolerance = scenario.tolerances().tip_mm
     distance = metrics.tip_to_target_mm
     offset = metrics.offset

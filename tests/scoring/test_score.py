@@ -173,3 +173,14 @@ def test_at_bmi_40_a_3_5_inch_needle_is_too_short_and_the_5_inch_one_reaches(ana
     with pytest.raises(SpinesimError, match="a longer needle may be needed"):
         plan_trajectory(session.tracer, session.target, short)
     assert plan_trajectory(session.tracer, session.target, session.spec).depth_mm > short.length_mm - HUB_MARGIN_MM
+
+
+def test_an_attempt_without_a_needle_or_an_expert_path_still_gets_an_honest_report(anatomy_for):
+    scenario = LIBRARY["tfesi-default"]
+    too_short = scenario.model_copy(update={"needle": scenario.needle.model_copy(update={"length_in": 1.5})})
+    session = _session(anatomy_for, None, too_short)
+    report = _score(session, Script(session).view(0).add("finish").actions)
+    assert not report.passed and report.needle is None and not report.expert.available
+    assert "no safe textbook path" in report.expert.note
+    assert next(c for c in report.components if c.name == "accuracy").score == 0.0
+    assert report.feedback[0].text == "No needle was placed."
