@@ -7,7 +7,7 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 
-APT_PACKAGES=(dcmtk dicom3tools plastimatch libegl1 libgl1-mesa-dri)
+APT_PACKAGES=(dcmtk dicom3tools plastimatch libegl1 libgl1-mesa-dri chromium)
 PYTHON=${PYTHON:-python3.11}
 command -v "$PYTHON" >/dev/null || PYTHON=python3
 

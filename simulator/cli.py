@@ -23,8 +23,11 @@ from anatomy_models.errors import SpinesimError
 SUBCOMMANDS: dict[str, str] = {
     "anatomy": "simulator.commands.anatomy:anatomy",
     "fluoro": "simulator.commands.fluoro:fluoro",
+    "report": "simulator.commands.score:report",
     "run": "simulator.commands.run:run",
     "ultrasound": "simulator.commands.ultrasound:ultrasound",
+    "scenario": "simulator.commands.scenario:scenario",
+    "score": "simulator.commands.score:score",
 }
 
 console = Console(stderr=True)
