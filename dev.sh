@@ -7,7 +7,7 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 
-APT_PACKAGES=(dcmtk dicom3tools plastimatch libegl1 libgl1-mesa-dri)
+APT_PACKAGES=(dcmtk dicom3tools plastimatch libegl1 libgl1-mesa-dri chromium)
 PYTHON=${PYTHON:-python3.11}
 command -v "$PYTHON" >/dev/null || PYTHON=python3
 
@@ -44,7 +44,7 @@ setup() {
 command=${1:-}
 [ $# -gt 0 ] && shift
 case "$command" in
-    run)   setup; exec .venv/bin/spinesim anatomy list "$@" ;;
+    run)   setup; exec .venv/bin/spinesim serve "$@" ;;
     test)  setup; exec .venv/bin/python -m pytest -n 2 "$@" ;;
     bench) setup; exec .venv/bin/python -m benchmarks "$@" ;;
     *)     echo "usage: ./dev.sh run|test|bench [args]" >&2; exit 2 ;;
