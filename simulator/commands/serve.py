@@ -13,8 +13,10 @@ import click
                                      "(default sqlite:///$SPINESIM_HOME/spinesim.db).")
 @click.option("--scenario", default="ilesi-default", show_default=True,
               help="Scenario selected when the simulator opens (a library id).")
+@click.option("--require-login", is_flag=True, help="Everyone logs in, also on 127.0.0.1 (a shared machine).")
 @click.option("--anatomy", "anatomy_source", help="Use this stored anatomy for every scenario instead of its own.")
-def serve(host: str, port: int, db_url: str | None, scenario: str, anatomy_source: str | None) -> None:
+def serve(host: str, port: int, db_url: str | None, scenario: str, require_login: bool,
+          anatomy_source: str | None) -> None:
     """Serve the trainee simulator and the instructors' review at http://HOST:PORT/.
 
     On 127.0.0.1 (the default) the person at this machine may work without logging in. On any other
@@ -28,4 +30,5 @@ def serve(host: str, port: int, db_url: str | None, scenario: str, anatomy_sourc
     load_scenario(scenario)  # an unknown id fails here, with the library's ids in the message
     if anatomy_source is not None:
         load_anatomy(anatomy_source)
-    run_portal(PortalConfig(host=host, port=port, db_url=db_url, anatomy=anatomy_source, scenario=scenario))
+    run_portal(PortalConfig(host=host, port=port, db_url=db_url, anatomy=anatomy_source, scenario=scenario,
+                            require_login=require_login))

@@ -134,6 +134,8 @@ def _scenario_card(ctrl) -> None:
                        id="scenario", disabled=("attempt_active",), hide_details=True, classes="mb-2")
             html.Div("{{ scenario.brief }}", classes="text-body-2 mb-2", id="brief")
             html.Div("{{ scenario.needle }} · {{ scenario.imaging }}", classes="text-caption text-grey-darken-1")
+            html.Div("Attempt {{ attempt_id }} · {{ action_count }} actions saved", v_show="attempt_id",
+                     classes="text-caption text-grey-darken-1", id="attempt-status")
         with v3.VCardActions():
             v3.VBtn("Start attempt", id="start", color="primary", variant="flat", click=ctrl.start_attempt,
                     disabled=("busy || attempt_active",))
@@ -157,7 +159,7 @@ def _carm_card(ctrl) -> None:
                           density="compact", id="carm-secondary", hide_details=True, classes="mb-1")
             html.Div("Now: {{ carm_label }}", classes="text-caption text-grey-darken-1", id="carm-label")
         with v3.VCardActions():
-            v3.VBtn("Move C-arm", id="move-carm", variant="tonal", click=ctrl.move_carm,
+            v3.VBtn("Move C-arm", id="move-carm", variant="tonal", click=(ctrl.move_carm, "[carm_primary, carm_secondary]"),
                     disabled=("busy || !attempt_active",))
     with _section("Fluoroscopy"):
         with v3.VCardText(classes="pb-1"):
@@ -166,9 +168,9 @@ def _carm_card(ctrl) -> None:
         with v3.VCardActions(classes="flex-wrap"):
             v3.VBtn("Shot", id="shot", color="yellow-darken-2", variant="flat", prepend_icon="mdi-radioactive",
                     click=ctrl.shot, disabled=("busy || !attempt_active",))
-            v3.VBtn("Live", id="live", color="orange-darken-2", variant="flat", click=ctrl.live,
+            v3.VBtn("Live", id="live", color="orange-darken-2", variant="flat", click=(ctrl.live, "[live_seconds]"),
                     disabled=("busy || !attempt_active",))
-            v3.VBtn("DSA", id="dsa", color="deep-orange-darken-3", variant="flat", click=ctrl.dsa, v_show="dsa_allowed",
+            v3.VBtn("DSA", id="dsa", color="deep-orange-darken-3", variant="flat", click=(ctrl.dsa, "[live_seconds]"), v_show="dsa_allowed",
                     disabled=("busy || !attempt_active",))
 
 
@@ -189,13 +191,13 @@ def _needle_card(ctrl) -> None:
                     v3.VTextField(v_model=("step_mm",), type="number", step="0.5", label="Step (mm)", density="compact",
                                   id="step", hide_details=True)
         with v3.VCardActions(classes="flex-wrap"):
-            v3.VBtn("Insert", id="insert", color="primary", variant="flat", click=ctrl.insert,
+            v3.VBtn("Insert", id="insert", color="primary", variant="flat", click=(ctrl.insert, "[needle_left, needle_cranial]"),
                     disabled=("busy || !attempt_active",))
-            v3.VBtn("Advance", id="advance", variant="tonal", prepend_icon="mdi-arrow-down", click=ctrl.advance,
+            v3.VBtn("Advance", id="advance", variant="tonal", prepend_icon="mdi-arrow-down", click=(ctrl.advance, "[step_mm]"),
                     disabled=("busy || !attempt_active || !needle_in",))
-            v3.VBtn("Withdraw", id="withdraw", variant="tonal", prepend_icon="mdi-arrow-up", click=ctrl.withdraw,
+            v3.VBtn("Withdraw", id="withdraw", variant="tonal", prepend_icon="mdi-arrow-up", click=(ctrl.withdraw, "[step_mm]"),
                     disabled=("busy || !attempt_active || !needle_in",))
-            v3.VBtn("Redirect", id="redirect", variant="tonal", click=ctrl.redirect,
+            v3.VBtn("Redirect", id="redirect", variant="tonal", click=(ctrl.redirect, "[needle_left, needle_cranial]"),
                     disabled=("busy || !attempt_active || !needle_in",))
 
 
@@ -208,7 +210,7 @@ def _syringe_card(ctrl) -> None:
         with v3.VCardActions():
             v3.VBtn("Check LOR", id="lor", variant="tonal", click=ctrl.lor,
                     disabled=("busy || !attempt_active || !needle_in",))
-            v3.VBtn("Inject", id="inject", color="indigo", variant="flat", click=ctrl.inject,
+            v3.VBtn("Inject", id="inject", color="indigo", variant="flat", click=(ctrl.inject, "[contrast_ml]"),
                     disabled=("busy || !attempt_active || !needle_in",))
 
 

@@ -85,10 +85,11 @@ class PortalConfig:
     db_url: str | None = None
     anatomy: str | None = None
     scenario: str | None = None
+    require_login: bool = False  # also on localhost (a shared machine)
 
     @property
     def login_required(self) -> bool:
-        return not is_loopback(self.host)
+        return self.require_login or not is_loopback(self.host)
 
 
 @dataclass
@@ -114,8 +115,8 @@ class Portal:
         self.store = Store(config.db_url)
         self.db_url = self.store.url
         if config.login_required and not self.store.login_users():
-            raise SpinesimError(f"the simulator would listen on {config.host}, beyond this machine, but no user can "
-                                "log in", hint="add one first: `spinesim users add NAME --role instructor` (and "
+            where = "beyond this machine" if not is_loopback(config.host) else "with --require-login"
+            raise SpinesimError(f"the simulator would listen on {config.host} {where}, but no user can log in", hint="add one first: `spinesim users add NAME --role instructor` (and "
                                 "trainees with --role trainee), or serve on 127.0.0.1")
         self.sessions: dict[str, int] = {}  # cookie token -> user id
         self.workstations: dict[int, WorkstationProcess] = {}

@@ -106,7 +106,7 @@ class Workstation:
         s = self.state
         first = self.config.scenario if self.config.scenario in self.scenarios else sorted(self.scenarios)[0]
         s.update({
-            "tab": "sim", "user_name": self.user.name, "role": self.user.role,
+            "tab": "sim", "action_count": 0, "user_name": self.user.name, "role": self.user.role,
             "scenario_items": [{"value": k, "title": v.title} for k, v in sorted(self.scenarios.items())],
             "scenario_id": first, "scenario": {}, "attempt_active": False, "attempt_id": None, "resume_id": None,
             "busy": False, "error_text": "", "error_show": False, "alert_text": "", "alert_colour": "red-darken-2",
@@ -196,6 +196,7 @@ class Workstation:
         attempt = self.attempt
         state = attempt.session.state
         view = {"attempt_active": not attempt.finished, "attempt_id": attempt.attempt_id,
+                "action_count": len(attempt.session.actions),
                 "carm_label": attempt.session.carm().label, "shots": state.fluoro_shots,
                 "fluoro_s": round(state.fluoro_seconds, 1), "kerma_mgy": round(attempt.ledger.reference_air_kerma_mgy, 2),
                 "dap": round(attempt.ledger.dose_area_product_gy_cm2, 3), "passes": state.passes,
@@ -271,21 +272,21 @@ class Workstation:
     def shot(self):
         return self._run(self._act, {"type": "fluoro_shot", "mode": "pulse"})
 
-    def live(self):
+    def live(self, seconds):
         return self._run(lambda: self._act({"type": "fluoro_shot", "mode": "live",
-                                             "seconds": _number(self.state.live_seconds, "live seconds")}))
+                                             "seconds": _number(seconds, "live seconds")}))
 
-    def dsa(self):
+    def dsa(self, seconds):
         return self._run(lambda: self._act({"type": "fluoro_shot", "mode": "dsa",
-                                            "seconds": _number(self.state.live_seconds, "DSA seconds")}))
+                                            "seconds": _number(seconds, "DSA seconds")}))
 
-    def move_carm(self):
-        return self._run(self._move_carm)
+    def move_carm(self, primary_deg, secondary_deg):
+        return self._run(self._move_carm, primary_deg, secondary_deg)
 
-    def _move_carm(self) -> None:
+    def _move_carm(self, primary_deg, secondary_deg) -> None:
         pose = (self.attempt.session.state.carm or {}) if self.attempt else {}
-        record = {"type": "set_carm", "primary_deg": _number(self.state.carm_primary, "LAO/RAO angle"),
-                  "secondary_deg": _number(self.state.carm_secondary, "cranial/caudal angle")}
+        record = {"type": "set_carm", "primary_deg": _number(primary_deg, "LAO/RAO angle"),
+                  "secondary_deg": _number(secondary_deg, "cranial/caudal angle")}
         if pose.get("isocenter") is not None:
             record["isocenter"] = pose["isocenter"]
         self._act(record)
@@ -317,35 +318,29 @@ class Workstation:
         self._set(pick_marker={"x": 100 * x / width, "y": 100 * y / height},
                   entry_text=f"L {point[0]:+.1f}  P {point[1]:+.1f}  S {point[2]:+.1f} mm")
 
-    def _direction(self) -> list[float]:
-        direction = needle_direction(_number(self.state.needle_left, "left/right angle"),
-                                     _number(self.state.needle_cranial, "cranial/caudal angle"))
-        return [round(float(v), 6) for v in direction]
+    def insert(self, left_deg, cranial_deg):
+        return self._run(self._insert, left_deg, cranial_deg)
 
-    def insert(self):
-        return self._run(self._insert)
-
-    def _insert(self) -> None:
+    def _insert(self, left_deg, cranial_deg) -> None:
         if self._picked is None:
             raise SpinesimError("no entry point picked", hint="click the skin entry point on the fluoroscopy image")
         self._act({"type": "place_needle", "entry": [round(float(v), 4) for v in self._picked],
-                   "direction": self._direction()})
+                   "direction": _direction(left_deg, cranial_deg)})
 
-    def redirect(self):
-        return self._run(lambda: self._act({"type": "redirect", "direction": self._direction()}))
+    def redirect(self, left_deg, cranial_deg):
+        return self._run(lambda: self._act({"type": "redirect", "direction": _direction(left_deg, cranial_deg)}))
 
-    def advance(self):
-        return self._run(lambda: self._act({"type": "advance", "mm": _number(self.state.step_mm, "step")}))
+    def advance(self, mm):
+        return self._run(lambda: self._act({"type": "advance", "mm": _number(mm, "step")}))
 
-    def withdraw(self):
-        return self._run(lambda: self._act({"type": "withdraw", "mm": _number(self.state.step_mm, "step")}))
+    def withdraw(self, mm):
+        return self._run(lambda: self._act({"type": "withdraw", "mm": _number(mm, "step")}))
 
     def lor(self):
         return self._run(self._act, {"type": "check_loss_of_resistance"})
 
-    def inject(self):
-        return self._run(lambda: self._act({"type": "inject_contrast",
-                                            "ml": _number(self.state.contrast_ml, "contrast volume")}))
+    def inject(self, ml):
+        return self._run(lambda: self._act({"type": "inject_contrast", "ml": _number(ml, "contrast volume")}))
 
     def finish(self):
         return self._run(self._finish)
@@ -458,6 +453,11 @@ def _number(value, what: str) -> float:
     if not np.isfinite(number):
         raise SpinesimError(f"{what}: {value!r} is not a finite number")
     return number
+
+
+def _direction(left_deg, cranial_deg) -> list[float]:
+    direction = needle_direction(_number(left_deg, "left/right angle"), _number(cranial_deg, "cranial/caudal angle"))
+    return [round(float(v), 6) for v in direction]
 
 
 def _event_rows(events) -> list[dict]:

@@ -1,0 +1,250 @@
+"""The simulator in a real browser (headless Chromium driven by Playwright): an expert attempt made with
+the trainee's controls passes, an unsafe one shows the engine's flags, the monitor's pixels show the
+needle move, and a server killed mid-attempt loses nothing."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from anatomy_models.store import save_anatomy
+from scenarios.schema import load_scenario
+from simulator.carm import CArm
+from simulator.planner import expert_actions, plan_trajectory
+from simulator.session import Session
+from simulator.store import Store
+from simulator.web.attempt import needle_angles, view_isocenter
+from tests.simulator.web import browser as b
+
+pytestmark = pytest.mark.slow
+playwright = pytest.importorskip("playwright.sync_api")
+if not __import__("os").path.exists(b.CHROMIUM):
+    pytest.skip("Chromium is not installed (./dev.sh installs it)", allow_module_level=True)
+
+SCENARIO = "ilesi-default"
+TRAINEE, INSTRUCTOR, PASSWORD = "tess", "ivan", "a-long-password"
+
+
+@pytest.fixture(scope="module")
+def patient(small_spine):
+    save_anatomy(small_spine, "web-spine")
+    return small_spine
+
+
+@pytest.fixture(scope="module")
+def database(tmp_path_factory):
+    url = f"sqlite:///{tmp_path_factory.mktemp('web') / 'spinesim.db'}"
+    store = Store(url)
+    store.add_user(TRAINEE, "trainee", PASSWORD)
+    store.add_user(INSTRUCTOR, "instructor", PASSWORD)
+    return url
+
+
+@pytest.fixture(scope="module")
+def server(patient, database, tmp_path_factory):
+    running = b.Server(database, "web-spine", "--require-login", log=tmp_path_factory.mktemp("logs") / "serve.log")
+    yield running
+    running.stop()
+
+
+@pytest.fixture(scope="module")
+def chromium():
+    with playwright.sync_playwright() as driver:
+        launched = b.launch_browser(driver)
+        yield launched
+        launched.close()
+
+
+@pytest.fixture()
+def page(chromium):
+    context = chromium.new_context(viewport={"width": 1600, "height": 1000})
+    yield context.new_page()
+    context.close()
+
+
+@pytest.fixture(scope="module")
+def expert(patient):
+    session = Session(load_scenario(SCENARIO), patient)
+    return session, expert_actions(session.scenario, session.target,
+                                   plan_trajectory(session.tracer, session.target, session.spec))
+
+
+class Trainee:
+    """Works the controls; keeps the C-arm pose of the image on the monitor to know where to click."""
+
+    def __init__(self, page, scenario, anatomy) -> None:
+        self.page = page
+        self.isocenter = view_isocenter(scenario, anatomy)
+        self.carm = CArm(isocenter=self.isocenter)
+        self.shown = None
+
+    def start(self) -> None:
+        self.page.click("#tab-sim")
+        self.page.click("#start")
+        b.wait_saved(self.page, 1)
+
+    def move_carm(self, primary: float, secondary: float) -> None:
+        b.set_number(self.page, "#carm-primary", primary)
+        b.set_number(self.page, "#carm-secondary", secondary)
+        b.act(self.page, "#move-carm")
+        self.carm = CArm(primary_deg=primary, secondary_deg=secondary, isocenter=self.isocenter)
+
+    def shot(self, mode: str = "pulse", seconds: float | None = None) -> None:
+        if seconds is not None:
+            b.set_number(self.page, "#live-seconds", seconds)
+        b.act(self.page, {"pulse": "#shot", "live": "#live", "dsa": "#dsa"}[mode])
+        self.shown = self.carm
+
+    def insert(self, entry, direction) -> None:
+        left, cranial = needle_angles(np.asarray(direction))
+        b.set_number(self.page, "#needle-left", left)
+        b.set_number(self.page, "#needle-cranial", cranial)
+        u, v = self.shown.project(np.asarray(entry, float))
+        b.click_pixel(self.page, u, v)
+        self.page.wait_for_function("() => document.querySelector('#entry-text').textContent.includes(' mm')")
+        b.act(self.page, "#insert")
+
+    def advance(self, mm: float) -> None:
+        b.set_number(self.page, "#step", mm)
+        b.act(self.page, "#advance")
+
+    def perform(self, record: dict) -> None:
+        kind = record["type"]
+        if kind == "set_carm":
+            self.move_carm(record["primary_deg"], record["secondary_deg"])
+        elif kind == "fluoro_shot":
+            self.shot(record.get("mode", "pulse"), record.get("seconds"))
+        elif kind == "place_needle":
+            self.insert(record["entry"], record["direction"])
+        elif kind == "advance":
+            self.advance(record["mm"])
+        elif kind == "check_loss_of_resistance":
+            b.act(self.page, "#lor")
+        elif kind == "inject_contrast":
+            b.set_number(self.page, "#contrast-ml", record["ml"])
+            b.act(self.page, "#inject")
+        elif kind == "finish":
+            self.page.click("#finish")
+            self.page.wait_for_selector("#report-outcome", timeout=60_000)
+        else:
+            raise AssertionError(f"no control for {kind}")
+
+
+def _flag_kinds(page) -> list[str]:
+    return sorted(text.strip().replace(" ", "_") for text in page.locator("#report-flags .flag-kind").all_text_contents())
+
+
+def test_an_expert_attempt_through_the_controls_passes(server, page, expert, patient):
+    session, actions = expert
+    b.log_in(page, server.url, TRAINEE, PASSWORD)
+    trainee = Trainee(page, session.scenario, patient)
+    trainee.start()
+    for record in actions:
+        trainee.perform(record)
+    assert page.text_content("#report-outcome").strip() == "PASS"
+    assert page.is_visible("#report-no-flags")
+    # The replay slider shows the image the monitor held at each step.
+    assert page.get_attribute("#replay-image", "src").startswith("data:image/jpeg")
+
+
+def test_an_unsafe_attempt_shows_the_flags_the_engine_raises(server, page, expert, patient):
+    session, actions = expert
+    place = next(a for a in actions if a["type"] == "place_needle")
+    # Past the epidural space into the dural sac's CSF along the expert's own line.
+    path = session.tracer.trace(np.asarray(place["entry"]), np.asarray(place["direction"]), 150.0)
+    csf = next(s for s in path.segments if s.tissue == "csf")
+    depth = round(0.5 * (csf.depth_in_mm + csf.depth_out_mm), 2)
+    plunge = [{"type": "fluoro_shot", "mode": "pulse"}, place, {"type": "advance", "mm": depth}]
+    # What the engine says about the same needle path.
+    reference = Session(session.scenario, patient)
+    reference.apply({"type": "place_needle", "t": 1, "entry": place["entry"], "direction": place["direction"]})
+    reference.apply({"type": "advance", "t": 2, "mm": depth})
+    expected = sorted({e.kind for e in reference.unsafe_events()})
+    assert {"dural_puncture", "csf_flashback"} <= set(expected)
+
+    b.log_in(page, server.url, TRAINEE, PASSWORD)
+    trainee = Trainee(page, session.scenario, patient)
+    trainee.start()
+    trainee.move_carm(next(a for a in actions if a["type"] == "set_carm")["primary_deg"],
+                      next(a for a in actions if a["type"] == "set_carm")["secondary_deg"])
+    for record in plunge:
+        trainee.perform(record)
+    assert page.is_visible("#alert")  # the trainee was told at once
+    assert page.is_visible("#hub") and "CSF" in page.text_content("#hub")
+    trainee.perform({"type": "finish"})
+    assert page.text_content("#report-outcome").strip() == "FAIL"
+    assert sorted(set(_flag_kinds(page))) == expected
+
+
+def test_the_monitor_shows_the_needle_advance(server, page, expert, patient):
+    session, actions = expert
+    place = next(a for a in actions if a["type"] == "place_needle")
+    b.log_in(page, server.url, TRAINEE, PASSWORD)
+    trainee = Trainee(page, session.scenario, patient)
+    trainee.start()
+    trainee.shot()
+    trainee.insert(place["entry"], place["direction"])
+    trainee.advance(10.0)
+    trainee.shot()
+    before_screen, before = b.screen_pixels(page), b.image_pixels(page).astype(float)
+    trainee.advance(15.0)
+    trainee.shot()
+    after_screen, after = b.screen_pixels(page), b.image_pixels(page).astype(float)
+    # Where the shaft's new 15 mm projects, the image changed far more than the quantum noise elsewhere.
+    entry, direction = np.asarray(place["entry"]), np.asarray(place["direction"])
+    segment = trainee.shown.project(entry + np.linspace(12.0, 23.0, 40)[:, None] * direction)
+    rows, cols = np.mgrid[0:512, 0:512]
+    near = np.zeros((512, 512), bool)
+    for u, v in segment:
+        near |= (cols - u) ** 2 + (rows - v) ** 2 <= 2.0 ** 2
+    change = np.abs(after - before)
+    field = trainee.shown.field_mask() & ~near
+    assert change[near].mean() > 3.0 * np.median(change[field])
+    assert after[near].mean() > before[near].mean() + 20  # the steel shaft is white where it now lies
+    # And Chromium painted it: the element's own screenshot changed too.
+    assert np.abs(after_screen.astype(float) - before_screen).mean() > 1.0
+
+
+def test_a_killed_server_loses_no_action_and_the_attempt_resumes(patient, database, expert, chromium, tmp_path):
+    session, actions = expert
+    place = next(a for a in actions if a["type"] == "place_needle")
+    first = b.Server(database, "web-spine", "--require-login", log=tmp_path / "first.log")
+    try:
+        context = chromium.new_context(viewport={"width": 1600, "height": 1000})
+        page = context.new_page()
+        b.log_in(page, first.url, TRAINEE, PASSWORD)
+        trainee = Trainee(page, session.scenario, patient)
+        trainee.start()
+        trainee.shot()
+        trainee.insert(place["entry"], place["direction"])
+        trainee.advance(8.0)
+        b.act(page, "#lor")
+        trainee.advance(4.0)
+        shown = b.saved_actions(page)
+        attempt = b.attempt_id(page)
+        depth_shown = page.text_content("#count-depth").strip()
+    finally:
+        first.kill()
+    context.close()
+    stored = Store(database).actions(attempt)
+    assert len(stored) == shown == 6
+    assert [r["type"] for r in stored] == ["set_carm", "fluoro_shot", "place_needle", "advance",
+                                           "check_loss_of_resistance", "advance"]
+
+    second = b.Server(database, "web-spine", "--require-login", log=tmp_path / "second.log")
+    try:
+        context = chromium.new_context(viewport={"width": 1600, "height": 1000})
+        page = context.new_page()
+        b.log_in(page, second.url, TRAINEE, PASSWORD)
+        page.wait_for_selector("#resume", state="visible")
+        assert f"Attempt {attempt}" in page.text_content("#resume-text")
+        page.click("#resume")
+        b.wait_saved(page, shown)
+        assert page.text_content("#count-depth").strip() == depth_shown
+        assert page.get_attribute("#fluoro", "src").startswith("data:image/jpeg")  # the held image is back
+        trainee = Trainee(page, session.scenario, patient)
+        trainee.advance(2.0)
+        assert len(Store(database).actions(attempt)) == shown + 1
+        context.close()
+    finally:
+        second.stop()
