@@ -13,7 +13,7 @@ from simulator.carm import CArm
 from simulator.planner import expert_actions, plan_trajectory
 from simulator.session import Session
 from simulator.store import Store
-from simulator.web.attempt import needle_angles, view_isocenter
+from simulator.web.attempt import LiveAttempt, needle_angles, view_isocenter
 from tests.simulator.web import browser as b
 
 pytestmark = pytest.mark.slow
@@ -248,3 +248,42 @@ def test_a_killed_server_loses_no_action_and_the_attempt_resumes(patient, databa
         context.close()
     finally:
         second.stop()
+
+
+def test_an_instructor_reviews_attempts_replays_them_and_sees_the_learning_curve(server, page, database, expert,
+                                                                                 patient):
+    session, actions = expert
+    store = Store(database)
+    student = store.add_user("sam", "trainee", PASSWORD)
+    for cut in (6, len(actions)):  # a short wrong attempt, then the expert's
+        attempt = LiveAttempt.start(store, student.id, session.scenario, patient)
+        for record in actions[:cut]:
+            attempt.act({k: v for k, v in record.items() if k != "t"})
+        if cut < len(actions):
+            attempt.act({"type": "finish"})
+    attempts = store.attempts(user_id=student.id)
+
+    b.log_in(page, server.url, INSTRUCTOR, PASSWORD)
+    page.click("#tab-review")
+    page.wait_for_timeout(600)  # the tab slides in
+    page.locator("#review-trainee").click(force=True)
+    page.get_by_role("option", name="sam (trainee)").click()
+    page.wait_for_selector("#curve svg")
+    assert page.locator("#curve circle").count() == 3 * 2  # three measures, two attempts
+    rows = page.locator("#review-table tbody tr")
+    assert rows.count() == 2 and "pass" in rows.nth(0).text_content() and "fail" in rows.nth(1).text_content()
+    page.click(f"#open-{attempts[-1].id}")
+    page.wait_for_selector("#report-outcome")
+    assert page.text_content("#report-outcome").strip() == "PASS"
+    # Step the replay back to the first shot: the image is that shot's, re-rendered from the log.
+    first_shot = next(i for i, a in enumerate(actions, start=2) if a["type"] == "fluoro_shot")
+    page.locator("[role=slider]").first.focus()
+    page.keyboard.press("Home")
+    for _ in range(first_shot):
+        page.keyboard.press("ArrowRight")
+    page.wait_for_function("() => document.querySelector('#replay-action').textContent.includes('fluoro shot')")
+    final = LiveAttempt.resume(store, attempts[-1].id, session.scenario, patient)
+    assert page.get_attribute("#replay-image", "src") == final.shots[0].data_url
+    page.click("#tab-review")
+    page.click("#preview")
+    page.wait_for_selector("#preview-image[src^='data:image/jpeg']")
