@@ -102,11 +102,6 @@ def wait_saved(page, count: int, timeout_ms: int = 60_000) -> None:
         arg=count, timeout=timeout_ms)
 
 
-def wait_idle(page) -> None:
-    """Until the workstation has finished the last click (its buttons are enabled again)."""
-    page.wait_for_function("() => !document.querySelector('.v-progress-linear--active')", timeout=60_000)
-
-
 def act(page, selector: str) -> None:
     """Click a control that makes exactly one action and wait until the store holds it."""
     before = saved_actions(page)
