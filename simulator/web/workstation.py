@@ -136,6 +136,9 @@ class Workstation:
         self.state.change("scenario_id")(lambda scenario_id, **_: self.state.update(self._scenario_view(scenario_id)))
         self.state.change("replay_step")(
             lambda replay_step, **_: self.state.update(self._replay_view(int(_number(replay_step, "replay step")))))
+        # New attempts may have been made since: the review is read again whenever its tab opens.
+        self.state.change("tab")(lambda tab, **_: self.state.update(
+            self._review_view(self.state.review_trainee, self.state.review_scenario)) if tab == "review" else None)
         self.state.change("review_trainee", "review_scenario")(
             lambda review_trainee, review_scenario, **_: self.state.update(self._review_view(review_trainee, review_scenario)))
         c.on_server_ready.add(lambda **_: asyncio.ensure_future(self._tick()))
@@ -220,6 +223,8 @@ class Workstation:
         return self._run(self._start)
 
     def _start(self) -> None:
+        if self.state.scenario_id not in self.scenarios:
+            raise SpinesimError(f"no scenario {self.state.scenario_id!r}", hint="pick one from the list")
         scenario = self.scenarios[self.state.scenario_id]
         anatomy, tracer = self.patients.of(scenario)
         self._begin(LiveAttempt.start(self.store, self.user.id, scenario, anatomy, tracer))
