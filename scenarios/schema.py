@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
 from anatomy_models.anatomy import Anatomy
 from anatomy_models.errors import SpinesimError
@@ -42,13 +42,14 @@ from anatomy_models.sources import import_anatomy
 from anatomy_models.spine import SpineParameters
 from anatomy_models.store import generated_anatomy, load_anatomy
 from anatomy_models.yaml_source import parse_yaml
-from anatomy_models.structures import LEVELS, check_level, level_below
+from anatomy_models.structures import LEVELS, level_below
 from simulator.needle import MM_PER_INCH, NeedleSpec
 
 Procedure = Literal["interlaminar_epidural", "transforaminal_epidural", "facet_intra_articular", "medial_branch_block"]
 PROCEDURES: tuple[str, ...] = ("interlaminar_epidural", "transforaminal_epidural", "facet_intra_articular",
                                "medial_branch_block")
-_FIELD_PREFIX = re.compile(r"^(?P<field>[a-z_]+(?:\.[a-z_]+)+): (?P<message>.*)$", re.S)
+# A check across fields names the field it is about, relative to the model it checks: "target.side: ...".
+_FIELD_PREFIX = re.compile(r"^(?P<field>[a-z_]+(?:\.[a-z_]+)*): (?P<message>.*)$", re.S)
 _NERVE = re.compile(r"^(?P<level>[TLS]\d{1,2}) (?P<kind>medial branch|dorsal ramus)$")
 
 
@@ -56,48 +57,116 @@ class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False, frozen=True)
 
 
+_SOURCE_KINDS = ("builtin", "stored", "path", "generator", "images", "meshes")
+_IMPORT_OPTIONS = {"labels": ("images", "meshes"), "label_format": ("images",), "series": ("images",),
+                   "spacing_mm": ("images", "meshes"), "mesh_units": ("meshes",)}
+
+
 class AnatomySource(_Model):
-    """Where the patient comes from: exactly one of the fields.
+    """Where the patient comes from: exactly one of ``builtin``, ``stored``, ``path``, ``generator``,
+    ``images`` or ``meshes``, with import options for the last two.
+
+    File and folder paths are taken relative to the scenario file and must exist when the scenario
+    is validated.
 
     Parameters
     ----------
     builtin : str
-        A built-in anatomy (``default``: the parametric spine).
+        A built-in anatomy (``default``: the parametric spine with default parameters).
     stored : str
         A stored anatomy's name (``spinesim anatomy list``).
     path : str
-        An anatomy folder or image source, relative to the scenario file.
+        A stored anatomy folder.
     generator : dict
-        Parameters for the parametric spine generator.
+        Parameters of the parametric spine generator (``anatomy_models.spine.SpineParameters``).
+    images : str
+        CT images: a DICOM folder or file, a NIfTI (``.nii``, ``.nii.gz``) or NRRD volume, a 3D
+        Slicer ``.seg.nrrd`` or a folder of TotalSegmentator masks.
+    labels : str
+        With ``images``: a label map on (or resampled to) the CT's grid; with ``meshes``: a YAML table
+        mesh name -> structure name.
+    label_format : str
+        How to read the label map's ids (``totalsegmentator``, ``verse``, ``table:FILE``).
+    series : str
+        The DICOM series (UID or its number in the listing) of a folder with several.
+    meshes : str
+        A mesh file or a folder of meshes (STL, OBJ, PLY, glTF, VTK), one per structure.
+    mesh_units : {"mm", "cm", "m"}
+        Unit of the mesh coordinates.
+    spacing_mm : float
+        Voxel size (mm) to resample images to, or to voxelise meshes on (default 1 mm).
     """
 
-    builtin: str | None = None
+    builtin: Literal["default"] | None = None
     stored: str | None = None
     path: str | None = None
-    generator: dict[str, Any] | None = None
+    generator: dict[str, Any] | None = Field(None, json_schema_extra=lambda schema: _generator_schema(schema))
+    images: str | None = None
+    labels: str | None = None
+    label_format: str | None = None
+    series: str | None = None
+    meshes: str | None = None
+    mesh_units: Literal["mm", "cm", "m"] | None = None
+    spacing_mm: float | None = Field(None, gt=0.0, le=5.0)
 
     @model_validator(mode="after")
     def _exactly_one(self):
-        given = [name for name in ("builtin", "stored", "path", "generator") if getattr(self, name) is not None]
+        given = [name for name in _SOURCE_KINDS if getattr(self, name) is not None]
         if len(given) != 1:
-            raise ValueError("give exactly one of builtin, stored, path or generator"
-                             + (f" (got {', '.join(given)})" if given else ""))
+            raise ValueError(f"give exactly one of {', '.join(_SOURCE_KINDS)}" + (f" (got {', '.join(given)})" if given else ""))
+        for option, kinds in _IMPORT_OPTIONS.items():
+            if getattr(self, option) is not None and given[0] not in kinds:
+                raise ValueError(f"{option}: only goes with {' or '.join(kinds)}, not {given[0]}")
         return self
 
-    def load(self, base_directory: str | Path | None = None) -> Anatomy:
-        """The anatomy this source names; ``path`` is taken relative to ``base_directory``."""
-        if self.builtin is not None or self.stored is not None:
-            return load_anatomy(self.builtin if self.builtin is not None else self.stored)
-        if self.path is not None:
-            path = Path(self.path)
-            if not path.is_absolute() and base_directory is not None:
-                path = Path(base_directory) / path
-            return import_anatomy(path)
-        return generated_anatomy(self.spine_parameters())
+    @field_validator("path", "images", "labels", "meshes", "label_format")
+    @classmethod
+    def _exists(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if value is None:
+            return value
+        file = value.split(":", 1)[1] if info.field_name == "label_format" and value.startswith("table:") else None
+        if info.field_name == "label_format" and file is None:
+            return value
+        resolved = _resolve(file or value, (info.context or {}).get("base_directory"))
+        if not resolved.exists():
+            raise ValueError(f"no such file or folder: {resolved}")
+        return value
 
-    def spine_parameters(self) -> SpineParameters:
-        """The generator parameters of a ``generator`` source (validated with the scenario)."""
-        return SpineParameters(**(self.generator or {}))
+    def kind(self) -> str:
+        """Which kind of source this is (``builtin``, ``generator``, ``images``, ...)."""
+        return next(name for name in _SOURCE_KINDS if getattr(self, name) is not None)
+
+    def load(self, base_directory: str | Path | None = None, *, spacing_mm: float | None = None) -> Anatomy:
+        """The anatomy this source names; paths are taken relative to ``base_directory``.
+
+        Parameters
+        ----------
+        spacing_mm : float, optional
+            Voxel size (mm) for a generated anatomy (``builtin: default`` or ``generator``) instead of
+            the scenario's: tests and previews use 2 mm. Other sources ignore it.
+        """
+        kind = self.kind()
+        if kind == "stored" or (kind == "builtin" and spacing_mm is None):
+            return load_anatomy(self.builtin if kind == "builtin" else self.stored)
+        if kind in ("builtin", "generator"):
+            return generated_anatomy(self.spine_parameters(spacing_mm=spacing_mm))
+        if kind == "path":
+            return load_anatomy(_resolve(self.path, base_directory))
+        label_format = self.label_format
+        if label_format and label_format.startswith("table:"):
+            label_format = "table:" + str(_resolve(label_format.split(":", 1)[1], base_directory))
+        options = {"labels": _resolve(self.labels, base_directory) if self.labels else None,
+                   "label_format": label_format, "series_uid": self.series, "spacing_mm": self.spacing_mm,
+                   "mesh_units": self.mesh_units}
+        source = _resolve(self.images if kind == "images" else self.meshes, base_directory)
+        return import_anatomy(source, **{name: value for name, value in options.items() if value is not None})
+
+    def spine_parameters(self, *, spacing_mm: float | None = None) -> SpineParameters:
+        """The generator parameters (validated with the scenario); ``spacing_mm`` overrides the grid."""
+        values = dict(self.generator or {})
+        if spacing_mm is not None:
+            values["spacing_mm"] = spacing_mm
+        return SpineParameters(**values)
 
     @field_validator("generator")
     @classmethod
@@ -111,8 +180,26 @@ class AnatomySource(_Model):
         try:
             SpineParameters(**generator)
         except SpinesimError as error:
-            raise ValueError(error.problem) from None
+            raise ValueError(f"{error.where + ': ' if error.where else ''}{error.problem}") from None
         return generator
+
+
+def _resolve(value: str | Path, base_directory: str | Path | None) -> Path:
+    path = Path(value).expanduser()
+    if not path.is_absolute() and base_directory is not None:
+        path = Path(base_directory) / path
+    return path
+
+
+def _generator_schema(schema: dict) -> None:
+    """Make ``schema`` the JSON Schema of the generator block: every spine parameter with its type and
+    default, nothing else (editors then complete and check the names)."""
+    kinds = {bool: "boolean", int: "integer", float: "number", str: "string"}
+    defaults = SpineParameters()
+    properties = {f.name: {"type": kinds[type(getattr(defaults, f.name))], "default": getattr(defaults, f.name)}
+                  for f in fields(SpineParameters)}
+    schema.clear()
+    schema.update({"type": ["object", "null"], "properties": properties, "additionalProperties": False, "default": None})
 
 
 class TargetSpec(_Model):
@@ -141,9 +228,9 @@ class TargetSpec(_Model):
         if nerve is None:
             return nerve
         match = _NERVE.match(nerve)
-        if not match:
-            raise ValueError(f"nerve must be like 'L4 medial branch' or 'L5 dorsal ramus', got {nerve!r}")
-        check_level(match["level"])
+        if not match or match["level"] not in LEVELS or match["level"] == "S1":
+            raise ValueError(f"nerve must be like 'L4 medial branch' or 'L5 dorsal ramus' (levels "
+                             f"{', '.join(LEVELS[:-1])}), got {nerve!r}")
         return nerve
 
     @property
@@ -209,6 +296,126 @@ class Start(_Model):
     probe: ProbePose | None = None
 
 
+class Limits(_Model):
+    """Budgets of the attempt; going over one is a minor safety flag (clinical.md §3, §6.3).
+
+    Parameters
+    ----------
+    shots : int
+        Fluoroscopy shots (pulses, live runs and DSA runs each count one) [ED: §6.3 "10-15"].
+    fluoro_seconds : float
+        Beam-on time, s: 36 s is the mean of experienced radiologists for a single-level lumbar
+        TFESI (§3, §6.3 [S61]).
+    time_s : float
+        Procedure time from the first to the last action, s [ED].
+    """
+
+    shots: int = Field(15, ge=1, le=1000)
+    fluoro_seconds: float = Field(36.0, gt=0.0, le=3600.0)
+    time_s: float = Field(600.0, gt=0.0, le=36000.0)
+
+
+class Weights(_Model):
+    """Relative weights of the grade's four parts (any non-negative numbers; they are normalised)."""
+
+    accuracy: float = Field(40.0, ge=0.0)
+    safety: float = Field(25.0, ge=0.0)
+    efficiency: float = Field(20.0, ge=0.0)
+    technique: float = Field(15.0, ge=0.0)
+
+    @model_validator(mode="after")
+    def _some_weight(self):
+        if self.accuracy + self.safety + self.efficiency + self.technique <= 0:
+            raise ValueError("at least one weight must be positive")
+        return self
+
+
+# Tolerances by procedure (clinical.md §6.3): tip error <= 3-5 mm for MBB and facet, redirections
+# <= 2 for MBB/facet and <= 3 for TFESI [ED]. The interlaminar target is the middle of a space ~5 mm
+# deep and a window ~12-15 mm tall (§4.7), so 5 mm off it is still a good epidural position [ED].
+DEFAULT_TIP_MM = {"interlaminar_epidural": 5.0, "transforaminal_epidural": 3.0, "facet_intra_articular": 3.0,
+                  "medial_branch_block": 3.0}
+DEFAULT_REDIRECTS = {"interlaminar_epidural": 3, "transforaminal_epidural": 3, "facet_intra_articular": 2,
+                     "medial_branch_block": 2}
+
+
+class Tolerances(_Model):
+    """What counts as good: full marks at or below each value, none at three times it (two for
+    shots and path length). ``null`` takes the procedure's default.
+
+    Parameters
+    ----------
+    tip_mm : float, optional
+        Final tip-to-target distance, mm (default: 3 mm, 5 mm interlaminar; §6.3).
+    depth_mm : float
+        Depth error seen in the safety view (lateral or contralateral oblique), mm [ED 2].
+    redirects : int, optional
+        Redirections (default 2 for MBB and facet, 3 for TFESI and interlaminar; §6.3).
+    bone_contacts : int
+        Bone contacts before the final position; more is the minor flag "repeated bone contact" [ED 3].
+    path_ratio : float
+        Tip path length over the expert's [ED 1.5].
+    """
+
+    tip_mm: float | None = Field(None, gt=0.0, le=50.0)
+    depth_mm: float = Field(2.0, gt=0.0, le=50.0)
+    redirects: int | None = Field(None, ge=0, le=100)
+    bone_contacts: int = Field(3, ge=0, le=100)
+    path_ratio: float = Field(1.5, ge=1.0, le=20.0)
+
+    def for_procedure(self, procedure: str) -> Tolerances:
+        """These tolerances with the procedure's defaults filled in."""
+        return self.model_copy(update={
+            "tip_mm": DEFAULT_TIP_MM[procedure] if self.tip_mm is None else self.tip_mm,
+            "redirects": DEFAULT_REDIRECTS[procedure] if self.redirects is None else self.redirects})
+
+
+class PassGates(_Model):
+    """What a pass needs besides no critical safety flag (which always fails an attempt).
+
+    Parameters
+    ----------
+    min_score : float
+        Lowest passing grade, 0-100.
+    in_zone : bool
+        The final tip must be in the target's acceptance zone.
+    max_major_flags : int
+        Most major safety flags a pass may have.
+    contrast_check : {"live", "dsa", "none"}
+        Contrast must have been injected and imaged as it went in, by live fluoroscopy or DSA
+        (``live``; clinical.md §6.3 [S22][S19]: "DSA/live view for TFESI"), by DSA only (``dsa``: live
+        fluoroscopy misses some arterial injections, §2.7), or not at all (``none``).
+    """
+
+    min_score: float = Field(70.0, ge=0.0, le=100.0)
+    in_zone: bool = True
+    max_major_flags: int = Field(0, ge=0)
+    contrast_check: Literal["live", "dsa", "none"] = "live"
+
+
+class Rubric(_Model):
+    """How an attempt is graded (scoring package): weights, tolerances and pass gates."""
+
+    weights: Weights = Weights()
+    tolerances: Tolerances = Tolerances()
+    pass_gates: PassGates = PassGates()
+
+
+class PatientText(_Model):
+    """What the patient is told, in plain language (no jargon), for the patient explanation.
+
+    Parameters
+    ----------
+    explanation : str
+        What the procedure is and why it is done.
+    what_to_expect : str, optional
+        What the patient feels and does during and after it.
+    """
+
+    explanation: str = Field(min_length=1)
+    what_to_expect: str | None = None
+
+
 # Which target fields each procedure needs, and which sides it allows.
 _NEEDS = {
     "interlaminar_epidural": ("level",),
@@ -221,19 +428,27 @@ _NEEDS = {
 class Scenario(_Model):
     """One training case."""
 
-    id: str = Field(pattern=r"^[a-z0-9][a-z0-9_\-]{0,63}$")
+    id: str = Field(pattern=r"^[a-z0-9][a-z0-9_\-]{0,63}$", description="unique id: lower-case letters, digits, - and _")
     title: str = Field(min_length=1)
-    brief: str = Field(min_length=1)
+    brief: str = Field(min_length=1, description="what the trainee is told: the patient and the task")
+    objectives: list[str] = Field([], description="learning objectives, one sentence each")
+    difficulty: Literal["beginner", "intermediate", "advanced"] = "intermediate"
     anatomy: AnatomySource
     procedure: Procedure
     target: TargetSpec
     needle: NeedleChoice
     imaging: Imaging = Imaging()
     start: Start = Start()
+    limits: Limits = Limits()
+    rubric: Rubric = Rubric()
+    hints: list[str] = Field([], description="hints the trainee may ask for, in order")
+    patient: PatientText | None = None
     seed: int = Field(0, ge=0, le=2**32 - 1)
 
     @model_validator(mode="after")
     def _target_fits_procedure(self):
+        if self.rubric.pass_gates.contrast_check == "dsa" and not self.imaging.dsa:
+            raise ValueError("rubric.pass_gates.contrast_check: 'dsa' needs imaging.dsa: true")
         for name in _NEEDS[self.procedure]:
             if getattr(self.target, name) is None:
                 raise ValueError(f"target.{name}: required for {self.procedure}")
@@ -247,6 +462,10 @@ class Scenario(_Model):
     def approach(self) -> str:
         """The transforaminal approach (subpedicular unless the scenario says kambin)."""
         return self.target.approach or "subpedicular"
+
+    def tolerances(self) -> Tolerances:
+        """The rubric's tolerances with this procedure's defaults filled in."""
+        return self.rubric.tolerances.for_procedure(self.procedure)
 
 
 # --------------------------------------------------------------------------- YAML with line numbers
@@ -268,13 +487,19 @@ def _yaml_line(node: yaml.Node | None, location: tuple) -> int | None:
     return line
 
 
-def scenario_from_yaml(text: str, *, path: str | Path | None = None) -> Scenario:
-    """Validate scenario YAML text; errors name the line and the field."""
+def scenario_from_yaml(text: str, *, path: str | Path | None = None,
+                       base_directory: str | Path | None = None) -> Scenario:
+    """Validate scenario YAML text; errors name the line and the field.
+
+    Relative anatomy paths are taken from ``base_directory`` (default: the folder of ``path``).
+    """
     node, data = parse_yaml(text, path=path)
     if not isinstance(data, dict):
         raise SpinesimError("a scenario must be a YAML mapping of fields (id, title, ...)", path=path)
+    if base_directory is None and path is not None:
+        base_directory = Path(path).resolve().parent
     try:
-        return Scenario.model_validate(data)
+        return Scenario.model_validate(data, context={"base_directory": base_directory})
     except ValidationError as error:
         first = error.errors()[0]
         location = tuple(first["loc"])
@@ -316,6 +541,14 @@ def load_scenario(source: str | Path) -> Scenario:
         return library[str(source)]
     raise SpinesimError(f"no scenario file or library scenario called {str(source)!r}",
                         hint=f"library scenarios: {', '.join(sorted(library))}")
+
+
+def scenario_json_schema() -> dict:
+    """The JSON Schema of a scenario file, for editors (``spinesim scenario schema``)."""
+    schema = Scenario.model_json_schema()
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["title"] = "spinesim scenario"
+    return schema
 
 
 def library_scenarios() -> dict[str, Scenario]:

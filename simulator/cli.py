@@ -24,7 +24,10 @@ from anatomy_models.errors import SpinesimError
 SUBCOMMANDS: dict[str, str] = {
     "anatomy": "simulator.commands.anatomy:anatomy",
     "fluoro": "simulator.commands.fluoro:fluoro",
+    "report": "simulator.commands.score:report",
     "run": "simulator.commands.run:run",
+    "scenario": "simulator.commands.scenario:scenario",
+    "score": "simulator.commands.score:score",
     "serve": "simulator.commands.serve:serve",
     "users": "simulator.commands.users:users",
 }

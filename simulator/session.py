@@ -245,7 +245,7 @@ class Session:
     def carm(self, state: SessionState | None = None) -> CArm:
         """The C-arm as it stands (or as it stood in ``state``, one of :attr:`states`); centred on the
         target unless a ``set_carm`` gave an isocentre."""
-        return _carm_of((state or self.state).carm or {}, self.target.point)
+        return carm_of((state or self.state).carm or {}, self.target.point)
 
     def contrast(self, at_time_s: float | None = None) -> Volume | None:
         """Iodine concentration (mg/mL) of every injection so far at ``at_time_s`` (default: now)."""
@@ -419,7 +419,7 @@ class _Step:
                 "secondary_deg": self.action.secondary_deg}
         if self.action.isocenter is not None:
             pose["isocenter"] = list(self.action.isocenter)
-        _carm_of(pose, self.target.point)  # refuses poses no C-arm can take
+        carm_of(pose, self.target.point)  # refuses poses no C-arm can take
         self.emit("carm_moved", "info", f"C-arm at {pose['primary_deg']:g} deg / {pose['secondary_deg']:g} deg", **pose)
         return replace(state, carm=pose)
 
@@ -477,7 +477,9 @@ class _Step:
         return replace(state, finished=True)
 
 
-def _carm_of(pose: dict, default_isocenter: np.ndarray) -> CArm:
+def carm_of(pose: dict, default_isocenter: np.ndarray) -> CArm:
+    """The C-arm of a session's pose record (``SessionState.carm``), centred on ``default_isocenter``
+    unless the pose names an isocentre."""
     return CArm(primary_deg=pose.get("primary_deg", 0.0), secondary_deg=pose.get("secondary_deg", 0.0),
                 isocenter=pose.get("isocenter") or tuple(default_isocenter))
 

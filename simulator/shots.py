@@ -53,9 +53,11 @@ def render_shot(session: Session, state: SessionState, mode: str, seconds: float
 
 
 def add_to_ledger(ledger: DoseLedger, image: FluoroImage, mode: str, seconds: float | None = None) -> DoseLedger:
-    """``ledger`` with one more shot: a saved frame for a pulse, ``seconds`` of live beam otherwise."""
+    """``ledger`` with one more shot at the image's own exposure: one frame for a plain pulse,
+    ``seconds`` (default one pulse) of beam at the frame rate otherwise, as scoring counts it
+    (:func:`scoring.exposure.attempt_dose`)."""
     if image.exposure is None:
         return ledger
-    if mode == "pulse":
+    if mode == "pulse" and seconds is None:
         return ledger.add_shot(image.exposure)
     return ledger.add_live(image.exposure, seconds or PULSE_SECONDS)

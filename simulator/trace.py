@@ -42,6 +42,8 @@ BONE_TISSUES = frozenset({"cortical_bone", "cancellous_bone"})
 OUTSIDE = "outside"
 # Groups whose surface the paraesthesia rule measures the tip's distance to (clinical.md §3).
 NERVE_ROOT_GROUPS = ("nerve_root", "dorsal_root_ganglion")
+# Distance maps reach this far (mm) beyond the structures they measure to; farther is "infinite".
+DISTANCE_MARGIN_MM = 20.0
 AIR = "air"
 
 
@@ -220,7 +222,7 @@ class Tracer:
         self.volume = grid.with_array(self.codes)
         self._world_to_voxel = np.ascontiguousarray(np.linalg.inv(grid.affine)[:3])
         self.step_mm = STEP_FRACTION * float(np.min(grid.spacing))
-        self._nerve_distance: tuple[np.ndarray, np.ndarray, float] | None = None
+        self._distance_maps: dict[tuple[str, ...], tuple[np.ndarray, np.ndarray, float, np.ndarray]] = {}
         self._code_groups: dict[str, np.ndarray] = {}
 
     # ------------------------------------------------------------------ lookups
@@ -326,41 +328,67 @@ class Tracer:
     def nerve_root_distance(self, points: np.ndarray) -> np.ndarray:
         """Distance (mm) from LPS points to the surface of the nearest nerve root or ganglion.
 
-        0 inside a root; infinite if the anatomy has none. Computed from a Euclidean distance map of
-        the root voxels (once, on their bounding box plus a margin), sampled trilinearly; the surface
-        lies half a voxel outside the outermost root voxel centres.
+        0 inside a root; infinite if the anatomy has none or beyond :data:`DISTANCE_MARGIN_MM`
+        (see :meth:`distance_to`).
+        """
+        return self.distance_to(NERVE_ROOT_GROUPS, points)
+
+    def distance_to(self, groups: Sequence[str], points: np.ndarray) -> np.ndarray:
+        """Distance (mm) from LPS points to the surface of the nearest structure in ``groups``.
+
+        0 inside one; infinite if the anatomy has none, or farther than :data:`DISTANCE_MARGIN_MM`
+        from them. Computed from a Euclidean distance map of the group's voxels, made once per set
+        of groups on their bounding box plus the margin and cached on the tracer, sampled
+        trilinearly; the surface lies half a voxel outside the outermost voxel centres.
+
+        Parameters
+        ----------
+        groups : sequence of str
+            Structure groups (``("dural_sac",)``, ``("nerve_root", "dorsal_root_ganglion")``).
+        points : array (..., 3)
+            LPS mm.
+
+        Returns
+        -------
+        array (...,)
+            Distances, mm.
         """
         points = np.asarray(points, dtype=np.float64)
-        if self._nerve_distance is None:
-            self._nerve_distance = self._nerve_distance_map()
-        distance_map, to_voxel, half_voxel = self._nerve_distance
+        key = tuple(groups)
+        if key not in self._distance_maps:
+            self._distance_maps[key] = self._distance_map(self.codes_in_groups(key))
+        distance_map, to_voxel, half_voxel, codes = self._distance_maps[key]
         if distance_map.size == 0:
             return np.full(points.shape[:-1], np.inf)
         ijk = points.reshape(-1, 3) @ to_voxel[:, :3].T + to_voxel[:, 3]
         values = ndimage.map_coordinates(distance_map, ijk.T, order=1, mode="constant", cval=np.inf, prefilter=False)
-        inside = np.isin(self.codes_at(points.reshape(-1, 3)), self.root_codes())
+        inside = np.isin(self.codes_at(points.reshape(-1, 3)), codes)
         values = np.where(inside, 0.0, np.maximum(values - half_voxel, 0.0))
         # map_coordinates blends inf into finite values near the map's edge: beyond the margin, say inf.
         return np.where(np.isfinite(values), values, np.inf).reshape(points.shape[:-1])
 
+    def codes_in_groups(self, groups: Sequence[str]) -> np.ndarray:
+        """Codes of every structure in any of ``groups``."""
+        return np.unique(np.concatenate([self.codes_in_group(group) for group in groups] + [np.zeros(0, np.int64)]))
+
     def root_codes(self) -> np.ndarray:
         """Codes of the nerve roots and dorsal root ganglia."""
-        return np.concatenate([self.codes_in_group(group) for group in NERVE_ROOT_GROUPS])
+        return self.codes_in_groups(NERVE_ROOT_GROUPS)
 
-    def _nerve_distance_map(self, margin_mm: float = 20.0) -> tuple[np.ndarray, np.ndarray, float]:
-        roots = np.isin(self.codes, self.root_codes())
+    def _distance_map(self, codes: np.ndarray) -> tuple[np.ndarray, np.ndarray, float, np.ndarray]:
+        inside = np.isin(self.codes, codes)
         spacing = self.volume.spacing
-        if not roots.any():
-            return np.zeros((0, 0, 0)), np.zeros((3, 4)), 0.0
-        margin = np.ceil(margin_mm / spacing).astype(int)
-        box = ndimage.find_objects(roots.astype(np.uint8))[0]
+        if not inside.any():
+            return np.zeros((0, 0, 0)), np.zeros((3, 4)), 0.0, codes
+        margin = np.ceil(DISTANCE_MARGIN_MM / spacing).astype(int)
+        box = ndimage.find_objects(inside.astype(np.uint8))[0]
         lower = np.maximum([s.start for s in box] - margin, 0)
-        upper = np.minimum([s.stop for s in box] + margin, roots.shape)
+        upper = np.minimum([s.stop for s in box] + margin, inside.shape)
         crop = tuple(slice(a, b) for a, b in zip(lower, upper))
-        distance = ndimage.distance_transform_edt(~roots[crop], sampling=spacing).astype(np.float64)
+        distance = ndimage.distance_transform_edt(~inside[crop], sampling=spacing).astype(np.float64)
         to_voxel = self._world_to_voxel.copy()
         to_voxel[:, 3] -= lower
-        return distance, to_voxel, 0.5 * float(np.min(spacing))
+        return distance, to_voxel, 0.5 * float(np.min(spacing)), codes
 
 
 _TRACERS: weakref.WeakKeyDictionary[Anatomy, Tracer] = weakref.WeakKeyDictionary()

@@ -59,7 +59,7 @@ def run(scenario: str, actions_path: Path | None, expert: bool, output: Path | N
                 writer.append(record)
             writer.close()
             out.print(f"Wrote {len(records)} expert actions to {output} (entry {[round(v, 1) for v in trajectory.entry]}, "
-                      f"depth {trajectory.depth_mm:.1f} mm, {trajectory.angle_from_textbook_deg:.1f} deg from textbook)")
+                      f"depth {trajectory.depth_mm:.1f} mm, {trajectory.angle_from_textbook_deg:.1f} deg from textbook)", markup=False)
             return
         actions = records
     else:

@@ -287,24 +287,19 @@ class LiveAttempt:
         return skin_point_on_ray(self.session.tracer, self.last_shot.carm, u, v)
 
     def report(self) -> dict:
-        """What the attempt came to: outcome, the needle, radiation, time, safety events."""
-        state = self.session.state
-        unsafe = self.session.unsafe_events()
-        flags = [{"kind": event.kind, "severity": event.severity, "message": event.message, "t": event.t}
-                 for event in unsafe]
-        warnings = [{"kind": e.kind, "severity": e.severity, "message": e.message, "t": e.t}
-                    for e in self.session.events if e.severity == "warning"]
-        return {
-            "scenario": self.session.scenario.id, "title": self.session.scenario.title,
-            "target": self.session.target.description,
-            "passed": bool(state.in_target and not unsafe), "in_target": state.in_target,
-            "tip_to_target_mm": None if state.tip_to_target_mm is None else round(state.tip_to_target_mm, 2),
-            "tip_structure": state.tip_structure, "time_s": round(state.t, 1), "passes": state.passes,
-            "redirects": state.redirects, "bone_contacts": state.bone_contacts, "shots": state.fluoro_shots,
-            "fluoro_seconds": round(state.fluoro_seconds, 2),
-            "reference_air_kerma_mgy": round(self.ledger.reference_air_kerma_mgy, 4),
-            "dose_area_product_gy_cm2": round(self.ledger.dose_area_product_gy_cm2, 5),
-            "lor_checks": state.lor_checks, "contrast_ml": round(sum(i.ml for i in state.injections), 2),
-            "contrast_patterns": sorted({i.pattern for i in state.injections}),
-            "flags": flags, "warnings": warnings,
-        }
+        """The attempt's grade and everything it rests on (:func:`scoring.report.score` of its stored
+        log), as JSON."""
+        from scoring.report import score
+
+        return score(self.session.scenario, self.session.anatomy, self.store.actions(self.attempt_id),
+                     tracer=self.session.tracer).model_dump(mode="json")
+
+    def report_page(self) -> str:
+        """The self-contained HTML report (final views, contrast run, 3D reveal, timeline)."""
+        from scoring.attempt import replay_attempt
+        from scoring.html import report_html
+        from scoring.report import report_of
+
+        replayed = replay_attempt(self.session.scenario, self.session.anatomy, self.store.actions(self.attempt_id),
+                                  tracer=self.session.tracer)
+        return report_html(replayed, report_of(replayed))

@@ -216,43 +216,51 @@ def _syringe_card(ctrl) -> None:
 
 # --------------------------------------------------------------------------- report
 def _report(ctrl) -> None:
+    metrics = (("Tip in the target zone", "m.in_zone ? 'yes' : 'no'"),
+               ("Tip to target", "m.tip_to_target_mm == null ? '–' : m.tip_to_target_mm.toFixed(1) + ' mm'"),
+               ("Depth error (" + "{{ m.depth_view }})", "m.depth_error_mm == null ? '–' : m.depth_error_mm.toFixed(1) + ' mm'"),
+               ("Tip in", "m.tip_structure || '–'"),
+               ("Time", "m.procedure_time_s.toFixed(0) + ' s'"),
+               ("Passes / redirects / bone contacts", "m.passes + ' / ' + m.redirects + ' / ' + m.bone_contacts"),
+               ("Shots / fluoro time", "m.fluoro_shots + ' / ' + m.fluoro_seconds.toFixed(1) + ' s'"),
+               ("Reference air kerma / DAP", "m.reference_air_kerma_mgy.toFixed(2) + ' mGy / ' + "
+                                             "m.dose_area_product_gy_cm2.toFixed(3) + ' Gy·cm²'"),
+               ("Contrast", "m.contrast_ml + ' mL ' + m.contrast_patterns.join(', ')"))
     with v3.VContainer(fluid=True, classes="pa-3", v_if="report"):
         with v3.VRow(dense=True):
             with v3.VCol(cols=12, md=5):
                 with _section("Outcome"):
                     with v3.VCardText():
                         with html.Div(classes="d-flex align-center mb-3"):
+                            html.Div("{{ report.grade.toFixed(0) }}", id="report-grade",
+                                     classes="text-h3 font-weight-bold mr-3",
+                                     style=("report.passed ? 'color:#2e7d32' : 'color:#c62828'",))
                             v3.VChip("{{ report.passed ? 'PASS' : 'FAIL' }}", id="report-outcome", size="large",
                                      color=("report.passed ? 'green-darken-2' : 'red-darken-2'",), variant="flat",
                                      classes="mr-3 font-weight-bold")
-                            html.Div("{{ report.title }}<br><span class='text-caption'>attempt {{ report.attempt_id }}"
-                                     " · {{ report.user }} · target: {{ report.target }}</span>", classes="text-body-1")
+                            html.Div("{{ report.scenario_title }}<br><span class='text-caption'>attempt "
+                                     "{{ report.attempt_id }} · {{ report.user }} · {{ report.status }} · target: "
+                                     "{{ report.target.description }}</span>", classes="text-body-1")
+                        html.Div("Safety flags", classes="section-title mb-1")
+                        html.Div("none", v_if="!report.flags.length", classes="text-body-2 mb-2", id="report-no-flags")
+                        with html.Div(id="report-flags"):
+                            with v3.VAlert(v_for="(f, i) in report.flags", key="i", density="compact", variant="tonal",
+                                           classes="mb-1",
+                                           color=("f.severity == 'critical' ? 'red-darken-3' : f.severity == 'major' ? "
+                                                  "'deep-orange-darken-2' : 'amber-darken-3'",)):
+                                html.Span("{{ f.code }}", classes="flag-code d-none")
+                                html.Span("{{ f.severity }} · {{ f.title }}", classes="font-weight-bold mr-2")
+                                html.Span("{{ f.message }}")
+                        html.Div("Feedback", classes="section-title mt-3 mb-1")
+                        with html.Ul(classes="text-body-2 pl-4", id="report-feedback"):
+                            html.Li("{{ item.text }}", v_for="(item, i) in report.feedback", key="i")
+                        html.Div("Metrics", classes="section-title mt-3 mb-1")
                         with v3.VTable(density="compact", id="report-metrics"):
-                            with html.Tbody():
-                                for label, expression in (
-                                        ("Tip in the target zone", "report.in_target ? 'yes' : 'no'"),
-                                        ("Tip to target", "report.tip_to_target_mm == null ? '–' : report.tip_to_target_mm + ' mm'"),
-                                        ("Tip in", "report.tip_structure || '–'"),
-                                        ("Time", "report.time_s + ' s'"),
-                                        ("Passes / redirects", "report.passes + ' / ' + report.redirects"),
-                                        ("Bone contacts", "report.bone_contacts"),
-                                        ("Shots / fluoro time", "report.shots + ' / ' + report.fluoro_seconds + ' s'"),
-                                        ("Reference air kerma", "report.reference_air_kerma_mgy + ' mGy'"),
-                                        ("Contrast", "report.contrast_ml + ' mL ' + report.contrast_patterns.join(', ')")):
+                            with html.Tbody(v_for="m in [report.metrics]"):
+                                for label, expression in metrics:
                                     with html.Tr():
                                         html.Td(label, classes="text-grey-darken-1")
                                         html.Td(f"{{{{ {expression} }}}}")
-                        html.Div("Safety flags", classes="section-title mt-4 mb-1")
-                        html.Div("none", v_if="!report.flags.length", classes="text-body-2", id="report-no-flags")
-                        with html.Div(id="report-flags"):
-                            with v3.VAlert(v_for="(f, i) in report.flags", key="i", color="red-darken-2", density="compact",
-                                           variant="tonal", classes="mb-1"):
-                                html.Span("{{ f.kind.replace(/_/g, ' ') }}", classes="flag-kind font-weight-bold mr-2")
-                                html.Span("{{ f.message }} ({{ f.t }} s)")
-                            with v3.VAlert(v_for="(f, i) in report.warnings", key="'w' + i", color="amber-darken-3",
-                                           density="compact", variant="tonal", classes="mb-1"):
-                                html.Span("{{ f.kind.replace(/_/g, ' ') }}", classes="flag-kind font-weight-bold mr-2")
-                                html.Span("{{ f.message }}")
                     with v3.VCardActions():
                         v3.VBtn("New attempt", id="new-attempt", color="primary", variant="flat", click=ctrl.new_attempt)
             with v3.VCol(cols=12, md=7):
@@ -271,6 +279,13 @@ def _report(ctrl) -> None:
                         with html.Div(v_for="(s, i) in report_shots", key="i", classes="text-center"):
                             html.Img(src=("s.src",), click="replay_step = s.step", title=("s.caption",))
                             html.Div("{{ s.caption }}", classes="text-caption")
+        with v3.VRow(dense=True):
+            with v3.VCol(cols=12):
+                with _section("Full report · final views, contrast run, 3D reveal"):
+                    with v3.VCardText():
+                        html.Div("Preparing the full report…", v_if="!report_page", classes="text-body-2 text-grey")
+                        html.Iframe(v_if="report_page", src=("report_page",), id="report-page",
+                                    style="width:100%; height:1100px; border:0; background:#fff")
 
 
 # --------------------------------------------------------------------------- instructor review
@@ -291,8 +306,8 @@ def _review(ctrl) -> None:
                         with v3.VTable(density="compact", id="review-table", hover=True):
                             with html.Thead():
                                 with html.Tr():
-                                    for title in ("#", "Trainee", "Scenario", "Started", "Status", "Outcome", "Time",
-                                                  "Actions", ""):
+                                    for title in ("#", "Trainee", "Scenario", "Started", "Status", "Outcome", "Grade",
+                                                  "Time", "Actions", ""):
                                         html.Th(title)
                             with html.Tbody():
                                 with html.Tr(v_for="r in review_rows", key="r.id"):
@@ -301,6 +316,7 @@ def _review(ctrl) -> None:
                                     with html.Td():
                                         v3.VChip("{{ r.outcome }}", v_if="r.outcome", size="small", variant="flat",
                                                  color=("r.outcome == 'pass' ? 'green-darken-2' : 'red-darken-2'",))
+                                    html.Td("{{ r.grade }}")
                                     html.Td("{{ r.time }}")
                                     html.Td("{{ r.actions }}")
                                     with html.Td():

@@ -22,9 +22,11 @@ import asyncio
 import json
 import os
 import sys
+import tempfile
 import threading
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -96,6 +98,9 @@ class Workstation:
         self.opened: LiveAttempt | None = None  # the attempt whose report is open
         self.lock = asyncio.Lock()
         self.server = server or get_server(client_type="vue3")
+        # HTML reports this workstation made, served to its own user only (through the portal).
+        self._reports = Path(tempfile.mkdtemp(prefix="spinesim-reports-"))
+        self.server.serve["reports"] = str(self._reports)
         self.state, self.ctrl = self.server.state, self.server.controller
         self._init_state()
         self._bind()
@@ -117,7 +122,7 @@ class Workstation:
             "hub_text": "", "lor_text": "", "contrast_ml": 1.0, "live_seconds": 3.0, "dsa_allowed": False,
             "events": [], "timer_text": "00:00", "shots": 0, "fluoro_s": 0.0, "kerma_mgy": 0.0, "dap": 0.0,
             "passes": 0,
-            "report": None, "report_shots": [], "replay_max": 0, "replay_step": 0, "replay_src": "",
+            "report": None, "report_page": "", "report_shots": [], "replay_max": 0, "replay_step": 0, "replay_src": "",
             "replay_caption": "", "replay_action": "", "replay_events": [],
             "review_trainees": [], "review_trainee": None, "review_scenario": None, "review_rows": [],
             "curve_svg": "", "preview_id": first, "preview_src": "", "preview_text": "",
@@ -359,12 +364,17 @@ class Workstation:
         self.opened = attempt
         stored = self.store.attempt(attempt.attempt_id)
         report = (stored.report or attempt.report()) | {"attempt_id": stored.id, "user": stored.user_name,
-                                                         "status": stored.status}
+                                                         "status": stored.status.replace("_", " ")}
         steps = len(attempt.session.actions)
-        self._set(report=report, replay_max=steps, tab="report",
+        self._set(report=report, replay_max=steps, tab="report", report_page="",
                   report_shots=[{"src": shot.data_url, "caption": shot.caption, "step": shot.action_index + 1}
                                 for shot in attempt.shots])
         self._set(replay_step=steps, **self._replay_view(steps))
+        # The full page (final views, contrast run, 3D reveal) takes a few seconds more: it follows.
+        page = self._reports / f"attempt-{stored.id}-{steps}.html"
+        if not page.exists():
+            page.write_text(attempt.report_page(), encoding="utf-8")
+        self._set(report_page=f"reports/{page.name}")
 
     def _replay_view(self, step: int) -> dict:
         attempt = self.opened
@@ -405,15 +415,16 @@ class Workstation:
                 "review_rows": [{"id": a.id, "user": a.user_name, "scenario": a.scenario_id,
                                  "started": a.started.astimezone().strftime("%Y-%m-%d %H:%M"),
                                  "status": a.status.replace("_", " "),
-                                 "outcome": "" if a.report is None else ("pass" if a.report.get("passed") else "fail"),
+                                 "outcome": "" if a.report is None else ("pass" if a.report["passed"] else "fail"),
+                                 "grade": "" if a.report is None else f"{a.report['grade']:.0f}",
                                  "time": f"{a.elapsed_s / 60:.1f} min", "actions": a.actions} for a in reversed(rows)],
                 "curve_svg": ""}
         done = [a for a in self.store.attempts(user_id=trainee) if a.report is not None] if trainee is not None else []
         if done:
-            series = [("Tip to target (mm)", [a.report.get("tip_to_target_mm") for a in done]),
-                      ("Shots", [a.report.get("shots") for a in done]),
-                      ("Time (min)", [round(a.elapsed_s / 60, 2) for a in done])]
-            view["curve_svg"] = learning_curve_svg(series, passed=[bool(a.report.get("passed")) for a in done])
+            series = [("Grade", [a.report["grade"] for a in done]),
+                      ("Shots", [a.report["metrics"]["fluoro_shots"] for a in done]),
+                      ("Time (min)", [round(a.report["metrics"]["procedure_time_s"] / 60, 2) for a in done])]
+            view["curve_svg"] = learning_curve_svg(series, passed=[a.report["passed"] for a in done])
         return view
 
     def preview(self):

@@ -1,7 +1,13 @@
+import json
+from pathlib import Path
+
+import jsonschema
+import numpy as np
 import pytest
+import yaml
 
 from anatomy_models.errors import SpinesimError
-from scenarios.schema import PROCEDURES, library_scenarios, load_scenario, scenario_from_yaml
+from scenarios.schema import PROCEDURES, library_scenarios, load_scenario, scenario_from_yaml, scenario_json_schema
 
 GOOD = """\
 id: test-case
@@ -18,10 +24,33 @@ seed: 5
 """
 
 
-def test_the_library_has_a_default_scenario_per_procedure():
+def test_the_library_covers_every_procedure_at_several_levels_and_sides():
     library = library_scenarios()
-    assert sorted(s.procedure for s in library.values()) == sorted(PROCEDURES)
+    assert len(library) >= 10
+    for procedure in PROCEDURES:
+        cases = [s for s in library.values() if s.procedure == procedure]
+        assert len({s.target.level or s.target.nerve for s in cases}) >= 2, procedure
+        assert {s.target.side for s in cases} >= {"left", "right"}, procedure
     assert load_scenario("tfesi-default").needle.spec().length_mm == pytest.approx(88.9)
+    for scenario in library.values():
+        assert scenario.objectives and scenario.hints and scenario.patient.explanation, scenario.id
+    assert len({s.seed for s in library.values()}) == len(library)
+
+
+def test_the_library_has_the_teaching_variants():
+    generated = {s.id: s.anatomy.spine_parameters() for s in library_scenarios().values() if s.anatomy.generator}
+    variants = {
+        "BMI 40 with the 5-inch needle": lambda s, p: p.bmi >= 40 and s.needle.spec().length_mm >= 127,
+        "scoliosis": lambda s, p: p.scoliosis_cobb_deg >= 20,
+        "degenerated L4-5 interlaminar": lambda s, p: p.degeneration >= 2.5 and s.target.level == "L4-L5"
+        and s.procedure == "interlaminar_epidural",
+        "Adamkiewicz in a left L1 transforaminal": lambda s, p: (p.adamkiewicz_level, p.adamkiewicz_side) == ("L1", "left")
+        and (s.target.level, s.target.side) == ("L1-L2", "left") and s.imaging.dsa,
+        "transitional L5": lambda s, p: p.transitional == "sacralized_L5",
+    }
+    library = library_scenarios()
+    for name, fits in variants.items():
+        assert any(fits(library[i], p) for i, p in generated.items()), name
 
 
 def test_a_good_scenario_loads_from_a_file(tmp_path):
@@ -83,3 +112,81 @@ def test_generator_parameters_are_checked_with_the_scenario(tmp_path):
         with pytest.raises(SpinesimError, match=r"line 5, field 'anatomy.generator'") as caught:
             load_scenario(path)
         assert message in str(caught.value)
+
+
+SCHEMA_FILE = Path(__file__).parents[2] / "scenarios" / "scenario.schema.json"
+
+
+@pytest.mark.parametrize("change, where, message", [
+    (("level: L4-L5", "level: L6-S1"), "line 7, field 'target.level'", "interspace like 'L4-L5'"),
+    (("target:\n  level: L4-L5\n  side: left\n  approach: kambin\n", ""), "line 1, field 'target'",
+     "required field is missing"),
+    (("seed: 5", "seed: five"), "line 11, field 'seed'", "valid integer"),
+    (("seed: 5", "seed: 5\nlimits: {shots: many}"), "line 12, field 'limits.shots'", "valid integer"),
+    (("seed: 5", "seed: 5\nrubric:\n  weights: {accuracy: -1}"), "line 13, field 'rubric.weights.accuracy'",
+     "greater than or equal to 0"),
+    (("seed: 5", "seed: 5\nhints: a single string"), "line 12, field 'hints'", "valid list"),
+    (("seed: 5", "seed: 5\npatient: {what_to_expect: pressure}"), "line 12, field 'patient.explanation'",
+     "required field is missing"),
+    (("anatomy: {builtin: default}", "anatomy: {builtin: default, series: '2'}"), "line 4, field 'anatomy.series'",
+     "only goes with images, not builtin"),
+    (("seed: 5", "seed: 5\nrubric: {pass_gates: {contrast_check: dsa}}"), "line 12, field 'rubric.pass_gates.contrast_check'",
+     "'dsa' needs imaging.dsa: true"),
+])
+def test_more_invalid_scenarios_name_the_line_and_field(tmp_path, change, where, message):
+    path = tmp_path / "case.yaml"
+    path.write_text(GOOD.replace(*change))
+    with pytest.raises(SpinesimError) as caught:
+        load_scenario(path)
+    assert str(caught.value).startswith(f"{path}: {where}: "), str(caught.value)
+    assert message in str(caught.value)
+
+
+def test_a_medial_branch_of_an_unknown_level_is_a_field_error():
+    text = GOOD.replace("procedure: transforaminal_epidural", "procedure: medial_branch_block").replace(
+        "  level: L4-L5\n", "  nerve: L7 medial branch\n").replace("  approach: kambin\n", "")
+    with pytest.raises(SpinesimError, match=r"line 7, field 'target.nerve': nerve must be like"):
+        scenario_from_yaml(text, path="x.yaml")
+
+
+def test_image_sources_must_exist_relative_to_the_scenario(tmp_path):
+    path = tmp_path / "case.yaml"
+    source = "anatomy:\n  images: ct/series-1\n  labels: ct/labels.nii.gz\n"
+    path.write_text(GOOD.replace("anatomy: {builtin: default}\n", source))
+    with pytest.raises(SpinesimError) as caught:
+        load_scenario(path)
+    assert str(caught.value) == (f"{path}: line 5, field 'anatomy.images': no such file or folder: "
+                                 f"{tmp_path / 'ct' / 'series-1'}")
+    (tmp_path / "ct" / "series-1").mkdir(parents=True)
+    with pytest.raises(SpinesimError, match=r"line 6, field 'anatomy.labels': no such file or folder"):
+        load_scenario(path)
+    (tmp_path / "ct" / "labels.nii.gz").write_bytes(b"")
+    loaded = load_scenario(path)
+    assert (loaded.anatomy.kind(), loaded.anatomy.labels) == ("images", "ct/labels.nii.gz")
+
+
+def test_an_image_source_loads_through_the_importer_with_its_labels(tmp_path, small_spine):
+    from anatomy_models.nrrd import write_nrrd
+
+    write_nrrd(small_spine.ct, tmp_path / "ct.nrrd")
+    write_nrrd(small_spine.labels, tmp_path / "labels.nrrd")
+    (tmp_path / "names.yaml").write_text("\n".join(f"- {{id: {label.id}, name: {label.name}, tissue: {label.tissue}}}"
+                                                   for label in small_spine.label_table))
+    path = tmp_path / "case.yaml"
+    path.write_text(GOOD.replace("anatomy: {builtin: default}\n", "anatomy:\n  images: ct.nrrd\n  labels: labels.nrrd\n"
+                                 "  label_format: table:names.yaml\n"))
+    scenario = load_scenario(path)
+    anatomy = scenario.anatomy.load(tmp_path)
+    assert anatomy.labels is not None and np.array_equal(anatomy.labels.array, small_spine.labels.array)
+    assert anatomy.label_table.by_name("dural_sac.dura").tissue == "dura"
+
+
+def test_the_shipped_json_schema_is_current_and_accepts_the_library():
+    assert json.loads(SCHEMA_FILE.read_text()) == json.loads(json.dumps(scenario_json_schema())), \
+        "regenerate it: spinesim scenario schema -o scenarios/scenario.schema.json"
+    validator = jsonschema.Draft202012Validator(json.loads(SCHEMA_FILE.read_text()))
+    for entry in sorted((SCHEMA_FILE.parent / "library").glob("*.yaml")):
+        errors = list(validator.iter_errors(yaml.safe_load(entry.read_text())))
+        assert not errors, (entry.name, errors[0].message)
+    broken = yaml.safe_load(GOOD) | {"limits": {"shots": "many"}}
+    assert any(list(e.absolute_path) == ["limits", "shots"] for e in validator.iter_errors(broken))

@@ -118,7 +118,7 @@ def test_a_crashed_attempt_resumes_with_every_state_and_image(store, scenario, s
     resumed.act({"type": "withdraw", "mm": 5})
     resumed.act({"type": "finish"})
     finished = store.attempt(interrupted.id)
-    assert finished.status == "finished" and finished.actions == 7 and finished.report["shots"] == 2
+    assert finished.status == "finished" and finished.actions == 7 and finished.report["metrics"]["fluoro_shots"] == 2
     assert store.unfinished_attempt(trainee.id) is None
 
 

@@ -10,6 +10,7 @@ import pytest
 from anatomy_models.store import save_anatomy
 from scenarios.schema import load_scenario
 from simulator.carm import CArm
+from scoring.report import score
 from simulator.planner import expert_actions, plan_trajectory
 from simulator.session import Session
 from simulator.store import Store
@@ -130,11 +131,16 @@ class Trainee:
             raise AssertionError(f"no control for {kind}")
 
 
-def _flag_kinds(page) -> list[str]:
-    return sorted(text.strip().replace(" ", "_") for text in page.locator("#report-flags .flag-kind").all_text_contents())
+def _flag_codes(page) -> list[str]:
+    return sorted(text.strip() for text in page.locator("#report-flags .flag-code").all_text_contents())
 
 
-def test_an_expert_attempt_through_the_controls_passes(server, page, expert, patient):
+def _scored(database, page, scenario, anatomy):
+    """The report scoring gives the attempt on screen, from its stored log."""
+    return score(scenario, anatomy, Store(database).actions(b.attempt_id(page)))
+
+
+def test_an_expert_attempt_through_the_controls_passes(server, page, expert, patient, database):
     session, actions = expert
     b.log_in(page, server.url, TRAINEE, PASSWORD)
     trainee = Trainee(page, session.scenario, patient)
@@ -143,11 +149,17 @@ def test_an_expert_attempt_through_the_controls_passes(server, page, expert, pat
         trainee.perform(record)
     assert page.text_content("#report-outcome").strip() == "PASS"
     assert page.is_visible("#report-no-flags")
+    expected = _scored(database, page, session.scenario, patient)
+    assert expected.passed and int(page.text_content("#report-grade")) == round(expected.grade) >= 85
+    # The full report (scoring's page with the 3D reveal) follows in the frame.
+    page.wait_for_selector("#report-page", timeout=120_000)
+    frame = page.frame_locator("#report-page")
+    assert frame.locator("canvas").count() >= 1
     # The replay slider shows the image the monitor held at each step.
     assert page.get_attribute("#replay-image", "src").startswith("data:image/jpeg")
 
 
-def test_an_unsafe_attempt_shows_the_flags_the_engine_raises(server, page, expert, patient):
+def test_an_unsafe_attempt_shows_the_flags_scoring_raises(server, page, expert, patient, database):
     session, actions = expert
     place = next(a for a in actions if a["type"] == "place_needle")
     # Past the epidural space into the dural sac's CSF along the expert's own line.
@@ -159,8 +171,7 @@ def test_an_unsafe_attempt_shows_the_flags_the_engine_raises(server, page, exper
     reference = Session(session.scenario, patient)
     reference.apply({"type": "place_needle", "t": 1, "entry": place["entry"], "direction": place["direction"]})
     reference.apply({"type": "advance", "t": 2, "mm": depth})
-    expected = sorted({e.kind for e in reference.unsafe_events()})
-    assert {"dural_puncture", "csf_flashback"} <= set(expected)
+    assert {"dural_puncture", "csf_flashback"} <= {e.kind for e in reference.unsafe_events()}
 
     b.log_in(page, server.url, TRAINEE, PASSWORD)
     trainee = Trainee(page, session.scenario, patient)
@@ -173,7 +184,9 @@ def test_an_unsafe_attempt_shows_the_flags_the_engine_raises(server, page, exper
     assert page.is_visible("#hub") and "CSF" in page.text_content("#hub")
     trainee.perform({"type": "finish"})
     assert page.text_content("#report-outcome").strip() == "FAIL"
-    assert sorted(set(_flag_kinds(page))) == expected
+    expected = _scored(database, page, session.scenario, patient)
+    assert _flag_codes(page) == sorted(flag.code for flag in expected.flags)
+    assert "dural_puncture" in _flag_codes(page) and not expected.passed
 
 
 def test_the_monitor_shows_the_needle_advance(server, page, expert, patient):

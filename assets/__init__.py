@@ -1,0 +1,1 @@
+"""Small static files the product ships (report template, 3D viewer), read with importlib.resources."""

@@ -1,0 +1,247 @@
+"""Feedback a resident can act on: what happened, in anatomical words, and what to do next time.
+
+Sentences are built from the flags, the metrics and the expert comparison, most important first:
+critical and major events, where the tip ended relative to the target (with the fix for the
+direction it was off, per procedure, from clinical.md §2), technique (contrast, the safety view,
+loss of resistance), then effort (shots, time, redirections, bone contacts, path length).
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel
+
+from scenarios.schema import Scenario
+from scoring.expert import ExpertComparison
+from scoring.metrics import EXPECTED_PATTERNS, Metrics
+from scoring.proximity import NearMiss
+from scoring.safety import Flag
+from simulator.contrast import APPEARANCE
+
+Level = Literal["critical", "warning", "tip", "good"]
+# An offset component smaller than this (mm) is not worth a word [ED].
+NOTABLE_MM = 1.5
+
+# What to do when the tip ended off target in a direction (clinical.md §2.1-§2.4).
+ADVICE: dict[str, dict[str, str]] = {
+    "transforaminal_epidural": {
+        "caudal": "on the lateral view, aim for the posterior-superior foramen, just under the pedicle",
+        "cranial": "aim just below the pedicle's 6 o'clock position on the oblique view, not into the pedicle",
+        "ventral": "stop in the posterior third of the foramen on lateral, behind the posterior vertebral-body line",
+        "dorsal": "advance under the lateral view until the tip reaches the posterior-superior foramen",
+        "lateral": "on AP the tip belongs under the pedicle's 6 o'clock, not lateral to the pedicle",
+        "medial": "keep the tip under the 6 o'clock of the pedicle on AP: medial to it lie the dural sleeve and sac",
+    },
+    "interlaminar_epidural": {
+        "caudal": "tilt the C-arm to open the interlaminar window on AP and aim at its centre",
+        "cranial": "tilt the C-arm to open the interlaminar window on AP and aim at its centre",
+        "ventral": "on the contralateral oblique stop at the ventral interlaminar line and confirm loss of resistance",
+        "dorsal": "advance in 1-2 mm steps on the contralateral oblique, testing loss of resistance, until it is lost",
+        "lateral": "enter just off the midline on the symptomatic side and aim at the window's centre",
+        "medial": "enter just off the midline on the symptomatic side and aim at the window's centre",
+    },
+    "facet_intra_articular": {
+        "caudal": "aim at the lower third of the joint line, the inferior recess, on the oblique that opens it",
+        "cranial": "aim at the lower third of the joint line, the inferior recess, on the oblique that opens it",
+        "ventral": "the joint is shallow: stop on entering the capsule instead of pushing through it",
+        "dorsal": "touch the articular pillar at the joint line, then step into the capsule",
+        "lateral": "rotate until the joint line is a lucent stripe and stay on it: lateral is the pillar's edge",
+        "medial": "rotate until the joint line is a lucent stripe and stay on it: medial is the interlaminar space",
+    },
+    "medial_branch_block": {
+        "caudal": "slide up to the notch where the SAP meets the upper border of the transverse process",
+        "cranial": "the nerve lies in the groove at the top of the transverse process, below the pedicle: go lower",
+        "ventral": "rest on the bone of the SAP-TP junction; the groove is on its dorsal surface",
+        "dorsal": "advance until the tip touches bone at the SAP-TP junction",
+        "lateral": "move medially onto the base of the SAP where it meets the transverse process",
+        "medial": "move laterally to the junction of the SAP with the transverse process",
+    },
+}
+OPPOSITE = {"cranial": "caudal", "ventral": "dorsal", "lateral": "medial"}
+# How the expected contrast looks, per procedure (clinical.md §2.7).
+EXPECTED_LOOK = {
+    "interlaminar_epidural": "an epidurogram: contrast along the undersurface of the lamina, bubbly, on the VILL in the CLO",
+    "transforaminal_epidural": "contrast outlining the root sleeve and flowing medially into the ventral epidural space",
+    "facet_intra_articular": "an arthrogram filling the joint line and its recesses",
+    "medial_branch_block": "a small blob at the tip with no vessel and no epidural spread",
+}
+FLAG_ADVICE = {
+    "dural_puncture": {
+        "interlaminar_epidural": "Advance in 1-2 mm steps on the contralateral oblique and test loss of resistance after "
+                                 "each step once in the ligamentum flavum; stop at the ventral interlaminar line.",
+        "default": "Nothing in this procedure lies near the dura: keep the tip lateral, under the pedicle (TFESI) or on "
+                   "the posterior elements (facet, MBB), and check depth on lateral before advancing further.",
+    },
+    "intrathecal_injection": "Aspirate and look for CSF before injecting; stop at once when contrast outlines the "
+                             "cauda equina or layers dependently.",
+    "arterial_injection": "Inject contrast under DSA (or live fluoroscopy) and stop at the first thin, fast-clearing "
+                          "line; reposition before any injectate. Never inject particulate steroid transforaminally.",
+    "cord_contact": "Check the level before advancing: the conus usually ends at L1-L2; stay at or below L2-L3 for "
+                    "interlaminar access and control depth on the contralateral oblique or lateral.",
+    "intradiscal_injection": "Contrast filling the disc means the tip is in the annulus: withdraw to the posterior disc "
+                             "margin on lateral before injecting again.",
+    "root_contact": "A shooting pain down the leg means the needle is on the nerve: withdraw 1-2 mm and redirect, "
+                    "staying under the pedicle (the root runs below and lateral to the safe triangle).",
+    "cauda_equina_contact": "The needle went through the dura into the sac: withdraw, and control depth on the "
+                            "contralateral oblique or lateral view.",
+    "intradiscal": "On lateral, stay behind the posterior disc margin: the disc lies in front of the foramen.",
+    "venous_injection": "Contrast that washes out along thin channels is venous: reposition before injecting.",
+    "beyond_ventral_epidural": "Check depth on the lateral view more often: the tip must stay behind the posterior "
+                               "vertebral-body line.",
+    "wrong_level": "Count the levels on AP from the sacrum and from T12 before placing the needle, and check the "
+                   "count again on the final images.",
+}
+
+
+class FeedbackItem(BaseModel):
+    """One sentence of feedback; ``level`` orders and colours it."""
+
+    level: Level
+    text: str
+
+
+def _direction_words(offset: dict[str, float], midline: bool) -> list[tuple[str, float]]:
+    """(direction word, mm) for each notable component, largest first."""
+    words = []
+    for axis, value in offset.items():
+        if abs(value) < NOTABLE_MM:
+            continue
+        if axis == "lateral" and midline:
+            words.append(("to the patient's left" if value > 0 else "to the patient's right", abs(value)))
+        else:
+            words.append((axis if value > 0 else OPPOSITE[axis], abs(value)))
+    return sorted(words, key=lambda w: -w[1])
+
+
+def _mm(value: float) -> str:
+    return f"{value:.0f} mm" if value >= 2.0 else f"{value:.1f} mm"
+
+
+def feedback(scenario: Scenario, metrics: Metrics, flags: list[Flag], near_misses: list[NearMiss],
+             expert: ExpertComparison) -> list[FeedbackItem]:
+    """Feedback sentences, most important first."""
+    procedure = scenario.procedure
+    items: list[FeedbackItem] = []
+    for flag in flags:
+        if flag.severity == "minor":
+            continue
+        advice = FLAG_ADVICE.get(flag.code)
+        if isinstance(advice, dict):
+            advice = advice.get(procedure, advice["default"])
+        when = f" at {flag.t:.0f} s" if flag.t is not None else ""
+        text = f"{flag.title}{when}: {flag.message}." + (f" {advice}" if advice else "")
+        items.append(FeedbackItem(level="critical" if flag.severity == "critical" else "warning", text=text))
+    items.extend(_accuracy(scenario, metrics))
+    items.extend(_technique(scenario, metrics))
+    items.extend(_near_misses(near_misses))
+    items.extend(_effort(scenario, metrics, expert, flags))
+    if not items or all(i.level == "good" for i in items):
+        items.append(FeedbackItem(level="good", text="A clean, efficient attempt: nothing to correct."))
+    order = {"critical": 0, "warning": 1, "tip": 2, "good": 3}
+    return sorted(items, key=lambda i: order[i.level])
+
+
+def _accuracy(scenario: Scenario, metrics: Metrics) -> list[FeedbackItem]:
+    if metrics.passes == 0:
+        return [FeedbackItem(level="warning", text="No needle was placed.")]
+    if metrics.offset is None:
+        return [FeedbackItem(level="warning", text="The needle was out of the patient at the end of the attempt: "
+                                                   "finish with the tip at the target, where it was confirmed.")]
+    tolerance = scenario.tolerances().tip_mm
+    distance = metrics.tip_to_target_mm
+    offset = metrics.offset
+    words = _direction_words({"cranial": offset.cranial_mm, "ventral": offset.ventral_mm, "lateral": offset.lateral_mm},
+                             scenario.target.side == "midline")
+    if metrics.in_zone and distance <= tolerance:
+        return [FeedbackItem(level="good", text=f"Your final tip was on target ({_mm(distance)} from the target point, "
+                                                f"in {metrics.tip_structure}).")]
+    if not words:
+        return [FeedbackItem(level="tip", text=f"Your final tip was {_mm(distance)} from the target but in "
+                                               f"{metrics.tip_structure}, outside the acceptance zone.")]
+    main, size = words[0]
+    advice = ADVICE[scenario.procedure].get(main)
+    also = f" and {_mm(words[1][1])} {words[1][0]}" if len(words) > 1 else ""
+    where = "in the target zone" if metrics.in_zone else f"in {metrics.tip_structure}, outside the target zone"
+    preposition = "of" if any(w.startswith("to the") for w, _ in words[:2]) else "to"
+    text = f"Your final tip was {_mm(size)} {main}{also} {preposition} the target ({where})"
+    if advice:
+        text += f": {advice}"
+    items = [FeedbackItem(level="tip" if metrics.in_zone else "warning", text=text + ".")]
+    depth = metrics.depth_error_mm
+    if depth is not None and abs(depth) > scenario.tolerances().depth_mm and main not in ("ventral", "dorsal"):
+        items.append(FeedbackItem(level="tip", text=f"On the {metrics.depth_view} the tip was {_mm(abs(depth))} "
+                                  f"{'beyond' if depth > 0 else 'short of'} the target depth."))
+    return items
+
+
+def _technique(scenario: Scenario, metrics: Metrics) -> list[FeedbackItem]:
+    procedure = scenario.procedure
+    items = []
+    if metrics.contrast_pattern_correct is None:
+        items.append(FeedbackItem(level="warning", text=f"You injected no contrast: confirm the position with "
+                                  f"{EXPECTED_LOOK[procedure]} before any injectate."))
+    elif not metrics.contrast_pattern_correct:
+        wrong = [p for p in metrics.contrast_patterns if p not in EXPECTED_PATTERNS[procedure]]
+        items.append(FeedbackItem(level="warning", text=f"The contrast pattern was {wrong[0]} ({APPEARANCE[wrong[0]]}); "
+                                  f"the target shows {EXPECTED_LOOK[procedure]}. Reposition before injecting anything else."))
+    if metrics.contrast_checked is False:
+        imaged = "DSA" if scenario.imaging.dsa else "live fluoroscopy"
+        items.append(FeedbackItem(level="warning", text=f"Inject contrast under {imaged} (start the run as you inject): "
+                                  "a single image after the injection misses intravascular spread, which clears in seconds."))
+    elif metrics.dsa_used is False:
+        items.append(FeedbackItem(level="warning", text="Use DSA for the contrast test: live fluoroscopy misses some "
+                                  "intravascular injections that subtraction shows (clinical.md §2.7 [S22])."))
+    if metrics.offset is not None and not metrics.depth_view_checked:
+        items.append(FeedbackItem(level="warning", text=f"Confirm the final tip on the {metrics.depth_view} before "
+                                  "injecting: a position seen in one view only can be far too deep or shallow."))
+    if metrics.loss_of_resistance_confirmed is False:
+        items.append(FeedbackItem(level="warning", text="Confirm loss of resistance at the final position before "
+                                  "injecting: it tells you the tip has left the ligamentum flavum."))
+    if metrics.hub_at_skin:
+        items.append(FeedbackItem(level="tip", text="The needle went in to its hub: when the target is this deep, "
+                                  "choose a longer needle (5 in, 127 mm) before you start."))
+    return items
+
+
+def _near_misses(near_misses: list[NearMiss]) -> list[FeedbackItem]:
+    items = []
+    for approach in near_misses:
+        if not approach.near_miss:
+            continue
+        expert = (f" (the expert path keeps {_mm(approach.expert_shaft_mm)})"
+                  if approach.expert_shaft_mm is not None else "")
+        items.append(FeedbackItem(level="warning", text=f"Near miss: the needle passed {_mm(approach.shaft_mm)} from "
+                                  f"{approach.structure or approach.label}{expert}."))
+    return items
+
+
+def _effort(scenario: Scenario, metrics: Metrics, expert: ExpertComparison, flags: list[Flag]) -> list[FeedbackItem]:
+    limits, tolerances = scenario.limits, scenario.tolerances()
+    items = []
+    if metrics.fluoro_shots > 2 * limits.shots / 3:
+        baseline = f"; the expert path takes {expert.expert_shots}" if expert.expert_shots else ""
+        items.append(FeedbackItem(level="tip", text=f"You took {metrics.fluoro_shots} fluoroscopy shots (limit "
+                                  f"{limits.shots}{baseline}): align the AP once, then stay in the trajectory view while "
+                                  "advancing and switch to the depth view only near the target."))
+    if metrics.redirects > tolerances.redirects:
+        items.append(FeedbackItem(level="tip", text=f"You needed {metrics.redirects} redirections: set the trajectory "
+                                  "view so the needle is a dot before advancing, and correct early while it is shallow."))
+    if metrics.bone_contacts > tolerances.bone_contacts:
+        items.append(FeedbackItem(level="tip", text=f"The needle hit bone {metrics.bone_contacts} times: each contact is "
+                                  "painful; use the images to steer rather than walking the needle on bone."))
+    if expert.path_ratio is not None and expert.path_ratio > tolerances.path_ratio:
+        items.append(FeedbackItem(level="tip", text=f"Your tip travelled {metrics.path_length_mm:.0f} mm, "
+                                  f"{expert.path_ratio:.1f} times the expert's {expert.expert_path_length_mm:.0f} mm: "
+                                  "fewer, more deliberate moves damage less tissue."))
+    if expert.entry_distance_mm is not None and expert.entry_distance_mm > 10.0 and not metrics.in_zone:
+        words = _direction_words(dict(zip(("cranial", "ventral", "lateral"), expert.entry_offset)),
+                                 scenario.target.side == "midline")
+        where = f" {words[0][0]} {'of' if words[0][0].startswith('to the') else 'to'}" if words else " from"
+        items.append(FeedbackItem(level="tip", text=f"Your skin entry was {expert.entry_distance_mm:.0f} mm{where} the "
+                                  f"expert's and your needle {expert.angle_deg:.0f} degrees off its line: plan the entry "
+                                  "point in the trajectory view before puncturing."))
+    if metrics.fluoro_seconds > 2 * limits.fluoro_seconds / 3 and not any(f.code == "excessive_fluoro_time" for f in flags):
+        items.append(FeedbackItem(level="tip", text=f"{metrics.fluoro_seconds:.0f} s of fluoroscopy: use single pulses "
+                                  "while positioning and live runs only for the contrast test."))
+    return items

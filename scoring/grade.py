@@ -1,0 +1,164 @@
+"""The grade: four weighted parts scored 0-1, a 0-100 total, and the gates a pass must clear.
+
+============  ==========================================================================================
+part          how it is scored (each item 1 at or below its "good" value, 0 at its "bad" one, linear in
+              between: :func:`ramp`)
+============  ==========================================================================================
+accuracy      tip in the acceptance zone (half), tip-to-target distance (good: the rubric's ``tip_mm``,
+              bad: three times it; 0.3), depth error in the safety view (``depth_mm``, 3x; 0.2)
+safety        1, less 0.5 per major flag, 0.15 per minor flag and 0.1 per near miss; 0 with any
+              critical flag
+efficiency    mean of: shots (good 2/3 of the limit, bad twice it), beam-on time (same), procedure time
+              (half the limit, 1.5x), redirections (tolerance, 3x or tolerance + 3), bone contacts
+              (tolerance, tolerance + 6), path length over the expert's (``path_ratio``, twice it)
+technique     contrast injected and its pattern right (0.35); contrast imaged live (0.15), by DSA where
+              the scenario offers it (0.25); the final position seen in the safety view before injecting,
+              the multiplanar rule of clinical.md §1 (0.25); interlaminar: loss of resistance confirmed
+              (0.15, otherwise shared out)
+============  ==========================================================================================
+
+Weights come from the scenario's rubric (default 40/25/20/15). Pass gates: no critical flag (always),
+the attempt finished, and the rubric's ``in_zone``, ``max_major_flags``, ``contrast_check`` and
+``min_score``. The numbers not taken from clinical.md §6.3 are engineering defaults [ED].
+"""
+
+from __future__ import annotations
+
+from pydantic import BaseModel
+
+from scenarios.schema import Scenario
+from scoring.expert import ExpertComparison
+from scoring.metrics import Metrics
+from scoring.proximity import NearMiss
+from scoring.safety import Flag
+
+SAFETY_PENALTY = {"major": 0.5, "minor": 0.15}
+NEAR_MISS_PENALTY = 0.1
+
+
+class Component(BaseModel):
+    """One part of the grade: its weight (normalised to sum 1), its 0-1 score and the points it gives."""
+
+    name: str
+    weight: float
+    score: float
+    points: float
+    items: dict[str, float]
+
+
+class Gate(BaseModel):
+    """One condition of a pass."""
+
+    name: str
+    passed: bool
+    detail: str
+
+
+class Grade(BaseModel):
+    score: float
+    passed: bool
+    components: list[Component]
+    gates: list[Gate]
+
+
+def ramp(value: float, good: float, bad: float) -> float:
+    """1 at or below ``good``, 0 at or above ``bad``, linear in between.
+
+    Examples
+    --------
+    >>> ramp(2.0, 3.0, 9.0), ramp(6.0, 3.0, 9.0), ramp(12.0, 3.0, 9.0)
+    (1.0, 0.5, 0.0)
+    """
+    if value <= good:
+        return 1.0
+    if value >= bad:
+        return 0.0
+    return float((bad - value) / (bad - good))
+
+
+def _accuracy(scenario: Scenario, metrics: Metrics) -> dict[str, float]:
+    tolerances = scenario.tolerances()
+    if metrics.tip_to_target_mm is None or metrics.depth_error_mm is None:
+        return {"in_zone": 0.0, "tip_distance": 0.0, "depth": 0.0}
+    return {"in_zone": 0.5 * metrics.in_zone,
+            "tip_distance": 0.3 * ramp(metrics.tip_to_target_mm, tolerances.tip_mm, 3.0 * tolerances.tip_mm),
+            "depth": 0.2 * ramp(abs(metrics.depth_error_mm), tolerances.depth_mm, 3.0 * tolerances.depth_mm)}
+
+
+def _safety(flags: list[Flag], near_misses: list[NearMiss]) -> dict[str, float]:
+    if any(f.severity == "critical" for f in flags):
+        return {"critical": -1.0}
+    items = {f.code: -SAFETY_PENALTY[f.severity] * f.count for f in flags}
+    items.update({f"near_miss_{n.group}": -NEAR_MISS_PENALTY for n in near_misses if n.near_miss})
+    return items
+
+
+def _efficiency(scenario: Scenario, metrics: Metrics, expert: ExpertComparison) -> dict[str, float]:
+    limits, tolerances = scenario.limits, scenario.tolerances()
+    items = {
+        "shots": ramp(metrics.fluoro_shots, 2.0 * limits.shots / 3.0, 2.0 * limits.shots),
+        "fluoro_seconds": ramp(metrics.fluoro_seconds, 2.0 * limits.fluoro_seconds / 3.0, 2.0 * limits.fluoro_seconds),
+        "time": ramp(metrics.procedure_time_s, 0.5 * limits.time_s, 1.5 * limits.time_s),
+        "redirects": ramp(metrics.redirects, tolerances.redirects, max(3 * tolerances.redirects, tolerances.redirects + 3)),
+        "bone_contacts": ramp(metrics.bone_contacts, tolerances.bone_contacts, tolerances.bone_contacts + 6),
+    }
+    if expert.path_ratio is not None:
+        items["path_length"] = ramp(expert.path_ratio, tolerances.path_ratio, 2.0 * tolerances.path_ratio)
+    return {name: value / len(items) for name, value in items.items()}
+
+
+def _technique(scenario: Scenario, metrics: Metrics) -> dict[str, float]:
+    items = {
+        "contrast_pattern": 0.35 * bool(metrics.contrast_pattern_correct),
+        # DSA where the scenario offers it earns full marks; live fluoroscopy alone there, most of them.
+        "contrast_check": 0.25 * (1.0 if metrics.dsa_used is not False else 0.6) * bool(metrics.contrast_checked),
+        "depth_view": 0.25 * metrics.depth_view_checked,
+    }
+    if metrics.loss_of_resistance_confirmed is not None:
+        items["loss_of_resistance"] = 0.15 * metrics.loss_of_resistance_confirmed
+    else:
+        items = {name: value / 0.85 for name, value in items.items()}
+    return items
+
+
+def grade(scenario: Scenario, metrics: Metrics, flags: list[Flag], near_misses: list[NearMiss],
+          expert: ExpertComparison) -> Grade:
+    """Score the measured attempt and decide pass or fail."""
+    weights = scenario.rubric.weights
+    parts = {"accuracy": (weights.accuracy, _accuracy(scenario, metrics)),
+             "safety": (weights.safety, _safety(flags, near_misses)),
+             "efficiency": (weights.efficiency, _efficiency(scenario, metrics, expert)),
+             "technique": (weights.technique, _technique(scenario, metrics))}
+    total_weight = sum(weight for weight, _ in parts.values())
+    components = []
+    for name, (weight, items) in parts.items():
+        value = min(max((1.0 + sum(items.values())) if name == "safety" else sum(items.values()), 0.0), 1.0)
+        share = weight / total_weight
+        components.append(Component(name=name, weight=round(share, 4), score=round(value, 4),
+                                    points=round(100.0 * share * value, 2),
+                                    items={k: round(v, 4) for k, v in items.items()}))
+    score = round(sum(c.points for c in components), 1)
+    gates = _gates(scenario, metrics, flags, score)
+    return Grade(score=score, passed=all(g.passed for g in gates), components=components, gates=gates)
+
+
+def _gates(scenario: Scenario, metrics: Metrics, flags: list[Flag], score: float) -> list[Gate]:
+    rules = scenario.rubric.pass_gates
+    critical = [f.title for f in flags if f.severity == "critical"]
+    major = [f.title for f in flags if f.severity == "major"]
+    gates = [Gate(name="no critical event", passed=not critical, detail=", ".join(critical) or "none"),
+             Gate(name="attempt finished", passed=metrics.finished,
+                  detail="finished" if metrics.finished else "the attempt was not finished")]
+    if rules.in_zone:
+        gates.append(Gate(name="tip in the target zone", passed=metrics.in_zone,
+                          detail=f"tip in {metrics.tip_structure}" if metrics.tip_structure else "no needle"))
+    gates.append(Gate(name=f"at most {rules.max_major_flags} major event(s)", passed=len(major) <= rules.max_major_flags,
+                      detail=", ".join(major) or "none"))
+    if rules.contrast_check != "none":
+        imaged = "DSA" if rules.contrast_check == "dsa" else "live fluoroscopy or DSA"
+        ok = bool(metrics.contrast_checked) and (rules.contrast_check != "dsa" or bool(metrics.dsa_used))
+        detail = ("no contrast injected" if metrics.contrast_checked is None else
+                  f"contrast imaged with {imaged}" if ok else f"contrast not imaged with {imaged}")
+        gates.append(Gate(name="contrast check", passed=ok, detail=detail))
+    gates.append(Gate(name=f"score at least {rules.min_score:g}", passed=score >= rules.min_score, detail=f"{score:g}"))
+    return gates

@@ -1,0 +1,199 @@
+"""What an attempt measured: accuracy, effort, radiation and technique (clinical.md §6.1, §6.3).
+
+Every number comes from the replayed attempt (:mod:`scoring.attempt`) and the anatomy's labels and
+landmarks; nothing is rendered. Offsets are given in the target's anatomical frame so that feedback
+can speak the trainee's language (cranial/caudal, ventral/dorsal, medial/lateral).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from pydantic import BaseModel
+
+from anatomy_models.anatomy import Anatomy
+from anatomy_models.errors import SpinesimError
+from anatomy_models.structures import level_below
+from scenarios.schema import Scenario
+from scoring.attempt import Attempt
+from scoring.exposure import attempt_dose
+from simulator.session import carm_of
+from simulator.targets import Target
+from simulator.trace import AIR
+
+# Contrast patterns that confirm each procedure's target (clinical.md §2.6, §2.7).
+EXPECTED_PATTERNS = {"interlaminar_epidural": ("epidural",), "transforaminal_epidural": ("epidural",),
+                     "facet_intra_articular": ("intra_articular",), "medial_branch_block": ("soft_tissue",)}
+# A contrast injection counts as checked when a live or DSA run starts within this many seconds after
+# it, before the needle moves (clinical.md §6.3: contrast under live fluoroscopy, DSA for TFESI) [ED].
+CONTRAST_CHECK_S = 5.0
+# A shot counts as taken in a view when its beam is within this angle of the view's beam (degrees) [ED].
+VIEW_TOLERANCE_DEG = 15.0
+NEEDLE_MOVES = ("place_needle", "advance", "withdraw", "redirect")
+
+
+class Offset(BaseModel):
+    """Final tip minus target in the target's anatomical frame, mm.
+
+    ``cranial_mm`` + toward the head (along the endplate normal of the target level), ``ventral_mm`` +
+    toward the belly (deeper, for a needle from the back), ``lateral_mm`` + away from the midline on
+    the target's side (toward the patient's left for a midline target).
+    """
+
+    cranial_mm: float
+    ventral_mm: float
+    lateral_mm: float
+
+
+class Metrics(BaseModel):
+    """The measured attempt. Lengths in mm, times in s, doses in mGy and Gy cm^2."""
+
+    finished: bool
+    tip_structure: str | None
+    tip_to_target_mm: float | None
+    in_zone: bool
+    offset: Offset | None
+    depth_view: str
+    depth_error_mm: float | None
+    passes: int
+    redirects: int
+    bone_contacts: int
+    fluoro_shots: int
+    fluoro_seconds: float
+    dsa_runs: int
+    reference_air_kerma_mgy: float
+    dose_area_product_gy_cm2: float
+    procedure_time_s: float
+    path_length_mm: float
+    tissues_crossed: list[str]
+    structures_touched: list[str]
+    contrast_ml: float
+    contrast_patterns: list[str]
+    contrast_pattern_correct: bool | None
+    contrast_checked: bool | None
+    dsa_used: bool | None
+    depth_view_checked: bool
+    loss_of_resistance_checks: int
+    loss_of_resistance_confirmed: bool | None
+    hub_at_skin: bool
+
+
+def anatomical_frame(scenario: Scenario, anatomy: Anatomy, target: Target) -> np.ndarray:
+    """Rows: unit cranial, ventral and lateral axes (LPS) at the target (see :class:`Offset`)."""
+    level = scenario.target.nerve_level if scenario.procedure == "medial_branch_block" else scenario.target.level.split("-")[1]
+    if scenario.procedure == "medial_branch_block":
+        level = level_below(level)
+    try:
+        cranial = anatomy.direction(f"{level}.superior_endplate.normal")
+    except SpinesimError:
+        cranial = np.array([0.0, 0.0, 1.0])
+    ventral = np.array([0.0, -1.0, 0.0]) - np.dot([0.0, -1.0, 0.0], cranial) * cranial
+    ventral /= np.linalg.norm(ventral)
+    lateral = np.cross(cranial, ventral)  # cranial x ventral = (0,0,1) x (0,-1,0) = +x, the patient's left
+    if scenario.target.side == "right":
+        lateral = -lateral
+    return np.stack([cranial, ventral, lateral])
+
+
+def depth_error_mm(target: Target, tip: np.ndarray, direction: np.ndarray) -> float:
+    """How far beyond (+) or short of (-) the target the tip is, as the safety (depth) view shows it.
+
+    The view cannot see along its beam, so the offset is first projected onto the image plane; depth
+    is then measured along the needle's own direction in that plane.
+    """
+    beam = target.views[-1].carm.beam_direction
+    offset = tip - target.point
+    in_plane = offset - np.dot(offset, beam) * beam
+    along = direction - np.dot(direction, beam) * beam
+    if np.linalg.norm(along) < 1e-6:
+        return float(np.dot(offset, direction))
+    return float(np.dot(in_plane, along / np.linalg.norm(along)))
+
+
+def _beam_angle_deg(a: np.ndarray, b: np.ndarray) -> float:
+    return float(np.degrees(np.arccos(np.clip(abs(np.dot(a, b)), 0.0, 1.0))))
+
+
+def _crossed(attempt: Attempt) -> tuple[list[str], list[str]]:
+    """Structures along the final shaft (skin to tip) and every structure any shaft crossed."""
+    tracer = attempt.session.tracer
+    touched: list[str] = []
+    final: list[str] = []
+    for _, needle in attempt.needles():
+        names = [s.structure for s in tracer.trace(needle.entry, needle.direction, max(needle.depth_mm, 1e-6)).segments
+                 if s.structure != AIR]
+        touched.extend(n for n in names if n not in touched)
+        final = names
+    if attempt.final.needle is None:
+        final = []
+    return final, touched
+
+
+def _contrast_checks(attempt: Attempt) -> tuple[bool | None, bool | None]:
+    """(every injection imaged live, any injection imaged by DSA); None when nothing was injected."""
+    checked, by_dsa, injected = True, False, False
+    for index, step in enumerate(attempt.steps):
+        if step.action.type != "inject_contrast":
+            continue
+        injected = True
+        modes = []
+        for later in attempt.steps[index + 1:]:
+            if later.t > step.t + CONTRAST_CHECK_S or later.action.type in NEEDLE_MOVES:
+                break
+            if later.action.type == "fluoro_shot" and later.action.mode in ("live", "dsa"):
+                modes.append(later.action.mode)
+        checked &= bool(modes)
+        by_dsa |= "dsa" in modes
+    if not injected:
+        return None, None
+    return checked, by_dsa
+
+
+def _before_first_injection(attempt: Attempt) -> list:
+    """The steps after the last needle move that precedes the first injection (or the end)."""
+    first = next((i for i, s in enumerate(attempt.steps) if s.action.type == "inject_contrast"), len(attempt.steps))
+    last_move = max((i for i, s in enumerate(attempt.steps[:first]) if s.action.type in NEEDLE_MOVES), default=-1)
+    return list(attempt.steps[last_move + 1:first])
+
+
+def measure(attempt: Attempt) -> Metrics:
+    """The :class:`Metrics` of a replayed attempt."""
+    scenario, session, final = attempt.scenario, attempt.session, attempt.final
+    target = session.target
+    needle = final.needle
+    offset = depth_error = None
+    if needle is not None:
+        frame = anatomical_frame(scenario, session.anatomy, target)
+        cranial, ventral, lateral = (frame @ (needle.tip - target.point)).round(3).tolist()
+        offset = Offset(cranial_mm=cranial, ventral_mm=ventral, lateral_mm=lateral)
+        depth_error = round(depth_error_mm(target, needle.tip, needle.direction), 3)
+    dose = attempt_dose(attempt)
+    tissues, touched = _crossed(attempt)
+    patterns = [injection.pattern for injection in final.injections]
+    checked, by_dsa = _contrast_checks(attempt)
+    settled = _before_first_injection(attempt)
+    depth_beam = target.views[-1].carm.beam_direction
+    depth_view_checked = needle is not None and any(
+        s.action.type == "fluoro_shot"
+        and _beam_angle_deg(carm_of(s.after.carm or {}, target.point).beam_direction, depth_beam) <= VIEW_TOLERANCE_DEG
+        for s in settled)
+    interlaminar = scenario.procedure == "interlaminar_epidural"
+    lor_confirmed = (any(e.kind == "loss_of_resistance" and e.data["feel"] == "lost" for s in settled for e in s.events)
+                     if interlaminar else None)
+    expected = EXPECTED_PATTERNS[scenario.procedure]
+    return Metrics(
+        finished=final.finished, tip_structure=final.tip_structure,
+        tip_to_target_mm=None if final.tip_to_target_mm is None else round(final.tip_to_target_mm, 3),
+        in_zone=bool(needle is not None and final.in_target), offset=offset, depth_view=target.views[-1].name,
+        depth_error_mm=depth_error, passes=final.passes, redirects=final.redirects, bone_contacts=final.bone_contacts,
+        fluoro_shots=final.fluoro_shots, fluoro_seconds=round(final.fluoro_seconds, 3), dsa_runs=final.dsa_runs,
+        reference_air_kerma_mgy=round(dose.reference_air_kerma_mgy, 4),
+        dose_area_product_gy_cm2=round(dose.dose_area_product_gy_cm2, 5),
+        procedure_time_s=round(final.t, 3), path_length_mm=round(attempt.path_length_mm(), 2),
+        tissues_crossed=tissues, structures_touched=touched,
+        contrast_ml=round(sum(i.ml for i in final.injections), 3), contrast_patterns=patterns,
+        contrast_pattern_correct=(all(p in expected for p in patterns) if patterns else None),
+        contrast_checked=checked, dsa_used=by_dsa if scenario.imaging.dsa else None,
+        depth_view_checked=depth_view_checked, loss_of_resistance_checks=final.lor_checks,
+        loss_of_resistance_confirmed=lor_confirmed,
+        hub_at_skin=bool(attempt.events_of("hub_at_skin")))
+

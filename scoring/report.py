@@ -1,0 +1,172 @@
+"""The report of an attempt, and ``score``: a pure function of (scenario, anatomy, action log).
+
+``score`` replays the log, measures it, raises safety flags, measures near misses, compares with the
+expert path, grades and writes feedback. It reads only the scenario, the anatomy's labels, CT and
+landmarks and the log; it never renders an image (the HTML report renders its images separately,
+:mod:`scoring.html`). The same inputs give the same report, field for field.
+
+Examples
+--------
+>>> from anatomy_models.spine import SpineParameters, generate_spine
+>>> from scenarios.schema import load_scenario
+>>> from simulator.planner import expert_actions, plan_trajectory
+>>> from simulator.session import Session
+>>> scenario = load_scenario("facet-default")
+>>> anatomy = generate_spine(SpineParameters(spacing_mm=2.0))
+>>> session = Session(scenario, anatomy)
+>>> log = expert_actions(scenario, session.target, plan_trajectory(session.tracer, session.target, session.spec))
+>>> report = score(scenario, anatomy, log)
+>>> report.passed, report.grade >= 85, report.flags
+(True, True, [])
+"""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import numpy as np
+from pydantic import BaseModel
+
+from anatomy_models.anatomy import Anatomy
+from scenarios.schema import Scenario
+from scoring.attempt import Attempt, replay_attempt
+from scoring.expert import ExpertComparison, compare, expert_for
+from scoring.feedback import FeedbackItem, feedback
+from scoring.grade import Component, Gate, grade
+from scoring.metrics import Metrics, measure
+from scoring.proximity import NearMiss, closest_approaches, with_expert
+from scoring.safety import Flag, safety_flags
+from simulator.actions import LogContents, action_record
+from simulator.trace import Tracer
+
+REPORT_FORMAT_VERSION = 1
+
+
+class TimelineEvent(BaseModel):
+    kind: str
+    severity: str
+    message: str
+
+
+class TimelineEntry(BaseModel):
+    """One action of the attempt and what it caused."""
+
+    t: float
+    action: str
+    summary: str
+    events: list[TimelineEvent]
+
+
+class NeedlePose(BaseModel):
+    """A needle's pose, LPS mm (entry and tip) and unit direction."""
+
+    entry: tuple[float, float, float]
+    direction: tuple[float, float, float]
+    depth_mm: float
+    tip: tuple[float, float, float]
+
+
+class TargetSummary(BaseModel):
+    description: str
+    point: tuple[float, float, float]
+    zone_radius_mm: float
+    landmark: str | None
+    views: list[str]
+
+
+class Report(BaseModel):
+    """Everything the grade of one attempt rests on; serialises to JSON (``model_dump_json``)."""
+
+    spinesim_report: int = REPORT_FORMAT_VERSION
+    scenario_id: str
+    scenario_title: str
+    procedure: str
+    seed: int
+    anatomy: str
+    target: TargetSummary
+    grade: float
+    passed: bool
+    components: list[Component]
+    gates: list[Gate]
+    metrics: Metrics
+    flags: list[Flag]
+    near_misses: list[NearMiss]
+    feedback: list[FeedbackItem]
+    expert: ExpertComparison
+    needle: NeedlePose | None
+    timeline: list[TimelineEntry]
+
+
+def score(scenario: Scenario, anatomy: Anatomy, log: LogContents | Sequence[Any], *,
+          tracer: Tracer | None = None) -> Report:
+    """Grade an attempt.
+
+    Parameters
+    ----------
+    scenario : Scenario
+    anatomy : Anatomy
+        The scenario's patient, the one the attempt was made on.
+    log : LogContents or sequence
+        The parsed action log (:func:`simulator.actions.read_log`), or the actions (models or JSON
+        records) in order. A log header naming another scenario is refused; its seed is used.
+    tracer : Tracer, optional
+        Shared with other sessions on the same anatomy.
+
+    Raises
+    ------
+    SpinesimError
+        If the log does not replay on this scenario (an action invalid at its point).
+    """
+    attempt = replay_attempt(scenario, anatomy, log, tracer=tracer)
+    return report_of(attempt)
+
+
+def report_of(attempt: Attempt) -> Report:
+    """The report of a replayed attempt (see :func:`score`)."""
+    scenario, session = attempt.scenario, attempt.session
+    metrics = measure(attempt)
+    expert = expert_for(attempt)
+    comparison = compare(attempt, metrics, expert)
+    flags = safety_flags(attempt, metrics)
+    approaches = with_expert(closest_approaches(attempt), expert.approaches if expert else None)
+    result = grade(scenario, metrics, flags, approaches, comparison)
+    target = session.target
+    needle = attempt.final.needle
+    return Report(
+        scenario_id=scenario.id, scenario_title=scenario.title, procedure=scenario.procedure, seed=scenario.seed,
+        anatomy=anatomy_name(session.anatomy),
+        target=TargetSummary(description=target.description, point=tuple(np.round(target.point, 3).tolist()),
+                             zone_radius_mm=target.zone.radius_mm, landmark=target.landmark,
+                             views=[view.name for view in target.views]),
+        grade=result.score, passed=result.passed, components=result.components, gates=result.gates, metrics=metrics,
+        flags=flags, near_misses=approaches, feedback=feedback(scenario, metrics, flags, approaches, comparison),
+        expert=comparison,
+        needle=None if needle is None else NeedlePose(entry=tuple(np.round(needle.entry, 3).tolist()), direction=tuple(np.round(needle.direction, 5).tolist()),
+                                                      depth_mm=round(needle.depth_mm, 3), tip=tuple(np.round(needle.tip, 3).tolist())),
+        timeline=timeline(attempt))
+
+
+def anatomy_name(anatomy: Anatomy) -> str:
+    """A name for the anatomy: its stored name, or the generator's parameter hash."""
+    key = anatomy.metadata.get("cache_key")
+    return f"generated:{key}" if key and not anatomy.metadata.get("name") else anatomy.name
+
+
+def timeline(attempt: Attempt) -> list[TimelineEntry]:
+    """Every action with a one-line summary and the events it caused."""
+    entries = []
+    for step in attempt.steps:
+        record = action_record(step.action)
+        details = {k: v for k, v in record.items() if k not in ("type", "t")}
+        summary = ", ".join(f"{k} {_short(v)}" for k, v in details.items())
+        entries.append(TimelineEntry(t=step.t, action=step.action.type, summary=summary,
+                                     events=[TimelineEvent(kind=e.kind, severity=e.severity, message=e.message)
+                                             for e in step.events]))
+    return entries
+
+
+def _short(value: Any) -> str:
+    if isinstance(value, list):
+        return "(" + ", ".join(f"{v:.1f}" if isinstance(v, float) else str(v) for v in value) + ")"
+    return f"{value:g}" if isinstance(value, float) else str(value)
+

@@ -1,0 +1,303 @@
+"""Safety flags: the unsafe events of an attempt, each with a severity (clinical.md §3, §6.3).
+
+=============================  ========  ==================================================================
+flag                           severity  when
+=============================  ========  ==================================================================
+``dural_puncture``             critical  the needle entered the dural sac in a transforaminal, facet or
+                                         medial branch procedure (nothing there is near the dura)
+``dural_puncture``             major     the same in an interlaminar epidural ("wet tap", its known risk:
+                                         0.8% lumbar, §3 [S48])
+``intrathecal_injection``      critical  contrast with the tip in CSF or the subdural space (§3)
+``arterial_injection``         critical  contrast into an artery (§3: arterial in the foramen = critical)
+``cord_contact``               critical  the tip entered the spinal cord or conus (§3)
+``intradiscal_injection``      critical  contrast into a disc (§6.3 lists it with the critical events)
+``root_contact``               major     paraesthesia (the shaft within 1.5 mm of a root) or the tip in a
+                                         root or ganglion (§3)
+``cauda_equina_contact``       major     the tip entered the cauda equina inside the sac
+``intradiscal``                major     the tip entered a disc (§3)
+``venous_injection``           major     contrast into a vein (§3)
+``beyond_ventral_epidural``    major     the shaft went through the dural sac and out of its ventral side;
+                                         or, transforaminal, the tip more than 2 mm ventral to the
+                                         posterior vertebral-body line as the lateral view shows it (§3)
+``wrong_level``                major     the final tip is on target at a neighbouring level (§3)
+``vessel_puncture``            minor     blood at the hub (the tip entered a vessel) without an injection
+``repeated_bone_contact``      minor     more bone contacts than the rubric's tolerance
+``excessive_shots``            minor     more fluoroscopy shots than the scenario's limit (§6.3)
+``excessive_fluoro_time``      minor     more beam-on time than the limit (§3 [S61])
+``over_time``                  minor     longer than the scenario's time limit
+``capsule_rupture``            minor     more contrast into a facet joint than its capsule holds (§2.3)
+=============================  ========  ==================================================================
+
+A flag is raised once per kind; ``count`` says how often it happened, ``t`` when it first did, and
+``structure`` which structure it concerns (for the report's 3D view).
+"""
+
+from __future__ import annotations
+
+import weakref
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+from pydantic import BaseModel
+
+from anatomy_models.anatomy import Anatomy
+from anatomy_models.errors import SpinesimError
+from anatomy_models.structures import LEVELS, in_group, level_below
+from scenarios.schema import Scenario, TargetSpec
+from scoring.attempt import Attempt
+from scoring.metrics import Metrics
+from simulator.targets import target_for
+from simulator.trace import AIR, Tracer
+
+Severity = Literal["critical", "major", "minor"]
+SEVERITIES: tuple[str, ...] = ("critical", "major", "minor")
+# The transforaminal "too deep" rule: tip this far ventral to the posterior vertebral-body line (mm),
+# the same 2 mm the interlaminar rule of clinical.md §3 allows past the VILL [ED].
+VENTRAL_TOLERANCE_MM = 2.0
+_IN_SAC = ("dural_sac", "cauda_equina", "spinal_cord")
+
+
+class Flag(BaseModel):
+    """One kind of unsafe event in an attempt."""
+
+    code: str
+    severity: Severity
+    title: str
+    message: str
+    t: float | None = None
+    count: int = 1
+    structure: str | None = None
+
+
+class _Flags:
+    def __init__(self) -> None:
+        self.found: dict[str, Flag] = {}
+
+    def add(self, code: str, severity: Severity, title: str, message: str, t: float | None = None,
+            structure: str | None = None) -> None:
+        if code in self.found:
+            self.found[code] = self.found[code].model_copy(update={"count": self.found[code].count + 1})
+        else:
+            self.found[code] = Flag(code=code, severity=severity, title=title, message=message, t=t, structure=structure)
+
+    def sorted(self) -> list[Flag]:
+        return sorted(self.found.values(), key=lambda f: (SEVERITIES.index(f.severity), f.t if f.t is not None else 1e9))
+
+
+def safety_flags(attempt: Attempt, metrics: Metrics) -> list[Flag]:
+    """Every flag the attempt earned, most severe first."""
+    scenario = attempt.scenario
+    flags = _Flags()
+    _event_flags(attempt, flags)
+    _injection_flags(attempt, flags)
+    _beyond_ventral(attempt, flags)
+    _wrong_level(attempt, flags)
+    limits, tolerances = scenario.limits, scenario.tolerances()
+    if metrics.bone_contacts > tolerances.bone_contacts:
+        flags.add("repeated_bone_contact", "minor", "Repeated bone contact",
+                  f"{metrics.bone_contacts} bone contacts (tolerance {tolerances.bone_contacts}): each one is a jab "
+                  "of the periosteum and a sign the trajectory view was not used")
+    if metrics.fluoro_shots > limits.shots:
+        flags.add("excessive_shots", "minor", "Excessive fluoroscopy shots",
+                  f"{metrics.fluoro_shots} shots, more than the limit of {limits.shots}")
+    if metrics.fluoro_seconds > limits.fluoro_seconds:
+        flags.add("excessive_fluoro_time", "minor", "Excessive fluoroscopy time",
+                  f"{metrics.fluoro_seconds:.1f} s of beam-on time, more than the limit of {limits.fluoro_seconds:g} s")
+    if metrics.procedure_time_s > limits.time_s:
+        flags.add("over_time", "minor", "Over time",
+                  f"{metrics.procedure_time_s:.0f} s, longer than the limit of {limits.time_s:g} s")
+    return flags.sorted()
+
+
+def _event_flags(attempt: Attempt, flags: _Flags) -> None:
+    interlaminar = attempt.scenario.procedure == "interlaminar_epidural"
+    injected_vessels = {i.structure for i in attempt.final.injections if i.pattern in ("arterial", "venous")}
+    for event in attempt.events:
+        kind, t, where = event.kind, event.t, event.data.get("structure")
+        if kind == "dural_puncture":
+            flags.add("dural_puncture", "major" if interlaminar else "critical", "Dural puncture",
+                      f"the needle punctured the dura at {event.data['depth_mm']:.1f} mm depth", t, where)
+        elif kind == "cord_contact":
+            flags.add("cord_contact", "critical", "Spinal cord contact", "the needle entered the spinal cord or conus",
+                      t, where)
+        elif kind == "cauda_equina_contact":
+            flags.add("cauda_equina_contact", "major", "Cauda equina contact",
+                      "the needle entered the nerve roots inside the dural sac", t, where)
+        elif kind == "paraesthesia":
+            distance = event.data["distance_mm"]
+            near = "touched a nerve root" if distance < 0.05 else f"came within {distance:.1f} mm of a nerve root"
+            flags.add("root_contact", "major", "Nerve root contact",
+                      f"the needle {near}: the patient felt a shooting pain down the leg", t, _nearest_root(attempt, t))
+        elif kind == "root_penetration":
+            flags.add("root_contact", "major", "Nerve root contact", f"the needle entered {where}", t, where)
+        elif kind == "intradiscal":
+            flags.add("intradiscal", "major", "Intradiscal needle", f"the needle entered the disc ({where})", t, where)
+        elif kind == "vessel_puncture" and where not in injected_vessels:
+            flags.add("vessel_puncture", "minor", "Vessel puncture",
+                      f"blood at the hub: the tip entered {where}" + (" (an artery)" if event.data.get("arterial") else ""),
+                      t, where)
+        elif kind == "capsule_rupture":
+            flags.add("capsule_rupture", "minor", "Facet capsule rupture", event.message, t, where)
+
+
+def _nearest_root(attempt: Attempt, t: float) -> str | None:
+    """The root the needle was nearest to at time ``t`` (for the 3D view)."""
+    needle = next((n for time, n in attempt.needles() if time == t), None)
+    tracer = attempt.session.tracer
+    if needle is None:
+        return None
+    samples = needle.entry + np.linspace(0.0, needle.depth_mm, 64)[:, None] * needle.direction
+    point = samples[int(np.argmin(tracer.nerve_root_distance(samples)))]
+    roots = tracer.volume.voxel_to_world(np.argwhere(np.isin(tracer.codes, tracer.root_codes())))
+    if len(roots) == 0:
+        return None
+    ijk = tracer.volume.world_to_voxel(roots[np.argmin(np.linalg.norm(roots - point, axis=1))])
+    return tracer.names[int(tracer.codes[tuple(np.rint(ijk).astype(int))])]
+
+
+def _injection_flags(attempt: Attempt, flags: _Flags) -> None:
+    for injection in attempt.final.injections:
+        pattern, t, where = injection.pattern, injection.t, injection.structure
+        if pattern in ("intrathecal", "subdural"):
+            flags.add("intrathecal_injection", "critical", "Intrathecal injection",
+                      f"{injection.ml:g} mL of contrast went {'into the CSF' if pattern == 'intrathecal' else 'subdural'}",
+                      t, where)
+        elif pattern == "arterial":
+            flags.add("arterial_injection", "critical", "Arterial injection",
+                      f"{injection.ml:g} mL of contrast went into {where}: with particulate steroid this can infarct "
+                      "the spinal cord", t, where)
+        elif pattern == "venous":
+            flags.add("venous_injection", "major", "Venous injection", f"{injection.ml:g} mL of contrast went into {where}",
+                      t, where)
+        elif pattern == "intradiscal":
+            flags.add("intradiscal_injection", "critical", "Intradiscal injection",
+                      f"{injection.ml:g} mL of contrast went into the disc ({where}): a risk of discitis", t, where)
+
+
+def _beyond_ventral(attempt: Attempt, flags: _Flags) -> None:
+    tracer = attempt.session.tracer
+    for t, needle in attempt.needles():
+        segments = [s for s in tracer.trace(needle.entry, needle.direction, max(needle.depth_mm, 1e-6)).segments
+                    if s.structure != AIR]
+        through = next((i for i, s in enumerate(segments) if in_group(s.structure, "dural_sac")), None)
+        if through is not None and any(not any(in_group(s.structure, g) for g in _IN_SAC) for s in segments[through:]):
+            flags.add("beyond_ventral_epidural", "major", "Beyond the ventral epidural space",
+                      "the needle passed through the dural sac and out of its ventral side", t, "dural_sac")
+    if attempt.scenario.procedure != "transforaminal_epidural":
+        return
+    upper, lower = attempt.scenario.target.level.split("-")
+    line = posterior_body_line(attempt.session.anatomy, tracer, upper,
+                               (f"{upper}.body", f"{upper}-{lower}.disc", f"{lower}.body"))
+    if line is None:
+        return
+    disc = tracer.codes_in_group(f"{upper}-{lower}.disc")
+    for points, times in attempt.tip_paths():
+        # A tip in the disc is the intradiscal flag's business; this one is for what lies beyond.
+        beyond = np.where(np.isin(tracer.codes_at(points), disc), -np.inf, line.ventral_mm(points))
+        if (beyond > VENTRAL_TOLERANCE_MM).any():
+            first = int(np.argmax(beyond > VENTRAL_TOLERANCE_MM))
+            flags.add("beyond_ventral_epidural", "major", "Beyond the ventral epidural space",
+                      f"the tip went {beyond[first]:.1f} mm ventral to the posterior vertebral-body line (on lateral): "
+                      "past the foramen toward the disc, body or psoas", float(times[first]), f"{upper}-{lower}.disc")
+
+
+@dataclass(frozen=True)
+class PosteriorLine:
+    """The posterior outline of vertebral bodies and discs as a true lateral view of a vertebra shows it.
+
+    Points are expressed in the vertebra's frame (rows of ``frame``: lateral, posterior and cranial unit
+    axes, about ``origin``); ``boundary[k]`` is the most posterior coordinate of the structures in the
+    k-th slab of ``slab_mm`` along the cranial axis, from ``start_mm``.
+    """
+
+    origin: np.ndarray
+    frame: np.ndarray
+    start_mm: float
+    slab_mm: float
+    boundary: np.ndarray
+
+    def ventral_mm(self, points: np.ndarray) -> np.ndarray:
+        """How far (mm) each point lies ventral to the outline at its height; -inf where the outline
+        does not reach that height."""
+        local = (np.asarray(points, dtype=np.float64) - self.origin) @ self.frame.T
+        slab = np.floor((local[:, 2] - self.start_mm) / self.slab_mm).astype(int)
+        inside = (slab >= 0) & (slab < len(self.boundary))
+        result = np.full(len(local), -np.inf)
+        result[inside] = self.boundary[slab[inside]] - local[inside, 1]
+        return np.where(np.isfinite(result), result, -np.inf)
+
+
+_LINES: weakref.WeakKeyDictionary[Tracer, dict] = weakref.WeakKeyDictionary()
+
+
+def vertebra_frame(anatomy: Anatomy, level: str) -> tuple[np.ndarray, np.ndarray]:
+    """(origin, rows lateral-to-left / posterior / cranial) of vertebra ``level``: its body centre, the
+    normal of its superior endplate and the line between its pedicles; the LPS axes where the anatomy
+    lacks those landmarks (an imported CT)."""
+    try:
+        origin = anatomy.landmark(f"{level}.body.center")
+        cranial = anatomy.direction(f"{level}.superior_endplate.normal")
+        left = anatomy.landmark(f"{level}.pedicle.left.center") - anatomy.landmark(f"{level}.pedicle.right.center")
+    except SpinesimError:
+        return np.zeros(3), np.eye(3)
+    left = left - np.dot(left, cranial) * cranial
+    left /= np.linalg.norm(left)
+    return origin, np.stack([left, np.cross(cranial, left), cranial])
+
+
+def posterior_body_line(anatomy: Anatomy, tracer: Tracer, level: str, groups: tuple[str, ...]) -> PosteriorLine | None:
+    """The :class:`PosteriorLine` of the voxels of ``groups`` seen in the frame of vertebra ``level``
+    (None if they have no voxels); cached per tracer."""
+    cached = _LINES.setdefault(tracer, {})
+    key = (level, groups)
+    if key not in cached:
+        codes = tracer.codes_in_groups(groups)
+        ijk = np.argwhere(np.isin(tracer.codes, codes)) if codes.size else np.zeros((0, 3), int)
+        if len(ijk) == 0:
+            cached[key] = None
+        else:
+            origin, frame = vertebra_frame(anatomy, level)
+            local = (tracer.volume.voxel_to_world(ijk) - origin) @ frame.T
+            slab = float(np.max(tracer.volume.spacing))
+            start = float(local[:, 2].min())
+            index = np.floor((local[:, 2] - start) / slab).astype(int)
+            boundary = np.full(index.max() + 1, -np.inf)
+            # The outline is the voxels' outer face: half a voxel behind the most posterior centre.
+            np.maximum.at(boundary, index, local[:, 1] + 0.5 * slab)
+            cached[key] = PosteriorLine(origin, frame, start, slab, boundary)
+    return cached[key]
+
+
+def _wrong_level(attempt: Attempt, flags: _Flags) -> None:
+    """The final tip on target at a neighbouring level (and not at its own)."""
+    final, session = attempt.final, attempt.session
+    if final.needle is None or final.in_target:
+        return
+    tip = final.needle.tip
+    for spec in _neighbouring_targets(attempt.scenario):
+        try:
+            other = target_for(attempt.scenario.model_copy(update={"target": spec}), session.anatomy, session.tracer)
+        except SpinesimError:
+            continue  # that level lacks the landmarks (the edge of the modelled spine)
+        if other.zone.contains(tip, final.tip_structure or AIR, final.tip_tissue or AIR):
+            flags.add("wrong_level", "major", "Wrong level",
+                      f"the needle ended in the {other.description} instead of the {session.target.description}",
+                      final.t, other.landmark)
+            return
+
+
+def _neighbouring_targets(scenario: Scenario) -> list[TargetSpec]:
+    """The same target spec one level up and one level down (where such levels exist)."""
+    spec = scenario.target
+    found = []
+    if scenario.procedure == "medial_branch_block":
+        index = LEVELS.index(spec.nerve_level)
+        for level in (LEVELS[i] for i in (index - 1, index + 1) if 0 <= i < len(LEVELS) - 1):
+            found.append(TargetSpec(nerve=f"{level} {'dorsal ramus' if level == 'L5' else 'medial branch'}",
+                                    side=spec.side))
+        return found
+    index = LEVELS.index(spec.level.split("-")[0])
+    for upper in (LEVELS[i] for i in (index - 1, index + 1) if 0 <= i < len(LEVELS) - 1):
+        found.append(TargetSpec(level=f"{upper}-{level_below(upper)}", side=spec.side, approach=spec.approach))
+    return found

@@ -1,0 +1,117 @@
+"""Scripted attempts for scoring tests: the expert's, a novice's, and unsafe ones that end where a
+complication happens. Built from the planner and the anatomy's labels, never from coordinates, so
+they follow the anatomy when the spine model improves."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from simulator.planner import expert_actions, find_trajectory, plan_trajectory
+from simulator.session import Session
+from simulator.targets import UNSAFE_GROUPS, UNSAFE_TISSUES
+
+
+class Script:
+    """Actions of an attempt, with a clock, applied to ``session`` as they are written (so a script can
+    read where the needle is)."""
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+        self.actions: list[dict] = []
+        self.t = 0.0
+
+    def add(self, kind: str, after_s: float = 3.0, **fields) -> Script:
+        self.t = round(self.t + after_s, 3)
+        action = {"type": kind, "t": self.t} | fields
+        self.session.apply(action)
+        self.actions.append(action)
+        return self
+
+    def advance_to(self, depth_mm: float) -> Script:
+        """Advance (or withdraw) the needle to ``depth_mm``."""
+        change = round(depth_mm - self.session.state.needle.depth_mm, 3)
+        if change > 0:
+            return self.add("advance", mm=change)
+        return self.add("withdraw", mm=-change) if change < 0 else self
+
+    def view(self, index: int) -> Script:
+        """Set the C-arm to the target's view ``index`` (0 alignment, 1 trajectory, 2 depth) and shoot."""
+        return self.add("set_carm", **self.session.target.views[index].to_json()).add("fluoro_shot", 1.0)
+
+    def place(self, entry, direction) -> Script:
+        return self.add("place_needle", entry=[float(v) for v in entry], direction=[float(v) for v in direction])
+
+    def contrast(self, ml: float = 1.0, mode: str | None = None) -> Script:
+        mode = mode or ("dsa" if self.session.scenario.imaging.dsa else "live")
+        return self.add("inject_contrast", ml=ml).add("fluoro_shot", 0.5, mode=mode, seconds=3.0)
+
+
+def expert_log(session: Session) -> list[dict]:
+    """The planner's expert actions (``session`` only supplies the target and tracer)."""
+    trajectory = plan_trajectory(session.tracer, session.target, session.spec)
+    return expert_actions(session.scenario, session.target, trajectory)
+
+
+def structure_points(session: Session, group: str, near: np.ndarray) -> np.ndarray:
+    """Centres of the voxels of ``group``, nearest to ``near`` first (LPS mm)."""
+    tracer = session.tracer
+    points = tracer.volume.voxel_to_world(np.argwhere(np.isin(tracer.codes, tracer.codes_in_group(group))))
+    return points[np.argsort(np.linalg.norm(points - near, axis=1), kind="stable")]
+
+
+def path_to(session: Session, points: np.ndarray, *, cone_deg: float = 30.0, allow: tuple[str, ...] = (),
+            root_clearance_mm: float = 2.0, max_depth_mm: float | None = None, on_bone: bool = False):
+    """The best textbook-cone path to the first of ``points`` one reaches, allowed to end in (and
+    cross) the groups or tissues in ``allow``."""
+    groups = tuple(g for g in UNSAFE_GROUPS if g not in allow)
+    tissues = tuple(t for t in UNSAFE_TISSUES if t not in allow)
+    for point in np.atleast_2d(np.asarray(points, float))[:60]:
+        path = find_trajectory(session.tracer, point, session.target.textbook_direction, cone_deg,
+                               max_depth_mm=max_depth_mm or session.spec.length_mm - 5.0, avoid_groups=groups,
+                               avoid_tissues=tissues, root_clearance_mm=root_clearance_mm, on_bone=on_bone)
+        if path is not None:
+            return path
+    raise AssertionError(f"no path to any of {np.atleast_2d(points)[:3]} ...")
+
+
+def offset_point(session: Session, distance_mm: float) -> np.ndarray:
+    """A point ``distance_mm`` from the target that a safe path reaches (tried in a fixed order of
+    directions: caudal, cranial, dorsal, lateral, ..., then the diagonals)."""
+    target = session.target.point
+    axes = [(0, 0, -1), (0, 0, 1), (0, 1, 0), (1, 0, 0), (-1, 0, 0), (0, -1, 0)]
+    diagonals = [(a, b, c) for a in (-1, 0, 1) for b in (-1, 0, 1) for c in (-1, 0, 1) if abs(a) + abs(b) + abs(c) > 1]
+    tracer = session.tracer
+    for direction in axes + diagonals:
+        point = target + distance_mm * np.asarray(direction, float) / np.linalg.norm(direction)
+        # Well clear of the sac and the roots, so that the novice's tip is imprecise, not unsafe.
+        if min(tracer.distance_to(("dural_sac",), point[None])[0], tracer.nerve_root_distance(point[None])[0]) < 2.0:
+            continue
+        try:
+            path_to(session, point, cone_deg=25.0)
+        except AssertionError:
+            continue
+        return point
+    raise AssertionError("no safe point at that distance")
+
+
+def novice_log(session: Session, off_mm: float = 6.0) -> list[dict]:
+    """Many shots, several redirections, a tip ``off_mm`` from the target, contrast on a single pulse
+    (``session`` is a fresh session the script is played on)."""
+    script = Script(session)
+    for _ in range(4):
+        script.view(0)
+    script.view(1)
+    point = offset_point(session, off_mm)
+    final = path_to(session, point, cone_deg=25.0)
+    script.place(final.entry, final.direction)
+    aims = [final.tip + np.array(shift) for shift in ((0, 0, 12.0), (8.0, 0, 0), (0, 0, -8.0))]
+    for aim in aims:
+        script.add("advance", mm=round(0.3 * final.depth_mm, 3)).add("fluoro_shot", 1.0).add("fluoro_shot", 1.0)
+        script.add("redirect", 5.0, aim=[float(v) for v in aim]).add("fluoro_shot", 1.0)
+    script.add("redirect", 5.0, direction=[float(v) for v in final.direction]).add("fluoro_shot", 1.0)
+    for fraction in (0.5, 0.8):
+        script.advance_to(fraction * final.depth_mm).add("fluoro_shot", 1.0).add("fluoro_shot", 1.0)
+    script.view(2).view(2)
+    script.advance_to(final.depth_mm).add("fluoro_shot", 1.0).view(0)
+    script.add("inject_contrast", ml=0.5).add("fluoro_shot", 20.0)
+    return script.add("finish").actions

@@ -1,0 +1,92 @@
+"""The HTML report: self-contained (no network), with the final images, the 3D reveal (flagged structures
+highlighted) and every table; and it really draws in a browser with the network off."""
+
+import json
+import re
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from scenarios.schema import library_scenarios
+from scoring.attempt import replay_attempt
+from scoring.html import report_html
+from scoring.report import report_of
+from simulator.session import Session
+from tests.scoring.attempts import Script, path_to, structure_points
+
+CHROMIUM = Path("/usr/bin/chromium")
+# Flags of stack-notes.md: headless, no sandbox (root), and no background networking at all.
+CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+
+
+@pytest.fixture(scope="module")
+def root_contact_page(anatomy_for, tmp_path_factory):
+    """The report page of a transforaminal attempt that touches the L4 root, then injects under DSA."""
+    scenario = library_scenarios()["tfesi-default"]
+    session = Session(scenario, anatomy_for(scenario))
+    root = f"nerve_root.L4.{scenario.target.side}"
+    path = path_to(session, structure_points(session, root, session.target.point), allow=("nerve_root",),
+                   root_clearance_mm=0.0)
+    script = Script(session).view(0).view(1).place(path.entry, path.direction).advance_to(path.depth_mm)
+    script.view(2).contrast(1.0).add("finish")
+    attempt = replay_attempt(scenario, session.anatomy, script.actions)
+    report = report_of(attempt)
+    page = tmp_path_factory.mktemp("report") / "report.html"
+    page.write_text(report_html(attempt, report, pixels=128), encoding="utf-8")
+    return page, report, len(script.actions)
+
+
+def test_the_page_is_self_contained_with_images_scene_and_tables(root_contact_page):
+    page, report, actions = root_contact_page
+    text = page.read_text()
+    assert not re.search(r"(src|href)=\"(?!data:)", text) and "http://" not in text and "https://" not in text
+    assert text.count('src="data:image/jpeg;base64,') == 4  # AP, oblique, lateral, and the DSA run
+    scene = json.loads(re.search(r'<script type="application/json" id="scene-data">(.*?)</script>', text, re.S)[1])
+    flagged = [m for m in scene["meshes"] if m["highlight"]]
+    assert [m["name"] for m in flagged] == [f"flag.{report.flags[0].structure}"] and flagged[0]["label"] == "Nerve root contact"
+    assert {"needle", "dural_sac", "roots", "bone.L4"} <= {m["name"] for m in scene["meshes"]}
+    assert {"target", "tip"} <= {m["name"] for m in scene["markers"]} and "expert" in {l["name"] for l in scene["lines"]}
+    assert "Nerve root contact" in text and report.feedback[0].text.split(":")[0] in text
+    assert text.count("<tr>") >= actions + len(report.near_misses) + len(report.flags)
+
+
+@pytest.mark.slow
+def test_the_page_draws_in_headless_chromium_with_the_network_off(root_contact_page, tmp_path):
+    playwright = pytest.importorskip("playwright.sync_api")
+    if not CHROMIUM.exists() or shutil.which(str(CHROMIUM)) is None:
+        pytest.skip("Debian chromium is not installed (dev.sh installs it)")
+    page_path = root_contact_page[0]
+    requests, errors = [], []
+    with playwright.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_FLAGS)
+        context = browser.new_context(offline=True, viewport={"width": 1280, "height": 900})
+        context.route("**/*", lambda route: (requests.append(route.request.url),
+                                             route.continue_() if route.request.url.startswith("file:") else route.abort()))
+        page = context.new_page()
+        page.on("pageerror", lambda error: errors.append(str(error)))
+        page.goto(page_path.as_uri())
+        page.wait_for_selector("#scene3d[data-ready]")
+        assert page.get_attribute("#scene3d", "data-ready") == "true" and errors == []
+        sizes = page.evaluate("Array.from(document.images).map(i => [i.complete, i.naturalWidth])")
+        assert sizes == [[True, 128]] * 4
+        canvas = page.locator("#scene3d")
+        canvas.screenshot(path=str(tmp_path / "scene.png"))
+        page.evaluate("window.spinesimViewer.items().forEach(i => window.spinesimViewer.setVisible(i.name, false))")
+        canvas.screenshot(path=str(tmp_path / "empty.png"))
+        page.screenshot(path=str(tmp_path / "page.png"), full_page=True)
+        browser.close()
+    assert requests == [page_path.as_uri()]
+    from PIL import Image
+
+    # Inside the stage's rounded corners.
+    drawn = np.asarray(Image.open(tmp_path / "scene.png").convert("RGB")).astype(int)[10:-10, 10:-10]
+    empty = np.asarray(Image.open(tmp_path / "empty.png").convert("RGB")).astype(int)[10:-10, 10:-10]
+    background = np.median(empty.reshape(-1, 3), axis=0)
+    assert np.all(np.abs(empty - background).max(axis=-1) <= 2)
+    changed = np.abs(drawn - background).max(axis=-1) > 16
+    assert changed.mean() > 0.1, changed.mean()
+    # The highlighted root glows red-orange somewhere in the picture.
+    assert np.any((drawn[..., 0] > 180) & (drawn[..., 1] < 150) & (drawn[..., 2] < 90))

@@ -1,0 +1,186 @@
+"""Grades on the library (issue 6, "Must show"): the expert path of every scenario scores >= 85 and
+passes, a novice clearly less; unsafe attempts fail with exactly the right flags; scoring is pure."""
+
+import numpy as np
+import pytest
+
+from anatomy_models.errors import SpinesimError
+from anatomy_models.spine.parameters import GENERATOR_VERSION
+from scenarios.schema import TargetSpec, library_scenarios
+from scoring.report import Report, score
+from simulator.needle import MM_PER_INCH, NeedleSpec
+from simulator.planner import HUB_MARGIN_MM, find_trajectory, plan_trajectory
+from simulator.session import Session
+from simulator.targets import target_for
+from tests.scoring.attempts import Script, expert_log, novice_log, path_to, structure_points
+
+LIBRARY = library_scenarios()
+
+
+def _session(anatomy_for, scenario_id, scenario=None):
+    scenario = scenario or LIBRARY[scenario_id]
+    return Session(scenario, anatomy_for(scenario))
+
+
+def _score(session, actions):
+    return score(session.scenario, session.anatomy, actions)
+
+
+@pytest.mark.parametrize("scenario_id", sorted(LIBRARY))
+def test_the_expert_path_passes_and_a_novice_scores_clearly_lower(anatomy_for, scenario_id):
+    session = _session(anatomy_for, scenario_id)
+    expert = _score(session, expert_log(session))
+    assert expert.passed and expert.grade >= 85.0, ([g for g in expert.gates if not g.passed], expert.components)
+    assert expert.flags == [] and expert.metrics.in_zone and expert.metrics.contrast_pattern_correct
+    assert expert.expert.path_ratio == pytest.approx(1.0) and expert.expert.angle_deg == pytest.approx(0.0, abs=1e-3)
+    novice = _score(session, novice_log(_session(anatomy_for, scenario_id)))
+    assert novice.metrics.tip_to_target_mm == pytest.approx(6.0, abs=0.1)
+    assert novice.metrics.redirects == 4 and novice.metrics.fluoro_shots == 24
+    assert novice.grade <= expert.grade - 15.0 and not novice.passed
+    assert {f.code for f in novice.flags} == {"excessive_shots"}
+
+
+def _flags(report: Report) -> set[tuple[str, str]]:
+    return {(f.code, f.severity) for f in report.flags}
+
+
+def _along(session, path, *, depth_extra_mm=0.0, contrast_ml=None):
+    script = Script(session).view(1).place(path.entry, path.direction).advance_to(path.depth_mm + depth_extra_mm).view(2)
+    if contrast_ml:
+        script.contrast(contrast_ml)
+    return script.add("finish").actions
+
+
+@pytest.mark.parametrize("inject, expected", [
+    (False, {("dural_puncture", "critical")}),
+    (True, {("dural_puncture", "critical"), ("intrathecal_injection", "critical")}),
+])
+def test_a_dural_puncture_in_a_transforaminal_is_critical(anatomy_for, inject, expected):
+    session = _session(anatomy_for, "tfesi-default")
+    path = path_to(session, structure_points(session, "dural_sac.csf", session.target.point), allow=("dural_sac",))
+    report = _score(session, _along(session, path, contrast_ml=1.0 if inject else None))
+    assert _flags(report) == expected
+    assert not report.passed and not next(g for g in report.gates if g.name == "no critical event").passed
+    assert next(c for c in report.components if c.name == "safety").score == 0.0
+    assert report.feedback[0].level == "critical" and "Dural puncture" in " ".join(f.text for f in report.feedback)
+
+
+def test_an_arterial_injection_beside_the_adamkiewicz_artery_is_critical(anatomy_for):
+    session = _session(anatomy_for, "tfesi-adamkiewicz-l1l2-left")
+    artery = next(n for n in session.tracer.names if n.endswith(".adamkiewicz"))
+    path = path_to(session, structure_points(session, artery, session.target.point), allow=("blood",))
+    report = _score(session, _along(session, path, contrast_ml=1.0))
+    assert _flags(report) == {("arterial_injection", "critical")}
+    assert report.flags[0].structure == artery and not report.passed
+
+
+def test_an_intradiscal_needle_is_major_and_an_intradiscal_injection_critical(anatomy_for):
+    session = _session(anatomy_for, "tfesi-default")
+    disc = f"{session.scenario.target.level}.disc"
+    path = path_to(session, structure_points(session, disc, session.target.point), allow=("disc_annulus", "disc_nucleus"))
+    report = _score(session, _along(session, path, depth_extra_mm=2.0, contrast_ml=0.5))
+    assert _flags(report) == {("intradiscal", "major"), ("intradiscal_injection", "critical")}
+    assert report.metrics.contrast_patterns == ["intradiscal"] and not report.metrics.contrast_pattern_correct
+
+
+def test_root_contact_is_major_and_fails(anatomy_for):
+    session = _session(anatomy_for, "tfesi-default")
+    root = f"nerve_root.{session.scenario.target.level.split('-')[0]}.{session.scenario.target.side}"
+    path = path_to(session, structure_points(session, root, session.target.point), allow=("nerve_root",),
+                   root_clearance_mm=0.0)
+    report = _score(session, _along(session, path))
+    assert _flags(report) == {("root_contact", "major")}
+    assert report.flags[0].structure.startswith("nerve_root.") and not report.passed
+
+
+def test_an_interlaminar_overshoot_is_a_major_wet_tap(anatomy_for):
+    session = _session(anatomy_for, "ilesi-default")
+    script = Script(session)
+    for action in expert_log(session)[:-1]:
+        script.add(action.pop("type"), action.pop("t") - script.t, **action)
+    script.advance_to(session.state.needle.depth_mm + 4.0).add("finish")
+    report = _score(session, script.actions)
+    assert _flags(report) == {("dural_puncture", "major")}
+    assert report.metrics.tip_structure == "dural_sac.csf" and not report.passed
+
+
+def test_cord_contact_is_critical(anatomy_for):
+    session = _session(anatomy_for, "ilesi-default")
+    from_behind = np.array([0.0, -1.0, 0.3]) / np.linalg.norm([0.0, -1.0, 0.3])
+    cord = structure_points(session, "spinal_cord", session.anatomy.landmark("conus.tip"))
+    path = next(p for p in (find_trajectory(session.tracer, point, from_behind, 30.0, max_depth_mm=80.0,
+                                            avoid_groups=("nerve_root", "dorsal_root_ganglion"),
+                                            avoid_tissues=("blood", "air", "disc_annulus", "disc_nucleus"))
+                            for point in cord[:200:5]) if p is not None)
+    report = _score(session, _along(session, path))
+    assert _flags(report) == {("cord_contact", "critical"), ("dural_puncture", "major")}
+
+
+def test_a_venous_injection_past_the_foramen_is_major(anatomy_for):
+    scenario = LIBRARY["tfesi-l3l4-right-kambin"]
+    long_needle = scenario.model_copy(update={"needle": scenario.needle.model_copy(update={"length_in": None,
+                                                                                            "length_mm": 200.0})})
+    session = _session(anatomy_for, None, long_needle)
+    path = path_to(session, structure_points(session, "inferior_vena_cava", session.target.point), cone_deg=45.0,
+                   allow=("blood",), max_depth_mm=190.0)
+    report = _score(session, _along(session, path, contrast_ml=1.0))
+    assert _flags(report) == {("venous_injection", "major"), ("beyond_ventral_epidural", "major")}
+
+
+def test_a_transforaminal_tip_in_the_psoas_is_beyond_the_ventral_epidural_space(anatomy_for):
+    session = _session(anatomy_for, "tfesi-default")
+    side = 1.0 if session.scenario.target.side == "left" else -1.0
+    deep = session.target.point + np.array([10.0 * side, -25.0, 0.0])
+    path = path_to(session, deep, cone_deg=35.0)
+    report = _score(session, _along(session, path))
+    assert _flags(report) == {("beyond_ventral_epidural", "major")}
+    assert "ventral to the posterior vertebral-body line" in report.flags[0].message
+
+
+def test_the_expert_path_of_the_level_above_is_the_wrong_level(anatomy_for):
+    session = _session(anatomy_for, "tfesi-default")
+    spec = TargetSpec(level="L3-L4", side=session.scenario.target.side)
+    above = target_for(session.scenario.model_copy(update={"target": spec}), session.anatomy, session.tracer)
+    path = plan_trajectory(session.tracer, above, session.spec)
+    report = _score(session, _along(session, path, contrast_ml=1.0))
+    assert _flags(report) == {("wrong_level", "major")}
+    assert "L3-L4" in report.flags[0].message and not report.passed
+
+
+def test_scoring_is_pure_and_never_renders(anatomy_for, monkeypatch):
+    import simulator.drr
+    import simulator.fluoro
+
+    def no_rendering(*args, **kwargs):
+        raise AssertionError("score must not render")
+
+    for module, name in ((simulator.fluoro, "render_fluoro"), (simulator.drr, "anatomy_line_integrals"),
+                         (simulator.drr, "line_integrals")):
+        monkeypatch.setattr(module, name, no_rendering)
+    session = _session(anatomy_for, "tfesi-default")
+    log = novice_log(_session(anatomy_for, "tfesi-default"))
+    first, second = _score(session, log), _score(session, [dict(a) for a in log])
+    assert first.model_dump_json() == second.model_dump_json()
+    assert Report.model_validate_json(first.model_dump_json()) == first
+
+
+@pytest.mark.xfail(GENERATOR_VERSION < 2, strict=True,
+                   reason="the first parametric spine is too slim at BMI 40 (skin to foramen ~76 mm; clinically "
+                          "10-12 cm, clinical.md §4.9 [S23]); generator version 2 (spine branch) thickens it")
+def test_at_bmi_40_a_3_5_inch_needle_is_too_short_and_the_5_inch_one_reaches(anatomy_for):
+    session = _session(anatomy_for, "tfesi-bmi40-l4l5-left")
+    short = NeedleSpec("quincke", 22, 3.5 * MM_PER_INCH)
+    with pytest.raises(SpinesimError, match="a longer needle may be needed"):
+        plan_trajectory(session.tracer, session.target, short)
+    assert plan_trajectory(session.tracer, session.target, session.spec).depth_mm > short.length_mm - HUB_MARGIN_MM
+
+
+def test_an_attempt_without_a_needle_or_an_expert_path_still_gets_an_honest_report(anatomy_for):
+    scenario = LIBRARY["tfesi-default"]
+    too_short = scenario.model_copy(update={"needle": scenario.needle.model_copy(update={"length_in": 1.5})})
+    session = _session(anatomy_for, None, too_short)
+    report = _score(session, Script(session).view(0).add("finish").actions)
+    assert not report.passed and report.needle is None and not report.expert.available
+    assert "no safe textbook path" in report.expert.note
+    assert next(c for c in report.components if c.name == "accuracy").score == 0.0
+    assert report.feedback[0].text == "No needle was placed."
