@@ -31,6 +31,7 @@ html, body { background: #eceff1; }
 .section-title { font: 500 11px Roboto, sans-serif; text-transform: uppercase; letter-spacing: .1em; color: #546e7a; }
 .filmstrip img { width: 120px; height: 120px; background: #000; border-radius: 4px; cursor: pointer; }
 .curve svg { max-width: 100%; height: auto; }
+#review-table td, #review-table th { white-space: nowrap; }
 """
 
 
