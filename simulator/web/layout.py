@@ -145,6 +145,12 @@ def _scenario_card(ctrl) -> None:
             v3.VBtn("Finish", id="finish", color="teal-darken-2", variant="flat", click=ctrl.finish,
                     v_show="attempt_active", disabled=("busy",))
         html.Div("{{ resume_text }}", v_show="resume_id", classes="text-caption px-4 pb-3", id="resume-text")
+        with html.Div(v_show="attempt_active && (hints_left || hints_shown.length)", classes="px-4 pb-3"):
+            with v3.VAlert(v_for="(h, i) in hints_shown", key="i", density="compact", variant="tonal", color="cyan-darken-3",
+                           classes="mb-1 text-body-2", icon="mdi-lightbulb-outline"):
+                html.Span("{{ h }}")
+            v3.VBtn("Hint ({{ hints_left }} left)", id="hint", size="small", variant="text", prepend_icon="mdi-lightbulb-on",
+                    click=ctrl.hint, disabled=("!hints_left",))
 
 
 def _carm_card(ctrl) -> None:

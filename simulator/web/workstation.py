@@ -120,7 +120,7 @@ class Workstation:
             "carm_primary": 0.0, "carm_secondary": 0.0, "carm_label": "AP", "preset_names": [],
             "needle_left": 0.0, "needle_cranial": 0.0, "step_mm": 5.0, "needle_in": False, "depth_mm": 0.0,
             "hub_text": "", "lor_text": "", "contrast_ml": 1.0, "live_seconds": 3.0, "dsa_allowed": False,
-            "events": [], "timer_text": "00:00", "shots": 0, "fluoro_s": 0.0, "kerma_mgy": 0.0, "dap": 0.0,
+            "hints_shown": [], "hints_left": 0, "events": [], "timer_text": "00:00", "shots": 0, "fluoro_s": 0.0, "kerma_mgy": 0.0, "dap": 0.0,
             "passes": 0,
             "report": None, "report_page": "", "report_shots": [], "replay_max": 0, "replay_step": 0, "replay_src": "",
             "replay_caption": "", "replay_action": "", "replay_events": [],
@@ -135,7 +135,7 @@ class Workstation:
         c = self.ctrl
         for name in ("start_attempt", "resume_attempt", "shot", "live", "dsa", "move_carm", "preset", "pick",
                      "insert", "redirect", "advance", "withdraw", "lor", "inject", "finish", "open_attempt",
-                     "preview", "new_attempt"):
+                     "preview", "new_attempt", "hint"):
             setattr(c, name, getattr(self, name))
         # These run on the event loop while the state is being flushed: they only update the state.
         self.state.change("scenario_id")(lambda scenario_id, **_: self.state.update(self._scenario_view(scenario_id)))
@@ -250,7 +250,8 @@ class Workstation:
         self.attempt, self._picked = attempt, None
         self._presets = carm_presets(attempt.session.scenario, attempt.session.anatomy)
         carm = attempt.session.carm()
-        view = {"preset_names": list(self._presets), "carm_primary": round(carm.primary_deg, 2),
+        view = {"preset_names": list(self._presets), "hints_shown": [],
+                "hints_left": len(attempt.session.scenario.hints), "carm_primary": round(carm.primary_deg, 2),
                 "carm_secondary": round(carm.secondary_deg, 2), "pick_marker": None, "entry_text": "", "lor_text": "",
                 "alert_show": False, "resume_id": None, "tab": "sim"}
         needle = attempt.session.state.needle
@@ -258,6 +259,16 @@ class Workstation:
             left, cranial = needle_angles(needle.direction)
             view |= {"needle_left": round(left, 2), "needle_cranial": round(cranial, 2)}
         self._set(**view, **self._attempt_view())
+
+    def hint(self) -> None:
+        """The scenario's next hint (shown on screen; hints are not actions, so not in the log)."""
+        if self.attempt is None:
+            return
+        hints = self.attempt.session.scenario.hints
+        shown = list(self.state.hints_shown or [])
+        if len(shown) < len(hints):
+            shown.append(hints[len(shown)])
+        self._set(hints_shown=shown, hints_left=len(hints) - len(shown))
 
     def new_attempt(self) -> None:
         self.attempt = None

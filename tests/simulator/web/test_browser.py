@@ -176,6 +176,9 @@ def test_an_unsafe_attempt_shows_the_flags_scoring_raises(server, page, expert, 
     b.log_in(page, server.url, TRAINEE, PASSWORD)
     trainee = Trainee(page, session.scenario, patient)
     trainee.start()
+    page.click("#hint")  # the scenario's hints, one at a time
+    page.wait_for_selector(f"text={session.scenario.hints[0]}")
+    assert f"{len(session.scenario.hints) - 1} left" in page.text_content("#hint")
     trainee.move_carm(next(a for a in actions if a["type"] == "set_carm")["primary_deg"],
                       next(a for a in actions if a["type"] == "set_carm")["secondary_deg"])
     for record in plunge:
