@@ -56,7 +56,8 @@ def test_a_redirect_pulls_back_then_swings_on_an_arc(anatomy_for):
     angle = np.arccos(np.clip(np.dot(direction, tilted), -1, 1))
     # The arc is drawn as a polygon of 8 chords: 2 r sin(a / 16) each.
     arc = 8 * 2 * pulled * np.sin(angle / 16)
-    assert attempt.path_length_mm() == pytest.approx(30 + (30 - pulled) + arc, rel=1e-6)
+    # The redirect event reports the pull-back depth to 1e-4 mm.
+    assert attempt.path_length_mm() == pytest.approx(30 + (30 - pulled) + arc, abs=1e-3)
     points, times = attempt.tip_paths()[0]
     assert np.allclose(points[-1], attempt.final.needle.tip) and len(points) == len(times)
 

@@ -129,9 +129,8 @@ def test_a_venous_injection_past_the_foramen_is_major(anatomy_for):
 
 def test_a_transforaminal_tip_in_the_psoas_is_beyond_the_ventral_epidural_space(anatomy_for):
     session = _session(anatomy_for, "tfesi-default")
-    side = 1.0 if session.scenario.target.side == "left" else -1.0
-    deep = session.target.point + np.array([10.0 * side, -25.0, 0.0])
-    path = path_to(session, deep, cone_deg=35.0)
+    psoas = structure_points(session, f"muscle.psoas.{session.scenario.target.side}", session.target.point)
+    path = path_to(session, psoas[::3], cone_deg=35.0)
     report = _score(session, _along(session, path))
     assert _flags(report) == {("beyond_ventral_epidural", "major")}
     assert "ventral to the posterior vertebral-body line" in report.flags[0].message
