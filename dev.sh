@@ -44,7 +44,7 @@ setup() {
 command=${1:-}
 [ $# -gt 0 ] && shift
 case "$command" in
-    run)   setup; exec .venv/bin/spinesim anatomy list "$@" ;;
+    run)   setup; exec .venv/bin/spinesim serve "$@" ;;
     test)  setup; exec .venv/bin/python -m pytest -n 2 "$@" ;;
     bench) setup; exec .venv/bin/python -m benchmarks "$@" ;;
     *)     echo "usage: ./dev.sh run|test|bench [args]" >&2; exit 2 ;;

@@ -7,6 +7,7 @@ Errors a user can fix (:class:`SpinesimError`) are printed as one line; anything
 from __future__ import annotations
 
 import importlib
+import os
 import sys
 import time
 import traceback
@@ -28,6 +29,8 @@ SUBCOMMANDS: dict[str, str] = {
     "ultrasound": "simulator.commands.ultrasound:ultrasound",
     "scenario": "simulator.commands.scenario:scenario",
     "score": "simulator.commands.score:score",
+    "serve": "simulator.commands.serve:serve",
+    "users": "simulator.commands.users:users",
 }
 
 console = Console(stderr=True)
@@ -70,13 +73,15 @@ def progress_bar(description: str) -> Iterator[Callable[[float, float, str], Non
         yield report
 
 
-def _log_internal_error() -> str:
+def log_internal_error(context: str | None = None) -> str:
+    """Write the current exception's traceback, after ``context`` (default: the command line), to a
+    new file under ``<spinesim home>/logs``; returns its path."""
     from anatomy_models.store import spinesim_home
 
     logs = spinesim_home() / "logs"
     logs.mkdir(parents=True, exist_ok=True)
-    path = logs / f"error-{time.strftime('%Y%m%d-%H%M%S')}.log"
-    path.write_text(" ".join(sys.argv) + "\n\n" + traceback.format_exc(), encoding="utf-8")
+    path = logs / f"error-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}.log"
+    path.write_text((context or " ".join(sys.argv)) + "\n\n" + traceback.format_exc(), encoding="utf-8")
     return str(path)
 
 
@@ -96,7 +101,7 @@ def main(argv: list[str] | None = None) -> int:
     except click.exceptions.Exit as done:
         return done.exit_code
     except Exception as error:  # noqa: BLE001 - the last line of defence: no traceback for users
-        log = _log_internal_error()
+        log = log_internal_error()
         console.print(f"[bold red]internal error:[/] {type(error).__name__}: {error}. "
                       f"Details were written to {log}; please report them.", highlight=False, soft_wrap=True)
         return 70

@@ -242,9 +242,10 @@ class Session:
     def needle(self) -> Needle | None:
         return self.state.needle
 
-    def carm(self) -> CArm:
-        """The C-arm as it stands; centred on the target unless a ``set_carm`` gave an isocentre."""
-        return carm_of(self.state.carm or {}, self.target.point)
+    def carm(self, state: SessionState | None = None) -> CArm:
+        """The C-arm as it stands (or as it stood in ``state``, one of :attr:`states`); centred on the
+        target unless a ``set_carm`` gave an isocentre."""
+        return carm_of((state or self.state).carm or {}, self.target.point)
 
     def contrast(self, at_time_s: float | None = None) -> Volume | None:
         """Iodine concentration (mg/mL) of every injection so far at ``at_time_s`` (default: now)."""

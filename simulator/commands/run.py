@@ -104,25 +104,14 @@ def _print_state(session) -> None:
 
 
 def _image_writer(session, images_dir: Path):
-    """A callback writing the fluoroscopy image of each ``fluoro_shot`` event into ``images_dir``.
-
-    The image shows the anatomy, the needle and the contrast at the shot's time from the C-arm pose
-    of the moment; DSA subtracts a mask frame taken at the same pose without contrast. The quantum
-    noise is seeded by (scenario seed, shot number), so a replay gives the same images.
-    """
-    import numpy as np
-
-    from simulator.fluoro import render_fluoro
+    """A callback writing the fluoroscopy image of each ``fluoro_shot`` event into ``images_dir``
+    (:func:`simulator.shots.render_shot`: the same pixels as the web app's monitor)."""
+    from simulator.shots import render_shot
 
     images_dir.mkdir(parents=True, exist_ok=True)
 
     def write(event) -> None:
-        carm = session.carm()
-        shot = event.data["shot"]
-        seed = int(np.random.SeedSequence([session.scenario.seed, shot]).generate_state(1)[0])
-        needle = session.state.needle
-        mask = render_fluoro(session.anatomy, carm, needle, seed=seed + 1) if event.data["mode"] == "dsa" else None
-        image = render_fluoro(session.anatomy, carm, needle, session.contrast(), seed=seed, subtract=mask)
-        image.save_png(images_dir / f"shot-{shot:03d}-{event.data['mode']}.png")
+        image = render_shot(session, session.state, event.data["mode"], session.actions[-1].seconds)
+        image.save_png(images_dir / f"shot-{event.data['shot']:03d}-{event.data['mode']}.png")
 
     return write

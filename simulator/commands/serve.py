@@ -1,0 +1,34 @@
+"""``spinesim serve``: the simulator in a browser, for trainees and instructors."""
+
+from __future__ import annotations
+
+import click
+
+
+@click.command()
+@click.option("--host", default="127.0.0.1", show_default=True,
+              help="Address to listen on. Anything beyond 127.0.0.1 requires every user to log in.")
+@click.option("--port", default=8080, show_default=True, type=click.IntRange(1, 65535))
+@click.option("--db", "db_url", help="Database URL: sqlite:///path.db or postgresql://user@host/name "
+                                     "(default sqlite:///$SPINESIM_HOME/spinesim.db).")
+@click.option("--scenario", default="ilesi-default", show_default=True,
+              help="Scenario selected when the simulator opens (a library id).")
+@click.option("--require-login", is_flag=True, help="Everyone logs in, also on 127.0.0.1 (a shared machine).")
+@click.option("--anatomy", "anatomy_source", help="Use this stored anatomy for every scenario instead of its own.")
+def serve(host: str, port: int, db_url: str | None, scenario: str, require_login: bool,
+          anatomy_source: str | None) -> None:
+    """Serve the trainee simulator and the instructors' review at http://HOST:PORT/.
+
+    On 127.0.0.1 (the default) the person at this machine may work without logging in. On any other
+    address everyone logs in (add users with `spinesim users add`). Each logged-in user gets a
+    workstation process of their own.
+    """
+    from anatomy_models.store import load_anatomy
+    from scenarios.schema import load_scenario
+    from simulator.web.portal import PortalConfig, serve as run_portal
+
+    load_scenario(scenario)  # an unknown id fails here, with the library's ids in the message
+    if anatomy_source is not None:
+        load_anatomy(anatomy_source)
+    run_portal(PortalConfig(host=host, port=port, db_url=db_url, anatomy=anatomy_source, scenario=scenario,
+                            require_login=require_login))

@@ -1,0 +1,63 @@
+"""The fluoroscopy image of each shot of an attempt, rendered again exactly from its action log.
+
+A shot's image depends only on the session state the ``fluoro_shot`` action left (C-arm pose,
+needle, injections so far) and on a noise seed drawn from the scenario seed and the shot's number,
+so ``spinesim run --images``, the web app's monitor and an instructor's replay all show the same
+pixels for the same shot.
+
+Timing: a pulse shows the state at the moment of the shot; live fluoroscopy and DSA runs of
+``seconds`` show their last frame, the one the monitor holds when the beam stops (contrast has
+spread for those seconds more). DSA subtracts a mask frame taken at the same pose without contrast
+(clinical.md §2.6: DSA shows the vascular uptake against a subtracted background).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from simulator.actions import PULSE_SECONDS
+from simulator.dose import DoseLedger
+from simulator.fluoro import FluoroImage, render_fluoro
+from simulator.session import Session, SessionState
+
+
+def shot_seed(scenario_seed: int, shot: int) -> int:
+    """The quantum-noise seed of shot number ``shot`` (1-based) of an attempt.
+
+    Examples
+    --------
+    >>> shot_seed(7, 1) == shot_seed(7, 1) != shot_seed(7, 2)
+    True
+    """
+    return int(np.random.SeedSequence([scenario_seed, shot]).generate_state(1)[0])
+
+
+def render_shot(session: Session, state: SessionState, mode: str, seconds: float | None = None) -> FluoroImage:
+    """The image of the shot that left ``state`` (one of ``session.states``), taken in ``mode``.
+
+    Parameters
+    ----------
+    session : Session
+        The attempt (its anatomy, target and injections).
+    state : SessionState
+        The state right after the ``fluoro_shot`` action.
+    mode : {"pulse", "live", "dsa"}
+    seconds : float, optional
+        Beam-on time of a live or DSA run, s (default one pulse).
+    """
+    carm = session.carm(state)
+    seed = shot_seed(session.scenario.seed, state.fluoro_shots)
+    shown_at = state.t + (0.0 if mode == "pulse" else (seconds or PULSE_SECONDS))
+    mask = render_fluoro(session.anatomy, carm, state.needle, seed=seed + 1) if mode == "dsa" else None
+    return render_fluoro(session.anatomy, carm, state.needle, session.contrast(shown_at), seed=seed, subtract=mask)
+
+
+def add_to_ledger(ledger: DoseLedger, image: FluoroImage, mode: str, seconds: float | None = None) -> DoseLedger:
+    """``ledger`` with one more shot at the image's own exposure: one frame for a plain pulse,
+    ``seconds`` (default one pulse) of beam at the frame rate otherwise, as scoring counts it
+    (:func:`scoring.exposure.attempt_dose`)."""
+    if image.exposure is None:
+        return ledger
+    if mode == "pulse" and seconds is None:
+        return ledger.add_shot(image.exposure)
+    return ledger.add_live(image.exposure, seconds or PULSE_SECONDS)

@@ -1,0 +1,1 @@
+"""The browser front-end: ``spinesim serve`` (portal, per-user workstations, attempt store)."""

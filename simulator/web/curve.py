@@ -1,0 +1,71 @@
+"""A trainee's learning curve: small line plots, one per measure, over their attempts, as inline SVG."""
+
+from __future__ import annotations
+
+from html import escape
+
+import numpy as np
+
+_WIDTH, _ROW_HEIGHT, _LEFT, _RIGHT, _TOP = 520, 92, 118, 16, 10
+
+
+def learning_curve_svg(series: list[tuple[str, list[float | None]]], *, passed: list[bool] | None = None) -> str:
+    """SVG of several measures (one row each) against the attempt number.
+
+    Parameters
+    ----------
+    series : list of (label, values)
+        One value per attempt (None where the attempt has none, e.g. unfinished).
+    passed : list of bool, optional
+        Per attempt: a green dot if it passed, red if not.
+
+    Examples
+    --------
+    >>> svg = learning_curve_svg([("Shots", [12, 9, 6]), ("Time (min)", [8.0, None, 4.5])], passed=[False, True, True])
+    >>> svg.startswith("<svg") and svg.count("<polyline") == 2 and "#2e7d32" in svg
+    True
+    """
+    count = max((len(values) for _, values in series), default=0)
+    height = _TOP + _ROW_HEIGHT * len(series) + 24
+    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{_WIDTH}" height="{height}" '
+             f'viewBox="0 0 {_WIDTH} {height}" font-family="Roboto, Arial, sans-serif" font-size="12">']
+    plot_width = _WIDTH - _LEFT - _RIGHT
+
+    def x_of(index: int) -> float:
+        return _LEFT + (plot_width * (index / (count - 1)) if count > 1 else plot_width / 2)
+
+    for row, (label, values) in enumerate(series):
+        top = _TOP + row * _ROW_HEIGHT
+        bottom = top + _ROW_HEIGHT - 22
+        known = [v for v in values if v is not None]
+        low, high = (min(known), max(known)) if known else (0.0, 1.0)
+        if high - low < 1e-9:
+            low, high = low - 1.0, high + 1.0
+        parts.append(f'<text x="4" y="{top + 14}" fill="#37474f" font-weight="500">{escape(label)}</text>')
+        parts.append(f'<text x="{_LEFT - 6}" y="{top + 10}" text-anchor="end" fill="#78909c">{_number(high)}</text>')
+        parts.append(f'<text x="{_LEFT - 6}" y="{bottom}" text-anchor="end" fill="#78909c">{_number(low)}</text>')
+        parts.append(f'<line x1="{_LEFT}" y1="{bottom}" x2="{_WIDTH - _RIGHT}" y2="{bottom}" stroke="#cfd8dc"/>')
+
+        def y_of(value: float) -> float:
+            return bottom - (bottom - top - 4) * (value - low) / (high - low)
+
+        points = [(x_of(i), y_of(v)) for i, v in enumerate(values) if v is not None]
+        if points:
+            path = " ".join(f"{x:.1f},{y:.1f}" for x, y in points)
+            parts.append(f'<polyline points="{path}" fill="none" stroke="#1565c0" stroke-width="2"/>')
+        for i, value in enumerate(values):
+            if value is None:
+                continue
+            colour = "#1565c0" if passed is None else ("#2e7d32" if passed[i] else "#c62828")
+            parts.append(f'<circle cx="{x_of(i):.1f}" cy="{y_of(value):.1f}" r="3.5" fill="{colour}">'
+                         f'<title>attempt {i + 1}: {_number(value)}</title></circle>')
+    axis_y = _TOP + _ROW_HEIGHT * len(series) + 2
+    for i in range(count):
+        parts.append(f'<text x="{x_of(i):.1f}" y="{axis_y}" text-anchor="middle" fill="#78909c">{i + 1}</text>')
+    parts.append(f'<text x="{_LEFT + plot_width / 2:.1f}" y="{axis_y + 16}" text-anchor="middle" fill="#546e7a">'
+                 'attempt</text></svg>')
+    return "".join(parts)
+
+
+def _number(value: float) -> str:
+    return f"{value:.0f}" if abs(value) >= 10 or float(value).is_integer() else f"{np.round(value, 1):g}"

@@ -1,0 +1,132 @@
+"""Drive ``spinesim serve`` in headless Chromium: start the server on a free loopback port, log in,
+work the controls as a trainee would, read pixels, stop the server by its PID."""
+
+from __future__ import annotations
+
+import base64
+import io
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+ROOT = Path(__file__).resolve().parents[3]
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+class Server:
+    """``spinesim serve`` in a child process (its own process group, so that a kill takes its
+    workstations too when PR_SET_PDEATHSIG is not available)."""
+
+    def __init__(self, db_url: str, anatomy: str, *extra: str, log: Path) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}/"
+        environment = dict(os.environ, PYTHONPATH=str(ROOT))
+        self.log = open(log, "ab")
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "simulator.cli", "serve", "--port", str(self.port), "--db", db_url, "--anatomy",
+             anatomy, *extra], env=environment, stdout=self.log, stderr=subprocess.STDOUT, cwd=ROOT)
+        self.wait_listening()
+
+    def wait_listening(self, timeout: float = 60.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"spinesim serve exited with {self.process.returncode}")
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=0.5):
+                    return
+            except OSError:
+                time.sleep(0.2)
+        raise TimeoutError("spinesim serve did not start listening")
+
+    def kill(self) -> None:
+        """SIGKILL, as a crash would: no clean-up runs."""
+        os.kill(self.process.pid, signal.SIGKILL)
+        self.process.wait(timeout=10)
+        self.log.close()
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            os.kill(self.process.pid, signal.SIGTERM)
+            try:
+                self.process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                os.kill(self.process.pid, signal.SIGKILL)
+                self.process.wait()
+        self.log.close()
+
+
+def launch_browser(playwright):
+    return playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+
+
+def log_in(page, url: str, name: str, password: str) -> None:
+    page.goto(url + "login")
+    page.fill("#name", name)
+    page.fill("#password", password)
+    page.click("#login")
+    page.wait_for_selector("#tab-sim", timeout=120_000)
+    page.click("#tab-sim")
+
+
+def saved_actions(page) -> int:
+    """The number of actions the screen says are saved (0 before an attempt)."""
+    text = page.text_content("#attempt-status") or ""
+    found = re.search(r"(\d+) actions saved", text)
+    return int(found.group(1)) if found else 0
+
+
+def attempt_id(page) -> int:
+    return int(re.search(r"Attempt (\d+)", page.text_content("#attempt-status")).group(1))
+
+
+def wait_saved(page, count: int, timeout_ms: int = 60_000) -> None:
+    page.wait_for_function(
+        "n => (document.querySelector('#attempt-status')?.textContent || '').includes(n + ' actions saved')",
+        arg=count, timeout=timeout_ms)
+
+
+def act(page, selector: str) -> None:
+    """Click a control that makes exactly one action and wait until the store holds it."""
+    before = saved_actions(page)
+    page.click(selector)
+    wait_saved(page, before + 1)
+
+
+def set_number(page, selector: str, value: float) -> None:
+    """Type a number into a field (Vuetify puts the id on the input element itself)."""
+    page.fill(selector, f"{value:.4f}".rstrip("0").rstrip("."))
+
+
+def image_pixels(page, selector: str = "#fluoro") -> np.ndarray:
+    """The greyscale pixels of an image element's data URL (the monitor's picture), uint8 (rows, cols)."""
+    source = page.get_attribute(selector, "src")
+    data = base64.b64decode(source.split(",", 1)[1])
+    return np.asarray(Image.open(io.BytesIO(data)).convert("L"))
+
+
+def screen_pixels(page, selector: str = "#fluoro") -> np.ndarray:
+    """The pixels Chromium painted for an element (a screenshot of it), greyscale."""
+    return np.asarray(Image.open(io.BytesIO(page.locator(selector).screenshot())).convert("L"))
+
+
+def click_pixel(page, u: float, v: float, pixels: int = 512, selector: str = "#fluoro") -> None:
+    """Click detector pixel ``(u, v)`` (column, row) of the displayed image."""
+    box = page.locator(selector).bounding_box()
+    page.click(selector, position={"x": (u + 0.5) / pixels * box["width"], "y": (v + 0.5) / pixels * box["height"]})
