@@ -23,12 +23,15 @@ def serve(host: str, port: int, db_url: str | None, scenario: str, require_login
     address everyone logs in (add users with `spinesim users add`). Each logged-in user gets a
     workstation process of their own.
     """
-    from anatomy_models.store import load_anatomy
-    from scenarios.schema import load_scenario
+    # Light checks: the portal process never loads an anatomy (its workstations do).
+    from anatomy_models.errors import SpinesimError
+    from anatomy_models.store import anatomy_folder
+    from scenarios.library import library_ids
     from simulator.web.portal import PortalConfig, serve as run_portal
 
-    load_scenario(scenario)  # an unknown id fails here, with the library's ids in the message
+    if scenario not in library_ids():
+        raise SpinesimError(f"no library scenario called {scenario!r}", hint=f"library scenarios: {', '.join(library_ids())}")
     if anatomy_source is not None:
-        load_anatomy(anatomy_source)
+        anatomy_folder(anatomy_source)
     run_portal(PortalConfig(host=host, port=port, db_url=db_url, anatomy=anatomy_source, scenario=scenario,
                             require_login=require_login))

@@ -197,7 +197,7 @@ class Portal:
         port = free_port()
         settings = {"db_url": self.db_url, "user_id": user.id, "port": port, "anatomy": self.config.anatomy,
                     "scenario": self.config.scenario}
-        from anatomy_models.store import spinesim_home
+        from anatomy_models.home import spinesim_home
 
         logs = spinesim_home() / "logs"
         logs.mkdir(parents=True, exist_ok=True)
