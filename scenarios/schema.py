@@ -395,11 +395,20 @@ class PassGates(_Model):
 
 
 class Rubric(_Model):
-    """How an attempt is graded (scoring package): weights, tolerances and pass gates."""
+    """How an attempt is graded (scoring package): weights, tolerances and pass gates.
+
+    Parameters
+    ----------
+    hint_deduction : float
+        Grade points (of 100) taken off for each hint the trainee reveals (a ``show_hint`` action);
+        0 (the default) makes hints free. The grade never goes below 0.
+    """
 
     weights: Weights = Weights()
     tolerances: Tolerances = Tolerances()
     pass_gates: PassGates = PassGates()
+    hint_deduction: float = Field(0.0, ge=0.0, le=100.0,
+                                  description="grade points taken off per hint revealed (default 0: hints are free)")
 
 
 class PatientText(_Model):

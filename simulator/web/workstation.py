@@ -38,7 +38,9 @@ from simulator.cli import log_internal_error
 from simulator.session import Session
 from simulator.store import Store
 from simulator.trace import Tracer, tracer_for
-from simulator.web.attempt import (LiveAttempt, carm_presets, needle_angles, needle_direction, scenario_preview)
+from simulator.probe import probe_record
+from simulator.web.attempt import (PROBE_MOVES, PROBE_VIEWS, LiveAttempt, carm_presets, in_plane_entry, moved_probe,
+                                   needle_angles, needle_direction, probe_preset, scenario_preview)
 from simulator.web.curve import learning_curve_svg
 
 # Events a trainee sees as a banner (in addition to the list).
@@ -46,7 +48,8 @@ _ALERT_KINDS = {"csf_flashback", "blood_flashback", "paraesthesia", "dural_punct
                 "cord_contact", "cauda_equina_contact", "root_penetration", "vessel_puncture", "intradiscal",
                 "capsule_rupture"}
 _SEVERITY_COLOUR = {"info": "blue-grey", "warning": "amber-darken-2", "unsafe": "red-darken-2"}
-_HIDDEN_KINDS = {"target_reached", "target_left"}  # the trainee must judge that from the images
+_HIDDEN_KINDS = {"target_reached", "target_left",  # the trainee must judge that from the images
+                 "probe_placed", "hint_shown"}  # the monitor and the hint list show these
 
 
 @dataclass(frozen=True)
@@ -91,7 +94,8 @@ class Workstation:
         self.scenarios = library_scenarios()
         self.patients = Patients(config.anatomy)
         self.attempt: LiveAttempt | None = None
-        self._picked: np.ndarray | None = None
+        self._picked: np.ndarray | None = None  # skin entry picked on the fluoroscopy image
+        self._aim: np.ndarray | None = None  # in-plane aim picked on the ultrasound image
         self._presets: dict[str, dict] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
         self._loop_thread: int | None = None
@@ -120,7 +124,11 @@ class Workstation:
             "carm_primary": 0.0, "carm_secondary": 0.0, "carm_label": "AP", "preset_names": [],
             "needle_left": 0.0, "needle_cranial": 0.0, "step_mm": 5.0, "needle_in": False, "depth_mm": 0.0,
             "hub_text": "", "lor_text": "", "contrast_ml": 1.0, "live_seconds": 3.0, "dsa_allowed": False,
-            "hints_shown": [], "hints_left": 0, "events": [], "timer_text": "00:00", "shots": 0, "fluoro_s": 0.0, "kerma_mgy": 0.0, "dap": 0.0,
+            "hints_shown": [], "hints_left": 0, "events": [],
+            "us_allowed": False, "us_src": "", "us_caption": "", "us_views": list(PROBE_VIEWS), "probe_on": False,
+            "us_depth": 80.0, "us_gain": 0.0, "us_frequency": 3.5, "us_step_mm": 2.0, "us_step_deg": 5.0,
+            "us_aim_marker": None, "us_aim_text": "", "us_entry_end": "right",
+            "report_scans": [], "replay_us_src": "", "replay_us_caption": "", "timer_text": "00:00", "shots": 0, "fluoro_s": 0.0, "kerma_mgy": 0.0, "dap": 0.0,
             "passes": 0,
             "report": None, "report_page": "", "report_shots": [], "replay_max": 0, "replay_step": 0, "replay_src": "",
             "replay_caption": "", "replay_action": "", "replay_events": [],
@@ -135,7 +143,8 @@ class Workstation:
         c = self.ctrl
         for name in ("start_attempt", "resume_attempt", "shot", "live", "dsa", "move_carm", "preset", "pick",
                      "insert", "redirect", "advance", "withdraw", "lor", "inject", "finish", "open_attempt",
-                     "preview", "new_attempt", "hint"):
+                     "preview", "new_attempt", "hint", "probe_view", "probe_move", "probe_settings", "us_pick",
+                     "insert_in_plane"):
             setattr(c, name, getattr(self, name))
         # These run on the event loop while the state is being flushed: they only update the state.
         self.state.change("scenario_id")(lambda scenario_id, **_: self.state.update(self._scenario_view(scenario_id)))
@@ -159,7 +168,7 @@ class Workstation:
                              "needle": f"{scenario.needle.kind.replace('_', ' ').title()} {scenario.needle.gauge} G, "
                                        f"{scenario.needle.spec().length_mm:.0f} mm",
                              "imaging": ", ".join(imaging)},
-                "dsa_allowed": scenario.imaging.dsa}
+                "dsa_allowed": scenario.imaging.dsa, "us_allowed": scenario.imaging.ultrasound}
 
     def _set(self, **changes) -> None:
         """Change the shared state and push it to the browser now, from the event loop or a worker."""
@@ -192,12 +201,16 @@ class Workstation:
     def _act(self, record: dict) -> None:
         if self.attempt is None or self.attempt.finished:
             raise SpinesimError("no attempt in progress", hint="start an attempt first")
-        shots_before = len(self.attempt.shots)
+        shots_before, state_before = len(self.attempt.shots), self.attempt.session.state
         events = self.attempt.act(record)
         if len(self.attempt.shots) > shots_before:
             # The image first, on its own message: it is what the trainee is waiting for.
             shot = self.attempt.last_shot
             self._set(fluoro_src=shot.data_url, fluoro_caption=shot.caption, pick_marker=None)
+        state = self.attempt.session.state
+        if state.probe is not None and (state.probe != state_before.probe or state.needle is not state_before.needle):
+            scan = self.attempt.scan  # live ultrasound: a new frame for every probe or needle move
+            self._set(us_src=scan.data_url, us_caption=scan.caption)
         self._set(**self._attempt_view(events))
 
     def _attempt_view(self, events=()) -> dict:
@@ -221,6 +234,14 @@ class Workstation:
                      "alert_colour": "red-darken-2" if any(e.severity == "unsafe" for e in alerts) else "amber-darken-3"}
         shot = attempt.last_shot
         view |= {"fluoro_src": shot.data_url if shot else "", "fluoro_caption": shot.caption if shot else ""}
+        hints = attempt.session.scenario.hints
+        view |= {"hints_shown": hints[:state.hints_shown], "hints_left": len(hints) - state.hints_shown}
+        scan = attempt.scan
+        view |= {"probe_on": scan is not None, "us_src": scan.data_url if scan else "",
+                 "us_caption": scan.caption if scan else ""}
+        if scan is not None:
+            probe = scan.image.probe
+            view |= {"us_depth": probe.depth_mm, "us_gain": probe.gain_db, "us_frequency": probe.frequency_mhz}
         return view
 
     # ------------------------------------------------------------------ attempt life cycle
@@ -250,8 +271,9 @@ class Workstation:
         self.attempt, self._picked = attempt, None
         self._presets = carm_presets(attempt.session.scenario, attempt.session.anatomy)
         carm = attempt.session.carm()
-        view = {"preset_names": list(self._presets), "hints_shown": [],
-                "hints_left": len(attempt.session.scenario.hints), "carm_primary": round(carm.primary_deg, 2),
+        self._aim = None
+        view = {"preset_names": list(self._presets), "us_aim_marker": None, "us_aim_text": "",
+                "carm_primary": round(carm.primary_deg, 2),
                 "carm_secondary": round(carm.secondary_deg, 2), "pick_marker": None, "entry_text": "", "lor_text": "",
                 "alert_show": False, "resume_id": None, "tab": "sim"}
         needle = attempt.session.state.needle
@@ -260,15 +282,10 @@ class Workstation:
             view |= {"needle_left": round(left, 2), "needle_cranial": round(cranial, 2)}
         self._set(**view, **self._attempt_view())
 
-    def hint(self) -> None:
-        """The scenario's next hint (shown on screen; hints are not actions, so not in the log)."""
-        if self.attempt is None:
-            return
-        hints = self.attempt.session.scenario.hints
-        shown = list(self.state.hints_shown or [])
-        if len(shown) < len(hints):
-            shown.append(hints[len(shown)])
-        self._set(hints_shown=shown, hints_left=len(hints) - len(shown))
+    def hint(self):
+        """Reveal the scenario's next hint: a ``show_hint`` action, in the log like any other (scoring
+        may deduct for it, per the scenario's rubric)."""
+        return self._run(self._act, {"type": "show_hint"})
 
     def new_attempt(self) -> None:
         self.attempt = None
@@ -337,7 +354,7 @@ class Workstation:
         point = self.attempt.pick_entry(x / width * pixels - 0.5, y / height * pixels - 0.5)
         self._picked = point
         self._set(pick_marker={"x": 100 * x / width, "y": 100 * y / height},
-                  entry_text=f"L {point[0]:+.1f}  P {point[1]:+.1f}  S {point[2]:+.1f} mm")
+                  entry_text=_lps_text(point))
 
     def insert(self, left_deg, cranial_deg):
         return self._run(self._insert, left_deg, cranial_deg)
@@ -363,6 +380,93 @@ class Workstation:
     def inject(self, ml):
         return self._run(lambda: self._act({"type": "inject_contrast", "ml": _number(ml, "contrast volume")}))
 
+    # ------------------------------------------------------------------ ultrasound
+    def _probe_now(self):
+        probe = self._live().session.probe()
+        if probe is None:
+            raise SpinesimError("there is no probe on the patient", hint="choose an ultrasound view first")
+        return probe
+
+    def _live(self) -> LiveAttempt:
+        if self.attempt is None or self.attempt.finished:
+            raise SpinesimError("no attempt in progress", hint="start an attempt first")
+        return self.attempt
+
+    def _place_probe(self, probe, view: str | None = None) -> None:
+        self._act({"type": "place_probe", **probe_record(probe, view)})
+        self._set(us_aim_marker=None, us_aim_text="")
+        self._aim = None
+
+    def probe_view(self, name):
+        return self._run(self._probe_view, name)
+
+    def _probe_view(self, name) -> None:
+        attempt = self._live()
+        if not isinstance(name, str) or name not in PROBE_VIEWS:
+            raise SpinesimError(f"unknown ultrasound view {name!r}", hint=f"use one of: {', '.join(PROBE_VIEWS)}")
+        probe = probe_preset(attempt.session.scenario, attempt.session.anatomy, name, attempt.session.probe())
+        self._place_probe(probe, PROBE_VIEWS[name])
+
+    def probe_move(self, movement, sign, step_mm, step_deg):
+        return self._run(self._probe_move, movement, sign, step_mm, step_deg)
+
+    def _probe_move(self, movement, sign, step_mm, step_deg) -> None:
+        if not isinstance(movement, str) or movement not in PROBE_MOVES:
+            raise SpinesimError(f"unknown probe movement {movement!r}", hint=f"use one of: {', '.join(PROBE_MOVES)}")
+        if sign not in (-1, 1):
+            raise SpinesimError(f"a probe movement goes one way or the other (-1 or 1), not {sign!r}")
+        step = _number(step_mm, "probe step (mm)") if PROBE_MOVES[movement] == "mm" else _number(step_deg, "probe step (°)")
+        if step <= 0:
+            raise SpinesimError(f"the probe step must be positive, got {step:g}")
+        probe = self._probe_now()
+        view = self.attempt.session.state.probe.get("view")
+        self._place_probe(moved_probe(self.attempt.session.anatomy, probe, movement, sign * step), view)
+
+    def probe_settings(self, depth_mm, gain_db, frequency_mhz):
+        return self._run(self._probe_settings, depth_mm, gain_db, frequency_mhz)
+
+    def _probe_settings(self, depth_mm, gain_db, frequency_mhz) -> None:
+        probe = self._probe_now()
+        changed = probe.with_settings(depth_mm=_number(depth_mm, "ultrasound depth"), gain_db=_number(gain_db, "gain"),
+                                      frequency_mhz=_number(frequency_mhz, "frequency"), focus_mm=None)
+        self._place_probe(changed, self.attempt.session.state.probe.get("view"))
+
+    def us_pick(self, x, y, width, height):
+        return self._run(self._us_pick, x, y, width, height)
+
+    def _us_pick(self, x, y, width, height) -> None:
+        scan = self._live().scan
+        if scan is None:
+            raise SpinesimError("there is no ultrasound image to pick on", hint="choose an ultrasound view first")
+        x, y, width, height = (_number(v, "click position") for v in (x, y, width, height))
+        if width <= 0 or height <= 0:
+            raise SpinesimError("the image has no size on screen")
+        rows, cols = scan.image.pixels.shape
+        row, col = y / height * rows - 0.5, x / width * cols - 0.5
+        inside = 0 <= round(row) < rows and 0 <= round(col) < cols and scan.image.field_of_view[round(row), round(col)]
+        if not inside:
+            raise SpinesimError("that point is outside the ultrasound image", hint="click inside the scanned sector")
+        self._aim = scan.image.pixel_to_lps(row, col)
+        depth = (self._aim - scan.image.probe.position) @ scan.image.probe.axial
+        self._set(us_aim_marker={"x": 100 * x / width, "y": 100 * y / height},
+                  us_aim_text=f"{depth:.0f} mm deep below the probe")
+
+    def insert_in_plane(self, end):
+        return self._run(self._insert_in_plane, end)
+
+    def _insert_in_plane(self, end) -> None:
+        probe = self._probe_now()
+        if self._aim is None:
+            raise SpinesimError("no aim point picked", hint="click the target on the ultrasound image")
+        entry = in_plane_entry(probe, end)
+        self._act({"type": "place_needle", "entry": [round(float(v), 4) for v in entry],
+                   "aim": [round(float(v), 4) for v in self._aim]})
+        needle = self.attempt.session.state.needle
+        left, cranial = needle_angles(needle.direction)
+        self._picked = None
+        self._set(needle_left=round(left, 2), needle_cranial=round(cranial, 2), pick_marker=None,
+                  entry_text=_lps_text(needle.entry) + " (in plane)")
+
     def finish(self):
         return self._run(self._finish)
 
@@ -379,7 +483,9 @@ class Workstation:
         steps = len(attempt.session.actions)
         self._set(report=report, replay_max=steps, tab="report", report_page="",
                   report_shots=[{"src": shot.data_url, "caption": shot.caption, "step": shot.action_index + 1}
-                                for shot in attempt.shots])
+                                for shot in attempt.shots],
+                  report_scans=[{"src": scan.data_url, "caption": scan.caption, "step": scan.state_index}
+                                for scan in attempt.scans()])
         self._set(replay_step=steps, **self._replay_view(steps))
         # The full page (final views, contrast run, 3D reveal) takes a few seconds more: it follows.
         page = self._reports / f"attempt-{stored.id}-{steps}.html"
@@ -394,8 +500,11 @@ class Workstation:
         session = attempt.session
         step = int(np.clip(step, 0, len(session.actions)))
         shot = attempt.shot_at(step)
+        scan = attempt.scan_at(step)
         view = {"replay_src": shot.data_url if shot is not None else "",
-                "replay_caption": shot.caption if shot is not None else "no image yet"}
+                "replay_caption": shot.caption if shot is not None else "no image yet",
+                "replay_us_src": scan.data_url if scan is not None else "",
+                "replay_us_caption": scan.caption if scan is not None else ""}
         if step == 0:
             return view | {"replay_action": "0. start", "replay_events": []}
         action = session.actions[step - 1]
@@ -480,6 +589,10 @@ def _number(value, what: str) -> float:
     if not np.isfinite(number):
         raise SpinesimError(f"{what}: {value!r} is not a finite number")
     return number
+
+
+def _lps_text(point) -> str:
+    return f"L {point[0]:+.1f}  P {point[1]:+.1f}  S {point[2]:+.1f} mm"
 
 
 def _direction(left_deg, cranial_deg) -> list[float]:

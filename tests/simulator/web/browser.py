@@ -72,6 +72,17 @@ class Server:
         self.log.close()
 
 
+def database_with_users(folder: Path, users: dict[str, str], password: str) -> str:
+    """A new SQLite store in ``folder`` with ``users`` (name -> role), all with ``password``; its URL."""
+    from simulator.store import Store
+
+    url = f"sqlite:///{folder / 'spinesim.db'}"
+    store = Store(url)
+    for name, role in users.items():
+        store.add_user(name, role, password)
+    return url
+
+
 def launch_browser(playwright):
     return playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
 
