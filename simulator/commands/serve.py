@@ -15,8 +15,11 @@ import click
               help="Scenario selected when the simulator opens (a library id).")
 @click.option("--require-login", is_flag=True, help="Everyone logs in, also on 127.0.0.1 (a shared machine).")
 @click.option("--anatomy", "anatomy_source", help="Use this stored anatomy for every scenario instead of its own.")
+@click.option("--spare", default=1, show_default=True, type=click.IntRange(0, 16),
+              help="Workstations kept warm (patient loaded) so that a login gets one at once; each costs the "
+                   "memory of an idle workstation.")
 def serve(host: str, port: int, db_url: str | None, scenario: str, require_login: bool,
-          anatomy_source: str | None) -> None:
+          anatomy_source: str | None, spare: int) -> None:
     """Serve the trainee simulator and the instructors' review at http://HOST:PORT/.
 
     On 127.0.0.1 (the default) the person at this machine may work without logging in. On any other
@@ -34,4 +37,4 @@ def serve(host: str, port: int, db_url: str | None, scenario: str, require_login
     if anatomy_source is not None:
         anatomy_folder(anatomy_source)
     run_portal(PortalConfig(host=host, port=port, db_url=db_url, anatomy=anatomy_source, scenario=scenario,
-                            require_login=require_login))
+                            require_login=require_login, spare=spare))

@@ -19,13 +19,14 @@ on its own) before the rest of the screen is updated.
 from __future__ import annotations
 
 import asyncio
+import ctypes
 import json
 import os
 import sys
 import tempfile
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -54,17 +55,38 @@ _HIDDEN_KINDS = {"target_reached", "target_left",  # the trainee must judge that
 
 @dataclass(frozen=True)
 class WorkstationConfig:
-    """What the portal tells a workstation process (JSON in the ``SPINESIM_WORKSTATION`` variable)."""
+    """What the portal tells a workstation process (JSON in the ``SPINESIM_WORKSTATION`` variable).
+
+    A spare starts with ``user_id`` and ``port`` None, warms up, writes ``warm`` to the file
+    descriptor ``warm_fd`` and reads them (a JSON line) from its standard input.
+    """
 
     db_url: str
-    user_id: int
-    port: int
+    secret: str  # every request must carry it in the portal's SECRET_HEADER
+    user_id: int | None = None
+    port: int | None = None
     anatomy: str | None = None  # overrides every scenario's anatomy (tests, a department's own patient)
     scenario: str | None = None  # the scenario picked when the screen opens
+    warm_fd: int | None = None
 
     @classmethod
     def from_environment(cls) -> WorkstationConfig:
         return cls(**json.loads(os.environ["SPINESIM_WORKSTATION"]))
+
+    def assigned(self, line: str) -> WorkstationConfig:
+        """This configuration with the user and port of an assignment line from the portal.
+
+        Raises
+        ------
+        SpinesimError
+            If the line is not ``{"user_id": int, "port": int}`` (the portal went away: an empty line).
+        """
+        try:
+            assignment = json.loads(line)
+            user_id, port = int(assignment["user_id"]), int(assignment["port"])
+        except (ValueError, KeyError, TypeError):
+            raise SpinesimError(f"a spare workstation expected its assignment, got {line[:80]!r}") from None
+        return replace(self, user_id=user_id, port=port, warm_fd=None)
 
 
 class Patients:
@@ -85,14 +107,15 @@ class Patients:
 class Workstation:
     """The trame server of one user (see the module docstring)."""
 
-    def __init__(self, config: WorkstationConfig, server=None) -> None:
+    def __init__(self, config: WorkstationConfig, server=None, *, scenarios: dict[str, Scenario] | None = None,
+                 patients: Patients | None = None) -> None:
         from trame.app import get_server
 
         self.config = config
         self.store = Store(config.db_url)
         self.user = self.store.user_by_id(config.user_id)
-        self.scenarios = library_scenarios()
-        self.patients = Patients(config.anatomy)
+        self.scenarios = scenarios or library_scenarios()
+        self.patients = patients or Patients(config.anatomy)
         self.attempt: LiveAttempt | None = None
         self._picked: np.ndarray | None = None  # skin entry picked on the fluoroscopy image
         self._aim: np.ndarray | None = None  # in-plane aim picked on the ultrasound image
@@ -106,6 +129,8 @@ class Workstation:
         self._reports = Path(tempfile.mkdtemp(prefix="spinesim-reports-"))
         self.server.serve["reports"] = str(self._reports)
         self.state, self.ctrl = self.server.state, self.server.controller
+        self.ctrl.on_server_bind.add(lambda wslink_server: wslink_server.app.middlewares.append(
+            require_secret(config.secret)))
         self._init_state()
         self._bind()
         self._layout()
@@ -113,7 +138,7 @@ class Workstation:
     # ------------------------------------------------------------------ state
     def _init_state(self) -> None:
         s = self.state
-        first = self.config.scenario if self.config.scenario in self.scenarios else sorted(self.scenarios)[0]
+        first = first_scenario(self.scenarios, self.config.scenario)
         s.update({
             "tab": "sim", "action_count": 0, "user_name": self.user.name, "role": self.user.role,
             "scenario_items": [{"value": k, "title": v.title} for k, v in sorted(self.scenarios.items())],
@@ -146,22 +171,33 @@ class Workstation:
                      "preview", "new_attempt", "hint", "probe_view", "probe_move", "probe_settings", "us_pick",
                      "insert_in_plane"):
             setattr(c, name, getattr(self, name))
-        # These run on the event loop while the state is being flushed: they only update the state.
-        self.state.change("scenario_id")(lambda scenario_id, **_: self.state.update(self._scenario_view(scenario_id)))
-        self.state.change("replay_step")(
-            lambda replay_step, **_: self.state.update(self._replay_view(int(_number(replay_step, "replay step")))))
+        # These run on the event loop while the state is being flushed: they only update the state; a
+        # value the browser sent that makes no sense is shown as a message, like a refused action.
+        self._on_change("scenario_id", lambda scenario_id, **_: self._scenario_view(scenario_id))
+        self._on_change("replay_step", lambda replay_step, **_: self._replay_view(
+            _integer(replay_step, "replay step", 0, 10**6)))
         # New attempts may have been made since: the review is read again whenever its tab opens.
-        self.state.change("tab")(lambda tab, **_: self.state.update(
-            self._review_view(self.state.review_trainee, self.state.review_scenario)) if tab == "review" else None)
-        self.state.change("review_trainee", "review_scenario")(
-            lambda review_trainee, review_scenario, **_: self.state.update(self._review_view(review_trainee, review_scenario)))
+        self._on_change("tab", lambda tab, **_: self._review_view(self.state.review_trainee, self.state.review_scenario)
+                        if tab == "review" else {})
+        self._on_change("review_trainee", "review_scenario",
+                        lambda review_trainee, review_scenario, **_: self._review_view(review_trainee, review_scenario))
         c.on_server_ready.add(lambda **_: asyncio.ensure_future(self._tick()))
 
+    def _on_change(self, *names_and_view) -> None:
+        """Update the state with ``view(**changed)`` when any of ``names`` changes."""
+        *names, view = names_and_view
+
+        def changed(**values) -> None:
+            try:
+                self.state.update(view(**values))
+            except SpinesimError as error:
+                self.state.update({"error_text": str(error), "error_show": True})
+
+        self.state.change(*names)(changed)
+
     # ------------------------------------------------------------------ helpers
-    def _scenario_view(self, scenario_id: str) -> dict:
-        if scenario_id not in self.scenarios:
-            return {}
-        scenario = self.scenarios[scenario_id]
+    def _scenario_view(self, scenario_id) -> dict:
+        scenario = self.scenarios[_choice(scenario_id, self.scenarios, "scenario")]
         imaging = [name.upper() if name == "dsa" else name for name, on in scenario.imaging.model_dump().items() if on]
         return {"scenario": {"title": scenario.title, "brief": scenario.brief,
                              "procedure": scenario.procedure.replace("_", " "),
@@ -249,9 +285,7 @@ class Workstation:
         return self._run(self._start)
 
     def _start(self) -> None:
-        if self.state.scenario_id not in self.scenarios:
-            raise SpinesimError(f"no scenario {self.state.scenario_id!r}", hint="pick one from the list")
-        scenario = self.scenarios[self.state.scenario_id]
+        scenario = self.scenarios[_choice(self.state.scenario_id, self.scenarios, "scenario")]
         anatomy, tracer = self.patients.of(scenario)
         self._begin(LiveAttempt.start(self.store, self.user.id, scenario, anatomy, tracer))
 
@@ -259,7 +293,7 @@ class Workstation:
         return self._run(self._resume)
 
     def _resume(self) -> None:
-        stored = self.store.attempt(int(self.state.resume_id))
+        stored = self.store.attempt(_integer(self.state.resume_id, "attempt", 1, _MAX_ID))
         if stored.user_id != self.user.id or stored.status != "in_progress":
             raise SpinesimError(f"attempt {stored.id} cannot be resumed here")
         scenario = self.scenarios[stored.scenario_id]
@@ -333,8 +367,9 @@ class Workstation:
         return self._run(self._preset, name)
 
     def _preset(self, name: str) -> None:
-        if self.attempt is None or name not in self._presets:
-            raise SpinesimError(f"unknown C-arm preset {name!r}")
+        if self.attempt is None:
+            raise SpinesimError("no attempt in progress", hint="start an attempt first")
+        name = _choice(name, self._presets, "C-arm preset")
         record = dict(self._presets[name], type="set_carm")
         self._act(record)
         self._set(carm_primary=record["primary_deg"], carm_secondary=record["secondary_deg"])
@@ -519,7 +554,7 @@ class Workstation:
         return self._run(self._open_stored, attempt_id)
 
     def _open_stored(self, attempt_id) -> None:
-        stored = self.store.attempt(int(_number(attempt_id, "attempt")))
+        stored = self.store.attempt(_integer(attempt_id, "attempt", 1, _MAX_ID))
         if self.user.role != "instructor" and stored.user_id != self.user.id:
             raise SpinesimError("that attempt is not yours")
         scenario = self.scenarios[stored.scenario_id]
@@ -530,6 +565,8 @@ class Workstation:
     def _review_view(self, trainee=None, scenario=None) -> dict:
         if self.user.role != "instructor":
             return {}
+        trainee = None if trainee is None else _integer(trainee, "trainee", 1, _MAX_ID)
+        scenario = None if scenario is None else _choice(scenario, self.scenarios, "scenario")
         rows = self.store.attempts(user_id=trainee, scenario_id=scenario)
         view = {"review_trainees": [{"value": u.id, "title": f"{u.name} ({u.role})"} for u in self.store.users()],
                 "review_rows": [{"id": a.id, "user": a.user_name, "scenario": a.scenario_id,
@@ -551,7 +588,7 @@ class Workstation:
         return self._run(self._preview)
 
     def _preview(self) -> None:
-        scenario = self.scenarios[self.state.preview_id]
+        scenario = self.scenarios[_choice(self.state.preview_id, self.scenarios, "scenario")]
         anatomy, tracer = self.patients.of(scenario)
         target = Session(scenario, anatomy, tracer=tracer).target
         self._set(preview_src=scenario_preview(scenario, anatomy, tracer),
@@ -563,21 +600,91 @@ class Workstation:
 
         build_layout(self.server, instructor=self.user.role == "instructor")
 
-    def warm_up(self) -> None:
-        """Compile the imaging kernels and load the first scenario's patient before the first click."""
-        scenario = self.scenarios[self.state.scenario_id]
-        anatomy, tracer = self.patients.of(scenario)
-        from simulator.planner import plan_trajectory
-        from simulator.shots import render_shot
 
-        with_dsa = scenario.model_copy(update={"imaging": scenario.imaging.model_copy(update={"dsa": True})})
-        session = Session(with_dsa, anatomy, tracer=tracer)
-        path = plan_trajectory(tracer, session.target, session.spec)
-        session.apply({"type": "place_needle", "t": 1.0, "entry": path.entry.tolist(), "direction": path.direction.tolist(),
-                       "depth_mm": path.depth_mm})
-        session.apply({"type": "inject_contrast", "t": 2.0, "ml": 0.1})
-        session.apply({"type": "fluoro_shot", "t": 3.0, "mode": "dsa", "seconds": 1.0})
-        render_shot(session, session.state, "dsa", 1.0)
+def first_scenario(scenarios: dict[str, Scenario], wanted: str | None) -> str:
+    """The scenario selected when the screen opens: ``wanted`` if it is one, else the first by id."""
+    return wanted if wanted in scenarios else sorted(scenarios)[0]
+
+
+def warm_up(scenario: Scenario, patients: Patients) -> None:
+    """Load the scenario's patient and compile the imaging kernels (fluoroscopy with DSA, and
+    ultrasound with its acoustic maps if the scenario allows it) before the first click."""
+    from simulator.planner import plan_trajectory
+    from simulator.probe import standard_view
+    from simulator.scans import render_scan
+    from simulator.shots import render_shot
+    from simulator.web.attempt import probe_level_and_side
+
+    anatomy, tracer = patients.of(scenario)
+    imaging = scenario.imaging.model_copy(update={"dsa": True})
+    session = Session(scenario.model_copy(update={"imaging": imaging}), anatomy, tracer=tracer)
+    path = plan_trajectory(tracer, session.target, session.spec)
+    session.apply({"type": "place_needle", "t": 1.0, "entry": path.entry.tolist(), "direction": path.direction.tolist(),
+                   "depth_mm": path.depth_mm})
+    session.apply({"type": "inject_contrast", "t": 2.0, "ml": 0.1})
+    session.apply({"type": "fluoro_shot", "t": 3.0, "mode": "dsa", "seconds": 1.0})
+    render_shot(session, session.state, "dsa", 1.0)
+    if scenario.imaging.ultrasound:
+        probe = standard_view(anatomy, "paramedian-sagittal-oblique", *probe_level_and_side(scenario))
+        session.apply({"type": "place_probe", "t": 4.0, **probe_record(probe)})
+        render_scan(session, session.state)
+
+
+def release_freed_memory() -> None:
+    """Hand memory the process freed back to the system (glibc keeps freed heap pages otherwise:
+    ~70 MB after loading a patient and compiling the kernels). No-op off glibc."""
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
+
+
+def require_secret(secret: str):
+    """aiohttp middleware refusing (403) every request, WebSocket upgrades included, that lacks the
+    workstation's secret (the portal adds it; another local user reaching the port cannot)."""
+    from aiohttp import web
+
+    from simulator.web.portal import SECRET_HEADER, secrets_match
+
+    @web.middleware
+    async def guard(request, handler):
+        if not secrets_match(request.headers.get(SECRET_HEADER), secret):
+            print(f"refused {request.method} {request.path} from {request.remote}: no workstation secret", flush=True)
+            raise web.HTTPForbidden(text="this workstation only answers its portal")
+        return await handler(request)
+
+    return guard
+
+
+# Largest database id the browser may name (SQLite and PostgreSQL integers are 64-bit; ids stay far below).
+_MAX_ID = 2**31 - 1
+
+
+def _choice(value, options, what: str) -> str:
+    """One of ``options`` (names) chosen in the browser, or a SpinesimError naming the field."""
+    if not isinstance(value, str) or value not in options:
+        raise SpinesimError(f"unknown {what} {value!r}", hint=f"choose one of: {', '.join(sorted(options))}")
+    return value
+
+
+def _integer(value, what: str, low: int, high: int) -> int:
+    """A whole number from the browser in [low, high], or a SpinesimError naming the field.
+
+    Examples
+    --------
+    >>> _integer("7", "attempt", 1, 10), _integer(3.0, "step", 0, 5)
+    (7, 3)
+    >>> _integer(2.5, "attempt", 1, 10)
+    Traceback (most recent call last):
+    ...
+    anatomy_models.errors.SpinesimError: attempt: 2.5 is not a whole number
+    """
+    number = _number(value, what)
+    if number != int(number):
+        raise SpinesimError(f"{what}: {value!r} is not a whole number")
+    if not low <= number <= high:
+        raise SpinesimError(f"{what}: {int(number)} is out of range ({low}-{high})")
+    return int(number)
 
 
 def _number(value, what: str) -> float:
@@ -612,16 +719,26 @@ def _short(value) -> str:
 
 
 def main() -> None:
-    """Entry point of a workstation process (started by the portal)."""
+    """Entry point of a workstation process (started by the portal): warm up, then (a spare) wait
+    for the portal to name the user and port, then serve."""
     from simulator.web.portal import die_with_parent
 
     die_with_parent()
     config = WorkstationConfig.from_environment()
     sys.argv = sys.argv[:1]  # trame parses the command line; the configuration came in the environment
     started = time.monotonic()
-    station = Workstation(config)
-    station.warm_up()
-    print(f"workstation for user {config.user_id} ready in {time.monotonic() - started:.1f} s", flush=True)
+    scenarios, patients = library_scenarios(), Patients(config.anatomy)
+    warm_up(scenarios[first_scenario(scenarios, config.scenario)], patients)
+    release_freed_memory()
+    print(f"workstation warm in {time.monotonic() - started:.1f} s", flush=True)
+    if config.user_id is None:
+        os.write(config.warm_fd, b"warm\n")
+        os.close(config.warm_fd)
+        config = config.assigned(sys.stdin.readline())
+        started = time.monotonic()
+    station = Workstation(config, scenarios=scenarios, patients=patients)
+    print(f"workstation for user {config.user_id} serving on port {config.port} after "
+          f"{time.monotonic() - started:.1f} s more", flush=True)
     station.server.start(port=config.port, host="127.0.0.1", open_browser=False, show_connection_info=False,
                          timeout=0, disable_logging=True)
 

@@ -6,6 +6,11 @@ message."""
 
 from __future__ import annotations
 
+import json
+import time
+import urllib.error
+import urllib.request
+
 import numpy as np
 import pytest
 
@@ -24,12 +29,13 @@ if not __import__("os").path.exists(b.CHROMIUM):
     pytest.skip("Chromium is not installed (./dev.sh installs it)", allow_module_level=True)
 
 SCENARIO = "ilesi-ultrasound-l4l5-left"
-TRAINEE, PASSWORD = "uma", "a-long-password"
+TRAINEE, LATECOMER, PASSWORD = "uma", "vic", "a-long-password"
 
 
 @pytest.fixture(scope="module")
 def database(tmp_path_factory):
-    return b.database_with_users(tmp_path_factory.mktemp("web-us"), {TRAINEE: "trainee"}, PASSWORD)
+    return b.database_with_users(tmp_path_factory.mktemp("web-us"), {TRAINEE: "trainee", LATECOMER: "trainee"},
+                                 PASSWORD)
 
 
 @pytest.fixture(scope="module")
@@ -161,3 +167,77 @@ def test_the_probe_panel_shows_bone_moves_and_the_in_plane_needle(server, page, 
     assert steps == 6 and page.get_attribute("#replay-ultrasound", "src") == live_src
     assert "You used 1 of the 4 hints (2 grade points off)" in page.text_content("#report-feedback")
     assert page.locator(".us-frame img").count() >= 2  # the PSO view and the final frame
+
+
+@pytest.mark.parametrize("field, value, control, message", [
+    ("us_step_mm", "NaN", "#probe-slide-plus", "probe step (mm): 'NaN' is not a finite number"),
+    ("us_step_deg", 90, "#probe-rotate-plus", "a probe rotate step must be at most 45 deg"),
+    ("us_step_mm", -2, "#probe-sweep-minus", "the probe step must be positive"),
+    ("us_depth", 1e9, "#probe-apply", "probe depth_mm = 1000000000.0 is out of range"),
+    ("us_gain", "loud", "#probe-apply", "gain: 'loud' is not a number"),
+    ("us_views", ["PSO", "Bogus"], "#probe-view-Bogus", "unknown ultrasound view 'Bogus'"),
+    ("live_seconds", "inf", "#live", "live seconds: 'inf' is not a finite number"),
+    ("scenario_id", ["ilesi-default"], None, "unknown scenario ['ilesi-default']"),
+    ("replay_step", -5, None, "replay step: -5 is out of range"),
+])
+def test_nonsense_forced_into_the_page_is_refused_with_a_message(server, page, field, value, control, message):
+    """Values a page's script could send (the trame state set from the browser) are checked on the
+    server: the engine's message is shown, nothing is saved, no traceback."""
+    if not page.is_visible("#probe-card"):
+        b.log_in(page, server.url, TRAINEE, PASSWORD)
+    if not page.is_enabled("#probe-view-PSO"):
+        page.click("#tab-sim")
+        page.click("#start")
+        page.wait_for_selector("#probe-view-PSO:not([disabled])")
+        b.act(page, "#probe-view-PSO")
+        b.act(page, "#hint")
+    saved = b.saved_actions(page)
+    page.evaluate("() => { const box = document.querySelector('#error-text'); if (box) box.textContent = ''; }")
+    page.evaluate("([field, value]) => window.trame.state.set(field, value)", [field, value])
+    if control is not None:
+        page.wait_for_selector(control)
+        page.click(control)
+    page.wait_for_function("m => (document.querySelector('#error-text')?.textContent || '').includes(m)", arg=message,
+                           timeout=10_000)
+    assert "Traceback" not in page.content() and b.saved_actions(page) == saved
+    restore = {"us_step_mm": 2.0, "us_step_deg": 5.0, "us_depth": 80.0, "us_gain": 0.0, "live_seconds": 3.0,
+               "us_views": ["PSO", "Articular", "Transverse"], "scenario_id": SCENARIO}
+    if field in restore:
+        page.evaluate("([field, value]) => window.trame.state.set(field, value)", [field, restore[field]])
+
+
+def _status(url: str, headers: dict | None = None) -> int:
+    try:
+        with urllib.request.urlopen(urllib.request.Request(url, headers=headers or {}), timeout=5) as reply:
+            return reply.status
+    except urllib.error.HTTPError as error:
+        return error.code
+
+
+def test_a_login_gets_the_warm_spare_and_workstations_answer_only_their_portal(server, page):
+    def health():
+        with urllib.request.urlopen(server.url + "portal/health", timeout=5) as reply:
+            return json.loads(reply.read())
+
+    deadline = time.monotonic() + 180
+    while health()["spares_warm"] < 1:
+        assert time.monotonic() < deadline, health()
+        time.sleep(0.5)
+    # The spare: started without a user, and not serving (it listens once it is given one).
+    (spare,) = [pid for pid in b.child_pids(server.process.pid)
+                if "user_id" not in b.workstation_settings(pid) and not b.listening_ports(pid)]
+    b.log_in(page, server.url, LATECOMER, PASSWORD)
+    page.wait_for_selector("#start:not([disabled])")
+    # The process that now serves the latecomer is the spare that was warm: it got its user and port.
+    ports = b.listening_ports(spare)
+    assert len(ports) == 1 and page.text_content("#attempt-status") is not None
+    checked = 0
+    for pid in b.child_pids(server.process.pid):
+        for port in b.listening_ports(pid):
+            url = f"http://127.0.0.1:{port}/"
+            assert _status(url) == 403 and _status(url, {"X-Spinesim-Workstation": "guess"}) == 403
+            upgrade = {"Connection": "Upgrade", "Upgrade": "websocket", "Sec-WebSocket-Version": "13",
+                       "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ=="}
+            assert _status(url + "ws", upgrade) == 403
+            checked += 1
+    assert checked >= 2  # both trainees' workstations (a new spare does not listen until it has a user)
