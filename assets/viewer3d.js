@@ -9,7 +9,8 @@
  * annotationFontPx (callouts, default 14), legendOpacity (false: no opacity sliders), background.
  * Items whose "tagged" is true carry their label as a tag in the picture; every item is in the legend.
  * The scene's "annotations" are callouts: words in a box off their point, joined to it by a leader
- * line, set outward from the focus on screen so that they do not cover what they name.
+ * line, set outward from the focus on screen so that they do not cover what they name (never over
+ * their own point, and clear of the callouts before them).
  * Drag to orbit, wheel or pinch to zoom, shift-drag (or right-drag) to pan, double-click to reset;
  * with the canvas focused, arrow keys orbit, + and - zoom, 0 resets.
  * Meshes are lit by a headlight (Blinn-Phong); opaque meshes are drawn first, then the transparent
@@ -270,6 +271,7 @@
     function placeCallouts(matrix, w, h) {
       const centre = transform(matrix, camera.target);
       const cx = (centre[0] + 1) / 2 * w, cy = (1 - centre[1]) / 2 * h, reach = Math.min(w, h) * 0.22;
+      const placed = [];
       for (const c of callouts) {
         const p = transform(matrix, c.annotation.position);
         const shown = p[3] > 0 && Math.abs(p[0]) <= 1 && Math.abs(p[1]) <= 1;
@@ -281,7 +283,18 @@
         if (length < 1) { dx = 1; dy = -1; } else { dx /= length; dy /= length; }
         const bw = c.box.offsetWidth, bh = c.box.offsetHeight;
         const left = Math.max(2, Math.min(w - bw - 2, x + dx * reach - bw / 2));
-        const top = Math.max(2, Math.min(h - bh - 2, y + dy * reach - bh / 2));
+        let top = Math.max(2, Math.min(h - bh - 2, y + dy * reach - bh / 2));
+        // Never on its own point (a box pushed back from the canvas edge can land there): above or below it.
+        if (x >= left - 4 && x <= left + bw + 4 && y >= top - 4 && y <= top + bh + 4) {
+          top = y + 16 + bh <= h - 2 ? y + 16 : Math.max(2, y - 16 - bh);
+        }
+        // Clear of the callouts already placed: below one it overlaps, or above it near the bottom.
+        for (const other of placed) {
+          if (left < other.left + other.width && other.left < left + bw && top < other.top + other.height && other.top < top + bh) {
+            top = other.top + other.height + bh + 6 <= h ? other.top + other.height + 4 : other.top - bh - 4;
+          }
+        }
+        placed.push({left: left, top: top, width: bw, height: bh});
         c.box.style.left = left.toFixed(1) + "px";
         c.box.style.top = top.toFixed(1) + "px";
         const ex = Math.max(left, Math.min(left + bw, x)), ey = Math.max(top, Math.min(top + bh, y));
