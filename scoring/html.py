@@ -11,9 +11,7 @@ this module renders images.
 
 from __future__ import annotations
 
-import base64
 import html
-import io
 import json
 from importlib import resources
 from pathlib import Path
@@ -34,7 +32,7 @@ from simulator.carm import CArm
 from simulator.contrast import is_artery
 from simulator.fluoro import render_fluoro
 from simulator.needle import Needle
-from simulator.overlay import Segment, with_overlay
+from simulator.overlay import Segment, picture_data_url, with_overlay
 from simulator.preview import target_marks
 from simulator.scans import annotate, render_scan
 from simulator.scene3d import Part, Scene, SceneMarker, SceneMesh, ScenePolyline, anatomy_scene, needle_tube
@@ -42,8 +40,6 @@ from simulator.session import carm_of
 
 EXPERT_COLOR = (120, 230, 120)
 SEVERITY_COLOR = {"critical": (1.0, 0.15, 0.15), "major": (1.0, 0.5, 0.05), "near_miss": (1.0, 0.78, 0.2)}
-# JPEG quality of the embedded fluoroscopy frames: noisy frames compress badly as PNG [ED].
-JPEG_QUALITY = 90
 
 
 # --------------------------------------------------------------------------- images
@@ -98,12 +94,6 @@ def _first_contrast_run(attempt: Attempt):
             if later.action.type == "fluoro_shot" and later.action.mode in ("live", "dsa"):
                 return later, step.t
     return None
-
-
-def _data_url(picture: Image.Image) -> str:
-    buffer = io.BytesIO()
-    picture.save(buffer, format="JPEG", quality=JPEG_QUALITY)
-    return "data:image/jpeg;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
 
 
 # --------------------------------------------------------------------------- 3D
@@ -235,7 +225,7 @@ def report_body(report: Report, images: Sequence[tuple[str, Image.Image]], scene
     gates = "".join(f'<li class="{"ok" if g.passed else "no"}" title="{_e(g.detail)}">{_e(g.name)}'
                     f'{"" if g.passed else ": " + _e(g.detail)}</li>' for g in report.gates)
     feedback = "".join(f'<li class="{f.level}">{_e(f.text)}</li>' for f in report.feedback)
-    figures = "".join(f'<figure><img src="{_data_url(picture)}" alt="{_e(caption)}"><figcaption>{_e(caption)}'
+    figures = "".join(f'<figure><img src="{picture_data_url(picture)}" alt="{_e(caption)}"><figcaption>{_e(caption)}'
                       "</figcaption></figure>" for caption, picture in images)
     flags = _rows([(f'<span class="sev {f.severity}">{f.severity}</span>', _e(f.title), _number(f.t, "s", 0),
                     _e(f.message) + (f" (×{f.count})" if f.count > 1 else "")) for f in report.flags],

@@ -23,6 +23,7 @@ from anatomy_models.errors import SpinesimError
 # Subcommand name -> "module:attribute" of its click command; imported lazily so `--help` is fast.
 SUBCOMMANDS: dict[str, str] = {
     "anatomy": "simulator.commands.anatomy:anatomy",
+    "explain": "simulator.commands.explain:explain",
     "fluoro": "simulator.commands.fluoro:fluoro",
     "report": "simulator.commands.score:report",
     "run": "simulator.commands.run:run",

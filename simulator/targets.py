@@ -46,6 +46,9 @@ from simulator.trace import BONE_STANDOFF_MM, Tracer
 FACET_ANGLE_DEG = {"T12-L1": 23.0, "L1-L2": 27.0, "L2-L3": 32.0, "L3-L4": 38.0, "L4-L5": 45.0, "L5-S1": 49.0}
 # Paramedian interlaminar entry: the target sits this far off the midline toward the side (mm) [ED].
 PARAMEDIAN_OFFSET_MM = 5.0
+# From mid ligamentum flavum to mid dorsal epidural space, mm: half the flavum's 3.6 mm and half the
+# space's 4-6 mm (clinical.md §4.7 [S89][S91]).
+WINDOW_TO_EPIDURAL_MM = 1.8 + 2.5
 # Structures a needle must not end in (and the planner must not cross) on the way to any target.
 UNSAFE_GROUPS = ("dural_sac", "spinal_cord", "cauda_equina", "nerve_root", "dorsal_root_ganglion")
 UNSAFE_TISSUES = ("blood", "disc_annulus", "disc_nucleus", "air")
@@ -204,18 +207,29 @@ def _side(sign: float) -> str:
     return "right" if sign < 0 else "left"
 
 
+def _labelled(anatomy: Anatomy, group: str) -> bool:
+    """Whether the label table names ``group`` (an import may label only the vertebrae)."""
+    return any(in_group(label.name, group) for label in anatomy.label_table)
+
+
 def _interlaminar(scenario: Scenario, spec: TargetSpec, anatomy: Anatomy, tracer: Tracer) -> Target:
     upper = spec.level.split("-")[0]
     window = anatomy.landmark(f"{spec.level}.interlaminar_window.center")
     sign = _side_sign(spec.side)
-    point = _dorsal_epidural_point(tracer, window, sign, spec.level)
+    labelled = _labelled(anatomy, "epidural_space")
+    if labelled:
+        point = _dorsal_epidural_point(tracer, window, sign, spec.level)
+    else:
+        # Vertebra labels only: the middle of the space lies half the flavum and half the space's
+        # depth in front of the window's centre (mid flavum).
+        point = window + np.array([sign * PARAMEDIAN_OFFSET_MM, -WINDOW_TO_EPIDURAL_MM, 0.0])
     direction = needle_direction(0.0, sign, 15.0, medial_deg=10.0 if sign else 0.0)
     lower = level_below(upper)
     # AP squared to open the window; depth on the contralateral oblique at ~50 deg (45-60, §1 [S7][S11]).
     ap = _ap_view(anatomy, lower, upper)
     clo = contralateral_oblique(anatomy, upper, _side(sign), 50.0, secondary_deg=ap.carm.secondary_deg)
     views = (ap, ap, View("contralateral oblique 50 deg", clo))
-    zone = Zone(point, 10.0, inside=("epidural_space",))
+    zone = Zone(point, 10.0, inside=("epidural_space",) if labelled else ())
     return Target(scenario.procedure, f"{spec.side} {spec.level} dorsal epidural space", point, zone, direction, 25.0,
                   views, landmark=f"{spec.level}.interlaminar_window.center")
 
@@ -253,7 +267,10 @@ def _transforaminal(scenario: Scenario, spec: TargetSpec, anatomy: Anatomy, trac
     oblique, cranial = (25.0, 10.0) if approach == "subpedicular" else (35.0, 0.0)
     direction = needle_direction(oblique, sign, cranial)
     side = _side(sign)
-    trajectory = (View(f"Scotty dog {upper} {side}", scotty_dog(anatomy, upper, side, isocenter=_centre(anatomy, upper)))
+    # The Scotty-dog angle is measured from the SAP below; without its label, the textbook oblique.
+    angle = None if _labelled(anatomy, f"{level_below(upper)}.SAP.{side}") else oblique
+    trajectory = (View(f"Scotty dog {upper} {side}", scotty_dog(anatomy, upper, side, angle,
+                                                                isocenter=_centre(anatomy, upper)))
                   if approach == "subpedicular" else
                   View(f"ipsilateral oblique {oblique:g} deg", ipsilateral_oblique(anatomy, upper, side, oblique)))
     views = (_ap_view(anatomy, level_below(upper), upper), trajectory,
@@ -275,7 +292,7 @@ def _facet(scenario: Scenario, spec: TargetSpec, anatomy: Anatomy, tracer: Trace
     views = (_ap_view(anatomy, level_below(upper), upper),
              View(f"ipsilateral oblique {angle:g} deg (joint line)", ipsilateral_oblique(anatomy, upper, side, angle)),
              View("lateral", lateral(anatomy, upper, side)))
-    zone = Zone(point, 10.0, inside=(joint,))
+    zone = Zone(point, 10.0, inside=(joint,) if _labelled(anatomy, joint) else ())
     return Target(scenario.procedure, f"{spec.side} {spec.level} facet joint, inferior recess", point, zone, direction,
                   20.0, views, landmark=name)
 

@@ -48,6 +48,9 @@ from simulator.web.curve import learning_curve_svg
 _ALERT_KINDS = {"csf_flashback", "blood_flashback", "paraesthesia", "dural_puncture", "bone_contact", "hub_at_skin",
                 "cord_contact", "cauda_equina_contact", "root_penetration", "vessel_puncture", "intradiscal",
                 "capsule_rupture"}
+# Work longer than this (s: a patient loaded, a report, a first ultrasound frame) leaves freed scratch
+# memory that glibc keeps unless asked to hand it back (release_freed_memory, a few ms).
+HEAVY_WORK_S = 0.3
 _SEVERITY_COLOUR = {"info": "blue-grey", "warning": "amber-darken-2", "unsafe": "red-darken-2"}
 _HIDDEN_KINDS = {"target_reached", "target_left",  # the trainee must judge that from the images
                  "probe_placed", "hint_shown"}  # the monitor and the hint list show these
@@ -224,6 +227,7 @@ class Workstation:
         async with self.lock:
             self._loop, self._loop_thread = asyncio.get_running_loop(), threading.get_ident()
             self._set(busy=True)
+            started = time.monotonic()
             try:
                 await self._loop.run_in_executor(None, work, *args)
             except SpinesimError as error:
@@ -233,6 +237,8 @@ class Workstation:
                 self._set(error_text=f"internal error ({type(error).__name__}); details in {log}", error_show=True)
             finally:
                 self._set(busy=False)
+                if time.monotonic() - started > HEAVY_WORK_S:
+                    release_freed_memory()
 
     def _act(self, record: dict) -> None:
         if self.attempt is None or self.attempt.finished:

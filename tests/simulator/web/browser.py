@@ -172,3 +172,38 @@ def click_pixel(page, u: float, v: float, pixels: int = 512, selector: str = "#f
     """Click detector pixel ``(u, v)`` (column, row) of the displayed image."""
     box = page.locator(selector).bounding_box()
     page.click(selector, position={"x": (u + 0.5) / pixels * box["width"], "y": (v + 0.5) / pixels * box["height"]})
+
+
+def offline_page(browser, viewport: dict):
+    """A page in a new context that lets only ``file:`` URLs through; returns (context, page,
+    requests, errors): every URL the page asked for, and its script and console errors."""
+    requests: list[str] = []
+    errors: list[str] = []
+    context = browser.new_context(offline=True, viewport=viewport)
+    context.route("**/*", lambda route: (requests.append(route.request.url),
+                                         route.continue_() if route.request.url.startswith("file:") else route.abort()))
+    page = context.new_page()
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    page.on("console", lambda message: errors.append(message.text) if message.type == "error" else None)
+    return context, page, requests, errors
+
+
+def drawn_fraction(drawn_png: Path, empty_png: Path) -> float:
+    """The share of a canvas screenshot that differs from the same canvas with everything hidden
+    (inside a 10-pixel border, clear of rounded corners)."""
+    drawn = np.asarray(Image.open(drawn_png).convert("RGB")).astype(int)[10:-10, 10:-10]
+    empty = np.asarray(Image.open(empty_png).convert("RGB")).astype(int)[10:-10, 10:-10]
+    background = np.median(empty.reshape(-1, 3), axis=0)
+    return float((np.abs(drawn - background).max(axis=-1) > 16).mean())
+
+
+def chromium_or_skip():
+    """The sync Playwright module, or skip the test where it or Debian's chromium is missing."""
+    import shutil
+
+    import pytest
+
+    playwright = pytest.importorskip("playwright.sync_api")
+    if not Path(CHROMIUM).exists() or shutil.which(CHROMIUM) is None:
+        pytest.skip("Debian chromium is not installed (dev.sh installs it)")
+    return playwright
