@@ -8,7 +8,9 @@ to it; users never share a process, and so never see each other's state.
 The trainee's screen: a scenario picker, the fluoroscopy monitor (black, last image held), the
 C-arm (angles, presets), the needle (entry picked on the image, two angles, advance/withdraw by a
 step, redirect), the loss-of-resistance syringe and contrast, events, timer, shot and dose counters,
-then Finish and the report with a replay slider. An instructor also gets the Review tab: attempts
+hints (each a ``show_hint`` action), where the scenario allows ultrasound a second monitor with live
+B-mode and the probe's controls (standard views, slide/sweep/rotate/tilt/rock, depth, gain,
+frequency, an in-plane needle aimed on the image), then Finish and the report with a replay slider. An instructor also gets the Review tab: attempts
 by trainee and scenario, reports, replays, scenario previews and learning curves.
 
 Every click becomes an action of :class:`simulator.web.attempt.LiveAttempt`; a refused action shows
