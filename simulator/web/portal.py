@@ -406,7 +406,10 @@ class Portal:
         return station.ready
 
     async def health(self, request: web.Request) -> web.Response:
-        """Counts only (no names): spares and how many are warm, workstations and how many serve."""
+        """Counts only (no names): spares and how many are warm, workstations and how many serve; for
+        this machine only (monitoring, benchmarks), not for the network."""
+        if not is_loopback(request.remote or ""):
+            raise web.HTTPNotFound()
         return web.json_response({"spares": len(self.spares), "spares_warm": sum(s.is_warm() for s in self.spares),
                                   "workstations": len(self.workstations),
                                   "workstations_ready": sum(s.ready for s in self.workstations.values())})

@@ -8,15 +8,17 @@ import io
 import json
 import logging
 import os
+from unittest import mock
 
 import pytest
 from aiohttp import ClientSession, WSServerHandshakeError, web
-from aiohttp.test_utils import TestClient, TestServer
+from aiohttp.test_utils import TestClient, TestServer, make_mocked_request
 
+from anatomy_models.anatomy import Anatomy
 from simulator.store import Store
 from simulator.web import portal as portal_module
 from simulator.web.portal import COOKIE, SECRET_HEADER, Portal, PortalConfig, WorkstationProcess
-from simulator.web.workstation import WorkstationConfig, require_secret
+from simulator.web.workstation import WorkstationConfig, compact_labels, require_secret
 
 
 class _Process:
@@ -218,3 +220,27 @@ def test_failed_logins_are_logged_and_throttled_per_user(store, fake_processes, 
                                             ("0.0.0.0", False), ("192.168.1.20", False), ("example.org", False)])
 def test_only_loopback_addresses_skip_the_login(host, loopback):
     assert portal_module.is_loopback(host) is loopback
+
+
+def test_a_workstation_holds_label_maps_in_one_byte_when_the_ids_fit(small_spine):
+    copy = Anatomy(ct=small_spine.ct, label_table=small_spine.label_table, labels=small_spine.labels)
+    compacted = compact_labels(copy)
+    assert compacted.labels.array.dtype == "uint8" and small_spine.labels.array.dtype == "uint16"
+    assert (compacted.labels.array == small_spine.labels.array).all()
+    assert compacted.tissue_map()[1] == small_spine.tissue_map()[1]
+    assert (compacted.tissue_map()[0] == small_spine.tissue_map()[0]).all()
+
+
+def test_the_health_counts_answer_this_machine_only(store, fake_processes):
+    portal = Portal(PortalConfig(host="0.0.0.0", db_url=store.url, spare=0))
+    portal._logged_in(store.user("ann"))
+
+    def asked_from(address):
+        transport = mock.Mock()
+        transport.get_extra_info.side_effect = lambda key, default=None: (address, 40000) if key == "peername" else default
+        return asyncio.run(portal.health(make_mocked_request("GET", "/portal/health", transport=transport)))
+
+    counts = json.loads(asked_from("127.0.0.1").text)
+    assert counts == {"spares": 0, "spares_warm": 0, "workstations": 1, "workstations_ready": 0}
+    with pytest.raises(web.HTTPNotFound):
+        asked_from("192.168.1.30")
