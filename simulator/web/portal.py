@@ -63,8 +63,9 @@ log = logging.getLogger("spinesim.portal")
 # Hop-by-hop headers (RFC 9110 §7.6.1) are not forwarded by a proxy.
 _HOP_BY_HOP = {"connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te", "trailer",
                "transfer-encoding", "upgrade", "host", "content-length"}
-# How long a workstation may take to load its patient and compile its kernels, s.
-STARTUP_TIMEOUT_S = 300.0
+# How long a request waits for a warm spare that was just given its user to start serving, s (it
+# builds its page in ~0.3 s).
+READY_WAIT_S = 3.0
 
 
 def die_with_parent() -> None:
@@ -405,6 +406,14 @@ class Portal:
             station.ready = False
         return station.ready
 
+    async def _ready_soon(self, station: WorkstationProcess) -> bool:
+        """Whether the workstation serves, waiting a moment for one that is only building its page (a
+        warm spare just given its user): that spares the browser a round through the waiting page."""
+        deadline = time.monotonic() + (READY_WAIT_S if station.warm else 0.0)
+        while not await self._is_ready(station) and time.monotonic() < deadline and station.alive:
+            await asyncio.sleep(0.05)
+        return station.ready
+
     async def health(self, request: web.Request) -> web.Response:
         """Counts only (no names): spares and how many are warm, workstations and how many serve; for
         this machine only (monitoring, benchmarks), not for the network."""
@@ -433,7 +442,7 @@ class Portal:
         station = self.workstations.get(user_id)
         if station is None or not station.alive:
             station = self.workstation_of(self.store.user_by_id(user_id))
-        if not await self._is_ready(station):
+        if not await self._ready_soon(station):
             if request.path == "/":
                 return web.Response(text=_WAITING_HTML, content_type="text/html")
             raise web.HTTPServiceUnavailable(text="the workstation is starting")

@@ -43,7 +43,8 @@ from simulator.store import Store
 from simulator.trace import Tracer, tracer_for
 from simulator.probe import probe_record
 from simulator.web.attempt import (PROBE_MOVES, PROBE_VIEWS, LiveAttempt, carm_presets, in_plane_entry, moved_probe,
-                                   needle_angles, needle_direction, probe_preset, scenario_preview)
+                                   needle_angles, needle_direction, probe_level_and_side, probe_preset, scenario_preview,
+                                   view_isocenter)
 from simulator.web.curve import learning_curve_svg
 
 # Events a trainee sees as a banner (in addition to the list).
@@ -632,7 +633,6 @@ def warm_up(scenario: Scenario, patients: Patients) -> None:
     from simulator.probe import standard_view
     from simulator.scans import render_scan
     from simulator.shots import render_shot
-    from simulator.web.attempt import probe_level_and_side
 
     anatomy, tracer = patients.of(scenario)
     imaging = scenario.imaging.model_copy(update={"dsa": True})
@@ -643,9 +643,15 @@ def warm_up(scenario: Scenario, patients: Patients) -> None:
     session.apply({"type": "inject_contrast", "t": 2.0, "ml": 0.1})
     session.apply({"type": "fluoro_shot", "t": 3.0, "mode": "dsa", "seconds": 1.0})
     render_shot(session, session.state, "dsa", 1.0)
+    # The first shot of an attempt: its pose's DRR is then cached.
+    start = scenario.start.carm
+    session.apply({"type": "set_carm", "t": 4.0, "primary_deg": start.primary_deg, "secondary_deg": start.secondary_deg,
+                   "isocenter": list(view_isocenter(scenario, anatomy))})
+    session.apply({"type": "fluoro_shot", "t": 5.0})
+    render_shot(session, session.state, "pulse")
     if scenario.imaging.ultrasound:
         probe = standard_view(anatomy, "paramedian-sagittal-oblique", *probe_level_and_side(scenario))
-        session.apply({"type": "place_probe", "t": 4.0, **probe_record(probe)})
+        session.apply({"type": "place_probe", "t": 6.0, **probe_record(probe)})
         render_scan(session, session.state)
 
 
