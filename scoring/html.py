@@ -2,7 +2,7 @@
 are all inside it).
 
 The page shows the grade and its gates, the feedback, the final fluoroscopy views with the needle
-(and the contrast run the trainee took), rendered now from the replayed attempt with the target's
+(and the contrast run the trainee took, and the last ultrasound frame if a probe was placed), rendered now from the replayed attempt with the target's
 acceptance zone and the expert path drawn on them, a 3D reveal of the needle's path among the
 anatomy the trainee could not see (flagged structures highlighted), and tables of the safety flags,
 near misses, metrics, grade, expert comparison and every action. Unlike :func:`scoring.report.score`
@@ -34,6 +34,7 @@ from simulator.fluoro import render_fluoro
 from simulator.needle import Needle
 from simulator.overlay import Segment, picture_data_url, with_overlay
 from simulator.preview import target_marks
+from simulator.scans import annotate, render_scan
 from simulator.scene3d import Part, Scene, SceneMarker, SceneMesh, ScenePolyline, anatomy_scene, needle_tube
 from simulator.session import carm_of
 
@@ -43,7 +44,8 @@ SEVERITY_COLOR = {"critical": (1.0, 0.15, 0.15), "major": (1.0, 0.5, 0.05), "nea
 
 # --------------------------------------------------------------------------- images
 def report_images(attempt: Attempt, report: Report, *, pixels: int = 512) -> list[tuple[str, Image.Image]]:
-    """(caption, picture) of the final views with the needle and of the first contrast run."""
+    """(caption, picture) of the final views with the needle, of the first contrast run and, when a
+    probe was placed, of the final ultrasound frame."""
     session = attempt.session
     target = session.target
     markers, segments = target_marks(target)
@@ -74,6 +76,10 @@ def report_images(attempt: Attempt, report: Report, *, pixels: int = 512) -> lis
         mode = "DSA" if mask is not None else "live"
         pictures.append((f"contrast run ({mode}, {step.t - injection_t:.1f} s after injecting at {injection_t:.0f} s)",
                          with_overlay(image, markers, [])))
+    scan = render_scan(session, final)
+    if scan is not None:
+        view = (final.probe or {}).get("view") or "free-hand probe"
+        pictures.append((f"ultrasound, {view}: final needle position", Image.fromarray(annotate(scan))))
     return pictures
 
 
@@ -229,7 +235,9 @@ def report_body(report: Report, images: Sequence[tuple[str, Image.Image]], scene
                   for n in report.near_misses],
                  ("structure group", "closest tip", "closest shaft", "expert shaft", "nearest structure", ""), (1, 2, 3))
     components = _rows([(_e(c.name), f"{c.weight * 100:.0f}%", f'<div class="bar"><span style="width:{c.score * 100:.0f}%">'
-                         "</span></div>", f"{c.points:.1f}") for c in report.components],
+                         "</span></div>", f"{c.points:.1f}") for c in report.components]
+                       + [(f"{_e(name)} (deduction)", "", "", f"−{points:.1f}") for name, points in report.deductions.items()
+                          if points],
                        ("part", "weight", "score", "points"), (1, 3))
     expert = report.expert
     comparison = (_rows([("Skin entry distance", _number(expert.entry_distance_mm, "mm")),

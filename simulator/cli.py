@@ -77,7 +77,7 @@ def progress_bar(description: str) -> Iterator[Callable[[float, float, str], Non
 def log_internal_error(context: str | None = None) -> str:
     """Write the current exception's traceback, after ``context`` (default: the command line), to a
     new file under ``<spinesim home>/logs``; returns its path."""
-    from anatomy_models.store import spinesim_home
+    from anatomy_models.home import spinesim_home
 
     logs = spinesim_home() / "logs"
     logs.mkdir(parents=True, exist_ok=True)

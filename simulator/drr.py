@@ -26,9 +26,11 @@ Two projectors, both compiled with numba and parallel over detector rows:
 
 Either way the volume is prepared once (cropped to its non-zero box, reordered so the principal axis
 is contiguous in memory, float32) and the preparation is cached per volume and principal axis. For an
-:class:`~anatomy_models.anatomy.Anatomy` the mu volume (HU through ``tissues.hu_to_mu``) and the DRR of
-each C-arm pose are cached too (:func:`anatomy_line_integrals`), so a needle move or a new noise
-realisation never re-projects the CT.
+:class:`~anatomy_models.anatomy.Anatomy` the tables of its mu volume (HU through ``tissues.hu_to_mu``)
+and the DRR of each C-arm pose are cached too (:func:`anatomy_line_integrals`), so a needle move or a
+new noise realisation never re-projects the CT. The anatomy's Joseph tables are quantised to uint16
+and its mu volume is not kept: a workstation holds about half the CT's bytes per principal axis in
+use (two in practice, AP/oblique and lateral) instead of two float32 copies per axis plus the volume.
 
 The needle is not voxelised: :func:`needle_line_integrals` computes the steel shaft's and the plastic
 hub's chord lengths per ray in closed form, only in the pixels the needle covers, averaging 4 x 4
@@ -40,7 +42,7 @@ from __future__ import annotations
 import math
 import weakref
 from collections import OrderedDict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal
 
 import numba
@@ -67,6 +69,9 @@ _FRAMES_PER_ANATOMY = 32
 # Needle hub (the plastic Luer hub, modelled as a PMMA tube): inner diameter as a fraction of the
 # outer one [ED: a female Luer taper is ~4.3 mm inside a ~6-7 mm hub].
 HUB_INNER_FRACTION = 0.65
+# Quantised Joseph tables: steps of the uint16 range, and slabs converted at a time.
+_QUANTISED_STEPS = 65535
+_SLABS = 16
 
 
 # --------------------------------------------------------------------------- kernels
@@ -165,8 +170,9 @@ def _siddon_kernel(table, nb, na, nc, source, q00, qu, qv, d00, du, dv, out):  #
 
 
 @njit(parallel=True, fastmath=True, cache=True, boundscheck=False)
-def _joseph_kernel(table, nb, na, nc, source, q00, qu, qv, d00, du, dv, out):  # pragma: no cover - compiled
-    """Joseph's method: a bilinear sample per slice ``c`` of the zero-padded (nb, na, nc) ``table``."""
+def _joseph_kernel(table, scale, nb, na, nc, source, q00, qu, qv, d00, du, dv, out):  # pragma: no cover - compiled
+    """Joseph's method: a bilinear sample per slice ``c`` of the zero-padded (nb, na, nc) ``table``, whose
+    entries are the values divided by ``scale`` (float32 tables: 1; quantised uint16 tables: their step)."""
     nv, nu = out.shape
     for v in prange(nv):
         for u in range(nu):
@@ -188,14 +194,14 @@ def _joseph_kernel(table, nb, na, nc, source, q00, qu, qv, d00, du, dv, out):  #
                 fa = a - i
                 fb = b - j
                 row = (j * na + i) * nc + c
-                v00 = table[row]
-                v10 = table[row + nc]
-                v01 = table[row + na * nc]
-                v11 = table[row + na * nc + nc]
+                v00 = float(table[row])
+                v10 = float(table[row + nc])
+                v01 = float(table[row + na * nc])
+                v11 = float(table[row + na * nc + nc])
                 top = v00 + fa * (v10 - v00)
                 bottom = v01 + fa * (v11 - v01)
                 acc += top + fb * (bottom - top)
-            out[v, u] = acc * math.sqrt(dx * dx + dy * dy + dz * dz) / abs(qc)
+            out[v, u] = acc * scale * math.sqrt(dx * dx + dy * dy + dz * dz) / abs(qc)
 
 
 @njit(inline="always", fastmath=True)
@@ -288,10 +294,11 @@ def _needle_kernel(source, d00, du, dv, u0, v0, cylinders, samples, shadows, out
 class _Prepared:
     """A volume reordered for one projector and principal axis."""
 
-    table: np.ndarray  # flat float32
+    table: np.ndarray  # flat float32, or uint16 quantised (values = table * scale)
     shape: tuple[int, int, int]  # (nb, na, nc) of the voxels (Siddon: nodes are nc + 1)
     world_to_table: np.ndarray  # 4x4: LPS mm -> (a, b, c) table coordinates
     empty: bool
+    scale: float = 1.0
 
 
 _prepared_cache: weakref.WeakKeyDictionary[Volume, dict[tuple[str, int], _Prepared]] = weakref.WeakKeyDictionary()
@@ -316,41 +323,53 @@ def _principal_axis(volume: Volume, carm: CArm) -> int:
 
 
 def _prepare(volume: Volume, method: str, axis: int) -> _Prepared:
+    """``volume`` prepared for ``method`` along ``axis``, cached while the volume lives."""
     per_volume = _prepared_cache.setdefault(volume, {})
     key = (method, axis)
-    if key in per_volume:
-        return per_volume[key]
-    values = volume.array
+    if key not in per_volume:
+        per_volume[key] = _prepared(volume.array, volume.affine, method, axis)
+    return per_volume[key]
+
+
+def _prepared(values: np.ndarray, affine: np.ndarray, method: str, axis: int, *, quantise: bool = False) -> _Prepared:
+    """The table of ``values`` (on the grid of ``affine``) for ``method`` along ``axis``.
+
+    With ``quantise`` a Joseph table holds ``round(value / scale)`` as uint16, ``scale`` the largest
+    value over 65535: half the memory of float32, and the bilinear interpolation, being linear,
+    needs only the result multiplied by ``scale``. The error of a line integral is at most half a
+    step per sample (for an anatomy's mu, ~1e-6 /mm a step: far below the image's quantum noise).
+    """
     box = _nonzero_box(values)
     others = [a for a in range(3) if a != axis]
     order = (others[1], others[0], axis)  # table axes (b, a, c): c contiguous, a next
-    to_voxel = np.linalg.inv(volume.affine)
+    to_voxel = np.linalg.inv(affine)
     if box is None:
-        prepared = _Prepared(np.zeros(8, np.float32), (1, 1, 1), np.eye(4), True)
+        return _Prepared(np.zeros(8, np.float32), (1, 1, 1), np.eye(4), True)
+    start = np.array([s.start for s in box], dtype=np.float64)
+    block = np.transpose(values[box], order)
+    nb, na, nc = block.shape
+    permute = np.zeros((4, 4))
+    permute[3, 3] = 1.0
+    # Table coordinate (a, b, c) = voxel index along (others[0], others[1], axis) minus the crop start.
+    for row, voxel_axis in enumerate((others[0], others[1], axis)):
+        permute[row, voxel_axis] = 1.0
+        permute[row, 3] = -start[voxel_axis]
+    world_to_table = permute @ to_voxel
+    if method == "siddon":
+        table = np.zeros((nb, na, nc + 1), dtype=np.float32)
+        np.cumsum(block, axis=2, dtype=np.float32, out=table[:, :, 1:])
+        scale = 1.0
     else:
-        start = np.array([s.start for s in box], dtype=np.float64)
-        block = np.transpose(values[box], order)
-        nb, na, nc = block.shape
-        permute = np.zeros((4, 4))
-        permute[3, 3] = 1.0
-        # Table coordinate (a, b, c) = voxel index along (others[0], others[1], axis) minus the crop start.
-        for row, voxel_axis in enumerate((others[0], others[1], axis)):
-            permute[row, voxel_axis] = 1.0
-            permute[row, 3] = -start[voxel_axis]
-        world_to_table = permute @ to_voxel
-        if method == "siddon":
-            table = np.zeros((nb, na, nc + 1), dtype=np.float32)
-            np.cumsum(block, axis=2, dtype=np.float32, out=table[:, :, 1:])
-        else:
-            table = np.zeros((nb + 2, na + 2, nc + 2), dtype=np.float32)
-            table[1:-1, 1:-1, 1:-1] = block
-            shift = np.eye(4)
-            shift[:3, 3] = 1.0
-            world_to_table = shift @ world_to_table
-            nb, na, nc = nb + 2, na + 2, nc + 2
-        prepared = _Prepared(table.reshape(-1), (nb, na, nc), world_to_table, False)
-    per_volume[key] = prepared
-    return prepared
+        scale = float(np.max(block)) / _QUANTISED_STEPS if quantise else 1.0
+        table = np.zeros((nb + 2, na + 2, nc + 2), dtype=np.uint16 if quantise else np.float32)
+        for b in range(0, nb, _SLABS):  # slab by slab: no full-size temporary
+            slab = block[b:b + _SLABS]
+            table[1 + b:1 + b + len(slab), 1:-1, 1:-1] = np.rint(slab / scale) if quantise else slab
+        shift = np.eye(4)
+        shift[:3, 3] = 1.0
+        world_to_table = shift @ world_to_table
+        nb, na, nc = nb + 2, na + 2, nc + 2
+    return _Prepared(table.reshape(-1), (nb, na, nc), world_to_table, False, scale)
 
 
 def _ray_setup(carm: CArm, world_to_table: np.ndarray) -> tuple[np.ndarray, ...]:
@@ -388,14 +407,19 @@ def line_integrals(volume: Volume, carm: CArm, *, method: Method = "joseph") -> 
     values = volume.array
     if not (np.issubdtype(values.dtype, np.floating) or np.issubdtype(values.dtype, np.integer)):
         raise SpinesimError(f"a DRR needs a numeric volume, got dtype {values.dtype}")
-    prepared = _prepare(volume, method, _principal_axis(volume, carm))
+    return _project(_prepare(volume, method, _principal_axis(volume, carm)), carm, method)
+
+
+def _project(prepared: _Prepared, carm: CArm, method: str) -> np.ndarray:
     out = np.zeros(carm.shape, dtype=np.float32)
     if prepared.empty:
         return out
     nb, na, nc = prepared.shape
-    kernel = _siddon_kernel if method == "siddon" else _joseph_kernel
     with numba.parallel_chunksize(_ROWS_PER_CHUNK):
-        kernel(prepared.table, nb, na, nc, *_ray_setup(carm, prepared.world_to_table), out)
+        if method == "siddon":
+            _siddon_kernel(prepared.table, nb, na, nc, *_ray_setup(carm, prepared.world_to_table), out)
+        else:
+            _joseph_kernel(prepared.table, prepared.scale, nb, na, nc, *_ray_setup(carm, prepared.world_to_table), out)
     return out
 
 
@@ -457,8 +481,11 @@ def reference_line_integrals(volume: Volume, carm: CArm, *, step_mm: float = 0.2
 # --------------------------------------------------------------------------- anatomy
 @dataclass(eq=False)
 class _AnatomyCache:
-    mu: Volume
-    frames: OrderedDict
+    """An anatomy's projector tables (by method and principal axis) and its DRRs by pose. The mu
+    volume itself is not kept: each table is made from a transient one."""
+
+    tables: dict = field(default_factory=dict)
+    frames: OrderedDict = field(default_factory=OrderedDict)
 
 
 _anatomy_cache: weakref.WeakKeyDictionary[Anatomy, dict[float, _AnatomyCache]] = weakref.WeakKeyDictionary()
@@ -478,18 +505,22 @@ def anatomy_line_integrals(anatomy: Anatomy, carm: CArm, *, method: Method = "jo
                            kev: float = FLUORO_EFFECTIVE_KEV) -> np.ndarray:
     """The anatomy's attenuation line integrals for ``carm`` (float32 image), cached per pose.
 
-    The mu volume is built once per anatomy and energy; each pose's image is kept (up to
-    32 poses, least recently used dropped). The returned array is shared: do not modify it.
+    The projector's table is built once per anatomy, energy and principal axis (Joseph's quantised
+    to uint16: see :func:`_prepared`); each pose's image is kept (up to 32 poses, least recently
+    used dropped). The returned array is shared: do not modify it.
     """
-    per_energy = _anatomy_cache.setdefault(anatomy, {})
-    if kev not in per_energy:
-        per_energy[kev] = _AnatomyCache(mu_volume(anatomy.ct, kev), OrderedDict())
-    cache = per_energy[kev]
+    cache = _anatomy_cache.setdefault(anatomy, {}).setdefault(kev, _AnatomyCache())
     key = _pose_key(carm, method)
     if key in cache.frames:
         cache.frames.move_to_end(key)
         return cache.frames[key]
-    image = line_integrals(cache.mu, carm, method=method)
+    if method not in METHODS:
+        raise SpinesimError(f"unknown DRR method {method!r}", hint=f"use one of {', '.join(METHODS)}")
+    axis = _principal_axis(anatomy.ct, carm)
+    if (method, axis) not in cache.tables:
+        mu = mu_volume(anatomy.ct, kev)
+        cache.tables[method, axis] = _prepared(mu.array, mu.affine, method, axis, quantise=method == "joseph")
+    image = _project(cache.tables[method, axis], carm, method)
     image.setflags(write=False)
     cache.frames[key] = image
     while len(cache.frames) > _FRAMES_PER_ANATOMY:

@@ -10,10 +10,11 @@ from PIL import Image
 
 from scenarios.schema import library_scenarios
 from scoring.attempt import replay_attempt
-from scoring.html import report_html
+from scoring.html import report_html, report_images
 from scoring.report import report_of
+from simulator.probe import probe_record, standard_view
 from simulator.session import Session
-from tests.scoring.attempts import Script, path_to, structure_points
+from tests.scoring.attempts import Script, expert_log, path_to, structure_points
 from tests.simulator.web.browser import chromium_or_skip, drawn_fraction, launch_browser, offline_page
 
 
@@ -73,3 +74,16 @@ def test_the_page_draws_in_headless_chromium_with_the_network_off(root_contact_p
     # The highlighted root glows red-orange somewhere in the picture.
     drawn = np.asarray(Image.open(tmp_path / "scene.png").convert("RGB")).astype(int)
     assert np.any((drawn[..., 0] > 180) & (drawn[..., 1] < 150) & (drawn[..., 2] < 90))
+
+
+def test_an_attempt_with_a_probe_shows_its_last_ultrasound_frame(anatomy_for):
+    scenario = library_scenarios()["ilesi-ultrasound-l4l5-left"]
+    session = Session(scenario, anatomy_for(scenario))
+    probe = standard_view(session.anatomy, "paramedian-sagittal-oblique", "L4-L5", "left")
+    log = expert_log(session)
+    log.insert(1, {"type": "place_probe", "t": log[0]["t"], **probe_record(probe, "paramedian-sagittal-oblique")})
+    attempt = replay_attempt(scenario, session.anatomy, log)
+    captions = [caption for caption, _ in report_images(attempt, report_of(attempt), pixels=128)]
+    assert captions[-1] == "ultrasound, paramedian-sagittal-oblique: final needle position"
+    plain = replay_attempt(scenario, session.anatomy, expert_log(session))
+    assert not any("ultrasound" in c for c, _ in report_images(plain, report_of(plain), pixels=128))

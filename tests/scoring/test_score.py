@@ -179,3 +179,19 @@ def test_an_attempt_without_a_needle_or_an_expert_path_still_gets_an_honest_repo
     assert "no safe textbook path" in report.expert.note
     assert next(c for c in report.components if c.name == "accuracy").score == 0.0
     assert report.feedback[0].text == "No needle was placed."
+
+
+@pytest.mark.parametrize("scenario_id, deduction", [("ilesi-default", 0.0), ("ilesi-ultrasound-l4l5-left", 2.0)])
+def test_hints_cost_what_the_rubric_says(anatomy_for, scenario_id, deduction):
+    session = _session(anatomy_for, scenario_id)
+    assert session.scenario.rubric.hint_deduction == deduction
+    clean = expert_log(session)
+    # Two hints revealed at the start, at the first action's time.
+    helped = [dict(clean[0]), {"type": "show_hint", "t": clean[0]["t"]}, {"type": "show_hint", "t": clean[0]["t"]}]
+    helped += clean[1:]
+    without, with_hints = _score(session, clean), _score(session, helped)
+    assert with_hints.metrics.hints_used == 2 and without.metrics.hints_used == 0
+    assert with_hints.grade == pytest.approx(without.grade - 2 * deduction, abs=0.051)
+    assert with_hints.deductions == {"hints": 2 * deduction} and without.deductions == {}
+    assert any("You used 2 of the 4 hints" in item.text for item in with_hints.feedback)
+    assert with_hints.passed and (f"({2 * deduction:g} grade points off)" in str(with_hints.feedback)) == bool(deduction)

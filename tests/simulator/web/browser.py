@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import io
+import json
 import os
 import re
 import signal
@@ -70,6 +71,47 @@ class Server:
                 os.kill(self.process.pid, signal.SIGKILL)
                 self.process.wait()
         self.log.close()
+
+
+def database_with_users(folder: Path, users: dict[str, str], password: str) -> str:
+    """A new SQLite store in ``folder`` with ``users`` (name -> role), all with ``password``; its URL."""
+    from simulator.store import Store
+
+    url = f"sqlite:///{folder / 'spinesim.db'}"
+    store = Store(url)
+    for name, role in users.items():
+        store.add_user(name, role, password)
+    return url
+
+
+def child_pids(pid: int) -> list[int]:
+    """The child processes of ``pid`` (Linux ``/proc``)."""
+    return [int(child) for child in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+
+
+def workstation_settings(pid: int) -> dict:
+    """The ``SPINESIM_WORKSTATION`` settings a workstation process was started with."""
+    variables = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+    raw = next(v for v in variables if v.startswith(b"SPINESIM_WORKSTATION="))
+    return json.loads(raw.split(b"=", 1)[1])
+
+
+def listening_ports(pid: int) -> set[int]:
+    """TCP ports process ``pid`` listens on (its sockets' inodes matched in ``/proc/net/tcp``)."""
+    inodes = set()
+    for fd in Path(f"/proc/{pid}/fd").iterdir():
+        try:
+            target = os.readlink(fd)
+        except OSError:
+            continue
+        if target.startswith("socket:["):
+            inodes.add(target[8:-1])
+    ports = set()
+    for line in Path(f"/proc/{pid}/net/tcp").read_text().splitlines()[1:]:
+        fields = line.split()
+        if fields[3] == "0A" and fields[9] in inodes:  # 0A: LISTEN
+            ports.add(int(fields[1].split(":")[1], 16))
+    return ports
 
 
 def launch_browser(playwright):
