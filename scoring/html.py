@@ -30,6 +30,7 @@ from scoring.report import Report, report_of
 from simulator.actions import LogContents
 from simulator.carm import CArm
 from simulator.contrast import is_artery
+from simulator.dose import technique_for
 from simulator.fluoro import render_fluoro
 from simulator.needle import Needle
 from simulator.overlay import Segment, picture_data_url, with_overlay
@@ -71,8 +72,10 @@ def report_images(attempt: Attempt, report: Report, *, pixels: int = 512) -> lis
         carm = carm_of(step.after.carm or {}, target.point).with_(detector_pixels=pixels)
         needle, contrast = step.after.needle, session.contrast(step.t)
         seed = attempt.scenario.seed + 100
-        mask = render_fluoro(session.anatomy, carm, needle, seed=seed + 1) if step.action.mode == "dsa" else None
-        image = render_fluoro(session.anatomy, carm, needle, contrast, seed=seed, subtract=mask)
+        technique = technique_for(step.action.mode)
+        mask = (render_fluoro(session.anatomy, carm, needle, dose=technique, seed=seed + 1)
+                if step.action.mode == "dsa" else None)
+        image = render_fluoro(session.anatomy, carm, needle, contrast, dose=technique, seed=seed, subtract=mask)
         mode = "DSA" if mask is not None else "live"
         pictures.append((f"contrast run ({mode}, {step.t - injection_t:.1f} s after injecting at {injection_t:.0f} s)",
                          with_overlay(image, markers, [])))

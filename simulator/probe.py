@@ -93,7 +93,9 @@ class Probe:
     elevation_focus_mm, elevation_f_number : float
         Fixed elevation lens: focal depth (mm) and f-number; set the slice thickness.
     image_shape : (int, int)
-        Displayed image size (rows, columns), pixels. The beam is sampled at the same density.
+        The display frame (rows, columns), pixels: the field of view is scaled to fill it and the
+        image is cut to the field of view, so its aspect follows depth x width (at most this size).
+        The beam is sampled with ``rows`` samples per line and ``columns`` lines.
 
     Examples
     --------

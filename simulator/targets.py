@@ -10,9 +10,13 @@ interlaminar epidural       middle of the dorsal epidural space under the      i
                             ligamentum flavum at ``{L}-{M}.interlaminar_      within 10 mm: the window
                             window.center`` (paramedian: 5 mm toward the       is ~12-15 mm tall
                             side, clinical.md §2.1)                            (§4.7 [S83])
-transforaminal (subped.)    ``{L}-{M}.safe_triangle.{s}`` (§2.2a)              within 5 mm, not in a
+transforaminal (subped.)    ``{L}-{M}.safe_triangle.{s}`` (§2.2a)              within 5 mm, inside the
+                                                                               epidural compartment
+                                                                               (epidural space or fat
+                                                                               around the root; not
+                                                                               the flavum, bone, a
                                                                                root, the sac, a vessel
-                                                                               or the disc (§6.3)
+                                                                               or the disc: §2.2, §6.3)
 transforaminal (Kambin)     ``{L}-{M}.kambin_triangle.{s}`` (§2.2b)            same
 facet intra-articular       ``facet_joint.{L}-{M}.{s}.inferior_recess``        inside that joint within
                             (§2.3: the easiest entry)                          10 mm of the recess
@@ -31,6 +35,8 @@ views to use, built with the named set-ups of :mod:`simulator.carm` (its angle c
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from functools import partial
+from typing import Callable
 
 import numpy as np
 
@@ -39,6 +45,7 @@ from anatomy_models.errors import SpinesimError
 from anatomy_models.structures import in_group, level_below
 from scenarios.schema import Scenario, TargetSpec
 from simulator.carm import CArm, contralateral_oblique, ipsilateral_oblique, lateral, scotty_dog, square_endplate
+from simulator.contrast import in_epidural_compartment
 from simulator.trace import BONE_STANDOFF_MM, Tracer
 
 # Facet joint angle from the sagittal plane by interspace, degrees (clinical.md §4.6 [ED],
@@ -70,6 +77,8 @@ class Zone:
         Groups the tip must not be in.
     not_tissues : tuple of str
         Tissue classes the tip must not be in.
+    compartment : callable (point, structure, tissue) -> bool, optional
+        A further test the tip must pass (the transforaminal's epidural compartment).
     """
 
     center: np.ndarray
@@ -77,12 +86,15 @@ class Zone:
     inside: tuple[str, ...] = ()
     not_inside: tuple[str, ...] = UNSAFE_GROUPS
     not_tissues: tuple[str, ...] = UNSAFE_TISSUES
+    compartment: Callable[[np.ndarray, str, str], bool] | None = None
 
     def contains(self, point: np.ndarray, structure: str, tissue: str) -> bool:
         """Whether a tip at ``point`` in ``structure`` (of ``tissue``) is on target."""
         if np.linalg.norm(np.asarray(point) - self.center) > self.radius_mm:
             return False
         if self.inside and not any(in_group(structure, g) for g in self.inside):
+            return False
+        if self.compartment is not None and not self.compartment(point, structure, tissue):
             return False
         if any(in_group(structure, g) for g in self.not_inside) or tissue in self.not_tissues:
             return False
@@ -275,7 +287,14 @@ def _transforaminal(scenario: Scenario, spec: TargetSpec, anatomy: Anatomy, trac
                   View(f"ipsilateral oblique {oblique:g} deg", ipsilateral_oblique(anatomy, upper, side, oblique)))
     views = (_ap_view(anatomy, level_below(upper), upper), trajectory,
              View("lateral", lateral(anatomy, upper, side)))
-    zone = Zone(point, 5.0)
+    # The injectate must reach the ventral epidural space and the root sleeve through the foramen
+    # (clinical.md §2.2 [S1][S2]): within 5 mm of the triangle the tip has to be in the epidural
+    # compartment (the epidural space, or the fat around the exiting root), where contrast takes the
+    # epidural pattern. A tip in the ligamentum flavum, the pedicle, the SAP or the soft tissue away
+    # from the root is not on target, however close.
+    foraminal = (partial(in_epidural_compartment, tracer)
+                 if _labelled(anatomy, "epidural_space") or tracer.root_codes().size else None)
+    zone = Zone(point, 5.0, compartment=foraminal)
     return Target(scenario.procedure, f"{spec.side} {spec.level} {'safe triangle' if approach == 'subpedicular' else 'Kambin triangle'}",
                   point, zone, direction, 20.0, views, landmark=name)
 

@@ -23,7 +23,7 @@ from simulator.scans import annotate
 @click.option("--frequency", "frequency_mhz", type=float, help="Centre frequency, MHz (preset if omitted).")
 @click.option("--gain", "gain_db", type=float, default=0.0, show_default=True, help="Overall gain, dB.")
 @click.option("--dynamic-range", "dynamic_range_db", type=float, default=55.0, show_default=True, help="dB.")
-@click.option("--size", default="512x512", show_default=True, help="Image size ROWSxCOLUMNS in pixels.")
+@click.option("--size", default="512x512", show_default=True, help="Display frame ROWSxCOLUMNS in pixels; the image is cut to the field of view's shape.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Speckle seed.")
 @click.option("-o", "--output", type=click.Path(path_type=Path), required=True, help="PNG file to write.")
 def ultrasound(anatomy_name: str, view: str, level: str, side: str, kind: str, depth_mm: float | None,

@@ -30,12 +30,12 @@ from scenarios.schema import Scenario
 from simulator import carm as carms
 from simulator.actions import action_record
 from simulator.carm import CArm
-from simulator.dose import DoseLedger
+from simulator.dose import DoseLedger, add_fluoro_shot
 from simulator.fluoro import render_fluoro
 from simulator.probe import Probe, on_skin, standard_view
 from simulator.scans import annotate, render_scan
 from simulator.session import Event, Session
-from simulator.shots import add_to_ledger, render_shot
+from simulator.shots import render_shot
 from simulator.store import Store
 from simulator.trace import Tracer
 from simulator.ultrasound import UltrasoundImage
@@ -211,6 +211,13 @@ class Scan:
     data_url: str
     caption: str
 
+    @property
+    def aspect(self) -> str:
+        """The frame's CSS ``aspect-ratio`` (width / height): the monitor takes the image's shape,
+        which follows the probe's depth x width."""
+        rows, cols = self.image.pixels.shape
+        return f"{cols} / {rows}"
+
 
 def scan_caption(probe: Probe, view: str | None) -> str:
     """What the ultrasound monitor's corner says: view, probe, frequency, depth and gain."""
@@ -331,7 +338,7 @@ class LiveAttempt:
         action = self.session.actions[action_index]
         state = self.session.states[action_index + 1]
         image = render_shot(self.session, state, action.mode, action.seconds)
-        self.ledger = add_to_ledger(self.ledger, image, action.mode, action.seconds)
+        self.ledger = add_fluoro_shot(self.ledger, self.session.anatomy, image.carm, action.mode, action.seconds)
         caption = f"#{state.fluoro_shots}  {action.mode.upper()}  {image.carm.label}"
         self.shots.append(Shot(state.fluoro_shots, action_index, action.mode, image.carm, jpeg_data_url(image.pixels),
                                caption))

@@ -29,7 +29,8 @@ html, body { background: #eceff1; }
 .counter .value { font-size: 18px; }
 .events { max-height: 260px; overflow-y: auto; }
 .section-title { font: 500 11px Roboto, sans-serif; text-transform: uppercase; letter-spacing: .1em; color: #546e7a; }
-.filmstrip img { width: 120px; height: 120px; background: #000; border-radius: 4px; cursor: pointer; }
+.filmstrip img { width: 120px; height: 120px; object-fit: contain; background: #000; border-radius: 4px;
+                 cursor: pointer; }
 .monitor .pick.aim { border-color: #4dd0e1; }
 .probe-label { width: 44px; }
 .curve svg { max-width: 100%; height: auto; }
@@ -119,7 +120,7 @@ def _simulator(ctrl) -> None:
                                  "fluoro_caption", "fluoro-caption")
                     with v3.VCol(cols=12, md=6, v_if="us_allowed"):
                         _monitor("us-monitor", "ultrasound", "us_src", "NO PROBE", ctrl.us_pick, "us_aim_marker",
-                                 "us-aim-marker", "us_caption", "us-caption", marker_class="pick aim")
+                                 "us-aim-marker", "us_caption", "us-caption", marker_class="pick aim", aspect="us_aspect")
                 with v3.VRow(dense=True, classes="counters mt-2", justify="center"):
                     _counter("Shots", "shots", "count-shots")
                     _counter("Fluoro s", "fluoro_s", "count-fluoro")
@@ -142,9 +143,11 @@ def _simulator(ctrl) -> None:
 
 
 def _monitor(element: str, image: str, source: str, empty: str, pick, marker: str, marker_element: str, caption: str,
-             caption_element: str, marker_class: str = "pick") -> None:
-    """A black monitor holding the last image, clicked to pick a point (a ring marks it), with a caption."""
-    with html.Div(classes="monitor", id=element):
+             caption_element: str, marker_class: str = "pick", aspect: str | None = None) -> None:
+    """A black monitor holding the last image, clicked to pick a point (a ring marks it), with a caption;
+    square, or shaped as the state variable ``aspect`` says (a CSS aspect-ratio, the image's)."""
+    shape = {"style": (f"`aspect-ratio: ${{{aspect}}}`",)} if aspect else {}
+    with html.Div(classes="monitor", id=element, **shape):
         html.Img(src=(source,), id=image, v_show=source, draggable="false", click=(pick, _CLICK))
         html.Div(empty, classes="empty", v_show=f"!{source}")
         html.Div(v_if=marker, classes=marker_class, id=marker_element,
@@ -348,7 +351,8 @@ def _report(ctrl) -> None:
                                     html.Div("NO IMAGE", classes="empty", v_show="!replay_src")
                                     html.Div("{{ replay_caption }}", classes="caption")
                             with v3.VCol(cols=12, md=6, v_if="replay_us_src"):
-                                with html.Div(classes="monitor", style="max-width: 460px"):
+                                with html.Div(classes="monitor",
+                                              style=("`max-width: 460px; aspect-ratio: ${replay_us_aspect}`",)):
                                     html.Img(src=("replay_us_src",), id="replay-ultrasound")
                                     html.Div("{{ replay_us_caption }}", classes="caption")
                         v3.VSlider(v_model=("replay_step", 0), min=0, max=("replay_max",), step=1, id="replay-slider",

@@ -167,10 +167,10 @@ class Workstation:
             "needle_left": 0.0, "needle_cranial": 0.0, "step_mm": 5.0, "needle_in": False, "depth_mm": 0.0,
             "hub_text": "", "lor_text": "", "contrast_ml": 1.0, "live_seconds": 3.0, "dsa_allowed": False,
             "hints_shown": [], "hints_left": 0, "events": [],
-            "us_allowed": False, "us_src": "", "us_caption": "", "us_views": list(PROBE_VIEWS), "probe_on": False,
+            "us_allowed": False, "us_src": "", "us_caption": "", "us_aspect": "1 / 1", "us_views": list(PROBE_VIEWS), "probe_on": False,
             "us_depth": 80.0, "us_gain": 0.0, "us_frequency": 3.5, "us_step_mm": 2.0, "us_step_deg": 5.0,
             "us_aim_marker": None, "us_aim_text": "", "us_entry_end": "right",
-            "report_scans": [], "replay_us_src": "", "replay_us_caption": "", "timer_text": "00:00", "shots": 0, "fluoro_s": 0.0, "kerma_mgy": 0.0, "dap": 0.0,
+            "report_scans": [], "replay_us_src": "", "replay_us_caption": "", "replay_us_aspect": "1 / 1", "timer_text": "00:00", "shots": 0, "fluoro_s": 0.0, "kerma_mgy": 0.0, "dap": 0.0,
             "passes": 0,
             "report": None, "report_page": "", "report_shots": [], "replay_max": 0, "replay_step": 0, "replay_src": "",
             "replay_caption": "", "replay_action": "", "replay_events": [],
@@ -266,7 +266,7 @@ class Workstation:
         state = self.attempt.session.state
         if state.probe is not None and (state.probe != state_before.probe or state.needle is not state_before.needle):
             scan = self.attempt.scan  # live ultrasound: a new frame for every probe or needle move
-            self._set(us_src=scan.data_url, us_caption=scan.caption)
+            self._set(us_src=scan.data_url, us_caption=scan.caption, us_aspect=scan.aspect)
         self._set(**self._attempt_view(events))
 
     def _attempt_view(self, events=()) -> dict:
@@ -294,7 +294,7 @@ class Workstation:
         view |= {"hints_shown": hints[:state.hints_shown], "hints_left": len(hints) - state.hints_shown}
         scan = attempt.scan
         view |= {"probe_on": scan is not None, "us_src": scan.data_url if scan else "",
-                 "us_caption": scan.caption if scan else ""}
+                 "us_caption": scan.caption if scan else "", "us_aspect": scan.aspect if scan else "1 / 1"}
         if scan is not None:
             probe = scan.image.probe
             view |= {"us_depth": probe.depth_mm, "us_gain": probe.gain_db, "us_frequency": probe.frequency_mhz}
@@ -559,7 +559,8 @@ class Workstation:
         view = {"replay_src": shot.data_url if shot is not None else "",
                 "replay_caption": shot.caption if shot is not None else "no image yet",
                 "replay_us_src": scan.data_url if scan is not None else "",
-                "replay_us_caption": scan.caption if scan is not None else ""}
+                "replay_us_caption": scan.caption if scan is not None else "",
+                "replay_us_aspect": scan.aspect if scan is not None else "1 / 1"}
         if step == 0:
             return view | {"replay_action": "0. start", "replay_events": []}
         action = session.actions[step - 1]

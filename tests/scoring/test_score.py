@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 from anatomy_models.errors import SpinesimError
+from anatomy_models.structures import in_group
 from scenarios.schema import TargetSpec, library_scenarios
 from scoring.report import Report, score
 from simulator.needle import MM_PER_INCH, NeedleSpec
@@ -133,6 +134,25 @@ def test_a_transforaminal_tip_in_the_psoas_is_beyond_the_ventral_epidural_space(
     report = _score(session, _along(session, path))
     assert _flags(report) == {("beyond_ventral_epidural", "major")}
     assert "ventral to the posterior vertebral-body line" in report.flags[0].message
+
+
+@pytest.mark.parametrize("group, on_target", [("ligamentum_flavum.L4-L5", False), ("epidural_space", True)])
+def test_a_transforaminal_tip_must_be_in_the_foraminal_epidural_space(anatomy_for, group, on_target):
+    """Within the zone's 5 mm, a tip in the ligamentum flavum is not on target (the injectate would
+    not reach the root sleeve and ventral epidural space, clinical.md §2.2); one in the foramen's
+    epidural fat away from the target point is."""
+    session = _session(anatomy_for, "tfesi-default")
+    target = session.target
+    points = structure_points(session, group, target.point)
+    distance = np.linalg.norm(points - target.point, axis=1)
+    near = points[(distance <= target.zone.radius_mm) & (distance >= 2.0)]
+    assert len(near) > 0
+    path = path_to(session, near)
+    report = _score(session, _along(session, path, contrast_ml=1.0))
+    final = session.state
+    assert in_group(final.tip_structure, group) and final.tip_to_target_mm <= target.zone.radius_mm
+    assert final.in_target is on_target and report.metrics.in_zone is on_target
+    assert report.passed is on_target
 
 
 def test_the_expert_path_of_the_level_above_is_the_wrong_level(anatomy_for):

@@ -84,7 +84,7 @@ def _bone_columns(reference, patient):
     found = []
     for column in range(20, reference.pixels.shape[1] - 20):
         hits = np.flatnonzero(bone[:, column])
-        if hits.size and 80 <= hits[0] <= rows - 100 and reference.field_of_view[hits[0] + 80, column]:
+        if hits.size and 80 <= hits[0] < rows - 80 and reference.field_of_view[hits[0] + 80, column]:
             found.append((column, int(hits[0])))
     return found
 
@@ -104,7 +104,12 @@ def test_the_probe_panel_shows_bone_moves_and_the_in_plane_needle(server, page, 
     assert stored["type"] == "place_probe" and stored["view"] == "paramedian-sagittal-oblique"
     reference, _ = _frame(database, page, patient)
     shown = b.image_pixels(page, "#ultrasound")
-    assert shown.shape == SCAN_SHAPE and _agree(shown, reference) > 0.95  # the logged pose's frame
+    assert shown.shape == reference.pixels.shape and _agree(shown, reference) > 0.95  # the logged pose's frame
+    # The frame is cut to the field of view (its aspect follows depth x width) and the monitor takes
+    # that shape: no black band under the sector, the image not stretched.
+    assert max(shown.shape) == max(SCAN_SHAPE) and reference.field_of_view[[0, -1]].any(axis=1).all()
+    box = page.locator("#ultrasound").bounding_box()
+    assert box["width"] / box["height"] == pytest.approx(shown.shape[1] / shown.shape[0], rel=0.02)
     columns = _bone_columns(reference, patient)
     assert len(columns) > 40
     line, shadow, tissue = [], [], []
@@ -133,8 +138,8 @@ def test_the_probe_panel_shows_bone_moves_and_the_in_plane_needle(server, page, 
     # In plane toward the interlaminar window: pick it on the image, insert from the caudal (right) end.
     row, col, _ = reference.lps_to_pixel(patient.landmark("L4-L5.interlaminar_window.center"))
     box = page.locator("#ultrasound").bounding_box()
-    page.click("#ultrasound", position={"x": (float(col) + 0.5) / SCAN_SHAPE[1] * box["width"],
-                                        "y": (float(row) + 0.5) / SCAN_SHAPE[0] * box["height"]})
+    page.click("#ultrasound", position={"x": (float(col) + 0.5) / reference.pixels.shape[1] * box["width"],
+                                        "y": (float(row) + 0.5) / reference.pixels.shape[0] * box["height"]})
     page.wait_for_function("() => document.querySelector('#us-aim-text').textContent.includes('mm deep')")
     b.act(page, "#insert-in-plane")
     before = b.image_pixels(page, "#ultrasound").astype(float)
@@ -148,8 +153,8 @@ def test_the_probe_panel_shows_bone_moves_and_the_in_plane_needle(server, page, 
     shaft = needle.entry + np.linspace(6.0, needle.depth_mm, 60)[:, None] * needle.direction
     rows, cols, off_plane = reference.lps_to_pixel(shaft)
     assert np.abs(off_plane).max() < 0.5  # in plane by construction
-    grid_rows, grid_cols = np.indices(SCAN_SHAPE)
-    near = np.zeros(SCAN_SHAPE, bool)
+    grid_rows, grid_cols = np.indices(reference.pixels.shape)
+    near = np.zeros(reference.pixels.shape, bool)
     for r, c in zip(rows, cols):
         near |= (grid_rows - r) ** 2 + (grid_cols - c) ** 2 <= 2.0 ** 2
     near &= reference.field_of_view
