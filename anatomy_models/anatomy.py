@@ -10,22 +10,24 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pyvista as pv
 
 from anatomy_models.atomic import atomic_directory, atomic_path
 from anatomy_models.errors import SpinesimError
+from anatomy_models.home import MANIFEST
 from anatomy_models.nrrd import read_nrrd, write_nrrd
 from anatomy_models.structures import LabelTable
 from anatomy_models.surfaces import label_surface
 from anatomy_models.tissues import tissue_from_hu
 from anatomy_models.volume import Volume
 
+if TYPE_CHECKING:  # pyvista (vtk) is loaded only when a surface is asked for
+    import pyvista as pv
+
 FORMAT_NAME = "spinesim-anatomy"
 FORMAT_VERSION = 1
-MANIFEST = "anatomy.json"
 
 
 def _point(name: str, value: Any, kind: str) -> np.ndarray:
@@ -151,6 +153,8 @@ class Anatomy:
             raise SpinesimError(f"this anatomy has no label map, so it has no surface for {group!r}")
         cached = self.directory / "surfaces" / f"{group}.vtp" if self.directory else None
         if cached is not None and cached.is_file():
+            import pyvista as pv
+
             mesh = pv.read(cached)
         else:
             mesh = label_surface(self.labels, self.label_table.ids_in_group(group))

@@ -10,28 +10,21 @@ built-in patient (default parameters), generated on first use.
 from __future__ import annotations
 
 import json
-import os
 import re
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from anatomy_models.anatomy import MANIFEST, Anatomy
 from anatomy_models.errors import SpinesimError
+from anatomy_models.home import MANIFEST, spinesim_home
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # the Anatomy type (numpy, scipy) is imported by the functions that load one
+    from anatomy_models.anatomy import Anatomy
     from anatomy_models.spine import SpineParameters
     from anatomy_models.spine.generator import ProgressCallback
 
 DEFAULT_ANATOMY = "default"
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}$")
-
-
-def spinesim_home() -> Path:
-    """The folder for spinesim's caches and stored anatomies (created on demand)."""
-    home = Path(os.environ.get("SPINESIM_HOME") or Path.home() / ".cache" / "spinesim")
-    home.mkdir(parents=True, exist_ok=True)
-    return home
 
 
 def check_anatomy_name(name: str) -> str:
@@ -74,6 +67,7 @@ def generated_anatomy(params: SpineParameters | None = None, *, progress: Progre
     """The generated spine for ``params`` (default parameters if None): from the cache, or generated
     and cached under ``<home>/generated/<hash>/``.
     """
+    from anatomy_models.anatomy import Anatomy
     from anatomy_models.spine import SpineParameters, generate_spine
 
     params = params or SpineParameters()
@@ -88,18 +82,33 @@ def generated_anatomy(params: SpineParameters | None = None, *, progress: Progre
     return anatomy
 
 
-def load_anatomy(name_or_path: str | Path) -> Anatomy:
-    """A stored anatomy by name, an anatomy folder by path, or ``"default"``: the built-in patient."""
+def anatomy_folder(name_or_path: str | Path) -> Path | None:
+    """The folder :func:`load_anatomy` reads for ``name_or_path`` (None for ``"default"``, which is
+    generated on first use), without loading anything.
+
+    Raises
+    ------
+    SpinesimError
+        If there is no such stored anatomy or anatomy folder.
+    """
     path = Path(name_or_path)
     if (path / MANIFEST).is_file():
-        return Anatomy.load(path)
+        return path
     name = str(name_or_path)
     if _NAME.match(name) and (anatomy_directory(name) / MANIFEST).is_file():
-        return Anatomy.load(anatomy_directory(name))
+        return anatomy_directory(name)
     if name == DEFAULT_ANATOMY:
-        return generated_anatomy()
+        return None
     known = stored_anatomy_names()
     raise SpinesimError(f"no stored anatomy called {name!r} and no anatomy folder at that path",
                         hint=f"stored anatomies: {', '.join(known)}" if known else
                         "import one with `spinesim anatomy import PATH -o NAME`, generate one with "
                         "`spinesim anatomy generate -o NAME`, or use 'default'")
+
+
+def load_anatomy(name_or_path: str | Path) -> Anatomy:
+    """A stored anatomy by name, an anatomy folder by path, or ``"default"``: the built-in patient."""
+    from anatomy_models.anatomy import Anatomy
+
+    folder = anatomy_folder(name_or_path)
+    return generated_anatomy() if folder is None else Anatomy.load(folder)

@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
-import pyvista as pv
 from scipy import ndimage
-from skimage import measure
 
 from anatomy_models.errors import SpinesimError
 from anatomy_models.volume import Volume
+
+if TYPE_CHECKING:  # pyvista (vtk) and scikit-image load with the first surface, not with the package
+    import pyvista as pv
 
 
 def label_surface(labels: Volume, label_ids: Sequence[int], *, smoothing_iterations: int = 20) -> pv.PolyData:
@@ -33,6 +34,9 @@ def label_surface(labels: Volume, label_ids: Sequence[int], *, smoothing_iterati
     pyvista.PolyData
         Triangles with outward normals, points in LPS mm.
     """
+    import pyvista as pv
+    from skimage import measure
+
     mask = np.isin(labels.array, np.asarray(label_ids))
     boxes = ndimage.find_objects(mask.astype(np.uint8))
     if not boxes or boxes[0] is None:

@@ -1,11 +1,18 @@
 /* spinesim 3D viewer: a small, dependency-free WebGL viewer for scenes written by simulator/scene3d.py.
  *
  *   const viewer = SpinesimViewer3D.create(canvas, sceneJson, {legend: element, labels: true});
+ *   const viewer = SpinesimViewer3D.mount(canvas, jsonScriptElement, options, unavailableText);  // null if no WebGL
  *   viewer.setVisible(name, bool); viewer.setOpacity(name, 0..1); viewer.setColor(name, [r, g, b]);
- *   viewer.resetView(); viewer.render();
+ *   viewer.rotate(dAzimuthDeg, dElevationDeg); viewer.zoom(factor); viewer.resetView(); viewer.render();
  *
+ * Options: legend (element), labels (false: no tags or callouts), labelFontPx (tags, default 12),
+ * annotationFontPx (callouts, default 14), legendOpacity (false: no opacity sliders), background.
  * Items whose "tagged" is true carry their label as a tag in the picture; every item is in the legend.
- * Drag to orbit, wheel or pinch to zoom, shift-drag (or right-drag) to pan, double-click to reset.
+ * The scene's "annotations" are callouts: words in a box off their point, joined to it by a leader
+ * line, set outward from the focus on screen so that they do not cover what they name (never over
+ * their own point, and clear of the callouts before them).
+ * Drag to orbit, wheel or pinch to zoom, shift-drag (or right-drag) to pan, double-click to reset;
+ * with the canvas focused, arrow keys orbit, + and - zoom, 0 resets.
  * Meshes are lit by a headlight (Blinn-Phong); opaque meshes are drawn first, then the transparent
  * ones back to front without writing depth. Coordinates are LPS millimetres, the head (+z) is up.
  */
@@ -166,15 +173,31 @@
       if (getComputedStyle(canvas.parentNode).position === "static") canvas.parentNode.style.position = "relative";
       canvas.parentNode.appendChild(overlay);
     }
+    const labelFont = (options.labelFontPx || 12) + "px sans-serif";
     for (const item of items) {
       if (!item.label || !item.tagged) continue;
       item.tag = document.createElement("span");
       item.tag.textContent = item.label;
-      item.tag.style.cssText = "position:absolute;font:12px sans-serif;color:#fff;white-space:nowrap;" +
+      item.tag.style.cssText = "position:absolute;font:" + labelFont + ";color:#fff;white-space:nowrap;" +
         "text-shadow:0 0 3px #000,0 0 2px #000;transform:translate(6px,-50%);";
       if (item.highlight) item.tag.style.color = "#ff8a80";
       overlay.appendChild(item.tag);
     }
+    // Leader lines are thin rotated boxes and dots round ones: plain HTML over the canvas.
+    const callouts = (scene.annotations || []).map(a => {
+      const colour = "rgb(" + a.color.map(c => Math.round(c * 255)).join(",") + ")";
+      const line = document.createElement("span"), dot = document.createElement("span"), box = document.createElement("span");
+      line.style.cssText = "position:absolute;height:2px;background:" + colour + ";transform-origin:0 50%;";
+      dot.style.cssText = "position:absolute;width:9px;height:9px;margin:-4.5px 0 0 -4.5px;border-radius:50%;" +
+        "background:" + colour + ";box-shadow:0 0 0 1px #000;";
+      box.className = "viewer3d-callout";
+      box.textContent = a.text;
+      box.style.cssText = "position:absolute;font:600 " + (options.annotationFontPx || 14) + "px sans-serif;" +
+        "color:#fff;background:rgba(12,16,22,0.82);border:2px solid " + colour + ";border-radius:8px;" +
+        "padding:3px 8px;white-space:nowrap;";
+      overlay.append(line, dot, box);
+      return {annotation: a, box: box, line: line, dot: dot};
+    });
 
     function resize() {
       const ratio = window.devicePixelRatio || 1;
@@ -216,8 +239,9 @@
       gl.enable(gl.DEPTH_TEST);
       const eye = eyePosition();
       const view = lookAt(eye, camera.target, [0, 0, 1]);
-      const projection = perspective(35 * Math.PI / 180, canvas.width / canvas.height,
-                                     Math.max(1, camera.distance / 100), camera.distance * 10);
+      // 35 degrees across the narrower side: a tall (phone) canvas shows as much as a square one.
+      const aspect = canvas.width / canvas.height, half = Math.atan(Math.tan(17.5 * Math.PI / 180) / Math.min(1, aspect));
+      const projection = perspective(2 * half, aspect, Math.max(1, camera.distance / 100), camera.distance * 10);
       const shown = items.filter(i => i.visible && i.opacity > 0);
       const opaque = shown.filter(i => i.opacity >= 0.999);
       const clear = shown.filter(i => i.opacity < 0.999)
@@ -231,6 +255,7 @@
       for (const item of clear) drawItem(item, view, projection);
       gl.depthMask(true);
       const matrix = multiply(projection, view), w = canvas.clientWidth, h = canvas.clientHeight;
+      placeCallouts(matrix, w, h);
       for (const item of items) {
         if (!item.tag) continue;
         const p = transform(matrix, item.anchor);
@@ -243,6 +268,55 @@
       }
     }
 
+    function placeCallouts(matrix, w, h) {
+      const centre = transform(matrix, camera.target);
+      const cx = (centre[0] + 1) / 2 * w, cy = (1 - centre[1]) / 2 * h, reach = Math.min(w, h) * 0.22;
+      const placed = [];
+      for (const c of callouts) {
+        const p = transform(matrix, c.annotation.position);
+        const shown = p[3] > 0 && Math.abs(p[0]) <= 1 && Math.abs(p[1]) <= 1;
+        for (const element of [c.box, c.line, c.dot]) element.style.display = shown ? "" : "none";
+        if (!shown) continue;
+        const x = (p[0] + 1) / 2 * w, y = (1 - p[1]) / 2 * h;
+        let dx = x - cx, dy = y - cy;
+        const length = Math.hypot(dx, dy);
+        if (length < 1) { dx = 1; dy = -1; } else { dx /= length; dy /= length; }
+        const bw = c.box.offsetWidth, bh = c.box.offsetHeight;
+        const left = Math.max(2, Math.min(w - bw - 2, x + dx * reach - bw / 2));
+        let top = Math.max(2, Math.min(h - bh - 2, y + dy * reach - bh / 2));
+        // Never on its own point (a box pushed back from the canvas edge can land there): above or below it.
+        if (x >= left - 4 && x <= left + bw + 4 && y >= top - 4 && y <= top + bh + 4) {
+          top = y + 16 + bh <= h - 2 ? y + 16 : Math.max(2, y - 16 - bh);
+        }
+        // Clear of the callouts already placed: below one it overlaps, or above it near the bottom.
+        for (const other of placed) {
+          if (left < other.left + other.width && other.left < left + bw && top < other.top + other.height && other.top < top + bh) {
+            top = other.top + other.height + bh + 6 <= h ? other.top + other.height + 4 : other.top - bh - 4;
+          }
+        }
+        placed.push({left: left, top: top, width: bw, height: bh});
+        c.box.style.left = left.toFixed(1) + "px";
+        c.box.style.top = top.toFixed(1) + "px";
+        const ex = Math.max(left, Math.min(left + bw, x)), ey = Math.max(top, Math.min(top + bh, y));
+        c.line.style.left = ex.toFixed(1) + "px";
+        c.line.style.top = (ey - 1).toFixed(1) + "px";
+        c.line.style.width = Math.hypot(x - ex, y - ey).toFixed(1) + "px";
+        c.line.style.transform = "rotate(" + Math.atan2(y - ey, x - ex).toFixed(4) + "rad)";
+        c.dot.style.left = x.toFixed(1) + "px";
+        c.dot.style.top = y.toFixed(1) + "px";
+      }
+    }
+
+    function rotate(azimuthDeg, elevationDeg) {
+      camera.azimuth += azimuthDeg * Math.PI / 180;
+      camera.elevation = Math.max(-1.5, Math.min(1.5, camera.elevation + elevationDeg * Math.PI / 180));
+      render();
+    }
+    function zoom(factor) {
+      camera.distance = Math.max(20, Math.min(2000, camera.distance / factor));
+      render();
+    }
+
     // ---------------------------------------------------------------- interaction
     let drag = null;
     canvas.addEventListener("contextmenu", e => e.preventDefault());
@@ -251,6 +325,7 @@
       canvas.setPointerCapture(e.pointerId);
     });
     canvas.addEventListener("pointerup", e => { drag = null; canvas.releasePointerCapture(e.pointerId); });
+    canvas.addEventListener("pointercancel", () => { drag = null; });  // e.g. the page scrolled (touch-action)
     canvas.addEventListener("pointermove", e => {
       if (!drag) return;
       const dx = e.clientX - drag.x, dy = e.clientY - drag.y;
@@ -272,6 +347,15 @@
       render();
     }, {passive: false});
     canvas.addEventListener("dblclick", resetView);
+    if (!canvas.hasAttribute("tabindex")) canvas.tabIndex = 0;
+    canvas.addEventListener("keydown", e => {
+      const keys = {ArrowLeft: () => rotate(-10, 0), ArrowRight: () => rotate(10, 0), ArrowUp: () => rotate(0, 10),
+                    ArrowDown: () => rotate(0, -10), "+": () => zoom(1.15), "=": () => zoom(1.15), "-": () => zoom(1 / 1.15),
+                    "0": resetView, Home: resetView};
+      if (!keys[e.key]) return;
+      e.preventDefault();
+      keys[e.key]();
+    });
     window.addEventListener("resize", render);
 
     function find(name) {
@@ -285,14 +369,14 @@
       setVisible(name, visible) { find(name).visible = !!visible; render(); },
       setOpacity(name, opacity) { find(name).opacity = Math.max(0, Math.min(1, opacity)); render(); },
       setColor(name, color) { find(name).color = color.slice(0, 3); render(); },
-      resetView, render,
+      rotate, zoom, resetView, render,
     };
-    if (options.legend) buildLegend(options.legend, items, api);
+    if (options.legend) buildLegend(options.legend, items, api, options.legendOpacity !== false);
     resetView();
     return api;
   }
 
-  function buildLegend(element, items, api) {
+  function buildLegend(element, items, api, opacitySliders) {
     for (const item of items) {
       const row = document.createElement("label");
       row.className = "viewer3d-legend-row";
@@ -307,7 +391,7 @@
       text.textContent = item.label || item.name;
       if (item.highlight) text.style.fontWeight = "bold";
       row.append(box, swatch, text);
-      if (item.kind === "mesh") {
+      if (item.kind === "mesh" && opacitySliders) {
         const slider = document.createElement("input");
         slider.type = "range"; slider.min = "0"; slider.max = "100"; slider.value = String(Math.round(item.opacity * 100));
         slider.title = "opacity";
@@ -318,5 +402,22 @@
     }
   }
 
-  global.SpinesimViewer3D = {create: create};
+  // Create a viewer on the canvas with the scene JSON held in the element ``dataElement``; the canvas's
+  // data-ready attribute becomes "true", or "error" (with ``unavailable`` shown) where WebGL fails.
+  function mount(canvas, dataElement, options, unavailable) {
+    try {
+      const viewer = create(canvas, JSON.parse(dataElement.textContent), options);
+      canvas.setAttribute("data-ready", "true");
+      return viewer;
+    } catch (error) {
+      const note = document.createElement("p");
+      note.style.cssText = "color:#fff;padding:1em";
+      note.textContent = (unavailable || "3D view unavailable") + ": " + String(error.message);
+      canvas.parentNode.appendChild(note);
+      canvas.setAttribute("data-ready", "error");
+      return null;
+    }
+  }
+
+  global.SpinesimViewer3D = {create: create, mount: mount};
 })(typeof window !== "undefined" ? window : this);

@@ -18,6 +18,10 @@ Baselines, all measured in this run:
 Accuracy against analytic truth: the chord lengths of a voxelised sphere (the test suite's phantom),
 max relative error over rays through its central 80%, ours and Plastimatch's.
 
+Why the np.sum goal is out of reach for Joseph's method: the DRR's samples (one per slice crossed,
+per ray) are counted and set against the voxels np.sum reads, and the CPU time per sample against
+np.sum's CPU time per voxel; their product is the DRR / np.sum CPU ratio.
+
 Timings are the best of several runs (the machine is shared); CPU-time ratios (``process_time`` for
 us, the child's rusage for Plastimatch) are reported too, being less sensitive to other load.
 """
@@ -37,7 +41,7 @@ from anatomy_models.store import load_anatomy
 from anatomy_models.volume import Volume
 from benchmarks.measure import Measurement, best_time, peak_python_memory
 from simulator.carm import CArm, lateral, scotty_dog, square_endplate
-from simulator.drr import _prepared_cache, line_integrals, mu_volume, reference_line_integrals
+from simulator.drr import _prepare, _prepared_cache, _principal_axis, _ray_setup, line_integrals, mu_volume, reference_line_integrals
 from simulator.fluoro import render_fluoro
 from simulator.needle import Needle
 
@@ -59,6 +63,26 @@ def _volumes(spine_mu: Volume) -> dict[str, Volume]:
         affine[:3, 3] = lower + spacing / 2
         volumes[name] = spine_mu.resample(shape, affine, order=1, fill=0.0, dtype=np.float32)
     return volumes
+
+
+def joseph_samples(volume: Volume, carm: CArm) -> int:
+    """How many bilinear samples Joseph's method takes for a DRR of ``volume``: per ray, the slices of
+    the principal axis where its 2x2 stencil lies inside the (cropped, zero-padded) table."""
+    prepared = _prepare(volume, "joseph", _principal_axis(volume, carm))
+    nb, na, nc = prepared.shape
+    source, q00, qu, qv, *_ = _ray_setup(carm, prepared.world_to_table)
+    u, v = np.meshgrid(np.arange(carm.detector_pixels, dtype=float), np.arange(carm.detector_pixels, dtype=float))
+    q = q00[:, None, None] + u * qu[:, None, None] + v * qv[:, None, None]
+    first, last = np.zeros(u.shape), np.full(u.shape, nc - 1.0)
+    for axis, size in ((0, na), (1, nb)):
+        slope = q[axis] / q[2]
+        at_zero = source[axis] - source[2] * slope  # position on this axis in slice c = 0
+        with np.errstate(divide="ignore", invalid="ignore"):
+            ends = np.stack([(0.0 - at_zero) / slope, (size - 1.0 - at_zero) / slope])
+        inside = (at_zero >= 0) & (at_zero <= size - 1)
+        first = np.maximum(first, np.where(slope != 0, ends.min(axis=0), np.where(inside, -np.inf, np.inf)))
+        last = np.minimum(last, np.where(slope != 0, ends.max(axis=0), np.where(inside, np.inf, -np.inf)))
+    return int(np.maximum(np.floor(last) - np.ceil(first) + 1, 0).sum())
 
 
 def _write_mha(volume: Volume, path: Path) -> None:
@@ -169,6 +193,12 @@ def run() -> list[Measurement]:
                 results.append(Measurement(f"{name}: {method} peak memory (first DRR) / volume", float(peak),
                                            float(values.nbytes), "B", "volume bytes"))
             full_drr[name] = timed["joseph"]
+            samples = joseph_samples(volume, carm)
+            joseph_cpu = _best_cpu(lambda: line_integrals(volume, carm, method="joseph"))
+            results.append(Measurement(f"{name}: joseph samples / voxels np.sum reads", float(samples),
+                                       float(values.size), "", "voxels"))
+            results.append(Measurement(f"{name}: joseph CPU per sample / np.sum CPU per voxel",
+                                       joseph_cpu / samples * 1e9, sum_cpu / values.size * 1e9, "ns", "np.sum"))
             _write_mha(volume, work / "volume.mha")
             runs = [plastimatch_drr(work / "volume.mha", carm, work / "drr") for _ in range(3)]
             image = runs[0][0]

@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import re
 from dataclasses import fields
-from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
 
@@ -38,11 +37,11 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationIn
 
 from anatomy_models.anatomy import Anatomy
 from anatomy_models.errors import SpinesimError
-from anatomy_models.sources import import_anatomy
 from anatomy_models.spine import SpineParameters
 from anatomy_models.store import generated_anatomy, load_anatomy
-from anatomy_models.yaml_source import parse_yaml
 from anatomy_models.structures import LEVELS, level_below
+from anatomy_models.yaml_source import parse_yaml
+from scenarios.library import library_files
 from simulator.needle import MM_PER_INCH, NeedleSpec
 
 Procedure = Literal["interlaminar_epidural", "transforaminal_epidural", "facet_intra_articular", "medial_branch_block"]
@@ -159,6 +158,8 @@ class AnatomySource(_Model):
                    "label_format": label_format, "series_uid": self.series, "spacing_mm": self.spacing_mm,
                    "mesh_units": self.mesh_units}
         source = _resolve(self.images if kind == "images" else self.meshes, base_directory)
+        from anatomy_models.sources import import_anatomy  # the readers (DICOM, NIfTI, meshes) load only when used
+
         return import_anatomy(source, **{name: value for name, value in options.items() if value is not None})
 
     def spine_parameters(self, *, spacing_mm: float | None = None) -> SpineParameters:
@@ -394,11 +395,20 @@ class PassGates(_Model):
 
 
 class Rubric(_Model):
-    """How an attempt is graded (scoring package): weights, tolerances and pass gates."""
+    """How an attempt is graded (scoring package): weights, tolerances and pass gates.
+
+    Parameters
+    ----------
+    hint_deduction : float
+        Grade points (of 100) taken off for each hint the trainee reveals (a ``show_hint`` action);
+        0 (the default) makes hints free. The grade never goes below 0.
+    """
 
     weights: Weights = Weights()
     tolerances: Tolerances = Tolerances()
     pass_gates: PassGates = PassGates()
+    hint_deduction: float = Field(0.0, ge=0.0, le=100.0,
+                                  description="grade points taken off per hint revealed (default 0: hints are free)")
 
 
 class PatientText(_Model):
@@ -554,10 +564,9 @@ def scenario_json_schema() -> dict:
 def library_scenarios() -> dict[str, Scenario]:
     """The built-in scenarios by id."""
     found: dict[str, Scenario] = {}
-    for entry in sorted(resources.files("scenarios.library").iterdir(), key=lambda e: e.name):
-        if entry.name.endswith((".yaml", ".yml")):
-            scenario = scenario_from_yaml(entry.read_text(encoding="utf-8"), path=f"scenarios/library/{entry.name}")
-            found[scenario.id] = scenario
+    for entry in library_files():
+        scenario = scenario_from_yaml(entry.read_text(encoding="utf-8"), path=f"scenarios/library/{entry.name}")
+        found[scenario.id] = scenario
     return found
 
 

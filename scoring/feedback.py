@@ -244,4 +244,9 @@ def _effort(scenario: Scenario, metrics: Metrics, expert: ExpertComparison, flag
     if metrics.fluoro_seconds > 2 * limits.fluoro_seconds / 3 and not any(f.code == "excessive_fluoro_time" for f in flags):
         items.append(FeedbackItem(level="tip", text=f"{metrics.fluoro_seconds:.0f} s of fluoroscopy: use single pulses "
                                   "while positioning and live runs only for the contrast test."))
+    if metrics.hints_used:
+        cost = metrics.hints_used * scenario.rubric.hint_deduction
+        items.append(FeedbackItem(level="tip", text=f"You used {metrics.hints_used} of the {len(scenario.hints)} hints"
+                                  + (f" ({cost:g} grade points off)" if cost else "")
+                                  + ": next time try the case without them."))
     return items

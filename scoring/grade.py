@@ -17,7 +17,8 @@ technique     contrast injected and its pattern right (0.35); contrast imaged li
               (0.15, otherwise shared out)
 ============  ==========================================================================================
 
-Weights come from the scenario's rubric (default 40/25/20/15). Pass gates: no critical flag (always),
+Weights come from the scenario's rubric (default 40/25/20/15). Deductions come off the weighted
+total: the rubric's ``hint_deduction`` points per hint revealed (default 0). Pass gates: no critical flag (always),
 the attempt finished, and the rubric's ``in_zone``, ``max_major_flags``, ``contrast_check`` and
 ``min_score``. The numbers not taken from clinical.md §6.3 are engineering defaults [ED].
 """
@@ -59,6 +60,7 @@ class Grade(BaseModel):
     passed: bool
     components: list[Component]
     gates: list[Gate]
+    deductions: dict[str, float] = {}
 
 
 def ramp(value: float, good: float, bad: float) -> float:
@@ -137,9 +139,11 @@ def grade(scenario: Scenario, metrics: Metrics, flags: list[Flag], near_misses: 
         components.append(Component(name=name, weight=round(share, 4), score=round(value, 4),
                                     points=round(100.0 * share * value, 2),
                                     items={k: round(v, 4) for k, v in items.items()}))
-    score = round(sum(c.points for c in components), 1)
+    deductions = {"hints": round(metrics.hints_used * scenario.rubric.hint_deduction, 2)} if metrics.hints_used else {}
+    score = round(max(sum(c.points for c in components) - sum(deductions.values()), 0.0), 1)
     gates = _gates(scenario, metrics, flags, score)
-    return Grade(score=score, passed=all(g.passed for g in gates), components=components, gates=gates)
+    return Grade(score=score, passed=all(g.passed for g in gates), components=components, gates=gates,
+                 deductions=deductions)
 
 
 def _gates(scenario: Scenario, metrics: Metrics, flags: list[Flag], score: float) -> list[Gate]:

@@ -2,7 +2,7 @@
 are all inside it).
 
 The page shows the grade and its gates, the feedback, the final fluoroscopy views with the needle
-(and the contrast run the trainee took), rendered now from the replayed attempt with the target's
+(and the contrast run the trainee took, and the last ultrasound frame if a probe was placed), rendered now from the replayed attempt with the target's
 acceptance zone and the expert path drawn on them, a 3D reveal of the needle's path among the
 anatomy the trainee could not see (flagged structures highlighted), and tables of the safety flags,
 near misses, metrics, grade, expert comparison and every action. Unlike :func:`scoring.report.score`
@@ -11,9 +11,7 @@ this module renders images.
 
 from __future__ import annotations
 
-import base64
 import html
-import io
 import json
 from importlib import resources
 from pathlib import Path
@@ -32,22 +30,23 @@ from scoring.report import Report, report_of
 from simulator.actions import LogContents
 from simulator.carm import CArm
 from simulator.contrast import is_artery
+from simulator.dose import technique_for
 from simulator.fluoro import render_fluoro
 from simulator.needle import Needle
-from simulator.overlay import Segment, with_overlay
+from simulator.overlay import Segment, picture_data_url, with_overlay
 from simulator.preview import target_marks
+from simulator.scans import annotate, render_scan
 from simulator.scene3d import Part, Scene, SceneMarker, SceneMesh, ScenePolyline, anatomy_scene, needle_tube
 from simulator.session import carm_of
 
 EXPERT_COLOR = (120, 230, 120)
 SEVERITY_COLOR = {"critical": (1.0, 0.15, 0.15), "major": (1.0, 0.5, 0.05), "near_miss": (1.0, 0.78, 0.2)}
-# JPEG quality of the embedded fluoroscopy frames: noisy frames compress badly as PNG [ED].
-JPEG_QUALITY = 90
 
 
 # --------------------------------------------------------------------------- images
 def report_images(attempt: Attempt, report: Report, *, pixels: int = 512) -> list[tuple[str, Image.Image]]:
-    """(caption, picture) of the final views with the needle and of the first contrast run."""
+    """(caption, picture) of the final views with the needle, of the first contrast run and, when a
+    probe was placed, of the final ultrasound frame."""
     session = attempt.session
     target = session.target
     markers, segments = target_marks(target)
@@ -73,11 +72,17 @@ def report_images(attempt: Attempt, report: Report, *, pixels: int = 512) -> lis
         carm = carm_of(step.after.carm or {}, target.point).with_(detector_pixels=pixels)
         needle, contrast = step.after.needle, session.contrast(step.t)
         seed = attempt.scenario.seed + 100
-        mask = render_fluoro(session.anatomy, carm, needle, seed=seed + 1) if step.action.mode == "dsa" else None
-        image = render_fluoro(session.anatomy, carm, needle, contrast, seed=seed, subtract=mask)
+        technique = technique_for(step.action.mode)
+        mask = (render_fluoro(session.anatomy, carm, needle, dose=technique, seed=seed + 1)
+                if step.action.mode == "dsa" else None)
+        image = render_fluoro(session.anatomy, carm, needle, contrast, dose=technique, seed=seed, subtract=mask)
         mode = "DSA" if mask is not None else "live"
         pictures.append((f"contrast run ({mode}, {step.t - injection_t:.1f} s after injecting at {injection_t:.0f} s)",
                          with_overlay(image, markers, [])))
+    scan = render_scan(session, final)
+    if scan is not None:
+        view = (final.probe or {}).get("view") or "free-hand probe"
+        pictures.append((f"ultrasound, {view}: final needle position", Image.fromarray(annotate(scan))))
     return pictures
 
 
@@ -92,12 +97,6 @@ def _first_contrast_run(attempt: Attempt):
             if later.action.type == "fluoro_shot" and later.action.mode in ("live", "dsa"):
                 return later, step.t
     return None
-
-
-def _data_url(picture: Image.Image) -> str:
-    buffer = io.BytesIO()
-    picture.save(buffer, format="JPEG", quality=JPEG_QUALITY)
-    return "data:image/jpeg;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
 
 
 # --------------------------------------------------------------------------- 3D
@@ -229,7 +228,7 @@ def report_body(report: Report, images: Sequence[tuple[str, Image.Image]], scene
     gates = "".join(f'<li class="{"ok" if g.passed else "no"}" title="{_e(g.detail)}">{_e(g.name)}'
                     f'{"" if g.passed else ": " + _e(g.detail)}</li>' for g in report.gates)
     feedback = "".join(f'<li class="{f.level}">{_e(f.text)}</li>' for f in report.feedback)
-    figures = "".join(f'<figure><img src="{_data_url(picture)}" alt="{_e(caption)}"><figcaption>{_e(caption)}'
+    figures = "".join(f'<figure><img src="{picture_data_url(picture)}" alt="{_e(caption)}"><figcaption>{_e(caption)}'
                       "</figcaption></figure>" for caption, picture in images)
     flags = _rows([(f'<span class="sev {f.severity}">{f.severity}</span>', _e(f.title), _number(f.t, "s", 0),
                     _e(f.message) + (f" (×{f.count})" if f.count > 1 else "")) for f in report.flags],
@@ -239,7 +238,9 @@ def report_body(report: Report, images: Sequence[tuple[str, Image.Image]], scene
                   for n in report.near_misses],
                  ("structure group", "closest tip", "closest shaft", "expert shaft", "nearest structure", ""), (1, 2, 3))
     components = _rows([(_e(c.name), f"{c.weight * 100:.0f}%", f'<div class="bar"><span style="width:{c.score * 100:.0f}%">'
-                         "</span></div>", f"{c.points:.1f}") for c in report.components],
+                         "</span></div>", f"{c.points:.1f}") for c in report.components]
+                       + [(f"{_e(name)} (deduction)", "", "", f"−{points:.1f}") for name, points in report.deductions.items()
+                          if points],
                        ("part", "weight", "score", "points"), (1, 3))
     expert = report.expert
     comparison = (_rows([("Skin entry distance", _number(expert.entry_distance_mm, "mm")),

@@ -75,6 +75,7 @@ class Metrics(BaseModel):
     loss_of_resistance_checks: int
     loss_of_resistance_confirmed: bool | None
     hub_at_skin: bool
+    hints_used: int = 0
 
 
 def anatomical_frame(scenario: Scenario, anatomy: Anatomy, target: Target) -> np.ndarray:
@@ -195,5 +196,5 @@ def measure(attempt: Attempt) -> Metrics:
         contrast_checked=checked, dsa_used=by_dsa if scenario.imaging.dsa else None,
         depth_view_checked=depth_view_checked, loss_of_resistance_checks=final.lor_checks,
         loss_of_resistance_confirmed=lor_confirmed,
-        hub_at_skin=bool(attempt.events_of("hub_at_skin")))
+        hub_at_skin=bool(attempt.events_of("hub_at_skin")), hints_used=final.hints_shown)
 

@@ -87,6 +87,7 @@ class Report(BaseModel):
     grade: float
     passed: bool
     components: list[Component]
+    deductions: dict[str, float] = {}
     gates: list[Gate]
     metrics: Metrics
     flags: list[Flag]
@@ -138,7 +139,8 @@ def report_of(attempt: Attempt) -> Report:
         target=TargetSummary(description=target.description, point=tuple(np.round(target.point, 3).tolist()),
                              zone_radius_mm=target.zone.radius_mm, landmark=target.landmark,
                              views=[view.name for view in target.views]),
-        grade=result.score, passed=result.passed, components=result.components, gates=result.gates, metrics=metrics,
+        grade=result.score, passed=result.passed, components=result.components, deductions=result.deductions,
+        gates=result.gates, metrics=metrics,
         flags=flags, near_misses=approaches, feedback=feedback(scenario, metrics, flags, approaches, comparison),
         expert=comparison,
         needle=None if needle is None else NeedlePose(entry=tuple(np.round(needle.entry, 3).tolist()), direction=tuple(np.round(needle.direction, 5).tolist()),

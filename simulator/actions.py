@@ -24,9 +24,13 @@ Actions
                   caudal -), optional ``setup`` name and ``isocenter``.
 ``fluoro_shot``   one exposure: ``mode`` pulse | live | dsa and optional ``seconds`` of beam-on time.
 ``place_probe``   ultrasound probe pose: ``position``, ``direction`` (beam axis), ``lateral``
-                  (in-plane axis).
+                  (in-plane axis); optional machine settings ``kind`` (linear | curvilinear),
+                  ``depth_mm``, ``gain_db``, ``frequency_mhz`` (the kind's preset where absent) and
+                  a ``view`` name. Replaying the log re-renders every ultrasound frame.
 ``inject_contrast`` ``ml`` of contrast at the tip.
 ``check_loss_of_resistance`` a press on the loss-of-resistance syringe.
+``show_hint``     the trainee reveals the scenario's next hint (part of the attempt: scoring may
+                  deduct for it, see ``Rubric.hint_deduction``).
 ``finish``        the trainee declares the attempt done.
 """
 
@@ -116,6 +120,11 @@ class PlaceProbe(_Action):
     position: Point
     direction: Point
     lateral: Point
+    kind: Literal["linear", "curvilinear"] | None = None
+    depth_mm: float | None = Field(None, ge=10.0, le=300.0)
+    gain_db: float | None = Field(None, ge=-60.0, le=60.0)
+    frequency_mhz: float | None = Field(None, gt=0.0, le=20.0)
+    view: str | None = Field(None, max_length=64)
 
 
 class InjectContrast(_Action):
@@ -127,14 +136,18 @@ class CheckLossOfResistance(_Action):
     type: Literal["check_loss_of_resistance"] = "check_loss_of_resistance"
 
 
+class ShowHint(_Action):
+    type: Literal["show_hint"] = "show_hint"
+
+
 class Finish(_Action):
     type: Literal["finish"] = "finish"
 
 
 Action = Annotated[Union[PlaceNeedle, Advance, Withdraw, Redirect, SetCarm, FluoroShot, PlaceProbe, InjectContrast,
-                         CheckLossOfResistance, Finish], Field(discriminator="type")]
+                         CheckLossOfResistance, ShowHint, Finish], Field(discriminator="type")]
 ACTION_TYPES: tuple[str, ...] = ("place_needle", "advance", "withdraw", "redirect", "set_carm", "fluoro_shot",
-                                 "place_probe", "inject_contrast", "check_loss_of_resistance", "finish")
+                                 "place_probe", "inject_contrast", "check_loss_of_resistance", "show_hint", "finish")
 _ADAPTER: TypeAdapter = TypeAdapter(Action)
 
 

@@ -23,6 +23,7 @@ from anatomy_models.errors import SpinesimError
 # Subcommand name -> "module:attribute" of its click command; imported lazily so `--help` is fast.
 SUBCOMMANDS: dict[str, str] = {
     "anatomy": "simulator.commands.anatomy:anatomy",
+    "explain": "simulator.commands.explain:explain",
     "fluoro": "simulator.commands.fluoro:fluoro",
     "report": "simulator.commands.score:report",
     "run": "simulator.commands.run:run",
@@ -76,7 +77,7 @@ def progress_bar(description: str) -> Iterator[Callable[[float, float, str], Non
 def log_internal_error(context: str | None = None) -> str:
     """Write the current exception's traceback, after ``context`` (default: the command line), to a
     new file under ``<spinesim home>/logs``; returns its path."""
-    from anatomy_models.store import spinesim_home
+    from anatomy_models.home import spinesim_home
 
     logs = spinesim_home() / "logs"
     logs.mkdir(parents=True, exist_ok=True)

@@ -22,7 +22,14 @@ Model
    Default target 40 nGy per frame [ED], below the Belgian regulator's acceptance limit for
    fluoroscopy of 1.5 uGy/s image receptor input air kerma rate (FANC, jurion.fanc.fgov.be, wettekst
    28734), i.e. 60 nGy per frame at 25 frames/s.
-6. **Quanta.** Photon fluence per air kerma at the beam's effective energy E is
+6. **Metering without an image.** What the exposure control sees is metered on a few rays through
+   its central disc (the CT sampled along each, :func:`metered_transmission`), not on a rendered
+   frame, so the dose of a shot is known without rendering: the live counter and the attempt
+   report both add shots with :func:`add_fluoro_shot`, one number from one function.
+7. **Runs.** A pulse is one frame; live fluoroscopy and DSA runs are ``seconds x frame rate`` frames.
+   DSA is an acquisition (:func:`technique_for`): ``DSA_TARGET_DETECTOR_NGY_PER_FRAME`` per frame at
+   ``DSA_FRAMES_PER_SECOND``, so a run's dose scales with its length.
+8. **Quanta.** Photon fluence per air kerma at the beam's effective energy E is
    ``1 / (E * (mu_en/rho)_air)``; NIST's dry air (Table 4, physics.nist.gov/PhysRefData/XrayMassCoef/
    tab4.html) has mu_en/rho = 0.03041 cm^2/g at 60 keV and 0.02407 at 80 keV. A fraction of them is
    detected (the detector's quantum efficiency, 0.6 [ED] for a CsI image intensifier).
@@ -33,12 +40,15 @@ The image itself is formed at the tissue table's single effective energy
 
 from __future__ import annotations
 
+import weakref
 from dataclasses import dataclass, field, replace
 
 import numpy as np
+from scipy import ndimage
 
 from anatomy_models.errors import SpinesimError
-from anatomy_models.tissues import FLUORO_EFFECTIVE_KEV
+from anatomy_models.tissues import FLUORO_EFFECTIVE_KEV, hu_to_mu
+from simulator.actions import PULSE_SECONDS
 from simulator.carm import CArm
 
 # ---------------------------------------------------------------------------- constants (sources above)
@@ -53,6 +63,19 @@ AEC_TARGET_DETECTOR_NGY_PER_FRAME = 40.0  # [ED], see the module docstring
 # difference of two frames is not drowned in noise. 1 uGy per frame [ED], below the same regulator's
 # 4 uGy/frame acceptance limit for DSA acquisition (FANC, wettekst 28734).
 DSA_TARGET_DETECTOR_NGY_PER_FRAME = 1000.0
+# DSA of a spinal injection is acquired at a few frames per second, not at the fluoroscopy pulse
+# rate [ED]: 3 frames/s, so a 2 s run is 6 frames.
+DSA_FRAMES_PER_SECOND = 3.0
+# Exposure control meters in a central disc of this radius (fraction of the detector width), on the
+# rays whose line integral says they cross the body (more than ~2.5 mm of water at 60 keV); the same
+# numbers as the renderer's (simulator.fluoro: _MEASURING_RADIUS and _BODY_THRESHOLD) [ED].
+METERING_RADIUS = 0.25
+BODY_LINE_INTEGRAL = 0.05
+# Metering rays: the centre and two rings of eight in the disc; samples every half voxel along each,
+# over this far on either side of the isocentre (mm) [ED: the lumbar torso is < 50 cm deep].
+_RINGS = (0.5, 1.0)
+_HALF_LENGTH_MM = 300.0
+_AIR_HU = -1000.0
 KEV_TO_JOULE = 1.602176634e-16
 
 
@@ -222,12 +245,13 @@ class DoseLedger:
         """One saved frame (a "shot")."""
         return self._plus("shot", exposure, 1, 0.0)
 
-    def add_live(self, exposure: Exposure, seconds: float) -> DoseLedger:
-        """``seconds`` of live fluoroscopy at the exposure's frame rate (frames rounded to whole pulses)."""
+    def add_live(self, exposure: Exposure, seconds: float, kind: str = "live") -> DoseLedger:
+        """``seconds`` of live fluoroscopy (or a DSA run, ``kind`` "dsa") at the exposure's frame rate
+        (frames rounded to whole pulses)."""
         if not (np.isfinite(seconds) and seconds >= 0):
             raise SpinesimError(f"live fluoroscopy time must be >= 0 seconds, got {seconds!r}")
         frames = int(round(seconds * exposure.frames_per_second))
-        return self._plus("live", exposure, frames, float(seconds))
+        return self._plus(kind, exposure, frames, float(seconds))
 
     def summary(self) -> str:
         """One line for a trainee: shots, fluoro time, reference air kerma and DAP."""
@@ -239,3 +263,76 @@ def live_dose_rate_mgy_per_s(exposure: Exposure) -> float:
     """Reference air kerma rate of live fluoroscopy at this exposure, mGy/s."""
     return exposure.reference_air_kerma_mgy * exposure.frames_per_second
 
+
+def technique_for(mode: str, technique: Technique = Technique()) -> Technique:
+    """The technique a ``fluoro_shot`` of ``mode`` drives the tube with: ``technique`` (fluoroscopy)
+    for pulses and live runs; for DSA the acquisition's detector kerma per frame and frame rate.
+
+    Examples
+    --------
+    >>> dsa = technique_for("dsa")
+    >>> dsa.aec_target_ngy / technique_for("live").aec_target_ngy, dsa.frames_per_second
+    (25.0, 3.0)
+    """
+    if mode == "dsa":
+        return replace(technique, aec_target_ngy=DSA_TARGET_DETECTOR_NGY_PER_FRAME,
+                       frames_per_second=DSA_FRAMES_PER_SECOND)
+    return technique
+
+
+def metering_rays(carm: CArm) -> np.ndarray:
+    """Unit LPS directions (source -> detector) of the rays the exposure control meters on, (17, 3)."""
+    centre = (carm.detector_pixels - 1) / 2.0
+    radius = METERING_RADIUS * carm.detector_pixels
+    angles = np.linspace(0.0, 2 * np.pi, 8, endpoint=False)
+    u = [centre] + [centre + f * radius * np.cos(a) for f in _RINGS for a in angles]
+    v = [centre] + [centre + f * radius * np.sin(a) for f in _RINGS for a in angles]
+    return carm.ray_directions(np.array(u), np.array(v))
+
+
+_TRANSMISSIONS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def metered_transmission(anatomy, carm: CArm, kev: float = FLUORO_EFFECTIVE_KEV) -> float:
+    """``exp(-median p)`` of the body on the metering rays: what automatic exposure control sees
+    (remembered per anatomy and pose)."""
+    known = _TRANSMISSIONS.setdefault(anatomy, {})
+    key = (np.round(carm.projection_matrix, 6).tobytes(), float(kev))
+    if key in known:
+        return known[key]
+    step = 0.5 * float(np.min(anatomy.ct.spacing))
+    distances = carm.source_to_isocenter_mm + np.arange(-_HALF_LENGTH_MM, _HALF_LENGTH_MM, step)
+    points = carm.source[None, None, :] + distances[None, :, None] * metering_rays(carm)[:, None, :]
+    ijk = anatomy.ct.world_to_voxel(points.reshape(-1, 3)).T
+    hu = ndimage.map_coordinates(anatomy.ct.array, ijk, output=np.float32, order=1, mode="constant", cval=_AIR_HU,
+                                 prefilter=False)
+    line_integrals = (hu_to_mu(kev)(hu).reshape(points.shape[:2]) * step).sum(axis=1)
+    body = line_integrals[line_integrals > BODY_LINE_INTEGRAL]
+    known[key] = float(np.exp(-np.median(body))) if body.size else 1.0
+    return known[key]
+
+
+def add_fluoro_shot(ledger: DoseLedger, anatomy, carm: CArm, mode: str, seconds: float | None = None,
+                    technique: Technique = Technique()) -> DoseLedger:
+    """``ledger`` with one more ``fluoro_shot``: the one function both the live dose counter and the
+    attempt report count with.
+
+    Parameters
+    ----------
+    ledger : DoseLedger
+    anatomy : Anatomy
+        The patient, metered by :func:`metered_transmission` (no rendering).
+    carm : CArm
+        The pose of the shot.
+    mode : {"pulse", "live", "dsa"}
+    seconds : float, optional
+        Beam-on time of the run, s; a pulse without it is one frame, a run without it one pulse
+        time (``simulator.actions.PULSE_SECONDS``).
+    technique : Technique
+        Fluoroscopy technique (DSA runs use :func:`technique_for`).
+    """
+    exposure = exposure_for(carm, technique_for(mode, technique), metered_transmission(anatomy, carm))
+    if mode == "pulse" and seconds is None:
+        return ledger.add_shot(exposure)
+    return ledger.add_live(exposure, PULSE_SECONDS if seconds is None else seconds,
+                           kind="dsa" if mode == "dsa" else "live")

@@ -22,13 +22,20 @@ Two projectors, both compiled with numba and parallel over detector rows:
     30-40° oblique, as fast. It reproduces Plastimatch's images to ~1e-5 (benchmarks/bench_drr.py).
     Constant voxels make edges parallel to the rays into voxel-sized steps, so against smooth
     analytic objects it is only first-order accurate (~1% near a sphere's rim at 44 voxels radius,
-    like Plastimatch).
+    like Plastimatch). That error is the constant-voxel model's, not the running sums': it matches
+    fine nearest-voxel sampling (tests/simulator/test_drr.py) and Plastimatch's exact projector.
+
+Joseph's cost is one sample per slice per ray: a 512 x 512 DRR takes 1.7-4 samples per voxel of the
+volume (more for small volumes), each 4 gathered values and a bilinear weighting, against np.sum's
+one streamed add per voxel; benchmarks/bench_drr.py measures both factors.
 
 Either way the volume is prepared once (cropped to its non-zero box, reordered so the principal axis
 is contiguous in memory, float32) and the preparation is cached per volume and principal axis. For an
-:class:`~anatomy_models.anatomy.Anatomy` the mu volume (HU through ``tissues.hu_to_mu``) and the DRR of
-each C-arm pose are cached too (:func:`anatomy_line_integrals`), so a needle move or a new noise
-realisation never re-projects the CT.
+:class:`~anatomy_models.anatomy.Anatomy` the tables of its mu volume (HU through ``tissues.hu_to_mu``)
+and the DRR of each C-arm pose are cached too (:func:`anatomy_line_integrals`), so a needle move or a
+new noise realisation never re-projects the CT. The anatomy's Joseph tables are quantised to uint16
+and its mu volume is not kept: a workstation holds about half the CT's bytes per principal axis in
+use (two in practice, AP/oblique and lateral) instead of two float32 copies per axis plus the volume.
 
 The needle is not voxelised: :func:`needle_line_integrals` computes the steel shaft's and the plastic
 hub's chord lengths per ray in closed form, only in the pixels the needle covers, averaging 4 x 4
@@ -40,7 +47,7 @@ from __future__ import annotations
 import math
 import weakref
 from collections import OrderedDict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal
 
 import numba
@@ -67,6 +74,13 @@ _FRAMES_PER_ANATOMY = 32
 # Needle hub (the plastic Luer hub, modelled as a PMMA tube): inner diameter as a fraction of the
 # outer one [ED: a female Luer taper is ~4.3 mm inside a ~6-7 mm hub].
 HUB_INNER_FRACTION = 0.65
+# Quantised Joseph tables: steps of the uint16 range, and slabs converted at a time.
+_QUANTISED_STEPS = 65535
+_SLABS = 16
+# How far inside the table's outer nodes (its zero padding) Joseph's samples stay, in voxels: rounding
+# can then never push a 2x2 stencil out of the table, and a sample lost to the margin would have
+# weighed at most 1e-6 of its neighbour's value.
+_EDGE = 1e-6
 
 
 # --------------------------------------------------------------------------- kernels
@@ -165,37 +179,48 @@ def _siddon_kernel(table, nb, na, nc, source, q00, qu, qv, d00, du, dv, out):  #
 
 
 @njit(parallel=True, fastmath=True, cache=True, boundscheck=False)
-def _joseph_kernel(table, nb, na, nc, source, q00, qu, qv, d00, du, dv, out):  # pragma: no cover - compiled
-    """Joseph's method: a bilinear sample per slice ``c`` of the zero-padded (nb, na, nc) ``table``."""
+def _joseph_kernel(table, scale, nb, na, nc, source, q00, qu, qv, d00, du, dv, out):  # pragma: no cover - compiled
+    """Joseph's method: a bilinear sample per slice ``c`` of the zero-padded (nb, na, nc) ``table``, whose
+    entries are the values divided by ``scale`` (float32 tables: 1; quantised uint16 tables: their step).
+
+    The sample loop is the DRR's whole cost (about 3 ns a sample, compute-bound: benchmarks/
+    bench_drr.py), so it is kept to the bone: the ray's slice range is clipped beforehand to where the 2x2 stencil lies inside the
+    table (``_EDGE`` inside its outer nodes, so no sample needs a bounds clamp), the cell is found
+    with float floors and the flat index with two float multiply-adds (exact below 2^53), and the
+    interpolation runs in float32 (the position in float64: its fraction keeps 1e-7 of a voxel).
+    """
     nv, nu = out.shape
+    plane = na * nc
     for v in prange(nv):
         for u in range(nu):
             qa, qb, qc = _pixel_vector(u, v, q00, qu, qv)
             dx, dy, dz = _pixel_vector(u, v, d00, du, dv)
             slope_a = qa / qc
             slope_b = qb / qc
-            # Slices where the 2x2 stencil lies inside the padded table: a in [0, na - 1], b likewise.
-            c0, c1 = _clip(0.0, nc - 1.0, source[0] - source[2] * slope_a, slope_a, 0.0, na - 1.0)
-            c0, c1 = _clip(c0, c1, source[1] - source[2] * slope_b, slope_b, 0.0, nb - 1.0)
+            a0 = source[0] - source[2] * slope_a  # (a, b) of the ray in slice c: (a0, b0) + c slope
+            b0 = source[1] - source[2] * slope_b
+            c0, c1 = _clip(0.0, nc - 1.0, a0, slope_a, _EDGE, na - 1.0 - _EDGE)
+            c0, c1 = _clip(c0, c1, b0, slope_b, _EDGE, nb - 1.0 - _EDGE)
             first = int(math.ceil(c0))
-            last = int(math.floor(c1))
-            acc = 0.0
-            for c in range(first, last + 1):
-                a = source[0] + (c - source[2]) * slope_a
-                b = source[1] + (c - source[2]) * slope_b
-                i = min(max(int(a), 0), na - 2)
-                j = min(max(int(b), 0), nb - 2)
-                fa = a - i
-                fb = b - j
-                row = (j * na + i) * nc + c
-                v00 = table[row]
-                v10 = table[row + nc]
-                v01 = table[row + na * nc]
-                v11 = table[row + na * nc + nc]
+            acc = np.float32(0.0)
+            c = float(first)
+            for _ in range(int(math.floor(c1)) - first + 1):
+                a = a0 + c * slope_a
+                b = b0 + c * slope_b
+                cell_a = math.floor(a)
+                cell_b = math.floor(b)
+                fa = np.float32(a - cell_a)
+                fb = np.float32(b - cell_b)
+                row = int(cell_b * plane + cell_a * nc + c)
+                v00 = np.float32(table[row])
+                v10 = np.float32(table[row + nc])
+                v01 = np.float32(table[row + plane])
+                v11 = np.float32(table[row + plane + nc])
                 top = v00 + fa * (v10 - v00)
                 bottom = v01 + fa * (v11 - v01)
                 acc += top + fb * (bottom - top)
-            out[v, u] = acc * math.sqrt(dx * dx + dy * dy + dz * dz) / abs(qc)
+                c += 1.0
+            out[v, u] = acc * scale * math.sqrt(dx * dx + dy * dy + dz * dz) / abs(qc)
 
 
 @njit(inline="always", fastmath=True)
@@ -288,10 +313,11 @@ def _needle_kernel(source, d00, du, dv, u0, v0, cylinders, samples, shadows, out
 class _Prepared:
     """A volume reordered for one projector and principal axis."""
 
-    table: np.ndarray  # flat float32
+    table: np.ndarray  # flat float32, or uint16 quantised (values = table * scale)
     shape: tuple[int, int, int]  # (nb, na, nc) of the voxels (Siddon: nodes are nc + 1)
     world_to_table: np.ndarray  # 4x4: LPS mm -> (a, b, c) table coordinates
     empty: bool
+    scale: float = 1.0
 
 
 _prepared_cache: weakref.WeakKeyDictionary[Volume, dict[tuple[str, int], _Prepared]] = weakref.WeakKeyDictionary()
@@ -316,41 +342,53 @@ def _principal_axis(volume: Volume, carm: CArm) -> int:
 
 
 def _prepare(volume: Volume, method: str, axis: int) -> _Prepared:
+    """``volume`` prepared for ``method`` along ``axis``, cached while the volume lives."""
     per_volume = _prepared_cache.setdefault(volume, {})
     key = (method, axis)
-    if key in per_volume:
-        return per_volume[key]
-    values = volume.array
+    if key not in per_volume:
+        per_volume[key] = _prepared(volume.array, volume.affine, method, axis)
+    return per_volume[key]
+
+
+def _prepared(values: np.ndarray, affine: np.ndarray, method: str, axis: int, *, quantise: bool = False) -> _Prepared:
+    """The table of ``values`` (on the grid of ``affine``) for ``method`` along ``axis``.
+
+    With ``quantise`` a Joseph table holds ``round(value / scale)`` as uint16, ``scale`` the largest
+    value over 65535: half the memory of float32, and the bilinear interpolation, being linear,
+    needs only the result multiplied by ``scale``. The error of a line integral is at most half a
+    step per sample (for an anatomy's mu, ~1e-6 /mm a step: far below the image's quantum noise).
+    """
     box = _nonzero_box(values)
     others = [a for a in range(3) if a != axis]
     order = (others[1], others[0], axis)  # table axes (b, a, c): c contiguous, a next
-    to_voxel = np.linalg.inv(volume.affine)
+    to_voxel = np.linalg.inv(affine)
     if box is None:
-        prepared = _Prepared(np.zeros(8, np.float32), (1, 1, 1), np.eye(4), True)
+        return _Prepared(np.zeros(8, np.float32), (1, 1, 1), np.eye(4), True)
+    start = np.array([s.start for s in box], dtype=np.float64)
+    block = np.transpose(values[box], order)
+    nb, na, nc = block.shape
+    permute = np.zeros((4, 4))
+    permute[3, 3] = 1.0
+    # Table coordinate (a, b, c) = voxel index along (others[0], others[1], axis) minus the crop start.
+    for row, voxel_axis in enumerate((others[0], others[1], axis)):
+        permute[row, voxel_axis] = 1.0
+        permute[row, 3] = -start[voxel_axis]
+    world_to_table = permute @ to_voxel
+    if method == "siddon":
+        table = np.zeros((nb, na, nc + 1), dtype=np.float32)
+        np.cumsum(block, axis=2, dtype=np.float32, out=table[:, :, 1:])
+        scale = 1.0
     else:
-        start = np.array([s.start for s in box], dtype=np.float64)
-        block = np.transpose(values[box], order)
-        nb, na, nc = block.shape
-        permute = np.zeros((4, 4))
-        permute[3, 3] = 1.0
-        # Table coordinate (a, b, c) = voxel index along (others[0], others[1], axis) minus the crop start.
-        for row, voxel_axis in enumerate((others[0], others[1], axis)):
-            permute[row, voxel_axis] = 1.0
-            permute[row, 3] = -start[voxel_axis]
-        world_to_table = permute @ to_voxel
-        if method == "siddon":
-            table = np.zeros((nb, na, nc + 1), dtype=np.float32)
-            np.cumsum(block, axis=2, dtype=np.float32, out=table[:, :, 1:])
-        else:
-            table = np.zeros((nb + 2, na + 2, nc + 2), dtype=np.float32)
-            table[1:-1, 1:-1, 1:-1] = block
-            shift = np.eye(4)
-            shift[:3, 3] = 1.0
-            world_to_table = shift @ world_to_table
-            nb, na, nc = nb + 2, na + 2, nc + 2
-        prepared = _Prepared(table.reshape(-1), (nb, na, nc), world_to_table, False)
-    per_volume[key] = prepared
-    return prepared
+        scale = float(np.max(block)) / _QUANTISED_STEPS if quantise else 1.0
+        table = np.zeros((nb + 2, na + 2, nc + 2), dtype=np.uint16 if quantise else np.float32)
+        for b in range(0, nb, _SLABS):  # slab by slab: no full-size temporary
+            slab = block[b:b + _SLABS]
+            table[1 + b:1 + b + len(slab), 1:-1, 1:-1] = np.rint(slab / scale) if quantise else slab
+        shift = np.eye(4)
+        shift[:3, 3] = 1.0
+        world_to_table = shift @ world_to_table
+        nb, na, nc = nb + 2, na + 2, nc + 2
+    return _Prepared(table.reshape(-1), (nb, na, nc), world_to_table, False, scale)
 
 
 def _ray_setup(carm: CArm, world_to_table: np.ndarray) -> tuple[np.ndarray, ...]:
@@ -388,14 +426,19 @@ def line_integrals(volume: Volume, carm: CArm, *, method: Method = "joseph") -> 
     values = volume.array
     if not (np.issubdtype(values.dtype, np.floating) or np.issubdtype(values.dtype, np.integer)):
         raise SpinesimError(f"a DRR needs a numeric volume, got dtype {values.dtype}")
-    prepared = _prepare(volume, method, _principal_axis(volume, carm))
+    return _project(_prepare(volume, method, _principal_axis(volume, carm)), carm, method)
+
+
+def _project(prepared: _Prepared, carm: CArm, method: str) -> np.ndarray:
     out = np.zeros(carm.shape, dtype=np.float32)
     if prepared.empty:
         return out
     nb, na, nc = prepared.shape
-    kernel = _siddon_kernel if method == "siddon" else _joseph_kernel
     with numba.parallel_chunksize(_ROWS_PER_CHUNK):
-        kernel(prepared.table, nb, na, nc, *_ray_setup(carm, prepared.world_to_table), out)
+        if method == "siddon":
+            _siddon_kernel(prepared.table, nb, na, nc, *_ray_setup(carm, prepared.world_to_table), out)
+        else:
+            _joseph_kernel(prepared.table, prepared.scale, nb, na, nc, *_ray_setup(carm, prepared.world_to_table), out)
     return out
 
 
@@ -457,8 +500,11 @@ def reference_line_integrals(volume: Volume, carm: CArm, *, step_mm: float = 0.2
 # --------------------------------------------------------------------------- anatomy
 @dataclass(eq=False)
 class _AnatomyCache:
-    mu: Volume
-    frames: OrderedDict
+    """An anatomy's projector tables (by method and principal axis) and its DRRs by pose. The mu
+    volume itself is not kept: each table is made from a transient one."""
+
+    tables: dict = field(default_factory=dict)
+    frames: OrderedDict = field(default_factory=OrderedDict)
 
 
 _anatomy_cache: weakref.WeakKeyDictionary[Anatomy, dict[float, _AnatomyCache]] = weakref.WeakKeyDictionary()
@@ -478,18 +524,22 @@ def anatomy_line_integrals(anatomy: Anatomy, carm: CArm, *, method: Method = "jo
                            kev: float = FLUORO_EFFECTIVE_KEV) -> np.ndarray:
     """The anatomy's attenuation line integrals for ``carm`` (float32 image), cached per pose.
 
-    The mu volume is built once per anatomy and energy; each pose's image is kept (up to
-    32 poses, least recently used dropped). The returned array is shared: do not modify it.
+    The projector's table is built once per anatomy, energy and principal axis (Joseph's quantised
+    to uint16: see :func:`_prepared`); each pose's image is kept (up to 32 poses, least recently
+    used dropped). The returned array is shared: do not modify it.
     """
-    per_energy = _anatomy_cache.setdefault(anatomy, {})
-    if kev not in per_energy:
-        per_energy[kev] = _AnatomyCache(mu_volume(anatomy.ct, kev), OrderedDict())
-    cache = per_energy[kev]
+    cache = _anatomy_cache.setdefault(anatomy, {}).setdefault(kev, _AnatomyCache())
     key = _pose_key(carm, method)
     if key in cache.frames:
         cache.frames.move_to_end(key)
         return cache.frames[key]
-    image = line_integrals(cache.mu, carm, method=method)
+    if method not in METHODS:
+        raise SpinesimError(f"unknown DRR method {method!r}", hint=f"use one of {', '.join(METHODS)}")
+    axis = _principal_axis(anatomy.ct, carm)
+    if (method, axis) not in cache.tables:
+        mu = mu_volume(anatomy.ct, kev)
+        cache.tables[method, axis] = _prepared(mu.array, mu.affine, method, axis, quantise=method == "joseph")
+    image = _project(cache.tables[method, axis], carm, method)
     image.setflags(write=False)
     cache.frames[key] = image
     while len(cache.frames) > _FRAMES_PER_ANATOMY:

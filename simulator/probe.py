@@ -93,7 +93,9 @@ class Probe:
     elevation_focus_mm, elevation_f_number : float
         Fixed elevation lens: focal depth (mm) and f-number; set the slice thickness.
     image_shape : (int, int)
-        Displayed image size (rows, columns), pixels. The beam is sampled at the same density.
+        The display frame (rows, columns), pixels: the field of view is scaled to fill it and the
+        image is cut to the field of view, so its aspect follows depth x width (at most this size).
+        The beam is sampled with ``rows`` samples per line and ``columns`` lines.
 
     Examples
     --------
@@ -229,6 +231,43 @@ class Probe:
                     @ _rotation(self.elevation, -rock_deg))
         position = self.position + slide_mm * self.lateral + sweep_mm * self.elevation + press_mm * self.axial
         return replace(self, position=position, axial=rotation @ self.axial, lateral=rotation @ self.lateral)
+
+
+# --------------------------------------------------------------------------- the probe in an action log
+def probe_record(probe: Probe, view: str | None = None) -> dict:
+    """The ``place_probe`` fields (:mod:`simulator.actions`) of ``probe``: its pose (rounded to
+    0.1 um and 1e-6) and the settings a trainee turns (kind, depth, gain, frequency), with an
+    optional ``view`` name.
+
+    Examples
+    --------
+    >>> record = probe_record(Probe("linear", position=[0, 80, 0], axial=[0, -1, 0], lateral=[1, 0, 0]))
+    >>> record["kind"], record["depth_mm"], record["frequency_mhz"], record["direction"]
+    ('linear', 40.0, 10.0, [0.0, -1.0, 0.0])
+    >>> probe_of(record).geometry_key == Probe("linear", [0, 80, 0], [0, -1, 0], [1, 0, 0]).geometry_key
+    True
+    """
+    record = {"position": [round(float(v), 4) for v in probe.position],
+              "direction": [round(float(v), 6) + 0.0 for v in probe.axial],
+              "lateral": [round(float(v), 6) + 0.0 for v in probe.lateral],
+              "kind": probe.kind, "depth_mm": round(float(probe.depth_mm), 3), "gain_db": round(float(probe.gain_db), 3),
+              "frequency_mhz": round(float(probe.frequency_mhz), 3)}
+    return record | ({"view": view} if view else {})
+
+
+def probe_of(record: dict, **settings) -> Probe:
+    """The :class:`Probe` of a ``place_probe`` record (or a session's probe state); the settings it
+    leaves out take the kind's preset (curvilinear unless named), ``settings`` add others
+    (``image_shape``).
+
+    Raises
+    ------
+    SpinesimError
+        If the pose or a setting is impossible (a zero vector, a frequency the probe cannot run at).
+    """
+    given = {name: record[name] for name in ("depth_mm", "gain_db", "frequency_mhz") if record.get(name) is not None}
+    return Probe(record.get("kind") or "curvilinear", position=record["position"], axial=record["direction"],
+                 lateral=record["lateral"], **given, **settings)
 
 
 # --------------------------------------------------------------------------- placement on the skin

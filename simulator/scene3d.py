@@ -7,7 +7,9 @@ visibility, labels): vertex positions quantised to 16 bits over each mesh's own 
 (a 100 mm structure keeps 1.5 um steps) and triangle indices as 16-bit integers, both
 little-endian and base64 encoded. Meshes are decimated to a triangle budget first, so a scene of
 the lumbar spine around one level stays a few hundred kilobytes. Every item has a label for the
-legend; ``tagged`` items also carry it as a tag in the picture.
+legend; ``tagged`` items also carry it as a tag in the picture. Annotations are words about a point
+("where the medicine goes"): a callout box off the point, joined to it by a leader line, placed
+outward from the focus so that it does not cover the anatomy it names.
 
 :func:`anatomy_scene` builds the usual scene from an anatomy: the structures near a point of
 interest, cut to a box around it; :func:`needle_tube` turns a needle into a mesh. The attempt
@@ -21,7 +23,8 @@ The JSON layout (version 1)::
                  "origin": [x, y, z], "scale": [sx, sy, sz], "positions": base64 uint16 (n, 3),
                  "indices": base64 uint16 (m, 3), "anchor": [x, y, z]}],
      "lines": [{"name", "label", "tagged", "color", "opacity", "points": [[x, y, z], ...]}],
-     "markers": [{"name", "label", "tagged", "color", "position": [x, y, z], "size_px"}]}
+     "markers": [{"name", "label", "tagged", "color", "position": [x, y, z], "size_px"}],
+     "annotations": [{"name", "text", "color", "position": [x, y, z]}]}
 
 ``position = origin + scale * quantised``.
 """
@@ -83,6 +86,16 @@ class SceneMarker:
     tagged: bool = True
 
 
+@dataclass(frozen=True)
+class SceneAnnotation:
+    """Words about a point (LPS mm), shown as a callout with a leader line."""
+
+    name: str
+    text: str
+    position: tuple[float, float, float]
+    color: Color = (1.0, 1.0, 1.0)
+
+
 @dataclass
 class Scene:
     """What the viewer shows, and from where it first looks.
@@ -106,6 +119,7 @@ class Scene:
     meshes: list[SceneMesh] = field(default_factory=list)
     lines: list[ScenePolyline] = field(default_factory=list)
     markers: list[SceneMarker] = field(default_factory=list)
+    annotations: list[SceneAnnotation] = field(default_factory=list)
 
     def add_mesh(self, mesh: SceneMesh) -> None:
         self.meshes.append(mesh)
@@ -123,6 +137,8 @@ class Scene:
             "markers": [{"name": m.name, "label": m.label, "tagged": m.tagged, "color": _color(m.color),
                          "position": [round(float(v), 3) for v in m.position], "size_px": m.size_px}
                         for m in self.markers],
+            "annotations": [{"name": a.name, "text": a.text, "color": _color(a.color),
+                             "position": [round(float(v), 3) for v in a.position]} for a in self.annotations],
         }
 
 

@@ -38,7 +38,8 @@ kind                      severity  when
 ``capsule_rupture``       warning   more than the facet capsule holds was injected (§2.3)
 ``carm_moved``            info      new C-arm pose
 ``fluoro_shot``           info      an exposure (``shot`` number, cumulative ``fluoro_seconds``)
-``probe_placed``          info      new ultrasound probe pose
+``probe_placed``          info      new ultrasound probe pose or settings
+``hint_shown``            info      the scenario's next hint was revealed (``number``, 1-based)
 ``finished``              info      the trainee ended the attempt
 ========================  ========  =========================================================
 """
@@ -61,9 +62,11 @@ from simulator.carm import CArm
 from simulator.contrast import ContrastSpread, contrast_volume, inject, is_artery
 from simulator.needle import Needle
 from simulator.planner import PARAESTHESIA_MM
+from simulator.probe import Probe, probe_of
 from simulator.resistance import check_loss_of_resistance
 from simulator.targets import Target, target_for
 from simulator.trace import AIR, Trace, Tracer, stop_at_bone, tracer_for
+from simulator.ultrasound import GEL_MM
 
 Severity = Literal["info", "warning", "unsafe"]
 # Contrast patterns that are complications (clinical.md §3).
@@ -127,6 +130,7 @@ class SessionState:
     dsa_runs: int = 0
     lor_checks: int = 0
     injections: tuple[Injection, ...] = ()
+    hints_shown: int = 0
     finished: bool = False
 
     def to_json(self) -> dict:
@@ -144,7 +148,8 @@ class SessionState:
             "fluoro_seconds": round(self.fluoro_seconds, 4), "dsa_runs": self.dsa_runs, "lor_checks": self.lor_checks,
             "injections": [{"t": i.t, "tip": list(i.tip), "ml": i.ml, "pattern": i.pattern, "structure": i.structure}
                            for i in self.injections],
-            "contrast_ml": round(sum(i.ml for i in self.injections), 4), "finished": self.finished,
+            "contrast_ml": round(sum(i.ml for i in self.injections), 4), "hints_shown": self.hints_shown,
+            "finished": self.finished,
         }
 
 
@@ -246,6 +251,12 @@ class Session:
         """The C-arm as it stands (or as it stood in ``state``, one of :attr:`states`); centred on the
         target unless a ``set_carm`` gave an isocentre."""
         return carm_of((state or self.state).carm or {}, self.target.point)
+
+    def probe(self, state: SessionState | None = None, **settings) -> Probe | None:
+        """The ultrasound probe as it stands (or stood in ``state``), None before one is placed;
+        ``settings`` add display settings (``image_shape``)."""
+        pose = (state or self.state).probe
+        return None if pose is None else probe_of(pose, **settings)
 
     def contrast(self, at_time_s: float | None = None) -> Volume | None:
         """Iodine concentration (mg/mL) of every injection so far at ``at_time_s`` (default: now)."""
@@ -439,10 +450,22 @@ class _Step:
     def place_probe(self, state: SessionState) -> SessionState:
         if not self.session.scenario.imaging.ultrasound:
             raise SpinesimError("ultrasound is not available in this scenario")
-        pose = {"position": list(self.action.position), "direction": list(self.action.direction),
-                "lateral": list(self.action.lateral)}
-        self.emit("probe_placed", "info", "ultrasound probe moved", **pose)
+        pose = {k: v for k, v in act.action_record(self.action).items() if k not in ("type", "t")}
+        probe = probe_of(pose)  # refuses settings no probe has
+        skin = self.tracer.skin_entry(probe.position, probe.axial)
+        if np.linalg.norm(skin - probe.position) > GEL_MM:  # more than the gel fills: not on the skin
+            raise SpinesimError(f"place_probe: the probe face is {np.linalg.norm(skin - probe.position):.0f} mm from the "
+                                "skin along its beam", hint="put the probe on the patient's skin")
+        self.emit("probe_placed", "info", f"ultrasound probe placed ({pose.get('view') or 'free hand'})", probe=pose)
         return replace(state, probe=pose)
+
+    def show_hint(self, state: SessionState) -> SessionState:
+        hints = self.session.scenario.hints
+        if state.hints_shown >= len(hints):
+            raise SpinesimError("there is no further hint" if hints else "this scenario has no hints")
+        number = state.hints_shown + 1
+        self.emit("hint_shown", "info", hints[number - 1], number=number)
+        return replace(state, hints_shown=number)
 
     def inject(self, state: SessionState) -> SessionState:
         needle = self.needle_in(state)
@@ -503,5 +526,5 @@ _STEPS = {
     act.PlaceNeedle: _Step.place, act.Advance: _Step.advance, act.Withdraw: _Step.withdraw,
     act.Redirect: _Step.redirect, act.SetCarm: _Step.set_carm, act.FluoroShot: _Step.fluoro_shot,
     act.PlaceProbe: _Step.place_probe, act.InjectContrast: _Step.inject,
-    act.CheckLossOfResistance: _Step.check_resistance, act.Finish: _Step.finish,
+    act.CheckLossOfResistance: _Step.check_resistance, act.ShowHint: _Step.show_hint, act.Finish: _Step.finish,
 }

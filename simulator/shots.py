@@ -8,7 +8,8 @@ pixels for the same shot.
 Timing: a pulse shows the state at the moment of the shot; live fluoroscopy and DSA runs of
 ``seconds`` show their last frame, the one the monitor holds when the beam stops (contrast has
 spread for those seconds more). DSA subtracts a mask frame taken at the same pose without contrast
-(clinical.md §2.6: DSA shows the vascular uptake against a subtracted background).
+(clinical.md §2.6: DSA shows the vascular uptake against a subtracted background), both acquired
+at the DSA technique (``simulator.dose.technique_for``: far more dose per frame, less noise).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from __future__ import annotations
 import numpy as np
 
 from simulator.actions import PULSE_SECONDS
-from simulator.dose import DoseLedger
+from simulator.dose import technique_for
 from simulator.fluoro import FluoroImage, render_fluoro
 from simulator.session import Session, SessionState
 
@@ -48,16 +49,7 @@ def render_shot(session: Session, state: SessionState, mode: str, seconds: float
     carm = session.carm(state)
     seed = shot_seed(session.scenario.seed, state.fluoro_shots)
     shown_at = state.t + (0.0 if mode == "pulse" else (seconds or PULSE_SECONDS))
-    mask = render_fluoro(session.anatomy, carm, state.needle, seed=seed + 1) if mode == "dsa" else None
-    return render_fluoro(session.anatomy, carm, state.needle, session.contrast(shown_at), seed=seed, subtract=mask)
-
-
-def add_to_ledger(ledger: DoseLedger, image: FluoroImage, mode: str, seconds: float | None = None) -> DoseLedger:
-    """``ledger`` with one more shot at the image's own exposure: one frame for a plain pulse,
-    ``seconds`` (default one pulse) of beam at the frame rate otherwise, as scoring counts it
-    (:func:`scoring.exposure.attempt_dose`)."""
-    if image.exposure is None:
-        return ledger
-    if mode == "pulse" and seconds is None:
-        return ledger.add_shot(image.exposure)
-    return ledger.add_live(image.exposure, seconds or PULSE_SECONDS)
+    technique = technique_for(mode)
+    mask = render_fluoro(session.anatomy, carm, state.needle, dose=technique, seed=seed + 1) if mode == "dsa" else None
+    return render_fluoro(session.anatomy, carm, state.needle, session.contrast(shown_at), dose=technique, seed=seed,
+                         subtract=mask)

@@ -54,7 +54,7 @@ _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 
 def default_url() -> str:
     """``sqlite:///$SPINESIM_HOME/spinesim.db``."""
-    from anatomy_models.store import spinesim_home
+    from anatomy_models.home import spinesim_home
 
     return f"sqlite:///{spinesim_home() / 'spinesim.db'}"
 

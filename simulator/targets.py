@@ -10,9 +10,13 @@ interlaminar epidural       middle of the dorsal epidural space under the      i
                             ligamentum flavum at ``{L}-{M}.interlaminar_      within 10 mm: the window
                             window.center`` (paramedian: 5 mm toward the       is ~12-15 mm tall
                             side, clinical.md §2.1)                            (§4.7 [S83])
-transforaminal (subped.)    ``{L}-{M}.safe_triangle.{s}`` (§2.2a)              within 5 mm, not in a
+transforaminal (subped.)    ``{L}-{M}.safe_triangle.{s}`` (§2.2a)              within 5 mm, inside the
+                                                                               epidural compartment
+                                                                               (epidural space or fat
+                                                                               around the root; not
+                                                                               the flavum, bone, a
                                                                                root, the sac, a vessel
-                                                                               or the disc (§6.3)
+                                                                               or the disc: §2.2, §6.3)
 transforaminal (Kambin)     ``{L}-{M}.kambin_triangle.{s}`` (§2.2b)            same
 facet intra-articular       ``facet_joint.{L}-{M}.{s}.inferior_recess``        inside that joint within
                             (§2.3: the easiest entry)                          10 mm of the recess
@@ -31,6 +35,8 @@ views to use, built with the named set-ups of :mod:`simulator.carm` (its angle c
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from functools import partial
+from typing import Callable
 
 import numpy as np
 
@@ -39,6 +45,7 @@ from anatomy_models.errors import SpinesimError
 from anatomy_models.structures import in_group, level_below
 from scenarios.schema import Scenario, TargetSpec
 from simulator.carm import CArm, contralateral_oblique, ipsilateral_oblique, lateral, scotty_dog, square_endplate
+from simulator.contrast import in_epidural_compartment
 from simulator.trace import BONE_STANDOFF_MM, Tracer
 
 # Facet joint angle from the sagittal plane by interspace, degrees (clinical.md §4.6 [ED],
@@ -46,6 +53,9 @@ from simulator.trace import BONE_STANDOFF_MM, Tracer
 FACET_ANGLE_DEG = {"T12-L1": 23.0, "L1-L2": 27.0, "L2-L3": 32.0, "L3-L4": 38.0, "L4-L5": 45.0, "L5-S1": 49.0}
 # Paramedian interlaminar entry: the target sits this far off the midline toward the side (mm) [ED].
 PARAMEDIAN_OFFSET_MM = 5.0
+# From mid ligamentum flavum to mid dorsal epidural space, mm: half the flavum's 3.6 mm and half the
+# space's 4-6 mm (clinical.md §4.7 [S89][S91]).
+WINDOW_TO_EPIDURAL_MM = 1.8 + 2.5
 # Structures a needle must not end in (and the planner must not cross) on the way to any target.
 UNSAFE_GROUPS = ("dural_sac", "spinal_cord", "cauda_equina", "nerve_root", "dorsal_root_ganglion")
 UNSAFE_TISSUES = ("blood", "disc_annulus", "disc_nucleus", "air")
@@ -67,6 +77,8 @@ class Zone:
         Groups the tip must not be in.
     not_tissues : tuple of str
         Tissue classes the tip must not be in.
+    compartment : callable (point, structure, tissue) -> bool, optional
+        A further test the tip must pass (the transforaminal's epidural compartment).
     """
 
     center: np.ndarray
@@ -74,12 +86,15 @@ class Zone:
     inside: tuple[str, ...] = ()
     not_inside: tuple[str, ...] = UNSAFE_GROUPS
     not_tissues: tuple[str, ...] = UNSAFE_TISSUES
+    compartment: Callable[[np.ndarray, str, str], bool] | None = None
 
     def contains(self, point: np.ndarray, structure: str, tissue: str) -> bool:
         """Whether a tip at ``point`` in ``structure`` (of ``tissue``) is on target."""
         if np.linalg.norm(np.asarray(point) - self.center) > self.radius_mm:
             return False
         if self.inside and not any(in_group(structure, g) for g in self.inside):
+            return False
+        if self.compartment is not None and not self.compartment(point, structure, tissue):
             return False
         if any(in_group(structure, g) for g in self.not_inside) or tissue in self.not_tissues:
             return False
@@ -204,18 +219,29 @@ def _side(sign: float) -> str:
     return "right" if sign < 0 else "left"
 
 
+def _labelled(anatomy: Anatomy, group: str) -> bool:
+    """Whether the label table names ``group`` (an import may label only the vertebrae)."""
+    return any(in_group(label.name, group) for label in anatomy.label_table)
+
+
 def _interlaminar(scenario: Scenario, spec: TargetSpec, anatomy: Anatomy, tracer: Tracer) -> Target:
     upper = spec.level.split("-")[0]
     window = anatomy.landmark(f"{spec.level}.interlaminar_window.center")
     sign = _side_sign(spec.side)
-    point = _dorsal_epidural_point(tracer, window, sign, spec.level)
+    labelled = _labelled(anatomy, "epidural_space")
+    if labelled:
+        point = _dorsal_epidural_point(tracer, window, sign, spec.level)
+    else:
+        # Vertebra labels only: the middle of the space lies half the flavum and half the space's
+        # depth in front of the window's centre (mid flavum).
+        point = window + np.array([sign * PARAMEDIAN_OFFSET_MM, -WINDOW_TO_EPIDURAL_MM, 0.0])
     direction = needle_direction(0.0, sign, 15.0, medial_deg=10.0 if sign else 0.0)
     lower = level_below(upper)
     # AP squared to open the window; depth on the contralateral oblique at ~50 deg (45-60, §1 [S7][S11]).
     ap = _ap_view(anatomy, lower, upper)
     clo = contralateral_oblique(anatomy, upper, _side(sign), 50.0, secondary_deg=ap.carm.secondary_deg)
     views = (ap, ap, View("contralateral oblique 50 deg", clo))
-    zone = Zone(point, 10.0, inside=("epidural_space",))
+    zone = Zone(point, 10.0, inside=("epidural_space",) if labelled else ())
     return Target(scenario.procedure, f"{spec.side} {spec.level} dorsal epidural space", point, zone, direction, 25.0,
                   views, landmark=f"{spec.level}.interlaminar_window.center")
 
@@ -253,12 +279,22 @@ def _transforaminal(scenario: Scenario, spec: TargetSpec, anatomy: Anatomy, trac
     oblique, cranial = (25.0, 10.0) if approach == "subpedicular" else (35.0, 0.0)
     direction = needle_direction(oblique, sign, cranial)
     side = _side(sign)
-    trajectory = (View(f"Scotty dog {upper} {side}", scotty_dog(anatomy, upper, side, isocenter=_centre(anatomy, upper)))
+    # The Scotty-dog angle is measured from the SAP below; without its label, the textbook oblique.
+    angle = None if _labelled(anatomy, f"{level_below(upper)}.SAP.{side}") else oblique
+    trajectory = (View(f"Scotty dog {upper} {side}", scotty_dog(anatomy, upper, side, angle,
+                                                                isocenter=_centre(anatomy, upper)))
                   if approach == "subpedicular" else
                   View(f"ipsilateral oblique {oblique:g} deg", ipsilateral_oblique(anatomy, upper, side, oblique)))
     views = (_ap_view(anatomy, level_below(upper), upper), trajectory,
              View("lateral", lateral(anatomy, upper, side)))
-    zone = Zone(point, 5.0)
+    # The injectate must reach the ventral epidural space and the root sleeve through the foramen
+    # (clinical.md §2.2 [S1][S2]): within 5 mm of the triangle the tip has to be in the epidural
+    # compartment (the epidural space, or the fat around the exiting root), where contrast takes the
+    # epidural pattern. A tip in the ligamentum flavum, the pedicle, the SAP or the soft tissue away
+    # from the root is not on target, however close.
+    foraminal = (partial(in_epidural_compartment, tracer)
+                 if _labelled(anatomy, "epidural_space") or tracer.root_codes().size else None)
+    zone = Zone(point, 5.0, compartment=foraminal)
     return Target(scenario.procedure, f"{spec.side} {spec.level} {'safe triangle' if approach == 'subpedicular' else 'Kambin triangle'}",
                   point, zone, direction, 20.0, views, landmark=name)
 
@@ -275,7 +311,7 @@ def _facet(scenario: Scenario, spec: TargetSpec, anatomy: Anatomy, tracer: Trace
     views = (_ap_view(anatomy, level_below(upper), upper),
              View(f"ipsilateral oblique {angle:g} deg (joint line)", ipsilateral_oblique(anatomy, upper, side, angle)),
              View("lateral", lateral(anatomy, upper, side)))
-    zone = Zone(point, 10.0, inside=(joint,))
+    zone = Zone(point, 10.0, inside=(joint,) if _labelled(anatomy, joint) else ())
     return Target(scenario.procedure, f"{spec.side} {spec.level} facet joint, inferior recess", point, zone, direction,
                   20.0, views, landmark=name)
 

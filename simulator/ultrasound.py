@@ -261,12 +261,17 @@ def _scan(probe: Probe) -> _Scan:
         # The convex face touches the skin at its centre; its edges sit top_mm behind that, so the
         # image starts there (row 0) and the face centre is at v = 0.
         top_mm = radius * (1.0 - np.cos(half))
+    # The field of view is scaled to fill the frame in its limiting dimension, and the image is cut
+    # to the field of view's extent in the other, so that its aspect follows depth x width as on a
+    # scanner's monitor: no black band below a wide sector, none beside a deep rectangle.
     pixel_mm = max((depth + top_mm) / rows, width / cols)
-    u = ((np.arange(cols) + 0.5 - cols / 2) * pixel_mm)[None, :]
-    v = ((np.arange(rows) + 0.5) * pixel_mm - top_mm)[:, None]
+    shown_rows = min(rows, round((depth + top_mm) / pixel_mm))
+    shown_cols = min(cols, round(width / pixel_mm))
+    u = ((np.arange(shown_cols) + 0.5 - shown_cols / 2) * pixel_mm)[None, :]
+    v = ((np.arange(shown_rows) + 0.5) * pixel_mm - top_mm)[:, None]
     if probe.kind == "linear":
-        line = np.broadcast_to(u / spacing + lines / 2 - 0.5, (rows, cols))
-        sample = np.broadcast_to(v / sample_mm - 0.5, (rows, cols))
+        line = np.broadcast_to(u / spacing + lines / 2 - 0.5, (shown_rows, shown_cols))
+        sample = np.broadcast_to(v / sample_mm - 0.5, (shown_rows, shown_cols))
         inside = (np.abs(u) <= width / 2) & (v <= depth)
     else:
         rho = np.hypot(u, v + radius)
@@ -284,7 +289,8 @@ def _scan(probe: Probe) -> _Scan:
     lateral_rows = np.stack([used.argmax(axis=0), rows - used[::-1].argmax(axis=0)], axis=1).astype(np.int64)
     lateral_rows[~used.any(axis=0)] = 0
     return _Scan(line_origins, line_directions, sample_mm, rows,
-                 np.where(inside, line, -1.0).astype(np.float32), np.broadcast_to(sample, (rows, cols)).astype(np.float32),
+                 np.where(inside, line, -1.0).astype(np.float32),
+                 np.broadcast_to(sample, (shown_rows, shown_cols)).astype(np.float32),
                  pixel_mm, (float(u[0, 0]), float(v[0, 0])), axial_sigma, lateral_sigma, elevation_sigma,
                  axial_kernel, lateral_weights, lateral_rows, diffuse_scale)
 
@@ -819,7 +825,9 @@ class UltrasoundImage:
     ----------
     pixels : ndarray (rows, cols) uint8
         Display grey levels; black outside the field of view. Row 0 is at the probe face, rows go
-        deeper along ``row_direction``; columns go along the array, ``column_direction``.
+        deeper along ``row_direction``; columns go along the array, ``column_direction``. The field
+        of view fills the probe's ``image_shape`` in one dimension and the image is cut to its
+        extent in the other (a wide sector gives fewer rows, a deep rectangle fewer columns).
     pixel_mm : float
         Pixel size (square), mm.
     origin : ndarray (3,)
@@ -947,8 +955,8 @@ def render_ultrasound(anatomy, probe: Probe, needle: Needle | None = None, *, se
     ...                Volume.from_spacing(labels, (1, 1, 1)))
     >>> probe = Probe("linear", position=[20, 39, 20], axial=[0, -1, 0], lateral=[1, 0, 0], image_shape=(64, 64))
     >>> image = render_ultrasound(body, probe)
-    >>> image.pixels.shape, image.pixels.dtype.name
-    ((64, 64), 'uint8')
+    >>> image.pixels.shape, image.pixels.dtype.name       # cut to the 38 mm x 40 mm field of view
+    ((64, 61), 'uint8')
     >>> surface = int(image.lps_to_pixel([20.0, 11.5, 20.0])[0])     # the bone's top, 27.5 mm deep
     >>> line = image.pixels[surface - 1:surface + 2].mean(axis=1).max()
     >>> muscle, shadow = image.pixels[surface - 12:surface - 4].mean(), image.pixels[surface + 4:].mean()
@@ -965,7 +973,7 @@ def render_ultrasound(anatomy, probe: Probe, needle: Needle | None = None, *, se
                        needle.tip, -needle.direction, needle.spec.length_mm, needle.spec.outer_diameter_mm / 2,
                        needle_reflection(), scan.axial_sigma_mm, scan.lateral_sigma_mm, scan.elevation_sigma_mm)
     depths = (np.arange(scan.samples) + 0.5) * scan.sample_mm
-    pixels = np.empty(probe.image_shape, dtype=np.uint8)
+    pixels = np.empty(scan.pixel_line.shape, dtype=np.uint8)
     _display(level_db, depth_gain_db(probe, depths).astype(np.float64), float(probe.dynamic_range_db),
              scan.pixel_line, scan.pixel_sample, pixels)
     first = probe.position + scan.first_pixel[0] * probe.lateral + scan.first_pixel[1] * probe.axial

@@ -15,20 +15,26 @@ import click
               help="Scenario selected when the simulator opens (a library id).")
 @click.option("--require-login", is_flag=True, help="Everyone logs in, also on 127.0.0.1 (a shared machine).")
 @click.option("--anatomy", "anatomy_source", help="Use this stored anatomy for every scenario instead of its own.")
+@click.option("--spare", default=1, show_default=True, type=click.IntRange(0, 16),
+              help="Workstations kept warm (patient loaded) so that a login gets one at once; each costs the "
+                   "memory of an idle workstation.")
 def serve(host: str, port: int, db_url: str | None, scenario: str, require_login: bool,
-          anatomy_source: str | None) -> None:
+          anatomy_source: str | None, spare: int) -> None:
     """Serve the trainee simulator and the instructors' review at http://HOST:PORT/.
 
     On 127.0.0.1 (the default) the person at this machine may work without logging in. On any other
     address everyone logs in (add users with `spinesim users add`). Each logged-in user gets a
     workstation process of their own.
     """
-    from anatomy_models.store import load_anatomy
-    from scenarios.schema import load_scenario
+    # Light checks: the portal process never loads an anatomy (its workstations do).
+    from anatomy_models.errors import SpinesimError
+    from anatomy_models.store import anatomy_folder
+    from scenarios.library import library_ids
     from simulator.web.portal import PortalConfig, serve as run_portal
 
-    load_scenario(scenario)  # an unknown id fails here, with the library's ids in the message
+    if scenario not in library_ids():
+        raise SpinesimError(f"no library scenario called {scenario!r}", hint=f"library scenarios: {', '.join(library_ids())}")
     if anatomy_source is not None:
-        load_anatomy(anatomy_source)
+        anatomy_folder(anatomy_source)
     run_portal(PortalConfig(host=host, port=port, db_url=db_url, anatomy=anatomy_source, scenario=scenario,
-                            require_login=require_login))
+                            require_login=require_login, spare=spare))

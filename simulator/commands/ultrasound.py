@@ -5,33 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import click
-import numpy as np
 
 from anatomy_models.atomic import atomic_path
 from anatomy_models.errors import SpinesimError
 from simulator.probe import VIEWS
-
-# Screen furniture [ED]: the orientation marker (a dot on the marker side, top left, as scanners
-# draw it) and a depth scale with a tick every centimetre on the right edge.
-MARKER_RADIUS_PX = 4
-TICK_LENGTH_PX = 6
-
-
-def annotate(image) -> np.ndarray:
-    """The image's pixels as RGB with the orientation marker and a 1 cm depth scale drawn on."""
-    rows, cols = image.pixels.shape
-    rgb = np.repeat(image.pixels[..., None], 3, axis=2)
-    yy, xx = np.ogrid[:rows, :cols]
-    centre = 2 * MARKER_RADIUS_PX + 2
-    rgb[(yy - centre) ** 2 + (xx - centre) ** 2 <= MARKER_RADIUS_PX**2] = (80, 170, 255)
-    top = float(image.lps_to_pixel(image.probe.position)[0])
-    for depth_cm in range(0, int(image.probe.depth_mm // 10) + 1):
-        row = int(round(top + depth_cm * 10.0 / image.pixel_mm))
-        if 0 <= row < rows:
-            length = 2 * TICK_LENGTH_PX if depth_cm % 5 == 0 else TICK_LENGTH_PX
-            rgb[row, cols - length:] = 200
-    return rgb
-
+from simulator.scans import annotate
 
 @click.command()
 @click.argument("anatomy_name", metavar="[ANATOMY]", default="default")
@@ -45,7 +23,7 @@ def annotate(image) -> np.ndarray:
 @click.option("--frequency", "frequency_mhz", type=float, help="Centre frequency, MHz (preset if omitted).")
 @click.option("--gain", "gain_db", type=float, default=0.0, show_default=True, help="Overall gain, dB.")
 @click.option("--dynamic-range", "dynamic_range_db", type=float, default=55.0, show_default=True, help="dB.")
-@click.option("--size", default="512x512", show_default=True, help="Image size ROWSxCOLUMNS in pixels.")
+@click.option("--size", default="512x512", show_default=True, help="Display frame ROWSxCOLUMNS in pixels; the image is cut to the field of view's shape.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Speckle seed.")
 @click.option("-o", "--output", type=click.Path(path_type=Path), required=True, help="PNG file to write.")
 def ultrasound(anatomy_name: str, view: str, level: str, side: str, kind: str, depth_mm: float | None,

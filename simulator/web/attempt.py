@@ -1,5 +1,7 @@
 """An attempt in the web app: a :class:`~simulator.session.Session` whose every action is committed to
-the store before the trainee sees its result, plus the images the C-arm's monitor has shown.
+the store before the trainee sees its result, plus the images the C-arm's monitor has shown and the
+ultrasound frame of every state once a probe is placed (rendered from the state, so a replay shows
+the same frames).
 
 Order of one click: the browser's request becomes an action record with the attempt's clock time;
 the session validates and applies it (a :class:`SpinesimError` leaves everything unchanged and is
@@ -23,16 +25,20 @@ from PIL import Image, ImageDraw
 
 from anatomy_models.anatomy import Anatomy
 from anatomy_models.errors import SpinesimError
+from anatomy_models.structures import level_below
 from scenarios.schema import Scenario
 from simulator import carm as carms
 from simulator.actions import action_record
 from simulator.carm import CArm
-from simulator.dose import DoseLedger
+from simulator.dose import DoseLedger, add_fluoro_shot
 from simulator.fluoro import render_fluoro
+from simulator.probe import Probe, on_skin, standard_view
+from simulator.scans import annotate, render_scan
 from simulator.session import Event, Session
-from simulator.shots import add_to_ledger, render_shot
+from simulator.shots import render_shot
 from simulator.store import Store
 from simulator.trace import Tracer
+from simulator.ultrasound import UltrasoundImage
 
 # JPEG quality of monitor images: ~80 KiB per 512x512 frame, 10x faster to encode than PNG (stack-notes).
 JPEG_QUALITY = 90
@@ -124,10 +130,65 @@ def carm_presets(scenario: Scenario, anatomy: Anatomy) -> dict[str, dict]:
                    "isocenter": [round(v, 3) for v in isocenter]} for name, c in views.items()}
 
 
+# The ultrasound view buttons: label -> standard view (simulator.probe.standard_view).
+PROBE_VIEWS = {"PSO": "paramedian-sagittal-oblique", "Articular": "articular", "Transverse": "transverse-interlaminar"}
+# Probe movements: name -> unit ("mm" for the translations, "deg" for the turns), and the largest step
+# one press may make [ED: a slide of 2 cm or a turn of 45 degrees is already a new scan].
+PROBE_MOVES = {"slide": "mm", "sweep": "mm", "rotate": "deg", "tilt": "deg", "rock": "deg"}
+MAX_PROBE_STEP = {"mm": 20.0, "deg": 45.0}
+# An in-plane needle enters the skin this far beyond the end of the probe's face (mm) [ED].
+IN_PLANE_ENTRY_GAP_MM = 5.0
+
+
+def probe_level_and_side(scenario: Scenario) -> tuple[str, str]:
+    """The interspace and side the probe presets scan for the scenario's target (the medial branch's
+    vertebra and the one below it; a midline target is scanned from the left)."""
+    level = scenario.target.level
+    if level is None:
+        upper = scenario.target.nerve_level
+        level = f"{upper}-{level_below(upper)}"
+    return level, "left" if scenario.target.side == "midline" else scenario.target.side
+
+
+def probe_preset(scenario: Scenario, anatomy: Anatomy, name: str, current: Probe | None = None) -> Probe:
+    """The probe in the standard view of preset button ``name``, keeping the settings of ``current``."""
+    if name not in PROBE_VIEWS:
+        raise SpinesimError(f"unknown ultrasound view {name!r}", hint=f"use one of: {', '.join(PROBE_VIEWS)}")
+    level, side = probe_level_and_side(scenario)
+    settings = {} if current is None else {"kind": current.kind, "depth_mm": current.depth_mm,
+                                            "gain_db": current.gain_db, "frequency_mhz": current.frequency_mhz}
+    return standard_view(anatomy, PROBE_VIEWS[name], level, side, **settings)
+
+
+def moved_probe(anatomy: Anatomy, probe: Probe, movement: str, amount: float) -> Probe:
+    """``probe`` after one press of a movement control (:data:`PROBE_MOVES`; ``amount`` in mm or
+    degrees, signed); after a slide or sweep the face is seated on the skin again."""
+    if movement not in PROBE_MOVES:
+        raise SpinesimError(f"unknown probe movement {movement!r}", hint=f"use one of: {', '.join(PROBE_MOVES)}")
+    unit = PROBE_MOVES[movement]
+    if not np.isfinite(amount) or abs(amount) > MAX_PROBE_STEP[unit]:
+        raise SpinesimError(f"a probe {movement} step must be at most {MAX_PROBE_STEP[unit]:g} {unit}, got {amount!r}")
+    moved = probe.moved(**{f"{movement}_{unit}": amount})
+    return on_skin(anatomy, moved) if unit == "mm" else moved
+
+
+def in_plane_entry(probe: Probe, end: str) -> np.ndarray:
+    """A skin-level point just beyond the image-``end`` ("left" or "right") of the probe's face, in the
+    image plane: where an in-plane needle goes in (LPS mm)."""
+    if end not in ("left", "right"):
+        raise SpinesimError(f"the needle enters at the image's left or right end of the probe, not {end!r}")
+    if probe.kind == "linear":
+        half_face = probe.footprint_mm / 2
+    else:
+        half_face = probe.radius_mm * np.sin(np.radians(probe.field_of_view_deg / 2))
+    return probe.position + (1.0 if end == "right" else -1.0) * (half_face + IN_PLANE_ENTRY_GAP_MM) * probe.lateral
+
+
 # --------------------------------------------------------------------------- images
 def jpeg_data_url(pixels: np.ndarray, marks: list[tuple[float, float, str]] = ()) -> str:
-    """A ``data:image/jpeg`` URL of an 8-bit greyscale image, optionally with coloured rings drawn at
-    ``(u, v, colour)`` pixels (for an instructor's view of the target)."""
+    """A ``data:image/jpeg`` URL of an 8-bit greyscale (rows, cols) or RGB (rows, cols, 3) image,
+    optionally with coloured rings drawn at ``(u, v, colour)`` pixels (for an instructor's view of
+    the target)."""
     image = Image.fromarray(pixels)
     if marks:
         image = image.convert("RGB")
@@ -138,6 +199,30 @@ def jpeg_data_url(pixels: np.ndarray, marks: list[tuple[float, float, str]] = ()
     buffer = io.BytesIO()
     image.save(buffer, format="JPEG", quality=JPEG_QUALITY)
     return "data:image/jpeg;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
+
+
+@dataclass(frozen=True)
+class Scan:
+    """One ultrasound frame the monitor showed: the state it is of (index into ``session.states``), the
+    image (with its pixel -> LPS mapping, for picking on it) and the picture with its caption."""
+
+    state_index: int
+    image: UltrasoundImage
+    data_url: str
+    caption: str
+
+    @property
+    def aspect(self) -> str:
+        """The frame's CSS ``aspect-ratio`` (width / height): the monitor takes the image's shape,
+        which follows the probe's depth x width."""
+        rows, cols = self.image.pixels.shape
+        return f"{cols} / {rows}"
+
+
+def scan_caption(probe: Probe, view: str | None) -> str:
+    """What the ultrasound monitor's corner says: view, probe, frequency, depth and gain."""
+    return (f"{(view or 'free hand').replace('-', ' ')} · {probe.kind} {probe.frequency_mhz:g} MHz · "
+            f"depth {probe.depth_mm / 10:g} cm · gain {probe.gain_db:+g} dB")
 
 
 @dataclass(frozen=True)
@@ -176,6 +261,7 @@ class LiveAttempt:
     shots: list[Shot] = field(default_factory=list)
     ledger: DoseLedger = field(default_factory=DoseLedger)
     _clock_origin: float = 0.0  # monotonic time at which the attempt clock read 0
+    _scan: Scan | None = None  # the last ultrasound frame rendered
 
     @classmethod
     def start(cls, store: Store, user_id: int, scenario: Scenario, anatomy: Anatomy,
@@ -252,7 +338,7 @@ class LiveAttempt:
         action = self.session.actions[action_index]
         state = self.session.states[action_index + 1]
         image = render_shot(self.session, state, action.mode, action.seconds)
-        self.ledger = add_to_ledger(self.ledger, image, action.mode, action.seconds)
+        self.ledger = add_fluoro_shot(self.ledger, self.session.anatomy, image.carm, action.mode, action.seconds)
         caption = f"#{state.fluoro_shots}  {action.mode.upper()}  {image.carm.label}"
         self.shots.append(Shot(state.fluoro_shots, action_index, action.mode, image.carm, jpeg_data_url(image.pixels),
                                caption))
@@ -260,7 +346,7 @@ class LiveAttempt:
     def _rebuild(self) -> None:
         rebuilt = LiveAttempt.resume(self.store, self.attempt_id, self.session.scenario, self.session.anatomy,
                                      tracer=self.session.tracer)
-        self.session, self.shots, self.ledger = rebuilt.session, rebuilt.shots, rebuilt.ledger
+        self.session, self.shots, self.ledger, self._scan = rebuilt.session, rebuilt.shots, rebuilt.ledger, None
         self._clock_origin = rebuilt._clock_origin
 
     # ------------------------------------------------------------------ reading
@@ -279,6 +365,32 @@ class LiveAttempt:
             return []
         until = self.session.states[action_count].t
         return [event for event in self.session.events if event.t <= until]
+
+    def scan_at(self, state_index: int) -> Scan | None:
+        """The ultrasound frame of state ``state_index`` (0 is the start; ``len(actions)`` now), None
+        while no probe is placed. The latest one is kept."""
+        cached = self._scan
+        if cached is not None and cached.state_index == state_index:
+            return cached
+        state = self.session.states[state_index]
+        image = render_scan(self.session, state)
+        if image is None:
+            return None
+        scan = Scan(state_index, image, jpeg_data_url(annotate(image)), scan_caption(image.probe, state.probe.get("view")))
+        self._scan = scan
+        return scan
+
+    @property
+    def scan(self) -> Scan | None:
+        """The ultrasound frame as the monitor shows it now."""
+        return self.scan_at(len(self.session.actions))
+
+    def scans(self) -> list[Scan]:
+        """The frames of the attempt's named probe views (as each was first obtained) and its final frame."""
+        indices = [number for number, action in enumerate(self.session.actions, start=1)
+                   if action.type == "place_probe" and action.view]
+        indices = sorted(set(indices + ([len(self.session.actions)] if self.session.state.probe else [])))
+        return [scan for scan in (self.scan_at(i) for i in indices) if scan is not None]
 
     def pick_entry(self, u: float, v: float) -> np.ndarray:
         """The skin point under pixel ``(u, v)`` of the image the monitor holds."""

@@ -29,10 +29,23 @@ html, body { background: #eceff1; }
 .counter .value { font-size: 18px; }
 .events { max-height: 260px; overflow-y: auto; }
 .section-title { font: 500 11px Roboto, sans-serif; text-transform: uppercase; letter-spacing: .1em; color: #546e7a; }
-.filmstrip img { width: 120px; height: 120px; background: #000; border-radius: 4px; cursor: pointer; }
+.filmstrip img { width: 120px; height: 120px; object-fit: contain; background: #000; border-radius: 4px;
+                 cursor: pointer; }
+.monitor .pick.aim { border-color: #4dd0e1; }
+.probe-label { width: 44px; }
 .curve svg { max-width: 100%; height: auto; }
 #review-table td, #review-table th { white-space: nowrap; }
 """
+
+
+# A click on a monitor image: position and the image's size on screen (the server maps it to pixels).
+_CLICK = "[$event.offsetX, $event.offsetY, $event.target.clientWidth, $event.target.clientHeight]"
+# Probe movement rows: label, movement (simulator.web.attempt.PROBE_MOVES), unit, icons for - and +.
+_PROBE_CONTROLS = (("Slide", "slide", "mm", "mdi-arrow-left", "mdi-arrow-right"),
+                   ("Sweep", "sweep", "mm", "mdi-arrow-down", "mdi-arrow-up"),
+                   ("Rotate", "rotate", "°", "mdi-rotate-left", "mdi-rotate-right"),
+                   ("Tilt", "tilt", "°", "mdi-arrow-collapse-down", "mdi-arrow-collapse-up"),
+                   ("Rock", "rock", "°", "mdi-undo", "mdi-redo"))
 
 
 def _section(title: str, **kwargs):
@@ -99,15 +112,15 @@ def _simulator(ctrl) -> None:
             with v3.VCol(cols=12, md=3):
                 _scenario_card(ctrl)
                 _carm_card(ctrl)
-            with v3.VCol(cols=12, md=5):
-                with html.Div(classes="monitor", id="monitor"):
-                    html.Img(src=("fluoro_src",), id="fluoro", v_show="fluoro_src", draggable="false",
-                             click=(ctrl.pick, "[$event.offsetX, $event.offsetY, $event.target.clientWidth, "
-                                               "$event.target.clientHeight]"))
-                    html.Div("NO IMAGE", classes="empty", v_show="!fluoro_src")
-                    html.Div(v_if="pick_marker", classes="pick", id="pick-marker",
-                             style=("`left:${pick_marker.x}%;top:${pick_marker.y}%`",))
-                    html.Div("{{ fluoro_caption }}", classes="caption", id="fluoro-caption")
+            # With ultrasound the middle column holds two monitors side by side (fluoroscopy, ultrasound).
+            with v3.VCol(cols=12, md=("us_allowed ? 6 : 5",)):
+                with v3.VRow(dense=True):
+                    with v3.VCol(cols=12, md=("us_allowed ? 6 : 12",)):
+                        _monitor("monitor", "fluoro", "fluoro_src", "NO IMAGE", ctrl.pick, "pick_marker", "pick-marker",
+                                 "fluoro_caption", "fluoro-caption")
+                    with v3.VCol(cols=12, md=6, v_if="us_allowed"):
+                        _monitor("us-monitor", "ultrasound", "us_src", "NO PROBE", ctrl.us_pick, "us_aim_marker",
+                                 "us-aim-marker", "us_caption", "us-caption", marker_class="pick aim", aspect="us_aspect")
                 with v3.VRow(dense=True, classes="counters mt-2", justify="center"):
                     _counter("Shots", "shots", "count-shots")
                     _counter("Fluoro s", "fluoro_s", "count-fluoro")
@@ -121,11 +134,69 @@ def _simulator(ctrl) -> None:
                 with v3.VAlert(v_if="hub_text", color="red-darken-3", density="compact", classes="mt-2",
                                id="hub", icon="mdi-water"):
                     html.Span("{{ hub_text }}")
-            with v3.VCol(cols=12, md=4):
+                _probe_card(ctrl)
+            with v3.VCol(cols=12, md=("us_allowed ? 3 : 4",)):
                 _needle_card(ctrl)
                 _syringe_card(ctrl)
                 with _section("Events"):
                     _events_list("events", "events")
+
+
+def _monitor(element: str, image: str, source: str, empty: str, pick, marker: str, marker_element: str, caption: str,
+             caption_element: str, marker_class: str = "pick", aspect: str | None = None) -> None:
+    """A black monitor holding the last image, clicked to pick a point (a ring marks it), with a caption;
+    square, or shaped as the state variable ``aspect`` says (a CSS aspect-ratio, the image's)."""
+    shape = {"style": (f"`aspect-ratio: ${{{aspect}}}`",)} if aspect else {}
+    with html.Div(classes="monitor", id=element, **shape):
+        html.Img(src=(source,), id=image, v_show=source, draggable="false", click=(pick, _CLICK))
+        html.Div(empty, classes="empty", v_show=f"!{source}")
+        html.Div(v_if=marker, classes=marker_class, id=marker_element,
+                 style=(f"`left:${{{marker}.x}}%;top:${{{marker}.y}}%`",))
+        html.Div(f"{{{{ {caption} }}}}", classes="caption", id=caption_element)
+
+
+def _probe_card(ctrl) -> None:
+    """Ultrasound: the standard views for the target, the probe movements in small steps, the machine
+    settings, and the in-plane needle (aim picked on the image)."""
+    busy = "busy || !attempt_active"
+    with _section("Ultrasound probe", v_if="us_allowed", id="probe-card"):
+        with v3.VCardText(classes="pb-1"):
+            with html.Div(classes="d-flex flex-wrap ga-1 mb-2 align-center"):
+                html.Span("View", classes="text-caption text-grey-darken-1 mr-1")
+                v3.VBtn("{{ name }}", v_for="name in us_views", key="name", size="small", variant="tonal",
+                        color="teal-darken-2", click=(ctrl.probe_view, "[name]"), id=("`probe-view-${name}`",),
+                        disabled=(busy,))
+            with v3.VRow(dense=True):
+                for label, movement, unit, minus, plus in _PROBE_CONTROLS:
+                    with v3.VCol(cols=6, md=4, classes="d-flex align-center probe-move"):
+                        html.Span(label, classes="text-caption text-grey-darken-1 probe-label")
+                        for sign, icon in ((-1, minus), (1, plus)):
+                            v3.VBtn(icon=icon, size="x-small", variant="tonal", classes="ml-1",
+                                    id=f"probe-{movement}-{'minus' if sign < 0 else 'plus'}",
+                                    click=(ctrl.probe_move, f"['{movement}', {sign}, us_step_mm, us_step_deg]"),
+                                    disabled=(f"{busy} || !probe_on",), title=f"{label} {'−' if sign < 0 else '+'} ({unit})")
+            with v3.VRow(dense=True, classes="mt-1"):
+                for model, label, step, element in (("us_step_mm", "Step mm", "0.5", "us-step-mm"),
+                                                    ("us_step_deg", "Step °", "1", "us-step-deg"),
+                                                    ("us_depth", "Depth mm", "5", "us-depth"),
+                                                    ("us_gain", "Gain dB", "1", "us-gain"),
+                                                    ("us_frequency", "MHz", "0.5", "us-frequency")):
+                    with v3.VCol(cols=4, md=2 if element.startswith("us-step") else True):
+                        v3.VTextField(v_model=(model,), type="number", step=step, label=label, density="compact",
+                                      id=element, hide_details=True)
+                with v3.VCol(cols="auto"):
+                    v3.VBtn("Set", id="probe-apply", variant="tonal", size="small", classes="mt-1",
+                            click=(ctrl.probe_settings, "[us_depth, us_gain, us_frequency]"),
+                            disabled=(f"{busy} || !probe_on",))
+            html.Div("Aim: {{ us_aim_text || 'click the target on the ultrasound image' }}",
+                     classes="text-body-2 mt-2", id="us-aim-text")
+        with v3.VCardActions(classes="flex-wrap"):
+            with v3.VBtnToggle(v_model=("us_entry_end", "right"), density="compact", mandatory=True, variant="outlined",
+                               divided=True, id="us-entry-end"):
+                v3.VBtn("from image left", value="left", size="small", id="us-entry-left")
+                v3.VBtn("from image right", value="right", size="small", id="us-entry-right")
+            v3.VBtn("Insert in plane", id="insert-in-plane", color="primary", variant="flat", size="small",
+                    click=(ctrl.insert_in_plane, "[us_entry_end]"), disabled=(f"{busy} || !us_aim_marker",))
 
 
 def _scenario_card(ctrl) -> None:
@@ -273,10 +344,17 @@ def _report(ctrl) -> None:
             with v3.VCol(cols=12, md=7):
                 with _section("Replay"):
                     with v3.VCardText():
-                        with html.Div(classes="monitor", style="max-width: 460px"):
-                            html.Img(src=("replay_src",), id="replay-image", v_show="replay_src")
-                            html.Div("NO IMAGE", classes="empty", v_show="!replay_src")
-                            html.Div("{{ replay_caption }}", classes="caption")
+                        with v3.VRow(dense=True):
+                            with v3.VCol(cols=12, md=("replay_us_src ? 6 : 12",)):
+                                with html.Div(classes="monitor", style="max-width: 460px"):
+                                    html.Img(src=("replay_src",), id="replay-image", v_show="replay_src")
+                                    html.Div("NO IMAGE", classes="empty", v_show="!replay_src")
+                                    html.Div("{{ replay_caption }}", classes="caption")
+                            with v3.VCol(cols=12, md=6, v_if="replay_us_src"):
+                                with html.Div(classes="monitor",
+                                              style=("`max-width: 460px; aspect-ratio: ${replay_us_aspect}`",)):
+                                    html.Img(src=("replay_us_src",), id="replay-ultrasound")
+                                    html.Div("{{ replay_us_caption }}", classes="caption")
                         v3.VSlider(v_model=("replay_step", 0), min=0, max=("replay_max",), step=1, id="replay-slider",
                                    show_ticks=True, classes="mt-3", hide_details=True, thumb_label=True)
                         html.Div("{{ replay_action }}", classes="text-body-2 mb-1", id="replay-action")
@@ -286,6 +364,9 @@ def _report(ctrl) -> None:
                         with html.Div(v_for="(s, i) in report_shots", key="i", classes="text-center"):
                             html.Img(src=("s.src",), click="replay_step = s.step", title=("s.caption",))
                             html.Div("{{ s.caption }}", classes="text-caption")
+                        with html.Div(v_for="(s, i) in report_scans", key="'us' + i", classes="text-center us-frame"):
+                            html.Img(src=("s.src",), click="replay_step = s.step", title=("s.caption",))
+                            html.Div("ultrasound, step {{ s.step }}", classes="text-caption")
         with v3.VRow(dense=True):
             with v3.VCol(cols=12):
                 with _section("Full report · final views, contrast run, 3D reveal"):

@@ -8,7 +8,9 @@ to it; users never share a process, and so never see each other's state.
 The trainee's screen: a scenario picker, the fluoroscopy monitor (black, last image held), the
 C-arm (angles, presets), the needle (entry picked on the image, two angles, advance/withdraw by a
 step, redirect), the loss-of-resistance syringe and contrast, events, timer, shot and dose counters,
-then Finish and the report with a replay slider. An instructor also gets the Review tab: attempts
+hints (each a ``show_hint`` action), where the scenario allows ultrasound a second monitor with live
+B-mode and the probe's controls (standard views, slide/sweep/rotate/tilt/rock, depth, gain,
+frequency, an in-plane needle aimed on the image), then Finish and the report with a replay slider. An instructor also gets the Review tab: attempts
 by trainee and scenario, reports, replays, scenario previews and learning curves.
 
 Every click becomes an action of :class:`simulator.web.attempt.LiveAttempt`; a refused action shows
@@ -19,13 +21,14 @@ on its own) before the rest of the screen is updated.
 from __future__ import annotations
 
 import asyncio
+import ctypes
 import json
 import os
 import sys
 import tempfile
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -38,30 +41,58 @@ from simulator.cli import log_internal_error
 from simulator.session import Session
 from simulator.store import Store
 from simulator.trace import Tracer, tracer_for
-from simulator.web.attempt import (LiveAttempt, carm_presets, needle_angles, needle_direction, scenario_preview)
+from simulator.probe import probe_record
+from simulator.web.attempt import (PROBE_MOVES, PROBE_VIEWS, LiveAttempt, carm_presets, in_plane_entry, moved_probe,
+                                   needle_angles, needle_direction, probe_level_and_side, probe_preset, scenario_preview,
+                                   view_isocenter)
 from simulator.web.curve import learning_curve_svg
 
 # Events a trainee sees as a banner (in addition to the list).
 _ALERT_KINDS = {"csf_flashback", "blood_flashback", "paraesthesia", "dural_puncture", "bone_contact", "hub_at_skin",
                 "cord_contact", "cauda_equina_contact", "root_penetration", "vessel_puncture", "intradiscal",
                 "capsule_rupture"}
+# Work longer than this (s: a patient loaded, a report, a first ultrasound frame) leaves freed scratch
+# memory that glibc keeps unless asked to hand it back (release_freed_memory, a few ms).
+HEAVY_WORK_S = 0.3
 _SEVERITY_COLOUR = {"info": "blue-grey", "warning": "amber-darken-2", "unsafe": "red-darken-2"}
-_HIDDEN_KINDS = {"target_reached", "target_left"}  # the trainee must judge that from the images
+_HIDDEN_KINDS = {"target_reached", "target_left",  # the trainee must judge that from the images
+                 "probe_placed", "hint_shown"}  # the monitor and the hint list show these
 
 
 @dataclass(frozen=True)
 class WorkstationConfig:
-    """What the portal tells a workstation process (JSON in the ``SPINESIM_WORKSTATION`` variable)."""
+    """What the portal tells a workstation process (JSON in the ``SPINESIM_WORKSTATION`` variable).
+
+    A spare starts with ``user_id`` and ``port`` None, warms up, writes ``warm`` to the file
+    descriptor ``warm_fd`` and reads them (a JSON line) from its standard input.
+    """
 
     db_url: str
-    user_id: int
-    port: int
+    secret: str  # every request must carry it in the portal's SECRET_HEADER
+    user_id: int | None = None
+    port: int | None = None
     anatomy: str | None = None  # overrides every scenario's anatomy (tests, a department's own patient)
     scenario: str | None = None  # the scenario picked when the screen opens
+    warm_fd: int | None = None
 
     @classmethod
     def from_environment(cls) -> WorkstationConfig:
         return cls(**json.loads(os.environ["SPINESIM_WORKSTATION"]))
+
+    def assigned(self, line: str) -> WorkstationConfig:
+        """This configuration with the user and port of an assignment line from the portal.
+
+        Raises
+        ------
+        SpinesimError
+            If the line is not ``{"user_id": int, "port": int}`` (the portal went away: an empty line).
+        """
+        try:
+            assignment = json.loads(line)
+            user_id, port = int(assignment["user_id"]), int(assignment["port"])
+        except (ValueError, KeyError, TypeError):
+            raise SpinesimError(f"a spare workstation expected its assignment, got {line[:80]!r}") from None
+        return replace(self, user_id=user_id, port=port, warm_fd=None)
 
 
 class Patients:
@@ -74,24 +105,37 @@ class Patients:
     def of(self, scenario: Scenario) -> tuple[Anatomy, Tracer]:
         key = self.override or scenario.anatomy.model_dump_json()
         if key not in self._loaded:
-            anatomy = load_anatomy(self.override) if self.override else scenario.anatomy.load()
+            anatomy = compact_labels(load_anatomy(self.override) if self.override else scenario.anatomy.load())
             self._loaded[key] = (anatomy, tracer_for(anatomy))
         return self._loaded[key]
+
+
+def compact_labels(anatomy: Anatomy) -> Anatomy:
+    """``anatomy`` with its label map held in one byte per voxel where every id fits (the built-in
+    spine has under 200 structures): a workstation keeps its patients for hours, and this halves the
+    label map's memory. The ids, and so every structure, are unchanged."""
+    labels = anatomy.labels
+    fits = max((label.id for label in anatomy.label_table), default=0) < 256
+    if labels is not None and labels.array.dtype.itemsize > 1 and fits:
+        anatomy.labels = labels.with_array(labels.array.astype(np.uint8))
+    return anatomy
 
 
 class Workstation:
     """The trame server of one user (see the module docstring)."""
 
-    def __init__(self, config: WorkstationConfig, server=None) -> None:
+    def __init__(self, config: WorkstationConfig, server=None, *, scenarios: dict[str, Scenario] | None = None,
+                 patients: Patients | None = None) -> None:
         from trame.app import get_server
 
         self.config = config
         self.store = Store(config.db_url)
         self.user = self.store.user_by_id(config.user_id)
-        self.scenarios = library_scenarios()
-        self.patients = Patients(config.anatomy)
+        self.scenarios = scenarios or library_scenarios()
+        self.patients = patients or Patients(config.anatomy)
         self.attempt: LiveAttempt | None = None
-        self._picked: np.ndarray | None = None
+        self._picked: np.ndarray | None = None  # skin entry picked on the fluoroscopy image
+        self._aim: np.ndarray | None = None  # in-plane aim picked on the ultrasound image
         self._presets: dict[str, dict] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
         self._loop_thread: int | None = None
@@ -102,6 +146,8 @@ class Workstation:
         self._reports = Path(tempfile.mkdtemp(prefix="spinesim-reports-"))
         self.server.serve["reports"] = str(self._reports)
         self.state, self.ctrl = self.server.state, self.server.controller
+        self.ctrl.on_server_bind.add(lambda wslink_server: wslink_server.app.middlewares.append(
+            require_secret(config.secret)))
         self._init_state()
         self._bind()
         self._layout()
@@ -109,7 +155,7 @@ class Workstation:
     # ------------------------------------------------------------------ state
     def _init_state(self) -> None:
         s = self.state
-        first = self.config.scenario if self.config.scenario in self.scenarios else sorted(self.scenarios)[0]
+        first = first_scenario(self.scenarios, self.config.scenario)
         s.update({
             "tab": "sim", "action_count": 0, "user_name": self.user.name, "role": self.user.role,
             "scenario_items": [{"value": k, "title": v.title} for k, v in sorted(self.scenarios.items())],
@@ -120,7 +166,11 @@ class Workstation:
             "carm_primary": 0.0, "carm_secondary": 0.0, "carm_label": "AP", "preset_names": [],
             "needle_left": 0.0, "needle_cranial": 0.0, "step_mm": 5.0, "needle_in": False, "depth_mm": 0.0,
             "hub_text": "", "lor_text": "", "contrast_ml": 1.0, "live_seconds": 3.0, "dsa_allowed": False,
-            "hints_shown": [], "hints_left": 0, "events": [], "timer_text": "00:00", "shots": 0, "fluoro_s": 0.0, "kerma_mgy": 0.0, "dap": 0.0,
+            "hints_shown": [], "hints_left": 0, "events": [],
+            "us_allowed": False, "us_src": "", "us_caption": "", "us_aspect": "1 / 1", "us_views": list(PROBE_VIEWS), "probe_on": False,
+            "us_depth": 80.0, "us_gain": 0.0, "us_frequency": 3.5, "us_step_mm": 2.0, "us_step_deg": 5.0,
+            "us_aim_marker": None, "us_aim_text": "", "us_entry_end": "right",
+            "report_scans": [], "replay_us_src": "", "replay_us_caption": "", "replay_us_aspect": "1 / 1", "timer_text": "00:00", "shots": 0, "fluoro_s": 0.0, "kerma_mgy": 0.0, "dap": 0.0,
             "passes": 0,
             "report": None, "report_page": "", "report_shots": [], "replay_max": 0, "replay_step": 0, "replay_src": "",
             "replay_caption": "", "replay_action": "", "replay_events": [],
@@ -135,31 +185,43 @@ class Workstation:
         c = self.ctrl
         for name in ("start_attempt", "resume_attempt", "shot", "live", "dsa", "move_carm", "preset", "pick",
                      "insert", "redirect", "advance", "withdraw", "lor", "inject", "finish", "open_attempt",
-                     "preview", "new_attempt", "hint"):
+                     "preview", "new_attempt", "hint", "probe_view", "probe_move", "probe_settings", "us_pick",
+                     "insert_in_plane"):
             setattr(c, name, getattr(self, name))
-        # These run on the event loop while the state is being flushed: they only update the state.
-        self.state.change("scenario_id")(lambda scenario_id, **_: self.state.update(self._scenario_view(scenario_id)))
-        self.state.change("replay_step")(
-            lambda replay_step, **_: self.state.update(self._replay_view(int(_number(replay_step, "replay step")))))
+        # These run on the event loop while the state is being flushed: they only update the state; a
+        # value the browser sent that makes no sense is shown as a message, like a refused action.
+        self._on_change("scenario_id", lambda scenario_id, **_: self._scenario_view(scenario_id))
+        self._on_change("replay_step", lambda replay_step, **_: self._replay_view(
+            _integer(replay_step, "replay step", 0, 10**6)))
         # New attempts may have been made since: the review is read again whenever its tab opens.
-        self.state.change("tab")(lambda tab, **_: self.state.update(
-            self._review_view(self.state.review_trainee, self.state.review_scenario)) if tab == "review" else None)
-        self.state.change("review_trainee", "review_scenario")(
-            lambda review_trainee, review_scenario, **_: self.state.update(self._review_view(review_trainee, review_scenario)))
+        self._on_change("tab", lambda tab, **_: self._review_view(self.state.review_trainee, self.state.review_scenario)
+                        if tab == "review" else {})
+        self._on_change("review_trainee", "review_scenario",
+                        lambda review_trainee, review_scenario, **_: self._review_view(review_trainee, review_scenario))
         c.on_server_ready.add(lambda **_: asyncio.ensure_future(self._tick()))
 
+    def _on_change(self, *names_and_view) -> None:
+        """Update the state with ``view(**changed)`` when any of ``names`` changes."""
+        *names, view = names_and_view
+
+        def changed(**values) -> None:
+            try:
+                self.state.update(view(**values))
+            except SpinesimError as error:
+                self.state.update({"error_text": str(error), "error_show": True})
+
+        self.state.change(*names)(changed)
+
     # ------------------------------------------------------------------ helpers
-    def _scenario_view(self, scenario_id: str) -> dict:
-        if scenario_id not in self.scenarios:
-            return {}
-        scenario = self.scenarios[scenario_id]
+    def _scenario_view(self, scenario_id) -> dict:
+        scenario = self.scenarios[_choice(scenario_id, self.scenarios, "scenario")]
         imaging = [name.upper() if name == "dsa" else name for name, on in scenario.imaging.model_dump().items() if on]
         return {"scenario": {"title": scenario.title, "brief": scenario.brief,
                              "procedure": scenario.procedure.replace("_", " "),
                              "needle": f"{scenario.needle.kind.replace('_', ' ').title()} {scenario.needle.gauge} G, "
                                        f"{scenario.needle.spec().length_mm:.0f} mm",
                              "imaging": ", ".join(imaging)},
-                "dsa_allowed": scenario.imaging.dsa}
+                "dsa_allowed": scenario.imaging.dsa, "us_allowed": scenario.imaging.ultrasound}
 
     def _set(self, **changes) -> None:
         """Change the shared state and push it to the browser now, from the event loop or a worker."""
@@ -179,6 +241,7 @@ class Workstation:
         async with self.lock:
             self._loop, self._loop_thread = asyncio.get_running_loop(), threading.get_ident()
             self._set(busy=True)
+            started = time.monotonic()
             try:
                 await self._loop.run_in_executor(None, work, *args)
             except SpinesimError as error:
@@ -188,16 +251,22 @@ class Workstation:
                 self._set(error_text=f"internal error ({type(error).__name__}); details in {log}", error_show=True)
             finally:
                 self._set(busy=False)
+                if time.monotonic() - started > HEAVY_WORK_S:
+                    release_freed_memory()
 
     def _act(self, record: dict) -> None:
         if self.attempt is None or self.attempt.finished:
             raise SpinesimError("no attempt in progress", hint="start an attempt first")
-        shots_before = len(self.attempt.shots)
+        shots_before, state_before = len(self.attempt.shots), self.attempt.session.state
         events = self.attempt.act(record)
         if len(self.attempt.shots) > shots_before:
             # The image first, on its own message: it is what the trainee is waiting for.
             shot = self.attempt.last_shot
             self._set(fluoro_src=shot.data_url, fluoro_caption=shot.caption, pick_marker=None)
+        state = self.attempt.session.state
+        if state.probe is not None and (state.probe != state_before.probe or state.needle is not state_before.needle):
+            scan = self.attempt.scan  # live ultrasound: a new frame for every probe or needle move
+            self._set(us_src=scan.data_url, us_caption=scan.caption, us_aspect=scan.aspect)
         self._set(**self._attempt_view(events))
 
     def _attempt_view(self, events=()) -> dict:
@@ -221,6 +290,14 @@ class Workstation:
                      "alert_colour": "red-darken-2" if any(e.severity == "unsafe" for e in alerts) else "amber-darken-3"}
         shot = attempt.last_shot
         view |= {"fluoro_src": shot.data_url if shot else "", "fluoro_caption": shot.caption if shot else ""}
+        hints = attempt.session.scenario.hints
+        view |= {"hints_shown": hints[:state.hints_shown], "hints_left": len(hints) - state.hints_shown}
+        scan = attempt.scan
+        view |= {"probe_on": scan is not None, "us_src": scan.data_url if scan else "",
+                 "us_caption": scan.caption if scan else "", "us_aspect": scan.aspect if scan else "1 / 1"}
+        if scan is not None:
+            probe = scan.image.probe
+            view |= {"us_depth": probe.depth_mm, "us_gain": probe.gain_db, "us_frequency": probe.frequency_mhz}
         return view
 
     # ------------------------------------------------------------------ attempt life cycle
@@ -228,9 +305,7 @@ class Workstation:
         return self._run(self._start)
 
     def _start(self) -> None:
-        if self.state.scenario_id not in self.scenarios:
-            raise SpinesimError(f"no scenario {self.state.scenario_id!r}", hint="pick one from the list")
-        scenario = self.scenarios[self.state.scenario_id]
+        scenario = self.scenarios[_choice(self.state.scenario_id, self.scenarios, "scenario")]
         anatomy, tracer = self.patients.of(scenario)
         self._begin(LiveAttempt.start(self.store, self.user.id, scenario, anatomy, tracer))
 
@@ -238,7 +313,7 @@ class Workstation:
         return self._run(self._resume)
 
     def _resume(self) -> None:
-        stored = self.store.attempt(int(self.state.resume_id))
+        stored = self.store.attempt(_integer(self.state.resume_id, "attempt", 1, _MAX_ID))
         if stored.user_id != self.user.id or stored.status != "in_progress":
             raise SpinesimError(f"attempt {stored.id} cannot be resumed here")
         scenario = self.scenarios[stored.scenario_id]
@@ -250,8 +325,9 @@ class Workstation:
         self.attempt, self._picked = attempt, None
         self._presets = carm_presets(attempt.session.scenario, attempt.session.anatomy)
         carm = attempt.session.carm()
-        view = {"preset_names": list(self._presets), "hints_shown": [],
-                "hints_left": len(attempt.session.scenario.hints), "carm_primary": round(carm.primary_deg, 2),
+        self._aim = None
+        view = {"preset_names": list(self._presets), "us_aim_marker": None, "us_aim_text": "",
+                "carm_primary": round(carm.primary_deg, 2),
                 "carm_secondary": round(carm.secondary_deg, 2), "pick_marker": None, "entry_text": "", "lor_text": "",
                 "alert_show": False, "resume_id": None, "tab": "sim"}
         needle = attempt.session.state.needle
@@ -260,15 +336,10 @@ class Workstation:
             view |= {"needle_left": round(left, 2), "needle_cranial": round(cranial, 2)}
         self._set(**view, **self._attempt_view())
 
-    def hint(self) -> None:
-        """The scenario's next hint (shown on screen; hints are not actions, so not in the log)."""
-        if self.attempt is None:
-            return
-        hints = self.attempt.session.scenario.hints
-        shown = list(self.state.hints_shown or [])
-        if len(shown) < len(hints):
-            shown.append(hints[len(shown)])
-        self._set(hints_shown=shown, hints_left=len(hints) - len(shown))
+    def hint(self):
+        """Reveal the scenario's next hint: a ``show_hint`` action, in the log like any other (scoring
+        may deduct for it, per the scenario's rubric)."""
+        return self._run(self._act, {"type": "show_hint"})
 
     def new_attempt(self) -> None:
         self.attempt = None
@@ -316,8 +387,9 @@ class Workstation:
         return self._run(self._preset, name)
 
     def _preset(self, name: str) -> None:
-        if self.attempt is None or name not in self._presets:
-            raise SpinesimError(f"unknown C-arm preset {name!r}")
+        if self.attempt is None:
+            raise SpinesimError("no attempt in progress", hint="start an attempt first")
+        name = _choice(name, self._presets, "C-arm preset")
         record = dict(self._presets[name], type="set_carm")
         self._act(record)
         self._set(carm_primary=record["primary_deg"], carm_secondary=record["secondary_deg"])
@@ -337,7 +409,7 @@ class Workstation:
         point = self.attempt.pick_entry(x / width * pixels - 0.5, y / height * pixels - 0.5)
         self._picked = point
         self._set(pick_marker={"x": 100 * x / width, "y": 100 * y / height},
-                  entry_text=f"L {point[0]:+.1f}  P {point[1]:+.1f}  S {point[2]:+.1f} mm")
+                  entry_text=_lps_text(point))
 
     def insert(self, left_deg, cranial_deg):
         return self._run(self._insert, left_deg, cranial_deg)
@@ -363,6 +435,93 @@ class Workstation:
     def inject(self, ml):
         return self._run(lambda: self._act({"type": "inject_contrast", "ml": _number(ml, "contrast volume")}))
 
+    # ------------------------------------------------------------------ ultrasound
+    def _probe_now(self):
+        probe = self._live().session.probe()
+        if probe is None:
+            raise SpinesimError("there is no probe on the patient", hint="choose an ultrasound view first")
+        return probe
+
+    def _live(self) -> LiveAttempt:
+        if self.attempt is None or self.attempt.finished:
+            raise SpinesimError("no attempt in progress", hint="start an attempt first")
+        return self.attempt
+
+    def _place_probe(self, probe, view: str | None = None) -> None:
+        self._act({"type": "place_probe", **probe_record(probe, view)})
+        self._set(us_aim_marker=None, us_aim_text="")
+        self._aim = None
+
+    def probe_view(self, name):
+        return self._run(self._probe_view, name)
+
+    def _probe_view(self, name) -> None:
+        attempt = self._live()
+        if not isinstance(name, str) or name not in PROBE_VIEWS:
+            raise SpinesimError(f"unknown ultrasound view {name!r}", hint=f"use one of: {', '.join(PROBE_VIEWS)}")
+        probe = probe_preset(attempt.session.scenario, attempt.session.anatomy, name, attempt.session.probe())
+        self._place_probe(probe, PROBE_VIEWS[name])
+
+    def probe_move(self, movement, sign, step_mm, step_deg):
+        return self._run(self._probe_move, movement, sign, step_mm, step_deg)
+
+    def _probe_move(self, movement, sign, step_mm, step_deg) -> None:
+        if not isinstance(movement, str) or movement not in PROBE_MOVES:
+            raise SpinesimError(f"unknown probe movement {movement!r}", hint=f"use one of: {', '.join(PROBE_MOVES)}")
+        if sign not in (-1, 1):
+            raise SpinesimError(f"a probe movement goes one way or the other (-1 or 1), not {sign!r}")
+        step = _number(step_mm, "probe step (mm)") if PROBE_MOVES[movement] == "mm" else _number(step_deg, "probe step (°)")
+        if step <= 0:
+            raise SpinesimError(f"the probe step must be positive, got {step:g}")
+        probe = self._probe_now()
+        view = self.attempt.session.state.probe.get("view")
+        self._place_probe(moved_probe(self.attempt.session.anatomy, probe, movement, sign * step), view)
+
+    def probe_settings(self, depth_mm, gain_db, frequency_mhz):
+        return self._run(self._probe_settings, depth_mm, gain_db, frequency_mhz)
+
+    def _probe_settings(self, depth_mm, gain_db, frequency_mhz) -> None:
+        probe = self._probe_now()
+        changed = probe.with_settings(depth_mm=_number(depth_mm, "ultrasound depth"), gain_db=_number(gain_db, "gain"),
+                                      frequency_mhz=_number(frequency_mhz, "frequency"), focus_mm=None)
+        self._place_probe(changed, self.attempt.session.state.probe.get("view"))
+
+    def us_pick(self, x, y, width, height):
+        return self._run(self._us_pick, x, y, width, height)
+
+    def _us_pick(self, x, y, width, height) -> None:
+        scan = self._live().scan
+        if scan is None:
+            raise SpinesimError("there is no ultrasound image to pick on", hint="choose an ultrasound view first")
+        x, y, width, height = (_number(v, "click position") for v in (x, y, width, height))
+        if width <= 0 or height <= 0:
+            raise SpinesimError("the image has no size on screen")
+        rows, cols = scan.image.pixels.shape
+        row, col = y / height * rows - 0.5, x / width * cols - 0.5
+        inside = 0 <= round(row) < rows and 0 <= round(col) < cols and scan.image.field_of_view[round(row), round(col)]
+        if not inside:
+            raise SpinesimError("that point is outside the ultrasound image", hint="click inside the scanned sector")
+        self._aim = scan.image.pixel_to_lps(row, col)
+        depth = (self._aim - scan.image.probe.position) @ scan.image.probe.axial
+        self._set(us_aim_marker={"x": 100 * x / width, "y": 100 * y / height},
+                  us_aim_text=f"{depth:.0f} mm deep below the probe")
+
+    def insert_in_plane(self, end):
+        return self._run(self._insert_in_plane, end)
+
+    def _insert_in_plane(self, end) -> None:
+        probe = self._probe_now()
+        if self._aim is None:
+            raise SpinesimError("no aim point picked", hint="click the target on the ultrasound image")
+        entry = in_plane_entry(probe, end)
+        self._act({"type": "place_needle", "entry": [round(float(v), 4) for v in entry],
+                   "aim": [round(float(v), 4) for v in self._aim]})
+        needle = self.attempt.session.state.needle
+        left, cranial = needle_angles(needle.direction)
+        self._picked = None
+        self._set(needle_left=round(left, 2), needle_cranial=round(cranial, 2), pick_marker=None,
+                  entry_text=_lps_text(needle.entry) + " (in plane)")
+
     def finish(self):
         return self._run(self._finish)
 
@@ -379,7 +538,9 @@ class Workstation:
         steps = len(attempt.session.actions)
         self._set(report=report, replay_max=steps, tab="report", report_page="",
                   report_shots=[{"src": shot.data_url, "caption": shot.caption, "step": shot.action_index + 1}
-                                for shot in attempt.shots])
+                                for shot in attempt.shots],
+                  report_scans=[{"src": scan.data_url, "caption": scan.caption, "step": scan.state_index}
+                                for scan in attempt.scans()])
         self._set(replay_step=steps, **self._replay_view(steps))
         # The full page (final views, contrast run, 3D reveal) takes a few seconds more: it follows.
         page = self._reports / f"attempt-{stored.id}-{steps}.html"
@@ -394,8 +555,12 @@ class Workstation:
         session = attempt.session
         step = int(np.clip(step, 0, len(session.actions)))
         shot = attempt.shot_at(step)
+        scan = attempt.scan_at(step)
         view = {"replay_src": shot.data_url if shot is not None else "",
-                "replay_caption": shot.caption if shot is not None else "no image yet"}
+                "replay_caption": shot.caption if shot is not None else "no image yet",
+                "replay_us_src": scan.data_url if scan is not None else "",
+                "replay_us_caption": scan.caption if scan is not None else "",
+                "replay_us_aspect": scan.aspect if scan is not None else "1 / 1"}
         if step == 0:
             return view | {"replay_action": "0. start", "replay_events": []}
         action = session.actions[step - 1]
@@ -410,7 +575,7 @@ class Workstation:
         return self._run(self._open_stored, attempt_id)
 
     def _open_stored(self, attempt_id) -> None:
-        stored = self.store.attempt(int(_number(attempt_id, "attempt")))
+        stored = self.store.attempt(_integer(attempt_id, "attempt", 1, _MAX_ID))
         if self.user.role != "instructor" and stored.user_id != self.user.id:
             raise SpinesimError("that attempt is not yours")
         scenario = self.scenarios[stored.scenario_id]
@@ -421,6 +586,8 @@ class Workstation:
     def _review_view(self, trainee=None, scenario=None) -> dict:
         if self.user.role != "instructor":
             return {}
+        trainee = None if trainee is None else _integer(trainee, "trainee", 1, _MAX_ID)
+        scenario = None if scenario is None else _choice(scenario, self.scenarios, "scenario")
         rows = self.store.attempts(user_id=trainee, scenario_id=scenario)
         view = {"review_trainees": [{"value": u.id, "title": f"{u.name} ({u.role})"} for u in self.store.users()],
                 "review_rows": [{"id": a.id, "user": a.user_name, "scenario": a.scenario_id,
@@ -442,7 +609,7 @@ class Workstation:
         return self._run(self._preview)
 
     def _preview(self) -> None:
-        scenario = self.scenarios[self.state.preview_id]
+        scenario = self.scenarios[_choice(self.state.preview_id, self.scenarios, "scenario")]
         anatomy, tracer = self.patients.of(scenario)
         target = Session(scenario, anatomy, tracer=tracer).target
         self._set(preview_src=scenario_preview(scenario, anatomy, tracer),
@@ -454,21 +621,96 @@ class Workstation:
 
         build_layout(self.server, instructor=self.user.role == "instructor")
 
-    def warm_up(self) -> None:
-        """Compile the imaging kernels and load the first scenario's patient before the first click."""
-        scenario = self.scenarios[self.state.scenario_id]
-        anatomy, tracer = self.patients.of(scenario)
-        from simulator.planner import plan_trajectory
-        from simulator.shots import render_shot
 
-        with_dsa = scenario.model_copy(update={"imaging": scenario.imaging.model_copy(update={"dsa": True})})
-        session = Session(with_dsa, anatomy, tracer=tracer)
-        path = plan_trajectory(tracer, session.target, session.spec)
-        session.apply({"type": "place_needle", "t": 1.0, "entry": path.entry.tolist(), "direction": path.direction.tolist(),
-                       "depth_mm": path.depth_mm})
-        session.apply({"type": "inject_contrast", "t": 2.0, "ml": 0.1})
-        session.apply({"type": "fluoro_shot", "t": 3.0, "mode": "dsa", "seconds": 1.0})
-        render_shot(session, session.state, "dsa", 1.0)
+def first_scenario(scenarios: dict[str, Scenario], wanted: str | None) -> str:
+    """The scenario selected when the screen opens: ``wanted`` if it is one, else the first by id."""
+    return wanted if wanted in scenarios else sorted(scenarios)[0]
+
+
+def warm_up(scenario: Scenario, patients: Patients) -> None:
+    """Load the scenario's patient and compile the imaging kernels (fluoroscopy with DSA, and
+    ultrasound with its acoustic maps if the scenario allows it) before the first click."""
+    from simulator.planner import plan_trajectory
+    from simulator.probe import standard_view
+    from simulator.scans import render_scan
+    from simulator.shots import render_shot
+
+    anatomy, tracer = patients.of(scenario)
+    imaging = scenario.imaging.model_copy(update={"dsa": True})
+    session = Session(scenario.model_copy(update={"imaging": imaging}), anatomy, tracer=tracer)
+    path = plan_trajectory(tracer, session.target, session.spec)
+    session.apply({"type": "place_needle", "t": 1.0, "entry": path.entry.tolist(), "direction": path.direction.tolist(),
+                   "depth_mm": path.depth_mm})
+    session.apply({"type": "inject_contrast", "t": 2.0, "ml": 0.1})
+    session.apply({"type": "fluoro_shot", "t": 3.0, "mode": "dsa", "seconds": 1.0})
+    render_shot(session, session.state, "dsa", 1.0)
+    # The first shot of an attempt: its pose's DRR is then cached.
+    start = scenario.start.carm
+    session.apply({"type": "set_carm", "t": 4.0, "primary_deg": start.primary_deg, "secondary_deg": start.secondary_deg,
+                   "isocenter": list(view_isocenter(scenario, anatomy))})
+    session.apply({"type": "fluoro_shot", "t": 5.0})
+    render_shot(session, session.state, "pulse")
+    if scenario.imaging.ultrasound:
+        probe = standard_view(anatomy, "paramedian-sagittal-oblique", *probe_level_and_side(scenario))
+        session.apply({"type": "place_probe", "t": 6.0, **probe_record(probe)})
+        render_scan(session, session.state)
+
+
+def release_freed_memory() -> None:
+    """Hand memory the process freed back to the system (glibc keeps freed heap pages otherwise:
+    ~70 MB after loading a patient and compiling the kernels). No-op off glibc."""
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
+
+
+def require_secret(secret: str):
+    """aiohttp middleware refusing (403) every request, WebSocket upgrades included, that lacks the
+    workstation's secret (the portal adds it; another local user reaching the port cannot)."""
+    from aiohttp import web
+
+    from simulator.web.portal import SECRET_HEADER, secrets_match
+
+    @web.middleware
+    async def guard(request, handler):
+        if not secrets_match(request.headers.get(SECRET_HEADER), secret):
+            print(f"refused {request.method} {request.path} from {request.remote}: no workstation secret", flush=True)
+            raise web.HTTPForbidden(text="this workstation only answers its portal")
+        return await handler(request)
+
+    return guard
+
+
+# Largest database id the browser may name (SQLite and PostgreSQL integers are 64-bit; ids stay far below).
+_MAX_ID = 2**31 - 1
+
+
+def _choice(value, options, what: str) -> str:
+    """One of ``options`` (names) chosen in the browser, or a SpinesimError naming the field."""
+    if not isinstance(value, str) or value not in options:
+        raise SpinesimError(f"unknown {what} {value!r}", hint=f"choose one of: {', '.join(sorted(options))}")
+    return value
+
+
+def _integer(value, what: str, low: int, high: int) -> int:
+    """A whole number from the browser in [low, high], or a SpinesimError naming the field.
+
+    Examples
+    --------
+    >>> _integer("7", "attempt", 1, 10), _integer(3.0, "step", 0, 5)
+    (7, 3)
+    >>> _integer(2.5, "attempt", 1, 10)
+    Traceback (most recent call last):
+    ...
+    anatomy_models.errors.SpinesimError: attempt: 2.5 is not a whole number
+    """
+    number = _number(value, what)
+    if number != int(number):
+        raise SpinesimError(f"{what}: {value!r} is not a whole number")
+    if not low <= number <= high:
+        raise SpinesimError(f"{what}: {int(number)} is out of range ({low}-{high})")
+    return int(number)
 
 
 def _number(value, what: str) -> float:
@@ -480,6 +722,10 @@ def _number(value, what: str) -> float:
     if not np.isfinite(number):
         raise SpinesimError(f"{what}: {value!r} is not a finite number")
     return number
+
+
+def _lps_text(point) -> str:
+    return f"L {point[0]:+.1f}  P {point[1]:+.1f}  S {point[2]:+.1f} mm"
 
 
 def _direction(left_deg, cranial_deg) -> list[float]:
@@ -499,16 +745,26 @@ def _short(value) -> str:
 
 
 def main() -> None:
-    """Entry point of a workstation process (started by the portal)."""
+    """Entry point of a workstation process (started by the portal): warm up, then (a spare) wait
+    for the portal to name the user and port, then serve."""
     from simulator.web.portal import die_with_parent
 
     die_with_parent()
     config = WorkstationConfig.from_environment()
     sys.argv = sys.argv[:1]  # trame parses the command line; the configuration came in the environment
     started = time.monotonic()
-    station = Workstation(config)
-    station.warm_up()
-    print(f"workstation for user {config.user_id} ready in {time.monotonic() - started:.1f} s", flush=True)
+    scenarios, patients = library_scenarios(), Patients(config.anatomy)
+    warm_up(scenarios[first_scenario(scenarios, config.scenario)], patients)
+    release_freed_memory()
+    print(f"workstation warm in {time.monotonic() - started:.1f} s", flush=True)
+    if config.user_id is None:
+        os.write(config.warm_fd, b"warm\n")
+        os.close(config.warm_fd)
+        config = config.assigned(sys.stdin.readline())
+        started = time.monotonic()
+    station = Workstation(config, scenarios=scenarios, patients=patients)
+    print(f"workstation for user {config.user_id} serving on port {config.port} after "
+          f"{time.monotonic() - started:.1f} s more", flush=True)
     station.server.start(port=config.port, host="127.0.0.1", open_browser=False, show_connection_info=False,
                          timeout=0, disable_logging=True)
 

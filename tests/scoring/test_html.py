@@ -3,23 +3,19 @@ highlighted) and every table; and it really draws in a browser with the network 
 
 import json
 import re
-import shutil
-from pathlib import Path
 
 import numpy as np
 import pytest
+from PIL import Image
 
 from scenarios.schema import library_scenarios
 from scoring.attempt import replay_attempt
-from scoring.html import report_html
+from scoring.html import report_html, report_images
 from scoring.report import report_of
+from simulator.probe import probe_record, standard_view
 from simulator.session import Session
-from tests.scoring.attempts import Script, path_to, structure_points
-
-CHROMIUM = Path("/usr/bin/chromium")
-# Flags of stack-notes.md: headless, no sandbox (root), and no background networking at all.
-CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+from tests.scoring.attempts import Script, expert_log, path_to, structure_points
+from tests.simulator.web.browser import chromium_or_skip, drawn_fraction, launch_browser, offline_page
 
 
 @pytest.fixture(scope="module")
@@ -55,18 +51,11 @@ def test_the_page_is_self_contained_with_images_scene_and_tables(root_contact_pa
 
 @pytest.mark.slow
 def test_the_page_draws_in_headless_chromium_with_the_network_off(root_contact_page, tmp_path):
-    playwright = pytest.importorskip("playwright.sync_api")
-    if not CHROMIUM.exists() or shutil.which(str(CHROMIUM)) is None:
-        pytest.skip("Debian chromium is not installed (dev.sh installs it)")
+    playwright = chromium_or_skip()
     page_path = root_contact_page[0]
-    requests, errors = [], []
     with playwright.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_FLAGS)
-        context = browser.new_context(offline=True, viewport={"width": 1280, "height": 900})
-        context.route("**/*", lambda route: (requests.append(route.request.url),
-                                             route.continue_() if route.request.url.startswith("file:") else route.abort()))
-        page = context.new_page()
-        page.on("pageerror", lambda error: errors.append(str(error)))
+        browser = launch_browser(p)
+        context, page, requests, errors = offline_page(browser, {"width": 1280, "height": 900})
         page.goto(page_path.as_uri())
         page.wait_for_selector("#scene3d[data-ready]")
         assert page.get_attribute("#scene3d", "data-ready") == "true" and errors == []
@@ -78,15 +67,23 @@ def test_the_page_draws_in_headless_chromium_with_the_network_off(root_contact_p
         canvas.screenshot(path=str(tmp_path / "empty.png"))
         page.screenshot(path=str(tmp_path / "page.png"), full_page=True)
         browser.close()
-    assert requests == [page_path.as_uri()]
-    from PIL import Image
-
-    # Inside the stage's rounded corners.
-    drawn = np.asarray(Image.open(tmp_path / "scene.png").convert("RGB")).astype(int)[10:-10, 10:-10]
+    assert requests == [page_path.as_uri()] and errors == []
+    assert drawn_fraction(tmp_path / "scene.png", tmp_path / "empty.png") > 0.1
     empty = np.asarray(Image.open(tmp_path / "empty.png").convert("RGB")).astype(int)[10:-10, 10:-10]
-    background = np.median(empty.reshape(-1, 3), axis=0)
-    assert np.all(np.abs(empty - background).max(axis=-1) <= 2)
-    changed = np.abs(drawn - background).max(axis=-1) > 16
-    assert changed.mean() > 0.1, changed.mean()
+    assert np.all(np.abs(empty - np.median(empty.reshape(-1, 3), axis=0)).max(axis=-1) <= 2)
     # The highlighted root glows red-orange somewhere in the picture.
+    drawn = np.asarray(Image.open(tmp_path / "scene.png").convert("RGB")).astype(int)
     assert np.any((drawn[..., 0] > 180) & (drawn[..., 1] < 150) & (drawn[..., 2] < 90))
+
+
+def test_an_attempt_with_a_probe_shows_its_last_ultrasound_frame(anatomy_for):
+    scenario = library_scenarios()["ilesi-ultrasound-l4l5-left"]
+    session = Session(scenario, anatomy_for(scenario))
+    probe = standard_view(session.anatomy, "paramedian-sagittal-oblique", "L4-L5", "left")
+    log = expert_log(session)
+    log.insert(1, {"type": "place_probe", "t": log[0]["t"], **probe_record(probe, "paramedian-sagittal-oblique")})
+    attempt = replay_attempt(scenario, session.anatomy, log)
+    captions = [caption for caption, _ in report_images(attempt, report_of(attempt), pixels=128)]
+    assert captions[-1] == "ultrasound, paramedian-sagittal-oblique: final needle position"
+    plain = replay_attempt(scenario, session.anatomy, expert_log(session))
+    assert not any("ultrasound" in c for c, _ in report_images(plain, report_of(plain), pixels=128))

@@ -8,14 +8,14 @@ from scipy.spatial import cKDTree
 
 from scenarios.schema import library_scenarios
 from scoring.attempt import replay_attempt
-from scoring.exposure import METERING_RADIUS, BODY_LINE_INTEGRAL, attempt_dose, metered_transmission
+from scoring.exposure import attempt_dose
 from scoring.expert import ExpertComparison
 from scoring.feedback import ADVICE, feedback
 from scoring.grade import grade
 from scoring.metrics import Metrics, Offset, measure
 from scoring.proximity import closest_approaches, structure_groups
 from simulator.actions import PULSE_SECONDS
-from simulator.dose import Technique
+from simulator.dose import BODY_LINE_INTEGRAL, METERING_RADIUS, metered_transmission, technique_for
 from simulator.session import Session
 from tests.scoring.attempts import Script, expert_log
 
@@ -71,7 +71,8 @@ def test_dose_counts_every_frame_and_meters_like_the_renderer(anatomy_for):
     shots = [s.action for s in attempt.steps if s.action.type == "fluoro_shot"]
     pulses = sum(1 for a in shots if a.seconds is None)
     live_seconds = sum(a.seconds for a in shots if a.seconds is not None)
-    assert ledger.shots == pulses and ledger.frames == pulses + round(live_seconds * Technique().frames_per_second)
+    run_frames = sum(round(a.seconds * technique_for(a.mode).frames_per_second) for a in shots if a.seconds is not None)
+    assert ledger.shots == pulses and ledger.frames == pulses + run_frames
     assert ledger.fluoro_seconds == pytest.approx(live_seconds)
     assert measure(attempt).fluoro_seconds == pytest.approx(pulses * PULSE_SECONDS + live_seconds)
     # The renderer's exposure control meters the median line integral of the body in the central disc.

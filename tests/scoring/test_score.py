@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 from anatomy_models.errors import SpinesimError
+from anatomy_models.structures import in_group
 from scenarios.schema import TargetSpec, library_scenarios
 from scoring.report import Report, score
 from simulator.needle import MM_PER_INCH, NeedleSpec
@@ -135,6 +136,25 @@ def test_a_transforaminal_tip_in_the_psoas_is_beyond_the_ventral_epidural_space(
     assert "ventral to the posterior vertebral-body line" in report.flags[0].message
 
 
+@pytest.mark.parametrize("group, on_target", [("ligamentum_flavum.L4-L5", False), ("epidural_space", True)])
+def test_a_transforaminal_tip_must_be_in_the_foraminal_epidural_space(anatomy_for, group, on_target):
+    """Within the zone's 5 mm, a tip in the ligamentum flavum is not on target (the injectate would
+    not reach the root sleeve and ventral epidural space, clinical.md §2.2); one in the foramen's
+    epidural fat away from the target point is."""
+    session = _session(anatomy_for, "tfesi-default")
+    target = session.target
+    points = structure_points(session, group, target.point)
+    distance = np.linalg.norm(points - target.point, axis=1)
+    near = points[(distance <= target.zone.radius_mm) & (distance >= 2.0)]
+    assert len(near) > 0
+    path = path_to(session, near)
+    report = _score(session, _along(session, path, contrast_ml=1.0))
+    final = session.state
+    assert in_group(final.tip_structure, group) and final.tip_to_target_mm <= target.zone.radius_mm
+    assert final.in_target is on_target and report.metrics.in_zone is on_target
+    assert report.passed is on_target
+
+
 def test_the_expert_path_of_the_level_above_is_the_wrong_level(anatomy_for):
     session = _session(anatomy_for, "tfesi-default")
     spec = TargetSpec(level="L3-L4", side=session.scenario.target.side)
@@ -179,3 +199,19 @@ def test_an_attempt_without_a_needle_or_an_expert_path_still_gets_an_honest_repo
     assert "no safe textbook path" in report.expert.note
     assert next(c for c in report.components if c.name == "accuracy").score == 0.0
     assert report.feedback[0].text == "No needle was placed."
+
+
+@pytest.mark.parametrize("scenario_id, deduction", [("ilesi-default", 0.0), ("ilesi-ultrasound-l4l5-left", 2.0)])
+def test_hints_cost_what_the_rubric_says(anatomy_for, scenario_id, deduction):
+    session = _session(anatomy_for, scenario_id)
+    assert session.scenario.rubric.hint_deduction == deduction
+    clean = expert_log(session)
+    # Two hints revealed at the start, at the first action's time.
+    helped = [dict(clean[0]), {"type": "show_hint", "t": clean[0]["t"]}, {"type": "show_hint", "t": clean[0]["t"]}]
+    helped += clean[1:]
+    without, with_hints = _score(session, clean), _score(session, helped)
+    assert with_hints.metrics.hints_used == 2 and without.metrics.hints_used == 0
+    assert with_hints.grade == pytest.approx(without.grade - 2 * deduction, abs=0.051)
+    assert with_hints.deductions == {"hints": 2 * deduction} and without.deductions == {}
+    assert any("You used 2 of the 4 hints" in item.text for item in with_hints.feedback)
+    assert with_hints.passed and (f"({2 * deduction:g} grade points off)" in str(with_hints.feedback)) == bool(deduction)

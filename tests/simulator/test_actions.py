@@ -18,6 +18,9 @@ ACTIONS = [
     {"type": "redirect", "t": 10.0, "direction": [0.0, -1.0, 0.1]},
     {"type": "inject_contrast", "t": 12.0, "ml": 1.0},
     {"type": "place_probe", "t": 13.0, "position": [0, 45, 0], "direction": [0, -1, 0], "lateral": [1, 0, 0]},
+    {"type": "place_probe", "t": 14.0, "position": [0, 45, 0], "direction": [0, -1, 0], "lateral": [1, 0, 0],
+     "kind": "linear", "depth_mm": 50.0, "gain_db": -6.0, "frequency_mhz": 12.0, "view": "articular"},
+    {"type": "show_hint", "t": 15.0},
     {"type": "finish", "t": 20.0},
 ]
 
@@ -41,6 +44,13 @@ def test_every_action_round_trips_through_json(record):
     ({"type": "place_needle", "t": 1, "entry": [0, 0, 0], "direction": [0, 0, 0]}, "zero vector"),
     ({"type": "place_needle", "t": 1, "entry": [0, math.inf, 0], "direction": [0, 1, 0]}, "finite"),
     ({"type": "fluoro_shot", "t": 1, "mode": "cine"}, "field 'mode'"),
+    ({"type": "place_probe", "t": 1, "position": [0, 0, 0], "direction": [0, -1, 0], "lateral": [1, 0, 0],
+      "depth_mm": 5}, "field 'depth_mm': must be greater than or equal to 10"),
+    ({"type": "place_probe", "t": 1, "position": [0, 0, 0], "direction": [0, -1, 0], "lateral": [1, 0, 0],
+      "gain_db": math.nan}, "field 'gain_db': must be a finite number"),
+    ({"type": "place_probe", "t": 1, "position": [0, 0, 0], "direction": [0, -1, 0], "lateral": [1, 0, 0],
+      "kind": "phased"}, "field 'kind'"),
+    ({"type": "show_hint", "t": 1, "number": 2}, "unknown field 'number'"),
 ])
 def test_nonsense_actions_are_refused_with_a_clear_message(record, message):
     with pytest.raises(SpinesimError) as caught:
@@ -103,7 +113,7 @@ def test_a_cut_line_can_be_resumed_cleanly(tmp_path):
     data = _write(path)
     path.write_bytes(data[:-7])
     contents = read_log(path)
-    assert contents.truncated and "line 11 is cut short" in contents.truncated
+    assert contents.truncated and f"line {len(ACTIONS) + 1} is cut short" in contents.truncated  # + the header
     writer = LogWriter(path, keep_bytes=contents.whole_bytes)
     writer.append(action_record(parse_action(ACTIONS[-1])))
     writer.close()

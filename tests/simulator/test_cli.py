@@ -1,16 +1,23 @@
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 
 from anatomy_models.nrrd import write_nrrd
 from anatomy_models.volume import Volume
-from simulator.cli import main
+from simulator.cli import SUBCOMMANDS, main
 
 
 def test_help_lists_subcommands(capsys):
     assert main(["--help"]) == 0
-    assert "anatomy" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert all(name in out for name in SUBCOMMANDS)
+
+
+def test_readme_documents_every_subcommand():
+    readme = (Path(__file__).parents[2] / "README.md").read_text()
+    assert [name for name in SUBCOMMANDS if f"`spinesim {name}" not in readme] == []
 
 
 def test_import_info_list_export_round_trip(tmp_path, capsys):

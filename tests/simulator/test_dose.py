@@ -4,9 +4,12 @@ import pytest
 from anatomy_models.errors import SpinesimError
 from simulator.carm import CArm, Collimation
 from simulator.dose import (
+    DSA_FRAMES_PER_SECOND,
+    DSA_TARGET_DETECTOR_NGY_PER_FRAME,
     IRP_FROM_ISOCENTER_MM,
     DoseLedger,
     Technique,
+    add_fluoro_shot,
     exposure_for,
     live_dose_rate_mgy_per_s,
     photons_per_mm2_per_ugy,
@@ -92,3 +95,40 @@ def test_exposure_errors():
         exposure_for(CArm(), Technique(), transmission=0.0)
     with pytest.raises(SpinesimError, match="reference point"):
         exposure_for(CArm(source_to_isocenter_mm=120.0), Technique(mas_per_frame=1.0))
+
+
+def test_a_dsa_run_is_an_acquisition_whose_dose_scales_with_its_length(small_spine):
+    """DSA frames carry the acquisition's detector kerma (25x a fluoroscopy frame) at the DSA frame
+    rate, so a 2 s run gives twice the dose of a 1 s run."""
+    carm = CArm(isocenter=tuple(small_spine.landmark("L4.body.center")))
+    one, two = (add_fluoro_shot(DoseLedger(), small_spine, carm, "dsa", seconds) for seconds in (1.0, 2.0))
+    assert two.reference_air_kerma_mgy == pytest.approx(2 * one.reference_air_kerma_mgy, rel=1e-12)
+    assert two.dose_area_product_gy_cm2 == pytest.approx(2 * one.dose_area_product_gy_cm2, rel=1e-12)
+    assert (one.frames, two.frames) == (round(DSA_FRAMES_PER_SECOND), round(2 * DSA_FRAMES_PER_SECOND))
+    live = add_fluoro_shot(DoseLedger(), small_spine, carm, "live", 1.0)
+    per_frame = (one.reference_air_kerma_mgy / one.frames) / (live.reference_air_kerma_mgy / live.frames)
+    assert per_frame == pytest.approx(DSA_TARGET_DETECTOR_NGY_PER_FRAME / Technique().aec_target_ngy)
+    assert [kind for kind, *_ in one.history] == ["dsa"]
+
+
+def test_the_live_counter_is_the_reports_total(small_spine, tmp_path):
+    """The web app's live dose counter and the attempt report count the same shots the same way:
+    pulses, live fluoroscopy and a DSA run give one number."""
+    from scenarios.schema import load_scenario
+    from simulator.store import Store
+    from simulator.web.attempt import LiveAttempt
+
+    store = Store(f"sqlite:///{tmp_path / 'spinesim.db'}")
+    trainee = store.add_user("ben", "trainee", "battery staple")
+    attempt = LiveAttempt.start(store, trainee.id, load_scenario("tfesi-default"), small_spine)
+    target = attempt.session.target
+    for record in ({"type": "fluoro_shot", "mode": "pulse"},
+                   {"type": "set_carm", **target.views[1].to_json()}, {"type": "fluoro_shot", "mode": "pulse"},
+                   {"type": "fluoro_shot", "mode": "live", "seconds": 2.37},
+                   {"type": "set_carm", **target.views[2].to_json()}, {"type": "fluoro_shot", "mode": "dsa", "seconds": 2.0},
+                   {"type": "finish"}):
+        attempt.act(record)
+    metrics = store.attempt(attempt.attempt_id).report["metrics"]
+    assert attempt.ledger.shots == 2 and [kind for kind, *_ in attempt.ledger.history] == ["shot", "shot", "live", "dsa"]
+    assert metrics["reference_air_kerma_mgy"] == round(attempt.ledger.reference_air_kerma_mgy, 4)
+    assert metrics["dose_area_product_gy_cm2"] == round(attempt.ledger.dose_area_product_gy_cm2, 5)

@@ -8,8 +8,10 @@ from anatomy_models.volume import Volume
 from simulator.carm import CArm, gun_barrel
 from simulator.drr import (
     HUB_INNER_FRACTION,
+    _anatomy_cache,
     anatomy_line_integrals,
     line_integrals,
+    mu_volume,
     needle_line_integrals,
     reference_line_integrals,
 )
@@ -188,6 +190,22 @@ def test_anatomy_frames_are_cached_per_pose():
     assert other is not first and not first.flags.writeable
     # 40 mm of soft tissue (40 HU) on the central ray.
     assert first[16, 16] == pytest.approx(40.0 * tissue("muscle").xray_mu_per_mm(), rel=0.01)
+
+
+def test_the_anatomy_keeps_quantised_tables_only_and_they_match_float32(small_spine):
+    """The cache holds one uint16 table per principal axis (half a float32 copy) and no mu volume;
+    its DRRs match the float32 projector of the same mu volume to far below the quantum noise."""
+    mu = mu_volume(small_spine.ct)
+    for primary in (0.0, 90.0):  # AP and lateral: two principal axes
+        carm = CArm(primary_deg=primary, detector_pixels=128)
+        quantised = anatomy_line_integrals(small_spine, carm)
+        exact = line_integrals(mu, carm)
+        assert np.abs(quantised - exact).max() < 2e-5 * exact.max()  # seen: 4e-6
+        assert exact.max() > 5.0  # a real body: several attenuation lengths through bone
+    (cache,) = _anatomy_cache[small_spine].values()
+    assert vars(cache).keys() == {"tables", "frames"}
+    assert len(cache.tables) == 2
+    assert all(t.table.dtype == np.uint16 and t.table.nbytes < 0.6 * mu.array.nbytes for t in cache.tables.values())
 
 
 # --------------------------------------------------------------------------- needle

@@ -9,7 +9,8 @@ import pyvista as pv
 
 from anatomy_models.errors import SpinesimError
 from simulator.needle import Needle, NeedleSpec
-from simulator.scene3d import MAX_TRIANGLES, Part, Scene, SceneMesh, anatomy_scene, decimated, needle_tube
+from simulator.scene3d import (MAX_TRIANGLES, Part, Scene, SceneAnnotation, SceneMesh, anatomy_scene, decimated,
+                               needle_tube)
 
 
 def _decode(mesh: dict) -> tuple[np.ndarray, np.ndarray]:
@@ -63,3 +64,10 @@ def test_a_needle_tube_runs_from_hub_to_tip_at_its_radius():
     across = np.linalg.norm((vertices - needle.hub) - along[:, None] * needle.direction, axis=1)
     assert along.min() == pytest.approx(0.0, abs=1e-4) and along.max() == pytest.approx(88.9, abs=1e-4)
     assert np.all(across <= 0.5 + 1e-4) and across.max() == pytest.approx(0.5, abs=1e-4) and len(faces) > 0
+
+
+def test_annotations_are_written_with_their_words_point_and_colour():
+    scene = Scene("spine", (0.0, 0.0, 0.0))
+    scene.annotations.append(SceneAnnotation("target", "where the medicine goes", (1.0, 2.5, -3.25), (0.2, 0.9, 0.4)))
+    assert scene.to_json()["annotations"] == [{"name": "target", "text": "where the medicine goes",
+                                               "color": [0.2, 0.9, 0.4], "position": [1.0, 2.5, -3.25]}]

@@ -270,3 +270,41 @@ def test_a_bevelled_needle_drifts_and_replays_the_same(tmp_path):
     session.close()
     replayed = Session.replay(bent, mini_spine(), tmp_path / "log.jsonl")
     assert replayed.state.to_json() == session.state.to_json()
+
+
+def test_hints_are_actions_revealed_in_order_and_replayed(tmp_path):
+    session = _session(log_path=tmp_path / "log.jsonl")
+    hints = session.scenario.hints
+    for number in range(1, len(hints) + 1):
+        (event,) = session.apply({"type": "show_hint", "t": number})
+        assert event.kind == "hint_shown" and event.message == hints[number - 1] and event.data == {"number": number}
+        assert session.state.hints_shown == number
+    with pytest.raises(SpinesimError, match="no further hint"):
+        session.apply({"type": "show_hint", "t": 9})
+    session.close()
+    replayed = Session.replay(session.scenario, session.anatomy, tmp_path / "log.jsonl")
+    assert replayed.state.hints_shown == len(hints) and replayed.state.to_json()["hints_shown"] == len(hints)
+
+
+def test_a_scenario_without_hints_refuses_one():
+    scenario = load_scenario("ilesi-default").model_copy(update={"hints": []})
+    with pytest.raises(SpinesimError, match="this scenario has no hints"):
+        Session(scenario, mini_spine()).apply({"type": "show_hint", "t": 1})
+
+
+def test_the_probe_is_placed_with_its_settings_on_the_skin_only():
+    session = _session("ilesi-ultrasound-l4l5-left")
+    record = {"type": "place_probe", "t": 1, "position": [0.0, 80.0, 0.0], "direction": [0, -1, 0], "lateral": [0, 0, -1],
+              "kind": "linear", "depth_mm": 45.0, "gain_db": 3.0, "view": "articular"}
+    skin = session.tracer.skin_entry(np.array([0.0, 80.0, 0.0]), np.array([0.0, -1.0, 0.0]))
+    record["position"] = skin.tolist()
+    (event,) = session.apply(record)
+    probe = session.probe()
+    assert event.kind == "probe_placed" and "articular" in event.message
+    assert (probe.kind, probe.depth_mm, probe.gain_db, probe.frequency_mhz) == ("linear", 45.0, 3.0, 10.0)
+    np.testing.assert_allclose(probe.position, skin)
+    for position, message in (((skin + [0, 30, 0]).tolist(), "30 mm from the skin"),
+                              (skin.tolist(), "frequency_mhz = 2.0 is out of range")):
+        with pytest.raises(SpinesimError, match=message):
+            session.apply(record | {"t": 2, "position": position} | ({"frequency_mhz": 2.0} if "frequency" in message else {}))
+    assert session.probe().geometry_key == probe.geometry_key  # unchanged by the refused ones

@@ -3,7 +3,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from anatomy_models.anatomy import Anatomy
 from anatomy_models.errors import SpinesimError
+from anatomy_models.structures import Label, LabelTable
 from simulator.trace import BONE_STANDOFF_MM, Tracer, stop_at_bone, tracer_for
 from tests.simulator.anatomy_phantoms import LAYER_TOPS, layered_phantom, mini_spine
 
@@ -87,3 +89,19 @@ def test_a_tracer_is_cached_per_anatomy_and_fast():
     for _ in range(50):
         tracer.trace([3, 45, -3], _unit([-0.1, -1, 0.2]), 80.0)
     assert (time.perf_counter() - start) / 50 < 0.005
+
+
+def test_codes_take_one_byte_when_they_fit_and_two_when_a_label_id_needs_it():
+    small = layered_phantom()
+    assert Tracer(small).codes.dtype == np.uint8
+    # The same layers with the ligament relabelled 300 (an importer's id): codes need uint16.
+    table = LabelTable([Label(300 if label.name.startswith("ligamentum") else label.id, label.name, label.tissue)
+                        for label in small.label_table])
+    labels = np.where(small.labels.array == small.label_table.by_name("ligamentum_flavum.L4-L5").id, 300,
+                      small.labels.array).astype(np.uint16)
+    wide = Anatomy(ct=small.ct, label_table=table, labels=small.labels.with_array(labels))
+    tracer = Tracer(wide)
+    assert tracer.codes.dtype == np.uint16
+    assert [s.structure for s in tracer.trace([30, 63, 30], [0, -1, 0], 40.0).segments] == \
+        [s.structure for s in Tracer(small).trace([30, 63, 30], [0, -1, 0], 40.0).segments]
+    assert tracer.structure_at([30, 35, 30]) == "ligamentum_flavum.L4-L5"

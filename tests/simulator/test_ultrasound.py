@@ -261,6 +261,32 @@ def test_curvilinear_scan_conversion_places_pixels_on_the_sector(phantom):
     assert inside.min() >= probe.radius_mm - image.pixel_mm and inside.max() <= probe.radius_mm + probe.depth_mm + image.pixel_mm
 
 
+@pytest.mark.parametrize("kind, depth_mm", [("linear", 20.0), ("linear", 40.0), ("linear", 60.0),
+                                            ("curvilinear", 50.0), ("curvilinear", 80.0), ("curvilinear", 120.0)])
+def test_the_field_of_view_fills_the_frame(phantom, kind, depth_mm):
+    """As on a scanner's monitor the image takes the field of view's shape (depth x width): it fills the
+    frame in one dimension, the field touches all four edges (no black band below a wide sector or
+    beside a deep rectangle), and pixel -> LPS stays exact at the far corners."""
+    frame = (128, 128)
+    probe = on_skin(phantom, Probe(kind, position=[32, 60, 32], axial=[0, -1, 0], lateral=[0, 0, 1],
+                                   depth_mm=depth_mm, image_shape=frame))
+    image = render_ultrasound(phantom, probe)
+    inside = image.field_of_view
+    assert max(image.pixels.shape) == max(frame) and all(n <= m for n, m in zip(image.pixels.shape, frame))
+    rows, cols = np.flatnonzero(inside.any(axis=1)), np.flatnonzero(inside.any(axis=0))
+    assert rows[0] == 0 and rows[-1] >= len(inside) - 2 and cols[0] <= 1 and cols[-1] >= inside.shape[1] - 2
+    assert inside.mean() > (0.97 if kind == "linear" else 0.6)  # a fan covers ~2/3 of its bounding box
+    depth = (image.grid_lps() - probe.position) @ probe.axial
+    if kind == "linear":
+        assert depth[inside].max() == pytest.approx(depth_mm, abs=image.pixel_mm)
+        lateral = (image.grid_lps() - probe.position) @ probe.lateral
+        assert np.abs(lateral[inside]).max() == pytest.approx(probe.footprint_mm / 2, abs=image.pixel_mm)
+    else:
+        apex = probe.position - probe.radius_mm * probe.axial
+        reach = np.linalg.norm(image.grid_lps() - apex, axis=-1)[inside].max()
+        assert reach == pytest.approx(probe.radius_mm + depth_mm, abs=image.pixel_mm)
+
+
 def test_an_anatomy_without_tissue_is_refused():
     air = Anatomy(Volume.from_spacing(np.full((8, 8, 8), -1000, np.int16), (1, 1, 1)))
     probe = Probe("linear", position=[4, 4, 4], axial=[0, -1, 0], lateral=[1, 0, 0])

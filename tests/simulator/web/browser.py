@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import io
+import json
 import os
 import re
 import signal
@@ -72,6 +73,47 @@ class Server:
         self.log.close()
 
 
+def database_with_users(folder: Path, users: dict[str, str], password: str) -> str:
+    """A new SQLite store in ``folder`` with ``users`` (name -> role), all with ``password``; its URL."""
+    from simulator.store import Store
+
+    url = f"sqlite:///{folder / 'spinesim.db'}"
+    store = Store(url)
+    for name, role in users.items():
+        store.add_user(name, role, password)
+    return url
+
+
+def child_pids(pid: int) -> list[int]:
+    """The child processes of ``pid`` (Linux ``/proc``)."""
+    return [int(child) for child in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+
+
+def workstation_settings(pid: int) -> dict:
+    """The ``SPINESIM_WORKSTATION`` settings a workstation process was started with."""
+    variables = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+    raw = next(v for v in variables if v.startswith(b"SPINESIM_WORKSTATION="))
+    return json.loads(raw.split(b"=", 1)[1])
+
+
+def listening_ports(pid: int) -> set[int]:
+    """TCP ports process ``pid`` listens on (its sockets' inodes matched in ``/proc/net/tcp``)."""
+    inodes = set()
+    for fd in Path(f"/proc/{pid}/fd").iterdir():
+        try:
+            target = os.readlink(fd)
+        except OSError:
+            continue
+        if target.startswith("socket:["):
+            inodes.add(target[8:-1])
+    ports = set()
+    for line in Path(f"/proc/{pid}/net/tcp").read_text().splitlines()[1:]:
+        fields = line.split()
+        if fields[3] == "0A" and fields[9] in inodes:  # 0A: LISTEN
+            ports.add(int(fields[1].split(":")[1], 16))
+    return ports
+
+
 def launch_browser(playwright):
     return playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
 
@@ -130,3 +172,38 @@ def click_pixel(page, u: float, v: float, pixels: int = 512, selector: str = "#f
     """Click detector pixel ``(u, v)`` (column, row) of the displayed image."""
     box = page.locator(selector).bounding_box()
     page.click(selector, position={"x": (u + 0.5) / pixels * box["width"], "y": (v + 0.5) / pixels * box["height"]})
+
+
+def offline_page(browser, viewport: dict):
+    """A page in a new context that lets only ``file:`` URLs through; returns (context, page,
+    requests, errors): every URL the page asked for, and its script and console errors."""
+    requests: list[str] = []
+    errors: list[str] = []
+    context = browser.new_context(offline=True, viewport=viewport)
+    context.route("**/*", lambda route: (requests.append(route.request.url),
+                                         route.continue_() if route.request.url.startswith("file:") else route.abort()))
+    page = context.new_page()
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    page.on("console", lambda message: errors.append(message.text) if message.type == "error" else None)
+    return context, page, requests, errors
+
+
+def drawn_fraction(drawn_png: Path, empty_png: Path) -> float:
+    """The share of a canvas screenshot that differs from the same canvas with everything hidden
+    (inside a 10-pixel border, clear of rounded corners)."""
+    drawn = np.asarray(Image.open(drawn_png).convert("RGB")).astype(int)[10:-10, 10:-10]
+    empty = np.asarray(Image.open(empty_png).convert("RGB")).astype(int)[10:-10, 10:-10]
+    background = np.median(empty.reshape(-1, 3), axis=0)
+    return float((np.abs(drawn - background).max(axis=-1) > 16).mean())
+
+
+def chromium_or_skip():
+    """The sync Playwright module, or skip the test where it or Debian's chromium is missing."""
+    import shutil
+
+    import pytest
+
+    playwright = pytest.importorskip("playwright.sync_api")
+    if not Path(CHROMIUM).exists() or shutil.which(CHROMIUM) is None:
+        pytest.skip("Debian chromium is not installed (dev.sh installs it)")
+    return playwright

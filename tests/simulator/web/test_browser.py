@@ -7,7 +7,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from anatomy_models.store import save_anatomy
 from scenarios.schema import load_scenario
 from simulator.carm import CArm
 from scoring.report import score
@@ -16,6 +15,7 @@ from simulator.session import Session
 from simulator.store import Store
 from simulator.web.attempt import LiveAttempt, needle_angles, view_isocenter
 from tests.simulator.web import browser as b
+from tests.simulator.web.conftest import ANATOMY
 
 pytestmark = pytest.mark.slow
 playwright = pytest.importorskip("playwright.sync_api")
@@ -27,23 +27,13 @@ TRAINEE, INSTRUCTOR, PASSWORD = "tess", "ivan", "a-long-password"
 
 
 @pytest.fixture(scope="module")
-def patient(small_spine):
-    save_anatomy(small_spine, "web-spine")
-    return small_spine
-
-
-@pytest.fixture(scope="module")
 def database(tmp_path_factory):
-    url = f"sqlite:///{tmp_path_factory.mktemp('web') / 'spinesim.db'}"
-    store = Store(url)
-    store.add_user(TRAINEE, "trainee", PASSWORD)
-    store.add_user(INSTRUCTOR, "instructor", PASSWORD)
-    return url
+    return b.database_with_users(tmp_path_factory.mktemp("web"), {TRAINEE: "trainee", INSTRUCTOR: "instructor"}, PASSWORD)
 
 
 @pytest.fixture(scope="module")
 def server(patient, database, tmp_path_factory):
-    running = b.Server(database, "web-spine", "--require-login", log=tmp_path_factory.mktemp("logs") / "serve.log")
+    running = b.Server(database, ANATOMY, "--require-login", log=tmp_path_factory.mktemp("logs") / "serve.log")
     yield running
     running.stop()
 
@@ -231,7 +221,7 @@ def test_the_monitor_shows_the_needle_advance(server, page, expert, patient):
 def test_a_killed_server_loses_no_action_and_the_attempt_resumes(patient, database, expert, chromium, tmp_path):
     session, actions = expert
     place = next(a for a in actions if a["type"] == "place_needle")
-    first = b.Server(database, "web-spine", "--require-login", log=tmp_path / "first.log")
+    first = b.Server(database, ANATOMY, "--require-login", log=tmp_path / "first.log")
     try:
         context = chromium.new_context(viewport={"width": 1600, "height": 1000})
         page = context.new_page()
@@ -254,7 +244,7 @@ def test_a_killed_server_loses_no_action_and_the_attempt_resumes(patient, databa
     assert [r["type"] for r in stored] == ["set_carm", "fluoro_shot", "place_needle", "advance",
                                            "check_loss_of_resistance", "advance"]
 
-    second = b.Server(database, "web-spine", "--require-login", log=tmp_path / "second.log")
+    second = b.Server(database, ANATOMY, "--require-login", log=tmp_path / "second.log")
     try:
         context = chromium.new_context(viewport={"width": 1600, "height": 1000})
         page = context.new_page()

@@ -1,0 +1,62 @@
+"""Landmarks measured from vertebra labels alone agree with the generator's exact ones to a few
+millimetres (the 2 mm grid's own error included), and anatomies that cannot give them say why."""
+
+import numpy as np
+import pytest
+
+from anatomy_models.anatomy import Anatomy
+from anatomy_models.errors import SpinesimError
+from anatomy_models.label_landmarks import landmarks_from_labels, vertebra_frames, with_label_landmarks
+from anatomy_models.structures import LEVELS, SIDES, Label, LabelTable
+from anatomy_models.volume import Volume
+
+# Median and worst distance (mm) allowed per kind of landmark: what the targets need.
+TOLERANCE_MM = {"body.center": (3.5, 8.0), "pedicle.center": (3.5, 5.0), "pedicle.six_oclock": (3.5, 5.0),
+                "interlaminar_window.center": (3.0, 5.0), "safe_triangle": (3.0, 5.0), "kambin_triangle": (5.0, 7.0),
+                "SAP_TP_junction": (5.0, 8.0), "facet_joint.inferior_recess": (2.5, 4.0)}
+
+
+def _kind(name: str) -> str:
+    """``L4.pedicle.left.center`` -> ``pedicle.center``: the name without its levels and side."""
+    return ".".join(part for part in name.split(".") if part not in LEVELS + SIDES and "-" not in part)
+
+
+def test_measured_landmarks_agree_with_the_generators(small_spine):
+    measured, directions = landmarks_from_labels(small_spine)
+    errors: dict[str, list[float]] = {kind: [] for kind in TOLERANCE_MM}
+    for name, point in measured.items():
+        if name in small_spine.landmarks and _kind(name) in TOLERANCE_MM:
+            errors[_kind(name)].append(float(np.linalg.norm(point - small_spine.landmark(name))))
+    for kind, (median, worst) in TOLERANCE_MM.items():
+        assert len(errors[kind]) >= 4, kind
+        assert np.median(errors[kind]) <= median and max(errors[kind]) <= worst, (kind, np.round(errors[kind], 1))
+    for level in ("L1", "L2", "L3", "L4", "L5"):
+        normal = directions[f"{level}.superior_endplate.normal"]
+        assert np.degrees(np.arccos(normal @ small_spine.direction(f"{level}.superior_endplate.normal"))) < 6.0
+
+
+def test_only_the_vertebra_labels_are_used(small_spine):
+    """Merging every part into its whole vertebra (as TotalSegmentator labels it) changes nothing."""
+    table = LabelTable([Label(i, level, "cortical_bone") for i, level in enumerate(("L3", "L4", "L5"), start=1)])
+    labels = np.zeros(small_spine.ct.shape, np.uint16)
+    for label in table:
+        labels[small_spine.mask(label.name)] = label.id
+    whole = Anatomy(small_spine.ct, table, small_spine.labels.with_array(labels))
+    merged, _ = landmarks_from_labels(whole)
+    parts, _ = landmarks_from_labels(small_spine)
+    assert set(vertebra_frames(whole)) == {"L3", "L4", "L5"}
+    for name in ("L4.body.center", "L4.pedicle.left.six_oclock", "L4-L5.safe_triangle.right", "L3-L4.interlaminar_window.center"):
+        assert np.allclose(merged[name], parts[name], atol=1.5), name
+    derived = with_label_landmarks(whole)
+    assert derived.landmarks and "approximate" in derived.metadata["derived_landmarks"]
+    assert with_label_landmarks(small_spine) is small_spine
+
+
+def test_anatomies_without_vertebra_labels_are_refused_with_what_is_needed():
+    ct = Volume.from_spacing(np.zeros((8, 8, 8), np.int16), (2.0, 2.0, 2.0))
+    with pytest.raises(SpinesimError, match="no label map.*--labels"):
+        landmarks_from_labels(Anatomy(ct))
+    table = LabelTable([Label(1, "aorta", "blood")])
+    labels = ct.with_array(np.ones((8, 8, 8), np.uint16))
+    with pytest.raises(SpinesimError, match="no labelled lumbar vertebra.*vertebrae_L4"):
+        with_label_landmarks(Anatomy(ct, table, labels))
