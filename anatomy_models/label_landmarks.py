@@ -35,6 +35,7 @@ from anatomy_models.anatomy import Anatomy
 from anatomy_models.errors import SpinesimError
 from anatomy_models.spine.landmarks import SAFE_TRIANGLE_BELOW_PEDICLE_MM, SAFE_TRIANGLE_MEDIAL_MM
 from anatomy_models.structures import LEVELS, in_group, level_below
+from anatomy_models.tissues import BONE_TISSUES
 
 # Half the ligamentum flavum's thickness behind the canal's back wall: the window centre lies in it
 # (flavum 3.2-3.7 mm, clinical.md §4.7 [S89]).
@@ -306,6 +307,31 @@ def with_label_landmarks(anatomy: Anatomy) -> Anatomy:
     if anatomy.landmarks:
         return anatomy
     landmarks, directions = landmarks_from_labels(anatomy)
+    _facet_recesses_out_of_bone(anatomy, landmarks)
     metadata = dict(anatomy.metadata, derived_landmarks="approximate, measured from the vertebra labels")
     return replace(anatomy, landmarks=landmarks, directions=directions, metadata=metadata)
 
+
+
+def _facet_recesses_out_of_bone(anatomy: Anatomy, landmarks: dict[str, np.ndarray], *, reach_mm: float = 8.0) -> None:
+    """Move each estimated facet inferior recess that falls in bone by the CT's numbers (a joint space
+    thinner than the voxels reads as bone) to the nearest voxel within ``reach_mm`` that is not bone
+    and lies neither above nor in front of it (in LPS: z no greater, y no smaller): the recess is the capsule's inferior, dorsal pouch,
+    which a needle enters from behind. One with no such voxel stays where it is."""
+    classes, names = anatomy.tissue_map()
+    is_bone = np.isin(names, sorted(BONE_TISSUES))
+    grid = anatomy.ct
+    radius = np.ceil(reach_mm / np.asarray(grid.spacing)).astype(int)
+    offsets = np.stack(np.meshgrid(*[np.arange(-r, r + 1) for r in radius], indexing="ij"), axis=-1).reshape(-1, 3)
+    shape = np.asarray(classes.shape)
+    for name in [n for n in landmarks if n.endswith(".inferior_recess")]:
+        centre = np.rint(grid.world_to_voxel(landmarks[name])).astype(int)
+        voxels = centre + offsets
+        voxels = voxels[np.all((voxels >= 0) & (voxels < shape), axis=1)]
+        if not np.all((centre >= 0) & (centre < shape)) or not is_bone[classes[tuple(centre)]]:
+            continue
+        shift = grid.voxel_to_world(voxels) - landmarks[name]
+        distance = np.linalg.norm(shift, axis=1)
+        keep = ~is_bone[classes[tuple(voxels.T)]] & (distance <= reach_mm) & (shift[:, 1] >= 0) & (shift[:, 2] <= 0)
+        if keep.any():
+            landmarks[name] = landmarks[name] + shift[keep][np.argmin(distance[keep])]

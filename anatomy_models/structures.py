@@ -59,8 +59,9 @@ Landmarks (points, LPS mm) and directions (unit vectors) use the same vocabulary
   the body, i.e. into the disc)
 - ``{L}.pedicle.{s}.center``, ``{L}.pedicle.{s}.six_oclock`` (inferior margin, as seen on AP)
 - ``{L}.spinous_process.tip``, ``{L}.transverse_process.{s}.tip``
-- ``{L}.SAP_TP_junction.{s}`` (medial branch target: the L3 medial branch crosses ``L4.SAP_TP_junction``;
-  at S1 it is the SAP-ala junction, where the L5 dorsal ramus runs)
+- ``{L}.SAP_TP_junction.{s}`` (medial branch target: the L3 medial branch crosses ``L4.SAP_TP_junction``),
+  ``S1.SAP_ala_junction.{s}`` (the L5 dorsal ramus crosses the sacral ala there); both on the dorsal
+  bone surface in the groove
 - ``facet_joint.{L}-{M}.{s}.inferior_recess``, ``facet_joint.{L}-{M}.{s}.center``
 - ``{L}-{M}.interlaminar_window.center``, ``{L}-{M}.ventral_interlaminar_line.{s}``
 - ``{L}-{M}.safe_triangle.{s}`` (subpedicular TFESI target under pedicle ``{L}``),

@@ -214,6 +214,8 @@ TISSUES: dict[str, Tissue] = _table(
 # CT-number thresholds (HU) that classify an unlabelled voxel, between the table's classes: air below
 # -400 (halfway to fat), fat below -30, soft tissue below 150, cancellous bone below 500 (the start of
 # the cortical range), cortical bone above (§5.1) [ED].
+# The tissue classes a needle cannot pass (it stops at their surface).
+BONE_TISSUES = frozenset({"cortical_bone", "cancellous_bone"})
 _HU_CLASSES = (("air", -400.0), ("fat", -30.0), ("soft_tissue", 150.0), ("cancellous_bone", 500.0), ("cortical_bone", np.inf))
 
 

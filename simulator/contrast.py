@@ -62,7 +62,8 @@ from anatomy_models.errors import SpinesimError
 from anatomy_models.structures import in_group
 from anatomy_models.tissues import CONTRAST_IODINE_MG_PER_ML
 from anatomy_models.volume import Volume
-from simulator.trace import AIR, BONE_TISSUES, NERVE_ROOT_GROUPS, Tracer
+from anatomy_models.tissues import BONE_TISSUES
+from simulator.trace import AIR, NERVE_ROOT_GROUPS, Tracer
 
 Pattern = Literal["epidural", "intrathecal", "subdural", "arterial", "venous", "intra_articular",
                   "intradiscal", "soft_tissue"]

@@ -216,7 +216,8 @@ def expert_actions(scenario: Scenario, target: Target, trajectory: Trajectory) -
     actions: list[dict] = []
     alignment, _, depth_view = target.views
     trajectory_view = View(f"gun barrel ({target.views[1].name})",
-                           gun_barrel(Needle(trajectory.entry, trajectory.direction, trajectory.depth_mm)))
+                           gun_barrel(Needle(trajectory.entry, trajectory.direction, trajectory.depth_mm,
+                                             scenario.needle.spec())))
 
     def add(kind: str, after_s: float, **fields) -> None:
         actions.append({"type": kind, "t": clock.tick(after_s)} | fields)

@@ -26,7 +26,7 @@ from scipy import ndimage
 from anatomy_models.anatomy import Anatomy
 from anatomy_models.errors import SpinesimError
 from anatomy_models.structures import in_group
-from anatomy_models.tissues import tissue_from_hu
+from anatomy_models.tissues import BONE_TISSUES, tissue_from_hu
 
 # Depths of structure boundaries are refined to this (mm); far below any voxel size.
 BOUNDARY_TOLERANCE_MM = 1e-4
@@ -36,7 +36,6 @@ STEP_FRACTION = 0.1
 # The tip rests this far short of a bone surface it hits (mm): on the periosteum, not in the cortex.
 BONE_STANDOFF_MM = 0.05
 
-BONE_TISSUES = frozenset({"cortical_bone", "cancellous_bone"})
 # Beyond the grid: air for the needle, but not a place a needle can come from (a CT's field of view
 # may cut through the body, and that cut is not skin).
 OUTSIDE = "outside"

@@ -1,15 +1,24 @@
 """CT numbers for a generated anatomy: tissue HU, seeded texture, reconstruction blur and noise.
 
 Each labelled voxel starts at its tissue's CT number from the tissue table (clinical.md §5.1).
-Bone gets a cortical shell (cortical HU near the surface, fading into cancellous HU over the
+Bone gets a cortical shell (cortical HU near the surface, fading into cancellous HU below the
 shell's thickness) and a trabecular pattern inside; muscle gets fibre-like striation along the body
-axis, fat and organs a faint speckle. The image is then blurred like a reconstruction kernel (about
-0.8 mm FWHM [ED]) and gets a little white noise, so slices and DRRs look like CT, not a cartoon.
-Work is done in slabs along z so the peak memory stays a few slabs above the final arrays.
+axis, fat and organs a faint speckle.
+
+Bone is partial-volume, like a real scanner's: a voxel the bone's surface passes through holds the
+fraction ``clip(0.5 - sdf / spacing, 0, 1)`` of bone (from the bone's signed distance) and the
+rest of its own tissue, so a surface oblique to the grid is a smooth ramp, not a staircase, and a
+shell thinner than a voxel still shows as a continuous line (no dotted endplates, no moire on the
+DRR). The labels stay nearest-centre (a voxel is bone where its centre is).
+
+The image is then blurred like a reconstruction kernel (about 0.8 mm FWHM [ED]) and gets a little
+white noise, so slices and DRRs look like CT, not a cartoon. Work is done in slabs along z so the
+peak memory stays a few slabs above the final arrays.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Callable
 
 import numpy as np
@@ -18,7 +27,8 @@ from scipy import ndimage
 from anatomy_models.structures import LabelTable
 from anatomy_models.tissues import TISSUES
 
-RECONSTRUCTION_FWHM_MM = 0.8         # [ED] a standard soft/bone kernel
+RECONSTRUCTION_FWHM_MM = 0.8         # [ED] a standard soft/bone kernel, in the slice plane
+SLICE_PROFILE_FWHM_MM = 1.5          # [ED] slice sensitivity profile of a 1 mm helical reconstruction
 NOISE_HU = 6.0                      # [ED] quantum noise after reconstruction
 TRABECULAR_HU = 110.0               # [ED] amplitude of the trabecular pattern
 TRABECULAR_SCALE_MM = 0.7           # [ED] trabecular spacing ~1 mm
@@ -28,8 +38,50 @@ ORGAN_VARIATION_HU = 12.0
 ORGAN_SCALE_MM = 8.0                # [ED] size of the slow organ-density variation
 ORGAN_WAVELENGTH_MM = 90.0
 SLAB_VOXELS = 32
+CORTEX_RAMP_MM = 1.0                # [ED] cortical to cancellous over about a millimetre (endosteal margin)
+# What a bone voxel's non-bone share holds where the surface passes through it: the periosteal soft
+# tissue (ligament, muscle, fat, disc average) [ED]; it only matters in half a voxel's depth.
+PERIOSTEAL_HU = 40.0
 
 ProgressCallback = Callable[[float, float, str], None]
+
+
+@dataclass
+class BoneRegion:
+    """One bone (a vertebra, the sacrum, an ilium) for the CT: its signed distance and CT numbers.
+
+    ``box`` is the index box of ``grid``; ``sdf_mm`` (float32, the box's shape) the bone's signed
+    distance in mm (negative inside); ``hu`` (float32, same shape) the CT number of bone at each voxel
+    (shell and core, before texture), used wherever the voxel holds some bone.
+    """
+
+    box: tuple[slice, slice, slice]
+    sdf_mm: np.ndarray
+    hu: np.ndarray
+
+
+@dataclass
+class SurfaceBand:
+    """The voxels a boundary between two tissues cuts (the skin's outer surface, say), for partial volume.
+
+    ``ijk`` (int32, shape (n, 3)) are the voxels, ``inside_share`` (float32, (n,)) the share of each
+    on the inside; the voxel's CT number becomes ``share * inside_hu + (1 - share) * outside_hu``.
+    """
+
+    ijk: np.ndarray
+    inside_share: np.ndarray
+    inside_hu: float
+    outside_hu: float
+
+
+def inside_fraction(sdf_mm: np.ndarray, spacing_mm: float) -> np.ndarray:
+    """Share of a voxel (0-1) that a surface with signed distance ``sdf_mm`` at its centre cuts off
+    as inside: the anti-aliasing ramp over one voxel.
+
+    >>> inside_fraction(np.array([-1.0, -0.25, 0.0, 0.25, 1.0]), 1.0).tolist()
+    [1.0, 0.75, 0.5, 0.25, 0.0]
+    """
+    return np.clip(0.5 - sdf_mm / np.float32(spacing_mm), 0.0, 1.0).astype(np.float32)
 
 
 def _fwhm_to_sigma(fwhm_mm: float, spacing_mm: float) -> float:
@@ -47,8 +99,8 @@ def tissue_hu_lookup(table: LabelTable) -> tuple[np.ndarray, np.ndarray]:
     return hu, texture
 
 
-def synthesize_ct(labels: np.ndarray, table: LabelTable, bone_hu: list[tuple[tuple[slice, slice, slice], np.ndarray, np.ndarray]],
-                  spacing_mm: float, seed: int, progress: ProgressCallback | None = None) -> np.ndarray:
+def synthesize_ct(labels: np.ndarray, table: LabelTable, bones: list[BoneRegion], spacing_mm: float, seed: int,
+                  progress: ProgressCallback | None = None, bands: tuple[SurfaceBand, ...] = ()) -> np.ndarray:
     """CT numbers (int16 HU) for a label map.
 
     Parameters
@@ -57,22 +109,27 @@ def synthesize_ct(labels: np.ndarray, table: LabelTable, bone_hu: list[tuple[tup
         Label ids on the grid.
     table : LabelTable
         Label id -> tissue.
-    bone_hu : list of (box, mask, hu)
-        Per bone region (index box), the voxels it owns (bool) and their CT numbers before texture
-        (cortical shell and cancellous core from the bone's signed distance). The texture is added
-        to these arrays in place.
+    bones : list of BoneRegion
+        Every bone's signed distance and CT numbers (cortical shell and cancellous core from the
+        depth under its surface). The trabecular texture is added to their ``hu`` in place.
     spacing_mm : float
         Voxel size, mm.
     seed : int
         Seed of every texture and of the noise.
+    bands : tuple of SurfaceBand
+        Boundaries between soft tissues (or air) to make partial-volume.
     """
     hu_of, texture_of = tissue_hu_lookup(table)
+    is_bone = np.zeros(len(hu_of), dtype=bool)
+    for label in table:
+        is_bone[label.id] = label.tissue == "cortical_bone"
     # Bone: the shell/core CT numbers, with a trabecular pattern (a band-pass of white noise, ~1 mm)
     # where the bone is cancellous. Drawn per bone region: bones are a small part of the volume.
     fine = TRABECULAR_SCALE_MM / spacing_mm
     textured_bone = []
-    for index, (box, mask, values) in enumerate(bone_hu):
-        white = np.random.default_rng([seed, 13, index]).standard_normal(mask.shape, dtype=np.float32)
+    for index, region in enumerate(bones):
+        values = region.hu
+        white = np.random.default_rng([seed, 13, index]).standard_normal(values.shape, dtype=np.float32)
         if fine >= 0.3:
             pattern = ndimage.gaussian_filter(white, fine, truncate=3.0) - ndimage.gaussian_filter(white, 2.0 * fine, truncate=3.0)
         else:  # a coarse grid cannot hold trabeculae: a faint mottle instead
@@ -80,7 +137,7 @@ def synthesize_ct(labels: np.ndarray, table: LabelTable, bone_hu: list[tuple[tup
         pattern *= TRABECULAR_HU / max(float(pattern.std()), 1e-6)
         cancellous = np.clip((values - 150.0) / 300.0, 0.0, 1.0) * np.clip((900.0 - values) / 500.0, 0.0, 1.0)
         values += pattern * cancellous  # in place: the caller's CT numbers are not needed untextured
-        textured_bone.append((box, mask, values))
+        textured_bone.append((region.box, inside_fraction(region.sdf_mm, spacing_mm), values))
     # Organs: a slow variation, two smooth in-plane fields mixed by a slow wave along z (cheap, seamless).
     organ_rng = np.random.default_rng([seed, 14])
     organ_sigma = ORGAN_SCALE_MM / spacing_mm
@@ -89,7 +146,7 @@ def synthesize_ct(labels: np.ndarray, table: LabelTable, bone_hu: list[tuple[tup
         field = ndimage.gaussian_filter(organ_rng.standard_normal(labels.shape[:2], dtype=np.float32), organ_sigma)
         organ_fields.append(field * (ORGAN_VARIATION_HU / max(float(field.std()), 1e-6)))
     organ_phase = 2.0 * np.pi * spacing_mm * np.arange(labels.shape[2]) / ORGAN_WAVELENGTH_MM + organ_rng.uniform(0, 2 * np.pi)
-    sigma_recon = _fwhm_to_sigma(RECONSTRUCTION_FWHM_MM, spacing_mm)
+    sigma_recon = (_fwhm_to_sigma(RECONSTRUCTION_FWHM_MM, spacing_mm),) * 2 + (_fwhm_to_sigma(SLICE_PROFILE_FWHM_MM, spacing_mm),)
     striation_sigma = (0.5 / spacing_mm, 0.5 / spacing_mm, 2.5 / spacing_mm)
     nk = labels.shape[2]
     out = np.empty(labels.shape, dtype=np.int16)
@@ -99,14 +156,14 @@ def synthesize_ct(labels: np.ndarray, table: LabelTable, bone_hu: list[tuple[tup
         stop = min(start + slab_size, nk)
         lo, hi = max(start - halo, 0), min(stop + halo, nk)
         shape = (labels.shape[0], labels.shape[1], hi - lo)
-        slab = hu_of[labels[:, :, lo:hi]]
-        for box, mask, values in textured_bone:
-            k0, k1 = max(box[2].start, lo), min(box[2].stop, hi)
-            if k0 >= k1:
-                continue
-            inside = (slice(None), slice(None), slice(k0 - box[2].start, k1 - box[2].start))
-            region = slab[box[0], box[1], k0 - lo:k1 - lo]
-            region[mask[inside]] = values[inside][mask[inside]]
+        slab_labels = labels[:, :, lo:hi]
+        slab = hu_of[slab_labels]
+        for band in bands:
+            k = band.ijk[:, 2]
+            here = (k >= lo) & (k < hi)
+            share = band.inside_share[here]
+            slab[band.ijk[here, 0], band.ijk[here, 1], k[here] - lo] = \
+                share * np.float32(band.inside_hu) + (1.0 - share) * np.float32(band.outside_hu)
         # Striation along the body axis (muscle fibres) and fat speckle from one white field, drawn
         # slice by slice from per-slice seeds so slab halos match their neighbours (no seams).
         white = _white_noise(shape[:2], range(lo, hi), seed, 11)
@@ -119,8 +176,19 @@ def synthesize_ct(labels: np.ndarray, table: LabelTable, bone_hu: list[tuple[tup
         organ = organ_fields[0][:, :, None] * np.cos(phase) + organ_fields[1][:, :, None] * np.sin(phase)
         organs = tex == 3
         slab[organs] += organ[organs]
-        if sigma_recon > 0.2:
-            slab = ndimage.gaussian_filter(slab, sigma_recon, truncate=3.0)
+        # Bone over the soft tissue, by the share of each voxel it fills.
+        slab[is_bone[slab_labels]] = PERIOSTEAL_HU
+        for box, fraction, values in textured_bone:
+            k0, k1 = max(box[2].start, lo), min(box[2].stop, hi)
+            if k0 >= k1:
+                continue
+            inside = (slice(None), slice(None), slice(k0 - box[2].start, k1 - box[2].start))
+            share, bone = fraction[inside], values[inside]
+            region = slab[box[0], box[1], k0 - lo:k1 - lo]
+            some = share > 0
+            region[some] += share[some] * (bone[some] - region[some])
+        if max(sigma_recon) > 0.2:
+            slab = ndimage.gaussian_filter(slab, [s if s > 0.2 else 0.0 for s in sigma_recon], truncate=3.0)
         # Quantum noise: the same white field, shifted so it is independent of the texture it made.
         slab += NOISE_HU * np.roll(white, (7, 5), axis=(0, 1))
         out[:, :, start:stop] = np.clip(np.rint(slab[:, :, start - lo:start - lo + stop - start]), -1024, 3071)
@@ -138,11 +206,12 @@ def _white_noise(shape: tuple[int, int], slices: range, seed: int, stream: int) 
 
 
 def bone_hu_from_depth(depth_mm: np.ndarray, cortex_mm: np.ndarray) -> np.ndarray:
-    """CT numbers of bone from the depth below its surface (mm): cortical shell over cancellous core.
+    """CT numbers of bone from the depth below its surface (mm): a cortical shell ``cortex_mm`` thick
+    over a cancellous core, the two meeting over :data:`CORTEX_RAMP_MM`.
 
-    >>> bone_hu_from_depth(np.array([0.2, 5.0]), np.array([1.0, 1.0])).round().tolist()
-    [1200.0, 300.0]
+    >>> bone_hu_from_depth(np.array([-0.5, 0.2, 1.5, 5.0]), np.array([1.5, 1.5, 1.5, 1.5])).round().tolist()
+    [1200.0, 1200.0, 750.0, 300.0]
     """
     cortical, cancellous = TISSUES["cortical_bone"].hu, TISSUES["cancellous_bone"].hu
-    weight = np.clip(1.5 - depth_mm / np.maximum(cortex_mm, 1e-3), 0.0, 1.0)
+    weight = np.clip((cortex_mm - depth_mm) / CORTEX_RAMP_MM + 0.5, 0.0, 1.0)
     return (cancellous + (cortical - cancellous) * weight).astype(np.float32)

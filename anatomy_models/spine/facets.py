@@ -25,10 +25,21 @@ JOINT_HEIGHT_MM = 15.0
 JOINT_WIDTH_MM = 15.0
 JOINT_SPACE_MM = 1.5
 JOINT_ABOVE_DISC_MM = 2.0          # joint centre above the disc centre
-JOINT_BEHIND_JUNCTION_MM = 5.0     # joint centre behind the lower vertebra's pedicle-lamina junction
+# The joint lies behind the lower vertebra's pedicle, in line with it: its superior articular process
+# then sits a few millimetres lateral of the pedicle and ~8 mm behind it, the posterior wall of the
+# foramen and of the lateral recess (§4.3 [S70] recess depth 4-14 mm), and comes under the pedicle's
+# 6 o'clock at a 20-35 deg oblique (the Scotty dog, §2.2(a) [S17][S20]).
+JOINT_BEHIND_JUNCTION_MM = 4.5     # joint centre behind the pedicle-lamina junction
+# And medial of it, by 4 mm at 45 deg, less for the more sagittal upper joints (whose inferior
+# processes would otherwise reach into the interlaminar window), none at 25 deg.
+JOINT_MEDIAL_OF_JUNCTION_MM = 4.0
+JOINT_MEDIAL_FROM_DEG, JOINT_MEDIAL_AT_DEG = 25.0, 45.0
 JOINT_CURVATURE_RADIUS_MM = 20.0   # the joint is a piece of a vertical cylinder: SAP concave, IAP convex
 SAP_THICKNESS_MM = 8.0
 IAP_THICKNESS_MM = 8.0
+SAP_TIP_ABOVE_JOINT_MM = 1.0       # the SAP's point just above the joint's upper recess
+IAP_TIP_BELOW_JOINT_MM = 2.0       # the IAP's tip just below the inferior recess
+PROCESS_TIP_THICKNESS_MM = 3.5     # the articular processes thin toward their tips (pointed ear, front leg)
 HYPERTROPHY_MM_PER_GRADE = 1.2     # facet hypertrophy per degeneration grade
 MAMILLARY_RADII_MM = (3.0, 3.0, 4.0)  # the mamillary process on the SAP's back edge
 
@@ -53,9 +64,12 @@ class FacetJoint:
         return self.frame.rotation.T @ (np.asarray(point, float) - self.frame.origin)
 
     def shell(self, inner: float, outer: float, bottom: float, top: float, extra_width: float = 0.0,
-              rounding: float = 0.0, top_width: float = 1.0, bottom_width: float = 1.0) -> Primitive:
+              rounding: float = 0.0, top_width: float = 1.0, bottom_width: float = 1.0,
+              inner_top: float | None = None, outer_top: float | None = None) -> Primitive:
         """The part of the joint's cylinder between distances ``inner`` and ``outer`` (mm) from its
-        axis, from ``bottom`` to ``top`` (joint-frame w, mm), as wide as the joint plus ``extra_width``."""
+        axis (``inner_top``, ``outer_top`` at the top if they differ), from ``bottom`` to ``top``
+        (joint-frame w, mm), as wide as the joint plus ``extra_width`` (scaled by ``top_width`` and
+        ``bottom_width`` at the ends)."""
         radius = JOINT_CURVATURE_RADIUS_MM
         half_angle = (self.width_mm / 2.0 + extra_width) / radius
         frame = Frame(self.frame.point((0.0, 0.0, (bottom + top) / 2.0)), self.frame.rotation)
@@ -63,7 +77,7 @@ class FacetJoint:
         reach_n = max(abs(radius - outer), abs(radius - inner * np.cos(half_angle))) + 1.0
         extent = (reach_n, outer * np.sin(half_angle) + 1.0, (top - bottom) / 2.0 + 1.0)
         return Primitive(frame, curved_slab(radius, inner, outer, half_angle, (top - bottom) / 2.0, rounding,
-                                            top_width, bottom_width), extent)
+                                            top_width, bottom_width, inner_top, outer_top), extent)
 
     def space_shape(self) -> Primitive:
         radius = JOINT_CURVATURE_RADIUS_MM
@@ -81,8 +95,9 @@ def facet_joint(disc: DiscGeometry, lower: VertebraLayout, side: str, tropism_de
     s = SIDE_SIGN[side]
     angle = disc.reference.facet_angle_deg + s * tropism_deg / 2.0
     junction = disc.frame.rotation.T @ (lower.world(lower.junction[side]) - disc.frame.origin)
-    center_local = np.array([junction[0] + s * 1.0, junction[1] + JOINT_BEHIND_JUNCTION_MM, JOINT_ABOVE_DISC_MM])
     theta = math.radians(angle)
+    medial = JOINT_MEDIAL_OF_JUNCTION_MM * float(np.clip((angle - JOINT_MEDIAL_FROM_DEG) / (JOINT_MEDIAL_AT_DEG - JOINT_MEDIAL_FROM_DEG), 0.0, 1.0))
+    center_local = np.array([junction[0] - s * medial, junction[1] + JOINT_BEHIND_JUNCTION_MM, JOINT_ABOVE_DISC_MM])
     normal = np.array([-s * math.cos(theta), math.sin(theta), 0.0])
     along = np.array([s * math.sin(theta), math.cos(theta), 0.0])
     # Columns n, t, w: a mirror-image (left-handed) frame on one side, which the symmetric boxes and
@@ -112,9 +127,9 @@ def superior_articular_process(joint: FacetJoint, lower: VertebraLayout, degener
     junction = lower.world(lower.junction[joint.side])
     base = joint.local(junction)[2]
     radius, gap = JOINT_CURVATURE_RADIUS_MM, joint.space_mm / 2.0
-    # Pointed on top (the Scotty dog's ear).
-    plate = joint.shell(radius + gap, radius + gap + thickness, base, joint.height_mm / 2.0 + 3.0, 1.5, 1.5,
-                        top_width=0.55)
+    # Pointed on top (the Scotty dog's ear), its tip a little above the joint's upper end.
+    plate = joint.shell(radius + gap, radius + gap + thickness, base, joint.height_mm / 2.0 + SAP_TIP_ABOVE_JOINT_MM,
+                        1.5, 1.5, top_width=0.45, outer_top=radius + gap + PROCESS_TIP_THICKNESS_MM)
     stem_top = joint.frame.point((-gap - thickness / 2.0, 0.0, base + 4.0))
     back_edge = joint.frame.point((-gap - thickness / 2.0 - 1.0, joint.width_mm / 2.0 + 1.0, base + 5.0))
     mamillary = Primitive(Frame(back_edge, joint.frame.rotation), ellipsoid(MAMILLARY_RADII_MM), MAMILLARY_RADII_MM)
@@ -129,8 +144,9 @@ def inferior_articular_process(joint: FacetJoint, upper: VertebraLayout, degener
     corner = upper.world(corner_local)
     top = min(max(joint.local(corner)[2], joint.height_mm / 2.0), joint.height_mm / 2.0 + 6.0)
     radius, gap = JOINT_CURVATURE_RADIUS_MM, joint.space_mm / 2.0
-    # Narrowing downward (the front leg).
-    plate = joint.shell(radius - gap - thickness, radius - gap, -joint.height_mm / 2.0 - 3.0, top, 1.5, 1.5,
-                        bottom_width=0.6)
+    # Narrowing downward to a rounded tip (the front leg).
+    tip = radius - gap - PROCESS_TIP_THICKNESS_MM
+    plate = joint.shell(tip, radius - gap, -joint.height_mm / 2.0 - IAP_TIP_BELOW_JOINT_MM, top, 1.5, 1.5,
+                        bottom_width=0.5, inner_top=radius - gap - thickness)
     stem_bottom = joint.frame.point((gap + thickness / 2.0, 0.0, top - 3.0))
     return [plate, _rod(corner, stem_bottom, 4.5)]

@@ -25,7 +25,7 @@ from scipy import ndimage
 
 from anatomy_models.anatomy import Anatomy
 from anatomy_models.spine.alignment import INTERSPACE_NAMES, VERTEBRA_NAMES, align_spine
-from anatomy_models.spine.ct_synthesis import bone_hu_from_depth, synthesize_ct
+from anatomy_models.spine.ct_synthesis import BoneRegion, SurfaceBand, inside_fraction, bone_hu_from_depth, synthesize_ct
 from anatomy_models.spine.landmarks import spine_landmarks
 from anatomy_models.spine.neural import build_neural
 from anatomy_models.spine.parameters import GENERATOR_VERSION, SpineParameters
@@ -39,12 +39,18 @@ from anatomy_models.spine.soft_tissue import (LEAN_HALF_WIDTH_MM, SKIN_THICKNESS
 from anatomy_models.spine.vertebra import SIDE_SIGN
 from anatomy_models.spine.vessels import build_vessels
 from anatomy_models.structures import LabelTable
+from anatomy_models.tissues import TISSUES
 from anatomy_models.volume import Volume
 
 ProgressCallback = Callable[[float, float, str], None]
 
-# Cortical shell thickness (mm) by part kind [ED]: thin over the vertebral body, thicker in the arch.
-CORTEX_MM = {"body": 1.0, "default": 1.6}
+# Cortical shell thickness (mm) by part kind [ED]: the body's shell with its endplates about a
+# millimetre and a half (the subchondral plate included), the pedicle's walls thickest (the bright
+# ring of the pedicle on AP, seen end-on), the posterior elements a thin shell over a cancellous core.
+CORTEX_MM = {"body": 1.4, "pedicle": 2.0, "default": 1.5}
+# The pedicle's cortical tube continues this far into the body (mm) before it merges with the
+# body's trabecular bone [ED]: the funnel that makes the pedicle's "eye" on AP and oblique views.
+PEDICLE_WALL_INTO_BODY_MM = 6.0
 MUSCLES = ("quadratus_lumborum", "psoas", "erector_spinae", "multifidus")
 TABLE_MARGIN_MM = 5.0
 ABDOMINAL_WALL_MM = 12.0            # obliques and transversus (and latissimus behind) [ED]
@@ -156,14 +162,24 @@ def label_names(model: SpineModel) -> list[tuple[str, str]]:
 
 
 # ------------------------------------------------------------------------------- rasterising
-def _paint(labels: np.ndarray, grid: Grid, shape: Shape, label_id: int, threshold: float = 0.0) -> None:
+def _paint(labels: np.ndarray, grid: Grid, shape: Shape, label_id: int, threshold: float = 0.0,
+           within: int | None = None) -> None:
+    """Label the voxels inside ``shape`` (sdf below ``threshold``), only those labelled ``within`` if given."""
     box, values = grid.evaluate(shape)
     if box is not None:
-        labels[box][values < threshold] = label_id
+        inside = values < threshold
+        if within is not None:
+            inside &= labels[box] == within
+        labels[box][inside] = label_id
 
 
-def _paint_bone(labels: np.ndarray, grid: Grid, parts, ids: dict[str, int]):
-    """Paint one vertebra; returns (box, mask, HU) of its voxels for the CT."""
+def _cortex_mm(label: str) -> float:
+    kind = label.split(".")[1] if "." in label else ""
+    return CORTEX_MM.get(kind, CORTEX_MM["default"])
+
+
+def _paint_bone(labels: np.ndarray, grid: Grid, parts, ids: dict[str, int], joints: list[Shape]) -> BoneRegion | None:
+    """Paint one bone (its parts blended, the facet joint spaces cut out); returns its CT region."""
     lower = np.min([s.lower for _, s in parts], axis=0) - BONE_BLEND_MM
     upper = np.max([s.upper for _, s in parts], axis=0) + BONE_BLEND_MM
     box = grid.box(lower, upper)
@@ -171,10 +187,12 @@ def _paint_bone(labels: np.ndarray, grid: Grid, parts, ids: dict[str, int]):
         return None
     blended = np.full(grid.box_shape(box), FAR_MM, dtype=np.float32)
     nearest = blended.copy()
+    body = blended.copy()
+    pedicle = blended.copy()
     owner = np.zeros(blended.shape, dtype=np.int16)
     cortex = np.zeros(len(parts) + 1, dtype=np.float32)
     for index, (label, shape) in enumerate(parts, start=1):
-        cortex[index] = CORTEX_MM["body"] if label.endswith(".body") else CORTEX_MM["default"]
+        cortex[index] = _cortex_mm(label)
         sub = grid.intersect(box, shape.lower - BONE_BLEND_MM, shape.upper + BONE_BLEND_MM)
         if sub is None:
             continue
@@ -185,19 +203,43 @@ def _paint_bone(labels: np.ndarray, grid: Grid, parts, ids: dict[str, int]):
         closer = values < nearest[local]
         nearest[local] = np.where(closer, values, nearest[local])
         owner[local] = np.where(closer, index, owner[local])
+        kind = label.split(".")[1] if "." in label else ""
+        if kind in ("body", "pedicle"):
+            target = body if kind == "body" else pedicle
+            np.minimum(target[local], values, out=target[local])
+    # The joint spaces separate the articular processes of two vertebrae: no bone inside them.
+    for joint in joints:
+        sub = grid.intersect(box, joint.lower, joint.upper)
+        if sub is None:
+            continue
+        values = np.full(grid.box_shape(sub), FAR_MM, dtype=np.float32)
+        joint.paint(values, grid, sub)
+        local = tuple(slice(a.start - b.start, a.stop - b.start) for a, b in zip(sub, box))
+        np.maximum(blended[local], -values, out=blended[local])
     mask = blended < 0
     part_ids = np.array([0] + [ids[label] for label, _ in parts], dtype=labels.dtype)
     labels[box][mask] = part_ids[owner[mask]]
-    return box, mask, bone_hu_from_depth(-blended, cortex[owner])
+    depth = -blended
+    # Inside the body the pedicle keeps its own cortical walls for a few millimetres (its funnel).
+    funnel = (pedicle < 0) & (body < -0.5) & (body > -PEDICLE_WALL_INTO_BODY_MM)
+    depth[funnel] = np.minimum(depth[funnel], -pedicle[funnel])
+    shell = np.where(funnel, CORTEX_MM["pedicle"], cortex[owner])
+    return BoneRegion(box, blended, bone_hu_from_depth(depth, shell))
 
 
-def _paint_trunk(labels: np.ndarray, grid: Grid, model: SpineModel, ids: dict[str, int]) -> None:
+def _paint_trunk(labels: np.ndarray, grid: Grid, model: SpineModel, ids: dict[str, int], skin_hu: float) -> SurfaceBand:
+    """Paint skin, fat, the abdominal wall and the viscera; returns the skin surface's partial-volume band."""
     trunk, profile = model.trunk, model.trunk.profile
     x, y, _ = grid.axes(grid.full)
+    band_ijk, band_share = [], []
     for start in range(0, grid.shape[2], 16):
         box = (slice(0, grid.shape[0]), slice(0, grid.shape[1]), slice(start, min(start + 16, grid.shape[2])))
         z = grid.axes(box)[2]
         outline = trunk.section_sdf(x, y, z)
+        # The skin's surface is the strongest edge a radiograph sees: air against tissue.
+        cut = np.argwhere(np.abs(outline) < 0.5 * grid.spacing)
+        band_share.append(inside_fraction(outline[tuple(cut.T)], grid.spacing))
+        band_ijk.append((cut + np.array([0, 0, start])).astype(np.int32))
         slab = labels[box]
         slab[outline < 0] = ids["skin"]
         slab[outline < -SKIN_THICKNESS_MM] = ids["fat"]
@@ -213,11 +255,13 @@ def _paint_trunk(labels: np.ndarray, grid: Grid, model: SpineModel, ids: dict[st
         slab[wall & (x >= 0)] = ids["muscle.abdominal_wall.left"]
         slab[wall & (x < 0)] = ids["muscle.abdominal_wall.right"]
         slab[(lean < -ABDOMINAL_WALL_MM) & in_front] = ids["soft_tissue"]
+    return SurfaceBand(np.concatenate(band_ijk), np.concatenate(band_share), skin_hu, TISSUES["air"].hu)
 
 
 def _fill_epidural(labels: np.ndarray, grid: Grid, model: SpineModel, ids: dict[str, int], low_priority: np.ndarray) -> None:
     """Label as epidural every voxel the sac's surroundings reach in the canal region without crossing
-    bone, disc, ligamentum flavum or a facet joint (6-connected flood fill)."""
+    bone, disc, ligamentum flavum or a facet joint (6-connected flood fill), in front of the canal's
+    posterior wall."""
     lower = np.min([s.lower for s in model.canal], axis=0)
     upper = np.max([s.upper for s in model.canal], axis=0)
     box = grid.box(lower, upper)
@@ -235,7 +279,100 @@ def _fill_epidural(labels: np.ndarray, grid: Grid, model: SpineModel, ids: dict[
     reached = np.unique(components[sac & region])
     reached = reached[reached > 0]
     epidural = np.isin(components, reached) & low_priority[local]
+    epidural &= ~_behind_canal_wall(epidural, local, box, grid, model, ids)
     local[epidural] = ids["epidural_space"]
+
+
+# How far (mm) a voxel of the epidural fill looks forward for the canal's posterior wall in front of it.
+CANAL_WALL_SEARCH_MM = 20.0
+
+
+def _behind_canal_wall(candidates: np.ndarray, local: np.ndarray, box, grid: Grid, model: SpineModel,
+                       ids: dict[str, int]) -> np.ndarray:
+    """Which ``candidates`` (voxels of the epidural fill, in ``box``) lie behind the canal's posterior
+    wall: going forward from them along the spine's local anterior axis, they meet the ligamentum
+    flavum or the laminae, spinous processes or articular processes (or the sacrum's dorsal plate)
+    before the dural sac.
+
+    The epidural space ends at that wall; the fill can get round its edges (between the flavum and a
+    lamina, into a crack of a thin bony edge, out through the dorsal sacral foramina), where a needle
+    would feel a false loss of resistance before the flavum.
+    """
+    wall = np.zeros(max(ids.values()) + 1, dtype=bool)
+    sac = wall.copy()
+    for name, i in ids.items():
+        parts = name.split(".")
+        wall[i] = name.startswith("ligamentum_flavum") or (
+            len(parts) > 1 and parts[0] in VERTEBRA_NAMES and parts[1] in ("lamina", "spinous_process", "SAP", "IAP"))
+        sac[i] = name.startswith("dural_sac")
+    ijk = np.argwhere(candidates)
+    offset = np.array([b.start for b in box])
+    points = np.asarray(grid.origin) + (ijk + offset) * grid.spacing
+    # The local anterior axis of the spine at each point's height, from the vertebrae's frames.
+    frames = sorted((v.frame.origin[2], -v.frame.rotation[:, 1]) for v in model.skeleton.layouts.values())
+    z = np.array([f[0] for f in frames])
+    forward = np.stack([np.interp(points[:, 2], z, [f[1][axis] for f in frames]) for axis in range(3)], axis=1)
+    forward /= np.linalg.norm(forward, axis=1, keepdims=True)
+    # The sacrum below S1 is one label: its bone is the canal's back wall where it lies behind the
+    # canal's front (the fused laminae), its front wall elsewhere (the fused bodies).
+    s1 = model.skeleton.layouts["S1"]
+    sacrum, sacral_canal_front = ids["S1"], s1.depth / 2.0 + 3.0
+    # The probe is as thick as the voxel: rays from the centre and from half a voxel to each side
+    # across the axis, so that no ray from behind slips forward between the corner-touching voxels of
+    # a thin oblique wall (the flavum's tip under a lamina) into the fill.
+    across = np.cross(forward, [1.0, 0.0, 0.0])
+    across /= np.maximum(np.linalg.norm(across, axis=1, keepdims=True), 1e-6)
+    # Half a voxel at 1 mm; no more than half a millimetre on a coarse grid, whose thin fill it would empty.
+    half = min(0.5, 0.5 / grid.spacing)
+    starts = [ijk.astype(float)] + [ijk + sign * half * axis for axis in (np.array([[1.0, 0.0, 0.0]]), across)
+                                    for sign in (-1.0, 1.0)]
+    behind = np.zeros(len(points), dtype=bool)
+    shape = np.array(local.shape)
+    for start in starts:
+        searching = ~behind
+        for step in np.arange(0.5, CANAL_WALL_SEARCH_MM, 0.5) * grid.spacing:
+            index = np.rint(start + forward * (step / grid.spacing)).astype(int)
+            inside = np.all((index >= 0) & (index < shape), axis=1) & searching
+            found = np.zeros(len(points), dtype=np.int64)
+            found[inside] = local[tuple(index[inside].T)]
+            hit = wall[found]
+            dorsal = found == sacrum
+            if dorsal.any():
+                at = np.asarray(grid.origin) + (index[dorsal] + offset) * grid.spacing
+                dorsal[dorsal] = (at - s1.frame.origin) @ s1.frame.rotation[:, 1] > sacral_canal_front
+                hit |= dorsal
+            behind |= inside & hit
+            searching &= ~(sac[found] | hit)
+            if not searching.any():
+                break
+    result = np.zeros(candidates.shape, dtype=bool)
+    result[tuple(ijk[behind].T)] = True
+    return result
+
+
+def _keep_roots_in_sac(labels: np.ndarray, ids: dict[str, int]) -> None:
+    """Make CSF of every root voxel of the cauda equina that touches (6-neighbour) anything outside
+    the sac: where bone or disc was painted over the thin dura, or the sac's wall is a voxel thin.
+
+    The roots float in the sac's CSF and leave it only in their sleeves (the exiting roots), so no
+    structure outside the dura ever borders a root of the cauda.
+    """
+    cauda = ids["cauda_equina"]
+    where = np.argwhere(labels == cauda)
+    if len(where) == 0:
+        return
+    box = tuple(slice(max(int(lo) - 1, 0), int(hi) + 2) for lo, hi in zip(where.min(axis=0), where.max(axis=0)))
+    local = labels[box]
+    inside = np.zeros(max(ids.values()) + 1, dtype=bool)
+    for name, i in ids.items():
+        inside[i] = name.startswith(("cauda_equina", "dural_sac", "spinal_cord", "nerve_root", "dorsal_root_ganglion",
+                                     "radicular_artery"))  # the Adamkiewicz artery's hairpin is intradural
+    outside = np.pad(~inside[local], 1, constant_values=False)
+    touching = np.zeros(local.shape, dtype=bool)
+    for axis in range(3):
+        for step in (-1, 1):
+            touching |= np.roll(outside, step, axis=axis)[1:-1, 1:-1, 1:-1]
+    local[touching & (local == cauda)] = ids["dural_sac.csf"]
 
 
 def generate_spine(params: SpineParameters | None = None, *, progress: ProgressCallback | None = None) -> Anatomy:
@@ -260,7 +397,7 @@ def generate_spine(params: SpineParameters | None = None, *, progress: ProgressC
     ids = {label.name: label.id for label in table}
     labels = np.zeros(grid.shape, dtype=np.uint16)
     report(1, 10, "body outline")
-    _paint_trunk(labels, grid, model, ids)
+    skin = _paint_trunk(labels, grid, model, ids, TISSUES["skin"].hu)
     report(3, 10, "soft tissues")
     for name, shapes in model.structures.items():
         if name == "dural_sac.dura":
@@ -268,12 +405,17 @@ def generate_spine(params: SpineParameters | None = None, *, progress: ProgressC
                 _paint(labels, grid, shape, ids["dural_sac.dura"])
                 _paint(labels, grid, shape, ids["dural_sac.csf"], -model.dura_thickness_mm)
             continue
+        # The roots of the cauda equina float in the sac's CSF; they leave it only in their sleeves
+        # (the exiting nerve roots), so they never show outside the dura.
+        within = ids["dural_sac.csf"] if name == "cauda_equina" else None
         for shape in shapes:
-            _paint(labels, grid, shape, ids[name])
+            _paint(labels, grid, shape, ids[name], within=within)
     report(5, 10, "bones")
     bone_regions = []
-    for parts in model.bones.values():
-        painted = _paint_bone(labels, grid, parts, ids)
+    for bone, parts in model.bones.items():
+        joints = [joint.space_shape() for (interspace, _), joint in model.skeleton.joints.items()
+                  if bone in interspace.split("-")]
+        painted = _paint_bone(labels, grid, parts, ids, joints)
         if painted is not None:
             bone_regions.append(painted)
     for (interspace, side), joint in model.skeleton.joints.items():
@@ -286,9 +428,10 @@ def generate_spine(params: SpineParameters | None = None, *, progress: ProgressC
             low[i] = True
     report(6, 10, "epidural space")
     _fill_epidural(labels, grid, model, ids, low)
+    _keep_roots_in_sac(labels, ids)
     report(7, 10, "CT numbers")
     ct = synthesize_ct(labels, table, bone_regions, grid.spacing, params.seed,
-                       progress=lambda done, total, message: report(7 + 2.5 * done / total, 10, message))
+                       progress=lambda done, total, message: report(7 + 2.5 * done / total, 10, message), bands=(skin,))
     lower, upper = np.asarray(grid.origin), np.asarray(grid.origin) + (np.asarray(grid.shape) - 1) * grid.spacing
     landmarks = {k: v for k, v in model.landmarks.items() if np.all(v >= lower) and np.all(v <= upper)}
     metadata = {

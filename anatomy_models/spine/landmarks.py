@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from anatomy_models.spine.alignment import INTERSPACE_NAMES, VERTEBRA_NAMES
-from anatomy_models.spine.facets import FacetJoint
+from anatomy_models.spine.facets import SAP_THICKNESS_MM, FacetJoint
 from anatomy_models.spine.neural import NeuralStructures
 from anatomy_models.spine.sdf import Shape
 from anatomy_models.spine.skeleton import Skeleton
@@ -20,6 +20,7 @@ from anatomy_models.spine.vertebra import SIDE_SIGN
 
 SAFE_TRIANGLE_BELOW_PEDICLE_MM = 2.0   # just under the pedicle's 6 o'clock (clinical.md §2.2a [S17])
 SAFE_TRIANGLE_MEDIAL_MM = 1.0          # "slightly medial to the mid-pedicle" [S17]
+KAMBIN_CLEARANCE_MM = 2.0              # Kambin target lateral of the SAP's lateral face [ED]
 
 
 def _sdf_at(shape: Shape, points: np.ndarray) -> np.ndarray:
@@ -86,7 +87,7 @@ def landmark_structure(name: str) -> tuple[str, str]:
         return f"{level}.pedicle.{parts[2]}", "in" if parts[3] == "center" else "on"
     if kind in ("spinous_process", "transverse_process"):
         return ".".join(parts[:-1]), "on"
-    if kind == "SAP_TP_junction":
+    if kind in ("SAP_TP_junction", "SAP_ala_junction"):
         return level, "on"
     if kind == "interlaminar_window":
         return f"ligamentum_flavum.{level}", "in"
@@ -124,8 +125,10 @@ def spine_landmarks(skeleton: Skeleton, neural: NeuralStructures, flavum: dict[s
                 tp = skeleton.part_shape(f"{name}.transverse_process.{side}")
                 root, tip = layout.world(layout.tp_root[side]), layout.world(layout.tp_tip[side])
                 points[f"{name}.transverse_process.{side}.tip"] = surface_along(tp, root, tip - root)
-            points[f"{name}.SAP_TP_junction.{side}"] = sap_tp_junction(skeleton, name, side, bone) \
-                if name != "T12" else None
+            if name == "S1":  # the L5 dorsal ramus crosses the sacral ala (clinical.md §2.4 [S3])
+                points[f"S1.SAP_ala_junction.{side}"] = sap_tp_junction(skeleton, name, side, bone)
+            elif name != "T12":
+                points[f"{name}.SAP_TP_junction.{side}"] = sap_tp_junction(skeleton, name, side, bone)
         tip_start = layout.world(layout.sp_base)
         tip_direction = layout.world(layout.sp_tip) - tip_start
         points[f"{name}.spinous_process.tip"] = surface_along(skeleton.part_shape(f"{name}.spinous_process"),
@@ -149,11 +152,12 @@ def spine_landmarks(skeleton: Skeleton, neural: NeuralStructures, flavum: dict[s
 
 
 def sap_tp_junction(skeleton: Skeleton, name: str, side: str, bone: Shape) -> np.ndarray:
-    """The notch where the SAP's base meets the top of the transverse process (or the sacral ala).
+    """The notch where the SAP's base meets the top of the transverse process (or, at S1, the sacral ala).
 
-    The medial branch of the dorsal ramus runs there (clinical.md §2.4 [S3]). The construction point
-    sits just outside the bone in the corner, lateral to the SAP and above the TP's root, and is
-    projected onto the vertebra's surface.
+    The medial branch of the dorsal ramus (at S1 the L5 dorsal ramus) runs there, on the dorsal
+    surface (clinical.md §2.4 [S3]). The construction point sits just outside the bone in the corner,
+    lateral to the SAP and above the TP's root, is projected onto the vertebra's surface, and then
+    moved into the groove as a needle from behind meets it (:func:`_dorsal_groove`).
     """
     layout = skeleton.layouts[name]
     s = SIDE_SIGN[side]
@@ -166,9 +170,8 @@ def sap_tp_junction(skeleton: Skeleton, name: str, side: str, bone: Shape) -> np
         height = layout.tp_height
         candidate = layout.tp_root[side] + outward * 3.0 + np.array([0.0, 1.5, height / 2.0 + 2.0])
     corner = project_to_surface(bone, layout.world(candidate))
-    if name == "S1":
-        return corner
-    return _dorsal_groove(bone, skeleton.part_shape(f"{name}.transverse_process.{side}"), corner, s)
+    floor = skeleton.part_shape(f"S1.ala.{side}" if name == "S1" else f"{name}.transverse_process.{side}")
+    return _dorsal_groove(bone, floor, corner, s)
 
 
 # Where the dorsal groove is looked for around the construction corner (mm): lateral offsets, and
@@ -178,7 +181,7 @@ GROOVE_BELOW_MM = np.arange(0.0, 3.01, 0.5)
 
 
 def _dorsal_groove(bone: Shape, tp: Shape, corner: np.ndarray, sign: float) -> np.ndarray:
-    """The groove between the SAP and the TP's upper border, as a needle from behind meets it.
+    """The groove between the SAP and the TP's upper border (or the ala), as a needle from behind meets it.
 
     The medial branch is blocked where it lies on the dorsal bone surface (clinical.md §2.4 [S3]), so
     the landmark is the most medial point, just below the corner's height, where a posterior ray
@@ -214,14 +217,23 @@ def safe_triangle(skeleton: Skeleton, name: str, side: str) -> np.ndarray:
 
 
 def kambin_triangle(skeleton: Skeleton, interspace: str, side: str) -> np.ndarray:
-    """Kambin's triangle centre: behind the disc, just lateral to the front edge of the lower SAP (§2.2b)."""
+    """Kambin's triangle centre: behind the disc, just lateral to the front edge of the lower SAP (§2.2b).
+
+    The point clears the SAP's lateral face by :data:`KAMBIN_CLEARANCE_MM` at the SAP's front end,
+    then sits just behind the disc's posterior margin at mid-disc height: the triangle's medial side
+    is the SAP, its base the lower endplate (clinical.md §2.2(b) [S24]).
+    """
     disc = skeleton.alignment.discs[interspace]
     joint = skeleton.joints[(interspace, side)]
-    s = SIDE_SIGN[side]
-    # Front (antero-medial) end of the joint, then out past the SAP's thickness.
-    front = joint.frame.point((-joint.space_mm, -joint.width_mm / 2.0 - 2.0, 0.0))
-    local = disc.frame.rotation.T @ (front - disc.frame.origin)
+    lower = skeleton.layouts[disc.lower]
+    thickness = SAP_THICKNESS_MM * lower.geometry.scale
+    beside = joint.frame.point((-(joint.space_mm / 2.0 + thickness + KAMBIN_CLEARANCE_MM), -joint.width_mm / 2.0, 0.0))
+    local = disc.frame.rotation.T @ (beside - disc.frame.origin)
     upper = skeleton.layouts[disc.upper]
     behind_disc = upper.depth / 2.0 + 1.0 + 2.5
-    local = np.array([local[0] + s * 3.0, behind_disc, 0.0])
-    return disc.frame.point(local)
+    # Within the foramen: no further out than the upper pedicle's lateral wall (the sagittal upper
+    # joints put the SAP's lateral face beyond it).
+    pedicle = disc.frame.rotation.T @ (upper.world(upper.pedicle_center[side]) - disc.frame.origin)
+    outer = abs(pedicle[0]) + upper.geometry.dims.pedicle_width_mm / 2.0
+    x = SIDE_SIGN[side] * min(abs(local[0]), outer)
+    return disc.frame.point(np.array([x, behind_disc, 0.0]))

@@ -22,7 +22,8 @@ from anatomy_models.spine.sacrum import dorsal_foramen_center
 from anatomy_models.spine.sdf import Frame, Primitive, Shape, VerticalTube, ellipsoid, tapered_capsule
 from anatomy_models.spine.vertebra import SIDE_SIGN, VertebraLayout
 
-# Dural sac semi-axes (transverse, AP), mm, per level [ED §4.3]; it ends at S2 [S74].
+# Dural sac semi-axes (transverse, AP), mm, per level; it ends at S2 [S74]. 16 x 12 mm mid-lumbar
+# (area 151 mm^2, the 151.7 +- 53.6 mm^2 of §4.3 [S72]; [ED] 16 x 12).
 SAC_SEMI_AXES_MM = {"T12": (8.0, 6.0), "L1": (8.0, 6.0), "L2": (8.0, 6.0), "L3": (8.0, 6.0), "L4": (8.0, 6.0),
                     "L5": (7.5, 5.5), "S1": (6.0, 4.5)}
 SAC_END_BELOW_S1_MM = 22.0       # S1 body centre to the sac's tip (S2 level), along the sacrum [ED]
@@ -31,6 +32,11 @@ DURA_THICKNESS_MM = 0.6          # real dura 0.3-0.5 mm; at least one voxel is u
 CORD_SEMI_AXES_MM = (4.5, 3.5)   # lumbar enlargement ~9 x 7 mm [ED]
 CONUS_TAPER_MM = 18.0
 CAUDA_ROOT_RADIUS_MM = 1.1       # an intrathecal root bundle [ED]
+# A root's place across the sac (fraction of the semi-axis), sacral .. L1: two bundles either side
+# of the filum terminale, which alone runs in the midline [ED, textbook axial MRI].
+CAUDA_SLOT_LATERAL = (0.3, 0.55)
+CAUDA_SLOT_VENTRAL = (0.5, 0.3, 0.6, 0.4)  # and in front of its centre, alternating [ED]
+CAUDA_TURN_OUT_MM = 8.0           # a root turns out to its sleeve over this height above the exit [ED]
 # Exiting root diameter (mm) per level, §4.3 [S75] (L1 3.9 -> S1 5.45, interpolated; T12 [ED]).
 ROOT_DIAMETER_MM = {"T12": 3.6, "L1": 3.9, "L2": 4.2, "L3": 4.5, "L4": 4.9, "L5": 5.2, "S1": 5.45}
 GANGLION_LENGTH_MM = 9.0         # dorsal root ganglion ~5 x 9 mm [ED]
@@ -138,6 +144,50 @@ def exiting_root_path(layout: VertebraLayout, side: str, sac_ax: float, sac_y: f
     return [layout.world(p) for p in local]
 
 
+def cauda_equina(sac: VerticalTube, cord: VerticalTube, conus: np.ndarray, layouts: dict[str, VertebraLayout],
+                 axes: dict, centre_y: dict, radius: float) -> list[Shape]:
+    """The intrathecal roots of L1-S4, each side: from the cord's surface above the conus down
+    inside the sac to the level where the root leaves it.
+
+    Each root keeps a slot in the bundle, a fixed fraction of the sac's semi-axes from its centre, so
+    it follows the sac's curve (a straight chord between distant levels would leave the sac on the
+    concave, dorsal side of the lordosis): the next root to leave lies most lateral, the sacral roots
+    most medial, and all of them in the ventral half of the sac, where they settle in a prone patient
+    [ED, textbook MRI]. The last stretch runs out to the sleeve of its exiting root.
+    """
+    exiting = [name for name in VERTEBRA_NAMES if name != "T12"]
+    roots = exiting + list(SACRAL_ROOTS)
+    shapes: list[Shape] = []
+    for side, s in SIDE_SIGN.items():
+        for order, name in enumerate(roots):
+            if name in layouts:
+                end = exiting_root_path(layouts[name], side, axes[name][0], centre_y[name])[0]
+            else:
+                depth = SACRAL_ROOTS.index(name)
+                tip = sac.z[0]
+                end = np.array([np.interp(tip + 6.0, sac.z, sac.cx) + s * (1.5 + depth),
+                                np.interp(tip + 6.0, sac.z, sac.cy) + 1.0, tip + 6.0 + 3.0 * depth])
+            start_z = max(end[2] + 14.0, conus[2] + 4.0 + 1.2 * (len(roots) - order))
+            start_z = min(start_z, sac.z[-1] - 2.0)
+            start = np.array([np.interp(start_z, cord.z, cord.cx) + s * (CORD_SEMI_AXES_MM[0] - 1.0),
+                              np.interp(start_z, cord.z, cord.cy) + 0.5, start_z])
+            # Slot in the bundle: lateral fraction by exit order, ventral fraction alternating.
+            across = CAUDA_SLOT_LATERAL[0] + (CAUDA_SLOT_LATERAL[1] - CAUDA_SLOT_LATERAL[0]) * (1.0 - order / (len(roots) - 1))
+            ventral = CAUDA_SLOT_VENTRAL[order % len(CAUDA_SLOT_VENTRAL)]
+            bottom_z = end[2] + CAUDA_TURN_OUT_MM
+            if start_z - bottom_z < 2.0:
+                shapes += capsule_chain([start, end], [radius, radius])
+                continue
+            z = np.concatenate([[bottom_z], sac.z[(sac.z > bottom_z) & (sac.z < start_z)], [start_z]])
+            ax, ay = np.interp(z, sac.z, sac.ax), np.interp(z, sac.z, sac.ay)
+            cx = np.interp(z, sac.z, sac.cx) + s * across * ax
+            cy = np.interp(z, sac.z, sac.cy) - ventral * ay
+            cx[-1], cy[-1] = start[0], start[1]  # it leaves the cord's surface
+            shapes.append(VerticalTube(z, cx, cy, np.full(len(z), radius), np.full(len(z), radius)))
+            shapes += capsule_chain([np.array([cx[0], cy[0], z[0]]), end], [radius, radius])
+    return shapes
+
+
 def build_neural(alignment: SpineAlignment, layouts: dict[str, VertebraLayout], params: SpineParameters,
                  top_z: float) -> NeuralStructures:
     spacing = params.spacing_mm
@@ -157,24 +207,9 @@ def build_neural(alignment: SpineAlignment, layouts: dict[str, VertebraLayout], 
     cord = VerticalTube(cord_z, cx, cy, ax, ay)
     neural = NeuralStructures(sac, max(DURA_THICKNESS_MM, spacing), cord, np.array([cx[0], cy[0], conus[2]]),
                               sac_semi_axes=axes, sac_center_local_y=centre_y)
-    # Intrathecal roots start on the cord's surface just above the conus, or beside the cord above
-    # their own exit when that is higher.
-    cauda_radius = max(CAUDA_ROOT_RADIUS_MM, 0.75 * spacing)
-    exiting = [name for name in VERTEBRA_NAMES if name != "T12"]
-    for side, s in SIDE_SIGN.items():
-        for order, name in enumerate(exiting + list(SACRAL_ROOTS)):
-            if name in layouts:
-                end = exiting_root_path(layouts[name], side, axes[name][0], centre_y[name])[0]
-            else:
-                depth = SACRAL_ROOTS.index(name)
-                tip = sac.z[0]
-                end = np.array([np.interp(tip + 6.0, sac.z, sac.cx) + s * (1.5 + depth),
-                                np.interp(tip + 6.0, sac.z, sac.cy) + 1.0, tip + 6.0 + 3.0 * depth])
-            start_z = max(end[2] + 14.0, conus[2] + 4.0 + 1.2 * (len(exiting) + 3 - order))
-            start_z = min(start_z, sac.z[-1] - 2.0)
-            start = np.array([np.interp(start_z, cord.z, cord.cx) + s * (CORD_SEMI_AXES_MM[0] - 1.0),
-                              np.interp(start_z, cord.z, cord.cy) + 0.5, start_z])
-            neural.cauda += capsule_chain([start, end], [cauda_radius, cauda_radius])
+    # On a coarse grid a root is thinner than a voxel and shows as a broken line: fattening it would
+    # fill the sac with roots.
+    neural.cauda = cauda_equina(sac, cord, conus, layouts, axes, centre_y, max(CAUDA_ROOT_RADIUS_MM, 0.5 * spacing))
     for name in VERTEBRA_NAMES:
         layout = layouts[name]
         radius = max(ROOT_DIAMETER_MM[name] / 2.0 * layout.geometry.scale, 0.75 * spacing)

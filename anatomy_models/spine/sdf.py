@@ -161,23 +161,30 @@ def tapered_box(half_length: float, start_half: Sequence[float], end_half: Seque
 
 
 def curved_slab(axis_distance: float, inner: float, outer: float, half_angle: float, half_height: float,
-                radius: float = 0.0, top_width: float = 1.0, bottom_width: float = 1.0) -> LocalSdf:
+                radius: float = 0.0, top_width: float = 1.0, bottom_width: float = 1.0,
+                inner_top: float | None = None, outer_top: float | None = None) -> LocalSdf:
     """A slab bent around a vertical axis: the points whose distance from the axis ``(u, v) =
     (axis_distance, 0)`` lies in [inner, outer] (mm), within ``half_angle`` (rad) of the direction
     toward the origin and ``half_height`` (mm) of w = 0. Articular facets are pieces of such shells.
-    ``top_width`` and ``bottom_width`` scale the angular width at the top and bottom (a tapering
-    process, like the pointed tip of a superior articular process).
+    ``top_width`` and ``bottom_width`` scale the angular width at the top and bottom, and
+    ``inner_top`` / ``outer_top`` (mm, default ``inner`` / ``outer``) are the radii at the top, the
+    others being those at the bottom: a process that tapers in width and thickness, like the pointed
+    tip of a superior articular process.
     """
     a = f32(axis_distance)
     r0, r1, phi, hz, rr = f32(inner), f32(outer), f32(half_angle), f32(half_height), f32(radius)
+    r0_top = r0 if inner_top is None else f32(inner_top)
+    r1_top = r1 if outer_top is None else f32(outer_top)
     scale_top, scale_bottom = f32(top_width), f32(bottom_width)
     middle = (r0 + r1) / 2
 
     def sdf(u, v, w):
         du = a - u
         r = np.sqrt(du * du + v * v)
-        across = np.abs(r - middle) - ((r1 - r0) / 2 - rr)
         height = np.clip((w + hz) / (2 * hz), 0, 1)
+        low = r0 + (r0_top - r0) * height
+        high = r1 + (r1_top - r1) * height
+        across = np.abs(r - (low + high) / 2) - ((high - low) / 2 - rr)
         along = (np.abs(np.arctan2(v, du)) - phi * (scale_bottom + (scale_top - scale_bottom) * height)) * middle + rr
         vertical = np.abs(w) - hz + rr
         outside = np.sqrt(np.maximum(across, 0) ** 2 + np.maximum(along, 0) ** 2 + np.maximum(vertical, 0) ** 2)

@@ -30,6 +30,7 @@ SKIN_THICKNESS_MM = 2.0                 # [ED] 1.5-3 mm on the back
 DISC_BULGE_MM = 1.0                     # disc margin beyond the endplates [ED]
 FLAVUM_THICKENING_MM_PER_GRADE = 0.8    # hypertrophy per degeneration grade [ED]; > 4 mm is common (§4.7 [S90])
 FLAVUM_INSERTION_DEPTH = 0.6            # lower insertion, as a fraction of the lamina's thickness back [ED]
+FLAVUM_MIDLINE_BLEND_MM = 1.0           # fillet where the left and right halves meet [ED]
 SUPRASPINOUS_SEMI_AXES_MM = (4.0, 2.5)  # [ED]
 INTERSPINOUS_HALF_WIDTH_MM = 3.0        # [ED]
 LEAN_HALF_WIDTH_MM = 125.0              # half-width of the lean trunk at L3 [ED]
@@ -112,7 +113,8 @@ def flavum_shapes(skeleton: Skeleton, degeneration: float) -> dict[str, Shape]:
             centre = (top + bottom) / 2.0 + normal * thickness / 2.0 + frame.rotation[:, 0] * 0.08 * length
             half = (0.62 * length + 1.5, float(np.linalg.norm(vertical)) / 2.0 + 0.5, thickness / 2.0)
             plates.append(Primitive(Frame(centre, frame.rotation), rounded_box(half, min(half) * 0.6), half))
-        shapes[f"ligamentum_flavum.{name}"] = SmoothUnion(plates, 0.0)
+        # The two halves meet in the midline without a cleft (a blended seam): no false loss of resistance.
+        shapes[f"ligamentum_flavum.{name}"] = SmoothUnion(plates, FLAVUM_MIDLINE_BLEND_MM)
     return shapes
 
 
@@ -227,16 +229,25 @@ class Trunk:
     paramedian_extra_mm: float = 0.0
 
     def back_y(self, x: np.ndarray, z: np.ndarray) -> np.ndarray:
-        """y (mm) of the back's skin surface at (x, z)."""
+        """y (mm) of the back's skin surface at (x, z).
+
+        Over each erector spinae the fat lies as a layer of even thickness: toward the midline it
+        drops into the furrow over the spinous processes, toward the flank it rounds off over the
+        muscle's lateral edge (the muscle's outline grown by the fat's thickness) instead of falling
+        to the midline's level, so an oblique needle crosses as much fat as a vertical one.
+        """
         ssl = self.supraspinous
         midline = (np.interp(z, ssl.z, ssl.cy) + np.interp(z, ssl.z, ssl.ay)).astype(np.float32) + f32(self.midline_fat_mm)
         back = midline
+        fat = f32(self.midline_fat_mm + self.paramedian_extra_mm)
         for erector in self.erectors:
             cx, cy = np.interp(z, erector.z, erector.cx), np.interp(z, erector.z, erector.cy)
             ax, ay = np.maximum(np.interp(z, erector.z, erector.ax), 1.0), np.interp(z, erector.z, erector.ay)
+            medial = np.abs(x) < np.abs(cx)
             t = np.clip(1.0 - ((x - cx) / ax) ** 2, 0.0, None)
-            top = np.where(t > 0, cy + ay * np.sqrt(t), -1e3).astype(np.float32) + \
-                f32(self.midline_fat_mm + self.paramedian_extra_mm)
+            inner = np.where(t > 0, cy + ay * np.sqrt(t) + fat, -1e3)
+            outer = cy + (ay + fat) * np.sqrt(np.clip(1.0 - ((x - cx) / (ax + fat)) ** 2, 0.0, None))
+            top = np.where(medial, inner, np.where(outer > cy, outer, -1e3)).astype(np.float32)
             back = smooth_max(back, top, 12.0)
         return back
 

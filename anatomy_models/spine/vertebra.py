@@ -29,16 +29,27 @@ SIDE_SIGN = {"left": 1.0, "right": -1.0}  # patient's left is +x (LPS)
 PEDICLE_ISTHMUS_BEHIND_WALL_MM = 4.0      # isthmus centre behind the posterior body wall
 PEDICLE_TO_JUNCTION_MM = 8.0              # isthmus to the pedicle-lamina junction along the axis
 CANAL_REFERENCE_BEHIND_WALL_MM = 3.0      # where the interpedicular distance is set (and measured)
-LAMINA_THICKNESS_MM = {"L5": 7.5}         # others 6.5
-LAMINA_INCLINATION_DEG = 10.0             # ventral surface leans back going down
+LAMINA_THICKNESS_MM = {"L5": 7.0}         # others 6.0 (mean over the plate)
+# The laminae are plates sloping down and back like roof tiles: the lower edge of one overlaps the
+# upper edge of the next from behind, with the ligamentum flavum between (the saw-tooth of the
+# posterior canal wall, §4.7 [S91]) [ED, textbook mid-sagittal CT].
+LAMINA_INCLINATION_DEG = 25.0             # ventral surface leans back going down
+LAMINAR_APEX_FILLET_MM = 1.0             # see layout_vertebra
+LAMINA_TAPER = 0.3                        # thinner laterally (pars), thicker at the spinous process: +-30%
 # Lumbar spinous processes point almost straight back; the lordosis alone fans them (T12 droops) [ED].
 SPINOUS_PROCESS_DROOP_DEG = {"T12": 18.0, "L1": 8.0, "L2": 5.0, "L3": 3.0, "L4": 0.0, "L5": 0.0}
 SPINOUS_PROCESS_THICKNESS_MM = 7.0        # §4.7 [ED] 6-8 mm
+SPINOUS_PROCESS_ROOT_MM = 3.0             # how far the process reaches into the laminae's apex
 TRANSVERSE_PROCESS_HEIGHT_MM = {"T12": 7.0, "L1": 8.0, "L2": 9.0, "L3": 10.0, "L4": 10.0, "L5": 13.0}
 TRANSVERSE_PROCESS_BACKWARD_DEG = 10.0    # TPs point slightly posterior (§4.7 [S87])
 TRANSVERSE_PROCESS_UPWARD_DEG = {"L4": 8.0, "L5": 15.0}
-BODY_WAIST = 0.06                          # mid-height narrowing of the body (fraction)
-BODY_EDGE_ROUNDING_MM = 2.0
+# The body's waist: its anterior and lateral walls curve in between the rims (the ring apophyses),
+# by this fraction at mid-height; the rims (the outer fifth of the height at each end) keep the
+# endplate's size, and the posterior wall stays straight [ED, textbook lateral radiograph].
+BODY_WAIST = 0.07
+BODY_RIM_FRACTION = 0.25
+BODY_EDGE_ROUNDING_MM = 2.5               # the rounded rim of the endplate (ring apophysis)
+BODY_BACK_CONCAVITY_MM = 1.5              # the posterior wall is flat to slightly concave (bean-shaped section)
 OSTEOPHYTE_MM_PER_GRADE = 1.5             # endplate rim lipping per degeneration grade
 ACCESSORY_RADII_MM = (2.5, 2.5, 3.0)      # accessory process at the back of the TP root
 
@@ -107,7 +118,7 @@ def layout_vertebra(geometry: VertebraGeometry) -> VertebraLayout:
     top_posterior = height / 2.0 - (depth / 2.0) * half_wedge
     pedicle_z = top_posterior - 1.5 - d.pedicle_height_mm / 2.0
     layout = VertebraLayout(geometry, width, depth, height, pedicle_z,
-                            lamina_thickness=LAMINA_THICKNESS_MM.get(geometry.name, 6.5) * geometry.scale)
+                            lamina_thickness=LAMINA_THICKNESS_MM.get(geometry.name, 6.0) * geometry.scale)
     alpha = math.radians(d.pedicle_medial_angle_deg)
     half_width = d.pedicle_width_mm / 2.0
     isthmus_y = depth / 2.0 + PEDICLE_ISTHMUS_BEHIND_WALL_MM
@@ -136,7 +147,9 @@ def layout_vertebra(geometry: VertebraGeometry) -> VertebraLayout:
         layout.tp_root[side] = root
         layout.tp_tip[side] = root + direction * d.transverse_process_length_mm
     layout.tp_height = TRANSVERSE_PROCESS_HEIGHT_MM.get(geometry.name, 10.0) * geometry.scale
-    layout.lamina_medial = np.array([0.0, depth / 2.0 + d.canal_ap_mm, pedicle_z])
+    # The blend that joins the two laminae and the spinous process fills the apex of the canal by
+    # about a millimetre: the plates' ventral line sits that much further back.
+    layout.lamina_medial = np.array([0.0, depth / 2.0 + d.canal_ap_mm + LAMINAR_APEX_FILLET_MM, pedicle_z])
     layout.lamina_top_z = pedicle_z + d.pedicle_height_mm / 2.0
     layout.lamina_bottom_z = pedicle_z - 22.0 * geometry.scale  # refined by the interlaminar window
     place_spinous_process(layout)
@@ -161,26 +174,33 @@ def body_sdf(width: float, depth: float, height: float, wedge_deg: float, concav
 
     Also the shape of a disc (no waist, flat "endplates" that reach into the bodies).
     """
-    half_w, y_centre = f32(width / 2.0), f32(0.15 * depth)
-    semi_y = f32(0.65 * depth)  # anterior margin at -depth/2
+    # The section: an ellipse as wide as the body, its front at the anterior margin (-depth/2), cut
+    # by the posterior wall at +depth/2 where the ellipse is still three quarters as wide: a bean
+    # with rounded postero-lateral corners and a flat-to-concave back.
+    half_w, y_centre = f32(width / 2.0), f32(0.1 * depth)
+    semi_y = f32(0.6 * depth)
     posterior = f32(depth / 2.0)
-    concave_back = f32(1.0)  # posterior wall: the corners 1 mm behind the midline (concave) [ED]
+    concave_back = f32(BODY_BACK_CONCAVITY_MM)
     tan_half = f32(math.tan(math.radians(wedge_deg) / 2.0))
     half_h = f32(height / 2.0)
     rounding = f32(BODY_EDGE_ROUNDING_MM)
     top, bottom = f32(concavity_top), f32(concavity_bottom)
     lip = f32(osteophyte_mm)
 
+    rim = f32(1.0 - BODY_RIM_FRACTION)
+
     def sdf(u, v, w):
-        # Waist: the section shrinks toward mid-height and flares into rim lips (osteophytes) at the ends.
+        # Waist: the anterior and lateral walls curve in between the rims, which flare into lips
+        # (osteophytes) with degeneration. The section shrinks toward the posterior wall, which stays put.
         t = np.clip(w / half_h, -1, 1)
-        scale = 1.0 - f32(waist) * (1.0 - t * t) + lip * t ** 8 / half_w
-        su, sv = u / scale, (v - y_centre) / scale + y_centre
+        inner = np.clip(1.0 - (t / rim) ** 2, 0, 1)
+        scale = 1.0 - f32(waist) * inner * inner + lip * t ** 8 / half_w
+        su, sv = u / scale, posterior - (posterior - v) / scale
         k0 = np.sqrt((su / half_w) ** 2 + ((sv - y_centre) / semi_y) ** 2)
         k1 = np.sqrt((su / (half_w * half_w)) ** 2 + ((sv - y_centre) / (semi_y * semi_y)) ** 2)
         section = ellipse_estimate(k0, k1, min(half_w, semi_y))
-        back = sv - (posterior + concave_back * np.minimum((su / (0.85 * half_w)) ** 2, 1.0))
-        section = smooth_max(section, back, 2.0) * scale
+        back = sv - (posterior + concave_back * np.minimum((su / (0.75 * half_w)) ** 2, 1.0))
+        section = smooth_max(section, back, 4.0) * scale
         bump = np.maximum(1.0 - (u / (0.38 * width)) ** 2 - ((v - 0.05 * depth) / (0.38 * depth)) ** 2, 0)
         z_top = half_h - v * tan_half - top * bump
         z_bottom = -half_h + v * tan_half + bottom * bump
@@ -225,7 +245,8 @@ def pedicle_part(layout: VertebraLayout, side: str) -> Primitive:
 
 
 def lamina_part(layout: VertebraLayout, side: str) -> Shape:
-    """Lamina plate behind its ventral line, from the top edge to the bottom edge, past the midline."""
+    """Lamina plate behind its ventral line, from the top edge to the bottom edge, past the midline;
+    thinner at the pars, thicker where it meets the spinous process."""
     lateral, medial = layout.lamina_lateral[side], layout.lamina_medial
     along = medial - lateral
     length = float(np.linalg.norm(along))
@@ -235,10 +256,22 @@ def lamina_part(layout: VertebraLayout, side: str) -> Shape:
     z_mid = 0.5 * (layout.lamina_top_z + layout.lamina_bottom_z)
     half_height = 0.5 * (layout.lamina_top_z - layout.lamina_bottom_z) / lean[2]
     extra = 2.5  # past the midline, so the two laminae meet in a solid apex
+    thickness = layout.lamina_thickness
     center = (lateral + medial) / 2.0 + along * extra / 2.0 + lean * (z_mid - layout.pedicle_z) / lean[2] \
-        + normal * layout.lamina_thickness / 2.0
-    half = (length / 2.0 + extra / 2.0 + 1.0, half_height, layout.lamina_thickness / 2.0)
-    return placed_in_vertebra(layout, center, along, lean, rounded_box(half, layout.lamina_thickness / 2.0 - 0.5), half)
+        + normal * thickness / 2.0
+    half_length = length / 2.0 + extra / 2.0 + 1.0
+    # The taper keeps the ventral face flat: the plate's centre moves back as it thickens.
+    lateral_half, medial_half = thickness / 2.0 * (1.0 - LAMINA_TAPER), thickness / 2.0 * (1.0 + LAMINA_TAPER)
+    plate = tapered_box(half_length, (half_height, lateral_half), (half_height, medial_half), lateral_half - 0.3)
+    # The frame's third axis is along x lean: +1 if it points back (as the normal), else -1.
+    back = np.float32(np.sign(np.cross(along, lean) @ normal))
+    shift = np.float32(thickness / 2.0)
+
+    def sdf(u, v, w):
+        t = np.clip((u + np.float32(half_length)) / np.float32(2.0 * half_length), 0, 1)
+        half = np.float32(lateral_half) + np.float32(medial_half - lateral_half) * t
+        return plate(u, v, w - back * (half - shift))
+    return placed_in_vertebra(layout, center, along, lean, sdf, (half_length, half_height, medial_half * 2.0))
 
 
 def pars_part(layout: VertebraLayout, side: str) -> Primitive:
@@ -279,7 +312,7 @@ def spinous_process_part(layout: VertebraLayout) -> list[Shape]:
     d = layout.geometry.dims
     base, tip = layout.sp_base, layout.sp_tip
     axis = (tip - base) / np.linalg.norm(tip - base)
-    start = base - axis * 6.0  # into the laminar apex
+    start = base - axis * SPINOUS_PROCESS_ROOT_MM  # into the laminar apex, not in front of it
     length = float(np.linalg.norm(tip - start))
     across = np.array([1.0, 0.0, 0.0])
     thickness = SPINOUS_PROCESS_THICKNESS_MM * layout.geometry.scale

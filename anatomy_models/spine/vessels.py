@@ -25,8 +25,12 @@ AORTA_RADIUS_MM = 10.0          # abdominal aorta ~20 mm across [ED]
 IVC_SEMI_AXES_MM = (11.0, 8.0)  # oval [ED]
 ILIAC_ARTERY_RADIUS_MM = 5.0
 ILIAC_VEIN_RADIUS_MM = 6.5
-RADICULAR_RADIUS_MM = 0.4       # radicular arteries are ~0.5-1 mm across [ED]
-ADAMKIEWICZ_RADIUS_MM = 0.6     # 0.6-1.8 mm across [S56]
+RADICULAR_RADIUS_MM = 0.5       # radicular arteries are ~0.5-1 mm across [ED]
+ADAMKIEWICZ_RADIUS_MM = 0.75    # 0.6-1.8 mm across [S56]
+# A tube sampled on a grid stays one face-connected run of voxels in any direction only if its
+# radius is at least half the voxel's diagonal (sqrt(3)/2 spacing): thinner arteries would fall
+# apart into dots on the label map, be missed by a needle and render as a dotted line.
+CONNECTED_RADIUS_VOXELS = 0.9
 
 
 @dataclass
@@ -83,7 +87,7 @@ def build_vessels(layouts: dict[str, VertebraLayout], neural: NeuralStructures, 
             path = [layout.world(p) for p in local]
             dominant = name == params.adamkiewicz_level and side == params.adamkiewicz_side
             label = f"radicular_artery.{name}.{side}" + (".adamkiewicz" if dominant else "")
-            radius = max(ADAMKIEWICZ_RADIUS_MM if dominant else RADICULAR_RADIUS_MM, 0.75 * spacing)
+            radius = max(ADAMKIEWICZ_RADIUS_MM if dominant else RADICULAR_RADIUS_MM, CONNECTED_RADIUS_VOXELS * spacing)
             if dominant:
                 path = path + _adamkiewicz_course(neural, path[-1], top_z)
             vessels.artery_paths[label] = path
@@ -99,10 +103,14 @@ def build_vessels(layouts: dict[str, VertebraLayout], neural: NeuralStructures, 
 
 
 def _adamkiewicz_course(neural: NeuralStructures, entry: np.ndarray, top_z: float) -> list[np.ndarray]:
-    """From the sac wall, medially to the front of the cord and up (the hairpin's ascending limb)."""
+    """From the sac wall, medially to the front of the cord and up along it (the hairpin's ascending
+    limb), joining the anterior spinal artery in the midline at the top of the field."""
     cord = neural.cord
-    z = min(entry[2] + 6.0, top_z - 1.0)
-    front_y = np.interp(z, cord.z, cord.cy) - np.interp(z, cord.z, cord.ay) - 0.5
-    side = np.sign(entry[0] - np.interp(z, cord.z, cord.cx))
-    beside = np.array([np.interp(z, cord.z, cord.cx) + side * 2.5, front_y, z])
-    return [beside, np.array([beside[0] - side * 1.5, front_y, top_z])]
+    z0 = min(entry[2] + 6.0, top_z - 1.0)
+    side = np.sign(entry[0] - np.interp(z0, cord.z, cord.cx))
+    points = []
+    for z in np.linspace(z0, top_z, 6):
+        front_y = np.interp(z, cord.z, cord.cy) - np.interp(z, cord.z, cord.ay) - 0.5
+        beside = 2.5 * (top_z - z) / max(top_z - z0, 1e-6)  # from 2.5 mm off the midline to on it
+        points.append(np.array([np.interp(z, cord.z, cord.cx) + side * beside, front_y, z]))
+    return points

@@ -8,6 +8,7 @@ from anatomy_models.anatomy import Anatomy
 from anatomy_models.errors import SpinesimError
 from anatomy_models.label_landmarks import landmarks_from_labels, vertebra_frames, with_label_landmarks
 from anatomy_models.structures import LEVELS, SIDES, Label, LabelTable
+from anatomy_models.tissues import BONE_TISSUES
 from anatomy_models.volume import Volume
 
 # Median and worst distance (mm) allowed per kind of landmark: what the targets need.
@@ -60,3 +61,20 @@ def test_anatomies_without_vertebra_labels_are_refused_with_what_is_needed():
     labels = ct.with_array(np.ones((8, 8, 8), np.uint16))
     with pytest.raises(SpinesimError, match="no labelled lumbar vertebra.*vertebrae_L4"):
         with_label_landmarks(Anatomy(ct, table, labels))
+
+
+def test_facet_recesses_of_a_ct_with_vertebra_labels_only_lie_outside_bone(small_spine):
+    """At 2 mm a facet joint space reads as bone by its CT numbers; the recess a needle aims at must
+    not, and it stays well inside a facet target's 10 mm zone around the generator's exact point."""
+    table = LabelTable([Label(i, level, "cortical_bone") for i, level in enumerate(LEVELS, start=1)])
+    labels = np.zeros(small_spine.ct.shape, np.uint16)
+    for label in table:
+        labels[small_spine.mask(label.name)] = label.id
+    whole = with_label_landmarks(Anatomy(small_spine.ct, table, small_spine.labels.with_array(labels)))
+    classes, names = whole.tissue_map()
+    recesses = [name for name in whole.landmarks if name.endswith(".inferior_recess") and name in small_spine.landmarks]
+    assert len(recesses) >= 8
+    for name in recesses:
+        voxel = tuple(np.rint(whole.ct.world_to_voxel(whole.landmark(name))).astype(int))
+        assert names[classes[voxel]] not in BONE_TISSUES, name
+        assert np.linalg.norm(whole.landmark(name) - small_spine.landmark(name)) < 7.0, name

@@ -2,7 +2,7 @@
 
 Rendered without quantum noise (so only geometry, physics and display are compared), 256 px,
 stored 2x downsampled as 128 px PNGs in tests/golden/. To accept a deliberate change, delete the
-files (or set SPINESIM_REGENERATE_GOLDEN=1) and run this module once: it writes them and skips;
+files (or set SPINESIM_UPDATE_GOLDEN=1) and run this module once: it writes them and skips;
 look at the new images before committing them.
 """
 
@@ -48,7 +48,7 @@ def test_view_matches_its_golden_image(small_spine, view):
     carm, needle = VIEWS[view](small_spine)
     image = _downsampled(render_fluoro(small_spine, carm, needle=needle, dose=None).pixels)
     path = GOLDEN / f"fluoro_{view}.png"
-    if os.environ.get("SPINESIM_REGENERATE_GOLDEN") or not path.exists():
+    if os.environ.get("SPINESIM_UPDATE_GOLDEN") == "1" or not path.exists():
         Image.fromarray(image).save(path, optimize=True)
         pytest.skip(f"wrote golden image {path.name}; look at it before committing")
     golden = np.asarray(Image.open(path))

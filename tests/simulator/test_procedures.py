@@ -44,7 +44,10 @@ def test_interlaminar_overshoot_is_a_dural_puncture_with_csf(small_spine):
     trajectory = plan_trajectory(session.tracer, session.target, session.spec)
     session.apply({"type": "place_needle", "t": 1, "entry": trajectory.entry.tolist(),
                    "direction": trajectory.direction.tolist()})
-    events = session.apply({"type": "advance", "t": 5, "mm": trajectory.depth_mm + 8.0})
+    # Overshoot: on through the epidural space and the dura into the CSF behind it.
+    trace = session.tracer.trace(trajectory.entry, trajectory.direction, trajectory.depth_mm + 30.0)
+    csf = next(s for s in trace.segments if s.structure == "dural_sac.csf" and s.depth_in_mm > trajectory.depth_mm)
+    events = session.apply({"type": "advance", "t": 5, "mm": (csf.depth_in_mm + csf.depth_out_mm) / 2})
     assert {"dural_puncture", "csf_flashback"} <= set(_kinds(events))
     assert session.state.tip_tissue == "csf"
     shown = session.apply({"type": "inject_contrast", "t": 8, "ml": 1.0})

@@ -84,12 +84,13 @@ def ndimage_blur(values):
 def test_articular_view_is_a_continuous_bony_line_with_shadow(small_spine):
     image = render_ultrasound(small_spine, standard_view(small_spine, "articular", image_shape=SHAPE))
     ids = labels_under(image, small_spine)
-    bone_columns = [c for c in range(SHAPE[1]) if in_group(small_spine, ids[:, c], "L4").any()
-                    or in_group(small_spine, ids[:, c], "L5").any()]
+    # Columns whose first bone (the one the beam meets) is L4 or L5: not a body deep in the sacrum's shadow.
+    bone = np.isin(ids, [label.id for label in small_spine.label_table if label.tissue == "cortical_bone"])
+    l4_l5 = in_group(small_spine, ids, "L4") | in_group(small_spine, ids, "L5")
+    bone_columns = [c for c in range(SHAPE[1]) if bone[:, c].any() and l4_l5[np.flatnonzero(bone[:, c])[0], c]]
     peaks, below = [], []
     for c in bone_columns:
-        first_bone = np.flatnonzero(np.isin(ids[:, c], small_spine.label_table.ids_in_group("L4")
-                                            + small_spine.label_table.ids_in_group("L5")))[0]
+        first_bone = np.flatnonzero(bone[:, c])[0]
         peaks.append(image.pixels[max(first_bone - 3, 0):first_bone + 2, c].max())
         below.append(image.pixels[first_bone + 4:first_bone + 14, c].mean())
     assert len(bone_columns) > 40

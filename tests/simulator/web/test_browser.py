@@ -61,13 +61,20 @@ def expert(patient):
 
 
 class Trainee:
-    """Works the controls; keeps the C-arm pose of the image on the monitor to know where to click."""
+    """Works the controls; keeps the C-arm pose of the image on the monitor to know where to click.
 
-    def __init__(self, page, scenario, anatomy) -> None:
+    A clicked entry point lands within a pixel of the planned one, on the skin; like a resident aiming
+    at a depth, the trainee takes the first advance from where the needle actually went in (as the
+    store holds it) so the tip still ends where the plan puts it.
+    """
+
+    def __init__(self, page, scenario, anatomy, database=None) -> None:
         self.page = page
         self.isocenter = view_isocenter(scenario, anatomy)
         self.carm = CArm(isocenter=self.isocenter)
         self.shown = None
+        self.database = database
+        self.depth_correction_mm = 0.0
 
     def start(self) -> None:
         self.page.click("#tab-sim")
@@ -94,9 +101,14 @@ class Trainee:
         b.click_pixel(self.page, u, v)
         self.page.wait_for_function("() => document.querySelector('#entry-text').textContent.includes(' mm')")
         b.act(self.page, "#insert")
+        if self.database is not None:
+            placed = Store(self.database).actions(b.attempt_id(self.page))[-1]
+            offset = np.asarray(placed["entry"]) - np.asarray(entry, float)
+            self.depth_correction_mm = -float(offset @ np.asarray(placed["direction"]))
 
     def advance(self, mm: float) -> None:
-        b.set_number(self.page, "#step", mm)
+        b.set_number(self.page, "#step", mm + self.depth_correction_mm)
+        self.depth_correction_mm = 0.0
         b.act(self.page, "#advance")
 
     def perform(self, record: dict) -> None:
@@ -133,7 +145,7 @@ def _scored(database, page, scenario, anatomy):
 def test_an_expert_attempt_through_the_controls_passes(server, page, expert, patient, database):
     session, actions = expert
     b.log_in(page, server.url, TRAINEE, PASSWORD)
-    trainee = Trainee(page, session.scenario, patient)
+    trainee = Trainee(page, session.scenario, patient, database)
     trainee.start()
     for record in actions:
         trainee.perform(record)
