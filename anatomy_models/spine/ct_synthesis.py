@@ -135,7 +135,7 @@ def synthesize_ct(labels: np.ndarray, table: LabelTable, bones: list[BoneRegion]
         else:  # a coarse grid cannot hold trabeculae: a faint mottle instead
             pattern = white * 0.4
         pattern *= TRABECULAR_HU / max(float(pattern.std()), 1e-6)
-        cancellous = np.clip((values - 150.0) / 300.0, 0.0, 1.0) * np.clip((900.0 - values) / 500.0, 0.0, 1.0)
+        cancellous = np.clip((values - 100.0) / 100.0, 0.0, 1.0) * np.clip((900.0 - values) / 500.0, 0.0, 1.0)
         values += pattern * cancellous  # in place: the caller's CT numbers are not needed untextured
         textured_bone.append((region.box, inside_fraction(region.sdf_mm, spacing_mm), values))
     # Organs: a slow variation, two smooth in-plane fields mixed by a slow wave along z (cheap, seamless).
@@ -205,13 +205,17 @@ def _white_noise(shape: tuple[int, int], slices: range, seed: int, stream: int) 
     return noise
 
 
-def bone_hu_from_depth(depth_mm: np.ndarray, cortex_mm: np.ndarray) -> np.ndarray:
+def bone_hu_from_depth(depth_mm: np.ndarray, cortex_mm: np.ndarray, core_hu: np.ndarray | float | None = None) -> np.ndarray:
     """CT numbers of bone from the depth below its surface (mm): a cortical shell ``cortex_mm`` thick
-    over a cancellous core, the two meeting over :data:`CORTEX_RAMP_MM`.
+    over a cancellous core of ``core_hu`` (HU; the tissue table's cancellous bone if None), the two
+    meeting over :data:`CORTEX_RAMP_MM`.
 
     >>> bone_hu_from_depth(np.array([-0.5, 0.2, 1.5, 5.0]), np.array([1.5, 1.5, 1.5, 1.5])).round().tolist()
     [1200.0, 1200.0, 750.0, 300.0]
+    >>> bone_hu_from_depth(np.array([0.2, 5.0]), np.array([2.5, 2.5]), np.array([400.0, 200.0])).round().tolist()
+    [1200.0, 200.0]
     """
-    cortical, cancellous = TISSUES["cortical_bone"].hu, TISSUES["cancellous_bone"].hu
+    cortical = TISSUES["cortical_bone"].hu
+    cancellous = TISSUES["cancellous_bone"].hu if core_hu is None else np.asarray(core_hu, dtype=np.float32)
     weight = np.clip((cortex_mm - depth_mm) / CORTEX_RAMP_MM + 0.5, 0.0, 1.0)
     return (cancellous + (cortical - cancellous) * weight).astype(np.float32)

@@ -44,10 +44,19 @@ from anatomy_models.volume import Volume
 
 ProgressCallback = Callable[[float, float, str], None]
 
-# Cortical shell thickness (mm) by part kind [ED]: the body's shell with its endplates about a
-# millimetre and a half (the subchondral plate included), the pedicle's walls thickest (the bright
-# ring of the pedicle on AP, seen end-on), the posterior elements a thin shell over a cancellous core.
-CORTEX_MM = {"body": 1.4, "pedicle": 2.0, "default": 1.5}
+# Cortical shell thickness (mm) and cancellous core CT number (HU) by part kind [ED]. The body: a
+# shell with its endplates about a millimetre and a half (the subchondral plate included) over the
+# least dense bone of the vertebra, its trabecular core at the low end of the cancellous range (+200,
+# clinical.md §5.1 [S102][S105]; the body is where trabecular bone is sparsest). The pedicle: the
+# thickest walls (the bright ring of the eye on AP and oblique views, seen end-on). The posterior
+# elements (laminae with the pars, articular, transverse and spinous processes) are mostly compact
+# bone: a shell of 2.5 mm on each face over a dense core at the top of the cancellous range (+400,
+# §5.1). With the body's numbers they were a faint outline on the body in the oblique (measured
+# own line integral of the lamina 0.10 against the body's 0.33 at L4), so the Scotty dog was lost.
+CORTEX_MM = {"body": 1.4, "pedicle": 2.0, "lamina": 2.5, "SAP": 2.5, "IAP": 2.5, "transverse_process": 2.5,
+             "spinous_process": 2.5, "default": 1.5}
+CORE_HU = {"body": 200.0, "lamina": 400.0, "SAP": 400.0, "IAP": 400.0, "transverse_process": 400.0,
+           "spinous_process": 400.0, "default": TISSUES["cancellous_bone"].hu}
 # The pedicle's cortical tube continues this far into the body (mm) before it merges with the
 # body's trabecular bone [ED]: the funnel that makes the pedicle's "eye" on AP and oblique views.
 PEDICLE_WALL_INTO_BODY_MM = 6.0
@@ -174,8 +183,16 @@ def _paint(labels: np.ndarray, grid: Grid, shape: Shape, label_id: int, threshol
 
 
 def _cortex_mm(label: str) -> float:
-    kind = label.split(".")[1] if "." in label else ""
-    return CORTEX_MM.get(kind, CORTEX_MM["default"])
+    return CORTEX_MM.get(_kind(label), CORTEX_MM["default"])
+
+
+def _core_hu(label: str) -> float:
+    return CORE_HU.get(_kind(label), CORE_HU["default"])
+
+
+def _kind(label: str) -> str:
+    """The part kind of a bone label (``L4.SAP.left`` -> ``SAP``; ``ilium.left`` -> ``left``)."""
+    return label.split(".")[1] if "." in label else ""
 
 
 def _paint_bone(labels: np.ndarray, grid: Grid, parts, ids: dict[str, int], joints: list[Shape]) -> BoneRegion | None:
@@ -191,8 +208,10 @@ def _paint_bone(labels: np.ndarray, grid: Grid, parts, ids: dict[str, int], join
     pedicle = blended.copy()
     owner = np.zeros(blended.shape, dtype=np.int16)
     cortex = np.zeros(len(parts) + 1, dtype=np.float32)
+    core = np.zeros(len(parts) + 1, dtype=np.float32)
     for index, (label, shape) in enumerate(parts, start=1):
         cortex[index] = _cortex_mm(label)
+        core[index] = _core_hu(label)
         sub = grid.intersect(box, shape.lower - BONE_BLEND_MM, shape.upper + BONE_BLEND_MM)
         if sub is None:
             continue
@@ -203,7 +222,7 @@ def _paint_bone(labels: np.ndarray, grid: Grid, parts, ids: dict[str, int], join
         closer = values < nearest[local]
         nearest[local] = np.where(closer, values, nearest[local])
         owner[local] = np.where(closer, index, owner[local])
-        kind = label.split(".")[1] if "." in label else ""
+        kind = _kind(label)
         if kind in ("body", "pedicle"):
             target = body if kind == "body" else pedicle
             np.minimum(target[local], values, out=target[local])
@@ -224,7 +243,7 @@ def _paint_bone(labels: np.ndarray, grid: Grid, parts, ids: dict[str, int], join
     funnel = (pedicle < 0) & (body < -0.5) & (body > -PEDICLE_WALL_INTO_BODY_MM)
     depth[funnel] = np.minimum(depth[funnel], -pedicle[funnel])
     shell = np.where(funnel, CORTEX_MM["pedicle"], cortex[owner])
-    return BoneRegion(box, blended, bone_hu_from_depth(depth, shell))
+    return BoneRegion(box, blended, bone_hu_from_depth(depth, shell, core[owner]))
 
 
 def _paint_trunk(labels: np.ndarray, grid: Grid, model: SpineModel, ids: dict[str, int], skin_hu: float) -> SurfaceBand:
