@@ -13,9 +13,13 @@ image the way a C-arm does:
 3. detector blur (Gaussian, the intensifier and camera's unsharpness);
 4. log: ``m = -ln(counts / N0)``, the measured line integral; digital subtraction (DSA) subtracts a
    mask frame's ``m`` here;
-5. display: window/level (automatic from the anatomy's noiseless frame, so it stays put while the
-   needle moves), gamma, mild edge enhancement, bone white on grey soft tissue, air black (or the
-   inverse polarity), black outside the exposed field; orientation letters burned in.
+5. display, as a C-arm's image processing does it: harmonisation (a fraction of the heavily blurred
+   log image is subtracted, compressing the large range between thin and thick soft tissue so that
+   bone detail keeps the grey scale), window/level (automatic), gamma, mild edge enhancement, bone
+   white on grey soft tissue, air black (or the inverse polarity), black outside the exposed field;
+   orientation letters burned in. The harmonisation's blurred image and the automatic window both
+   come from the anatomy's noiseless frame, so they stay put while the needle moves and neither the
+   needle nor the contrast is flattened away.
 
 The image is shown as the operator sees the prone patient from behind (see :mod:`simulator.carm`).
 """
@@ -93,8 +97,18 @@ class Display:
         "bone_white" (the project's convention, radiograph-like: bone and contrast white, air black)
         or "bone_black" (the raw intensifier look many C-arms use: contrast and needle black).
     window : (low, high), optional
-        Line-integral range mapped to the full grey scale; None chooses it from the anatomy's
-        noiseless frame (1st to 99.5th percentile of the body in the central region).
+        Range of the harmonised line integral mapped to the full grey scale; None chooses it from the
+        anatomy's noiseless frame (1st to 99.5th percentile of the body in the central region).
+    harmonisation : float
+        Fraction of the large-scale (blurred) log image subtracted before windowing [ED 0.6: C-arm
+        "harmonisation" / dynamic-range compression typically removes half to two thirds of the
+        low frequencies; clinical.md §5.2 notes only that the display is log-compressed with edge
+        enhancement]. 0 shows the raw log image. The subtracted image is relative to the body's
+        median, so a window chosen on the raw image still lands near the same grey levels.
+    harmonisation_radius_mm : float
+        Gaussian radius (standard deviation) of that blur at the detector plane, mm [ED 20: wider
+        than a vertebra's posterior elements, so they keep their contrast, narrower than the
+        abdomen's thickness changes].
     gamma : float
         Display gamma applied after the window (>1 darkens the mid-greys) [ED 1.0].
     edge_enhancement : float
@@ -107,6 +121,8 @@ class Display:
 
     polarity: Polarity = "bone_white"
     window: tuple[float, float] | None = None
+    harmonisation: float = 0.6
+    harmonisation_radius_mm: float = 20.0
     gamma: float = 1.0
     edge_enhancement: float = 0.8
     edge_radius_mm: float = 1.5
@@ -120,6 +136,10 @@ class Display:
             if not (np.isfinite(low) and np.isfinite(high) and high > low):
                 raise SpinesimError(f"display window must be (low, high) with high > low, got {self.window!r}")
             object.__setattr__(self, "window", (low, high))
+        if not (np.isfinite(self.harmonisation) and 0.0 <= self.harmonisation < 1.0):
+            raise SpinesimError(f"display harmonisation must be in [0, 1), got {self.harmonisation!r}")
+        if not (np.isfinite(self.harmonisation_radius_mm) and 2.0 <= self.harmonisation_radius_mm <= 200.0):
+            raise SpinesimError(f"harmonisation radius must be 2-200 mm, got {self.harmonisation_radius_mm!r}")
         if not (np.isfinite(self.gamma) and 0.2 <= self.gamma <= 5.0):
             raise SpinesimError(f"display gamma must be 0.2-5, got {self.gamma!r}")
         if not (np.isfinite(self.edge_enhancement) and 0.0 <= self.edge_enhancement <= 5.0):
@@ -150,7 +170,8 @@ class FluoroImage:
     seed : int
         Seed of the quantum noise.
     window : (float, float)
-        Line-integral range shown black..white (bone_white polarity).
+        Range of the harmonised line integral (``measured`` minus the display's share of the
+        anatomy's large-scale image, see :class:`Display`) shown black..white (bone_white polarity).
     subtracted : bool
         True for a DSA frame.
     """
@@ -182,35 +203,82 @@ class FluoroImage:
 @dataclass(frozen=True)
 class _FrameFacts:
     transmission: float  # exp(-median p) of the exposed body, for the AEC
-    window: tuple[float, float]  # automatic display window
+    window: tuple[float, float]  # automatic display window, harmonised line-integral units
+    background: np.ndarray | None  # what harmonisation subtracts (line-integral units), None for none
 
 
 _facts_cache: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 _contrast_cache: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
-def _frame_facts(anatomy_frame: np.ndarray, field_mask: np.ndarray) -> _FrameFacts:
-    """Exposure control and automatic window, both measured, like a C-arm's, in the central region."""
+def _measuring_region(anatomy_frame: np.ndarray, field_mask: np.ndarray) -> np.ndarray:
+    """The body inside the central disc where a C-arm's AEC and automatic window measure (bool)."""
     n = anatomy_frame.shape[0]
     coordinate = (np.arange(n) - (n - 1) / 2.0) / n
     central = np.hypot(coordinate[None, :], coordinate[:, None]) <= _MEASURING_RADIUS
-    body = anatomy_frame[central & field_mask & (anatomy_frame > _BODY_THRESHOLD)]
-    if body.size < 16:
-        body = anatomy_frame[field_mask & (anatomy_frame > _BODY_THRESHOLD)]
-    if body.size == 0:
-        return _FrameFacts(1.0, (0.0, 1.0))
-    low, median, high = np.percentile(body, [_WINDOW_PERCENTILES[0], 50.0, _WINDOW_PERCENTILES[1]])
-    return _FrameFacts(float(np.exp(-median)), (float(low), float(max(high, low + 1e-3))))
+    body = field_mask & (anatomy_frame > _BODY_THRESHOLD)
+    return central & body if np.count_nonzero(central & body) >= 16 else body
 
 
-def _cached_facts(anatomy: Anatomy, carm: CArm, anatomy_frame: np.ndarray, field_mask: np.ndarray) -> _FrameFacts:
+def large_scale_image(measured: np.ndarray, field_mask: np.ndarray, sigma_pixels: float) -> np.ndarray:
+    """Gaussian blur of ``measured`` over the exposed field only (normalised convolution, float32).
+
+    Outside the field the result repeats nothing from the black surround, so harmonisation leaves
+    no bright ring at the collimator's edge.
+
+    Examples
+    --------
+    A uniform field stays uniform up to its edge (a plain blur would darken its rim):
+
+    >>> field = np.ones((32, 32), bool); field[:, :8] = False
+    >>> flat = np.where(field, 2.0, 0.0).astype(np.float32)
+    >>> np.allclose(large_scale_image(flat, field, 10.0)[field], 2.0, atol=1e-4)
+    True
+    """
+    inside = field_mask.astype(np.float32)
+    weight = gaussian_blur(inside, sigma_pixels)
+    blurred = gaussian_blur(np.where(field_mask, measured, 0.0), sigma_pixels)
+    return blurred / np.maximum(weight, np.float32(1e-6))
+
+
+def _frame_facts(anatomy_frame: np.ndarray, field_mask: np.ndarray, noiseless: np.ndarray, display: Display,
+                 pixel_size_mm: float) -> _FrameFacts:
+    """Exposure control, harmonisation and automatic window, measured like a C-arm's in the central region.
+
+    ``noiseless`` is the anatomy's noiseless measurement (blurred, vignetted): the window spans what
+    the display shows of it, so the needle and contrast, added later, neither move the window nor
+    the harmonisation.
+    """
+    region = _measuring_region(anatomy_frame, field_mask)
+    if not region.any():
+        return _FrameFacts(1.0, (0.0, 1.0), None)
+    median_p = float(np.median(anatomy_frame[region]))
+    background = None
+    if display.harmonisation > 0:
+        large = large_scale_image(noiseless, field_mask, display.harmonisation_radius_mm / pixel_size_mm)
+        reference = np.float32(np.median(large[region]))
+        background = np.float32(display.harmonisation) * (large - reference)
+        background[~field_mask] = 0.0
+        background.setflags(write=False)
+        shown = noiseless[region] - background[region]
+    else:
+        shown = noiseless[region]
+    low, high = np.percentile(shown, _WINDOW_PERCENTILES)
+    return _FrameFacts(float(np.exp(-median_p)), (float(low), float(max(high, low + 1e-3))), background)
+
+
+def _cached_facts(anatomy: Anatomy, carm: CArm, anatomy_frame: np.ndarray, field_mask: np.ndarray,
+                  display: Display, detector: DetectorModel) -> _FrameFacts:
     per_anatomy = _facts_cache.setdefault(anatomy, {})
-    key = (id(anatomy_frame), carm.collimation, carm.detector_shape)
+    key = (id(anatomy_frame), carm.collimation, carm.detector_shape, detector,
+           display.harmonisation, display.harmonisation_radius_mm)
     if key not in per_anatomy:
         if len(per_anatomy) > 64:  # poses seen long ago; the frames themselves are cached in drr
             per_anatomy.clear()
+        noiseless = measure(anatomy_frame, field_mask, None, seed=0, detector=detector, carm=carm)
         # The frame is kept with its facts so that its id cannot be reused by another array.
-        per_anatomy[key] = (anatomy_frame, _frame_facts(anatomy_frame, field_mask))
+        per_anatomy[key] = (anatomy_frame, _frame_facts(anatomy_frame, field_mask, noiseless, display,
+                                                        carm.pixel_size_mm))
     return per_anatomy[key][1]
 
 
@@ -334,10 +402,15 @@ def measure(line_integral: np.ndarray, field_mask: np.ndarray, quanta_per_pixel:
 
 
 def to_display(measured: np.ndarray, field_mask: np.ndarray, window: tuple[float, float], display: Display,
-               pixel_size_mm: float) -> np.ndarray:
-    """Window, gamma, edge enhancement and polarity: float measurement -> uint8 grey levels."""
+               pixel_size_mm: float, background: np.ndarray | None = None) -> np.ndarray:
+    """Harmonisation, window, gamma, edge enhancement and polarity: float measurement -> uint8 grey levels.
+
+    ``background`` (line-integral units, e.g. the display's share of the anatomy's large-scale image,
+    see :func:`large_scale_image`) is subtracted before the window; None subtracts nothing.
+    """
     low, high = window
-    grey = np.clip((measured - np.float32(low)) * np.float32(1.0 / (high - low)), 0.0, 1.0)
+    shown = measured if background is None else measured - background
+    grey = np.clip((shown - np.float32(low)) * np.float32(1.0 / (high - low)), 0.0, 1.0)
     grey **= np.float32(display.gamma)
     if display.edge_enhancement > 0:
         smooth = gaussian_blur(grey, display.edge_radius_mm / pixel_size_mm, truncate=2.5)
@@ -461,7 +534,7 @@ def render_fluoro(
     if needle is not None:
         add_needle_line_integrals(total, needle, carm, kev)
     field_mask = carm.field_mask()
-    facts = _cached_facts(anatomy, carm, anatomy_frame, field_mask)
+    facts = _cached_facts(anatomy, carm, anatomy_frame, field_mask, display, detector)
     exposure = exposure_for(carm, dose, facts.transmission, kev) if dose is not None else None
     measured = measure(total, field_mask, exposure.quanta_per_pixel if exposure else None,
                        seed=seed, detector=detector, carm=carm)
@@ -472,10 +545,12 @@ def render_fluoro(
                                 hint="take the mask frame at the same pose before injecting")
         measured = measured - subtract.measured
         window = (-_DSA_HALF_WINDOW, _DSA_HALF_WINDOW) if display.window is None else display.window
+        background = None  # the anatomy's large-scale image cancels in the difference
         caption += "  DSA"
     else:
         window = facts.window if display.window is None else display.window
-    pixels = to_display(measured, field_mask, window, display, carm.pixel_size_mm)
+        background = facts.background
+    pixels = to_display(measured, field_mask, window, display, carm.pixel_size_mm, background)
     if display.letters:
         pixels = burn_in_labels(pixels, carm, caption)
     return FluoroImage(pixels=pixels, line_integrals=total, measured=measured, field=field_mask, carm=carm,

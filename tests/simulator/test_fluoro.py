@@ -1,6 +1,7 @@
 import numpy as np
 import pytest
 from PIL import Image
+from scipy import ndimage
 
 import simulator.drr as drr
 from anatomy_models.anatomy import Anatomy
@@ -13,9 +14,11 @@ from simulator.fluoro import (
     DetectorModel,
     Display,
     contrast_line_integrals,
+    large_scale_image,
     orientation_letters,
     quantum_noise,
     render_fluoro,
+    to_display,
 )
 from simulator.needle import Needle
 
@@ -54,11 +57,12 @@ def test_bone_white_on_grey_soft_tissue_air_black(phantom):
     assert bone[0] < 63.5 < soft[0]  # the bone on the patient's left is on the screen's left
     automatic = render_fluoro(phantom, carm, seed=1, display=Display(letters=False))
     assert grey(automatic, bone) > grey(automatic, soft) + 100 and grey(automatic, air) == 0
-    window = (0.2, 3.0)
-    white = render_fluoro(phantom, carm, seed=1, display=Display(window=window, letters=False))
+    window = (0.2, 3.0)  # on the raw log image: harmonisation would take some of the 20 mm bone block's contrast
+    white = render_fluoro(phantom, carm, seed=1, display=Display(window=window, harmonisation=0.0, letters=False))
     assert grey(white, bone) > grey(white, soft) + 40 and grey(white, soft) > grey(white, air) + 40
     assert grey(white, air) < 10
-    black = render_fluoro(phantom, carm, seed=1, display=Display(window=window, polarity="bone_black", letters=False))
+    black = render_fluoro(phantom, carm, seed=1, display=Display(window=window, harmonisation=0.0, polarity="bone_black",
+                                                                letters=False))
     assert grey(black, bone) < grey(black, soft) < grey(black, air)
     assert white.pixels[~white.field].max() == 0 and black.pixels[~black.field].max() == 0
 
@@ -168,6 +172,38 @@ def test_needle_is_visible_where_it_projects(phantom):
     assert int(image.pixels[row - 1:row + 2, column - 1:column + 2].max()) > int(plain.pixels[row, column]) + 20
 
 
+def test_harmonisation_compresses_a_large_step_and_keeps_thin_detail():
+    n = 256
+    field = np.ones((n, n), bool)
+    measured = np.where(np.arange(n)[None, :] < n // 2, 2.0, 4.0).repeat(n, axis=0).astype(np.float32)
+    measured[:, 40:42] += 0.5  # a thin bright line on the thin side and one on the thick side
+    measured[:, 214:216] += 0.5
+
+    def row(harmonisation):
+        display = Display(harmonisation=harmonisation, edge_enhancement=0.0, letters=False)
+        background = harmonisation * (large_scale_image(measured, field, 20.0) - 3.0) if harmonisation else None
+        return to_display(measured, field, (0.0, 6.0), display, 1.0, background)[n // 2].astype(float)
+
+    raw, harmonised = row(0.0), row(0.6)
+    step = lambda r: r[200] - r[56]  # noqa: E731 - far (> 3 radii) from the step, both sides
+    assert step(raw) == pytest.approx(85, abs=1)
+    assert step(harmonised) == pytest.approx(0.4 * step(raw), abs=3)  # 60% of the low frequencies gone
+    for line, beside in ((40, 30), (214, 224)):
+        assert harmonised[line] - harmonised[beside] == pytest.approx(raw[line] - raw[beside], abs=2)
+
+
+def test_display_stays_put_while_the_needle_moves(phantom):
+    carm = CArm(**SMALL)
+    plain = render_fluoro(phantom, carm, dose=None, display=Display(letters=False))
+    needle = Needle(entry=[-30.0, 60.0, 20.0], direction=[0.2, -0.9, -0.3], depth_mm=50.0)
+    with_needle = render_fluoro(phantom, carm, needle=needle, dose=None, display=Display(letters=False))
+    assert with_needle.window == plain.window
+    touched = with_needle.line_integrals != plain.line_integrals
+    far = ~ndimage.binary_dilation(touched, iterations=6)  # beyond the blur and the edge enhancement
+    np.testing.assert_array_equal(with_needle.pixels[far], plain.pixels[far])
+    assert touched.sum() > 20
+
+
 def test_orientation_letters():
     assert orientation_letters(np.array([-1.0, 0.0, 0.0])) == "R"
     assert orientation_letters(np.array([0.0, 0.0, 1.0])) == "H"
@@ -196,6 +232,8 @@ def test_save_png_round_trip(phantom, tmp_path):
     (lambda: Display(window=(1.0, 0.5)), "window"),
     (lambda: Display(polarity="sepia"), "polarity"),
     (lambda: Display(edge_enhancement=-1), "edge"),
+    (lambda: Display(harmonisation=1.0), "harmonisation"),
+    (lambda: Display(harmonisation_radius_mm=0.5), "harmonisation radius"),
     (lambda: DetectorModel(blur_mm=-1), "blur"),
     (lambda: DetectorModel(vignetting=1.0), "vignetting"),
 ])
