@@ -39,7 +39,9 @@ SAP_THICKNESS_MM = 8.0
 IAP_THICKNESS_MM = 8.0
 SAP_TIP_ABOVE_JOINT_MM = 1.0       # the SAP's point just above the joint's upper recess
 IAP_TIP_BELOW_JOINT_MM = 2.0       # the IAP's tip just below the inferior recess
-PROCESS_TIP_THICKNESS_MM = 3.5     # the articular processes thin toward their tips (pointed ear, front leg)
+# [ED] The SAP and IAP keep much of their thickness up to their tips: with the pars between them they
+# form the articular pillar that the ipsilateral oblique shows as the Scotty dog's ear and front leg.
+PROCESS_TIP_THICKNESS_MM = 5.5     # the articular processes thin toward their tips (pointed ear, front leg)
 HYPERTROPHY_MM_PER_GRADE = 1.2     # facet hypertrophy per degeneration grade
 MAMILLARY_RADII_MM = (3.0, 3.0, 4.0)  # the mamillary process on the SAP's back edge
 
@@ -129,7 +131,7 @@ def superior_articular_process(joint: FacetJoint, lower: VertebraLayout, degener
     radius, gap = JOINT_CURVATURE_RADIUS_MM, joint.space_mm / 2.0
     # Pointed on top (the Scotty dog's ear), its tip a little above the joint's upper end.
     plate = joint.shell(radius + gap, radius + gap + thickness, base, joint.height_mm / 2.0 + SAP_TIP_ABOVE_JOINT_MM,
-                        1.5, 1.5, top_width=0.45, outer_top=radius + gap + PROCESS_TIP_THICKNESS_MM)
+                        1.5, 1.5, top_width=0.7, outer_top=radius + gap + PROCESS_TIP_THICKNESS_MM)
     stem_top = joint.frame.point((-gap - thickness / 2.0, 0.0, base + 4.0))
     back_edge = joint.frame.point((-gap - thickness / 2.0 - 1.0, joint.width_mm / 2.0 + 1.0, base + 5.0))
     mamillary = Primitive(Frame(back_edge, joint.frame.rotation), ellipsoid(MAMILLARY_RADII_MM), MAMILLARY_RADII_MM)
@@ -147,6 +149,6 @@ def inferior_articular_process(joint: FacetJoint, upper: VertebraLayout, degener
     # Narrowing downward to a rounded tip (the front leg).
     tip = radius - gap - PROCESS_TIP_THICKNESS_MM
     plate = joint.shell(tip, radius - gap, -joint.height_mm / 2.0 - IAP_TIP_BELOW_JOINT_MM, top, 1.5, 1.5,
-                        bottom_width=0.5, inner_top=radius - gap - thickness)
+                        bottom_width=0.8, inner_top=radius - gap - thickness)
     stem_bottom = joint.frame.point((gap + thickness / 2.0, 0.0, top - 3.0))
     return [plate, _rod(corner, stem_bottom, 4.5)]
