@@ -42,6 +42,17 @@ IAP_TIP_BELOW_JOINT_MM = 2.0       # the IAP's tip just below the inferior reces
 # [ED] The SAP and IAP keep much of their thickness up to their tips: with the pars between them they
 # form the articular pillar that the ipsilateral oblique shows as the Scotty dog's ear and front leg.
 PROCESS_TIP_THICKNESS_MM = 5.5     # the articular processes thin toward their tips (pointed ear, front leg)
+# [ED] Above the pedicle the SAP broadens into the ear's base (the Scotty dog's ear a broad-based
+# triangle over the eye): from a little over the pedicle's upper border it is thicker, tapering to
+# the plate 3 mm above the joint's middle, so the upper ear, which the transforaminal needle passes,
+# is unchanged. Only its back part (along the joint) thickens: its front, the foramen's posterior wall
+# in line with the pedicle, and its root on the pedicle keep SAP_THICKNESS_MM, so neither the
+# pedicle's isthmus nor the bone around the pedicle's centre changes.
+SAP_EAR_THICKNESS_MM = 12.0
+SAP_EAR_ABOVE_PEDICLE_MM = 1.5     # where the broad part starts, over the pedicle's upper border
+SAP_EAR_TOP_MM = 3.0               # and where it has narrowed to the plate (joint-frame w, above the joint's centre)
+SAP_EAR_EXTRA_WIDTH_MM = -3.0      # its half-width along the joint, less than the joint's (7.5 mm)
+SAP_EAR_SHIFT_MM = 4.5             # its middle moved back along the joint: the SAP's back half
 HYPERTROPHY_MM_PER_GRADE = 1.2     # facet hypertrophy per degeneration grade
 MAMILLARY_RADII_MM = (3.0, 3.0, 4.0)  # the mamillary process on the SAP's back edge
 
@@ -67,14 +78,19 @@ class FacetJoint:
 
     def shell(self, inner: float, outer: float, bottom: float, top: float, extra_width: float = 0.0,
               rounding: float = 0.0, top_width: float = 1.0, bottom_width: float = 1.0,
-              inner_top: float | None = None, outer_top: float | None = None) -> Primitive:
+              inner_top: float | None = None, outer_top: float | None = None, shift_mm: float = 0.0) -> Primitive:
         """The part of the joint's cylinder between distances ``inner`` and ``outer`` (mm) from its
         axis (``inner_top``, ``outer_top`` at the top if they differ), from ``bottom`` to ``top``
         (joint-frame w, mm), as wide as the joint plus ``extra_width`` (scaled by ``top_width`` and
-        ``bottom_width`` at the ends)."""
+        ``bottom_width`` at the ends), its middle moved ``shift_mm`` along the joint's arc (toward +t,
+        postero-lateral)."""
         radius = JOINT_CURVATURE_RADIUS_MM
         half_angle = (self.width_mm / 2.0 + extra_width) / radius
-        frame = Frame(self.frame.point((0.0, 0.0, (bottom + top) / 2.0)), self.frame.rotation)
+        # Turning the frame about the cylinder's axis keeps the shell on the joint's cylinder.
+        turn = shift_mm / radius
+        c, s = math.cos(turn), math.sin(turn)
+        origin = self.frame.point((radius - radius * c, radius * s, (bottom + top) / 2.0))
+        frame = Frame(origin, self.frame.rotation @ np.array([[c, s, 0.0], [-s, c, 0.0], [0.0, 0.0, 1.0]]))
         # Local box around the shell: n from the far side of the outer arc to the chord of the inner one.
         reach_n = max(abs(radius - outer), abs(radius - inner * np.cos(half_angle))) + 1.0
         extent = (reach_n, outer * np.sin(half_angle) + 1.0, (top - bottom) / 2.0 + 1.0)
@@ -123,19 +139,39 @@ def _rod(start: np.ndarray, end: np.ndarray, radius: float) -> Primitive:
 
 
 def superior_articular_process(joint: FacetJoint, lower: VertebraLayout, degeneration: float) -> list[Shape]:
-    """The lower vertebra's SAP: a concave shell lateral to the joint rising from the junction, its
-    stem, and the mamillary process on its back edge."""
+    """The lower vertebra's SAP: a concave shell lateral to the joint rising from the junction, the
+    thicker back of its upper part (the ear's base), its stem, and the mamillary process on its back edge."""
     thickness = (SAP_THICKNESS_MM + HYPERTROPHY_MM_PER_GRADE * degeneration) * lower.geometry.scale
     junction = lower.world(lower.junction[joint.side])
     base = joint.local(junction)[2]
     radius, gap = JOINT_CURVATURE_RADIUS_MM, joint.space_mm / 2.0
+    plate_top = joint.height_mm / 2.0 + SAP_TIP_ABOVE_JOINT_MM
+    plate_half_width, plate_top_width = joint.width_mm / 2.0 + 1.5, 0.7
     # Pointed on top (the Scotty dog's ear), its tip a little above the joint's upper end.
-    plate = joint.shell(radius + gap, radius + gap + thickness, base, joint.height_mm / 2.0 + SAP_TIP_ABOVE_JOINT_MM,
-                        1.5, 1.5, top_width=0.7, outer_top=radius + gap + PROCESS_TIP_THICKNESS_MM)
+    plate = joint.shell(radius + gap, radius + gap + thickness, base, plate_top,
+                        1.5, 1.5, top_width=plate_top_width, outer_top=radius + gap + PROCESS_TIP_THICKNESS_MM)
+    # The ear's broad base, starting over the pedicle's upper border, not at the junction, and within
+    # the plate's outline along the joint (its back edge on the plate's).
+    pedicle_top_local = lower.junction[joint.side] + np.array([0.0, 0.0, lower.geometry.dims.pedicle_height_mm / 2.0])
+    ear_bottom = joint.local(lower.world(pedicle_top_local))[2] + SAP_EAR_ABOVE_PEDICLE_MM
+
+    def plate_at(w: float) -> tuple[float, float]:
+        """The plate's thickness and half-width along the joint at joint-frame height ``w`` (mm)."""
+        height = (w - base) / (plate_top - base)
+        return (thickness + (PROCESS_TIP_THICKNESS_MM - thickness) * height,
+                plate_half_width * (1.0 + (plate_top_width - 1.0) * height))
+
+    ear_half_width = joint.width_mm / 2.0 + SAP_EAR_EXTRA_WIDTH_MM
+    (_, bottom_half_width), (top_thickness, top_half_width) = plate_at(ear_bottom), plate_at(SAP_EAR_TOP_MM)
+    ear_thickness = thickness + (SAP_EAR_THICKNESS_MM - SAP_THICKNESS_MM) * lower.geometry.scale
+    ear = joint.shell(radius + gap, radius + gap + ear_thickness, ear_bottom, SAP_EAR_TOP_MM, SAP_EAR_EXTRA_WIDTH_MM, 1.5,
+                      top_width=(top_half_width - SAP_EAR_SHIFT_MM) / ear_half_width,
+                      bottom_width=(bottom_half_width - SAP_EAR_SHIFT_MM) / ear_half_width,
+                      outer_top=radius + gap + top_thickness, shift_mm=SAP_EAR_SHIFT_MM)
     stem_top = joint.frame.point((-gap - thickness / 2.0, 0.0, base + 4.0))
     back_edge = joint.frame.point((-gap - thickness / 2.0 - 1.0, joint.width_mm / 2.0 + 1.0, base + 5.0))
     mamillary = Primitive(Frame(back_edge, joint.frame.rotation), ellipsoid(MAMILLARY_RADII_MM), MAMILLARY_RADII_MM)
-    return [plate, _rod(junction, stem_top, 5.0), mamillary]
+    return [plate, ear, _rod(junction, stem_top, 5.0), mamillary]
 
 
 def inferior_articular_process(joint: FacetJoint, upper: VertebraLayout, degeneration: float) -> list[Shape]:

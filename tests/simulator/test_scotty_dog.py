@@ -23,7 +23,9 @@ POSTERIOR = ("pedicle", "lamina", "SAP", "IAP", "transverse_process", "spinous_p
 # display window. Measured on the 2 mm spine at L3/L4/L5: ear 0.22/0.18/0.49, neck 0.14/0.30/0.37,
 # leg 0.16/0.19/0.16 with posterior elements built like the body (generator 3: the dog lost in the
 # body); ear 0.29/0.24/0.54, neck 0.21/0.35/0.40, leg 0.22/0.25/0.20 with compact posterior
-# elements over a sparser body (generator 4).
+# elements over a sparser body (generator 4); ear 0.39/0.37/0.75, neck 0.22/0.45/0.55, leg
+# 0.30/0.35/0.28 with the SAP's broad base over the pedicle (generator 6: ear widths 8.8/8.7/11.3 ->
+# 9.5/9.9/12.3 mm at the isocentre).
 MIN_CONTRAST = 0.18
 
 
