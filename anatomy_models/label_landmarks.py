@@ -316,8 +316,9 @@ def with_label_landmarks(anatomy: Anatomy) -> Anatomy:
 def _facet_recesses_out_of_bone(anatomy: Anatomy, landmarks: dict[str, np.ndarray], *, reach_mm: float = 8.0) -> None:
     """Move each estimated facet inferior recess that falls in bone by the CT's numbers (a joint space
     thinner than the voxels reads as bone) to the nearest voxel within ``reach_mm`` that is not bone
-    and lies neither above nor in front of it (in LPS: z no greater, y no smaller): the recess is the capsule's inferior, dorsal pouch,
-    which a needle enters from behind. One with no such voxel stays where it is."""
+    and lies neither above nor in front of it (in LPS: z no greater, y no smaller): the recess is the
+    capsule's inferior, dorsal pouch, which a needle enters from behind. One with no such voxel stays
+    where it is."""
     classes, names = anatomy.tissue_map()
     is_bone = np.isin(names, sorted(BONE_TISSUES))
     grid = anatomy.ct
@@ -326,10 +327,10 @@ def _facet_recesses_out_of_bone(anatomy: Anatomy, landmarks: dict[str, np.ndarra
     shape = np.asarray(classes.shape)
     for name in [n for n in landmarks if n.endswith(".inferior_recess")]:
         centre = np.rint(grid.world_to_voxel(landmarks[name])).astype(int)
-        voxels = centre + offsets
-        voxels = voxels[np.all((voxels >= 0) & (voxels < shape), axis=1)]
         if not np.all((centre >= 0) & (centre < shape)) or not is_bone[classes[tuple(centre)]]:
             continue
+        voxels = centre + offsets
+        voxels = voxels[np.all((voxels >= 0) & (voxels < shape), axis=1)]
         shift = grid.voxel_to_world(voxels) - landmarks[name]
         distance = np.linalg.norm(shift, axis=1)
         keep = ~is_bone[classes[tuple(voxels.T)]] & (distance <= reach_mm) & (shift[:, 1] >= 0) & (shift[:, 2] <= 0)

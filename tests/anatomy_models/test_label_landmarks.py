@@ -22,6 +22,16 @@ def _kind(name: str) -> str:
     return ".".join(part for part in name.split(".") if part not in LEVELS + SIDES and "-" not in part)
 
 
+def _vertebrae_only(spine: Anatomy, levels) -> Anatomy:
+    """``spine`` with each of ``levels`` labelled as one whole vertebra and nothing else (as
+    TotalSegmentator or VerSe label a CT), no landmarks."""
+    table = LabelTable([Label(i, level, "cortical_bone") for i, level in enumerate(levels, start=1)])
+    labels = np.zeros(spine.ct.shape, np.uint16)
+    for label in table:
+        labels[spine.mask(label.name)] = label.id
+    return Anatomy(spine.ct, table, spine.labels.with_array(labels))
+
+
 def test_measured_landmarks_agree_with_the_generators(small_spine):
     measured, directions = landmarks_from_labels(small_spine)
     errors: dict[str, list[float]] = {kind: [] for kind in TOLERANCE_MM}
@@ -38,11 +48,7 @@ def test_measured_landmarks_agree_with_the_generators(small_spine):
 
 def test_only_the_vertebra_labels_are_used(small_spine):
     """Merging every part into its whole vertebra (as TotalSegmentator labels it) changes nothing."""
-    table = LabelTable([Label(i, level, "cortical_bone") for i, level in enumerate(("L3", "L4", "L5"), start=1)])
-    labels = np.zeros(small_spine.ct.shape, np.uint16)
-    for label in table:
-        labels[small_spine.mask(label.name)] = label.id
-    whole = Anatomy(small_spine.ct, table, small_spine.labels.with_array(labels))
+    whole = _vertebrae_only(small_spine, ("L3", "L4", "L5"))
     merged, _ = landmarks_from_labels(whole)
     parts, _ = landmarks_from_labels(small_spine)
     assert set(vertebra_frames(whole)) == {"L3", "L4", "L5"}
@@ -66,11 +72,7 @@ def test_anatomies_without_vertebra_labels_are_refused_with_what_is_needed():
 def test_facet_recesses_of_a_ct_with_vertebra_labels_only_lie_outside_bone(small_spine):
     """At 2 mm a facet joint space reads as bone by its CT numbers; the recess a needle aims at must
     not, and it stays well inside a facet target's 10 mm zone around the generator's exact point."""
-    table = LabelTable([Label(i, level, "cortical_bone") for i, level in enumerate(LEVELS, start=1)])
-    labels = np.zeros(small_spine.ct.shape, np.uint16)
-    for label in table:
-        labels[small_spine.mask(label.name)] = label.id
-    whole = with_label_landmarks(Anatomy(small_spine.ct, table, small_spine.labels.with_array(labels)))
+    whole = with_label_landmarks(_vertebrae_only(small_spine, LEVELS))
     classes, names = whole.tissue_map()
     recesses = [name for name in whole.landmarks if name.endswith(".inferior_recess") and name in small_spine.landmarks]
     assert len(recesses) >= 8
