@@ -45,18 +45,25 @@ from anatomy_models.volume import Volume
 ProgressCallback = Callable[[float, float, str], None]
 
 # Cortical shell thickness (mm) and cancellous core CT number (HU) by part kind [ED]. The body: a
-# shell with its endplates about a millimetre and a half (the subchondral plate included) over the
-# least dense bone of the vertebra, its trabecular core at the low end of the cancellous range (+200,
-# clinical.md §5.1 [S102][S105]; the body is where trabecular bone is sparsest). The pedicle: the
+# thin shell over the least dense bone of the vertebra, its trabecular core at the low end of the
+# cancellous range (+200, clinical.md §5.1 [S102][S105]; the body is where trabecular bone is
+# sparsest). The body's "cortical" shell and endplates are thin, porous membranes of fused
+# trabeculae, ~0.3-0.35 mm (Silva et al., J Spinal Disord 1994, lumbar mid-sagittal; Ritzel et al.,
+# JBMR 1997, 0.29 mm lumbar; not yet in clinical.md): 0.5 mm here, with the 1 mm endosteal ramp and
+# the reconstruction blur, looks on the CT like a clinical scan's (which shows it twice as thick, as
+# Silva et al. measured). A 1.4 mm shell made the body's outline and the squared endplates the
+# brightest lines of the oblique and the posterior elements a faint pattern on it. The pedicle: the
 # thickest walls (the bright ring of the eye on AP and oblique views, seen end-on). The posterior
 # elements (laminae with the pars, articular, transverse and spinous processes) are mostly compact
-# bone: a shell of 2.5 mm on each face over a dense core at the top of the cancellous range (+400,
-# §5.1). With the body's numbers they were a faint outline on the body in the oblique (measured
-# own line integral of the lamina 0.10 against the body's 0.33 at L4), so the Scotty dog was lost.
-CORTEX_MM = {"body": 1.4, "pedicle": 2.0, "lamina": 2.5, "SAP": 2.5, "IAP": 2.5, "transverse_process": 2.5,
+# bone: a shell of 2.5 mm on each face over a core of compact bone with marrow spaces, +800 HU (the
+# low part of the cortical range, §5.1 [S102]). With the body's numbers they were a faint outline
+# on the body in the oblique (own line integral of the lamina 0.10 against the body's 0.33 at L4);
+# with a +400 core the thick articular processes still read as hollow pipes (a bright rim, a grey
+# middle) where real ones are solid white.
+CORTEX_MM = {"body": 0.5, "pedicle": 2.0, "lamina": 2.5, "SAP": 2.5, "IAP": 2.5, "transverse_process": 2.5,
              "spinous_process": 2.5, "default": 1.5}
-CORE_HU = {"body": 200.0, "lamina": 400.0, "SAP": 400.0, "IAP": 400.0, "transverse_process": 400.0,
-           "spinous_process": 400.0, "default": TISSUES["cancellous_bone"].hu}
+CORE_HU = {"body": 200.0, "lamina": 800.0, "SAP": 800.0, "IAP": 800.0, "transverse_process": 800.0,
+           "spinous_process": 800.0, "default": TISSUES["cancellous_bone"].hu}
 # The pedicle's cortical tube continues this far into the body (mm) before it merges with the
 # body's trabecular bone [ED]: the funnel that makes the pedicle's "eye" on AP and oblique views.
 PEDICLE_WALL_INTO_BODY_MM = 6.0

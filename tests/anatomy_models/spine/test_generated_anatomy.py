@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from scipy import ndimage
 
 from anatomy_models.spine.alignment import INTERSPACE_NAMES, VERTEBRA_NAMES
 from anatomy_models.spine.landmarks import landmark_structure
@@ -128,7 +129,12 @@ def test_ct_numbers_come_from_the_tissue_table(small_spine):
                           ("soft_tissue", "soft_tissue")):
         assert abs(np.median(ct[small_spine.mask(group)]) - TISSUES[tissue].hu) < 25, group
     assert np.median(ct[small_spine.labels.array == 0]) == pytest.approx(TISSUES["air"].hu, abs=15)
-    # Vertebral bodies: cancellous inside, a bright cortical shell at the surface.
+    # Vertebral bodies: cancellous inside, a thin brighter shell at the surface (its outer voxel
+    # layer); the posterior elements are compact bone, denser than the body's shell.
     body = small_spine.mask("L3.body")
-    assert 200 < np.median(ct[body]) < 700
-    assert np.percentile(ct[body], 95) > 700
+    core = ndimage.binary_erosion(body, iterations=2)
+    shell = body & ~ndimage.binary_erosion(body)
+    assert 150 < np.median(ct[core]) < 400
+    assert np.median(ct[shell]) > np.median(ct[core]) + 100
+    for part in ("L3.lamina.left", "L3.SAP.left", "L3.transverse_process.left"):
+        assert np.median(ct[small_spine.mask(part)]) > np.percentile(ct[shell], 90), part
