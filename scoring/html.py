@@ -72,7 +72,7 @@ def report_images(attempt: Attempt, report: Report, *, pixels: int = 512) -> lis
         carm = carm_of(step.after.carm or {}, target.point).with_(detector_pixels=pixels)
         needle, contrast = step.after.needle, session.contrast(step.t)
         seed = attempt.scenario.seed + 100
-        technique = technique_for(step.action.mode)
+        technique = technique_for(step.action.mode, seconds=step.action.seconds)
         mask = (render_fluoro(session.anatomy, carm, needle, dose=technique, seed=seed + 1)
                 if step.action.mode == "dsa" else None)
         image = render_fluoro(session.anatomy, carm, needle, contrast, dose=technique, seed=seed, subtract=mask)

@@ -26,8 +26,12 @@ Model
    its central disc (the CT sampled along each, :func:`metered_transmission`), not on a rendered
    frame, so the dose of a shot is known without rendering: the live counter and the attempt
    report both add shots with :func:`add_fluoro_shot`, one number from one function.
-7. **Runs.** A pulse is one frame; live fluoroscopy and DSA runs are ``seconds x frame rate`` frames.
-   DSA is an acquisition (:func:`technique_for`): ``DSA_TARGET_DETECTOR_NGY_PER_FRAME`` per frame at
+7. **Runs.** A pulse shot is a tap on the pedal: ``PULSE_SECONDS`` of pulsed fluoroscopy (the time
+   the C-arm's fluoroscopy counter records for it), :func:`tap_frames` frames; the last-image hold
+   shows them averaged by the recursive (temporal) noise filter [ED], so the image has their quanta
+   and the dose counts every one. Live fluoroscopy and DSA runs are ``seconds x frame rate`` frames;
+   a live run's held image averages at most ``RECURSIVE_FILTER_FRAMES`` of them, a DSA frame is one
+   acquisition. DSA is an acquisition (:func:`technique_for`): ``DSA_TARGET_DETECTOR_NGY_PER_FRAME`` per frame at
    ``DSA_FRAMES_PER_SECOND``, so a run's dose scales with its length.
 8. **Quanta.** Photon fluence per air kerma at the beam's effective energy E is
    ``1 / (E * (mu_en/rho)_air)``; NIST's dry air (Table 4, physics.nist.gov/PhysRefData/XrayMassCoef/
@@ -66,6 +70,10 @@ DSA_TARGET_DETECTOR_NGY_PER_FRAME = 1000.0
 # DSA of a spinal injection is acquired at a few frames per second, not at the fluoroscopy pulse
 # rate [ED]: 3 frames/s, so a 2 s run is 6 frames.
 DSA_FRAMES_PER_SECOND = 3.0
+# Frames whose quanta the recursive filter of live fluoroscopy keeps in the displayed (and held)
+# image [ED]: a filter with weight w on the newest frame leaves the noise of (2 - w) / w frames
+# (7 at w = 0.25); motion-adaptive filters keep less of the past, so 4.
+RECURSIVE_FILTER_FRAMES = 4
 # Exposure control meters in a central disc of this radius (fraction of the detector width), on the
 # rays whose line integral says they cross the body (more than ~2.5 mm of water at 60 keV); the same
 # numbers as the renderer's (simulator.fluoro: _MEASURING_RADIUS and _BODY_THRESHOLD) [ED].
@@ -124,12 +132,16 @@ class Technique:
         Tube charge per frame, mAs; None lets automatic exposure control choose it.
     aec_target_ngy : float
         Detector air kerma per frame that automatic exposure control aims for, nGy.
+    averaged_frames : int, optional
+        Frames whose quanta the displayed image holds; None: a pulse shot's, :func:`tap_frames`
+        (see :func:`technique_for` for live and DSA runs).
     """
 
     kvp: float = 80.0
     frames_per_second: float = 15.0
     mas_per_frame: float | None = None
     aec_target_ngy: float = AEC_TARGET_DETECTOR_NGY_PER_FRAME
+    averaged_frames: int | None = None
 
     def __post_init__(self) -> None:
         tube_output_ugy_per_mas(self.kvp)  # validates the voltage
@@ -139,6 +151,22 @@ class Technique:
             raise SpinesimError(f"tube charge per frame must be in (0, 100] mAs, got {self.mas_per_frame!r}")
         if not (np.isfinite(self.aec_target_ngy) and 0 < self.aec_target_ngy <= 10000.0):
             raise SpinesimError(f"AEC target must be in (0, 10000] nGy per frame, got {self.aec_target_ngy!r}")
+        if self.averaged_frames is not None and not (isinstance(self.averaged_frames, int) and 1 <= self.averaged_frames <= 100):
+            raise SpinesimError(f"averaged frames must be a whole number 1-100, got {self.averaged_frames!r}")
+
+    @property
+    def shown_frames(self) -> int:
+        """Frames whose quanta the displayed image holds."""
+        return tap_frames(self.frames_per_second) if self.averaged_frames is None else self.averaged_frames
+
+
+def tap_frames(frames_per_second: float) -> int:
+    """Frames of a pulse shot: a tap of ``PULSE_SECONDS`` at the pulse rate, at least one.
+
+    >>> tap_frames(15.0), tap_frames(3.0), tap_frames(1.0)
+    (4, 1, 1)
+    """
+    return max(1, round(PULSE_SECONDS * frames_per_second))
 
 
 @dataclass(frozen=True)
@@ -219,9 +247,9 @@ class DoseLedger:
     --------
     >>> frame = exposure_for(CArm(), Technique(mas_per_frame=0.1, frames_per_second=10))
     >>> ledger = DoseLedger().add_shot(frame).add_live(frame, seconds=3.0)
-    >>> ledger.shots, ledger.frames, ledger.fluoro_seconds
-    (1, 31, 3.0)
-    >>> bool(np.isclose(ledger.reference_air_kerma_mgy, 31 * frame.reference_air_kerma_mgy))
+    >>> ledger.shots, ledger.frames, ledger.fluoro_seconds     # a tap of 3 frames, then 30
+    (1, 33, 3.0)
+    >>> bool(np.isclose(ledger.reference_air_kerma_mgy, 33 * frame.reference_air_kerma_mgy))
     True
     """
 
@@ -242,8 +270,8 @@ class DoseLedger:
                        history=self.history + ((kind, seconds, kerma, dap),))
 
     def add_shot(self, exposure: Exposure) -> DoseLedger:
-        """One saved frame (a "shot")."""
-        return self._plus("shot", exposure, 1, 0.0)
+        """One pulse shot: a tap of :func:`tap_frames` frames (its beam time is not live time)."""
+        return self._plus("shot", exposure, tap_frames(exposure.frames_per_second), 0.0)
 
     def add_live(self, exposure: Exposure, seconds: float, kind: str = "live") -> DoseLedger:
         """``seconds`` of live fluoroscopy (or a DSA run, ``kind`` "dsa") at the exposure's frame rate
@@ -264,19 +292,27 @@ def live_dose_rate_mgy_per_s(exposure: Exposure) -> float:
     return exposure.reference_air_kerma_mgy * exposure.frames_per_second
 
 
-def technique_for(mode: str, technique: Technique = Technique()) -> Technique:
-    """The technique a ``fluoro_shot`` of ``mode`` drives the tube with: ``technique`` (fluoroscopy)
-    for pulses and live runs; for DSA the acquisition's detector kerma per frame and frame rate.
+def technique_for(mode: str, technique: Technique = Technique(), seconds: float | None = None) -> Technique:
+    """The technique a ``fluoro_shot`` of ``mode`` drives the tube with, and the frames its image holds.
+
+    ``technique`` (fluoroscopy) for pulses (a tap, :func:`tap_frames`) and live runs of ``seconds``
+    (default one pulse time; the held image averages up to ``RECURSIVE_FILTER_FRAMES``); for DSA the
+    acquisition's detector kerma per frame and frame rate, each frame one acquisition.
 
     Examples
     --------
     >>> dsa = technique_for("dsa")
-    >>> dsa.aec_target_ngy / technique_for("live").aec_target_ngy, dsa.frames_per_second
-    (25.0, 3.0)
+    >>> dsa.aec_target_ngy / technique_for("live").aec_target_ngy, dsa.frames_per_second, dsa.shown_frames
+    (25.0, 3.0, 1)
+    >>> technique_for("pulse").shown_frames, technique_for("live", seconds=0.1).shown_frames, technique_for("live", seconds=5).shown_frames
+    (4, 2, 4)
     """
     if mode == "dsa":
         return replace(technique, aec_target_ngy=DSA_TARGET_DETECTOR_NGY_PER_FRAME,
-                       frames_per_second=DSA_FRAMES_PER_SECOND)
+                       frames_per_second=DSA_FRAMES_PER_SECOND, averaged_frames=1)
+    if mode == "live":
+        run = max(1, round((PULSE_SECONDS if seconds is None else seconds) * technique.frames_per_second))
+        return replace(technique, averaged_frames=min(run, RECURSIVE_FILTER_FRAMES))
     return technique
 
 

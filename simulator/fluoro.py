@@ -6,7 +6,8 @@ concentration volume times iodine's coefficient) and of the needle (closed form)
 image the way a C-arm does:
 
 1. expected detected quanta ``N = N0 v(r) exp(-p)`` inside the collimated field, where ``N0`` comes
-   from the exposure (tube technique with automatic exposure control, :mod:`simulator.dose`) and
+   from the exposure (tube technique with automatic exposure control, :mod:`simulator.dose`) times
+   the frames the displayed image holds (a pulse shot's tap, averaged by the recursive filter), and
    ``v(r)`` is the image intensifier's vignetting (brightness falling toward the rim);
 2. quantum noise: Poisson counts with a seeded generator (same seed, same image), see
    :func:`quantum_noise`;
@@ -497,8 +498,10 @@ def render_fluoro(
     contrast : Volume, optional
         Iodine concentration, mg/mL, on any grid.
     dose : Technique or None
-        Tube technique (kVp, frame rate, mAs or automatic exposure control); None renders without
-        quantum noise and reports no dose.
+        Tube technique (kVp, frame rate, mAs or automatic exposure control); the image holds the
+        quanta of its ``shown_frames`` (by default a pulse shot's: a tap whose frames the last-image
+        hold averages, ``simulator.dose.tap_frames``). None renders without quantum noise and
+        reports no dose.
     seed : int
         Seed of the quantum noise (recorded in the image).
     subtract : FluoroImage, optional
@@ -536,7 +539,7 @@ def render_fluoro(
     field_mask = carm.field_mask()
     facts = _cached_facts(anatomy, carm, anatomy_frame, field_mask, display, detector)
     exposure = exposure_for(carm, dose, facts.transmission, kev) if dose is not None else None
-    measured = measure(total, field_mask, exposure.quanta_per_pixel if exposure else None,
+    measured = measure(total, field_mask, exposure.quanta_per_pixel * dose.shown_frames if exposure else None,
                        seed=seed, detector=detector, carm=carm)
     caption = carm.label
     if subtract is not None:

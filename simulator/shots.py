@@ -49,7 +49,7 @@ def render_shot(session: Session, state: SessionState, mode: str, seconds: float
     carm = session.carm(state)
     seed = shot_seed(session.scenario.seed, state.fluoro_shots)
     shown_at = state.t + (0.0 if mode == "pulse" else (seconds or PULSE_SECONDS))
-    technique = technique_for(mode)
+    technique = technique_for(mode, seconds=seconds)
     mask = render_fluoro(session.anatomy, carm, state.needle, dose=technique, seed=seed + 1) if mode == "dsa" else None
     return render_fluoro(session.anatomy, carm, state.needle, session.contrast(shown_at), dose=technique, seed=seed,
                          subtract=mask)

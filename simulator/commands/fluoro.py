@@ -18,7 +18,7 @@ from simulator.carm import (
     scotty_dog,
     square_endplate,
 )
-from simulator.dose import Technique
+from simulator.dose import DoseLedger, Technique
 from simulator.drr import METHODS
 from simulator.fluoro import Display, render_fluoro
 
@@ -62,7 +62,8 @@ def carm_for_view(anatomy, view: str, level: str, side: str, angle: float | None
 @click.option("--tilt", type=float, default=None, help="Cranial (+) / caudal (-) tilt, degrees [squares the endplate].")
 @click.option("--kvp", type=float, default=80.0, show_default=True, help="Tube voltage, kV.")
 @click.option("--dose", "dose_ngy", type=float, default=40.0, show_default=True,
-              help="Detector air kerma per frame the exposure control aims for, nGy (noise level).")
+              help="Detector air kerma per frame the exposure control aims for, nGy (noise level; a shot is a "
+                   "tap of a few frames, averaged).")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the quantum noise.")
 @click.option("--pixels", type=int, default=512, show_default=True, help="Image size, pixels.")
 @click.option("--method", type=click.Choice(METHODS), default="joseph", show_default=True, help="DRR projector.")
@@ -79,6 +80,7 @@ def fluoro(anatomy: str, view: str, side: str, level: str, angle: float | None, 
                           display=Display(polarity=polarity), method=method)
     image.save_png(output)
     exposure = image.exposure
-    out.print(f"{view} {carm.label} at {level}: wrote {output} ({pixels}x{pixels}); "
-              f"{exposure.kvp:.0f} kVp {exposure.mas:.3f} mAs, {exposure.reference_air_kerma_mgy:.3f} mGy at the "
-              f"reference point, DAP {exposure.dose_area_product_gy_cm2 * 1000:.2f} mGy·cm²")
+    shot = DoseLedger().add_shot(exposure)
+    out.print(f"{view} {carm.label} at {level}: wrote {output} ({pixels}x{pixels}); a tap of {shot.frames} frames at "
+              f"{exposure.kvp:.0f} kVp {exposure.mas:.3f} mAs: {shot.reference_air_kerma_mgy:.3f} mGy at the "
+              f"reference point, DAP {shot.dose_area_product_gy_cm2 * 1000:.2f} mGy·cm²")

@@ -15,7 +15,7 @@ from scoring.grade import grade
 from scoring.metrics import Metrics, Offset, measure
 from scoring.proximity import closest_approaches, structure_groups
 from simulator.actions import PULSE_SECONDS
-from simulator.dose import BODY_LINE_INTEGRAL, METERING_RADIUS, metered_transmission, technique_for
+from simulator.dose import BODY_LINE_INTEGRAL, METERING_RADIUS, metered_transmission, tap_frames, technique_for
 from simulator.session import Session
 from tests.scoring.attempts import Script, expert_log
 
@@ -72,7 +72,9 @@ def test_dose_counts_every_frame_and_meters_like_the_renderer(anatomy_for):
     pulses = sum(1 for a in shots if a.seconds is None)
     live_seconds = sum(a.seconds for a in shots if a.seconds is not None)
     run_frames = sum(round(a.seconds * technique_for(a.mode).frames_per_second) for a in shots if a.seconds is not None)
-    assert ledger.shots == pulses and ledger.frames == pulses + run_frames
+    # A pulse shot is a tap of PULSE_SECONDS: its frames count, as the fluoroscopy time counts its time.
+    tap = tap_frames(technique_for("pulse").frames_per_second)
+    assert tap > 1 and ledger.shots == pulses and ledger.frames == pulses * tap + run_frames
     assert ledger.fluoro_seconds == pytest.approx(live_seconds)
     assert measure(attempt).fluoro_seconds == pytest.approx(pulses * PULSE_SECONDS + live_seconds)
     # The renderer's exposure control meters the median line integral of the body in the central disc.

@@ -69,9 +69,10 @@ def test_ledger_accumulates_shots_and_live_time():
     frame = exposure_for(CArm(), Technique(mas_per_frame=0.1, frames_per_second=8))
     ledger = DoseLedger()
     ledger = ledger.add_shot(frame).add_shot(frame).add_live(frame, seconds=2.5)
-    assert (ledger.shots, ledger.frames, ledger.fluoro_seconds) == (2, 22, 2.5)
-    assert ledger.reference_air_kerma_mgy == pytest.approx(22 * frame.reference_air_kerma_mgy)
-    assert ledger.dose_area_product_gy_cm2 == pytest.approx(22 * frame.dose_area_product_gy_cm2)
+    # A shot is a tap of PULSE_SECONDS (0.3 s): 2 frames at 8/s; the live run 20.
+    assert (ledger.shots, ledger.frames, ledger.fluoro_seconds) == (2, 24, 2.5)
+    assert ledger.reference_air_kerma_mgy == pytest.approx(24 * frame.reference_air_kerma_mgy)
+    assert ledger.dose_area_product_gy_cm2 == pytest.approx(24 * frame.dose_area_product_gy_cm2)
     assert [kind for kind, *_ in ledger.history] == ["shot", "shot", "live"]
     assert "2 shots" in ledger.summary() and "Gy·cm²" in ledger.summary()
     assert DoseLedger().shots == 0  # the ledger is immutable: adding returns a new one
