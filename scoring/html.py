@@ -30,14 +30,13 @@ from scoring.report import Report, report_of
 from simulator.actions import LogContents
 from simulator.carm import CArm
 from simulator.contrast import is_artery
-from simulator.dose import technique_for
 from simulator.fluoro import render_fluoro
 from simulator.needle import Needle
 from simulator.overlay import Segment, picture_data_url, with_overlay
 from simulator.preview import target_marks
 from simulator.scans import annotate, render_scan
 from simulator.scene3d import Part, Scene, SceneMarker, SceneMesh, ScenePolyline, anatomy_scene, needle_tube
-from simulator.session import carm_of
+from simulator.shots import render_shot, shown_at
 
 EXPERT_COLOR = (120, 230, 120)
 SEVERITY_COLOR = {"critical": (1.0, 0.15, 0.15), "major": (1.0, 0.5, 0.05), "near_miss": (1.0, 0.78, 0.2)}
@@ -69,15 +68,12 @@ def report_images(attempt: Attempt, report: Report, *, pixels: int = 512) -> lis
     run = _first_contrast_run(attempt)
     if run is not None:
         step, injection_t = run
-        carm = carm_of(step.after.carm or {}, target.point).with_(detector_pixels=pixels)
-        needle, contrast = step.after.needle, session.contrast(step.t)
-        seed = attempt.scenario.seed + 100
-        technique = technique_for(step.action.mode, seconds=step.action.seconds)
-        mask = (render_fluoro(session.anatomy, carm, needle, dose=technique, seed=seed + 1)
-                if step.action.mode == "dsa" else None)
-        image = render_fluoro(session.anatomy, carm, needle, contrast, dose=technique, seed=seed, subtract=mask)
-        mode = "DSA" if mask is not None else "live"
-        pictures.append((f"contrast run ({mode}, {step.t - injection_t:.1f} s after injecting at {injection_t:.0f} s)",
+        # The image the trainee saw: the same shot rendered again (same seed, same held frame).
+        mode, seconds = step.action.mode, step.action.seconds
+        image = render_shot(session, step.after, mode, seconds, pixels=pixels)
+        caption = "DSA" if mode == "dsa" else "live"
+        after = shown_at(step.after, mode, seconds) - injection_t
+        pictures.append((f"contrast run ({caption}, {after:.1f} s after injecting at {injection_t:.0f} s)",
                          with_overlay(image, markers, [])))
     scan = render_scan(session, final)
     if scan is not None:

@@ -33,7 +33,13 @@ def shot_seed(scenario_seed: int, shot: int) -> int:
     return int(np.random.SeedSequence([scenario_seed, shot]).generate_state(1)[0])
 
 
-def render_shot(session: Session, state: SessionState, mode: str, seconds: float | None = None) -> FluoroImage:
+def shown_at(state: SessionState, mode: str, seconds: float | None = None) -> float:
+    """Session time (s) of the frame a shot's image shows: a pulse's moment, a run's last frame."""
+    return state.t + (0.0 if mode == "pulse" else (seconds or PULSE_SECONDS))
+
+
+def render_shot(session: Session, state: SessionState, mode: str, seconds: float | None = None, *,
+                pixels: int | None = None) -> FluoroImage:
     """The image of the shot that left ``state`` (one of ``session.states``), taken in ``mode``.
 
     Parameters
@@ -45,11 +51,14 @@ def render_shot(session: Session, state: SessionState, mode: str, seconds: float
     mode : {"pulse", "live", "dsa"}
     seconds : float, optional
         Beam-on time of a live or DSA run, s (default one pulse).
+    pixels : int, optional
+        Detector pixels across (default the C-arm's own), e.g. for a smaller report image.
     """
     carm = session.carm(state)
+    if pixels is not None:
+        carm = carm.with_(detector_pixels=pixels)
     seed = shot_seed(session.scenario.seed, state.fluoro_shots)
-    shown_at = state.t + (0.0 if mode == "pulse" else (seconds or PULSE_SECONDS))
     technique = technique_for(mode, seconds=seconds)
     mask = render_fluoro(session.anatomy, carm, state.needle, dose=technique, seed=seed + 1) if mode == "dsa" else None
-    return render_fluoro(session.anatomy, carm, state.needle, session.contrast(shown_at), dose=technique, seed=seed,
-                         subtract=mask)
+    return render_fluoro(session.anatomy, carm, state.needle, session.contrast(shown_at(state, mode, seconds)),
+                         dose=technique, seed=seed, subtract=mask)

@@ -87,3 +87,21 @@ def test_an_attempt_with_a_probe_shows_its_last_ultrasound_frame(anatomy_for):
     assert captions[-1] == "ultrasound, paramedian-sagittal-oblique: final needle position"
     plain = replay_attempt(scenario, session.anatomy, expert_log(session))
     assert not any("ultrasound" in c for c, _ in report_images(plain, report_of(plain), pixels=128))
+
+
+def test_the_contrast_run_is_the_shot_the_trainee_saw(anatomy_for):
+    from simulator.overlay import with_overlay
+    from simulator.preview import target_marks
+    from simulator.shots import render_shot
+
+    scenario = library_scenarios()["tfesi-default"]
+    session = Session(scenario, anatomy_for(scenario))
+    attempt = replay_attempt(scenario, session.anatomy, expert_log(session))  # injects, then a 3 s DSA run
+    pictures = dict(report_images(attempt, report_of(attempt), pixels=128))
+    (caption, picture), = [(c, p) for c, p in pictures.items() if c.startswith("contrast run")]
+    # The DSA run of 3 s shows its last frame, 3 s after the injection half a second before it.
+    assert caption == "contrast run (DSA, 3.5 s after injecting at " + caption.split(" at ")[1]
+    run = next(step for step in attempt.steps if step.action.type == "fluoro_shot" and step.action.mode == "dsa")
+    markers = [m for m in target_marks(attempt.session.target)[0] if m.label != "entry"]
+    seen = with_overlay(render_shot(attempt.session, run.after, "dsa", 3.0, pixels=128), markers, [])
+    assert np.array_equal(np.asarray(picture), np.asarray(seen))
