@@ -18,6 +18,10 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from simulator.carm import CArm
+from simulator.store import Store
+from simulator.web.attempt import needle_angles, view_isocenter
+
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
@@ -34,10 +38,12 @@ class Server:
     """``spinesim serve`` in a child process (its own process group, so that a kill takes its
     workstations too when PR_SET_PDEATHSIG is not available)."""
 
-    def __init__(self, db_url: str, anatomy: str, *extra: str, log: Path) -> None:
+    def __init__(self, db_url: str, anatomy: str, *extra: str, log: Path,
+                 environment: dict[str, str] | None = None) -> None:
+        """``environment``: variables for the server beyond this process's own (e.g. ``SPINESIM_HOME``)."""
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}/"
-        environment = dict(os.environ, PYTHONPATH=str(ROOT))
+        environment = dict(os.environ, **(environment or {}), PYTHONPATH=str(ROOT))
         self.log = open(log, "ab")
         self.process = subprocess.Popen(
             [sys.executable, "-m", "simulator.cli", "serve", "--port", str(self.port), "--db", db_url, "--anatomy",
@@ -75,8 +81,6 @@ class Server:
 
 def database_with_users(folder: Path, users: dict[str, str], password: str) -> str:
     """A new SQLite store in ``folder`` with ``users`` (name -> role), all with ``password``; its URL."""
-    from simulator.store import Store
-
     url = f"sqlite:///{folder / 'spinesim.db'}"
     store = Store(url)
     for name, role in users.items():
@@ -154,6 +158,89 @@ def act(page, selector: str) -> None:
 def set_number(page, selector: str, value: float) -> None:
     """Type a number into a field (Vuetify puts the id on the input element itself)."""
     page.fill(selector, f"{value:.4f}".rstrip("0").rstrip("."))
+
+
+class Trainee:
+    """Works the controls; keeps the C-arm pose of the image on the monitor to know where to click.
+
+    A clicked entry point lands within a pixel of the planned one, on the skin; like a resident aiming
+    at a depth, the trainee takes the first advance from where the needle actually went in (as the
+    store holds it) so the tip still ends where the plan puts it.
+    """
+
+    def __init__(self, page, scenario, anatomy, database=None) -> None:
+        self.page = page
+        self.isocenter = view_isocenter(scenario, anatomy)
+        self.carm = CArm(isocenter=self.isocenter)
+        self.shown = None
+        self.database = database
+        self.depth_correction_mm = 0.0
+
+    def start(self) -> None:
+        self.page.click("#tab-sim")
+        self.page.click("#start")
+        wait_saved(self.page, 1)
+
+    def move_carm(self, primary: float, secondary: float) -> None:
+        set_number(self.page, "#carm-primary", primary)
+        set_number(self.page, "#carm-secondary", secondary)
+        act(self.page, "#move-carm")
+        self.carm = CArm(primary_deg=primary, secondary_deg=secondary, isocenter=self.isocenter)
+
+    def shot(self, mode: str = "pulse", seconds: float | None = None) -> None:
+        if seconds is not None:
+            set_number(self.page, "#live-seconds", seconds)
+        act(self.page, {"pulse": "#shot", "live": "#live", "dsa": "#dsa"}[mode])
+        self.shown = self.carm
+
+    def insert(self, entry, direction) -> None:
+        left, cranial = needle_angles(np.asarray(direction))
+        set_number(self.page, "#needle-left", left)
+        set_number(self.page, "#needle-cranial", cranial)
+        u, v = self.shown.project(np.asarray(entry, float))
+        click_pixel(self.page, u, v)
+        self.page.wait_for_function("() => document.querySelector('#entry-text').textContent.includes(' mm')")
+        act(self.page, "#insert")
+        if self.database is not None:
+            placed = Store(self.database).actions(attempt_id(self.page))[-1]
+            offset = np.asarray(placed["entry"]) - np.asarray(entry, float)
+            self.depth_correction_mm = -float(offset @ np.asarray(placed["direction"]))
+
+    def advance(self, mm: float) -> None:
+        set_number(self.page, "#step", mm + self.depth_correction_mm)
+        self.depth_correction_mm = 0.0
+        act(self.page, "#advance")
+
+    def perform(self, record: dict) -> None:
+        kind = record["type"]
+        if kind == "set_carm":
+            self.move_carm(record["primary_deg"], record["secondary_deg"])
+        elif kind == "fluoro_shot":
+            self.shot(record.get("mode", "pulse"), record.get("seconds"))
+        elif kind == "place_needle":
+            self.insert(record["entry"], record["direction"])
+        elif kind == "advance":
+            self.advance(record["mm"])
+        elif kind == "check_loss_of_resistance":
+            act(self.page, "#lor")
+        elif kind == "inject_contrast":
+            set_number(self.page, "#contrast-ml", record["ml"])
+            act(self.page, "#inject")
+        elif kind == "finish":
+            self.page.click("#finish")
+            self.page.wait_for_selector("#report-outcome", timeout=120_000)
+        else:
+            raise AssertionError(f"no control for {kind}")
+
+
+def wait_painted(page, *selectors: str) -> None:
+    """Wait until every image matching ``selectors`` is decoded and Chromium has painted a frame with
+    them (a screenshot taken now shows the pictures, not an empty or half-drawn box)."""
+    page.evaluate("""async selectors => {
+        const images = selectors.flatMap(s => Array.from(document.querySelectorAll(s)));
+        await Promise.all(images.filter(i => i.getAttribute('src')).map(i => i.decode()));
+        await new Promise(painted => requestAnimationFrame(() => requestAnimationFrame(painted)));
+    }""", list(selectors))
 
 
 def image_pixels(page, selector: str = "#fluoro") -> np.ndarray:

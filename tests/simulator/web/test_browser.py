@@ -8,12 +8,11 @@ import numpy as np
 import pytest
 
 from scenarios.schema import load_scenario
-from simulator.carm import CArm
 from scoring.report import score
 from simulator.planner import expert_actions, plan_trajectory
 from simulator.session import Session
 from simulator.store import Store
-from simulator.web.attempt import LiveAttempt, needle_angles, view_isocenter
+from simulator.web.attempt import LiveAttempt
 from tests.simulator.web import browser as b
 from tests.simulator.web.conftest import ANATOMY
 
@@ -60,79 +59,6 @@ def expert(patient):
                                    plan_trajectory(session.tracer, session.target, session.spec))
 
 
-class Trainee:
-    """Works the controls; keeps the C-arm pose of the image on the monitor to know where to click.
-
-    A clicked entry point lands within a pixel of the planned one, on the skin; like a resident aiming
-    at a depth, the trainee takes the first advance from where the needle actually went in (as the
-    store holds it) so the tip still ends where the plan puts it.
-    """
-
-    def __init__(self, page, scenario, anatomy, database=None) -> None:
-        self.page = page
-        self.isocenter = view_isocenter(scenario, anatomy)
-        self.carm = CArm(isocenter=self.isocenter)
-        self.shown = None
-        self.database = database
-        self.depth_correction_mm = 0.0
-
-    def start(self) -> None:
-        self.page.click("#tab-sim")
-        self.page.click("#start")
-        b.wait_saved(self.page, 1)
-
-    def move_carm(self, primary: float, secondary: float) -> None:
-        b.set_number(self.page, "#carm-primary", primary)
-        b.set_number(self.page, "#carm-secondary", secondary)
-        b.act(self.page, "#move-carm")
-        self.carm = CArm(primary_deg=primary, secondary_deg=secondary, isocenter=self.isocenter)
-
-    def shot(self, mode: str = "pulse", seconds: float | None = None) -> None:
-        if seconds is not None:
-            b.set_number(self.page, "#live-seconds", seconds)
-        b.act(self.page, {"pulse": "#shot", "live": "#live", "dsa": "#dsa"}[mode])
-        self.shown = self.carm
-
-    def insert(self, entry, direction) -> None:
-        left, cranial = needle_angles(np.asarray(direction))
-        b.set_number(self.page, "#needle-left", left)
-        b.set_number(self.page, "#needle-cranial", cranial)
-        u, v = self.shown.project(np.asarray(entry, float))
-        b.click_pixel(self.page, u, v)
-        self.page.wait_for_function("() => document.querySelector('#entry-text').textContent.includes(' mm')")
-        b.act(self.page, "#insert")
-        if self.database is not None:
-            placed = Store(self.database).actions(b.attempt_id(self.page))[-1]
-            offset = np.asarray(placed["entry"]) - np.asarray(entry, float)
-            self.depth_correction_mm = -float(offset @ np.asarray(placed["direction"]))
-
-    def advance(self, mm: float) -> None:
-        b.set_number(self.page, "#step", mm + self.depth_correction_mm)
-        self.depth_correction_mm = 0.0
-        b.act(self.page, "#advance")
-
-    def perform(self, record: dict) -> None:
-        kind = record["type"]
-        if kind == "set_carm":
-            self.move_carm(record["primary_deg"], record["secondary_deg"])
-        elif kind == "fluoro_shot":
-            self.shot(record.get("mode", "pulse"), record.get("seconds"))
-        elif kind == "place_needle":
-            self.insert(record["entry"], record["direction"])
-        elif kind == "advance":
-            self.advance(record["mm"])
-        elif kind == "check_loss_of_resistance":
-            b.act(self.page, "#lor")
-        elif kind == "inject_contrast":
-            b.set_number(self.page, "#contrast-ml", record["ml"])
-            b.act(self.page, "#inject")
-        elif kind == "finish":
-            self.page.click("#finish")
-            self.page.wait_for_selector("#report-outcome", timeout=60_000)
-        else:
-            raise AssertionError(f"no control for {kind}")
-
-
 def _flag_codes(page) -> list[str]:
     return sorted(text.strip() for text in page.locator("#report-flags .flag-code").all_text_contents())
 
@@ -145,7 +71,7 @@ def _scored(database, page, scenario, anatomy):
 def test_an_expert_attempt_through_the_controls_passes(server, page, expert, patient, database):
     session, actions = expert
     b.log_in(page, server.url, TRAINEE, PASSWORD)
-    trainee = Trainee(page, session.scenario, patient, database)
+    trainee = b.Trainee(page, session.scenario, patient, database)
     trainee.start()
     for record in actions:
         trainee.perform(record)
@@ -176,7 +102,7 @@ def test_an_unsafe_attempt_shows_the_flags_scoring_raises(server, page, expert, 
     assert {"dural_puncture", "csf_flashback"} <= {e.kind for e in reference.unsafe_events()}
 
     b.log_in(page, server.url, TRAINEE, PASSWORD)
-    trainee = Trainee(page, session.scenario, patient)
+    trainee = b.Trainee(page, session.scenario, patient)
     trainee.start()
     page.click("#hint")  # the scenario's hints, one at a time
     page.wait_for_selector(f"text={session.scenario.hints[0]}")
@@ -198,7 +124,7 @@ def test_the_monitor_shows_the_needle_advance(server, page, expert, patient):
     session, actions = expert
     place = next(a for a in actions if a["type"] == "place_needle")
     b.log_in(page, server.url, TRAINEE, PASSWORD)
-    trainee = Trainee(page, session.scenario, patient)
+    trainee = b.Trainee(page, session.scenario, patient)
     trainee.start()
     trainee.shot()
     trainee.insert(place["entry"], place["direction"])
@@ -238,7 +164,7 @@ def test_a_killed_server_loses_no_action_and_the_attempt_resumes(patient, databa
         context = chromium.new_context(viewport={"width": 1600, "height": 1000})
         page = context.new_page()
         b.log_in(page, first.url, TRAINEE, PASSWORD)
-        trainee = Trainee(page, session.scenario, patient)
+        trainee = b.Trainee(page, session.scenario, patient)
         trainee.start()
         trainee.shot()
         trainee.insert(place["entry"], place["direction"])
@@ -267,7 +193,7 @@ def test_a_killed_server_loses_no_action_and_the_attempt_resumes(patient, databa
         b.wait_saved(page, shown)
         assert page.text_content("#count-depth").strip() == depth_shown
         assert page.get_attribute("#fluoro", "src").startswith("data:image/jpeg")  # the held image is back
-        trainee = Trainee(page, session.scenario, patient)
+        trainee = b.Trainee(page, session.scenario, patient)
         trainee.advance(2.0)
         assert len(Store(database).actions(attempt)) == shown + 1
         context.close()
