@@ -177,9 +177,14 @@ def _e(value: Any) -> str:
 
 
 def _number(value: float | None, unit: str = "", digits: int = 1) -> str:
+    """A table cell's number with its unit; a dash for none.
+
+    >>> _number(-0.04, "mm"), _number(-0.06, "mm"), _number(None)
+    ('0.0 mm', '-0.1 mm', '–')
+    """
     if value is None:
         return "–"
-    return f"{value:.{digits}f}{(' ' + unit) if unit else ''}"
+    return f"{value:z.{digits}f}{(' ' + unit) if unit else ''}"  # z: a signed error that rounds to zero shows 0.0, not -0.0
 
 
 def _rows(rows: Sequence[Sequence[str]], header: Sequence[str], numeric: Sequence[int] = ()) -> str:

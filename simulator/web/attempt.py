@@ -339,7 +339,9 @@ class LiveAttempt:
         state = self.session.states[action_index + 1]
         image = render_shot(self.session, state, action.mode, action.seconds)
         self.ledger = add_fluoro_shot(self.ledger, self.session.anatomy, image.carm, action.mode, action.seconds)
-        caption = f"#{state.fluoro_shots}  {action.mode.upper()}  {image.carm.label}"
+        # The C-arm's angles are burned into the image's corner; the caption says which shot and how.
+        run = "" if action.mode == "pulse" else f" {action.beam_seconds:g} s"
+        caption = f"#{state.fluoro_shots}  {action.mode.upper()}{run}"
         self.shots.append(Shot(state.fluoro_shots, action_index, action.mode, image.carm, jpeg_data_url(image.pixels),
                                caption))
 

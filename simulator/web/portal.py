@@ -47,6 +47,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections import deque
 from dataclasses import dataclass, field
@@ -242,6 +243,9 @@ class Portal:
         self.throttle = LoginThrottle()
         self.client: ClientSession | None = None
         self._keeper: asyncio.Task | None = None
+        # The workstations' HTML reports, one subfolder each; removed with the portal (a killed
+        # workstation cannot clean up after itself).
+        self.reports = tempfile.TemporaryDirectory(prefix="spinesim-reports-")
 
     # ------------------------------------------------------------------ application
     def app(self) -> web.Application:
@@ -278,6 +282,7 @@ class Portal:
                 station.process.kill()
         if self.client is not None:
             await self.client.close()
+        self.reports.cleanup()
 
     # ------------------------------------------------------------------ login
     async def login_page(self, request: web.Request, message: str = "") -> web.Response:
@@ -351,7 +356,7 @@ class Portal:
 
         secret = secrets.token_urlsafe(32)
         settings = {"db_url": self.db_url, "secret": secret, "anatomy": self.config.anatomy,
-                    "scenario": self.config.scenario}
+                    "scenario": self.config.scenario, "reports_dir": self.reports.name}
         port, warm_read, warm_write = None, None, None
         if user is not None:
             port = free_port()

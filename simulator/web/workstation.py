@@ -74,6 +74,7 @@ class WorkstationConfig:
     anatomy: str | None = None  # overrides every scenario's anatomy (tests, a department's own patient)
     scenario: str | None = None  # the scenario picked when the screen opens
     warm_fd: int | None = None
+    reports_dir: str | None = None  # where its reports go (the portal's folder, removed with the portal)
 
     @classmethod
     def from_environment(cls) -> WorkstationConfig:
@@ -143,7 +144,7 @@ class Workstation:
         self.lock = asyncio.Lock()
         self.server = server or get_server(client_type="vue3")
         # HTML reports this workstation made, served to its own user only (through the portal).
-        self._reports = Path(tempfile.mkdtemp(prefix="spinesim-reports-"))
+        self._reports = Path(tempfile.mkdtemp(prefix="spinesim-reports-", dir=config.reports_dir))
         self.server.serve["reports"] = str(self._reports)
         self.state, self.ctrl = self.server.state, self.server.controller
         self.ctrl.on_server_bind.add(lambda wslink_server: wslink_server.app.middlewares.append(

@@ -8,6 +8,7 @@ import io
 import json
 import logging
 import os
+from pathlib import Path
 from unittest import mock
 
 import pytest
@@ -244,3 +245,15 @@ def test_the_health_counts_answer_this_machine_only(store, fake_processes):
     assert counts == {"spares": 0, "spares_warm": 0, "workstations": 1, "workstations_ready": 0}
     with pytest.raises(web.HTTPNotFound):
         asked_from("192.168.1.30")
+
+
+def test_the_workstations_reports_live_in_the_portals_folder_and_go_with_it(store, fake_processes):
+    portal = Portal(PortalConfig(host="0.0.0.0", db_url=store.url, spare=0))
+    folder = Path(portal.reports.name)
+    portal._logged_in(store.user("ann"))
+    station = portal.workstations[store.user("ann").id]
+    assert station.process.settings["reports_dir"] == str(folder) and folder.is_dir()
+    (folder / "spinesim-reports-x").mkdir()  # a workstation's own subfolder, with a report in it
+    (folder / "spinesim-reports-x" / "attempt-1-10.html").write_text("<html></html>")
+    asyncio.run(portal._on_cleanup(None))
+    assert not folder.exists()
