@@ -20,7 +20,7 @@ html, body { background: #eceff1; }
                   justify-content: center; font: 500 15px Roboto, sans-serif; letter-spacing: .04em; }
 .monitor .caption { position: absolute; left: 10px; bottom: 8px; color: #b0bec5; font: 12px 'Roboto Mono', monospace;
                     pointer-events: none; }
-.monitor .caption.top { top: 6px; bottom: auto; left: auto; right: 10px; max-width: 60%; text-align: right; }
+.monitor-caption { color: #546e7a; font: 12px 'Roboto Mono', monospace; margin: 4px 4px 0; text-align: center; }
 .monitor .pick { position: absolute; width: 18px; height: 18px; margin: -9px 0 0 -9px; border: 2px solid #ffca28;
                  border-radius: 50%; pointer-events: none; box-shadow: 0 0 0 1px #000; }
 .counters { font: 500 13px 'Roboto Mono', monospace; }
@@ -122,7 +122,7 @@ def _simulator(ctrl) -> None:
                     with v3.VCol(cols=12, md=6, v_if="us_allowed"):
                         _monitor("us-monitor", "ultrasound", "us_src", "NO PROBE", ctrl.us_pick, "us_aim_marker",
                                  "us-aim-marker", "us_caption", "us-caption", marker_class="pick aim", aspect="us_aspect",
-                                 caption_class="caption top")
+                                 caption_inside=False)
                 with v3.VRow(dense=True, classes="counters mt-2", justify="center"):
                     _counter("Shots", "shots", "count-shots")
                     _counter("Fluoro s", "fluoro_s", "count-fluoro")
@@ -146,20 +146,23 @@ def _simulator(ctrl) -> None:
 
 def _monitor(element: str, image: str, source: str, empty: str, pick, marker: str, marker_element: str, caption: str,
              caption_element: str, marker_class: str = "pick", aspect: str | None = None,
-             caption_class: str = "caption") -> None:
+             caption_inside: bool = True) -> None:
     """A black monitor holding the last image, clicked to pick a point (a ring marks it), with a caption;
     square, or shaped as the state variable ``aspect`` says (a CSS aspect-ratio, the image's).
 
     The fluoroscopy caption sits at the bottom left, over the image intensifier's black corner; the
-    ultrasound one at the top right ("caption top"), in the black beside a sector's apex as on a
-    scanner, so it never covers the deep field the trainee judges."""
+    ultrasound frame is cut to its field of view and has no empty corner, so its caption goes under
+    the monitor (inside, it covered the deep field or the needle's entry)."""
     shape = {"style": (f"`aspect-ratio: ${{{aspect}}}`",)} if aspect else {}
     with html.Div(classes="monitor", id=element, **shape):
         html.Img(src=(source,), id=image, v_show=source, draggable="false", click=(pick, _CLICK))
         html.Div(empty, classes="empty", v_show=f"!{source}")
         html.Div(v_if=marker, classes=marker_class, id=marker_element,
                  style=(f"`left:${{{marker}.x}}%;top:${{{marker}.y}}%`",))
-        html.Div(f"{{{{ {caption} }}}}", classes=caption_class, id=caption_element)
+        if caption_inside:
+            html.Div(f"{{{{ {caption} }}}}", classes="caption", id=caption_element)
+    if not caption_inside:
+        html.Div(f"{{{{ {caption} }}}}", classes="monitor-caption", id=caption_element)
 
 
 def _probe_card(ctrl) -> None:
