@@ -85,6 +85,8 @@ def test_ledger_accumulates_shots_and_live_time():
     ({"frames_per_second": 0.0}, "frame rate"),
     ({"mas_per_frame": -1.0}, "tube charge"),
     ({"aec_target_ngy": 0.0}, "AEC target"),
+    ({"averaged_frames": 0}, "averaged frames"),
+    ({"averaged_frames": 2.5}, "averaged frames"),
 ])
 def test_invalid_technique_is_a_clear_error(fields, message):
     with pytest.raises(SpinesimError, match=message):
