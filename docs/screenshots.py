@@ -40,6 +40,7 @@ from playwright.sync_api import sync_playwright
 from anatomy_models.home import spinesim_home
 from anatomy_models.store import load_anatomy
 from scenarios.schema import load_scenario
+from scoring.attempt import replay_attempt
 from simulator.planner import expert_actions, plan_trajectory
 from simulator.scans import render_scan
 from simulator.session import Session
@@ -188,10 +189,7 @@ def _ultrasound_attempt(page, scenario, anatomy, database) -> None:
 
 def _replayed(scenario, anatomy, database, page) -> Session:
     """The attempt on screen, rebuilt from its stored actions."""
-    session = Session(scenario, anatomy)
-    for record in Store(database).actions(b.attempt_id(page)):
-        session.apply(record)
-    return session
+    return replay_attempt(scenario, anatomy, Store(database).actions(b.attempt_id(page))).session
 
 
 def _aim_at_target(page, scenario, anatomy, database) -> None:

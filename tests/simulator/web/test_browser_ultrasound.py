@@ -15,9 +15,9 @@ import numpy as np
 import pytest
 
 from scenarios.schema import load_scenario
+from scoring.attempt import replay_attempt
 from simulator.probe import probe_of
 from simulator.scans import SCAN_SHAPE
-from simulator.session import Session
 from simulator.store import Store
 from simulator.ultrasound import render_ultrasound
 from tests.simulator.web import browser as b
@@ -58,9 +58,7 @@ def page(server):
 def _frame(database, page, patient):
     """The reference frame of the last logged probe pose (rendered here) and the state it is of."""
     scenario = load_scenario(SCENARIO)
-    session = Session(scenario, patient)
-    for record in Store(database).actions(b.attempt_id(page)):
-        session.apply(record)
+    session = replay_attempt(scenario, patient, Store(database).actions(b.attempt_id(page))).session
     probe = probe_of(session.state.probe, image_shape=SCAN_SHAPE)
     return render_ultrasound(patient, probe, session.state.needle, seed=scenario.seed), session
 
