@@ -1,4 +1,4 @@
-/* spinesim 3D viewer: a small, dependency-free WebGL viewer for scenes written by simulator/scene3d.py.
+/* spinesim 3D viewer: a small, dependency-free WebGL viewer for scenes written by frontends/pictures/scene3d.py.
  *
  *   const viewer = SpinesimViewer3D.create(canvas, sceneJson, {legend: element, labels: true});
  *   const viewer = SpinesimViewer3D.mount(canvas, jsonScriptElement, options, unavailableText);  // null if no WebGL

@@ -12,7 +12,7 @@ Baselines, all measured in this run:
   normal = -beam, view-up = screen up, same SAD/SID/detector; its images are ours mirrored left-right
   (it looks from the source) and in value x cm, which is checked numerically (relative RMS difference
   of the images). Its own reported "Total time" is the baseline (it excludes process start-up);
-* a plain numpy ray caster (``simulator.drr.reference_line_integrals``, trilinear, 1 mm steps), timed
+* a plain numpy ray caster (``simulator.imaging.drr.reference_line_integrals``, trilinear, 1 mm steps), timed
   on 16 detector rows and scaled to 512.
 
 Accuracy against analytic truth: the chord lengths of a voxelised sphere (the test suite's phantom),
@@ -40,10 +40,11 @@ import numpy as np
 from anatomy_models.store import load_anatomy
 from anatomy_models.volume import Volume
 from benchmarks.measure import Measurement, best_time, peak_python_memory
-from simulator.carm import CArm, lateral, scotty_dog, square_endplate
-from simulator.drr import _prepare, _prepared_cache, _principal_axis, _ray_setup, line_integrals, mu_volume, reference_line_integrals
-from simulator.fluoro import render_fluoro
-from simulator.needle import Needle
+from simulator.imaging.carm import CArm, lateral, scotty_dog, square_endplate
+from simulator.imaging.drr import (_prepare, _prepared_cache, _principal_axis, _ray_setup, line_integrals, mu_volume,
+                                   reference_line_integrals)
+from simulator.imaging.fluoro import render_fluoro
+from simulator.needle.shaft import Needle
 
 REPEATS = 5
 NEEDLE_BUDGET_S = 0.020  # the goal for a needle-only update

@@ -19,14 +19,14 @@ from scipy import ndimage
 from anatomy_models.anatomy import Anatomy
 from anatomy_models.store import load_anatomy
 from benchmarks.measure import Measurement, best_time
+from frontends.report import report_html
 from scenarios.schema import load_scenario
-from scoring.attempt import replay_attempt
-from scoring.html import report_html
 from scoring.report import report_of, score
-from simulator.carm import CArm
-from simulator.fluoro import render_fluoro
-from simulator.planner import expert_actions, plan_trajectory
-from simulator.session import Session
+from simulator.case.planner import expert_actions, plan_trajectory
+from simulator.imaging.carm import CArm
+from simulator.imaging.fluoro import render_fluoro
+from simulator.session.fold import Session
+from simulator.session.history import replay_attempt
 
 
 def run() -> list[Measurement]:

@@ -19,10 +19,10 @@ from scipy import ndimage
 from anatomy_models.store import load_anatomy
 from benchmarks.measure import Measurement, best_time
 from scenarios.schema import load_scenario
-from simulator.contrast import MODELS, inject
-from simulator.planner import plan_trajectory
-from simulator.session import Session
-from simulator.trace import tracer_for
+from simulator.case.planner import plan_trajectory
+from simulator.needle.contrast import MODELS, inject
+from simulator.needle.trace import tracer_for
+from simulator.session.fold import Session
 
 
 def run() -> list[Measurement]:

@@ -20,9 +20,9 @@ from scipy import ndimage
 
 from anatomy_models.store import load_anatomy
 from benchmarks.measure import Measurement, best_time
-from simulator.needle import Needle
-from simulator.probe import standard_view
-from simulator.ultrasound import _scan_for, _scan_lines, acoustic_maps, render_ultrasound
+from simulator.imaging.probe import standard_view
+from simulator.imaging.ultrasound import _scan_for, _scan_lines, acoustic_maps, render_ultrasound
+from simulator.needle.shaft import Needle
 
 FRAME_RATE_GOAL = 30.0  # frames per second on two cores (issue 7)
 

@@ -30,14 +30,16 @@ import numpy as np
 
 from anatomy_models.store import load_anatomy
 from benchmarks.measure import Measurement
+from frontends.pictures.encode import jpeg_data_url
+from frontends.store import Store
+from frontends.web.attempt import LiveAttempt
 from scenarios.schema import load_scenario
-from simulator.carm import CArm
-from simulator.planner import plan_trajectory
-from simulator.scans import annotate, render_scan
-from simulator.session import Session
-from simulator.shots import render_shot
-from simulator.store import Store
-from simulator.web.attempt import LiveAttempt, jpeg_data_url, needle_angles
+from simulator.case.controls import needle_angles
+from simulator.case.planner import plan_trajectory
+from simulator.imaging.carm import CArm
+from simulator.session.fold import Session
+from simulator.session.scans import annotate, render_scan
+from simulator.session.shots import render_shot
 
 CLICKS = 25
 SLIDES = 12
@@ -106,7 +108,7 @@ def _server(b, folder: Path, name: str, *extra: str):
 def run() -> list[Measurement]:
     from playwright.sync_api import sync_playwright
 
-    from tests.simulator.web import browser as b
+    from tests.frontends.web import browser as b
 
     anatomy = load_anatomy("default")
     scenario = load_scenario(FLUORO_SCENARIO)

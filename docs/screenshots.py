@@ -7,10 +7,10 @@ Run from the repository root (``./dev.sh`` installs Playwright, the test extra, 
 It starts ``spinesim serve --require-login`` on the built-in spine with a throwaway home and
 database (the generated patient comes from the usual cache, ``$SPINESIM_HOME/generated``, so it is
 not regenerated), and drives headless Chromium with the browser tests' helpers
-(:mod:`tests.simulator.web.browser`):
+(:mod:`tests.frontends.web.browser`):
 
 1. the trainee ``resident`` makes a first attempt at the default case that goes on through the
-   epidural space into the dural sac (it fails), then the expert's attempt (:mod:`simulator.planner`)
+   epidural space into the dural sac (it fails), then the expert's attempt (:mod:`simulator.case.planner`)
    with the same controls, paced at the planner's timestamps: ``trainee.jpg`` just after the live run
    of the epidurogram on the contralateral oblique, ``report.jpg`` after Finish;
 2. a second trainee, ``kim``, takes the ultrasound case: the paramedian sagittal oblique view, the
@@ -39,13 +39,13 @@ from playwright.sync_api import sync_playwright
 
 from anatomy_models.home import spinesim_home
 from anatomy_models.store import load_anatomy
+from frontends.store import Store
 from scenarios.schema import load_scenario
-from scoring.attempt import replay_attempt
-from simulator.planner import expert_actions, plan_trajectory
-from simulator.scans import render_scan
-from simulator.session import Session
-from simulator.store import Store
-from tests.simulator.web import browser as b
+from simulator.case.planner import expert_actions, plan_trajectory
+from simulator.session.fold import Session
+from simulator.session.history import replay_attempt
+from simulator.session.scans import render_scan
+from tests.frontends.web import browser as b
 
 IMAGES = Path(__file__).resolve().parent / "images"
 VIEWPORT = {"width": 1600, "height": 1000}

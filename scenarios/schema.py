@@ -42,7 +42,7 @@ from anatomy_models.store import generated_anatomy, load_anatomy
 from anatomy_models.structures import LEVELS, level_below
 from anatomy_models.yaml_source import parse_yaml
 from scenarios.library import library_files
-from simulator.needle import MM_PER_INCH, NeedleSpec
+from scenarios.needles import MM_PER_INCH, NeedleSpec
 
 Procedure = Literal["interlaminar_epidural", "transforaminal_epidural", "facet_intra_articular", "medial_branch_block"]
 PROCEDURES: tuple[str, ...] = ("interlaminar_epidural", "transforaminal_epidural", "facet_intra_articular",

@@ -1,5 +1,5 @@
 """The attempt beside the expert path: the planner's safe textbook trajectory, performed by the
-planner's reference actions (:mod:`simulator.planner`) and measured with the same rulers."""
+planner's reference actions (:mod:`simulator.case.planner`) and measured with the same rulers."""
 
 from __future__ import annotations
 
@@ -9,10 +9,10 @@ import numpy as np
 from pydantic import BaseModel
 
 from anatomy_models.errors import SpinesimError
-from scoring.attempt import Attempt, replay_attempt
 from scoring.metrics import Metrics, anatomical_frame, measure
 from scoring.proximity import NearMiss, closest_approaches
-from simulator.planner import Trajectory, expert_actions, plan_trajectory
+from simulator.case.planner import Trajectory, expert_actions, plan_trajectory
+from simulator.session.history import Attempt, replay_attempt
 
 
 class ExpertComparison(BaseModel):

@@ -1,6 +1,6 @@
 """Radiation of an attempt from its fluoroscopy shots, without rendering a single image.
 
-Each ``fluoro_shot`` is counted by :func:`simulator.dose.add_fluoro_shot`, the function the web
+Each ``fluoro_shot`` is counted by :func:`simulator.imaging.dose.add_fluoro_shot`, the function the web
 app's live dose counter counts with too: the exposure control metered on a few rays through the
 CT (never a DRR), a pulse one frame, live fluoroscopy and DSA runs ``seconds x frame rate`` frames at
 their own technique.
@@ -8,9 +8,9 @@ their own technique.
 
 from __future__ import annotations
 
-from scoring.attempt import Attempt
-from simulator.dose import DoseLedger, Technique, add_fluoro_shot
-from simulator.session import carm_of
+from simulator.imaging.dose import DoseLedger, Technique, add_fluoro_shot
+from simulator.session.fold import carm_of
+from simulator.session.history import Attempt
 
 
 def attempt_dose(attempt: Attempt, technique: Technique = Technique()) -> DoseLedger:

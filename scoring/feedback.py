@@ -17,7 +17,7 @@ from scoring.expert import ExpertComparison
 from scoring.metrics import EXPECTED_PATTERNS, Metrics
 from scoring.proximity import NearMiss
 from scoring.safety import Flag
-from simulator.contrast import APPEARANCE
+from simulator.needle.contrast import APPEARANCE
 
 Level = Literal["critical", "warning", "tip", "good"]
 # An offset component smaller than this (mm) is not worth a word [ED].

@@ -1,6 +1,6 @@
 """What an attempt measured: accuracy, effort, radiation and technique (clinical.md §6.1, §6.3).
 
-Every number comes from the replayed attempt (:mod:`scoring.attempt`) and the anatomy's labels and
+Every number comes from the replayed attempt (:mod:`simulator.session.history`) and the anatomy's labels and
 landmarks; nothing is rendered. Offsets are given in the target's anatomical frame so that feedback
 can speak the trainee's language (cranial/caudal, ventral/dorsal, medial/lateral).
 """
@@ -14,11 +14,11 @@ from anatomy_models.anatomy import Anatomy
 from anatomy_models.errors import SpinesimError
 from anatomy_models.structures import level_below
 from scenarios.schema import Scenario
-from scoring.attempt import Attempt
 from scoring.exposure import attempt_dose
-from simulator.session import carm_of
-from simulator.targets import Target
-from simulator.trace import AIR
+from simulator.case.targets import Target
+from simulator.needle.trace import AIR
+from simulator.session.fold import carm_of
+from simulator.session.history import Attempt
 
 # Contrast patterns that confirm each procedure's target (clinical.md §2.6, §2.7).
 EXPECTED_PATTERNS = {"interlaminar_epidural": ("epidural",), "transforaminal_epidural": ("epidural",),

@@ -4,7 +4,7 @@ For each structure group (dura, spinal cord, nerve roots, arteries, discs) the c
 the whole attempt is measured twice: for the tip along the path it travelled, and for the whole
 shaft at every needle position (the shaft of a deep pass lies along everything a shallower one
 crossed). Distances come from the tracer's distance maps (one Euclidean distance transform per group,
-made once per anatomy and cached, :meth:`simulator.trace.Tracer.distance_to`), so they are the same
+made once per anatomy and cached, :meth:`simulator.needle.trace.Tracer.distance_to`), so they are the same
 distances the session uses for paraesthesia.
 
 Whether a close approach was a near miss depends on the procedure: a transforaminal target lies a few
@@ -20,9 +20,9 @@ from dataclasses import dataclass
 import numpy as np
 from pydantic import BaseModel
 
-from scoring.attempt import Attempt
-from simulator.contrast import is_artery
-from simulator.trace import DISTANCE_MARGIN_MM, NERVE_ROOT_GROUPS, Tracer
+from simulator.needle.contrast import is_artery
+from simulator.needle.trace import DISTANCE_MARGIN_MM, NERVE_ROOT_GROUPS, Tracer
+from simulator.session.history import Attempt
 
 # Closer than this to a group is a near miss (mm) [ED]; contact itself is a safety flag. The root
 # threshold sits above the 1.5 mm paraesthesia distance of the session (clinical.md §3: ~1-2 mm).

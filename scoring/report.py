@@ -3,14 +3,14 @@
 ``score`` replays the log, measures it, raises safety flags, measures near misses, compares with the
 expert path, grades and writes feedback. It reads only the scenario, the anatomy's labels, CT and
 landmarks and the log; it never renders an image (the HTML report renders its images separately,
-:mod:`scoring.html`). The same inputs give the same report, field for field.
+:mod:`frontends.report`). The same inputs give the same report, field for field.
 
 Examples
 --------
 >>> from anatomy_models.spine import SpineParameters, generate_spine
 >>> from scenarios.schema import load_scenario
->>> from simulator.planner import expert_actions, plan_trajectory
->>> from simulator.session import Session
+>>> from simulator.case.planner import expert_actions, plan_trajectory
+>>> from simulator.session.fold import Session
 >>> scenario = load_scenario("facet-default")
 >>> anatomy = generate_spine(SpineParameters(spacing_mm=2.0))
 >>> session = Session(scenario, anatomy)
@@ -29,15 +29,15 @@ from pydantic import BaseModel
 
 from anatomy_models.anatomy import Anatomy
 from scenarios.schema import Scenario
-from scoring.attempt import Attempt, replay_attempt
 from scoring.expert import ExpertComparison, compare, expert_for
 from scoring.feedback import FeedbackItem, feedback
 from scoring.grade import Component, Gate, grade
 from scoring.metrics import Metrics, measure
 from scoring.proximity import NearMiss, closest_approaches, with_expert
 from scoring.safety import Flag, safety_flags
-from simulator.actions import LogContents, action_record
-from simulator.trace import Tracer
+from simulator.needle.trace import Tracer
+from simulator.session.actions import LogContents, action_record
+from simulator.session.history import Attempt, replay_attempt
 
 REPORT_FORMAT_VERSION = 1
 
@@ -108,7 +108,7 @@ def score(scenario: Scenario, anatomy: Anatomy, log: LogContents | Sequence[Any]
     anatomy : Anatomy
         The scenario's patient, the one the attempt was made on.
     log : LogContents or sequence
-        The parsed action log (:func:`simulator.actions.read_log`), or the actions (models or JSON
+        The parsed action log (:func:`simulator.session.actions.read_log`), or the actions (models or JSON
         records) in order. A log header naming another scenario is refused; its seed is used.
     tracer : Tracer, optional
         Shared with other sessions on the same anatomy.

@@ -45,10 +45,10 @@ from anatomy_models.anatomy import Anatomy
 from anatomy_models.errors import SpinesimError
 from anatomy_models.structures import LEVELS, in_group, level_below
 from scenarios.schema import Scenario, TargetSpec
-from scoring.attempt import Attempt
 from scoring.metrics import Metrics
-from simulator.targets import target_for
-from simulator.trace import AIR, Tracer
+from simulator.case.targets import target_for
+from simulator.needle.trace import AIR, Tracer
+from simulator.session.history import Attempt
 
 Severity = Literal["critical", "major", "minor"]
 SEVERITIES: tuple[str, ...] = ("critical", "major", "minor")

@@ -40,3 +40,18 @@ def spine_1mm(spinesim_home):
     from anatomy_models.store import generated_anatomy
 
     return generated_anatomy(SpineParameters())
+
+
+@pytest.fixture(scope="session")
+def anatomy_for(spinesim_home):
+    """``anatomy_for(scenario)``: the scenario's anatomy on a 2 mm grid (the scenario's own source with
+    only the grid changed), cached by its parameters for the whole session (scoring and report tests)."""
+    cache = {}
+
+    def load(scenario):
+        key = scenario.anatomy.spine_parameters(spacing_mm=2.0).cache_key()
+        if key not in cache:
+            cache[key] = scenario.anatomy.load(spacing_mm=2.0)
+        return cache[key]
+
+    return load

@@ -1,1 +1,1 @@
-"""Patient-explanation text templates, one Markdown file per procedure (see simulator/explain.py)."""
+"""Patient-explanation text templates, one Markdown file per procedure (see frontends/explain.py)."""

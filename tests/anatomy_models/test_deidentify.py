@@ -10,7 +10,7 @@ from pydicom.uid import generate_uid
 from anatomy_models.deidentify import BASIC_PROFILE, identifying_elements, identifying_strings, safe_facts, scrub_text
 from anatomy_models.dicom import read_dicom_series
 from anatomy_models.store import anatomy_directory, stored_anatomy_names
-from simulator.cli import main
+from frontends.cli import main
 from tests.anatomy_models.dicom_series import axial_positions, stored_ramp, write_stack
 
 STUDY_UID, SERIES_UID = generate_uid(), generate_uid()

@@ -3,9 +3,9 @@ import numpy as np
 import pytest
 
 from anatomy_models.errors import SpinesimError
-from anatomy_models.labelmaps import (TOTALSEGMENTATOR_V1, TOTALSEGMENTATOR_V2, VERSE_LEVELS, LabelFormat, ct_from_labels,
-                                      is_totalsegmentator_folder, on_ct_grid, parse_label_format, read_label_map,
-                                      relabel_by_names, structure_for_name)
+from anatomy_models.labelmaps import (TOTALSEGMENTATOR_V1, TOTALSEGMENTATOR_V2, VERSE_LEVELS, LabelFormat,
+                                      ct_from_labels, is_totalsegmentator_folder, on_ct_grid, parse_label_format,
+                                      read_label_map, relabel_by_names, structure_for_name)
 from anatomy_models.nifti import write_nifti
 from anatomy_models.structures import LabelTable
 from anatomy_models.tissues import TISSUES

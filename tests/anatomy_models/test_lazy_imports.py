@@ -38,12 +38,12 @@ def test_package_names_resolve_on_first_use():
 
 
 def test_the_web_portal_and_serve_command_import_no_numerics():
-    loaded = modules_after("import simulator.web.portal, simulator.commands.serve, scenarios.library\n"
+    loaded = modules_after("import frontends.web.portal, frontends.commands.serve, scenarios.library\n"
                            "from anatomy_models.store import anatomy_folder")
     assert not loaded & set(HEAVY), loaded & set(HEAVY)
 
 
 def test_an_anatomy_loads_without_vtk_until_a_surface_is_asked_for():
     loaded = modules_after("from scenarios.schema import library_scenarios\nlibrary_scenarios()\n"
-                           "import simulator.web.attempt")
+                           "import frontends.web.attempt")
     assert "pyvista" not in loaded and "trimesh" not in loaded and "pydicom" not in loaded

@@ -2,11 +2,11 @@ import nrrd
 import numpy as np
 import pytest
 import SimpleITK as sitk
+from scipy.spatial.transform import Rotation
 
 from anatomy_models.errors import SpinesimError
 from anatomy_models.nrrd import read_nrrd, write_nrrd
 from anatomy_models.volume import Volume
-from scipy.spatial.transform import Rotation
 
 
 def oblique_volume() -> Volume:

@@ -6,11 +6,11 @@ for every trainee, so the expert path is planned here on the anatomy the simulat
 
 import pytest
 
+from scenarios.needles import NeedleSpec
 from scenarios.schema import library_scenarios
-from simulator.needle import NeedleSpec
-from simulator.planner import plan_trajectory
-from simulator.targets import target_for
-from simulator.trace import tracer_for
+from simulator.case.planner import plan_trajectory
+from simulator.case.targets import target_for
+from simulator.needle.trace import tracer_for
 
 LIBRARY = library_scenarios()
 _anatomies = {}

@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from simulator.planner import expert_actions, find_trajectory, plan_trajectory
-from simulator.session import Session
-from simulator.targets import UNSAFE_GROUPS, UNSAFE_TISSUES
+from simulator.case.planner import expert_actions, find_trajectory, plan_trajectory
+from simulator.case.targets import UNSAFE_GROUPS, UNSAFE_TISSUES
+from simulator.session.fold import Session
 
 
 class Script:

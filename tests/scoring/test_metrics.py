@@ -7,16 +7,16 @@ import pytest
 from scipy.spatial import cKDTree
 
 from scenarios.schema import library_scenarios
-from scoring.attempt import replay_attempt
-from scoring.exposure import attempt_dose
 from scoring.expert import ExpertComparison
+from scoring.exposure import attempt_dose
 from scoring.feedback import ADVICE, feedback
 from scoring.grade import grade
 from scoring.metrics import Metrics, Offset, measure
 from scoring.proximity import closest_approaches, structure_groups
-from simulator.actions import PULSE_SECONDS
-from simulator.dose import BODY_LINE_INTEGRAL, METERING_RADIUS, metered_transmission, tap_frames, technique_for
-from simulator.session import Session
+from simulator.imaging.dose import (BODY_LINE_INTEGRAL, METERING_RADIUS, PULSE_SECONDS, metered_transmission,
+                                    tap_frames, technique_for)
+from simulator.session.fold import Session
+from simulator.session.history import replay_attempt
 from tests.scoring.attempts import Script, expert_log
 
 LIBRARY = library_scenarios()
@@ -63,7 +63,7 @@ def test_a_redirect_pulls_back_then_swings_on_an_arc(anatomy_for):
 
 
 def test_dose_counts_every_frame_and_meters_like_the_renderer(anatomy_for):
-    from simulator.drr import anatomy_line_integrals
+    from simulator.imaging.drr import anatomy_line_integrals
 
     session = _session(anatomy_for)
     attempt = replay_attempt(session.scenario, session.anatomy, expert_log(session))

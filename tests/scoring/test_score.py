@@ -6,12 +6,12 @@ import pytest
 
 from anatomy_models.errors import SpinesimError
 from anatomy_models.structures import in_group
+from scenarios.needles import MM_PER_INCH, NeedleSpec
 from scenarios.schema import TargetSpec, library_scenarios
 from scoring.report import Report, score
-from simulator.needle import MM_PER_INCH, NeedleSpec
-from simulator.planner import HUB_MARGIN_MM, find_trajectory, plan_trajectory
-from simulator.session import Session
-from simulator.targets import target_for
+from simulator.case.planner import HUB_MARGIN_MM, find_trajectory, plan_trajectory
+from simulator.case.targets import target_for
+from simulator.session.fold import Session
 from tests.scoring.attempts import Script, expert_log, novice_log, path_to, structure_points
 
 LIBRARY = library_scenarios()
@@ -166,14 +166,14 @@ def test_the_expert_path_of_the_level_above_is_the_wrong_level(anatomy_for):
 
 
 def test_scoring_is_pure_and_never_renders(anatomy_for, monkeypatch):
-    import simulator.drr
-    import simulator.fluoro
+    import simulator.imaging.drr
+    import simulator.imaging.fluoro
 
     def no_rendering(*args, **kwargs):
         raise AssertionError("score must not render")
 
-    for module, name in ((simulator.fluoro, "render_fluoro"), (simulator.drr, "anatomy_line_integrals"),
-                         (simulator.drr, "line_integrals")):
+    for module, name in ((simulator.imaging.fluoro, "render_fluoro"), (simulator.imaging.drr, "anatomy_line_integrals"),
+                         (simulator.imaging.drr, "line_integrals")):
         monkeypatch.setattr(module, name, no_rendering)
     session = _session(anatomy_for, "tfesi-default")
     log = novice_log(_session(anatomy_for, "tfesi-default"))

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from simulator.planner import find_trajectory
-from simulator.session import Session
+from simulator.case.planner import find_trajectory
+from simulator.session.fold import Session
 
 
 def nearest_points(session: Session, group: str, near: np.ndarray) -> np.ndarray:
@@ -18,7 +18,7 @@ def nearest_points(session: Session, group: str, near: np.ndarray) -> np.ndarray
 
 def place_toward(session: Session, points: np.ndarray, cone_deg: float = 30.0, **allow) -> float:
     """Place the needle on the best textbook-cone path to the first of ``points`` (shape (3,) or
-    (n, 3)) that one reaches, ``allow`` relaxing :func:`simulator.planner.find_trajectory`'s safety
+    (n, 3)) that one reaches, ``allow`` relaxing :func:`simulator.case.planner.find_trajectory`'s safety
     rules; returns the depth of that point.
     """
     for point in np.atleast_2d(np.asarray(points, float))[:40]:

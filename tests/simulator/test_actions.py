@@ -6,7 +6,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from anatomy_models.errors import SpinesimError
-from simulator.actions import LogWriter, action_record, parse_action, read_log
+from simulator.session.actions import LogWriter, action_record, parse_action, read_log
 
 ACTIONS = [
     {"type": "set_carm", "t": 0.0, "primary_deg": 25.0, "secondary_deg": -8.0, "setup": "oblique"},

@@ -6,18 +6,9 @@ from hypothesis import strategies as st
 from anatomy_models.anatomy import Anatomy
 from anatomy_models.errors import SpinesimError
 from anatomy_models.volume import Volume
-from simulator.carm import (
-    CArm,
-    Collimation,
-    ap,
-    contralateral_oblique,
-    gun_barrel,
-    ipsilateral_oblique,
-    lateral,
-    square_endplate,
-    squaring_tilt_deg,
-)
-from simulator.needle import Needle
+from simulator.imaging.carm import (CArm, Collimation, ap, contralateral_oblique, gun_barrel, ipsilateral_oblique,
+                                    lateral, square_endplate, squaring_tilt_deg)
+from simulator.needle.shaft import Needle
 
 CENTRE = 255.5
 

@@ -5,8 +5,8 @@ import pytest
 
 from anatomy_models.errors import SpinesimError
 from anatomy_models.tissues import CONTRAST_IODINE_MG_PER_ML
-from simulator.contrast import compartment_at, contrast_volume, inject
-from simulator.trace import tracer_for
+from simulator.needle.contrast import compartment_at, contrast_volume, inject
+from simulator.needle.trace import tracer_for
 from tests.simulator.anatomy_phantoms import mini_spine
 
 # Tip points in the mini spine (tests/simulator/phantoms.py) and the compartment each is in.
@@ -186,7 +186,7 @@ def test_epidural_contrast_is_a_smooth_spread_confined_to_its_compartment(tracer
     """Against the fill without the confined diffusion and with the old lobular fat texture, the
     epidurogram's projections vary at least 15% less per unit iodine, with the iodine conserved and
     none of it outside the epidural space, the root sleeve and the fat and soft tissue it spills into."""
-    from simulator import contrast
+    from simulator.needle import contrast
 
     smooth = inject(tracer, tip, 1.5).concentration(3.0)
     lobular = replace(contrast.MODELS["epidural"], texture_cost_gain=0.5, texture_capacity_gain=0.6, smoothing_mm=0.0)

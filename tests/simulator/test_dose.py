@@ -2,19 +2,10 @@ import numpy as np
 import pytest
 
 from anatomy_models.errors import SpinesimError
-from simulator.carm import CArm, Collimation
-from simulator.dose import (
-    DSA_FRAMES_PER_SECOND,
-    DSA_TARGET_DETECTOR_NGY_PER_FRAME,
-    IRP_FROM_ISOCENTER_MM,
-    DoseLedger,
-    Technique,
-    add_fluoro_shot,
-    exposure_for,
-    live_dose_rate_mgy_per_s,
-    photons_per_mm2_per_ugy,
-    tube_output_ugy_per_mas,
-)
+from simulator.imaging.carm import CArm, Collimation
+from simulator.imaging.dose import (DSA_FRAMES_PER_SECOND, DSA_TARGET_DETECTOR_NGY_PER_FRAME, IRP_FROM_ISOCENTER_MM,
+                                    DoseLedger, Technique, add_fluoro_shot, exposure_for, live_dose_rate_mgy_per_s,
+                                    photons_per_mm2_per_ugy, tube_output_ugy_per_mas)
 
 
 def test_tube_output_grows_about_with_kvp_squared():
@@ -117,9 +108,9 @@ def test_a_dsa_run_is_an_acquisition_whose_dose_scales_with_its_length(small_spi
 def test_the_live_counter_is_the_reports_total(small_spine, tmp_path):
     """The web app's live dose counter and the attempt report count the same shots the same way:
     pulses, live fluoroscopy and a DSA run give one number."""
+    from frontends.store import Store
+    from frontends.web.attempt import LiveAttempt
     from scenarios.schema import load_scenario
-    from simulator.store import Store
-    from simulator.web.attempt import LiveAttempt
 
     store = Store(f"sqlite:///{tmp_path / 'spinesim.db'}")
     trainee = store.add_user("ben", "trainee", "battery staple")

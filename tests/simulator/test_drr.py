@@ -5,25 +5,13 @@ from anatomy_models.anatomy import Anatomy
 from anatomy_models.errors import SpinesimError
 from anatomy_models.tissues import linear_attenuation_per_mm, tissue
 from anatomy_models.volume import Volume
-from simulator.carm import CArm, gun_barrel
-from simulator.drr import (
-    HUB_INNER_FRACTION,
-    _anatomy_cache,
-    anatomy_line_integrals,
-    line_integrals,
-    mu_volume,
-    needle_line_integrals,
-    reference_line_integrals,
-)
-from simulator.needle import Needle, NeedleSpec
-from tests.simulator.phantoms import (
-    finite_cylinder_chords,
-    grid,
-    partial_volume,
-    sphere_chords,
-    sphere_volume,
-    z_cylinder_volume,
-)
+from scenarios.needles import NeedleSpec
+from simulator.imaging.carm import CArm, gun_barrel
+from simulator.imaging.drr import (HUB_INNER_FRACTION, _anatomy_cache, anatomy_line_integrals, line_integrals,
+                                   mu_volume, needle_line_integrals, reference_line_integrals)
+from simulator.needle.shaft import Needle
+from tests.simulator.phantoms import (finite_cylinder_chords, grid, partial_volume, sphere_chords, sphere_volume,
+                                      z_cylinder_volume)
 
 MU = 0.02  # 1/mm, about water at 60 keV
 POSES = [CArm(detector_pixels=64, detector_size_mm=100),

@@ -3,24 +3,16 @@ import pytest
 from PIL import Image
 from scipy import ndimage
 
-import simulator.drr as drr
+import simulator.imaging.drr as drr
 from anatomy_models.anatomy import Anatomy
 from anatomy_models.errors import SpinesimError
 from anatomy_models.tissues import iodine_mu_per_mm_per_mg_ml, tissue
 from anatomy_models.volume import Volume
-from simulator.carm import CArm
-from simulator.dose import Technique, tap_frames
-from simulator.fluoro import (
-    DetectorModel,
-    Display,
-    contrast_line_integrals,
-    large_scale_image,
-    orientation_letters,
-    quantum_noise,
-    render_fluoro,
-    to_display,
-)
-from simulator.needle import Needle
+from simulator.imaging.carm import CArm
+from simulator.imaging.dose import Technique, tap_frames
+from simulator.imaging.fluoro import (DetectorModel, Display, contrast_line_integrals, large_scale_image,
+                                      orientation_letters, quantum_noise, render_fluoro, to_display)
+from simulator.needle.shaft import Needle
 
 SMALL = dict(detector_pixels=128)
 
@@ -252,7 +244,7 @@ def test_contrast_must_be_numeric():
 
 
 def test_dsa_dose_makes_subtraction_noise_smaller_by_the_square_root_of_the_dose(phantom):
-    from simulator.dose import AEC_TARGET_DETECTOR_NGY_PER_FRAME, DSA_TARGET_DETECTOR_NGY_PER_FRAME
+    from simulator.imaging.dose import AEC_TARGET_DETECTOR_NGY_PER_FRAME, DSA_TARGET_DETECTOR_NGY_PER_FRAME
 
     carm = CArm(**SMALL)
     physics = DetectorModel(blur_mm=0.0, vignetting=0.0)

@@ -14,9 +14,9 @@ import pytest
 from PIL import Image
 from skimage.metrics import structural_similarity
 
-from simulator.carm import contralateral_oblique, gun_barrel, lateral, scotty_dog, square_endplate
-from simulator.fluoro import render_fluoro
-from simulator.needle import Needle
+from simulator.imaging.carm import contralateral_oblique, gun_barrel, lateral, scotty_dog, square_endplate
+from simulator.imaging.fluoro import render_fluoro
+from simulator.needle.shaft import Needle
 
 GOLDEN = Path(__file__).resolve().parents[1] / "golden"
 PIXELS = 256

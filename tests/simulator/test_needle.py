@@ -2,7 +2,8 @@ import numpy as np
 import pytest
 
 from anatomy_models.errors import SpinesimError
-from simulator.needle import Needle, NeedleSpec
+from scenarios.needles import NeedleSpec
+from simulator.needle.shaft import Needle
 
 
 def test_tip_and_hub_lie_on_the_shaft():
@@ -45,7 +46,7 @@ def test_advance_withdraw_and_the_hub():
 
 
 def test_bevel_deflection_is_deterministic_away_from_the_bevel_and_grows_with_depth_squared():
-    from simulator.needle import QUINCKE_BEVEL_DEFLECTION_DEG_PER_CM
+    from scenarios.needles import QUINCKE_BEVEL_DEFLECTION_DEG_PER_CM
 
     spec = NeedleSpec("quincke", 22, 120.0, bevel_deflection_deg_per_cm=QUINCKE_BEVEL_DEFLECTION_DEG_PER_CM)
     straight = Needle(entry=[0, 80, 0], direction=[0, -1, 0], depth_mm=0, spec=spec)

@@ -2,12 +2,12 @@ import numpy as np
 import pytest
 
 from anatomy_models.errors import SpinesimError
-from scenarios.schema import load_scenario
-from simulator.needle import NeedleSpec
-from simulator.planner import ROOT_CLEARANCE_MM, expert_actions, plan_trajectory
-from simulator.targets import UNSAFE_GROUPS, UNSAFE_TISSUES, target_for
-from simulator.trace import tracer_for
 from anatomy_models.structures import in_group
+from scenarios.needles import NeedleSpec
+from scenarios.schema import load_scenario
+from simulator.case.planner import ROOT_CLEARANCE_MM, expert_actions, plan_trajectory
+from simulator.case.targets import UNSAFE_GROUPS, UNSAFE_TISSUES, target_for
+from simulator.needle.trace import tracer_for
 
 
 @pytest.mark.parametrize("scenario_id", ["ilesi-default", "tfesi-default", "facet-default", "mbb-default"])

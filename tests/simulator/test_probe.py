@@ -5,7 +5,7 @@ from anatomy_models.anatomy import Anatomy
 from anatomy_models.errors import SpinesimError
 from anatomy_models.structures import LabelTable
 from anatomy_models.volume import Volume
-from simulator.probe import Probe, on_skin, skin_point, standard_view
+from simulator.imaging.probe import Probe, on_skin, skin_point, standard_view
 
 SKIN_Y = 40.0  # the phantom's back is the plane y = 40 mm (posterior is up)
 

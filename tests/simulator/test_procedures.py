@@ -5,9 +5,9 @@ import numpy as np
 import pytest
 
 from scenarios.schema import load_scenario
-from simulator.planner import expert_actions, plan_trajectory
-from simulator.session import Session
-from simulator.trace import BONE_STANDOFF_MM
+from simulator.case.planner import expert_actions, plan_trajectory
+from simulator.needle.trace import BONE_STANDOFF_MM
+from simulator.session.fold import Session
 from tests.simulator.attempts import nearest_points, place_toward
 
 

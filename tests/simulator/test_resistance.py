@@ -3,8 +3,8 @@ import pytest
 from scipy import stats
 
 from anatomy_models.errors import SpinesimError
-from simulator.resistance import (CHECKS_BEFORE_EPIDURAL, FALSE_LOSS_PER_CHECK, FALSE_LOSS_PER_PLACEMENT,
-                                  check_loss_of_resistance)
+from simulator.needle.resistance import (CHECKS_BEFORE_EPIDURAL, FALSE_LOSS_PER_CHECK, FALSE_LOSS_PER_PLACEMENT,
+                                         check_loss_of_resistance)
 
 
 @pytest.mark.parametrize("structure, tissue, feel", [

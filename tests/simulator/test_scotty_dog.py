@@ -13,8 +13,8 @@ from scipy import ndimage
 from anatomy_models.spine import SpineParameters
 from anatomy_models.spine.generator import build_model
 from anatomy_models.spine.vertebra import lamina_part, pars_part
-from simulator.carm import scotty_dog
-from simulator.fluoro import render_fluoro
+from simulator.imaging.carm import scotty_dog
+from simulator.imaging.fluoro import render_fluoro
 
 PIXELS = 256
 LEVELS = ("L3", "L4", "L5")

@@ -10,11 +10,12 @@ from hypothesis import strategies as st
 
 from anatomy_models.errors import SpinesimError
 from scenarios.schema import load_scenario
-from simulator.planner import expert_actions, plan_trajectory
-from simulator.session import Session
-from simulator.trace import BONE_STANDOFF_MM
-from tests.simulator.attempts import place_toward
+from simulator.case.planner import expert_actions, plan_trajectory
+from simulator.needle.trace import BONE_STANDOFF_MM
+from simulator.session.fold import Session
+from simulator.session.replay import replay
 from tests.simulator.anatomy_phantoms import mini_spine
+from tests.simulator.attempts import place_toward
 
 
 def _session(scenario_id="ilesi-default", **kwargs):
@@ -194,7 +195,7 @@ def test_replaying_a_log_reproduces_every_state_and_event(tmp_path):
     for action in actions:
         live.apply(action)
     live.close()
-    replayed = Session.replay(live.scenario, live.anatomy, tmp_path / "log.jsonl")
+    replayed = replay(live.scenario, live.anatomy, tmp_path / "log.jsonl")
     assert [s.to_json() for s in replayed.states] == [s.to_json() for s in live.states]
     assert [e.to_json() for e in replayed.events] == [e.to_json() for e in live.events]
     assert "dural_puncture" in _kinds(live.events)
@@ -220,7 +221,7 @@ def test_a_log_cut_at_any_byte_replays_up_to_its_last_whole_line(tmp_path_factor
     log = tmp_path_factory.mktemp("cut") / "log.jsonl"
     position = int(cut * len(data))
     log.write_bytes(data[:position])
-    replayed = Session.replay(live.scenario, live.anatomy, log, resume=True)
+    replayed = replay(live.scenario, live.anatomy, log, resume=True)
     kept = len(replayed.actions)
     assert [s.to_json() for s in replayed.states] == [s.to_json() for s in live.states[:kept + 1]]
     assert (replayed.truncated is not None) == (not data[:position].endswith(b"\n") and position > 0
@@ -237,10 +238,10 @@ def test_a_log_of_another_scenario_is_refused(tmp_path):
     session.apply({"type": "fluoro_shot", "t": 1})
     session.close()
     with pytest.raises(SpinesimError, match="attempt at scenario 'ilesi-default', not 'facet-default'"):
-        Session.replay(load_scenario("facet-default"), mini_spine(), tmp_path / "log.jsonl")
+        replay(load_scenario("facet-default"), mini_spine(), tmp_path / "log.jsonl")
     (tmp_path / "bad.jsonl").write_text('{"type": "advance", "t": 1, "mm": 3}\n')
     with pytest.raises(SpinesimError, match="bad.jsonl: line 1: advance: there is no needle"):
-        Session.replay(load_scenario("facet-default"), mini_spine(), tmp_path / "bad.jsonl")
+        replay(load_scenario("facet-default"), mini_spine(), tmp_path / "bad.jsonl")
 
 
 def test_fluoroscopy_is_counted():
@@ -268,7 +269,7 @@ def test_a_bevelled_needle_drifts_and_replays_the_same(tmp_path):
     assert session.state.needle.bevel_face[0] < -0.99
     assert tip[0] == pytest.approx(30.0 + 30.0 * np.radians(0.9), abs=0.01) and tip[2] == pytest.approx(0.0, abs=1e-9)
     session.close()
-    replayed = Session.replay(bent, mini_spine(), tmp_path / "log.jsonl")
+    replayed = replay(bent, mini_spine(), tmp_path / "log.jsonl")
     assert replayed.state.to_json() == session.state.to_json()
 
 
@@ -282,7 +283,7 @@ def test_hints_are_actions_revealed_in_order_and_replayed(tmp_path):
     with pytest.raises(SpinesimError, match="no further hint"):
         session.apply({"type": "show_hint", "t": 9})
     session.close()
-    replayed = Session.replay(session.scenario, session.anatomy, tmp_path / "log.jsonl")
+    replayed = replay(session.scenario, session.anatomy, tmp_path / "log.jsonl")
     assert replayed.state.hints_shown == len(hints) and replayed.state.to_json()["hints_shown"] == len(hints)
 
 

@@ -4,8 +4,8 @@ import pytest
 from anatomy_models.errors import SpinesimError
 from anatomy_models.structures import in_group
 from scenarios.schema import load_scenario
-from simulator.targets import target_for
-from simulator.trace import tracer_for
+from simulator.case.targets import target_for
+from simulator.needle.trace import tracer_for
 from tests.simulator.anatomy_phantoms import mini_spine
 
 

@@ -6,7 +6,7 @@ from hypothesis import strategies as st
 from anatomy_models.anatomy import Anatomy
 from anatomy_models.errors import SpinesimError
 from anatomy_models.structures import Label, LabelTable
-from simulator.trace import BONE_STANDOFF_MM, Tracer, stop_at_bone, tracer_for
+from simulator.needle.trace import BONE_STANDOFF_MM, Tracer, stop_at_bone, tracer_for
 from tests.simulator.anatomy_phantoms import LAYER_TOPS, layered_phantom, mini_spine
 
 

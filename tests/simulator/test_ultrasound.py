@@ -8,9 +8,9 @@ from anatomy_models.anatomy import Anatomy
 from anatomy_models.errors import SpinesimError
 from anatomy_models.structures import LabelTable
 from anatomy_models.volume import Volume
-from simulator.needle import Needle
-from simulator.probe import Probe, on_skin
-from simulator.ultrasound import acoustic_maps, depth_gain_db, render_ultrasound
+from simulator.imaging.probe import Probe, on_skin
+from simulator.imaging.ultrasound import acoustic_maps, depth_gain_db, render_ultrasound
+from simulator.needle.shaft import Needle
 
 # The phantom, 64 mm cube on a 1 mm grid; the back faces +y (posterior, up on the screen).
 SKIN_Y = 55.5          # outer face of the skin

@@ -9,8 +9,8 @@ import pytest
 from PIL import Image
 from scipy import ndimage
 
-from simulator.probe import aimed_probe, standard_view
-from simulator.ultrasound import render_ultrasound
+from simulator.imaging.probe import aimed_probe, standard_view
+from simulator.imaging.ultrasound import render_ultrasound
 
 GOLDEN = Path(__file__).parents[1] / "golden"
 SHAPE = (128, 128)

@@ -8,7 +8,7 @@ import pytest
 from anatomy_models.spine import SpineParameters, generate_spine
 from anatomy_models.spine.measure import MaskSampler, measure_spine, run_length, skin_to_epidural_depth
 from anatomy_models.spine.morphometry import epidural_depth_mm
-from simulator.cli import main
+from frontends.cli import main
 
 
 @pytest.mark.slow

@@ -8,7 +8,7 @@ import numpy as np
 
 from anatomy_models.spine import SpineParameters
 from anatomy_models.store import generated_anatomy, load_anatomy, spinesim_home
-from simulator.cli import main
+from frontends.cli import main
 
 
 def test_generated_anatomies_are_cached_by_parameter_hash(small_spine):

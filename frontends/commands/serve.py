@@ -1,0 +1,41 @@
+"""``spinesim serve``: the simulator in a browser, for trainees and instructors."""
+
+from __future__ import annotations
+
+import click
+
+
+@click.command()
+@click.option("--host", default="127.0.0.1", show_default=True,
+              help="Address to listen on. Anything beyond 127.0.0.1 requires every user to log in.")
+@click.option("--port", default=8080, show_default=True, type=click.IntRange(1, 65535))
+@click.option("--db", "db_url", help="Database URL: sqlite:///path.db or postgresql://user@host/name "
+                                     "(default sqlite:///$SPINESIM_HOME/spinesim.db).")
+@click.option("--scenario", default="ilesi-default", show_default=True,
+              help="Scenario selected when the simulator opens (a library id).")
+@click.option("--require-login", is_flag=True, help="Everyone logs in, also on 127.0.0.1 (a shared machine).")
+@click.option("--anatomy", "anatomy_source", help="Use this stored anatomy for every scenario instead of its own.")
+@click.option("--spare", default=1, show_default=True, type=click.IntRange(0, 16),
+              help="Workstations kept warm (patient loaded) so that a login gets one at once; each costs the "
+                   "memory of an idle workstation.")
+def serve(host: str, port: int, db_url: str | None, scenario: str, require_login: bool,
+          anatomy_source: str | None, spare: int) -> None:
+    """Serve the trainee simulator and the instructors' review at http://HOST:PORT/.
+
+    On 127.0.0.1 (the default) the person at this machine may work without logging in. On any other
+    address everyone logs in (add users with `spinesim users add`). Each logged-in user gets a
+    workstation process of their own.
+    """
+    # Light checks: the portal process never loads an anatomy (its workstations do).
+    from anatomy_models.errors import SpinesimError
+    from anatomy_models.store import anatomy_folder
+    from frontends.web.portal import PortalConfig
+    from frontends.web.portal import serve as run_portal
+    from scenarios.library import library_ids
+
+    if scenario not in library_ids():
+        raise SpinesimError(f"no library scenario called {scenario!r}", hint=f"library scenarios: {', '.join(library_ids())}")
+    if anatomy_source is not None:
+        anatomy_folder(anatomy_source)
+    run_portal(PortalConfig(host=host, port=port, db_url=db_url, anatomy=anatomy_source, scenario=scenario,
+                            require_login=require_login, spare=spare))

@@ -1,0 +1,268 @@
+"""An attempt in the web app: a :class:`~simulator.session.fold.Session` whose every action is committed to
+the store before the trainee sees its result, plus the images the C-arm's monitor has shown and the
+ultrasound frame of every state once a probe is placed (rendered from the state, so a replay shows
+the same frames).
+
+Order of one click: the browser's request becomes an action record with the attempt's clock time;
+the session validates and applies it (a :class:`SpinesimError` leaves everything unchanged and is
+shown as a message); the record is committed to the database; only then are the events and the
+new image sent back. If the commit fails the session is rebuilt from the stored actions, so the
+screen never shows an action the store does not hold.
+
+The attempt's clock runs from its start; time a workstation was down (a crash) does not count:
+a resumed attempt continues from its last action's time.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+import numpy as np
+from PIL import Image, ImageDraw
+
+from anatomy_models.anatomy import Anatomy
+from anatomy_models.errors import SpinesimError
+from frontends.pictures.encode import jpeg_data_url
+from frontends.store import Store
+from scenarios.schema import Scenario
+from simulator.case.controls import skin_point_on_ray, view_isocenter
+from simulator.imaging.carm import CArm
+from simulator.imaging.dose import DoseLedger, add_fluoro_shot, beam_seconds
+from simulator.imaging.fluoro import render_fluoro
+from simulator.imaging.probe import Probe
+from simulator.imaging.ultrasound import UltrasoundImage
+from simulator.needle.trace import Tracer
+from simulator.session.actions import action_record
+from simulator.session.fold import Event, Session, Step
+from simulator.session.history import Attempt
+from simulator.session.replay import replay
+from simulator.session.scans import annotate, render_scan
+from simulator.session.shots import render_shot
+
+if TYPE_CHECKING:  # grading and the report page load when first asked for (the 3D scene needs VTK)
+    from scoring.report import Report
+
+
+# --------------------------------------------------------------------------- images
+@dataclass(frozen=True)
+class Scan:
+    """One ultrasound frame the monitor showed: the state it is of (index into ``session.states``), the
+    image (with its pixel -> LPS mapping, for picking on it) and the picture with its caption."""
+
+    state_index: int
+    image: UltrasoundImage
+    data_url: str
+    caption: str
+
+    @property
+    def aspect(self) -> str:
+        """The frame's CSS ``aspect-ratio`` (width / height): the monitor takes the image's shape,
+        which follows the probe's depth x width."""
+        rows, cols = self.image.pixels.shape
+        return f"{cols} / {rows}"
+
+
+def scan_caption(probe: Probe, view: str | None) -> str:
+    """What the ultrasound monitor's corner says: view, probe, frequency, depth and gain."""
+    return (f"{(view or 'free hand').replace('-', ' ')} · {probe.kind} {probe.frequency_mhz:g} MHz · "
+            f"depth {probe.depth_mm / 10:g} cm · gain {probe.gain_db:+g} dB")
+
+
+@dataclass(frozen=True)
+class Shot:
+    """One image the monitor showed: which action took it, how, and the picture."""
+
+    number: int
+    action_index: int  # index into session.actions
+    mode: str
+    carm: CArm
+    data_url: str
+    caption: str
+
+
+def scenario_preview(scenario: Scenario, anatomy: Anatomy, tracer: Tracer | None = None) -> str:
+    """An AP image (noiseless) of the scenario's patient, centred as the trainee's C-arm is, with the
+    target ringed in red: the instructor's preview of a case."""
+    session = Session(scenario, anatomy, tracer=tracer)
+    carm = CArm(isocenter=view_isocenter(scenario, anatomy))
+    image = render_fluoro(anatomy, carm, dose=None)
+    u, v = carm.project(session.target.point)
+    picture = Image.fromarray(image.pixels).convert("RGB")
+    radius = image.pixels.shape[0] / 64
+    ImageDraw.Draw(picture).ellipse([u - radius, v - radius, u + radius, v + radius], outline="#ff3b30", width=2)
+    return jpeg_data_url(picture)
+
+
+# --------------------------------------------------------------------------- the attempt
+@dataclass
+class LiveAttempt:
+    """An attempt in progress (or finished and open for its report and replay).
+
+    Build with :meth:`start` or :meth:`resume`; drive with :meth:`act`.
+    """
+
+    store: Store
+    attempt_id: int
+    session: Session
+    shots: list[Shot] = field(default_factory=list)
+    ledger: DoseLedger = field(default_factory=DoseLedger)
+    _clock_origin: float = 0.0  # monotonic time at which the attempt clock read 0
+    _scan: Scan | None = None  # the last ultrasound frame rendered
+    _report: tuple[int, Report] | None = None  # (steps graded, the report)
+
+    @classmethod
+    def start(cls, store: Store, user_id: int, scenario: Scenario, anatomy: Anatomy,
+              tracer: Tracer | None = None) -> LiveAttempt:
+        """A new attempt: the C-arm starts in the scenario's pose, centred on the target's level."""
+        attempt_id = store.start_attempt(user_id, scenario.id, scenario.seed)
+        attempt = cls(store, attempt_id, Session(scenario, anatomy, tracer=tracer), _clock_origin=time.monotonic())
+        start = scenario.start.carm
+        attempt.act({"type": "set_carm", "setup": start.setup, "primary_deg": start.primary_deg,
+                     "secondary_deg": start.secondary_deg, "isocenter": list(view_isocenter(scenario, anatomy))})
+        return attempt
+
+    @classmethod
+    def resume(cls, store: Store, attempt_id: int, scenario: Scenario, anatomy: Anatomy,
+               tracer: Tracer | None = None) -> LiveAttempt:
+        """An attempt rebuilt from its stored actions (after a crash, or to read a finished one): every
+        state, event and image is reproduced; its clock continues from the last action."""
+        stored = store.attempt(attempt_id)
+        if stored.scenario_id != scenario.id:
+            raise SpinesimError(f"attempt {attempt_id} is at scenario {stored.scenario_id!r}, not {scenario.id!r}")
+        scenario = scenario.model_copy(update={"seed": stored.seed})
+        session = replay(scenario, anatomy, store.actions(attempt_id), tracer=tracer, source=f"attempt {attempt_id}")
+        attempt = cls(store, attempt_id, session)
+        for step in session.steps:
+            attempt._show(step)
+        attempt._clock_origin = time.monotonic() - attempt.session.state.t
+        return attempt
+
+    # ------------------------------------------------------------------ driving
+    def now(self) -> float:
+        """Seconds on the attempt's clock (never before the last action)."""
+        return round(max(time.monotonic() - self._clock_origin, self.session.state.t), 3)
+
+    @property
+    def finished(self) -> bool:
+        return self.session.state.finished
+
+    def act(self, record: dict) -> list[Event]:
+        """Apply one action (``t`` is set from the attempt's clock), commit it, render what it shows.
+
+        Raises
+        ------
+        SpinesimError
+            For an action the session refuses (nothing changes), or one the store could not keep
+            (the attempt is rebuilt from the store first).
+        """
+        record = dict(record, t=self.now())
+        events = self._apply(record)
+        try:
+            self.store.append_action(self.attempt_id, len(self.session.actions), self._stored_record())
+        except Exception as error:
+            self._rebuild()
+            if isinstance(error, SpinesimError):
+                raise
+            raise SpinesimError(f"the action could not be saved ({type(error).__name__}: {error}); it was undone",
+                                hint="check the database, then try again") from None
+        if record["type"] == "finish":
+            self.store.finish_attempt(self.attempt_id, self.report())
+        return events
+
+    def _stored_record(self) -> dict:
+        return action_record(self.session.actions[-1])
+
+    def _apply(self, record: dict) -> list[Event]:
+        events = self.session.apply(record)
+        self._show(self.session.steps[-1])
+        return events
+
+    def _show(self, step: Step) -> None:
+        """Put what ``step`` imaged on the monitor: a fluoroscopy shot's image and its dose."""
+        if step.action.type != "fluoro_shot":
+            return
+        action, state, action_index = step.action, step.after, step.number - 1
+        image = render_shot(self.session, state, action.mode, action.seconds)
+        self.ledger = add_fluoro_shot(self.ledger, self.session.anatomy, image.carm, action.mode, action.seconds)
+        # The C-arm's angles are burned into the image's corner; the caption says which shot and how.
+        run = "" if action.mode == "pulse" else f" {beam_seconds(action.seconds):g} s"
+        caption = f"#{state.fluoro_shots}  {action.mode.upper()}{run}"
+        self.shots.append(Shot(state.fluoro_shots, action_index, action.mode, image.carm, jpeg_data_url(image.pixels),
+                               caption))
+
+    def _rebuild(self) -> None:
+        rebuilt = LiveAttempt.resume(self.store, self.attempt_id, self.session.scenario, self.session.anatomy,
+                                     tracer=self.session.tracer)
+        self.session, self.shots, self.ledger, self._scan = rebuilt.session, rebuilt.shots, rebuilt.ledger, None
+        self._report = None
+        self._clock_origin = rebuilt._clock_origin
+
+    # ------------------------------------------------------------------ reading
+    @property
+    def last_shot(self) -> Shot | None:
+        return self.shots[-1] if self.shots else None
+
+    def shot_at(self, action_count: int) -> Shot | None:
+        """The image the monitor held after the first ``action_count`` actions (None before any shot)."""
+        held = [shot for shot in self.shots if shot.action_index < action_count]
+        return held[-1] if held else None
+
+    def events_at(self, action_count: int) -> list[Event]:
+        """Events up to and including action ``action_count`` (by time)."""
+        if action_count <= 0:
+            return []
+        until = self.session.states[action_count].t
+        return [event for event in self.session.events if event.t <= until]
+
+    def scan_at(self, state_index: int) -> Scan | None:
+        """The ultrasound frame of state ``state_index`` (0 is the start; ``len(actions)`` now), None
+        while no probe is placed. The latest one is kept."""
+        cached = self._scan
+        if cached is not None and cached.state_index == state_index:
+            return cached
+        state = self.session.states[state_index]
+        image = render_scan(self.session, state)
+        if image is None:
+            return None
+        scan = Scan(state_index, image, jpeg_data_url(annotate(image)), scan_caption(image.probe, state.probe.get("view")))
+        self._scan = scan
+        return scan
+
+    @property
+    def scan(self) -> Scan | None:
+        """The ultrasound frame as the monitor shows it now."""
+        return self.scan_at(len(self.session.actions))
+
+    def scans(self) -> list[Scan]:
+        """The frames of the attempt's named probe views (as each was first obtained) and its final frame."""
+        indices = [number for number, action in enumerate(self.session.actions, start=1)
+                   if action.type == "place_probe" and action.view]
+        indices = sorted(set(indices + ([len(self.session.actions)] if self.session.state.probe else [])))
+        return [scan for scan in (self.scan_at(i) for i in indices) if scan is not None]
+
+    def pick_entry(self, u: float, v: float) -> np.ndarray:
+        """The skin point under pixel ``(u, v)`` of the image the monitor holds."""
+        if self.last_shot is None:
+            raise SpinesimError("there is no image to pick on yet", hint="take a fluoroscopy shot first")
+        return skin_point_on_ray(self.session.tracer, self.last_shot.carm, u, v)
+
+    def report(self) -> dict:
+        """The attempt's grade and everything it rests on (:func:`scoring.report.report_of` the live
+        session's history), as JSON; graded once, when first asked."""
+        return self.graded().model_dump(mode="json")
+
+    def graded(self) -> Report:
+        """The :class:`scoring.report.Report` of the session as it stands."""
+        from scoring.report import report_of
+
+        if self._report is None or self._report[0] != len(self.session.steps):
+            self._report = (len(self.session.steps), report_of(Attempt.of(self.session)))
+        return self._report[1]
+
+    def report_page(self) -> str:
+        """The self-contained HTML report (final views, contrast run, 3D reveal, timeline)."""
+        from frontends.report import report_html
+
+        return report_html(Attempt.of(self.session), self.graded())

@@ -1,0 +1,436 @@
+"""What the workstation looks like: the trainee's simulator, the report, and the instructor's review.
+
+Built with trame's Vuetify 3 widgets; every control carries an ``id`` (browser tests and screen
+readers find it by that). Names of state variables and controller methods are those of
+:class:`frontends.web.workstation.Workstation`.
+"""
+
+from __future__ import annotations
+
+from trame.ui.vuetify3 import VAppLayout
+from trame.widgets import client, html
+from trame.widgets import vuetify3 as v3
+
+_CSS = """
+html, body { background: #eceff1; }
+.monitor { background: #000; position: relative; aspect-ratio: 1 / 1; width: 100%; max-width: 640px;
+           margin: 0 auto; border-radius: 6px; overflow: hidden; box-shadow: 0 2px 10px rgba(0,0,0,.35); }
+.monitor img { width: 100%; height: 100%; display: block; cursor: crosshair; user-select: none; }
+.monitor .empty { color: #607d8b; position: absolute; inset: 0; display: flex; align-items: center;
+                  justify-content: center; font: 500 15px Roboto, sans-serif; letter-spacing: .04em; }
+.monitor .caption { position: absolute; left: 10px; bottom: 8px; color: #b0bec5; font: 12px 'Roboto Mono', monospace;
+                    pointer-events: none; }
+.monitor-caption { color: #546e7a; font: 12px 'Roboto Mono', monospace; margin: 4px 4px 0; text-align: center; }
+.monitor .pick { position: absolute; width: 18px; height: 18px; margin: -9px 0 0 -9px; border: 2px solid #ffca28;
+                 border-radius: 50%; pointer-events: none; box-shadow: 0 0 0 1px #000; }
+.counters { font: 500 13px 'Roboto Mono', monospace; }
+.counter { background: #263238; color: #eceff1; border-radius: 6px; padding: 6px 10px; text-align: center; }
+.counter .label { display: block; font: 10px Roboto, sans-serif; color: #90a4ae; text-transform: uppercase;
+                  letter-spacing: .08em; }
+.counter .value { font-size: 18px; }
+.events { max-height: 260px; overflow-y: auto; }
+.section-title { font: 500 11px Roboto, sans-serif; text-transform: uppercase; letter-spacing: .1em; color: #546e7a; }
+.filmstrip img { width: 120px; height: 120px; object-fit: contain; background: #000; border-radius: 4px;
+                 cursor: pointer; }
+.monitor .pick.aim { border-color: #4dd0e1; }
+.probe-label { width: 44px; }
+.curve svg { max-width: 100%; height: auto; }
+#review-table td, #review-table th { white-space: nowrap; }
+"""
+
+
+# A click on a monitor image: position and the image's size on screen (the server maps it to pixels).
+_CLICK = "[$event.offsetX, $event.offsetY, $event.target.clientWidth, $event.target.clientHeight]"
+# Probe movement rows: label, movement (frontends.web.attempt.PROBE_MOVES), unit, icons for - and +.
+_PROBE_CONTROLS = (("Slide", "slide", "mm", "mdi-arrow-left", "mdi-arrow-right"),
+                   ("Sweep", "sweep", "mm", "mdi-arrow-down", "mdi-arrow-up"),
+                   ("Rotate", "rotate", "°", "mdi-rotate-left", "mdi-rotate-right"),
+                   ("Tilt", "tilt", "°", "mdi-arrow-collapse-down", "mdi-arrow-collapse-up"),
+                   ("Rock", "rock", "°", "mdi-undo", "mdi-redo"))
+
+
+def _section(title: str, **kwargs):
+    card = v3.VCard(classes="mb-3", variant="flat", border=True, **kwargs)
+    with card:
+        html.Div(title, classes="section-title px-4 pt-3")
+    return card
+
+
+def _counter(label: str, expression: str, element_id: str) -> None:
+    with v3.VCol(cols=2, classes="pa-1"):
+        with html.Div(classes="counter"):
+            html.Span(label, classes="label")
+            html.Span(f"{{{{ {expression} }}}}", classes="value", id=element_id)
+
+
+def _events_list(variable: str, element_id: str) -> None:
+    with v3.VList(density="compact", classes="events py-0", id=element_id):
+        with v3.VListItem(v_for=f"(e, i) in {variable}", key="i", classes="px-2"):
+            with html.Div(classes="d-flex align-center"):
+                v3.VChip("{{ e.kind }}", size="x-small", color=("e.colour",), variant="flat", label=True,
+                         classes="mr-2 text-uppercase")
+                html.Span("{{ e.message }}", classes="text-body-2")
+                v3.VSpacer()
+                html.Span("{{ e.t }} s", classes="text-caption text-grey")
+
+
+def build_layout(server, instructor: bool) -> None:
+    ctrl = server.controller
+    with VAppLayout(server, full_height=True) as layout:
+        layout.root.theme = "light"
+        client.Style(_CSS)
+        with v3.VAppBar(color="blue-grey-darken-4", density="comfortable", flat=True):
+            html.Div("spinesim", classes="text-h6 font-weight-bold ml-4 mr-6", style="letter-spacing:.06em")
+            with v3.VTabs(v_model=("tab", "sim"), color="cyan-lighten-3", density="comfortable"):
+                v3.VTab("Simulator", value="sim", id="tab-sim")
+                v3.VTab("Report", value="report", id="tab-report", disabled=("!report",))
+                if instructor:
+                    v3.VTab("Review", value="review", id="tab-review")
+            v3.VSpacer()
+            v3.VChip("{{ timer_text }}", id="timer", prepend_icon="mdi-timer-outline", variant="outlined",
+                     classes="mr-3 counters", v_show="attempt_active")
+            v3.VChip("{{ user_name }} · {{ role }}", prepend_icon="mdi-account", variant="tonal", classes="mr-2")
+            v3.VBtn("Log out", href="/logout", variant="text", id="logout", classes="mr-2")
+            v3.VProgressLinear(indeterminate=True, absolute=True, location="bottom", color="cyan", v_show="busy")
+        with v3.VMain():
+            with v3.VSnackbar(v_model=("error_show", False), color="deep-orange-darken-4", timeout=6000,
+                              location="top", id="error"):
+                html.Span("{{ error_text }}", id="error-text")
+            with v3.VWindow(v_model=("tab",)):
+                with v3.VWindowItem(value="sim"):
+                    _simulator(ctrl)
+                with v3.VWindowItem(value="report"):
+                    _report(ctrl)
+                if instructor:
+                    with v3.VWindowItem(value="review"):
+                        _review(ctrl)
+
+
+# --------------------------------------------------------------------------- the trainee's simulator
+def _simulator(ctrl) -> None:
+    with v3.VContainer(fluid=True, classes="pa-3"):
+        with v3.VRow(dense=True):
+            with v3.VCol(cols=12, md=3):
+                _scenario_card(ctrl)
+                _carm_card(ctrl)
+            # With ultrasound the middle column holds two monitors side by side (fluoroscopy, ultrasound).
+            with v3.VCol(cols=12, md=("us_allowed ? 6 : 5",)):
+                with v3.VRow(dense=True):
+                    with v3.VCol(cols=12, md=("us_allowed ? 6 : 12",)):
+                        _monitor("monitor", "fluoro", "fluoro_src", "NO IMAGE", ctrl.pick, "pick_marker", "pick-marker",
+                                 "fluoro_caption", "fluoro-caption")
+                    with v3.VCol(cols=12, md=6, v_if="us_allowed"):
+                        _monitor("us-monitor", "ultrasound", "us_src", "NO PROBE", ctrl.us_pick, "us_aim_marker",
+                                 "us-aim-marker", "us_caption", "us-caption", marker_class="pick aim", aspect="us_aspect",
+                                 caption_inside=False)
+                with v3.VRow(dense=True, classes="counters mt-2", justify="center"):
+                    _counter("Shots", "shots", "count-shots")
+                    _counter("Fluoro s", "fluoro_s", "count-fluoro")
+                    _counter("Kerma mGy", "kerma_mgy", "count-kerma")
+                    _counter("DAP Gy·cm²", "dap", "count-dap")
+                    _counter("Passes", "passes", "count-passes")
+                    _counter("Depth mm", "needle_in ? depth_mm : '–'", "count-depth")
+                with v3.VAlert(v_model=("alert_show", False), color=("alert_colour",), closable=True, density="compact",
+                               classes="mt-3", id="alert", icon="mdi-alert"):
+                    html.Span("{{ alert_text }}", id="alert-text")
+                with v3.VAlert(v_if="hub_text", color="red-darken-3", density="compact", classes="mt-2",
+                               id="hub", icon="mdi-water"):
+                    html.Span("{{ hub_text }}")
+                _probe_card(ctrl)
+            with v3.VCol(cols=12, md=("us_allowed ? 3 : 4",)):
+                _needle_card(ctrl)
+                _syringe_card(ctrl)
+                with _section("Events"):
+                    _events_list("events", "events")
+
+
+def _monitor(element: str, image: str, source: str, empty: str, pick, marker: str, marker_element: str, caption: str,
+             caption_element: str, marker_class: str = "pick", aspect: str | None = None,
+             caption_inside: bool = True) -> None:
+    """A black monitor holding the last image, clicked to pick a point (a ring marks it), with a caption;
+    square, or shaped as the state variable ``aspect`` says (a CSS aspect-ratio, the image's).
+
+    The fluoroscopy caption sits at the bottom left, over the image intensifier's black corner; the
+    ultrasound frame is cut to its field of view and has no empty corner, so its caption goes under
+    the monitor (inside, it covered the deep field or the needle's entry)."""
+    shape = {"style": (f"`aspect-ratio: ${{{aspect}}}`",)} if aspect else {}
+    with html.Div(classes="monitor", id=element, **shape):
+        html.Img(src=(source,), id=image, v_show=source, draggable="false", click=(pick, _CLICK))
+        html.Div(empty, classes="empty", v_show=f"!{source}")
+        html.Div(v_if=marker, classes=marker_class, id=marker_element,
+                 style=(f"`left:${{{marker}.x}}%;top:${{{marker}.y}}%`",))
+        if caption_inside:
+            html.Div(f"{{{{ {caption} }}}}", classes="caption", id=caption_element)
+    if not caption_inside:
+        html.Div(f"{{{{ {caption} }}}}", classes="monitor-caption", id=caption_element)
+
+
+def _probe_card(ctrl) -> None:
+    """Ultrasound: the standard views for the target, the probe movements in small steps, the machine
+    settings, and the in-plane needle (aim picked on the image)."""
+    busy = "busy || !attempt_active"
+    with _section("Ultrasound probe", v_if="us_allowed", id="probe-card"):
+        with v3.VCardText(classes="pb-1"):
+            with html.Div(classes="d-flex flex-wrap ga-1 mb-2 align-center"):
+                html.Span("View", classes="text-caption text-grey-darken-1 mr-1")
+                v3.VBtn("{{ name }}", v_for="name in us_views", key="name", size="small", variant="tonal",
+                        color="teal-darken-2", click=(ctrl.probe_view, "[name]"), id=("`probe-view-${name}`",),
+                        disabled=(busy,))
+            with v3.VRow(dense=True):
+                for label, movement, unit, minus, plus in _PROBE_CONTROLS:
+                    with v3.VCol(cols=6, md=4, classes="d-flex align-center probe-move"):
+                        html.Span(label, classes="text-caption text-grey-darken-1 probe-label")
+                        for sign, icon in ((-1, minus), (1, plus)):
+                            v3.VBtn(icon=icon, size="x-small", variant="tonal", classes="ml-1",
+                                    id=f"probe-{movement}-{'minus' if sign < 0 else 'plus'}",
+                                    click=(ctrl.probe_move, f"['{movement}', {sign}, us_step_mm, us_step_deg]"),
+                                    disabled=(f"{busy} || !probe_on",), title=f"{label} {'−' if sign < 0 else '+'} ({unit})")
+            with v3.VRow(dense=True, classes="mt-1"):
+                for model, label, step, element in (("us_step_mm", "Step mm", "0.5", "us-step-mm"),
+                                                    ("us_step_deg", "Step °", "1", "us-step-deg"),
+                                                    ("us_depth", "Depth mm", "5", "us-depth"),
+                                                    ("us_gain", "Gain dB", "1", "us-gain"),
+                                                    ("us_frequency", "MHz", "0.5", "us-frequency")):
+                    with v3.VCol(cols=4, md=2 if element.startswith("us-step") else True):
+                        v3.VTextField(v_model=(model,), type="number", step=step, label=label, density="compact",
+                                      id=element, hide_details=True)
+                with v3.VCol(cols="auto"):
+                    v3.VBtn("Set", id="probe-apply", variant="tonal", size="small", classes="mt-1",
+                            click=(ctrl.probe_settings, "[us_depth, us_gain, us_frequency]"),
+                            disabled=(f"{busy} || !probe_on",))
+            html.Div("Aim: {{ us_aim_text || 'click the target on the ultrasound image' }}",
+                     classes="text-body-2 mt-2", id="us-aim-text")
+        with v3.VCardActions(classes="flex-wrap"):
+            with v3.VBtnToggle(v_model=("us_entry_end", "right"), density="compact", mandatory=True, variant="outlined",
+                               divided=True, id="us-entry-end"):
+                v3.VBtn("from image left", value="left", size="small", id="us-entry-left")
+                v3.VBtn("from image right", value="right", size="small", id="us-entry-right")
+            v3.VBtn("Insert in plane", id="insert-in-plane", color="primary", variant="flat", size="small",
+                    click=(ctrl.insert_in_plane, "[us_entry_end]"), disabled=(f"{busy} || !us_aim_marker",))
+
+
+def _scenario_card(ctrl) -> None:
+    with _section("Case"):
+        with v3.VCardText():
+            v3.VSelect(v_model=("scenario_id",), items=("scenario_items",), label="Scenario", density="compact",
+                       id="scenario", disabled=("attempt_active",), hide_details=True, classes="mb-2")
+            html.Div("{{ scenario.brief }}", classes="text-body-2 mb-2", id="brief")
+            html.Div("{{ scenario.needle }} · {{ scenario.imaging }}", classes="text-caption text-grey-darken-1")
+            html.Div("Attempt {{ attempt_id }} · {{ action_count }} actions saved", v_show="attempt_id",
+                     classes="text-caption text-grey-darken-1", id="attempt-status")
+        with v3.VCardActions():
+            v3.VBtn("Start attempt", id="start", color="primary", variant="flat", click=ctrl.start_attempt,
+                    disabled=("busy || attempt_active",))
+            v3.VBtn("Resume", id="resume", color="amber-darken-3", variant="flat", click=ctrl.resume_attempt,
+                    v_show="resume_id", disabled=("busy",))
+            v3.VBtn("Finish", id="finish", color="teal-darken-2", variant="flat", click=ctrl.finish,
+                    v_show="attempt_active", disabled=("busy",))
+        html.Div("{{ resume_text }}", v_show="resume_id", classes="text-caption px-4 pb-3", id="resume-text")
+        with html.Div(v_show="attempt_active && (hints_left || hints_shown.length)", classes="px-4 pb-3"):
+            with v3.VAlert(v_for="(h, i) in hints_shown", key="i", density="compact", variant="tonal", color="cyan-darken-3",
+                           classes="mb-1 text-body-2", icon="mdi-lightbulb-outline"):
+                html.Span("{{ h }}")
+            v3.VBtn("Hint ({{ hints_left }} left)", id="hint", size="small", variant="text", prepend_icon="mdi-lightbulb-on",
+                    click=ctrl.hint, disabled=("!hints_left",))
+
+
+def _carm_card(ctrl) -> None:
+    with _section("C-arm"):
+        with v3.VCardText(classes="pb-1"):
+            with html.Div(classes="d-flex flex-wrap ga-1 mb-3"):
+                v3.VBtn("{{ name }}", v_for="name in preset_names", key="name", size="small", variant="tonal",
+                        click=(ctrl.preset, "[name]"), id=("`preset-${name.replace(/ /g, '-')}`",),
+                        disabled=("busy || !attempt_active",))
+            v3.VTextField(v_model=("carm_primary",), type="number", step="1", label="LAO (+) / RAO (−) °",
+                          density="compact", id="carm-primary", hide_details=True, classes="mb-2")
+            v3.VTextField(v_model=("carm_secondary",), type="number", step="1", label="Cranial (+) / caudal (−) °",
+                          density="compact", id="carm-secondary", hide_details=True, classes="mb-1")
+            html.Div("Now: {{ carm_label }}", classes="text-caption text-grey-darken-1", id="carm-label")
+        with v3.VCardActions():
+            v3.VBtn("Move C-arm", id="move-carm", variant="tonal", click=(ctrl.move_carm, "[carm_primary, carm_secondary]"),
+                    disabled=("busy || !attempt_active",))
+    with _section("Fluoroscopy"):
+        with v3.VCardText(classes="pb-1"):
+            v3.VTextField(v_model=("live_seconds",), type="number", step="0.5", label="Live / DSA run (s)",
+                          density="compact", id="live-seconds", hide_details=True)
+        with v3.VCardActions(classes="flex-wrap"):
+            v3.VBtn("Shot", id="shot", color="yellow-darken-2", variant="flat", prepend_icon="mdi-radioactive",
+                    click=ctrl.shot, disabled=("busy || !attempt_active",))
+            v3.VBtn("Live", id="live", color="orange-darken-2", variant="flat", click=(ctrl.live, "[live_seconds]"),
+                    disabled=("busy || !attempt_active",))
+            v3.VBtn("DSA", id="dsa", color="deep-orange-darken-3", variant="flat", click=(ctrl.dsa, "[live_seconds]"), v_show="dsa_allowed",
+                    disabled=("busy || !attempt_active",))
+
+
+def _needle_card(ctrl) -> None:
+    with _section("Needle"):
+        with v3.VCardText(classes="pb-1"):
+            html.Div("Entry: {{ entry_text || 'click the skin entry point on the image' }}",
+                     classes="text-body-2 mb-2", id="entry-text")
+            with v3.VRow(dense=True):
+                with v3.VCol(cols=6):
+                    v3.VTextField(v_model=("needle_left",), type="number", step="1", label="Tip toward L (+) / R (−) °",
+                                  density="compact", id="needle-left", hide_details=True)
+                with v3.VCol(cols=6):
+                    v3.VTextField(v_model=("needle_cranial",), type="number", step="1", label="Cranial (+) / caudal (−) °",
+                                  density="compact", id="needle-cranial", hide_details=True)
+            with v3.VRow(dense=True, classes="mt-1"):
+                with v3.VCol(cols=6):
+                    v3.VTextField(v_model=("step_mm",), type="number", step="0.5", label="Step (mm)", density="compact",
+                                  id="step", hide_details=True)
+        with v3.VCardActions(classes="flex-wrap"):
+            v3.VBtn("Insert", id="insert", color="primary", variant="flat", click=(ctrl.insert, "[needle_left, needle_cranial]"),
+                    disabled=("busy || !attempt_active",))
+            v3.VBtn("Advance", id="advance", variant="tonal", prepend_icon="mdi-arrow-down", click=(ctrl.advance, "[step_mm]"),
+                    disabled=("busy || !attempt_active || !needle_in",))
+            v3.VBtn("Withdraw", id="withdraw", variant="tonal", prepend_icon="mdi-arrow-up", click=(ctrl.withdraw, "[step_mm]"),
+                    disabled=("busy || !attempt_active || !needle_in",))
+            v3.VBtn("Redirect", id="redirect", variant="tonal", click=(ctrl.redirect, "[needle_left, needle_cranial]"),
+                    disabled=("busy || !attempt_active || !needle_in",))
+
+
+def _syringe_card(ctrl) -> None:
+    with _section("Syringe"):
+        with v3.VCardText(classes="pb-1"):
+            html.Div("Loss of resistance: {{ lor_text || '—' }}", classes="text-body-2 mb-2", id="lor-text")
+            v3.VTextField(v_model=("contrast_ml",), type="number", step="0.1", label="Contrast (mL)", density="compact",
+                          id="contrast-ml", hide_details=True)
+        with v3.VCardActions():
+            v3.VBtn("Check LOR", id="lor", variant="tonal", click=ctrl.lor,
+                    disabled=("busy || !attempt_active || !needle_in",))
+            v3.VBtn("Inject", id="inject", color="indigo", variant="flat", click=(ctrl.inject, "[contrast_ml]"),
+                    disabled=("busy || !attempt_active || !needle_in",))
+
+
+# --------------------------------------------------------------------------- report
+def _report(ctrl) -> None:
+    metrics = (("Tip in the target zone", "m.in_zone ? 'yes' : 'no'"),
+               ("Tip to target", "m.tip_to_target_mm == null ? '–' : m.tip_to_target_mm.toFixed(1) + ' mm'"),
+               ("Depth error (" + "{{ m.depth_view }})", "m.depth_error_mm == null ? '–' : (Math.round(m.depth_error_mm * 10) / 10 + 0).toFixed(1) + ' mm'"),
+               ("Tip in", "m.tip_structure || '–'"),
+               ("Time", "m.procedure_time_s.toFixed(0) + ' s'"),
+               ("Passes / redirects / bone contacts", "m.passes + ' / ' + m.redirects + ' / ' + m.bone_contacts"),
+               ("Shots / fluoro time", "m.fluoro_shots + ' / ' + m.fluoro_seconds.toFixed(1) + ' s'"),
+               ("Reference air kerma / DAP", "m.reference_air_kerma_mgy.toFixed(2) + ' mGy / ' + "
+                                             "m.dose_area_product_gy_cm2.toFixed(3) + ' Gy·cm²'"),
+               ("Contrast", "m.contrast_ml + ' mL ' + m.contrast_patterns.join(', ')"))
+    with v3.VContainer(fluid=True, classes="pa-3", v_if="report"):
+        with v3.VRow(dense=True):
+            with v3.VCol(cols=12, md=5):
+                with _section("Outcome"):
+                    with v3.VCardText():
+                        with html.Div(classes="d-flex align-center mb-3"):
+                            html.Div("{{ report.grade.toFixed(0) }}", id="report-grade",
+                                     classes="text-h3 font-weight-bold mr-3",
+                                     style=("report.passed ? 'color:#2e7d32' : 'color:#c62828'",))
+                            v3.VChip("{{ report.passed ? 'PASS' : 'FAIL' }}", id="report-outcome", size="large",
+                                     color=("report.passed ? 'green-darken-2' : 'red-darken-2'",), variant="flat",
+                                     classes="mr-3 font-weight-bold")
+                            html.Div("{{ report.scenario_title }}<br><span class='text-caption'>attempt "
+                                     "{{ report.attempt_id }} · {{ report.user }} · {{ report.status }} · target: "
+                                     "{{ report.target.description }}</span>", classes="text-body-1")
+                        html.Div("Safety flags", classes="section-title mb-1")
+                        html.Div("none", v_if="!report.flags.length", classes="text-body-2 mb-2", id="report-no-flags")
+                        with html.Div(id="report-flags"):
+                            with v3.VAlert(v_for="(f, i) in report.flags", key="i", density="compact", variant="tonal",
+                                           classes="mb-1",
+                                           color=("f.severity == 'critical' ? 'red-darken-3' : f.severity == 'major' ? "
+                                                  "'deep-orange-darken-2' : 'amber-darken-3'",)):
+                                html.Span("{{ f.code }}", classes="flag-code d-none")
+                                html.Span("{{ f.severity }} · {{ f.title }}", classes="font-weight-bold mr-2")
+                                html.Span("{{ f.message }}")
+                        html.Div("Feedback", classes="section-title mt-3 mb-1")
+                        with html.Ul(classes="text-body-2 pl-4", id="report-feedback"):
+                            html.Li("{{ item.text }}", v_for="(item, i) in report.feedback", key="i")
+                        html.Div("Metrics", classes="section-title mt-3 mb-1")
+                        with v3.VTable(density="compact", id="report-metrics"):
+                            with html.Tbody(v_for="m in [report.metrics]"):
+                                for label, expression in metrics:
+                                    with html.Tr():
+                                        html.Td(label, classes="text-grey-darken-1")
+                                        html.Td(f"{{{{ {expression} }}}}")
+                    with v3.VCardActions():
+                        v3.VBtn("New attempt", id="new-attempt", color="primary", variant="flat", click=ctrl.new_attempt)
+            with v3.VCol(cols=12, md=7):
+                with _section("Replay"):
+                    with v3.VCardText():
+                        with v3.VRow(dense=True):
+                            with v3.VCol(cols=12, md=("replay_us_src ? 6 : 12",)):
+                                with html.Div(classes="monitor", style="max-width: 460px"):
+                                    html.Img(src=("replay_src",), id="replay-image", v_show="replay_src")
+                                    html.Div("NO IMAGE", classes="empty", v_show="!replay_src")
+                                    html.Div("{{ replay_caption }}", classes="caption")
+                            with v3.VCol(cols=12, md=6, v_if="replay_us_src"):
+                                with html.Div(classes="monitor",
+                                              style=("`max-width: 460px; aspect-ratio: ${replay_us_aspect}`",)):
+                                    html.Img(src=("replay_us_src",), id="replay-ultrasound")
+                                    html.Div("{{ replay_us_caption }}", classes="caption")
+                        v3.VSlider(v_model=("replay_step", 0), min=0, max=("replay_max",), step=1, id="replay-slider",
+                                   show_ticks=True, classes="mt-3", hide_details=True, thumb_label=True)
+                        html.Div("{{ replay_action }}", classes="text-body-2 mb-1", id="replay-action")
+                        _events_list("replay_events", "replay-events")
+                with _section("Images"):
+                    with v3.VCardText(classes="filmstrip d-flex flex-wrap ga-2"):
+                        with html.Div(v_for="(s, i) in report_shots", key="i", classes="text-center"):
+                            html.Img(src=("s.src",), click="replay_step = s.step", title=("s.caption",))
+                            html.Div("{{ s.caption }}", classes="text-caption")
+                        with html.Div(v_for="(s, i) in report_scans", key="'us' + i", classes="text-center us-frame"):
+                            html.Img(src=("s.src",), click="replay_step = s.step", title=("s.caption",))
+                            html.Div("ultrasound, step {{ s.step }}", classes="text-caption")
+        with v3.VRow(dense=True):
+            with v3.VCol(cols=12):
+                with _section("Full report · final views, contrast run, 3D reveal"):
+                    with v3.VCardText():
+                        html.Div("Preparing the full report…", v_if="!report_page", classes="text-body-2 text-grey")
+                        html.Iframe(v_if="report_page", src=("report_page",), id="report-page",
+                                    style="width:100%; height:1100px; border:0; background:#fff")
+
+
+# --------------------------------------------------------------------------- instructor review
+def _review(ctrl) -> None:
+    with v3.VContainer(fluid=True, classes="pa-3"):
+        with v3.VRow(dense=True):
+            with v3.VCol(cols=12, md=7):
+                with _section("Attempts"):
+                    with v3.VCardText():
+                        with v3.VRow(dense=True):
+                            with v3.VCol(cols=6):
+                                v3.VSelect(v_model=("review_trainee", None), items=("review_trainees",), label="Trainee",
+                                           clearable=True, density="compact", id="review-trainee", hide_details=True)
+                            with v3.VCol(cols=6):
+                                v3.VSelect(v_model=("review_scenario", None), items=("scenario_items",),
+                                           label="Scenario", clearable=True, density="compact", id="review-scenario",
+                                           hide_details=True)
+                        with v3.VTable(density="compact", id="review-table", hover=True):
+                            with html.Thead():
+                                with html.Tr():
+                                    for title in ("#", "Trainee", "Scenario", "Started", "Status", "Outcome", "Grade",
+                                                  "Time", "Actions", ""):
+                                        html.Th(title)
+                            with html.Tbody():
+                                with html.Tr(v_for="r in review_rows", key="r.id"):
+                                    for field in ("id", "user", "scenario", "started", "status"):
+                                        html.Td(f"{{{{ r.{field} }}}}")
+                                    with html.Td():
+                                        v3.VChip("{{ r.outcome }}", v_if="r.outcome", size="small", variant="flat",
+                                                 color=("r.outcome == 'pass' ? 'green-darken-2' : 'red-darken-2'",))
+                                    html.Td("{{ r.grade }}")
+                                    html.Td("{{ r.time }}")
+                                    html.Td("{{ r.actions }}")
+                                    with html.Td():
+                                        v3.VBtn("Open", size="small", variant="tonal", id=("`open-${r.id}`",),
+                                                click=(ctrl.open_attempt, "[r.id]"))
+            with v3.VCol(cols=12, md=5):
+                with _section("Learning curve"):
+                    with v3.VCardText():
+                        html.Div("Pick a trainee to see their attempts over time.", v_if="!curve_svg",
+                                 classes="text-body-2 text-grey")
+                        html.Div(v_html=("curve_svg",), classes="curve", id="curve")
+                with _section("Scenario preview"):
+                    with v3.VCardText():
+                        v3.VSelect(v_model=("preview_id",), items=("scenario_items",), label="Scenario",
+                                   density="compact", id="preview-scenario", hide_details=True, classes="mb-2")
+                        v3.VBtn("Preview", id="preview", variant="tonal", click=ctrl.preview, classes="mb-2")
+                        with html.Div(classes="monitor", style="max-width: 360px", v_show="preview_src"):
+                            html.Img(src=("preview_src",), id="preview-image")
+                        html.Div("{{ preview_text }}", classes="text-body-2 mt-2")

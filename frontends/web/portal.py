@@ -1,0 +1,553 @@
+"""The portal: the one address users open. It logs them in and hands each user a workstation of their own.
+
+Why a portal and one process per user: a trame server holds one state shared by every browser
+connected to it (trame's own start-up note: "for multi-users you need to use and configure a
+launcher"). Two trainees on one trame process would see, and change, each other's attempt. So the
+portal (plain aiohttp, light: no anatomy in it) starts a workstation process
+(:mod:`frontends.web.workstation`) per logged-in user on a free loopback port and forwards that
+user's HTTP requests and WebSocket to it, by the session cookie. Workstations are never reachable
+from the network, only through the portal, and only by their user.
+
+Login: whenever the portal binds beyond the loopback interface, every user logs in with a
+password (scrypt-hashed in the store) and the portal refuses to start while nobody can log in. On
+127.0.0.1 the person at the machine works as the passwordless local trainee unless they log in.
+
+Workstation processes die with the portal (``PR_SET_PDEATHSIG`` on Linux), so a killed portal
+leaves no orphan behind; a restarted portal starts fresh ones, and a trainee resumes an
+interrupted attempt from the store.
+
+Hardening:
+
+- **Workstation secret.** A loopback port is reachable by every local system user, so each
+  workstation gets a random secret (32 bytes, in its environment, which only its owner can read)
+  and refuses any request or WebSocket that does not carry it in the :data:`SECRET_HEADER` header;
+  the portal adds it to everything it forwards.
+- **Login throttling.** Failed logins are logged (user name and client address) and counted per
+  user name and per address in a sliding window (:class:`LoginThrottle`); past the limit that name
+  or address is refused (HTTP 429) until the window has moved on. Behind a reverse proxy every
+  client shares the proxy's address: set the per-address limit accordingly.
+
+Warm spares (``--spare N``, default 1): loading a patient and compiling the imaging kernels takes a
+workstation several seconds, so the portal keeps N workstations warmed up with no user yet. A login
+takes one (it is told its user and port on its standard input and starts serving at once) and a new
+spare warms up in its place once no other workstation is starting.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import html
+import ipaddress
+import json
+import logging
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections import deque
+from dataclasses import dataclass, field
+
+from aiohttp import ClientSession, ClientTimeout, WSMsgType, web
+
+from anatomy_models.errors import SpinesimError
+from frontends.store import Store, User
+
+COOKIE = "spinesim_session"
+# The header that carries a workstation's secret on every request the portal forwards to it.
+SECRET_HEADER = "X-Spinesim-Workstation"
+log = logging.getLogger("spinesim.portal")
+# Hop-by-hop headers (RFC 9110 §7.6.1) are not forwarded by a proxy.
+_HOP_BY_HOP = {"connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te", "trailer",
+               "transfer-encoding", "upgrade", "host", "content-length"}
+# How long a request waits for a warm spare that was just given its user to start serving, s (it
+# builds its page in ~0.3 s).
+READY_WAIT_S = 3.0
+
+
+def die_with_parent() -> None:
+    """Ask Linux to kill this process when its parent dies (no-op elsewhere)."""
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        PR_SET_PDEATHSIG = 1
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+
+
+def is_loopback(host: str) -> bool:
+    """True if ``host`` is only reachable from this machine (127.0.0.0/8, ::1, localhost).
+
+    Examples
+    --------
+    >>> is_loopback("127.0.0.1"), is_loopback("localhost"), is_loopback("0.0.0.0"), is_loopback("10.1.2.3")
+    (True, True, False, False)
+    """
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@dataclass
+class PortalConfig:
+    """How ``spinesim serve`` was started."""
+
+    host: str = "127.0.0.1"
+    port: int = 8080
+    db_url: str | None = None
+    anatomy: str | None = None
+    scenario: str | None = None
+    require_login: bool = False  # also on localhost (a shared machine)
+    spare: int = 1  # workstations kept warm for the next logins
+
+    @property
+    def login_required(self) -> bool:
+        return self.require_login or not is_loopback(self.host)
+
+
+def secrets_match(given: str | None, expected: str) -> bool:
+    """Constant-time comparison of a presented secret with the expected one.
+
+    Examples
+    --------
+    >>> secrets_match("abc", "abc"), secrets_match("abd", "abc"), secrets_match(None, "abc")
+    (True, False, False)
+    """
+    return given is not None and hmac.compare_digest(given.encode("utf-8", "replace"), expected.encode("utf-8"))
+
+
+@dataclass
+class WorkstationProcess:
+    """A workstation process: its secret, and once it has a user, its user and loopback port.
+
+    A spare (``user`` None) writes ``warm`` to the pipe ``warm_pipe`` when its patient is loaded
+    and waits for its assignment (a JSON line ``{"user_id", "port"}``) on its standard input.
+    """
+
+    process: subprocess.Popen
+    secret: str
+    user: User | None = None
+    port: int | None = None
+    warm_pipe: int | None = None
+    warm: bool = False
+    ready: bool = False
+    started: float = field(default_factory=time.monotonic)
+
+    @property
+    def alive(self) -> bool:
+        return self.process.poll() is None
+
+    def is_warm(self) -> bool:
+        """Whether a spare has said it is warm (reads its pipe without blocking)."""
+        if not self.warm and self.warm_pipe is not None:
+            try:
+                self.warm = b"warm" in os.read(self.warm_pipe, 64)
+            except BlockingIOError:
+                pass
+        return self.warm
+
+    def assign(self, user: User, port: int) -> None:
+        """Give a spare its user and the port to serve on."""
+        self.user, self.port = user, port
+        self.process.stdin.write((json.dumps({"user_id": user.id, "port": port}) + "\n").encode("ascii"))
+        self.process.stdin.flush()
+
+    def close(self) -> None:
+        """Stop the process (if it runs) and release the pipes."""
+        if self.alive:
+            self.process.terminate()
+        if self.warm_pipe is not None:
+            os.close(self.warm_pipe)
+            self.warm_pipe = None
+
+
+class LoginThrottle:
+    """Failed logins in a sliding window, per user name and per client address.
+
+    Parameters
+    ----------
+    per_name, per_address : int
+        Failures allowed within the window for one user name, and from one address.
+    window_s : float
+        Length of the window, s.
+
+    Examples
+    --------
+    >>> throttle = LoginThrottle(per_name=2, per_address=10, window_s=60)
+    >>> for t in (0, 1):
+    ...     throttle.failed("ann", "10.0.0.9", now=t)
+    >>> throttle.retry_after("ann", "10.0.0.7", now=2), throttle.retry_after("bob", "10.0.0.9", now=2)
+    (58.0, 0.0)
+    >>> throttle.retry_after("ann", "10.0.0.7", now=61)
+    0.0
+    """
+
+    def __init__(self, per_name: int = 5, per_address: int = 20, window_s: float = 600.0) -> None:
+        self.limits = {"name": per_name, "address": per_address}
+        self.window_s = float(window_s)
+        self._failures: dict[tuple[str, str], deque] = {}
+
+    def _recent(self, key: tuple[str, str], now: float) -> deque:
+        times = self._failures.get(key, deque())
+        while times and times[0] <= now - self.window_s:
+            times.popleft()
+        if not times:
+            self._failures.pop(key, None)
+        return times
+
+    def retry_after(self, name: str, address: str, now: float | None = None) -> float:
+        """Seconds until ``name`` may try again from ``address`` (0 if it may now)."""
+        now = time.monotonic() if now is None else now
+        wait = 0.0
+        for key in (("name", name), ("address", address)):
+            times = self._recent(key, now)
+            if len(times) >= self.limits[key[0]]:
+                wait = max(wait, times[len(times) - self.limits[key[0]]] + self.window_s - now)
+        return wait
+
+    def failed(self, name: str, address: str, now: float | None = None) -> None:
+        now = time.monotonic() if now is None else now
+        if len(self._failures) > 100_000:  # a flood of made-up names: forget what has expired
+            for key in list(self._failures):
+                self._recent(key, now)
+        for key in (("name", name), ("address", address)):
+            self._failures.setdefault(key, deque()).append(now)
+
+
+class Portal:
+    """The aiohttp application (see the module docstring)."""
+
+    def __init__(self, config: PortalConfig) -> None:
+        self.config = config
+        self.store = Store(config.db_url)
+        self.db_url = self.store.url
+        if config.login_required and not self.store.login_users():
+            where = "beyond this machine" if not is_loopback(config.host) else "with --require-login"
+            raise SpinesimError(f"the simulator would listen on {config.host} {where}, but no user can log in", hint="add one first: `spinesim users add NAME --role instructor` (and "
+                                "trainees with --role trainee), or serve on 127.0.0.1")
+        self.sessions: dict[str, int] = {}  # cookie token -> user id
+        self.workstations: dict[int, WorkstationProcess] = {}
+        self.spares: list[WorkstationProcess] = []
+        self.throttle = LoginThrottle()
+        self.client: ClientSession | None = None
+        self._keeper: asyncio.Task | None = None
+        # The workstations' HTML reports, one subfolder each; removed with the portal (a killed
+        # workstation cannot clean up after itself).
+        self.reports = tempfile.TemporaryDirectory(prefix="spinesim-reports-")
+
+    # ------------------------------------------------------------------ application
+    def app(self) -> web.Application:
+        app = web.Application(client_max_size=16 * 1024**2)
+        app.router.add_get("/login", self.login_page)
+        app.router.add_post("/login", self.login)
+        app.router.add_get("/logout", self.logout)
+        app.router.add_get("/portal/status", self.status)
+        app.router.add_get("/portal/health", self.health)
+        app.router.add_route("*", "/{tail:.*}", self.forward)
+        app.on_startup.append(self._on_startup)
+        app.on_cleanup.append(self._on_cleanup)
+        return app
+
+    async def _on_startup(self, _app) -> None:
+        self.client = ClientSession(timeout=ClientTimeout(total=None, sock_connect=5))
+        if not self.config.login_required:
+            # The person at this machine should not wait for the patient to load after opening the page.
+            self.workstation_of(self.store.local_trainee())
+        self._keeper = asyncio.ensure_future(self._keep_spares())
+        self._keeper.add_done_callback(lambda task: task.cancelled() or task.exception() is None or log.error(
+            "keeping spare workstations failed", exc_info=task.exception()))
+
+    async def _on_cleanup(self, _app) -> None:
+        if self._keeper is not None:
+            self._keeper.cancel()
+        stations = [*self.workstations.values(), *self.spares]
+        for station in stations:
+            station.close()
+        for station in stations:
+            try:
+                station.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                station.process.kill()
+        if self.client is not None:
+            await self.client.close()
+        self.reports.cleanup()
+
+    # ------------------------------------------------------------------ login
+    async def login_page(self, request: web.Request, message: str = "") -> web.Response:
+        return web.Response(text=_login_html(message, local=not self.config.login_required), content_type="text/html")
+
+    async def login(self, request: web.Request) -> web.Response:
+        form = await request.post()
+        if form.get("local") and not self.config.login_required:
+            return self._logged_in(self.store.local_trainee())
+        name, address = str(form.get("name", ""))[:64], request.remote or "unknown"
+        wait = self.throttle.retry_after(name, address)
+        if wait > 0:
+            log.warning("login refused for user %r from %s: too many failed logins", name, address)
+            response = await self.login_page(request, f"Too many failed logins. Try again in {wait / 60:.0f} min.")
+            response.set_status(429)
+            response.headers["Retry-After"] = str(int(wait) + 1)
+            return response
+        user = await asyncio.get_running_loop().run_in_executor(
+            None, self.store.authenticate, name, str(form.get("password", "")))
+        if user is None:
+            self.throttle.failed(name, address)
+            log.warning("failed login for user %r from %s", name, address)
+            await asyncio.sleep(0.5)  # slows password guessing
+            return await self.login_page(request, "Unknown user or wrong password.")
+        log.info("user %r logged in from %s", user.name, address)
+        return self._logged_in(user)
+
+    def _logged_in(self, user: User) -> web.Response:
+        token = secrets.token_urlsafe(32)
+        self.sessions[token] = user.id
+        self.workstation_of(user)
+        response = _redirect("/")
+        response.set_cookie(COOKIE, token, httponly=True, samesite="Strict", path="/")
+        return response
+
+    async def logout(self, request: web.Request) -> web.Response:
+        user_id = self.sessions.pop(request.cookies.get(COOKIE, ""), None)
+        if user_id is not None and user_id not in self.sessions.values():
+            station = self.workstations.pop(user_id, None)
+            if station is not None:
+                station.close()
+        response = _redirect("/login")
+        response.del_cookie(COOKIE, path="/")
+        return response
+
+    def user_of(self, request: web.Request) -> int | None:
+        return self.sessions.get(request.cookies.get(COOKIE, ""))
+
+    # ------------------------------------------------------------------ workstations
+    def workstation_of(self, user: User) -> WorkstationProcess:
+        """The user's workstation: the one they have, else a warm spare, else a new process."""
+        station = self.workstations.get(user.id)
+        if station is not None and station.alive:
+            return station
+        if station is not None:
+            station.close()
+        self._drop_dead_spares()
+        spare = max(self.spares, key=lambda candidate: candidate.is_warm(), default=None)
+        if spare is not None:
+            self.spares.remove(spare)
+            spare.assign(user, free_port())
+            station = spare
+        else:
+            station = self._spawn(user)
+        self.workstations[user.id] = station
+        return station
+
+    def _spawn(self, user: User | None) -> WorkstationProcess:
+        """A new workstation process: for ``user`` on a free port, or a spare (``user`` None)."""
+        from anatomy_models.home import spinesim_home
+
+        secret = secrets.token_urlsafe(32)
+        settings = {"db_url": self.db_url, "secret": secret, "anatomy": self.config.anatomy,
+                    "scenario": self.config.scenario, "reports_dir": self.reports.name}
+        port, warm_read, warm_write = None, None, None
+        if user is not None:
+            port = free_port()
+            settings |= {"user_id": user.id, "port": port}
+        else:
+            warm_read, warm_write = os.pipe()
+            os.set_blocking(warm_read, False)
+            settings["warm_fd"] = warm_write
+        logs = spinesim_home() / "logs"
+        logs.mkdir(parents=True, exist_ok=True)
+        output = open(logs / f"workstation-{user.name if user else 'spare'}.log", "ab")
+        environment = dict(os.environ, SPINESIM_WORKSTATION=json.dumps(settings), TRAME_SERVER="1")
+        process = subprocess.Popen([sys.executable, "-m", "frontends.web.workstation"], env=environment,
+                                   stdout=output, stderr=subprocess.STDOUT,
+                                   stdin=subprocess.DEVNULL if user is not None else subprocess.PIPE,
+                                   pass_fds=() if warm_write is None else (warm_write,))
+        output.close()
+        if warm_write is not None:
+            os.close(warm_write)
+        return WorkstationProcess(process, secret, user, port, warm_read)
+
+    def _drop_dead_spares(self) -> None:
+        for spare in [spare for spare in self.spares if not spare.alive]:
+            log.warning("a spare workstation stopped (exit status %s); see its log", spare.process.returncode)
+            spare.close()
+            self.spares.remove(spare)
+
+    async def _keep_spares(self) -> None:
+        while True:
+            await self._tend_spares()
+            await asyncio.sleep(0.5)
+
+    async def _tend_spares(self) -> None:
+        """Keep ``config.spare`` spares, starting a new one only when no workstation is starting (a
+        starting spare would slow a user's starting workstation on a small server)."""
+        self._drop_dead_spares()
+        starting = [station for station in self.workstations.values() if station.alive and not station.ready]
+        for station in starting:
+            await self._is_ready(station)
+        starting = [station for station in starting if not station.ready] + [s for s in self.spares if not s.is_warm()]
+        if len(self.spares) < self.config.spare and not starting:
+            self.spares.append(self._spawn(None))
+
+    async def _is_ready(self, station: WorkstationProcess) -> bool:
+        if station.ready:
+            return True
+        try:
+            async with self.client.get(f"http://127.0.0.1:{station.port}/", timeout=ClientTimeout(total=2),
+                                       headers={SECRET_HEADER: station.secret}) as reply:
+                station.ready = reply.status == 200
+        except (OSError, asyncio.TimeoutError):
+            station.ready = False
+        return station.ready
+
+    async def _ready_soon(self, station: WorkstationProcess) -> bool:
+        """Whether the workstation serves, waiting a moment for one that is only building its page (a
+        warm spare just given its user): that spares the browser a round through the waiting page."""
+        deadline = time.monotonic() + (READY_WAIT_S if station.warm else 0.0)
+        while not await self._is_ready(station) and time.monotonic() < deadline and station.alive:
+            await asyncio.sleep(0.05)
+        return station.ready
+
+    async def health(self, request: web.Request) -> web.Response:
+        """Counts only (no names): spares and how many are warm, workstations and how many serve; for
+        this machine only (monitoring, benchmarks), not for the network."""
+        if not is_loopback(request.remote or ""):
+            raise web.HTTPNotFound()
+        return web.json_response({"spares": len(self.spares), "spares_warm": sum(s.is_warm() for s in self.spares),
+                                  "workstations": len(self.workstations),
+                                  "workstations_ready": sum(s.ready for s in self.workstations.values())})
+
+    async def status(self, request: web.Request) -> web.Response:
+        user_id = self.user_of(request)
+        station = self.workstations.get(user_id) if user_id is not None else None
+        if station is None:
+            return web.json_response({"ready": False, "error": "not logged in"}, status=401)
+        if not station.alive:
+            return web.json_response({"ready": False, "error": "the workstation stopped; see its log"}, status=500)
+        return web.json_response({"ready": await self._is_ready(station)})
+
+    # ------------------------------------------------------------------ forwarding
+    async def forward(self, request: web.Request) -> web.StreamResponse:
+        user_id = self.user_of(request)
+        if user_id is None:
+            if self.config.login_required or request.path != "/":
+                raise web.HTTPFound("/login") if request.method == "GET" else web.HTTPUnauthorized()
+            return self._logged_in(self.store.local_trainee())
+        station = self.workstations.get(user_id)
+        if station is None or not station.alive:
+            station = self.workstation_of(self.store.user_by_id(user_id))
+        if not await self._ready_soon(station):
+            if request.path == "/":
+                return web.Response(text=_WAITING_HTML, content_type="text/html")
+            raise web.HTTPServiceUnavailable(text="the workstation is starting")
+        target = f"http://127.0.0.1:{station.port}{request.rel_url}"
+        if request.headers.get("Upgrade", "").lower() == "websocket":
+            return await self._forward_websocket(request, target.replace("http://", "ws://", 1), station.secret)
+        headers = {k: v for k, v in request.headers.items()
+                   if k.lower() not in _HOP_BY_HOP and k.lower() not in ("cookie", SECRET_HEADER.lower())}
+        headers[SECRET_HEADER] = station.secret
+        async with self.client.request(request.method, target, headers=headers, data=await request.read(),
+                                       allow_redirects=False) as reply:
+            body = await reply.read()
+            out_headers = {k: v for k, v in reply.headers.items() if k.lower() not in _HOP_BY_HOP}
+            return web.Response(status=reply.status, body=body, headers=out_headers)
+
+    async def _forward_websocket(self, request: web.Request, target: str, secret: str) -> web.WebSocketResponse:
+        browser = web.WebSocketResponse(max_msg_size=0, autoping=True)
+        await browser.prepare(request)
+        async with self.client.ws_connect(target, max_msg_size=0, autoping=True,
+                                          headers={SECRET_HEADER: secret}) as station:
+            async def pump(source, sink) -> None:
+                async for message in source:
+                    if message.type == WSMsgType.TEXT:
+                        await sink.send_str(message.data)
+                    elif message.type == WSMsgType.BINARY:
+                        await sink.send_bytes(message.data)
+                    elif message.type in (WSMsgType.CLOSE, WSMsgType.CLOSING, WSMsgType.CLOSED, WSMsgType.ERROR):
+                        break
+
+            tasks = [asyncio.ensure_future(pump(browser, station)), asyncio.ensure_future(pump(station, browser))]
+            await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+            for task in tasks:
+                task.cancel()
+        await browser.close()
+        return browser
+
+
+def _redirect(location: str) -> web.Response:
+    """A 302 to ``location`` that can carry cookies (aiohttp no longer lets a handler return an HTTPFound)."""
+    return web.Response(status=302, headers={"Location": location})
+
+
+def serve(config: PortalConfig) -> None:
+    """Run the portal until interrupted."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s: %(message)s")
+    portal = Portal(config)
+    where = f"http://{config.host}:{config.port}/"
+    mode = "login required" if config.login_required else "local trainee, no login"
+    print(f"spinesim serving on {where} ({mode}); database {portal.store.engine.url.render_as_string(hide_password=True)}",
+          flush=True)
+    web.run_app(portal.app(), host=config.host, port=config.port, print=None, access_log=None)
+
+
+# --------------------------------------------------------------------------- pages
+_PAGE_STYLE = """
+body { margin: 0; font-family: Roboto, 'Segoe UI', Arial, sans-serif; background: #eceff1; color: #263238; }
+header { background: #263238; color: #eceff1; padding: 14px 24px; font-weight: 700; letter-spacing: .06em; }
+main { max-width: 380px; margin: 72px auto; background: #fff; border-radius: 8px; padding: 28px 32px;
+       box-shadow: 0 2px 12px rgba(0,0,0,.12); }
+h1 { font-size: 20px; font-weight: 500; margin: 0 0 18px; }
+label { display: block; font-size: 12px; color: #546e7a; margin: 12px 0 4px; text-transform: uppercase;
+        letter-spacing: .08em; }
+input { width: 100%; box-sizing: border-box; padding: 10px; border: 1px solid #b0bec5; border-radius: 4px;
+        font-size: 15px; }
+button { margin-top: 20px; width: 100%; padding: 11px; border: 0; border-radius: 4px; background: #1565c0;
+         color: #fff; font-size: 15px; cursor: pointer; }
+button.secondary { background: #eceff1; color: #263238; margin-top: 10px; }
+.error { color: #c62828; font-size: 14px; margin-bottom: 6px; }
+.note { font-size: 13px; color: #607d8b; margin-top: 16px; }
+"""
+
+
+def _login_html(message: str, *, local: bool) -> str:
+    error = f'<div class="error" id="login-error">{html.escape(message)}</div>' if message else ""
+    local_form = ('<form method="post" action="/login"><input type="hidden" name="local" value="1">'
+                  '<button class="secondary" id="local-login" type="submit">Continue as the local trainee</button>'
+                  '</form>') if local else ""
+    return f"""<!doctype html><html lang="en"><head><meta charset="utf-8"><title>spinesim · log in</title>
+<meta name="viewport" content="width=device-width,initial-scale=1"><style>{_PAGE_STYLE}</style></head>
+<body><header>spinesim</header><main><h1>Log in</h1>{error}
+<form method="post" action="/login">
+<label for="name">User</label><input id="name" name="name" autocomplete="username" autofocus required>
+<label for="password">Password</label><input id="password" name="password" type="password"
+ autocomplete="current-password" required>
+<button id="login" type="submit">Log in</button></form>{local_form}
+<div class="note">Image-guided spine injection simulator. Attempts are saved as you work.</div></main></body></html>"""
+
+
+_WAITING_HTML = f"""<!doctype html><html lang="en"><head><meta charset="utf-8"><title>spinesim · starting</title>
+<style>{_PAGE_STYLE}</style></head><body><header>spinesim</header><main><h1>Preparing your workstation</h1>
+<div id="waiting">Loading the patient and the imaging chain…</div><div class="note" id="waiting-error"></div></main>
+<script>
+async function poll() {{
+  try {{
+    const reply = await fetch('/portal/status', {{cache: 'no-store'}});
+    const status = await reply.json();
+    if (status.ready) {{ location.reload(); return; }}
+    if (status.error) {{ document.getElementById('waiting-error').textContent = status.error; }}
+  }} catch (e) {{}}
+  setTimeout(poll, 400);
+}}
+poll();
+</script></body></html>"""

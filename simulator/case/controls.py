@@ -1,0 +1,162 @@
+"""The controls between an image and the patient: what the trainee does on a picture, as needle and
+probe poses.
+
+The needle's two angle controls (:func:`needle_direction`), the skin under a pixel of the image the
+monitor holds (:func:`skin_point_on_ray`), where the radiographer centres the C-arm and its preset
+views (:func:`carm_presets`), the ultrasound probe's preset views and movements (:func:`probe_preset`,
+:func:`moved_probe`) and where an in-plane needle goes in (:func:`in_plane_entry`).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from anatomy_models.anatomy import Anatomy
+from anatomy_models.errors import SpinesimError
+from anatomy_models.structures import level_below
+from scenarios.schema import Scenario
+from simulator.imaging import carm as carms
+from simulator.imaging.carm import CArm
+from simulator.imaging.probe import Probe, on_skin, standard_view
+from simulator.needle.trace import Tracer
+
+# Clinical C-arm angles for the presets, degrees: ipsilateral oblique 25 (clinical.md §2.2(a) 20-35
+# [S17][S20]); contralateral oblique 50 (§1, ~45-50 for the VILL view [S7][S11]).
+IPSILATERAL_OBLIQUE_DEG = 25.0
+CONTRALATERAL_OBLIQUE_DEG = 50.0
+
+
+# --------------------------------------------------------------------------- geometry of the controls
+def needle_direction(toward_left_deg: float, cranial_deg: float) -> np.ndarray:
+    """Unit needle direction from the trainee's two angle controls.
+
+    0/0 points straight down into the prone patient (anterior, -y); ``toward_left_deg`` tilts the tip
+    toward the patient's left (+x, negative toward the right), ``cranial_deg`` toward the head (+z).
+
+    Examples
+    --------
+    >>> needle_direction(0, 0).round(6).tolist()
+    [0.0, -1.0, 0.0]
+    >>> [round(v, 3) for v in needle_angles(needle_direction(-12.5, 15))]
+    [-12.5, 15.0]
+    """
+    for value, name in ((toward_left_deg, "left/right angle"), (cranial_deg, "cranial/caudal angle")):
+        if not np.isfinite(value) or abs(value) >= 90.0:
+            raise SpinesimError(f"needle {name} must be between -90 and 90 degrees, got {value!r}")
+    a, b = np.radians(toward_left_deg), np.radians(cranial_deg)
+    return np.array([np.sin(a) * np.cos(b), -np.cos(a) * np.cos(b), np.sin(b)])
+
+
+def needle_angles(direction: np.ndarray) -> tuple[float, float]:
+    """The (toward-left, cranial) angles in degrees of a unit needle direction (inverse of
+    :func:`needle_direction`)."""
+    d = np.asarray(direction, dtype=np.float64) / np.linalg.norm(direction)
+    return float(np.degrees(np.arctan2(d[0], -d[1]))), float(np.degrees(np.arcsin(np.clip(d[2], -1.0, 1.0))))
+
+
+def skin_point_on_ray(tracer: Tracer, carm: CArm, u: float, v: float) -> np.ndarray:
+    """Where the X-ray through pixel ``(u, v)`` leaves the body toward the detector: the skin the
+    trainee points at on the image (the back in an AP view), LPS mm.
+
+    Raises
+    ------
+    SpinesimError
+        If that ray misses the patient.
+    """
+    if not (np.isfinite(u) and np.isfinite(v) and -0.5 <= u <= carm.detector_pixels - 0.5
+            and -0.5 <= v <= carm.detector_pixels - 0.5):
+        raise SpinesimError(f"pixel ({u}, {v}) is outside the {carm.detector_pixels}-pixel image")
+    source, direction = carm.pixel_to_ray(u, v)
+    beyond = float(carm.depth(np.asarray(carm.isocenter))) + 250.0
+    # Coming back from beyond the patient on the detector side, the first skin met is the near skin.
+    try:
+        return tracer.skin_entry(source + beyond * direction, -direction, search_mm=250.0)
+    except SpinesimError:
+        raise SpinesimError("there is no skin under that point of the image",
+                            hint="click on the patient's body in the image") from None
+
+
+def view_isocenter(scenario: Scenario, anatomy: Anatomy) -> tuple[float, float, float]:
+    """Where the radiographer centres the C-arm: between the bodies of the target's two levels (or on
+    the body of a medial branch's level), not on the target itself, which the trainee must find."""
+    if scenario.target.level is not None:
+        upper, lower = scenario.target.level.split("-")
+        points = [anatomy.landmark(f"{upper}.body.center"), anatomy.landmark(f"{lower}.body.center")]
+    else:
+        points = [anatomy.landmark(f"{scenario.target.nerve_level}.body.center")]
+    return tuple(float(v) for v in np.mean(points, axis=0))
+
+
+def carm_presets(scenario: Scenario, anatomy: Anatomy) -> dict[str, dict]:
+    """The C-arm preset buttons: name -> ``set_carm`` fields, for the scenario's level and side."""
+    isocenter = view_isocenter(scenario, anatomy)
+    side = "left" if scenario.target.side == "midline" else scenario.target.side
+    if scenario.target.level is not None:
+        squared = scenario.target.level.split("-")[1]
+    else:
+        squared = scenario.target.nerve_level
+    fields = {"isocenter": isocenter}
+    ipsi = IPSILATERAL_OBLIQUE_DEG if side == "left" else -IPSILATERAL_OBLIQUE_DEG
+    views = {
+        "AP": carms.ap(**fields),
+        "Square endplate": carms.square_endplate(anatomy, squared, **fields),
+        "Ipsilateral oblique": carms.square_endplate(anatomy, squared, primary_deg=ipsi, **fields),
+        "Lateral": carms.lateral(side=side, **fields),
+        "CLO": carms.square_endplate(anatomy, squared, primary_deg=-np.sign(ipsi) * CONTRALATERAL_OBLIQUE_DEG, **fields),
+    }
+    return {name: {"setup": name, "primary_deg": round(c.primary_deg, 2), "secondary_deg": round(c.secondary_deg, 2),
+                   "isocenter": [round(v, 3) for v in isocenter]} for name, c in views.items()}
+
+
+# The ultrasound view buttons: label -> standard view (simulator.imaging.probe.standard_view).
+PROBE_VIEWS = {"PSO": "paramedian-sagittal-oblique", "Articular": "articular", "Transverse": "transverse-interlaminar"}
+# Probe movements: name -> unit ("mm" for the translations, "deg" for the turns), and the largest step
+# one press may make [ED: a slide of 2 cm or a turn of 45 degrees is already a new scan].
+PROBE_MOVES = {"slide": "mm", "sweep": "mm", "rotate": "deg", "tilt": "deg", "rock": "deg"}
+MAX_PROBE_STEP = {"mm": 20.0, "deg": 45.0}
+# An in-plane needle enters the skin this far beyond the end of the probe's face (mm) [ED].
+IN_PLANE_ENTRY_GAP_MM = 5.0
+
+
+def probe_level_and_side(scenario: Scenario) -> tuple[str, str]:
+    """The interspace and side the probe presets scan for the scenario's target (the medial branch's
+    vertebra and the one below it; a midline target is scanned from the left)."""
+    level = scenario.target.level
+    if level is None:
+        upper = scenario.target.nerve_level
+        level = f"{upper}-{level_below(upper)}"
+    return level, "left" if scenario.target.side == "midline" else scenario.target.side
+
+
+def probe_preset(scenario: Scenario, anatomy: Anatomy, name: str, current: Probe | None = None) -> Probe:
+    """The probe in the standard view of preset button ``name``, keeping the settings of ``current``."""
+    if name not in PROBE_VIEWS:
+        raise SpinesimError(f"unknown ultrasound view {name!r}", hint=f"use one of: {', '.join(PROBE_VIEWS)}")
+    level, side = probe_level_and_side(scenario)
+    settings = {} if current is None else {"kind": current.kind, "depth_mm": current.depth_mm,
+                                            "gain_db": current.gain_db, "frequency_mhz": current.frequency_mhz}
+    return standard_view(anatomy, PROBE_VIEWS[name], level, side, **settings)
+
+
+def moved_probe(anatomy: Anatomy, probe: Probe, movement: str, amount: float) -> Probe:
+    """``probe`` after one press of a movement control (:data:`PROBE_MOVES`; ``amount`` in mm or
+    degrees, signed); after a slide or sweep the face is seated on the skin again."""
+    if movement not in PROBE_MOVES:
+        raise SpinesimError(f"unknown probe movement {movement!r}", hint=f"use one of: {', '.join(PROBE_MOVES)}")
+    unit = PROBE_MOVES[movement]
+    if not np.isfinite(amount) or abs(amount) > MAX_PROBE_STEP[unit]:
+        raise SpinesimError(f"a probe {movement} step must be at most {MAX_PROBE_STEP[unit]:g} {unit}, got {amount!r}")
+    moved = probe.moved(**{f"{movement}_{unit}": amount})
+    return on_skin(anatomy, moved) if unit == "mm" else moved
+
+
+def in_plane_entry(probe: Probe, end: str) -> np.ndarray:
+    """A skin-level point just beyond the image-``end`` ("left" or "right") of the probe's face, in the
+    image plane: where an in-plane needle goes in (LPS mm)."""
+    if end not in ("left", "right"):
+        raise SpinesimError(f"the needle enters at the image's left or right end of the probe, not {end!r}")
+    if probe.kind == "linear":
+        half_face = probe.footprint_mm / 2
+    else:
+        half_face = probe.radius_mm * np.sin(np.radians(probe.field_of_view_deg / 2))
+    return probe.position + (1.0 if end == "right" else -1.0) * (half_face + IN_PLANE_ENTRY_GAP_MM) * probe.lateral

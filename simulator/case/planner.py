@@ -1,0 +1,277 @@
+"""The expert path: a safe, textbook trajectory to a target, and the actions that perform it.
+
+The planner samples needle directions in a cone around the procedure's textbook direction (the
+target's ``textbook_direction`` and ``cone_deg``, see :mod:`simulator.case.targets`), in rings
+:data:`STEP_DEG` apart. For each it finds where the line through the target leaves the skin, traces
+the shaft from there, and rejects it if, before the target, it
+
+- meets bone (for a medial branch block the needle must instead *end* on bone within
+  :data:`BONE_ENDPOINT_MM` of the target),
+- enters the dural sac, cord, a root or ganglion, a vessel or a disc, or leaves the body,
+- passes within :data:`ROOT_CLEARANCE_MM` of a root's surface (paraesthesia, clinical.md §3),
+- needs more than the needle's length (less a margin for the hub), or
+- does not end in the target's acceptance zone.
+
+Of the safe ones it keeps the one with the lowest ``angle_from_textbook_deg + DEPTH_WEIGHT *
+depth_mm``: closest to the textbook angles first, shortest second. If no direction reaches the
+target point itself, points inside the acceptance zone nearer its centre are tried next.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+
+from anatomy_models.errors import SpinesimError
+from anatomy_models.structures import in_group
+from scenarios.needles import NeedleSpec
+from scenarios.schema import Scenario
+from simulator.case.targets import UNSAFE_GROUPS, UNSAFE_TISSUES, Target, View
+from simulator.imaging.carm import gun_barrel
+from simulator.needle.shaft import Needle
+from simulator.needle.trace import AIR, BONE_STANDOFF_MM, Trace, Tracer
+
+# Ring spacing of the sampled directions, degrees.
+STEP_DEG = 2.5
+# A root may come no closer to the shaft than the paraesthesia distance plus half a millimetre (mm).
+PARAESTHESIA_MM = 1.5
+ROOT_CLEARANCE_MM = PARAESTHESIA_MM + 0.5
+# For targets on bone: the bone surface must be within this distance of the target point (mm).
+BONE_ENDPOINT_MM = 3.0
+# The hub must stay this far out of the skin (mm), room to hold the needle.
+HUB_MARGIN_MM = 10.0
+# Score weight of depth against angle: 5 mm of extra depth costs as much as 1 degree off textbook.
+DEPTH_WEIGHT = 0.2
+# Contrast volume the expert injects by procedure, mL (clinical.md §2.6 table).
+EXPERT_CONTRAST_ML = {"interlaminar_epidural": 2.0, "transforaminal_epidural": 1.0, "facet_intra_articular": 0.3,
+                      "medial_branch_block": 0.3}
+
+
+@dataclass(frozen=True)
+class Trajectory:
+    """A straight needle path.
+
+    Parameters
+    ----------
+    entry : array (3,)
+        Skin entry point, LPS mm.
+    direction : array (3,)
+        Unit needle direction.
+    depth_mm : float
+        Insertion depth that puts the tip on the target (on the bone surface for bone targets), mm.
+    angle_from_textbook_deg : float
+        Angle between ``direction`` and the textbook direction, degrees.
+    trace : Trace
+        Structures from the skin to the tip.
+    root_clearance_mm : float
+        Closest approach of the shaft to a root surface, mm.
+    """
+
+    entry: np.ndarray
+    direction: np.ndarray
+    depth_mm: float
+    angle_from_textbook_deg: float
+    trace: Trace
+    root_clearance_mm: float
+
+    @property
+    def tip(self) -> np.ndarray:
+        return self.entry + self.depth_mm * self.direction
+
+
+def cone_directions(axis: np.ndarray, cone_deg: float, step_deg: float = STEP_DEG) -> np.ndarray:
+    """Unit vectors in rings ``step_deg`` apart around ``axis`` out to ``cone_deg``, axis first.
+
+    Examples
+    --------
+    >>> d = cone_directions(np.array([0.0, -1.0, 0.0]), 5.0)
+    >>> len(d), bool(np.allclose(np.linalg.norm(d, axis=1), 1))
+    (20, True)
+    """
+    axis = np.asarray(axis, dtype=np.float64) / np.linalg.norm(axis)
+    helper = np.array([0.0, 0.0, 1.0]) if abs(axis[2]) < 0.9 else np.array([1.0, 0.0, 0.0])
+    u = np.cross(axis, helper)
+    u /= np.linalg.norm(u)
+    v = np.cross(axis, u)
+    directions = [axis]
+    for ring in np.arange(step_deg, cone_deg + 1e-9, step_deg):
+        polar = np.radians(ring)
+        count = max(6, int(round(2 * np.pi * np.sin(polar) / np.radians(step_deg))))
+        for azimuth in np.linspace(0.0, 2 * np.pi, count, endpoint=False):
+            directions.append(np.cos(polar) * axis + np.sin(polar) * (np.cos(azimuth) * u + np.sin(azimuth) * v))
+    return np.array(directions)
+
+
+def _unsafe(structure: str, tissue: str, avoid_groups: tuple[str, ...], avoid_tissues: tuple[str, ...]) -> bool:
+    return tissue in avoid_tissues or any(in_group(structure, g) for g in avoid_groups)
+
+
+def find_trajectory(tracer: Tracer, point: np.ndarray, textbook_direction: np.ndarray, cone_deg: float, *,
+                    max_depth_mm: float, on_bone: bool = False,
+                    accept_tip: Callable[[np.ndarray, str, str], bool] | None = None,
+                    avoid_groups: tuple[str, ...] = UNSAFE_GROUPS, avoid_tissues: tuple[str, ...] = UNSAFE_TISSUES,
+                    root_clearance_mm: float = ROOT_CLEARANCE_MM) -> Trajectory | None:
+    """The best safe straight path to ``point`` within the cone (module docstring), or None.
+
+    Parameters
+    ----------
+    tracer : Tracer
+    point : array (3,)
+        Where the tip should end, LPS mm.
+    textbook_direction : array (3,)
+        Centre of the cone of needle directions.
+    cone_deg : float
+        Half-angle of the cone, degrees.
+    max_depth_mm : float
+        Longest insertion the needle allows, mm.
+    on_bone : bool
+        The needle ends on the first bone it meets, which must lie near ``point``.
+    accept_tip : callable (tip, structure, tissue) -> bool, optional
+        Extra test of the final tip position (e.g. the target's zone).
+    avoid_groups, avoid_tissues : tuples of str
+        Structures and tissues the shaft must not enter before the tip.
+    root_clearance_mm : float
+        Minimum distance from the shaft to any root surface, mm (0 to allow contact).
+    """
+    point = np.asarray(point, dtype=np.float64)
+    textbook = np.asarray(textbook_direction, dtype=np.float64)
+    textbook = textbook / np.linalg.norm(textbook)
+    best: tuple[float, Trajectory] | None = None
+    for direction in cone_directions(textbook, cone_deg):
+        back = tracer.body_exit_depth(point, direction)
+        if back is None:
+            continue
+        entry = point - back * direction
+        reach = back + (BONE_ENDPOINT_MM if on_bone else 0.0)
+        trace = tracer.trace(entry, direction, reach)
+        depth = back
+        bone = trace.first_bone()
+        if on_bone:
+            if bone is None or abs(bone.depth_in_mm - back) > BONE_ENDPOINT_MM:
+                continue
+            depth = bone.depth_in_mm - BONE_STANDOFF_MM
+        elif bone is not None and bone.depth_in_mm < back:
+            continue
+        if depth > max_depth_mm:
+            continue
+        crossed = [s for s in trace.segments if s.depth_in_mm < depth]
+        # The entry point sits on the skin to within the boundary tolerance: drop that sliver of air.
+        if crossed[0].structure == AIR and crossed[0].depth_out_mm < 0.5 and len(crossed) > 1:
+            crossed = crossed[1:]
+        if any(_unsafe(s.structure, s.tissue, avoid_groups, avoid_tissues) for s in crossed):
+            continue
+        tip = entry + depth * direction
+        if accept_tip is not None and not accept_tip(tip, crossed[-1].structure, crossed[-1].tissue):
+            continue
+        samples = entry + np.linspace(0.0, depth, max(2, int(depth / 0.5) + 1))[:, None] * direction
+        clearance = float(np.min(tracer.nerve_root_distance(samples)))
+        if clearance < root_clearance_mm:
+            continue
+        angle = float(np.degrees(np.arccos(np.clip(np.dot(direction, textbook), -1.0, 1.0))))
+        score = angle + DEPTH_WEIGHT * depth
+        if best is None or score < best[0]:
+            best = (score, Trajectory(entry, direction, float(depth), angle, trace, clearance))
+    return None if best is None else best[1]
+
+
+def plan_trajectory(tracer: Tracer, target: Target, spec: NeedleSpec) -> Trajectory:
+    """The expert trajectory to ``target`` with a needle of ``spec``.
+
+    Raises
+    ------
+    SpinesimError
+        If no safe textbook path exists (e.g. the needle is too short for this patient).
+    """
+    for point in _candidate_points(target):
+        found = find_trajectory(tracer, point, target.textbook_direction, target.cone_deg,
+                                max_depth_mm=spec.length_mm - HUB_MARGIN_MM, on_bone=target.on_bone,
+                                accept_tip=target.zone.contains)
+        if found is not None:
+            return found
+    raise SpinesimError(f"no safe textbook path to the {target.description} with a {spec.length_mm:.0f} mm needle",
+                        hint="a longer needle may be needed for this patient")
+
+
+def _candidate_points(target: Target) -> list[np.ndarray]:
+    """The target point, then lattice points of the inner half of the zone, nearest first."""
+    radius = 0.5 * target.zone.radius_mm
+    half = np.arange(1.5, radius + 1e-9, 1.5)
+    steps = np.concatenate([-half[::-1], [0.0], half])
+    offsets = np.array([(a, b, c) for a in steps for b in steps for c in steps if a * a + b * b + c * c <= radius ** 2])
+    offsets = offsets[np.argsort(np.linalg.norm(offsets, axis=1), kind="stable")]
+    return [target.point + offset for offset in offsets]
+
+
+def expert_actions(scenario: Scenario, target: Target, trajectory: Trajectory) -> list[dict]:
+    """The actions of a reference attempt along ``trajectory`` (JSON records, timestamps in s).
+
+    Align on the first view, take the trajectory view and place the needle, advance in stages with
+    images, switch to the depth view (and, for the interlaminar approach, check loss of resistance
+    in the ligamentum flavum and again in the epidural space), inject contrast under live
+    fluoroscopy (DSA where the scenario allows it), check on AP, finish.
+    """
+    clock = _Clock()
+    actions: list[dict] = []
+    alignment, _, depth_view = target.views
+    trajectory_view = View(f"gun barrel ({target.views[1].name})",
+                           gun_barrel(Needle(trajectory.entry, trajectory.direction, trajectory.depth_mm,
+                                             scenario.needle.spec())))
+
+    def add(kind: str, after_s: float, **fields) -> None:
+        actions.append({"type": kind, "t": clock.tick(after_s)} | fields)
+
+    def shot(mode: str = "pulse", seconds: float | None = None) -> None:
+        add("fluoro_shot", 2.0, mode=mode, **({"seconds": seconds} if seconds else {}))
+
+    add("set_carm", 0.0, **alignment.to_json())
+    shot()
+    add("set_carm", 5.0, **trajectory_view.to_json())
+    shot()
+    add("place_needle", 8.0, entry=_rounded(trajectory.entry), direction=_rounded(trajectory.direction, 6))
+    depth = trajectory.depth_mm
+    add("advance", 6.0, mm=round(0.5 * depth, 3))
+    shot()
+    add("set_carm", 5.0, **depth_view.to_json())
+    shot()
+    done = 0.5 * depth
+    if scenario.procedure == "interlaminar_epidural":
+        flavum = next((s for s in trajectory.trace.segments if in_group(s.structure, "ligamentum_flavum")), None)
+        if flavum is not None and flavum.depth_in_mm + 1.0 > done:
+            inside_flavum = min(flavum.depth_in_mm + 1.0, 0.5 * (flavum.depth_in_mm + flavum.depth_out_mm))
+            add("advance", 6.0, mm=round(inside_flavum - done, 3))
+            done = inside_flavum
+            add("check_loss_of_resistance", 3.0)
+    else:
+        add("advance", 6.0, mm=round(0.35 * depth, 3))
+        done += 0.35 * depth
+        shot()
+    # A bone target is reached by pushing on to the bone, which stops the needle on its surface.
+    final = depth - done + (1.0 if target.on_bone else 0.0)
+    add("advance", 6.0, mm=round(final, 3))
+    if scenario.procedure == "interlaminar_epidural":
+        add("check_loss_of_resistance", 3.0)
+    shot()
+    mode = "dsa" if scenario.imaging.dsa else "live"
+    add("inject_contrast", 5.0, ml=EXPERT_CONTRAST_ML[scenario.procedure])
+    add("fluoro_shot", 0.5, mode=mode, seconds=3.0)
+    add("set_carm", 5.0, **alignment.to_json())
+    shot()
+    add("finish", 5.0)
+    return actions
+
+
+class _Clock:
+    """Timestamps of a scripted attempt: each action some seconds after the previous one."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def tick(self, seconds: float) -> float:
+        self.now = round(self.now + seconds, 3)
+        return self.now
+
+
+def _rounded(vector: np.ndarray, decimals: int = 4) -> list[float]:
+    return [round(float(v), decimals) for v in vector]

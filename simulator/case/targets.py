@@ -1,0 +1,379 @@
+"""Where the needle should go: a target point, an acceptance zone and the textbook approach.
+
+Built from a scenario's target spec and the anatomy's landmarks (names per
+``anatomy_models/structures.py``):
+
+==========================  =================================================  =========================
+procedure                   target point                                       acceptance zone
+==========================  =================================================  =========================
+interlaminar epidural       middle of the dorsal epidural space under the      inside ``epidural_space``
+                            ligamentum flavum at ``{L}-{M}.interlaminar_      within 10 mm: the window
+                            window.center`` (paramedian: 5 mm toward the       is ~12-15 mm tall
+                            side, clinical.md §2.1)                            (§4.7 [S83])
+transforaminal (subped.)    ``{L}-{M}.safe_triangle.{s}`` (§2.2a)              within 5 mm, inside the
+                                                                               epidural compartment
+                                                                               (epidural space or fat
+                                                                               around the root; not
+                                                                               the flavum, bone, a
+                                                                               root, the sac, a vessel
+                                                                               or the disc: §2.2, §6.3)
+transforaminal (Kambin)     ``{L}-{M}.kambin_triangle.{s}`` (§2.2b)            same
+facet intra-articular       ``facet_joint.{L}-{M}.{s}.inferior_recess``        inside that joint within
+                            (§2.3: the easiest entry)                          10 mm of the recess
+medial branch block         ``{L+1}.SAP_TP_junction.{s}`` for the L1-L4        within 5 mm (§6.3
+                            medial branches; the S1 SAP-ala junction for the   [S119]), resting on bone
+                            L5 dorsal ramus (§2.4 [S3]), moved onto the
+                            dorsal bone surface met along the approach (the
+                            nerve runs on it, under the mamillo-accessory
+                            ligament)
+==========================  =================================================  =========================
+
+The approach gives the textbook needle direction (a cone the expert planner searches) and the C-arm
+views to use, built with the named set-ups of :mod:`simulator.imaging.carm` (its angle conventions).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from functools import partial
+from typing import Callable
+
+import numpy as np
+
+from anatomy_models.anatomy import Anatomy
+from anatomy_models.errors import SpinesimError
+from anatomy_models.structures import in_group, level_below
+from scenarios.schema import Scenario, TargetSpec
+from simulator.imaging.carm import (CArm, contralateral_oblique, ipsilateral_oblique, lateral, scotty_dog,
+                                    square_endplate)
+from simulator.needle.contrast import in_epidural_compartment
+from simulator.needle.trace import BONE_STANDOFF_MM, Tracer
+
+# Facet joint angle from the sagittal plane by interspace, degrees (clinical.md §4.6 [ED],
+# interpolated from [S80][S81]); the oblique view that opens the joint matches it (§2.3).
+FACET_ANGLE_DEG = {"T12-L1": 23.0, "L1-L2": 27.0, "L2-L3": 32.0, "L3-L4": 38.0, "L4-L5": 45.0, "L5-S1": 49.0}
+# Paramedian interlaminar entry: the target sits this far off the midline toward the side (mm) [ED].
+PARAMEDIAN_OFFSET_MM = 5.0
+# From mid ligamentum flavum to mid dorsal epidural space, mm: half the flavum's 3.6 mm and half the
+# space's 4-6 mm (clinical.md §4.7 [S89][S91]).
+WINDOW_TO_EPIDURAL_MM = 1.8 + 2.5
+# Structures a needle must not end in (and the planner must not cross) on the way to any target.
+UNSAFE_GROUPS = ("dural_sac", "spinal_cord", "cauda_equina", "nerve_root", "dorsal_root_ganglion")
+UNSAFE_TISSUES = ("blood", "disc_annulus", "disc_nucleus", "air")
+
+
+@dataclass(frozen=True)
+class Zone:
+    """Where the tip counts as on target.
+
+    Parameters
+    ----------
+    center : array (3,)
+        LPS mm.
+    radius_mm : float
+        The tip must be within this distance of ``center``.
+    inside : tuple of str
+        Groups the tip must be in (any of them); empty for no requirement.
+    not_inside : tuple of str
+        Groups the tip must not be in.
+    not_tissues : tuple of str
+        Tissue classes the tip must not be in.
+    compartment : callable (point, structure, tissue) -> bool, optional
+        A further test the tip must pass (the transforaminal's epidural compartment).
+    """
+
+    center: np.ndarray
+    radius_mm: float
+    inside: tuple[str, ...] = ()
+    not_inside: tuple[str, ...] = UNSAFE_GROUPS
+    not_tissues: tuple[str, ...] = UNSAFE_TISSUES
+    compartment: Callable[[np.ndarray, str, str], bool] | None = None
+
+    def contains(self, point: np.ndarray, structure: str, tissue: str) -> bool:
+        """Whether a tip at ``point`` in ``structure`` (of ``tissue``) is on target."""
+        if np.linalg.norm(np.asarray(point) - self.center) > self.radius_mm:
+            return False
+        if self.inside and not any(in_group(structure, g) for g in self.inside):
+            return False
+        if self.compartment is not None and not self.compartment(point, structure, tissue):
+            return False
+        if any(in_group(structure, g) for g in self.not_inside) or tissue in self.not_tissues:
+            return False
+        return True
+
+
+@dataclass(frozen=True)
+class View:
+    """A named C-arm pose the procedure uses."""
+
+    name: str
+    carm: CArm
+
+    def to_json(self) -> dict:
+        """The fields of a ``set_carm`` action that take this view."""
+        return {"setup": self.name, "primary_deg": round(self.carm.primary_deg, 3),
+                "secondary_deg": round(self.carm.secondary_deg, 3),
+                "isocenter": [round(v, 3) for v in self.carm.isocenter]}
+
+
+@dataclass(frozen=True)
+class Target:
+    """A procedure's goal in one anatomy.
+
+    Parameters
+    ----------
+    procedure : str
+        Scenario procedure.
+    description : str
+        Human-readable ("left L4-L5 safe triangle").
+    point : array (3,)
+        Target point, LPS mm.
+    zone : Zone
+        Acceptance zone.
+    textbook_direction : array (3,)
+        Unit needle direction of the textbook approach (skin toward target), LPS.
+    cone_deg : float
+        Half-angle of the cone of directions the planner searches around it, degrees.
+    views : tuple of View
+        C-arm views in the order they are used: the alignment view, the trajectory view, the depth
+        (safety) view.
+    on_bone : bool
+        True when the needle is meant to rest on bone at the target (medial branch block).
+    landmark : str, optional
+        The landmark the target point comes from.
+    entry_point : array (3,), optional
+        Where the textbook line through the target meets the skin, LPS mm (None if it does not).
+    entry_radius_mm : float
+        Radius of the skin region the cone of textbook directions enters through, mm (the depth
+        times the tangent of the cone's half-angle): where to prep and puncture.
+    """
+
+    procedure: str
+    description: str
+    point: np.ndarray
+    zone: Zone
+    textbook_direction: np.ndarray
+    cone_deg: float
+    views: tuple[View, ...]
+    on_bone: bool = False
+    landmark: str | None = None
+    entry_point: np.ndarray | None = None
+    entry_radius_mm: float = 0.0
+
+    def to_json(self) -> dict:
+        return {"procedure": self.procedure, "description": self.description,
+                "point": np.round(self.point, 3).tolist(), "zone_radius_mm": self.zone.radius_mm,
+                "landmark": self.landmark, "views": [v.to_json() for v in self.views],
+                "entry_point": None if self.entry_point is None else np.round(self.entry_point, 3).tolist(),
+                "entry_radius_mm": round(self.entry_radius_mm, 3)}
+
+
+def needle_direction(oblique_deg: float, side_sign: float, cranial_deg: float, medial_deg: float = 0.0) -> np.ndarray:
+    """Unit direction of a needle from the back: ``oblique_deg`` from sagittal coming from the side
+    ``side_sign`` (+1 left, -1 right, 0 midline), tip moving cranially by ``cranial_deg``.
+    """
+    angle = np.radians(oblique_deg + medial_deg)
+    horizontal = np.array([-side_sign * np.sin(angle), -np.cos(angle), 0.0])
+    direction = horizontal * np.cos(np.radians(cranial_deg)) + np.array([0, 0, np.sin(np.radians(cranial_deg))])
+    return direction / np.linalg.norm(direction)
+
+
+def _side_sign(side: str) -> float:
+    return {"left": 1.0, "right": -1.0, "midline": 0.0}[side]
+
+
+def _first_landmark(anatomy: Anatomy, names: list[str]) -> tuple[str, np.ndarray]:
+    for name in names:
+        if name in anatomy.landmarks:
+            return name, anatomy.landmark(name)
+    anatomy.landmark(names[0])  # raises with suggestions
+    raise AssertionError
+
+
+def target_for(scenario: Scenario, anatomy: Anatomy, tracer: Tracer) -> Target:
+    """The :class:`Target` of ``scenario``'s target spec in ``anatomy``."""
+    spec = scenario.target
+    builders = {
+        "interlaminar_epidural": _interlaminar,
+        "transforaminal_epidural": _transforaminal,
+        "facet_intra_articular": _facet,
+        "medial_branch_block": _medial_branch,
+    }
+    target = builders[scenario.procedure](scenario, spec, anatomy, tracer)
+    depth = tracer.body_exit_depth(target.point, target.textbook_direction)
+    if depth is None:
+        return target
+    return replace(target, entry_point=target.point - depth * target.textbook_direction,
+                   entry_radius_mm=float(depth * np.tan(np.radians(target.cone_deg))))
+
+
+def _ap_view(anatomy: Anatomy, level: str, centre: str) -> View:
+    """AP squared to the superior endplate of ``level``, centred on vertebra ``centre``."""
+    return View(f"AP squared to {level}", square_endplate(anatomy, level, isocenter=_centre(anatomy, centre)))
+
+
+def _centre(anatomy: Anatomy, level: str) -> tuple[float, float, float]:
+    return tuple(anatomy.landmark(f"{level}.body.center"))
+
+
+def _side(sign: float) -> str:
+    return "right" if sign < 0 else "left"
+
+
+def _labelled(anatomy: Anatomy, group: str) -> bool:
+    """Whether the label table names ``group`` (an import may label only the vertebrae)."""
+    return any(in_group(label.name, group) for label in anatomy.label_table)
+
+
+def _interlaminar(scenario: Scenario, spec: TargetSpec, anatomy: Anatomy, tracer: Tracer) -> Target:
+    upper = spec.level.split("-")[0]
+    window = anatomy.landmark(f"{spec.level}.interlaminar_window.center")
+    sign = _side_sign(spec.side)
+    labelled = _labelled(anatomy, "epidural_space")
+    if labelled:
+        point = _dorsal_epidural_point(tracer, window, sign, spec.level)
+    else:
+        # Vertebra labels only: the middle of the space lies half the flavum and half the space's
+        # depth in front of the window's centre (mid flavum).
+        point = window + np.array([sign * PARAMEDIAN_OFFSET_MM, -WINDOW_TO_EPIDURAL_MM, 0.0])
+    direction = needle_direction(0.0, sign, 15.0, medial_deg=10.0 if sign else 0.0)
+    lower = level_below(upper)
+    # AP squared to open the window; depth on the contralateral oblique at ~50 deg (45-60, §1 [S7][S11]).
+    ap = _ap_view(anatomy, lower, upper)
+    clo = contralateral_oblique(anatomy, upper, _side(sign), 50.0, secondary_deg=ap.carm.secondary_deg)
+    views = (ap, ap, View("contralateral oblique 50 deg", clo))
+    zone = Zone(point, 10.0, inside=("epidural_space",) if labelled else ())
+    return Target(scenario.procedure, f"{spec.side} {spec.level} dorsal epidural space", point, zone, direction, 25.0,
+                  views, landmark=f"{spec.level}.interlaminar_window.center")
+
+
+def _dorsal_epidural_point(tracer: Tracer, window: np.ndarray, sign: float, level: str) -> np.ndarray:
+    """The middle of the dorsal epidural space: between the level's ligamentum flavum and the dural
+    sac, going anteriorly (-y) down a column through the window :data:`PARAMEDIAN_OFFSET_MM` toward
+    the side (midline for ``sign`` 0). Where the space is too thin to show on this grid, columns a
+    little more medial or lateral are tried.
+    """
+    for offset in PARAMEDIAN_OFFSET_MM + np.array([0.0, -2.0, 2.0, -4.0, 4.0]):
+        start = window + np.array([sign * offset if sign else offset - PARAMEDIAN_OFFSET_MM, 40.0, 0.0])
+        trace = tracer.trace(start, np.array([0.0, -1.0, 0.0]), 80.0)
+        flavum = next((s for s in trace.segments if in_group(s.structure, f"ligamentum_flavum.{level}")), None)
+        after = flavum.depth_out_mm if flavum is not None else 0.0
+        for segment in trace.segments:
+            if segment.depth_in_mm < after - 1e-6:
+                continue
+            if in_group(segment.structure, "dural_sac"):
+                break
+            if in_group(segment.structure, "epidural_space"):
+                return start + 0.5 * (segment.depth_in_mm + segment.depth_out_mm) * np.array([0.0, -1.0, 0.0])
+    raise SpinesimError(f"no dorsal epidural space under the {level} interlaminar window",
+                        hint="check the anatomy's labels (epidural_space, ligamentum_flavum) and the window landmark")
+
+
+def _transforaminal(scenario: Scenario, spec: TargetSpec, anatomy: Anatomy, tracer: Tracer) -> Target:
+    upper = spec.level.split("-")[0]
+    approach = scenario.approach
+    name = f"{spec.level}.{'safe_triangle' if approach == 'subpedicular' else 'kambin_triangle'}.{spec.side}"
+    point = anatomy.landmark(name)
+    sign = _side_sign(spec.side)
+    # Subpedicular: ipsilateral oblique ~20-35 deg with slight caudal tilt (the needle climbs
+    # cranially); Kambin: more oblique, aimed at the SAP's ventral edge at disc level (§2.2, §2.6).
+    oblique, cranial = (25.0, 10.0) if approach == "subpedicular" else (35.0, 0.0)
+    direction = needle_direction(oblique, sign, cranial)
+    side = _side(sign)
+    # The Scotty-dog angle is measured from the SAP below; without its label, the textbook oblique.
+    angle = None if _labelled(anatomy, f"{level_below(upper)}.SAP.{side}") else oblique
+    trajectory = (View(f"Scotty dog {upper} {side}", scotty_dog(anatomy, upper, side, angle,
+                                                                isocenter=_centre(anatomy, upper)))
+                  if approach == "subpedicular" else
+                  View(f"ipsilateral oblique {oblique:g} deg", ipsilateral_oblique(anatomy, upper, side, oblique)))
+    views = (_ap_view(anatomy, level_below(upper), upper), trajectory,
+             View("lateral", lateral(anatomy, upper, side)))
+    # The injectate must reach the ventral epidural space and the root sleeve through the foramen
+    # (clinical.md §2.2 [S1][S2]): within 5 mm of the triangle the tip has to be in the epidural
+    # compartment (the epidural space, or the fat around the exiting root), where contrast takes the
+    # epidural pattern. A tip in the ligamentum flavum, the pedicle, the SAP or the soft tissue away
+    # from the root is not on target, however close.
+    foraminal = (partial(in_epidural_compartment, tracer)
+                 if _labelled(anatomy, "epidural_space") or tracer.root_codes().size else None)
+    zone = Zone(point, 5.0, compartment=foraminal)
+    return Target(scenario.procedure, f"{spec.side} {spec.level} {'safe triangle' if approach == 'subpedicular' else 'Kambin triangle'}",
+                  point, zone, direction, 20.0, views, landmark=name)
+
+
+def _facet(scenario: Scenario, spec: TargetSpec, anatomy: Anatomy, tracer: Tracer) -> Target:
+    upper = spec.level.split("-")[0]
+    joint = f"facet_joint.{spec.level}.{spec.side}"
+    name = f"{joint}.inferior_recess"
+    point = anatomy.landmark(name)
+    sign = _side_sign(spec.side)
+    direction = _joint_line_direction(anatomy, tracer, joint, sign, FACET_ANGLE_DEG.get(spec.level, 40.0))
+    side = _side(sign)
+    angle = FACET_ANGLE_DEG.get(spec.level, 40.0)
+    views = (_ap_view(anatomy, level_below(upper), upper),
+             View(f"ipsilateral oblique {angle:g} deg (joint line)", ipsilateral_oblique(anatomy, upper, side, angle)),
+             View("lateral", lateral(anatomy, upper, side)))
+    zone = Zone(point, 10.0, inside=(joint,) if _labelled(anatomy, joint) else ())
+    return Target(scenario.procedure, f"{spec.side} {spec.level} facet joint, inferior recess", point, zone, direction,
+                  20.0, views, landmark=name)
+
+
+def _joint_line_direction(anatomy: Anatomy, tracer: Tracer, joint: str, sign: float, table_angle_deg: float) -> np.ndarray:
+    """A needle direction in the joint's plane, from the back: the posterior-to-anterior axis
+    projected onto the plane of the joint's voxels (their least principal axis is its normal); the
+    table angle (clinical.md §4.6) when the joint has too few voxels to fit a plane.
+    """
+    codes = tracer.codes_in_group(joint)
+    ijk = np.argwhere(np.isin(tracer.codes, codes)) if codes.size else np.zeros((0, 3))
+    fallback = needle_direction(table_angle_deg, sign, 5.0)
+    if len(ijk) < 10:
+        return fallback
+    points = tracer.volume.voxel_to_world(ijk)
+    _, _, axes = np.linalg.svd(points - points.mean(axis=0), full_matrices=False)
+    normal = axes[2]
+    anterior = np.array([0.0, -1.0, 0.0])
+    direction = anterior - np.dot(anterior, normal) * normal
+    if np.linalg.norm(direction) < 0.3:
+        return fallback
+    return direction / np.linalg.norm(direction)
+
+
+# The medial branch lies on the dorsal surface of the SAP-TP junction: a junction landmark up to this
+# far (mm) beyond the bone surface met along the approach is moved onto that surface [ED].
+DORSAL_SURFACE_SEARCH_MM = 10.0
+
+
+def _dorsal_bone_surface(tracer: Tracer, landmark: np.ndarray, direction: np.ndarray) -> np.ndarray:
+    """Where a needle along ``direction`` aimed at ``landmark`` first meets bone near it (the landmark
+    itself if no bone lies within :data:`DORSAL_SURFACE_SEARCH_MM` before it)."""
+    back = tracer.body_exit_depth(landmark, direction)
+    if back is None:
+        return landmark
+    entry = landmark - back * direction
+    # A landmark on a surface may sit up to a voxel outside the labelled bone: look that far past it.
+    reach = back + float(np.linalg.norm(tracer.anatomy.ct.spacing))
+    bone = tracer.trace(entry, direction, reach).first_bone()
+    if bone is None or bone.depth_in_mm < back - DORSAL_SURFACE_SEARCH_MM:
+        return landmark
+    return entry + (bone.depth_in_mm - BONE_STANDOFF_MM) * direction
+
+
+def _medial_branch(scenario: Scenario, spec: TargetSpec, anatomy: Anatomy, tracer: Tracer) -> Target:
+    level = spec.nerve_level
+    below = level_below(level)
+    if below == "S1":
+        names = [f"S1.SAP_ala_junction.{spec.side}", f"S1.SAP_TP_junction.{spec.side}"]
+    else:
+        names = [f"{below}.SAP_TP_junction.{spec.side}"]
+    name, landmark = _first_landmark(anatomy, names)
+    sign = _side_sign(spec.side)
+    # Down the ipsilateral oblique onto the SAP-TP junction (§2.4, §2.5: ~20 deg).
+    direction = needle_direction(20.0, sign, 0.0)
+    point = _dorsal_bone_surface(tracer, landmark, direction)
+    side = _side(sign)
+    views = (_ap_view(anatomy, below, below),
+             View("ipsilateral oblique 20 deg", ipsilateral_oblique(anatomy, below, side, 20.0)),
+             View("lateral", lateral(anatomy, below, side)))
+    zone = Zone(point, 5.0)
+    return Target(scenario.procedure, f"{spec.side} {spec.nerve} at {name}", point, zone, direction, 25.0, views,
+                  on_bone=True, landmark=name)
+

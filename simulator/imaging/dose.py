@@ -1,0 +1,384 @@
+"""Radiation dose of simulated fluoroscopy: tube technique -> air kerma, dose-area product, photons.
+
+Model
+-----
+1. **Tube output.** Air kerma free in air per tube charge at 1 m from the focal spot,
+   ``Y(kVp) = 8.373e-3 * kVp**1.983`` uGy/mAs at 40 in (1.016 m), the power-law fit to ~40
+   radiographic units measured over three years (imablog.net, "Radiation output from radiographic
+   units", 2015: "Output (uGy/mAs) = 0.008373*kV^1.983"), moved to 1 m by the inverse square.
+   At 80 kVp that is ~51 uGy/mAs at 1 m, inside the textbook 3-mm-Al range (rug.nl radiation-
+   protection course table: 0.08-0.13 mSv/mAs at 1 m for 70-90 kV behind 2-3 mm Al).
+2. **Inverse square** from the focal spot to any plane.
+3. **Interventional reference point (IRP)**: on the central ray 15 cm from the isocentre toward the
+   focal spot (IEC 60601-2-43; e.g. Philips Azurion IFU, "focal spot to patient entrance reference
+   point 660 mm, focal spot to isocenter 810 mm"). The reported "reference air kerma" is the kerma
+   there, free in air (no backscatter).
+4. **Dose-area product** = air kerma x field area in the same plane (both scale with the inverse
+   square, so DAP is the same at every plane); the field is the detector's exposed area
+   (:meth:`simulator.imaging.carm.CArm.field_area_at_detector_mm2`) scaled to the IRP.
+5. **Automatic exposure control.** The C-arm sets the tube charge per frame so that the detector
+   behind the anatomy receives a target air kerma per frame (the image receptor input air kerma);
+   the patient's transmission is ``exp(-p)`` for the median line integral ``p`` of the exposed body.
+   Default target 40 nGy per frame [ED], below the Belgian regulator's acceptance limit for
+   fluoroscopy of 1.5 uGy/s image receptor input air kerma rate (FANC, jurion.fanc.fgov.be, wettekst
+   28734), i.e. 60 nGy per frame at 25 frames/s.
+6. **Metering without an image.** What the exposure control sees is metered on a few rays through
+   its central disc (the CT sampled along each, :func:`metered_transmission`), not on a rendered
+   frame, so the dose of a shot is known without rendering: the live counter and the attempt
+   report both add shots with :func:`add_fluoro_shot`, one number from one function.
+7. **Runs.** A pulse shot is a tap on the pedal: ``PULSE_SECONDS`` of pulsed fluoroscopy (the time
+   the C-arm's fluoroscopy counter records for it), :func:`tap_frames` frames; the last-image hold
+   shows them averaged by the recursive (temporal) noise filter [ED], so the image has their quanta
+   and the dose counts every one. Live fluoroscopy and DSA runs are ``seconds x frame rate`` frames;
+   a live run's held image averages at most ``RECURSIVE_FILTER_FRAMES`` of them, a DSA frame is one
+   acquisition. DSA is an acquisition (:func:`technique_for`): ``DSA_TARGET_DETECTOR_NGY_PER_FRAME`` per frame at
+   ``DSA_FRAMES_PER_SECOND``, so a run's dose scales with its length.
+8. **Quanta.** Photon fluence per air kerma at the beam's effective energy E is
+   ``1 / (E * (mu_en/rho)_air)``; NIST's dry air (Table 4, physics.nist.gov/PhysRefData/XrayMassCoef/
+   tab4.html) has mu_en/rho = 0.03041 cm^2/g at 60 keV and 0.02407 at 80 keV. A fraction of them is
+   detected (the detector's quantum efficiency, 0.6 [ED] for a CsI image intensifier).
+
+The image itself is formed at the tissue table's single effective energy
+(``tissues.FLUORO_EFFECTIVE_KEV``); kVp enters only the dose and the photon count.
+"""
+
+from __future__ import annotations
+
+import weakref
+from dataclasses import dataclass, field, replace
+
+import numpy as np
+from scipy import ndimage
+
+from anatomy_models.errors import SpinesimError
+from anatomy_models.tissues import FLUORO_EFFECTIVE_KEV, hu_to_mu
+from simulator.imaging.carm import CArm
+
+# ---------------------------------------------------------------------------- constants (sources above)
+# One pulse shot, a tap on the pedal, as the C-arm's fluoroscopy-time counter records it, s [ED].
+PULSE_SECONDS = 0.3
+TUBE_OUTPUT_COEFFICIENT_UGY_PER_MAS = 8.373e-3  # at 1.016 m, times kVp**TUBE_OUTPUT_EXPONENT
+TUBE_OUTPUT_EXPONENT = 1.983
+TUBE_OUTPUT_DISTANCE_MM = 1016.0  # 40 inches
+IRP_FROM_ISOCENTER_MM = 150.0
+AIR_MASS_ENERGY_ABSORPTION_CM2_PER_G = {60.0: 0.03041, 80.0: 0.02407}
+DETECTOR_QUANTUM_EFFICIENCY = 0.6  # [ED]
+AEC_TARGET_DETECTOR_NGY_PER_FRAME = 40.0  # [ED], see the module docstring
+# Digital subtraction runs are acquisitions, not fluoroscopy: far more dose per frame, so that the
+# difference of two frames is not drowned in noise. 1 uGy per frame [ED], below the same regulator's
+# 4 uGy/frame acceptance limit for DSA acquisition (FANC, wettekst 28734).
+DSA_TARGET_DETECTOR_NGY_PER_FRAME = 1000.0
+# DSA of a spinal injection is acquired at a few frames per second, not at the fluoroscopy pulse
+# rate [ED]: 3 frames/s, so a 2 s run is 6 frames.
+DSA_FRAMES_PER_SECOND = 3.0
+# Frames whose quanta the recursive filter of live fluoroscopy keeps in the displayed (and held)
+# image [ED]: a filter with weight w on the newest frame leaves the noise of (2 - w) / w frames
+# (7 at w = 0.25); motion-adaptive filters keep less of the past, so 4.
+RECURSIVE_FILTER_FRAMES = 4
+# Exposure control meters in a central disc of this radius (fraction of the detector width), on the
+# rays whose line integral says they cross the body (more than ~2.5 mm of water at 60 keV); the same
+# numbers as the renderer's (simulator.imaging.fluoro: _MEASURING_RADIUS and _BODY_THRESHOLD) [ED].
+METERING_RADIUS = 0.25
+BODY_LINE_INTEGRAL = 0.05
+# Metering rays: the centre and two rings of eight in the disc; samples every half voxel along each,
+# over this far on either side of the isocentre (mm) [ED: the lumbar torso is < 50 cm deep].
+_RINGS = (0.5, 1.0)
+_HALF_LENGTH_MM = 300.0
+_AIR_HU = -1000.0
+KEV_TO_JOULE = 1.602176634e-16
+
+
+def tube_output_ugy_per_mas(kvp: float) -> float:
+    """Air kerma per tube charge at 1 m from the focal spot, uGy/mAs.
+
+    Examples
+    --------
+    >>> round(tube_output_ugy_per_mas(80.0), 1)
+    51.3
+    """
+    if not (np.isfinite(kvp) and 40.0 <= kvp <= 150.0):
+        raise SpinesimError(f"tube voltage must be 40-150 kVp, got {kvp!r}")
+    at_reference = TUBE_OUTPUT_COEFFICIENT_UGY_PER_MAS * kvp**TUBE_OUTPUT_EXPONENT
+    return at_reference * (TUBE_OUTPUT_DISTANCE_MM / 1000.0) ** 2
+
+
+def photons_per_mm2_per_ugy(kev: float = FLUORO_EFFECTIVE_KEV) -> float:
+    """Photon fluence (1/mm^2) per uGy of air kerma at photon energy ``kev`` (60-80 keV).
+
+    Examples
+    --------
+    >>> round(photons_per_mm2_per_ugy(60.0))
+    34208
+    """
+    energies = np.array(sorted(AIR_MASS_ENERGY_ABSORPTION_CM2_PER_G))
+    if not energies[0] <= kev <= energies[-1]:
+        raise SpinesimError(f"effective energy {kev} keV is outside the tabulated {energies[0]:g}-{energies[-1]:g} keV")
+    values = np.array([AIR_MASS_ENERGY_ABSORPTION_CM2_PER_G[e] for e in energies])
+    mu_en_m2_per_kg = float(np.exp(np.interp(np.log(kev), np.log(energies), np.log(values)))) * 0.1
+    per_gy_per_m2 = 1.0 / (kev * KEV_TO_JOULE * mu_en_m2_per_kg)
+    return per_gy_per_m2 * 1e-6 * 1e-6  # per uGy, per mm^2
+
+
+@dataclass(frozen=True)
+class Technique:
+    """How the tube is driven.
+
+    Parameters
+    ----------
+    kvp : float
+        Tube voltage, kV (lumbar fluoroscopy runs ~75-100 kVp) [ED default 80].
+    frames_per_second : float
+        Live-fluoroscopy frame (pulse) rate, 1/s (continuous 25-30, pulsed 4-15) [ED default 15].
+    mas_per_frame : float, optional
+        Tube charge per frame, mAs; None lets automatic exposure control choose it.
+    aec_target_ngy : float
+        Detector air kerma per frame that automatic exposure control aims for, nGy.
+    averaged_frames : int, optional
+        Frames whose quanta the displayed image holds; None: a pulse shot's, :func:`tap_frames`
+        (see :func:`technique_for` for live and DSA runs).
+    """
+
+    kvp: float = 80.0
+    frames_per_second: float = 15.0
+    mas_per_frame: float | None = None
+    aec_target_ngy: float = AEC_TARGET_DETECTOR_NGY_PER_FRAME
+    averaged_frames: int | None = None
+
+    def __post_init__(self) -> None:
+        tube_output_ugy_per_mas(self.kvp)  # validates the voltage
+        if not (np.isfinite(self.frames_per_second) and 0.5 <= self.frames_per_second <= 60.0):
+            raise SpinesimError(f"frame rate must be 0.5-60 frames per second, got {self.frames_per_second!r}")
+        if self.mas_per_frame is not None and not (np.isfinite(self.mas_per_frame) and 0 < self.mas_per_frame <= 100.0):
+            raise SpinesimError(f"tube charge per frame must be in (0, 100] mAs, got {self.mas_per_frame!r}")
+        if not (np.isfinite(self.aec_target_ngy) and 0 < self.aec_target_ngy <= 10000.0):
+            raise SpinesimError(f"AEC target must be in (0, 10000] nGy per frame, got {self.aec_target_ngy!r}")
+        if self.averaged_frames is not None and not (isinstance(self.averaged_frames, int) and 1 <= self.averaged_frames <= 100):
+            raise SpinesimError(f"averaged frames must be a whole number 1-100, got {self.averaged_frames!r}")
+
+    @property
+    def shown_frames(self) -> int:
+        """Frames whose quanta the displayed image holds."""
+        return tap_frames(self.frames_per_second) if self.averaged_frames is None else self.averaged_frames
+
+
+def beam_seconds(seconds: float | None) -> float:
+    """Beam-on time of a shot: the run's ``seconds``, or a tap (:data:`PULSE_SECONDS`) for a pulse shot.
+
+    >>> beam_seconds(None), beam_seconds(2.0)
+    (0.3, 2.0)
+    """
+    return PULSE_SECONDS if seconds is None else seconds
+
+
+def tap_frames(frames_per_second: float) -> int:
+    """Frames of a pulse shot: a tap of ``PULSE_SECONDS`` at the pulse rate, at least one.
+
+    >>> tap_frames(15.0), tap_frames(3.0), tap_frames(1.0)
+    (4, 1, 1)
+    """
+    return max(1, round(PULSE_SECONDS * frames_per_second))
+
+
+@dataclass(frozen=True)
+class Exposure:
+    """The dose of one frame and what it means for the image.
+
+    Attributes
+    ----------
+    kvp, mas : float
+        Tube voltage (kV) and charge (mAs) of the frame.
+    reference_air_kerma_mgy : float
+        Air kerma at the interventional reference point, mGy.
+    dose_area_product_gy_cm2 : float
+        Kerma-area product, Gy cm^2.
+    detector_air_kerma_ngy : float
+        Air kerma at the detector with nothing in the beam, nGy.
+    quanta_per_pixel : float
+        Detected photons per pixel with nothing in the beam.
+    frames_per_second : float
+        Pulse rate, for live fluoroscopy.
+    """
+
+    kvp: float
+    mas: float
+    reference_air_kerma_mgy: float
+    dose_area_product_gy_cm2: float
+    detector_air_kerma_ngy: float
+    quanta_per_pixel: float
+    frames_per_second: float
+
+
+def exposure_for(carm: CArm, technique: Technique, transmission: float = 1.0,
+                 kev: float = FLUORO_EFFECTIVE_KEV) -> Exposure:
+    """The exposure of one frame for ``carm`` and ``technique``.
+
+    Parameters
+    ----------
+    transmission : float
+        Fraction of the primary beam the anatomy lets through where automatic exposure control
+        measures (``exp(-p)`` of its median line integral); used only when the technique leaves the
+        tube charge to the AEC.
+
+    Examples
+    --------
+    >>> e = exposure_for(CArm(), Technique(kvp=80, mas_per_frame=0.1))
+    >>> round(e.reference_air_kerma_mgy, 4), round(e.dose_area_product_gy_cm2 * 1e3, 2)  # mGy; mGy cm^2
+    (0.0205, 2.13)
+    """
+    if not (np.isfinite(transmission) and 0.0 < transmission <= 1.0):
+        raise SpinesimError(f"beam transmission must be in (0, 1], got {transmission!r}")
+    output = tube_output_ugy_per_mas(technique.kvp)  # uGy/mAs at 1 m
+    detector_per_mas_ugy = output * (1000.0 / carm.source_to_detector_mm) ** 2
+    if technique.mas_per_frame is None:
+        mas = technique.aec_target_ngy * 1e-3 / (detector_per_mas_ugy * transmission)
+    else:
+        mas = technique.mas_per_frame
+    irp_distance_mm = carm.source_to_isocenter_mm - IRP_FROM_ISOCENTER_MM
+    if irp_distance_mm <= 0:
+        raise SpinesimError(f"the source-to-isocentre distance ({carm.source_to_isocenter_mm} mm) must exceed "
+                            f"{IRP_FROM_ISOCENTER_MM:g} mm to place the interventional reference point")
+    reference_ugy = output * mas * (1000.0 / irp_distance_mm) ** 2
+    field_at_irp_cm2 = carm.field_area_at_detector_mm2() * (irp_distance_mm / carm.source_to_detector_mm) ** 2 / 100.0
+    detector_ugy = detector_per_mas_ugy * mas
+    quanta = detector_ugy * photons_per_mm2_per_ugy(kev) * carm.pixel_size_mm**2 * DETECTOR_QUANTUM_EFFICIENCY
+    return Exposure(kvp=technique.kvp, mas=mas, reference_air_kerma_mgy=reference_ugy * 1e-3,
+                    dose_area_product_gy_cm2=reference_ugy * 1e-6 * field_at_irp_cm2,
+                    detector_air_kerma_ngy=detector_ugy * 1e3, quanta_per_pixel=quanta,
+                    frames_per_second=technique.frames_per_second)
+
+
+@dataclass(frozen=True)
+class DoseLedger:
+    """Radiation used in one attempt: shots, live-fluoroscopy time, reference air kerma and DAP.
+
+    Immutable: :meth:`add_shot` and :meth:`add_live` return a new ledger.
+
+    Examples
+    --------
+    >>> frame = exposure_for(CArm(), Technique(mas_per_frame=0.1, frames_per_second=10))
+    >>> ledger = DoseLedger().add_shot(frame).add_live(frame, seconds=3.0)
+    >>> ledger.shots, ledger.frames, ledger.fluoro_seconds     # a tap of 3 frames, then 30
+    (1, 33, 3.0)
+    >>> bool(np.isclose(ledger.reference_air_kerma_mgy, 33 * frame.reference_air_kerma_mgy))
+    True
+    """
+
+    shots: int = 0
+    frames: int = 0
+    fluoro_seconds: float = 0.0
+    reference_air_kerma_mgy: float = 0.0
+    dose_area_product_gy_cm2: float = 0.0
+    history: tuple[tuple[str, float, float, float], ...] = field(default=(), repr=False)
+
+    def _plus(self, kind: str, exposure: Exposure, frames: int, seconds: float) -> DoseLedger:
+        kerma = exposure.reference_air_kerma_mgy * frames
+        dap = exposure.dose_area_product_gy_cm2 * frames
+        return replace(self, shots=self.shots + (kind == "shot"), frames=self.frames + frames,
+                       fluoro_seconds=self.fluoro_seconds + seconds,
+                       reference_air_kerma_mgy=self.reference_air_kerma_mgy + kerma,
+                       dose_area_product_gy_cm2=self.dose_area_product_gy_cm2 + dap,
+                       history=self.history + ((kind, seconds, kerma, dap),))
+
+    def add_shot(self, exposure: Exposure) -> DoseLedger:
+        """One pulse shot: a tap of :func:`tap_frames` frames (its beam time is not live time)."""
+        return self._plus("shot", exposure, tap_frames(exposure.frames_per_second), 0.0)
+
+    def add_live(self, exposure: Exposure, seconds: float, kind: str = "live") -> DoseLedger:
+        """``seconds`` of live fluoroscopy (or a DSA run, ``kind`` "dsa") at the exposure's frame rate
+        (frames rounded to whole pulses)."""
+        if not (np.isfinite(seconds) and seconds >= 0):
+            raise SpinesimError(f"live fluoroscopy time must be >= 0 seconds, got {seconds!r}")
+        frames = int(round(seconds * exposure.frames_per_second))
+        return self._plus(kind, exposure, frames, float(seconds))
+
+    def summary(self) -> str:
+        """One line for a trainee: shots, fluoro time, reference air kerma and DAP."""
+        return (f"{self.shots} shots, {self.fluoro_seconds:.1f} s live, {self.reference_air_kerma_mgy:.2f} mGy "
+                f"reference air kerma, {self.dose_area_product_gy_cm2:.3f} Gy·cm² DAP")
+
+
+def live_dose_rate_mgy_per_s(exposure: Exposure) -> float:
+    """Reference air kerma rate of live fluoroscopy at this exposure, mGy/s."""
+    return exposure.reference_air_kerma_mgy * exposure.frames_per_second
+
+
+def technique_for(mode: str, technique: Technique = Technique(), seconds: float | None = None) -> Technique:
+    """The technique a ``fluoro_shot`` of ``mode`` drives the tube with, and the frames its image holds.
+
+    ``technique`` (fluoroscopy) for pulses (a tap, :func:`tap_frames`) and live runs of ``seconds``
+    (default one pulse time; the held image averages up to ``RECURSIVE_FILTER_FRAMES``); for DSA the
+    acquisition's detector kerma per frame and frame rate, each frame one acquisition.
+
+    Examples
+    --------
+    >>> dsa = technique_for("dsa")
+    >>> dsa.aec_target_ngy / technique_for("live").aec_target_ngy, dsa.frames_per_second, dsa.shown_frames
+    (25.0, 3.0, 1)
+    >>> technique_for("pulse").shown_frames, technique_for("live", seconds=0.1).shown_frames, technique_for("live", seconds=5).shown_frames
+    (4, 2, 4)
+    """
+    if mode == "dsa":
+        return replace(technique, aec_target_ngy=DSA_TARGET_DETECTOR_NGY_PER_FRAME,
+                       frames_per_second=DSA_FRAMES_PER_SECOND, averaged_frames=1)
+    if mode == "live":
+        run = max(1, round((PULSE_SECONDS if seconds is None else seconds) * technique.frames_per_second))
+        return replace(technique, averaged_frames=min(run, RECURSIVE_FILTER_FRAMES))
+    return technique
+
+
+def metering_rays(carm: CArm) -> np.ndarray:
+    """Unit LPS directions (source -> detector) of the rays the exposure control meters on, (17, 3)."""
+    centre = (carm.detector_pixels - 1) / 2.0
+    radius = METERING_RADIUS * carm.detector_pixels
+    angles = np.linspace(0.0, 2 * np.pi, 8, endpoint=False)
+    u = [centre] + [centre + f * radius * np.cos(a) for f in _RINGS for a in angles]
+    v = [centre] + [centre + f * radius * np.sin(a) for f in _RINGS for a in angles]
+    return carm.ray_directions(np.array(u), np.array(v))
+
+
+_TRANSMISSIONS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def metered_transmission(anatomy, carm: CArm, kev: float = FLUORO_EFFECTIVE_KEV) -> float:
+    """``exp(-median p)`` of the body on the metering rays: what automatic exposure control sees
+    (remembered per anatomy and pose)."""
+    known = _TRANSMISSIONS.setdefault(anatomy, {})
+    key = (np.round(carm.projection_matrix, 6).tobytes(), float(kev))
+    if key in known:
+        return known[key]
+    step = 0.5 * float(np.min(anatomy.ct.spacing))
+    distances = carm.source_to_isocenter_mm + np.arange(-_HALF_LENGTH_MM, _HALF_LENGTH_MM, step)
+    points = carm.source[None, None, :] + distances[None, :, None] * metering_rays(carm)[:, None, :]
+    ijk = anatomy.ct.world_to_voxel(points.reshape(-1, 3)).T
+    hu = ndimage.map_coordinates(anatomy.ct.array, ijk, output=np.float32, order=1, mode="constant", cval=_AIR_HU,
+                                 prefilter=False)
+    line_integrals = (hu_to_mu(kev)(hu).reshape(points.shape[:2]) * step).sum(axis=1)
+    body = line_integrals[line_integrals > BODY_LINE_INTEGRAL]
+    known[key] = float(np.exp(-np.median(body))) if body.size else 1.0
+    return known[key]
+
+
+def add_fluoro_shot(ledger: DoseLedger, anatomy, carm: CArm, mode: str, seconds: float | None = None,
+                    technique: Technique = Technique()) -> DoseLedger:
+    """``ledger`` with one more ``fluoro_shot``: the one function both the live dose counter and the
+    attempt report count with.
+
+    Parameters
+    ----------
+    ledger : DoseLedger
+    anatomy : Anatomy
+        The patient, metered by :func:`metered_transmission` (no rendering).
+    carm : CArm
+        The pose of the shot.
+    mode : {"pulse", "live", "dsa"}
+    seconds : float, optional
+        Beam-on time of the run, s; a pulse without it is one frame, a run without it one pulse
+        time (:data:`PULSE_SECONDS`).
+    technique : Technique
+        Fluoroscopy technique (DSA runs use :func:`technique_for`).
+    """
+    exposure = exposure_for(carm, technique_for(mode, technique), metered_transmission(anatomy, carm))
+    if mode == "pulse" and seconds is None:
+        return ledger.add_shot(exposure)
+    return ledger.add_live(exposure, PULSE_SECONDS if seconds is None else seconds,
+                           kind="dsa" if mode == "dsa" else "live")

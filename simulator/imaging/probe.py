@@ -1,0 +1,390 @@
+"""The ultrasound probe: what it is (linear or curvilinear array, frequency, field of view), where it
+sits on the skin, and the machine settings (depth, gain, time-gain compensation, dynamic range).
+
+Probe frame, stated once: ``position`` is the centre of the probe face on the skin (LPS mm);
+``axial`` is the beam direction at the face centre, pointing into the patient; ``lateral`` runs
+along the array from the image's left edge to its right edge; ``elevation = lateral x axial`` is
+the out-of-plane direction (the slice thickness). The orientation marker on the probe is at the
+image-left end (the screen convention: marker side on the left of the display).
+
+Clinical probe movements (``Probe.moved``): *slide* along the array (in-plane), *sweep* across it
+(out of plane), *rotate* about the beam axis, *tilt* (fan the beam out of plane, about the array
+axis) and *rock* (heel-toe, in-plane angulation about the elevation axis).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from typing import Literal
+
+import numpy as np
+
+from anatomy_models.errors import SpinesimError
+from anatomy_models.structures import check_side
+from anatomy_models.tissues import SCANNER_SPEED_OF_SOUND_M_PER_S
+
+ProbeKind = Literal["linear", "curvilinear"]
+View = Literal["paramedian-sagittal-oblique", "articular", "transverse-interlaminar"]
+VIEWS: tuple[str, ...] = ("paramedian-sagittal-oblique", "articular", "transverse-interlaminar")
+
+# Preset arrays [ED]: a high-frequency linear array (5-12 MHz, 38 mm footprint) for superficial
+# blocks, and a low-frequency curvilinear array (2-5 MHz, 60 mm radius, 60 degree sector) for the
+# lumbar neuraxial views, as regional-anaesthesia practice uses them.
+PRESETS: dict[str, dict[str, float]] = {
+    "linear": {"frequency_mhz": 10.0, "depth_mm": 40.0, "footprint_mm": 38.0, "elevation_focus_mm": 20.0,
+               "elevation_f_number": 4.0},
+    "curvilinear": {"frequency_mhz": 3.5, "depth_mm": 80.0, "radius_mm": 60.0, "field_of_view_deg": 60.0,
+                    "elevation_focus_mm": 60.0, "elevation_f_number": 5.0},
+}
+# Frequencies a probe of each kind can be driven at (MHz) [ED, widened from the issue's 5-12 / 2-5].
+FREQUENCY_RANGE_MHZ: dict[str, tuple[float, float]] = {"linear": (4.0, 15.0), "curvilinear": (1.5, 7.0)}
+
+
+def _unit(value: object, name: str) -> np.ndarray:
+    vector = np.asarray(value, dtype=np.float64)
+    norm = float(np.linalg.norm(vector)) if vector.shape == (3,) else 0.0
+    if not np.isfinite(norm) or norm < 1e-9:
+        raise SpinesimError(f"probe {name} must be a non-zero finite LPS 3-vector, got {value!r}")
+    return vector / norm
+
+
+def _rotation(axis: np.ndarray, degrees: float) -> np.ndarray:
+    """Rotation matrix about unit ``axis`` by ``degrees`` (right-hand rule), Rodrigues' formula."""
+    angle = np.radians(degrees)
+    x, y, z = axis
+    cross = np.array([[0, -z, y], [z, 0, -x], [-y, x, 0]])
+    return np.eye(3) + np.sin(angle) * cross + (1 - np.cos(angle)) * cross @ cross
+
+
+@dataclass(frozen=True, eq=False)
+class Probe:
+    """An ultrasound probe placed on the patient, with its machine settings.
+
+    Parameters
+    ----------
+    kind : {"linear", "curvilinear"}
+        Array geometry. Settings left as ``None`` take the kind's preset (:data:`PRESETS`).
+    position : array (3,)
+        Centre of the probe face, LPS mm (on the skin; see :func:`on_skin`).
+    axial : array (3,)
+        Beam direction at the face centre, into the patient (LPS unit vector; normalised here).
+    lateral : array (3,)
+        Along the array, image left -> right (LPS vector; made orthogonal to ``axial`` here).
+    frequency_mhz : float
+        Centre frequency, MHz (linear 4-15, curvilinear 1.5-7).
+    depth_mm : float
+        Imaging depth below the face, mm.
+    footprint_mm : float
+        Linear array: active width of the array, mm.
+    radius_mm, field_of_view_deg : float
+        Curvilinear array: radius of the convex face, mm, and the sector angle, degrees.
+    focus_mm : float, optional
+        Transmit focal depth, mm; ``None`` puts it at 60 % of the depth.
+    gain_db : float
+        Overall receive gain, dB.
+    dynamic_range_db : float
+        Range of echo levels mapped from black to white by the log compression, dB.
+    tgc_db : tuple of float
+        Time-gain-compensation sliders: extra gain in dB at evenly spaced depths from the face to
+        ``depth_mm`` (like a scanner's slider bank), linearly interpolated; empty for none.
+    tgc_db_per_cm : float, optional
+        Depth-proportional gain, dB per cm of depth; ``None`` compensates the round-trip
+        attenuation of average soft tissue at this frequency (see ``ultrasound.AUTO_TGC_DB_PER_CM_MHZ``).
+    elevation_focus_mm, elevation_f_number : float
+        Fixed elevation lens: focal depth (mm) and f-number; set the slice thickness.
+    image_shape : (int, int)
+        The display frame (rows, columns), pixels: the field of view is scaled to fill it and the
+        image is cut to the field of view, so its aspect follows depth x width (at most this size).
+        The beam is sampled with ``rows`` samples per line and ``columns`` lines.
+
+    Examples
+    --------
+    >>> p = Probe("curvilinear", position=[0, 80, 0], axial=[0, -1, 0], lateral=[0, 0, -1])
+    >>> p.frequency_mhz, p.depth_mm, (p.elevation + 0.0).tolist()    # elevation = lateral x axial
+    (3.5, 80.0, [-1.0, 0.0, 0.0])
+    >>> q = p.moved(slide_mm=10)      # 10 mm along the array: toward the image's right (caudal here)
+    >>> q.position.tolist()
+    [0.0, 80.0, -10.0]
+    """
+
+    kind: ProbeKind
+    position: np.ndarray
+    axial: np.ndarray
+    lateral: np.ndarray
+    frequency_mhz: float | None = None
+    depth_mm: float | None = None
+    footprint_mm: float | None = None
+    radius_mm: float | None = None
+    field_of_view_deg: float | None = None
+    focus_mm: float | None = None
+    gain_db: float = 0.0
+    dynamic_range_db: float = 55.0
+    tgc_db: tuple[float, ...] = ()
+    tgc_db_per_cm: float | None = None
+    elevation_focus_mm: float | None = None
+    elevation_f_number: float | None = None
+    image_shape: tuple[int, int] = (256, 256)
+    _key: tuple = field(default=(), init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        if self.kind not in PRESETS:
+            raise SpinesimError(f"unknown probe kind {self.kind!r}", hint="use 'linear' or 'curvilinear'")
+        preset = PRESETS[self.kind]
+        for name, value in preset.items():
+            if getattr(self, name) is None:
+                object.__setattr__(self, name, value)
+        position = np.asarray(self.position, dtype=np.float64)
+        if position.shape != (3,) or not np.all(np.isfinite(position)):
+            raise SpinesimError(f"probe position must be three finite LPS numbers (mm), got {self.position!r}")
+        axial = _unit(self.axial, "axial direction")
+        lateral = _unit(self.lateral, "lateral direction")
+        lateral = lateral - (lateral @ axial) * axial
+        if np.linalg.norm(lateral) < 0.1:
+            raise SpinesimError("probe lateral direction is parallel to its axial direction",
+                                hint="give a lateral (array) direction across the beam")
+        object.__setattr__(self, "position", position)
+        object.__setattr__(self, "axial", axial)
+        object.__setattr__(self, "lateral", lateral / np.linalg.norm(lateral))
+        low, high = FREQUENCY_RANGE_MHZ[self.kind]
+        self._check("frequency_mhz", self.frequency_mhz, low, high, f"a {self.kind} probe runs at {low:g}-{high:g} MHz")
+        self._check("depth_mm", self.depth_mm, 10.0, 300.0, "imaging depth is 10-300 mm")
+        if self.kind == "linear":
+            self._check("footprint_mm", self.footprint_mm, 10.0, 100.0, "a linear array is 10-100 mm wide")
+        else:
+            self._check("radius_mm", self.radius_mm, 5.0, 150.0, "a convex array's radius is 5-150 mm")
+            self._check("field_of_view_deg", self.field_of_view_deg, 10.0, 150.0, "a sector spans 10-150 degrees")
+        if self.focus_mm is None:
+            object.__setattr__(self, "focus_mm", 0.6 * self.depth_mm)
+        self._check("focus_mm", self.focus_mm, 1.0, self.depth_mm, "the focus lies between the face and the imaging depth")
+        self._check("dynamic_range_db", self.dynamic_range_db, 10.0, 120.0, "dynamic range is 10-120 dB")
+        self._check("gain_db", self.gain_db, -60.0, 60.0, "gain is -60..60 dB")
+        self._check("elevation_focus_mm", self.elevation_focus_mm, 1.0, 300.0, "the elevation focus is 1-300 mm deep")
+        self._check("elevation_f_number", self.elevation_f_number, 0.5, 20.0, "an f-number is 0.5-20")
+        tgc = tuple(float(v) for v in self.tgc_db)
+        if not all(np.isfinite(v) and -60.0 <= v <= 60.0 for v in tgc):
+            raise SpinesimError(f"TGC sliders must be gains of -60..60 dB, got {self.tgc_db!r}", where="field 'tgc_db'")
+        object.__setattr__(self, "tgc_db", tgc)
+        if self.tgc_db_per_cm is not None:
+            self._check("tgc_db_per_cm", self.tgc_db_per_cm, 0.0, 30.0, "depth gain is 0-30 dB/cm")
+        shape = tuple(int(n) for n in self.image_shape)
+        if len(shape) != 2 or not all(16 <= n <= 4096 for n in shape):
+            raise SpinesimError(f"image shape must be (rows, columns) of 16-4096 pixels, got {self.image_shape!r}",
+                                where="field 'image_shape'")
+        object.__setattr__(self, "image_shape", shape)
+        numbers = [getattr(self, name) for name in ("frequency_mhz", "depth_mm", "footprint_mm", "radius_mm",
+                                                      "field_of_view_deg", "focus_mm", "elevation_focus_mm",
+                                                      "elevation_f_number")]
+        object.__setattr__(self, "_key", (self.kind, *[None if v is None else round(float(v), 9) for v in numbers], shape))
+
+    @staticmethod
+    def _check(name: str, value: float | None, low: float, high: float, rule: str) -> None:
+        if value is None or not np.isfinite(value) or not low <= value <= high:
+            raise SpinesimError(f"probe {name} = {value!r} is out of range ({rule})", where=f"field {name!r}")
+
+    # ------------------------------------------------------------------ frame
+    @property
+    def elevation(self) -> np.ndarray:
+        """Out-of-plane unit vector, ``lateral x axial`` (LPS)."""
+        return np.cross(self.lateral, self.axial)
+
+    @property
+    def scan_key(self) -> tuple:
+        """Hashable summary of the settings that shape the scan and its point-spread function (no pose)."""
+        return self._key
+
+    @property
+    def geometry_key(self) -> tuple:
+        """Hashable summary of everything that decides which tissue the beams see and how sharply."""
+        return (*self._key, *np.round(np.concatenate([self.position, self.axial, self.lateral]), 9))
+
+    @property
+    def wavelength_mm(self) -> float:
+        """Wavelength in soft tissue at the centre frequency, mm (scanner speed of sound)."""
+        return SCANNER_SPEED_OF_SOUND_M_PER_S / (self.frequency_mhz * 1e3)
+
+    # ------------------------------------------------------------------ movement
+    def with_settings(self, **settings) -> Probe:
+        """The same probe with other settings (any constructor field)."""
+        return replace(self, **settings)
+
+    def moved(self, *, slide_mm: float = 0.0, sweep_mm: float = 0.0, press_mm: float = 0.0,
+              rotate_deg: float = 0.0, tilt_deg: float = 0.0, rock_deg: float = 0.0) -> Probe:
+        """The probe after the clinical movements, applied in the probe's own frame.
+
+        Parameters
+        ----------
+        slide_mm : float
+            Translation along the array (toward the image's right), mm.
+        sweep_mm : float
+            Translation across the array (along ``elevation``), mm.
+        press_mm : float
+            Translation along the beam (into the patient), mm.
+        rotate_deg : float
+            Turn about the beam axis (right-hand rule about ``axial``), degrees.
+        tilt_deg : float
+            Fan the beam out of plane toward ``+elevation`` (about the array axis), degrees.
+        rock_deg : float
+            Heel-toe: swing the beam in plane toward ``+lateral`` (about the elevation axis), degrees.
+        """
+        rotation = (_rotation(self.axial, rotate_deg)
+                    @ _rotation(self.lateral, tilt_deg)
+                    @ _rotation(self.elevation, -rock_deg))
+        position = self.position + slide_mm * self.lateral + sweep_mm * self.elevation + press_mm * self.axial
+        return replace(self, position=position, axial=rotation @ self.axial, lateral=rotation @ self.lateral)
+
+
+# --------------------------------------------------------------------------- the probe in an action log
+def probe_record(probe: Probe, view: str | None = None) -> dict:
+    """The ``place_probe`` fields (:mod:`simulator.session.actions`) of ``probe``: its pose (rounded to
+    0.1 um and 1e-6) and the settings a trainee turns (kind, depth, gain, frequency), with an
+    optional ``view`` name.
+
+    Examples
+    --------
+    >>> record = probe_record(Probe("linear", position=[0, 80, 0], axial=[0, -1, 0], lateral=[1, 0, 0]))
+    >>> record["kind"], record["depth_mm"], record["frequency_mhz"], record["direction"]
+    ('linear', 40.0, 10.0, [0.0, -1.0, 0.0])
+    >>> probe_of(record).geometry_key == Probe("linear", [0, 80, 0], [0, -1, 0], [1, 0, 0]).geometry_key
+    True
+    """
+    record = {"position": [round(float(v), 4) for v in probe.position],
+              "direction": [round(float(v), 6) + 0.0 for v in probe.axial],
+              "lateral": [round(float(v), 6) + 0.0 for v in probe.lateral],
+              "kind": probe.kind, "depth_mm": round(float(probe.depth_mm), 3), "gain_db": round(float(probe.gain_db), 3),
+              "frequency_mhz": round(float(probe.frequency_mhz), 3)}
+    return record | ({"view": view} if view else {})
+
+
+def probe_of(record: dict, **settings) -> Probe:
+    """The :class:`Probe` of a ``place_probe`` record (or a session's probe state); the settings it
+    leaves out take the kind's preset (curvilinear unless named), ``settings`` add others
+    (``image_shape``).
+
+    Raises
+    ------
+    SpinesimError
+        If the pose or a setting is impossible (a zero vector, a frequency the probe cannot run at).
+    """
+    given = {name: record[name] for name in ("depth_mm", "gain_db", "frequency_mhz") if record.get(name) is not None}
+    return Probe(record.get("kind") or "curvilinear", position=record["position"], axial=record["direction"],
+                 lateral=record["lateral"], **given, **settings)
+
+
+# --------------------------------------------------------------------------- placement on the skin
+def skin_point(anatomy, aim: np.ndarray, direction: np.ndarray, *, step_mm: float = 0.25) -> np.ndarray:
+    """Where the line through ``aim`` along ``direction`` first meets the body (LPS mm).
+
+    Marches along ``direction`` from outside the anatomy's grid, through ``aim`` and on, and returns
+    the first point whose tissue class is not air (the skin, or whatever the body's outer layer is).
+    ``aim`` may lie inside the body (a target) or outside it (a probe hovering over the skin).
+    """
+    aim = np.asarray(aim, dtype=np.float64)
+    direction = _unit(direction, "direction")
+    classes, names = anatomy.tissue_map()
+    air = names.index("air") if "air" in names else -1
+    lower, upper = anatomy.ct.bounds()
+    start_distance = float(np.linalg.norm(upper - lower)) + 1.0
+    distances = np.arange(-start_distance, start_distance, step_mm)
+    points = aim[None, :] + distances[:, None] * direction[None, :]
+    ijk = np.rint(anatomy.ct.world_to_voxel(points)).astype(np.int64)
+    inside = np.all((ijk >= 0) & (ijk < np.asarray(classes.shape)), axis=1)
+    tissue = np.full(len(points), air, dtype=np.int64)
+    tissue[inside] = classes[ijk[inside, 0], ijk[inside, 1], ijk[inside, 2]]
+    body = np.flatnonzero(inside & (tissue != air))
+    if body.size == 0:
+        raise SpinesimError(f"the line toward {np.round(aim, 1).tolist()} along {np.round(direction, 3).tolist()} "
+                            "does not meet the body", hint="aim the probe at a point inside the patient")
+    return points[body[0]]
+
+
+def on_skin(anatomy, probe: Probe) -> Probe:
+    """``probe`` moved along its beam axis so that the face centre touches the skin."""
+    return replace(probe, position=skin_point(anatomy, probe.position, probe.axial))
+
+
+def aimed_probe(anatomy, kind: ProbeKind, aim: np.ndarray, axial: np.ndarray, lateral: np.ndarray, **settings) -> Probe:
+    """A probe on the skin whose central beam passes through ``aim`` (LPS mm) along ``axial``."""
+    axial = _unit(axial, "axial direction")
+    return Probe(kind, position=skin_point(anatomy, aim, axial), axial=axial, lateral=lateral, **settings)
+
+
+# Medial tilt of the paramedian sagittal oblique view: the beam is angled 10-15 degrees toward the
+# midline to pass through the interlaminar window (Karmakar's technique, as taught) [ED].
+PSO_MEDIAL_TILT_DEG = 15.0
+
+
+def standard_view(anatomy, view: str, level: str = "L4-L5", side: str = "left", kind: ProbeKind = "curvilinear",
+                  **settings) -> Probe:
+    """A probe on the skin in one of the standard lumbar neuraxial views.
+
+    Parameters
+    ----------
+    anatomy : Anatomy
+        Needs the landmarks ``{level}.interlaminar_window.center`` and, for the articular view,
+        ``facet_joint.{level}.{side}.center``; the transverse view also uses the spinous-process tips,
+        the paramedian sagittal oblique view the labels of the disc and vertebral bodies.
+    view : str
+        ``"paramedian-sagittal-oblique"``: sagittal plane beside the midline, beam tilted medially
+        through the interlaminar window onto the anterior complex (the back of the disc, on the
+        midline): laminae as a saw-tooth, the window between them; marker cranial.
+        ``"articular"``: sagittal plane over the facet joints, beam straight down (the articular
+        processes as a continuous wavy line, "camel humps"); marker cranial.
+        ``"transverse-interlaminar"``: transverse plane through the interspinous gap, beam aimed
+        between the spinous-process tips into the window; marker on the patient's right.
+    level : str
+        Interspace, e.g. ``"L4-L5"``.
+    side : {"left", "right"}
+        Patient side of the paramedian views.
+    kind : {"linear", "curvilinear"}
+        Probe kind; the lumbar views are done with a curvilinear probe in practice.
+    **settings
+        Other :class:`Probe` fields (depth_mm, frequency_mhz, gain_db, ...).
+    """
+    if view not in VIEWS:
+        raise SpinesimError(f"unknown ultrasound view {view!r}", hint=f"use one of: {', '.join(VIEWS)}")
+    check_side(side)
+    window = anatomy.landmark(f"{level}.interlaminar_window.center")
+    superior = np.array([0.0, 0.0, 1.0])
+    anterior = np.array([0.0, -1.0, 0.0])
+    if view == "transverse-interlaminar":
+        upper, lower = level.split("-")
+        gap = 0.5 * (anatomy.landmark(f"{upper}.spinous_process.tip") + anatomy.landmark(f"{lower}.spinous_process.tip"))
+        axial = window - gap
+        if np.linalg.norm(axial) < 1.0 or axial @ anterior <= 0:
+            axial = anterior
+        # Marker on the patient's right: the image's left is the patient's right, +lateral = +x (left).
+        return aimed_probe(anatomy, kind, window, axial, [1.0, 0.0, 0.0], **settings)
+    # Paramedian views: marker cranial, so the image's left is cranial and +lateral points caudal.
+    lateral = -superior
+    if view == "articular":
+        return aimed_probe(anatomy, kind, anatomy.landmark(f"facet_joint.{level}.{side}.center"), anterior, lateral,
+                           **settings)
+    medial = np.array([-1.0 if side == "left" else 1.0, 0.0, 0.0])  # +x is the patient's left
+    tilt = np.radians(PSO_MEDIAL_TILT_DEG)
+    return aimed_probe(anatomy, kind, anterior_complex(anatomy, level), np.cos(tilt) * anterior + np.sin(tilt) * medial,
+                       lateral, **settings)
+
+
+def anterior_complex(anatomy, level: str, *, reach_mm: float = 60.0, step_mm: float = 0.5) -> np.ndarray:
+    """The back of the disc (or vertebral body) straight in front of ``level``'s interlaminar window.
+
+    The "anterior complex" of neuraxial ultrasound (posterior longitudinal ligament, back of the disc
+    and bodies): found by stepping anteriorly from ``{level}.interlaminar_window.center`` until the
+    label map shows the ``{level}.disc`` or the body of either vertebra.
+    """
+    upper, lower = level.split("-")
+    table = anatomy.label_table
+    targets = [label.id for label in table
+               if label.name.startswith(f"{level}.disc") or label.name in (f"{upper}.body", f"{lower}.body")]
+    if anatomy.labels is None or not targets:
+        raise SpinesimError(f"the anatomy has no labelled {level} disc or vertebral bodies to aim the probe at",
+                            hint="use a labelled anatomy, or aim the probe yourself with aimed_probe")
+    window = anatomy.landmark(f"{level}.interlaminar_window.center")
+    points = window + np.arange(0.0, reach_mm, step_mm)[:, None] * np.array([0.0, -1.0, 0.0])
+    ijk = np.rint(anatomy.labels.world_to_voxel(points)).astype(np.int64)
+    inside = np.all((ijk >= 0) & (ijk < np.asarray(anatomy.labels.shape)), axis=1)
+    hits = np.flatnonzero(inside)[np.isin(anatomy.labels.array[tuple(ijk[inside].T)], targets)]
+    if hits.size == 0:
+        raise SpinesimError(f"no {level} disc or vertebral body within {reach_mm:g} mm in front of its interlaminar window")
+    return points[hits[0]]
+

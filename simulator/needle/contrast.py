@@ -1,0 +1,638 @@
+"""Where injected contrast goes: a concentration volume (mg iodine per mL) over time, by compartment.
+
+The compartment is decided by what the needle tip is in (clinical.md §2.7 table):
+
+==================  =====================================  =============================================
+pattern             tip in                                 spread
+==================  =====================================  =============================================
+``epidural``        ``epidural_space``; fat or soft        the epidural space plus the root sleeve (tissue
+                    tissue within 3 mm of a root           within 3 mm of a root, outside the sac), easier
+                    (foramen); a root itself               cranio-caudally; persists and spreads
+``intrathecal``     ``dural_sac.csf``, ``cauda_equina``    CSF; settles toward -y (anterior: the patient
+                                                           is prone, contrast is denser than CSF)
+``subdural``        ``dural_sac.dura``                     the dura and the outermost layer of CSF;
+                                                           sluggish, column-shaped
+``arterial``        a ``blood`` structure named artery      the vessel's lumen; washes out in ~1 s
+                    or aorta
+``venous``          any other ``blood`` structure          the vessel's lumen; washes out in seconds
+``intra_articular`` ``facet_joint.*``                      the joint line, then the capsule's recesses
+                                                           (soft tissue within 4 mm); beyond ~1.5 mL
+                                                           the capsule ruptures into the tissue around
+``intradiscal``     a disc (annulus or nucleus)            the disc, the nucleus first
+``soft_tissue``     anything else (muscle, fat, ligament)  a blob in that structure, feathery along the
+                                                           (cranio-caudal) muscle fibres
+==================  =====================================  =============================================
+
+The model is a constrained flood fill. A geodesic distance from the tip is computed inside the
+compartment (Dijkstra over the 26-neighbour voxel graph of a crop around the tip; a cranio-caudal
+step can be made cheaper than a transverse one), and the injectate fills the nearest voxels first.
+Each voxel holds at most ``fill_fraction`` of its volume of injected fluid (contrast mixed with the
+tissue's own fluid; fat and muscle hold little, CSF and a joint a lot). Over time the injectate mixes
+with more tissue fluid: the filled volume grows by the spread factor ``s(t)`` while the concentration
+falls by it, so the iodine inside the body stays exactly what was injected. What a compartment cannot
+hold (a joint beyond its capsule, a compartment cut by the crop) overflows into the soft tissue beside
+it. Intravascular contrast is different: the blood carries it away, so the lumen opacifies at the
+injectate diluted by the blood (the bolus fills the lumen nearest the tip; in a small vessel, all of it
+in the crop, the rest is carried out of the field at once) and washes out exponentially.
+
+The fill front is then relaxed by diffusion confined to the compartment (:func:`_confined_diffusion`):
+fluid moves only between face-adjacent visited voxels of the same kind (compartment to compartment,
+spill tissue to spill tissue), with symmetric fluxes, so the iodine is conserved exactly and never
+leaves where the fill put it, while the voxel-sharp front and the staircase of the fill order
+soften over ``smoothing_mm`` (a Gaussian of that sigma). An epidurogram is then a smooth streak
+along the epidural space and a tram-track along the root sleeve, not a heap of voxel blobs.
+
+All numbers below are engineering defaults [ED] chosen to reproduce the time behaviour of §2.7
+("persists", "washes out within seconds", "sluggish"); the iodine concentration of the medium is
+:data:`anatomy_models.tissues.CONTRAST_IODINE_MG_PER_ML`. The result is deterministic.
+"""
+
+from __future__ import annotations
+
+import heapq
+import math
+from dataclasses import dataclass
+from typing import Literal, Sequence
+
+import numba
+import numpy as np
+from scipy import ndimage
+
+from anatomy_models.errors import SpinesimError
+from anatomy_models.structures import in_group
+from anatomy_models.tissues import BONE_TISSUES, CONTRAST_IODINE_MG_PER_ML
+from anatomy_models.volume import Volume
+from simulator.needle.trace import AIR, NERVE_ROOT_GROUPS, Tracer
+
+Pattern = Literal["epidural", "intrathecal", "subdural", "arterial", "venous", "intra_articular",
+                  "intradiscal", "soft_tissue"]
+
+# Tissue within this distance (mm) of a root's surface, outside the dural sac, is the root sleeve and
+# foramen: contrast there runs along the root (§2.7 TFESI row) [ED].
+ROOT_SLEEVE_MM = 3.0
+# The sleeve is a fluid-filled cuff (dural root sleeve and perineural fat): it holds more than epidural
+# fat and contrast runs along it first, outlining the root (§2.7 TFESI row) [ED].
+SLEEVE_FILL_FRACTION = 0.5
+_SLEEVE_STEP_COST = 0.5
+# The facet capsule and its superior and inferior recesses extend this far around the joint space
+# label (mm): a joint label is the thin cartilage-lined space, the capsule distends around it [ED].
+CAPSULE_MM = 4.0
+# Flow into the capsule's recesses costs this much more per mm than along the joint line, so the
+# joint line fills first and the recesses distend after it (§2.3: "fills the recesses") [ED].
+_RECESS_STEP_COST = 100.0
+# Contrast in the disc tracks through the annulus's fissures (which hold little) into the softer
+# nucleus and fills it (§2.7: disc-shaped blush) [ED].
+_ANNULUS_STEP_COST = 10.0
+ANNULUS_FILL_FRACTION = 0.1
+# Soft tissues that take what a compartment cannot hold, and their fill fraction [ED].
+SPILL_TISSUES = frozenset({"fat", "muscle", "soft_tissue", "ligament", "skin", "cartilage"})
+SPILL_FILL_FRACTION = 0.2
+# Geodesic cost multiplier for stepping into spill tissue: larger than any path inside a crop, so a
+# compartment fills completely before anything spills.
+_SPILL_STEP_COST = 1.0e4
+# With gravity, the geodesic fill visits this many times the fluid volume before the gravity key
+# reorders it.
+_GRAVITY_VISIT_FACTOR = 8.0
+
+
+@dataclass(frozen=True)
+class SpreadModel:
+    """How one pattern spreads.
+
+    Parameters
+    ----------
+    fill_fraction : float
+        mL of injected fluid one mL of the compartment holds (0-1].
+    spread_gain : float
+        The filled volume grows by the factor ``1 + spread_gain * (1 - exp(-t / spread_time_s))``.
+    spread_time_s : float
+        Time constant of that growth, s.
+    cranio_caudal_cost : float
+        Cost of a step along z relative to a transverse step (< 1 spreads along the spine).
+    half_extent_mm : tuple of 3 floats
+        Half size of the crop around the tip (x, y, z), mm.
+    washout_time_s : float, optional
+        Intravascular only: exponential washout time constant, s.
+    blood_fraction : float
+        Intravascular only: fraction of the lumen's volume that is injectate while injecting.
+    capsule_ml : float, optional
+        What the compartment holds before it ruptures, mL.
+    spills : bool
+        Whether what does not fit overflows into the soft tissue beside the compartment.
+    gravity_gain : float
+        Intrathecal layering: fill order key = geodesic distance + g(t) * (y - y_tip), with
+        g(t) = gravity_gain * (0.25 + 0.75 * (1 - exp(-t / spread_time_s))).
+    texture_mm : tuple of 3 floats, optional
+        Correlation lengths (x, y, z; mm) of a seeded random texture of the tissue: fat lobules
+        (isotropic) make epidural contrast bubbly, muscle fibres (long in z) make it feathery.
+    texture_cost_gain, texture_capacity_gain : float
+        How strongly the texture (unit standard deviation) modulates the step cost (exponentially)
+        and the fill fraction (linearly, clipped to 0.2-2x).
+    smoothing_mm : float
+        Sigma (mm) of the confined diffusion that relaxes the fill front (0 for none).
+    """
+
+    fill_fraction: float
+    spread_gain: float = 0.0
+    spread_time_s: float = 30.0
+    cranio_caudal_cost: float = 1.0
+    half_extent_mm: tuple[float, float, float] = (30.0, 30.0, 40.0)
+    washout_time_s: float | None = None
+    blood_fraction: float = 0.0
+    capsule_ml: float | None = None
+    spills: bool = True
+    gravity_gain: float = 0.0
+    texture_mm: tuple[float, float, float] | None = None
+    texture_cost_gain: float = 0.0
+    texture_capacity_gain: float = 0.0
+    smoothing_mm: float = 0.0
+
+    def spread_factor(self, seconds: float) -> float:
+        return 1.0 + self.spread_gain * (1.0 - math.exp(-seconds / self.spread_time_s))
+
+    def gravity(self, seconds: float) -> float:
+        return self.gravity_gain * (0.25 + 0.75 * (1.0 - math.exp(-seconds / self.spread_time_s)))
+
+
+MODELS: dict[str, SpreadModel] = {
+    # Epidural fat and the potential space take ~30% of their volume; spread doubles over ~1 min to
+    # adjacent levels and out of the foramina (§2.7: persists, spreads over tens of seconds). The
+    # fluid runs as a smooth layer along the space and the root sleeve (an epidurogram's linear,
+    # "railroad" streaks and the root's tram-track, §2.7): fat lobules only roughen its front a
+    # little, and the front relaxes over 1.5 mm.
+    "epidural": SpreadModel(0.3, spread_gain=1.0, spread_time_s=30.0, cranio_caudal_cost=0.5,
+                            half_extent_mm=(40.0, 40.0, 80.0), texture_mm=(1.5, 1.5, 1.5), texture_cost_gain=0.25,
+                            smoothing_mm=1.5),
+    # Contrast mixes with CSF and pools by gravity (§2.7: diffuses, pools by gravity).
+    "intrathecal": SpreadModel(0.5, spread_gain=1.0, spread_time_s=30.0, half_extent_mm=(30.0, 30.0, 90.0),
+                               spills=False, gravity_gain=10.0),
+    # Sluggish, loculated column (§2.7).
+    "subdural": SpreadModel(0.5, spread_gain=0.3, spread_time_s=60.0, cranio_caudal_cost=0.4,
+                            half_extent_mm=(30.0, 30.0, 80.0), spills=False),
+    # Very fast washout (§2.7: may be missed on static images) [ED 1 s].
+    "arterial": SpreadModel(1.0, half_extent_mm=(40.0, 40.0, 40.0), washout_time_s=1.0, blood_fraction=0.5,
+                            spills=False),
+    # Washes out within seconds (§2.7) [ED 4 s].
+    "venous": SpreadModel(1.0, half_extent_mm=(40.0, 40.0, 40.0), washout_time_s=4.0, blood_fraction=0.5,
+                          spills=False),
+    # The capsule holds ~1 mL, ruptures beyond ~1.5 mL (clinical.md §2.3 [S31][S32]).
+    "intra_articular": SpreadModel(1.0, half_extent_mm=(25.0, 25.0, 30.0), capsule_ml=1.5),
+    # Disc-shaped blush that persists (§2.7).
+    "intradiscal": SpreadModel(0.5, half_extent_mm=(35.0, 35.0, 20.0)),
+    # Blob at the tip, feathery along the muscle fibres; persists (§2.7).
+    "soft_tissue": SpreadModel(0.2, spread_gain=0.3, spread_time_s=60.0, cranio_caudal_cost=0.5,
+                               half_extent_mm=(30.0, 30.0, 40.0), texture_mm=(0.8, 0.8, 6.0), texture_cost_gain=0.9),
+}
+
+# What each pattern looks like, for the trainee's event stream (clinical.md §2.7).
+APPEARANCE: dict[str, str] = {
+    "epidural": "epidural spread: along the epidural space and the root sleeve, persists",
+    "intrathecal": "intrathecal (myelogram): smooth, outlines the cauda equina, layers dependently",
+    "subdural": "subdural: sluggish, loculated column",
+    "arterial": "intravascular (arterial): thin tortuous vessel, washes out within a second",
+    "venous": "intravascular (venous): thin linear channels, washes out within seconds",
+    "intra_articular": "intra-articular: fills the joint line and its recesses",
+    "intradiscal": "intradiscal: disc-shaped blush between the endplates",
+    "soft_tissue": "soft tissue: blob at the tip, feathery along the muscle",
+}
+
+
+@dataclass(frozen=True)
+class Compartment:
+    """Where contrast injected at a tip goes: the pattern and the structure codes it fills."""
+
+    pattern: str
+    structure: str
+    codes: np.ndarray
+    root_sleeve: bool = False
+
+
+def is_artery(structure: str) -> bool:
+    """Whether a blood structure is arterial (by name: ``radicular_artery.*``, ``aorta``, ...)."""
+    return "artery" in structure or "aorta" in structure
+
+
+def _is_disc(name: str) -> bool:
+    parts = name.split(".")
+    return len(parts) >= 2 and parts[1] == "disc"
+
+
+def in_epidural_compartment(tracer: Tracer, point: np.ndarray, structure: str, tissue: str) -> bool:
+    """Whether ``point`` (in ``structure`` of ``tissue``) is in the epidural compartment: the
+    ``epidural_space``, or fat or soft tissue within :data:`ROOT_SLEEVE_MM` of a root (the foramen's
+    fat around the exiting root, where an anatomy labels no epidural space there). Contrast
+    injected there takes the epidural pattern."""
+    if in_group(structure, "epidural_space"):
+        return True
+    return tissue in ("fat", "soft_tissue") and bool(tracer.nerve_root_distance(np.asarray(point)[None])[0] <= ROOT_SLEEVE_MM)
+
+
+def compartment_at(tracer: Tracer, tip: np.ndarray) -> Compartment:
+    """The compartment contrast injected at LPS point ``tip`` fills.
+
+    Raises
+    ------
+    SpinesimError
+        If the tip is outside the patient or in bone.
+    """
+    tip = np.asarray(tip, dtype=np.float64)
+    code = int(tracer.codes_at(tip[None])[0])
+    name, tissue = tracer.names[code], tracer.tissues[code]
+    if tissue == AIR:
+        raise SpinesimError("the needle tip is not in the patient, nothing can be injected",
+                            hint="place and advance the needle first")
+    if tissue in BONE_TISSUES:
+        raise SpinesimError(f"the needle tip is in bone ({name}), nothing can be injected",
+                            hint="withdraw the needle a little")
+    if in_group(name, "epidural_space") or any(in_group(name, g) for g in NERVE_ROOT_GROUPS):
+        return Compartment("epidural", name, tracer.codes_in_group("epidural_space"), root_sleeve=True)
+    if in_group(name, "dural_sac.csf") or in_group(name, "cauda_equina"):
+        codes = np.concatenate([tracer.codes_in_group("dural_sac.csf"), tracer.codes_in_group("cauda_equina")])
+        return Compartment("intrathecal", name, codes)
+    if in_group(name, "dural_sac"):
+        return Compartment("subdural", name, tracer.codes_in_group("dural_sac.dura"))
+    if tissue == "blood":
+        pattern = "arterial" if is_artery(name) else "venous"
+        return Compartment(pattern, name, np.array([code]))
+    if in_group(name, "facet_joint"):
+        return Compartment("intra_articular", name, np.array([code]))
+    if _is_disc(name):
+        level = name.split(".")[0]
+        return Compartment("intradiscal", name, tracer.codes_in_group(f"{level}.disc"))
+    if in_epidural_compartment(tracer, tip, name, tissue):
+        return Compartment("epidural", name, tracer.codes_in_group("epidural_space"), root_sleeve=True)
+    return Compartment("soft_tissue", name, np.array([code]))
+
+
+# --------------------------------------------------------------------------- the geodesic fill order
+_OFFSETS = np.array([(a, b, c) for a in (-1, 0, 1) for b in (-1, 0, 1) for c in (-1, 0, 1) if (a, b, c) != (0, 0, 0)],
+                    dtype=np.int64)
+
+
+@numba.njit(cache=True)
+def _fill_order(step_cost, start, offsets, lengths, capacity, in_compartment, compartment_limit, needed):
+    """Voxels (flat indices of the crop) in order of geodesic cost from ``start``, and their costs.
+
+    Dijkstra over 26 neighbours; an edge costs the mean of its voxels' step costs times its length.
+    Stops once the visited voxels hold ``needed`` (compartment voxels counted up to
+    ``compartment_limit``), or when nothing more is reachable.
+    """
+    ni, nj, nk = step_cost.shape
+    flat_cost = step_cost.ravel()
+    n = ni * nj * nk
+    distance = np.full(n, np.inf)
+    done = np.zeros(n, np.bool_)
+    order = np.empty(n, np.int64)
+    costs = np.empty(n)
+    source = (start[0] * nj + start[1]) * nk + start[2]
+    distance[source] = 0.0
+    heap = [(0.0, source)]
+    count = 0
+    in_acc = 0.0
+    out_acc = 0.0
+    while len(heap) > 0:
+        d, v = heapq.heappop(heap)
+        if done[v]:
+            continue
+        done[v] = True
+        order[count] = v
+        costs[count] = d
+        count += 1
+        if in_compartment[v]:
+            in_acc += capacity[v]
+        else:
+            out_acc += capacity[v]
+        if min(in_acc, compartment_limit) + out_acc >= needed:
+            break
+        i = v // (nj * nk)
+        j = (v // nk) % nj
+        k = v % nk
+        here = flat_cost[v]
+        for e in range(offsets.shape[0]):
+            a = i + offsets[e, 0]
+            b = j + offsets[e, 1]
+            c = k + offsets[e, 2]
+            if a < 0 or b < 0 or c < 0 or a >= ni or b >= nj or c >= nk:
+                continue
+            u = (a * nj + b) * nk + c
+            there = flat_cost[u]
+            if done[u] or not np.isfinite(there):
+                continue
+            candidate = d + 0.5 * (here + there) * lengths[e]
+            if candidate < distance[u]:
+                distance[u] = candidate
+                heapq.heappush(heap, (candidate, u))
+    return order[:count], costs[:count]
+
+
+@dataclass(eq=False)
+class ContrastSpread:
+    """One injection: where its contrast is at any time after it.
+
+    Parameters
+    ----------
+    pattern : str
+        Compartment pattern (module docstring).
+    structure : str
+        Structure at the tip.
+    volume_ml : float
+        Injected volume, mL.
+    iodine_mg_per_ml : float
+        Iodine concentration of the injected medium, mg/mL.
+    ruptured : bool
+        Whether the volume exceeded the compartment's capsule.
+    grid : Volume
+        The crop's grid (its array is unused zeros of the crop's shape).
+    order, cost_mm, y_mm, capacity_ml, in_compartment : arrays (n,)
+        The visited voxels (flat crop indices) in fill order, their geodesic cost, their y (mm),
+        how much fluid each holds (mL) and whether each is in the compartment (else spill tissue).
+    tip_y_mm : float
+        y of the tip, mm.
+    neighbours : array (m, 2) int64
+        Pairs of positions in :attr:`order` of face-adjacent visited voxels of the same kind
+        (both in the compartment or both spill tissue): the links the fill front relaxes along.
+    """
+
+    pattern: str
+    structure: str
+    volume_ml: float
+    iodine_mg_per_ml: float
+    ruptured: bool
+    grid: Volume
+    order: np.ndarray
+    cost_mm: np.ndarray
+    y_mm: np.ndarray
+    capacity_ml: np.ndarray
+    in_compartment: np.ndarray
+    tip_y_mm: float
+    neighbours: np.ndarray
+
+    @property
+    def model(self) -> SpreadModel:
+        return MODELS[self.pattern]
+
+    @property
+    def appearance(self) -> str:
+        return APPEARANCE[self.pattern]
+
+    def concentration(self, seconds: float) -> Volume:
+        """Iodine concentration (mg/mL, float32) on the crop grid ``seconds`` after the injection."""
+        values = self.voxel_concentration(seconds)
+        array = np.zeros(self.grid.shape, np.float32)
+        array.ravel()[self.order] = values
+        return self.grid.with_array(array)
+
+    def voxel_concentration(self, seconds: float) -> np.ndarray:
+        """Concentration (mg/mL) of each visited voxel, in :attr:`order`."""
+        if not (np.isfinite(seconds) and seconds >= 0):
+            raise SpinesimError(f"time since injection must be >= 0 s, got {seconds}")
+        model = self.model
+        voxel_ml = float(abs(np.linalg.det(self.grid.affine[:3, :3]))) / 1000.0
+        if model.washout_time_s is not None:
+            # The bolus fills the lumen nearest the tip, diluted by the blood, then washes out.
+            washout = math.exp(-seconds / model.washout_time_s)
+            lumen = _fill_prefix(self.capacity_ml, self.volume_ml / model.blood_fraction)
+            return self.iodine_mg_per_ml * model.blood_fraction * washout * lumen / voxel_ml
+        spread = model.spread_factor(seconds)
+        if model.gravity_gain:
+            # Stable sort keeps the Dijkstra order among ties.
+            rank = np.argsort(self.cost_mm + model.gravity(seconds) * (self.y_mm - self.tip_y_mm), kind="stable")
+        else:
+            rank = np.arange(self.order.size)
+        inside = self.in_compartment[rank]
+        capacity = self.capacity_ml[rank]
+        total = self.volume_ml * spread
+        held = self.volume_ml if model.capsule_ml is None else min(self.volume_ml, model.capsule_ml)
+        placed = _fill_prefix(capacity * inside, held * spread)
+        if model.spills:
+            placed += _fill_prefix(capacity * ~inside, total - placed.sum())
+        if placed.sum() < total:
+            # Nothing more is reachable: what is left makes the filled voxels more concentrated.
+            placed *= total / placed.sum()
+        fluid = np.zeros(self.order.shape)
+        fluid[rank] = placed
+        if self.neighbours.size and model.smoothing_mm > 0:
+            steps = _diffusion_steps(model.smoothing_mm, float(np.min(self.grid.spacing)))
+            fluid = _confined_diffusion(fluid, self.neighbours, steps)
+        return self.iodine_mg_per_ml / spread * fluid / voxel_ml
+
+    def iodine_mg(self, seconds: float) -> float:
+        """Iodine (mg) in the field ``seconds`` after the injection."""
+        voxel_ml = float(abs(np.linalg.det(self.grid.affine[:3, :3]))) / 1000.0
+        return float(self.voxel_concentration(seconds).sum() * voxel_ml)
+
+
+# Explicit diffusion on the voxel graph is stable for a step weight below 1 / (2 x 3 axes).
+_DIFFUSION_WEIGHT = 0.15
+
+
+def _diffusion_steps(sigma_mm: float, voxel_mm: float) -> int:
+    """Steps of :func:`_confined_diffusion` that spread a point by a Gaussian of ``sigma_mm`` on a
+    grid of ``voxel_mm``: each step adds a variance of 2 x weight voxels squared per axis."""
+    return max(1, round((sigma_mm / voxel_mm) ** 2 / (2.0 * _DIFFUSION_WEIGHT)))
+
+
+def _confined_diffusion(amount: np.ndarray, neighbours: np.ndarray, steps: int) -> np.ndarray:
+    """``amount`` (per visited voxel) after ``steps`` of explicit diffusion along the ``neighbours``
+    links only: every link moves ``weight x difference`` from the fuller voxel to the other, so the
+    total is conserved and nothing leaves the linked voxels.
+
+    Examples
+    --------
+    >>> links = np.array([[0, 1], [1, 2]])            # a chain of three voxels; a fourth, unlinked
+    >>> out = _confined_diffusion(np.array([0.0, 3.0, 0.0, 5.0]), links, 4)
+    >>> round(float(out[:3].sum()), 12), float(out[3]), bool(out[0] == out[2] > 0)
+    (3.0, 5.0, True)
+    """
+    first, second = neighbours[:, 0], neighbours[:, 1]
+    amount = amount.astype(np.float64, copy=True)
+    for _ in range(steps):
+        flux = _DIFFUSION_WEIGHT * (amount[first] - amount[second])
+        amount -= np.bincount(first, flux, minlength=amount.size)
+        amount += np.bincount(second, flux, minlength=amount.size)
+    return amount
+
+
+def _same_kind_neighbours(order: np.ndarray, in_compartment: np.ndarray, shape: tuple[int, int, int]) -> np.ndarray:
+    """Pairs of positions in ``order`` (flat indices into a grid of ``shape``) of face-adjacent
+    voxels that are both in the compartment or both not."""
+    position = np.full(int(np.prod(shape)), -1, np.int64)
+    position[order] = np.arange(order.size)
+    ijk = np.stack(np.unravel_index(order, shape), axis=1)
+    strides = np.array([shape[1] * shape[2], shape[2], 1])
+    pairs = []
+    for axis in range(3):
+        inside = ijk[:, axis] + 1 < shape[axis]
+        here = np.flatnonzero(inside)
+        there = position[order[here] + strides[axis]]
+        linked = there >= 0
+        here, there = here[linked], there[linked]
+        same = in_compartment[here] == in_compartment[there]
+        pairs.append(np.stack([here[same], there[same]], axis=1))
+    return np.concatenate(pairs)
+
+
+def _fill_prefix(capacity: np.ndarray, amount: float) -> np.ndarray:
+    """Fill ``amount`` into slots of ``capacity`` in order: full slots, one partial, then empty."""
+    cumulative = np.cumsum(capacity)
+    before = cumulative - capacity
+    return np.clip(amount - before, 0.0, capacity)
+
+
+def inject(tracer: Tracer, tip: Sequence[float] | np.ndarray, volume_ml: float,
+           iodine_mg_per_ml: float = CONTRAST_IODINE_MG_PER_ML, seed: int | Sequence[int] = 0) -> ContrastSpread:
+    """Inject ``volume_ml`` of contrast at LPS point ``tip`` and work out where it goes.
+
+    Parameters
+    ----------
+    tracer : Tracer
+        The anatomy as the needle sees it (:func:`simulator.needle.trace.tracer_for`).
+    tip : array (3,)
+        Needle tip, LPS mm.
+    volume_ml : float
+        Injected volume, mL (> 0).
+    iodine_mg_per_ml : float
+        Iodine concentration of the medium, mg/mL.
+    seed : int or sequence of int
+        Seeds the tissue texture (fat lobules, muscle fibres) of the patterns that have one.
+
+    Returns
+    -------
+    ContrastSpread
+        Call ``.concentration(seconds)`` for the concentration volume (mg iodine/mL) at a time.
+
+    Raises
+    ------
+    SpinesimError
+        For a non-positive or non-finite volume, or a tip outside the patient or in bone.
+    """
+    if not (np.isfinite(volume_ml) and 0.0 < volume_ml <= 50.0):
+        raise SpinesimError(f"injected volume must be 0-50 mL, got {volume_ml}")
+    tip = np.asarray(tip, dtype=np.float64)
+    compartment = compartment_at(tracer, tip)
+    model = MODELS[compartment.pattern]
+    grid = tracer.volume.crop(tip - model.half_extent_mm, tip + model.half_extent_mm)
+    codes = grid.array
+    inside = np.isin(codes, compartment.codes)
+    sleeve = _root_sleeve(tracer, codes, grid) & ~inside if compartment.root_sleeve else np.zeros_like(inside)
+    inside |= sleeve
+    if compartment.pattern == "subdural":
+        csf = np.isin(codes, tracer.codes_in_group("dural_sac.csf"))
+        inside |= csf & ndimage.binary_dilation(inside, iterations=1)
+    recess = np.zeros_like(inside)
+    if compartment.pattern == "intra_articular":
+        recess = _capsule(tracer, codes, inside, grid) & ~inside
+        inside |= recess
+    spill = np.zeros_like(inside)
+    if model.spills:
+        spill_codes = [c for c, t in enumerate(tracer.tissues) if t in SPILL_TISSUES]
+        spill = np.isin(codes, spill_codes) & ~inside & ~np.isin(codes, tracer.root_codes())
+    annulus = np.isin(codes, [c for c, t in enumerate(tracer.tissues) if t == "disc_annulus"]) & inside
+    step_cost = np.where(inside, np.select([recess, sleeve, annulus], [_RECESS_STEP_COST, _SLEEVE_STEP_COST,
+                                                                        _ANNULUS_STEP_COST], 1.0),
+                         np.where(spill, _SPILL_STEP_COST, np.inf))
+    voxel_ml = float(abs(np.linalg.det(grid.affine[:3, :3]))) / 1000.0
+    capacity = np.where(inside, np.select([sleeve, annulus], [SLEEVE_FILL_FRACTION, ANNULUS_FILL_FRACTION],
+                                          model.fill_fraction), SPILL_FILL_FRACTION) * voxel_ml
+    if model.texture_mm is not None:
+        texture = _texture(grid, model.texture_mm, seed)
+        step_cost = np.where(inside, step_cost * np.exp(model.texture_cost_gain * texture), step_cost)
+        capacity = np.where(inside, capacity * np.clip(1.0 + model.texture_capacity_gain * texture, 0.2, 2.0), capacity)
+    start = _start_voxel(grid, tip, inside)
+    start = _start_voxel(grid, tip, spill) if start is None else start
+    if start is None:
+        raise SpinesimError("the needle tip is not in an injectable space", hint="withdraw the needle a little")
+    # Anisotropic metric: z steps cost cranio_caudal_cost per mm (the grid's k axis is z for the
+    # axial grids spinesim builds; for oblique grids the world z component of each step is used).
+    step_vectors = _OFFSETS @ grid.affine[:3, :3].T
+    scale = np.array([1.0, 1.0, model.cranio_caudal_cost])
+    lengths = np.linalg.norm(step_vectors * scale, axis=1)
+    if model.washout_time_s is not None:
+        needed = volume_ml / model.blood_fraction
+    else:
+        # Gravity reorders the fill, so visit more than the volume needs: the dependent layer lies
+        # further along the geodesic than the nearest voxels.
+        needed = volume_ml * model.spread_factor(np.inf) * (_GRAVITY_VISIT_FACTOR if model.gravity_gain else 1.0)
+    limit = np.inf if model.capsule_ml is None else model.capsule_ml * model.spread_factor(np.inf)
+    order, cost = _fill_order(np.ascontiguousarray(step_cost), start, _OFFSETS, lengths, capacity.ravel(),
+                              inside.ravel(), limit, needed)
+    ijk = np.stack(np.unravel_index(order, grid.shape), axis=1)
+    y_mm = grid.voxel_to_world(ijk)[:, 1]
+    in_compartment = inside.ravel()[order]
+    neighbours = (_same_kind_neighbours(order, in_compartment, grid.shape) if model.smoothing_mm > 0
+                  else np.zeros((0, 2), np.int64))
+    return ContrastSpread(
+        pattern=compartment.pattern, structure=compartment.structure, volume_ml=float(volume_ml),
+        iodine_mg_per_ml=float(iodine_mg_per_ml),
+        ruptured=model.capsule_ml is not None and volume_ml > model.capsule_ml,
+        grid=grid.with_array(np.zeros(grid.shape, np.uint8)), order=order, cost_mm=cost, y_mm=y_mm,
+        capacity_ml=capacity.ravel()[order], in_compartment=in_compartment, tip_y_mm=float(tip[1]),
+        neighbours=neighbours)
+
+
+def _root_sleeve(tracer: Tracer, codes: np.ndarray, grid: Volume) -> np.ndarray:
+    """Fat, soft tissue and muscle (the root runs on through psoas) within :data:`ROOT_SLEEVE_MM` of a
+    root, outside the sac, on the crop."""
+    roots = np.isin(codes, tracer.root_codes())
+    if not roots.any():
+        return np.zeros(codes.shape, bool)
+    near = ndimage.distance_transform_edt(~roots, sampling=grid.spacing) <= ROOT_SLEEVE_MM + 0.5 * float(np.min(grid.spacing))
+    soft = np.isin(codes, [c for c, t in enumerate(tracer.tissues) if t in ("fat", "soft_tissue", "muscle")])
+    return near & soft & ~np.isin(codes, tracer.codes_in_group("dural_sac"))
+
+
+def _texture(grid: Volume, correlation_mm: tuple[float, float, float], seed: int | Sequence[int]) -> np.ndarray:
+    """Seeded Gaussian random field on the crop with unit standard deviation and the given
+    correlation lengths (mm along x, y, z; the crop's axes are taken as x, y, z)."""
+    noise = np.random.default_rng(seed).standard_normal(grid.shape, dtype=np.float32)
+    field = ndimage.gaussian_filter(noise, np.asarray(correlation_mm) / grid.spacing)
+    return field / max(float(field.std()), 1e-12)
+
+
+def _capsule(tracer: Tracer, codes: np.ndarray, joint: np.ndarray, grid: Volume) -> np.ndarray:
+    """The capsule and its recesses: soft tissue within :data:`CAPSULE_MM` of the joint space."""
+    near = ndimage.distance_transform_edt(~joint, sampling=grid.spacing) <= CAPSULE_MM + 0.5 * float(np.min(grid.spacing))
+    soft = np.isin(codes, [c for c, t in enumerate(tracer.tissues) if t in SPILL_TISSUES])
+    return near & soft
+
+
+def _start_voxel(grid: Volume, tip: np.ndarray, passable: np.ndarray) -> np.ndarray | None:
+    """The ``passable`` voxel of the crop nearest the tip among the 27 around it (None if none is)."""
+    centre = np.rint(grid.world_to_voxel(tip)).astype(int)
+    candidates = np.vstack([centre, centre + _OFFSETS])
+    candidates = candidates[np.all((candidates >= 0) & (candidates < grid.shape), axis=1)]
+    ok = passable[tuple(candidates.T)]
+    if not ok.any():
+        return None
+    candidates = candidates[ok]
+    distance = np.linalg.norm(grid.voxel_to_world(candidates) - tip, axis=1)
+    return candidates[int(np.argmin(distance))]
+
+
+def contrast_volume(spreads: Sequence[tuple[ContrastSpread, float]]) -> Volume | None:
+    """All injections' concentration (mg iodine/mL) summed on one grid.
+
+    Parameters
+    ----------
+    spreads : sequence of (ContrastSpread, seconds since that injection)
+
+    Returns
+    -------
+    Volume or None
+        Float32 concentrations on the smallest box of the anatomy's grid holding every crop (all crops
+        are sub-grids of the same anatomy grid); None when nothing has been injected.
+    """
+    if not spreads:
+        return None
+    parent = spreads[0][0].grid
+    starts = [np.rint(parent.world_to_voxel(s.grid.origin)).astype(int) for s, _ in spreads]
+    lower = np.min(starts, axis=0)
+    upper = np.max([start + np.asarray(s.grid.shape) for start, (s, _) in zip(starts, spreads)], axis=0)
+    array = np.zeros(tuple(upper - lower), np.float32)
+    for start, (spread, seconds) in zip(starts, spreads):
+        offset = start - lower
+        box = tuple(slice(o, o + n) for o, n in zip(offset, spread.grid.shape))
+        array[box] += spread.concentration(seconds).array
+    affine = parent.affine.copy()
+    affine[:3, 3] = parent.voxel_to_world(lower)
+    return Volume(array, affine)

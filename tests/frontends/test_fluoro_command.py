@@ -1,0 +1,43 @@
+import numpy as np
+import pytest
+from PIL import Image
+
+from anatomy_models.anatomy import Anatomy
+from anatomy_models.store import save_anatomy
+from anatomy_models.volume import Volume
+from frontends.cli import main
+
+
+@pytest.fixture(scope="module")
+def stored_phantom():
+    hu = np.full((40, 40, 40), -1000, np.int16)
+    hu[5:35, 5:35, :] = 40
+    hu[15:25, 15:25, 10:30] = 700
+    ct = Volume.from_spacing(hu, (3, 3, 3), origin=(-58.5, -58.5, -58.5))
+    tilt = np.radians(8.0)
+    anatomy = Anatomy(ct=ct, landmarks={"L4.body.center": [0.0, 0.0, 0.0]},
+                      directions={"L4.superior_endplate.normal": [0.0, np.sin(tilt), np.cos(tilt)]})
+    save_anatomy(anatomy, "fluoro-cli-phantom")
+    return "fluoro-cli-phantom"
+
+
+@pytest.mark.parametrize("arguments, label", [
+    (["--view", "ap"], "AP CAUD 8°"),
+    (["--view", "lateral", "--side", "right"], "RAO 90°"),
+    (["--view", "oblique", "--angle", "30"], "LAO 30°"),
+    (["--view", "clo", "--tilt", "0"], "RAO 45°"),
+])
+def test_fluoro_command_writes_the_view(stored_phantom, tmp_path, capsys, arguments, label):
+    output = tmp_path / "shot.png"
+    assert main(["fluoro", stored_phantom, "--pixels", "64", *arguments, "-o", str(output)]) == 0
+    assert np.asarray(Image.open(output)).shape == (64, 64)
+    printed = capsys.readouterr().out
+    assert label in printed and "mGy" in printed
+
+
+def test_fluoro_command_errors(stored_phantom, tmp_path, capsys):
+    assert main(["fluoro", stored_phantom, "-o", str(tmp_path / "shot.jpg")]) == 1
+    assert main(["fluoro", "no-such-anatomy", "-o", str(tmp_path / "shot.png")]) == 1
+    assert main(["fluoro", stored_phantom, "--view", "scotty", "-o", str(tmp_path / "shot.png")]) == 1
+    errors = capsys.readouterr().err
+    assert ".png" in errors and "no-such-anatomy" in errors and "six_oclock" in errors

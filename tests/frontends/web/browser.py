@@ -1,0 +1,296 @@
+"""Drive ``spinesim serve`` in headless Chromium: start the server on a free loopback port, log in,
+work the controls as a trainee would, read pixels, stop the server by its PID."""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from frontends.store import Store
+from simulator.case.controls import needle_angles, view_isocenter
+from simulator.imaging.carm import CArm
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+ROOT = Path(__file__).resolve().parents[3]
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+class Server:
+    """``spinesim serve`` in a child process (its own process group, so that a kill takes its
+    workstations too when PR_SET_PDEATHSIG is not available)."""
+
+    def __init__(self, db_url: str, anatomy: str, *extra: str, log: Path,
+                 environment: dict[str, str] | None = None) -> None:
+        """``environment``: variables for the server beyond this process's own (e.g. ``SPINESIM_HOME``)."""
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}/"
+        environment = dict(os.environ, **(environment or {}), PYTHONPATH=str(ROOT))
+        self.log = open(log, "ab")
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "frontends.cli", "serve", "--port", str(self.port), "--db", db_url, "--anatomy",
+             anatomy, *extra], env=environment, stdout=self.log, stderr=subprocess.STDOUT, cwd=ROOT)
+        self.wait_listening()
+
+    def wait_listening(self, timeout: float = 60.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"spinesim serve exited with {self.process.returncode}")
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=0.5):
+                    return
+            except OSError:
+                time.sleep(0.2)
+        raise TimeoutError("spinesim serve did not start listening")
+
+    def kill(self) -> None:
+        """SIGKILL, as a crash would: no clean-up runs."""
+        os.kill(self.process.pid, signal.SIGKILL)
+        self.process.wait(timeout=10)
+        self.log.close()
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            os.kill(self.process.pid, signal.SIGTERM)
+            try:
+                self.process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                os.kill(self.process.pid, signal.SIGKILL)
+                self.process.wait()
+        self.log.close()
+
+
+def database_with_users(folder: Path, users: dict[str, str], password: str) -> str:
+    """A new SQLite store in ``folder`` with ``users`` (name -> role), all with ``password``; its URL."""
+    url = f"sqlite:///{folder / 'spinesim.db'}"
+    store = Store(url)
+    for name, role in users.items():
+        store.add_user(name, role, password)
+    return url
+
+
+def child_pids(pid: int) -> list[int]:
+    """The child processes of ``pid`` (Linux ``/proc``)."""
+    return [int(child) for child in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+
+
+def workstation_settings(pid: int) -> dict:
+    """The ``SPINESIM_WORKSTATION`` settings a workstation process was started with."""
+    variables = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+    raw = next(v for v in variables if v.startswith(b"SPINESIM_WORKSTATION="))
+    return json.loads(raw.split(b"=", 1)[1])
+
+
+def listening_ports(pid: int) -> set[int]:
+    """TCP ports process ``pid`` listens on (its sockets' inodes matched in ``/proc/net/tcp``)."""
+    inodes = set()
+    for fd in Path(f"/proc/{pid}/fd").iterdir():
+        try:
+            target = os.readlink(fd)
+        except OSError:
+            continue
+        if target.startswith("socket:["):
+            inodes.add(target[8:-1])
+    ports = set()
+    for line in Path(f"/proc/{pid}/net/tcp").read_text().splitlines()[1:]:
+        fields = line.split()
+        if fields[3] == "0A" and fields[9] in inodes:  # 0A: LISTEN
+            ports.add(int(fields[1].split(":")[1], 16))
+    return ports
+
+
+def launch_browser(playwright):
+    return playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+
+
+def log_in(page, url: str, name: str, password: str) -> None:
+    page.goto(url + "login")
+    page.fill("#name", name)
+    page.fill("#password", password)
+    page.click("#login")
+    page.wait_for_selector("#tab-sim", timeout=120_000)
+    page.click("#tab-sim")
+
+
+def saved_actions(page) -> int:
+    """The number of actions the screen says are saved (0 before an attempt)."""
+    text = page.text_content("#attempt-status") or ""
+    found = re.search(r"(\d+) actions saved", text)
+    return int(found.group(1)) if found else 0
+
+
+def attempt_id(page) -> int:
+    return int(re.search(r"Attempt (\d+)", page.text_content("#attempt-status")).group(1))
+
+
+def wait_saved(page, count: int, timeout_ms: int = 60_000) -> None:
+    page.wait_for_function(
+        "n => (document.querySelector('#attempt-status')?.textContent || '').includes(n + ' actions saved')",
+        arg=count, timeout=timeout_ms)
+
+
+def act(page, selector: str) -> None:
+    """Click a control that makes exactly one action and wait until the store holds it."""
+    before = saved_actions(page)
+    page.click(selector)
+    wait_saved(page, before + 1)
+
+
+def set_number(page, selector: str, value: float) -> None:
+    """Type a number into a field (Vuetify puts the id on the input element itself)."""
+    page.fill(selector, f"{value:.4f}".rstrip("0").rstrip("."))
+
+
+class Trainee:
+    """Works the controls; keeps the C-arm pose of the image on the monitor to know where to click.
+
+    A clicked entry point lands within a pixel of the planned one, on the skin; like a resident aiming
+    at a depth, the trainee takes the first advance from where the needle actually went in (as the
+    store holds it) so the tip still ends where the plan puts it.
+    """
+
+    def __init__(self, page, scenario, anatomy, database=None) -> None:
+        self.page = page
+        self.isocenter = view_isocenter(scenario, anatomy)
+        self.carm = CArm(isocenter=self.isocenter)
+        self.shown = None
+        self.database = database
+        self.depth_correction_mm = 0.0
+
+    def start(self) -> None:
+        self.page.click("#tab-sim")
+        self.page.click("#start")
+        wait_saved(self.page, 1)
+
+    def move_carm(self, primary: float, secondary: float) -> None:
+        set_number(self.page, "#carm-primary", primary)
+        set_number(self.page, "#carm-secondary", secondary)
+        act(self.page, "#move-carm")
+        self.carm = CArm(primary_deg=primary, secondary_deg=secondary, isocenter=self.isocenter)
+
+    def shot(self, mode: str = "pulse", seconds: float | None = None) -> None:
+        if seconds is not None:
+            set_number(self.page, "#live-seconds", seconds)
+        act(self.page, {"pulse": "#shot", "live": "#live", "dsa": "#dsa"}[mode])
+        self.shown = self.carm
+
+    def insert(self, entry, direction) -> None:
+        left, cranial = needle_angles(np.asarray(direction))
+        set_number(self.page, "#needle-left", left)
+        set_number(self.page, "#needle-cranial", cranial)
+        u, v = self.shown.project(np.asarray(entry, float))
+        click_pixel(self.page, u, v)
+        self.page.wait_for_function("() => document.querySelector('#entry-text').textContent.includes(' mm')")
+        act(self.page, "#insert")
+        if self.database is not None:
+            placed = Store(self.database).actions(attempt_id(self.page))[-1]
+            offset = np.asarray(placed["entry"]) - np.asarray(entry, float)
+            self.depth_correction_mm = -float(offset @ np.asarray(placed["direction"]))
+
+    def advance(self, mm: float) -> None:
+        set_number(self.page, "#step", mm + self.depth_correction_mm)
+        self.depth_correction_mm = 0.0
+        act(self.page, "#advance")
+
+    def perform(self, record: dict) -> None:
+        kind = record["type"]
+        if kind == "set_carm":
+            self.move_carm(record["primary_deg"], record["secondary_deg"])
+        elif kind == "fluoro_shot":
+            self.shot(record.get("mode", "pulse"), record.get("seconds"))
+        elif kind == "place_needle":
+            self.insert(record["entry"], record["direction"])
+        elif kind == "advance":
+            self.advance(record["mm"])
+        elif kind == "check_loss_of_resistance":
+            act(self.page, "#lor")
+        elif kind == "inject_contrast":
+            set_number(self.page, "#contrast-ml", record["ml"])
+            act(self.page, "#inject")
+        elif kind == "finish":
+            self.page.click("#finish")
+            self.page.wait_for_selector("#report-outcome", timeout=120_000)
+        else:
+            raise AssertionError(f"no control for {kind}")
+
+
+def wait_painted(page, *selectors: str) -> None:
+    """Wait until every image matching ``selectors`` is decoded and Chromium has painted a frame with
+    them (a screenshot taken now shows the pictures, not an empty or half-drawn box)."""
+    page.evaluate("""async selectors => {
+        const images = selectors.flatMap(s => Array.from(document.querySelectorAll(s)));
+        await Promise.all(images.filter(i => i.getAttribute('src')).map(i => i.decode()));
+        await new Promise(painted => requestAnimationFrame(() => requestAnimationFrame(painted)));
+    }""", list(selectors))
+
+
+def image_pixels(page, selector: str = "#fluoro") -> np.ndarray:
+    """The greyscale pixels of an image element's data URL (the monitor's picture), uint8 (rows, cols)."""
+    source = page.get_attribute(selector, "src")
+    data = base64.b64decode(source.split(",", 1)[1])
+    return np.asarray(Image.open(io.BytesIO(data)).convert("L"))
+
+
+def screen_pixels(page, selector: str = "#fluoro") -> np.ndarray:
+    """The pixels Chromium painted for an element (a screenshot of it), greyscale."""
+    return np.asarray(Image.open(io.BytesIO(page.locator(selector).screenshot())).convert("L"))
+
+
+def click_pixel(page, u: float, v: float, pixels: int = 512, selector: str = "#fluoro") -> None:
+    """Click detector pixel ``(u, v)`` (column, row) of the displayed image."""
+    box = page.locator(selector).bounding_box()
+    page.click(selector, position={"x": (u + 0.5) / pixels * box["width"], "y": (v + 0.5) / pixels * box["height"]})
+
+
+def offline_page(browser, viewport: dict):
+    """A page in a new context that lets only ``file:`` URLs through; returns (context, page,
+    requests, errors): every URL the page asked for, and its script and console errors."""
+    requests: list[str] = []
+    errors: list[str] = []
+    context = browser.new_context(offline=True, viewport=viewport)
+    context.route("**/*", lambda route: (requests.append(route.request.url),
+                                         route.continue_() if route.request.url.startswith("file:") else route.abort()))
+    page = context.new_page()
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    page.on("console", lambda message: errors.append(message.text) if message.type == "error" else None)
+    return context, page, requests, errors
+
+
+def drawn_fraction(drawn_png: Path, empty_png: Path) -> float:
+    """The share of a canvas screenshot that differs from the same canvas with everything hidden
+    (inside a 10-pixel border, clear of rounded corners)."""
+    drawn = np.asarray(Image.open(drawn_png).convert("RGB")).astype(int)[10:-10, 10:-10]
+    empty = np.asarray(Image.open(empty_png).convert("RGB")).astype(int)[10:-10, 10:-10]
+    background = np.median(empty.reshape(-1, 3), axis=0)
+    return float((np.abs(drawn - background).max(axis=-1) > 16).mean())
+
+
+def chromium_or_skip():
+    """The sync Playwright module, or skip the test where it or Debian's chromium is missing."""
+    import shutil
+
+    import pytest
+
+    playwright = pytest.importorskip("playwright.sync_api")
+    if not Path(CHROMIUM).exists() or shutil.which(CHROMIUM) is None:
+        pytest.skip("Debian chromium is not installed (dev.sh installs it)")
+    return playwright

@@ -1,0 +1,240 @@
+"""The simulator in a real browser (headless Chromium driven by Playwright): an expert attempt made with
+the trainee's controls passes, an unsafe one shows the engine's flags, the monitor's pixels show the
+needle move, and a server killed mid-attempt loses nothing."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from frontends.store import Store
+from frontends.web.attempt import LiveAttempt
+from scenarios.schema import load_scenario
+from scoring.report import score
+from simulator.case.planner import expert_actions, plan_trajectory
+from simulator.session.fold import Session
+from tests.frontends.web import browser as b
+from tests.frontends.web.conftest import ANATOMY
+
+pytestmark = pytest.mark.slow
+playwright = pytest.importorskip("playwright.sync_api")
+if not __import__("os").path.exists(b.CHROMIUM):
+    pytest.skip("Chromium is not installed (./dev.sh installs it)", allow_module_level=True)
+
+SCENARIO = "ilesi-default"
+TRAINEE, INSTRUCTOR, PASSWORD = "tess", "ivan", "a-long-password"
+
+
+@pytest.fixture(scope="module")
+def database(tmp_path_factory):
+    return b.database_with_users(tmp_path_factory.mktemp("web"), {TRAINEE: "trainee", INSTRUCTOR: "instructor"}, PASSWORD)
+
+
+@pytest.fixture(scope="module")
+def server(patient, database, tmp_path_factory):
+    running = b.Server(database, ANATOMY, "--require-login", log=tmp_path_factory.mktemp("logs") / "serve.log")
+    yield running
+    running.stop()
+
+
+@pytest.fixture(scope="module")
+def chromium():
+    with playwright.sync_playwright() as driver:
+        launched = b.launch_browser(driver)
+        yield launched
+        launched.close()
+
+
+@pytest.fixture()
+def page(chromium):
+    context = chromium.new_context(viewport={"width": 1600, "height": 1000})
+    yield context.new_page()
+    context.close()
+
+
+@pytest.fixture(scope="module")
+def expert(patient):
+    session = Session(load_scenario(SCENARIO), patient)
+    return session, expert_actions(session.scenario, session.target,
+                                   plan_trajectory(session.tracer, session.target, session.spec))
+
+
+def _flag_codes(page) -> list[str]:
+    return sorted(text.strip() for text in page.locator("#report-flags .flag-code").all_text_contents())
+
+
+def _scored(database, page, scenario, anatomy):
+    """The report scoring gives the attempt on screen, from its stored log."""
+    return score(scenario, anatomy, Store(database).actions(b.attempt_id(page)))
+
+
+def test_an_expert_attempt_through_the_controls_passes(server, page, expert, patient, database):
+    session, actions = expert
+    b.log_in(page, server.url, TRAINEE, PASSWORD)
+    trainee = b.Trainee(page, session.scenario, patient, database)
+    trainee.start()
+    for record in actions:
+        trainee.perform(record)
+    assert page.text_content("#report-outcome").strip() == "PASS"
+    assert page.is_visible("#report-no-flags")
+    expected = _scored(database, page, session.scenario, patient)
+    assert expected.passed and int(page.text_content("#report-grade")) == round(expected.grade) >= 85
+    # The full report (scoring's page with the 3D reveal) follows in the frame.
+    page.wait_for_selector("#report-page", timeout=120_000)
+    frame = page.frame_locator("#report-page")
+    assert frame.locator("canvas").count() >= 1
+    # The replay slider shows the image the monitor held at each step.
+    assert page.get_attribute("#replay-image", "src").startswith("data:image/jpeg")
+
+
+def test_an_unsafe_attempt_shows_the_flags_scoring_raises(server, page, expert, patient, database):
+    session, actions = expert
+    place = next(a for a in actions if a["type"] == "place_needle")
+    # Past the epidural space into the dural sac's CSF along the expert's own line.
+    path = session.tracer.trace(np.asarray(place["entry"]), np.asarray(place["direction"]), 150.0)
+    csf = next(s for s in path.segments if s.tissue == "csf")
+    depth = round(0.5 * (csf.depth_in_mm + csf.depth_out_mm), 2)
+    plunge = [{"type": "fluoro_shot", "mode": "pulse"}, place, {"type": "advance", "mm": depth}]
+    # What the engine says about the same needle path.
+    reference = Session(session.scenario, patient)
+    reference.apply({"type": "place_needle", "t": 1, "entry": place["entry"], "direction": place["direction"]})
+    reference.apply({"type": "advance", "t": 2, "mm": depth})
+    assert {"dural_puncture", "csf_flashback"} <= {e.kind for e in reference.unsafe_events()}
+
+    b.log_in(page, server.url, TRAINEE, PASSWORD)
+    trainee = b.Trainee(page, session.scenario, patient)
+    trainee.start()
+    page.click("#hint")  # the scenario's hints, one at a time
+    page.wait_for_selector(f"text={session.scenario.hints[0]}")
+    assert f"{len(session.scenario.hints) - 1} left" in page.text_content("#hint")
+    trainee.move_carm(next(a for a in actions if a["type"] == "set_carm")["primary_deg"],
+                      next(a for a in actions if a["type"] == "set_carm")["secondary_deg"])
+    for record in plunge:
+        trainee.perform(record)
+    assert page.is_visible("#alert")  # the trainee was told at once
+    assert page.is_visible("#hub") and "CSF" in page.text_content("#hub")
+    trainee.perform({"type": "finish"})
+    assert page.text_content("#report-outcome").strip() == "FAIL"
+    expected = _scored(database, page, session.scenario, patient)
+    assert _flag_codes(page) == sorted(flag.code for flag in expected.flags)
+    assert "dural_puncture" in _flag_codes(page) and not expected.passed
+
+
+def test_the_monitor_shows_the_needle_advance(server, page, expert, patient):
+    session, actions = expert
+    place = next(a for a in actions if a["type"] == "place_needle")
+    b.log_in(page, server.url, TRAINEE, PASSWORD)
+    trainee = b.Trainee(page, session.scenario, patient)
+    trainee.start()
+    trainee.shot()
+    trainee.insert(place["entry"], place["direction"])
+    # Nonsense typed in a field is refused with the engine's message; nothing is saved, work goes on.
+    saved = b.saved_actions(page)
+    b.set_number(page, "#step", -3)
+    page.click("#advance")
+    page.wait_for_selector("#error-text")
+    assert "advance: field 'mm': must be greater than 0" in page.text_content("#error-text")
+    assert "Traceback" not in page.content() and b.saved_actions(page) == saved
+    trainee.advance(10.0)
+    trainee.shot()
+    before_screen, before = b.screen_pixels(page), b.image_pixels(page).astype(float)
+    trainee.advance(15.0)
+    trainee.shot()
+    after_screen, after = b.screen_pixels(page), b.image_pixels(page).astype(float)
+    # Where the shaft's new 15 mm projects, the image changed far more than the quantum noise elsewhere.
+    entry, direction = np.asarray(place["entry"]), np.asarray(place["direction"])
+    segment = trainee.shown.project(entry + np.linspace(12.0, 23.0, 40)[:, None] * direction)
+    rows, cols = np.mgrid[0:512, 0:512]
+    near = np.zeros((512, 512), bool)
+    for u, v in segment:
+        near |= (cols - u) ** 2 + (rows - v) ** 2 <= 2.0 ** 2
+    change = np.abs(after - before)
+    field = trainee.shown.field_mask() & ~near
+    assert change[near].mean() > 3.0 * np.median(change[field])
+    assert after[near].mean() > before[near].mean() + 20  # the steel shaft is white where it now lies
+    # And Chromium painted it: the element's own screenshot changed too.
+    assert np.abs(after_screen.astype(float) - before_screen).mean() > 1.0
+
+
+def test_a_killed_server_loses_no_action_and_the_attempt_resumes(patient, database, expert, chromium, tmp_path):
+    session, actions = expert
+    place = next(a for a in actions if a["type"] == "place_needle")
+    first = b.Server(database, ANATOMY, "--require-login", log=tmp_path / "first.log")
+    try:
+        context = chromium.new_context(viewport={"width": 1600, "height": 1000})
+        page = context.new_page()
+        b.log_in(page, first.url, TRAINEE, PASSWORD)
+        trainee = b.Trainee(page, session.scenario, patient)
+        trainee.start()
+        trainee.shot()
+        trainee.insert(place["entry"], place["direction"])
+        trainee.advance(8.0)
+        b.act(page, "#lor")
+        trainee.advance(4.0)
+        shown = b.saved_actions(page)
+        attempt = b.attempt_id(page)
+        depth_shown = page.text_content("#count-depth").strip()
+    finally:
+        first.kill()
+    context.close()
+    stored = Store(database).actions(attempt)
+    assert len(stored) == shown == 6
+    assert [r["type"] for r in stored] == ["set_carm", "fluoro_shot", "place_needle", "advance",
+                                           "check_loss_of_resistance", "advance"]
+
+    second = b.Server(database, ANATOMY, "--require-login", log=tmp_path / "second.log")
+    try:
+        context = chromium.new_context(viewport={"width": 1600, "height": 1000})
+        page = context.new_page()
+        b.log_in(page, second.url, TRAINEE, PASSWORD)
+        page.wait_for_selector("#resume", state="visible")
+        assert f"Attempt {attempt}" in page.text_content("#resume-text")
+        page.click("#resume")
+        b.wait_saved(page, shown)
+        assert page.text_content("#count-depth").strip() == depth_shown
+        assert page.get_attribute("#fluoro", "src").startswith("data:image/jpeg")  # the held image is back
+        trainee = b.Trainee(page, session.scenario, patient)
+        trainee.advance(2.0)
+        assert len(Store(database).actions(attempt)) == shown + 1
+        context.close()
+    finally:
+        second.stop()
+
+
+def test_an_instructor_reviews_attempts_replays_them_and_sees_the_learning_curve(server, page, database, expert,
+                                                                                 patient):
+    session, actions = expert
+    store = Store(database)
+    student = store.add_user("sam", "trainee", PASSWORD)
+    for cut in (6, len(actions)):  # a short wrong attempt, then the expert's
+        attempt = LiveAttempt.start(store, student.id, session.scenario, patient)
+        for record in actions[:cut]:
+            attempt.act({k: v for k, v in record.items() if k != "t"})
+        if cut < len(actions):
+            attempt.act({"type": "finish"})
+    attempts = store.attempts(user_id=student.id)
+
+    b.log_in(page, server.url, INSTRUCTOR, PASSWORD)
+    page.click("#tab-review")
+    page.wait_for_timeout(600)  # the tab slides in
+    page.locator("#review-trainee").click(force=True)
+    page.get_by_role("option", name="sam (trainee)").click()
+    page.wait_for_selector("#curve svg")
+    assert page.locator("#curve circle").count() == 3 * 2  # three measures, two attempts
+    rows = page.locator("#review-table tbody tr")
+    assert rows.count() == 2 and "pass" in rows.nth(0).text_content() and "fail" in rows.nth(1).text_content()
+    page.click(f"#open-{attempts[-1].id}")
+    page.wait_for_selector("#report-outcome")
+    assert page.text_content("#report-outcome").strip() == "PASS"
+    # Step the replay back to the first shot: the image is that shot's, re-rendered from the log.
+    first_shot = next(i for i, a in enumerate(actions, start=2) if a["type"] == "fluoro_shot")
+    page.locator("[role=slider]").first.focus()
+    page.keyboard.press("Home")
+    for _ in range(first_shot):
+        page.keyboard.press("ArrowRight")
+    page.wait_for_function("() => document.querySelector('#replay-action').textContent.includes('fluoro shot')")
+    final = LiveAttempt.resume(store, attempts[-1].id, session.scenario, patient)
+    assert page.get_attribute("#replay-image", "src") == final.shots[0].data_url
+    page.click("#tab-review")
+    page.click("#preview")
+    page.wait_for_selector("#preview-image[src^='data:image/jpeg']")
