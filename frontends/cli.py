@@ -20,18 +20,28 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, Ti
 
 from anatomy_models.errors import SpinesimError
 
-# Subcommand name -> "module:attribute" of its click command; imported lazily so `--help` is fast.
-SUBCOMMANDS: dict[str, str] = {
-    "anatomy": "frontends.commands.anatomy:anatomy",
-    "explain": "frontends.commands.explain:explain",
-    "fluoro": "frontends.commands.fluoro:fluoro",
-    "report": "frontends.commands.score:report",
-    "run": "frontends.commands.run:run",
-    "ultrasound": "frontends.commands.ultrasound:ultrasound",
-    "scenario": "frontends.commands.scenario:scenario",
-    "score": "frontends.commands.score:score",
-    "serve": "frontends.commands.serve:serve",
-    "users": "frontends.commands.users:users",
+# Subcommand name -> ("module:attribute" of its click command, its one-line summary). The commands are
+# imported lazily and `--help` lists the summaries without importing them, so it starts fast
+# (tests/frontends/test_cli.py checks each summary against its command's own help).
+SUBCOMMANDS: dict[str, tuple[str, str]] = {
+    "anatomy": ("frontends.commands.anatomy:anatomy",
+                "Anatomies: stored patients (generated or imported) that scenarios run on."),
+    "explain": ("frontends.commands.explain:explain",
+                "Write a patient explanation of SCENARIO (a library id or YAML file) into the folder -o."),
+    "fluoro": ("frontends.commands.fluoro:fluoro",
+               "Take a fluoroscopy shot of ANATOMY (a stored anatomy's name or folder) and save it as a PNG."),
+    "report": ("frontends.commands.score:report",
+               "Write the HTML report of the attempt in LOG: grade, feedback, final images, 3D reveal, tables."),
+    "run": ("frontends.commands.run:run",
+            "Replay the actions in --actions (or the expert path) on SCENARIO (a library id or YAML file)."),
+    "scenario": ("frontends.commands.scenario:scenario",
+                 "Training scenarios: list the library, write a new case, validate it, preview its start views."),
+    "score": ("frontends.commands.score:score", "Grade the attempt in LOG (an action log written by a session)."),
+    "serve": ("frontends.commands.serve:serve",
+              "Serve the trainee simulator and the instructors' review at http://HOST:PORT/."),
+    "ultrasound": ("frontends.commands.ultrasound:ultrasound",
+                   "Render a B-mode image of ANATOMY (a stored anatomy's name or folder; \"default\" if omitted)."),
+    "users": ("frontends.commands.users:users", "Add, list and change the passwords of simulator users."),
 }
 
 console = Console(stderr=True)
@@ -46,8 +56,16 @@ class LazyGroup(click.Group):
     def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
         if name not in SUBCOMMANDS:
             return None
-        module_name, attribute = SUBCOMMANDS[name].split(":")
+        module_name, attribute = SUBCOMMANDS[name][0].split(":")
         return getattr(importlib.import_module(module_name), attribute)
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        """The command list of ``--help``, from the summaries: no subcommand is imported."""
+        limit = formatter.width - 6 - max(len(name) for name in SUBCOMMANDS)
+        rows = [(name, click.Command(name, help=summary).get_short_help_str(limit))
+                for name, (_, summary) in sorted(SUBCOMMANDS.items())]
+        with formatter.section("Commands"):
+            formatter.write_dl(rows)
 
 
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})

@@ -15,6 +15,25 @@ def test_help_lists_subcommands(capsys):
     assert all(name in out for name in SUBCOMMANDS)
 
 
+def test_help_summaries_are_the_commands_own(capsys):
+    """``--help`` lists summaries without importing the commands: each must be its command's own."""
+    import importlib
+
+    for name, (target, summary) in SUBCOMMANDS.items():
+        module_name, attribute = target.split(":")
+        command = getattr(importlib.import_module(module_name), attribute)
+        assert command.get_short_help_str(limit=10**6) == summary, name
+
+
+def test_help_imports_no_subcommand_and_no_numerics():
+    script = ("import sys\nfrom frontends.cli import main\nassert main(['--help']) == 0\n"
+              "print(sorted(m for m in sys.modules if m.startswith('frontends.commands.') or m.split('.')[0] in "
+              "('numpy', 'numba', 'vtkmodules', 'scipy', 'pydantic', 'simulator', 'scoring')))")
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True,
+                            cwd=Path(__file__).parents[2])
+    assert result.stdout.strip().splitlines()[-1] == "[]"
+
+
 def test_readme_documents_every_subcommand():
     readme = (Path(__file__).parents[2] / "README.md").read_text()
     assert [name for name in SUBCOMMANDS if f"`spinesim {name}" not in readme] == []
