@@ -1,6 +1,7 @@
-"""Scoring: a pure function of (scenario, anatomy, action log) -> Report, and the HTML report.
+"""Scoring: a pure function of (scenario, anatomy, action log) -> Report, as data (no images, no HTML).
 
-``score`` (:mod:`scoring.report`) replays the attempt (:mod:`simulator.session.history`), measures it
+``score`` (:mod:`scoring.report`) replays a logged attempt (:func:`simulator.session.replay.replay`;
+``report_of`` reads a live session's history as it stands, :mod:`simulator.session.history`), measures it
 (:mod:`scoring.metrics`, :mod:`scoring.exposure`), raises safety flags (:mod:`scoring.safety`), measures
 near misses (:mod:`scoring.proximity`), compares with the expert path (:mod:`scoring.expert`), grades
 (:mod:`scoring.grade`) and writes feedback (:mod:`scoring.feedback`).
