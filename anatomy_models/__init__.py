@@ -7,7 +7,7 @@ light submodule (``anatomy_models.errors``: a web front end that only reports er
 numpy, scipy and pyvista.
 """
 
-from importlib import import_module
+from anatomy_models.lazy import lazy_exports
 
 _EXPORTS = {"Anatomy": "anatomy_models.anatomy", "LabelTable": "anatomy_models.structures",
             "SpinesimError": "anatomy_models.errors", "TISSUES": "anatomy_models.tissues",
@@ -15,14 +15,4 @@ _EXPORTS = {"Anatomy": "anatomy_models.anatomy", "LabelTable": "anatomy_models.s
 
 __all__ = sorted(_EXPORTS)
 
-
-def __getattr__(name: str):
-    if name not in _EXPORTS:
-        raise AttributeError(f"module 'anatomy_models' has no attribute {name!r}")
-    value = getattr(import_module(_EXPORTS[name]), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(list(globals()) + __all__)
+__getattr__, __dir__ = lazy_exports("anatomy_models", _EXPORTS, globals())

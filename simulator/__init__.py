@@ -17,7 +17,7 @@ submodule does not load numba and the renderers::
     from simulator import CArm, Session, render_fluoro, replay
 """
 
-from importlib import import_module
+from anatomy_models.lazy import lazy_exports
 
 _EXPORTS = {
     "CArm": "simulator.imaging.carm",
@@ -31,14 +31,4 @@ _EXPORTS = {
 
 __all__ = sorted(_EXPORTS)
 
-
-def __getattr__(name: str):
-    if name not in _EXPORTS:
-        raise AttributeError(f"module 'simulator' has no attribute {name!r}")
-    value = getattr(import_module(_EXPORTS[name]), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(list(globals()) + __all__)
+__getattr__, __dir__ = lazy_exports("simulator", _EXPORTS, globals())

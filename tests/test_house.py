@@ -83,3 +83,12 @@ def test_the_check_sees_an_upward_import(tmp_path, line, room):
     planted.parent.mkdir(parents=True)
     planted.write_text(f"def later():\n    {line}\n")
     assert upward(room_imports(tmp_path)) == {f"simulator.needle -> {room}": ["simulator/needle/planted.py"]}
+
+
+def test_the_engine_exports_the_verbs_a_user_calls():
+    import simulator
+    from simulator.imaging.carm import CArm
+    from simulator.session.replay import replay
+
+    assert simulator.CArm is CArm and simulator.replay is replay
+    assert all(callable(getattr(simulator, name)) for name in simulator.__all__)
