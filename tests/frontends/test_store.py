@@ -122,6 +122,37 @@ def test_a_crashed_attempt_resumes_with_every_state_and_image(store, scenario, s
     assert store.unfinished_attempt(trainee.id) is None
 
 
+def test_finishing_grades_the_live_session_once_without_folding_its_log_again(store, scenario, small_spine,
+                                                                              monkeypatch):
+    """Finish, the stored report and the report page all read the live session: one grade, and the
+    trainee's actions are folded once (as they were played); only the expert's path is replayed."""
+    import scoring.report
+    import simulator.session.fold
+
+    graded, folds = [], {}
+    original_report_of, original_apply = scoring.report.report_of, simulator.session.fold.Session.apply
+
+    def apply(session, action):
+        events = original_apply(session, action)
+        folds.setdefault(id(session), []).append(session.actions[-1].type)
+        return events
+
+    monkeypatch.setattr(scoring.report, "report_of", lambda attempt: graded.append(1) or original_report_of(attempt))
+    monkeypatch.setattr(simulator.session.fold.Session, "apply", apply)
+    trainee = store.add_user("ben", "trainee", "battery staple")
+    attempt = LiveAttempt.start(store, trainee.id, scenario, small_spine)
+    target = attempt.session.target
+    for record in ({"type": "place_needle", "entry": target.entry_point.tolist(),
+                    "direction": target.textbook_direction.tolist()},
+                   {"type": "advance", "mm": 15}, {"type": "fluoro_shot", "mode": "pulse"}, {"type": "finish"}):
+        attempt.act(record)
+    stored = store.attempt(attempt.attempt_id).report
+    assert attempt.report() == stored and "<html" in attempt.report_page().lower()
+    assert graded == [1]
+    played = ["set_carm", "place_needle", "advance", "fluoro_shot", "finish"]
+    assert [types for types in folds.values() if types == played] == [played]  # the live session's, only
+
+
 def test_login_is_required_beyond_localhost(store):
     with pytest.raises(SpinesimError, match="no user can log in.*spinesim users add"):
         Portal(PortalConfig(host="0.0.0.0", db_url=store.url))
