@@ -1,9 +1,16 @@
 """Grades on the library (issue 6, "Must show"): the expert path of every scenario scores >= 85 and
 passes, a novice clearly less; unsafe attempts fail with exactly the right flags; scoring is pure."""
 
+import ast
+import importlib
+import subprocess
+import sys
+from pathlib import Path
+
 import numpy as np
 import pytest
 
+import scoring
 from anatomy_models.errors import SpinesimError
 from anatomy_models.structures import in_group
 from scenarios.needles import MM_PER_INCH, NeedleSpec
@@ -11,6 +18,7 @@ from scenarios.schema import TargetSpec, library_scenarios
 from scoring.report import Report, score
 from simulator.case.planner import HUB_MARGIN_MM, find_trajectory, plan_trajectory
 from simulator.case.targets import target_for
+from simulator.imaging.probe import probe_record, standard_view
 from simulator.session.fold import Session
 from tests.scoring.attempts import Script, expert_log, novice_log, path_to, structure_points
 
@@ -165,21 +173,75 @@ def test_the_expert_path_of_the_level_above_is_the_wrong_level(anatomy_for):
     assert "L3-L4" in report.flags[0].message and not report.passed
 
 
-def test_scoring_is_pure_and_never_renders(anatomy_for, monkeypatch):
-    import simulator.imaging.drr
-    import simulator.imaging.fluoro
+# Every function through which an image is made: the renderers' entries, the DRR's cached frame and its
+# projectors, the needle's compositing and the ultrasound frame. Patched wherever a module holds them.
+_RENDERERS = {"simulator.imaging.fluoro": ("render_fluoro", "contrast_line_integrals"),
+              "simulator.imaging.drr": ("anatomy_line_integrals", "line_integrals", "add_needle_line_integrals",
+                                        "_project", "_joseph_kernel", "_siddon_kernel", "_needle_kernel"),
+              "simulator.imaging.ultrasound": ("render_ultrasound", "_tissue_field", "_needle_echoes")}
+_PROJECT_PACKAGES = ("anatomy_models", "scenarios", "simulator", "scoring", "frontends")
 
-    def no_rendering(*args, **kwargs):
-        raise AssertionError("score must not render")
 
-    for module, name in ((simulator.imaging.fluoro, "render_fluoro"), (simulator.imaging.drr, "anatomy_line_integrals"),
-                         (simulator.imaging.drr, "line_integrals")):
-        monkeypatch.setattr(module, name, no_rendering)
-    session = _session(anatomy_for, "tfesi-default")
-    log = novice_log(_session(anatomy_for, "tfesi-default"))
+def _forbid_rendering(monkeypatch) -> None:
+    """Make every renderer raise, at each name it is looked up by: its own module's (calls inside it, and
+    ``module.name`` look-ups) and every project module that imported the name itself (``from ... import``)."""
+    renderers = {}
+    for module_name, names in _RENDERERS.items():
+        module = importlib.import_module(module_name)
+        renderers |= {id(getattr(module, name)): f"{module_name}.{name}" for name in names}
+
+    def forbidden(label):
+        def render(*args, **kwargs):
+            raise AssertionError(f"score rendered an image through {label}")
+        return render
+
+    for module_name, module in list(sys.modules.items()):
+        if module_name.split(".")[0] in _PROJECT_PACKAGES:
+            for name, value in list(vars(module).items()):
+                if id(value) in renderers:
+                    monkeypatch.setattr(module, name, forbidden(renderers[id(value)]))
+
+
+def _with_probe(session, log):
+    probe = standard_view(session.anatomy, "paramedian-sagittal-oblique", "L4-L5", "left")
+    return [log[0], {"type": "place_probe", "t": log[0]["t"], **probe_record(probe, "paramedian-sagittal-oblique")},
+            *log[1:]]
+
+
+@pytest.mark.parametrize("scenario_id, make_log", [
+    ("tfesi-default", novice_log),  # shots, redirections, contrast
+    ("ilesi-ultrasound-l4l5-left", lambda session: _with_probe(session, expert_log(session))),
+])
+def test_scoring_is_pure_and_never_renders(anatomy_for, monkeypatch, scenario_id, make_log):
+    session = _session(anatomy_for, scenario_id)
+    log = make_log(_session(anatomy_for, scenario_id))
+    _forbid_rendering(monkeypatch)
     first, second = _score(session, log), _score(session, [dict(a) for a in log])
     assert first.model_dump_json() == second.model_dump_json()
     assert Report.model_validate_json(first.model_dump_json()) == first
+
+
+def test_scoring_imports_no_frontend_or_picture():
+    """Neither directly (any import statement in scoring/, also inside a function) nor through what it imports."""
+    root = Path(scoring.__file__).parent
+    modules = sorted(f"scoring.{path.stem}" for path in root.glob("*.py") if path.stem != "__init__")
+    for path in sorted(root.glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            imported = ([alias.name for alias in node.names] if isinstance(node, ast.Import)
+                        else [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
+            frontend = [name for name in imported if _is_frontend(name)]
+            assert frontend == [], f"scoring/{path.name}:{node.lineno} imports {frontend}"
+    probe = f"import sys, {', '.join(modules)}; print(' '.join(sys.modules))"
+    loaded = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True,
+                            cwd=root.parent).stdout.split()
+    assert set(modules) <= set(loaded)
+    frontend = [name for name in loaded if _is_frontend(name)]
+    assert frontend == [], f"importing scoring loads {frontend}"
+
+
+def _is_frontend(module_name: str) -> bool:
+    parts = module_name.split(".")
+    return parts[0] == "frontends" or "pictures" in parts
 
 
 def test_at_bmi_40_a_3_5_inch_needle_is_too_short_and_the_5_inch_one_reaches(anatomy_for):

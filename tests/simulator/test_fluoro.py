@@ -144,16 +144,31 @@ def test_dsa_of_an_unchanged_scene_is_flat_and_shows_new_contrast(phantom):
 
 
 def test_needle_move_does_not_reproject_the_volume(phantom, monkeypatch):
+    # The DRR cache lives on the anatomy object and the tests above rendered the module's phantom at
+    # this pose already: a fresh Anatomy of the same CT starts with an empty cache.
+    anatomy = Anatomy(ct=phantom.ct, metadata={"name": "fresh phantom"})
+    projections = []
+    for name in ("_joseph_kernel", "_siddon_kernel"):  # looked up in drr's globals by drr._project at each call
+        def counted(*args, _kernel=getattr(drr, name), _name=name):
+            projections.append(_name)
+            return _kernel(*args)
+        monkeypatch.setattr(drr, name, counted)
     carm = CArm(**SMALL)
-    render_fluoro(phantom, carm, seed=1)
-    calls = []
-    monkeypatch.setattr(drr, "line_integrals", lambda *a, **k: calls.append(1))
-    for depth in (20.0, 30.0, 40.0):
-        needle = Needle(entry=[10.0, 60.0, 0.0], direction=[0, -1, 0], depth_mm=depth)
-        image = render_fluoro(phantom, carm, needle=needle, seed=1)
+    plain = render_fluoro(anatomy, carm, seed=1)
+    assert projections == ["_joseph_kernel"]
+    needles = [Needle(entry=[10.0, 60.0, 0.0], direction=[0, -1, 0], depth_mm=depth) for depth in (20.0, 30.0, 40.0)]
+    needles.append(Needle(entry=[-30.0, 60.0, 20.0], direction=[0.2, -0.9, -0.3], depth_mm=50.0))
+    for seed, needle in enumerate(needles, start=2):
+        image = render_fluoro(anatomy, carm, needle=needle, seed=seed)
+        own = drr.needle_line_integrals(needle, carm)
+        np.testing.assert_allclose(image.line_integrals, plain.line_integrals + own, atol=1e-6)
         tip = carm.project(needle.tip)
-        assert image.line_integrals[int(round(tip[1])), int(round(tip[0])) ] > 0
-    assert calls == []
+        assert own[int(round(tip[1])), int(round(tip[0]))] > 0
+    assert len(projections) == 1, "a needle move re-projected the CT"
+    render_fluoro(anatomy, carm.with_(primary_deg=20.0), needle=needles[0], seed=1)
+    assert len(projections) == 2, "a new C-arm pose must project the CT once"
+    render_fluoro(anatomy, carm, needle=needles[-1], seed=1)  # back at the first pose: still cached
+    assert len(projections) == 2
 
 
 def test_needle_is_visible_where_it_projects(phantom):
