@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from anatomy_models.atomic import atomic_directory, atomic_path
+from anatomy_models.derived import Derived
 from anatomy_models.errors import SpinesimError
 from anatomy_models.home import MANIFEST
 from anatomy_models.nrrd import read_nrrd, write_nrrd
@@ -57,6 +58,13 @@ class Anatomy:
         JSON-serialisable facts about the source (never patient-identifying).
     directory : Path, optional
         Where the anatomy is stored; derived surfaces are cached there.
+
+    Attributes
+    ----------
+    derived : Derived
+        Data derived from this anatomy (tissue map, surfaces, and the engine's tables, maps and
+        frames), computed on first use and kept while the anatomy lives; :meth:`clear_derived`
+        drops it. Never modify the CT or labels in place once something has been derived.
     """
 
     ct: Volume
@@ -66,8 +74,7 @@ class Anatomy:
     directions: dict[str, np.ndarray] = field(default_factory=dict)
     metadata: dict[str, Any] = field(default_factory=dict)
     directory: Path | None = None
-    _surfaces: dict[str, pv.PolyData] = field(default_factory=dict, repr=False)
-    _tissue_map: tuple[np.ndarray, list[str]] | None = field(default=None, repr=False)
+    derived: Derived = field(default_factory=Derived, init=False, repr=False)
 
     def __post_init__(self) -> None:
         if not np.issubdtype(self.ct.array.dtype, np.number) or np.issubdtype(self.ct.array.dtype, np.complexfloating):
@@ -113,18 +120,18 @@ class Anatomy:
 
         Labelled voxels take their structure's tissue; unlabelled ones are classified by CT number.
         """
-        if self._tissue_map is None:
-            from_hu, hu_names = tissue_from_hu(self.ct.array)
-            if self.labels is None:
-                self._tissue_map = (from_hu, hu_names)
-            else:
-                lookup, label_names = self.label_table.tissue_lookup()
-                names = sorted(set(label_names[1:]) | set(hu_names))
-                label_index = np.array([0] + [names.index(n) for n in label_names[1:]], dtype=np.uint8)[lookup]
-                hu_index = np.array([names.index(n) for n in hu_names], dtype=np.uint8)
-                ids = self.labels.array
-                self._tissue_map = (np.where(ids > 0, label_index[ids], hu_index[from_hu]).astype(np.uint8), names)
-        return self._tissue_map
+        return self.derived("anatomy.tissue_map", self._classify_tissues)
+
+    def _classify_tissues(self) -> tuple[np.ndarray, list[str]]:
+        from_hu, hu_names = tissue_from_hu(self.ct.array)
+        if self.labels is None:
+            return from_hu, hu_names
+        lookup, label_names = self.label_table.tissue_lookup()
+        names = sorted(set(label_names[1:]) | set(hu_names))
+        label_index = np.array([0] + [names.index(n) for n in label_names[1:]], dtype=np.uint8)[lookup]
+        hu_index = np.array([names.index(n) for n in hu_names], dtype=np.uint8)
+        ids = self.labels.array
+        return np.where(ids > 0, label_index[ids], hu_index[from_hu]).astype(np.uint8), names
 
     def landmark(self, name: str) -> np.ndarray:
         """The LPS point (mm) of landmark ``name``."""
@@ -145,24 +152,31 @@ class Anatomy:
     def surface(self, group: str) -> pv.PolyData:
         """Smoothed surface mesh (LPS mm) of structure ``group``, computed once and cached.
 
-        The cache lives in memory and, for a stored anatomy, in its ``surfaces/`` folder.
+        The cache lives in memory (:attr:`derived`) and, for a stored anatomy, in its ``surfaces/`` folder.
         """
-        if group in self._surfaces:
-            return self._surfaces[group]
+        return self.derived(("anatomy.surface", group), lambda: self._read_or_make_surface(group))
+
+    def _read_or_make_surface(self, group: str) -> pv.PolyData:
         if self.labels is None:
             raise SpinesimError(f"this anatomy has no label map, so it has no surface for {group!r}")
         cached = self.directory / "surfaces" / f"{group}.v{SURFACE_VERSION}.vtp" if self.directory else None
         if cached is not None and cached.is_file():
             import pyvista as pv
 
-            mesh = pv.read(cached)
-        else:
-            mesh = label_surface(self.labels, self.label_table.ids_in_group(group))
-            if cached is not None:
-                with atomic_path(cached) as temporary:
-                    mesh.save(temporary)
-        self._surfaces[group] = mesh
+            return pv.read(cached)
+        mesh = label_surface(self.labels, self.label_table.ids_in_group(group))
+        if cached is not None:
+            with atomic_path(cached) as temporary:
+                mesh.save(temporary)
         return mesh
+
+    def clear_derived(self) -> None:
+        """Forget everything derived from this anatomy and its volumes (memory only; ``surfaces/``
+        on disk stays): the one place derived data is dropped, e.g. to free memory between cases."""
+        self.derived.clear()
+        self.ct.derived.clear()
+        if self.labels is not None:
+            self.labels.derived.clear()
 
     # ------------------------------------------------------------------ storage
     def save(self, directory: str | Path, *, compression_level: int = 1) -> Path:

@@ -8,12 +8,13 @@ index) and ``k`` across slices.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Sequence
 
 import numpy as np
 from scipy import ndimage
 
+from anatomy_models.derived import Derived
 from anatomy_models.errors import SpinesimError
 
 ArrayLike3 = Sequence[float] | np.ndarray
@@ -49,6 +50,12 @@ class Volume:
     affine : numpy.ndarray, shape (4, 4)
         Maps a voxel index ``(i, j, k, 1)`` to its centre in LPS mm.
 
+    Attributes
+    ----------
+    derived : Derived
+        Data derived from this volume (projector tables...), kept while it lives; so never modify
+        ``array`` in place once something has been derived from it.
+
     Examples
     --------
     >>> import numpy as np
@@ -61,6 +68,7 @@ class Volume:
 
     array: np.ndarray
     affine: np.ndarray
+    derived: Derived = field(default_factory=Derived, init=False, repr=False)
 
     def __post_init__(self) -> None:
         array = np.asarray(self.array)

@@ -41,7 +41,7 @@ from anatomy_models.store import load_anatomy
 from anatomy_models.volume import Volume
 from benchmarks.measure import Measurement, best_time, peak_python_memory
 from simulator.imaging.carm import CArm, lateral, scotty_dog, square_endplate
-from simulator.imaging.drr import (_prepare, _prepared_cache, _principal_axis, _ray_setup, line_integrals, mu_volume,
+from simulator.imaging.drr import (_prepare, _principal_axis, _ray_setup, line_integrals, mu_volume,
                                    reference_line_integrals)
 from simulator.imaging.fluoro import render_fluoro
 from simulator.needle.shaft import Needle
@@ -183,7 +183,7 @@ def run() -> list[Measurement]:
             sum_cpu = _best_cpu(lambda: values.sum())
             timed = {}
             for method in ("joseph", "siddon"):
-                _prepared_cache.pop(volume, None)
+                volume.derived.clear()
                 _, peak = peak_python_memory(lambda: line_integrals(volume, carm, method=method))
                 timed[method] = best_time(lambda: line_integrals(volume, carm, method=method), repeats=REPEATS)
                 cpu = _best_cpu(lambda: line_integrals(volume, carm, method=method))

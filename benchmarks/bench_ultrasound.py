@@ -78,7 +78,7 @@ def run() -> list[Measurement]:
 
     needle = best_time(needle_frame, repeats=20)
 
-    scan = _scan_for(probe)
+    scan = _scan_for(anatomy, probe)
     origins, directions = _scan_lines(probe, scan)
     samples = origins.shape[0] * scan.samples
     out = np.zeros((origins.shape[0], scan.samples), dtype=np.float32)

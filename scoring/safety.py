@@ -34,7 +34,6 @@ A flag is raised once per kind; ``count`` says how often it happened, ``t`` when
 
 from __future__ import annotations
 
-import weakref
 from dataclasses import dataclass
 from typing import Literal
 
@@ -228,9 +227,6 @@ class PosteriorLine:
         return np.where(np.isfinite(result), result, -np.inf)
 
 
-_LINES: weakref.WeakKeyDictionary[Tracer, dict] = weakref.WeakKeyDictionary()
-
-
 def vertebra_frame(anatomy: Anatomy, level: str) -> tuple[np.ndarray, np.ndarray]:
     """(origin, rows lateral-to-left / posterior / cranial) of vertebra ``level``: its body centre, the
     normal of its superior endplate and the line between its pedicles; the LPS axes where the anatomy
@@ -248,25 +244,25 @@ def vertebra_frame(anatomy: Anatomy, level: str) -> tuple[np.ndarray, np.ndarray
 
 def posterior_body_line(anatomy: Anatomy, tracer: Tracer, level: str, groups: tuple[str, ...]) -> PosteriorLine | None:
     """The :class:`PosteriorLine` of the voxels of ``groups`` seen in the frame of vertebra ``level``
-    (None if they have no voxels); cached per tracer."""
-    cached = _LINES.setdefault(tracer, {})
-    key = (level, groups)
-    if key not in cached:
-        codes = tracer.codes_in_groups(groups)
-        ijk = np.argwhere(np.isin(tracer.codes, codes)) if codes.size else np.zeros((0, 3), int)
-        if len(ijk) == 0:
-            cached[key] = None
-        else:
-            origin, frame = vertebra_frame(anatomy, level)
-            local = (tracer.volume.voxel_to_world(ijk) - origin) @ frame.T
-            slab = float(np.max(tracer.volume.spacing))
-            start = float(local[:, 2].min())
-            index = np.floor((local[:, 2] - start) / slab).astype(int)
-            boundary = np.full(index.max() + 1, -np.inf)
-            # The outline is the voxels' outer face: half a voxel behind the most posterior centre.
-            np.maximum.at(boundary, index, local[:, 1] + 0.5 * slab)
-            cached[key] = PosteriorLine(origin, frame, start, slab, boundary)
-    return cached[key]
+    (None if they have no voxels); ``tracer`` is the anatomy's, and the line is kept on the anatomy."""
+    return anatomy.derived(("safety.posterior_line", level, groups),
+                           lambda: _posterior_body_line(anatomy, tracer, level, groups))
+
+
+def _posterior_body_line(anatomy: Anatomy, tracer: Tracer, level: str, groups: tuple[str, ...]) -> PosteriorLine | None:
+    codes = tracer.codes_in_groups(groups)
+    ijk = np.argwhere(np.isin(tracer.codes, codes)) if codes.size else np.zeros((0, 3), int)
+    if len(ijk) == 0:
+        return None
+    origin, frame = vertebra_frame(anatomy, level)
+    local = (tracer.volume.voxel_to_world(ijk) - origin) @ frame.T
+    slab = float(np.max(tracer.volume.spacing))
+    start = float(local[:, 2].min())
+    index = np.floor((local[:, 2] - start) / slab).astype(int)
+    boundary = np.full(index.max() + 1, -np.inf)
+    # The outline is the voxels' outer face: half a voxel behind the most posterior centre.
+    np.maximum.at(boundary, index, local[:, 1] + 0.5 * slab)
+    return PosteriorLine(origin, frame, start, slab, boundary)
 
 
 def _wrong_level(attempt: Attempt, flags: _Flags) -> None:

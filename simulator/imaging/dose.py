@@ -44,7 +44,6 @@ The image itself is formed at the tissue table's single effective energy
 
 from __future__ import annotations
 
-import weakref
 from dataclasses import dataclass, field, replace
 
 import numpy as np
@@ -336,16 +335,14 @@ def metering_rays(carm: CArm) -> np.ndarray:
     return carm.ray_directions(np.array(u), np.array(v))
 
 
-_TRANSMISSIONS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
-
-
 def metered_transmission(anatomy, carm: CArm, kev: float = FLUORO_EFFECTIVE_KEV) -> float:
     """``exp(-median p)`` of the body on the metering rays: what automatic exposure control sees
-    (remembered per anatomy and pose)."""
-    known = _TRANSMISSIONS.setdefault(anatomy, {})
-    key = (np.round(carm.projection_matrix, 6).tobytes(), float(kev))
-    if key in known:
-        return known[key]
+    (kept per pose and energy by the anatomy, ``anatomy.derived``)."""
+    key = ("dose.metered_transmission", np.round(carm.projection_matrix, 6).tobytes(), float(kev))
+    return anatomy.derived(key, lambda: _metered_transmission(anatomy, carm, kev))
+
+
+def _metered_transmission(anatomy, carm: CArm, kev: float) -> float:
     step = 0.5 * float(np.min(anatomy.ct.spacing))
     distances = carm.source_to_isocenter_mm + np.arange(-_HALF_LENGTH_MM, _HALF_LENGTH_MM, step)
     points = carm.source[None, None, :] + distances[None, :, None] * metering_rays(carm)[:, None, :]
@@ -354,8 +351,7 @@ def metered_transmission(anatomy, carm: CArm, kev: float = FLUORO_EFFECTIVE_KEV)
                                  prefilter=False)
     line_integrals = (hu_to_mu(kev)(hu).reshape(points.shape[:2]) * step).sum(axis=1)
     body = line_integrals[line_integrals > BODY_LINE_INTEGRAL]
-    known[key] = float(np.exp(-np.median(body))) if body.size else 1.0
-    return known[key]
+    return float(np.exp(-np.median(body))) if body.size else 1.0
 
 
 def add_fluoro_shot(ledger: DoseLedger, anatomy, carm: CArm, mode: str, seconds: float | None = None,

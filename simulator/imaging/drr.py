@@ -45,9 +45,7 @@ rays per pixel so that a needle thinner than a pixel still shows.
 from __future__ import annotations
 
 import math
-import weakref
-from collections import OrderedDict
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
 import numba
@@ -320,9 +318,6 @@ class _Prepared:
     scale: float = 1.0
 
 
-_prepared_cache: weakref.WeakKeyDictionary[Volume, dict[tuple[str, int], _Prepared]] = weakref.WeakKeyDictionary()
-
-
 def _nonzero_box(values: np.ndarray) -> tuple[slice, slice, slice] | None:
     """Index slices of the smallest box holding every non-zero voxel (None if all are zero)."""
     nonzero = values != 0
@@ -342,12 +337,8 @@ def _principal_axis(volume: Volume, carm: CArm) -> int:
 
 
 def _prepare(volume: Volume, method: str, axis: int) -> _Prepared:
-    """``volume`` prepared for ``method`` along ``axis``, cached while the volume lives."""
-    per_volume = _prepared_cache.setdefault(volume, {})
-    key = (method, axis)
-    if key not in per_volume:
-        per_volume[key] = _prepared(volume.array, volume.affine, method, axis)
-    return per_volume[key]
+    """``volume`` prepared for ``method`` along ``axis``, held by the volume (``volume.derived``)."""
+    return volume.derived(("drr.prepared", method, axis), lambda: _prepared(volume.array, volume.affine, method, axis))
 
 
 def _prepared(values: np.ndarray, affine: np.ndarray, method: str, axis: int, *, quantise: bool = False) -> _Prepared:
@@ -407,8 +398,8 @@ def line_integrals(volume: Volume, carm: CArm, *, method: Method = "joseph") -> 
     ----------
     volume : Volume
         Values to integrate (mu in 1/mm gives the dimensionless attenuation line integral); zero is
-        taken outside the grid. Its preparation is cached while the Volume object lives, so do not
-        modify its array in place afterwards.
+        taken outside the grid. Its preparation is held by the volume (``volume.derived``), so do
+        not modify its array in place afterwards.
     carm : CArm
         The pose and detector.
     method : {"joseph", "siddon"}
@@ -498,25 +489,13 @@ def reference_line_integrals(volume: Volume, carm: CArm, *, step_mm: float = 0.2
 
 
 # --------------------------------------------------------------------------- anatomy
-@dataclass(eq=False)
-class _AnatomyCache:
-    """An anatomy's projector tables (by method and principal axis) and its DRRs by pose. The mu
-    volume itself is not kept: each table is made from a transient one."""
-
-    tables: dict = field(default_factory=dict)
-    frames: OrderedDict = field(default_factory=OrderedDict)
-
-
-_anatomy_cache: weakref.WeakKeyDictionary[Anatomy, dict[float, _AnatomyCache]] = weakref.WeakKeyDictionary()
-
-
 def mu_volume(ct: Volume, kev: float = FLUORO_EFFECTIVE_KEV) -> Volume:
     """Linear attenuation (1/mm, float32) of a CT in HU at ``kev`` through the tissue table's bilinear map."""
     return ct.with_array(hu_to_mu(kev)(ct.array))
 
 
-def _pose_key(carm: CArm, method: str) -> tuple:
-    """What a DRR depends on: the projection geometry and detector size, not the collimation."""
+def pose_key(carm: CArm, method: str) -> tuple:
+    """What a DRR depends on: the projector, the projection geometry and detector size, not the collimation."""
     return (method, carm.detector_pixels, np.round(carm.projection_matrix, 9).tobytes())
 
 
@@ -524,27 +503,29 @@ def anatomy_line_integrals(anatomy: Anatomy, carm: CArm, *, method: Method = "jo
                            kev: float = FLUORO_EFFECTIVE_KEV) -> np.ndarray:
     """The anatomy's attenuation line integrals for ``carm`` (float32 image), cached per pose.
 
-    The projector's table is built once per anatomy, energy and principal axis (Joseph's quantised
-    to uint16: see :func:`_prepared`); each pose's image is kept (up to 32 poses, least recently
-    used dropped). The returned array is shared: do not modify it.
+    Both caches are held by the anatomy (``anatomy.derived``). The projector's table is built once
+    per energy, method and principal axis (Joseph's quantised to uint16: see :func:`_prepared`; the
+    mu volume itself is not kept, each table is made from a transient one); each pose's image is
+    kept (up to 32 poses per energy, least recently used dropped). The returned array is shared: do
+    not modify it.
     """
-    cache = _anatomy_cache.setdefault(anatomy, {}).setdefault(kev, _AnatomyCache())
-    key = _pose_key(carm, method)
-    if key in cache.frames:
-        cache.frames.move_to_end(key)
-        return cache.frames[key]
     if method not in METHODS:
         raise SpinesimError(f"unknown DRR method {method!r}", hint=f"use one of {', '.join(METHODS)}")
+    return anatomy.derived.recent(("drr.frames", kev), pose_key(carm, method),
+                                  lambda: _anatomy_frame(anatomy, carm, method, kev), keep=_FRAMES_PER_ANATOMY)
+
+
+def _anatomy_frame(anatomy: Anatomy, carm: CArm, method: str, kev: float) -> np.ndarray:
     axis = _principal_axis(anatomy.ct, carm)
-    if (method, axis) not in cache.tables:
-        mu = mu_volume(anatomy.ct, kev)
-        cache.tables[method, axis] = _prepared(mu.array, mu.affine, method, axis, quantise=method == "joseph")
-    image = _project(cache.tables[method, axis], carm, method)
+    table = anatomy.derived(("drr.table", kev, method, axis), lambda: _anatomy_table(anatomy, method, axis, kev))
+    image = _project(table, carm, method)
     image.setflags(write=False)
-    cache.frames[key] = image
-    while len(cache.frames) > _FRAMES_PER_ANATOMY:
-        cache.frames.popitem(last=False)
     return image
+
+
+def _anatomy_table(anatomy: Anatomy, method: str, axis: int, kev: float) -> _Prepared:
+    mu = mu_volume(anatomy.ct, kev)
+    return _prepared(mu.array, mu.affine, method, axis, quantise=method == "joseph")
 
 
 # --------------------------------------------------------------------------- needle

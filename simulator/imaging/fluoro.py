@@ -28,7 +28,6 @@ The image is shown as the operator sees the prone patient from behind (see :mod:
 from __future__ import annotations
 
 import math
-import weakref
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -44,7 +43,7 @@ from anatomy_models.tissues import FLUORO_EFFECTIVE_KEV, iodine_mu_per_mm_per_mg
 from anatomy_models.volume import Volume
 from simulator.imaging.carm import CArm
 from simulator.imaging.dose import Exposure, Technique, exposure_for
-from simulator.imaging.drr import Method, add_needle_line_integrals, anatomy_line_integrals, line_integrals
+from simulator.imaging.drr import Method, add_needle_line_integrals, anatomy_line_integrals, line_integrals, pose_key
 
 if TYPE_CHECKING:
     from anatomy_models.anatomy import Anatomy
@@ -65,6 +64,9 @@ _WINDOW_PERCENTILES = (0.2, 99.5)
 # The one-sided window of a subtracted (DSA) image, in line-integral units: 0.4 is ~1.8 mm of
 # undiluted 300 mgI/mL contrast (0.23/mm at 60 keV), so a thin undiluted layer is full white [ED].
 _DSA_HALF_WINDOW = 0.4
+# How many settings' frame facts (AEC, window, harmonisation background) an anatomy keeps: the
+# background is a frame-sized image; the frames themselves are kept by the DRR cache.
+_FACTS_PER_ANATOMY = 64
 
 
 @dataclass(frozen=True)
@@ -211,10 +213,6 @@ class _FrameFacts:
     background: np.ndarray | None  # what harmonisation subtracts (line-integral units), None for none
 
 
-_facts_cache: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
-_contrast_cache: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
-
-
 def _measuring_region(anatomy_frame: np.ndarray, field_mask: np.ndarray) -> np.ndarray:
     """The body inside the central disc where a C-arm's AEC and automatic window measure (bool)."""
     n = anatomy_frame.shape[0]
@@ -272,37 +270,40 @@ def _frame_facts(anatomy_frame: np.ndarray, field_mask: np.ndarray, noiseless: n
 
 
 def _cached_facts(anatomy: Anatomy, carm: CArm, anatomy_frame: np.ndarray, field_mask: np.ndarray,
-                  display: Display, detector: DetectorModel) -> _FrameFacts:
-    per_anatomy = _facts_cache.setdefault(anatomy, {})
-    key = (id(anatomy_frame), carm.collimation, carm.detector_shape, detector,
+                  display: Display, detector: DetectorModel, method: str, kev: float) -> _FrameFacts:
+    """The :class:`_FrameFacts` of ``anatomy_frame``, the anatomy's DRR for (``carm``, ``method``, ``kev``),
+    kept by the anatomy for the last :data:`_FACTS_PER_ANATOMY` settings.
+
+    The key names what made the frame (energy and pose, as the DRR cache does) rather than the frame
+    array, so that no key can outlive the data it stands for.
+    """
+    key = (kev, pose_key(carm, method), carm.collimation, carm.detector_shape, detector,
            display.harmonisation, display.harmonisation_radius_mm)
-    if key not in per_anatomy:
-        if len(per_anatomy) > 64:  # poses seen long ago; the frames themselves are cached in drr
-            per_anatomy.clear()
+
+    def compute() -> _FrameFacts:
         noiseless = measure(anatomy_frame, field_mask, None, seed=0, detector=detector, carm=carm)
-        # The frame is kept with its facts so that its id cannot be reused by another array.
-        per_anatomy[key] = (anatomy_frame, _frame_facts(anatomy_frame, field_mask, noiseless, display,
-                                                        carm.pixel_size_mm))
-    return per_anatomy[key][1]
+        return _frame_facts(anatomy_frame, field_mask, noiseless, display, carm.pixel_size_mm)
+
+    return anatomy.derived.recent("fluoro.facts", key, compute, keep=_FACTS_PER_ANATOMY)
 
 
 def contrast_line_integrals(contrast: Volume, carm: CArm, *, kev: float = FLUORO_EFFECTIVE_KEV,
                             method: Method = "joseph") -> np.ndarray:
     """Attenuation line integrals of iodine given as a concentration volume (mg iodine per mL).
 
-    ``p = iodine_mu_per_mm_per_mg_ml(kev) * integral c ds``; cached per contrast Volume object and
-    pose, so a frame with unchanged contrast costs nothing. The session makes a new Volume as the
-    contrast spreads.
+    ``p = iodine_mu_per_mm_per_mg_ml(kev) * integral c ds``; kept per pose by the contrast Volume
+    (``contrast.derived``), so a frame with unchanged contrast costs nothing. The session makes a new
+    Volume as the contrast spreads.
     """
     if not np.issubdtype(contrast.array.dtype, np.number):
         raise SpinesimError(f"contrast concentration must be numeric (mg/mL), got dtype {contrast.array.dtype}")
-    per_volume = _contrast_cache.setdefault(contrast, {})
-    key = (kev, method, carm.detector_pixels, np.round(carm.projection_matrix, 9).tobytes())
-    if key not in per_volume:
+
+    def compute() -> np.ndarray:
         image = line_integrals(contrast, carm, method=method) * np.float32(iodine_mu_per_mm_per_mg_ml(kev))
         image.setflags(write=False)
-        per_volume[key] = image
-    return per_volume[key]
+        return image
+
+    return contrast.derived(("fluoro.contrast", kev, *pose_key(carm, method)), compute)
 
 
 # --------------------------------------------------------------------------- image chain
@@ -540,7 +541,7 @@ def render_fluoro(
     if needle is not None:
         add_needle_line_integrals(total, needle, carm, kev)
     field_mask = carm.field_mask()
-    facts = _cached_facts(anatomy, carm, anatomy_frame, field_mask, display, detector)
+    facts = _cached_facts(anatomy, carm, anatomy_frame, field_mask, display, detector, method, kev)
     exposure = exposure_for(carm, dose, facts.transmission, kev) if dose is not None else None
     measured = measure(total, field_mask, exposure.quanta_per_pixel * dose.shown_frames if exposure else None,
                        seed=seed, detector=detector, carm=carm)

@@ -34,9 +34,7 @@ reverberation between tissue layers, frequency downshift with depth.
 from __future__ import annotations
 
 import math
-import weakref
-from collections import OrderedDict
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import cache
 
 import numpy as np
@@ -100,6 +98,7 @@ COMET_TAIL_ECHOES = 4
 NEEDLE_SHADOW = 0.3
 
 _TEXTURE = {"muscle": 1, "fat": 2}
+# How many probe settings' scan geometries and poses' tissue frames an anatomy keeps (each kind).
 _FRAME_CACHE_SIZE = 4
 
 
@@ -130,7 +129,6 @@ class AcousticMaps:
     attenuation_db_per_cm_mhz: np.ndarray
     backscatter: np.ndarray
     texture: np.ndarray
-    frames: OrderedDict = field(default_factory=OrderedDict, repr=False)
 
     @property
     def air(self) -> int:
@@ -141,16 +139,9 @@ class AcousticMaps:
         return len(self.names)
 
 
-_MAPS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
-
-
 def acoustic_maps(anatomy) -> AcousticMaps:
-    """The :class:`AcousticMaps` of ``anatomy``, computed on first use and cached with it."""
-    maps = _MAPS.get(anatomy)
-    if maps is None:
-        maps = _compute_maps(anatomy)
-        _MAPS[anatomy] = maps
-    return maps
+    """The :class:`AcousticMaps` of ``anatomy``, computed on first use and held by it (``anatomy.derived``)."""
+    return anatomy.derived("ultrasound.maps", lambda: _compute_maps(anatomy))
 
 
 def _compute_maps(anatomy) -> AcousticMaps:
@@ -222,17 +213,9 @@ class _Scan:
     diffuse_scale: np.ndarray  # (M,) keeps independent scatterers at unit variance through both kernels
 
 
-_SCANS: OrderedDict = OrderedDict()
-
-
-def _scan_for(probe: Probe) -> _Scan:
-    """The probe's :class:`_Scan`, remembered for the last few settings."""
-    scan = _SCANS.get(probe.scan_key)
-    if scan is None:
-        scan = _SCANS[probe.scan_key] = _scan(probe)
-        if len(_SCANS) > _FRAME_CACHE_SIZE:
-            _SCANS.popitem(last=False)
-    return scan
+def _scan_for(anatomy, probe: Probe) -> _Scan:
+    """The probe's :class:`_Scan`, kept by the anatomy it scans for the last few settings."""
+    return anatomy.derived.recent("ultrasound.scans", probe.scan_key, lambda: _scan(probe), keep=_FRAME_CACHE_SIZE)
 
 
 def _scan(probe: Probe) -> _Scan:
@@ -870,15 +853,17 @@ class UltrasoundImage:
 
 
 # --------------------------------------------------------------------------- rendering
-def _tissue_field(maps: AcousticMaps, probe: Probe, scan: _Scan, origins: np.ndarray, directions: np.ndarray,
+def _tissue_field(anatomy, probe: Probe, scan: _Scan, origins: np.ndarray, directions: np.ndarray,
                   seed: int) -> tuple[np.ndarray, np.ndarray]:
     """The anatomy's echo level (dB, after the point-spread function and speckle reduction) and
-    round-trip transmission for this probe pose, (L, M) each; the last few are kept on ``maps``."""
-    key = (probe.geometry_key, int(seed))
-    cached = maps.frames.get(key)
-    if cached is not None:
-        maps.frames.move_to_end(key)
-        return cached
+    round-trip transmission for this probe pose, (L, M) each; the anatomy keeps the last few."""
+    return anatomy.derived.recent("ultrasound.frames", (probe.geometry_key, int(seed)),
+                                  lambda: _trace_tissue(acoustic_maps(anatomy), probe, scan, origins, directions, seed),
+                                  keep=_FRAME_CACHE_SIZE)
+
+
+def _trace_tissue(maps: AcousticMaps, probe: Probe, scan: _Scan, origins: np.ndarray, directions: np.ndarray,
+                  seed: int) -> tuple[np.ndarray, np.ndarray]:
     lines, samples = origins.shape[0], scan.samples
     noise_gain = 10.0 ** (DIFFUSE_REFERENCE_DB / 20.0) / math.sqrt(_speckle_power())
     offsets, weights = _elevation_planes()
@@ -899,11 +884,7 @@ def _tissue_field(maps: AcousticMaps, probe: Probe, scan: _Scan, origins: np.nda
     _lateral_spread(axial_re, axial_im, scan.lateral_weights, scan.lateral_rows, field_re, field_im)
     level_db = axial_re                           # and so is this
     _speckle_reduction(field_re, field_im, level_db)
-    frame = (level_db, beam_transmission)
-    maps.frames[key] = frame
-    if len(maps.frames) > _FRAME_CACHE_SIZE:
-        maps.frames.popitem(last=False)
-    return frame
+    return level_db, beam_transmission
 
 
 def depth_gain_db(probe: Probe, depths_mm: np.ndarray) -> np.ndarray:
@@ -963,10 +944,9 @@ def render_ultrasound(anatomy, probe: Probe, needle: Needle | None = None, *, se
     >>> bool(line > 2.5 * muscle), float(shadow)                      # a bright line, black below it
     (True, 0.0)
     """
-    maps = acoustic_maps(anatomy)
-    scan = _scan_for(probe)
+    scan = _scan_for(anatomy, probe)
     origins, directions = _scan_lines(probe, scan)
-    level_db, transmission = _tissue_field(maps, probe, scan, origins, directions, seed)
+    level_db, transmission = _tissue_field(anatomy, probe, scan, origins, directions, seed)
     if needle is not None:
         level_db = level_db.copy()
         _needle_echoes(level_db, transmission, origins, directions, probe.elevation, scan.sample_mm,

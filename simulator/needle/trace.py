@@ -15,7 +15,6 @@ takes tens of microseconds.
 
 from __future__ import annotations
 
-import weakref
 from dataclasses import dataclass
 from typing import Sequence
 
@@ -393,14 +392,9 @@ class Tracer:
         return distance, to_voxel, 0.5 * float(np.min(spacing)), codes
 
 
-_TRACERS: weakref.WeakKeyDictionary[Anatomy, Tracer] = weakref.WeakKeyDictionary()
-
-
 def tracer_for(anatomy: Anatomy) -> Tracer:
-    """The (cached) :class:`Tracer` of ``anatomy``."""
-    if anatomy not in _TRACERS:
-        _TRACERS[anatomy] = Tracer(anatomy)
-    return _TRACERS[anatomy]
+    """The :class:`Tracer` of ``anatomy``, built once and held by it (``anatomy.derived``)."""
+    return anatomy.derived("trace.tracer", lambda: Tracer(anatomy))
 
 
 def stop_at_bone(trace: Trace, depth_mm: float) -> tuple[float, Segment | None]:

@@ -3,11 +3,11 @@ import pytest
 
 from anatomy_models.anatomy import Anatomy
 from anatomy_models.errors import SpinesimError
-from anatomy_models.tissues import linear_attenuation_per_mm, tissue
+from anatomy_models.tissues import FLUORO_EFFECTIVE_KEV, linear_attenuation_per_mm, tissue
 from anatomy_models.volume import Volume
 from scenarios.needles import NeedleSpec
 from simulator.imaging.carm import CArm, gun_barrel
-from simulator.imaging.drr import (HUB_INNER_FRACTION, _anatomy_cache, anatomy_line_integrals, line_integrals,
+from simulator.imaging.drr import (HUB_INNER_FRACTION, _principal_axis, anatomy_line_integrals, line_integrals,
                                    mu_volume, needle_line_integrals, reference_line_integrals)
 from simulator.needle.shaft import Needle
 from tests.simulator.phantoms import (finite_cylinder_chords, grid, partial_volume, sphere_chords, sphere_volume,
@@ -178,22 +178,39 @@ def test_anatomy_frames_are_cached_per_pose():
     assert other is not first and not first.flags.writeable
     # 40 mm of soft tissue (40 HU) on the central ray.
     assert first[16, 16] == pytest.approx(40.0 * tissue("muscle").xray_mu_per_mm(), rel=0.01)
+    anatomy.clear_derived()
+    assert len(anatomy.derived) == 0
+    again = anatomy_line_integrals(anatomy, carm)
+    assert again is not first and np.array_equal(again, first)
+
+
+def test_an_anatomy_keeps_the_last_32_poses_per_energy():
+    anatomy = Anatomy(ct=Volume.from_spacing(np.full((8, 8, 8), 40, np.int16), (4, 4, 4), origin=(-14, -14, -14)))
+    first = anatomy_line_integrals(anatomy, CArm(detector_pixels=8))
+    for angle in range(1, 33):
+        anatomy_line_integrals(anatomy, CArm(primary_deg=angle, detector_pixels=8))
+    assert anatomy.derived.count(("drr.frames", FLUORO_EFFECTIVE_KEV)) == 32
+    assert anatomy_line_integrals(anatomy, CArm(detector_pixels=8)) is not first  # the oldest pose was dropped
 
 
 def test_the_anatomy_keeps_quantised_tables_only_and_they_match_float32(small_spine):
-    """The cache holds one uint16 table per principal axis (half a float32 copy) and no mu volume;
-    its DRRs match the float32 projector of the same mu volume to far below the quantum noise."""
-    mu = mu_volume(small_spine.ct)
+    """The anatomy holds one uint16 table per principal axis (half a float32 copy), its frames and no mu
+    volume; its DRRs match the float32 projector of the same mu volume to far below the quantum noise."""
+    anatomy = Anatomy(ct=small_spine.ct, label_table=small_spine.label_table, labels=small_spine.labels)
+    mu = mu_volume(anatomy.ct)
+    axes = []
     for primary in (0.0, 90.0):  # AP and lateral: two principal axes
         carm = CArm(primary_deg=primary, detector_pixels=128)
-        quantised = anatomy_line_integrals(small_spine, carm)
+        quantised = anatomy_line_integrals(anatomy, carm)
         exact = line_integrals(mu, carm)
         assert np.abs(quantised - exact).max() < 2e-5 * exact.max()  # seen: 4e-6
         assert exact.max() > 5.0  # a real body: several attenuation lengths through bone
-    (cache,) = _anatomy_cache[small_spine].values()
-    assert vars(cache).keys() == {"tables", "frames"}
-    assert len(cache.tables) == 2
-    assert all(t.table.dtype == np.uint16 and t.table.nbytes < 0.6 * mu.array.nbytes for t in cache.tables.values())
+        axes.append(_principal_axis(anatomy.ct, carm))
+    assert len(set(axes)) == 2
+    tables = [anatomy.derived(("drr.table", FLUORO_EFFECTIVE_KEV, "joseph", axis), pytest.fail) for axis in axes]
+    assert all(t.table.dtype == np.uint16 and t.table.nbytes < 0.6 * mu.array.nbytes for t in tables)
+    assert len(anatomy.derived) == 4 and anatomy.derived.count(("drr.frames", FLUORO_EFFECTIVE_KEV)) == 2
+    assert len(anatomy.ct.derived) == 0
 
 
 # --------------------------------------------------------------------------- needle

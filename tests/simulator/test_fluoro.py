@@ -1,3 +1,6 @@
+import gc
+import weakref
+
 import numpy as np
 import pytest
 from PIL import Image
@@ -108,6 +111,26 @@ def test_vignetting_and_noiseless_render(phantom):
     assert abs(flat.measured[60:68, 6:12].mean() - flat.measured[60:68, 60:68].mean()) < 0.01
 
 
+def test_frame_facts_are_held_by_the_anatomy_per_settings(phantom):
+    """Exposure control and window are measured once per pose and display settings, kept by the anatomy
+    under what made the frame (not the frame array's id), cleared with it and freed with it."""
+    anatomy = Anatomy(ct=phantom.ct)
+    carm = CArm(**SMALL)
+    first = render_fluoro(anatomy, carm, seed=1)
+    render_fluoro(anatomy, carm, seed=2)
+    assert anatomy.derived.count("fluoro.facts") == 1
+    render_fluoro(anatomy, carm, seed=1, display=Display(harmonisation=0.0))
+    render_fluoro(anatomy, carm.with_(primary_deg=20), seed=1)
+    assert anatomy.derived.count("fluoro.facts") == 3
+    anatomy.clear_derived()
+    assert len(anatomy.derived) == 0
+    np.testing.assert_array_equal(render_fluoro(anatomy, carm, seed=1).pixels, first.pixels)
+    owner = weakref.ref(anatomy)
+    del anatomy
+    gc.collect()
+    assert owner() is None
+
+
 def test_contrast_cube_adds_iodines_attenuation(phantom):
     concentration = np.zeros((30, 30, 30), np.float32)
     concentration[5:25, 5:25, 5:25] = 10.0  # a 20 mm cube at 10 mg iodine / mL (1 mm voxels)
@@ -116,6 +139,7 @@ def test_contrast_cube_adds_iodines_attenuation(phantom):
     extra = contrast_line_integrals(contrast, carm)
     assert extra[63:65, 63:65].mean() == pytest.approx(10.0 * 20.0 * iodine_mu_per_mm_per_mg_ml(), rel=0.005)
     assert contrast_line_integrals(contrast, carm) is extra  # cached per contrast state and pose
+    assert len(contrast.derived) == 2  # that image and the projector's table, held by the contrast volume
     without = render_fluoro(phantom, carm, seed=2)
     with_contrast = render_fluoro(phantom, carm, contrast=contrast, seed=2)
     np.testing.assert_allclose(with_contrast.line_integrals - without.line_integrals, extra, atol=1e-5)

@@ -1,3 +1,6 @@
+import gc
+import weakref
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -89,6 +92,17 @@ def test_a_tracer_is_cached_per_anatomy_and_fast():
     for _ in range(50):
         tracer.trace([3, 45, -3], _unit([-0.1, -1, 0.2]), 80.0)
     assert (time.perf_counter() - start) / 50 < 0.005
+
+
+def test_a_tracer_is_held_by_its_anatomy_and_dies_with_it():
+    """The tracer refers back to its anatomy; held by the anatomy (not a module global), both are freed."""
+    shared = layered_phantom()
+    anatomy = Anatomy(ct=shared.ct, label_table=shared.label_table, labels=shared.labels)
+    tracer = weakref.ref(tracer_for(anatomy))
+    owner = weakref.ref(anatomy)
+    del anatomy
+    gc.collect()
+    assert owner() is None and tracer() is None
 
 
 def test_codes_take_one_byte_when_they_fit_and_two_when_a_label_id_needs_it():

@@ -1,0 +1,93 @@
+"""Derived data held by the object it derives from: computed once, dropped with its owner.
+
+An :class:`~anatomy_models.anatomy.Anatomy` or a :class:`~anatomy_models.volume.Volume` carries one
+:class:`Derived` store. Costly results of it (projector tables, acoustic maps, the needle's structure
+codes, a DRR per pose) go in that store instead of module globals, so they live exactly as long as
+their owner, no cache is keyed on ``id()`` (ids are reused after garbage collection), and one call,
+:meth:`Derived.clear`, drops them all. The store is generic (hashable key -> value): it knows nothing
+of what the engine keeps in it.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from typing import Callable, Hashable, TypeVar
+
+from anatomy_models.errors import SpinesimError
+
+T = TypeVar("T")
+
+
+class Derived:
+    """A get-or-compute store of values derived from its owner.
+
+    Two kinds of entry: a value kept until :meth:`clear` (``store(key, compute)``), and a value on a
+    *shelf* of the last few used (``store.recent(shelf, key, compute, keep=n)``), for results per
+    pose that would otherwise pile up. Keys include everything the value depends on beyond the owner
+    (energy, pose, detector, display settings...); by convention their first item names the module
+    that made them (``("drr.table", kev, method, axis)``).
+
+    A copy or a pickle of a store is empty: derived data is recomputed, never carried along.
+
+    Examples
+    --------
+    >>> store = Derived()
+    >>> store(("square", 3), lambda: 3 * 3)
+    9
+    >>> store(("square", 3), lambda: 0)          # computed once: the kept value comes back
+    9
+    >>> [store.recent("frames", pose, lambda: pose * 10, keep=2) for pose in (1, 2, 3)]
+    [10, 20, 30]
+    >>> store.count("frames"), len(store)        # pose 1, the least recently used, was dropped
+    (2, 3)
+    >>> store.clear(); len(store)
+    0
+    """
+
+    def __init__(self) -> None:
+        self._kept: dict[Hashable, object] = {}
+        self._shelves: dict[Hashable, OrderedDict[Hashable, object]] = {}
+
+    def __call__(self, key: Hashable, compute: Callable[[], T]) -> T:
+        """The value of ``key``, from ``compute()`` on first use and kept until :meth:`clear`."""
+        if key not in self._kept:
+            self._kept[key] = compute()
+        return self._kept[key]  # type: ignore[return-value]
+
+    def recent(self, shelf: Hashable, key: Hashable, compute: Callable[[], T], *, keep: int) -> T:
+        """The value of ``key`` on ``shelf``, which holds the ``keep`` most recently used values.
+
+        Raises
+        ------
+        SpinesimError
+            If ``keep`` is not a positive whole number.
+        """
+        if int(keep) != keep or keep < 1:
+            raise SpinesimError(f"a shelf of derived data must keep at least one value, got keep={keep!r}",
+                                hint="pass keep as a positive whole number")
+        values = self._shelves.setdefault(shelf, OrderedDict())
+        if key in values:
+            values.move_to_end(key)
+            return values[key]  # type: ignore[return-value]
+        value = values[key] = compute()
+        while len(values) > keep:
+            values.popitem(last=False)
+        return value
+
+    def count(self, shelf: Hashable) -> int:
+        """How many values ``shelf`` holds now."""
+        return len(self._shelves.get(shelf, ()))
+
+    def clear(self) -> None:
+        """Drop every value (kept and shelved): the one place derived data is forgotten."""
+        self._kept.clear()
+        self._shelves.clear()
+
+    def __len__(self) -> int:
+        return len(self._kept) + sum(len(values) for values in self._shelves.values())
+
+    def __reduce__(self) -> tuple:
+        return (Derived, ())
+
+    def __repr__(self) -> str:
+        return f"Derived({len(self)} values)"
