@@ -78,7 +78,7 @@ def report_images(attempt: Attempt, report: Report, *, pixels: int = 512) -> lis
                          with_overlay(image, markers, [])))
     scan = render_scan(session, final)
     if scan is not None:
-        view = (final.probe or {}).get("view") or "free-hand probe"
+        view = final.probe.view or "free-hand probe"
         pictures.append((f"ultrasound, {view}: final needle position", Image.fromarray(annotate(scan))))
     return pictures
 

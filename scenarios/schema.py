@@ -43,6 +43,7 @@ from anatomy_models.structures import LEVELS, level_below
 from anatomy_models.yaml_source import parse_yaml
 from scenarios.library import library_files
 from scenarios.needles import MM_PER_INCH, NeedleSpec
+from scenarios.poses import CArmPose, ProbePose
 
 Procedure = Literal["interlaminar_epidural", "transforaminal_epidural", "facet_intra_articular", "medial_branch_block"]
 PROCEDURES: tuple[str, ...] = ("interlaminar_epidural", "transforaminal_epidural", "facet_intra_articular",
@@ -274,26 +275,11 @@ class Imaging(_Model):
     ultrasound: bool = False
 
 
-class CarmPose(_Model):
-    """A C-arm pose: named set-up and/or angles (degrees; LAO +, cranial +)."""
-
-    setup: str | None = None
-    primary_deg: float = Field(0.0, ge=-180.0, le=180.0)
-    secondary_deg: float = Field(0.0, ge=-90.0, le=90.0)
-
-
-class ProbePose(_Model):
-    """An ultrasound probe pose in LPS mm."""
-
-    position: tuple[float, float, float]
-    direction: tuple[float, float, float]
-    lateral: tuple[float, float, float]
-
-
 class Start(_Model):
-    """How the attempt starts."""
+    """How the attempt starts: the C-arm's pose and, if the probe is already on, the probe's
+    (:mod:`scenarios.poses`)."""
 
-    carm: CarmPose = CarmPose(setup="AP")
+    carm: CArmPose = CArmPose(setup="AP")
     probe: ProbePose | None = None
 
 

@@ -9,7 +9,6 @@ their own technique.
 from __future__ import annotations
 
 from simulator.imaging.dose import DoseLedger, Technique, add_fluoro_shot
-from simulator.session.fold import carm_of
 from simulator.session.history import Attempt
 
 
@@ -18,7 +17,7 @@ def attempt_dose(attempt: Attempt, technique: Technique = Technique()) -> DoseLe
     ledger = DoseLedger()
     for step in attempt.steps:
         if step.action.type == "fluoro_shot":
-            carm = carm_of(step.after.carm or {}, attempt.session.target.point)
+            carm = attempt.session.carm(step.after)
             ledger = add_fluoro_shot(ledger, attempt.session.anatomy, carm, step.action.mode, step.action.seconds,
                                      technique)
     return ledger

@@ -17,7 +17,6 @@ from scenarios.schema import Scenario
 from scoring.exposure import attempt_dose
 from simulator.case.targets import Target
 from simulator.needle.trace import AIR
-from simulator.session.fold import carm_of
 from simulator.session.history import Attempt
 
 # Contrast patterns that confirm each procedure's target (clinical.md §2.6, §2.7).
@@ -175,7 +174,7 @@ def measure(attempt: Attempt) -> Metrics:
     depth_beam = target.views[-1].carm.beam_direction
     depth_view_checked = needle is not None and any(
         s.action.type == "fluoro_shot"
-        and _beam_angle_deg(carm_of(s.after.carm or {}, target.point).beam_direction, depth_beam) <= VIEW_TOLERANCE_DEG
+        and _beam_angle_deg(session.carm(s.after).beam_direction, depth_beam) <= VIEW_TOLERANCE_DEG
         for s in settled)
     interlaminar = scenario.procedure == "interlaminar_epidural"
     lor_confirmed = (any(e.kind == "loss_of_resistance" and e.data["feel"] == "lost" for s in settled for e in s.events)

@@ -19,7 +19,6 @@ from simulator.case.targets import Target, target_for
 from simulator.imaging.carm import CArm
 from simulator.imaging.fluoro import render_fluoro
 from simulator.needle.trace import tracer_for
-from simulator.session.fold import carm_of
 
 TARGET_COLOR = (60, 220, 90)
 ZONE_COLOR = (60, 200, 220)
@@ -28,7 +27,7 @@ ENTRY_COLOR = (250, 200, 40)
 
 def start_views(scenario: Scenario, target: Target) -> list[tuple[str, CArm]]:
     """(name, C-arm) of the starting pose, then each distinct view of the target."""
-    views = [("start " + (scenario.start.carm.setup or "pose"), carm_of(scenario.start.carm.model_dump(), target.point))]
+    views = [("start " + (scenario.start.carm.setup or "pose"), CArm.at(scenario.start.carm, target.point))]
     for view in target.views:
         if not any(np.allclose(view.carm.projection_matrix, carm.projection_matrix) for _, carm in views):
             views.append((view.name, view.carm))

@@ -27,7 +27,7 @@ from anatomy_models.errors import SpinesimError
 from frontends.pictures.encode import jpeg_data_url
 from frontends.store import Store
 from scenarios.schema import Scenario
-from simulator.case.controls import skin_point_on_ray, view_isocenter
+from simulator.case.controls import carm_start, skin_point_on_ray, view_isocenter
 from simulator.imaging.carm import CArm
 from simulator.imaging.dose import DoseLedger, add_fluoro_shot, beam_seconds
 from simulator.imaging.fluoro import render_fluoro
@@ -118,9 +118,7 @@ class LiveAttempt:
         """A new attempt: the C-arm starts in the scenario's pose, centred on the target's level."""
         attempt_id = store.start_attempt(user_id, scenario.id, scenario.seed)
         attempt = cls(store, attempt_id, Session(scenario, anatomy, tracer=tracer), _clock_origin=time.monotonic())
-        start = scenario.start.carm
-        attempt.act({"type": "set_carm", "setup": start.setup, "primary_deg": start.primary_deg,
-                     "secondary_deg": start.secondary_deg, "isocenter": list(view_isocenter(scenario, anatomy))})
+        attempt.act({"type": "set_carm", **carm_start(scenario, anatomy).to_json()})
         return attempt
 
     @classmethod
@@ -226,7 +224,7 @@ class LiveAttempt:
         image = render_scan(self.session, state)
         if image is None:
             return None
-        scan = Scan(state_index, image, jpeg_data_url(annotate(image)), scan_caption(image.probe, state.probe.get("view")))
+        scan = Scan(state_index, image, jpeg_data_url(annotate(image)), scan_caption(image.probe, state.probe.view))
         self._scan = scan
         return scan
 

@@ -41,9 +41,9 @@ from frontends.store import Store
 from frontends.web.attempt import LiveAttempt, scenario_preview
 from frontends.web.curve import learning_curve_svg
 from scenarios.schema import Scenario, library_scenarios
-from simulator.case.controls import (PROBE_MOVES, PROBE_VIEWS, carm_presets, in_plane_entry, moved_probe, needle_angles,
-                                     needle_direction, probe_level_and_side, probe_preset, view_isocenter)
-from simulator.imaging.probe import probe_record
+from simulator.case.controls import (PROBE_MOVES, PROBE_VIEWS, carm_presets, carm_start, in_plane_entry, moved_probe,
+                                     needle_angles, needle_direction, probe_level_and_side, probe_preset,
+                                     probe_with_settings)
 from simulator.needle.trace import Tracer, tracer_for
 from simulator.session.fold import Session
 
@@ -377,12 +377,9 @@ class Workstation:
         return self._run(self._move_carm, primary_deg, secondary_deg)
 
     def _move_carm(self, primary_deg, secondary_deg) -> None:
-        pose = (self.attempt.session.state.carm or {}) if self.attempt else {}
-        record = {"type": "set_carm", "primary_deg": _number(primary_deg, "LAO/RAO angle"),
-                  "secondary_deg": _number(secondary_deg, "cranial/caudal angle")}
-        if pose.get("isocenter") is not None:
-            record["isocenter"] = pose["isocenter"]
-        self._act(record)
+        isocenter = self.attempt.session.state.carm.isocenter if self.attempt else None
+        self._act({"type": "set_carm", "primary_deg": _number(primary_deg, "LAO/RAO angle"),
+                   "secondary_deg": _number(secondary_deg, "cranial/caudal angle"), "isocenter": isocenter})
 
     def preset(self, name: str):
         return self._run(self._preset, name)
@@ -391,9 +388,9 @@ class Workstation:
         if self.attempt is None:
             raise SpinesimError("no attempt in progress", hint="start an attempt first")
         name = _choice(name, self._presets, "C-arm preset")
-        record = dict(self._presets[name], type="set_carm")
-        self._act(record)
-        self._set(carm_primary=record["primary_deg"], carm_secondary=record["secondary_deg"])
+        pose = self._presets[name]
+        self._act({"type": "set_carm", **pose.to_json()})
+        self._set(carm_primary=pose.primary_deg, carm_secondary=pose.secondary_deg)
 
     # ------------------------------------------------------------------ needle
     def pick(self, x, y, width, height):
@@ -438,18 +435,18 @@ class Workstation:
 
     # ------------------------------------------------------------------ ultrasound
     def _probe_now(self):
-        probe = self._live().session.probe()
-        if probe is None:
+        pose = self._live().session.state.probe
+        if pose is None:
             raise SpinesimError("there is no probe on the patient", hint="choose an ultrasound view first")
-        return probe
+        return pose
 
     def _live(self) -> LiveAttempt:
         if self.attempt is None or self.attempt.finished:
             raise SpinesimError("no attempt in progress", hint="start an attempt first")
         return self.attempt
 
-    def _place_probe(self, probe, view: str | None = None) -> None:
-        self._act({"type": "place_probe", **probe_record(probe, view)})
+    def _place_probe(self, pose) -> None:
+        self._act({"type": "place_probe", **pose.to_json()})
         self._set(us_aim_marker=None, us_aim_text="")
         self._aim = None
 
@@ -460,8 +457,8 @@ class Workstation:
         attempt = self._live()
         if not isinstance(name, str) or name not in PROBE_VIEWS:
             raise SpinesimError(f"unknown ultrasound view {name!r}", hint=f"use one of: {', '.join(PROBE_VIEWS)}")
-        probe = probe_preset(attempt.session.scenario, attempt.session.anatomy, name, attempt.session.probe())
-        self._place_probe(probe, PROBE_VIEWS[name])
+        session = attempt.session
+        self._place_probe(probe_preset(session.scenario, session.anatomy, name, session.state.probe))
 
     def probe_move(self, movement, sign, step_mm, step_deg):
         return self._run(self._probe_move, movement, sign, step_mm, step_deg)
@@ -474,18 +471,14 @@ class Workstation:
         step = _number(step_mm, "probe step (mm)") if PROBE_MOVES[movement] == "mm" else _number(step_deg, "probe step (°)")
         if step <= 0:
             raise SpinesimError(f"the probe step must be positive, got {step:g}")
-        probe = self._probe_now()
-        view = self.attempt.session.state.probe.get("view")
-        self._place_probe(moved_probe(self.attempt.session.anatomy, probe, movement, sign * step), view)
+        self._place_probe(moved_probe(self.attempt.session.anatomy, self._probe_now(), movement, sign * step))
 
     def probe_settings(self, depth_mm, gain_db, frequency_mhz):
         return self._run(self._probe_settings, depth_mm, gain_db, frequency_mhz)
 
     def _probe_settings(self, depth_mm, gain_db, frequency_mhz) -> None:
-        probe = self._probe_now()
-        changed = probe.with_settings(depth_mm=_number(depth_mm, "ultrasound depth"), gain_db=_number(gain_db, "gain"),
-                                      frequency_mhz=_number(frequency_mhz, "frequency"), focus_mm=None)
-        self._place_probe(changed, self.attempt.session.state.probe.get("view"))
+        self._place_probe(probe_with_settings(self._probe_now(), _number(depth_mm, "ultrasound depth"),
+                                              _number(gain_db, "gain"), _number(frequency_mhz, "frequency")))
 
     def us_pick(self, x, y, width, height):
         return self._run(self._us_pick, x, y, width, height)
@@ -643,20 +636,18 @@ def warm_up(scenario: Scenario, patients: Patients) -> None:
     warming = scenario.model_copy(update={"imaging": imaging})
     target = target_for(warming, anatomy, tracer)
     path = plan_trajectory(tracer, target, warming.needle.spec())
-    start = scenario.start.carm
     actions = [
         {"type": "place_needle", "t": 1.0, "entry": path.entry.tolist(), "direction": path.direction.tolist(),
          "depth_mm": path.depth_mm},
         {"type": "inject_contrast", "t": 2.0, "ml": 0.1},
         {"type": "fluoro_shot", "t": 3.0, "mode": "dsa", "seconds": 1.0},
         # The first shot of an attempt: its pose's DRR is then cached.
-        {"type": "set_carm", "t": 4.0, "primary_deg": start.primary_deg, "secondary_deg": start.secondary_deg,
-         "isocenter": list(view_isocenter(scenario, anatomy))},
+        {"type": "set_carm", "t": 4.0, **carm_start(scenario, anatomy).to_json()},
         {"type": "fluoro_shot", "t": 5.0},
     ]
     if scenario.imaging.ultrasound:
         probe = standard_view(anatomy, "paramedian-sagittal-oblique", *probe_level_and_side(scenario))
-        actions.append({"type": "place_probe", "t": 6.0, **probe_record(probe)})
+        actions.append({"type": "place_probe", "t": 6.0, **probe.pose().to_json()})
     session = replay(warming, anatomy, actions, tracer=tracer, source="the warm-up")
     for step in session.steps:
         if step.action.type == "fluoro_shot":

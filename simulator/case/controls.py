@@ -1,10 +1,12 @@
-"""The controls between an image and the patient: what the trainee does on a picture, as needle and
-probe poses.
+"""The controls between an image and the patient: what the trainee does on a picture, as needle,
+C-arm and probe poses.
 
 The needle's two angle controls (:func:`needle_direction`), the skin under a pixel of the image the
-monitor holds (:func:`skin_point_on_ray`), where the radiographer centres the C-arm and its preset
-views (:func:`carm_presets`), the ultrasound probe's preset views and movements (:func:`probe_preset`,
-:func:`moved_probe`) and where an in-plane needle goes in (:func:`in_plane_entry`).
+monitor holds (:func:`skin_point_on_ray`), where the radiographer centres the C-arm, its starting
+pose and its preset views (:func:`carm_start`, :func:`carm_presets`), the ultrasound probe's preset
+views, movements and settings (:func:`probe_preset`, :func:`moved_probe`, :func:`probe_with_settings`)
+and where an in-plane needle goes in (:func:`in_plane_entry`). Device poses come and go as
+:mod:`scenarios.poses` records, ready for a ``set_carm`` or ``place_probe`` action.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import numpy as np
 from anatomy_models.anatomy import Anatomy
 from anatomy_models.errors import SpinesimError
 from anatomy_models.structures import level_below
+from scenarios.poses import CArmPose, ProbePose
 from scenarios.schema import Scenario
 from simulator.imaging import carm as carms
 from simulator.imaging.carm import CArm
@@ -87,8 +90,16 @@ def view_isocenter(scenario: Scenario, anatomy: Anatomy) -> tuple[float, float, 
     return tuple(float(v) for v in np.mean(points, axis=0))
 
 
-def carm_presets(scenario: Scenario, anatomy: Anatomy) -> dict[str, dict]:
-    """The C-arm preset buttons: name -> ``set_carm`` fields, for the scenario's level and side."""
+def carm_start(scenario: Scenario, anatomy: Anatomy) -> CArmPose:
+    """The C-arm pose an attempt starts in: the scenario's, centred by the radiographer
+    (:func:`view_isocenter`) unless the scenario names an isocentre."""
+    start = scenario.start.carm
+    return CArmPose(setup=start.setup, primary_deg=start.primary_deg, secondary_deg=start.secondary_deg,
+                    isocenter=start.isocenter or view_isocenter(scenario, anatomy))
+
+
+def carm_presets(scenario: Scenario, anatomy: Anatomy) -> dict[str, CArmPose]:
+    """The C-arm preset buttons: name -> pose, for the scenario's level and side."""
     isocenter = view_isocenter(scenario, anatomy)
     side = "left" if scenario.target.side == "midline" else scenario.target.side
     if scenario.target.level is not None:
@@ -104,8 +115,8 @@ def carm_presets(scenario: Scenario, anatomy: Anatomy) -> dict[str, dict]:
         "Lateral": carms.lateral(side=side, **fields),
         "CLO": carms.square_endplate(anatomy, squared, primary_deg=-np.sign(ipsi) * CONTRALATERAL_OBLIQUE_DEG, **fields),
     }
-    return {name: {"setup": name, "primary_deg": round(c.primary_deg, 2), "secondary_deg": round(c.secondary_deg, 2),
-                   "isocenter": [round(v, 3) for v in isocenter]} for name, c in views.items()}
+    return {name: CArmPose(setup=name, primary_deg=round(c.primary_deg, 2), secondary_deg=round(c.secondary_deg, 2),
+                           isocenter=tuple(round(v, 3) for v in isocenter)) for name, c in views.items()}
 
 
 # The ultrasound view buttons: label -> standard view (simulator.imaging.probe.standard_view).
@@ -128,33 +139,53 @@ def probe_level_and_side(scenario: Scenario) -> tuple[str, str]:
     return level, "left" if scenario.target.side == "midline" else scenario.target.side
 
 
-def probe_preset(scenario: Scenario, anatomy: Anatomy, name: str, current: Probe | None = None) -> Probe:
-    """The probe in the standard view of preset button ``name``, keeping the settings of ``current``."""
+def probe_preset(scenario: Scenario, anatomy: Anatomy, name: str, current: ProbePose | None = None) -> ProbePose:
+    """The probe's pose in the standard view of preset button ``name`` (the view named in the pose),
+    keeping the settings of the ``current`` pose."""
     if name not in PROBE_VIEWS:
         raise SpinesimError(f"unknown ultrasound view {name!r}", hint=f"use one of: {', '.join(PROBE_VIEWS)}")
     level, side = probe_level_and_side(scenario)
-    settings = {} if current is None else {"kind": current.kind, "depth_mm": current.depth_mm,
-                                            "gain_db": current.gain_db, "frequency_mhz": current.frequency_mhz}
-    return standard_view(anatomy, PROBE_VIEWS[name], level, side, **settings)
+    settings = {}
+    if current is not None:
+        probe = Probe.at(current)
+        settings = {"kind": probe.kind, "depth_mm": probe.depth_mm, "gain_db": probe.gain_db,
+                    "frequency_mhz": probe.frequency_mhz}
+    return standard_view(anatomy, PROBE_VIEWS[name], level, side, **settings).pose(PROBE_VIEWS[name])
 
 
-def moved_probe(anatomy: Anatomy, probe: Probe, movement: str, amount: float) -> Probe:
-    """``probe`` after one press of a movement control (:data:`PROBE_MOVES`; ``amount`` in mm or
-    degrees, signed); after a slide or sweep the face is seated on the skin again."""
+def moved_probe(anatomy: Anatomy, pose: ProbePose, movement: str, amount: float) -> ProbePose:
+    """The probe's ``pose`` after one press of a movement control (:data:`PROBE_MOVES`; ``amount`` in
+    mm or degrees, signed); after a slide or sweep the face is seated on the skin again. The view
+    name stays."""
     if movement not in PROBE_MOVES:
         raise SpinesimError(f"unknown probe movement {movement!r}", hint=f"use one of: {', '.join(PROBE_MOVES)}")
     unit = PROBE_MOVES[movement]
     if not np.isfinite(amount) or abs(amount) > MAX_PROBE_STEP[unit]:
         raise SpinesimError(f"a probe {movement} step must be at most {MAX_PROBE_STEP[unit]:g} {unit}, got {amount!r}")
-    moved = probe.moved(**{f"{movement}_{unit}": amount})
-    return on_skin(anatomy, moved) if unit == "mm" else moved
+    moved = Probe.at(pose).moved(**{f"{movement}_{unit}": amount})
+    return (on_skin(anatomy, moved) if unit == "mm" else moved).pose(pose.view)
 
 
-def in_plane_entry(probe: Probe, end: str) -> np.ndarray:
-    """A skin-level point just beyond the image-``end`` ("left" or "right") of the probe's face, in the
-    image plane: where an in-plane needle goes in (LPS mm)."""
+def probe_with_settings(pose: ProbePose, depth_mm: float, gain_db: float, frequency_mhz: float) -> ProbePose:
+    """The probe's ``pose`` with the machine settings turned to imaging depth ``depth_mm``, gain
+    ``gain_db`` and centre frequency ``frequency_mhz`` (the focus follows the depth).
+
+    Raises
+    ------
+    SpinesimError
+        If the probe cannot take a setting (a frequency outside its kind's band).
+    """
+    changed = Probe.at(pose).with_settings(depth_mm=depth_mm, gain_db=gain_db, frequency_mhz=frequency_mhz,
+                                           focus_mm=None)
+    return changed.pose(pose.view)
+
+
+def in_plane_entry(pose: ProbePose, end: str) -> np.ndarray:
+    """A skin-level point just beyond the image-``end`` ("left" or "right") of the face of the probe
+    in ``pose``, in the image plane: where an in-plane needle goes in (LPS mm)."""
     if end not in ("left", "right"):
         raise SpinesimError(f"the needle enters at the image's left or right end of the probe, not {end!r}")
+    probe = Probe.at(pose)
     if probe.kind == "linear":
         half_face = probe.footprint_mm / 2
     else:

@@ -43,6 +43,7 @@ import numpy as np
 from anatomy_models.anatomy import Anatomy
 from anatomy_models.errors import SpinesimError
 from anatomy_models.structures import in_group, level_below
+from scenarios.poses import CArmPose
 from scenarios.schema import Scenario, TargetSpec
 from simulator.imaging.carm import (CArm, contralateral_oblique, ipsilateral_oblique, lateral, scotty_dog,
                                     square_endplate)
@@ -109,11 +110,16 @@ class View:
     name: str
     carm: CArm
 
+    @property
+    def pose(self) -> CArmPose:
+        """The C-arm pose that takes this view (angles and isocentre rounded to 0.001)."""
+        return CArmPose(setup=self.name, primary_deg=round(self.carm.primary_deg, 3),
+                        secondary_deg=round(self.carm.secondary_deg, 3),
+                        isocenter=tuple(round(v, 3) for v in self.carm.isocenter))
+
     def to_json(self) -> dict:
         """The fields of a ``set_carm`` action that take this view."""
-        return {"setup": self.name, "primary_deg": round(self.carm.primary_deg, 3),
-                "secondary_deg": round(self.carm.secondary_deg, 3),
-                "isocenter": [round(v, 3) for v in self.carm.isocenter]}
+        return self.pose.to_json()
 
 
 @dataclass(frozen=True)

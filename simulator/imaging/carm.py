@@ -53,6 +53,7 @@ import numpy as np
 
 from anatomy_models.errors import SpinesimError
 from anatomy_models.structures import check_level, check_side, level_below
+from scenarios.poses import CArmPose
 
 if TYPE_CHECKING:
     from anatomy_models.anatomy import Anatomy
@@ -161,6 +162,24 @@ class CArm:
         object.__setattr__(self, "source_to_isocenter_mm", float(self.source_to_isocenter_mm))
         object.__setattr__(self, "source_to_detector_mm", float(self.source_to_detector_mm))
         object.__setattr__(self, "detector_size_mm", float(self.detector_size_mm))
+
+    @classmethod
+    def at(cls, pose: CArmPose, default_isocenter: np.ndarray | tuple[float, float, float]) -> CArm:
+        """The C-arm in ``pose`` (a ``set_carm`` action's, a session state's), centred on
+        ``default_isocenter`` (LPS mm) unless the pose names an isocentre; default geometry otherwise.
+
+        Raises
+        ------
+        SpinesimError
+            If no C-arm can take the pose (a tilt of 90 degrees).
+
+        Examples
+        --------
+        >>> CArm.at(CArmPose(primary_deg=30), (0, 0, 10)) == CArm(primary_deg=30, isocenter=(0, 0, 10))
+        True
+        """
+        return cls(primary_deg=pose.primary_deg, secondary_deg=pose.secondary_deg,
+                   isocenter=pose.isocenter or tuple(default_isocenter))
 
     # ------------------------------------------------------------------ frame
     @property

@@ -22,8 +22,8 @@ import numpy as np
 from anatomy_models.errors import SpinesimError
 from anatomy_models.structures import check_side
 from anatomy_models.tissues import SCANNER_SPEED_OF_SOUND_M_PER_S
+from scenarios.poses import ProbeKind, ProbePose
 
-ProbeKind = Literal["linear", "curvilinear"]
 View = Literal["paramedian-sagittal-oblique", "articular", "transverse-interlaminar"]
 VIEWS: tuple[str, ...] = ("paramedian-sagittal-oblique", "articular", "transverse-interlaminar")
 
@@ -176,6 +176,41 @@ class Probe:
                                                       "elevation_f_number")]
         object.__setattr__(self, "_key", (self.kind, *[None if v is None else round(float(v), 9) for v in numbers], shape))
 
+    @classmethod
+    def at(cls, pose: ProbePose, **settings) -> Probe:
+        """The probe in ``pose`` (a ``place_probe`` action's, a session state's); the settings the pose
+        leaves out take the kind's preset (curvilinear unless named), ``settings`` add others
+        (``image_shape``).
+
+        Raises
+        ------
+        SpinesimError
+            If the pose or a setting is impossible (a zero vector, a frequency the probe cannot run at).
+        """
+        given = {name: getattr(pose, name) for name in ("depth_mm", "gain_db", "frequency_mhz")
+                 if getattr(pose, name) is not None}
+        return cls(pose.kind or "curvilinear", position=pose.position, axial=pose.direction, lateral=pose.lateral,
+                   **given, **settings)
+
+    def pose(self, view: str | None = None) -> ProbePose:
+        """This probe's pose for a ``place_probe`` action: position (rounded to 0.1 um) and axes (to
+        1e-6), the settings a trainee turns (kind, depth, gain, frequency) and an optional ``view`` name.
+
+        Examples
+        --------
+        >>> probe = Probe("linear", position=[0, 80, 0], axial=[0, -1, 0], lateral=[1, 0, 0])
+        >>> pose = probe.pose("articular")
+        >>> pose.kind, pose.depth_mm, pose.frequency_mhz, pose.direction, pose.view
+        ('linear', 40.0, 10.0, (0.0, -1.0, 0.0), 'articular')
+        >>> Probe.at(pose).geometry_key == probe.geometry_key
+        True
+        """
+        return ProbePose(position=tuple(round(float(v), 4) for v in self.position),
+                         direction=tuple(round(float(v), 6) + 0.0 for v in self.axial),
+                         lateral=tuple(round(float(v), 6) + 0.0 for v in self.lateral), kind=self.kind,
+                         depth_mm=round(float(self.depth_mm), 3), gain_db=round(float(self.gain_db), 3),
+                         frequency_mhz=round(float(self.frequency_mhz), 3), view=view or None)
+
     @staticmethod
     def _check(name: str, value: float | None, low: float, high: float, rule: str) -> None:
         if value is None or not np.isfinite(value) or not low <= value <= high:
@@ -231,43 +266,6 @@ class Probe:
                     @ _rotation(self.elevation, -rock_deg))
         position = self.position + slide_mm * self.lateral + sweep_mm * self.elevation + press_mm * self.axial
         return replace(self, position=position, axial=rotation @ self.axial, lateral=rotation @ self.lateral)
-
-
-# --------------------------------------------------------------------------- the probe in an action log
-def probe_record(probe: Probe, view: str | None = None) -> dict:
-    """The ``place_probe`` fields (:mod:`simulator.session.actions`) of ``probe``: its pose (rounded to
-    0.1 um and 1e-6) and the settings a trainee turns (kind, depth, gain, frequency), with an
-    optional ``view`` name.
-
-    Examples
-    --------
-    >>> record = probe_record(Probe("linear", position=[0, 80, 0], axial=[0, -1, 0], lateral=[1, 0, 0]))
-    >>> record["kind"], record["depth_mm"], record["frequency_mhz"], record["direction"]
-    ('linear', 40.0, 10.0, [0.0, -1.0, 0.0])
-    >>> probe_of(record).geometry_key == Probe("linear", [0, 80, 0], [0, -1, 0], [1, 0, 0]).geometry_key
-    True
-    """
-    record = {"position": [round(float(v), 4) for v in probe.position],
-              "direction": [round(float(v), 6) + 0.0 for v in probe.axial],
-              "lateral": [round(float(v), 6) + 0.0 for v in probe.lateral],
-              "kind": probe.kind, "depth_mm": round(float(probe.depth_mm), 3), "gain_db": round(float(probe.gain_db), 3),
-              "frequency_mhz": round(float(probe.frequency_mhz), 3)}
-    return record | ({"view": view} if view else {})
-
-
-def probe_of(record: dict, **settings) -> Probe:
-    """The :class:`Probe` of a ``place_probe`` record (or a session's probe state); the settings it
-    leaves out take the kind's preset (curvilinear unless named), ``settings`` add others
-    (``image_shape``).
-
-    Raises
-    ------
-    SpinesimError
-        If the pose or a setting is impossible (a zero vector, a frequency the probe cannot run at).
-    """
-    given = {name: record[name] for name in ("depth_mm", "gain_db", "frequency_mhz") if record.get(name) is not None}
-    return Probe(record.get("kind") or "curvilinear", position=record["position"], axial=record["direction"],
-                 lateral=record["lateral"], **given, **settings)
 
 
 # --------------------------------------------------------------------------- placement on the skin

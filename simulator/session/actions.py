@@ -20,13 +20,15 @@ Actions
 ``withdraw``      ``mm`` (> 0) back along the shaft; to 0 takes the needle out.
 ``redirect``      pull back to the subcutaneous layer and re-aim (``direction`` or ``aim``) about
                   the skin entry point; counts as a new pass.
-``set_carm``      C-arm pose: ``primary_deg`` (LAO +, RAO -), ``secondary_deg`` (cranial +,
-                  caudal -), optional ``setup`` name and ``isocenter``.
+``set_carm``      C-arm pose: ``primary_deg`` (LAO +, RAO -), ``secondary_deg`` (cranial +, caudal -),
+                  optional ``setup`` name and ``isocenter``: the fields of a
+                  :class:`scenarios.poses.CArmPose` (``SetCarm.pose``).
 ``fluoro_shot``   one exposure: ``mode`` pulse | live | dsa and optional ``seconds`` of beam-on time.
 ``place_probe``   ultrasound probe pose: ``position``, ``direction`` (beam axis), ``lateral``
                   (in-plane axis); optional machine settings ``kind`` (linear | curvilinear),
                   ``depth_mm``, ``gain_db``, ``frequency_mhz`` (the kind's preset where absent) and
-                  a ``view`` name. Replaying the log re-renders every ultrasound frame.
+                  a ``view`` name: the fields of a :class:`scenarios.poses.ProbePose`
+                  (``PlaceProbe.pose``). Replaying the log re-renders every ultrasound frame.
 ``inject_contrast`` ``ml`` of contrast at the tip.
 ``check_loss_of_resistance`` a press on the loss-of-resistance syringe.
 ``show_hint``     the trainee reveals the scenario's next hint (part of the attempt: scoring may
@@ -41,15 +43,16 @@ import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Annotated, Any, Literal, Union
+from typing import IO, Annotated, Any, Literal, TypeVar, Union
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, model_validator
 
 from anatomy_models.errors import SpinesimError
+from scenarios.poses import (CArmPose, Point, PrimaryDeg, ProbeDepthMm, ProbeFrequencyMhz, ProbeGainDb, ProbeKind,
+                             ProbePose, ProbeViewName, SecondaryDeg)
 
 LOG_FORMAT_VERSION = 1
-
-Point = tuple[float, float, float]
+PoseT = TypeVar("PoseT", CArmPose, ProbePose)
 
 
 class _Action(BaseModel):
@@ -71,6 +74,11 @@ class _Aimed(_Action):
         if self.direction is not None and math.hypot(*self.direction) < 1e-9:
             raise ValueError("'direction' must not be the zero vector")
         return self
+
+
+def _pose_of(action: _Action, pose_type: type[PoseT]) -> PoseT:
+    """The pose whose fields ``action`` carries (a device-moving action's record is its pose's fields)."""
+    return pose_type(**{name: getattr(action, name) for name in pose_type.model_fields})
 
 
 class PlaceNeedle(_Aimed):
@@ -96,11 +104,17 @@ class Redirect(_Aimed):
 
 
 class SetCarm(_Action):
+    """The C-arm moves to :attr:`pose`; the record holds the pose's fields (:class:`CArmPose`)."""
+
     type: Literal["set_carm"] = "set_carm"
-    primary_deg: float = Field(0.0, ge=-180.0, le=180.0)
-    secondary_deg: float = Field(0.0, ge=-90.0, le=90.0)
+    primary_deg: PrimaryDeg = 0.0
+    secondary_deg: SecondaryDeg = 0.0
     setup: str | None = None
     isocenter: Point | None = None
+
+    @property
+    def pose(self) -> CArmPose:
+        return _pose_of(self, CArmPose)
 
 
 class FluoroShot(_Action):
@@ -110,15 +124,21 @@ class FluoroShot(_Action):
 
 
 class PlaceProbe(_Action):
+    """The probe goes to :attr:`pose`; the record holds the pose's fields (:class:`ProbePose`)."""
+
     type: Literal["place_probe"] = "place_probe"
     position: Point
     direction: Point
     lateral: Point
-    kind: Literal["linear", "curvilinear"] | None = None
-    depth_mm: float | None = Field(None, ge=10.0, le=300.0)
-    gain_db: float | None = Field(None, ge=-60.0, le=60.0)
-    frequency_mhz: float | None = Field(None, gt=0.0, le=20.0)
-    view: str | None = Field(None, max_length=64)
+    kind: ProbeKind | None = None
+    depth_mm: ProbeDepthMm | None = None
+    gain_db: ProbeGainDb | None = None
+    frequency_mhz: ProbeFrequencyMhz | None = None
+    view: ProbeViewName | None = None
+
+    @property
+    def pose(self) -> ProbePose:
+        return _pose_of(self, ProbePose)
 
 
 class InjectContrast(_Action):

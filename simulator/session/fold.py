@@ -56,12 +56,13 @@ from anatomy_models.anatomy import Anatomy
 from anatomy_models.errors import SpinesimError
 from anatomy_models.structures import in_group
 from anatomy_models.volume import Volume
+from scenarios.poses import CArmPose, ProbePose
 from scenarios.schema import Scenario
 from simulator.case.planner import PARAESTHESIA_MM
 from simulator.case.targets import Target, target_for
 from simulator.imaging.carm import CArm
 from simulator.imaging.dose import beam_seconds
-from simulator.imaging.probe import Probe, probe_of
+from simulator.imaging.probe import Probe
 from simulator.imaging.ultrasound import GEL_MM
 from simulator.needle.contrast import ContrastSpread, contrast_volume, inject, is_artery
 from simulator.needle.resistance import check_loss_of_resistance
@@ -109,7 +110,8 @@ class SessionState:
     """Everything the attempt has come to after some actions.
 
     Times in s, lengths in mm. ``needle`` is None before the first placement and after the needle
-    is pulled out.
+    is pulled out; ``carm`` is the C-arm's pose, ``probe`` the ultrasound probe's (None until one is
+    placed), as the last ``set_carm`` and ``place_probe`` left them (or the scenario's start).
     """
 
     t: float = 0.0
@@ -124,8 +126,8 @@ class SessionState:
     near_root: bool = False
     in_target: bool = False
     tip_to_target_mm: float | None = None
-    carm: dict | None = None
-    probe: dict | None = None
+    carm: CArmPose = CArmPose()
+    probe: ProbePose | None = None
     fluoro_shots: int = 0
     fluoro_seconds: float = 0.0
     dsa_runs: int = 0
@@ -145,7 +147,8 @@ class SessionState:
             "tip_tissue": self.tip_tissue, "passes": self.passes, "redirects": self.redirects,
             "bone_contacts": self.bone_contacts, "advanced_mm": round(self.advanced_mm, 4), "in_target": self.in_target,
             "tip_to_target_mm": None if self.tip_to_target_mm is None else round(self.tip_to_target_mm, 4),
-            "carm": self.carm, "probe": self.probe, "fluoro_shots": self.fluoro_shots,
+            "carm": self.carm.to_json(), "probe": None if self.probe is None else self.probe.to_json(),
+            "fluoro_shots": self.fluoro_shots,
             "fluoro_seconds": round(self.fluoro_seconds, 4), "dsa_runs": self.dsa_runs, "lor_checks": self.lor_checks,
             "injections": [{"t": i.t, "tip": list(i.tip), "ml": i.ml, "pattern": i.pattern, "structure": i.structure}
                            for i in self.injections],
@@ -210,8 +213,7 @@ class Session:
         self.tracer = tracer or tracer_for(anatomy)
         self.target: Target = target_for(scenario, anatomy, self.tracer)
         self.spec = scenario.needle.spec()
-        self.state = SessionState(carm=scenario.start.carm.model_dump(),
-                                  probe=scenario.start.probe.model_dump() if scenario.start.probe else None)
+        self.state = SessionState(carm=scenario.start.carm, probe=scenario.start.probe)
         self.states: list[SessionState] = [self.state]
         self.events: list[Event] = []
         self.actions: list = []
@@ -262,13 +264,13 @@ class Session:
     def carm(self, state: SessionState | None = None) -> CArm:
         """The C-arm as it stands (or as it stood in ``state``, one of :attr:`states`); centred on the
         target unless a ``set_carm`` gave an isocentre."""
-        return carm_of((state or self.state).carm or {}, self.target.point)
+        return CArm.at((state or self.state).carm, self.target.point)
 
     def probe(self, state: SessionState | None = None, **settings) -> Probe | None:
         """The ultrasound probe as it stands (or stood in ``state``), None before one is placed;
         ``settings`` add display settings (``image_shape``)."""
         pose = (state or self.state).probe
-        return None if pose is None else probe_of(pose, **settings)
+        return None if pose is None else Probe.at(pose, **settings)
 
     def contrast(self, at_time_s: float | None = None) -> Volume | None:
         """Iodine concentration (mg/mL) of every injection so far at ``at_time_s`` (default: now)."""
@@ -438,12 +440,10 @@ class _Step:
 
     # ------------------------------------------------------------------ everything else
     def set_carm(self, state: SessionState) -> SessionState:
-        pose = {"setup": self.action.setup, "primary_deg": self.action.primary_deg,
-                "secondary_deg": self.action.secondary_deg}
-        if self.action.isocenter is not None:
-            pose["isocenter"] = list(self.action.isocenter)
-        carm_of(pose, self.target.point)  # refuses poses no C-arm can take
-        self.emit("carm_moved", "info", f"C-arm at {pose['primary_deg']:g} deg / {pose['secondary_deg']:g} deg", **pose)
+        pose = self.action.pose
+        CArm.at(pose, self.target.point)  # refuses poses no C-arm can take
+        self.emit("carm_moved", "info", f"C-arm at {pose.primary_deg:g} deg / {pose.secondary_deg:g} deg",
+                  **pose.to_json())
         return replace(state, carm=pose)
 
     def fluoro_shot(self, state: SessionState) -> SessionState:
@@ -456,19 +456,19 @@ class _Step:
                         fluoro_seconds=state.fluoro_seconds + beam_seconds(self.action.seconds),
                         dsa_runs=state.dsa_runs + (self.action.mode == "dsa"))
         self.emit("fluoro_shot", "info", f"{self.action.mode} exposure", shot=state.fluoro_shots, mode=self.action.mode,
-                  fluoro_seconds=round(state.fluoro_seconds, 4), carm=state.carm)
+                  fluoro_seconds=round(state.fluoro_seconds, 4), carm=state.carm.to_json())
         return state
 
     def place_probe(self, state: SessionState) -> SessionState:
         if not self.session.scenario.imaging.ultrasound:
             raise SpinesimError("ultrasound is not available in this scenario")
-        pose = {k: v for k, v in act.action_record(self.action).items() if k not in ("type", "t")}
-        probe = probe_of(pose)  # refuses settings no probe has
+        pose = self.action.pose
+        probe = Probe.at(pose)  # refuses settings no probe has
         skin = self.tracer.skin_entry(probe.position, probe.axial)
         if np.linalg.norm(skin - probe.position) > GEL_MM:  # more than the gel fills: not on the skin
             raise SpinesimError(f"place_probe: the probe face is {np.linalg.norm(skin - probe.position):.0f} mm from the "
                                 "skin along its beam", hint="put the probe on the patient's skin")
-        self.emit("probe_placed", "info", f"ultrasound probe placed ({pose.get('view') or 'free hand'})", probe=pose)
+        self.emit("probe_placed", "info", f"ultrasound probe placed ({pose.view or 'free hand'})", probe=pose.to_json())
         return replace(state, probe=pose)
 
     def show_hint(self, state: SessionState) -> SessionState:
@@ -510,13 +510,6 @@ class _Step:
         self.emit("finished", "info", "attempt finished", in_target=state.in_target,
                   tip_to_target_mm=None if state.tip_to_target_mm is None else round(state.tip_to_target_mm, 4))
         return replace(state, finished=True)
-
-
-def carm_of(pose: dict, default_isocenter: np.ndarray) -> CArm:
-    """The C-arm of a session's pose record (``SessionState.carm``), centred on ``default_isocenter``
-    unless the pose names an isocentre."""
-    return CArm(primary_deg=pose.get("primary_deg", 0.0), secondary_deg=pose.get("secondary_deg", 0.0),
-                isocenter=pose.get("isocenter") or tuple(default_isocenter))
 
 
 def _is_root(structure: str) -> bool:

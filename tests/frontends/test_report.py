@@ -11,7 +11,7 @@ from PIL import Image
 from frontends.report import report_html, report_images
 from scenarios.schema import library_scenarios
 from scoring.report import report_of
-from simulator.imaging.probe import probe_record, standard_view
+from simulator.imaging.probe import standard_view
 from simulator.session.fold import Session
 from simulator.session.history import replay_attempt
 from tests.frontends.web.browser import chromium_or_skip, drawn_fraction, launch_browser, offline_page
@@ -81,7 +81,7 @@ def test_an_attempt_with_a_probe_shows_its_last_ultrasound_frame(anatomy_for):
     session = Session(scenario, anatomy_for(scenario))
     probe = standard_view(session.anatomy, "paramedian-sagittal-oblique", "L4-L5", "left")
     log = expert_log(session)
-    log.insert(1, {"type": "place_probe", "t": log[0]["t"], **probe_record(probe, "paramedian-sagittal-oblique")})
+    log.insert(1, {"type": "place_probe", "t": log[0]["t"], **probe.pose("paramedian-sagittal-oblique").to_json()})
     attempt = replay_attempt(scenario, session.anatomy, log)
     captions = [caption for caption, _ in report_images(attempt, report_of(attempt), pixels=128)]
     assert captions[-1] == "ultrasound, paramedian-sagittal-oblique: final needle position"

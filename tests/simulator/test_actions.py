@@ -6,7 +6,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from anatomy_models.errors import SpinesimError
-from simulator.session.actions import LogWriter, action_record, parse_action, read_log
+from scenarios.poses import CArmPose, ProbePose
+from simulator.session.actions import LogWriter, PlaceProbe, SetCarm, action_record, parse_action, read_log
 
 ACTIONS = [
     {"type": "set_carm", "t": 0.0, "primary_deg": 25.0, "secondary_deg": -8.0, "setup": "oblique"},
@@ -29,6 +30,23 @@ ACTIONS = [
 def test_every_action_round_trips_through_json(record):
     action = parse_action(record)
     assert parse_action(json.loads(json.dumps(action_record(action)))) == action
+
+
+@pytest.mark.parametrize("record", [r for r in ACTIONS if r["type"] in ("set_carm", "place_probe")]
+                         + [{"type": "set_carm", "t": 2.0, "primary_deg": -30.0, "isocenter": [1.5, -2.0, 40.0]}])
+def test_a_device_action_is_its_pose_at_a_time(record):
+    action = parse_action(record)
+    pose = action.pose
+    assert isinstance(pose, CArmPose if record["type"] == "set_carm" else ProbePose)
+    rebuilt = {"type": record["type"], "t": record["t"], **pose.to_json()}
+    assert parse_action(rebuilt) == action and action_record(parse_action(rebuilt)) == action_record(action)
+
+
+@pytest.mark.parametrize("action, pose", [(SetCarm, CArmPose), (PlaceProbe, ProbePose)])
+def test_a_device_action_carries_exactly_its_poses_fields(action, pose):
+    carried = {name: (field.annotation, field.default, field.metadata) for name, field in action.model_fields.items()
+               if name not in ("t", "type")}
+    assert carried == {name: (field.annotation, field.default, field.metadata) for name, field in pose.model_fields.items()}
 
 
 @pytest.mark.parametrize("record, message", [

@@ -6,6 +6,7 @@ from hypothesis import strategies as st
 from anatomy_models.anatomy import Anatomy
 from anatomy_models.errors import SpinesimError
 from anatomy_models.volume import Volume
+from scenarios.poses import CArmPose
 from simulator.imaging.carm import (CArm, Collimation, ap, contralateral_oblique, gun_barrel, ipsilateral_oblique,
                                     lateral, square_endplate, squaring_tilt_deg)
 from simulator.needle.shaft import Needle
@@ -147,3 +148,19 @@ def test_set_up_errors():
         square_endplate(_anatomy_with({"L4.body.center": [0, 0, 0]}), "L4")
     with pytest.raises(SpinesimError, match="long axis"):
         gun_barrel(Needle(entry=[0, 0, 100], direction=[0, 0, -1], depth_mm=10))
+
+
+@settings(max_examples=60, deadline=None)
+@given(primary=st.floats(-180, 180), secondary=st.floats(-89.9, 89.9),
+       isocenter=st.none() | st.tuples(*[st.floats(-300, 300)] * 3))
+def test_a_carm_at_a_pose_is_the_carm_of_its_angles_about_its_own_or_the_default_isocentre(primary, secondary, isocenter):
+    default = np.array([4.0, -20.0, 35.0])
+    carm = CArm.at(CArmPose(setup="any", primary_deg=primary, secondary_deg=secondary, isocenter=isocenter), default)
+    expected = CArm(primary_deg=primary, secondary_deg=secondary, isocenter=isocenter or tuple(default))
+    assert carm == expected
+    np.testing.assert_array_equal(carm.projection_matrix, expected.projection_matrix)
+
+
+def test_a_pose_no_carm_can_take_is_refused():
+    with pytest.raises(SpinesimError, match="between -90 and 90"):
+        CArm.at(CArmPose(secondary_deg=90), (0, 0, 0))

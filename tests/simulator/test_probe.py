@@ -5,6 +5,7 @@ from anatomy_models.anatomy import Anatomy
 from anatomy_models.errors import SpinesimError
 from anatomy_models.structures import LabelTable
 from anatomy_models.volume import Volume
+from scenarios.poses import ProbePose
 from simulator.imaging.probe import Probe, on_skin, skin_point, standard_view
 
 SKIN_Y = 40.0  # the phantom's back is the plane y = 40 mm (posterior is up)
@@ -129,3 +130,24 @@ def test_unknown_views_and_sides_are_refused(slab_body):
         standard_view(slab_body, "articular", side="middle")
     with pytest.raises(SpinesimError, match="no landmark"):
         standard_view(slab_body, "articular", level="L2-L3")
+
+
+@pytest.mark.parametrize("kind", ["linear", "curvilinear"])
+def test_a_probe_round_trips_through_its_pose(kind):
+    placed = probe(kind=kind, axial=[0.1, -1, 0.2], lateral=[1, 0, 0], depth_mm=55.0, gain_db=-3.0)
+    pose = placed.pose("articular")
+    assert (pose.kind, pose.depth_mm, pose.gain_db, pose.view) == (kind, 55.0, -3.0, "articular")
+    again = Probe.at(pose)
+    np.testing.assert_allclose(again.position, placed.position, atol=1e-4)
+    np.testing.assert_allclose(np.concatenate([again.axial, again.lateral]),
+                               np.concatenate([placed.axial, placed.lateral]), atol=2e-6)
+    assert again.scan_key == placed.scan_key and again.pose("articular") == pose
+
+
+def test_a_pose_without_settings_takes_the_curvilinear_preset_and_extra_settings():
+    pose = ProbePose(position=(30, 40, 30), direction=(0, -2, 0), lateral=(1, 0, 0))
+    placed = Probe.at(pose, image_shape=(64, 96))
+    assert (placed.kind, placed.frequency_mhz, placed.depth_mm, placed.image_shape) == ("curvilinear", 3.5, 80.0, (64, 96))
+    assert Probe.at(pose.model_copy(update={"kind": "linear"})).frequency_mhz == 10.0
+    with pytest.raises(SpinesimError, match="frequency_mhz = 12.0 is out of range"):
+        Probe.at(pose.model_copy(update={"frequency_mhz": 12.0}))

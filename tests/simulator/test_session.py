@@ -9,6 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from anatomy_models.errors import SpinesimError
+from scenarios.poses import CArmPose, ProbePose
 from scenarios.schema import load_scenario
 from simulator.case.planner import expert_actions, plan_trajectory
 from simulator.needle.trace import BONE_STANDOFF_MM
@@ -253,7 +254,8 @@ def test_fluoroscopy_is_counted():
     state = session.state
     assert (state.fluoro_shots, state.dsa_runs) == (3, 1)
     assert state.fluoro_seconds == pytest.approx(0.3 + 4 + 2.5)
-    assert state.carm == {"setup": "oblique", "primary_deg": 25.0, "secondary_deg": -10.0}
+    assert state.carm == CArmPose(setup="oblique", primary_deg=25.0, secondary_deg=-10.0)
+    assert state.to_json()["carm"] == {"setup": "oblique", "primary_deg": 25.0, "secondary_deg": -10.0}
 
 
 def test_a_bevelled_needle_drifts_and_replays_the_same(tmp_path):
@@ -309,3 +311,32 @@ def test_the_probe_is_placed_with_its_settings_on_the_skin_only():
         with pytest.raises(SpinesimError, match=message):
             session.apply(record | {"t": 2, "position": position} | ({"frequency_mhz": 2.0} if "frequency" in message else {}))
     assert session.probe().geometry_key == probe.geometry_key  # unchanged by the refused ones
+
+
+def test_the_state_holds_the_poses_its_actions_wrote_and_writes_them_back_unchanged():
+    scenario = load_scenario("ilesi-ultrasound-l4l5-left")
+    start_probe = ProbePose(position=(0, 80, 0), direction=(0, -1, 0), lateral=(0, 0, -1))
+    session = Session(scenario.model_copy(update={"start": scenario.start.model_copy(update={"probe": start_probe})}),
+                      mini_spine())
+    start = session.state.to_json()
+    assert (start["carm"], start["probe"]) == ({"setup": "AP", "primary_deg": 0.0, "secondary_deg": 0.0},
+                                               {"position": [0.0, 80.0, 0.0], "direction": [0.0, -1.0, 0.0],
+                                                "lateral": [0.0, 0.0, -1.0]})
+    skin = session.tracer.skin_entry(np.array([0.0, 80.0, 0.0]), np.array([0.0, -1.0, 0.0])).tolist()
+    records = [{"type": "set_carm", "t": 1.0, "primary_deg": 20.0, "secondary_deg": -5.0, "isocenter": [1.0, 2.0, 3.0]},
+               {"type": "place_probe", "t": 2.0, "position": skin, "direction": [0.0, -1.0, 0.0],
+                "lateral": [0.0, 0.0, -1.0], "kind": "linear", "depth_mm": 45.0, "view": "articular"},
+               {"type": "set_carm", "t": 3.0, "primary_deg": -15.0, "setup": "oblique"},
+               {"type": "fluoro_shot", "t": 4.0}]
+    for record in records:
+        session.apply(record)
+    states = [state.to_json() for state in session.states[1:]]
+    fields = [{k: v for k, v in r.items() if k not in ("type", "t")} for r in records]
+    assert list(states[0]["carm"].items()) == list(({"setup": None} | fields[0]).items())
+    assert list(states[1]["probe"].items()) == list(fields[1].items())
+    assert states[2]["carm"] == {"setup": "oblique", "primary_deg": -15.0, "secondary_deg": 0.0}
+    assert session.state.carm == CArmPose(setup="oblique", primary_deg=-15.0)
+    assert session.state.probe == session.actions[1].pose and session.state.probe.view == "articular"
+    shot = session.events[-1]
+    assert shot.kind == "fluoro_shot" and shot.data["carm"] == states[2]["carm"]
+    assert json.loads(json.dumps(states)) == states

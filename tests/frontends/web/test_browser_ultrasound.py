@@ -16,7 +16,7 @@ import pytest
 
 from frontends.store import Store
 from scenarios.schema import load_scenario
-from simulator.imaging.probe import probe_of
+from simulator.imaging.probe import Probe
 from simulator.imaging.ultrasound import render_ultrasound
 from simulator.session.history import replay_attempt
 from simulator.session.scans import SCAN_SHAPE
@@ -59,7 +59,7 @@ def _frame(database, page, patient):
     """The reference frame of the last logged probe pose (rendered here) and the state it is of."""
     scenario = load_scenario(SCENARIO)
     session = replay_attempt(scenario, patient, Store(database).actions(b.attempt_id(page))).session
-    probe = probe_of(session.state.probe, image_shape=SCAN_SHAPE)
+    probe = Probe.at(session.state.probe, image_shape=SCAN_SHAPE)
     return render_ultrasound(patient, probe, session.state.needle, seed=scenario.seed), session
 
 
