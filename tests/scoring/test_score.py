@@ -18,7 +18,7 @@ from scenarios.schema import TargetSpec, library_scenarios
 from scoring.report import Report, score
 from simulator.case.planner import HUB_MARGIN_MM, find_trajectory, plan_trajectory
 from simulator.case.targets import target_for
-from simulator.imaging.probe import probe_record, standard_view
+from simulator.imaging.probe import standard_view
 from simulator.session.fold import Session
 from tests.scoring.attempts import Script, expert_log, novice_log, path_to, structure_points
 
@@ -204,7 +204,7 @@ def _forbid_rendering(monkeypatch) -> None:
 
 def _with_probe(session, log):
     probe = standard_view(session.anatomy, "paramedian-sagittal-oblique", "L4-L5", "left")
-    return [log[0], {"type": "place_probe", "t": log[0]["t"], **probe_record(probe, "paramedian-sagittal-oblique")},
+    return [log[0], {"type": "place_probe", "t": log[0]["t"], **probe.pose("paramedian-sagittal-oblique").to_json()},
             *log[1:]]
 
 
