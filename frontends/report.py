@@ -29,7 +29,7 @@ from frontends.pictures.preview import target_marks
 from frontends.pictures.scene3d import Part, Scene, SceneMarker, SceneMesh, ScenePolyline, anatomy_scene, needle_tube
 from scenarios.schema import Scenario
 from scoring.metrics import NEEDLE_MOVES
-from scoring.report import Report, report_of
+from scoring.report import Report, metric_rows, quantity_text, report_of
 from simulator.imaging.carm import CArm
 from simulator.imaging.fluoro import render_fluoro
 from simulator.needle.contrast import is_artery
@@ -177,51 +177,11 @@ def _e(value: Any) -> str:
     return html.escape(str(value))
 
 
-def _number(value: float | None, unit: str = "", digits: int = 1) -> str:
-    """A table cell's number with its unit; a dash for none.
-
-    >>> _number(-0.04, "mm"), _number(-0.06, "mm"), _number(None)
-    ('0.0 mm', '-0.1 mm', '–')
-    """
-    if value is None:
-        return "–"
-    return f"{value:z.{digits}f}{(' ' + unit) if unit else ''}"  # z: a signed error that rounds to zero shows 0.0, not -0.0
-
-
 def _rows(rows: Sequence[Sequence[str]], header: Sequence[str], numeric: Sequence[int] = ()) -> str:
     head = "".join(f"<th>{_e(h)}</th>" for h in header)
     body = "".join("<tr>" + "".join(f'<td{" class=num" if i in numeric else ""}>{cell}</td>' for i, cell in enumerate(row))
                    + "</tr>" for row in rows)
     return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
-
-
-def _metrics_rows(report: Report) -> list[tuple[str, str]]:
-    m, expert = report.metrics, report.expert
-    yes = {True: "yes", False: "no", None: "–"}
-    offset = m.offset
-    rows = [
-        ("Tip to target", _number(m.tip_to_target_mm, "mm")),
-        ("Tip in the target zone", yes[m.in_zone] + (f" (in {_e(m.tip_structure)})" if m.tip_structure else "")),
-        ("Offset (cranial / ventral / lateral)", "–" if offset is None else
-         f"{offset.cranial_mm:+.1f} / {offset.ventral_mm:+.1f} / {offset.lateral_mm:+.1f} mm"),
-        (f"Depth error on the {_e(m.depth_view)}", _number(m.depth_error_mm, "mm")),
-        ("Passes / redirections", f"{m.passes} / {m.redirects}"),
-        ("Bone contacts", str(m.bone_contacts)),
-        ("Fluoroscopy shots", f"{m.fluoro_shots} (expert {expert.expert_shots if expert.available else '–'})"),
-        ("Beam-on time", f"{m.fluoro_seconds:.1f} s (DSA runs: {m.dsa_runs})"),
-        ("Reference air kerma / DAP", f"{m.reference_air_kerma_mgy:.2f} mGy / {m.dose_area_product_gy_cm2 * 1000:.1f} mGy·cm²"),
-        ("Procedure time", f"{m.procedure_time_s:.0f} s"),
-        ("Tip path length", f"{m.path_length_mm:.0f} mm (expert {_number(expert.expert_path_length_mm, 'mm', 0)})"),
-        ("Contrast", f"{m.contrast_ml:g} mL: " + (", ".join(m.contrast_patterns) or "none")
-         + ("" if m.contrast_pattern_correct is None else f" ({'correct' if m.contrast_pattern_correct else 'wrong'} pattern)")),
-        ("Contrast imaged live / DSA", f"{yes[m.contrast_checked]} / {yes[m.dsa_used]}"),
-        ("Final position checked on the depth view", yes[m.depth_view_checked]),
-        ("Tissues crossed (skin to tip)", " → ".join(_e(t) for t in m.tissues_crossed) or "–"),
-    ]
-    if m.loss_of_resistance_confirmed is not None:
-        rows.insert(13, ("Loss of resistance confirmed", f"{yes[m.loss_of_resistance_confirmed]} "
-                                                          f"({m.loss_of_resistance_checks} checks)"))
-    return rows
 
 
 def report_body(report: Report, images: Sequence[tuple[str, Image.Image]], scene: Scene) -> str:
@@ -232,10 +192,11 @@ def report_body(report: Report, images: Sequence[tuple[str, Image.Image]], scene
     feedback = "".join(f'<li class="{f.level}">{_e(f.text)}</li>' for f in report.feedback)
     figures = "".join(f'<figure><img src="{jpeg_data_url(picture)}" alt="{_e(caption)}"><figcaption>{_e(caption)}'
                       "</figcaption></figure>" for caption, picture in images)
-    flags = _rows([(f'<span class="sev {f.severity}">{f.severity}</span>', _e(f.title), _number(f.t, "s", 0),
+    flags = _rows([(f'<span class="sev {f.severity}">{f.severity}</span>', _e(f.title), quantity_text(f.t, "s", 0),
                     _e(f.message) + (f" (×{f.count})" if f.count > 1 else "")) for f in report.flags],
                   ("severity", "event", "time", "what happened")) if report.flags else "<p>No safety events.</p>"
-    near = _rows([(_e(n.label), _number(n.tip_mm, "mm"), _number(n.shaft_mm, "mm"), _number(n.expert_shaft_mm, "mm"),
+    near = _rows([(_e(n.label), quantity_text(n.tip_mm, "mm"), quantity_text(n.shaft_mm, "mm"),
+                   quantity_text(n.expert_shaft_mm, "mm"),
                    _e(n.structure or "–"), "near miss" if n.near_miss else "")
                   for n in report.near_misses],
                  ("structure group", "closest tip", "closest shaft", "expert shaft", "nearest structure", ""), (1, 2, 3))
@@ -245,14 +206,15 @@ def report_body(report: Report, images: Sequence[tuple[str, Image.Image]], scene
                           if points],
                        ("part", "weight", "score", "points"), (1, 3))
     expert = report.expert
-    comparison = (_rows([("Skin entry distance", _number(expert.entry_distance_mm, "mm")),
-                         ("Angle between needles", _number(expert.angle_deg, "°")),
-                         ("Depth, yours minus expert's", _number(expert.depth_difference_mm, "mm")),
-                         ("Expert depth", _number(expert.expert_depth_mm, "mm")),
-                         ("Path length, yours / expert's", _number(expert.path_ratio, "×", 2)),
+    comparison = (_rows([("Skin entry distance", quantity_text(expert.entry_distance_mm, "mm")),
+                         ("Angle between needles", quantity_text(expert.angle_deg, "°")),
+                         ("Depth, yours minus expert's", quantity_text(expert.depth_difference_mm, "mm")),
+                         ("Expert depth", quantity_text(expert.expert_depth_mm, "mm")),
+                         ("Path length, yours / expert's", quantity_text(expert.path_ratio, "×", 2)),
                          ("Expert shots / beam time / time", f"{expert.expert_shots} / {expert.expert_fluoro_seconds:.1f} s / "
                                                              f"{expert.expert_time_s:.0f} s")],
                         ("", ""), (1,)) if expert.available else f"<p>{_e(expert.note)}</p>")
+    metrics = _rows([(_e(label), _e(value)) for label, value in metric_rows(report)], ("", ""))
     timeline = _rows([(f"{entry.t:.1f} s", _e(entry.action), _e(entry.summary),
                        "".join(f'<span class="event {e.severity}">{_e(e.kind)}: {_e(e.message)}</span>'
                                for e in entry.events)) for entry in report.timeline],
@@ -288,7 +250,7 @@ def report_body(report: Report, images: Sequence[tuple[str, Image.Image]], scene
 </div>
 <section class="card"><h2>Closest approaches</h2>{near}</section>
 <div class="columns">
-  <section class="card"><h2>Metrics</h2>{_rows([(_e(k), v) for k, v in _metrics_rows(report)], ("", ""))}</section>
+  <section class="card"><h2>Metrics</h2>{metrics}</section>
   <section class="card"><h2>Compared with the expert path</h2>{comparison}</section>
 </div>
 <section class="card"><details><summary>Timeline ({len(report.timeline)} actions)</summary>{timeline}</details></section>

@@ -18,6 +18,10 @@ Examples
 >>> report = score(scenario, anatomy, log)
 >>> report.passed, report.grade >= 85, report.flags
 (True, True, [])
+>>> [label for label, _ in metric_rows(report)][:2]
+['Tip to target', 'Tip in the target zone']
+>>> dict(metric_rows(report))["Reference air kerma / DAP"]  # doctest: +ELLIPSIS
+'... mGy / ... mGy·cm²'
 """
 
 from __future__ import annotations
@@ -40,6 +44,7 @@ from simulator.session.actions import LogContents, action_record
 from simulator.session.history import Attempt, replay_attempt
 
 REPORT_FORMAT_VERSION = 1
+MGY_PER_GY = 1000.0  # the metrics keep DAP in Gy·cm² (the dose model's unit); people read mGy·cm²
 
 
 class TimelineEvent(BaseModel):
@@ -146,6 +151,57 @@ def report_of(attempt: Attempt) -> Report:
         needle=None if needle is None else NeedlePose(entry=tuple(np.round(needle.entry, 3).tolist()), direction=tuple(np.round(needle.direction, 5).tolist()),
                                                       depth_mm=round(needle.depth_mm, 3), tip=tuple(np.round(needle.tip, 3).tolist())),
         timeline=timeline(attempt))
+
+
+def metric_rows(report: Report) -> list[tuple[str, str]]:
+    """The report's metrics as a person reads them: (label, value with its unit), in display order.
+
+    The one formatting of the metrics: the HTML report (:mod:`frontends.report`) and the web app's
+    Report tab both list these rows, so they cannot disagree. Plain text (escape it for HTML).
+    Doses in the units a C-arm's dose display shows: reference air kerma in mGy, DAP in mGy·cm²
+    (an injection's DAP is tens to hundreds of mGy·cm²: whole numbers, not 0.0xx Gy·cm²).
+    """
+    m, expert = report.metrics, report.expert
+    yes = {True: "yes", False: "no", None: "–"}
+    offset = m.offset
+    rows = [
+        ("Tip to target", quantity_text(m.tip_to_target_mm, "mm")),
+        ("Tip in the target zone", yes[m.in_zone] + (f" (in {m.tip_structure})" if m.tip_structure else "")),
+        ("Offset (cranial / ventral / lateral)", "–" if offset is None else
+         f"{offset.cranial_mm:+.1f} / {offset.ventral_mm:+.1f} / {offset.lateral_mm:+.1f} mm"),
+        (f"Depth error on the {m.depth_view}", quantity_text(m.depth_error_mm, "mm")),
+        ("Passes / redirections", f"{m.passes} / {m.redirects}"),
+        ("Bone contacts", str(m.bone_contacts)),
+        ("Fluoroscopy shots", f"{m.fluoro_shots} (expert {expert.expert_shots if expert.available else '–'})"),
+        ("Beam-on time", f"{m.fluoro_seconds:.1f} s (DSA runs: {m.dsa_runs})"),
+        ("Reference air kerma / DAP", f"{m.reference_air_kerma_mgy:.2f} mGy / "
+                                      f"{m.dose_area_product_gy_cm2 * MGY_PER_GY:.1f} mGy·cm²"),
+        ("Procedure time", f"{m.procedure_time_s:.0f} s"),
+        ("Tip path length", f"{m.path_length_mm:.0f} mm "
+                            f"(expert {quantity_text(expert.expert_path_length_mm, 'mm', 0)})"),
+        ("Contrast", f"{m.contrast_ml:g} mL: " + (", ".join(m.contrast_patterns) or "none")
+         + ("" if m.contrast_pattern_correct is None
+            else f" ({'correct' if m.contrast_pattern_correct else 'wrong'} pattern)")),
+        ("Contrast imaged live / DSA", f"{yes[m.contrast_checked]} / {yes[m.dsa_used]}"),
+        ("Final position checked on the depth view", yes[m.depth_view_checked]),
+        ("Tissues crossed (skin to tip)", " → ".join(m.tissues_crossed) or "–"),
+    ]
+    if m.loss_of_resistance_confirmed is not None:
+        rows.insert(13, ("Loss of resistance confirmed", f"{yes[m.loss_of_resistance_confirmed]} "
+                                                          f"({m.loss_of_resistance_checks} checks)"))
+    return rows
+
+
+def quantity_text(value: float | None, unit: str = "", digits: int = 1) -> str:
+    """A number with its unit for a table cell; a dash for none.
+
+    >>> quantity_text(-0.04, "mm"), quantity_text(-0.06, "mm"), quantity_text(None)
+    ('0.0 mm', '-0.1 mm', '–')
+    """
+    if value is None:
+        return "–"
+    # z: a signed error that rounds to zero shows 0.0, not -0.0
+    return f"{value:z.{digits}f}{(' ' + unit) if unit else ''}"
 
 
 def anatomy_name(anatomy: Anatomy) -> str:

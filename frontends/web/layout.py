@@ -1,8 +1,9 @@
 """What the workstation looks like: the trainee's simulator, the report, and the instructor's review.
 
 Built with trame's Vuetify 3 widgets; every control carries an ``id`` (browser tests and screen
-readers find it by that). Names of state variables and controller methods are those of
-:class:`frontends.web.workstation.Workstation`.
+readers find it by that). State variables are those :mod:`frontends.web.views` computes; controller
+methods are the requests of :class:`frontends.web.handlers.Handlers`, called with the values each
+click carries.
 """
 
 from __future__ import annotations
@@ -127,7 +128,7 @@ def _simulator(ctrl) -> None:
                     _counter("Shots", "shots", "count-shots")
                     _counter("Fluoro s", "fluoro_s", "count-fluoro")
                     _counter("Kerma mGy", "kerma_mgy", "count-kerma")
-                    _counter("DAP Gy·cm²", "dap", "count-dap")
+                    _counter("DAP mGy·cm²", "dap_mgy_cm2", "count-dap")
                     _counter("Passes", "passes", "count-passes")
                     _counter("Depth mm", "needle_in ? depth_mm : '–'", "count-depth")
                 with v3.VAlert(v_model=("alert_show", False), color=("alert_colour",), closable=True, density="compact",
@@ -219,10 +220,10 @@ def _scenario_card(ctrl) -> None:
             html.Div("Attempt {{ attempt_id }} · {{ action_count }} actions saved", v_show="attempt_id",
                      classes="text-caption text-grey-darken-1", id="attempt-status")
         with v3.VCardActions():
-            v3.VBtn("Start attempt", id="start", color="primary", variant="flat", click=ctrl.start_attempt,
-                    disabled=("busy || attempt_active",))
-            v3.VBtn("Resume", id="resume", color="amber-darken-3", variant="flat", click=ctrl.resume_attempt,
-                    v_show="resume_id", disabled=("busy",))
+            v3.VBtn("Start attempt", id="start", color="primary", variant="flat",
+                    click=(ctrl.start_attempt, "[scenario_id]"), disabled=("busy || attempt_active",))
+            v3.VBtn("Resume", id="resume", color="amber-darken-3", variant="flat",
+                    click=(ctrl.resume_attempt, "[resume_id]"), v_show="resume_id", disabled=("busy",))
             v3.VBtn("Finish", id="finish", color="teal-darken-2", variant="flat", click=ctrl.finish,
                     v_show="attempt_active", disabled=("busy",))
         html.Div("{{ resume_text }}", v_show="resume_id", classes="text-caption px-4 pb-3", id="resume-text")
@@ -304,16 +305,6 @@ def _syringe_card(ctrl) -> None:
 
 # --------------------------------------------------------------------------- report
 def _report(ctrl) -> None:
-    metrics = (("Tip in the target zone", "m.in_zone ? 'yes' : 'no'"),
-               ("Tip to target", "m.tip_to_target_mm == null ? '–' : m.tip_to_target_mm.toFixed(1) + ' mm'"),
-               ("Depth error (" + "{{ m.depth_view }})", "m.depth_error_mm == null ? '–' : (Math.round(m.depth_error_mm * 10) / 10 + 0).toFixed(1) + ' mm'"),
-               ("Tip in", "m.tip_structure || '–'"),
-               ("Time", "m.procedure_time_s.toFixed(0) + ' s'"),
-               ("Passes / redirects / bone contacts", "m.passes + ' / ' + m.redirects + ' / ' + m.bone_contacts"),
-               ("Shots / fluoro time", "m.fluoro_shots + ' / ' + m.fluoro_seconds.toFixed(1) + ' s'"),
-               ("Reference air kerma / DAP", "m.reference_air_kerma_mgy.toFixed(2) + ' mGy / ' + "
-                                             "m.dose_area_product_gy_cm2.toFixed(3) + ' Gy·cm²'"),
-               ("Contrast", "m.contrast_ml + ' mL ' + m.contrast_patterns.join(', ')"))
     with v3.VContainer(fluid=True, classes="pa-3", v_if="report"):
         with v3.VRow(dense=True):
             with v3.VCol(cols=12, md=5):
@@ -343,12 +334,12 @@ def _report(ctrl) -> None:
                         with html.Ul(classes="text-body-2 pl-4", id="report-feedback"):
                             html.Li("{{ item.text }}", v_for="(item, i) in report.feedback", key="i")
                         html.Div("Metrics", classes="section-title mt-3 mb-1")
+                        # The rows come formatted (scoring.report.metric_rows), as the HTML report lists them.
                         with v3.VTable(density="compact", id="report-metrics"):
-                            with html.Tbody(v_for="m in [report.metrics]"):
-                                for label, expression in metrics:
-                                    with html.Tr():
-                                        html.Td(label, classes="text-grey-darken-1")
-                                        html.Td(f"{{{{ {expression} }}}}")
+                            with html.Tbody():
+                                with html.Tr(v_for="(row, i) in report_rows", key="i"):
+                                    html.Td("{{ row.label }}", classes="text-grey-darken-1")
+                                    html.Td("{{ row.value }}")
                     with v3.VCardActions():
                         v3.VBtn("New attempt", id="new-attempt", color="primary", variant="flat", click=ctrl.new_attempt)
             with v3.VCol(cols=12, md=7):
@@ -430,7 +421,8 @@ def _review(ctrl) -> None:
                     with v3.VCardText():
                         v3.VSelect(v_model=("preview_id",), items=("scenario_items",), label="Scenario",
                                    density="compact", id="preview-scenario", hide_details=True, classes="mb-2")
-                        v3.VBtn("Preview", id="preview", variant="tonal", click=ctrl.preview, classes="mb-2")
+                        v3.VBtn("Preview", id="preview", variant="tonal", click=(ctrl.preview, "[preview_id]"),
+                                classes="mb-2")
                         with html.Div(classes="monitor", style="max-width: 360px", v_show="preview_src"):
                             html.Img(src=("preview_src",), id="preview-image")
                         html.Div("{{ preview_text }}", classes="text-body-2 mt-2")

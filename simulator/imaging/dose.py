@@ -293,7 +293,7 @@ class DoseLedger:
     def summary(self) -> str:
         """One line for a trainee: shots, fluoro time, reference air kerma and DAP."""
         return (f"{self.shots} shots, {self.fluoro_seconds:.1f} s live, {self.reference_air_kerma_mgy:.2f} mGy "
-                f"reference air kerma, {self.dose_area_product_gy_cm2:.3f} Gy·cm² DAP")
+                f"reference air kerma, {self.dose_area_product_gy_cm2 * 1000:.1f} mGy·cm² DAP")
 
 
 def live_dose_rate_mgy_per_s(exposure: Exposure) -> float:

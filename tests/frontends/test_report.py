@@ -1,6 +1,7 @@
 """The HTML report: self-contained (no network), with the final images, the 3D reveal (flagged structures
 highlighted) and every table; and it really draws in a browser with the network off."""
 
+import html
 import json
 import re
 
@@ -9,6 +10,7 @@ import pytest
 from PIL import Image
 
 from frontends.report import report_html, report_images
+from frontends.web.views import report_rows
 from scenarios.schema import library_scenarios
 from scoring.report import report_of
 from simulator.imaging.probe import standard_view
@@ -47,6 +49,21 @@ def test_the_page_is_self_contained_with_images_scene_and_tables(root_contact_pa
     assert {"target", "tip"} <= {m["name"] for m in scene["markers"]} and "expert" in {l["name"] for l in scene["lines"]}
     assert "Nerve root contact" in text and report.feedback[0].text.split(":")[0] in text
     assert text.count("<tr>") >= actions + len(report.near_misses) + len(report.flags)
+
+
+def test_the_web_report_tab_lists_the_html_reports_metric_rows(root_contact_page):
+    """The metrics are formatted once (scoring.report.metric_rows): the web app's Report tab, given the
+    report as the store keeps it, lists exactly the rows of the HTML page's Metrics table."""
+    page, report, _ = root_contact_page
+    table = re.search(r"<h2>Metrics</h2><table>.*?<tbody>(.*?)</tbody>", page.read_text(), re.S)[1]
+    on_page = [tuple(html.unescape(cell) for cell in re.findall(r"<td[^>]*>(.*?)</td>", row))
+               for row in re.findall(r"<tr>(.*?)</tr>", table)]
+    stored = json.loads(report.model_dump_json()) | {"attempt_id": 1, "user": "ben", "status": "finished"}
+    on_tab = [(row["label"], row["value"]) for row in report_rows(stored)]
+    assert on_tab == on_page and len(on_tab) >= 15
+    dose = dict(on_tab)["Reference air kerma / DAP"]
+    dap_mgy_cm2 = report.metrics.dose_area_product_gy_cm2 * 1000
+    assert dose.endswith(f" mGy / {dap_mgy_cm2:.1f} mGy·cm²") and dap_mgy_cm2 > 1.0
 
 
 @pytest.mark.slow

@@ -65,7 +65,7 @@ def test_ledger_accumulates_shots_and_live_time():
     assert ledger.reference_air_kerma_mgy == pytest.approx(24 * frame.reference_air_kerma_mgy)
     assert ledger.dose_area_product_gy_cm2 == pytest.approx(24 * frame.dose_area_product_gy_cm2)
     assert [kind for kind, *_ in ledger.history] == ["shot", "shot", "live"]
-    assert "2 shots" in ledger.summary() and "Gy·cm²" in ledger.summary()
+    assert "2 shots" in ledger.summary() and "mGy·cm² DAP" in ledger.summary()
     assert DoseLedger().shots == 0  # the ledger is immutable: adding returns a new one
     with pytest.raises(SpinesimError, match="seconds"):
         ledger.add_live(frame, seconds=-1)

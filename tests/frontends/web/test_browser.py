@@ -10,7 +10,7 @@ import pytest
 from frontends.store import Store
 from frontends.web.attempt import LiveAttempt
 from scenarios.schema import load_scenario
-from scoring.report import score
+from scoring.report import metric_rows, score
 from simulator.case.planner import expert_actions, plan_trajectory
 from simulator.session.fold import Session
 from tests.frontends.web import browser as b
@@ -79,6 +79,10 @@ def test_an_expert_attempt_through_the_controls_passes(server, page, expert, pat
     assert page.is_visible("#report-no-flags")
     expected = _scored(database, page, session.scenario, patient)
     assert expected.passed and int(page.text_content("#report-grade")) == round(expected.grade) >= 85
+    # The metrics as the HTML report lists them: one formatting, scoring's.
+    shown = [tuple(cell.strip() for cell in row.locator("td").all_text_contents())
+             for row in page.locator("#report-metrics tr").all()]
+    assert shown == metric_rows(expected)
     # The full report (scoring's page with the 3D reveal) follows in the frame.
     page.wait_for_selector("#report-page", timeout=120_000)
     frame = page.frame_locator("#report-page")

@@ -18,8 +18,9 @@ from aiohttp.test_utils import TestClient, TestServer, make_mocked_request
 from anatomy_models.anatomy import Anatomy
 from frontends.store import Store
 from frontends.web import portal as portal_module
+from frontends.web.patients import compact_labels
 from frontends.web.portal import COOKIE, SECRET_HEADER, Portal, PortalConfig, WorkstationProcess
-from frontends.web.workstation import WorkstationConfig, compact_labels, require_secret
+from frontends.web.workstation import WorkstationConfig, require_secret
 
 
 class _Process:

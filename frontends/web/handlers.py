@@ -1,0 +1,275 @@
+"""What reacts to the browser in one workstation: each request (a click with the values it carries, or
+a changed field) is checked (:mod:`frontends.web.inputs`), turned into an engine call (an action of the
+:class:`frontends.web.attempt.LiveAttempt`, a stored attempt opened, a preview rendered), and what the
+page then shows (:mod:`frontends.web.views`) is pushed to it.
+
+The workstation (:mod:`frontends.web.workstation`) wires these to trame: a click's handler blocks, so it
+runs in a worker thread, one at a time, and a refused request's :class:`SpinesimError` becomes a
+message on screen; a field's handler returns the state to change.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from anatomy_models.errors import SpinesimError
+from frontends.store import Store, User
+from frontends.web.attempt import LiveAttempt
+from frontends.web.inputs import MAX_ID, choice, integer, number
+from frontends.web.patients import Patients
+from frontends.web.review import preview_view, review_view, stored_attempt
+from frontends.web.views import (attempt_view, lps_text, replay_view, report_view, resume_view,
+                                 scenario_view)
+from scenarios.schema import Scenario
+from simulator.case.controls import (PROBE_MOVES, PROBE_VIEWS, carm_presets, in_plane_entry, moved_probe, needle_angles,
+                                     needle_direction, probe_preset, probe_with_settings)
+
+
+class Handlers:
+    """The requests of one user's page (see the module docstring).
+
+    Parameters
+    ----------
+    store, user, scenarios, patients
+        The attempt store, the user at this workstation, the scenarios by id and the loaded patients.
+    reports : Path
+        The folder the full HTML reports are written to (served to this user as ``reports/``).
+    show : callable
+        ``show(**changes)`` pushes changed state to the page now (from a worker thread too).
+    """
+
+    def __init__(self, store: Store, user: User, scenarios: dict[str, Scenario], patients: Patients,
+                 reports: Path, show: Callable[..., None]) -> None:
+        self.store, self.user, self.scenarios, self.patients = store, user, scenarios, patients
+        self._reports = reports
+        self._set = show
+        self.attempt: LiveAttempt | None = None
+        self.opened: LiveAttempt | None = None  # the attempt whose report is open
+        self._picked: np.ndarray | None = None  # skin entry picked on the fluoroscopy image
+        self._aim: np.ndarray | None = None  # in-plane aim picked on the ultrasound image
+        self._presets: dict[str, dict] = {}
+
+    # ------------------------------------------------------------------ fields (return the state to change)
+    def scenario_view(self, scenario_id) -> dict:
+        return scenario_view(self.scenarios[choice(scenario_id, self.scenarios, "scenario")])
+
+    def replay_view(self, replay_step) -> dict:
+        return replay_view(self.opened, integer(replay_step, "replay step", 0, 10**6))
+
+    def review_view(self, trainee=None, scenario=None) -> dict:
+        return review_view(self.store, self.scenarios, self.user, trainee, scenario)
+
+    def resume_view(self) -> dict:
+        return resume_view(self.store.unfinished_attempt(self.user.id))
+
+    # ------------------------------------------------------------------ the attempt's actions
+    def _act(self, record: dict) -> None:
+        if self.attempt is None or self.attempt.finished:
+            raise SpinesimError("no attempt in progress", hint="start an attempt first")
+        shots_before, state_before = len(self.attempt.shots), self.attempt.session.state
+        events = self.attempt.act(record)
+        if len(self.attempt.shots) > shots_before:
+            # The image first, on its own message: it is what the trainee is waiting for.
+            shot = self.attempt.last_shot
+            self._set(fluoro_src=shot.data_url, fluoro_caption=shot.caption, pick_marker=None)
+        state = self.attempt.session.state
+        if state.probe is not None and (state.probe != state_before.probe or state.needle is not state_before.needle):
+            scan = self.attempt.scan  # live ultrasound: a new frame for every probe or needle move
+            self._set(us_src=scan.data_url, us_caption=scan.caption, us_aspect=scan.aspect)
+        self._set(**attempt_view(self.attempt, events))
+
+    # ------------------------------------------------------------------ attempt life cycle
+    def start_attempt(self, scenario_id) -> None:
+        scenario = self.scenarios[choice(scenario_id, self.scenarios, "scenario")]
+        anatomy, tracer = self.patients.of(scenario)
+        self._begin(LiveAttempt.start(self.store, self.user.id, scenario, anatomy, tracer))
+
+    def resume_attempt(self, resume_id) -> None:
+        stored = self.store.attempt(integer(resume_id, "attempt", 1, MAX_ID))
+        if stored.user_id != self.user.id or stored.status != "in_progress":
+            raise SpinesimError(f"attempt {stored.id} cannot be resumed here")
+        scenario = self.scenarios[stored.scenario_id]
+        anatomy, tracer = self.patients.of(scenario)
+        self._set(scenario_id=stored.scenario_id)
+        self._begin(LiveAttempt.resume(self.store, stored.id, scenario, anatomy, tracer))
+
+    def _begin(self, attempt: LiveAttempt) -> None:
+        self.attempt, self._picked = attempt, None
+        self._presets = carm_presets(attempt.session.scenario, attempt.session.anatomy)
+        carm = attempt.session.carm()
+        self._aim = None
+        view = {"preset_names": list(self._presets), "us_aim_marker": None, "us_aim_text": "",
+                "carm_primary": round(carm.primary_deg, 2),
+                "carm_secondary": round(carm.secondary_deg, 2), "pick_marker": None, "entry_text": "", "lor_text": "",
+                "alert_show": False, "resume_id": None, "tab": "sim"}
+        needle = attempt.session.state.needle
+        if needle is not None:
+            left, cranial = needle_angles(needle.direction)
+            view |= {"needle_left": round(left, 2), "needle_cranial": round(cranial, 2)}
+        self._set(**view, **attempt_view(attempt))
+
+    def hint(self) -> None:
+        """Reveal the scenario's next hint: a ``show_hint`` action, in the log like any other (scoring
+        may deduct for it, per the scenario's rubric)."""
+        self._act({"type": "show_hint"})
+
+    def new_attempt(self) -> None:
+        self.attempt = None
+        self._set(attempt_active=False, tab="sim", **self.resume_view())
+
+    def finish(self) -> None:
+        self._act({"type": "finish"})
+        self._open(self.attempt)
+
+    # ------------------------------------------------------------------ C-arm and imaging
+    def shot(self) -> None:
+        self._act({"type": "fluoro_shot", "mode": "pulse"})
+
+    def live(self, seconds) -> None:
+        self._act({"type": "fluoro_shot", "mode": "live", "seconds": number(seconds, "live seconds")})
+
+    def dsa(self, seconds) -> None:
+        self._act({"type": "fluoro_shot", "mode": "dsa", "seconds": number(seconds, "DSA seconds")})
+
+    def move_carm(self, primary_deg, secondary_deg) -> None:
+        isocenter = self.attempt.session.state.carm.isocenter if self.attempt else None
+        self._act({"type": "set_carm", "primary_deg": number(primary_deg, "LAO/RAO angle"),
+                   "secondary_deg": number(secondary_deg, "cranial/caudal angle"), "isocenter": isocenter})
+
+    def preset(self, name: str) -> None:
+        if self.attempt is None:
+            raise SpinesimError("no attempt in progress", hint="start an attempt first")
+        name = choice(name, self._presets, "C-arm preset")
+        pose = self._presets[name]
+        self._act({"type": "set_carm", **pose.to_json()})
+        self._set(carm_primary=pose.primary_deg, carm_secondary=pose.secondary_deg)
+
+    # ------------------------------------------------------------------ needle
+    def pick(self, x, y, width, height) -> None:
+        if self.attempt is None or self.attempt.finished:
+            raise SpinesimError("no attempt in progress", hint="start an attempt first")
+        x, y, width, height = (number(v, "click position") for v in (x, y, width, height))
+        if width <= 0 or height <= 0:
+            raise SpinesimError("the image has no size on screen")
+        shot = self.attempt.last_shot
+        pixels = shot.carm.detector_pixels if shot is not None else 512
+        point = self.attempt.pick_entry(x / width * pixels - 0.5, y / height * pixels - 0.5)
+        self._picked = point
+        self._set(pick_marker={"x": 100 * x / width, "y": 100 * y / height},
+                  entry_text=lps_text(point))
+
+    def insert(self, left_deg, cranial_deg) -> None:
+        if self._picked is None:
+            raise SpinesimError("no entry point picked", hint="click the skin entry point on the fluoroscopy image")
+        self._act({"type": "place_needle", "entry": [round(float(v), 4) for v in self._picked],
+                   "direction": _direction(left_deg, cranial_deg)})
+
+    def redirect(self, left_deg, cranial_deg) -> None:
+        self._act({"type": "redirect", "direction": _direction(left_deg, cranial_deg)})
+
+    def advance(self, mm) -> None:
+        self._act({"type": "advance", "mm": number(mm, "step")})
+
+    def withdraw(self, mm) -> None:
+        self._act({"type": "withdraw", "mm": number(mm, "step")})
+
+    def lor(self) -> None:
+        self._act({"type": "check_loss_of_resistance"})
+
+    def inject(self, ml) -> None:
+        self._act({"type": "inject_contrast", "ml": number(ml, "contrast volume")})
+
+    # ------------------------------------------------------------------ ultrasound
+    def _probe_now(self):
+        pose = self._live().session.state.probe
+        if pose is None:
+            raise SpinesimError("there is no probe on the patient", hint="choose an ultrasound view first")
+        return pose
+
+    def _live(self) -> LiveAttempt:
+        if self.attempt is None or self.attempt.finished:
+            raise SpinesimError("no attempt in progress", hint="start an attempt first")
+        return self.attempt
+
+    def _place_probe(self, pose) -> None:
+        self._act({"type": "place_probe", **pose.to_json()})
+        self._set(us_aim_marker=None, us_aim_text="")
+        self._aim = None
+
+    def probe_view(self, name) -> None:
+        attempt = self._live()
+        if not isinstance(name, str) or name not in PROBE_VIEWS:
+            raise SpinesimError(f"unknown ultrasound view {name!r}", hint=f"use one of: {', '.join(PROBE_VIEWS)}")
+        session = attempt.session
+        self._place_probe(probe_preset(session.scenario, session.anatomy, name, session.state.probe))
+
+    def probe_move(self, movement, sign, step_mm, step_deg) -> None:
+        if not isinstance(movement, str) or movement not in PROBE_MOVES:
+            raise SpinesimError(f"unknown probe movement {movement!r}", hint=f"use one of: {', '.join(PROBE_MOVES)}")
+        if sign not in (-1, 1):
+            raise SpinesimError(f"a probe movement goes one way or the other (-1 or 1), not {sign!r}")
+        step = number(step_mm, "probe step (mm)") if PROBE_MOVES[movement] == "mm" else number(step_deg, "probe step (°)")
+        if step <= 0:
+            raise SpinesimError(f"the probe step must be positive, got {step:g}")
+        self._place_probe(moved_probe(self.attempt.session.anatomy, self._probe_now(), movement, sign * step))
+
+    def probe_settings(self, depth_mm, gain_db, frequency_mhz) -> None:
+        self._place_probe(probe_with_settings(self._probe_now(), number(depth_mm, "ultrasound depth"),
+                                              number(gain_db, "gain"), number(frequency_mhz, "frequency")))
+
+    def us_pick(self, x, y, width, height) -> None:
+        scan = self._live().scan
+        if scan is None:
+            raise SpinesimError("there is no ultrasound image to pick on", hint="choose an ultrasound view first")
+        x, y, width, height = (number(v, "click position") for v in (x, y, width, height))
+        if width <= 0 or height <= 0:
+            raise SpinesimError("the image has no size on screen")
+        rows, cols = scan.image.pixels.shape
+        row, col = y / height * rows - 0.5, x / width * cols - 0.5
+        inside = 0 <= round(row) < rows and 0 <= round(col) < cols and scan.image.field_of_view[round(row), round(col)]
+        if not inside:
+            raise SpinesimError("that point is outside the ultrasound image", hint="click inside the scanned sector")
+        self._aim = scan.image.pixel_to_lps(row, col)
+        depth = (self._aim - scan.image.probe.position) @ scan.image.probe.axial
+        self._set(us_aim_marker={"x": 100 * x / width, "y": 100 * y / height},
+                  us_aim_text=f"{depth:.0f} mm deep below the probe")
+
+    def insert_in_plane(self, end) -> None:
+        probe = self._probe_now()
+        if self._aim is None:
+            raise SpinesimError("no aim point picked", hint="click the target on the ultrasound image")
+        entry = in_plane_entry(probe, end)
+        self._act({"type": "place_needle", "entry": [round(float(v), 4) for v in entry],
+                   "aim": [round(float(v), 4) for v in self._aim]})
+        needle = self.attempt.session.state.needle
+        left, cranial = needle_angles(needle.direction)
+        self._picked = None
+        self._set(needle_left=round(left, 2), needle_cranial=round(cranial, 2), pick_marker=None,
+                  entry_text=lps_text(needle.entry) + " (in plane)")
+
+    # ------------------------------------------------------------------ report, replay and review
+    def _open(self, attempt: LiveAttempt) -> None:
+        self.opened = attempt
+        stored = self.store.attempt(attempt.attempt_id)
+        steps = len(attempt.session.actions)
+        self._set(**report_view(attempt, stored))
+        self._set(replay_step=steps, **replay_view(attempt, steps))
+        # The full page (final views, contrast run, 3D reveal) takes a few seconds more: it follows.
+        page = self._reports / f"attempt-{stored.id}-{steps}.html"
+        if not page.exists():
+            page.write_text(attempt.report_page(), encoding="utf-8")
+        self._set(report_page=f"reports/{page.name}")
+
+    def open_attempt(self, attempt_id) -> None:
+        self._open(stored_attempt(self.store, self.scenarios, self.patients, self.user, attempt_id))
+
+    def preview(self, preview_id) -> None:
+        self._set(**preview_view(self.scenarios[choice(preview_id, self.scenarios, "scenario")], self.patients))
+
+
+def _direction(left_deg, cranial_deg) -> list[float]:
+    direction = needle_direction(number(left_deg, "left/right angle"), number(cranial_deg, "cranial/caudal angle"))
+    return [round(float(v), 6) for v in direction]

@@ -1,0 +1,50 @@
+"""What the browser sends, checked: a click or a changed field carries values a person (or anything
+that reaches the page) chose, so each is checked before it reaches the engine, and a value that makes
+no sense becomes a :class:`SpinesimError` naming the field, shown like a refused action."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from anatomy_models.errors import SpinesimError
+
+# Largest database id the browser may name (SQLite and PostgreSQL integers are 64-bit; ids stay far below).
+MAX_ID = 2**31 - 1
+
+
+def choice(value, options, what: str) -> str:
+    """One of ``options`` (names) chosen in the browser, or a SpinesimError naming the field."""
+    if not isinstance(value, str) or value not in options:
+        raise SpinesimError(f"unknown {what} {value!r}", hint=f"choose one of: {', '.join(sorted(options))}")
+    return value
+
+
+def integer(value, what: str, low: int, high: int) -> int:
+    """A whole number from the browser in [low, high], or a SpinesimError naming the field.
+
+    Examples
+    --------
+    >>> integer("7", "attempt", 1, 10), integer(3.0, "step", 0, 5)
+    (7, 3)
+    >>> integer(2.5, "attempt", 1, 10)
+    Traceback (most recent call last):
+    ...
+    anatomy_models.errors.SpinesimError: attempt: 2.5 is not a whole number
+    """
+    as_float = number(value, what)
+    if as_float != int(as_float):
+        raise SpinesimError(f"{what}: {value!r} is not a whole number")
+    if not low <= as_float <= high:
+        raise SpinesimError(f"{what}: {int(as_float)} is out of range ({low}-{high})")
+    return int(as_float)
+
+
+def number(value, what: str) -> float:
+    """A number typed in the browser, or a SpinesimError naming the field."""
+    try:
+        as_float = float(value)
+    except (TypeError, ValueError):
+        raise SpinesimError(f"{what}: {value!r} is not a number") from None
+    if not np.isfinite(as_float):
+        raise SpinesimError(f"{what}: {value!r} is not a finite number")
+    return as_float

@@ -1,0 +1,165 @@
+"""What the page shows: pure functions from an attempt, its session or the store's rows to the dict of
+trame state the page is drawn from (names as :mod:`frontends.web.layout` uses them).
+
+Nothing here reads the browser or changes the engine; the request handlers
+(:mod:`frontends.web.handlers`) call these after each request and push what they return.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+
+from frontends.store import Attempt as StoredAttempt
+from frontends.store import User
+from frontends.web.attempt import LiveAttempt
+from scenarios.schema import Scenario
+from scoring.report import MGY_PER_GY, Report, metric_rows
+from simulator.case.controls import PROBE_VIEWS
+from simulator.session.fold import Event
+
+# Events a trainee sees as a banner (in addition to the list).
+_ALERT_KINDS = {"csf_flashback", "blood_flashback", "paraesthesia", "dural_puncture", "bone_contact", "hub_at_skin",
+                "cord_contact", "cauda_equina_contact", "root_penetration", "vessel_puncture", "intradiscal",
+                "capsule_rupture"}
+_SEVERITY_COLOUR = {"info": "blue-grey", "warning": "amber-darken-2", "unsafe": "red-darken-2"}
+_HIDDEN_KINDS = {"target_reached", "target_left",  # the trainee must judge that from the images
+                 "probe_placed", "hint_shown"}  # the monitor and the hint list show these
+
+
+def initial_state(user: User, scenarios: dict[str, Scenario], first: str) -> dict:
+    """Every state variable of the page, as it is before anything happens (``first``: the scenario picked)."""
+    return {
+        "tab": "sim", "action_count": 0, "user_name": user.name, "role": user.role,
+        "scenario_items": [{"value": k, "title": v.title} for k, v in sorted(scenarios.items())],
+        "scenario_id": first, "scenario": {}, "attempt_active": False, "attempt_id": None, "resume_id": None,
+        "busy": False, "error_text": "", "error_show": False, "alert_text": "", "alert_colour": "red-darken-2",
+        "alert_show": False,
+        "fluoro_src": "", "fluoro_caption": "", "pick_marker": None, "entry_text": "",
+        "carm_primary": 0.0, "carm_secondary": 0.0, "carm_label": "AP", "preset_names": [],
+        "needle_left": 0.0, "needle_cranial": 0.0, "step_mm": 5.0, "needle_in": False, "depth_mm": 0.0,
+        "hub_text": "", "lor_text": "", "contrast_ml": 1.0, "live_seconds": 3.0, "dsa_allowed": False,
+        "hints_shown": [], "hints_left": 0, "events": [],
+        "us_allowed": False, "us_src": "", "us_caption": "", "us_aspect": "1 / 1", "us_views": list(PROBE_VIEWS),
+        "probe_on": False, "us_depth": 80.0, "us_gain": 0.0, "us_frequency": 3.5, "us_step_mm": 2.0,
+        "us_step_deg": 5.0, "us_aim_marker": None, "us_aim_text": "", "us_entry_end": "right",
+        "report_scans": [], "replay_us_src": "", "replay_us_caption": "", "replay_us_aspect": "1 / 1",
+        "timer_text": "00:00", "shots": 0, "fluoro_s": 0.0, "kerma_mgy": 0.0, "dap_mgy_cm2": 0.0, "passes": 0,
+        "report": None, "report_rows": [], "report_page": "", "report_shots": [], "replay_max": 0, "replay_step": 0,
+        "replay_src": "", "replay_caption": "", "replay_action": "", "replay_events": [],
+        "review_trainees": [], "review_trainee": None, "review_scenario": None, "review_rows": [],
+        "curve_svg": "", "preview_id": first, "preview_src": "", "preview_text": "",
+    }
+
+
+def scenario_view(scenario: Scenario) -> dict:
+    """The case card: title, brief, procedure, needle and imaging; which imaging the controls offer."""
+    imaging = [name.upper() if name == "dsa" else name for name, on in scenario.imaging.model_dump().items() if on]
+    return {"scenario": {"title": scenario.title, "brief": scenario.brief,
+                         "procedure": scenario.procedure.replace("_", " "),
+                         "needle": f"{scenario.needle.kind.replace('_', ' ').title()} {scenario.needle.gauge} G, "
+                                   f"{scenario.needle.spec().length_mm:.0f} mm",
+                         "imaging": ", ".join(imaging)},
+            "dsa_allowed": scenario.imaging.dsa, "us_allowed": scenario.imaging.ultrasound}
+
+
+def resume_view(unfinished: StoredAttempt | None) -> dict:
+    """The offer to resume the user's interrupted attempt, if there is one."""
+    if unfinished is None:
+        return {"resume_id": None, "resume_text": ""}
+    return {"resume_id": unfinished.id, "resume_text": f"Attempt {unfinished.id} ({unfinished.scenario_id}) was "
+                                                       f"interrupted after {unfinished.actions} actions."}
+
+
+def attempt_view(attempt: LiveAttempt, events: Sequence[Event] = ()) -> dict:
+    """The simulator as the attempt stands: counters, needle, events (``events``: those the last action
+    caused, shown as a banner or in the syringe's line), monitors, hints and probe settings."""
+    state = attempt.session.state
+    view = {"attempt_active": not attempt.finished, "attempt_id": attempt.attempt_id,
+            "action_count": len(attempt.session.actions),
+            "carm_label": attempt.session.carm().label, "shots": state.fluoro_shots,
+            "fluoro_s": round(state.fluoro_seconds, 1), "kerma_mgy": round(attempt.ledger.reference_air_kerma_mgy, 2),
+            "dap_mgy_cm2": round(attempt.ledger.dose_area_product_gy_cm2 * MGY_PER_GY, 1), "passes": state.passes,
+            "needle_in": state.needle is not None,
+            "depth_mm": round(state.needle.depth_mm, 1) if state.needle is not None else 0.0,
+            "hub_text": {"csf": "Clear fluid (CSF) at the hub", "blood": "Blood at the hub"}.get(state.tip_tissue or "", ""),
+            "events": event_rows([e for e in attempt.session.events if e.kind not in _HIDDEN_KINDS][-60:][::-1])}
+    for event in events:
+        if event.kind == "loss_of_resistance":
+            view["lor_text"] = event.message
+    alerts = [e for e in events if e.kind in _ALERT_KINDS]
+    if alerts:
+        view |= {"alert_text": " · ".join(e.message for e in alerts), "alert_show": True,
+                 "alert_colour": "red-darken-2" if any(e.severity == "unsafe" for e in alerts) else "amber-darken-3"}
+    shot = attempt.last_shot
+    view |= {"fluoro_src": shot.data_url if shot else "", "fluoro_caption": shot.caption if shot else ""}
+    hints = attempt.session.scenario.hints
+    view |= {"hints_shown": hints[:state.hints_shown], "hints_left": len(hints) - state.hints_shown}
+    scan = attempt.scan
+    view |= {"probe_on": scan is not None, "us_src": scan.data_url if scan else "",
+             "us_caption": scan.caption if scan else "", "us_aspect": scan.aspect if scan else "1 / 1"}
+    if scan is not None:
+        probe = scan.image.probe
+        view |= {"us_depth": probe.depth_mm, "us_gain": probe.gain_db, "us_frequency": probe.frequency_mhz}
+    return view
+
+
+def report_view(attempt: LiveAttempt, stored: StoredAttempt) -> dict:
+    """The Report tab of an attempt (the store's row of it): grade, flags, feedback, metric rows, the
+    filmstrip of its images and the replay's range. The full HTML page follows separately."""
+    report = (stored.report or attempt.report()) | {"attempt_id": stored.id, "user": stored.user_name,
+                                                     "status": stored.status.replace("_", " ")}
+    return {"report": report, "report_rows": report_rows(report), "replay_max": len(attempt.session.actions),
+            "tab": "report", "report_page": "",
+            "report_shots": [{"src": shot.data_url, "caption": shot.caption, "step": shot.action_index + 1}
+                             for shot in attempt.shots],
+            "report_scans": [{"src": scan.data_url, "caption": scan.caption, "step": scan.state_index}
+                             for scan in attempt.scans()]}
+
+
+def report_rows(report: dict) -> list[dict]:
+    """The metrics table of a report (as JSON, the store keeps it so): :func:`scoring.report.metric_rows`,
+    the same rows the HTML report lists."""
+    return [{"label": label, "value": value} for label, value in metric_rows(Report.model_validate(report))]
+
+
+def replay_view(attempt: LiveAttempt | None, step: int) -> dict:
+    """The replay at ``step`` actions: the images the monitors held then, the action and its events."""
+    if attempt is None:
+        return {}
+    session = attempt.session
+    step = int(np.clip(step, 0, len(session.actions)))
+    shot = attempt.shot_at(step)
+    scan = attempt.scan_at(step)
+    view = {"replay_src": shot.data_url if shot is not None else "",
+            "replay_caption": shot.caption if shot is not None else "no image yet",
+            "replay_us_src": scan.data_url if scan is not None else "",
+            "replay_us_caption": scan.caption if scan is not None else "",
+            "replay_us_aspect": scan.aspect if scan is not None else "1 / 1"}
+    if step == 0:
+        return view | {"replay_action": "0. start", "replay_events": []}
+    action = session.actions[step - 1]
+    fields = {k: v for k, v in action.model_dump(exclude_none=True).items() if k not in ("type", "t")}
+    before, after = session.states[step - 1].t, session.states[step].t
+    events = [e for e in session.events if before < e.t <= after or (step == 1 and e.t == after)]
+    return view | {"replay_action": f"{step}. t = {action.t:.1f} s · {action.type.replace('_', ' ')} "
+                                    + ", ".join(f"{k} {_short(v)}" for k, v in fields.items()),
+                   "replay_events": event_rows(events)}
+
+
+def event_rows(events: Sequence[Event]) -> list[dict]:
+    """Events as the lists show them: time, kind, message and the chip's colour for its severity."""
+    return [{"t": f"{e.t:.1f}", "kind": e.kind.replace("_", " "), "message": e.message,
+             "colour": _SEVERITY_COLOUR[e.severity]} for e in events]
+
+
+def lps_text(point) -> str:
+    """A point (LPS mm) as the needle card shows it."""
+    return f"L {point[0]:+.1f}  P {point[1]:+.1f}  S {point[2]:+.1f} mm"
+
+
+def _short(value) -> str:
+    if isinstance(value, (list, tuple)):
+        return "(" + ", ".join(f"{v:.1f}" if isinstance(v, float) else str(v) for v in value) + ")"
+    return f"{value:g}" if isinstance(value, float) else str(value)
