@@ -4,16 +4,26 @@
 #   ./dev.sh run     start the trainee simulator on the built-in anatomy and the default scenario
 #   ./dev.sh test    run the full test suite
 #   ./dev.sh bench   run the benchmarks (benchmarks/README.md)
+# Each command installs only what it needs: `run` the runtime, `test` and `bench` also the test extra
+# and the tools the tests and benchmarks call. Python packages come at the versions in constraints.txt.
 set -euo pipefail
 cd "$(dirname "$0")"
 
-APT_PACKAGES=(dcmtk dicom3tools plastimatch libegl1 libgl1-mesa-dri chromium)
+# VTK renders offscreen through EGL (Mesa's software rasteriser): the 3D views and reports.
+RUN_APT_PACKAGES=(libegl1 libgl1-mesa-dri)
+# dcmtk (dcmcjpeg, dcmcjpls, dcmcrle, dcmdump) and dicom3tools (dciodvfy) for the DICOM tests,
+# chromium for the browser tests (Playwright drives Debian's build).
+TEST_APT_PACKAGES=(dcmtk dicom3tools chromium)
+# Plastimatch: the DRR benchmark's reference.
+BENCH_APT_PACKAGES=(plastimatch)
 PYTHON=${PYTHON:-python3.11}
 command -v "$PYTHON" >/dev/null || PYTHON=python3
 
 setup_system() {
     local missing=()
-    for package in "${APT_PACKAGES[@]}"; do
+    # Debian's Python makes virtualenvs only with its -venv package (ensurepip): python3.11-venv.
+    "$PYTHON" -c "import ensurepip" 2>/dev/null || missing+=("$(basename "$PYTHON")-venv")
+    for package in "$@"; do
         dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")
     done
     if [ ${#missing[@]} -gt 0 ]; then
@@ -25,27 +35,35 @@ setup_system() {
     fi
 }
 
+# setup_python SET TARGET: install TARGET ("." or ".[test]") into .venv, once per SET until
+# pyproject.toml or constraints.txt changes (a run-only .venv later used for tests gets the test extra).
 setup_python() {
+    local stamp=".venv/.setup-stamp-$1"
     [ -x .venv/bin/python ] || "$PYTHON" -m venv .venv
-    # Reinstall only when the project's requirements changed since the last install.
-    if [ ! -f .venv/.setup-stamp ] || [ pyproject.toml -nt .venv/.setup-stamp ]; then
+    if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ] || [ constraints.txt -nt "$stamp" ]; then
         .venv/bin/python -m pip install -q --upgrade pip
-        .venv/bin/python -m pip install -q -e ".[test]"
-        touch .venv/.setup-stamp
+        .venv/bin/python -m pip install -q -c constraints.txt -e "$2"
+        touch "$stamp"
     fi
 }
 
-setup() {
-    setup_system
-    setup_python
+setup_run() {
+    setup_system "${RUN_APT_PACKAGES[@]}"
+    setup_python run .
+    export VTK_DEFAULT_OPENGL_WINDOW=vtkEGLRenderWindow
+}
+
+setup_test() {
+    setup_system "${RUN_APT_PACKAGES[@]}" "${TEST_APT_PACKAGES[@]}" "$@"
+    setup_python test ".[test]"
     export VTK_DEFAULT_OPENGL_WINDOW=vtkEGLRenderWindow
 }
 
 command=${1:-}
 [ $# -gt 0 ] && shift
 case "$command" in
-    run)   setup; exec .venv/bin/spinesim serve "$@" ;;
-    test)  setup; exec .venv/bin/python -m pytest -n 2 "$@" ;;
-    bench) setup; exec .venv/bin/python -m benchmarks "$@" ;;
+    run)   setup_run; exec .venv/bin/spinesim serve "$@" ;;
+    test)  setup_test; exec .venv/bin/python -m pytest -n 2 "$@" ;;
+    bench) setup_test "${BENCH_APT_PACKAGES[@]}"; exec .venv/bin/python -m benchmarks "$@" ;;
     *)     echo "usage: ./dev.sh run|test|bench [args]" >&2; exit 2 ;;
 esac
