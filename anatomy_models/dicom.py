@@ -35,8 +35,9 @@ Geometry, and the decisions behind it:
 - **Enhanced CT** (multi-frame) files are read frame by frame from the per-frame and shared
   functional groups (plane position and orientation, pixel measures, pixel value transformation).
 - **Compressed pixels** (JPEG baseline/extended/lossless, JPEG-LS, JPEG 2000, RLE) are decoded by
-  pydicom's pixel handlers with the pylibjpeg plugins. Uncompressed little-endian 16-bit pixels are
-  read straight from the file into the output array.
+  pydicom's pixel handlers with GDCM (BSD); 12-bit JPEG extended needs the optional ``jpeg12`` extra
+  (pylibjpeg-libjpeg, GPL-3.0, so not installed by default). Uncompressed little-endian 16-bit pixels
+  are read straight from the file into the output array.
 - **Modality.** Only CT is read: the product needs Hounsfield units, which MR, PET or secondary
   captures do not have. Other series are listed and refused with a message that says what they are.
 
@@ -603,8 +604,8 @@ class _PixelReader:
         except (ValueError, RuntimeError, NotImplementedError, EOFError, OSError, KeyError, struct.error) as error:
             raise SpinesimError(f"cannot decode the pixel data ({file.transfer_syntax.name}): {error}",
                                 path=file.path, where=f"frame {frame.index + 1}" if frame.index else None,
-                                hint="the file may be damaged; if it is compressed, check that the "
-                                     "pylibjpeg plugins are installed") from None
+                                hint="the file may be damaged; if it is compressed, check that python-gdcm is installed "
+                                     "(12-bit JPEG extended needs: pip install 'spinesim[jpeg12]')") from None
         if values.ndim != 2:
             raise SpinesimError(f"expected a grey-scale image, found pixel data of shape {values.shape} "
                                 f"({self._dataset.get('PhotometricInterpretation', '?')})", path=file.path)
