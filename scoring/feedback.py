@@ -91,6 +91,16 @@ FLAG_ADVICE = {
                                "vertebral-body line.",
     "wrong_level": "Count the levels on AP from the sacrum and from T12 before placing the needle, and check the "
                    "count again on the final images.",
+    "intraneural_injection": "Pain on injection or a tip on the nerve is a stop sign: withdraw 1-2 mm, re-image and "
+                             "test with contrast before any injectate.",
+    "blind_injection": "Confirm the final position on the depth view, then inject under live fluoroscopy or DSA: "
+                       "only the image shows where the injectate goes.",
+    "excessive_shots": "Align the AP once, then stay in the trajectory view while advancing and switch to the depth "
+                       "view only near the target.",
+    "excessive_fluoro_time": "Use single pulses while positioning and live runs only for the contrast test.",
+    "repeated_bone_contact": "Use the images to steer rather than walking the needle on bone.",
+    "vessel_puncture": "Withdraw slightly, redirect, and test with contrast under live fluoroscopy or DSA before any "
+                       "injectate.",
 }
 
 
@@ -124,14 +134,13 @@ def feedback(scenario: Scenario, metrics: Metrics, flags: list[Flag], near_misse
     procedure = scenario.procedure
     items: list[FeedbackItem] = []
     for flag in flags:
-        if flag.severity == "minor":
-            continue
         advice = FLAG_ADVICE.get(flag.code)
         if isinstance(advice, dict):
             advice = advice.get(procedure, advice["default"])
         when = f" at {flag.t:.0f} s" if flag.t is not None else ""
         text = f"{flag.title}{when}: {flag.message}." + (f" {advice}" if advice else "")
-        items.append(FeedbackItem(level="critical" if flag.severity == "critical" else "warning", text=text))
+        level = {"critical": "critical", "major": "warning", "minor": "tip"}[flag.severity]
+        items.append(FeedbackItem(level=level, text=text))
     items.extend(_accuracy(scenario, metrics))
     items.extend(_technique(scenario, metrics))
     items.extend(_near_misses(near_misses))
@@ -219,7 +228,8 @@ def _near_misses(near_misses: list[NearMiss]) -> list[FeedbackItem]:
 def _effort(scenario: Scenario, metrics: Metrics, expert: ExpertComparison, flags: list[Flag]) -> list[FeedbackItem]:
     limits, tolerances = scenario.limits, scenario.tolerances()
     items = []
-    if metrics.fluoro_shots > 2 * limits.shots / 3:
+    flagged = {f.code for f in flags}
+    if metrics.fluoro_shots > 2 * limits.shots / 3 and "excessive_shots" not in flagged:
         baseline = f"; the expert path takes {expert.expert_shots}" if expert.expert_shots else ""
         items.append(FeedbackItem(level="tip", text=f"You took {metrics.fluoro_shots} fluoroscopy shots (limit "
                                   f"{limits.shots}{baseline}): align the AP once, then stay in the trajectory view while "
@@ -227,9 +237,6 @@ def _effort(scenario: Scenario, metrics: Metrics, expert: ExpertComparison, flag
     if metrics.redirects > tolerances.redirects:
         items.append(FeedbackItem(level="tip", text=f"You needed {metrics.redirects} redirections: set the trajectory "
                                   "view so the needle is a dot before advancing, and correct early while it is shallow."))
-    if metrics.bone_contacts > tolerances.bone_contacts:
-        items.append(FeedbackItem(level="tip", text=f"The needle hit bone {metrics.bone_contacts} times: each contact is "
-                                  "painful; use the images to steer rather than walking the needle on bone."))
     if expert.path_ratio is not None and expert.path_ratio > tolerances.path_ratio:
         items.append(FeedbackItem(level="tip", text=f"Your tip travelled {metrics.path_length_mm:.0f} mm, "
                                   f"{expert.path_ratio:.1f} times the expert's {expert.expert_path_length_mm:.0f} mm: "
@@ -241,7 +248,7 @@ def _effort(scenario: Scenario, metrics: Metrics, expert: ExpertComparison, flag
         items.append(FeedbackItem(level="tip", text=f"Your skin entry was {expert.entry_distance_mm:.0f} mm{where} the "
                                   f"expert's and your needle {expert.angle_deg:.0f} degrees off its line: plan the entry "
                                   "point in the trajectory view before puncturing."))
-    if metrics.fluoro_seconds > 2 * limits.fluoro_seconds / 3 and not any(f.code == "excessive_fluoro_time" for f in flags):
+    if metrics.fluoro_seconds > 2 * limits.fluoro_seconds / 3 and "excessive_fluoro_time" not in flagged:
         items.append(FeedbackItem(level="tip", text=f"{metrics.fluoro_seconds:.0f} s of fluoroscopy: use single pulses "
                                   "while positioning and live runs only for the contrast test."))
     if metrics.hints_used:

@@ -10,7 +10,9 @@ safety        1, less 0.5 per major flag, 0.15 per minor flag and 0.1 per near m
               critical flag
 efficiency    mean of: shots (good 2/3 of the limit, bad twice it), beam-on time (same), procedure time
               (half the limit, 1.5x), redirections (tolerance, 3x or tolerance + 3), bone contacts
-              (tolerance, tolerance + 6), path length over the expert's (``path_ratio``, twice it)
+              (tolerance, tolerance + 6), path length over the expert's (``path_ratio``, twice it); times
+              the accuracy part's score: speed that did not reach the target earns nothing (an attempt
+              abandoned after 10 s is not efficient)
 technique     contrast injected and its pattern right (0.35); contrast imaged live (0.15), by DSA where
               the scenario offers it (0.25); the final position seen in the safety view before injecting,
               the multiplanar rule of clinical.md §1 (0.25); interlaminar: loss of resistance confirmed
@@ -18,7 +20,10 @@ technique     contrast injected and its pattern right (0.35); contrast imaged li
 ============  ==========================================================================================
 
 Weights come from the scenario's rubric (default 40/25/20/15). Deductions come off the weighted
-total: the rubric's ``hint_deduction`` points per hint revealed (default 0). Pass gates: no critical flag (always),
+total: the rubric's ``hint_deduction`` points per hint revealed (default 0). Never-events cap the
+grade: with any critical flag it is at most :data:`CRITICAL_GRADE_CAP`, below any safe attempt, and with
+any major flag at most :data:`MAJOR_GRADE_CAP`, below a clean novice's (the points removed are listed
+with the deductions). Pass gates: no critical flag (always),
 the attempt finished, and the rubric's ``in_zone``, ``max_major_flags``, ``contrast_check`` and
 ``min_score``. The numbers not taken from clinical.md §6.3 are engineering defaults [ED].
 """
@@ -35,6 +40,12 @@ from scoring.safety import Flag
 
 SAFETY_PENALTY = {"major": 0.5, "minor": 0.15}
 NEAR_MISS_PENALTY = 0.1
+# The most an attempt with a critical / a major event can score [ED]: a critical event (a never-event:
+# intrathecal, intravascular or intraneural injectate, an injection no image showed, cord contact) ranks
+# below every safe attempt, a major one below a clean but imprecise novice (6 mm off, 24 shots: 34-77
+# on the default cases, tests/scoring/test_grade_order.py).
+CRITICAL_GRADE_CAP = 15.0
+MAJOR_GRADE_CAP = 30.0
 
 
 class Component(BaseModel):
@@ -95,7 +106,8 @@ def _safety(flags: list[Flag], near_misses: list[NearMiss]) -> dict[str, float]:
     return items
 
 
-def _efficiency(scenario: Scenario, metrics: Metrics, expert: ExpertComparison) -> dict[str, float]:
+def _efficiency(scenario: Scenario, metrics: Metrics, expert: ExpertComparison,
+                accuracy: float) -> dict[str, float]:
     limits, tolerances = scenario.limits, scenario.tolerances()
     items = {
         "shots": ramp(metrics.fluoro_shots, 2.0 * limits.shots / 3.0, 2.0 * limits.shots),
@@ -106,7 +118,7 @@ def _efficiency(scenario: Scenario, metrics: Metrics, expert: ExpertComparison) 
     }
     if expert.path_ratio is not None:
         items["path_length"] = ramp(expert.path_ratio, tolerances.path_ratio, 2.0 * tolerances.path_ratio)
-    return {name: value / len(items) for name, value in items.items()}
+    return {name: accuracy * value / len(items) for name, value in items.items()}
 
 
 def _technique(scenario: Scenario, metrics: Metrics) -> dict[str, float]:
@@ -127,9 +139,10 @@ def grade(scenario: Scenario, metrics: Metrics, flags: list[Flag], near_misses: 
           expert: ExpertComparison) -> Grade:
     """Score the measured attempt and decide pass or fail."""
     weights = scenario.rubric.weights
-    parts = {"accuracy": (weights.accuracy, _accuracy(scenario, metrics)),
+    accuracy = _accuracy(scenario, metrics)
+    parts = {"accuracy": (weights.accuracy, accuracy),
              "safety": (weights.safety, _safety(flags, near_misses)),
-             "efficiency": (weights.efficiency, _efficiency(scenario, metrics, expert)),
+             "efficiency": (weights.efficiency, _efficiency(scenario, metrics, expert, sum(accuracy.values()))),
              "technique": (weights.technique, _technique(scenario, metrics))}
     total_weight = sum(weight for weight, _ in parts.values())
     components = []
@@ -140,10 +153,24 @@ def grade(scenario: Scenario, metrics: Metrics, flags: list[Flag], near_misses: 
                                     points=round(100.0 * share * value, 2),
                                     items={k: round(v, 4) for k, v in items.items()}))
     deductions = {"hints": round(metrics.hints_used * scenario.rubric.hint_deduction, 2)} if metrics.hints_used else {}
-    score = round(max(sum(c.points for c in components) - sum(deductions.values()), 0.0), 1)
+    before_cap = max(sum(c.points for c in components) - sum(deductions.values()), 0.0)
+    cap = _cap(flags)
+    if cap is not None and before_cap > cap[1]:
+        deductions[cap[0]] = round(before_cap - cap[1], 2)
+    score = round(min(before_cap, cap[1]) if cap else before_cap, 1)
     gates = _gates(scenario, metrics, flags, score)
     return Grade(score=score, passed=all(g.passed for g in gates), components=components, gates=gates,
                  deductions=deductions)
+
+
+def _cap(flags: list[Flag]) -> tuple[str, float] | None:
+    """The grade cap the worst flag sets (its name, the most points), None without a critical or major flag."""
+    severities = {f.severity for f in flags}
+    if "critical" in severities:
+        return "cap: critical event", CRITICAL_GRADE_CAP
+    if "major" in severities:
+        return "cap: major event", MAJOR_GRADE_CAP
+    return None
 
 
 def _gates(scenario: Scenario, metrics: Metrics, flags: list[Flag], score: float) -> list[Gate]:

@@ -11,6 +11,10 @@ flag                           severity  when
 ``arterial_injection``         critical  contrast into an artery (§3: arterial in the foramen = critical)
 ``cord_contact``               critical  the tip entered the spinal cord or conus (§3)
 ``intradiscal_injection``      critical  contrast into a disc (§6.3 lists it with the critical events)
+``intraneural_injection``      critical  contrast with the tip inside a nerve root or ganglion (§3)
+``blind_injection``            critical  an injection at a needle position no image showed: no
+                                         fluoroscopy shot since the needle last moved, and no live or
+                                         DSA run of the injection itself (§1: every step under imaging)
 ``root_contact``               major     paraesthesia (the shaft within 1.5 mm of a root) or the tip in a
                                          root or ganglion (§3)
 ``cauda_equina_contact``       major     the tip entered the cauda equina inside the sac
@@ -90,6 +94,7 @@ def safety_flags(attempt: Attempt, metrics: Metrics) -> list[Flag]:
     flags = _Flags()
     _event_flags(attempt, flags)
     _injection_flags(attempt, flags)
+    _unseen_injections(attempt, flags)
     _beyond_ventral(attempt, flags)
     _wrong_level(attempt, flags)
     limits, tolerances = scenario.limits, scenario.tolerances()
@@ -172,6 +177,41 @@ def _injection_flags(attempt: Attempt, flags: _Flags) -> None:
         elif pattern == "intradiscal":
             flags.add("intradiscal_injection", "critical", "Intradiscal injection",
                       f"{injection.ml:g} mL of contrast went into the disc ({where}): a risk of discitis", t, where)
+
+
+def _unseen_injections(attempt: Attempt, flags: _Flags) -> None:
+    """Intraneural and blind injections: found from the steps, the tip's structure at each injection
+    and the shots around it."""
+    steps = attempt.steps
+    for index, step in enumerate(steps):
+        if step.action.type != "inject_contrast":
+            continue
+        tip = step.before.tip_structure
+        if tip is not None and (in_group(tip, "nerve_root") or in_group(tip, "dorsal_root_ganglion")):
+            flags.add("intraneural_injection", "critical", "Intraneural injection",
+                      f"{step.action.ml:g} mL injected with the tip inside {tip}: injectate in a nerve root can injure it",
+                      step.t, tip)
+        if not _injection_imaged(steps, index):
+            flags.add("blind_injection", "critical", "Injection without an image",
+                      f"{step.action.ml:g} mL injected where no image had shown the needle, and not imaged live "
+                      "or by DSA", step.t, step.before.tip_structure)
+
+
+def _injection_imaged(steps, index: int) -> bool:
+    """Whether a fluoroscopy shot showed the needle where injection ``index`` went in: a shot after the
+    needle's last move before it, or a live or DSA run after it before the needle moves again."""
+    needle = steps[index].before.needle
+    for step in reversed(steps[:index]):
+        if step.after.needle is not needle:
+            break
+        if step.action.type == "fluoro_shot" and step.before.needle is needle:
+            return True
+    for step in steps[index + 1:]:
+        if step.after.needle is not needle:
+            return False
+        if step.action.type == "fluoro_shot" and step.action.mode in ("live", "dsa"):
+            return True
+    return False
 
 
 def _beyond_ventral(attempt: Attempt, flags: _Flags) -> None:

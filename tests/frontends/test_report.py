@@ -44,7 +44,10 @@ def test_the_page_is_self_contained_with_images_scene_and_tables(root_contact_pa
     assert text.count('src="data:image/jpeg;base64,') == 4  # AP, oblique, lateral, and the DSA run
     scene = json.loads(re.search(r'<script type="application/json" id="scene-data">(.*?)</script>', text, re.S)[1])
     flagged = [m for m in scene["meshes"] if m["highlight"]]
-    assert [m["name"] for m in flagged] == [f"flag.{report.flags[0].structure}"] and flagged[0]["label"] == "Nerve root contact"
+    # The injection went in with the tip in the root: intraneural (critical) comes first, on the same root.
+    assert [f.code for f in report.flags] == ["intraneural_injection", "root_contact"]
+    assert [m["name"] for m in flagged] == [f"flag.{report.flags[0].structure}"]
+    assert flagged[0]["label"] == "Intraneural injection"  # the most severe flag names the structure
     assert {"needle", "dural_sac", "roots", "bone.L4"} <= {m["name"] for m in scene["meshes"]}
     assert {"target", "tip"} <= {m["name"] for m in scene["markers"]} and "expert" in {l["name"] for l in scene["lines"]}
     assert "Nerve root contact" in text and report.feedback[0].text.split(":")[0] in text

@@ -1,0 +1,112 @@
+"""The grade ranks attempts as an examiner would (issue 19's first part): an expert above a novice, a
+novice above every attempt with a never-event, and every unsafe attempt failing with its complication
+named. Attempts are scripted from the anatomy (the planner, the labels), never typed coordinates."""
+
+from __future__ import annotations
+
+import pytest
+
+from scenarios.schema import library_scenarios
+from scoring.grade import CRITICAL_GRADE_CAP, MAJOR_GRADE_CAP
+from scoring.report import score
+from simulator.session.fold import Session
+from tests.scoring.attempts import Script, expert_log, novice_log, path_to, structure_points
+
+LIBRARY = library_scenarios()
+
+
+def _session(anatomy_for, scenario_id):
+    scenario = LIBRARY[scenario_id]
+    return Session(scenario, anatomy_for(scenario))
+
+
+def _graded(anatomy_for, scenario_id, make_log):
+    session = _session(anatomy_for, scenario_id)
+    return score(session.scenario, session.anatomy, make_log(session))
+
+
+def _blind(session):
+    """The expert's attempt with every fluoroscopy shot left out: the injection is never imaged."""
+    return [a for a in expert_log(session) if a["type"] != "fluoro_shot"]
+
+
+def _unimaged_injection(session):
+    """The expert's path, imaged on the way in, but the contrast injected after a last unseen advance."""
+    log = expert_log(session)
+    at = next(i for i, a in enumerate(log) if a["type"] == "inject_contrast")
+    advance = {"type": "advance", "t": log[at]["t"] - 0.5, "mm": 0.5}
+    return [a for a in log[:at] if not (a["type"] == "fluoro_shot" and a["t"] > log[at]["t"] - 0.5)] + [advance] + [
+        a for a in log[at:] if a["type"] != "fluoro_shot"]
+
+
+def _along(session, path, *, contrast_ml=None):
+    script = Script(session).view(1).place(path.entry, path.direction).advance_to(path.depth_mm).view(2)
+    if contrast_ml:
+        script.contrast(contrast_ml)
+    return script.add("finish").actions
+
+
+def _root_injection(session):
+    root = f"nerve_root.{session.scenario.target.level.split('-')[0]}.{session.scenario.target.side}"
+    path = path_to(session, structure_points(session, root, session.target.point), allow=("nerve_root",),
+                   root_clearance_mm=0.0)
+    return _along(session, path, contrast_ml=1.0)
+
+
+def _intrathecal(session):
+    path = path_to(session, structure_points(session, "dural_sac.csf", session.target.point), allow=("dural_sac",))
+    return _along(session, path, contrast_ml=1.0)
+
+
+def _arterial(session):
+    artery = next(n for n in session.tracer.names if n.endswith(".adamkiewicz"))
+    return _along(session, path_to(session, structure_points(session, artery, session.target.point), allow=("blood",)),
+                  contrast_ml=1.0)
+
+
+UNSAFE = [
+    ("tfesi-default", _blind, "blind_injection", "critical"),
+    ("ilesi-default", _blind, "blind_injection", "critical"),
+    ("facet-default", _blind, "blind_injection", "critical"),
+    ("tfesi-default", _unimaged_injection, "blind_injection", "critical"),
+    ("tfesi-default", _root_injection, "intraneural_injection", "critical"),
+    ("tfesi-default", _intrathecal, "intrathecal_injection", "critical"),
+    ("tfesi-adamkiewicz-l1l2-left", _arterial, "arterial_injection", "critical"),
+]
+
+
+@pytest.mark.parametrize("scenario_id, make_log, code, severity", UNSAFE,
+                         ids=[f"{case}-{make.__name__.strip('_')}" for case, make, *_ in UNSAFE])
+def test_an_unsafe_attempt_fails_names_its_complication_and_ranks_below_a_novice(anatomy_for, scenario_id, make_log,
+                                                                                   code, severity):
+    unsafe = _graded(anatomy_for, scenario_id, make_log)
+    novice = _graded(anatomy_for, scenario_id, novice_log)
+    expert = _graded(anatomy_for, scenario_id, expert_log)
+    assert (code, severity) in {(f.code, f.severity) for f in unsafe.flags}
+    assert not unsafe.passed and any(code.replace("_", " ")[:6].lower() in item.text.lower() or
+                                     next(f.title for f in unsafe.flags if f.code == code) in item.text
+                                     for item in unsafe.feedback)
+    assert expert.grade > novice.grade > unsafe.grade, (expert.grade, novice.grade, unsafe.grade)
+    assert unsafe.grade <= (CRITICAL_GRADE_CAP if severity == "critical" else MAJOR_GRADE_CAP)
+    assert not any(f.severity == "critical" for f in novice.flags + expert.flags)
+
+
+def test_the_cap_is_shown_with_the_deductions(anatomy_for):
+    blind = _graded(anatomy_for, "tfesi-default", _blind)
+    assert blind.grade == CRITICAL_GRADE_CAP and blind.deductions["cap: critical event"] > 0
+    assert round(sum(c.points for c in blind.components) - sum(blind.deductions.values()), 1) == blind.grade
+
+
+def test_an_abandoned_attempt_earns_no_efficiency(anatomy_for):
+    session = _session(anatomy_for, "tfesi-default")
+    abandoned = Script(session).view(1).add("finish").actions
+    report = score(session.scenario, session.anatomy, abandoned)
+    assert next(c for c in report.components if c.name == "efficiency").score == 0.0
+    assert report.grade < _graded(anatomy_for, "tfesi-default", novice_log).grade
+
+
+def test_minor_flags_reach_the_trainee(anatomy_for):
+    novice = _graded(anatomy_for, "tfesi-default", novice_log)
+    assert {f.code for f in novice.flags} == {"excessive_shots"}
+    assert any("Excessive fluoroscopy shots" in item.text for item in novice.feedback)
+    assert not any("nothing to correct" in item.text for item in novice.feedback)
