@@ -10,6 +10,9 @@ from anatomy_models.errors import SpinesimError
 
 # Largest database id the browser may name (SQLite and PostgreSQL integers are 64-bit; ids stay far below).
 MAX_ID = 2**31 - 1
+# The largest WebSocket message a browser may send, bytes (whole, after the wslink chunks are joined).
+# A click or a changed field is a few hundred bytes; the portal and the workstation both hold this line.
+MAX_MESSAGE_BYTES = 1024 * 1024
 
 
 def choice(value, options, what: str) -> str:
