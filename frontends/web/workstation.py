@@ -131,8 +131,8 @@ class Workstation:
     def _bind(self) -> None:
         c, handlers = self.ctrl, self.handlers
         for name in _CLICKS:
-            setattr(c, name, self._click(getattr(handlers, name)))
-        c.new_attempt = handlers.new_attempt
+            setattr(c, name, self._click(name))
+        c.new_attempt = lambda *values: self._shown(lambda: handlers.request("new_attempt", *values) or {})
         # These run on the event loop while the state is being flushed: they only update the state; a
         # value the browser sent that makes no sense is shown as a message, like a refused action.
         self._on_change("scenario_id", lambda scenario_id, **_: handlers.scenario_view(scenario_id))
@@ -145,21 +145,23 @@ class Workstation:
                         lambda review_trainee, review_scenario, **_: handlers.review_view(review_trainee, review_scenario))
         c.on_server_ready.add(lambda **_: asyncio.ensure_future(self._tick()))
 
-    def _click(self, handler):
-        """The controller method for a click: ``handler`` with the values the click carries, in a worker."""
-        return lambda *args: self._run(handler, *args)
+    def _click(self, name: str):
+        """The controller method for the click ``name``: its handler with the values the click carries
+        (checked by :meth:`Handlers.request`), in a worker."""
+        return lambda *values: self._run(self.handlers.request, name, *values)
+
+    def _shown(self, view) -> None:
+        """Update the state with ``view()``; a refused request shows its message instead."""
+        try:
+            self.state.update(view())
+        except SpinesimError as error:
+            self.state.update({"error_text": str(error), "error_show": True})
 
     def _on_change(self, *names_and_view) -> None:
         """Update the state with ``view(**changed)`` when any of ``names`` changes."""
         *names, view = names_and_view
 
-        def changed(**values) -> None:
-            try:
-                self.state.update(view(**values))
-            except SpinesimError as error:
-                self.state.update({"error_text": str(error), "error_show": True})
-
-        self.state.change(*names)(changed)
+        self.state.change(*names)(lambda **values: self._shown(lambda: view(**values)))
 
     def _set(self, **changes) -> None:
         """Change the shared state and push it to the browser now, from the event loop or a worker."""
