@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import click
 
 
@@ -36,6 +39,33 @@ def serve(host: str, port: int, db_url: str | None, scenario: str, require_login
     if scenario not in library_ids():
         raise SpinesimError(f"no library scenario called {scenario!r}", hint=f"library scenarios: {', '.join(library_ids())}")
     if anatomy_source is not None:
-        anatomy_folder(anatomy_source)
+        check_patient(anatomy_folder(anatomy_source))
     run_portal(PortalConfig(host=host, port=port, db_url=db_url, anatomy=anatomy_source, scenario=scenario,
                             require_login=require_login, spare=spare))
+
+
+def check_patient(folder: Path | None) -> None:
+    """Refuse, before any workstation starts, a stored anatomy a workstation could not work with: one
+    with neither landmarks nor vertebra labels to estimate them from (targets and views need them).
+    Reads the manifest only (``None``: the built-in patient, which has both).
+
+    Raises
+    ------
+    SpinesimError
+        If the manifest cannot be read or names neither landmarks nor a label map.
+    """
+    from anatomy_models.home import MANIFEST
+    from anatomy_models.errors import SpinesimError
+
+    if folder is None:
+        return
+    manifest_path = folder / MANIFEST
+    try:
+        manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise SpinesimError(f"cannot read the anatomy's manifest ({error})", path=manifest_path,
+                            hint="re-import or regenerate the anatomy") from None
+    if not isinstance(manifest, dict) or not (manifest.get("landmarks") or manifest.get("labels")):
+        raise SpinesimError("the anatomy has neither landmarks nor vertebra labels to estimate them from",
+                            path=manifest_path, hint="import it with its label map (e.g. a TotalSegmentator "
+                            "segmentation) so that targets and C-arm views can be found")

@@ -18,7 +18,7 @@ import numpy as np
 from anatomy_models.errors import SpinesimError
 from frontends.store import Store, User
 from frontends.web.attempt import LiveAttempt
-from frontends.web.inputs import MAX_ID, choice, integer, number
+from frontends.web.inputs import MAX_ID, choice, clipped, integer, number
 from frontends.web.patients import Patients
 from frontends.web.review import preview_view, review_view, stored_attempt
 from frontends.web.views import (attempt_view, lps_text, replay_view, report_view, resume_view,
@@ -26,6 +26,14 @@ from frontends.web.views import (attempt_view, lps_text, replay_view, report_vie
 from scenarios.schema import Scenario
 from simulator.case.controls import (PROBE_MOVES, PROBE_VIEWS, carm_presets, in_plane_entry, moved_probe, needle_angles,
                                      needle_direction, probe_preset, probe_with_settings)
+
+
+# Every request a page may send: the handler's name and how many values it carries.
+REQUESTS = {"start_attempt": 1, "resume_attempt": 1, "new_attempt": 0, "finish": 0, "hint": 0, "shot": 0, "live": 1,
+            "dsa": 1, "move_carm": 2, "preset": 1, "pick": 4, "insert": 2, "redirect": 2, "advance": 1, "withdraw": 1,
+            "lor": 0, "inject": 1, "probe_view": 1, "probe_move": 4, "probe_settings": 3, "us_pick": 4,
+            "insert_in_plane": 1, "open_attempt": 1, "preview": 1, "scenario_view": 1, "replay_view": 1,
+            "review_view": 2}
 
 
 class Handlers:
@@ -51,6 +59,23 @@ class Handlers:
         self._picked: np.ndarray | None = None  # skin entry picked on the fluoroscopy image
         self._aim: np.ndarray | None = None  # in-plane aim picked on the ultrasound image
         self._presets: dict[str, dict] = {}
+
+    def request(self, name, *values):
+        """Handle the page's request ``name`` with the ``values`` it carries (what a field's handler
+        returns, for a field).
+
+        Raises
+        ------
+        SpinesimError
+            If there is no such request or it carries another number of values (a page that is not
+            ours), or a value is refused.
+        """
+        if not isinstance(name, str) or name not in REQUESTS:
+            raise SpinesimError(f"unknown request {clipped(name)}", hint="reload the page")
+        if len(values) != REQUESTS[name]:
+            raise SpinesimError(f"request {name!r} carries {len(values)} values, not {REQUESTS[name]}",
+                                hint="reload the page")
+        return getattr(self, name)(*values)
 
     # ------------------------------------------------------------------ fields (return the state to change)
     def scenario_view(self, scenario_id) -> dict:
@@ -151,15 +176,12 @@ class Handlers:
     def pick(self, x, y, width, height) -> None:
         if self.attempt is None or self.attempt.finished:
             raise SpinesimError("no attempt in progress", hint="start an attempt first")
-        x, y, width, height = (number(v, "click position") for v in (x, y, width, height))
-        if width <= 0 or height <= 0:
-            raise SpinesimError("the image has no size on screen")
+        across, down = _click_fractions(x, y, width, height)
         shot = self.attempt.last_shot
         pixels = shot.carm.detector_pixels if shot is not None else 512
-        point = self.attempt.pick_entry(x / width * pixels - 0.5, y / height * pixels - 0.5)
+        point = self.attempt.pick_entry(across * pixels - 0.5, down * pixels - 0.5)
         self._picked = point
-        self._set(pick_marker={"x": 100 * x / width, "y": 100 * y / height},
-                  entry_text=lps_text(point))
+        self._set(pick_marker={"x": 100 * across, "y": 100 * down}, entry_text=lps_text(point))
 
     def insert(self, left_deg, cranial_deg) -> None:
         if self._picked is None:
@@ -202,15 +224,15 @@ class Handlers:
     def probe_view(self, name) -> None:
         attempt = self._live()
         if not isinstance(name, str) or name not in PROBE_VIEWS:
-            raise SpinesimError(f"unknown ultrasound view {name!r}", hint=f"use one of: {', '.join(PROBE_VIEWS)}")
+            raise SpinesimError(f"unknown ultrasound view {clipped(name)}", hint=f"use one of: {', '.join(PROBE_VIEWS)}")
         session = attempt.session
         self._place_probe(probe_preset(session.scenario, session.anatomy, name, session.state.probe))
 
     def probe_move(self, movement, sign, step_mm, step_deg) -> None:
         if not isinstance(movement, str) or movement not in PROBE_MOVES:
-            raise SpinesimError(f"unknown probe movement {movement!r}", hint=f"use one of: {', '.join(PROBE_MOVES)}")
+            raise SpinesimError(f"unknown probe movement {clipped(movement)}", hint=f"use one of: {', '.join(PROBE_MOVES)}")
         if sign not in (-1, 1):
-            raise SpinesimError(f"a probe movement goes one way or the other (-1 or 1), not {sign!r}")
+            raise SpinesimError(f"a probe movement goes one way or the other (-1 or 1), not {clipped(sign)}")
         step = number(step_mm, "probe step (mm)") if PROBE_MOVES[movement] == "mm" else number(step_deg, "probe step (°)")
         if step <= 0:
             raise SpinesimError(f"the probe step must be positive, got {step:g}")
@@ -224,17 +246,15 @@ class Handlers:
         scan = self._live().scan
         if scan is None:
             raise SpinesimError("there is no ultrasound image to pick on", hint="choose an ultrasound view first")
-        x, y, width, height = (number(v, "click position") for v in (x, y, width, height))
-        if width <= 0 or height <= 0:
-            raise SpinesimError("the image has no size on screen")
+        across, down = _click_fractions(x, y, width, height)
         rows, cols = scan.image.pixels.shape
-        row, col = y / height * rows - 0.5, x / width * cols - 0.5
+        row, col = down * rows - 0.5, across * cols - 0.5
         inside = 0 <= round(row) < rows and 0 <= round(col) < cols and scan.image.field_of_view[round(row), round(col)]
         if not inside:
             raise SpinesimError("that point is outside the ultrasound image", hint="click inside the scanned sector")
         self._aim = scan.image.pixel_to_lps(row, col)
         depth = (self._aim - scan.image.probe.position) @ scan.image.probe.axial
-        self._set(us_aim_marker={"x": 100 * x / width, "y": 100 * y / height},
+        self._set(us_aim_marker={"x": 100 * across, "y": 100 * down},
                   us_aim_text=f"{depth:.0f} mm deep below the probe")
 
     def insert_in_plane(self, end) -> None:
@@ -268,6 +288,23 @@ class Handlers:
 
     def preview(self, preview_id) -> None:
         self._set(**preview_view(self.scenarios[choice(preview_id, self.scenarios, "scenario")], self.patients))
+
+
+def _click_fractions(x, y, width, height) -> tuple[float, float]:
+    """Where a click at (``x``, ``y``) px fell on an image shown ``width`` x ``height`` px: the fractions
+    across and down, each in [0, 1].
+
+    Raises
+    ------
+    SpinesimError
+        If a value is not a number, the image has no size, or the click lies outside it.
+    """
+    x, y, width, height = (number(v, "click position") for v in (x, y, width, height))
+    if width <= 0 or height <= 0:
+        raise SpinesimError("the image has no size on screen")
+    if not (0 <= x <= width and 0 <= y <= height):
+        raise SpinesimError(f"the click ({x:g}, {y:g}) lies outside the {width:g} x {height:g} image")
+    return x / width, y / height
 
 
 def _direction(left_deg, cranial_deg) -> list[float]:

@@ -1,11 +1,14 @@
 """The patients of one workstation: each scenario's anatomy and its tracer, loaded once and shared by
-every attempt the workstation runs (a process keeps them for hours)."""
+every attempt the workstation runs (a process keeps them for hours). An imported CT with vertebra
+labels but no landmarks gets landmarks estimated from its labels
+(:func:`anatomy_models.label_landmarks.with_label_landmarks`), as the patient pages do."""
 
 from __future__ import annotations
 
 import numpy as np
 
 from anatomy_models.anatomy import Anatomy
+from anatomy_models.label_landmarks import with_label_landmarks
 from anatomy_models.store import load_anatomy
 from scenarios.schema import Scenario
 from simulator.needle.trace import Tracer, tracer_for
@@ -21,7 +24,8 @@ class Patients:
     def of(self, scenario: Scenario) -> tuple[Anatomy, Tracer]:
         key = self.override or scenario.anatomy.model_dump_json()
         if key not in self._loaded:
-            anatomy = compact_labels(load_anatomy(self.override) if self.override else scenario.anatomy.load())
+            anatomy = load_anatomy(self.override) if self.override else scenario.anatomy.load()
+            anatomy = compact_labels(with_label_landmarks(anatomy))
             self._loaded[key] = (anatomy, tracer_for(anatomy))
         return self._loaded[key]
 

@@ -24,8 +24,17 @@ Hardening:
   the portal adds it to everything it forwards.
 - **Login throttling.** Failed logins are logged (user name and client address) and counted per
   user name and per address in a sliding window (:class:`LoginThrottle`); past the limit that name
-  or address is refused (HTTP 429) until the window has moved on. Behind a reverse proxy every
-  client shares the proxy's address: set the per-address limit accordingly.
+  or address is refused (HTTP 429) until the window has moved on. A try is counted when it is
+  admitted, so concurrent guesses cannot outrun the count. Behind a reverse proxy every client
+  shares the proxy's address: set the per-address limit accordingly.
+- **Sizes and rates.** Request bodies are bounded (:data:`MAX_BODY_BYTES`); a browser's WebSocket
+  frames are bounded, and the size each wslink chunk header declares for its message is checked
+  before the frame is forwarded (:class:`MessageGate`: a header claiming 256 MB would otherwise make
+  the workstation allocate it); a browser sending faster than :data:`MESSAGES_PER_S` is slowed down.
+- **Security headers** on every response (:func:`security_headers`): a Content-Security-Policy that
+  allows what trame needs (its inline loader script, Vue compiling the page's templates in the
+  browser, inline styles, images as data URLs, its WebSocket to this origin) and nothing from other
+  origins; no framing by other sites; no MIME sniffing; no referrer.
 
 Warm spares (``--spare N``, default 1): loading a patient and compiling the imaging kernels takes a
 workstation several seconds, so the portal keeps N workstations warmed up with no user yet. A login
@@ -48,14 +57,16 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections import deque
 from dataclasses import dataclass, field
 
-from aiohttp import ClientSession, ClientTimeout, WSMsgType, web
+from aiohttp import ClientSession, ClientTimeout, WSCloseCode, WSMsgType, web
 
 from anatomy_models.errors import SpinesimError
 from frontends.store import Store, User
+from frontends.web.inputs import MAX_MESSAGE_BYTES
 
 COOKIE = "spinesim_session"
 # The header that carries a workstation's secret on every request the portal forwards to it.
@@ -67,6 +78,21 @@ _HOP_BY_HOP = {"connection", "keep-alive", "proxy-authenticate", "proxy-authoriz
 # How long a request waits for a warm spare that was just given its user to start serving, s (it
 # builds its page in ~0.3 s).
 READY_WAIT_S = 3.0
+# Limits on what a browser sends. Nothing the app sends is large: a login form, page requests without a
+# body, and WebSocket messages of a few hundred bytes (a click, a changed field).
+MAX_BODY_BYTES = 64 * 1024
+MAX_PASSWORD_CHARS = 1024
+# WebSocket messages from one browser: a sustained rate and a burst (a slider dragged sends ~30 a second).
+MESSAGES_PER_S = 100.0
+MESSAGE_BURST = 300
+# A wslink chunk header (trame's WebSocket protocol): message id, offset, total size; uint32 each, little-endian.
+WSLINK_HEADER_BYTES = 12
+# What trame's page needs (its inline loader, Vue compiling templates: 'unsafe-eval'; the report's
+# inline viewer script), from this origin only; data: images are the monitors' JPEGs.
+CONTENT_SECURITY_POLICY = ("default-src 'self'; script-src 'self' 'unsafe-inline' 'unsafe-eval'; "
+                           "style-src 'self' 'unsafe-inline'; img-src 'self' data: blob:; font-src 'self' data:; "
+                           "connect-src 'self'; frame-src 'self'; worker-src 'self' blob:; object-src 'none'; "
+                           "base-uri 'self'; form-action 'self'")
 
 
 def die_with_parent() -> None:
@@ -176,6 +202,11 @@ class WorkstationProcess:
 class LoginThrottle:
     """Failed logins in a sliding window, per user name and per client address.
 
+    A login is counted as failed the moment it is admitted, in the same step as the check (under a
+    lock), and uncounted once its password proved right: so concurrent guesses cannot all pass the
+    check while the first ones are still being hashed (scrypt takes ~50 ms). The count lives in the
+    portal's memory (one portal process serves a site; a restart forgets it).
+
     Parameters
     ----------
     per_name, per_address : int
@@ -186,11 +217,12 @@ class LoginThrottle:
     Examples
     --------
     >>> throttle = LoginThrottle(per_name=2, per_address=10, window_s=60)
-    >>> for t in (0, 1):
-    ...     throttle.failed("ann", "10.0.0.9", now=t)
-    >>> throttle.retry_after("ann", "10.0.0.7", now=2), throttle.retry_after("bob", "10.0.0.9", now=2)
+    >>> throttle.admit("ann", "10.0.0.9", now=0), throttle.admit("ann", "10.0.0.9", now=1)
+    (0.0, 0.0)
+    >>> throttle.admit("ann", "10.0.0.7", now=2), throttle.admit("bob", "10.0.0.9", now=2)
     (58.0, 0.0)
-    >>> throttle.retry_after("ann", "10.0.0.7", now=61)
+    >>> throttle.succeeded("bob", "10.0.0.9", at=2)  # bob's password was right: not a failure
+    >>> throttle.admit("ann", "10.0.0.7", now=61)
     0.0
     """
 
@@ -198,6 +230,7 @@ class LoginThrottle:
         self.limits = {"name": per_name, "address": per_address}
         self.window_s = float(window_s)
         self._failures: dict[tuple[str, str], deque] = {}
+        self._lock = threading.Lock()
 
     def _recent(self, key: tuple[str, str], now: float) -> deque:
         times = self._failures.get(key, deque())
@@ -207,9 +240,7 @@ class LoginThrottle:
             self._failures.pop(key, None)
         return times
 
-    def retry_after(self, name: str, address: str, now: float | None = None) -> float:
-        """Seconds until ``name`` may try again from ``address`` (0 if it may now)."""
-        now = time.monotonic() if now is None else now
+    def _retry_after(self, name: str, address: str, now: float) -> float:
         wait = 0.0
         for key in (("name", name), ("address", address)):
             times = self._recent(key, now)
@@ -217,13 +248,95 @@ class LoginThrottle:
                 wait = max(wait, times[len(times) - self.limits[key[0]]] + self.window_s - now)
         return wait
 
-    def failed(self, name: str, address: str, now: float | None = None) -> None:
+    def admit(self, name: str, address: str, now: float | None = None) -> float:
+        """Seconds until ``name`` may try again from ``address``; 0 if it may now, and then this try
+        is counted as failed (at ``now``) until :meth:`succeeded` says otherwise."""
         now = time.monotonic() if now is None else now
-        if len(self._failures) > 100_000:  # a flood of made-up names: forget what has expired
-            for key in list(self._failures):
-                self._recent(key, now)
-        for key in (("name", name), ("address", address)):
-            self._failures.setdefault(key, deque()).append(now)
+        with self._lock:
+            wait = self._retry_after(name, address, now)
+            if wait > 0:
+                return wait
+            if len(self._failures) > 100_000:  # a flood of made-up names: forget what has expired
+                for key in list(self._failures):
+                    self._recent(key, now)
+            for key in (("name", name), ("address", address)):
+                self._failures.setdefault(key, deque()).append(now)
+            return 0.0
+
+    def succeeded(self, name: str, address: str, at: float) -> None:
+        """Uncount the try admitted at ``at``: its password was right."""
+        with self._lock:
+            for key in (("name", name), ("address", address)):
+                times = self._failures.get(key)
+                if times is not None and at in times:
+                    times.remove(at)
+
+
+class MessageGate:
+    """What one browser may send over its WebSocket, checked frame by frame before it is forwarded.
+
+    trame's protocol (wslink) cuts each message into chunks, each with a header declaring the whole
+    message's size; the workstation allocates that size at the first chunk. So each binary frame's
+    header is read here and refused when its message, or all messages still unfinished together,
+    would exceed ``max_bytes``, or when the chunk does not fit its message. :meth:`pace` slows a
+    browser that sends more than ``per_s`` messages a second (after a burst of ``burst``).
+
+    Examples
+    --------
+    >>> gate = MessageGate(max_bytes=1000)
+    >>> header = lambda id, offset, size: b"".join(n.to_bytes(4, "little") for n in (id, offset, size))
+    >>> gate.refusal(header(1, 0, 4) + b"abcd") is None
+    True
+    >>> gate.refusal(header(2, 0, 256 * 1024**2))
+    'a message declaring 268435456 bytes (the limit is 1000)'
+    """
+
+    def __init__(self, max_bytes: int = MAX_MESSAGE_BYTES, per_s: float = MESSAGES_PER_S,
+                 burst: int = MESSAGE_BURST) -> None:
+        self.max_bytes, self.per_s, self.burst = max_bytes, per_s, burst
+        self._pending: dict[int, list[int]] = {}  # message id -> [declared size, bytes received]
+        self._tokens, self._last = float(burst), time.monotonic()
+
+    def refusal(self, frame: bytes) -> str | None:
+        """Why the binary ``frame`` may not be forwarded, or None if it may."""
+        if len(frame) < WSLINK_HEADER_BYTES:
+            return f"a frame of {len(frame)} bytes, shorter than its header"
+        message_id, offset, size = (int.from_bytes(frame[i:i + 4], "little") for i in (0, 4, 8))
+        content = len(frame) - WSLINK_HEADER_BYTES
+        if size > self.max_bytes:
+            return f"a message declaring {size} bytes (the limit is {self.max_bytes})"
+        pending = self._pending.get(message_id)
+        if pending is None:
+            unfinished = sum(declared for declared, _ in self._pending.values())
+            if unfinished + size > self.max_bytes:
+                return f"unfinished messages declaring {unfinished + size} bytes (the limit is {self.max_bytes})"
+            pending = self._pending[message_id] = [size, 0]
+        if pending[0] != size or offset + content > size:
+            return f"a chunk that does not fit its message (offset {offset}, {content} bytes, message of {size})"
+        pending[1] += content
+        if pending[1] >= size:
+            del self._pending[message_id]
+        return None
+
+    async def pace(self) -> None:
+        """Wait until the next message may go (a token bucket: ``burst`` at once, ``per_s`` a second)."""
+        now = time.monotonic()
+        self._tokens = min(self.burst, self._tokens + (now - self._last) * self.per_s)
+        self._last = now
+        if self._tokens < 1.0:
+            await asyncio.sleep((1.0 - self._tokens) / self.per_s)
+            self._tokens, self._last = 1.0, time.monotonic()
+        self._tokens -= 1.0
+
+
+async def security_headers(request: web.Request, response: web.StreamResponse) -> None:
+    """Set the security headers on every response before it is sent (pages, forwarded replies,
+    errors, WebSocket handshakes). Only the workstation's reports may be framed, by the page itself."""
+    framing = "'self'" if request.path.startswith("/reports/") else "'none'"
+    response.headers["Content-Security-Policy"] = f"{CONTENT_SECURITY_POLICY}; frame-ancestors {framing}"
+    response.headers["X-Frame-Options"] = "SAMEORIGIN" if framing == "'self'" else "DENY"
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    response.headers["Referrer-Policy"] = "no-referrer"
 
 
 class Portal:
@@ -249,13 +362,14 @@ class Portal:
 
     # ------------------------------------------------------------------ application
     def app(self) -> web.Application:
-        app = web.Application(client_max_size=16 * 1024**2)
+        app = web.Application(client_max_size=MAX_BODY_BYTES)
         app.router.add_get("/login", self.login_page)
         app.router.add_post("/login", self.login)
         app.router.add_get("/logout", self.logout)
         app.router.add_get("/portal/status", self.status)
         app.router.add_get("/portal/health", self.health)
         app.router.add_route("*", "/{tail:.*}", self.forward)
+        app.on_response_prepare.append(security_headers)
         app.on_startup.append(self._on_startup)
         app.on_cleanup.append(self._on_cleanup)
         return app
@@ -293,7 +407,8 @@ class Portal:
         if form.get("local") and not self.config.login_required:
             return self._logged_in(self.store.local_trainee())
         name, address = str(form.get("name", ""))[:64], request.remote or "unknown"
-        wait = self.throttle.retry_after(name, address)
+        admitted = time.monotonic()
+        wait = self.throttle.admit(name, address, admitted)
         if wait > 0:
             log.warning("login refused for user %r from %s: too many failed logins", name, address)
             response = await self.login_page(request, f"Too many failed logins. Try again in {wait / 60:.0f} min.")
@@ -301,12 +416,12 @@ class Portal:
             response.headers["Retry-After"] = str(int(wait) + 1)
             return response
         user = await asyncio.get_running_loop().run_in_executor(
-            None, self.store.authenticate, name, str(form.get("password", "")))
+            None, self.store.authenticate, name, str(form.get("password", ""))[:MAX_PASSWORD_CHARS])
         if user is None:
-            self.throttle.failed(name, address)
             log.warning("failed login for user %r from %s", name, address)
             await asyncio.sleep(0.5)  # slows password guessing
             return await self.login_page(request, "Unknown user or wrong password.")
+        self.throttle.succeeded(name, address, admitted)
         log.info("user %r logged in from %s", user.name, address)
         return self._logged_in(user)
 
@@ -464,25 +579,55 @@ class Portal:
             return web.Response(status=reply.status, body=body, headers=out_headers)
 
     async def _forward_websocket(self, request: web.Request, target: str, secret: str) -> web.WebSocketResponse:
-        browser = web.WebSocketResponse(max_msg_size=0, autoping=True)
+        browser = web.WebSocketResponse(max_msg_size=MAX_MESSAGE_BYTES + WSLINK_HEADER_BYTES, autoping=True)
         await browser.prepare(request)
+        # The workstation's side is trusted (its frames are wslink's own chunks of at most 4 MB).
         async with self.client.ws_connect(target, max_msg_size=0, autoping=True,
                                           headers={SECRET_HEADER: secret}) as station:
-            async def pump(source, sink) -> None:
-                async for message in source:
-                    if message.type == WSMsgType.TEXT:
-                        await sink.send_str(message.data)
-                    elif message.type == WSMsgType.BINARY:
-                        await sink.send_bytes(message.data)
-                    elif message.type in (WSMsgType.CLOSE, WSMsgType.CLOSING, WSMsgType.CLOSED, WSMsgType.ERROR):
-                        break
-
-            tasks = [asyncio.ensure_future(pump(browser, station)), asyncio.ensure_future(pump(station, browser))]
+            tasks = [asyncio.ensure_future(self._pump_browser(request, browser, station)),
+                     asyncio.ensure_future(_pump(station, browser))]
             await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
             for task in tasks:
                 task.cancel()
         await browser.close()
         return browser
+
+    async def _pump_browser(self, request: web.Request, browser: web.WebSocketResponse, station) -> None:
+        """Forward the browser's messages to its workstation, each checked by a :class:`MessageGate`;
+        a refused frame closes the socket (the page reconnects) and is logged."""
+        gate = MessageGate()
+        async for message in browser:
+            if message.type == WSMsgType.ERROR:  # e.g. a frame over the size limit: aiohttp closes with 1009
+                log.warning("WebSocket of user id %s from %s closed: %s", self.user_of(request), request.remote,
+                            browser.exception())
+                break
+            refusal = gate.refusal(message.data) if message.type == WSMsgType.BINARY else None
+            if refusal is not None:
+                log.warning("WebSocket of user id %s from %s closed: it sent %s", self.user_of(request),
+                            request.remote, refusal)
+                await browser.close(code=WSCloseCode.MESSAGE_TOO_BIG, message=b"message too big")
+                break
+            await gate.pace()
+            if not await _send(station, message):
+                break
+
+
+async def _pump(source, sink) -> None:
+    """Forward WebSocket messages from ``source`` to ``sink`` until either closes."""
+    async for message in source:
+        if not await _send(sink, message):
+            break
+
+
+async def _send(sink, message) -> bool:
+    """Send a text or binary ``message`` on; False when it is a close or an error (stop forwarding)."""
+    if message.type == WSMsgType.TEXT:
+        await sink.send_str(message.data)
+    elif message.type == WSMsgType.BINARY:
+        await sink.send_bytes(message.data)
+    elif message.type in (WSMsgType.CLOSE, WSMsgType.CLOSING, WSMsgType.CLOSED, WSMsgType.ERROR):
+        return False
+    return True
 
 
 def _redirect(location: str) -> web.Response:

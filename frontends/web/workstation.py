@@ -35,10 +35,14 @@ import time
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from aiohttp import WSCloseCode
+from wslink.chunking import UnChunker
+
 from anatomy_models.errors import SpinesimError
 from frontends.cli import log_internal_error
 from frontends.store import Store
 from frontends.web.handlers import Handlers
+from frontends.web.inputs import MAX_MESSAGE_BYTES
 from frontends.web.patients import Patients
 from frontends.web.views import initial_state
 from scenarios.schema import Scenario, library_scenarios
@@ -113,8 +117,7 @@ class Workstation:
         self.handlers = Handlers(self.store, self.user, self.scenarios, patients or Patients(config.anatomy), reports,
                                  show=self._set)
         self.state, self.ctrl = self.server.state, self.server.controller
-        self.ctrl.on_server_bind.add(lambda wslink_server: wslink_server.app.middlewares.append(
-            require_secret(config.secret)))
+        self.ctrl.on_server_bind.add(lambda wslink_server: guard(wslink_server, config.secret))
         self._init_state()
         self._bind()
         self._layout()
@@ -128,8 +131,8 @@ class Workstation:
     def _bind(self) -> None:
         c, handlers = self.ctrl, self.handlers
         for name in _CLICKS:
-            setattr(c, name, self._click(getattr(handlers, name)))
-        c.new_attempt = handlers.new_attempt
+            setattr(c, name, self._click(name))
+        c.new_attempt = lambda *values: self._shown(lambda: handlers.request("new_attempt", *values) or {})
         # These run on the event loop while the state is being flushed: they only update the state; a
         # value the browser sent that makes no sense is shown as a message, like a refused action.
         self._on_change("scenario_id", lambda scenario_id, **_: handlers.scenario_view(scenario_id))
@@ -142,21 +145,23 @@ class Workstation:
                         lambda review_trainee, review_scenario, **_: handlers.review_view(review_trainee, review_scenario))
         c.on_server_ready.add(lambda **_: asyncio.ensure_future(self._tick()))
 
-    def _click(self, handler):
-        """The controller method for a click: ``handler`` with the values the click carries, in a worker."""
-        return lambda *args: self._run(handler, *args)
+    def _click(self, name: str):
+        """The controller method for the click ``name``: its handler with the values the click carries
+        (checked by :meth:`Handlers.request`), in a worker."""
+        return lambda *values: self._run(self.handlers.request, name, *values)
+
+    def _shown(self, view) -> None:
+        """Update the state with ``view()``; a refused request shows its message instead."""
+        try:
+            self.state.update(view())
+        except SpinesimError as error:
+            self.state.update({"error_text": str(error), "error_show": True})
 
     def _on_change(self, *names_and_view) -> None:
         """Update the state with ``view(**changed)`` when any of ``names`` changes."""
         *names, view = names_and_view
 
-        def changed(**values) -> None:
-            try:
-                self.state.update(view(**values))
-            except SpinesimError as error:
-                self.state.update({"error_text": str(error), "error_show": True})
-
-        self.state.change(*names)(changed)
+        self.state.change(*names)(lambda **values: self._shown(lambda: view(**values)))
 
     def _set(self, **changes) -> None:
         """Change the shared state and push it to the browser now, from the event loop or a worker."""
@@ -253,6 +258,73 @@ def release_freed_memory() -> None:
         pass
 
 
+def guard(wslink_server, secret: str) -> None:
+    """Guard the workstation's web server (a wslink ``WebAppServer``) as it is bound: every request
+    must carry the secret (:func:`require_secret`), and what a browser sends over the WebSocket is
+    held to :data:`MAX_MESSAGE_BYTES` (:class:`BoundedUnChunker`; the portal checks it first)."""
+    wslink_server.app.middlewares.append(require_secret(secret))
+    for handler in wslink_server._ws_handlers:  # wslink keeps them private; there is no setting for this
+        _bound_messages(handler)
+
+
+def _bound_messages(handler) -> None:
+    """Give each of the wslink ``handler``'s connections a :class:`BoundedUnChunker`, and close (1009) a
+    connection whose chunk goes over the limit, with a line in the log instead of a traceback."""
+    connect, receive = handler.onConnect, handler.onMessage
+
+    async def bounded_connect(request, client_id) -> None:
+        await connect(request, client_id)
+        handler.unchunkers[client_id] = BoundedUnChunker()
+
+    async def bounded_receive(is_binary, message, client_id) -> None:
+        try:
+            await receive(is_binary, message, client_id)
+        except MessageTooBig as refused:
+            print(f"closed a WebSocket: {refused}", flush=True)
+            await handler.connections[client_id].close(code=WSCloseCode.MESSAGE_TOO_BIG, message=b"message too big")
+
+    handler.onConnect, handler.onMessage = bounded_connect, bounded_receive
+
+
+class MessageTooBig(ValueError):
+    """A browser's WebSocket chunk declares more than the workstation holds (:data:`MAX_MESSAGE_BYTES`)."""
+
+
+class BoundedUnChunker(UnChunker):
+    """wslink's un-chunker held to :data:`MAX_MESSAGE_BYTES`: once the browser has said hello, wslink's
+    own allocates whatever size a chunk header declares, up to 4 GB (four headers of 52 bytes in all
+    grew a workstation by 1 GB). Here one message, and all unfinished ones together, stay within the
+    limit; a chunk beyond it raises :class:`MessageTooBig`, which ends that WebSocket.
+
+    Examples
+    --------
+    >>> header = lambda id, offset, size: b"".join(n.to_bytes(4, "little") for n in (id, offset, size))
+    >>> unchunker = BoundedUnChunker()
+    >>> unchunker.set_max_message_size(4 * 1024**3)  # what wslink asks for after the hello
+    >>> unchunker.process_chunk(header(7, 0, 256 * 1024**2))
+    Traceback (most recent call last):
+    ...
+    frontends.web.workstation.MessageTooBig: a chunk header declares a message of 268435456 bytes; with those unfinished, over the limit of 1048576
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.set_max_message_size(MAX_MESSAGE_BYTES)
+
+    def set_max_message_size(self, size: int) -> None:
+        super().set_max_message_size(min(size, MAX_MESSAGE_BYTES))
+
+    def process_chunk(self, chunk: bytes):
+        message_id = int.from_bytes(chunk[0:4], "little")
+        size = int.from_bytes(chunk[8:12], "little")
+        if message_id not in self.pending_messages:
+            unfinished = sum(len(pending["content"]) for pending in self.pending_messages.values())
+            if unfinished + size > self.max_message_size:
+                raise MessageTooBig(f"a chunk header declares a message of {size} bytes; with those unfinished, over "
+                                 f"the limit of {self.max_message_size}")
+        return super().process_chunk(chunk)
+
+
 def require_secret(secret: str):
     """aiohttp middleware refusing (403) every request, WebSocket upgrades included, that lacks the
     workstation's secret (the portal adds it; another local user reaching the port cannot)."""
@@ -280,7 +352,11 @@ def main() -> None:
     sys.argv = sys.argv[:1]  # trame parses the command line; the configuration came in the environment
     started = time.monotonic()
     scenarios, patients = library_scenarios(), Patients(config.anatomy)
-    warm_up(scenarios[first_scenario(scenarios, config.scenario)], patients)
+    try:
+        warm_up(scenarios[first_scenario(scenarios, config.scenario)], patients)
+    except SpinesimError as error:  # the patient cannot be worked on: say why in the log, no traceback
+        print(f"workstation cannot start: {error}", flush=True)
+        sys.exit(2)
     release_freed_memory()
     print(f"workstation warm in {time.monotonic() - started:.1f} s", flush=True)
     if config.user_id is None:
