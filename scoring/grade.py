@@ -2,10 +2,12 @@
 
 ============  ==========================================================================================
 part          how it is scored (each item 1 at or below its "good" value, 0 at its "bad" one, linear in
-              between: :func:`ramp`)
+              between: :func:`ramp`; accuracy's distances fall smoothly instead: :func:`falloff`)
 ============  ==========================================================================================
-accuracy      tip in the acceptance zone (half), tip-to-target distance (good: the rubric's ``tip_mm``,
-              bad: three times it; 0.3), depth error in the safety view (``depth_mm``, 3x; 0.2)
+accuracy      the outcome (half): where the injectate went, the right compartment and pattern, or
+              without an injection the tip in the acceptance zone; tip-to-target distance (1 within
+              the rubric's ``tip_mm``, half at twice it, never a cliff; 0.3); depth error in the safety
+              view (``depth_mm``, the same fall-off; 0.2)
 safety        1, less 0.5 per major flag, 0.15 per minor flag and 0.1 per near miss; 0 with any
               critical flag
 efficiency    mean of: shots (good 2/3 of the limit, bad twice it), beam-on time (same), procedure time
@@ -89,13 +91,34 @@ def ramp(value: float, good: float, bad: float) -> float:
     return float((bad - value) / (bad - good))
 
 
+def falloff(value: float, good: float) -> float:
+    """1 at or below ``good``, then falling smoothly: 1/2 at twice ``good``, 1/5 at three times, never 0.
+
+    Examples
+    --------
+    >>> falloff(2.0, 3.0), falloff(6.0, 3.0), round(falloff(7.0, 3.0), 3), falloff(9.0, 3.0)
+    (1.0, 0.5, 0.36, 0.2)
+    """
+    if value <= good:
+        return 1.0
+    return float(1.0 / (1.0 + ((value - good) / good) ** 2))
+
+
+def on_target(metrics: Metrics) -> bool:
+    """The outcome an examiner looks at: the injectate where it belongs (right compartment and
+    pattern), or, when nothing was injected, the tip in the acceptance zone."""
+    if metrics.contrast_pattern_correct is not None:
+        return bool(metrics.contrast_pattern_correct)
+    return metrics.in_zone
+
+
 def _accuracy(scenario: Scenario, metrics: Metrics) -> dict[str, float]:
     tolerances = scenario.tolerances()
     if metrics.tip_to_target_mm is None or metrics.depth_error_mm is None:
-        return {"in_zone": 0.0, "tip_distance": 0.0, "depth": 0.0}
-    return {"in_zone": 0.5 * metrics.in_zone,
-            "tip_distance": 0.3 * ramp(metrics.tip_to_target_mm, tolerances.tip_mm, 3.0 * tolerances.tip_mm),
-            "depth": 0.2 * ramp(abs(metrics.depth_error_mm), tolerances.depth_mm, 3.0 * tolerances.depth_mm)}
+        return {"outcome": 0.0, "tip_distance": 0.0, "depth": 0.0}
+    return {"outcome": 0.5 * on_target(metrics),
+            "tip_distance": 0.3 * falloff(metrics.tip_to_target_mm, tolerances.tip_mm),
+            "depth": 0.2 * falloff(abs(metrics.depth_error_mm), tolerances.depth_mm)}
 
 
 def _safety(flags: list[Flag], near_misses: list[NearMiss]) -> dict[str, float]:
@@ -181,8 +204,10 @@ def _gates(scenario: Scenario, metrics: Metrics, flags: list[Flag], score: float
              Gate(name="attempt finished", passed=metrics.finished,
                   detail="finished" if metrics.finished else "the attempt was not finished")]
     if rules.in_zone:
-        gates.append(Gate(name="tip in the target zone", passed=metrics.in_zone,
-                          detail=f"tip in {metrics.tip_structure}" if metrics.tip_structure else "no needle"))
+        where = f"tip in {metrics.tip_structure}" if metrics.tip_structure else "no needle"
+        if metrics.contrast_patterns:
+            where = f"{', '.join(metrics.contrast_patterns)} spread, {where}"
+        gates.append(Gate(name="on target", passed=on_target(metrics), detail=where))
     gates.append(Gate(name=f"at most {rules.max_major_flags} major event(s)", passed=len(major) <= rules.max_major_flags,
                       detail=", ".join(major) or "none"))
     if rules.contrast_check != "none":

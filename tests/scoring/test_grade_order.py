@@ -110,3 +110,22 @@ def test_minor_flags_reach_the_trainee(anatomy_for):
     assert {f.code for f in novice.flags} == {"excessive_shots"}
     assert any("Excessive fluoroscopy shots" in item.text for item in novice.feedback)
     assert not any("nothing to correct" in item.text for item in novice.feedback)
+
+
+def test_injectate_where_it_belongs_passes_a_tip_off_the_planned_point(anatomy_for):
+    """Accuracy by outcome, no cliff: a transforaminal tip 6-8 mm from the planned point, outside the
+    zone but in the foraminal epidural space, with correct epidural spread and no safety event, passes;
+    its distance still costs points, smoothly."""
+    import numpy as np
+
+    session = _session(anatomy_for, "tfesi-default")
+    target = session.target
+    points = structure_points(session, "epidural_space", target.point)
+    distance = np.linalg.norm(points - target.point, axis=1)
+    path = path_to(session, points[(distance >= 6.0) & (distance <= 8.0)])
+    report = score(session.scenario, session.anatomy, _along(session, path, contrast_ml=1.0))
+    assert report.flags == [] and report.metrics.contrast_pattern_correct and not report.metrics.in_zone
+    accuracy = next(c for c in report.components if c.name == "accuracy")
+    assert 0.65 < accuracy.score < 0.95 and report.passed, (accuracy, report.gates)
+    expert = _graded(anatomy_for, "tfesi-default", expert_log)
+    assert expert.grade > report.grade
