@@ -270,7 +270,7 @@ def read_manifest(directory: str | Path) -> dict[str, Any]:
                             f"(this spinesim reads version {FORMAT_VERSION})", path=path,
                             hint="re-import or regenerate the anatomy")
     for key, (kind, meaning) in _MANIFEST_FIELDS.items():
-        if not isinstance(manifest.get(key), kind):
+        if key not in manifest or not isinstance(manifest[key], kind):
             found = "missing" if key not in manifest else f"of type {type(manifest[key]).__name__}"
             raise _damaged(directory, f"{MANIFEST}'s field {key!r} is {found}, expected {meaning}")
     for key in ("ct", "labels"):

@@ -185,11 +185,13 @@ def _swap_in(staging: Path, path: Path) -> None:
         os.replace(path, backup)
     try:
         os.replace(staging, path)
+        _fsync(path.parent)
     except BaseException:
-        if os.path.lexists(backup) and not os.path.lexists(path):
-            os.replace(backup, path)  # if this fails too, recover() puts the backup back next time
+        if os.path.lexists(backup):  # put the old copy back (if this fails too, recover() does it next time)
+            if not os.path.lexists(staging):
+                os.replace(path, staging)  # the new copy made it in: out again, to be deleted
+            os.replace(backup, path)
         raise
-    _fsync(path.parent)
     _remove(backup)
 
 
