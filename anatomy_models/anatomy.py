@@ -232,7 +232,8 @@ class Anatomy:
                 directory=directory,
             )
         except SpinesimError as error:
-            raise _damaged(directory, ": ".join(part for part in (error.path, error.where, error.problem) if part)) from None
+            what = ": ".join(part for part in (error.path, error.where, error.problem) if part)
+            raise _damaged(directory, what) from None
 
 
 # Far above any real manifest (the built-in patient's is about 100 kB): a bigger one is refused unread.
@@ -274,8 +275,9 @@ def read_manifest(directory: str | Path) -> dict[str, Any]:
             found = "missing" if key not in manifest else f"of type {type(manifest[key]).__name__}"
             raise _damaged(directory, f"{MANIFEST}'s field {key!r} is {found}, expected {meaning}")
     for key in ("ct", "labels"):
-        if manifest[key] is not None and (Path(manifest[key]).name != manifest[key] or manifest[key] in ("", ".", "..")):
-            raise _damaged(directory, f"{MANIFEST}'s field {key!r} is {manifest[key]!r}, not a file name in the folder")
+        name = manifest[key]
+        if name is not None and (Path(name).name != name or name in ("", ".", "..")):
+            raise _damaged(directory, f"{MANIFEST}'s field {key!r} is {name!r:.80}, not a file name in the folder")
     return manifest
 
 

@@ -133,7 +133,8 @@ def recover(path: str | Path) -> None:
     """
     path = Path(path)
     try:
-        leftovers = [entry for entry in _dead_leftovers(path.parent) if _LEFTOVER.match(entry.name)["name"] == path.name]
+        leftovers = [entry for entry in _dead_leftovers(path.parent)
+                     if _LEFTOVER.match(entry.name)["name"] == path.name]
         backups = sorted((entry for entry in leftovers if _LEFTOVER.match(entry.name)["kind"] == "old"),
                          key=lambda entry: entry.lstat().st_mtime, reverse=True)
         if backups and not os.path.lexists(path):

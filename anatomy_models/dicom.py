@@ -1001,8 +1001,9 @@ def _ct_slice(pixels: np.ndarray, position: np.ndarray, row: np.ndarray, column:
     # General Image
     ds.InstanceNumber = number
     ds.ImageType = ["DERIVED", "SECONDARY", "AXIAL"]
-    if burned_in_annotation(facts) is not None:
-        ds.BurnedInAnnotation = burned_in_annotation(facts)
+    burned_in = burned_in_annotation(facts)  # unknown: left out (Type 3), never declared NO
+    if burned_in is not None:
+        ds.BurnedInAnnotation = burned_in
     ds.ImageLaterality = "U"  # the spine is unpaired; this also settles General Series' Laterality (2C)
     # Image Plane
     ds.PixelSpacing = [_ds(row_spacing), _ds(column_spacing)]

@@ -79,7 +79,8 @@ def export_warnings(anatomy: Anatomy, fmt: str) -> list[str]:
     """
     if fmt == "dicom" and burned_in_annotation(anatomy.metadata) is None:
         return ["the source does not say whether its pixels show burned-in text (a name, a date), so the series "
-                "leaves Burned In Annotation (0028,0301) out, which means unknown; look at the images before sharing them"]
+                "leaves Burned In Annotation (0028,0301) out, which means unknown; "
+                "look at the images before sharing them"]
     return []
 
 

@@ -53,7 +53,8 @@ def faults(at_step: int | None, kind: str):
 
     def wrap(function):
         def step(*args, **kwargs):
-            if function in (builtins.open, io.open) and not set(str(args[1] if len(args) > 1 else kwargs.get("mode", "r"))) & set("wax+"):
+            mode = str(args[1] if len(args) > 1 else kwargs.get("mode", "r"))
+            if function in (builtins.open, io.open) and not set(mode) & set("wax+"):
                 return function(*args, **kwargs)
             if crashed[0]:
                 raise Crash()
