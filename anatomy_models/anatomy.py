@@ -8,6 +8,7 @@ On disk an anatomy is a folder: ``ct.nrrd`` (HU, int16), ``labels.nrrd`` (uint16
 from __future__ import annotations
 
 import json
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -32,9 +33,12 @@ FORMAT_VERSION = 1
 
 
 def _point(name: str, value: Any, kind: str) -> np.ndarray:
-    point = np.asarray(value, dtype=np.float64)
-    if point.shape != (3,) or not np.all(np.isfinite(point)):
-        raise SpinesimError(f"{kind} {name!r} must be three finite LPS numbers (mm), got {value!r}")
+    try:
+        point = np.asarray(value, dtype=np.float64)
+    except (TypeError, ValueError):  # text or nested mappings where numbers belong
+        point = None
+    if point is None or point.shape != (3,) or not np.all(np.isfinite(point)):
+        raise SpinesimError(f"{kind} {name!r} must be three finite LPS numbers (mm), got {value!r:.80}")
     return point
 
 
@@ -205,33 +209,108 @@ class Anatomy:
 
     @classmethod
     def load(cls, directory: str | Path) -> Anatomy:
-        """Read an anatomy folder written by :meth:`save`."""
+        """Read an anatomy folder written by :meth:`save`.
+
+        Raises
+        ------
+        SpinesimError
+            If the folder holds no anatomy, one of an unsupported format version, or a damaged one (a
+            missing or unreadable file, a manifest field of the wrong type): the message names the folder.
+        """
         directory = Path(directory)
-        manifest_path = directory / MANIFEST
-        if not manifest_path.is_file():
-            raise SpinesimError(f"not a spinesim anatomy folder (no {MANIFEST})", path=directory,
-                                hint="import images with `spinesim anatomy import` first")
-        try:
-            manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
-        except (json.JSONDecodeError, UnicodeDecodeError) as error:
-            raise SpinesimError(f"damaged manifest ({error})", path=manifest_path) from None
-        if not isinstance(manifest, dict) or manifest.get("format") != FORMAT_NAME:
-            raise SpinesimError(f"field 'format' is not {FORMAT_NAME!r}", path=manifest_path)
-        if manifest.get("version") != FORMAT_VERSION:
-            raise SpinesimError(f"anatomy format version {manifest.get('version')!r} is not supported "
-                                f"(this spinesim reads version {FORMAT_VERSION})", path=manifest_path,
-                                hint="re-import or regenerate the anatomy")
-        label_table = LabelTable.from_list(manifest.get("label_table", []), source=manifest_path)
-        labels = read_nrrd(directory / manifest["labels"]) if manifest.get("labels") else None
+        manifest = read_manifest(directory)
+        ct = _read_volume(directory, manifest["ct"])
+        labels = _read_volume(directory, manifest["labels"]) if manifest["labels"] else None
         try:
             return cls(
-                ct=read_nrrd(directory / manifest["ct"]),
-                label_table=label_table,
+                ct=ct,
+                label_table=LabelTable.from_list(manifest["label_table"], source=MANIFEST),
                 labels=labels,
-                landmarks=manifest.get("landmarks", {}),
-                directions=manifest.get("directions", {}),
-                metadata=manifest.get("metadata", {}),
+                landmarks=manifest["landmarks"],
+                directions=manifest["directions"],
+                metadata=manifest["metadata"],
                 directory=directory,
             )
         except SpinesimError as error:
-            raise SpinesimError(error.problem, path=manifest_path, hint=error.hint) from None
+            what = ": ".join(part for part in (error.path, error.where, error.problem) if part)
+            raise _damaged(directory, what) from None
+
+
+# Far above any real manifest (the built-in patient's is about 100 kB): a bigger one is refused unread.
+_MANIFEST_LIMIT_BYTES = 64 * 1024 * 1024
+# Manifest field -> (the JSON type it must have, what it holds), for the message when it does not.
+_MANIFEST_FIELDS: dict[str, tuple[type | tuple[type, ...], str]] = {
+    "ct": (str, "the CT's file name"),
+    "labels": ((str, type(None)), "the label map's file name or null"),
+    "label_table": (list, "a list of {id, name, tissue}"),
+    "landmarks": (dict, "a mapping of name to [x, y, z]"),
+    "directions": (dict, "a mapping of name to [x, y, z]"),
+    "metadata": (dict, "a mapping"),
+}
+
+
+def read_manifest(directory: str | Path) -> dict[str, Any]:
+    """The checked manifest of the anatomy folder ``directory``: format, version and every field's type.
+
+    Raises
+    ------
+    SpinesimError
+        If the folder has no manifest, a manifest of another format version, or a damaged one.
+    """
+    directory = Path(directory)
+    path = directory / MANIFEST
+    if not path.is_file():
+        raise SpinesimError(f"not a spinesim anatomy folder (no {MANIFEST})", path=directory,
+                            hint="import images with `spinesim anatomy import` first")
+    manifest = _parse_manifest(directory, path)
+    if manifest.get("format") != FORMAT_NAME:
+        raise _damaged(directory, f"{MANIFEST}'s field 'format' is not {FORMAT_NAME!r}")
+    version = manifest.get("version")
+    if type(version) is not int or version != FORMAT_VERSION:
+        raise SpinesimError(f"anatomy format version {version!r} is not supported "
+                            f"(this spinesim reads version {FORMAT_VERSION})", path=path,
+                            hint="re-import or regenerate the anatomy")
+    for key, (kind, meaning) in _MANIFEST_FIELDS.items():
+        if key not in manifest or not isinstance(manifest[key], kind):
+            found = "missing" if key not in manifest else f"of type {type(manifest[key]).__name__}"
+            raise _damaged(directory, f"{MANIFEST}'s field {key!r} is {found}, expected {meaning}")
+    for key in ("ct", "labels"):
+        name = manifest[key]
+        if name is not None and (Path(name).name != name or name in ("", ".", "..")):
+            raise _damaged(directory, f"{MANIFEST}'s field {key!r} is {name!r:.80}, not a file name in the folder")
+    return manifest
+
+
+def _parse_manifest(directory: Path, path: Path) -> dict[str, Any]:
+    try:
+        size = path.stat().st_size
+        if size > _MANIFEST_LIMIT_BYTES:
+            raise _damaged(directory, f"{MANIFEST} is {size / 2 ** 20:.0f} MB, far more than any anatomy needs "
+                                      f"(limit {_MANIFEST_LIMIT_BYTES // 2 ** 20} MB)")
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+    except OSError as error:
+        raise _damaged(directory, f"{MANIFEST} cannot be read ({error.strerror or error})") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise _damaged(directory, f"{MANIFEST} is not valid JSON ({error})") from None
+    except RecursionError:
+        raise _damaged(directory, f"{MANIFEST} is nested too deeply to be a manifest") from None
+    if not isinstance(manifest, dict):
+        raise _damaged(directory, f"{MANIFEST} holds a {type(manifest).__name__}, not a mapping of fields")
+    return manifest
+
+
+def _read_volume(directory: Path, name: str) -> Volume:
+    """A volume file of the anatomy folder, its problems reported as damage to the folder."""
+    path = directory / name
+    if not path.is_file():
+        raise _damaged(directory, f"its file {name} is missing")
+    try:
+        return read_nrrd(path)
+    except SpinesimError as error:
+        raise _damaged(directory, f"{name}: {error.problem}") from None
+    except zlib.error as error:  # a corrupt deflate stream inside a gzip NRRD
+        raise _damaged(directory, f"{name}: its compressed data is corrupt ({error})") from None
+
+
+def _damaged(directory: Path, what: str) -> SpinesimError:
+    return SpinesimError(f"this stored anatomy is damaged: {what}", path=directory, hint="re-import or delete it")

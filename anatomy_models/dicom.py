@@ -937,6 +937,25 @@ def write_dicom_series(source: Volume | Anatomy, folder: str | Path, *, series_d
     return paths
 
 
+# Sources whose CT numbers spinesim made itself (generated, or painted from a label map or meshes): their
+# pixels hold no text. Any other source is declared free of burned-in text only if it said so.
+_SYNTHETIC_SOURCES = ("generated:", "seg.nrrd", "totalsegmentator", "mesh")
+
+
+def burned_in_annotation(facts: dict[str, Any]) -> str | None:
+    """The Burned In Annotation (0028,0301) an export of an anatomy with metadata ``facts`` declares:
+    ``"NO"`` when its pixels are known to hold no text, None when that is unknown (the attribute is
+    then left out: it is Type 3 in the General Image module, PS3.3 C.7.6.1, and absent means unknown).
+
+    Examples
+    --------
+    >>> burned_in_annotation({"source": "generated:spine"}), burned_in_annotation({"source": "nifti"})
+    ('NO', None)
+    """
+    synthetic = str(facts.get("source", "")).startswith(_SYNTHETIC_SOURCES)
+    return "NO" if synthetic or facts.get("burned_in_annotation") == "NO" else None
+
+
 def _ct_slice(pixels: np.ndarray, position: np.ndarray, row: np.ndarray, column: np.ndarray, row_spacing: float,
               column_spacing: float, thickness: float, location: float, number: int, study: str, series: str,
               frame_of_reference: str, instance: str, description: str, facts: dict[str, Any]) -> Dataset:
@@ -982,7 +1001,9 @@ def _ct_slice(pixels: np.ndarray, position: np.ndarray, row: np.ndarray, column:
     # General Image
     ds.InstanceNumber = number
     ds.ImageType = ["DERIVED", "SECONDARY", "AXIAL"]
-    ds.BurnedInAnnotation = "NO"
+    burned_in = burned_in_annotation(facts)  # unknown: left out (Type 3), never declared NO
+    if burned_in is not None:
+        ds.BurnedInAnnotation = burned_in
     ds.ImageLaterality = "U"  # the spine is unpaired; this also settles General Series' Laterality (2C)
     # Image Plane
     ds.PixelSpacing = [_ds(row_spacing), _ds(column_spacing)]

@@ -13,6 +13,7 @@ Layouts, with ``OUT`` the output argument:
 
 ``labels.json`` is the label table as a list of ``{id, name, tissue}``: it reads back with
 ``--label-format table:labels.json``. Nothing patient-identifying is written (the anatomy holds none).
+The files of an export replace earlier ones all together or, on an error, not at all.
 """
 
 from __future__ import annotations
@@ -24,8 +25,8 @@ from typing import Callable
 import numpy as np
 
 from anatomy_models.anatomy import Anatomy
-from anatomy_models.atomic import atomic_path
-from anatomy_models.dicom import write_dicom_series
+from anatomy_models.atomic import atomic_files
+from anatomy_models.dicom import burned_in_annotation, write_dicom_series
 from anatomy_models.errors import SpinesimError
 from anatomy_models.meshes import export_structure_stls
 from anatomy_models.nifti import nifti_stem, write_nifti
@@ -60,17 +61,41 @@ def export_anatomy(anatomy: Anatomy, fmt: str, out: str | Path, *,
     if fmt not in EXPORT_FORMATS:
         raise SpinesimError(f"unknown export format {fmt!r}", hint=f"use one of {', '.join(EXPORT_FORMATS)}")
     ct_path, labels_path, table_path = _paths(fmt, out)
+    targets = [ct_path] if anatomy.labels is None else [ct_path, labels_path, table_path]
+    with atomic_files(targets) as temporaries:  # the set is replaced together: never a new CT with old labels
+        _write_volumes(anatomy, fmt, temporaries)
+    return targets
+
+
+def export_warnings(anatomy: Anatomy, fmt: str) -> list[str]:
+    """What a user should know before sharing an export of ``anatomy`` in format ``fmt``.
+
+    Examples
+    --------
+    >>> from anatomy_models.volume import Volume
+    >>> ct = Volume(np.zeros((2, 2, 2), np.int16), np.eye(4))
+    >>> export_warnings(Anatomy(ct=ct, metadata={"source": "nifti"}), "dicom")[0][:42]
+    'the source does not say whether its pixels'
+    """
+    if fmt == "dicom" and burned_in_annotation(anatomy.metadata) is None:
+        return ["the source does not say whether its pixels show burned-in text (a name, a date), so the series "
+                "leaves Burned In Annotation (0028,0301) out, which means unknown; "
+                "look at the images before sharing them"]
+    return []
+
+
+def _write_volumes(anatomy: Anatomy, fmt: str, paths: list[Path]) -> None:
+    """The CT and, if the anatomy has labels, the label map and label table, to ``paths`` in that order."""
     ct = anatomy.ct.with_array(np.clip(np.rint(anatomy.ct.array), -32768, 32767).astype(np.int16))
-    written = [write_nifti(ct, ct_path) if fmt == "nifti" else write_nrrd(ct, ct_path, compression_level=6)]
+    if fmt == "nifti":
+        write_nifti(ct, paths[0])
+    else:
+        write_nrrd(ct, paths[0], compression_level=6)
     if anatomy.labels is None:
-        return written
+        return
     labels = anatomy.labels.with_array(anatomy.labels.array.astype(np.uint16, copy=False))
     if fmt == "nifti":
-        written.append(write_nifti(labels, labels_path, label_map=True))
+        write_nifti(labels, paths[1], label_map=True)
     else:
-        names = {label.id: label.name for label in anatomy.label_table}
-        written.append(write_segmentation(labels, names, labels_path))
-    with atomic_path(table_path) as temporary:
-        temporary.write_text(json.dumps(anatomy.label_table.to_list(), indent=1) + "\n", encoding="utf-8")
-    written.append(table_path)
-    return written
+        write_segmentation(labels, {label.id: label.name for label in anatomy.label_table}, paths[1])
+    paths[2].write_text(json.dumps(anatomy.label_table.to_list(), indent=1) + "\n", encoding="utf-8")

@@ -5,15 +5,18 @@ The home is ``$SPINESIM_HOME`` if set, else ``~/.cache/spinesim``. Named anatomi
 Generated spines are cached in ``<home>/generated/<parameter hash>/``; the hash covers every
 parameter and the generator version, so a stale cache is never used. The name ``"default"`` is the
 built-in patient (default parameters), generated on first use.
+
+Every anatomy is replaced atomically (:mod:`anatomy_models.atomic`): listing, loading and saving first
+recover what a crashed write left behind, so the old or the new copy is there on the next start.
 """
 
 from __future__ import annotations
 
-import json
 import re
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from anatomy_models.atomic import recover, recover_folder
 from anatomy_models.errors import SpinesimError
 from anatomy_models.home import MANIFEST, spinesim_home
 
@@ -49,17 +52,28 @@ def stored_anatomy_names() -> list[str]:
     root = spinesim_home() / "anatomies"
     if not root.is_dir():
         return []
-    return sorted(p.name for p in root.iterdir() if (p / MANIFEST).is_file() and not p.name.startswith("."))
+    recover_folder(root)
+    return sorted(p.name for p in root.iterdir() if (p / MANIFEST).is_file() and _NAME.match(p.name))
 
 
 def stored_anatomy_summary(name: str) -> dict:
-    """Name, source and size facts of a stored anatomy, read from its manifest only."""
-    manifest = json.loads((anatomy_directory(name) / MANIFEST).read_text(encoding="utf-8"))
+    """Name, source and size facts of a stored anatomy, read from its manifest only.
+
+    A damaged one is summarised as such (``source`` says so and ``damaged`` holds the full message),
+    so that a listing still shows every other anatomy.
+    """
+    from anatomy_models.anatomy import read_manifest
+
+    try:
+        manifest = read_manifest(anatomy_directory(name))
+    except SpinesimError as error:
+        return {"name": name, "source": "damaged: re-import or delete it", "structures": 0, "landmarks": 0,
+                "damaged": str(error)}
     return {
         "name": name,
-        "source": manifest.get("metadata", {}).get("source", "?"),
-        "structures": len(manifest.get("label_table", [])),
-        "landmarks": len(manifest.get("landmarks", {})),
+        "source": str(manifest["metadata"].get("source", "?")),
+        "structures": len(manifest["label_table"]),
+        "landmarks": len(manifest["landmarks"]),
     }
 
 
@@ -72,6 +86,7 @@ def generated_anatomy(params: SpineParameters | None = None, *, progress: Progre
 
     params = params or SpineParameters()
     directory = spinesim_home() / "generated" / params.cache_key()
+    recover(directory)
     if (directory / MANIFEST).is_file():
         try:
             return Anatomy.load(directory)
@@ -92,11 +107,14 @@ def anatomy_folder(name_or_path: str | Path) -> Path | None:
         If there is no such stored anatomy or anatomy folder.
     """
     path = Path(name_or_path)
+    recover(path)
     if (path / MANIFEST).is_file():
         return path
     name = str(name_or_path)
-    if _NAME.match(name) and (anatomy_directory(name) / MANIFEST).is_file():
-        return anatomy_directory(name)
+    if _NAME.match(name):
+        recover(anatomy_directory(name))
+        if (anatomy_directory(name) / MANIFEST).is_file():
+            return anatomy_directory(name)
     if name == DEFAULT_ANATOMY:
         return None
     known = stored_anatomy_names()

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import importlib
 import os
+import re
 import sys
 import time
 import traceback
@@ -92,16 +93,72 @@ def progress_bar(description: str) -> Iterator[Callable[[float, float, str], Non
         yield report
 
 
-def log_internal_error(context: str | None = None) -> str:
-    """Write the current exception's traceback, after ``context`` (default: the command line), to a
-    new file under ``<spinesim home>/logs``; returns its path."""
+def log_internal_error(context: str | None = None, argv: list[str] | None = None) -> str:
+    """Write the current exception's traceback, after ``context`` (default: the subcommand run), to a new
+    file under ``<spinesim home>/logs``; returns its path.
+
+    What a user typed may name a patient (a folder called after them), so the log keeps no command line:
+    only the subcommand's words, and exception messages without the values of ``argv`` (default: this
+    process's arguments) or any absolute path.
+    """
     from anatomy_models.home import spinesim_home
 
+    arguments = sys.argv[1:] if argv is None else argv
+    words = _command_words(arguments)
+    heading = context or " ".join(["spinesim", *words, "(arguments not logged)"])
     logs = spinesim_home() / "logs"
     logs.mkdir(parents=True, exist_ok=True)
     path = logs / f"error-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}.log"
-    path.write_text((context or " ".join(sys.argv)) + "\n\n" + traceback.format_exc(), encoding="utf-8")
+    path.write_text(heading + "\n\n" + _redacted_traceback(arguments[len(words):]), encoding="utf-8")
     return str(path)
+
+
+def _command_words(argv: list[str]) -> list[str]:
+    """The subcommand words that ``argv`` starts with (``["anatomy", "import"]``)."""
+    words, command = [], cli
+    for word in argv:
+        try:
+            found = command.get_command(click.Context(command), word) if isinstance(command, click.Group) else None
+        except Exception:  # noqa: BLE001 - a subcommand that cannot even be imported ends the words
+            found = None
+        if found is None:
+            break
+        words.append(word)
+        command = found
+    return words
+
+
+# A path starting with a slash (or a drive letter), not part of a word: "/home/x/CT", "C:\\data".
+_ABSOLUTE_PATH = re.compile(r"(?<![\w.])(?:[A-Za-z]:)?[\\/][^\s'\"]*")
+
+
+def _redacted_traceback(argv: list[str]) -> str:
+    """The current exception's traceback; its messages lose the values in ``argv`` (``--labels=x`` gives
+    ``x``), their path parts and every absolute path. Code lines stay: they hold no user input."""
+    values = [argument.split("=", 1)[-1] for argument in argv if not argument.startswith("-") or "=" in argument]
+    secrets = sorted({part for value in values for part in (value, *re.split(r"[\\/]", value)) if len(part) > 2},
+                     key=len, reverse=True)
+
+    def redact(text: str) -> str:
+        text = _ABSOLUTE_PATH.sub("<path>", text)
+        for secret in secrets:
+            text = text.replace(secret, "<argument>")
+        return text
+
+    chain: traceback.TracebackException | None = traceback.TracebackException(*sys.exc_info())
+    lines: list[str] = []
+    while chain is not None:  # from the last exception back to the first, as Python prints them in reverse
+        lines[:0] = ["Traceback (most recent call last):\n", *chain.stack.format(),
+                     *(redact(line) for line in chain.format_exception_only())]
+        if chain.__cause__ is not None:
+            chain, link = chain.__cause__, "The above exception was the direct cause of the following exception:"
+        elif chain.__context__ is not None and not chain.__suppress_context__:
+            chain, link = chain.__context__, "During handling of the above exception, another exception occurred:"
+        else:
+            chain = None
+        if chain is not None:
+            lines[:0] = [f"\n{link}\n\n"]
+    return "".join(lines)
 
 
 def main(argv: list[str] | None = None) -> int:

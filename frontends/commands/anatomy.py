@@ -88,11 +88,13 @@ def import_command(source: Path, name: str, labels: Path | None, label_format: s
               help="Output folder, or for nifti/nrrd the CT's file name (labels are written beside it).")
 def export_command(name: str, fmt: str, output: Path) -> None:
     """Export stored anatomy NAME to OUTPUT (LPS millimetres)."""
-    from anatomy_models.exports import export_anatomy
+    from anatomy_models.exports import export_anatomy, export_warnings
 
     loaded = load_anatomy(name)
     with progress_bar(f"exporting {name}") as report:
         written = export_anatomy(loaded, fmt, output, progress=report)
+    for warning in export_warnings(loaded, fmt):
+        out.print(f"[yellow]warning:[/] {warning}", highlight=False)
     out.print(f"Wrote {len(written)} file(s) to {output}")
 
 

@@ -59,7 +59,7 @@ def test_failed_save_keeps_the_previous_anatomy(tmp_path, monkeypatch):
         raise OSError("disk full")
 
     monkeypatch.setattr(module, "write_nrrd", crash)
-    with pytest.raises(OSError):
+    with pytest.raises(SpinesimError, match="ball: cannot be written .disk full.*previous copy.*kept"):
         anatomy.save(tmp_path / "ball")
     assert (tmp_path / "ball" / "anatomy.json").read_text() == before
     assert [p.name for p in tmp_path.iterdir()] == ["ball"]
@@ -85,7 +85,7 @@ def test_damaged_folders_give_clear_errors(tmp_path):
     ball_anatomy().save(tmp_path / "ball")
     manifest = tmp_path / "ball" / "anatomy.json"
     manifest.write_text("{not json")
-    with pytest.raises(SpinesimError, match="damaged manifest"):
+    with pytest.raises(SpinesimError, match="ball: this stored anatomy is damaged: anatomy.json is not valid JSON"):
         Anatomy.load(tmp_path / "ball")
     manifest.write_text(json.dumps({"format": "spinesim-anatomy", "version": 99}))
     with pytest.raises(SpinesimError, match="version 99 is not supported"):
