@@ -218,7 +218,7 @@ def timeline(attempt: Attempt) -> list[TimelineEntry]:
         details = {k: v for k, v in record.items() if k not in ("type", "t")}
         summary = ", ".join(f"{k} {_short(v)}" for k, v in details.items())
         entries.append(TimelineEntry(t=step.t, action=step.action.type, summary=summary,
-                                     events=[TimelineEvent(kind=e.kind, severity=e.severity, message=e.message)
+                                     events=[TimelineEvent(kind=e.kind, severity=e.severity, message=e.debrief)
                                              for e in step.events]))
     return entries
 

@@ -24,7 +24,7 @@ flag                           severity  when
                                          or, transforaminal, the tip more than 2 mm ventral to the
                                          posterior vertebral-body line as the lateral view shows it (§3)
 ``wrong_level``                major     the final tip is on target at a neighbouring level (§3)
-``vessel_puncture``            minor     blood at the hub (the tip entered a vessel) without an injection
+``vessel_puncture``            minor     the tip entered a vessel (blood at the hub or not) without an injection
 ``repeated_bone_contact``      minor     more bone contacts than the rubric's tolerance
 ``excessive_shots``            minor     more fluoroscopy shots than the scenario's limit (§6.3)
 ``excessive_fluoro_time``      minor     more beam-on time than the limit (§3 [S61])
@@ -139,7 +139,9 @@ def _event_flags(attempt: Attempt, flags: _Flags) -> None:
             flags.add("intradiscal", "major", "Intradiscal needle", f"the needle entered the disc ({where})", t, where)
         elif kind == "vessel_puncture" and where not in injected_vessels:
             flags.add("vessel_puncture", "minor", "Vessel puncture",
-                      f"blood at the hub: the tip entered {where}" + (" (an artery)" if event.data.get("arterial") else ""),
+                      f"the tip entered {where}" + (" (an artery)" if event.data.get("arterial") else "")
+                      + ("; blood showed at the hub" if any(e.kind == "blood_flashback" and e.t == t for e in attempt.events)
+                         else "; no blood showed at the hub (a flash shows in under half of them)"),
                       t, where)
         elif kind == "capsule_rupture":
             flags.add("capsule_rupture", "minor", "Facet capsule rupture", event.message, t, where)

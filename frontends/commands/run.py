@@ -107,7 +107,7 @@ def _step_printer(events: list, images_dir: Path | None, as_json: bool):
                 image.save_png(images_dir / f"shot-{event.data['shot']:03d}-{event.data['mode']}.png")
             if not as_json:
                 style = _SEVERITY_STYLE[event.severity]
-                text = f"{event.t:7.1f} s  {event.kind:<22} {event.message}"
+                text = f"{event.t:7.1f} s  {event.kind:<22} {event.debrief}"
                 out.print(f"[{style}]{text}[/]" if style else text, highlight=False)
 
     return shown

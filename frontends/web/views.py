@@ -24,8 +24,9 @@ _ALERT_KINDS = {"csf_flashback", "blood_flashback", "paraesthesia", "dural_punct
                 "cord_contact", "cauda_equina_contact", "root_penetration", "vessel_puncture", "intradiscal",
                 "capsule_rupture"}
 _SEVERITY_COLOUR = {"info": "blue-grey", "warning": "amber-darken-2", "unsafe": "red-darken-2"}
-_HIDDEN_KINDS = {"target_reached", "target_left",  # the trainee must judge that from the images
-                 "probe_placed", "hint_shown"}  # the monitor and the hint list show these
+# Shown elsewhere: the monitor and the hint list. What the trainee does not perceive at all
+# (Event.perceived: the target, the structure entered, the contrast verdict) waits for the debrief.
+_SHOWN_ELSEWHERE = {"probe_placed", "hint_shown"}
 
 
 def initial_state(user: User, scenarios: dict[str, Scenario], first: str) -> dict:
@@ -83,12 +84,13 @@ def attempt_view(attempt: LiveAttempt, events: Sequence[Event] = ()) -> dict:
             "dap_mgy_cm2": round(attempt.ledger.dose_area_product_gy_cm2 * MGY_PER_GY, 1), "passes": state.passes,
             "needle_in": state.needle is not None,
             "depth_mm": round(state.needle.depth_mm, 1) if state.needle is not None else 0.0,
-            "hub_text": {"csf": "Clear fluid (CSF) at the hub", "blood": "Blood at the hub"}.get(state.tip_tissue or "", ""),
-            "events": event_rows([e for e in attempt.session.events if e.kind not in _HIDDEN_KINDS][-60:][::-1])}
+            "hub_text": ("Clear fluid (CSF) at the hub" if state.tip_tissue == "csf" else
+                         "Blood at the hub" if state.blood_at_hub else ""),
+            "events": event_rows(live_events(attempt.session.events)[-60:][::-1])}
     for event in events:
         if event.kind == "loss_of_resistance":
             view["lor_text"] = event.message
-    alerts = [e for e in events if e.kind in _ALERT_KINDS]
+    alerts = [e for e in events if e.kind in _ALERT_KINDS and e.perceived]
     if alerts:
         view |= {"alert_text": " · ".join(e.message for e in alerts), "alert_show": True,
                  "alert_colour": "red-darken-2" if any(e.severity == "unsafe" for e in alerts) else "amber-darken-3"}
@@ -145,12 +147,18 @@ def replay_view(attempt: LiveAttempt | None, step: int) -> dict:
     events = [e for e in session.events if before < e.t <= after or (step == 1 and e.t == after)]
     return view | {"replay_action": f"{step}. t = {action.t:.1f} s · {action.type.replace('_', ' ')} "
                                     + ", ".join(f"{k} {_short(v)}" for k, v in fields.items()),
-                   "replay_events": event_rows(events)}
+                   "replay_events": event_rows(events, debrief=True)}
 
 
-def event_rows(events: Sequence[Event]) -> list[dict]:
-    """Events as the lists show them: time, kind, message and the chip's colour for its severity."""
-    return [{"t": f"{e.t:.1f}", "kind": e.kind.replace("_", " "), "message": e.message,
+def live_events(events: Sequence[Event]) -> list[Event]:
+    """The events the trainee's list shows while the attempt runs: what they perceive, not shown elsewhere."""
+    return [e for e in events if e.perceived and e.kind not in _SHOWN_ELSEWHERE]
+
+
+def event_rows(events: Sequence[Event], *, debrief: bool = False) -> list[dict]:
+    """Events as the lists show them: time, kind, message (with the debrief's verdicts after the
+    attempt) and the chip's colour for its severity."""
+    return [{"t": f"{e.t:.1f}", "kind": e.kind.replace("_", " "), "message": e.debrief if debrief else e.message,
              "colour": _SEVERITY_COLOUR[e.severity]} for e in events]
 
 

@@ -25,7 +25,8 @@ kind                      severity  when
 ``joint_entered``         info      the tip entered a facet joint
 ``dural_puncture``        unsafe    the shaft entered the dural sac (clinical.md §3)
 ``csf_flashback``         unsafe    the tip is in CSF: CSF at the hub
-``blood_flashback``       unsafe    the tip is in a vessel: blood at the hub
+``blood_flashback``       unsafe    the tip entered a vessel and blood shows at the hub (44.7% of the
+                                    time, seeded: :mod:`simulator.needle.hub`)
 ``cord_contact``          unsafe    the tip entered the spinal cord or conus
 ``cauda_equina_contact``  unsafe    the tip entered the cauda equina
 ``paraesthesia``          unsafe    the shaft came within 1.5 mm of a root (§3: ~1-2 mm)
@@ -42,6 +43,12 @@ kind                      severity  when
 ``hint_shown``            info      the scenario's next hint was revealed (``number``, 1-based)
 ``finished``              info      the trainee ended the attempt
 ========================  ========  =========================================================
+
+What the trainee perceives. Events are the engine's truth, for scoring and the debrief; while the
+attempt runs a trainee perceives only what a physician feels, sees at the hub or on the monitor
+(:attr:`Event.perceived`): not whether the tip is in the target, a joint, the sac, a root, a vessel or
+a disc (the images, the syringe, the hub and the patient tell that), and an injection is "contrast
+injected", its pattern read from the images (``data["appearance"]`` holds the verdict for the debrief).
 """
 
 from __future__ import annotations
@@ -64,6 +71,7 @@ from simulator.imaging.carm import CArm
 from simulator.imaging.dose import beam_seconds
 from simulator.imaging.probe import Probe
 from simulator.imaging.ultrasound import GEL_MM
+from simulator.needle.hub import blood_shows
 from simulator.needle.contrast import ContrastSpread, contrast_volume, inject, is_artery
 from simulator.needle.resistance import check_loss_of_resistance
 from simulator.needle.shaft import Needle
@@ -78,6 +86,9 @@ SUBCUTANEOUS_MARGIN_MM = 1.0
 # ... but never shallower than this (mm): the needle must stay in the skin to be steered [ED].
 MIN_STEERING_DEPTH_MM = 3.0
 SUBCUTANEOUS = ("skin", "fat")
+# Events the trainee does not perceive as they happen (see the module docstring).
+UNPERCEIVED = frozenset({"target_reached", "target_left", "joint_entered", "dural_puncture", "cauda_equina_contact",
+                         "root_penetration", "vessel_puncture", "intradiscal"})
 
 
 @dataclass(frozen=True)
@@ -89,6 +100,18 @@ class Event:
     severity: Severity
     message: str
     data: dict = field(default_factory=dict)
+
+    @property
+    def perceived(self) -> bool:
+        """Whether the trainee perceives it as it happens (felt, at the hub, on the monitor)."""
+        return self.kind not in UNPERCEIVED
+
+    @property
+    def debrief(self) -> str:
+        """The message with what the trainee had to judge for themselves (an injection's pattern), for
+        the replay and the report."""
+        appearance = self.data.get("appearance")
+        return f"{self.message}: {appearance}" if appearance else self.message
 
     def to_json(self) -> dict:
         return {"t": self.t, "kind": self.kind, "severity": self.severity, "message": self.message, "data": self.data}
@@ -119,6 +142,7 @@ class SessionState:
     needle: Needle | None = None
     tip_structure: str | None = None
     tip_tissue: str | None = None
+    blood_at_hub: bool = False
     passes: int = 0
     redirects: int = 0
     bone_contacts: int = 0
@@ -144,7 +168,7 @@ class SessionState:
                       "bevel_roll_deg": self.needle.bevel_roll_deg}
         return {
             "t": self.t, "actions": self.actions, "needle": needle, "tip_structure": self.tip_structure,
-            "tip_tissue": self.tip_tissue, "passes": self.passes, "redirects": self.redirects,
+            "tip_tissue": self.tip_tissue, "blood_at_hub": self.blood_at_hub, "passes": self.passes, "redirects": self.redirects,
             "bone_contacts": self.bone_contacts, "advanced_mm": round(self.advanced_mm, 4), "in_target": self.in_target,
             "tip_to_target_mm": None if self.tip_to_target_mm is None else round(self.tip_to_target_mm, 4),
             "carm": self.carm.to_json(), "probe": None if self.probe is None else self.probe.to_json(),
@@ -352,7 +376,7 @@ class _Step:
         needle = self.needle_in(state)
         if self.action.mm >= needle.depth_mm:
             self.emit("needle_removed", "info", "the needle is out of the skin")
-            return replace(state, needle=None, tip_structure=None, tip_tissue=None, near_root=False,
+            return replace(state, needle=None, tip_structure=None, tip_tissue=None, blood_at_hub=False, near_root=False,
                            in_target=False, tip_to_target_mm=None)
         return self.settle(state, needle.withdrawn(self.action.mm))
 
@@ -378,7 +402,7 @@ class _Step:
         reached, bone = stop_at_bone(trace, depth_mm)
         if bone is not None:
             state = replace(state, bone_contacts=state.bone_contacts + 1)
-            self.emit("bone_contact", "info", f"bone ({bone.structure}) at {bone.depth_in_mm:.1f} mm stops the needle",
+            self.emit("bone_contact", "info", f"the needle stops on bone at {bone.depth_in_mm:.1f} mm",
                       structure=bone.structure, depth_mm=round(bone.depth_in_mm, 4))
         self.report_entries(trace, start, reached, needle)
         state = replace(state, advanced_mm=state.advanced_mm + max(reached - start, 0.0))
@@ -432,11 +456,13 @@ class _Step:
             self.emit("target_left", "info", "the tip left the target zone", tip_to_target_mm=round(distance, 4))
         if tissue == "csf" and self.before.tip_tissue != "csf":
             self.emit("csf_flashback", "unsafe", "clear fluid (CSF) drips from the hub", structure=structure)
-        if tissue == "blood" and self.before.tip_tissue != "blood":
+        blood = tissue == "blood" and (blood_shows(self.session.scenario.seed, self.before.actions)
+                                       if self.before.tip_tissue != "blood" else state.blood_at_hub)
+        if blood and not state.blood_at_hub:
             self.emit("blood_flashback", "unsafe", "blood appears at the hub", structure=structure,
                       arterial=is_artery(structure))
         return replace(state, needle=needle, tip_structure=structure, tip_tissue=tissue, in_target=in_target,
-                       tip_to_target_mm=distance, near_root=near_root)
+                       tip_to_target_mm=distance, near_root=near_root, blood_at_hub=blood)
 
     # ------------------------------------------------------------------ everything else
     def set_carm(self, state: SessionState) -> SessionState:
@@ -487,8 +513,8 @@ class _Step:
                               spread.structure)
         state = replace(state, injections=state.injections + (injection,))
         severity: Severity = "unsafe" if spread.pattern in UNSAFE_PATTERNS else "info"
-        self.emit("contrast", severity, spread.appearance, pattern=spread.pattern, ml=self.action.ml,
-                  structure=spread.structure)
+        self.emit("contrast", severity, f"{self.action.ml:g} mL of contrast injected", pattern=spread.pattern,
+                  ml=self.action.ml, structure=spread.structure, appearance=spread.appearance)
         joint_ml = sum(i.ml for i in state.injections if i.pattern == "intra_articular" and i.structure == spread.structure)
         capsule = spread.model.capsule_ml
         if capsule is not None and joint_ml > capsule >= joint_ml - self.action.ml:

@@ -6,6 +6,7 @@ import pytest
 
 from scenarios.schema import load_scenario
 from simulator.case.planner import expert_actions, plan_trajectory
+from simulator.needle.hub import blood_shows
 from simulator.needle.trace import BONE_STANDOFF_MM
 from simulator.session.fold import Session
 from tests.simulator.attempts import nearest_points, place_toward
@@ -73,13 +74,14 @@ def test_transforaminal_too_ventral_caudal_is_intradiscal(small_spine):
     assert session.apply({"type": "inject_contrast", "t": 12, "ml": 0.5})[0].data["pattern"] == "intradiscal"
 
 
-def test_transforaminal_into_the_radicular_artery_flashes_back_and_washes_out(small_spine):
+def test_transforaminal_into_the_radicular_artery_flashes_back_as_seeded_and_washes_out(small_spine):
     session = _session(small_spine, "tfesi-default")
     artery = nearest_points(session, "radicular_artery.L4.left", session.target.point)
     depth = place_toward(session, artery, root_clearance_mm=0.0, avoid_groups=("dural_sac",),
                          avoid_tissues=("disc_annulus", "disc_nucleus", "air"))
     events = session.apply({"type": "advance", "t": 10, "mm": depth})
-    assert {"vessel_puncture", "blood_flashback"} <= set(_kinds(events))
+    flash = blood_shows(session.scenario.seed, session.state.actions - 1)  # blood at the hub 44.7% of the time
+    assert "vessel_puncture" in _kinds(events) and ("blood_flashback" in _kinds(events)) is flash
     assert next(e for e in events if e.kind == "vessel_puncture").data["arterial"]
     shown = session.apply({"type": "inject_contrast", "t": 12, "ml": 1.0})
     assert shown[0].data["pattern"] == "arterial" and shown[0].severity == "unsafe"
