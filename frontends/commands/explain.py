@@ -8,6 +8,7 @@ import click
 from rich.console import Console
 
 from anatomy_models.store import load_anatomy
+from frontends.cli import OutputPath, user_text
 from scenarios.schema import load_scenario, scenario_directory
 from simulator.session.actions import read_log
 
@@ -16,7 +17,7 @@ out = Console(soft_wrap=True)
 
 @click.command()
 @click.argument("scenario")
-@click.option("-o", "--output", type=click.Path(file_okay=False, path_type=Path), required=True,
+@click.option("-o", "--output", type=OutputPath(file_okay=False, path_type=Path), required=True,
               help="Folder for the page (index.html; everything is inside it).")
 @click.option("--anatomy", "anatomy_source",
               help="The patient's stored anatomy (e.g. imported from their CT) instead of the scenario's.")
@@ -36,4 +37,4 @@ def explain(scenario: str, output: Path, anatomy_source: str | None, attempt_log
     anatomy = load_anatomy(anatomy_source) if anatomy_source else chosen.anatomy.load(scenario_directory(scenario),
                                                                                       spacing_mm=spacing)
     path = write_explanation(chosen, anatomy, output, log=log, name=name, pixels=pixels)
-    out.print(f"Wrote {path} ({path.stat().st_size / 1e6:.1f} MB); open it in any browser, no network needed.")
+    out.print(f"Wrote {user_text(path)} ({path.stat().st_size / 1e6:.1f} MB); open it in any browser, no network needed.")

@@ -8,6 +8,7 @@ import click
 
 from anatomy_models.atomic import atomic_path
 from anatomy_models.errors import SpinesimError
+from frontends.cli import OutputPath
 from simulator.imaging.probe import VIEWS
 from simulator.session.scans import annotate
 
@@ -26,7 +27,8 @@ from simulator.session.scans import annotate
 @click.option("--dynamic-range", "dynamic_range_db", type=float, default=55.0, show_default=True, help="dB.")
 @click.option("--size", default="512x512", show_default=True, help="Display frame ROWSxCOLUMNS in pixels; the image is cut to the field of view's shape.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Speckle seed.")
-@click.option("-o", "--output", type=click.Path(path_type=Path), required=True, help="PNG file to write.")
+@click.option("-o", "--output", type=OutputPath(dir_okay=False, path_type=Path), required=True,
+              help="PNG file to write.")
 def ultrasound(anatomy_name: str, view: str, level: str, side: str, kind: str, depth_mm: float | None,
                frequency_mhz: float | None, gain_db: float, dynamic_range_db: float, size: str, seed: int,
                output: Path) -> None:
