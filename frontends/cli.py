@@ -59,8 +59,8 @@ def user_text(value: object) -> str:
 
     Examples
     --------
-    >>> user_text("scans/[red]x[/].nrrd")
-    'scans/\\[red]x\\[/].nrrd'
+    >>> print(user_text("scans/[red]x[/].nrrd"))
+    scans/\\[red]x\\[/].nrrd
     """
     return escape(shorten(str(value)))
 
@@ -137,11 +137,11 @@ def progress_bar(description: str) -> Iterator[Callable[[float, float, str], Non
     with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.percentage:>3.0f}%"),
                   TimeElapsedColumn(), TimeRemainingColumn(), console=console, transient=True,
                   disable=not console.is_terminal) as progress:  # no stray lines in logs and pipes
-        task = progress.add_task(description, total=1.0)
+        task = progress.add_task(user_text(description), total=1.0)  # file names may hold "[/]"
 
         def report(done: float, total: float, message: str = "") -> None:
             progress.update(task, completed=done / total if total else 1.0,
-                            description=f"{description}: {message}" if message else description)
+                            description=user_text(f"{description}: {message}" if message else description))
 
         yield report
 
