@@ -9,6 +9,7 @@ them) reaches the terminal through :func:`user_text` or as a plain :class:`rich.
 from __future__ import annotations
 
 import importlib
+import math
 import os
 import sys
 import time
@@ -68,6 +69,23 @@ def user_text(value: object) -> str:
 def error_line(label: str, message: object) -> Text:
     """``label`` in bold red, then ``message`` as plain text (never read as markup)."""
     return Text.assemble((label, "bold red"), " ", shorten(str(message)))
+
+
+# Seeds on the command line are unsigned 32-bit integers, as in scenarios and action logs.
+SEED = click.IntRange(0, 2**32 - 1)
+
+
+class FiniteFloat(click.FloatRange):
+    """A float option that must be a finite number (click's own float reads ``nan`` and ``inf``), within
+    the optional bounds of :class:`click.FloatRange`."""
+
+    name = "finite float"
+
+    def convert(self, value, param, ctx) -> float:
+        number = super().convert(value, param, ctx)
+        if not math.isfinite(number):
+            self.fail(f"{value!r} is not a finite number", param, ctx)
+        return number
 
 
 class OutputPath(click.Path):

@@ -11,7 +11,7 @@ from rich.table import Table
 from anatomy_models.sources import describe_source, import_anatomy
 from anatomy_models.store import (anatomy_directory, load_anatomy, save_anatomy, stored_anatomy_names,
                                   stored_anatomy_summary)
-from frontends.cli import OutputPath, progress_bar, user_text
+from frontends.cli import SEED, FiniteFloat, OutputPath, progress_bar, user_text
 
 out = Console()
 
@@ -59,7 +59,7 @@ def info_command(source: str) -> None:
 @click.option("--label-format", help="How to read the label ids: totalsegmentator[:v1|:v2], verse or table:FILE "
                                      "(a YAML/JSON list of {id, name, tissue}). Not needed for .seg.nrrd files, "
                                      "TotalSegmentator folders, or NIfTI files with their own label table.")
-@click.option("--spacing", type=click.FloatRange(min=0.05), help="Voxel size in mm: the grid of voxelised meshes "
+@click.option("--spacing", type=FiniteFloat(min=0.05), help="Voxel size in mm: the grid of voxelised meshes "
                                                                  "(default 1), or resample a volume to it.")
 @click.option("--mesh-units", type=click.Choice(["mm", "cm", "m"]), default="mm", show_default=True,
               help="Unit of mesh coordinates.")
@@ -110,12 +110,12 @@ def _parse_parameter(text: str) -> tuple[str, object]:
 
 @anatomy.command("generate")
 @click.option("-o", "--output", "name", required=True, help="Name to store the anatomy under.")
-@click.option("--bmi", type=float, help="Body-mass index, kg/m^2 (16-60); default 25.")
+@click.option("--bmi", type=FiniteFloat(), help="Body-mass index, kg/m^2 (16-60); default 25.")
 @click.option("--spacing", type=click.Choice(["0.5", "1", "2"]), help="Voxel size in mm; default 1.")
 @click.option("--sex", type=click.Choice(["male", "female"]), help="Default male.")
-@click.option("--lordosis", type=float, help="L1-S1 lordosis in degrees; default 50.")
-@click.option("--degeneration", type=float, help="Degeneration grade 0-3; default 0.")
-@click.option("--seed", type=int, help="Seed of textures and variations; default 0.")
+@click.option("--lordosis", type=FiniteFloat(), help="L1-S1 lordosis in degrees; default 50.")
+@click.option("--degeneration", type=FiniteFloat(), help="Degeneration grade 0-3; default 0.")
+@click.option("--seed", type=SEED, help="Seed of textures and variations; default 0.")
 @click.option("--fov", type=click.Choice(["torso", "spine"]), help="Field of view; default torso.")
 @click.option("--param", "extra", multiple=True, metavar="KEY=VALUE",
               help="Any other spine parameter, e.g. --param scoliosis_cobb_deg=20 (repeatable).")
@@ -134,7 +134,8 @@ def generate_command(name: str, bmi, spacing, sex, lordosis, degeneration, seed,
         generated = generate_spine(params, progress=report)
     path = save_anatomy(generated, name)
     shape = " x ".join(str(n) for n in generated.ct.shape)
-    out.print(f"Stored anatomy [bold]{user_text(name)}[/] in {user_text(path)} ({shape} voxels of {params.spacing_mm:g} mm, "
+    out.print(f"Stored anatomy [bold]{user_text(name)}[/] in {user_text(path)} ({shape} voxels of "
+              f"{params.spacing_mm:g} mm, "
               f"{len(generated.label_table)} structures, {len(generated.landmarks)} landmarks)")
 
 

@@ -11,7 +11,7 @@ from rich.table import Table
 
 from anatomy_models.atomic import atomic_path
 from anatomy_models.errors import SpinesimError
-from frontends.cli import OutputPath, error_line, user_text
+from frontends.cli import FiniteFloat, OutputPath, error_line, user_text
 from scenarios.schema import PROCEDURES, library_scenarios, load_scenario, scenario_directory, scenario_json_schema
 
 out = Console(soft_wrap=True)
@@ -104,7 +104,8 @@ def new(procedure: str, output: Path, scenario_id: str | None, force: bool) -> N
 @scenario.command()
 @click.argument("files", nargs=-1, required=True, type=click.Path(path_type=Path))
 @click.option("--solve", is_flag=True, help="Also load each anatomy and check that an expert path reaches the target.")
-@click.option("--spacing", type=float, help="With --solve: generate built-in anatomies on this grid (mm).")
+@click.option("--spacing", type=FiniteFloat(min=0, min_open=True),
+              help="With --solve: generate built-in anatomies on this grid (mm).")
 def validate(files: tuple[Path, ...], solve: bool, spacing: float | None) -> None:
     """Check scenario FILES; errors name the YAML line and field."""
     failed = 0
@@ -116,7 +117,8 @@ def validate(files: tuple[Path, ...], solve: bool, spacing: float | None) -> Non
             failed += 1
             out.print(error_line("invalid:", error), highlight=False)
             continue
-        out.print(f"[green]ok:[/] {user_text(path)}: {checked.id} ({checked.procedure}){user_text(note)}", highlight=False)
+        out.print(f"[green]ok:[/] {user_text(path)}: {checked.id} ({checked.procedure}){user_text(note)}",
+                  highlight=False)
     if failed:
         raise SpinesimError(f"{failed} of {len(files)} scenario(s) are invalid",
                             hint="each 'invalid:' line above names the file, the line and the field, and why")
@@ -154,7 +156,8 @@ def schema(output: Path | None) -> None:
 @click.argument("source")
 @click.option("-o", "--output", type=OutputPath(file_okay=False, path_type=Path), required=True,
               help="Folder for the PNG images.")
-@click.option("--spacing", type=float, help="Generate built-in anatomies on this grid (mm), e.g. 2 for speed.")
+@click.option("--spacing", type=FiniteFloat(min=0, min_open=True),
+              help="Generate built-in anatomies on this grid (mm), e.g. 2 for speed.")
 @click.option("--pixels", type=click.IntRange(64, 2048), default=512, show_default=True, help="Image size.")
 def preview(source: str, output: Path, spacing: float | None, pixels: int) -> None:
     """Render the start views of SOURCE (a library id or YAML file) with the target overlaid."""

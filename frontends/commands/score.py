@@ -10,7 +10,7 @@ from rich.table import Table
 
 from anatomy_models.errors import SpinesimError
 from anatomy_models.store import load_anatomy
-from frontends.cli import OutputPath, user_text
+from frontends.cli import FiniteFloat, OutputPath, user_text
 from simulator.session.actions import LogContents, read_log
 
 out = Console(soft_wrap=True)
@@ -19,7 +19,7 @@ _SEVERITY_STYLE = {"critical": "bold red", "major": "yellow", "minor": ""}
 
 
 def _attempt_options(command):
-    command = click.option("--spacing", type=float,
+    command = click.option("--spacing", type=FiniteFloat(min=0, min_open=True),
                            help="Generate a built-in anatomy on this grid (mm) instead of the scenario's.")(command)
     command = click.option("--anatomy", "anatomy_source",
                            help="Use this stored anatomy or anatomy folder instead of the scenario's.")(command)

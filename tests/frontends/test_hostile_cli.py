@@ -116,3 +116,22 @@ def test_a_progress_bar_shows_a_file_name_with_markup_as_typed(monkeypatch):
     with cli.progress_bar("importing [/]scan[red].nrrd") as report:
         report(1, 2, "slice [link=x]3")
     assert "Traceback" not in recorded.export_text()
+
+
+@pytest.mark.parametrize("args, expected", [
+    (["fluoro", "--angle", "nan", "-o", "x.png"], "'nan' is not a finite number"),
+    (["fluoro", "--tilt", "90", "-o", "x.png"], "-90<x<90"),
+    (["fluoro", "--dose", "inf", "-o", "x.png"], "'inf' is not a finite number"),
+    (["fluoro", "--seed", "-1", "-o", "x.png"], "0<=x<=4294967295"),
+    (["fluoro", "--pixels", "100000000", "-o", "x.png"], "8<=x<=4096"),
+    (["ultrasound", "--gain", "-inf", "-o", "x.png"], "'-inf' is not a finite number"),
+    (["ultrasound", "--seed", str(2**80), "-o", "x.png"], "0<=x<=4294967295"),
+    (["anatomy", "generate", "-o", "x", "--bmi", "nan"], "'nan' is not a finite number"),
+    (["anatomy", "import", ".", "-o", "x", "--spacing", "0.001"], "x>=0.05"),
+    (["scenario", "preview", "facet-default", "-o", "out", "--spacing", "0"], "x>0"),
+    (["explain", "facet-default", "-o", "out", "--spacing", "nan"], "'nan' is not a finite number"),
+])
+def test_command_line_numbers_are_finite_and_in_range(tmp_path, monkeypatch, capsys, args, expected):
+    monkeypatch.chdir(tmp_path)
+    assert main(args) == 2
+    assert expected in capsys.readouterr().err
