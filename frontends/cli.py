@@ -1,25 +1,31 @@
 """The ``spinesim`` command: one entry point, subcommands loaded only when used.
 
-Errors a user can fix (:class:`SpinesimError`) are printed as one line; anything else is logged to
-``<spinesim home>/logs`` and reported as an internal error without a traceback on the terminal.
+Errors a user can fix (:class:`SpinesimError`, and a file or folder the system refuses to read or write)
+are printed as one line; anything else is logged to ``<spinesim home>/logs`` and reported as an internal
+error without a traceback on the terminal. Text a user supplied (paths, names, values, messages that quote
+them) reaches the terminal through :func:`user_text` or as a plain :class:`rich.text.Text`, never as markup.
 """
 
 from __future__ import annotations
 
 import importlib
+import math
 import os
 import re
 import sys
 import time
 import traceback
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Callable, Iterator
 
 import click
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.text import Text
 
-from anatomy_models.errors import SpinesimError
+from anatomy_models.errors import SpinesimError, shorten
 
 # Subcommand name -> ("module:attribute" of its click command, its one-line summary). The commands are
 # imported lazily and `--help` lists the summaries without importing them, so it starts fast
@@ -46,6 +52,72 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
 }
 
 console = Console(stderr=True)
+
+
+def user_text(value: object) -> str:
+    """``value`` as text to put inside a rich markup string: shortened (:func:`anatomy_models.errors.shorten`)
+    and with its square brackets escaped, so that ``[/]``, ``[red]`` or ``[link=...]`` in a path, a name
+    or a message print as typed instead of crashing the printer or restyling the line.
+
+    Examples
+    --------
+    >>> print(user_text("scans/[red]x[/].nrrd"))
+    scans/\\[red]x\\[/].nrrd
+    """
+    return escape(shorten(str(value)))
+
+
+def error_line(label: str, message: object) -> Text:
+    """``label`` in bold red, then ``message`` as plain text (never read as markup)."""
+    return Text.assemble((label, "bold red"), " ", shorten(str(message)))
+
+
+# Seeds on the command line are unsigned 32-bit integers, as in scenarios and action logs.
+SEED = click.IntRange(0, 2**32 - 1)
+
+
+class FiniteFloat(click.FloatRange):
+    """A float option that must be a finite number (click's own float reads ``nan`` and ``inf``), within
+    the optional bounds of :class:`click.FloatRange`."""
+
+    name = "finite float"
+
+    def convert(self, value, param, ctx) -> float:
+        number = super().convert(value, param, ctx)
+        if not math.isfinite(number):
+            self.fail(f"{value!r} is not a finite number", param, ctx)
+        return number
+
+
+class OutputPath(click.Path):
+    """A ``-o`` path the command will write: refused at once (before any long work) where it cannot be,
+    because a part of its folder is a file, it is a folder where a file is wanted (or the reverse), or
+    the place is not writable. Missing folders are fine: the writers create them."""
+
+    def convert(self, value, param, ctx) -> Path:
+        path = Path(super().convert(value, param, ctx))
+        problem = _unwritable(path, file_okay=self.file_okay, dir_okay=self.dir_okay)
+        if problem:
+            self.fail(f"{path}: {problem}", param, ctx)
+        return path
+
+
+def _unwritable(path: Path, *, file_okay: bool, dir_okay: bool) -> str | None:
+    """Why ``path`` (a file and/or a folder, as allowed) cannot be written, or None."""
+    if path.exists():
+        if path.is_dir() and not dir_okay:
+            return "is a folder; give a file name"
+        if not path.is_dir() and not file_okay:
+            return "is a file; give a folder name"
+        return None if os.access(path, os.W_OK) else "is read-only; choose a place you may write to"
+    parent = path.parent
+    while not parent.exists() and parent != parent.parent:
+        parent = parent.parent
+    if not parent.is_dir():
+        return f"{parent} is a file, not a folder; choose an output inside a folder"
+    if not os.access(parent, os.W_OK | os.X_OK):
+        return f"the folder {parent} is read-only; choose a place you may write to"
+    return None
 
 
 class LazyGroup(click.Group):
@@ -84,11 +156,11 @@ def progress_bar(description: str) -> Iterator[Callable[[float, float, str], Non
     with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.percentage:>3.0f}%"),
                   TimeElapsedColumn(), TimeRemainingColumn(), console=console, transient=True,
                   disable=not console.is_terminal) as progress:  # no stray lines in logs and pipes
-        task = progress.add_task(description, total=1.0)
+        task = progress.add_task(user_text(description), total=1.0)  # file names may hold "[/]"
 
         def report(done: float, total: float, message: str = "") -> None:
             progress.update(task, completed=done / total if total else 1.0,
-                            description=f"{description}: {message}" if message else description)
+                            description=user_text(f"{description}: {message}" if message else description))
 
         yield report
 
@@ -166,7 +238,16 @@ def main(argv: list[str] | None = None) -> int:
     try:
         cli.main(args=argv, prog_name="spinesim", standalone_mode=False)
     except SpinesimError as error:
-        console.print(f"[bold red]error:[/] {error}", highlight=False, soft_wrap=True)
+        console.print(error_line("error:", error), highlight=False, soft_wrap=True)
+        return 1
+    except OSError as error:
+        if error.filename is None:
+            return _internal_error(error, argv)
+        # A file or folder the system refuses (read-only, full disk, a file where a folder should be): the
+        # user can fix the place, so it is their error, named, without a log.
+        console.print(error_line("error:", f"{error.filename}: {error.strerror or error}. Check that the place "
+                                           "exists, is what the command expects and that you may read and write it"),
+                      highlight=False, soft_wrap=True)
         return 1
     except click.exceptions.Abort:
         console.print("aborted")
@@ -177,11 +258,17 @@ def main(argv: list[str] | None = None) -> int:
     except click.exceptions.Exit as done:
         return done.exit_code
     except Exception as error:  # noqa: BLE001 - the last line of defence: no traceback for users
-        log = log_internal_error()
-        console.print(f"[bold red]internal error:[/] {type(error).__name__}: {error}. "
-                      f"Details were written to {log}; please report them.", highlight=False, soft_wrap=True)
-        return 70
+        return _internal_error(error, argv)
     return 0
+
+
+def _internal_error(error: BaseException, argv: list[str] | None) -> int:
+    """Log the exception being handled (without the values in ``argv``) and say where; the exit status of an
+    internal error."""
+    log = log_internal_error(argv=argv)
+    console.print(error_line("internal error:", f"{type(error).__name__}: {error}. Details were written to {log}; "
+                                                "please report them."), highlight=False, soft_wrap=True)
+    return 70
 
 
 if __name__ == "__main__":

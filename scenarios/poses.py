@@ -15,20 +15,37 @@ imports the actions.
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+import json
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, Strict
 
-Point = tuple[float, float, float]
+from anatomy_models.errors import quoted
+
+MAX_COORDINATE_MM = 10_000.0  # |x|, |y|, |z| of a point or vector, mm: 10 m, far outside any patient
+
+
+def _a_number(value: Any) -> Any:
+    """Refuse ``true``/``false`` and text where a number belongs (pydantic would read them as 1, 0, 5.0)."""
+    if isinstance(value, (bool, str, bytes)):
+        raise ValueError(f"must be a number, not {json.dumps(value) if isinstance(value, bool) else quoted(value)}")
+    return value
+
+
+# A number read from a file, a log or a browser: a real number (finite, by the models' allow_inf_nan=False).
+Number = BeforeValidator(_a_number)
+Coordinate = Annotated[float, Field(ge=-MAX_COORDINATE_MM, le=MAX_COORDINATE_MM), Number]
+Point = tuple[Coordinate, Coordinate, Coordinate]
 ProbeKind = Literal["linear", "curvilinear"]
+ShortName = Annotated[str, Strict(), Field(max_length=64)]
 
 # The ranges a pose may take, shared with the actions that carry a pose's fields.
-PrimaryDeg = Annotated[float, Field(ge=-180.0, le=180.0, description="LAO (+) / RAO (-), degrees")]
-SecondaryDeg = Annotated[float, Field(ge=-90.0, le=90.0, description="cranial (+) / caudal (-), degrees")]
-ProbeDepthMm = Annotated[float, Field(ge=10.0, le=300.0, description="imaging depth, mm")]
-ProbeGainDb = Annotated[float, Field(ge=-60.0, le=60.0, description="overall receive gain, dB")]
-ProbeFrequencyMhz = Annotated[float, Field(gt=0.0, le=20.0, description="centre frequency, MHz")]
-ProbeViewName = Annotated[str, Field(max_length=64, description="the standard view the probe was put in")]
+PrimaryDeg = Annotated[float, Field(ge=-180.0, le=180.0, description="LAO (+) / RAO (-), degrees"), Number]
+SecondaryDeg = Annotated[float, Field(ge=-90.0, le=90.0, description="cranial (+) / caudal (-), degrees"), Number]
+ProbeDepthMm = Annotated[float, Field(ge=10.0, le=300.0, description="imaging depth, mm"), Number]
+ProbeGainDb = Annotated[float, Field(ge=-60.0, le=60.0, description="overall receive gain, dB"), Number]
+ProbeFrequencyMhz = Annotated[float, Field(gt=0.0, le=20.0, description="centre frequency, MHz"), Number]
+ProbeViewName = Annotated[str, Strict(), Field(max_length=64, description="the standard view the probe was put in")]
 
 
 class _Pose(BaseModel):
@@ -51,7 +68,7 @@ class CArmPose(_Pose):
         the target.
     """
 
-    setup: str | None = None
+    setup: ShortName | None = None
     primary_deg: PrimaryDeg = 0.0
     secondary_deg: SecondaryDeg = 0.0
     isocenter: Point | None = None

@@ -36,9 +36,9 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
 from anatomy_models.anatomy import Anatomy
-from anatomy_models.errors import SpinesimError
+from anatomy_models.errors import SpinesimError, quoted
 from anatomy_models.spine import SpineParameters
-from anatomy_models.store import generated_anatomy, load_anatomy
+from anatomy_models.store import check_anatomy_name, generated_anatomy, load_anatomy
 from anatomy_models.structures import LEVELS, level_below
 from anatomy_models.yaml_source import parse_yaml
 from scenarios.library import library_files
@@ -118,6 +118,18 @@ class AnatomySource(_Model):
             if getattr(self, option) is not None and given[0] not in kinds:
                 raise ValueError(f"{option}: only goes with {' or '.join(kinds)}, not {given[0]}")
         return self
+
+    @field_validator("stored")
+    @classmethod
+    def _stored_name(cls, name: str | None) -> str | None:
+        """A stored anatomy is named, never reached by a path (``../..``): ``path`` takes folders."""
+        if name is not None:
+            try:
+                check_anatomy_name(name)
+            except SpinesimError as error:
+                raise ValueError(f"{error.problem}: a stored anatomy's name is not a path; {error.hint}; for an "
+                                 "anatomy folder use 'path'") from None
+        return name
 
     @field_validator("path", "images", "labels", "meshes", "label_format")
     @classmethod
@@ -219,7 +231,7 @@ class TargetSpec(_Model):
             return level
         parts = level.split("-")
         if len(parts) != 2 or parts[0] not in LEVELS or parts[1] not in LEVELS:
-            raise ValueError(f"level must be an interspace like 'L4-L5', got {level!r}")
+            raise ValueError(f"level must be an interspace like 'L4-L5', got {quoted(level)}")
         if level_below(parts[0]) != parts[1]:
             raise ValueError(f"{parts[0]} and {parts[1]} are not adjacent levels")
         return level
@@ -232,7 +244,7 @@ class TargetSpec(_Model):
         match = _NERVE.match(nerve)
         if not match or match["level"] not in LEVELS or match["level"] == "S1":
             raise ValueError(f"nerve must be like 'L4 medial branch' or 'L5 dorsal ramus' (levels "
-                             f"{', '.join(LEVELS[:-1])}), got {nerve!r}")
+                             f"{', '.join(LEVELS[:-1])}), got {quoted(nerve)}")
         return nerve
 
     @property
@@ -512,7 +524,7 @@ def scenario_from_yaml(text: str, *, path: str | Path | None = None,
         elif first["type"] == "extra_forbidden":
             message = "unknown field"
         elif first["type"] not in ("value_error",) and not isinstance(first.get("input"), (dict, list)):
-            message += f" (got {first.get('input')!r})"
+            message += f" (got {quoted(first.get('input'))})"
         where = ", ".join(part for part in (f"line {line}" if line else "", f"field '{field}'" if field else "") if part)
         raise SpinesimError(message, path=path, where=where or None) from None
 
@@ -535,7 +547,7 @@ def load_scenario(source: str | Path) -> Scenario:
     library = library_scenarios()
     if str(source) in library:
         return library[str(source)]
-    raise SpinesimError(f"no scenario file or library scenario called {str(source)!r}",
+    raise SpinesimError(f"no scenario file or library scenario called {quoted(str(source))}",
                         hint=f"library scenarios: {', '.join(sorted(library))}")
 
 

@@ -11,7 +11,7 @@ from rich.table import Table
 from anatomy_models.sources import describe_source, import_anatomy
 from anatomy_models.store import (anatomy_directory, load_anatomy, save_anatomy, stored_anatomy_names,
                                   stored_anatomy_summary)
-from frontends.cli import progress_bar
+from frontends.cli import SEED, FiniteFloat, OutputPath, progress_bar, user_text
 
 out = Console()
 
@@ -31,7 +31,7 @@ def list_command() -> None:
     table = Table("name", "source", "structures", "landmarks")
     for name in names:
         summary = stored_anatomy_summary(name)
-        table.add_row(summary["name"], summary["source"], str(summary["structures"]), str(summary["landmarks"]))
+        table.add_row(*(user_text(summary[key]) for key in ("name", "source", "structures", "landmarks")))
     out.print(table)
 
 
@@ -46,7 +46,7 @@ def info_command(source: str) -> None:
     table.add_column()
     table.add_column(overflow="fold")  # long values (DICOM UIDs) wrap whole instead of being cut
     for key, value in describe_source(path).items():
-        table.add_row(key, value)
+        table.add_row(user_text(key), user_text(value))
     out.print(table)
 
 
@@ -59,7 +59,7 @@ def info_command(source: str) -> None:
 @click.option("--label-format", help="How to read the label ids: totalsegmentator[:v1|:v2], verse or table:FILE "
                                      "(a YAML/JSON list of {id, name, tissue}). Not needed for .seg.nrrd files, "
                                      "TotalSegmentator folders, or NIfTI files with their own label table.")
-@click.option("--spacing", type=click.FloatRange(min=0.05), help="Voxel size in mm: the grid of voxelised meshes "
+@click.option("--spacing", type=FiniteFloat(min=0.05), help="Voxel size in mm: the grid of voxelised meshes "
                                                                  "(default 1), or resample a volume to it.")
 @click.option("--mesh-units", type=click.Choice(["mm", "cm", "m"]), default="mm", show_default=True,
               help="Unit of mesh coordinates.")
@@ -72,11 +72,11 @@ def import_command(source: Path, name: str, labels: Path | None, label_format: s
         imported = import_anatomy(source, series_uid=series_uid, labels=labels, label_format=label_format,
                                   spacing_mm=spacing, mesh_units=mesh_units, progress=report)
     for warning in imported.metadata.get("import_warnings", []):
-        out.print(f"[yellow]warning:[/] {warning}", highlight=False)
+        out.print(f"[yellow]warning:[/] {user_text(warning)}", highlight=False)
     path = save_anatomy(imported, name)
     for note in imported.metadata.get("import_notes", []):
-        out.print(f"note: {note}", highlight=False)
-    out.print(f"Stored anatomy [bold]{name}[/] in {path}")
+        out.print(f"note: {user_text(note)}", highlight=False)
+    out.print(f"Stored anatomy [bold]{user_text(name)}[/] in {user_text(path)}")
 
 
 @anatomy.command("export")
@@ -84,7 +84,7 @@ def import_command(source: Path, name: str, labels: Path | None, label_format: s
 @click.option("--format", "fmt", type=click.Choice(["dicom", "nifti", "nrrd", "stl"]), default="nrrd", show_default=True,
               help="dicom: a folder of de-identified CT slices; nifti / nrrd: CT, labels and labels.json (nrrd labels are a 3D Slicer .seg.nrrd); "
                    "stl: one surface per structure.")
-@click.option("-o", "--output", type=click.Path(path_type=Path), required=True,
+@click.option("-o", "--output", type=OutputPath(path_type=Path), required=True,
               help="Output folder, or for nifti/nrrd the CT's file name (labels are written beside it).")
 def export_command(name: str, fmt: str, output: Path) -> None:
     """Export stored anatomy NAME to OUTPUT (LPS millimetres)."""
@@ -94,8 +94,8 @@ def export_command(name: str, fmt: str, output: Path) -> None:
     with progress_bar(f"exporting {name}") as report:
         written = export_anatomy(loaded, fmt, output, progress=report)
     for warning in export_warnings(loaded, fmt):
-        out.print(f"[yellow]warning:[/] {warning}", highlight=False)
-    out.print(f"Wrote {len(written)} file(s) to {output}")
+        out.print(f"[yellow]warning:[/] {user_text(warning)}", highlight=False)
+    out.print(f"Wrote {len(written)} file(s) to {user_text(output)}")
 
 
 def _parse_parameter(text: str) -> tuple[str, object]:
@@ -112,12 +112,12 @@ def _parse_parameter(text: str) -> tuple[str, object]:
 
 @anatomy.command("generate")
 @click.option("-o", "--output", "name", required=True, help="Name to store the anatomy under.")
-@click.option("--bmi", type=float, help="Body-mass index, kg/m^2 (16-60); default 25.")
+@click.option("--bmi", type=FiniteFloat(), help="Body-mass index, kg/m^2 (16-60); default 25.")
 @click.option("--spacing", type=click.Choice(["0.5", "1", "2"]), help="Voxel size in mm; default 1.")
 @click.option("--sex", type=click.Choice(["male", "female"]), help="Default male.")
-@click.option("--lordosis", type=float, help="L1-S1 lordosis in degrees; default 50.")
-@click.option("--degeneration", type=float, help="Degeneration grade 0-3; default 0.")
-@click.option("--seed", type=int, help="Seed of textures and variations; default 0.")
+@click.option("--lordosis", type=FiniteFloat(), help="L1-S1 lordosis in degrees; default 50.")
+@click.option("--degeneration", type=FiniteFloat(), help="Degeneration grade 0-3; default 0.")
+@click.option("--seed", type=SEED, help="Seed of textures and variations; default 0.")
 @click.option("--fov", type=click.Choice(["torso", "spine"]), help="Field of view; default torso.")
 @click.option("--param", "extra", multiple=True, metavar="KEY=VALUE",
               help="Any other spine parameter, e.g. --param scoliosis_cobb_deg=20 (repeatable).")
@@ -136,7 +136,8 @@ def generate_command(name: str, bmi, spacing, sex, lordosis, degeneration, seed,
         generated = generate_spine(params, progress=report)
     path = save_anatomy(generated, name)
     shape = " x ".join(str(n) for n in generated.ct.shape)
-    out.print(f"Stored anatomy [bold]{name}[/] in {path} ({shape} voxels of {params.spacing_mm:g} mm, "
+    out.print(f"Stored anatomy [bold]{user_text(name)}[/] in {user_text(path)} ({shape} voxels of "
+              f"{params.spacing_mm:g} mm, "
               f"{len(generated.label_table)} structures, {len(generated.landmarks)} landmarks)")
 
 

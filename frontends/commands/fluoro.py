@@ -9,6 +9,7 @@ from rich.console import Console
 
 from anatomy_models.errors import SpinesimError
 from anatomy_models.store import load_anatomy
+from frontends.cli import SEED, FiniteFloat, OutputPath, user_text
 from simulator.imaging.carm import (CArm, ap, contralateral_oblique, ipsilateral_oblique, lateral, scotty_dog,
                                     square_endplate)
 from simulator.imaging.dose import DoseLedger, Technique
@@ -51,17 +52,20 @@ def carm_for_view(anatomy, view: str, level: str, side: str, angle: float | None
 @click.option("--side", type=click.Choice(["left", "right"]), default="left", show_default=True,
               help="The needle's side (the patient's), for obliques; the detector's side for a lateral.")
 @click.option("--level", default="L4", show_default=True, help="Vertebra to centre on (and square).")
-@click.option("--angle", type=float, default=None, help="Oblique angle, degrees [25 oblique, 45 CLO, derived for scotty].")
-@click.option("--tilt", type=float, default=None, help="Cranial (+) / caudal (-) tilt, degrees [squares the endplate].")
-@click.option("--kvp", type=float, default=80.0, show_default=True, help="Tube voltage, kV.")
-@click.option("--dose", "dose_ngy", type=float, default=40.0, show_default=True,
+@click.option("--angle", type=FiniteFloat(-90, 90), default=None,
+              help="Oblique angle, degrees [25 oblique, 45 CLO, derived for scotty].")
+@click.option("--tilt", type=FiniteFloat(-90, 90, min_open=True, max_open=True), default=None,
+              help="Cranial (+) / caudal (-) tilt, degrees [squares the endplate].")
+@click.option("--kvp", type=FiniteFloat(), default=80.0, show_default=True, help="Tube voltage, kV.")
+@click.option("--dose", "dose_ngy", type=FiniteFloat(), default=40.0, show_default=True,
               help="Detector air kerma per frame the exposure control aims for, nGy (noise level; a shot is a "
                    "tap of a few frames, averaged).")
-@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the quantum noise.")
-@click.option("--pixels", type=int, default=512, show_default=True, help="Image size, pixels.")
+@click.option("--seed", type=SEED, default=0, show_default=True, help="Seed of the quantum noise.")
+@click.option("--pixels", type=click.IntRange(8, 4096), default=512, show_default=True, help="Image size, pixels.")
 @click.option("--method", type=click.Choice(METHODS), default="joseph", show_default=True, help="DRR projector.")
 @click.option("--polarity", type=click.Choice(["bone_white", "bone_black"]), default="bone_white", show_default=True)
-@click.option("-o", "--output", type=click.Path(path_type=Path), required=True, help="PNG file to write.")
+@click.option("-o", "--output", type=OutputPath(dir_okay=False, path_type=Path), required=True,
+              help="PNG file to write.")
 def fluoro(anatomy: str, view: str, side: str, level: str, angle: float | None, tilt: float | None, kvp: float,
            dose_ngy: float, seed: int, pixels: int, method: str, polarity: str, output: Path) -> None:
     """Take a fluoroscopy shot of ANATOMY (a stored anatomy's name or folder) and save it as a PNG."""
@@ -74,6 +78,7 @@ def fluoro(anatomy: str, view: str, side: str, level: str, angle: float | None, 
     image.save_png(output)
     exposure = image.exposure
     shot = DoseLedger().add_shot(exposure)
-    out.print(f"{view} {carm.label} at {level}: wrote {output} ({pixels}x{pixels}); a tap of {shot.frames} frames at "
+    out.print(f"{view} {user_text(carm.label)} at {user_text(level)}: wrote {user_text(output)} ({pixels}x{pixels}); "
+              f"a tap of {shot.frames} frames at "
               f"{exposure.kvp:.0f} kVp {exposure.mas:.3f} mAs: {shot.reference_air_kerma_mgy:.3f} mGy at the "
               f"reference point, DAP {shot.dose_area_product_gy_cm2 * 1000:.2f} mGy·cm²")

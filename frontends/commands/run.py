@@ -11,6 +11,7 @@ from rich.table import Table
 
 from anatomy_models.errors import SpinesimError
 from anatomy_models.store import load_anatomy
+from frontends.cli import OutputPath, user_text
 from scenarios.schema import load_scenario, scenario_directory
 from simulator.session.actions import LogWriter, read_log
 
@@ -23,12 +24,12 @@ _SEVERITY_STYLE = {"info": "", "warning": "yellow", "unsafe": "bold red"}
 @click.option("--actions", "actions_path", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="JSON Lines file of actions to replay.")
 @click.option("--expert", is_flag=True, help="Plan the expert path and use (or print) its actions.")
-@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path),
+@click.option("-o", "--output", type=OutputPath(dir_okay=False, path_type=Path),
               help="With --expert: write the expert actions here (JSON Lines) instead of replaying them.")
-@click.option("--log", "log_path", type=click.Path(dir_okay=False, path_type=Path),
+@click.option("--log", "log_path", type=OutputPath(dir_okay=False, path_type=Path),
               help="Write the replayed attempt's log (with its header) here.")
 @click.option("--anatomy", "anatomy_source", help="Use this stored anatomy or anatomy folder instead of the scenario's.")
-@click.option("--images", "images_dir", type=click.Path(file_okay=False, path_type=Path),
+@click.option("--images", "images_dir", type=OutputPath(file_okay=False, path_type=Path),
               help="Write a PNG for every fluoroscopy shot into this folder.")
 @click.option("--json", "as_json", is_flag=True, help="Print events and the final state as JSON.")
 def run(scenario: str, actions_path: Path | None, expert: bool, output: Path | None, log_path: Path | None,
@@ -65,7 +66,7 @@ def run(scenario: str, actions_path: Path | None, expert: bool, output: Path | N
     else:
         log = read_log(actions_path)
         if log.truncated:
-            out.print(f"[yellow]warning:[/] {log.truncated}")
+            out.print(f"[yellow]warning:[/] {user_text(log.truncated)}")
     events = []
     shown = _step_printer(events, images_dir, as_json)
     session = replay(chosen, anatomy, log, on_step=shown, log_path=log_path)
@@ -81,12 +82,12 @@ def _print_state(session) -> None:
     table = Table("final state", "", show_header=False)
     for key in ("t", "tip_structure", "in_target", "tip_to_target_mm", "passes", "redirects", "bone_contacts",
                 "fluoro_shots", "fluoro_seconds", "lor_checks", "contrast_ml", "finished"):
-        table.add_row(key, str(state[key]))
+        table.add_row(key, user_text(state[key]))
     if state["needle"]:
-        table.add_row("tip (LPS mm)", str(state["needle"]["tip"]))
-        table.add_row("depth (mm)", str(state["needle"]["depth_mm"]))
-    table.add_row("target", session.target.description)
-    table.add_row("unsafe events", ", ".join(e.kind for e in session.unsafe_events()) or "none")
+        table.add_row("tip (LPS mm)", user_text(state["needle"]["tip"]))
+        table.add_row("depth (mm)", user_text(state["needle"]["depth_mm"]))
+    table.add_row("target", user_text(session.target.description))
+    table.add_row("unsafe events", user_text(", ".join(e.kind for e in session.unsafe_events()) or "none"))
     out.print(table)
 
 
@@ -107,7 +108,7 @@ def _step_printer(events: list, images_dir: Path | None, as_json: bool):
                 image.save_png(images_dir / f"shot-{event.data['shot']:03d}-{event.data['mode']}.png")
             if not as_json:
                 style = _SEVERITY_STYLE[event.severity]
-                text = f"{event.t:7.1f} s  {event.kind:<22} {event.debrief}"
+                text = user_text(f"{event.t:7.1f} s  {event.kind:<22} {event.debrief}")
                 out.print(f"[{style}]{text}[/]" if style else text, highlight=False)
 
     return shown

@@ -11,6 +11,7 @@ from rich.table import Table
 
 from anatomy_models.atomic import atomic_path
 from anatomy_models.errors import SpinesimError
+from frontends.cli import FiniteFloat, OutputPath, error_line, user_text
 from scenarios.schema import PROCEDURES, library_scenarios, load_scenario, scenario_directory, scenario_json_schema
 
 out = Console(soft_wrap=True)
@@ -78,13 +79,13 @@ def list_scenarios() -> None:
     table = Table("id", "procedure", "target", "difficulty", "title")
     for item in library_scenarios().values():
         target = item.target.level or item.target.nerve
-        table.add_row(item.id, item.procedure, f"{target} {item.target.side}", item.difficulty, item.title)
+        table.add_row(item.id, item.procedure, f"{target} {item.target.side}", item.difficulty, user_text(item.title))
     out.print(table)
 
 
 @scenario.command()
 @click.argument("procedure", type=click.Choice(PROCEDURES))
-@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), required=True,
+@click.option("-o", "--output", type=OutputPath(dir_okay=False, path_type=Path), required=True,
               help="The YAML file to write.")
 @click.option("--id", "scenario_id", help="The scenario's id (default: the file name).")
 @click.option("--force", is_flag=True, help="Overwrite an existing file.")
@@ -97,13 +98,14 @@ def new(procedure: str, output: Path, scenario_id: str | None, force: bool) -> N
                            procedure=procedure, target=target, needle=needle, dsa=dsa)
     with atomic_path(output) as temporary:
         temporary.write_text(text, encoding="utf-8")
-    out.print(f"Wrote {output}; edit it, then run `spinesim scenario validate {output}`.")
+    out.print(f"Wrote {user_text(output)}; edit it, then run `spinesim scenario validate {user_text(output)}`.")
 
 
 @scenario.command()
 @click.argument("files", nargs=-1, required=True, type=click.Path(path_type=Path))
 @click.option("--solve", is_flag=True, help="Also load each anatomy and check that an expert path reaches the target.")
-@click.option("--spacing", type=float, help="With --solve: generate built-in anatomies on this grid (mm).")
+@click.option("--spacing", type=FiniteFloat(min=0, min_open=True),
+              help="With --solve: generate built-in anatomies on this grid (mm).")
 def validate(files: tuple[Path, ...], solve: bool, spacing: float | None) -> None:
     """Check scenario FILES; errors name the YAML line and field."""
     failed = 0
@@ -113,25 +115,31 @@ def validate(files: tuple[Path, ...], solve: bool, spacing: float | None) -> Non
             note = _solve(checked, path, spacing) if solve else ""
         except SpinesimError as error:
             failed += 1
-            out.print(f"[bold red]invalid:[/] {error}", highlight=False)
+            out.print(error_line("invalid:", error), highlight=False)
             continue
-        out.print(f"[green]ok:[/] {path}: {checked.id} ({checked.procedure}){note}", highlight=False)
+        out.print(f"[green]ok:[/] {user_text(path)}: {checked.id} ({checked.procedure}){user_text(note)}",
+                  highlight=False)
     if failed:
-        raise SpinesimError(f"{failed} of {len(files)} scenario(s) are invalid")
+        raise SpinesimError(f"{failed} of {len(files)} scenario(s) are invalid",
+                            hint="each 'invalid:' line above names the file, the line and the field, and why")
 
 
 def _solve(checked, path: Path, spacing: float | None) -> str:
     from simulator.case.planner import plan_trajectory
     from simulator.session.fold import Session
 
-    anatomy = checked.anatomy.load(scenario_directory(path), spacing_mm=spacing)
+    try:
+        anatomy = checked.anatomy.load(scenario_directory(path), spacing_mm=spacing)
+    except SpinesimError as error:
+        raise SpinesimError(f"its anatomy cannot be loaded: {error}", path=path,
+                            where=f"field 'anatomy.{checked.anatomy.kind()}'") from None
     session = Session(checked, anatomy)
     trajectory = plan_trajectory(session.tracer, session.target, session.spec)
     return f"; expert path {trajectory.depth_mm:.0f} mm deep, {trajectory.angle_from_textbook_deg:.0f} deg from textbook"
 
 
 @scenario.command()
-@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path),
+@click.option("-o", "--output", type=OutputPath(dir_okay=False, path_type=Path),
               help="Write the schema here (default: print it).")
 def schema(output: Path | None) -> None:
     """The JSON Schema of scenario files, for editors."""
@@ -141,14 +149,15 @@ def schema(output: Path | None) -> None:
         return
     with atomic_path(output) as temporary:
         temporary.write_text(text, encoding="utf-8")
-    out.print(f"Wrote {output}")
+    out.print(f"Wrote {user_text(output)}")
 
 
 @scenario.command()
 @click.argument("source")
-@click.option("-o", "--output", type=click.Path(file_okay=False, path_type=Path), required=True,
+@click.option("-o", "--output", type=OutputPath(file_okay=False, path_type=Path), required=True,
               help="Folder for the PNG images.")
-@click.option("--spacing", type=float, help="Generate built-in anatomies on this grid (mm), e.g. 2 for speed.")
+@click.option("--spacing", type=FiniteFloat(min=0, min_open=True),
+              help="Generate built-in anatomies on this grid (mm), e.g. 2 for speed.")
 @click.option("--pixels", type=click.IntRange(64, 2048), default=512, show_default=True, help="Image size.")
 def preview(source: str, output: Path, spacing: float | None, pixels: int) -> None:
     """Render the start views of SOURCE (a library id or YAML file) with the target overlaid."""
@@ -157,4 +166,4 @@ def preview(source: str, output: Path, spacing: float | None, pixels: int) -> No
     chosen = load_scenario(source)
     anatomy = chosen.anatomy.load(scenario_directory(source), spacing_mm=spacing)
     for path in preview_images(chosen, anatomy, output, pixels=pixels):
-        out.print(f"Wrote {path}")
+        out.print(f"Wrote {user_text(path)}")

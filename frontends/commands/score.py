@@ -10,6 +10,7 @@ from rich.table import Table
 
 from anatomy_models.errors import SpinesimError
 from anatomy_models.store import load_anatomy
+from frontends.cli import FiniteFloat, OutputPath, user_text
 from simulator.session.actions import LogContents, read_log
 
 out = Console(soft_wrap=True)
@@ -18,7 +19,7 @@ _SEVERITY_STYLE = {"critical": "bold red", "major": "yellow", "minor": ""}
 
 
 def _attempt_options(command):
-    command = click.option("--spacing", type=float,
+    command = click.option("--spacing", type=FiniteFloat(min=0, min_open=True),
                            help="Generate a built-in anatomy on this grid (mm) instead of the scenario's.")(command)
     command = click.option("--anatomy", "anatomy_source",
                            help="Use this stored anatomy or anatomy folder instead of the scenario's.")(command)
@@ -32,7 +33,7 @@ def _load(log: Path, scenario_source: str | None, anatomy_source: str | None, sp
 
     contents: LogContents = read_log(log)
     if contents.truncated:
-        out.print(f"[yellow]warning:[/] {contents.truncated}")
+        out.print(f"[yellow]warning:[/] {user_text(contents.truncated)}")
     source = scenario_source or contents.header.get("scenario")
     if source is None:
         raise SpinesimError("the log names no scenario", path=log, where="line 1",
@@ -66,16 +67,16 @@ def score(log: Path, scenario_source: str | None, anatomy_source: str | None, sp
         click.echo(report.model_dump_json(indent=1))
         return
     verdict = "[bold green]PASS[/]" if report.passed else "[bold red]FAIL[/]"
-    out.print(f"{report.scenario_title}\ngrade [bold]{report.grade:.0f}[/] / 100  {verdict}")
+    out.print(f"{user_text(report.scenario_title)}\ngrade [bold]{report.grade:.0f}[/] / 100  {verdict}")
     for gate in report.gates:
         mark = "[green]✓[/]" if gate.passed else "[red]✗[/]"
-        out.print(f"  {mark} {gate.name}: {gate.detail}", highlight=False)
+        out.print(f"  {mark} {user_text(gate.name)}: {user_text(gate.detail)}", highlight=False)
     if report.flags:
         table = Table("severity", "event", "time (s)", "what happened", title="safety events")
         for flag in report.flags:
             style = _SEVERITY_STYLE[flag.severity]
-            table.add_row(f"[{style}]{flag.severity}[/]" if style else flag.severity, flag.title,
-                          "" if flag.t is None else f"{flag.t:.0f}", flag.message)
+            table.add_row(f"[{style}]{flag.severity}[/]" if style else flag.severity, user_text(flag.title),
+                          "" if flag.t is None else f"{flag.t:.0f}", user_text(flag.message))
         out.print(table)
     table = Table("part", "weight", "score", "points", title="grade")
     for component in report.components:
@@ -83,12 +84,12 @@ def score(log: Path, scenario_source: str | None, anatomy_source: str | None, sp
     out.print(table)
     out.print("feedback:")
     for item in report.feedback:
-        out.print(f"  [{_LEVEL_STYLE[item.level]}]•[/] {item.text}", highlight=False)
+        out.print(f"  [{_LEVEL_STYLE[item.level]}]•[/] {user_text(item.text)}", highlight=False)
 
 
 @click.command()
 @_attempt_options
-@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), required=True,
+@click.option("-o", "--output", type=OutputPath(dir_okay=False, path_type=Path), required=True,
               help="The HTML file to write.")
 @click.option("--pixels", type=click.IntRange(128, 1024), default=512, show_default=True,
               help="Size of the fluoroscopy images.")
@@ -99,4 +100,4 @@ def report(log: Path, scenario_source: str | None, anatomy_source: str | None, s
 
     scenario, anatomy, contents = _load(log, scenario_source, anatomy_source, spacing)
     result = _in_log(log, lambda: write_report(scenario, anatomy, contents, output, pixels=pixels))
-    out.print(f"Wrote {output}: grade {result.grade:.0f}, {'pass' if result.passed else 'fail'}")
+    out.print(f"Wrote {user_text(output)}: grade {result.grade:.0f}, {'pass' if result.passed else 'fail'}")

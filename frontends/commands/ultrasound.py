@@ -8,6 +8,7 @@ import click
 
 from anatomy_models.atomic import atomic_path
 from anatomy_models.errors import SpinesimError
+from frontends.cli import SEED, FiniteFloat, OutputPath
 from simulator.imaging.probe import VIEWS
 from simulator.session.scans import annotate
 
@@ -20,13 +21,14 @@ from simulator.session.scans import annotate
 @click.option("--side", type=click.Choice(["left", "right"]), default="left", show_default=True,
               help="Patient side of the paramedian views.")
 @click.option("--probe", "kind", type=click.Choice(["curvilinear", "linear"]), default="curvilinear", show_default=True)
-@click.option("--depth", "depth_mm", type=float, help="Imaging depth, mm (preset if omitted).")
-@click.option("--frequency", "frequency_mhz", type=float, help="Centre frequency, MHz (preset if omitted).")
-@click.option("--gain", "gain_db", type=float, default=0.0, show_default=True, help="Overall gain, dB.")
-@click.option("--dynamic-range", "dynamic_range_db", type=float, default=55.0, show_default=True, help="dB.")
+@click.option("--depth", "depth_mm", type=FiniteFloat(), help="Imaging depth, mm (preset if omitted).")
+@click.option("--frequency", "frequency_mhz", type=FiniteFloat(), help="Centre frequency, MHz (preset if omitted).")
+@click.option("--gain", "gain_db", type=FiniteFloat(), default=0.0, show_default=True, help="Overall gain, dB.")
+@click.option("--dynamic-range", "dynamic_range_db", type=FiniteFloat(), default=55.0, show_default=True, help="dB.")
 @click.option("--size", default="512x512", show_default=True, help="Display frame ROWSxCOLUMNS in pixels; the image is cut to the field of view's shape.")
-@click.option("--seed", type=int, default=0, show_default=True, help="Speckle seed.")
-@click.option("-o", "--output", type=click.Path(path_type=Path), required=True, help="PNG file to write.")
+@click.option("--seed", type=SEED, default=0, show_default=True, help="Speckle seed.")
+@click.option("-o", "--output", type=OutputPath(dir_okay=False, path_type=Path), required=True,
+              help="PNG file to write.")
 def ultrasound(anatomy_name: str, view: str, level: str, side: str, kind: str, depth_mm: float | None,
                frequency_mhz: float | None, gain_db: float, dynamic_range_db: float, size: str, seed: int,
                output: Path) -> None:

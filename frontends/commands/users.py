@@ -6,6 +6,8 @@ import click
 from rich.console import Console
 from rich.table import Table
 
+from frontends.cli import user_text
+
 out = Console(soft_wrap=True)
 _DB_OPTION = click.option("--db", "db_url", help="Database URL (default sqlite:///$SPINESIM_HOME/spinesim.db).")
 
@@ -30,7 +32,7 @@ def add(name: str, role: str, db_url: str | None) -> None:
     store = Store(db_url)
     check_user_name(name)
     store.add_user(name, role, check_password(_password(f"Password for {name}")))
-    out.print(f"Added {role} {name}.")
+    out.print(f"Added {role} {user_text(name)}.")
 
 
 @users.command("list")
@@ -43,7 +45,7 @@ def list_users(db_url: str | None) -> None:
     table = Table("name", "role", "can log in", "attempts", "created")
     for user in store.users():
         attempts = len(store.attempts(user_id=user.id))
-        table.add_row(user.name, user.role, "yes" if user.has_password else "local only", str(attempts),
+        table.add_row(user_text(user.name), user.role, "yes" if user.has_password else "local only", str(attempts),
                       user.created.strftime("%Y-%m-%d %H:%M"))
     out.print(table)
 
@@ -58,4 +60,4 @@ def passwd(name: str, db_url: str | None) -> None:
     store = Store(db_url)
     store.user(name)  # an unknown name fails before the password is typed
     store.set_password(name, check_password(_password(f"New password for {name}")))
-    out.print(f"Password of {name} changed.")
+    out.print(f"Password of {user_text(name)} changed.")

@@ -11,6 +11,12 @@ Coordinates are LPS millimetres; angles are degrees. Lines are written and flush
 they happen, so a crash loses at most the line being written: :func:`read_log` loads a log cut at any
 byte up to its last whole line and reports the cut line instead of failing.
 
+A log is read under limits (:data:`MAX_LOG_BYTES`, :data:`MAX_LOG_LINE_BYTES`, :data:`MAX_JSON_DEPTH`),
+checked before a line is parsed; a UTF-8 byte-order mark (some editors write one) is skipped. Every number
+must be a finite JSON number in its field's range (``true`` or ``"5"`` where a number belongs is refused),
+points lie within :data:`scenarios.poses.MAX_COORDINATE_MM` of the origin, and the header's seed is an
+integer in 0..2**32-1.
+
 Actions
 -------
 ``place_needle``  ``entry`` (a picked point, snapped to the skin along the needle) and either
@@ -41,24 +47,36 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Annotated, Any, Literal, TypeVar, Union
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, Strict, TypeAdapter, ValidationError, model_validator
 
-from anatomy_models.errors import SpinesimError
-from scenarios.poses import (CArmPose, Point, PrimaryDeg, ProbeDepthMm, ProbeFrequencyMhz, ProbeGainDb, ProbeKind,
-                             ProbePose, ProbeViewName, SecondaryDeg)
+from anatomy_models.errors import SpinesimError, quoted
+from scenarios.poses import (CArmPose, Number, Point, PrimaryDeg, ProbeDepthMm, ProbeFrequencyMhz, ProbeGainDb,
+                             ProbeKind, ProbePose, ProbeViewName, SecondaryDeg, ShortName)
 
 LOG_FORMAT_VERSION = 1
 PoseT = TypeVar("PoseT", CArmPose, ProbePose)
+
+MAX_LOG_BYTES = 64 * 1024 * 1024  # bytes of one action log (an attempt of thousands of actions is < 1 MB)
+MAX_LOG_LINE_BYTES = 64 * 1024  # bytes of one line (an action is < 300 bytes)
+MAX_JSON_DEPTH = 8  # nesting of arrays and objects in one line (an action needs 2)
+MAX_ATTEMPT_S = 7 * 24 * 3600.0  # the latest timestamp, s: a week
+MAX_NEEDLE_DEPTH_MM = 300.0  # inserted depth of a placed needle, mm (longer than any needle, clinical.md §2)
+MAX_SEED = 2**32 - 1  # seeds are unsigned 32-bit, as in the scenario
+_BOM = b"\xef\xbb\xbf"
+_JSON_STRING = re.compile(r'"(?:[^"\\]|\\.)*"?')
+
+Degrees = Annotated[float, Field(ge=-360.0, le=360.0), Number]
 
 
 class _Action(BaseModel):
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False, frozen=True)
 
-    t: float = Field(ge=0.0, description="seconds since the attempt started")
+    t: Annotated[float, Field(ge=0.0, le=MAX_ATTEMPT_S, description="seconds since the attempt started"), Number]
 
 
 class _Aimed(_Action):
@@ -84,23 +102,23 @@ def _pose_of(action: _Action, pose_type: type[PoseT]) -> PoseT:
 class PlaceNeedle(_Aimed):
     type: Literal["place_needle"] = "place_needle"
     entry: Point
-    depth_mm: float = Field(0.0, ge=0.0)
-    bevel_roll_deg: float = 0.0
+    depth_mm: Annotated[float, Field(ge=0.0, le=MAX_NEEDLE_DEPTH_MM), Number] = 0.0
+    bevel_roll_deg: Degrees = 0.0
 
 
 class Advance(_Action):
     type: Literal["advance"] = "advance"
-    mm: float = Field(gt=0.0, le=300.0)
+    mm: Annotated[float, Field(gt=0.0, le=MAX_NEEDLE_DEPTH_MM), Number]
 
 
 class Withdraw(_Action):
     type: Literal["withdraw"] = "withdraw"
-    mm: float = Field(gt=0.0, le=300.0)
+    mm: Annotated[float, Field(gt=0.0, le=MAX_NEEDLE_DEPTH_MM), Number]
 
 
 class Redirect(_Aimed):
     type: Literal["redirect"] = "redirect"
-    bevel_roll_deg: float | None = None
+    bevel_roll_deg: Degrees | None = None
 
 
 class SetCarm(_Action):
@@ -109,7 +127,7 @@ class SetCarm(_Action):
     type: Literal["set_carm"] = "set_carm"
     primary_deg: PrimaryDeg = 0.0
     secondary_deg: SecondaryDeg = 0.0
-    setup: str | None = None
+    setup: ShortName | None = None
     isocenter: Point | None = None
 
     @property
@@ -120,7 +138,8 @@ class SetCarm(_Action):
 class FluoroShot(_Action):
     type: Literal["fluoro_shot"] = "fluoro_shot"
     mode: Literal["pulse", "live", "dsa"] = "pulse"
-    seconds: float | None = Field(None, gt=0.0, le=600.0)  # beam-on time; a pulse shot is a tap (imaging.dose)
+    # Beam-on time, s; a pulse shot is a tap (imaging.dose).
+    seconds: Annotated[float, Field(gt=0.0, le=600.0), Number] | None = None
 
 
 class PlaceProbe(_Action):
@@ -143,7 +162,7 @@ class PlaceProbe(_Action):
 
 class InjectContrast(_Action):
     type: Literal["inject_contrast"] = "inject_contrast"
-    ml: float = Field(gt=0.0, le=20.0)
+    ml: Annotated[float, Field(gt=0.0, le=20.0), Number]
 
 
 class CheckLossOfResistance(_Action):
@@ -178,10 +197,10 @@ def parse_action(record: Any, *, path: str | Path | None = None, where: str | No
     anatomy_models.errors.SpinesimError: advance: field 'mm': must be greater than 0 (got -5)
     """
     if not isinstance(record, dict):
-        raise SpinesimError(f"an action must be a JSON object, got {record!r}", path=path, where=where)
+        raise SpinesimError(f"an action must be a JSON object, got {quoted(record)}", path=path, where=where)
     kind = record.get("type")
     if kind not in ACTION_TYPES:
-        raise SpinesimError(f"unknown action {kind!r}" if kind is not None else "the action has no 'type'",
+        raise SpinesimError(f"unknown action {quoted(kind)}" if kind is not None else "the action has no 'type'",
                             path=path, where=where, hint=f"use one of: {', '.join(ACTION_TYPES)}")
     try:
         return _ADAPTER.validate_python(record)
@@ -199,7 +218,8 @@ def describe_validation_error(error: ValidationError, *, skip: int = 0) -> str:
     message = first["msg"]
     message = message.replace("Input should be ", "must be ").replace("Value error, ", "")
     given = first.get("input")
-    given_text = "" if first["type"] in ("missing", "value_error") or isinstance(given, dict) else f" (got {given!r})"
+    plain = first["type"] in ("missing", "value_error") or isinstance(given, dict)
+    given_text = "" if plain else f" (got {quoted(given)})"
     if first["type"] == "extra_forbidden":
         return f"unknown field {location!r}"
     if first["type"] == "missing":
@@ -238,14 +258,76 @@ class LogContents:
     path: Path | None = None
 
 
+class LogHeader(BaseModel):
+    """The first line of a log written by a session: the format version, the scenario's id and the seed."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    spinesim_log: Annotated[int, Strict()]
+    scenario: Annotated[str, Strict(), Field(pattern=r"^[a-z0-9][a-z0-9_\-]{0,63}$")] | None = None
+    seed: Annotated[int, Strict(), Field(ge=0, le=MAX_SEED)] | None = None
+
+
+def _header(record: dict, path: Path, where: str) -> dict:
+    """``record`` checked as a log header (:class:`LogHeader`), or a SpinesimError naming the field."""
+    if record["spinesim_log"] != LOG_FORMAT_VERSION or isinstance(record["spinesim_log"], bool):
+        raise SpinesimError(f"log format version {quoted(record['spinesim_log'])} is not supported", path=path,
+                            where=where, hint=f"this spinesim reads version {LOG_FORMAT_VERSION}")
+    try:
+        LogHeader.model_validate(record)
+    except ValidationError as error:
+        raise SpinesimError(f"the header: {describe_validation_error(error)}", path=path, where=where,
+                            hint="the header names the scenario's id and an integer seed in 0..2**32-1") from None
+    return record
+
+
+def _refuse_constant(name: str) -> float:
+    raise ValueError(f"{name} is not a number an action log may hold")
+
+
+def _json_depth(text: str) -> int:
+    """How deeply arrays and objects nest in the JSON ``text`` (brackets inside strings do not count)."""
+    depth = deepest = 0
+    for bracket in re.findall(r"[\[\]{}]", _JSON_STRING.sub("", text)):
+        depth += 1 if bracket in "[{" else -1
+        deepest = max(deepest, depth)
+    return deepest
+
+
+def _record(raw: bytes, path: Path, where: str) -> Any:
+    """The JSON value of one log line (None for a blank one) under the limits; a line that does not
+    parse raises UnicodeDecodeError or json.JSONDecodeError, a line over a limit a SpinesimError."""
+    if len(raw) > MAX_LOG_LINE_BYTES:
+        raise SpinesimError(f"the line is {len(raw)} bytes long, more than the {MAX_LOG_LINE_BYTES} an action may take",
+                            path=path, where=where, hint="each line of an action log is one small JSON object")
+    text = raw.decode("utf-8")
+    if not text.strip():
+        return None
+    if _json_depth(text) > MAX_JSON_DEPTH:
+        raise SpinesimError(f"arrays and objects nest deeper than {MAX_JSON_DEPTH} levels", path=path, where=where,
+                            hint="an action is a flat JSON object of numbers, words and [x, y, z] points")
+    try:
+        return json.loads(text, parse_constant=_refuse_constant)
+    except json.JSONDecodeError:
+        raise
+    except ValueError as error:  # NaN/Infinity, or an integer of thousands of digits
+        raise SpinesimError(f"a number cannot be read ({error})", path=path, where=where,
+                            hint="numbers in an action log are finite and of ordinary size") from None
+
+
 def read_log(path: str | Path) -> LogContents:
     """Read an action log (JSON Lines), tolerating a last line cut by a crash.
 
     A damaged line in the middle of the file is an error naming its line; a last line without its
-    newline that does not parse is reported in ``truncated`` and dropped.
+    newline that does not parse is reported in ``truncated`` and dropped. A UTF-8 byte-order mark at
+    the start is skipped; the limits of the module docstring are checked before parsing.
     """
     path = Path(path)
     try:
+        size_bytes = path.stat().st_size
+        if size_bytes > MAX_LOG_BYTES:
+            raise SpinesimError(f"the action log is {size_bytes} bytes, more than the {MAX_LOG_BYTES} allowed",
+                                path=path, hint="is this the right file?")
         data = path.read_bytes()
     except OSError as error:
         raise SpinesimError(f"cannot read the action log: {error.strerror or error}", path=path) from None
@@ -258,8 +340,7 @@ def read_log(path: str | Path) -> LogContents:
             break
         where = f"line {number}"
         try:
-            text = raw.decode("utf-8")
-            record = json.loads(text) if text.strip() else None
+            record = _record(raw[len(_BOM):] if number == 1 and raw.startswith(_BOM) else raw, path, where)
         except (UnicodeDecodeError, json.JSONDecodeError) as error:
             if is_last:
                 contents.truncated = f"{path}: line {number} is cut short ({len(raw)} bytes, {error}); it was dropped"
@@ -268,10 +349,7 @@ def read_log(path: str | Path) -> LogContents:
                                 hint="each line of an action log is one JSON object") from None
         if record is not None:
             if number == 1 and isinstance(record, dict) and "spinesim_log" in record:
-                if record["spinesim_log"] != LOG_FORMAT_VERSION:
-                    raise SpinesimError(f"log format version {record['spinesim_log']!r} is not supported", path=path,
-                                        where=where, hint=f"this spinesim reads version {LOG_FORMAT_VERSION}")
-                contents.header = record
+                contents.header = _header(record, path, where)
             else:
                 contents.actions.append(parse_action(record, path=path, where=where))
         position += len(raw) + (0 if is_last else 1)
