@@ -68,9 +68,9 @@ from typing import TYPE_CHECKING, Any, Callable
 
 import numpy as np
 import pydicom
-from pydicom.datadict import dictionary_has_tag, dictionary_VR, tag_for_keyword
+from pydicom.datadict import tag_for_keyword
 from pydicom.dataset import Dataset, FileMetaDataset
-from pydicom.errors import InvalidDicomError
+from pydicom.errors import BytesLengthException, InvalidDicomError
 from pydicom.pixels import pixel_array
 from pydicom.uid import UID, ExplicitVRBigEndian, ExplicitVRLittleEndian, ImplicitVRLittleEndian, generate_uid
 from pydicom.valuerep import format_number_as_ds
@@ -105,8 +105,8 @@ _MAX_FILLED_GAP_MM = 10.0         # ... and wider than this many mm
 _AIR_HU = TISSUES["air"].hu       # what fills grid regions no slice covers (gantry tilt)
 _IN_DEFLATED_STREAM = (-1, -1)
 # What pydicom raises on a damaged header.
-_HEADER_ERRORS = (InvalidDicomError, EOFError, ValueError, KeyError, struct.error, TypeError, AttributeError,
-                  IndexError, OverflowError, NotImplementedError, LookupError)    # pixel data inside a deflated stream: checked when pydicom decodes it
+_HEADER_ERRORS = (InvalidDicomError, BytesLengthException, EOFError, ValueError, KeyError, struct.error, TypeError,
+                  AttributeError, IndexError, OverflowError, NotImplementedError, LookupError)    # pixel data inside a deflated stream: checked when pydicom decodes it
 
 #: Deepest nesting of sequences read (Enhanced CT's functional groups nest 3 deep); deeper files are refused
 #: before anything walks them.
@@ -369,18 +369,22 @@ def _frames_of(dataset: Dataset, file: _File) -> list[_Frame]:
 
 
 def _sequence_depth(dataset: Dataset) -> int:
-    """How deep the sequences of ``dataset`` nest (0 without any), walked iteratively up to MAX_SEQUENCE_DEPTH + 1."""
+    """How deep the sequences of ``dataset`` nest (0 without any), walked iteratively up to MAX_SEQUENCE_DEPTH + 1.
+
+    Every element is converted on the way, so that a damaged value raises here, while the header is read,
+    and not later wherever it is first used (pydicom converts values lazily).
+    """
     deepest = 0
-    pending = [(dataset, 0)]
+    meta = getattr(dataset, "file_meta", None)
+    pending = [(dataset, 0)] + ([(meta, 0)] if meta is not None else [])
     while pending:
         current, depth = pending.pop()
         deepest = max(deepest, depth)
         if depth > MAX_SEQUENCE_DEPTH:
             break
-        for raw in current.elements():  # raw elements: only sequences are converted
-            vr = raw.VR or (dictionary_VR(raw.tag) if dictionary_has_tag(raw.tag) else None)
-            if vr == "SQ":
-                pending.extend((item, depth + 1) for item in current[raw.tag].value or ())
+        for element in current:
+            if element.VR == "SQ":
+                pending.extend((item, depth + 1) for item in element.value or ())
     return deepest
 
 
@@ -401,6 +405,7 @@ def _read_header(path: Path) -> tuple[Dataset, tuple[int, int] | None] | None:
             try:
                 dataset = pydicom.dcmread(handle, stop_before_pixels=True, force=kind == "raw")
                 depth = _sequence_depth(dataset)
+                location = _pixel_data_location(handle, _transfer_syntax(dataset)) if depth <= MAX_SEQUENCE_DEPTH else None
             except RecursionError:
                 raise SpinesimError(f"sequences nest deeper than {MAX_SEQUENCE_DEPTH} levels; the file is damaged or "
                                     "hostile", path=path, hint="remove it from the folder") from None
@@ -411,7 +416,6 @@ def _read_header(path: Path) -> tuple[Dataset, tuple[int, int] | None] | None:
             if depth > MAX_SEQUENCE_DEPTH:
                 raise SpinesimError(f"sequences nest deeper than {MAX_SEQUENCE_DEPTH} levels; the file is damaged or "
                                     "hostile", path=path, hint="remove it from the folder")
-            location = _pixel_data_location(handle, _transfer_syntax(dataset))
     except OSError as error:
         raise SpinesimError(f"cannot read the file ({error.strerror})", path=path) from None
     return dataset, location
