@@ -38,7 +38,7 @@ NIFTI_SUFFIXES = (".nii", ".nii.gz")
 RAS_TO_LPS = np.diag([-1.0, -1.0, 1.0, 1.0])
 _XFORM_NAMES = {1: "scanner", 2: "aligned", 3: "talairach", 4: "mni", 5: "template"}
 _READ_ERRORS = (OSError, EOFError, ValueError, zlib.error, gzip.BadGzipFile, nib.filebasedimages.ImageFileError,
-                OverflowError, TypeError)
+                nib.spatialimages.HeaderDataError, nib.wrapstruct.WrapStructError, OverflowError, TypeError)
 # Bytes a .nii.gz may hold beyond the voxels its header declares (NIfTI has no trailer; some writers pad).
 _GZIP_SLACK_BYTES = 1024 * 1024
 _CHUNK_BYTES = 16 * 1024 * 1024
@@ -119,7 +119,10 @@ def nifti_affine_ras(image: nib.Nifti1Image, path: str | Path) -> tuple[np.ndarr
     """
     header = image.header
     sform, sform_code = header.get_sform(coded=True)
-    qform, qform_code = header.get_qform(coded=True)
+    try:
+        qform, qform_code = header.get_qform(coded=True)
+    except ValueError:  # a quaternion that is no rotation: the qform is unusable
+        qform, qform_code = None, header["qform_code"]
     for affine, code, name in ((sform, sform_code, "sform"), (qform, qform_code, "qform")):
         if code and _usable(affine):
             return np.asarray(affine, dtype=np.float64), f"{name} ({_XFORM_NAMES.get(int(code), code)})"

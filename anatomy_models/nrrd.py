@@ -33,7 +33,7 @@ from anatomy_models.volume import MAX_IMAGE_BYTES, Volume, check_finite_voxels, 
 NRRD_SUFFIXES = (".nrrd", ".nhdr")
 # Everything a third-party header or data parser raises on a damaged file.
 _READ_ERRORS = (nrrd.NRRDError, OSError, ValueError, EOFError, KeyError, TypeError, IndexError, OverflowError,
-                zlib.error)
+                StopIteration, zlib.error)
 _DATA_FILE_FIELDS = ("data file", "datafile")
 _SKIP_FIELDS = ("line skip", "lineskip", "byte skip", "byteskip")
 
