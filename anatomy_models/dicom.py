@@ -103,10 +103,10 @@ _TILT_FRACTION_OF_PIXEL = 0.05    # in-plane slice offsets below this fraction o
 _MAX_FILLED_GAPS = 3.0            # refuse gaps wider than this many typical gaps ...
 _MAX_FILLED_GAP_MM = 10.0         # ... and wider than this many mm
 _AIR_HU = TISSUES["air"].hu       # what fills grid regions no slice covers (gantry tilt)
-_IN_DEFLATED_STREAM = (-1, -1)
+_IN_DEFLATED_STREAM = (-1, -1)    # pixel data inside a deflated stream: checked when pydicom decodes it
 # What pydicom raises on a damaged header.
 _HEADER_ERRORS = (InvalidDicomError, BytesLengthException, EOFError, ValueError, KeyError, struct.error, TypeError,
-                  AttributeError, IndexError, OverflowError, NotImplementedError, LookupError)    # pixel data inside a deflated stream: checked when pydicom decodes it
+                  AttributeError, IndexError, OverflowError, NotImplementedError, LookupError)
 
 #: Deepest nesting of sequences read (Enhanced CT's functional groups nest 3 deep); deeper files are refused
 #: before anything walks them.
@@ -405,7 +405,8 @@ def _read_header(path: Path) -> tuple[Dataset, tuple[int, int] | None] | None:
             try:
                 dataset = pydicom.dcmread(handle, stop_before_pixels=True, force=kind == "raw")
                 depth = _sequence_depth(dataset)
-                location = _pixel_data_location(handle, _transfer_syntax(dataset)) if depth <= MAX_SEQUENCE_DEPTH else None
+                shallow = depth <= MAX_SEQUENCE_DEPTH
+                location = _pixel_data_location(handle, _transfer_syntax(dataset)) if shallow else None
             except RecursionError:
                 raise SpinesimError(f"sequences nest deeper than {MAX_SEQUENCE_DEPTH} levels; the file is damaged or "
                                     "hostile", path=path, hint="remove it from the folder") from None

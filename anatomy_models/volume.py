@@ -50,9 +50,9 @@ def check_image_size(shape: Sequence[int], dtype: np.dtype | type, *, path=None,
     >>> check_image_size((4096, 4096, 4096), np.int16, path="ct.nii")
     Traceback (most recent call last):
     ...
-    anatomy_models.errors.SpinesimError: ct.nii: the image of 4096 x 4096 x 4096 voxels (int16) would need 128.0 GiB of \
-memory, more than the limit of 4.0 GiB. Check the dimensions and spacing in the header (a damaged header declares huge \
-ones), or crop or downsample the image first.
+    anatomy_models.errors.SpinesimError: ct.nii: the image of 4096 x 4096 x 4096 voxels (int16) would need \
+128.0 GiB of memory, more than the limit of 4.0 GiB. Check the dimensions and spacing in the header (a damaged \
+header declares huge ones), or crop or downsample the image first.
     """
     dims = [int(n) for n in shape]
     if any(n < 0 for n in dims):

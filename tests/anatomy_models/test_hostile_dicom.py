@@ -47,7 +47,8 @@ def test_big_endian_and_deflated_series_are_read(tmp_path, transfer_syntax):
 
 def test_bits_stored_beyond_bits_allocated_is_refused(series):
     _edit(series[1], BitsStored=20, HighBit=19)
-    with pytest.raises(SpinesimError, match=r"slice001\.dcm: BitsStored \(0028,0101\) is 20 but must lie within 1\.\.Bits"):
+    expected = r"slice001\.dcm: BitsStored \(0028,0101\) is 20 but must lie within 1\.\.Bits"
+    with pytest.raises(SpinesimError, match=expected):
         read_dicom_series(series[0].parent)
 
 
@@ -107,8 +108,9 @@ def test_huge_declared_size_with_tiny_compressed_payload_is_refused_before_alloc
         ds.ImagePositionPatient = [0, 0, 1000.0 + 2.0 * k]
         ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID = pydicom.uid.generate_uid()
         ds.save_as(folder / f"slice{k:03d}.dcm")
-    with pytest.raises(SpinesimError, match=r"ct: the series of 65535 x 65535 x \d+ voxels \(int16\) would need [\d,.]+ GiB of memory, more than "
-                                             r"the limit of 4\.0 GiB"):
+    expected = (r"ct: the series of 65535 x 65535 x \d+ voxels \(int16\) would need [\d,.]+ GiB of memory, "
+                r"more than the limit of 4\.0 GiB")
+    with pytest.raises(SpinesimError, match=expected):
         read_dicom_series(folder)
 
 
