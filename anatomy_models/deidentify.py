@@ -234,15 +234,22 @@ def safe_facts(dataset: Dataset) -> dict[str, Any]:
 
 
 def _walk(dataset: Dataset) -> Iterable[Any]:
-    """Every data element of ``dataset`` and of the items of its sequences (file meta included)."""
+    """Every data element of ``dataset`` and of the items of its sequences (file meta included).
+
+    Iterative, not recursive: a file with sequences nested thousands deep must not exhaust the stack.
+    """
     file_meta = getattr(dataset, "file_meta", None)
     if file_meta is not None:
         yield from file_meta
-    for element in dataset:
+    pending = [iter(dataset)]
+    while pending:
+        element = next(pending[-1], None)
+        if element is None:
+            pending.pop()
+            continue
         yield element
         if element.VR == "SQ" and isinstance(element.value, Sequence):
-            for item in element.value:
-                yield from _walk(item)
+            pending.append(e for item in element.value for e in item)
 
 
 def _is_empty(value: Any) -> bool:

@@ -38,6 +38,15 @@ Geometry, and the decisions behind it:
   pydicom's pixel handlers with GDCM (BSD); 12-bit JPEG extended needs the optional ``jpeg12`` extra
   (pylibjpeg-libjpeg, GPL-3.0, so not installed by default). Uncompressed little-endian 16-bit pixels
   are read straight from the file into the output array.
+- **Limits.** Before a voxel is allocated the whole grid must fit
+  :data:`~anatomy_models.volume.MAX_IMAGE_BYTES`; pixel and slice spacing must lie within
+  ``MIN_SPACING_MM..MAX_SPACING_MM``; sequences may nest :data:`MAX_SEQUENCE_DEPTH` deep. Bits Stored
+  must not exceed Bits Allocated, Rescale Slope and Intercept must be finite and at most
+  :data:`MAX_ABS_HU` in size, and the HU of a float volume must be finite and within that bound.
+- **Folders.** A subfolder that cannot be read is refused, naming it: importing the readable part of a
+  patient silently would be worse (make it readable, or copy the readable slices elsewhere).
+- **Transfer syntaxes.** Little- and big-endian, implicit and explicit VR, deflated, and the compressed
+  ones below. Only native little-endian 16-bit pixels are read without pydicom.
 - **Modality.** Only CT is read: the product needs Hounsfield units, which MR, PET or secondary
   captures do not have. Other series are listed and refused with a message that says what they are.
 
@@ -61,9 +70,9 @@ import numpy as np
 import pydicom
 from pydicom.datadict import tag_for_keyword
 from pydicom.dataset import Dataset, FileMetaDataset
-from pydicom.errors import InvalidDicomError
+from pydicom.errors import BytesLengthException, InvalidDicomError
 from pydicom.pixels import pixel_array
-from pydicom.uid import UID, ExplicitVRLittleEndian, ImplicitVRLittleEndian, generate_uid
+from pydicom.uid import UID, ExplicitVRBigEndian, ExplicitVRLittleEndian, ImplicitVRLittleEndian, generate_uid
 from pydicom.valuerep import format_number_as_ds
 from scipy import ndimage
 
@@ -71,7 +80,7 @@ from anatomy_models.atomic import atomic_directory
 from anatomy_models.deidentify import DUMMY, identifying_elements, mark_deidentified, safe_facts
 from anatomy_models.errors import SpinesimError
 from anatomy_models.tissues import TISSUES
-from anatomy_models.volume import Volume
+from anatomy_models.volume import MAX_SPACING_MM, MIN_SPACING_MM, Volume, check_image_size
 
 if TYPE_CHECKING:
     from anatomy_models.anatomy import Anatomy
@@ -94,6 +103,17 @@ _TILT_FRACTION_OF_PIXEL = 0.05    # in-plane slice offsets below this fraction o
 _MAX_FILLED_GAPS = 3.0            # refuse gaps wider than this many typical gaps ...
 _MAX_FILLED_GAP_MM = 10.0         # ... and wider than this many mm
 _AIR_HU = TISSUES["air"].hu       # what fills grid regions no slice covers (gantry tilt)
+_IN_DEFLATED_STREAM = (-1, -1)    # pixel data inside a deflated stream: checked when pydicom decodes it
+# What pydicom raises on a damaged header.
+_HEADER_ERRORS = (InvalidDicomError, BytesLengthException, EOFError, ValueError, KeyError, struct.error, TypeError,
+                  AttributeError, IndexError, OverflowError, NotImplementedError, LookupError)
+
+#: Deepest nesting of sequences read (Enhanced CT's functional groups nest 3 deep); deeper files are refused
+#: before anything walks them.
+MAX_SEQUENCE_DEPTH = 16
+#: Largest Rescale Slope / Intercept magnitude, and largest |HU| of a float volume: no tissue or metal
+#: comes near (metal reaches a few 10 000 HU), so beyond it the header or the pixels are damaged.
+MAX_ABS_HU = 100_000.0
 
 
 # ---------------------------------------------------------------------------------------- scanning
@@ -177,12 +197,22 @@ def _orientation_code(direction: np.ndarray) -> str:
     return Volume.from_spacing(np.zeros((1, 1, 1)), (1, 1, 1), direction=direction).orientation_code
 
 
+def _unreadable_folder(error: OSError) -> None:
+    raise SpinesimError(f"cannot read this folder ({error.strerror}); importing the rest would miss part of the "
+                        "patient", path=error.filename,
+                        hint="make the folder readable, or copy the readable files to another folder and import that")
+
+
 def _candidate_files(path: Path) -> list[Path]:
+    """Every file under ``path`` (or ``path`` itself); an unreadable subfolder raises, naming it."""
     if path.is_file():
         return [path]
     if not path.is_dir():
         raise SpinesimError("no such file or folder", path=path)
-    return sorted(p for p in path.rglob("*") if p.is_file())
+    files = []
+    for folder, _, names in os.walk(path, onerror=_unreadable_folder):
+        files.extend(Path(folder, name) for name in names)
+    return sorted(p for p in files if p.is_file())
 
 
 def _looks_like_dicom(head: bytes) -> str | None:
@@ -209,20 +239,38 @@ def contains_dicom(path: str | Path) -> bool:
     path = Path(path)
     if path.is_file():
         return is_dicom_file(path)
-    return any(p.is_file() and is_dicom_file(p) for p in path.rglob("*"))
+    return any(is_dicom_file(p) for p in _candidate_files(path))
 
 
 def _pixel_data_location(handle, transfer_syntax: UID) -> tuple[int, int] | None:
-    """(offset, length) of the Pixel Data value that follows the header just read, or None."""
+    """(offset, length) of the Pixel Data value that follows the header just read, or None.
+
+    A deflated file's pixel data lies inside its compressed stream: :data:`_IN_DEFLATED_STREAM`.
+    """
+    if transfer_syntax.is_deflated:
+        return _IN_DEFLATED_STREAM
+    endian = "<" if transfer_syntax.is_little_endian else ">"
     start = handle.tell()
     head = handle.read(12)
-    if len(head) < 8 or struct.unpack("<HH", head[:4]) != _PIXEL_DATA_TAG:
+    if len(head) < 8 or struct.unpack(endian + "HH", head[:4]) != _PIXEL_DATA_TAG:
         return None
     if transfer_syntax.is_implicit_VR:
-        return start + 8, struct.unpack("<I", head[4:8])[0]
+        return start + 8, struct.unpack(endian + "I", head[4:8])[0]
     if head[4:6] in _LONG_VRS:
-        return start + 12, struct.unpack("<I", head[8:12])[0]
-    return start + 8, struct.unpack("<H", head[6:8])[0]
+        return start + 12, struct.unpack(endian + "I", head[8:12])[0]
+    return start + 8, struct.unpack(endian + "H", head[6:8])[0]
+
+
+def _int_field(dataset: Dataset, keyword: str, default: int) -> int | str:
+    """An integer header field (``default`` when absent or empty), or a problem description."""
+    value = dataset.get(keyword)
+    if value in (None, ""):
+        return default
+    try:
+        return int(value)
+    except (TypeError, ValueError, OverflowError):
+        tag = tag_for_keyword(keyword)
+        return f"{keyword} ({tag >> 16:04X},{tag & 0xFFFF:04X}) is not one integer: {str(value)[:60]!r}"
 
 
 def _floats(dataset: Dataset, keyword: str, count: int) -> np.ndarray | str:
@@ -235,8 +283,8 @@ def _floats(dataset: Dataset, keyword: str, count: int) -> np.ndarray | str:
         value = dataset[keyword].value
         values = np.array([float(v) for v in (value if hasattr(value, "__len__") and not isinstance(value, str)
                                               else [value])], dtype=np.float64)
-    except (TypeError, ValueError):
-        return f"{name} is not a list of numbers: {dataset[keyword].value!r}"
+    except (TypeError, ValueError, OverflowError):
+        return f"{name} is not a list of numbers: {str(dataset[keyword].value)[:80]!r}"
     if values.shape != (count,):
         return f"{name} must hold {count} numbers, found {len(values)}"
     if not np.all(np.isfinite(values)):
@@ -262,8 +310,9 @@ def _frame_geometry(geometry: Dataset, spacing_source: Dataset, orientation_sour
                 or abs(row @ column) > _ORIENTATION_TOLERANCE):
             problem = (f"ImageOrientationPatient (0020,0037) must be two perpendicular unit vectors, "
                        f"found {orientation.tolist()}")
-        elif np.any(spacing <= 0):
-            problem = f"PixelSpacing (0028,0030) must be two positive numbers (mm), found {spacing.tolist()}"
+        elif np.any(spacing < MIN_SPACING_MM) or np.any(spacing > MAX_SPACING_MM):
+            problem = (f"PixelSpacing (0028,0030) must be two positive numbers within {MIN_SPACING_MM:g}.."
+                       f"{MAX_SPACING_MM:g} mm, found {spacing.tolist()}")
     return (None if isinstance(position, str) else position, None if isinstance(orientation, str) else orientation,
             None if isinstance(spacing, str) else spacing, problem)
 
@@ -275,21 +324,26 @@ def _rescale(dataset: Dataset | None, fallback: Dataset) -> tuple[float, float, 
     try:
         slope = 1.0 if slope in (None, "") else float(slope)
         intercept = 0.0 if intercept in (None, "") else float(intercept)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         slope = intercept = float("nan")
-    if np.isfinite(slope) and np.isfinite(intercept) and slope != 0:
+    if abs(intercept) <= MAX_ABS_HU and 0 < abs(slope) <= MAX_ABS_HU:
         return slope, intercept, None
     return slope, intercept, (f"RescaleSlope/RescaleIntercept (0028,1053/1052) must be numbers with a non-zero "
-                              f"slope, found {source.get('RescaleSlope')!r}/{source.get('RescaleIntercept')!r}")
+                              f"slope, found {str(source.get('RescaleSlope'))[:40]!r}/"
+                              f"{str(source.get('RescaleIntercept'))[:40]!r} (both at most {MAX_ABS_HU:g} in size)")
 
 
 def _frames_of(dataset: Dataset, file: _File) -> list[_Frame]:
     """The slices a header describes: one for a classic file, one per frame for Enhanced CT."""
-    rows, columns = int(dataset.get("Rows", 0) or 0), int(dataset.get("Columns", 0) or 0)
+    rows, columns = _int_field(dataset, "Rows", 0), _int_field(dataset, "Columns", 0)
+    size_problem = next((p for p in (rows, columns) if isinstance(p, str)), None)
+    rows, columns = (0, 0) if size_problem else (rows, columns)
     if "PerFrameFunctionalGroupsSequence" not in dataset:
         slope, intercept, rescale_problem = _rescale(None, dataset)
-        frames = int(dataset.get("NumberOfFrames", 1) or 1)
+        frames = _int_field(dataset, "NumberOfFrames", 1)
+        frames = 1 if isinstance(frames, str) else frames
         position, orientation, spacing, problem = _frame_geometry(dataset, dataset, dataset)
+        problem = size_problem or problem
         if frames > 1:
             problem = problem or (f"holds {frames} frames but no per-frame positions "
                                   "(PerFrameFunctionalGroupsSequence)")
@@ -306,12 +360,38 @@ def _frames_of(dataset: Dataset, file: _File) -> list[_Frame]:
         frame_slope, frame_intercept, rescale_problem = _rescale(
             _first_item(per_frame, "PixelValueTransformationSequence")
             or _first_item(shared, "PixelValueTransformationSequence"), dataset)
-        problem = problem or rescale_problem
+        problem = size_problem or problem or rescale_problem
         if problem is not None:
             problem = f"frame {index + 1}: {problem}"
         result.append(_Frame(file, index, rows, columns, position, orientation, spacing, frame_slope,
                              frame_intercept, problem))
     return result
+
+
+def _sequence_depth(dataset: Dataset) -> int:
+    """How deep the sequences of ``dataset`` nest (0 without any), walked iteratively up to MAX_SEQUENCE_DEPTH + 1.
+
+    Every element is converted on the way, so that a damaged value raises here, while the header is read,
+    and not later wherever it is first used (pydicom converts values lazily).
+    """
+    deepest = 0
+    meta = getattr(dataset, "file_meta", None)
+    pending = [(dataset, 0)] + ([(meta, 0)] if meta is not None else [])
+    while pending:
+        current, depth = pending.pop()
+        deepest = max(deepest, depth)
+        if depth > MAX_SEQUENCE_DEPTH:
+            break
+        for element in current:
+            if element.VR == "SQ":
+                pending.extend((item, depth + 1) for item in element.value or ())
+    return deepest
+
+
+def _damaged_header(path: Path, error: BaseException) -> SpinesimError:
+    return SpinesimError(f"cannot read the DICOM header ({type(error).__name__}: {str(error)[:200]}); "
+                         "the file is truncated or damaged", path=path,
+                         hint="copy it again from the source, or remove it from the folder")
 
 
 def _read_header(path: Path) -> tuple[Dataset, tuple[int, int] | None] | None:
@@ -324,13 +404,19 @@ def _read_header(path: Path) -> tuple[Dataset, tuple[int, int] | None] | None:
             handle.seek(0)
             try:
                 dataset = pydicom.dcmread(handle, stop_before_pixels=True, force=kind == "raw")
-            except (InvalidDicomError, EOFError, ValueError, KeyError, struct.error, TypeError, AttributeError) as error:
+                depth = _sequence_depth(dataset)
+                shallow = depth <= MAX_SEQUENCE_DEPTH
+                location = _pixel_data_location(handle, _transfer_syntax(dataset)) if shallow else None
+            except RecursionError:
+                raise SpinesimError(f"sequences nest deeper than {MAX_SEQUENCE_DEPTH} levels; the file is damaged or "
+                                    "hostile", path=path, hint="remove it from the folder") from None
+            except _HEADER_ERRORS as error:
                 if kind == "raw":
                     return None
-                raise SpinesimError(f"cannot read the DICOM header ({type(error).__name__}: {error}); "
-                                    "the file is truncated or damaged", path=path,
-                                    hint="copy it again from the source, or remove it from the folder") from None
-            location = _pixel_data_location(handle, _transfer_syntax(dataset))
+                raise _damaged_header(path, error) from None
+            if depth > MAX_SEQUENCE_DEPTH:
+                raise SpinesimError(f"sequences nest deeper than {MAX_SEQUENCE_DEPTH} levels; the file is damaged or "
+                                    "hostile", path=path, hint="remove it from the folder")
     except OSError as error:
         raise SpinesimError(f"cannot read the file ({error.strerror})", path=path) from None
     return dataset, location
@@ -341,34 +427,54 @@ def _transfer_syntax(dataset: Dataset) -> UID:
     meta = getattr(dataset, "file_meta", None)
     if meta is not None and meta.get("TransferSyntaxUID"):
         return UID(meta.TransferSyntaxUID)
-    implicit, _ = dataset.original_encoding
-    return ImplicitVRLittleEndian if implicit else ExplicitVRLittleEndian
+    implicit, little = dataset.original_encoding
+    if implicit:
+        return ImplicitVRLittleEndian
+    return ExplicitVRLittleEndian if little else ExplicitVRBigEndian
+
+
+def _bits_problem(bits_allocated: int, bits_stored: int, samples: int, rows: int, columns: int) -> str | None:
+    if bits_allocated not in (8, 16, 32):
+        return f"BitsAllocated (0028,0100) is {bits_allocated}; a CT image has 8, 16 or 32"
+    if not 1 <= bits_stored <= bits_allocated:
+        return (f"BitsStored (0028,0101) is {bits_stored} but must lie within 1..BitsAllocated (0028,0100) "
+                f"= {bits_allocated}")
+    if samples != 1:
+        return f"SamplesPerPixel (0028,0002) is {samples}; a CT image is grey-scale (1)"
+    if rows < 1 or columns < 1:
+        return f"the image has {rows} x {columns} pixels (Rows x Columns); both must be at least 1"
+    return None
 
 
 def _file_facts(path: Path, dataset: Dataset, location: tuple[int, int] | None) -> tuple[_File, str | None]:
-    """The file's pixel format, and a problem when its pixel data is missing or cut short."""
+    """The file's pixel format, and a problem when its pixel data is missing, cut short or described wrongly."""
     syntax = _transfer_syntax(dataset)
-    bits_allocated = int(dataset.get("BitsAllocated", 16) or 16)
-    bits_stored = int(dataset.get("BitsStored", bits_allocated) or bits_allocated)
-    signed = int(dataset.get("PixelRepresentation", 0) or 0) == 1
-    rows, columns = int(dataset.get("Rows", 0) or 0), int(dataset.get("Columns", 0) or 0)
-    frames = int(dataset.get("NumberOfFrames", 1) or 1)
-    samples = int(dataset.get("SamplesPerPixel", 1) or 1)
-    problem = None
-    offset = None
+    fields = [_int_field(dataset, keyword, default) for keyword, default in (
+        ("BitsAllocated", 16), ("BitsStored", 0), ("PixelRepresentation", 0), ("Rows", 0), ("Columns", 0),
+        ("NumberOfFrames", 1), ("SamplesPerPixel", 1))]
+    problem = next((f for f in fields if isinstance(f, str)), None)
+    if problem is not None:
+        return _File(path, syntax, 16, 16, False, None), problem
+    bits_allocated, bits_stored, representation, rows, columns, frames, samples = fields
+    bits_stored = bits_stored or bits_allocated
+    frames = max(frames, 1)
+    problem = _bits_problem(bits_allocated, bits_stored, samples, rows, columns)
+    file = _File(path, syntax, bits_allocated, bits_stored, representation == 1, None)
+    if problem is not None:
+        return file, problem
     if location is None:
-        problem = "the file ends before its pixel data (it is truncated or damaged)"
-    else:
-        start, length = location
-        if length != 0xFFFFFFFF:  # native (uncompressed) pixel data
-            needed = rows * columns * frames * samples * bits_allocated // 8
-            on_disk = os.path.getsize(path) - start
-            if min(length, on_disk) < needed:
-                problem = (f"the pixel data holds {min(length, on_disk)} bytes but {rows} x {columns} pixels x "
-                           f"{frames} frame(s) at {bits_allocated} bits need {needed}; the file is truncated")
-            elif syntax in _NATIVE_LITTLE_ENDIAN and bits_allocated == 16 and samples == 1:
-                offset = start
-    return _File(path, syntax, bits_allocated, bits_stored, signed, offset), problem
+        return file, "the file ends before its pixel data (it is truncated or damaged)"
+    start, length = location
+    if location == _IN_DEFLATED_STREAM or length == 0xFFFFFFFF:  # checked when pydicom decodes it
+        return file, None
+    needed = rows * columns * frames * samples * bits_allocated // 8
+    on_disk = os.path.getsize(path) - start
+    if min(length, on_disk) < needed:
+        return file, (f"the pixel data holds {min(length, on_disk)} bytes but {rows} x {columns} pixels x "
+                      f"{frames} frame(s) at {bits_allocated} bits need {needed}; the file is truncated")
+    if syntax in _NATIVE_LITTLE_ENDIAN and bits_allocated == 16:
+        file = replace(file, pixel_offset=start)
+    return file, None
 
 
 def scan_dicom(path: str | Path, *, progress: ProgressCallback | None = None) -> list[DicomSeries]:
@@ -661,9 +767,21 @@ def _to_hu(stored: np.ndarray, frame: _Frame, target: np.ndarray) -> int:
     return clipped
 
 
+def _check_hu(hu: np.ndarray, frame: _Frame) -> None:
+    """Refuse a float slice with NaN, infinite or absurd HU (beyond MAX_ABS_HU): it would poison every ray."""
+    low, high = float(hu.min()), float(hu.max())
+    if np.isfinite(low) and np.isfinite(high) and -MAX_ABS_HU <= low and high <= MAX_ABS_HU:
+        return
+    raise SpinesimError(f"the rescaled pixels reach {low:g}..{high:g} HU (NaN, infinite or beyond {MAX_ABS_HU:g})",
+                        path=frame.file.path, where=f"frame {frame.index + 1}" if frame.index else None,
+                        hint="the pixel data or its RescaleSlope/RescaleIntercept (0028,1053/1052) are damaged")
+
+
 def _read_pixels(stack: _Stack, dtype: np.dtype, progress: ProgressCallback | None) -> tuple[np.ndarray, list[str]]:
     """HU of every slice into an array of shape (k, j, i); duplicates checked and dropped."""
     first = stack.frames[0]
+    check_image_size((first.columns, first.rows, len(stack.frames)), dtype, path=first.file.path.parent,
+                     what="the series")
     buffer = np.empty((len(stack.frames), first.rows, first.columns), dtype=dtype)
     reader = _PixelReader()
     scratch = np.empty((first.rows, first.columns), dtype=np.int16)
@@ -680,6 +798,8 @@ def _read_pixels(stack: _Stack, dtype: np.dtype, progress: ProgressCallback | No
         else:
             stored = reader.decoded(frame)
         clipped += _to_hu(stored, frame, target)
+        if dtype == np.float32:
+            _check_hu(target, frame)
         for duplicate in stack.duplicates[k]:
             other = np.empty_like(target)
             stored = scratch.view(np.int16 if duplicate.file.signed else np.uint16) \
@@ -709,6 +829,7 @@ def _untilt(buffer: np.ndarray, offsets_px: np.ndarray) -> tuple[np.ndarray, np.
     high = np.ceil(offsets_px.max(axis=0) - 1e-6).astype(int)
     n_k, n_j, n_i = buffer.shape
     shape = (n_j + high[1] - low[1], n_i + high[0] - low[0])
+    check_image_size((shape[1], shape[0], n_k), buffer.dtype, what="the series on an untilted grid")
     out = np.empty((n_k,) + shape, dtype=buffer.dtype)
     work = np.empty(shape, dtype=np.float32)
     for k in range(n_k):
@@ -722,6 +843,8 @@ def _untilt(buffer: np.ndarray, offsets_px: np.ndarray) -> tuple[np.ndarray, np.
 
 def _restack(buffer: np.ndarray, distances: np.ndarray, regular: np.ndarray) -> np.ndarray:
     """Linear interpolation along k from slices at ``distances`` to slices at ``regular`` (mm)."""
+    check_image_size((buffer.shape[2], buffer.shape[1], len(regular)), buffer.dtype,
+                     what="the series on a regular grid")
     out = np.empty((len(regular),) + buffer.shape[1:], dtype=buffer.dtype)
     upper = np.clip(np.searchsorted(distances, regular, side="right"), 1, len(distances) - 1)
     for m, (position, b) in enumerate(zip(regular, upper)):

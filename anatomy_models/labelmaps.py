@@ -28,7 +28,7 @@ import numpy as np
 
 from anatomy_models.errors import SpinesimError
 from anatomy_models.nifti import is_nifti_path, nifti_label_names, nifti_stem, read_nifti
-from anatomy_models.nrrd import is_segmentation_file, read_nrrd, read_segmentation
+from anatomy_models.nrrd import is_nrrd_path, is_segmentation_file, read_nrrd, read_segmentation
 from anatomy_models.structures import LabelTable, vocabulary_tissue
 from anatomy_models.tissues import TISSUES
 from anatomy_models.volume import Volume
@@ -165,18 +165,13 @@ def _name_part(raw: str) -> str:
     return part or "unnamed"
 
 
-def structure_for_name(raw: str, prefix: str) -> tuple[str, str]:
-    """Spinesim structure name and tissue class for a structure called ``raw`` by some source.
-
-    Vocabulary names are kept, TotalSegmentator classes are translated, anything else is kept under
-    ``prefix`` (``"seg"`` -> ``seg.tumour``) with a tissue chosen by :func:`tissue_of_kind`.
+def known_structure(raw: str) -> tuple[str, str] | None:
+    """Structure name and tissue class when ``raw`` is a vocabulary name or a TotalSegmentator class, else None.
 
     Examples
     --------
-    >>> structure_for_name("vertebrae_L4", "seg"), structure_for_name("L4-L5.disc.nucleus", "seg")
-    (('L4', 'cortical_bone'), ('L4-L5.disc.nucleus', 'disc_nucleus'))
-    >>> structure_for_name("rib_left_3", "seg"), structure_for_name("Segment 1", "mesh")
-    (('totalseg.rib_left_3', 'cortical_bone'), ('mesh.Segment_1', 'soft_tissue'))
+    >>> known_structure("vertebrae_L4"), known_structure("rib_left_3"), known_structure("DOE_JANE")
+    (('L4', 'cortical_bone'), ('totalseg.rib_left_3', 'cortical_bone'), None)
     """
     tissue = vocabulary_tissue(raw)
     if tissue is not None:
@@ -186,7 +181,37 @@ def structure_for_name(raw: str, prefix: str) -> tuple[str, str]:
         return name, vocabulary_tissue(name) or tissue_of_kind(name)
     if raw in TOTALSEGMENTATOR_CLASSES:
         return f"totalseg.{raw}", tissue_of_kind(raw)
-    return f"{prefix}.{_name_part(raw)}", tissue_of_kind(raw)
+    return None
+
+
+def structure_for_name(raw: str, prefix: str) -> tuple[str, str]:
+    """Spinesim structure name and tissue class for a structure called ``raw`` by some source's label table.
+
+    Vocabulary names are kept, TotalSegmentator classes are translated, anything else is kept under
+    ``prefix`` (``"seg"`` -> ``seg.tumour``) with a tissue chosen by :func:`tissue_of_kind`. For names
+    that come from file or folder names use :func:`generic_structure` instead: those often carry a
+    patient's name.
+
+    Examples
+    --------
+    >>> structure_for_name("vertebrae_L4", "seg"), structure_for_name("L4-L5.disc.nucleus", "seg")
+    (('L4', 'cortical_bone'), ('L4-L5.disc.nucleus', 'disc_nucleus'))
+    >>> structure_for_name("rib_left_3", "seg"), structure_for_name("Segment 1", "mesh")
+    (('totalseg.rib_left_3', 'cortical_bone'), ('mesh.Segment_1', 'soft_tissue'))
+    """
+    return known_structure(raw) or (f"{prefix}.{_name_part(raw)}", tissue_of_kind(raw))
+
+
+def generic_structure(raw: str, prefix: str, number: int) -> tuple[str, str]:
+    """Like :func:`structure_for_name` for a name taken from a file or folder: known names are kept, any
+    other becomes ``<prefix>.part_<number>`` (its tissue still guessed from the name, which is not kept).
+
+    Examples
+    --------
+    >>> generic_structure("L4", "mesh", 1), generic_structure("DOE^JANE bone", "mesh", 2)
+    (('L4', 'cortical_bone'), ('mesh.part_2', 'cortical_bone'))
+    """
+    return known_structure(raw) or (f"{prefix}.part_{number}", tissue_of_kind(raw))
 
 
 # --------------------------------------------------------------------------- relabelling
@@ -344,16 +369,17 @@ def read_totalsegmentator_folder(path: str | Path, *, progress: ProgressCallback
         if progress:
             progress(done, len(files), file.name)
         mask_volume = read_nifti(file)
+        # File names other than TotalSegmentator's classes may carry a patient's name: never kept.
+        name, tissue = generic_structure(nifti_stem(file), "totalseg", done + 1)
         if grid is None:
             grid = mask_volume
             labels = np.zeros(grid.shape, dtype=np.uint16)
         elif not same_grid(mask_volume, grid):
             mask_volume = mask_volume.resample_like(grid, order=0)
-            notes.append(f"{file.name} was on another grid and was resampled (nearest neighbour)")
+            notes.append(f"the mask of {name} was on another grid and was resampled (nearest neighbour)")
         mask = _integer_ids(mask_volume, file) > 0
         if not mask.any():
             continue
-        name, tissue = structure_for_name(nifti_stem(file), "totalseg")
         label = table.by_name(name) if name in table else table.add(name, tissue)
         overlapping += int(np.count_nonzero(labels[mask] != 0))
         labels[mask] = label.id
@@ -389,7 +415,7 @@ def read_label_map(path: str | Path, label_format: LabelFormat | None = None, *,
             raise SpinesimError("a label folder must hold TotalSegmentator per-class masks (<class>.nii.gz)", path=path,
                                 hint="give a single label image, or use --label-format totalsegmentator")
         result = read_totalsegmentator_folder(path, progress=progress)
-    elif path.name.lower().endswith(".nrrd") and is_segmentation_file(path) and kind != "table":
+    elif is_nrrd_path(path) and is_segmentation_file(path) and kind != "table":
         segmentation = read_segmentation(path)
         result = relabel_by_names(segmentation.labels, segmentation.names, "seg", path=path, table_name="segment list")
         if segmentation.overlapping_voxels:
@@ -404,11 +430,11 @@ def _read_label_image(path: Path, label_format: LabelFormat | None, ct: Volume |
     if is_nifti_path(path):
         source = read_nifti(path)
         names = nifti_label_names(path)
-    elif path.name.lower().endswith(".nrrd"):
+    elif is_nrrd_path(path):
         source, names = read_nrrd(path), None
     else:
         raise SpinesimError("not a label map format spinesim reads", path=path,
-                            hint="give a .nii, .nii.gz, .nrrd or .seg.nrrd file, or a TotalSegmentator folder")
+                            hint="give a .nii, .nii.gz, .nrrd, .nhdr or .seg.nrrd file, or a TotalSegmentator folder")
     if label_format is None:
         if names is None:
             raise SpinesimError("this label image does not say what its ids mean", path=path,

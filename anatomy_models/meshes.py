@@ -2,9 +2,10 @@
 
 A source is a mesh file or a folder of them (STL, OBJ, PLY, OFF, GLB/GLTF via trimesh; VTK/VTP via
 pyvista). A file holding one part is named by its file stem; a scene (GLB/GLTF, multi-object OBJ)
-gives one structure per named node. Names become spinesim structures as label names do
-(:func:`anatomy_models.labelmaps.structure_for_name`), or through a YAML table
-``{mesh name: structure name}`` / ``{mesh name: {name: ..., tissue: ...}}``.
+gives one structure per named node. A name that is a spinesim structure or a TotalSegmentator class
+keeps its meaning; a YAML table ``{mesh name: structure name}`` / ``{mesh name: {name: ..., tissue: ...}}``
+names the others; any other part becomes ``mesh.part_N``. File, folder and node names are never kept
+in the anatomy (:func:`anatomy_models.labelmaps.generic_structure`): they often carry a patient's name.
 
 Coordinates are LPS millimetres. Other units are scaled (``units="m"|"cm"``; glTF's own unit is the
 metre, so GLB/GLTF files from 3D tools usually need ``units="m"``); a file whose header says
@@ -32,11 +33,11 @@ from scipy import ndimage
 from anatomy_models.anatomy import Anatomy
 from anatomy_models.atomic import atomic_path
 from anatomy_models.errors import SpinesimError
-from anatomy_models.labelmaps import ct_from_labels, structure_for_name
+from anatomy_models.labelmaps import ct_from_labels, generic_structure, known_structure
 from anatomy_models.structures import LabelTable
 from anatomy_models.yaml_source import read_yaml_file
 from anatomy_models.tissues import TISSUES
-from anatomy_models.volume import Volume
+from anatomy_models.volume import Volume, check_image_size
 
 ProgressCallback = Callable[[float, float, str], None]
 
@@ -44,7 +45,8 @@ TRIMESH_SUFFIXES = (".stl", ".obj", ".ply", ".off", ".glb", ".gltf")
 PYVISTA_SUFFIXES = (".vtk", ".vtp")
 MESH_SUFFIXES = TRIMESH_SUFFIXES + PYVISTA_SUFFIXES
 UNITS_TO_MM = {"mm": 1.0, "cm": 10.0, "m": 1000.0}
-# Beyond this many voxels a grid is refused rather than exhausting memory (~1 GB of work arrays).
+# Beyond this many voxels a grid is refused rather than exhausting memory: voxelising keeps about
+# 8 bytes per voxel of work arrays (labels, CT, the winding accumulator, the body mask).
 MAX_GRID_VOXELS = 300_000_000
 
 
@@ -352,14 +354,23 @@ class _Structure:
     meshes: tuple[NamedMesh, ...]
 
 
-def _structures(meshes: list[NamedMesh], names: dict[str, tuple[str, str | None]]) -> list[_Structure]:
-    grouped: dict[str, tuple[str, list[NamedMesh]]] = {}
+def _structure_names(meshes: list[NamedMesh], names: dict[str, tuple[str, str | None]]) -> list[tuple[str, str]]:
+    """(structure, tissue) of each mesh: from the user's table, a known name, or ``mesh.part_N`` (N counts these)."""
+    result = []
+    unnamed = 0
     for mesh in meshes:
         if mesh.name in names:
             name, tissue = names[mesh.name]
-            tissue = tissue or structure_for_name(name, "mesh")[1]
-        else:
-            name, tissue = structure_for_name(mesh.name, "mesh")
+            result.append((name, tissue or generic_structure(name, "mesh", 0)[1]))
+            continue
+        unnamed += known_structure(mesh.name) is None
+        result.append(generic_structure(mesh.name, "mesh", unnamed))
+    return result
+
+
+def _structures(meshes: list[NamedMesh], names: dict[str, tuple[str, str | None]]) -> list[_Structure]:
+    grouped: dict[str, tuple[str, list[NamedMesh]]] = {}
+    for mesh, (name, tissue) in zip(meshes, _structure_names(meshes, names)):
         grouped.setdefault(name, (tissue, []))[1].append(mesh)
     return [_Structure(name, tissue, tuple(parts)) for name, (tissue, parts) in grouped.items()]
 
@@ -370,13 +381,16 @@ def mesh_grid(meshes: list[NamedMesh], spacing_mm: float, margin_mm: float) -> V
         raise SpinesimError(f"voxel spacing must be a positive number of mm, got {spacing_mm}")
     points = np.concatenate([m.vertices for m in meshes])
     low = points.min(axis=0) - margin_mm
-    shape = np.ceil((points.max(axis=0) + margin_mm - low) / spacing_mm).astype(np.int64) + 1
+    shape = np.ceil((points.max(axis=0) + margin_mm - low) / spacing_mm) + 1
     if np.prod(shape) > MAX_GRID_VOXELS:
-        raise SpinesimError(f"a {spacing_mm} mm grid over the meshes would have {' x '.join(map(str, shape))} voxels "
-                            f"({np.ptp(points, axis=0).round().tolist()} mm)",
+        raise SpinesimError(f"a {spacing_mm:g} mm grid over the meshes ({np.ptp(points, axis=0).round().tolist()} mm) "
+                            f"would have {' x '.join(f'{n:.0f}' for n in shape)} voxels, more than the limit of "
+                            f"{MAX_GRID_VOXELS:,} (about {np.prod(shape) * 8 / 1024 ** 3:,.1f} GiB of memory)",
                             hint="use a larger --spacing, or check --mesh-units (a model in metres read as mm is tiny, "
                                  "one in mm read as metres is huge)")
-    return Volume.from_spacing(np.zeros(tuple(int(n) for n in shape), np.uint16), (spacing_mm,) * 3, origin=low)
+    shape = tuple(int(n) for n in shape)
+    check_image_size(shape, np.uint16, what="the voxel grid of the meshes")
+    return Volume.from_spacing(np.zeros(shape, np.uint16), (spacing_mm,) * 3, origin=low)
 
 
 def _structure_mask(structure: _Structure, grid: Volume) -> tuple[tuple[slice, ...], np.ndarray]:
@@ -464,7 +478,7 @@ def mesh_anatomy(path: str | Path, *, spacing_mm: float = 1.0, units: str = "mm"
     labels, table, body, notes = voxelise_meshes(meshes, spacing_mm=spacing_mm, margin_mm=margin_mm,
                                                  names=names, progress=progress)
     return Anatomy(ct=ct_from_labels(labels, table, body=body), label_table=table, labels=labels,
-                   metadata={"source": f"meshes:{path.name}", "import_notes": notes})
+                   metadata={"source": "meshes", "import_notes": notes})
 
 
 # --------------------------------------------------------------------------- STL export
@@ -519,5 +533,5 @@ def describe_meshes(meshes: list[NamedMesh]) -> dict[str, Any]:
         "parts": str(len(meshes)),
         "triangles": str(sum(len(m.faces) for m in meshes)),
         "extent (mm, LPS)": ", ".join(f"{lo:.1f}..{hi:.1f}" for lo, hi in zip(low, high)),
-        "structures": ", ".join(structure_for_name(m.name, "mesh")[0] for m in meshes),
+        "structures": ", ".join(name for name, _ in _structure_names(meshes, {})),
     }

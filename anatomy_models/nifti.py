@@ -9,6 +9,12 @@ non-singular matrix, else the **qform** under the same conditions. A file whose 
 (an ANALYZE-style file with no orientation) or whose coded affines are both unusable is refused:
 guessing an orientation would silently mirror a patient.
 
+Damaged files are refused before any voxel is allocated: the header's dimensions must fit
+:data:`~anatomy_models.volume.MAX_IMAGE_BYTES`, the file must hold the voxels they declare, and a
+``.nii.gz`` is decompressed whole with its checksum verified (nibabel alone stops reading once it has
+the voxels, so a damaged end of the stream would pass). NaN or infinite voxels are refused
+(:func:`~anatomy_models.volume.check_finite_voxels`).
+
 Free-text header fields (``descrip``, ``aux_file``, ``intent_name``) may carry names and are never
 read into spinesim metadata; files spinesim writes carry none.
 """
@@ -25,13 +31,17 @@ import numpy as np
 
 from anatomy_models.atomic import atomic_path
 from anatomy_models.errors import SpinesimError
-from anatomy_models.volume import Volume
+from anatomy_models.volume import Volume, check_finite_voxels, check_image_size, check_spacing
 
 NIFTI_SUFFIXES = (".nii", ".nii.gz")
 # RAS <-> LPS: the same matrix both ways.
 RAS_TO_LPS = np.diag([-1.0, -1.0, 1.0, 1.0])
 _XFORM_NAMES = {1: "scanner", 2: "aligned", 3: "talairach", 4: "mni", 5: "template"}
-_READ_ERRORS = (OSError, EOFError, ValueError, zlib.error, gzip.BadGzipFile, nib.filebasedimages.ImageFileError)
+_READ_ERRORS = (OSError, EOFError, ValueError, zlib.error, gzip.BadGzipFile, nib.filebasedimages.ImageFileError,
+                nib.spatialimages.HeaderDataError, nib.wrapstruct.WrapStructError, OverflowError, TypeError)
+# Bytes a .nii.gz may hold beyond the voxels its header declares (NIfTI has no trailer; some writers pad).
+_GZIP_SLACK_BYTES = 1024 * 1024
+_CHUNK_BYTES = 16 * 1024 * 1024
 
 
 def is_nifti_path(path: str | Path) -> bool:
@@ -48,16 +58,49 @@ def nifti_stem(path: str | Path) -> str:
     return name
 
 
-def _load(path: Path) -> nib.Nifti1Image:
+def _declared_bytes(image: nib.Nifti1Image, path: Path) -> int:
+    """Bytes the file must hold (header, extensions and voxels), after checking the voxels fit in memory."""
+    header = image.header
+    shape = header.get_data_shape()
+    check_image_size(shape, header.get_data_dtype(), path=path, where="field 'dim'")
+    return int(image.dataobj.offset) + int(np.prod(shape, dtype=np.int64)) * header.get_data_dtype().itemsize
+
+
+def _verified_gzip(path: Path, needed: int) -> bytes:
+    """The decompressed bytes of a .nii.gz, read to its end so that gzip checks its length and CRC."""
+    with gzip.open(path, "rb") as stream:
+        data = stream.read(needed)
+        if len(data) < needed:
+            raise SpinesimError(f"the compressed data holds {len(data)} bytes but the header declares {needed}; "
+                                "the file is truncated", path=path, hint="copy or export the file again")
+        extra = 0
+        while chunk := stream.read(_CHUNK_BYTES):
+            extra += len(chunk)
+            if extra > _GZIP_SLACK_BYTES:
+                raise SpinesimError("the compressed data holds more than its header declares; the file is damaged",
+                                    path=path, hint="copy or export the file again")
+    return data
+
+
+def _load(path: Path, *, voxels: bool = False) -> nib.Nifti1Image:
+    """The image at ``path``; with ``voxels``, its voxel data checked (size, length, gzip checksum) first."""
     if not path.is_file():
         raise SpinesimError("file not found", path=path)
     try:
         image = nib.load(str(path))
+        if not isinstance(image, (nib.Nifti1Image, nib.Nifti2Image)):
+            raise SpinesimError(f"not a NIfTI file (nibabel read it as {type(image).__name__})", path=path)
+        if not voxels:
+            return image
+        needed = _declared_bytes(image, path)
+        if path.name.lower().endswith(".gz"):
+            return type(image).from_bytes(_verified_gzip(path, needed))
+        if path.stat().st_size < needed:
+            raise SpinesimError(f"the file holds {path.stat().st_size} bytes but its header declares {needed}; "
+                                "the file is truncated", path=path, hint="copy or export the file again")
+        return image
     except _READ_ERRORS as error:
-        raise SpinesimError(f"not a readable NIfTI file ({error})", path=path) from None
-    if not isinstance(image, (nib.Nifti1Image, nib.Nifti2Image)):
-        raise SpinesimError(f"not a NIfTI file (nibabel read it as {type(image).__name__})", path=path)
-    return image
+        raise SpinesimError(f"not a readable NIfTI file ({type(error).__name__}: {error})", path=path) from None
 
 
 def _usable(affine: np.ndarray | None) -> bool:
@@ -76,7 +119,10 @@ def nifti_affine_ras(image: nib.Nifti1Image, path: str | Path) -> tuple[np.ndarr
     """
     header = image.header
     sform, sform_code = header.get_sform(coded=True)
-    qform, qform_code = header.get_qform(coded=True)
+    try:
+        qform, qform_code = header.get_qform(coded=True)
+    except ValueError:  # a quaternion that is no rotation: the qform is unusable
+        qform, qform_code = None, header["qform_code"]
     for affine, code, name in ((sform, sform_code, "sform"), (qform, qform_code, "qform")):
         if code and _usable(affine):
             return np.asarray(affine, dtype=np.float64), f"{name} ({_XFORM_NAMES.get(int(code), code)})"
@@ -107,9 +153,14 @@ def _scaled(image: nib.Nifti1Image, path: Path) -> np.ndarray:
     slope, inter = float(image.dataobj.slope), float(image.dataobj.inter)
     if not (np.isfinite(slope) and np.isfinite(inter)):
         raise SpinesimError(f"scl_slope {slope} / scl_inter {inter} are not finite numbers", path=path)
+    check_finite_voxels(raw, path=path)
     if slope == 1.0 and inter == 0.0:
         return raw
-    scaled = raw.astype(np.float32) * np.float32(slope) + np.float32(inter)
+    with np.errstate(over="ignore", invalid="ignore"):
+        scaled = raw.astype(np.float32) * np.float32(slope) + np.float32(inter)
+    if not np.all(np.isfinite(scaled)):
+        raise SpinesimError(f"scl_slope {slope:g} / scl_inter {inter:g} take voxels beyond the float32 range",
+                            path=path, hint="re-export the image with a sensible scaling")
     # A CT stored as int16 with slope 1, intercept -1024 should come back as int16 HU.
     if np.issubdtype(raw.dtype, np.integer) and float(slope).is_integer() and float(inter).is_integer():
         low, high = float(scaled.min(initial=0)), float(scaled.max(initial=0))
@@ -141,7 +192,8 @@ def read_nifti(path: str | Path) -> Volume:
     Raises
     ------
     SpinesimError
-        Missing, truncated or non-NIfTI file; no usable orientation; several volumes; non-scalar voxels.
+        Missing, truncated, damaged or non-NIfTI file; too large to hold in memory; no usable orientation;
+        spacing out of range; several volumes; non-scalar, NaN or infinite voxels.
 
     Examples
     --------
@@ -152,8 +204,9 @@ def read_nifti(path: str | Path) -> Volume:
     [10.5, 20.5, 32.0]
     """
     path = Path(path)
-    image = _load(path)
+    image = _load(path, voxels=True)
     affine_ras, _ = nifti_affine_ras(image, path)
+    check_spacing(np.linalg.norm(affine_ras[:3, :3], axis=0), path=path, where="field 'pixdim' / sform")
     array = _three_d(_scaled(image, path), path)
     try:
         return Volume(array, RAS_TO_LPS @ affine_ras)

@@ -3,12 +3,21 @@ segmentation files (``.seg.nrrd``: named segments in one label image or in layer
 
 NRRD is also spinesim's own on-disk form for an anatomy's CT and label map: it records the space,
 spacing, directions and origin, so a file is self-describing and opens in 3D Slicer.
+
+A detached header (``.nhdr`` naming its ``data file``) is read too; the data file must lie in the
+header's folder or below it. The header is checked before any voxel is read: its sizes must fit
+:data:`~anatomy_models.volume.MAX_IMAGE_BYTES`, compressed data is decompressed no further than the
+sizes declare (a small file cannot expand into gigabytes) and to the end of its stream (so a damaged
+checksum is found), and NaN or infinite voxels are refused.
 """
 
 from __future__ import annotations
 
+import bz2
 import colorsys
+import io
 import re
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,7 +28,14 @@ from scipy import ndimage
 
 from anatomy_models.atomic import atomic_path
 from anatomy_models.errors import SpinesimError
-from anatomy_models.volume import Volume
+from anatomy_models.volume import MAX_IMAGE_BYTES, Volume, check_finite_voxels, check_image_size, check_spacing
+
+NRRD_SUFFIXES = (".nrrd", ".nhdr")
+# Everything a third-party header or data parser raises on a damaged file.
+_READ_ERRORS = (nrrd.NRRDError, OSError, ValueError, EOFError, KeyError, TypeError, IndexError, OverflowError,
+                StopIteration, zlib.error)
+_DATA_FILE_FIELDS = ("data file", "datafile")
+_SKIP_FIELDS = ("line skip", "lineskip", "byte skip", "byteskip")
 
 # NRRD space names -> sign flips that take that space to LPS.
 _SPACE_TO_LPS = {
@@ -32,17 +48,96 @@ _SPACE_TO_LPS = {
 }
 
 
+def is_nrrd_path(path: str | Path) -> bool:
+    """True if ``path``'s name ends in ``.nrrd`` or ``.nhdr`` (a detached header)."""
+    return Path(path).name.lower().endswith(NRRD_SUFFIXES)
+
+
+def _data_file(header: dict[str, Any], path: Path) -> Path | None:
+    """The detached data file a header names, which must lie in the header's folder (or below)."""
+    name = next((header[key] for key in _DATA_FILE_FIELDS if key in header), None)
+    if name is None:
+        return None
+    folder = path.resolve().parent
+    data_path = (folder / str(name)).resolve()
+    if not data_path.is_relative_to(folder):
+        raise SpinesimError(f"the data file {str(name)!r} lies outside the header's folder", path=path,
+                            where="field 'data file'", hint="keep the .nhdr and its data file in one folder")
+    if not data_path.is_file():
+        raise SpinesimError(f"the data file {str(name)!r} does not exist", path=path, where="field 'data file'",
+                            hint="keep the .nhdr and its data file together")
+    return data_path
+
+
+def _decompressed(stream, encoding: str, limit_bytes: int, path: Path) -> bytes:
+    """Decompress ``stream`` to its end, refusing output beyond ``limit_bytes`` (a compression bomb)."""
+    decompressor = bz2.BZ2Decompressor() if encoding in ("bzip2", "bz2") else zlib.decompressobj(zlib.MAX_WBITS | 16)
+    out = bytearray()
+    while not decompressor.eof:
+        chunk = stream.read(1 << 20)
+        if not chunk:
+            raise SpinesimError(f"the {encoding} data ends early; the file is truncated", path=path)
+        out += decompressor.decompress(chunk, max(limit_bytes - len(out), 0) + 1)
+        if len(out) > limit_bytes:
+            raise SpinesimError(f"the {encoding} data holds more than the {limit_bytes} bytes its header declares",
+                                path=path, hint="the header's sizes or the data are damaged; export the file again")
+    return bytes(out)
+
+
+def _read_data(header: dict[str, Any], stream, path: Path) -> np.ndarray:
+    """The voxels of a NRRD whose header has been read from ``stream``, in NRRD axis order."""
+    dtype = nrrd.reader._determine_datatype(header)  # the one place pynrrd maps its type names
+    sizes = [int(n) for n in header["sizes"]]
+    if int(header["dimension"]) != len(sizes):
+        raise SpinesimError(f"field 'dimension' is {header['dimension']} but 'sizes' lists {len(sizes)}", path=path)
+    check_image_size(sizes, dtype, path=path, where="field 'sizes'")
+    encoding = str(header["encoding"]).lower()
+    data_path = _data_file(header, path)
+    source = open(data_path, "rb") if data_path is not None else stream
+    try:
+        if encoding not in ("gzip", "gz", "bzip2", "bz2"):
+            plain = {key: value for key, value in header.items() if key not in _DATA_FILE_FIELDS}
+            return nrrd.read_data(plain, source, str(path), index_order="F")
+        for _ in range(int(header.get("line skip", header.get("lineskip", 0)))):
+            source.readline()
+        byte_skip = int(header.get("byte skip", header.get("byteskip", 0)))
+        needed = int(np.prod(sizes, dtype=np.int64)) * dtype.itemsize
+        limit = MAX_IMAGE_BYTES if byte_skip < 0 else needed + byte_skip
+        data = _decompressed(source, encoding, limit, path)
+    finally:
+        if data_path is not None:
+            source.close()
+    raw = {key: value for key, value in header.items() if key not in _DATA_FILE_FIELDS + _SKIP_FIELDS}
+    raw.update({"encoding": "raw", "byte skip": byte_skip})
+    return nrrd.read_data(raw, io.BytesIO(data), str(path), index_order="F")
+
+
+def read_nrrd_header(path: str | Path) -> dict[str, Any]:
+    """The header of a NRRD file (``.nrrd`` or ``.nhdr``), with read errors made clear."""
+    path = Path(path)
+    if not path.is_file():
+        raise SpinesimError("file not found", path=path)
+    try:
+        with open(path, "rb") as stream:
+            return nrrd.read_header(stream)
+    except _READ_ERRORS + (UnicodeDecodeError,) as error:
+        raise SpinesimError(f"not a valid NRRD header ({type(error).__name__}: {error})", path=path) from None
+
+
 def read_nrrd_header_and_data(path: str | Path) -> tuple[np.ndarray, dict[str, Any]]:
     """The raw array (NRRD axis order, fastest axis first) and header, with read errors made clear."""
     path = Path(path)
     if not path.is_file():
         raise SpinesimError("file not found", path=path)
     try:
-        return nrrd.read(str(path))
+        with open(path, "rb") as stream:
+            header = nrrd.read_header(stream)
+            return _read_data(header, stream, path), header
     except nrrd.NRRDError as error:
         raise SpinesimError(f"not a valid NRRD file ({error})", path=path) from None
-    except (OSError, ValueError, EOFError) as error:
-        raise SpinesimError(f"cannot read NRRD data ({error}); the file may be truncated", path=path) from None
+    except _READ_ERRORS as error:
+        raise SpinesimError(f"cannot read NRRD data ({type(error).__name__}: {error}); the file may be truncated "
+                            "or damaged", path=path) from None
 
 
 def affine_from_header(header: dict[str, Any], path: str | Path, spatial_axes: list[int]) -> np.ndarray:
@@ -51,19 +146,28 @@ def affine_from_header(header: dict[str, Any], path: str | Path, spatial_axes: l
     if space is None:
         raise SpinesimError("missing field 'space' (the patient coordinate system)", path=path,
                             hint="save the volume with a space such as 'left-posterior-superior'")
-    if space not in _SPACE_TO_LPS:
+    if not isinstance(space, str) or space not in _SPACE_TO_LPS:
         raise SpinesimError(f"field 'space' is {space!r}; only LPS, RAS and LAS patient spaces are supported", path=path)
     directions = header.get("space directions")
     if directions is None:
         raise SpinesimError("missing field 'space directions' (voxel spacing and orientation)", path=path)
-    directions = np.asarray(directions, dtype=np.float64)[spatial_axes]
+    try:
+        directions = np.asarray(directions, dtype=np.float64)[spatial_axes]
+    except (ValueError, TypeError, IndexError):
+        directions = np.full((0, 3), np.nan)
     if directions.shape != (3, 3) or not np.all(np.isfinite(directions)):
-        raise SpinesimError(f"field 'space directions' must give three finite 3-vectors, got {directions.tolist()}", path=path)
+        raise SpinesimError(f"field 'space directions' must give three finite 3-vectors for the spatial axes, got "
+                            f"{header.get('space directions')!r:.200}", path=path)
     if np.any(np.linalg.norm(directions, axis=1) <= 0):
         raise SpinesimError("field 'space directions' has a zero-length axis (spacing 0)", path=path)
-    origin = np.asarray(header.get("space origin", np.zeros(3)), dtype=np.float64)
+    check_spacing(np.linalg.norm(directions, axis=1), path=path, where="field 'space directions'")
+    try:
+        origin = np.asarray(header.get("space origin", np.zeros(3)), dtype=np.float64)
+    except (ValueError, TypeError):
+        origin = np.full(0, np.nan)
     if origin.shape != (3,) or not np.all(np.isfinite(origin)):
-        raise SpinesimError(f"field 'space origin' must be three finite numbers, got {origin.tolist()}", path=path)
+        raise SpinesimError(f"field 'space origin' must be three finite numbers, got "
+                            f"{header.get('space origin')!r:.200}", path=path)
     flip = _SPACE_TO_LPS[space]
     affine = np.eye(4)
     affine[:3, :3] = (directions * flip[None, :]).T
@@ -79,12 +183,16 @@ def read_nrrd(path: str | Path) -> Volume:
     Raises
     ------
     SpinesimError
-        If the file is missing, truncated, not 3D scalar, or lacks valid space fields.
+        If the file is missing, truncated or damaged, too large to hold in memory, not 3D scalar, holds NaN
+        or infinite voxels, or lacks valid space fields (spacing within the accepted range).
     """
     data, header = read_nrrd_header_and_data(path)
     if data.ndim != 3:
         raise SpinesimError(f"expected a 3D scalar volume, found {data.ndim} dimensions {data.shape}", path=path,
                             hint="segmentations with a label-layer axis are read with the .seg.nrrd reader")
+    if not (np.issubdtype(data.dtype, np.integer) or np.issubdtype(data.dtype, np.floating)):
+        raise SpinesimError(f"voxel type {data.dtype} is not a scalar number type", path=path)
+    check_finite_voxels(data, path=path)
     return Volume(data, affine_from_header(header, path, [0, 1, 2]))
 
 
@@ -141,8 +249,8 @@ def is_segmentation_header(header: dict[str, Any]) -> bool:
 def is_segmentation_file(path: str | Path) -> bool:
     """True if ``path`` is a NRRD file whose header describes Slicer segments (reads the header only)."""
     try:
-        return is_segmentation_header(nrrd.read_header(str(path)))
-    except (nrrd.NRRDError, OSError, ValueError, UnicodeDecodeError):
+        return is_segmentation_header(read_nrrd_header(path))
+    except SpinesimError:
         return False
 
 

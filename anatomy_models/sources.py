@@ -18,7 +18,7 @@ from anatomy_models.labelmaps import (LabelMap, ct_from_labels, is_totalsegmenta
                                       read_label_map, structure_for_name)
 from anatomy_models.meshes import describe_meshes, is_mesh_folder, is_mesh_path, mesh_anatomy, read_mesh_source
 from anatomy_models.nifti import is_nifti_path, nifti_label_names, nifti_orientation_source, nifti_stem, read_nifti
-from anatomy_models.nrrd import is_segmentation_file, read_nrrd, read_segmentation
+from anatomy_models.nrrd import is_nrrd_path, is_segmentation_file, read_nrrd, read_segmentation
 from anatomy_models.volume import Volume
 
 ProgressCallback = Callable[[float, float, str], None]
@@ -27,7 +27,7 @@ ProgressCallback = Callable[[float, float, str], None]
 def source_kind(path: str | Path) -> str:
     """What kind of source ``path`` is.
 
-    ``"anatomy"`` (a stored anatomy folder), ``"nifti"`` or ``"nrrd"`` (a CT volume), ``"seg.nrrd"``
+    ``"anatomy"`` (a stored anatomy folder), ``"nifti"`` or ``"nrrd"`` (a CT volume; ``.nhdr`` too), ``"seg.nrrd"``
     (a 3D Slicer segmentation), ``"totalsegmentator"`` (a folder of its per-class masks),
     ``"mesh"`` (a mesh file or a folder of meshes) or ``"dicom"`` (a DICOM file, or a folder with
     DICOM files anywhere below it).
@@ -42,7 +42,7 @@ def source_kind(path: str | Path) -> str:
             return "totalsegmentator"
         if is_mesh_folder(path):
             return "mesh"
-    elif path.name.lower().endswith(".nrrd"):
+    elif is_nrrd_path(path):
         return "seg.nrrd" if is_segmentation_file(path) else "nrrd"
     elif is_nifti_path(path):
         return "nifti"
@@ -54,7 +54,7 @@ def source_kind(path: str | Path) -> str:
         raise SpinesimError("the folder is empty", path=path, hint="give the folder that holds the CT images")
     raise SpinesimError("not a recognised anatomy source", path=path,
                         hint="give a stored anatomy folder, a DICOM folder or file, a CT volume (.nii, .nii.gz, "
-                             ".nrrd), a .seg.nrrd, a folder of TotalSegmentator masks, or mesh files "
+                             ".nrrd, .nhdr), a .seg.nrrd, a folder of TotalSegmentator masks, or mesh files "
                              "(.stl, .obj, .ply, .glb, .gltf, .vtk, .vtp)")
 
 

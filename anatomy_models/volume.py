@@ -19,6 +19,85 @@ from anatomy_models.errors import SpinesimError
 
 ArrayLike3 = Sequence[float] | np.ndarray
 
+#: The largest image array spinesim allocates, in bytes (4 GiB: a 1024 x 1024 x 2048 int16 CT). Readers
+#: check the size a header declares against it before allocating anything, so a file that claims huge
+#: dimensions with a tiny payload, or a tiny ``--spacing``, gets a clear error instead of exhausting memory.
+MAX_IMAGE_BYTES = 4 * 1024 ** 3
+#: Voxel spacing readers accept, mm. Below 0.01 mm is no CT (micro-CT of a whole spine would not fit
+#: :data:`MAX_IMAGE_BYTES` anyway); above 1000 mm a voxel is larger than a patient.
+MIN_SPACING_MM = 0.01
+MAX_SPACING_MM = 1000.0
+
+
+def _gib(size_bytes: float) -> str:
+    return f"{size_bytes / 1024 ** 3:,.1f} GiB"
+
+
+def check_image_size(shape: Sequence[int], dtype: np.dtype | type, *, path=None, where: str | None = None,
+                     what: str = "the image") -> None:
+    """Refuse an image of ``shape`` and ``dtype`` that would need more than :data:`MAX_IMAGE_BYTES`.
+
+    Called before allocating, with the shape a header declares (or a resampled grid would have).
+
+    Raises
+    ------
+    SpinesimError
+        Naming the dimensions, the memory they need and the limit; or negative or zero dimensions.
+
+    Examples
+    --------
+    >>> check_image_size((512, 512, 300), np.int16)
+    >>> check_image_size((4096, 4096, 4096), np.int16, path="ct.nii")
+    Traceback (most recent call last):
+    ...
+    anatomy_models.errors.SpinesimError: ct.nii: the image of 4096 x 4096 x 4096 voxels (int16) would need \
+128.0 GiB of memory, more than the limit of 4.0 GiB. Check the dimensions and spacing in the header (a damaged \
+header declares huge ones), or crop or downsample the image first.
+    """
+    dims = [int(n) for n in shape]
+    if any(n < 0 for n in dims):
+        raise SpinesimError(f"{what} has negative dimensions {' x '.join(map(str, dims))}", path=path, where=where)
+    if 0 in dims:
+        raise SpinesimError(f"{what} of {' x '.join(map(str, dims))} voxels holds no voxel", path=path, where=where)
+    size_bytes = float(np.prod([float(n) for n in dims])) * np.dtype(dtype).itemsize
+    if size_bytes > MAX_IMAGE_BYTES:
+        raise SpinesimError(f"{what} of {' x '.join(map(str, dims))} voxels ({np.dtype(dtype)}) would need "
+                            f"{_gib(size_bytes)} of memory, more than the limit of {_gib(MAX_IMAGE_BYTES)}",
+                            path=path, where=where,
+                            hint="check the dimensions and spacing in the header (a damaged header declares "
+                                 "huge ones), or crop or downsample the image first")
+
+
+def check_spacing(spacing_mm: Sequence[float], *, path=None, where: str | None = None) -> None:
+    """Refuse voxel spacing that is not finite or outside ``MIN_SPACING_MM..MAX_SPACING_MM``.
+
+    Raises
+    ------
+    SpinesimError
+        Naming the spacing found and the accepted range.
+    """
+    spacing = np.asarray(spacing_mm, dtype=np.float64)
+    if not np.all(np.isfinite(spacing)) or np.any(spacing < MIN_SPACING_MM) or np.any(spacing > MAX_SPACING_MM):
+        raise SpinesimError(f"voxel spacing {np.round(spacing, 6).tolist()} mm is outside "
+                            f"{MIN_SPACING_MM:g}..{MAX_SPACING_MM:g} mm", path=path, where=where,
+                            hint="the header's spacing is damaged or in the wrong unit; re-export the image")
+
+
+def check_finite_voxels(array: np.ndarray, *, path=None) -> None:
+    """Refuse floating-point voxels that are NaN or infinite.
+
+    Such voxels poison every ray through them (a DRR pixel, an ultrasound line), and no value can
+    stand in for them without guessing, so they are refused rather than replaced.
+    """
+    if not np.issubdtype(array.dtype, np.floating):
+        return
+    finite = np.isfinite(array)
+    if finite.all():
+        return
+    bad = np.argwhere(~finite)
+    raise SpinesimError(f"{len(bad)} voxel(s) are NaN or infinite, the first at index {bad[0].tolist()}",
+                        path=path, hint="replace them (air is -1000 HU) and export the image again")
+
 
 def box_corners(lower: np.ndarray, upper: np.ndarray) -> np.ndarray:
     """The 8 corners of the axis-aligned box [lower, upper], shape (8, 3)."""
@@ -224,6 +303,7 @@ class Volume:
             raise SpinesimError(f"resampling order must be 0 (nearest) or 1 (trilinear), got {order}")
         affine = _as_affine(affine)
         dtype = np.dtype(dtype or self.array.dtype)
+        check_image_size(shape, np.float32 if order == 1 else dtype, what="the resampled image")
         if fill is None:
             fill = 0.0 if (order == 0 and np.issubdtype(self.array.dtype, np.integer)) else float(self.array.min())
         # Target index -> source index, applied by affine_transform without coordinate arrays.
@@ -246,8 +326,7 @@ class Volume:
     def resampled_to_spacing(self, spacing: ArrayLike3, *, order: int = 1, fill: float | None = None) -> Volume:
         """This image on a grid with the same orientation and extent but a new voxel size (mm)."""
         spacing = np.broadcast_to(np.asarray(spacing, dtype=np.float64), (3,))
-        if not np.all(np.isfinite(spacing)) or np.any(spacing <= 0):
-            raise SpinesimError(f"voxel spacing must be positive numbers in mm, got {spacing.tolist()}")
+        check_spacing(spacing, where="the requested spacing")
         extent = (np.asarray(self.shape) - 1) * self.spacing
         shape = np.floor(extent / spacing + 1e-6).astype(int) + 1
         affine = np.eye(4)
