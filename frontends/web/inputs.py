@@ -4,7 +4,7 @@ no sense becomes a :class:`SpinesimError` naming the field, shown like a refused
 
 from __future__ import annotations
 
-import numpy as np
+import math
 
 from anatomy_models.errors import SpinesimError
 
@@ -76,6 +76,6 @@ def number(value, what: str) -> float:
         as_float = float(value)
     except (ValueError, OverflowError):
         raise SpinesimError(f"{what}: {clipped(value)} is not a number") from None
-    if not np.isfinite(as_float):
+    if not math.isfinite(as_float):
         raise SpinesimError(f"{what}: {clipped(value)} is not a finite number")
     return as_float
