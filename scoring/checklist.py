@@ -281,7 +281,7 @@ def _imaged_advance(log: _Log) -> ChecklistItem:
         [] if barrel else ["never imaged down the trajectory view"]) + (
         [f"{len(steering)} live run(s) used to steer"] if steering else [])
     status: Status = "partly" if len(seen) >= 0.5 * len(moves) else "not_done"
-    return _item(log, "imaged_advance", status, "; ".join(faults), (unseen + steering + barrel)[:4])
+    return _item(log, "imaged_advance", status, "; ".join(faults), ((unseen + steering + barrel) or with_needle)[:4])
 
 
 def _after_injection(log: _Log, shot: Step) -> bool:
@@ -432,7 +432,7 @@ def _expected_pattern(log: _Log) -> ChecklistItem:
     if pattern in expected and seen:
         return _item(log, "expected_pattern", "done", f"the {in_words(pattern)} pattern was seen{earlier}",
                      resited[-2:] + [log.steps[last], seen[0]])
-    why = (f"the last injection gave a {in_words(pattern)} pattern, not {' or '.join(in_words(p) for p in expected)}"
+    why = (f"the last injection gave the {in_words(pattern)} pattern, not {' or '.join(in_words(p) for p in expected)}"
            if pattern not in expected else "no image showed the spread of the last injection")
     return _item(log, "expected_pattern", "not_done", why, [log.steps[last]] + seen[:1])
 
