@@ -28,8 +28,9 @@ from frontends.pictures.overlay import Segment, with_overlay
 from frontends.pictures.preview import target_marks
 from frontends.pictures.scene3d import Part, Scene, SceneMarker, SceneMesh, ScenePolyline, anatomy_scene, needle_tube
 from scenarios.schema import Scenario
+from scoring.checklist import checklist_points
 from scoring.metrics import NEEDLE_MOVES
-from scoring.report import Report, metric_rows, quantity_text, report_of
+from scoring.report import Report, checklist_rows, metric_rows, quantity_text, rating_rows, report_of
 from simulator.imaging.carm import CArm
 from simulator.imaging.fluoro import render_fluoro
 from simulator.needle.contrast import is_artery
@@ -215,6 +216,7 @@ def report_body(report: Report, images: Sequence[tuple[str, Image.Image]], scene
                                                              f"{expert.expert_time_s:.0f} s")],
                         ("", ""), (1,)) if expert.available else f"<p>{_e(expert.note)}</p>")
     metrics = _rows([(_e(label), _e(value)) for label, value in metric_rows(report)], ("", ""))
+    checklist, rating = _checklist_table(report), _rating_table(report)
     timeline = _rows([(f"{entry.t:.1f} s", _e(entry.action), _e(entry.summary),
                        "".join(f'<span class="event {e.severity}">{_e(e.kind)}: {_e(e.message)}</span>'
                                for e in entry.events)) for entry in report.timeline],
@@ -244,6 +246,8 @@ def report_body(report: Report, images: Sequence[tuple[str, Image.Image]], scene
      structures involved in a safety event or near miss.</p>
   <script type="application/json" id="scene-data">{scene_json}</script>
 </section>
+{checklist}
+{rating}
 <div class="columns">
   <section class="card"><h2>Safety events</h2>{flags}</section>
   <section class="card"><h2>Grade</h2>{components}</section>
@@ -256,6 +260,31 @@ def report_body(report: Report, images: Sequence[tuple[str, Image.Image]], scene
 <section class="card"><details><summary>Timeline ({len(report.timeline)} actions)</summary>{timeline}</details></section>
 <footer>spinesim attempt report · anatomy {_e(report.anatomy)} · report format {report.spinesim_report}</footer>
 """
+
+
+def _checklist_table(report: Report) -> str:
+    """The checklist card: each step, done / partly / not done, why, and the log steps that show it."""
+    if not report.checklist:
+        return ""
+    rows = _rows([(_e(step), f'<span class="status {item.status}">{_e(status)}</span>', _e(detail),
+                   f'<span class="evidence">{_e(evidence)}</span>')
+                  for item, (step, status, detail, evidence) in zip(report.checklist, checklist_rows(report))],
+                 ("step", "", "why", "evidence (log step, time, what it showed)"))
+    return (f'<section class="card"><h2>Checklist: {checklist_points(report.checklist):g} of {len(report.checklist)} '
+            f'steps</h2>{rows}<p class="hint">Spine Intervention Society technique steps (trajectory view, '
+            "multiplanar confirmation, contrast under live fluoroscopy); done counts 1, partly ½. Reported beside "
+            "the grade, not part of it.</p></section>")
+
+
+def _rating_table(report: Report) -> str:
+    """The global rating scale card: each item's 1-5 score, the anchor it meets and what was measured."""
+    rating = report.global_rating
+    if rating is None:
+        return ""
+    rows = _rows([tuple(_e(cell) for cell in row) for row in rating_rows(report)],
+                 ("item", "score", "anchor", "measured"), (1,))
+    return (f'<section class="card"><h2>Global rating scale: {rating.total} of {rating.maximum}</h2>{rows}'
+            '<p class="hint">OSATS-style items, 1-5 against written anchors, computed from the log.</p></section>')
 
 
 def report_html(attempt: Attempt, report: Report, *, pixels: int = 512) -> str:

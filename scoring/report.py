@@ -1,7 +1,8 @@
 """The report of an attempt, and ``score``: a pure function of (scenario, anatomy, action log).
 
 ``score`` replays the log, measures it, raises safety flags, measures near misses, compares with the
-expert path, grades and writes feedback. It reads only the scenario, the anatomy's labels, CT and
+expert path, grades and writes feedback, and scores the procedure's checklist and global rating scale
+(reported beside the grade). It reads only the scenario, the anatomy's labels, CT and
 landmarks and the log; it never renders an image (the HTML report renders its images separately,
 :mod:`frontends.report`). The same inputs give the same report, field for field.
 
@@ -18,6 +19,8 @@ Examples
 >>> report = score(scenario, anatomy, log)
 >>> report.passed, report.grade >= 85, report.flags
 (True, True, [])
+>>> [item.status for item in report.checklist].count("done"), len(report.checklist), report.global_rating.total
+(11, 11, 35)
 >>> [label for label, _ in metric_rows(report)][:2]
 ['Tip to target', 'Tip in the target zone']
 >>> dict(metric_rows(report))["Reference air kerma / DAP"]  # doctest: +ELLIPSIS
@@ -33,11 +36,13 @@ from pydantic import BaseModel
 
 from anatomy_models.anatomy import Anatomy
 from scenarios.schema import Scenario
+from scoring.checklist import STATUS_WORDS, ChecklistItem, checklist, evidence_text
 from scoring.expert import ExpertComparison, compare, expert_for
 from scoring.feedback import FeedbackItem, feedback
 from scoring.grade import Component, Gate, grade
 from scoring.metrics import Metrics, measure
 from scoring.proximity import NearMiss, closest_approaches, with_expert
+from scoring.rating import GlobalRating, global_rating
 from scoring.safety import Flag, safety_flags
 from simulator.needle.trace import Tracer
 from simulator.session.actions import LogContents, action_record
@@ -101,6 +106,10 @@ class Report(BaseModel):
     expert: ExpertComparison
     needle: NeedlePose | None
     timeline: list[TimelineEntry]
+    # Reported beside the grade, not part of it (scoring.checklist, scoring.rating); empty in reports
+    # stored before they existed.
+    checklist: list[ChecklistItem] = []
+    global_rating: GlobalRating | None = None
 
 
 def score(scenario: Scenario, anatomy: Anatomy, log: LogContents | Sequence[Any], *,
@@ -138,6 +147,7 @@ def report_of(attempt: Attempt) -> Report:
     result = grade(scenario, metrics, flags, approaches, comparison)
     target = session.target
     needle = attempt.final.needle
+    steps = checklist(attempt, metrics)
     return Report(
         scenario_id=scenario.id, scenario_title=scenario.title, procedure=scenario.procedure, seed=scenario.seed,
         anatomy=anatomy_name(session.anatomy),
@@ -150,7 +160,8 @@ def report_of(attempt: Attempt) -> Report:
         expert=comparison,
         needle=None if needle is None else NeedlePose(entry=tuple(np.round(needle.entry, 3).tolist()), direction=tuple(np.round(needle.direction, 5).tolist()),
                                                       depth_mm=round(needle.depth_mm, 3), tip=tuple(np.round(needle.tip, 3).tolist())),
-        timeline=timeline(attempt))
+        timeline=timeline(attempt), checklist=steps,
+        global_rating=global_rating(attempt, metrics, flags, approaches, comparison, steps))
 
 
 def metric_rows(report: Report) -> list[tuple[str, str]]:
@@ -190,6 +201,23 @@ def metric_rows(report: Report) -> list[tuple[str, str]]:
         rows.insert(13, ("Loss of resistance confirmed", f"{yes[m.loss_of_resistance_confirmed]} "
                                                           f"({m.loss_of_resistance_checks} checks)"))
     return rows
+
+
+def checklist_rows(report: Report) -> list[tuple[str, str, str, str]]:
+    """The checklist as a person reads it: (numbered step, status, why, evidence), plain text.
+
+    Like :func:`metric_rows`, the one formatting of the checklist for the HTML report and the web app.
+    """
+    return [(f"{number}. {item.step}", STATUS_WORDS[item.status], item.detail, evidence_text(item.evidence))
+            for number, item in enumerate(report.checklist, start=1)]
+
+
+def rating_rows(report: Report) -> list[tuple[str, str, str, str]]:
+    """The global rating scale as a person reads it: (item, "score / 5", the anchor it meets, what was
+    measured), plain text; empty for a report stored before the scale existed."""
+    if report.global_rating is None:
+        return []
+    return [(item.title, f"{item.score} / 5", item.anchor, item.reason) for item in report.global_rating.items]
 
 
 def quantity_text(value: float | None, unit: str = "", digits: int = 1) -> str:

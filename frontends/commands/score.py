@@ -16,6 +16,7 @@ from simulator.session.actions import LogContents, read_log
 out = Console(soft_wrap=True)
 _LEVEL_STYLE = {"critical": "bold red", "warning": "yellow", "tip": "cyan", "good": "green"}
 _SEVERITY_STYLE = {"critical": "bold red", "major": "yellow", "minor": ""}
+_STATUS_STYLE = {"done": "green", "partly": "yellow", "not done": "red"}
 
 
 def _attempt_options(command):
@@ -59,6 +60,8 @@ def _in_log(log: Path, run):
 @click.option("--json", "as_json", is_flag=True, help="Print the whole report as JSON.")
 def score(log: Path, scenario_source: str | None, anatomy_source: str | None, spacing: float | None, as_json: bool) -> None:
     """Grade the attempt in LOG (an action log written by a session)."""
+    from scoring.checklist import checklist_points
+    from scoring.report import checklist_rows
     from scoring.report import score as score_attempt
 
     scenario, anatomy, contents = _load(log, scenario_source, anatomy_source, spacing)
@@ -82,6 +85,14 @@ def score(log: Path, scenario_source: str | None, anatomy_source: str | None, sp
     for component in report.components:
         table.add_row(component.name, f"{component.weight:.0%}", f"{component.score:.2f}", f"{component.points:.1f}")
     out.print(table)
+    table = Table("step", "", "why", title=f"checklist: {checklist_points(report.checklist):g} of "
+                                            f"{len(report.checklist)} steps (beside the grade)")
+    for step, status, detail, _ in checklist_rows(report):
+        table.add_row(step, f"[{_STATUS_STYLE[status]}]{status}[/]", detail)
+    out.print(table)
+    rating = report.global_rating
+    out.print(f"global rating: {rating.total} / {rating.maximum} ("
+              + ", ".join(f"{item.title.lower()} {item.score}" for item in rating.items) + ")", highlight=False)
     out.print("feedback:")
     for item in report.feedback:
         out.print(f"  [{_LEVEL_STYLE[item.level]}]•[/] {user_text(item.text)}", highlight=False)

@@ -12,7 +12,8 @@ from PIL import Image
 from frontends.report import report_html, report_images
 from frontends.web.views import report_rows
 from scenarios.schema import library_scenarios
-from scoring.report import report_of
+from scoring.checklist import checklist_points
+from scoring.report import checklist_rows, rating_rows, report_of
 from simulator.imaging.probe import standard_view
 from simulator.session.fold import Session
 from simulator.session.history import replay_attempt
@@ -52,6 +53,16 @@ def test_the_page_is_self_contained_with_images_scene_and_tables(root_contact_pa
     assert {"target", "tip"} <= {m["name"] for m in scene["markers"]} and "expert" in {l["name"] for l in scene["lines"]}
     assert "Nerve root contact" in text and report.feedback[0].text.split(":")[0] in text
     assert text.count("<tr>") >= actions + len(report.near_misses) + len(report.flags)
+
+
+def test_the_page_lists_the_checklist_and_the_rating_scale_with_their_evidence(root_contact_page):
+    page, report, _ = root_contact_page
+    text = html.unescape(page.read_text())
+    assert f"Checklist: {checklist_points(report.checklist):g} of {len(report.checklist)} steps" in text
+    for step, status, detail, evidence in checklist_rows(report):
+        assert all(cell in text for cell in (step, status, detail, evidence))
+    assert f"Global rating scale: {report.global_rating.total} of {report.global_rating.maximum}" in text
+    assert all(anchor in text for _, _, anchor, _ in rating_rows(report))
 
 
 def test_the_web_report_tab_lists_the_html_reports_metric_rows(root_contact_page):
