@@ -103,7 +103,7 @@ def test_a_write_the_system_refuses_is_a_user_error_naming_the_file(tmp_path, ca
     monkeypatch.setattr(Path, "write_text", refuse)
     assert main(["scenario", "new", "facet_intra_articular", "-o", str(target)]) == 1
     err = capsys.readouterr().err
-    assert err.startswith("error: ") and "case.yaml: Read-only file system" in err and "internal" not in err
+    assert err.startswith("error: ") and "case.yaml" in err and "Read-only file system" in err and "internal" not in err
 
 
 def test_a_progress_bar_shows_a_file_name_with_markup_as_typed(monkeypatch):
