@@ -340,6 +340,21 @@ def _report(ctrl) -> None:
                                 with html.Tr(v_for="(row, i) in report_rows", key="i"):
                                     html.Td("{{ row.label }}", classes="text-grey-darken-1")
                                     html.Td("{{ row.value }}")
+                        # The checklist and the global rating, formatted once (scoring.report) as the HTML report lists them.
+                        html.Div("{{ report_checklist_title }}", classes="section-title mt-3 mb-1", v_if="report_checklist_title")
+                        with v3.VTable(density="compact", id="report-checklist", v_if="report_checklist.length"):
+                            with html.Tbody():
+                                with html.Tr(v_for="(row, i) in report_checklist", key="i"):
+                                    html.Td("{{ row.step }}")
+                                    html.Td("{{ row.status }}", classes="text-no-wrap font-weight-bold")
+                                    html.Td("{{ row.detail }}", classes="text-grey-darken-1", title=("row.evidence",))
+                        html.Div("{{ report_rating_title }}", classes="section-title mt-3 mb-1", v_if="report_rating_title")
+                        with v3.VTable(density="compact", id="report-rating", v_if="report_rating.length"):
+                            with html.Tbody():
+                                with html.Tr(v_for="(row, i) in report_rating", key="i"):
+                                    html.Td("{{ row.item }}")
+                                    html.Td("{{ row.score }}", classes="text-no-wrap font-weight-bold")
+                                    html.Td("{{ row.reason }}", classes="text-grey-darken-1", title=("row.anchor",))
                     with v3.VCardActions():
                         v3.VBtn("New attempt", id="new-attempt", color="primary", variant="flat", click=ctrl.new_attempt)
             with v3.VCol(cols=12, md=7):

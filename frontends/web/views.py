@@ -15,7 +15,8 @@ from frontends.store import Attempt as StoredAttempt
 from frontends.store import User
 from frontends.web.attempt import LiveAttempt
 from scenarios.schema import Scenario
-from scoring.report import MGY_PER_GY, Report, metric_rows
+from scoring.checklist import checklist_points
+from scoring.report import MGY_PER_GY, Report, checklist_rows, metric_rows, rating_rows
 from simulator.case.controls import PROBE_VIEWS
 from simulator.session.fold import Event
 
@@ -47,7 +48,8 @@ def initial_state(user: User, scenarios: dict[str, Scenario], first: str) -> dic
         "us_step_deg": 5.0, "us_aim_marker": None, "us_aim_text": "", "us_entry_end": "right",
         "report_scans": [], "replay_us_src": "", "replay_us_caption": "", "replay_us_aspect": "1 / 1",
         "timer_text": "00:00", "shots": 0, "fluoro_s": 0.0, "kerma_mgy": 0.0, "dap_mgy_cm2": 0.0, "passes": 0,
-        "report": None, "report_rows": [], "report_page": "", "report_shots": [], "replay_max": 0, "replay_step": 0,
+        "report": None, "report_rows": [], "report_checklist": [], "report_checklist_title": "", "report_rating": [],
+        "report_rating_title": "", "report_page": "", "report_shots": [], "replay_max": 0, "replay_step": 0,
         "replay_src": "", "replay_caption": "", "replay_action": "", "replay_events": [],
         "review_trainees": [], "review_trainee": None, "review_scenario": None, "review_rows": [],
         "curve_svg": "", "preview_id": first, "preview_src": "", "preview_text": "",
@@ -112,7 +114,8 @@ def report_view(attempt: LiveAttempt, stored: StoredAttempt) -> dict:
     filmstrip of its images and the replay's range. The full HTML page follows separately."""
     report = (stored.report or attempt.report()) | {"attempt_id": stored.id, "user": stored.user_name,
                                                      "status": stored.status.replace("_", " ")}
-    return {"report": report, "report_rows": report_rows(report), "replay_max": len(attempt.session.actions),
+    return {"report": report, "report_rows": report_rows(report), **assessment_view(report),
+            "replay_max": len(attempt.session.actions),
             "tab": "report", "report_page": "",
             "report_shots": [{"src": shot.data_url, "caption": shot.caption, "step": shot.action_index + 1}
                              for shot in attempt.shots],
@@ -124,6 +127,21 @@ def report_rows(report: dict) -> list[dict]:
     """The metrics table of a report (as JSON, the store keeps it so): :func:`scoring.report.metric_rows`,
     the same rows the HTML report lists."""
     return [{"label": label, "value": value} for label, value in metric_rows(Report.model_validate(report))]
+
+
+def assessment_view(report: dict) -> dict:
+    """The checklist and the global rating of a report (as JSON), formatted once by
+    :func:`scoring.report.checklist_rows` and :func:`scoring.report.rating_rows` as the HTML report lists
+    them; empty for a report stored before they existed."""
+    graded = Report.model_validate(report)
+    rating = graded.global_rating
+    return {"report_checklist": [{"step": step, "status": status, "detail": detail, "evidence": evidence}
+                                 for step, status, detail, evidence in checklist_rows(graded)],
+            "report_checklist_title": (f"Checklist: {checklist_points(graded.checklist):g} of {len(graded.checklist)} steps"
+                                       if graded.checklist else ""),
+            "report_rating": [{"item": item, "score": score, "anchor": anchor, "reason": reason}
+                              for item, score, anchor, reason in rating_rows(graded)],
+            "report_rating_title": f"Global rating: {rating.total} / {rating.maximum}" if rating else ""}
 
 
 def replay_view(attempt: LiveAttempt | None, step: int) -> dict:

@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 
 from frontends.report import report_html, report_images
-from frontends.web.views import report_rows
+from frontends.web.views import assessment_view, report_rows
 from scenarios.schema import library_scenarios
 from scoring.checklist import checklist_points
 from scoring.report import checklist_rows, rating_rows, report_of
@@ -75,6 +75,10 @@ def test_the_web_report_tab_lists_the_html_reports_metric_rows(root_contact_page
     stored = json.loads(report.model_dump_json()) | {"attempt_id": 1, "user": "ben", "status": "finished"}
     on_tab = [(row["label"], row["value"]) for row in report_rows(stored)]
     assert on_tab == on_page and len(on_tab) >= 15
+    tab = assessment_view(stored)  # the checklist and rating, from the same rows as the page
+    assert [(r["step"], r["status"], r["detail"], r["evidence"]) for r in tab["report_checklist"]] == checklist_rows(report)
+    assert [(r["item"], r["score"], r["anchor"], r["reason"]) for r in tab["report_rating"]] == rating_rows(report)
+    assert tab["report_checklist_title"] in page.read_text() and tab["report_rating"]
     dose = dict(on_tab)["Reference air kerma / DAP"]
     dap_mgy_cm2 = report.metrics.dose_area_product_gy_cm2 * 1000
     assert dose.endswith(f" mGy / {dap_mgy_cm2:.1f} mGy·cm²") and dap_mgy_cm2 > 1.0
