@@ -15,6 +15,7 @@ from pydicom.uid import DeflatedExplicitVRLittleEndian, ExplicitVRBigEndian, RLE
 from anatomy_models.dicom import MAX_SEQUENCE_DEPTH, read_dicom_series
 from anatomy_models.errors import SpinesimError
 from tests.anatomy_models.dicom_series import axial_positions, ct_slice, stored_ramp, write_stack
+from tests.fuzzing import examples
 
 
 @pytest.fixture
@@ -150,7 +151,7 @@ _CT_SMALL = pydicom.data.get_testdata_file("CT_small.dcm")
 
 
 @pytest.mark.filterwarnings("ignore::UserWarning")
-@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=examples(120), deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(edits=st.lists(st.tuples(st.integers(0, 39_000), st.integers(0, 255)), min_size=1, max_size=8),
        cut=st.one_of(st.none(), st.integers(0, 39_000)))
 def test_fuzz_damaged_dicom_is_read_or_refused_never_crashes(tmp_path_factory, edits, cut):

@@ -14,6 +14,7 @@ from anatomy_models.anatomy import Anatomy
 from anatomy_models.errors import SpinesimError
 from anatomy_models.store import load_anatomy, save_anatomy, stored_anatomy_names, stored_anatomy_summary
 from tests.anatomy_models.test_anatomy import ball_anatomy
+from tests.fuzzing import examples
 
 
 def _edit_manifest(**fields):
@@ -119,7 +120,7 @@ def _load_or_refuse(folder: Path) -> None:
     assert anatomy.ct.shape == anatomy.labels.shape
 
 
-@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=examples(120), deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(changes=st.dictionaries(st.sampled_from(FIELDS), JSON_VALUES, max_size=3),
        removed=st.sets(st.sampled_from(FIELDS), max_size=2),
        entry=st.dictionaries(st.sampled_from(["id", "name", "tissue"]), JSON_VALUES, max_size=3))
@@ -135,7 +136,7 @@ def test_fuzzed_manifests_load_or_are_refused(pristine, tmp_path_factory, change
     _load_or_refuse(folder)
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=examples(60), deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(name=st.sampled_from(["ct.nrrd", "labels.nrrd"]), kept=st.just(1.0) | st.floats(0.0, 1.0),
        flips=st.lists(st.tuples(st.floats(0.0, 1.0), st.integers(0, 255)), max_size=4))
 def test_truncated_or_flipped_volume_files_load_or_are_refused(pristine, tmp_path_factory, name, kept, flips):

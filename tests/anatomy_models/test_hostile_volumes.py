@@ -20,8 +20,9 @@ from anatomy_models.nifti import read_nifti, write_nifti
 from anatomy_models.nrrd import read_nrrd, write_nrrd
 from anatomy_models.sources import import_anatomy
 from anatomy_models.volume import Volume
+from tests.fuzzing import examples
 
-FUZZ = settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+FUZZ = settings(max_examples=examples(80), deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 
 
 def _ct(shape=(6, 5, 4), dtype=np.int16) -> Volume:

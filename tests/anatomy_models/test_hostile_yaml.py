@@ -9,6 +9,7 @@ from hypothesis import strategies as st
 
 from anatomy_models.errors import MAX_MESSAGE_PART_CHARS, MAX_QUOTED_VALUE_CHARS, SpinesimError, quoted, shorten
 from anatomy_models.yaml_source import MAX_YAML_CHARS, MAX_YAML_DEPTH, parse_yaml, read_yaml_file
+from tests.fuzzing import examples
 
 
 def _billion_laughs(levels: int = 12, width: int = 10) -> str:
@@ -95,7 +96,7 @@ def test_a_hint_ending_in_a_question_mark_is_not_followed_by_a_full_stop():
 _yaml_characters = st.sampled_from(list("abc:-[]{}&*!|>'\"#?,%@`\n\t 019.~<") + ["\x00", "é", "\ufeff"])
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(150), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.text(_yaml_characters, max_size=200))
 def test_fuzz_yaml_text_parses_or_is_a_spinesim_error(text):
     try:
@@ -110,7 +111,7 @@ _values = st.recursive(st.none() | st.booleans() | st.integers() | st.floats() |
                        max_leaves=40)
 
 
-@settings(max_examples=100, deadline=None)
+@settings(max_examples=examples(100), deadline=None)
 @given(_values)
 def test_fuzz_any_dumped_value_reads_back(value):
     _, data = parse_yaml(yaml.safe_dump({"v": value}), path="fuzz.yaml")

@@ -7,6 +7,7 @@ from hypothesis import strategies as st
 
 from anatomy_models.errors import MAX_MESSAGE_PART_CHARS, SpinesimError
 from scenarios.schema import Scenario, scenario_from_yaml
+from tests.fuzzing import examples
 
 BASE = {"id": "fuzz", "title": "t", "brief": "b", "anatomy": {"builtin": "default"},
         "procedure": "facet_intra_articular", "target": {"level": "L4-L5", "side": "left"},
@@ -31,7 +32,7 @@ def _with(base: dict, field: tuple, value) -> dict:
     return changed
 
 
-@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow,
+@settings(max_examples=examples(200), deadline=None, suppress_health_check=[HealthCheck.too_slow,
                                                                   HealthCheck.function_scoped_fixture])
 @given(st.lists(st.tuples(st.sampled_from(FIELDS), _values), min_size=1, max_size=3))
 def test_fuzz_scenario_fields_validate_or_are_a_spinesim_error(tmp_path, changes):

@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 from anatomy_models.errors import MAX_MESSAGE_PART_CHARS, SpinesimError
 from simulator.session.actions import (ACTION_TYPES, MAX_JSON_DEPTH, MAX_LOG_LINE_BYTES, LogWriter, parse_action,
                                        read_log)
+from tests.fuzzing import examples
 
 HEADER = b'{"spinesim_log": 1, "scenario": "ilesi-default", "seed": 7}\n'
 FINISH = b'{"type": "finish", "t": 9}\n'
@@ -95,7 +96,7 @@ _records = st.fixed_dictionaries({"type": st.sampled_from(ACTION_TYPES + ("telep
                                            "setup": _numbers, "depth_mm": _numbers})
 
 
-@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(200), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(_records)
 def test_fuzz_records_parse_or_are_a_spinesim_error(record):
     try:
@@ -112,7 +113,7 @@ _lines = st.one_of(st.binary(max_size=60), _records.map(lambda r: json.dumps(r).
                    st.sampled_from([HEADER.strip(), b"\xef\xbb\xbf", b"[[[[[[[[[[[[[[[[[[[[", b'{"a": {"b": {']))
 
 
-@settings(max_examples=150, deadline=None,
+@settings(max_examples=examples(150), deadline=None,
           suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
 @given(st.lists(_lines, max_size=6))
 def test_fuzz_log_files_read_or_are_a_spinesim_error(tmp_path, lines):

@@ -18,6 +18,7 @@ from frontends.web.handlers import REQUESTS, Handlers
 from frontends.web.patients import Patients
 from scenarios.schema import library_scenarios
 from tests.frontends.web.conftest import ANATOMY
+from tests.fuzzing import examples
 
 MARKUP = ["<script>alert(1)</script>", "<img src=x onerror=alert(1)>", "{{ constructor.constructor('alert(1)')() }}",
           "[red]x[/]", "../../etc/passwd", "\x00\udcff", "ilesi-default", "tfesi-default", "AP", "lateral", "in"]
@@ -79,7 +80,7 @@ def _requests(draw) -> tuple[str, tuple]:
     return name, tuple(draw(st.lists(NUMBERS, min_size=REQUESTS[name], max_size=REQUESTS[name])))
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=list(HealthCheck), database=None)
+@settings(max_examples=examples(150), deadline=None, suppress_health_check=list(HealthCheck), database=None)
 @given(requests=st.lists(_requests(), min_size=1, max_size=4))
 def test_every_browser_request_is_applied_or_refused_with_a_message(handlers, requests):
     if handlers.attempt is None or handlers.attempt.finished:
