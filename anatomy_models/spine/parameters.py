@@ -24,7 +24,7 @@ import json
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
-from anatomy_models.errors import SpinesimError
+from anatomy_models.errors import SpinesimError, quoted
 
 # Bump whenever the generated anatomy changes for the same parameters: cached anatomies are keyed by it.
 GENERATOR_VERSION = 7
@@ -34,6 +34,8 @@ TRANSITIONAL = ("none", "sacralized_L5", "lumbarized_S1")
 FIELDS_OF_VIEW = ("torso", "spine")
 ADAMKIEWICZ_LEVELS = ("T12", "L1", "L2")
 CONUS_LEVELS = ("T12", "L1", "L2")
+# Seeds are unsigned 32-bit everywhere (the scenario's, the action log's header, the command line's).
+MAX_SEED = 2**32 - 1
 SCOLIOSIS_APICES = ("L1", "L2", "L3", "L4")
 SIDES = ("left", "right")
 
@@ -85,7 +87,7 @@ class SpineParameters:
     bowel_gas : bool
         Add gas pockets in the bowel anterior to the spine (realism for fluoroscopy).
     seed : int
-        Seed of every random texture and variation.
+        Seed of every random texture and variation, 0..2**32-1 (unsigned 32-bit, as every seed in spinesim).
     spacing_mm : float
         Voxel size of the generated grid, mm (0.5, 1 or 2).
     field_of_view : {"torso", "spine"}
@@ -150,8 +152,8 @@ class SpineParameters:
             raise SpinesimError(f"must be one of {', '.join(f'{s:g}' for s in SPACINGS_MM)} mm, got {spacing!r}",
                                 where="field 'spacing_mm'")
         object.__setattr__(self, "spacing_mm", float(spacing))
-        if not isinstance(self.seed, int) or isinstance(self.seed, bool) or self.seed < 0:
-            raise SpinesimError(f"must be a non-negative integer, got {self.seed!r}", where="field 'seed'")
+        if not isinstance(self.seed, int) or isinstance(self.seed, bool) or not 0 <= self.seed <= MAX_SEED:
+            raise SpinesimError(f"must be an integer in 0..2**32-1, got {quoted(self.seed)}", where="field 'seed'")
         if not isinstance(self.bowel_gas, bool):
             raise SpinesimError(f"must be true or false, got {self.bowel_gas!r}", where="field 'bowel_gas'")
 

@@ -1,6 +1,7 @@
 """Hostile scenario files: whatever a field holds, validation returns a Scenario or a SpinesimError that
 names the file (and the line and field), never anything else."""
 
+import pytest
 import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -46,3 +47,11 @@ def test_fuzz_scenario_fields_validate_or_are_a_spinesim_error(tmp_path, changes
         assert str(error).startswith(str(path)) and len(str(error)) < 3 * MAX_MESSAGE_PART_CHARS
         return
     assert isinstance(result, Scenario)
+
+
+@pytest.mark.parametrize("seed", [2**70, 2**32, -1, True, 3.5])
+def test_a_generator_seed_outside_32_bits_is_refused_naming_the_field(tmp_path, seed):
+    path = tmp_path / "case.yaml"
+    text = yaml.safe_dump(_with(BASE, ("anatomy",), {"generator": {"seed": seed}}))
+    with pytest.raises(SpinesimError, match=r"case\.yaml: line \d+, field 'anatomy\.generator'.*seed.*0\.\.2\*\*32-1"):
+        scenario_from_yaml(text, path=path)
