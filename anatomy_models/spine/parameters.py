@@ -153,7 +153,8 @@ class SpineParameters:
                                 where="field 'spacing_mm'")
         object.__setattr__(self, "spacing_mm", float(spacing))
         if not isinstance(self.seed, int) or isinstance(self.seed, bool) or not 0 <= self.seed <= MAX_SEED:
-            raise SpinesimError(f"must be a non-negative integer, 0..2**32-1, got {quoted(self.seed)}", where="field 'seed'")
+            raise SpinesimError(f"must be a non-negative integer, 0..2**32-1, got {quoted(self.seed)}",
+                                where="field 'seed'")
         if not isinstance(self.bowel_gas, bool):
             raise SpinesimError(f"must be true or false, got {self.bowel_gas!r}", where="field 'bowel_gas'")
 
