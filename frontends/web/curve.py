@@ -1,10 +1,13 @@
-"""A trainee's learning curve: small line plots, one per measure, over their attempts, as inline SVG."""
+"""A trainee's learning curve as inline SVG: small line plots, one per measure, over their attempts, and the
+CUSUM of their failures with its decision limits."""
 
 from __future__ import annotations
 
 from html import escape
 
 import numpy as np
+
+from scoring.curves import LearningCurve
 
 _WIDTH, _ROW_HEIGHT, _LEFT, _RIGHT, _TOP = 520, 92, 118, 16, 10
 
@@ -69,3 +72,58 @@ def learning_curve_svg(series: list[tuple[str, list[float | None]]], *, passed: 
 
 def _number(value: float) -> str:
     return f"{value:.0f}" if abs(value) >= 10 or float(value).is_integer() else f"{np.round(value, 1):g}"
+
+
+_CUSUM_HEIGHT, _CUSUM_TOP = 190, 26
+_LIMIT_COLOURS = {"lower": "#2e7d32", "upper": "#c62828"}
+
+
+def cusum_svg(curve: LearningCurve, title: str, *, acceptable: float, unacceptable: float) -> str:
+    """SVG of a CUSUM learning curve (:func:`scoring.curves.learning_curve`): the sum after each attempt
+    (green dot a pass, red a failure, starting from 0 before the first), and its two decision limits,
+    h1 (failure rate ``unacceptable`` or worse) above and h0 (``acceptable`` or better: competent) below.
+
+    Examples
+    --------
+    >>> from scoring.curves import learning_curve
+    >>> svg = cusum_svg(learning_curve([True, False, False]), "TFESI", acceptable=0.1, unacceptable=0.3)
+    >>> svg.startswith("<svg") and svg.count("<circle") == 3 and "h0 competent (10%)" in svg
+    True
+    """
+    limits, values = curve.limits, (0.0, *curve.values)
+    low = min(*values, limits.lower) - 0.3
+    high = max(*values, limits.upper) + 0.3
+    top, bottom = _CUSUM_TOP, _CUSUM_HEIGHT - 24
+    plot_width = _WIDTH - _LEFT - _RIGHT
+    count = len(values)
+
+    def x_of(index: int) -> float:
+        return _LEFT + plot_width * index / max(count - 1, 1)
+
+    def y_of(value: float) -> float:
+        return bottom - (bottom - top) * (value - low) / (high - low)
+
+    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{_WIDTH}" height="{_CUSUM_HEIGHT}" '
+             f'viewBox="0 0 {_WIDTH} {_CUSUM_HEIGHT}" font-family="Roboto, Arial, sans-serif" font-size="12">',
+             f'<text x="4" y="16" fill="#37474f" font-weight="500">{escape(title)}</text>',
+             f'<text x="4" y="{top + 14}" fill="#37474f">CUSUM</text>',
+             f'<line x1="{_LEFT}" y1="{y_of(0):.1f}" x2="{_WIDTH - _RIGHT}" y2="{y_of(0):.1f}" stroke="#cfd8dc"/>']
+    for kind, value, text in (("upper", limits.upper, f"h1 unacceptable ({unacceptable:.0%})"),
+                              ("lower", limits.lower, f"h0 competent ({acceptable:.0%})")):
+        y = y_of(value)
+        parts.append(f'<line x1="{_LEFT}" y1="{y:.1f}" x2="{_WIDTH - _RIGHT}" y2="{y:.1f}" '
+                     f'stroke="{_LIMIT_COLOURS[kind]}" stroke-dasharray="5 4" class="cusum-{kind}"/>')
+        parts.append(f'<text x="{_WIDTH - _RIGHT}" y="{y - 4:.1f}" text-anchor="end" fill="{_LIMIT_COLOURS[kind]}">'
+                     f'{text}</text>')
+    path = " ".join(f"{x_of(i):.1f},{y_of(v):.1f}" for i, v in enumerate(values))
+    parts.append(f'<polyline points="{path}" fill="none" stroke="#1565c0" stroke-width="2"/>')
+    for number, value in enumerate(curve.values, start=1):
+        failed = value > values[number - 1]
+        parts.append(f'<circle cx="{x_of(number):.1f}" cy="{y_of(value):.1f}" r="3.5" '
+                     f'fill="{"#c62828" if failed else "#2e7d32"}"><title>attempt {number}: '
+                     f'{"fail" if failed else "pass"}, CUSUM {value:.2f}</title></circle>')
+    for index in range(count):
+        parts.append(f'<text x="{x_of(index):.1f}" y="{bottom + 16}" text-anchor="middle" fill="#78909c">'
+                     f'{index}</text>')
+    parts.append(f'<text x="{_LEFT - 14}" y="{bottom + 16}" text-anchor="end" fill="#546e7a">attempt</text></svg>')
+    return "".join(parts)
