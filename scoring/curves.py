@@ -11,7 +11,9 @@ the chances alpha (of calling an acceptable trainee unacceptable) and beta (the 
 
 Starting at 0, each failure adds 1 - s and each success subtracts s. A curve that reaches h0 shows a
 failure rate no worse than p0 (the trainee is competent at the procedure); one that reaches h1 shows a
-failure rate at p1 or worse. Between the two the data cannot yet tell.
+failure rate at p1 or worse. Between the two the data cannot yet tell. [ED] After each decision the sum
+restarts at 0 (the sequential test repeated), so that an early run of failures does not hide a later
+competence, nor an early run of passes a later decline: the verdict is the latest decision.
 
 Pure: pass/fail in order in, the curve out. Nothing is read from the store here.
 """
@@ -30,6 +32,10 @@ UNACCEPTABLE_FAILURE_RATE = 0.30  # p1 [ED]
 FALSE_ALARM_RISK = 0.10  # alpha: an acceptable trainee's curve reaching h1 [ED]
 MISSED_ALARM_RISK = 0.10  # beta: an unacceptable trainee's curve reaching h0 [ED]
 
+# A sum equal to a limit reaches it: with the default rates two failures in a row land exactly on h1
+# (2 (1 - s) = 2 P / (P + Q) = ln 9 / (P + Q)), which floating point may miss by an ulp.
+_ROUNDING = 1e-9
+
 Verdict = Literal["competent", "unacceptable", "undecided"]
 
 
@@ -46,16 +52,24 @@ class CusumLimits:
 class LearningCurve:
     """A CUSUM over attempts, oldest first.
 
-    ``values[i]`` is the sum after attempt i + 1; ``competent_at`` and ``unacceptable_at`` are the first
-    attempt numbers (1-based) at which it reached the lower or the upper limit; ``verdict`` is the limit
-    reached last (the sequential test's decision stands until the curve reaches the other limit).
+    ``values[i]`` is the sum after attempt i + 1 (restarted at 0 after each decision); ``decisions`` the
+    attempt numbers (1-based) at which it reached a limit, and which; ``competent_at`` and
+    ``unacceptable_at`` the first attempt at which it reached the lower or the upper limit; ``verdict``
+    the latest decision ("undecided" before the first).
     """
 
     values: tuple[float, ...]
     limits: CusumLimits
-    competent_at: int | None
-    unacceptable_at: int | None
+    decisions: tuple[tuple[int, Verdict], ...]
     verdict: Verdict
+
+    @property
+    def competent_at(self) -> int | None:
+        return next((number for number, kind in self.decisions if kind == "competent"), None)
+
+    @property
+    def unacceptable_at(self) -> int | None:
+        return next((number for number, kind in self.decisions if kind == "unacceptable"), None)
 
 
 def cusum_limits(acceptable: float = ACCEPTABLE_FAILURE_RATE, unacceptable: float = UNACCEPTABLE_FAILURE_RATE,
@@ -91,25 +105,31 @@ def learning_curve(failed: Sequence[bool], limits: CusumLimits | None = None) ->
     >>> curve = learning_curve([True] + [False] * 14)   # one failure, then 14 passes
     >>> curve.verdict, curve.competent_at, round(curve.values[0], 3)
     ('competent', 15, 0.814)
+    >>> learning_curve([True, True, False, False]).decisions   # h1 reached at 2 (2 - 2 s = h1)
+    ((2, 'unacceptable'),)
     """
     limits = limits or cusum_limits()
-    values, total = [], 0.0
-    competent_at = unacceptable_at = None
-    verdict: Verdict = "undecided"
+    values: list[float] = []
+    decisions: list[tuple[int, Verdict]] = []
+    total = 0.0
     for number, failure in enumerate(failed, start=1):
         total += (1.0 - limits.success_step) if failure else -limits.success_step
         values.append(total)
-        if total <= limits.lower:
-            verdict, competent_at = "competent", competent_at or number
-        elif total >= limits.upper:
-            verdict, unacceptable_at = "unacceptable", unacceptable_at or number
-    return LearningCurve(tuple(values), limits, competent_at, unacceptable_at, verdict)
+        if total <= limits.lower + _ROUNDING or total >= limits.upper - _ROUNDING:
+            decisions.append((number, "competent" if total < 0 else "unacceptable"))
+            total = 0.0
+    return LearningCurve(tuple(values), limits, tuple(decisions), decisions[-1][1] if decisions else "undecided")
 
 
 def verdict_text(curve: LearningCurve) -> str:
-    """The curve's decision in words, for the review ("competent at attempt 9", ...)."""
-    if curve.verdict == "competent":
-        return f"competent (lower limit first reached at attempt {curve.competent_at})"
-    if curve.verdict == "unacceptable":
-        return f"failure rate unacceptable (upper limit first reached at attempt {curve.unacceptable_at})"
-    return "not yet decided (between the limits)"
+    """The curve's latest decision in words, for the review.
+
+    >>> verdict_text(learning_curve([False] * 9))
+    'competent (lower limit reached at attempt 9)'
+    """
+    if not curve.decisions:
+        return "not yet decided (between the limits)"
+    number, kind = curve.decisions[-1]
+    if kind == "competent":
+        return f"competent (lower limit reached at attempt {number})"
+    return f"failure rate unacceptable (upper limit reached at attempt {number})"

@@ -85,7 +85,8 @@ def _procedure_curves(procedure: str, done: list[StoredAttempt], scenario: str |
               ("Time (min)", [round(a.report["metrics"]["procedure_time_s"] / 60, 2) for a in done])]
     return (f'<div class="procedure-curve" data-procedure="{escape(procedure)}">'
             f'<div class="text-body-2 mb-1"><b>{escape(name)}</b>: {escape(verdict_text(curve))}</div>'
-            + cusum_svg(curve, title, acceptable=ACCEPTABLE_FAILURE_RATE, unacceptable=UNACCEPTABLE_FAILURE_RATE)
+            + cusum_svg(curve, passed, title, acceptable=ACCEPTABLE_FAILURE_RATE,
+                        unacceptable=UNACCEPTABLE_FAILURE_RATE)
             + learning_curve_svg(series, passed=passed) + "</div>")
 
 

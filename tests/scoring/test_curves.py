@@ -25,35 +25,41 @@ def test_limits_match_the_hand_computed_values_of_bolsin_and_colson_formula():
     assert skewed.upper == pytest.approx(2.291703, abs=1e-6) and skewed.lower == pytest.approx(-1.287895, abs=1e-6)
 
 
-def test_a_trainee_who_fails_early_then_passes_crosses_the_upper_then_the_lower_limit():
-    # Fail, pass, fail, fail: 3 (1 - s) - s = 3 - 4 s = 2.255324 >= h1 at attempt 4. Then passes only: the
-    # curve reaches h0 when 3 - n s <= -1.627662, n >= 24.857, at attempt 25.
-    curve = learning_curve([True, False, True, True] + [False] * 21)
-    assert curve.values[:4] == pytest.approx((0.813831, 0.627662, 1.441493, 2.255324), abs=1e-6)
-    assert curve.unacceptable_at == 4 and curve.competent_at == 25 and curve.verdict == "competent"
-    assert learning_curve([True, False, True, True] + [False] * 20).verdict == "unacceptable"
-    assert verdict_text(curve) == "competent (lower limit first reached at attempt 25)"
+def test_a_trainee_who_fails_early_then_passes_reaches_the_upper_then_after_the_restart_the_lower_limit():
+    # Fail, pass, fail, fail: 3 (1 - s) - s = 3 - 4 s = 2.255324 >= h1 at attempt 4; the sum restarts at 0.
+    # Then passes only: n s >= 1.627662 from n = 9 (9 s = 1.675520), at attempt 13.
+    curve = learning_curve([True, False, True, True] + [False] * 9)
+    assert curve.values[:5] == pytest.approx((0.813831, 0.627662, 1.441493, 2.255324, -0.186169), abs=1e-6)
+    assert curve.decisions == ((4, "unacceptable"), (13, "competent")) and curve.verdict == "competent"
+    assert curve.unacceptable_at == 4 and curve.competent_at == 13
+    assert verdict_text(curve) == "competent (lower limit reached at attempt 13)"
+    assert learning_curve([True, False, True, True] + [False] * 8).verdict == "unacceptable"
     assert learning_curve([]).verdict == "undecided" and learning_curve([False] * 8).verdict == "undecided"
-    assert learning_curve([False] * 9).competent_at == 9  # 9 s = 1.675520 >= 1.627662
+    assert learning_curve([False] * 18).decisions == ((9, "competent"), (18, "competent"))
+    # Two failures in a row land exactly on h1: 2 (1 - s) = 2 P / (P + Q) = ln 9 / (P + Q) = h1.
+    assert learning_curve([True, True]).decisions == ((2, "unacceptable"),)
 
 
 @settings(max_examples=200, deadline=None)
 @given(st.lists(st.booleans(), max_size=60),
        st.floats(0.01, 0.4), st.floats(0.05, 0.5), st.floats(0.01, 0.3), st.floats(0.01, 0.3))
-def test_the_curve_is_failures_minus_s_times_attempts_and_its_verdict_is_the_limit_reached_last(
+def test_between_decisions_the_curve_is_failures_minus_s_times_attempts_and_the_verdict_is_the_latest(
         failed, acceptable, gap, alpha, beta):
     limits = cusum_limits(acceptable, min(acceptable + gap, 0.99), alpha, beta)
     curve = learning_curve(failed, limits)
     s = limits.success_step
-    assert 0 < s < 1 and limits.lower < 0 < limits.upper
+    assert 0 < s < 1 and limits.lower < 0 < limits.upper and len(curve.values) == len(failed)
+    restart = 0  # attempts before the current run of the test
+    decided = dict(curve.decisions)
     for number, value in enumerate(curve.values, start=1):
-        assert math.isclose(value, sum(failed[:number]) - number * s, abs_tol=1e-9)
-    reached = [(number, "competent" if value <= limits.lower else "unacceptable")
-               for number, value in enumerate(curve.values, start=1)
-               if value <= limits.lower or value >= limits.upper]
-    assert curve.verdict == (reached[-1][1] if reached else "undecided")
-    assert curve.competent_at == next((n for n, kind in reached if kind == "competent"), None)
-    assert curve.unacceptable_at == next((n for n, kind in reached if kind == "unacceptable"), None)
+        closed_form = sum(failed[restart:number]) - (number - restart) * s
+        assert math.isclose(value, closed_form, abs_tol=1e-9)
+        reached = value <= limits.lower + 1e-9 or value >= limits.upper - 1e-9
+        assert (number in decided) == reached
+        if reached:
+            assert decided[number] == ("competent" if value < 0 else "unacceptable")
+            restart = number
+    assert curve.verdict == (curve.decisions[-1][1] if curve.decisions else "undecided")
 
 
 def test_limits_refuse_rates_that_cannot_define_a_test():

@@ -57,7 +57,7 @@ def test_review_ranks_grades_among_peers_draws_a_cusum_per_procedure_and_exports
     curves = view["curve_svg"]
     assert curves.count('class="procedure-curve"') == 2 and curves.count("<svg") == 4  # a CUSUM and measures each
     assert 'data-procedure="interlaminar_epidural"' in curves and 'data-procedure="transforaminal_epidural"' in curves
-    assert "competent (lower limit first reached at attempt 15)" in curves
+    assert "competent (lower limit reached at attempt 15)" in curves
     assert "h0 competent (10%)" in curves and "h1 unacceptable (30%)" in curves
 
     one_case = review_view(store, scenarios, ada, ben.id, "tfesi-default")
