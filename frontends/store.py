@@ -25,7 +25,9 @@ Examples
 from __future__ import annotations
 
 import base64
+import csv
 import hashlib
+import io
 import hmac
 import json
 import re
@@ -334,6 +336,16 @@ class Store:
                             json.loads(row.report_json) if row.report_json else None)
                     for row, name, n in db.execute(query)]
 
+    def peer_grades(self, scenario_id: str) -> list[float]:
+        """The grades of every finished attempt at ``scenario_id`` (any user), oldest first: the peers an
+        attempt is ranked among (:func:`scoring.peers.percentile_rank`)."""
+        query = (select(_Attempt.report_json)
+                 .where(_Attempt.scenario_id == scenario_id, _Attempt.status == "finished",
+                        _Attempt.report_json.is_not(None))
+                 .order_by(_Attempt.started, _Attempt.id))
+        with Session(self.engine) as db:
+            return [float(json.loads(text)["grade"]) for text in db.scalars(query)]
+
     def unfinished_attempt(self, user_id: int) -> Attempt | None:
         """The user's latest attempt still in progress (interrupted by a crash or a closed window)."""
         found = self.attempts(user_id=user_id, status="in_progress")
@@ -352,6 +364,57 @@ class Store:
         if row is None:
             raise SpinesimError(f"no attempt with id {attempt_id}")
         return row
+
+
+# --------------------------------------------------------------------------- a programme's records
+# The columns of the export (one row per attempt), as `spinesim records` and the Review tab write them.
+RECORD_COLUMNS: tuple[str, ...] = ("attempt", "trainee", "scenario", "procedure", "started_utc", "status", "grade",
+                                   "passed", "flags", "checklist_points", "checklist_steps", "rating_total",
+                                   "rating_maximum")
+
+
+def attempt_record(attempt: Attempt, procedure: str = "") -> dict:
+    """One attempt as a row of the programme's records (:data:`RECORD_COLUMNS`); the report's fields are
+    empty for an attempt not finished. ``procedure`` is used when there is no report to name it."""
+    from scoring.checklist import STATUS_POINTS
+
+    report = attempt.report or {}
+    checklist = report.get("checklist") or []
+    rating = report.get("global_rating") or {}
+    return {"attempt": attempt.id, "trainee": attempt.user_name, "scenario": attempt.scenario_id,
+            "procedure": report.get("procedure", procedure),
+            "started_utc": attempt.started.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M:%S"),
+            "status": attempt.status,
+            "grade": f"{report['grade']:.1f}" if report else "",
+            "passed": ("yes" if report["passed"] else "no") if report else "",
+            "flags": " ".join(flag["code"] for flag in report.get("flags", [])),
+            "checklist_points": f"{sum(STATUS_POINTS[item['status']] for item in checklist):g}" if checklist else "",
+            "checklist_steps": len(checklist) if checklist else "",
+            "rating_total": rating.get("total", ""), "rating_maximum": rating.get("maximum", "")}
+
+
+def records_csv(attempts: list[Attempt], procedures: dict[str, str] | None = None) -> str:
+    """The attempts as CSV text, a header then one row each (:func:`attempt_record`); ``procedures`` maps
+    a scenario id to its procedure for attempts without a report.
+
+    Examples
+    --------
+    >>> records_csv([]).strip().split(",")[:5]
+    ['attempt', 'trainee', 'scenario', 'procedure', 'started_utc']
+    """
+    procedures = procedures or {}
+    text = io.StringIO()
+    writer = csv.DictWriter(text, fieldnames=RECORD_COLUMNS, lineterminator="\n")
+    writer.writeheader()
+    for attempt in attempts:
+        record = attempt_record(attempt, procedures.get(attempt.scenario_id, ""))
+        writer.writerow({key: _spreadsheet_safe(value) for key, value in record.items()})
+    return text.getvalue()
+
+
+def _spreadsheet_safe(value):
+    # A cell starting with = + - @ is a formula to a spreadsheet; quote it so it reads as text.
+    return f"'{value}" if isinstance(value, str) and value[:1] in ("=", "+", "-", "@") else value
 
 
 def _user(row: _User) -> User:

@@ -320,6 +320,8 @@ def _report(ctrl) -> None:
                             html.Div("{{ report.scenario_title }}<br><span class='text-caption'>attempt "
                                      "{{ report.attempt_id }} · {{ report.user }} · {{ report.status }} · target: "
                                      "{{ report.target.description }}</span>", classes="text-body-1")
+                        html.Div("Grade: {{ report_peers }}", v_if="report_peers", id="report-peers",
+                                 classes="text-body-2 mb-2")
                         html.Div("Safety flags", classes="section-title mb-1")
                         html.Div("none", v_if="!report.flags.length", classes="text-body-2 mb-2", id="report-no-flags")
                         with html.Div(id="report-flags"):
@@ -407,11 +409,14 @@ def _review(ctrl) -> None:
                                 v3.VSelect(v_model=("review_scenario", None), items=("scenario_items",),
                                            label="Scenario", clearable=True, density="compact", id="review-scenario",
                                            hide_details=True)
+                        v3.VBtn("Download CSV", href=("review_csv",), download="spinesim-attempts.csv",
+                                id="review-csv", variant="tonal", size="small", prepend_icon="mdi-download",
+                                classes="mt-2", v_show="review_rows.length")
                         with v3.VTable(density="compact", id="review-table", hover=True):
                             with html.Thead():
                                 with html.Tr():
                                     for title in ("#", "Trainee", "Scenario", "Started", "Status", "Outcome", "Grade",
-                                                  "Time", "Actions", ""):
+                                                  "Percentile (of)", "Time", "Actions", ""):
                                         html.Th(title)
                             with html.Tbody():
                                 with html.Tr(v_for="r in review_rows", key="r.id"):
@@ -421,6 +426,8 @@ def _review(ctrl) -> None:
                                         v3.VChip("{{ r.outcome }}", v_if="r.outcome", size="small", variant="flat",
                                                  color=("r.outcome == 'pass' ? 'green-darken-2' : 'red-darken-2'",))
                                     html.Td("{{ r.grade }}")
+                                    html.Td("{{ r.percentile }}", title="the grade's percentile among the finished "
+                                            "attempts at the same scenario (of how many)")
                                     html.Td("{{ r.time }}")
                                     html.Td("{{ r.actions }}")
                                     with html.Td():
@@ -429,7 +436,9 @@ def _review(ctrl) -> None:
             with v3.VCol(cols=12, md=5):
                 with _section("Learning curve"):
                     with v3.VCardText():
-                        html.Div("Pick a trainee to see their attempts over time.", v_if="!curve_svg",
+                        html.Div("Pick a trainee (and a scenario, or none for every case) to see their attempts "
+                                 "over time: per procedure, a CUSUM of failures against an acceptable 10% and an "
+                                 "unacceptable 30% failure rate (Bolsin & Colson 2000).", v_if="!curve_svg",
                                  classes="text-body-2 text-grey")
                         html.Div(v_html=("curve_svg",), classes="curve", id="curve")
                 with _section("Scenario preview"):

@@ -12,10 +12,11 @@ from typing import Sequence
 import numpy as np
 
 from frontends.store import Attempt as StoredAttempt
-from frontends.store import User
+from frontends.store import Store, User
 from frontends.web.attempt import LiveAttempt
 from scenarios.schema import Scenario
 from scoring.checklist import checklist_points
+from scoring.peers import percentile_text
 from scoring.report import MGY_PER_GY, Report, checklist_rows, metric_rows, rating_rows
 from simulator.case.controls import PROBE_VIEWS
 from simulator.session.fold import Event
@@ -51,8 +52,8 @@ def initial_state(user: User, scenarios: dict[str, Scenario], first: str) -> dic
         "report": None, "report_rows": [], "report_checklist": [], "report_checklist_title": "", "report_rating": [],
         "report_rating_title": "", "report_page": "", "report_shots": [], "replay_max": 0, "replay_step": 0,
         "replay_src": "", "replay_caption": "", "replay_action": "", "replay_events": [],
-        "review_trainees": [], "review_trainee": None, "review_scenario": None, "review_rows": [],
-        "curve_svg": "", "preview_id": first, "preview_src": "", "preview_text": "",
+        "review_trainees": [], "review_trainee": None, "review_scenario": None, "review_rows": [], "review_csv": "",
+        "report_peers": "", "curve_svg": "", "preview_id": first, "preview_src": "", "preview_text": "",
     }
 
 
@@ -115,12 +116,21 @@ def report_view(attempt: LiveAttempt, stored: StoredAttempt) -> dict:
     report = (stored.report or attempt.report()) | {"attempt_id": stored.id, "user": stored.user_name,
                                                      "status": stored.status.replace("_", " ")}
     return {"report": report, "report_rows": report_rows(report), **assessment_view(report),
+            "report_peers": peers_text(attempt.store, stored),
             "replay_max": len(attempt.session.actions),
             "tab": "report", "report_page": "",
             "report_shots": [{"src": shot.data_url, "caption": shot.caption, "step": shot.action_index + 1}
                              for shot in attempt.shots],
             "report_scans": [{"src": scan.data_url, "caption": scan.caption, "step": scan.state_index}
                              for scan in attempt.scans()]}
+
+
+def peers_text(store: Store, stored: StoredAttempt) -> str:
+    """Where a finished attempt's grade stands among every finished attempt at its case (empty before it
+    is finished)."""
+    if stored.status != "finished" or stored.report is None:
+        return ""
+    return percentile_text(stored.report["grade"], store.peer_grades(stored.scenario_id))
 
 
 def report_rows(report: dict) -> list[dict]:

@@ -9,7 +9,7 @@ import pytest
 
 from anatomy_models.errors import SpinesimError
 from frontends.cli import main
-from frontends.store import Store, hash_password, verify_password
+from frontends.store import RECORD_COLUMNS, Store, hash_password, records_csv, verify_password
 from frontends.web.attempt import LiveAttempt
 from frontends.web.portal import Portal, PortalConfig
 from scenarios.schema import load_scenario
@@ -187,3 +187,51 @@ def test_serve_refuses_to_listen_on_the_network_without_users(tmp_path, capsys):
     url = f"sqlite:///{tmp_path / 'empty.db'}"
     assert main(["serve", "--host", "0.0.0.0", "--port", "1", "--db", url]) == 1
     assert "spinesim users add NAME --role instructor" in capsys.readouterr().err
+
+
+def _graded_attempt(store, user_id, scenario, small_spine) -> dict:
+    """A real attempt at ``scenario``, finished after one shot: its stored report."""
+    attempt = LiveAttempt.start(store, user_id, scenario, small_spine)
+    attempt.act({"type": "fluoro_shot", "mode": "pulse"})
+    attempt.act({"type": "finish"})
+    return store.attempt(attempt.attempt_id).report
+
+
+def test_peer_grades_and_the_programme_records_as_csv_and_from_the_records_command(store, scenario, small_spine,
+                                                                                   tmp_path, capsys):
+    import csv
+
+    from scoring.checklist import checklist_points
+    from scoring.report import Report
+
+    ben, cy = store.add_user("ben", "trainee", "battery staple"), store.add_user("cy", "trainee", "battery staple")
+    report = _graded_attempt(store, ben.id, scenario, small_spine)
+    for user, grade in ((cy, 12.5), (ben, 99.0)):  # peers with other grades, as another trainee would score
+        store.finish_attempt(store.start_attempt(user.id, scenario.id, 1), report | {"grade": grade})
+    store.start_attempt(cy.id, "tfesi-default", 1)  # still in progress: no grade, no report
+    assert store.peer_grades(scenario.id) == [report["grade"], 12.5, 99.0] and store.peer_grades("tfesi-default") == []
+
+    text = records_csv(store.attempts(), {"tfesi-default": "transforaminal_epidural"})
+    rows = list(csv.DictReader(text.splitlines()))
+    assert list(rows[0]) == list(RECORD_COLUMNS) and [r["trainee"] for r in rows] == ["ben", "cy", "ben", "cy"]
+    graded = Report.model_validate(report)
+    first = rows[0]
+    assert first["procedure"] == "interlaminar_epidural" and first["status"] == "finished"
+    assert float(first["grade"]) == pytest.approx(report["grade"], abs=0.05)
+    assert first["passed"] == ("yes" if report["passed"] else "no")
+    assert first["flags"].split() == [flag.code for flag in graded.flags]
+    assert float(first["checklist_points"]) == checklist_points(graded.checklist)
+    assert int(first["checklist_steps"]) == len(graded.checklist) > 0
+    assert int(first["rating_total"]) == graded.global_rating.total and first["started_utc"][:2] == "20"
+    assert rows[1]["grade"] == "12.5" and rows[2]["grade"] == "99.0"
+    assert rows[3] | {"attempt": "", "started_utc": ""} == dict.fromkeys(RECORD_COLUMNS, "") | {
+        "trainee": "cy", "scenario": "tfesi-default", "procedure": "transforaminal_epidural", "status": "in_progress"}
+
+    output = tmp_path / "records.csv"
+    assert main(["records", "-o", str(output), "--db", store.url]) == 0
+    assert "Wrote 4 attempts" in capsys.readouterr().out
+    assert output.read_text(encoding="utf-8") == text
+    assert main(["records", "-o", str(output), "--trainee", "cy", "--scenario", scenario.id, "--db", store.url]) == 0
+    assert [r["grade"] for r in csv.DictReader(output.read_text(encoding="utf-8").splitlines())] == ["12.5"]
+    assert main(["records", "-o", str(output), "--trainee", "nobody", "--db", store.url]) == 1
+    assert "no user called 'nobody'" in capsys.readouterr().err

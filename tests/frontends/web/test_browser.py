@@ -224,12 +224,16 @@ def test_an_instructor_reviews_attempts_replays_them_and_sees_the_learning_curve
     page.locator("#review-trainee").click(force=True)
     page.get_by_role("option", name="sam (trainee)").click()
     page.wait_for_selector("#curve svg")
-    assert page.locator("#curve circle").count() == 3 * 2  # three measures, two attempts
+    assert page.locator("#curve circle").count() == (1 + 3) * 2  # the CUSUM and three measures, two attempts
+    assert page.locator("#curve .cusum-lower").count() == page.locator("#curve .cusum-upper").count() == 1
     rows = page.locator("#review-table tbody tr")
     assert rows.count() == 2 and "pass" in rows.nth(0).text_content() and "fail" in rows.nth(1).text_content()
+    assert "75 of 2" in rows.nth(0).text_content()  # the expert's grade above the wrong attempt's among the two
+    assert page.get_attribute("#review-csv", "href").startswith("data:text/csv;base64,")
     page.click(f"#open-{attempts[-1].id}")
     page.wait_for_selector("#report-outcome")
     assert page.text_content("#report-outcome").strip() == "PASS"
+    assert page.text_content("#report-peers").strip() == "Grade: 75th percentile of 2 attempts at this case"
     # Step the replay back to the first shot: the image is that shot's, re-rendered from the log.
     first_shot = next(i for i, a in enumerate(actions, start=2) if a["type"] == "fluoro_shot")
     page.locator("[role=slider]").first.focus()
