@@ -64,6 +64,18 @@ def _counter(label: str, expression: str, element_id: str) -> None:
             html.Span(f"{{{{ {expression} }}}}", classes="value", id=element_id)
 
 
+def _assessment_table(variable: str, columns: tuple[str, str, str], tooltip: str) -> None:
+    """A titled table of the Report tab's checklist or rating rows: what, its score, why (``tooltip``'s
+    field on hover), shown only when the report has them."""
+    html.Div(f"{{{{ {variable}_title }}}}", classes="section-title mt-3 mb-1", v_if=f"{variable}_title")
+    with v3.VTable(density="compact", id=variable.replace("_", "-"), v_if=f"{variable}.length"):
+        with html.Tbody():
+            with html.Tr(v_for=f"(row, i) in {variable}", key="i"):
+                html.Td(f"{{{{ row.{columns[0]} }}}}")
+                html.Td(f"{{{{ row.{columns[1]} }}}}", classes="text-no-wrap font-weight-bold")
+                html.Td(f"{{{{ row.{columns[2]} }}}}", classes="text-grey-darken-1", title=(f"row.{tooltip}",))
+
+
 def _events_list(variable: str, element_id: str) -> None:
     with v3.VList(density="compact", classes="events py-0", id=element_id):
         with v3.VListItem(v_for=f"(e, i) in {variable}", key="i", classes="px-2"):
@@ -343,20 +355,8 @@ def _report(ctrl) -> None:
                                     html.Td("{{ row.label }}", classes="text-grey-darken-1")
                                     html.Td("{{ row.value }}")
                         # The checklist and the global rating, formatted once (scoring.report) as the HTML report lists them.
-                        html.Div("{{ report_checklist_title }}", classes="section-title mt-3 mb-1", v_if="report_checklist_title")
-                        with v3.VTable(density="compact", id="report-checklist", v_if="report_checklist.length"):
-                            with html.Tbody():
-                                with html.Tr(v_for="(row, i) in report_checklist", key="i"):
-                                    html.Td("{{ row.step }}")
-                                    html.Td("{{ row.status }}", classes="text-no-wrap font-weight-bold")
-                                    html.Td("{{ row.detail }}", classes="text-grey-darken-1", title=("row.evidence",))
-                        html.Div("{{ report_rating_title }}", classes="section-title mt-3 mb-1", v_if="report_rating_title")
-                        with v3.VTable(density="compact", id="report-rating", v_if="report_rating.length"):
-                            with html.Tbody():
-                                with html.Tr(v_for="(row, i) in report_rating", key="i"):
-                                    html.Td("{{ row.item }}")
-                                    html.Td("{{ row.score }}", classes="text-no-wrap font-weight-bold")
-                                    html.Td("{{ row.reason }}", classes="text-grey-darken-1", title=("row.anchor",))
+                        _assessment_table("report_checklist", ("step", "status", "detail"), "evidence")
+                        _assessment_table("report_rating", ("item", "score", "reason"), "anchor")
                     with v3.VCardActions():
                         v3.VBtn("New attempt", id="new-attempt", color="primary", variant="flat", click=ctrl.new_attempt)
             with v3.VCol(cols=12, md=7):

@@ -10,7 +10,7 @@ import pytest
 from frontends.store import Store
 from frontends.web.attempt import LiveAttempt
 from scenarios.schema import load_scenario
-from scoring.report import metric_rows, score
+from scoring.report import checklist_rows, metric_rows, rating_rows, score
 from simulator.case.planner import expert_actions, plan_trajectory
 from simulator.session.fold import Session
 from tests.frontends.web import browser as b
@@ -83,6 +83,10 @@ def test_an_expert_attempt_through_the_controls_passes(server, page, expert, pat
     shown = [tuple(cell.strip() for cell in row.locator("td").all_text_contents())
              for row in page.locator("#report-metrics tr").all()]
     assert shown == metric_rows(expected)
+    # The checklist and the global rating, from the same rows as the HTML report.
+    steps = [row.locator("td").first.text_content().strip() for row in page.locator("#report-checklist tr").all()]
+    assert steps == [step for step, *_ in checklist_rows(expected)]
+    assert page.locator("#report-rating tr").count() == len(rating_rows(expected)) > 0
     # The full report (scoring's page with the 3D reveal) follows in the frame.
     page.wait_for_selector("#report-page", timeout=120_000)
     frame = page.frame_locator("#report-page")
