@@ -211,13 +211,13 @@ def _injection_flags(attempt: Attempt, flags: _Flags) -> None:
                       f"{injection.ml:g} mL of contrast went into the disc ({where}): a risk of discitis", t, where)
 
 
+# Where injectate must never go (issue 19: intravascular, intrathecal or intraneural injectate; §6.3 adds
+# the disc): pattern -> (flag code, title, where it went in words).
 _INJECTATE_HARM = {
-    "intrathecal": ("intrathecal_injection", "Intrathecal injection", "into the CSF: local anaesthetic there is a "
-                    "high spinal block, steroid an arachnoiditis risk"),
+    "intrathecal": ("intrathecal_injection", "Intrathecal injection", "into the CSF"),
     "subdural": ("intrathecal_injection", "Intrathecal injection", "subdural"),
-    "arterial": ("arterial_injection", "Arterial injection", "into {where}: steroid in a radicular artery can "
-                 "infarct the spinal cord (§3)"),
-    "venous": ("venous_injection", "Venous injection", "into {where}: intravascular injectate"),
+    "arterial": ("arterial_injection", "Arterial injection", "into {where}"),
+    "venous": ("venous_injection", "Venous injection", "into {where}"),
     "intradiscal": ("intradiscal_injection", "Intradiscal injection", "into the disc ({where}): a risk of discitis"),
 }
 
@@ -230,8 +230,10 @@ def _injectate_flags(attempt: Attempt, flags: _Flags) -> None:
         agent = AGENT_WORDS[medication.agent]
         if medication.pattern in _INJECTATE_HARM:
             code, title, where = _INJECTATE_HARM[medication.pattern]
+            embolus = (": particulate steroid in an artery can infarct the spinal cord"  # §3 [S53]
+                       if medication.pattern == "arterial" and medication.agent == "steroid_particulate" else "")
             flags.add(code, "critical", title, f"{medication.ml:g} mL of {agent} went "
-                      + where.format(where=medication.structure), medication.t, medication.structure)
+                      + where.format(where=medication.structure) + embolus, medication.t, medication.structure)
         if (procedure == "transforaminal_epidural" and medication.agent == "steroid_particulate") or (
                 procedure == "medial_branch_block" and medication.agent.startswith("steroid")):
             why = ("non-particulate steroid is the transforaminal choice: particulate emboli in a radicular artery "

@@ -90,6 +90,11 @@ Severity = Literal["info", "warning", "unsafe"]
 UNSAFE_PATTERNS = frozenset({"intrathecal", "subdural", "arterial", "venous", "intradiscal"})
 AGENT_WORDS = {"local_anaesthetic": "local anaesthetic", "steroid_nonparticulate": "non-particulate steroid",
                "steroid_particulate": "particulate steroid"}
+# Where an injectate went, by the pattern contrast there takes (simulator.needle.contrast), for the debrief.
+INJECTATE_WENT = {"epidural": "into the epidural space", "intrathecal": "into the CSF (intrathecal)",
+                  "subdural": "subdural", "arterial": "into an artery", "venous": "into a vein",
+                  "intra_articular": "into the facet joint", "intradiscal": "into the disc",
+                  "soft_tissue": "into the soft tissue"}
 # A redirect pulls the tip back to this far above the deep end of the subcutaneous layer (mm) [ED].
 SUBCUTANEOUS_MARGIN_MM = 1.0
 # ... but never shallower than this (mm): the needle must stay in the skin to be steered [ED].
@@ -545,7 +550,7 @@ class _Step:
         severity: Severity = "unsafe" if compartment.pattern in UNSAFE_PATTERNS else "info"
         self.emit("medication", severity, f"{a.ml:g} mL of {AGENT_WORDS[a.agent]} injected", pattern=compartment.pattern,
                   ml=a.ml, agent=a.agent, structure=compartment.structure,
-                  compartment=f"it went {compartment.pattern.replace('_', ' ')} ({compartment.structure})")
+                  compartment=f"it went {INJECTATE_WENT[compartment.pattern]}")
         self.check_capsule(state, medication)
         return state
 
