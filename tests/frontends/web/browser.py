@@ -230,7 +230,7 @@ class Trainee:
         elif kind == "inject_medication":
             set_number(self.page, "#medication-ml", record["ml"])
             if record["agent"] != "steroid_nonparticulate":  # the page's default
-                self.page.click("#medication-agent")
+                self.page.locator(".v-select:has(#medication-agent) .v-field").click()
                 self.page.click(f".v-overlay .v-list-item:has-text('{AGENT_WORDS[record['agent']]}')")
             act(self.page, "#medicate")
         elif kind == "finish":
