@@ -33,8 +33,10 @@ item (key)                      done / partly (otherwise not done); procedures
                                 view only at an earlier position (§1 [S8][S33], §6.3); all
 ``on_bone``                     the final advance stops on bone (the SAP-TP junction, §2.4 [S3]) /
                                 bone met earlier but not at the end; medial branch block
-``contrast_live``               every injection imaged live, by DSA where the scenario offers it /
-                                some, or live only where DSA was there (§2.2 [S1][S19], §6.3); all
+``contrast_live``               every contrast test imaged live, by DSA where the scenario offers it,
+                                and every injectate given where such a test went in (the needle unmoved
+                                since) / some, or live only where DSA was there, or an injectate given
+                                untested (§2.2 [S1][S19], §6.3); all
 ``contrast_volume``             each injection within the procedure's range (§2.6) / below it or up to
                                 twice its top; all
 ``expected_pattern``            the last injection imaged and its pattern the procedure's (§2.7); a
@@ -57,8 +59,9 @@ from typing import Callable, Literal
 import numpy as np
 from pydantic import BaseModel
 
-from scoring.metrics import CONTRAST_CHECK_S, EXPECTED_PATTERNS, NEEDLE_MOVES, VIEW_TOLERANCE_DEG, Metrics
-from simulator.session.fold import Step
+from scoring.metrics import (CONTRAST_CHECK_S, EXPECTED_PATTERNS, INJECTIONS, NEEDLE_MOVES, VIEW_TOLERANCE_DEG, Metrics,
+                             contrast_runs, injection_window, tested_injectates)
+from simulator.session.fold import AGENT_WORDS, Step
 from simulator.session.history import Attempt
 
 Status = Literal["done", "partly", "not_done"]
@@ -140,10 +143,13 @@ class _Log:
         return next((i for i, s in enumerate(self.steps) if s.action.type == kind), len(self.steps))
 
     def settled(self) -> int:
-        """Index just after the last needle move before the first injection (or the end): from here the
-        needle stood where it was injected through (or where it ended)."""
-        first = self.first("inject_contrast")
-        return 1 + max((i for i, s in enumerate(self.steps[:first]) if s.action.type in NEEDLE_MOVES), default=-1)
+        """Index just after the last needle move before the injection point (the first injectate, else the
+        first contrast test; or the end): from here the needle stood where it injected (or ended)."""
+        return injection_window(self.steps)[0]
+
+    def injected(self) -> int:
+        """Index of the first injection made where the needle settled (the number of steps if none)."""
+        return injection_window(self.steps)[1]
 
     def moves(self) -> list[int]:
         """Indices of the steps that pushed the tip on (a puncture at depth 0 does not)."""
@@ -186,6 +192,8 @@ class _Log:
         if kind == "inject_contrast":
             pattern = next(e.data["pattern"] for e in step.events if e.kind == "contrast")
             return f"{action.ml:g} mL contrast, {in_words(pattern)} pattern, {tip}"
+        if kind == "inject_medication":
+            return f"{action.ml:g} mL {AGENT_WORDS[action.agent]} (injectate), {tip}"
         if kind == "check_loss_of_resistance":
             test = next(e for e in step.events if e.kind == "loss_of_resistance")
             return f"{test.message}{' (a false loss)' if test.data['false_loss'] else ''}, {tip}"
@@ -267,7 +275,7 @@ def _imaged_advance(log: _Log) -> ChecklistItem:
     seen, unseen = [], []
     for index in moves:
         following = next((s for s in log.steps[index + 1:] if s.action.type in guides + NEEDLE_MOVES
-                          + ("inject_contrast", "finish")), None)
+                          + INJECTIONS + ("finish",)), None)
         (seen if following is not None and following.action.type in guides else unseen).append(log.steps[index])
     with_needle = [s for s in log.shots() if s.before.needle is not None]
     barrel = [s for s in with_needle if log.in_view(s, 1) or log.down_the_barrel(s, s.after.needle.direction)]
@@ -309,7 +317,7 @@ def _depth_view_early(log: _Log) -> ChecklistItem:
 
 
 def _depth_confirmed(log: _Log) -> ChecklistItem:
-    settled, stop = log.settled(), log.first("inject_contrast")
+    settled, stop = log.settled(), log.injected()
     final = [s for s in log.shots(settled, stop) if s.before.needle is not None and log.in_view(s, 2)]
     if final and log.metrics.depth_view_checked:
         return _item(log, "depth_confirmed", "done", "the final position was seen on the depth view", final[:1])
@@ -324,7 +332,7 @@ def _loss_of_resistance(log: _Log) -> ChecklistItem:
     tests = [s for s in log.steps if s.action.type == "check_loss_of_resistance"]
     if not tests:
         return _item(log, "loss_of_resistance", "not_done", "loss of resistance was never tested", [])
-    final = [s for s in log.steps[log.settled():log.first("inject_contrast")]
+    final = [s for s in log.steps[log.settled():log.injected()]
              if s.action.type == "check_loss_of_resistance"]
     lost = [s for s in final if _feel(s)["feel"] == "lost"]
     firm = [s for s in tests if _feel(s)["feel"] in ("high", "moderate") and (not lost or s.number < lost[0].number)]
@@ -359,29 +367,24 @@ def _injections(log: _Log) -> list[int]:
     return [i for i, s in enumerate(log.steps) if s.action.type == "inject_contrast"]
 
 
-def _runs(log: _Log, index: int) -> list[Step]:
-    """Live and DSA runs that image injection ``index`` (CONTRAST_CHECK_S after it, before the needle moves)."""
-    runs = []
-    for step in log.steps[index + 1:]:
-        if step.t > log.steps[index].t + CONTRAST_CHECK_S or step.action.type in NEEDLE_MOVES:
-            break
-        if step.action.type == "fluoro_shot" and step.action.mode in ("live", "dsa"):
-            runs.append(step)
-    return runs
-
-
 def _contrast_live(log: _Log) -> ChecklistItem:
     injections = _injections(log)
     if not injections:
         return _item(log, "contrast_live", "not_done", "no contrast was injected", [])
     dsa = log.attempt.scenario.imaging.dsa
-    runs = {i: _runs(log, i) for i in injections}
+    runs = {i: contrast_runs(log.steps, i) for i in injections}
     imaged = [i for i in injections if runs[i]]
     by_dsa = [i for i in imaged if any(r.action.mode == "dsa" for r in runs[i])]
     shown = [s for i in injections for s in [log.steps[i]] + runs[i][:1]][:6]
     wanted = "DSA" if dsa else "live fluoroscopy"
+    tested = tested_injectates(log.steps)
+    untested = [s for s, ok in zip((s for s in log.steps if s.action.type == "inject_medication"), tested) if not ok]
+    if untested:
+        why = f"{len(untested)} injectate(s) given where no contrast test imaged live or by DSA had gone in"
+        return _item(log, "contrast_live", "partly" if imaged else "not_done", why, (shown + untested[:2])[-6:])
     if len(imaged) == len(injections) and (not dsa or len(by_dsa) == len(injections)):
-        return _item(log, "contrast_live", "done", f"every injection imaged by {wanted}", shown)
+        return _item(log, "contrast_live", "done", f"every contrast test imaged by {wanted}"
+                     + (", then the injectate" if tested else ""), shown)
     if imaged:
         why = (f"{len(imaged)} of {len(injections)} injections imaged live" if len(imaged) < len(injections) else
                "imaged live, not by the DSA this scenario offers (live fluoroscopy misses some arterial injections)")

@@ -191,8 +191,8 @@ def _technique(scenario: Scenario, metrics: Metrics) -> list[FeedbackItem]:
         items.append(FeedbackItem(level="warning", text=f"You injected no contrast: confirm the position with "
                                   f"{EXPECTED_LOOK[procedure]} before any injectate."))
     elif not metrics.contrast_pattern_correct:
-        wrong = [p for p in metrics.contrast_patterns if p not in EXPECTED_PATTERNS[procedure]]
-        items.append(FeedbackItem(level="warning", text=f"The contrast pattern was {wrong[0]} ({APPEARANCE[wrong[0]]}); "
+        wrong = metrics.contrast_patterns[-1]
+        items.append(FeedbackItem(level="warning", text=f"The contrast pattern was {wrong} ({APPEARANCE[wrong]}); "
                                   f"the target shows {EXPECTED_LOOK[procedure]}. Reposition before injecting anything else."))
     if metrics.contrast_checked is False:
         imaged = "DSA" if scenario.imaging.dsa else "live fluoroscopy"
@@ -201,6 +201,12 @@ def _technique(scenario: Scenario, metrics: Metrics) -> list[FeedbackItem]:
     elif metrics.dsa_used is False:
         items.append(FeedbackItem(level="warning", text="Use DSA for the contrast test: live fluoroscopy misses some "
                                   "intravascular injections that subtraction shows (clinical.md §2.7 [S22])."))
+    if metrics.vascular_tests_caught:
+        items.append(FeedbackItem(level="good", text="Your contrast test caught a vascular uptake and no injectate "
+                                  "went there: that is what the test dose is for (re-site, then test again)."))
+    if metrics.injectate_tested is False:
+        items.append(FeedbackItem(level="warning", text="You gave the injectate where no contrast test under live "
+                                  "fluoroscopy or DSA had gone in: after every move of the needle, test again first."))
     if metrics.offset is not None and not metrics.depth_view_checked:
         items.append(FeedbackItem(level="warning", text=f"Confirm the final tip on the {metrics.depth_view} before "
                                   "injecting: a position seen in one view only can be far too deep or shallow."))

@@ -16,7 +16,7 @@ efficiency    mean of: shots (good 2/3 of the limit, bad twice it), beam-on time
               the accuracy part's score: speed that did not reach the target earns nothing (an attempt
               abandoned after 10 s is not efficient)
 technique     contrast injected and its pattern right (0.35); contrast imaged live (0.15), by DSA where
-              the scenario offers it (0.25); the final position seen in the safety view before injecting,
+              the scenario offers it (0.25), and every injectate tested so; the final position seen in the safety view before injecting,
               the multiplanar rule of clinical.md §1 (0.25); interlaminar: loss of resistance confirmed
               (0.15, otherwise shared out)
 ============  ==========================================================================================
@@ -106,7 +106,10 @@ def falloff(value: float, good: float) -> float:
 
 def on_target(metrics: Metrics) -> bool:
     """The outcome an examiner looks at: the injectate where it belongs (right compartment and
-    pattern), or, when nothing was injected, the tip in the acceptance zone."""
+    pattern: the injectate's compartment, else the last contrast test's), or, when nothing was injected,
+    the tip in the acceptance zone."""
+    if metrics.injectate_pattern_correct is not None:
+        return metrics.injectate_pattern_correct
     if metrics.contrast_pattern_correct is not None:
         return bool(metrics.contrast_pattern_correct)
     return metrics.in_zone
@@ -147,8 +150,10 @@ def _efficiency(scenario: Scenario, metrics: Metrics, expert: ExpertComparison,
 def _technique(scenario: Scenario, metrics: Metrics) -> dict[str, float]:
     items = {
         "contrast_pattern": 0.35 * bool(metrics.contrast_pattern_correct),
-        # DSA where the scenario offers it earns full marks; live fluoroscopy alone there, most of them.
-        "contrast_check": 0.25 * (1.0 if metrics.dsa_used is not False else 0.6) * bool(metrics.contrast_checked),
+        # DSA where the scenario offers it earns full marks; live fluoroscopy alone there, most of them; an
+        # injectate given where no imaged test went in earns none.
+        "contrast_check": 0.25 * (1.0 if metrics.dsa_used is not False else 0.6) * bool(metrics.contrast_checked)
+                          * (metrics.injectate_tested is not False),
         "depth_view": 0.25 * metrics.depth_view_checked,
     }
     if metrics.loss_of_resistance_confirmed is not None:

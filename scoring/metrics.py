@@ -28,6 +28,10 @@ CONTRAST_CHECK_S = 5.0
 # A shot counts as taken in a view when its beam is within this angle of the view's beam (degrees) [ED].
 VIEW_TOLERANCE_DEG = 15.0
 NEEDLE_MOVES = ("place_needle", "advance", "withdraw", "redirect")
+# The contrast test and the therapeutic injectate (simulator.session.actions).
+INJECTIONS = ("inject_contrast", "inject_medication")
+# Patterns of a vessel taking the injection (clinical.md §2.7): the contrast test is there to show them.
+VASCULAR_PATTERNS = ("arterial", "venous")
 
 
 class Offset(BaseModel):
@@ -69,6 +73,11 @@ class Metrics(BaseModel):
     contrast_patterns: list[str]
     contrast_pattern_correct: bool | None
     contrast_checked: bool | None
+    injectate_ml: float = 0.0
+    injectate_patterns: list[str] = []
+    injectate_pattern_correct: bool | None = None
+    injectate_tested: bool | None = None
+    vascular_tests_caught: int = 0
     dsa_used: bool | None
     depth_view_checked: bool
     loss_of_resistance_checks: int
@@ -128,19 +137,26 @@ def _crossed(attempt: Attempt) -> tuple[list[str], list[str]]:
     return final, touched
 
 
+def contrast_runs(steps, index: int) -> list:
+    """The live and DSA runs that image the contrast test at step ``index`` (0-based): started within
+    :data:`CONTRAST_CHECK_S` after it, before the needle moves."""
+    runs = []
+    for later in steps[index + 1:]:
+        if later.t > steps[index].t + CONTRAST_CHECK_S or later.action.type in NEEDLE_MOVES:
+            break
+        if later.action.type == "fluoro_shot" and later.action.mode in ("live", "dsa"):
+            runs.append(later)
+    return runs
+
+
 def _contrast_checks(attempt: Attempt) -> tuple[bool | None, bool | None]:
-    """(every injection imaged live, any injection imaged by DSA); None when nothing was injected."""
+    """(every contrast test imaged live, any imaged by DSA); None when no contrast was injected."""
     checked, by_dsa, injected = True, False, False
     for index, step in enumerate(attempt.steps):
         if step.action.type != "inject_contrast":
             continue
         injected = True
-        modes = []
-        for later in attempt.steps[index + 1:]:
-            if later.t > step.t + CONTRAST_CHECK_S or later.action.type in NEEDLE_MOVES:
-                break
-            if later.action.type == "fluoro_shot" and later.action.mode in ("live", "dsa"):
-                modes.append(later.action.mode)
+        modes = [run.action.mode for run in contrast_runs(attempt.steps, index)]
         checked &= bool(modes)
         by_dsa |= "dsa" in modes
     if not injected:
@@ -148,11 +164,46 @@ def _contrast_checks(attempt: Attempt) -> tuple[bool | None, bool | None]:
     return checked, by_dsa
 
 
-def _before_first_injection(attempt: Attempt) -> list:
-    """The steps after the last needle move that precedes the first injection (or the end)."""
-    first = next((i for i, s in enumerate(attempt.steps) if s.action.type == "inject_contrast"), len(attempt.steps))
-    last_move = max((i for i, s in enumerate(attempt.steps[:first]) if s.action.type in NEEDLE_MOVES), default=-1)
-    return list(attempt.steps[last_move + 1:first])
+def caught_vascular_tests(steps) -> list[int]:
+    """Indices of the contrast tests that showed a vessel under live fluoroscopy or DSA and that no
+    injectate followed before the needle moved: the test dose doing its job (clinical.md §2.2, §2.7)."""
+    caught = []
+    for index, step in enumerate(steps):
+        if step.action.type != "inject_contrast" or step.after.injections[-1].pattern not in VASCULAR_PATTERNS:
+            continue
+        following = next((s for s in steps[index + 1:] if s.action.type in NEEDLE_MOVES + ("inject_medication",)), None)
+        if contrast_runs(steps, index) and (following is None or following.action.type != "inject_medication"):
+            caught.append(index)
+    return caught
+
+
+def tested_injectates(steps) -> list[bool]:
+    """For each injectate, whether a contrast test imaged live or by DSA went in at the same needle
+    position before it (the needle unmoved since): contrast under live or DSA before injectate (§6.3)."""
+    tested = []
+    for index, step in enumerate(steps):
+        if step.action.type != "inject_medication":
+            continue
+        since_move = []
+        for earlier in range(index - 1, -1, -1):
+            if steps[earlier].action.type in NEEDLE_MOVES:
+                break
+            since_move.append(earlier)
+        tested.append(any(steps[i].action.type == "inject_contrast" and contrast_runs(steps, i) for i in since_move))
+    return tested
+
+
+def injection_window(steps) -> tuple[int, int]:
+    """(first, stop) 0-based step indices: from just after the last needle move before the injection
+    point (the first injectate, or without one the first contrast test) to the first injection made
+    there. Between them the needle stood where it injected; without any injection, (after the last
+    move, the end)."""
+    kinds = [s.action.type for s in steps]
+    point = kinds.index("inject_medication") if "inject_medication" in kinds else (
+        kinds.index("inject_contrast") if "inject_contrast" in kinds else len(steps))
+    first = 1 + max((i for i in range(point) if kinds[i] in NEEDLE_MOVES), default=-1)
+    stop = next(i for i in range(first, len(steps) + 1) if i == len(steps) or kinds[i] in INJECTIONS)
+    return first, stop
 
 
 def measure(attempt: Attempt) -> Metrics:
@@ -169,8 +220,10 @@ def measure(attempt: Attempt) -> Metrics:
     dose = attempt_dose(attempt)
     tissues, touched = _crossed(attempt)
     patterns = [injection.pattern for injection in final.injections]
+    injectate = [medication.pattern for medication in final.medications]
+    tested = tested_injectates(attempt.steps)
     checked, by_dsa = _contrast_checks(attempt)
-    settled = _before_first_injection(attempt)
+    settled = attempt.steps[slice(*injection_window(attempt.steps))]
     depth_beam = target.views[-1].carm.beam_direction
     depth_view_checked = needle is not None and any(
         s.action.type == "fluoro_shot"
@@ -191,8 +244,12 @@ def measure(attempt: Attempt) -> Metrics:
         procedure_time_s=round(final.t, 3), path_length_mm=round(attempt.path_length_mm(), 2),
         tissues_crossed=tissues, structures_touched=touched,
         contrast_ml=round(sum(i.ml for i in final.injections), 3), contrast_patterns=patterns,
-        contrast_pattern_correct=(all(p in expected for p in patterns) if patterns else None),
-        contrast_checked=checked, dsa_used=by_dsa if scenario.imaging.dsa else None,
+        # The last test counts: a wrong pattern followed by re-siting is good practice (§2.2: "reposition").
+        contrast_pattern_correct=patterns[-1] in expected if patterns else None,
+        contrast_checked=checked, injectate_ml=round(sum(m.ml for m in final.medications), 3),
+        injectate_patterns=injectate, injectate_pattern_correct=all(p in expected for p in injectate) if injectate else None,
+        injectate_tested=all(tested) if tested else None, vascular_tests_caught=len(caught_vascular_tests(attempt.steps)),
+        dsa_used=by_dsa if scenario.imaging.dsa else None,
         depth_view_checked=depth_view_checked, loss_of_resistance_checks=final.lor_checks,
         loss_of_resistance_confirmed=lor_confirmed,
         hub_at_skin=bool(attempt.events_of("hub_at_skin")), hints_used=final.hints_shown)

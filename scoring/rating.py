@@ -219,7 +219,7 @@ def repeated_images(attempt: Attempt) -> list[Step]:
 def _flow(attempt: Attempt, metrics: Metrics) -> RatingItem:
     limit = attempt.scenario.limits.time_s
     repeats = repeated_images(attempt)
-    if not attempt.final.injections:
+    if not attempt.final.injections and not attempt.final.medications:
         return _rated("flow", 1, "the procedure was not carried through to an injection", _evidence(repeats[:4]))
     score = min(band(metrics.procedure_time_s / limit, (0.25, 0.5, 1.0, 1.5)), band(len(repeats), (0, 1, 3, 6)))
     reason = (f"{metrics.procedure_time_s:.0f} s (limit {limit:g} s), "

@@ -195,6 +195,9 @@ def metric_rows(report: Report) -> list[tuple[str, str]]:
             else f" ({'correct' if m.contrast_pattern_correct else 'wrong'} pattern)")),
         ("Contrast imaged live / DSA", f"{yes[m.contrast_checked]} / {yes[m.dsa_used]}"),
         ("Final position checked on the depth view", yes[m.depth_view_checked]),
+        ("Injectate", "none" if m.injectate_tested is None else
+         f"{m.injectate_ml:g} mL: {', '.join(m.injectate_patterns)} (where a contrast test imaged live or by DSA "
+         f"went in: {yes[m.injectate_tested]})"),
         ("Tissues crossed (skin to tip)", " → ".join(m.tissues_crossed) or "–"),
     ]
     if m.loss_of_resistance_confirmed is not None:

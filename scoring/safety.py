@@ -7,19 +7,24 @@ flag                           severity  when
                                          medial branch procedure (nothing there is near the dura)
 ``dural_puncture``             major     the same in an interlaminar epidural ("wet tap", its known risk:
                                          0.8% lumbar, §3 [S48])
-``intrathecal_injection``      critical  contrast with the tip in CSF or the subdural space (§3)
-``arterial_injection``         critical  contrast into an artery (§3: arterial in the foramen = critical)
+``intrathecal_injection``      critical  contrast or injectate with the tip in CSF or the subdural space
+                                         (§3; §6.3: "dural puncture with injection")
+``arterial_injection``         critical  injectate into an artery, or a contrast test into one that no live
+                                         or DSA run showed (§3: arterial in the foramen = critical; §2.7:
+                                         the arterial pattern washes out, missed on static images)
+``venous_injection``           critical  injectate into a vein (intravascular injectate, issue 19)
 ``cord_contact``               critical  the tip entered the spinal cord or conus (§3)
-``intradiscal_injection``      critical  contrast into a disc (§6.3 lists it with the critical events)
-``intraneural_injection``      critical  contrast with the tip inside a nerve root or ganglion (§3)
-``blind_injection``            critical  an injection at a needle position no image showed: no
-                                         fluoroscopy shot since the needle last moved, and no live or
-                                         DSA run of the injection itself (§1: every step under imaging)
+``intradiscal_injection``      critical  contrast or injectate into a disc (§6.3 lists it with the critical
+                                         events)
+``intraneural_injection``      critical  contrast or injectate with the tip inside a nerve root or ganglion (§3)
+``blind_injection``            critical  an injection (test or injectate) at a needle position no image
+                                         showed: no fluoroscopy shot since the needle last moved, and no
+                                         live or DSA run of the injection itself (§1: every step under imaging)
 ``root_contact``               major     paraesthesia (the shaft within 1.5 mm of a root) or the tip in a
                                          root or ganglion (§3)
 ``cauda_equina_contact``       major     the tip entered the cauda equina inside the sac
 ``intradiscal``                major     the tip entered a disc (§3)
-``venous_injection``           major     contrast into a vein (§3)
+``venous_injection``           major     a contrast test into a vein that no live or DSA run showed (§3)
 ``beyond_ventral_epidural``    major     the shaft went through the dural sac and out of its ventral side;
                                          or, transforaminal, the tip more than 2 mm ventral to the
                                          posterior vertebral-body line as the lateral view shows it (§3)
@@ -29,8 +34,20 @@ flag                           severity  when
 ``excessive_shots``            minor     more fluoroscopy shots than the scenario's limit (§6.3)
 ``excessive_fluoro_time``      minor     more beam-on time than the limit (§3 [S61])
 ``over_time``                  minor     longer than the scenario's time limit
-``capsule_rupture``            minor     more contrast into a facet joint than its capsule holds (§2.3)
+``capsule_rupture``            minor     more into a facet joint than its capsule holds (§2.3)
+``agent_choice``               minor     particulate steroid transforaminally (non-particulate is the
+                                         choice there, §2.2 [S1][S19]; particulate emboli infarct the cord,
+                                         §3 [S53]), or steroid in a diagnostic medial branch block (§2.4 [S3])
 =============================  ========  ==================================================================
+
+The contrast test and the injectate (clinical.md §2.2: "contrast test (1-2 mL) under live fluoroscopy,
+ideally DSA; then local anaesthetic ± non-particulate steroid"). A contrast test that shows a vessel
+under live fluoroscopy or DSA, with no injectate given before the needle is re-sited, is the test doing
+its job: no flag (the feedback notes it). Intravascular, intrathecal, intradiscal and intraneural
+injectate is a never-event whatever the agent. A contrast test that went intrathecal stays critical [ED]:
+§6.3 lists "dural puncture with injection" among the critical events without regard to the agent, and,
+unlike a vessel (a flash in under half, §5.4), the sac announces itself before any injection (CSF at the
+hub), so a test is not what should catch it.
 
 A flag is raised once per kind; ``count`` says how often it happened, ``t`` when it first did, and
 ``structure`` which structure it concerns (for the report's 3D view).
@@ -48,9 +65,10 @@ from anatomy_models.anatomy import Anatomy
 from anatomy_models.errors import SpinesimError
 from anatomy_models.structures import LEVELS, in_group, level_below
 from scenarios.schema import Scenario, TargetSpec
-from scoring.metrics import Metrics
+from scoring.metrics import INJECTIONS, VASCULAR_PATTERNS, Metrics, contrast_runs
 from simulator.case.targets import target_for
 from simulator.needle.trace import AIR, Tracer
+from simulator.session.fold import AGENT_WORDS
 from simulator.session.history import Attempt
 
 Severity = Literal["critical", "major", "minor"]
@@ -80,7 +98,9 @@ class _Flags:
     def add(self, code: str, severity: Severity, title: str, message: str, t: float | None = None,
             structure: str | None = None) -> None:
         if code in self.found:
-            self.found[code] = self.found[code].model_copy(update={"count": self.found[code].count + 1})
+            worse = SEVERITIES.index(severity) < SEVERITIES.index(self.found[code].severity)
+            update = {"severity": severity, "message": message, "t": t, "structure": structure} if worse else {}
+            self.found[code] = self.found[code].model_copy(update={"count": self.found[code].count + 1} | update)
         else:
             self.found[code] = Flag(code=code, severity=severity, title=title, message=message, t=t, structure=structure)
 
@@ -94,6 +114,7 @@ def safety_flags(attempt: Attempt, metrics: Metrics) -> list[Flag]:
     flags = _Flags()
     _event_flags(attempt, flags)
     _injection_flags(attempt, flags)
+    _injectate_flags(attempt, flags)
     _unseen_injections(attempt, flags)
     _beyond_ventral(attempt, flags)
     _wrong_level(attempt, flags)
@@ -116,7 +137,8 @@ def safety_flags(attempt: Attempt, metrics: Metrics) -> list[Flag]:
 
 def _event_flags(attempt: Attempt, flags: _Flags) -> None:
     interlaminar = attempt.scenario.procedure == "interlaminar_epidural"
-    injected_vessels = {i.structure for i in attempt.final.injections if i.pattern in ("arterial", "venous")}
+    injected_vessels = {i.structure for i in attempt.final.injections + attempt.final.medications
+                        if i.pattern in VASCULAR_PATTERNS}
     for event in attempt.events:
         kind, t, where = event.kind, event.t, event.data.get("structure")
         if kind == "dural_puncture":
@@ -163,39 +185,80 @@ def _nearest_root(attempt: Attempt, t: float) -> str | None:
 
 
 def _injection_flags(attempt: Attempt, flags: _Flags) -> None:
+    """The contrast tests' flags. A vascular test imaged live or by DSA raises none: it did its job, and
+    an injectate given through it anyway is flagged as such (:func:`_injectate_flags`)."""
+    steps = attempt.steps
+    seen = {step.after.injections[-1] for index, step in enumerate(steps)
+            if step.action.type == "inject_contrast" and contrast_runs(steps, index)}
     for injection in attempt.final.injections:
         pattern, t, where = injection.pattern, injection.t, injection.structure
+        if pattern in VASCULAR_PATTERNS and injection in seen:
+            continue
         if pattern in ("intrathecal", "subdural"):
             flags.add("intrathecal_injection", "critical", "Intrathecal injection",
                       f"{injection.ml:g} mL of contrast went {'into the CSF' if pattern == 'intrathecal' else 'subdural'}",
                       t, where)
         elif pattern == "arterial":
             flags.add("arterial_injection", "critical", "Arterial injection",
-                      f"{injection.ml:g} mL of contrast went into {where}: with particulate steroid this can infarct "
-                      "the spinal cord", t, where)
+                      f"{injection.ml:g} mL of contrast went into {where} and no live or DSA run showed it: the "
+                      "injectate would have followed (with particulate steroid this can infarct the spinal cord)", t,
+                      where)
         elif pattern == "venous":
-            flags.add("venous_injection", "major", "Venous injection", f"{injection.ml:g} mL of contrast went into {where}",
-                      t, where)
+            flags.add("venous_injection", "major", "Venous injection",
+                      f"{injection.ml:g} mL of contrast went into {where} and no live or DSA run showed it", t, where)
         elif pattern == "intradiscal":
             flags.add("intradiscal_injection", "critical", "Intradiscal injection",
                       f"{injection.ml:g} mL of contrast went into the disc ({where}): a risk of discitis", t, where)
 
 
+# Where injectate must never go (issue 19: intravascular, intrathecal or intraneural injectate; §6.3 adds
+# the disc): pattern -> (flag code, title, where it went in words).
+_INJECTATE_HARM = {
+    "intrathecal": ("intrathecal_injection", "Intrathecal injection", "into the CSF"),
+    "subdural": ("intrathecal_injection", "Intrathecal injection", "subdural"),
+    "arterial": ("arterial_injection", "Arterial injection", "into {where}"),
+    "venous": ("venous_injection", "Venous injection", "into {where}"),
+    "intradiscal": ("intradiscal_injection", "Intradiscal injection", "into the disc ({where}): a risk of discitis"),
+}
+
+
+def _injectate_flags(attempt: Attempt, flags: _Flags) -> None:
+    """The injectate's flags: any compartment of :data:`_INJECTATE_HARM` is a never-event; the wrong agent
+    for the procedure a minor one."""
+    procedure = attempt.scenario.procedure
+    for medication in attempt.final.medications:
+        agent = AGENT_WORDS[medication.agent]
+        if medication.pattern in _INJECTATE_HARM:
+            code, title, where = _INJECTATE_HARM[medication.pattern]
+            embolus = (": particulate steroid in an artery can infarct the spinal cord"  # §3 [S53]
+                       if medication.pattern == "arterial" and medication.agent == "steroid_particulate" else "")
+            flags.add(code, "critical", title, f"{medication.ml:g} mL of {agent} went "
+                      + where.format(where=medication.structure) + embolus, medication.t, medication.structure)
+        if (procedure == "transforaminal_epidural" and medication.agent == "steroid_particulate") or (
+                procedure == "medial_branch_block" and medication.agent.startswith("steroid")):
+            why = ("non-particulate steroid is the transforaminal choice: particulate emboli in a radicular artery "
+                   "infarct the cord" if procedure == "transforaminal_epidural" else
+                   "a diagnostic medial branch block uses local anaesthetic only")
+            flags.add("agent_choice", "minor", "Choice of injectate", f"{agent}: {why}", medication.t)
+
+
 def _unseen_injections(attempt: Attempt, flags: _Flags) -> None:
-    """Intraneural and blind injections: found from the steps, the tip's structure at each injection
-    and the shots around it."""
+    """Intraneural and blind injections (tests and injectate): found from the steps, the tip's structure
+    at each injection and the shots around it."""
     steps = attempt.steps
     for index, step in enumerate(steps):
-        if step.action.type != "inject_contrast":
+        if step.action.type not in INJECTIONS:
             continue
+        what = f"{step.action.ml:g} mL of " + ("contrast" if step.action.type == "inject_contrast"
+                                                else AGENT_WORDS[step.action.agent])
         tip = step.before.tip_structure
         if tip is not None and (in_group(tip, "nerve_root") or in_group(tip, "dorsal_root_ganglion")):
             flags.add("intraneural_injection", "critical", "Intraneural injection",
-                      f"{step.action.ml:g} mL injected with the tip inside {tip}: injectate in a nerve root can injure it",
+                      f"{what} injected with the tip inside {tip}: injection into a nerve root can injure it",
                       step.t, tip)
         if not _injection_imaged(steps, index):
             flags.add("blind_injection", "critical", "Injection without an image",
-                      f"{step.action.ml:g} mL injected where no image had shown the needle, and not imaged live "
+                      f"{what} injected where no image had shown the needle, and not imaged live "
                       "or by DSA", step.t, step.before.tip_structure)
 
 

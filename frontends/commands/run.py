@@ -81,7 +81,7 @@ def _print_state(session) -> None:
     state = session.state.to_json()
     table = Table("final state", "", show_header=False)
     for key in ("t", "tip_structure", "in_target", "tip_to_target_mm", "passes", "redirects", "bone_contacts",
-                "fluoro_shots", "fluoro_seconds", "lor_checks", "contrast_ml", "finished"):
+                "fluoro_shots", "fluoro_seconds", "lor_checks", "contrast_ml", "medication_ml", "finished"):
         table.add_row(key, user_text(state[key]))
     if state["needle"]:
         table.add_row("tip (LPS mm)", user_text(state["needle"]["tip"]))

@@ -31,7 +31,7 @@ from simulator.case.controls import (PROBE_MOVES, PROBE_VIEWS, carm_presets, in_
 # Every request a page may send: the handler's name and how many values it carries.
 REQUESTS = {"start_attempt": 1, "resume_attempt": 1, "new_attempt": 0, "finish": 0, "hint": 0, "shot": 0, "live": 1,
             "dsa": 1, "move_carm": 2, "preset": 1, "pick": 4, "insert": 2, "redirect": 2, "advance": 1, "withdraw": 1,
-            "lor": 0, "inject": 1, "probe_view": 1, "probe_move": 4, "probe_settings": 3, "us_pick": 4,
+            "lor": 0, "inject": 1, "medicate": 2, "probe_view": 1, "probe_move": 4, "probe_settings": 3, "us_pick": 4,
             "insert_in_plane": 1, "open_attempt": 1, "preview": 1, "scenario_view": 1, "replay_view": 1,
             "review_view": 2}
 
@@ -203,6 +203,10 @@ class Handlers:
 
     def inject(self, ml) -> None:
         self._act({"type": "inject_contrast", "ml": number(ml, "contrast volume")})
+
+    def medicate(self, ml, agent) -> None:
+        """The injectate (not radio-opaque): ``agent`` one of simulator.session.actions.AGENTS."""
+        self._act({"type": "inject_medication", "ml": number(ml, "injectate volume"), "agent": agent})
 
     # ------------------------------------------------------------------ ultrasound
     def _probe_now(self):

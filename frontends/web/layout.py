@@ -313,6 +313,16 @@ def _syringe_card(ctrl) -> None:
                     disabled=("busy || !attempt_active || !needle_in",))
             v3.VBtn("Inject", id="inject", color="indigo", variant="flat", click=(ctrl.inject, "[contrast_ml]"),
                     disabled=("busy || !attempt_active || !needle_in",))
+        # The therapeutic injection, apart from the contrast test: not radio-opaque, no image shows it.
+        with v3.VCardText(classes="pb-1"):
+            v3.VSelect(v_model=("medication_agent",), items=("medication_agents",), label="Injectate", density="compact",
+                       id="medication-agent", hide_details=True)
+            v3.VTextField(v_model=("medication_ml",), type="number", step="0.1", label="Injectate (mL)",
+                          density="compact", id="medication-ml", hide_details=True, classes="mt-2")
+        with v3.VCardActions():
+            v3.VBtn("Inject medication", id="medicate", color="teal", variant="flat",
+                    click=(ctrl.medicate, "[medication_ml, medication_agent]"),
+                    disabled=("busy || !attempt_active || !needle_in",))
 
 
 # --------------------------------------------------------------------------- report

@@ -19,7 +19,8 @@ from scoring.checklist import checklist_points
 from scoring.peers import percentile_text
 from scoring.report import MGY_PER_GY, Report, checklist_rows, metric_rows, rating_rows
 from simulator.case.controls import PROBE_VIEWS
-from simulator.session.fold import Event
+from simulator.session.actions import AGENTS
+from simulator.session.fold import AGENT_WORDS, Event
 
 # Events a trainee sees as a banner (in addition to the list).
 _ALERT_KINDS = {"csf_flashback", "blood_flashback", "paraesthesia", "dural_puncture", "bone_contact", "hub_at_skin",
@@ -43,6 +44,8 @@ def initial_state(user: User, scenarios: dict[str, Scenario], first: str) -> dic
         "carm_primary": 0.0, "carm_secondary": 0.0, "carm_label": "AP", "preset_names": [],
         "needle_left": 0.0, "needle_cranial": 0.0, "step_mm": 5.0, "needle_in": False, "depth_mm": 0.0,
         "hub_text": "", "lor_text": "", "contrast_ml": 1.0, "live_seconds": 3.0, "dsa_allowed": False,
+        "medication_ml": 2.0, "medication_agent": "steroid_nonparticulate",
+        "medication_agents": [{"title": AGENT_WORDS[agent], "value": agent} for agent in AGENTS],
         "hints_shown": [], "hints_left": 0, "events": [],
         "us_allowed": False, "us_src": "", "us_caption": "", "us_aspect": "1 / 1", "us_views": list(PROBE_VIEWS),
         "probe_on": False, "us_depth": 80.0, "us_gain": 0.0, "us_frequency": 3.5, "us_step_mm": 2.0,

@@ -47,6 +47,14 @@ DEPTH_WEIGHT = 0.2
 # Contrast volume the expert injects by procedure, mL (clinical.md §2.6 table).
 EXPERT_CONTRAST_ML = {"interlaminar_epidural": 2.0, "transforaminal_epidural": 1.0, "facet_intra_articular": 0.3,
                       "medial_branch_block": 0.3}
+# The injectate the expert gives after the contrast test, (mL, agent) by procedure: transforaminal local
+# anaesthetic with non-particulate steroid 1-4 mL (§2.2 [S1][S19]); a medial branch block 0.5 mL of local
+# anaesthetic, no steroid (§2.4 [S3]); a facet joint within its ~1 mL capsule with the contrast (§2.3
+# [S31][S32]); interlaminar 3 mL [ED].
+EXPERT_INJECTATE = {"interlaminar_epidural": (3.0, "steroid_nonparticulate"),
+                    "transforaminal_epidural": (2.0, "steroid_nonparticulate"),
+                    "facet_intra_articular": (0.5, "steroid_nonparticulate"),
+                    "medial_branch_block": (0.5, "local_anaesthetic")}
 
 
 @dataclass(frozen=True)
@@ -209,8 +217,9 @@ def expert_actions(scenario: Scenario, target: Target, trajectory: Trajectory) -
 
     Align on the first view, take the trajectory view and place the needle, advance in stages with
     images, switch to the depth view (and, for the interlaminar approach, check loss of resistance
-    in the ligamentum flavum and again in the epidural space), inject contrast under live
-    fluoroscopy (DSA where the scenario allows it), check on AP, finish.
+    in the ligamentum flavum and again in the epidural space), test with contrast under live
+    fluoroscopy (DSA where the scenario allows it), check the spread on AP, give the injectate
+    (:data:`EXPERT_INJECTATE`), finish.
     """
     clock = _Clock()
     actions: list[dict] = []
@@ -258,6 +267,8 @@ def expert_actions(scenario: Scenario, target: Target, trajectory: Trajectory) -
     add("fluoro_shot", 0.5, mode=mode, seconds=3.0)
     add("set_carm", 5.0, **alignment.to_json())
     shot()
+    ml, agent = EXPERT_INJECTATE[scenario.procedure]
+    add("inject_medication", 5.0, ml=ml, agent=agent)
     add("finish", 5.0)
     return actions
 

@@ -35,7 +35,9 @@ Actions
                   ``depth_mm``, ``gain_db``, ``frequency_mhz`` (the kind's preset where absent) and
                   a ``view`` name: the fields of a :class:`scenarios.poses.ProbePose`
                   (``PlaceProbe.pose``). Replaying the log re-renders every ultrasound frame.
-``inject_contrast`` ``ml`` of contrast at the tip.
+``inject_contrast`` ``ml`` of contrast at the tip: the test dose, radio-opaque, its spread imaged.
+``inject_medication`` ``ml`` of the therapeutic injectate at the tip, ``agent`` one of :data:`AGENTS`
+                  (clinical.md §2.2, §2.4); not radio-opaque: no image shows it.
 ``check_loss_of_resistance`` a press on the loss-of-resistance syringe.
 ``show_hint``     the trainee reveals the scenario's next hint (part of the attempt: scoring may
                   deduct for it, see ``Rubric.hint_deduction``).
@@ -71,6 +73,10 @@ _BOM = b"\xef\xbb\xbf"
 _JSON_STRING = re.compile(r'"(?:[^"\\]|\\.)*"?')
 
 Degrees = Annotated[float, Field(ge=-360.0, le=360.0), Number]
+# The injectates of clinical.md §2.2 and §2.4: local anaesthetic (lidocaine, bupivacaine), a non-particulate
+# steroid (dexamethasone, the transforaminal choice [S1][S19]) or a particulate one (the embolic risk of §3 [S53]).
+Agent = Literal["local_anaesthetic", "steroid_nonparticulate", "steroid_particulate"]
+AGENTS: tuple[str, ...] = ("local_anaesthetic", "steroid_nonparticulate", "steroid_particulate")
 
 
 class _Action(BaseModel):
@@ -165,6 +171,14 @@ class InjectContrast(_Action):
     ml: Annotated[float, Field(gt=0.0, le=20.0), Number]
 
 
+class InjectMedication(_Action):
+    """The therapeutic injection (the injectate), apart from the contrast test that precedes it."""
+
+    type: Literal["inject_medication"] = "inject_medication"
+    ml: Annotated[float, Field(gt=0.0, le=20.0), Number]
+    agent: Agent
+
+
 class CheckLossOfResistance(_Action):
     type: Literal["check_loss_of_resistance"] = "check_loss_of_resistance"
 
@@ -178,9 +192,10 @@ class Finish(_Action):
 
 
 Action = Annotated[Union[PlaceNeedle, Advance, Withdraw, Redirect, SetCarm, FluoroShot, PlaceProbe, InjectContrast,
-                         CheckLossOfResistance, ShowHint, Finish], Field(discriminator="type")]
+                         InjectMedication, CheckLossOfResistance, ShowHint, Finish], Field(discriminator="type")]
 ACTION_TYPES: tuple[str, ...] = ("place_needle", "advance", "withdraw", "redirect", "set_carm", "fluoro_shot",
-                                 "place_probe", "inject_contrast", "check_loss_of_resistance", "show_hint", "finish")
+                                 "place_probe", "inject_contrast", "inject_medication", "check_loss_of_resistance",
+                                 "show_hint", "finish")
 _ADAPTER: TypeAdapter = TypeAdapter(Action)
 
 

@@ -34,9 +34,14 @@ kind                      severity  when
 ``vessel_puncture``       unsafe    the tip entered a vessel; ``flashback`` if it is still in it
 ``intradiscal``           unsafe    the tip entered a disc
 ``loss_of_resistance``    info      a syringe check: ``feel``, ``false_loss`` (for scoring)
-``contrast``              info /    an injection: ``pattern`` (``simulator.needle.contrast``); unsafe
+``contrast``              info /    a contrast test: ``pattern`` (``simulator.needle.contrast``); unsafe
                           unsafe    for intrathecal, subdural, arterial, venous, intradiscal
-``capsule_rupture``       warning   more than the facet capsule holds was injected (§2.3)
+``medication``            info /    the injectate (``agent``): not radio-opaque, so it has no spread to
+                          unsafe    render; ``pattern`` is the compartment it takes from the tip, as
+                                    contrast would (deterministic, so a replay reproduces it); unsafe
+                                    as for contrast
+``capsule_rupture``       warning   more than the facet capsule holds was injected, contrast and
+                                    injectate together (§2.3: ≤1-1.5 mL in all)
 ``carm_moved``            info      new C-arm pose
 ``fluoro_shot``           info      an exposure (``shot`` number, cumulative ``fluoro_seconds``)
 ``probe_placed``          info      new ultrasound probe pose or settings
@@ -48,7 +53,8 @@ What the trainee perceives. Events are the engine's truth, for scoring and the d
 attempt runs a trainee perceives only what a physician feels, sees at the hub or on the monitor
 (:attr:`Event.perceived`): not whether the tip is in the target, a joint, the sac, a root, a vessel or
 a disc (the images, the syringe, the hub and the patient tell that), and an injection is "contrast
-injected", its pattern read from the images (``data["appearance"]`` holds the verdict for the debrief).
+injected", its pattern read from the images (``data["appearance"]`` holds the verdict for the debrief;
+an injectate's ``data["compartment"]`` says where it went).
 """
 
 from __future__ import annotations
@@ -72,7 +78,8 @@ from simulator.imaging.dose import beam_seconds
 from simulator.imaging.probe import Probe
 from simulator.imaging.ultrasound import GEL_MM
 from simulator.needle.hub import blood_shows
-from simulator.needle.contrast import ContrastSpread, contrast_volume, inject, is_artery
+from simulator.needle.contrast import MODELS as CONTRAST_MODELS
+from simulator.needle.contrast import ContrastSpread, compartment_at, contrast_volume, inject, is_artery
 from simulator.needle.resistance import check_loss_of_resistance
 from simulator.needle.shaft import Needle
 from simulator.needle.trace import AIR, Trace, Tracer, stop_at_bone, tracer_for
@@ -81,6 +88,13 @@ from simulator.session import actions as act
 Severity = Literal["info", "warning", "unsafe"]
 # Contrast patterns that are complications (clinical.md §3).
 UNSAFE_PATTERNS = frozenset({"intrathecal", "subdural", "arterial", "venous", "intradiscal"})
+AGENT_WORDS = {"local_anaesthetic": "local anaesthetic", "steroid_nonparticulate": "non-particulate steroid",
+               "steroid_particulate": "particulate steroid"}
+# Where an injectate went, by the pattern contrast there takes (simulator.needle.contrast), for the debrief.
+INJECTATE_WENT = {"epidural": "into the epidural space", "intrathecal": "into the CSF (intrathecal)",
+                  "subdural": "subdural", "arterial": "into an artery", "venous": "into a vein",
+                  "intra_articular": "into the facet joint", "intradiscal": "into the disc",
+                  "soft_tissue": "into the soft tissue"}
 # A redirect pulls the tip back to this far above the deep end of the subcutaneous layer (mm) [ED].
 SUBCUTANEOUS_MARGIN_MM = 1.0
 # ... but never shallower than this (mm): the needle must stay in the skin to be steered [ED].
@@ -110,8 +124,8 @@ class Event:
     def debrief(self) -> str:
         """The message with what the trainee had to judge for themselves (an injection's pattern), for
         the replay and the report."""
-        appearance = self.data.get("appearance")
-        return f"{self.message}: {appearance}" if appearance else self.message
+        verdict = self.data.get("appearance") or self.data.get("compartment")
+        return f"{self.message}: {verdict}" if verdict else self.message
 
     def to_json(self) -> dict:
         return {"t": self.t, "kind": self.kind, "severity": self.severity, "message": self.message, "data": self.data}
@@ -119,13 +133,19 @@ class Event:
 
 @dataclass(frozen=True)
 class Injection:
-    """One contrast injection: when, where, how much, and which compartment took it."""
+    """One injection: when, where, how much, which compartment took it, and what: ``contrast`` (the test)
+    or the injectate's agent (:data:`simulator.session.actions.AGENTS`)."""
 
     t: float
     tip: tuple[float, float, float]
     ml: float
     pattern: str
     structure: str
+    agent: str = "contrast"
+
+    def to_json(self) -> dict:
+        return {"t": self.t, "tip": list(self.tip), "ml": self.ml, "pattern": self.pattern,
+                "structure": self.structure} | ({} if self.agent == "contrast" else {"agent": self.agent})
 
 
 @dataclass(frozen=True)
@@ -157,6 +177,7 @@ class SessionState:
     dsa_runs: int = 0
     lor_checks: int = 0
     injections: tuple[Injection, ...] = ()
+    medications: tuple[Injection, ...] = ()
     hints_shown: int = 0
     finished: bool = False
 
@@ -174,9 +195,10 @@ class SessionState:
             "carm": self.carm.to_json(), "probe": None if self.probe is None else self.probe.to_json(),
             "fluoro_shots": self.fluoro_shots,
             "fluoro_seconds": round(self.fluoro_seconds, 4), "dsa_runs": self.dsa_runs, "lor_checks": self.lor_checks,
-            "injections": [{"t": i.t, "tip": list(i.tip), "ml": i.ml, "pattern": i.pattern, "structure": i.structure}
-                           for i in self.injections],
-            "contrast_ml": round(sum(i.ml for i in self.injections), 4), "hints_shown": self.hints_shown,
+            "injections": [i.to_json() for i in self.injections],
+            "contrast_ml": round(sum(i.ml for i in self.injections), 4),
+            "medications": [i.to_json() for i in self.medications],
+            "medication_ml": round(sum(i.ml for i in self.medications), 4), "hints_shown": self.hints_shown,
             "finished": self.finished,
         }
 
@@ -515,12 +537,34 @@ class _Step:
         severity: Severity = "unsafe" if spread.pattern in UNSAFE_PATTERNS else "info"
         self.emit("contrast", severity, f"{self.action.ml:g} mL of contrast injected", pattern=spread.pattern,
                   ml=self.action.ml, structure=spread.structure, appearance=spread.appearance)
-        joint_ml = sum(i.ml for i in state.injections if i.pattern == "intra_articular" and i.structure == spread.structure)
-        capsule = spread.model.capsule_ml
-        if capsule is not None and joint_ml > capsule >= joint_ml - self.action.ml:
-            self.emit("capsule_rupture", "warning", f"{joint_ml:g} mL exceeds what the joint capsule holds ({capsule:g} mL)",
-                      structure=spread.structure, ml=joint_ml)
+        self.check_capsule(state, injection)
         return state
+
+    def inject_medication(self, state: SessionState) -> SessionState:
+        a = self.action
+        needle = self.needle_in(state)
+        compartment = compartment_at(self.tracer, needle.tip)
+        medication = Injection(a.t, tuple(np.round(needle.tip, 4).tolist()), a.ml, compartment.pattern,
+                               compartment.structure, a.agent)
+        state = replace(state, medications=state.medications + (medication,))
+        severity: Severity = "unsafe" if compartment.pattern in UNSAFE_PATTERNS else "info"
+        self.emit("medication", severity, f"{a.ml:g} mL of {AGENT_WORDS[a.agent]} injected", pattern=compartment.pattern,
+                  ml=a.ml, agent=a.agent, structure=compartment.structure,
+                  compartment=f"it went {INJECTATE_WENT[compartment.pattern]}")
+        self.check_capsule(state, medication)
+        return state
+
+    def check_capsule(self, state: SessionState, injection: Injection) -> None:
+        """A capsule_rupture event when ``injection`` takes a facet joint past what its capsule holds
+        (contrast and injectate together, clinical.md §2.3)."""
+        if injection.pattern != "intra_articular":
+            return
+        joint_ml = sum(i.ml for i in state.injections + state.medications
+                       if i.pattern == "intra_articular" and i.structure == injection.structure)
+        capsule = CONTRAST_MODELS["intra_articular"].capsule_ml
+        if joint_ml > capsule >= joint_ml - injection.ml:
+            self.emit("capsule_rupture", "warning", f"{joint_ml:g} mL exceeds what the joint capsule holds ({capsule:g} mL)",
+                      structure=injection.structure, ml=joint_ml)
 
     def check_resistance(self, state: SessionState) -> SessionState:
         self.needle_in(state)
@@ -556,6 +600,6 @@ def _aimed_direction(origin: np.ndarray, action) -> np.ndarray:
 _STEPS = {
     act.PlaceNeedle: _Step.place, act.Advance: _Step.advance, act.Withdraw: _Step.withdraw,
     act.Redirect: _Step.redirect, act.SetCarm: _Step.set_carm, act.FluoroShot: _Step.fluoro_shot,
-    act.PlaceProbe: _Step.place_probe, act.InjectContrast: _Step.inject,
+    act.PlaceProbe: _Step.place_probe, act.InjectContrast: _Step.inject, act.InjectMedication: _Step.inject_medication,
     act.CheckLossOfResistance: _Step.check_resistance, act.ShowHint: _Step.show_hint, act.Finish: _Step.finish,
 }

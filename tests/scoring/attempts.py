@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from simulator.case.planner import expert_actions, find_trajectory, plan_trajectory
+from simulator.case.planner import EXPERT_INJECTATE, expert_actions, find_trajectory, plan_trajectory
 from simulator.case.targets import UNSAFE_GROUPS, UNSAFE_TISSUES
 from simulator.session.fold import Session
 
@@ -44,6 +44,11 @@ class Script:
     def contrast(self, ml: float = 1.0, mode: str | None = None) -> Script:
         mode = mode or ("dsa" if self.session.scenario.imaging.dsa else "live")
         return self.add("inject_contrast", ml=ml).add("fluoro_shot", 0.5, mode=mode, seconds=3.0)
+
+    def medication(self) -> Script:
+        """The expert's injectate for the procedure (:data:`EXPERT_INJECTATE`) where the needle is."""
+        ml, agent = EXPERT_INJECTATE[self.session.scenario.procedure]
+        return self.add("inject_medication", ml=ml, agent=agent)
 
 
 def expert_log(session: Session) -> list[dict]:

@@ -10,6 +10,7 @@ from scenarios.schema import library_scenarios
 from scoring.grade import CRITICAL_GRADE_CAP, MAJOR_GRADE_CAP
 from scoring.report import score
 from simulator.session.fold import Session
+from simulator.case.planner import plan_trajectory
 from tests.scoring.attempts import Script, expert_log, novice_log, path_to, structure_points
 
 LIBRARY = library_scenarios()
@@ -40,9 +41,11 @@ def _unimaged_injection(session):
 
 
 def _along(session, path, *, contrast_ml=None):
+    """Along ``path`` with images, then (with ``contrast_ml``) the contrast test under DSA or live and the
+    injectate where the needle is."""
     script = Script(session).view(1).place(path.entry, path.direction).advance_to(path.depth_mm).view(2)
     if contrast_ml:
-        script.contrast(contrast_ml)
+        script.contrast(contrast_ml).medication()
     return script.add("finish").actions
 
 
@@ -58,10 +61,28 @@ def _intrathecal(session):
     return _along(session, path, contrast_ml=1.0)
 
 
-def _arterial(session):
+def _arterial_test(session) -> Script:
+    """Into the artery of Adamkiewicz beside the target, and a contrast test there under DSA."""
     artery = next(n for n in session.tracer.names if n.endswith(".adamkiewicz"))
-    return _along(session, path_to(session, structure_points(session, artery, session.target.point), allow=("blood",)),
-                  contrast_ml=1.0)
+    path = path_to(session, structure_points(session, artery, session.target.point), allow=("blood",))
+    script = Script(session).view(0).view(1).place(path.entry, path.direction).advance_to(path.depth_mm).view(2)
+    return script.contrast(1.0)
+
+
+def _arterial(session):
+    """The test shows the artery, and the injectate goes in all the same: no re-siting."""
+    return _arterial_test(session).medication().add("finish").actions
+
+
+def _caught_test_dose(session):
+    """The issue's case: the DSA test shows the arterial pattern, the needle comes out and is re-sited on
+    the planned path, an epidural test under DSA, the spread on AP, then the injectate."""
+    script = _arterial_test(session)
+    script.add("withdraw", mm=round(session.state.needle.depth_mm, 3))
+    path = plan_trajectory(session.tracer, session.target, session.spec)
+    script.view(1).place(path.entry, path.direction).advance_to(0.6 * path.depth_mm).view(1)
+    script.advance_to(path.depth_mm).view(2).contrast(1.0).view(0)
+    return script.medication().add("finish").actions
 
 
 UNSAFE = [
@@ -89,6 +110,22 @@ def test_an_unsafe_attempt_fails_names_its_complication_and_ranks_below_a_novice
     assert expert.grade > novice.grade > unsafe.grade, (expert.grade, novice.grade, unsafe.grade)
     assert unsafe.grade <= (CRITICAL_GRADE_CAP if severity == "critical" else MAJOR_GRADE_CAP)
     assert not any(f.severity == "critical" for f in novice.flags + expert.flags)
+
+
+def test_a_test_dose_that_catches_the_artery_then_a_re_sited_needle_passes(anatomy_for):
+    """Issue 19: a DSA test that shows the arterial pattern, then a re-sited needle, an epidural test and
+    the injectate is good practice: no critical flag, a pass, above the novice; the feedback says so."""
+    caught = _graded(anatomy_for, "tfesi-adamkiewicz-l1l2-left", _caught_test_dose)
+    novice = _graded(anatomy_for, "tfesi-adamkiewicz-l1l2-left", novice_log)
+    expert = _graded(anatomy_for, "tfesi-adamkiewicz-l1l2-left", expert_log)
+    assert not any(f.severity in ("critical", "major") for f in caught.flags), caught.flags
+    assert caught.metrics.contrast_patterns == ["arterial", "epidural"] and caught.metrics.vascular_tests_caught == 1
+    assert caught.metrics.injectate_patterns == ["epidural"] and caught.metrics.injectate_tested
+    assert caught.passed, [g for g in caught.gates if not g.passed]
+    assert expert.grade > caught.grade > novice.grade, (expert.grade, caught.grade, novice.grade)
+    assert any("caught a vascular uptake" in item.text for item in caught.feedback)
+    live = next(i for i in caught.checklist if i.key == "contrast_live")
+    assert live.status == "done", live
 
 
 def test_the_cap_is_shown_with_the_deductions(anatomy_for):

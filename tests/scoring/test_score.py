@@ -52,10 +52,14 @@ def _flags(report: Report) -> set[tuple[str, str]]:
     return {(f.code, f.severity) for f in report.flags}
 
 
-def _along(session, path, *, depth_extra_mm=0.0, contrast_ml=None):
+def _along(session, path, *, depth_extra_mm=0.0, contrast_ml=None, mode=None, injectate=False):
+    """Along ``path`` with images; a contrast test of ``contrast_ml`` imaged in ``mode`` (DSA or live by
+    default); with ``injectate`` the expert's injectate where the needle is."""
     script = Script(session).view(1).place(path.entry, path.direction).advance_to(path.depth_mm + depth_extra_mm).view(2)
     if contrast_ml:
-        script.contrast(contrast_ml)
+        script.contrast(contrast_ml, mode)
+    if injectate:
+        script.medication()
     return script.add("finish").actions
 
 
@@ -73,13 +77,18 @@ def test_a_dural_puncture_in_a_transforaminal_is_critical(anatomy_for, inject, e
     assert report.feedback[0].level == "critical" and "Dural puncture" in " ".join(f.text for f in report.feedback)
 
 
-def test_an_arterial_injection_beside_the_adamkiewicz_artery_is_critical(anatomy_for):
+@pytest.mark.parametrize("mode, injectate, expected", [
+    ("dsa", True, {("arterial_injection", "critical")}),  # the test showed the artery, the injectate went in anyway
+    ("pulse", False, {("arterial_injection", "critical")}),  # a test no live or DSA run showed: it washes out unseen
+    ("dsa", False, set()),  # the test caught the artery and nothing followed: the test dose did its job
+])
+def test_an_arterial_injection_beside_the_adamkiewicz_artery_is_critical(anatomy_for, mode, injectate, expected):
     session = _session(anatomy_for, "tfesi-adamkiewicz-l1l2-left")
     artery = next(n for n in session.tracer.names if n.endswith(".adamkiewicz"))
     path = path_to(session, structure_points(session, artery, session.target.point), allow=("blood",))
-    report = _score(session, _along(session, path, contrast_ml=1.0))
-    assert _flags(report) == {("arterial_injection", "critical")}
-    assert report.flags[0].structure == artery and not report.passed
+    report = _score(session, _along(session, path, contrast_ml=1.0, mode=mode, injectate=injectate))
+    assert _flags(report) == expected
+    assert not report.passed and all(f.structure == artery for f in report.flags)
 
 
 def test_an_intradiscal_needle_is_major_and_an_intradiscal_injection_critical(anatomy_for):
@@ -124,15 +133,17 @@ def test_cord_contact_is_critical(anatomy_for):
     assert _flags(report) == {("cord_contact", "critical"), ("dural_puncture", "major")}
 
 
-def test_a_venous_injection_past_the_foramen_is_major(anatomy_for):
+@pytest.mark.parametrize("mode, injectate, severity", [("pulse", False, "major"), ("dsa", True, "critical")])
+def test_a_venous_injection_past_the_foramen_is_major_and_venous_injectate_critical(anatomy_for, mode, injectate,
+                                                                                    severity):
     scenario = LIBRARY["tfesi-l3l4-right-kambin"]
     long_needle = scenario.model_copy(update={"needle": scenario.needle.model_copy(update={"length_in": None,
                                                                                             "length_mm": 200.0})})
     session = _session(anatomy_for, None, long_needle)
     path = path_to(session, structure_points(session, "inferior_vena_cava", session.target.point), cone_deg=45.0,
                    allow=("blood",), max_depth_mm=190.0)
-    report = _score(session, _along(session, path, contrast_ml=1.0))
-    assert _flags(report) == {("venous_injection", "major"), ("beyond_ventral_epidural", "major")}
+    report = _score(session, _along(session, path, contrast_ml=1.0, mode=mode, injectate=injectate))
+    assert _flags(report) == {("venous_injection", severity), ("beyond_ventral_epidural", "major")}
 
 
 def test_a_transforaminal_tip_in_the_psoas_is_beyond_the_ventral_epidural_space(anatomy_for):
@@ -277,3 +288,37 @@ def test_hints_cost_what_the_rubric_says(anatomy_for, scenario_id, deduction):
     assert with_hints.deductions == {"hints": 2 * deduction} and without.deductions == {}
     assert any("You used 2 of the 4 hints" in item.text for item in with_hints.feedback)
     assert with_hints.passed and (f"({2 * deduction:g} grade points off)" in str(with_hints.feedback)) == bool(deduction)
+
+
+def _without_injectate(actions):
+    return [a for a in actions if a["type"] != "inject_medication"]
+
+
+def test_a_log_from_before_the_injectate_existed_scores_as_it_did(anatomy_for):
+    """Old logs (a contrast test, no injectate) replay unchanged: the expert's still passes, clean."""
+    session = _session(anatomy_for, "tfesi-default")
+    old = _score(session, _without_injectate(expert_log(session)))
+    assert old.passed and old.flags == [] and old.metrics.injectate_tested is None and old.metrics.injectate_ml == 0.0
+    assert next(i for i in old.checklist if i.key == "contrast_live").status == "done"
+
+
+def test_an_injectate_given_where_no_test_went_in_is_a_technique_fault(anatomy_for):
+    session = _session(anatomy_for, "tfesi-default")
+    log = expert_log(session)
+    at = next(i for i, a in enumerate(log) if a["type"] == "inject_medication")
+    moved = [{"type": "withdraw", "t": log[at]["t"] - 2.0, "mm": 0.5}, {"type": "fluoro_shot", "t": log[at]["t"] - 1.0}]
+    report = _score(session, log[:at] + moved + log[at:])
+    assert report.metrics.injectate_tested is False and report.metrics.contrast_checked
+    live = next(i for i in report.checklist if i.key == "contrast_live")
+    assert live.status == "partly" and "injectate" in live.detail and live.evidence[-1].action == "inject_medication"
+    assert any("no contrast test" in item.text for item in report.feedback)
+    assert next(c for c in report.components if c.name == "technique").items["contrast_check"] == 0.0
+
+
+@pytest.mark.parametrize("scenario_id, agent", [("tfesi-default", "steroid_particulate"),
+                                                ("mbb-default", "steroid_nonparticulate")])
+def test_the_wrong_injectate_for_the_procedure_is_a_minor_flag(anatomy_for, scenario_id, agent):
+    session = _session(anatomy_for, scenario_id)
+    log = [a | {"agent": agent} if a["type"] == "inject_medication" else a for a in expert_log(session)]
+    report = _score(session, log)
+    assert _flags(report) == {("agent_choice", "minor")}

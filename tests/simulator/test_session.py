@@ -64,6 +64,36 @@ def test_the_trainee_perceives_the_hub_the_syringe_and_the_monitor_not_the_engin
     assert not any(name in e.message for e in live_events(session.events) for name in names if "." in name)
 
 
+@pytest.mark.parametrize("scenario_id, went", [("tfesi-default", "into the epidural space"),
+                                               ("facet-default", "into the facet joint")])
+def test_the_injectate_takes_the_compartment_its_test_showed_and_no_image_shows_it(scenario_id, went):
+    """The injectate is not radio-opaque: it leaves no spread to render, but the compartment it takes from
+    the tip is recorded (as contrast there would take it), and the debrief says where it went."""
+    session, actions = _expert(scenario_id)
+    for action in actions:
+        session.apply(action)
+    test = next(e for e in session.events if e.kind == "contrast")
+    given = next(e for e in session.events if e.kind == "medication")
+    assert given.data["pattern"] == test.data["pattern"] and given.severity == "info" and given.perceived
+    assert given.message == f"{given.data['ml']:g} mL of non-particulate steroid injected"
+    assert given.debrief == f"{given.message}: it went {went}"
+    assert len(session.spreads) == 1 and len(session.state.injections) == 1
+    (medication,) = session.state.medications
+    assert medication.agent == "steroid_nonparticulate" and medication.tip == session.state.injections[0].tip
+    state = session.state.to_json()
+    assert state["medication_ml"] == medication.ml and state["medications"][0]["agent"] == medication.agent
+    assert "agent" not in state["injections"][0]  # a contrast test's record is as before
+
+
+def test_contrast_and_injectate_together_can_rupture_a_facet_capsule():
+    session, actions = _expert("facet-default")
+    for action in actions[:-1]:
+        session.apply(action)
+    assert "capsule_rupture" not in _kinds(session.events)
+    events = session.apply({"type": "inject_medication", "t": 500, "ml": 1.0, "agent": "steroid_particulate"})
+    assert _kinds(events) == ["medication", "capsule_rupture"] and events[1].data["ml"] == pytest.approx(1.8)
+
+
 def test_interlaminar_expert_feels_the_ligament_then_the_loss():
     session, actions = _expert("ilesi-default")
     for action in actions:
@@ -191,6 +221,7 @@ def test_nonsense_leaves_the_session_unchanged_and_usable(tmp_path, action, mess
 def test_actions_that_need_a_needle_say_so():
     session = _session()
     for action in ({"type": "advance", "t": 1, "mm": 3}, {"type": "inject_contrast", "t": 1, "ml": 1},
+                   {"type": "inject_medication", "t": 1, "ml": 1, "agent": "local_anaesthetic"},
                    {"type": "check_loss_of_resistance", "t": 1}, {"type": "redirect", "t": 1, "aim": [0, 0, 0]}):
         with pytest.raises(SpinesimError, match="no needle in the patient"):
             session.apply(action)
@@ -208,6 +239,7 @@ def _eventful_attempt():
         {"type": "redirect", "t": 210, "aim": [0.0, 0.0, -3.0]},
         {"type": "advance", "t": 211, "mm": 45},
         {"type": "inject_contrast", "t": 212, "ml": 1.5},
+        {"type": "inject_medication", "t": 213, "ml": 2.0, "agent": "local_anaesthetic"},
         {"type": "withdraw", "t": 220, "mm": 100},
         {"type": "finish", "t": 230},
     ]

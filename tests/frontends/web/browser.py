@@ -21,6 +21,7 @@ from PIL import Image
 from frontends.store import Store
 from simulator.case.controls import needle_angles, view_isocenter
 from simulator.imaging.carm import CArm
+from simulator.session.fold import AGENT_WORDS
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -226,6 +227,12 @@ class Trainee:
         elif kind == "inject_contrast":
             set_number(self.page, "#contrast-ml", record["ml"])
             act(self.page, "#inject")
+        elif kind == "inject_medication":
+            set_number(self.page, "#medication-ml", record["ml"])
+            if record["agent"] != "steroid_nonparticulate":  # the page's default
+                self.page.locator(".v-select:has(#medication-agent) .v-field").click()
+                self.page.click(f".v-overlay .v-list-item:has-text('{AGENT_WORDS[record['agent']]}')")
+            act(self.page, "#medicate")
         elif kind == "finish":
             self.page.click("#finish")
             self.page.wait_for_selector("#report-outcome", timeout=120_000)

@@ -11,6 +11,7 @@ from frontends.store import Store
 from frontends.web.handlers import Handlers
 from frontends.web.patients import Patients
 from scenarios.schema import library_scenarios
+from simulator.case.planner import plan_trajectory
 from tests.frontends.web.conftest import ANATOMY
 
 
@@ -25,6 +26,25 @@ def _handlers(store, user, tmp_path) -> tuple[Handlers, dict]:
     handlers = Handlers(store, user, library_scenarios(), Patients(ANATOMY), tmp_path,
                         show=lambda **changes: page.update(changes))
     return handlers, page
+
+
+def test_the_syringe_gives_the_contrast_test_and_the_injectate_apart(patient, store, tmp_path):
+    ben = store.add_user("ben", "trainee", "battery staple")
+    handlers, page = _handlers(store, ben, tmp_path)
+    handlers.start_attempt("tfesi-default")
+    session = handlers.attempt.session
+    path = plan_trajectory(session.tracer, session.target, session.spec)
+    handlers.attempt.act({"type": "place_needle", "entry": path.entry.tolist(), "direction": path.direction.tolist(),
+                          "depth_mm": path.depth_mm})
+    handlers.inject(1.0)
+    handlers.medicate("2", "local_anaesthetic")
+    with pytest.raises(SpinesimError, match="field 'agent'"):
+        handlers.medicate(2, "morphine")
+    logged = store.actions(handlers.attempt.attempt_id)
+    assert [a["type"] for a in logged[-2:]] == ["inject_contrast", "inject_medication"]
+    assert logged[-1]["ml"] == 2.0 and logged[-1]["agent"] == "local_anaesthetic"
+    messages = [event["message"] for event in page["events"]]
+    assert "2 mL of local anaesthetic injected" in messages and not any("it went" in m for m in messages)
 
 
 def test_clicks_become_actions_and_the_report_tab_shows_the_dose_as_the_counter_did(patient, store, tmp_path):
