@@ -27,6 +27,8 @@ _ALERT_KINDS = {"csf_flashback", "blood_flashback", "paraesthesia", "dural_punct
                 "cord_contact", "cauda_equina_contact", "root_penetration", "vessel_puncture", "intradiscal",
                 "capsule_rupture"}
 _SEVERITY_COLOUR = {"info": "blue-grey", "warning": "amber-darken-2", "unsafe": "red-darken-2"}
+# Events whose severity is the verdict the trainee must read from the images: a neutral chip while it runs.
+_VERDICT_KINDS = {"contrast", "medication"}
 # Shown elsewhere: the monitor and the hint list. What the trainee does not perceive at all
 # (Event.perceived: the target, the structure entered, the contrast verdict) waits for the debrief.
 _SHOWN_ELSEWHERE = {"probe_placed", "hint_shown"}
@@ -190,7 +192,8 @@ def event_rows(events: Sequence[Event], *, debrief: bool = False) -> list[dict]:
     """Events as the lists show them: time, kind, message (with the debrief's verdicts after the
     attempt) and the chip's colour for its severity."""
     return [{"t": f"{e.t:.1f}", "kind": e.kind.replace("_", " "), "message": e.debrief if debrief else e.message,
-             "colour": _SEVERITY_COLOUR[e.severity]} for e in events]
+             "colour": _SEVERITY_COLOUR["info" if e.kind in _VERDICT_KINDS and not debrief else e.severity]}
+            for e in events]
 
 
 def lps_text(point) -> str:

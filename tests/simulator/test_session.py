@@ -1,5 +1,6 @@
 import json
 import math
+from dataclasses import replace
 from functools import lru_cache
 from pathlib import Path
 
@@ -12,8 +13,8 @@ from anatomy_models.errors import SpinesimError
 from scenarios.poses import CArmPose, ProbePose
 from scenarios.schema import load_scenario
 from simulator.case.planner import expert_actions, plan_trajectory
-from simulator.needle.trace import BONE_STANDOFF_MM
 from simulator.needle.hub import blood_shows
+from simulator.needle.trace import BONE_STANDOFF_MM
 from simulator.session.fold import Session
 from simulator.session.replay import replay
 from tests.simulator.anatomy_phantoms import mini_spine
@@ -50,7 +51,7 @@ def test_the_expert_path_reaches_the_target_safely_on_the_phantom(scenario_id):
 def test_the_trainee_perceives_the_hub_the_syringe_and_the_monitor_not_the_engine_s_verdicts():
     """While the attempt runs the events a trainee perceives name no structure and no contrast verdict;
     the debrief adds the pattern the images showed."""
-    from frontends.web.views import live_events
+    from frontends.web.views import event_rows, live_events
 
     session, actions = _expert("tfesi-default")
     for action in actions:
@@ -60,6 +61,9 @@ def test_the_trainee_perceives_the_hub_the_syringe_and_the_monitor_not_the_engin
     contrast = next(e for e in session.events if e.kind == "contrast")
     assert contrast.perceived and contrast.message == "1 mL of contrast injected"
     assert contrast.debrief == f"1 mL of contrast injected: {contrast.data['appearance']}" and "epidural" in contrast.debrief
+    unsafe = replace(contrast, severity="unsafe")  # an intrathecal run looks the same on the list while it runs
+    assert event_rows([unsafe])[0]["colour"] == event_rows([contrast])[0]["colour"]
+    assert event_rows([unsafe], debrief=True)[0]["colour"] != event_rows([contrast], debrief=True)[0]["colour"]
     names = set(session.tracer.names)
     assert not any(name in e.message for e in live_events(session.events) for name in names if "." in name)
 
