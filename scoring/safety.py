@@ -46,7 +46,7 @@ from pydantic import BaseModel
 
 from anatomy_models.anatomy import Anatomy
 from anatomy_models.errors import SpinesimError
-from anatomy_models.structures import LEVELS, in_group, level_below
+from anatomy_models.structures import LEVELS, clinical_name, in_group, level_below
 from scenarios.schema import Scenario, TargetSpec
 from scoring.metrics import Metrics
 from simulator.case.targets import target_for
@@ -86,6 +86,11 @@ class _Flags:
 
     def sorted(self) -> list[Flag]:
         return sorted(self.found.values(), key=lambda f: (SEVERITIES.index(f.severity), f.t if f.t is not None else 1e9))
+
+
+def _words(name: str | None) -> str:
+    """A structure's clinical name for a message ("an unnamed structure" when there is none)."""
+    return "unnamed structure" if name is None else clinical_name(name)
 
 
 def safety_flags(attempt: Attempt, metrics: Metrics) -> list[Flag]:
@@ -134,12 +139,13 @@ def _event_flags(attempt: Attempt, flags: _Flags) -> None:
             flags.add("root_contact", "major", "Nerve root contact",
                       f"the needle {near}: the patient felt a shooting pain down the leg", t, _nearest_root(attempt, t))
         elif kind == "root_penetration":
-            flags.add("root_contact", "major", "Nerve root contact", f"the needle entered {where}", t, where)
+            flags.add("root_contact", "major", "Nerve root contact", f"the needle entered the {_words(where)}", t,
+                      where)
         elif kind == "intradiscal":
-            flags.add("intradiscal", "major", "Intradiscal needle", f"the needle entered the disc ({where})", t, where)
+            flags.add("intradiscal", "major", "Intradiscal needle", f"the needle entered the {_words(where)}", t, where)
         elif kind == "vessel_puncture" and where not in injected_vessels:
             flags.add("vessel_puncture", "minor", "Vessel puncture",
-                      f"the tip entered {where}" + (" (an artery)" if event.data.get("arterial") else "")
+                      f"the tip entered the {_words(where)}" + (" (an artery)" if event.data.get("arterial") else "")
                       + ("; blood showed at the hub" if any(e.kind == "blood_flashback" and e.t == t for e in attempt.events)
                          else "; no blood showed at the hub (a flash shows in under half of them)"),
                       t, where)
@@ -171,14 +177,14 @@ def _injection_flags(attempt: Attempt, flags: _Flags) -> None:
                       t, where)
         elif pattern == "arterial":
             flags.add("arterial_injection", "critical", "Arterial injection",
-                      f"{injection.ml:g} mL of contrast went into {where}: with particulate steroid this can infarct "
-                      "the spinal cord", t, where)
+                      f"{injection.ml:g} mL of contrast went into the {_words(where)}: with particulate steroid this "
+                      "can infarct the spinal cord", t, where)
         elif pattern == "venous":
-            flags.add("venous_injection", "major", "Venous injection", f"{injection.ml:g} mL of contrast went into {where}",
-                      t, where)
+            flags.add("venous_injection", "major", "Venous injection",
+                      f"{injection.ml:g} mL of contrast went into the {_words(where)}", t, where)
         elif pattern == "intradiscal":
             flags.add("intradiscal_injection", "critical", "Intradiscal injection",
-                      f"{injection.ml:g} mL of contrast went into the disc ({where}): a risk of discitis", t, where)
+                      f"{injection.ml:g} mL of contrast went into the {_words(where)}: a risk of discitis", t, where)
 
 
 def _unseen_injections(attempt: Attempt, flags: _Flags) -> None:
@@ -191,7 +197,8 @@ def _unseen_injections(attempt: Attempt, flags: _Flags) -> None:
         tip = step.before.tip_structure
         if tip is not None and (in_group(tip, "nerve_root") or in_group(tip, "dorsal_root_ganglion")):
             flags.add("intraneural_injection", "critical", "Intraneural injection",
-                      f"{step.action.ml:g} mL injected with the tip inside {tip}: injectate in a nerve root can injure it",
+                      f"{step.action.ml:g} mL injected with the tip inside the {_words(tip)}: injectate in a nerve "
+                      "root can injure it",
                       step.t, tip)
         if not _injection_imaged(steps, index):
             flags.add("blind_injection", "critical", "Injection without an image",
@@ -237,10 +244,14 @@ def _beyond_ventral(attempt: Attempt, flags: _Flags) -> None:
         # A tip in the disc is the intradiscal flag's business; this one is for what lies beyond.
         beyond = np.where(np.isin(tracer.codes_at(points), disc), -np.inf, line.ventral_mm(points))
         if (beyond > VENTRAL_TOLERANCE_MM).any():
-            first = int(np.argmax(beyond > VENTRAL_TOLERANCE_MM))
+            # Reported at its deepest (the distance a lateral view shows), timed when it first crossed.
+            first, deepest = int(np.argmax(beyond > VENTRAL_TOLERANCE_MM)), int(np.argmax(beyond))
+            where = tracer.names[int(tracer.codes_at(points[deepest:deepest + 1])[0])]
+            into = f", into the {clinical_name(where)}" if where != AIR else ""
             flags.add("beyond_ventral_epidural", "major", "Beyond the ventral epidural space",
-                      f"the tip went {beyond[first]:.1f} mm ventral to the posterior vertebral-body line (on lateral): "
-                      "past the foramen toward the disc, body or psoas", float(times[first]), f"{upper}-{lower}.disc")
+                      f"the tip went {beyond[deepest]:.1f} mm ventral to the posterior vertebral-body line (on "
+                      f"lateral){into}: past the foramen, where the disc, the vertebral body and the psoas lie",
+                      float(times[first]), where if where != AIR else f"{upper}-{lower}.disc")
 
 
 @dataclass(frozen=True)
