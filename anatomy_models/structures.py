@@ -301,7 +301,8 @@ _FIXED_NAMES = {
     "bowel_gas": "bowel gas", "air": "air", "muscle": "muscle", "dural_sac": "dural sac", "dural_sac.dura": "dura",
     "dural_sac.csf": "CSF in the dural sac", "spinal_cord": "spinal cord", "cauda_equina": "cauda equina",
     "supraspinous_ligament": "supraspinous ligament", "aorta": "aorta", "inferior_vena_cava": "inferior vena cava",
-    "ligamentum_flavum": "ligamentum flavum", "nerve_root": "nerve root", "dorsal_root_ganglion": "dorsal root ganglion",
+    "ligamentum_flavum": "ligamentum flavum", "nerve_root": "nerve root",
+    "dorsal_root_ganglion": "dorsal root ganglion",
     "radicular_artery": "radicular artery", "facet_joint": "facet joint",
 }
 _MUSCLES = {"erector_spinae": "erector spinae", "multifidus": "multifidus", "psoas": "psoas",
@@ -355,8 +356,10 @@ def clinical_name(name: str) -> str:
     --------
     >>> clinical_name("muscle.multifidus.left"), clinical_name("dural_sac.csf"), clinical_name("L4.SAP.left")
     ('left multifidus', 'CSF in the dural sac', 'left L4 superior articular process')
-    >>> clinical_name("ligamentum_flavum.L4-L5"), clinical_name("nerve_root.L5.left"), clinical_name("totalseg.rib_left_3")
-    ('L4-L5 ligamentum flavum', 'left L5 nerve root', 'rib left 3')
+    >>> clinical_name("ligamentum_flavum.L4-L5"), clinical_name("nerve_root.L5.left")
+    ('L4-L5 ligamentum flavum', 'left L5 nerve root')
+    >>> clinical_name("totalseg.rib_left_3")
+    'rib left 3'
     """
     if name in _FIXED_NAMES:
         return _FIXED_NAMES[name]

@@ -80,8 +80,8 @@ FLAG_ADVICE: dict[str, str | dict[str, str]] = {
                                    "depth on the lateral before advancing further.",
         "facet_intra_articular": "The joint is shallow and lateral to the canal: stay on the joint line in the oblique "
                                  "that opens it and check depth on the lateral before advancing further.",
-        "medial_branch_block": "The target is on bone outside the canal: aim for the SAP-TP junction on the oblique and "
-                               "advance only until the tip touches bone.",
+        "medial_branch_block": "The target is on bone outside the canal: aim for the SAP-TP junction on the "
+                               "oblique and advance only until the tip touches bone.",
     },
     "intrathecal_injection": "Aspirate and look for CSF before injecting; stop at once when contrast outlines the "
                              "cauda equina or layers dependently.",
@@ -104,10 +104,11 @@ FLAG_ADVICE: dict[str, str | dict[str, str]] = {
         "transforaminal_epidural": "A shooting pain down the leg means the needle is on the nerve: withdraw 1-2 mm and "
                                    "redirect, staying under the pedicle (the root runs below and lateral to the safe "
                                    "triangle).",
-        "interlaminar_epidural": "A shooting pain down the leg means the needle is on the nerve: withdraw 1-2 mm and "
-                                 "redirect toward the midline of the interlaminar window, away from the lateral recess.",
-        "default": "A shooting pain down the leg means the needle is on the nerve: withdraw 1-2 mm and redirect onto the "
-                   "bone of the posterior elements; the root runs ventral to them, in the foramen.",
+        "interlaminar_epidural": "A shooting pain down the leg means the needle is on the nerve: withdraw 1-2 mm "
+                                 "and redirect toward the midline of the interlaminar window, away from the lateral "
+                                 "recess.",
+        "default": "A shooting pain down the leg means the needle is on the nerve: withdraw 1-2 mm and redirect onto "
+                   "the bone of the posterior elements; the root runs ventral to them, in the foramen.",
     },
     "cauda_equina_contact": "The needle went through the dura into the sac: withdraw, and control depth on the "
                             "contralateral oblique or lateral view.",
@@ -120,8 +121,8 @@ FLAG_ADVICE: dict[str, str | dict[str, str]] = {
     "beyond_ventral_epidural": {
         "transforaminal_epidural": "Check depth on the lateral view more often: the tip must stay behind the posterior "
                                    "vertebral-body line.",
-        "interlaminar_epidural": "On the contralateral oblique stop at the ventral interlaminar line: beyond it lie the "
-                                 "sac and the disc.",
+        "interlaminar_epidural": "On the contralateral oblique stop at the ventral interlaminar line: beyond it lie "
+                                 "the sac and the disc.",
         "default": "Check depth on the lateral view more often: the target lies on the posterior elements.",
     },
     "wrong_level": "Count the levels on AP from the sacrum and from T12 before placing the needle, and check the "
@@ -186,9 +187,11 @@ def feedback(scenario: Scenario, metrics: Metrics, flags: list[Flag], near_misse
     ranked += [(PROCESS_RANK[i.level], i) for i in _technique(scenario, metrics, blind) + _near_misses(near_misses)]
     ranked += [(EFFORT_RANK, i) for i in _effort(scenario, metrics, expert, flags)]
     if all(item.level == "good" for _, item in ranked):
-        ranked.append((EFFORT_RANK + 1, FeedbackItem(level="good", text="A clean, efficient attempt: nothing to correct.")))
+        clean = FeedbackItem(level="good", text="A clean, efficient attempt: nothing to correct.")
+        ranked.append((EFFORT_RANK + 1, clean))
     order = sorted(ranked, key=lambda pair: pair[0])
-    return [order[0][1]] + [item for _, item in sorted(order[1:], key=lambda pair: (LEVEL_ORDER[pair[1].level], pair[0]))]
+    rest = sorted(order[1:], key=lambda pair: (LEVEL_ORDER[pair[1].level], pair[0]))
+    return [order[0][1]] + [item for _, item in rest]
 
 
 def _flag_item(flag: Flag, procedure: str) -> FeedbackItem:
@@ -303,8 +306,9 @@ def _effort(scenario: Scenario, metrics: Metrics, expert: ExpertComparison, flag
                                   f"{limits.shots}{baseline}): align the AP once, then stay in the trajectory view while "
                                   "advancing and switch to the depth view only near the target."))
     if metrics.redirects > tolerances.redirects:
-        items.append(FeedbackItem(level="tip", text=f"You needed {metrics.redirects} redirections or re-insertions: set the trajectory "
-                                  "view so the needle is a dot before advancing, and correct early while it is shallow."))
+        items.append(FeedbackItem(level="tip", text=f"You needed {metrics.redirects} redirections or re-insertions: "
+                                  "set the trajectory view so the needle is a dot before advancing, and correct early "
+                                  "while it is shallow."))
     if expert.path_ratio is not None and expert.path_ratio > tolerances.path_ratio:
         items.append(FeedbackItem(level="tip", text=f"Your tip travelled {metrics.path_length_mm:.0f} mm, "
                                   f"{expert.path_ratio:.1f} times the expert's {expert.expert_path_length_mm:.0f} mm: "
