@@ -74,7 +74,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable, Iterator
+from typing import Any, Callable, Iterable, Iterator
 
 import numpy as np
 import yaml
@@ -311,7 +311,7 @@ _MUSCLES = {"erector_spinae": "erector spinae", "multifidus": "multifidus", "pso
 _IMPORT_PREFIXES = ("totalseg.", "seg.", "mesh.", "label.")
 
 
-def _clinical_patterns() -> list[tuple[re.Pattern[str], Any]]:
+def _clinical_patterns() -> list[tuple[re.Pattern[str], Callable[[re.Match[str]], str]]]:
     level = "(?P<level>" + "|".join(LEVELS) + ")"
     side = r"\.(?P<side>" + "|".join(SIDES) + ")"
     space = "(?P<space>(?:" + "|".join(LEVELS) + ")-(?:" + "|".join(LEVELS) + "))"
@@ -319,7 +319,7 @@ def _clinical_patterns() -> list[tuple[re.Pattern[str], Any]]:
     muscles = "(?P<muscle>" + "|".join(_MUSCLES) + ")"
     rows = [
         ("S1", lambda m: "sacrum"),
-        (rf"{level}", lambda m: f"{m['level']} vertebra"),
+        (level, lambda m: f"{m['level']} vertebra"),
         (rf"{level}\.body", lambda m: f"{m['level']} vertebral body"),
         (rf"{level}\.spinous_process", lambda m: f"{m['level']} spinous process"),
         (rf"{level}\.{parts}{side}", lambda m: f"{m['side']} {m['level']} {_VERTEBRA_PARTS[m['part']]}"),
@@ -334,8 +334,7 @@ def _clinical_patterns() -> list[tuple[re.Pattern[str], Any]]:
         (rf"nerve_root\.{level}{side}", lambda m: f"{m['side']} {m['level']} nerve root"),
         (rf"dorsal_root_ganglion\.{level}{side}", lambda m: f"{m['side']} {m['level']} dorsal root ganglion"),
         (rf"radicular_artery\.{level}{side}", lambda m: f"{m['side']} {m['level']} radicular artery"),
-        (rf"radicular_artery\.{level}{side}\.adamkiewicz",
-         lambda m: f"{m['side']} {m['level']} radicular artery (the artery of Adamkiewicz)"),
+        (rf"radicular_artery\.{level}{side}\.adamkiewicz", lambda m: f"{m['side']} {m['level']} artery of Adamkiewicz"),
         (rf"common_iliac_(?P<vessel>artery|vein){side}", lambda m: f"{m['side']} common iliac {m['vessel']}"),
         (rf"muscle\.{muscles}{side}", lambda m: f"{m['side']} {_MUSCLES[m['muscle']]}"),
         (rf"muscle\.{muscles}", lambda m: _MUSCLES[m["muscle"]]),

@@ -76,7 +76,7 @@ def test_vocabulary_tissue_follows_the_naming_contract(name, tissue):
     ("L4.SAP.left", "left L4 superior articular process"), ("dural_sac.csf", "CSF in the dural sac"),
     ("facet_joint.L5-S1.right", "right L5-S1 facet joint"), ("L4-L5.disc.annulus", "L4-L5 disc annulus"),
     ("L4-L5.disc", "L4-L5 disc"), ("S1.ala.right", "right sacral ala"), ("S1", "sacrum"), ("L3", "L3 vertebra"),
-    ("radicular_artery.L1.left.adamkiewicz", "left L1 radicular artery (the artery of Adamkiewicz)"),
+    ("radicular_artery.L1.left.adamkiewicz", "left L1 artery of Adamkiewicz"),
     ("common_iliac_vein.right", "right common iliac vein"), ("totalseg.rib_left_3", "rib left 3"),
 ])
 def test_clinical_names(name, words):
