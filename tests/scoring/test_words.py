@@ -58,7 +58,7 @@ def graded(anatomy_for):
 def _texts(report) -> list[str]:
     rows = metric_rows(report) + checklist_rows(report) + rating_rows(report)
     return ([item.text for item in report.feedback] + [flag.message for flag in report.flags]
-            + [cell for row in rows for cell in row])
+            + [gate.detail for gate in report.gates] + [cell for row in rows for cell in row])
 
 
 @pytest.mark.parametrize("scenario_id, make_log", VALIDATION,
