@@ -61,6 +61,15 @@ ADVICE: dict[str, dict[str, str]] = {
         "medial": "move laterally to the junction of the SAP with the transverse process",
     },
 }
+# The L5 dorsal ramus is blocked on the sacrum, not on a transverse process (clinical.md §2.4 [S3]).
+L5_DORSAL_RAMUS_ADVICE = {
+    "caudal": "slide up to the notch where the base of the S1 SAP meets the upper border of the sacral ala",
+    "cranial": "the nerve crosses the ala at the base of the S1 SAP, below the L5-S1 joint: go lower",
+    "ventral": "rest on the bone of the sacral ala; beyond its upper edge lies the psoas",
+    "dorsal": "advance until the tip touches bone where the S1 SAP meets the sacral ala",
+    "lateral": "move medially onto the ala next to the base of the S1 SAP",
+    "medial": "move laterally off the S1 SAP onto the sacral ala",
+}
 OPPOSITE = {"cranial": "caudal", "ventral": "dorsal", "lateral": "medial"}
 # How the expected contrast looks, per procedure (clinical.md §2.7).
 EXPECTED_LOOK = {
@@ -80,8 +89,8 @@ FLAG_ADVICE: dict[str, str | dict[str, str]] = {
                                    "depth on the lateral before advancing further.",
         "facet_intra_articular": "The joint is shallow and lateral to the canal: stay on the joint line in the oblique "
                                  "that opens it and check depth on the lateral before advancing further.",
-        "medial_branch_block": "The target is on bone outside the canal: aim for the SAP-TP junction on the "
-                               "oblique and advance only until the tip touches bone.",
+        "medial_branch_block": "The target is on bone outside the canal: aim for the base of the superior "
+                               "articular process on the oblique and advance only until the tip touches bone.",
     },
     "intrathecal_injection": "Aspirate and look for CSF before injecting; stop at once when contrast outlines the "
                              "cauda equina or layers dependently.",
@@ -241,7 +250,7 @@ def _accuracy(scenario: Scenario, metrics: Metrics) -> list[FeedbackItem]:
         return [FeedbackItem(level="tip", text=f"Your final tip was {_mm(distance)} from the target but in "
                                                f"{tip}, outside the acceptance zone.")]
     main, size = words[0]
-    advice = ADVICE[scenario.procedure].get(main)
+    advice = _advice(scenario).get(main)
     also = f" and {_mm(words[1][1])} {words[1][0]}" if len(words) > 1 else ""
     where = "in the target zone" if metrics.in_zone else f"in {tip}, outside the target zone"
     preposition = "of" if any(w.startswith("to the") for w, _ in words[:2]) else "to"
@@ -254,6 +263,13 @@ def _accuracy(scenario: Scenario, metrics: Metrics) -> list[FeedbackItem]:
         items.append(FeedbackItem(level="tip", text=f"On the {metrics.depth_view} the tip was {_mm(abs(depth))} "
                                   f"{'beyond' if depth > 0 else 'short of'} the target depth."))
     return items
+
+
+def _advice(scenario: Scenario) -> dict[str, str]:
+    """What to do per direction of a miss, for this procedure and target."""
+    if scenario.procedure == "medial_branch_block" and scenario.target.nerve_level == "L5":
+        return L5_DORSAL_RAMUS_ADVICE
+    return ADVICE[scenario.procedure]
 
 
 def _technique(scenario: Scenario, metrics: Metrics, blind: bool) -> list[FeedbackItem]:

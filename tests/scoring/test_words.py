@@ -12,7 +12,7 @@ import pytest
 
 from anatomy_models.structures import clinical_name
 from scenarios.schema import library_scenarios
-from scoring.feedback import ADVICE, EXPECTED_LOOK, FLAG_ADVICE
+from scoring.feedback import ADVICE, EXPECTED_LOOK, FLAG_ADVICE, L5_DORSAL_RAMUS_ADVICE
 from scoring.report import checklist_rows, metric_rows, rating_rows, score
 from scoring.safety import VENTRAL_TOLERANCE_MM, vertebra_frame
 from simulator.case.planner import plan_trajectory
@@ -30,7 +30,7 @@ MARKERS = {
     "transforaminal_epidural": ("transforaminal", "safe triangle", "6 o'clock", "vertebral-body line"),
     "interlaminar_epidural": ("interlaminar window", "ventral interlaminar line", "loss of resistance"),
     "facet_intra_articular": ("joint line", "capsule", "arthrogram"),
-    "medial_branch_block": ("SAP-TP", "transverse process"),
+    "medial_branch_block": ("SAP-TP", "transverse process", "sacral ala"),
 }
 # The validation attempts of the grade-order and checklist tests: (case, make_log).
 VALIDATION = ([(case, make) for case, make, *_ in test_grade_order.UNSAFE]
@@ -73,7 +73,8 @@ def test_no_raw_identifier_reaches_the_trainee(graded, scenario_id, make_log):
 def test_advice_is_for_the_procedure_at_hand(procedure):
     others = [word for other, words in MARKERS.items() if other != procedure for word in words]
     advice = [a.get(procedure, a.get("default", "")) if isinstance(a, dict) else a for a in FLAG_ADVICE.values()]
-    texts = advice + list(ADVICE[procedure].values()) + [EXPECTED_LOOK[procedure]]
+    directions = ADVICE[procedure] | (L5_DORSAL_RAMUS_ADVICE if procedure == "medial_branch_block" else {})
+    texts = advice + list(directions.values()) + [EXPECTED_LOOK[procedure]]
     assert not [(text, word) for text in texts for word in others if word in text]
     assert not [text for text in texts if RAW.search(text)]
 
@@ -119,6 +120,8 @@ def test_the_novice_hears_one_headline_then_the_rest_by_weight(graded, scenario_
     assert levels == sorted(levels, key=["critical", "warning", "tip", "good"].index)
     others = [w for other, words in MARKERS.items() if other != procedure for w in words]
     assert not [(item.text, w) for item in novice.feedback for w in others if w in item.text]
+    if LIBRARY[scenario_id].target.nerve == "L5 dorsal ramus":  # blocked on the sacral ala, not on a process
+        assert not [item.text for item in novice.feedback if "transverse process" in item.text]
 
 
 def test_the_too_deep_message_measures_the_deepest_tip_against_the_posterior_body_line(anatomy_for):
