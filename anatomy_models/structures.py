@@ -74,7 +74,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable, Iterator
+from typing import Any, Callable, Iterable, Iterator
 
 import numpy as np
 import yaml
@@ -290,3 +290,82 @@ def vocabulary_tissue(name: str) -> str | None:
         if pattern.match(name):
             return tissue
     return None
+
+
+# Parts of a vertebra named with a side, as a clinician says them.
+_VERTEBRA_PARTS = {"pedicle": "pedicle", "lamina": "lamina", "transverse_process": "transverse process",
+                   "SAP": "superior articular process", "IAP": "inferior articular process"}
+# Whole structures with a fixed clinical name; sided ones get the side in front ("left multifidus").
+_FIXED_NAMES = {
+    "epidural_space": "epidural space", "fat": "fat", "skin": "skin", "soft_tissue": "soft tissue",
+    "bowel_gas": "bowel gas", "air": "air", "muscle": "muscle", "dural_sac": "dural sac", "dural_sac.dura": "dura",
+    "dural_sac.csf": "CSF in the dural sac", "spinal_cord": "spinal cord", "cauda_equina": "cauda equina",
+    "supraspinous_ligament": "supraspinous ligament", "aorta": "aorta", "inferior_vena_cava": "inferior vena cava",
+    "ligamentum_flavum": "ligamentum flavum", "nerve_root": "nerve root",
+    "dorsal_root_ganglion": "dorsal root ganglion",
+    "radicular_artery": "radicular artery", "facet_joint": "facet joint",
+}
+_MUSCLES = {"erector_spinae": "erector spinae", "multifidus": "multifidus", "psoas": "psoas",
+            "quadratus_lumborum": "quadratus lumborum", "abdominal_wall": "abdominal wall muscles"}
+# Prefixes importers put before names they could not translate (labelmaps.structure_for_name).
+_IMPORT_PREFIXES = ("totalseg.", "seg.", "mesh.", "label.")
+
+
+def _clinical_patterns() -> list[tuple[re.Pattern[str], Callable[[re.Match[str]], str]]]:
+    level = "(?P<level>" + "|".join(LEVELS) + ")"
+    side = r"\.(?P<side>" + "|".join(SIDES) + ")"
+    space = "(?P<space>(?:" + "|".join(LEVELS) + ")-(?:" + "|".join(LEVELS) + "))"
+    parts = "(?P<part>" + "|".join(_VERTEBRA_PARTS) + ")"
+    muscles = "(?P<muscle>" + "|".join(_MUSCLES) + ")"
+    rows = [
+        ("S1", lambda m: "sacrum"),
+        (level, lambda m: f"{m['level']} vertebra"),
+        (rf"{level}\.body", lambda m: f"{m['level']} vertebral body"),
+        (rf"{level}\.spinous_process", lambda m: f"{m['level']} spinous process"),
+        (rf"{level}\.{parts}{side}", lambda m: f"{m['side']} {m['level']} {_VERTEBRA_PARTS[m['part']]}"),
+        (rf"S1\.ala{side}", lambda m: f"{m['side']} sacral ala"),
+        (rf"ilium{side}", lambda m: f"{m['side']} ilium"),
+        (rf"{space}\.disc", lambda m: f"{m['space']} disc"),
+        (rf"{space}\.disc\.annulus", lambda m: f"{m['space']} disc annulus"),
+        (rf"{space}\.disc\.nucleus", lambda m: f"{m['space']} disc nucleus"),
+        (rf"facet_joint\.{space}{side}", lambda m: f"{m['side']} {m['space']} facet joint"),
+        (rf"ligamentum_flavum\.{space}", lambda m: f"{m['space']} ligamentum flavum"),
+        (rf"interspinous_ligament\.{space}", lambda m: f"{m['space']} interspinous ligament"),
+        (rf"nerve_root\.{level}{side}", lambda m: f"{m['side']} {m['level']} nerve root"),
+        (rf"dorsal_root_ganglion\.{level}{side}", lambda m: f"{m['side']} {m['level']} dorsal root ganglion"),
+        (rf"radicular_artery\.{level}{side}", lambda m: f"{m['side']} {m['level']} radicular artery"),
+        (rf"radicular_artery\.{level}{side}\.adamkiewicz", lambda m: f"{m['side']} {m['level']} artery of Adamkiewicz"),
+        (rf"common_iliac_(?P<vessel>artery|vein){side}", lambda m: f"{m['side']} common iliac {m['vessel']}"),
+        (rf"muscle\.{muscles}{side}", lambda m: f"{m['side']} {_MUSCLES[m['muscle']]}"),
+        (rf"muscle\.{muscles}", lambda m: _MUSCLES[m["muscle"]]),
+    ]
+    return [(re.compile(f"^(?:{pattern})$"), words) for pattern, words in rows]
+
+
+_CLINICAL = _clinical_patterns()
+
+
+def clinical_name(name: str) -> str:
+    """Structure ``name`` as a clinician says it: no underscores, no dots, the side and level first.
+
+    Covers every name of the vocabulary above (and its groups); a name from elsewhere (an importer's
+    ``totalseg.rib_left_3``) loses its prefix and is spelled out word by word.
+
+    Examples
+    --------
+    >>> clinical_name("muscle.multifidus.left"), clinical_name("dural_sac.csf"), clinical_name("L4.SAP.left")
+    ('left multifidus', 'CSF in the dural sac', 'left L4 superior articular process')
+    >>> clinical_name("ligamentum_flavum.L4-L5"), clinical_name("nerve_root.L5.left")
+    ('L4-L5 ligamentum flavum', 'left L5 nerve root')
+    >>> clinical_name("totalseg.rib_left_3")
+    'rib left 3'
+    """
+    if name in _FIXED_NAMES:
+        return _FIXED_NAMES[name]
+    for pattern, words in _CLINICAL:
+        match = pattern.match(name)
+        if match:
+            return words(match)
+    for prefix in _IMPORT_PREFIXES:
+        name = name.removeprefix(prefix)
+    return re.sub(r"[._\s]+", " ", name).strip()

@@ -22,7 +22,7 @@ from PIL import Image
 
 from anatomy_models.anatomy import Anatomy
 from anatomy_models.atomic import atomic_path
-from anatomy_models.structures import LEVELS
+from anatomy_models.structures import LEVELS, clinical_name
 from frontends.pictures.encode import jpeg_data_url
 from frontends.pictures.overlay import Segment, with_overlay
 from frontends.pictures.preview import target_marks
@@ -152,10 +152,11 @@ def _highlights(report: Report) -> list[tuple[str, str, str]]:
     found: dict[str, tuple[str, str]] = {}
     for flag in report.flags:
         if flag.severity in ("critical", "major") and flag.structure and "." in flag.structure:
-            found.setdefault(flag.structure, (flag.title, flag.severity))
+            found.setdefault(flag.structure, (f"{flag.title}: {clinical_name(flag.structure)}", flag.severity))
     for approach in report.near_misses:
         if approach.near_miss and approach.structure:
-            found.setdefault(approach.structure, (f"near miss {approach.shaft_mm:.1f} mm", "near_miss"))
+            found.setdefault(approach.structure, (f"near miss {approach.shaft_mm:.1f} mm: "
+                                                  f"{clinical_name(approach.structure)}", "near_miss"))
     return [(name, label, kind) for name, (label, kind) in found.items()]
 
 
@@ -198,7 +199,7 @@ def report_body(report: Report, images: Sequence[tuple[str, Image.Image]], scene
                   ("severity", "event", "time", "what happened")) if report.flags else "<p>No safety events.</p>"
     near = _rows([(_e(n.label), quantity_text(n.tip_mm, "mm"), quantity_text(n.shaft_mm, "mm"),
                    quantity_text(n.expert_shaft_mm, "mm"),
-                   _e(n.structure or "–"), "near miss" if n.near_miss else "")
+                   _e(clinical_name(n.structure) if n.structure else "–"), "near miss" if n.near_miss else "")
                   for n in report.near_misses],
                  ("structure group", "closest tip", "closest shaft", "expert shaft", "nearest structure", ""), (1, 2, 3))
     components = _rows([(_e(c.name), f"{c.weight * 100:.0f}%", f'<div class="bar"><span style="width:{c.score * 100:.0f}%">'

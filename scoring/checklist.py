@@ -59,8 +59,10 @@ from typing import Callable, Literal
 import numpy as np
 from pydantic import BaseModel
 
+from anatomy_models.structures import clinical_name
 from scoring.metrics import (CONTRAST_CHECK_S, EXPECTED_PATTERNS, INJECTIONS, NEEDLE_MOVES, VIEW_TOLERANCE_DEG, Metrics,
                              contrast_runs, injection_window, tested_injectates)
+from simulator.needle.contrast import APPEARANCE
 from simulator.session.fold import AGENT_WORDS, Step
 from simulator.session.history import Attempt
 
@@ -212,8 +214,13 @@ def _angle_deg(a: np.ndarray, b: np.ndarray) -> float:
 
 
 def in_words(name: str | None) -> str:
-    """A structure or pattern name as words ("ligamentum_flavum.L4-L5" -> "ligamentum flavum L4-L5")."""
-    return "–" if name is None else name.replace("_", " ").replace(".", " ")
+    """A structure or contrast pattern name in clinical words ("ligamentum_flavum.L4-L5" -> "L4-L5
+    ligamentum flavum", "intra_articular" -> "intra-articular"); a dash for none."""
+    if name is None:
+        return "–"
+    if name in APPEARANCE:
+        return name.replace("intra_", "intra-").replace("_", " ")
+    return clinical_name(name)
 
 
 def _item(log: _Log, key: str, status: Status, detail: str, steps: list[Step] = ()) -> ChecklistItem:

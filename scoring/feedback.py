@@ -1,9 +1,11 @@
-"""Feedback a resident can act on: what happened, in anatomical words, and what to do next time.
+"""Feedback a resident can act on: what happened, in clinical words, and what to do next time.
 
-Sentences are built from the flags, the metrics and the expert comparison, most important first:
-critical and major events, where the tip ended relative to the target (with the fix for the
-direction it was off, per procedure, from clinical.md §2), technique (contrast, the safety view,
-loss of resistance), then effort (shots, time, redirections, bone contacts, path length).
+Sentences are built from the flags, the metrics and the expert comparison. One headline comes first,
+the point that matters most: a critical or major event, else where the injectate went or the tip
+ended when that was wrong (with the fix for the direction it was off, per procedure, from
+clinical.md §2), else the biggest process miss (contrast, the depth view, loss of resistance, then
+effort: shots, time, redirections, path length). The rest follow by level. Advice is per procedure
+(no transforaminal advice to a medial branch block) and cites only what the attempt did.
 """
 
 from __future__ import annotations
@@ -13,8 +15,9 @@ from typing import Literal
 from pydantic import BaseModel
 
 from scenarios.schema import Scenario
+from scoring.checklist import in_words
 from scoring.expert import ExpertComparison
-from scoring.metrics import EXPECTED_PATTERNS, Metrics
+from scoring.metrics import Metrics
 from scoring.proximity import NearMiss
 from scoring.safety import Flag
 from simulator.needle.contrast import APPEARANCE
@@ -58,50 +61,100 @@ ADVICE: dict[str, dict[str, str]] = {
         "medial": "move laterally to the junction of the SAP with the transverse process",
     },
 }
+# The L5 dorsal ramus is blocked on the sacrum, not on a transverse process (clinical.md §2.4 [S3]).
+L5_DORSAL_RAMUS_ADVICE = {
+    "caudal": "slide up to the notch where the base of the S1 SAP meets the upper border of the sacral ala",
+    "cranial": "the nerve crosses the ala at the base of the S1 SAP, below the L5-S1 joint: go lower",
+    "ventral": "rest on the bone of the sacral ala; beyond its upper edge lies the psoas",
+    "dorsal": "advance until the tip touches bone where the S1 SAP meets the sacral ala",
+    "lateral": "move medially onto the ala next to the base of the S1 SAP",
+    "medial": "move laterally off the S1 SAP onto the sacral ala",
+}
 OPPOSITE = {"cranial": "caudal", "ventral": "dorsal", "lateral": "medial"}
 # How the expected contrast looks, per procedure (clinical.md §2.7).
 EXPECTED_LOOK = {
-    "interlaminar_epidural": "an epidurogram: contrast along the undersurface of the lamina, bubbly, on the VILL in the CLO",
+    "interlaminar_epidural": "an epidurogram: contrast along the undersurface of the lamina, bubbly, at the ventral "
+                             "interlaminar line on the contralateral oblique",
     "transforaminal_epidural": "contrast outlining the root sleeve and flowing medially into the ventral epidural space",
     "facet_intra_articular": "an arthrogram filling the joint line and its recesses",
     "medial_branch_block": "a small blob at the tip with no vessel and no epidural spread",
 }
-FLAG_ADVICE = {
+# What to do after each flag, per procedure where the fix differs (clinical.md §2.1-§2.4, §3); a plain
+# string is the same advice for every procedure.
+FLAG_ADVICE: dict[str, str | dict[str, str]] = {
     "dural_puncture": {
         "interlaminar_epidural": "Advance in 1-2 mm steps on the contralateral oblique and test loss of resistance after "
                                  "each step once in the ligamentum flavum; stop at the ventral interlaminar line.",
-        "default": "Nothing in this procedure lies near the dura: keep the tip lateral, under the pedicle (TFESI) or on "
-                   "the posterior elements (facet, MBB), and check depth on lateral before advancing further.",
+        "transforaminal_epidural": "Keep the tip under the pedicle's 6 o'clock on AP, never medial to it, and check "
+                                   "depth on the lateral before advancing further.",
+        "facet_intra_articular": "The joint is shallow and lateral to the canal: stay on the joint line in the oblique "
+                                 "that opens it and check depth on the lateral before advancing further.",
+        "medial_branch_block": "The target is on bone outside the canal: aim for the base of the superior "
+                               "articular process on the oblique and advance only until the tip touches bone.",
     },
     "intrathecal_injection": "Aspirate and look for CSF before injecting; stop at once when contrast outlines the "
                              "cauda equina or layers dependently.",
-    "arterial_injection": "Inject contrast under DSA (or live fluoroscopy) and stop at the first thin, fast-clearing "
-                          "line; reposition before any injectate. Never inject particulate steroid transforaminally.",
-    "cord_contact": "Check the level before advancing: the conus usually ends at L1-L2; stay at or below L2-L3 for "
-                    "interlaminar access and control depth on the contralateral oblique or lateral.",
+    "arterial_injection": {
+        "transforaminal_epidural": "Inject contrast under DSA (or live fluoroscopy) and stop at the first thin, "
+                                   "fast-clearing line; reposition before any injectate. Never inject particulate "
+                                   "steroid transforaminally.",
+        "default": "Inject contrast under live fluoroscopy and stop at the first thin, fast-clearing line; "
+                   "reposition before any injectate.",
+    },
+    "cord_contact": {
+        "interlaminar_epidural": "Check the level before advancing: the conus usually ends at L1-L2; stay at or below "
+                                 "L2-L3 for interlaminar access and control depth on the contralateral oblique.",
+        "default": "Check the level and the depth before advancing: the cord lies in the canal, medial and ventral to "
+                   "the target; control depth on the lateral view.",
+    },
     "intradiscal_injection": "Contrast filling the disc means the tip is in the annulus: withdraw to the posterior disc "
                              "margin on lateral before injecting again.",
-    "root_contact": "A shooting pain down the leg means the needle is on the nerve: withdraw 1-2 mm and redirect, "
-                    "staying under the pedicle (the root runs below and lateral to the safe triangle).",
+    "root_contact": {
+        "transforaminal_epidural": "A shooting pain down the leg means the needle is on the nerve: withdraw 1-2 mm and "
+                                   "redirect, staying under the pedicle (the root runs below and lateral to the safe "
+                                   "triangle).",
+        "interlaminar_epidural": "A shooting pain down the leg means the needle is on the nerve: withdraw 1-2 mm "
+                                 "and redirect toward the midline of the interlaminar window, away from the lateral "
+                                 "recess.",
+        "default": "A shooting pain down the leg means the needle is on the nerve: withdraw 1-2 mm and redirect onto "
+                   "the bone of the posterior elements; the root runs ventral to them, in the foramen.",
+    },
     "cauda_equina_contact": "The needle went through the dura into the sac: withdraw, and control depth on the "
                             "contralateral oblique or lateral view.",
-    "intradiscal": "On lateral, stay behind the posterior disc margin: the disc lies in front of the foramen.",
+    "intradiscal": {
+        "transforaminal_epidural": "On lateral, stay behind the posterior disc margin: the disc lies in front of the "
+                                   "foramen.",
+        "default": "The disc lies ventral to the canal and the foramen: check depth on the lateral before advancing.",
+    },
     "venous_injection": "Contrast that washes out along thin channels is venous: reposition before injecting.",
-    "beyond_ventral_epidural": "Check depth on the lateral view more often: the tip must stay behind the posterior "
-                               "vertebral-body line.",
+    "beyond_ventral_epidural": {
+        "transforaminal_epidural": "Check depth on the lateral view more often: the tip must stay behind the posterior "
+                                   "vertebral-body line.",
+        "interlaminar_epidural": "On the contralateral oblique stop at the ventral interlaminar line: beyond it lie "
+                                 "the sac and the disc.",
+        "default": "Check depth on the lateral view more often: the target lies on the posterior elements.",
+    },
     "wrong_level": "Count the levels on AP from the sacrum and from T12 before placing the needle, and check the "
                    "count again on the final images.",
     "intraneural_injection": "Pain on injection or a tip on the nerve is a stop sign: withdraw 1-2 mm, re-image and "
                              "test with contrast before any injectate.",
-    "blind_injection": "Confirm the final position on the depth view, then inject under live fluoroscopy or DSA: "
-                       "only the image shows where the injectate goes.",
+    "blind_injection": "Confirm the final position on the depth view, then inject under live fluoroscopy: only the "
+                       "image shows where the injectate goes.",
     "excessive_shots": "Align the AP once, then stay in the trajectory view while advancing and switch to the depth "
                        "view only near the target.",
     "excessive_fluoro_time": "Use single pulses while positioning and live runs only for the contrast test.",
     "repeated_bone_contact": "Use the images to steer rather than walking the needle on bone.",
-    "vessel_puncture": "Withdraw slightly, redirect, and test with contrast under live fluoroscopy or DSA before any "
+    "vessel_puncture": "Withdraw slightly, redirect, and test with contrast under live fluoroscopy before any "
                        "injectate.",
 }
+# The order in which feedback is read after its headline.
+LEVEL_ORDER = {"critical": 0, "warning": 1, "tip": 2, "good": 3}
+# Which point is the headline (lowest first): a safety event, where the injectate or the tip went
+# wrong, a process miss, then effort; what went right only when nothing else is worth saying.
+FLAG_RANK = {"critical": 0, "major": 1, "minor": 6}
+OUTCOME_RANK = {"warning": 2, "tip": 4, "good": 8}
+PROCESS_RANK = {"warning": 3, "tip": 5, "good": 8}
+EFFORT_RANK = 7
 
 
 class FeedbackItem(BaseModel):
@@ -130,25 +183,50 @@ def _mm(value: float) -> str:
 
 def feedback(scenario: Scenario, metrics: Metrics, flags: list[Flag], near_misses: list[NearMiss],
              expert: ExpertComparison) -> list[FeedbackItem]:
-    """Feedback sentences, most important first."""
+    """Feedback sentences: one headline first, then the rest, most important first.
+
+    The headline is the one point that matters most: a critical event, else a major one, else where
+    the injectate went or the tip ended when that was wrong, else the biggest process miss (technique,
+    then a minor event, then effort), else what went right.
+    """
     procedure = scenario.procedure
-    items: list[FeedbackItem] = []
-    for flag in flags:
-        advice = FLAG_ADVICE.get(flag.code)
-        if isinstance(advice, dict):
-            advice = advice.get(procedure, advice["default"])
-        when = f" at {flag.t:.0f} s" if flag.t is not None else ""
-        text = f"{flag.title}{when}: {flag.message}." + (f" {advice}" if advice else "")
-        level = {"critical": "critical", "major": "warning", "minor": "tip"}[flag.severity]
-        items.append(FeedbackItem(level=level, text=text))
-    items.extend(_accuracy(scenario, metrics))
-    items.extend(_technique(scenario, metrics))
-    items.extend(_near_misses(near_misses))
-    items.extend(_effort(scenario, metrics, expert, flags))
-    if not items or all(i.level == "good" for i in items):
-        items.append(FeedbackItem(level="good", text="A clean, efficient attempt: nothing to correct."))
-    order = {"critical": 0, "warning": 1, "tip": 2, "good": 3}
-    return sorted(items, key=lambda i: order[i.level])
+    ranked: list[tuple[int, FeedbackItem]] = [(FLAG_RANK[f.severity], _flag_item(f, procedure)) for f in flags]
+    ranked += [(OUTCOME_RANK[i.level], i) for i in _contrast_outcome(scenario, metrics) + _accuracy(scenario, metrics)]
+    blind = any(f.code == "blind_injection" for f in flags)
+    ranked += [(PROCESS_RANK[i.level], i) for i in _technique(scenario, metrics, blind) + _near_misses(near_misses)]
+    ranked += [(EFFORT_RANK, i) for i in _effort(scenario, metrics, expert, flags)]
+    if all(item.level == "good" for _, item in ranked):
+        clean = FeedbackItem(level="good", text="A clean, efficient attempt: nothing to correct.")
+        ranked.append((EFFORT_RANK + 1, clean))
+    order = sorted(ranked, key=lambda pair: pair[0])
+    rest = sorted(order[1:], key=lambda pair: (LEVEL_ORDER[pair[1].level], pair[0]))
+    return [order[0][1]] + [item for _, item in rest]
+
+
+def _flag_item(flag: Flag, procedure: str) -> FeedbackItem:
+    advice = FLAG_ADVICE.get(flag.code)
+    if isinstance(advice, dict):
+        advice = advice.get(procedure, advice.get("default"))
+    when = f" at {flag.t:.0f} s" if flag.t is not None else ""
+    text = f"{flag.title}{when}: {flag.message}." + (f" {advice}" if advice else "")
+    return FeedbackItem(level={"critical": "critical", "major": "warning", "minor": "tip"}[flag.severity], text=text)
+
+
+def _the(name: str | None) -> str:
+    """A structure in words with its article ("the left multifidus", "CSF in the dural sac")."""
+    words = in_words(name)
+    return words if words.startswith("CSF") else f"the {words}"
+
+
+def _contrast_outcome(scenario: Scenario, metrics: Metrics) -> list[FeedbackItem]:
+    """Where the injectate went, when it went somewhere the target does not show."""
+    procedure = scenario.procedure
+    if not metrics.contrast_patterns or metrics.contrast_pattern_correct:
+        return []
+    wrong = metrics.contrast_patterns[-1]  # the last test decides (an earlier wrong one may have been re-sited)
+    return [FeedbackItem(level="warning", text=f"The contrast gave the {in_words(wrong)} pattern "
+                         f"({APPEARANCE[wrong].split(': ', 1)[-1]}); the target shows {EXPECTED_LOOK[procedure]}. "
+                         "Reposition before injecting anything else.")]
 
 
 def _accuracy(scenario: Scenario, metrics: Metrics) -> list[FeedbackItem]:
@@ -160,18 +238,21 @@ def _accuracy(scenario: Scenario, metrics: Metrics) -> list[FeedbackItem]:
     tolerance = scenario.tolerances().tip_mm
     distance = metrics.tip_to_target_mm
     offset = metrics.offset
+    tip = _the(metrics.tip_structure)
     words = _direction_words({"cranial": offset.cranial_mm, "ventral": offset.ventral_mm, "lateral": offset.lateral_mm},
                              scenario.target.side == "midline")
     if metrics.in_zone and distance <= tolerance:
+        spread = (f", and the contrast gave the {in_words(metrics.contrast_patterns[-1])} pattern it should"
+                  if metrics.contrast_pattern_correct else "")
         return [FeedbackItem(level="good", text=f"Your final tip was on target ({_mm(distance)} from the target point, "
-                                                f"in {metrics.tip_structure}).")]
+                                                f"in {tip}){spread}.")]
     if not words:
         return [FeedbackItem(level="tip", text=f"Your final tip was {_mm(distance)} from the target but in "
-                                               f"{metrics.tip_structure}, outside the acceptance zone.")]
+                                               f"{tip}, outside the acceptance zone.")]
     main, size = words[0]
-    advice = ADVICE[scenario.procedure].get(main)
+    advice = _advice(scenario).get(main)
     also = f" and {_mm(words[1][1])} {words[1][0]}" if len(words) > 1 else ""
-    where = "in the target zone" if metrics.in_zone else f"in {metrics.tip_structure}, outside the target zone"
+    where = "in the target zone" if metrics.in_zone else f"in {tip}, outside the target zone"
     preposition = "of" if any(w.startswith("to the") for w, _ in words[:2]) else "to"
     text = f"Your final tip was {_mm(size)} {main}{also} {preposition} the target ({where})"
     if advice:
@@ -184,23 +265,28 @@ def _accuracy(scenario: Scenario, metrics: Metrics) -> list[FeedbackItem]:
     return items
 
 
-def _technique(scenario: Scenario, metrics: Metrics) -> list[FeedbackItem]:
+def _advice(scenario: Scenario) -> dict[str, str]:
+    """What to do per direction of a miss, for this procedure and target."""
+    if scenario.procedure == "medial_branch_block" and scenario.target.nerve_level == "L5":
+        return L5_DORSAL_RAMUS_ADVICE
+    return ADVICE[scenario.procedure]
+
+
+def _technique(scenario: Scenario, metrics: Metrics, blind: bool) -> list[FeedbackItem]:
+    """Process misses; ``blind``: an injection no image showed was flagged (its flag says what to do)."""
     procedure = scenario.procedure
     items = []
     if metrics.contrast_pattern_correct is None:
         items.append(FeedbackItem(level="warning", text=f"You injected no contrast: confirm the position with "
                                   f"{EXPECTED_LOOK[procedure]} before any injectate."))
-    elif not metrics.contrast_pattern_correct:
-        wrong = metrics.contrast_patterns[-1]
-        items.append(FeedbackItem(level="warning", text=f"The contrast pattern was {wrong} ({APPEARANCE[wrong]}); "
-                                  f"the target shows {EXPECTED_LOOK[procedure]}. Reposition before injecting anything else."))
-    if metrics.contrast_checked is False:
+    if metrics.contrast_checked is False and not blind:
         imaged = "DSA" if scenario.imaging.dsa else "live fluoroscopy"
-        items.append(FeedbackItem(level="warning", text=f"Inject contrast under {imaged} (start the run as you inject): "
-                                  "a single image after the injection misses intravascular spread, which clears in seconds."))
+        items.append(FeedbackItem(level="warning", text=f"Inject contrast under {imaged}, starting the run as you "
+                                  "inject: intravascular spread clears within seconds, so only a run during the "
+                                  "injection shows it."))
     elif metrics.dsa_used is False:
         items.append(FeedbackItem(level="warning", text="Use DSA for the contrast test: live fluoroscopy misses some "
-                                  "intravascular injections that subtraction shows (clinical.md §2.7 [S22])."))
+                                  "intravascular injections that subtraction shows."))
     if metrics.vascular_tests_caught:
         items.append(FeedbackItem(level="good", text="Your contrast test caught a vascular uptake and no injectate "
                                   "went there: that is what the test dose is for (re-site, then test again)."))
@@ -226,8 +312,9 @@ def _near_misses(near_misses: list[NearMiss]) -> list[FeedbackItem]:
             continue
         expert = (f" (the expert path keeps {_mm(approach.expert_shaft_mm)})"
                   if approach.expert_shaft_mm is not None else "")
+        where = _the(approach.structure) if approach.structure else approach.label
         items.append(FeedbackItem(level="warning", text=f"Near miss: the needle passed {_mm(approach.shaft_mm)} from "
-                                  f"{approach.structure or approach.label}{expert}."))
+                                  f"{where}{expert}."))
     return items
 
 
@@ -241,8 +328,9 @@ def _effort(scenario: Scenario, metrics: Metrics, expert: ExpertComparison, flag
                                   f"{limits.shots}{baseline}): align the AP once, then stay in the trajectory view while "
                                   "advancing and switch to the depth view only near the target."))
     if metrics.redirects > tolerances.redirects:
-        items.append(FeedbackItem(level="tip", text=f"You needed {metrics.redirects} redirections: set the trajectory "
-                                  "view so the needle is a dot before advancing, and correct early while it is shallow."))
+        items.append(FeedbackItem(level="tip", text=f"You needed {metrics.redirects} redirections or re-insertions: "
+                                  "set the trajectory view so the needle is a dot before advancing, and correct early "
+                                  "while it is shallow."))
     if expert.path_ratio is not None and expert.path_ratio > tolerances.path_ratio:
         items.append(FeedbackItem(level="tip", text=f"Your tip travelled {metrics.path_length_mm:.0f} mm, "
                                   f"{expert.path_ratio:.1f} times the expert's {expert.expert_path_length_mm:.0f} mm: "

@@ -35,6 +35,7 @@ from __future__ import annotations
 from pydantic import BaseModel
 
 from scenarios.schema import Scenario
+from scoring.checklist import in_words
 from scoring.expert import ExpertComparison
 from scoring.metrics import Metrics
 from scoring.proximity import NearMiss
@@ -209,9 +210,9 @@ def _gates(scenario: Scenario, metrics: Metrics, flags: list[Flag], score: float
              Gate(name="attempt finished", passed=metrics.finished,
                   detail="finished" if metrics.finished else "the attempt was not finished")]
     if rules.in_zone:
-        where = f"tip in {metrics.tip_structure}" if metrics.tip_structure else "no needle"
+        where = f"tip in {in_words(metrics.tip_structure)}" if metrics.tip_structure else "no needle"
         if metrics.contrast_patterns:
-            where = f"{', '.join(metrics.contrast_patterns)} spread, {where}"
+            where = f"{', '.join(in_words(p) for p in metrics.contrast_patterns)} spread, {where}"
         gates.append(Gate(name="on target", passed=on_target(metrics), detail=where))
     gates.append(Gate(name=f"at most {rules.max_major_flags} major event(s)", passed=len(major) <= rules.max_major_flags,
                       detail=", ".join(major) or "none"))

@@ -58,7 +58,7 @@ class Metrics(BaseModel):
     depth_view: str
     depth_error_mm: float | None
     passes: int
-    redirects: int
+    redirects: int  # every pass after the first: re-aimed under the skin or re-inserted
     bone_contacts: int
     fluoro_shots: int
     fluoro_seconds: float
@@ -206,6 +206,12 @@ def injection_window(steps) -> tuple[int, int]:
     return first, stop
 
 
+def _redirects(passes: int) -> int:
+    """Redirections: every pass after the first, whether re-aimed under the skin or pulled out and
+    re-inserted through a new puncture (both are a new pass at the target, clinical.md §6.1)."""
+    return max(passes - 1, 0)
+
+
 def measure(attempt: Attempt) -> Metrics:
     """The :class:`Metrics` of a replayed attempt."""
     scenario, session, final = attempt.scenario, attempt.session, attempt.final
@@ -237,7 +243,8 @@ def measure(attempt: Attempt) -> Metrics:
         finished=final.finished, tip_structure=final.tip_structure,
         tip_to_target_mm=None if final.tip_to_target_mm is None else round(final.tip_to_target_mm, 3),
         in_zone=bool(needle is not None and final.in_target), offset=offset, depth_view=target.views[-1].name,
-        depth_error_mm=depth_error, passes=final.passes, redirects=final.redirects, bone_contacts=final.bone_contacts,
+        depth_error_mm=depth_error, passes=final.passes, redirects=_redirects(final.passes),
+        bone_contacts=final.bone_contacts,
         fluoro_shots=final.fluoro_shots, fluoro_seconds=round(final.fluoro_seconds, 3), dsa_runs=final.dsa_runs,
         reference_air_kerma_mgy=round(dose.reference_air_kerma_mgy, 4),
         dose_area_product_gy_cm2=round(dose.dose_area_product_gy_cm2, 5),

@@ -36,7 +36,7 @@ from pydantic import BaseModel
 
 from anatomy_models.anatomy import Anatomy
 from scenarios.schema import Scenario
-from scoring.checklist import STATUS_WORDS, ChecklistItem, checklist, evidence_text
+from scoring.checklist import STATUS_WORDS, ChecklistItem, checklist, evidence_text, in_words
 from scoring.expert import ExpertComparison, compare, expert_for
 from scoring.feedback import FeedbackItem, feedback
 from scoring.grade import Component, Gate, grade
@@ -177,11 +177,11 @@ def metric_rows(report: Report) -> list[tuple[str, str]]:
     offset = m.offset
     rows = [
         ("Tip to target", quantity_text(m.tip_to_target_mm, "mm")),
-        ("Tip in the target zone", yes[m.in_zone] + (f" (in {m.tip_structure})" if m.tip_structure else "")),
+        ("Tip in the target zone", yes[m.in_zone] + (f" (in {in_words(m.tip_structure)})" if m.tip_structure else "")),
         ("Offset (cranial / ventral / lateral)", "–" if offset is None else
          f"{offset.cranial_mm:+.1f} / {offset.ventral_mm:+.1f} / {offset.lateral_mm:+.1f} mm"),
         (f"Depth error on the {m.depth_view}", quantity_text(m.depth_error_mm, "mm")),
-        ("Passes / redirections", f"{m.passes} / {m.redirects}"),
+        ("Passes / redirections or re-insertions", f"{m.passes} / {m.redirects}"),
         ("Bone contacts", str(m.bone_contacts)),
         ("Fluoroscopy shots", f"{m.fluoro_shots} (expert {expert.expert_shots if expert.available else '–'})"),
         ("Beam-on time", f"{m.fluoro_seconds:.1f} s (DSA runs: {m.dsa_runs})"),
@@ -190,15 +190,15 @@ def metric_rows(report: Report) -> list[tuple[str, str]]:
         ("Procedure time", f"{m.procedure_time_s:.0f} s"),
         ("Tip path length", f"{m.path_length_mm:.0f} mm "
                             f"(expert {quantity_text(expert.expert_path_length_mm, 'mm', 0)})"),
-        ("Contrast", f"{m.contrast_ml:g} mL: " + (", ".join(m.contrast_patterns) or "none")
+        ("Contrast", f"{m.contrast_ml:g} mL: " + (", ".join(in_words(p) for p in m.contrast_patterns) or "none")
          + ("" if m.contrast_pattern_correct is None
             else f" ({'correct' if m.contrast_pattern_correct else 'wrong'} pattern)")),
         ("Contrast imaged live / DSA", f"{yes[m.contrast_checked]} / {yes[m.dsa_used]}"),
         ("Final position checked on the depth view", yes[m.depth_view_checked]),
         ("Injectate", "none" if m.injectate_tested is None else
-         f"{m.injectate_ml:g} mL: {', '.join(m.injectate_patterns)} (where a contrast test imaged live or by DSA "
-         f"went in: {yes[m.injectate_tested]})"),
-        ("Tissues crossed (skin to tip)", " → ".join(m.tissues_crossed) or "–"),
+         f"{m.injectate_ml:g} mL: {', '.join(in_words(p) for p in m.injectate_patterns)} (where a contrast test imaged "
+         f"live or by DSA went in: {yes[m.injectate_tested]})"),
+        ("Tissues crossed (skin to tip)", " → ".join(in_words(name) for name in m.tissues_crossed) or "–"),
     ]
     if m.loss_of_resistance_confirmed is not None:
         rows.insert(13, ("Loss of resistance confirmed", f"{yes[m.loss_of_resistance_confirmed]} "

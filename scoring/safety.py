@@ -63,7 +63,7 @@ from pydantic import BaseModel
 
 from anatomy_models.anatomy import Anatomy
 from anatomy_models.errors import SpinesimError
-from anatomy_models.structures import LEVELS, in_group, level_below
+from anatomy_models.structures import LEVELS, clinical_name, in_group, level_below
 from scenarios.schema import Scenario, TargetSpec
 from scoring.metrics import INJECTIONS, VASCULAR_PATTERNS, Metrics, contrast_runs
 from simulator.case.targets import target_for
@@ -106,6 +106,11 @@ class _Flags:
 
     def sorted(self) -> list[Flag]:
         return sorted(self.found.values(), key=lambda f: (SEVERITIES.index(f.severity), f.t if f.t is not None else 1e9))
+
+
+def _words(name: str | None) -> str:
+    """A structure's clinical name for a message ("an unnamed structure" when there is none)."""
+    return "unnamed structure" if name is None else clinical_name(name)
 
 
 def safety_flags(attempt: Attempt, metrics: Metrics) -> list[Flag]:
@@ -156,12 +161,13 @@ def _event_flags(attempt: Attempt, flags: _Flags) -> None:
             flags.add("root_contact", "major", "Nerve root contact",
                       f"the needle {near}: the patient felt a shooting pain down the leg", t, _nearest_root(attempt, t))
         elif kind == "root_penetration":
-            flags.add("root_contact", "major", "Nerve root contact", f"the needle entered {where}", t, where)
+            flags.add("root_contact", "major", "Nerve root contact", f"the needle entered the {_words(where)}", t,
+                      where)
         elif kind == "intradiscal":
-            flags.add("intradiscal", "major", "Intradiscal needle", f"the needle entered the disc ({where})", t, where)
+            flags.add("intradiscal", "major", "Intradiscal needle", f"the needle entered the {_words(where)}", t, where)
         elif kind == "vessel_puncture" and where not in injected_vessels:
             flags.add("vessel_puncture", "minor", "Vessel puncture",
-                      f"the tip entered {where}" + (" (an artery)" if event.data.get("arterial") else "")
+                      f"the tip entered the {_words(where)}" + (" (an artery)" if event.data.get("arterial") else "")
                       + ("; blood showed at the hub" if any(e.kind == "blood_flashback" and e.t == t for e in attempt.events)
                          else "; no blood showed at the hub (a flash shows in under half of them)"),
                       t, where)
@@ -200,15 +206,16 @@ def _injection_flags(attempt: Attempt, flags: _Flags) -> None:
                       t, where)
         elif pattern == "arterial":
             flags.add("arterial_injection", "critical", "Arterial injection",
-                      f"{injection.ml:g} mL of contrast went into {where} and no live or DSA run showed it: the "
-                      "injectate would have followed (with particulate steroid this can infarct the spinal cord)", t,
-                      where)
+                      f"{injection.ml:g} mL of contrast went into the {_words(where)} and no live or DSA run showed "
+                      "it: the injectate would have followed (with particulate steroid this can infarct the spinal "
+                      "cord)", t, where)
         elif pattern == "venous":
             flags.add("venous_injection", "major", "Venous injection",
-                      f"{injection.ml:g} mL of contrast went into {where} and no live or DSA run showed it", t, where)
+                      f"{injection.ml:g} mL of contrast went into the {_words(where)} and no live or DSA run showed it",
+                      t, where)
         elif pattern == "intradiscal":
             flags.add("intradiscal_injection", "critical", "Intradiscal injection",
-                      f"{injection.ml:g} mL of contrast went into the disc ({where}): a risk of discitis", t, where)
+                      f"{injection.ml:g} mL of contrast went into the {_words(where)}: a risk of discitis", t, where)
 
 
 # Where injectate must never go (issue 19: intravascular, intrathecal or intraneural injectate; §6.3 adds
@@ -216,9 +223,9 @@ def _injection_flags(attempt: Attempt, flags: _Flags) -> None:
 _INJECTATE_HARM = {
     "intrathecal": ("intrathecal_injection", "Intrathecal injection", "into the CSF"),
     "subdural": ("intrathecal_injection", "Intrathecal injection", "subdural"),
-    "arterial": ("arterial_injection", "Arterial injection", "into {where}"),
-    "venous": ("venous_injection", "Venous injection", "into {where}"),
-    "intradiscal": ("intradiscal_injection", "Intradiscal injection", "into the disc ({where}): a risk of discitis"),
+    "arterial": ("arterial_injection", "Arterial injection", "into the {where}"),
+    "venous": ("venous_injection", "Venous injection", "into the {where}"),
+    "intradiscal": ("intradiscal_injection", "Intradiscal injection", "into the {where}: a risk of discitis"),
 }
 
 
@@ -233,7 +240,7 @@ def _injectate_flags(attempt: Attempt, flags: _Flags) -> None:
             embolus = (": particulate steroid in an artery can infarct the spinal cord"  # §3 [S53]
                        if medication.pattern == "arterial" and medication.agent == "steroid_particulate" else "")
             flags.add(code, "critical", title, f"{medication.ml:g} mL of {agent} went "
-                      + where.format(where=medication.structure) + embolus, medication.t, medication.structure)
+                      + where.format(where=_words(medication.structure)) + embolus, medication.t, medication.structure)
         if (procedure == "transforaminal_epidural" and medication.agent == "steroid_particulate") or (
                 procedure == "medial_branch_block" and medication.agent.startswith("steroid")):
             why = ("non-particulate steroid is the transforaminal choice: particulate emboli in a radicular artery "
@@ -254,7 +261,8 @@ def _unseen_injections(attempt: Attempt, flags: _Flags) -> None:
         tip = step.before.tip_structure
         if tip is not None and (in_group(tip, "nerve_root") or in_group(tip, "dorsal_root_ganglion")):
             flags.add("intraneural_injection", "critical", "Intraneural injection",
-                      f"{what} injected with the tip inside {tip}: injection into a nerve root can injure it",
+                      f"{what} injected with the tip inside the {_words(tip)}: injection into a nerve root can "
+                      "injure it",
                       step.t, tip)
         if not _injection_imaged(steps, index):
             flags.add("blind_injection", "critical", "Injection without an image",
@@ -300,10 +308,14 @@ def _beyond_ventral(attempt: Attempt, flags: _Flags) -> None:
         # A tip in the disc is the intradiscal flag's business; this one is for what lies beyond.
         beyond = np.where(np.isin(tracer.codes_at(points), disc), -np.inf, line.ventral_mm(points))
         if (beyond > VENTRAL_TOLERANCE_MM).any():
-            first = int(np.argmax(beyond > VENTRAL_TOLERANCE_MM))
+            # Reported at its deepest (the distance a lateral view shows), timed when it first crossed.
+            first, deepest = int(np.argmax(beyond > VENTRAL_TOLERANCE_MM)), int(np.argmax(beyond))
+            where = tracer.names[int(tracer.codes_at(points[deepest:deepest + 1])[0])]
+            into = f", into the {clinical_name(where)}" if where != AIR else ""
             flags.add("beyond_ventral_epidural", "major", "Beyond the ventral epidural space",
-                      f"the tip went {beyond[first]:.1f} mm ventral to the posterior vertebral-body line (on lateral): "
-                      "past the foramen toward the disc, body or psoas", float(times[first]), f"{upper}-{lower}.disc")
+                      f"the tip went {beyond[deepest]:.1f} mm ventral to the posterior vertebral-body line (on "
+                      f"lateral){into}: past the foramen, where the disc, the vertebral body and the psoas lie",
+                      float(times[first]), where if where != AIR else f"{upper}-{lower}.disc")
 
 
 @dataclass(frozen=True)

@@ -348,19 +348,44 @@ def _joint_line_direction(anatomy: Anatomy, tracer: Tracer, joint: str, sign: fl
 DORSAL_SURFACE_SEARCH_MM = 10.0
 
 
-def _dorsal_bone_surface(tracer: Tracer, landmark: np.ndarray, direction: np.ndarray) -> np.ndarray:
-    """Where a needle along ``direction`` aimed at ``landmark`` first meets bone near it (the landmark
-    itself if no bone lies within :data:`DORSAL_SURFACE_SEARCH_MM` before it)."""
+# The L5 dorsal ramus crosses the sacral ala at the base of the S1 SAP (clinical.md §2.4). Where the
+# iliac crest hides that spot from the oblique approach, its landmark is moved onto the ala's dorsal
+# surface as seen straight from the back, stepping caudally up to this far (mm) when the landmark sits
+# on the ala's upper edge, with only psoas under it [ED].
+ALA_SURFACE_SEARCH_MM = 6.0
+VENTRAL = np.array([0.0, -1.0, 0.0])
+
+
+def _bone_surface_near(tracer: Tracer, landmark: np.ndarray, direction: np.ndarray) -> np.ndarray | None:
+    """Where a needle along ``direction`` aimed at ``landmark`` first meets bone near it (None if no bone
+    lies within :data:`DORSAL_SURFACE_SEARCH_MM` before it)."""
     back = tracer.body_exit_depth(landmark, direction)
     if back is None:
-        return landmark
+        return None
     entry = landmark - back * direction
     # A landmark on a surface may sit up to a voxel outside the labelled bone: look that far past it.
     reach = back + float(np.linalg.norm(tracer.anatomy.ct.spacing))
     bone = tracer.trace(entry, direction, reach).first_bone()
     if bone is None or bone.depth_in_mm < back - DORSAL_SURFACE_SEARCH_MM:
-        return landmark
+        return None
     return entry + (bone.depth_in_mm - BONE_STANDOFF_MM) * direction
+
+
+def _dorsal_bone_surface(tracer: Tracer, landmark: np.ndarray, direction: np.ndarray) -> np.ndarray:
+    """:func:`_bone_surface_near`, or the landmark itself where no bone lies near it."""
+    point = _bone_surface_near(tracer, landmark, direction)
+    return landmark if point is None else point
+
+
+def _on_ala(tracer: Tracer, landmark: np.ndarray, direction: np.ndarray) -> np.ndarray:
+    """The L5 dorsal ramus target: the bone the approach meets near the landmark; else the ala's dorsal
+    surface straight ventral of the landmark, or of a point up to :data:`ALA_SURFACE_SEARCH_MM` caudal to it."""
+    point = _bone_surface_near(tracer, landmark, direction)
+    caudal_mm = 0.0
+    while point is None and caudal_mm <= ALA_SURFACE_SEARCH_MM:
+        point = _bone_surface_near(tracer, landmark - [0.0, 0.0, caudal_mm], VENTRAL)
+        caudal_mm += 1.0
+    return landmark if point is None else point
 
 
 def _medial_branch(scenario: Scenario, spec: TargetSpec, anatomy: Anatomy, tracer: Tracer) -> Target:
@@ -374,12 +399,13 @@ def _medial_branch(scenario: Scenario, spec: TargetSpec, anatomy: Anatomy, trace
     sign = _side_sign(spec.side)
     # Down the ipsilateral oblique onto the SAP-TP junction (§2.4, §2.5: ~20 deg).
     direction = needle_direction(20.0, sign, 0.0)
-    point = _dorsal_bone_surface(tracer, landmark, direction)
+    point = _on_ala(tracer, landmark, direction) if below == "S1" else _dorsal_bone_surface(tracer, landmark, direction)
     side = _side(sign)
     views = (_ap_view(anatomy, below, below),
              View("ipsilateral oblique 20 deg", ipsilateral_oblique(anatomy, below, side, 20.0)),
              View("lateral", lateral(anatomy, below, side)))
     zone = Zone(point, 5.0)
-    return Target(scenario.procedure, f"{spec.side} {spec.nerve} at {name}", point, zone, direction, 25.0, views,
-                  on_bone=True, landmark=name)
+    junction = "SAP-ala" if "ala" in name else "SAP-TP"
+    return Target(scenario.procedure, f"{spec.side} {spec.nerve} at the {below} {junction} junction", point, zone,
+                  direction, 25.0, views, on_bone=True, landmark=name)
 

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from anatomy_models.errors import SpinesimError
-from anatomy_models.structures import Label, LabelTable, interspace, level_below, vocabulary_tissue
+from anatomy_models.structures import Label, LabelTable, clinical_name, interspace, level_below, vocabulary_tissue
 
 
 def test_levels_and_interspaces():
@@ -68,3 +68,27 @@ def test_yaml_errors_name_file_and_line(tmp_path):
 ])
 def test_vocabulary_tissue_follows_the_naming_contract(name, tissue):
     assert vocabulary_tissue(name) == tissue
+
+
+@pytest.mark.parametrize("name, words", [
+    ("muscle.multifidus.left", "left multifidus"), ("epidural_space", "epidural space"),
+    ("ligamentum_flavum.L4-L5", "L4-L5 ligamentum flavum"), ("nerve_root.L5.left", "left L5 nerve root"),
+    ("L4.SAP.left", "left L4 superior articular process"), ("dural_sac.csf", "CSF in the dural sac"),
+    ("facet_joint.L5-S1.right", "right L5-S1 facet joint"), ("L4-L5.disc.annulus", "L4-L5 disc annulus"),
+    ("L4-L5.disc", "L4-L5 disc"), ("S1.ala.right", "right sacral ala"), ("S1", "sacrum"), ("L3", "L3 vertebra"),
+    ("radicular_artery.L1.left.adamkiewicz", "left L1 artery of Adamkiewicz"),
+    ("common_iliac_vein.right", "right common iliac vein"), ("totalseg.rib_left_3", "rib left 3"),
+])
+def test_clinical_names(name, words):
+    assert clinical_name(name) == words
+
+
+def test_every_structure_of_the_built_in_anatomy_has_a_clinical_name(small_spine):
+    """Every name the built-in label table produces reads as words: no underscore, no dot, no raw name."""
+    names = [label.name for label in small_spine.label_table]
+    assert len(names) > 100
+    for name in names:
+        words = clinical_name(name)
+        assert words and "_" not in words and "." not in words, (name, words)
+    for group in ("dural_sac", "nerve_root", "ligamentum_flavum", "facet_joint", "L4-L5.disc", "muscle"):
+        assert "_" not in clinical_name(group) and "." not in clinical_name(group), group

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from anatomy_models.structures import clinical_name
 from frontends.report import report_html, report_images
 from frontends.web.views import assessment_view, report_rows
 from scenarios.schema import library_scenarios
@@ -48,7 +49,8 @@ def test_the_page_is_self_contained_with_images_scene_and_tables(root_contact_pa
     # The injection went in with the tip in the root: intraneural (critical) comes first, on the same root.
     assert [f.code for f in report.flags] == ["intraneural_injection", "root_contact"]
     assert [m["name"] for m in flagged] == [f"flag.{report.flags[0].structure}"]
-    assert flagged[0]["label"] == "Intraneural injection"  # the most severe flag names the structure
+    # The most severe flag labels the structure, in clinical words.
+    assert flagged[0]["label"] == f"Intraneural injection: {clinical_name(report.flags[0].structure)}"
     assert {"needle", "dural_sac", "roots", "bone.L4"} <= {m["name"] for m in scene["meshes"]}
     assert {"target", "tip"} <= {m["name"] for m in scene["markers"]} and "expert" in {l["name"] for l in scene["lines"]}
     assert "Nerve root contact" in text and report.feedback[0].text.split(":")[0] in text

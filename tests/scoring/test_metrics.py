@@ -120,7 +120,7 @@ def test_a_tip_6_mm_caudal_in_a_transforaminal_gets_the_lateral_view_advice():
     comparison = ExpertComparison(available=True, expert_shots=8, expert_path_length_mm=63.0, path_ratio=1.0)
     items = feedback(scenario, _metrics(), [], [], comparison)
     assert items[0].level == "warning"
-    assert items[0].text == ("Your final tip was 6 mm caudal to the target (in epidural_space, outside the target "
+    assert items[0].text == ("Your final tip was 6 mm caudal to the target (in the epidural space, outside the target "
                              f"zone): {ADVICE['transforaminal_epidural']['caudal']}.")
     assert "posterior-superior foramen" in items[0].text
     more = feedback(scenario, _metrics(contrast_checked=False, fluoro_shots=30, redirects=5), [], [], comparison)

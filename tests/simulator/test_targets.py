@@ -3,6 +3,7 @@ import pytest
 
 from anatomy_models.errors import SpinesimError
 from anatomy_models.structures import in_group
+from anatomy_models.tissues import BONE_TISSUES
 from scenarios.schema import load_scenario
 from simulator.case.targets import target_for
 from simulator.needle.trace import tracer_for
@@ -58,3 +59,18 @@ def test_missing_landmarks_are_clear_errors():
     wrong = scenario.model_copy(update={"target": scenario.target.model_copy(update={"level": "L3-L4"})})
     with pytest.raises(SpinesimError, match="no landmark named 'L3-L4.safe_triangle.left'"):
         target_for(wrong, phantom, tracer_for(phantom))
+
+
+def test_the_l5_dorsal_ramus_target_rests_on_the_dorsal_surface_of_the_sacral_ala(small_spine):
+    """Issue 19: the L5 dorsal ramus target sat in the ala's bone (2 mm grid) or, past its upper edge,
+    over the psoas (1 mm grid). The nerve runs on the ala's dorsal surface at the base of the S1 SAP."""
+    tracer = tracer_for(small_spine)
+    scenario = load_scenario("mbb-l5-dorsal-ramus-right")
+    target = target_for(scenario, small_spine, tracer)
+    structure = tracer.structure_at(target.point)
+    assert target.on_bone and target.landmark == "S1.SAP_ala_junction.right"
+    assert tracer.tissue_of(structure) not in BONE_TISSUES and not in_group(structure, "muscle.psoas")
+    ventral = tracer.trace(target.point, np.array([0.0, -1.0, 0.0]), 3.0).first_bone()
+    assert ventral is not None and ventral.structure == "S1.ala.right" and ventral.depth_in_mm < 0.5
+    assert np.linalg.norm(target.point - small_spine.landmark(target.landmark)) < 10.0
+    assert target.description == "right L5 dorsal ramus at the S1 SAP-ala junction"
