@@ -5,7 +5,9 @@ changes the same state. So the portal (:mod:`frontends.web.portal`) starts a wor
 for each logged-in user, bound to the loopback interface, and forwards only that user's requests
 to it; users never share a process, and so never see each other's state.
 
-The trainee's screen: a scenario picker, the fluoroscopy monitor (black, last image held), the
+The trainee's screen: a scenario picker (the library's cases, then those of each folder the server was
+given with ``--scenarios``, :mod:`scenarios.catalogue`), the case's difficulty, objectives and patient
+explanation (:mod:`frontends.web.explanation`), the fluoroscopy monitor (black, last image held), the
 C-arm (angles, presets), the needle (entry picked on the image, two angles, advance/withdraw by a
 step, redirect), the loss-of-resistance syringe and contrast, events, timer, shot and dose counters,
 hints (each a ``show_hint`` action), where the scenario allows ultrasound a second monitor with live
