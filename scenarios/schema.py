@@ -175,6 +175,17 @@ class AnatomySource(_Model):
 
         return import_anatomy(source, **{name: value for name, value in options.items() if value is not None})
 
+    def resolved(self, base_directory: str | Path | None) -> AnatomySource:
+        """This source with its relative file and folder paths made absolute from ``base_directory``
+        (a scenario served from a folder then loads the same wherever the server was started)."""
+        if base_directory is None:
+            return self
+        update = {name: str(_resolve(value, base_directory)) for name in ("path", "images", "labels", "meshes")
+                  if (value := getattr(self, name)) is not None}
+        if self.label_format and self.label_format.startswith("table:"):
+            update["label_format"] = "table:" + str(_resolve(self.label_format.split(":", 1)[1], base_directory))
+        return self.model_copy(update=update)
+
     def spine_parameters(self, *, spacing_mm: float | None = None) -> SpineParameters:
         """The generator parameters (validated with the scenario); ``spacing_mm`` overrides the grid."""
         values = dict(self.generator or {})

@@ -15,32 +15,42 @@ import click
 @click.option("--db", "db_url", help="Database URL: sqlite:///path.db or postgresql://user@host/name "
                                      "(default sqlite:///$SPINESIM_HOME/spinesim.db).")
 @click.option("--scenario", default="ilesi-default", show_default=True,
-              help="Scenario selected when the simulator opens (a library id).")
+              help="Scenario selected when the simulator opens (an id from the library or a --scenarios folder).")
+@click.option("--scenarios", "scenario_folders", multiple=True,
+              type=click.Path(exists=True, file_okay=False, path_type=Path),
+              help="Also serve the scenario files (*.yaml) of this folder, grouped under its name in the picker; "
+                   "repeatable. A file that does not validate is left out with a warning.")
 @click.option("--require-login", is_flag=True, help="Everyone logs in, also on 127.0.0.1 (a shared machine).")
 @click.option("--anatomy", "anatomy_source", help="Use this stored anatomy for every scenario instead of its own.")
 @click.option("--spare", default=1, show_default=True, type=click.IntRange(0, 16),
               help="Workstations kept warm (patient loaded) so that a login gets one at once; each costs the "
                    "memory of an idle workstation.")
-def serve(host: str, port: int, db_url: str | None, scenario: str, require_login: bool,
-          anatomy_source: str | None, spare: int) -> None:
+def serve(host: str, port: int, db_url: str | None, scenario: str, scenario_folders: tuple[Path, ...],
+          require_login: bool, anatomy_source: str | None, spare: int) -> None:
     """Serve the trainee simulator and the instructors' review at http://HOST:PORT/.
 
     On 127.0.0.1 (the default) the person at this machine may work without logging in. On any other
     address everyone logs in (add users with `spinesim users add`). Each logged-in user gets a
-    workstation process of their own.
+    workstation process of their own. Cases come from the built-in library and each --scenarios folder.
     """
     # Light checks: the portal process never loads an anatomy (its workstations do).
     from anatomy_models.errors import SpinesimError
     from anatomy_models.store import anatomy_folder
+    from frontends.cli import console, user_text
     from frontends.web.portal import PortalConfig
     from frontends.web.portal import serve as run_portal
-    from scenarios.library import library_ids
+    from scenarios.catalogue import read_catalogue
 
-    if scenario not in library_ids():
-        raise SpinesimError(f"no library scenario called {scenario!r}", hint=f"library scenarios: {', '.join(library_ids())}")
+    catalogue = read_catalogue(scenario_folders)
+    for warning in catalogue.warnings:
+        console.print(f"[yellow]warning:[/] {user_text(warning)} (left out)", highlight=False, soft_wrap=True)
+    if scenario not in catalogue.scenarios:
+        raise SpinesimError(f"no scenario called {scenario!r} in the library or the --scenarios folders",
+                            hint=f"scenarios: {', '.join(sorted(catalogue.scenarios))}")
     if anatomy_source is not None:
         check_patient(anatomy_folder(anatomy_source))
     run_portal(PortalConfig(host=host, port=port, db_url=db_url, anatomy=anatomy_source, scenario=scenario,
+                            scenario_folders=[str(folder.resolve()) for folder in scenario_folders],
                             require_login=require_login, spare=spare))
 
 

@@ -18,6 +18,7 @@ import numpy as np
 from anatomy_models.errors import SpinesimError
 from frontends.store import Store, User
 from frontends.web.attempt import LiveAttempt
+from frontends.web.explanation import check_may_explain, explanation_view
 from frontends.web.inputs import MAX_ID, choice, clipped, integer, number
 from frontends.web.patients import Patients
 from frontends.web.review import preview_view, review_view, stored_attempt
@@ -33,7 +34,8 @@ REQUESTS = {"start_attempt": 1, "resume_attempt": 1, "new_attempt": 0, "finish":
             "dsa": 1, "move_carm": 2, "preset": 1, "pick": 4, "insert": 2, "redirect": 2, "advance": 1, "withdraw": 1,
             "lor": 0, "inject": 1, "medicate": 2, "probe_view": 1, "probe_move": 4, "probe_settings": 3, "us_pick": 4,
             "insert_in_plane": 1, "open_attempt": 1, "preview": 1, "scenario_view": 1, "replay_view": 1,
-            "review_view": 2}
+            "review_view": 2,
+            "explain_case": 1}
 
 
 class Handlers:
@@ -292,6 +294,17 @@ class Handlers:
 
     def preview(self, preview_id) -> None:
         self._set(**preview_view(self.scenarios[choice(preview_id, self.scenarios, "scenario")], self.patients))
+
+    # ------------------------------------------------------------------ patient explanation
+    def explain_case(self, scenario_id) -> None:
+        """Link the patient explanation of the case picked, written on the first request (a few seconds:
+        the page says it is being prepared): an instructor's at any time, a trainee's once they have
+        finished an attempt at it (:func:`frontends.web.explanation.check_may_explain`)."""
+        scenario = self.scenarios[choice(scenario_id, self.scenarios, "scenario")]
+        attempting = self.attempt is not None and not self.attempt.finished
+        check_may_explain(self.store, self.user, scenario, attempting)
+        self._set(explain_for=scenario.id, explain_page="")
+        self._set(**explanation_view(scenario, self.patients, self._reports))
 
 
 def _click_fractions(x, y, width, height) -> tuple[float, float]:

@@ -228,6 +228,14 @@ def _scenario_card(ctrl) -> None:
             v3.VSelect(v_model=("scenario_id",), items=("scenario_items",), label="Scenario", density="compact",
                        id="scenario", disabled=("attempt_active",), hide_details=True, classes="mb-2")
             html.Div("{{ scenario.brief }}", classes="text-body-2 mb-2", id="brief")
+            v3.VChip("{{ scenario.difficulty }}", id="difficulty", size="x-small", label=True, variant="tonal",
+                     classes="mb-1 text-uppercase", prepend_icon="mdi-signal-cellular-2",
+                     color=("{beginner: 'green-darken-2', intermediate: 'amber-darken-3', advanced: "
+                            "'red-darken-2'}[scenario.difficulty]",))
+            with html.Div(v_if="scenario.objectives && scenario.objectives.length", id="objectives", classes="mb-2"):
+                html.Div("Objectives", classes="section-title")
+                with html.Ul(classes="text-body-2 pl-4"):
+                    html.Li("{{ o }}", v_for="(o, i) in scenario.objectives", key="i")
             html.Div("{{ scenario.needle }} · {{ scenario.imaging }}", classes="text-caption text-grey-darken-1")
             html.Div("Attempt {{ attempt_id }} · {{ action_count }} actions saved", v_show="attempt_id",
                      classes="text-caption text-grey-darken-1", id="attempt-status")
@@ -239,12 +247,30 @@ def _scenario_card(ctrl) -> None:
             v3.VBtn("Finish", id="finish", color="teal-darken-2", variant="flat", click=ctrl.finish,
                     v_show="attempt_active", disabled=("busy",))
         html.Div("{{ resume_text }}", v_show="resume_id", classes="text-caption px-4 pb-3", id="resume-text")
+        _explanation_buttons(ctrl)
         with html.Div(v_show="attempt_active && (hints_left || hints_shown.length)", classes="px-4 pb-3"):
             with v3.VAlert(v_for="(h, i) in hints_shown", key="i", density="compact", variant="tonal", color="cyan-darken-3",
                            classes="mb-1 text-body-2", icon="mdi-lightbulb-outline"):
                 html.Span("{{ h }}")
             v3.VBtn("Hint ({{ hints_left }} left)", id="hint", size="small", variant="text", prepend_icon="mdi-lightbulb-on",
                     click=ctrl.hint, disabled=("!hints_left",))
+
+
+def _explanation_buttons(ctrl) -> None:
+    """The patient explanation of the case picked: prepared on the first click (a few seconds, the button
+    spins meanwhile), then opened in a new tab. A trainee gets it after finishing an attempt at the case."""
+    ready = "explain_page && explain_for == scenario_id"
+    with html.Div(v_show="role == 'instructor' || !attempt_active", classes="px-4 pb-3"):
+        v3.VBtn("Patient explanation", id="explain", size="small", variant="tonal", color="blue-grey-darken-2",
+                prepend_icon="mdi-account-heart-outline", v_if=f"!({ready})",
+                click=(ctrl.explain_case, "[scenario_id]"), disabled=("busy",),
+                loading=("busy && explain_for == scenario_id",),
+                title="a page for the patient: the procedure in plain words, a 3D model and the needle's path")
+        v3.VBtn("Open patient explanation", id="explain-open", size="small", variant="flat", color="blue-grey-darken-2",
+                prepend_icon="mdi-open-in-new", v_if=ready, href=("explain_page",),
+                raw_attrs=['target="_blank"', 'rel="noopener"'])
+        html.Div("Preparing the patient explanation (a few seconds)…", id="explain-working",
+                 v_show="busy && explain_for == scenario_id && !explain_page", classes="text-caption text-grey mt-1")
 
 
 def _carm_card(ctrl) -> None:

@@ -135,6 +135,7 @@ class PortalConfig:
     db_url: str | None = None
     anatomy: str | None = None
     scenario: str | None = None
+    scenario_folders: list[str] = field(default_factory=list)  # served besides the library (--scenarios)
     require_login: bool = False  # also on localhost (a shared machine)
     spare: int = 1  # workstations kept warm for the next logins
 
@@ -471,7 +472,8 @@ class Portal:
 
         secret = secrets.token_urlsafe(32)
         settings = {"db_url": self.db_url, "secret": secret, "anatomy": self.config.anatomy,
-                    "scenario": self.config.scenario, "reports_dir": self.reports.name}
+                    "scenario": self.config.scenario, "scenario_folders": self.config.scenario_folders,
+                    "reports_dir": self.reports.name}
         port, warm_read, warm_write = None, None, None
         if user is not None:
             port = free_port()

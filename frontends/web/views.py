@@ -14,6 +14,7 @@ import numpy as np
 from frontends.store import Attempt as StoredAttempt
 from frontends.store import Store, User
 from frontends.web.attempt import LiveAttempt
+from scenarios.catalogue import LIBRARY, Catalogue
 from scenarios.schema import Scenario
 from scoring.checklist import checklist_points
 from scoring.peers import percentile_text
@@ -34,11 +35,11 @@ _VERDICT_KINDS = {"contrast", "medication"}
 _SHOWN_ELSEWHERE = {"probe_placed", "hint_shown"}
 
 
-def initial_state(user: User, scenarios: dict[str, Scenario], first: str) -> dict:
+def initial_state(user: User, catalogue: Catalogue, first: str) -> dict:
     """Every state variable of the page, as it is before anything happens (``first``: the scenario picked)."""
     return {
         "tab": "sim", "action_count": 0, "user_name": user.name, "role": user.role,
-        "scenario_items": [{"value": k, "title": v.title} for k, v in sorted(scenarios.items())],
+        "scenario_items": scenario_items(catalogue), "explain_for": None, "explain_page": "",
         "scenario_id": first, "scenario": {}, "attempt_active": False, "attempt_id": None, "resume_id": None,
         "busy": False, "error_text": "", "error_show": False, "alert_text": "", "alert_colour": "red-darken-2",
         "alert_show": False,
@@ -62,10 +63,30 @@ def initial_state(user: User, scenarios: dict[str, Scenario], first: str) -> dic
     }
 
 
+def scenario_items(catalogue: Catalogue) -> list[dict]:
+    """The pickers' items: each group's cases by id under a header naming the group (the library, then
+    each served folder).
+
+    Examples
+    --------
+    >>> from scenarios.catalogue import read_catalogue
+    >>> scenario_items(read_catalogue())[:2]  # doctest: +ELLIPSIS
+    [{'type': 'subheader', 'title': 'Library'}, {'value': 'facet-default', 'title': ...}]
+    """
+    items = []
+    for group in catalogue.group_names():
+        items.append({"type": "subheader", "title": "Library" if group == LIBRARY else group})
+        items += [{"value": key, "title": scenario.title} for key, scenario in sorted(catalogue.scenarios.items())
+                  if catalogue.groups[key] == group]
+    return items
+
+
 def scenario_view(scenario: Scenario) -> dict:
-    """The case card: title, brief, procedure, needle and imaging; which imaging the controls offer."""
+    """The case card: title, brief, difficulty, learning objectives, procedure, needle and imaging; which
+    imaging the controls offer."""
     imaging = [name.upper() if name == "dsa" else name for name, on in scenario.imaging.model_dump().items() if on]
-    return {"scenario": {"title": scenario.title, "brief": scenario.brief,
+    return {"scenario": {"title": scenario.title, "brief": scenario.brief, "difficulty": scenario.difficulty,
+                         "objectives": list(scenario.objectives),
                          "procedure": scenario.procedure.replace("_", " "),
                          "needle": f"{scenario.needle.kind.replace('_', ' ').title()} {scenario.needle.gauge} G, "
                                    f"{scenario.needle.spec().length_mm:.0f} mm",

@@ -5,7 +5,9 @@ changes the same state. So the portal (:mod:`frontends.web.portal`) starts a wor
 for each logged-in user, bound to the loopback interface, and forwards only that user's requests
 to it; users never share a process, and so never see each other's state.
 
-The trainee's screen: a scenario picker, the fluoroscopy monitor (black, last image held), the
+The trainee's screen: a scenario picker (the library's cases, then those of each folder the server was
+given with ``--scenarios``, :mod:`scenarios.catalogue`), the case's difficulty, objectives and patient
+explanation (:mod:`frontends.web.explanation`), the fluoroscopy monitor (black, last image held), the
 C-arm (angles, presets), the needle (entry picked on the image, two angles, advance/withdraw by a
 step, redirect), the loss-of-resistance syringe and contrast, events, timer, shot and dose counters,
 hints (each a ``show_hint`` action), where the scenario allows ultrasound a second monitor with live
@@ -32,7 +34,7 @@ import sys
 import tempfile
 import threading
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from aiohttp import WSCloseCode
@@ -45,7 +47,8 @@ from frontends.web.handlers import Handlers
 from frontends.web.inputs import MAX_MESSAGE_BYTES
 from frontends.web.patients import Patients
 from frontends.web.views import initial_state
-from scenarios.schema import Scenario, library_scenarios
+from scenarios.catalogue import Catalogue, read_catalogue
+from scenarios.schema import Scenario
 from simulator.case.controls import carm_start, probe_level_and_side
 
 # Work longer than this (s: a patient loaded, a report, a first ultrasound frame) leaves freed scratch
@@ -55,7 +58,7 @@ HEAVY_WORK_S = 0.3
 # handler in a worker thread. ``new_attempt`` only changes the state, at once.
 _CLICKS = ("start_attempt", "resume_attempt", "shot", "live", "dsa", "move_carm", "preset", "pick", "insert",
            "redirect", "advance", "withdraw", "lor", "inject", "medicate", "finish", "open_attempt", "preview", "hint",
-           "probe_view", "probe_move", "probe_settings", "us_pick", "insert_in_plane")
+           "probe_view", "probe_move", "probe_settings", "us_pick", "insert_in_plane", "explain_case")
 
 
 @dataclass(frozen=True)
@@ -72,6 +75,7 @@ class WorkstationConfig:
     port: int | None = None
     anatomy: str | None = None  # overrides every scenario's anatomy (tests, a department's own patient)
     scenario: str | None = None  # the scenario picked when the screen opens
+    scenario_folders: list[str] = field(default_factory=list)  # served besides the library (--scenarios)
     warm_fd: int | None = None
     reports_dir: str | None = None  # where its reports go (the portal's folder, removed with the portal)
 
@@ -99,14 +103,15 @@ class Workstation:
     """The trame server of one user (see the module docstring): wires the page's clicks and fields to
     :class:`frontends.web.handlers.Handlers`, and pushes what they change to the browser."""
 
-    def __init__(self, config: WorkstationConfig, server=None, *, scenarios: dict[str, Scenario] | None = None,
+    def __init__(self, config: WorkstationConfig, server=None, *, catalogue: Catalogue | None = None,
                  patients: Patients | None = None) -> None:
         from trame.app import get_server
 
         self.config = config
         self.store = Store(config.db_url)
         self.user = self.store.user_by_id(config.user_id)
-        self.scenarios = scenarios or library_scenarios()
+        self.catalogue = catalogue or read_catalogue(config.scenario_folders)
+        self.scenarios = self.catalogue.scenarios
         self._loop: asyncio.AbstractEventLoop | None = None
         self._loop_thread: int | None = None
         self.lock = asyncio.Lock()
@@ -125,7 +130,7 @@ class Workstation:
     def _init_state(self) -> None:
         first = first_scenario(self.scenarios, self.config.scenario)
         handlers = self.handlers
-        self.state.update(initial_state(self.user, self.scenarios, first) | handlers.scenario_view(first)
+        self.state.update(initial_state(self.user, self.catalogue, first) | handlers.scenario_view(first)
                           | handlers.resume_view() | handlers.review_view())
 
     def _bind(self) -> None:
@@ -351,9 +356,11 @@ def main() -> None:
     config = WorkstationConfig.from_environment()
     sys.argv = sys.argv[:1]  # trame parses the command line; the configuration came in the environment
     started = time.monotonic()
-    scenarios, patients = library_scenarios(), Patients(config.anatomy)
     try:
-        warm_up(scenarios[first_scenario(scenarios, config.scenario)], patients)
+        catalogue, patients = read_catalogue(config.scenario_folders), Patients(config.anatomy)
+        for warning in catalogue.warnings:
+            print(f"warning: {warning} (left out)", flush=True)
+        warm_up(catalogue.scenarios[first_scenario(catalogue.scenarios, config.scenario)], patients)
     except SpinesimError as error:  # the patient cannot be worked on: say why in the log, no traceback
         print(f"workstation cannot start: {error}", flush=True)
         sys.exit(2)
@@ -364,7 +371,7 @@ def main() -> None:
         os.close(config.warm_fd)
         config = config.assigned(sys.stdin.readline())
         started = time.monotonic()
-    station = Workstation(config, scenarios=scenarios, patients=patients)
+    station = Workstation(config, catalogue=catalogue, patients=patients)
     print(f"workstation for user {config.user_id} serving on port {config.port} after "
           f"{time.monotonic() - started:.1f} s more", flush=True)
     station.server.start(port=config.port, host="127.0.0.1", open_browser=False, show_connection_info=False,
