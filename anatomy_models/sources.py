@@ -100,8 +100,8 @@ def import_anatomy(path: str | Path, *, series_uid: str | None = None, labels: s
         if label_format:
             raise SpinesimError("--label-format applies to label maps, not meshes", path=path,
                                 hint="name meshes after structures, or map their names with --labels NAMES.yaml")
-        meshes = mesh_anatomy(path, spacing_mm=spacing_mm or 1.0, units=mesh_units, names_path=labels, progress=progress)
-        return _with_estimated_landmarks(meshes)
+        return _with_estimated_landmarks(mesh_anatomy(path, spacing_mm=spacing_mm or 1.0, units=mesh_units,
+                                                      names_path=labels, progress=progress))
     fmt = parse_label_format(label_format) if label_format else None
     metadata: dict = {"source": kind}
     if kind in ("seg.nrrd", "totalsegmentator"):
@@ -142,7 +142,7 @@ def _with_estimated_landmarks(anatomy: Anatomy) -> Anatomy:
         return anatomy
     try:
         return with_label_landmarks(anatomy)
-    except SpinesimError as error:  # no lumbar vertebra with a canal: the anatomy is still usable without views by level
+    except SpinesimError as error:  # no lumbar vertebra with a canal: still usable, without views by level
         notes = [*anatomy.metadata.get("import_notes", []), f"no landmarks: {error.problem}"]
         return replace(anatomy, metadata=dict(anatomy.metadata, import_notes=notes))
 
