@@ -274,11 +274,19 @@ def present_ids(array: np.ndarray) -> list[int]:
     return [int(v) for v in values if v != 0]
 
 
-def relabel_by_names(source: Volume, names: dict[int, str], prefix: str, *,
-                     path: Path | None = None, table_name: str = "label table") -> LabelMap:
+def _own_structure(name: str, tissue: str | None) -> tuple[str, str] | None:
+    """``(name, tissue)`` of a segment spinesim wrote (its tissue tag names a tissue class and its name is a
+    valid structure name), else None."""
+    valid_name = all(_name_part(part) == part for part in re.split(r"[.\-]", name))
+    return (name, tissue) if tissue in TISSUES and valid_name else None
+
+
+def relabel_by_names(source: Volume, names: dict[int, str], prefix: str, *, path: Path | None = None,
+                     table_name: str = "label table", tissues: dict[int, str] | None = None) -> LabelMap:
     """Translate a label map whose ids have source names into spinesim structures.
 
-    Several source ids may land on one structure (TotalSegmentator's sacrum and S1 both become ``S1``).
+    An id whose tissue class ``tissues`` gives (the tags of a segmentation spinesim exported) keeps its
+    name as it is. Several source ids may land on one structure (TotalSegmentator's sacrum and S1 both become ``S1``).
     Only ids that occur get a row. Ids that occur but are not in ``names`` are kept as ``label_<id>``
     (soft tissue until :func:`with_unknown_tissues_from_ct`), with a warning.
     """
@@ -289,7 +297,8 @@ def relabel_by_names(source: Volume, names: dict[int, str], prefix: str, *,
     lookup = np.zeros(max(ids, default=0) + 1, dtype=np.uint16)
     for source_id in ids:
         if source_id in names:
-            name, tissue = structure_for_name(names[source_id], prefix)
+            own = _own_structure(names[source_id], (tissues or {}).get(source_id))
+            name, tissue = own or structure_for_name(names[source_id], prefix)
         else:
             name, tissue = unknown_id_structure(source_id), "soft_tissue"
         lookup[source_id] = (table.by_name(name) if name in table else table.add(name, tissue)).id
@@ -467,7 +476,8 @@ def read_label_map(path: str | Path, label_format: LabelFormat | None = None, *,
         result = read_totalsegmentator_folder(path, progress=progress)
     elif is_nrrd_path(path) and is_segmentation_file(path) and kind != "table":
         segmentation = read_segmentation(path)
-        result = relabel_by_names(segmentation.labels, segmentation.names, "seg", path=path, table_name="segment list")
+        result = relabel_by_names(segmentation.labels, segmentation.names, "seg", path=path, table_name="segment list",
+                                  tissues=segmentation.tissues)
         if segmentation.overlapping_voxels:
             result = replace(result, notes=(f"{segmentation.overlapping_voxels} voxels belong to "
                                             "overlapping segments; the later segment kept them",))

@@ -202,9 +202,9 @@ def describe_source(path: str | Path) -> dict[str, str]:
         return facts
     if kind == "seg.nrrd":
         segmentation = read_segmentation(path)
+        foreign = [name for number, name in segmentation.names.items() if number not in segmentation.tissues]
         return {"kind": "3D Slicer segmentation", **describe_volume(segmentation.labels),
-                "segments": _mapped(segmentation.names.values()),
-                "not recognised": _unrecognised(segmentation.names.values())}
+                "segments": _mapped(segmentation.names.values()), "not recognised": _unrecognised(foreign)}
     if kind == "totalsegmentator":
         stems = sorted(nifti_stem(p) for p in path.iterdir() if is_nifti_path(p))
         return {"kind": "TotalSegmentator per-class masks", "masks": str(len(stems)),
