@@ -13,7 +13,7 @@ from typing import Callable
 import numpy as np
 
 from anatomy_models.anatomy import MANIFEST, Anatomy
-from anatomy_models.dicom import contains_dicom, read_dicom_series, scan_dicom
+from anatomy_models.dicom import contains_dicom, read_dicom_series, scan_dicom, summarised_notes
 from anatomy_models.errors import SpinesimError
 from anatomy_models.label_landmarks import with_label_landmarks
 from anatomy_models.labelmaps import (LabelMap, ct_from_labels, is_totalsegmentator_folder, is_unknown_id_structure,
@@ -189,7 +189,8 @@ def describe_source(path: str | Path) -> dict[str, str]:
         found = scan_dicom(path)
         facts = {"kind": f"DICOM ({len(found)} series)"}
         for number, series in enumerate(found, 1):
-            facts[f"series [{number}]"] = f"{series.uid}\n{series.summary()}"
+            notes = summarised_notes(series.reader_notes)
+            facts[f"series [{number}]"] = "\n".join([series.uid, series.summary(), *notes])
         facts["choose"] = "spinesim anatomy import PATH --series UID (or its number) -o NAME"
         return facts
     if kind == "nifti":
