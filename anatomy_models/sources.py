@@ -141,10 +141,13 @@ def _with_estimated_landmarks(anatomy: Anatomy) -> Anatomy:
     if anatomy.labels is None or anatomy.landmarks:
         return anatomy
     try:
-        return with_label_landmarks(anatomy)
+        measured = with_label_landmarks(anatomy)
+        note = (f"{len(measured.landmarks)} landmarks measured from the vertebra labels "
+                "(estimates, good to a few millimetres): views and targets by level work on this anatomy")
     except SpinesimError as error:  # no lumbar vertebra with a canal: still usable, without views by level
-        notes = [*anatomy.metadata.get("import_notes", []), f"no landmarks: {error.problem}"]
-        return replace(anatomy, metadata=dict(anatomy.metadata, import_notes=notes))
+        measured, note = anatomy, f"no landmarks: {error.problem}"
+    notes = [*measured.metadata.get("import_notes", []), note]
+    return replace(measured, metadata=dict(measured.metadata, import_notes=notes))
 
 
 def _resampled(ct: Volume, label_map: LabelMap | None, spacing_mm: float) -> tuple[Volume, LabelMap | None]:

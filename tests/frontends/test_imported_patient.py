@@ -30,6 +30,7 @@ def test_fluoro_by_level_works_on_an_imported_ct(ct_and_vertebra_labels, small_s
     labels_path = write_nifti(small_spine.ct.with_array(labels), folder / "verse.nii.gz")
     assert main(["anatomy", "import", str(ct_path), "--labels", str(labels_path), "--label-format", "verse",
                  "-o", "byo-ct"]) == 0
+    assert "landmarks measured from the vertebra labels" in capsys.readouterr().out
     imported = load_anatomy("byo-ct")
     assert "L1.body.center" in imported.landmarks and "L4-L5.interlaminar_window.center" in imported.landmarks
     assert "approximate" in imported.metadata["derived_landmarks"]
