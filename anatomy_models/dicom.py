@@ -60,11 +60,14 @@ and the de-identification mark of the Basic Profile. The folder appears whole or
 from __future__ import annotations
 
 import os
+import re
 import struct
 from collections import Counter
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any, Callable, Iterator
+from warnings import catch_warnings, simplefilter, warn_explicit
 
 import numpy as np
 import pydicom
@@ -116,6 +119,57 @@ MAX_SEQUENCE_DEPTH = 16
 MAX_ABS_HU = 100_000.0
 
 
+# ---------------------------------------------------------------------------------------- pydicom's warnings
+_PYDICOM_FOLDER = str(Path(pydicom.__file__).parent)
+# pydicom's warnings about a value that breaks its VR's rules (the validators of pydicom/valuerep.py).
+_VALUE_RULE = re.compile(r"exceeds the maximum|invalid value|is not valid for elements with a VR|"
+                         r"cannot be assigned to a tag with VR|must be <= \d+ characters", re.IGNORECASE)
+VALUE_RULE_NOTE = ("header values break the DICOM standard's rules for their kind (too long, or malformed); "
+                   "they were read as written")
+
+
+def _in_our_words(text: str) -> str:
+    """A pydicom warning as spinesim says it: value-rule warnings as one sentence, others with any quoted
+    text removed (a quoted header value may be a name).
+
+    Examples
+    --------
+    >>> _in_our_words("Invalid value for VR DA: '2024-13-45'.") == VALUE_RULE_NOTE
+    True
+    >>> _in_our_words("Unknown element 'DOE^JANE' skipped")
+    "the DICOM reader noted: Unknown element '...' skipped"
+    """
+    if _VALUE_RULE.search(text):
+        return VALUE_RULE_NOTE
+    return "the DICOM reader noted: " + re.sub(r"'[^']*'|\"[^\"]*\"", "'...'", text)[:200]
+
+
+@contextmanager
+def _pydicom_notes(found: list[str]) -> Iterator[None]:
+    """Collect pydicom's warnings raised inside into ``found``, in our words, instead of letting them print:
+    on a terminal they are noise in pydicom's terms. Other packages' warnings pass on unchanged."""
+    with catch_warnings(record=True) as caught:
+        simplefilter("always")
+        yield
+    for caught_warning in caught:
+        if caught_warning.filename.startswith(_PYDICOM_FOLDER):
+            found.append(_in_our_words(str(caught_warning.message)))
+        else:
+            warn_explicit(caught_warning.message, caught_warning.category, caught_warning.filename,
+                          caught_warning.lineno)
+
+
+def summarised_notes(notes: list[str]) -> list[str]:
+    """Each distinct note once, with how many times it came when more than once.
+
+    Examples
+    --------
+    >>> summarised_notes([VALUE_RULE_NOTE] * 3)[0].endswith("(3 times)")
+    True
+    """
+    return [note if count == 1 else f"{note} ({count} times)" for note, count in Counter(notes).items()]
+
+
 # ---------------------------------------------------------------------------------------- scanning
 @dataclass(frozen=True, slots=True)
 class _File:
@@ -163,6 +217,7 @@ class DicomSeries:
     burned_in_annotation: bool = False
     frames: list[_Frame] = field(default_factory=list)
     slice_thickness_mm: float | None = None
+    reader_notes: list[str] = field(default_factory=list)  # pydicom's warnings, in our words (_pydicom_notes)
 
     @property
     def slice_count(self) -> int:
@@ -508,40 +563,51 @@ def scan_dicom(path: str | Path, *, progress: ProgressCallback | None = None) ->
     for done, file_path in enumerate(files):
         if progress is not None and done % 16 == 0:
             progress(done, len(files), "scanning files")
-        header = _read_header(file_path)
-        if header is None:
-            continue
-        dataset, location = header
-        uid = str(dataset.get("SeriesInstanceUID", "") or "")
-        if not uid or ("Rows" not in dataset and location is None):
-            sop_class = str(dataset.get("SOPClassUID", "") or getattr(dataset, "file_meta", {}).get("MediaStorageSOPClassUID", ""))
-            if sop_class in (CT_IMAGE_STORAGE, ENHANCED_CT_IMAGE_STORAGE):
-                raise SpinesimError("a CT image file without series UID or pixel data; it is truncated or damaged",
-                                    path=file_path, hint="copy it again from the source, or remove it from the folder")
-            continue  # DICOMDIR, reports, presentation states: nothing to read
-        file, problem = _file_facts(file_path, dataset, location)
-        frames = _frames_of(dataset, file)
-        if problem is not None:
-            frames = [replace(f, problem=problem) for f in frames]
-        if uid not in series:
-            facts = safe_facts(dataset)
-            number = dataset.get("SeriesNumber")
-            series[uid] = DicomSeries(
-                uid=uid, modality=str(dataset.get("Modality", "") or ""),
-                description=str(facts.get("series_description", "")),
-                number=int(number) if number not in (None, "") else None,
-                sop_class=str(UID(str(dataset.get("SOPClassUID", ""))).name),
-                transfer_syntax=str(file.transfer_syntax.name), facts=facts,
-                slice_thickness_mm=facts.get("slice_thickness_mm"))
-        entry = series[uid]
-        entry.burned_in_annotation |= str(dataset.get("BurnedInAnnotation", "")).upper() == "YES"
-        entry.frames.extend(frames)
+        notes: list[str] = []
+        with _pydicom_notes(notes):
+            header = _read_header(file_path)
+            entry = None if header is None else _scanned(header, file_path, series)
+        if entry is not None:
+            entry.reader_notes += notes
     if progress is not None:
         progress(len(files), len(files), "scanning files")
     if not series:
         raise SpinesimError(f"no DICOM images among the {len(files)} file(s) found", path=path,
                             hint="give the folder that holds the CT slices (.dcm files or DICOM files without extension)")
     return sorted(series.values(), key=lambda s: (s.number if s.number is not None else 1 << 30, s.uid))
+
+
+def _scanned(header: tuple[Dataset, tuple[int, int] | None], file_path: Path,
+             series: dict[str, DicomSeries]) -> DicomSeries | None:
+    """Add the frames of one file's ``header`` to its series in ``series``; the series, or None for a file that
+    holds no image (DICOMDIR, reports, presentation states)."""
+    dataset, location = header
+    uid = str(dataset.get("SeriesInstanceUID", "") or "")
+    if not uid or ("Rows" not in dataset and location is None):
+        meta = getattr(dataset, "file_meta", {})
+        sop_class = str(dataset.get("SOPClassUID", "") or meta.get("MediaStorageSOPClassUID", ""))
+        if sop_class in (CT_IMAGE_STORAGE, ENHANCED_CT_IMAGE_STORAGE):
+            raise SpinesimError("a CT image file without series UID or pixel data; it is truncated or damaged",
+                                path=file_path, hint="copy it again from the source, or remove it from the folder")
+        return None  # DICOMDIR, reports, presentation states: nothing to read
+    file, problem = _file_facts(file_path, dataset, location)
+    frames = _frames_of(dataset, file)
+    if problem is not None:
+        frames = [replace(f, problem=problem) for f in frames]
+    if uid not in series:
+        facts = safe_facts(dataset)
+        number = dataset.get("SeriesNumber")
+        series[uid] = DicomSeries(
+            uid=uid, modality=str(dataset.get("Modality", "") or ""),
+            description=str(facts.get("series_description", "")),
+            number=int(number) if number not in (None, "") else None,
+            sop_class=str(UID(str(dataset.get("SOPClassUID", ""))).name),
+            transfer_syntax=str(file.transfer_syntax.name), facts=facts,
+            slice_thickness_mm=facts.get("slice_thickness_mm"))
+    entry = series[uid]
+    entry.burned_in_annotation |= str(dataset.get("BurnedInAnnotation", "")).upper() == "YES"
+    entry.frames.extend(frames)
+    return entry
 
 
 def choose_series(found: list[DicomSeries], series_uid: str | None, path: str | Path) -> DicomSeries:
@@ -916,8 +982,10 @@ def read_dicom_series(path: str | Path, series_uid: str | None = None, *,
     stack = _stack(series.frames, path)
     warnings: list[str] = []
     integral = all(f.slope == 1 and float(f.intercept).is_integer() for f in stack.frames)
-    buffer, notes = _read_pixels(stack, np.dtype(np.int16 if integral else np.float32), progress)
-    warnings += notes
+    reader_notes = list(series.reader_notes)
+    with _pydicom_notes(reader_notes):
+        buffer, notes = _read_pixels(stack, np.dtype(np.int16 if integral else np.float32), progress)
+    warnings += notes + summarised_notes(reader_notes)
 
     column_spacing, row_spacing = float(stack.pixel_spacing[1]), float(stack.pixel_spacing[0])
     offsets_px = stack.offsets / np.array([column_spacing, row_spacing])

@@ -6,7 +6,8 @@ Layouts, with ``OUT`` the output argument:
   ``OUT/labels.json``; or, if ``OUT`` ends in ``.nii``/``.nii.gz``, the CT there and
   ``<stem>.labels.nii.gz`` / ``<stem>.labels.json`` beside it.
 - ``nrrd``: ``OUT/ct.nrrd``, ``OUT/labels.seg.nrrd`` (a 3D Slicer segmentation: segments named after
-  the structures) and ``OUT/labels.json``; or the CT at ``OUT`` if it ends in ``.nrrd``.
+  the structures, each tagged with its tissue class so that it imports back unchanged) and
+  ``OUT/labels.json``; or the CT at ``OUT`` if it ends in ``.nrrd``.
 - ``dicom``: a CT Image Storage series, one file per slice, in the new folder ``OUT`` (de-identified,
   fresh UIDs; labels are not part of a CT series).
 - ``stl``: one ``<structure>.stl`` per structure in the folder ``OUT`` (LPS mm, ``SPACE=LPS`` header).
@@ -97,5 +98,6 @@ def _write_volumes(anatomy: Anatomy, fmt: str, paths: list[Path]) -> None:
     if fmt == "nifti":
         write_nifti(labels, paths[1], label_map=True)
     else:
-        write_segmentation(labels, {label.id: label.name for label in anatomy.label_table}, paths[1])
+        write_segmentation(labels, {label.id: label.name for label in anatomy.label_table}, paths[1],
+                           tissues={label.id: label.tissue for label in anatomy.label_table})
     paths[2].write_text(json.dumps(anatomy.label_table.to_list(), indent=1) + "\n", encoding="utf-8")

@@ -14,13 +14,15 @@ Sources understood:
 
 Names that are part of spinesim's vocabulary keep their meaning (``L4``, ``spinal_cord``); the other
 classes keep their own name under a prefix (``totalseg.liver``, ``verse.C5``, ``seg.tumour``) with a
-tissue class chosen from what kind of thing they are (bone, muscle, vessel, air, ...).
+tissue class chosen from what kind of thing they are (bone, muscle, vessel, air, ...). An id that the
+table does not list is kept, never refused: it becomes a structure named by its number (``label_37``)
+whose tissue class the CT numbers under it decide (soft tissue without a CT), with a warning.
 """
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable
 
@@ -29,8 +31,8 @@ import numpy as np
 from anatomy_models.errors import SpinesimError
 from anatomy_models.nifti import is_nifti_path, nifti_label_names, nifti_stem, read_nifti
 from anatomy_models.nrrd import is_nrrd_path, is_segmentation_file, read_nrrd, read_segmentation
-from anatomy_models.structures import LabelTable, vocabulary_tissue
-from anatomy_models.tissues import TISSUES
+from anatomy_models.structures import Label, LabelTable, vocabulary_tissue
+from anatomy_models.tissues import TISSUES, tissue_from_hu
 from anatomy_models.volume import Volume
 
 ProgressCallback = Callable[[float, float, str], None]
@@ -217,11 +219,39 @@ def generic_structure(raw: str, prefix: str, number: int) -> tuple[str, str]:
 # --------------------------------------------------------------------------- relabelling
 @dataclass(frozen=True)
 class LabelMap:
-    """A label map in spinesim's terms: ids on a grid, their label table, and what was done to them."""
+    """A label map in spinesim's terms: ids on a grid, their label table, and what was done to them
+    (``notes``) or what the user should check (``warnings``: ids the table did not know)."""
 
     labels: Volume
     table: LabelTable
     notes: tuple[str, ...] = field(default_factory=tuple)
+    warnings: tuple[str, ...] = field(default_factory=tuple)
+
+
+_UNKNOWN = re.compile(r"^label_(\d+)$")
+
+
+def unknown_id_structure(label_id: int) -> str:
+    """The structure name of a label id that no table names: ``label_<id>``.
+
+    Examples
+    --------
+    >>> unknown_id_structure(37), is_unknown_id_structure("label_37"), is_unknown_id_structure("L4")
+    ('label_37', True, False)
+    """
+    return f"label_{label_id}"
+
+
+def is_unknown_id_structure(name: str) -> bool:
+    """True for a structure named by number because its source did not name its id."""
+    return bool(_UNKNOWN.match(name))
+
+
+def _unknown_ids_warning(unknown: list[int], table_name: str) -> str:
+    shown = ", ".join(map(str, unknown[:10])) + (", ..." if len(unknown) > 10 else "")
+    return (f"label id(s) {shown} are not in the {table_name}: kept as structures named by number "
+            f"({unknown_id_structure(unknown[0])}, ...), their tissue class read from the CT numbers (soft tissue "
+            f"without a CT); to name them, give your own table with --label-format table:FILE")
 
 
 def _integer_ids(volume: Volume, path: Path | None) -> np.ndarray:
@@ -244,37 +274,66 @@ def present_ids(array: np.ndarray) -> list[int]:
     return [int(v) for v in values if v != 0]
 
 
-def relabel_by_names(source: Volume, names: dict[int, str], prefix: str, *,
-                     path: Path | None = None, table_name: str = "label table") -> LabelMap:
+def _own_structure(name: str, tissue: str | None) -> tuple[str, str] | None:
+    """``(name, tissue)`` of a segment spinesim wrote (its tissue tag names a tissue class and its name is a
+    valid structure name), else None."""
+    valid_name = all(_name_part(part) == part for part in re.split(r"[.\-]", name))
+    return (name, tissue) if tissue in TISSUES and valid_name else None
+
+
+def relabel_by_names(source: Volume, names: dict[int, str], prefix: str, *, path: Path | None = None,
+                     table_name: str = "label table", tissues: dict[int, str] | None = None) -> LabelMap:
     """Translate a label map whose ids have source names into spinesim structures.
 
-    Several source ids may land on one structure (TotalSegmentator's sacrum and S1 both become ``S1``).
-    Only ids that occur get a row. Ids that occur but are not in ``names`` are an error.
+    An id whose tissue class ``tissues`` gives (the tags of a segmentation spinesim exported) keeps its
+    name as it is. Several source ids may land on one structure (TotalSegmentator's sacrum and S1 both become ``S1``).
+    Only ids that occur get a row. Ids that occur but are not in ``names`` are kept as ``label_<id>``
+    (soft tissue until :func:`with_unknown_tissues_from_ct`), with a warning.
     """
     array = _integer_ids(source, path)
     ids = present_ids(array)
     unknown = [i for i in ids if i not in names]
-    if unknown:
-        raise SpinesimError(f"label ids {unknown[:10]} occur in the label map but not in the {table_name}", path=path,
-                            hint="choose the right --label-format, or give your own table with --label-format table:FILE")
     table = LabelTable()
     lookup = np.zeros(max(ids, default=0) + 1, dtype=np.uint16)
     for source_id in ids:
-        name, tissue = structure_for_name(names[source_id], prefix)
+        if source_id in names:
+            own = _own_structure(names[source_id], (tissues or {}).get(source_id))
+            name, tissue = own or structure_for_name(names[source_id], prefix)
+        else:
+            name, tissue = unknown_id_structure(source_id), "soft_tissue"
         lookup[source_id] = (table.by_name(name) if name in table else table.add(name, tissue)).id
-    return LabelMap(source.with_array(lookup[array]), table)
+    warnings = (_unknown_ids_warning(unknown, table_name),) if unknown else ()
+    return LabelMap(source.with_array(lookup[array]), table, warnings=warnings)
 
 
-def relabel_with_table(source: Volume, table: LabelTable, path: Path | None = None,
-                       table_path: Path | None = None) -> LabelMap:
-    """A label map read with the user's own table: ids keep their values; every id must be listed."""
+def relabel_with_table(source: Volume, table: LabelTable, path: Path | None = None) -> LabelMap:
+    """A label map read with the user's own table: ids keep their values; ids the table does not list
+    are kept as ``label_<id>`` (soft tissue until :func:`with_unknown_tissues_from_ct`), with a warning."""
     array = _integer_ids(source, path)
     listed = {label.id for label in table}
     unknown = [i for i in present_ids(array) if i not in listed]
-    if unknown:
-        raise SpinesimError(f"label ids {unknown[:10]} occur in the label map but not in the label table "
-                            f"{table_path or ''}".rstrip(), path=path, hint="add a row for each id to the table")
-    return LabelMap(source.with_array(array.astype(np.uint16)), table)
+    if not unknown:
+        return LabelMap(source.with_array(array.astype(np.uint16)), table)
+    extended = LabelTable([*table, *(Label(i, unknown_id_structure(i), "soft_tissue") for i in unknown)])
+    return LabelMap(source.with_array(array.astype(np.uint16)), extended,
+                    warnings=(_unknown_ids_warning(unknown, "label table"),))
+
+
+def with_unknown_tissues_from_ct(label_map: LabelMap, ct: Volume) -> LabelMap:
+    """``label_map`` with the tissue class of each structure named by number (``label_37``) read from the
+    median CT number of its voxels (:func:`anatomy_models.tissues.tissue_from_hu`); ``ct`` shares its grid."""
+    ids = [label.id for label in label_map.table if is_unknown_id_structure(label.name)]
+    if not ids:
+        return label_map
+    array = label_map.labels.array
+    tissues: dict[int, str] = {}
+    for label_id in ids:
+        hu = ct.array[array == label_id]
+        if hu.size:
+            index, names = tissue_from_hu(np.median(hu))
+            tissues[label_id] = names[int(index)]
+    table = LabelTable([replace(label, tissue=tissues.get(label.id, label.tissue)) for label in label_map.table])
+    return replace(label_map, table=table)
 
 
 # --------------------------------------------------------------------------- formats
@@ -417,13 +476,14 @@ def read_label_map(path: str | Path, label_format: LabelFormat | None = None, *,
         result = read_totalsegmentator_folder(path, progress=progress)
     elif is_nrrd_path(path) and is_segmentation_file(path) and kind != "table":
         segmentation = read_segmentation(path)
-        result = relabel_by_names(segmentation.labels, segmentation.names, "seg", path=path, table_name="segment list")
+        result = relabel_by_names(segmentation.labels, segmentation.names, "seg", path=path, table_name="segment list",
+                                  tissues=segmentation.tissues)
         if segmentation.overlapping_voxels:
-            result = LabelMap(result.labels, result.table, (f"{segmentation.overlapping_voxels} voxels belong to "
-                                                            "overlapping segments; the later segment kept them",))
+            result = replace(result, notes=(f"{segmentation.overlapping_voxels} voxels belong to "
+                                            "overlapping segments; the later segment kept them",))
     else:
         result = _read_label_image(path, label_format, ct)
-    return on_ct_grid(result, ct, path) if ct is not None else result
+    return with_unknown_tissues_from_ct(on_ct_grid(result, ct, path), ct) if ct is not None else result
 
 
 def _read_label_image(path: Path, label_format: LabelFormat | None, ct: Volume | None) -> LabelMap:
@@ -442,7 +502,7 @@ def _read_label_image(path: Path, label_format: LabelFormat | None, ct: Volume |
         return relabel_by_names(source, names, "seg", path=path, table_name="file's own label table")
     if label_format.kind == "table":
         table = LabelTable.from_file(label_format.table_path)
-        return relabel_with_table(source, table, path, label_format.table_path)
+        return relabel_with_table(source, table, path)
     if label_format.kind == "verse":
         return relabel_by_names(source, {i: VERSE_TO_SPINESIM.get(n, n) for i, n in VERSE_LEVELS.items()},
                                 "verse", path=path, table_name="VerSe table (ids 1-28)")
@@ -459,7 +519,7 @@ def _read_label_image(path: Path, label_format: LabelFormat | None, ct: Volume |
             notes.append(f"TotalSegmentator {version} class table chosen: {reason}")
         classes = dict(enumerate(TOTALSEGMENTATOR_VERSIONS[version], start=1))
     mapped = relabel_by_names(source, classes, "totalseg", path=path, table_name="TotalSegmentator class table")
-    return LabelMap(mapped.labels, mapped.table, tuple(notes))
+    return replace(mapped, notes=tuple(notes))
 
 
 # --------------------------------------------------------------------------- grids
@@ -481,7 +541,7 @@ def on_ct_grid(label_map: LabelMap, ct: Volume, path: Path | None = None) -> Lab
     """
     labels = label_map.labels
     if same_grid(labels, ct):
-        return LabelMap(ct.with_array(labels.array), label_map.table, label_map.notes)
+        return replace(label_map, labels=ct.with_array(labels.array))
     low_l, high_l = labels.bounds()
     low_c, high_c = ct.bounds()
     if np.any(high_l <= low_c) or np.any(high_c <= low_l):
@@ -494,7 +554,7 @@ def on_ct_grid(label_map: LabelMap, ct: Volume, path: Path | None = None) -> Lab
     note = (f"label map resampled onto the CT grid with nearest neighbour "
             f"({' x '.join(map(str, labels.shape))} at {_mm(labels.spacing)} mm -> "
             f"{' x '.join(map(str, ct.shape))} at {_mm(ct.spacing)} mm)")
-    return LabelMap(resampled, label_map.table, label_map.notes + (note,))
+    return replace(label_map, labels=resampled, notes=label_map.notes + (note,))
 
 
 def _mm(values: np.ndarray) -> str:

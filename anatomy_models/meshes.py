@@ -1,10 +1,11 @@
 """Mesh anatomy: named surface meshes -> structures -> a voxelised label map and a CT; and STL export.
 
 A source is a mesh file or a folder of them (STL, OBJ, PLY, OFF, GLB/GLTF via trimesh; VTK/VTP via
-pyvista). A file holding one part is named by its file stem; a scene (GLB/GLTF, multi-object OBJ)
-gives one structure per named node. A name that is a spinesim structure or a TotalSegmentator class
-keeps its meaning; a YAML table ``{mesh name: structure name}`` / ``{mesh name: {name: ..., tissue: ...}}``
-names the others; any other part becomes ``mesh.part_N``. File, folder and node names are never kept
+pyvista). A file holding one part is named by its file stem; a scene gives one structure per named
+node (GLB/GLTF nodes; OBJ objects ``o``, or groups ``g`` in an OBJ without objects). A name that is
+a spinesim structure or a TotalSegmentator class keeps its meaning; a YAML table
+``{mesh name: structure name}`` / ``{mesh name: {name: ..., tissue: ...}}`` names the others; any
+other part becomes ``mesh.part_N``. File, folder and node names are never kept
 in the anatomy (:func:`anatomy_models.labelmaps.generic_structure`): they often carry a patient's name.
 
 Coordinates are LPS millimetres. Other units are scaled (``units="m"|"cm"``; glTF's own unit is the
@@ -136,11 +137,21 @@ def _check_binary_stl_size(path: Path) -> None:
                             f"has {size} bytes: truncated or corrupt", path=path, hint="re-export the mesh")
 
 
+def _obj_split(path: Path) -> dict[str, bool]:
+    """trimesh's options that make each object (``o``) of an OBJ one part, or each group (``g``) in a file
+    without objects (trimesh merges them otherwise, and names a group inside an object ``object_group``)."""
+    if path.suffix.lower() != ".obj":
+        return {}
+    with open(path, "rb") as stream:
+        has_objects = any(line.startswith(b"o ") for line in stream)
+    return {"split_objects": has_objects, "split_groups": not has_objects, "group_material": False}
+
+
 def _read_trimesh(path: Path) -> list[tuple[str, np.ndarray, np.ndarray]]:
     if path.suffix.lower() == ".stl":
         _check_binary_stl_size(path)
     try:
-        scene = trimesh.load_scene(str(path), process=False)
+        scene = trimesh.load_scene(str(path), process=False, **_obj_split(path))
     # Third-party parsers raise anything on a corrupt file (struct.error, KeyError, IndexError, ...):
     # all of it means "this file cannot be read", said once, naming the file.
     except Exception as error:  # noqa: BLE001

@@ -6,16 +6,18 @@ a source holds without importing it. Each format's reader lives in a module name
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import Callable
 
 import numpy as np
 
 from anatomy_models.anatomy import MANIFEST, Anatomy
-from anatomy_models.dicom import contains_dicom, read_dicom_series, scan_dicom
+from anatomy_models.dicom import contains_dicom, read_dicom_series, scan_dicom, summarised_notes
 from anatomy_models.errors import SpinesimError
-from anatomy_models.labelmaps import (LabelMap, ct_from_labels, is_totalsegmentator_folder, parse_label_format,
-                                      read_label_map, structure_for_name)
+from anatomy_models.label_landmarks import with_label_landmarks
+from anatomy_models.labelmaps import (LabelMap, ct_from_labels, is_totalsegmentator_folder, is_unknown_id_structure,
+                                      known_structure, parse_label_format, read_label_map, structure_for_name)
 from anatomy_models.meshes import describe_meshes, is_mesh_folder, is_mesh_path, mesh_anatomy, read_mesh_source
 from anatomy_models.nifti import is_nifti_path, nifti_label_names, nifti_orientation_source, nifti_stem, read_nifti
 from anatomy_models.nrrd import is_nrrd_path, is_segmentation_file, read_nrrd, read_segmentation
@@ -78,7 +80,10 @@ def import_anatomy(path: str | Path, *, series_uid: str | None = None, labels: s
         ``mm``, ``cm`` or ``m``: the unit of mesh coordinates.
 
     Notes on what the import did (resampling, version choices) are in ``metadata["import_notes"]``;
-    repairs the DICOM reader made (missing slices, gantry tilt) in ``metadata["import_warnings"]``.
+    repairs the DICOM reader made (missing slices, gantry tilt) and label ids no table named (kept as
+    ``label_<id>``) in ``metadata["import_warnings"]``. A source with vertebra labels gets landmarks
+    measured from them (:mod:`anatomy_models.label_landmarks`), marked as estimates by
+    ``metadata["derived_landmarks"]``, so that views and targets by level work on it.
     ``metadata["source"]`` names the kind of source only, never the file: file names often carry
     a patient's name.
     """
@@ -95,7 +100,8 @@ def import_anatomy(path: str | Path, *, series_uid: str | None = None, labels: s
         if label_format:
             raise SpinesimError("--label-format applies to label maps, not meshes", path=path,
                                 hint="name meshes after structures, or map their names with --labels NAMES.yaml")
-        return mesh_anatomy(path, spacing_mm=spacing_mm or 1.0, units=mesh_units, names_path=labels, progress=progress)
+        return _with_estimated_landmarks(mesh_anatomy(path, spacing_mm=spacing_mm or 1.0, units=mesh_units,
+                                                      names_path=labels, progress=progress))
     fmt = parse_label_format(label_format) if label_format else None
     metadata: dict = {"source": kind}
     if kind in ("seg.nrrd", "totalsegmentator"):
@@ -123,7 +129,25 @@ def import_anatomy(path: str | Path, *, series_uid: str | None = None, labels: s
     metadata["import_notes"] = notes
     if label_map is None:
         return Anatomy(ct=ct, metadata=metadata)
-    return Anatomy(ct=ct, label_table=label_map.table, labels=label_map.labels, metadata=metadata)
+    if label_map.warnings:
+        metadata["import_warnings"] = [*metadata.get("import_warnings", []), *label_map.warnings]
+    return _with_estimated_landmarks(Anatomy(ct=ct, label_table=label_map.table, labels=label_map.labels,
+                                             metadata=metadata))
+
+
+def _with_estimated_landmarks(anatomy: Anatomy) -> Anatomy:
+    """``anatomy`` with landmarks measured from its vertebra labels, or as it is (with a note saying why) when
+    it has none that the measurement can use."""
+    if anatomy.labels is None or anatomy.landmarks:
+        return anatomy
+    try:
+        measured = with_label_landmarks(anatomy)
+        note = (f"{len(measured.landmarks)} landmarks measured from the vertebra labels "
+                "(estimates, good to a few millimetres): views and targets by level work on this anatomy")
+    except SpinesimError as error:  # no lumbar vertebra with a canal: still usable, without views by level
+        measured, note = anatomy, f"no landmarks: {error.problem}"
+    notes = [*measured.metadata.get("import_notes", []), note]
+    return replace(measured, metadata=dict(measured.metadata, import_notes=notes))
 
 
 def _resampled(ct: Volume, label_map: LabelMap | None, spacing_mm: float) -> tuple[Volume, LabelMap | None]:
@@ -131,7 +155,7 @@ def _resampled(ct: Volume, label_map: LabelMap | None, spacing_mm: float) -> tup
     if label_map is None:
         return ct, None
     labels = label_map.labels.resampled_to_spacing(spacing_mm, order=0)
-    return ct, LabelMap(ct.with_array(labels.array), label_map.table, label_map.notes)
+    return ct, replace(label_map, labels=ct.with_array(labels.array))
 
 
 def describe_volume(volume: Volume) -> dict[str, str]:
@@ -154,14 +178,22 @@ def describe_source(path: str | Path) -> dict[str, str]:
         anatomy = Anatomy.load(path)
         facts = {"kind": "stored anatomy", "source": str(anatomy.metadata.get("source", "?"))}
         facts.update(describe_volume(anatomy.ct))
-        facts["structures"] = ", ".join(label.name for label in anatomy.label_table) or "none"
+        names = [label.name for label in anatomy.label_table]
+        facts["structures"] = ", ".join(names) or "none"
+        facts["not recognised"] = ", ".join(n for n in names if is_unknown_id_structure(n)) or "none"
         facts["landmarks"] = str(len(anatomy.landmarks))
+        if anatomy.landmarks and "derived_landmarks" in anatomy.metadata:
+            facts["landmarks"] += f" ({anatomy.metadata['derived_landmarks']})"
+        for key in ("import_warnings", "import_notes"):
+            if anatomy.metadata.get(key):
+                facts[key.replace("_", " ")] = "\n".join(map(str, anatomy.metadata[key]))
         return facts
     if kind == "dicom":
         found = scan_dicom(path)
         facts = {"kind": f"DICOM ({len(found)} series)"}
         for number, series in enumerate(found, 1):
-            facts[f"series [{number}]"] = f"{series.uid}\n{series.summary()}"
+            notes = summarised_notes(series.reader_notes)
+            facts[f"series [{number}]"] = "\n".join([series.uid, series.summary(), *notes])
         facts["choose"] = "spinesim anatomy import PATH --series UID (or its number) -o NAME"
         return facts
     if kind == "nifti":
@@ -170,11 +202,13 @@ def describe_source(path: str | Path) -> dict[str, str]:
         names = nifti_label_names(path)
         if names:
             facts["label table"] = _mapped(names.values())
+            facts["not recognised"] = _unrecognised(names.values())
         return facts
     if kind == "seg.nrrd":
         segmentation = read_segmentation(path)
+        foreign = [name for number, name in segmentation.names.items() if number not in segmentation.tissues]
         return {"kind": "3D Slicer segmentation", **describe_volume(segmentation.labels),
-                "segments": _mapped(segmentation.names.values())}
+                "segments": _mapped(segmentation.names.values()), "not recognised": _unrecognised(foreign)}
     if kind == "totalsegmentator":
         stems = sorted(nifti_stem(p) for p in path.iterdir() if is_nifti_path(p))
         return {"kind": "TotalSegmentator per-class masks", "masks": str(len(stems)),
@@ -182,6 +216,11 @@ def describe_source(path: str | Path) -> dict[str, str]:
     if kind == "mesh":
         return {"kind": "meshes", **describe_meshes(read_mesh_source(path))}
     return {"kind": "NRRD volume", **describe_volume(read_nrrd(path))}
+
+
+def _unrecognised(names) -> str:
+    """The names that are neither spinesim structures nor TotalSegmentator classes (kept as ``seg.<name>``)."""
+    return ", ".join(name for name in names if known_structure(name) is None) or "none"
 
 
 def _mapped(names) -> str:

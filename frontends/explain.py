@@ -212,9 +212,8 @@ def explained_attempt(scenario: Scenario, anatomy: Anatomy, log: LogContents | N
         If the anatomy lacks what the target needs (landmarks, or vertebra labels to measure them
         from), no safe path exists, or the attempt never placed a needle.
     """
-    estimated = not anatomy.landmarks
-    if estimated:
-        anatomy = with_label_landmarks(anatomy)
+    anatomy = with_label_landmarks(anatomy)  # an import measures them already; an older one may not have
+    estimated = "derived_landmarks" in anatomy.metadata
     if log is None:
         tracer = tracer_for(anatomy)
         target = target_for(scenario, anatomy, tracer)

@@ -122,13 +122,31 @@ def test_verse_ids(tmp_path, verse_id, name):
     assert VERSE_LEVELS[verse_id] in name or name == "S1"
 
 
-def test_ids_outside_the_table_are_refused(tmp_path):
+def test_ids_outside_the_table_are_kept_by_number_with_a_warning(tmp_path):
+    """One id a table does not know is a structure named by its number, never a refusal of the file."""
     path = write_nifti(slab_label_map([20, 30]), tmp_path / "verse.nii.gz")
-    with pytest.raises(SpinesimError, match=r"verse\.nii\.gz: label ids \[30\] occur in the label map but not in the VerSe table"):
-        read_label_map(path, parse_label_format("verse"))
-    path = write_nifti(slab_label_map([200]), tmp_path / "big.nii.gz")
-    with pytest.raises(SpinesimError, match=r"label ids \[200\] .* TotalSegmentator class table"):
-        read_label_map(path, parse_label_format("totalsegmentator:v2"))
+    result = read_label_map(path, parse_label_format("verse"))
+    assert result.table.by_id(int(result.labels.array[0, 3, 2])).name == "L1"
+    assert result.table.by_id(int(result.labels.array[2, 3, 2])).name == "label_30"
+    assert result.table.by_name("label_30").tissue == "soft_tissue"  # no CT to tell
+    assert len(result.warnings) == 1 and "30 are not in the VerSe table" in result.warnings[0]
+    path = write_nifti(slab_label_map([V2["vertebrae_L4"], 200]), tmp_path / "big.nii.gz")
+    result = read_label_map(path, parse_label_format("totalsegmentator:v2"))
+    assert {label.name for label in result.table} == {"L4", "label_200"}
+    assert "TotalSegmentator class table" in result.warnings[0]
+
+
+def test_unknown_ids_take_their_tissue_from_the_ct(tmp_path):
+    """With the CT, the tissue class of an unknown id is that of its median CT number."""
+    ids = [23, 30, 31, 32]
+    hu = np.full(GRID.shape, 40, np.int16)
+    for n, value in enumerate([900, 1100, -100, -1000]):
+        hu[2 * n:2 * n + 2] = value
+    ct = GRID.with_array(hu)
+    path = write_nifti(slab_label_map(ids), tmp_path / "verse.nii.gz")
+    result = read_label_map(path, parse_label_format("verse"), ct=ct)
+    tissues = {label.name: label.tissue for label in result.table}
+    assert tissues == {"L4": "cortical_bone", "label_30": "cortical_bone", "label_31": "fat", "label_32": "air"}
 
 
 def test_user_label_table_keeps_ids(tmp_path):
@@ -137,9 +155,11 @@ def test_user_label_table_keeps_ids(tmp_path):
     path = write_nifti(slab_label_map([3, 7]), tmp_path / "labels.nii.gz")
     result = read_label_map(path, parse_label_format(f"table:{tmp_path / 'table.yaml'}"))
     assert result.labels.array[0, 3, 2] == 3 and result.table.by_id(7).name == "my_cyst"
+    assert not result.warnings
     path = write_nifti(slab_label_map([3, 9]), tmp_path / "more.nii.gz")
-    with pytest.raises(SpinesimError, match=r"label ids \[9\] occur in the label map but not in the label table"):
-        read_label_map(path, parse_label_format(f"table:{tmp_path / 'table.yaml'}"))
+    result = read_label_map(path, parse_label_format(f"table:{tmp_path / 'table.yaml'}"))
+    assert result.labels.array[2, 3, 2] == 9 and result.table.by_id(9).name == "label_9"
+    assert "9 are not in the label table" in result.warnings[0]
 
 
 def test_broken_yaml_table_names_the_line(tmp_path):

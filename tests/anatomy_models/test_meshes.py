@@ -100,6 +100,36 @@ def test_glb_scene_nodes_become_named_structures(tmp_path):
     np.testing.assert_allclose(l4, [0, 0, 30.0], atol=0.5)
 
 
+def obj_text(parts: list[tuple[str, str, trimesh.Trimesh]]) -> str:
+    """A Wavefront OBJ holding each mesh under its own ``o NAME`` or ``g NAME`` line (vertex indices shared)."""
+    lines, offset = [], 1
+    for keyword, name, mesh in parts:
+        lines.append(f"{keyword} {name}")
+        lines += [f"v {x:.6f} {y:.6f} {z:.6f}" for x, y, z in mesh.vertices]
+        lines += [f"f {a + offset} {b + offset} {c + offset}" for a, b, c in mesh.faces]
+        offset += len(mesh.vertices)
+    return "\n".join(lines) + "\n"
+
+
+@pytest.mark.parametrize("keyword", ["o", "g"])
+def test_obj_objects_or_groups_become_one_structure_each(tmp_path, keyword):
+    """A multi-object OBJ gives one structure per object (``o``), or per group (``g``) without objects, not
+    one merged mesh; object names that are no structure (they may hold a patient's name) are numbered."""
+    (tmp_path / "spine.obj").write_text(obj_text([
+        (keyword, "L4", sphere(8.0, center=(0, 0, 30.0), subdivisions=3)),
+        (keyword, "DOE_JANE", trimesh.creation.box(extents=(10, 10, 10))),
+        (keyword, "vertebrae_L5", sphere(6.0, center=(0, 0, -30.0), subdivisions=3)),
+    ]))
+    meshes = read_mesh_file(tmp_path / "spine.obj")
+    assert sorted(m.name for m in meshes) == ["DOE_JANE", "L4", "vertebrae_L5"]
+    anatomy = mesh_anatomy(tmp_path / "spine.obj", spacing_mm=1.0)
+    names = {label.name: label.tissue for label in anatomy.label_table}
+    assert names == {"L4": "cortical_bone", "L5": "cortical_bone", "mesh.part_1": "soft_tissue"}
+    assert anatomy.mask("mesh.part_1").sum() == pytest.approx(1000, rel=0.02)
+    l4 = anatomy.ct.voxel_to_world(np.argwhere(anatomy.mask("L4"))).mean(axis=0)
+    np.testing.assert_allclose(l4, [0, 0, 30.0], atol=0.5)
+
+
 @pytest.mark.parametrize("units, scale", [("mm", 1.0), ("cm", 0.1), ("m", 0.001)])
 def test_mesh_units_scale_to_millimetres(tmp_path, units, scale):
     mesh = sphere(RADIUS * scale, (5 * scale, 0, 0), subdivisions=3)

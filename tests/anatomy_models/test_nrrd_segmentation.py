@@ -116,3 +116,19 @@ def test_malformed_segmentations_name_the_file(tmp_path, case, message):
     with pytest.raises(SpinesimError, match=message) as caught:
         read_segmentation(tmp_path / f"{case}.seg.nrrd")
     assert str(caught.value).startswith(str(tmp_path / f"{case}.seg.nrrd"))
+
+
+def test_export_of_the_built_in_patient_imports_back_with_every_name(small_spine, tmp_path):
+    """`anatomy export --format nrrd` then import: the same structures, names, tissues and voxels (issue 22)."""
+    from anatomy_models.exports import export_anatomy
+    from anatomy_models.sources import import_anatomy
+
+    ct_path, seg_path, _ = export_anatomy(small_spine, "nrrd", tmp_path / "out")
+    again = import_anatomy(ct_path, labels=seg_path)
+    expected = {(label.name, label.tissue) for label in small_spine.label_table}
+    assert {(label.name, label.tissue) for label in again.label_table} == expected
+    assert not again.metadata.get("import_warnings")
+    for name in ("L4", "ilium.left", "muscle.abdominal_wall.right", "common_iliac_artery.left", "L4-L5.disc.nucleus"):
+        np.testing.assert_array_equal(again.mask(name), small_spine.mask(name), err_msg=name)
+    segments = slicerio.read_segmentation(str(seg_path), skip_voxels=True)["segments"]  # Slicer's own reader
+    assert {(segment["name"], segment["tags"]["spinesim.tissue"]) for segment in segments} == expected

@@ -45,3 +45,27 @@ def test_empty_and_non_dicom_folders_are_one_line_errors(tmp_path, capsys):
     (tmp_path / "text" / "a.txt").write_text("hello")
     assert main(["anatomy", "info", str(tmp_path / "text")]) == 1
     assert "not a recognised anatomy source" in capsys.readouterr().err
+
+
+def test_pydicom_warnings_become_our_messages(tmp_path, capsys):
+    """Header values that break the standard's rules (too long for their kind) do not let pydicom's own
+    warnings through `anatomy info` or `anatomy import`; the import says it once, in our words, and
+    quotes no value (issue 22)."""
+    import warnings
+
+    folder = tmp_path / "exam"
+    with warnings.catch_warnings():  # pydicom warns while the test writes the values
+        warnings.simplefilter("ignore")
+        write_stack(folder, stored_ramp(3), axial_positions(3), PatientName="DOE^JANE" * 10,
+                    SeriesDescription="x" * 100)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        assert main(["anatomy", "info", str(folder)]) == 0
+        info = capsys.readouterr().out
+        assert main(["anatomy", "import", str(folder), "-o", "long-values"]) == 0
+        imported = capsys.readouterr().out
+    assert [str(w.message) for w in caught] == []
+    assert "break the DICOM standard" in info.replace("\n", " ").replace("│", "")
+    assert "warning:" in imported and "break the DICOM standard" in imported
+    assert "DOE" not in info + imported
+    assert any("break the DICOM standard" in w for w in load_anatomy("long-values").metadata["import_warnings"])
