@@ -1,7 +1,8 @@
 """The controls between an image and the patient: what the trainee does on a picture, as needle,
 C-arm and probe poses.
 
-The needle's two angle controls (:func:`needle_direction`), the skin under a pixel of the image the
+The needle's two angle controls (:func:`needle_direction`), aimed by looking: along the C-arm's beam
+(:func:`beam_aligned_angles`) and nudged on the image (:func:`nudged_angles`), the skin under a pixel of the image the
 monitor holds (:func:`skin_point_on_ray`), where the radiographer centres the C-arm, its starting
 pose and its preset views (:func:`carm_start`, :func:`carm_presets`), the ultrasound probe's preset
 views, movements and settings (:func:`probe_preset`, :func:`moved_probe`, :func:`probe_with_settings`)
@@ -27,6 +28,8 @@ from simulator.needle.trace import Tracer
 # [S17][S20]); contralateral oblique 50 (§1, ~45-50 for the VILL view [S7][S11]).
 IPSILATERAL_OBLIQUE_DEG = 25.0
 CONTRALATERAL_OBLIQUE_DEG = 50.0
+# The largest turn one nudge of the needle's aim may make, degrees [ED: the buttons step 1 and 5].
+MAX_NUDGE_DEG = 45.0
 
 
 # --------------------------------------------------------------------------- geometry of the controls
@@ -55,6 +58,74 @@ def needle_angles(direction: np.ndarray) -> tuple[float, float]:
     :func:`needle_direction`)."""
     d = np.asarray(direction, dtype=np.float64) / np.linalg.norm(direction)
     return float(np.degrees(np.arctan2(d[0], -d[1]))), float(np.degrees(np.arcsin(np.clip(d[2], -1.0, 1.0))))
+
+
+def beam_aligned_angles(carm: CArm) -> tuple[float, float]:
+    """The needle's (toward-left, cranial) angles, degrees, coaxial with the C-arm's central ray and
+    pointing into the prone patient: the down-the-barrel view, where a needle entering on the central
+    ray is a dot.
+
+    The beam runs from the source under the table up to the detector above the back, the needle from the
+    back down, so the needle points against the beam and its angles are the C-arm's with the sign flipped.
+
+    Raises
+    ------
+    SpinesimError
+        If the beam does not come through the back (a lateral or beyond, LAO/RAO 90° or more).
+
+    Examples
+    --------
+    >>> [round(v, 6) for v in beam_aligned_angles(CArm(primary_deg=25, secondary_deg=-10))]
+    [-25.0, 10.0]
+    """
+    if abs(carm.primary_deg) >= 90.0:
+        raise SpinesimError(f"a needle from the back cannot lie along the beam of the {carm.label} view",
+                            hint="turn the C-arm to an AP or oblique view (LAO/RAO under 90°) first")
+    return needle_angles(-carm.beam_direction)
+
+
+def nudged_angles(carm: CArm, toward_left_deg: float, cranial_deg: float, right_deg: float,
+                  up_deg: float) -> tuple[float, float]:
+    """The needle's angles after a nudge on the image: the needle (at angles ``toward_left_deg``,
+    ``cranial_deg``) turned ``right_deg`` toward the right of the image of ``carm`` as the trainee sees it,
+    then ``up_deg`` toward its top (negative: left, down). The entry stays; the tip's projection moves
+    that way.
+
+    Raises
+    ------
+    SpinesimError
+        If a step is larger than :data:`MAX_NUDGE_DEG`, the needle lies along the image direction it is
+        nudged in (it cannot turn that way), or the nudge turns it past horizontal.
+
+    Examples
+    --------
+    >>> [round(v, 6) for v in nudged_angles(CArm(), 0.0, 0.0, 5.0, -3.0)]  # AP: the image's right is the patient's
+    [-5.0, -3.0]
+    """
+    direction = needle_direction(toward_left_deg, cranial_deg)
+    for step_deg, toward, name in ((right_deg, carm.screen_right, "right"), (up_deg, carm.screen_up, "up")):
+        direction = _turned(direction, toward, step_deg, name)
+    left, cranial = needle_angles(direction)
+    if abs(left) >= 90.0 or abs(cranial) >= 90.0:
+        raise SpinesimError("that nudge turns the needle past horizontal",
+                            hint="nudge the other way, or type the needle's angles")
+    return left, cranial
+
+
+def _turned(direction: np.ndarray, toward: np.ndarray, step_deg: float, name: str) -> np.ndarray:
+    """The unit ``direction`` turned ``step_deg`` toward the unit vector ``toward`` (the image's ``name``
+    direction), in the plane the two span."""
+    if not np.isfinite(step_deg) or abs(step_deg) > MAX_NUDGE_DEG:
+        raise SpinesimError(f"a needle nudge must be at most {MAX_NUDGE_DEG:g}°, got {step_deg!r}")
+    if step_deg == 0.0:
+        return direction
+    across = toward - (toward @ direction) * direction
+    length = float(np.linalg.norm(across))
+    if length < 1e-6:
+        raise SpinesimError(f"the needle lies along the image's {name} direction: a nudge cannot turn it that way",
+                            hint="type the needle's angles, or take a view from another direction")
+    step = np.radians(step_deg)
+    return np.cos(step) * direction + np.sin(step) * across / length
 
 
 def skin_point_on_ray(tracer: Tracer, carm: CArm, u: float, v: float) -> np.ndarray:
