@@ -25,17 +25,17 @@ from frontends.web.review import preview_view, review_view, stored_attempt
 from frontends.web.views import (attempt_view, lps_text, replay_view, report_view, resume_view,
                                  scenario_view)
 from scenarios.schema import Scenario
-from simulator.case.controls import (PROBE_MOVES, PROBE_VIEWS, carm_presets, in_plane_entry, moved_probe, needle_angles,
-                                     needle_direction, probe_preset, probe_with_settings)
+from simulator.case.controls import (PROBE_MOVES, PROBE_VIEWS, beam_aligned_angles, carm_presets, in_plane_entry,
+                                     moved_probe, needle_angles, needle_direction, nudged_angles, probe_preset,
+                                     probe_with_settings)
 
 
 # Every request a page may send: the handler's name and how many values it carries.
 REQUESTS = {"start_attempt": 1, "resume_attempt": 1, "new_attempt": 0, "finish": 0, "hint": 0, "shot": 0, "live": 1,
-            "dsa": 1, "move_carm": 2, "preset": 1, "pick": 4, "insert": 2, "redirect": 2, "advance": 1, "withdraw": 1,
-            "lor": 0, "inject": 1, "medicate": 2, "probe_view": 1, "probe_move": 4, "probe_settings": 3, "us_pick": 4,
-            "insert_in_plane": 1, "open_attempt": 1, "preview": 1, "scenario_view": 1, "replay_view": 1,
-            "review_view": 2,
-            "explain_case": 1}
+            "dsa": 1, "move_carm": 2, "preset": 1, "pick": 4, "align_beam": 0, "nudge": 4, "insert": 2, "redirect": 2,
+            "advance": 1, "withdraw": 1, "lor": 0, "inject": 1, "medicate": 2, "probe_view": 1, "probe_move": 4,
+            "probe_settings": 3, "us_pick": 4, "insert_in_plane": 1, "open_attempt": 1, "preview": 1,
+            "scenario_view": 1, "replay_view": 1, "review_view": 2, "explain_case": 1}
 
 
 class Handlers:
@@ -184,6 +184,23 @@ class Handlers:
         point = self.attempt.pick_entry(across * pixels - 0.5, down * pixels - 0.5)
         self._picked = point
         self._set(pick_marker={"x": 100 * across, "y": 100 * down}, entry_text=lps_text(point))
+
+    def align_beam(self) -> None:
+        """Fill the needle's angle fields coaxial with the C-arm's central ray as it stands (down the
+        barrel); Insert or Redirect then uses them."""
+        left, cranial = beam_aligned_angles(self._live().session.carm())
+        self._set(needle_left=round(left, 2), needle_cranial=round(cranial, 2))
+
+    def nudge(self, left_deg, cranial_deg, right_deg, up_deg) -> None:
+        """Turn the needle's angle fields ``right_deg`` toward the right of the image the monitor holds
+        (of the C-arm as it stands before any shot) and ``up_deg`` toward its top; Insert or Redirect
+        then uses them."""
+        attempt = self._live()
+        carm = attempt.last_shot.carm if attempt.last_shot is not None else attempt.session.carm()
+        left, cranial = nudged_angles(carm, number(left_deg, "left/right angle"),
+                                      number(cranial_deg, "cranial/caudal angle"), number(right_deg, "nudge"),
+                                      number(up_deg, "nudge"))
+        self._set(needle_left=round(left, 2), needle_cranial=round(cranial, 2))
 
     def insert(self, left_deg, cranial_deg) -> None:
         if self._picked is None:

@@ -49,6 +49,11 @@ _PROBE_CONTROLS = (("Slide", "slide", "mm", "mdi-arrow-left", "mdi-arrow-right")
                    ("Tilt", "tilt", "°", "mdi-arrow-collapse-down", "mdi-arrow-collapse-up"),
                    ("Rock", "rock", "°", "mdi-undo", "mdi-redo"))
 
+# The needle's nudge buttons: name, icon and the turn toward the image's right and top per degree of step.
+_NUDGES = (("left", "mdi-arrow-left", -1, 0), ("right", "mdi-arrow-right", 1, 0), ("up", "mdi-arrow-up", 0, 1),
+           ("down", "mdi-arrow-down", 0, -1))
+_NUDGE_STEPS_DEG = (1.0, 5.0)
+
 
 def _section(title: str, **kwargs):
     card = v3.VCard(classes="mb-3", variant="flat", border=True, **kwargs)
@@ -313,6 +318,7 @@ def _needle_card(ctrl) -> None:
                 with v3.VCol(cols=6):
                     v3.VTextField(v_model=("needle_cranial",), type="number", step="1", label="Cranial (+) / caudal (−) °",
                                   density="compact", id="needle-cranial", hide_details=True)
+            _aim_controls(ctrl)
             with v3.VRow(dense=True, classes="mt-1"):
                 with v3.VCol(cols=6):
                     v3.VTextField(v_model=("step_mm",), type="number", step="0.5", label="Step (mm)", density="compact",
@@ -326,6 +332,21 @@ def _needle_card(ctrl) -> None:
                     disabled=("busy || !attempt_active || !needle_in",))
             v3.VBtn("Redirect", id="redirect", variant="tonal", click=(ctrl.redirect, "[needle_left, needle_cranial]"),
                     disabled=("busy || !attempt_active || !needle_in",))
+
+
+def _aim_controls(ctrl) -> None:
+    """Aim by looking: the needle's angle fields set along the C-arm's beam (down the barrel), and nudged
+    by a small or a large step toward the image's left, right, top or bottom; Insert or Redirect uses them."""
+    busy = "busy || !attempt_active"
+    v3.VBtn("Align with beam", id="align-beam", size="small", variant="tonal", classes="mt-2",
+            prepend_icon="mdi-crosshairs", click=ctrl.align_beam, disabled=(busy,))
+    for step_deg in _NUDGE_STEPS_DEG:
+        with html.Div(classes="d-flex align-center mt-1"):
+            html.Span(f"Nudge {step_deg:g}°", classes="text-caption text-grey-darken-1 mr-1 nudge-label")
+            for name, icon, right, up in _NUDGES:
+                v3.VBtn(icon=icon, size="x-small", variant="tonal", classes="ml-1", id=f"nudge-{name}-{step_deg:g}",
+                        click=(ctrl.nudge, f"[needle_left, needle_cranial, {right * step_deg:g}, {up * step_deg:g}]"),
+                        disabled=(busy,))
 
 
 def _syringe_card(ctrl) -> None:

@@ -4,6 +4,7 @@ the live counter's unit; the instructor's review lists the attempt."""
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 from anatomy_models.errors import SpinesimError
@@ -89,3 +90,31 @@ def test_clicks_become_actions_and_the_report_tab_shows_the_dose_as_the_counter_
     review.open_attempt(attempt_id)  # the instructor opens anyone's
     assert review_page["report"]["user"] == "ben" and review_page["report_rows"] == page["report_rows"]
     assert review_page["report_peers"] == page["report_peers"] == "50th percentile of 1 attempt at this case"
+
+
+def test_align_with_the_beam_makes_the_needle_a_dot_and_a_nudge_moves_its_tip_on_the_image(patient, store, tmp_path):
+    ben = store.add_user("ben", "trainee", "battery staple")
+    handlers, page = _handlers(store, ben, tmp_path)
+    handlers.start_attempt("tfesi-default")
+    handlers.move_carm(25, 10)  # LAO 25 CRAN 10
+    handlers.shot()
+    handlers.align_beam()
+    assert (page["needle_left"], page["needle_cranial"]) == (-25.0, -10.0)
+    handlers.pick(256, 256, 512, 512)  # the centre of the image: the central ray
+    handlers.insert(page["needle_left"], page["needle_cranial"])
+    handlers.advance(30)
+    carm, needle = handlers.attempt.session.carm(), handlers.attempt.session.state.needle
+    hub, tip = carm.project(np.stack([needle.entry - 20.0 * needle.direction, needle.tip]))
+    assert np.linalg.norm(hub - tip) < 1.0  # pixels: down the barrel
+
+    handlers.nudge(page["needle_left"], page["needle_cranial"], 5, 0)  # tip toward the image's right
+    handlers.redirect(page["needle_left"], page["needle_cranial"])
+    handlers.advance(10)
+    moved = handlers.attempt.session.state.needle
+    entry, tip = carm.project(np.stack([moved.entry, moved.tip]))
+    assert tip[0] - entry[0] > 5 and abs(tip[1] - entry[1]) < 0.2 * (tip[0] - entry[0])
+    with pytest.raises(SpinesimError, match="nudge: 'far' is not a number"):
+        handlers.nudge(0, 0, "far", 0)
+    handlers.move_carm(90, 0)
+    with pytest.raises(SpinesimError, match="cannot lie along the beam"):
+        handlers.align_beam()
