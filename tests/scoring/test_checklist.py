@@ -11,9 +11,8 @@ import pytest
 
 from scenarios.schema import library_scenarios
 from scoring.checklist import CHECKLISTS, IMAGING_ITEMS, checklist_points
-from scoring.report import Report, checklist_rows, rating_rows, score
+from scoring.report import Report, checklist_rows, rating_rows
 from simulator.case.planner import plan_trajectory
-from simulator.session.fold import Session
 from tests.scoring.attempts import Script, expert_log, novice_log, path_to, structure_points
 
 LIBRARY = library_scenarios()
@@ -46,23 +45,6 @@ def _resited(session):
     right = plan_trajectory(session.tracer, session.target, session.spec)
     script.place(right.entry, right.direction).view(1).advance_to(right.depth_mm).view(2)
     return script.contrast(1.0).view(0).add("finish").actions
-
-
-@pytest.fixture(scope="module")
-def graded(anatomy_for):
-    """``graded(case, make_log)``: (log, report), each attempt scored once for the module."""
-    cache = {}
-
-    def grade(scenario_id, make_log):
-        key = (scenario_id, make_log.__name__)
-        if key not in cache:
-            scenario = LIBRARY[scenario_id]
-            session = Session(scenario, anatomy_for(scenario))
-            log = make_log(session)
-            cache[key] = log, score(scenario, session.anatomy, log)
-        return cache[key]
-
-    return grade
 
 
 def _status(report: Report) -> dict[str, str]:

@@ -39,22 +39,6 @@ VALIDATION = ([(case, make) for case, make, *_ in test_grade_order.UNSAFE]
                               test_checklist._intrathecal, test_checklist._resited)])
 
 
-@pytest.fixture(scope="module")
-def graded(anatomy_for):
-    """``graded(case, make_log)``: the report, each attempt scored once for the module."""
-    cache = {}
-
-    def grade(scenario_id, make_log):
-        key = (scenario_id, make_log.__name__)
-        if key not in cache:
-            scenario = LIBRARY[scenario_id]
-            session = Session(scenario, anatomy_for(scenario))
-            cache[key] = score(scenario, session.anatomy, make_log(session))
-        return cache[key]
-
-    return grade
-
-
 def _texts(report) -> list[str]:
     rows = metric_rows(report) + checklist_rows(report) + rating_rows(report)
     return ([item.text for item in report.feedback] + [flag.message for flag in report.flags]
@@ -64,7 +48,7 @@ def _texts(report) -> list[str]:
 @pytest.mark.parametrize("scenario_id, make_log", VALIDATION,
                          ids=[f"{case}-{make.__name__.strip('_')}" for case, make in VALIDATION])
 def test_no_raw_identifier_reaches_the_trainee(graded, scenario_id, make_log):
-    report = graded(scenario_id, make_log)
+    report = graded(scenario_id, make_log)[1]
     raw = [(text, RAW.findall(text)) for text in _texts(report) if RAW.search(text)]
     assert not raw, raw
 
@@ -81,7 +65,7 @@ def test_advice_is_for_the_procedure_at_hand(procedure):
 
 @pytest.mark.parametrize("scenario_id", CASES)
 def test_the_expert_hears_where_the_tip_and_the_contrast_went(graded, scenario_id):
-    expert = graded(scenario_id, expert_log)
+    expert = graded(scenario_id, expert_log)[1]
     m = expert.metrics
     pattern = m.contrast_patterns[-1].replace("intra_", "intra-").replace("_", " ")
     where = clinical_name(m.tip_structure)
@@ -95,7 +79,7 @@ def test_the_expert_hears_where_the_tip_and_the_contrast_went(graded, scenario_i
 
 @pytest.mark.parametrize("scenario_id", CASES)
 def test_a_blind_injection_is_the_headline_and_nothing_cites_an_image_never_taken(graded, scenario_id):
-    blind = graded(scenario_id, test_checklist._blind)
+    blind = graded(scenario_id, test_checklist._blind)[1]
     ml = next(f for f in blind.flags if f.code == "blind_injection").message.split(" mL")[0]
     headline = blind.feedback[0]
     assert headline.level == "critical" and headline.text == (
@@ -108,7 +92,7 @@ def test_a_blind_injection_is_the_headline_and_nothing_cites_an_image_never_take
 
 @pytest.mark.parametrize("scenario_id", CASES)
 def test_the_novice_hears_one_headline_then_the_rest_by_weight(graded, scenario_id):
-    novice = graded(scenario_id, novice_log)
+    novice = graded(scenario_id, novice_log)[1]
     procedure = novice.procedure
     headline, rest = novice.feedback[0], novice.feedback[1:]
     # No critical or major event: the headline is where the contrast or the tip went, when it was wrong.
