@@ -207,13 +207,6 @@ class LiveAttempt:
         held = [shot for shot in self.shots if shot.action_index < action_count]
         return held[-1] if held else None
 
-    def events_at(self, action_count: int) -> list[Event]:
-        """Events up to and including action ``action_count`` (by time)."""
-        if action_count <= 0:
-            return []
-        until = self.session.states[action_count].t
-        return [event for event in self.session.events if event.t <= until]
-
     def scan_at(self, state_index: int) -> Scan | None:
         """The ultrasound frame of state ``state_index`` (0 is the start; ``len(actions)`` now), None
         while no probe is placed. The latest one is kept."""

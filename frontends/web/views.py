@@ -197,8 +197,7 @@ def replay_view(attempt: LiveAttempt | None, step: int) -> dict:
         return view | {"replay_action": "0. start", "replay_events": []}
     action = session.actions[step - 1]
     fields = {k: v for k, v in action.model_dump(exclude_none=True).items() if k not in ("type", "t")}
-    before, after = session.states[step - 1].t, session.states[step].t
-    events = [e for e in session.events if before < e.t <= after or (step == 1 and e.t == after)]
+    events = session.steps[step - 1].events
     return view | {"replay_action": f"{step}. t = {action.t:.1f} s · {action.type.replace('_', ' ')} "
                                     + ", ".join(f"{k} {_short(v)}" for k, v in fields.items()),
                    "replay_events": event_rows(events, debrief=True)}
