@@ -148,7 +148,7 @@ def _event_flags(attempt: Attempt, flags: _Flags) -> None:
         kind, t, where = event.kind, event.t, event.data.get("structure")
         if kind == "dural_puncture":
             flags.add("dural_puncture", "major" if interlaminar else "critical", "Dural puncture",
-                      f"the needle punctured the dura at {event.data['depth_mm']:.1f} mm depth", t, where)
+                      f"the needle punctured the dura {event.data['depth_mm']:.0f} mm from the skin", t, where)
         elif kind == "cord_contact":
             flags.add("cord_contact", "critical", "Spinal cord contact", "the needle entered the spinal cord or conus",
                       t, where)

@@ -67,7 +67,7 @@ import numpy as np
 
 from anatomy_models.anatomy import Anatomy
 from anatomy_models.errors import SpinesimError
-from anatomy_models.structures import in_group
+from anatomy_models.structures import clinical_name, in_group
 from anatomy_models.volume import Volume
 from scenarios.poses import CArmPose, ProbePose
 from scenarios.schema import Scenario
@@ -380,7 +380,7 @@ class _Step:
         if state.needle is not None:
             self.emit("needle_removed", "info", "the previous needle was taken out")
         state = replace(state, needle=needle, passes=state.passes + 1, near_root=False, in_target=False)
-        self.emit("needle_placed", "info", f"needle through the skin at {np.round(entry, 1).tolist()}",
+        self.emit("needle_placed", "info", " ".join(["needle through the skin", skin_entry_words(self.session.anatomy, entry)]).strip(),
                   entry=np.round(entry, 4).tolist(), moved_mm=round(float(np.linalg.norm(entry - picked)), 4),
                   passes=state.passes)
         return self.move_to(state, needle, a.depth_mm) if a.depth_mm > 0 else self.settle(state, needle)
@@ -424,7 +424,7 @@ class _Step:
         reached, bone = stop_at_bone(trace, depth_mm)
         if bone is not None:
             state = replace(state, bone_contacts=state.bone_contacts + 1)
-            self.emit("bone_contact", "info", f"the needle stops on bone at {bone.depth_in_mm:.1f} mm",
+            self.emit("bone_contact", "info", f"the needle stops on bone {bone.depth_in_mm:.0f} mm from the skin",
                       structure=bone.structure, depth_mm=round(bone.depth_in_mm, 4))
         self.report_entries(trace, start, reached, needle)
         state = replace(state, advanced_mm=state.advanced_mm + max(reached - start, 0.0))
@@ -444,7 +444,7 @@ class _Step:
             name, tissue, depth = segment.structure, segment.tissue, round(segment.depth_in_mm, 4)
             was = previous.structure
             if in_group(name, "dural_sac") and not in_group(was, "dural_sac") and not in_group(was, "cauda_equina"):
-                self.emit("dural_puncture", "unsafe", f"the needle punctured the dura at {depth:.1f} mm", structure=name,
+                self.emit("dural_puncture", "unsafe", f"the needle punctured the dura {depth:.0f} mm from the skin", structure=name,
                           depth_mm=depth)
             if in_group(name, "spinal_cord"):
                 self.emit("cord_contact", "unsafe", "the needle entered the spinal cord", structure=name, depth_mm=depth)
@@ -452,15 +452,17 @@ class _Step:
                 self.emit("cauda_equina_contact", "unsafe", "the needle entered the cauda equina", structure=name,
                           depth_mm=depth)
             if _is_root(name) and not _is_root(was):
-                self.emit("root_penetration", "unsafe", f"the needle entered {name}", structure=name, depth_mm=depth)
+                self.emit("root_penetration", "unsafe", f"the needle entered the {clinical_name(name)}", structure=name,
+                          depth_mm=depth)
             if tissue == "blood" and previous.tissue != "blood":
-                self.emit("vessel_puncture", "unsafe", f"the needle entered {name}", structure=name, depth_mm=depth,
+                self.emit("vessel_puncture", "unsafe", f"the needle entered the {clinical_name(name)}", structure=name,
+                          depth_mm=depth,
                           arterial=is_artery(name),
                           flashback=segment.depth_in_mm <= reached <= segment.depth_out_mm)
             if tissue in ("disc_annulus", "disc_nucleus") and previous.tissue not in ("disc_annulus", "disc_nucleus"):
-                self.emit("intradiscal", "unsafe", f"the needle entered the disc ({name})", structure=name, depth_mm=depth)
+                self.emit("intradiscal", "unsafe", f"the needle entered the {clinical_name(name)}", structure=name, depth_mm=depth)
             if in_group(name, "facet_joint") and not in_group(was, "facet_joint"):
-                self.emit("joint_entered", "info", f"the tip entered {name}", structure=name, depth_mm=depth)
+                self.emit("joint_entered", "info", f"the tip entered the {clinical_name(name)}", structure=name, depth_mm=depth)
             previous = segment
 
     def settle(self, state: SessionState, needle: Needle) -> SessionState:
@@ -489,8 +491,8 @@ class _Step:
     # ------------------------------------------------------------------ everything else
     def set_carm(self, state: SessionState) -> SessionState:
         pose = self.action.pose
-        CArm.at(pose, self.target.point)  # refuses poses no C-arm can take
-        self.emit("carm_moved", "info", f"C-arm at {pose.primary_deg:g} deg / {pose.secondary_deg:g} deg",
+        carm = CArm.at(pose, self.target.point)  # refuses poses no C-arm can take
+        self.emit("carm_moved", "info", f"C-arm to {carm.label}",
                   **pose.to_json())
         return replace(state, carm=pose)
 
@@ -580,6 +582,31 @@ class _Step:
         self.emit("finished", "info", "attempt finished", in_target=state.in_target,
                   tip_to_target_mm=None if state.tip_to_target_mm is None else round(state.tip_to_target_mm, 4))
         return replace(state, finished=True)
+
+
+def skin_entry_words(anatomy: Anatomy, entry) -> str:
+    """Where a skin entry lies as a clinician marks it: from the midline, at the level of a vertebra.
+
+    The level is the vertebral body whose centre is nearest in height; the midline runs through that
+    centre. An anatomy without vertebral body landmarks (an imported CT) gives an empty string.
+
+    Examples
+    --------
+    >>> from anatomy_models.anatomy import Anatomy
+    >>> from anatomy_models.volume import Volume
+    >>> anatomy = Anatomy(Volume(np.zeros((2, 2, 2), np.int16), np.eye(4)), landmarks={"L4.body.center": [0, 0, 0]})
+    >>> skin_entry_words(anatomy, [62.0, 90.0, -8.0])
+    '62 mm left of the midline at the level of L4'
+    """
+    centres = {name.split(".")[0]: point for name, point in anatomy.landmarks.items() if name.endswith(".body.center")}
+    if not centres:
+        return ""
+    entry = np.asarray(entry, dtype=np.float64)
+    level, centre = min(centres.items(), key=lambda item: abs(item[1][2] - entry[2]))
+    lateral_mm = float(entry[0] - centre[0])  # LPS: +x is the patient's left
+    if abs(lateral_mm) < 5.0:
+        return f"in the midline at the level of {level}"
+    return f"{abs(lateral_mm):.0f} mm {'left' if lateral_mm > 0 else 'right'} of the midline at the level of {level}"
 
 
 def _is_root(structure: str) -> bool:

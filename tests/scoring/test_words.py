@@ -17,6 +17,7 @@ from scoring.report import checklist_rows, metric_rows, rating_rows, score
 from scoring.safety import VENTRAL_TOLERANCE_MM, vertebra_frame
 from simulator.case.planner import plan_trajectory
 from simulator.session.fold import Session
+from simulator.session.replay import replay
 from tests.scoring import test_checklist, test_grade_order
 from tests.scoring.attempts import Script, expert_log, novice_log, path_to, structure_points
 
@@ -50,6 +51,18 @@ def _texts(report) -> list[str]:
 def test_no_raw_identifier_reaches_the_trainee(graded, scenario_id, make_log):
     report = graded(scenario_id, make_log)[1]
     raw = [(text, RAW.findall(text)) for text in _texts(report) if RAW.search(text)]
+    assert not raw, raw
+
+
+@pytest.mark.parametrize("scenario_id, make_log", VALIDATION,
+                         ids=[f"{case}-{make.__name__.strip('_')}" for case, make in VALIDATION])
+def test_the_attempts_events_speak_clinical_words(graded, anatomy_for, scenario_id, make_log):
+    """What the trainee reads while working (the event list, live and in the debrief): structures named,
+    depths from the skin, the C-arm by its angles, no coordinates."""
+    scenario = LIBRARY[scenario_id]
+    session = replay(scenario, anatomy_for(scenario), graded(scenario_id, make_log)[0])
+    texts = [text for event in session.events for text in (event.message, event.debrief)]
+    raw = [(text, RAW.findall(text)) for text in texts if RAW.search(text) or re.search(r"[\[\]]|\d\.\d{2}", text)]
     assert not raw, raw
 
 
