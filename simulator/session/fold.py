@@ -77,9 +77,9 @@ from simulator.imaging.carm import CArm
 from simulator.imaging.dose import beam_seconds
 from simulator.imaging.probe import Probe
 from simulator.imaging.ultrasound import GEL_MM
-from simulator.needle.hub import blood_shows
 from simulator.needle.contrast import MODELS as CONTRAST_MODELS
 from simulator.needle.contrast import ContrastSpread, compartment_at, contrast_volume, inject, is_artery
+from simulator.needle.hub import blood_shows
 from simulator.needle.resistance import check_loss_of_resistance
 from simulator.needle.shaft import Needle
 from simulator.needle.trace import AIR, Trace, Tracer, stop_at_bone, tracer_for
