@@ -447,6 +447,25 @@ def _expected_pattern(log: _Log) -> ChecklistItem:
     return _item(log, "expected_pattern", "not_done", why, [log.steps[last]] + seen[:1])
 
 
+def _contrast_named(log: _Log) -> ChecklistItem:
+    injections = _injections(log)
+    if not injections:
+        return _item(log, "contrast_named", "not_done", "no contrast was injected", [])
+    # The last reading of each injection counts (the event names the injection it read, 1-based).
+    readings = {e.data["injection"]: (step, e.data) for step in log.steps if step.action.type == "read_contrast"
+                for e in step.events if e.kind == "contrast_read"}
+    if not readings:
+        return _item(log, "contrast_named", "not_done", "the contrast pattern was never named", [])
+    wrong = [f"{in_words(data['actual'])} read as {in_words(data['reading'])}" for _, data in readings.values()
+             if not data["correct"]]
+    unread = len(injections) - len(readings)
+    steps = [step for step, _ in readings.values()][-2:]
+    if not wrong and not unread:
+        return _item(log, "contrast_named", "done", "every contrast pattern named right", steps)
+    why = "; ".join(wrong + ([f"{unread} injection(s) never named"] if unread else []))
+    return _item(log, "contrast_named", "partly" if len(wrong) < len(readings) else "not_done", why, steps)
+
+
 def _contrast_on_ap(log: _Log) -> ChecklistItem:
     injections = _injections(log)
     if not injections:
@@ -488,6 +507,7 @@ ITEMS: dict[str, tuple[str, str]] = {
                       "§2.2 [S1][S19]; §2.7 [S22]; §6.3"),
     "contrast_volume": ("Contrast volume within the procedure's range", "§2.6"),
     "expected_pattern": ("Expected contrast pattern seen before finishing (re-sited if not)", "§2.7"),
+    "contrast_named": ("Contrast pattern named from the images (epidural, intrathecal, vascular, ...)", "§2.7"),
     "contrast_on_ap": ("Contrast spread checked on AP", "§1; §2.7"),
     "few_passes": ("No more redirections than the tolerance", "§6.3 [ED]"),
 }
@@ -495,11 +515,13 @@ _ITEM_RULES: dict[str, Callable[[_Log], ChecklistItem]] = {
     "level_squared": _level_squared, "trajectory_view": _trajectory_view, "entry_site": _entry_site,
     "imaged_advance": _imaged_advance, "depth_view_early": _depth_view_early, "loss_of_resistance": _loss_of_resistance,
     "depth_confirmed": _depth_confirmed, "on_bone": _on_bone, "contrast_live": _contrast_live,
-    "contrast_volume": _contrast_volume, "expected_pattern": _expected_pattern, "contrast_on_ap": _contrast_on_ap,
+    "contrast_volume": _contrast_volume, "expected_pattern": _expected_pattern, "contrast_named": _contrast_named,
+    "contrast_on_ap": _contrast_on_ap,
     "few_passes": _few_passes,
 }
 _COMMON_START = ("level_squared", "trajectory_view", "entry_site", "imaged_advance", "depth_view_early")
-_COMMON_END = ("contrast_live", "contrast_volume", "expected_pattern", "contrast_on_ap", "few_passes")
+_COMMON_END = ("contrast_live", "contrast_volume", "expected_pattern", "contrast_named", "contrast_on_ap",
+               "few_passes")
 CHECKLISTS: dict[str, tuple[str, ...]] = {
     "interlaminar_epidural": _COMMON_START + ("loss_of_resistance", "depth_confirmed") + _COMMON_END,
     "transforaminal_epidural": _COMMON_START + ("depth_confirmed",) + _COMMON_END,

@@ -21,6 +21,7 @@ from scoring.metrics import Metrics
 from scoring.proximity import NearMiss
 from scoring.safety import Flag
 from simulator.needle.contrast import APPEARANCE
+from simulator.session.fold import READING_OF_PATTERN
 
 Level = Literal["critical", "warning", "tip", "good"]
 # An offset component smaller than this (mm) is not worth a word [ED].
@@ -287,6 +288,7 @@ def _technique(scenario: Scenario, metrics: Metrics, blind: bool) -> list[Feedba
     elif metrics.dsa_used is False:
         items.append(FeedbackItem(level="warning", text="Use DSA for the contrast test: live fluoroscopy misses some "
                                   "intravascular injections that subtraction shows."))
+    items += _readings(metrics)
     if metrics.vascular_tests_caught:
         items.append(FeedbackItem(level="good", text="Your contrast test caught a vascular uptake and no injectate "
                                   "went there: that is what the test dose is for (re-site, then test again)."))
@@ -302,6 +304,21 @@ def _technique(scenario: Scenario, metrics: Metrics, blind: bool) -> list[Feedba
     if metrics.hub_at_skin:
         items.append(FeedbackItem(level="tip", text="The needle went in to its hub: when the target is this deep, "
                                   "choose a longer needle (5 in, 127 mm) before you start."))
+    return items
+
+
+def _readings(metrics: Metrics) -> list[FeedbackItem]:
+    """How the trainee named each contrast pattern: a misread pattern with what it looks like."""
+    items = []
+    for pattern, reading in zip(metrics.contrast_patterns, metrics.contrast_readings):
+        actual = READING_OF_PATTERN[pattern]
+        look = APPEARANCE[pattern].split(": ", 1)[-1]
+        if reading is None:
+            items.append(FeedbackItem(level="tip", text=f"Name the pattern after each contrast run: this one was "
+                                      f"{in_words(actual)} ({look})."))
+        elif reading != actual:
+            items.append(FeedbackItem(level="warning", text=f"You read {in_words(actual)} contrast as "
+                                      f"{in_words(reading)}; {in_words(actual)} contrast shows as {look}."))
     return items
 
 

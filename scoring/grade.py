@@ -15,7 +15,8 @@ efficiency    mean of: shots (good 2/3 of the limit, bad twice it), beam-on time
               (tolerance, tolerance + 6), path length over the expert's (``path_ratio``, twice it); times
               the accuracy part's score: speed that did not reach the target earns nothing (an attempt
               abandoned after 10 s is not efficient)
-technique     contrast injected and its pattern right (0.35); contrast imaged live (0.15), by DSA where
+technique     contrast injected and its pattern right (0.25) and named right by the trainee (0.10, the
+              share of contrast injections read right); contrast imaged live (0.15), by DSA where
               the scenario offers it (0.25), and every injectate tested so; the final position seen in the safety view before injecting,
               the multiplanar rule of clinical.md §1 (0.25); interlaminar: loss of resistance confirmed
               (0.15, otherwise shared out)
@@ -37,7 +38,7 @@ from pydantic import BaseModel
 from scenarios.schema import Scenario
 from scoring.checklist import in_words
 from scoring.expert import ExpertComparison
-from scoring.metrics import Metrics
+from scoring.metrics import Metrics, read_correctly
 from scoring.proximity import NearMiss
 from scoring.safety import Flag
 
@@ -150,7 +151,8 @@ def _efficiency(scenario: Scenario, metrics: Metrics, expert: ExpertComparison,
 
 def _technique(scenario: Scenario, metrics: Metrics) -> dict[str, float]:
     items = {
-        "contrast_pattern": 0.35 * bool(metrics.contrast_pattern_correct),
+        "contrast_pattern": 0.25 * bool(metrics.contrast_pattern_correct),
+        "contrast_read": 0.10 * (read_correctly(metrics) or 0.0),
         # DSA where the scenario offers it earns full marks; live fluoroscopy alone there, most of them; an
         # injectate given where no imaged test went in earns none.
         "contrast_check": 0.25 * (1.0 if metrics.dsa_used is not False else 0.6) * bool(metrics.contrast_checked)

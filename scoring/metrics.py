@@ -17,6 +17,7 @@ from scenarios.schema import Scenario
 from scoring.exposure import attempt_dose
 from simulator.case.targets import Target
 from simulator.needle.trace import AIR
+from simulator.session.fold import READING_OF_PATTERN
 from simulator.session.history import Attempt
 
 # Contrast patterns that confirm each procedure's target (clinical.md §2.6, §2.7).
@@ -72,6 +73,9 @@ class Metrics(BaseModel):
     contrast_ml: float
     contrast_patterns: list[str]
     contrast_pattern_correct: bool | None
+    # The trainee's last naming of each contrast injection's pattern (``ContrastReading`` words), None if never
+    # named; the truth is READING_OF_PATTERN of contrast_patterns.
+    contrast_readings: list[str | None] = []
     contrast_checked: bool | None
     injectate_ml: float = 0.0
     injectate_patterns: list[str] = []
@@ -212,6 +216,22 @@ def _redirects(passes: int) -> int:
     return max(passes - 1, 0)
 
 
+def _readings(final) -> list[str | None]:
+    """The last reading of each contrast injection (None where it was never named)."""
+    last = {reading.injection: reading.reading for reading in final.readings}
+    return [last.get(index) for index in range(len(final.injections))]
+
+
+def read_correctly(metrics: Metrics) -> float | None:
+    """Share of the contrast injections whose pattern the trainee named right (an injection never named
+    counts as missed); None without contrast. Reading the images is the skill the test dose needs (§2.7)."""
+    if not metrics.contrast_patterns:
+        return None
+    right = [READING_OF_PATTERN[pattern] == reading
+             for pattern, reading in zip(metrics.contrast_patterns, metrics.contrast_readings)]
+    return sum(right) / len(metrics.contrast_patterns)
+
+
 def measure(attempt: Attempt) -> Metrics:
     """The :class:`Metrics` of a replayed attempt."""
     scenario, session, final = attempt.scenario, attempt.session, attempt.final
@@ -236,8 +256,9 @@ def measure(attempt: Attempt) -> Metrics:
         and _beam_angle_deg(session.carm(s.after).beam_direction, depth_beam) <= VIEW_TOLERANCE_DEG
         for s in settled)
     interlaminar = scenario.procedure == "interlaminar_epidural"
-    lor_confirmed = (any(e.kind == "loss_of_resistance" and e.data["feel"] == "lost" for s in settled for e in s.events)
-                     if interlaminar else None)
+    # A false loss (the tip in fat or muscle, §2.1 [S13]) is felt but confirms nothing.
+    lor_confirmed = (any(e.kind == "loss_of_resistance" and e.data["feel"] == "lost" and not e.data["false_loss"]
+                         for s in settled for e in s.events) if interlaminar else None)
     expected = EXPECTED_PATTERNS[scenario.procedure]
     return Metrics(
         finished=final.finished, tip_structure=final.tip_structure,
@@ -253,6 +274,7 @@ def measure(attempt: Attempt) -> Metrics:
         contrast_ml=round(sum(i.ml for i in final.injections), 3), contrast_patterns=patterns,
         # The last test counts: a wrong pattern followed by re-siting is good practice (§2.2: "reposition").
         contrast_pattern_correct=patterns[-1] in expected if patterns else None,
+        contrast_readings=_readings(final),
         contrast_checked=checked, injectate_ml=round(sum(m.ml for m in final.medications), 3),
         injectate_patterns=injectate, injectate_pattern_correct=all(p in expected for p in injectate) if injectate else None,
         injectate_tested=all(tested) if tested else None, vascular_tests_caught=len(caught_vascular_tests(attempt.steps)),

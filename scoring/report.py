@@ -46,6 +46,7 @@ from scoring.rating import GlobalRating, global_rating
 from scoring.safety import Flag, safety_flags
 from simulator.needle.trace import Tracer
 from simulator.session.actions import LogContents, action_record
+from simulator.session.fold import READING_OF_PATTERN
 from simulator.session.history import Attempt, replay_attempt
 
 REPORT_FORMAT_VERSION = 1
@@ -193,6 +194,9 @@ def metric_rows(report: Report) -> list[tuple[str, str]]:
         ("Contrast", f"{m.contrast_ml:g} mL: " + (", ".join(in_words(p) for p in m.contrast_patterns) or "none")
          + ("" if m.contrast_pattern_correct is None
             else f" ({'correct' if m.contrast_pattern_correct else 'wrong'} pattern)")),
+        ("Contrast named (yours / as it was)", " · ".join(
+            f"{in_words(reading) if reading else 'not named'} / {in_words(READING_OF_PATTERN[pattern])}"
+            for pattern, reading in zip(m.contrast_patterns, m.contrast_readings)) or "–"),
         ("Contrast imaged live / DSA", f"{yes[m.contrast_checked]} / {yes[m.dsa_used]}"),
         ("Final position checked on the depth view", yes[m.depth_view_checked]),
         ("Injectate", "none" if m.injectate_tested is None else
@@ -201,7 +205,7 @@ def metric_rows(report: Report) -> list[tuple[str, str]]:
         ("Tissues crossed (skin to tip)", " → ".join(in_words(name) for name in m.tissues_crossed) or "–"),
     ]
     if m.loss_of_resistance_confirmed is not None:
-        rows.insert(13, ("Loss of resistance confirmed", f"{yes[m.loss_of_resistance_confirmed]} "
+        rows.insert(14, ("Loss of resistance confirmed", f"{yes[m.loss_of_resistance_confirmed]} "
                                                           f"({m.loss_of_resistance_checks} checks)"))
     return rows
 

@@ -28,12 +28,12 @@ from scenarios.schema import Scenario
 from simulator.case.controls import (PROBE_MOVES, PROBE_VIEWS, beam_aligned_angles, carm_presets, in_plane_entry,
                                      moved_probe, needle_angles, needle_direction, nudged_angles, probe_preset,
                                      probe_with_settings)
-
+from simulator.session.fold import READING_WORDS
 
 # Every request a page may send: the handler's name and how many values it carries.
 REQUESTS = {"start_attempt": 1, "resume_attempt": 1, "new_attempt": 0, "finish": 0, "hint": 0, "shot": 0, "live": 1,
             "dsa": 1, "move_carm": 2, "preset": 1, "pick": 4, "align_beam": 0, "nudge": 4, "insert": 2, "redirect": 2,
-            "advance": 1, "withdraw": 1, "lor": 0, "inject": 1, "medicate": 2, "probe_view": 1, "probe_move": 4,
+            "advance": 1, "withdraw": 1, "lor": 0, "inject": 1, "read_contrast": 1, "medicate": 2, "probe_view": 1, "probe_move": 4,
             "probe_settings": 3, "us_pick": 4, "insert_in_plane": 1, "open_attempt": 1, "preview": 1,
             "scenario_view": 1, "replay_view": 1, "review_view": 2, "explain_case": 1}
 
@@ -222,6 +222,10 @@ class Handlers:
 
     def inject(self, ml) -> None:
         self._act({"type": "inject_contrast", "ml": number(ml, "contrast volume")})
+
+    def read_contrast(self, reading) -> None:
+        """The trainee names the last contrast injection's pattern (simulator.session.fold.READING_WORDS)."""
+        self._act({"type": "read_contrast", "reading": choice(reading, READING_WORDS, "contrast pattern")})
 
     def medicate(self, ml, agent) -> None:
         """The injectate (not radio-opaque): ``agent`` one of simulator.session.actions.AGENTS."""

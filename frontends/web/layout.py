@@ -360,6 +360,13 @@ def _syringe_card(ctrl) -> None:
                     disabled=("busy || !attempt_active || !needle_in",))
             v3.VBtn("Inject", id="inject", color="indigo", variant="flat", click=(ctrl.inject, "[contrast_ml]"),
                     disabled=("busy || !attempt_active || !needle_in",))
+        # The trainee names the pattern the images show; the reading is scored (not the engine's verdict).
+        with v3.VCardText(classes="pb-1", v_if="contrast_given"):
+            v3.VSelect(v_model=("contrast_reading",), items=("contrast_reading_items",), label="The contrast reads as",
+                       density="compact", id="contrast-reading", hide_details=True)
+        with v3.VCardActions(v_if="contrast_given"):
+            v3.VBtn("Name the pattern", id="read-contrast", variant="tonal", click=(ctrl.read_contrast, "[contrast_reading]"),
+                    disabled=("busy || !attempt_active || !contrast_reading",))
         # The therapeutic injection, apart from the contrast test: not radio-opaque, no image shows it.
         with v3.VCardText(classes="pb-1"):
             v3.VSelect(v_model=("medication_agent",), items=("medication_agents",), label="Injectate", density="compact",

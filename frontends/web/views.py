@@ -21,7 +21,7 @@ from scoring.peers import percentile_text
 from scoring.report import MGY_PER_GY, Report, checklist_rows, metric_rows, rating_rows
 from simulator.case.controls import PROBE_VIEWS
 from simulator.session.actions import AGENTS
-from simulator.session.fold import AGENT_WORDS, Event
+from simulator.session.fold import AGENT_WORDS, READING_WORDS, Event
 
 # Events a trainee sees as a banner (in addition to the list).
 _ALERT_KINDS = {"csf_flashback", "blood_flashback", "paraesthesia", "dural_puncture", "bone_contact", "hub_at_skin",
@@ -47,6 +47,9 @@ def initial_state(user: User, catalogue: Catalogue, first: str) -> dict:
         "carm_primary": 0.0, "carm_secondary": 0.0, "carm_label": "AP", "preset_names": [],
         "needle_left": 0.0, "needle_cranial": 0.0, "step_mm": 5.0, "needle_in": False, "depth_mm": 0.0,
         "hub_text": "", "lor_text": "", "contrast_ml": 1.0, "live_seconds": 3.0, "dsa_allowed": False,
+        "contrast_given": False, "contrast_reading": None,
+        "contrast_reading_items": [{"title": words[0].upper() + words[1:], "value": reading}
+                                   for reading, words in READING_WORDS.items()],
         "medication_ml": 2.0, "medication_agent": "steroid_nonparticulate",
         "medication_agents": [{"title": AGENT_WORDS[agent], "value": agent} for agent in AGENTS],
         "hints_shown": [], "hints_left": 0, "events": [],
@@ -111,7 +114,7 @@ def attempt_view(attempt: LiveAttempt, events: Sequence[Event] = ()) -> dict:
             "carm_label": attempt.session.carm().label, "shots": state.fluoro_shots,
             "fluoro_s": round(state.fluoro_seconds, 1), "kerma_mgy": round(attempt.ledger.reference_air_kerma_mgy, 2),
             "dap_mgy_cm2": round(attempt.ledger.dose_area_product_gy_cm2 * MGY_PER_GY, 1), "passes": state.passes,
-            "needle_in": state.needle is not None,
+            "needle_in": state.needle is not None, "contrast_given": bool(state.injections),
             "depth_mm": round(state.needle.depth_mm, 1) if state.needle is not None else 0.0,
             "hub_text": ("Clear fluid (CSF) at the hub" if state.tip_tissue == "csf" else
                          "Blood at the hub" if state.blood_at_hub else ""),

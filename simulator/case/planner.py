@@ -47,6 +47,10 @@ DEPTH_WEIGHT = 0.2
 # Contrast volume the expert injects by procedure, mL (clinical.md §2.6 table).
 EXPERT_CONTRAST_ML = {"interlaminar_epidural": 2.0, "transforaminal_epidural": 1.0, "facet_intra_articular": 0.3,
                       "medial_branch_block": 0.3}
+# What the expert names the contrast as: the pattern each target gives (clinical.md §2.7; a medial branch
+# block's small periosteal spread at the SAP-TP junction reads as soft tissue, §2.4).
+EXPERT_READING = {"interlaminar_epidural": "epidural", "transforaminal_epidural": "epidural",
+                  "facet_intra_articular": "intra_articular", "medial_branch_block": "soft_tissue"}
 # The injectate the expert gives after the contrast test, (mL, agent) by procedure: transforaminal local
 # anaesthetic with non-particulate steroid 1-4 mL (§2.2 [S1][S19]); a medial branch block 0.5 mL of local
 # anaesthetic, no steroid (§2.4 [S3]); a facet joint within its ~1 mL capsule with the contrast (§2.3
@@ -218,7 +222,7 @@ def expert_actions(scenario: Scenario, target: Target, trajectory: Trajectory) -
     Align on the first view, take the trajectory view and place the needle, advance in stages with
     images, switch to the depth view (and, for the interlaminar approach, check loss of resistance
     in the ligamentum flavum and again in the epidural space), test with contrast under live
-    fluoroscopy (DSA where the scenario allows it), check the spread on AP, give the injectate
+    fluoroscopy (DSA where the scenario allows it), name its pattern, check the spread on AP, give the injectate
     (:data:`EXPERT_INJECTATE`), finish.
     """
     clock = _Clock()
@@ -265,6 +269,7 @@ def expert_actions(scenario: Scenario, target: Target, trajectory: Trajectory) -
     mode = "dsa" if scenario.imaging.dsa else "live"
     add("inject_contrast", 5.0, ml=EXPERT_CONTRAST_ML[scenario.procedure])
     add("fluoro_shot", 0.5, mode=mode, seconds=3.0)
+    add("read_contrast", 2.0, reading=EXPERT_READING[scenario.procedure])
     add("set_carm", 5.0, **alignment.to_json())
     shot()
     ml, agent = EXPERT_INJECTATE[scenario.procedure]

@@ -36,6 +36,9 @@ Actions
                   a ``view`` name: the fields of a :class:`scenarios.poses.ProbePose`
                   (``PlaceProbe.pose``). Replaying the log re-renders every ultrasound frame.
 ``inject_contrast`` ``ml`` of contrast at the tip: the test dose, radio-opaque, its spread imaged.
+``read_contrast`` the trainee names the last contrast injection's pattern from the images: ``reading``
+                  one of epidural, intrathecal, subdural, vascular, intra_articular, intradiscal,
+                  soft_tissue (:data:`ContrastReading`); scored against where the contrast went.
 ``inject_medication`` ``ml`` of the therapeutic injectate at the tip, ``agent`` one of :data:`AGENTS`
                   (clinical.md §2.2, §2.4); not radio-opaque: no image shows it.
 ``check_loss_of_resistance`` a press on the loss-of-resistance syringe.
@@ -76,6 +79,9 @@ Degrees = Annotated[float, Field(ge=-360.0, le=360.0), Number]
 # The injectates of clinical.md §2.2 and §2.4: local anaesthetic (lidocaine, bupivacaine), a non-particulate
 # steroid (dexamethasone, the transforaminal choice [S1][S19]) or a particulate one (the embolic risk of §3 [S53]).
 Agent = Literal["local_anaesthetic", "steroid_nonparticulate", "steroid_particulate"]
+# What a physician can call a contrast pattern on the monitor (an artery and a vein are both "vascular").
+ContrastReading = Literal["epidural", "intrathecal", "subdural", "vascular", "intra_articular", "intradiscal",
+                          "soft_tissue"]
 AGENTS: tuple[str, ...] = ("local_anaesthetic", "steroid_nonparticulate", "steroid_particulate")
 
 
@@ -179,6 +185,13 @@ class InjectMedication(_Action):
     agent: Agent
 
 
+class ReadContrast(_Action):
+    """The trainee's reading of the last contrast injection's pattern, from the images."""
+
+    type: Literal["read_contrast"] = "read_contrast"
+    reading: ContrastReading
+
+
 class CheckLossOfResistance(_Action):
     type: Literal["check_loss_of_resistance"] = "check_loss_of_resistance"
 
@@ -192,10 +205,11 @@ class Finish(_Action):
 
 
 Action = Annotated[Union[PlaceNeedle, Advance, Withdraw, Redirect, SetCarm, FluoroShot, PlaceProbe, InjectContrast,
-                         InjectMedication, CheckLossOfResistance, ShowHint, Finish], Field(discriminator="type")]
+                         ReadContrast, InjectMedication, CheckLossOfResistance, ShowHint, Finish],
+                   Field(discriminator="type")]
 ACTION_TYPES: tuple[str, ...] = ("place_needle", "advance", "withdraw", "redirect", "set_carm", "fluoro_shot",
-                                 "place_probe", "inject_contrast", "inject_medication", "check_loss_of_resistance",
-                                 "show_hint", "finish")
+                                 "place_probe", "inject_contrast", "read_contrast", "inject_medication",
+                                 "check_loss_of_resistance", "show_hint", "finish")
 _ADAPTER: TypeAdapter = TypeAdapter(Action)
 
 

@@ -36,6 +36,8 @@ kind                      severity  when
 ``loss_of_resistance``    info      a syringe check: ``feel``, ``false_loss`` (for scoring)
 ``contrast``              info /    a contrast test: ``pattern`` (``simulator.needle.contrast``); unsafe
                           unsafe    for intrathecal, subdural, arterial, venous, intradiscal
+``contrast_read``         info      the trainee named the last contrast's pattern: ``reading``,
+                                    ``actual``, ``correct``
 ``medication``            info /    the injectate (``agent``): not radio-opaque, so it has no spread to
                           unsafe    render; ``pattern`` is the compartment it takes from the tip, as
                                     contrast would (deterministic, so a replay reproduces it); unsafe
@@ -53,8 +55,9 @@ What the trainee perceives. Events are the engine's truth, for scoring and the d
 attempt runs a trainee perceives only what a physician feels, sees at the hub or on the monitor
 (:attr:`Event.perceived`): not whether the tip is in the target, a joint, the sac, a root, a vessel or
 a disc (the images, the syringe, the hub and the patient tell that), and an injection is "contrast
-injected", its pattern read from the images (``data["appearance"]`` holds the verdict for the debrief;
-an injectate's ``data["compartment"]`` says where it went).
+injected", its pattern read from the images. ``data["verdict"]`` holds what the trainee had to judge
+for themselves, for the debrief: how a contrast injection looks, where an injectate went, that a loss
+of resistance was false, whether a reading of the contrast was right.
 """
 
 from __future__ import annotations
@@ -90,6 +93,13 @@ Severity = Literal["info", "warning", "unsafe"]
 UNSAFE_PATTERNS = frozenset({"intrathecal", "subdural", "arterial", "venous", "intradiscal"})
 AGENT_WORDS = {"local_anaesthetic": "local anaesthetic", "steroid_nonparticulate": "non-particulate steroid",
                "steroid_particulate": "particulate steroid"}
+# How a physician names each contrast pattern on the monitor (simulator.session.actions.ContrastReading).
+READING_OF_PATTERN = {"epidural": "epidural", "intrathecal": "intrathecal", "subdural": "subdural", "arterial": "vascular",
+                      "venous": "vascular", "intra_articular": "intra_articular", "intradiscal": "intradiscal",
+                      "soft_tissue": "soft_tissue"}
+READING_WORDS = {"epidural": "epidural", "intrathecal": "intrathecal (a myelogram)", "subdural": "subdural",
+                 "vascular": "vascular", "intra_articular": "intra-articular", "intradiscal": "intradiscal",
+                 "soft_tissue": "soft tissue"}
 # Where an injectate went, by the pattern contrast there takes (simulator.needle.contrast), for the debrief.
 INJECTATE_WENT = {"epidural": "into the epidural space", "intrathecal": "into the CSF (intrathecal)",
                   "subdural": "subdural", "arterial": "into an artery", "venous": "into a vein",
@@ -124,7 +134,7 @@ class Event:
     def debrief(self) -> str:
         """The message with what the trainee had to judge for themselves (an injection's pattern), for
         the replay and the report."""
-        verdict = self.data.get("appearance") or self.data.get("compartment")
+        verdict = self.data.get("verdict")
         return f"{self.message}: {verdict}" if verdict else self.message
 
     def to_json(self) -> dict:
@@ -146,6 +156,24 @@ class Injection:
     def to_json(self) -> dict:
         return {"t": self.t, "tip": list(self.tip), "ml": self.ml, "pattern": self.pattern,
                 "structure": self.structure} | ({} if self.agent == "contrast" else {"agent": self.agent})
+
+
+@dataclass(frozen=True)
+class Reading:
+    """The trainee's reading of contrast injection number ``injection`` (0-based) against the truth
+    (:data:`simulator.session.actions.ContrastReading` words)."""
+
+    t: float
+    injection: int
+    reading: str
+    actual: str
+
+    @property
+    def correct(self) -> bool:
+        return self.reading == self.actual
+
+    def to_json(self) -> dict:
+        return {"t": self.t, "injection": self.injection, "reading": self.reading, "actual": self.actual}
 
 
 @dataclass(frozen=True)
@@ -177,6 +205,7 @@ class SessionState:
     dsa_runs: int = 0
     lor_checks: int = 0
     injections: tuple[Injection, ...] = ()
+    readings: tuple[Reading, ...] = ()
     medications: tuple[Injection, ...] = ()
     hints_shown: int = 0
     finished: bool = False
@@ -196,6 +225,7 @@ class SessionState:
             "fluoro_shots": self.fluoro_shots,
             "fluoro_seconds": round(self.fluoro_seconds, 4), "dsa_runs": self.dsa_runs, "lor_checks": self.lor_checks,
             "injections": [i.to_json() for i in self.injections],
+            "readings": [r.to_json() for r in self.readings],
             "contrast_ml": round(sum(i.ml for i in self.injections), 4),
             "medications": [i.to_json() for i in self.medications],
             "medication_ml": round(sum(i.ml for i in self.medications), 4), "hints_shown": self.hints_shown,
@@ -538,7 +568,7 @@ class _Step:
         state = replace(state, injections=state.injections + (injection,))
         severity: Severity = "unsafe" if spread.pattern in UNSAFE_PATTERNS else "info"
         self.emit("contrast", severity, f"{self.action.ml:g} mL of contrast injected", pattern=spread.pattern,
-                  ml=self.action.ml, structure=spread.structure, appearance=spread.appearance)
+                  ml=self.action.ml, structure=spread.structure, verdict=spread.appearance)
         self.check_capsule(state, injection)
         return state
 
@@ -552,7 +582,7 @@ class _Step:
         severity: Severity = "unsafe" if compartment.pattern in UNSAFE_PATTERNS else "info"
         self.emit("medication", severity, f"{a.ml:g} mL of {AGENT_WORDS[a.agent]} injected", pattern=compartment.pattern,
                   ml=a.ml, agent=a.agent, structure=compartment.structure,
-                  compartment=f"it went {INJECTATE_WENT[compartment.pattern]}")
+                  verdict=f"it went {INJECTATE_WENT[compartment.pattern]}")
         self.check_capsule(state, medication)
         return state
 
@@ -574,9 +604,23 @@ class _Step:
                                           self.session.scenario.seed, self.before.actions)
         words = {"high": "firm resistance", "moderate": "moderate resistance", "low_moderate": "slight resistance",
                  "lost": "loss of resistance"}
+        false = f"a false loss: the tip was in the {clinical_name(state.tip_structure)}, not the epidural space"
         self.emit("loss_of_resistance", "info", words[result.feel], feel=result.feel, false_loss=result.false_loss,
-                  structure=state.tip_structure)
+                  structure=state.tip_structure, **({"verdict": false} if result.false_loss else {}))
         return replace(state, lor_checks=state.lor_checks + 1)
+
+    def read_contrast(self, state: SessionState) -> SessionState:
+        if not state.injections:
+            raise SpinesimError("read_contrast: no contrast has been injected yet", hint="inject contrast, image it, "
+                                "then name its pattern")
+        last = state.injections[-1]
+        actual = READING_OF_PATTERN[last.pattern]
+        reading = Reading(self.action.t, len(state.injections) - 1, self.action.reading, actual)
+        right = "right" if reading.correct else f"it was {READING_WORDS[actual]}"
+        self.emit("contrast_read", "info", f"you read the contrast as {READING_WORDS[self.action.reading]}",
+                  reading=self.action.reading, actual=actual, correct=reading.correct, injection=reading.injection + 1,
+                  verdict=right)
+        return replace(state, readings=state.readings + (reading,))
 
     def finish(self, state: SessionState) -> SessionState:
         self.emit("finished", "info", "attempt finished", in_target=state.in_target,
@@ -627,6 +671,7 @@ def _aimed_direction(origin: np.ndarray, action) -> np.ndarray:
 _STEPS = {
     act.PlaceNeedle: _Step.place, act.Advance: _Step.advance, act.Withdraw: _Step.withdraw,
     act.Redirect: _Step.redirect, act.SetCarm: _Step.set_carm, act.FluoroShot: _Step.fluoro_shot,
-    act.PlaceProbe: _Step.place_probe, act.InjectContrast: _Step.inject, act.InjectMedication: _Step.inject_medication,
+    act.PlaceProbe: _Step.place_probe, act.InjectContrast: _Step.inject, act.ReadContrast: _Step.read_contrast,
+    act.InjectMedication: _Step.inject_medication,
     act.CheckLossOfResistance: _Step.check_resistance, act.ShowHint: _Step.show_hint, act.Finish: _Step.finish,
 }

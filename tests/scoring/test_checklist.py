@@ -55,7 +55,7 @@ def _status(report: Report) -> dict[str, str]:
 def test_the_expert_completes_the_checklist_and_rates_highest(graded, scenario_id):
     _, expert = graded(scenario_id, expert_log)
     assert [item.key for item in expert.checklist] == list(CHECKLISTS[expert.procedure])
-    assert 11 <= len(expert.checklist) <= 12
+    assert 12 <= len(expert.checklist) <= 13
     assert _status(expert) == {key: "done" for key in CHECKLISTS[expert.procedure]}
     assert expert.global_rating.total == expert.global_rating.maximum == 35
     for other in (novice_log, _blind, _live_throughout):
@@ -172,6 +172,6 @@ def test_the_rows_read_as_a_person_reads_them(graded):
     assert len(rows) == len(report.checklist)
     live = next(i for i, item in enumerate(report.checklist) if item.key == "contrast_live")
     step, status, detail, evidence = rows[live]
-    assert step.startswith(f"{len(rows) - 4}. Contrast injected under live") and status == "not done"
+    assert step.startswith(f"{len(rows) - 5}. Contrast injected under live") and status == "not done"
     assert evidence.startswith("step ") and " s: " in evidence and "_" not in evidence
     assert [row[1] for row in rating_rows(report)][-1].endswith(" / 5")

@@ -60,7 +60,7 @@ def test_the_trainee_perceives_the_hub_the_syringe_and_the_monitor_not_the_engin
     assert "target_reached" in hidden and {e.kind for e in live_events(session.events)} & hidden == set()
     contrast = next(e for e in session.events if e.kind == "contrast")
     assert contrast.perceived and contrast.message == "1 mL of contrast injected"
-    assert contrast.debrief == f"1 mL of contrast injected: {contrast.data['appearance']}" and "epidural" in contrast.debrief
+    assert contrast.debrief == f"1 mL of contrast injected: {contrast.data['verdict']}" and "epidural" in contrast.debrief
     unsafe = replace(contrast, severity="unsafe")  # an intrathecal run looks the same on the list while it runs
     assert event_rows([unsafe])[0]["colour"] == event_rows([contrast])[0]["colour"]
     assert event_rows([unsafe], debrief=True)[0]["colour"] != event_rows([contrast], debrief=True)[0]["colour"]

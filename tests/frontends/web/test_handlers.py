@@ -37,12 +37,19 @@ def test_the_syringe_gives_the_contrast_test_and_the_injectate_apart(patient, st
     path = plan_trajectory(session.tracer, session.target, session.spec)
     handlers.attempt.act({"type": "place_needle", "entry": path.entry.tolist(), "direction": path.direction.tolist(),
                           "depth_mm": path.depth_mm})
+    assert not page.get("contrast_given")
     handlers.inject(1.0)
+    assert page["contrast_given"]
+    with pytest.raises(SpinesimError, match="unknown contrast pattern 'blob'"):
+        handlers.read_contrast("blob")
+    handlers.read_contrast("vascular")
+    read = next(e for e in page["events"] if e["message"].startswith("you read the contrast"))
+    assert read["message"] == "you read the contrast as vascular" and "right" not in read["message"]
     handlers.medicate("2", "local_anaesthetic")
     with pytest.raises(SpinesimError, match="field 'agent'"):
         handlers.medicate(2, "morphine")
     logged = store.actions(handlers.attempt.attempt_id)
-    assert [a["type"] for a in logged[-2:]] == ["inject_contrast", "inject_medication"]
+    assert [a["type"] for a in logged[-3:]] == ["inject_contrast", "read_contrast", "inject_medication"]
     assert logged[-1]["ml"] == 2.0 and logged[-1]["agent"] == "local_anaesthetic"
     messages = [event["message"] for event in page["events"]]
     assert "2 mL of local anaesthetic injected" in messages and not any("it went" in m for m in messages)
