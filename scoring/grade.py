@@ -5,16 +5,17 @@ part          how it is scored (each item 1 at or below its "good" value, 0 at i
               between: :func:`ramp`; accuracy's distances fall smoothly instead: :func:`falloff`)
 ============  ==========================================================================================
 accuracy      the outcome (half): where the injectate went, the right compartment and pattern, or
-              without an injection the tip in the acceptance zone; tip-to-target distance (1 within
-              the rubric's ``tip_mm``, half at twice it, never a cliff; 0.3); depth error in the safety
-              view (``depth_mm``, the same fall-off; 0.2)
+              without an injection the tip in the acceptance zone; tip-to-target distance (0.3) and
+              depth error in the safety view (0.2), each by :func:`closeness`: 1 on the point, 3/4 at
+              the rubric's ``tip_mm`` / ``depth_mm``, half that at twice it, never a cliff
 safety        1, less 0.5 per major flag, 0.15 per minor flag and 0.1 per near miss; 0 with any
               critical flag
-efficiency    mean of: shots (good 2/3 of the limit, bad twice it), beam-on time (same), procedure time
-              (half the limit, 1.5x), redirections (tolerance, 3x or tolerance + 3), bone contacts
-              (tolerance, tolerance + 6), path length over the expert's (``path_ratio``, twice it); times
-              the accuracy part's score: speed that did not reach the target earns nothing (an attempt
-              abandoned after 10 s is not efficient)
+efficiency    mean of: shots, beam-on time and procedure time against the range of expert attempts
+              (good up to 1.25x the reference attempt's, bad at the scenario's limit), redirections (good
+              up to 1, bad at 3x the tolerance or tolerance + 3), bone contacts (tolerance, tolerance +
+              6), path length over the expert's (``path_ratio``, twice it); times the accuracy part's
+              score: speed that did not reach the target earns nothing (an attempt abandoned after 10 s
+              is not efficient)
 technique     contrast injected and its pattern right (0.25) and named right by the trainee (0.10, the
               share of contrast injections read right); contrast imaged live (0.15), by DSA where
               the scenario offers it (0.25), and every injectate tested so; the final position seen in the safety view before injecting,
@@ -43,6 +44,13 @@ from scoring.proximity import NearMiss
 from scoring.safety import Flag
 
 SAFETY_PENALTY = {"major": 0.5, "minor": 0.15}
+# Within a tolerance, this share of a distance item is earned by closeness: the precision that tells a
+# consultant (on the point) from a resident (within the tolerance) [ED].
+PRECISION_SHARE = 0.25
+# The reference attempt (the planner's) is the economical end of expert practice; expert attempts take up
+# to this factor more shots, beam-on time and time [ED], and re-aim at most this many times [ED].
+EXPERT_RANGE = 1.25
+EXPERT_REDIRECTS = 1
 NEAR_MISS_PENALTY = 0.1
 # The most an attempt with a critical / a major event can score [ED]: a critical event (a never-event:
 # intrathecal, intravascular or intraneural injectate, an injection no image showed, cord contact) ranks
@@ -106,6 +114,18 @@ def falloff(value: float, good: float) -> float:
     return float(1.0 / (1.0 + ((value - good) / good) ** 2))
 
 
+def closeness(value: float, tolerance: float) -> float:
+    """:func:`falloff` beyond the tolerance; within it, :data:`PRECISION_SHARE` of the item still rewards
+    closeness (1 at 0, 1 - PRECISION_SHARE at the tolerance): no cliff anywhere.
+
+    Examples
+    --------
+    >>> closeness(0.0, 4.0), closeness(2.0, 4.0), closeness(4.0, 4.0), closeness(8.0, 4.0)
+    (1.0, 0.875, 0.75, 0.375)
+    """
+    return falloff(value, tolerance) * (1.0 - PRECISION_SHARE * min(value / tolerance, 1.0))
+
+
 def on_target(metrics: Metrics) -> bool:
     """The outcome an examiner looks at: the injectate where it belongs (right compartment and
     pattern: the injectate's compartment, else the last contrast test's), or, when nothing was injected,
@@ -122,8 +142,8 @@ def _accuracy(scenario: Scenario, metrics: Metrics) -> dict[str, float]:
     if metrics.tip_to_target_mm is None or metrics.depth_error_mm is None:
         return {"outcome": 0.0, "tip_distance": 0.0, "depth": 0.0}
     return {"outcome": 0.5 * on_target(metrics),
-            "tip_distance": 0.3 * falloff(metrics.tip_to_target_mm, tolerances.tip_mm),
-            "depth": 0.2 * falloff(abs(metrics.depth_error_mm), tolerances.depth_mm)}
+            "tip_distance": 0.3 * closeness(metrics.tip_to_target_mm, tolerances.tip_mm),
+            "depth": 0.2 * closeness(abs(metrics.depth_error_mm), tolerances.depth_mm)}
 
 
 def _safety(flags: list[Flag], near_misses: list[NearMiss]) -> dict[str, float]:
@@ -138,15 +158,25 @@ def _efficiency(scenario: Scenario, metrics: Metrics, expert: ExpertComparison,
                 accuracy: float) -> dict[str, float]:
     limits, tolerances = scenario.limits, scenario.tolerances()
     items = {
-        "shots": ramp(metrics.fluoro_shots, 2.0 * limits.shots / 3.0, 2.0 * limits.shots),
-        "fluoro_seconds": ramp(metrics.fluoro_seconds, 2.0 * limits.fluoro_seconds / 3.0, 2.0 * limits.fluoro_seconds),
-        "time": ramp(metrics.procedure_time_s, 0.5 * limits.time_s, 1.5 * limits.time_s),
-        "redirects": ramp(metrics.redirects, tolerances.redirects, max(3 * tolerances.redirects, tolerances.redirects + 3)),
+        "shots": _against_experts(metrics.fluoro_shots, expert.expert_shots, limits.shots),
+        "fluoro_seconds": _against_experts(metrics.fluoro_seconds, expert.expert_fluoro_seconds, limits.fluoro_seconds),
+        "time": _against_experts(metrics.procedure_time_s, expert.expert_time_s, limits.time_s),
+        "redirects": ramp(metrics.redirects, min(EXPERT_REDIRECTS, tolerances.redirects),
+                          max(3 * tolerances.redirects, tolerances.redirects + 3)),
         "bone_contacts": ramp(metrics.bone_contacts, tolerances.bone_contacts, tolerances.bone_contacts + 6),
     }
     if expert.path_ratio is not None:
         items["path_length"] = ramp(expert.path_ratio, tolerances.path_ratio, 2.0 * tolerances.path_ratio)
     return {name: accuracy * value / len(items) for name, value in items.items()}
+
+
+def _against_experts(value: float, expert_value: float | None, limit: float) -> float:
+    """1 within the range of expert attempts (EXPERT_RANGE times the reference attempt's value), 0 at the
+    scenario's limit (at least half as much again); without a reference, 1 at 2/3 of the limit, 0 at twice it."""
+    if expert_value is None:
+        return ramp(value, 2.0 * limit / 3.0, 2.0 * limit)
+    good = EXPERT_RANGE * expert_value
+    return ramp(value, good, max(limit, 1.5 * good))
 
 
 def _technique(scenario: Scenario, metrics: Metrics) -> dict[str, float]:

@@ -32,7 +32,9 @@ flag                           severity  when
 ``vessel_puncture``            minor     the tip entered a vessel (blood at the hub or not) without an injection
 ``repeated_bone_contact``      minor     more bone contacts than the rubric's tolerance
 ``excessive_shots``            minor     more fluoroscopy shots than the scenario's limit (§6.3)
-``excessive_fluoro_time``      minor     more beam-on time than the limit (§3 [S61])
+``excessive_fluoro_time``      minor /   more beam-on time than the limit (§3 [S61]); major past
+                               major     :data:`RADIATION_MAJOR_FACTOR` times it: continuous screening
+                                         where pulses would do (§3 [S63])
 ``over_time``                  minor     longer than the scenario's time limit
 ``capsule_rupture``            minor     more into a facet joint than its capsule holds (§2.3)
 ``agent_choice``               minor     particulate steroid transforaminally (non-particulate is the
@@ -76,6 +78,9 @@ SEVERITIES: tuple[str, ...] = ("critical", "major", "minor")
 # The transforaminal "too deep" rule: tip this far ventral to the posterior vertebral-body line (mm),
 # the same 2 mm the interlaminar rule of clinical.md §3 allows past the VILL [ED].
 VENTRAL_TOLERANCE_MM = 2.0
+# Beam-on time past this many times the scenario's limit is a major event: for a single level that is
+# continuous screening where intermittent pulses would do, which multiplies the dose (§3 [S63]) [ED].
+RADIATION_MAJOR_FACTOR = 1.5
 _IN_SAC = ("dural_sac", "cauda_equina", "spinal_cord")
 
 
@@ -132,8 +137,12 @@ def safety_flags(attempt: Attempt, metrics: Metrics) -> list[Flag]:
         flags.add("excessive_shots", "minor", "Excessive fluoroscopy shots",
                   f"{metrics.fluoro_shots} shots, more than the limit of {limits.shots}")
     if metrics.fluoro_seconds > limits.fluoro_seconds:
-        flags.add("excessive_fluoro_time", "minor", "Excessive fluoroscopy time",
-                  f"{metrics.fluoro_seconds:.1f} s of beam-on time, more than the limit of {limits.fluoro_seconds:g} s")
+        major = metrics.fluoro_seconds > RADIATION_MAJOR_FACTOR * limits.fluoro_seconds
+        flags.add("excessive_fluoro_time", "major" if major else "minor", "Excessive fluoroscopy time",
+                  f"{metrics.fluoro_seconds:.1f} s of beam-on time, "
+                  + (f"more than {RADIATION_MAJOR_FACTOR:g} times the limit of {limits.fluoro_seconds:g} s: radiation "
+                     "the patient and the team did not need" if major
+                     else f"more than the limit of {limits.fluoro_seconds:g} s"))
     if metrics.procedure_time_s > limits.time_s:
         flags.add("over_time", "minor", "Over time",
                   f"{metrics.procedure_time_s:.0f} s, longer than the limit of {limits.time_s:g} s")

@@ -27,7 +27,7 @@ def test_score_prints_the_grade_and_json(logged_attempt, capsys):
     assert main(["score", str(logged_attempt), "--spacing", "2"]) == 0
     printed = capsys.readouterr().out
     assert "PASS" in printed and "feedback:" in printed
-    assert "checklist: 12 of 12 steps" in printed and "global rating: 35 / 35" in printed
+    assert "checklist: 13 of 13 steps" in printed and "global rating: 35 / 35" in printed
     assert main(["score", str(logged_attempt), "--spacing", "2", "--json"]) == 0
     report = json.loads(capsys.readouterr().out)
     assert report["scenario_id"] == "mbb-default" and report["passed"] and report["grade"] >= 85

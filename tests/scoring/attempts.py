@@ -6,22 +6,23 @@ from __future__ import annotations
 
 import numpy as np
 
-from simulator.case.planner import EXPERT_INJECTATE, expert_actions, find_trajectory, plan_trajectory
+from simulator.case.planner import EXPERT_CONTRAST_ML, EXPERT_INJECTATE, expert_actions, find_trajectory, plan_trajectory
 from simulator.case.targets import UNSAFE_GROUPS, UNSAFE_TISSUES
-from simulator.session.fold import Session
+from simulator.session.fold import READING_OF_PATTERN, Session
 
 
 class Script:
     """Actions of an attempt, with a clock, applied to ``session`` as they are written (so a script can
     read where the needle is)."""
 
-    def __init__(self, session: Session) -> None:
+    def __init__(self, session: Session, pace_s: float = 3.0) -> None:
         self.session = session
         self.actions: list[dict] = []
         self.t = 0.0
+        self.pace_s = pace_s  # seconds between actions unless an action says otherwise
 
-    def add(self, kind: str, after_s: float = 3.0, **fields) -> Script:
-        self.t = round(self.t + after_s, 3)
+    def add(self, kind: str, after_s: float | None = None, **fields) -> Script:
+        self.t = round(self.t + (self.pace_s if after_s is None else after_s), 3)
         action = {"type": kind, "t": self.t} | fields
         self.session.apply(action)
         self.actions.append(action)
@@ -44,6 +45,11 @@ class Script:
     def contrast(self, ml: float = 1.0, mode: str | None = None) -> Script:
         mode = mode or ("dsa" if self.session.scenario.imaging.dsa else "live")
         return self.add("inject_contrast", ml=ml).add("fluoro_shot", 0.5, mode=mode, seconds=3.0)
+
+    def read(self) -> Script:
+        """Name the last contrast's pattern as it is (a trainee who reads the images right)."""
+        pattern = self.session.state.injections[-1].pattern
+        return self.add("read_contrast", 2.0, reading=READING_OF_PATTERN[pattern])
 
     def medication(self) -> Script:
         """The expert's injectate for the procedure (:data:`EXPERT_INJECTATE`) where the needle is."""
@@ -79,14 +85,17 @@ def path_to(session: Session, points: np.ndarray, *, cone_deg: float = 30.0, all
     raise AssertionError(f"no path to any of {np.atleast_2d(points)[:3]} ...")
 
 
+# Directions to step off the target point in: caudal, cranial, dorsal, lateral, ..., then the diagonals.
+_DIRECTIONS = [(0, 0, -1), (0, 0, 1), (0, 1, 0), (1, 0, 0), (-1, 0, 0), (0, -1, 0)] + [
+    (a, b, c) for a in (-1, 0, 1) for b in (-1, 0, 1) for c in (-1, 0, 1) if abs(a) + abs(b) + abs(c) > 1]
+
+
 def offset_point(session: Session, distance_mm: float) -> np.ndarray:
     """A point ``distance_mm`` from the target that a safe path reaches (tried in a fixed order of
     directions: caudal, cranial, dorsal, lateral, ..., then the diagonals)."""
     target = session.target.point
-    axes = [(0, 0, -1), (0, 0, 1), (0, 1, 0), (1, 0, 0), (-1, 0, 0), (0, -1, 0)]
-    diagonals = [(a, b, c) for a in (-1, 0, 1) for b in (-1, 0, 1) for c in (-1, 0, 1) if abs(a) + abs(b) + abs(c) > 1]
     tracer = session.tracer
-    for direction in axes + diagonals:
+    for direction in _DIRECTIONS:
         point = target + distance_mm * np.asarray(direction, float) / np.linalg.norm(direction)
         # Well clear of the sac and the roots, so that the novice's tip is imprecise, not unsafe.
         if min(tracer.distance_to(("dural_sac",), point[None])[0], tracer.nerve_root_distance(point[None])[0]) < 2.0:
@@ -97,6 +106,49 @@ def offset_point(session: Session, distance_mm: float) -> np.ndarray:
             continue
         return point
     raise AssertionError("no safe point at that distance")
+
+
+def competent_log(session: Session, off_mm: float = 3.0) -> list[dict]:
+    """A safe, sound attempt short of the expert's economy: slower, one extra alignment image, a first
+    aim redirected twice, more images on the way in, the tip in the target zone ``off_mm`` from the
+    target point, the contrast test under live fluoroscopy (no DSA) read right, the spread on AP, the
+    injectate."""
+    script = Script(session, pace_s=8.0).view(0).view(0).view(1)
+    final = zone_path(session, off_mm)
+    script.place(final.entry, final.direction)
+    script.add("redirect", aim=[float(v) for v in final.tip + np.array((0.0, 0.0, 6.0))]).add("fluoro_shot")
+    script.add("redirect", direction=[float(v) for v in final.direction]).add("fluoro_shot")
+    for fraction in (0.4, 0.7):
+        script.advance_to(fraction * final.depth_mm).add("fluoro_shot")
+    script.view(2).advance_to(final.depth_mm).add("fluoro_shot")
+    if session.scenario.procedure == "interlaminar_epidural":
+        script.add("check_loss_of_resistance")
+    script.contrast(final_ml(session), mode="live").read().view(0)
+    return script.medication().add("finish").actions
+
+
+def zone_path(session: Session, distance_mm: float):
+    """A safe path whose tip ends in the target's acceptance zone about ``distance_mm`` from the target
+    point (tried in offset_point's order of directions; on bone for a bone target)."""
+    target, tracer = session.target, session.tracer
+    for direction in _DIRECTIONS:
+        point = target.point + distance_mm * np.asarray(direction, float) / np.linalg.norm(direction)
+        structure = tracer.structure_at(point)
+        if not target.on_bone and not target.zone.contains(point, structure, tracer.tissue_of(structure)):
+            continue
+        try:
+            path = path_to(session, point, cone_deg=25.0, on_bone=target.on_bone)
+        except AssertionError:
+            continue
+        structure = tracer.structure_at(path.tip)
+        if target.zone.contains(path.tip, structure, tracer.tissue_of(structure)):
+            return path
+    raise AssertionError(f"no safe path into the target zone {distance_mm} mm from the target point")
+
+
+def final_ml(session: Session) -> float:
+    """The expert's contrast volume for the procedure."""
+    return EXPERT_CONTRAST_ML[session.scenario.procedure]
 
 
 def novice_log(session: Session, off_mm: float = 6.0) -> list[dict]:

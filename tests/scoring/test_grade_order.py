@@ -11,7 +11,7 @@ from scoring.grade import CRITICAL_GRADE_CAP, MAJOR_GRADE_CAP
 from scoring.report import score
 from simulator.session.fold import Session
 from simulator.case.planner import plan_trajectory
-from tests.scoring.attempts import Script, expert_log, novice_log, path_to, structure_points
+from tests.scoring.attempts import Script, competent_log, expert_log, novice_log, path_to, structure_points
 
 LIBRARY = library_scenarios()
 
@@ -85,6 +85,28 @@ def _caught_test_dose(session):
     return script.medication().add("finish").actions
 
 
+def _into_disc(session):
+    """Through the foramen into the disc at the target level (the disc lies in front of the foramen)."""
+    level = session.scenario.target.level
+    path = path_to(session, structure_points(session, f"{level}.disc", session.target.point),
+                   allow=("disc_annulus", "disc_nucleus"))
+    return _along(session, path)
+
+
+def _too_deep(session):
+    """Past the foramen into the psoas in front of it (the bone stops the planned path itself), imaged on the
+    way, no injection."""
+    psoas = f"muscle.psoas.{session.scenario.target.side}"
+    path = path_to(session, structure_points(session, psoas, session.target.point), allow=("muscle",))
+    script = Script(session).view(0).view(1).place(path.entry, path.direction).advance_to(path.depth_mm)
+    return script.view(2).add("finish").actions
+
+
+def _live_throughout(session):
+    """The expert's attempt with every image a 10 s live run: continuous screening (about 90 s of beam)."""
+    return [a | {"mode": "live", "seconds": 10.0} if a["type"] == "fluoro_shot" else a for a in expert_log(session)]
+
+
 UNSAFE = [
     ("tfesi-default", _blind, "blind_injection", "critical"),
     ("ilesi-default", _blind, "blind_injection", "critical"),
@@ -93,16 +115,32 @@ UNSAFE = [
     ("tfesi-default", _root_injection, "intraneural_injection", "critical"),
     ("tfesi-default", _intrathecal, "intrathecal_injection", "critical"),
     ("tfesi-adamkiewicz-l1l2-left", _arterial, "arterial_injection", "critical"),
+    ("tfesi-default", _into_disc, "intradiscal", "major"),
+    ("tfesi-l5s1-left", _too_deep, "beyond_ventral_epidural", "major"),
+    ("facet-default", _live_throughout, "excessive_fluoro_time", "major"),
+    ("mbb-default", _live_throughout, "excessive_fluoro_time", "major"),
 ]
+# Several cases of every procedure, levels L3-L4 to L5-S1, both sides.
+VALIDATION_CASES = ["tfesi-default", "tfesi-l5s1-left", "tfesi-l3l4-right-kambin", "ilesi-default", "ilesi-l5s1-left",
+                    "ilesi-l3l4-right", "facet-default", "facet-l5s1-right", "mbb-default", "mbb-l5-dorsal-ramus-right"]
+
+
+@pytest.mark.parametrize("scenario_id", VALIDATION_CASES)
+def test_expert_competent_novice_rank_as_an_examiner_ranks_them(graded, scenario_id):
+    """Expert >= competent + 5 > novice; the expert and the competent pass, the novice fails; no safe
+    attempt carries a critical flag."""
+    expert, competent, novice = (graded(scenario_id, make)[1] for make in (expert_log, competent_log, novice_log))
+    assert expert.grade >= competent.grade + 5.0 and competent.grade > novice.grade, (
+        expert.grade, competent.grade, novice.grade)
+    assert expert.passed and competent.passed and not novice.passed
+    assert not any(f.severity == "critical" for f in expert.flags + competent.flags + novice.flags)
 
 
 @pytest.mark.parametrize("scenario_id, make_log, code, severity", UNSAFE,
                          ids=[f"{case}-{make.__name__.strip('_')}" for case, make, *_ in UNSAFE])
-def test_an_unsafe_attempt_fails_names_its_complication_and_ranks_below_a_novice(anatomy_for, scenario_id, make_log,
+def test_an_unsafe_attempt_fails_names_its_complication_and_ranks_below_a_novice(graded, scenario_id, make_log,
                                                                                    code, severity):
-    unsafe = _graded(anatomy_for, scenario_id, make_log)
-    novice = _graded(anatomy_for, scenario_id, novice_log)
-    expert = _graded(anatomy_for, scenario_id, expert_log)
+    unsafe, novice, expert = (graded(scenario_id, make)[1] for make in (make_log, novice_log, expert_log))
     assert (code, severity) in {(f.code, f.severity) for f in unsafe.flags}
     assert not unsafe.passed and any(code.replace("_", " ")[:6].lower() in item.text.lower() or
                                      next(f.title for f in unsafe.flags if f.code == code) in item.text

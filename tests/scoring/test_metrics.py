@@ -134,10 +134,14 @@ def test_weights_are_normalised_and_gates_decide_the_pass():
         "weights": scenario.rubric.weights.model_copy(update={"safety": 0, "efficiency": 0, "technique": 0})})})
     on_target = _metrics(tip_to_target_mm=1.0, in_zone=True, offset=Offset(cranial_mm=1.0, ventral_mm=0, lateral_mm=0))
     result = grade(accuracy_only, on_target, [], [], ExpertComparison(available=False))
-    assert result.score == 100.0 and result.passed
-    halfway = grade(accuracy_only, on_target.model_copy(update={"tip_to_target_mm": 6.0}), [], [],
+    # Within the tolerances only the precision share (a quarter) depends on the distance.
+    tolerances = scenario.tolerances()
+    depth = 0.2 * (1 - 0.25 * abs(on_target.depth_error_mm) / tolerances.depth_mm)
+    assert result.score == pytest.approx(100 * (0.5 + 0.3 * (1 - 0.25 * 1.0 / tolerances.tip_mm) + depth), abs=0.06)
+    assert result.passed
+    halfway = grade(accuracy_only, on_target.model_copy(update={"tip_to_target_mm": 2 * tolerances.tip_mm}), [], [],
                     ExpertComparison(available=False))
-    assert halfway.score == pytest.approx(100 * (0.5 + 0.3 * 0.5 + 0.2))
+    assert halfway.score == pytest.approx(100 * (0.5 + 0.3 * 0.5 * 0.75 + depth), abs=0.06)
     unfinished = grade(scenario, on_target.model_copy(update={"finished": False}), [], [], ExpertComparison(available=False))
     assert not unfinished.passed and [g.name for g in unfinished.gates if not g.passed] == ["attempt finished"]
 
