@@ -43,8 +43,12 @@ Geometry, and the decisions behind it:
   ``MIN_SPACING_MM..MAX_SPACING_MM``; sequences may nest :data:`MAX_SEQUENCE_DEPTH` deep. Bits Stored
   must not exceed Bits Allocated, Rescale Slope and Intercept must be finite and at most
   :data:`MAX_ABS_HU` in size, and the HU of a float volume must be finite and within that bound.
-- **Folders.** A subfolder that cannot be read is refused, naming it: importing the readable part of a
-  patient silently would be worse (make it readable, or copy the readable slices elsewhere).
+- **Folders.** A subfolder that cannot be read, or a DICOM file whose header is damaged, is refused,
+  naming it: importing the readable part of a patient silently would be worse. Asked for
+  (``readable_only``, ``spinesim anatomy import --readable-only``), they are skipped and counted in the
+  import's warnings by what went wrong (not by name: file and folder names can carry a patient's name);
+  the series read must still be whole (a missing slice inside it is a gap,
+  refused as always).
 - **Transfer syntaxes.** Little- and big-endian, implicit and explicit VR, deflated, and the compressed
   ones below. Only native little-endian 16-bit pixels are read without pydicom.
 - **Modality.** Only CT is read: the product needs Hounsfield units, which MR, PET or secondary
@@ -255,17 +259,22 @@ def _orientation_code(direction: np.ndarray) -> str:
 def _unreadable_folder(error: OSError) -> None:
     raise SpinesimError(f"cannot read this folder ({error.strerror}); importing the rest would miss part of the "
                         "patient", path=error.filename,
-                        hint="make the folder readable, or copy the readable files to another folder and import that")
+                        hint="make the folder readable, or import what is readable with --readable-only")
 
 
-def _candidate_files(path: Path) -> list[Path]:
-    """Every file under ``path`` (or ``path`` itself); an unreadable subfolder raises, naming it."""
+def _candidate_files(path: Path, skipped: list[str] | None = None) -> list[Path]:
+    """Every file under ``path`` (or ``path`` itself); an unreadable subfolder raises, naming it, or with a
+    ``skipped`` list is noted there and left out."""
     if path.is_file():
         return [path]
     if not path.is_dir():
         raise SpinesimError("no such file or folder", path=path)
+
+    def note(error: OSError) -> None:
+        skipped.append(f"skipped a folder that could not be read ({error.strerror})")
+
     files = []
-    for folder, _, names in os.walk(path, onerror=_unreadable_folder):
+    for folder, _, names in os.walk(path, onerror=_unreadable_folder if skipped is None else note):
         files.extend(Path(folder, name) for name in names)
     return sorted(p for p in files if p.is_file())
 
@@ -289,12 +298,13 @@ def is_dicom_file(path: str | Path) -> bool:
         return False
 
 
-def contains_dicom(path: str | Path) -> bool:
-    """Whether ``path`` is a DICOM file or a folder with at least one DICOM file in it."""
+def contains_dicom(path: str | Path, *, readable_only: bool = False) -> bool:
+    """Whether ``path`` is a DICOM file or a folder with at least one DICOM file in it (an unreadable
+    subfolder raises, unless ``readable_only``)."""
     path = Path(path)
     if path.is_file():
         return is_dicom_file(path)
-    return any(is_dicom_file(p) for p in _candidate_files(path))
+    return any(is_dicom_file(p) for p in _candidate_files(path, [] if readable_only else None))
 
 
 def _pixel_data_location(handle, transfer_syntax: UID) -> tuple[int, int] | None:
@@ -532,11 +542,14 @@ def _file_facts(path: Path, dataset: Dataset, location: tuple[int, int] | None) 
     return file, None
 
 
-def scan_dicom(path: str | Path, *, progress: ProgressCallback | None = None) -> list[DicomSeries]:
+def scan_dicom(path: str | Path, *, progress: ProgressCallback | None = None,
+               readable_only: bool = False) -> list[DicomSeries]:
     """The DICOM series in a file or folder (searched recursively), headers only.
 
     Files that are not DICOM are skipped quietly; so are DICOM files that hold no image series
-    (DICOMDIR, structured reports). A file that claims to be DICOM but cannot be read raises.
+    (DICOMDIR, structured reports). A file that claims to be DICOM but cannot be read raises, and so
+    does an unreadable subfolder, unless ``readable_only``: then both are skipped, and every series
+    found carries a note for each one skipped, by what went wrong (``reader_notes``).
 
     Parameters
     ----------
@@ -544,6 +557,8 @@ def scan_dicom(path: str | Path, *, progress: ProgressCallback | None = None) ->
         A folder (searched recursively) or a single DICOM file.
     progress : callable, optional
         Called as ``progress(files_done, files_total, message)``.
+    readable_only : bool
+        Skip (and note) unreadable subfolders and damaged DICOM files instead of refusing.
 
     Returns
     -------
@@ -556,7 +571,8 @@ def scan_dicom(path: str | Path, *, progress: ProgressCallback | None = None) ->
         If the folder is empty or holds no DICOM image, or a DICOM file is unreadable.
     """
     path = Path(path)
-    files = _candidate_files(path)
+    skipped: list[str] | None = [] if readable_only else None
+    files = _candidate_files(path, skipped)
     if not files:
         raise SpinesimError("the folder is empty", path=path, hint="give the folder that holds the DICOM files")
     series: dict[str, DicomSeries] = {}
@@ -564,11 +580,19 @@ def scan_dicom(path: str | Path, *, progress: ProgressCallback | None = None) ->
         if progress is not None and done % 16 == 0:
             progress(done, len(files), "scanning files")
         notes: list[str] = []
-        with _pydicom_notes(notes):
-            header = _read_header(file_path)
-            entry = None if header is None else _scanned(header, file_path, series)
+        try:
+            with _pydicom_notes(notes):
+                header = _read_header(file_path)
+                entry = None if header is None else _scanned(header, file_path, series)
+        except SpinesimError as error:
+            if skipped is None:
+                raise
+            skipped.append(f"skipped a damaged DICOM file ({error.problem})")
+            continue
         if entry is not None:
             entry.reader_notes += notes
+    for entry in series.values():  # named by what went wrong, not by file: names can carry a patient's name
+        entry.reader_notes += skipped or []
     if progress is not None:
         progress(len(files), len(files), "scanning files")
     if not series:
@@ -945,7 +969,7 @@ class DicomCT:
 
 
 def read_dicom_series(path: str | Path, series_uid: str | None = None, *,
-                      progress: ProgressCallback | None = None) -> DicomCT:
+                      progress: ProgressCallback | None = None, readable_only: bool = False) -> DicomCT:
     """Read one CT series from a DICOM folder (or file) into a volume in Hounsfield units.
 
     Parameters
@@ -957,6 +981,9 @@ def read_dicom_series(path: str | Path, series_uid: str | None = None, *,
         (1-based). Needed when the folder holds more than one CT series.
     progress : callable, optional
         Called as ``progress(done, total, message)`` while scanning and reading.
+    readable_only : bool
+        Skip unreadable subfolders and damaged DICOM files (counted in the warnings) instead of
+        refusing; the series read must still be whole.
 
     Returns
     -------
@@ -977,7 +1004,7 @@ def read_dicom_series(path: str | Path, series_uid: str | None = None, *,
     ((128, 128, 1), 'LPS', 904)
     """
     path = Path(path)
-    found = scan_dicom(path, progress=progress)
+    found = scan_dicom(path, progress=progress, readable_only=readable_only)
     series = choose_series(found, series_uid, path)
     stack = _stack(series.frames, path)
     warnings: list[str] = []

@@ -26,8 +26,8 @@ from anatomy_models.volume import Volume
 ProgressCallback = Callable[[float, float, str], None]
 
 
-def source_kind(path: str | Path) -> str:
-    """What kind of source ``path`` is.
+def source_kind(path: str | Path, *, readable_only: bool = False) -> str:
+    """What kind of source ``path`` is (``readable_only``: unreadable subfolders do not stop the search).
 
     ``"anatomy"`` (a stored anatomy folder), ``"nifti"`` or ``"nrrd"`` (a CT volume; ``.nhdr`` too), ``"seg.nrrd"``
     (a 3D Slicer segmentation), ``"totalsegmentator"`` (a folder of its per-class masks),
@@ -50,7 +50,7 @@ def source_kind(path: str | Path) -> str:
         return "nifti"
     elif is_mesh_path(path):
         return "mesh"
-    if contains_dicom(path):
+    if contains_dicom(path, readable_only=readable_only):
         return "dicom"
     if path.is_dir() and not any(path.iterdir()):
         raise SpinesimError("the folder is empty", path=path, hint="give the folder that holds the CT images")
@@ -62,7 +62,7 @@ def source_kind(path: str | Path) -> str:
 
 def import_anatomy(path: str | Path, *, series_uid: str | None = None, labels: str | Path | None = None,
                    label_format: str | None = None, spacing_mm: float | None = None, mesh_units: str = "mm",
-                   progress: ProgressCallback | None = None) -> Anatomy:
+                   progress: ProgressCallback | None = None, readable_only: bool = False) -> Anatomy:
     """An anatomy built from the source at ``path`` (CT in HU, de-identified metadata).
 
     Parameters
@@ -78,6 +78,9 @@ def import_anatomy(path: str | Path, *, series_uid: str | None = None, labels: s
         Voxel size (mm): of the voxelised grid for meshes (default 1 mm); for volumes, resample to it.
     mesh_units : str
         ``mm``, ``cm`` or ``m``: the unit of mesh coordinates.
+    readable_only : bool
+        For a DICOM folder: skip unreadable subfolders and damaged files (counted in the warnings)
+        instead of refusing (:func:`anatomy_models.dicom.read_dicom_series`).
 
     Notes on what the import did (resampling, version choices) are in ``metadata["import_notes"]``;
     repairs the DICOM reader made (missing slices, gantry tilt) and label ids no table named (kept as
@@ -88,7 +91,9 @@ def import_anatomy(path: str | Path, *, series_uid: str | None = None, labels: s
     a patient's name.
     """
     path = Path(path)
-    kind = source_kind(path)
+    kind = source_kind(path, readable_only=readable_only)
+    if readable_only and kind != "dicom":
+        raise SpinesimError("--readable-only applies to DICOM folders only", path=path)
     if kind == "anatomy":
         if labels or label_format or spacing_mm:
             raise SpinesimError("a stored anatomy is imported as it is; --labels, --label-format and --spacing do not apply",
@@ -112,7 +117,7 @@ def import_anatomy(path: str | Path, *, series_uid: str | None = None, labels: s
         notes = [*label_map.notes, "no CT in the source: CT numbers painted from each structure's tissue"]
     else:
         if kind == "dicom":
-            dicom_ct = read_dicom_series(path, series_uid, progress=progress)
+            dicom_ct = read_dicom_series(path, series_uid, progress=progress, readable_only=readable_only)
             ct, metadata = dicom_ct.volume, dicom_ct.metadata
         else:
             ct = read_nifti(path) if kind == "nifti" else read_nrrd(path)

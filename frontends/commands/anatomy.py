@@ -65,12 +65,16 @@ def info_command(source: str) -> None:
               help="Unit of mesh coordinates.")
 @click.option("--series", "series_uid", default=None,
               help="DICOM series to import (its UID, or its number from `spinesim anatomy info`).")
+@click.option("--readable-only", is_flag=True,
+              help="DICOM: skip subfolders that cannot be read and damaged files (each counted in a warning) "
+                   "instead of refusing the folder; the series must still have every slice.")
 def import_command(source: Path, name: str, labels: Path | None, label_format: str | None,
-                   spacing: float | None, mesh_units: str, series_uid: str | None) -> None:
+                   spacing: float | None, mesh_units: str, series_uid: str | None, readable_only: bool) -> None:
     """Import SOURCE (an image, segmentation or mesh file or folder) and store it as anatomy NAME."""
     with progress_bar(f"importing {source.name}") as report:
         imported = import_anatomy(source, series_uid=series_uid, labels=labels, label_format=label_format,
-                                  spacing_mm=spacing, mesh_units=mesh_units, progress=report)
+                                  spacing_mm=spacing, mesh_units=mesh_units, progress=report,
+                                  readable_only=readable_only)
     for warning in imported.metadata.get("import_warnings", []):
         out.print(f"[yellow]warning:[/] {user_text(warning)}", highlight=False)
     path = save_anatomy(imported, name)

@@ -147,6 +147,31 @@ def _unreadable_subfolder_case(series, chmod=True):
         part2.chmod(0o755)
 
 
+def test_readable_only_skips_an_unreadable_subfolder_and_a_damaged_file_and_says_so(series, monkeypatch):
+    """Asked for, the readable slices are imported; each skipped folder and file is counted in a warning
+    by what went wrong, not by its name (names can carry the patient's)."""
+    real_scandir = os.scandir
+
+    def scandir(path="."):
+        if Path(path).name == "part2":
+            raise PermissionError(13, "Permission denied", str(path))
+        return real_scandir(path)
+
+    monkeypatch.setattr(os, "scandir", scandir)
+    part2 = series[0].parent / "part2"
+    part2.mkdir()
+    series[2].rename(part2 / series[2].name)
+    damaged = series[0].parent / "Doe_John.dcm"
+    damaged.write_bytes(series[1].read_bytes()[:400])  # a slice cut short in its header
+    with pytest.raises(SpinesimError, match="part2: cannot read this folder .*import what is readable"):
+        read_dicom_series(series[0].parent)
+    ct = read_dicom_series(series[0].parent, readable_only=True)
+    assert ct.volume.shape[2] == 2 and ct.metadata["slices_read"] == 2
+    assert any("skipped a folder that could not be read (Permission denied)" in w for w in ct.warnings)
+    assert any(w.startswith("skipped a damaged DICOM file (a CT image file without series UID") for w in ct.warnings)
+    assert not any("Doe_John" in w or "part2" in w for w in ct.warnings)
+
+
 _CT_SMALL = pydicom.data.get_testdata_file("CT_small.dcm")
 
 

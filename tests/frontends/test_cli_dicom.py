@@ -69,3 +69,20 @@ def test_pydicom_warnings_become_our_messages(tmp_path, capsys):
     assert "warning:" in imported and "break the DICOM standard" in imported
     assert "DOE" not in info + imported
     assert any("break the DICOM standard" in w for w in load_anatomy("long-values").metadata["import_warnings"])
+
+
+def test_import_readable_only_takes_the_readable_slices_and_warns(tmp_path, capsys):
+    folder = tmp_path / "exam"
+    slices = write_stack(folder, stored_ramp(3), axial_positions(3))
+    (folder / "cut.dcm").write_bytes(slices[1].read_bytes()[:400])  # a copy cut short in its header
+    assert main(["anatomy", "import", str(folder), "-o", "exam"]) == 1
+    assert "cut.dcm: a CT image file without series UID or pixel data" in capsys.readouterr().err
+    assert main(["anatomy", "import", str(folder), "-o", "exam", "--readable-only"]) == 0
+    assert "warning: skipped a damaged DICOM file" in capsys.readouterr().out.replace("\n", " ")
+    assert load_anatomy("exam").ct.shape[2] == 3
+    assert main(["anatomy", "import", str(slices[0]), "-o", "one", "--readable-only"]) == 0
+    nifti = tmp_path / "ct.nii.gz"
+    assert main(["anatomy", "export", "exam", "--format", "nifti", "-o", str(nifti)]) == 0
+    capsys.readouterr()
+    assert main(["anatomy", "import", str(nifti), "-o", "again", "--readable-only"]) == 1
+    assert "--readable-only applies to DICOM folders only" in capsys.readouterr().err
