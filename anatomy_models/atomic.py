@@ -8,6 +8,12 @@ error at any step undoes it (the old copy is put back); a crash can stop it anyw
 backup back if the folder is missing and deletes what is left over. So the old or the new copy is
 always there.
 
+Two writers of the same folder at once (two imports saving the same name, two exports to one place)
+commit one after the other: the renames that swap a copy in run under an exclusive lock on the folder
+that holds it (:func:`fcntl.flock` on a lock file named for the folder in the user's temporary folder,
+so that nothing is left in the user's own folders; the last writer's copy wins, whole). Writing into
+the staging copy is not locked.
+
 Leftovers are named ``.~<pid>-<random>.<tmp|old>.<name>``: the writer's process id lets recovery
 leave alone what a live process is still writing, and the name ends with the target's name, so a
 temporary file keeps its suffix (some writers choose the format from it: ``.nii.gz``, ``.nrrd``).
@@ -15,9 +21,11 @@ temporary file keeps its suffix (some writers choose the format from it: ``.nii.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 import shutil
+import tempfile
 import uuid
 from contextlib import contextmanager
 from pathlib import Path
@@ -80,7 +88,8 @@ def atomic_directory(path: str | Path) -> Iterator[Path]:
         staging.mkdir()
         yield staging
         _fsync_tree(staging)
-        _swap_in(staging, path)
+        with _folder_lock(path.parent):
+            _swap_in(staging, path)
     except OSError as error:
         raise _write_error(path, error) from None
     finally:
@@ -111,7 +120,8 @@ def atomic_files(paths: list[Path]) -> Iterator[list[Path]]:
         yield temporaries
         for temporary in temporaries:
             _fsync(temporary)
-        _commit(list(zip(temporaries, paths, backups)))
+        with _folder_lock(paths[0].parent):
+            _commit(list(zip(temporaries, paths, backups)))
     except OSError as error:
         raise _write_error(paths[0] if len(paths) == 1 else paths[0].parent, error) from None
     finally:
@@ -177,6 +187,26 @@ def _process_alive(pid: int) -> bool:
     except PermissionError:  # alive, but another user's
         return True
     return True
+
+
+@contextmanager
+def _folder_lock(folder: Path) -> Iterator[None]:
+    """Hold the exclusive commit lock of ``folder`` (blocking until another writer's commit is done);
+    where the system has no ``flock`` (Windows), commits are not serialised."""
+    try:
+        import fcntl
+    except ImportError:
+        yield
+        return
+    locks = Path(tempfile.gettempdir()) / f"spinesim-locks-{os.getuid()}"
+    locks.mkdir(mode=0o700, exist_ok=True)
+    name = hashlib.sha256(str(folder.resolve()).encode("utf-8", "surrogateescape")).hexdigest()[:32]
+    descriptor = os.open(locks / f"{name}.lock", os.O_RDONLY | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(descriptor, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(descriptor)  # closing releases the lock
 
 
 def _swap_in(staging: Path, path: Path) -> None:
