@@ -12,8 +12,9 @@ cd "$(dirname "$0")"
 # VTK renders offscreen through EGL (Mesa's software rasteriser): the 3D views and reports.
 RUN_APT_PACKAGES=(libegl1 libgl1-mesa-dri)
 # dcmtk (dcmcjpeg, dcmcjpls, dcmcrle, dcmdump) and dicom3tools (dciodvfy) for the DICOM tests,
-# chromium for the browser tests (Playwright drives Debian's build).
-TEST_APT_PACKAGES=(dcmtk dicom3tools chromium)
+# chromium for the browser tests (Playwright drives Debian's build), postgresql for the store's tests on a
+# PostgreSQL server (tests/frontends/postgres.py starts a throwaway one; Debian's package starts none).
+TEST_APT_PACKAGES=(dcmtk dicom3tools chromium postgresql)
 # Plastimatch: the DRR benchmark's reference.
 BENCH_APT_PACKAGES=(plastimatch)
 PYTHON=${PYTHON:-python3.11}

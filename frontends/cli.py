@@ -33,6 +33,12 @@ from anatomy_models.errors import SpinesimError, shorten
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "anatomy": ("frontends.commands.anatomy:anatomy",
                 "Anatomies: stored patients (generated or imported) that scenarios run on."),
+    "assign": ("frontends.commands.programme:assign",
+               "Assign case SCENARIO_ID (a library or served case's id) to a trainee or a cohort."),
+    "assignments": ("frontends.commands.programme:assignments",
+                    "The cases assigned to TRAINEE, the ones to do first (soonest due first)."),
+    "cohorts": ("frontends.commands.programme:cohorts",
+                "Cohorts of trainees (a year group, a rotation) that cases can be assigned to."),
     "explain": ("frontends.commands.explain:explain",
                 "Write a patient explanation of SCENARIO (a library id or YAML file) into the folder -o."),
     "fluoro": ("frontends.commands.fluoro:fluoro",

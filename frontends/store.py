@@ -10,6 +10,14 @@ screen shows its result. The JSON Lines log other tools read (``spinesim run``, 
 from these rows by :meth:`Store.log_text`, with the same header and records a
 :class:`simulator.session.fold.Session` writes; it is never edited by hand, so the two cannot disagree.
 
+The schema has a version (table ``schema_version``). Opening a database brings it up to this code's
+:data:`SCHEMA_VERSION` one step at a time (:data:`_MIGRATIONS`, each in one transaction, so a failed step
+leaves the database as it was), keeping every row: a department's records survive an upgrade. A database
+from before versions is version 1; one written by a newer spinesim is refused, not damaged.
+
+Besides users and attempts, an instructor's programme: cohorts of trainees, cases assigned (with a due
+date) to a trainee or a cohort, and comments on an attempt at a step of its replay.
+
 Passwords are stored as scrypt hashes (``hashlib.scrypt``, n=2^14, r=8, p=1, 16-byte random salt
 per user, OWASP's minimum scrypt setting), compared in constant time.
 
@@ -27,8 +35,9 @@ from __future__ import annotations
 import base64
 import csv
 import hashlib
-import io
 import hmac
+import importlib.util
+import io
 import json
 import re
 import secrets
@@ -37,10 +46,10 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Literal
 
-from sqlalchemy import (DateTime, Float, ForeignKey, Integer, String, Text, UniqueConstraint, create_engine, event,
-                        func, select)
+from sqlalchemy import (Column, DateTime, Float, ForeignKey, Integer, String, Table, Text, UniqueConstraint,
+                        create_engine, event, func, inspect, or_, select)
 from sqlalchemy.engine import Engine
-from sqlalchemy.exc import ArgumentError, IntegrityError, OperationalError
+from sqlalchemy.exc import ArgumentError, IntegrityError, InterfaceError, OperationalError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
 from anatomy_models.errors import SpinesimError
@@ -147,6 +156,84 @@ class _Action(_Base):
     record_json: Mapped[str] = mapped_column(Text)
 
 
+class _Cohort(_Base):
+    __tablename__ = "cohorts"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(64), unique=True)
+    created: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class _Member(_Base):
+    __tablename__ = "cohort_members"
+    __table_args__ = (UniqueConstraint("cohort_id", "user_id"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    cohort_id: Mapped[int] = mapped_column(ForeignKey("cohorts.id"), index=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
+
+
+class _Assignment(_Base):
+    __tablename__ = "assignments"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    scenario_id: Mapped[str] = mapped_column(String(64))
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"), nullable=True, index=True)  # or a cohort
+    cohort_id: Mapped[int | None] = mapped_column(ForeignKey("cohorts.id"), nullable=True, index=True)
+    due: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    assigned_by: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    created: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class _Comment(_Base):
+    __tablename__ = "comments"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    attempt_id: Mapped[int] = mapped_column(ForeignKey("attempts.id"), index=True)
+    author_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    step: Mapped[int | None] = mapped_column(Integer, nullable=True)  # the replay's step (1-based), or the attempt
+    text: Mapped[str] = mapped_column(Text)
+    created: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+# The schema's version: one row (id 1). SCHEMA_VERSION is what this code writes; _MIGRATIONS[v] takes a
+# database from v - 1 to v. Version 1 is the schema before versions (users, attempts, actions).
+_VERSION = Table("schema_version", _Base.metadata, Column("id", Integer, primary_key=True),
+                 Column("version", Integer, nullable=False))
+SCHEMA_VERSION = 2
+
+
+def _add_programme_tables(connection) -> None:
+    """Version 2: cohorts, their members, assignments and comments."""
+    for model in (_Cohort, _Member, _Assignment, _Comment):
+        model.__table__.create(connection, checkfirst=True)
+
+
+_MIGRATIONS = {2: _add_programme_tables}
+
+
+def _upgrade(engine: Engine) -> None:
+    """Bring the database at ``engine`` to :data:`SCHEMA_VERSION` (a new one is created at it)."""
+    tables = set(inspect(engine).get_table_names())
+    if "schema_version" not in tables:
+        try:
+            with engine.begin() as connection:
+                if "users" not in tables:  # a new database
+                    _Base.metadata.create_all(connection)
+                    connection.execute(_VERSION.insert().values(id=1, version=SCHEMA_VERSION))
+                else:  # written before the schema had versions
+                    _VERSION.create(connection, checkfirst=True)
+                    connection.execute(_VERSION.insert().values(id=1, version=1))
+        except IntegrityError:  # another process created it at the same moment
+            pass
+    with engine.connect() as connection:
+        version = connection.execute(select(_VERSION.c.version).where(_VERSION.c.id == 1)).scalar_one()
+    if version > SCHEMA_VERSION:
+        raise SpinesimError(f"the database {engine.url.render_as_string(hide_password=True)} has schema version "
+                            f"{version}, written by a newer spinesim; this one reads up to version {SCHEMA_VERSION}",
+                            hint="upgrade spinesim (the database is left as it is)")
+    for step in range(version + 1, SCHEMA_VERSION + 1):
+        with engine.begin() as connection:  # the step and its version number together, or neither
+            _MIGRATIONS[step](connection)
+            connection.execute(_VERSION.update().where(_VERSION.c.id == 1).values(version=step))
+
+
 @dataclass(frozen=True)
 class User:
     id: int
@@ -169,6 +256,33 @@ class Attempt:
     elapsed_s: float
     actions: int
     report: dict | None
+
+
+@dataclass(frozen=True)
+class Assignment:
+    """A case assigned to a trainee (directly or through a cohort); ``done`` once they finished an attempt
+    at it after it was assigned."""
+
+    id: int
+    scenario_id: str
+    due: datetime | None
+    assigned_by: str
+    cohort: str | None
+    created: datetime
+    done: bool
+
+
+@dataclass(frozen=True)
+class Comment:
+    id: int
+    attempt_id: int
+    author: str
+    step: int | None
+    text: str
+    created: datetime
+
+
+MAX_COMMENT_CHARS = 4000
 
 
 def _now() -> datetime:
@@ -365,6 +479,107 @@ class Store:
             raise SpinesimError(f"no attempt with id {attempt_id}")
         return row
 
+    # ------------------------------------------------------------------ cohorts and assignments
+    def add_cohort(self, name: str) -> None:
+        """A new, empty cohort of trainees (a year group, a rotation)."""
+        check_user_name(name)
+        with Session(self.engine) as db:
+            db.add(_Cohort(name=name, created=_now()))
+            try:
+                db.commit()
+            except IntegrityError:
+                raise SpinesimError(f"a cohort called {name!r} already exists") from None
+
+    def join_cohort(self, cohort: str, user: str) -> None:
+        """Put trainee ``user`` in ``cohort`` (a second time changes nothing)."""
+        with Session(self.engine) as db:
+            cohort_row, user_row = self._cohort_row(db, cohort), self._user_row(db, user)
+            if user_row.role != "trainee":
+                raise SpinesimError(f"{user!r} is an instructor; cohorts hold trainees")
+            if db.scalar(select(_Member).where(_Member.cohort_id == cohort_row.id, _Member.user_id == user_row.id)):
+                return
+            db.add(_Member(cohort_id=cohort_row.id, user_id=user_row.id))
+            db.commit()
+
+    def cohorts(self) -> dict[str, list[str]]:
+        """Each cohort's name and its trainees' names, by name."""
+        query = (select(_Cohort.name, _User.name).outerjoin(_Member, _Member.cohort_id == _Cohort.id)
+                 .outerjoin(_User, _User.id == _Member.user_id).order_by(_Cohort.name, _User.name))
+        found: dict[str, list[str]] = {}
+        with Session(self.engine) as db:
+            for cohort, user in db.execute(query):
+                found.setdefault(cohort, []).extend([user] if user else [])
+        return found
+
+    def assign(self, scenario_id: str, *, by: str, user: str | None = None, cohort: str | None = None,
+               due: datetime | None = None) -> int:
+        """Assign case ``scenario_id`` to trainee ``user`` or to every trainee of ``cohort`` (one of the two),
+        by instructor ``by``, due at ``due`` (UTC; None for no date). Returns the assignment's id."""
+        if (user is None) == (cohort is None):
+            raise SpinesimError("assign a case to a trainee or to a cohort (one of the two)")
+        with Session(self.engine) as db:
+            instructor = self._user_row(db, by)
+            if instructor.role != "instructor":
+                raise SpinesimError(f"{by!r} is a trainee; only an instructor assigns cases")
+            user_row = self._user_row(db, user) if user is not None else None
+            if user_row is not None and user_row.role != "trainee":
+                raise SpinesimError(f"{user!r} is an instructor; cases are assigned to trainees")
+            cohort_row = self._cohort_row(db, cohort) if cohort is not None else None
+            row = _Assignment(scenario_id=scenario_id, user_id=user_row.id if user_row else None,
+                              cohort_id=cohort_row.id if cohort_row else None, due=due, assigned_by=instructor.id,
+                              created=_now())
+            db.add(row)
+            db.commit()
+            return row.id
+
+    def assignments_for(self, user_id: int) -> list[Assignment]:
+        """The cases assigned to a trainee, directly or through their cohorts: the ones still to do first
+        (soonest due first, undated last), then the done ones."""
+        cohorts = select(_Member.cohort_id).where(_Member.user_id == user_id)
+        query = (select(_Assignment, _User.name, _Cohort.name).join(_User, _User.id == _Assignment.assigned_by)
+                 .outerjoin(_Cohort, _Cohort.id == _Assignment.cohort_id)
+                 .where(or_(_Assignment.user_id == user_id, _Assignment.cohort_id.in_(cohorts))))
+        finished = [(a.scenario_id, a.started) for a in self.attempts(user_id=user_id, status="finished")]
+        with Session(self.engine) as db:
+            found = [Assignment(row.id, row.scenario_id, _aware(row.due), by, cohort, _aware(row.created),
+                                any(case == row.scenario_id and started >= _aware(row.created)
+                                    for case, started in finished))
+                     for row, by, cohort in db.execute(query)]
+        latest = datetime.max.replace(tzinfo=timezone.utc)
+        return sorted(found, key=lambda a: (a.done, a.due or latest, a.created, a.id))
+
+    @staticmethod
+    def _cohort_row(db: Session, name: str) -> _Cohort:
+        row = db.scalar(select(_Cohort).where(_Cohort.name == name))
+        if row is None:
+            raise SpinesimError(f"no cohort called {name!r}", hint="see `spinesim cohorts list`")
+        return row
+
+    # ------------------------------------------------------------------ comments
+    def add_comment(self, attempt_id: int, author_id: int, text: str, step: int | None = None) -> int:
+        """An instructor's (or the trainee's own) comment on an attempt, at replay step ``step`` (1-based) or
+        on the whole attempt. Returns its id."""
+        text = (text or "").strip()
+        if not text or len(text) > MAX_COMMENT_CHARS:
+            raise SpinesimError(f"a comment has 1 to {MAX_COMMENT_CHARS} characters, not {len(text)}")
+        with Session(self.engine) as db:
+            self._attempt_row(db, attempt_id)
+            actions = db.scalar(select(func.count(_Action.id)).where(_Action.attempt_id == attempt_id)) or 0
+            if step is not None and not 1 <= step <= actions:
+                raise SpinesimError(f"step {step} is not in attempt {attempt_id} (steps 1 to {actions})")
+            row = _Comment(attempt_id=attempt_id, author_id=author_id, step=step, text=text, created=_now())
+            db.add(row)
+            db.commit()
+            return row.id
+
+    def comments(self, attempt_id: int) -> list[Comment]:
+        """An attempt's comments, oldest first."""
+        query = (select(_Comment, _User.name).join(_User, _User.id == _Comment.author_id)
+                 .where(_Comment.attempt_id == attempt_id).order_by(_Comment.created, _Comment.id))
+        with Session(self.engine) as db:
+            return [Comment(row.id, row.attempt_id, name, row.step, row.text, _aware(row.created))
+                    for row, name in db.execute(query)]
+
 
 # --------------------------------------------------------------------------- a programme's records
 # The columns of the export (one row per attempt), as `spinesim records` and the Review tab write them.
@@ -428,7 +643,18 @@ def _aware(moment: datetime | None) -> datetime | None:
     return moment
 
 
+def _with_driver(url: str) -> str:
+    """A PostgreSQL URL without a driver gets pg8000 (spinesim's PostgreSQL driver, BSD-licensed) when
+    SQLAlchemy's default (psycopg2) is not installed."""
+    scheme, separator, rest = url.partition("://")
+    if separator and scheme in ("postgresql", "postgres"):
+        driver = "" if importlib.util.find_spec("psycopg2") else "+pg8000"
+        return f"postgresql{driver}://{rest}"
+    return url
+
+
 def _engine(url: str) -> Engine:
+    url = _with_driver(url)
     try:
         engine = create_engine(url, connect_args={"timeout": 30} if url.startswith("sqlite") else {})
     except (ArgumentError, ValueError) as error:
@@ -436,15 +662,16 @@ def _engine(url: str) -> Engine:
                             hint="use sqlite:///path/to/spinesim.db or postgresql://user@host/dbname") from None
     except ModuleNotFoundError as error:
         raise SpinesimError(f"the database driver for {url.split(':')[0]!r} is not installed ({error.name})",
-                            hint="install it with pip (psycopg for PostgreSQL)") from None
+                            hint="install spinesim's PostgreSQL driver: pip install 'spinesim[postgresql]' "
+                                 "(pg8000; URLs postgresql+pg8000://user@host/dbname)") from None
     if engine.dialect.name == "sqlite":
         database = engine.url.database
         if database and database != ":memory:":
             Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
         event.listen(engine, "connect", _sqlite_durability)
     try:
-        _Base.metadata.create_all(engine)
-    except OperationalError as error:
+        _upgrade(engine)
+    except (OperationalError, InterfaceError) as error:  # pg8000 reports a refused connection as an interface error
         raise SpinesimError(f"cannot open the database {engine.url.render_as_string(hide_password=True)}: {error.orig}",
                             hint="check the --db URL and that the server is reachable") from None
     return engine
