@@ -10,7 +10,9 @@ Layouts, with ``OUT`` the output argument:
   ``OUT/labels.json``; or the CT at ``OUT`` if it ends in ``.nrrd``.
 - ``dicom``: a CT Image Storage series, one file per slice, in the new folder ``OUT`` (de-identified,
   fresh UIDs; labels are not part of a CT series).
-- ``stl``: one ``<structure>.stl`` per structure in the folder ``OUT`` (LPS mm, ``SPACE=LPS`` header).
+- ``stl``: one ``<structure>.stl`` per whole bone, disc or other structure (per part with ``parts``) in the
+  folder ``OUT`` (LPS mm, ``SPACE=LPS`` header), each closed and decimated to at most
+  :data:`~anatomy_models.meshes.MAX_EXPORT_TRIANGLES` triangles.
 
 ``labels.json`` is the label table as a list of ``{id, name, tissue}``: it reads back with
 ``--label-format table:labels.json``. Nothing patient-identifying is written (the anatomy holds none).
@@ -51,14 +53,16 @@ def _paths(fmt: str, out: Path) -> tuple[Path, Path, Path]:
     return out / "ct.nrrd", out / "labels.seg.nrrd", out / "labels.json"
 
 
-def export_anatomy(anatomy: Anatomy, fmt: str, out: str | Path, *,
+def export_anatomy(anatomy: Anatomy, fmt: str, out: str | Path, *, parts: bool = False,
                    progress: Callable[[float, float, str], None] | None = None) -> list[Path]:
-    """Write ``anatomy`` in format ``fmt`` (``dicom``, ``nifti``, ``nrrd`` or ``stl``) to ``out``; returns the files written."""
+    """Write ``anatomy`` in format ``fmt`` (``dicom``, ``nifti``, ``nrrd`` or ``stl``) to ``out``; returns the files written.
+
+    ``parts`` (STL only): a file per part of a bone (``L4.pedicle.left``) instead of per whole bone."""
     out = Path(out)
     if fmt == "dicom":
         return write_dicom_series(anatomy, out, progress=progress)
     if fmt == "stl":
-        return export_structure_stls(anatomy, out, progress=progress)
+        return export_structure_stls(anatomy, out, parts=parts, progress=progress)
     if fmt not in EXPORT_FORMATS:
         raise SpinesimError(f"unknown export format {fmt!r}", hint=f"use one of {', '.join(EXPORT_FORMATS)}")
     ct_path, labels_path, table_path = _paths(fmt, out)

@@ -21,7 +21,8 @@ TAUBIN_PASS_BAND = 0.02
 # Bump whenever the mesh made from the same labels changes: stored anatomies cache surfaces by it.
 SURFACE_VERSION = 2
 
-def label_surface(labels: Volume, label_ids: Sequence[int], *, smoothing_iterations: int = 60) -> pv.PolyData:
+def label_surface(labels: Volume, label_ids: Sequence[int], *, smoothing_iterations: int = 60,
+                  step_voxels: int = 1) -> pv.PolyData:
     """The closed surface (LPS mm) around the voxels carrying any of ``label_ids``.
 
     Marching cubes runs on the mask's bounding box (padded by a voxel so the surface closes), then
@@ -35,6 +36,9 @@ def label_surface(labels: Volume, label_ids: Sequence[int], *, smoothing_iterati
         Ids that make up the structure.
     smoothing_iterations : int
         Taubin iterations; 0 keeps the raw marching-cubes surface.
+    step_voxels : int
+        Marching cubes' step: 2 gives about a quarter of the triangles, still a closed surface (a coarser
+        copy for export, where decimating a fine one would open it).
 
     Returns
     -------
@@ -52,7 +56,7 @@ def label_surface(labels: Volume, label_ids: Sequence[int], *, smoothing_iterati
     crop = np.pad(mask[box], 1).astype(np.float32)
     # Light pre-blur so marching cubes sees a smooth field rather than a binary step.
     crop = ndimage.gaussian_filter(crop, 0.5)
-    vertices, faces, _, _ = measure.marching_cubes(crop, level=0.5)
+    vertices, faces, _, _ = measure.marching_cubes(crop, level=0.5, step_size=step_voxels)
     vertices += np.array([s.start - 1 for s in box], dtype=np.float64)
     points = labels.voxel_to_world(vertices)
     # skimage winds faces clockwise seen from outside; reverse them for outward normals, unless a

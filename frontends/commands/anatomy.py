@@ -90,13 +90,14 @@ def import_command(source: Path, name: str, labels: Path | None, label_format: s
                    "stl: one surface per structure.")
 @click.option("-o", "--output", type=OutputPath(path_type=Path), required=True,
               help="Output folder, or for nifti/nrrd the CT's file name (labels are written beside it).")
-def export_command(name: str, fmt: str, output: Path) -> None:
+@click.option("--parts", is_flag=True, help="stl: a file per part of a bone (pedicle, lamina, ...), not per whole bone.")
+def export_command(name: str, fmt: str, output: Path, parts: bool) -> None:
     """Export stored anatomy NAME to OUTPUT (LPS millimetres)."""
     from anatomy_models.exports import export_anatomy, export_warnings
 
     loaded = load_anatomy(name)
     with progress_bar(f"exporting {name}") as report:
-        written = export_anatomy(loaded, fmt, output, progress=report)
+        written = export_anatomy(loaded, fmt, output, parts=parts, progress=report)
     for warning in export_warnings(loaded, fmt):
         out.print(f"[yellow]warning:[/] {user_text(warning)}", highlight=False)
     out.print(f"Wrote {len(written)} file(s) to {user_text(output)}")

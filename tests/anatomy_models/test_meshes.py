@@ -233,6 +233,31 @@ def test_open_sheet_encloses_nothing_and_says_so(tmp_path):
         voxelise_meshes(meshes)
 
 
+def test_stl_export_writes_whole_bones_closed_and_decimated(tmp_path):
+    """A vertebra in parts is one file (its parts with --parts); a fine surface is decimated to the limit and
+    stays closed with its volume."""
+    n = 60
+    ct = Volume.from_spacing(np.zeros((n, n, n), np.int16), (0.5, 0.5, 0.5), origin=(-14.75, -14.75, -14.75))
+    table = LabelTable()
+    body, pedicle = table.add("L4.body", "cortical_bone"), table.add("L4.pedicle.left", "cortical_bone")
+    annulus, nucleus = table.add("L4-L5.disc.annulus", "disc_annulus"), table.add("L4-L5.disc.nucleus", "disc_nucleus")
+    centres = ct.voxel_to_world(np.stack(np.meshgrid(*[np.arange(n)] * 3, indexing="ij"), -1))
+    labels = np.zeros(ct.shape, np.uint16)
+    labels[np.linalg.norm(centres - [0, 0, 6], axis=-1) < 8] = body.id
+    labels[(np.linalg.norm(centres - [0, 0, 6], axis=-1) < 8) & (centres[..., 0] > 4)] = pedicle.id
+    labels[np.linalg.norm(centres - [0, 0, -9], axis=-1) < 5] = annulus.id
+    labels[np.linalg.norm(centres - [0, 0, -9], axis=-1) < 2.5] = nucleus.id
+    anatomy = Anatomy(ct=ct, label_table=table, labels=ct.with_array(labels))
+    whole = export_structure_stls(anatomy, tmp_path / "whole", max_triangles=1500)
+    assert sorted(f.name for f in whole) == ["L4-L5.disc.stl", "L4.stl"]
+    l4 = trimesh.load(str(tmp_path / "whole" / "L4.stl"))
+    assert len(l4.faces) <= 1500 * 1.2 and l4.is_watertight
+    assert l4.volume == pytest.approx(4 / 3 * np.pi * 8 ** 3, rel=0.08)  # the coarser step costs a few % of volume
+    parts = export_structure_stls(anatomy, tmp_path / "parts", parts=True)
+    assert sorted(f.name for f in parts) == ["L4-L5.disc.annulus.stl", "L4-L5.disc.nucleus.stl", "L4.body.stl",
+                                             "L4.pedicle.left.stl"]
+
+
 def test_stl_export_round_trip(tmp_path):
     n = 40
     ct = Volume.from_spacing(np.zeros((n, n, n), np.int16), (1.0, 1.0, 1.0), origin=(-19.5, -19.5, -19.5))
@@ -244,7 +269,7 @@ def test_stl_export_round_trip(tmp_path):
     labels[np.linalg.norm(centres - [0, 0, -10], axis=-1) < 6] = disc.id
     anatomy = Anatomy(ct=ct, label_table=table, labels=ct.with_array(labels))
     files = export_structure_stls(anatomy, tmp_path / "stl")
-    assert sorted(f.name for f in files) == ["L4-L5.disc.annulus.stl", "L4.stl"]
+    assert sorted(f.name for f in files) == ["L4-L5.disc.stl", "L4.stl"]
     assert b"SPACE=LPS" in (tmp_path / "stl" / "L4.stl").read_bytes()[:80]
     mesh = trimesh.load(str(tmp_path / "stl" / "L4.stl"))
     assert mesh.is_watertight
