@@ -22,7 +22,7 @@ from frontends.web.explanation import check_may_explain, explanation_view
 from frontends.web.inputs import MAX_ID, choice, clipped, integer, number
 from frontends.web.patients import Patients
 from frontends.web.review import preview_view, review_view, stored_attempt
-from frontends.web.views import (attempt_view, lps_text, replay_view, report_view, resume_view,
+from frontends.web.views import (ATTEMPT_FIELDS, attempt_view, lps_text, replay_view, report_view, resume_view,
                                  scenario_view)
 from scenarios.schema import Scenario
 from simulator.case.controls import (PROBE_MOVES, PROBE_VIEWS, beam_aligned_angles, carm_presets, in_plane_entry,
@@ -106,7 +106,7 @@ class Handlers:
         if state.probe is not None and (state.probe != state_before.probe or state.needle is not state_before.needle):
             scan = self.attempt.scan  # live ultrasound: a new frame for every probe or needle move
             self._set(us_src=scan.data_url, us_caption=scan.caption, us_aspect=scan.aspect)
-        self._set(**attempt_view(self.attempt, events))
+        self._set(**attempt_view(self.attempt, events, needle_moved=state.needle is not state_before.needle))
 
     # ------------------------------------------------------------------ attempt life cycle
     def start_attempt(self, scenario_id) -> None:
@@ -128,7 +128,7 @@ class Handlers:
         self._presets = carm_presets(attempt.session.scenario, attempt.session.anatomy)
         carm = attempt.session.carm()
         self._aim = None
-        view = {"preset_names": list(self._presets), "us_aim_marker": None, "us_aim_text": "",
+        view = ATTEMPT_FIELDS | {"preset_names": list(self._presets), "us_aim_marker": None, "us_aim_text": "",
                 "carm_primary": round(carm.primary_deg, 2),
                 "carm_secondary": round(carm.secondary_deg, 2), "pick_marker": None, "entry_text": "", "lor_text": "",
                 "alert_show": False, "resume_id": None, "tab": "sim"}
@@ -180,7 +180,13 @@ class Handlers:
             raise SpinesimError("no attempt in progress", hint="start an attempt first")
         across, down = _click_fractions(x, y, width, height)
         shot = self.attempt.last_shot
-        pixels = shot.carm.detector_pixels if shot is not None else 512
+        if shot is None:
+            raise SpinesimError("there is no image to pick on yet", hint="take a fluoroscopy shot first")
+        pixels = shot.carm.detector_pixels
+        row, col = (min(int(fraction * pixels), pixels - 1) for fraction in (down, across))
+        if not shot.carm.field_mask()[row, col]:
+            raise SpinesimError("that point is outside the X-ray image (the black border, where no X-rays reach)",
+                                hint="click the skin entry point inside the round image")
         point = self.attempt.pick_entry(across * pixels - 0.5, down * pixels - 0.5)
         self._picked = point
         self._set(pick_marker={"x": 100 * across, "y": 100 * down}, entry_text=lps_text(point))

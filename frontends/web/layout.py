@@ -380,7 +380,7 @@ def _report(ctrl) -> None:
                 with _section("Outcome"):
                     with v3.VCardText():
                         with html.Div(classes="d-flex align-center mb-3"):
-                            html.Div("{{ report.grade.toFixed(0) }}", id="report-grade",
+                            html.Div("{{ report.grade_text }}", id="report-grade",
                                      classes="text-h3 font-weight-bold mr-3",
                                      style=("report.passed ? 'color:#2e7d32' : 'color:#c62828'",))
                             v3.VChip("{{ report.passed ? 'PASS' : 'FAIL' }}", id="report-outcome", size="large",

@@ -35,9 +35,16 @@ _VERDICT_KINDS = {"contrast", "medication"}
 _SHOWN_ELSEWHERE = {"probe_placed", "hint_shown"}
 
 
+# The fields a trainee fills for one attempt, as a new attempt starts them (the last attempt's angles and
+# volumes must not carry over into the next).
+ATTEMPT_FIELDS = {"needle_left": 0.0, "needle_cranial": 0.0, "step_mm": 5.0, "contrast_ml": 1.0, "live_seconds": 3.0,
+                  "medication_ml": 2.0, "medication_agent": "steroid_nonparticulate", "us_step_mm": 2.0,
+                  "us_step_deg": 5.0, "us_entry_end": "right"}
+
+
 def initial_state(user: User, catalogue: Catalogue, first: str) -> dict:
     """Every state variable of the page, as it is before anything happens (``first``: the scenario picked)."""
-    return {
+    return ATTEMPT_FIELDS | {
         "tab": "sim", "action_count": 0, "user_name": user.name, "role": user.role,
         "scenario_items": scenario_items(catalogue), "explain_for": None, "explain_page": "",
         "scenario_id": first, "scenario": {}, "attempt_active": False, "attempt_id": None, "resume_id": None,
@@ -45,14 +52,12 @@ def initial_state(user: User, catalogue: Catalogue, first: str) -> dict:
         "alert_show": False,
         "fluoro_src": "", "fluoro_caption": "", "pick_marker": None, "entry_text": "",
         "carm_primary": 0.0, "carm_secondary": 0.0, "carm_label": "AP", "preset_names": [],
-        "needle_left": 0.0, "needle_cranial": 0.0, "step_mm": 5.0, "needle_in": False, "depth_mm": 0.0,
-        "hub_text": "", "lor_text": "", "contrast_ml": 1.0, "live_seconds": 3.0, "dsa_allowed": False,
-        "medication_ml": 2.0, "medication_agent": "steroid_nonparticulate",
+        "needle_in": False, "depth_mm": 0.0, "hub_text": "", "lor_text": "", "dsa_allowed": False,
         "medication_agents": [{"title": AGENT_WORDS[agent], "value": agent} for agent in AGENTS],
         "hints_shown": [], "hints_left": 0, "events": [],
         "us_allowed": False, "us_src": "", "us_caption": "", "us_aspect": "1 / 1", "us_views": list(PROBE_VIEWS),
-        "probe_on": False, "us_depth": 80.0, "us_gain": 0.0, "us_frequency": 3.5, "us_step_mm": 2.0,
-        "us_step_deg": 5.0, "us_aim_marker": None, "us_aim_text": "", "us_entry_end": "right",
+        "probe_on": False, "us_depth": 80.0, "us_gain": 0.0, "us_frequency": 3.5, "us_aim_marker": None,
+        "us_aim_text": "",
         "report_scans": [], "replay_us_src": "", "replay_us_caption": "", "replay_us_aspect": "1 / 1",
         "timer_text": "00:00", "shots": 0, "fluoro_s": 0.0, "kerma_mgy": 0.0, "dap_mgy_cm2": 0.0, "passes": 0,
         "report": None, "report_rows": [], "report_checklist": [], "report_checklist_title": "", "report_rating": [],
@@ -91,7 +96,20 @@ def scenario_view(scenario: Scenario) -> dict:
                          "needle": f"{scenario.needle.kind.replace('_', ' ').title()} {scenario.needle.gauge} G, "
                                    f"{scenario.needle.spec().length_mm:.0f} mm",
                          "imaging": ", ".join(imaging)},
-            "dsa_allowed": scenario.imaging.dsa, "us_allowed": scenario.imaging.ultrasound}
+            "dsa_allowed": scenario.imaging.dsa, "us_allowed": scenario.imaging.ultrasound,
+            "trame__title": page_title(scenario)}
+
+
+def page_title(scenario: Scenario) -> str:
+    """The browser tab's title: the product and the case (trame's own otherwise).
+
+    Examples
+    --------
+    >>> from scenarios.schema import load_scenario
+    >>> page_title(load_scenario("ilesi-default"))  # doctest: +ELLIPSIS
+    'spinesim · ...'
+    """
+    return f"spinesim · {scenario.title}"
 
 
 def resume_view(unfinished: StoredAttempt | None) -> dict:
@@ -102,9 +120,13 @@ def resume_view(unfinished: StoredAttempt | None) -> dict:
                                                        f"interrupted after {unfinished.actions} actions."}
 
 
-def attempt_view(attempt: LiveAttempt, events: Sequence[Event] = ()) -> dict:
+def attempt_view(attempt: LiveAttempt, events: Sequence[Event] = (), *, needle_moved: bool = False) -> dict:
     """The simulator as the attempt stands: counters, needle, events (``events``: those the last action
-    caused, shown as a banner or in the syringe's line), monitors, hints and probe settings."""
+    caused, shown as a banner or in the syringe's line), monitors, hints and probe settings.
+
+    The safety banner speaks of the needle's last move: a move that raises nothing (``needle_moved``, a new
+    pass, an advance, a withdrawal) takes an older banner down, so it never reads as a new event; an image
+    or a syringe check leaves it up."""
     state = attempt.session.state
     view = {"attempt_active": not attempt.finished, "attempt_id": attempt.attempt_id,
             "action_count": len(attempt.session.actions),
@@ -120,6 +142,8 @@ def attempt_view(attempt: LiveAttempt, events: Sequence[Event] = ()) -> dict:
         if event.kind == "loss_of_resistance":
             view["lor_text"] = event.message
     alerts = [e for e in events if e.kind in _ALERT_KINDS and e.perceived]
+    if needle_moved and not alerts:
+        view["alert_show"] = False
     if alerts:
         view |= {"alert_text": " · ".join(e.message for e in alerts), "alert_show": True,
                  "alert_colour": "red-darken-2" if any(e.severity == "unsafe" for e in alerts) else "amber-darken-3"}
@@ -141,6 +165,7 @@ def report_view(attempt: LiveAttempt, stored: StoredAttempt) -> dict:
     filmstrip of its images and the replay's range. The full HTML page follows separately."""
     report = (stored.report or attempt.report()) | {"attempt_id": stored.id, "user": stored.user_name,
                                                      "status": stored.status.replace("_", " ")}
+    report["grade_text"] = grade_text(report["grade"])
     return {"report": report, "report_rows": report_rows(report), **assessment_view(report),
             "report_peers": peers_text(attempt.store, stored),
             "replay_max": len(attempt.session.actions),
@@ -149,6 +174,18 @@ def report_view(attempt: LiveAttempt, stored: StoredAttempt) -> dict:
                              for shot in attempt.shots],
             "report_scans": [{"src": scan.data_url, "caption": scan.caption, "step": scan.state_index}
                              for scan in attempt.scans()]}
+
+
+def grade_text(grade: float) -> str:
+    """A grade as every screen shows it: one rounding, Python's, for the Report tab and the Review table
+    alike (JavaScript's toFixed rounded 54.5 up where Python rounds it to even).
+
+    Examples
+    --------
+    >>> grade_text(54.5), grade_text(55.5), grade_text(54.51)
+    ('54', '56', '55')
+    """
+    return f"{grade:.0f}"
 
 
 def peers_text(store: Store, stored: StoredAttempt) -> str:
