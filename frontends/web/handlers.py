@@ -49,13 +49,17 @@ class Handlers:
         The folder the full HTML reports are written to (served to this user as ``reports/``).
     show : callable
         ``show(**changes)`` pushes changed state to the page now (from a worker thread too).
+    later : callable, optional
+        ``later(work)`` runs ``work()`` after the request has been answered, without holding the page's
+        next requests back (the workstation: in a worker thread); by default at once.
     """
 
     def __init__(self, store: Store, user: User, scenarios: dict[str, Scenario], patients: Patients,
-                 reports: Path, show: Callable[..., None]) -> None:
+                 reports: Path, show: Callable[..., None], later: Callable[[Callable[[], None]], None] | None = None) -> None:
         self.store, self.user, self.scenarios, self.patients = store, user, scenarios, patients
         self._reports = reports
         self._set = show
+        self._later = later or (lambda work: work())
         self.attempt: LiveAttempt | None = None
         self.opened: LiveAttempt | None = None  # the attempt whose report is open
         self._picked: np.ndarray | None = None  # skin entry picked on the fluoroscopy image
@@ -306,11 +310,17 @@ class Handlers:
         steps = len(attempt.session.actions)
         self._set(**report_view(attempt, stored))
         self._set(replay_step=steps, **replay_view(attempt, steps))
-        # The full page (final views, contrast run, 3D reveal) takes a few seconds more: it follows.
-        page = self._reports / f"attempt-{stored.id}-{steps}.html"
+        # The full page (final views, contrast run, 3D reveal) takes several seconds more: it follows, and
+        # meanwhile the page answers (the replay slider, the tabs); a browser's requests wait for the one
+        # before them to be answered, so the slider stayed still 10-30 s while it was written.
+        self._later(lambda: self._write_report_page(attempt, stored.id, steps))
+
+    def _write_report_page(self, attempt: LiveAttempt, attempt_id: int, steps: int) -> None:
+        page = self._reports / f"attempt-{attempt_id}-{steps}.html"
         if not page.exists():
             page.write_text(attempt.report_page(), encoding="utf-8")
-        self._set(report_page=f"reports/{page.name}")
+        if self.opened is attempt:  # the user may have opened another report since
+            self._set(report_page=f"reports/{page.name}")
 
     def open_attempt(self, attempt_id) -> None:
         self._open(stored_attempt(self.store, self.scenarios, self.patients, self.user, attempt_id))

@@ -55,6 +55,12 @@ _NUDGES = (("left", "mdi-arrow-left", -1, 0), ("right", "mdi-arrow-right", 1, 0)
 _NUDGE_STEPS_DEG = (1.0, 5.0)
 
 
+def _one_per_press(ctrl, click, values: str = "[]") -> str:
+    """The click handler (JavaScript) of an exposure button: the second click of a double-click is no
+    second exposure (the browser counts it in ``event.detail``)."""
+    return f"$event.detail > 1 || trigger('{ctrl.trigger_name(click)}', {values})"
+
+
 def _section(title: str, **kwargs):
     card = v3.VCard(classes="mb-3", variant="flat", border=True, **kwargs)
     with card:
@@ -299,10 +305,10 @@ def _carm_card(ctrl) -> None:
                           density="compact", id="live-seconds", hide_details=True)
         with v3.VCardActions(classes="flex-wrap"):
             v3.VBtn("Shot", id="shot", color="yellow-darken-2", variant="flat", prepend_icon="mdi-radioactive",
-                    click=ctrl.shot, disabled=("busy || !attempt_active",))
-            v3.VBtn("Live", id="live", color="orange-darken-2", variant="flat", click=(ctrl.live, "[live_seconds]"),
+                    click=_one_per_press(ctrl, ctrl.shot), disabled=("busy || !attempt_active",))
+            v3.VBtn("Live", id="live", color="orange-darken-2", variant="flat", click=_one_per_press(ctrl, ctrl.live, "[live_seconds]"),
                     disabled=("busy || !attempt_active",))
-            v3.VBtn("DSA", id="dsa", color="deep-orange-darken-3", variant="flat", click=(ctrl.dsa, "[live_seconds]"), v_show="dsa_allowed",
+            v3.VBtn("DSA", id="dsa", color="deep-orange-darken-3", variant="flat", click=_one_per_press(ctrl, ctrl.dsa, "[live_seconds]"), v_show="dsa_allowed",
                     disabled=("busy || !attempt_active",))
 
 

@@ -39,3 +39,37 @@ def test_ctrl_c_stops_the_server_within_5_s_with_a_tab_open(patient, database, c
     finally:
         running.stop()
         context.close()
+
+
+def test_the_tab_is_named_for_the_case_a_double_click_is_one_shot_and_the_replay_answers_after_finish(server, page):
+    b.log_in(page, server.url, TRAINEE, PASSWORD)
+    page.wait_for_function("() => document.title.startsWith('spinesim · ')")
+    title = page.title()
+    page.click("#start")
+    b.wait_saved(page, 1)
+    page.locator("#shot").scroll_into_view_if_needed()
+    box = page.locator("#shot").bounding_box()
+    page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+    # A double-click whose second click comes once the first has imaged (the slowest hand's case).
+    page.mouse.down(click_count=1)
+    page.mouse.up(click_count=1)
+    b.wait_saved(page, 2)
+    page.wait_for_function("() => !document.querySelector('#shot').disabled")
+    page.mouse.down(click_count=2)
+    page.mouse.up(click_count=2)
+    page.click("#move-carm")  # sent after the double-click: once saved, the double-click has been handled
+    b.wait_saved(page, 3)
+    page.wait_for_function("() => !document.querySelector('#move-carm').disabled")
+    assert b.saved_actions(page) == 3 and page.text_content("#count-shots").strip() == "1"
+    assert title == page.title() and len(title) > len("spinesim · ")
+
+    page.click("#finish")
+    page.wait_for_selector("#report-outcome", timeout=120_000)
+    asked = time.monotonic()
+    page.locator(".v-slider:has(#replay-slider) .v-slider-thumb").focus()
+    page.keyboard.press("Home")  # the slider to the start
+    page.wait_for_function("() => document.querySelector('#replay-action').textContent.startsWith('0.')",
+                           timeout=60_000)
+    took_s = time.monotonic() - asked
+    print(f"replay answered in {took_s:.2f} s after Finish")
+    assert took_s < 2.0
