@@ -31,7 +31,7 @@ from simulator.case.controls import (PROBE_MOVES, PROBE_VIEWS, beam_aligned_angl
 
 
 # Every request a page may send: the handler's name and how many values it carries.
-REQUESTS = {"start_attempt": 1, "resume_attempt": 1, "new_attempt": 0, "finish": 0, "hint": 0, "shot": 0, "live": 1,
+REQUESTS = {"start_attempt": 1, "resume_attempt": 1, "new_attempt": 0, "finish": 0, "abandon": 0, "hint": 0, "shot": 0, "live": 1,
             "dsa": 1, "move_carm": 2, "preset": 1, "pick": 4, "align_beam": 0, "nudge": 4, "insert": 2, "redirect": 2,
             "advance": 1, "withdraw": 1, "lor": 0, "inject": 1, "medicate": 2, "probe_view": 1, "probe_move": 4,
             "probe_settings": 3, "us_pick": 4, "insert_in_plane": 1, "open_attempt": 1, "preview": 1,
@@ -132,7 +132,7 @@ class Handlers:
         self._presets = carm_presets(attempt.session.scenario, attempt.session.anatomy)
         carm = attempt.session.carm()
         self._aim = None
-        view = ATTEMPT_FIELDS | {"preset_names": list(self._presets), "us_aim_marker": None, "us_aim_text": "",
+        view = ATTEMPT_FIELDS | {"notice_text": "", "preset_names": list(self._presets), "us_aim_marker": None, "us_aim_text": "",
                 "carm_primary": round(carm.primary_deg, 2),
                 "carm_secondary": round(carm.secondary_deg, 2), "pick_marker": None, "entry_text": "", "lor_text": "",
                 "alert_show": False, "resume_id": None, "tab": "sim"}
@@ -154,6 +154,16 @@ class Handlers:
     def finish(self) -> None:
         self._act({"type": "finish"})
         self._open(self.attempt)
+
+    def abandon(self) -> None:
+        """Stop the attempt without a grade: the store keeps it, with its actions, as abandoned (not a
+        failure); the simulator is ready for a new one."""
+        attempt = self._live()
+        self.store.abandon_attempt(attempt.attempt_id)
+        self.attempt = None
+        self._set(attempt_active=False, alert_show=False, tab="sim",
+                  notice_text=f"Attempt {attempt.attempt_id} abandoned: kept in your records as abandoned, not graded.",
+                  **self.resume_view())
 
     # ------------------------------------------------------------------ C-arm and imaging
     def shot(self) -> None:

@@ -53,6 +53,9 @@ _PROBE_CONTROLS = (("Slide", "slide", "mm", "mdi-arrow-left", "mdi-arrow-right")
 _NUDGES = (("left", "mdi-arrow-left", -1, 0), ("right", "mdi-arrow-right", 1, 0), ("up", "mdi-arrow-up", 0, 1),
            ("down", "mdi-arrow-down", 0, -1))
 _NUDGE_STEPS_DEG = (1.0, 5.0)
+# An attempt's outcome (frontends.web.views.report_view) as the Report tab colours its grade and chip.
+_OUTCOME_COLOURS = "{pass: '#2e7d32', fail: '#c62828', abandoned: '#546e7a'}"
+_OUTCOME_CHIPS = "{pass: 'green-darken-2', fail: 'red-darken-2', abandoned: 'blue-grey'}"
 
 
 def _one_per_press(ctrl, click, values: str = "[]") -> str:
@@ -255,8 +258,16 @@ def _scenario_card(ctrl) -> None:
                     click=(ctrl.start_attempt, "[scenario_id]"), disabled=("busy || attempt_active",))
             v3.VBtn("Resume", id="resume", color="amber-darken-3", variant="flat",
                     click=(ctrl.resume_attempt, "[resume_id]"), v_show="resume_id", disabled=("busy",))
-            v3.VBtn("Finish", id="finish", color="teal-darken-2", variant="flat", click=ctrl.finish,
+            v3.VBtn("Finish", id="finish", color="teal-darken-2", variant="flat", click="finish_confirm = true",
                     v_show="attempt_active", disabled=("busy",))
+            v3.VBtn("Abandon", id="abandon", color="blue-grey", variant="text", click="abandon_confirm = true",
+                    v_show="attempt_active", disabled=("busy",))
+        _confirmation(ctrl, "finish_confirm", "finish", "Finish and grade this attempt?",
+                      "The attempt is graded as it stands; nothing can be added to it afterwards.", "Finish and grade")
+        _confirmation(ctrl, "abandon_confirm", "abandon", "Abandon this attempt?",
+                      "It stays in your records as abandoned, with what you did, and is not graded.", "Abandon")
+        html.Div("{{ notice_text }}", v_show="notice_text && !attempt_active", classes="text-caption px-4 pb-3",
+                 id="notice")
         html.Div("{{ resume_text }}", v_show="resume_id", classes="text-caption px-4 pb-3", id="resume-text")
         _explanation_buttons(ctrl)
         with html.Div(v_show="attempt_active && (hints_left || hints_shown.length)", classes="px-4 pb-3"):
@@ -265,6 +276,20 @@ def _scenario_card(ctrl) -> None:
                 html.Span("{{ h }}")
             v3.VBtn("Hint ({{ hints_left }} left)", id="hint", size="small", variant="text", prepend_icon="mdi-lightbulb-on",
                     click=ctrl.hint, disabled=("!hints_left",))
+
+
+def _confirmation(ctrl, shown: str, name: str, title: str, text: str, action: str) -> None:
+    """A dialog (open while the state variable ``shown`` is true) asking before the click ``name``:
+    ``Keep working`` (#name-cancel) or ``action`` (#name-confirm)."""
+    with v3.VDialog(v_model=(shown, False), max_width=420):
+        with v3.VCard(id=f"{name}-dialog"):
+            v3.VCardTitle(title, classes="text-h6")
+            v3.VCardText(text)
+            with v3.VCardActions():
+                v3.VSpacer()
+                v3.VBtn("Keep working", id=f"{name}-cancel", variant="text", click=f"{shown} = false")
+                v3.VBtn(action, id=f"{name}-confirm", color="teal-darken-2", variant="flat",
+                        click=f"{shown} = false; trigger('{ctrl.trigger_name(getattr(ctrl, name))}')")
 
 
 def _explanation_buttons(ctrl) -> None:
@@ -388,9 +413,9 @@ def _report(ctrl) -> None:
                         with html.Div(classes="d-flex align-center mb-3"):
                             html.Div("{{ report.grade_text }}", id="report-grade",
                                      classes="text-h3 font-weight-bold mr-3",
-                                     style=("report.passed ? 'color:#2e7d32' : 'color:#c62828'",))
-                            v3.VChip("{{ report.passed ? 'PASS' : 'FAIL' }}", id="report-outcome", size="large",
-                                     color=("report.passed ? 'green-darken-2' : 'red-darken-2'",), variant="flat",
+                                     style=(f"'color:' + {_OUTCOME_COLOURS}[report.outcome]",))
+                            v3.VChip("{{ report.outcome.toUpperCase() }}", id="report-outcome", size="large",
+                                     color=(f"{_OUTCOME_CHIPS}[report.outcome]",), variant="flat",
                                      classes="mr-3 font-weight-bold")
                             html.Div("{{ report.scenario_title }}<br><span class='text-caption'>attempt "
                                      "{{ report.attempt_id }} · {{ report.user }} · {{ report.status }} · target: "
@@ -487,7 +512,7 @@ def _review(ctrl) -> None:
                                         html.Td(f"{{{{ r.{field} }}}}")
                                     with html.Td():
                                         v3.VChip("{{ r.outcome }}", v_if="r.outcome", size="small", variant="flat",
-                                                 color=("r.outcome == 'pass' ? 'green-darken-2' : 'red-darken-2'",))
+                                                 color=(f"{_OUTCOME_CHIPS}[r.outcome]",))
                                     html.Td("{{ r.grade }}")
                                     html.Td("{{ r.percentile }}", title="the grade's percentile among the finished "
                                             "attempts at the same scenario (of how many)")

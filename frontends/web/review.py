@@ -51,7 +51,8 @@ def _review_row(attempt: StoredAttempt, peers: dict[str, list[float]]) -> dict:
     return {"id": attempt.id, "user": attempt.user_name, "scenario": attempt.scenario_id,
             "started": attempt.started.astimezone().strftime("%Y-%m-%d %H:%M"),
             "status": attempt.status.replace("_", " "),
-            "outcome": "" if report is None else ("pass" if report["passed"] else "fail"),
+            "outcome": ("abandoned" if attempt.status == "abandoned" else "" if report is None else
+                        "pass" if report["passed"] else "fail"),
             "grade": "" if report is None else grade_text(report["grade"]),
             "percentile": "" if report is None else peer_percentile(report["grade"], peers[attempt.scenario_id]),
             "time": f"{attempt.elapsed_s / 60:.1f} min", "actions": attempt.actions}

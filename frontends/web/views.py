@@ -48,7 +48,8 @@ def initial_state(user: User, catalogue: Catalogue, first: str) -> dict:
         "tab": "sim", "action_count": 0, "user_name": user.name, "role": user.role,
         "scenario_items": scenario_items(catalogue), "explain_for": None, "explain_page": "",
         "scenario_id": first, "scenario": {}, "attempt_active": False, "attempt_id": None, "resume_id": None,
-        "busy": False, "error_text": "", "error_show": False, "alert_text": "", "alert_colour": "red-darken-2",
+        "busy": False, "error_text": "", "error_show": False, "notice_text": "", "finish_confirm": False,
+        "abandon_confirm": False, "alert_text": "", "alert_colour": "red-darken-2",
         "alert_show": False,
         "fluoro_src": "", "fluoro_caption": "", "pick_marker": None, "entry_text": "",
         "carm_primary": 0.0, "carm_secondary": 0.0, "carm_label": "AP", "preset_names": [],
@@ -165,7 +166,10 @@ def report_view(attempt: LiveAttempt, stored: StoredAttempt) -> dict:
     filmstrip of its images and the replay's range. The full HTML page follows separately."""
     report = (stored.report or attempt.report()) | {"attempt_id": stored.id, "user": stored.user_name,
                                                      "status": stored.status.replace("_", " ")}
-    report["grade_text"] = grade_text(report["grade"])
+    # An abandoned attempt is not graded: its report shows what happened, with no grade and no verdict.
+    abandoned = stored.status == "abandoned"
+    report |= {"grade_text": "–" if abandoned else grade_text(report["grade"]),
+               "outcome": "abandoned" if abandoned else "pass" if report["passed"] else "fail"}
     return {"report": report, "report_rows": report_rows(report), **assessment_view(report),
             "report_peers": peers_text(attempt.store, stored),
             "replay_max": len(attempt.session.actions),

@@ -235,6 +235,7 @@ class Trainee:
             act(self.page, "#medicate")
         elif kind == "finish":
             self.page.click("#finish")
+            self.page.click("#finish-confirm")
             self.page.wait_for_selector("#report-outcome", timeout=120_000)
         else:
             raise AssertionError(f"no control for {kind}")

@@ -41,7 +41,8 @@ def test_ctrl_c_stops_the_server_within_5_s_with_a_tab_open(patient, database, c
         context.close()
 
 
-def test_the_tab_is_named_for_the_case_a_double_click_is_one_shot_and_the_replay_answers_after_finish(server, page):
+def test_the_tab_is_named_for_the_case_a_double_click_is_one_shot_finish_asks_and_the_replay_answers_at_once(
+        server, page):
     b.log_in(page, server.url, TRAINEE, PASSWORD)
     page.wait_for_function("() => document.title.startsWith('spinesim · ')")
     title = page.title()
@@ -63,7 +64,12 @@ def test_the_tab_is_named_for_the_case_a_double_click_is_one_shot_and_the_replay
     assert b.saved_actions(page) == 3 and page.text_content("#count-shots").strip() == "1"
     assert title == page.title() and len(title) > len("spinesim · ")
 
+    page.click("#finish")  # Finish asks first; Keep working goes back to the attempt
+    page.click("#finish-cancel")
+    page.wait_for_selector("#finish-dialog", state="hidden")
+    assert page.is_visible("#finish") and not page.is_visible("#report-outcome")
     page.click("#finish")
+    page.click("#finish-confirm")
     page.wait_for_selector("#report-outcome", timeout=120_000)
     asked = time.monotonic()
     page.locator(".v-slider:has(#replay-slider) .v-slider-thumb").focus()

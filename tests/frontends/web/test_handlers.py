@@ -177,3 +177,29 @@ def test_the_report_tab_and_the_review_round_a_grade_alike(patient, store, tmp_p
     review.open_attempt(attempt_id)
     rows = review.review_view(ben.id, "facet-default")["review_rows"]
     assert review_page["report"]["grade_text"] == rows[0]["grade"] == "54"
+
+
+def test_an_abandoned_attempt_is_kept_as_abandoned_and_not_graded(patient, store, tmp_path):
+    ben = store.add_user("ben", "trainee", "battery staple")
+    handlers, page = _handlers(store, ben, tmp_path)
+    handlers.start_attempt("facet-default")
+    handlers.shot()
+    attempt_id = handlers.attempt.attempt_id
+    handlers.abandon()
+    stored = store.attempt(attempt_id)
+    assert (stored.status, stored.report, stored.actions) == ("abandoned", None, 2)
+    assert not page["attempt_active"] and f"Attempt {attempt_id} abandoned" in page["notice_text"]
+    assert store.peer_grades("facet-default") == [] and store.unfinished_attempt(ben.id) is None
+    with pytest.raises(SpinesimError, match="no attempt in progress"):
+        handlers.shot()
+    with pytest.raises(SpinesimError, match="is abandoned, not in progress"):
+        store.abandon_attempt(attempt_id)
+    ada = store.add_user("ada", "instructor", "correct horse")
+    review, review_page = _handlers(store, ada, tmp_path)
+    row = review.review_view(ben.id, "facet-default")["review_rows"][0]
+    assert (row["status"], row["outcome"], row["grade"]) == ("abandoned", "abandoned", "")
+    review.open_attempt(attempt_id)
+    assert (review_page["report"]["outcome"], review_page["report"]["grade_text"]) == ("abandoned", "–")
+    assert review_page["report_peers"] == ""
+    handlers.start_attempt("facet-default")  # the next attempt starts as usual
+    assert page["attempt_active"] and page["notice_text"] == ""
