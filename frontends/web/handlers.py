@@ -139,7 +139,7 @@ class Handlers:
         needle = attempt.session.state.needle
         if needle is not None:
             left, cranial = needle_angles(needle.direction)
-            view |= {"needle_left": round(left, 2), "needle_cranial": round(cranial, 2)}
+            view |= {"needle_left": _shown_angle(left), "needle_cranial": _shown_angle(cranial)}
         self._set(**view, **attempt_view(attempt))
 
     def hint(self) -> None:
@@ -209,7 +209,7 @@ class Handlers:
         """Fill the needle's angle fields coaxial with the C-arm's central ray as it stands (down the
         barrel); Insert or Redirect then uses them."""
         left, cranial = beam_aligned_angles(self._live().session.carm())
-        self._set(needle_left=round(left, 2), needle_cranial=round(cranial, 2))
+        self._set(needle_left=_shown_angle(left), needle_cranial=_shown_angle(cranial))
 
     def nudge(self, left_deg, cranial_deg, right_deg, up_deg) -> None:
         """Turn the needle's angle fields ``right_deg`` toward the right of the image the monitor holds
@@ -220,7 +220,7 @@ class Handlers:
         left, cranial = nudged_angles(carm, number(left_deg, "left/right angle"),
                                       number(cranial_deg, "cranial/caudal angle"), number(right_deg, "nudge"),
                                       number(up_deg, "nudge"))
-        self._set(needle_left=round(left, 2), needle_cranial=round(cranial, 2))
+        self._set(needle_left=_shown_angle(left), needle_cranial=_shown_angle(cranial))
 
     def insert(self, left_deg, cranial_deg) -> None:
         if self._picked is None:
@@ -310,7 +310,7 @@ class Handlers:
         needle = self.attempt.session.state.needle
         left, cranial = needle_angles(needle.direction)
         self._picked = None
-        self._set(needle_left=round(left, 2), needle_cranial=round(cranial, 2), pick_marker=None,
+        self._set(needle_left=_shown_angle(left), needle_cranial=_shown_angle(cranial), pick_marker=None,
                   entry_text=lps_text(needle.entry) + " (in plane)")
 
     # ------------------------------------------------------------------ report, replay and review
@@ -365,6 +365,17 @@ def _click_fractions(x, y, width, height) -> tuple[float, float]:
     if not (0 <= x <= width and 0 <= y <= height):
         raise SpinesimError(f"the click ({x:g}, {y:g}) lies outside the {width:g} x {height:g} image")
     return x / width, y / height
+
+
+def _shown_angle(angle_deg: float) -> float:
+    """An angle as its field shows it: to 0.01°, and 0 never as "-0" (the beam-aligned angles of AP).
+
+    Examples
+    --------
+    >>> _shown_angle(-0.0), _shown_angle(-0.001), _shown_angle(12.3456)
+    (0.0, 0.0, 12.35)
+    """
+    return round(float(angle_deg), 2) + 0.0
 
 
 def _direction(left_deg, cranial_deg) -> list[float]:

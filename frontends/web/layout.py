@@ -17,6 +17,13 @@ html, body { background: #eceff1; }
 .monitor { background: #000; position: relative; aspect-ratio: 1 / 1; width: 100%; max-width: 640px;
            margin: 0 auto; border-radius: 6px; overflow: hidden; box-shadow: 0 2px 10px rgba(0,0,0,.35); }
 .monitor img { width: 100%; height: 100%; display: block; cursor: crosshair; user-select: none; }
+.monitor .zoom { width: 100%; height: 100%; position: relative; }
+.monitor .zoom-controls { position: absolute; right: 6px; top: 6px; display: flex; gap: 4px; align-items: center; }
+.monitor .zoom-controls .v-btn { background: rgba(38,50,56,.75); color: #eceff1; }
+.monitor .zoom-level { color: #b0bec5; font: 12px 'Roboto Mono', monospace; min-width: 34px; text-align: right; }
+.shortcuts { color: #546e7a; font: 12px Roboto, sans-serif; text-align: center; margin-top: 6px; }
+.shortcuts kbd { font: 11px 'Roboto Mono', monospace; background: #cfd8dc; border-radius: 3px; padding: 0 4px;
+                 margin-right: 3px; }
 .monitor .empty { color: #607d8b; position: absolute; inset: 0; display: flex; align-items: center;
                   justify-content: center; font: 500 15px Roboto, sans-serif; letter-spacing: .04em; }
 .monitor .caption { position: absolute; left: 10px; bottom: 8px; color: #b0bec5; font: 12px 'Roboto Mono', monospace;
@@ -56,6 +63,48 @@ _NUDGE_STEPS_DEG = (1.0, 5.0)
 # An attempt's outcome (frontends.web.views.report_view) as the Report tab colours its grade and chip.
 _OUTCOME_COLOURS = "{pass: '#2e7d32', fail: '#c62828', abandoned: '#546e7a'}"
 _OUTCOME_CHIPS = "{pass: 'green-darken-2', fail: 'red-darken-2', abandoned: 'blue-grey'}"
+
+
+# Keyboard shortcuts: key (KeyboardEvent.key, lower case; "shift+" for a shifted arrow) -> the control it
+# presses (by id) and how the list on screen names it. A shortcut presses the button, so it does what the
+# button does and nothing while the button is disabled; none acts while the trainee types in a field.
+_SHORTCUTS = {"arrowleft": ("nudge-left-1", "←"), "arrowright": ("nudge-right-1", "→"), "arrowup": ("nudge-up-1", "↑"),
+              "arrowdown": ("nudge-down-1", "↓"), "shift+arrowleft": ("nudge-left-5", "⇧←"),
+              "shift+arrowright": ("nudge-right-5", "⇧→"), "shift+arrowup": ("nudge-up-5", "⇧↑"),
+              "shift+arrowdown": ("nudge-down-5", "⇧↓"), "a": ("align-beam", "A"), "s": ("shot", "S"),
+              "f": ("shot", "F"), "l": ("live", "L"), "i": ("insert", "I"), "enter": ("advance", "Enter"),
+              "w": ("withdraw", "W"), "r": ("redirect", "R"), "+": ("zoom-in", "+"), "=": ("zoom-in", "="),
+              "-": ("zoom-out", "−"), "0": ("zoom-reset", "0")}
+# What the on-screen list says, in order: the keys (as _SHORTCUTS names them) and what they do.
+_SHORTCUT_LIST = (("← ↑ → ↓", "nudge the needle 1° (⇧ 5°)"), ("A", "align with beam"), ("S / F", "shot"),
+                  ("L", "live"), ("I", "insert"), ("Enter", "advance"), ("W", "withdraw"), ("R", "redirect"),
+                  ("+ / − / 0", "zoom"))
+_KEYS_SCRIPT = """
+if (!window.spinesimKeys) {
+  window.spinesimKeys = %s;
+  window.addEventListener('keydown', event => {
+    if (event.ctrlKey || event.metaKey || event.altKey || event.repeat) return;
+    const target = event.target;
+    // Typing in a field, working a slider or a menu, or a dialog open: the keys are theirs.
+    if (target.closest && target.closest('input, textarea, select, [contenteditable], [role=slider], .v-overlay')) return;
+    if (document.querySelector('.v-overlay--active')) return;
+    if ((event.key === 'Enter' || event.key === ' ') && target.closest && target.closest('button, a')) return;
+    const key = event.key.toLowerCase();
+    const found = window.spinesimKeys[(event.shiftKey && key.startsWith('arrow') ? 'shift+' : '') + key];
+    const control = found && document.getElementById(found);
+    if (!control || control.disabled || control.offsetParent === null) return;
+    event.preventDefault();
+    control.click();
+  });
+}
+"""
+
+
+def _keys_script() -> str:
+    """The page's keydown listener (added once), pressing the control :data:`_SHORTCUTS` names."""
+    import json
+
+    return _KEYS_SCRIPT % json.dumps({key: control for key, (control, _) in _SHORTCUTS.items()})
 
 
 def _one_per_press(ctrl, click, values: str = "[]") -> str:
@@ -106,18 +155,24 @@ def build_layout(server, instructor: bool) -> None:
     with VAppLayout(server, full_height=True) as layout:
         layout.root.theme = "light"
         client.Style(_CSS)
+        client.Script(_keys_script())
         with v3.VAppBar(color="blue-grey-darken-4", density="comfortable", flat=True):
-            html.Div("spinesim", classes="text-h6 font-weight-bold ml-4 mr-6", style="letter-spacing:.06em")
-            with v3.VTabs(v_model=("tab", "sim"), color="cyan-lighten-3", density="comfortable"):
-                v3.VTab("Simulator", value="sim", id="tab-sim")
-                v3.VTab("Report", value="report", id="tab-report", disabled=("!report",))
+            # On a phone the tabs get the width: the name, the user and the words of Log out give way.
+            html.Div("spinesim", classes="text-h6 font-weight-bold ml-4 mr-6 d-none d-sm-block",
+                     style="letter-spacing:.06em")
+            with v3.VTabs(v_model=("tab", "sim"), color="cyan-lighten-3", density="comfortable", id="tabs"):
+                v3.VTab("Simulator", value="sim", id="tab-sim", min_width=0)
+                v3.VTab("Report", value="report", id="tab-report", disabled=("!report",), min_width=0)
                 if instructor:
-                    v3.VTab("Review", value="review", id="tab-review")
+                    v3.VTab("Review", value="review", id="tab-review", min_width=0)
             v3.VSpacer()
             v3.VChip("{{ timer_text }}", id="timer", prepend_icon="mdi-timer-outline", variant="outlined",
-                     classes="mr-3 counters", v_show="attempt_active")
-            v3.VChip("{{ user_name }} · {{ role }}", prepend_icon="mdi-account", variant="tonal", classes="mr-2")
-            v3.VBtn("Log out", href="/logout", variant="text", id="logout", classes="mr-2")
+                     classes="mr-2 counters", v_show="attempt_active")
+            v3.VChip("{{ user_name }} · {{ role }}", prepend_icon="mdi-account", variant="tonal",
+                     classes="mr-2 d-none d-md-flex")
+            with v3.VBtn(href="/logout", variant="text", id="logout", classes="mr-1", prepend_icon="mdi-logout",
+                         title="Log out"):
+                html.Span("Log out", classes="d-none d-sm-inline")
             v3.VProgressLinear(indeterminate=True, absolute=True, location="bottom", color="cyan", v_show="busy")
         with v3.VMain():
             with v3.VSnackbar(v_model=("error_show", False), color="deep-orange-darken-4", timeout=6000,
@@ -137,7 +192,9 @@ def build_layout(server, instructor: bool) -> None:
 def _simulator(ctrl) -> None:
     with v3.VContainer(fluid=True, classes="pa-3"):
         with v3.VRow(dense=True):
-            with v3.VCol(cols=12, md=3):
+            # During an attempt the C-arm and its Shot button come first, in view with the monitor and the
+            # needle (1024 x 768 included); the case card follows. Before one, the case comes first.
+            with v3.VCol(cols=12, md=3, classes="d-flex flex-column"):
                 _scenario_card(ctrl)
                 _carm_card(ctrl)
             # With ultrasound the middle column holds two monitors side by side (fluoroscopy, ultrasound).
@@ -145,7 +202,7 @@ def _simulator(ctrl) -> None:
                 with v3.VRow(dense=True):
                     with v3.VCol(cols=12, md=("us_allowed ? 6 : 12",)):
                         _monitor("monitor", "fluoro", "fluoro_src", "NO IMAGE", ctrl.pick, "pick_marker", "pick-marker",
-                                 "fluoro_caption", "fluoro-caption")
+                                 "fluoro_caption", "fluoro-caption", zoom="fluoro_zoom")
                     with v3.VCol(cols=12, md=6, v_if="us_allowed"):
                         _monitor("us-monitor", "ultrasound", "us_src", "NO PROBE", ctrl.us_pick, "us_aim_marker",
                                  "us-aim-marker", "us_caption", "us-caption", marker_class="pick aim", aspect="us_aspect",
@@ -157,6 +214,11 @@ def _simulator(ctrl) -> None:
                     _counter("DAP mGy·cm²", "dap_mgy_cm2", "count-dap")
                     _counter("Passes", "passes", "count-passes")
                     _counter("Depth mm", "needle_in ? depth_mm : '–'", "count-depth")
+                with html.Div(classes="shortcuts d-none d-md-block", id="shortcuts"):
+                    html.Span("Keys: ")
+                    for number, (keys, action) in enumerate(_SHORTCUT_LIST):
+                        html.Kbd(keys, classes="ml-2" if number else "")
+                        html.Span(action)
                 with v3.VAlert(v_model=("alert_show", False), color=("alert_colour",), closable=True, density="compact",
                                classes="mt-3", id="alert", icon="mdi-alert"):
                     html.Span("{{ alert_text }}", id="alert-text")
@@ -173,21 +235,37 @@ def _simulator(ctrl) -> None:
 
 def _monitor(element: str, image: str, source: str, empty: str, pick, marker: str, marker_element: str, caption: str,
              caption_element: str, marker_class: str = "pick", aspect: str | None = None,
-             caption_inside: bool = True) -> None:
+             caption_inside: bool = True, zoom: str | None = None) -> None:
     """A black monitor holding the last image, clicked to pick a point (a ring marks it), with a caption;
     square, or shaped as the state variable ``aspect`` says (a CSS aspect-ratio, the image's).
 
     The fluoroscopy caption sits at the bottom left, over the image intensifier's black corner; the
     ultrasound frame is cut to its field of view and has no empty corner, so its caption goes under
-    the monitor (inside, it covered the deep field or the needle's entry)."""
+    the monitor (inside, it covered the deep field or the needle's entry).
+
+    ``zoom`` (a state variable, 1 to 4): the image magnified about the picked point (the centre before
+    one), with buttons in the corner. A click still picks the pixel under it: the browser gives the
+    click's position in the image's own, unmagnified, frame."""
     shape = {"style": (f"`aspect-ratio: ${{{aspect}}}`",)} if aspect else {}
     with html.Div(classes="monitor", id=element, **shape):
-        html.Img(src=(source,), id=image, v_show=source, draggable="false", click=(pick, _CLICK))
+        transform = ({"style": (f"`transform: scale(${{{zoom}}}); transform-origin: ${{{marker} ? {marker}.x : 50}}% "
+                                f"${{{marker} ? {marker}.y : 50}}%`",)} if zoom else {})
+        with html.Div(classes="zoom", **transform):
+            html.Img(src=(source,), id=image, v_show=source, draggable="false", click=(pick, _CLICK))
+            html.Div(v_if=marker, classes=marker_class, id=marker_element,
+                     style=(f"`left:${{{marker}.x}}%;top:${{{marker}.y}}%`",))
         html.Div(empty, classes="empty", v_show=f"!{source}")
-        html.Div(v_if=marker, classes=marker_class, id=marker_element,
-                 style=(f"`left:${{{marker}.x}}%;top:${{{marker}.y}}%`",))
         if caption_inside:
             html.Div(f"{{{{ {caption} }}}}", classes="caption", id=caption_element)
+        if zoom:
+            with html.Div(classes="zoom-controls", v_show=source):
+                html.Span(f"×{{{{ {zoom} }}}}", classes="zoom-level", id=f"{element}-zoom-level", v_show=f"{zoom} > 1")
+                v3.VBtn(icon="mdi-magnify-minus-outline", size="x-small", id="zoom-out", title="zoom out (−)",
+                        click=f"{zoom} = Math.max(1, {zoom} - 0.5)", disabled=(f"{zoom} <= 1",))
+                v3.VBtn(icon="mdi-magnify-plus-outline", size="x-small", id="zoom-in", title="zoom in (+)",
+                        click=f"{zoom} = Math.min(4, {zoom} + 0.5)", disabled=(f"{zoom} >= 4",))
+                v3.VBtn(icon="mdi-fit-to-screen-outline", size="x-small", id="zoom-reset", title="whole image (0)",
+                        click=f"{zoom} = 1", disabled=(f"{zoom} == 1",))
     if not caption_inside:
         html.Div(f"{{{{ {caption} }}}}", classes="monitor-caption", id=caption_element)
 
@@ -237,7 +315,7 @@ def _probe_card(ctrl) -> None:
 
 
 def _scenario_card(ctrl) -> None:
-    with _section("Case"):
+    with _section("Case", id="case-card", style=("`order: ${attempt_active ? 1 : 0}`",)):
         with v3.VCardText():
             v3.VSelect(v_model=("scenario_id",), items=("scenario_items",), label="Scenario", density="compact",
                        id="scenario", disabled=("attempt_active",), hide_details=True, classes="mb-2")
@@ -253,7 +331,7 @@ def _scenario_card(ctrl) -> None:
             html.Div("{{ scenario.needle }} · {{ scenario.imaging }}", classes="text-caption text-grey-darken-1")
             html.Div("Attempt {{ attempt_id }} · {{ action_count }} actions saved", v_show="attempt_id",
                      classes="text-caption text-grey-darken-1", id="attempt-status")
-        with v3.VCardActions():
+        with v3.VCardActions(classes="flex-wrap"):
             v3.VBtn("Start attempt", id="start", color="primary", variant="flat",
                     click=(ctrl.start_attempt, "[scenario_id]"), disabled=("busy || attempt_active",))
             v3.VBtn("Resume", id="resume", color="amber-darken-3", variant="flat",
@@ -310,31 +388,37 @@ def _explanation_buttons(ctrl) -> None:
 
 
 def _carm_card(ctrl) -> None:
-    with _section("C-arm"):
+    """The C-arm (presets, angles) and its exposures in one card, compact enough to stay in view."""
+    busy = "busy || !attempt_active"
+    with _section("C-arm", id="carm-card"):
         with v3.VCardText(classes="pb-1"):
-            with html.Div(classes="d-flex flex-wrap ga-1 mb-3"):
+            with html.Div(classes="d-flex flex-wrap ga-1 mb-2"):
                 v3.VBtn("{{ name }}", v_for="name in preset_names", key="name", size="small", variant="tonal",
-                        click=(ctrl.preset, "[name]"), id=("`preset-${name.replace(/ /g, '-')}`",),
-                        disabled=("busy || !attempt_active",))
-            v3.VTextField(v_model=("carm_primary",), type="number", step="1", label="LAO (+) / RAO (−) °",
-                          density="compact", id="carm-primary", hide_details=True, classes="mb-2")
-            v3.VTextField(v_model=("carm_secondary",), type="number", step="1", label="Cranial (+) / caudal (−) °",
-                          density="compact", id="carm-secondary", hide_details=True, classes="mb-1")
-            html.Div("Now: {{ carm_label }}", classes="text-caption text-grey-darken-1", id="carm-label")
-        with v3.VCardActions():
-            v3.VBtn("Move C-arm", id="move-carm", variant="tonal", click=(ctrl.move_carm, "[carm_primary, carm_secondary]"),
-                    disabled=("busy || !attempt_active",))
-    with _section("Fluoroscopy"):
-        with v3.VCardText(classes="pb-1"):
+                        click=(ctrl.preset, "[name]"), id=("`preset-${name.replace(/ /g, '-')}`",), disabled=(busy,))
+            with v3.VRow(dense=True):
+                with v3.VCol(cols=6):
+                    v3.VTextField(v_model=("carm_primary",), type="number", step="1", label="LAO + / RAO − °",
+                                  title="LAO (+) or RAO (−), degrees", density="compact", id="carm-primary",
+                                  hide_details=True)
+                with v3.VCol(cols=6):
+                    v3.VTextField(v_model=("carm_secondary",), type="number", step="1", label="Cran + / caud − °",
+                                  title="cranial (+) or caudal (−) tilt, degrees", density="compact",
+                                  id="carm-secondary", hide_details=True)
+            with html.Div(classes="d-flex align-center mt-1"):
+                html.Div("Now: {{ carm_label }}", classes="text-caption text-grey-darken-1", id="carm-label")
+                v3.VSpacer()
+                v3.VBtn("Move C-arm", id="move-carm", variant="tonal", size="small",
+                        click=(ctrl.move_carm, "[carm_primary, carm_secondary]"), disabled=(busy,))
+            v3.VDivider(classes="my-2")
             v3.VTextField(v_model=("live_seconds",), type="number", step="0.5", label="Live / DSA run (s)",
                           density="compact", id="live-seconds", hide_details=True)
         with v3.VCardActions(classes="flex-wrap"):
             v3.VBtn("Shot", id="shot", color="yellow-darken-2", variant="flat", prepend_icon="mdi-radioactive",
-                    click=_one_per_press(ctrl, ctrl.shot), disabled=("busy || !attempt_active",))
-            v3.VBtn("Live", id="live", color="orange-darken-2", variant="flat", click=_one_per_press(ctrl, ctrl.live, "[live_seconds]"),
-                    disabled=("busy || !attempt_active",))
-            v3.VBtn("DSA", id="dsa", color="deep-orange-darken-3", variant="flat", click=_one_per_press(ctrl, ctrl.dsa, "[live_seconds]"), v_show="dsa_allowed",
-                    disabled=("busy || !attempt_active",))
+                    click=_one_per_press(ctrl, ctrl.shot), disabled=(busy,))
+            v3.VBtn("Live", id="live", color="orange-darken-2", variant="flat",
+                    click=_one_per_press(ctrl, ctrl.live, "[live_seconds]"), disabled=(busy,))
+            v3.VBtn("DSA", id="dsa", color="deep-orange-darken-3", variant="flat", v_show="dsa_allowed",
+                    click=_one_per_press(ctrl, ctrl.dsa, "[live_seconds]"), disabled=(busy,))
 
 
 def _needle_card(ctrl) -> None:
@@ -344,10 +428,12 @@ def _needle_card(ctrl) -> None:
                      classes="text-body-2 mb-2", id="entry-text")
             with v3.VRow(dense=True):
                 with v3.VCol(cols=6):
-                    v3.VTextField(v_model=("needle_left",), type="number", step="1", label="Tip toward L (+) / R (−) °",
+                    v3.VTextField(v_model=("needle_left",), type="number", step="1", label="Tip L + / R − °",
+                                  title="the tip toward the patient's left (+) or right (−), degrees",
                                   density="compact", id="needle-left", hide_details=True)
                 with v3.VCol(cols=6):
-                    v3.VTextField(v_model=("needle_cranial",), type="number", step="1", label="Cranial (+) / caudal (−) °",
+                    v3.VTextField(v_model=("needle_cranial",), type="number", step="1", label="Cran + / caud − °",
+                                  title="the tip cranial (+) or caudal (−), degrees",
                                   density="compact", id="needle-cranial", hide_details=True)
             _aim_controls(ctrl)
             with v3.VRow(dense=True, classes="mt-1"):

@@ -51,7 +51,7 @@ def initial_state(user: User, catalogue: Catalogue, first: str) -> dict:
         "busy": False, "error_text": "", "error_show": False, "notice_text": "", "finish_confirm": False,
         "abandon_confirm": False, "alert_text": "", "alert_colour": "red-darken-2",
         "alert_show": False,
-        "fluoro_src": "", "fluoro_caption": "", "pick_marker": None, "entry_text": "",
+        "fluoro_src": "", "fluoro_caption": "", "pick_marker": None, "entry_text": "", "fluoro_zoom": 1,
         "carm_primary": 0.0, "carm_secondary": 0.0, "carm_label": "AP", "preset_names": [],
         "needle_in": False, "depth_mm": 0.0, "hub_text": "", "lor_text": "", "dsa_allowed": False,
         "medication_agents": [{"title": AGENT_WORDS[agent], "value": agent} for agent in AGENTS],

@@ -79,3 +79,71 @@ def test_the_tab_is_named_for_the_case_a_double_click_is_one_shot_finish_asks_an
     took_s = time.monotonic() - asked
     print(f"replay answered in {took_s:.2f} s after Finish")
     assert took_s < 2.0
+
+
+def _inside(page, selector: str) -> bool:
+    """Whether the element lies wholly inside the viewport as the page opens (not scrolled)."""
+    box, size = page.locator(selector).bounding_box(), page.viewport_size
+    return (box is not None and box["x"] >= 0 and box["y"] >= 0 and box["x"] + box["width"] <= size["width"]
+            and box["y"] + box["height"] <= size["height"])
+
+
+@pytest.mark.parametrize("width, height", [(1280, 800), (1024, 768)])
+def test_the_monitor_needle_and_c_arm_stay_in_view_without_scrolling(server, chromium, width, height, tmp_path):
+    context = chromium.new_context(viewport={"width": width, "height": height})
+    try:
+        page = context.new_page()
+        b.log_in(page, server.url, TRAINEE, PASSWORD)
+        page.click("#start")
+        b.wait_saved(page, 1)
+        b.act(page, "#shot")
+        page.evaluate("() => window.scrollTo(0, 0)")  # the click scrolled to the button if it had to
+        b.wait_painted(page, "#fluoro")
+        page.screenshot(path=tmp_path / f"workstation-{width}x{height}-attempt-in-view.png")
+        outside = [selector for selector in ("#monitor", "#shot", "#live", "#move-carm", "#carm-primary", "#align-beam",
+                                             "#nudge-up-1", "#insert", "#advance", "#withdraw", "#redirect")
+                   if not _inside(page, selector)]
+        assert not outside, f"out of view at {width}x{height}: {outside}"
+    finally:
+        _abandon(page)
+        context.close()
+
+
+def _abandon(page) -> None:
+    """Abandon the attempt on screen, if there is one (the module's trainee shares one workstation)."""
+    if page.is_visible("#abandon"):
+        page.click("#abandon")
+        page.click("#abandon-confirm")
+        page.wait_for_selector("#start:not([disabled])")
+
+
+def test_keys_work_the_controls_unless_typing_and_the_monitor_zooms(server, page):
+    b.log_in(page, server.url, TRAINEE, PASSWORD)
+    try:
+        page.click("#start")
+        b.wait_saved(page, 1)
+        assert "align with beam" in page.text_content("#shortcuts")
+        page.locator("#carm-primary").focus()
+        page.keyboard.press("s")  # typing in a field: a letter, not a shot
+        page.locator("#monitor").click(position={"x": 5, "y": 5})  # focus off the field (no image to pick yet)
+        page.keyboard.press("s")
+        b.wait_saved(page, 2)
+        assert page.text_content("#count-shots").strip() == "1" and page.is_visible("#fluoro")
+        page.keyboard.press("ArrowRight")  # nudge 1° toward the image's right
+        page.wait_for_function("() => document.querySelector('#needle-left').value != '0'")
+        page.keyboard.press("Shift+ArrowUp")  # 5° toward its top
+        page.wait_for_function("() => document.querySelector('#needle-cranial').value != '0'")
+        page.keyboard.press("a")  # align with the beam (AP): both angles back to 0
+        page.wait_for_function("() => document.querySelector('#needle-left').value == '0' && "
+                               "document.querySelector('#needle-cranial').value == '0'")
+        page.keyboard.press("+")
+        page.keyboard.press("+")
+        page.wait_for_function("() => document.querySelector('#monitor .zoom').style.transform == 'scale(2)'")
+        assert page.text_content("#monitor-zoom-level").strip() == "×2"
+        zoomed = page.locator("#fluoro").bounding_box()
+        assert zoomed["width"] > 1.9 * page.locator("#monitor").bounding_box()["width"]
+        page.keyboard.press("0")
+        page.wait_for_function("() => document.querySelector('#monitor .zoom').style.transform == 'scale(1)'")
+        assert b.saved_actions(page) == 2
+    finally:
+        _abandon(page)
