@@ -32,7 +32,7 @@ from simulator.case.controls import (PROBE_MOVES, PROBE_VIEWS, beam_aligned_angl
 
 # Every request a page may send: the handler's name and how many values it carries.
 REQUESTS = {"start_attempt": 1, "resume_attempt": 1, "new_attempt": 0, "finish": 0, "abandon": 0, "hint": 0, "shot": 0, "live": 1,
-            "dsa": 1, "move_carm": 2, "preset": 1, "pick": 4, "align_beam": 0, "nudge": 4, "insert": 2, "redirect": 2,
+            "dsa": 1, "move_carm": 2, "preset": 1, "pick": 4, "align_beam": 0, "nudge": 4, "insert": 3, "redirect": 3,
             "advance": 1, "withdraw": 1, "lor": 0, "inject": 1, "medicate": 2, "probe_view": 1, "probe_move": 4,
             "probe_settings": 3, "us_pick": 4, "insert_in_plane": 1, "open_attempt": 1, "preview": 1,
             "scenario_view": 1, "replay_view": 1, "review_view": 2, "explain_case": 1}
@@ -222,14 +222,18 @@ class Handlers:
                                       number(up_deg, "nudge"))
         self._set(needle_left=_shown_angle(left), needle_cranial=_shown_angle(cranial))
 
-    def insert(self, left_deg, cranial_deg) -> None:
+    def insert(self, left_deg, cranial_deg, bevel_deg=0.0) -> None:
+        """Insert the needle at the picked entry along the two angles, its bevel rolled ``bevel_deg`` from
+        facing cranial (:attr:`simulator.needle.shaft.Needle.bevel_roll_deg`)."""
         if self._picked is None:
             raise SpinesimError("no entry point picked", hint="click the skin entry point on the fluoroscopy image")
         self._act({"type": "place_needle", "entry": [round(float(v), 4) for v in self._picked],
-                   "direction": _direction(left_deg, cranial_deg)})
+                   "direction": _direction(left_deg, cranial_deg), "bevel_roll_deg": number(bevel_deg, "bevel")})
 
-    def redirect(self, left_deg, cranial_deg) -> None:
-        self._act({"type": "redirect", "direction": _direction(left_deg, cranial_deg)})
+    def redirect(self, left_deg, cranial_deg, bevel_deg=None) -> None:
+        """Pull back and re-aim along the two angles, the bevel turned to ``bevel_deg`` (None: as it was)."""
+        bevel = {} if bevel_deg is None else {"bevel_roll_deg": number(bevel_deg, "bevel")}
+        self._act({"type": "redirect", "direction": _direction(left_deg, cranial_deg), **bevel})
 
     def advance(self, mm) -> None:
         self._act({"type": "advance", "mm": number(mm, "step")})

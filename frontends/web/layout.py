@@ -436,18 +436,19 @@ def _needle_card(ctrl) -> None:
                                   title="the tip cranial (+) or caudal (−), degrees",
                                   density="compact", id="needle-cranial", hide_details=True)
             _aim_controls(ctrl)
+            _bevel_control()
             with v3.VRow(dense=True, classes="mt-1"):
                 with v3.VCol(cols=6):
                     v3.VTextField(v_model=("step_mm",), type="number", step="0.5", label="Step (mm)", density="compact",
                                   id="step", hide_details=True)
         with v3.VCardActions(classes="flex-wrap"):
-            v3.VBtn("Insert", id="insert", color="primary", variant="flat", click=(ctrl.insert, "[needle_left, needle_cranial]"),
+            v3.VBtn("Insert", id="insert", color="primary", variant="flat", click=(ctrl.insert, "[needle_left, needle_cranial, bevel_roll_deg]"),
                     disabled=("busy || !attempt_active",))
             v3.VBtn("Advance", id="advance", variant="tonal", prepend_icon="mdi-arrow-down", click=(ctrl.advance, "[step_mm]"),
                     disabled=("busy || !attempt_active || !needle_in",))
             v3.VBtn("Withdraw", id="withdraw", variant="tonal", prepend_icon="mdi-arrow-up", click=(ctrl.withdraw, "[step_mm]"),
                     disabled=("busy || !attempt_active || !needle_in",))
-            v3.VBtn("Redirect", id="redirect", variant="tonal", click=(ctrl.redirect, "[needle_left, needle_cranial]"),
+            v3.VBtn("Redirect", id="redirect", variant="tonal", click=(ctrl.redirect, "[needle_left, needle_cranial, bevel_roll_deg]"),
                     disabled=("busy || !attempt_active || !needle_in",))
 
 
@@ -464,6 +465,19 @@ def _aim_controls(ctrl) -> None:
                 v3.VBtn(icon=icon, size="x-small", variant="tonal", classes="ml-1", id=f"nudge-{name}-{step_deg:g}",
                         click=(ctrl.nudge, f"[needle_left, needle_cranial, {right * step_deg:g}, {up * step_deg:g}]"),
                         disabled=(busy,))
+
+
+def _bevel_control() -> None:
+    """The bevel turned a quarter at a time (0°: facing cranial); Insert and Redirect use it. What it faces
+    once the needle is in, in the patient's directions, is said beside it."""
+    with html.Div(classes="d-flex align-center mt-1", id="bevel"):
+        html.Span("Bevel", classes="text-caption text-grey-darken-1 mr-1 nudge-label")
+        v3.VBtn(icon="mdi-rotate-left", size="x-small", variant="tonal", classes="ml-1", id="bevel-left",
+                title="turn the bevel a quarter anticlockwise", click="bevel_roll_deg = (bevel_roll_deg + 270) % 360")
+        html.Span("{{ bevel_roll_deg }}°", classes="text-body-2 mx-2", id="bevel-roll")
+        v3.VBtn(icon="mdi-rotate-right", size="x-small", variant="tonal", id="bevel-right",
+                title="turn the bevel a quarter clockwise", click="bevel_roll_deg = (bevel_roll_deg + 90) % 360")
+    html.Div("{{ bevel_text }}", v_if="bevel_text", classes="text-caption text-grey-darken-1", id="bevel-text")
 
 
 def _syringe_card(ctrl) -> None:
@@ -496,13 +510,14 @@ def _report(ctrl) -> None:
             with v3.VCol(cols=12, md=5):
                 with _section("Outcome"):
                     with v3.VCardText():
-                        with html.Div(classes="d-flex align-center mb-3"):
+                        # Wraps on a phone: the verdict chip is never squeezed under the case's title.
+                        with html.Div(classes="d-flex align-center flex-wrap ga-3 mb-3"):
                             html.Div("{{ report.grade_text }}", id="report-grade",
-                                     classes="text-h3 font-weight-bold mr-3",
+                                     classes="text-h3 font-weight-bold",
                                      style=(f"'color:' + {_OUTCOME_COLOURS}[report.outcome]",))
                             v3.VChip("{{ report.outcome.toUpperCase() }}", id="report-outcome", size="large",
                                      color=(f"{_OUTCOME_CHIPS}[report.outcome]",), variant="flat",
-                                     classes="mr-3 font-weight-bold")
+                                     classes="font-weight-bold flex-shrink-0")
                             html.Div("{{ report.scenario_title }}<br><span class='text-caption'>attempt "
                                      "{{ report.attempt_id }} · {{ report.user }} · {{ report.status }} · target: "
                                      "{{ report.target.description }}</span>", classes="text-body-1")

@@ -20,6 +20,7 @@ from scoring.checklist import checklist_points
 from scoring.peers import percentile_text
 from scoring.report import MGY_PER_GY, Report, checklist_rows, metric_rows, rating_rows
 from simulator.case.controls import PROBE_VIEWS
+from simulator.needle.shaft import Needle
 from simulator.session.actions import AGENTS
 from simulator.session.fold import AGENT_WORDS, Event
 
@@ -37,7 +38,7 @@ _SHOWN_ELSEWHERE = {"probe_placed", "hint_shown"}
 
 # The fields a trainee fills for one attempt, as a new attempt starts them (the last attempt's angles and
 # volumes must not carry over into the next).
-ATTEMPT_FIELDS = {"needle_left": 0.0, "needle_cranial": 0.0, "step_mm": 5.0, "contrast_ml": 1.0, "live_seconds": 3.0,
+ATTEMPT_FIELDS = {"needle_left": 0.0, "needle_cranial": 0.0, "bevel_roll_deg": 0, "step_mm": 5.0, "contrast_ml": 1.0, "live_seconds": 3.0,
                   "medication_ml": 2.0, "medication_agent": "steroid_nonparticulate", "us_step_mm": 2.0,
                   "us_step_deg": 5.0, "us_entry_end": "right"}
 
@@ -53,7 +54,7 @@ def initial_state(user: User, catalogue: Catalogue, first: str) -> dict:
         "alert_show": False,
         "fluoro_src": "", "fluoro_caption": "", "pick_marker": None, "entry_text": "", "fluoro_zoom": 1,
         "carm_primary": 0.0, "carm_secondary": 0.0, "carm_label": "AP", "preset_names": [],
-        "needle_in": False, "depth_mm": 0.0, "hub_text": "", "lor_text": "", "dsa_allowed": False,
+        "needle_in": False, "depth_mm": 0.0, "bevel_text": "", "hub_text": "", "lor_text": "", "dsa_allowed": False,
         "medication_agents": [{"title": AGENT_WORDS[agent], "value": agent} for agent in AGENTS],
         "hints_shown": [], "hints_left": 0, "events": [],
         "us_allowed": False, "us_src": "", "us_caption": "", "us_aspect": "1 / 1", "us_views": list(PROBE_VIEWS),
@@ -136,6 +137,7 @@ def attempt_view(attempt: LiveAttempt, events: Sequence[Event] = (), *, needle_m
             "dap_mgy_cm2": round(attempt.ledger.dose_area_product_gy_cm2 * MGY_PER_GY, 1), "passes": state.passes,
             "needle_in": state.needle is not None,
             "depth_mm": round(state.needle.depth_mm, 1) if state.needle is not None else 0.0,
+            "bevel_text": bevel_text(state.needle) if state.needle is not None else "",
             "hub_text": ("Clear fluid (CSF) at the hub" if state.tip_tissue == "csf" else
                          "Blood at the hub" if state.blood_at_hub else ""),
             "events": event_rows(live_events(attempt.session.events)[-60:][::-1])}
@@ -159,6 +161,31 @@ def attempt_view(attempt: LiveAttempt, events: Sequence[Event] = (), *, needle_m
         probe = scan.image.probe
         view |= {"us_depth": probe.depth_mm, "us_gain": probe.gain_db, "us_frequency": probe.frequency_mhz}
     return view
+
+
+# The patient's directions along LPS axes (+x left, +y posterior, +z superior), as a physician names them.
+_DIRECTIONS = (("the patient's left", "the patient's right"), ("posterior", "anterior"), ("cranial", "caudal"))
+
+
+def facing_words(vector) -> str:
+    """The patient direction a vector (LPS) points most along, in clinical words.
+
+    Examples
+    --------
+    >>> facing_words([0.1, 0.2, -0.9]), facing_words([-1, 0, 0.3])
+    ('caudal', "the patient's right")
+    """
+    axis = int(np.argmax(np.abs(vector)))
+    return _DIRECTIONS[axis][0 if vector[axis] > 0 else 1]
+
+
+def bevel_text(needle: Needle) -> str:
+    """Which way the needle's bevel faces and, for a needle that steers by it, which way the tip drifts
+    (away from the face, :mod:`simulator.needle.shaft`)."""
+    face = needle.bevel_face
+    steers = needle.spec.bevel_deflection_deg_per_cm > 0
+    steer = f"; the tip drifts toward {facing_words(-face)} as it advances" if steers else ""
+    return f"Bevel faces {facing_words(face)}{steer}"
 
 
 def report_view(attempt: LiveAttempt, stored: StoredAttempt) -> dict:

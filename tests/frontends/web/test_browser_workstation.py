@@ -147,3 +147,40 @@ def test_keys_work_the_controls_unless_typing_and_the_monitor_zooms(server, page
         assert b.saved_actions(page) == 2
     finally:
         _abandon(page)
+
+
+def test_a_phone_reads_the_case_watches_the_replay_and_reads_the_report(server, chromium, tmp_path):
+    context = chromium.new_context(viewport={"width": 390, "height": 844}, is_mobile=True, has_touch=True)
+    try:
+        page = context.new_page()
+        b.log_in(page, server.url, TRAINEE, PASSWORD)
+        width = page.viewport_size["width"]
+        no_sideways_scroll = "() => document.documentElement.scrollWidth <= window.innerWidth"
+        for tab in ("#tab-sim", "#tab-report"):  # whole, not a clipped "REP"
+            box = page.locator(tab).bounding_box()
+            assert box["x"] >= 0 and box["x"] + box["width"] <= width, tab
+            assert page.evaluate(f"() => {{ const t = document.querySelector('{tab}'); "
+                                 "return t.scrollWidth <= t.clientWidth; }")
+        assert page.is_visible("#brief") and page.evaluate(no_sideways_scroll)
+        page.screenshot(path=tmp_path / "phone-390x844-case.png", full_page=True)
+        page.click("#start")
+        b.wait_saved(page, 1)
+        b.act(page, "#shot")
+        page.click("#finish")
+        page.click("#finish-confirm")
+        page.wait_for_selector("#report-outcome", timeout=120_000)
+        assert page.evaluate(no_sideways_scroll)
+        page.screenshot(path=tmp_path / "phone-390x844-report.png")
+        page.locator("#replay-image").scroll_into_view_if_needed()
+        slider = page.locator(".v-slider:has(#replay-slider) .v-slider-thumb")
+        slider.focus()
+        page.keyboard.press("Home")
+        page.wait_for_function("() => document.querySelector('#replay-action').textContent.startsWith('0.')")
+        page.keyboard.press("End")
+        page.wait_for_function("() => document.querySelector('#replay-image').getAttribute('src')")
+        b.wait_painted(page, "#replay-image")
+        box = page.locator("#replay-image").bounding_box()
+        assert box["width"] > 0.8 * width and box["x"] >= 0 and box["x"] + box["width"] <= width
+        page.screenshot(path=tmp_path / "phone-390x844-replay.png")
+    finally:
+        context.close()

@@ -203,3 +203,19 @@ def test_an_abandoned_attempt_is_kept_as_abandoned_and_not_graded(patient, store
     assert review_page["report_peers"] == ""
     handlers.start_attempt("facet-default")  # the next attempt starts as usual
     assert page["attempt_active"] and page["notice_text"] == ""
+
+
+def test_the_bevel_turned_on_screen_goes_in_with_the_needle_and_is_named_in_the_patients_directions(patient, store,
+                                                                                                    tmp_path):
+    ben = store.add_user("ben", "trainee", "battery staple")
+    handlers, page = _handlers(store, ben, tmp_path)
+    handlers.start_attempt("tfesi-default")
+    handlers.shot()
+    handlers.pick(256, 256, 512, 512)
+    handlers.insert(0, 0, 90)  # straight in (anterior); a quarter turn from cranial, right-handed about the shaft
+    assert store.actions(handlers.attempt.attempt_id)[-1]["bevel_roll_deg"] == 90
+    assert page["bevel_text"] == "Bevel faces the patient's right"
+    handlers.redirect(0, 0, 180)
+    assert handlers.attempt.session.state.needle.bevel_roll_deg == 180 and page["bevel_text"] == "Bevel faces caudal"
+    with pytest.raises(SpinesimError, match="bevel: 'up' is not a number"):
+        handlers.redirect(0, 0, "up")
