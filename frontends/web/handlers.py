@@ -19,11 +19,11 @@ from anatomy_models.errors import SpinesimError
 from frontends.store import Store, User
 from frontends.web.attempt import LiveAttempt
 from frontends.web.explanation import check_may_explain, explanation_view
-from frontends.web.inputs import MAX_ID, choice, clipped, integer, number
+from frontends.web.inputs import MAX_ID, choice, clipped, integer, number, trainee_words
 from frontends.web.patients import Patients
 from frontends.web.review import preview_view, review_view, stored_attempt
-from frontends.web.views import (ATTEMPT_FIELDS, attempt_view, lps_text, replay_view, report_view, resume_view,
-                                 scenario_view)
+from frontends.web.views import (ATTEMPT_FIELDS, attempt_view, entry_words, lps_text, replay_view, report_view,
+                                 resume_view, scenario_view)
 from scenarios.schema import Scenario
 from simulator.case.controls import (PROBE_MOVES, PROBE_VIEWS, beam_aligned_angles, carm_presets, in_plane_entry,
                                      moved_probe, needle_angles, needle_direction, nudged_angles, probe_preset,
@@ -31,7 +31,8 @@ from simulator.case.controls import (PROBE_MOVES, PROBE_VIEWS, beam_aligned_angl
 
 
 # Every request a page may send: the handler's name and how many values it carries.
-REQUESTS = {"start_attempt": 1, "resume_attempt": 1, "new_attempt": 0, "finish": 0, "abandon": 0, "hint": 0, "shot": 0, "live": 1,
+REQUESTS = {"start_attempt": 1, "resume_attempt": 1, "new_attempt": 0, "finish": 0, "abandon": 0, "hint": 0, "shot": 0,
+            "live": 1,
             "dsa": 1, "move_carm": 2, "preset": 1, "pick": 4, "align_beam": 0, "nudge": 4, "insert": 3, "redirect": 3,
             "advance": 1, "withdraw": 1, "lor": 0, "inject": 1, "medicate": 2, "probe_view": 1, "probe_move": 4,
             "probe_settings": 3, "us_pick": 4, "insert_in_plane": 1, "open_attempt": 1, "preview": 1,
@@ -55,7 +56,8 @@ class Handlers:
     """
 
     def __init__(self, store: Store, user: User, scenarios: dict[str, Scenario], patients: Patients,
-                 reports: Path, show: Callable[..., None], later: Callable[[Callable[[], None]], None] | None = None) -> None:
+                 reports: Path, show: Callable[..., None],
+                 later: Callable[[Callable[[], None]], None] | None = None) -> None:
         self.store, self.user, self.scenarios, self.patients = store, user, scenarios, patients
         self._reports = reports
         self._set = show
@@ -101,7 +103,10 @@ class Handlers:
         if self.attempt is None or self.attempt.finished:
             raise SpinesimError("no attempt in progress", hint="start an attempt first")
         shots_before, state_before = len(self.attempt.shots), self.attempt.session.state
-        events = self.attempt.act(record)
+        try:
+            events = self.attempt.act(record)
+        except SpinesimError as error:
+            raise trainee_words(error) from None
         if len(self.attempt.shots) > shots_before:
             # The image first, on its own message: it is what the trainee is waiting for.
             shot = self.attempt.last_shot
@@ -132,9 +137,11 @@ class Handlers:
         self._presets = carm_presets(attempt.session.scenario, attempt.session.anatomy)
         carm = attempt.session.carm()
         self._aim = None
-        view = ATTEMPT_FIELDS | {"notice_text": "", "preset_names": list(self._presets), "us_aim_marker": None, "us_aim_text": "",
+        view = ATTEMPT_FIELDS | {"notice_text": "", "preset_names": list(self._presets), "us_aim_marker": None,
+                                 "us_aim_text": "",
                 "carm_primary": round(carm.primary_deg, 2),
-                "carm_secondary": round(carm.secondary_deg, 2), "pick_marker": None, "entry_text": "", "lor_text": "",
+                "carm_secondary": round(carm.secondary_deg, 2), "pick_marker": None, "entry_text": "", "entry_lps": "",
+                "lor_text": "",
                 "alert_show": False, "resume_id": None, "tab": "sim"}
         needle = attempt.session.state.needle
         if needle is not None:
@@ -203,7 +210,9 @@ class Handlers:
                                 hint="click the skin entry point inside the round image")
         point = self.attempt.pick_entry(across * pixels - 0.5, down * pixels - 0.5)
         self._picked = point
-        self._set(pick_marker={"x": 100 * across, "y": 100 * down}, entry_text=lps_text(point))
+        session = self.attempt.session
+        self._set(pick_marker={"x": 100 * across, "y": 100 * down},
+                  entry_text=entry_words(point, session.scenario, session.anatomy), entry_lps=lps_text(point))
 
     def align_beam(self) -> None:
         """Fill the needle's angle fields coaxial with the C-arm's central ray as it stands (down the
@@ -315,7 +324,8 @@ class Handlers:
         left, cranial = needle_angles(needle.direction)
         self._picked = None
         self._set(needle_left=_shown_angle(left), needle_cranial=_shown_angle(cranial), pick_marker=None,
-                  entry_text=lps_text(needle.entry) + " (in plane)")
+                  entry_text=entry_words(needle.entry, self.attempt.session.scenario, self.attempt.session.anatomy)
+                  + " (in plane)", entry_lps=lps_text(needle.entry))
 
     # ------------------------------------------------------------------ report, replay and review
     def _open(self, attempt: LiveAttempt) -> None:

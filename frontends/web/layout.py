@@ -68,8 +68,8 @@ _OUTCOME_CHIPS = "{pass: 'green-darken-2', fail: 'red-darken-2', abandoned: 'blu
 # Keyboard shortcuts: key (KeyboardEvent.key, lower case; "shift+" for a shifted arrow) -> the control it
 # presses (by id) and how the list on screen names it. A shortcut presses the button, so it does what the
 # button does and nothing while the button is disabled; none acts while the trainee types in a field.
-_SHORTCUTS = {"arrowleft": ("nudge-left-1", "←"), "arrowright": ("nudge-right-1", "→"), "arrowup": ("nudge-up-1", "↑"),
-              "arrowdown": ("nudge-down-1", "↓"), "shift+arrowleft": ("nudge-left-5", "⇧←"),
+_SHORTCUTS = {"arrowleft": ("nudge-left-1", "←"), "arrowright": ("nudge-right-1", "→"),
+              "arrowup": ("nudge-up-1", "↑"), "arrowdown": ("nudge-down-1", "↓"), "shift+arrowleft": ("nudge-left-5", "⇧←"),
               "shift+arrowright": ("nudge-right-5", "⇧→"), "shift+arrowup": ("nudge-up-5", "⇧↑"),
               "shift+arrowdown": ("nudge-down-5", "⇧↓"), "a": ("align-beam", "A"), "s": ("shot", "S"),
               "f": ("shot", "F"), "l": ("live", "L"), "i": ("insert", "I"), "enter": ("advance", "Enter"),
@@ -86,7 +86,8 @@ if (!window.spinesimKeys) {
     if (event.ctrlKey || event.metaKey || event.altKey || event.repeat) return;
     const target = event.target;
     // Typing in a field, working a slider or a menu, or a dialog open: the keys are theirs.
-    if (target.closest && target.closest('input, textarea, select, [contenteditable], [role=slider], .v-overlay')) return;
+    const fields = 'input, textarea, select, [contenteditable], [role=slider], .v-overlay';
+    if (target.closest && target.closest(fields)) return;
     if (document.querySelector('.v-overlay--active')) return;
     if ((event.key === 'Enter' || event.key === ' ') && target.closest && target.closest('button, a')) return;
     const key = event.key.toLowerCase();
@@ -425,7 +426,7 @@ def _needle_card(ctrl) -> None:
     with _section("Needle"):
         with v3.VCardText(classes="pb-1"):
             html.Div("Entry: {{ entry_text || 'click the skin entry point on the image' }}",
-                     classes="text-body-2 mb-2", id="entry-text")
+                     classes="text-body-2 mb-2", id="entry-text", title=("entry_lps",))
             with v3.VRow(dense=True):
                 with v3.VCol(cols=6):
                     v3.VTextField(v_model=("needle_left",), type="number", step="1", label="Tip L + / R − °",
@@ -442,13 +443,15 @@ def _needle_card(ctrl) -> None:
                     v3.VTextField(v_model=("step_mm",), type="number", step="0.5", label="Step (mm)", density="compact",
                                   id="step", hide_details=True)
         with v3.VCardActions(classes="flex-wrap"):
-            v3.VBtn("Insert", id="insert", color="primary", variant="flat", click=(ctrl.insert, "[needle_left, needle_cranial, bevel_roll_deg]"),
+            v3.VBtn("Insert", id="insert", color="primary", variant="flat",
+                    click=(ctrl.insert, "[needle_left, needle_cranial, bevel_roll_deg]"),
                     disabled=("busy || !attempt_active",))
             v3.VBtn("Advance", id="advance", variant="tonal", prepend_icon="mdi-arrow-down", click=(ctrl.advance, "[step_mm]"),
                     disabled=("busy || !attempt_active || !needle_in",))
             v3.VBtn("Withdraw", id="withdraw", variant="tonal", prepend_icon="mdi-arrow-up", click=(ctrl.withdraw, "[step_mm]"),
                     disabled=("busy || !attempt_active || !needle_in",))
-            v3.VBtn("Redirect", id="redirect", variant="tonal", click=(ctrl.redirect, "[needle_left, needle_cranial, bevel_roll_deg]"),
+            v3.VBtn("Redirect", id="redirect", variant="tonal",
+                    click=(ctrl.redirect, "[needle_left, needle_cranial, bevel_roll_deg]"),
                     disabled=("busy || !attempt_active || !needle_in",))
 
 

@@ -19,7 +19,7 @@ from scenarios.schema import Scenario
 from scoring.checklist import checklist_points
 from scoring.peers import percentile_text
 from scoring.report import MGY_PER_GY, Report, checklist_rows, metric_rows, rating_rows
-from simulator.case.controls import PROBE_VIEWS
+from simulator.case.controls import PROBE_VIEWS, view_isocenter
 from simulator.needle.shaft import Needle
 from simulator.session.actions import AGENTS
 from simulator.session.fold import AGENT_WORDS, Event
@@ -38,7 +38,8 @@ _SHOWN_ELSEWHERE = {"probe_placed", "hint_shown"}
 
 # The fields a trainee fills for one attempt, as a new attempt starts them (the last attempt's angles and
 # volumes must not carry over into the next).
-ATTEMPT_FIELDS = {"needle_left": 0.0, "needle_cranial": 0.0, "bevel_roll_deg": 0, "step_mm": 5.0, "contrast_ml": 1.0, "live_seconds": 3.0,
+ATTEMPT_FIELDS = {"needle_left": 0.0, "needle_cranial": 0.0, "bevel_roll_deg": 0, "step_mm": 5.0, "contrast_ml": 1.0,
+                  "live_seconds": 3.0,
                   "medication_ml": 2.0, "medication_agent": "steroid_nonparticulate", "us_step_mm": 2.0,
                   "us_step_deg": 5.0, "us_entry_end": "right"}
 
@@ -52,7 +53,8 @@ def initial_state(user: User, catalogue: Catalogue, first: str) -> dict:
         "busy": False, "error_text": "", "error_show": False, "notice_text": "", "finish_confirm": False,
         "abandon_confirm": False, "alert_text": "", "alert_colour": "red-darken-2",
         "alert_show": False,
-        "fluoro_src": "", "fluoro_caption": "", "pick_marker": None, "entry_text": "", "fluoro_zoom": 1,
+        "fluoro_src": "", "fluoro_caption": "", "pick_marker": None, "entry_text": "", "entry_lps": "",
+        "fluoro_zoom": 1,
         "carm_primary": 0.0, "carm_secondary": 0.0, "carm_label": "AP", "preset_names": [],
         "needle_in": False, "depth_mm": 0.0, "bevel_text": "", "hub_text": "", "lor_text": "", "dsa_allowed": False,
         "medication_agents": [{"title": AGENT_WORDS[agent], "value": agent} for agent in AGENTS],
@@ -285,8 +287,25 @@ def event_rows(events: Sequence[Event], *, debrief: bool = False) -> list[dict]:
 
 
 def lps_text(point) -> str:
-    """A point (LPS mm) as the needle card shows it."""
-    return f"L {point[0]:+.1f}  P {point[1]:+.1f}  S {point[2]:+.1f} mm"
+    """A point (LPS mm), for those who ask for coordinates (the entry's tooltip)."""
+    return f"L {point[0]:+.1f}  P {point[1]:+.1f}  S {point[2]:+.1f} mm (LPS)"
+
+
+def entry_words(point, scenario: Scenario, anatomy) -> str:
+    """A skin entry as a physician places it: mm left or right of the midline and cranial or caudal to the
+    level the C-arm is centred on (the target's disc, or its vertebral body), no coordinates.
+
+    The midline and level are those of :func:`simulator.case.controls.view_isocenter` (the bodies' centres).
+    """
+    middle = view_isocenter(scenario, anatomy)
+    across, up = point[0] - middle[0], point[2] - middle[2]  # LPS: +x the patient's left, +z cranial
+    level = (f"the {scenario.target.level} disc" if scenario.target.level is not None
+             else f"the {scenario.target.nerve_level} vertebral body")
+    side = ("on the midline" if abs(across) < 0.5
+            else f"{abs(across):.0f} mm {'left' if across > 0 else 'right'} of the midline")
+    height = (f"level with {level}" if abs(up) < 0.5
+              else f"{abs(up):.0f} mm {'cranial' if up > 0 else 'caudal'} to {level}")
+    return f"skin {side}, {height}"
 
 
 def _short(value) -> str:

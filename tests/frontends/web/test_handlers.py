@@ -145,6 +145,10 @@ def test_a_click_outside_the_imaged_circle_is_no_skin_entry(patient, store, tmp_
     assert page["entry_text"] == "" and page["pick_marker"] is None
     handlers.pick(256, 256, 512, 512)
     assert page["pick_marker"] == {"x": 50.0, "y": 50.0}
+    # In a physician's words (the central ray of the start view lies on the midline, at the target's level);
+    # the coordinates only for those who hover.
+    assert page["entry_text"].startswith("skin on the midline") and "L4-L5 disc" in page["entry_text"]
+    assert "LPS" not in page["entry_text"] and page["entry_lps"].endswith("mm (LPS)")
 
 
 def test_the_safety_banner_goes_when_the_needle_moves_on_without_one(patient, store, tmp_path):
@@ -219,3 +223,14 @@ def test_the_bevel_turned_on_screen_goes_in_with_the_needle_and_is_named_in_the_
     assert handlers.attempt.session.state.needle.bevel_roll_deg == 180 and page["bevel_text"] == "Bevel faces caudal"
     with pytest.raises(SpinesimError, match="bevel: 'up' is not a number"):
         handlers.redirect(0, 0, "up")
+
+
+def test_a_refused_value_is_named_as_the_trainee_typed_it(patient, store, tmp_path):
+    ben = store.add_user("ben", "trainee", "battery staple")
+    handlers, page = _handlers(store, ben, tmp_path)
+    handlers.start_attempt("facet-default")
+    with pytest.raises(SpinesimError) as refused:
+        handlers.live(-2)
+    assert str(refused.value) == "The live or DSA run must be more than 0 s (you entered -2.0)"
+    with pytest.raises(SpinesimError, match="^The LAO / RAO angle can be at most"):
+        handlers.move_carm(400, 0)
