@@ -12,7 +12,9 @@ C-arm (angles, presets), the needle (entry picked on the image, two angles, adva
 step, redirect), the loss-of-resistance syringe and contrast, events, timer, shot and dose counters,
 hints (each a ``show_hint`` action), where the scenario allows ultrasound a second monitor with live
 B-mode and the probe's controls (standard views, slide/sweep/rotate/tilt/rock, depth, gain,
-frequency, an in-plane needle aimed on the image), then Finish and the report with a replay slider.
+frequency, an in-plane needle aimed on the image), then Finish (confirmed first) and the report with a
+replay slider, or Abandon (kept as abandoned, not graded). Keyboard shortcuts press the controls (listed
+under the monitor), and the monitor zooms.
 An instructor also gets the Review tab: attempts by trainee and scenario, reports, replays, scenario
 previews and learning curves.
 
