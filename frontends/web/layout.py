@@ -20,7 +20,8 @@ html, body { background: #eceff1; }
 .monitor .zoom { width: 100%; height: 100%; position: relative; }
 .monitor .zoom-controls { position: absolute; right: 6px; top: 6px; display: flex; gap: 4px; align-items: center; }
 .monitor .zoom-controls .v-btn { background: rgba(38,50,56,.75); color: #eceff1; }
-.monitor .zoom-level { color: #b0bec5; font: 12px 'Roboto Mono', monospace; min-width: 34px; text-align: right; }
+.monitor .zoom-level { color: #eceff1; font: 12px 'Roboto Mono', monospace; background: rgba(38,50,56,.75);
+                    border-radius: 4px; padding: 1px 5px; }
 .shortcuts { color: #546e7a; font: 12px Roboto, sans-serif; text-align: center; margin-top: 6px; }
 .shortcuts kbd { font: 11px 'Roboto Mono', monospace; background: #cfd8dc; border-radius: 3px; padding: 0 4px;
                  margin-right: 3px; }

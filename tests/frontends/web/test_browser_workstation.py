@@ -117,7 +117,7 @@ def _abandon(page) -> None:
         page.wait_for_selector("#start:not([disabled])")
 
 
-def test_keys_work_the_controls_unless_typing_and_the_monitor_zooms(server, page):
+def test_keys_work_the_controls_unless_typing_and_the_monitor_zooms(server, page, tmp_path):
     b.log_in(page, server.url, TRAINEE, PASSWORD)
     try:
         page.click("#start")
@@ -140,6 +140,7 @@ def test_keys_work_the_controls_unless_typing_and_the_monitor_zooms(server, page
         page.keyboard.press("+")
         page.wait_for_function("() => document.querySelector('#monitor .zoom').style.transform == 'scale(2)'")
         assert page.text_content("#monitor-zoom-level").strip() == "×2"
+        page.screenshot(path=tmp_path / "workstation-1600x1000-monitor-zoomed-x2.png")
         zoomed = page.locator("#fluoro").bounding_box()
         assert zoomed["width"] > 1.9 * page.locator("#monitor").bounding_box()["width"]
         page.keyboard.press("0")
