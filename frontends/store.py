@@ -140,7 +140,7 @@ class _Attempt(_Base):
     seed: Mapped[int] = mapped_column(Integer)
     started: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     finished: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
-    status: Mapped[str] = mapped_column(String(16))  # in_progress | finished
+    status: Mapped[str] = mapped_column(String(16))  # in_progress | finished | abandoned
     # Attempt time of the last action (s): where a resumed attempt's clock continues.
     elapsed_s: Mapped[float] = mapped_column(Float, default=0.0)
     report_json: Mapped[str | None] = mapped_column(Text, nullable=True)
@@ -426,6 +426,24 @@ class Store:
             attempt.status = "finished"
             attempt.finished = _now()
             attempt.report_json = json.dumps(report, allow_nan=False)
+            db.commit()
+
+    def abandon_attempt(self, attempt_id: int) -> None:
+        """Mark an attempt in progress as abandoned by its trainee: kept with its actions, never graded (so
+        not counted as a failure, nor among the peers a grade is ranked with).
+
+        Raises
+        ------
+        SpinesimError
+            If the attempt is not in progress (finished or abandoned already).
+        """
+        with Session(self.engine) as db:
+            attempt = self._attempt_row(db, attempt_id)
+            if attempt.status != "in_progress":
+                raise SpinesimError(f"attempt {attempt_id} is {attempt.status.replace('_', ' ')}, not in progress",
+                                    hint="only an attempt in progress can be abandoned")
+            attempt.status = "abandoned"
+            attempt.finished = _now()
             db.commit()
 
     def attempt(self, attempt_id: int) -> Attempt:

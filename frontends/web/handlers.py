@@ -19,11 +19,11 @@ from anatomy_models.errors import SpinesimError
 from frontends.store import Store, User
 from frontends.web.attempt import LiveAttempt
 from frontends.web.explanation import check_may_explain, explanation_view
-from frontends.web.inputs import MAX_ID, choice, clipped, integer, number
+from frontends.web.inputs import MAX_ID, choice, clipped, integer, number, trainee_words
 from frontends.web.patients import Patients
 from frontends.web.review import preview_view, review_view, stored_attempt
-from frontends.web.views import (attempt_view, lps_text, replay_view, report_view, resume_view,
-                                 scenario_view)
+from frontends.web.views import (ATTEMPT_FIELDS, attempt_view, entry_words, lps_text, replay_view, report_view,
+                                 resume_view, scenario_view)
 from scenarios.schema import Scenario
 from simulator.case.controls import (PROBE_MOVES, PROBE_VIEWS, beam_aligned_angles, carm_presets, in_plane_entry,
                                      moved_probe, needle_angles, needle_direction, nudged_angles, probe_preset,
@@ -31,8 +31,9 @@ from simulator.case.controls import (PROBE_MOVES, PROBE_VIEWS, beam_aligned_angl
 from simulator.session.fold import READING_WORDS
 
 # Every request a page may send: the handler's name and how many values it carries.
-REQUESTS = {"start_attempt": 1, "resume_attempt": 1, "new_attempt": 0, "finish": 0, "hint": 0, "shot": 0, "live": 1,
-            "dsa": 1, "move_carm": 2, "preset": 1, "pick": 4, "align_beam": 0, "nudge": 4, "insert": 2, "redirect": 2,
+REQUESTS = {"start_attempt": 1, "resume_attempt": 1, "new_attempt": 0, "finish": 0, "abandon": 0, "hint": 0, "shot": 0,
+            "live": 1,
+            "dsa": 1, "move_carm": 2, "preset": 1, "pick": 4, "align_beam": 0, "nudge": 4, "insert": 3, "redirect": 3,
             "advance": 1, "withdraw": 1, "lor": 0, "inject": 1, "read_contrast": 1, "medicate": 2, "probe_view": 1, "probe_move": 4,
             "probe_settings": 3, "us_pick": 4, "insert_in_plane": 1, "open_attempt": 1, "preview": 1,
             "scenario_view": 1, "replay_view": 1, "review_view": 2, "explain_case": 1}
@@ -49,13 +50,18 @@ class Handlers:
         The folder the full HTML reports are written to (served to this user as ``reports/``).
     show : callable
         ``show(**changes)`` pushes changed state to the page now (from a worker thread too).
+    later : callable, optional
+        ``later(work)`` runs ``work()`` after the request has been answered, without holding the page's
+        next requests back (the workstation: in a worker thread); by default at once.
     """
 
     def __init__(self, store: Store, user: User, scenarios: dict[str, Scenario], patients: Patients,
-                 reports: Path, show: Callable[..., None]) -> None:
+                 reports: Path, show: Callable[..., None],
+                 later: Callable[[Callable[[], None]], None] | None = None) -> None:
         self.store, self.user, self.scenarios, self.patients = store, user, scenarios, patients
         self._reports = reports
         self._set = show
+        self._later = later or (lambda work: work())
         self.attempt: LiveAttempt | None = None
         self.opened: LiveAttempt | None = None  # the attempt whose report is open
         self._picked: np.ndarray | None = None  # skin entry picked on the fluoroscopy image
@@ -97,7 +103,10 @@ class Handlers:
         if self.attempt is None or self.attempt.finished:
             raise SpinesimError("no attempt in progress", hint="start an attempt first")
         shots_before, state_before = len(self.attempt.shots), self.attempt.session.state
-        events = self.attempt.act(record)
+        try:
+            events = self.attempt.act(record)
+        except SpinesimError as error:
+            raise trainee_words(error) from None
         if len(self.attempt.shots) > shots_before:
             # The image first, on its own message: it is what the trainee is waiting for.
             shot = self.attempt.last_shot
@@ -106,7 +115,7 @@ class Handlers:
         if state.probe is not None and (state.probe != state_before.probe or state.needle is not state_before.needle):
             scan = self.attempt.scan  # live ultrasound: a new frame for every probe or needle move
             self._set(us_src=scan.data_url, us_caption=scan.caption, us_aspect=scan.aspect)
-        self._set(**attempt_view(self.attempt, events))
+        self._set(**attempt_view(self.attempt, events, needle_moved=state.needle is not state_before.needle))
 
     # ------------------------------------------------------------------ attempt life cycle
     def start_attempt(self, scenario_id) -> None:
@@ -128,14 +137,16 @@ class Handlers:
         self._presets = carm_presets(attempt.session.scenario, attempt.session.anatomy)
         carm = attempt.session.carm()
         self._aim = None
-        view = {"preset_names": list(self._presets), "us_aim_marker": None, "us_aim_text": "",
+        view = ATTEMPT_FIELDS | {"notice_text": "", "preset_names": list(self._presets), "us_aim_marker": None,
+                                 "us_aim_text": "",
                 "carm_primary": round(carm.primary_deg, 2),
-                "carm_secondary": round(carm.secondary_deg, 2), "pick_marker": None, "entry_text": "", "lor_text": "",
+                "carm_secondary": round(carm.secondary_deg, 2), "pick_marker": None, "entry_text": "", "entry_lps": "",
+                "lor_text": "",
                 "alert_show": False, "resume_id": None, "tab": "sim"}
         needle = attempt.session.state.needle
         if needle is not None:
             left, cranial = needle_angles(needle.direction)
-            view |= {"needle_left": round(left, 2), "needle_cranial": round(cranial, 2)}
+            view |= {"needle_left": _shown_angle(left), "needle_cranial": _shown_angle(cranial)}
         self._set(**view, **attempt_view(attempt))
 
     def hint(self) -> None:
@@ -150,6 +161,16 @@ class Handlers:
     def finish(self) -> None:
         self._act({"type": "finish"})
         self._open(self.attempt)
+
+    def abandon(self) -> None:
+        """Stop the attempt without a grade: the store keeps it, with its actions, as abandoned (not a
+        failure); the simulator is ready for a new one."""
+        attempt = self._live()
+        self.store.abandon_attempt(attempt.attempt_id)
+        self.attempt = None
+        self._set(attempt_active=False, alert_show=False, tab="sim",
+                  notice_text=f"Attempt {attempt.attempt_id} abandoned: kept in your records as abandoned, not graded.",
+                  **self.resume_view())
 
     # ------------------------------------------------------------------ C-arm and imaging
     def shot(self) -> None:
@@ -180,16 +201,24 @@ class Handlers:
             raise SpinesimError("no attempt in progress", hint="start an attempt first")
         across, down = _click_fractions(x, y, width, height)
         shot = self.attempt.last_shot
-        pixels = shot.carm.detector_pixels if shot is not None else 512
+        if shot is None:
+            raise SpinesimError("there is no image to pick on yet", hint="take a fluoroscopy shot first")
+        pixels = shot.carm.detector_pixels
+        row, col = (min(int(fraction * pixels), pixels - 1) for fraction in (down, across))
+        if not shot.carm.field_mask()[row, col]:
+            raise SpinesimError("that point is outside the X-ray image (the black border, where no X-rays reach)",
+                                hint="click the skin entry point inside the round image")
         point = self.attempt.pick_entry(across * pixels - 0.5, down * pixels - 0.5)
         self._picked = point
-        self._set(pick_marker={"x": 100 * across, "y": 100 * down}, entry_text=lps_text(point))
+        session = self.attempt.session
+        self._set(pick_marker={"x": 100 * across, "y": 100 * down},
+                  entry_text=entry_words(point, session.scenario, session.anatomy), entry_lps=lps_text(point))
 
     def align_beam(self) -> None:
         """Fill the needle's angle fields coaxial with the C-arm's central ray as it stands (down the
         barrel); Insert or Redirect then uses them."""
         left, cranial = beam_aligned_angles(self._live().session.carm())
-        self._set(needle_left=round(left, 2), needle_cranial=round(cranial, 2))
+        self._set(needle_left=_shown_angle(left), needle_cranial=_shown_angle(cranial))
 
     def nudge(self, left_deg, cranial_deg, right_deg, up_deg) -> None:
         """Turn the needle's angle fields ``right_deg`` toward the right of the image the monitor holds
@@ -200,16 +229,20 @@ class Handlers:
         left, cranial = nudged_angles(carm, number(left_deg, "left/right angle"),
                                       number(cranial_deg, "cranial/caudal angle"), number(right_deg, "nudge"),
                                       number(up_deg, "nudge"))
-        self._set(needle_left=round(left, 2), needle_cranial=round(cranial, 2))
+        self._set(needle_left=_shown_angle(left), needle_cranial=_shown_angle(cranial))
 
-    def insert(self, left_deg, cranial_deg) -> None:
+    def insert(self, left_deg, cranial_deg, bevel_deg=0.0) -> None:
+        """Insert the needle at the picked entry along the two angles, its bevel rolled ``bevel_deg`` from
+        facing cranial (:attr:`simulator.needle.shaft.Needle.bevel_roll_deg`)."""
         if self._picked is None:
             raise SpinesimError("no entry point picked", hint="click the skin entry point on the fluoroscopy image")
         self._act({"type": "place_needle", "entry": [round(float(v), 4) for v in self._picked],
-                   "direction": _direction(left_deg, cranial_deg)})
+                   "direction": _direction(left_deg, cranial_deg), "bevel_roll_deg": number(bevel_deg, "bevel")})
 
-    def redirect(self, left_deg, cranial_deg) -> None:
-        self._act({"type": "redirect", "direction": _direction(left_deg, cranial_deg)})
+    def redirect(self, left_deg, cranial_deg, bevel_deg=None) -> None:
+        """Pull back and re-aim along the two angles, the bevel turned to ``bevel_deg`` (None: as it was)."""
+        bevel = {} if bevel_deg is None else {"bevel_roll_deg": number(bevel_deg, "bevel")}
+        self._act({"type": "redirect", "direction": _direction(left_deg, cranial_deg), **bevel})
 
     def advance(self, mm) -> None:
         self._act({"type": "advance", "mm": number(mm, "step")})
@@ -294,8 +327,9 @@ class Handlers:
         needle = self.attempt.session.state.needle
         left, cranial = needle_angles(needle.direction)
         self._picked = None
-        self._set(needle_left=round(left, 2), needle_cranial=round(cranial, 2), pick_marker=None,
-                  entry_text=lps_text(needle.entry) + " (in plane)")
+        self._set(needle_left=_shown_angle(left), needle_cranial=_shown_angle(cranial), pick_marker=None,
+                  entry_text=entry_words(needle.entry, self.attempt.session.scenario, self.attempt.session.anatomy)
+                  + " (in plane)", entry_lps=lps_text(needle.entry))
 
     # ------------------------------------------------------------------ report, replay and review
     def _open(self, attempt: LiveAttempt) -> None:
@@ -304,11 +338,17 @@ class Handlers:
         steps = len(attempt.session.actions)
         self._set(**report_view(attempt, stored))
         self._set(replay_step=steps, **replay_view(attempt, steps))
-        # The full page (final views, contrast run, 3D reveal) takes a few seconds more: it follows.
-        page = self._reports / f"attempt-{stored.id}-{steps}.html"
+        # The full page (final views, contrast run, 3D reveal) takes several seconds more: it follows, and
+        # meanwhile the page answers (the replay slider, the tabs); a browser's requests wait for the one
+        # before them to be answered, so the slider stayed still 10-30 s while it was written.
+        self._later(lambda: self._write_report_page(attempt, stored.id, steps))
+
+    def _write_report_page(self, attempt: LiveAttempt, attempt_id: int, steps: int) -> None:
+        page = self._reports / f"attempt-{attempt_id}-{steps}.html"
         if not page.exists():
             page.write_text(attempt.report_page(), encoding="utf-8")
-        self._set(report_page=f"reports/{page.name}")
+        if self.opened is attempt:  # the user may have opened another report since
+            self._set(report_page=f"reports/{page.name}")
 
     def open_attempt(self, attempt_id) -> None:
         self._open(stored_attempt(self.store, self.scenarios, self.patients, self.user, attempt_id))
@@ -343,6 +383,17 @@ def _click_fractions(x, y, width, height) -> tuple[float, float]:
     if not (0 <= x <= width and 0 <= y <= height):
         raise SpinesimError(f"the click ({x:g}, {y:g}) lies outside the {width:g} x {height:g} image")
     return x / width, y / height
+
+
+def _shown_angle(angle_deg: float) -> float:
+    """An angle as its field shows it: to 0.01°, and 0 never as "-0" (the beam-aligned angles of AP).
+
+    Examples
+    --------
+    >>> _shown_angle(-0.0), _shown_angle(-0.001), _shown_angle(12.3456)
+    (0.0, 0.0, 12.35)
+    """
+    return round(float(angle_deg), 2) + 0.0
 
 
 def _direction(left_deg, cranial_deg) -> list[float]:

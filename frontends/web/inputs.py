@@ -5,6 +5,7 @@ no sense becomes a :class:`SpinesimError` naming the field, shown like a refused
 from __future__ import annotations
 
 import math
+import re
 
 from anatomy_models.errors import SpinesimError
 
@@ -79,3 +80,51 @@ def number(value, what: str) -> float:
     if not math.isfinite(as_float):
         raise SpinesimError(f"{what}: {clipped(value)} is not a finite number")
     return as_float
+
+
+# The trainee's names for the fields of the actions a page makes (action type, field): what they typed it
+# into and its unit, so that a refused value reads as "The step must be more than 0 mm", not as the
+# engine's "advance: field 'mm': must be greater than 0".
+_FIELD_WORDS = {("advance", "mm"): ("the step", "mm"), ("withdraw", "mm"): ("the step", "mm"),
+                ("inject_contrast", "ml"): ("the contrast volume", "mL"),
+                ("inject_medication", "ml"): ("the injectate volume", "mL"),
+                ("fluoro_shot", "seconds"): ("the live or DSA run", "s"),
+                ("set_carm", "primary_deg"): ("the LAO / RAO angle", "°"),
+                ("set_carm", "secondary_deg"): ("the cranial / caudal tilt", "°"),
+                ("place_needle", "bevel_roll_deg"): ("the bevel", "°"),
+                ("redirect", "bevel_roll_deg"): ("the bevel", "°"),
+                ("place_probe", "depth_mm"): ("the ultrasound depth", "mm"),
+                ("place_probe", "gain_db"): ("the gain", "dB"),
+                ("place_probe", "frequency_mhz"): ("the frequency", "MHz")}
+_BOUNDS = ((r"must be greater than or equal to (\S+)", "must be at least {} {}"),
+           (r"must be greater than (\S+)", "must be more than {} {}"),
+           (r"must be less than or equal to (\S+)", "can be at most {} {}"),
+           (r"must be less than (\S+)", "must be less than {} {}"))
+
+
+def trainee_words(error: SpinesimError) -> SpinesimError:
+    """The engine's refusal of a value the trainee typed, in the trainee's words: the control it was typed
+    into, the allowed range with its unit and what was typed. Any other refusal is returned as it is.
+
+    Examples
+    --------
+    >>> str(trainee_words(SpinesimError("advance: field 'mm': must be greater than 0 (got -5)")))
+    'The step must be more than 0 mm (you entered -5)'
+    >>> refused = SpinesimError("inject_contrast: field 'ml': must be less than or equal to 20 (got 50.0)")
+    >>> str(trainee_words(refused))
+    'The contrast volume can be at most 20 mL (you entered 50.0)'
+    >>> str(trainee_words(SpinesimError("no attempt in progress")))
+    'no attempt in progress'
+    """
+    found = re.fullmatch(r"(\w+): field '(\w+)': (.*?)(?: \(got (.*)\))?", error.problem)
+    if found is None or (found.group(1), found.group(2)) not in _FIELD_WORDS:
+        return error
+    name, unit = _FIELD_WORDS[found.group(1), found.group(2)]
+    problem = found.group(3)
+    for pattern, words in _BOUNDS:
+        bound = re.fullmatch(pattern, problem)
+        if bound is not None:
+            problem = words.format(bound.group(1), unit)
+            break
+    typed = f" (you entered {found.group(4)})" if found.group(4) else ""
+    return SpinesimError(f"{name[0].upper()}{name[1:]} {problem}{typed}", hint=error.hint)

@@ -17,6 +17,14 @@ html, body { background: #eceff1; }
 .monitor { background: #000; position: relative; aspect-ratio: 1 / 1; width: 100%; max-width: 640px;
            margin: 0 auto; border-radius: 6px; overflow: hidden; box-shadow: 0 2px 10px rgba(0,0,0,.35); }
 .monitor img { width: 100%; height: 100%; display: block; cursor: crosshair; user-select: none; }
+.monitor .zoom { width: 100%; height: 100%; position: relative; }
+.monitor .zoom-controls { position: absolute; right: 6px; top: 6px; display: flex; gap: 4px; align-items: center; }
+.monitor .zoom-controls .v-btn { background: rgba(38,50,56,.75); color: #eceff1; }
+.monitor .zoom-level { color: #eceff1; font: 12px 'Roboto Mono', monospace; background: rgba(38,50,56,.75);
+                    border-radius: 4px; padding: 1px 5px; }
+.shortcuts { color: #546e7a; font: 12px Roboto, sans-serif; text-align: center; margin-top: 6px; }
+.shortcuts kbd { font: 11px 'Roboto Mono', monospace; background: #cfd8dc; border-radius: 3px; padding: 0 4px;
+                 margin-right: 3px; }
 .monitor .empty { color: #607d8b; position: absolute; inset: 0; display: flex; align-items: center;
                   justify-content: center; font: 500 15px Roboto, sans-serif; letter-spacing: .04em; }
 .monitor .caption { position: absolute; left: 10px; bottom: 8px; color: #b0bec5; font: 12px 'Roboto Mono', monospace;
@@ -53,6 +61,58 @@ _PROBE_CONTROLS = (("Slide", "slide", "mm", "mdi-arrow-left", "mdi-arrow-right")
 _NUDGES = (("left", "mdi-arrow-left", -1, 0), ("right", "mdi-arrow-right", 1, 0), ("up", "mdi-arrow-up", 0, 1),
            ("down", "mdi-arrow-down", 0, -1))
 _NUDGE_STEPS_DEG = (1.0, 5.0)
+# An attempt's outcome (frontends.web.views.report_view) as the Report tab colours its grade and chip.
+_OUTCOME_COLOURS = "{pass: '#2e7d32', fail: '#c62828', abandoned: '#546e7a'}"
+_OUTCOME_CHIPS = "{pass: 'green-darken-2', fail: 'red-darken-2', abandoned: 'blue-grey'}"
+
+
+# Keyboard shortcuts: key (KeyboardEvent.key, lower case; "shift+" for a shifted arrow) -> the control it
+# presses (by id) and how the list on screen names it. A shortcut presses the button, so it does what the
+# button does and nothing while the button is disabled; none acts while the trainee types in a field.
+_SHORTCUTS = {"arrowleft": ("nudge-left-1", "←"), "arrowright": ("nudge-right-1", "→"),
+              "arrowup": ("nudge-up-1", "↑"), "arrowdown": ("nudge-down-1", "↓"), "shift+arrowleft": ("nudge-left-5", "⇧←"),
+              "shift+arrowright": ("nudge-right-5", "⇧→"), "shift+arrowup": ("nudge-up-5", "⇧↑"),
+              "shift+arrowdown": ("nudge-down-5", "⇧↓"), "a": ("align-beam", "A"), "s": ("shot", "S"),
+              "f": ("shot", "F"), "l": ("live", "L"), "i": ("insert", "I"), "enter": ("advance", "Enter"),
+              "w": ("withdraw", "W"), "r": ("redirect", "R"), "+": ("zoom-in", "+"), "=": ("zoom-in", "="),
+              "-": ("zoom-out", "−"), "0": ("zoom-reset", "0")}
+# What the on-screen list says, in order: the keys (as _SHORTCUTS names them) and what they do.
+_SHORTCUT_LIST = (("← ↑ → ↓", "nudge the needle 1° (⇧ 5°)"), ("A", "align with beam"), ("S / F", "shot"),
+                  ("L", "live"), ("I", "insert"), ("Enter", "advance"), ("W", "withdraw"), ("R", "redirect"),
+                  ("+ / − / 0", "zoom"))
+_KEYS_SCRIPT = """
+if (!window.spinesimKeys) {
+  window.spinesimKeys = %s;
+  window.addEventListener('keydown', event => {
+    if (event.ctrlKey || event.metaKey || event.altKey || event.repeat) return;
+    const target = event.target;
+    // Typing in a field, working a slider or a menu, or a dialog open: the keys are theirs.
+    const fields = 'input, textarea, select, [contenteditable], [role=slider], .v-overlay';
+    if (target.closest && target.closest(fields)) return;
+    if (document.querySelector('.v-overlay--active')) return;
+    if ((event.key === 'Enter' || event.key === ' ') && target.closest && target.closest('button, a')) return;
+    const key = event.key.toLowerCase();
+    const found = window.spinesimKeys[(event.shiftKey && key.startsWith('arrow') ? 'shift+' : '') + key];
+    const control = found && document.getElementById(found);
+    if (!control || control.disabled || control.offsetParent === null) return;
+    event.preventDefault();
+    control.click();
+  });
+}
+"""
+
+
+def _keys_script() -> str:
+    """The page's keydown listener (added once), pressing the control :data:`_SHORTCUTS` names."""
+    import json
+
+    return _KEYS_SCRIPT % json.dumps({key: control for key, (control, _) in _SHORTCUTS.items()})
+
+
+def _one_per_press(ctrl, click, values: str = "[]") -> str:
+    """The click handler (JavaScript) of an exposure button: the second click of a double-click is no
+    second exposure (the browser counts it in ``event.detail``)."""
+    return f"$event.detail > 1 || trigger('{ctrl.trigger_name(click)}', {values})"
 
 
 def _section(title: str, **kwargs):
@@ -97,18 +157,24 @@ def build_layout(server, instructor: bool) -> None:
     with VAppLayout(server, full_height=True) as layout:
         layout.root.theme = "light"
         client.Style(_CSS)
+        client.Script(_keys_script())
         with v3.VAppBar(color="blue-grey-darken-4", density="comfortable", flat=True):
-            html.Div("spinesim", classes="text-h6 font-weight-bold ml-4 mr-6", style="letter-spacing:.06em")
-            with v3.VTabs(v_model=("tab", "sim"), color="cyan-lighten-3", density="comfortable"):
-                v3.VTab("Simulator", value="sim", id="tab-sim")
-                v3.VTab("Report", value="report", id="tab-report", disabled=("!report",))
+            # On a phone the tabs get the width: the name, the user and the words of Log out give way.
+            html.Div("spinesim", classes="text-h6 font-weight-bold ml-4 mr-6 d-none d-sm-block",
+                     style="letter-spacing:.06em")
+            with v3.VTabs(v_model=("tab", "sim"), color="cyan-lighten-3", density="comfortable", id="tabs"):
+                v3.VTab("Simulator", value="sim", id="tab-sim", min_width=0)
+                v3.VTab("Report", value="report", id="tab-report", disabled=("!report",), min_width=0)
                 if instructor:
-                    v3.VTab("Review", value="review", id="tab-review")
+                    v3.VTab("Review", value="review", id="tab-review", min_width=0)
             v3.VSpacer()
             v3.VChip("{{ timer_text }}", id="timer", prepend_icon="mdi-timer-outline", variant="outlined",
-                     classes="mr-3 counters", v_show="attempt_active")
-            v3.VChip("{{ user_name }} · {{ role }}", prepend_icon="mdi-account", variant="tonal", classes="mr-2")
-            v3.VBtn("Log out", href="/logout", variant="text", id="logout", classes="mr-2")
+                     classes="mr-2 counters", v_show="attempt_active")
+            v3.VChip("{{ user_name }} · {{ role }}", prepend_icon="mdi-account", variant="tonal",
+                     classes="mr-2 d-none d-md-flex")
+            with v3.VBtn(href="/logout", variant="text", id="logout", classes="mr-1", prepend_icon="mdi-logout",
+                         title="Log out"):
+                html.Span("Log out", classes="d-none d-sm-inline")
             v3.VProgressLinear(indeterminate=True, absolute=True, location="bottom", color="cyan", v_show="busy")
         with v3.VMain():
             with v3.VSnackbar(v_model=("error_show", False), color="deep-orange-darken-4", timeout=6000,
@@ -128,7 +194,9 @@ def build_layout(server, instructor: bool) -> None:
 def _simulator(ctrl) -> None:
     with v3.VContainer(fluid=True, classes="pa-3"):
         with v3.VRow(dense=True):
-            with v3.VCol(cols=12, md=3):
+            # During an attempt the C-arm and its Shot button come first, in view with the monitor and the
+            # needle (1024 x 768 included); the case card follows. Before one, the case comes first.
+            with v3.VCol(cols=12, md=3, classes="d-flex flex-column"):
                 _scenario_card(ctrl)
                 _carm_card(ctrl)
             # With ultrasound the middle column holds two monitors side by side (fluoroscopy, ultrasound).
@@ -136,7 +204,7 @@ def _simulator(ctrl) -> None:
                 with v3.VRow(dense=True):
                     with v3.VCol(cols=12, md=("us_allowed ? 6 : 12",)):
                         _monitor("monitor", "fluoro", "fluoro_src", "NO IMAGE", ctrl.pick, "pick_marker", "pick-marker",
-                                 "fluoro_caption", "fluoro-caption")
+                                 "fluoro_caption", "fluoro-caption", zoom="fluoro_zoom")
                     with v3.VCol(cols=12, md=6, v_if="us_allowed"):
                         _monitor("us-monitor", "ultrasound", "us_src", "NO PROBE", ctrl.us_pick, "us_aim_marker",
                                  "us-aim-marker", "us_caption", "us-caption", marker_class="pick aim", aspect="us_aspect",
@@ -148,6 +216,11 @@ def _simulator(ctrl) -> None:
                     _counter("DAP mGy·cm²", "dap_mgy_cm2", "count-dap")
                     _counter("Passes", "passes", "count-passes")
                     _counter("Depth mm", "needle_in ? depth_mm : '–'", "count-depth")
+                with html.Div(classes="shortcuts d-none d-md-block", id="shortcuts"):
+                    html.Span("Keys: ")
+                    for number, (keys, action) in enumerate(_SHORTCUT_LIST):
+                        html.Kbd(keys, classes="ml-2" if number else "")
+                        html.Span(action)
                 with v3.VAlert(v_model=("alert_show", False), color=("alert_colour",), closable=True, density="compact",
                                classes="mt-3", id="alert", icon="mdi-alert"):
                     html.Span("{{ alert_text }}", id="alert-text")
@@ -164,21 +237,37 @@ def _simulator(ctrl) -> None:
 
 def _monitor(element: str, image: str, source: str, empty: str, pick, marker: str, marker_element: str, caption: str,
              caption_element: str, marker_class: str = "pick", aspect: str | None = None,
-             caption_inside: bool = True) -> None:
+             caption_inside: bool = True, zoom: str | None = None) -> None:
     """A black monitor holding the last image, clicked to pick a point (a ring marks it), with a caption;
     square, or shaped as the state variable ``aspect`` says (a CSS aspect-ratio, the image's).
 
     The fluoroscopy caption sits at the bottom left, over the image intensifier's black corner; the
     ultrasound frame is cut to its field of view and has no empty corner, so its caption goes under
-    the monitor (inside, it covered the deep field or the needle's entry)."""
+    the monitor (inside, it covered the deep field or the needle's entry).
+
+    ``zoom`` (a state variable, 1 to 4): the image magnified about the picked point (the centre before
+    one), with buttons in the corner. A click still picks the pixel under it: the browser gives the
+    click's position in the image's own, unmagnified, frame."""
     shape = {"style": (f"`aspect-ratio: ${{{aspect}}}`",)} if aspect else {}
     with html.Div(classes="monitor", id=element, **shape):
-        html.Img(src=(source,), id=image, v_show=source, draggable="false", click=(pick, _CLICK))
+        transform = ({"style": (f"`transform: scale(${{{zoom}}}); transform-origin: ${{{marker} ? {marker}.x : 50}}% "
+                                f"${{{marker} ? {marker}.y : 50}}%`",)} if zoom else {})
+        with html.Div(classes="zoom", **transform):
+            html.Img(src=(source,), id=image, v_show=source, draggable="false", click=(pick, _CLICK))
+            html.Div(v_if=marker, classes=marker_class, id=marker_element,
+                     style=(f"`left:${{{marker}.x}}%;top:${{{marker}.y}}%`",))
         html.Div(empty, classes="empty", v_show=f"!{source}")
-        html.Div(v_if=marker, classes=marker_class, id=marker_element,
-                 style=(f"`left:${{{marker}.x}}%;top:${{{marker}.y}}%`",))
         if caption_inside:
             html.Div(f"{{{{ {caption} }}}}", classes="caption", id=caption_element)
+        if zoom:
+            with html.Div(classes="zoom-controls", v_show=source):
+                html.Span(f"×{{{{ {zoom} }}}}", classes="zoom-level", id=f"{element}-zoom-level", v_show=f"{zoom} > 1")
+                v3.VBtn(icon="mdi-magnify-minus-outline", size="x-small", id="zoom-out", title="zoom out (−)",
+                        click=f"{zoom} = Math.max(1, {zoom} - 0.5)", disabled=(f"{zoom} <= 1",))
+                v3.VBtn(icon="mdi-magnify-plus-outline", size="x-small", id="zoom-in", title="zoom in (+)",
+                        click=f"{zoom} = Math.min(4, {zoom} + 0.5)", disabled=(f"{zoom} >= 4",))
+                v3.VBtn(icon="mdi-fit-to-screen-outline", size="x-small", id="zoom-reset", title="whole image (0)",
+                        click=f"{zoom} = 1", disabled=(f"{zoom} == 1",))
     if not caption_inside:
         html.Div(f"{{{{ {caption} }}}}", classes="monitor-caption", id=caption_element)
 
@@ -228,7 +317,7 @@ def _probe_card(ctrl) -> None:
 
 
 def _scenario_card(ctrl) -> None:
-    with _section("Case"):
+    with _section("Case", id="case-card", style=("`order: ${attempt_active ? 1 : 0}`",)):
         with v3.VCardText():
             v3.VSelect(v_model=("scenario_id",), items=("scenario_items",), label="Scenario", density="compact",
                        id="scenario", disabled=("attempt_active",), hide_details=True, classes="mb-2")
@@ -244,13 +333,21 @@ def _scenario_card(ctrl) -> None:
             html.Div("{{ scenario.needle }} · {{ scenario.imaging }}", classes="text-caption text-grey-darken-1")
             html.Div("Attempt {{ attempt_id }} · {{ action_count }} actions saved", v_show="attempt_id",
                      classes="text-caption text-grey-darken-1", id="attempt-status")
-        with v3.VCardActions():
+        with v3.VCardActions(classes="flex-wrap"):
             v3.VBtn("Start attempt", id="start", color="primary", variant="flat",
                     click=(ctrl.start_attempt, "[scenario_id]"), disabled=("busy || attempt_active",))
             v3.VBtn("Resume", id="resume", color="amber-darken-3", variant="flat",
                     click=(ctrl.resume_attempt, "[resume_id]"), v_show="resume_id", disabled=("busy",))
-            v3.VBtn("Finish", id="finish", color="teal-darken-2", variant="flat", click=ctrl.finish,
+            v3.VBtn("Finish", id="finish", color="teal-darken-2", variant="flat", click="finish_confirm = true",
                     v_show="attempt_active", disabled=("busy",))
+            v3.VBtn("Abandon", id="abandon", color="blue-grey", variant="text", click="abandon_confirm = true",
+                    v_show="attempt_active", disabled=("busy",))
+        _confirmation(ctrl, "finish_confirm", "finish", "Finish and grade this attempt?",
+                      "The attempt is graded as it stands; nothing can be added to it afterwards.", "Finish and grade")
+        _confirmation(ctrl, "abandon_confirm", "abandon", "Abandon this attempt?",
+                      "It stays in your records as abandoned, with what you did, and is not graded.", "Abandon")
+        html.Div("{{ notice_text }}", v_show="notice_text && !attempt_active", classes="text-caption px-4 pb-3",
+                 id="notice")
         html.Div("{{ resume_text }}", v_show="resume_id", classes="text-caption px-4 pb-3", id="resume-text")
         _explanation_buttons(ctrl)
         with html.Div(v_show="attempt_active && (hints_left || hints_shown.length)", classes="px-4 pb-3"):
@@ -259,6 +356,20 @@ def _scenario_card(ctrl) -> None:
                 html.Span("{{ h }}")
             v3.VBtn("Hint ({{ hints_left }} left)", id="hint", size="small", variant="text", prepend_icon="mdi-lightbulb-on",
                     click=ctrl.hint, disabled=("!hints_left",))
+
+
+def _confirmation(ctrl, shown: str, name: str, title: str, text: str, action: str) -> None:
+    """A dialog (open while the state variable ``shown`` is true) asking before the click ``name``:
+    ``Keep working`` (#name-cancel) or ``action`` (#name-confirm)."""
+    with v3.VDialog(v_model=(shown, False), max_width=420):
+        with v3.VCard(id=f"{name}-dialog"):
+            v3.VCardTitle(title, classes="text-h6")
+            v3.VCardText(text)
+            with v3.VCardActions():
+                v3.VSpacer()
+                v3.VBtn("Keep working", id=f"{name}-cancel", variant="text", click=f"{shown} = false")
+                v3.VBtn(action, id=f"{name}-confirm", color="teal-darken-2", variant="flat",
+                        click=f"{shown} = false; trigger('{ctrl.trigger_name(getattr(ctrl, name))}')")
 
 
 def _explanation_buttons(ctrl) -> None:
@@ -279,58 +390,69 @@ def _explanation_buttons(ctrl) -> None:
 
 
 def _carm_card(ctrl) -> None:
-    with _section("C-arm"):
+    """The C-arm (presets, angles) and its exposures in one card, compact enough to stay in view."""
+    busy = "busy || !attempt_active"
+    with _section("C-arm", id="carm-card"):
         with v3.VCardText(classes="pb-1"):
-            with html.Div(classes="d-flex flex-wrap ga-1 mb-3"):
+            with html.Div(classes="d-flex flex-wrap ga-1 mb-2"):
                 v3.VBtn("{{ name }}", v_for="name in preset_names", key="name", size="small", variant="tonal",
-                        click=(ctrl.preset, "[name]"), id=("`preset-${name.replace(/ /g, '-')}`",),
-                        disabled=("busy || !attempt_active",))
-            v3.VTextField(v_model=("carm_primary",), type="number", step="1", label="LAO (+) / RAO (−) °",
-                          density="compact", id="carm-primary", hide_details=True, classes="mb-2")
-            v3.VTextField(v_model=("carm_secondary",), type="number", step="1", label="Cranial (+) / caudal (−) °",
-                          density="compact", id="carm-secondary", hide_details=True, classes="mb-1")
-            html.Div("Now: {{ carm_label }}", classes="text-caption text-grey-darken-1", id="carm-label")
-        with v3.VCardActions():
-            v3.VBtn("Move C-arm", id="move-carm", variant="tonal", click=(ctrl.move_carm, "[carm_primary, carm_secondary]"),
-                    disabled=("busy || !attempt_active",))
-    with _section("Fluoroscopy"):
-        with v3.VCardText(classes="pb-1"):
+                        click=(ctrl.preset, "[name]"), id=("`preset-${name.replace(/ /g, '-')}`",), disabled=(busy,))
+            with v3.VRow(dense=True):
+                with v3.VCol(cols=6):
+                    v3.VTextField(v_model=("carm_primary",), type="number", step="1", label="LAO + / RAO − °",
+                                  title="LAO (+) or RAO (−), degrees", density="compact", id="carm-primary",
+                                  hide_details=True)
+                with v3.VCol(cols=6):
+                    v3.VTextField(v_model=("carm_secondary",), type="number", step="1", label="Cran + / caud − °",
+                                  title="cranial (+) or caudal (−) tilt, degrees", density="compact",
+                                  id="carm-secondary", hide_details=True)
+            with html.Div(classes="d-flex align-center mt-1"):
+                html.Div("Now: {{ carm_label }}", classes="text-caption text-grey-darken-1", id="carm-label")
+                v3.VSpacer()
+                v3.VBtn("Move C-arm", id="move-carm", variant="tonal", size="small",
+                        click=(ctrl.move_carm, "[carm_primary, carm_secondary]"), disabled=(busy,))
+            v3.VDivider(classes="my-2")
             v3.VTextField(v_model=("live_seconds",), type="number", step="0.5", label="Live / DSA run (s)",
                           density="compact", id="live-seconds", hide_details=True)
         with v3.VCardActions(classes="flex-wrap"):
             v3.VBtn("Shot", id="shot", color="yellow-darken-2", variant="flat", prepend_icon="mdi-radioactive",
-                    click=ctrl.shot, disabled=("busy || !attempt_active",))
-            v3.VBtn("Live", id="live", color="orange-darken-2", variant="flat", click=(ctrl.live, "[live_seconds]"),
-                    disabled=("busy || !attempt_active",))
-            v3.VBtn("DSA", id="dsa", color="deep-orange-darken-3", variant="flat", click=(ctrl.dsa, "[live_seconds]"), v_show="dsa_allowed",
-                    disabled=("busy || !attempt_active",))
+                    click=_one_per_press(ctrl, ctrl.shot), disabled=(busy,))
+            v3.VBtn("Live", id="live", color="orange-darken-2", variant="flat",
+                    click=_one_per_press(ctrl, ctrl.live, "[live_seconds]"), disabled=(busy,))
+            v3.VBtn("DSA", id="dsa", color="deep-orange-darken-3", variant="flat", v_show="dsa_allowed",
+                    click=_one_per_press(ctrl, ctrl.dsa, "[live_seconds]"), disabled=(busy,))
 
 
 def _needle_card(ctrl) -> None:
     with _section("Needle"):
         with v3.VCardText(classes="pb-1"):
             html.Div("Entry: {{ entry_text || 'click the skin entry point on the image' }}",
-                     classes="text-body-2 mb-2", id="entry-text")
+                     classes="text-body-2 mb-2", id="entry-text", title=("entry_lps",))
             with v3.VRow(dense=True):
                 with v3.VCol(cols=6):
-                    v3.VTextField(v_model=("needle_left",), type="number", step="1", label="Tip toward L (+) / R (−) °",
+                    v3.VTextField(v_model=("needle_left",), type="number", step="1", label="Tip L + / R − °",
+                                  title="the tip toward the patient's left (+) or right (−), degrees",
                                   density="compact", id="needle-left", hide_details=True)
                 with v3.VCol(cols=6):
-                    v3.VTextField(v_model=("needle_cranial",), type="number", step="1", label="Cranial (+) / caudal (−) °",
+                    v3.VTextField(v_model=("needle_cranial",), type="number", step="1", label="Cran + / caud − °",
+                                  title="the tip cranial (+) or caudal (−), degrees",
                                   density="compact", id="needle-cranial", hide_details=True)
             _aim_controls(ctrl)
+            _bevel_control()
             with v3.VRow(dense=True, classes="mt-1"):
                 with v3.VCol(cols=6):
                     v3.VTextField(v_model=("step_mm",), type="number", step="0.5", label="Step (mm)", density="compact",
                                   id="step", hide_details=True)
         with v3.VCardActions(classes="flex-wrap"):
-            v3.VBtn("Insert", id="insert", color="primary", variant="flat", click=(ctrl.insert, "[needle_left, needle_cranial]"),
+            v3.VBtn("Insert", id="insert", color="primary", variant="flat",
+                    click=(ctrl.insert, "[needle_left, needle_cranial, bevel_roll_deg]"),
                     disabled=("busy || !attempt_active",))
             v3.VBtn("Advance", id="advance", variant="tonal", prepend_icon="mdi-arrow-down", click=(ctrl.advance, "[step_mm]"),
                     disabled=("busy || !attempt_active || !needle_in",))
             v3.VBtn("Withdraw", id="withdraw", variant="tonal", prepend_icon="mdi-arrow-up", click=(ctrl.withdraw, "[step_mm]"),
                     disabled=("busy || !attempt_active || !needle_in",))
-            v3.VBtn("Redirect", id="redirect", variant="tonal", click=(ctrl.redirect, "[needle_left, needle_cranial]"),
+            v3.VBtn("Redirect", id="redirect", variant="tonal",
+                    click=(ctrl.redirect, "[needle_left, needle_cranial, bevel_roll_deg]"),
                     disabled=("busy || !attempt_active || !needle_in",))
 
 
@@ -347,6 +469,19 @@ def _aim_controls(ctrl) -> None:
                 v3.VBtn(icon=icon, size="x-small", variant="tonal", classes="ml-1", id=f"nudge-{name}-{step_deg:g}",
                         click=(ctrl.nudge, f"[needle_left, needle_cranial, {right * step_deg:g}, {up * step_deg:g}]"),
                         disabled=(busy,))
+
+
+def _bevel_control() -> None:
+    """The bevel turned a quarter at a time (0°: facing cranial); Insert and Redirect use it. What it faces
+    once the needle is in, in the patient's directions, is said beside it."""
+    with html.Div(classes="d-flex align-center mt-1", id="bevel"):
+        html.Span("Bevel", classes="text-caption text-grey-darken-1 mr-1 nudge-label")
+        v3.VBtn(icon="mdi-rotate-left", size="x-small", variant="tonal", classes="ml-1", id="bevel-left",
+                title="turn the bevel a quarter anticlockwise", click="bevel_roll_deg = (bevel_roll_deg + 270) % 360")
+        html.Span("{{ bevel_roll_deg }}°", classes="text-body-2 mx-2", id="bevel-roll")
+        v3.VBtn(icon="mdi-rotate-right", size="x-small", variant="tonal", id="bevel-right",
+                title="turn the bevel a quarter clockwise", click="bevel_roll_deg = (bevel_roll_deg + 90) % 360")
+    html.Div("{{ bevel_text }}", v_if="bevel_text", classes="text-caption text-grey-darken-1", id="bevel-text")
 
 
 def _syringe_card(ctrl) -> None:
@@ -386,13 +521,14 @@ def _report(ctrl) -> None:
             with v3.VCol(cols=12, md=5):
                 with _section("Outcome"):
                     with v3.VCardText():
-                        with html.Div(classes="d-flex align-center mb-3"):
-                            html.Div("{{ report.grade.toFixed(0) }}", id="report-grade",
-                                     classes="text-h3 font-weight-bold mr-3",
-                                     style=("report.passed ? 'color:#2e7d32' : 'color:#c62828'",))
-                            v3.VChip("{{ report.passed ? 'PASS' : 'FAIL' }}", id="report-outcome", size="large",
-                                     color=("report.passed ? 'green-darken-2' : 'red-darken-2'",), variant="flat",
-                                     classes="mr-3 font-weight-bold")
+                        # Wraps on a phone: the verdict chip is never squeezed under the case's title.
+                        with html.Div(classes="d-flex align-center flex-wrap ga-3 mb-3"):
+                            html.Div("{{ report.grade_text }}", id="report-grade",
+                                     classes="text-h3 font-weight-bold",
+                                     style=(f"'color:' + {_OUTCOME_COLOURS}[report.outcome]",))
+                            v3.VChip("{{ report.outcome.toUpperCase() }}", id="report-outcome", size="large",
+                                     color=(f"{_OUTCOME_CHIPS}[report.outcome]",), variant="flat",
+                                     classes="font-weight-bold flex-shrink-0")
                             html.Div("{{ report.scenario_title }}<br><span class='text-caption'>attempt "
                                      "{{ report.attempt_id }} · {{ report.user }} · {{ report.status }} · target: "
                                      "{{ report.target.description }}</span>", classes="text-body-1")
@@ -488,7 +624,7 @@ def _review(ctrl) -> None:
                                         html.Td(f"{{{{ r.{field} }}}}")
                                     with html.Td():
                                         v3.VChip("{{ r.outcome }}", v_if="r.outcome", size="small", variant="flat",
-                                                 color=("r.outcome == 'pass' ? 'green-darken-2' : 'red-darken-2'",))
+                                                 color=(f"{_OUTCOME_CHIPS}[r.outcome]",))
                                     html.Td("{{ r.grade }}")
                                     html.Td("{{ r.percentile }}", title="the grade's percentile among the finished "
                                             "attempts at the same scenario (of how many)")

@@ -78,6 +78,9 @@ _HOP_BY_HOP = {"connection", "keep-alive", "proxy-authenticate", "proxy-authoriz
 # How long a request waits for a warm spare that was just given its user to start serving, s (it
 # builds its page in ~0.3 s).
 READY_WAIT_S = 3.0
+# How long the portal, asked to stop (Ctrl-C, SIGTERM), waits for its workstations to end before it kills
+# them, s: every action is in the store before the trainee sees it, so a killed workstation loses nothing.
+STOP_WAIT_S = 1.5
 # Limits on what a browser sends. Nothing the app sends is large: a login form, page requests without a
 # body, and WebSocket messages of a few hundred bytes (a click, a changed field).
 MAX_BODY_BYTES = 64 * 1024
@@ -355,6 +358,7 @@ class Portal:
         self.workstations: dict[int, WorkstationProcess] = {}
         self.spares: list[WorkstationProcess] = []
         self.throttle = LoginThrottle()
+        self.sockets: set[web.WebSocketResponse] = set()  # browsers' open WebSockets, closed on stopping
         self.client: ClientSession | None = None
         self._keeper: asyncio.Task | None = None
         # The workstations' HTML reports, one subfolder each; removed with the portal (a killed
@@ -372,6 +376,7 @@ class Portal:
         app.router.add_route("*", "/{tail:.*}", self.forward)
         app.on_response_prepare.append(security_headers)
         app.on_startup.append(self._on_startup)
+        app.on_shutdown.append(self._on_shutdown)
         app.on_cleanup.append(self._on_cleanup)
         return app
 
@@ -384,17 +389,27 @@ class Portal:
         self._keeper.add_done_callback(lambda task: task.cancelled() or task.exception() is None or log.error(
             "keeping spare workstations failed", exc_info=task.exception()))
 
+    async def _on_shutdown(self, _app) -> None:
+        """Close the browsers' WebSockets as the portal stops: aiohttp otherwise waits for each forwarding
+        handler to end (60 s) while a tab stays open, and the tab could still take shots meanwhile."""
+        for socket_ in list(self.sockets):
+            await socket_.close(code=WSCloseCode.GOING_AWAY, message=b"the simulator is stopping")
+
     async def _on_cleanup(self, _app) -> None:
         if self._keeper is not None:
             self._keeper.cancel()
         stations = [*self.workstations.values(), *self.spares]
         for station in stations:
             station.close()
+        # All asked at once, then one shared deadline: a workstation still draining its connections
+        # would otherwise keep the portal up for its whole graceful shutdown.
+        deadline = time.monotonic() + STOP_WAIT_S
         for station in stations:
             try:
-                station.process.wait(timeout=10)
+                station.process.wait(timeout=max(0.0, deadline - time.monotonic()))
             except subprocess.TimeoutExpired:
                 station.process.kill()
+                station.process.wait()
         if self.client is not None:
             await self.client.close()
         self.reports.cleanup()
@@ -583,6 +598,15 @@ class Portal:
     async def _forward_websocket(self, request: web.Request, target: str, secret: str) -> web.WebSocketResponse:
         browser = web.WebSocketResponse(max_msg_size=MAX_MESSAGE_BYTES + WSLINK_HEADER_BYTES, autoping=True)
         await browser.prepare(request)
+        self.sockets.add(browser)
+        try:
+            await self._relay(request, browser, target, secret)
+        finally:
+            self.sockets.discard(browser)
+        return browser
+
+    async def _relay(self, request: web.Request, browser: web.WebSocketResponse, target: str, secret: str) -> None:
+        """Relay ``browser``'s WebSocket to and from the workstation's until either side closes."""
         # The workstation's side is trusted (its frames are wslink's own chunks of at most 4 MB).
         async with self.client.ws_connect(target, max_msg_size=0, autoping=True,
                                           headers={SECRET_HEADER: secret}) as station:
@@ -592,7 +616,6 @@ class Portal:
             for task in tasks:
                 task.cancel()
         await browser.close()
-        return browser
 
     async def _pump_browser(self, request: web.Request, browser: web.WebSocketResponse, station) -> None:
         """Forward the browser's messages to its workstation, each checked by a :class:`MessageGate`;
@@ -645,7 +668,10 @@ def serve(config: PortalConfig) -> None:
     mode = "login required" if config.login_required else "local trainee, no login"
     print(f"spinesim serving on {where} ({mode}); database {portal.store.engine.url.render_as_string(hide_password=True)}",
           flush=True)
-    web.run_app(portal.app(), host=config.host, port=config.port, print=None, access_log=None)
+    # The browsers' WebSockets are closed on stopping (Portal._on_shutdown); a plain request still being
+    # forwarded gets a moment, not aiohttp's default minute.
+    web.run_app(portal.app(), host=config.host, port=config.port, print=None, access_log=None,
+                shutdown_timeout=STOP_WAIT_S)
 
 
 # --------------------------------------------------------------------------- pages

@@ -15,6 +15,7 @@ from frontends.web.attempt import LiveAttempt, scenario_preview
 from frontends.web.curve import cusum_svg, learning_curve_svg
 from frontends.web.inputs import MAX_ID, choice, integer
 from frontends.web.patients import Patients
+from frontends.web.views import grade_text
 from scenarios.schema import Scenario
 from scoring.curves import ACCEPTABLE_FAILURE_RATE, UNACCEPTABLE_FAILURE_RATE, learning_curve, verdict_text
 from scoring.peers import percentile_rank
@@ -50,8 +51,9 @@ def _review_row(attempt: StoredAttempt, peers: dict[str, list[float]]) -> dict:
     return {"id": attempt.id, "user": attempt.user_name, "scenario": attempt.scenario_id,
             "started": attempt.started.astimezone().strftime("%Y-%m-%d %H:%M"),
             "status": attempt.status.replace("_", " "),
-            "outcome": "" if report is None else ("pass" if report["passed"] else "fail"),
-            "grade": "" if report is None else f"{report['grade']:.0f}",
+            "outcome": ("abandoned" if attempt.status == "abandoned" else "" if report is None else
+                        "pass" if report["passed"] else "fail"),
+            "grade": "" if report is None else grade_text(report["grade"]),
             "percentile": "" if report is None else peer_percentile(report["grade"], peers[attempt.scenario_id]),
             "time": f"{attempt.elapsed_s / 60:.1f} min", "actions": attempt.actions}
 

@@ -19,7 +19,8 @@ from scenarios.schema import Scenario
 from scoring.checklist import checklist_points
 from scoring.peers import percentile_text
 from scoring.report import MGY_PER_GY, Report, checklist_rows, metric_rows, rating_rows
-from simulator.case.controls import PROBE_VIEWS
+from simulator.case.controls import PROBE_VIEWS, view_isocenter
+from simulator.needle.shaft import Needle
 from simulator.session.actions import AGENTS
 from simulator.session.fold import AGENT_WORDS, READING_WORDS, Event
 
@@ -35,27 +36,36 @@ _VERDICT_KINDS = {"contrast", "medication"}
 _SHOWN_ELSEWHERE = {"probe_placed", "hint_shown"}
 
 
+# The fields a trainee fills for one attempt, as a new attempt starts them (the last attempt's angles and
+# volumes must not carry over into the next).
+ATTEMPT_FIELDS = {"needle_left": 0.0, "needle_cranial": 0.0, "bevel_roll_deg": 0, "step_mm": 5.0, "contrast_ml": 1.0,
+                  "live_seconds": 3.0,
+                  "contrast_reading": None, "medication_ml": 2.0, "medication_agent": "steroid_nonparticulate",
+                  "us_step_mm": 2.0,
+                  "us_step_deg": 5.0, "us_entry_end": "right"}
+
+
 def initial_state(user: User, catalogue: Catalogue, first: str) -> dict:
     """Every state variable of the page, as it is before anything happens (``first``: the scenario picked)."""
-    return {
+    return ATTEMPT_FIELDS | {
         "tab": "sim", "action_count": 0, "user_name": user.name, "role": user.role,
         "scenario_items": scenario_items(catalogue), "explain_for": None, "explain_page": "",
         "scenario_id": first, "scenario": {}, "attempt_active": False, "attempt_id": None, "resume_id": None,
-        "busy": False, "error_text": "", "error_show": False, "alert_text": "", "alert_colour": "red-darken-2",
+        "busy": False, "error_text": "", "error_show": False, "notice_text": "", "finish_confirm": False,
+        "abandon_confirm": False, "alert_text": "", "alert_colour": "red-darken-2",
         "alert_show": False,
-        "fluoro_src": "", "fluoro_caption": "", "pick_marker": None, "entry_text": "",
+        "fluoro_src": "", "fluoro_caption": "", "pick_marker": None, "entry_text": "", "entry_lps": "",
+        "fluoro_zoom": 1,
         "carm_primary": 0.0, "carm_secondary": 0.0, "carm_label": "AP", "preset_names": [],
-        "needle_left": 0.0, "needle_cranial": 0.0, "step_mm": 5.0, "needle_in": False, "depth_mm": 0.0,
-        "hub_text": "", "lor_text": "", "contrast_ml": 1.0, "live_seconds": 3.0, "dsa_allowed": False,
-        "contrast_given": False, "contrast_reading": None,
+        "needle_in": False, "depth_mm": 0.0, "bevel_text": "", "hub_text": "", "lor_text": "", "dsa_allowed": False,
+        "contrast_given": False,
         "contrast_reading_items": [{"title": words[0].upper() + words[1:], "value": reading}
                                    for reading, words in READING_WORDS.items()],
-        "medication_ml": 2.0, "medication_agent": "steroid_nonparticulate",
         "medication_agents": [{"title": AGENT_WORDS[agent], "value": agent} for agent in AGENTS],
         "hints_shown": [], "hints_left": 0, "events": [],
         "us_allowed": False, "us_src": "", "us_caption": "", "us_aspect": "1 / 1", "us_views": list(PROBE_VIEWS),
-        "probe_on": False, "us_depth": 80.0, "us_gain": 0.0, "us_frequency": 3.5, "us_step_mm": 2.0,
-        "us_step_deg": 5.0, "us_aim_marker": None, "us_aim_text": "", "us_entry_end": "right",
+        "probe_on": False, "us_depth": 80.0, "us_gain": 0.0, "us_frequency": 3.5, "us_aim_marker": None,
+        "us_aim_text": "",
         "report_scans": [], "replay_us_src": "", "replay_us_caption": "", "replay_us_aspect": "1 / 1",
         "timer_text": "00:00", "shots": 0, "fluoro_s": 0.0, "kerma_mgy": 0.0, "dap_mgy_cm2": 0.0, "passes": 0,
         "report": None, "report_rows": [], "report_checklist": [], "report_checklist_title": "", "report_rating": [],
@@ -94,7 +104,20 @@ def scenario_view(scenario: Scenario) -> dict:
                          "needle": f"{scenario.needle.kind.replace('_', ' ').title()} {scenario.needle.gauge} G, "
                                    f"{scenario.needle.spec().length_mm:.0f} mm",
                          "imaging": ", ".join(imaging)},
-            "dsa_allowed": scenario.imaging.dsa, "us_allowed": scenario.imaging.ultrasound}
+            "dsa_allowed": scenario.imaging.dsa, "us_allowed": scenario.imaging.ultrasound,
+            "trame__title": page_title(scenario)}
+
+
+def page_title(scenario: Scenario) -> str:
+    """The browser tab's title: the product and the case (trame's own otherwise).
+
+    Examples
+    --------
+    >>> from scenarios.schema import load_scenario
+    >>> page_title(load_scenario("ilesi-default"))  # doctest: +ELLIPSIS
+    'spinesim · ...'
+    """
+    return f"spinesim · {scenario.title}"
 
 
 def resume_view(unfinished: StoredAttempt | None) -> dict:
@@ -105,9 +128,13 @@ def resume_view(unfinished: StoredAttempt | None) -> dict:
                                                        f"interrupted after {unfinished.actions} actions."}
 
 
-def attempt_view(attempt: LiveAttempt, events: Sequence[Event] = ()) -> dict:
+def attempt_view(attempt: LiveAttempt, events: Sequence[Event] = (), *, needle_moved: bool = False) -> dict:
     """The simulator as the attempt stands: counters, needle, events (``events``: those the last action
-    caused, shown as a banner or in the syringe's line), monitors, hints and probe settings."""
+    caused, shown as a banner or in the syringe's line), monitors, hints and probe settings.
+
+    The safety banner speaks of the needle's last move: a move that raises nothing (``needle_moved``, a new
+    pass, an advance, a withdrawal) takes an older banner down, so it never reads as a new event; an image
+    or a syringe check leaves it up."""
     state = attempt.session.state
     view = {"attempt_active": not attempt.finished, "attempt_id": attempt.attempt_id,
             "action_count": len(attempt.session.actions),
@@ -116,6 +143,7 @@ def attempt_view(attempt: LiveAttempt, events: Sequence[Event] = ()) -> dict:
             "dap_mgy_cm2": round(attempt.ledger.dose_area_product_gy_cm2 * MGY_PER_GY, 1), "passes": state.passes,
             "needle_in": state.needle is not None, "contrast_given": bool(state.injections),
             "depth_mm": round(state.needle.depth_mm, 1) if state.needle is not None else 0.0,
+            "bevel_text": bevel_text(state.needle) if state.needle is not None else "",
             "hub_text": ("Clear fluid (CSF) at the hub" if state.tip_tissue == "csf" else
                          "Blood at the hub" if state.blood_at_hub else ""),
             "events": event_rows(live_events(attempt.session.events)[-60:][::-1])}
@@ -123,6 +151,8 @@ def attempt_view(attempt: LiveAttempt, events: Sequence[Event] = ()) -> dict:
         if event.kind == "loss_of_resistance":
             view["lor_text"] = event.message
     alerts = [e for e in events if e.kind in _ALERT_KINDS and e.perceived]
+    if needle_moved and not alerts:
+        view["alert_show"] = False
     if alerts:
         view |= {"alert_text": " · ".join(e.message for e in alerts), "alert_show": True,
                  "alert_colour": "red-darken-2" if any(e.severity == "unsafe" for e in alerts) else "amber-darken-3"}
@@ -139,11 +169,40 @@ def attempt_view(attempt: LiveAttempt, events: Sequence[Event] = ()) -> dict:
     return view
 
 
+# The patient's directions along LPS axes (+x left, +y posterior, +z superior), as a physician names them.
+_DIRECTIONS = (("the patient's left", "the patient's right"), ("posterior", "anterior"), ("cranial", "caudal"))
+
+
+def facing_words(vector) -> str:
+    """The patient direction a vector (LPS) points most along, in clinical words.
+
+    Examples
+    --------
+    >>> facing_words([0.1, 0.2, -0.9]), facing_words([-1, 0, 0.3])
+    ('caudal', "the patient's right")
+    """
+    axis = int(np.argmax(np.abs(vector)))
+    return _DIRECTIONS[axis][0 if vector[axis] > 0 else 1]
+
+
+def bevel_text(needle: Needle) -> str:
+    """Which way the needle's bevel faces and, for a needle that steers by it, which way the tip drifts
+    (away from the face, :mod:`simulator.needle.shaft`)."""
+    face = needle.bevel_face
+    steers = needle.spec.bevel_deflection_deg_per_cm > 0
+    steer = f"; the tip drifts toward {facing_words(-face)} as it advances" if steers else ""
+    return f"Bevel faces {facing_words(face)}{steer}"
+
+
 def report_view(attempt: LiveAttempt, stored: StoredAttempt) -> dict:
     """The Report tab of an attempt (the store's row of it): grade, flags, feedback, metric rows, the
     filmstrip of its images and the replay's range. The full HTML page follows separately."""
     report = (stored.report or attempt.report()) | {"attempt_id": stored.id, "user": stored.user_name,
                                                      "status": stored.status.replace("_", " ")}
+    # An abandoned attempt is not graded: its report shows what happened, with no grade and no verdict.
+    abandoned = stored.status == "abandoned"
+    report |= {"grade_text": "–" if abandoned else grade_text(report["grade"]),
+               "outcome": "abandoned" if abandoned else "pass" if report["passed"] else "fail"}
     return {"report": report, "report_rows": report_rows(report), **assessment_view(report),
             "report_peers": peers_text(attempt.store, stored),
             "replay_max": len(attempt.session.actions),
@@ -152,6 +211,18 @@ def report_view(attempt: LiveAttempt, stored: StoredAttempt) -> dict:
                              for shot in attempt.shots],
             "report_scans": [{"src": scan.data_url, "caption": scan.caption, "step": scan.state_index}
                              for scan in attempt.scans()]}
+
+
+def grade_text(grade: float) -> str:
+    """A grade as every screen shows it: one rounding, Python's, for the Report tab and the Review table
+    alike (JavaScript's toFixed rounded 54.5 up where Python rounds it to even).
+
+    Examples
+    --------
+    >>> grade_text(54.5), grade_text(55.5), grade_text(54.51)
+    ('54', '56', '55')
+    """
+    return f"{grade:.0f}"
 
 
 def peers_text(store: Store, stored: StoredAttempt) -> str:
@@ -220,8 +291,25 @@ def event_rows(events: Sequence[Event], *, debrief: bool = False) -> list[dict]:
 
 
 def lps_text(point) -> str:
-    """A point (LPS mm) as the needle card shows it."""
-    return f"L {point[0]:+.1f}  P {point[1]:+.1f}  S {point[2]:+.1f} mm"
+    """A point (LPS mm), for those who ask for coordinates (the entry's tooltip)."""
+    return f"L {point[0]:+.1f}  P {point[1]:+.1f}  S {point[2]:+.1f} mm (LPS)"
+
+
+def entry_words(point, scenario: Scenario, anatomy) -> str:
+    """A skin entry as a physician places it: mm left or right of the midline and cranial or caudal to the
+    level the C-arm is centred on (the target's disc, or its vertebral body), no coordinates.
+
+    The midline and level are those of :func:`simulator.case.controls.view_isocenter` (the bodies' centres).
+    """
+    middle = view_isocenter(scenario, anatomy)
+    across, up = point[0] - middle[0], point[2] - middle[2]  # LPS: +x the patient's left, +z cranial
+    level = (f"the {scenario.target.level} disc" if scenario.target.level is not None
+             else f"the {scenario.target.nerve_level} vertebral body")
+    side = ("on the midline" if abs(across) < 0.5
+            else f"{abs(across):.0f} mm {'left' if across > 0 else 'right'} of the midline")
+    height = (f"level with {level}" if abs(up) < 0.5
+              else f"{abs(up):.0f} mm {'cranial' if up > 0 else 'caudal'} to {level}")
+    return f"skin {side}, {height}"
 
 
 def _short(value) -> str:

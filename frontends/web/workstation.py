@@ -12,7 +12,9 @@ C-arm (angles, presets), the needle (entry picked on the image, two angles, adva
 step, redirect), the loss-of-resistance syringe and contrast, events, timer, shot and dose counters,
 hints (each a ``show_hint`` action), where the scenario allows ultrasound a second monitor with live
 B-mode and the probe's controls (standard views, slide/sweep/rotate/tilt/rock, depth, gain,
-frequency, an in-plane needle aimed on the image), then Finish and the report with a replay slider.
+frequency, an in-plane needle aimed on the image), then Finish (confirmed first) and the report with a
+replay slider, or Abandon (kept as abandoned, not graded). Keyboard shortcuts press the controls (listed
+under the monitor), and the monitor zooms.
 An instructor also gets the Review tab: attempts by trainee and scenario, reports, replays, scenario
 previews and learning curves.
 
@@ -57,9 +59,10 @@ HEAVY_WORK_S = 0.3
 # The clicks (controller methods of the page, named as frontends.web.layout calls them): each runs its
 # handler in a worker thread. ``new_attempt`` only changes the state, at once.
 _CLICKS = ("start_attempt", "resume_attempt", "shot", "live", "dsa", "move_carm", "preset", "pick", "align_beam",
-           "nudge", "insert", "redirect", "advance", "withdraw", "lor", "inject", "read_contrast", "medicate", "finish", "open_attempt",
-           "preview", "hint", "probe_view", "probe_move", "probe_settings", "us_pick", "insert_in_plane",
-           "explain_case")
+           "nudge", "abandon", "insert", "redirect", "advance", "withdraw", "lor", "inject", "read_contrast", "medicate",
+           "finish",
+           "open_attempt", "preview", "hint", "probe_view", "probe_move", "probe_settings", "us_pick",
+           "insert_in_plane", "explain_case")
 
 
 @dataclass(frozen=True)
@@ -121,7 +124,7 @@ class Workstation:
         reports = Path(tempfile.mkdtemp(prefix="spinesim-reports-", dir=config.reports_dir))
         self.server.serve["reports"] = str(reports)
         self.handlers = Handlers(self.store, self.user, self.scenarios, patients or Patients(config.anatomy), reports,
-                                 show=self._set)
+                                 show=self._set, later=self._later)
         self.state, self.ctrl = self.server.state, self.server.controller
         self.ctrl.on_server_bind.add(lambda wslink_server: guard(wslink_server, config.secret))
         self._init_state()
@@ -190,15 +193,33 @@ class Workstation:
             started = time.monotonic()
             try:
                 await self._loop.run_in_executor(None, work, *args)
-            except SpinesimError as error:
-                self._set(error_text=str(error), error_show=True)
-            except Exception as error:  # noqa: BLE001 - the trainee gets a message, the log the traceback
-                log = log_internal_error(f"workstation of user {self.user.name}")
-                self._set(error_text=f"internal error ({type(error).__name__}); details in {log}", error_show=True)
+            except Exception as error:  # noqa: BLE001 - shown to the trainee (_show_error)
+                self._show_error(error)
             finally:
                 self._set(busy=False)
                 if time.monotonic() - started > HEAVY_WORK_S:
                     release_freed_memory()
+
+    def _later(self, work) -> None:
+        """Run ``work`` (blocking) in a worker thread once the request that asked for it is answered (called
+        from a click's worker): the page's next requests do not wait for it; its errors show as messages."""
+        asyncio.run_coroutine_threadsafe(self._background(work), self._loop)
+
+    async def _background(self, work) -> None:
+        try:
+            await self._loop.run_in_executor(None, work)
+        except Exception as error:  # noqa: BLE001 - shown to the trainee (_show_error)
+            self._show_error(error)
+        finally:
+            release_freed_memory()
+
+    def _show_error(self, error: Exception) -> None:
+        """A refused action's message on screen; for any other error a message, the traceback in the log."""
+        if isinstance(error, SpinesimError):
+            self._set(error_text=str(error), error_show=True)
+        else:
+            log = log_internal_error(f"workstation of user {self.user.name}")
+            self._set(error_text=f"internal error ({type(error).__name__}); details in {log}", error_show=True)
 
     async def _tick(self) -> None:
         self._loop, self._loop_thread = asyncio.get_running_loop(), threading.get_ident()

@@ -200,7 +200,7 @@ class Trainee:
         set_number(self.page, "#needle-cranial", cranial)
         u, v = self.shown.project(np.asarray(entry, float))
         click_pixel(self.page, u, v)
-        self.page.wait_for_function("() => document.querySelector('#entry-text').textContent.includes(' mm')")
+        self.page.wait_for_function("() => document.querySelector('#entry-text').textContent.includes('midline')")
         act(self.page, "#insert")
         if self.database is not None:
             placed = Store(self.database).actions(attempt_id(self.page))[-1]
@@ -235,6 +235,7 @@ class Trainee:
             act(self.page, "#medicate")
         elif kind == "finish":
             self.page.click("#finish")
+            self.page.click("#finish-confirm")
             self.page.wait_for_selector("#report-outcome", timeout=120_000)
         else:
             raise AssertionError(f"no control for {kind}")

@@ -137,12 +137,12 @@ def test_the_monitor_shows_the_needle_advance(server, page, expert, patient):
     trainee.start()
     trainee.shot()
     trainee.insert(place["entry"], place["direction"])
-    # Nonsense typed in a field is refused with the engine's message; nothing is saved, work goes on.
+    # Nonsense typed in a field is refused in the trainee's words; nothing is saved, work goes on.
     saved = b.saved_actions(page)
     b.set_number(page, "#step", -3)
     page.click("#advance")
     page.wait_for_selector("#error-text")
-    assert "advance: field 'mm': must be greater than 0" in page.text_content("#error-text")
+    assert "The step must be more than 0 mm" in page.text_content("#error-text")
     assert "Traceback" not in page.content() and b.saved_actions(page) == saved
     trainee.advance(10.0)
     trainee.shot()

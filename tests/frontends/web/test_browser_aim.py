@@ -31,7 +31,7 @@ def test_align_with_beam_makes_the_needle_a_dot_and_a_nudge_draws_it_out_to_the_
     page.wait_for_function("() => document.querySelector('#needle-left').value == '-25'")
     assert page.input_value("#needle-cranial") == "-10"
     b.click_pixel(page, 255.5, 255.5)  # the central ray
-    page.wait_for_function("() => document.querySelector('#entry-text').textContent.includes(' mm')")
+    page.wait_for_function("() => document.querySelector('#entry-text').textContent.includes('midline')")
     b.act(page, "#insert")
     trainee.advance(30)
     trainee.shot()

@@ -165,6 +165,7 @@ def test_the_probe_panel_shows_bone_moves_and_the_in_plane_needle(server, page, 
     # Finish: the replay shows the same ultrasound frame at that step, re-rendered from the log.
     steps = len(Store(database).actions(b.attempt_id(page)))
     page.click("#finish")
+    page.click("#finish-confirm")
     page.wait_for_selector("#report-outcome", timeout=120_000)
     page.locator("[role=slider]").first.focus()
     page.keyboard.press("End")

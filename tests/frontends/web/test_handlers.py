@@ -11,6 +11,7 @@ from anatomy_models.errors import SpinesimError
 from frontends.store import Store
 from frontends.web.handlers import Handlers
 from frontends.web.patients import Patients
+from frontends.web.views import ATTEMPT_FIELDS
 from scenarios.schema import library_scenarios
 from simulator.case.planner import plan_trajectory
 from tests.frontends.web.conftest import ANATOMY
@@ -125,3 +126,118 @@ def test_align_with_the_beam_makes_the_needle_a_dot_and_a_nudge_moves_its_tip_on
     handlers.move_carm(90, 0)
     with pytest.raises(SpinesimError, match="cannot lie along the beam"):
         handlers.align_beam()
+
+
+def test_a_new_attempt_starts_its_fields_afresh(patient, store, tmp_path):
+    ben = store.add_user("ben", "trainee", "battery staple")
+    handlers, page = _handlers(store, ben, tmp_path)
+    handlers.start_attempt("tfesi-default")
+    handlers.nudge(0, 0, 5, 5)
+    page |= {"contrast_ml": 0.3, "step_mm": 12.0, "live_seconds": 9.0}  # what the trainee typed
+    handlers.finish()
+    handlers.new_attempt()
+    handlers.start_attempt("tfesi-default")
+    assert {name: page[name] for name in ATTEMPT_FIELDS} == ATTEMPT_FIELDS
+
+
+def test_a_click_outside_the_imaged_circle_is_no_skin_entry(patient, store, tmp_path):
+    ben = store.add_user("ben", "trainee", "battery staple")
+    handlers, page = _handlers(store, ben, tmp_path)
+    handlers.start_attempt("tfesi-default")
+    with pytest.raises(SpinesimError, match="no image to pick on"):
+        handlers.pick(256, 256, 512, 512)
+    handlers.shot()
+    with pytest.raises(SpinesimError, match="outside the X-ray image"):
+        handlers.pick(4, 4, 512, 512)  # the black corner: no X-rays reach it
+    assert page["entry_text"] == "" and page["pick_marker"] is None
+    handlers.pick(256, 256, 512, 512)
+    assert page["pick_marker"] == {"x": 50.0, "y": 50.0}
+    # In a physician's words (the central ray of the start view lies on the midline, at the target's level);
+    # the coordinates only for those who hover.
+    assert page["entry_text"].startswith("skin on the midline") and "L4-L5 disc" in page["entry_text"]
+    assert "LPS" not in page["entry_text"] and page["entry_lps"].endswith("mm (LPS)")
+
+
+def test_the_safety_banner_goes_when_the_needle_moves_on_without_one(patient, store, tmp_path):
+    ben = store.add_user("ben", "trainee", "battery staple")
+    handlers, page = _handlers(store, ben, tmp_path)
+    handlers.start_attempt("tfesi-default")
+    session = handlers.attempt.session
+    path = plan_trajectory(session.tracer, session.target, session.spec)
+    handlers.attempt.act({"type": "place_needle", "entry": path.entry.tolist(), "direction": path.direction.tolist()})
+    for _ in range(60):  # on along the planned line until the needle meets something the trainee feels
+        handlers.advance(3)
+        if page.get("alert_show"):
+            break
+    assert page["alert_show"], "the planned line met nothing that raises a banner"
+    handlers.shot()  # an image does not take the banner down
+    assert page["alert_show"]
+    handlers.withdraw(10)
+    assert not page["alert_show"]
+
+
+def test_the_report_tab_and_the_review_round_a_grade_alike(patient, store, tmp_path):
+    ben = store.add_user("ben", "trainee", "battery staple")
+    handlers, page = _handlers(store, ben, tmp_path)
+    handlers.start_attempt("facet-default")
+    handlers.finish()
+    attempt_id = handlers.attempt.attempt_id
+    store.finish_attempt(attempt_id, store.attempt(attempt_id).report | {"grade": 54.5})  # a half
+    ada = store.add_user("ada", "instructor", "correct horse")
+    review, review_page = _handlers(store, ada, tmp_path)
+    review.open_attempt(attempt_id)
+    rows = review.review_view(ben.id, "facet-default")["review_rows"]
+    assert review_page["report"]["grade_text"] == rows[0]["grade"] == "54"
+
+
+def test_an_abandoned_attempt_is_kept_as_abandoned_and_not_graded(patient, store, tmp_path):
+    ben = store.add_user("ben", "trainee", "battery staple")
+    handlers, page = _handlers(store, ben, tmp_path)
+    handlers.start_attempt("facet-default")
+    handlers.shot()
+    attempt_id = handlers.attempt.attempt_id
+    handlers.abandon()
+    stored = store.attempt(attempt_id)
+    assert (stored.status, stored.report, stored.actions) == ("abandoned", None, 2)
+    assert not page["attempt_active"] and f"Attempt {attempt_id} abandoned" in page["notice_text"]
+    assert store.peer_grades("facet-default") == [] and store.unfinished_attempt(ben.id) is None
+    with pytest.raises(SpinesimError, match="no attempt in progress"):
+        handlers.shot()
+    with pytest.raises(SpinesimError, match="is abandoned, not in progress"):
+        store.abandon_attempt(attempt_id)
+    ada = store.add_user("ada", "instructor", "correct horse")
+    review, review_page = _handlers(store, ada, tmp_path)
+    row = review.review_view(ben.id, "facet-default")["review_rows"][0]
+    assert (row["status"], row["outcome"], row["grade"]) == ("abandoned", "abandoned", "")
+    review.open_attempt(attempt_id)
+    assert (review_page["report"]["outcome"], review_page["report"]["grade_text"]) == ("abandoned", "–")
+    assert review_page["report_peers"] == ""
+    handlers.start_attempt("facet-default")  # the next attempt starts as usual
+    assert page["attempt_active"] and page["notice_text"] == ""
+
+
+def test_the_bevel_turned_on_screen_goes_in_with_the_needle_and_is_named_in_the_patients_directions(patient, store,
+                                                                                                    tmp_path):
+    ben = store.add_user("ben", "trainee", "battery staple")
+    handlers, page = _handlers(store, ben, tmp_path)
+    handlers.start_attempt("tfesi-default")
+    handlers.shot()
+    handlers.pick(256, 256, 512, 512)
+    handlers.insert(0, 0, 90)  # straight in (anterior); a quarter turn from cranial, right-handed about the shaft
+    assert store.actions(handlers.attempt.attempt_id)[-1]["bevel_roll_deg"] == 90
+    assert page["bevel_text"] == "Bevel faces the patient's right"
+    handlers.redirect(0, 0, 180)
+    assert handlers.attempt.session.state.needle.bevel_roll_deg == 180 and page["bevel_text"] == "Bevel faces caudal"
+    with pytest.raises(SpinesimError, match="bevel: 'up' is not a number"):
+        handlers.redirect(0, 0, "up")
+
+
+def test_a_refused_value_is_named_as_the_trainee_typed_it(patient, store, tmp_path):
+    ben = store.add_user("ben", "trainee", "battery staple")
+    handlers, page = _handlers(store, ben, tmp_path)
+    handlers.start_attempt("facet-default")
+    with pytest.raises(SpinesimError) as refused:
+        handlers.live(-2)
+    assert str(refused.value) == "The live or DSA run must be more than 0 s (you entered -2.0)"
+    with pytest.raises(SpinesimError, match="^The LAO / RAO angle can be at most"):
+        handlers.move_carm(400, 0)
