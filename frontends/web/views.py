@@ -19,7 +19,7 @@ from scenarios.schema import Scenario
 from scoring.checklist import checklist_points
 from scoring.peers import percentile_text
 from scoring.report import MGY_PER_GY, Report, checklist_rows, metric_rows, rating_rows
-from simulator.case.controls import PROBE_VIEWS, view_isocenter
+from simulator.case.controls import PROBE_VIEWS
 from simulator.needle.shaft import Needle
 from simulator.session.actions import AGENTS
 from simulator.session.fold import AGENT_WORDS, READING_WORDS, Event
@@ -293,23 +293,6 @@ def event_rows(events: Sequence[Event], *, debrief: bool = False) -> list[dict]:
 def lps_text(point) -> str:
     """A point (LPS mm), for those who ask for coordinates (the entry's tooltip)."""
     return f"L {point[0]:+.1f}  P {point[1]:+.1f}  S {point[2]:+.1f} mm (LPS)"
-
-
-def entry_words(point, scenario: Scenario, anatomy) -> str:
-    """A skin entry as a physician places it: mm left or right of the midline and cranial or caudal to the
-    level the C-arm is centred on (the target's disc, or its vertebral body), no coordinates.
-
-    The midline and level are those of :func:`simulator.case.controls.view_isocenter` (the bodies' centres).
-    """
-    middle = view_isocenter(scenario, anatomy)
-    across, up = point[0] - middle[0], point[2] - middle[2]  # LPS: +x the patient's left, +z cranial
-    level = (f"the {scenario.target.level} disc" if scenario.target.level is not None
-             else f"the {scenario.target.nerve_level} vertebral body")
-    side = ("on the midline" if abs(across) < 0.5
-            else f"{abs(across):.0f} mm {'left' if across > 0 else 'right'} of the midline")
-    height = (f"level with {level}" if abs(up) < 0.5
-              else f"{abs(up):.0f} mm {'cranial' if up > 0 else 'caudal'} to {level}")
-    return f"skin {side}, {height}"
 
 
 def _short(value) -> str:

@@ -161,6 +161,23 @@ def view_isocenter(scenario: Scenario, anatomy: Anatomy) -> tuple[float, float, 
     return tuple(float(v) for v in np.mean(points, axis=0))
 
 
+def entry_words(point, scenario: Scenario, anatomy: Anatomy) -> str:
+    """A skin entry as a physician places it: mm left or right of the midline and cranial or caudal to the
+    level the C-arm is centred on (the target's disc, or its vertebral body), no coordinates.
+
+    The midline and level are those of :func:`view_isocenter` (the bodies' centres).
+    """
+    middle = view_isocenter(scenario, anatomy)
+    across, up = point[0] - middle[0], point[2] - middle[2]  # LPS: +x the patient's left, +z cranial
+    level = (f"the {scenario.target.level} disc" if scenario.target.level is not None
+             else f"the {scenario.target.nerve_level} vertebral body")
+    side = ("on the midline" if abs(across) < 0.5
+            else f"{abs(across):.0f} mm {'left' if across > 0 else 'right'} of the midline")
+    height = (f"level with {level}" if abs(up) < 0.5
+              else f"{abs(up):.0f} mm {'cranial' if up > 0 else 'caudal'} to {level}")
+    return f"skin {side}, {height}"
+
+
 def carm_start(scenario: Scenario, anatomy: Anatomy) -> CArmPose:
     """The C-arm pose an attempt starts in: the scenario's, centred by the radiographer
     (:func:`view_isocenter`) unless the scenario names an isocentre."""

@@ -74,6 +74,7 @@ from anatomy_models.structures import clinical_name, in_group
 from anatomy_models.volume import Volume
 from scenarios.poses import CArmPose, ProbePose
 from scenarios.schema import Scenario
+from simulator.case.controls import entry_words
 from simulator.case.planner import PARAESTHESIA_MM
 from simulator.case.targets import Target, target_for
 from simulator.imaging.carm import CArm
@@ -410,7 +411,7 @@ class _Step:
         if state.needle is not None:
             self.emit("needle_removed", "info", "the previous needle was taken out")
         state = replace(state, needle=needle, passes=state.passes + 1, near_root=False, in_target=False)
-        self.emit("needle_placed", "info", " ".join(["needle through the skin", skin_entry_words(self.session.anatomy, entry)]).strip(),
+        self.emit("needle_placed", "info", f"needle through the {entry_words(entry, self.session.scenario, self.session.anatomy)}",
                   entry=np.round(entry, 4).tolist(), moved_mm=round(float(np.linalg.norm(entry - picked)), 4),
                   passes=state.passes)
         return self.move_to(state, needle, a.depth_mm) if a.depth_mm > 0 else self.settle(state, needle)
@@ -626,31 +627,6 @@ class _Step:
         self.emit("finished", "info", "attempt finished", in_target=state.in_target,
                   tip_to_target_mm=None if state.tip_to_target_mm is None else round(state.tip_to_target_mm, 4))
         return replace(state, finished=True)
-
-
-def skin_entry_words(anatomy: Anatomy, entry) -> str:
-    """Where a skin entry lies as a clinician marks it: from the midline, at the level of a vertebra.
-
-    The level is the vertebral body whose centre is nearest in height; the midline runs through that
-    centre. An anatomy without vertebral body landmarks (an imported CT) gives an empty string.
-
-    Examples
-    --------
-    >>> from anatomy_models.anatomy import Anatomy
-    >>> from anatomy_models.volume import Volume
-    >>> anatomy = Anatomy(Volume(np.zeros((2, 2, 2), np.int16), np.eye(4)), landmarks={"L4.body.center": [0, 0, 0]})
-    >>> skin_entry_words(anatomy, [62.0, 90.0, -8.0])
-    '62 mm left of the midline at the level of L4'
-    """
-    centres = {name.split(".")[0]: point for name, point in anatomy.landmarks.items() if name.endswith(".body.center")}
-    if not centres:
-        return ""
-    entry = np.asarray(entry, dtype=np.float64)
-    level, centre = min(centres.items(), key=lambda item: abs(item[1][2] - entry[2]))
-    lateral_mm = float(entry[0] - centre[0])  # LPS: +x is the patient's left
-    if abs(lateral_mm) < 5.0:
-        return f"in the midline at the level of {level}"
-    return f"{abs(lateral_mm):.0f} mm {'left' if lateral_mm > 0 else 'right'} of the midline at the level of {level}"
 
 
 def _is_root(structure: str) -> bool:
