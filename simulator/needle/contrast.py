@@ -6,15 +6,18 @@ The compartment is decided by what the needle tip is in (clinical.md §2.7 table
 pattern             tip in                                 spread
 ==================  =====================================  =============================================
 ``epidural``        ``epidural_space``; fat or soft        the epidural space plus the root sleeve (tissue
-                    tissue within 3 mm of a root           within 3 mm of a root, outside the sac), easier
-                    (foramen); a root itself               cranio-caudally; persists and spreads
+                    tissue within 3 mm of a root           within 3 mm of a root, outside the sac, up to
+                    (foramen); a root itself               8 mm out of the space), easier cranio-caudally,
+                                                           mostly on the tip's side of the sac (dorsal
+                                                           for an interlaminar tip, ventral for a
+                                                           foraminal one); tapering; persists, spreads
 ``intrathecal``     ``dural_sac.csf``, ``cauda_equina``    CSF; settles toward -y (anterior: the patient
                                                            is prone, contrast is denser than CSF)
 ``subdural``        ``dural_sac.dura``                     the dura and the outermost layer of CSF;
                                                            sluggish, column-shaped
-``arterial``        a ``blood`` structure named artery      the vessel's lumen; washes out in ~1 s
-                    or aorta
-``venous``          any other ``blood`` structure          the vessel's lumen; washes out in seconds
+``arterial``        a ``blood`` structure named artery      the vessel's lumen, filling while the bolus
+                    or aorta                               runs in; clear ~1 s after it
+``venous``          any other ``blood`` structure          the same; clear within seconds
 ``intra_articular`` ``facet_joint.*``                      the joint line, then the capsule's recesses
                                                            (soft tissue within 4 mm); beyond ~1.5 mL
                                                            the capsule ruptures into the tissue around
@@ -31,9 +34,15 @@ tissue's own fluid; fat and muscle hold little, CSF and a joint a lot). Over tim
 with more tissue fluid: the filled volume grows by the spread factor ``s(t)`` while the concentration
 falls by it, so the iodine inside the body stays exactly what was injected. What a compartment cannot
 hold (a joint beyond its capsule, a compartment cut by the crop) overflows into the soft tissue beside
-it. Intravascular contrast is different: the blood carries it away, so the lumen opacifies at the
-injectate diluted by the blood (the bolus fills the lumen nearest the tip; in a small vessel, all of it
-in the crop, the rest is carried out of the field at once) and washes out exponentially.
+it. Intravascular contrast is different: the blood carries it away. The bolus runs in at
+:data:`INJECTION_ML_PER_S` while the flow clears it (:func:`intravascular_ml`), so the lumen nearest
+the tip opacifies over a lengthening column while the injection lasts, then fades within the
+pattern's washout time.
+
+An epidural fill tapers (:func:`_tapered_fill`): each voxel holds its capacity times
+``1 - (cost / R)**2`` of its geodesic cost from the tip, so the column thins toward its ends instead
+of ending in a box. Crossing to the other side of the dural sac (ventral for an interlaminar tip,
+dorsal for a foraminal one) costs ``barrier_cost`` times more.
 
 The fill front is then relaxed by diffusion confined to the compartment (:func:`_confined_diffusion`):
 fluid moves only between face-adjacent visited voxels of the same kind (compartment to compartment,
@@ -42,8 +51,9 @@ leaves where the fill put it, while the voxel-sharp front and the staircase of t
 soften over ``smoothing_mm`` (a Gaussian of that sigma). An epidurogram is then a smooth streak
 along the epidural space and a tram-track along the root sleeve, not a heap of voxel blobs.
 
-All numbers below are engineering defaults [ED] chosen to reproduce the time behaviour of §2.7
-("persists", "washes out within seconds", "sluggish"); the iodine concentration of the medium is
+Numbers with a source are cited where they are set; the others are engineering defaults [ED]
+chosen to reproduce the time behaviour of §2.7 ("persists", "washes out within seconds",
+"sluggish"); the iodine concentration of the medium is
 :data:`anatomy_models.tissues.CONTRAST_IODINE_MG_PER_ML`. The result is deterministic.
 """
 
@@ -70,10 +80,19 @@ Pattern = Literal["epidural", "intrathecal", "subdural", "arterial", "venous", "
 # Tissue within this distance (mm) of a root's surface, outside the dural sac, is the root sleeve and
 # foramen: contrast there runs along the root (§2.7 TFESI row) [ED].
 ROOT_SLEEVE_MM = 3.0
+# The sleeve is the fat and loose tissue around the root (and the epidural space it leaves through),
+# not the psoas the nerve runs on into: contrast outlines the root, then flows medially under the
+# pedicle into the ventral epidural space before any of it reaches the psoas (§2.2(a) [S17][S21];
+# ventral flow at 2 mL in 88% of TFESIs, Kim et al., Korean J Pain 2006;19:175, clinical.md §2.7).
+SLEEVE_TISSUES = frozenset({"fat", "soft_tissue", "muscle"})
+# The dural root sleeve and the perineural spread that outlines the root reach this far (mm) beyond
+# the epidural space (the sleeve ends a little past the ganglion); beyond it, tissue around the root
+# is spill like any other [ED].
+SLEEVE_LENGTH_MM = 8.0
 # The sleeve is a fluid-filled cuff (dural root sleeve and perineural fat): it holds more than epidural
 # fat and contrast runs along it first, outlining the root (§2.7 TFESI row) [ED].
-SLEEVE_FILL_FRACTION = 0.5
-_SLEEVE_STEP_COST = 0.5
+SLEEVE_FILL_FRACTION = 0.8
+_SLEEVE_STEP_COST = 0.4
 # The facet capsule and its superior and inferior recesses extend this far around the joint space
 # label (mm): a joint label is the thin cartilage-lined space, the capsule distends around it [ED].
 CAPSULE_MM = 4.0
@@ -93,6 +112,12 @@ _SPILL_STEP_COST = 1.0e4
 # With gravity, the geodesic fill visits this many times the fluid volume before the gravity key
 # reorders it.
 _GRAVITY_VISIT_FACTOR = 8.0
+# A tapered fill (:func:`_tapered_fill`) holds on average >= 0.4 of what it visits (a 3-D front;
+# 2/3 along a tube), so the geodesic fill visits this many times the fluid volume.
+_TAPER_VISIT_FACTOR = 3.0
+# Hand injection of a test dose runs at about 0.5 mL/s (the rate of the DSA-versus-live study
+# [S46], clinical.md §2.7): 1 mL takes 2 s. An intravascular bolus arrives in the vessel at this rate.
+INJECTION_ML_PER_S = 0.5
 
 
 @dataclass(frozen=True)
@@ -130,6 +155,13 @@ class SpreadModel:
         and the fill fraction (linearly, clipped to 0.2-2x).
     smoothing_mm : float
         Sigma (mm) of the confined diffusion that relaxes the fill front (0 for none).
+    barrier_cost : float
+        Epidural only: step cost, relative to the tip's own side, in the epidural space on the other
+        side of the dural sac (dorsal or ventral, :func:`_other_side`): the sac and its lateral
+        attachments keep a small volume in the compartment it was injected into.
+    taper : bool
+        Whether the fill tapers with geodesic distance (:func:`_tapered_fill`: full near the tip,
+        thinning to nothing at the front) instead of filling each voxel to capacity in order.
     """
 
     fill_fraction: float
@@ -146,6 +178,8 @@ class SpreadModel:
     texture_cost_gain: float = 0.0
     texture_capacity_gain: float = 0.0
     smoothing_mm: float = 0.0
+    barrier_cost: float = 1.0
+    taper: bool = False
 
     def spread_factor(self, seconds: float) -> float:
         return 1.0 + self.spread_gain * (1.0 - math.exp(-seconds / self.spread_time_s))
@@ -155,25 +189,35 @@ class SpreadModel:
 
 
 MODELS: dict[str, SpreadModel] = {
-    # Epidural fat and the potential space take ~30% of their volume; spread doubles over ~1 min to
-    # adjacent levels and out of the foramina (§2.7: persists, spreads over tens of seconds). The
-    # fluid runs as a smooth layer along the space and the root sleeve (an epidurogram's linear,
-    # "railroad" streaks and the root's tram-track, §2.7): fat lobules only roughen its front a
-    # little, and the front relaxes over 1.5 mm.
-    "epidural": SpreadModel(0.3, spread_gain=1.0, spread_time_s=30.0, cranio_caudal_cost=0.5,
-                            half_extent_mm=(40.0, 40.0, 80.0), texture_mm=(1.5, 1.5, 1.5), texture_cost_gain=0.25,
-                            smoothing_mm=1.5),
+    # The injectate distends the epidural potential space (the dura yields): it holds 80% of its
+    # labelled volume [ED, so that 2 mL spans ~2 levels and 5 mL ~3.5, the numbers below]; spread doubles over ~1 min to
+    # adjacent levels and out of the foramina (§2.7: persists, spreads over tens of seconds; the
+    # epidurogram sequence of [S44] widens from one level at 20 s to several by 50-70 s). It stays in
+    # the compartment it was injected into: an interlaminar injection flows dorsally in 25/25 and
+    # ventrally in 9/25 even at 5 mL (Botwin et al., Pain Physician 2004;7:77, clinical.md §2.7), a
+    # foraminal one ventrally (88% at 2 mL, Kim 2006), so crossing to the other side of the sac costs
+    # 10x [ED]. It spreads further cephalad than caudad (1.28 against 0.88 levels at 5 mL, Botwin
+    # 2004) and more levels with more volume (2.2 +- 0.9 levels at 3 mL, Jeong et al., Korean J
+    # Anesthesiol 2013;65:431); cranio-caudal steps cost half a transverse one [ED]. It tapers from the
+    # tip (thins toward its ends) and is lobulated by the epidural fat: globules ~2 mm across hold
+    # +-40% more or less fluid [ED], the front relaxed over 1 mm.
+    "epidural": SpreadModel(0.8, spread_gain=1.0, spread_time_s=30.0, cranio_caudal_cost=0.5,
+                            half_extent_mm=(40.0, 40.0, 80.0), texture_mm=(2.0, 2.0, 2.0), texture_cost_gain=0.25,
+                            texture_capacity_gain=0.4, smoothing_mm=1.5, barrier_cost=10.0, taper=True),
     # Contrast mixes with CSF and pools by gravity (§2.7: diffuses, pools by gravity).
     "intrathecal": SpreadModel(0.5, spread_gain=1.0, spread_time_s=30.0, half_extent_mm=(30.0, 30.0, 90.0),
                                spills=False, gravity_gain=10.0),
     # Sluggish, loculated column (§2.7).
     "subdural": SpreadModel(0.5, spread_gain=0.3, spread_time_s=60.0, cranio_caudal_cost=0.4,
                             half_extent_mm=(30.0, 30.0, 80.0), spills=False),
-    # Very fast washout (§2.7: may be missed on static images) [ED 1 s].
-    "arterial": SpreadModel(1.0, half_extent_mm=(40.0, 40.0, 40.0), washout_time_s=1.0, blood_fraction=0.5,
+    # Very fast washout (§2.7: may be missed on static images, DSA detects more [S22][S46]): the
+    # artery fills while the bolus runs in (INJECTION_ML_PER_S) and is clear within about a second of
+    # its end: time constant 0.5 s, below 10% of the peak 1.15 s after it [ED].
+    "arterial": SpreadModel(1.0, half_extent_mm=(40.0, 40.0, 40.0), washout_time_s=0.5, blood_fraction=0.5,
                             spills=False),
-    # Washes out within seconds (§2.7) [ED 4 s].
-    "venous": SpreadModel(1.0, half_extent_mm=(40.0, 40.0, 40.0), washout_time_s=4.0, blood_fraction=0.5,
+    # Washes out within seconds (§2.7 [S46][S22]): time constant 2 s, below 10% 4.6 s after the
+    # bolus [ED].
+    "venous": SpreadModel(1.0, half_extent_mm=(40.0, 40.0, 40.0), washout_time_s=2.0, blood_fraction=0.5,
                           spills=False),
     # The capsule holds ~1 mL, ruptures beyond ~1.5 mL (clinical.md §2.3 [S31][S32]).
     "intra_articular": SpreadModel(1.0, half_extent_mm=(25.0, 25.0, 30.0), capsule_ml=1.5),
@@ -389,10 +433,15 @@ class ContrastSpread:
         model = self.model
         voxel_ml = float(abs(np.linalg.det(self.grid.affine[:3, :3]))) / 1000.0
         if model.washout_time_s is not None:
-            # The bolus fills the lumen nearest the tip, diluted by the blood, then washes out.
-            washout = math.exp(-seconds / model.washout_time_s)
-            lumen = _fill_prefix(self.capacity_ml, self.volume_ml / model.blood_fraction)
-            return self.iodine_mg_per_ml * model.blood_fraction * washout * lumen / voxel_ml
+            # The bolus runs into the lumen from the tip on, diluted by the blood: the opacified
+            # column lengthens while it fills, then fades where it reached as the flow washes it out.
+            held_ml = intravascular_ml(self.volume_ml, model.washout_time_s, seconds)
+            reached_ml = intravascular_ml(self.volume_ml, model.washout_time_s,
+                                          min(seconds, self.volume_ml / INJECTION_ML_PER_S))
+            lumen = _fill_prefix(self.capacity_ml, reached_ml / model.blood_fraction)
+            if held_ml <= 0.0:
+                return np.zeros(self.order.shape)
+            return self.iodine_mg_per_ml * held_ml * lumen / lumen.sum() / voxel_ml
         spread = model.spread_factor(seconds)
         if model.gravity_gain:
             # Stable sort keeps the Dijkstra order among ties.
@@ -403,7 +452,10 @@ class ContrastSpread:
         capacity = self.capacity_ml[rank]
         total = self.volume_ml * spread
         held = self.volume_ml if model.capsule_ml is None else min(self.volume_ml, model.capsule_ml)
-        placed = _fill_prefix(capacity * inside, held * spread)
+        if model.taper:
+            placed = _tapered_fill(capacity * inside, self.cost_mm[rank], held * spread)
+        else:
+            placed = _fill_prefix(capacity * inside, held * spread)
         if model.spills:
             placed += _fill_prefix(capacity * ~inside, total - placed.sum())
         if placed.sum() < total:
@@ -472,6 +524,54 @@ def _same_kind_neighbours(order: np.ndarray, in_compartment: np.ndarray, shape: 
     return np.concatenate(pairs)
 
 
+def intravascular_ml(volume_ml: float, washout_time_s: float, seconds: float) -> float:
+    """Injected fluid (mL) in the vessel ``seconds`` after an injection of ``volume_ml`` began.
+
+    The bolus runs in at :data:`INJECTION_ML_PER_S` for ``T = volume_ml / INJECTION_ML_PER_S``
+    and the flow carries it away at the rate ``held / washout_time_s`` (a well-mixed compartment):
+    ``rate * tau * (1 - exp(-t / tau))`` while injecting, then exponential decay from the peak at
+    ``T``.
+
+    Examples
+    --------
+    >>> peak = intravascular_ml(1.0, 0.5, 2.0)
+    >>> round(peak, 4), intravascular_ml(1.0, 0.5, 1.0) < peak, intravascular_ml(1.0, 0.5, 3.2) < 0.1 * peak
+    (0.2454, True, True)
+    """
+    rate = INJECTION_ML_PER_S
+    injecting_s = volume_ml / rate
+    peak_or_now = rate * washout_time_s * (1.0 - math.exp(-min(seconds, injecting_s) / washout_time_s))
+    return peak_or_now * math.exp(-max(seconds - injecting_s, 0.0) / washout_time_s)
+
+
+def _tapered_fill(capacity: np.ndarray, cost: np.ndarray, amount: float) -> np.ndarray:
+    """Fill ``amount`` into slots of ``capacity`` at geodesic ``cost`` from the tip, tapering: slot i
+    holds ``capacity_i * max(0, 1 - (cost_i / R)**2)`` with the reach ``R`` that places exactly
+    ``amount`` (bisection; the placed total grows with R). Full at the tip, thinning smoothly to
+    nothing at the front, as an epidurogram's column tapers toward its ends. Slots that cannot hold
+    it all are filled to capacity.
+
+    Examples
+    --------
+    >>> out = _tapered_fill(np.ones(5), np.arange(5.0), 2.0)
+    >>> round(float(out.sum()), 9), bool(np.all(np.diff(out) <= 0)), float(out[0])
+    (2.0, True, 1.0)
+    """
+    if capacity.sum() <= amount:
+        return capacity.copy()
+    low, high = 0.0, 1.0
+    while (capacity * np.clip(1.0 - (cost / high) ** 2, 0.0, 1.0)).sum() < amount:
+        high *= 2.0
+    for _ in range(60):
+        reach = 0.5 * (low + high)
+        if (capacity * np.clip(1.0 - (cost / reach) ** 2, 0.0, 1.0)).sum() < amount:
+            low = reach
+        else:
+            high = reach
+    placed = capacity * np.clip(1.0 - (cost / high) ** 2, 0.0, 1.0)
+    return placed * (amount / placed.sum())
+
+
 def _fill_prefix(capacity: np.ndarray, amount: float) -> np.ndarray:
     """Fill ``amount`` into slots of ``capacity`` in order: full slots, one partial, then empty."""
     cumulative = np.cumsum(capacity)
@@ -531,6 +631,8 @@ def inject(tracer: Tracer, tip: Sequence[float] | np.ndarray, volume_ml: float,
     step_cost = np.where(inside, np.select([recess, sleeve, annulus], [_RECESS_STEP_COST, _SLEEVE_STEP_COST,
                                                                         _ANNULUS_STEP_COST], 1.0),
                          np.where(spill, _SPILL_STEP_COST, np.inf))
+    if model.barrier_cost != 1.0 and compartment.pattern == "epidural":
+        step_cost = np.where(inside & _other_side(tracer, codes, grid, tip), step_cost * model.barrier_cost, step_cost)
     voxel_ml = float(abs(np.linalg.det(grid.affine[:3, :3]))) / 1000.0
     capacity = np.where(inside, np.select([sleeve, annulus], [SLEEVE_FILL_FRACTION, ANNULUS_FILL_FRACTION],
                                           model.fill_fraction), SPILL_FILL_FRACTION) * voxel_ml
@@ -553,6 +655,7 @@ def inject(tracer: Tracer, tip: Sequence[float] | np.ndarray, volume_ml: float,
         # Gravity reorders the fill, so visit more than the volume needs: the dependent layer lies
         # further along the geodesic than the nearest voxels.
         needed = volume_ml * model.spread_factor(np.inf) * (_GRAVITY_VISIT_FACTOR if model.gravity_gain else 1.0)
+        needed *= _TAPER_VISIT_FACTOR if model.taper else 1.0
     limit = np.inf if model.capsule_ml is None else model.capsule_ml * model.spread_factor(np.inf)
     order, cost = _fill_order(np.ascontiguousarray(step_cost), start, _OFFSETS, lengths, capacity.ravel(),
                               inside.ravel(), limit, needed)
@@ -570,14 +673,42 @@ def inject(tracer: Tracer, tip: Sequence[float] | np.ndarray, volume_ml: float,
         neighbours=neighbours)
 
 
+def _other_side(tracer: Tracer, codes: np.ndarray, grid: Volume, tip: np.ndarray) -> np.ndarray:
+    """The half of the crop on the other side of the dural sac from the tip: ventral (in front of the
+    sac's centre, by slice) for a dorsal tip, dorsal for a ventral or foraminal one (a tip lateral to
+    the sac, where a transforaminal needle reaches the ventral compartment through the foramen).
+    Nothing when the crop holds no sac. The crop's third axis is taken as z (axial grids)."""
+    sac = np.isin(codes, tracer.codes_in_group("dural_sac"))
+    if not sac.any():
+        return np.zeros(codes.shape, bool)
+    i, j, k = np.nonzero(sac)
+    world = grid.voxel_to_world(np.stack([i, j, k], axis=1))
+    slices = np.arange(codes.shape[2])
+    counts = np.bincount(k, minlength=slices.size)
+    has = counts > 0
+    centre_y = np.interp(slices, slices[has], np.bincount(k, world[:, 1], slices.size)[has] / counts[has])
+    centre_x = np.interp(slices, slices[has], np.bincount(k, world[:, 0], slices.size)[has] / counts[has])
+    half_width = np.interp(slices, slices[has], [np.ptp(world[k == s, 0]) / 2 for s in slices[has]])
+    tip_k = int(np.clip(np.rint(grid.world_to_voxel(tip)[2]), 0, slices.size - 1))
+    foraminal = abs(tip[0] - centre_x[tip_k]) > half_width[tip_k]
+    tip_dorsal = bool(tip[1] > centre_y[tip_k]) and not foraminal
+    ii, jj, kk = np.indices(codes.shape)
+    y = grid.voxel_to_world(np.stack([ii.ravel(), jj.ravel(), kk.ravel()], axis=1))[:, 1].reshape(codes.shape)
+    dorsal = y > centre_y[None, None, :]
+    return ~dorsal if tip_dorsal else dorsal
+
+
 def _root_sleeve(tracer: Tracer, codes: np.ndarray, grid: Volume) -> np.ndarray:
-    """Fat, soft tissue and muscle (the root runs on through psoas) within :data:`ROOT_SLEEVE_MM` of a
-    root, outside the sac, on the crop."""
+    """The tissue of :data:`SLEEVE_TISSUES` within :data:`ROOT_SLEEVE_MM` of a root, outside the sac,
+    on the crop."""
     roots = np.isin(codes, tracer.root_codes())
     if not roots.any():
         return np.zeros(codes.shape, bool)
     near = ndimage.distance_transform_edt(~roots, sampling=grid.spacing) <= ROOT_SLEEVE_MM + 0.5 * float(np.min(grid.spacing))
-    soft = np.isin(codes, [c for c, t in enumerate(tracer.tissues) if t in ("fat", "soft_tissue", "muscle")])
+    soft = np.isin(codes, [c for c, t in enumerate(tracer.tissues) if t in SLEEVE_TISSUES])
+    epidural = np.isin(codes, tracer.codes_in_group("epidural_space"))
+    if epidural.any():
+        soft &= ndimage.distance_transform_edt(~epidural, sampling=grid.spacing) <= SLEEVE_LENGTH_MM
     return near & soft & ~np.isin(codes, tracer.codes_in_group("dural_sac"))
 
 
