@@ -304,6 +304,9 @@ def _carm_card(ctrl) -> None:
                     disabled=("busy || !attempt_active",))
             v3.VBtn("DSA", id="dsa", color="deep-orange-darken-3", variant="flat", click=(ctrl.dsa, "[live_seconds]"), v_show="dsa_allowed",
                     disabled=("busy || !attempt_active",))
+            # The newest run again, frame by frame (the contrast filling and washing out): a cine loop.
+            v3.VBtn("Replay run", id="play-run", variant="tonal", prepend_icon="mdi-replay", click=ctrl.play_run,
+                    v_show="has_run", disabled=("busy || !attempt_active",))
 
 
 def _needle_card(ctrl) -> None:

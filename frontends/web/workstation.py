@@ -59,7 +59,7 @@ HEAVY_WORK_S = 0.3
 _CLICKS = ("start_attempt", "resume_attempt", "shot", "live", "dsa", "move_carm", "preset", "pick", "align_beam",
            "nudge", "insert", "redirect", "advance", "withdraw", "lor", "inject", "medicate", "finish", "open_attempt",
            "preview", "hint", "probe_view", "probe_move", "probe_settings", "us_pick", "insert_in_plane",
-           "explain_case")
+           "explain_case", "play_run")
 
 
 @dataclass(frozen=True)

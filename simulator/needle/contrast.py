@@ -750,8 +750,10 @@ def contrast_volume(spreads: Sequence[tuple[ContrastSpread, float]]) -> Volume |
     Returns
     -------
     Volume or None
-        Float32 concentrations on the smallest box of the anatomy's grid holding every crop (all crops
-        are sub-grids of the same anatomy grid); None when nothing has been injected.
+        Float32 concentrations on the smallest box of the anatomy's grid holding all the iodine (all
+        crops are sub-grids of the same anatomy grid; a box of one voxel when all of it has washed
+        out): the smaller the box, the cheaper each cine frame's projection of it. None when nothing
+        has been injected.
     """
     if not spreads:
         return None
@@ -764,6 +766,10 @@ def contrast_volume(spreads: Sequence[tuple[ContrastSpread, float]]) -> Volume |
         offset = start - lower
         box = tuple(slice(o, o + n) for o, n in zip(offset, spread.grid.shape))
         array[box] += spread.concentration(seconds).array
+    filled = [np.flatnonzero(array.any(axis=tuple(a for a in range(3) if a != axis))) for axis in range(3)]
+    first = np.array([f[0] if f.size else 0 for f in filled])
+    last = np.array([f[-1] + 1 if f.size else 1 for f in filled])
+    array = np.ascontiguousarray(array[tuple(slice(a, b) for a, b in zip(first, last))])
     affine = parent.affine.copy()
-    affine[:3, 3] = parent.voxel_to_world(lower)
+    affine[:3, 3] = parent.voxel_to_world(lower + first)
     return Volume(array, affine)
