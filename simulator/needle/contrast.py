@@ -85,6 +85,12 @@ ROOT_SLEEVE_MM = 3.0
 # pedicle into the ventral epidural space before any of it reaches the psoas (§2.2(a) [S17][S21];
 # ventral flow at 2 mL in 88% of TFESIs, Kim et al., Korean J Pain 2006;19:175, clinical.md §2.7).
 SLEEVE_TISSUES = frozenset({"fat", "soft_tissue", "muscle"})
+# The canal's lateral recess reaches this far (mm) lateral to the sac's edge (clinical.md §4.3: lateral
+# recess depth 4-14 mm, mean 6.7 [S70]); beyond it lies the foramen, whose fat around the root takes
+# contrast this many times less readily than the sleeve and the canal: the injectate outlines the
+# root and runs medially instead of pooling in the foramen (§2.7 TFESI row) [ED].
+LATERAL_RECESS_MM = 4.0
+_FORAMINAL_FAT_STEP_COST = 3.0
 # The dural root sleeve and the perineural spread that outlines the root reach this far (mm) beyond
 # the epidural space (the sleeve ends a little past the ganglion); beyond it, tissue around the root
 # is spill like any other [ED].
@@ -93,12 +99,21 @@ SLEEVE_LENGTH_MM = 8.0
 # fat and contrast runs along it first, outlining the root (§2.7 TFESI row) [ED].
 SLEEVE_FILL_FRACTION = 0.8
 _SLEEVE_STEP_COST = 0.4
-# The facet capsule and its superior and inferior recesses extend this far around the joint space
-# label (mm): a joint label is the thin cartilage-lined space, the capsule distends around it [ED].
+# Where the root has entered the psoas, its sleeve is the muscle's fascial cleft: contrast follows
+# the root there only after the sleeve in the foramen and the canal have taken it [ED].
+_MUSCLE_SLEEVE_STEP_COST = 1.5
+# The facet capsule's superior and inferior recesses extend this far around the joint space label (mm),
+# at its poles: within RECESS_POLE_MM of the joint's cranial and caudal ends. A joint label is the thin
+# cartilage-lined space (its fluid film holds JOINT_FILL_FRACTION of it); the recesses are the capsule's
+# slack pouches, which distend (an arthrogram: a thin joint line between two contrast-filled recesses,
+# clinical.md §2.3 [S32][S34]) [ED].
 CAPSULE_MM = 4.0
-# Flow into the capsule's recesses costs this much more per mm than along the joint line, so the
-# joint line fills first and the recesses distend after it (§2.3: "fills the recesses") [ED].
-_RECESS_STEP_COST = 100.0
+RECESS_POLE_MM = 4.0
+JOINT_FILL_FRACTION = 0.3
+RECESS_FILL_FRACTION = 1.0
+# Flow into the recesses costs this much more per mm than along the joint line, so the line opacifies
+# first and the recesses distend after it (§2.3: "contrast leaves the tip and fills the recesses") [ED].
+_RECESS_STEP_COST = 2.0
 # Contrast in the disc tracks through the annulus's fissures (which hold little) into the softer
 # nucleus and fills it (§2.7: disc-shaped blush) [ED].
 _ANNULUS_STEP_COST = 10.0
@@ -157,7 +172,7 @@ class SpreadModel:
         Sigma (mm) of the confined diffusion that relaxes the fill front (0 for none).
     barrier_cost : float
         Epidural only: step cost, relative to the tip's own side, in the epidural space on the other
-        side of the dural sac (dorsal or ventral, :func:`_other_side`): the sac and its lateral
+        side of the dural sac (dorsal or ventral, :func:`_sac_sides`): the sac and its lateral
         attachments keep a small volume in the compartment it was injected into.
     taper : bool
         Whether the fill tapers with geodesic distance (:func:`_tapered_fill`: full near the tip,
@@ -220,12 +235,16 @@ MODELS: dict[str, SpreadModel] = {
     "venous": SpreadModel(1.0, half_extent_mm=(40.0, 40.0, 40.0), washout_time_s=2.0, blood_fraction=0.5,
                           spills=False),
     # The capsule holds ~1 mL, ruptures beyond ~1.5 mL (clinical.md §2.3 [S31][S32]).
-    "intra_articular": SpreadModel(1.0, half_extent_mm=(25.0, 25.0, 30.0), capsule_ml=1.5),
+    "intra_articular": SpreadModel(JOINT_FILL_FRACTION, half_extent_mm=(25.0, 25.0, 30.0), capsule_ml=1.5),
     # Disc-shaped blush that persists (§2.7).
     "intradiscal": SpreadModel(0.5, half_extent_mm=(35.0, 35.0, 20.0)),
     # Blob at the tip, feathery along the muscle fibres; persists (§2.7).
     "soft_tissue": SpreadModel(0.2, spread_gain=0.3, spread_time_s=60.0, cranio_caudal_cost=0.5,
                                half_extent_mm=(30.0, 30.0, 40.0), texture_mm=(0.8, 0.8, 6.0), texture_cost_gain=0.9),
+    # Not a pattern of its own: the soft-tissue pattern in fat (subcutaneous, no fibres to follow) is a
+    # round blob at the tip that thins at its edge and barely spreads [ED].
+    "subcutaneous": SpreadModel(0.3, spread_gain=0.2, spread_time_s=60.0, half_extent_mm=(25.0, 25.0, 25.0),
+                                taper=True),
 }
 
 # What each pattern looks like, for the trainee's event stream (clinical.md §2.7).
@@ -249,6 +268,16 @@ class Compartment:
     structure: str
     codes: np.ndarray
     root_sleeve: bool = False
+
+
+def model_key(pattern: str, tissue: str) -> str:
+    """The key of :data:`MODELS` for contrast of ``pattern`` injected into ``tissue``: the pattern's,
+    except soft tissue that is not muscle (subcutaneous fat), which has no fibres to stream along.
+
+    >>> model_key("soft_tissue", "muscle"), model_key("soft_tissue", "fat"), model_key("epidural", "fat")
+    ('soft_tissue', 'subcutaneous', 'epidural')
+    """
+    return "subcutaneous" if pattern == "soft_tissue" and tissue != "muscle" else pattern
 
 
 def is_artery(structure: str) -> bool:
@@ -379,6 +408,8 @@ class ContrastSpread:
         Compartment pattern (module docstring).
     structure : str
         Structure at the tip.
+    tissue : str
+        Tissue class at the tip (picks the soft-tissue pattern's model, :func:`model_key`).
     volume_ml : float
         Injected volume, mL.
     iodine_mg_per_ml : float
@@ -399,6 +430,7 @@ class ContrastSpread:
 
     pattern: str
     structure: str
+    tissue: str
     volume_ml: float
     iodine_mg_per_ml: float
     ruptured: bool
@@ -413,7 +445,7 @@ class ContrastSpread:
 
     @property
     def model(self) -> SpreadModel:
-        return MODELS[self.pattern]
+        return MODELS[model_key(self.pattern, self.tissue)]
 
     @property
     def appearance(self) -> str:
@@ -610,7 +642,8 @@ def inject(tracer: Tracer, tip: Sequence[float] | np.ndarray, volume_ml: float,
         raise SpinesimError(f"injected volume must be 0-50 mL, got {volume_ml}")
     tip = np.asarray(tip, dtype=np.float64)
     compartment = compartment_at(tracer, tip)
-    model = MODELS[compartment.pattern]
+    tissue = tracer.tissues[int(tracer.codes_at(tip[None])[0])]
+    model = MODELS[model_key(compartment.pattern, tissue)]
     grid = tracer.volume.crop(tip - model.half_extent_mm, tip + model.half_extent_mm)
     codes = grid.array
     inside = np.isin(codes, compartment.codes)
@@ -631,10 +664,15 @@ def inject(tracer: Tracer, tip: Sequence[float] | np.ndarray, volume_ml: float,
     step_cost = np.where(inside, np.select([recess, sleeve, annulus], [_RECESS_STEP_COST, _SLEEVE_STEP_COST,
                                                                         _ANNULUS_STEP_COST], 1.0),
                          np.where(spill, _SPILL_STEP_COST, np.inf))
-    if model.barrier_cost != 1.0 and compartment.pattern == "epidural":
-        step_cost = np.where(inside & _other_side(tracer, codes, grid, tip), step_cost * model.barrier_cost, step_cost)
+    if compartment.pattern == "epidural":
+        other_side, foramen = _sac_sides(tracer, codes, grid, tip)
+        step_cost = np.where(inside & other_side, step_cost * model.barrier_cost, step_cost)
+        step_cost = np.where(inside & foramen & ~sleeve, step_cost * _FORAMINAL_FAT_STEP_COST, step_cost)
+        in_muscle = sleeve & np.isin(codes, [c for c, t in enumerate(tracer.tissues) if t == "muscle"])
+        step_cost = np.where(in_muscle, _MUSCLE_SLEEVE_STEP_COST, step_cost)
     voxel_ml = float(abs(np.linalg.det(grid.affine[:3, :3]))) / 1000.0
-    capacity = np.where(inside, np.select([sleeve, annulus], [SLEEVE_FILL_FRACTION, ANNULUS_FILL_FRACTION],
+    capacity = np.where(inside, np.select([sleeve, annulus, recess], [SLEEVE_FILL_FRACTION, ANNULUS_FILL_FRACTION,
+                                                                       RECESS_FILL_FRACTION],
                                           model.fill_fraction), SPILL_FILL_FRACTION) * voxel_ml
     if model.texture_mm is not None:
         texture = _texture(grid, model.texture_mm, seed)
@@ -665,7 +703,7 @@ def inject(tracer: Tracer, tip: Sequence[float] | np.ndarray, volume_ml: float,
     neighbours = (_same_kind_neighbours(order, in_compartment, grid.shape) if model.smoothing_mm > 0
                   else np.zeros((0, 2), np.int64))
     return ContrastSpread(
-        pattern=compartment.pattern, structure=compartment.structure, volume_ml=float(volume_ml),
+        pattern=compartment.pattern, structure=compartment.structure, tissue=tissue, volume_ml=float(volume_ml),
         iodine_mg_per_ml=float(iodine_mg_per_ml),
         ruptured=model.capsule_ml is not None and volume_ml > model.capsule_ml,
         grid=grid.with_array(np.zeros(grid.shape, np.uint8)), order=order, cost_mm=cost, y_mm=y_mm,
@@ -673,14 +711,18 @@ def inject(tracer: Tracer, tip: Sequence[float] | np.ndarray, volume_ml: float,
         neighbours=neighbours)
 
 
-def _other_side(tracer: Tracer, codes: np.ndarray, grid: Volume, tip: np.ndarray) -> np.ndarray:
-    """The half of the crop on the other side of the dural sac from the tip: ventral (in front of the
-    sac's centre, by slice) for a dorsal tip, dorsal for a ventral or foraminal one (a tip lateral to
-    the sac, where a transforaminal needle reaches the ventral compartment through the foramen).
-    Nothing when the crop holds no sac. The crop's third axis is taken as z (axial grids)."""
+def _sac_sides(tracer: Tracer, codes: np.ndarray, grid: Volume, tip: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Two masks on the crop, both empty when it holds no dural sac (its third axis taken as z).
+
+    The other side: the half on the other side of the sac from the tip, ventral (in front of the
+    sac's centre, slice by slice) for a dorsal tip, dorsal for a ventral or foraminal one (a tip
+    lateral to the sac, where a transforaminal needle reaches the ventral compartment through the
+    foramen). The foramen: more than :data:`LATERAL_RECESS_MM` lateral to the sac's edge, out of the
+    canal, where the epidural fat around the root is not the sleeve.
+    """
     sac = np.isin(codes, tracer.codes_in_group("dural_sac"))
     if not sac.any():
-        return np.zeros(codes.shape, bool)
+        return np.zeros(codes.shape, bool), np.zeros(codes.shape, bool)
     i, j, k = np.nonzero(sac)
     world = grid.voxel_to_world(np.stack([i, j, k], axis=1))
     slices = np.arange(codes.shape[2])
@@ -690,12 +732,13 @@ def _other_side(tracer: Tracer, codes: np.ndarray, grid: Volume, tip: np.ndarray
     centre_x = np.interp(slices, slices[has], np.bincount(k, world[:, 0], slices.size)[has] / counts[has])
     half_width = np.interp(slices, slices[has], [np.ptp(world[k == s, 0]) / 2 for s in slices[has]])
     tip_k = int(np.clip(np.rint(grid.world_to_voxel(tip)[2]), 0, slices.size - 1))
-    foraminal = abs(tip[0] - centre_x[tip_k]) > half_width[tip_k]
-    tip_dorsal = bool(tip[1] > centre_y[tip_k]) and not foraminal
+    foraminal_tip = abs(tip[0] - centre_x[tip_k]) > half_width[tip_k]
+    tip_dorsal = bool(tip[1] > centre_y[tip_k]) and not foraminal_tip
     ii, jj, kk = np.indices(codes.shape)
-    y = grid.voxel_to_world(np.stack([ii.ravel(), jj.ravel(), kk.ravel()], axis=1))[:, 1].reshape(codes.shape)
-    dorsal = y > centre_y[None, None, :]
-    return ~dorsal if tip_dorsal else dorsal
+    xyz = grid.voxel_to_world(np.stack([ii.ravel(), jj.ravel(), kk.ravel()], axis=1)).reshape(codes.shape + (3,))
+    dorsal = xyz[..., 1] > centre_y[None, None, :]
+    foramen = np.abs(xyz[..., 0] - centre_x[None, None, :]) > half_width[None, None, :] + LATERAL_RECESS_MM
+    return (~dorsal if tip_dorsal else dorsal), foramen
 
 
 def _root_sleeve(tracer: Tracer, codes: np.ndarray, grid: Volume) -> np.ndarray:
@@ -721,10 +764,13 @@ def _texture(grid: Volume, correlation_mm: tuple[float, float, float], seed: int
 
 
 def _capsule(tracer: Tracer, codes: np.ndarray, joint: np.ndarray, grid: Volume) -> np.ndarray:
-    """The capsule and its recesses: soft tissue within :data:`CAPSULE_MM` of the joint space."""
+    """The capsule's recesses: soft tissue within :data:`CAPSULE_MM` of the joint space, at its
+    superior and inferior poles (within :data:`RECESS_POLE_MM` of its cranial and caudal ends, in z)."""
     near = ndimage.distance_transform_edt(~joint, sampling=grid.spacing) <= CAPSULE_MM + 0.5 * float(np.min(grid.spacing))
     soft = np.isin(codes, [c for c, t in enumerate(tracer.tissues) if t in SPILL_TISSUES])
-    return near & soft
+    z = grid.voxel_to_world(np.argwhere(np.ones(codes.shape, bool)))[:, 2].reshape(codes.shape)
+    top, bottom = z[joint].max(), z[joint].min()
+    return near & soft & ((z >= top - RECESS_POLE_MM) | (z <= bottom + RECESS_POLE_MM))
 
 
 def _start_voxel(grid: Volume, tip: np.ndarray, passable: np.ndarray) -> np.ndarray | None:

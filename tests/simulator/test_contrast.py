@@ -88,9 +88,12 @@ def test_a_joint_ruptures_beyond_its_capsule_and_spills_into_the_soft_tissue(tra
     tip = TIPS["intra_articular"][0]
     small, large = inject(tracer, tip, 1.0), inject(tracer, tip, 3.0)
     assert not small.ruptured and large.ruptured
-    for spread, spilled_ml in ((small, 0.0), (large, 1.5)):
+    # The joint line and its superior and inferior recesses hold ~1 mL (clinical.md §2.3), at most 1.5 mL.
+    holds_ml = large.capacity_ml[large.in_compartment].sum()
+    assert 0.8 <= holds_ml <= 1.5
+    for spread, spilled_ml in ((small, 0.0), (large, 3.0 - holds_ml)):
         iodine = spread.voxel_concentration(0.0) * 1e-3
-        # What the capsule cannot hold (3 - 1.5 mL) is outside it.
+        # What the capsule cannot hold is outside it.
         assert iodine[~spread.in_compartment].sum() == pytest.approx(spilled_ml * CONTRAST_IODINE_MG_PER_ML, abs=1e-6)
     joint = _mask(tracer, small.concentration(0.0), ["facet_joint.L4-L5.left"])
     assert small.concentration(0.0).array[joint].min() > 0  # the whole joint line fills
@@ -275,3 +278,34 @@ def test_interlaminar_contrast_is_dorsal_and_spans_more_levels_with_more_volume(
     spans = [_span_mm(spreads[ml]) for ml in (1.0, 2.0, 5.0)]
     assert spans[0] < spans[1] < spans[2]
     assert 35.0 <= spans[1] <= 105.0
+
+
+def test_a_facet_arthrogram_fills_the_joint_line_then_both_recesses(tracer):
+    """0.5 mL in the joint: the whole joint line, and contrast beyond both its cranial and its caudal end
+    (the superior and inferior recesses, clinical.md §2.3), nothing outside the capsule."""
+    spread = inject(tracer, TIPS["intra_articular"][0], 0.5)
+    volume = spread.concentration(5.0)
+    joint = _mask(tracer, volume, ["facet_joint.L4-L5.left"])
+    assert volume.array[joint].min() > 0 and spread.voxel_concentration(5.0)[~spread.in_compartment].sum() == 0
+    z = volume.voxel_to_world(np.argwhere(volume.array > 0))[:, 2]
+    joint_z = volume.voxel_to_world(np.argwhere(joint))[:, 2]
+    assert z.max() > joint_z.max() and z.min() < joint_z.min()
+
+
+def test_subcutaneous_contrast_is_a_round_blob(small_spine):
+    """1 mL in the subcutaneous fat over the left paraspinal muscles at L4: the soft-tissue pattern with
+    no fibres to stream along, about as long (cranio-caudally) as it is wide (the muscle's streak is
+    tested above: longer in z than across)."""
+    from simulator.needle.contrast import MODELS
+
+    tracer = tracer_for(small_spine)
+    fat = tracer.volume.voxel_to_world(np.argwhere(np.isin(tracer.codes, tracer.codes_in_group("fat"))))
+    level_z = small_spine.landmark("L4.body.center")[2]
+    column = fat[(np.abs(fat[:, 0] - 40.0) < 1.5) & (np.abs(fat[:, 2] - level_z) < 1.5) & (fat[:, 1] > 0)]
+    tip = column[np.argmin(np.abs(column[:, 1] - (column[:, 1].max() - 6.0)))]
+    spread = inject(tracer, tip, 1.0)
+    assert spread.pattern == "soft_tissue" and spread.model == MODELS["subcutaneous"]
+    filled = spread.concentration(5.0)
+    points = filled.voxel_to_world(np.argwhere(filled.array > 0.1 * filled.array.max()))
+    extent = np.ptp(points, axis=0)
+    assert extent[2] < 1.3 * extent[0]  # round on AP: as long as it is wide (its depth is the fat layer's)
