@@ -130,6 +130,9 @@ _GRAVITY_VISIT_FACTOR = 8.0
 # A tapered fill (:func:`_tapered_fill`) holds on average >= 0.4 of what it visits (a 3-D front;
 # 2/3 along a tube), so the geodesic fill visits this many times the fluid volume.
 _TAPER_VISIT_FACTOR = 3.0
+# An intravascular bolus runs on along the front of the canal this far (mm) up and down from where it
+# reaches it (:func:`_runoff`) [ED].
+RUNOFF_MM = 30.0
 # Hand injection of a test dose runs at about 0.5 mL/s (the rate of the DSA-versus-live study
 # [S46], clinical.md §2.7): 1 mL takes 2 s. An intravascular bolus arrives in the vessel at this rate.
 INJECTION_ML_PER_S = 0.5
@@ -649,6 +652,8 @@ def inject(tracer: Tracer, tip: Sequence[float] | np.ndarray, volume_ml: float,
     inside = np.isin(codes, compartment.codes)
     sleeve = _root_sleeve(tracer, codes, grid) & ~inside if compartment.root_sleeve else np.zeros_like(inside)
     inside |= sleeve
+    if model.washout_time_s is not None:
+        inside |= _runoff(tracer, codes, grid, inside, arterial=compartment.pattern == "arterial")
     if compartment.pattern == "subdural":
         csf = np.isin(codes, tracer.codes_in_group("dural_sac.csf"))
         inside |= csf & ndimage.binary_dilation(inside, iterations=1)
@@ -739,6 +744,50 @@ def _sac_sides(tracer: Tracer, codes: np.ndarray, grid: Volume, tip: np.ndarray)
     dorsal = xyz[..., 1] > centre_y[None, None, :]
     foramen = np.abs(xyz[..., 0] - centre_x[None, None, :]) > half_width[None, None, :] + LATERAL_RECESS_MM
     return (~dorsal if tip_dorsal else dorsal), foramen
+
+
+def _runoff(tracer: Tracer, codes: np.ndarray, grid: Volume, vessel: np.ndarray, arterial: bool) -> np.ndarray:
+    """Where an intravascular bolus runs on beyond the labelled vessel, on the crop: one-voxel channels
+    from the vessel's end nearest the midline to the front of the canal (ventral to the dural sac),
+    then cranially and caudally along it for :data:`RUNOFF_MM` each way. An artery's run ends in a
+    single midline channel on the sac's ventral surface that rises and falls from where it joins (the radiculomedullary artery's
+    "hairpin" onto the anterior spinal artery, clinical.md §2.7 [S2][S22]); a vein's in the paired
+    longitudinal channels of the anterior epidural plexus, either side of the midline (the thin
+    plexiform channels of §2.7 [S46]). The anatomy labels neither; these stand in for them [ED].
+    Empty when the crop holds no dural sac or vessel."""
+    sac = np.isin(codes, tracer.codes_in_group("dural_sac"))
+    if not (sac.any() and vessel.any()):
+        return np.zeros(codes.shape, bool)
+    ends = grid.voxel_to_world(np.argwhere(vessel))
+    start = ends[np.argmin(np.abs(ends[:, 0]))]
+    sac_points = grid.voxel_to_world(np.argwhere(sac))
+    level = sac_points[np.abs(sac_points[:, 2] - start[2]) <= 2.0]
+    level = sac_points if level.size == 0 else level
+    # The artery runs on the sac's ventral surface, the veins just in front of it (epidural).
+    front_y = float(level[:, 1].min()) + (1.0 if arterial else -1.5)
+    half_width = 0.5 * float(np.ptp(level[:, 0]))
+    centre_x = float(level[:, 0].mean())
+    channels_x = [centre_x] if arterial else [centre_x - 0.6 * half_width, centre_x + 0.6 * half_width]
+    side = np.sign(start[0] - centre_x) or 1.0
+    joins = np.array([channels_x[-1] if side > 0 else channels_x[0], front_y, start[2]])
+    polylines = [[start, joins]]
+    if not arterial:
+        polylines.append([np.array([channels_x[0], front_y, start[2]]), np.array([channels_x[1], front_y, start[2]])])
+    # Up and down from where it joins, gently tortuous: +-1 mm over a 12 mm wavelength [ED].
+    along = np.linspace(-RUNOFF_MM, RUNOFF_MM, 61)
+    for x in channels_x:
+        wobble = x + np.sin(2.0 * np.pi * along / 12.0) * (1.0 if x >= centre_x else -1.0)
+        polylines.append(list(np.stack([wobble, np.full_like(along, front_y), start[2] + along], axis=1)))
+    out = np.zeros(codes.shape, bool)
+    step = 0.3 * float(np.min(grid.spacing))
+    for a, b in (pair for line in polylines for pair in zip(line[:-1], line[1:])):
+        count = max(2, int(np.linalg.norm(b - a) / step) + 1)
+        ijk = np.rint(grid.world_to_voxel(a + np.linspace(0.0, 1.0, count)[:, None] * (b - a))).astype(int)
+        ijk = ijk[np.all((ijk >= 0) & (ijk < codes.shape), axis=1)]
+        out[tuple(ijk.T)] = True
+    # Channels never run through bone or a disc.
+    solid = np.isin(codes, [c for c, t in enumerate(tracer.tissues) if t in BONE_TISSUES or t.startswith("disc")])
+    return out & ~solid & ~vessel
 
 
 def _root_sleeve(tracer: Tracer, codes: np.ndarray, grid: Volume) -> np.ndarray:
