@@ -750,8 +750,9 @@ def _runoff(tracer: Tracer, codes: np.ndarray, grid: Volume, vessel: np.ndarray,
     """Where an intravascular bolus runs on beyond the labelled vessel, on the crop: one-voxel channels
     from the vessel's end nearest the midline to the front of the canal (ventral to the dural sac),
     then cranially and caudally along it for :data:`RUNOFF_MM` each way. An artery's run ends in a
-    single midline channel on the sac's ventral surface that rises and falls from where it joins (the radiculomedullary artery's
-    "hairpin" onto the anterior spinal artery, clinical.md §2.7 [S2][S22]); a vein's in the paired
+    single midline channel on the sac's ventral surface that rises and falls from where it joins
+    (the radiculomedullary artery's "hairpin" onto the anterior spinal artery, clinical.md §2.7
+    [S2][S22]); a vein's in the paired
     longitudinal channels of the anterior epidural plexus, either side of the midline (the thin
     plexiform channels of §2.7 [S46]). The anatomy labels neither; these stand in for them [ED].
     Empty when the crop holds no dural sac or vessel."""
