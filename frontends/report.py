@@ -72,7 +72,7 @@ def report_images(attempt: Attempt, report: Report, *, pixels: int = 512) -> lis
         step, injection_t = run
         # The image the trainee saw: the same shot rendered again (same seed, same held frame).
         mode, seconds = step.action.mode, step.action.seconds
-        image = render_shot(session, step.after, mode, seconds, pixels=pixels)
+        image = render_shot(session, step.after, mode, seconds, step.action.frames_per_second, pixels=pixels)
         caption = "DSA" if mode == "dsa" else "live"
         after = shown_at(step.after, mode, seconds) - injection_t
         pictures.append((f"contrast run ({caption}, {after:.1f} s after injecting at {injection_t:.0f} s)",

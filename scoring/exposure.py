@@ -8,7 +8,7 @@ their own technique.
 
 from __future__ import annotations
 
-from simulator.imaging.dose import DoseLedger, Technique, add_fluoro_shot
+from simulator.imaging.dose import DoseLedger, Technique, add_fluoro_shot, at_pulse_rate
 from simulator.session.history import Attempt
 
 
@@ -19,5 +19,5 @@ def attempt_dose(attempt: Attempt, technique: Technique = Technique()) -> DoseLe
         if step.action.type == "fluoro_shot":
             carm = attempt.session.carm(step.after)
             ledger = add_fluoro_shot(ledger, attempt.session.anatomy, carm, step.action.mode, step.action.seconds,
-                                     technique)
+                                     at_pulse_rate(technique, step.action.frames_per_second))
     return ledger

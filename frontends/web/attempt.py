@@ -29,7 +29,7 @@ from frontends.store import Store
 from scenarios.schema import Scenario
 from simulator.case.controls import carm_start, skin_point_on_ray, view_isocenter
 from simulator.imaging.carm import CArm
-from simulator.imaging.dose import DoseLedger, add_fluoro_shot, beam_seconds
+from simulator.imaging.dose import DoseLedger, Technique, add_fluoro_shot, at_pulse_rate, beam_seconds
 from simulator.imaging.fluoro import render_fluoro
 from simulator.imaging.probe import Probe
 from simulator.imaging.ultrasound import UltrasoundImage
@@ -39,7 +39,7 @@ from simulator.session.fold import Event, Session, Step
 from simulator.session.history import Attempt
 from simulator.session.replay import replay
 from simulator.session.scans import annotate, render_scan
-from simulator.session.shots import render_shot
+from simulator.session.shots import render_run, render_shot
 
 if TYPE_CHECKING:  # grading and the report page load when first asked for (the 3D scene needs VTK)
     from scoring.report import Report
@@ -111,6 +111,7 @@ class LiveAttempt:
     _clock_origin: float = 0.0  # monotonic time at which the attempt clock read 0
     _scan: Scan | None = None  # the last ultrasound frame rendered
     _report: tuple[int, Report] | None = None  # (steps graded, the report)
+    _cines: dict[int, tuple[tuple[str, ...], float]] = field(default_factory=dict)  # by shot number
 
     @classmethod
     def start(cls, store: Store, user_id: int, scenario: Scenario, anatomy: Anatomy,
@@ -182,8 +183,9 @@ class LiveAttempt:
         if step.action.type != "fluoro_shot":
             return
         action, state, action_index = step.action, step.after, step.number - 1
-        image = render_shot(self.session, state, action.mode, action.seconds)
-        self.ledger = add_fluoro_shot(self.ledger, self.session.anatomy, image.carm, action.mode, action.seconds)
+        image = render_shot(self.session, state, action.mode, action.seconds, action.frames_per_second)
+        self.ledger = add_fluoro_shot(self.ledger, self.session.anatomy, image.carm, action.mode, action.seconds,
+                                      at_pulse_rate(Technique(), action.frames_per_second))
         # The C-arm's angles are burned into the image's corner; the caption says which shot and how.
         run = "" if action.mode == "pulse" else f" {beam_seconds(action.seconds):g} s"
         caption = f"#{state.fluoro_shots}  {action.mode.upper()}{run}"
@@ -201,6 +203,25 @@ class LiveAttempt:
     @property
     def last_shot(self) -> Shot | None:
         return self.shots[-1] if self.shots else None
+
+    @property
+    def last_run(self) -> Shot | None:
+        """The newest live or DSA run (None before one)."""
+        return next((shot for shot in reversed(self.shots) if shot.mode != "pulse"), None)
+
+    def cine(self, shot: Shot) -> tuple[tuple[str, ...], float]:
+        """A live or DSA shot's cine (:func:`simulator.session.shots.render_run`): its frames as JPEG
+        data URLs, the last the image held, and the seconds between frames. Rendered when first
+        played (not when an attempt is resumed), then kept."""
+        if shot.mode == "pulse":
+            raise SpinesimError("a pulse shot is one image, not a run", hint="take a live or DSA run")
+        if shot.number not in self._cines:
+            step = self.session.steps[shot.action_index]
+            action = step.action
+            run = render_run(self.session, step.after, action.mode, action.seconds, action.frames_per_second)
+            self._cines[shot.number] = (tuple(jpeg_data_url(frame.pixels) for frame in run.frames),
+                                        1.0 / run.frames_per_second)
+        return self._cines[shot.number]
 
     def shot_at(self, action_count: int) -> Shot | None:
         """The image the monitor held after the first ``action_count`` actions (None before any shot)."""

@@ -10,6 +10,7 @@ message on screen; a field's handler returns the state to change.
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Callable
 
@@ -36,7 +37,7 @@ REQUESTS = {"start_attempt": 1, "resume_attempt": 1, "new_attempt": 0, "finish":
             "dsa": 1, "move_carm": 2, "preset": 1, "pick": 4, "align_beam": 0, "nudge": 4, "insert": 3, "redirect": 3,
             "advance": 1, "withdraw": 1, "lor": 0, "inject": 1, "read_contrast": 1, "medicate": 2, "probe_view": 1, "probe_move": 4,
             "probe_settings": 3, "us_pick": 4, "insert_in_plane": 1, "open_attempt": 1, "preview": 1,
-            "scenario_view": 1, "replay_view": 1, "review_view": 2, "explain_case": 1}
+            "scenario_view": 1, "replay_view": 1, "review_view": 2, "explain_case": 1, "play_run": 0}
 
 
 class Handlers:
@@ -116,6 +117,8 @@ class Handlers:
             scan = self.attempt.scan  # live ultrasound: a new frame for every probe or needle move
             self._set(us_src=scan.data_url, us_caption=scan.caption, us_aspect=scan.aspect)
         self._set(**attempt_view(self.attempt, events, needle_moved=state.needle is not state_before.needle))
+        if len(self.attempt.shots) > shots_before and self.attempt.last_shot.mode != "pulse":
+            self.play_run()
 
     # ------------------------------------------------------------------ attempt life cycle
     def start_attempt(self, scenario_id) -> None:
@@ -181,6 +184,20 @@ class Handlers:
 
     def dsa(self, seconds) -> None:
         self._act({"type": "fluoro_shot", "mode": "dsa", "seconds": number(seconds, "DSA seconds")})
+
+    def play_run(self) -> None:
+        """Play the newest live or DSA run on the monitor at its pulse rate, frame by frame (the contrast
+        filling and washing out as it did), ending on the image it held; the monitor's buttons wait."""
+        attempt = self._live()
+        shot = attempt.last_run
+        if shot is None:
+            raise SpinesimError("there is no live or DSA run to play yet", hint="take a live or DSA run first")
+        frames, interval_s = attempt.cine(shot)
+        started = time.monotonic()
+        for number, frame in enumerate(frames, start=1):
+            self._set(fluoro_src=frame, fluoro_caption=f"{shot.caption}  frame {number}/{len(frames)}")
+            time.sleep(max(0.0, started + number * interval_s - time.monotonic()))
+        self._set(fluoro_src=shot.data_url, fluoro_caption=shot.caption)
 
     def move_carm(self, primary_deg, secondary_deg) -> None:
         isocenter = self.attempt.session.state.carm.isocenter if self.attempt else None

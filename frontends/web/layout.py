@@ -421,6 +421,9 @@ def _carm_card(ctrl) -> None:
                     click=_one_per_press(ctrl, ctrl.live, "[live_seconds]"), disabled=(busy,))
             v3.VBtn("DSA", id="dsa", color="deep-orange-darken-3", variant="flat", v_show="dsa_allowed",
                     click=_one_per_press(ctrl, ctrl.dsa, "[live_seconds]"), disabled=(busy,))
+            # The newest run again, frame by frame (the contrast filling and washing out): a cine loop.
+            v3.VBtn("Replay run", id="play-run", variant="tonal", prepend_icon="mdi-replay", click=ctrl.play_run,
+                    v_show="has_run", disabled=("busy || !attempt_active",))
 
 
 def _needle_card(ctrl) -> None:

@@ -54,7 +54,7 @@ def initial_state(user: User, catalogue: Catalogue, first: str) -> dict:
         "busy": False, "error_text": "", "error_show": False, "notice_text": "", "finish_confirm": False,
         "abandon_confirm": False, "alert_text": "", "alert_colour": "red-darken-2",
         "alert_show": False,
-        "fluoro_src": "", "fluoro_caption": "", "pick_marker": None, "entry_text": "", "entry_lps": "",
+        "fluoro_src": "", "fluoro_caption": "", "has_run": False, "pick_marker": None, "entry_text": "", "entry_lps": "",
         "fluoro_zoom": 1,
         "carm_primary": 0.0, "carm_secondary": 0.0, "carm_label": "AP", "preset_names": [],
         "needle_in": False, "depth_mm": 0.0, "bevel_text": "", "hub_text": "", "lor_text": "", "dsa_allowed": False,
@@ -157,7 +157,8 @@ def attempt_view(attempt: LiveAttempt, events: Sequence[Event] = (), *, needle_m
         view |= {"alert_text": " · ".join(e.message for e in alerts), "alert_show": True,
                  "alert_colour": "red-darken-2" if any(e.severity == "unsafe" for e in alerts) else "amber-darken-3"}
     shot = attempt.last_shot
-    view |= {"fluoro_src": shot.data_url if shot else "", "fluoro_caption": shot.caption if shot else ""}
+    view |= {"fluoro_src": shot.data_url if shot else "", "fluoro_caption": shot.caption if shot else "",
+             "has_run": attempt.last_run is not None}
     hints = attempt.session.scenario.hints
     view |= {"hints_shown": hints[:state.hints_shown], "hints_left": len(hints) - state.hints_shown}
     scan = attempt.scan

@@ -169,6 +169,20 @@ def beam_seconds(seconds: float | None) -> float:
     return PULSE_SECONDS if seconds is None else seconds
 
 
+def run_frames(seconds: float, frames_per_second: float) -> int:
+    """Frames of a live or DSA run of ``seconds`` at ``frames_per_second``: whole pulses, at least one.
+
+    >>> run_frames(2.0, 4.0), run_frames(1.0, 15.0), run_frames(0.01, 15.0)
+    (8, 15, 1)
+    """
+    return max(1, int(round(seconds * frames_per_second)))
+
+
+def at_pulse_rate(technique: Technique, frames_per_second: float | None) -> Technique:
+    """``technique`` at a ``fluoro_shot``'s own pulse rate (unchanged when the shot gives none)."""
+    return technique if frames_per_second is None else replace(technique, frames_per_second=frames_per_second)
+
+
 def tap_frames(frames_per_second: float) -> int:
     """Frames of a pulse shot: a tap of ``PULSE_SECONDS`` at the pulse rate, at least one.
 
@@ -287,7 +301,7 @@ class DoseLedger:
         (frames rounded to whole pulses)."""
         if not (np.isfinite(seconds) and seconds >= 0):
             raise SpinesimError(f"live fluoroscopy time must be >= 0 seconds, got {seconds!r}")
-        frames = int(round(seconds * exposure.frames_per_second))
+        frames = run_frames(seconds, exposure.frames_per_second) if seconds > 0 else 0
         return self._plus(kind, exposure, frames, float(seconds))
 
     def summary(self) -> str:
@@ -320,7 +334,7 @@ def technique_for(mode: str, technique: Technique = Technique(), seconds: float 
         return replace(technique, aec_target_ngy=DSA_TARGET_DETECTOR_NGY_PER_FRAME,
                        frames_per_second=DSA_FRAMES_PER_SECOND, averaged_frames=1)
     if mode == "live":
-        run = max(1, round((PULSE_SECONDS if seconds is None else seconds) * technique.frames_per_second))
+        run = run_frames(PULSE_SECONDS if seconds is None else seconds, technique.frames_per_second)
         return replace(technique, averaged_frames=min(run, RECURSIVE_FILTER_FRAMES))
     return technique
 
@@ -373,8 +387,14 @@ def add_fluoro_shot(ledger: DoseLedger, anatomy, carm: CArm, mode: str, seconds:
     technique : Technique
         Fluoroscopy technique (DSA runs use :func:`technique_for`).
     """
-    exposure = exposure_for(carm, technique_for(mode, technique), metered_transmission(anatomy, carm))
+    exposure = shot_exposure(anatomy, carm, mode, technique)
     if mode == "pulse" and seconds is None:
         return ledger.add_shot(exposure)
     return ledger.add_live(exposure, PULSE_SECONDS if seconds is None else seconds,
                            kind="dsa" if mode == "dsa" else "live")
+
+
+def shot_exposure(anatomy, carm: CArm, mode: str, technique: Technique = Technique()) -> Exposure:
+    """The exposure of one frame of a ``fluoro_shot`` of ``mode``: metered (:func:`metered_transmission`),
+    at the mode's technique (:func:`technique_for`). A run's dose is its frames times this one."""
+    return exposure_for(carm, technique_for(mode, technique), metered_transmission(anatomy, carm))

@@ -6,15 +6,18 @@ The compartment is decided by what the needle tip is in (clinical.md §2.7 table
 pattern             tip in                                 spread
 ==================  =====================================  =============================================
 ``epidural``        ``epidural_space``; fat or soft        the epidural space plus the root sleeve (tissue
-                    tissue within 3 mm of a root           within 3 mm of a root, outside the sac), easier
-                    (foramen); a root itself               cranio-caudally; persists and spreads
+                    tissue within 3 mm of a root           within 3 mm of a root, outside the sac, up to
+                    (foramen); a root itself               8 mm out of the space), easier cranio-caudally,
+                                                           mostly on the tip's side of the sac (dorsal
+                                                           for an interlaminar tip, ventral for a
+                                                           foraminal one); tapering; persists, spreads
 ``intrathecal``     ``dural_sac.csf``, ``cauda_equina``    CSF; settles toward -y (anterior: the patient
                                                            is prone, contrast is denser than CSF)
 ``subdural``        ``dural_sac.dura``                     the dura and the outermost layer of CSF;
                                                            sluggish, column-shaped
-``arterial``        a ``blood`` structure named artery      the vessel's lumen; washes out in ~1 s
-                    or aorta
-``venous``          any other ``blood`` structure          the vessel's lumen; washes out in seconds
+``arterial``        a ``blood`` structure named artery      the vessel's lumen, filling while the bolus
+                    or aorta                               runs in; clear ~1 s after it
+``venous``          any other ``blood`` structure          the same; clear within seconds
 ``intra_articular`` ``facet_joint.*``                      the joint line, then the capsule's recesses
                                                            (soft tissue within 4 mm); beyond ~1.5 mL
                                                            the capsule ruptures into the tissue around
@@ -31,9 +34,15 @@ tissue's own fluid; fat and muscle hold little, CSF and a joint a lot). Over tim
 with more tissue fluid: the filled volume grows by the spread factor ``s(t)`` while the concentration
 falls by it, so the iodine inside the body stays exactly what was injected. What a compartment cannot
 hold (a joint beyond its capsule, a compartment cut by the crop) overflows into the soft tissue beside
-it. Intravascular contrast is different: the blood carries it away, so the lumen opacifies at the
-injectate diluted by the blood (the bolus fills the lumen nearest the tip; in a small vessel, all of it
-in the crop, the rest is carried out of the field at once) and washes out exponentially.
+it. Intravascular contrast is different: the blood carries it away. The bolus runs in at
+:data:`INJECTION_ML_PER_S` while the flow clears it (:func:`intravascular_ml`), so the lumen nearest
+the tip opacifies over a lengthening column while the injection lasts, then fades within the
+pattern's washout time.
+
+An epidural fill tapers (:func:`_tapered_fill`): each voxel holds its capacity times
+``1 - (cost / R)**2`` of its geodesic cost from the tip, so the column thins toward its ends instead
+of ending in a box. Crossing to the other side of the dural sac (ventral for an interlaminar tip,
+dorsal for a foraminal one) costs ``barrier_cost`` times more.
 
 The fill front is then relaxed by diffusion confined to the compartment (:func:`_confined_diffusion`):
 fluid moves only between face-adjacent visited voxels of the same kind (compartment to compartment,
@@ -42,8 +51,9 @@ leaves where the fill put it, while the voxel-sharp front and the staircase of t
 soften over ``smoothing_mm`` (a Gaussian of that sigma). An epidurogram is then a smooth streak
 along the epidural space and a tram-track along the root sleeve, not a heap of voxel blobs.
 
-All numbers below are engineering defaults [ED] chosen to reproduce the time behaviour of §2.7
-("persists", "washes out within seconds", "sluggish"); the iodine concentration of the medium is
+Numbers with a source are cited where they are set; the others are engineering defaults [ED]
+chosen to reproduce the time behaviour of §2.7 ("persists", "washes out within seconds",
+"sluggish"); the iodine concentration of the medium is
 :data:`anatomy_models.tissues.CONTRAST_IODINE_MG_PER_ML`. The result is deterministic.
 """
 
@@ -70,16 +80,40 @@ Pattern = Literal["epidural", "intrathecal", "subdural", "arterial", "venous", "
 # Tissue within this distance (mm) of a root's surface, outside the dural sac, is the root sleeve and
 # foramen: contrast there runs along the root (§2.7 TFESI row) [ED].
 ROOT_SLEEVE_MM = 3.0
+# The sleeve is the fat and loose tissue around the root (and the epidural space it leaves through),
+# not the psoas the nerve runs on into: contrast outlines the root, then flows medially under the
+# pedicle into the ventral epidural space before any of it reaches the psoas (§2.2(a) [S17][S21];
+# ventral flow at 2 mL in 88% of TFESIs, Kim et al., Korean J Pain 2006;19:175, clinical.md §2.7).
+SLEEVE_TISSUES = frozenset({"fat", "soft_tissue", "muscle"})
+# The canal's lateral recess reaches this far (mm) lateral to the sac's edge (clinical.md §4.3: lateral
+# recess depth 4-14 mm, mean 6.7 [S70]); beyond it lies the foramen, whose fat around the root takes
+# contrast this many times less readily than the sleeve and the canal: the injectate outlines the
+# root and runs medially instead of pooling in the foramen (§2.7 TFESI row) [ED].
+LATERAL_RECESS_MM = 4.0
+_FORAMINAL_FAT_STEP_COST = 3.0
+# The dural root sleeve and the perineural spread that outlines the root reach this far (mm) beyond
+# the epidural space (the sleeve ends a little past the ganglion); beyond it, tissue around the root
+# is spill like any other [ED].
+SLEEVE_LENGTH_MM = 8.0
 # The sleeve is a fluid-filled cuff (dural root sleeve and perineural fat): it holds more than epidural
 # fat and contrast runs along it first, outlining the root (§2.7 TFESI row) [ED].
-SLEEVE_FILL_FRACTION = 0.5
-_SLEEVE_STEP_COST = 0.5
-# The facet capsule and its superior and inferior recesses extend this far around the joint space
-# label (mm): a joint label is the thin cartilage-lined space, the capsule distends around it [ED].
+SLEEVE_FILL_FRACTION = 0.8
+_SLEEVE_STEP_COST = 0.4
+# Where the root has entered the psoas, its sleeve is the muscle's fascial cleft: contrast follows
+# the root there only after the sleeve in the foramen and the canal have taken it [ED].
+_MUSCLE_SLEEVE_STEP_COST = 1.5
+# The facet capsule's superior and inferior recesses extend this far around the joint space label (mm),
+# at its poles: within RECESS_POLE_MM of the joint's cranial and caudal ends. A joint label is the thin
+# cartilage-lined space (its fluid film holds JOINT_FILL_FRACTION of it); the recesses are the capsule's
+# slack pouches, which distend (an arthrogram: a thin joint line between two contrast-filled recesses,
+# clinical.md §2.3 [S32][S34]) [ED].
 CAPSULE_MM = 4.0
-# Flow into the capsule's recesses costs this much more per mm than along the joint line, so the
-# joint line fills first and the recesses distend after it (§2.3: "fills the recesses") [ED].
-_RECESS_STEP_COST = 100.0
+RECESS_POLE_MM = 4.0
+JOINT_FILL_FRACTION = 0.3
+RECESS_FILL_FRACTION = 1.0
+# Flow into the recesses costs this much more per mm than along the joint line, so the line opacifies
+# first and the recesses distend after it (§2.3: "contrast leaves the tip and fills the recesses") [ED].
+_RECESS_STEP_COST = 2.0
 # Contrast in the disc tracks through the annulus's fissures (which hold little) into the softer
 # nucleus and fills it (§2.7: disc-shaped blush) [ED].
 _ANNULUS_STEP_COST = 10.0
@@ -93,6 +127,15 @@ _SPILL_STEP_COST = 1.0e4
 # With gravity, the geodesic fill visits this many times the fluid volume before the gravity key
 # reorders it.
 _GRAVITY_VISIT_FACTOR = 8.0
+# A tapered fill (:func:`_tapered_fill`) holds on average >= 0.4 of what it visits (a 3-D front;
+# 2/3 along a tube), so the geodesic fill visits this many times the fluid volume.
+_TAPER_VISIT_FACTOR = 3.0
+# An intravascular bolus runs on along the front of the canal this far (mm) up and down from where it
+# reaches it (:func:`_runoff`) [ED].
+RUNOFF_MM = 30.0
+# Hand injection of a test dose runs at about 0.5 mL/s (the rate of the DSA-versus-live study
+# [S46], clinical.md §2.7): 1 mL takes 2 s. An intravascular bolus arrives in the vessel at this rate.
+INJECTION_ML_PER_S = 0.5
 
 
 @dataclass(frozen=True)
@@ -130,6 +173,13 @@ class SpreadModel:
         and the fill fraction (linearly, clipped to 0.2-2x).
     smoothing_mm : float
         Sigma (mm) of the confined diffusion that relaxes the fill front (0 for none).
+    barrier_cost : float
+        Epidural only: step cost, relative to the tip's own side, in the epidural space on the other
+        side of the dural sac (dorsal or ventral, :func:`_sac_sides`): the sac and its lateral
+        attachments keep a small volume in the compartment it was injected into.
+    taper : bool
+        Whether the fill tapers with geodesic distance (:func:`_tapered_fill`: full near the tip,
+        thinning to nothing at the front) instead of filling each voxel to capacity in order.
     """
 
     fill_fraction: float
@@ -146,6 +196,8 @@ class SpreadModel:
     texture_cost_gain: float = 0.0
     texture_capacity_gain: float = 0.0
     smoothing_mm: float = 0.0
+    barrier_cost: float = 1.0
+    taper: bool = False
 
     def spread_factor(self, seconds: float) -> float:
         return 1.0 + self.spread_gain * (1.0 - math.exp(-seconds / self.spread_time_s))
@@ -155,33 +207,47 @@ class SpreadModel:
 
 
 MODELS: dict[str, SpreadModel] = {
-    # Epidural fat and the potential space take ~30% of their volume; spread doubles over ~1 min to
-    # adjacent levels and out of the foramina (§2.7: persists, spreads over tens of seconds). The
-    # fluid runs as a smooth layer along the space and the root sleeve (an epidurogram's linear,
-    # "railroad" streaks and the root's tram-track, §2.7): fat lobules only roughen its front a
-    # little, and the front relaxes over 1.5 mm.
-    "epidural": SpreadModel(0.3, spread_gain=1.0, spread_time_s=30.0, cranio_caudal_cost=0.5,
-                            half_extent_mm=(40.0, 40.0, 80.0), texture_mm=(1.5, 1.5, 1.5), texture_cost_gain=0.25,
-                            smoothing_mm=1.5),
+    # The injectate distends the epidural potential space (the dura yields): it holds 80% of its
+    # labelled volume [ED, so that 2 mL spans ~2 levels and 5 mL ~3.5, the numbers below]; spread doubles over ~1 min to
+    # adjacent levels and out of the foramina (§2.7: persists, spreads over tens of seconds; the
+    # epidurogram sequence of [S44] widens from one level at 20 s to several by 50-70 s). It stays in
+    # the compartment it was injected into: an interlaminar injection flows dorsally in 25/25 and
+    # ventrally in 9/25 even at 5 mL (Botwin et al., Pain Physician 2004;7:77, clinical.md §2.7), a
+    # foraminal one ventrally (88% at 2 mL, Kim 2006), so crossing to the other side of the sac costs
+    # 10x [ED]. It spreads further cephalad than caudad (1.28 against 0.88 levels at 5 mL, Botwin
+    # 2004) and more levels with more volume (2.2 +- 0.9 levels at 3 mL, Jeong et al., Korean J
+    # Anesthesiol 2013;65:431); cranio-caudal steps cost half a transverse one [ED]. It tapers from the
+    # tip (thins toward its ends) and is lobulated by the epidural fat: globules ~2 mm across hold
+    # +-40% more or less fluid [ED], the front relaxed over 1 mm.
+    "epidural": SpreadModel(0.8, spread_gain=1.0, spread_time_s=30.0, cranio_caudal_cost=0.5,
+                            half_extent_mm=(40.0, 40.0, 80.0), texture_mm=(2.0, 2.0, 2.0), texture_cost_gain=0.25,
+                            texture_capacity_gain=0.4, smoothing_mm=1.5, barrier_cost=10.0, taper=True),
     # Contrast mixes with CSF and pools by gravity (§2.7: diffuses, pools by gravity).
     "intrathecal": SpreadModel(0.5, spread_gain=1.0, spread_time_s=30.0, half_extent_mm=(30.0, 30.0, 90.0),
                                spills=False, gravity_gain=10.0),
     # Sluggish, loculated column (§2.7).
     "subdural": SpreadModel(0.5, spread_gain=0.3, spread_time_s=60.0, cranio_caudal_cost=0.4,
                             half_extent_mm=(30.0, 30.0, 80.0), spills=False),
-    # Very fast washout (§2.7: may be missed on static images) [ED 1 s].
-    "arterial": SpreadModel(1.0, half_extent_mm=(40.0, 40.0, 40.0), washout_time_s=1.0, blood_fraction=0.5,
+    # Very fast washout (§2.7: may be missed on static images, DSA detects more [S22][S46]): the
+    # artery fills while the bolus runs in (INJECTION_ML_PER_S) and is clear within about a second of
+    # its end: time constant 0.5 s, below 10% of the peak 1.15 s after it [ED].
+    "arterial": SpreadModel(1.0, half_extent_mm=(40.0, 40.0, 40.0), washout_time_s=0.5, blood_fraction=0.5,
                             spills=False),
-    # Washes out within seconds (§2.7) [ED 4 s].
-    "venous": SpreadModel(1.0, half_extent_mm=(40.0, 40.0, 40.0), washout_time_s=4.0, blood_fraction=0.5,
+    # Washes out within seconds (§2.7 [S46][S22]): time constant 2 s, below 10% 4.6 s after the
+    # bolus [ED].
+    "venous": SpreadModel(1.0, half_extent_mm=(40.0, 40.0, 40.0), washout_time_s=2.0, blood_fraction=0.5,
                           spills=False),
     # The capsule holds ~1 mL, ruptures beyond ~1.5 mL (clinical.md §2.3 [S31][S32]).
-    "intra_articular": SpreadModel(1.0, half_extent_mm=(25.0, 25.0, 30.0), capsule_ml=1.5),
+    "intra_articular": SpreadModel(JOINT_FILL_FRACTION, half_extent_mm=(25.0, 25.0, 30.0), capsule_ml=1.5),
     # Disc-shaped blush that persists (§2.7).
     "intradiscal": SpreadModel(0.5, half_extent_mm=(35.0, 35.0, 20.0)),
     # Blob at the tip, feathery along the muscle fibres; persists (§2.7).
     "soft_tissue": SpreadModel(0.2, spread_gain=0.3, spread_time_s=60.0, cranio_caudal_cost=0.5,
                                half_extent_mm=(30.0, 30.0, 40.0), texture_mm=(0.8, 0.8, 6.0), texture_cost_gain=0.9),
+    # Not a pattern of its own: the soft-tissue pattern in fat (subcutaneous, no fibres to follow) is a
+    # round blob at the tip that thins at its edge and barely spreads [ED].
+    "subcutaneous": SpreadModel(0.3, spread_gain=0.2, spread_time_s=60.0, half_extent_mm=(25.0, 25.0, 25.0),
+                                taper=True),
 }
 
 # What each pattern looks like, for the trainee's event stream (clinical.md §2.7).
@@ -205,6 +271,16 @@ class Compartment:
     structure: str
     codes: np.ndarray
     root_sleeve: bool = False
+
+
+def model_key(pattern: str, tissue: str) -> str:
+    """The key of :data:`MODELS` for contrast of ``pattern`` injected into ``tissue``: the pattern's,
+    except soft tissue that is not muscle (subcutaneous fat), which has no fibres to stream along.
+
+    >>> model_key("soft_tissue", "muscle"), model_key("soft_tissue", "fat"), model_key("epidural", "fat")
+    ('soft_tissue', 'subcutaneous', 'epidural')
+    """
+    return "subcutaneous" if pattern == "soft_tissue" and tissue != "muscle" else pattern
 
 
 def is_artery(structure: str) -> bool:
@@ -335,6 +411,8 @@ class ContrastSpread:
         Compartment pattern (module docstring).
     structure : str
         Structure at the tip.
+    tissue : str
+        Tissue class at the tip (picks the soft-tissue pattern's model, :func:`model_key`).
     volume_ml : float
         Injected volume, mL.
     iodine_mg_per_ml : float
@@ -355,6 +433,7 @@ class ContrastSpread:
 
     pattern: str
     structure: str
+    tissue: str
     volume_ml: float
     iodine_mg_per_ml: float
     ruptured: bool
@@ -369,7 +448,7 @@ class ContrastSpread:
 
     @property
     def model(self) -> SpreadModel:
-        return MODELS[self.pattern]
+        return MODELS[model_key(self.pattern, self.tissue)]
 
     @property
     def appearance(self) -> str:
@@ -389,10 +468,15 @@ class ContrastSpread:
         model = self.model
         voxel_ml = float(abs(np.linalg.det(self.grid.affine[:3, :3]))) / 1000.0
         if model.washout_time_s is not None:
-            # The bolus fills the lumen nearest the tip, diluted by the blood, then washes out.
-            washout = math.exp(-seconds / model.washout_time_s)
-            lumen = _fill_prefix(self.capacity_ml, self.volume_ml / model.blood_fraction)
-            return self.iodine_mg_per_ml * model.blood_fraction * washout * lumen / voxel_ml
+            # The bolus runs into the lumen from the tip on, diluted by the blood: the opacified
+            # column lengthens while it fills, then fades where it reached as the flow washes it out.
+            held_ml = intravascular_ml(self.volume_ml, model.washout_time_s, seconds)
+            reached_ml = intravascular_ml(self.volume_ml, model.washout_time_s,
+                                          min(seconds, self.volume_ml / INJECTION_ML_PER_S))
+            lumen = _fill_prefix(self.capacity_ml, reached_ml / model.blood_fraction)
+            if held_ml <= 0.0:
+                return np.zeros(self.order.shape)
+            return self.iodine_mg_per_ml * held_ml * lumen / lumen.sum() / voxel_ml
         spread = model.spread_factor(seconds)
         if model.gravity_gain:
             # Stable sort keeps the Dijkstra order among ties.
@@ -403,7 +487,10 @@ class ContrastSpread:
         capacity = self.capacity_ml[rank]
         total = self.volume_ml * spread
         held = self.volume_ml if model.capsule_ml is None else min(self.volume_ml, model.capsule_ml)
-        placed = _fill_prefix(capacity * inside, held * spread)
+        if model.taper:
+            placed = _tapered_fill(capacity * inside, self.cost_mm[rank], held * spread)
+        else:
+            placed = _fill_prefix(capacity * inside, held * spread)
         if model.spills:
             placed += _fill_prefix(capacity * ~inside, total - placed.sum())
         if placed.sum() < total:
@@ -472,6 +559,54 @@ def _same_kind_neighbours(order: np.ndarray, in_compartment: np.ndarray, shape: 
     return np.concatenate(pairs)
 
 
+def intravascular_ml(volume_ml: float, washout_time_s: float, seconds: float) -> float:
+    """Injected fluid (mL) in the vessel ``seconds`` after an injection of ``volume_ml`` began.
+
+    The bolus runs in at :data:`INJECTION_ML_PER_S` for ``T = volume_ml / INJECTION_ML_PER_S``
+    and the flow carries it away at the rate ``held / washout_time_s`` (a well-mixed compartment):
+    ``rate * tau * (1 - exp(-t / tau))`` while injecting, then exponential decay from the peak at
+    ``T``.
+
+    Examples
+    --------
+    >>> peak = intravascular_ml(1.0, 0.5, 2.0)
+    >>> round(peak, 4), intravascular_ml(1.0, 0.5, 1.0) < peak, intravascular_ml(1.0, 0.5, 3.2) < 0.1 * peak
+    (0.2454, True, True)
+    """
+    rate = INJECTION_ML_PER_S
+    injecting_s = volume_ml / rate
+    peak_or_now = rate * washout_time_s * (1.0 - math.exp(-min(seconds, injecting_s) / washout_time_s))
+    return peak_or_now * math.exp(-max(seconds - injecting_s, 0.0) / washout_time_s)
+
+
+def _tapered_fill(capacity: np.ndarray, cost: np.ndarray, amount: float) -> np.ndarray:
+    """Fill ``amount`` into slots of ``capacity`` at geodesic ``cost`` from the tip, tapering: slot i
+    holds ``capacity_i * max(0, 1 - (cost_i / R)**2)`` with the reach ``R`` that places exactly
+    ``amount`` (bisection; the placed total grows with R). Full at the tip, thinning smoothly to
+    nothing at the front, as an epidurogram's column tapers toward its ends. Slots that cannot hold
+    it all are filled to capacity.
+
+    Examples
+    --------
+    >>> out = _tapered_fill(np.ones(5), np.arange(5.0), 2.0)
+    >>> round(float(out.sum()), 9), bool(np.all(np.diff(out) <= 0)), float(out[0])
+    (2.0, True, 1.0)
+    """
+    if capacity.sum() <= amount:
+        return capacity.copy()
+    low, high = 0.0, 1.0
+    while (capacity * np.clip(1.0 - (cost / high) ** 2, 0.0, 1.0)).sum() < amount:
+        high *= 2.0
+    for _ in range(60):
+        reach = 0.5 * (low + high)
+        if (capacity * np.clip(1.0 - (cost / reach) ** 2, 0.0, 1.0)).sum() < amount:
+            low = reach
+        else:
+            high = reach
+    placed = capacity * np.clip(1.0 - (cost / high) ** 2, 0.0, 1.0)
+    return placed * (amount / placed.sum())
+
+
 def _fill_prefix(capacity: np.ndarray, amount: float) -> np.ndarray:
     """Fill ``amount`` into slots of ``capacity`` in order: full slots, one partial, then empty."""
     cumulative = np.cumsum(capacity)
@@ -510,12 +645,15 @@ def inject(tracer: Tracer, tip: Sequence[float] | np.ndarray, volume_ml: float,
         raise SpinesimError(f"injected volume must be 0-50 mL, got {volume_ml}")
     tip = np.asarray(tip, dtype=np.float64)
     compartment = compartment_at(tracer, tip)
-    model = MODELS[compartment.pattern]
+    tissue = tracer.tissues[int(tracer.codes_at(tip[None])[0])]
+    model = MODELS[model_key(compartment.pattern, tissue)]
     grid = tracer.volume.crop(tip - model.half_extent_mm, tip + model.half_extent_mm)
     codes = grid.array
     inside = np.isin(codes, compartment.codes)
     sleeve = _root_sleeve(tracer, codes, grid) & ~inside if compartment.root_sleeve else np.zeros_like(inside)
     inside |= sleeve
+    if model.washout_time_s is not None:
+        inside |= _runoff(tracer, codes, grid, inside, arterial=compartment.pattern == "arterial")
     if compartment.pattern == "subdural":
         csf = np.isin(codes, tracer.codes_in_group("dural_sac.csf"))
         inside |= csf & ndimage.binary_dilation(inside, iterations=1)
@@ -531,8 +669,15 @@ def inject(tracer: Tracer, tip: Sequence[float] | np.ndarray, volume_ml: float,
     step_cost = np.where(inside, np.select([recess, sleeve, annulus], [_RECESS_STEP_COST, _SLEEVE_STEP_COST,
                                                                         _ANNULUS_STEP_COST], 1.0),
                          np.where(spill, _SPILL_STEP_COST, np.inf))
+    if compartment.pattern == "epidural":
+        other_side, foramen = _sac_sides(tracer, codes, grid, tip)
+        step_cost = np.where(inside & other_side, step_cost * model.barrier_cost, step_cost)
+        step_cost = np.where(inside & foramen & ~sleeve, step_cost * _FORAMINAL_FAT_STEP_COST, step_cost)
+        in_muscle = sleeve & np.isin(codes, [c for c, t in enumerate(tracer.tissues) if t == "muscle"])
+        step_cost = np.where(in_muscle, _MUSCLE_SLEEVE_STEP_COST, step_cost)
     voxel_ml = float(abs(np.linalg.det(grid.affine[:3, :3]))) / 1000.0
-    capacity = np.where(inside, np.select([sleeve, annulus], [SLEEVE_FILL_FRACTION, ANNULUS_FILL_FRACTION],
+    capacity = np.where(inside, np.select([sleeve, annulus, recess], [SLEEVE_FILL_FRACTION, ANNULUS_FILL_FRACTION,
+                                                                       RECESS_FILL_FRACTION],
                                           model.fill_fraction), SPILL_FILL_FRACTION) * voxel_ml
     if model.texture_mm is not None:
         texture = _texture(grid, model.texture_mm, seed)
@@ -553,6 +698,7 @@ def inject(tracer: Tracer, tip: Sequence[float] | np.ndarray, volume_ml: float,
         # Gravity reorders the fill, so visit more than the volume needs: the dependent layer lies
         # further along the geodesic than the nearest voxels.
         needed = volume_ml * model.spread_factor(np.inf) * (_GRAVITY_VISIT_FACTOR if model.gravity_gain else 1.0)
+        needed *= _TAPER_VISIT_FACTOR if model.taper else 1.0
     limit = np.inf if model.capsule_ml is None else model.capsule_ml * model.spread_factor(np.inf)
     order, cost = _fill_order(np.ascontiguousarray(step_cost), start, _OFFSETS, lengths, capacity.ravel(),
                               inside.ravel(), limit, needed)
@@ -562,7 +708,7 @@ def inject(tracer: Tracer, tip: Sequence[float] | np.ndarray, volume_ml: float,
     neighbours = (_same_kind_neighbours(order, in_compartment, grid.shape) if model.smoothing_mm > 0
                   else np.zeros((0, 2), np.int64))
     return ContrastSpread(
-        pattern=compartment.pattern, structure=compartment.structure, volume_ml=float(volume_ml),
+        pattern=compartment.pattern, structure=compartment.structure, tissue=tissue, volume_ml=float(volume_ml),
         iodine_mg_per_ml=float(iodine_mg_per_ml),
         ruptured=model.capsule_ml is not None and volume_ml > model.capsule_ml,
         grid=grid.with_array(np.zeros(grid.shape, np.uint8)), order=order, cost_mm=cost, y_mm=y_mm,
@@ -570,14 +716,92 @@ def inject(tracer: Tracer, tip: Sequence[float] | np.ndarray, volume_ml: float,
         neighbours=neighbours)
 
 
+def _sac_sides(tracer: Tracer, codes: np.ndarray, grid: Volume, tip: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Two masks on the crop, both empty when it holds no dural sac (its third axis taken as z).
+
+    The other side: the half on the other side of the sac from the tip, ventral (in front of the
+    sac's centre, slice by slice) for a dorsal tip, dorsal for a ventral or foraminal one (a tip
+    lateral to the sac, where a transforaminal needle reaches the ventral compartment through the
+    foramen). The foramen: more than :data:`LATERAL_RECESS_MM` lateral to the sac's edge, out of the
+    canal, where the epidural fat around the root is not the sleeve.
+    """
+    sac = np.isin(codes, tracer.codes_in_group("dural_sac"))
+    if not sac.any():
+        return np.zeros(codes.shape, bool), np.zeros(codes.shape, bool)
+    i, j, k = np.nonzero(sac)
+    world = grid.voxel_to_world(np.stack([i, j, k], axis=1))
+    slices = np.arange(codes.shape[2])
+    counts = np.bincount(k, minlength=slices.size)
+    has = counts > 0
+    centre_y = np.interp(slices, slices[has], np.bincount(k, world[:, 1], slices.size)[has] / counts[has])
+    centre_x = np.interp(slices, slices[has], np.bincount(k, world[:, 0], slices.size)[has] / counts[has])
+    half_width = np.interp(slices, slices[has], [np.ptp(world[k == s, 0]) / 2 for s in slices[has]])
+    tip_k = int(np.clip(np.rint(grid.world_to_voxel(tip)[2]), 0, slices.size - 1))
+    foraminal_tip = abs(tip[0] - centre_x[tip_k]) > half_width[tip_k]
+    tip_dorsal = bool(tip[1] > centre_y[tip_k]) and not foraminal_tip
+    ii, jj, kk = np.indices(codes.shape)
+    xyz = grid.voxel_to_world(np.stack([ii.ravel(), jj.ravel(), kk.ravel()], axis=1)).reshape(codes.shape + (3,))
+    dorsal = xyz[..., 1] > centre_y[None, None, :]
+    foramen = np.abs(xyz[..., 0] - centre_x[None, None, :]) > half_width[None, None, :] + LATERAL_RECESS_MM
+    return (~dorsal if tip_dorsal else dorsal), foramen
+
+
+def _runoff(tracer: Tracer, codes: np.ndarray, grid: Volume, vessel: np.ndarray, arterial: bool) -> np.ndarray:
+    """Where an intravascular bolus runs on beyond the labelled vessel, on the crop: one-voxel channels
+    from the vessel's end nearest the midline to the front of the canal (ventral to the dural sac),
+    then cranially and caudally along it for :data:`RUNOFF_MM` each way. An artery's run ends in a
+    single midline channel on the sac's ventral surface that rises and falls from where it joins
+    (the radiculomedullary artery's "hairpin" onto the anterior spinal artery, clinical.md §2.7
+    [S2][S22]); a vein's in the paired
+    longitudinal channels of the anterior epidural plexus, either side of the midline (the thin
+    plexiform channels of §2.7 [S46]). The anatomy labels neither; these stand in for them [ED].
+    Empty when the crop holds no dural sac or vessel."""
+    sac = np.isin(codes, tracer.codes_in_group("dural_sac"))
+    if not (sac.any() and vessel.any()):
+        return np.zeros(codes.shape, bool)
+    ends = grid.voxel_to_world(np.argwhere(vessel))
+    start = ends[np.argmin(np.abs(ends[:, 0]))]
+    sac_points = grid.voxel_to_world(np.argwhere(sac))
+    level = sac_points[np.abs(sac_points[:, 2] - start[2]) <= 2.0]
+    level = sac_points if level.size == 0 else level
+    # The artery runs on the sac's ventral surface, the veins just in front of it (epidural).
+    front_y = float(level[:, 1].min()) + (1.0 if arterial else -1.5)
+    half_width = 0.5 * float(np.ptp(level[:, 0]))
+    centre_x = float(level[:, 0].mean())
+    channels_x = [centre_x] if arterial else [centre_x - 0.6 * half_width, centre_x + 0.6 * half_width]
+    side = np.sign(start[0] - centre_x) or 1.0
+    joins = np.array([channels_x[-1] if side > 0 else channels_x[0], front_y, start[2]])
+    polylines = [[start, joins]]
+    if not arterial:
+        polylines.append([np.array([channels_x[0], front_y, start[2]]), np.array([channels_x[1], front_y, start[2]])])
+    # Up and down from where it joins, gently tortuous: +-1 mm over a 12 mm wavelength [ED].
+    along = np.linspace(-RUNOFF_MM, RUNOFF_MM, 61)
+    for x in channels_x:
+        wobble = x + np.sin(2.0 * np.pi * along / 12.0) * (1.0 if x >= centre_x else -1.0)
+        polylines.append(list(np.stack([wobble, np.full_like(along, front_y), start[2] + along], axis=1)))
+    out = np.zeros(codes.shape, bool)
+    step = 0.3 * float(np.min(grid.spacing))
+    for a, b in (pair for line in polylines for pair in zip(line[:-1], line[1:])):
+        count = max(2, int(np.linalg.norm(b - a) / step) + 1)
+        ijk = np.rint(grid.world_to_voxel(a + np.linspace(0.0, 1.0, count)[:, None] * (b - a))).astype(int)
+        ijk = ijk[np.all((ijk >= 0) & (ijk < codes.shape), axis=1)]
+        out[tuple(ijk.T)] = True
+    # Channels never run through bone or a disc.
+    solid = np.isin(codes, [c for c, t in enumerate(tracer.tissues) if t in BONE_TISSUES or t.startswith("disc")])
+    return out & ~solid & ~vessel
+
+
 def _root_sleeve(tracer: Tracer, codes: np.ndarray, grid: Volume) -> np.ndarray:
-    """Fat, soft tissue and muscle (the root runs on through psoas) within :data:`ROOT_SLEEVE_MM` of a
-    root, outside the sac, on the crop."""
+    """The tissue of :data:`SLEEVE_TISSUES` within :data:`ROOT_SLEEVE_MM` of a root, outside the sac,
+    on the crop."""
     roots = np.isin(codes, tracer.root_codes())
     if not roots.any():
         return np.zeros(codes.shape, bool)
     near = ndimage.distance_transform_edt(~roots, sampling=grid.spacing) <= ROOT_SLEEVE_MM + 0.5 * float(np.min(grid.spacing))
-    soft = np.isin(codes, [c for c, t in enumerate(tracer.tissues) if t in ("fat", "soft_tissue", "muscle")])
+    soft = np.isin(codes, [c for c, t in enumerate(tracer.tissues) if t in SLEEVE_TISSUES])
+    epidural = np.isin(codes, tracer.codes_in_group("epidural_space"))
+    if epidural.any():
+        soft &= ndimage.distance_transform_edt(~epidural, sampling=grid.spacing) <= SLEEVE_LENGTH_MM
     return near & soft & ~np.isin(codes, tracer.codes_in_group("dural_sac"))
 
 
@@ -590,10 +814,13 @@ def _texture(grid: Volume, correlation_mm: tuple[float, float, float], seed: int
 
 
 def _capsule(tracer: Tracer, codes: np.ndarray, joint: np.ndarray, grid: Volume) -> np.ndarray:
-    """The capsule and its recesses: soft tissue within :data:`CAPSULE_MM` of the joint space."""
+    """The capsule's recesses: soft tissue within :data:`CAPSULE_MM` of the joint space, at its
+    superior and inferior poles (within :data:`RECESS_POLE_MM` of its cranial and caudal ends, in z)."""
     near = ndimage.distance_transform_edt(~joint, sampling=grid.spacing) <= CAPSULE_MM + 0.5 * float(np.min(grid.spacing))
     soft = np.isin(codes, [c for c, t in enumerate(tracer.tissues) if t in SPILL_TISSUES])
-    return near & soft
+    z = grid.voxel_to_world(np.argwhere(np.ones(codes.shape, bool)))[:, 2].reshape(codes.shape)
+    top, bottom = z[joint].max(), z[joint].min()
+    return near & soft & ((z >= top - RECESS_POLE_MM) | (z <= bottom + RECESS_POLE_MM))
 
 
 def _start_voxel(grid: Volume, tip: np.ndarray, passable: np.ndarray) -> np.ndarray | None:
@@ -619,8 +846,10 @@ def contrast_volume(spreads: Sequence[tuple[ContrastSpread, float]]) -> Volume |
     Returns
     -------
     Volume or None
-        Float32 concentrations on the smallest box of the anatomy's grid holding every crop (all crops
-        are sub-grids of the same anatomy grid); None when nothing has been injected.
+        Float32 concentrations on the smallest box of the anatomy's grid holding all the iodine (all
+        crops are sub-grids of the same anatomy grid; a box of one voxel when all of it has washed
+        out): the smaller the box, the cheaper each cine frame's projection of it. None when nothing
+        has been injected.
     """
     if not spreads:
         return None
@@ -633,6 +862,10 @@ def contrast_volume(spreads: Sequence[tuple[ContrastSpread, float]]) -> Volume |
         offset = start - lower
         box = tuple(slice(o, o + n) for o, n in zip(offset, spread.grid.shape))
         array[box] += spread.concentration(seconds).array
+    filled = [np.flatnonzero(array.any(axis=tuple(a for a in range(3) if a != axis))) for axis in range(3)]
+    first = np.array([f[0] if f.size else 0 for f in filled])
+    last = np.array([f[-1] + 1 if f.size else 1 for f in filled])
+    array = np.ascontiguousarray(array[tuple(slice(a, b) for a, b in zip(first, last))])
     affine = parent.affine.copy()
-    affine[:3, 3] = parent.voxel_to_world(lower)
+    affine[:3, 3] = parent.voxel_to_world(lower + first)
     return Volume(array, affine)

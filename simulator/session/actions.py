@@ -29,7 +29,10 @@ Actions
 ``set_carm``      C-arm pose: ``primary_deg`` (LAO +, RAO -), ``secondary_deg`` (cranial +, caudal -),
                   optional ``setup`` name and ``isocenter``: the fields of a
                   :class:`scenarios.poses.CArmPose` (``SetCarm.pose``).
-``fluoro_shot``   one exposure: ``mode`` pulse | live | dsa and optional ``seconds`` of beam-on time.
+``fluoro_shot``   one exposure: ``mode`` pulse | live | dsa, optional ``seconds`` of beam-on time and
+                  ``frames_per_second`` (the pulse rate of a live run, 1-30; the C-arm's own
+                  where absent; DSA acquires at its own rate): a run is a cine of
+                  ``seconds x`` the rate frames.
 ``place_probe``   ultrasound probe pose: ``position``, ``direction`` (beam axis), ``lateral``
                   (in-plane axis); optional machine settings ``kind`` (linear | curvilinear),
                   ``depth_mm``, ``gain_db``, ``frequency_mhz`` (the kind's preset where absent) and
@@ -152,6 +155,8 @@ class FluoroShot(_Action):
     mode: Literal["pulse", "live", "dsa"] = "pulse"
     # Beam-on time, s; a pulse shot is a tap (imaging.dose).
     seconds: Annotated[float, Field(gt=0.0, le=600.0), Number] | None = None
+    # Pulse rate of the run, frames/s (pain-clinic C-arms pulse at 4-15 p/s; imaging.dose.Technique).
+    frames_per_second: Annotated[float, Field(ge=1.0, le=30.0), Number] | None = None
 
 
 class PlaceProbe(_Action):

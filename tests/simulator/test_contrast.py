@@ -77,7 +77,7 @@ def test_epidural_contrast_at_the_foramen_runs_along_the_root_sleeve(tracer):
     epidural = _mask(tracer, volume, ["epidural_space"])[volume.array > 0]
     # The sleeve (within 3 mm of the root, voxel rounding aside) and, medially, the epidural space.
     assert np.all((distance <= 3.5) | epidural)
-    assert epidural.any() and (~epidural).sum() > 0.25 * epidural.size
+    assert epidural.any() and (~epidural).sum() > 0.15 * epidural.size
     roots = _mask(tracer, volume, ["nerve_root"])
     assert volume.array[roots].sum() == 0  # around the root, not in it
     # It runs infero-laterally along the root: the fill spans more than 10 mm of it.
@@ -88,23 +88,35 @@ def test_a_joint_ruptures_beyond_its_capsule_and_spills_into_the_soft_tissue(tra
     tip = TIPS["intra_articular"][0]
     small, large = inject(tracer, tip, 1.0), inject(tracer, tip, 3.0)
     assert not small.ruptured and large.ruptured
-    for spread, spilled_ml in ((small, 0.0), (large, 1.5)):
+    # The joint line and its superior and inferior recesses hold ~1 mL (clinical.md §2.3), at most 1.5 mL.
+    holds_ml = large.capacity_ml[large.in_compartment].sum()
+    assert 0.8 <= holds_ml <= 1.5
+    for spread, spilled_ml in ((small, 0.0), (large, 3.0 - holds_ml)):
         iodine = spread.voxel_concentration(0.0) * 1e-3
-        # What the capsule cannot hold (3 - 1.5 mL) is outside it.
+        # What the capsule cannot hold is outside it.
         assert iodine[~spread.in_compartment].sum() == pytest.approx(spilled_ml * CONTRAST_IODINE_MG_PER_ML, abs=1e-6)
     joint = _mask(tracer, small.concentration(0.0), ["facet_joint.L4-L5.left"])
     assert small.concentration(0.0).array[joint].min() > 0  # the whole joint line fills
 
 
-def test_arterial_and_venous_contrast_wash_out_within_seconds(tracer):
+def test_arterial_contrast_fills_while_injected_then_washes_out_within_a_second(tracer):
+    """The bolus runs in at 0.5 mL/s: the artery's iodine rises for the 2 s of a 1 mL injection, the
+    opacified column lengthening along the lumen, then falls below 10% of its peak within 1.2 s."""
     arterial = inject(tracer, TIPS["arterial"][0], 1.0)
     assert arterial.pattern == "arterial"
-    at = {t: arterial.iodine_mg(t) for t in (0.0, 0.5, 1.0, 3.0, 5.0)}
-    assert at[0.0] > 0 and at[0.5] < at[0.0] and at[1.0] == pytest.approx(at[0.0] / np.e)
-    assert at[5.0] < 0.01 * at[0.0]
-    vessel = _mask(tracer, arterial.concentration(0.0), ["radicular_artery"])
-    assert arterial.concentration(0.0).array[~vessel].sum() == 0
-    assert vessel.sum() > 20  # the lumen opacifies along its length, not a blob at the tip
+    times = np.arange(0.0, 5.0, 0.1)
+    iodine = np.array([arterial.iodine_mg(t) for t in times])
+    peak = int(np.argmax(iodine))
+    assert times[peak] == pytest.approx(2.0) and np.all(np.diff(iodine[:peak + 1]) > 0)
+    cleared = times[peak:][iodine[peak:] < 0.1 * iodine[peak]][0]
+    assert 0.5 < cleared - times[peak] < 1.25
+    early, full = arterial.concentration(0.05), arterial.concentration(2.0)
+    vessel = _mask(tracer, full, ["radicular_artery"])
+    assert vessel[full.array > 0].sum() > 20  # the lumen opacifies along its length, not a blob at the tip
+    # Beyond it, the bolus runs on as a thin line up and down the front of the canal (the hairpin).
+    run = full.voxel_to_world(np.argwhere((full.array > 0) & ~vessel))
+    assert np.ptp(run[:, 2]) >= 40.0 and len(run) < 3 * np.ptp(run[:, 2]) / min(full.spacing)
+    assert (early.array > 0).sum() < (full.array > 0).sum()  # it fills from the tip on
 
 
 def test_intrathecal_contrast_layers_anteriorly_in_a_prone_patient(tracer):
@@ -162,12 +174,14 @@ def test_venous_contrast_washes_out_within_seconds(small_spine):
     tip = vein[np.argmin(np.linalg.norm(vein - vein.mean(axis=0), axis=1))]
     spread = inject(tracer, tip, 2.0)
     assert spread.pattern == "venous"
-    at = {t: spread.iodine_mg(t) for t in (0.0, 4.0, 12.0, 20.0)}
-    # A large vein holds the whole bolus (diluted by the blood) before the flow carries it away.
-    assert at[0.0] == pytest.approx(2.0 * CONTRAST_IODINE_MG_PER_ML)
-    assert at[4.0] == pytest.approx(at[0.0] / np.e) and at[12.0] < 0.06 * at[0.0] and at[20.0] < 0.01 * at[0.0]
-    inside = _mask(tracer, spread.concentration(0.0), ["inferior_vena_cava"])
-    assert spread.concentration(0.0).array[~inside].sum() == 0
+    at = {t: spread.iodine_mg(t) for t in (0.0, 2.0, 4.0, 6.0, 9.0, 14.0)}
+    # While 2 mL run in (4 s at 0.5 mL/s) the vein holds rate x tau x (1 - exp(-t / tau)), tau = 2 s.
+    assert at[0.0] == 0.0
+    assert at[2.0] == pytest.approx(CONTRAST_IODINE_MG_PER_ML * 0.5 * 2.0 * (1 - np.exp(-1.0)), rel=1e-6)
+    assert at[4.0] > at[2.0] and at[6.0] == pytest.approx(at[4.0] / np.e, rel=1e-6)
+    assert at[9.0] < 0.1 * at[4.0] and at[14.0] < 0.01 * at[4.0]
+    inside = _mask(tracer, spread.concentration(3.0), ["inferior_vena_cava"])
+    assert spread.concentration(3.0).array[~inside].sum() == 0
 
 
 def _variation_per_iodine(volume) -> list[float]:
@@ -182,20 +196,118 @@ def _variation_per_iodine(volume) -> list[float]:
 
 
 @pytest.mark.parametrize("tip", [TIPS["epidural"][0], [14.0, -1.0, 10.0]], ids=["interlaminar", "foraminal"])
-def test_epidural_contrast_is_a_smooth_spread_confined_to_its_compartment(tracer, tip, monkeypatch):
-    """Against the fill without the confined diffusion and with the old lobular fat texture, the
-    epidurogram's projections vary at least 15% less per unit iodine, with the iodine conserved and
-    none of it outside the epidural space, the root sleeve and the fat and soft tissue it spills into."""
+def test_epidural_contrast_relaxes_its_voxel_edges_and_stays_in_its_compartment(tracer, tip, monkeypatch):
+    """Against the same fill without the confined diffusion, the epidurogram's projections vary at
+    least 3% less per unit iodine (lobulated by the fat, but no voxel staircase), with the iodine
+    conserved and none of it outside the epidural space, the root sleeve and the tissue it spills into."""
     from simulator.needle import contrast
 
     smooth = inject(tracer, tip, 1.5).concentration(3.0)
-    lobular = replace(contrast.MODELS["epidural"], texture_cost_gain=0.5, texture_capacity_gain=0.6, smoothing_mm=0.0)
-    monkeypatch.setitem(contrast.MODELS, "epidural", lobular)
+    monkeypatch.setitem(contrast.MODELS, "epidural", replace(contrast.MODELS["epidural"], smoothing_mm=0.0))
     blotchy = inject(tracer, tip, 1.5).concentration(3.0)
     for now, before in zip(_variation_per_iodine(smooth), _variation_per_iodine(blotchy)):
-        assert now < 0.85 * before
+        assert now < 0.97 * before
     voxel_ml = float(np.prod(smooth.spacing)) / 1000.0
     assert smooth.array.sum(dtype=np.float64) * voxel_ml == pytest.approx(1.5 * CONTRAST_IODINE_MG_PER_ML, rel=1e-6)
     assert smooth.array.min() >= 0
-    allowed = _mask(tracer, smooth, ["epidural_space", "fat", "soft_tissue"])
+    allowed = _mask(tracer, smooth, ["epidural_space", "fat", "soft_tissue", "muscle"])
     assert smooth.array[~allowed].sum() == 0 and not _mask(tracer, smooth, ["nerve_root", "dural_sac"])[smooth.array > 0].any()
+
+
+# ----------------------------------------------------------------- the procedures' patterns on the 2 mm patient
+@pytest.fixture(scope="module")
+def procedure_tips(small_spine):
+    """The tracer of the 2 mm patient and the expert's target points of the transforaminal and
+    interlaminar scenarios."""
+    from scenarios.schema import load_scenario
+    from simulator.case.targets import target_for
+
+    tracer = tracer_for(small_spine)
+    return tracer, {name: target_for(load_scenario(name), small_spine, tracer).point
+                    for name in ("tfesi-default", "ilesi-default")}
+
+
+def _iodine_share(tracer, volume, groups) -> float:
+    return float(volume.array[_mask(tracer, volume, groups)].sum() / volume.array.sum())
+
+
+def test_transforaminal_contrast_outlines_the_root_and_flows_medially_before_the_psoas(procedure_tips):
+    """1 mL at the safe triangle: at least 85% in the epidural space and the root sleeve, at most 12% in
+    the psoas (and that only along the root), with a share flowing medially under the pedicle into the
+    ventral epidural space (clinical.md §2.2(a), §2.7)."""
+    tracer, tips = procedure_tips
+    tip = tips["tfesi-default"]
+    volume = inject(tracer, tip, 1.0).concentration(5.0)
+    filled = volume.voxel_to_world(np.argwhere(volume.array > 0))
+    iodine = volume.array[volume.array > 0]
+    near_root = tracer.nerve_root_distance(filled) <= 3.5
+    epidural = _mask(tracer, volume, ["epidural_space"])[volume.array > 0]
+    assert iodine[near_root | epidural].sum() >= 0.85 * iodine.sum()
+    assert _iodine_share(tracer, volume, ["muscle.psoas"]) <= 0.12
+    psoas = _mask(tracer, volume, ["muscle.psoas"])[volume.array > 0]
+    assert np.all(near_root[psoas])
+    sac = tracer.volume.voxel_to_world(np.argwhere(np.isin(tracer.codes, tracer.codes_in_group("dural_sac"))))
+    medial = epidural & (np.abs(filled[:, 0]) < np.abs(tip[0]) - 5.0) & (filled[:, 1] < sac[:, 1].mean())
+    assert iodine[medial].sum() > 0.1 * iodine.sum()
+
+
+def _dorsal_share(tracer, volume) -> float:
+    """Share of the epidural iodine dorsal to the dural sac's centre (in each axial slice)."""
+    filled = np.argwhere(volume.array > 0)
+    world = volume.voxel_to_world(filled)
+    iodine = volume.array[tuple(filled.T)]
+    epidural = _mask(tracer, volume, ["epidural_space"])[tuple(filled.T)]
+    sac = np.isin(tracer.codes, tracer.codes_in_group("dural_sac"))
+    sac_world = tracer.volume.voxel_to_world(np.argwhere(sac))
+    centre_y = np.array([sac_world[np.abs(sac_world[:, 2] - z) < 1.5, 1].mean() for z in world[:, 2]])
+    dorsal = epidural & (world[:, 1] > centre_y)
+    return float(iodine[dorsal].sum() / iodine[epidural].sum())
+
+
+def _span_mm(volume) -> float:
+    """Cranio-caudal extent (mm) of the voxels holding more than a tenth of the peak concentration."""
+    dense = volume.voxel_to_world(np.argwhere(volume.array > 0.1 * volume.array.max()))
+    return float(np.ptp(dense[:, 2]))
+
+
+def test_interlaminar_contrast_is_dorsal_and_spans_more_levels_with_more_volume(procedure_tips):
+    """2 mL through the interlaminar window: at least 75% of the epidural iodine dorsal to the sac
+    (dorsal flow in 25/25, ventral in 9/25 at 5 mL, Botwin 2004, clinical.md §2.7), spanning one to
+    three levels (35 mm a level); 1, 2 and 5 mL span more and more (2.2 levels at 3 mL, Jeong 2013)."""
+    tracer, tips = procedure_tips
+    spreads = {ml: inject(tracer, tips["ilesi-default"], ml).concentration(5.0) for ml in (1.0, 2.0, 5.0)}
+    assert _dorsal_share(tracer, spreads[2.0]) >= 0.75
+    spans = [_span_mm(spreads[ml]) for ml in (1.0, 2.0, 5.0)]
+    assert spans[0] < spans[1] < spans[2]
+    assert 35.0 <= spans[1] <= 105.0
+
+
+def test_a_facet_arthrogram_fills_the_joint_line_then_both_recesses(tracer):
+    """0.5 mL in the joint: the whole joint line, and contrast beyond both its cranial and its caudal end
+    (the superior and inferior recesses, clinical.md §2.3), nothing outside the capsule."""
+    spread = inject(tracer, TIPS["intra_articular"][0], 0.5)
+    volume = spread.concentration(5.0)
+    joint = _mask(tracer, volume, ["facet_joint.L4-L5.left"])
+    assert volume.array[joint].min() > 0 and spread.voxel_concentration(5.0)[~spread.in_compartment].sum() == 0
+    z = volume.voxel_to_world(np.argwhere(volume.array > 0))[:, 2]
+    joint_z = volume.voxel_to_world(np.argwhere(joint))[:, 2]
+    assert z.max() > joint_z.max() and z.min() < joint_z.min()
+
+
+def test_subcutaneous_contrast_is_a_round_blob(small_spine):
+    """1 mL in the subcutaneous fat over the left paraspinal muscles at L4: the soft-tissue pattern with
+    no fibres to stream along, about as long (cranio-caudally) as it is wide (the muscle's streak is
+    tested above: longer in z than across)."""
+    from simulator.needle.contrast import MODELS
+
+    tracer = tracer_for(small_spine)
+    fat = tracer.volume.voxel_to_world(np.argwhere(np.isin(tracer.codes, tracer.codes_in_group("fat"))))
+    level_z = small_spine.landmark("L4.body.center")[2]
+    column = fat[(np.abs(fat[:, 0] - 40.0) < 1.5) & (np.abs(fat[:, 2] - level_z) < 1.5) & (fat[:, 1] > 0)]
+    tip = column[np.argmin(np.abs(column[:, 1] - (column[:, 1].max() - 6.0)))]
+    spread = inject(tracer, tip, 1.0)
+    assert spread.pattern == "soft_tissue" and spread.model == MODELS["subcutaneous"]
+    filled = spread.concentration(5.0)
+    points = filled.voxel_to_world(np.argwhere(filled.array > 0.1 * filled.array.max()))
+    extent = np.ptp(points, axis=0)
+    assert extent[2] < 1.3 * extent[0]  # round on AP: as long as it is wide (its depth is the fat layer's)

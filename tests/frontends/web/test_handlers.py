@@ -241,3 +241,38 @@ def test_a_refused_value_is_named_as_the_trainee_typed_it(patient, store, tmp_pa
     assert str(refused.value) == "The live or DSA run must be more than 0 s (you entered -2.0)"
     with pytest.raises(SpinesimError, match="^The LAO / RAO angle can be at most"):
         handlers.move_carm(400, 0)
+
+
+def test_a_live_run_plays_as_a_cine_on_the_monitor_and_replays_the_same_frames(patient, store, tmp_path):
+    """Live fluoroscopy of 0.5 s at the C-arm's 15 pulses/s: the monitor shows 8 frames at the pulse rate,
+    then holds the last image; Replay run shows the same frames again."""
+    ben = store.add_user("ben", "trainee", "battery staple")
+    shown: list[tuple[str, str]] = []
+    page: dict = {}
+
+    def show(**changes) -> None:
+        page.update(changes)
+        if "fluoro_src" in changes:
+            shown.append((changes["fluoro_src"], changes.get("fluoro_caption", "")))
+
+    handlers = Handlers(store, ben, library_scenarios(), Patients(ANATOMY), tmp_path, show=show)
+    handlers.start_attempt("tfesi-default")
+    with pytest.raises(SpinesimError, match="no live or DSA run"):
+        handlers.play_run()
+    handlers.shot()
+    assert page["has_run"] is False
+    session = handlers.attempt.session
+    path = plan_trajectory(session.tracer, session.target, session.spec)
+    handlers.attempt.act({"type": "place_needle", "entry": path.entry.tolist(), "direction": path.direction.tolist(),
+                          "depth_mm": path.depth_mm})
+    handlers.inject(1.0)
+    shown.clear()
+    handlers.live(0.5)
+    hold = handlers.attempt.last_shot.data_url
+    frames = [src for src, caption in shown if "frame " in caption]
+    numbers = [caption.split("frame ")[1] for _, caption in shown if "frame " in caption]
+    assert numbers == [f"{n}/8" for n in range(1, 9)]
+    assert frames[-1] == hold and len(set(frames)) == 8 and shown[-1][0] == hold and page["has_run"]
+    shown.clear()
+    handlers.play_run()
+    assert [src for src, caption in shown if "frame " in caption] == frames and page["fluoro_src"] == hold
