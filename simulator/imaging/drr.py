@@ -53,7 +53,7 @@ import numpy as np
 from numba import njit, prange
 
 from anatomy_models.errors import SpinesimError
-from anatomy_models.tissues import FLUORO_EFFECTIVE_KEV, hu_to_mu, linear_attenuation_per_mm, tissue
+from anatomy_models.tissues import FLUORO_EFFECTIVE_KEV, hu_to_basis, hu_to_mu, linear_attenuation_per_mm, tissue
 from anatomy_models.volume import Volume
 from simulator.imaging.carm import CArm
 
@@ -221,6 +221,51 @@ def _joseph_kernel(table, scale, nb, na, nc, source, q00, qu, qv, d00, du, dv, o
             out[v, u] = acc * scale * math.sqrt(dx * dx + dy * dy + dz * dz) / abs(qc)
 
 
+@njit(parallel=True, fastmath=True, cache=True, boundscheck=False)
+def _joseph_pair_kernel(table, scale_0, scale_1, nb, na, nc, source, q00, qu, qv, d00, du, dv,
+                        out):  # pragma: no cover - compiled
+    """:func:`_joseph_kernel` for a table of two interleaved materials (flat (nb, na, nc, 2)), into
+    ``out`` (2, rows, columns): both line integrals for one traversal, the cost of the polychromatic
+    beam's two basis materials (water, bone) being one ray's index arithmetic and twice the gathers."""
+    nv, nu = out.shape[1], out.shape[2]
+    plane = na * nc
+    for v in prange(nv):
+        for u in range(nu):
+            qa, qb, qc = _pixel_vector(u, v, q00, qu, qv)
+            dx, dy, dz = _pixel_vector(u, v, d00, du, dv)
+            slope_a = qa / qc
+            slope_b = qb / qc
+            a0 = source[0] - source[2] * slope_a
+            b0 = source[1] - source[2] * slope_b
+            c0, c1 = _clip(0.0, nc - 1.0, a0, slope_a, _EDGE, na - 1.0 - _EDGE)
+            c0, c1 = _clip(c0, c1, b0, slope_b, _EDGE, nb - 1.0 - _EDGE)
+            first = int(math.ceil(c0))
+            acc_0 = np.float32(0.0)
+            acc_1 = np.float32(0.0)
+            c = float(first)
+            for _ in range(int(math.floor(c1)) - first + 1):
+                a = a0 + c * slope_a
+                b = b0 + c * slope_b
+                cell_a = math.floor(a)
+                cell_b = math.floor(b)
+                fa = np.float32(a - cell_a)
+                fb = np.float32(b - cell_b)
+                row = 2 * int(cell_b * plane + cell_a * nc + c)
+                w00 = (np.float32(1.0) - fa) * (np.float32(1.0) - fb)
+                w10 = fa * (np.float32(1.0) - fb)
+                w01 = (np.float32(1.0) - fa) * fb
+                w11 = fa * fb
+                acc_0 += (w00 * np.float32(table[row]) + w10 * np.float32(table[row + 2 * nc])
+                          + w01 * np.float32(table[row + 2 * plane]) + w11 * np.float32(table[row + 2 * plane + 2 * nc]))
+                acc_1 += (w00 * np.float32(table[row + 1]) + w10 * np.float32(table[row + 2 * nc + 1])
+                          + w01 * np.float32(table[row + 2 * plane + 1])
+                          + w11 * np.float32(table[row + 2 * plane + 2 * nc + 1]))
+                c += 1.0
+            length = math.sqrt(dx * dx + dy * dy + dz * dz) / abs(qc)
+            out[0, v, u] = acc_0 * scale_0 * length
+            out[1, v, u] = acc_1 * scale_1 * length
+
+
 @njit(inline="always", fastmath=True)
 def _cylinder_chord(sx, sy, sz, dx, dy, dz, px, py, pz, ax, ay, az, length, radius):
     """Length (mm) of the ray s + t d (|d| = 1) inside the cylinder from p along unit a, closed form."""
@@ -382,6 +427,44 @@ def _prepared(values: np.ndarray, affine: np.ndarray, method: str, axis: int, *,
     return _Prepared(table.reshape(-1), (nb, na, nc), world_to_table, False, scale)
 
 
+@dataclass(frozen=True, eq=False)
+class _PreparedPair:
+    """Two materials' volumes (water, bone) in one interleaved Joseph table, quantised to uint16."""
+
+    table: np.ndarray  # flat uint16 (nb, na, nc, 2)
+    shape: tuple[int, int, int]
+    world_to_table: np.ndarray
+    empty: bool
+    scales: tuple[float, float]
+
+
+def _prepared_pair(first: np.ndarray, second: np.ndarray, affine: np.ndarray, axis: int) -> _PreparedPair:
+    """The interleaved, quantised Joseph table of two non-negative volumes on one grid (see :func:`_prepared`)."""
+    box = _nonzero_box(np.maximum(first, second))
+    if box is None:
+        return _PreparedPair(np.zeros(16, np.uint16), (1, 1, 1), np.eye(4), True, (1.0, 1.0))
+    others = [a for a in range(3) if a != axis]
+    order = (others[1], others[0], axis)
+    start = np.array([s.start for s in box], dtype=np.float64)
+    permute = np.zeros((4, 4))
+    permute[3, 3] = 1.0
+    for row, voxel_axis in enumerate((others[0], others[1], axis)):
+        permute[row, voxel_axis] = 1.0
+        permute[row, 3] = -start[voxel_axis]
+    shift = np.eye(4)
+    shift[:3, 3] = 1.0
+    world_to_table = shift @ permute @ np.linalg.inv(affine)
+    blocks = [np.transpose(values[box], order) for values in (first, second)]
+    nb, na, nc = blocks[0].shape
+    scales = tuple(max(float(np.max(block)), 1e-12) / _QUANTISED_STEPS for block in blocks)
+    table = np.zeros((nb + 2, na + 2, nc + 2, 2), dtype=np.uint16)
+    for channel, (block, scale) in enumerate(zip(blocks, scales)):
+        for b in range(0, nb, _SLABS):  # slab by slab: no full-size temporary
+            slab = block[b:b + _SLABS]
+            table[1 + b:1 + b + len(slab), 1:-1, 1:-1, channel] = np.rint(np.maximum(slab, 0.0) / scale)
+    return _PreparedPair(table.reshape(-1), (nb + 2, na + 2, nc + 2), world_to_table, False, scales)  # type: ignore[arg-type]
+
+
 def _ray_setup(carm: CArm, world_to_table: np.ndarray) -> tuple[np.ndarray, ...]:
     """Source (table coords) and the linear maps pixel -> ray direction in table coords and in mm."""
     pixel_to_direction = carm.pixel_to_direction
@@ -526,6 +609,44 @@ def _anatomy_frame(anatomy: Anatomy, carm: CArm, method: str, kev: float) -> np.
 def _anatomy_table(anatomy: Anatomy, method: str, axis: int, kev: float) -> _Prepared:
     mu = mu_volume(anatomy.ct, kev)
     return _prepared(mu.array, mu.affine, method, axis, quantise=method == "joseph")
+
+
+def anatomy_basis_line_integrals(anatomy: Anatomy, carm: CArm, *, method: Method = "joseph") -> np.ndarray:
+    """The anatomy's path lengths of water and of cortical bone along every ray, mm (float32, (2, rows, columns)).
+
+    The CT is decomposed into the two materials by :func:`anatomy_models.tissues.hu_to_basis` and
+    both are projected in one traversal (Joseph: one interleaved uint16 table; Siddon: two tables),
+    cached like :func:`anatomy_line_integrals`: the table per method and principal axis, the frame
+    per pose. The polychromatic beam (:mod:`simulator.imaging.spectrum`) turns them into what the
+    detector sees at any kVp without projecting again. The returned array is shared: do not modify it.
+    """
+    if method not in METHODS:
+        raise SpinesimError(f"unknown DRR method {method!r}", hint=f"use one of {', '.join(METHODS)}")
+    return anatomy.derived.recent("drr.basis_frames", pose_key(carm, method),
+                                  lambda: _anatomy_basis_frame(anatomy, carm, method), keep=_FRAMES_PER_ANATOMY)
+
+
+def _anatomy_basis_frame(anatomy: Anatomy, carm: CArm, method: str) -> np.ndarray:
+    axis = _principal_axis(anatomy.ct, carm)
+    tables = anatomy.derived(("drr.basis_table", method, axis), lambda: _anatomy_basis_table(anatomy, method, axis))
+    if method == "joseph":
+        out = np.zeros((2, *carm.shape), dtype=np.float32)
+        if not tables.empty:
+            nb, na, nc = tables.shape
+            with numba.parallel_chunksize(_ROWS_PER_CHUNK):
+                _joseph_pair_kernel(tables.table, tables.scales[0], tables.scales[1], nb, na, nc,
+                                    *_ray_setup(carm, tables.world_to_table), out)
+    else:
+        out = np.stack([_project(table, carm, method) for table in tables])
+    out.setflags(write=False)
+    return out
+
+
+def _anatomy_basis_table(anatomy: Anatomy, method: str, axis: int) -> _PreparedPair | tuple[_Prepared, _Prepared]:
+    water, bone = hu_to_basis(anatomy.ct.array)
+    if method == "joseph":
+        return _prepared_pair(water, bone, anatomy.ct.affine, axis)
+    return (_prepared(water, anatomy.ct.affine, method, axis), _prepared(bone, anatomy.ct.affine, method, axis))
 
 
 # --------------------------------------------------------------------------- needle
