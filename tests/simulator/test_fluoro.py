@@ -303,3 +303,21 @@ def test_dsa_dose_makes_subtraction_noise_smaller_by_the_square_root_of_the_dose
         spread[target] = live.measured[54:74, 70:84].std()
     ratio = spread[AEC_TARGET_DETECTOR_NGY_PER_FRAME] / spread[DSA_TARGET_DETECTOR_NGY_PER_FRAME]
     assert ratio == pytest.approx(np.sqrt(DSA_TARGET_DETECTOR_NGY_PER_FRAME / AEC_TARGET_DETECTOR_NGY_PER_FRAME), rel=0.15)
+
+
+def test_display_never_shows_more_attenuation_darker(small_spine):
+    """The monitor keeps the order of the measured line integrals: pixel by pixel without edge
+    enhancement, and between bands of attenuation with it; the densest bone is not clipped white."""
+    from simulator.imaging.carm import square_endplate
+
+    carm = square_endplate(small_spine, "L4", detector_pixels=256)
+    plain = render_fluoro(small_spine, carm, dose=None, display=Display(letters=False, edge_enhancement=0.0))
+    body = plain.field & (plain.line_integrals > 0.05)
+    order = np.argsort(plain.measured[body], kind="stable")
+    assert np.all(np.diff(plain.pixels[body][order].astype(int)) >= 0)
+    image = render_fluoro(small_spine, carm, dose=None, display=Display(letters=False))
+    bands = np.quantile(image.measured[body], np.linspace(0.0, 1.0, 21))
+    band = np.clip(np.searchsorted(bands, image.measured[body], side="right") - 1, 0, 19)
+    means = [image.pixels[body][band == k].mean() for k in range(20)]
+    assert np.all(np.diff(means) > 0)
+    assert np.mean(image.pixels[body] == 255) < 0.005
