@@ -151,5 +151,5 @@ def test_at_the_same_detector_dose_air_kerma_and_dap_fall_with_kvp_as_the_phanto
         assert exposure.reference_air_kerma_mgy == pytest.approx(expected, rel=0.02)
     kerma = [exposures[k].reference_air_kerma_mgy for k in (65.0, 80.0, 120.0)]
     dap = [exposures[k].dose_area_product_gy_cm2 for k in (65.0, 80.0, 120.0)]
-    assert kerma[0] > kerma[1] > kerma[2] and kerma[0] > 2.5 * kerma[2]
+    assert kerma[0] > kerma[1] > kerma[2] and kerma[0] > 2.0 * kerma[2]
     assert dap[0] > dap[1] > dap[2]
