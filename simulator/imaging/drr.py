@@ -638,8 +638,65 @@ def _anatomy_basis_frame(anatomy: Anatomy, carm: CArm, method: str) -> np.ndarra
                                     *_ray_setup(carm, tables.world_to_table), out)
     else:
         out = np.stack([_project(table, carm, method) for table in tables])
+    for slab in anatomy.derived("drr.body_extension", lambda: body_extension(anatomy.ct)):
+        out[0] += line_integrals(slab, carm)
     out.setflags(write=False)
     return out
+
+
+# A CT cut across the body (an imported scan's first and last slices, or a field of view narrower
+# than the patient) would leave the rays beyond its faces in air: a black band on the image. The
+# body is continued there as water out to the skin of the face it was cut at, for this far [ED:
+# beyond the widest field a 9-inch intensifier sees around a lumbar level], on cells this coarse.
+EXTENSION_MM = 150.0
+_EXTENSION_CELL_MM = 4.0
+# A face is cut across the body when more than this fraction of its voxels are body (above -400 HU,
+# the air/fat boundary of tissues.tissue_from_hu).
+_CUT_FRACTION = 0.02
+_BODY_HU = -400.0
+
+
+def body_extension(ct: Volume) -> tuple[Volume, ...]:
+    """Water-equivalent continuations of the body beyond the faces of ``ct`` (along the patient's long
+    axis) that cut across it.
+
+    Each is a slab of water fractions (float32) as thick as :data:`EXTENSION_MM`, on the CT's own
+    spacing across the face (so its first node follows the CT's last one, and Joseph's interpolated
+    fields meet without a seam) and on ~4 mm cells along it; the skin is the cut face's body outline,
+    extruded. Bone and air inside the body are not continued: the far body is soft tissue.
+
+    Examples
+    --------
+    >>> hu = np.full((10, 12, 14), -1000, np.int16); hu[2:8, 3:9, :] = 40  # a body running out of both z faces
+    >>> [s.array.shape for s in body_extension(Volume.from_spacing(hu, (2.0, 2.0, 2.0)))]
+    [(5, 6, 75), (5, 6, 75)]
+    """
+    slabs = []
+    # Only across the patient's long axis: a scan is cut there, above and below the levels it was
+    # taken for; in the axial plane its field of view holds the body (and a phantom that is a slab,
+    # cut on every face, must not grow thicker along the beam).
+    axis = int(np.argmax(np.abs(ct.affine[2, :3]) / np.linalg.norm(ct.affine[:3, :3], axis=0)))
+    others = [a for a in range(3) if a != axis]
+    spacing = float(np.linalg.norm(ct.affine[:3, axis]))
+    slices = int(math.ceil(EXTENSION_MM / spacing))
+    for side in (0, ct.array.shape[axis] - 1):
+        body = np.take(ct.array, side, axis=axis) > _BODY_HU
+        if body.mean() <= _CUT_FRACTION:
+            continue
+        cells = [max(1, int(round(_EXTENSION_CELL_MM / float(np.linalg.norm(ct.affine[:3, a]))))) for a in others]
+        padded = np.zeros([-(-n // c) * c for n, c in zip(body.shape, cells)], np.float32)
+        padded[:body.shape[0], :body.shape[1]] = body
+        face = padded.reshape(padded.shape[0] // cells[0], cells[0], padded.shape[1] // cells[1], cells[1]).mean(axis=(1, 3))
+        # Slab index (i, j, k) -> CT index: across the face the cell centre, along the axis beyond the face.
+        to_ct = np.zeros((4, 4))
+        to_ct[3, 3] = 1.0
+        for row, (a, c) in enumerate(zip(others, cells)):
+            to_ct[a, row] = c
+            to_ct[a, 3] = (c - 1) / 2.0
+        to_ct[axis, 2] = 1.0 if side else -1.0
+        to_ct[axis, 3] = side + (1.0 if side else -1.0)
+        slabs.append(Volume(np.repeat(face[:, :, None], slices, axis=2).astype(np.float32), ct.affine @ to_ct))
+    return tuple(slabs)
 
 
 def _anatomy_basis_table(anatomy: Anatomy, method: str, axis: int) -> _PreparedPair | tuple[_Prepared, _Prepared]:
