@@ -37,6 +37,12 @@ new noise realisation never re-projects the CT. The anatomy's Joseph tables are 
 and its mu volume is not kept: a workstation holds about half the CT's bytes per principal axis in
 use (two in practice, AP/oblique and lateral) instead of two float32 copies per axis plus the volume.
 
+For the polychromatic beam the CT is projected as two materials, the path lengths of water and of
+cortical bone (:func:`anatomy_basis_line_integrals`, HU decomposed by ``tissues.hu_to_basis``), in one
+Joseph traversal of an interleaved table: the spectrum is applied per pixel afterwards, never per
+energy in the projector. A CT cut across the body along the patient's long axis is continued beyond
+its cut faces as water out to the skin (:func:`body_extension`), so its rays see no black band.
+
 The needle is not voxelised: :func:`needle_line_integrals` computes the steel shaft's and the plastic
 hub's chord lengths per ray in closed form, only in the pixels the needle covers, averaging 4 x 4
 rays per pixel so that a needle thinner than a pixel still shows.

@@ -1,17 +1,23 @@
 """Fluoroscopy image formation: from line integrals to the picture on the C-arm's monitor.
 
-``render_fluoro(anatomy, carm, needle, contrast)`` composes the attenuation line integral ``p`` of
-the anatomy (a cached DRR per pose, :mod:`simulator.imaging.drr`), of iodinated contrast (a DRR of the
-concentration volume times iodine's coefficient) and of the needle (closed form), then forms the
-image the way a C-arm does:
+``render_fluoro(anatomy, carm, needle, contrast)`` forms the beam-hardened line integral ``p`` the
+detector sees: the anatomy's path lengths of water and cortical bone (one cached DRR per pose,
+:func:`simulator.imaging.drr.anatomy_basis_line_integrals`), iodine from the contrast's concentration
+volume and the needle's steel (closed form) are integrated over the tube's spectrum at the
+technique's kVp (:mod:`simulator.imaging.spectrum`; ``kev=`` gives the older single-energy model).
+Then, the way a C-arm does:
 
-1. expected detected quanta ``N = N0 v(r) exp(-p)`` inside the collimated field, where ``N0`` comes
-   from the exposure (tube technique with automatic exposure control, :mod:`simulator.imaging.dose`) times
-   the frames the displayed image holds (a pulse shot's tap, averaged by the recursive filter), and
-   ``v(r)`` is the image intensifier's vignetting (brightness falling toward the rim);
+1. expected detected quanta ``N = N0 v(r) (exp(-p) + (T_s / T_p) S)`` inside the collimated field:
+   the primary plus the patient's scatter ``S`` that the grid lets through
+   (:mod:`simulator.imaging.scatter`), where ``N0`` comes from the exposure (tube technique with
+   automatic exposure control, :mod:`simulator.imaging.dose`) times the frames the displayed image
+   holds (a pulse shot's tap, averaged by the recursive filter), and ``v(r)`` is the image
+   intensifier's vignetting; its curved input screen's pincushion distortion is applied here too;
 2. quantum noise: Poisson counts with a seeded generator (same seed, same image), see
    :func:`quantum_noise`;
-3. detector blur (Gaussian, the intensifier and camera's unsharpness);
+3. detector blur (Gaussian, the intensifier and camera's unsharpness) and the intensifier's
+   veiling glare (a share of the light spread widely); a flat panel has neither glare, vignetting
+   nor distortion (:meth:`DetectorModel.flat_panel`);
 4. log: ``m = -ln(counts / N0)``, the measured line integral; digital subtraction (DSA) subtracts a
    mask frame's ``m`` here;
 5. display, as a C-arm's image processing does it: window/level (automatic, or the trainee's),
