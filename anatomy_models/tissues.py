@@ -66,7 +66,8 @@ def mass_attenuation_spectrum_cm2_per_g(material: str, kev: np.ndarray) -> np.nd
         raise SpinesimError(f"no elemental composition for material {material!r}",
                             hint=f"use one of {', '.join(sorted(COMPOSITION_MASS_FRACTIONS))}") from None
     ev = np.asarray(kev, dtype=np.float64) * 1000.0
-    return sum(weight * np.asarray(xraydb.mu_elam(element, ev), dtype=np.float64) for element, weight in fractions.items())
+    return sum(weight * np.asarray(xraydb.mu_elam(element, ev), dtype=np.float64)
+               for element, weight in fractions.items())
 
 
 # Effective energy at which a CT's Hounsfield units are defined: ~70 keV for a 120 kVp CT [ED].
@@ -159,7 +160,8 @@ def hu_to_basis(hu: np.ndarray | float, ct_kev: float = CT_EFFECTIVE_KEV) -> tup
     ct_mu_water = linear_attenuation_per_mm("water", ct_kev)
     hu_of_bone = 1000.0 * (linear_attenuation_per_mm("cortical_bone", ct_kev) - ct_mu_water) / ct_mu_water
     bone = np.maximum(hu, np.float32(0.0)) * np.float32(1.0 / hu_of_bone)
-    water = np.maximum(np.where(hu > 0, np.float32(1.0) - bone, np.float32(1.0) + hu * np.float32(1e-3)), np.float32(0.0))
+    diluted = np.float32(1.0) + hu * np.float32(1e-3)
+    water = np.maximum(np.where(hu > 0, np.float32(1.0) - bone, diluted), np.float32(0.0))
     return water.astype(np.float32), bone.astype(np.float32)
 
 

@@ -401,7 +401,8 @@ def add_fluoro_shot(ledger: DoseLedger, anatomy, carm: CArm, mode: str, seconds:
     technique : Technique
         Fluoroscopy technique (DSA runs use :func:`technique_for`).
     """
-    exposure = exposure_for(carm, technique_for(mode, technique), metered_transmission(anatomy, carm, technique=technique))
+    metered = metered_transmission(anatomy, carm, technique=technique)
+    exposure = exposure_for(carm, technique_for(mode, technique), metered)
     if mode == "pulse" and seconds is None:
         return ledger.add_shot(exposure)
     return ledger.add_live(exposure, PULSE_SECONDS if seconds is None else seconds,

@@ -262,7 +262,8 @@ def _joseph_pair_kernel(table, scale_0, scale_1, nb, na, nc, source, q00, qu, qv
                 w01 = (np.float32(1.0) - fa) * fb
                 w11 = fa * fb
                 acc_0 += (w00 * np.float32(table[row]) + w10 * np.float32(table[row + 2 * nc])
-                          + w01 * np.float32(table[row + 2 * plane]) + w11 * np.float32(table[row + 2 * plane + 2 * nc]))
+                          + w01 * np.float32(table[row + 2 * plane])
+                          + w11 * np.float32(table[row + 2 * plane + 2 * nc]))
                 acc_1 += (w00 * np.float32(table[row + 1]) + w10 * np.float32(table[row + 2 * nc + 1])
                           + w01 * np.float32(table[row + 2 * plane + 1])
                           + w11 * np.float32(table[row + 2 * plane + 2 * nc + 1]))
@@ -468,7 +469,8 @@ def _prepared_pair(first: np.ndarray, second: np.ndarray, affine: np.ndarray, ax
         for b in range(0, nb, _SLABS):  # slab by slab: no full-size temporary
             slab = block[b:b + _SLABS]
             table[1 + b:1 + b + len(slab), 1:-1, 1:-1, channel] = np.rint(np.maximum(slab, 0.0) / scale)
-    return _PreparedPair(table.reshape(-1), (nb + 2, na + 2, nc + 2), world_to_table, False, scales)  # type: ignore[arg-type]
+    shape = (nb + 2, na + 2, nc + 2)
+    return _PreparedPair(table.reshape(-1), shape, world_to_table, False, scales)  # type: ignore[arg-type]
 
 
 def _ray_setup(carm: CArm, world_to_table: np.ndarray) -> tuple[np.ndarray, ...]:
@@ -692,7 +694,8 @@ def body_extension(ct: Volume) -> tuple[Volume, ...]:
         cells = [max(1, int(round(_EXTENSION_CELL_MM / float(np.linalg.norm(ct.affine[:3, a]))))) for a in others]
         padded = np.zeros([-(-n // c) * c for n, c in zip(body.shape, cells)], np.float32)
         padded[:body.shape[0], :body.shape[1]] = body
-        face = padded.reshape(padded.shape[0] // cells[0], cells[0], padded.shape[1] // cells[1], cells[1]).mean(axis=(1, 3))
+        blocks = (padded.shape[0] // cells[0], cells[0], padded.shape[1] // cells[1], cells[1])
+        face = padded.reshape(blocks).mean(axis=(1, 3))
         # Slab index (i, j, k) -> CT index: across the face the cell centre, along the axis beyond the face.
         to_ct = np.zeros((4, 4))
         to_ct[3, 3] = 1.0

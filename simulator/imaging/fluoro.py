@@ -281,7 +281,7 @@ class FluoroImage:
 # --------------------------------------------------------------------------- caches
 @dataclass(frozen=True)
 class _FrameFacts:
-    transmission: float  # median detector signal over the open beam's (primary and scatter, behind the grid), for the AEC
+    transmission: float  # median detector signal / open beam's (primary and scatter behind the grid): the AEC's
     window: tuple[float, float]  # automatic display window, harmonised line-integral units
     background: np.ndarray | None  # what harmonisation subtracts (line-integral units), None for none
     tone: np.ndarray | None  # grey (0-1) at _TONE_KNOTS evenly spaced points of the window, None for linear
@@ -389,7 +389,8 @@ def _scatter_for(anatomy_frame: np.ndarray, field_mask: np.ndarray, carm: CArm, 
 
 
 def _cached_facts(anatomy: Anatomy, carm: CArm, anatomy_frame: np.ndarray, field_mask: np.ndarray,
-                  display: Display, detector: DetectorModel, method: str, spectrum: Beam | None, kev: float | None) -> _FrameFacts:
+                  display: Display, detector: DetectorModel, method: str, spectrum: Beam | None,
+                  kev: float | None) -> _FrameFacts:
     """The :class:`_FrameFacts` of ``anatomy_frame``, the anatomy's detected line integrals for (``carm``,
     ``method``, and the beam: ``spectrum``, or one energy ``kev``), kept by the anatomy for the last
     :data:`_FACTS_PER_ANATOMY` settings.
@@ -643,7 +644,8 @@ def measure(line_integral: np.ndarray, field_mask: np.ndarray, quanta_per_pixel:
 
 
 def to_display(measured: np.ndarray, field_mask: np.ndarray, window: tuple[float, float], display: Display,
-               pixel_size_mm: float, background: np.ndarray | None = None, tone: np.ndarray | None = None) -> np.ndarray:
+               pixel_size_mm: float, background: np.ndarray | None = None,
+               tone: np.ndarray | None = None) -> np.ndarray:
     """Harmonisation, window, gamma, edge enhancement and polarity: float measurement -> uint8 grey levels.
 
     ``background`` (line-integral units, e.g. the display's share of the anatomy's large-scale image,

@@ -129,7 +129,7 @@ def beam(kvp: float, filtration_mm_al: float = TUBE_FILTRATION_MM_AL, bin_kev: f
     Examples
     --------
     >>> round(beam(80.0).mean_energy_kev(water_mm=200.0))   # hardened behind a 20 cm trunk
-    57
+    56
     """
     _check_technique(kvp, filtration_mm_al)
     energies, fluence, kerma_ugy_per_mas = spekpy_spectrum(kvp, filtration_mm_al, bin_kev)
@@ -147,7 +147,8 @@ def beam(kvp: float, filtration_mm_al: float = TUBE_FILTRATION_MM_AL, bin_kev: f
         array.setflags(write=False)
     return Beam(kvp=float(kvp), filtration_mm_al=float(filtration_mm_al), energies_kev=energies[keep],
                 fluence_per_mm2_per_mas=fluence[keep], weights=signal[keep] / signal[keep].sum(),
-                mu_per_unit=np.ascontiguousarray(mu[:, keep]), photons_per_mm2_per_ugy=float(fluence.sum() / kerma_ugy_per_mas),
+                mu_per_unit=np.ascontiguousarray(mu[:, keep]),
+                photons_per_mm2_per_ugy=float(fluence.sum() / kerma_ugy_per_mas),
                 detected_fraction=float(np.sum(fluence * absorbed) / fluence.sum()))
 
 
@@ -194,7 +195,8 @@ def detected_line_integrals(b: Beam, *amounts: np.ndarray) -> np.ndarray:
     their units (water, bone: mm; iodine: mg/mL x mm; steel: mm), arrays of one shape.
     """
     if not 1 <= len(amounts) <= len(MATERIALS):
-        raise SpinesimError(f"give 1-{len(MATERIALS)} material path-length images ({', '.join(MATERIALS)}), got {len(amounts)}")
+        raise SpinesimError(f"give 1-{len(MATERIALS)} material path-length images ({', '.join(MATERIALS)}), "
+                            f"got {len(amounts)}")
     shape = np.shape(amounts[0])
     stacked = np.ascontiguousarray(np.stack([np.asarray(a, dtype=np.float32).reshape(-1) for a in amounts]))
     out = np.empty(stacked.shape[1], dtype=np.float32)

@@ -179,7 +179,8 @@ def test_needle_move_does_not_reproject_the_volume(phantom, monkeypatch):
     # this pose already: a fresh Anatomy of the same CT starts with an empty cache.
     anatomy = Anatomy(ct=phantom.ct, metadata={"name": "fresh phantom"})
     projections = []
-    for name in ("_joseph_kernel", "_joseph_pair_kernel", "_siddon_kernel"):  # looked up in drr's globals by drr._project at each call
+    # Looked up in drr's globals by drr._project (and the basis projection) at each call.
+    for name in ("_joseph_kernel", "_joseph_pair_kernel", "_siddon_kernel"):
         def counted(*args, _kernel=getattr(drr, name), _name=name):
             projections.append(_name)
             return _kernel(*args)

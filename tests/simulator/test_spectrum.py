@@ -46,7 +46,8 @@ def _slab(bone_mm: float) -> Anatomy:
 
 @pytest.mark.parametrize("kvp", KVPS)
 def test_water_and_bone_slabs_attenuate_as_beer_lambert_through_the_spectrum(kvp):
-    carm = CArm(detector_pixels=32, detector_shape="square", source_to_isocenter_mm=2000.0, source_to_detector_mm=2100.0)
+    carm = CArm(detector_pixels=32, detector_shape="square", source_to_isocenter_mm=2000.0,
+                source_to_detector_mm=2100.0)
     physics = DetectorModel(scatter=False)
     for bone_mm in (0.0, BONE_MM):
         image = render_fluoro(_slab(bone_mm), carm, dose=None if kvp == 80.0 else Technique(kvp=kvp), detector=physics)
