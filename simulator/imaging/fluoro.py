@@ -44,7 +44,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
 import numpy as np
-from numba import njit
+from numba import njit, prange
 from PIL import Image, ImageDraw, ImageFont
 from scipy import ndimage
 
@@ -596,6 +596,22 @@ def pincushion_coordinates(pixels: int, pincushion: float) -> np.ndarray:
     return coordinates
 
 
+@lru_cache(maxsize=8)
+def _upsampling_matrix(fine: int, cell: int) -> np.ndarray:
+    """(fine, fine // cell) float32 matrix of linear interpolation from cell centres to fine pixels
+    (edges held): ``U @ coarse @ U.T`` upsamples an image in two small matrix products."""
+    coarse = fine // cell
+    centres = np.clip((np.arange(fine) + 0.5) / cell - 0.5, 0.0, coarse - 1.0)
+    low = np.minimum(np.floor(centres).astype(int), coarse - 2) if coarse > 1 else np.zeros(fine, int)
+    weight = centres - low
+    matrix = np.zeros((fine, coarse), np.float32)
+    matrix[np.arange(fine), low] = 1.0 - weight
+    if coarse > 1:
+        matrix[np.arange(fine), low + 1] += weight
+    matrix.setflags(write=False)
+    return matrix
+
+
 def coarse_blur(image: np.ndarray, sigma_pixels: float, cell: int = 8) -> np.ndarray:
     """A wide Gaussian blur (float32) computed on a ``cell``-times coarser grid: for blurs of tens of
     pixels (veiling glare), where the coarse grid loses nothing and the full-size one costs 30x more."""
@@ -603,10 +619,28 @@ def coarse_blur(image: np.ndarray, sigma_pixels: float, cell: int = 8) -> np.nda
     while n % cell:
         cell -= 1
     coarse = image.reshape(n // cell, cell, n // cell, cell).mean(axis=(1, 3))
-    blurred = ndimage.gaussian_filter(coarse, sigma_pixels / cell, mode="nearest", truncate=3.0)
-    centres = (np.arange(n) + 0.5) / cell - 0.5
-    return ndimage.map_coordinates(blurred, np.meshgrid(centres, centres, indexing="ij"), order=1,
-                                   mode="nearest").astype(np.float32)
+    blurred = ndimage.gaussian_filter(coarse, sigma_pixels / cell, mode="nearest", truncate=3.0).astype(np.float32)
+    upsample = _upsampling_matrix(n, cell)
+    return upsample @ blurred @ upsample.T
+
+
+@njit(parallel=True, fastmath=True, cache=True)
+def _remap(image, coordinates):  # pragma: no cover - compiled
+    """Bilinear samples of ``image`` at (row, column) ``coordinates`` (2, rows, columns), edges held."""
+    rows, columns = image.shape
+    out = np.empty_like(image)
+    for r in prange(rows):
+        for c in range(columns):
+            y = min(max(coordinates[0, r, c], 0.0), rows - 1.000001)
+            x = min(max(coordinates[1, r, c], 0.0), columns - 1.000001)
+            i = int(y)
+            j = int(x)
+            fy = y - i
+            fx = x - j
+            top = image[i, j] + fx * (image[i, j + 1] - image[i, j])
+            bottom = image[i + 1, j] + fx * (image[i + 1, j + 1] - image[i + 1, j])
+            out[r, c] = top + fy * (bottom - top)
+    return out
 
 
 def measure(line_integral: np.ndarray, field_mask: np.ndarray, quanta_per_pixel: float | None, *,
@@ -626,8 +660,8 @@ def measure(line_integral: np.ndarray, field_mask: np.ndarray, quanta_per_pixel:
         ratio = detector.grid.scatter_transmission / detector.grid.primary_transmission
         relative += np.float32(ratio) * scatter
     if detector.pincushion > 0:
-        relative = ndimage.map_coordinates(relative, pincushion_coordinates(carm.detector_pixels, detector.pincushion),
-                                           order=1, mode="nearest").astype(np.float32)
+        relative = _remap(np.ascontiguousarray(relative, dtype=np.float32),
+                          pincushion_coordinates(carm.detector_pixels, detector.pincushion))
     relative *= vignetting_profile(carm.detector_pixels, detector.vignetting)
     if quanta_per_pixel is not None:
         quanta = np.float32(quanta_per_pixel)

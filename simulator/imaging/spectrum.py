@@ -152,8 +152,7 @@ def beam(kvp: float, filtration_mm_al: float = TUBE_FILTRATION_MM_AL, bin_kev: f
                 detected_fraction=float(np.sum(fluence * absorbed) / fluence.sum()))
 
 
-@njit(parallel=True, fastmath=True, cache=True)
-def _detected(amounts, mu, weights, out):  # pragma: no cover - compiled
+def _detected_source(amounts, mu, weights, out):  # pragma: no cover - compiled
     """``out[k] = -ln sum_e weights[e] exp(-sum_m amounts[m, k] mu[m, e])`` for the pixels ``k``.
 
     Blocks of pixels run in parallel, and within a block the loop over pixels is innermost, so that
@@ -188,6 +187,12 @@ def _detected(amounts, mu, weights, out):  # pragma: no cover - compiled
             out[first + k] = reference[k] - np.log(total[k])
 
 
+_detected_parallel = njit(parallel=True, fastmath=True, cache=True)(_detected_source)
+_detected_serial = njit(fastmath=True, cache=True)(_detected_source)
+# Below this many pixels (a needle's, a contrast blob's) one thread is faster than waking the pool.
+_PARALLEL_FROM_PIXELS = 32768
+
+
 def detected_line_integrals(b: Beam, *amounts: np.ndarray) -> np.ndarray:
     """The beam-hardened line integral ``-ln S`` per pixel (float32, the shape of the inputs).
 
@@ -200,8 +205,9 @@ def detected_line_integrals(b: Beam, *amounts: np.ndarray) -> np.ndarray:
     shape = np.shape(amounts[0])
     stacked = np.ascontiguousarray(np.stack([np.asarray(a, dtype=np.float32).reshape(-1) for a in amounts]))
     out = np.empty(stacked.shape[1], dtype=np.float32)
-    _detected(stacked, np.ascontiguousarray(b.mu_per_unit[:len(amounts)], dtype=np.float32),
-              b.weights.astype(np.float32), out)
+    kernel = _detected_parallel if stacked.shape[1] >= _PARALLEL_FROM_PIXELS else _detected_serial
+    mu = np.ascontiguousarray(b.mu_per_unit[:len(amounts)], dtype=np.float32)
+    kernel(stacked, mu, b.weights.astype(np.float32), out)
     return out.reshape(shape)
 
 
