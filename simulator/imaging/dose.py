@@ -33,13 +33,17 @@ Model
    a live run's held image averages at most ``RECURSIVE_FILTER_FRAMES`` of them, a DSA frame is one
    acquisition. DSA is an acquisition (:func:`technique_for`): ``DSA_TARGET_DETECTOR_NGY_PER_FRAME`` per frame at
    ``DSA_FRAMES_PER_SECOND``, so a run's dose scales with its length.
-8. **Quanta.** Photon fluence per air kerma at the beam's effective energy E is
-   ``1 / (E * (mu_en/rho)_air)``; NIST's dry air (Table 4, physics.nist.gov/PhysRefData/XrayMassCoef/
-   tab4.html) has mu_en/rho = 0.03041 cm^2/g at 60 keV and 0.02407 at 80 keV. A fraction of them is
-   detected (the detector's quantum efficiency, 0.6 [ED] for a CsI image intensifier).
-
-The image itself is formed at the tissue table's single effective energy
-(``tissues.FLUORO_EFFECTIVE_KEV``); kVp enters only the dose and the photon count.
+8. **Quanta.** With the polychromatic beam (the default), photon fluence per air kerma is the tube
+   spectrum's own (SpekPy's fluence over its kerma, :mod:`simulator.imaging.spectrum`) and the
+   detected fraction is the spectrum's absorption in the intensifier's CsI. At one effective energy E
+   (the model before the spectrum, ``kev`` given) it is ``1 / (E * (mu_en/rho)_air)``; NIST's dry
+   air (Table 4, physics.nist.gov/PhysRefData/XrayMassCoef/tab4.html) has mu_en/rho = 0.03041
+   cm^2/g at 60 keV and 0.02407 at 80 keV, and 0.6 of them are detected [ED].
+9. **kVp at the same detector dose.** The transmission the AEC sees is the detected signal's
+   (``exp(-p)`` of the beam-hardened line integral, plus the scatter the grid lets through), so a
+   higher kVp, which crosses the patient more easily, needs fewer mAs: the reference air kerma and
+   DAP fall with kVp (tests/simulator/test_dose.py checks the fall against Beer-Lambert through the
+   spectrum for a water phantom).
 """
 
 from __future__ import annotations
@@ -50,8 +54,10 @@ import numpy as np
 from scipy import ndimage
 
 from anatomy_models.errors import SpinesimError
-from anatomy_models.tissues import FLUORO_EFFECTIVE_KEV, hu_to_mu
+from anatomy_models.tissues import FLUORO_EFFECTIVE_KEV, hu_to_basis, hu_to_mu
 from simulator.imaging.carm import CArm
+from simulator.imaging.scatter import Grid
+from simulator.imaging.spectrum import TUBE_FILTRATION_MM_AL, beam
 
 # ---------------------------------------------------------------------------- constants (sources above)
 # One pulse shot, a tap on the pedal, as the C-arm's fluoroscopy-time counter records it, s [ED].
@@ -135,6 +141,8 @@ class Technique:
     averaged_frames : int, optional
         Frames whose quanta the displayed image holds; None: a pulse shot's, :func:`tap_frames`
         (see :func:`technique_for` for live and DSA runs).
+    filtration_mm_al : float
+        Total filtration of the tube, mm Al (:data:`simulator.imaging.spectrum.TUBE_FILTRATION_MM_AL`).
     """
 
     kvp: float = 80.0
@@ -142,9 +150,12 @@ class Technique:
     mas_per_frame: float | None = None
     aec_target_ngy: float = AEC_TARGET_DETECTOR_NGY_PER_FRAME
     averaged_frames: int | None = None
+    filtration_mm_al: float = TUBE_FILTRATION_MM_AL
 
     def __post_init__(self) -> None:
         tube_output_ugy_per_mas(self.kvp)  # validates the voltage
+        if not (np.isfinite(self.filtration_mm_al) and 0.5 <= self.filtration_mm_al <= 20.0):
+            raise SpinesimError(f"tube filtration must be 0.5-20 mm Al, got {self.filtration_mm_al!r}")
         if not (np.isfinite(self.frames_per_second) and 0.5 <= self.frames_per_second <= 60.0):
             raise SpinesimError(f"frame rate must be 0.5-60 frames per second, got {self.frames_per_second!r}")
         if self.mas_per_frame is not None and not (np.isfinite(self.mas_per_frame) and 0 < self.mas_per_frame <= 100.0):
@@ -222,7 +233,7 @@ class Exposure:
 
 
 def exposure_for(carm: CArm, technique: Technique, transmission: float = 1.0,
-                 kev: float = FLUORO_EFFECTIVE_KEV) -> Exposure:
+                 kev: float | None = None) -> Exposure:
     """The exposure of one frame for ``carm`` and ``technique``.
 
     Parameters
@@ -231,6 +242,9 @@ def exposure_for(carm: CArm, technique: Technique, transmission: float = 1.0,
         Fraction of the primary beam the anatomy lets through where automatic exposure control
         measures (``exp(-p)`` of its median line integral); used only when the technique leaves the
         tube charge to the AEC.
+    kev : float, optional
+        None: photons per kerma and detected fraction of the technique's spectrum; a number: of
+        that single energy (60-80 keV).
 
     Examples
     --------
@@ -253,7 +267,12 @@ def exposure_for(carm: CArm, technique: Technique, transmission: float = 1.0,
     reference_ugy = output * mas * (1000.0 / irp_distance_mm) ** 2
     field_at_irp_cm2 = carm.field_area_at_detector_mm2() * (irp_distance_mm / carm.source_to_detector_mm) ** 2 / 100.0
     detector_ugy = detector_per_mas_ugy * mas
-    quanta = detector_ugy * photons_per_mm2_per_ugy(kev) * carm.pixel_size_mm**2 * DETECTOR_QUANTUM_EFFICIENCY
+    if kev is None:
+        spectrum = beam(technique.kvp, technique.filtration_mm_al)
+        per_ugy, detected = spectrum.photons_per_mm2_per_ugy, spectrum.detected_fraction
+    else:
+        per_ugy, detected = photons_per_mm2_per_ugy(kev), DETECTOR_QUANTUM_EFFICIENCY
+    quanta = detector_ugy * per_ugy * carm.pixel_size_mm**2 * detected
     return Exposure(kvp=technique.kvp, mas=mas, reference_air_kerma_mgy=reference_ugy * 1e-3,
                     dose_area_product_gy_cm2=reference_ugy * 1e-6 * field_at_irp_cm2,
                     detector_air_kerma_ngy=detector_ugy * 1e3, quanta_per_pixel=quanta,
@@ -349,23 +368,32 @@ def metering_rays(carm: CArm) -> np.ndarray:
     return carm.ray_directions(np.array(u), np.array(v))
 
 
-def metered_transmission(anatomy, carm: CArm, kev: float = FLUORO_EFFECTIVE_KEV) -> float:
+def metered_transmission(anatomy, carm: CArm, kev: float | None = None, technique: Technique = Technique()) -> float:
     """``exp(-median p)`` of the body on the metering rays: what automatic exposure control sees
-    (kept per pose and energy by the anatomy, ``anatomy.derived``)."""
-    key = ("dose.metered_transmission", np.round(carm.projection_matrix, 6).tobytes(), float(kev))
-    return anatomy.derived(key, lambda: _metered_transmission(anatomy, carm, kev))
+    (kept per pose and beam by the anatomy, ``anatomy.derived``). ``p`` is the beam-hardened line
+    integral of the technique's spectrum, or the line integral at ``kev`` if given, times the default
+    anti-scatter grid's primary transmission (the renderer's AEC also counts the scatter the grid
+    lets through, a tenth or so more signal)."""
+    beam_key = ("kev", float(kev)) if kev is not None else ("spectrum", technique.kvp, technique.filtration_mm_al)
+    key = ("dose.metered_transmission", np.round(carm.projection_matrix, 6).tobytes(), beam_key)
+    return anatomy.derived(key, lambda: _metered_transmission(anatomy, carm, kev, technique))
 
 
-def _metered_transmission(anatomy, carm: CArm, kev: float) -> float:
+def _metered_transmission(anatomy, carm: CArm, kev: float | None, technique: Technique) -> float:
     step = 0.5 * float(np.min(anatomy.ct.spacing))
     distances = carm.source_to_isocenter_mm + np.arange(-_HALF_LENGTH_MM, _HALF_LENGTH_MM, step)
     points = carm.source[None, None, :] + distances[None, :, None] * metering_rays(carm)[:, None, :]
     ijk = anatomy.ct.world_to_voxel(points.reshape(-1, 3)).T
     hu = ndimage.map_coordinates(anatomy.ct.array, ijk, output=np.float32, order=1, mode="constant", cval=_AIR_HU,
                                  prefilter=False)
-    line_integrals = (hu_to_mu(kev)(hu).reshape(points.shape[:2]) * step).sum(axis=1)
+    if kev is not None:
+        line_integrals = (hu_to_mu(kev)(hu).reshape(points.shape[:2]) * step).sum(axis=1)
+    else:
+        water, bone = (fraction.reshape(points.shape[:2]).sum(axis=1) * step for fraction in hu_to_basis(hu))
+        spectrum = beam(technique.kvp, technique.filtration_mm_al)
+        line_integrals = np.array([spectrum.line_integral(w, b) for w, b in zip(water, bone)])
     body = line_integrals[line_integrals > BODY_LINE_INTEGRAL]
-    return float(np.exp(-np.median(body))) if body.size else 1.0
+    return Grid().primary_transmission * (float(np.exp(-np.median(body))) if body.size else 1.0)
 
 
 def add_fluoro_shot(ledger: DoseLedger, anatomy, carm: CArm, mode: str, seconds: float | None = None,
@@ -397,4 +425,4 @@ def add_fluoro_shot(ledger: DoseLedger, anatomy, carm: CArm, mode: str, seconds:
 def shot_exposure(anatomy, carm: CArm, mode: str, technique: Technique = Technique()) -> Exposure:
     """The exposure of one frame of a ``fluoro_shot`` of ``mode``: metered (:func:`metered_transmission`),
     at the mode's technique (:func:`technique_for`). A run's dose is its frames times this one."""
-    return exposure_for(carm, technique_for(mode, technique), metered_transmission(anatomy, carm))
+    return exposure_for(carm, technique_for(mode, technique), metered_transmission(anatomy, carm, technique=technique))

@@ -37,6 +37,12 @@ new noise realisation never re-projects the CT. The anatomy's Joseph tables are 
 and its mu volume is not kept: a workstation holds about half the CT's bytes per principal axis in
 use (two in practice, AP/oblique and lateral) instead of two float32 copies per axis plus the volume.
 
+For the polychromatic beam the CT is projected as two materials, the path lengths of water and of
+cortical bone (:func:`anatomy_basis_line_integrals`, HU decomposed by ``tissues.hu_to_basis``), in one
+Joseph traversal of an interleaved table: the spectrum is applied per pixel afterwards, never per
+energy in the projector. A CT cut across the body along the patient's long axis is continued beyond
+its cut faces as water out to the skin (:func:`body_extension`), so its rays see no black band.
+
 The needle is not voxelised: :func:`needle_line_integrals` computes the steel shaft's and the plastic
 hub's chord lengths per ray in closed form, only in the pixels the needle covers, averaging 4 x 4
 rays per pixel so that a needle thinner than a pixel still shows.
@@ -53,7 +59,7 @@ import numpy as np
 from numba import njit, prange
 
 from anatomy_models.errors import SpinesimError
-from anatomy_models.tissues import FLUORO_EFFECTIVE_KEV, hu_to_mu, linear_attenuation_per_mm, tissue
+from anatomy_models.tissues import FLUORO_EFFECTIVE_KEV, hu_to_basis, hu_to_mu, linear_attenuation_per_mm, tissue
 from anatomy_models.volume import Volume
 from simulator.imaging.carm import CArm
 
@@ -221,6 +227,52 @@ def _joseph_kernel(table, scale, nb, na, nc, source, q00, qu, qv, d00, du, dv, o
             out[v, u] = acc * scale * math.sqrt(dx * dx + dy * dy + dz * dz) / abs(qc)
 
 
+@njit(parallel=True, fastmath=True, cache=True, boundscheck=False)
+def _joseph_pair_kernel(table, scale_0, scale_1, nb, na, nc, source, q00, qu, qv, d00, du, dv,
+                        out):  # pragma: no cover - compiled
+    """:func:`_joseph_kernel` for a table of two interleaved materials (flat (nb, na, nc, 2)), into
+    ``out`` (2, rows, columns): both line integrals for one traversal, the cost of the polychromatic
+    beam's two basis materials (water, bone) being one ray's index arithmetic and twice the gathers."""
+    nv, nu = out.shape[1], out.shape[2]
+    plane = na * nc
+    for v in prange(nv):
+        for u in range(nu):
+            qa, qb, qc = _pixel_vector(u, v, q00, qu, qv)
+            dx, dy, dz = _pixel_vector(u, v, d00, du, dv)
+            slope_a = qa / qc
+            slope_b = qb / qc
+            a0 = source[0] - source[2] * slope_a
+            b0 = source[1] - source[2] * slope_b
+            c0, c1 = _clip(0.0, nc - 1.0, a0, slope_a, _EDGE, na - 1.0 - _EDGE)
+            c0, c1 = _clip(c0, c1, b0, slope_b, _EDGE, nb - 1.0 - _EDGE)
+            first = int(math.ceil(c0))
+            acc_0 = np.float32(0.0)
+            acc_1 = np.float32(0.0)
+            c = float(first)
+            for _ in range(int(math.floor(c1)) - first + 1):
+                a = a0 + c * slope_a
+                b = b0 + c * slope_b
+                cell_a = math.floor(a)
+                cell_b = math.floor(b)
+                fa = np.float32(a - cell_a)
+                fb = np.float32(b - cell_b)
+                row = 2 * int(cell_b * plane + cell_a * nc + c)
+                w00 = (np.float32(1.0) - fa) * (np.float32(1.0) - fb)
+                w10 = fa * (np.float32(1.0) - fb)
+                w01 = (np.float32(1.0) - fa) * fb
+                w11 = fa * fb
+                acc_0 += (w00 * np.float32(table[row]) + w10 * np.float32(table[row + 2 * nc])
+                          + w01 * np.float32(table[row + 2 * plane])
+                          + w11 * np.float32(table[row + 2 * plane + 2 * nc]))
+                acc_1 += (w00 * np.float32(table[row + 1]) + w10 * np.float32(table[row + 2 * nc + 1])
+                          + w01 * np.float32(table[row + 2 * plane + 1])
+                          + w11 * np.float32(table[row + 2 * plane + 2 * nc + 1]))
+                c += 1.0
+            length = math.sqrt(dx * dx + dy * dy + dz * dz) / abs(qc)
+            out[0, v, u] = acc_0 * scale_0 * length
+            out[1, v, u] = acc_1 * scale_1 * length
+
+
 @njit(inline="always", fastmath=True)
 def _cylinder_chord(sx, sy, sz, dx, dy, dz, px, py, pz, ax, ay, az, length, radius):
     """Length (mm) of the ray s + t d (|d| = 1) inside the cylinder from p along unit a, closed form."""
@@ -382,6 +434,45 @@ def _prepared(values: np.ndarray, affine: np.ndarray, method: str, axis: int, *,
     return _Prepared(table.reshape(-1), (nb, na, nc), world_to_table, False, scale)
 
 
+@dataclass(frozen=True, eq=False)
+class _PreparedPair:
+    """Two materials' volumes (water, bone) in one interleaved Joseph table, quantised to uint16."""
+
+    table: np.ndarray  # flat uint16 (nb, na, nc, 2)
+    shape: tuple[int, int, int]
+    world_to_table: np.ndarray
+    empty: bool
+    scales: tuple[float, float]
+
+
+def _prepared_pair(first: np.ndarray, second: np.ndarray, affine: np.ndarray, axis: int) -> _PreparedPair:
+    """The interleaved, quantised Joseph table of two non-negative volumes on one grid (see :func:`_prepared`)."""
+    box = _nonzero_box(np.maximum(first, second))
+    if box is None:
+        return _PreparedPair(np.zeros(16, np.uint16), (1, 1, 1), np.eye(4), True, (1.0, 1.0))
+    others = [a for a in range(3) if a != axis]
+    order = (others[1], others[0], axis)
+    start = np.array([s.start for s in box], dtype=np.float64)
+    permute = np.zeros((4, 4))
+    permute[3, 3] = 1.0
+    for row, voxel_axis in enumerate((others[0], others[1], axis)):
+        permute[row, voxel_axis] = 1.0
+        permute[row, 3] = -start[voxel_axis]
+    shift = np.eye(4)
+    shift[:3, 3] = 1.0
+    world_to_table = shift @ permute @ np.linalg.inv(affine)
+    blocks = [np.transpose(values[box], order) for values in (first, second)]
+    nb, na, nc = blocks[0].shape
+    scales = tuple(max(float(np.max(block)), 1e-12) / _QUANTISED_STEPS for block in blocks)
+    table = np.zeros((nb + 2, na + 2, nc + 2, 2), dtype=np.uint16)
+    for channel, (block, scale) in enumerate(zip(blocks, scales)):
+        for b in range(0, nb, _SLABS):  # slab by slab: no full-size temporary
+            slab = block[b:b + _SLABS]
+            table[1 + b:1 + b + len(slab), 1:-1, 1:-1, channel] = np.rint(np.maximum(slab, 0.0) / scale)
+    shape = (nb + 2, na + 2, nc + 2)
+    return _PreparedPair(table.reshape(-1), shape, world_to_table, False, scales)  # type: ignore[arg-type]
+
+
 def _ray_setup(carm: CArm, world_to_table: np.ndarray) -> tuple[np.ndarray, ...]:
     """Source (table coords) and the linear maps pixel -> ray direction in table coords and in mm."""
     pixel_to_direction = carm.pixel_to_direction
@@ -526,6 +617,102 @@ def _anatomy_frame(anatomy: Anatomy, carm: CArm, method: str, kev: float) -> np.
 def _anatomy_table(anatomy: Anatomy, method: str, axis: int, kev: float) -> _Prepared:
     mu = mu_volume(anatomy.ct, kev)
     return _prepared(mu.array, mu.affine, method, axis, quantise=method == "joseph")
+
+
+def anatomy_basis_line_integrals(anatomy: Anatomy, carm: CArm, *, method: Method = "joseph") -> np.ndarray:
+    """The anatomy's path lengths of water and of cortical bone along every ray, mm (float32, (2, rows, columns)).
+
+    The CT is decomposed into the two materials by :func:`anatomy_models.tissues.hu_to_basis` and
+    both are projected in one traversal (Joseph: one interleaved uint16 table; Siddon: two tables),
+    cached like :func:`anatomy_line_integrals`: the table per method and principal axis, the frame
+    per pose. The polychromatic beam (:mod:`simulator.imaging.spectrum`) turns them into what the
+    detector sees at any kVp without projecting again. The returned array is shared: do not modify it.
+    """
+    if method not in METHODS:
+        raise SpinesimError(f"unknown DRR method {method!r}", hint=f"use one of {', '.join(METHODS)}")
+    return anatomy.derived.recent("drr.basis_frames", pose_key(carm, method),
+                                  lambda: _anatomy_basis_frame(anatomy, carm, method), keep=_FRAMES_PER_ANATOMY)
+
+
+def _anatomy_basis_frame(anatomy: Anatomy, carm: CArm, method: str) -> np.ndarray:
+    axis = _principal_axis(anatomy.ct, carm)
+    tables = anatomy.derived(("drr.basis_table", method, axis), lambda: _anatomy_basis_table(anatomy, method, axis))
+    if method == "joseph":
+        out = np.zeros((2, *carm.shape), dtype=np.float32)
+        if not tables.empty:
+            nb, na, nc = tables.shape
+            with numba.parallel_chunksize(_ROWS_PER_CHUNK):
+                _joseph_pair_kernel(tables.table, tables.scales[0], tables.scales[1], nb, na, nc,
+                                    *_ray_setup(carm, tables.world_to_table), out)
+    else:
+        out = np.stack([_project(table, carm, method) for table in tables])
+    for slab in anatomy.derived("drr.body_extension", lambda: body_extension(anatomy.ct)):
+        out[0] += line_integrals(slab, carm)
+    out.setflags(write=False)
+    return out
+
+
+# A CT cut across the body (an imported scan's first and last slices, or a field of view narrower
+# than the patient) would leave the rays beyond its faces in air: a black band on the image. The
+# body is continued there as water out to the skin of the face it was cut at, for this far [ED:
+# beyond the widest field a 9-inch intensifier sees around a lumbar level], on cells this coarse.
+EXTENSION_MM = 150.0
+_EXTENSION_CELL_MM = 4.0
+# A face is cut across the body when more than this fraction of its voxels are body (above -400 HU,
+# the air/fat boundary of tissues.tissue_from_hu).
+_CUT_FRACTION = 0.02
+_BODY_HU = -400.0
+
+
+def body_extension(ct: Volume) -> tuple[Volume, ...]:
+    """Water-equivalent continuations of the body beyond the faces of ``ct`` (along the patient's long
+    axis) that cut across it.
+
+    Each is a slab of water fractions (float32) as thick as :data:`EXTENSION_MM`, on the CT's own
+    spacing across the face (so its first node follows the CT's last one, and Joseph's interpolated
+    fields meet without a seam) and on ~4 mm cells along it; the skin is the cut face's body outline,
+    extruded. Bone and air inside the body are not continued: the far body is soft tissue.
+
+    Examples
+    --------
+    >>> hu = np.full((10, 12, 14), -1000, np.int16); hu[2:8, 3:9, :] = 40  # a body running out of both z faces
+    >>> [s.array.shape for s in body_extension(Volume.from_spacing(hu, (2.0, 2.0, 2.0)))]
+    [(5, 6, 75), (5, 6, 75)]
+    """
+    slabs = []
+    # Only across the patient's long axis: a scan is cut there, above and below the levels it was
+    # taken for; in the axial plane its field of view holds the body (and a phantom that is a slab,
+    # cut on every face, must not grow thicker along the beam).
+    axis = int(np.argmax(np.abs(ct.affine[2, :3]) / np.linalg.norm(ct.affine[:3, :3], axis=0)))
+    others = [a for a in range(3) if a != axis]
+    spacing = float(np.linalg.norm(ct.affine[:3, axis]))
+    slices = int(math.ceil(EXTENSION_MM / spacing))
+    for side in (0, ct.array.shape[axis] - 1):
+        body = np.take(ct.array, side, axis=axis) > _BODY_HU
+        if body.mean() <= _CUT_FRACTION:
+            continue
+        cells = [max(1, int(round(_EXTENSION_CELL_MM / float(np.linalg.norm(ct.affine[:3, a]))))) for a in others]
+        padded = np.zeros([-(-n // c) * c for n, c in zip(body.shape, cells)], np.float32)
+        padded[:body.shape[0], :body.shape[1]] = body
+        blocks = (padded.shape[0] // cells[0], cells[0], padded.shape[1] // cells[1], cells[1])
+        face = padded.reshape(blocks).mean(axis=(1, 3))
+        # Slab index (i, j, k) -> CT index: across the face the cell centre, along the axis beyond the face.
+        to_ct = np.zeros((4, 4))
+        to_ct[3, 3] = 1.0
+        for row, (a, c) in enumerate(zip(others, cells)):
+            to_ct[a, row] = c
+            to_ct[a, 3] = (c - 1) / 2.0
+        to_ct[axis, 2] = 1.0 if side else -1.0
+        to_ct[axis, 3] = side + (1.0 if side else -1.0)
+        slabs.append(Volume(np.repeat(face[:, :, None], slices, axis=2).astype(np.float32), ct.affine @ to_ct))
+    return tuple(slabs)
+
+
+def _anatomy_basis_table(anatomy: Anatomy, method: str, axis: int) -> _PreparedPair | tuple[_Prepared, _Prepared]:
+    water, bone = hu_to_basis(anatomy.ct.array)
+    if method == "joseph":
+        return _prepared_pair(water, bone, anatomy.ct.affine, axis)
+    return (_prepared(water, anatomy.ct.affine, method, axis), _prepared(bone, anatomy.ct.affine, method, axis))
 
 
 # --------------------------------------------------------------------------- needle

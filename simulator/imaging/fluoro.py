@@ -1,26 +1,36 @@
 """Fluoroscopy image formation: from line integrals to the picture on the C-arm's monitor.
 
-``render_fluoro(anatomy, carm, needle, contrast)`` composes the attenuation line integral ``p`` of
-the anatomy (a cached DRR per pose, :mod:`simulator.imaging.drr`), of iodinated contrast (a DRR of the
-concentration volume times iodine's coefficient) and of the needle (closed form), then forms the
-image the way a C-arm does:
+``render_fluoro(anatomy, carm, needle, contrast)`` forms the beam-hardened line integral ``p`` the
+detector sees: the anatomy's path lengths of water and cortical bone (one cached DRR per pose,
+:func:`simulator.imaging.drr.anatomy_basis_line_integrals`), iodine from the contrast's concentration
+volume and the needle's steel (closed form) are integrated over the tube's spectrum at the
+technique's kVp (:mod:`simulator.imaging.spectrum`; ``kev=`` gives the older single-energy model).
+Then, the way a C-arm does:
 
-1. expected detected quanta ``N = N0 v(r) exp(-p)`` inside the collimated field, where ``N0`` comes
-   from the exposure (tube technique with automatic exposure control, :mod:`simulator.imaging.dose`) times
-   the frames the displayed image holds (a pulse shot's tap, averaged by the recursive filter), and
-   ``v(r)`` is the image intensifier's vignetting (brightness falling toward the rim);
+1. expected detected quanta ``N = N0 v(r) (exp(-p) + (T_s / T_p) S)`` inside the collimated field:
+   the primary plus the patient's scatter ``S`` that the grid lets through
+   (:mod:`simulator.imaging.scatter`), where ``N0`` comes from the exposure (tube technique with
+   automatic exposure control, :mod:`simulator.imaging.dose`) times the frames the displayed image
+   holds (a pulse shot's tap, averaged by the recursive filter), and ``v(r)`` is the image
+   intensifier's vignetting; its curved input screen's pincushion distortion is applied here too;
 2. quantum noise: Poisson counts with a seeded generator (same seed, same image), see
    :func:`quantum_noise`;
-3. detector blur (Gaussian, the intensifier and camera's unsharpness);
+3. detector blur (Gaussian, the intensifier and camera's unsharpness) and the intensifier's
+   veiling glare (a share of the light spread widely); a flat panel has neither glare, vignetting
+   nor distortion (:meth:`DetectorModel.flat_panel`);
 4. log: ``m = -ln(counts / N0)``, the measured line integral; digital subtraction (DSA) subtracts a
    mask frame's ``m`` here;
-5. display, as a C-arm's image processing does it: harmonisation (a fraction of the heavily blurred
-   log image is subtracted, compressing the large range between thin and thick soft tissue so that
-   bone detail keeps the grey scale), window/level (automatic), gamma, mild edge enhancement, bone
-   white on grey soft tissue, air black (or the inverse polarity), black outside the exposed field;
-   orientation letters burned in. The harmonisation's blurred image and the automatic window both
-   come from the anatomy's noiseless frame, so they stay put while the needle moves and neither the
-   needle nor the contrast is flattened away.
+5. display, as a C-arm's image processing does it: window/level (automatic, or the trainee's),
+   a global tone curve that compresses the large range between thin and thick soft tissue so that
+   bone detail keeps the grey scale, gamma, mild edge enhancement, bone white on grey soft tissue,
+   air black (or the inverse polarity: bone, needle and contrast dark), black outside the exposed
+   field; orientation letters burned in. The tone curve is a function of the measured line
+   integral alone (half linear, half the equalised histogram of the anatomy's noiseless frame), so
+   it never shows a ray that crossed more attenuation darker than one that crossed less, as local
+   "harmonisation" (subtracting a blurred image, still available) does: it made the interlaminar
+   windows darker than the paraspinal muscle beside them. Window and tone curve come from the
+   anatomy's noiseless frame, so they stay put while the needle moves and neither the needle nor
+   the contrast is flattened away.
 
 The image is shown as the operator sees the prone patient from behind (see :mod:`simulator.imaging.carm`).
 """
@@ -34,16 +44,20 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
 import numpy as np
-from numba import njit
+from numba import njit, prange
 from PIL import Image, ImageDraw, ImageFont
+from scipy import ndimage
 
 from anatomy_models.atomic import atomic_path
 from anatomy_models.errors import SpinesimError
-from anatomy_models.tissues import FLUORO_EFFECTIVE_KEV, iodine_mu_per_mm_per_mg_ml
+from anatomy_models.tissues import FLUORO_EFFECTIVE_KEV, iodine_mu_per_mm_per_mg_ml, linear_attenuation_per_mm, tissue
 from anatomy_models.volume import Volume
 from simulator.imaging.carm import CArm
 from simulator.imaging.dose import Exposure, Technique, exposure_for
-from simulator.imaging.drr import Method, add_needle_line_integrals, anatomy_line_integrals, line_integrals, pose_key
+from simulator.imaging.drr import (Method, add_needle_line_integrals, anatomy_basis_line_integrals,
+                                   anatomy_line_integrals, line_integrals, needle_line_integrals, pose_key)
+from simulator.imaging.scatter import Grid, ScatterGeometry, scatter_image
+from simulator.imaging.spectrum import Beam, beam, detected_line_integrals, detected_water_bone, water_equivalent_mm
 
 if TYPE_CHECKING:
     from anatomy_models.anatomy import Anatomy
@@ -58,12 +72,16 @@ _BODY_THRESHOLD = 0.05
 # detector width), the automatic window spans these percentiles of the line integrals there [ED]:
 # from the 0.2nd, so that the thinnest gaps between bones (interlaminar windows, foramina) stay dark
 # grey as on a real monitor (the beam still crosses the trunk there) instead of clipping to black
-# (the 1st percentile clipped 2.4% of the central field of the L4 Scotty view to black, now 0.7%).
+# (the 1st percentile clipped 2.4% of the central field of the L4 Scotty view to black, now 0.7%),
+# to the 99.9th, so that the densest bone is not clipped white (the 99.5th with harmonisation
+# clipped 2.2% of the AP field).
 _MEASURING_RADIUS = 0.25
-_WINDOW_PERCENTILES = (0.2, 99.5)
+_WINDOW_PERCENTILES = (0.2, 99.9)
 # The one-sided window of a subtracted (DSA) image, in line-integral units: 0.4 is ~1.8 mm of
 # undiluted 300 mgI/mL contrast (0.23/mm at 60 keV), so a thin undiluted layer is full white [ED].
 _DSA_HALF_WINDOW = 0.4
+# Points of the automatic tone curve across the window.
+_TONE_KNOTS = 257
 # How many settings' frame facts (AEC, window, harmonisation background) an anatomy keeps: the
 # background is a frame-sized image; the frames themselves are kept by the DRR cache.
 _FACTS_PER_ANATOMY = 64
@@ -71,7 +89,11 @@ _FACTS_PER_ANATOMY = 64
 
 @dataclass(frozen=True)
 class DetectorModel:
-    """The imaging chain's physics beyond Beer-Lambert.
+    """The imaging chain's physics beyond Beer-Lambert: scatter and grid, the image intensifier's
+    veiling glare, vignetting and pincushion distortion, and blur.
+
+    The defaults are a mobile C-arm's 9-inch image intensifier with a grid; :meth:`flat_panel` is a
+    flat-panel detector (no glare, no vignetting, no distortion, sharper).
 
     Parameters
     ----------
@@ -81,16 +103,48 @@ class DetectorModel:
     vignetting : float
         Fractional brightness lost at the rim of the field relative to its centre, ``v(r) = 1 -
         vignetting (r / R)^2`` [ED 0.2]; 0 for a flat panel.
+    scatter : bool
+        Add the patient's scattered radiation (:mod:`simulator.imaging.scatter`).
+    grid : Grid
+        The anti-scatter grid (``scatter.NO_GRID`` for none).
+    glare_fraction : float
+        Veiling glare of an image intensifier: this fraction of the light is spread over the output
+        screen (light scattered in the output window and the optics) [ED 0.08: image intensifiers'
+        glare fractions are quoted at 5-15%, e.g. Seibert, Nalcioglu & Roeck, "Characterization of the
+        veiling glare PSF in x-ray image intensified fluoroscopy", Med. Phys. 11:172, 1984]. 0 for a
+        flat panel.
+    glare_radius_mm : float
+        Gaussian radius of the glare's spread at the detector plane, mm [ED 25].
+    pincushion : float
+        Pincushion distortion of the intensifier's curved input screen: a point at radius ``r`` of
+        the field's half-width ``R`` is shown at ``r (1 + pincushion (r / R)^2)`` [ED 0.03: a few per
+        cent at the rim]. 0 for a flat panel.
     """
 
     blur_mm: float = 0.3
     vignetting: float = 0.2
+    scatter: bool = True
+    grid: Grid = Grid()
+    glare_fraction: float = 0.08
+    glare_radius_mm: float = 25.0
+    pincushion: float = 0.03
 
     def __post_init__(self) -> None:
         if not (np.isfinite(self.blur_mm) and 0.0 <= self.blur_mm <= 5.0):
             raise SpinesimError(f"detector blur must be 0-5 mm, got {self.blur_mm!r}")
         if not (np.isfinite(self.vignetting) and 0.0 <= self.vignetting < 1.0):
             raise SpinesimError(f"vignetting must be in [0, 1), got {self.vignetting!r}")
+        if not (np.isfinite(self.glare_fraction) and 0.0 <= self.glare_fraction < 0.5):
+            raise SpinesimError(f"veiling glare fraction must be in [0, 0.5), got {self.glare_fraction!r}")
+        if not (np.isfinite(self.glare_radius_mm) and 1.0 <= self.glare_radius_mm <= 200.0):
+            raise SpinesimError(f"veiling glare radius must be 1-200 mm, got {self.glare_radius_mm!r}")
+        if not (np.isfinite(self.pincushion) and 0.0 <= self.pincushion <= 0.2):
+            raise SpinesimError(f"pincushion distortion must be 0-0.2, got {self.pincushion!r}")
+
+    @classmethod
+    def flat_panel(cls, **changes: object) -> DetectorModel:
+        """A flat-panel detector: no veiling glare, vignetting or distortion; 0.15 mm blur [ED]."""
+        return cls(**{"blur_mm": 0.15, "vignetting": 0.0, "glare_fraction": 0.0, "pincushion": 0.0, **changes})
 
 
 @dataclass(frozen=True)
@@ -105,12 +159,16 @@ class Display:
     window : (low, high), optional
         Range of the harmonised line integral mapped to the full grey scale; None chooses it from the
         anatomy's noiseless frame (0.2nd to 99.5th percentile of the body in the central region).
+    equalisation : float
+        Weight of the equalised histogram in the automatic tone curve (0: a linear window; 1: full
+        histogram equalisation of the anatomy's noiseless frame) [ED 0.5]. Global, so monotonic:
+        more attenuation is never shown darker (bone_white). Not applied to a window given here or
+        to DSA.
     harmonisation : float
-        Fraction of the large-scale (blurred) log image subtracted before windowing [ED 0.6: C-arm
-        "harmonisation" / dynamic-range compression typically removes half to two thirds of the
-        low frequencies; clinical.md §5.2 notes only that the display is log-compressed with edge
-        enhancement]. 0 shows the raw log image. The subtracted image is relative to the body's
-        median, so a window chosen on the raw image still lands near the same grey levels.
+        Fraction of the large-scale (blurred) log image subtracted before windowing (C-arm
+        "harmonisation"; clinical.md §5.2 notes only that the display is log-compressed with edge
+        enhancement). Default 0: being local, it can show a thick region darker than a thinner
+        one beside it. The subtracted image is relative to the body's median.
     harmonisation_radius_mm : float
         Gaussian radius (standard deviation) of that blur at the detector plane, mm [ED 20: wider
         than a vertebra's posterior elements, so they keep their contrast, narrower than the
@@ -127,7 +185,8 @@ class Display:
 
     polarity: Polarity = "bone_white"
     window: tuple[float, float] | None = None
-    harmonisation: float = 0.6
+    equalisation: float = 0.5
+    harmonisation: float = 0.0
     harmonisation_radius_mm: float = 20.0
     gamma: float = 1.0
     edge_enhancement: float = 0.8
@@ -142,6 +201,8 @@ class Display:
             if not (np.isfinite(low) and np.isfinite(high) and high > low):
                 raise SpinesimError(f"display window must be (low, high) with high > low, got {self.window!r}")
             object.__setattr__(self, "window", (low, high))
+        if not (np.isfinite(self.equalisation) and 0.0 <= self.equalisation <= 1.0):
+            raise SpinesimError(f"display equalisation must be in [0, 1], got {self.equalisation!r}")
         if not (np.isfinite(self.harmonisation) and 0.0 <= self.harmonisation < 1.0):
             raise SpinesimError(f"display harmonisation must be in [0, 1), got {self.harmonisation!r}")
         if not (np.isfinite(self.harmonisation_radius_mm) and 2.0 <= self.harmonisation_radius_mm <= 200.0):
@@ -152,6 +213,18 @@ class Display:
             raise SpinesimError(f"edge enhancement must be 0-5, got {self.edge_enhancement!r}")
         if not (np.isfinite(self.edge_radius_mm) and 0.0 < self.edge_radius_mm <= 50.0):
             raise SpinesimError(f"edge-enhancement radius must be in (0, 50] mm, got {self.edge_radius_mm!r}")
+
+    @classmethod
+    def level_width(cls, level: float, width: float, **changes: object) -> Display:
+        """A display with the window centred on ``level`` and ``width`` wide (line-integral units), as a
+        monitor's level and width knobs set it.
+
+        >>> Display.level_width(5.0, 2.0).window
+        (4.0, 6.0)
+        """
+        if not (np.isfinite(width) and width > 0):
+            raise SpinesimError(f"display window width must be positive, got {width!r}")
+        return cls(window=(level - width / 2.0, level + width / 2.0), **changes)
 
 
 @dataclass(frozen=True, eq=False)
@@ -208,9 +281,12 @@ class FluoroImage:
 # --------------------------------------------------------------------------- caches
 @dataclass(frozen=True)
 class _FrameFacts:
-    transmission: float  # exp(-median p) of the exposed body, for the AEC
+    transmission: float  # median detector signal / open beam's (primary and scatter behind the grid): the AEC's
     window: tuple[float, float]  # automatic display window, harmonised line-integral units
     background: np.ndarray | None  # what harmonisation subtracts (line-integral units), None for none
+    tone: np.ndarray | None  # grey (0-1) at _TONE_KNOTS evenly spaced points of the window, None for linear
+    scatter: np.ndarray | None  # scatter without grid relative to the open beam (scatter.scatter_image), None for none
+    scatter_to_primary: float  # median SPR behind the grid where the AEC measures (0 without scatter)
 
 
 def _measuring_region(anatomy_frame: np.ndarray, field_mask: np.ndarray) -> np.ndarray:
@@ -244,45 +320,98 @@ def large_scale_image(measured: np.ndarray, field_mask: np.ndarray, sigma_pixels
 
 
 def _frame_facts(anatomy_frame: np.ndarray, field_mask: np.ndarray, noiseless: np.ndarray, display: Display,
-                 pixel_size_mm: float) -> _FrameFacts:
+                 pixel_size_mm: float, detector: DetectorModel, scatter: np.ndarray | None) -> _FrameFacts:
     """Exposure control, harmonisation and automatic window, measured like a C-arm's in the central region.
 
-    ``noiseless`` is the anatomy's noiseless measurement (blurred, vignetted): the window spans what
-    the display shows of it, so the needle and contrast, added later, neither move the window nor
-    the harmonisation.
+    ``noiseless`` is the anatomy's noiseless measurement (blurred, vignetted, with scatter): the
+    window spans what the display shows of it, so the needle and contrast, added later, neither move
+    the window nor the harmonisation.
     """
     region = _measuring_region(anatomy_frame, field_mask)
     if not region.any():
-        return _FrameFacts(1.0, (0.0, 1.0), None)
-    median_p = float(np.median(anatomy_frame[region]))
+        return _FrameFacts(1.0, (0.0, 1.0), None, None, scatter, 0.0)
+    primary = np.exp(-anatomy_frame[region])
+    grid = detector.grid
+    scattered = scatter[region] if scatter is not None else np.zeros_like(primary)
+    transmission = float(np.median(grid.primary_transmission * primary + grid.scatter_transmission * scattered))
+    spr = float(np.median(grid.scatter_transmission * scattered / (grid.primary_transmission * primary)))
     background = None
+    # The window and tone curve span the whole exposed body (a window from the central disc alone
+    # clipped a thicker trunk at the field's edge white).
+    body = field_mask & (anatomy_frame > _BODY_THRESHOLD)
     if display.harmonisation > 0:
         large = large_scale_image(noiseless, field_mask, display.harmonisation_radius_mm / pixel_size_mm)
         reference = np.float32(np.median(large[region]))
         background = np.float32(display.harmonisation) * (large - reference)
         background[~field_mask] = 0.0
         background.setflags(write=False)
-        shown = noiseless[region] - background[region]
+        shown = noiseless[body] - background[body]
     else:
-        shown = noiseless[region]
+        shown = noiseless[body]
     low, high = np.percentile(shown, _WINDOW_PERCENTILES)
-    return _FrameFacts(float(np.exp(-median_p)), (float(low), float(max(high, low + 1e-3))), background)
+    high = max(high, low + 1e-3)
+    return _FrameFacts(min(transmission, 1.0), (float(low), float(high)), background,
+                       tone_curve(shown, (low, high), display.equalisation), scatter, spr)
+
+
+def tone_curve(values: np.ndarray, window: tuple[float, float], equalisation: float) -> np.ndarray | None:
+    """Grey levels (0-1, float32) at :data:`_TONE_KNOTS` evenly spaced points of ``window``: the linear
+    ramp blended with the cumulative histogram of ``values`` (weight ``equalisation``). Non-decreasing
+    by construction; None when ``equalisation`` is 0 (the plain linear window).
+
+    Examples
+    --------
+    >>> curve = tone_curve(np.array([0.0, 0.1, 0.2, 0.9, 1.0]), (0.0, 1.0), 0.5)
+    >>> bool(np.all(np.diff(curve) >= 0)), float(curve[0]), float(curve[-1])
+    (True, 0.0, 1.0)
+    """
+    if equalisation <= 0:
+        return None
+    low, high = window
+    knots = np.linspace(low, high, _TONE_KNOTS)
+    ordered = np.sort(np.asarray(values, dtype=np.float64).ravel())
+    cumulative = np.searchsorted(ordered, knots, side="right") / max(len(ordered), 1)
+    cumulative = (cumulative - cumulative[0]) / max(cumulative[-1] - cumulative[0], 1e-12)
+    curve = ((1.0 - equalisation) * np.linspace(0.0, 1.0, _TONE_KNOTS) + equalisation * cumulative).astype(np.float32)
+    curve.setflags(write=False)
+    return curve
+
+
+def _scatter_for(anatomy_frame: np.ndarray, field_mask: np.ndarray, carm: CArm, thickness_mm: np.ndarray) -> np.ndarray:
+    """The anatomy's scatter (no grid, relative to the open beam) for ``carm``: the exit surface is
+    taken half the median water-equivalent thickness beyond the isocentre."""
+    body = field_mask & (anatomy_frame > _BODY_THRESHOLD)
+    typical_mm = float(np.median(thickness_mm[body])) if body.any() else 0.0
+    geometry = ScatterGeometry(carm.source_to_isocenter_mm + typical_mm / 2.0, carm.source_to_detector_mm)
+    scatter = scatter_image(np.exp(-anatomy_frame), thickness_mm, field_mask, carm.pixel_size_mm, geometry)
+    scatter.setflags(write=False)
+    return scatter
 
 
 def _cached_facts(anatomy: Anatomy, carm: CArm, anatomy_frame: np.ndarray, field_mask: np.ndarray,
-                  display: Display, detector: DetectorModel, method: str, kev: float) -> _FrameFacts:
-    """The :class:`_FrameFacts` of ``anatomy_frame``, the anatomy's DRR for (``carm``, ``method``, ``kev``),
-    kept by the anatomy for the last :data:`_FACTS_PER_ANATOMY` settings.
+                  display: Display, detector: DetectorModel, method: str, spectrum: Beam | None,
+                  kev: float | None) -> _FrameFacts:
+    """The :class:`_FrameFacts` of ``anatomy_frame``, the anatomy's detected line integrals for (``carm``,
+    ``method``, and the beam: ``spectrum``, or one energy ``kev``), kept by the anatomy for the last
+    :data:`_FACTS_PER_ANATOMY` settings.
 
-    The key names what made the frame (energy and pose, as the DRR cache does) rather than the frame
+    The key names what made the frame (beam and pose, as the DRR cache does) rather than the frame
     array, so that no key can outlive the data it stands for.
     """
-    key = (kev, pose_key(carm, method), carm.collimation, carm.detector_shape, detector,
-           display.harmonisation, display.harmonisation_radius_mm)
+    beam_key = ("kev", kev) if spectrum is None else ("spectrum", spectrum.kvp, spectrum.filtration_mm_al)
+    key = (beam_key, pose_key(carm, method), carm.collimation, carm.detector_shape, detector,
+           display.harmonisation, display.harmonisation_radius_mm, display.equalisation)
 
     def compute() -> _FrameFacts:
-        noiseless = measure(anatomy_frame, field_mask, None, seed=0, detector=detector, carm=carm)
-        return _frame_facts(anatomy_frame, field_mask, noiseless, display, carm.pixel_size_mm)
+        scatter = None
+        if detector.scatter:
+            if spectrum is None:
+                thickness = anatomy_frame / np.float32(linear_attenuation_per_mm("water", kev))
+            else:
+                thickness = water_equivalent_mm(spectrum, anatomy_frame)
+            scatter = _scatter_for(anatomy_frame, field_mask, carm, thickness)
+        noiseless = measure(anatomy_frame, field_mask, None, seed=0, detector=detector, carm=carm, scatter=scatter)
+        return _frame_facts(anatomy_frame, field_mask, noiseless, display, carm.pixel_size_mm, detector, scatter)
 
     return anatomy.derived.recent("fluoro.facts", key, compute, keep=_FACTS_PER_ANATOMY)
 
@@ -304,6 +433,64 @@ def contrast_line_integrals(contrast: Volume, carm: CArm, *, kev: float = FLUORO
         return image
 
     return contrast.derived(("fluoro.contrast", kev, *pose_key(carm, method)), compute)
+
+
+def iodine_path(contrast: Volume, carm: CArm, *, method: Method = "joseph") -> np.ndarray:
+    """Line integrals of an iodine concentration volume (mg/mL x mm, float32), kept per pose by the
+    contrast Volume (``contrast.derived``): the polychromatic beam's iodine material."""
+    if not np.issubdtype(contrast.array.dtype, np.number):
+        raise SpinesimError(f"contrast concentration must be numeric (mg/mL), got dtype {contrast.array.dtype}")
+
+    def compute() -> np.ndarray:
+        image = line_integrals(contrast, carm, method=method)
+        image.setflags(write=False)
+        return image
+
+    return contrast.derived(("fluoro.iodine_path", *pose_key(carm, method)), compute)
+
+
+# The energy at which the needle's closed-form line integrals are computed before they become steel
+# thickness for the polychromatic beam (each pixel averages 4 x 4 rays' transmissions at this energy,
+# see drr.add_needle_line_integrals; the plastic hub is counted as the steel of equal attenuation there).
+_NEEDLE_REFERENCE_KEV = FLUORO_EFFECTIVE_KEV
+
+
+def detected_frame(anatomy: Anatomy, carm: CArm, spectrum: Beam, method: str) -> np.ndarray:
+    """The anatomy's beam-hardened line integrals for ``spectrum`` (float32, shared: do not modify),
+    kept per pose and beam by the anatomy: a bilinear look-up per pixel of its water and bone path
+    lengths (:func:`simulator.imaging.spectrum.detected_water_bone`)."""
+    def compute() -> np.ndarray:
+        water, bone = anatomy_basis_line_integrals(anatomy, carm, method=method)
+        image = detected_water_bone(spectrum, water, bone)
+        image.setflags(write=False)
+        return image
+
+    return anatomy.derived.recent(("fluoro.detected", spectrum.kvp, spectrum.filtration_mm_al), pose_key(carm, method),
+                                  compute, keep=_FACTS_PER_ANATOMY)
+
+
+def detected_with(anatomy: Anatomy, carm: CArm, spectrum: Beam, method: str, anatomy_frame: np.ndarray,
+                  contrast: Volume | None, needle: Needle | None) -> np.ndarray:
+    """``anatomy_frame`` (:func:`detected_frame`) with iodine and the needle's steel: the pixels they
+    cross are integrated over the spectrum again with all four materials (a copy; the rest as is)."""
+    total = anatomy_frame.copy()
+    iodine = iodine_path(contrast, carm, method=method) if contrast is not None else None
+    steel = None
+    if needle is not None:
+        steel_mu = tissue("steel").xray_mu_per_mm(_NEEDLE_REFERENCE_KEV)
+        steel = needle_line_integrals(needle, carm, _NEEDLE_REFERENCE_KEV) / np.float32(steel_mu)
+    crossed = np.zeros(carm.shape, dtype=bool)
+    for image in (iodine, steel):
+        if image is not None:
+            crossed |= image > 0
+    if not crossed.any():
+        return total
+    water, bone = anatomy_basis_line_integrals(anatomy, carm, method=method)
+    zero = np.zeros(int(crossed.sum()), dtype=np.float32)
+    total[crossed] = detected_line_integrals(spectrum, water[crossed], bone[crossed],
+                                             iodine[crossed] if iodine is not None else zero,
+                                             steel[crossed] if steel is not None else zero)
+    return total
 
 
 # --------------------------------------------------------------------------- image chain
@@ -387,19 +574,103 @@ def quantum_noise(expected: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return counts
 
 
+@lru_cache(maxsize=8)
+def pincushion_coordinates(pixels: int, pincushion: float) -> np.ndarray:
+    """Where each displayed pixel of an intensifier with ``pincushion`` distortion samples the input
+    screen: (2, rows, columns) float32 row and column coordinates for ``ndimage.map_coordinates``.
+
+    A point at radius ``r`` (fraction of the half-width) is shown at ``r (1 + k r^2)``; the inverse is
+    found by two fixed-point steps (exact to ~k^3).
+    """
+    centre = (pixels - 1) / 2.0
+    half = pixels / 2.0
+    rows, columns = np.meshgrid(np.arange(pixels, dtype=np.float64), np.arange(pixels, dtype=np.float64), indexing="ij")
+    y, x = (rows - centre) / half, (columns - centre) / half
+    shown = np.hypot(x, y)
+    source = shown.copy()
+    for _ in range(2):
+        source = shown / (1.0 + pincushion * source**2)
+    scale = np.where(shown > 0, source / np.maximum(shown, 1e-12), 1.0)
+    coordinates = np.stack([centre + y * scale * half, centre + x * scale * half]).astype(np.float32)
+    coordinates.setflags(write=False)
+    return coordinates
+
+
+@lru_cache(maxsize=8)
+def _upsampling_matrix(fine: int, cell: int) -> np.ndarray:
+    """(fine, fine // cell) float32 matrix of linear interpolation from cell centres to fine pixels
+    (edges held): ``U @ coarse @ U.T`` upsamples an image in two small matrix products."""
+    coarse = fine // cell
+    centres = np.clip((np.arange(fine) + 0.5) / cell - 0.5, 0.0, coarse - 1.0)
+    low = np.minimum(np.floor(centres).astype(int), coarse - 2) if coarse > 1 else np.zeros(fine, int)
+    weight = centres - low
+    matrix = np.zeros((fine, coarse), np.float32)
+    matrix[np.arange(fine), low] = 1.0 - weight
+    if coarse > 1:
+        matrix[np.arange(fine), low + 1] += weight
+    matrix.setflags(write=False)
+    return matrix
+
+
+def coarse_blur(image: np.ndarray, sigma_pixels: float, cell: int = 8) -> np.ndarray:
+    """A wide Gaussian blur (float32) computed on a ``cell``-times coarser grid: for blurs of tens of
+    pixels (veiling glare), where the coarse grid loses nothing and the full-size one costs 30x more."""
+    n = image.shape[0]
+    while n % cell:
+        cell -= 1
+    coarse = image.reshape(n // cell, cell, n // cell, cell).mean(axis=(1, 3))
+    blurred = ndimage.gaussian_filter(coarse, sigma_pixels / cell, mode="nearest", truncate=3.0).astype(np.float32)
+    upsample = _upsampling_matrix(n, cell)
+    return upsample @ blurred @ upsample.T
+
+
+@njit(parallel=True, fastmath=True, cache=True)
+def _remap(image, coordinates):  # pragma: no cover - compiled
+    """Bilinear samples of ``image`` at (row, column) ``coordinates`` (2, rows, columns), edges held."""
+    rows, columns = image.shape
+    out = np.empty_like(image)
+    for r in prange(rows):
+        for c in range(columns):
+            y = min(max(coordinates[0, r, c], 0.0), rows - 1.000001)
+            x = min(max(coordinates[1, r, c], 0.0), columns - 1.000001)
+            i = int(y)
+            j = int(x)
+            fy = y - i
+            fx = x - j
+            top = image[i, j] + fx * (image[i, j + 1] - image[i, j])
+            bottom = image[i + 1, j] + fx * (image[i + 1, j + 1] - image[i + 1, j])
+            out[r, c] = top + fy * (bottom - top)
+    return out
+
+
 def measure(line_integral: np.ndarray, field_mask: np.ndarray, quanta_per_pixel: float | None, *,
-            seed: int, detector: DetectorModel, carm: CArm) -> np.ndarray:
+            seed: int, detector: DetectorModel, carm: CArm, scatter: np.ndarray | None = None) -> np.ndarray:
     """The detector's log-domain measurement ``-ln(counts / N0)`` of line integrals ``p`` (float32).
 
-    ``quanta_per_pixel`` is N0, the detected photons per pixel with nothing in the beam; None gives
-    the noiseless measurement (still blurred and vignetted).
+    ``quanta_per_pixel`` is N0, the detected photons per pixel with nothing in the beam (behind the
+    grid); None gives the noiseless measurement (still blurred, vignetted and glared). ``scatter``
+    is the scatter reaching the detector without a grid, relative to the open beam's primary
+    (:func:`simulator.imaging.scatter.scatter_image`); the grid passes it in the ratio of its
+    scatter and primary transmissions. The order follows the intensifier: pincushion distortion and
+    vignetting of the input image, quantum noise at the input phosphor, blur, veiling glare of the
+    output's light.
     """
-    relative = vignetting_profile(carm.detector_pixels, detector.vignetting) * np.exp(-line_integral)
+    relative = np.exp(-line_integral)
+    if scatter is not None:
+        ratio = detector.grid.scatter_transmission / detector.grid.primary_transmission
+        relative += np.float32(ratio) * scatter
+    if detector.pincushion > 0:
+        relative = _remap(np.ascontiguousarray(relative, dtype=np.float32),
+                          pincushion_coordinates(carm.detector_pixels, detector.pincushion))
+    relative *= vignetting_profile(carm.detector_pixels, detector.vignetting)
     if quanta_per_pixel is not None:
         quanta = np.float32(quanta_per_pixel)
         relative = quantum_noise(relative * quanta, np.random.default_rng(seed)) / quanta
     relative[~field_mask] = 0.0
     relative = gaussian_blur(relative, detector.blur_mm / carm.pixel_size_mm)
+    if detector.glare_fraction > 0:
+        glare = coarse_blur(relative, detector.glare_radius_mm / carm.pixel_size_mm)
+        relative = np.float32(1.0 - detector.glare_fraction) * relative + np.float32(detector.glare_fraction) * glare
     floor = 0.5 / quanta_per_pixel if quanta_per_pixel is not None else 1e-6
     measured = -np.log(np.maximum(relative, np.float32(floor)))
     measured[~field_mask] = 0.0
@@ -407,15 +678,19 @@ def measure(line_integral: np.ndarray, field_mask: np.ndarray, quanta_per_pixel:
 
 
 def to_display(measured: np.ndarray, field_mask: np.ndarray, window: tuple[float, float], display: Display,
-               pixel_size_mm: float, background: np.ndarray | None = None) -> np.ndarray:
+               pixel_size_mm: float, background: np.ndarray | None = None,
+               tone: np.ndarray | None = None) -> np.ndarray:
     """Harmonisation, window, gamma, edge enhancement and polarity: float measurement -> uint8 grey levels.
 
     ``background`` (line-integral units, e.g. the display's share of the anatomy's large-scale image,
-    see :func:`large_scale_image`) is subtracted before the window; None subtracts nothing.
+    see :func:`large_scale_image`) is subtracted before the window; None subtracts nothing. ``tone``
+    (:func:`tone_curve`) maps the windowed value to grey; None is linear.
     """
     low, high = window
     shown = measured if background is None else measured - background
     grey = np.clip((shown - np.float32(low)) * np.float32(1.0 / (high - low)), 0.0, 1.0)
+    if tone is not None:
+        grey = np.interp(grey, np.linspace(0.0, 1.0, tone.size, dtype=np.float32), tone).astype(np.float32)
     grey **= np.float32(display.gamma)
     if display.edge_enhancement > 0:
         smooth = gaussian_blur(grey, display.edge_radius_mm / pixel_size_mm, truncate=2.5)
@@ -487,7 +762,7 @@ def render_fluoro(
     display: Display = Display(),
     detector: DetectorModel = DetectorModel(),
     method: Method = "joseph",
-    kev: float = FLUORO_EFFECTIVE_KEV,
+    kev: float | None = None,
 ) -> FluoroImage:
     """Render one fluoroscopy frame.
 
@@ -502,10 +777,10 @@ def render_fluoro(
     contrast : Volume, optional
         Iodine concentration, mg/mL, on any grid.
     dose : Technique or None
-        Tube technique (kVp, frame rate, mAs or automatic exposure control); the image holds the
-        quanta of its ``shown_frames`` (by default a pulse shot's: a tap whose frames the last-image
-        hold averages, ``simulator.imaging.dose.tap_frames``). None renders without quantum noise and
-        reports no dose.
+        Tube technique (kVp, filtration, frame rate, mAs or automatic exposure control); the image
+        holds the quanta of its ``shown_frames`` (by default a pulse shot's: a tap whose frames the
+        last-image hold averages, ``simulator.imaging.dose.tap_frames``). None renders without
+        quantum noise and reports no dose (the beam is then the default technique's).
     seed : int
         Seed of the quantum noise (recorded in the image).
     subtract : FluoroImage, optional
@@ -514,11 +789,14 @@ def render_fluoro(
         ~25x the fluoroscopy dose per frame; take mask and live frames with
         ``Technique(aec_target_ngy=dose.DSA_TARGET_DETECTOR_NGY_PER_FRAME)``.
     display, detector : Display, DetectorModel
-        Monitor settings and imaging-chain physics.
+        Monitor settings (window/level, polarity) and imaging-chain physics (scatter and grid,
+        intensifier or flat panel).
     method : {"joseph", "siddon"}
         DRR projector (``simulator.imaging.drr``).
-    kev : float
-        Effective energy of the beam, keV.
+    kev : float, optional
+        None (default): the polychromatic beam of the technique's kVp and filtration
+        (:mod:`simulator.imaging.spectrum`). A number: a single effective energy, keV (60-80), the
+        model before the spectrum, kept for comparison.
 
     Returns
     -------
@@ -534,17 +812,25 @@ def render_fluoro(
     >>> np.array_equal(image.pixels, render_fluoro(block, CArm(detector_pixels=64), seed=1).pixels)
     True
     """
-    anatomy_frame = anatomy_line_integrals(anatomy, carm, method=method, kev=kev)
-    total = anatomy_frame.copy()
-    if contrast is not None:
-        total += contrast_line_integrals(contrast, carm, kev=kev, method=method)
-    if needle is not None:
-        add_needle_line_integrals(total, needle, carm, kev)
+    technique = dose if dose is not None else Technique()
+    spectrum = beam(technique.kvp, technique.filtration_mm_al) if kev is None else None
+    if spectrum is None:
+        anatomy_frame = anatomy_line_integrals(anatomy, carm, method=method, kev=kev)
+        total = anatomy_frame.copy()
+        if contrast is not None:
+            total += contrast_line_integrals(contrast, carm, kev=kev, method=method)
+        if needle is not None:
+            add_needle_line_integrals(total, needle, carm, kev)
+    else:
+        anatomy_frame = detected_frame(anatomy, carm, spectrum, method)
+        total = detected_with(anatomy, carm, spectrum, method, anatomy_frame, contrast, needle)
     field_mask = carm.field_mask()
-    facts = _cached_facts(anatomy, carm, anatomy_frame, field_mask, display, detector, method, kev)
+    facts = _cached_facts(anatomy, carm, anatomy_frame, field_mask, display, detector, method, spectrum, kev)
     exposure = exposure_for(carm, dose, facts.transmission, kev) if dose is not None else None
-    measured = measure(total, field_mask, exposure.quanta_per_pixel * dose.shown_frames if exposure else None,
-                       seed=seed, detector=detector, carm=carm)
+    quanta = None
+    if exposure is not None:
+        quanta = exposure.quanta_per_pixel * detector.grid.primary_transmission * dose.shown_frames
+    measured = measure(total, field_mask, quanta, seed=seed, detector=detector, carm=carm, scatter=facts.scatter)
     caption = carm.label
     if subtract is not None:
         if subtract.measured.shape != measured.shape or not np.allclose(subtract.projection_matrix, carm.projection_matrix):
@@ -557,9 +843,11 @@ def render_fluoro(
     else:
         window = facts.window if display.window is None else display.window
         background = facts.background
-    pixels = to_display(measured, field_mask, window, display, carm.pixel_size_mm, background)
+    tone = facts.tone if subtract is None and display.window is None else None
+    pixels = to_display(measured, field_mask, window, display, carm.pixel_size_mm, background, tone)
     if display.letters:
         pixels = burn_in_labels(pixels, carm, caption)
     return FluoroImage(pixels=pixels, line_integrals=total, measured=measured, field=field_mask, carm=carm,
                        exposure=exposure, seed=int(seed), window=window, subtracted=subtract is not None,
-                       metadata={"method": method, "kev": kev, "anatomy": anatomy.name})
+                       metadata={"method": method, "kev": kev, "kvp": technique.kvp, "anatomy": anatomy.name,
+                                 "scatter_to_primary": facts.scatter_to_primary})

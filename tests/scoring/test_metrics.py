@@ -63,7 +63,10 @@ def test_a_redirect_pulls_back_then_swings_on_an_arc(anatomy_for):
 
 
 def test_dose_counts_every_frame_and_meters_like_the_renderer(anatomy_for):
-    from simulator.imaging.drr import anatomy_line_integrals
+    from simulator.imaging.dose import Technique
+    from simulator.imaging.fluoro import detected_frame
+    from simulator.imaging.scatter import Grid
+    from simulator.imaging.spectrum import beam
 
     session = _session(anatomy_for)
     attempt = replay_attempt(session.scenario, session.anatomy, expert_log(session))
@@ -77,13 +80,14 @@ def test_dose_counts_every_frame_and_meters_like_the_renderer(anatomy_for):
     assert tap > 1 and ledger.shots == pulses and ledger.frames == pulses * tap + run_frames
     assert ledger.fluoro_seconds == pytest.approx(live_seconds)
     assert measure(attempt).fluoro_seconds == pytest.approx(pulses * PULSE_SECONDS + live_seconds)
-    # The renderer's exposure control meters the median line integral of the body in the central disc.
+    # The renderer's exposure control meters the median (beam-hardened) line integral of the body in
+    # the central disc, behind the grid.
     for view in session.target.views:
-        frame = anatomy_line_integrals(session.anatomy, view.carm.with_(detector_pixels=128))
+        frame = detected_frame(session.anatomy, view.carm.with_(detector_pixels=128), beam(Technique().kvp), "joseph")
         n = frame.shape[0]
         r = np.hypot(*np.meshgrid(np.arange(n) - (n - 1) / 2, np.arange(n) - (n - 1) / 2)) / n
         body = frame[(r <= METERING_RADIUS) & (frame > BODY_LINE_INTEGRAL)]
-        rendered = float(np.exp(-np.median(body)))
+        rendered = Grid().primary_transmission * float(np.exp(-np.median(body)))
         assert metered_transmission(session.anatomy, view.carm) == pytest.approx(rendered, rel=0.2), view.name
 
 

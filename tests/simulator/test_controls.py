@@ -7,8 +7,7 @@ from anatomy_models.errors import SpinesimError
 from scenarios.poses import CArmPose, ProbePose
 from scenarios.schema import load_scenario
 from simulator.case.controls import (beam_aligned_angles, carm_presets, carm_start, in_plane_entry, moved_probe,
-                                     needle_direction, nudged_angles, probe_preset, probe_with_settings,
-                                     view_isocenter)
+                                     needle_direction, nudged_angles, probe_preset, probe_with_settings, view_isocenter)
 from simulator.imaging.carm import CArm
 from simulator.imaging.probe import Probe
 from simulator.session.fold import Session

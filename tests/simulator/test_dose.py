@@ -126,3 +126,30 @@ def test_the_live_counter_is_the_reports_total(small_spine, tmp_path):
     assert attempt.ledger.shots == 2 and [kind for kind, *_ in attempt.ledger.history] == ["shot", "shot", "live", "dsa"]
     assert metrics["reference_air_kerma_mgy"] == round(attempt.ledger.reference_air_kerma_mgy, 4)
     assert metrics["dose_area_product_gy_cm2"] == round(attempt.ledger.dose_area_product_gy_cm2, 5)
+
+
+def test_at_the_same_detector_dose_air_kerma_and_dap_fall_with_kvp_as_the_phantom_transmits_more():
+    """Automatic exposure control through 200 mm of water at 65, 80 and 120 kVp: the detector gets its
+    target every time, so the reference air kerma and DAP scale with 1 / transmission, the transmission
+    being Beer-Lambert through the spectrum (xraydb water, SpekPy at 0.5 keV bins: test_spectrum's
+    reference), and the tube output of the model's source (the kVp^1.983 fit) cancels."""
+    from anatomy_models.anatomy import Anatomy
+    from anatomy_models.volume import Volume
+    from simulator.imaging.fluoro import DetectorModel, render_fluoro
+    from simulator.imaging.scatter import NO_GRID
+    from tests.simulator.test_spectrum import _reference
+
+    slab = Anatomy(ct=Volume.from_spacing(np.zeros((60, 100, 60), np.int16), (4, 2, 4), origin=(-118, -99, -118)))
+    carm = CArm(detector_pixels=32, detector_shape="square")
+    physics = DetectorModel.flat_panel(scatter=False, grid=NO_GRID)
+    exposures = {kvp: render_fluoro(slab, carm, dose=Technique(kvp=kvp), detector=physics).exposure
+                 for kvp in (65.0, 80.0, 120.0)}
+    for kvp, exposure in exposures.items():
+        transmission = np.exp(-_reference(kvp, 200.0, 0.0))
+        assert exposure.detector_air_kerma_ngy * transmission == pytest.approx(Technique().aec_target_ngy, rel=0.02)
+        expected = exposures[80.0].reference_air_kerma_mgy * np.exp(-_reference(80.0, 200.0, 0.0)) / transmission
+        assert exposure.reference_air_kerma_mgy == pytest.approx(expected, rel=0.02)
+    kerma = [exposures[k].reference_air_kerma_mgy for k in (65.0, 80.0, 120.0)]
+    dap = [exposures[k].dose_area_product_gy_cm2 for k in (65.0, 80.0, 120.0)]
+    assert kerma[0] > kerma[1] > kerma[2] and kerma[0] > 2.0 * kerma[2]
+    assert dap[0] > dap[1] > dap[2]

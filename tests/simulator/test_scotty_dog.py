@@ -25,7 +25,10 @@ POSTERIOR = ("pedicle", "lamina", "SAP", "IAP", "transverse_process", "spinous_p
 # body); ear 0.29/0.24/0.54, neck 0.21/0.35/0.40, leg 0.22/0.25/0.20 with compact posterior
 # elements over a sparser body (generator 4); ear 0.39/0.37/0.75, neck 0.22/0.45/0.55, leg
 # 0.30/0.35/0.28 with the SAP's broad base over the pedicle (generator 6: ear widths 8.8/8.7/11.3 ->
-# 9.5/9.9/12.3 mm at the isocentre).
+# 9.5/9.9/12.3 mm at the isocentre). Since the polychromatic beam (80 kVp, scatter, grid) and the
+# monitor's global tone curve (issue 16) the contrast is read on the displayed grey levels, as a
+# fraction of the grey scale (the window no longer maps linearly to grey): ear 0.29/0.21/0.54,
+# neck 0.19/0.37/0.48, leg 0.26/0.33/0.29.
 MIN_CONTRAST = 0.18
 
 
@@ -59,11 +62,11 @@ def _width_px(region: np.ndarray) -> float:
 
 
 def scotty_dog_measurements(anatomy, level: str, side: str = "left") -> dict[str, float]:
-    """Contrast (fraction of the display window) of the ear, neck and leg over the bare body next to
-    them, and their widths across their long axes (pixels), on the noiseless Scotty-dog view."""
+    """Contrast (fraction of the grey scale, on the displayed image) of the ear, neck and leg over the
+    bare body next to them, and their widths across their long axes (pixels), on the noiseless
+    Scotty-dog view."""
     carm = scotty_dog(anatomy, level, side, detector_pixels=PIXELS)
     image = render_fluoro(anatomy, carm, dose=None)
-    low, high = image.window
     body = _pixels_of(anatomy, carm, anatomy.mask(f"{level}.body"))
     anywhere_posterior = np.zeros_like(body)
     for part in POSTERIOR:
@@ -77,7 +80,7 @@ def scotty_dog_measurements(anatomy, level: str, side: str = "left") -> dict[str
     regions = {"ear": _pixels_of(anatomy, carm, anatomy.mask(f"{level}.SAP.{side}")),
                "neck": _pixels_of(anatomy, carm, _pars_mask(anatomy, level, side)),
                "leg": _pixels_of(anatomy, carm, anatomy.mask(f"{level}.IAP.{side}"))}
-    measured = image.measured.astype(np.float64)
+    grey = image.pixels.astype(np.float64)
     near_body = {}
     for name, region in regions.items():
         near = bare_body & ndimage.binary_dilation(region, iterations=12)
@@ -85,7 +88,7 @@ def scotty_dog_measurements(anatomy, level: str, side: str = "left") -> dict[str
     result = {}
     for name, region in regions.items():
         on_body = region & body
-        result[f"{name}_contrast"] = float((measured[on_body].mean() - measured[near_body[name]].mean()) / (high - low))
+        result[f"{name}_contrast"] = float((grey[on_body].mean() - grey[near_body[name]].mean()) / 255.0)
         result[f"{name}_width"] = _width_px(region)
     return result
 
