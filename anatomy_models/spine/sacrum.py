@@ -48,11 +48,11 @@ class SacralSegment:
 
 
 # S2-S5: the anterior height S1 (26 mm) + 24 + 20 + 16 + 13 = ~100 mm; breadth 105 mm at the alae
-# narrowing to ~30 mm at S5 [ED].
+# narrowing to ~40 mm at S5 (its lower lateral angles) [ED].
 SEGMENTS = (SacralSegment("S2", 42.0, 28.0, 24.0, 6.0, 86.0, 26.0, 11.0),
             SacralSegment("S3", 34.0, 22.0, 20.0, 8.0, 68.0, 22.0, 8.0),
-            SacralSegment("S4", 26.0, 17.0, 16.0, 10.0, 46.0, 18.0, 5.4),
-            SacralSegment("S5", 20.0, 13.0, 13.0, 10.0, 30.0, 14.0, 4.5))
+            SacralSegment("S4", 26.0, 17.0, 16.0, 10.0, 50.0, 18.0, 5.4),
+            SacralSegment("S5", 20.0, 13.0, 13.0, 10.0, 38.0, 14.0, 4.5))
 # Coccyx: three small segments (~30 mm in all) behind a 2 mm sacrococcygeal joint [ED].
 COCCYX = (SacralSegment("Co1", 16.0, 11.0, 11.0, 15.0, 24.0, 0.0, 0.0),
           SacralSegment("Co2", 12.0, 9.0, 9.0, 15.0, 12.0, 0.0, 0.0),
@@ -183,18 +183,27 @@ def foramina(layout: VertebraLayout, side: str, gap_mm: float = 0.0) -> list[For
         ventral = upper.point(s * (lower.width / 2.0 + rv - 1.0), -upper.depth / 2.0 + 3.0, z)
         canal = upper.point(s * (upper.canal_transverse / 2.0 - 1.5), upper.depth / 2.0 + upper.canal_ap / 2.0, z)
         behind = upper.depth / 2.0 + upper.canal_ap + DORSAL_WALL_MM * scale
-        dorsal = upper.point(s * (upper.canal_transverse / 2.0 + rd + 1.0), behind - 2.0, z)
+        # (S4's lie beside the hiatus: at least 4 mm of bone between them and its edge.)
+        x = max(upper.canal_transverse / 2.0 + rd, INTERCORNUAL_MM * scale / 2.0 + rd + 4.0)
+        dorsal = upper.point(s * x, behind - 2.0, z)
         result.append(Foramen(f"S{index + 1}", side, ventral - upper.back * 12.0 + np.array([s * 3.0, 0.0, 0.0]) - upper.up * 4.0,
                               ventral, canal, dorsal, dorsal + upper.back * 9.0, rv, rd))
     return result
 
 
+def _channel_rod(layout: VertebraLayout, start: np.ndarray, end: np.ndarray, radius: float) -> Primitive:
+    """A rod from ``start`` to ``end`` at full width: its rounded ends reach a radius past both
+    points, so consecutive rods of a channel overlap instead of pinching where they meet."""
+    along = (end - start) / np.linalg.norm(end - start)
+    return rod_in_vertebra(layout, start - along * radius, end + along * radius, radius, radius)
+
+
 def _foramen_channel(layout: VertebraLayout, foramen: Foramen) -> list[Shape]:
     rv, rd = foramen.ventral_radius, foramen.dorsal_radius
-    return [rod_in_vertebra(layout, foramen.ventral_outlet, foramen.ventral, rv, rv),
-            rod_in_vertebra(layout, foramen.ventral, foramen.canal, rv, rv),
-            rod_in_vertebra(layout, foramen.canal, foramen.dorsal, rd, rd),
-            rod_in_vertebra(layout, foramen.dorsal, foramen.dorsal_outlet, rd, rd)]
+    return [_channel_rod(layout, foramen.ventral_outlet, foramen.ventral, rv),
+            _channel_rod(layout, foramen.ventral, foramen.canal, rv),
+            _channel_rod(layout, foramen.canal, foramen.dorsal, rd),
+            _channel_rod(layout, foramen.dorsal, foramen.dorsal_outlet, rd)]
 
 
 def canal_stations(layout: VertebraLayout, gap_mm: float = 0.0) -> list[tuple[np.ndarray, float, float]]:
@@ -365,19 +374,24 @@ def _lower_segment_parts(layout: VertebraLayout, frames: list[SegmentFrame], lum
         # Lateral masses: from the body's side out to the sacrum's breadth, front to the dorsal surface.
         behind = frame.depth / 2.0 + frame.canal_ap + DORSAL_WALL_MM * scale
         inner = frame.canal_transverse / 2.0 + 1.0
+        if name in ("S4", "S5"):
+            # Beside the hiatus the lateral masses reach in to its edge behind the canal (the
+            # intermediate crests ending in the cornua), closing the S4 dorsal foramina medially.
+            inner = min(inner, INTERCORNUAL_MM * scale / 2.0 + 1.0)
         below = next_breadth.get(name, frame.breadth * 0.6)
         for side, s in SIDE_SIGN.items():
             x0, x1 = inner, max(frame.breadth / 2.0, inner + 6.0)
             y0, y1 = -frame.depth / 2.0 + 2.0, behind - 1.0
-            mass_half = ((x1 - x0) / 2.0, (y1 - y0) / 2.0, frame.height / 2.0 + 1.0)
+            # Taller than the segment: the segments turn forward, opening wedges between their backs.
+            mass_half = ((x1 - x0) / 2.0, (y1 - y0) / 2.0, frame.height / 2.0 + 3.5)
             centre = frame.point(s * (x0 + x1) / 2.0, (y0 + y1) / 2.0, 0.0)
-            mass = _box(layout, frame, centre, mass_half, min(mass_half) * 0.5)
+            mass = _box(layout, frame, centre, mass_half, min(mass_half) * 0.3)
             parts.append(("S1", Intersection([mass, _lateral_border(layout, frame, s, x1, max(below / 2.0, inner + 3.0))])))
         if name == "S5":
             continue
         # The dorsal wall: fused laminae behind the canal, down to the hiatus apex, with the crest.
-        top_z = frame.height / 2.0 + 1.0
-        bottom_z = -frame.height / 2.0 - 1.0
+        top_z = frame.height / 2.0 + 3.0
+        bottom_z = -frame.height / 2.0 - 3.0
         if name == "S4":
             bottom_z = float((apex - frame.centre) @ frame.up)
         wall_half = (frame.canal_transverse / 2.0 + 7.0, DORSAL_WALL_MM * scale / 2.0, (top_z - bottom_z) / 2.0)
@@ -452,6 +466,23 @@ def coccyx_parts(layout: VertebraLayout, lumbarized: bool = False) -> list[tuple
             parts.append(("coccyx", _box(layout, frame, frame.point(0.0, 0.1 * frame.depth, 0.15 * frame.height), wings,
                                          min(wings) * 0.8)))
     return parts
+
+
+def dorsal_crest_points(layout: VertebraLayout, lumbarized: bool = False) -> list[np.ndarray]:
+    """World points along the back of the sacrum and coccyx in the midline, S2 down to the coccyx's
+    tip: the median sacral crest's tubercles, the cornua's backs over the hiatus, the coccyx's back.
+    The supraspinous line (and the skin over it) continues down over them."""
+    gap = LUMBARIZED_GAP_MM if lumbarized else 0.0
+    scale = layout.geometry.scale
+    points = []
+    for frame in segment_frames(layout, gap)[:3]:
+        wall_back = frame.depth / 2.0 + frame.canal_ap + DORSAL_WALL_MM * scale
+        points.append(frame.point(0.0, wall_back + 3.0 * scale, 0.1 * frame.height))
+    s5 = segment_frames(layout, gap)[3]
+    points.append(_cornu_centre(layout, s5, "left") * np.array([0.0, 1.0, 1.0]) + s5.back * CORNU_RADII_MM[1] * scale)
+    for frame in coccyx_frames(layout, gap):
+        points.append(frame.point(0.0, frame.depth / 2.0, 0.0))
+    return [layout.world(p) for p in points]
 
 
 def coccyx_tip(layout: VertebraLayout, lumbarized: bool = False) -> np.ndarray:
