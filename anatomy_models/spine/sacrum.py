@@ -316,7 +316,7 @@ class SacroiliacJoint:
         that the joint's cut shapes the surface over its whole extent."""
         # Its top stays under the ala's dorsal surface (the L5 dorsal ramus's groove is above it).
         length, height = SI_HALF_LENGTH_MM + 2.0, SI_HALF_HEIGHT_MM
-        return self._slab((-length, length), (-AURICULAR_MASS_MM, 6.0), (-height - 2.0, height - 6.0), 5.0)
+        return self._slab((-length, length), (-AURICULAR_MASS_MM, 6.0), (-height - 2.0, height - 6.0), 8.0)
 
     def point(self, u: float, v: float, w: float) -> np.ndarray:
         return self.frame.point((u, v, w))
@@ -353,12 +353,19 @@ def _lateral_border(layout: VertebraLayout, frame: SegmentFrame, s: float, top_x
     """The half-space inside the sacrum's lateral border over one segment: the border runs straight
     from ``top_x`` at the segment's top to ``bottom_x`` at its bottom (the sacrum's outline on AP
     narrows smoothly to the apex)."""
-    h = frame.height
-    normal_local = s * h * np.array([1.0, 0.0, 0.0]) + (top_x - bottom_x) * frame.up
-    origin_local = frame.point(s * (top_x + bottom_x) / 2.0, 0.0, 0.0)
-    back, normal = layout.frame.vector(frame.back), layout.frame.vector(normal_local / np.linalg.norm(normal_local))
-    return Primitive(Frame.from_axes(layout.world(origin_local), back, np.cross(normal, back)), half_space(),
-                     (400.0, 400.0, 400.0))
+    top = frame.point(s * top_x, 0.0, frame.height / 2.0)
+    bottom = frame.point(s * bottom_x, 0.0, -frame.height / 2.0)
+    return _border_plane(layout, s, top, bottom, frame.back)
+
+
+def _border_plane(layout: VertebraLayout, s: float, top: np.ndarray, bottom: np.ndarray, back: np.ndarray) -> Primitive:
+    """The half-space medial to the line from ``top`` to ``bottom`` (S1-local points) swept along ``back``."""
+    along = (top - bottom) / np.linalg.norm(top - bottom)
+    lateral = np.array([s, 0.0, 0.0])
+    normal = lateral - along * (lateral @ along) - back * (lateral @ back)
+    back_world, normal_world = layout.frame.vector(back), layout.frame.vector(normal / np.linalg.norm(normal))
+    return Primitive(Frame.from_axes(layout.world((top + bottom) / 2.0), back_world, np.cross(normal_world, back_world)),
+                     half_space(), (400.0, 400.0, 400.0))
 
 
 def _lower_segment_parts(layout: VertebraLayout, frames: list[SegmentFrame], lumbarized: bool) -> list[tuple[str, Shape]]:
@@ -373,6 +380,8 @@ def _lower_segment_parts(layout: VertebraLayout, frames: list[SegmentFrame], lum
         parts.append(("S1", _box(layout, frame, frame.centre, half, min(half) * 0.6)))
         # Lateral masses: from the body's side out to the sacrum's breadth, front to the dorsal surface.
         behind = frame.depth / 2.0 + frame.canal_ap + DORSAL_WALL_MM * scale
+        if name == "S5":  # unfused laminae: the cornua stand out behind its lateral parts
+            behind = frame.depth / 2.0 + frame.canal_ap + 2.0 * scale
         inner = frame.canal_transverse / 2.0 + 1.0
         if name in ("S4", "S5"):
             # Beside the hiatus the lateral masses reach in to its edge behind the canal (the
@@ -449,8 +458,12 @@ def sacrum_parts(layout: VertebraLayout, concavity_top: float, lumbarized: bool 
         y0, y1 = -depth / 2.0 + 3.0, depth / 2.0 + TUBEROSITY_BEHIND_BODY_MM
         z0, z1 = -height / 2.0 - 4.0, layout.pedicle_z - 6.0
         half = ((x1 - x0) / 2.0, (y1 - y0) / 2.0, (z1 - z0) / 2.0)
-        parts.append(("S1", placed_in_vertebra(layout, (s * (x0 + x1) / 2.0, (y0 + y1) / 2.0, (z0 + z1) / 2.0), (1, 0, 0),
-                                               (0, 1, 0), rounded_box(half, 5.0), half)))
+        mass = placed_in_vertebra(layout, (s * (x0 + x1) / 2.0, (y0 + y1) / 2.0, (z0 + z1) / 2.0), (1, 0, 0), (0, 1, 0),
+                                  rounded_box(half, 5.0), half)
+        # Its lateral border slopes in from the ala to S2's (the outline on AP has no step there).
+        border = _border_plane(layout, s, np.array([s * x1, 0.0, z1]), np.array([s * frames[0].breadth / 2.0, 0.0, z0]),
+                               np.array([0.0, 1.0, 0.0]))
+        parts.append(("S1", Intersection([mass, border])))
         parts.append(("S1", sacroiliac_joint(layout, side, lumbarized).auricular_mass()))
     return parts
 
