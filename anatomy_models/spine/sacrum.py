@@ -249,21 +249,6 @@ def hiatus_apex(layout: VertebraLayout, lumbarized: bool = False) -> np.ndarray:
     return s4.point(0.0, s4.depth / 2.0 + s4.canal_ap, z)
 
 
-def _hiatus(layout: VertebraLayout, lumbarized: bool) -> Shape:
-    """The opening of the canal's back below the apex, between the cornua."""
-    frames = segment_frames(layout, LUMBARIZED_GAP_MM if lumbarized else 0.0)
-    s4, s5 = frames[2], frames[3]
-    top = hiatus_apex(layout, lumbarized) - s4.back * s4.canal_ap / 2.0
-    bottom = s5.point(0.0, s5.depth / 2.0 + s5.canal_ap / 2.0, -s5.height / 2.0 - 3.0)
-    axis = bottom - top
-    half_length = float(np.linalg.norm(axis)) / 2.0
-    half = (half_length, 12.0, INTERCORNUAL_MM * layout.geometry.scale / 2.0)
-    # Open backward: the box reaches 12 mm behind the canal, through the (absent) S5 laminae.
-    centre = (top + bottom) / 2.0 + s4.back * 10.0
-    up = np.cross(axis, [1.0, 0.0, 0.0])
-    return placed_in_vertebra(layout, centre, axis, -up, rounded_box(half, 2.0), half)
-
-
 def cornu_tip(layout: VertebraLayout, side: str, lumbarized: bool = False) -> np.ndarray:
     """S1-local lower tip of the sacral cornu of ``side``."""
     s5 = segment_frames(layout, LUMBARIZED_GAP_MM if lumbarized else 0.0)[3]
@@ -407,8 +392,9 @@ def _lower_segment_parts(layout: VertebraLayout, frames: list[SegmentFrame], lum
         wall_y = frame.depth / 2.0 + frame.canal_ap + DORSAL_WALL_MM * scale / 2.0
         parts.append(("S1.dorsal_wall", _box(layout, frame, frame.point(0.0, wall_y, (top_z + bottom_z) / 2.0),
                                              wall_half, 1.5)))
-        tubercle = (3.0 * scale, 4.0 * scale, 0.35 * frame.height)
-        at = frame.point(0.0, wall_y + DORSAL_WALL_MM * scale / 2.0 + 1.5, 0.1 * frame.height)
+        # The crest's tubercle, over the wall's middle (S4's stays above the hiatus's apex).
+        tubercle = (3.0 * scale, 4.0 * scale, 0.3 * (top_z - bottom_z))
+        at = frame.point(0.0, wall_y + DORSAL_WALL_MM * scale / 2.0 + 1.5, (top_z + bottom_z) / 2.0)
         parts.append(("S1.dorsal_wall", placed_in_vertebra(layout, at, (1, 0, 0), frame.back, ellipsoid(tubercle), tubercle)))
     s5 = frames[3]
     for side in SIDE_SIGN:
@@ -505,9 +491,10 @@ def coccyx_tip(layout: VertebraLayout, lumbarized: bool = False) -> np.ndarray:
 
 
 def sacral_cavities(layout: VertebraLayout, lumbarized: bool = False) -> list[Shape]:
-    """What is cut from the blended sacrum when it is painted: the canal, the foramina, the hiatus."""
+    """What is cut from the blended sacrum when it is painted: the canal and the foramina (the hiatus
+    is where the dorsal wall ends, above the unfused S5 laminae)."""
     gap = LUMBARIZED_GAP_MM if lumbarized else 0.0
-    shapes = sacral_canal(layout, lumbarized) + [_hiatus(layout, lumbarized)]
+    shapes = sacral_canal(layout, lumbarized)
     for side in SIDE_SIGN:
         for foramen in foramina(layout, side, gap):
             shapes += _foramen_channel(layout, foramen)

@@ -88,14 +88,14 @@ def test_hiatus_opens_below_s4_between_the_cornua(small_spine, model):
     assert (top - apex) @ up > 0 > (bottom - apex) @ up, "the hiatus apex is not at S4"
     left, right = small_spine.landmark("S1.cornu.left.tip"), small_spine.landmark("S1.cornu.right.tip")
     assert left[0] > apex[0] > right[0]
-    back = s1.frame.vector(s5.back)
-    middle = 0.5 * (left + right)
-    # Between the cornua, the canal is open backward: no bone from the canal out behind the sacrum;
-    # above the apex the dorsal wall closes it.
-    canal_below = middle - back * 8.0
-    assert not any(is_sacrum(name) for name in labels_along(small_spine, canal_below, canal_below + back * 25.0))
+    # Below the apex, down to the cornua, the canal is open backward: no bone from the canal out
+    # behind the sacrum; above the apex the dorsal wall closes it.
+    for frame, below in ((s4, 4.0), (s5, 0.0)):
+        back = s1.frame.vector(frame.back)
+        start = apex - up * below if below else 0.5 * (left + right) + up * 3.0 - back * 2.0
+        assert not any(is_sacrum(name) for name in labels_along(small_spine, start, start + back * 25.0))
     above = apex + up * 8.0
-    assert "S1.dorsal_wall" in labels_along(small_spine, above, above + back * 20.0)
+    assert "S1.dorsal_wall" in labels_along(small_spine, above, above + s1.frame.vector(s4.back) * 20.0)
 
 
 def test_hiatus_measures_as_published(model):
