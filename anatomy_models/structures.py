@@ -55,7 +55,8 @@ name                              tissue             notes
 ================================  =================  ==============================================
 
 The generated sacrum labels its fused lower segments (S2-S5, bodies and lateral masses) ``S1``
-itself, so the group ``S1`` is the whole sacrum. Bone and disc names start with their level so that the group ``L4`` is exactly the L4 vertebra;
+itself, so the group ``S1`` is the whole sacrum. Bone and disc names start with their level so that the group
+``L4`` is exactly the L4 vertebra;
 everything else starts with its kind (``nerve_root.L5.left``), so groups like ``nerve_root`` work.
 Label 0 is outside any structure: its tissue comes from the CT number.
 

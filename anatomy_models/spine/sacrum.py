@@ -28,7 +28,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from anatomy_models.spine.sdf import Frame, Intersection, Primitive, Shape, ellipsoid, half_space, rounded_box, tapered_box
+from anatomy_models.spine.sdf import (Frame, Intersection, Primitive, Shape, ellipsoid, half_space, rounded_box,
+                                      tapered_box)
 from anatomy_models.spine.vertebra import (SIDE_SIGN, VertebraLayout, body_part, lamina_part, pars_part, pedicle_part,
                                            placed_in_vertebra, rod_in_vertebra, spinous_process_part)
 
@@ -68,7 +69,6 @@ ALA_REACH_MM = 27.0             # ala beyond the S1 body's lateral margin (bread
 # Foramen radii (ventral, dorsal) for the channels below S1, S2, S3, S4, mm [ED]: the ventral
 # foramina are the larger and lie further out.
 FORAMEN_RADII_MM = ((4.5, 4.5), (4.5, 3.8), (3.5, 3.2), (2.8, 2.6))
-FORAMEN_RADIUS_MM = FORAMEN_RADII_MM[0][0]
 LUMBARIZED_GAP_MM = 5.0         # rudimentary disc between a lumbarised S1 and S2 [ED]
 # Sacroiliac joint: a 2 mm space (1-3 mm on CT), the auricular surface on the lateral masses of
 # S1-S3, its plane turned 20 degrees from the sagittal plane with the front lateral (the sacrum is
@@ -170,7 +170,8 @@ def foramina(layout: VertebraLayout, side: str, gap_mm: float = 0.0) -> list[For
     dorsal = dorsal_foramen_center(layout, side)
     ventral = np.array([s * (d.canal_transverse_mm / 2.0 + 5.0), -layout.depth / 2.0 + 4.0,
                         layout.pedicle_z - 24.0 * scale])
-    canal = np.array([s * (d.canal_transverse_mm / 2.0 - 2.0), layout.depth / 2.0 + 3.0, layout.pedicle_z - 18.0 * scale])
+    canal = np.array([s * (d.canal_transverse_mm / 2.0 - 2.0), layout.depth / 2.0 + 3.0,
+                      layout.pedicle_z - 18.0 * scale])
     rv, rd = (r * scale for r in FORAMEN_RADII_MM[0])
     result = [Foramen("S1", side, ventral + np.array([s * 3.0, -12.0, -6.0]), ventral, canal, dorsal,
                       dorsal + np.array([0.0, 9.0, -2.0]), rv, rd)]
@@ -186,7 +187,8 @@ def foramina(layout: VertebraLayout, side: str, gap_mm: float = 0.0) -> list[For
         # (S4's lie beside the hiatus: at least 4 mm of bone between them and its edge.)
         x = max(upper.canal_transverse / 2.0 + rd, INTERCORNUAL_MM * scale / 2.0 + rd + 4.0)
         dorsal = upper.point(s * x, behind - 2.0, z)
-        result.append(Foramen(f"S{index + 1}", side, ventral - upper.back * 12.0 + np.array([s * 3.0, 0.0, 0.0]) - upper.up * 4.0,
+        outlet = ventral - upper.back * 12.0 + np.array([s * 3.0, 0.0, 0.0]) - upper.up * 4.0
+        result.append(Foramen(f"S{index + 1}", side, outlet,
                               ventral, canal, dorsal, dorsal + upper.back * 9.0, rv, rd))
     return result
 
@@ -231,7 +233,8 @@ def _tube(layout: VertebraLayout, stations, pad_mm: float = 0.0) -> list[Shape]:
         radius = 0.45 * min(ha + hb)
         # u along the canal, v its AP axis, w across (x): the section's halves (AP, transverse).
         up = np.cross(axis, [1.0, 0.0, 0.0])
-        pieces.append(placed_in_vertebra(layout, (a + b) / 2.0, axis, -up, tapered_box(half_length + 0.5, ha, hb, radius),
+        pieces.append(placed_in_vertebra(layout, (a + b) / 2.0, axis, -up,
+                                         tapered_box(half_length + 0.5, ha, hb, radius),
                                          (half_length + 0.5, max(ha[0], hb[0]), max(ha[1], hb[1]))))
     return pieces
 
@@ -304,6 +307,7 @@ class SacroiliacJoint:
         return self._slab((-length, length), (-AURICULAR_MASS_MM, 6.0), (-height - 2.0, height - 6.0), 8.0)
 
     def point(self, u: float, v: float, w: float) -> np.ndarray:
+        """World position of (u along the joint, v across it toward the ilium, w up), mm."""
         return self.frame.point((u, v, w))
 
     @property
@@ -349,11 +353,12 @@ def _border_plane(layout: VertebraLayout, s: float, top: np.ndarray, bottom: np.
     lateral = np.array([s, 0.0, 0.0])
     normal = lateral - along * (lateral @ along) - back * (lateral @ back)
     back_world, normal_world = layout.frame.vector(back), layout.frame.vector(normal / np.linalg.norm(normal))
-    return Primitive(Frame.from_axes(layout.world((top + bottom) / 2.0), back_world, np.cross(normal_world, back_world)),
-                     half_space(), (400.0, 400.0, 400.0))
+    frame = Frame.from_axes(layout.world((top + bottom) / 2.0), back_world, np.cross(normal_world, back_world))
+    return Primitive(frame, half_space(), (400.0, 400.0, 400.0))
 
 
-def _lower_segment_parts(layout: VertebraLayout, frames: list[SegmentFrame], lumbarized: bool) -> list[tuple[str, Shape]]:
+def _lower_segment_parts(layout: VertebraLayout, frames: list[SegmentFrame],
+                         lumbarized: bool) -> list[tuple[str, Shape]]:
     """Bodies, lateral masses, dorsal wall and median crest of S2-S5, and the cornua."""
     scale = layout.geometry.scale
     parts: list[tuple[str, Shape]] = []
@@ -380,7 +385,8 @@ def _lower_segment_parts(layout: VertebraLayout, frames: list[SegmentFrame], lum
             mass_half = ((x1 - x0) / 2.0, (y1 - y0) / 2.0, frame.height / 2.0 + 3.5)
             centre = frame.point(s * (x0 + x1) / 2.0, (y0 + y1) / 2.0, 0.0)
             mass = _box(layout, frame, centre, mass_half, min(mass_half) * 0.3)
-            parts.append(("S1", Intersection([mass, _lateral_border(layout, frame, s, x1, max(below / 2.0, inner + 3.0))])))
+            border = _lateral_border(layout, frame, s, x1, max(below / 2.0, inner + 3.0))
+            parts.append(("S1", Intersection([mass, border])))
         if name == "S5":
             continue
         # The dorsal wall: fused laminae behind the canal, down to the hiatus apex, with the crest.
@@ -395,12 +401,13 @@ def _lower_segment_parts(layout: VertebraLayout, frames: list[SegmentFrame], lum
         # The crest's tubercle, over the wall's middle (S4's stays above the hiatus's apex).
         tubercle = (3.0 * scale, 4.0 * scale, 0.3 * (top_z - bottom_z))
         at = frame.point(0.0, wall_y + DORSAL_WALL_MM * scale / 2.0 + 1.5, (top_z + bottom_z) / 2.0)
-        parts.append(("S1.dorsal_wall", placed_in_vertebra(layout, at, (1, 0, 0), frame.back, ellipsoid(tubercle), tubercle)))
+        parts.append(("S1.dorsal_wall", placed_in_vertebra(layout, at, (1, 0, 0), frame.back, ellipsoid(tubercle),
+                                                           tubercle)))
     s5 = frames[3]
     for side in SIDE_SIGN:
         r = tuple(x * scale for x in CORNU_RADII_MM)
-        parts.append((f"S1.cornu.{side}", placed_in_vertebra(layout, _cornu_centre(layout, s5, side), (1, 0, 0), s5.back,
-                                                             ellipsoid(r), r)))
+        cornu = placed_in_vertebra(layout, _cornu_centre(layout, s5, side), (1, 0, 0), s5.back, ellipsoid(r), r)
+        parts.append((f"S1.cornu.{side}", cornu))
     return parts
 
 
@@ -433,7 +440,8 @@ def sacrum_parts(layout: VertebraLayout, concavity_top: float, lumbarized: bool 
         axis = end - start
         half_length = float(np.linalg.norm(axis)) / 2.0
         ala = placed_in_vertebra(layout, (start + end) / 2.0, axis, (0, 1, 0),
-                                 tapered_box(half_length, (0.42 * depth, 0.45 * height), (0.5 * depth, 0.75 * height), 7.0),
+                                 tapered_box(half_length, (0.42 * depth, 0.45 * height), (0.5 * depth, 0.75 * height),
+                                             7.0),
                                  (half_length, 0.5 * depth, 0.75 * height))
         parts.append((f"S1.ala.{side}", ala))
         # The S1 lateral mass under the ala, out to the auricular surface, back to the dorsal surface

@@ -68,7 +68,8 @@ def test_every_dorsal_foramen_is_a_hole_in_bone_that_leads_to_the_canal(small_sp
         along = labels_along(small_spine, outlet, dorsal) + labels_along(small_spine, dorsal, canal)
         assert not any(is_sacrum(name) for name in along), f"{foramen.level} {side}: bone in the foramen {along}"
         assert along[-1] in ("epidural_space", f"nerve_root.{foramen.level}.{side}",
-                             f"dorsal_root_ganglion.{foramen.level}.{side}"), f"{foramen.level} {side} ends in {along[-1]}"
+                             f"dorsal_root_ganglion.{foramen.level}.{side}"), \
+            f"{foramen.level} {side} ends in {along[-1]}"
         # A hole, not a gap beside the bone: parallel rays a few millimetres off its axis meet bone.
         axis = (dorsal - outlet) / np.linalg.norm(dorsal - outlet)
         across = np.cross(axis, [0.0, 0.0, 1.0])
@@ -76,7 +77,8 @@ def test_every_dorsal_foramen_is_a_hole_in_bone_that_leads_to_the_canal(small_sp
         off = foramen.dorsal_radius + 2.0  # bone within 2 mm of its rim on every side
         for shift in (across * off, -across * off, np.cross(axis, across) * off, -np.cross(axis, across) * off):
             ray = labels_along(small_spine, outlet + shift - 5.0 * axis, dorsal + shift + 5.0 * axis)
-            assert any(is_sacrum(name) for name in ray), f"{foramen.level} {side}: no bone {shift.round(1)} off the foramen"
+            assert any(is_sacrum(name) for name in ray), \
+                f"{foramen.level} {side}: no bone {shift.round(1)} off the foramen"
 
 
 def test_hiatus_opens_below_s4_between_the_cornua(small_spine, model):
