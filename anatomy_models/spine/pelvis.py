@@ -82,7 +82,7 @@ def posterior_ilium(joint: SacroiliacJoint) -> list[Shape]:
     # The block reaches 6 mm past the joint's plane (the joint's cut shapes the auricular surface)
     # and no higher than the joint: above it the ala's dorsal surface is bare.
     half = (SI_HALF_LENGTH_MM + 6.0, AURICULAR_BLOCK_MM / 2.0 + 3.0, SI_HALF_HEIGHT_MM + 1.0)
-    block = Primitive(Frame(joint.point(-4.0, gap + half[1] - 6.0, -1.0), rotation), rounded_box(half, 9.0), half)
+    block = Primitive(Frame(joint.point(-4.0, gap + half[1] - 6.0, -1.0), rotation), rounded_box(half, 11.0), half)
     # The PSIS: behind the joint's back end at S2, about 4 cm off the midline [ED].
     psis = Primitive(Frame(joint.point(-SI_HALF_LENGTH_MM - 12.0, 12.0, -12.0), rotation), ellipsoid(PSIS_RADII_MM),
                      PSIS_RADII_MM)
@@ -93,7 +93,7 @@ def posterior_ilium(joint: SacroiliacJoint) -> list[Shape]:
     length = float(np.linalg.norm(axis))
     across = np.cross(axis, joint.frame.vector((0.0, 1.0, 0.0)))
     frame = Frame.from_axes((start + end) / 2.0, axis, across)
-    body = Primitive(frame, tapered_box(length / 2.0, (14.0, 7.0), (11.0, 8.0), 6.0), (length / 2.0, 14.0, 8.0))
+    body = Primitive(frame, tapered_box(length / 2.0, (16.0, 6.0), (13.0, 7.0), 4.5), (length / 2.0, 16.0, 7.0))
     return [block, psis, body]
 
 
