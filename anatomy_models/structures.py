@@ -19,7 +19,13 @@ name                              tissue             notes
 ``{L}.transverse_process.{s}``    cortical_bone
 ``{L}.SAP.{s}`` / ``{L}.IAP.{s}`` cortical_bone      superior / inferior articular process
 ``S1.ala.{s}``                    cortical_bone      sacrum; S1 also has body, pedicles, SAPs
-``ilium.{s}``                     cortical_bone      iliac wing and crest (as far as the image holds it)
+``S1.dorsal_wall``                cortical_bone      the sacral canal's back wall (fused S2-S4 laminae,
+                                                     median sacral crest), down to the hiatus apex
+``S1.cornu.{s}``                  cortical_bone      sacral cornu, either side of the sacral hiatus
+``coccyx``                        cortical_bone      below the sacrococcygeal joint
+``ilium.{s}``                     cortical_bone      iliac wing and crest, posterior ilium with the PSIS
+                                                     and auricular surface (as far as the image holds it)
+``sacroiliac_joint.{s}``          cartilage          joint space between the auricular surfaces
 ``{L}-{M}.disc.annulus``          disc_annulus       group ``{L}-{M}.disc`` is the whole disc
 ``{L}-{M}.disc.nucleus``          disc_nucleus
 ``S1-S2.disc.annulus``            disc_annulus       only with a lumbarised S1 (rudimentary disc)
@@ -33,7 +39,8 @@ name                              tissue             notes
 ``dural_sac.csf``                 csf
 ``spinal_cord``                   spinal_cord        ends at the conus
 ``cauda_equina``                  nerve              roots inside the sac below the conus
-``nerve_root.{L}.{s}``            nerve              exiting root below pedicle ``{L}``
+``nerve_root.{L}.{s}``            nerve              exiting root below pedicle ``{L}``; ``S2``-``S4``:
+                                                     sacral roots, out through their sacral foramina
 ``dorsal_root_ganglion.{L}.{s}``  nerve
 ``radicular_artery.{L}.{s}``      blood              in the foramen below pedicle ``{L}``;
                                                      ``.adamkiewicz`` suffix for the dominant one
@@ -47,8 +54,9 @@ name                              tissue             notes
 ``bowel_gas``                     air
 ================================  =================  ==============================================
 
-The generated sacrum labels its fused lower segments (S2-S4) ``S1`` itself, so the group ``S1`` is
-the whole sacrum. Bone and disc names start with their level so that the group ``L4`` is exactly the L4 vertebra;
+The generated sacrum labels its fused lower segments (S2-S5, bodies and lateral masses) ``S1``
+itself, so the group ``S1`` is the whole sacrum. Bone and disc names start with their level so that the group
+``L4`` is exactly the L4 vertebra;
 everything else starts with its kind (``nerve_root.L5.left``), so groups like ``nerve_root`` work.
 Label 0 is outside any structure: its tissue comes from the CT number.
 
@@ -67,6 +75,8 @@ Landmarks (points, LPS mm) and directions (unit vectors) use the same vocabulary
 - ``{L}-{M}.safe_triangle.{s}`` (subpedicular TFESI target under pedicle ``{L}``),
   ``{L}-{M}.kambin_triangle.{s}``
 - ``conus.tip``
+- ``S1.dorsal_foramen.{s}`` (centre of the S1 dorsal foramen), ``sacral_hiatus.apex`` (in the canal
+  under the apex of the hiatus), ``S1.cornu.{s}.tip``, ``sacroiliac_joint.{s}.inferior_third``
 """
 
 from __future__ import annotations
@@ -256,7 +266,8 @@ def _vocabulary_patterns() -> list[tuple[re.Pattern[str], str]]:
     space = f"{level}-{level}"
     rows = [
         (rf"{level}(?:\.body|\.spinous_process|\.(?:pedicle|lamina|transverse_process|SAP|IAP)\.{side})?", "cortical_bone"),
-        (rf"S1\.ala\.{side}", "cortical_bone"),
+        (rf"S1\.(?:ala|cornu)\.{side}|S1\.dorsal_wall|coccyx", "cortical_bone"),
+        (rf"sacroiliac_joint\.{side}", "cartilage"),
         (rf"{space}\.disc\.annulus", "disc_annulus"),
         (rf"{space}\.disc\.nucleus", "disc_nucleus"),
         (rf"facet_joint\.{space}\.{side}", "cartilage"),
@@ -265,7 +276,7 @@ def _vocabulary_patterns() -> list[tuple[re.Pattern[str], str]]:
         (r"dural_sac\.dura", "dura"),
         (r"dural_sac\.csf", "csf"),
         (r"spinal_cord", "spinal_cord"),
-        (rf"cauda_equina|(?:nerve_root|dorsal_root_ganglion)\.{level}\.{side}", "nerve"),
+        (rf"cauda_equina|(?:nerve_root|dorsal_root_ganglion)\.{level}\.{side}|nerve_root\.S[2-4]\.{side}", "nerve"),
         (rf"radicular_artery\.{level}\.{side}(?:\.adamkiewicz)?|aorta|inferior_vena_cava", "blood"),
         (rf"muscle\.(?:erector_spinae|multifidus|psoas|quadratus_lumborum)\.{side}", "muscle"),
         (r"skin", "skin"),
@@ -304,6 +315,7 @@ _FIXED_NAMES = {
     "ligamentum_flavum": "ligamentum flavum", "nerve_root": "nerve root",
     "dorsal_root_ganglion": "dorsal root ganglion",
     "radicular_artery": "radicular artery", "facet_joint": "facet joint",
+    "S1.dorsal_wall": "posterior wall of the sacral canal", "coccyx": "coccyx", "sacroiliac_joint": "sacroiliac joint",
 }
 _MUSCLES = {"erector_spinae": "erector spinae", "multifidus": "multifidus", "psoas": "psoas",
             "quadratus_lumborum": "quadratus lumborum", "abdominal_wall": "abdominal wall muscles"}
@@ -324,6 +336,9 @@ def _clinical_patterns() -> list[tuple[re.Pattern[str], Callable[[re.Match[str]]
         (rf"{level}\.spinous_process", lambda m: f"{m['level']} spinous process"),
         (rf"{level}\.{parts}{side}", lambda m: f"{m['side']} {m['level']} {_VERTEBRA_PARTS[m['part']]}"),
         (rf"S1\.ala{side}", lambda m: f"{m['side']} sacral ala"),
+        (rf"S1\.cornu{side}", lambda m: f"{m['side']} sacral cornu"),
+        (rf"sacroiliac_joint{side}", lambda m: f"{m['side']} sacroiliac joint"),
+        (rf"nerve_root\.(?P<level>S[2-4]){side}", lambda m: f"{m['side']} {m['level']} nerve root"),
         (rf"ilium{side}", lambda m: f"{m['side']} ilium"),
         (rf"{space}\.disc", lambda m: f"{m['space']} disc"),
         (rf"{space}\.disc\.annulus", lambda m: f"{m['space']} disc annulus"),

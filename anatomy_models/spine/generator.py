@@ -26,13 +26,14 @@ from scipy import ndimage
 from anatomy_models.anatomy import Anatomy
 from anatomy_models.spine.alignment import INTERSPACE_NAMES, VERTEBRA_NAMES, align_spine
 from anatomy_models.spine.ct_synthesis import BoneRegion, SurfaceBand, inside_fraction, bone_hu_from_depth, synthesize_ct
-from anatomy_models.spine.landmarks import spine_landmarks
+from anatomy_models.spine.landmarks import sacral_landmarks, spine_landmarks
 from anatomy_models.spine.neural import build_neural
 from anatomy_models.spine.parameters import GENERATOR_VERSION, SpineParameters
 from anatomy_models.spine.sdf import FAR_MM, Grid, Shape, smooth_min
 from anatomy_models.spine.skeleton import BONE_BLEND_MM, Skeleton, build_skeleton
 from anatomy_models.spine.pelvis import ilium_parts
-from anatomy_models.spine.sacrum import rudimentary_disc
+from anatomy_models.spine.sacrum import (coccyx_parts, coccyx_tip, foraminal_region, rudimentary_disc, sacral_canal,
+                                         sacral_cavities, sacroiliac_joint)
 from anatomy_models.spine.soft_tissue import (LEAN_HALF_WIDTH_MM, SKIN_THICKNESS_MM, Trunk, bowel_gas_shapes, calibrate_midline_fat,
                                               canal_region, disc_shapes, flavum_shapes, interspinous_shapes,
                                               muscle_shapes, spine_profile, supraspinous_shape)
@@ -72,6 +73,7 @@ TABLE_MARGIN_MM = 5.0
 ABDOMINAL_WALL_MM = 12.0            # obliques and transversus (and latissimus behind) [ED]
 FLANK_WALL_FROM_MM = 70.0           # off the midline, the wall muscles wrap round behind the flanks [ED]
 FOV_TOP_ABOVE_T12_CENTRE_MM = 6.0   # T12 is cut through its body: "T12 partial"
+COCCYX_MARGIN_MM = 10.0             # the image's lower edge below the coccyx's tip
 
 
 @dataclass
@@ -82,6 +84,8 @@ class SpineModel:
     skeleton: Skeleton
     structures: dict[str, list[Shape]]   # label -> shapes (everything but bone, trunk and epidural)
     bones: dict[str, list[tuple[str, Shape]]]  # bone group (vertebra, ilium) -> labelled blended parts
+    cavities: dict[str, list[Shape]]     # bone group -> spaces cut from it when painted (sacral canal, foramina)
+    joints: dict[str, Shape]             # label -> joint space painted after the bones (sacroiliac joints)
     trunk: Trunk
     canal: list[Shape]
     dura_thickness_mm: float
@@ -97,7 +101,9 @@ def build_model(params: SpineParameters) -> SpineModel:
     t12 = skeleton.layouts["T12"]
     top_z = float(t12.frame.origin[2] + FOV_TOP_ABOVE_T12_CENTRE_MM)
     s1 = skeleton.layouts["S1"]
-    bottom_z = float(s1.world((0.0, 0.0, -s1.height / 2.0 - 60.0 * s1.geometry.scale))[2])
+    lumbarized = params.transitional == "lumbarized_S1"
+    # The image reaches below the coccyx (the caudal approach needs the hiatus, cornua and coccyx).
+    bottom_z = float(s1.world(coccyx_tip(s1, lumbarized))[2]) - COCCYX_MARGIN_MM
     neural = build_neural(alignment, skeleton.layouts, params, top_z + TABLE_MARGIN_MM)
     vessels = build_vessels(skeleton.layouts, neural, params, top_z + TABLE_MARGIN_MM)
     profile = spine_profile(skeleton)
@@ -128,9 +134,17 @@ def build_model(params: SpineParameters) -> SpineModel:
     landmarks, directions = spine_landmarks(skeleton, neural, flavum)
     grid = _grid(params, skeleton, trunk, profile, top_z, bottom_z)
     bones = dict(skeleton.parts)
-    bones.update(ilium_parts(skeleton, bottom_z - TABLE_MARGIN_MM))
-    return SpineModel(params, skeleton, structures, bones, trunk, canal_region(skeleton, flavum),
-                      neural.dura_thickness_mm, landmarks, directions, grid)
+    si_joints = {side: sacroiliac_joint(s1, side, lumbarized) for side in SIDE_SIGN}
+    bones.update(ilium_parts(skeleton, bottom_z - TABLE_MARGIN_MM, si_joints))
+    bones["coccyx"] = coccyx_parts(s1, lumbarized)
+    cavities = {"S1": sacral_cavities(s1, lumbarized) + [joint.sacral_cut() for joint in si_joints.values()]}
+    cavities.update({f"ilium.{side}": [joint.iliac_cut()] for side, joint in si_joints.items()})
+    joints = {f"sacroiliac_joint.{side}": joint.space_shape() for side, joint in si_joints.items()}
+    landmarks.update(sacral_landmarks(s1, si_joints, lumbarized))
+    # The epidural compartment continues down the sacral canal to the hiatus and into the foramina.
+    canal = canal_region(skeleton, flavum) + sacral_canal(s1, lumbarized) + foraminal_region(s1, lumbarized)
+    return SpineModel(params, skeleton, structures, bones, cavities, joints, trunk, canal, neural.dura_thickness_mm,
+                      landmarks, directions, grid)
 
 
 def _grid(params: SpineParameters, skeleton: Skeleton, trunk: Trunk, profile, top_z: float, bottom_z: float) -> Grid:
@@ -162,6 +176,7 @@ def label_names(model: SpineModel) -> list[tuple[str, str]]:
     for parts in model.bones.values():
         rows.update({label: "cortical_bone" for label, _ in parts})
     rows.update({f"muscle.abdominal_wall.{side}": "muscle" for side in SIDE_SIGN})
+    rows.update({label: "cartilage" for label in model.joints})
     for interspace in INTERSPACE_NAMES:
         rows[f"facet_joint.{interspace}.left"] = rows[f"facet_joint.{interspace}.right"] = "cartilage"
     rows["epidural_space"] = "fat"
@@ -293,9 +308,13 @@ def _fill_epidural(labels: np.ndarray, grid: Grid, model: SpineModel, ids: dict[
     box = grid.box(lower, upper)
     region = np.zeros(grid.box_shape(box), dtype=bool)
     for shape in model.canal:
-        values = np.full(region.shape, FAR_MM, dtype=np.float32)
-        shape.paint(values, grid, box)
-        region |= values < 0
+        sub = grid.intersect(box, shape.lower, shape.upper)
+        if sub is None:
+            continue
+        values = np.full(grid.box_shape(sub), FAR_MM, dtype=np.float32)
+        shape.paint(values, grid, sub)
+        local = tuple(slice(a.start - b.start, a.stop - b.start) for a, b in zip(sub, box))
+        region[local] |= values < 0
     local = labels[box]
     barrier_ids = [i for name, i in ids.items() if name.split(".")[0] in VERTEBRA_NAMES or name == "S1"
                    or ".disc." in name or name.startswith(("ligamentum_flavum", "facet_joint"))]
@@ -317,8 +336,8 @@ def _behind_canal_wall(candidates: np.ndarray, local: np.ndarray, box, grid: Gri
                        ids: dict[str, int]) -> np.ndarray:
     """Which ``candidates`` (voxels of the epidural fill, in ``box``) lie behind the canal's posterior
     wall: going forward from them along the spine's local anterior axis, they meet the ligamentum
-    flavum or the laminae, spinous processes or articular processes (or the sacrum's dorsal plate)
-    before the dural sac.
+    flavum or the laminae, spinous processes or articular processes (or the sacrum's dorsal wall and
+    cornua) before the dural sac.
 
     The epidural space ends at that wall; the fill can get round its edges (between the flavum and a
     lamina, into a crack of a thin bony edge, out through the dorsal sacral foramina), where a needle
@@ -329,7 +348,8 @@ def _behind_canal_wall(candidates: np.ndarray, local: np.ndarray, box, grid: Gri
     for name, i in ids.items():
         parts = name.split(".")
         wall[i] = name.startswith("ligamentum_flavum") or (
-            len(parts) > 1 and parts[0] in VERTEBRA_NAMES and parts[1] in ("lamina", "spinous_process", "SAP", "IAP"))
+            len(parts) > 1 and parts[0] in VERTEBRA_NAMES
+            and parts[1] in ("lamina", "spinous_process", "SAP", "IAP", "dorsal_wall", "cornu"))
         sac[i] = name.startswith("dural_sac")
     ijk = np.argwhere(candidates)
     offset = np.array([b.start for b in box])
@@ -339,10 +359,6 @@ def _behind_canal_wall(candidates: np.ndarray, local: np.ndarray, box, grid: Gri
     z = np.array([f[0] for f in frames])
     forward = np.stack([np.interp(points[:, 2], z, [f[1][axis] for f in frames]) for axis in range(3)], axis=1)
     forward /= np.linalg.norm(forward, axis=1, keepdims=True)
-    # The sacrum below S1 is one label: its bone is the canal's back wall where it lies behind the
-    # canal's front (the fused laminae), its front wall elsewhere (the fused bodies).
-    s1 = model.skeleton.layouts["S1"]
-    sacrum, sacral_canal_front = ids["S1"], s1.depth / 2.0 + 3.0
     # The probe is as thick as the voxel: rays from the centre and from half a voxel to each side
     # across the axis, so that no ray from behind slips forward between the corner-touching voxels of
     # a thin oblique wall (the flavum's tip under a lamina) into the fill.
@@ -362,11 +378,6 @@ def _behind_canal_wall(candidates: np.ndarray, local: np.ndarray, box, grid: Gri
             found = np.zeros(len(points), dtype=np.int64)
             found[inside] = local[tuple(index[inside].T)]
             hit = wall[found]
-            dorsal = found == sacrum
-            if dorsal.any():
-                at = np.asarray(grid.origin) + (index[dorsal] + offset) * grid.spacing
-                dorsal[dorsal] = (at - s1.frame.origin) @ s1.frame.rotation[:, 1] > sacral_canal_front
-                hit |= dorsal
             behind |= inside & hit
             searching &= ~(sac[found] | hit)
             if not searching.any():
@@ -440,12 +451,14 @@ def generate_spine(params: SpineParameters | None = None, *, progress: ProgressC
     bone_regions = []
     for bone, parts in model.bones.items():
         joints = [joint.space_shape() for (interspace, _), joint in model.skeleton.joints.items()
-                  if bone in interspace.split("-")]
+                  if bone in interspace.split("-")] + model.cavities.get(bone, [])
         painted = _paint_bone(labels, grid, parts, ids, joints)
         if painted is not None:
             bone_regions.append(painted)
     for (interspace, side), joint in model.skeleton.joints.items():
         _paint(labels, grid, joint.space_shape(), ids[joint.name])
+    for name, space in model.joints.items():
+        _paint(labels, grid, space, ids[name])
     low = np.zeros(max(ids.values()) + 1, dtype=bool)
     low[0] = True
     for name, i in ids.items():

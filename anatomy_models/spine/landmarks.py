@@ -13,10 +13,11 @@ import numpy as np
 from anatomy_models.spine.alignment import INTERSPACE_NAMES, VERTEBRA_NAMES
 from anatomy_models.spine.facets import SAP_THICKNESS_MM, FacetJoint
 from anatomy_models.spine.neural import NeuralStructures
+from anatomy_models.spine.sacrum import SacroiliacJoint, cornu_tip, dorsal_foramen_center, hiatus_apex
 from anatomy_models.spine.sdf import Shape
 from anatomy_models.spine.skeleton import Skeleton
 from anatomy_models.spine.soft_tissue import window_center
-from anatomy_models.spine.vertebra import SIDE_SIGN
+from anatomy_models.spine.vertebra import SIDE_SIGN, VertebraLayout
 
 SAFE_TRIANGLE_BELOW_PEDICLE_MM = 2.0   # just under the pedicle's 6 o'clock (clinical.md §2.2a [S17])
 SAFE_TRIANGLE_MEDIAL_MM = 1.0          # "slightly medial to the mid-pedicle" [S17]
@@ -62,19 +63,27 @@ def project_to_surface(shape: Shape, point: np.ndarray, iterations: int = 12) ->
 
 
 def landmark_structure(name: str) -> tuple[str, str]:
-    """The structure a landmark names and how it relates to it: ``"in"`` or ``"on"`` (its surface).
+    """The structure a landmark names and how it relates to it: ``"in"``, ``"on"`` (its surface) or
+    ``"opening"`` (in a hole through it: not in it, its bone all around within a few millimetres).
 
     Landmarks that name a target in a space (the safe triangle, Kambin's triangle) lie in the
-    foraminal part of the epidural compartment.
+    foraminal part of the epidural compartment; the apex of the sacral hiatus is in the sacral
+    canal's epidural space, just under the lower edge of its dorsal wall.
 
     >>> landmark_structure("L4.pedicle.left.six_oclock")
     ('L4.pedicle.left', 'on')
     >>> landmark_structure("L4-L5.interlaminar_window.center")
     ('ligamentum_flavum.L4-L5', 'in')
+    >>> landmark_structure("S1.dorsal_foramen.left"), landmark_structure("sacroiliac_joint.left.inferior_third")
+    (('S1', 'opening'), ('sacroiliac_joint.left', 'in'))
     """
     parts = name.split(".")
     if name == "conus.tip":
         return "spinal_cord", "in"
+    if name == "sacral_hiatus.apex":
+        return "epidural_space", "in"
+    if parts[0] == "sacroiliac_joint":
+        return ".".join(parts[:2]), "in"
     if parts[0] == "facet_joint":
         return ".".join(parts[:3]), "in"
     level = parts[0]
@@ -89,6 +98,10 @@ def landmark_structure(name: str) -> tuple[str, str]:
         return ".".join(parts[:-1]), "on"
     if kind in ("SAP_TP_junction", "SAP_ala_junction"):
         return level, "on"
+    if kind == "dorsal_foramen":
+        return level, "opening"
+    if kind == "cornu":
+        return ".".join(parts[:3]), "on"
     if kind == "interlaminar_window":
         return f"ligamentum_flavum.{level}", "in"
     if kind == "ventral_interlaminar_line":
@@ -151,6 +164,22 @@ def spine_landmarks(skeleton: Skeleton, neural: NeuralStructures, flavum: dict[s
     return {k: v for k, v in points.items() if v is not None}, directions
 
 
+def sacral_landmarks(s1: VertebraLayout, joints: dict[str, SacroiliacJoint], lumbarized: bool = False) -> dict:
+    """Landmarks of the sacrum and the sacroiliac joints (LPS mm).
+
+    ``S1.dorsal_foramen.{s}`` (centre of the S1 dorsal foramen in the dorsal wall: the S1
+    transforaminal target), ``sacral_hiatus.apex`` (in the canal under the lower edge of the dorsal
+    wall), ``S1.cornu.{s}.tip`` (the cornua's lower tips, either side of the hiatus) and
+    ``sacroiliac_joint.{s}.inferior_third`` (the injection target, in the joint space).
+    """
+    points = {"sacral_hiatus.apex": s1.world(hiatus_apex(s1, lumbarized) - np.array([0.0, 2.0, 0.0]))}
+    for side in SIDE_SIGN:
+        points[f"S1.dorsal_foramen.{side}"] = s1.world(dorsal_foramen_center(s1, side))
+        points[f"S1.cornu.{side}.tip"] = s1.world(cornu_tip(s1, side, lumbarized))
+        points[f"sacroiliac_joint.{side}.inferior_third"] = joints[side].inferior_third
+    return points
+
+
 def sap_tp_junction(skeleton: Skeleton, name: str, side: str, bone: Shape) -> np.ndarray:
     """The notch where the SAP's base meets the top of the transverse process (or, at S1, the sacral ala).
 
@@ -169,6 +198,10 @@ def sap_tp_junction(skeleton: Skeleton, name: str, side: str, bone: Shape) -> np
     else:
         height = layout.tp_height
         candidate = layout.tp_root[side] + outward * 3.0 + np.array([0.0, 1.5, height / 2.0 + 2.0])
+    if name == "S1":
+        # The sacrum has many parts: only those near the search region count (same signs there).
+        reach = np.array([25.0, 50.0, 12.0])
+        bone = skeleton.vertebra_shape_within(name, layout.world(candidate) - reach, layout.world(candidate) + reach)
     corner = project_to_surface(bone, layout.world(candidate))
     floor = skeleton.part_shape(f"S1.ala.{side}" if name == "S1" else f"{name}.transverse_process.{side}")
     return _dorsal_groove(bone, floor, corner, s)

@@ -18,7 +18,7 @@ import numpy as np
 
 from anatomy_models.spine.alignment import VERTEBRA_NAMES, SpineAlignment
 from anatomy_models.spine.parameters import SpineParameters
-from anatomy_models.spine.sacrum import dorsal_foramen_center
+from anatomy_models.spine.sacrum import LUMBARIZED_GAP_MM, dorsal_foramen_center, foramina, sacral_root_path
 from anatomy_models.spine.sdf import Frame, Primitive, Shape, VerticalTube, ellipsoid, tapered_capsule
 from anatomy_models.spine.vertebra import SIDE_SIGN, VertebraLayout
 
@@ -41,6 +41,9 @@ CAUDA_TURN_OUT_MM = 8.0           # a root turns out to its sleeve over this hei
 ROOT_DIAMETER_MM = {"T12": 3.6, "L1": 3.9, "L2": 4.2, "L3": 4.5, "L4": 4.9, "L5": 5.2, "S1": 5.45}
 GANGLION_LENGTH_MM = 9.0         # dorsal root ganglion ~5 x 9 mm [ED]
 SACRAL_ROOTS = ("S2", "S3", "S4")
+# The sacral roots leave the sac's end and run down the canal to their foramina (the ventral rami),
+# diameter mm [ED]: thinner going down.
+SACRAL_ROOT_DIAMETER_MM = {"S2": 4.0, "S3": 3.0, "S4": 2.2}
 
 
 @dataclass
@@ -163,10 +166,7 @@ def cauda_equina(sac: VerticalTube, cord: VerticalTube, conus: np.ndarray, layou
             if name in layouts:
                 end = exiting_root_path(layouts[name], side, axes[name][0], centre_y[name])[0]
             else:
-                depth = SACRAL_ROOTS.index(name)
-                tip = sac.z[0]
-                end = np.array([np.interp(tip + 6.0, sac.z, sac.cx) + s * (1.5 + depth),
-                                np.interp(tip + 6.0, sac.z, sac.cy) + 1.0, tip + 6.0 + 3.0 * depth])
+                end = sacral_root_start(sac, name, side)
             start_z = max(end[2] + 14.0, conus[2] + 4.0 + 1.2 * (len(roots) - order))
             start_z = min(start_z, sac.z[-1] - 2.0)
             start = np.array([np.interp(start_z, cord.z, cord.cx) + s * (CORD_SEMI_AXES_MM[0] - 1.0),
@@ -186,6 +186,14 @@ def cauda_equina(sac: VerticalTube, cord: VerticalTube, conus: np.ndarray, layou
             shapes.append(VerticalTube(z, cx, cy, np.full(len(z), radius), np.full(len(z), radius)))
             shapes += capsule_chain([np.array([cx[0], cy[0], z[0]]), end], [radius, radius])
     return shapes
+
+
+def sacral_root_start(sac: VerticalTube, name: str, side: str) -> np.ndarray:
+    """Where the sacral root ``name`` (S2-S4) leaves the bundle, near the sac's end (world)."""
+    depth = SACRAL_ROOTS.index(name)
+    tip = sac.z[0]
+    return np.array([np.interp(tip + 6.0, sac.z, sac.cx) + SIDE_SIGN[side] * (1.5 + depth),
+                     np.interp(tip + 6.0, sac.z, sac.cy) + 1.0, tip + 6.0 + 3.0 * depth])
 
 
 def build_neural(alignment: SpineAlignment, layouts: dict[str, VertebraLayout], params: SpineParameters,
@@ -222,4 +230,12 @@ def build_neural(alignment: SpineAlignment, layouts: dict[str, VertebraLayout], 
             size = GANGLION_LENGTH_MM / 2.0 * layout.geometry.scale
             radii = (size, radius + 0.8, radius + 0.8)
             neural.ganglia[f"dorsal_root_ganglion.{name}.{side}"] = Primitive(frame, ellipsoid(radii), radii)
+    s1 = layouts["S1"]
+    gap = LUMBARIZED_GAP_MM if params.transitional == "lumbarized_S1" else 0.0
+    for side in SIDE_SIGN:
+        for foramen in foramina(s1, side, gap)[1:]:
+            path = sacral_root_path(s1, foramen, sacral_root_start(sac, foramen.level, side))
+            radius = max(SACRAL_ROOT_DIAMETER_MM[foramen.level] / 2.0 * s1.geometry.scale, 0.75 * spacing)
+            neural.root_paths[f"{foramen.level}.{side}"] = path
+            neural.roots[f"nerve_root.{foramen.level}.{side}"] = capsule_chain(path, [radius] * len(path))
     return neural

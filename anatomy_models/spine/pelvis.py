@@ -1,4 +1,6 @@
-"""The iliac wings, as far as the field of view holds them (the crests, the sacroiliac region).
+"""The ilia, as far as the field of view holds them: the wings with their crests, the posterior
+ilium with its auricular surface at the sacroiliac joint, the posterior superior iliac spine and the
+greater sciatic notch below the joint.
 
 Each ilium is a curved plate around a vertical axis in front of and medial to it (the iliac fossa
 faces forward and in), running from behind the sacroiliac joint, past the posterior superior iliac
@@ -6,6 +8,11 @@ spine, out and forward to the anterior superior iliac spine, with a thick rounde
 crest's highest point is at the L4-5 interspace (Tuffier's line, clinical.md §4.8 [S51]); the other
 sizes are [ED] adult textbook proportions. Fluoroscopy needs them (the crests overlie L5-S1 on AP and
 oblique views and limit the L5-S1 transforaminal path); the needle needs them as bone.
+
+The blade is thin in the iliac fossa and thickens toward its back (the posterior ilium) and its crest
+(a 3 mm fossa, [ED]; the fossa is translucent on radiographs). Behind it the posterior ilium is a
+thick block whose medial face is the auricular surface, 2 mm from the sacrum's across the joint
+(:class:`anatomy_models.spine.sacrum.SacroiliacJoint`); the joint's cut keeps the two apart.
 """
 
 from __future__ import annotations
@@ -15,11 +22,15 @@ import math
 import numpy as np
 
 from anatomy_models.spine.neural import capsule_chain
-from anatomy_models.spine.sdf import Frame, Primitive, Shape, f32
+from anatomy_models.spine.sacrum import SI_HALF_HEIGHT_MM, SI_HALF_LENGTH_MM, SacroiliacJoint
+from anatomy_models.spine.sdf import Frame, Primitive, Shape, ellipsoid, f32, rounded_box, tapered_box
 from anatomy_models.spine.skeleton import Skeleton
 from anatomy_models.spine.vertebra import SIDE_SIGN
 
-WING_THICKNESS_MM = 7.0
+WING_THICKNESS_MM = 7.0          # the blade's thickness at its back, toward the posterior ilium [ED]
+FOSSA_THICKNESS_MM = 3.0         # in the iliac fossa, toward the front [ED]
+AURICULAR_BLOCK_MM = 24.0        # the posterior ilium's thickness lateral to the joint [ED]
+PSIS_RADII_MM = (9.0, 10.0, 13.0)
 CREST_RADIUS_MM = 6.5
 SACROILIAC_GAP_MM = 3.0
 # The arc's centre from the sacroiliac joint: 28 mm medial and 85 mm anterior [ED].
@@ -38,7 +49,8 @@ def _wing_sdf(radius: float, start_deg: float, end_deg: float, crest, bottom_z: 
 
     The wing is a fan: its lower edge is ``bottom_z`` at the back (the sacroiliac region runs on down)
     and rises linearly to ``front_bottom_z`` at the front end (the ASIS)."""
-    r0, t = f32(radius), f32(WING_THICKNESS_MM / 2.0)
+    r0 = f32(radius)
+    t_front, t_back = f32(FOSSA_THICKNESS_MM / 2.0), f32(WING_THICKNESS_MM / 2.0)
     a0, a1 = math.radians(start_deg), math.radians(end_deg)
     middle, half = f32((a0 + a1) / 2.0), f32((a1 - a0) / 2.0)
     nodes = np.radians(np.array([end_deg, (start_deg + end_deg) / 2.0, start_deg]))
@@ -49,11 +61,11 @@ def _wing_sdf(radius: float, start_deg: float, end_deg: float, crest, bottom_z: 
     def sdf(u, v, w):
         r = np.sqrt(u * u + v * v)
         angle = np.arctan2(v, u)
-        # The wing flares out going up, like the rim of a bowl.
-        across = np.abs(r - (r0 + f32(FLARE) * w)) - t
+        fraction = (np.clip(angle, a0, a1) - a0) / (a1 - a0)  # 0 at the front end, 1 at the back
+        # The wing flares out going up, like the rim of a bowl; thin in the fossa, thick at the back.
+        across = np.abs(r - (r0 + f32(FLARE) * w)) - (t_front + (t_back - t_front) * fraction ** 2)
         along = (np.abs(angle - middle) - half) * r0
         top = coefficients[0] * np.clip(angle, a0, a1) ** 2 + coefficients[1] * np.clip(angle, a0, a1) + coefficients[2]
-        fraction = (np.clip(angle, a0, a1) - a0) / (a1 - a0)  # 0 at the front end, 1 at the back
         bottom = bottom_front + (bottom_back - bottom_front) * fraction
         vertical = np.maximum(w - top, bottom - w)
         outside = np.sqrt(np.maximum(across, 0) ** 2 + np.maximum(along, 0) ** 2 + np.maximum(vertical, 0) ** 2)
@@ -61,8 +73,34 @@ def _wing_sdf(radius: float, start_deg: float, end_deg: float, crest, bottom_z: 
     return sdf
 
 
-def ilium_parts(skeleton: Skeleton, bottom_z: float) -> dict[str, list[tuple[str, Shape]]]:
-    """Labelled parts of both ilia (``ilium.left``, ``ilium.right``), world shapes."""
+def posterior_ilium(joint: SacroiliacJoint) -> list[Shape]:
+    """The posterior ilium at the joint ``joint``: the block behind the auricular surface, the
+    posterior superior iliac spine behind and above the joint's back end, and the body of the ilium
+    running down and forward from the joint's lower end, whose back edge is the greater sciatic notch."""
+    gap = joint.gap_mm / 2.0
+    rotation = joint.frame.rotation
+    # The block reaches 6 mm past the joint's plane (the joint's cut shapes the auricular surface)
+    # and no higher than the joint: above it the ala's dorsal surface is bare.
+    half = (SI_HALF_LENGTH_MM + 6.0, AURICULAR_BLOCK_MM / 2.0 + 3.0, SI_HALF_HEIGHT_MM + 1.0)
+    block = Primitive(Frame(joint.point(-4.0, gap + half[1] - 6.0, -1.0), rotation), rounded_box(half, 11.0), half)
+    # The PSIS: behind the joint's back end at S2, about 4 cm off the midline [ED].
+    psis = Primitive(Frame(joint.point(-SI_HALF_LENGTH_MM - 12.0, 12.0, -12.0), rotation), ellipsoid(PSIS_RADII_MM),
+                     PSIS_RADII_MM)
+    # The body of the ilium: from the joint's lower front down, forward and out toward the acetabulum.
+    start = joint.point(4.0, gap + 10.0, -SI_HALF_HEIGHT_MM + 6.0)
+    end = joint.point(28.0, gap + 22.0, -SI_HALF_HEIGHT_MM - 26.0)
+    axis = end - start
+    length = float(np.linalg.norm(axis))
+    across = np.cross(axis, joint.frame.vector((0.0, 1.0, 0.0)))
+    frame = Frame.from_axes((start + end) / 2.0, axis, across)
+    body = Primitive(frame, tapered_box(length / 2.0, (16.0, 6.0), (13.0, 7.0), 4.5), (length / 2.0, 16.0, 7.0))
+    return [block, psis, body]
+
+
+def ilium_parts(skeleton: Skeleton, bottom_z: float,
+                joints: dict[str, SacroiliacJoint]) -> dict[str, list[tuple[str, Shape]]]:
+    """Labelled parts of both ilia (``ilium.left``, ``ilium.right``), world shapes; ``joints`` are the
+    sacroiliac joints by side."""
     s1 = skeleton.layouts["S1"]
     disc = skeleton.alignment.discs["L4-L5"]
     tuffier_z = float(disc.frame.origin[2])
@@ -100,5 +138,6 @@ def ilium_parts(skeleton: Skeleton, bottom_z: float) -> dict[str, list[tuple[str
         rim = [frame.point(((radius + FLARE * h) * math.cos(a), (radius + FLARE * h) * math.sin(a), h - CREST_RADIUS_MM * 0.6))
                for a, h in zip(angles, heights)]
         parts[f"ilium.{side}"] = [(f"ilium.{side}", wing)] + \
-            [(f"ilium.{side}", shape) for shape in capsule_chain(rim, [CREST_RADIUS_MM] * len(rim))]
+            [(f"ilium.{side}", shape) for shape in capsule_chain(rim, [CREST_RADIUS_MM] * len(rim))] + \
+            [(f"ilium.{side}", shape) for shape in posterior_ilium(joints[side])]
     return parts

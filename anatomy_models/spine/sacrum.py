@@ -1,130 +1,437 @@
-"""The sacrum, modelled as S1 (body, pedicles, superior articular processes, alae, dorsal plate)
-continuing into the fused lower segments S2-S4, which carry the label ``S1`` itself.
+"""The sacrum and coccyx: S1 (body with the promontory and endplate, pedicles, superior articular
+processes, alae) continuing into the fused segments S2-S5, then the coccyx.
 
-Sizes are [ED] (adult textbook proportions): the S1 body about as wide as L5's, segments narrowing
-caudally and turning backward (the sacral kyphosis), alae reaching ~50 mm from the midline where the
-lateral masses carry the sacroiliac joints, a dorsal plate of fused laminae with a median crest, and
-dorsal and ventral foramina that let the S1 and S2 roots out (clinical.md §2.2, S1 TFESI).
+The fused segments turn backward going down (the sacral kyphosis) with their posterior walls in one
+line (the front of the sacral canal). Lateral masses beside each segment carry the auricular
+surfaces of the sacroiliac joints (S1-S3). Behind the canal the fused laminae form the dorsal wall
+with the median sacral crest; it ends at the apex of the sacral hiatus (S4), below which the
+unfused S5 laminae leave the canal open between the sacral cornua. Four pairs of foramina let the
+S1-S4 roots out: each channel leaves the canal laterally and splits into a ventral foramen (the
+ventral ramus, larger, lateral) and a dorsal foramen (the dorsal ramus, medial).
+
+Cavities (the canal, the foramina, the hiatus, the sacroiliac joint's sacral side) are cut from the
+blended bone when it is painted (:func:`sacral_cavities`), like the facet joints' spaces, so no
+fillet between parts can close them.
+
+Sources: hiatus apex at S4 in 78.7 %, base at S5 in 89 %, height 19.05 +- 8.65 mm, AP depth at the
+apex 5.39 +- 1.84 mm, intercornual distance 12.41 +- 3.16 mm (Nastoulis et al., Folia Morphol 2023;
+82:603, 155 dry sacra); intercornual distance 11.95 +- 2.78 mm (Aggarwal et al., Surg Radiol Anat
+2009, 114 sacra). Sacral breadth at the alae ~100-110 mm and anterior height ~100-105 mm (textbook
+adult values, [ED]); the segment sizes, canal sizes above the hiatus and foramen positions are [ED]
+continuing the S1 values of the morphometry table.
 """
 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import numpy as np
 
-from anatomy_models.spine.sdf import Difference, Shape, SmoothUnion, ellipsoid, rounded_box, tapered_box
-from anatomy_models.spine.vertebra import (SIDE_SIGN, VertebraLayout, placed_in_vertebra, rod_in_vertebra, body_part, lamina_part,
-                                           pars_part, pedicle_part, spinous_process_part)
-
-# Lower segments S2-S4: (width, depth, height) in mm and the extra backward turn of each, degrees [ED].
-LOWER_SEGMENTS_MM = ((40.0, 28.0, 22.0), (31.0, 22.0, 18.0), (23.0, 16.0, 15.0))
-SEGMENT_TURN_DEG = 13.0
-DORSAL_PLATE_DROP_MM = 30.0     # the S1 dorsal plate below the S1 pedicle centre [ED]
-DORSAL_PLATE_THICKNESS_MM = 7.0
-ALA_REACH_MM = 27.0             # ala beyond the S1 body's lateral margin [ED]
-FORAMEN_RADIUS_MM = 4.5
+from anatomy_models.spine.sdf import (Frame, Intersection, Primitive, Shape, ellipsoid, half_space, rounded_box,
+                                      tapered_box)
+from anatomy_models.spine.vertebra import (SIDE_SIGN, VertebraLayout, body_part, lamina_part, pars_part, pedicle_part,
+                                           placed_in_vertebra, rod_in_vertebra, spinous_process_part)
 
 
+@dataclass(frozen=True)
+class SacralSegment:
+    """One fused segment below S1 (or a coccygeal one), mm and degrees [ED]."""
+
+    name: str
+    width_mm: float           # body, transverse
+    depth_mm: float           # body, antero-posterior
+    height_mm: float
+    turn_deg: float           # forward turn from the segment above (the sacral kyphosis) [ED]
+    breadth_mm: float         # the whole sacrum across the lateral masses at this level
+    canal_transverse_mm: float
+    canal_ap_mm: float        # S4: the hiatus apex depth, 5.39 mm (Nastoulis et al. 2023)
+
+
+# S2-S5: the anterior height S1 (26 mm) + 24 + 20 + 16 + 13 = ~100 mm; breadth 105 mm at the alae
+# narrowing to ~40 mm at S5 (its lower lateral angles) [ED].
+SEGMENTS = (SacralSegment("S2", 42.0, 28.0, 24.0, 6.0, 86.0, 26.0, 11.0),
+            SacralSegment("S3", 34.0, 22.0, 20.0, 8.0, 68.0, 22.0, 8.0),
+            SacralSegment("S4", 26.0, 17.0, 16.0, 10.0, 50.0, 18.0, 5.4),
+            SacralSegment("S5", 20.0, 13.0, 13.0, 10.0, 38.0, 14.0, 4.5))
+# Coccyx: three small segments (~30 mm in all) behind a 2 mm sacrococcygeal joint [ED].
+COCCYX = (SacralSegment("Co1", 16.0, 11.0, 11.0, 15.0, 24.0, 0.0, 0.0),
+          SacralSegment("Co2", 12.0, 9.0, 9.0, 15.0, 12.0, 0.0, 0.0),
+          SacralSegment("Co3", 8.0, 7.0, 8.0, 8.0, 8.0, 0.0, 0.0))
+SACROCOCCYGEAL_GAP_MM = 2.0
+DORSAL_PLATE_DROP_MM = 30.0     # the S1 laminae end this far below the S1 pedicle centre [ED]
+DORSAL_WALL_MM = 6.0            # the fused laminae behind the canal, S2-S4 [ED]
+HIATUS_APEX_FRACTION = 0.5      # the apex half-way down S4 (Nastoulis et al. 2023: apex at S4)
+INTERCORNUAL_MM = 12.4          # Nastoulis et al. 2023 (12.41 +- 3.16 mm)
+CORNU_RADII_MM = (3.5, 4.0, 6.0)  # the S5 inferior articular processes, pointing down [ED]
+TUBEROSITY_BEHIND_BODY_MM = 10.0  # the S1 lateral mass's back, behind the S1 body's posterior wall [ED]
+ALA_REACH_MM = 27.0             # ala beyond the S1 body's lateral margin (breadth ~105 mm) [ED]
+# Foramen radii (ventral, dorsal) for the channels below S1, S2, S3, S4, mm [ED]: the ventral
+# foramina are the larger and lie further out.
+FORAMEN_RADII_MM = ((4.5, 4.5), (4.5, 3.8), (3.5, 3.2), (2.8, 2.6))
 LUMBARIZED_GAP_MM = 5.0         # rudimentary disc between a lumbarised S1 and S2 [ED]
+# Sacroiliac joint: a 2 mm space (1-3 mm on CT), the auricular surface on the lateral masses of
+# S1-S3, its plane turned 20 degrees from the sagittal plane with the front lateral (the sacrum is
+# a wedge, wider in front) [ED].
+SI_GAP_MM = 2.0
+SI_AXIAL_DEG = 20.0
+SI_HALF_LENGTH_MM = 17.0        # antero-posterior half extent of the auricular surface [ED]
+SI_HALF_HEIGHT_MM = 24.0        # cranio-caudal half extent (the auricular surface spans S1-S3) [ED]
+AURICULAR_MASS_MM = 22.0        # the sacral lateral mass medial to the auricular surface [ED]
 
 
 def sacral_layout_adjustments(layout: VertebraLayout, lumbarized: bool = False) -> None:
-    """S1's lamina is the top of the fused dorsal plate (a free lamina when S1 is lumbarised)."""
+    """S1's lamina is the top of the fused dorsal wall (a free lamina when S1 is lumbarised)."""
     drop = (18.0 if lumbarized else DORSAL_PLATE_DROP_MM) * layout.geometry.scale
     layout.lamina_bottom_z = layout.pedicle_z - drop
 
 
-def segment_frames(layout: VertebraLayout, gap_mm: float = 0.0) -> list[tuple[np.ndarray, np.ndarray, tuple[float, float, float]]]:
-    """(centre, unit superior axis, (width, depth, height)) of S2-S4 in S1's local frame; ``gap_mm``
-    separates S2 from S1 (a lumbarised S1)."""
+@dataclass(frozen=True)
+class SegmentFrame:
+    """A segment placed in S1's local frame: centre, unit superior and posterior axes, scaled sizes."""
+
+    segment: SacralSegment
+    centre: np.ndarray
+    up: np.ndarray
+    back: np.ndarray
+    width: float
+    depth: float
+    height: float
+    breadth: float
+    canal_transverse: float
+    canal_ap: float
+
+    def point(self, x: float, y: float, z: float) -> np.ndarray:
+        """S1-local point of (x lateral, y posterior, z superior) in this segment's frame."""
+        return self.centre + np.array([x, 0.0, 0.0]) + self.back * y + self.up * z
+
+
+def segment_frames(layout: VertebraLayout, gap_mm: float = 0.0, segments=SEGMENTS,
+                   start: tuple[np.ndarray, float] | None = None) -> list[SegmentFrame]:
+    """S2-S5 in S1's local frame, each turned forward from the one above, their posterior walls in line
+    (the front of the sacral canal); ``gap_mm`` separates S2 from S1 (a lumbarised S1)."""
     scale = layout.geometry.scale
+    if start is None:
+        corner, tilt = np.array([0.0, layout.depth / 2.0, -layout.height / 2.0 - gap_mm]), 0.0
+    else:
+        corner, tilt = start
     frames = []
-    bottom = np.array([0.0, 0.0, -layout.height / 2.0 - gap_mm])
-    tilt = 0.0
-    for width, depth, height in LOWER_SEGMENTS_MM:
-        tilt += math.radians(SEGMENT_TURN_DEG)
-        up = np.array([0.0, -math.sin(tilt), math.cos(tilt)])  # turning backward going down
-        size = (width * scale, depth * scale, height * scale)
-        centre = bottom - up * size[2] / 2.0
-        frames.append((centre, up, size))
-        bottom = centre - up * size[2] / 2.0
+    for segment in segments:
+        tilt += math.radians(segment.turn_deg)
+        # The curve is concave forward: going down, each segment's axis turns toward the front.
+        up = np.array([0.0, math.sin(tilt), math.cos(tilt)])
+        back = np.array([0.0, math.cos(tilt), -math.sin(tilt)])
+        depth, height = segment.depth_mm * scale, segment.height_mm * scale
+        centre = corner - back * depth / 2.0 - up * height / 2.0
+        frames.append(SegmentFrame(segment, centre, up, back, segment.width_mm * scale, depth, height,
+                                   segment.breadth_mm * scale, segment.canal_transverse_mm * scale,
+                                   segment.canal_ap_mm * scale))
+        corner = centre + back * depth / 2.0 - up * height / 2.0
     return frames
 
 
+def coccyx_frames(layout: VertebraLayout, gap_mm: float = 0.0) -> list[SegmentFrame]:
+    """The coccygeal segments below S5, across the sacrococcygeal joint."""
+    s5 = segment_frames(layout, gap_mm)[-1]
+    corner = s5.centre + s5.back * s5.depth / 2.0 - s5.up * (s5.height / 2.0 + SACROCOCCYGEAL_GAP_MM)
+    tilt = math.atan2(s5.up[1], s5.up[2])
+    return segment_frames(layout, gap_mm, COCCYX, (corner, tilt))
+
+
 def dorsal_foramen_center(layout: VertebraLayout, side: str) -> np.ndarray:
-    """Local centre of the S1 dorsal foramen, in the dorsal plate below the S1 superior articular process."""
+    """Local centre of the S1 dorsal foramen, in the dorsal wall below the S1 superior articular process."""
     s = SIDE_SIGN[side]
     z = layout.pedicle_z - 17.0 * layout.geometry.scale
     point = layout.lamina_ventral_point(0.8, z, side) + layout.lamina_normal(side) * layout.lamina_thickness / 2
     return point + np.array([s * 1.0, 0.0, 0.0])
 
 
-def _s2_foramen(layout: VertebraLayout, side: str, gap_mm: float) -> tuple[np.ndarray, np.ndarray]:
-    centre, up, (width, depth, height) = segment_frames(layout, gap_mm)[0]
+@dataclass(frozen=True)
+class Foramen:
+    """One sacral foramen pair's channel (S1-local points): from the ventral outlet in front of the
+    sacrum, through the ventral foramen, across the canal's lateral recess, out of the dorsal foramen."""
+
+    level: str                  # the root that leaves through it: S1 .. S4
+    side: str
+    ventral_outlet: np.ndarray
+    ventral: np.ndarray
+    canal: np.ndarray
+    dorsal: np.ndarray          # the dorsal foramen's centre, in the dorsal wall
+    dorsal_outlet: np.ndarray
+    ventral_radius: float
+    dorsal_radius: float
+
+
+def foramina(layout: VertebraLayout, side: str, gap_mm: float = 0.0) -> list[Foramen]:
+    """The S1-S4 foramina of one side. S1's points are those its root follows (neural.py)."""
     s = SIDE_SIGN[side]
-    back = np.cross(up, [1.0, 0.0, 0.0])  # posterior in the segment's frame
-    lateral = np.array([s * (width / 2.0 + 1.0), 0.0, 0.0])
-    return centre + lateral - back * (depth / 2.0 - 2.0), centre + lateral + back * (depth / 2.0 + 14.0)
-
-
-def foramen_channels(layout: VertebraLayout, side: str, gap_mm: float = 0.0) -> Shape:
-    """The S1 and S2 roots' channels from the sacral canal out through the ventral and dorsal foramina."""
+    scale = layout.geometry.scale
+    d = layout.geometry.dims
     dorsal = dorsal_foramen_center(layout, side)
+    ventral = np.array([s * (d.canal_transverse_mm / 2.0 + 5.0), -layout.depth / 2.0 + 4.0,
+                        layout.pedicle_z - 24.0 * scale])
+    canal = np.array([s * (d.canal_transverse_mm / 2.0 - 2.0), layout.depth / 2.0 + 3.0,
+                      layout.pedicle_z - 18.0 * scale])
+    rv, rd = (r * scale for r in FORAMEN_RADII_MM[0])
+    result = [Foramen("S1", side, ventral + np.array([s * 3.0, -12.0, -6.0]), ventral, canal, dorsal,
+                      dorsal + np.array([0.0, 9.0, -2.0]), rv, rd)]
+    frames = segment_frames(layout, gap_mm)
+    for index, (upper, lower) in enumerate(zip(frames[:-1], frames[1:]), start=1):
+        rv, rd = (r * scale for r in FORAMEN_RADII_MM[index])
+        # At the junction of the two segments; the ventral foramen just lateral to the lower body's
+        # front, the dorsal one just outside the canal behind it (the arcs converge caudally).
+        z = -upper.height / 2.0
+        ventral = upper.point(s * (lower.width / 2.0 + rv - 1.0), -upper.depth / 2.0 + 3.0, z)
+        canal = upper.point(s * (upper.canal_transverse / 2.0 - 1.5), upper.depth / 2.0 + upper.canal_ap / 2.0, z)
+        behind = upper.depth / 2.0 + upper.canal_ap + DORSAL_WALL_MM * scale
+        # (S4's lie beside the hiatus: at least 4 mm of bone between them and its edge.)
+        x = max(upper.canal_transverse / 2.0 + rd, INTERCORNUAL_MM * scale / 2.0 + rd + 4.0)
+        dorsal = upper.point(s * x, behind - 2.0, z)
+        outlet = ventral - upper.back * 12.0 + np.array([s * 3.0, 0.0, 0.0]) - upper.up * 4.0
+        result.append(Foramen(f"S{index + 1}", side, outlet,
+                              ventral, canal, dorsal, dorsal + upper.back * 9.0, rv, rd))
+    return result
+
+
+def _channel_rod(layout: VertebraLayout, start: np.ndarray, end: np.ndarray, radius: float) -> Primitive:
+    """A rod from ``start`` to ``end`` at full width: its rounded ends reach a radius past both
+    points, so consecutive rods of a channel overlap instead of pinching where they meet."""
+    along = (end - start) / np.linalg.norm(end - start)
+    return rod_in_vertebra(layout, start - along * radius, end + along * radius, radius, radius)
+
+
+def _foramen_channel(layout: VertebraLayout, foramen: Foramen) -> list[Shape]:
+    rv, rd = foramen.ventral_radius, foramen.dorsal_radius
+    return [_channel_rod(layout, foramen.ventral_outlet, foramen.ventral, rv),
+            _channel_rod(layout, foramen.ventral, foramen.canal, rv),
+            _channel_rod(layout, foramen.canal, foramen.dorsal, rd),
+            _channel_rod(layout, foramen.dorsal, foramen.dorsal_outlet, rd)]
+
+
+def canal_stations(layout: VertebraLayout, gap_mm: float = 0.0) -> list[tuple[np.ndarray, float, float]]:
+    """(S1-local centre, transverse, AP) of the sacral canal from S1's pedicles to the bottom of S5."""
+    d = layout.geometry.dims
+    stations = [(np.array([0.0, layout.depth / 2.0 + d.canal_ap_mm / 2.0, layout.pedicle_z]),
+                 d.canal_transverse_mm, d.canal_ap_mm)]
+    for frame in segment_frames(layout, gap_mm):
+        for z in (frame.height / 2.0, -frame.height / 2.0) if frame.segment.name == "S2" else (0.0,):
+            stations.append((frame.point(0.0, frame.depth / 2.0 + frame.canal_ap / 2.0, z), frame.canal_transverse,
+                             frame.canal_ap))
+    last = segment_frames(layout, gap_mm)[-1]
+    stations.append((last.point(0.0, last.depth / 2.0 + last.canal_ap / 2.0, -last.height / 2.0 - 1.0),
+                     last.canal_transverse, last.canal_ap))
+    return stations
+
+
+def _tube(layout: VertebraLayout, stations, pad_mm: float = 0.0) -> list[Shape]:
+    """Tapered boxes between consecutive (centre, transverse, AP) stations."""
+    pieces = []
+    for (a, wa, da), (b, wb, db) in zip(stations[:-1], stations[1:]):
+        axis = b - a
+        half_length = float(np.linalg.norm(axis)) / 2.0
+        ha, hb = (da / 2.0 + pad_mm, wa / 2.0 + pad_mm), (db / 2.0 + pad_mm, wb / 2.0 + pad_mm)
+        radius = 0.45 * min(ha + hb)
+        # u along the canal, v its AP axis, w across (x): the section's halves (AP, transverse).
+        up = np.cross(axis, [1.0, 0.0, 0.0])
+        pieces.append(placed_in_vertebra(layout, (a + b) / 2.0, axis, -up,
+                                         tapered_box(half_length + 0.5, ha, hb, radius),
+                                         (half_length + 0.5, max(ha[0], hb[0]), max(ha[1], hb[1]))))
+    return pieces
+
+
+def sacral_canal(layout: VertebraLayout, lumbarized: bool = False) -> list[Shape]:
+    """The sacral canal from S1's pedicles to S5, narrowing caudally (the epidural fill's region too)."""
+    return _tube(layout, canal_stations(layout, LUMBARIZED_GAP_MM if lumbarized else 0.0))
+
+
+def hiatus_apex(layout: VertebraLayout, lumbarized: bool = False) -> np.ndarray:
+    """S1-local point at the apex of the sacral hiatus: the lower edge of the dorsal wall, in the
+    midline, at the back of the canal."""
+    s4 = segment_frames(layout, LUMBARIZED_GAP_MM if lumbarized else 0.0)[2]
+    z = s4.height / 2.0 - HIATUS_APEX_FRACTION * s4.height
+    return s4.point(0.0, s4.depth / 2.0 + s4.canal_ap, z)
+
+
+def cornu_tip(layout: VertebraLayout, side: str, lumbarized: bool = False) -> np.ndarray:
+    """S1-local lower tip of the sacral cornu of ``side``."""
+    s5 = segment_frames(layout, LUMBARIZED_GAP_MM if lumbarized else 0.0)[3]
+    r = CORNU_RADII_MM
+    centre = _cornu_centre(layout, s5, side)
+    return centre - s5.up * (r[2] - 1.0)  # a millimetre inside the tip: on the bone at 2 mm voxels too
+
+
+def _cornu_centre(layout: VertebraLayout, s5: SegmentFrame, side: str) -> np.ndarray:
+    half_gap = INTERCORNUAL_MM * layout.geometry.scale / 2.0
+    return s5.point(SIDE_SIGN[side] * (half_gap + CORNU_RADII_MM[0]), s5.depth / 2.0 + s5.canal_ap + 2.0, -1.0)
+
+
+@dataclass(frozen=True)
+class SacroiliacJoint:
+    """One sacroiliac joint: a plane between the sacrum's and the ilium's auricular surfaces.
+
+    ``frame`` (world): origin at the joint's centre, u along the joint in the axial plane (forward
+    and out), v its normal (out of the sacrum, toward the ilium), w along the sacrum (up)."""
+
+    side: str
+    frame: Frame
+    gap_mm: float
+
+    def _slab(self, u: tuple[float, float], v: tuple[float, float], w: tuple[float, float],
+              rounding: float = 0.0) -> Primitive:
+        """A box in the joint's frame over the ranges ``u``, ``v``, ``w`` (mm)."""
+        half = ((u[1] - u[0]) / 2.0, (v[1] - v[0]) / 2.0, (w[1] - w[0]) / 2.0)
+        centre = ((u[0] + u[1]) / 2.0, (v[0] + v[1]) / 2.0, (w[0] + w[1]) / 2.0)
+        return Primitive(Frame(self.frame.point(centre), self.frame.rotation), rounded_box(half, rounding), half)
+
+    def space_shape(self) -> Shape:
+        """The joint space (label ``sacroiliac_joint.{side}``)."""
+        g, length, height = self.gap_mm / 2.0, SI_HALF_LENGTH_MM + 3.0, SI_HALF_HEIGHT_MM + 3.0
+        return self._slab((-length, length), (-g, g), (-height, height))
+
+    def sacral_cut(self) -> Shape:
+        """What the sacrum loses beyond its auricular surface (cut at paint time): out to the front,
+        but not behind or above the joint, where the ala and the dorsal surface carry on."""
+        g, length, height = self.gap_mm / 2.0, SI_HALF_LENGTH_MM, SI_HALF_HEIGHT_MM
+        return self._slab((-length - 4.0, length + 30.0), (-g, 60.0), (-height - 12.0, height + 2.0))
+
+    def iliac_cut(self) -> Shape:
+        """What the ilium loses on the sacrum's side of the joint (cut at paint time)."""
+        g, length, height = self.gap_mm / 2.0, SI_HALF_LENGTH_MM, SI_HALF_HEIGHT_MM
+        return self._slab((-length - 4.0, length + 30.0), (-60.0, g), (-height - 12.0, height + 2.0))
+
+    def auricular_mass(self) -> Shape:
+        """The sacrum's lateral mass under its auricular surface, reaching past the joint's plane so
+        that the joint's cut shapes the surface over its whole extent."""
+        # Its top stays under the ala's dorsal surface (the L5 dorsal ramus's groove is above it).
+        length, height = SI_HALF_LENGTH_MM + 2.0, SI_HALF_HEIGHT_MM
+        return self._slab((-length, length), (-AURICULAR_MASS_MM, 6.0), (-height - 2.0, height - 6.0), 8.0)
+
+    def point(self, u: float, v: float, w: float) -> np.ndarray:
+        """World position of (u along the joint, v across it toward the ilium, w up), mm."""
+        return self.frame.point((u, v, w))
+
+    @property
+    def inferior_third(self) -> np.ndarray:
+        """The middle of the joint's inferior third (the injection target), in the joint space."""
+        return self.frame.point((-0.3 * SI_HALF_LENGTH_MM, 0.0, -2.0 * SI_HALF_HEIGHT_MM / 3.0))
+
+
+def sacroiliac_joint(layout: VertebraLayout, side: str, lumbarized: bool = False) -> SacroiliacJoint:
+    """The joint of ``side``: its centre over the S1-S2 lateral masses, the plane turned
+    :data:`SI_AXIAL_DEG` from the sagittal plane (front out) in S1's frame."""
     s = SIDE_SIGN[side]
-    ventral = np.array([s * (layout.geometry.dims.canal_transverse_mm / 2.0 + 5.0), -layout.depth / 2.0 + 4.0,
-                        layout.pedicle_z - 24.0 * layout.geometry.scale])
-    back = dorsal + np.array([0.0, 9.0, -2.0])
-    s2_front, s2_back = _s2_foramen(layout, side, gap_mm)
-    r = FORAMEN_RADIUS_MM * layout.geometry.scale
-    return SmoothUnion([rod_in_vertebra(layout, ventral, dorsal, r, r), rod_in_vertebra(layout, dorsal, back, r - 0.5, r - 0.5),
-                        rod_in_vertebra(layout, s2_front, s2_back, r - 1.0, r - 1.0)], 1.0)
+    scale = layout.geometry.scale
+    s2 = segment_frames(layout, LUMBARIZED_GAP_MM if lumbarized else 0.0)[0]
+    centre_local = s2.point(s * (0.5 * (layout.width / 2.0 + ALA_REACH_MM * scale + s2.breadth / 2.0) + 1.0),
+                            -4.0, s2.height / 2.0 - 14.0)
+    a = math.radians(SI_AXIAL_DEG)
+    along = np.array([s * math.sin(a), -math.cos(a), 0.0])   # forward and out
+    normal = np.array([s * math.cos(a), math.sin(a), 0.0])   # out of the sacrum (and back)
+    f = layout.frame
+    u, v = f.vector(along), f.vector(normal)
+    # A mirror on the right keeps the frame's (u, v, w) right-handed with w along the sacrum (up).
+    w = np.cross(u, v) if s > 0 else -np.cross(u, v)
+    return SacroiliacJoint(side, Frame(f.point(centre_local), np.column_stack([u, v, w])), SI_GAP_MM)
+
+
+def _box(layout: VertebraLayout, frame: SegmentFrame, centre, half, rounding: float) -> Primitive:
+    return placed_in_vertebra(layout, centre, (1, 0, 0), frame.back, rounded_box(half, rounding), half)
+
+
+def _lateral_border(layout: VertebraLayout, frame: SegmentFrame, s: float, top_x: float, bottom_x: float) -> Primitive:
+    """The half-space inside the sacrum's lateral border over one segment: the border runs straight
+    from ``top_x`` at the segment's top to ``bottom_x`` at its bottom (the sacrum's outline on AP
+    narrows smoothly to the apex)."""
+    top = frame.point(s * top_x, 0.0, frame.height / 2.0)
+    bottom = frame.point(s * bottom_x, 0.0, -frame.height / 2.0)
+    return _border_plane(layout, s, top, bottom, frame.back)
+
+
+def _border_plane(layout: VertebraLayout, s: float, top: np.ndarray, bottom: np.ndarray, back: np.ndarray) -> Primitive:
+    """The half-space medial to the line from ``top`` to ``bottom`` (S1-local points) swept along ``back``."""
+    along = (top - bottom) / np.linalg.norm(top - bottom)
+    lateral = np.array([s, 0.0, 0.0])
+    normal = lateral - along * (lateral @ along) - back * (lateral @ back)
+    back_world, normal_world = layout.frame.vector(back), layout.frame.vector(normal / np.linalg.norm(normal))
+    frame = Frame.from_axes(layout.world((top + bottom) / 2.0), back_world, np.cross(normal_world, back_world))
+    return Primitive(frame, half_space(), (400.0, 400.0, 400.0))
+
+
+def _lower_segment_parts(layout: VertebraLayout, frames: list[SegmentFrame],
+                         lumbarized: bool) -> list[tuple[str, Shape]]:
+    """Bodies, lateral masses, dorsal wall and median crest of S2-S5, and the cornua."""
+    scale = layout.geometry.scale
+    parts: list[tuple[str, Shape]] = []
+    apex = hiatus_apex(layout, lumbarized)
+    next_breadth = {upper.segment.name: lower.breadth for upper, lower in zip(frames[:-1], frames[1:])}
+    for frame in frames:
+        name = frame.segment.name
+        half = (frame.width / 2.0, frame.depth / 2.0, frame.height / 2.0 + 1.0)
+        parts.append(("S1", _box(layout, frame, frame.centre, half, min(half) * 0.6)))
+        # Lateral masses: from the body's side out to the sacrum's breadth, front to the dorsal surface.
+        behind = frame.depth / 2.0 + frame.canal_ap + DORSAL_WALL_MM * scale
+        if name == "S5":  # unfused laminae: the cornua stand out behind its lateral parts
+            behind = frame.depth / 2.0 + frame.canal_ap + 2.0 * scale
+        inner = frame.canal_transverse / 2.0 + 1.0
+        if name in ("S4", "S5"):
+            # Beside the hiatus the lateral masses reach in to its edge behind the canal (the
+            # intermediate crests ending in the cornua), closing the S4 dorsal foramina medially.
+            inner = min(inner, INTERCORNUAL_MM * scale / 2.0 + 1.0)
+        below = next_breadth.get(name, frame.breadth * 0.6)
+        for side, s in SIDE_SIGN.items():
+            x0, x1 = inner, max(frame.breadth / 2.0, inner + 6.0)
+            y0, y1 = -frame.depth / 2.0 + 2.0, behind - 1.0
+            # Taller than the segment: the segments turn forward, opening wedges between their backs.
+            mass_half = ((x1 - x0) / 2.0, (y1 - y0) / 2.0, frame.height / 2.0 + 3.5)
+            centre = frame.point(s * (x0 + x1) / 2.0, (y0 + y1) / 2.0, 0.0)
+            mass = _box(layout, frame, centre, mass_half, min(mass_half) * 0.3)
+            border = _lateral_border(layout, frame, s, x1, max(below / 2.0, inner + 3.0))
+            parts.append(("S1", Intersection([mass, border])))
+        if name == "S5":
+            continue
+        # The dorsal wall: fused laminae behind the canal, down to the hiatus apex, with the crest.
+        top_z = frame.height / 2.0 + 3.0
+        bottom_z = -frame.height / 2.0 - 3.0
+        if name == "S4":
+            bottom_z = float((apex - frame.centre) @ frame.up)
+        wall_half = (frame.canal_transverse / 2.0 + 7.0, DORSAL_WALL_MM * scale / 2.0, (top_z - bottom_z) / 2.0)
+        wall_y = frame.depth / 2.0 + frame.canal_ap + DORSAL_WALL_MM * scale / 2.0
+        parts.append(("S1.dorsal_wall", _box(layout, frame, frame.point(0.0, wall_y, (top_z + bottom_z) / 2.0),
+                                             wall_half, 1.5)))
+        # The crest's tubercle, over the wall's middle (S4's stays above the hiatus's apex).
+        tubercle = (3.0 * scale, 4.0 * scale, 0.3 * (top_z - bottom_z))
+        at = frame.point(0.0, wall_y + DORSAL_WALL_MM * scale / 2.0 + 1.5, (top_z + bottom_z) / 2.0)
+        parts.append(("S1.dorsal_wall", placed_in_vertebra(layout, at, (1, 0, 0), frame.back, ellipsoid(tubercle),
+                                                           tubercle)))
+    s5 = frames[3]
+    for side in SIDE_SIGN:
+        r = tuple(x * scale for x in CORNU_RADII_MM)
+        cornu = placed_in_vertebra(layout, _cornu_centre(layout, s5, side), (1, 0, 0), s5.back, ellipsoid(r), r)
+        parts.append((f"S1.cornu.{side}", cornu))
+    return parts
 
 
 def rudimentary_disc(layout: VertebraLayout) -> Shape:
     """The thin disc between a lumbarised S1 and S2 (label ``S1-S2.disc.annulus``)."""
-    width, depth, _ = LOWER_SEGMENTS_MM[0]
+    width, depth = SEGMENTS[0].width_mm, SEGMENTS[0].depth_mm
     half = (0.5 * (layout.width + width * layout.geometry.scale) / 2.0, 0.5 * (layout.depth + depth) / 2.0,
             LUMBARIZED_GAP_MM / 2.0 + 1.5)
     return placed_in_vertebra(layout, (0.0, 0.0, -layout.height / 2.0 - LUMBARIZED_GAP_MM / 2.0), (1, 0, 0), (0, 1, 0),
-                   rounded_box(half, 3.0), half)
+                              rounded_box(half, 3.0), half)
 
 
 def sacrum_parts(layout: VertebraLayout, concavity_top: float, lumbarized: bool = False) -> list[tuple[str, Shape]]:
-    """Labelled parts of the sacrum (SAPs come from the L5-S1 facet joints)."""
+    """Labelled parts of the sacrum (SAPs come from the L5-S1 facet joints; cavities are cut when painted)."""
     scale = layout.geometry.scale
-    d = layout.geometry.dims
     width, depth, height = layout.width, layout.depth, layout.height
     parts: list[tuple[str, Shape]] = [("S1.body", body_part(layout, concavity_top, 0.0, 0.0))]
     parts += [("S1.spinous_process", shape) for shape in spinous_process_part(layout)]
-    gap = LUMBARIZED_GAP_MM if lumbarized else 0.0
-    channels = {side: foramen_channels(layout, side, gap) for side in SIDE_SIGN}
-    frames = segment_frames(layout, gap)
-    canal_ap = d.canal_ap_mm
-    for centre, up, (seg_width, seg_depth, seg_height) in frames:
-        half = (seg_width / 2.0, seg_depth / 2.0, seg_height / 2.0 + 1.0)
-        back = np.cross(up, (1.0, 0.0, 0.0))  # posterior in the segment's frame
-        parts.append(("S1", placed_in_vertebra(layout, centre, (1, 0, 0), back, rounded_box(half, min(half) * 0.7), half)))
-        # Dorsal plate of the fused laminae behind this segment's part of the canal, and the median crest.
-        canal_ap *= 0.8
-        plate_centre = centre + back * (seg_depth / 2.0 + canal_ap + DORSAL_PLATE_THICKNESS_MM / 2.0)
-        plate_half = (seg_width / 2.0 + 6.0, DORSAL_PLATE_THICKNESS_MM / 2.0, seg_height / 2.0 + 1.0)
-        plate = placed_in_vertebra(layout, plate_centre, (1, 0, 0), back, rounded_box(plate_half, 3.0), plate_half)
-        crest_half = (3.0, 4.0, seg_height / 2.0 - 1.0)
-        crest = placed_in_vertebra(layout, plate_centre + back * (DORSAL_PLATE_THICKNESS_MM / 2.0 + 2.0), (1, 0, 0), back,
-                        rounded_box(crest_half, 2.5), crest_half)
-        cut = SmoothUnion(list(channels.values()), 0.0)
-        parts += [("S1", Difference(plate, cut, 1.0)), ("S1", crest)]
-        # Lateral masses on both sides of the segment (the auricular region), narrowing caudally.
-        for side, s in SIDE_SIGN.items():
-            mass_half = (0.3 * seg_width, seg_depth / 2.0 + 2.0, seg_height / 2.0 + 1.0)
-            mass_centre = centre + np.array([s * (seg_width / 2.0 + 0.2 * seg_width), 0.0, 0.0]) + back * 3.0
-            mass = placed_in_vertebra(layout, mass_centre, (1, 0, 0), back, rounded_box(mass_half, min(mass_half) * 0.6), mass_half)
-            parts.append(("S1", Difference(mass, channels[side], 1.0)))
+    frames = segment_frames(layout, LUMBARIZED_GAP_MM if lumbarized else 0.0)
+    parts += _lower_segment_parts(layout, frames, lumbarized)
+    d = layout.geometry.dims
     for side, s in SIDE_SIGN.items():
         parts.append((f"S1.pedicle.{side}", pedicle_part(layout, side)))
-        plate = lamina_part(layout, side)
-        parts.append((f"S1.lamina.{side}", Difference(plate, channels[side], 1.0)))
+        parts.append((f"S1.lamina.{side}", lamina_part(layout, side)))
         parts.append((f"S1.lamina.{side}", pars_part(layout, side)))
         # Ala: a wing from the body's side that grows taller and lower toward the sacroiliac joint.
         reach = ALA_REACH_MM * scale
@@ -133,12 +440,93 @@ def sacrum_parts(layout: VertebraLayout, concavity_top: float, lumbarized: bool 
         axis = end - start
         half_length = float(np.linalg.norm(axis)) / 2.0
         ala = placed_in_vertebra(layout, (start + end) / 2.0, axis, (0, 1, 0),
-                      tapered_box(half_length, (0.42 * depth, 0.45 * height), (0.5 * depth, 0.75 * height), 7.0),
-                      (half_length, 0.5 * depth, 0.75 * height))
-        parts.append((f"S1.ala.{side}", Difference(ala, channels[side], 1.0)))
-        # The sacral tuberosity behind the ala, beside the dorsal plate (the lateral crest region).
-        radii = (9.0 * scale, 6.0 * scale, 12.0 * scale)
-        tuberosity = placed_in_vertebra(layout, (s * (width / 2.0 + 10.0), 0.5 * depth + 4.0, -height / 2.0 - 4.0), (1, 0, 0),
-                             (0, 1, 0), ellipsoid(radii), radii)
-        parts.append(("S1", tuberosity))
+                                 tapered_box(half_length, (0.42 * depth, 0.45 * height), (0.5 * depth, 0.75 * height),
+                                             7.0),
+                                 (half_length, 0.5 * depth, 0.75 * height))
+        parts.append((f"S1.ala.{side}", ala))
+        # The S1 lateral mass under the ala, out to the auricular surface, back to the dorsal surface
+        # (its sacral tuberosity behind the joint).
+        x0, x1 = d.canal_transverse_mm / 2.0 + 1.0, width / 2.0 + reach
+        # Its back stays in front of the L5 dorsal ramus's groove between the S1 SAP and the ala (the
+        # old tuberosity's reach), which keeps ``S1.SAP_ala_junction`` where it was.
+        y0, y1 = -depth / 2.0 + 3.0, depth / 2.0 + TUBEROSITY_BEHIND_BODY_MM
+        z0, z1 = -height / 2.0 - 4.0, layout.pedicle_z - 6.0
+        half = ((x1 - x0) / 2.0, (y1 - y0) / 2.0, (z1 - z0) / 2.0)
+        mass = placed_in_vertebra(layout, (s * (x0 + x1) / 2.0, (y0 + y1) / 2.0, (z0 + z1) / 2.0), (1, 0, 0), (0, 1, 0),
+                                  rounded_box(half, 5.0), half)
+        # Its lateral border slopes in from the ala to S2's (the outline on AP has no step there).
+        border = _border_plane(layout, s, np.array([s * x1, 0.0, z1]), np.array([s * frames[0].breadth / 2.0, 0.0, z0]),
+                               np.array([0.0, 1.0, 0.0]))
+        parts.append(("S1", Intersection([mass, border])))
+        parts.append(("S1", sacroiliac_joint(layout, side, lumbarized).auricular_mass()))
     return parts
+
+
+def coccyx_parts(layout: VertebraLayout, lumbarized: bool = False) -> list[tuple[str, Shape]]:
+    """The coccyx (label ``coccyx``), its own bone below the sacrococcygeal joint."""
+    parts = []
+    for frame in coccyx_frames(layout, LUMBARIZED_GAP_MM if lumbarized else 0.0):
+        half = (frame.width / 2.0, frame.depth / 2.0, frame.height / 2.0 + 0.5)
+        parts.append(("coccyx", _box(layout, frame, frame.centre, half, min(half) * 0.7)))
+        if frame.breadth > frame.width:  # Co1's transverse processes
+            wings = (frame.breadth / 2.0, 0.35 * frame.depth, 0.3 * frame.height)
+            parts.append(("coccyx", _box(layout, frame, frame.point(0.0, 0.1 * frame.depth, 0.15 * frame.height), wings,
+                                         min(wings) * 0.8)))
+    return parts
+
+
+def dorsal_crest_points(layout: VertebraLayout, lumbarized: bool = False) -> list[np.ndarray]:
+    """World points along the back of the sacrum and coccyx in the midline, S2 down to the coccyx's
+    tip: the median sacral crest's tubercles, the cornua's backs over the hiatus, the coccyx's back.
+    The supraspinous line (and the skin over it) continues down over them."""
+    gap = LUMBARIZED_GAP_MM if lumbarized else 0.0
+    scale = layout.geometry.scale
+    points = []
+    for frame in segment_frames(layout, gap)[:3]:
+        wall_back = frame.depth / 2.0 + frame.canal_ap + DORSAL_WALL_MM * scale
+        points.append(frame.point(0.0, wall_back + 3.0 * scale, 0.1 * frame.height))
+    s5 = segment_frames(layout, gap)[3]
+    points.append(_cornu_centre(layout, s5, "left") * np.array([0.0, 1.0, 1.0]) + s5.back * CORNU_RADII_MM[1] * scale)
+    for frame in coccyx_frames(layout, gap):
+        points.append(frame.point(0.0, frame.depth / 2.0, 0.0))
+    return [layout.world(p) for p in points]
+
+
+def coccyx_tip(layout: VertebraLayout, lumbarized: bool = False) -> np.ndarray:
+    """S1-local lowest point of the coccyx."""
+    last = coccyx_frames(layout, LUMBARIZED_GAP_MM if lumbarized else 0.0)[-1]
+    return last.centre - last.up * last.height / 2.0
+
+
+def sacral_cavities(layout: VertebraLayout, lumbarized: bool = False) -> list[Shape]:
+    """What is cut from the blended sacrum when it is painted: the canal and the foramina (the hiatus
+    is where the dorsal wall ends, above the unfused S5 laminae)."""
+    gap = LUMBARIZED_GAP_MM if lumbarized else 0.0
+    shapes = sacral_canal(layout, lumbarized)
+    for side in SIDE_SIGN:
+        for foramen in foramina(layout, side, gap):
+            shapes += _foramen_channel(layout, foramen)
+    return shapes
+
+
+def foraminal_region(layout: VertebraLayout, lumbarized: bool = False) -> list[Shape]:
+    """The inner stretches of the foramina (canal to each foramen's opening): fat around the roots."""
+    gap = LUMBARIZED_GAP_MM if lumbarized else 0.0
+    shapes: list[Shape] = []
+    for side in SIDE_SIGN:
+        for foramen in foramina(layout, side, gap):
+            shapes += _foramen_channel(layout, foramen)[1:3]
+    return shapes
+
+
+def sacral_root_path(layout: VertebraLayout, foramen: Foramen, start: np.ndarray) -> list[np.ndarray]:
+    """World points of a sacral root (S2-S4) from ``start`` (world, in the sac's end) down the canal's
+    lateral part to its foramen and out through the ventral foramen (the ventral ramus)."""
+    s = SIDE_SIGN[foramen.side]
+    local_start = layout.frame.rotation.T @ (start - layout.frame.origin)
+    points = [local_start]
+    for centre, transverse, ap in canal_stations(layout)[1:]:
+        if centre[2] < local_start[2] - 4.0 and centre[2] > foramen.canal[2] + 4.0:
+            points.append(centre + np.array([s * (transverse / 2.0 - 3.0), -ap / 2.0 + 2.0, 0.0]))
+    points += [foramen.canal, foramen.ventral, foramen.ventral_outlet]
+    return [layout.world(p) for p in points]

@@ -40,6 +40,15 @@ class Skeleton:
         """The whole vertebra ``name`` as one blended shape (for landmarks on its surface)."""
         return SmoothUnion([shape for _, shape in self.parts[name]], BONE_BLEND_MM)
 
+    def vertebra_shape_within(self, name: str, lower: np.ndarray, upper: np.ndarray) -> SmoothUnion:
+        """The vertebra ``name`` as seen inside the box ``lower``..``upper`` (world mm): only the parts
+        whose own box comes within the blend radius of it. Its sign agrees with
+        :meth:`vertebra_shape` everywhere in the box (a part further than the blend radius can
+        neither add inside nor change the fillets there); cheap for the sacrum's many parts."""
+        near = [shape for _, shape in self.parts[name]
+                if np.all(shape.lower <= upper + BONE_BLEND_MM) and np.all(shape.upper >= lower - BONE_BLEND_MM)]
+        return SmoothUnion(near, BONE_BLEND_MM)
+
     def part_shape(self, label: str) -> SmoothUnion:
         """All parts carrying ``label`` (e.g. ``L4.lamina.left``, which includes the pars)."""
         level = label.split(".")[0]

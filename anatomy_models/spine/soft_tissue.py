@@ -21,6 +21,7 @@ from anatomy_models.spine.alignment import INTERSPACE_NAMES, VERTEBRA_NAMES
 from anatomy_models.spine.morphometry import epidural_depth_mm
 from anatomy_models.spine.parameters import SpineParameters
 from anatomy_models.spine.neural import SAC_END_BELOW_S1_MM
+from anatomy_models.spine.sacrum import dorsal_crest_points
 from anatomy_models.spine.sdf import (Frame, Intersection, Primitive, Shape, SmoothUnion, VerticalTube, ellipsoid, f32,
                                       half_space, rounded_box, smooth_max)
 from anatomy_models.spine.skeleton import WINDOW_LINE_OFFSET_MM, Skeleton, plane_gap, window_plane
@@ -136,8 +137,11 @@ def interspinous_shapes(skeleton: Skeleton) -> dict[str, Shape]:
 
 
 def supraspinous_line(skeleton: Skeleton) -> np.ndarray:
-    """(z, x, y) of the spinous process tips T12-L5, ascending z (the ligament runs over them)."""
+    """(z, x, y) of the spinous process tips T12-L5, ascending z (the ligament runs over them), and
+    below them the back of the sacrum and coccyx in the midline (the median sacral crest, the
+    hiatus, the coccyx), which the skin follows."""
     tips = [skeleton.layouts[n].world(skeleton.layouts[n].sp_tip) for n in VERTEBRA_NAMES[:-1]]
+    tips += dorsal_crest_points(skeleton.layouts["S1"])
     return np.array(sorted((p[2], p[0], p[1]) for p in tips))
 
 

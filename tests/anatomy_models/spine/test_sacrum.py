@@ -1,0 +1,138 @@
+"""The sacrum and the sacroiliac joints of the generated patient: patent foramina, the hiatus below S4
+between the cornua, the joint space, and the sacral measurements against published morphometry.
+
+Labelmap checks use the 2 mm fixture; measurements that need better than a voxel use the implicit
+model with the cavities cut as the painter cuts them (the blended bone, then each cavity removed).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from anatomy_models.spine import SpineParameters
+from anatomy_models.spine.generator import build_model
+from anatomy_models.spine.sacrum import foramina, segment_frames
+from anatomy_models.spine.sdf import SmoothUnion
+from anatomy_models.spine.skeleton import BONE_BLEND_MM
+
+SIDES = ("left", "right")
+# Nastoulis et al., Folia Morphol 2023;82:603 (155 dry sacra): hiatus height, AP depth at the apex,
+# intercornual distance (mm); the apex at S4 in 78.7 %.
+HIATUS_HEIGHT_MM, HIATUS_APEX_DEPTH_MM, INTERCORNUAL_MM = 19.05, 5.39, 12.41
+
+
+@pytest.fixture(scope="module")
+def model():
+    return build_model(SpineParameters(spacing_mm=2.0))
+
+
+def painted_sdf(model, bone: str):
+    """The signed distance of ``bone`` as painted: its parts blended, its cavities cut out."""
+    union = SmoothUnion([shape for _, shape in model.bones[bone]], BONE_BLEND_MM)
+    cavities = model.cavities.get(bone, [])
+
+    def sdf(points: np.ndarray) -> np.ndarray:
+        coords = tuple(points[:, i].astype(np.float32) for i in range(3))
+        values = union.sdf(*coords).astype(np.float64)
+        for cavity in cavities:
+            values = np.maximum(values, -cavity.sdf(*coords).astype(np.float64))
+        return values
+    return sdf
+
+
+def crossings(sdf, start: np.ndarray, direction: np.ndarray, length_mm: float, step_mm: float = 0.05) -> np.ndarray:
+    """Distances along the ray where the shape's inside/outside changes."""
+    t = np.arange(0.0, length_mm, step_mm)
+    inside = sdf(start[None, :] + t[:, None] * direction[None, :]) < 0
+    return t[1:][inside[1:] != inside[:-1]]
+
+
+def labels_along(anatomy, a: np.ndarray, b: np.ndarray, step_mm: float = 0.5) -> list[str]:
+    names = {label.id: label.name for label in anatomy.label_table}
+    t = np.linspace(0.0, 1.0, int(np.linalg.norm(b - a) / step_mm) + 2)
+    ijk = np.rint(anatomy.labels.world_to_voxel(a[None, :] + t[:, None] * (b - a)[None, :])).astype(int)
+    return [names.get(int(anatomy.labels.array[tuple(index)]), "") for index in ijk]
+
+
+def is_sacrum(name: str) -> bool:
+    return name == "S1" or name.startswith("S1.")
+
+
+@pytest.mark.parametrize("side", SIDES)
+def test_every_dorsal_foramen_is_a_hole_in_bone_that_leads_to_the_canal(small_spine, model, side):
+    s1 = model.skeleton.layouts["S1"]
+    for foramen in foramina(s1, side):
+        outlet, dorsal, canal = (s1.world(p) for p in (foramen.dorsal_outlet, foramen.dorsal, foramen.canal))
+        # Along the channel: in through the dorsal foramen, on to the canal's lateral recess.
+        along = labels_along(small_spine, outlet, dorsal) + labels_along(small_spine, dorsal, canal)
+        assert not any(is_sacrum(name) for name in along), f"{foramen.level} {side}: bone in the foramen {along}"
+        assert along[-1] in ("epidural_space", f"nerve_root.{foramen.level}.{side}",
+                             f"dorsal_root_ganglion.{foramen.level}.{side}"), \
+            f"{foramen.level} {side} ends in {along[-1]}"
+        # A hole, not a gap beside the bone: parallel rays a few millimetres off its axis meet bone.
+        axis = (dorsal - outlet) / np.linalg.norm(dorsal - outlet)
+        across = np.cross(axis, [0.0, 0.0, 1.0])
+        across /= np.linalg.norm(across)
+        off = foramen.dorsal_radius + 2.0  # bone within 2 mm of its rim on every side
+        for shift in (across * off, -across * off, np.cross(axis, across) * off, -np.cross(axis, across) * off):
+            ray = labels_along(small_spine, outlet + shift - 5.0 * axis, dorsal + shift + 5.0 * axis)
+            assert any(is_sacrum(name) for name in ray), \
+                f"{foramen.level} {side}: no bone {shift.round(1)} off the foramen"
+
+
+def test_hiatus_opens_below_s4_between_the_cornua(small_spine, model):
+    s1 = model.skeleton.layouts["S1"]
+    apex = small_spine.landmark("sacral_hiatus.apex")
+    s4, s5 = segment_frames(s1)[2:4]
+    up = s1.frame.vector(s4.up)
+    top, bottom = s1.world(s4.point(0, 0, s4.height / 2.0)), s1.world(s4.point(0, 0, -s4.height / 2.0))
+    assert (top - apex) @ up > 0 > (bottom - apex) @ up, "the hiatus apex is not at S4"
+    left, right = small_spine.landmark("S1.cornu.left.tip"), small_spine.landmark("S1.cornu.right.tip")
+    assert left[0] > apex[0] > right[0]
+    # Below the apex, down to the cornua, the canal is open backward: no bone from the canal out
+    # behind the sacrum; above the apex the dorsal wall closes it.
+    for frame, below in ((s4, 4.0), (s5, 0.0)):
+        back = s1.frame.vector(frame.back)
+        start = apex - up * below if below else 0.5 * (left + right) + up * 3.0 - back * 2.0
+        assert not any(is_sacrum(name) for name in labels_along(small_spine, start, start + back * 25.0))
+    above = apex + up * 8.0
+    assert "S1.dorsal_wall" in labels_along(small_spine, above, above + s1.frame.vector(s4.back) * 20.0)
+
+
+def test_hiatus_measures_as_published(model):
+    sdf = painted_sdf(model, "S1")
+    s1 = model.skeleton.layouts["S1"]
+    s4 = segment_frames(s1)[2]
+    up, back = s1.frame.vector(s4.up), s1.frame.vector(s4.back)
+    apex = model.landmarks["sacral_hiatus.apex"]
+    # AP depth of the canal at the apex: from the S4 body's back to the dorsal wall's lower edge.
+    start = apex + up * 3.0 - back * 20.0  # just above the wall's rounded lower margin
+    front, wall = crossings(sdf, start, back, 40.0)[:2]
+    assert wall - front == pytest.approx(HIATUS_APEX_DEPTH_MM, rel=0.1)
+    # Intercornual distance: between the cornua's medial faces, across the hiatus.
+    left, right = model.landmarks["S1.cornu.left.tip"], model.landmarks["S1.cornu.right.tip"]
+    base = 0.5 * (left + right)
+    middle = base + up * 3.0
+    to_left = crossings(sdf, middle, np.array([1.0, 0.0, 0.0]), 20.0)[0]
+    to_right = crossings(sdf, middle, np.array([-1.0, 0.0, 0.0]), 20.0)[0]
+    assert to_left + to_right == pytest.approx(INTERCORNUAL_MM, rel=0.1)
+    # Height of the hiatus: from the apex down the sacrum to the cornua's tips (its base).
+    assert (apex - base) @ up == pytest.approx(HIATUS_HEIGHT_MM, rel=0.1)
+
+
+@pytest.mark.parametrize("side", SIDES)
+def test_sacroiliac_joint_space_is_two_millimetres_between_sacrum_and_ilium(small_spine, model, side):
+    target = model.landmarks[f"sacroiliac_joint.{side}.inferior_third"]
+    joint_frame = model.joints[f"sacroiliac_joint.{side}"].frame
+    normal = joint_frame.rotation[:, 1]  # out of the sacrum toward the ilium
+    sacrum, ilium = painted_sdf(model, "S1"), painted_sdf(model, f"ilium.{side}")
+    start = target - normal * 10.0
+    sacral_surface = crossings(sacrum, start, normal, 20.0)[0]
+    iliac_surface = crossings(ilium, start, normal, 20.0)[0]
+    # 1-3 mm on CT (the issue's range); the model's 2 mm within a tenth of a millimetre per face.
+    assert 1.0 <= iliac_surface - sacral_surface <= 3.0
+    # On the labels: sacrum, then the joint space, then the ilium.
+    along = labels_along(small_spine, start, start + normal * 20.0)
+    joint = along.index(f"sacroiliac_joint.{side}")
+    assert any(is_sacrum(name) for name in along[:joint]) and f"ilium.{side}" in along[joint:]
