@@ -39,6 +39,9 @@ Actions
 ``inject_medication`` ``ml`` of the therapeutic injectate at the tip, ``agent`` one of :data:`AGENTS`
                   (clinical.md §2.2, §2.4); not radio-opaque: no image shows it.
 ``check_loss_of_resistance`` a press on the loss-of-resistance syringe.
+``stimulate``     RF cannula only: ``mode`` sensory (50 Hz) | motor (2 Hz) at ``volts``; the patient's
+                  response (:mod:`simulator.needle.ablation`).
+``lesion``        RF cannula only: a heat lesion at ``temperature_c`` for ``seconds`` around the active tip.
 ``show_hint``     the trainee reveals the scenario's next hint (part of the attempt: scoring may
                   deduct for it, see ``Rubric.hint_deduction``).
 ``finish``        the trainee declares the attempt done.
@@ -183,6 +186,22 @@ class CheckLossOfResistance(_Action):
     type: Literal["check_loss_of_resistance"] = "check_loss_of_resistance"
 
 
+class Stimulate(_Action):
+    """RF stimulation through the cannula: sensory at 50 Hz or motor at 2 Hz (clinical.md §2.5)."""
+
+    type: Literal["stimulate"] = "stimulate"
+    mode: Literal["sensory", "motor"]
+    volts: Annotated[float, Field(gt=0.0, le=5.0), Number]
+
+
+class Lesion(_Action):
+    """A radiofrequency heat lesion (clinical.md §2.5: 80-85 °C, 90 s a cycle [S39][S40])."""
+
+    type: Literal["lesion"] = "lesion"
+    temperature_c: Annotated[float, Field(ge=60.0, le=90.0), Number] = 80.0
+    seconds: Annotated[float, Field(ge=30.0, le=180.0), Number] = 90.0
+
+
 class ShowHint(_Action):
     type: Literal["show_hint"] = "show_hint"
 
@@ -192,10 +211,11 @@ class Finish(_Action):
 
 
 Action = Annotated[Union[PlaceNeedle, Advance, Withdraw, Redirect, SetCarm, FluoroShot, PlaceProbe, InjectContrast,
-                         InjectMedication, CheckLossOfResistance, ShowHint, Finish], Field(discriminator="type")]
+                         InjectMedication, CheckLossOfResistance, Stimulate, Lesion, ShowHint, Finish],
+                   Field(discriminator="type")]
 ACTION_TYPES: tuple[str, ...] = ("place_needle", "advance", "withdraw", "redirect", "set_carm", "fluoro_shot",
                                  "place_probe", "inject_contrast", "inject_medication", "check_loss_of_resistance",
-                                 "show_hint", "finish")
+                                 "stimulate", "lesion", "show_hint", "finish")
 _ADAPTER: TypeAdapter = TypeAdapter(Action)
 
 
