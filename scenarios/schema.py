@@ -294,8 +294,8 @@ class NeedleChoice(_Model):
     def spec(self) -> NeedleSpec:
         length = self.length_mm if self.length_mm is not None else self.length_in * MM_PER_INCH
         try:
-            return NeedleSpec(self.kind, self.gauge, length, bevel_deflection_deg_per_cm=self.bevel_deflection_deg_per_cm,
-                              active_tip_mm=self.active_tip_mm, curved_tip=self.curved_tip)
+            return NeedleSpec(self.kind, self.gauge, length, active_tip_mm=self.active_tip_mm, curved_tip=self.curved_tip,
+                              bevel_deflection_deg_per_cm=self.bevel_deflection_deg_per_cm)
         except SpinesimError as error:
             raise ValueError(error.problem) from None
 
@@ -489,8 +489,8 @@ class Scenario(_Model):
             raise ValueError("target.approach: only for transforaminal_epidural")
         if self.procedure == "radiofrequency_ablation":
             if self.target.nerve not in RFA_NERVES:
-                raise ValueError(f"target.nerve: a lumbar radiofrequency ablation treats the {', '.join(RFA_NERVES[:-1])} "
-                                 f"or the {RFA_NERVES[-1]}, not {quoted(self.target.nerve)}")
+                raise ValueError(f"target.nerve: a lumbar radiofrequency ablation treats the "
+                                 f"{', '.join(RFA_NERVES[:-1])} or the {RFA_NERVES[-1]}, not {quoted(self.target.nerve)}")
             if self.needle.kind != "rf_cannula":
                 raise ValueError("needle.kind: radiofrequency_ablation needs an rf_cannula (with active_tip_mm)")
         elif self.needle.kind == "rf_cannula":

@@ -513,7 +513,8 @@ def _sensory_test(log: _Log) -> ChecklistItem:
     felt = [s for s in tests if s.after.stimulations[-1].back]
     below = [s for s in felt if s.action.volts <= SENSORY_CRITERION_V]
     if below:
-        return _item(log, "sensory_test", "done", f"concordant sensation at {below[0].action.volts:g} V (50 Hz)", below[:1])
+        return _item(log, "sensory_test", "done", f"concordant sensation at {below[0].action.volts:g} V (50 Hz)",
+                     below[:1])
     if felt:
         return _item(log, "sensory_test", "partly", f"concordant sensation only at {felt[0].action.volts:g} V, above "
                      f"the {SENSORY_CRITERION_V:g} V criterion: the tip is not on the nerve", felt[:1])
@@ -532,7 +533,8 @@ def _motor_test(log: _Log) -> ChecklistItem:
         return _item(log, "motor_test", "done", "motor stimulation (2 Hz) before every lesion: multifidus, no leg",
                      motor[:2])
     if any(leg for _, leg in tested):
-        return _item(log, "motor_test", "not_done", "a lesion was made where the leg had twitched", motor[:2] + lesions[:1])
+        return _item(log, "motor_test", "not_done", "a lesion was made where the leg had twitched",
+                     motor[:2] + lesions[:1])
     status: Status = "partly" if any(ok for ok, _ in tested) else "not_done"
     return _item(log, "motor_test", status, f"{sum(not ok for ok, _ in tested)} of {len(tested)} lesions made with no "
                  "motor test at that position", lesions[:2])
@@ -542,7 +544,8 @@ def _local_anaesthetic(log: _Log) -> ChecklistItem:
     first = log.first("lesion")
     given = [s for s in log.steps if s.action.type == "inject_medication" and s.action.agent == "local_anaesthetic"]
     if any(s.number <= first for s in given):
-        return _item(log, "local_anaesthetic", "done", "local anaesthetic through the cannula before the heat", given[:1])
+        return _item(log, "local_anaesthetic", "done", "local anaesthetic through the cannula before the heat",
+                     given[:1])
     if given:
         return _item(log, "local_anaesthetic", "partly", "local anaesthetic only after the first lesion", given[:1])
     return _item(log, "local_anaesthetic", "not_done", "no local anaesthetic before lesioning", [])

@@ -244,12 +244,13 @@ def _ablation_outcome(metrics: Metrics) -> list[FeedbackItem]:
     if not metrics.lesions:
         return [FeedbackItem(level="warning", text="No lesion was made: the nerve is untreated.")]
     covered, angle = metrics.nerve_coverage, metrics.cannula_nerve_angle_deg
-    percent = f"Your {metrics.lesions} lesion{'s' if metrics.lesions > 1 else ''} covered {100 * covered:.0f}% of the " \
-              f"nerve's course in the groove"
+    lesions = f"{metrics.lesions} lesion{'s' if metrics.lesions > 1 else ''}"
+    percent = f"Your {lesions} covered {100 * covered:.0f}% of the nerve's course in the groove"
     if angle is not None and angle > PARALLEL_GOOD_DEG:
         return [FeedbackItem(level="warning", text=f"{percent}, with the cannula {angle:.0f} degrees off the nerve: "
                              "an RF lesion is narrow and reaches the nerve only along the active tip. Tilt the C-arm "
-                             "caudally and come from below so the cannula lies along the groove, parallel to the nerve.")]
+                             "caudally and come from below so the cannula lies along the groove, parallel to the "
+                             "nerve.")]
     if covered < COVERAGE_GOOD:
         return [FeedbackItem(level="tip", text=f"{percent}: the cannula lay parallel; draw it back along the groove "
                              "by half its active tip, motor-test again, and make a second lesion to cover more of the "

@@ -103,9 +103,10 @@ class Metrics(BaseModel):
 
 def anatomical_frame(scenario: Scenario, anatomy: Anatomy, target: Target) -> np.ndarray:
     """Rows: unit cranial, ventral and lateral axes (LPS) at the target (see :class:`Offset`)."""
-    level = scenario.target.nerve_level if scenario.procedure in NERVE_PROCEDURES else scenario.target.level.split("-")[1]
     if scenario.procedure in NERVE_PROCEDURES:
-        level = level_below(level)
+        level = level_below(scenario.target.nerve_level)
+    else:
+        level = scenario.target.level.split("-")[1]
     try:
         cranial = anatomy.direction(f"{level}.superior_endplate.normal")
     except SpinesimError:

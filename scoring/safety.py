@@ -396,8 +396,8 @@ def _ablation_flags(attempt: Attempt, flags: _Flags) -> None:
         if gap_mm < LESION_ROOT_MARGIN_MM:
             reach = "took in" if gap_mm <= 0.0 else f"reached within {gap_mm:.1f} mm of"
             flags.add("ventral_ramus_lesion", "critical", "Lesion at the ventral ramus",
-                      f"the {lesion.lesion.width_mm:.0f} mm wide lesion {reach} the ventral ramus / nerve root: a motor "
-                      "deficit and burning leg pain can follow", lesion.t)
+                      f"the {lesion.lesion.width_mm:.0f} mm wide lesion {reach} the ventral ramus / nerve root: "
+                      "a motor deficit and burning leg pain can follow", lesion.t)
         elif leg:
             flags.add("ventral_ramus_lesion", "critical", "Lesion at the ventral ramus",
                       "a lesion was made where motor stimulation had twitched the leg: the ventral ramus was within "

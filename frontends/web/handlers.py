@@ -22,20 +22,18 @@ from frontends.web.explanation import check_may_explain, explanation_view
 from frontends.web.inputs import MAX_ID, choice, clipped, integer, number
 from frontends.web.patients import Patients
 from frontends.web.review import preview_view, review_view, stored_attempt
-from frontends.web.views import (attempt_view, lps_text, replay_view, report_view, resume_view,
-                                 scenario_view)
+from frontends.web.views import attempt_view, lps_text, replay_view, report_view, resume_view, scenario_view
 from scenarios.schema import Scenario
 from simulator.case.controls import (PROBE_MOVES, PROBE_VIEWS, beam_aligned_angles, carm_presets, in_plane_entry,
                                      moved_probe, needle_angles, needle_direction, nudged_angles, probe_preset,
                                      probe_with_settings)
 
-
 # Every request a page may send: the handler's name and how many values it carries.
 REQUESTS = {"start_attempt": 1, "resume_attempt": 1, "new_attempt": 0, "finish": 0, "hint": 0, "shot": 0, "live": 1,
             "dsa": 1, "move_carm": 2, "preset": 1, "pick": 4, "align_beam": 0, "nudge": 4, "insert": 2, "redirect": 2,
-            "advance": 1, "withdraw": 1, "lor": 0, "inject": 1, "medicate": 2, "probe_view": 1, "probe_move": 4,
-            "probe_settings": 3, "us_pick": 4, "insert_in_plane": 1, "open_attempt": 1, "preview": 1,
-            "scenario_view": 1, "replay_view": 1, "review_view": 2, "explain_case": 1}
+            "advance": 1, "withdraw": 1, "lor": 0, "inject": 1, "medicate": 2, "stimulate": 2, "lesion": 2,
+            "probe_view": 1, "probe_move": 4, "probe_settings": 3, "us_pick": 4, "insert_in_plane": 1,
+            "open_attempt": 1, "preview": 1, "scenario_view": 1, "replay_view": 1, "review_view": 2, "explain_case": 1}
 
 
 class Handlers:
@@ -226,6 +224,15 @@ class Handlers:
     def medicate(self, ml, agent) -> None:
         """The injectate (not radio-opaque): ``agent`` one of simulator.session.actions.AGENTS."""
         self._act({"type": "inject_medication", "ml": number(ml, "injectate volume"), "agent": agent})
+
+    def stimulate(self, mode, volts) -> None:
+        """RF stimulation through the cannula: ``mode`` sensory (50 Hz) or motor (2 Hz) at ``volts``."""
+        self._act({"type": "stimulate", "mode": mode, "volts": number(volts, "stimulation voltage")})
+
+    def lesion(self, temperature_c, seconds) -> None:
+        """An RF heat lesion at ``temperature_c`` for ``seconds``."""
+        self._act({"type": "lesion", "temperature_c": number(temperature_c, "lesion temperature"),
+                   "seconds": number(seconds, "lesion time")})
 
     # ------------------------------------------------------------------ ultrasound
     def _probe_now(self):

@@ -48,6 +48,7 @@ def initial_state(user: User, catalogue: Catalogue, first: str) -> dict:
         "needle_left": 0.0, "needle_cranial": 0.0, "step_mm": 5.0, "needle_in": False, "depth_mm": 0.0,
         "hub_text": "", "lor_text": "", "contrast_ml": 1.0, "live_seconds": 3.0, "dsa_allowed": False,
         "medication_ml": 2.0, "medication_agent": "steroid_nonparticulate",
+        "rf_allowed": False, "stim_volts": 0.5, "rf_text": "", "lesion_temperature": 80.0, "lesion_seconds": 90.0,
         "medication_agents": [{"title": AGENT_WORDS[agent], "value": agent} for agent in AGENTS],
         "hints_shown": [], "hints_left": 0, "events": [],
         "us_allowed": False, "us_src": "", "us_caption": "", "us_aspect": "1 / 1", "us_views": list(PROBE_VIEWS),
@@ -91,7 +92,8 @@ def scenario_view(scenario: Scenario) -> dict:
                          "needle": f"{scenario.needle.kind.replace('_', ' ').title()} {scenario.needle.gauge} G, "
                                    f"{scenario.needle.spec().length_mm:.0f} mm",
                          "imaging": ", ".join(imaging)},
-            "dsa_allowed": scenario.imaging.dsa, "us_allowed": scenario.imaging.ultrasound}
+            "dsa_allowed": scenario.imaging.dsa, "us_allowed": scenario.imaging.ultrasound,
+            "rf_allowed": scenario.needle.kind == "rf_cannula"}
 
 
 def resume_view(unfinished: StoredAttempt | None) -> dict:
@@ -119,6 +121,8 @@ def attempt_view(attempt: LiveAttempt, events: Sequence[Event] = ()) -> dict:
     for event in events:
         if event.kind == "loss_of_resistance":
             view["lor_text"] = event.message
+        if event.kind in ("stimulation", "lesion"):
+            view["rf_text"] = event.message
     alerts = [e for e in events if e.kind in _ALERT_KINDS and e.perceived]
     if alerts:
         view |= {"alert_text": " · ".join(e.message for e in alerts), "alert_show": True,

@@ -110,7 +110,8 @@ def lesion_size(gauge: int, active_tip_mm: float, temperature_c: float, seconds:
     True
     """
     heat = (temperature_c - BODY_TEMPERATURE_C) / (REFERENCE_TEMPERATURE_C - BODY_TEMPERATURE_C)
-    growth = (1.0 - np.exp(-seconds / GROWTH_TIME_CONSTANT_S)) / (1.0 - np.exp(-REFERENCE_SECONDS / GROWTH_TIME_CONSTANT_S))
+    growth = ((1.0 - np.exp(-seconds / GROWTH_TIME_CONSTANT_S))
+              / (1.0 - np.exp(-REFERENCE_SECONDS / GROWTH_TIME_CONSTANT_S)))
     gauge_factor = (OUTER_DIAMETER_MM[gauge] / OUTER_DIAMETER_MM[REFERENCE_GAUGE]) ** GAUGE_EXPONENT
     width = REFERENCE_WIDTH_MM * heat * growth * gauge_factor
     return float(active_tip_mm + OVERHANG_PER_WIDTH * width), float(width)
@@ -202,7 +203,8 @@ class Response:
             parts = (["the patient feels concordant tingling and pressure in the back"] if self.back else []) + (
                 ["tingling shooting down the leg"] if self.leg else [])
             return " and ".join(parts) if parts else "the patient feels nothing"
-        parts = (["the multifidus twitches"] if self.back else []) + (["the leg twitches (myotomal)"] if self.leg else [])
+        parts = (["the multifidus twitches"] if self.back else []) + (
+            ["the leg twitches (myotomal)"] if self.leg else [])
         return " and ".join(parts) if parts else "no twitch"
 
     def to_json(self) -> dict:

@@ -84,9 +84,9 @@ from simulator.imaging.dose import beam_seconds
 from simulator.imaging.probe import Probe
 from simulator.imaging.ultrasound import GEL_MM
 from simulator.needle.ablation import Lesion, active_segment, coverage, lesion_at, segment_distance_mm, stimulate
-from simulator.needle.hub import blood_shows
 from simulator.needle.contrast import MODELS as CONTRAST_MODELS
 from simulator.needle.contrast import ContrastSpread, compartment_at, contrast_volume, inject, is_artery
+from simulator.needle.hub import blood_shows
 from simulator.needle.resistance import check_loss_of_resistance
 from simulator.needle.shaft import Needle
 from simulator.needle.trace import AIR, Trace, Tracer, stop_at_bone, tracer_for
@@ -644,7 +644,8 @@ class _Step:
         nearest ventral ramus or root."""
         segment = active_segment(needle)
         samples = segment[0] + np.linspace(0.0, 1.0, 9)[:, None] * (segment[1] - segment[0])
-        return segment_distance_mm(segment, self.target.nerve_course), float(np.min(self.tracer.nerve_root_distance(samples)))
+        root_mm = float(np.min(self.tracer.nerve_root_distance(samples)))
+        return segment_distance_mm(segment, self.target.nerve_course), root_mm
 
     def stimulate(self, state: SessionState) -> SessionState:
         a = self.action
@@ -667,7 +668,8 @@ class _Step:
         covered = coverage([m.lesion for m in lesions], self.target.nerve_course)
         near_root = root_mm < 0.5 * lesion.width_mm + LESION_ROOT_MARGIN_MM
         self.emit("lesion", "unsafe" if near_root else "info",
-                  f"lesion at {a.temperature_c:g} °C for {a.seconds:g} s ({lesion.width_mm:.0f} x {lesion.length_mm:.0f} mm)"
+                  f"lesion at {a.temperature_c:g} °C for {a.seconds:g} s "
+                  f"({lesion.width_mm:.0f} x {lesion.length_mm:.0f} mm)"
                   + (": the patient cries out with pain shooting down the leg" if near_root else ""),
                   temperature_c=a.temperature_c, seconds=a.seconds, coverage=round(covered, 4),
                   root_mm=round(min(root_mm, 1e6), 4), near_root=near_root, **lesion.to_json())
