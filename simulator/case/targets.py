@@ -26,10 +26,11 @@ medial branch block         ``{L+1}.SAP_TP_junction.{s}`` for the L1-L4        w
                             dorsal bone surface met along the approach (the
                             nerve runs on it, under the mamillo-accessory
                             ligament)
-radiofrequency ablation     the same junction, met on bone along the caudal-   within 5 mm (§6.3 [ED]),
-                            oblique approach (§2.5 [S39]); the nerve's course  resting on bone
-                            is the segment :data:`NERVE_COURSE_MM` long from
-                            there along the groove (``Target.nerve_course``)
+radiofrequency ablation     the same junction, met on bone along the caudal-   the active tip along the
+                            oblique approach (§2.5 [S39]); the nerve's course  nerve: the tip within
+                            is the segment :data:`NERVE_COURSE_MM` long from   :data:`ALONG_NERVE_MM` of
+                            there along the groove (``Target.nerve_course``)   its course (§6.3 [ED]:
+                                                                               within 5 mm of the line)
 ==========================  =================================================  =========================
 
 The approach gives the textbook needle direction (a cone the expert planner searches) and the C-arm
@@ -445,8 +446,9 @@ GUN_BARREL_DEPTH_MM = 50.0
 # The length of the nerve in the groove that a lesion can reach, mm [ED]: longer than one 10 mm lesion
 # (so a second lesion after repositioning adds to the first, §2.5 [S42]).
 NERVE_COURSE_MM = 15.0
-# A cannula within this angle of the nerve lies parallel to it (clinical.md §6.3 [ED]: <= 20 deg).
-PARALLEL_DEG = 20.0
+# The tip is on target anywhere along the nerve's course within this distance of it (mm): the cannula
+# drawn back along the groove for a second lesion is still on target (clinical.md §6.3 [ED]: within 5 mm).
+ALONG_NERVE_MM = 5.0
 
 
 def _ablation(scenario: Scenario, spec: TargetSpec, anatomy: Anatomy, tracer: Tracer) -> Target:
@@ -466,6 +468,17 @@ def _ablation(scenario: Scenario, spec: TargetSpec, anatomy: Anatomy, tracer: Tr
                   gun_barrel(Needle(point - GUN_BARREL_DEPTH_MM * direction, direction, GUN_BARREL_DEPTH_MM)))
     views = (ap, caudal, View("lateral", lateral(anatomy, below, _side(sign))))
     course = (point, point - NERVE_COURSE_MM * direction)
+    zone = Zone(0.5 * (course[0] + course[1]), 0.5 * NERVE_COURSE_MM + ALONG_NERVE_MM,
+                compartment=partial(_near_segment, course, ALONG_NERVE_MM))
     description = block.description.replace(spec.nerve, f"{spec.nerve} groove", 1)
-    return Target(scenario.procedure, description, point, Zone(point, 5.0), direction, 10.0, views, on_bone=True,
+    return Target(scenario.procedure, description, point, zone, direction, 10.0, views, on_bone=True,
                   landmark=block.landmark, nerve_course=course)
+
+
+def _near_segment(segment: tuple[np.ndarray, np.ndarray], limit_mm: float, point: np.ndarray, structure: str,
+                  tissue: str) -> bool:
+    """Whether ``point`` lies within ``limit_mm`` of the segment (a :class:`Zone` compartment test)."""
+    start, end = segment
+    span = end - start
+    t = float(np.clip(np.dot(np.asarray(point) - start, span) / np.dot(span, span), 0.0, 1.0))
+    return float(np.linalg.norm(np.asarray(point) - (start + t * span))) <= limit_mm
