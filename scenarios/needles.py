@@ -24,6 +24,10 @@ OUTER_DIAMETER_MM: dict[int, float] = {16: 1.651, 18: 1.270, 19: 1.067, 20: 0.90
 # (clinical.md §2.5 lists 16-22 G and 5-15 mm in use [S39][S40]; issue 21 asks for the common range).
 RF_GAUGES: tuple[int, ...] = (18, 19, 20)
 RF_ACTIVE_TIP_MM = (5.0, 10.0)
+# A curved-tip cannula is steered by rolling the hub: it turns toward its curve as it advances, more than
+# a bevel does. No source in clinical.md gives a rate; this is the curved tip's default deflection where
+# the scenario gives none [ED: about three times the Quincke bevel's].
+CURVED_TIP_DEFLECTION_DEG_PER_CM = 1.0
 
 # One inch is 25.4 mm: a 3.5 in needle is 89 mm (clinical.md §2.1).
 MM_PER_INCH = 25.4

@@ -44,7 +44,7 @@ from anatomy_models.store import check_anatomy_name, generated_anatomy, load_ana
 from anatomy_models.structures import LEVELS, level_below
 from anatomy_models.yaml_source import parse_yaml
 from scenarios.library import library_files
-from scenarios.needles import MM_PER_INCH, NeedleSpec
+from scenarios.needles import CURVED_TIP_DEFLECTION_DEG_PER_CM, MM_PER_INCH, NeedleSpec
 from scenarios.poses import CArmPose, ProbePose
 
 Procedure = Literal["interlaminar_epidural", "transforaminal_epidural", "facet_intra_articular", "medial_branch_block",
@@ -282,7 +282,8 @@ class NeedleChoice(_Model):
     length_in: float | None = Field(None, gt=0)
     bevel_deflection_deg_per_cm: float = Field(0.0, ge=0.0, le=5.0)
     active_tip_mm: float = Field(0.0, ge=0.0, le=15.0, description="RF cannula: the active (uninsulated) tip, mm")
-    curved_tip: bool = Field(False, description="RF cannula: a curved rather than a straight tip")
+    curved_tip: bool = Field(False, description="RF cannula: a curved rather than a straight tip (it steers: "
+                                                "scenarios.needles.CURVED_TIP_DEFLECTION_DEG_PER_CM)")
 
     @model_validator(mode="after")
     def _one_length(self):
@@ -294,8 +295,9 @@ class NeedleChoice(_Model):
     def spec(self) -> NeedleSpec:
         length = self.length_mm if self.length_mm is not None else self.length_in * MM_PER_INCH
         try:
+            deflection = self.bevel_deflection_deg_per_cm or (CURVED_TIP_DEFLECTION_DEG_PER_CM if self.curved_tip else 0.0)
             return NeedleSpec(self.kind, self.gauge, length, active_tip_mm=self.active_tip_mm, curved_tip=self.curved_tip,
-                              bevel_deflection_deg_per_cm=self.bevel_deflection_deg_per_cm)
+                              bevel_deflection_deg_per_cm=deflection)
         except SpinesimError as error:
             raise ValueError(error.problem) from None
 

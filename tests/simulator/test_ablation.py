@@ -68,6 +68,17 @@ def test_the_cannula_and_the_actions_refuse_nonsense():
         parse_action({"type": "lesion", "t": 1, "temperature_c": 120})
 
 
+def test_a_curved_cannula_steers_toward_its_curve_and_a_straight_one_does_not():
+    from scenarios.schema import NeedleChoice
+
+    straight = NeedleChoice(kind="rf_cannula", gauge=18, length_mm=100, active_tip_mm=10).spec()
+    curved = NeedleChoice(kind="rf_cannula", gauge=18, length_mm=100, active_tip_mm=10, curved_tip=True).spec()
+    tips = [Needle(np.zeros(3), np.array([0.0, -1.0, 0.0]), 0.0, spec).advanced(50.0).tip for spec in (straight, curved)]
+    assert np.allclose(tips[0], [0.0, -50.0, 0.0])
+    # 1 deg/cm over 5 cm pivots the shaft 5 deg about the skin entry: the tip drifts 50 mm * sin(5 deg).
+    assert np.linalg.norm(tips[1][[0, 2]]) == pytest.approx(50.0 * np.sin(np.radians(5.0)))
+
+
 def test_stimulation_needs_an_rf_cannula(anatomy_for):
     scenario = library_scenarios()["mbb-default"]
     session = Session(scenario, anatomy_for(scenario))
