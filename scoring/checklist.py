@@ -72,6 +72,7 @@ from pydantic import BaseModel
 from anatomy_models.structures import clinical_name
 from scoring.metrics import (CONTRAST_CHECK_S, EXPECTED_PATTERNS, INJECTIONS, NEEDLE_MOVES, VIEW_TOLERANCE_DEG, Metrics,
                              contrast_runs, injection_window, motor_tested, nerve_angle_deg, tested_injectates)
+from simulator.case.targets import PARALLEL_DEG
 from simulator.needle.ablation import SENSORY_CRITERION_V
 from simulator.needle.contrast import APPEARANCE
 from simulator.session.fold import AGENT_WORDS, Step
@@ -499,12 +500,12 @@ def _parallel_placement(log: _Log) -> ChecklistItem:
     target = log.attempt.session.target
     angles = [nerve_angle_deg(target, s.before.needle.direction) for s in lesions]
     worst = max(angles)
-    if worst <= 20.0:
+    if worst <= PARALLEL_DEG:
         return _item(log, "parallel_placement", "done", f"the cannula lay within {worst:.0f}° of the nerve at every "
                      "lesion", lesions[:2])
-    status: Status = "partly" if worst <= 40.0 else "not_done"
+    status: Status = "partly" if worst <= 2.0 * PARALLEL_DEG else "not_done"
     return _item(log, "parallel_placement", status, f"the cannula was {worst:.0f}° off the nerve's course at a lesion "
-                 "(parallel is within 20°; end-on, the lesion barely reaches the nerve)", lesions[:2])
+                 f"(parallel is within {PARALLEL_DEG:g}°; end-on, the lesion barely reaches the nerve)", lesions[:2])
 
 
 def _sensory_test(log: _Log) -> ChecklistItem:

@@ -44,6 +44,7 @@ from scoring.expert import ExpertComparison
 from scoring.metrics import Metrics
 from scoring.proximity import NearMiss
 from scoring.safety import Flag
+from simulator.case.targets import PARALLEL_DEG
 
 SAFETY_PENALTY = {"major": 0.5, "minor": 0.15}
 NEAR_MISS_PENALTY = 0.1
@@ -115,7 +116,7 @@ def falloff(value: float, good: float) -> float:
 # at 60 deg (end-on placement makes a lesion that barely reaches the nerve [S39][S41]).
 COVERAGE_GOOD = 0.9
 COVERAGE_ON_TARGET = 0.5
-PARALLEL_GOOD_DEG, PARALLEL_BAD_DEG = 20.0, 60.0
+PARALLEL_GOOD_DEG, PARALLEL_BAD_DEG = PARALLEL_DEG, 60.0
 
 
 def on_target(metrics: Metrics) -> bool:

@@ -30,6 +30,7 @@ from scenarios.needles import NeedleSpec
 from scenarios.schema import Scenario
 from simulator.case.targets import UNSAFE_GROUPS, UNSAFE_TISSUES, Target, View
 from simulator.imaging.carm import gun_barrel
+from simulator.needle.ablation import MOTOR_TEST_V, SENSORY_CRITERION_V
 from simulator.needle.shaft import Needle
 from simulator.needle.trace import AIR, BONE_STANDOFF_MM, Trace, Tracer
 
@@ -60,8 +61,8 @@ EXPERT_INJECTATE = {"interlaminar_epidural": (3.0, "steroid_nonparticulate"),
 # at 2 V (multifidus, no leg), 0.5-1 mL local anaesthetic, a lesion at 80 °C for 90 s; then the cannula
 # drawn back along the groove by half its active tip, motor tested again, and a second lesion [ED: the
 # half-tip step makes the two lesions overlap and reach further along the nerve].
-EXPERT_SENSORY_V = 0.5
-EXPERT_MOTOR_V = 2.0
+EXPERT_SENSORY_V = SENSORY_CRITERION_V
+EXPERT_MOTOR_V = MOTOR_TEST_V
 EXPERT_LESION = {"temperature_c": 80.0, "seconds": 90.0}
 REPOSITION_FRACTION = 0.5
 

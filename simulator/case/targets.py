@@ -449,6 +449,8 @@ NERVE_COURSE_MM = 15.0
 # The tip is on target anywhere along the nerve's course within this distance of it (mm): the cannula
 # drawn back along the groove for a second lesion is still on target (clinical.md §6.3 [ED]: within 5 mm).
 ALONG_NERVE_MM = 5.0
+# A cannula within this angle of the nerve's course lies parallel to it (clinical.md §6.3 [ED]: <= 20 deg).
+PARALLEL_DEG = 20.0
 
 
 def _ablation(scenario: Scenario, spec: TargetSpec, anatomy: Anatomy, tracer: Tracer) -> Target:

@@ -42,8 +42,6 @@ MOTOR_FACTOR = 2.0
 # twitch the leg (§2.5 [S39][S43]; practice varies, 1.5-3 V).
 SENSORY_CRITERION_V = 0.5
 MOTOR_TEST_V = 2.0
-SENSORY_HZ = 50.0
-MOTOR_HZ = 2.0
 
 # Lesion anchor, Cosman et al. 2014 [S40]: 18 G, 10 mm active tip, 80 °C, 90 s -> 8 mm wide, 11 mm long.
 REFERENCE_GAUGE = 18

@@ -62,6 +62,7 @@ from pydantic import BaseModel, ConfigDict, Field, Strict, TypeAdapter, Validati
 from anatomy_models.errors import SpinesimError, quoted
 from scenarios.poses import (CArmPose, Number, Point, PrimaryDeg, ProbeDepthMm, ProbeFrequencyMhz, ProbeGainDb,
                              ProbeKind, ProbePose, ProbeViewName, SecondaryDeg, ShortName)
+from simulator.needle.ablation import SECONDS_RANGE, TEMPERATURE_RANGE_C
 
 LOG_FORMAT_VERSION = 1
 PoseT = TypeVar("PoseT", CArmPose, ProbePose)
@@ -198,8 +199,8 @@ class Lesion(_Action):
     """A radiofrequency heat lesion (clinical.md §2.5: 80-85 °C, 90 s a cycle [S39][S40])."""
 
     type: Literal["lesion"] = "lesion"
-    temperature_c: Annotated[float, Field(ge=60.0, le=90.0), Number] = 80.0
-    seconds: Annotated[float, Field(ge=30.0, le=180.0), Number] = 90.0
+    temperature_c: Annotated[float, Field(ge=TEMPERATURE_RANGE_C[0], le=TEMPERATURE_RANGE_C[1]), Number] = 80.0
+    seconds: Annotated[float, Field(ge=SECONDS_RANGE[0], le=SECONDS_RANGE[1]), Number] = 90.0
 
 
 class ShowHint(_Action):
