@@ -89,11 +89,29 @@ def scenario_view(scenario: Scenario) -> dict:
     return {"scenario": {"title": scenario.title, "brief": scenario.brief, "difficulty": scenario.difficulty,
                          "objectives": list(scenario.objectives),
                          "procedure": scenario.procedure.replace("_", " "),
-                         "needle": f"{scenario.needle.kind.replace('_', ' ').title()} {scenario.needle.gauge} G, "
-                                   f"{scenario.needle.spec().length_mm:.0f} mm",
+                         "needle": needle_words(scenario),
                          "imaging": ", ".join(imaging)},
             "dsa_allowed": scenario.imaging.dsa, "us_allowed": scenario.imaging.ultrasound,
             "rf_allowed": scenario.needle.kind == "rf_cannula"}
+
+
+# The needle kinds as a clinician names them.
+NEEDLE_WORDS = {"tuohy": "Tuohy", "quincke": "Quincke", "rf_cannula": "RF cannula"}
+
+
+def needle_words(scenario: Scenario) -> str:
+    """The needle on the case card: kind, gauge, length, and an RF cannula's active tip.
+
+    Examples
+    --------
+    >>> from scenarios.schema import load_scenario
+    >>> needle_words(load_scenario("rfa-l4-medial-branch-left")), needle_words(load_scenario("tfesi-default"))
+    ('RF cannula 18 G, 100 mm, 10 mm active tip', 'Quincke 22 G, 89 mm')
+    """
+    spec = scenario.needle.spec()
+    curved = "curved " if spec.curved_tip else ""
+    tip = f", {spec.active_tip_mm:g} mm {curved}active tip" if spec.kind == "rf_cannula" else ""
+    return f"{NEEDLE_WORDS[spec.kind]} {spec.gauge} G, {spec.length_mm:.0f} mm{tip}"
 
 
 def resume_view(unfinished: StoredAttempt | None) -> dict:
