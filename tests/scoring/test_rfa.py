@@ -91,6 +91,9 @@ def test_expert_above_competent_above_novice_above_unsafe(graded, case):
     assert any("degrees off the nerve" in item.text for item in novice.feedback)
     second = next(i for i in competent.checklist if i.key == "second_lesion")
     assert second.status == "not_done"
+    placement = [next(i.score for i in r.global_rating.items if i.key == "needle_placement")
+                 for r in (expert, competent, novice)]
+    assert placement == [5, 4, 2], placement
     for make, code in UNSAFE:
         unsafe = graded(case, make)[1]
         assert novice.grade > unsafe.grade and unsafe.grade <= CRITICAL_GRADE_CAP, (make.__name__, unsafe.grade)
