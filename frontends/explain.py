@@ -43,7 +43,7 @@ from anatomy_models.structures import LEVELS, level_below
 from frontends.pictures.encode import data_url, jpeg_data_url
 from frontends.pictures.overlay import Callout, Marker, Segment, label_font, with_overlay
 from frontends.pictures.scene3d import Part, Scene, SceneAnnotation, SceneMarker, SceneMesh, anatomy_scene, needle_tube
-from scenarios.schema import Scenario
+from scenarios.schema import NERVE_PROCEDURES, Scenario
 from simulator.case.planner import expert_actions, plan_trajectory
 from simulator.case.targets import View, target_for
 from simulator.imaging.carm import CArm
@@ -104,7 +104,7 @@ def case_words(scenario: Scenario) -> dict[str, str]:
     ('L4–L5', 'on the left side', 'L4 nerve root')
     """
     target = scenario.target
-    if scenario.procedure == "medial_branch_block":
+    if scenario.procedure in NERVE_PROCEDURES:
         upper = target.nerve_level
         lower = level_below(upper)
         nerve, bone = target.nerve, lower

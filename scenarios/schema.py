@@ -20,6 +20,8 @@ Target spec by procedure (levels are interspaces, ``L4-L5``, for all but the med
   L4 pedicle, where the L4 root exits), ``side``, ``approach`` subpedicular (default) or kambin.
 - ``facet_intra_articular``: ``level`` (the joint ``L4-L5``), ``side``.
 - ``medial_branch_block``: ``nerve`` (``"L4 medial branch"``, ``"L5 dorsal ramus"``), ``side``.
+- ``radiofrequency_ablation``: ``nerve`` (the L3 or L4 medial branch, or the L5 dorsal ramus), ``side``;
+  the needle is an ``rf_cannula`` with its ``active_tip_mm``.
 
 The models forbid unknown fields (a typo is an error, not a silently ignored key); later issues add
 fields (rubric, limits, hints, patient text) to :class:`Scenario`.
@@ -42,12 +44,17 @@ from anatomy_models.store import check_anatomy_name, generated_anatomy, load_ana
 from anatomy_models.structures import LEVELS, level_below
 from anatomy_models.yaml_source import parse_yaml
 from scenarios.library import library_files
-from scenarios.needles import MM_PER_INCH, NeedleSpec
+from scenarios.needles import CURVED_TIP_DEFLECTION_DEG_PER_CM, MM_PER_INCH, NeedleSpec
 from scenarios.poses import CArmPose, ProbePose
 
-Procedure = Literal["interlaminar_epidural", "transforaminal_epidural", "facet_intra_articular", "medial_branch_block"]
+Procedure = Literal["interlaminar_epidural", "transforaminal_epidural", "facet_intra_articular", "medial_branch_block",
+                    "radiofrequency_ablation"]
 PROCEDURES: tuple[str, ...] = ("interlaminar_epidural", "transforaminal_epidural", "facet_intra_articular",
-                               "medial_branch_block")
+                               "medial_branch_block", "radiofrequency_ablation")
+# The nerves a lumbar medial branch ablation is offered for (issue 21; clinical.md §2.4, §2.5).
+RFA_NERVES = ("L3 medial branch", "L4 medial branch", "L5 dorsal ramus")
+# Procedures whose target is a nerve on bone rather than a space.
+NERVE_PROCEDURES = ("medial_branch_block", "radiofrequency_ablation")
 # A check across fields names the field it is about, relative to the model it checks: "target.side: ...".
 _FIELD_PREFIX = re.compile(r"^(?P<field>[a-z_]+(?:\.[a-z_]+)*): (?P<message>.*)$", re.S)
 _NERVE = re.compile(r"^(?P<level>[TLS]\d{1,2}) (?P<kind>medial branch|dorsal ramus)$")
@@ -274,6 +281,9 @@ class NeedleChoice(_Model):
     length_mm: float | None = Field(None, gt=0)
     length_in: float | None = Field(None, gt=0)
     bevel_deflection_deg_per_cm: float = Field(0.0, ge=0.0, le=5.0)
+    active_tip_mm: float = Field(0.0, ge=0.0, le=15.0, description="RF cannula: the active (uninsulated) tip, mm")
+    curved_tip: bool = Field(False, description="RF cannula: a curved rather than a straight tip (it steers: "
+                                                "scenarios.needles.CURVED_TIP_DEFLECTION_DEG_PER_CM)")
 
     @model_validator(mode="after")
     def _one_length(self):
@@ -285,7 +295,9 @@ class NeedleChoice(_Model):
     def spec(self) -> NeedleSpec:
         length = self.length_mm if self.length_mm is not None else self.length_in * MM_PER_INCH
         try:
-            return NeedleSpec(self.kind, self.gauge, length, bevel_deflection_deg_per_cm=self.bevel_deflection_deg_per_cm)
+            deflection = self.bevel_deflection_deg_per_cm or (CURVED_TIP_DEFLECTION_DEG_PER_CM if self.curved_tip else 0.0)
+            return NeedleSpec(self.kind, self.gauge, length, active_tip_mm=self.active_tip_mm, curved_tip=self.curved_tip,
+                              bevel_deflection_deg_per_cm=deflection)
         except SpinesimError as error:
             raise ValueError(error.problem) from None
 
@@ -343,10 +355,11 @@ class Weights(_Model):
 # Tolerances by procedure (clinical.md §6.3): tip error <= 3-5 mm for MBB and facet, redirections
 # <= 2 for MBB/facet and <= 3 for TFESI [ED]. The interlaminar target is the middle of a space ~5 mm
 # deep and a window ~12-15 mm tall (§4.7), so 5 mm off it is still a good epidural position [ED].
+# RFA: the cannula within 5 mm of the nerve line (§6.3 [ED]), redirections as for the MBB.
 DEFAULT_TIP_MM = {"interlaminar_epidural": 5.0, "transforaminal_epidural": 3.0, "facet_intra_articular": 3.0,
-                  "medial_branch_block": 3.0}
+                  "medial_branch_block": 3.0, "radiofrequency_ablation": 5.0}
 DEFAULT_REDIRECTS = {"interlaminar_epidural": 3, "transforaminal_epidural": 3, "facet_intra_articular": 2,
-                     "medial_branch_block": 2}
+                     "medial_branch_block": 2, "radiofrequency_ablation": 2}
 
 
 class Tolerances(_Model):
@@ -441,6 +454,7 @@ _NEEDS = {
     "transforaminal_epidural": ("level",),
     "facet_intra_articular": ("level",),
     "medial_branch_block": ("nerve",),
+    "radiofrequency_ablation": ("nerve",),
 }
 
 
@@ -475,6 +489,14 @@ class Scenario(_Model):
             raise ValueError(f"target.side: 'midline' only fits interlaminar_epidural, not {self.procedure}")
         if self.target.approach is not None and self.procedure != "transforaminal_epidural":
             raise ValueError("target.approach: only for transforaminal_epidural")
+        if self.procedure == "radiofrequency_ablation":
+            if self.target.nerve not in RFA_NERVES:
+                raise ValueError(f"target.nerve: a lumbar radiofrequency ablation treats the "
+                                 f"{', '.join(RFA_NERVES[:-1])} or the {RFA_NERVES[-1]}, not {quoted(self.target.nerve)}")
+            if self.needle.kind != "rf_cannula":
+                raise ValueError("needle.kind: radiofrequency_ablation needs an rf_cannula (with active_tip_mm)")
+        elif self.needle.kind == "rf_cannula":
+            raise ValueError(f"needle.kind: an rf_cannula is for radiofrequency_ablation, not {self.procedure}")
         return self
 
     @property

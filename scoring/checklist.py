@@ -43,6 +43,16 @@ item (key)                      done / partly (otherwise not done); procedures
                                 wrong pattern followed by re-siting is good practice, not a fault; all
 ``contrast_on_ap``              the spread imaged on AP after the last injection / imaged, but not on
                                 AP (§1: AP shows the spread pattern; §2.7); all
+``parallel_placement``          RFA: every lesion with the cannula within 20° of the nerve's course /
+                                within 40° (§2.5 [S39]; §6.3 [ED]); radiofrequency ablation
+``sensory_test``                RFA: a concordant sensory response at 50 Hz at or below 0.5 V before the
+                                first lesion / a response only above it (§2.5 [S39][S41]); RFA
+``motor_test``                  RFA: motor stimulation at 2 Hz at every lesion's position before it, no
+                                leg twitch lesioned / some lesions tested (§2.5 [S39][S43]); RFA
+``local_anaesthetic``           RFA: local anaesthetic through the cannula before the first lesion (§2.5
+                                [S39]) / only after it; RFA
+``second_lesion``               RFA: a second lesion after repositioning along the groove / a second one
+                                at the same position (§2.5 [S39][S42]); RFA
 ``few_passes``                  redirections and re-punctures within the rubric's tolerance / up to two
                                 more (§6.3 [ED]); not done without a puncture; all
 ==============================  ======================================================================
@@ -61,7 +71,9 @@ from pydantic import BaseModel
 
 from anatomy_models.structures import clinical_name
 from scoring.metrics import (CONTRAST_CHECK_S, EXPECTED_PATTERNS, INJECTIONS, NEEDLE_MOVES, VIEW_TOLERANCE_DEG, Metrics,
-                             contrast_runs, injection_window, tested_injectates)
+                             contrast_runs, injection_window, motor_tested, nerve_angle_deg, tested_injectates)
+from simulator.case.targets import PARALLEL_DEG
+from simulator.needle.ablation import SENSORY_CRITERION_V
 from simulator.needle.contrast import APPEARANCE
 from simulator.session.fold import AGENT_WORDS, Step
 from simulator.session.history import Attempt
@@ -85,6 +97,7 @@ VIEW_WORDS: dict[str, tuple[str, str]] = {
     "transforaminal_epidural": ("ipsilateral oblique (Scotty dog, SAP under the pedicle)", "lateral"),
     "facet_intra_articular": ("oblique that opens the joint line", "lateral"),
     "medial_branch_block": ("ipsilateral oblique onto the SAP-TP junction", "lateral"),
+    "radiofrequency_ablation": ("caudal-oblique down the groove, parallel to the nerve", "lateral"),
 }
 
 
@@ -196,6 +209,11 @@ class _Log:
             return f"{action.ml:g} mL contrast, {in_words(pattern)} pattern, {tip}"
         if kind == "inject_medication":
             return f"{action.ml:g} mL {AGENT_WORDS[action.agent]} (injectate), {tip}"
+        if kind == "stimulate":
+            return next(e.message for e in step.events if e.kind == "stimulation")
+        if kind == "lesion":
+            made = next(e for e in step.events if e.kind == "lesion")
+            return f"{made.message}, {100 * made.data['coverage']:.0f}% of the nerve's course covered so far"
         if kind == "check_loss_of_resistance":
             test = next(e for e in step.events if e.kind == "loss_of_resistance")
             return f"{test.message}{' (a false loss)' if test.data['false_loss'] else ''}, {tip}"
@@ -490,6 +508,82 @@ def _few_passes(log: _Log) -> ChecklistItem:
     return _item(log, "few_passes", status, detail, passes[1:5] if extra else passes[:1])
 
 
+def _lesion_steps(log: _Log) -> list[Step]:
+    return [s for s in log.steps if s.action.type == "lesion"]
+
+
+def _parallel_placement(log: _Log) -> ChecklistItem:
+    lesions = _lesion_steps(log)
+    if not lesions:
+        return _item(log, "parallel_placement", "not_done", "no lesion was made", [])
+    target = log.attempt.session.target
+    angles = [nerve_angle_deg(target, s.before.needle.direction) for s in lesions]
+    worst = max(angles)
+    if worst <= PARALLEL_DEG:
+        return _item(log, "parallel_placement", "done", f"the cannula lay within {worst:.0f}° of the nerve at every "
+                     "lesion", lesions[:2])
+    status: Status = "partly" if worst <= 2.0 * PARALLEL_DEG else "not_done"
+    return _item(log, "parallel_placement", status, f"the cannula was {worst:.0f}° off the nerve's course at a lesion "
+                 f"(parallel is within {PARALLEL_DEG:g}°; end-on, the lesion barely reaches the nerve)", lesions[:2])
+
+
+def _sensory_test(log: _Log) -> ChecklistItem:
+    first = log.first("lesion")
+    tests = [s for s in log.steps[:first] if s.action.type == "stimulate" and s.action.mode == "sensory"]
+    felt = [s for s in tests if s.after.stimulations[-1].back]
+    below = [s for s in felt if s.action.volts <= SENSORY_CRITERION_V]
+    if below:
+        return _item(log, "sensory_test", "done", f"concordant sensation at {below[0].action.volts:g} V (50 Hz)",
+                     below[:1])
+    if felt:
+        return _item(log, "sensory_test", "partly", f"concordant sensation only at {felt[0].action.volts:g} V, above "
+                     f"the {SENSORY_CRITERION_V:g} V criterion: the tip is not on the nerve", felt[:1])
+    return _item(log, "sensory_test", "not_done", "no concordant sensory response before lesioning" if tests else
+                 "no sensory stimulation before lesioning", tests[:1])
+
+
+def _motor_test(log: _Log) -> ChecklistItem:
+    lesions = _lesion_steps(log)
+    if not lesions:
+        return _item(log, "motor_test", "not_done", "no lesion was made", [])
+    final = log.attempt.final
+    tested = [motor_tested(final, made) for made in final.lesions]
+    motor = [s for s in log.steps if s.action.type == "stimulate" and s.action.mode == "motor"]
+    if all(ok and not leg for ok, leg in tested):
+        return _item(log, "motor_test", "done", "motor stimulation (2 Hz) before every lesion: multifidus, no leg",
+                     motor[:2])
+    if any(leg for _, leg in tested):
+        return _item(log, "motor_test", "not_done", "a lesion was made where the leg had twitched",
+                     motor[:2] + lesions[:1])
+    status: Status = "partly" if any(ok for ok, _ in tested) else "not_done"
+    return _item(log, "motor_test", status, f"{sum(not ok for ok, _ in tested)} of {len(tested)} lesions made with no "
+                 "motor test at that position", lesions[:2])
+
+
+def _local_anaesthetic(log: _Log) -> ChecklistItem:
+    first = log.first("lesion")
+    given = [s for s in log.steps if s.action.type == "inject_medication" and s.action.agent == "local_anaesthetic"]
+    if any(s.number <= first for s in given):
+        return _item(log, "local_anaesthetic", "done", "local anaesthetic through the cannula before the heat",
+                     given[:1])
+    if given:
+        return _item(log, "local_anaesthetic", "partly", "local anaesthetic only after the first lesion", given[:1])
+    return _item(log, "local_anaesthetic", "not_done", "no local anaesthetic before lesioning", [])
+
+
+def _second_lesion(log: _Log) -> ChecklistItem:
+    lesions = _lesion_steps(log)
+    poses = log.attempt.final.lesions
+    moved = [s for s, made in zip(lesions[1:], poses[1:]) if made.pose != poses[0].pose]
+    if moved:
+        return _item(log, "second_lesion", "done", "a second lesion after repositioning along the groove",
+                     [lesions[0], moved[0]])
+    if len(lesions) > 1:
+        return _item(log, "second_lesion", "partly", "a second lesion at the same position adds little length",
+                     lesions[:2])
+    return _item(log, "second_lesion", "not_done", "one lesion only" if lesions else "no lesion was made", lesions[:1])
+
+
 # The items: (text, source). {trajectory} and {depth} are the procedure's views (VIEW_WORDS).
 ITEMS: dict[str, tuple[str, str]] = {
     "level_squared": ("Target level counted and its endplate squared on AP before the puncture", "§1 [S5][S33]"),
@@ -510,6 +604,12 @@ ITEMS: dict[str, tuple[str, str]] = {
     "contrast_named": ("Contrast pattern named from the images (epidural, intrathecal, vascular, ...)", "§2.7"),
     "contrast_on_ap": ("Contrast spread checked on AP", "§1; §2.7"),
     "few_passes": ("No more redirections than the tolerance", "§6.3 [ED]"),
+    "parallel_placement": ("Cannula laid parallel to the nerve in the groove (within 20°)", "§2.5 [S39]; §6.3 [ED]"),
+    "sensory_test": ("Sensory stimulation (50 Hz): concordant sensation at or below 0.5 V", "§2.5 [S39][S41]"),
+    "motor_test": ("Motor stimulation (2 Hz) before every lesion: multifidus twitch, no leg twitch",
+                   "§2.5 [S39][S43]"),
+    "local_anaesthetic": ("Local anaesthetic through the cannula before lesioning", "§2.5 [S39]"),
+    "second_lesion": ("Second lesion after repositioning along the groove", "§2.5 [S39][S42]"),
 }
 _ITEM_RULES: dict[str, Callable[[_Log], ChecklistItem]] = {
     "level_squared": _level_squared, "trajectory_view": _trajectory_view, "entry_site": _entry_site,
@@ -517,7 +617,8 @@ _ITEM_RULES: dict[str, Callable[[_Log], ChecklistItem]] = {
     "depth_confirmed": _depth_confirmed, "on_bone": _on_bone, "contrast_live": _contrast_live,
     "contrast_volume": _contrast_volume, "expected_pattern": _expected_pattern, "contrast_named": _contrast_named,
     "contrast_on_ap": _contrast_on_ap,
-    "few_passes": _few_passes,
+    "few_passes": _few_passes, "parallel_placement": _parallel_placement, "sensory_test": _sensory_test,
+    "motor_test": _motor_test, "local_anaesthetic": _local_anaesthetic, "second_lesion": _second_lesion,
 }
 _COMMON_START = ("level_squared", "trajectory_view", "entry_site", "imaged_advance", "depth_view_early")
 _COMMON_END = ("contrast_live", "contrast_volume", "expected_pattern", "contrast_named", "contrast_on_ap",
@@ -527,6 +628,8 @@ CHECKLISTS: dict[str, tuple[str, ...]] = {
     "transforaminal_epidural": _COMMON_START + ("depth_confirmed",) + _COMMON_END,
     "facet_intra_articular": _COMMON_START + ("depth_confirmed",) + _COMMON_END,
     "medial_branch_block": _COMMON_START + ("depth_confirmed", "on_bone") + _COMMON_END,
+    "radiofrequency_ablation": _COMMON_START + ("depth_confirmed", "on_bone", "parallel_placement", "sensory_test",
+                                                "motor_test", "local_anaesthetic", "second_lesion", "few_passes"),
 }
 # The items about images: the global rating's "use of imaging" reads them.
 IMAGING_ITEMS = ("level_squared", "trajectory_view", "imaged_advance", "depth_view_early", "depth_confirmed",

@@ -14,9 +14,10 @@ from typing import Literal
 
 from pydantic import BaseModel
 
-from scenarios.schema import Scenario
+from scenarios.schema import NERVE_PROCEDURES, Scenario
 from scoring.checklist import in_words
 from scoring.expert import ExpertComparison
+from scoring.grade import COVERAGE_GOOD, PARALLEL_GOOD_DEG
 from scoring.metrics import Metrics
 from scoring.proximity import NearMiss
 from scoring.safety import Flag
@@ -62,6 +63,9 @@ ADVICE: dict[str, dict[str, str]] = {
         "medial": "move laterally to the junction of the SAP with the transverse process",
     },
 }
+ADVICE["radiofrequency_ablation"] = ADVICE["medial_branch_block"] | {
+    "dorsal": "lay the cannula down the groove until the tip touches the bone at the SAP-TP junction",
+}
 # The L5 dorsal ramus is blocked on the sacrum, not on a transverse process (clinical.md §2.4 [S3]).
 L5_DORSAL_RAMUS_ADVICE = {
     "caudal": "slide up to the notch where the base of the S1 SAP meets the upper border of the sacral ala",
@@ -79,6 +83,7 @@ EXPECTED_LOOK = {
     "transforaminal_epidural": "contrast outlining the root sleeve and flowing medially into the ventral epidural space",
     "facet_intra_articular": "an arthrogram filling the joint line and its recesses",
     "medial_branch_block": "a small blob at the tip with no vessel and no epidural spread",
+    "radiofrequency_ablation": "a small blob at the tip with no vessel and no epidural spread",
 }
 # What to do after each flag, per procedure where the fix differs (clinical.md §2.1-§2.4, §3); a plain
 # string is the same advice for every procedure.
@@ -127,6 +132,11 @@ FLAG_ADVICE: dict[str, str | dict[str, str]] = {
                                    "foramen.",
         "default": "The disc lies ventral to the canal and the foramen: check depth on the lateral before advancing.",
     },
+    "ventral_ramus_lesion": "Motor-test at 2 V before every lesion; a leg twitch means the active tip is near the "
+                            "ventral ramus: withdraw and lay the cannula more dorsally along the groove, then test "
+                            "again before heating.",
+    "lesion_without_motor_test": "Before every lesion, and again after every move of the cannula, stimulate at 2 Hz "
+                                 "up to 2 V: multifidus should twitch, the leg must not.",
     "venous_injection": "Contrast that washes out along thin channels is venous: reposition before injecting.",
     "beyond_ventral_epidural": {
         "transforaminal_epidural": "Check depth on the lateral view more often: the tip must stay behind the posterior "
@@ -230,9 +240,30 @@ def _contrast_outcome(scenario: Scenario, metrics: Metrics) -> list[FeedbackItem
                          "Reposition before injecting anything else.")]
 
 
+def _ablation_outcome(metrics: Metrics) -> list[FeedbackItem]:
+    """What the lesions did to the nerve: how much of its course they covered, and why (clinical.md §2.5)."""
+    if not metrics.lesions:
+        return [FeedbackItem(level="warning", text="No lesion was made: the nerve is untreated.")]
+    covered, angle = metrics.nerve_coverage, metrics.cannula_nerve_angle_deg
+    lesions = f"{metrics.lesions} lesion{'s' if metrics.lesions > 1 else ''}"
+    percent = f"Your {lesions} covered {100 * covered:.0f}% of the nerve's course in the groove"
+    if angle is not None and angle > PARALLEL_GOOD_DEG:
+        return [FeedbackItem(level="warning", text=f"{percent}, with the cannula {angle:.0f} degrees off the nerve: "
+                             "an RF lesion is narrow and reaches the nerve only along the active tip. Tilt the C-arm "
+                             "caudally and come from below so the cannula lies along the groove, parallel to the "
+                             "nerve.")]
+    if covered < COVERAGE_GOOD:
+        return [FeedbackItem(level="tip", text=f"{percent}: the cannula lay parallel; draw it back along the groove "
+                             "by half its active tip, motor-test again, and make a second lesion to cover more of the "
+                             "nerve.")]
+    return [FeedbackItem(level="good", text=f"{percent}, the cannula parallel to it ({angle:.0f} degrees).")]
+
+
 def _accuracy(scenario: Scenario, metrics: Metrics) -> list[FeedbackItem]:
     if metrics.passes == 0:
         return [FeedbackItem(level="warning", text="No needle was placed.")]
+    if metrics.nerve_coverage is not None:
+        return _ablation_outcome(metrics)
     if metrics.offset is None:
         return [FeedbackItem(level="warning", text="The needle was out of the patient at the end of the attempt: "
                                                    "finish with the tip at the target, where it was confirmed.")]
@@ -268,7 +299,7 @@ def _accuracy(scenario: Scenario, metrics: Metrics) -> list[FeedbackItem]:
 
 def _advice(scenario: Scenario) -> dict[str, str]:
     """What to do per direction of a miss, for this procedure and target."""
-    if scenario.procedure == "medial_branch_block" and scenario.target.nerve_level == "L5":
+    if scenario.procedure in NERVE_PROCEDURES and scenario.target.nerve_level == "L5":
         return L5_DORSAL_RAMUS_ADVICE
     return ADVICE[scenario.procedure]
 
@@ -276,6 +307,8 @@ def _advice(scenario: Scenario) -> dict[str, str]:
 def _technique(scenario: Scenario, metrics: Metrics, blind: bool) -> list[FeedbackItem]:
     """Process misses; ``blind``: an injection no image showed was flagged (its flag says what to do)."""
     procedure = scenario.procedure
+    if metrics.nerve_coverage is not None:
+        return _ablation_technique(metrics)
     items = []
     if metrics.contrast_pattern_correct is None:
         items.append(FeedbackItem(level="warning", text=f"You injected no contrast: confirm the position with "
@@ -319,6 +352,24 @@ def _readings(metrics: Metrics) -> list[FeedbackItem]:
         elif reading != actual:
             items.append(FeedbackItem(level="warning", text=f"You read {in_words(actual)} contrast as "
                                       f"{in_words(reading)}; {in_words(actual)} contrast shows as {look}."))
+    return items
+
+
+def _ablation_technique(metrics: Metrics) -> list[FeedbackItem]:
+    """The ablation's process misses (clinical.md §2.5 [S39][S43]); the safety flags speak for lesions made
+    without a motor test."""
+    items = []
+    if metrics.lesions and not metrics.sensory_confirmed:
+        items.append(FeedbackItem(level="warning", text="Stimulate at 50 Hz before lesioning: the patient should feel "
+                                  "concordant tingling or pressure in the back at 0.5 V or less; a higher threshold "
+                                  "means the active tip is not on the nerve."))
+    if metrics.lesions and not metrics.anaesthetised_before_lesion:
+        items.append(FeedbackItem(level="tip", text="Inject 0.5-1 mL of local anaesthetic through the cannula after "
+                                  "the motor test and before the heat: the lesion is painful."))
+    if metrics.offset is not None and not metrics.depth_view_checked:
+        items.append(FeedbackItem(level="warning", text=f"Confirm the cannula on the {metrics.depth_view} before "
+                                  "lesioning: the tip belongs on the bone of the groove, not past it toward the "
+                                  "foramen."))
     return items
 
 

@@ -21,6 +21,10 @@ technique     contrast injected and its pattern right (0.25) and named right by 
               the scenario offers it (0.25), and every injectate tested so; the final position seen in the safety view before injecting,
               the multiplanar rule of clinical.md §1 (0.25); interlaminar: loss of resistance confirmed
               (0.15, otherwise shared out)
+ablation      a radiofrequency ablation's accuracy is the nerve's course covered by its lesions (0.6, full
+              at :data:`COVERAGE_GOOD`) and the cannula parallel to the nerve (0.4); its technique a
+              concordant sensory response (0.2), a motor test before every lesion (0.3), local
+              anaesthetic before the heat (0.2) and the final depth seen on lateral (0.3)
 ============  ==========================================================================================
 
 Weights come from the scenario's rubric (default 40/25/20/15). Deductions come off the weighted
@@ -42,6 +46,7 @@ from scoring.expert import ExpertComparison
 from scoring.metrics import Metrics, read_correctly
 from scoring.proximity import NearMiss
 from scoring.safety import Flag
+from simulator.case.targets import PARALLEL_DEG
 
 SAFETY_PENALTY = {"major": 0.5, "minor": 0.15}
 # Within a tolerance, this share of a distance item is earned by closeness: the precision that tells a
@@ -126,10 +131,22 @@ def closeness(value: float, tolerance: float) -> float:
     return falloff(value, tolerance) * (1.0 - PRECISION_SHARE * min(value / tolerance, 1.0))
 
 
+# Radiofrequency ablation (clinical.md §2.5: scored by the nerve covered and the cannula's angle to it, not
+# by the tip's distance to a point): full marks for covering this fraction of the nerve's course [ED], the
+# outcome met at half of it [ED], and the angle scored 1 when parallel (<= 20 deg, §6.3 [ED]) down to 0
+# at 60 deg (end-on placement makes a lesion that barely reaches the nerve [S39][S41]).
+COVERAGE_GOOD = 0.9
+COVERAGE_ON_TARGET = 0.5
+PARALLEL_GOOD_DEG, PARALLEL_BAD_DEG = PARALLEL_DEG, 60.0
+
+
 def on_target(metrics: Metrics) -> bool:
     """The outcome an examiner looks at: the injectate where it belongs (right compartment and
     pattern: the injectate's compartment, else the last contrast test's), or, when nothing was injected,
-    the tip in the acceptance zone."""
+    the tip in the acceptance zone; for an ablation, at least :data:`COVERAGE_ON_TARGET` of the nerve's
+    course lesioned."""
+    if metrics.nerve_coverage is not None:
+        return metrics.nerve_coverage >= COVERAGE_ON_TARGET
     if metrics.injectate_pattern_correct is not None:
         return metrics.injectate_pattern_correct
     if metrics.contrast_pattern_correct is not None:
@@ -138,6 +155,11 @@ def on_target(metrics: Metrics) -> bool:
 
 
 def _accuracy(scenario: Scenario, metrics: Metrics) -> dict[str, float]:
+    if metrics.nerve_coverage is not None:
+        angle = metrics.cannula_nerve_angle_deg
+        return {"nerve_coverage": 0.6 * min(metrics.nerve_coverage / COVERAGE_GOOD, 1.0),
+                "parallel": 0.4 * (0.0 if angle is None or not metrics.lesions
+                                   else ramp(angle, PARALLEL_GOOD_DEG, PARALLEL_BAD_DEG))}
     tolerances = scenario.tolerances()
     if metrics.tip_to_target_mm is None or metrics.depth_error_mm is None:
         return {"outcome": 0.0, "tip_distance": 0.0, "depth": 0.0}
@@ -180,6 +202,13 @@ def _against_experts(value: float, expert_value: float | None, limit: float) -> 
 
 
 def _technique(scenario: Scenario, metrics: Metrics) -> dict[str, float]:
+    if metrics.nerve_coverage is not None:
+        # The ablation's checks (clinical.md §2.5 [S39][S43]): sensory confirmation, a motor test before
+        # every lesion, local anaesthetic before the heat, and the final depth on the lateral view.
+        return {"sensory_test": 0.2 * bool(metrics.sensory_confirmed),
+                "motor_test": 0.3 * bool(metrics.lesions_motor_tested),
+                "local_anaesthetic": 0.2 * bool(metrics.anaesthetised_before_lesion),
+                "depth_view": 0.3 * metrics.depth_view_checked}
     items = {
         "contrast_pattern": 0.25 * bool(metrics.contrast_pattern_correct),
         "contrast_read": 0.10 * (read_correctly(metrics) or 0.0),

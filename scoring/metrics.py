@@ -13,16 +13,18 @@ from pydantic import BaseModel
 from anatomy_models.anatomy import Anatomy
 from anatomy_models.errors import SpinesimError
 from anatomy_models.structures import level_below
-from scenarios.schema import Scenario
+from scenarios.schema import NERVE_PROCEDURES, Scenario
 from scoring.exposure import attempt_dose
 from simulator.case.targets import Target
+from simulator.needle.ablation import SENSORY_CRITERION_V, coverage
 from simulator.needle.trace import AIR
-from simulator.session.fold import READING_OF_PATTERN
+from simulator.session.fold import READING_OF_PATTERN, LesionMade, SessionState
 from simulator.session.history import Attempt
 
 # Contrast patterns that confirm each procedure's target (clinical.md §2.6, §2.7).
 EXPECTED_PATTERNS = {"interlaminar_epidural": ("epidural",), "transforaminal_epidural": ("epidural",),
-                     "facet_intra_articular": ("intra_articular",), "medial_branch_block": ("soft_tissue",)}
+                     "facet_intra_articular": ("intra_articular",), "medial_branch_block": ("soft_tissue",),
+                     "radiofrequency_ablation": ("soft_tissue",)}
 # A contrast injection counts as checked when a live or DSA run starts within this many seconds after
 # it, before the needle moves (clinical.md §6.3: contrast under live fluoroscopy, DSA for TFESI) [ED].
 CONTRAST_CHECK_S = 5.0
@@ -88,13 +90,26 @@ class Metrics(BaseModel):
     loss_of_resistance_confirmed: bool | None
     hub_at_skin: bool
     hints_used: int = 0
+    # Radiofrequency ablation (None for other procedures; clinical.md §2.5): the fraction of the nerve's
+    # course in the groove inside the lesions, the largest angle between the cannula and the nerve at a
+    # lesion, how many lesions, whether a concordant sensory response below the 0.5 V criterion came
+    # before the first, whether every lesion followed a motor test at its position, whether local
+    # anaesthetic went in before the first, and whether any lesion was made where the leg had twitched.
+    nerve_coverage: float | None = None
+    cannula_nerve_angle_deg: float | None = None
+    lesions: int = 0
+    sensory_confirmed: bool | None = None
+    lesions_motor_tested: bool | None = None
+    anaesthetised_before_lesion: bool | None = None
+    lesioned_after_leg_twitch: bool | None = None
 
 
 def anatomical_frame(scenario: Scenario, anatomy: Anatomy, target: Target) -> np.ndarray:
     """Rows: unit cranial, ventral and lateral axes (LPS) at the target (see :class:`Offset`)."""
-    level = scenario.target.nerve_level if scenario.procedure == "medial_branch_block" else scenario.target.level.split("-")[1]
-    if scenario.procedure == "medial_branch_block":
-        level = level_below(level)
+    if scenario.procedure in NERVE_PROCEDURES:
+        level = level_below(scenario.target.nerve_level)
+    else:
+        level = scenario.target.level.split("-")[1]
     try:
         cranial = anatomy.direction(f"{level}.superior_endplate.normal")
     except SpinesimError:
@@ -232,6 +247,41 @@ def read_correctly(metrics: Metrics) -> float | None:
     return sum(right) / len(metrics.contrast_patterns)
 
 
+def nerve_angle_deg(target: Target, direction: np.ndarray) -> float:
+    """Angle (degrees) between a cannula pointing along ``direction`` and the nerve's course: 0 parallel,
+    90 end-on (crossing it), 180 pointing back along it."""
+    return float(np.degrees(np.arccos(np.clip(np.dot(direction, target.nerve_direction), -1.0, 1.0))))
+
+
+def motor_tested(state: SessionState, lesion: LesionMade) -> tuple[bool, bool]:
+    """(a motor stimulation came before ``lesion`` at its cannula position, one of those twitched the leg)."""
+    tests = [s for s in state.stimulations if s.mode == "motor" and s.pose == lesion.pose and s.t <= lesion.t]
+    return bool(tests), any(s.leg for s in tests)
+
+
+def ablation_metrics(attempt: Attempt) -> dict:
+    """The radiofrequency ablation's fields of :class:`Metrics` (empty for other procedures)."""
+    if attempt.scenario.procedure != "radiofrequency_ablation":
+        return {}
+    final, target = attempt.final, attempt.session.target
+    lesions = final.lesions
+    first = lesions[0].t if lesions else float("inf")
+    tested = [motor_tested(final, lesion) for lesion in lesions]
+    angles = [nerve_angle_deg(target, np.asarray(lesion.lesion.axis)) for lesion in lesions]
+    if not angles and final.needle is not None:
+        angles = [nerve_angle_deg(target, final.needle.direction)]
+    return {
+        "nerve_coverage": round(coverage([m.lesion for m in lesions], target.nerve_course), 4),
+        "cannula_nerve_angle_deg": round(max(angles), 2) if angles else None, "lesions": len(lesions),
+        "sensory_confirmed": any(s.mode == "sensory" and s.back and s.volts <= SENSORY_CRITERION_V and s.t <= first
+                                 for s in final.stimulations),
+        "lesions_motor_tested": all(ok for ok, _ in tested) if lesions else None,
+        "anaesthetised_before_lesion": (any(m.agent == "local_anaesthetic" and m.t <= first for m in final.medications)
+                                        if lesions else None),
+        "lesioned_after_leg_twitch": any(leg for _, leg in tested) if lesions else None,
+    }
+
+
 def measure(attempt: Attempt) -> Metrics:
     """The :class:`Metrics` of a replayed attempt."""
     scenario, session, final = attempt.scenario, attempt.session, attempt.final
@@ -281,5 +331,5 @@ def measure(attempt: Attempt) -> Metrics:
         dsa_used=by_dsa if scenario.imaging.dsa else None,
         depth_view_checked=depth_view_checked, loss_of_resistance_checks=final.lor_checks,
         loss_of_resistance_confirmed=lor_confirmed,
-        hub_at_skin=bool(attempt.events_of("hub_at_skin")), hints_used=final.hints_shown)
+        hub_at_skin=bool(attempt.events_of("hub_at_skin")), hints_used=final.hints_shown, **ablation_metrics(attempt))
 

@@ -16,6 +16,8 @@ respect for tissue    a critical event (2: a major)   a minor tissue event (vess
 needle placement      tip farther than 3x the tip     tip within 2x the tip           in the target zone at the
                       tolerance, in the sac, a root,  tolerance (2: within 3x)        right depth (4: in the zone)
                       a vessel or a disc, or none
+                      ablation: no lesion (2: a       ablation: parallel or half      ablation: parallel, the
+                      lesion, neither)                the nerve covered               nerve covered (4: half)
 economy of motion     more redirections than the      redirections within the         one pass (4: one redirection)
                       tolerance + 2, or a path over   tolerance and a path within     and a path within 1.2x the
                       3x the expert's                 2x the expert's                 expert's (4: 1.5x)
@@ -43,6 +45,7 @@ from pydantic import BaseModel
 from anatomy_models.structures import in_group
 from scoring.checklist import IMAGING_ITEMS, ChecklistItem, Evidence, checklist_points, in_words
 from scoring.expert import ExpertComparison
+from scoring.grade import COVERAGE_GOOD, COVERAGE_ON_TARGET, PARALLEL_GOOD_DEG
 from scoring.metrics import NEEDLE_MOVES, Metrics
 from scoring.proximity import NearMiss
 from scoring.safety import Flag
@@ -155,6 +158,8 @@ def _needle_placement(attempt: Attempt, metrics: Metrics) -> RatingItem:
         return _rated("needle_placement", 1,
                       f"the tip ended in {in_words(final.tip_structure)}, where no needle belongs",
                       _evidence(moves[-1:]))
+    if metrics.nerve_coverage is not None:
+        return _lesion_placement(attempt, metrics)
     depth_ok = metrics.depth_error_mm is not None and abs(metrics.depth_error_mm) <= tolerances.depth_mm
     tip = metrics.tip_to_target_mm
     if metrics.in_zone:
@@ -165,6 +170,23 @@ def _needle_placement(attempt: Attempt, metrics: Metrics) -> RatingItem:
     reason = (f"tip {tip:.1f} mm from the target ({'in' if metrics.in_zone else 'outside'} the zone), depth error "
               f"{depth} on the {metrics.depth_view} (tolerances {tolerances.tip_mm:g} / {tolerances.depth_mm:g} mm)")
     return _rated("needle_placement", score, reason, _evidence(moves[-1:]))
+
+
+def _lesion_placement(attempt: Attempt, metrics: Metrics) -> RatingItem:
+    """An ablation's placement is judged by its lesions: the cannula parallel to the nerve, and how much of the
+    nerve's course they covered (clinical.md §2.5), not by where the tip ended after the last reposition."""
+    lesions = [s for s in attempt.steps if s.action.type == "lesion"]
+    if not lesions:
+        return _rated("needle_placement", 1, "no lesion was made", [])
+    parallel = metrics.cannula_nerve_angle_deg <= PARALLEL_GOOD_DEG
+    covered = metrics.nerve_coverage
+    if parallel:
+        score = 5 if covered >= COVERAGE_GOOD else 4 if covered >= COVERAGE_ON_TARGET else 3
+    else:
+        score = 3 if covered >= COVERAGE_ON_TARGET else 2
+    reason = (f"the cannula {metrics.cannula_nerve_angle_deg:.0f}° from the nerve at a lesion, {100 * covered:.0f}% of "
+              f"the nerve's course covered by {len(lesions)} lesion(s)")
+    return _rated("needle_placement", score, reason, _evidence(lesions[:2]))
 
 
 def _economy_of_motion(attempt: Attempt, metrics: Metrics, comparison: ExpertComparison) -> RatingItem:

@@ -207,6 +207,14 @@ def metric_rows(report: Report) -> list[tuple[str, str]]:
     if m.loss_of_resistance_confirmed is not None:
         rows.insert(14, ("Loss of resistance confirmed", f"{yes[m.loss_of_resistance_confirmed]} "
                                                           f"({m.loss_of_resistance_checks} checks)"))
+    if m.nerve_coverage is not None:
+        rows[2:2] = [
+            ("Nerve covered by the lesions", f"{100 * m.nerve_coverage:.0f}% ({m.lesions} lesion(s))"),
+            ("Cannula to nerve angle", quantity_text(m.cannula_nerve_angle_deg, "°", 0) + " (parallel: within 20°)"),
+            ("Sensory / motor testing", f"concordant at ≤ 0.5 V: {yes[m.sensory_confirmed]}; motor test before every "
+                                        f"lesion: {yes[m.lesions_motor_tested]}; lesion after a leg twitch: "
+                                        f"{yes[m.lesioned_after_leg_twitch]}"),
+        ]
     return rows
 
 

@@ -29,6 +29,10 @@ flag                           severity  when
                                          or, transforaminal, the tip more than 2 mm ventral to the
                                          posterior vertebral-body line as the lateral view shows it (§3)
 ``wrong_level``                major     the final tip is on target at a neighbouring level (§3)
+``ventral_ramus_lesion``       critical  an RF lesion reaching within 1 mm of a ventral ramus or root, or made
+                                         where motor stimulation had twitched the leg (§2.5 [S39][S43])
+``lesion_without_motor_test``  critical  an RF lesion with no motor stimulation at that cannula position
+                                         before it (§2.5 [S39]: the leg-twitch test is the safety check)
 ``vessel_puncture``            minor     the tip entered a vessel (blood at the hub or not) without an injection
 ``repeated_bone_contact``      minor     more bone contacts than the rubric's tolerance
 ``excessive_shots``            minor     more fluoroscopy shots than the scenario's limit (§6.3)
@@ -66,11 +70,11 @@ from pydantic import BaseModel
 from anatomy_models.anatomy import Anatomy
 from anatomy_models.errors import SpinesimError
 from anatomy_models.structures import LEVELS, clinical_name, in_group, level_below
-from scenarios.schema import Scenario, TargetSpec
-from scoring.metrics import INJECTIONS, VASCULAR_PATTERNS, Metrics, contrast_runs
+from scenarios.schema import NERVE_PROCEDURES, RFA_NERVES, Scenario, TargetSpec
+from scoring.metrics import INJECTIONS, VASCULAR_PATTERNS, Metrics, contrast_runs, motor_tested
 from simulator.case.targets import target_for
 from simulator.needle.trace import AIR, Tracer
-from simulator.session.fold import AGENT_WORDS
+from simulator.session.fold import AGENT_WORDS, LESION_ROOT_MARGIN_MM
 from simulator.session.history import Attempt
 
 Severity = Literal["critical", "major", "minor"]
@@ -128,6 +132,7 @@ def safety_flags(attempt: Attempt, metrics: Metrics) -> list[Flag]:
     _unseen_injections(attempt, flags)
     _beyond_ventral(attempt, flags)
     _wrong_level(attempt, flags)
+    _ablation_flags(attempt, flags)
     limits, tolerances = scenario.limits, scenario.tolerances()
     if metrics.bone_contacts > tolerances.bone_contacts:
         flags.add("repeated_bone_contact", "minor", "Repeated bone contact",
@@ -391,6 +396,27 @@ def _posterior_body_line(anatomy: Anatomy, tracer: Tracer, level: str, groups: t
     return PosteriorLine(origin, frame, start, slab, boundary)
 
 
+def _ablation_flags(attempt: Attempt, flags: _Flags) -> None:
+    """A lesion at the ventral ramus (too close, or where the leg twitched) and a lesion never motor-tested."""
+    final = attempt.final
+    for lesion in final.lesions:
+        tested, leg = motor_tested(final, lesion)
+        gap_mm = lesion.root_mm - 0.5 * lesion.lesion.width_mm
+        if gap_mm < LESION_ROOT_MARGIN_MM:
+            reach = "took in" if gap_mm <= 0.0 else f"reached within {gap_mm:.1f} mm of"
+            flags.add("ventral_ramus_lesion", "critical", "Lesion at the ventral ramus",
+                      f"the {lesion.lesion.width_mm:.0f} mm wide lesion {reach} the ventral ramus / nerve root: "
+                      "a motor deficit and burning leg pain can follow", lesion.t)
+        elif leg:
+            flags.add("ventral_ramus_lesion", "critical", "Lesion at the ventral ramus",
+                      "a lesion was made where motor stimulation had twitched the leg: the ventral ramus was within "
+                      "reach of the heat", lesion.t)
+        if not tested:
+            flags.add("lesion_without_motor_test", "critical", "Lesion without motor testing",
+                      "a lesion was made with no motor stimulation (2 Hz) at that cannula position: nothing showed "
+                      "the ventral ramus was clear", lesion.t)
+
+
 def _wrong_level(attempt: Attempt, flags: _Flags) -> None:
     """The final tip on target at a neighbouring level (and not at its own)."""
     final, session = attempt.final, attempt.session
@@ -413,11 +439,12 @@ def _neighbouring_targets(scenario: Scenario) -> list[TargetSpec]:
     """The same target spec one level up and one level down (where such levels exist)."""
     spec = scenario.target
     found = []
-    if scenario.procedure == "medial_branch_block":
+    if scenario.procedure in NERVE_PROCEDURES:
         index = LEVELS.index(spec.nerve_level)
         for level in (LEVELS[i] for i in (index - 1, index + 1) if 0 <= i < len(LEVELS) - 1):
-            found.append(TargetSpec(nerve=f"{level} {'dorsal ramus' if level == 'L5' else 'medial branch'}",
-                                    side=spec.side))
+            nerve = f"{level} {'dorsal ramus' if level == 'L5' else 'medial branch'}"
+            if scenario.procedure == "medial_branch_block" or nerve in RFA_NERVES:
+                found.append(TargetSpec(nerve=nerve, side=spec.side))
         return found
     index = LEVELS.index(spec.level.split("-")[0])
     for upper in (LEVELS[i] for i in (index - 1, index + 1) if 0 <= i < len(LEVELS) - 1):

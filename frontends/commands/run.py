@@ -87,6 +87,10 @@ def _print_state(session) -> None:
         table.add_row("tip (LPS mm)", user_text(state["needle"]["tip"]))
         table.add_row("depth (mm)", user_text(state["needle"]["depth_mm"]))
     table.add_row("target", user_text(session.target.description))
+    lesions = [e for e in session.events if e.kind == "lesion"]
+    if lesions:
+        table.add_row("lesions", user_text(f"{len(lesions)}, {100 * lesions[-1].data['coverage']:.0f}% of the nerve's "
+                                           "course covered"))
     table.add_row("unsafe events", user_text(", ".join(e.kind for e in session.unsafe_events()) or "none"))
     out.print(table)
 

@@ -25,6 +25,8 @@ _TEMPLATE_PARTS = {
     "facet_intra_articular": ("{level: L4-L5, side: left}", "{kind: quincke, gauge: 22, length_in: 3.5}  # §2.3", "false"),
     "medial_branch_block": ("{nerve: L4 medial branch, side: left}   # or e.g. 'L5 dorsal ramus'",
                             "{kind: quincke, gauge: 22, length_in: 3.5}  # §2.4", "false"),
+    "radiofrequency_ablation": ("{nerve: L4 medial branch, side: left}   # L3/L4 medial branch or 'L5 dorsal ramus'",
+                                "{kind: rf_cannula, gauge: 18, length_mm: 100, active_tip_mm: 10}  # §2.5", "false"),
 }
 
 TEMPLATE = """\

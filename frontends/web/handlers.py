@@ -35,7 +35,7 @@ from simulator.session.fold import READING_WORDS
 REQUESTS = {"start_attempt": 1, "resume_attempt": 1, "new_attempt": 0, "finish": 0, "abandon": 0, "hint": 0, "shot": 0,
             "live": 1,
             "dsa": 1, "move_carm": 2, "preset": 1, "pick": 4, "align_beam": 0, "nudge": 4, "insert": 3, "redirect": 3,
-            "advance": 1, "withdraw": 1, "lor": 0, "inject": 1, "read_contrast": 1, "medicate": 2, "probe_view": 1, "probe_move": 4,
+            "advance": 1, "withdraw": 1, "lor": 0, "inject": 1, "read_contrast": 1, "medicate": 2, "stimulate": 2, "lesion": 2, "probe_view": 1, "probe_move": 4,
             "probe_settings": 3, "us_pick": 4, "insert_in_plane": 1, "open_attempt": 1, "preview": 1,
             "scenario_view": 1, "replay_view": 1, "review_view": 2, "explain_case": 1, "play_run": 0}
 
@@ -280,6 +280,15 @@ class Handlers:
     def medicate(self, ml, agent) -> None:
         """The injectate (not radio-opaque): ``agent`` one of simulator.session.actions.AGENTS."""
         self._act({"type": "inject_medication", "ml": number(ml, "injectate volume"), "agent": agent})
+
+    def stimulate(self, mode, volts) -> None:
+        """RF stimulation through the cannula: ``mode`` sensory (50 Hz) or motor (2 Hz) at ``volts``."""
+        self._act({"type": "stimulate", "mode": mode, "volts": number(volts, "stimulation voltage")})
+
+    def lesion(self, temperature_c, seconds) -> None:
+        """An RF heat lesion at ``temperature_c`` for ``seconds``."""
+        self._act({"type": "lesion", "temperature_c": number(temperature_c, "lesion temperature"),
+                   "seconds": number(seconds, "lesion time")})
 
     # ------------------------------------------------------------------ ultrasound
     def _probe_now(self):

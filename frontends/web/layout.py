@@ -231,6 +231,7 @@ def _simulator(ctrl) -> None:
             with v3.VCol(cols=12, md=("us_allowed ? 3 : 4",)):
                 _needle_card(ctrl)
                 _syringe_card(ctrl)
+                _rf_card(ctrl)
                 with _section("Events"):
                     _events_list("events", "events")
 
@@ -515,6 +516,29 @@ def _syringe_card(ctrl) -> None:
             v3.VBtn("Inject medication", id="medicate", color="teal", variant="flat",
                     click=(ctrl.medicate, "[medication_ml, medication_agent]"),
                     disabled=("busy || !attempt_active || !needle_in",))
+
+
+def _rf_card(ctrl) -> None:
+    """The RF generator of a radiofrequency ablation: sensory (50 Hz) and motor (2 Hz) stimulation, and the lesion."""
+    busy = "busy || !attempt_active || !needle_in"
+    with _section("RF generator", v_if="rf_allowed", id="rf-card"):
+        with v3.VCardText(classes="pb-1"):
+            html.Div("{{ rf_text || '—' }}", classes="text-body-2 mb-2", id="rf-text")
+            v3.VTextField(v_model=("stim_volts",), type="number", step="0.1", label="Stimulation (V)",
+                          density="compact", id="stim-volts", hide_details=True)
+        with v3.VCardActions():
+            v3.VBtn("Sensory 50 Hz", id="stim-sensory", variant="tonal",
+                    click=(ctrl.stimulate, "['sensory', stim_volts]"), disabled=(busy,))
+            v3.VBtn("Motor 2 Hz", id="stim-motor", variant="tonal", click=(ctrl.stimulate, "['motor', stim_volts]"),
+                    disabled=(busy,))
+        with v3.VCardText(classes="pb-1 d-flex"):
+            v3.VTextField(v_model=("lesion_temperature",), type="number", step="1", label="°C", density="compact",
+                          id="lesion-temperature", hide_details=True, classes="mr-2")
+            v3.VTextField(v_model=("lesion_seconds",), type="number", step="10", label="s", density="compact",
+                          id="lesion-seconds", hide_details=True)
+        with v3.VCardActions():
+            v3.VBtn("Lesion", id="lesion", color="deep-orange-darken-2", variant="flat",
+                    click=(ctrl.lesion, "[lesion_temperature, lesion_seconds]"), disabled=(busy,))
 
 
 # --------------------------------------------------------------------------- report

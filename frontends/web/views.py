@@ -41,6 +41,7 @@ _SHOWN_ELSEWHERE = {"probe_placed", "hint_shown"}
 ATTEMPT_FIELDS = {"needle_left": 0.0, "needle_cranial": 0.0, "bevel_roll_deg": 0, "step_mm": 5.0, "contrast_ml": 1.0,
                   "live_seconds": 3.0,
                   "contrast_reading": None, "medication_ml": 2.0, "medication_agent": "steroid_nonparticulate",
+                  "stim_volts": 0.5, "lesion_temperature": 80.0, "lesion_seconds": 90.0,
                   "us_step_mm": 2.0,
                   "us_step_deg": 5.0, "us_entry_end": "right"}
 
@@ -61,6 +62,7 @@ def initial_state(user: User, catalogue: Catalogue, first: str) -> dict:
         "contrast_given": False,
         "contrast_reading_items": [{"title": words[0].upper() + words[1:], "value": reading}
                                    for reading, words in READING_WORDS.items()],
+        "rf_allowed": False, "rf_text": "",
         "medication_agents": [{"title": AGENT_WORDS[agent], "value": agent} for agent in AGENTS],
         "hints_shown": [], "hints_left": 0, "events": [],
         "us_allowed": False, "us_src": "", "us_caption": "", "us_aspect": "1 / 1", "us_views": list(PROBE_VIEWS),
@@ -101,11 +103,10 @@ def scenario_view(scenario: Scenario) -> dict:
     return {"scenario": {"title": scenario.title, "brief": scenario.brief, "difficulty": scenario.difficulty,
                          "objectives": list(scenario.objectives),
                          "procedure": scenario.procedure.replace("_", " "),
-                         "needle": f"{scenario.needle.kind.replace('_', ' ').title()} {scenario.needle.gauge} G, "
-                                   f"{scenario.needle.spec().length_mm:.0f} mm",
+                         "needle": needle_words(scenario),
                          "imaging": ", ".join(imaging)},
             "dsa_allowed": scenario.imaging.dsa, "us_allowed": scenario.imaging.ultrasound,
-            "trame__title": page_title(scenario)}
+            "trame__title": page_title(scenario), "rf_allowed": scenario.needle.kind == "rf_cannula"}
 
 
 def page_title(scenario: Scenario) -> str:
@@ -118,6 +119,25 @@ def page_title(scenario: Scenario) -> str:
     'spinesim · ...'
     """
     return f"spinesim · {scenario.title}"
+
+
+# The needle kinds as a clinician names them.
+NEEDLE_WORDS = {"tuohy": "Tuohy", "quincke": "Quincke", "rf_cannula": "RF cannula"}
+
+
+def needle_words(scenario: Scenario) -> str:
+    """The needle on the case card: kind, gauge, length, and an RF cannula's active tip.
+
+    Examples
+    --------
+    >>> from scenarios.schema import load_scenario
+    >>> needle_words(load_scenario("rfa-l4-medial-branch-left")), needle_words(load_scenario("tfesi-default"))
+    ('RF cannula 18 G, 100 mm, 10 mm active tip', 'Quincke 22 G, 89 mm')
+    """
+    spec = scenario.needle.spec()
+    curved = "curved " if spec.curved_tip else ""
+    tip = f", {spec.active_tip_mm:g} mm {curved}active tip" if spec.kind == "rf_cannula" else ""
+    return f"{NEEDLE_WORDS[spec.kind]} {spec.gauge} G, {spec.length_mm:.0f} mm{tip}"
 
 
 def resume_view(unfinished: StoredAttempt | None) -> dict:
@@ -150,6 +170,8 @@ def attempt_view(attempt: LiveAttempt, events: Sequence[Event] = (), *, needle_m
     for event in events:
         if event.kind == "loss_of_resistance":
             view["lor_text"] = event.message
+        if event.kind in ("stimulation", "lesion"):
+            view["rf_text"] = event.message
     alerts = [e for e in events if e.kind in _ALERT_KINDS and e.perceived]
     if needle_moved and not alerts:
         view["alert_show"] = False

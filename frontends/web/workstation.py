@@ -59,7 +59,7 @@ HEAVY_WORK_S = 0.3
 # The clicks (controller methods of the page, named as frontends.web.layout calls them): each runs its
 # handler in a worker thread. ``new_attempt`` only changes the state, at once.
 _CLICKS = ("start_attempt", "resume_attempt", "shot", "live", "dsa", "move_carm", "preset", "pick", "align_beam",
-           "nudge", "abandon", "insert", "redirect", "advance", "withdraw", "lor", "inject", "read_contrast", "medicate",
+           "nudge", "abandon", "insert", "redirect", "advance", "withdraw", "lor", "inject", "read_contrast", "medicate", "stimulate", "lesion",
            "finish",
            "open_attempt", "preview", "hint", "probe_view", "probe_move", "probe_settings", "us_pick",
            "insert_in_plane", "explain_case", "play_run")

@@ -30,6 +30,7 @@ from scenarios.needles import NeedleSpec
 from scenarios.schema import Scenario
 from simulator.case.targets import UNSAFE_GROUPS, UNSAFE_TISSUES, Target, View
 from simulator.imaging.carm import gun_barrel
+from simulator.needle.ablation import MOTOR_TEST_V, SENSORY_CRITERION_V
 from simulator.needle.shaft import Needle
 from simulator.needle.trace import AIR, BONE_STANDOFF_MM, Trace, Tracer
 
@@ -58,7 +59,16 @@ EXPERT_READING = {"interlaminar_epidural": "epidural", "transforaminal_epidural"
 EXPERT_INJECTATE = {"interlaminar_epidural": (3.0, "steroid_nonparticulate"),
                     "transforaminal_epidural": (2.0, "steroid_nonparticulate"),
                     "facet_intra_articular": (0.5, "steroid_nonparticulate"),
-                    "medial_branch_block": (0.5, "local_anaesthetic")}
+                    "medial_branch_block": (0.5, "local_anaesthetic"),
+                    "radiofrequency_ablation": (1.0, "local_anaesthetic")}
+# The expert's ablation (clinical.md §2.5 [S39][S40][S43]): sensory stimulation at the 0.5 V criterion, motor
+# at 2 V (multifidus, no leg), 0.5-1 mL local anaesthetic, a lesion at 80 °C for 90 s; then the cannula
+# drawn back along the groove by half its active tip, motor tested again, and a second lesion [ED: the
+# half-tip step makes the two lesions overlap and reach further along the nerve].
+EXPERT_SENSORY_V = SENSORY_CRITERION_V
+EXPERT_MOTOR_V = MOTOR_TEST_V
+EXPERT_LESION = {"temperature_c": 80.0, "seconds": 90.0}
+REPOSITION_FRACTION = 0.5
 
 
 @dataclass(frozen=True)
@@ -223,7 +233,8 @@ def expert_actions(scenario: Scenario, target: Target, trajectory: Trajectory) -
     images, switch to the depth view (and, for the interlaminar approach, check loss of resistance
     in the ligamentum flavum and again in the epidural space), test with contrast under live
     fluoroscopy (DSA where the scenario allows it), name its pattern, check the spread on AP, give the injectate
-    (:data:`EXPERT_INJECTATE`), finish.
+    (:data:`EXPERT_INJECTATE`), finish. A radiofrequency ablation instead stimulates, anaesthetises and
+    makes two lesions (:func:`_ablate`).
     """
     clock = _Clock()
     actions: list[dict] = []
@@ -266,6 +277,9 @@ def expert_actions(scenario: Scenario, target: Target, trajectory: Trajectory) -
     if scenario.procedure == "interlaminar_epidural":
         add("check_loss_of_resistance", 3.0)
     shot()
+    if scenario.procedure == "radiofrequency_ablation":
+        _ablate(add, shot, scenario, alignment)
+        return actions
     mode = "dsa" if scenario.imaging.dsa else "live"
     add("inject_contrast", 5.0, ml=EXPERT_CONTRAST_ML[scenario.procedure])
     add("fluoro_shot", 0.5, mode=mode, seconds=3.0)
@@ -276,6 +290,22 @@ def expert_actions(scenario: Scenario, target: Target, trajectory: Trajectory) -
     add("inject_medication", 5.0, ml=ml, agent=agent)
     add("finish", 5.0)
     return actions
+
+
+def _ablate(add: Callable, shot: Callable, scenario: Scenario, alignment: View) -> None:
+    """The expert's stimulation, anaesthesia and two lesions (:data:`EXPERT_LESION`) at a placed RF cannula."""
+    add("set_carm", 5.0, **alignment.to_json())
+    shot()
+    add("stimulate", 5.0, mode="sensory", volts=EXPERT_SENSORY_V)
+    add("stimulate", 5.0, mode="motor", volts=EXPERT_MOTOR_V)
+    ml, agent = EXPERT_INJECTATE[scenario.procedure]
+    add("inject_medication", 5.0, ml=ml, agent=agent)
+    add("lesion", 60.0, **EXPERT_LESION)
+    add("withdraw", 95.0, mm=round(REPOSITION_FRACTION * scenario.needle.active_tip_mm, 3))
+    shot()
+    add("stimulate", 5.0, mode="motor", volts=EXPERT_MOTOR_V)
+    add("lesion", 5.0, **EXPERT_LESION)
+    add("finish", 95.0)
 
 
 class _Clock:

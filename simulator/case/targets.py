@@ -26,6 +26,11 @@ medial branch block         ``{L+1}.SAP_TP_junction.{s}`` for the L1-L4        w
                             dorsal bone surface met along the approach (the
                             nerve runs on it, under the mamillo-accessory
                             ligament)
+radiofrequency ablation     the same junction, met on bone along the caudal-   the active tip along the
+                            oblique approach (§2.5 [S39]); the nerve's course  nerve: the tip within
+                            is the segment :data:`NERVE_COURSE_MM` long from   :data:`ALONG_NERVE_MM` of
+                            there along the groove (``Target.nerve_course``)   its course (§6.3 [ED]:
+                                                                               within 5 mm of the line)
 ==========================  =================================================  =========================
 
 The approach gives the textbook needle direction (a cone the expert planner searches) and the C-arm
@@ -45,9 +50,10 @@ from anatomy_models.errors import SpinesimError
 from anatomy_models.structures import in_group, level_below
 from scenarios.poses import CArmPose
 from scenarios.schema import Scenario, TargetSpec
-from simulator.imaging.carm import (CArm, contralateral_oblique, ipsilateral_oblique, lateral, scotty_dog,
+from simulator.imaging.carm import (CArm, contralateral_oblique, gun_barrel, ipsilateral_oblique, lateral, scotty_dog,
                                     square_endplate)
 from simulator.needle.contrast import in_epidural_compartment
+from simulator.needle.shaft import Needle
 from simulator.needle.trace import BONE_STANDOFF_MM, Tracer
 
 # Facet joint angle from the sagittal plane by interspace, degrees (clinical.md §4.6 [ED],
@@ -152,6 +158,9 @@ class Target:
     entry_radius_mm : float
         Radius of the skin region the cone of textbook directions enters through, mm (the depth
         times the tangent of the cone's half-angle): where to prep and puncture.
+    nerve_course : tuple of two arrays (3,), optional
+        Radiofrequency ablation: the treated nerve's course in the groove, (cranial end at the target
+        point, caudal end), LPS mm.
     """
 
     procedure: str
@@ -165,13 +174,24 @@ class Target:
     landmark: str | None = None
     entry_point: np.ndarray | None = None
     entry_radius_mm: float = 0.0
+    nerve_course: tuple[np.ndarray, np.ndarray] | None = None
+
+    @property
+    def nerve_direction(self) -> np.ndarray | None:
+        """Unit direction of the nerve's course from its caudal end to its cranial end (the way a
+        parallel cannula points), None without a nerve course."""
+        if self.nerve_course is None:
+            return None
+        span = self.nerve_course[0] - self.nerve_course[1]
+        return span / np.linalg.norm(span)
 
     def to_json(self) -> dict:
+        course = None if self.nerve_course is None else [np.round(p, 3).tolist() for p in self.nerve_course]
         return {"procedure": self.procedure, "description": self.description,
                 "point": np.round(self.point, 3).tolist(), "zone_radius_mm": self.zone.radius_mm,
                 "landmark": self.landmark, "views": [v.to_json() for v in self.views],
                 "entry_point": None if self.entry_point is None else np.round(self.entry_point, 3).tolist(),
-                "entry_radius_mm": round(self.entry_radius_mm, 3)}
+                "entry_radius_mm": round(self.entry_radius_mm, 3)} | ({"nerve_course": course} if course else {})
 
 
 def needle_direction(oblique_deg: float, side_sign: float, cranial_deg: float, medial_deg: float = 0.0) -> np.ndarray:
@@ -204,6 +224,7 @@ def target_for(scenario: Scenario, anatomy: Anatomy, tracer: Tracer) -> Target:
         "transforaminal_epidural": _transforaminal,
         "facet_intra_articular": _facet,
         "medial_branch_block": _medial_branch,
+        "radiofrequency_ablation": _ablation,
     }
     target = builders[scenario.procedure](scenario, spec, anatomy, tracer)
     depth = tracer.body_exit_depth(target.point, target.textbook_direction)
@@ -409,3 +430,57 @@ def _medial_branch(scenario: Scenario, spec: TargetSpec, anatomy: Anatomy, trace
     return Target(scenario.procedure, f"{spec.side} {spec.nerve} at the {below} {junction} junction", point, zone,
                   direction, 25.0, views, on_bone=True, landmark=name)
 
+
+
+# The SIS parallel approach (clinical.md §2.5 [S39]): from a squared AP, ~20 deg ipsilateral oblique (none
+# for the L5 dorsal ramus, where the iliac crest is in the way) and 40-45 deg caudal tilt; the cannula
+# comes from below and lies along the groove. On the ala the dorsal slope of the sacrum below it leaves
+# less room: past ~27 deg of tilt the modelled S1 lamina stops the cannula short of the groove, so the
+# L5 dorsal ramus is approached with 25 deg [ED]. The groove's course is modelled as that line: the nerve
+# runs from where it crosses the TP's (the ala's) upper border, the target point, caudally, dorsally and
+# medially along the groove toward the mamillo-accessory ligament [S3].
+RFA_OBLIQUE_DEG = 20.0
+RFA_CAUDAL_TILT_DEG = {"SAP-TP": 42.5, "SAP-ala": 25.0}
+# The textbook line the caudal-oblique view looks down, from this far out to the target (mm).
+GUN_BARREL_DEPTH_MM = 50.0
+# The length of the nerve in the groove that a lesion can reach, mm [ED]: longer than one 10 mm lesion
+# (so a second lesion after repositioning adds to the first, §2.5 [S42]).
+NERVE_COURSE_MM = 15.0
+# The tip is on target anywhere along the nerve's course within this distance of it (mm): the cannula
+# drawn back along the groove for a second lesion is still on target (clinical.md §6.3 [ED]: within 5 mm).
+ALONG_NERVE_MM = 5.0
+# A cannula within this angle of the nerve's course lies parallel to it (clinical.md §6.3 [ED]: <= 20 deg).
+PARALLEL_DEG = 20.0
+
+
+def _ablation(scenario: Scenario, spec: TargetSpec, anatomy: Anatomy, tracer: Tracer) -> Target:
+    block = _medial_branch(scenario, spec, anatomy, tracer)
+    sign = _side_sign(spec.side)
+    below = level_below(spec.nerve_level)
+    oblique = 0.0 if below == "S1" else RFA_OBLIQUE_DEG
+    tilt = RFA_CAUDAL_TILT_DEG["SAP-ala" if "ala" in block.landmark else "SAP-TP"]
+    direction = needle_direction(oblique, sign, tilt)
+    landmark = anatomy.landmark(block.landmark)
+    point = _bone_surface_near(tracer, landmark, direction)
+    point = block.point if point is None else point
+    ap = _ap_view(anatomy, below, below)
+    # The trajectory view looks down the textbook line (the C-arm tilted caudally and turned to the side):
+    # a cannula placed along it is a dot on the groove.
+    caudal = View(f"caudal-oblique {oblique:g} deg, tilt {tilt:g} deg",
+                  gun_barrel(Needle(point - GUN_BARREL_DEPTH_MM * direction, direction, GUN_BARREL_DEPTH_MM)))
+    views = (ap, caudal, View("lateral", lateral(anatomy, below, _side(sign))))
+    course = (point, point - NERVE_COURSE_MM * direction)
+    zone = Zone(0.5 * (course[0] + course[1]), 0.5 * NERVE_COURSE_MM + ALONG_NERVE_MM,
+                compartment=partial(_near_segment, course, ALONG_NERVE_MM))
+    description = block.description.replace(spec.nerve, f"{spec.nerve} groove", 1)
+    return Target(scenario.procedure, description, point, zone, direction, 10.0, views, on_bone=True,
+                  landmark=block.landmark, nerve_course=course)
+
+
+def _near_segment(segment: tuple[np.ndarray, np.ndarray], limit_mm: float, point: np.ndarray, structure: str,
+                  tissue: str) -> bool:
+    """Whether ``point`` lies within ``limit_mm`` of the segment (a :class:`Zone` compartment test)."""
+    start, end = segment
+    span = end - start
+    t = float(np.clip(np.dot(np.asarray(point) - start, span) / np.dot(span, span), 0.0, 1.0))
+    return float(np.linalg.norm(np.asarray(point) - (start + t * span))) <= limit_mm

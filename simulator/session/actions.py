@@ -45,6 +45,9 @@ Actions
 ``inject_medication`` ``ml`` of the therapeutic injectate at the tip, ``agent`` one of :data:`AGENTS`
                   (clinical.md §2.2, §2.4); not radio-opaque: no image shows it.
 ``check_loss_of_resistance`` a press on the loss-of-resistance syringe.
+``stimulate``     RF cannula only: ``mode`` sensory (50 Hz) | motor (2 Hz) at ``volts``; the patient's
+                  response (:mod:`simulator.needle.ablation`).
+``lesion``        RF cannula only: a heat lesion at ``temperature_c`` for ``seconds`` around the active tip.
 ``show_hint``     the trainee reveals the scenario's next hint (part of the attempt: scoring may
                   deduct for it, see ``Rubric.hint_deduction``).
 ``finish``        the trainee declares the attempt done.
@@ -65,6 +68,7 @@ from pydantic import BaseModel, ConfigDict, Field, Strict, TypeAdapter, Validati
 from anatomy_models.errors import SpinesimError, quoted
 from scenarios.poses import (CArmPose, Number, Point, PrimaryDeg, ProbeDepthMm, ProbeFrequencyMhz, ProbeGainDb,
                              ProbeKind, ProbePose, ProbeViewName, SecondaryDeg, ShortName)
+from simulator.needle.ablation import SECONDS_RANGE, TEMPERATURE_RANGE_C
 
 LOG_FORMAT_VERSION = 1
 PoseT = TypeVar("PoseT", CArmPose, ProbePose)
@@ -201,6 +205,22 @@ class CheckLossOfResistance(_Action):
     type: Literal["check_loss_of_resistance"] = "check_loss_of_resistance"
 
 
+class Stimulate(_Action):
+    """RF stimulation through the cannula: sensory at 50 Hz or motor at 2 Hz (clinical.md §2.5)."""
+
+    type: Literal["stimulate"] = "stimulate"
+    mode: Literal["sensory", "motor"]
+    volts: Annotated[float, Field(gt=0.0, le=5.0), Number]
+
+
+class Lesion(_Action):
+    """A radiofrequency heat lesion (clinical.md §2.5: 80-85 °C, 90 s a cycle [S39][S40])."""
+
+    type: Literal["lesion"] = "lesion"
+    temperature_c: Annotated[float, Field(ge=TEMPERATURE_RANGE_C[0], le=TEMPERATURE_RANGE_C[1]), Number] = 80.0
+    seconds: Annotated[float, Field(ge=SECONDS_RANGE[0], le=SECONDS_RANGE[1]), Number] = 90.0
+
+
 class ShowHint(_Action):
     type: Literal["show_hint"] = "show_hint"
 
@@ -210,11 +230,11 @@ class Finish(_Action):
 
 
 Action = Annotated[Union[PlaceNeedle, Advance, Withdraw, Redirect, SetCarm, FluoroShot, PlaceProbe, InjectContrast,
-                         ReadContrast, InjectMedication, CheckLossOfResistance, ShowHint, Finish],
+                         ReadContrast, InjectMedication, CheckLossOfResistance, Stimulate, Lesion, ShowHint, Finish],
                    Field(discriminator="type")]
 ACTION_TYPES: tuple[str, ...] = ("place_needle", "advance", "withdraw", "redirect", "set_carm", "fluoro_shot",
                                  "place_probe", "inject_contrast", "read_contrast", "inject_medication",
-                                 "check_loss_of_resistance", "show_hint", "finish")
+                                 "check_loss_of_resistance", "stimulate", "lesion", "show_hint", "finish")
 _ADAPTER: TypeAdapter = TypeAdapter(Action)
 
 

@@ -44,6 +44,12 @@ kind                      severity  when
                                     as for contrast
 ``capsule_rupture``       warning   more than the facet capsule holds was injected, contrast and
                                     injectate together (§2.3: ≤1-1.5 mL in all)
+``stimulation``           info /    RF stimulation (``mode`` sensory or motor, ``volts``): what the patient
+                          warning   feels or what twitches (``back``, ``leg``, ``nerve_mm``, ``root_mm``,
+                                    :mod:`simulator.needle.ablation`); a warning when the leg responds
+``lesion``                info /    an RF heat lesion (``temperature_c``, ``seconds``, ``coverage`` of the
+                          unsafe    nerve's course so far, ``root_mm``); unsafe when it reaches within
+                                    :data:`LESION_ROOT_MARGIN_MM` of a ventral ramus or root
 ``carm_moved``            info      new C-arm pose
 ``fluoro_shot``           info      an exposure (``shot`` number, cumulative ``fluoro_seconds``)
 ``probe_placed``          info      new ultrasound probe pose or settings
@@ -81,6 +87,7 @@ from simulator.imaging.carm import CArm
 from simulator.imaging.dose import beam_seconds
 from simulator.imaging.probe import Probe
 from simulator.imaging.ultrasound import GEL_MM
+from simulator.needle.ablation import Lesion, active_segment, coverage, lesion_at, segment_distance_mm, stimulate
 from simulator.needle.contrast import MODELS as CONTRAST_MODELS
 from simulator.needle.contrast import ContrastSpread, compartment_at, contrast_volume, inject, is_artery
 from simulator.needle.hub import blood_shows
@@ -111,6 +118,9 @@ SUBCUTANEOUS_MARGIN_MM = 1.0
 # ... but never shallower than this (mm): the needle must stay in the skin to be steered [ED].
 MIN_STEERING_DEPTH_MM = 3.0
 SUBCUTANEOUS = ("skin", "fat")
+# A lesion whose edge comes within this distance (mm) of a ventral ramus or root can injure it: the
+# motor test's leg twitch is there to catch it (clinical.md §2.5 [S39][S43]) [ED: 1 mm beyond the lesion].
+LESION_ROOT_MARGIN_MM = 1.0
 # Events the trainee does not perceive as they happen (see the module docstring).
 UNPERCEIVED = frozenset({"target_reached", "target_left", "joint_entered", "dural_puncture", "cauda_equina_contact",
                          "root_penetration", "vessel_puncture", "intradiscal"})
@@ -178,6 +188,47 @@ class Reading:
 
 
 @dataclass(frozen=True)
+class Stimulation:
+    """One RF stimulation: when, its mode and volts, the needle pose it was given at (entry, direction,
+    depth, so a lesion can tell whether the cannula moved since), and the response."""
+
+    t: float
+    mode: str
+    volts: float
+    pose: tuple[float, ...]
+    back: bool
+    leg: bool
+    nerve_mm: float
+    root_mm: float
+
+    def to_json(self) -> dict:
+        return {"t": self.t, "mode": self.mode, "volts": self.volts, "back": self.back, "leg": self.leg,
+                "nerve_mm": round(self.nerve_mm, 4), "root_mm": round(min(self.root_mm, 1e6), 4)}
+
+
+@dataclass(frozen=True)
+class LesionMade:
+    """One RF lesion: when, at what temperature and for how long, the needle pose, the lesion, and the
+    closest ventral ramus or root to the active tip (mm)."""
+
+    t: float
+    temperature_c: float
+    seconds: float
+    pose: tuple[float, ...]
+    lesion: Lesion
+    root_mm: float
+
+    def to_json(self) -> dict:
+        return {"t": self.t, "temperature_c": self.temperature_c, "seconds": self.seconds,
+                "root_mm": round(min(self.root_mm, 1e6), 4)} | self.lesion.to_json()
+
+
+def needle_pose(needle: Needle) -> tuple[float, ...]:
+    """The needle's entry, direction and depth as one tuple (equal poses: the needle has not moved)."""
+    return tuple(np.round(np.concatenate([needle.entry, needle.direction, [needle.depth_mm]]), 6).tolist())
+
+
+@dataclass(frozen=True)
 class SessionState:
     """Everything the attempt has come to after some actions.
 
@@ -208,6 +259,8 @@ class SessionState:
     injections: tuple[Injection, ...] = ()
     readings: tuple[Reading, ...] = ()
     medications: tuple[Injection, ...] = ()
+    stimulations: tuple[Stimulation, ...] = ()
+    lesions: tuple[LesionMade, ...] = ()
     hints_shown: int = 0
     finished: bool = False
 
@@ -229,7 +282,9 @@ class SessionState:
             "readings": [r.to_json() for r in self.readings],
             "contrast_ml": round(sum(i.ml for i in self.injections), 4),
             "medications": [i.to_json() for i in self.medications],
-            "medication_ml": round(sum(i.ml for i in self.medications), 4), "hints_shown": self.hints_shown,
+            "medication_ml": round(sum(i.ml for i in self.medications), 4),
+            "stimulations": [s.to_json() for s in self.stimulations], "lesions": [m.to_json() for m in self.lesions],
+            "hints_shown": self.hints_shown,
             "finished": self.finished,
         }
 
@@ -623,6 +678,52 @@ class _Step:
                   verdict=right)
         return replace(state, readings=state.readings + (reading,))
 
+
+@dataclass(frozen=True)
+    def rf_cannula(self, state: SessionState) -> Needle:
+        """The needle, which must be an RF cannula in the patient with the scenario's nerve to treat."""
+        needle = self.needle_in(state)
+        if needle.spec.kind != "rf_cannula" or self.target.nerve_course is None:
+            raise SpinesimError(f"{self.action.type}: needs an RF cannula at a nerve to ablate",
+                                hint="stimulation and lesions belong to a radiofrequency ablation scenario")
+        return needle
+
+    def distances(self, needle: Needle) -> tuple[float, float]:
+        """(nerve, root) distances from the active tip, mm: to the treated nerve's course and to the
+        nearest ventral ramus or root."""
+        segment = active_segment(needle)
+        samples = segment[0] + np.linspace(0.0, 1.0, 9)[:, None] * (segment[1] - segment[0])
+        root_mm = float(np.min(self.tracer.nerve_root_distance(samples)))
+        return segment_distance_mm(segment, self.target.nerve_course), root_mm
+
+    def stimulate(self, state: SessionState) -> SessionState:
+        a = self.action
+        needle = self.rf_cannula(state)
+        nerve_mm, root_mm = self.distances(needle)
+        response = stimulate(a.mode, a.volts, nerve_mm, root_mm)
+        hz = "50 Hz" if a.mode == "sensory" else "2 Hz"
+        self.emit("stimulation", "warning" if response.leg else "info",
+                  f"{a.mode} stimulation at {a.volts:g} V ({hz}): {response.words}", **response.to_json())
+        record = Stimulation(a.t, a.mode, a.volts, needle_pose(needle), response.back, response.leg, nerve_mm, root_mm)
+        return replace(state, stimulations=state.stimulations + (record,))
+
+    def lesion(self, state: SessionState) -> SessionState:
+        a = self.action
+        needle = self.rf_cannula(state)
+        lesion = lesion_at(needle, a.temperature_c, a.seconds)
+        _, root_mm = self.distances(needle)
+        made = LesionMade(a.t, a.temperature_c, a.seconds, needle_pose(needle), lesion, root_mm)
+        lesions = state.lesions + (made,)
+        covered = coverage([m.lesion for m in lesions], self.target.nerve_course)
+        near_root = root_mm < 0.5 * lesion.width_mm + LESION_ROOT_MARGIN_MM
+        self.emit("lesion", "unsafe" if near_root else "info",
+                  f"lesion at {a.temperature_c:g} °C for {a.seconds:g} s "
+                  f"({lesion.width_mm:.0f} x {lesion.length_mm:.0f} mm)"
+                  + (": the patient cries out with pain shooting down the leg" if near_root else ""),
+                  temperature_c=a.temperature_c, seconds=a.seconds, coverage=round(covered, 4),
+                  root_mm=round(min(root_mm, 1e6), 4), near_root=near_root, **lesion.to_json())
+        return replace(state, lesions=lesions)
+
     def finish(self, state: SessionState) -> SessionState:
         self.emit("finished", "info", "attempt finished", in_target=state.in_target,
                   tip_to_target_mm=None if state.tip_to_target_mm is None else round(state.tip_to_target_mm, 4))
@@ -650,4 +751,10 @@ _STEPS = {
     act.PlaceProbe: _Step.place_probe, act.InjectContrast: _Step.inject, act.ReadContrast: _Step.read_contrast,
     act.InjectMedication: _Step.inject_medication,
     act.CheckLossOfResistance: _Step.check_resistance, act.ShowHint: _Step.show_hint, act.Finish: _Step.finish,
+
+
+@dataclass(frozen=True)
+    act.PlaceProbe: _Step.place_probe, act.InjectContrast: _Step.inject, act.InjectMedication: _Step.inject_medication,
+    act.CheckLossOfResistance: _Step.check_resistance, act.Stimulate: _Step.stimulate, act.Lesion: _Step.lesion,
+    act.ShowHint: _Step.show_hint, act.Finish: _Step.finish,
 }

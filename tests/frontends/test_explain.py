@@ -41,7 +41,8 @@ STORED_NAME = "jane-doe-1961"
 PIXELS = 160
 # One library case per procedure, with the words its page must contain.
 CASES = {"interlaminar_epidural": "ilesi-l3l4-right", "transforaminal_epidural": "tfesi-default",
-         "facet_intra_articular": "facet-l5s1-right", "medial_branch_block": "mbb-default"}
+         "facet_intra_articular": "facet-l5s1-right", "medial_branch_block": "mbb-default",
+         "radiofrequency_ablation": "rfa-l5-dorsal-ramus-right"}
 
 
 def _parts(attempt):

@@ -62,3 +62,14 @@ def test_a_logged_attempt_replays_with_its_seed_and_scenario_checked(tmp_path, c
     assert json.loads(capsys.readouterr().out)["state"]["in_target"]
     assert main(["run", "facet-default", "--anatomy", phantom_name, "--actions", str(log)]) == 1
     assert "attempt at scenario 'ilesi-default', not 'facet-default'" in capsys.readouterr().err
+
+
+def test_an_ablation_runs_from_the_command_line_with_its_stimulation_and_lesions(tmp_path, capsys, small_spine):
+    save_anatomy(small_spine, "rfa-spine")
+    expert = tmp_path / "rfa.jsonl"
+    assert main(["run", "rfa-l4-medial-branch-left", "--anatomy", "rfa-spine", "--expert", "-o", str(expert)]) == 0
+    capsys.readouterr()
+    assert main(["run", "rfa-l4-medial-branch-left", "--anatomy", "rfa-spine", "--actions", str(expert)]) == 0
+    printed = capsys.readouterr().out
+    assert "the multifidus twitches" in printed and "lesion at 80 °C for 90 s" in printed
+    assert "2, 100% of the nerve's course covered" in printed

@@ -56,6 +56,28 @@ def test_the_syringe_gives_the_contrast_test_and_the_injectate_apart(patient, st
     assert "2 mL of local anaesthetic injected" in messages and not any("it went" in m for m in messages)
 
 
+def test_the_rf_generator_stimulates_and_lesions_where_the_procedure_is_an_ablation(patient, store, tmp_path):
+    ben = store.add_user("ben", "trainee", "battery staple")
+    handlers, page = _handlers(store, ben, tmp_path)
+    assert handlers.scenario_view("tfesi-default")["rf_allowed"] is False
+    assert handlers.scenario_view("rfa-l4-medial-branch-left")["rf_allowed"] is True
+    handlers.start_attempt("rfa-l4-medial-branch-left")
+    session = handlers.attempt.session
+    path = plan_trajectory(session.tracer, session.target, session.spec)
+    handlers.attempt.act({"type": "place_needle", "entry": path.entry.tolist(), "direction": path.direction.tolist(),
+                          "depth_mm": path.depth_mm})
+    handlers.stimulate("sensory", "0.5")
+    assert "concordant tingling" in page["rf_text"]
+    handlers.stimulate("motor", 2)
+    assert page["rf_text"].endswith("the multifidus twitches")
+    with pytest.raises(SpinesimError, match="field 'mode'"):
+        handlers.stimulate("tetanic", 1)
+    handlers.lesion("80", "90")
+    assert page["rf_text"].startswith("lesion at 80 °C for 90 s")
+    logged = store.actions(handlers.attempt.attempt_id)
+    assert [a["type"] for a in logged[-3:]] == ["stimulate", "stimulate", "lesion"] and logged[-1]["seconds"] == 90.0
+
+
 def test_clicks_become_actions_and_the_report_tab_shows_the_dose_as_the_counter_did(patient, store, tmp_path):
     ben = store.add_user("ben", "trainee", "battery staple")
     handlers, page = _handlers(store, ben, tmp_path)
