@@ -194,9 +194,9 @@ class Handlers:
             raise SpinesimError("there is no live or DSA run to play yet", hint="take a live or DSA run first")
         frames, interval_s = attempt.cine(shot)
         started = time.monotonic()
-        for number, frame in enumerate(frames, start=1):
-            self._set(fluoro_src=frame, fluoro_caption=f"{shot.caption}  frame {number}/{len(frames)}")
-            time.sleep(max(0.0, started + number * interval_s - time.monotonic()))
+        for index, frame in enumerate(frames, start=1):
+            self._set(fluoro_src=frame, fluoro_caption=f"{shot.caption}  frame {index}/{len(frames)}")
+            time.sleep(max(0.0, started + index * interval_s - time.monotonic()))
         self._set(fluoro_src=shot.data_url, fluoro_caption=shot.caption)
 
     def move_carm(self, primary_deg, secondary_deg) -> None:

@@ -23,7 +23,6 @@ tissue's, lose contrast as the tube voltage rises. The model:
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from functools import lru_cache
 

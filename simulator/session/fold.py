@@ -678,8 +678,6 @@ class _Step:
                   verdict=right)
         return replace(state, readings=state.readings + (reading,))
 
-
-@dataclass(frozen=True)
     def rf_cannula(self, state: SessionState) -> Needle:
         """The needle, which must be an RF cannula in the patient with the scenario's nerve to treat."""
         needle = self.needle_in(state)
@@ -749,12 +747,6 @@ _STEPS = {
     act.PlaceNeedle: _Step.place, act.Advance: _Step.advance, act.Withdraw: _Step.withdraw,
     act.Redirect: _Step.redirect, act.SetCarm: _Step.set_carm, act.FluoroShot: _Step.fluoro_shot,
     act.PlaceProbe: _Step.place_probe, act.InjectContrast: _Step.inject, act.ReadContrast: _Step.read_contrast,
-    act.InjectMedication: _Step.inject_medication,
-    act.CheckLossOfResistance: _Step.check_resistance, act.ShowHint: _Step.show_hint, act.Finish: _Step.finish,
-
-
-@dataclass(frozen=True)
-    act.PlaceProbe: _Step.place_probe, act.InjectContrast: _Step.inject, act.InjectMedication: _Step.inject_medication,
-    act.CheckLossOfResistance: _Step.check_resistance, act.Stimulate: _Step.stimulate, act.Lesion: _Step.lesion,
-    act.ShowHint: _Step.show_hint, act.Finish: _Step.finish,
+    act.InjectMedication: _Step.inject_medication, act.CheckLossOfResistance: _Step.check_resistance,
+    act.Stimulate: _Step.stimulate, act.Lesion: _Step.lesion, act.ShowHint: _Step.show_hint, act.Finish: _Step.finish,
 }
