@@ -23,7 +23,7 @@ from frontends.web.explanation import check_may_explain, explanation_view
 from frontends.web.inputs import MAX_ID, choice, clipped, integer, number, trainee_words
 from frontends.web.patients import Patients
 from frontends.web.review import preview_view, review_view, stored_attempt
-from frontends.web.views import (ATTEMPT_FIELDS, attempt_view, lps_text, replay_view, report_view, resume_view,
+from frontends.web.views import (ATTEMPT_FIELDS, attempt_view, comment_rows, lps_text, replay_view, report_view, resume_view,
                                  scenario_view)
 from scenarios.schema import Scenario
 from simulator.case.controls import (PROBE_MOVES, PROBE_VIEWS, beam_aligned_angles, carm_presets, entry_words,
@@ -37,7 +37,7 @@ REQUESTS = {"start_attempt": 1, "resume_attempt": 1, "new_attempt": 0, "finish":
             "dsa": 1, "move_carm": 2, "preset": 1, "pick": 4, "align_beam": 0, "nudge": 4, "insert": 3, "redirect": 3,
             "advance": 1, "withdraw": 1, "lor": 0, "inject": 1, "read_contrast": 1, "medicate": 2, "stimulate": 2, "lesion": 2, "probe_view": 1, "probe_move": 4,
             "probe_settings": 3, "us_pick": 4, "insert_in_plane": 1, "open_attempt": 1, "preview": 1,
-            "scenario_view": 1, "replay_view": 1, "review_view": 2, "explain_case": 1, "play_run": 0}
+            "scenario_view": 1, "replay_view": 1, "review_view": 2, "explain_case": 1, "play_run": 0, "comment": 2}
 
 
 class Handlers:
@@ -362,7 +362,7 @@ class Handlers:
         self.opened = attempt
         stored = self.store.attempt(attempt.attempt_id)
         steps = len(attempt.session.actions)
-        self._set(**report_view(attempt, stored))
+        self._set(**report_view(attempt, stored), report_comments=comment_rows(self.store.comments(stored.id)))
         self._set(replay_step=steps, **replay_view(attempt, steps))
         # The full page (final views, contrast run, 3D reveal) takes several seconds more: it follows, and
         # meanwhile the page answers (the replay slider, the tabs); a browser's requests wait for the one
@@ -375,6 +375,16 @@ class Handlers:
             page.write_text(attempt.report_page(), encoding="utf-8")
         if self.opened is attempt:  # the user may have opened another report since
             self._set(report_page=f"reports/{page.name}")
+
+    def comment(self, text, step) -> None:
+        """A comment on the attempt whose report is open, at replay step ``step`` (None: the whole attempt)."""
+        if self.opened is None:
+            raise SpinesimError("no attempt is open", hint="open an attempt from Review first")
+        if not isinstance(text, str):
+            raise SpinesimError("the comment must be text")
+        at = None if step is None else integer(step, "replay step", 1, 10**6)
+        self.store.add_comment(self.opened.attempt_id, self.user.id, text, step=at)
+        self._set(comment_text="", report_comments=comment_rows(self.store.comments(self.opened.attempt_id)))
 
     def open_attempt(self, attempt_id) -> None:
         self._open(stored_attempt(self.store, self.scenarios, self.patients, self.user, attempt_id))

@@ -12,6 +12,8 @@ from trame.ui.vuetify3 import VAppLayout
 from trame.widgets import client, html
 from trame.widgets import vuetify3 as v3
 
+from frontends.store import MAX_COMMENT_CHARS
+
 _CSS = """
 html, body { background: #eceff1; }
 .monitor { background: #000; position: relative; aspect-ratio: 1 / 1; width: 100%; max-width: 640px;
@@ -604,6 +606,7 @@ def _report(ctrl) -> None:
                                    show_ticks=True, classes="mt-3", hide_details=True, thumb_label=True)
                         html.Div("{{ replay_action }}", classes="text-body-2 mb-1", id="replay-action")
                         _events_list("replay_events", "replay-events")
+                        _comments(ctrl)
                 with _section("Images"):
                     with v3.VCardText(classes="filmstrip d-flex flex-wrap ga-2"):
                         with html.Div(v_for="(s, i) in report_shots", key="i", classes="text-center"):
@@ -619,6 +622,25 @@ def _report(ctrl) -> None:
                         html.Div("Preparing the full report…", v_if="!report_page", classes="text-body-2 text-grey")
                         html.Iframe(v_if="report_page", src=("report_page",), id="report-page",
                                     style="width:100%; height:1100px; border:0; background:#fff")
+
+
+def _comments(ctrl) -> None:
+    """The attempt's comments (an instructor's, the trainee's reply), each at a replay step or on the whole
+    attempt: click one to go to its step; write one at the step the slider shows."""
+    html.Div("Comments", classes="section-title mt-3")
+    with v3.VList(density="compact", classes="py-0", id="report-comments"):
+        with v3.VListItem(v_for="(c, i) in report_comments", key="i", classes="px-2",
+                          click="c.step !== null && (replay_step = c.step)"):
+            html.Div("{{ c.author }} · {{ c.where }} · {{ c.when }}", classes="text-caption text-grey")
+            html.Div("{{ c.text }}", classes="text-body-2", style="white-space: pre-wrap")
+        v3.VListItem("No comments yet.", v_if="!report_comments.length", classes="px-2 text-body-2 text-grey")
+    v3.VTextarea(v_model=("comment_text", ""), label="Comment", rows=2, auto_grow=True, density="compact",
+                 hide_details=True, id="comment-text", counter=MAX_COMMENT_CHARS, classes="mt-2")
+    with html.Div(classes="d-flex ga-2 mt-1"):
+        v3.VBtn("Comment at this step", id="comment-step", size="small", variant="tonal",
+                click=(ctrl.comment, "[comment_text, replay_step]"), disabled=("busy || !comment_text",))
+        v3.VBtn("Comment on the attempt", id="comment-attempt", size="small", variant="text",
+                click=(ctrl.comment, "[comment_text, null]"), disabled=("busy || !comment_text",))
 
 
 # --------------------------------------------------------------------------- instructor review

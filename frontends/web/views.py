@@ -12,7 +12,7 @@ from typing import Sequence
 import numpy as np
 
 from frontends.store import Attempt as StoredAttempt
-from frontends.store import Store, User
+from frontends.store import Assignment, Comment, Store, User
 from frontends.web.attempt import LiveAttempt
 from scenarios.catalogue import LIBRARY, Catalogue
 from scenarios.schema import Scenario
@@ -46,11 +46,12 @@ ATTEMPT_FIELDS = {"needle_left": 0.0, "needle_cranial": 0.0, "bevel_roll_deg": 0
                   "us_step_deg": 5.0, "us_entry_end": "right"}
 
 
-def initial_state(user: User, catalogue: Catalogue, first: str) -> dict:
-    """Every state variable of the page, as it is before anything happens (``first``: the scenario picked)."""
+def initial_state(user: User, catalogue: Catalogue, first: str, assigned: Sequence[Assignment] = ()) -> dict:
+    """Every state variable of the page, as it is before anything happens (``first``: the scenario picked;
+    ``assigned``: the trainee's assignments, listed first in the picker)."""
     return ATTEMPT_FIELDS | {
         "tab": "sim", "action_count": 0, "user_name": user.name, "role": user.role,
-        "scenario_items": scenario_items(catalogue), "explain_for": None, "explain_page": "",
+        "scenario_items": scenario_items(catalogue, assigned), "explain_for": None, "explain_page": "",
         "scenario_id": first, "scenario": {}, "attempt_active": False, "attempt_id": None, "resume_id": None,
         "busy": False, "error_text": "", "error_show": False, "notice_text": "", "finish_confirm": False,
         "abandon_confirm": False, "alert_text": "", "alert_colour": "red-darken-2",
@@ -74,13 +75,21 @@ def initial_state(user: User, catalogue: Catalogue, first: str) -> dict:
         "report_rating_title": "", "report_page": "", "report_shots": [], "replay_max": 0, "replay_step": 0,
         "replay_src": "", "replay_caption": "", "replay_action": "", "replay_events": [],
         "review_trainees": [], "review_trainee": None, "review_scenario": None, "review_rows": [], "review_csv": "",
+        "report_comments": [], "comment_text": "",
         "report_peers": "", "curve_svg": "", "preview_id": first, "preview_src": "", "preview_text": "",
     }
 
 
-def scenario_items(catalogue: Catalogue) -> list[dict]:
-    """The pickers' items: each group's cases by id under a header naming the group (the library, then
-    each served folder).
+def comment_rows(comments: Sequence[Comment]) -> list[dict]:
+    """An attempt's comments for the page: author, where (a replay step or the attempt), when (UTC), text."""
+    return [{"author": c.author, "step": c.step, "where": f"step {c.step}" if c.step else "the attempt",
+             "when": f"{c.created:%Y-%m-%d %H:%M} UTC", "text": c.text} for c in comments]
+
+
+def scenario_items(catalogue: Catalogue, assigned: Sequence[Assignment] = ()) -> list[dict]:
+    """The pickers' items: the trainee's assigned cases still to do first (soonest due first, with the due
+    date), then each group's cases by id under a header naming the group (the library, then each served
+    folder).
 
     Examples
     --------
@@ -89,6 +98,11 @@ def scenario_items(catalogue: Catalogue) -> list[dict]:
     [{'type': 'subheader', 'title': 'Library'}, {'value': 'facet-default', 'title': ...}]
     """
     items = []
+    to_do = [a for a in assigned if not a.done and a.scenario_id in catalogue.scenarios]
+    if to_do:
+        items.append({"type": "subheader", "title": "Assigned to you"})
+        items += [{"value": a.scenario_id, "title": catalogue.scenarios[a.scenario_id].title
+                   + (f" · due {a.due:%Y-%m-%d}" if a.due else "")} for a in to_do]
     for group in catalogue.group_names():
         items.append({"type": "subheader", "title": "Library" if group == LIBRARY else group})
         items += [{"value": key, "title": scenario.title} for key, scenario in sorted(catalogue.scenarios.items())

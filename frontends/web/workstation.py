@@ -62,7 +62,7 @@ _CLICKS = ("start_attempt", "resume_attempt", "shot", "live", "dsa", "move_carm"
            "nudge", "abandon", "insert", "redirect", "advance", "withdraw", "lor", "inject", "read_contrast", "medicate", "stimulate", "lesion",
            "finish",
            "open_attempt", "preview", "hint", "probe_view", "probe_move", "probe_settings", "us_pick",
-           "insert_in_plane", "explain_case", "play_run")
+           "insert_in_plane", "explain_case", "play_run", "comment")
 
 
 @dataclass(frozen=True)
@@ -132,9 +132,12 @@ class Workstation:
         self._layout()
 
     def _init_state(self) -> None:
-        first = first_scenario(self.scenarios, self.config.scenario)
+        assigned = self.store.assignments_for(self.user.id) if self.user.role == "trainee" else []
+        to_do = [a.scenario_id for a in assigned if not a.done and a.scenario_id in self.scenarios]
+        # The case the server was asked to open, else the trainee's next assignment, else the first case.
+        first = first_scenario(self.scenarios, self.config.scenario or (to_do[0] if to_do else None))
         handlers = self.handlers
-        self.state.update(initial_state(self.user, self.catalogue, first) | handlers.scenario_view(first)
+        self.state.update(initial_state(self.user, self.catalogue, first, assigned) | handlers.scenario_view(first)
                           | handlers.resume_view() | handlers.review_view())
 
     def _bind(self) -> None:

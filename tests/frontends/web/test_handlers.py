@@ -298,3 +298,40 @@ def test_a_live_run_plays_as_a_cine_on_the_monitor_and_replays_the_same_frames(p
     shown.clear()
     handlers.play_run()
     assert [src for src, caption in shown if "frame " in caption] == frames and page["fluoro_src"] == hold
+
+
+def test_comments_at_a_replay_step_and_assigned_cases_first(patient, store, tmp_path):
+    """Issue 20: an instructor comments on a trainee's attempt at a step of its replay; the trainee reads it
+    when opening the attempt; a trainee's assigned cases head the picker, soonest due first."""
+    from datetime import datetime, timezone
+
+    from frontends.web.views import scenario_items
+    from scenarios.catalogue import read_catalogue
+
+    ben = store.add_user("ben", "trainee", "battery staple")
+    ada = store.add_user("ada", "instructor", "correct horse")
+    handlers, page = _handlers(store, ben, tmp_path)
+    handlers.start_attempt("facet-default")
+    handlers.shot()
+    handlers.finish()
+    attempt_id = handlers.attempt.attempt_id
+    review, review_page = _handlers(store, ada, tmp_path)
+    with pytest.raises(SpinesimError, match="no attempt is open"):
+        review.comment("Good.", None)
+    review.open_attempt(attempt_id)
+    review.comment("Square the endplate before this shot.", 2)
+    review.comment("A tidy attempt overall.", None)
+    assert [(c["author"], c["where"], c["text"]) for c in review_page["report_comments"]] == [
+        ("ada", "step 2", "Square the endplate before this shot."), ("ada", "the attempt", "A tidy attempt overall.")]
+    assert review_page["comment_text"] == ""
+    with pytest.raises(SpinesimError, match="step 99 is not in attempt"):
+        review.comment("Too far.", 99)
+    handlers.open_attempt(attempt_id)
+    assert [c["text"] for c in page["report_comments"]][0] == "Square the endplate before this shot."
+
+    store.assign("tfesi-default", by="ada", user="ben", due=datetime(2027, 1, 15, tzinfo=timezone.utc))
+    store.assign("facet-default", by="ada", user="ben")  # done already? no: assigned after the attempt
+    items = scenario_items(read_catalogue(), store.assignments_for(ben.id))
+    assert items[0] == {"type": "subheader", "title": "Assigned to you"}
+    assert items[1]["value"] == "tfesi-default" and items[1]["title"].endswith("· due 2027-01-15")
+    assert items[2]["value"] == "facet-default" and items[3]["type"] == "subheader"
