@@ -282,9 +282,11 @@ def _trajectory_view(log: _Log) -> ChecklistItem:
 def _entry_site(log: _Log) -> ChecklistItem:
     target = log.attempt.session.target
     punctures = [s for s in log.steps if s.action.type == "place_needle"]
+    # In the textbook entry region: the line from the puncture to the target within the cone of textbook
+    # directions (on oblique skin the region's edge lies further from its centre than its nominal radius).
     inside = [s for s in punctures
-              if np.linalg.norm(s.after.needle.entry - target.entry_point) <= target.entry_radius_mm]
-    region = f"within {target.entry_radius_mm:.0f} mm of the textbook entry"
+              if _angle_deg(target.point - s.after.needle.entry, target.textbook_direction) <= target.cone_deg + 0.5]
+    region = f"in the textbook entry region (about {target.entry_radius_mm:.0f} mm around the textbook entry)"
     if punctures and inside and inside[0] is punctures[0]:
         return _item(log, "entry_site", "done", f"the first puncture was {region}", punctures[:1])
     if inside:
