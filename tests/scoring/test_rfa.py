@@ -86,7 +86,7 @@ def test_expert_above_competent_above_novice_above_unsafe(graded, case):
     assert expert.grade > competent.grade > novice.grade, (expert.grade, competent.grade, novice.grade)
     assert competent.metrics.nerve_coverage < expert.metrics.nerve_coverage
     # End-on: the novice's cannula crosses the nerve, and the narrow lesion barely reaches it (§2.5).
-    assert novice.metrics.cannula_nerve_angle_deg > 30.0
+    assert novice.metrics.cannula_nerve_angle_deg > 25.0  # well off parallel (20 deg is full marks)
     assert novice.metrics.nerve_coverage < competent.metrics.nerve_coverage
     assert any("degrees off the nerve" in item.text for item in novice.feedback)
     second = next(i for i in competent.checklist if i.key == "second_lesion")
