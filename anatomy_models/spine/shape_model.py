@@ -37,8 +37,9 @@ SHAPES_FILE = Path(__file__).with_name("shapes") / "lumbar_mean_sdf.npz"
 # The levels the shape model holds, and the one each generated level takes its shape from.
 TEMPLATE_OF_LEVEL = {"T12": "L2", "L1": "L2", "L2": "L2", "L3": "L3", "L4": "L4", "L5": "L5"}
 # The body region ends this far in front of the posterior wall and the arch region starts this far
-# behind it: in between, the two transverse scales blend (mm) [ED].
-BODY_TO_ARCH_BLEND_MM = (4.0, 6.0)
+# behind it: in between, the two transverse scales blend (mm) [ED]. Short: the canal's width is
+# measured 3 mm behind the wall.
+BODY_TO_ARCH_BLEND_MM = (1.0, 2.0)
 OUTSIDE_MM = np.float32(8.0)  # the sdf beyond the template grid: outside the bone
 
 
@@ -58,6 +59,8 @@ class Template:
     body_height_mm: float
     canal_transverse_mm: float
     canal_ap_mm: float
+    wall_recess_mm: float              # how far the posterior wall at the pedicles is in front of its rims
+    pedicle_lateral_mm: float          # |u| of the pedicle's lateral wall at its isthmus
     transverse_process_tip_mm: float   # |u| of the transverse process tips
     spinous_process_tip_mm: float      # v of the spinous process tip
     pedicle_bottom_mm: float           # w of the pedicle's lower and upper borders at its isthmus
@@ -79,9 +82,10 @@ def measure_template(name: str, sdf_mm: np.ndarray, origin_mm: np.ndarray, spaci
 
     Body depth: the endplate's (the largest in the midline over the body's height); height: the mean
     of the anterior and posterior wall heights in the midline; width: 3 mm inside each endplate; the canal's
-    interpedicular distance is the narrowest width of its enclosed section, its antero-posterior
-    diameter the midline length of that section; transverse processes by their lateral tips; the
-    spinous process by its posterior tip.
+    section is found where it is enclosed (at the pedicles), the pedicle's height 4 mm behind the
+    wall beside it; at the pedicle's mid-height the canal's width 3 mm behind the wall, its midline
+    depth from the wall and the pedicle's lateral wall where it is nearest (its isthmus); transverse processes by their lateral tips;
+    the spinous process by its posterior tip.
     """
     inside = sdf_mm < 0
     centre = np.rint(-origin_mm / spacing_mm).astype(int)
@@ -122,12 +126,23 @@ def measure_template(name: str, sdf_mm: np.ndarray, origin_mm: np.ndarray, spaci
     column = inside[beside, isthmus_v, :].any(axis=0)
     cells = np.flatnonzero(column)
     pedicle = _runs_containing(column, int(cells[np.argmin(np.abs(cells - iw))]))
+    # At the pedicles' mid-height, as anatomy_models.spine.measure reads a label map: the canal 3 mm
+    # behind the posterior wall across and in the midline back to the laminae; the pedicle's lateral
+    # wall at its isthmus.
+    mid = (pedicle[0] + pedicle[1]) // 2
+    canal_across = _runs_containing(~inside[:, back + 3, mid], iu)
+    canal_back = _runs_containing(~inside[iu, :, mid], back + 3)
+    wall = _runs_containing(inside[iu, :, mid], iv)[1]  # the posterior wall at this height
+    lateral = min(_runs_containing(inside[:, j, mid], canal_across[1] + 1)[1]
+                  for j in range(back + 2, back + int(round(10.0 / spacing_mm))) if inside[canal_across[1] + 1, j, mid])
     solid_u = np.flatnonzero(inside[:, back:, :].any(axis=(1, 2)))
     solid_v = np.flatnonzero(inside.any(axis=(0, 2)))
     h = spacing_mm
     return Template(name, sdf_mm, origin_mm, spacing_mm, body_width_mm=float(width * h),
                     body_depth_mm=float((back - front + 1) * h), body_height_mm=height * h,
-                    canal_transverse_mm=float(widths[narrowest] * h), canal_ap_mm=float(depths[narrowest] * h),
+                    canal_transverse_mm=float((canal_across[1] - canal_across[0] + 1) * h),
+                    canal_ap_mm=float((canal_back[1] - wall) * h), wall_recess_mm=float((back - wall) * h),
+                    pedicle_lateral_mm=float((lateral - iu + 0.5) * h),
                     transverse_process_tip_mm=float((solid_u[-1] - iu + 0.5) * h),
                     spinous_process_tip_mm=float(origin_mm[1] + (solid_v[-1] + 0.5) * h),
                     pedicle_bottom_mm=float((pedicle[0] - iw - 0.5) * h), pedicle_top_mm=float((pedicle[1] - iw + 0.5) * h))
@@ -169,6 +184,7 @@ class LevelTargets:
     body_height_mm: float
     canal_transverse_mm: float
     canal_ap_mm: float
+    pedicle_lateral_mm: float
     transverse_process_tip_mm: float
     spinous_process_tip_mm: float
     pedicle_bottom_mm: float
@@ -204,18 +220,18 @@ def warped_sdf(template: Template, targets: LevelTargets):
     """A local sdf (u, v, w in the level's frame, mm) of ``template`` warped onto ``targets``.
 
     Along v: the body's front and back walls, the canal's back wall and the spinous process tip are
-    knots. Across (u): in the body the width scales; behind it the canal's half-width and the
-    transverse process tip are knots, blended over :data:`BODY_TO_ARCH_BLEND_MM`. Along w: the body's
+    knots. Across (u): in the body the width scales; behind it the canal's half-width, the pedicle's
+    lateral wall and the transverse process tip are knots, blended over :data:`BODY_TO_ARCH_BLEND_MM`. Along w: the body's
     height scales; behind it the pedicle's borders (the foramina and the nerve roots under them are
     placed from the layout's pedicles) and the laminae's lower edge are knots too. The distances are rescaled by the mean scale (the warp is close to a similarity).
     """
     t, r = template, targets
-    v_knots = np.array([-r.body_depth_mm / 2, r.body_depth_mm / 2, r.body_depth_mm / 2 + r.canal_ap_mm,
-                        r.spinous_process_tip_mm])
-    v_template = np.array([-t.body_depth_mm / 2, t.body_depth_mm / 2, t.body_depth_mm / 2 + t.canal_ap_mm,
-                           t.spinous_process_tip_mm])
-    u_knots = np.array([0.0, r.canal_transverse_mm / 2, r.transverse_process_tip_mm])
-    u_template = np.array([0.0, t.canal_transverse_mm / 2, t.transverse_process_tip_mm])
+    v_knots = np.array([-r.body_depth_mm / 2, r.body_depth_mm / 2,
+                        r.body_depth_mm / 2 - t.wall_recess_mm + r.canal_ap_mm, r.spinous_process_tip_mm])
+    v_template = np.array([-t.body_depth_mm / 2, t.body_depth_mm / 2,
+                           t.body_depth_mm / 2 - t.wall_recess_mm + t.canal_ap_mm, t.spinous_process_tip_mm])
+    u_knots = np.array([0.0, r.canal_transverse_mm / 2, r.pedicle_lateral_mm, r.transverse_process_tip_mm])
+    u_template = np.array([0.0, t.canal_transverse_mm / 2, t.pedicle_lateral_mm, t.transverse_process_tip_mm])
     body_scale = f32(t.body_width_mm / r.body_width_mm)
     height_scale = f32(t.body_height_mm / r.body_height_mm)
     w_knots, w_template = _arch_w_knots(t, r)

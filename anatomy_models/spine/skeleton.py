@@ -9,6 +9,7 @@ paints (on a real vertebra they name the regions of its outline).
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -182,7 +183,9 @@ def level_targets(layout: VertebraLayout) -> LevelTargets:
     """What a real shape is warped to at ``layout``'s level: its reference body and canal (scaled for
     sex and size), and the transverse and spinous process tips and the pedicles the layout placed."""
     d = layout.geometry.dims
-    return LevelTargets(layout.width, layout.depth, layout.height, d.canal_transverse_mm, d.canal_ap_mm,
+    alpha = math.radians(d.pedicle_medial_angle_deg)
+    lateral_wall = abs(layout.pedicle_center["left"][0]) + d.pedicle_width_mm / 2.0 / math.cos(alpha)
+    return LevelTargets(layout.width, layout.depth, layout.height, d.canal_transverse_mm, d.canal_ap_mm, lateral_wall,
                         float(abs(layout.tp_tip["left"][0])), float(layout.sp_tip[1]),
                         layout.pedicle_z - d.pedicle_height_mm / 2.0, layout.pedicle_z + d.pedicle_height_mm / 2.0)
 
