@@ -89,16 +89,17 @@ def measure_template(name: str, sdf_mm: np.ndarray, origin_mm: np.ndarray, spaci
     """
     inside = sdf_mm < 0
     centre = np.rint(-origin_mm / spacing_mm).astype(int)
+    mm = lambda millimetres: int(round(millimetres / spacing_mm))  # noqa: E731
     iu, iv, iw = centre
     low, high = _runs_containing(inside[iu, iv, :], iw)
     # Depth: the largest over the body's height (the walls are waisted between the rims).
     spans = [_runs_containing(inside[iu, :, k], iv) for k in range(low, high + 1)]
     front, back = min(a for a, _ in spans), max(b for _, b in spans)
     # Height: the mean of the anterior and posterior walls' (the endplates are concave in the middle).
-    walls = [np.flatnonzero(inside[iu, j, :]) for j in (front + 3, back - 3)]
+    walls = [np.flatnonzero(inside[iu, j, :]) for j in (front + mm(3), back - mm(3))]
     height = float(np.mean([cells[-1] - cells[0] + 1 for cells in walls]))
     # Width: the endplates', 3 mm inside the body from each (under the rims' lipping).
-    rims = (int(np.mean([cells[0] for cells in walls])) + 3, int(np.mean([cells[-1] for cells in walls])) - 3)
+    rims = (int(np.mean([cells[0] for cells in walls])) + mm(3), int(np.mean([cells[-1] for cells in walls])) - mm(3))
     width = float(np.mean([np.subtract(*_runs_containing(inside[:, iv, k], iu)[::-1]) + 1 for k in rims]))
     # The canal: the hole of each axial section behind the body, enclosed only at the pedicles.
     widths, depths = [], []
@@ -106,7 +107,7 @@ def measure_template(name: str, sdf_mm: np.ndarray, origin_mm: np.ndarray, spaci
         section = inside[:, :, k]
         hole = ndimage.binary_fill_holes(section) & ~section
         labels, _ = ndimage.label(hole)
-        behind = labels[iu, back + 2: back + 12]
+        behind = labels[iu, back + mm(2): back + mm(12)]
         ids = behind[behind > 0]
         if len(ids) == 0:
             continue
@@ -121,8 +122,8 @@ def measure_template(name: str, sdf_mm: np.ndarray, origin_mm: np.ndarray, spaci
     narrowest = int(np.argmin(widths))
     # The pedicle: the bone beside the canal 4 mm behind the posterior wall (its isthmus, as in
     # :func:`anatomy_models.spine.vertebra.layout_vertebra`), its run through the body's centre height.
-    isthmus_v = back + int(round(4.0 / spacing_mm))
-    beside = iu + int(round(widths[narrowest] / 2)) + np.arange(1, int(round(5.0 / spacing_mm)))
+    isthmus_v = back + mm(4)
+    beside = iu + int(round(widths[narrowest] / 2)) + np.arange(1, mm(5))
     column = inside[beside, isthmus_v, :].any(axis=0)
     cells = np.flatnonzero(column)
     pedicle = _runs_containing(column, int(cells[np.argmin(np.abs(cells - iw))]))
@@ -130,11 +131,11 @@ def measure_template(name: str, sdf_mm: np.ndarray, origin_mm: np.ndarray, spaci
     # behind the posterior wall across and in the midline back to the laminae; the pedicle's lateral
     # wall at its isthmus.
     mid = (pedicle[0] + pedicle[1]) // 2
-    canal_across = _runs_containing(~inside[:, back + 3, mid], iu)
-    canal_back = _runs_containing(~inside[iu, :, mid], back + 3)
+    canal_across = _runs_containing(~inside[:, back + mm(3), mid], iu)
+    canal_back = _runs_containing(~inside[iu, :, mid], back + mm(3))
     wall = _runs_containing(inside[iu, :, mid], iv)[1]  # the posterior wall at this height
     lateral = min(_runs_containing(inside[:, j, mid], canal_across[1] + 1)[1]
-                  for j in range(back + 2, back + int(round(10.0 / spacing_mm))) if inside[canal_across[1] + 1, j, mid])
+                  for j in range(back + mm(2), back + mm(10)) if inside[canal_across[1] + 1, j, mid])
     solid_u = np.flatnonzero(inside[:, back:, :].any(axis=(1, 2)))
     solid_v = np.flatnonzero(inside.any(axis=(0, 2)))
     h = spacing_mm

@@ -128,22 +128,18 @@ def _ventral_lamina_profile(layout: VertebraLayout, outline: Shape, side_fractio
 
 
 def fit_laminae_to_outline(layout: VertebraLayout, outline: Shape, step_mm: float = 0.5) -> None:
-    """Move the layout's laminae onto the real outline's: the ventral line's depth in the midline and
-    half-way out to the pars, and the top and bottom edges read half-way out.
+    """Move the layout's laminae onto the real outline's: the ventral line's depth half-way out to the
+    pars, and the top and bottom edges read there.
 
     The ligamentum flavum, the canal's back wall, the interlaminar window and their landmarks are built
     on the layout's laminae, so they then sit on the real bone.
     """
-    shifts = []
-    for fraction in (0.0, 0.5):
-        w, first = _ventral_lamina_profile(layout, outline, fraction, step_mm)
-        predicted = np.array([layout.lamina_ventral_point(fraction, z)[1] for z in w])
-        shifts.append(float(np.median(first - predicted)))
-    medial, half = shifts
-    layout.lamina_medial = layout.lamina_medial + np.array([0.0, medial, 0.0])
-    # The half-way line moves by the mean of the medial and lateral shifts; the lateral end does not
+    # The midline stays where the canal's reference depth puts it (the real canal is warped to that
+    # depth); the half-way line moves onto the real laminae by moving the lateral end, which does not
     # come forward (the flavum hung on it would reach into the foramen under the pedicle).
-    lateral = max(2.0 * half - medial, 0.0)
+    w, first = _ventral_lamina_profile(layout, outline, 0.5, step_mm)
+    predicted = np.array([layout.lamina_ventral_point(0.5, z)[1] for z in w])
+    lateral = max(2.0 * float(np.median(first - predicted)), 0.0)
     for side in SIDE_SIGN:
         layout.lamina_lateral[side] = layout.lamina_lateral[side] + np.array([0.0, lateral, 0.0])
     layout.lamina_bottom_z, layout.lamina_top_z = float(w[0]), float(w[-1])
