@@ -27,6 +27,10 @@ from anatomy_models.spine.vertebra import (OSTEOPHYTE_MM_PER_GRADE, SIDE_SIGN, V
 # Paramedian offset of the sagittal plane in which the interlaminar window is set and measured, mm
 # [ED] (where a paramedian interlaminar needle passes, clear of the spinous process).
 WINDOW_LINE_OFFSET_MM = 6.0
+# How far the layout's midline lamina line moves toward the real laminae's apex (fraction) [ED]: all
+# the way leaves no posterior epidural space at L2-L3, none leaves 9 mm at L4-L5, against up to
+# 5-6 mm mid-lumbar (clinical.md §4.7 [S91]).
+LAMINA_APEX_FIT = 0.2
 # The lamina's lower edge stays at least this far below the pedicle's (mm) [ED].
 LAMINA_BELOW_PEDICLE_MIN_MM = 4.0
 # Bone blend radius (fillets between parts of one vertebra), mm [ED].
@@ -134,12 +138,19 @@ def fit_laminae_to_outline(layout: VertebraLayout, outline: Shape, step_mm: floa
     The ligamentum flavum, the canal's back wall, the interlaminar window and their landmarks are built
     on the layout's laminae, so they then sit on the real bone.
     """
-    # The midline stays where the canal's reference depth puts it (the real canal is warped to that
-    # depth); the half-way line moves onto the real laminae by moving the lateral end, which does not
-    # come forward (the flavum hung on it would reach into the foramen under the pedicle).
-    w, first = _ventral_lamina_profile(layout, outline, 0.5, step_mm)
-    predicted = np.array([layout.lamina_ventral_point(0.5, z)[1] for z in w])
-    lateral = max(2.0 * float(np.median(first - predicted)), 0.0)
+    # The midline moves part of the way onto the real laminae's apex (:data:`LAMINA_APEX_FIT`): the
+    # canal's reference depth is kept at the pedicles by the warp, and the flavum hung on this line
+    # leaves the posterior epidural space its published depth. The half-way line then moves onto
+    # the real laminae by moving the lateral end, which does not come forward (the flavum hung on it
+    # would reach into the foramen under the pedicle).
+    shifts = []
+    for fraction in (0.0, 0.5):
+        w, first = _ventral_lamina_profile(layout, outline, fraction, step_mm)
+        predicted = np.array([layout.lamina_ventral_point(fraction, z)[1] for z in w])
+        shifts.append(float(np.median(first - predicted)))
+    medial = LAMINA_APEX_FIT * shifts[0]
+    layout.lamina_medial = layout.lamina_medial + np.array([0.0, medial, 0.0])
+    lateral = max(2.0 * shifts[1] - medial, 0.0)
     for side in SIDE_SIGN:
         layout.lamina_lateral[side] = layout.lamina_lateral[side] + np.array([0.0, lateral, 0.0])
     layout.lamina_bottom_z, layout.lamina_top_z = float(w[0]), float(w[-1])
