@@ -16,8 +16,8 @@ world point goes to the level's frame, then to the template's, where the grid is
 Examples
 --------
 >>> template = load_template("L3")
->>> 40.0 < template.body_width_mm < 50.0 and 35.0 < template.body_depth_mm < 42.0
-True
+>>> template.body_width_mm, template.body_depth_mm, template.body_height_mm   # the mean L3's endplate, mm
+(52.0, 39.0, 29.0)
 """
 
 from __future__ import annotations
@@ -81,11 +81,11 @@ def measure_template(name: str, sdf_mm: np.ndarray, origin_mm: np.ndarray, spaci
     """The dimensions of a mean vertebra measured on its grid as :mod:`morphometry` defines them.
 
     Body depth: the endplate's (the largest in the midline over the body's height); height: the mean
-    of the anterior and posterior wall heights in the midline; width: 3 mm inside each endplate; the canal's
-    section is found where it is enclosed (at the pedicles), the pedicle's height 4 mm behind the
-    wall beside it; at the pedicle's mid-height the canal's width 3 mm behind the wall, its midline
-    depth from the wall and the pedicle's lateral wall where it is nearest (its isthmus); transverse processes by their lateral tips;
-    the spinous process by its posterior tip.
+    of the anterior and posterior wall heights in the midline; width: 3 mm inside each endplate. The
+    canal's section is found where it is enclosed (at the pedicles), the pedicle's height 4 mm behind
+    the wall beside it; at the pedicle's mid-height the canal's width 3 mm behind the wall, its
+    midline depth from the wall and the pedicle's lateral wall where it is nearest (its isthmus);
+    transverse processes by their lateral tips; the spinous process by its posterior tip.
     """
     inside = sdf_mm < 0
     centre = np.rint(-origin_mm / spacing_mm).astype(int)
@@ -146,7 +146,8 @@ def measure_template(name: str, sdf_mm: np.ndarray, origin_mm: np.ndarray, spaci
                     pedicle_lateral_mm=float((lateral - iu + 0.5) * h),
                     transverse_process_tip_mm=float((solid_u[-1] - iu + 0.5) * h),
                     spinous_process_tip_mm=float(origin_mm[1] + (solid_v[-1] + 0.5) * h),
-                    pedicle_bottom_mm=float((pedicle[0] - iw - 0.5) * h), pedicle_top_mm=float((pedicle[1] - iw + 0.5) * h))
+                    pedicle_bottom_mm=float((pedicle[0] - iw - 0.5) * h),
+                    pedicle_top_mm=float((pedicle[1] - iw + 0.5) * h))
 
 
 @lru_cache(maxsize=None)
@@ -222,9 +223,10 @@ def warped_sdf(template: Template, targets: LevelTargets):
 
     Along v: the body's front and back walls, the canal's back wall and the spinous process tip are
     knots. Across (u): in the body the width scales; behind it the canal's half-width, the pedicle's
-    lateral wall and the transverse process tip are knots, blended over :data:`BODY_TO_ARCH_BLEND_MM`. Along w: the body's
-    height scales; behind it the pedicle's borders (the foramina and the nerve roots under them are
-    placed from the layout's pedicles) and the laminae's lower edge are knots too. The distances are rescaled by the mean scale (the warp is close to a similarity).
+    lateral wall and the transverse process tip are knots, blended over :data:`BODY_TO_ARCH_BLEND_MM`.
+    Along w: the body's height scales; behind it the pedicle's borders (the foramina and the nerve
+    roots under them are placed from the layout's pedicles) and the laminae's lower edge are knots
+    too. The distances are rescaled by the mean scale (the warp is close to a similarity).
     """
     t, r = template, targets
     v_knots = np.array([-r.body_depth_mm / 2, r.body_depth_mm / 2,

@@ -3,8 +3,9 @@
 :func:`build_skeleton` lays out T12-S1 from the alignment, gives T12-L5 their real shapes
 (:mod:`anatomy_models.spine.shape_model`), moves each layout's laminae onto its real shape's, sets
 each lamina's lower edge so the interlaminar window has the reference height (clinical.md §4.7
-[S83]) and stretches the real arch to it, places the facet joints and returns, per vertebra, the labelled implicit parts that the rasteriser
-paints (on a real vertebra they name the regions of its outline).
+[S83]) and stretches the real arch to it, places the facet joints and returns, per vertebra, the
+labelled implicit parts that the rasteriser paints (on a real vertebra they name the regions of its
+outline).
 """
 
 from __future__ import annotations
@@ -123,7 +124,8 @@ def _ventral_lamina_profile(layout: VertebraLayout, outline: Shape, side_fractio
     v = np.arange(layout.depth / 2.0 + 3.0, layout.depth / 2.0 + d.canal_ap_mm + 25.0, step_mm)
     w = np.arange(layout.pedicle_z - 50.0 * layout.geometry.scale, layout.pedicle_z + 25.0, step_mm)
     vv, ww = np.meshgrid(v, w, indexing="ij")
-    world = layout.frame.origin[:, None] + layout.frame.rotation @ np.stack([np.full(vv.size, u), vv.ravel(), ww.ravel()])
+    local = np.stack([np.full(vv.size, u), vv.ravel(), ww.ravel()])
+    world = layout.frame.origin[:, None] + layout.frame.rotation @ local
     bone = (outline.sdf(*(world[i].astype(np.float32) for i in range(3))) < 0).reshape(vv.shape)
     rows = np.flatnonzero(bone.any(axis=0))
     if len(rows) == 0:
