@@ -120,7 +120,6 @@ def spine_landmarks(skeleton: Skeleton, neural: NeuralStructures, flavum: dict[s
         for side, s in SIDE_SIGN.items():
             centre = layout.world(layout.pedicle_center[side])
             points[f"{name}.pedicle.{side}.center"] = centre
-            down = layout.frame.vector((0.0, 0.0, -1.0))
             points[f"{name}.pedicle.{side}.six_oclock"] = pedicle_six_oclock(skeleton, name, side)
             if name != "S1":
                 tp = skeleton.part_shape(f"{name}.transverse_process.{side}")
