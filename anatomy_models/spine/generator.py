@@ -68,6 +68,9 @@ CORE_HU = {"body": 200.0, "lamina": 800.0, "SAP": 800.0, "IAP": 800.0, "transver
 # The pedicle's cortical tube continues this far into the body (mm) before it merges with the
 # body's trabecular bone [ED]: the funnel that makes the pedicle's "eye" on AP and oblique views.
 PEDICLE_WALL_INTO_BODY_MM = 6.0
+# How far (mm) beyond its own box a part of a real vertebra claims the outline's voxels (the nearest
+# part names each voxel; beyond every part's reach the nearest labelled voxel does) [ED].
+OUTLINE_PART_REACH_MM = 8.0
 MUSCLES = ("quadratus_lumborum", "psoas", "erector_spinae", "multifidus")
 TABLE_MARGIN_MM = 5.0
 ABDOMINAL_WALL_MM = 12.0            # obliques and transversus (and latissimus behind) [ED]
@@ -217,10 +220,16 @@ def _kind(label: str) -> str:
     return label.split(".")[1] if "." in label else ""
 
 
-def _paint_bone(labels: np.ndarray, grid: Grid, parts, ids: dict[str, int], joints: list[Shape]) -> BoneRegion | None:
-    """Paint one bone (its parts blended, the facet joint spaces cut out); returns its CT region."""
-    lower = np.min([s.lower for _, s in parts], axis=0) - BONE_BLEND_MM
-    upper = np.max([s.upper for _, s in parts], axis=0) + BONE_BLEND_MM
+def _paint_bone(labels: np.ndarray, grid: Grid, parts, ids: dict[str, int], joints: list[Shape],
+                outline: Shape | None = None) -> BoneRegion | None:
+    """Paint one bone (its parts blended, the facet joint spaces cut out); returns its CT region.
+
+    With an ``outline`` (a real vertebra shape) the bone is the outline and the parts only name its
+    regions: each voxel takes the label of the nearest part.
+    """
+    boxes = [s for _, s in parts] + ([outline] if outline is not None else [])
+    lower = np.min([s.lower for s in boxes], axis=0) - BONE_BLEND_MM
+    upper = np.max([s.upper for s in boxes], axis=0) + BONE_BLEND_MM
     box = grid.box(lower, upper)
     if box is None:
         return None
@@ -229,12 +238,14 @@ def _paint_bone(labels: np.ndarray, grid: Grid, parts, ids: dict[str, int], join
     body = blended.copy()
     pedicle = blended.copy()
     owner = np.zeros(blended.shape, dtype=np.int16)
+    # A real outline reaches past the parts that name its regions: each part claims voxels further out.
+    reach_mm = BONE_BLEND_MM if outline is None else OUTLINE_PART_REACH_MM
     cortex = np.zeros(len(parts) + 1, dtype=np.float32)
     core = np.zeros(len(parts) + 1, dtype=np.float32)
     for index, (label, shape) in enumerate(parts, start=1):
         cortex[index] = _cortex_mm(label)
         core[index] = _core_hu(label)
-        sub = grid.intersect(box, shape.lower - BONE_BLEND_MM, shape.upper + BONE_BLEND_MM)
+        sub = grid.intersect(box, shape.lower - reach_mm, shape.upper + reach_mm)
         if sub is None:
             continue
         values = np.full(grid.box_shape(sub), FAR_MM, dtype=np.float32)
@@ -248,6 +259,14 @@ def _paint_bone(labels: np.ndarray, grid: Grid, parts, ids: dict[str, int], join
         if kind in ("body", "pedicle"):
             target = body if kind == "body" else pedicle
             np.minimum(target[local], values, out=target[local])
+    if outline is not None:
+        blended = np.full(blended.shape, FAR_MM, dtype=np.float32)
+        outline.paint(blended, grid, box)
+        # Bone beyond every part's reach takes the label of the nearest labelled voxel.
+        unowned = (owner == 0) & (blended < 0)
+        if unowned.any():
+            nearest_index = ndimage.distance_transform_edt(owner == 0, return_distances=False, return_indices=True)
+            owner[unowned] = owner[tuple(i[unowned] for i in nearest_index)]
     # The joint spaces separate the articular processes of two vertebrae: no bone inside them.
     for joint in joints:
         sub = grid.intersect(box, joint.lower, joint.upper)
@@ -452,7 +471,7 @@ def generate_spine(params: SpineParameters | None = None, *, progress: ProgressC
     for bone, parts in model.bones.items():
         joints = [joint.space_shape() for (interspace, _), joint in model.skeleton.joints.items()
                   if bone in interspace.split("-")] + model.cavities.get(bone, [])
-        painted = _paint_bone(labels, grid, parts, ids, joints)
+        painted = _paint_bone(labels, grid, parts, ids, joints, model.skeleton.outlines.get(bone))
         if painted is not None:
             bone_regions.append(painted)
     for (interspace, side), joint in model.skeleton.joints.items():

@@ -21,6 +21,7 @@ from anatomy_models.spine.vertebra import SIDE_SIGN, VertebraLayout
 
 SAFE_TRIANGLE_BELOW_PEDICLE_MM = 2.0   # just under the pedicle's 6 o'clock (clinical.md §2.2a [S17])
 SAFE_TRIANGLE_MEDIAL_MM = 1.0          # "slightly medial to the mid-pedicle" [S17]
+TP_TIP_SEARCH_BEYOND_MM = 15.0         # how far past the layout's tip the search for the real tip starts
 KAMBIN_CLEARANCE_MM = 2.0              # Kambin target lateral of the SAP's lateral face [ED]
 
 
@@ -132,12 +133,13 @@ def spine_landmarks(skeleton: Skeleton, neural: NeuralStructures, flavum: dict[s
         for side, s in SIDE_SIGN.items():
             centre = layout.world(layout.pedicle_center[side])
             points[f"{name}.pedicle.{side}.center"] = centre
-            down = layout.frame.vector((0.0, 0.0, -1.0))
-            points[f"{name}.pedicle.{side}.six_oclock"] = surface_along(skeleton.part_shape(f"{name}.pedicle.{side}"), centre, down)
+            points[f"{name}.pedicle.{side}.six_oclock"] = pedicle_six_oclock(skeleton, name, side)
             if name != "S1":
                 tp = skeleton.part_shape(f"{name}.transverse_process.{side}")
                 root, tip = layout.world(layout.tp_root[side]), layout.world(layout.tp_tip[side])
-                points[f"{name}.transverse_process.{side}.tip"] = surface_along(tp, root, tip - root)
+                # Back from beyond the tip: the first bone met is the tip, whatever the process's bends.
+                beyond = tip + (tip - root) / np.linalg.norm(tip - root) * TP_TIP_SEARCH_BEYOND_MM
+                points[f"{name}.transverse_process.{side}.tip"] = surface_along(tp, beyond, root - beyond)
             if name == "S1":  # the L5 dorsal ramus crosses the sacral ala (clinical.md §2.4 [S3])
                 points[f"S1.SAP_ala_junction.{side}"] = sap_tp_junction(skeleton, name, side, bone)
             elif name != "T12":
@@ -236,17 +238,27 @@ def _dorsal_groove(bone: Shape, tp: Shape, corner: np.ndarray, sign: float) -> n
     return surface_along(bone, starts[ray], -posterior, reach_mm=80.0)
 
 
+def pedicle_six_oclock(skeleton: Skeleton, name: str, side: str) -> np.ndarray:
+    """The pedicle's lower border under its centre (the edge of its labelled region)."""
+    layout = skeleton.layouts[name]
+    return surface_along(skeleton.part_shape(f"{name}.pedicle.{side}"), layout.world(layout.pedicle_center[side]),
+                         layout.frame.vector((0.0, 0.0, -1.0)))
+
+
 def safe_triangle(skeleton: Skeleton, name: str, side: str) -> np.ndarray:
     """Subpedicular TFESI target: just under the 6 o'clock of pedicle ``name``, a little medial (§2.2a)."""
     layout = skeleton.layouts[name]
     s = SIDE_SIGN[side]
     centre = layout.pedicle_center[side]
-    six = skeleton.part_shape(f"{name}.pedicle.{side}")
-    bottom = surface_along(six, layout.world(centre), layout.frame.vector((0.0, 0.0, -1.0)))
-    bottom_local = layout.frame.rotation.T @ (bottom - layout.frame.origin)
-    local = np.array([centre[0] - s * SAFE_TRIANGLE_MEDIAL_MM, layout.depth / 2.0 + 3.0,
-                      bottom_local[2] - SAFE_TRIANGLE_BELOW_PEDICLE_MM])
-    return layout.world(local)
+    six = layout.frame.rotation.T @ (pedicle_six_oclock(skeleton, name, side) - layout.frame.origin)
+    # Under the pedicle's lower border, in line with the target: on a real vertebra the pedicle's root
+    # flares into the body there (most at L5), so the foramen begins where the bone ends.
+    above = np.array([centre[0] - s * SAFE_TRIANGLE_MEDIAL_MM, layout.depth / 2.0 + 3.0, six[2]])
+    bone = skeleton.vertebra_shape(name)
+    if _sdf_at(bone, layout.world(above))[0] < 0:
+        exit_point = surface_along(bone, layout.world(above), layout.frame.vector((0.0, 0.0, -1.0)))
+        above = layout.frame.rotation.T @ (exit_point - layout.frame.origin)
+    return layout.world(above - np.array([0.0, 0.0, SAFE_TRIANGLE_BELOW_PEDICLE_MM]))
 
 
 def kambin_triangle(skeleton: Skeleton, interspace: str, side: str) -> np.ndarray:

@@ -36,6 +36,12 @@ from anatomy_models.volume import Volume
 LUMBAR = ("L1", "L2", "L3", "L4", "L5")
 LUMBAR_INTERSPACES = ("L1-L2", "L2-L3", "L3-L4", "L4-L5", "L5-S1")
 STEP_MM = 0.1
+# Published references beyond the generator's tables. Spinous process height: the mean over L2-L5 of
+# the 87 patients of Clouthier et al., J Biomech 2023 (the shape model the vertebrae are built from;
+# anatomy_models/spine/shapes/README.md), 23.5 mm, range 16.6-31.0. Interspinous gap (closest
+# process to process): clinical.md §4.7 [S84], L4-5 ~13 mm, L5-S1 8-9 mm.
+SPINOUS_PROCESS_HEIGHT_MM = 23.5
+INTERSPINOUS_GAP_MM = {"L4-L5": 13.0, "L5-S1": 8.5}
 
 
 @dataclass(frozen=True)
@@ -244,6 +250,43 @@ def interlaminar_gap(anatomy: Anatomy, interspace: str, side: str) -> float:
     return float(distance[b].min())
 
 
+def spinous_process_height(anatomy: Anatomy, level: str) -> float:
+    """Largest cranio-caudal extent (mm) of the spinous process in the mid-sagittal plane of its vertebra."""
+    frame = vertebra_frame(anatomy, level)
+    sampler = MaskSampler(anatomy, f"{level}.spinous_process")
+    step = 0.25
+    v = np.arange(0.0, 90.0, step)
+    w = np.arange(-50.0, 40.0, step)
+    vv, ww = np.meshgrid(v, w, indexing="ij")
+    points = frame.origin + vv[..., None] * frame.v + ww[..., None] * frame.w
+    inside = sampler(points.reshape(-1, 3)).reshape(vv.shape) > 0.5
+    columns = np.flatnonzero(inside.any(axis=1))
+    if len(columns) == 0:
+        raise SpinesimError(f"no spinous process of {level} in its mid-sagittal plane to measure")
+    return float(max((np.flatnonzero(inside[c])[-1] - np.flatnonzero(inside[c])[0] + 1) * step for c in columns))
+
+
+def interspinous_gap(anatomy: Anatomy, interspace: str) -> float:
+    """Smallest distance (mm) between the two spinous processes in the mid-sagittal plane (at L5-S1,
+    between L5's and the sacrum's posterior elements behind the canal)."""
+    upper, lower = interspace.split("-")
+    frame = interspace_frame(anatomy, interspace)
+    top = MaskSampler(anatomy, f"{upper}.spinous_process")
+    bottom = MaskSampler(anatomy, lower if lower == "S1" else f"{lower}.spinous_process")
+    _, wall = run_length(MaskSampler(anatomy, upper), anatomy.landmark(f"{upper}.body.center"), frame.v)
+    wall += (anatomy.landmark(f"{upper}.body.center") - frame.origin) @ frame.v
+    step = 0.25
+    v = np.arange(wall + 4.0, wall + 80.0, step)
+    w = np.arange(-45.0, 45.0, step)
+    vv, ww = np.meshgrid(v, w, indexing="ij")
+    points = frame.origin + vv[..., None] * frame.v + ww[..., None] * frame.w
+    a = top(points.reshape(-1, 3)).reshape(vv.shape) > 0.5
+    b = bottom(points.reshape(-1, 3)).reshape(vv.shape) > 0.5
+    if not a.any() or not b.any():
+        raise SpinesimError(f"no spinous processes found around {interspace} to measure the interspinous gap")
+    return float(ndimage.distance_transform_edt(~a, sampling=step)[b].min())
+
+
 def facet_angle(anatomy: Anatomy, interspace: str, side: str) -> float:
     """Angle of the facet joint space from the mid-sagittal plane in the axial plane (degrees)."""
     frame = interspace_frame(anatomy, interspace)
@@ -342,6 +385,8 @@ def measure_spine(anatomy: Anatomy) -> list[Measurement]:
         for side in ("left", "right"):
             rows.append(Measurement(f"pedicle width {side}", level, pedicle_width(anatomy, level, side),
                                     ref.pedicle_width_mm, "mm", "§4.2 [S64]"))
+        rows.append(Measurement("spinous process height", level, spinous_process_height(anatomy, level),
+                                SPINOUS_PROCESS_HEIGHT_MM * params.skeleton_scale, "mm", "Clouthier 2023, L2-L5 mean"))
         ap, transverse = canal_diameters(anatomy, level)
         rows.append(Measurement("canal AP", level, ap, ref.canal_ap_mm, "mm", "§4.3 [ED]/[S70]"))
         rows.append(Measurement("canal transverse", level, transverse, ref.canal_transverse_mm, "mm", "§4.3 [ED]/[S70]"))
@@ -354,6 +399,9 @@ def measure_spine(anatomy: Anatomy) -> list[Measurement]:
             sign = 1.0 if side == "left" else -1.0
             rows.append(Measurement(f"facet angle {side}", interspace, facet_angle(anatomy, interspace, side),
                                     ref.facet_angle_deg + sign * params.facet_tropism_deg / 2.0, "deg", "§4.6 [S80][ED]"))
+        if interspace in INTERSPINOUS_GAP_MM:
+            rows.append(Measurement("interspinous gap", interspace, interspinous_gap(anatomy, interspace),
+                                    INTERSPINOUS_GAP_MM[interspace] * s, "mm", "§4.7 [S84]"))
         heights = disc_heights(anatomy, interspace, ref.disc_ap_length_mm * s)
         for label, value, reference in zip(("anterior", "middle", "posterior"), heights,
                                            (ref.disc_anterior_mm, ref.disc_middle_mm, ref.disc_posterior_mm)):

@@ -27,7 +27,7 @@ from typing import Any
 from anatomy_models.errors import SpinesimError, quoted
 
 # Bump whenever the generated anatomy changes for the same parameters: cached anatomies are keyed by it.
-GENERATOR_VERSION = 8
+GENERATOR_VERSION = 9
 
 SPACINGS_MM = (0.5, 1.0, 2.0)
 TRANSITIONAL = ("none", "sacralized_L5", "lumbarized_S1")

@@ -1,12 +1,16 @@
 """The bony column: every vertebra's layout and labelled parts, the facet joints, the discs' space.
 
-:func:`build_skeleton` lays out T12-S1 from the alignment, sets each lamina's lower edge so the
-interlaminar window has the reference height (clinical.md §4.7 [S83]), places the facet joints and
-returns, per vertebra, the labelled implicit parts that the rasteriser paints.
+:func:`build_skeleton` lays out T12-S1 from the alignment, gives T12-L5 their real shapes
+(:mod:`anatomy_models.spine.shape_model`), moves each layout's laminae onto its real shape's, sets
+each lamina's lower edge so the interlaminar window has the reference height (clinical.md §4.7
+[S83]) and stretches the real arch to it, places the facet joints and returns, per vertebra, the
+labelled implicit parts that the rasteriser paints (on a real vertebra they name the regions of its
+outline).
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -16,13 +20,20 @@ from anatomy_models.spine.facets import FacetJoint, facet_joint, inferior_articu
 from anatomy_models.spine.parameters import SpineParameters
 from anatomy_models.spine.sacrum import sacral_layout_adjustments, sacrum_parts
 from anatomy_models.spine.sdf import Shape, SmoothUnion
+from anatomy_models.spine.shape_model import TEMPLATE_OF_LEVEL, LevelTargets, arch_template_w, real_vertebra
 from anatomy_models.spine.vertebra import (OSTEOPHYTE_MM_PER_GRADE, SIDE_SIGN, VertebraLayout, lamina_part,
-                                           layout_vertebra, pars_part, place_spinous_process,
-                                           spinous_process_part, vertebra_parts)
+                                           layout_vertebra, pars_part, place_spinous_process, spinous_process_part,
+                                           vertebra_parts)
 
 # Paramedian offset of the sagittal plane in which the interlaminar window is set and measured, mm
 # [ED] (where a paramedian interlaminar needle passes, clear of the spinous process).
 WINDOW_LINE_OFFSET_MM = 6.0
+# How far the layout's midline lamina line moves toward the real laminae's apex (fraction) [ED]: all
+# the way leaves no posterior epidural space at L2-L3, none leaves 9 mm at L4-L5, against up to
+# 5-6 mm mid-lumbar (clinical.md §4.7 [S91]).
+LAMINA_APEX_FIT = 0.2
+# The lamina's lower edge stays at least this far below the pedicle's (mm) [ED].
+LAMINA_BELOW_PEDICLE_MIN_MM = 4.0
 # Bone blend radius (fillets between parts of one vertebra), mm [ED].
 BONE_BLEND_MM = 3.5
 
@@ -35,24 +46,55 @@ class Skeleton:
     layouts: dict[str, VertebraLayout]
     joints: dict[tuple[str, str], FacetJoint]      # (interspace, side) -> joint
     parts: dict[str, list[tuple[str, Shape]]]       # vertebra -> [(label, shape)]
+    # vertebra -> its bone's outline where it is a real shape (the parts then only name its regions)
+    outlines: dict[str, Shape]
 
-    def vertebra_shape(self, name: str) -> SmoothUnion:
-        """The whole vertebra ``name`` as one blended shape (for landmarks on its surface)."""
+    def vertebra_shape(self, name: str) -> Shape:
+        """The whole vertebra ``name`` as one shape (for landmarks on its surface)."""
+        if name in self.outlines:
+            return self.outlines[name]
         return SmoothUnion([shape for _, shape in self.parts[name]], BONE_BLEND_MM)
 
-    def vertebra_shape_within(self, name: str, lower: np.ndarray, upper: np.ndarray) -> SmoothUnion:
+    def vertebra_shape_within(self, name: str, lower: np.ndarray, upper: np.ndarray) -> Shape:
         """The vertebra ``name`` as seen inside the box ``lower``..``upper`` (world mm): only the parts
         whose own box comes within the blend radius of it. Its sign agrees with
         :meth:`vertebra_shape` everywhere in the box (a part further than the blend radius can
-        neither add inside nor change the fillets there); cheap for the sacrum's many parts."""
+        neither add inside nor change the fillets there); cheap for the sacrum's many parts. A real
+        vertebra is its outline."""
+        if name in self.outlines:
+            return self.outlines[name]
         near = [shape for _, shape in self.parts[name]
                 if np.all(shape.lower <= upper + BONE_BLEND_MM) and np.all(shape.upper >= lower - BONE_BLEND_MM)]
         return SmoothUnion(near, BONE_BLEND_MM)
 
-    def part_shape(self, label: str) -> SmoothUnion:
-        """All parts carrying ``label`` (e.g. ``L4.lamina.left``, which includes the pars)."""
+    def part_shape(self, label: str) -> Shape:
+        """All parts carrying ``label`` (e.g. ``L4.lamina.left``, which includes the pars); on a real
+        vertebra, the region of its outline that the rasteriser labels ``label``."""
         level = label.split(".")[0]
-        return SmoothUnion([shape for name, shape in self.parts[level] if name == label], BONE_BLEND_MM)
+        own = SmoothUnion([shape for name, shape in self.parts[level] if name == label], BONE_BLEND_MM)
+        if level not in self.outlines:
+            return own
+        others = [shape for name, shape in self.parts[level] if name != label]
+        return PartRegion(self.outlines[level], own, others)
+
+
+@dataclass(eq=False)
+class PartRegion(Shape):
+    """The voxels of ``outline`` nearer to ``own`` than to any of ``others``: a labelled part of a real
+    vertebra, as the rasteriser's nearest-part labelling paints it."""
+
+    outline: Shape
+    own: Shape
+    others: list[Shape]
+
+    def __post_init__(self) -> None:
+        self.lower, self.upper = self.outline.lower, self.outline.upper
+
+    def sdf(self, x, y, z):
+        own = self.own.sdf(x, y, z)
+        nearest_other = np.minimum.reduce([other.sdf(x, y, z) for other in self.others])
+        # Half the difference of the two distances: about the distance to their bisector.
+        return np.maximum(self.outline.sdf(x, y, z), 0.5 * (own - nearest_other))
 
 
 def plane_gap(shape_a: Shape, shape_b: Shape, frame, x_offset_mm: float, y_range: tuple[float, float],
@@ -85,6 +127,49 @@ def window_plane(alignment: SpineAlignment, upper: VertebraLayout) -> tuple:
     return disc.frame, (y0, y0 + upper.geometry.dims.canal_ap_mm + 30.0), (-35.0, 35.0)
 
 
+def _ventral_lamina_profile(layout: VertebraLayout, outline: Shape, side_fraction: float,
+                            step_mm: float) -> tuple[np.ndarray, np.ndarray]:
+    """(w, v) of the real laminae's ventral surface, in the sagittal plane ``side_fraction`` of the way
+    from the midline to the layout's lateral lamina line: the first bone behind the canal per height."""
+    d = layout.geometry.dims
+    u = side_fraction * abs(layout.lamina_lateral["left"][0])
+    v = np.arange(layout.depth / 2.0 + 3.0, layout.depth / 2.0 + d.canal_ap_mm + 25.0, step_mm)
+    w = np.arange(layout.pedicle_z - 50.0 * layout.geometry.scale, layout.pedicle_z + 25.0, step_mm)
+    vv, ww = np.meshgrid(v, w, indexing="ij")
+    local = np.stack([np.full(vv.size, u), vv.ravel(), ww.ravel()])
+    world = layout.frame.origin[:, None] + layout.frame.rotation @ local
+    bone = (outline.sdf(*(world[i].astype(np.float32) for i in range(3))) < 0).reshape(vv.shape)
+    rows = np.flatnonzero(bone.any(axis=0))
+    if len(rows) == 0:
+        raise ValueError(f"{layout.name}: the real outline has no lamina {u:.1f} mm off the midline")
+    return w[rows], v[bone[:, rows].argmax(axis=0)]
+
+
+def fit_laminae_to_outline(layout: VertebraLayout, outline: Shape, step_mm: float = 0.5) -> None:
+    """Move the layout's laminae onto the real outline's: the ventral line's depth half-way out to the
+    pars, and the top and bottom edges read there.
+
+    The ligamentum flavum, the canal's back wall, the interlaminar window and their landmarks are built
+    on the layout's laminae, so they then sit on the real bone.
+    """
+    # The midline moves part of the way onto the real laminae's apex (:data:`LAMINA_APEX_FIT`): the
+    # canal's reference depth is kept at the pedicles by the warp, and the flavum hung on this line
+    # leaves the posterior epidural space its published depth. The half-way line then moves onto
+    # the real laminae by moving the lateral end, which does not come forward (the flavum hung on it
+    # would reach into the foramen under the pedicle).
+    shifts = []
+    for fraction in (0.0, 0.5):
+        w, first = _ventral_lamina_profile(layout, outline, fraction, step_mm)
+        predicted = np.array([layout.lamina_ventral_point(fraction, z)[1] for z in w])
+        shifts.append(float(np.median(first - predicted)))
+    medial = LAMINA_APEX_FIT * shifts[0]
+    layout.lamina_medial = layout.lamina_medial + np.array([0.0, medial, 0.0])
+    lateral = max(2.0 * shifts[1] - medial, 0.0)
+    for side in SIDE_SIGN:
+        layout.lamina_lateral[side] = layout.lamina_lateral[side] + np.array([0.0, lateral, 0.0])
+    layout.lamina_bottom_z, layout.lamina_top_z = float(w[0]), float(w[-1])
+
+
 def _fit_window(alignment: SpineAlignment, upper: VertebraLayout, lower: VertebraLayout, target_mm: float) -> None:
     """Set the upper lamina's lower edge so the paramedian interlaminar gap is ``target_mm`` (bisection)."""
     frame, y_range, z_range = window_plane(alignment, upper)
@@ -115,6 +200,17 @@ def _sacralize(l5: VertebraLayout, s1: VertebraLayout) -> None:
     l5.tp_height *= 1.7
 
 
+def level_targets(layout: VertebraLayout) -> LevelTargets:
+    """What a real shape is warped to at ``layout``'s level: its reference body and canal (scaled for
+    sex and size), and the transverse and spinous process tips and the pedicles the layout placed."""
+    d = layout.geometry.dims
+    alpha = math.radians(d.pedicle_medial_angle_deg)
+    lateral_wall = abs(layout.pedicle_center["left"][0]) + d.pedicle_width_mm / 2.0 / math.cos(alpha)
+    return LevelTargets(layout.width, layout.depth, layout.height, d.canal_transverse_mm, d.canal_ap_mm, lateral_wall,
+                        float(abs(layout.tp_tip["left"][0])), float(layout.sp_tip[1]),
+                        layout.pedicle_z - d.pedicle_height_mm / 2.0, layout.pedicle_z + d.pedicle_height_mm / 2.0)
+
+
 def build_skeleton(alignment: SpineAlignment, params: SpineParameters) -> Skeleton:
     layouts = {name: layout_vertebra(alignment.vertebrae[name]) for name in VERTEBRA_NAMES}
     lumbarized = params.transitional == "lumbarized_S1"
@@ -122,11 +218,27 @@ def build_skeleton(alignment: SpineAlignment, params: SpineParameters) -> Skelet
     if lumbarized:  # a free S1 arch gets a lumbar-like spinous process [ED]
         layouts["S1"].geometry = replace(layouts["S1"].geometry, dims=replace(
             layouts["S1"].geometry.dims, spinous_process_height_mm=14.0, spinous_process_length_mm=22.0))
+    # Real shapes: first as the reference dimensions place them; the layout's laminae move onto them.
+    targets = {name: level_targets(layouts[name]) for name in TEMPLATE_OF_LEVEL}
+    real_bottoms = {}
+    for name, target in targets.items():
+        fit_laminae_to_outline(layouts[name], real_vertebra(name, layouts[name].frame, target))
+        real_bottoms[name] = layouts[name].lamina_bottom_z
+    # Then each lower lamina edge goes where the interlaminar window has its reference height
+    # (clinical.md §4.7 [S83]), and the real arch is stretched below its pedicle to meet it.
+    reals = {}
     for name in INTERSPACE_NAMES:
         upper, lower = name.split("-")
         _fit_window(alignment, layouts[upper], layouts[lower], alignment.discs[name].reference.interlaminar_mm
                     * params.skeleton_scale)
-        place_spinous_process(layouts[upper])
+        layout = layouts[upper]
+        pedicle_bottom = targets[upper].pedicle_bottom_mm
+        layout.lamina_bottom_z = min(layout.lamina_bottom_z, pedicle_bottom - LAMINA_BELOW_PEDICLE_MIN_MM)
+        targets[upper] = replace(targets[upper], lamina_bottom_mm=layout.lamina_bottom_z,
+                                 template_lamina_bottom_mm=arch_template_w(upper, targets[upper], real_bottoms[upper]))
+        reals[upper] = real_vertebra(upper, layout.frame, targets[upper])
+        fit_laminae_to_outline(layout, reals[upper])  # the stretch tilts the laminae a little
+        place_spinous_process(layout)
     if params.transitional == "sacralized_L5":
         _sacralize(layouts["L5"], layouts["S1"])
     joints = {}
@@ -154,4 +266,12 @@ def build_skeleton(alignment: SpineAlignment, params: SpineParameters) -> Skelet
                 labelled += [(f"{name}.IAP.{side}", shape) for shape in
                              inferior_articular_process(joints[(below.name, side)], layouts[name], params.degeneration)]
         parts[name] = labelled
-    return Skeleton(alignment, layouts, joints, parts)
+    outlines: dict[str, Shape] = {}
+    for name in reals:
+        # What the parameters grow on a real vertebra: the body's osteophytes (degeneration) and the
+        # sacralised L5's butterfly transverse processes.
+        extras = [shape for label, shape in parts[name] if
+                  (osteophyte > 0 and label == f"{name}.body") or
+                  (params.transitional == "sacralized_L5" and name == "L5" and ".transverse_process." in label)]
+        outlines[name] = SmoothUnion([reals[name]] + extras, BONE_BLEND_MM) if extras else reals[name]
+    return Skeleton(alignment, layouts, joints, parts, outlines)

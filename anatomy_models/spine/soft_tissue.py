@@ -24,7 +24,7 @@ from anatomy_models.spine.neural import SAC_END_BELOW_S1_MM
 from anatomy_models.spine.sacrum import dorsal_crest_points
 from anatomy_models.spine.sdf import (Frame, Intersection, Primitive, Shape, SmoothUnion, VerticalTube, ellipsoid, f32,
                                       half_space, rounded_box, smooth_max)
-from anatomy_models.spine.skeleton import WINDOW_LINE_OFFSET_MM, Skeleton, plane_gap, window_plane
+from anatomy_models.spine.skeleton import Skeleton
 from anatomy_models.spine.vertebra import SIDE_SIGN, body_sdf
 
 SKIN_THICKNESS_MM = 2.0                 # [ED] 1.5-3 mm on the back
@@ -295,10 +295,11 @@ def window_center(skeleton: Skeleton, flavum: Shape, interspace: str) -> np.ndar
     """Centre of an interlaminar window: midline, half-way across the gap, mid ligamentum flavum."""
     upper, lower = (skeleton.layouts[n] for n in interspace.split("-"))
     disc = skeleton.alignment.discs[interspace]
-    frame, y_range, z_range = window_plane(skeleton.alignment, upper)
-    _, middle = plane_gap(skeleton.part_shape(f"{upper.name}.lamina.left"), skeleton.part_shape(f"{lower.name}.lamina.left"),
-                          frame, WINDOW_LINE_OFFSET_MM, y_range, z_range, 0.25)
-    middle = middle - frame.vector((WINDOW_LINE_OFFSET_MM, 0.0, 0.0))  # into the midline
+    # Half-way between the edges the flavum spans: the upper lamina's lower edge and the lower's upper
+    # edge, on their ventral lines in the midline (on real vertebra shapes the laminae's closest
+    # approach can be anywhere along their edges, so it is no reliable middle).
+    middle = 0.5 * (upper.world(upper.lamina_ventral_point(0.0, upper.lamina_bottom_z))
+                    + lower.world(lower.lamina_ventral_point(0.0, lower.lamina_top_z)))
     posterior = disc.frame.vector((0.0, 1.0, 0.0))
     t = np.arange(-25.0, 25.0, 0.02)
     samples = middle[None, :] + t[:, None] * posterior[None, :]
