@@ -9,7 +9,8 @@ import pytest
 from PIL import Image
 from scipy import ndimage
 
-from simulator.imaging.probe import aimed_probe, standard_view
+from simulator.imaging.probe import VIEWS, aimed_probe, standard_view
+from simulator.imaging import ultrasound
 from simulator.imaging.ultrasound import render_ultrasound
 
 GOLDEN = Path(__file__).parents[1] / "golden"
@@ -26,6 +27,11 @@ def labels_under(image, anatomy):
 
 def in_group(anatomy, ids, group):
     return np.isin(ids, anatomy.label_table.ids_in_group(group))
+
+
+def floor_grey(image):
+    """Grey level of the noise added after the TGC, which fills shadows and fluid."""
+    return 255.0 * ultrasound.DISPLAY_NOISE_ABOVE_BLACK_DB / image.probe.dynamic_range_db
 
 
 def depth_mm(image):
@@ -52,7 +58,8 @@ def test_spinous_process_casts_a_shadow_beside_lit_muscle(small_spine):
     band = (depth_mm(image) > tip_depth + 10) & (depth_mm(image) < tip_depth + 20)
     beneath = band & (np.abs(points[..., 0] - tip[0]) < 2)
     beside = band & (np.abs(np.abs(points[..., 0] - tip[0]) - 25) < 5)
-    assert image.pixels[beneath].mean() < 0.15 * image.pixels[beside].mean()
+    assert image.pixels[beneath].mean() < 0.6 * image.pixels[beside].mean()
+    assert image.pixels[beneath].mean() < 1.3 * floor_grey(image)        # only the noise in the shadow
 
 
 def test_transverse_interlaminar_view_is_symmetric_with_both_complexes(small_spine):
@@ -69,7 +76,8 @@ def test_transverse_interlaminar_view_is_symmetric_with_both_complexes(small_spi
     above = slice(sac[0] - 8, sac[0] + 1)                                   # ligamentum flavum and dura
     muscle = in_group(small_spine, ids, "muscle")[above]                     # beside them, at their depth
     muscle_grey = grey[above][muscle].mean()
-    assert column[sac[1:-1]].mean() < 0.6 * muscle_grey                      # the intrathecal space: dark
+    inside = column[sac[1:-1]]
+    assert np.median(inside) < min(0.75 * muscle_grey, 1.4 * floor_grey(image))  # the intrathecal space: anechoic
     assert column[above].max() > 1.2 * muscle_grey   # posterior complex: brighter, through 30 mm of ligament
     assert column[sac[-1]:sac[-1] + 5].max() > 1.2 * muscle_grey             # anterior complex: bright too
     assert column[:sac[0]].mean() > 0.5 * muscle_grey                        # no spinous-process shadow
@@ -94,11 +102,11 @@ def test_articular_view_is_a_continuous_bony_line_with_shadow(small_spine):
         peaks.append(image.pixels[max(first_bone - 3, 0):first_bone + 2, c].max())
         below.append(image.pixels[first_bone + 4:first_bone + 14, c].mean())
     assert len(bone_columns) > 40
-    assert np.mean(np.asarray(peaks) > 150) > 0.85
-    assert np.mean(below) < 10
+    assert np.mean(np.asarray(peaks) > 150) > 0.8
+    assert np.mean(below) < 1.3 * floor_grey(image)                          # the shadow holds only the noise
 
 
-@pytest.mark.parametrize("view", ["paramedian-sagittal-oblique", "transverse-interlaminar"])
+@pytest.mark.parametrize("view", VIEWS)
 def test_golden_image(small_spine, view):
     """Small golden frames; set SPINESIM_UPDATE_GOLDEN=1 to rewrite them after an intended change."""
     image = render_ultrasound(small_spine, standard_view(small_spine, view, image_shape=(96, 96)), seed=7)
