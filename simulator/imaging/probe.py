@@ -332,6 +332,13 @@ SEAT_ROCK_RANGE_DEG = 30.0
 SEAT_ROCK_STEP_DEG = 1.0
 FACE_POINTS = 9
 GEL_MM = 10.0
+# Then the probe is pressed in, as sonographers press a convex probe on the back, until no part of the
+# face is more than SEAT_GAP_MM off the skin, by at most SEAT_PRESS_MM (the soft tissue under the face
+# centre is indented that much; the model's tissue does not deform, so the press is kept small) [ED].
+SEAT_GAP_MM = 5.0
+# Points across the face at which contact is checked (about one every 2 mm of a 60 mm face).
+CONTACT_POINTS = 33
+SEAT_PRESS_MM = 4.0
 
 
 def standard_view(anatomy, view: str, level: str = "L4-L5", side: str = "left", kind: ProbeKind = "curvilinear",
@@ -456,13 +463,14 @@ def face_gaps_mm(anatomy, probe: Probe, points: int = FACE_POINTS) -> np.ndarray
 def contact_lost(anatomy, probe: Probe) -> float:
     """Share of the probe's face (0-1) off the skin by more than the gel fills (``GEL_MM``): the part
     of the image that is black for want of contact."""
-    return float(np.mean(face_gaps_mm(anatomy, probe) > GEL_MM))
+    return float(np.mean(face_gaps_mm(anatomy, probe, CONTACT_POINTS) > GEL_MM))
 
 
 def seated(anatomy, probe: Probe, aim: np.ndarray) -> Probe:
     """``probe`` rocked in its plane about ``aim`` (its central beam still passes through it) and put
     back on the skin, by the smallest angle that lays its face most evenly on the skin (the largest
-    gap between face and skin least; within ``SEAT_ROCK_RANGE_DEG``)."""
+    gap between face and skin least; within ``SEAT_ROCK_RANGE_DEG``), then pressed in until its
+    largest gap is ``SEAT_GAP_MM`` (at most ``SEAT_PRESS_MM``)."""
     aim = np.asarray(aim, dtype=np.float64)
     best, best_gap = probe, np.inf
     for rock in sorted(np.arange(-SEAT_ROCK_RANGE_DEG, SEAT_ROCK_RANGE_DEG + 1e-9, SEAT_ROCK_STEP_DEG), key=abs):
@@ -474,7 +482,10 @@ def seated(anatomy, probe: Probe, aim: np.ndarray) -> Probe:
             continue   # that rock takes the beam or a face point off the body
         if gap < best_gap - 0.25:      # a quarter millimetre is within the skin's voxels: keep the smaller angle
             best, best_gap = candidate, gap
-    return best
+    if not np.isfinite(best_gap):
+        return probe
+    largest = float(np.max(face_gaps_mm(anatomy, best)))
+    return best.moved(press_mm=min(max(largest - SEAT_GAP_MM, 0.0), SEAT_PRESS_MM))
 
 
 def anterior_complex(anatomy, level: str, *, reach_mm: float = 60.0, step_mm: float = 0.5) -> np.ndarray:

@@ -447,7 +447,7 @@ def _deposit(row, starts, position, value, start):
 def _trace_lines(voxels, world_to_index, ln_z, attenuation, backscatter, texture, air, gel,
                  origins, directions, elevation, sample_mm, frequency_mhz, gel_mm, lattice_mm, plane_offsets,
                  plane_weights, noise_gain, seed, muscle_lattice, fat_lattice,
-                 coherent, run_start, diffuse_re, diffuse_im, transmission):
+                 coherent, run_start, diffuse_re, diffuse_im, transmission, lost):
     """One pass along every scan line: the local echoes (not yet attenuated) and the line's own
     round-trip transmission.
 
@@ -455,6 +455,8 @@ def _trace_lines(voxels, world_to_index, ln_z, attenuation, backscatter, texture
     transmission reaches each of them (the sample before the interface began; -1 for the face);
     ``diffuse_re``/``diffuse_im`` the diffuse echoes; ``transmission`` the round-trip amplitude left
     after each sample. :func:`_beam_echoes` attenuates them with the beam-averaged transmission.
+    ``lost[line]`` is set to 1 when the line is not yet fully in tissue ``gel_mm`` beyond the face
+    (the probe has lost skin contact there).
     """
     lines, samples = coherent.shape
     ni, nj, nk = voxels.shape[0], voxels.shape[1], voxels.shape[2]
@@ -499,6 +501,8 @@ def _trace_lines(voxels, world_to_index, ln_z, attenuation, backscatter, texture
                 fj += sj
                 fk += sk
             depth = (m + 0.5) * sample_mm
+            if not in_body and depth >= gel_mm:
+                lost[line] = 1
             ii, jj, kk, wx, wy, wz = _cell(fi, fj, fk)
             inside = not (ii < 0 or jj < 0 or kk < 0 or ii + 1 >= ni or jj + 1 >= nj or kk + 1 >= nk)
             if not inside:
@@ -890,6 +894,10 @@ class UltrasoundImage:
     probe : Probe
     seed : int
         Seed of the scatterer field (speckle).
+    contact_lost : float
+        Share of the scan lines (0-1) whose beam met no skin within the gel's reach of the face: the
+        probe is off the skin there and the image black (a scanner shows it; the sonographer rocks,
+        tilts or presses the probe).
     """
 
     pixels: np.ndarray
@@ -900,6 +908,7 @@ class UltrasoundImage:
     field_of_view: np.ndarray
     probe: Probe
     seed: int
+    contact_lost: float = 0.0
 
     def pixel_to_lps(self, rows: np.ndarray | float, cols: np.ndarray | float) -> np.ndarray:
         """LPS mm of (fractional) pixel positions; result shape (..., 3)."""
@@ -928,17 +937,17 @@ def _noise_for(lines: int, samples: int, seed: int) -> np.ndarray:
 
 
 def _tissue_field(anatomy, probe: Probe, scan: _Scan, origins: np.ndarray, directions: np.ndarray,
-                  seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The anatomy's echo level (dB, after the point-spread function, compounding and speckle
-    reduction, with front-end noise and reverberation), round-trip transmission and the unit-mean
-    noise fluctuation for this probe pose, (L, M) each; the anatomy keeps the last few."""
+                  seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
+    """The anatomy's echo level (dB, after the point-spread function and compounding, with front-end
+    noise and reverberation), round-trip transmission and the unit-mean noise fluctuation for this
+    probe pose, (L, M) each, and the share of lines without skin contact; the anatomy keeps the last few."""
     return anatomy.derived.recent("ultrasound.frames", (probe.geometry_key, int(seed)),
                                   lambda: _trace_tissue(acoustic_maps(anatomy), probe, scan, origins, directions, seed),
                                   keep=_FRAME_CACHE_SIZE)
 
 
 def _trace_tissue(maps: AcousticMaps, probe: Probe, scan: _Scan, origins: np.ndarray, directions: np.ndarray,
-                  seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+                  seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
     lines, samples = origins.shape[0], scan.samples
     noise_gain = 10.0 ** (DIFFUSE_REFERENCE_DB / 20.0) / math.sqrt(_speckle_power())
     offsets, weights = _elevation_planes()
@@ -947,12 +956,13 @@ def _trace_tissue(maps: AcousticMaps, probe: Probe, scan: _Scan, origins: np.nda
     diffuse_re, diffuse_im, axial_re, axial_im = (np.zeros((COMPOUND_FRAMES, lines, samples), dtype=np.float32)
                                                   for _ in range(4))
     run_start = np.full((lines, samples), -1, dtype=np.int32)
+    lost = np.zeros(lines, dtype=np.int8)
     _trace_lines(maps.voxels, maps.world_to_index, maps.ln_impedance, maps.attenuation_db_per_cm_mhz,
                  maps.backscatter, maps.texture, maps.air, maps.gel, origins, directions,
                  probe.elevation, scan.sample_mm, probe.frequency_mhz, GEL_MM,
                  SPECKLE_LATTICE_WAVELENGTHS * probe.wavelength_mm, offsets, weights, noise_gain, int(seed),
                  np.asarray(MUSCLE_FIBRE_LATTICE_MM), np.asarray(FAT_SEPTA_LATTICE_MM),
-                 coherent, run_start, diffuse_re, diffuse_im, transmission)
+                 coherent, run_start, diffuse_re, diffuse_im, transmission, lost)
     _beam_echoes(coherent, run_start, diffuse_re, diffuse_im, transmission, scan.lateral_weights, scan.lateral_rows,
                  scan.axial_kernel, scan.diffuse_scale, beam_transmission, axial_re, axial_im)
     field_re, field_im = diffuse_re, diffuse_im     # free again
@@ -961,7 +971,7 @@ def _trace_tissue(maps: AcousticMaps, probe: Probe, scan: _Scan, origins: np.nda
     noise = _noise_for(lines, samples, seed)
     _compound(field_re, field_im, beam_transmission, 10.0 ** (FRONT_END_NOISE_DB / 10.0),
               10.0 ** (REVERBERATION_DB / 10.0), reach, noise, power, level_db)
-    return level_db, beam_transmission, noise
+    return level_db, beam_transmission, noise, float(lost.mean())
 
 
 def depth_gain_db(probe: Probe, depths_mm: np.ndarray) -> np.ndarray:
@@ -1018,12 +1028,14 @@ def render_ultrasound(anatomy, probe: Probe, needle: Needle | None = None, *, se
     >>> surface = int(image.lps_to_pixel([20.0, 11.5, 20.0])[0])     # the bone's top, 27.5 mm deep
     >>> line = image.pixels[surface - 1:surface + 2].mean(axis=1).max()
     >>> muscle, shadow = image.pixels[surface - 12:surface - 4].mean(), image.pixels[surface + 4:].mean()
-    >>> bool(line > 2.5 * muscle), float(shadow)                      # a bright line, black below it
-    (True, 0.0)
+    >>> bool(line > 2.5 * muscle), bool(shadow < muscle)              # a bright line, a shadow below it
+    (True, True)
+    >>> int(image.pixels[surface + 4:, 1:-1].min()) > 0               # holding the noise: dark, never black
+    True
     """
     scan = _scan_for(anatomy, probe)
     origins, directions = _scan_lines(probe, scan)
-    level_db, transmission, noise = _tissue_field(anatomy, probe, scan, origins, directions, seed)
+    level_db, transmission, noise, contact_lost = _tissue_field(anatomy, probe, scan, origins, directions, seed)
     if needle is not None:
         level_db = level_db.copy()
         _needle_echoes(level_db, transmission, origins, directions, probe.elevation, scan.sample_mm,
@@ -1037,7 +1049,7 @@ def render_ultrasound(anatomy, probe: Probe, needle: Needle | None = None, *, se
     _display(grey, scan.pixel_line, scan.pixel_sample, pixels)
     first = probe.position + scan.first_pixel[0] * probe.lateral + scan.first_pixel[1] * probe.axial
     return UltrasoundImage(pixels, scan.pixel_mm, first, probe.axial.copy(), probe.lateral.copy(),
-                           scan.pixel_line >= 0, probe, int(seed))
+                           scan.pixel_line >= 0, probe, int(seed), contact_lost)
 
 
 __all__ = ["UltrasoundImage", "render_ultrasound", "acoustic_maps", "AcousticMaps", "depth_gain_db"]

@@ -18,8 +18,9 @@ import numpy as np
 from simulator.imaging.ultrasound import UltrasoundImage, render_ultrasound
 from simulator.session.fold import Session, SessionState
 
-# Displayed frame, pixels (rows, columns): the monitor panel shows it at about this size.
-SCAN_SHAPE = (384, 384)
+# Displayed frame, pixels (rows, columns): at least 512 across, the size the monitor shows it at on
+# a desktop screen (issue 17), so that the scan converter, not the browser, sets the detail.
+SCAN_SHAPE = (512, 512)
 MARKER_RADIUS_PX = 4
 TICK_LENGTH_PX = 6
 
