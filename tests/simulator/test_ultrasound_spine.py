@@ -10,8 +10,8 @@ from PIL import Image
 from scipy import ndimage
 
 from simulator.imaging import probe as probe_module
-from simulator.imaging.probe import VIEWS, aimed_probe, contact_lost, standard_view
 from simulator.imaging import ultrasound
+from simulator.imaging.probe import VIEWS, aimed_probe, contact_lost, standard_view
 from simulator.imaging.ultrasound import render_ultrasound
 
 GOLDEN = Path(__file__).parents[1] / "golden"
