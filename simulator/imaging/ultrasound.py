@@ -14,21 +14,25 @@ and of the PLUS toolkit's simulator (per-tissue impedance, attenuation and diffu
    angle term from the surface normal; the round trip loses ``1 - R`` at every interface and
    ``2 α f`` dB per cm, so shadows behind bone and air emerge from the physics; diffuse echoes are
    the local backscatter times a complex scatterer field fixed in tissue coordinates (hashed lattice
-   noise, summed over the slice thickness), so speckle stays put when the probe slides in plane and
-   decorrelates when it moves out of plane. The echoes are then attenuated by the transmission
-   averaged across the beam's width (neighbouring lines), so shadow edges are soft as with a real
-   beam.
+   noise, summed over the slice thickness; one independent field per compounded frame), so speckle
+   stays put when the probe slides in plane and decorrelates when it moves out of plane; muscle
+   and fat carry their fibre and septum textures. The echoes are then attenuated by the
+   transmission averaged across the beam's width (neighbouring lines), so shadow edges are soft as
+   with a real beam.
 3. **Point-spread function**: Gaussian axial (pulse length) and lateral (beam width, depending on
-   focus and depth) blur of the complex echo field in the beam domain; then the echo power, lightly
-   averaged as a scanner's compounding / speckle reduction does.
+   focus and depth) blur of each compounded frame's complex echo field in the beam domain; the
+   frames' echo powers are averaged (spatial compounding: finer, less spread speckle), and the
+   front end's noise and reverberation (a fraction of the echo at half the depth) are added.
 4. **Needle** (:func:`_needle_echoes`): analytic, from the needle geometry, composited on the cached
    tissue echo power: a specular shaft whose echo falls with the beam-to-shaft angle, reverberation (comet
    tail), the tip as a point reflector and a faint shadow; no re-tracing of the tissue.
-5. **Display**: log compression over the dynamic range, gain and time-gain compensation, then scan
-   conversion (polar to Cartesian for curvilinear probes).
+5. **Display**: gain and time-gain compensation, the noise of the stages after the TGC (so that
+   shadows and fluid are dark but never exactly black), log compression over the dynamic range,
+   then scan conversion (polar to Cartesian for curvilinear probes).
 
 Not modelled: refraction and speed-of-sound errors (echoes sit at their true depth), side lobes,
-reverberation between tissue layers, frequency downshift with depth.
+reverberation between tissue layers (only between an echo and the probe face), frequency downshift
+with depth, the steering geometry of compounding (interfaces seen from several angles), colour Doppler.
 """
 
 from __future__ import annotations
@@ -840,10 +844,10 @@ def _display(grey, pixel_line, pixel_sample, image):
 def _elevation_planes() -> tuple[np.ndarray, np.ndarray]:
     """Offsets (lattice units) and weights of the lattice planes summed across the slice thickness.
 
-    ``ELEVATION_PLANES`` planes one lattice spacing apart (spanning 1.85 mm at 3.5 MHz, 0.65 mm at 10 MHz),
-    gently tapered (Gaussian, sigma half the stack). Speckle intensity then decorrelates by half
-    after a 0.65 mm sweep at 3.5 MHz and 0.23 mm at 10 MHz, close to what a two-way elevation
-    beam of 1.6 / 0.45 mm FWHM gives (0.8 / 0.22 mm).
+    ``ELEVATION_PLANES`` planes one lattice spacing apart (spanning 0.88 mm at 3.5 MHz, 0.31 mm at
+    10 MHz), gently tapered (Gaussian, sigma half the stack): each sample takes its nearest lattice
+    point in each plane, so the speckle decorrelates once the probe has swept about the stack's
+    width out of plane (the two-way elevation beam's half-correlation sweep is 0.8 / 0.22 mm).
     """
     offsets = np.arange(ELEVATION_PLANES) + 0.5 - ELEVATION_PLANES / 2
     weights = np.exp(-0.5 * (offsets / (ELEVATION_PLANES / 2)) ** 2)
