@@ -117,6 +117,10 @@ FAT_SEPTA_LATTICE_MM = (4.0, 1.0, 4.0)
 SEPTUM_WIDTH = 0.1
 MUSCLE_BULK, MUSCLE_SEPTA = 0.7, 2.5
 FAT_BULK, FAT_SEPTA = 0.4, 5.0
+# Hydrodissection: where an injection's contrast is at least this concentration (mg iodine/mL; the
+# media are 200-300 mg/mL, so a voxel this rich is mostly injectate), the tissue is replaced by fluid
+# (water's acoustics: anechoic, no attenuation), so the injected volume is a dark pocket [ED].
+FLUID_MIN_MG_PER_ML = 20.0
 # Needle: specular acceptance (the echo falls as exp(-(angle/acceptance)^2) with the angle between the
 # beam and the shaft's normal), the rough part that stays at any angle, the tip as a point reflector,
 # and the comet tail (echo ratio per reverberation inside the shaft, number of echoes).
@@ -450,8 +454,8 @@ def _deposit(row, starts, position, value, start):
 @njit(parallel=True, cache=True, fastmath=True)
 def _trace_lines(voxels, world_to_index, ln_z, attenuation, backscatter, texture, air, gel,
                  origins, directions, elevation, sample_mm, frequency_mhz, gel_mm, lattice_mm, plane_offsets,
-                 plane_weights, noise_gain, seed, muscle_lattice, fat_lattice,
-                 coherent, run_start, diffuse_re, diffuse_im, transmission, lost):
+                 plane_weights, noise_gain, seed, muscle_lattice, fat_lattice, fluid, fluid_world_to_index,
+                 fluid_min, coherent, run_start, diffuse_re, diffuse_im, transmission, lost):
     """One pass along every scan line: the local echoes (not yet attenuated) and the line's own
     round-trip transmission.
 
@@ -460,7 +464,8 @@ def _trace_lines(voxels, world_to_index, ln_z, attenuation, backscatter, texture
     ``diffuse_re``/``diffuse_im`` the diffuse echoes; ``transmission`` the round-trip amplitude left
     after each sample. :func:`_beam_echoes` attenuates them with the beam-averaged transmission.
     ``lost[line]`` is set to 1 when the line is not yet fully in tissue ``gel_mm`` beyond the face
-    (the probe has lost skin contact there).
+    (the probe has lost skin contact there). Samples whose nearest voxel of ``fluid`` (a grid placed by
+    ``fluid_world_to_index``) holds at least ``fluid_min`` are injected fluid (the gel class: water).
     """
     lines, samples = coherent.shape
     ni, nj, nk = voxels.shape[0], voxels.shape[1], voxels.shape[2]
@@ -559,6 +564,18 @@ def _trace_lines(voxels, world_to_index, ln_z, attenuation, backscatter, texture
                             muscle_w += w
                         elif texture[c] == 2:
                             fat_w += w
+            if in_body and fluid_min > 0.0:
+                qi = np.int64(math.floor(fluid_world_to_index[0, 0] * px + fluid_world_to_index[0, 1] * py
+                                         + fluid_world_to_index[0, 2] * pz + fluid_world_to_index[0, 3] + 0.5))
+                qj = np.int64(math.floor(fluid_world_to_index[1, 0] * px + fluid_world_to_index[1, 1] * py
+                                         + fluid_world_to_index[1, 2] * pz + fluid_world_to_index[1, 3] + 0.5))
+                qk = np.int64(math.floor(fluid_world_to_index[2, 0] * px + fluid_world_to_index[2, 1] * py
+                                         + fluid_world_to_index[2, 2] * pz + fluid_world_to_index[2, 3] + 0.5))
+                if (0 <= qi < fluid.shape[0] and 0 <= qj < fluid.shape[1] and 0 <= qk < fluid.shape[2]
+                        and fluid[qi, qj, qk] >= fluid_min):
+                    lnz = ln_z[gel]
+                    alpha = attenuation[gel]
+                    scatter = 0.0
             # Interfaces: a run of same-signed ln Z steps is one interface, whose echo tanh(|sum|/2)
             # is placed at the steps' centroid and whose transmission loss sech^2 accrues as it goes.
             step = 0.5 * (lnz - previous)
@@ -941,17 +958,20 @@ def _noise_for(lines: int, samples: int, seed: int) -> np.ndarray:
 
 
 def _tissue_field(anatomy, probe: Probe, scan: _Scan, origins: np.ndarray, directions: np.ndarray,
-                  seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
+                  seed: int, fluid=None) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
     """The anatomy's echo level (dB, after the point-spread function and compounding, with front-end
     noise and reverberation), round-trip transmission and the unit-mean noise fluctuation for this
-    probe pose, (L, M) each, and the share of lines without skin contact; the anatomy keeps the last few."""
+    probe pose, (L, M) each, and the share of lines without skin contact; the anatomy keeps the last few
+    (without injected ``fluid``: a frame with it is traced anew)."""
+    if fluid is not None:
+        return _trace_tissue(acoustic_maps(anatomy), probe, scan, origins, directions, seed, fluid)
     return anatomy.derived.recent("ultrasound.frames", (probe.geometry_key, int(seed)),
                                   lambda: _trace_tissue(acoustic_maps(anatomy), probe, scan, origins, directions, seed),
                                   keep=_FRAME_CACHE_SIZE)
 
 
 def _trace_tissue(maps: AcousticMaps, probe: Probe, scan: _Scan, origins: np.ndarray, directions: np.ndarray,
-                  seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
+                  seed: int, fluid=None) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
     lines, samples = origins.shape[0], scan.samples
     noise_gain = 10.0 ** (DIFFUSE_REFERENCE_DB / 20.0) / math.sqrt(_speckle_power())
     offsets, weights = _elevation_planes()
@@ -961,11 +981,17 @@ def _trace_tissue(maps: AcousticMaps, probe: Probe, scan: _Scan, origins: np.nda
                                                   for _ in range(4))
     run_start = np.full((lines, samples), -1, dtype=np.int32)
     lost = np.zeros(lines, dtype=np.int8)
+    if fluid is None:
+        fluid_array, fluid_to_index = np.zeros((1, 1, 1), dtype=np.float32), np.zeros((3, 4))
+    else:
+        fluid_array = np.ascontiguousarray(fluid.array, dtype=np.float32)
+        fluid_to_index = np.ascontiguousarray(np.linalg.inv(fluid.affine)[:3])
     _trace_lines(maps.voxels, maps.world_to_index, maps.ln_impedance, maps.attenuation_db_per_cm_mhz,
                  maps.backscatter, maps.texture, maps.air, maps.gel, origins, directions,
                  probe.elevation, scan.sample_mm, probe.frequency_mhz, GEL_MM,
                  SPECKLE_LATTICE_WAVELENGTHS * probe.wavelength_mm, offsets, weights, noise_gain, int(seed),
-                 np.asarray(MUSCLE_FIBRE_LATTICE_MM), np.asarray(FAT_SEPTA_LATTICE_MM),
+                 np.asarray(MUSCLE_FIBRE_LATTICE_MM), np.asarray(FAT_SEPTA_LATTICE_MM), fluid_array, fluid_to_index,
+                 FLUID_MIN_MG_PER_ML if fluid is not None else 0.0,
                  coherent, run_start, diffuse_re, diffuse_im, transmission, lost)
     _beam_echoes(coherent, run_start, diffuse_re, diffuse_im, transmission, scan.lateral_weights, scan.lateral_rows,
                  scan.axial_kernel, scan.diffuse_scale, beam_transmission, axial_re, axial_im)
@@ -995,7 +1021,8 @@ def needle_reflection() -> float:
     return (steel - muscle) / (steel + muscle)
 
 
-def render_ultrasound(anatomy, probe: Probe, needle: Needle | None = None, *, seed: int = 0) -> UltrasoundImage:
+def render_ultrasound(anatomy, probe: Probe, needle: Needle | None = None, *, seed: int = 0,
+                      fluid=None) -> UltrasoundImage:
     """B-mode image of ``anatomy`` seen by ``probe``, with ``needle`` if given.
 
     Parameters
@@ -1009,6 +1036,9 @@ def render_ultrasound(anatomy, probe: Probe, needle: Needle | None = None, *, se
         the image plane cuts it, the tip when it lies in the slice).
     seed : int
         Seed of the scatterer field; the same seed gives the same image.
+    fluid : Volume, optional
+        Injected contrast (mg iodine/mL, as ``Session.contrast`` gives it): where it reaches
+        ``FLUID_MIN_MG_PER_ML`` the tissue is fluid, an anechoic pocket (hydrodissection).
 
     Returns
     -------
@@ -1039,7 +1069,7 @@ def render_ultrasound(anatomy, probe: Probe, needle: Needle | None = None, *, se
     """
     scan = _scan_for(anatomy, probe)
     origins, directions = _scan_lines(probe, scan)
-    level_db, transmission, noise, contact_lost = _tissue_field(anatomy, probe, scan, origins, directions, seed)
+    level_db, transmission, noise, contact_lost = _tissue_field(anatomy, probe, scan, origins, directions, seed, fluid)
     if needle is not None:
         level_db = level_db.copy()
         _needle_echoes(level_db, transmission, origins, directions, probe.elevation, scan.sample_mm,

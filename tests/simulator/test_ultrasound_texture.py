@@ -92,3 +92,19 @@ def test_shadows_are_dark_but_never_exactly_black(sac):
     assert shadow.size > 500
     assert np.mean(shadow == 0) == 0.0 and shadow.min() >= 3
     assert shadow.mean() < 0.5 * muscle.mean()
+
+
+def test_an_injected_volume_is_an_anechoic_pocket(sac):
+    """Hydrodissection: contrast at a medium's concentration in a 6 mm ball in the muscle beside the
+    sac turns it into fluid, dark as the CSF; the same muscle without it is lit."""
+    grid = np.zeros((60, 48, 40), np.float32)
+    x, y, z = np.meshgrid(*[np.arange(n, dtype=float) for n in grid.shape], indexing="ij")
+    grid[(x - 51) ** 2 + (y - 20) ** 2 + (z - 20) ** 2 <= 36] = 240.0     # mg iodine/mL
+    fluid = Volume.from_spacing(grid, (1, 1, 1))
+    probe = sac_image(sac, gain_db=15.0).probe
+    plain, injected = render_ultrasound(sac, probe), render_ultrasound(sac, probe, fluid=fluid)
+    pocket = np.s_[row_of(plain, 23.0):row_of(plain, 17.0), column_of(plain, 49.0):column_of(plain, 53.0)]
+    floor = 255.0 * ultrasound.DISPLAY_NOISE_ABOVE_BLACK_DB / probe.dynamic_range_db
+    assert plain.pixels[pocket].mean() > 2.5 * floor
+    assert injected.pixels[pocket].mean() < 1.5 * floor
+    assert np.mean(injected.pixels[pocket] == 0) == 0.0
