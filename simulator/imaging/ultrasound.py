@@ -110,13 +110,15 @@ AUTO_TGC_DB_PER_CM_MHZ = 0.8
 # Tissue texture lattices (LPS mm): muscle fibres run cranio-caudally (long along z), so perimysium
 # septa show as striations on sagittal views and as dots on transverse ones; subcutaneous fat septa
 # run parallel to the skin of the back (thin along y). Septa are the thin ridges along the zero set
-# of a smooth noise on these lattices; the bulk tissue between them scatters less than the tissue
-# table's mean (the *_BULK factor), the septa more (bulk + *_SEPTA on the ridge).
+# of a smooth noise on these lattices (fat lobules of a few mm between hairline septa); the bulk
+# tissue between them scatters less than the tissue table's mean (the *_BULK factor), the septa
+# more (bulk + *_SEPTA on the ridge; the ridge covers about SEPTUM_WIDTH of the tissue, so a thinner
+# septum is brighter for the same mean backscatter).
 MUSCLE_FIBRE_LATTICE_MM = (0.9, 0.9, 12.0)
 FAT_SEPTA_LATTICE_MM = (4.0, 1.0, 4.0)
-SEPTUM_WIDTH = 0.1
-MUSCLE_BULK, MUSCLE_SEPTA = 0.7, 2.5
-FAT_BULK, FAT_SEPTA = 0.4, 5.0
+SEPTUM_WIDTH = 0.05
+MUSCLE_BULK, MUSCLE_SEPTA = 0.7, 5.0
+FAT_BULK, FAT_SEPTA = 0.4, 10.0
 # Hydrodissection: where an injection's contrast is at least this concentration (mg iodine/mL; the
 # media are 200-300 mg/mL, so a voxel this rich is mostly injectate), the tissue is replaced by fluid
 # (water's acoustics: anechoic, no attenuation), so the injected volume is a dark pocket [ED].
