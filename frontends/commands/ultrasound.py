@@ -27,11 +27,12 @@ from simulator.session.scans import annotate
 @click.option("--dynamic-range", "dynamic_range_db", type=FiniteFloat(), default=55.0, show_default=True, help="dB.")
 @click.option("--size", default="512x512", show_default=True, help="Display frame ROWSxCOLUMNS in pixels; the image is cut to the field of view's shape.")
 @click.option("--seed", type=SEED, default=0, show_default=True, help="Speckle seed.")
+@click.option("--doppler", is_flag=True, help="Colour Doppler over the whole frame (flow from the anatomy's vessels).")
 @click.option("-o", "--output", type=OutputPath(dir_okay=False, path_type=Path), required=True,
               help="PNG file to write.")
 def ultrasound(anatomy_name: str, view: str, level: str, side: str, kind: str, depth_mm: float | None,
                frequency_mhz: float | None, gain_db: float, dynamic_range_db: float, size: str, seed: int,
-               output: Path) -> None:
+               doppler: bool, output: Path) -> None:
     """Render a B-mode image of ANATOMY (a stored anatomy's name or folder; "default" if omitted)."""
     from PIL import Image
 
@@ -51,6 +52,13 @@ def ultrasound(anatomy_name: str, view: str, level: str, side: str, kind: str, d
     anatomy = load_anatomy(anatomy_name)
     probe = standard_view(anatomy, view, level, side, kind, **settings)
     image = render_ultrasound(anatomy, probe, seed=seed)
+    picture = annotate(image)
+    if doppler:
+        from simulator.imaging.doppler import DopplerBox, colour_doppler
+
+        flow = colour_doppler(anatomy, image, DopplerBox(0, image.pixels.shape[0], 0, image.pixels.shape[1]))
+        coloured = (flow[..., 0] != flow[..., 1]) | (flow[..., 2] != flow[..., 1])
+        picture[coloured] = flow[coloured]
     with atomic_path(output) as temporary:
-        Image.fromarray(annotate(image)).save(temporary, format="PNG")
+        Image.fromarray(picture).save(temporary, format="PNG")
     click.echo(f"Wrote {output} ({view}, {level}, {kind} {probe.frequency_mhz:g} MHz, depth {probe.depth_mm:g} mm)")

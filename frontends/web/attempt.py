@@ -64,10 +64,18 @@ class Scan:
         return f"{cols} / {rows}"
 
 
-def scan_caption(probe: Probe, view: str | None) -> str:
-    """What the ultrasound monitor's corner says: view, probe, frequency, depth and gain."""
-    return (f"{(view or 'free hand').replace('-', ' ')} · {probe.kind} {probe.frequency_mhz:g} MHz · "
-            f"depth {probe.depth_mm / 10:g} cm · gain {probe.gain_db:+g} dB")
+# A frame with more of its face off the skin than this share carries a warning in its caption [ED].
+CONTACT_WARNING_SHARE = 0.05
+
+
+def scan_caption(probe: Probe, view: str | None, contact_lost: float = 0.0) -> str:
+    """What the ultrasound monitor's corner says: view, probe, frequency, depth and gain, and a warning
+    when part of the probe's face is off the skin (``contact_lost``, the share of the scan lines)."""
+    caption = (f"{(view or 'free hand').replace('-', ' ')} · {probe.kind} {probe.frequency_mhz:g} MHz · "
+               f"depth {probe.depth_mm / 10:g} cm · gain {probe.gain_db:+g} dB")
+    if contact_lost > CONTACT_WARNING_SHARE:
+        caption += f" · NO SKIN CONTACT over {contact_lost:.0%} of the probe: rock, tilt or press it"
+    return caption
 
 
 @dataclass(frozen=True)
@@ -238,7 +246,8 @@ class LiveAttempt:
         image = render_scan(self.session, state)
         if image is None:
             return None
-        scan = Scan(state_index, image, jpeg_data_url(annotate(image)), scan_caption(image.probe, state.probe.view))
+        caption = scan_caption(image.probe, state.probe.view, image.contact_lost)
+        scan = Scan(state_index, image, jpeg_data_url(annotate(image)), caption)
         self._scan = scan
         return scan
 

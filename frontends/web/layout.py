@@ -201,13 +201,14 @@ def _simulator(ctrl) -> None:
             with v3.VCol(cols=12, md=3, classes="d-flex flex-column"):
                 _scenario_card(ctrl)
                 _carm_card(ctrl)
-            # With ultrasound the middle column holds two monitors side by side (fluoroscopy, ultrasound).
+            # With ultrasound the middle column holds two monitors side by side (fluoroscopy, ultrasound);
+            # the ultrasound takes two thirds, at least 512 px across on a 1600 px screen (issue 17).
             with v3.VCol(cols=12, md=("us_allowed ? 6 : 5",)):
                 with v3.VRow(dense=True):
-                    with v3.VCol(cols=12, md=("us_allowed ? 6 : 12",)):
+                    with v3.VCol(cols=12, md=("us_allowed ? 4 : 12",)):
                         _monitor("monitor", "fluoro", "fluoro_src", "NO IMAGE", ctrl.pick, "pick_marker", "pick-marker",
                                  "fluoro_caption", "fluoro-caption", zoom="fluoro_zoom")
-                    with v3.VCol(cols=12, md=6, v_if="us_allowed"):
+                    with v3.VCol(cols=12, md=8, v_if="us_allowed"):
                         _monitor("us-monitor", "ultrasound", "us_src", "NO PROBE", ctrl.us_pick, "us_aim_marker",
                                  "us-aim-marker", "us_caption", "us-caption", marker_class="pick aim", aspect="us_aspect",
                                  caption_inside=False)

@@ -207,8 +207,10 @@ def carm_presets(scenario: Scenario, anatomy: Anatomy) -> dict[str, CArmPose]:
                            isocenter=tuple(round(v, 3) for v in isocenter)) for name, c in views.items()}
 
 
-# The ultrasound view buttons: label -> standard view (simulator.imaging.probe.standard_view).
-PROBE_VIEWS = {"PSO": "paramedian-sagittal-oblique", "Articular": "articular", "Transverse": "transverse-interlaminar"}
+# The ultrasound view buttons: label -> standard view (simulator.imaging.probe.standard_view), for the
+# scenario's level and side; the first three as before, then the rest of a sonographer's lumbar scan.
+PROBE_VIEWS = {"PSO": "paramedian-sagittal-oblique", "Articular": "articular", "Transverse": "transverse-interlaminar",
+               "Spinous": "transverse-spinous", "Trident": "sagittal-transverse-process", "Lamina": "paramedian-sagittal"}
 # Probe movements: name -> unit ("mm" for the translations, "deg" for the turns), and the largest step
 # one press may make [ED: a slide of 2 cm or a turn of 45 degrees is already a new scan].
 PROBE_MOVES = {"slide": "mm", "sweep": "mm", "rotate": "deg", "tilt": "deg", "rock": "deg"}

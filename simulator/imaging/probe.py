@@ -14,6 +14,7 @@ axis) and *rock* (heel-toe, in-plane angulation about the elevation axis).
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field, replace
 from typing import Literal
 
@@ -24,8 +25,11 @@ from anatomy_models.structures import check_side
 from anatomy_models.tissues import SCANNER_SPEED_OF_SOUND_M_PER_S
 from scenarios.poses import ProbeKind, ProbePose
 
-View = Literal["paramedian-sagittal-oblique", "articular", "transverse-interlaminar"]
-VIEWS: tuple[str, ...] = ("paramedian-sagittal-oblique", "articular", "transverse-interlaminar")
+View = Literal["transverse-spinous", "sagittal-transverse-process", "paramedian-sagittal", "articular",
+               "paramedian-sagittal-oblique", "transverse-interlaminar"]
+# The lumbar scan a sonographer takes, outside in (Karmakar's sequence, as taught) [ED].
+VIEWS: tuple[str, ...] = ("transverse-spinous", "sagittal-transverse-process", "paramedian-sagittal", "articular",
+                          "paramedian-sagittal-oblique", "transverse-interlaminar")
 
 # Preset arrays [ED]: a high-frequency linear array (5-12 MHz, 38 mm footprint) for superficial
 # blocks, and a low-frequency curvilinear array (2-5 MHz, 60 mm radius, 60 degree sector) for the
@@ -309,24 +313,58 @@ def aimed_probe(anatomy, kind: ProbeKind, aim: np.ndarray, axial: np.ndarray, la
 # Medial tilt of the paramedian sagittal oblique view: the beam is angled 10-15 degrees toward the
 # midline to pass through the interlaminar window (Karmakar's technique, as taught) [ED].
 PSO_MEDIAL_TILT_DEG = 15.0
+# Where the sagittal views sit across the back [ED]: the lamina view halfway from the midline to the
+# facet joint; the trident view over the transverse processes, this far from their tips toward their
+# roots (the tips are thin and drop out of a 1-2 mm slice).
+LAMINA_FROM_MIDLINE = 0.5
+TRANSVERSE_PROCESS_FROM_TIP = 0.4
+# A linear probe's default depth in the standard views reaches this far beyond the structure aimed at
+# (mm, rounded up to 5 mm), and its frequency drops so that the depth stays within its penetration:
+# depth (cm) x frequency (MHz) <= PENETRATION_CM_MHZ (10 MHz reaches 4.5 cm) [ED].
+DEPTH_MARGIN_MM = 15.0
+PENETRATION_CM_MHZ = 45.0
+# Seating the face on the skin: the presets rock the probe in its plane (heel-toe) about the point they
+# aim at, within this range, until the face is as evenly on the skin as it can be (the curved back of
+# a lordotic spine otherwise leaves one end of the face in the air). FACE_POINTS points across the face
+# are checked; a point whose beam meets the skin more than GEL_MM beyond the face has lost contact
+# (the renderer draws it black).
+SEAT_ROCK_RANGE_DEG = 30.0
+SEAT_ROCK_STEP_DEG = 1.0
+FACE_POINTS = 9
+GEL_MM = 10.0
+# Then the probe is pressed in, as sonographers press a convex probe on the back, until no part of the
+# face is more than SEAT_GAP_MM off the skin, by at most SEAT_PRESS_MM (the soft tissue under the face
+# centre is indented that much; the model's tissue does not deform, so the press is kept small) [ED].
+SEAT_GAP_MM = 5.0
+# Points across the face at which contact is checked (about one every 2 mm of a 60 mm face).
+CONTACT_POINTS = 33
+SEAT_PRESS_MM = 4.0
 
 
 def standard_view(anatomy, view: str, level: str = "L4-L5", side: str = "left", kind: ProbeKind = "curvilinear",
                   **settings) -> Probe:
-    """A probe on the skin in one of the standard lumbar neuraxial views.
+    """A probe on the skin in one of the standard lumbar views, its face seated on the skin.
 
     Parameters
     ----------
     anatomy : Anatomy
-        Needs the landmarks ``{level}.interlaminar_window.center`` and, for the articular view,
-        ``facet_joint.{level}.{side}.center``; the transverse view also uses the spinous-process tips,
-        the paramedian sagittal oblique view the labels of the disc and vertebral bodies.
+        Needs the landmarks ``{level}.interlaminar_window.center`` and, for the articular and lamina
+        views, ``facet_joint.{level}.{side}.center``; the transverse views also use the
+        spinous-process tips, the trident view the transverse-process tips and roots
+        (``{vertebra}.SAP_TP_junction.{side}``), the paramedian sagittal oblique view the labels of
+        the disc and vertebral bodies.
     view : str
+        ``"transverse-spinous"``: transverse on the midline over the upper vertebra's spinous process
+        (its tip a bright cap with a shadow, the laminae either side); marker on the patient's right.
+        ``"sagittal-transverse-process"``: sagittal over the transverse processes of both vertebrae,
+        beam straight down (the "trident": finger-like shadows, psoas between); marker cranial.
+        ``"paramedian-sagittal"``: sagittal over the laminae, beam straight down (a saw-tooth of
+        laminae); marker cranial.
+        ``"articular"``: sagittal plane over the facet joints, beam straight down (the articular
+        processes as a continuous wavy line, "camel humps"); marker cranial.
         ``"paramedian-sagittal-oblique"``: sagittal plane beside the midline, beam tilted medially
         through the interlaminar window onto the anterior complex (the back of the disc, on the
         midline): laminae as a saw-tooth, the window between them; marker cranial.
-        ``"articular"``: sagittal plane over the facet joints, beam straight down (the articular
-        processes as a continuous wavy line, "camel humps"); marker cranial.
         ``"transverse-interlaminar"``: transverse plane through the interspinous gap, beam aimed
         between the spinous-process tips into the window; marker on the patient's right.
     level : str
@@ -334,33 +372,120 @@ def standard_view(anatomy, view: str, level: str = "L4-L5", side: str = "left", 
     side : {"left", "right"}
         Patient side of the paramedian views.
     kind : {"linear", "curvilinear"}
-        Probe kind; the lumbar views are done with a curvilinear probe in practice.
+        Probe kind; the lumbar views are done with a curvilinear probe in practice. A linear probe's
+        depth and frequency, unless given, are set to reach the structure aimed at.
     **settings
         Other :class:`Probe` fields (depth_mm, frequency_mhz, gain_db, ...).
     """
     if view not in VIEWS:
         raise SpinesimError(f"unknown ultrasound view {view!r}", hint=f"use one of: {', '.join(VIEWS)}")
     check_side(side)
+    aim, axial, lateral = _view_aim(anatomy, view, level, side)
+    probe = aimed_probe(anatomy, kind, aim, axial, lateral, **settings)
+    if kind == "linear":
+        probe = probe.with_settings(**_reaching(probe, aim, settings))
+    return seated(anatomy, probe, aim)
+
+
+def _view_aim(anatomy, view: str, level: str, side: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The point a standard view aims its central beam at, the beam's direction and the array's (LPS)."""
     window = anatomy.landmark(f"{level}.interlaminar_window.center")
+    upper, lower = level.split("-")
     superior = np.array([0.0, 0.0, 1.0])
     anterior = np.array([0.0, -1.0, 0.0])
+    # Transverse views: marker on the patient's right, the image's left is the patient's right (+x is left).
+    across = np.array([1.0, 0.0, 0.0])
     if view == "transverse-interlaminar":
-        upper, lower = level.split("-")
-        gap = 0.5 * (anatomy.landmark(f"{upper}.spinous_process.tip") + anatomy.landmark(f"{lower}.spinous_process.tip"))
+        gap = 0.5 * (anatomy.landmark(f"{upper}.spinous_process.tip")
+                     + anatomy.landmark(f"{lower}.spinous_process.tip"))
         axial = window - gap
         if np.linalg.norm(axial) < 1.0 or axial @ anterior <= 0:
             axial = anterior
-        # Marker on the patient's right: the image's left is the patient's right, +lateral = +x (left).
-        return aimed_probe(anatomy, kind, window, axial, [1.0, 0.0, 0.0], **settings)
-    # Paramedian views: marker cranial, so the image's left is cranial and +lateral points caudal.
-    lateral = -superior
+        return window, axial, across
+    if view == "transverse-spinous":
+        # Straight down through the tip, aimed at the laminae's depth (that of the window) so that a
+        # linear probe's depth takes them in.
+        aim = anatomy.landmark(f"{upper}.spinous_process.tip").copy()
+        aim[1] = window[1]
+        return aim, anterior, across
+    # Sagittal views: marker cranial, so the image's left is cranial and +lateral points caudal.
     if view == "articular":
-        return aimed_probe(anatomy, kind, anatomy.landmark(f"facet_joint.{level}.{side}.center"), anterior, lateral,
-                           **settings)
+        return anatomy.landmark(f"facet_joint.{level}.{side}.center"), anterior, -superior
+    if view == "paramedian-sagittal":
+        facet = anatomy.landmark(f"facet_joint.{level}.{side}.center")
+        aim = window.copy()
+        aim[0] += LAMINA_FROM_MIDLINE * (facet[0] - window[0])
+        return aim, anterior, -superior
+    if view == "sagittal-transverse-process":
+        roots = [anatomy.landmark(f"{v}.transverse_process.{side}.tip") * (1.0 - TRANSVERSE_PROCESS_FROM_TIP)
+                 + anatomy.landmark(f"{v}.SAP_TP_junction.{side}") * TRANSVERSE_PROCESS_FROM_TIP
+                 for v in (upper, lower)]
+        return np.mean(roots, axis=0), anterior, -superior
     medial = np.array([-1.0 if side == "left" else 1.0, 0.0, 0.0])  # +x is the patient's left
     tilt = np.radians(PSO_MEDIAL_TILT_DEG)
-    return aimed_probe(anatomy, kind, anterior_complex(anatomy, level), np.cos(tilt) * anterior + np.sin(tilt) * medial,
-                       lateral, **settings)
+    return anterior_complex(anatomy, level), np.cos(tilt) * anterior + np.sin(tilt) * medial, -superior
+
+
+def _reaching(probe: Probe, aim: np.ndarray, given: dict) -> dict:
+    """A linear probe's depth and frequency that reach ``DEPTH_MARGIN_MM`` beyond ``aim`` (those not ``given``)."""
+    settings = {}
+    reach = (aim - probe.position) @ probe.axial + DEPTH_MARGIN_MM
+    depth = float(given.get("depth_mm", 5.0 * math.ceil(reach / 5.0)))
+    if "depth_mm" not in given:
+        settings["depth_mm"] = min(max(depth, PRESETS["linear"]["depth_mm"]), 120.0)
+        settings["focus_mm"] = None
+    if "frequency_mhz" not in given:
+        low, high = FREQUENCY_RANGE_MHZ["linear"]
+        settings["frequency_mhz"] = round(min(max(PENETRATION_CM_MHZ / (depth / 10.0), low), probe.frequency_mhz), 1)
+    return settings
+
+
+def face_points(probe: Probe, points: int = FACE_POINTS) -> tuple[np.ndarray, np.ndarray]:
+    """LPS points across the probe's face, end to end in the image plane, and the beam direction at each."""
+    frame = np.stack([probe.lateral, probe.axial])
+    if probe.kind == "linear":
+        offsets = np.linspace(-0.5, 0.5, points) * probe.footprint_mm
+        return probe.position + offsets[:, None] * probe.lateral, np.repeat(probe.axial[None], points, axis=0)
+    angles = np.radians(np.linspace(-0.5, 0.5, points) * probe.field_of_view_deg)
+    directions = np.stack([np.sin(angles), np.cos(angles)], axis=1)
+    origins = probe.radius_mm * directions - [0.0, probe.radius_mm]  # the apex is a radius behind the face
+    return probe.position + origins @ frame, directions @ frame
+
+
+def face_gaps_mm(anatomy, probe: Probe, points: int = FACE_POINTS) -> np.ndarray:
+    """How far beyond each of ``points`` points across the face its beam meets the skin (mm; negative:
+    that part of the face is pressed into the skin)."""
+    origins, directions = face_points(probe, points)
+    return np.array([(skin_point(anatomy, origin, direction) - origin) @ direction
+                     for origin, direction in zip(origins, directions)])
+
+
+def contact_lost(anatomy, probe: Probe) -> float:
+    """Share of the probe's face (0-1) off the skin by more than the gel fills (``GEL_MM``): the part
+    of the image that is black for want of contact."""
+    return float(np.mean(face_gaps_mm(anatomy, probe, CONTACT_POINTS) > GEL_MM))
+
+
+def seated(anatomy, probe: Probe, aim: np.ndarray) -> Probe:
+    """``probe`` rocked in its plane about ``aim`` (its central beam still passes through it) and put
+    back on the skin, by the smallest angle that lays its face most evenly on the skin (the largest
+    gap between face and skin least; within ``SEAT_ROCK_RANGE_DEG``), then pressed in until its
+    largest gap is ``SEAT_GAP_MM`` (at most ``SEAT_PRESS_MM``)."""
+    aim = np.asarray(aim, dtype=np.float64)
+    best, best_gap = probe, np.inf
+    for rock in sorted(np.arange(-SEAT_ROCK_RANGE_DEG, SEAT_ROCK_RANGE_DEG + 1e-9, SEAT_ROCK_STEP_DEG), key=abs):
+        rocked = probe.moved(rock_deg=float(rock))
+        try:
+            candidate = replace(rocked, position=skin_point(anatomy, aim, rocked.axial))
+            gap = float(np.max(np.abs(face_gaps_mm(anatomy, candidate))))
+        except SpinesimError:
+            continue   # that rock takes the beam or a face point off the body
+        if gap < best_gap - 0.25:      # a quarter millimetre is within the skin's voxels: keep the smaller angle
+            best, best_gap = candidate, gap
+    if not np.isfinite(best_gap):
+        return probe
+    largest = float(np.max(face_gaps_mm(anatomy, best)))
+    return best.moved(press_mm=min(max(largest - SEAT_GAP_MM, 0.0), SEAT_PRESS_MM))
 
 
 def anterior_complex(anatomy, level: str, *, reach_mm: float = 60.0, step_mm: float = 0.5) -> np.ndarray:

@@ -14,28 +14,32 @@ and of the PLUS toolkit's simulator (per-tissue impedance, attenuation and diffu
    angle term from the surface normal; the round trip loses ``1 - R`` at every interface and
    ``2 α f`` dB per cm, so shadows behind bone and air emerge from the physics; diffuse echoes are
    the local backscatter times a complex scatterer field fixed in tissue coordinates (hashed lattice
-   noise, summed over the slice thickness), so speckle stays put when the probe slides in plane and
-   decorrelates when it moves out of plane. The echoes are then attenuated by the transmission
-   averaged across the beam's width (neighbouring lines), so shadow edges are soft as with a real
-   beam.
+   noise, summed over the slice thickness; one independent field per compounded frame), so speckle
+   stays put when the probe slides in plane and decorrelates when it moves out of plane; muscle
+   and fat carry their fibre and septum textures. The echoes are then attenuated by the
+   transmission averaged across the beam's width (neighbouring lines), so shadow edges are soft as
+   with a real beam.
 3. **Point-spread function**: Gaussian axial (pulse length) and lateral (beam width, depending on
-   focus and depth) blur of the complex echo field in the beam domain; then the echo power, lightly
-   averaged as a scanner's compounding / speckle reduction does.
+   focus and depth) blur of each compounded frame's complex echo field in the beam domain; the
+   frames' echo powers are averaged (spatial compounding: finer, less spread speckle), and the
+   front end's noise and reverberation (a fraction of the echo at half the depth) are added.
 4. **Needle** (:func:`_needle_echoes`): analytic, from the needle geometry, composited on the cached
    tissue echo power: a specular shaft whose echo falls with the beam-to-shaft angle, reverberation (comet
    tail), the tip as a point reflector and a faint shadow; no re-tracing of the tissue.
-5. **Display**: log compression over the dynamic range, gain and time-gain compensation, then scan
-   conversion (polar to Cartesian for curvilinear probes).
+5. **Display**: gain and time-gain compensation, the noise of the stages after the TGC (so that
+   shadows and fluid are dark but never exactly black), log compression over the dynamic range,
+   then scan conversion (polar to Cartesian for curvilinear probes).
 
 Not modelled: refraction and speed-of-sound errors (echoes sit at their true depth), side lobes,
-reverberation between tissue layers, frequency downshift with depth.
+reverberation between tissue layers (only between an echo and the probe face), frequency downshift
+with depth, the steering geometry of compounding (interfaces seen from several angles), colour Doppler.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from functools import cache
+from functools import cache, lru_cache
 
 import numpy as np
 from numba import njit, prange
@@ -43,50 +47,82 @@ from scipy import ndimage
 
 from anatomy_models.errors import SpinesimError
 from anatomy_models.tissues import tissue
-from simulator.imaging.probe import Probe
+from simulator.imaging.probe import GEL_MM, Probe
 from simulator.needle.shaft import Needle
 
 # --------------------------------------------------------------------------- model parameters [ED]
 # Scatterer field: a lattice fixed in the patient (LPS mm) whose spacing is this many wavelengths
-# (fine enough that the point-spread function, not the lattice, sets the speckle grain); the echo of
-# one sample sums ELEVATION_PLANES lattice planes across the slice.
-SPECKLE_LATTICE_WAVELENGTHS = 0.6
-ELEVATION_PLANES = 8
+# (fine enough that the point-spread function, not the lattice, sets the speckle grain); each
+# sample takes the random complex amplitude of its nearest lattice point, and the echo of one
+# sample sums ELEVATION_PLANES lattice planes across the slice.
+SPECKLE_LATTICE_WAVELENGTHS = 0.5
+ELEVATION_PLANES = 4
+# Spatial compounding, as scanners do by default (SonoCT, CrossBeam): the frame is the mean echo
+# power of COMPOUND_FRAMES frames steered at different angles. Steering a few degrees decorrelates
+# the speckle of the frames while the anatomy stays, so the log-compressed speckle's spread falls
+# from 5.6 dB (one frame, fully developed speckle) toward 5.6 / sqrt(frames) dB. Modelled as
+# independent scatterer realisations seen through the same beam; the steering's other effects
+# (interfaces seen from several angles, the frame's trapezoid edges) are not.
+COMPOUND_FRAMES = 2
 # Echo level of diffuse backscatter 1.0 relative to a perfect plane reflector: soft-tissue speckle
 # sits 30-40 dB below a bone surface on clinical images [ED].
 DIFFUSE_REFERENCE_DB = -35.0
+# Noise and clutter, so that no part of the field is empty [ED]: the receive chain after the TGC
+# amplifier (beamformer, ADC) adds noise at a fixed level on the display, DISPLAY_NOISE_ABOVE_BLACK_DB
+# above black whatever the gain (grey ~19 of 255 in a shadow at 55 dB range); the front end's thermal
+# noise enters before the TGC, FRONT_END_NOISE_DB below a plane reflector, so it rises with depth and
+# meets soft-tissue speckle near the probe's penetration depth (15 cm at 3.5 MHz, 5 cm at 10 MHz).
+# Reverberation between a strong echo at depth d and the probe face returns at 2d: each sample
+# gets REVERBERATION_DB of the echo power within REVERBERATION_SPREAD_MM of half its depth, weakened
+# by the extra round trip, with the noise's own grain.
+# The noise's intensity is NOISE_STEADY of its mean everywhere plus a fluctuating rest (white,
+# exponential), so that it has a grain but never falls to black (a pixel averages many noise samples).
+DISPLAY_NOISE_ABOVE_BLACK_DB = 4.0
+NOISE_STEADY = 0.5
+FRONT_END_NOISE_DB = -125.0
+REVERBERATION_DB = -40.0
+REVERBERATION_SPREAD_MM = 2.0
 # Interface echo = R * ((1 - roughness) |cos(angle to normal)|^exponent + roughness): mostly specular,
 # with a rough part so that oblique surfaces stay faintly visible (PLUS's bone preset splits its echo
 # into specular and diffuse parts the same way, clinical.md §5.3 [S117]). Bone is smooth at these
-# wavelengths and strongly specular (its oblique sides vanish); fascia, ligament and dura surfaces
-# are rougher and show over a wider range of angles. An interface counts as bone-like when its
+# wavelengths and strongly specular (its oblique sides vanish). Soft-tissue interfaces (fascia,
+# ligament, dura) are large smooth sheets too: their echo falls steeply with the angle (a sheet
+# parallel to the beam, such as the thecal sac's lateral walls in a transverse view, returns only
+# SOFT_ROUGHNESS of its reflection, -40 dB, and vanishes into the noise floor: the sac is a dark
+# space with a bright roof and floor, not a ring). An interface counts as bone-like when its
 # |Δ ln Z| exceeds BONE_LIKE_STEP (muscle -> cortex is 1.4, muscle -> ligament 0.09).
 BONE_LIKE_STEP = 0.5
 BONE_SPECULAR_EXPONENT, BONE_ROUGHNESS = 3.0, 0.1
-SOFT_SPECULAR_EXPONENT, SOFT_ROUGHNESS = 1.5, 0.15
+SOFT_SPECULAR_EXPONENT, SOFT_ROUGHNESS = 4.0, 0.01
 # Transmit pulse length in cycles (2-3 for B-mode); the echo envelope's axial FWHM is half the
 # spatial pulse length: 0.66 mm at 3.5 MHz, 0.23 mm at 10 MHz.
 PULSE_CYCLES = 3.0
 # Lateral beam: f-number no smaller than this (lateral FWHM ~1.3 mm at 3.5 MHz, ~0.5 mm at 10 MHz,
 # as convex and linear arrays resolve in the mid field), and the largest active aperture (mm), which
-# widens the beam beyond 60 mm depth.
+# widens the beam beyond 120 mm depth (a 60 mm convex array of 128-192 elements opens ~40 mm).
 MIN_F_NUMBER = 3.0
-ACTIVE_APERTURE_MM = 20.0
+ACTIVE_APERTURE_MM = 40.0
 # Automatic TGC compensates this one-way attenuation (dB/cm/MHz), between fat (0.7) and muscle (1.1).
 AUTO_TGC_DB_PER_CM_MHZ = 0.8
-# Gel layer: air within this distance of the probe face, until the beam is fully in tissue, is
-# coupling gel (a probe pressed on curved, voxelised skin); beyond it the probe has lost contact.
-GEL_MM = 10.0
+# Gel layer (GEL_MM, from the probe module, which checks contact with it): air within this distance of
+# the probe face, until the beam is fully in tissue, is coupling gel (a probe pressed on curved,
+# voxelised skin); beyond it the probe has lost contact.
 # Tissue texture lattices (LPS mm): muscle fibres run cranio-caudally (long along z), so perimysium
 # septa show as striations on sagittal views and as dots on transverse ones; subcutaneous fat septa
 # run parallel to the skin of the back (thin along y). Septa are the thin ridges along the zero set
-# of a smooth noise on these lattices; the bulk tissue between them scatters less than the tissue
-# table's mean (the *_BULK factor), the septa more (bulk + *_SEPTA on the ridge).
-MUSCLE_FIBRE_LATTICE_MM = (1.2, 1.2, 15.0)
-FAT_SEPTA_LATTICE_MM = (8.0, 1.5, 8.0)
-SEPTUM_WIDTH = 0.1
-MUSCLE_BULK, MUSCLE_SEPTA = 0.7, 2.5
-FAT_BULK, FAT_SEPTA = 0.4, 5.0
+# of a smooth noise on these lattices (fat lobules of a few mm between hairline septa); the bulk
+# tissue between them scatters less than the tissue table's mean (the *_BULK factor), the septa
+# more (bulk + *_SEPTA on the ridge; the ridge covers about SEPTUM_WIDTH of the tissue, so a thinner
+# septum is brighter for the same mean backscatter).
+MUSCLE_FIBRE_LATTICE_MM = (0.9, 0.9, 12.0)
+FAT_SEPTA_LATTICE_MM = (4.0, 1.0, 4.0)
+SEPTUM_WIDTH = 0.05
+MUSCLE_BULK, MUSCLE_SEPTA = 0.7, 5.0
+FAT_BULK, FAT_SEPTA = 0.4, 10.0
+# Hydrodissection: where an injection's contrast is at least this concentration (mg iodine/mL; the
+# media are 200-300 mg/mL, so a voxel this rich is mostly injectate), the tissue is replaced by fluid
+# (water's acoustics: anechoic, no attenuation), so the injected volume is a dark pocket [ED].
+FLUID_MIN_MG_PER_ML = 20.0
 # Needle: specular acceptance (the echo falls as exp(-(angle/acceptance)^2) with the angle between the
 # beam and the shaft's normal), the rough part that stays at any angle, the tip as a point reflector,
 # and the comet tail (echo ratio per reverberation inside the shaft, number of echoes).
@@ -98,6 +134,12 @@ COMET_TAIL_ECHOES = 4
 NEEDLE_SHADOW = 0.3
 
 _TEXTURE = {"muscle": 1, "fat": 2}
+# Diffuse backscatter scaled per tissue [ED]: membranes far thinner than a CT voxel (the lumbar dura
+# is ~0.3-0.5 mm thick) echo at their surfaces, which the interfaces give; the tissue table's diffuse
+# backscatter, spread over a whole voxel shell, would draw them as a bright ring whatever the beam's
+# angle, so it is dropped. Nerve roots are hypoechoic inside (fascicles) with an echogenic rim: the
+# cauda equina shows as faint dots in the anechoic sac, not as a solid grey mass.
+_BACKSCATTER_SCALE = {"dura": 0.0, "nerve": 0.3}
 # How many probe settings' scan geometries and poses' tissue frames an anatomy keeps (each kind).
 _FRAME_CACHE_SIZE = 4
 
@@ -149,7 +191,7 @@ def _compute_maps(anatomy) -> AcousticMaps:
     properties = [tissue(name) for name in names] + [tissue("water")]
     ln_z = np.log([t.impedance_mrayl for t in properties]).astype(np.float32)
     attenuation = np.array([t.attenuation_db_per_cm_mhz for t in properties], dtype=np.float32)
-    backscatter = np.array([t.backscatter for t in properties], dtype=np.float32)
+    backscatter = np.array([_BACKSCATTER_SCALE.get(t.name, 1.0) * t.backscatter for t in properties], dtype=np.float32)
     texture = np.array([_TEXTURE.get(name, 0) for name in names] + [0], dtype=np.int8)
     # Only the body's bounding box (plus a voxel) is kept: CT air around a patient costs nothing then.
     air = names.index("air") if "air" in names else -1
@@ -208,7 +250,7 @@ class _Scan:
     lateral_sigma_mm: np.ndarray  # (M,)
     elevation_sigma_mm: np.ndarray  # (M,)
     axial_kernel: np.ndarray  # along a line, peak 1
-    lateral_weights: np.ndarray  # (M, 2 reach + 1) unit-sum Gaussian across lines at each depth
+    lateral_weights: np.ndarray  # (2 reach + 1, M) unit-sum Gaussian across lines at each depth (contiguous in M)
     lateral_rows: np.ndarray  # (2 reach + 1, 2) first and last + 1 sample where each offset has weight
     diffuse_scale: np.ndarray  # (M,) keeps independent scatterers at unit variance through both kernels
 
@@ -275,12 +317,13 @@ def _scan(probe: Probe) -> _Scan:
                  np.where(inside, line, -1.0).astype(np.float32),
                  np.broadcast_to(sample, (shown_rows, shown_cols)).astype(np.float32),
                  pixel_mm, (float(u[0, 0]), float(v[0, 0])), axial_sigma, lateral_sigma, elevation_sigma,
-                 axial_kernel, lateral_weights, lateral_rows, diffuse_scale)
+                 axial_kernel, np.ascontiguousarray(lateral_weights.T), lateral_rows, diffuse_scale)
 
 
 def _lateral_kernels(sigmas: np.ndarray, lines: int) -> np.ndarray:
-    """Unit-sum Gaussian kernels across lines, one row per depth (sigmas in line spacings), cut at 3 sigma."""
-    widths = np.minimum((3.0 * sigmas).astype(int) + 1, lines - 1)
+    """Unit-sum Gaussian kernels across lines, one row per depth (sigmas in line spacings), cut at 2.5
+    sigma (the amplitude there is 4 % of the peak, -27 dB)."""
+    widths = np.minimum((2.5 * sigmas).astype(int) + 1, lines - 1)
     offsets = np.arange(-widths.max(), widths.max() + 1)
     weights = np.exp(-0.5 * (offsets[None, :] / sigmas[:, None]) ** 2) * (np.abs(offsets)[None, :] <= widths[:, None])
     return weights / weights.sum(axis=1, keepdims=True)
@@ -326,9 +369,9 @@ def _gaussian_beam_sigma(wavelength: float, f_number: float, focus: float, depth
 
 
 # --------------------------------------------------------------------------- kernels
-# Only the line tracing runs in parallel. The other passes take a millisecond or two on one core,
-# less than starting a parallel region costs on a busy two-core machine: with every pass parallel
-# the median frame took 38 ms against 24 ms like this, under a load of 5 (benchmarks/bench_ultrasound.py).
+# The line tracing and the point-spread passes (three compounded frames each) run in parallel over
+# lines; the rest take a millisecond or less on one core, less than starting a parallel region costs
+# on a busy two-core machine (benchmarks/bench_ultrasound.py).
 @njit(cache=True, inline="always")
 def _hash(ix, iy, iz, salt):
     z = (np.uint64(salt) + np.uint64(ix) * np.uint64(0x9E3779B97F4A7C15)
@@ -370,6 +413,14 @@ def _lattice_noise(x, y, z, salt):
 
 
 @njit(cache=True, inline="always")
+def _lattice_point(x, y, z, salt):
+    """The complex white lattice's value at the lattice point nearest (x, y, z) (lattice units);
+    components uniform in [-1, 1]."""
+    h = _hash(np.int64(math.floor(x + 0.5)), np.int64(math.floor(y + 0.5)), np.int64(math.floor(z + 0.5)), salt)
+    return _unit_from_bits(h, 40), _unit_from_bits(h, 12)
+
+
+@njit(cache=True, inline="always")
 def _ridge(noise, width):
     """Thin bright ridges along the zero set of a smooth noise: 1 on it, 0 beyond ``width``."""
     ridge = max(0.0, 1.0 - abs(noise) / width)
@@ -405,8 +456,8 @@ def _deposit(row, starts, position, value, start):
 @njit(parallel=True, cache=True, fastmath=True)
 def _trace_lines(voxels, world_to_index, ln_z, attenuation, backscatter, texture, air, gel,
                  origins, directions, elevation, sample_mm, frequency_mhz, gel_mm, lattice_mm, plane_offsets,
-                 plane_weights, noise_gain, seed, muscle_lattice, fat_lattice,
-                 coherent, run_start, diffuse_re, diffuse_im, transmission):
+                 plane_weights, noise_gain, seed, muscle_lattice, fat_lattice, fluid, fluid_world_to_index,
+                 fluid_min, coherent, run_start, diffuse_re, diffuse_im, transmission, lost):
     """One pass along every scan line: the local echoes (not yet attenuated) and the line's own
     round-trip transmission.
 
@@ -414,14 +465,17 @@ def _trace_lines(voxels, world_to_index, ln_z, attenuation, backscatter, texture
     transmission reaches each of them (the sample before the interface began; -1 for the face);
     ``diffuse_re``/``diffuse_im`` the diffuse echoes; ``transmission`` the round-trip amplitude left
     after each sample. :func:`_beam_echoes` attenuates them with the beam-averaged transmission.
+    ``lost[line]`` is set to 1 when the line is not yet fully in tissue ``gel_mm`` beyond the face
+    (the probe has lost skin contact there). Samples whose nearest voxel of ``fluid`` (a grid placed by
+    ``fluid_world_to_index``) holds at least ``fluid_min`` are injected fluid (the gel class: water).
     """
     lines, samples = coherent.shape
     ni, nj, nk = voxels.shape[0], voxels.shape[1], voxels.shape[2]
     # Round-trip amplitude factor per sample is exp(-alpha * per_db): 2 * alpha f d dB, / 20 for amplitude.
     per_db = 2.0 * frequency_mhz * (sample_mm / 10.0) * math.log(10.0) / 20.0
-    speckle_salt = np.int64(seed) * 3 + 1
-    muscle_salt = np.int64(seed) * 3 + 2
-    fat_salt = np.int64(seed) * 3 + 3
+    muscle_salt = np.int64(seed) * 64 + 1
+    fat_salt = np.int64(seed) * 64 + 2
+    speckle_salt = np.int64(seed) * 64 + 3  # frame k's scatterers: salt + 4 k
     inverse_lattice = 1.0 / lattice_mm
     for parallel_line in prange(lines):
         line = np.int64(parallel_line)  # prange counts unsigned; keep index arithmetic signed
@@ -458,6 +512,8 @@ def _trace_lines(voxels, world_to_index, ln_z, attenuation, backscatter, texture
                 fj += sj
                 fk += sk
             depth = (m + 0.5) * sample_mm
+            if not in_body and depth >= gel_mm:
+                lost[line] = 1
             ii, jj, kk, wx, wy, wz = _cell(fi, fj, fk)
             inside = not (ii < 0 or jj < 0 or kk < 0 or ii + 1 >= ni or jj + 1 >= nj or kk + 1 >= nk)
             if not inside:
@@ -510,6 +566,18 @@ def _trace_lines(voxels, world_to_index, ln_z, attenuation, backscatter, texture
                             muscle_w += w
                         elif texture[c] == 2:
                             fat_w += w
+            if in_body and fluid_min > 0.0:
+                qi = np.int64(math.floor(fluid_world_to_index[0, 0] * px + fluid_world_to_index[0, 1] * py
+                                         + fluid_world_to_index[0, 2] * pz + fluid_world_to_index[0, 3] + 0.5))
+                qj = np.int64(math.floor(fluid_world_to_index[1, 0] * px + fluid_world_to_index[1, 1] * py
+                                         + fluid_world_to_index[1, 2] * pz + fluid_world_to_index[1, 3] + 0.5))
+                qk = np.int64(math.floor(fluid_world_to_index[2, 0] * px + fluid_world_to_index[2, 1] * py
+                                         + fluid_world_to_index[2, 2] * pz + fluid_world_to_index[2, 3] + 0.5))
+                if (0 <= qi < fluid.shape[0] and 0 <= qj < fluid.shape[1] and 0 <= qk < fluid.shape[2]
+                        and fluid[qi, qj, qk] >= fluid_min):
+                    lnz = ln_z[gel]
+                    alpha = attenuation[gel]
+                    scatter = 0.0
             # Interfaces: a run of same-signed ln Z steps is one interface, whose echo tanh(|sum|/2)
             # is placed at the steps' centroid and whose transmission loss sech^2 accrues as it goes.
             step = 0.5 * (lnz - previous)
@@ -555,27 +623,29 @@ def _trace_lines(voxels, world_to_index, ln_z, attenuation, backscatter, texture
                 if fat_w > 0.0:
                     sheet, _ = _lattice_noise(px / fat_lattice[0], py / fat_lattice[1], pz / fat_lattice[2], fat_salt)
                     gain += fat_w * (FAT_BULK + FAT_SEPTA * _ridge(sheet, SEPTUM_WIDTH) - 1.0)
-                real = 0.0
-                imag = 0.0
-                for plane in range(plane_offsets.shape[0]):
-                    offset = plane_offsets[plane]
-                    qr, qi = _lattice_noise(px * inverse_lattice + offset * elevation[0],
-                                            py * inverse_lattice + offset * elevation[1],
-                                            pz * inverse_lattice + offset * elevation[2], speckle_salt)
-                    real += plane_weights[plane] * qr
-                    imag += plane_weights[plane] * qi
                 level = scatter * gain * noise_gain
-                diffuse_re[line, m] = level * real
-                diffuse_im[line, m] = level * imag
+                for frame in range(diffuse_re.shape[0]):
+                    real = 0.0
+                    imag = 0.0
+                    for plane in range(plane_offsets.shape[0]):
+                        offset = plane_offsets[plane]
+                        qr, qi = _lattice_point(px * inverse_lattice + offset * elevation[0],
+                                                py * inverse_lattice + offset * elevation[1],
+                                                pz * inverse_lattice + offset * elevation[2], speckle_salt + 4 * frame)
+                        real += plane_weights[plane] * qr
+                        imag += plane_weights[plane] * qi
+                    diffuse_re[frame, line, m] = level * real
+                    diffuse_im[frame, line, m] = level * imag
         if run_sign != 0:
             _deposit(coherent[line], run_start[line], run_moment / run_weight,
                      _interface_echo(run_sum, rnx, rny, rnz, dx, dy, dz), run_first - 1)
 
 
-@njit(cache=True, fastmath=True)
+@njit(parallel=True, cache=True, fastmath=True)
 def _beam_echoes(coherent, run_start, diffuse_re, diffuse_im, transmission, lateral_weights, lateral_rows,
                  axial_kernel, diffuse_scale, beam_transmission, axial_re, axial_im):
-    """Attenuate the local echoes with the beam's transmission, then blur them along each line.
+    """Attenuate the local echoes with the beam's transmission, then blur them along each line, for
+    each compounded frame (the first axis of ``diffuse_*`` and ``axial_*``).
 
     A beam is as wide as its lateral point-spread function, so what reaches depth m on line l is the
     lines' own transmissions averaged with the lateral weights (amplitudes add across the beam):
@@ -584,26 +654,28 @@ def _beam_echoes(coherent, run_start, diffuse_re, diffuse_im, transmission, late
     amplitude); diffuse echoes are scaled per depth (``diffuse_scale``) so that independent
     scatterers keep unit variance through the axial and lateral kernels.
     """
-    lines, samples = coherent.shape
+    frames, lines, samples = diffuse_re.shape
     half = axial_kernel.shape[0] // 2
-    for line in range(lines):
-        _spread_row(transmission, lateral_weights, lateral_rows, line, beam_transmission[line])
+    for parallel_line in prange(lines):
+        line = np.int64(parallel_line)
         echo_re = np.empty(samples)
         echo_im = np.empty(samples)
-        for m in range(samples):
-            start = run_start[line, m]
-            reached = 1.0 if start < 0 else beam_transmission[line, start]
-            scale = diffuse_scale[m] * beam_transmission[line, m]
-            echo_re[m] = coherent[line, m] * reached + scale * diffuse_re[line, m]
-            echo_im[m] = scale * diffuse_im[line, m]
-        for m in range(samples):
-            sr = 0.0
-            si = 0.0
-            for j in range(max(-half, -m), min(half + 1, samples - m)):
-                sr += axial_kernel[j + half] * echo_re[m + j]
-                si += axial_kernel[j + half] * echo_im[m + j]
-            axial_re[line, m] = sr
-            axial_im[line, m] = si
+        _spread_row(transmission, lateral_weights, lateral_rows, line, beam_transmission[line])
+        for frame in range(frames):
+            for m in range(samples):
+                start = run_start[line, m]
+                reached = 1.0 if start < 0 else beam_transmission[line, start]
+                scale = diffuse_scale[m] * beam_transmission[line, m]
+                echo_re[m] = coherent[line, m] * reached + scale * diffuse_re[frame, line, m]
+                echo_im[m] = scale * diffuse_im[frame, line, m]
+            for m in range(samples):
+                sr = 0.0
+                si = 0.0
+                for j in range(max(-half, -m), min(half + 1, samples - m)):
+                    sr += axial_kernel[j + half] * echo_re[m + j]
+                    si += axial_kernel[j + half] * echo_im[m + j]
+                axial_re[frame, line, m] = sr
+                axial_im[frame, line, m] = si
 
 
 @njit(cache=True, inline="always")
@@ -612,49 +684,68 @@ def _spread_row(values, lateral_weights, lateral_rows, line, out):
 
     ``lateral_rows[reach + i]`` is the (first, last + 1) sample at which offset i has any weight."""
     lines, samples = values.shape
-    reach = lateral_weights.shape[1] // 2
+    reach = lateral_weights.shape[0] // 2
     for m in range(samples):
         out[m] = 0.0
     for i in range(max(-reach, -line), min(reach + 1, lines - line)):
         for m in range(lateral_rows[i + reach, 0], lateral_rows[i + reach, 1]):  # contiguous: vectorises
-            out[m] += lateral_weights[m, i + reach] * values[line + i, m]
+            out[m] += lateral_weights[i + reach, m] * values[line + i, m]
 
 
-@njit(cache=True, fastmath=True)
+@njit(parallel=True, cache=True, fastmath=True)
 def _lateral_spread(axial_re, axial_im, lateral_weights, lateral_rows, out_re, out_im):
     """The lateral point-spread function: a Gaussian across scan lines whose width depends on depth.
 
-    ``lateral_weights[m, reach + i]`` weights line ``l + i`` at sample ``m``; each row sums to 1, so a
+    ``lateral_weights[reach + i, m]`` weights line ``l + i`` at sample ``m``; they sum to 1 at each m, so a
     surface crossing many lines keeps its echo amplitude. Lines beyond the array's ends count as empty.
     """
-    lines = axial_re.shape[0]
-    for line in range(lines):
-        _spread_row(axial_re, lateral_weights, lateral_rows, line, out_re[line])
-        _spread_row(axial_im, lateral_weights, lateral_rows, line, out_im[line])
+    frames, lines = axial_re.shape[0], axial_re.shape[1]
+    for parallel_line in prange(lines):
+        line = np.int64(parallel_line)
+        for frame in range(frames):
+            _spread_row(axial_re[frame], lateral_weights, lateral_rows, line, out_re[frame, line])
+            _spread_row(axial_im[frame], lateral_weights, lateral_rows, line, out_im[frame, line])
 
 
 @njit(cache=True, fastmath=True)
-def _speckle_reduction(field_re, field_im, level_db):
-    """Echo level in dB of the echo power lightly averaged (1-2-1 across lines and along them), as
-    scanners do by default (compounding, speckle reduction): keeps the grain, removes the one-sample
-    dark lanes between grains that log compression of a raw complex field shows."""
-    lines, samples = field_re.shape
+def _compound(field_re, field_im, beam_transmission, front_end_noise, reverberation, reach, noise, power, level_db):
+    """Echo level in dB: the compounded frames' mean echo power (spatial compounding, which also
+    fills the one-sample dark lanes that log compression of a single complex field shows), plus the
+    front end's noise and reverberation, both with the unit-mean fluctuation ``noise``.
+
+    Reverberation: the mean echo power within ``reach`` samples of half the depth, weakened by one
+    more round trip to there (``beam_transmission`` squared) and by ``reverberation`` (power ratio).
+    ``power`` is scratch.
+    """
+    frames, lines, samples = field_re.shape
     for line in range(lines):
         for m in range(samples):
             total = 0.0
-            norm = 0.0
-            for i in range(-1, 2):
-                ll = line + i
-                if ll < 0 or ll >= lines:
-                    continue
-                for j in range(-1, 2):
-                    mm = m + j
-                    if mm < 0 or mm >= samples:
-                        continue
-                    w = (2.0 - abs(i)) * (2.0 - abs(j))
-                    total += w * (field_re[ll, mm] ** 2 + field_im[ll, mm] ** 2)
-                    norm += w
-            level_db[line, m] = 10.0 * math.log10(total / norm + 1e-30)
+            for frame in range(frames):
+                total += field_re[frame, line, m] ** 2 + field_im[frame, line, m] ** 2
+            power[line, m] = total / frames
+    cumulative = np.empty(samples + 1)
+    for line in range(lines):
+        cumulative[0] = 0.0
+        for m in range(samples):
+            cumulative[m + 1] = cumulative[m] + power[line, m] * beam_transmission[line, m] ** 2
+        for m in range(samples):
+            first = max(m // 2 - reach, 0)
+            last = min(m // 2 + reach + 1, samples)
+            clutter = reverberation * (cumulative[last] - cumulative[first]) / max(last - first, 1)
+            echo = power[line, m]
+            level_db[line, m] = 10.0 * math.log10(echo + (front_end_noise + clutter) * noise[line, m] + 1e-30)
+
+
+def _noise(lines: int, samples: int, seed: int) -> np.ndarray:
+    """Unit-mean fluctuation of the noise, fixed in the beam (lines x samples, float32): white noise's
+    intensity (exponential) averaged over the compounded frames and 1-2-1 over the neighbouring samples
+    (the receive filter and the beam's width), on top of its steady part (``NOISE_STEADY``)."""
+    intensity = np.random.default_rng([int(seed), 60]).exponential(size=(COMPOUND_FRAMES, lines, samples)).mean(axis=0)
+    kernel = np.array([0.25, 0.5, 0.25])
+    smoothed = ndimage.convolve1d(ndimage.convolve1d(intensity, kernel, axis=0, mode="nearest"), kernel, axis=1,
+                                  mode="nearest")
+    return (NOISE_STEADY + (1.0 - NOISE_STEADY) * smoothed).astype(np.float32)
 
 
 @njit(cache=True, fastmath=True)
@@ -731,19 +822,25 @@ def _needle_echoes(level_db, transmission, origins, directions, elevation, sampl
                     level_db[line, m] = 10.0 * math.log10(10.0 ** (0.1 * level_db[line, m]) + added)
 
 
-@njit(cache=True, inline="always")
-def _grey(level_db, gain_db, dynamic_range_db, line, sample):
-    """Display level in [0, 1] of one beam sample: echo level plus gain (dB), over the dynamic range."""
-    level = level_db[line, sample] + gain_db[sample]
-    return min(max((level + dynamic_range_db) / dynamic_range_db, 0.0), 1.0)
+@njit(cache=True, fastmath=True)
+def _grey_levels(level_db, noise, gain_db, dynamic_range_db, noise_above_black_db, grey):
+    """Display level in [0, 1] of every beam sample: echo level plus gain (dB), plus the noise added
+    after the TGC amplifier (``noise_above_black_db`` above black, times its fluctuation ``noise``),
+    log-compressed over the dynamic range."""
+    lines, samples = level_db.shape
+    floor = 10.0 ** (0.1 * (noise_above_black_db - dynamic_range_db))
+    for line in range(lines):
+        for m in range(samples):
+            level = 10.0 * math.log10(10.0 ** (0.1 * (level_db[line, m] + gain_db[m])) + floor * noise[line, m])
+            grey[line, m] = min(max((level + dynamic_range_db) / dynamic_range_db, 0.0), 1.0)
 
 
 @njit(cache=True, fastmath=True)
-def _display(level_db, gain_db, dynamic_range_db, pixel_line, pixel_sample, image):
-    """Log compression and scan conversion: each pixel interpolates the display levels of the four
-    beam samples around it (bilinear, as scanners interpolate detected data); uint8 out."""
+def _display(grey, pixel_line, pixel_sample, image):
+    """Scan conversion: each pixel interpolates the display levels of the four beam samples around
+    it (bilinear, as scanners interpolate detected data); uint8 out."""
     rows, cols = image.shape
-    lines, samples = level_db.shape
+    lines, samples = grey.shape
     for r in range(rows):
         for c in range(cols):
             lf = pixel_line[r, c]
@@ -758,20 +855,18 @@ def _display(level_db, gain_db, dynamic_range_db, pixel_line, pixel_sample, imag
             s1 = min(s0 + 1, samples - 1)
             fl = lf - l0
             fs = sf - s0
-            value = ((1 - fl) * ((1 - fs) * _grey(level_db, gain_db, dynamic_range_db, l0, s0)
-                                 + fs * _grey(level_db, gain_db, dynamic_range_db, l0, s1))
-                     + fl * ((1 - fs) * _grey(level_db, gain_db, dynamic_range_db, l1, s0)
-                             + fs * _grey(level_db, gain_db, dynamic_range_db, l1, s1)))
+            value = ((1 - fl) * ((1 - fs) * grey[l0, s0] + fs * grey[l0, s1])
+                     + fl * ((1 - fs) * grey[l1, s0] + fs * grey[l1, s1]))
             image[r, c] = np.uint8(min(max(value * 255.0 + 0.5, 0.0), 255.0))
 
 
 def _elevation_planes() -> tuple[np.ndarray, np.ndarray]:
     """Offsets (lattice units) and weights of the lattice planes summed across the slice thickness.
 
-    ``ELEVATION_PLANES`` planes one lattice spacing apart (spanning 1.85 mm at 3.5 MHz, 0.65 mm at 10 MHz),
-    gently tapered (Gaussian, sigma half the stack). Speckle intensity then decorrelates by half
-    after a 0.65 mm sweep at 3.5 MHz and 0.23 mm at 10 MHz, close to what a two-way elevation
-    beam of 1.6 / 0.45 mm FWHM gives (0.8 / 0.22 mm).
+    ``ELEVATION_PLANES`` planes one lattice spacing apart (spanning 0.88 mm at 3.5 MHz, 0.31 mm at
+    10 MHz), gently tapered (Gaussian, sigma half the stack): each sample takes its nearest lattice
+    point in each plane, so the speckle decorrelates once the probe has swept about the stack's
+    width out of plane (the two-way elevation beam's half-correlation sweep is 0.8 / 0.22 mm).
     """
     offsets = np.arange(ELEVATION_PLANES) + 0.5 - ELEVATION_PLANES / 2
     weights = np.exp(-0.5 * (offsets / (ELEVATION_PLANES / 2)) ** 2)
@@ -792,7 +887,7 @@ def _noise_power(points, offsets, weights):
         real = 0.0
         imag = 0.0
         for plane in range(offsets.shape[0]):
-            qr, qi = _lattice_noise(points[n, 0] + offsets[plane], points[n, 1], points[n, 2], 1)
+            qr, qi = _lattice_point(points[n, 0] + offsets[plane], points[n, 1], points[n, 2], 1)
             real += weights[plane] * qr
             imag += weights[plane] * qi
         total += real * real + imag * imag
@@ -822,6 +917,10 @@ class UltrasoundImage:
     probe : Probe
     seed : int
         Seed of the scatterer field (speckle).
+    contact_lost : float
+        Share of the scan lines (0-1) whose beam met no skin within the gel's reach of the face: the
+        probe is off the skin there and the image black (a scanner shows it; the sonographer rocks,
+        tilts or presses the probe).
     """
 
     pixels: np.ndarray
@@ -832,6 +931,7 @@ class UltrasoundImage:
     field_of_view: np.ndarray
     probe: Probe
     seed: int
+    contact_lost: float = 0.0
 
     def pixel_to_lps(self, rows: np.ndarray | float, cols: np.ndarray | float) -> np.ndarray:
         """LPS mm of (fractional) pixel positions; result shape (..., 3)."""
@@ -853,38 +953,57 @@ class UltrasoundImage:
 
 
 # --------------------------------------------------------------------------- rendering
+@lru_cache(maxsize=_FRAME_CACHE_SIZE)
+def _noise_for(lines: int, samples: int, seed: int) -> np.ndarray:
+    """:func:`_noise`, kept for the last few frame sizes and seeds (it does not depend on the pose)."""
+    return _noise(lines, samples, seed)
+
+
 def _tissue_field(anatomy, probe: Probe, scan: _Scan, origins: np.ndarray, directions: np.ndarray,
-                  seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """The anatomy's echo level (dB, after the point-spread function and speckle reduction) and
-    round-trip transmission for this probe pose, (L, M) each; the anatomy keeps the last few."""
+                  seed: int, fluid=None) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
+    """The anatomy's echo level (dB, after the point-spread function and compounding, with front-end
+    noise and reverberation), round-trip transmission and the unit-mean noise fluctuation for this
+    probe pose, (L, M) each, and the share of lines without skin contact; the anatomy keeps the last few
+    (without injected ``fluid``: a frame with it is traced anew)."""
+    if fluid is not None:
+        return _trace_tissue(acoustic_maps(anatomy), probe, scan, origins, directions, seed, fluid)
     return anatomy.derived.recent("ultrasound.frames", (probe.geometry_key, int(seed)),
                                   lambda: _trace_tissue(acoustic_maps(anatomy), probe, scan, origins, directions, seed),
                                   keep=_FRAME_CACHE_SIZE)
 
 
 def _trace_tissue(maps: AcousticMaps, probe: Probe, scan: _Scan, origins: np.ndarray, directions: np.ndarray,
-                  seed: int) -> tuple[np.ndarray, np.ndarray]:
+                  seed: int, fluid=None) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
     lines, samples = origins.shape[0], scan.samples
     noise_gain = 10.0 ** (DIFFUSE_REFERENCE_DB / 20.0) / math.sqrt(_speckle_power())
     offsets, weights = _elevation_planes()
-    coherent, diffuse_re, diffuse_im, transmission = (np.zeros((lines, samples), dtype=np.float32) for _ in range(4))
+    coherent, transmission, beam_transmission, power, level_db = (
+        np.zeros((lines, samples), dtype=np.float32) for _ in range(5))
+    diffuse_re, diffuse_im, axial_re, axial_im = (np.zeros((COMPOUND_FRAMES, lines, samples), dtype=np.float32)
+                                                  for _ in range(4))
     run_start = np.full((lines, samples), -1, dtype=np.int32)
+    lost = np.zeros(lines, dtype=np.int8)
+    if fluid is None:
+        fluid_array, fluid_to_index = np.zeros((1, 1, 1), dtype=np.float32), np.zeros((3, 4))
+    else:
+        fluid_array = np.ascontiguousarray(fluid.array, dtype=np.float32)
+        fluid_to_index = np.ascontiguousarray(np.linalg.inv(fluid.affine)[:3])
     _trace_lines(maps.voxels, maps.world_to_index, maps.ln_impedance, maps.attenuation_db_per_cm_mhz,
                  maps.backscatter, maps.texture, maps.air, maps.gel, origins, directions,
                  probe.elevation, scan.sample_mm, probe.frequency_mhz, GEL_MM,
                  SPECKLE_LATTICE_WAVELENGTHS * probe.wavelength_mm, offsets, weights, noise_gain, int(seed),
-                 np.asarray(MUSCLE_FIBRE_LATTICE_MM), np.asarray(FAT_SEPTA_LATTICE_MM),
-                 coherent, run_start, diffuse_re, diffuse_im, transmission)
-    beam_transmission = np.empty((lines, samples), dtype=np.float32)
-    axial_re = np.empty((lines, samples), dtype=np.float32)
-    axial_im = np.empty((lines, samples), dtype=np.float32)
+                 np.asarray(MUSCLE_FIBRE_LATTICE_MM), np.asarray(FAT_SEPTA_LATTICE_MM), fluid_array, fluid_to_index,
+                 FLUID_MIN_MG_PER_ML if fluid is not None else 0.0,
+                 coherent, run_start, diffuse_re, diffuse_im, transmission, lost)
     _beam_echoes(coherent, run_start, diffuse_re, diffuse_im, transmission, scan.lateral_weights, scan.lateral_rows,
                  scan.axial_kernel, scan.diffuse_scale, beam_transmission, axial_re, axial_im)
-    field_re, field_im = coherent, diffuse_re     # free again
+    field_re, field_im = diffuse_re, diffuse_im     # free again
     _lateral_spread(axial_re, axial_im, scan.lateral_weights, scan.lateral_rows, field_re, field_im)
-    level_db = axial_re                           # and so is this
-    _speckle_reduction(field_re, field_im, level_db)
-    return level_db, beam_transmission
+    reach = max(int(round(REVERBERATION_SPREAD_MM / scan.sample_mm)), 1)
+    noise = _noise_for(lines, samples, seed)
+    _compound(field_re, field_im, beam_transmission, 10.0 ** (FRONT_END_NOISE_DB / 10.0),
+              10.0 ** (REVERBERATION_DB / 10.0), reach, noise, power, level_db)
+    return level_db, beam_transmission, noise, float(lost.mean())
 
 
 def depth_gain_db(probe: Probe, depths_mm: np.ndarray) -> np.ndarray:
@@ -904,7 +1023,8 @@ def needle_reflection() -> float:
     return (steel - muscle) / (steel + muscle)
 
 
-def render_ultrasound(anatomy, probe: Probe, needle: Needle | None = None, *, seed: int = 0) -> UltrasoundImage:
+def render_ultrasound(anatomy, probe: Probe, needle: Needle | None = None, *, seed: int = 0,
+                      fluid=None) -> UltrasoundImage:
     """B-mode image of ``anatomy`` seen by ``probe``, with ``needle`` if given.
 
     Parameters
@@ -918,6 +1038,9 @@ def render_ultrasound(anatomy, probe: Probe, needle: Needle | None = None, *, se
         the image plane cuts it, the tip when it lies in the slice).
     seed : int
         Seed of the scatterer field; the same seed gives the same image.
+    fluid : Volume, optional
+        Injected contrast (mg iodine/mL, as ``Session.contrast`` gives it): where it reaches
+        ``FLUID_MIN_MG_PER_ML`` the tissue is fluid, an anechoic pocket (hydrodissection).
 
     Returns
     -------
@@ -941,24 +1064,28 @@ def render_ultrasound(anatomy, probe: Probe, needle: Needle | None = None, *, se
     >>> surface = int(image.lps_to_pixel([20.0, 11.5, 20.0])[0])     # the bone's top, 27.5 mm deep
     >>> line = image.pixels[surface - 1:surface + 2].mean(axis=1).max()
     >>> muscle, shadow = image.pixels[surface - 12:surface - 4].mean(), image.pixels[surface + 4:].mean()
-    >>> bool(line > 2.5 * muscle), float(shadow)                      # a bright line, black below it
-    (True, 0.0)
+    >>> bool(line > 2.5 * muscle), bool(shadow < muscle)              # a bright line, a shadow below it
+    (True, True)
+    >>> int(image.pixels[surface + 4:, 1:-1].min()) > 0               # holding the noise: dark, never black
+    True
     """
     scan = _scan_for(anatomy, probe)
     origins, directions = _scan_lines(probe, scan)
-    level_db, transmission = _tissue_field(anatomy, probe, scan, origins, directions, seed)
+    level_db, transmission, noise, contact_lost = _tissue_field(anatomy, probe, scan, origins, directions, seed, fluid)
     if needle is not None:
         level_db = level_db.copy()
         _needle_echoes(level_db, transmission, origins, directions, probe.elevation, scan.sample_mm,
                        needle.tip, -needle.direction, needle.spec.length_mm, needle.spec.outer_diameter_mm / 2,
                        needle_reflection(), scan.axial_sigma_mm, scan.lateral_sigma_mm, scan.elevation_sigma_mm)
     depths = (np.arange(scan.samples) + 0.5) * scan.sample_mm
+    grey = np.empty(level_db.shape, dtype=np.float32)
+    _grey_levels(level_db, noise, depth_gain_db(probe, depths).astype(np.float64), float(probe.dynamic_range_db),
+                 DISPLAY_NOISE_ABOVE_BLACK_DB, grey)
     pixels = np.empty(scan.pixel_line.shape, dtype=np.uint8)
-    _display(level_db, depth_gain_db(probe, depths).astype(np.float64), float(probe.dynamic_range_db),
-             scan.pixel_line, scan.pixel_sample, pixels)
+    _display(grey, scan.pixel_line, scan.pixel_sample, pixels)
     first = probe.position + scan.first_pixel[0] * probe.lateral + scan.first_pixel[1] * probe.axial
     return UltrasoundImage(pixels, scan.pixel_mm, first, probe.axial.copy(), probe.lateral.copy(),
-                           scan.pixel_line >= 0, probe, int(seed))
+                           scan.pixel_line >= 0, probe, int(seed), contact_lost)
 
 
 __all__ = ["UltrasoundImage", "render_ultrasound", "acoustic_maps", "AcousticMaps", "depth_gain_db"]

@@ -3,9 +3,11 @@
 Ultrasound is live: once a probe is placed (a ``place_probe`` action), every later state has its
 frame, the B-mode image of the probe pose and settings the last ``place_probe`` left, with the
 needle as it is then (drawn analytically: a bright shaft with its comet tail when it lies in the
-slice, a dot where the image plane cuts it). The scatterer field is seeded by the scenario seed
-alone, so speckle stays fixed in the tissue as the probe moves, and the web app's ultrasound
-monitor, its replay and the report all show the same pixels for the same state.
+slice, a dot where the image plane cuts it) and the contrast injected so far as fluid, an anechoic
+pocket (hydrodissection; the medication has no spread model and does not show). The scatterer
+field is seeded by the scenario seed alone, so speckle stays fixed in the tissue as the probe moves,
+and the web app's ultrasound monitor, its replay and the report all show the same pixels for the
+same state.
 
 Screen furniture as scanners draw it [ED]: the orientation marker (a blue dot on the marker side,
 top left) and a depth scale with a tick every centimetre on the right edge (:func:`annotate`).
@@ -18,8 +20,9 @@ import numpy as np
 from simulator.imaging.ultrasound import UltrasoundImage, render_ultrasound
 from simulator.session.fold import Session, SessionState
 
-# Displayed frame, pixels (rows, columns): the monitor panel shows it at about this size.
-SCAN_SHAPE = (384, 384)
+# Displayed frame, pixels (rows, columns): at least 512 across, the size the monitor shows it at on
+# a desktop screen (issue 17), so that the scan converter, not the browser, sets the detail.
+SCAN_SHAPE = (512, 512)
 MARKER_RADIUS_PX = 4
 TICK_LENGTH_PX = 6
 
@@ -40,7 +43,8 @@ def render_scan(session: Session, state: SessionState, *, image_shape: tuple[int
     probe = session.probe(state, image_shape=image_shape)
     if probe is None:
         return None
-    return render_ultrasound(session.anatomy, probe, state.needle, seed=session.scenario.seed)
+    return render_ultrasound(session.anatomy, probe, state.needle, seed=session.scenario.seed,
+                             fluid=session.contrast(state.t))
 
 
 def annotate(image: UltrasoundImage) -> np.ndarray:

