@@ -44,7 +44,10 @@ name                              tissue             notes
 ``fat``                           fat                subcutaneous fat
 ``skin``                          skin
 ``soft_tissue``                   soft_tissue        viscera and everything else inside the skin
-``bowel_gas``                     air
+``bowel_gas``                     air                gas in the colon and small bowel
+``kidney.{s}``                    soft_tissue
+``retroperitoneal_fat.{s}``       fat                round psoas, quadratus lumborum and kidney
+``rib.T12.{s}``                   cortical_bone      the 12th rib
 ================================  =================  ==============================================
 
 The generated sacrum labels its fused lower segments (S2-S4) ``S1`` itself, so the group ``S1`` is
@@ -271,6 +274,9 @@ def _vocabulary_patterns() -> list[tuple[re.Pattern[str], str]]:
         (r"skin", "skin"),
         (r"soft_tissue", "soft_tissue"),
         (r"bowel_gas", "air"),
+        (rf"kidney\.{side}", "soft_tissue"),
+        (rf"retroperitoneal_fat\.{side}", "fat"),
+        (rf"rib\.T12\.{side}", "cortical_bone"),
     ]
     return [(re.compile(f"^(?:{pattern})$"), tissue) for pattern, tissue in rows]
 
@@ -325,6 +331,9 @@ def _clinical_patterns() -> list[tuple[re.Pattern[str], Callable[[re.Match[str]]
         (rf"{level}\.{parts}{side}", lambda m: f"{m['side']} {m['level']} {_VERTEBRA_PARTS[m['part']]}"),
         (rf"S1\.ala{side}", lambda m: f"{m['side']} sacral ala"),
         (rf"ilium{side}", lambda m: f"{m['side']} ilium"),
+        (rf"rib\.T12{side}", lambda m: f"{m['side']} 12th rib"),
+        (rf"kidney{side}", lambda m: f"{m['side']} kidney"),
+        (rf"retroperitoneal_fat{side}", lambda m: f"{m['side']} retroperitoneal fat"),
         (rf"{space}\.disc", lambda m: f"{m['space']} disc"),
         (rf"{space}\.disc\.annulus", lambda m: f"{m['space']} disc annulus"),
         (rf"{space}\.disc\.nucleus", lambda m: f"{m['space']} disc nucleus"),
