@@ -189,9 +189,11 @@ class SpineParameters:
 # keeps every parameter it sets (its generator block) and always keeps the habitus (BMI), the
 # pathology it is about (degeneration, scoliosis, transitional anatomy), the grid and field of view.
 #   sex: even odds [ED]. size_scale: 1.0 +- 0.05, cut at 0.9-1.1 [ED: on top of the sex scale].
-#   sacral_slope_deg: 41 +- 7, 28-55 (41 +- 8.4 in 300 asymptomatic adults, Vialle et al., JBJS Am
-#   2005;87:260). lordosis_deg: the slope + 14 +- 5, 40-70 (standing L1-S1 lordosis 60 +- 10 there,
-#   following the slope; an adult lying supine/prone ~5 less [ED]). facet_tropism_deg: 0 +- 4, cut at +-8 (clinical.md §4.6:
+#   sacral_slope_deg: 41 +- 6, 32-50 (41 +- 8.4 in 300 asymptomatic adults, Vialle et al., JBJS Am
+#   2005;87:260). lordosis_deg: the slope + 14 +- 4, 45-65 (standing L1-S1 lordosis 60 +- 10 there,
+#   following the slope; an adult lying supine/prone ~5 less [ED]). Both are cut at about one standard
+#   deviation above the mean: at lordosis 70 and slope 51 the L5-S1 safe triangle of tfesi-l5s1-left
+#   was out of a 3.5 in needle's safe reach (the case sets the needle), which is a different lesson. facet_tropism_deg: 0 +- 4, cut at +-8 (clinical.md §4.6:
 #   randomise +-5 per side). adamkiewicz_side: left 77% (§3 [S55]: left-sided 76.6%); level: T12 55%,
 #   L1 30%, L2 15% (§3 [S55]: T8-L1 in 89%; the model offers T12-L2 [ED]). conus_level/position: mean
 #   lower third of L1, range mid-T12 to upper L3 (§3 [S50]): L1 at 0.5-1.0 in 70%, T12 at 0.5-1.0 in
@@ -221,12 +223,12 @@ def drawn_parameters(case: SpineParameters, seed: int, keep: frozenset[str] | se
     conus_level, conus_range = [("L1", (0.5, 1.0)), ("T12", (0.5, 1.0)), ("L2", (0.0, 0.5))][
         int(rng.choice(3, p=[0.7, 0.15, 0.15]))]
     # Every value is drawn whether kept or not, so keeping one field never changes another's draw.
-    slope = float(np.clip(rng.normal(41.0, 7.0), 28.0, 55.0))
+    slope = float(np.clip(rng.normal(41.0, 6.0), 32.0, 50.0))
     drawn = {
         "sex": str(rng.choice(["male", "female"])),
         "size_scale": round(float(np.clip(rng.normal(1.0, 0.05), 0.9, 1.1)), 2),
         # Lordosis follows the sacral slope (Vialle et al. 2005: 60 against 41 standing; supine ~5 less).
-        "lordosis_deg": round(float(np.clip(slope + 14.0 + rng.normal(0.0, 5.0), 40.0, 70.0)), 1),
+        "lordosis_deg": round(float(np.clip(slope + 14.0 + rng.normal(0.0, 4.0), 45.0, 65.0)), 1),
         "sacral_slope_deg": round(slope, 1),
         "facet_tropism_deg": round(float(np.clip(rng.normal(0.0, 4.0), -8.0, 8.0)), 1),
         "adamkiewicz_side": "left" if rng.uniform() < 0.77 else "right",
