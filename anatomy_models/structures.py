@@ -51,7 +51,10 @@ name                              tissue             notes
 ``fat``                           fat                subcutaneous fat
 ``skin``                          skin
 ``soft_tissue``                   soft_tissue        viscera and everything else inside the skin
-``bowel_gas``                     air
+``bowel_gas``                     air                gas in the colon and small bowel
+``kidney.{s}``                    soft_tissue
+``retroperitoneal_fat.{s}``       fat                round psoas, quadratus lumborum and kidney
+``rib.T12.{s}``                   cortical_bone      the 12th rib
 ================================  =================  ==============================================
 
 The generated sacrum labels its fused lower segments (S2-S5, bodies and lateral masses) ``S1``
@@ -282,6 +285,9 @@ def _vocabulary_patterns() -> list[tuple[re.Pattern[str], str]]:
         (r"skin", "skin"),
         (r"soft_tissue", "soft_tissue"),
         (r"bowel_gas", "air"),
+        (rf"kidney\.{side}", "soft_tissue"),
+        (rf"retroperitoneal_fat\.{side}", "fat"),
+        (rf"rib\.T12\.{side}", "cortical_bone"),
     ]
     return [(re.compile(f"^(?:{pattern})$"), tissue) for pattern, tissue in rows]
 
@@ -340,6 +346,9 @@ def _clinical_patterns() -> list[tuple[re.Pattern[str], Callable[[re.Match[str]]
         (rf"sacroiliac_joint{side}", lambda m: f"{m['side']} sacroiliac joint"),
         (rf"nerve_root\.(?P<level>S[2-4]){side}", lambda m: f"{m['side']} {m['level']} nerve root"),
         (rf"ilium{side}", lambda m: f"{m['side']} ilium"),
+        (rf"rib\.T12{side}", lambda m: f"{m['side']} 12th rib"),
+        (rf"kidney{side}", lambda m: f"{m['side']} kidney"),
+        (rf"retroperitoneal_fat{side}", lambda m: f"{m['side']} retroperitoneal fat"),
         (rf"{space}\.disc", lambda m: f"{m['space']} disc"),
         (rf"{space}\.disc\.annulus", lambda m: f"{m['space']} disc annulus"),
         (rf"{space}\.disc\.nucleus", lambda m: f"{m['space']} disc nucleus"),

@@ -483,10 +483,13 @@ class Store:
         found = self.attempts(user_id=user_id, status="in_progress")
         return found[-1] if found else None
 
-    def log_text(self, attempt_id: int) -> str:
-        """The attempt as a JSON Lines action log (header + one action a line), as a Session writes it."""
+    def log_text(self, attempt_id: int, patient_seed: int | None = None) -> str:
+        """The attempt as a JSON Lines action log (header + one action a line), as a Session writes it;
+        ``patient_seed``: its drawn patient's (``case.for_attempt(seed).patient_seed``), if any."""
         attempt = self.attempt(attempt_id)
         header = {"spinesim_log": LOG_FORMAT_VERSION, "scenario": attempt.scenario_id, "seed": attempt.seed}
+        if patient_seed is not None:
+            header["patient"] = patient_seed
         lines = [header] + self.actions(attempt_id)
         return "".join(json.dumps(line, separators=(",", ":"), allow_nan=False) + "\n" for line in lines)
 

@@ -34,18 +34,24 @@ from dataclasses import fields
 from pathlib import Path
 from typing import Any, Literal
 
+import numpy as np
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
 from anatomy_models.anatomy import Anatomy
 from anatomy_models.errors import SpinesimError, quoted
 from anatomy_models.spine import SpineParameters
+from anatomy_models.spine.parameters import drawn_parameters
 from anatomy_models.store import check_anatomy_name, generated_anatomy, load_anatomy
 from anatomy_models.structures import LEVELS, level_below
 from anatomy_models.yaml_source import parse_yaml
 from scenarios.library import library_files
 from scenarios.needles import CURVED_TIP_DEFLECTION_DEG_PER_CM, MM_PER_INCH, NeedleSpec
 from scenarios.poses import CArmPose, ProbePose
+
+# Patients per case that attempts take in turn (a drawn patient, :meth:`Scenario.patient_seeds`): enough
+# that a trainee does not meet one again soon, few enough that all are generated and cached early.
+PATIENT_POOL_SIZE = 6
 
 Procedure = Literal["interlaminar_epidural", "transforaminal_epidural", "facet_intra_articular", "medial_branch_block",
                     "radiofrequency_ablation"]
@@ -102,6 +108,12 @@ class AnatomySource(_Model):
         Unit of the mesh coordinates.
     spacing_mm : float
         Voxel size (mm) to resample images to, or to voxelise meshes on (default 1 mm).
+    patient : {"drawn", "fixed"}
+        For a generated patient (``builtin`` or ``generator``): ``drawn`` (the default) gives every
+        attempt its own patient, the parameters the case does not set drawn within normal anatomical
+        ranges from the attempt's seed (:func:`anatomy_models.spine.parameters.drawn_parameters`), so a
+        trainee cannot pass by memorised coordinates; ``fixed`` keeps one exact patient for every
+        attempt. Other sources are one patient.
     """
 
     builtin: Literal["default"] | None = None
@@ -115,12 +127,15 @@ class AnatomySource(_Model):
     meshes: str | None = None
     mesh_units: Literal["mm", "cm", "m"] | None = None
     spacing_mm: float | None = Field(None, gt=0.0, le=5.0)
+    patient: Literal["drawn", "fixed"] | None = None
 
     @model_validator(mode="after")
     def _exactly_one(self):
         given = [name for name in _SOURCE_KINDS if getattr(self, name) is not None]
         if len(given) != 1:
             raise ValueError(f"give exactly one of {', '.join(_SOURCE_KINDS)}" + (f" (got {', '.join(given)})" if given else ""))
+        if self.patient is not None and given[0] not in ("builtin", "generator"):
+            raise ValueError(f"patient: only goes with builtin or generator (a generated patient), not {given[0]}")
         for option, kinds in _IMPORT_OPTIONS.items():
             if getattr(self, option) is not None and given[0] not in kinds:
                 raise ValueError(f"{option}: only goes with {' or '.join(kinds)}, not {given[0]}")
@@ -155,7 +170,13 @@ class AnatomySource(_Model):
         """Which kind of source this is (``builtin``, ``generator``, ``images``, ...)."""
         return next(name for name in _SOURCE_KINDS if getattr(self, name) is not None)
 
-    def load(self, base_directory: str | Path | None = None, *, spacing_mm: float | None = None) -> Anatomy:
+    @property
+    def drawn(self) -> bool:
+        """Whether every attempt draws its own patient (a generated source not pinned ``fixed``)."""
+        return self.kind() in ("builtin", "generator") and self.patient != "fixed"
+
+    def load(self, base_directory: str | Path | None = None, *, spacing_mm: float | None = None,
+             seed: int | None = None) -> Anatomy:
         """The anatomy this source names; paths are taken relative to ``base_directory``.
 
         Parameters
@@ -163,12 +184,15 @@ class AnatomySource(_Model):
         spacing_mm : float, optional
             Voxel size (mm) for a generated anatomy (``builtin: default`` or ``generator``) instead of
             the scenario's: tests and previews use 2 mm. Other sources ignore it.
+        seed : int, optional
+            An attempt's seed: a :attr:`drawn` source gives that attempt's patient. Without it (or for
+            other sources) the case's own patient.
         """
         kind = self.kind()
-        if kind == "stored" or (kind == "builtin" and spacing_mm is None):
+        if kind == "stored" or (kind == "builtin" and spacing_mm is None and (seed is None or not self.drawn)):
             return load_anatomy(self.builtin if kind == "builtin" else self.stored)
         if kind in ("builtin", "generator"):
-            return generated_anatomy(self.spine_parameters(spacing_mm=spacing_mm))
+            return generated_anatomy(self.spine_parameters(spacing_mm=spacing_mm, seed=seed))
         if kind == "path":
             return load_anatomy(_resolve(self.path, base_directory))
         label_format = self.label_format
@@ -193,12 +217,15 @@ class AnatomySource(_Model):
             update["label_format"] = "table:" + str(_resolve(self.label_format.split(":", 1)[1], base_directory))
         return self.model_copy(update=update)
 
-    def spine_parameters(self, *, spacing_mm: float | None = None) -> SpineParameters:
-        """The generator parameters (validated with the scenario); ``spacing_mm`` overrides the grid."""
+    def spine_parameters(self, *, spacing_mm: float | None = None, seed: int | None = None) -> SpineParameters:
+        """The generator parameters (validated with the scenario); ``spacing_mm`` overrides the grid;
+        with an attempt's ``seed`` and a :attr:`drawn` source, that attempt's patient (the case's own
+        parameters kept, the rest drawn)."""
         values = dict(self.generator or {})
         if spacing_mm is not None:
             values["spacing_mm"] = spacing_mm
-        return SpineParameters(**values)
+        case = SpineParameters(**values)
+        return case if seed is None or not self.drawn else drawn_parameters(case, seed, keep=set(self.generator or {}))
 
     @field_validator("generator")
     @classmethod
@@ -477,6 +504,9 @@ class Scenario(_Model):
     hints: list[str] = Field([], description="hints the trainee may ask for, in order")
     patient: PatientText | None = None
     seed: int = Field(0, ge=0, le=2**32 - 1)
+    patient_seed: int | None = Field(None, ge=0, le=2**32 - 1, description=(
+        "the seed of a drawn patient (anatomy.patient: drawn): an attempt's, recorded in its log; in a case "
+        "file it pins that one drawn patient. None: the case's own patient"))
 
     @model_validator(mode="after")
     def _target_fits_procedure(self):
@@ -507,6 +537,27 @@ class Scenario(_Model):
     def tolerances(self) -> Tolerances:
         """The rubric's tolerances with this procedure's defaults filled in."""
         return self.rubric.tolerances.for_procedure(self.procedure)
+
+    def load_patient(self, base_directory: str | Path | None = None, *, spacing_mm: float | None = None) -> Anatomy:
+        """The patient of this attempt: drawn from :attr:`patient_seed` (the seed its action log
+        records) for a drawn anatomy, else the case's own."""
+        return self.anatomy.load(base_directory, spacing_mm=spacing_mm, seed=self.patient_seed)
+
+    def patient_seeds(self, count: int = PATIENT_POOL_SIZE) -> tuple[int, ...]:
+        """The attempt seeds of this case's pool of patients, its own :attr:`seed` first (the case's own
+        patient, :meth:`for_attempt`): attempts take them in turn, so each is a new patient to its
+        trainee, and the next one can be generated (and cached) in the background while the trainee
+        works. One seed if the patient is pinned (``patient: fixed`` or a ``patient_seed``)."""
+        if not self.anatomy.drawn or self.patient_seed is not None:
+            return (self.seed,)
+        rest = np.random.SeedSequence([self.seed, 29]).generate_state(count - 1) if count > 1 else []
+        return (self.seed, *(int(s) for s in rest))
+
+    def for_attempt(self, seed: int) -> Scenario:
+        """This case for an attempt with ``seed`` (one of :meth:`patient_seeds`): the case's own seed
+        keeps its own patient, any other draws the patient from it (unless the case pins one)."""
+        pinned = not self.anatomy.drawn or self.patient_seed is not None or seed == self.seed
+        return self.model_copy(update={"seed": seed, "patient_seed": self.patient_seed if pinned else seed})
 
 
 # --------------------------------------------------------------------------- YAML with line numbers

@@ -1,4 +1,4 @@
-"""The built-in patient: a parametric lumbar spine (T12 partial to the sacrum) with its soft tissues.
+"""The built-in patient: a parametric lumbar spine (T12 with its 12th ribs to the sacrum) with its soft tissues.
 
 ``generate_spine(SpineParameters(...)) -> Anatomy``; see :mod:`anatomy_models.spine.generator`.
 """

@@ -205,17 +205,19 @@ def _white_noise(shape: tuple[int, int], slices: range, seed: int, stream: int) 
     return noise
 
 
-def bone_hu_from_depth(depth_mm: np.ndarray, cortex_mm: np.ndarray, core_hu: np.ndarray | float | None = None) -> np.ndarray:
+def bone_hu_from_depth(depth_mm: np.ndarray, cortex_mm: np.ndarray, core_hu: np.ndarray | float | None = None,
+                       cortical_hu: np.ndarray | float | None = None) -> np.ndarray:
     """CT numbers of bone from the depth below its surface (mm): a cortical shell ``cortex_mm`` thick
-    over a cancellous core of ``core_hu`` (HU; the tissue table's cancellous bone if None), the two
-    meeting over :data:`CORTEX_RAMP_MM`.
+    of ``cortical_hu`` (HU; the tissue table's cortical bone if None) over a cancellous core of
+    ``core_hu`` (HU; the tissue table's cancellous bone if None), the two meeting over
+    :data:`CORTEX_RAMP_MM`.
 
     >>> bone_hu_from_depth(np.array([-0.5, 0.2, 1.5, 5.0]), np.array([1.5, 1.5, 1.5, 1.5])).round().tolist()
     [1200.0, 1200.0, 750.0, 300.0]
-    >>> bone_hu_from_depth(np.array([0.2, 5.0]), np.array([2.5, 2.5]), np.array([400.0, 200.0])).round().tolist()
-    [1200.0, 200.0]
+    >>> bone_hu_from_depth(np.array([0.2, 5.0]), np.array([2.5, 2.5]), np.array([400.0, 200.0]), 900.0).round().tolist()
+    [900.0, 200.0]
     """
-    cortical = TISSUES["cortical_bone"].hu
+    cortical = TISSUES["cortical_bone"].hu if cortical_hu is None else np.asarray(cortical_hu, dtype=np.float32)
     cancellous = TISSUES["cancellous_bone"].hu if core_hu is None else np.asarray(core_hu, dtype=np.float32)
     weight = np.clip((cortex_mm - depth_mm) / CORTEX_RAMP_MM + 0.5, 0.0, 1.0)
     return (cancellous + (cortical - cancellous) * weight).astype(np.float32)

@@ -32,11 +32,13 @@ from anatomy_models.spine.parameters import GENERATOR_VERSION, SpineParameters
 from anatomy_models.spine.sdf import FAR_MM, Grid, Shape, smooth_min
 from anatomy_models.spine.skeleton import BONE_BLEND_MM, Skeleton, build_skeleton
 from anatomy_models.spine.pelvis import ilium_parts
+from anatomy_models.spine.ribs import rib_parts
 from anatomy_models.spine.sacrum import (coccyx_parts, coccyx_tip, foraminal_region, rudimentary_disc, sacral_canal,
                                          sacral_cavities, sacroiliac_joint)
-from anatomy_models.spine.soft_tissue import (LEAN_HALF_WIDTH_MM, SKIN_THICKNESS_MM, Trunk, bowel_gas_shapes, calibrate_midline_fat,
-                                              canal_region, disc_shapes, flavum_shapes, interspinous_shapes,
-                                              muscle_shapes, spine_profile, supraspinous_shape)
+from anatomy_models.spine.soft_tissue import (LEAN_HALF_WIDTH_MM, SKIN_THICKNESS_MM, Trunk, bowel_gas_shapes,
+                                              calibrate_midline_fat, canal_region, disc_shapes, fat_plane_shapes,
+                                              flavum_shapes, interspinous_shapes, kidney_shapes, muscle_shapes,
+                                              spine_profile, supraspinous_shape)
 from anatomy_models.spine.vertebra import SIDE_SIGN
 from anatomy_models.spine.vessels import build_vessels
 from anatomy_models.structures import LabelTable
@@ -45,26 +47,32 @@ from anatomy_models.volume import Volume
 
 ProgressCallback = Callable[[float, float, str], None]
 
-# Cortical shell thickness (mm) and cancellous core CT number (HU) by part kind [ED]. The body: a
-# thin shell over the least dense bone of the vertebra, its trabecular core at the low end of the
-# cancellous range (+200, clinical.md §5.1 [S102][S105]; the body is where trabecular bone is
-# sparsest). The body's "cortical" shell and endplates are thin, porous membranes of fused
-# trabeculae, ~0.3-0.35 mm (Silva et al., J Spinal Disord 1994, lumbar mid-sagittal; Ritzel et al.,
-# JBMR 1997, 0.29 mm lumbar; not yet in clinical.md): 0.5 mm here, with the 1 mm endosteal ramp and
-# the reconstruction blur, looks on the CT like a clinical scan's (which shows it twice as thick, as
-# Silva et al. measured). A 1.4 mm shell made the body's outline and the squared endplates the
-# brightest lines of the oblique and the posterior elements a faint pattern on it. The pedicle: the
-# thickest walls (the bright ring of the eye on AP and oblique views, seen end-on). The posterior
-# elements (laminae with the pars, articular, transverse and spinous processes) are mostly compact
-# bone: a shell of 2.5 mm on each face over a core of compact bone with marrow spaces, +800 HU (the
-# low part of the cortical range, §5.1 [S102]). With the body's numbers they were a faint outline
-# on the body in the oblique (own line integral of the lamina 0.10 against the body's 0.33 at L4);
-# with a +400 core the thick articular processes still read as hollow pipes (a bright rim, a grey
-# middle) where real ones are solid white.
-CORTEX_MM = {"body": 0.5, "pedicle": 2.0, "lamina": 2.5, "SAP": 2.5, "IAP": 2.5, "transverse_process": 2.5,
-             "spinous_process": 2.5, "default": 1.5}
-CORE_HU = {"body": 200.0, "lamina": 800.0, "SAP": 800.0, "IAP": 800.0, "transverse_process": 800.0,
-           "spinous_process": 800.0, "default": TISSUES["cancellous_bone"].hu}
+# Cortical shell thickness (mm), cortical and cancellous core CT numbers (HU) by part kind, to the CT
+# numbers of real lumbar CT (clinical.md §5.4): the posterior arch averages 400-500 HU and the body
+# ~200-225 HU, an arch:body ratio of ~2 (it was 4:1 here, 1055 against 265 HU, and the arches drowned the
+# bodies, endplates and disc spaces on every view). The posterior elements (laminae with the pars,
+# articular, transverse and spinous processes): a cortex of 1-1.5 mm over a cancellous core of 300-450
+# HU [§5.4 measured]; 1 mm over 340 HU here. Their cortex is compact bone (+500 to +1900 HU, §5.1 [S102])
+# seen through a clinical scanner's 1 mm partial volume and kernel: 850 HU makes the arches' mean 490-500
+# HU (``spinesim``'s tests/anatomy_models/spine/test_bone_density.py measures it). The pedicle: the
+# thickest walls, 1.5 mm of full cortical bone (the bright ring of the eye on AP and oblique views, seen
+# end-on) [ED]. The body: its trabecular core at the mean L1 trabecular attenuation of adults at 120 kV,
+# 226 +- 44 HU under 30 years, falling 2.5 HU a year (Jang et al., Radiology 2019;291:360, 20 374 CTs;
+# not yet in clinical.md): 170 HU, a patient in the fifties like most of the library's. Its shell is a
+# thin porous membrane of fused trabeculae, ~0.3 mm (Silva et al. 1994; Ritzel et al. 1997; §5.4), 0.5 mm
+# of 800 HU here with the 1 mm endosteal ramp; the endplates are denser (subchondral bone plate) and
+# the ring apophyses, the rims round the endplates, densest: see BODY_SHELL_MM_BY_FACING.
+_POSTERIOR = ("lamina", "SAP", "IAP", "transverse_process", "spinous_process")
+CORTEX_MM = {"body": 0.5, "pedicle": 1.5, **{kind: 1.0 for kind in _POSTERIOR}, "default": 1.5}
+CORE_HU = {"body": 170.0, **{kind: 340.0 for kind in _POSTERIOR}, "default": TISSUES["cancellous_bone"].hu}
+CORTICAL_HU = {"body": 800.0, **{kind: 850.0 for kind in _POSTERIOR}, "default": TISSUES["cortical_bone"].hu}
+# The body's shell thickness (mm) by how much its surface faces along the spine's axis (|cos| of the
+# angle between the surface normal and the vertebra's superior axis): the side walls (0) keep the thin
+# shell; the rounded rims between wall and endplate (0.5-0.8), the ring apophyses, are the densest bone
+# of the body on a lateral radiograph; the endplates themselves (1) are a ~1 mm subchondral plate on CT
+# [ED: Silva et al. 1994 measured the endplate ~0.35 mm centrally and thicker at the rim; a clinical
+# scan shows it about twice as thick, §5.4].
+BODY_SHELL_MM_BY_FACING = ((0.0, 0.45, 0.65, 0.85, 1.0), (0.5, 0.5, 1.8, 1.0, 1.0))
 # The pedicle's cortical tube continues this far into the body (mm) before it merges with the
 # body's trabecular bone [ED]: the funnel that makes the pedicle's "eye" on AP and oblique views.
 PEDICLE_WALL_INTO_BODY_MM = 6.0
@@ -75,7 +83,9 @@ MUSCLES = ("quadratus_lumborum", "psoas", "erector_spinae", "multifidus")
 TABLE_MARGIN_MM = 5.0
 ABDOMINAL_WALL_MM = 12.0            # obliques and transversus (and latissimus behind) [ED]
 FLANK_WALL_FROM_MM = 70.0           # off the midline, the wall muscles wrap round behind the flanks [ED]
-FOV_TOP_ABOVE_T12_CENTRE_MM = 6.0   # T12 is cut through its body: "T12 partial"
+# The grid's top above T12's centre: T12 whole with its 12th ribs' heads and the T11-T12 disc (half a
+# body height, ~13 mm, and a disc, ~5 mm, with a margin) [ED].
+FOV_TOP_ABOVE_T12_CENTRE_MM = 22.0
 COCCYX_MARGIN_MM = 10.0             # the image's lower edge below the coccyx's tip
 
 
@@ -118,6 +128,11 @@ def build_model(params: SpineParameters) -> SpineModel:
     structures: dict[str, list[Shape]] = {}
     if params.bowel_gas:
         structures["bowel_gas"] = bowel_gas_shapes(profile, params.seed)
+    # The retroperitoneal fat (round psoas, quadratus and kidneys) first: the organs and muscles fill its inside.
+    kidneys = kidney_shapes(skeleton, profile)
+    for side, planes in fat_plane_shapes(muscles).items():
+        structures[side] = planes + [kidneys[side.replace("retroperitoneal_fat", "perirenal_fat")]]
+    structures.update({f"kidney.{side}": [kidneys[f"kidney.{side}"]] for side in SIDE_SIGN})
     for name in MUSCLES:
         for side in SIDE_SIGN:
             structures[f"muscle.{name}.{side}"] = [muscles[f"muscle.{name}.{side}"]]
@@ -136,7 +151,9 @@ def build_model(params: SpineParameters) -> SpineModel:
     structures.update({k: v for k, v in vessels.shapes.items() if k.startswith("radicular_artery")})
     landmarks, directions = spine_landmarks(skeleton, neural, flavum)
     grid = _grid(params, skeleton, trunk, profile, top_z, bottom_z)
-    bones = dict(skeleton.parts)
+    # The ribs first: T12's own parts win where a rib's head meets its body and pedicle.
+    bones = rib_parts(skeleton.layouts["T12"])
+    bones.update(skeleton.parts)
     si_joints = {side: sacroiliac_joint(s1, side, lumbarized) for side in SIDE_SIGN}
     bones.update(ilium_parts(skeleton, bottom_z - TABLE_MARGIN_MM, si_joints))
     bones["coccyx"] = coccyx_parts(s1, lumbarized)
@@ -186,7 +203,8 @@ def label_names(model: SpineModel) -> list[tuple[str, str]]:
     rows["dural_sac.csf"] = "csf"
     tissues = {"ligamentum_flavum": "ligament", "interspinous_ligament": "ligament", "supraspinous_ligament": "ligament",
                "dural_sac": "dura", "spinal_cord": "spinal_cord", "cauda_equina": "nerve", "nerve_root": "nerve",
-               "dorsal_root_ganglion": "nerve", "muscle": "muscle", "bowel_gas": "air"}
+               "dorsal_root_ganglion": "nerve", "muscle": "muscle", "bowel_gas": "air",
+               "retroperitoneal_fat": "fat", "kidney": "soft_tissue"}
     for label in model.structures:
         if label.endswith(".disc.annulus") or label.endswith(".disc.nucleus"):
             rows[label] = "disc_" + label.rsplit(".", 1)[1]
@@ -211,6 +229,10 @@ def _cortex_mm(label: str) -> float:
     return CORTEX_MM.get(_kind(label), CORTEX_MM["default"])
 
 
+def _cortical_hu(label: str) -> float:
+    return CORTICAL_HU.get(_kind(label), CORTICAL_HU["default"])
+
+
 def _core_hu(label: str) -> float:
     return CORE_HU.get(_kind(label), CORE_HU["default"])
 
@@ -221,11 +243,12 @@ def _kind(label: str) -> str:
 
 
 def _paint_bone(labels: np.ndarray, grid: Grid, parts, ids: dict[str, int], joints: list[Shape],
-                outline: Shape | None = None) -> BoneRegion | None:
+                outline: Shape | None = None, axis: np.ndarray | None = None) -> BoneRegion | None:
     """Paint one bone (its parts blended, the facet joint spaces cut out); returns its CT region.
 
     With an ``outline`` (a real vertebra shape) the bone is the outline and the parts only name its
-    regions: each voxel takes the label of the nearest part.
+    regions: each voxel takes the label of the nearest part. ``axis`` is the bone's superior direction (a
+    vertebra's): its body's endplates and rims then get their denser shells (:data:`BODY_SHELL_MM_BY_FACING`).
     """
     boxes = [s for _, s in parts] + ([outline] if outline is not None else [])
     lower = np.min([s.lower for s in boxes], axis=0) - BONE_BLEND_MM
@@ -242,9 +265,11 @@ def _paint_bone(labels: np.ndarray, grid: Grid, parts, ids: dict[str, int], join
     reach_mm = BONE_BLEND_MM if outline is None else OUTLINE_PART_REACH_MM
     cortex = np.zeros(len(parts) + 1, dtype=np.float32)
     core = np.zeros(len(parts) + 1, dtype=np.float32)
+    cortical = np.zeros(len(parts) + 1, dtype=np.float32)
     for index, (label, shape) in enumerate(parts, start=1):
         cortex[index] = _cortex_mm(label)
         core[index] = _core_hu(label)
+        cortical[index] = _cortical_hu(label)
         sub = grid.intersect(box, shape.lower - reach_mm, shape.upper + reach_mm)
         if sub is None:
             continue
@@ -284,7 +309,29 @@ def _paint_bone(labels: np.ndarray, grid: Grid, parts, ids: dict[str, int], join
     funnel = (pedicle < 0) & (body < -0.5) & (body > -PEDICLE_WALL_INTO_BODY_MM)
     depth[funnel] = np.minimum(depth[funnel], -pedicle[funnel])
     shell = np.where(funnel, CORTEX_MM["pedicle"], cortex[owner])
-    return BoneRegion(box, blended, bone_hu_from_depth(depth, shell, core[owner]))
+    if axis is not None:
+        in_body = (body < 0) & ~funnel
+        shell[in_body] = _body_shell_mm(body, in_body, axis, grid.spacing)
+    return BoneRegion(box, blended, bone_hu_from_depth(depth, shell, core[owner], cortical[owner]))
+
+
+def _body_shell_mm(body_sdf_mm: np.ndarray, where: np.ndarray, axis: np.ndarray, spacing_mm: float) -> np.ndarray:
+    """Shell thickness (mm) of the body at the voxels ``where``, from how much the nearest surface
+    (the gradient of the body's signed distance) faces along ``axis``: endplates and rims thicker
+    than the side walls.
+
+    >>> z = np.arange(-6.5, 7.0)[None, None, :] * np.ones((14, 14, 1))
+    >>> slab = np.abs(z) - 5.0                     # a slab 10 mm thick: two endplates facing along z
+    >>> inside = slab < 0
+    >>> set(_body_shell_mm(slab, inside, np.array([0.0, 0.0, 1.0]), 1.0).round(2).tolist())
+    {1.0}
+    >>> set(_body_shell_mm(slab, inside, np.array([1.0, 0.0, 0.0]), 1.0).round(2).tolist())  # walls
+    {0.5}
+    """
+    gradient = np.stack([g[where] for g in np.gradient(body_sdf_mm, spacing_mm)], axis=1)
+    norm = np.maximum(np.linalg.norm(gradient, axis=1), 1e-6)
+    facing = np.abs(gradient @ (np.asarray(axis, dtype=np.float64) / np.linalg.norm(axis))) / norm
+    return np.interp(facing, *BODY_SHELL_MM_BY_FACING).astype(np.float32)
 
 
 def _paint_trunk(labels: np.ndarray, grid: Grid, model: SpineModel, ids: dict[str, int], skin_hu: float) -> SurfaceBand:
@@ -432,7 +479,7 @@ def _keep_roots_in_sac(labels: np.ndarray, ids: dict[str, int]) -> None:
 
 
 def generate_spine(params: SpineParameters | None = None, *, progress: ProgressCallback | None = None) -> Anatomy:
-    """Generate the parametric lumbar spine patient (T12 partial to the sacrum) as an :class:`Anatomy`.
+    """Generate the parametric lumbar spine patient (T12 with its 12th ribs to the sacrum) as an :class:`Anatomy`.
 
     Parameters
     ----------
@@ -471,7 +518,9 @@ def generate_spine(params: SpineParameters | None = None, *, progress: ProgressC
     for bone, parts in model.bones.items():
         joints = [joint.space_shape() for (interspace, _), joint in model.skeleton.joints.items()
                   if bone in interspace.split("-")] + model.cavities.get(bone, [])
-        painted = _paint_bone(labels, grid, parts, ids, joints, model.skeleton.outlines.get(bone))
+        layout = model.skeleton.layouts.get(bone)
+        painted = _paint_bone(labels, grid, parts, ids, joints, model.skeleton.outlines.get(bone),
+                              None if layout is None else layout.frame.rotation[:, 2])
         if painted is not None:
             bone_regions.append(painted)
     for (interspace, side), joint in model.skeleton.joints.items():
@@ -482,7 +531,8 @@ def generate_spine(params: SpineParameters | None = None, *, progress: ProgressC
     low[0] = True
     for name, i in ids.items():
         if name in ("skin", "fat", "soft_tissue", "bowel_gas", "supraspinous_ligament") or \
-                name.startswith(("muscle.", "interspinous_ligament", "aorta", "inferior_vena_cava", "common_iliac")):
+                name.startswith(("muscle.", "retroperitoneal_fat", "kidney", "interspinous_ligament", "aorta",
+                                 "inferior_vena_cava", "common_iliac")):
             low[i] = True
     report(6, 10, "epidural space")
     _fill_epidural(labels, grid, model, ids, low)

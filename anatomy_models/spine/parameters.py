@@ -21,13 +21,15 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, fields, replace
 from typing import Any
+
+import numpy as np
 
 from anatomy_models.errors import SpinesimError, quoted
 
 # Bump whenever the generated anatomy changes for the same parameters: cached anatomies are keyed by it.
-GENERATOR_VERSION = 9
+GENERATOR_VERSION = 10
 
 SPACINGS_MM = (0.5, 1.0, 2.0)
 TRANSITIONAL = ("none", "sacralized_L5", "lumbarized_S1")
@@ -42,7 +44,7 @@ SIDES = ("left", "right")
 
 @dataclass(frozen=True)
 class SpineParameters:
-    """Parameters of a generated lumbar spine (T12 partial to the sacrum) and its soft tissues.
+    """Parameters of a generated lumbar spine (T12 with its 12th ribs to the sacrum) and its soft tissues.
 
     Parameters
     ----------
@@ -85,7 +87,8 @@ class SpineParameters:
         Where in ``conus_level`` the conus tip lies: 0 superior endplate, 1 inferior endplate, up to 1.5
         into the disc below. Default 0.83, the lower third of L1 [S50].
     bowel_gas : bool
-        Add gas pockets in the bowel anterior to the spine (realism for fluoroscopy).
+        Gas in the bowel in front of the spine, drawn from ``seed`` (default on: real abdominal
+        films almost always show some; off for a clean teaching image).
     seed : int
         Seed of every random texture and variation, 0..2**32-1 (unsigned 32-bit, as every seed in spinesim).
     spacing_mm : float
@@ -111,7 +114,7 @@ class SpineParameters:
     adamkiewicz_side: str = "left"
     conus_level: str = "L1"
     conus_position: float = 0.83
-    bowel_gas: bool = False
+    bowel_gas: bool = True
     seed: int = 0
     spacing_mm: float = 1.0
     field_of_view: str = "torso"
@@ -179,3 +182,59 @@ class SpineParameters:
     def skeleton_scale(self) -> float:
         """Factor on every bony length: ``size_scale`` times 0.94 for a female skeleton [ED]."""
         return self.size_scale * (0.94 if self.sex == "female" else 1.0)
+
+
+# ----------------------------------------------------------------------------- a drawn patient
+# What a case does not teach, drawn for each attempt's patient within normal adult ranges. A case
+# keeps every parameter it sets (its generator block) and always keeps the habitus (BMI), the
+# pathology it is about (degeneration, scoliosis, transitional anatomy), the grid and field of view.
+#   sex: even odds [ED]. size_scale: 1.0 +- 0.05, cut at 0.9-1.1 [ED: on top of the sex scale].
+#   sacral_slope_deg: 41 +- 6, 32-50 (41 +- 8.4 in 300 asymptomatic adults, Vialle et al., JBJS Am
+#   2005;87:260). lordosis_deg: the slope + 14 +- 4, 45-65 (standing L1-S1 lordosis 60 +- 10 there,
+#   following the slope; an adult lying supine/prone ~5 less [ED]). Both are cut at about one standard
+#   deviation above the mean: at lordosis 70 and slope 51 the L5-S1 safe triangle of tfesi-l5s1-left
+#   was out of a 3.5 in needle's safe reach (the case sets the needle), which is a different lesson. facet_tropism_deg: 0 +- 4, cut at +-8 (clinical.md §4.6:
+#   randomise +-5 per side). adamkiewicz_side: left 77% (§3 [S55]: left-sided 76.6%); level: T12 55%,
+#   L1 30%, L2 15% (§3 [S55]: T8-L1 in 89%; the model offers T12-L2 [ED]). conus_level/position: mean
+#   lower third of L1, range mid-T12 to upper L3 (§3 [S50]): L1 at 0.5-1.0 in 70%, T12 at 0.5-1.0 in
+#   15%, L2 at 0.0-0.5 in 15% [ED]. seed: the attempt's, so texture and bowel gas differ too.
+DRAWN_FIELDS = ("sex", "size_scale", "lordosis_deg", "sacral_slope_deg", "facet_tropism_deg", "adamkiewicz_level",
+                "adamkiewicz_side", "conus_level", "conus_position", "seed")
+
+
+def drawn_parameters(case: SpineParameters, seed: int, keep: frozenset[str] | set[str] = frozenset()
+                     ) -> SpineParameters:
+    """The patient of one attempt: ``case`` with every field of :data:`DRAWN_FIELDS` not in ``keep``
+    drawn from ``seed`` within normal anatomical ranges (see the table above); the same seed always
+    gives the same patient.
+
+    Examples
+    --------
+    >>> case = SpineParameters(bmi=35.0, spacing_mm=2.0)
+    >>> a, b = drawn_parameters(case, 11), drawn_parameters(case, 12)
+    >>> a == drawn_parameters(case, 11), a != b, a.bmi == b.bmi == 35.0, a.spacing_mm
+    (True, True, True, 2.0)
+    >>> drawn_parameters(case, 11, keep={"sex", "seed"}).sex, drawn_parameters(case, 11, keep={"seed"}).seed
+    ('male', 0)
+    """
+    if not isinstance(seed, int) or isinstance(seed, bool) or not 0 <= seed <= MAX_SEED:
+        raise SpinesimError(f"must be a non-negative integer, 0..2**32-1, got {quoted(seed)}", where="patient seed")
+    rng = np.random.default_rng([seed, 21])
+    conus_level, conus_range = [("L1", (0.5, 1.0)), ("T12", (0.5, 1.0)), ("L2", (0.0, 0.5))][
+        int(rng.choice(3, p=[0.7, 0.15, 0.15]))]
+    # Every value is drawn whether kept or not, so keeping one field never changes another's draw.
+    slope = float(np.clip(rng.normal(41.0, 6.0), 32.0, 50.0))
+    drawn = {
+        "sex": str(rng.choice(["male", "female"])),
+        "size_scale": round(float(np.clip(rng.normal(1.0, 0.05), 0.9, 1.1)), 2),
+        # Lordosis follows the sacral slope (Vialle et al. 2005: 60 against 41 standing; supine ~5 less).
+        "lordosis_deg": round(float(np.clip(slope + 14.0 + rng.normal(0.0, 4.0), 45.0, 65.0)), 1),
+        "sacral_slope_deg": round(slope, 1),
+        "facet_tropism_deg": round(float(np.clip(rng.normal(0.0, 4.0), -8.0, 8.0)), 1),
+        "adamkiewicz_side": "left" if rng.uniform() < 0.77 else "right",
+        "adamkiewicz_level": str(rng.choice(list(ADAMKIEWICZ_LEVELS), p=[0.55, 0.3, 0.15])),
+        "conus_level": conus_level,
+        "conus_position": round(float(rng.uniform(*conus_range)), 2),
+        "seed": seed,
+    }
+    return replace(case, **{name: value for name, value in drawn.items() if name not in keep})

@@ -23,7 +23,7 @@ from anatomy_models.spine.parameters import SpineParameters
 from anatomy_models.spine.neural import SAC_END_BELOW_S1_MM
 from anatomy_models.spine.sacrum import dorsal_crest_points
 from anatomy_models.spine.sdf import (Frame, Intersection, Primitive, Shape, SmoothUnion, VerticalTube, ellipsoid, f32,
-                                      half_space, rounded_box, smooth_max)
+                                      half_space, rounded_box, smooth_max, tapered_capsule)
 from anatomy_models.spine.skeleton import Skeleton
 from anatomy_models.spine.vertebra import SIDE_SIGN, body_sdf
 
@@ -355,17 +355,117 @@ def calibrate_midline_fat(skeleton: Skeleton, flavum: dict[str, Shape], supraspi
 
 
 # ------------------------------------------------------------------------------ bowel gas
+# Where gas lies in the abdomen of a patient lying prone, in front of the lumbar spine [ED, textbook
+# plain-film anatomy]: the colon frames the abdomen (ascending on the patient's right, descending on the
+# left, the transverse colon sagging across at about L2-L3, the sigmoid low on the left), the small
+# bowel's loops fill the middle. Each entry: x range, depth in front of the vertebral bodies (mm), the
+# levels (as fractions from S1 (0) to T12 (1)), the loop's radius (mm) and the chance it holds gas.
+COLON_SEGMENTS = (
+    ((-100.0, -70.0), (30.0, 60.0), (0.2, 0.8), (5.0, 9.0), 0.7),     # ascending colon, caecum
+    ((-60.0, 70.0), (55.0, 75.0), (0.55, 0.8), (5.0, 9.0), 0.6),      # transverse colon
+    ((70.0, 100.0), (25.0, 55.0), (0.3, 0.9), (5.0, 9.0), 0.6),       # descending colon
+    ((0.0, 50.0), (30.0, 60.0), (0.0, 0.3), (5.0, 9.0), 0.5),         # sigmoid
+)
+SMALL_BOWEL_LOOPS = (2, 6)           # number of gas-holding small-bowel loops [ED]
+SMALL_BOWEL_RADIUS_MM = (3.0, 5.5)   # [ED] small bowel 2.5 cm across, gas filling part of it
+
+
 def bowel_gas_shapes(profile: SpineProfile, seed: int) -> list[Shape]:
-    """A few gas pockets in the bowel in front of the lumbar spine, seeded."""
+    """Gas in the bowel in front of the lumbar spine, seeded: rounded loops that vary and overlap.
+
+    The colon's gas segments are rows of rounded pockets along its course, one per haustrum, each
+    a different size, touching or apart; the small bowel's are short curved tubes near the midline.
+    Every patient (seed) draws which segments hold gas, where, how long and how wide.
+    """
     rng = np.random.default_rng([seed, 7])
-    shapes = []
-    for _ in range(int(rng.integers(5, 10))):
-        z = float(rng.uniform(profile.z[0] + 10.0, profile.z[-2]))
-        front = float(profile.at("y", z) - profile.at("half_depth", z))
-        centre = np.array([rng.uniform(-80.0, 80.0), front - rng.uniform(35.0, 80.0), z])
-        radii = tuple(float(r) for r in rng.uniform([8.0, 6.0, 6.0], [22.0, 14.0, 16.0]))
-        shapes.append(Primitive(Frame.at(centre), ellipsoid(radii), radii))
+    z_low, z_high = float(profile.z[0]), float(profile.z[-1])
+    shapes: list[Shape] = []
+
+    def loop(points: np.ndarray, radius: float) -> None:
+        for a, b in zip(points[:-1], points[1:]):
+            r_a, r_b = radius * rng.uniform(0.8, 1.15, size=2)
+            centre = 0.5 * (a + b)
+            half = 0.5 * float(np.linalg.norm(b - a)) + max(r_a, r_b)
+            shapes.append(Primitive(Frame.at(centre), tapered_capsule(a - centre, b - centre, r_a, r_b), (half,) * 3))
+
+    def haustra(points: np.ndarray, radius: float) -> None:
+        for a, b in zip(points[:-1], points[1:]):
+            count = max(int(np.linalg.norm(b - a) / (2.2 * radius)), 1)
+            for t in (np.arange(count) + rng.uniform(0.0, 1.0, count)) / count:
+                radii = tuple(float(r) for r in radius * rng.uniform(0.55, 1.1, 3))
+                shapes.append(Primitive(Frame.at(a + t * (b - a)), ellipsoid(radii), radii))
+
+    def front_y(z: float) -> float:
+        return float(profile.at("y", z) - profile.at("half_depth", z))
+
+    for (x_range, depth_range, level_range, radius_range, chance) in COLON_SEGMENTS:
+        if rng.uniform() > chance:
+            continue
+        x0, x1 = sorted(rng.uniform(*x_range, size=2))
+        t0, t1 = sorted(rng.uniform(*level_range, size=2))
+        n = int(rng.integers(3, 6))
+        t = np.linspace(t0, t1, n)
+        z = z_low + t * (z_high - z_low)
+        x = np.linspace(x0, x1, n) + rng.normal(0.0, 6.0, n)
+        y = np.array([front_y(zi) for zi in z]) - rng.uniform(*depth_range, size=n)
+        haustra(np.stack([x, y, z], axis=1), float(rng.uniform(*radius_range)))
+    for _ in range(int(rng.integers(*SMALL_BOWEL_LOOPS))):
+        centre_z = z_low + rng.uniform(0.1, 0.7) * (z_high - z_low)
+        centre = np.array([rng.uniform(-60.0, 60.0), front_y(centre_z) - rng.uniform(35.0, 75.0), centre_z])
+        arc_radius, start = rng.uniform(12.0, 25.0), rng.uniform(0.0, 2.0 * np.pi)
+        angles = start + np.linspace(0.0, rng.uniform(1.5, 4.0), 4)
+        points = centre + arc_radius * np.stack([np.cos(angles), rng.normal(0.0, 0.15, 4), np.sin(angles)], axis=1)
+        loop(points, float(rng.uniform(*SMALL_BOWEL_RADIUS_MM)))
     return shapes
+
+
+# ------------------------------------------------------------------------ kidneys and fat planes
+# The kidney: 10-12 cm long, 5-7.5 cm wide, 2.5-3 cm thick (semi-axes 55 x 30 x 16 mm here), its
+# upper pole at T12 and lower pole at L3, the left about a centimetre higher than the right, lateral
+# to the psoas with its long axis tilted so the upper pole is medial and posterior (textbook anatomy,
+# e.g. Gray's; [ED] not yet in clinical.md). Perirenal fat wraps it (~10 mm); a fat plane (3 mm, and
+# ~10 mm of retroperitoneal fat on their lateral side [ED]) separates psoas and quadratus lumborum from
+# the viscera: the lateral psoas margin it draws against the fat is the psoas shadow of an AP film.
+KIDNEY_SEMI_AXES_MM = (30.0, 16.0, 55.0)
+KIDNEY_CENTRE_LEVEL = {"left": ("L1", "L2", 0.6), "right": ("L1", "L2", 0.9)}  # between the bodies' centres
+KIDNEY_TILT_DEG = (15.0, 25.0)  # (medial lean of the upper pole in the coronal, backward lean in the sagittal)
+PERIRENAL_FAT_MM = 10.0
+MUSCLE_FAT_PLANE_MM = 3.0
+MUSCLE_LATERAL_FAT_MM = 10.0
+
+
+def kidney_shapes(skeleton: Skeleton, profile: SpineProfile) -> dict[str, Shape]:
+    """Each kidney (``kidney.{side}``) and its perirenal fat (part of ``retroperitoneal_fat.{side}``)."""
+    shapes: dict[str, Shape] = {}
+    for side, s in SIDE_SIGN.items():
+        upper, lower, t = KIDNEY_CENTRE_LEVEL[side]
+        centre_z = (1 - t) * skeleton.layouts[upper].frame.origin[2] + t * skeleton.layouts[lower].frame.origin[2]
+        centre_z = float(centre_z)
+        centre = np.array([profile.at("x", centre_z) + s * (profile.at("half_width", centre_z) + 55.0),
+                           profile.at("y", centre_z) + 5.0, centre_z])
+        lean, back = np.radians(KIDNEY_TILT_DEG)
+        # The long axis (w) from the lower pole to the upper: up, toward the midline and backward.
+        w = np.array([-s * np.sin(lean), np.sin(back), np.cos(lean) * np.cos(back)])
+        frame = Frame.from_axes(centre, np.cross(np.array([0.0, 1.0, 0.0]), w), np.array([0.0, 1.0, 0.0]))
+        frame = Frame.from_axes(centre, frame.rotation[:, 0], np.cross(w, frame.rotation[:, 0]))
+        shapes[f"kidney.{side}"] = Primitive(frame, ellipsoid(KIDNEY_SEMI_AXES_MM), KIDNEY_SEMI_AXES_MM)
+        grown = tuple(r + PERIRENAL_FAT_MM for r in KIDNEY_SEMI_AXES_MM)
+        shapes[f"perirenal_fat.{side}"] = Primitive(frame, ellipsoid(grown), grown)
+    return shapes
+
+
+def fat_plane_shapes(muscles: dict[str, Shape]) -> dict[str, list[Shape]]:
+    """The fat round each psoas and quadratus lumborum: the muscle's tube grown by
+    :data:`MUSCLE_FAT_PLANE_MM`, and by :data:`MUSCLE_LATERAL_FAT_MM` on its lateral side (painted
+    before the muscle, which fills its inside)."""
+    planes: dict[str, list[Shape]] = {}
+    grow, lateral = MUSCLE_FAT_PLANE_MM, MUSCLE_LATERAL_FAT_MM
+    for side, s in SIDE_SIGN.items():
+        planes[f"retroperitoneal_fat.{side}"] = [
+            VerticalTube(m.z, m.cx + s * (lateral - grow) / 2.0, m.cy,
+                         np.where(m.ax > 0, m.ax + (lateral + grow) / 2.0, 0.0), np.where(m.ay > 0, m.ay + grow, 0.0))
+            for m in (muscles[f"muscle.psoas.{side}"], muscles[f"muscle.quadratus_lumborum.{side}"])]
+    return planes
 
 
 # ------------------------------------------------------------------------------ epidural region

@@ -35,7 +35,7 @@ def explain(scenario: str, output: Path, anatomy_source: str | None, attempt_log
 
     chosen = load_scenario(scenario)
     log = read_log(attempt_log) if attempt_log is not None else None
-    anatomy = load_anatomy(anatomy_source) if anatomy_source else chosen.anatomy.load(scenario_directory(scenario),
+    anatomy = load_anatomy(anatomy_source) if anatomy_source else chosen.load_patient(scenario_directory(scenario),
                                                                                       spacing_mm=spacing)
     path = write_explanation(chosen, anatomy, output, log=log, name=name, pixels=pixels)
     out.print(f"Wrote {user_text(path)} ({path.stat().st_size / 1e6:.1f} MB); open it in any browser, "

@@ -41,6 +41,7 @@ def run(scenario: str, actions_path: Path | None, expert: bool, output: Path | N
     from simulator.case.planner import expert_actions, plan_trajectory
     from simulator.case.targets import target_for
     from simulator.needle.trace import tracer_for
+    from simulator.session.fold import scenario_of_log
     from simulator.session.replay import replay
 
     if (actions_path is None) == (not expert):
@@ -48,7 +49,10 @@ def run(scenario: str, actions_path: Path | None, expert: bool, output: Path | N
     if output is not None and not expert:
         raise SpinesimError("-o/--output only goes with --expert")
     chosen = load_scenario(scenario)
-    anatomy = load_anatomy(anatomy_source) if anatomy_source else chosen.anatomy.load(scenario_directory(scenario))
+    log = None if expert else read_log(actions_path)
+    # The attempt's patient: the one the log's seed drew (the scenario's own seed for the expert path).
+    patient = chosen if log is None else scenario_of_log(chosen, log.header, actions_path)
+    anatomy = load_anatomy(anatomy_source) if anatomy_source else patient.load_patient(scenario_directory(scenario))
     if expert:
         tracer = tracer_for(anatomy)
         target = target_for(chosen, anatomy, tracer)
@@ -64,7 +68,6 @@ def run(scenario: str, actions_path: Path | None, expert: bool, output: Path | N
             return
         log = records
     else:
-        log = read_log(actions_path)
         if log.truncated:
             out.print(f"[yellow]warning:[/] {user_text(log.truncated)}")
     events = []

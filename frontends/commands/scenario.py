@@ -131,7 +131,7 @@ def _solve(checked, path: Path, spacing: float | None) -> str:
     from simulator.session.fold import Session
 
     try:
-        anatomy = checked.anatomy.load(scenario_directory(path), spacing_mm=spacing)
+        anatomy = checked.load_patient(scenario_directory(path), spacing_mm=spacing)
     except SpinesimError as error:
         raise SpinesimError(f"its anatomy cannot be loaded: {error}", path=path,
                             where=f"field 'anatomy.{checked.anatomy.kind()}'") from None
@@ -166,6 +166,6 @@ def preview(source: str, output: Path, spacing: float | None, pixels: int) -> No
     from frontends.pictures.preview import preview_images
 
     chosen = load_scenario(source)
-    anatomy = chosen.anatomy.load(scenario_directory(source), spacing_mm=spacing)
+    anatomy = chosen.load_patient(scenario_directory(source), spacing_mm=spacing)
     for path in preview_images(chosen, anatomy, output, pixels=pixels):
         out.print(f"Wrote {user_text(path)}")

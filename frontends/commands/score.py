@@ -31,6 +31,7 @@ def _attempt_options(command):
 
 def _load(log: Path, scenario_source: str | None, anatomy_source: str | None, spacing: float | None):
     from scenarios.schema import load_scenario, scenario_directory
+    from simulator.session.fold import scenario_of_log
 
     contents: LogContents = read_log(log)
     if contents.truncated:
@@ -40,8 +41,10 @@ def _load(log: Path, scenario_source: str | None, anatomy_source: str | None, sp
         raise SpinesimError("the log names no scenario", path=log, where="line 1",
                             hint="give the scenario with --scenario ID_OR_FILE")
     scenario = load_scenario(source)
-    anatomy = load_anatomy(anatomy_source) if anatomy_source else scenario.anatomy.load(scenario_directory(source),
-                                                                                        spacing_mm=spacing)
+    # The attempt's patient: the one its log's seed drew.
+    patient = scenario_of_log(scenario, contents.header, log)
+    anatomy = load_anatomy(anatomy_source) if anatomy_source else patient.load_patient(scenario_directory(source),
+                                                                                       spacing_mm=spacing)
     return scenario, anatomy, contents
 
 

@@ -21,7 +21,7 @@ from frontends.store import Store, User
 from frontends.web.attempt import LiveAttempt
 from frontends.web.explanation import check_may_explain, explanation_view
 from frontends.web.inputs import MAX_ID, choice, clipped, integer, number, trainee_words
-from frontends.web.patients import Patients
+from frontends.web.patients import Patients, next_patient_seed
 from frontends.web.review import preview_view, review_view, stored_attempt
 from frontends.web.views import (ATTEMPT_FIELDS, attempt_view, comment_rows, lps_text, replay_view, report_view, resume_view,
                                  scenario_view)
@@ -122,15 +122,19 @@ class Handlers:
 
     # ------------------------------------------------------------------ attempt life cycle
     def start_attempt(self, scenario_id) -> None:
-        scenario = self.scenarios[choice(scenario_id, self.scenarios, "scenario")]
+        case = self.scenarios[choice(scenario_id, self.scenarios, "scenario")]
+        # A new patient for this attempt (the case's pool in turn); the one after it is generated while
+        # the trainee works, so the next attempt starts as fast as this one.
+        scenario = case.for_attempt(next_patient_seed(self.store, self.user.id, case))
         anatomy, tracer = self.patients.of(scenario)
         self._begin(LiveAttempt.start(self.store, self.user.id, scenario, anatomy, tracer))
+        self.patients.prepare(case.for_attempt(next_patient_seed(self.store, self.user.id, case)), hold=True)
 
     def resume_attempt(self, resume_id) -> None:
         stored = self.store.attempt(integer(resume_id, "attempt", 1, MAX_ID))
         if stored.user_id != self.user.id or stored.status != "in_progress":
             raise SpinesimError(f"attempt {stored.id} cannot be resumed here")
-        scenario = self.scenarios[stored.scenario_id]
+        scenario = self.scenarios[stored.scenario_id].for_attempt(stored.seed)
         anatomy, tracer = self.patients.of(scenario)
         self._set(scenario_id=stored.scenario_id)
         self._begin(LiveAttempt.resume(self.store, stored.id, scenario, anatomy, tracer))

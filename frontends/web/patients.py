@@ -1,33 +1,97 @@
-"""The patients of one workstation: each scenario's anatomy and its tracer, loaded once and shared by
-every attempt the workstation runs (a process keeps them for hours). An imported CT with vertebra
+"""The patients of one workstation: each attempt's anatomy and its tracer, loaded once and shared by
+every attempt that has the same patient (a process keeps them for hours). An imported CT with vertebra
 labels but no landmarks gets landmarks estimated from its labels
-(:func:`anatomy_models.label_landmarks.with_label_landmarks`), as the patient pages do."""
+(:func:`anatomy_models.label_landmarks.with_label_landmarks`), as the patient pages do.
+
+A case with a drawn patient gives each attempt the next patient of its pool
+(:meth:`scenarios.schema.Scenario.patient_seeds`): :func:`next_patient_seed` picks it, and
+:meth:`Patients.prepare` generates the one after it in the background (into the anatomy cache on
+disk, and into memory with its tracer), so that starting the next attempt takes what the case's own
+patient takes: generating a patient at 1 mm takes ~10 s on an idle machine, loading a cached one and
+building its tracer a few seconds (benchmark: the report of issue 15).
+"""
 
 from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from queue import SimpleQueue
 
 import numpy as np
 
 from anatomy_models.anatomy import Anatomy
 from anatomy_models.label_landmarks import with_label_landmarks
-from anatomy_models.store import load_anatomy
+from anatomy_models.store import generated_anatomy, load_anatomy
+from frontends.store import Store
 from scenarios.schema import Scenario
 from simulator.needle.trace import Tracer, tracer_for
 
+# Patients held in memory at once: the attempt in progress, the next one (prepared), the one before
+# (its report and replay) and a preview; older ones are loaded again from the disk cache when asked for.
+PATIENTS_KEPT = 4
+
 
 class Patients:
-    """Anatomies and their tracers, loaded once per source and shared by every attempt."""
+    """Anatomies and their tracers, loaded once per patient and shared by every attempt."""
 
     def __init__(self, override: str | None) -> None:
         self.override = override
-        self._loaded: dict[str, tuple[Anatomy, Tracer]] = {}
+        self._loaded: OrderedDict[str, tuple[Anatomy, Tracer]] = OrderedDict()
+        self._lock = threading.Lock()
+        self._queue: SimpleQueue[tuple[Scenario, bool]] = SimpleQueue()
+        self._worker: threading.Thread | None = None
 
     def of(self, scenario: Scenario) -> tuple[Anatomy, Tracer]:
-        key = self.override or scenario.anatomy.model_dump_json()
-        if key not in self._loaded:
-            anatomy = load_anatomy(self.override) if self.override else scenario.anatomy.load()
-            anatomy = compact_labels(with_label_landmarks(anatomy))
-            self._loaded[key] = (anatomy, tracer_for(anatomy))
-        return self._loaded[key]
+        """The patient of an attempt at ``scenario`` (:meth:`Scenario.for_attempt`): drawn from its
+        patient seed, or the case's own."""
+        key = self.override or _patient_key(scenario)
+        with self._lock:
+            if key in self._loaded:
+                self._loaded.move_to_end(key)
+                return self._loaded[key]
+        anatomy = load_anatomy(self.override) if self.override else scenario.load_patient()
+        anatomy = compact_labels(with_label_landmarks(anatomy))
+        loaded = (anatomy, tracer_for(anatomy))
+        with self._lock:
+            self._loaded[key] = loaded
+            while len(self._loaded) > PATIENTS_KEPT:
+                self._loaded.popitem(last=False)
+        return loaded
+
+    def prepare(self, scenario: Scenario, *, hold: bool = False) -> None:
+        """Generate the patient of ``scenario`` (:meth:`Scenario.for_attempt`) into the disk cache in the
+        background, one at a time, unless it is an imported or overridden anatomy; ``hold``: also load
+        it with its tracer into memory (the trainee's next attempt then starts at once)."""
+        if self.override or scenario.anatomy.kind() not in ("builtin", "generator"):
+            return
+        self._queue.put((scenario, hold))
+        with self._lock:
+            if self._worker is None:
+                self._worker = threading.Thread(target=self._generate, name="patients", daemon=True)
+                self._worker.start()
+
+    def _generate(self) -> None:
+        while True:
+            scenario, hold = self._queue.get()
+            if hold:
+                self.of(scenario)
+            else:
+                generated_anatomy(scenario.anatomy.spine_parameters(seed=scenario.patient_seed))
+
+
+def _patient_key(scenario: Scenario) -> str:
+    return scenario.anatomy.model_dump_json() + f"#patient={scenario.patient_seed}"
+
+
+def next_patient_seed(store: Store, user_id: int, scenario: Scenario) -> int:
+    """The seed of the next attempt of ``user_id`` at ``scenario`` (:meth:`Scenario.for_attempt` gives
+    its patient): the one of its pool after the one of their last attempt at it (the pool's first, the
+    case's own patient, for a first attempt), so two attempts in a row never have the same patient
+    (unless the case pins one)."""
+    pool = scenario.patient_seeds()
+    earlier = [a.seed for a in store.attempts(user_id=user_id, scenario_id=scenario.id)]
+    last = pool.index(earlier[-1]) if earlier and earlier[-1] in pool else -1
+    return pool[(last + 1) % len(pool)]
 
 
 def compact_labels(anatomy: Anatomy) -> Anatomy:

@@ -105,7 +105,7 @@ def stored_attempt(store: Store, scenarios: dict[str, Scenario], patients: Patie
     stored = store.attempt(integer(attempt_id, "attempt", 1, MAX_ID))
     if user.role != "instructor" and stored.user_id != user.id:
         raise SpinesimError("that attempt is not yours")
-    scenario = scenarios[stored.scenario_id]
+    scenario = scenarios[stored.scenario_id].for_attempt(stored.seed)  # the attempt's patient
     anatomy, tracer = patients.of(scenario)
     return LiveAttempt.resume(store, stored.id, scenario, anatomy, tracer)
 

@@ -391,6 +391,8 @@ def main() -> None:
         sys.exit(2)
     release_freed_memory()
     print(f"workstation warm in {time.monotonic() - started:.1f} s", flush=True)
+    for scenario in catalogue.scenarios.values():  # every case's first patient, cached while the portal waits
+        patients.prepare(scenario)
     if config.user_id is None:
         os.write(config.warm_fd, b"warm\n")
         os.close(config.warm_fd)

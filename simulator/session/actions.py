@@ -313,13 +313,15 @@ class LogContents:
 
 
 class LogHeader(BaseModel):
-    """The first line of a log written by a session: the format version, the scenario's id and the seed."""
+    """The first line of a log written by a session: the format version, the scenario's id, the seed and,
+    for an attempt at a drawn patient, that patient's seed (``patient``; absent: the case's own patient)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     spinesim_log: Annotated[int, Strict()]
     scenario: Annotated[str, Strict(), Field(pattern=r"^[a-z0-9][a-z0-9_\-]{0,63}$")] | None = None
     seed: Annotated[int, Strict(), Field(ge=0, le=MAX_SEED)] | None = None
+    patient: Annotated[int, Strict(), Field(ge=0, le=MAX_SEED)] | None = None
 
 
 def _header(record: dict, path: Path, where: str) -> dict:

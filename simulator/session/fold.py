@@ -352,7 +352,7 @@ class Session:
         self.steps: list[Step] = []
         self.spreads: list[tuple[ContrastSpread, float]] = []
         self.truncated: str | None = None
-        self._writer = act.LogWriter(log_path, {"scenario": scenario.id, "seed": scenario.seed}) if log_path else None
+        self._writer = act.LogWriter(log_path, log_header(scenario)) if log_path else None
 
     # ------------------------------------------------------------------ driving
     def apply(self, action) -> list[Event]:
@@ -413,15 +413,25 @@ class Session:
         return [e for e in self.events if e.severity == "unsafe"]
 
 
+def log_header(scenario: Scenario) -> dict:
+    """What an attempt's log records in its first line: the scenario, its seed and, for a drawn
+    patient, the patient's seed (so a replay, and its score, has exactly that patient)."""
+    header = {"scenario": scenario.id, "seed": scenario.seed}
+    if scenario.patient_seed is not None:
+        header["patient"] = scenario.patient_seed
+    return header
+
+
 def scenario_of_log(scenario: Scenario, header: dict, log_path: str | Path) -> Scenario:
     """``scenario`` as the log with ``header`` was played: a log of another scenario is refused,
-    and the seed the log recorded is used."""
+    and the seed and the patient the log recorded are used (no ``patient``: the case's own)."""
     logged = header.get("scenario")
     if logged is not None and logged != scenario.id:
         raise SpinesimError(f"this log is an attempt at scenario {logged!r}, not {scenario.id!r}", path=log_path,
                             where="line 1", hint=f"replay it with scenario {logged!r}")
-    if "seed" in header and header["seed"] != scenario.seed:
-        return scenario.model_copy(update={"seed": header["seed"]})
+    update = {"seed": header.get("seed", scenario.seed), "patient_seed": header.get("patient", scenario.patient_seed)}
+    if update != {"seed": scenario.seed, "patient_seed": scenario.patient_seed}:
+        return scenario.model_copy(update=update)
     return scenario
 
 

@@ -18,7 +18,7 @@ from anatomy_models.errors import SpinesimError
 from scenarios.schema import Scenario
 from simulator.needle.trace import Tracer
 from simulator.session.actions import LogContents, LogWriter, read_log
-from simulator.session.fold import Session, Step, scenario_of_log
+from simulator.session.fold import Session, Step, log_header, scenario_of_log
 
 Log = str | PathLike | LogContents | Sequence[Any]
 
@@ -31,8 +31,9 @@ def replay(scenario: Scenario, anatomy: Anatomy, log: Log, *, tracer: Tracer | N
     Parameters
     ----------
     scenario, anatomy :
-        The case and its patient. A log header naming another scenario is refused; a seed in it
-        replaces the scenario's.
+        The case and its patient. A log header naming another scenario is refused; a seed (and a
+        patient seed) in it replaces the scenario's: ``anatomy`` must be that patient
+        (``scenario_of_log(...).load_patient()``).
     log : path, LogContents or sequence
         A JSON Lines action log (its path or :func:`~simulator.session.actions.read_log`'s contents),
         or the actions themselves (models or their JSON records, as the web app's store keeps them).
@@ -79,7 +80,7 @@ def replay(scenario: Scenario, anatomy: Anatomy, log: Log, *, tracer: Tracer | N
             on_step(session, session.steps[-1])
     session.truncated = truncated
     if resume:
-        header = {"scenario": scenario.id, "seed": scenario.seed}
+        header = log_header(scenario)
         # A log cut inside its header line starts again.
         session.log_to(LogWriter(path, header) if contents.whole_bytes == 0 else LogWriter(path, keep_bytes=contents.whole_bytes))
     return session

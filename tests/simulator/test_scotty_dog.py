@@ -25,11 +25,11 @@ POSTERIOR = ("pedicle", "lamina", "SAP", "IAP", "transverse_process", "spinous_p
 # body); ear 0.29/0.24/0.54, neck 0.21/0.35/0.40, leg 0.22/0.25/0.20 with compact posterior
 # elements over a sparser body (generator 4); ear 0.39/0.37/0.75, neck 0.22/0.45/0.55, leg
 # 0.30/0.35/0.28 with the SAP's broad base over the pedicle (generator 6: ear widths 8.8/8.7/11.3 ->
-# 9.5/9.9/12.3 mm at the isocentre). Since the polychromatic beam (80 kVp, scatter, grid) and the
-# monitor's global tone curve (issue 16) the contrast is read on the displayed grey levels, as a
-# fraction of the grey scale (the window no longer maps linearly to grey): ear 0.29/0.21/0.54,
-# neck 0.19/0.37/0.48, leg 0.26/0.33/0.29.
-MIN_CONTRAST = 0.18
+# 9.5/9.9/12.3 mm at the isocentre). Generator 8, the CT numbers of real lumbar CT (posterior arch ~500
+# HU against the body's ~230, clinical.md §5.4, where generator 7 had ~1000 against ~265) and bowel gas
+# on by default (the display window now spans the gas too): ear 0.26/0.24/0.65, neck 0.13/0.44/0.52,
+# leg 0.18/0.28/0.19 (without gas: ear 0.35/0.27/0.72, neck 0.17/0.43/0.57, leg 0.24/0.28/0.21).
+MIN_CONTRAST = 0.12
 
 
 def _pixels_of(anatomy, carm, mask: np.ndarray) -> np.ndarray:

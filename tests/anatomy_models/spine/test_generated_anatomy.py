@@ -37,7 +37,8 @@ def expected_structures() -> list[str]:
             names.append(f"interspinous_ligament.{interspace}")
     for muscle in ("psoas", "quadratus_lumborum", "erector_spinae", "multifidus"):
         names += [f"muscle.{muscle}.{side}" for side in SIDES]
-    return names
+    names += [f"{kind}.{side}" for kind in ("kidney", "retroperitoneal_fat", "rib.T12") for side in SIDES]
+    return names + ["bowel_gas"]
 
 
 def test_every_structure_of_the_vocabulary_has_voxels(small_spine):
@@ -136,12 +137,24 @@ def test_ct_numbers_come_from_the_tissue_table(small_spine):
                           ("soft_tissue", "soft_tissue")):
         assert abs(np.median(ct[small_spine.mask(group)]) - TISSUES[tissue].hu) < 25, group
     assert np.median(ct[small_spine.labels.array == 0]) == pytest.approx(TISSUES["air"].hu, abs=15)
-    # Vertebral bodies: cancellous inside, a thin brighter shell at the surface (its outer voxel
-    # layer); the posterior elements are compact bone, denser than the body's shell.
+    # Vertebral bodies: cancellous inside (150-250 HU, Jang et al. 2019), a thin brighter shell at the
+    # surface (its outer voxel layer).
     body = small_spine.mask("L3.body")
     core = ndimage.binary_erosion(body, iterations=2)
     shell = body & ~ndimage.binary_erosion(body)
-    assert 150 < np.median(ct[core]) < 400
+    assert 150 < np.median(ct[core]) < 250
     assert np.median(ct[shell]) > np.median(ct[core]) + 100
-    for part in ("L3.lamina.left", "L3.SAP.left", "L3.transverse_process.left"):
-        assert np.median(ct[small_spine.mask(part)]) > np.percentile(ct[shell], 90), part
+
+
+@pytest.mark.parametrize("level", ["L1", "L2", "L3", "L4", "L5"])
+def test_arch_to_body_ct_number_ratio_is_that_of_real_lumbar_ct(spine_1mm, level):
+    """Mean HU of the posterior arch (pedicles, laminae, articular, transverse and spinous processes)
+    against the body's: 1.5-3 at every lumbar level (clinical.md §5.4: arch 400-500 HU, body ~200-225
+    HU, a ratio of ~1.9-2.5; it was 4:1, arches 1055 against bodies 265 HU)."""
+    ct, labels = spine_1mm.ct.array, spine_1mm.labels.array
+    parts = [label for label in spine_1mm.label_table if label.name.startswith(f"{level}.")]
+    body = np.isin(labels, [label.id for label in parts if label.name == f"{level}.body"])
+    arch = np.isin(labels, [label.id for label in parts if label.name != f"{level}.body"])
+    body_hu, arch_hu = ct[body].mean(), ct[arch].mean()
+    assert 180 < body_hu < 260 and 380 < arch_hu < 560, (body_hu, arch_hu)
+    assert 1.5 < arch_hu / body_hu < 3.0
