@@ -101,9 +101,12 @@ def test_articular_view_is_a_continuous_bony_line_with_shadow(small_spine):
     for c in bone_columns:
         first_bone = np.flatnonzero(bone[:, c])[0]
         peaks.append(image.pixels[max(first_bone - 3, 0):first_bone + 2, c].max())
-        below.append(image.pixels[first_bone + 4:first_bone + 14, c].mean())
+        if first_bone + 14 <= image.pixels.shape[0]:  # a shadow to measure within the frame
+            below.append(image.pixels[first_bone + 4:first_bone + 14, c].mean())
     assert len(bone_columns) > 40
-    assert np.mean(np.asarray(peaks) > 150) > 0.7
+    # The real articular pillars (issue 15) meet the beam at changing angles, and the specular echo falls
+    # with the angle (issue 17): most of the line is bright, not all of it.
+    assert np.mean(np.asarray(peaks) > 120) > 0.6
     assert np.mean(below) < 1.3 * floor_grey(image)                          # the shadow holds only the noise
 
 
@@ -119,11 +122,12 @@ def test_golden_image(small_spine, view):
     assert difference.mean() < 2.0 and np.percentile(difference, 99) < 30
 
 
-@pytest.mark.parametrize("view", ["paramedian-sagittal-oblique", "articular"])
+@pytest.mark.parametrize("view", ["articular"])
 def test_presets_rock_the_probe_until_its_face_is_on_the_skin(small_spine, view):
     """Aimed straight at its target, the convex face leaves the lordotic back at one end (a wedge
     without echoes, which the frame reports); the preset rocks it so that the whole face is on the
-    skin."""
+    skin. (The paramedian oblique view of this patient, whose skin now follows the sacral crest, is on
+    the skin aimed straight; every preset's seating is checked below.)"""
     aim, axial, lateral = probe_module._view_aim(small_spine, view, "L4-L5", "left")
     unseated = aimed_probe(small_spine, "curvilinear", aim, axial, lateral, image_shape=SHAPE)
     seated = standard_view(small_spine, view, image_shape=SHAPE)
@@ -133,6 +137,11 @@ def test_presets_rock_the_probe_until_its_face_is_on_the_skin(small_spine, view)
     image = render_ultrasound(small_spine, seated)
     assert image.contact_lost == 0.0 and np.mean(image.pixels[image.field_of_view] == 0) == 0.0
     assert np.cross(aim - seated.position, seated.axial) == pytest.approx(np.zeros(3), abs=1.5)  # still aimed
+
+
+@pytest.mark.parametrize("view", VIEWS)
+def test_every_preset_is_on_the_skin(small_spine, view):
+    assert contact_lost(small_spine, standard_view(small_spine, view, image_shape=SHAPE)) == 0.0
 
 
 def test_the_lumbar_views_show_their_landmarks(small_spine):
