@@ -57,10 +57,6 @@ GROWTH_TIME_CONSTANT_S = 30.0
 GAUGE_EXPONENT = 0.5
 # The ellipsoid's centre sits this far distal of the active tip's middle [ED].
 DISTAL_SHIFT_MM = 0.5
-# Temperatures and times an RF generator offers for a conventional lesion (clinical.md §2.5: 80-85 °C,
-# up to 90 s a cycle [S39][S40]).
-TEMPERATURE_RANGE_C = (60.0, 90.0)
-SECONDS_RANGE = (30.0, 180.0)
 # Points along the nerve course sampled for coverage (per mm).
 SAMPLES_PER_MM = 4
 

@@ -68,9 +68,13 @@ from pydantic import BaseModel, ConfigDict, Field, Strict, TypeAdapter, Validati
 from anatomy_models.errors import SpinesimError, quoted
 from scenarios.poses import (CArmPose, Number, Point, PrimaryDeg, ProbeDepthMm, ProbeFrequencyMhz, ProbeGainDb,
                              ProbeKind, ProbePose, ProbeViewName, SecondaryDeg, ShortName)
-from simulator.needle.ablation import SECONDS_RANGE, TEMPERATURE_RANGE_C
 
 LOG_FORMAT_VERSION = 1
+# Temperatures and times an RF generator offers for a conventional lesion (clinical.md §2.5: 80-85 °C,
+# up to 90 s a cycle [S39][S40]): what a lesion action accepts. Kept here, not with the lesion model, so
+# that reading a log (the web portal, the store) imports no numerics.
+TEMPERATURE_RANGE_C = (60.0, 90.0)
+SECONDS_RANGE = (30.0, 180.0)
 PoseT = TypeVar("PoseT", CArmPose, ProbePose)
 
 MAX_LOG_BYTES = 64 * 1024 * 1024  # bytes of one action log (an attempt of thousands of actions is < 1 MB)
