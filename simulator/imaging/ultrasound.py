@@ -17,8 +17,9 @@ and of the PLUS toolkit's simulator (per-tissue impedance, attenuation and diffu
    noise, summed over the slice thickness; one independent field per compounded frame), so speckle
    stays put when the probe slides in plane and decorrelates when it moves out of plane; muscle
    and fat carry their fibre and septum textures. The echoes are then attenuated by the
-   transmission averaged across the beam's width (neighbouring lines), so shadow edges are soft as
-   with a real beam.
+   transmission averaged across the transmit beam's width (neighbouring lines), so shadow edges are
+   soft as with a real beam; bone is opaque (nothing shows beyond its cortex but the noise floor and
+   weak reverberation).
 3. **Point-spread function**: Gaussian axial (pulse length) and lateral (beam width, depending on
    focus and depth) blur of each compounded frame's complex echo field in the beam domain; the
    frames' echo powers are averaged (spatial compounding: finer, less spread speckle), and the
@@ -46,7 +47,7 @@ from numba import njit, prange
 from scipy import ndimage
 
 from anatomy_models.errors import SpinesimError
-from anatomy_models.tissues import tissue
+from anatomy_models.tissues import BONE_TISSUES, tissue
 from simulator.imaging.probe import GEL_MM, Probe
 from simulator.needle.shaft import Needle
 
@@ -80,8 +81,11 @@ DIFFUSE_REFERENCE_DB = -35.0
 DISPLAY_NOISE_ABOVE_BLACK_DB = 4.0
 NOISE_STEADY = 0.5
 FRONT_END_NOISE_DB = -125.0
-REVERBERATION_DB = -40.0
-REVERBERATION_SPREAD_MM = 2.0
+# The reverberation is weak and spread over a few mm (a haze, not a second copy of each line: a -40 dB
+# copy spread over 2 mm drew doubled full-width fascia lines and a comb of dashes under bone on the
+# lumbar views, which the blind read of the sonographer rejected).
+REVERBERATION_DB = -50.0
+REVERBERATION_SPREAD_MM = 4.0
 # Interface echo = R * ((1 - roughness) |cos(angle to normal)|^exponent + roughness): mostly specular,
 # with a rough part so that oblique surfaces stay faintly visible (PLUS's bone preset splits its echo
 # into specular and diffuse parts the same way, clinical.md §5.3 [S117]). Bone is smooth at these
@@ -94,6 +98,14 @@ REVERBERATION_SPREAD_MM = 2.0
 BONE_LIKE_STEP = 0.5
 BONE_SPECULAR_EXPONENT, BONE_ROUGHNESS = 3.0, 0.1
 SOFT_SPECULAR_EXPONENT, SOFT_ROUGHNESS = 4.0, 0.01
+# Bone is opaque [ED]: cortical bone's own attenuation (15 dB/cm/MHz, clinical.md §5.3) gives only
+# 10 dB per mm round trip at 3.5 MHz, so a one-voxel cortex or a lamina the beam crosses obliquely
+# let echoes show below it; scattering by the trabeculae, the inner cortical surfaces and mode
+# conversion, which the line tracing does not follow, stop the rest. Bone classes attenuate this
+# much instead (round trip > 100 dB per mm at 3.5 MHz): beyond the cortex only the noise floor and
+# weak reverberation remain, whatever the angle of the surface (the angle term lowers the echo only;
+# the transmission loss at the interface does not depend on it).
+BONE_SHADOW_DB_PER_CM_MHZ = 150.0
 # Transmit pulse length in cycles (2-3 for B-mode); the echo envelope's axial FWHM is half the
 # spatial pulse length: 0.66 mm at 3.5 MHz, 0.23 mm at 10 MHz.
 PULSE_CYCLES = 3.0
@@ -159,7 +171,8 @@ class AcousticMaps:
     names : list of str
         Tissue class names; index ``len(names)`` is the coupling gel (water).
     ln_impedance, attenuation_db_per_cm_mhz, backscatter : ndarray float32 (classes + 1,)
-        Per-class ln(Z / MRayl), attenuation and diffuse backscatter amplitude (tissue table).
+        Per-class ln(Z / MRayl), attenuation and diffuse backscatter amplitude (tissue table; bone
+        attenuates at least ``BONE_SHADOW_DB_PER_CM_MHZ``).
     texture : ndarray int8
         Per-class texture: 0 none, 1 muscle fibres, 2 fat septa.
     """
@@ -190,7 +203,8 @@ def _compute_maps(anatomy) -> AcousticMaps:
     classes, names = anatomy.tissue_map()
     properties = [tissue(name) for name in names] + [tissue("water")]
     ln_z = np.log([t.impedance_mrayl for t in properties]).astype(np.float32)
-    attenuation = np.array([t.attenuation_db_per_cm_mhz for t in properties], dtype=np.float32)
+    attenuation = np.array([max(t.attenuation_db_per_cm_mhz, BONE_SHADOW_DB_PER_CM_MHZ) if t.name in BONE_TISSUES
+                            else t.attenuation_db_per_cm_mhz for t in properties], dtype=np.float32)
     backscatter = np.array([_BACKSCATTER_SCALE.get(t.name, 1.0) * t.backscatter for t in properties], dtype=np.float32)
     texture = np.array([_TEXTURE.get(name, 0) for name in names] + [0], dtype=np.int8)
     # Only the body's bounding box (plus a voxel) is kept: CT air around a patient costs nothing then.
@@ -693,6 +707,13 @@ def _spread_row(values, lateral_weights, lateral_rows, line, out):
 
 
 @njit(parallel=True, cache=True, fastmath=True)
+def _spread_lines(values, lateral_weights, lateral_rows, out):
+    """``values`` (lines x samples) blurred across lines by the lateral point-spread function."""
+    for parallel_line in prange(values.shape[0]):
+        _spread_row(values, lateral_weights, lateral_rows, np.int64(parallel_line), out[np.int64(parallel_line)])
+
+
+@njit(parallel=True, cache=True, fastmath=True)
 def _lateral_spread(axial_re, axial_im, lateral_weights, lateral_rows, out_re, out_im):
     """The lateral point-spread function: a Gaussian across scan lines whose width depends on depth.
 
@@ -995,7 +1016,12 @@ def _trace_tissue(maps: AcousticMaps, probe: Probe, scan: _Scan, origins: np.nda
                  np.asarray(MUSCLE_FIBRE_LATTICE_MM), np.asarray(FAT_SEPTA_LATTICE_MM), fluid_array, fluid_to_index,
                  FLUID_MIN_MG_PER_ML if fluid is not None else 0.0,
                  coherent, run_start, diffuse_re, diffuse_im, transmission, lost)
-    _beam_echoes(coherent, run_start, diffuse_re, diffuse_im, transmission, scan.lateral_weights, scan.lateral_rows,
+    # The transmit beam is wider than the two-way point-spread function (one-way sigma sqrt(2) times
+    # the two-way one): spreading the transmission once here and once more in _beam_echoes averages it
+    # over that width, so shadow edges are as soft as the beam that casts them.
+    one_way = power  # scratch until _compound
+    _spread_lines(transmission, scan.lateral_weights, scan.lateral_rows, one_way)
+    _beam_echoes(coherent, run_start, diffuse_re, diffuse_im, one_way, scan.lateral_weights, scan.lateral_rows,
                  scan.axial_kernel, scan.diffuse_scale, beam_transmission, axial_re, axial_im)
     field_re, field_im = diffuse_re, diffuse_im     # free again
     _lateral_spread(axial_re, axial_im, scan.lateral_weights, scan.lateral_rows, field_re, field_im)
