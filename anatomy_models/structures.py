@@ -318,7 +318,8 @@ _VERTEBRA_PARTS = {"pedicle": "pedicle", "lamina": "lamina", "transverse_process
 # Whole structures with a fixed clinical name; sided ones get the side in front ("left multifidus").
 _FIXED_NAMES = {
     "epidural_space": "epidural space", "fat": "fat", "skin": "skin", "soft_tissue": "soft tissue",
-    "bowel_gas": "bowel gas", "colon_content": "stool in the colon", "air": "air", "muscle": "muscle", "dural_sac": "dural sac", "dural_sac.dura": "dura",
+    "bowel_gas": "bowel gas", "colon_content": "stool in the colon",
+    "air": "air", "muscle": "muscle", "dural_sac": "dural sac", "dural_sac.dura": "dura",
     "dural_sac.csf": "CSF in the dural sac", "spinal_cord": "spinal cord", "cauda_equina": "cauda equina",
     "supraspinous_ligament": "supraspinous ligament", "aorta": "aorta", "inferior_vena_cava": "inferior vena cava",
     "ligamentum_flavum": "ligamentum flavum", "nerve_root": "nerve root",

@@ -200,7 +200,8 @@ def synthesize_ct(labels: np.ndarray, table: LabelTable, bones: list[BoneRegion]
         stool = tex == 4
         if stool.any():
             # Blotches from the same white field, shifted apart from the other textures, isotropic.
-            blotch = ndimage.gaussian_filter(np.roll(white, (11, 3), axis=(0, 1)), STOOL_MOTTLE_MM / spacing_mm, truncate=3.0)
+            blotch = ndimage.gaussian_filter(np.roll(white, (11, 3), axis=(0, 1)), STOOL_MOTTLE_MM / spacing_mm,
+                                             truncate=3.0)
             blotch *= 1.0 / max(float(blotch.std()), 1e-6)
             slab[stool] = stool_hu(blotch[stool])
         # Bone over the soft tissue, by the share of each voxel it fills.

@@ -37,8 +37,8 @@ from anatomy_models.spine.sacrum import (coccyx_parts, coccyx_tip, foraminal_reg
                                          sacral_cavities, sacroiliac_joint)
 from anatomy_models.spine.soft_tissue import (LEAN_HALF_WIDTH_MM, SKIN_THICKNESS_MM, Trunk, bowel_gas_shapes,
                                               calibrate_midline_fat, canal_region, colon_content_shapes, disc_shapes,
-                                              fat_plane_shapes, flavum_shapes, interspinous_shapes, kidney_shapes, muscle_shapes,
-                                              spine_profile, supraspinous_shape)
+                                              fat_plane_shapes, flavum_shapes, interspinous_shapes, kidney_shapes,
+                                              muscle_shapes, spine_profile, supraspinous_shape)
 from anatomy_models.spine.vertebra import SIDE_SIGN
 from anatomy_models.spine.vessels import build_vessels
 from anatomy_models.structures import LabelTable

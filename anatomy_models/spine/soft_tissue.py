@@ -435,7 +435,8 @@ def bowel_gas_shapes(profile: SpineProfile, seed: int) -> list[Shape]:
 
     The ascending and descending colon hold 2-6 rounded pockets each, 5-40 mm across, along their own
     course (:func:`colon_course`, shared with their stool); the transverse colon and sigmoid rows of
-    haustral pockets; the small bowel curved loops of bubbles near the midline. Every patient (seed) draws which segments hold gas, where, how many and how big.
+    haustral pockets; the small bowel curved loops of bubbles near the midline. Every patient (seed)
+    draws which segments hold gas, where, how many and how big.
     """
     rng = np.random.default_rng([seed, 7])
     z_low, z_high = float(profile.z[0]), float(profile.z[-1])
