@@ -52,6 +52,8 @@ name                              tissue             notes
 ``skin``                          skin
 ``soft_tissue``                   soft_tissue        viscera and everything else inside the skin
 ``bowel_gas``                     air                gas in the colon and small bowel
+``colon_content``                 air                stool mottled with gas in the ascending and descending
+                                                     colon (its CT numbers are drawn by the CT synthesis)
 ``kidney.{s}``                    soft_tissue
 ``retroperitoneal_fat.{s}``       fat                round psoas, quadratus lumborum and kidney
 ``rib.T12.{s}``                   cortical_bone      the 12th rib
@@ -285,6 +287,7 @@ def _vocabulary_patterns() -> list[tuple[re.Pattern[str], str]]:
         (r"skin", "skin"),
         (r"soft_tissue", "soft_tissue"),
         (r"bowel_gas", "air"),
+        (r"colon_content", "air"),
         (rf"kidney\.{side}", "soft_tissue"),
         (rf"retroperitoneal_fat\.{side}", "fat"),
         (rf"rib\.T12\.{side}", "cortical_bone"),
@@ -315,7 +318,8 @@ _VERTEBRA_PARTS = {"pedicle": "pedicle", "lamina": "lamina", "transverse_process
 # Whole structures with a fixed clinical name; sided ones get the side in front ("left multifidus").
 _FIXED_NAMES = {
     "epidural_space": "epidural space", "fat": "fat", "skin": "skin", "soft_tissue": "soft tissue",
-    "bowel_gas": "bowel gas", "air": "air", "muscle": "muscle", "dural_sac": "dural sac", "dural_sac.dura": "dura",
+    "bowel_gas": "bowel gas", "colon_content": "stool in the colon",
+    "air": "air", "muscle": "muscle", "dural_sac": "dural sac", "dural_sac.dura": "dura",
     "dural_sac.csf": "CSF in the dural sac", "spinal_cord": "spinal cord", "cauda_equina": "cauda equina",
     "supraspinous_ligament": "supraspinous ligament", "aorta": "aorta", "inferior_vena_cava": "inferior vena cava",
     "ligamentum_flavum": "ligamentum flavum", "nerve_root": "nerve root",

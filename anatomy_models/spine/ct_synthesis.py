@@ -3,7 +3,8 @@
 Each labelled voxel starts at its tissue's CT number from the tissue table (clinical.md §5.1).
 Bone gets a cortical shell (cortical HU near the surface, fading into cancellous HU below the
 shell's thickness) and a trabecular pattern inside; muscle gets fibre-like striation along the body
-axis, fat and organs a faint speckle.
+axis, fat and organs a faint speckle. The colon's content (label ``colon_content``) is stool mottled
+with gas: blotches a few millimetres across between :data:`STOOL_HU`'s bounds.
 
 Bone is partial-volume, like a real scanner's: a voxel the bone's surface passes through holds the
 fraction ``clip(0.5 - sdf / spacing, 0, 1)`` of bone (from the bone's signed distance) and the
@@ -22,7 +23,7 @@ from dataclasses import dataclass
 from typing import Callable
 
 import numpy as np
-from scipy import ndimage
+from scipy import ndimage, special
 
 from anatomy_models.structures import LabelTable
 from anatomy_models.tissues import TISSUES
@@ -37,6 +38,11 @@ FAT_SPECKLE_HU = 10.0
 ORGAN_VARIATION_HU = 12.0
 ORGAN_SCALE_MM = 8.0                # [ED] size of the slow organ-density variation
 ORGAN_WAVELENGTH_MM = 90.0
+# Stool mixed with gas: -900 (a gas bubble) to -100 HU (packed faeces), mottled at a few mm [ED, plain
+# films and CT of the colon: faeces are "mottled" lucency]; STOOL_GAS_SHARE of it is gas bubbles.
+STOOL_HU = (-900.0, -100.0)
+STOOL_MOTTLE_MM = 1.5                 # [ED] Gaussian sigma of the blotches: 3-6 mm across
+STOOL_GAS_SHARE = 0.35                # [ED]
 SLAB_VOXELS = 32
 CORTEX_RAMP_MM = 1.0                # [ED] cortical to cancellous over about a millimetre (endosteal margin)
 # What a bone voxel's non-bone share holds where the surface passes through it: the periosteal soft
@@ -89,14 +95,29 @@ def _fwhm_to_sigma(fwhm_mm: float, spacing_mm: float) -> float:
 
 
 def tissue_hu_lookup(table: LabelTable) -> tuple[np.ndarray, np.ndarray]:
-    """(HU per label id, texture class per label id: 0 none, 1 muscle, 2 fat, 3 organ)."""
+    """(HU per label id, texture class per label id: 0 none, 1 muscle, 2 fat, 3 organ, 4 stool)."""
     size = max((label.id for label in table), default=0) + 1
     hu = np.full(size, TISSUES["air"].hu, dtype=np.float32)
     texture = np.zeros(size, dtype=np.uint8)
     for label in table:
         hu[label.id] = TISSUES[label.tissue].hu
         texture[label.id] = {"muscle": 1, "fat": 2, "soft_tissue": 3}.get(label.tissue, 0)
+        if label.name.startswith("colon_content"):
+            texture[label.id] = 4
     return hu, texture
+
+
+def stool_hu(field: np.ndarray) -> np.ndarray:
+    """CT numbers of stool from a standard normal blotch field: its top STOOL_GAS_SHARE is gas, soft edges.
+
+    >>> [round(float(h)) for h in stool_hu(np.array([-3.0, 3.0]))]
+    [-100, -900]
+    """
+    edge = float(np.sqrt(2.0) * special.erfinv(1.0 - 2.0 * STOOL_GAS_SHARE))  # the field's quantile at the gas share
+    gas = 1.0 / (1.0 + np.exp(-(field - edge) / 0.25))
+    low, high = STOOL_HU
+    return (high + gas * (low - high)).astype(np.float32)
+
 
 
 def synthesize_ct(labels: np.ndarray, table: LabelTable, bones: list[BoneRegion], spacing_mm: float, seed: int,
@@ -176,6 +197,13 @@ def synthesize_ct(labels: np.ndarray, table: LabelTable, bones: list[BoneRegion]
         organ = organ_fields[0][:, :, None] * np.cos(phase) + organ_fields[1][:, :, None] * np.sin(phase)
         organs = tex == 3
         slab[organs] += organ[organs]
+        stool = tex == 4
+        if stool.any():
+            # Blotches from the same white field, shifted apart from the other textures, isotropic.
+            blotch = ndimage.gaussian_filter(np.roll(white, (11, 3), axis=(0, 1)), STOOL_MOTTLE_MM / spacing_mm,
+                                             truncate=3.0)
+            blotch *= 1.0 / max(float(blotch.std()), 1e-6)
+            slab[stool] = stool_hu(blotch[stool])
         # Bone over the soft tissue, by the share of each voxel it fills.
         slab[is_bone[slab_labels]] = PERIOSTEAL_HU
         for box, fraction, values in textured_bone:

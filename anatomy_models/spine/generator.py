@@ -36,9 +36,9 @@ from anatomy_models.spine.ribs import rib_parts
 from anatomy_models.spine.sacrum import (coccyx_parts, coccyx_tip, foraminal_region, rudimentary_disc, sacral_canal,
                                          sacral_cavities, sacroiliac_joint)
 from anatomy_models.spine.soft_tissue import (LEAN_HALF_WIDTH_MM, SKIN_THICKNESS_MM, Trunk, bowel_gas_shapes,
-                                              calibrate_midline_fat, canal_region, disc_shapes, fat_plane_shapes,
-                                              flavum_shapes, interspinous_shapes, kidney_shapes, muscle_shapes,
-                                              spine_profile, supraspinous_shape)
+                                              calibrate_midline_fat, canal_region, colon_content_shapes, disc_shapes,
+                                              fat_plane_shapes, flavum_shapes, interspinous_shapes, kidney_shapes,
+                                              muscle_shapes, spine_profile, supraspinous_shape)
 from anatomy_models.spine.vertebra import SIDE_SIGN
 from anatomy_models.spine.vessels import build_vessels
 from anatomy_models.structures import LabelTable
@@ -127,6 +127,8 @@ def build_model(params: SpineParameters) -> SpineModel:
     trunk = calibrate_midline_fat(skeleton, flavum, supraspinous, erectors, profile, params)
     structures: dict[str, list[Shape]] = {}
     if params.bowel_gas:
+        # Stool first: the gas pockets painted over it are the gas within the colon.
+        structures["colon_content"] = colon_content_shapes(profile, params.seed)
         structures["bowel_gas"] = bowel_gas_shapes(profile, params.seed)
     # The retroperitoneal fat (round psoas, quadratus and kidneys) first: the organs and muscles fill its inside.
     kidneys = kidney_shapes(skeleton, profile)
@@ -204,6 +206,9 @@ def label_names(model: SpineModel) -> list[tuple[str, str]]:
     tissues = {"ligamentum_flavum": "ligament", "interspinous_ligament": "ligament", "supraspinous_ligament": "ligament",
                "dural_sac": "dura", "spinal_cord": "spinal_cord", "cauda_equina": "nerve", "nerve_root": "nerve",
                "dorsal_root_ganglion": "nerve", "muscle": "muscle", "bowel_gas": "air",
+               # Stool holds gas: its CT numbers are drawn by the CT synthesis (ct_synthesis.STOOL_HU); for
+               # the ultrasound it is gas-filled bowel, which reflects the whole beam like air.
+               "colon_content": "air",
                "retroperitoneal_fat": "fat", "kidney": "soft_tissue"}
     for label in model.structures:
         if label.endswith(".disc.annulus") or label.endswith(".disc.nucleus"):
@@ -530,7 +535,7 @@ def generate_spine(params: SpineParameters | None = None, *, progress: ProgressC
     low = np.zeros(max(ids.values()) + 1, dtype=bool)
     low[0] = True
     for name, i in ids.items():
-        if name in ("skin", "fat", "soft_tissue", "bowel_gas", "supraspinous_ligament") or \
+        if name in ("skin", "fat", "soft_tissue", "bowel_gas", "colon_content", "supraspinous_ligament") or \
                 name.startswith(("muscle.", "retroperitoneal_fat", "kidney", "interspinous_ligament", "aorta",
                                  "inferior_vena_cava", "common_iliac")):
             low[i] = True

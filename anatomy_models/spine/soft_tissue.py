@@ -23,7 +23,7 @@ from anatomy_models.spine.parameters import SpineParameters
 from anatomy_models.spine.neural import SAC_END_BELOW_S1_MM
 from anatomy_models.spine.sacrum import dorsal_crest_points
 from anatomy_models.spine.sdf import (Frame, Intersection, Primitive, Shape, SmoothUnion, VerticalTube, ellipsoid, f32,
-                                      half_space, rounded_box, smooth_max, tapered_capsule)
+                                      half_space, rounded_box, smooth_max)
 from anatomy_models.spine.skeleton import Skeleton
 from anatomy_models.spine.vertebra import SIDE_SIGN, body_sdf
 
@@ -354,68 +354,123 @@ def calibrate_midline_fat(skeleton: Skeleton, flavum: dict[str, Shape], supraspi
     return trunk
 
 
-# ------------------------------------------------------------------------------ bowel gas
-# Where gas lies in the abdomen of a patient lying prone, in front of the lumbar spine [ED, textbook
+# ------------------------------------------------------------------------------ bowel gas and stool
+# Where gas and stool lie in the abdomen of a patient lying prone, in front of the lumbar spine [ED, textbook
 # plain-film anatomy]: the colon frames the abdomen (ascending on the patient's right, descending on the
 # left, the transverse colon sagging across at about L2-L3, the sigmoid low on the left), the small
-# bowel's loops fill the middle. Each entry: x range, depth in front of the vertebral bodies (mm), the
-# levels (as fractions from S1 (0) to T12 (1)), the loop's radius (mm) and the chance it holds gas.
-COLON_SEGMENTS = (
-    ((-100.0, -70.0), (30.0, 60.0), (0.2, 0.8), (5.0, 9.0), 0.7),     # ascending colon, caecum
-    ((-60.0, 70.0), (55.0, 75.0), (0.55, 0.8), (5.0, 9.0), 0.6),      # transverse colon
-    ((70.0, 100.0), (25.0, 55.0), (0.3, 0.9), (5.0, 9.0), 0.6),       # descending colon
-    ((0.0, 50.0), (30.0, 60.0), (0.0, 0.3), (5.0, 9.0), 0.5),         # sigmoid
+# bowel's loops fill the middle. Levels are fractions from S1 (0) to T12 (1), depths mm in front of the
+# vertebral bodies. On a plain film the colon shows mottled faeces (gas bubbles in stool) with rounded gas
+# pockets of every size, never two matching columns: each side is drawn on its own [ED, plain-film reading].
+COLON_SIDES = {
+    # x range of the course's centre (mm), its depth range, its lowest and highest level ranges
+    "ascending": ((-105.0, -70.0), (30.0, 60.0), (0.05, 0.3), (0.55, 0.85)),  # caecum up to the hepatic flexure
+    "descending": ((68.0, 102.0), (25.0, 55.0), (0.15, 0.45), (0.7, 1.0)),    # splenic flexure is higher [ED]
+}
+STOOL_LUMP_RADIUS_MM = (7.0, 17.0)    # [ED] the colon is 5-6 cm across; its content fills part of it, in lumps
+COLON_GAS_DIAMETER_MM = (5.0, 40.0)   # rounded gas pockets, from a bubble to a distended haustrum [ED]
+COLON_GAS_POCKETS = (2, 7)            # per side [ED]
+OTHER_COLON_SEGMENTS = (
+    ((-60.0, 70.0), (55.0, 75.0), (0.55, 0.8), 0.6),      # transverse colon
+    ((0.0, 50.0), (30.0, 60.0), (0.0, 0.3), 0.5),         # sigmoid
 )
 SMALL_BOWEL_LOOPS = (2, 6)           # number of gas-holding small-bowel loops [ED]
 SMALL_BOWEL_RADIUS_MM = (3.0, 5.5)   # [ED] small bowel 2.5 cm across, gas filling part of it
 
 
-def bowel_gas_shapes(profile: SpineProfile, seed: int) -> list[Shape]:
-    """Gas in the bowel in front of the lumbar spine, seeded: rounded loops that vary and overlap.
+def _random_rotation(rng: np.random.Generator) -> np.ndarray:
+    """A uniformly random rotation matrix (QR of a Gaussian matrix, signs fixed), so lumps lie every way."""
+    q, r = np.linalg.qr(rng.normal(size=(3, 3)))
+    q = q * np.sign(np.diag(r))
+    if np.linalg.det(q) < 0:
+        q[:, 0] = -q[:, 0]
+    return q
 
-    The colon's gas segments are rows of rounded pockets along its course, one per haustrum, each
-    a different size, touching or apart; the small bowel's are short curved tubes near the midline.
-    Every patient (seed) draws which segments hold gas, where, how long and how wide.
+
+def _lump(rng: np.random.Generator, centre: np.ndarray, radius_mm: float, spread: tuple[float, float]) -> Primitive:
+    """An ellipsoid of about ``radius_mm``, each semi-axis scaled by ``spread``, turned at random."""
+    radii = tuple(float(r) for r in radius_mm * rng.uniform(*spread, size=3))
+    return Primitive(Frame.at(centre, _random_rotation(rng)), ellipsoid(radii), radii)
+
+
+def _front_y(profile: SpineProfile, z: float) -> float:
+    return float(profile.at("y", z) - profile.at("half_depth", z))
+
+
+def colon_course(profile: SpineProfile, side: str, seed: int) -> np.ndarray:
+    """Points (n, 3) along one side's colon, caudal to cranial: a smooth, wandering curve, never straight.
+
+    Drawn from its own stream of the patient's seed, so the stool and the gas of a side share it.
+    """
+    rng = np.random.default_rng([seed, 8, list(COLON_SIDES).index(side)])
+    x_range, depth_range, low_range, high_range = COLON_SIDES[side]
+    z_low, z_high = float(profile.z[0]), float(profile.z[-1])
+    t = np.linspace(rng.uniform(*low_range), rng.uniform(*high_range), 9)
+    z = z_low + t * (z_high - z_low)
+    # A random walk, smoothed, bends the course sideways and in depth by a centimetre or two.
+    x = rng.uniform(*x_range) + np.convolve(np.cumsum(rng.normal(0.0, 5.0, 11)), np.ones(3) / 3.0, "valid")
+    depth = rng.uniform(*depth_range) + np.convolve(np.cumsum(rng.normal(0.0, 3.0, 11)), np.ones(3) / 3.0, "valid")
+    y = np.array([_front_y(profile, zi) for zi in z]) - depth
+    return np.stack([x, y, z], axis=1)
+
+
+def colon_content_shapes(profile: SpineProfile, seed: int) -> list[Shape]:
+    """Stool in the ascending and descending colon, seeded: each side a different column of lumps.
+
+    Lumps of 14-34 mm along each side's own course, blended into one irregular mass; the CT
+    synthesis fills it with mottled gas and faeces (see ``ct_synthesis.STOOL_HU``).
+    """
+    rng = np.random.default_rng([seed, 9])
+    shapes: list[Shape] = []
+    for side in COLON_SIDES:
+        course = colon_course(profile, side, seed)
+        centres = course[:-1] + rng.uniform(0.0, 1.0, (len(course) - 1, 1)) * np.diff(course, axis=0)
+        lumps = [_lump(rng, c + rng.normal(0.0, 4.0, 3), float(rng.uniform(*STOOL_LUMP_RADIUS_MM)), (0.6, 1.1))
+                 for c in centres if rng.uniform() < 0.85]
+        shapes.append(SmoothUnion(lumps, 4.0))
+    return shapes
+
+
+def bowel_gas_shapes(profile: SpineProfile, seed: int) -> list[Shape]:
+    """Gas in the bowel in front of the lumbar spine, seeded: rounded pockets that vary and overlap.
+
+    The ascending and descending colon hold 2-6 rounded pockets each, 5-40 mm across, along their own
+    course (:func:`colon_course`, shared with their stool); the transverse colon and sigmoid rows of
+    haustral pockets; the small bowel curved loops of bubbles near the midline. Every patient (seed)
+    draws which segments hold gas, where, how many and how big.
     """
     rng = np.random.default_rng([seed, 7])
     z_low, z_high = float(profile.z[0]), float(profile.z[-1])
     shapes: list[Shape] = []
-
-    def loop(points: np.ndarray, radius: float) -> None:
-        for a, b in zip(points[:-1], points[1:]):
-            r_a, r_b = radius * rng.uniform(0.8, 1.15, size=2)
-            centre = 0.5 * (a + b)
-            half = 0.5 * float(np.linalg.norm(b - a)) + max(r_a, r_b)
-            shapes.append(Primitive(Frame.at(centre), tapered_capsule(a - centre, b - centre, r_a, r_b), (half,) * 3))
-
-    def haustra(points: np.ndarray, radius: float) -> None:
-        for a, b in zip(points[:-1], points[1:]):
-            count = max(int(np.linalg.norm(b - a) / (2.2 * radius)), 1)
-            for t in (np.arange(count) + rng.uniform(0.0, 1.0, count)) / count:
-                radii = tuple(float(r) for r in radius * rng.uniform(0.55, 1.1, 3))
-                shapes.append(Primitive(Frame.at(a + t * (b - a)), ellipsoid(radii), radii))
-
-    def front_y(z: float) -> float:
-        return float(profile.at("y", z) - profile.at("half_depth", z))
-
-    for (x_range, depth_range, level_range, radius_range, chance) in COLON_SEGMENTS:
+    for side in COLON_SIDES:
+        course = colon_course(profile, side, seed)
+        for _ in range(int(rng.integers(*COLON_GAS_POCKETS))):
+            i, t = int(rng.integers(0, len(course) - 1)), rng.uniform()
+            centre = course[i] + t * (course[i + 1] - course[i]) + rng.normal(0.0, 5.0, 3)
+            radius = 0.5 * float(np.exp(rng.uniform(*np.log(COLON_GAS_DIAMETER_MM))))  # small ones more common
+            shapes.append(_lump(rng, centre, radius, (0.75, 1.15)))
+    for (x_range, depth_range, level_range, chance) in OTHER_COLON_SEGMENTS:
         if rng.uniform() > chance:
             continue
         x0, x1 = sorted(rng.uniform(*x_range, size=2))
         t0, t1 = sorted(rng.uniform(*level_range, size=2))
-        n = int(rng.integers(3, 6))
-        t = np.linspace(t0, t1, n)
-        z = z_low + t * (z_high - z_low)
+        n = int(rng.integers(4, 8))
+        z = z_low + np.linspace(t0, t1, n) * (z_high - z_low) + rng.normal(0.0, 5.0, n)
         x = np.linspace(x0, x1, n) + rng.normal(0.0, 6.0, n)
-        y = np.array([front_y(zi) for zi in z]) - rng.uniform(*depth_range, size=n)
-        haustra(np.stack([x, y, z], axis=1), float(rng.uniform(*radius_range)))
+        y = np.array([_front_y(profile, zi) for zi in z]) - rng.uniform(*depth_range, size=n)
+        for centre in np.stack([x, y, z], axis=1):
+            shapes.append(_lump(rng, centre, 0.5 * float(np.exp(rng.uniform(*np.log((6.0, 22.0))))), (0.7, 1.15)))
     for _ in range(int(rng.integers(*SMALL_BOWEL_LOOPS))):
         centre_z = z_low + rng.uniform(0.1, 0.7) * (z_high - z_low)
-        centre = np.array([rng.uniform(-60.0, 60.0), front_y(centre_z) - rng.uniform(35.0, 75.0), centre_z])
+        centre = np.array([rng.uniform(-60.0, 60.0), _front_y(profile, centre_z) - rng.uniform(35.0, 75.0), centre_z])
         arc_radius, start = rng.uniform(12.0, 25.0), rng.uniform(0.0, 2.0 * np.pi)
-        angles = start + np.linspace(0.0, rng.uniform(1.5, 4.0), 4)
-        points = centre + arc_radius * np.stack([np.cos(angles), rng.normal(0.0, 0.15, 4), np.sin(angles)], axis=1)
-        loop(points, float(rng.uniform(*SMALL_BOWEL_RADIUS_MM)))
+        angles = start + np.linspace(0.0, rng.uniform(1.5, 4.0), 9)
+        points = centre + arc_radius * np.stack([np.cos(angles), rng.normal(0.0, 0.1, 9), np.sin(angles)], axis=1)
+        # Gas fills a loop in bubbles of every size with gaps between them, not as one smooth tube [ED].
+        radius = float(rng.uniform(*SMALL_BOWEL_RADIUS_MM))
+        for point in points:
+            if rng.uniform() < 0.75:
+                shapes.append(_lump(rng, point + rng.normal(0.0, 2.0, 3), radius * float(rng.uniform(0.9, 1.5)),
+                                    (0.75, 1.15)))
     return shapes
 
 

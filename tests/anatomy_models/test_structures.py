@@ -63,7 +63,7 @@ def test_yaml_errors_name_file_and_line(tmp_path):
     ("dural_sac.dura", "dura"), ("dural_sac.csf", "csf"), ("spinal_cord", "spinal_cord"), ("cauda_equina", "nerve"),
     ("nerve_root.L5.right", "nerve"), ("dorsal_root_ganglion.L4.left", "nerve"),
     ("radicular_artery.L1.left.adamkiewicz", "blood"), ("aorta", "blood"), ("muscle.psoas.right", "muscle"),
-    ("fat", "fat"), ("skin", "skin"), ("soft_tissue", "soft_tissue"), ("bowel_gas", "air"),
+    ("fat", "fat"), ("skin", "skin"), ("soft_tissue", "soft_tissue"), ("bowel_gas", "air"), ("colon_content", "air"),
     ("L6", None), ("L4.pedicle", None), ("muscle.psoas", None), ("liver", None),
 ])
 def test_vocabulary_tissue_follows_the_naming_contract(name, tissue):

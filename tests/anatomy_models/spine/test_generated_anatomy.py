@@ -38,7 +38,7 @@ def expected_structures() -> list[str]:
     for muscle in ("psoas", "quadratus_lumborum", "erector_spinae", "multifidus"):
         names += [f"muscle.{muscle}.{side}" for side in SIDES]
     names += [f"{kind}.{side}" for kind in ("kidney", "retroperitoneal_fat", "rib.T12") for side in SIDES]
-    return names + ["bowel_gas"]
+    return names + ["bowel_gas", "colon_content"]
 
 
 def test_every_structure_of_the_vocabulary_has_voxels(small_spine):
