@@ -14,8 +14,8 @@ from anatomy_models.volume import Volume
 from simulator.imaging.carm import CArm
 from simulator.imaging.dose import Technique, tap_frames
 from simulator.imaging.fluoro import (DEFAULT_POLARITY, DetectorModel, Display, contrast_line_integrals,
-                                      large_scale_image, orientation_letters, quantum_noise, render_fluoro,
-                                      to_display)
+                                      large_scale_image, measure, orientation_letters, quantum_noise,
+                                      render_fluoro, to_display)
 from simulator.imaging.scatter import NO_GRID
 from simulator.needle.shaft import Needle
 
@@ -346,3 +346,26 @@ def test_rays_beyond_a_ct_cut_short_see_the_body_continued_without_a_band():
     inside = abs(carm.project(np.array([[0.0, 0.0, 0.0]]))[0, 1] - np.arange(64)) < 4
     assert column[inside].mean() > 1.0  # ~80 mm of water
     np.testing.assert_allclose(column, column[inside].mean(), rtol=0.03)
+
+
+@pytest.mark.parametrize("blur_mm", [0.0, 0.3])
+def test_quantum_noise_is_correlated_by_the_detectors_point_spread(blur_mm):
+    """Fluoroscopic noise is mottle, not per-pixel speckle: the quanta are counted at the input
+    phosphor and then spread by the detector's Gaussian point spread (sigma ``s`` pixels; 0.3 mm is
+    0.67 px at 512 px over 230 mm). White noise blurred so has, at a lag of ``k`` pixels, the
+    correlation ``exp(-k^2 / (4 s^2))`` and ``1 / (2 sqrt(pi) s)`` of its standard deviation (the
+    continuous Gaussian's values; the sampled kernel of a sigma below 1 px is a few per cent off)."""
+    carm = CArm(detector_pixels=512)
+    detector = DetectorModel(blur_mm=blur_mm, scatter=False, vignetting=0.0, glare_fraction=0.0, pincushion=0.0)
+    quanta = 2000.0
+    flat = np.full((512, 512), 1.0, np.float32)
+    noise = measure(flat, np.ones_like(flat, bool), quanta, seed=3, detector=detector, carm=carm)[8:-8, 8:-8]
+    noise = noise.astype(float) - noise.mean()
+    correlation = [float((noise[:, k:] * noise[:, :-k]).mean() / noise.var()) for k in (1, 2)]
+    white_std = np.sqrt(np.exp(1.0) / quanta)  # of -ln(counts / N0) for Poisson counts of mean N0 / e
+    if blur_mm == 0.0:
+        assert correlation == pytest.approx([0.0, 0.0], abs=0.01) and noise.std() == pytest.approx(white_std, rel=0.02)
+        return
+    s = blur_mm / carm.pixel_size_mm
+    assert correlation == pytest.approx([np.exp(-1.0 / (4 * s * s)), np.exp(-1.0 / (s * s))], abs=0.04)
+    assert noise.std() == pytest.approx(white_std / (2.0 * np.sqrt(np.pi) * s), rel=0.05)
