@@ -327,7 +327,7 @@ def needle_animation(attempt: ExplainedAttempt, *, pixels: int = ANIMATION_PIXEL
     needle, target = attempt.needle, _target_ring(attempt)
     depth_view = attempt.session.target.views[-1].carm.with_(detector_pixels=pixels)
     view = _whole_path_view(depth_view, needle, pixels)
-    # Grey levels between those of the usual view of the spine (bone white, soft tissue black) and of
+    # Grey levels between those of the usual view of the spine (bone and soft tissue at the two ends) and of
     # this wider one (soft tissue grey, bone flat): both the skin and the bone read.
     wide = render_fluoro(attempt.anatomy, view, dose=None).window
     spine = render_fluoro(attempt.anatomy, depth_view, dose=None).window

@@ -14,7 +14,7 @@ from simulator.imaging.carm import (CArm, ap, contralateral_oblique, ipsilateral
                                     square_endplate)
 from simulator.imaging.dose import DoseLedger, Technique
 from simulator.imaging.drr import METHODS
-from simulator.imaging.fluoro import Display, render_fluoro
+from simulator.imaging.fluoro import DEFAULT_POLARITY, POLARITIES, Display, render_fluoro
 
 out = Console()
 
@@ -63,7 +63,9 @@ def carm_for_view(anatomy, view: str, level: str, side: str, angle: float | None
 @click.option("--seed", type=SEED, default=0, show_default=True, help="Seed of the quantum noise.")
 @click.option("--pixels", type=click.IntRange(8, 4096), default=512, show_default=True, help="Image size, pixels.")
 @click.option("--method", type=click.Choice(METHODS), default="joseph", show_default=True, help="DRR projector.")
-@click.option("--polarity", type=click.Choice(["bone_white", "bone_black"]), default="bone_white", show_default=True)
+@click.option("--polarity", type=click.Choice(POLARITIES), default=DEFAULT_POLARITY, show_default=True,
+              help="Display: bone_black (bone, needle and contrast dark, the C-arm default) or bone_white "
+                   "(inverted, radiograph-like).")
 @click.option("-o", "--output", type=OutputPath(dir_okay=False, path_type=Path), required=True,
               help="PNG file to write.")
 def fluoro(anatomy: str, view: str, side: str, level: str, angle: float | None, tilt: float | None, kvp: float,

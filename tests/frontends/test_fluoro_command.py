@@ -41,3 +41,15 @@ def test_fluoro_command_errors(stored_phantom, tmp_path, capsys):
     assert main(["fluoro", stored_phantom, "--view", "scotty", "-o", str(tmp_path / "shot.png")]) == 1
     errors = capsys.readouterr().err
     assert ".png" in errors and "no-such-anatomy" in errors and "six_oclock" in errors
+
+
+def test_fluoro_command_shows_bone_black_unless_asked_for_bone_white(stored_phantom, tmp_path):
+    """The C-arm monitor's usual display by default: the bone block in the middle darker than the soft
+    tissue around it; --polarity bone_white inverts it."""
+    shown = {}
+    for name, arguments in (("default", []), ("bone_white", ["--polarity", "bone_white"])):
+        output = tmp_path / f"{name}.png"
+        assert main(["fluoro", stored_phantom, "--pixels", "64", "--view", "ap", *arguments, "-o", str(output)]) == 0
+        grey = np.asarray(Image.open(output)).astype(float)
+        shown[name] = grey[28:36, 28:36].mean() - grey[28:36, 12:16].mean()  # bone block minus soft tissue
+    assert shown["default"] < -30 and shown["bone_white"] > 30

@@ -13,8 +13,9 @@ from anatomy_models.tissues import iodine_mu_per_mm_per_mg_ml, tissue
 from anatomy_models.volume import Volume
 from simulator.imaging.carm import CArm
 from simulator.imaging.dose import Technique, tap_frames
-from simulator.imaging.fluoro import (DetectorModel, Display, contrast_line_integrals, large_scale_image,
-                                      orientation_letters, quantum_noise, render_fluoro, to_display)
+from simulator.imaging.fluoro import (DEFAULT_POLARITY, DetectorModel, Display, contrast_line_integrals,
+                                      large_scale_image, measure, orientation_letters, quantum_noise,
+                                      render_fluoro, to_display)
 from simulator.imaging.scatter import NO_GRID
 from simulator.needle.shaft import Needle
 
@@ -42,7 +43,7 @@ def test_same_seed_same_image_other_seed_differs(phantom):
     assert first.seed == 7 and first.exposure is not None
 
 
-def test_bone_white_on_grey_soft_tissue_air_black(phantom):
+def test_bone_black_by_default_and_bone_white_on_request(phantom):
     carm = CArm(**SMALL)
     bone, soft, air = carm.project(np.array([[19.0, 1.0, 1.0], [-20.0, 1.0, 1.0], [-65.0, 1.0, 1.0]]))
 
@@ -51,15 +52,17 @@ def test_bone_white_on_grey_soft_tissue_air_black(phantom):
         return float(image.pixels[row - 1:row + 2, column - 1:column + 2].mean())
 
     assert bone[0] < 63.5 < soft[0]  # the bone on the patient's left is on the screen's left
+    assert Display().polarity == DEFAULT_POLARITY == "bone_black"  # the C-arm monitor's usual display
     automatic = render_fluoro(phantom, carm, seed=1, display=Display(letters=False))
-    assert grey(automatic, bone) > grey(automatic, soft) + 50 and grey(automatic, air) == 0
+    assert grey(automatic, bone) < grey(automatic, soft) - 50 and grey(automatic, air) == 255
     window = (0.2, 3.0)  # on the raw log image: harmonisation would take some of the 20 mm bone block's contrast
-    white = render_fluoro(phantom, carm, seed=1, display=Display(window=window, harmonisation=0.0, letters=False))
+    white = render_fluoro(phantom, carm, seed=1, display=Display(window=window, harmonisation=0.0,
+                                                                polarity="bone_white", letters=False))
     assert grey(white, bone) > grey(white, soft) + 40 and grey(white, soft) > grey(white, air) + 40
     assert grey(white, air) < 10
-    black = render_fluoro(phantom, carm, seed=1, display=Display(window=window, harmonisation=0.0, polarity="bone_black",
-                                                                letters=False))
-    assert grey(black, bone) < grey(black, soft) < grey(black, air)
+    black = render_fluoro(phantom, carm, seed=1, display=Display(window=window, harmonisation=0.0, letters=False))
+    assert grey(black, bone) < grey(black, soft) - 40 and grey(black, soft) < grey(black, air) - 40
+    assert grey(black, air) > 245
     assert white.pixels[~white.field].max() == 0 and black.pixels[~black.field].max() == 0
 
 
@@ -153,7 +156,7 @@ def test_contrast_cube_adds_iodines_attenuation(phantom):
     centre = (slice(60, 68), slice(60, 68))
     added = (with_contrast.measured - without.measured)[centre].mean()
     assert added == pytest.approx(extra[centre].mean(), rel=0.05)
-    assert with_contrast.pixels[centre].mean() > without.pixels[centre].mean() + 10
+    assert with_contrast.pixels[centre].mean() < without.pixels[centre].mean() - 10  # bone black: iodine darker
 
 
 def test_dsa_of_an_unchanged_scene_is_flat_and_shows_new_contrast(phantom):
@@ -169,7 +172,7 @@ def test_dsa_of_an_unchanged_scene_is_flat_and_shows_new_contrast(phantom):
     concentration[8:12, 8:12, :] = 300.0  # undiluted contrast, 300 mg iodine / mL, 4 mm wide
     contrast = Volume.from_spacing(concentration, (1, 1, 1), origin=(-9.5, -9.5, -9.5))
     injected = render_fluoro(phantom, carm, contrast=contrast, seed=6, subtract=mask, display=Display(letters=False))
-    assert injected.pixels[60:68, 62:65].mean() > grey.mean() + 60  # bone white: iodine brighter
+    assert injected.pixels[60:68, 62:65].mean() < grey.mean() - 60  # bone black: iodine darker
     with pytest.raises(SpinesimError, match="pose"):
         render_fluoro(phantom, carm.with_(primary_deg=5), subtract=mask)
 
@@ -215,7 +218,7 @@ def test_needle_is_visible_where_it_projects(phantom):
     row, column = int(round(middle[1])), int(round(middle[0]))
     steel_path = tissue("steel").xray_mu_per_mm() * needle.spec.outer_diameter_mm
     assert image.line_integrals[row - 1:row + 2, column - 1:column + 2].max() - plain.line_integrals[row, column] > 0.5 * steel_path
-    assert int(image.pixels[row - 1:row + 2, column - 1:column + 2].max()) > int(plain.pixels[row, column]) + 20
+    assert int(image.pixels[row - 1:row + 2, column - 1:column + 2].min()) < int(plain.pixels[row, column]) - 20
 
 
 def test_harmonisation_compresses_a_large_step_and_keeps_thin_detail():
@@ -226,7 +229,7 @@ def test_harmonisation_compresses_a_large_step_and_keeps_thin_detail():
     measured[:, 214:216] += 0.5
 
     def row(harmonisation):
-        display = Display(harmonisation=harmonisation, edge_enhancement=0.0, letters=False)
+        display = Display(polarity="bone_white", harmonisation=harmonisation, edge_enhancement=0.0, letters=False)
         background = harmonisation * (large_scale_image(measured, field, 20.0) - 3.0) if harmonisation else None
         return to_display(measured, field, (0.0, 6.0), display, 1.0, background)[n // 2].astype(float)
 
@@ -310,22 +313,25 @@ def test_dsa_dose_makes_subtraction_noise_smaller_by_the_square_root_of_the_dose
     assert ratio == pytest.approx(np.sqrt(DSA_TARGET_DETECTOR_NGY_PER_FRAME / AEC_TARGET_DETECTOR_NGY_PER_FRAME), rel=0.15)
 
 
-def test_display_never_shows_more_attenuation_darker(small_spine):
-    """The monitor keeps the order of the measured line integrals: pixel by pixel without edge
-    enhancement, and between bands of attenuation with it; the densest bone is not clipped white."""
+@pytest.mark.parametrize("polarity, sign", [("bone_white", 1), ("bone_black", -1)])
+def test_display_never_shows_more_attenuation_darker(small_spine, polarity, sign):
+    """The monitor keeps the order of the measured line integrals (reversed in bone_black): pixel by
+    pixel without edge enhancement, and between bands of attenuation with it; the densest bone is not
+    clipped to the end of the grey scale."""
     from simulator.imaging.carm import square_endplate
 
     carm = square_endplate(small_spine, "L4", detector_pixels=256)
-    plain = render_fluoro(small_spine, carm, dose=None, display=Display(letters=False, edge_enhancement=0.0))
+    plain = render_fluoro(small_spine, carm, dose=None,
+                          display=Display(polarity=polarity, letters=False, edge_enhancement=0.0))
     body = plain.field & (plain.line_integrals > 0.05)
     order = np.argsort(plain.measured[body], kind="stable")
-    assert np.all(np.diff(plain.pixels[body][order].astype(int)) >= 0)
-    image = render_fluoro(small_spine, carm, dose=None, display=Display(letters=False))
+    assert np.all(sign * np.diff(plain.pixels[body][order].astype(int)) >= 0)
+    image = render_fluoro(small_spine, carm, dose=None, display=Display(polarity=polarity, letters=False))
     bands = np.quantile(image.measured[body], np.linspace(0.0, 1.0, 21))
     band = np.clip(np.searchsorted(bands, image.measured[body], side="right") - 1, 0, 19)
     means = [image.pixels[body][band == k].mean() for k in range(20)]
-    assert np.all(np.diff(means) > 0)
-    assert np.mean(image.pixels[body] == 255) < 0.005
+    assert np.all(sign * np.diff(means) > 0)
+    assert np.mean(image.pixels[body] == (255 if sign > 0 else 0)) < 0.005
 
 
 def test_rays_beyond_a_ct_cut_short_see_the_body_continued_without_a_band():
@@ -340,3 +346,26 @@ def test_rays_beyond_a_ct_cut_short_see_the_body_continued_without_a_band():
     inside = abs(carm.project(np.array([[0.0, 0.0, 0.0]]))[0, 1] - np.arange(64)) < 4
     assert column[inside].mean() > 1.0  # ~80 mm of water
     np.testing.assert_allclose(column, column[inside].mean(), rtol=0.03)
+
+
+@pytest.mark.parametrize("blur_mm", [0.0, 0.3])
+def test_quantum_noise_is_correlated_by_the_detectors_point_spread(blur_mm):
+    """Fluoroscopic noise is mottle, not per-pixel speckle: the quanta are counted at the input
+    phosphor and then spread by the detector's Gaussian point spread (sigma ``s`` pixels; 0.3 mm is
+    0.67 px at 512 px over 230 mm). White noise blurred so has, at a lag of ``k`` pixels, the
+    correlation ``exp(-k^2 / (4 s^2))`` and ``1 / (2 sqrt(pi) s)`` of its standard deviation (the
+    continuous Gaussian's values; the sampled kernel of a sigma below 1 px is a few per cent off)."""
+    carm = CArm(detector_pixels=512)
+    detector = DetectorModel(blur_mm=blur_mm, scatter=False, vignetting=0.0, glare_fraction=0.0, pincushion=0.0)
+    quanta = 2000.0
+    flat = np.full((512, 512), 1.0, np.float32)
+    noise = measure(flat, np.ones_like(flat, bool), quanta, seed=3, detector=detector, carm=carm)[8:-8, 8:-8]
+    noise = noise.astype(float) - noise.mean()
+    correlation = [float((noise[:, k:] * noise[:, :-k]).mean() / noise.var()) for k in (1, 2)]
+    white_std = np.sqrt(np.exp(1.0) / quanta)  # of -ln(counts / N0) for Poisson counts of mean N0 / e
+    if blur_mm == 0.0:
+        assert correlation == pytest.approx([0.0, 0.0], abs=0.01) and noise.std() == pytest.approx(white_std, rel=0.02)
+        return
+    s = blur_mm / carm.pixel_size_mm
+    assert correlation == pytest.approx([np.exp(-1.0 / (4 * s * s)), np.exp(-1.0 / (s * s))], abs=0.04)
+    assert noise.std() == pytest.approx(white_std / (2.0 * np.sqrt(np.pi) * s), rel=0.05)

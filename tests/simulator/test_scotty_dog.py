@@ -14,7 +14,7 @@ from anatomy_models.spine import SpineParameters
 from anatomy_models.spine.generator import build_model
 from anatomy_models.spine.vertebra import lamina_part, pars_part
 from simulator.imaging.carm import scotty_dog
-from simulator.imaging.fluoro import render_fluoro
+from simulator.imaging.fluoro import Display, render_fluoro
 
 PIXELS = 256
 LEVELS = ("L3", "L4", "L5")
@@ -66,7 +66,7 @@ def scotty_dog_measurements(anatomy, level: str, side: str = "left") -> dict[str
     bare body next to them, and their widths across their long axes (pixels), on the noiseless
     Scotty-dog view."""
     carm = scotty_dog(anatomy, level, side, detector_pixels=PIXELS)
-    image = render_fluoro(anatomy, carm, dose=None)
+    image = render_fluoro(anatomy, carm, dose=None, display=Display(polarity="bone_black"))
     body = _pixels_of(anatomy, carm, anatomy.mask(f"{level}.body"))
     anywhere_posterior = np.zeros_like(body)
     for part in POSTERIOR:
@@ -80,7 +80,8 @@ def scotty_dog_measurements(anatomy, level: str, side: str = "left") -> dict[str
     regions = {"ear": _pixels_of(anatomy, carm, anatomy.mask(f"{level}.SAP.{side}")),
                "neck": _pixels_of(anatomy, carm, _pars_mask(anatomy, level, side)),
                "leg": _pixels_of(anatomy, carm, anatomy.mask(f"{level}.IAP.{side}"))}
-    grey = image.pixels.astype(np.float64)
+    # Bone dark on the default (bone_black) monitor: measure how much more the parts attenuate, as grey.
+    grey = 255.0 - image.pixels.astype(np.float64)
     near_body = {}
     for name, region in regions.items():
         near = bare_body & ndimage.binary_dilation(region, iterations=12)

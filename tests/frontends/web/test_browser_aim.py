@@ -14,8 +14,9 @@ pytestmark = pytest.mark.slow
 
 
 def _changed(before: np.ndarray, after: np.ndarray, field: np.ndarray) -> np.ndarray:
-    """Pixels (row, column) where the steel made the image much whiter, inside the imaged field."""
-    return np.argwhere((after.astype(float) - before > 60.0) & field)
+    """Pixels (row, column) where the steel made the image much darker (the monitor shows bone and
+    steel black), inside the imaged field."""
+    return np.argwhere((before.astype(float) - after > 60.0) & field)
 
 
 def test_align_with_beam_makes_the_needle_a_dot_and_a_nudge_draws_it_out_to_the_right(server, page, expert, patient,
