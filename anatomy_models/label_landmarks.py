@@ -13,9 +13,9 @@ for a whole-vertebra label and for the generator's parts (the group ``L4`` cover
 3. Pedicles: the bone beside the canal in the front half of its depth (behind the body, in front
    of the articular processes). The 6 o'clock point is the lowest bone under the pedicle's centre.
 4. Interspace points from both neighbours: the interlaminar window half-way across the gap
-   between the laminae at the back wall of the canal (mid ligamentum flavum: about half its
-   3.6 mm thickness behind the wall, clinical.md §4.7 [S89]); the safe triangle just under the
-   pedicle's 6 o'clock (the generator's offsets, §2.2a [S17]); Kambin's triangle behind the disc
+   between the laminae's edges, at the mean depth of the edges' bone (where the ligamentum flavum
+   spans the gap); the safe triangle just under the pedicle's 6 o'clock (the generator's offsets,
+   §2.2a [S17]); Kambin's triangle behind the disc
    lateral to the lower SAP; the facet joint between the upper vertebra's lowest and the lower
    one's highest posterolateral bone; the SAP-TP junction on the dorsal bone where the transverse
    process leaves the vertebra.
@@ -33,13 +33,14 @@ import numpy as np
 
 from anatomy_models.anatomy import Anatomy
 from anatomy_models.errors import SpinesimError
+from anatomy_models.spine.facets import JOINT_HEIGHT_MM
 from anatomy_models.spine.landmarks import SAFE_TRIANGLE_BELOW_PEDICLE_MM, SAFE_TRIANGLE_MEDIAL_MM
 from anatomy_models.structures import LEVELS, in_group, level_below
 from anatomy_models.tissues import BONE_TISSUES
 
-# Half the ligamentum flavum's thickness behind the canal's back wall: the window centre lies in it
-# (flavum 3.2-3.7 mm, clinical.md §4.7 [S89]).
-FLAVUM_HALF_MM = 1.8
+# A lamina's edge: its bone within this (mm) of its lowest (upper lamina) or highest (lower) point,
+# one voxel of a 2 mm grid and a half.
+LAMINA_EDGE_MM = 3.0
 # The sacrum is labelled S1 as a whole; its S1 segment is the top this far along the spine (mm):
 # about one vertebral height (§4.1 [ED] 25-27 mm) plus the ala's rise.
 S1_SEGMENT_MM = 30.0
@@ -240,8 +241,14 @@ def _interspace_landmarks(upper: VertebraFrame, lower: VertebraFrame, landmarks:
     lamina_above, lamina_below = arch(a, back_wall, back_wall + 10.0), arch(b, back_wall, back_wall + 10.0)
     if len(lamina_above) and len(lamina_below):
         bottom, top = lamina_above[:, 2].min(), lamina_below[:, 2].max()
+        # The flavum spans the gap between the laminae's edges, which lie behind the canal's back wall
+        # at mid-vertebra (the laminae slope back and down; on the real shapes by about 5 mm, so the
+        # wall plus half the flavum put the centre in the canal): its centre is half-way between the
+        # edges, at the mean depth of their bone.
+        depth = 0.5 * (lamina_above[lamina_above[:, 2] <= bottom + LAMINA_EDGE_MM, 1].mean()
+                       + lamina_below[lamina_below[:, 2] >= top - LAMINA_EDGE_MM, 1].mean())
         found[f"{interspace}.interlaminar_window.center"] = upper.world(
-            np.array([0.0, back_wall + FLAVUM_HALF_MM, 0.5 * (bottom + top)]))
+            np.array([0.0, depth, 0.5 * (bottom + top)]))
     middle = 0.5 * (upper.canal_front + upper.canal_back)
     upper_body = a[a[:, 1] < upper.canal_front]
     lower_body = b[b[:, 1] < upper.canal_front]
@@ -261,8 +268,11 @@ def _interspace_landmarks(upper: VertebraFrame, lower: VertebraFrame, landmarks:
         sap_tip = sap[sap[:, 2] >= sap[:, 2].max() - 4.0].mean(axis=0)
         centre = 0.5 * (iap_tip + sap_tip)
         found[f"facet_joint.{interspace}.{side}.center"] = upper.world(centre)
+        # The recess is the joint's lowest pocket, 1 mm above its lower end as in the generator. The
+        # real shapes' processes overlap by only a few millimetres, so the lowest IAP bone lies near
+        # the joint's middle, not its end: go down half a joint height (15 mm [ED], facets.py) instead.
         found[f"facet_joint.{interspace}.{side}.inferior_recess"] = upper.world(
-            np.array([centre[0], centre[1], iap_tip[2] + 2.0]))
+            np.array([centre[0], centre[1], centre[2] - JOINT_HEIGHT_MM / 2.0 + 1.0]))
         # Kambin: behind the disc at mid-disc height, lateral to the pedicle line, where the SAP's
         # front edge is (§2.2b).
         pedicle = landmarks.get(f"{upper.level}.pedicle.{side}.center")

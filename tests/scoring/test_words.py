@@ -136,7 +136,10 @@ def test_the_too_deep_message_measures_the_deepest_tip_against_the_posterior_bod
 
     def ventral_mm(point):
         local = (point - origin) @ frame.T
-        level = bone[np.abs(bone[:, 2] - local[2]) <= spacing]
+        # The tip's own layer (one voxel tall, as the score's slabs): on the real vertebra shapes the
+        # outline steps by a voxel at an endplate, and a window reaching a voxel above or below measured
+        # the step (13.1 mm) where the tip's height shows 11.0 mm.
+        level = bone[np.abs(bone[:, 2] - local[2]) <= spacing / 2]
         return level[:, 1].max() + spacing / 2 - local[1] if len(level) else -np.inf
 
     psoas = structure_points(session, f"muscle.psoas.{scenario.target.side}", session.target.point)
