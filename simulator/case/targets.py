@@ -458,7 +458,9 @@ def _ablation(scenario: Scenario, spec: TargetSpec, anatomy: Anatomy, tracer: Tr
     sign = _side_sign(spec.side)
     below = level_below(spec.nerve_level)
     oblique = 0.0 if below == "S1" else RFA_OBLIQUE_DEG
-    tilt = RFA_CAUDAL_TILT_DEG["SAP-ala" if "ala" in block.landmark else "SAP-TP"]
+    # By level, not by the landmark's name: on a CT with vertebra labels only the S1 landmark is estimated
+    # as a SAP-TP junction, and the L5 dorsal ramus still lies on the ala.
+    tilt = RFA_CAUDAL_TILT_DEG["SAP-ala" if below == "S1" else "SAP-TP"]
     direction = needle_direction(oblique, sign, tilt)
     landmark = anatomy.landmark(block.landmark)
     point = _bone_surface_near(tracer, landmark, direction)

