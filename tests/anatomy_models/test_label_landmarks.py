@@ -32,6 +32,10 @@ def _vertebrae_only(spine: Anatomy, levels) -> Anatomy:
     return Anatomy(spine.ct, table, spine.labels.with_array(labels))
 
 
+# Open in issue 15/22: the generator still places the facet joints by its primitive rules, not on the real
+# articular processes, so the label-measured SAP-TP junction (median 5.3 mm, L5 9.0 mm) and inferior recess
+# (median 4.4 mm) differ from it by more than the limits; which of the two is right was not settled.
+@pytest.mark.xfail(strict=True, reason="issue 15: facet joints not refit to the real articular processes")
 def test_measured_landmarks_agree_with_the_generators(small_spine):
     measured, directions = landmarks_from_labels(small_spine)
     errors: dict[str, list[float]] = {kind: [] for kind in TOLERANCE_MM}
