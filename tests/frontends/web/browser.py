@@ -21,7 +21,7 @@ from PIL import Image
 from frontends.store import Store
 from simulator.case.controls import needle_angles, view_isocenter
 from simulator.imaging.carm import CArm
-from simulator.session.fold import AGENT_WORDS
+from simulator.session.fold import AGENT_WORDS, READING_WORDS
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -132,6 +132,17 @@ def log_in(page, url: str, name: str, password: str) -> None:
     page.click("#tab-sim")
 
 
+def abandon_open_attempt(page) -> None:
+    """Abandon the attempt the page's workstation holds open, if any, and wait until a new one can start
+    (the workstation outlives the page: a test that stops mid-attempt must not disable the next one's
+    Start button)."""
+    if page.is_closed() or not page.is_visible("#abandon"):
+        return
+    page.click("#abandon")
+    page.click("#abandon-confirm")
+    page.wait_for_selector("#start:not([disabled])", timeout=60_000)
+
+
 def saved_actions(page) -> int:
     """The number of actions the screen says are saved (0 before an attempt)."""
     text = page.text_content("#attempt-status") or ""
@@ -212,6 +223,15 @@ class Trainee:
         self.depth_correction_mm = 0.0
         act(self.page, "#advance")
 
+    def choose(self, select: str, title: str) -> None:
+        """Pick the item a Vuetify select lists as ``title`` and wait until the select shows it chosen."""
+        self.page.locator(f".v-select:has({select}) .v-field").click()
+        self.page.locator(".v-overlay .v-list-item").filter(
+            has=self.page.locator(".v-list-item-title", has_text=re.compile(f"^{re.escape(title)}$"))).click()
+        self.page.wait_for_function(
+            "([s, t]) => document.querySelector(`.v-select:has(${s}) .v-select__selection`)?.textContent.trim() === t",
+            arg=[select, title])
+
     def perform(self, record: dict) -> None:
         kind = record["type"]
         if kind == "set_carm":
@@ -230,9 +250,12 @@ class Trainee:
         elif kind == "inject_medication":
             set_number(self.page, "#medication-ml", record["ml"])
             if record["agent"] != "steroid_nonparticulate":  # the page's default
-                self.page.locator(".v-select:has(#medication-agent) .v-field").click()
-                self.page.click(f".v-overlay .v-list-item:has-text('{AGENT_WORDS[record['agent']]}')")
+                self.choose("#medication-agent", AGENT_WORDS[record["agent"]])
             act(self.page, "#medicate")
+        elif kind == "read_contrast":
+            words = READING_WORDS[record["reading"]]
+            self.choose("#contrast-reading", words[0].upper() + words[1:])  # capitalised as the list shows it
+            act(self.page, "#read-contrast")
         elif kind == "finish":
             self.page.click("#finish")
             self.page.click("#finish-confirm")

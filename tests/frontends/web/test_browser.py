@@ -49,7 +49,9 @@ def chromium():
 @pytest.fixture()
 def page(chromium):
     context = chromium.new_context(viewport={"width": 1600, "height": 1000})
-    yield context.new_page()
+    opened = context.new_page()
+    yield opened
+    b.abandon_open_attempt(opened)
     context.close()
 
 

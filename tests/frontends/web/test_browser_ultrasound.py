@@ -71,8 +71,25 @@ def _agree(shown: np.ndarray, reference) -> float:
     return float(np.corrcoef(shown[inside].astype(float), reference.pixels[inside].astype(float))[0, 1])
 
 
+def _first_on_its_beam(bone: np.ndarray, reference, row: int, column: int) -> bool:
+    """Whether no bone lies on the scan line between the probe face and pixel (row, column): a sector's
+    columns are not its beams, and bone first met in a column at the sector's edge can lie in the shadow
+    of bone the beam met before (a shadow shows no surface)."""
+    probe = reference.probe
+    if probe.kind == "linear":
+        step = np.array([1.0, 0.0])
+    else:  # the beam runs from the apex, a radius behind the face
+        apex_row, apex_col, _ = reference.lps_to_pixel(probe.position - probe.radius_mm * probe.axial)
+        step = np.array([row - apex_row, column - apex_col]) / np.hypot(row - apex_row, column - apex_col)
+    back = np.arange(3.0, row + 1.0)[:, None] * step  # from 3 px above the surface up to the face
+    rows, columns = np.rint(np.array([row, column]) - back).T.astype(int)
+    keep = (rows >= 0) & (columns >= 0) & (columns < bone.shape[1])
+    return not bone[rows[keep], columns[keep]].any()
+
+
 def _bone_columns(reference, patient):
-    """(column, row of the bone surface) for columns whose beam meets cortical bone well inside the image."""
+    """(column, row of the bone surface) for columns whose beam meets cortical bone well inside the image,
+    first on its scan line."""
     ijk = np.rint(patient.labels.world_to_voxel(reference.grid_lps())).astype(int)
     inside = np.all((ijk >= 0) & (ijk < np.asarray(patient.labels.shape)), axis=-1)
     ids = patient.labels.array[tuple(np.clip(ijk, 0, np.asarray(patient.labels.shape) - 1).transpose(2, 0, 1))]
@@ -82,7 +99,8 @@ def _bone_columns(reference, patient):
     found = []
     for column in range(20, reference.pixels.shape[1] - 20):
         hits = np.flatnonzero(bone[:, column])
-        if hits.size and 80 <= hits[0] < rows - 80 and reference.field_of_view[hits[0] + 80, column]:
+        if (hits.size and 80 <= hits[0] < rows - 80 and reference.field_of_view[hits[0] + 80, column]
+                and _first_on_its_beam(bone, reference, int(hits[0]), column)):
             found.append((column, int(hits[0])))
     return found
 

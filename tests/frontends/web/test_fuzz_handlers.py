@@ -29,7 +29,7 @@ HOSTILE = st.one_of(
     st.lists(st.floats(), max_size=4), st.dictionaries(st.text(max_size=5), st.integers(), max_size=3))
 # A valid request now and then, so that the hostile ones also meet an attempt with a needle and a probe.
 SCENARIO = "ilesi-ultrasound-l4l5-left"
-SETUP = [("shot", ()), ("pick", (256, 256, 512, 512)), ("insert", (0, 0)), ("probe_view", ("PSO",))]
+SETUP = [("shot", ()), ("pick", (256, 256, 512, 512)), ("insert", (0, 0, 0)), ("probe_view", ("PSO",))]
 NUMBERS = st.one_of(st.floats(allow_nan=True, allow_infinity=True), st.integers(-2**70, 2**70),
                     st.floats(-1000, 1000), st.sampled_from([0, 1, -1, 0.5, 512, 1e308, -1e308]))
 # The requests drawn (finishing, or leaving, the attempt only once, at the end: they end what the rest acts on).
