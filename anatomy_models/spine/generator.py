@@ -25,16 +25,17 @@ from scipy import ndimage
 
 from anatomy_models.anatomy import Anatomy
 from anatomy_models.spine.alignment import INTERSPACE_NAMES, VERTEBRA_NAMES, align_spine
-from anatomy_models.spine.ct_synthesis import BoneRegion, SurfaceBand, inside_fraction, bone_hu_from_depth, synthesize_ct
+from anatomy_models.spine.ct_synthesis import (BoneRegion, SurfaceBand, bone_hu_from_depth, inside_fraction,
+                                               synthesize_ct)
 from anatomy_models.spine.landmarks import sacral_landmarks, spine_landmarks
 from anatomy_models.spine.neural import build_neural
 from anatomy_models.spine.parameters import GENERATOR_VERSION, SpineParameters
-from anatomy_models.spine.sdf import FAR_MM, Grid, Shape, smooth_min
-from anatomy_models.spine.skeleton import BONE_BLEND_MM, Skeleton, build_skeleton
 from anatomy_models.spine.pelvis import ilium_parts
 from anatomy_models.spine.ribs import rib_parts
 from anatomy_models.spine.sacrum import (coccyx_parts, coccyx_tip, foraminal_region, rudimentary_disc, sacral_canal,
                                          sacral_cavities, sacroiliac_joint)
+from anatomy_models.spine.sdf import FAR_MM, Grid, Shape, smooth_min
+from anatomy_models.spine.skeleton import BONE_BLEND_MM, Skeleton, build_skeleton
 from anatomy_models.spine.soft_tissue import (LEAN_HALF_WIDTH_MM, SKIN_THICKNESS_MM, Trunk, bowel_gas_shapes,
                                               calibrate_midline_fat, canal_region, colon_content_shapes, disc_shapes,
                                               fat_plane_shapes, flavum_shapes, interspinous_shapes, kidney_shapes,

@@ -19,8 +19,8 @@ import numpy as np
 
 from anatomy_models.spine.alignment import INTERSPACE_NAMES, VERTEBRA_NAMES
 from anatomy_models.spine.morphometry import epidural_depth_mm
-from anatomy_models.spine.parameters import SpineParameters
 from anatomy_models.spine.neural import SAC_END_BELOW_S1_MM
+from anatomy_models.spine.parameters import SpineParameters
 from anatomy_models.spine.sacrum import dorsal_crest_points
 from anatomy_models.spine.sdf import (Frame, Intersection, Primitive, Shape, SmoothUnion, VerticalTube, ellipsoid, f32,
                                       half_space, rounded_box, smooth_max)

@@ -20,8 +20,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from anatomy_models.spine.alignment import VertebraGeometry
-from anatomy_models.spine.sdf import (Frame, Primitive, Shape, ellipse_estimate, ellipsoid, elliptic_rod, f32, smooth_max,
-                                      tapered_box)
+from anatomy_models.spine.sdf import (Frame, Primitive, Shape, ellipse_estimate, ellipsoid, elliptic_rod, f32,
+                                      smooth_max, tapered_box)
 
 SIDE_SIGN = {"left": 1.0, "right": -1.0}  # patient's left is +x (LPS)
 

@@ -23,8 +23,8 @@ from frontends.web.explanation import check_may_explain, explanation_view
 from frontends.web.inputs import MAX_ID, choice, clipped, integer, number, trainee_words
 from frontends.web.patients import Patients, next_patient_seed
 from frontends.web.review import preview_view, review_view, stored_attempt
-from frontends.web.views import (ATTEMPT_FIELDS, attempt_view, comment_rows, lps_text, replay_view, report_view, resume_view,
-                                 scenario_view)
+from frontends.web.views import (ATTEMPT_FIELDS, attempt_view, comment_rows, lps_text, replay_view, report_view,
+                                 resume_view, scenario_view)
 from scenarios.schema import Scenario
 from simulator.case.controls import (PROBE_MOVES, PROBE_VIEWS, beam_aligned_angles, carm_presets, entry_words,
                                      in_plane_entry, moved_probe, needle_angles, needle_direction, nudged_angles,

@@ -11,8 +11,9 @@ from typing import Sequence
 
 import numpy as np
 
+from frontends.store import Assignment
 from frontends.store import Attempt as StoredAttempt
-from frontends.store import Assignment, Comment, Store, User
+from frontends.store import Comment, Store, User
 from frontends.web.attempt import LiveAttempt
 from scenarios.catalogue import LIBRARY, Catalogue
 from scenarios.schema import Scenario

@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from simulator.case.planner import EXPERT_CONTRAST_ML, EXPERT_INJECTATE, expert_actions, find_trajectory, plan_trajectory
+from simulator.case.planner import (EXPERT_CONTRAST_ML, EXPERT_INJECTATE, expert_actions, find_trajectory,
+                                    plan_trajectory)
 from simulator.case.targets import UNSAFE_GROUPS, UNSAFE_TISSUES
 from simulator.session.fold import READING_OF_PATTERN, Session
 

@@ -9,8 +9,8 @@ import pytest
 from scenarios.schema import library_scenarios
 from scoring.grade import CRITICAL_GRADE_CAP, MAJOR_GRADE_CAP
 from scoring.report import score
-from simulator.session.fold import Session
 from simulator.case.planner import plan_trajectory
+from simulator.session.fold import Session
 from tests.scoring.attempts import Script, competent_log, expert_log, novice_log, path_to, structure_points
 
 LIBRARY = library_scenarios()

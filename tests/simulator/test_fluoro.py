@@ -14,8 +14,8 @@ from anatomy_models.volume import Volume
 from simulator.imaging.carm import CArm
 from simulator.imaging.dose import Technique, tap_frames
 from simulator.imaging.fluoro import (DEFAULT_POLARITY, DetectorModel, Display, contrast_line_integrals,
-                                      large_scale_image, measure, orientation_letters, quantum_noise,
-                                      render_fluoro, to_display)
+                                      large_scale_image, measure, orientation_letters, quantum_noise, render_fluoro,
+                                      to_display)
 from simulator.imaging.scatter import NO_GRID
 from simulator.needle.shaft import Needle
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from anatomy_models.spine.ct_synthesis import STOOL_GAS_SHARE, STOOL_HU, stool_hu
 from anatomy_models.spine.alignment import align_spine
+from anatomy_models.spine.ct_synthesis import STOOL_GAS_SHARE, STOOL_HU, stool_hu
 from anatomy_models.spine.parameters import SpineParameters
 from anatomy_models.spine.skeleton import build_skeleton
 from anatomy_models.spine.soft_tissue import (COLON_GAS_DIAMETER_MM, bowel_gas_shapes, colon_content_shapes,
