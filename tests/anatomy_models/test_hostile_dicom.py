@@ -120,8 +120,10 @@ def test_unreadable_subfolder_is_refused_naming_it(series):
     _unreadable_subfolder_case(series)
 
 
-def test_unreadable_subfolder_is_refused_naming_it_simulated(series, monkeypatch):
-    """The same with the folder's listing failing as it does for a user without permission (tests may run as root)."""
+@pytest.fixture
+def part2_unlistable(monkeypatch):
+    """A subfolder ``part2`` whose listing fails as it does for a user without permission (tests may run as
+    root, who reads any folder)."""
     real_scandir = os.scandir
 
     def scandir(path="."):
@@ -130,6 +132,10 @@ def test_unreadable_subfolder_is_refused_naming_it_simulated(series, monkeypatch
         return real_scandir(path)
 
     monkeypatch.setattr(os, "scandir", scandir)
+
+
+def test_unreadable_subfolder_is_refused_naming_it_simulated(series, part2_unlistable):
+    """The same with the folder's listing failing."""
     _unreadable_subfolder_case(series, chmod=False)
 
 
@@ -147,17 +153,9 @@ def _unreadable_subfolder_case(series, chmod=True):
         part2.chmod(0o755)
 
 
-def test_readable_only_skips_an_unreadable_subfolder_and_a_damaged_file_and_says_so(series, monkeypatch):
+def test_readable_only_skips_an_unreadable_subfolder_and_a_damaged_file_and_says_so(series, part2_unlistable):
     """Asked for, the readable slices are imported; each skipped folder and file is counted in a warning
     by what went wrong, not by its name (names can carry the patient's)."""
-    real_scandir = os.scandir
-
-    def scandir(path="."):
-        if Path(path).name == "part2":
-            raise PermissionError(13, "Permission denied", str(path))
-        return real_scandir(path)
-
-    monkeypatch.setattr(os, "scandir", scandir)
     part2 = series[0].parent / "part2"
     part2.mkdir()
     series[2].rename(part2 / series[2].name)
