@@ -20,7 +20,7 @@ Examples
 >>> report.passed, report.grade >= 85, report.flags
 (True, True, [])
 >>> [item.status for item in report.checklist].count("done"), len(report.checklist), report.global_rating.total
-(11, 11, 35)
+(12, 12, 35)
 >>> [label for label, _ in metric_rows(report)][:2]
 ['Tip to target', 'Tip in the target zone']
 >>> dict(metric_rows(report))["Reference air kerma / DAP"]  # doctest: +ELLIPSIS
