@@ -131,6 +131,7 @@ def test_keys_work_the_controls_unless_typing_and_the_monitor_zooms(server, page
         assert page.text_content("#count-shots").strip() == "1" and page.is_visible("#fluoro")
         page.keyboard.press("ArrowRight")  # nudge 1° toward the image's right
         page.wait_for_function("() => document.querySelector('#needle-left').value != '0'")
+        page.wait_for_selector("#align-beam:not([disabled])")  # the nudge answered: the page takes keys again
         page.keyboard.press("Shift+ArrowUp")  # 5° toward its top
         page.wait_for_function("() => document.querySelector('#needle-cranial').value != '0'")
         page.keyboard.press("a")  # align with the beam (AP): both angles back to 0
