@@ -16,6 +16,7 @@ from typing import Callable
 
 import numpy as np
 
+from anatomy_models.atomic import atomic_path
 from anatomy_models.errors import SpinesimError
 from frontends.store import Store, User
 from frontends.web.attempt import LiveAttempt
@@ -376,7 +377,10 @@ class Handlers:
     def _write_report_page(self, attempt: LiveAttempt, attempt_id: int, steps: int) -> None:
         page = self._reports / f"attempt-{attempt_id}-{steps}.html"
         if not page.exists():
-            page.write_text(attempt.report_page(), encoding="utf-8")
+            # Whole or not at all: a page cut short (a crash, a full disk) would otherwise exist, and be served,
+            # for good.
+            with atomic_path(page) as temporary:
+                temporary.write_text(attempt.report_page(), encoding="utf-8")
         if self.opened is attempt:  # the user may have opened another report since
             self._set(report_page=f"reports/{page.name}")
 
