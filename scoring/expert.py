@@ -31,6 +31,7 @@ class ExpertComparison(BaseModel):
     expert_path_length_mm: float | None = None
     expert_shots: int | None = None
     expert_fluoro_seconds: float | None = None
+    expert_dose_area_product_gy_cm2: float | None = None
     expert_time_s: float | None = None
     entry_distance_mm: float | None = None
     entry_offset: tuple[float, float, float] | None = None
@@ -71,6 +72,7 @@ def compare(attempt: Attempt, metrics: Metrics, expert: Expert | None) -> Expert
     fields = dict(available=True, expert_entry=tuple(np.round(path.entry, 3).tolist()), expert_direction=tuple(np.round(path.direction, 5).tolist()),
                   expert_depth_mm=round(path.depth_mm, 2), expert_path_length_mm=expert.metrics.path_length_mm,
                   expert_shots=expert.metrics.fluoro_shots, expert_fluoro_seconds=expert.metrics.fluoro_seconds,
+                  expert_dose_area_product_gy_cm2=expert.metrics.dose_area_product_gy_cm2,
                   expert_time_s=expert.metrics.procedure_time_s)
     if expert.metrics.path_length_mm > 0:
         fields["path_ratio"] = round(metrics.path_length_mm / expert.metrics.path_length_mm, 3)

@@ -17,8 +17,8 @@ from pydantic import BaseModel
 from scenarios.schema import NERVE_PROCEDURES, Scenario
 from scoring.checklist import in_words
 from scoring.expert import ExpertComparison
-from scoring.grade import COVERAGE_GOOD, PARALLEL_GOOD_DEG
-from scoring.metrics import Metrics
+from scoring.grade import COVERAGE_GOOD, EXPERT_RANGE, PARALLEL_GOOD_DEG
+from scoring.metrics import Metrics, dap_text
 from scoring.proximity import NearMiss
 from scoring.safety import Flag
 from simulator.needle.contrast import APPEARANCE
@@ -413,6 +413,13 @@ def _effort(scenario: Scenario, metrics: Metrics, expert: ExpertComparison, flag
     if metrics.fluoro_seconds > 2 * limits.fluoro_seconds / 3 and "excessive_fluoro_time" not in flagged:
         items.append(FeedbackItem(level="tip", text=f"{metrics.fluoro_seconds:.0f} s of fluoroscopy: use single pulses "
                                   "while positioning and live runs only for the contrast test."))
+    expert_dap = expert.expert_dose_area_product_gy_cm2
+    if expert_dap and metrics.dose_area_product_gy_cm2 > EXPERT_RANGE * expert_dap:
+        items.append(FeedbackItem(level="tip", text=f"Your dose-area product was {dap_text(metrics.dose_area_product_gy_cm2)}"
+                                  f", {metrics.dose_area_product_gy_cm2 / expert_dap:.1f} times the expert's "
+                                  f"{dap_text(expert_dap)}: collimate to the target, use single pulses while "
+                                  "positioning, keep lateral and oblique views few (each costs several AP frames) and "
+                                  "DSA for the vascular test only."))
     if metrics.hints_used:
         cost = metrics.hints_used * scenario.rubric.hint_deduction
         items.append(FeedbackItem(level="tip", text=f"You used {metrics.hints_used} of the {len(scenario.hints)} hints"

@@ -11,7 +11,9 @@ accuracy      the outcome (half): where the injectate went, the right compartmen
 safety        1, less 0.5 per major flag, 0.15 per minor flag and 0.1 per near miss; 0 with any
               critical flag
 efficiency    mean of: shots, beam-on time and procedure time against the range of expert attempts
-              (good up to 1.25x the reference attempt's, bad at the scenario's limit), redirections (good
+              (good up to 1.25x the reference attempt's, bad at the scenario's limit), the dose-area
+              product against the same range (bad at twice its top: collimation, pulses rather than
+              runs, few laterals and DSA only for the test are what lower it), redirections (good
               up to 1, bad at 3x the tolerance or tolerance + 3), bone contacts (tolerance, tolerance +
               6), path length over the expert's (``path_ratio``, twice it); times the accuracy part's
               score: speed that did not reach the target earns nothing (an attempt abandoned after 10 s
@@ -56,6 +58,10 @@ PRECISION_SHARE = 0.25
 # to this factor more shots, beam-on time and time [ED], and re-aim at most this many times [ED].
 EXPERT_RANGE = 1.25
 EXPERT_REDIRECTS = 1
+# The dose-area product scores nothing at this many times the top of the expert range [ED]. A scenario has
+# no dose limit; published reference levels (clinical.md §3) are not used as the bad end because the dose
+# model's absolute DAP is not calibrated to them (see simulator.imaging.dose), only its ratios are.
+DOSE_BAD_FACTOR = 2.0
 NEAR_MISS_PENALTY = 0.1
 # The most an attempt with a critical / a major event can score [ED]: a critical event (a never-event:
 # intrathecal, intravascular or intraneural injectate, an injection no image showed, cord contact) ranks
@@ -187,6 +193,9 @@ def _efficiency(scenario: Scenario, metrics: Metrics, expert: ExpertComparison,
                           max(3 * tolerances.redirects, tolerances.redirects + 3)),
         "bone_contacts": ramp(metrics.bone_contacts, tolerances.bone_contacts, tolerances.bone_contacts + 6),
     }
+    if expert.expert_dose_area_product_gy_cm2:
+        items["dose"] = _against_experts(metrics.dose_area_product_gy_cm2, expert.expert_dose_area_product_gy_cm2,
+                                         DOSE_BAD_FACTOR * EXPERT_RANGE * expert.expert_dose_area_product_gy_cm2)
     if expert.path_ratio is not None:
         items["path_length"] = ramp(expert.path_ratio, tolerances.path_ratio, 2.0 * tolerances.path_ratio)
     return {name: accuracy * value / len(items) for name, value in items.items()}

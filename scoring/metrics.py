@@ -50,6 +50,20 @@ class Offset(BaseModel):
     lateral_mm: float
 
 
+MGY_PER_GY = 1000.0  # the metrics keep DAP in Gy·cm² (the dose model's unit); people read mGy·cm²
+
+
+def dap_text(gy_cm2: float) -> str:
+    """A dose-area product as a C-arm's dose display shows it: whole mGy·cm² from 10 up (an injection's DAP
+    is tens to thousands of mGy·cm²), one decimal below.
+
+    >>> dap_text(1.2345), dap_text(0.00456)
+    ('1234 mGy·cm²', '4.6 mGy·cm²')
+    """
+    mgy_cm2 = gy_cm2 * MGY_PER_GY
+    return f"{mgy_cm2:.0f} mGy·cm²" if mgy_cm2 >= 10 else f"{mgy_cm2:.1f} mGy·cm²"
+
+
 class Metrics(BaseModel):
     """The measured attempt. Lengths in mm, times in s, doses in mGy and Gy cm^2."""
 

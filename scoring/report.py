@@ -24,7 +24,7 @@ Examples
 >>> [label for label, _ in metric_rows(report)][:2]
 ['Tip to target', 'Tip in the target zone']
 >>> dict(metric_rows(report))["Reference air kerma / DAP"]  # doctest: +ELLIPSIS
-'... mGy / ... mGy·cm²'
+'... mGy / ... mGy·cm² (expert ... mGy·cm²)'
 """
 
 from __future__ import annotations
@@ -40,7 +40,7 @@ from scoring.checklist import STATUS_WORDS, ChecklistItem, checklist, evidence_t
 from scoring.expert import ExpertComparison, compare, expert_for
 from scoring.feedback import FeedbackItem, feedback
 from scoring.grade import Component, Gate, grade
-from scoring.metrics import Metrics, measure
+from scoring.metrics import Metrics, dap_text, measure
 from scoring.proximity import NearMiss, closest_approaches, with_expert
 from scoring.rating import GlobalRating, global_rating
 from scoring.safety import Flag, safety_flags
@@ -50,7 +50,6 @@ from simulator.session.fold import READING_OF_PATTERN
 from simulator.session.history import Attempt, replay_attempt
 
 REPORT_FORMAT_VERSION = 1
-MGY_PER_GY = 1000.0  # the metrics keep DAP in Gy·cm² (the dose model's unit); people read mGy·cm²
 
 
 class TimelineEvent(BaseModel):
@@ -187,7 +186,9 @@ def metric_rows(report: Report) -> list[tuple[str, str]]:
         ("Fluoroscopy shots", f"{m.fluoro_shots} (expert {expert.expert_shots if expert.available else '–'})"),
         ("Beam-on time", f"{m.fluoro_seconds:.1f} s (DSA runs: {m.dsa_runs})"),
         ("Reference air kerma / DAP", f"{m.reference_air_kerma_mgy:.2f} mGy / "
-                                      f"{m.dose_area_product_gy_cm2 * MGY_PER_GY:.1f} mGy·cm²"),
+                                      f"{dap_text(m.dose_area_product_gy_cm2)}"
+                                      + (f" (expert {dap_text(expert.expert_dose_area_product_gy_cm2)})"
+                                         if expert.expert_dose_area_product_gy_cm2 else "")),
         ("Procedure time", f"{m.procedure_time_s:.0f} s"),
         ("Tip path length", f"{m.path_length_mm:.0f} mm "
                             f"(expert {quantity_text(expert.expert_path_length_mm, 'mm', 0)})"),

@@ -18,8 +18,9 @@ from frontends.web.attempt import LiveAttempt
 from scenarios.catalogue import LIBRARY, Catalogue
 from scenarios.schema import Scenario
 from scoring.checklist import checklist_points
+from scoring.metrics import MGY_PER_GY
 from scoring.peers import percentile_text
-from scoring.report import MGY_PER_GY, Report, checklist_rows, metric_rows, rating_rows
+from scoring.report import Report, checklist_rows, metric_rows, rating_rows
 from simulator.case.controls import PROBE_VIEWS
 from simulator.needle.shaft import Needle
 from simulator.session.actions import AGENTS

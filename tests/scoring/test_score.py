@@ -15,6 +15,8 @@ from anatomy_models.errors import SpinesimError
 from anatomy_models.structures import in_group
 from scenarios.needles import MM_PER_INCH, NeedleSpec
 from scenarios.schema import TargetSpec, library_scenarios
+from scoring.feedback import feedback
+from scoring.grade import EXPERT_RANGE, grade
 from scoring.report import Report, score
 from simulator.case.planner import HUB_MARGIN_MM, find_trajectory, plan_trajectory
 from simulator.case.targets import target_for
@@ -332,3 +334,23 @@ def test_the_wrong_injectate_for_the_procedure_is_a_minor_flag(anatomy_for, scen
     log = [a | {"agent": agent} if a["type"] == "inject_medication" else a for a in expert_log(session)]
     report = _score(session, log)
     assert _flags(report) == {("agent_choice", "minor")}
+
+
+@pytest.mark.parametrize("times_the_expert, dose_score", [(1.0, 1.0), (EXPERT_RANGE, 1.0), (1.5 * EXPERT_RANGE, 0.5),
+                                                         (2.0 * EXPERT_RANGE, 0.0), (4.0, 0.0)])
+def test_the_dose_area_product_is_graded_against_the_expert_range(anatomy_for, times_the_expert, dose_score):
+    """Issue 19: dose is graded, not only measured. The same attempt with a larger dose-area product (a wider
+    field, more laterals, DSA where a pulse would do) loses efficiency up to the item's whole share at twice the
+    top of the expert range, and the feedback says how to lower it."""
+    scenario = LIBRARY["tfesi-default"]
+    session = Session(scenario, anatomy_for(scenario))
+    report = score(scenario, session.anatomy, expert_log(session))
+    expert_dap = report.expert.expert_dose_area_product_gy_cm2
+    assert expert_dap == report.metrics.dose_area_product_gy_cm2 > 0
+    metrics = report.metrics.model_copy(update={"dose_area_product_gy_cm2": times_the_expert * expert_dap})
+    result = grade(scenario, metrics, report.flags, report.near_misses, report.expert)
+    efficiency = next(c for c in result.components if c.name == "efficiency")
+    accuracy = next(c for c in report.components if c.name == "accuracy").score
+    assert efficiency.items["dose"] == pytest.approx(accuracy * dose_score / len(efficiency.items), abs=1e-4)
+    tips = [item.text for item in feedback(scenario, metrics, report.flags, report.near_misses, report.expert)]
+    assert any("dose-area product" in tip for tip in tips) == (times_the_expert > EXPERT_RANGE), tips

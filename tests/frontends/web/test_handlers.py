@@ -4,6 +4,8 @@ the live counter's unit; the instructor's review lists the attempt."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -13,6 +15,7 @@ from frontends.web.handlers import Handlers
 from frontends.web.patients import Patients
 from frontends.web.views import ATTEMPT_FIELDS
 from scenarios.schema import library_scenarios
+from scoring.metrics import MGY_PER_GY, dap_text
 from simulator.case.planner import plan_trajectory
 from tests.frontends.web.conftest import ANATOMY
 
@@ -100,7 +103,7 @@ def test_clicks_become_actions_and_the_report_tab_shows_the_dose_as_the_counter_
     assert page["report_page"] == f"reports/attempt-{attempt_id}-3.html"
     assert (tmp_path / f"attempt-{attempt_id}-3.html").exists()
     rows = {row["label"]: row["value"] for row in page["report_rows"]}
-    assert rows["Reference air kerma / DAP"].endswith(f" mGy / {counter:.1f} mGy·cm²")
+    assert f" mGy / {dap_text(counter / MGY_PER_GY)} (expert " in rows["Reference air kerma / DAP"]
     assert rows["Fluoroscopy shots"].startswith("1 (expert ")
     assert page["replay_step"] == 3 and page["replay_action"].startswith("3. t = ")
     with pytest.raises(SpinesimError, match="no attempt in progress"):
@@ -335,3 +338,27 @@ def test_comments_at_a_replay_step_and_assigned_cases_first(patient, store, tmp_
     assert items[0] == {"type": "subheader", "title": "Assigned to you"}
     assert items[1]["value"] == "tfesi-default" and items[1]["title"].endswith("· due 2027-01-15")
     assert items[2]["value"] == "facet-default" and items[3]["type"] == "subheader"
+
+
+def test_a_report_page_cut_short_is_never_served(patient, store, tmp_path, monkeypatch):
+    """The full report page is written whole or not at all: a write that fails halfway (a crash, a full disk)
+    leaves no page, and opening the attempt again writes it whole (a torn page used to stay for good)."""
+    ben = store.add_user("ben", "trainee", "battery staple")
+    handlers, page = _handlers(store, ben, tmp_path)
+    handlers.start_attempt("tfesi-default")
+    handlers.shot()
+    real_write_text = Path.write_text
+
+    def torn(path, text, *args, **kwargs):
+        real_write_text(path, text[: len(text) // 2], *args, **kwargs)
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(Path, "write_text", torn)
+    with pytest.raises(SpinesimError, match="cannot be written .No space left on device.*previous copy"):
+        handlers.finish()
+    monkeypatch.setattr(Path, "write_text", real_write_text)
+    attempt_id = handlers.attempt.attempt_id
+    assert not list(tmp_path.glob("attempt-*.html"))
+    handlers.open_attempt(attempt_id)
+    written, = tmp_path.glob("attempt-*.html")
+    assert written.read_text(encoding="utf-8").rstrip().lower().endswith("</html>")
