@@ -104,6 +104,10 @@ TemplateExtensionCreatorUID TemplateExtensionOrganizationUID TransactionUID UID
 #: The dummy value the Basic Profile's "Z" action allows instead of an empty one: exports name the
 #: patient and study with it, so indexes that need a non-empty Patient ID or Study ID still work.
 DUMMY = "ANONYMOUS"
+# The Basic Profile's dummy date and time (action "D": a non-zero-length dummy value), for the Type 1 dates
+# a new object must carry (a Segmentation's Content Date and Time): no day of the patient's care.
+DUMMY_DATE = "19000101"
+DUMMY_TIME = "000000"
 
 # Descriptors the Clean Descriptors Option keeps once cleaned (the rest of _REMOVE stays removed).
 CLEANED_DESCRIPTORS = ("SeriesDescription",)
@@ -278,7 +282,8 @@ def identifying_elements(dataset: Dataset, *, fresh_uids: Iterable[str] = ()) ->
         tag = element.tag
         value = element.value
         action = BASIC_PROFILE.get(tag)
-        if element.keyword in CLEANED_DESCRIPTORS:
+        if element.keyword in CLEANED_DESCRIPTORS or element.VR == "SQ" or str(value) == DUMMY:
+            # A sequence is judged by its items' elements (walked too); the dummy value identifies no one.
             continue
         if tag.is_private or tag.group & 0xFF00 in (0x5000, 0x6000):
             problems.append(element.keyword or str(tag))
@@ -288,7 +293,8 @@ def identifying_elements(dataset: Dataset, *, fresh_uids: Iterable[str] = ()) ->
         elif action == "Z" or element.VR == "PN":
             if not _is_empty(value) and str(value) != DUMMY:
                 problems.append(element.keyword or str(tag))
-        elif (action is not None or element.VR in ("DA", "DT", "TM")) and not _is_empty(value):
+        elif (action is not None or element.VR in ("DA", "DT", "TM")) and not _is_empty(value) and not (
+                element.VR in ("DA", "TM") and str(value) in (DUMMY_DATE, DUMMY_TIME)):
             problems.append(element.keyword or str(tag))
     return problems
 

@@ -1095,7 +1095,9 @@ def write_dicom_series(source: Volume | Anatomy, folder: str | Path, *, series_d
     Pixels are int16 HU (Rescale Slope 1, Intercept 0). Every slice carries Image Orientation and
     Image Position (Patient), Pixel Spacing and Slice Thickness, so any reader rebuilds the
     volume's affine. The patient is anonymous, all UIDs are new, no dates are written, and each
-    dataset passes :func:`~anatomy_models.deidentify.identifying_elements` before it is written.
+    dataset passes :func:`~anatomy_models.deidentify.identifying_elements` before it is written. An
+    anatomy with labels gets its structures beside the slices, as a Segmentation and an RT Structure Set
+    referencing them (:mod:`anatomy_models.dicom_labels`).
 
     Parameters
     ----------
@@ -1111,7 +1113,8 @@ def write_dicom_series(source: Volume | Anatomy, folder: str | Path, *, series_d
     Returns
     -------
     list of Path
-        The written files, in slice order (``CT00001.dcm`` ...).
+        The written files, in slice order (``CT00001.dcm`` ...), then ``SEG.dcm`` and ``RTSTRUCT.dcm``
+        for an anatomy with labels.
 
     Examples
     --------
@@ -1134,7 +1137,7 @@ def write_dicom_series(source: Volume | Anatomy, folder: str | Path, *, series_d
     normal = np.cross(row, column)
     study, series, frame_of_reference = generate_uid(), generate_uid(), generate_uid()
     n_k = volume.shape[2]
-    paths = []
+    paths, slices = [], []
     with atomic_directory(folder) as staging:
         for k in range(n_k):
             if progress is not None and k % 8 == 0:
@@ -1144,15 +1147,39 @@ def write_dicom_series(source: Volume | Anatomy, folder: str | Path, *, series_d
             dataset = _ct_slice(hu[:, :, k].T, position, row, column, row_spacing, column_spacing, thickness,
                                 float(position @ normal), k + 1, study, series, frame_of_reference, instance,
                                 series_description, facts)
-            problems = identifying_elements(dataset, fresh_uids=(study, series, frame_of_reference, instance))
-            if problems:  # a programming error: never write identifying data
-                raise RuntimeError(f"refusing to write identifying DICOM elements: {problems}")
+            _refuse_identifying(dataset, (study, series, frame_of_reference, instance))
             name = f"CT{k + 1:05d}.dcm"
             dataset.save_as(staging / name, enforce_file_format=True)
             paths.append(folder / name)
+            slices.append(dataset)
+        if isinstance(source, Anatomy) and source.labels is not None:
+            paths += _write_label_objects(source, slices, staging, folder, progress)
     if progress is not None:
-        progress(n_k, n_k, "writing slices")
+        progress(n_k, n_k, "series written")
     return paths
+
+
+def _refuse_identifying(dataset: Dataset, fresh_uids) -> None:
+    problems = identifying_elements(dataset, fresh_uids=fresh_uids)
+    if problems:  # a programming error: never write identifying data
+        raise RuntimeError(f"refusing to write identifying DICOM elements: {problems}")
+
+
+def _write_label_objects(anatomy: Anatomy, slices: list[Dataset], staging: Path, folder: Path,
+                         progress: ProgressCallback | None) -> list[Path]:
+    """The anatomy's labels as a Segmentation and an RT Structure Set on ``slices`` (:mod:`anatomy_models.dicom_labels`)."""
+    from anatomy_models.dicom_labels import SEGMENTATION_FILE, STRUCTURE_SET_FILE, segmentation, structure_set
+
+    written = []
+    for name, make in ((SEGMENTATION_FILE, segmentation), (STRUCTURE_SET_FILE, structure_set)):
+        if progress is not None:
+            progress(len(slices), len(slices), f"writing {name}")
+        dataset = make(anatomy, slices)
+        # Every UID in these objects is one this export made: the CT's, or the object's own.
+        _refuse_identifying(dataset, {str(e.value) for e in dataset.iterall() if e.VR == "UI"})
+        dataset.save_as(staging / name, enforce_file_format=True)
+        written.append(folder / name)
+    return written
 
 
 # Sources whose CT numbers spinesim made itself (generated, or painted from a label map or meshes): their

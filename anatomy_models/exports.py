@@ -9,7 +9,8 @@ Layouts, with ``OUT`` the output argument:
   the structures, each tagged with its tissue class so that it imports back unchanged) and
   ``OUT/labels.json``; or the CT at ``OUT`` if it ends in ``.nrrd``.
 - ``dicom``: a CT Image Storage series, one file per slice, in the new folder ``OUT`` (de-identified,
-  fresh UIDs; labels are not part of a CT series).
+  fresh UIDs), and the labels beside it as a DICOM Segmentation (``SEG.dcm``) and an RT Structure Set
+  (``RTSTRUCT.dcm``), both referencing the slices and coded with standard terminology.
 - ``stl``: one ``<structure>.stl`` per whole bone, disc or other structure (per part with ``parts``) in the
   folder ``OUT`` (LPS mm, ``SPACE=LPS`` header), each closed and decimated to at most
   :data:`~anatomy_models.meshes.MAX_EXPORT_TRIANGLES` triangles.
