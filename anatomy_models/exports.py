@@ -9,7 +9,8 @@ Layouts, with ``OUT`` the output argument:
   the structures, each tagged with its tissue class so that it imports back unchanged) and
   ``OUT/labels.json``; or the CT at ``OUT`` if it ends in ``.nrrd``.
 - ``dicom``: a CT Image Storage series, one file per slice, in the new folder ``OUT`` (de-identified,
-  fresh UIDs; labels are not part of a CT series).
+  fresh UIDs); with labels, beside it ``OUT.seg.dcm`` (a DICOM Segmentation) and ``OUT.rtstruct.dcm``
+  (an RT Structure Set) of the same structures on that series (:mod:`anatomy_models.dicom_structures`).
 - ``stl``: one ``<structure>.stl`` per whole bone, disc or other structure (per part with ``parts``) in the
   folder ``OUT`` (LPS mm, ``SPACE=LPS`` header), each closed and decimated to at most
   :data:`~anatomy_models.meshes.MAX_EXPORT_TRIANGLES` triangles.
@@ -30,6 +31,7 @@ import numpy as np
 from anatomy_models.anatomy import Anatomy
 from anatomy_models.atomic import atomic_files
 from anatomy_models.dicom import burned_in_annotation, write_dicom_series
+from anatomy_models.dicom_structures import write_dicom_seg, write_rtstruct
 from anatomy_models.errors import SpinesimError
 from anatomy_models.meshes import export_structure_stls
 from anatomy_models.nifti import nifti_stem, write_nifti
@@ -60,7 +62,14 @@ def export_anatomy(anatomy: Anatomy, fmt: str, out: str | Path, *, parts: bool =
     ``parts`` (STL only): a file per part of a bone (``L4.pedicle.left``) instead of per whole bone."""
     out = Path(out)
     if fmt == "dicom":
-        return write_dicom_series(anatomy, out, progress=progress)
+        series = write_dicom_series(anatomy, out, progress=progress)
+        if anatomy.labels is None:
+            return series
+        beside = [out.with_name(f"{out.name}.seg.dcm"), out.with_name(f"{out.name}.rtstruct.dcm")]
+        with atomic_files(beside) as temporaries:
+            write_dicom_seg(anatomy, series, temporaries[0])
+            write_rtstruct(anatomy, series, temporaries[1])
+        return [*series, *beside]
     if fmt == "stl":
         return export_structure_stls(anatomy, out, parts=parts, progress=progress)
     if fmt not in EXPORT_FORMATS:
