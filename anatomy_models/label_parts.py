@@ -17,8 +17,9 @@ derives them at import from the vertebra labels, the frames and the landmarks
    bodies' outline, the inner half (slightly dorsal) nucleus, the rest annulus.
 3. The canal's contents, drawn into the unlabelled voxels only (the CT keeps its numbers):
    ligamentum flavum across each interlaminar gap at the window's depth; the dural sac (an ellipse
-   of the published size, clinical.md §4.3, 1 mm behind the body wall) with its dura, CSF and the
-   cord above the conus or the cauda equina below; exiting roots and their ganglia along the
+   of the published size, clinical.md §4.3, smaller in a narrow canal, a little ventral of the
+   canal's centre and at least 1 mm behind the body wall) with its dura, CSF and the cord above
+   the conus or the cauda equina below; exiting roots and their ganglia along the
    generator's course under each pedicle and out of the foramen (``spine/neural.py``), in their
    foraminal fat; the rest of the bony canal is epidural fat.
 
