@@ -21,7 +21,8 @@ derives them at import from the vertebra labels, the frames and the landmarks
    canal's centre and at least 1 mm behind the body wall) with its dura, CSF and the cord above
    the conus or the cauda equina below; exiting roots and their ganglia along the
    generator's course under each pedicle and out of the foramen (``spine/neural.py``), in their
-   foraminal fat; the rest of the bony canal is epidural fat.
+   foraminal fat; the rest of the bony canal is epidural fat. A ``spinal_cord`` label from the map
+   (TotalSegmentator's covers the whole thecal sac) is replaced by these.
 
 Everything here is an estimate from the bone (a few millimetres, like the landmarks), and
 ``metadata["derived_parts"]`` says so.
@@ -364,6 +365,9 @@ def with_label_parts(anatomy: Anatomy) -> Anatomy:
     if not frames:
         return anatomy
     painter = _Painter(anatomy)
+    # TotalSegmentator's "spinal_cord" is the whole canal content at CT resolution (sac and cord
+    # alike, down into the cauda's levels): it is drawn again from the canal, cord above the conus only.
+    painter.array[np.isin(painter.array, [label.id for label in painter.table if label.name == "spinal_cord"])] = 0
     present = [level for level in LEVELS if level in frames]
     for level in present:
         _split_vertebra(painter, anatomy, frames[level])

@@ -73,3 +73,21 @@ def test_the_dural_sac_sits_in_the_canal_ringed_by_epidural_fat(derived, small_s
 
 def test_an_anatomy_with_a_sac_is_left_as_it_is(small_spine):
     assert with_label_parts(small_spine) is small_spine
+
+
+def test_a_totalsegmentator_cord_filling_the_sac_is_drawn_again(small_spine):
+    """TotalSegmentator labels the whole thecal sac ``spinal_cord``: below the conus it is the sac."""
+    labels = np.zeros(small_spine.ct.shape, np.uint16)
+    for number, level in enumerate(LEVELS, start=1):
+        labels[small_spine.mask(level)] = number
+    labels[small_spine.mask("dural_sac") | small_spine.mask("cauda_equina")] = 9
+    table = LabelTable([*(Label(number, level, "cortical_bone") for number, level in enumerate(LEVELS, start=1)),
+                        Label(9, "spinal_cord", "spinal_cord")])
+    imported = Anatomy(ct=small_spine.ct, label_table=table, labels=small_spine.ct.with_array(labels))
+    derived = with_label_parts(with_label_landmarks(imported))
+    cord_z = derived.ct.voxel_to_world(np.argwhere(derived.mask("spinal_cord")))[:, 2]
+    # The cord ends half-way down the L1-L2 disc (its modal conus level); L4 has the cauda and CSF.
+    assert cord_z.min() > derived.landmark("L2.superior_endplate.center")[2] - 2.0
+    window = np.rint(derived.ct.world_to_voxel(derived.landmark("L4.body.center"))).astype(int)
+    at_l4 = {derived.label_table.by_id(int(i)).name for i in np.unique(derived.labels.array[:, :, window[2]]) if i}
+    assert {"cauda_equina", "dural_sac.csf"} <= at_l4 and "spinal_cord" not in at_l4
