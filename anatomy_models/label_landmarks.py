@@ -52,6 +52,10 @@ MIN_CANAL_MM = 6.0
 PEDICLE_BAND_MM = 2.5
 # A break in bone of more than this (mm) ends a run of bone (two voxels of a 2 mm grid, less one).
 GAP_MM = 3.0
+# The six o'clock lies at most this far (mm) under the pedicle's centre: half the tallest lumbar pedicle,
+# 15 mm at L1-L2 (clinical.md §4.2 [ED]). On a fine grid the bone run down from the centre goes on
+# without a gap into the body's posterolateral wall or the pars, and would put the point far too low.
+PEDICLE_HALF_HEIGHT_MM = 7.5
 # The SAP-TP groove: where the dorsal bone surface drops this much (mm) below the SAP's top.
 GROOVE_DROP_MM = 5.0
 # Kambin's triangle relative to the pedicle line and the back of the vertebral body (mm) [ED], as in
@@ -189,14 +193,15 @@ def _level_landmarks(frame: VertebraFrame) -> tuple[dict[str, np.ndarray], dict[
 
 
 def _pedicle_bottom(pedicle: np.ndarray, centre: np.ndarray) -> np.ndarray:
-    """The lowest point of the bone run that goes down from the pedicle's centre without a gap."""
+    """The lowest point of the bone run that goes down from the pedicle's centre without a gap, at most
+    :data:`PEDICLE_HALF_HEIGHT_MM` under the centre."""
     column = pedicle[np.hypot(pedicle[:, 0] - centre[0], pedicle[:, 1] - centre[1]) < 3.0]
     heights = np.sort(column[column[:, 2] <= centre[2], 2])[::-1]
     if len(heights) == 0:
         return centre.copy()
     steps = np.flatnonzero(np.diff(heights) < -GAP_MM)
     bottom = heights[steps[0]] if len(steps) else heights[-1]
-    return np.array([centre[0], centre[1], bottom])
+    return np.array([centre[0], centre[1], max(bottom, centre[2] - PEDICLE_HALF_HEIGHT_MM)])
 
 
 def _sap_tp_junction(p: np.ndarray, pedicle: np.ndarray, sign: float) -> np.ndarray | None:

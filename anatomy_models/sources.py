@@ -16,6 +16,7 @@ from anatomy_models.anatomy import MANIFEST, Anatomy
 from anatomy_models.dicom import contains_dicom, read_dicom_series, scan_dicom, summarised_notes
 from anatomy_models.errors import SpinesimError
 from anatomy_models.label_landmarks import with_label_landmarks
+from anatomy_models.label_parts import with_label_parts
 from anatomy_models.labelmaps import (LabelMap, ct_from_labels, is_totalsegmentator_folder, is_unknown_id_structure,
                                       known_structure, parse_label_format, read_label_map, structure_for_name)
 from anatomy_models.meshes import describe_meshes, is_mesh_folder, is_mesh_path, mesh_anatomy, read_mesh_source
@@ -152,6 +153,12 @@ def _with_estimated_landmarks(anatomy: Anatomy) -> Anatomy:
     except SpinesimError as error:  # no lumbar vertebra with a canal: still usable, without views by level
         measured, note = anatomy, f"no landmarks: {error.problem}"
     notes = [*measured.metadata.get("import_notes", []), note]
+    parted = with_label_parts(measured) if measured.landmarks else measured
+    if parted is not measured:
+        added = len(parted.label_table) - len(measured.label_table)
+        notes.append(f"{added} structures drawn from the vertebra labels (vertebra parts, discs, ligamentum flavum, "
+                     "dural sac, exiting roots, epidural fat; estimates): procedures can target this anatomy")
+        measured = parted
     return replace(measured, metadata=dict(measured.metadata, import_notes=notes))
 
 

@@ -6,7 +6,8 @@ import pytest
 
 from anatomy_models.anatomy import Anatomy
 from anatomy_models.errors import SpinesimError
-from anatomy_models.label_landmarks import landmarks_from_labels, vertebra_frames, with_label_landmarks
+from anatomy_models.label_landmarks import (PEDICLE_HALF_HEIGHT_MM, _pedicle_bottom, landmarks_from_labels,
+                                            vertebra_frames, with_label_landmarks)
 from anatomy_models.structures import LEVELS, SIDES, Label, LabelTable
 from anatomy_models.tissues import BONE_TISSUES
 from anatomy_models.volume import Volume
@@ -84,3 +85,14 @@ def test_facet_recesses_of_a_ct_with_vertebra_labels_only_lie_outside_bone(small
         voxel = tuple(np.rint(whole.ct.world_to_voxel(whole.landmark(name))).astype(int))
         assert names[classes[voxel]] not in BONE_TISSUES, name
         assert np.linalg.norm(whole.landmark(name) - small_spine.landmark(name)) < 7.0, name
+
+
+def test_the_six_oclock_stops_half_a_pedicle_under_the_centre():
+    """On a fine grid the bone under a pedicle runs on without a gap (the body's posterolateral wall,
+    the pars): the real CT's L4 six o'clock fell 7 mm lower at 1 mm than at 3 mm before the limit."""
+    centre = np.array([20.0, 10.0, 0.0])
+    heights = np.arange(-20.0, 8.0, 1.0)  # a 1 mm column of bone from 8 mm above to 20 mm below
+    column = np.column_stack([np.full_like(heights, 20.0), np.full_like(heights, 10.0), heights])
+    assert _pedicle_bottom(column, centre)[2] == pytest.approx(-PEDICLE_HALF_HEIGHT_MM)
+    gapped = column[(heights >= -5.0) | (heights < -10.0)]  # the foramen: a 5 mm gap under the pedicle
+    assert _pedicle_bottom(gapped, centre)[2] == pytest.approx(-5.0)
