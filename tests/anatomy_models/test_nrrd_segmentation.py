@@ -132,3 +132,18 @@ def test_export_of_the_built_in_patient_imports_back_with_every_name(small_spine
         np.testing.assert_array_equal(again.mask(name), small_spine.mask(name), err_msg=name)
     segments = slicerio.read_segmentation(str(seg_path), skip_voxels=True)["segments"]  # Slicer's own reader
     assert {(segment["name"], segment["tags"]["spinesim.tissue"]) for segment in segments} == expected
+
+
+def test_each_written_segment_carries_its_standard_terminology_for_slicer(tmp_path):
+    """Issue 22: segments carry standard terminology (SNOMED CT, as in a DICOM SEG), read by slicerio as Slicer
+    reads it."""
+    labels = Volume.from_spacing(np.zeros((4, 4, 2), np.uint8), (1.0, 1.0, 1.0))
+    labels.array[0, 0, 0], labels.array[2, 2, 1] = 1, 2
+    path = write_segmentation(labels, {1: "L4.pedicle.left", 2: "dural_sac.csf"}, tmp_path / "t.seg.nrrd",
+                              tissues={1: "cortical_bone", 2: "csf"})
+    segments = {s["name"]: s for s in slicerio.read_segmentation(str(path))["segments"]}
+    pedicle = segments["L4.pedicle.left"]["terminology"]
+    assert pedicle["type"] == ["SCT", "78972004", "Pedicle of vertebra"] and pedicle["typeModifier"][2] == "Left"
+    assert pedicle["anatomicRegion"] == ["SCT", "11994002", "L4 vertebra"]
+    assert segments["dural_sac.csf"]["terminology"]["type"][1] == "65216001"  # Cerebrospinal fluid
+    assert segments["L4.pedicle.left"]["tags"] == {"spinesim.tissue": "cortical_bone"}
