@@ -108,6 +108,9 @@ def case_words(scenario: Scenario) -> dict[str, str]:
         upper = target.nerve_level
         lower = level_below(upper)
         nerve, bone = target.nerve, lower
+    elif target.level is None:  # the sacrum: the sacroiliac joint or the sacral hiatus
+        upper = lower = bone = "S1"
+        nerve = "sacral nerve roots" if scenario.procedure == "caudal_epidural" else "nerves of the joint"
     else:
         upper, lower = target.level.split("-")
         nerve, bone = f"{upper} nerve root", upper

@@ -80,7 +80,7 @@ def list_scenarios() -> None:
     """The built-in scenarios."""
     table = Table("id", "procedure", "target", "difficulty", "title")
     for item in library_scenarios().values():
-        target = item.target.level or item.target.nerve
+        target = item.target.level or item.target.nerve or "sacrum"
         table.add_row(item.id, item.procedure, f"{target} {item.target.side}", item.difficulty, user_text(item.title))
     out.print(table)
 
