@@ -28,7 +28,7 @@ item (key)                      done / partly (otherwise not done); procedures
                                 after it (the multiplanar rule, §1 [S8][S33]); all
 ``loss_of_resistance``          resistance felt, then lost at the final position before injecting /
                                 tested but no true loss there (a false loss is debriefed, §2.1 [S13]);
-                                interlaminar
+                                interlaminar, caudal (the sacrococcygeal ligament)
 ``depth_confirmed``             the final position shown on the depth view before injecting / the depth
                                 view only at an earlier position (§1 [S8][S33], §6.3); all
 ``on_bone``                     the final advance stops on bone (the SAP-TP junction, §2.4 [S3]) /
@@ -53,6 +53,12 @@ item (key)                      done / partly (otherwise not done); procedures
                                 [S39]) / only after it; RFA
 ``second_lesion``               RFA: a second lesion after repositioning along the groove / a second one
                                 at the same position (§2.5 [S39][S42]); RFA
+``below_s3``                    caudal: every tip position at least 15 mm below the dural sac's end
+                                (at or below S3) and the final one seen on lateral / below it but never
+                                seen on lateral (Aggarwal 2009) [ED margin]; caudal epidural
+``caudal_third``                sacroiliac joint: the final tip in the joint's caudal part (the lower
+                                40% of its labelled height) / in the joint above it (Dussault 2000);
+                                sacroiliac joint injection
 ``few_passes``                  redirections and re-punctures within the rubric's tolerance / up to two
                                 more (§6.3 [ED]); not done without a puncture; all
 ==============================  ======================================================================
