@@ -563,6 +563,7 @@ CAUDAL_CONE_DEG = 15.0
 # The tip must stay this far below the dural sac's end: the sac ends at S2 (clinical.md §4.3 [S74]) and S3
 # is ~20 mm tall, so 15 mm keeps the tip at or below S3 on lateral [ED]; a low-lying sac shrinks the room.
 CAUDAL_SAC_MARGIN_MM = 15.0
+CAUDAL_VIEW_SHIFT_MM = np.array([0.0, -30.0, 25.0])
 
 
 def canal_axis(tracer: Tracer, apex: np.ndarray) -> np.ndarray:
@@ -596,7 +597,8 @@ def _caudal(scenario: Scenario, spec: TargetSpec, anatomy: Anatomy, tracer: Trac
     direction /= np.linalg.norm(direction)
     # AP centred on the lower sacrum, the lateral that shows the tip against S3 and the sac's end, and the
     # lateral again for depth (the canal's front wall: the venous plexus lies against it).
-    centre = tuple(point)
+    # Centred a little in front of and above the tip, so the view holds the sacrum and the sac's end, not air.
+    centre = tuple(point + CAUDAL_VIEW_SHIFT_MM)
     ap_view = View("AP of the sacrum", ap(isocenter=centre))
     side_view = View("lateral (sacrum)", lateral(anatomy, None, "left", isocenter=centre))
     zone = Zone(point, CAUDAL_ZONE_MM, inside=("epidural_space",) if _labelled(anatomy, "epidural_space") else (),

@@ -258,10 +258,15 @@ def _plexus_channels(tracer: Tracer, codes: np.ndarray, grid: Volume, tip: np.nd
     across = xyz[..., 0] - tip[0]
     paired = np.minimum(np.abs(across - PLEXUS_CHANNEL_X_MM), np.abs(across + PLEXUS_CHANNEL_X_MM))
     run = np.abs(xyz[..., 2] - tip[2]) <= PLEXUS_RUN_MM
-    wall = epidural & front & (paired <= half) & run
+    # A transverse bar at the tip's height joins the tip to both channels (the plexus's rungs).
+    bar = (np.abs(xyz[..., 2] - tip[2]) <= half) & (np.abs(across) <= PLEXUS_CHANNEL_X_MM + half)
+    wall = epidural & front & (((paired <= half) & run) | bar)
     roots = _near(np.isin(codes, tracer.root_codes()), grid, 1.0)
     foraminal = epidural & roots & run & (np.abs(across) > PLEXUS_CHANNEL_X_MM)
     channels = wall | foraminal
+    # The tip sits in front of the bar's voxels or on them: the voxels between it and the wall join too.
+    near_tip = np.linalg.norm(xyz - tip, axis=-1) <= 1.5 * float(np.max(grid.spacing))
+    channels |= near_tip & epidural
     # The tip's own voxel joins the channels it touches.
     centre = tuple(np.clip(np.rint(grid.world_to_voxel(tip)).astype(int), 0, np.array(codes.shape) - 1))
     channels[centre] = True
