@@ -263,3 +263,13 @@ def test_injectate_where_it_belongs_passes_a_tip_off_the_planned_point(anatomy_f
     assert 0.65 < accuracy.score < 0.95 and report.passed, (accuracy, report.gates)
     expert = _graded(anatomy_for, "tfesi-default", expert_log)
     assert expert.grade > report.grade
+
+
+@pytest.mark.parametrize("scenario_id, key, unsafe", [("si-joint-left", "caudal_third", _through_sacroiliac_joint),
+                                                       ("caudal-default", "below_s3", _caudal_too_high)])
+def test_the_sacral_checklist_items_tell_the_expert_from_the_unsafe_attempt(graded, scenario_id, key, unsafe):
+    """The sacroiliac joint's caudal third and the caudal needle kept below S3: done by the expert, not done by
+    the attempt that went through the joint or up toward the sac."""
+    expert, wrong = (next(i for i in graded(scenario_id, make)[1].checklist if i.key == key)
+                     for make in (expert_log, unsafe))
+    assert expert.status == "done" and wrong.status == "not_done", (expert, wrong)
