@@ -118,6 +118,8 @@ FLAG_ADVICE: dict[str, str | dict[str, str]] = {
                                  "that opens it and check depth on the lateral before advancing further.",
         "medial_branch_block": "The target is on bone outside the canal: aim for the base of the superior "
                                "articular process on the oblique and advance only until the tip touches bone.",
+        "caudal_epidural": "Advance only a few millimetres past the sacrococcygeal ligament and watch the tip on "
+                           "lateral: the dural sac ends at S2, lower in some patients; keep below S3.",
     },
     "intrathecal_injection": "Aspirate and look for CSF before injecting; stop at once when contrast outlines the "
                              "cauda equina or layers dependently.",
