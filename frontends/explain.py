@@ -115,7 +115,8 @@ def case_words(scenario: Scenario) -> dict[str, str]:
         upper, lower = target.level.split("-")
         nerve, bone = f"{upper} nerve root", upper
     side = "middle" if target.side == "midline" else target.side
-    return {"level": "sacrum" if target.vertebra == "S1" and target.level is None else f"{upper}–{lower}", "upper": upper, "lower": lower, "upper_words": _vertebra_words(upper),
+    level = "sacrum" if target.level is None and target.nerve is None else f"{upper}–{lower}"
+    return {"level": level, "upper": upper, "lower": lower, "upper_words": _vertebra_words(upper),
             "lower_words": _vertebra_words(lower), "side": side,
             "side_words": "in the middle" if side == "middle" else f"on the {side} side",
             "nerve": nerve, "bone": bone, "bone_words": _vertebra_words(bone)}
