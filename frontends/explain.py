@@ -108,11 +108,15 @@ def case_words(scenario: Scenario) -> dict[str, str]:
         upper = target.nerve_level
         lower = level_below(upper)
         nerve, bone = target.nerve, lower
+    elif target.level is None:  # the sacrum: the sacroiliac joint or the sacral hiatus
+        upper = lower = bone = "S1"
+        nerve = "sacral nerve roots" if scenario.procedure == "caudal_epidural" else "nerves of the joint"
     else:
         upper, lower = target.level.split("-")
         nerve, bone = f"{upper} nerve root", upper
     side = "middle" if target.side == "midline" else target.side
-    return {"level": f"{upper}–{lower}", "upper": upper, "lower": lower, "upper_words": _vertebra_words(upper),
+    level = "sacrum" if target.level is None and target.nerve is None else f"{upper}–{lower}"
+    return {"level": level, "upper": upper, "lower": lower, "upper_words": _vertebra_words(upper),
             "lower_words": _vertebra_words(lower), "side": side,
             "side_words": "in the middle" if side == "middle" else f"on the {side} side",
             "nerve": nerve, "bone": bone, "bone_words": _vertebra_words(bone)}

@@ -22,6 +22,8 @@ Target spec by procedure (levels are interspaces, ``L4-L5``, for all but the med
 - ``medial_branch_block``: ``nerve`` (``"L4 medial branch"``, ``"L5 dorsal ramus"``), ``side``.
 - ``radiofrequency_ablation``: ``nerve`` (the L3 or L4 medial branch, or the L5 dorsal ramus), ``side``;
   the needle is an ``rf_cannula`` with its ``active_tip_mm``.
+- ``sacroiliac_joint_injection``: ``side`` (the joint, left or right); the target is the caudal third.
+- ``caudal_epidural``: ``side: midline``; the target is the sacral canal just above the hiatus's apex.
 
 The models forbid unknown fields (a typo is an error, not a silently ignored key); later issues add
 fields (rubric, limits, hints, patient text) to :class:`Scenario`.
@@ -54,9 +56,12 @@ from scenarios.poses import CArmPose, ProbePose
 PATIENT_POOL_SIZE = 6
 
 Procedure = Literal["interlaminar_epidural", "transforaminal_epidural", "facet_intra_articular", "medial_branch_block",
-                    "radiofrequency_ablation"]
+                    "radiofrequency_ablation", "sacroiliac_joint_injection", "caudal_epidural"]
 PROCEDURES: tuple[str, ...] = ("interlaminar_epidural", "transforaminal_epidural", "facet_intra_articular",
-                               "medial_branch_block", "radiofrequency_ablation")
+                               "medial_branch_block", "radiofrequency_ablation", "sacroiliac_joint_injection",
+                               "caudal_epidural")
+# Procedures on the sacrum: no lumbar level, the target named by its side alone (issue 21).
+SACRAL_PROCEDURES = ("sacroiliac_joint_injection", "caudal_epidural")
 # The nerves a lumbar medial branch ablation is offered for (issue 21; clinical.md §2.4, §2.5).
 RFA_NERVES = ("L3 medial branch", "L4 medial branch", "L5 dorsal ramus")
 # Procedures whose target is a nerve on bone rather than a space.
@@ -293,6 +298,14 @@ class TargetSpec(_Model):
         return nerve
 
     @property
+    def vertebra(self) -> str:
+        """The vertebra the target is at: the upper of its interspace, its nerve's level, else the sacrum
+        (``S1``: the sacroiliac joint and the sacral hiatus)."""
+        if self.level is not None:
+            return self.level.split("-")[0]
+        return self.nerve_level if self.nerve is not None else "S1"
+
+    @property
     def nerve_level(self) -> str:
         match = _NERVE.match(self.nerve or "")
         if match is None:
@@ -382,11 +395,15 @@ class Weights(_Model):
 # Tolerances by procedure (clinical.md §6.3): tip error <= 3-5 mm for MBB and facet, redirections
 # <= 2 for MBB/facet and <= 3 for TFESI [ED]. The interlaminar target is the middle of a space ~5 mm
 # deep and a window ~12-15 mm tall (§4.7), so 5 mm off it is still a good epidural position [ED].
-# RFA: the cannula within 5 mm of the nerve line (§6.3 [ED]), redirections as for the MBB.
+# RFA: the cannula within 5 mm of the nerve line (§6.3 [ED]), redirections as for the MBB. The sacroiliac
+# joint's caudal third is ~16 mm tall and the needle enters anywhere along its posterior line, so 5 mm is
+# still in the target; the caudal target is the canal above the apex, 5 mm off it still epidural [ED].
 DEFAULT_TIP_MM = {"interlaminar_epidural": 5.0, "transforaminal_epidural": 3.0, "facet_intra_articular": 3.0,
-                  "medial_branch_block": 3.0, "radiofrequency_ablation": 5.0}
+                  "medial_branch_block": 3.0, "radiofrequency_ablation": 5.0, "sacroiliac_joint_injection": 5.0,
+                  "caudal_epidural": 5.0}
 DEFAULT_REDIRECTS = {"interlaminar_epidural": 3, "transforaminal_epidural": 3, "facet_intra_articular": 2,
-                     "medial_branch_block": 2, "radiofrequency_ablation": 2}
+                     "medial_branch_block": 2, "radiofrequency_ablation": 2, "sacroiliac_joint_injection": 3,
+                     "caudal_epidural": 2}
 
 
 class Tolerances(_Model):
@@ -482,6 +499,8 @@ _NEEDS = {
     "facet_intra_articular": ("level",),
     "medial_branch_block": ("nerve",),
     "radiofrequency_ablation": ("nerve",),
+    "sacroiliac_joint_injection": (),
+    "caudal_epidural": (),
 }
 
 
@@ -515,8 +534,14 @@ class Scenario(_Model):
         for name in _NEEDS[self.procedure]:
             if getattr(self.target, name) is None:
                 raise ValueError(f"target.{name}: required for {self.procedure}")
-        if self.target.side == "midline" and self.procedure != "interlaminar_epidural":
-            raise ValueError(f"target.side: 'midline' only fits interlaminar_epidural, not {self.procedure}")
+        if self.target.side == "midline" and self.procedure not in ("interlaminar_epidural", "caudal_epidural"):
+            raise ValueError(f"target.side: 'midline' only fits interlaminar_epidural and caudal_epidural, not "
+                             f"{self.procedure}")
+        if self.procedure == "caudal_epidural" and self.target.side != "midline":
+            raise ValueError("target.side: a caudal epidural enters the sacral hiatus in the midline: use 'midline'")
+        if self.procedure in SACRAL_PROCEDURES and (self.target.level or self.target.nerve):
+            raise ValueError(f"target.{'level' if self.target.level else 'nerve'}: {self.procedure} names no level "
+                             "or nerve, only the side")
         if self.target.approach is not None and self.procedure != "transforaminal_epidural":
             raise ValueError("target.approach: only for transforaminal_epidural")
         if self.procedure == "radiofrequency_ablation":

@@ -28,7 +28,7 @@ item (key)                      done / partly (otherwise not done); procedures
                                 after it (the multiplanar rule, §1 [S8][S33]); all
 ``loss_of_resistance``          resistance felt, then lost at the final position before injecting /
                                 tested but no true loss there (a false loss is debriefed, §2.1 [S13]);
-                                interlaminar
+                                interlaminar, caudal (the sacrococcygeal ligament)
 ``depth_confirmed``             the final position shown on the depth view before injecting / the depth
                                 view only at an earlier position (§1 [S8][S33], §6.3); all
 ``on_bone``                     the final advance stops on bone (the SAP-TP junction, §2.4 [S3]) /
@@ -53,6 +53,12 @@ item (key)                      done / partly (otherwise not done); procedures
                                 [S39]) / only after it; RFA
 ``second_lesion``               RFA: a second lesion after repositioning along the groove / a second one
                                 at the same position (§2.5 [S39][S42]); RFA
+``below_s3``                    caudal: every tip position at least 15 mm below the dural sac's end
+                                (at or below S3) and the final one seen on lateral / below it but never
+                                seen on lateral (Aggarwal 2009) [ED margin]; caudal epidural
+``caudal_third``                sacroiliac joint: the final tip in the joint's caudal part (the lower
+                                40% of its labelled height) / in the joint above it (Dussault 2000);
+                                sacroiliac joint injection
 ``few_passes``                  redirections and re-punctures within the rubric's tolerance / up to two
                                 more (§6.3 [ED]); not done without a puncture; all
 ==============================  ======================================================================
@@ -72,9 +78,10 @@ from pydantic import BaseModel
 from anatomy_models.structures import clinical_name
 from scoring.metrics import (CONTRAST_CHECK_S, EXPECTED_PATTERNS, INJECTIONS, NEEDLE_MOVES, VIEW_TOLERANCE_DEG, Metrics,
                              contrast_runs, injection_window, motor_tested, nerve_angle_deg, tested_injectates)
-from simulator.case.targets import PARALLEL_DEG
+from simulator.case.targets import CAUDAL_SAC_MARGIN_MM, PARALLEL_DEG, below_sac_end
 from simulator.needle.ablation import SENSORY_CRITERION_V
 from simulator.needle.contrast import APPEARANCE
+from simulator.needle.sacral_contrast import dural_sac_end
 from simulator.session.fold import AGENT_WORDS, Step
 from simulator.session.history import Attempt
 
@@ -88,7 +95,10 @@ SQUARED_TOLERANCE_DEG = 5.0
 # read as at most the 0.5 mL a block uses per nerve (§2.4 [S3]) [ED].
 CONTRAST_ML_RANGE: dict[str, tuple[float, float]] = {
     "interlaminar_epidural": (1.0, 5.0), "transforaminal_epidural": (1.0, 2.0),
-    "facet_intra_articular": (0.1, 0.5), "medial_branch_block": (0.1, 0.5)}
+    "facet_intra_articular": (0.1, 0.5), "medial_branch_block": (0.1, 0.5),
+    # The sacroiliac joint holds 0.6-2.5 mL (simulator.needle.sacral_contrast): an arthrogram takes up to 1 mL;
+    # a caudal epidurogram 2-10 mL to show the sacral roots [ED].
+    "sacroiliac_joint_injection": (0.2, 1.0), "caudal_epidural": (2.0, 10.0)}
 # Moves that push the tip on (a withdrawal needs no image before the next step).
 _DEEPENING = ("place_needle", "advance", "redirect")
 # Each procedure's trajectory and depth views in words (clinical.md §2.6).
@@ -98,6 +108,9 @@ VIEW_WORDS: dict[str, tuple[str, str]] = {
     "facet_intra_articular": ("oblique that opens the joint line", "lateral"),
     "medial_branch_block": ("ipsilateral oblique onto the SAP-TP junction", "lateral"),
     "radiofrequency_ablation": ("caudal-oblique down the groove, parallel to the nerve", "lateral"),
+    "sacroiliac_joint_injection": ("contralateral oblique that separates the anterior and posterior joint lines",
+                                   "lateral"),
+    "caudal_epidural": ("lateral of the sacrum, down the canal through the hiatus", "lateral"),
 }
 
 
@@ -375,6 +388,51 @@ def _loss_of_resistance(log: _Log) -> ChecklistItem:
     return _item(log, "loss_of_resistance", "partly", why, (lost or tests)[-1:])
 
 
+def _below_s3(log: _Log) -> ChecklistItem:
+    """Caudal: every tip position at least the margin below the dural sac's end, and the final one seen on lateral."""
+    tracer = log.attempt.session.tracer
+    high = [s for s in log.steps if s.after.needle is not None and not below_sac_end(tracer, s.after.needle.tip)]
+    if high:
+        end = dural_sac_end(tracer)
+        gap = float(np.linalg.norm(high[0].after.needle.tip - end))
+        return _item(log, "below_s3", "not_done", f"the tip rose to {gap:.0f} mm from the dural sac's end (keep it "
+                     f"{CAUDAL_SAC_MARGIN_MM:g} mm or more below it, at or below S3)", high[:1])
+    seen = [s for s in log.shots(log.settled(), log.injected()) if s.before.needle is not None and log.in_view(s, 2)]
+    if seen:
+        return _item(log, "below_s3", "done", "the tip stayed low in the canal and was seen there on lateral", seen[:1])
+    return _item(log, "below_s3", "partly", "the tip stayed low in the canal, but no lateral showed where it ended", [])
+
+
+def _caudal_third(log: _Log) -> ChecklistItem:
+    """Sacroiliac joint: the final tip in the joint, in its caudal part (the lower 40% of the labelled joint's
+    height, the caudal third with the label's margin) [ED]."""
+    final = log.attempt.final
+    joint = f"sacroiliac_joint.{log.attempt.scenario.target.side}"
+    moves = [log.steps[i] for i in log.moves()]
+    if final.needle is None or not moves:
+        return _item(log, "caudal_third", "not_done", "no needle was placed", [])
+    low, high = joint_height(log.attempt.session.tracer, joint)
+    inside = final.tip_structure is not None and final.tip_structure.startswith(joint)
+    caudal = final.needle.tip[2] <= low + CAUDAL_PART * (high - low)
+    if inside and caudal:
+        return _item(log, "caudal_third", "done", "the needle entered the joint in its caudal third", moves[-1:])
+    if inside:
+        return _item(log, "caudal_third", "partly", "the needle is in the joint, but above its caudal third, where "
+                     "the iliac overhang and the interosseous ligament block the way", moves[-1:])
+    return _item(log, "caudal_third", "not_done", "the needle did not end in the joint", moves[-1:])
+
+
+# The caudal part of a sacroiliac joint: the lower fraction of its labelled height [ED].
+CAUDAL_PART = 0.4
+
+
+def joint_height(tracer, joint: str) -> tuple[float, float]:
+    """The lowest and highest z (mm) of the joint's labelled voxels."""
+    ijk = np.argwhere(np.isin(tracer.codes, tracer.codes_in_group(joint)))
+    z = tracer.volume.voxel_to_world(ijk)[:, 2] if len(ijk) else np.zeros(1)
+    return float(z.min()), float(z.max())
+
+
 def _feel(step: Step) -> dict:
     return next(e.data for e in step.events if e.kind == "loss_of_resistance")
 
@@ -595,8 +653,11 @@ ITEMS: dict[str, tuple[str, str]] = {
                        "§1; §3 [S63]"),
     "depth_view_early": ("Advance followed on the depth view ({depth}) before the target is reached",
                          "§1 multiplanar rule [S8][S33]"),
-    "loss_of_resistance": ("Loss of resistance: resistance in the ligamentum flavum, lost at the epidural space",
+    "loss_of_resistance": ("Loss of resistance: resistance in the ligament, lost at the epidural space",
                            "§2.1 [S12][S13]"),
+    "below_s3": ("Tip kept low in the sacral canal (at or below S3), clear of the dural sac's end, on lateral",
+                 "Aggarwal 2009; [ED] margin"),
+    "caudal_third": ("Needle into the caudal third of the sacroiliac joint", "Dussault 2000"),
     "depth_confirmed": ("Final depth confirmed on the {depth} before injecting", "§1 [S8][S33]; §6.3"),
     "on_bone": ("Needle rests on bone at the SAP-TP junction", "§2.4 [S3]"),
     "contrast_live": ("Contrast injected under live fluoroscopy (DSA where available) before any injectate",
@@ -621,6 +682,7 @@ _ITEM_RULES: dict[str, Callable[[_Log], ChecklistItem]] = {
     "contrast_on_ap": _contrast_on_ap,
     "few_passes": _few_passes, "parallel_placement": _parallel_placement, "sensory_test": _sensory_test,
     "motor_test": _motor_test, "local_anaesthetic": _local_anaesthetic, "second_lesion": _second_lesion,
+    "below_s3": _below_s3, "caudal_third": _caudal_third,
 }
 _COMMON_START = ("level_squared", "trajectory_view", "entry_site", "imaged_advance", "depth_view_early")
 _COMMON_END = ("contrast_live", "contrast_volume", "expected_pattern", "contrast_named", "contrast_on_ap",
@@ -632,6 +694,8 @@ CHECKLISTS: dict[str, tuple[str, ...]] = {
     "medial_branch_block": _COMMON_START + ("depth_confirmed", "on_bone") + _COMMON_END,
     "radiofrequency_ablation": _COMMON_START + ("depth_confirmed", "on_bone", "parallel_placement", "sensory_test",
                                                 "motor_test", "local_anaesthetic", "second_lesion", "few_passes"),
+    "sacroiliac_joint_injection": _COMMON_START + ("depth_confirmed", "caudal_third") + _COMMON_END,
+    "caudal_epidural": _COMMON_START + ("loss_of_resistance", "depth_confirmed", "below_s3") + _COMMON_END,
 }
 # The items about images: the global rating's "use of imaging" reads them.
 IMAGING_ITEMS = ("level_squared", "trajectory_view", "imaged_advance", "depth_view_early", "depth_confirmed",

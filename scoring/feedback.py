@@ -63,6 +63,23 @@ ADVICE: dict[str, dict[str, str]] = {
         "medial": "move laterally to the junction of the SAP with the transverse process",
     },
 }
+# The sacroiliac joint's caudal third and the sacral canal above the hiatus (Dussault 2000; Aggarwal 2009).
+ADVICE["sacroiliac_joint_injection"] = {
+    "caudal": "aim at the caudal third of the joint, not its lowest tip, where the joint ends in ligament",
+    "cranial": "aim lower: the caudal third of the joint, below the iliac overhang, is the way in",
+    "ventral": "stop once the needle is in the joint: a few millimetres past the posterior joint line is enough",
+    "dorsal": "advance along the joint line on the oblique until the needle gives into the joint",
+    "lateral": "turn the C-arm until the two joint lines part and aim at the medial (posterior) one",
+    "medial": "turn the C-arm until the two joint lines part and aim at the medial (posterior) one, not the sacrum",
+}
+ADVICE["caudal_epidural"] = {
+    "caudal": "advance a little further through the sacrococcygeal ligament into the canal, watching on lateral",
+    "cranial": "stop lower in the canal: on lateral keep the tip below S3, well short of the dural sac",
+    "ventral": "flatten the needle once through the ligament so the tip stays off the canal's front wall",
+    "dorsal": "advance through the ligament between the cornua until resistance is lost",
+    "lateral": "enter in the midline between the two sacral cornua",
+    "medial": "enter in the midline between the two sacral cornua",
+}
 ADVICE["radiofrequency_ablation"] = ADVICE["medial_branch_block"] | {
     "dorsal": "lay the cannula down the groove until the tip touches the bone at the SAP-TP junction",
 }
@@ -84,6 +101,10 @@ EXPECTED_LOOK = {
     "facet_intra_articular": "an arthrogram filling the joint line and its recesses",
     "medial_branch_block": "a small blob at the tip with no vessel and no epidural spread",
     "radiofrequency_ablation": "a small blob at the tip with no vessel and no epidural spread",
+    "sacroiliac_joint_injection": "an arthrogram: a thin curved line up the joint with its capsule outlined at the "
+                                  "lower end (some spread beside the joint is common)",
+    "caudal_epidural": "a caudal epidurogram: contrast rising up the sacral canal and out along the sacral roots on "
+                       "both sides, like a Christmas tree",
 }
 # What to do after each flag, per procedure where the fix differs (clinical.md §2.1-§2.4, §3); a plain
 # string is the same advice for every procedure.
@@ -97,6 +118,8 @@ FLAG_ADVICE: dict[str, str | dict[str, str]] = {
                                  "that opens it and check depth on the lateral before advancing further.",
         "medial_branch_block": "The target is on bone outside the canal: aim for the base of the superior "
                                "articular process on the oblique and advance only until the tip touches bone.",
+        "caudal_epidural": "Advance only a few millimetres past the sacrococcygeal ligament and watch the tip on "
+                           "lateral: the dural sac ends at S2, lower in some patients; keep below S3.",
     },
     "intrathecal_injection": "Aspirate and look for CSF before injecting; stop at once when contrast outlines the "
                              "cauda equina or layers dependently.",
@@ -137,7 +160,15 @@ FLAG_ADVICE: dict[str, str | dict[str, str]] = {
                             "again before heating.",
     "lesion_without_motor_test": "Before every lesion, and again after every move of the cannula, stimulate at 2 Hz "
                                  "up to 2 V: multifidus should twitch, the leg must not.",
-    "venous_injection": "Contrast that washes out along thin channels is venous: reposition before injecting.",
+    "venous_injection": {
+        "caudal_epidural": "Thin channels that wash out are the sacral venous plexus on the canal's front wall: "
+                           "withdraw 1-2 mm, flatten the needle and test again under live fluoroscopy.",
+        "default": "Contrast that washes out along thin channels is venous: reposition before injecting.",
+    },
+    "too_high_in_sacral_canal": "Watch the tip on lateral as you advance up the canal and stop below S3: the dural "
+                                "sac ends at S2, lower in some patients.",
+    "through_sacroiliac_joint": "The joint is only a few centimetres deep: advance in small steps on the oblique and "
+                                "stop as soon as the needle is in the joint; check on lateral.",
     "beyond_ventral_epidural": {
         "transforaminal_epidural": "Check depth on the lateral view more often: the tip must stay behind the posterior "
                                    "vertebral-body line.",

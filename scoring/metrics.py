@@ -24,7 +24,9 @@ from simulator.session.history import Attempt
 # Contrast patterns that confirm each procedure's target (clinical.md §2.6, §2.7).
 EXPECTED_PATTERNS = {"interlaminar_epidural": ("epidural",), "transforaminal_epidural": ("epidural",),
                      "facet_intra_articular": ("intra_articular",), "medial_branch_block": ("soft_tissue",),
-                     "radiofrequency_ablation": ("soft_tissue",)}
+                     "radiofrequency_ablation": ("soft_tissue",),
+                     # The sacroiliac arthrogram and the caudal epidurogram (simulator.needle.sacral_contrast).
+                     "sacroiliac_joint_injection": ("intra_articular",), "caudal_epidural": ("epidural",)}
 # A contrast injection counts as checked when a live or DSA run starts within this many seconds after
 # it, before the needle moves (clinical.md §6.3: contrast under live fluoroscopy, DSA for TFESI) [ED].
 CONTRAST_CHECK_S = 5.0
@@ -122,6 +124,8 @@ def anatomical_frame(scenario: Scenario, anatomy: Anatomy, target: Target) -> np
     """Rows: unit cranial, ventral and lateral axes (LPS) at the target (see :class:`Offset`)."""
     if scenario.procedure in NERVE_PROCEDURES:
         level = level_below(scenario.target.nerve_level)
+    elif scenario.target.level is None:
+        level = scenario.target.vertebra
     else:
         level = scenario.target.level.split("-")[1]
     try:

@@ -5,8 +5,8 @@ flag                           severity  when
 =============================  ========  ==================================================================
 ``dural_puncture``             critical  the needle entered the dural sac in a transforaminal, facet or
                                          medial branch procedure (nothing there is near the dura)
-``dural_puncture``             major     the same in an interlaminar epidural ("wet tap", its known risk:
-                                         0.8% lumbar, §3 [S48])
+``dural_puncture``             major     the same in an interlaminar or caudal epidural ("wet tap", its known
+                                         risk: 0.8% lumbar, §3 [S48])
 ``intrathecal_injection``      critical  contrast or injectate with the tip in CSF or the subdural space
                                          (§3; §6.3: "dural puncture with injection")
 ``arterial_injection``         critical  injectate into an artery, or a contrast test into one that no live
@@ -29,6 +29,11 @@ flag                           severity  when
                                          or, transforaminal, the tip more than 2 mm ventral to the
                                          posterior vertebral-body line as the lateral view shows it (§3)
 ``wrong_level``                major     the final tip is on target at a neighbouring level (§3)
+``too_high_in_sacral_canal``   major     caudal: the tip rose to within 15 mm of the dural sac's end, above
+                                         S3 (Aggarwal 2009: S2 can lie 7 mm above the hiatus's apex) [ED]
+``through_sacroiliac_joint``   major     sacroiliac joint: the tip went through the joint and out of its
+                                         front, into the pelvis (the L5 and S1 ventral rami, the iliac
+                                         vessels lie there) [ED]
 ``ventral_ramus_lesion``       critical  an RF lesion reaching within 1 mm of a ventral ramus or root, or made
                                          where motor stimulation had twitched the leg (§2.5 [S39][S43])
 ``lesion_without_motor_test``  critical  an RF lesion with no motor stimulation at that cannula position
@@ -70,9 +75,11 @@ from pydantic import BaseModel
 from anatomy_models.anatomy import Anatomy
 from anatomy_models.errors import SpinesimError
 from anatomy_models.structures import LEVELS, clinical_name, in_group, level_below
+from anatomy_models.tissues import BONE_TISSUES
 from scenarios.schema import NERVE_PROCEDURES, RFA_NERVES, Scenario, TargetSpec
 from scoring.metrics import INJECTIONS, VASCULAR_PATTERNS, Metrics, contrast_runs, motor_tested
-from simulator.case.targets import target_for
+from simulator.case.targets import CAUDAL_SAC_MARGIN_MM, target_for
+from simulator.needle.sacral_contrast import dural_sac_end
 from simulator.needle.trace import AIR, Tracer
 from simulator.session.fold import AGENT_WORDS, LESION_ROOT_MARGIN_MM
 from simulator.session.history import Attempt
@@ -133,6 +140,7 @@ def safety_flags(attempt: Attempt, metrics: Metrics) -> list[Flag]:
     _beyond_ventral(attempt, flags)
     _wrong_level(attempt, flags)
     _ablation_flags(attempt, flags)
+    _sacral_flags(attempt, flags)
     limits, tolerances = scenario.limits, scenario.tolerances()
     if metrics.bone_contacts > tolerances.bone_contacts:
         flags.add("repeated_bone_contact", "minor", "Repeated bone contact",
@@ -155,7 +163,7 @@ def safety_flags(attempt: Attempt, metrics: Metrics) -> list[Flag]:
 
 
 def _event_flags(attempt: Attempt, flags: _Flags) -> None:
-    interlaminar = attempt.scenario.procedure == "interlaminar_epidural"
+    interlaminar = attempt.scenario.procedure in ("interlaminar_epidural", "caudal_epidural")
     injected_vessels = {i.structure for i in attempt.final.injections + attempt.final.medications
                         if i.pattern in VASCULAR_PATTERNS}
     for event in attempt.events:
@@ -417,6 +425,40 @@ def _ablation_flags(attempt: Attempt, flags: _Flags) -> None:
                       "the ventral ramus was clear", lesion.t)
 
 
+def _sacral_flags(attempt: Attempt, flags: _Flags) -> None:
+    """Caudal: the tip too high in the canal; sacroiliac joint: the tip through the joint into the pelvis."""
+    procedure, tracer = attempt.scenario.procedure, attempt.session.tracer
+    if procedure == "caudal_epidural":
+        end = dural_sac_end(tracer)
+        for points, times in attempt.tip_paths():
+            if end is None:
+                return
+            high = np.linalg.norm(points - end, axis=1) < CAUDAL_SAC_MARGIN_MM
+            if high.any():
+                first = int(np.argmax(high))
+                gap = float(np.min(np.linalg.norm(points[high] - end, axis=1)))
+                flags.add("too_high_in_sacral_canal", "major", "Needle too high in the sacral canal",
+                          f"the tip rose to {gap:.0f} mm from the end of the dural sac, above S3: keep it "
+                          f"{CAUDAL_SAC_MARGIN_MM:g} mm or more below the sac on lateral", float(times[first]),
+                          "dural_sac")
+                return
+    elif procedure == "sacroiliac_joint_injection":
+        joint = f"sacroiliac_joint.{attempt.scenario.target.side}"
+        for t, needle in attempt.needles():
+            segments = [s for s in tracer.trace(needle.entry, needle.direction, max(needle.depth_mm, 1e-6)).segments
+                        if s.structure != AIR]
+            entered = next((i for i, s in enumerate(segments) if in_group(s.structure, joint)), None)
+            if entered is None:
+                continue
+            # Out of the joint's far side: past it along the shaft, in soft tissue (bone would stop the needle).
+            out = segments[-1].structure
+            if entered < len(segments) - 1 and not in_group(out, joint) and segments[-1].tissue not in BONE_TISSUES:
+                flags.add("through_sacroiliac_joint", "major", "Through the sacroiliac joint",
+                          f"the needle went through the joint and out of its front into the {_words(out)}: the L5 "
+                          "and S1 ventral rami and the iliac vessels lie there", t, out)
+                return
+
+
 def _wrong_level(attempt: Attempt, flags: _Flags) -> None:
     """The final tip on target at a neighbouring level (and not at its own)."""
     final, session = attempt.final, attempt.session
@@ -439,6 +481,8 @@ def _neighbouring_targets(scenario: Scenario) -> list[TargetSpec]:
     """The same target spec one level up and one level down (where such levels exist)."""
     spec = scenario.target
     found = []
+    if spec.level is None and spec.nerve is None:
+        return found  # the sacrum: no neighbouring level
     if scenario.procedure in NERVE_PROCEDURES:
         index = LEVELS.index(spec.nerve_level)
         for level in (LEVELS[i] for i in (index - 1, index + 1) if 0 <= i < len(LEVELS) - 1):

@@ -18,7 +18,8 @@ import numpy as np
 
 from anatomy_models.spine.alignment import VERTEBRA_NAMES, SpineAlignment
 from anatomy_models.spine.parameters import SpineParameters
-from anatomy_models.spine.sacrum import LUMBARIZED_GAP_MM, dorsal_foramen_center, foramina, sacral_root_path
+from anatomy_models.spine.sacrum import (LUMBARIZED_GAP_MM, canal_stations, dorsal_foramen_center, foramina,
+                                         sacral_root_path)
 from anatomy_models.spine.sdf import Frame, Primitive, Shape, VerticalTube, ellipsoid, tapered_capsule
 from anatomy_models.spine.vertebra import SIDE_SIGN, VertebraLayout
 
@@ -27,6 +28,7 @@ from anatomy_models.spine.vertebra import SIDE_SIGN, VertebraLayout
 SAC_SEMI_AXES_MM = {"T12": (8.0, 6.0), "L1": (8.0, 6.0), "L2": (8.0, 6.0), "L3": (8.0, 6.0), "L4": (8.0, 6.0),
                     "L5": (7.5, 5.5), "S1": (6.0, 4.5)}
 SAC_END_BELOW_S1_MM = 22.0       # S1 body centre to the sac's tip (S2 level), along the sacrum [ED]
+# (SpineParameters.dural_sac_end_mm sets it per patient; a low-lying sac follows the sacral canal down.)
 ANTERIOR_EPIDURAL_MM = 1.0       # sac to the posterior body wall [ED]
 DURA_THICKNESS_MM = 0.6          # real dura 0.3-0.5 mm; at least one voxel is used on coarse grids
 CORD_SEMI_AXES_MM = (4.5, 3.5)   # lumbar enlargement ~9 x 7 mm [ED]
@@ -80,8 +82,11 @@ def sac_layout(layouts: dict[str, VertebraLayout], params: SpineParameters) -> t
     return axes, centre_y
 
 
-def _tube_nodes(layouts: dict[str, VertebraLayout], axes: dict, centre_y: dict, top_z: float):
-    """(z, cx, cy, ax, ay) nodes of the sac: three per vertebra, stretched for the frame's tilt."""
+def _tube_nodes(layouts: dict[str, VertebraLayout], axes: dict, centre_y: dict, top_z: float,
+                end_mm: float = SAC_END_BELOW_S1_MM, gap_mm: float = 0.0):
+    """(z, cx, cy, ax, ay) nodes of the sac: three per vertebra, stretched for the frame's tilt, ending
+    ``end_mm`` below the S1 body's centre. A sac ending below :data:`SAC_END_BELOW_S1_MM` follows the sacral
+    canal's curve down to its end (nodes at the canal's stations, narrowing to the tip)."""
     nodes = []
     for name in VERTEBRA_NAMES:
         layout = layouts[name]
@@ -93,8 +98,25 @@ def _tube_nodes(layouts: dict[str, VertebraLayout], axes: dict, centre_y: dict, 
             p = layout.world((0.0, centre_y[name], z))
             nodes.append((p[2], p[0], p[1], ax, ay * stretch))
     s1 = layouts["S1"]
-    tip = s1.world((0.0, centre_y["S1"] + 3.0, -SAC_END_BELOW_S1_MM * s1.geometry.scale))
-    nodes.append((tip[2], tip[0], tip[1], 0.5, 0.5))
+    scale = s1.geometry.scale
+    if end_mm <= SAC_END_BELOW_S1_MM:
+        tip = s1.world((0.0, centre_y["S1"] + 3.0, -end_mm * scale))
+        nodes.append((tip[2], tip[0], tip[1], 0.5, 0.5))
+    else:
+        # Down the canal's centre line (S1-local stations) to the depth ``end_mm``, narrowing linearly.
+        stations = [centre for centre, _, _ in canal_stations(s1, gap_mm)]
+        top = np.array([0.0, centre_y["S1"] + 3.0, 0.0])
+        line = [top] + [c for c in stations if -end_mm * scale < c[2] < -SAC_END_BELOW_S1_MM * scale]
+        below = next((c for c in stations if c[2] <= -end_mm * scale), stations[-1])
+        above = line[-1]
+        t = (above[2] + end_mm * scale) / max(above[2] - below[2], 1e-6)
+        line.append(above + t * (below - above))
+        ax0, ay0 = axes["S1"]
+        heights = np.array([-p[2] for p in line])
+        for p, h in zip(line[1:], heights[1:]):
+            fraction = 1.0 - h / heights[-1]
+            w = s1.world(p)
+            nodes.append((w[2], w[0], w[1], max(0.5, ax0 * fraction + 0.5), max(0.5, ay0 * fraction + 0.5)))
     top = max(nodes, key=lambda n: n[0])
     nodes.append((top_z, top[1], top[2], top[3], top[4]))
     return np.array(sorted(nodes))
@@ -148,7 +170,7 @@ def exiting_root_path(layout: VertebraLayout, side: str, sac_ax: float, sac_y: f
 
 
 def cauda_equina(sac: VerticalTube, cord: VerticalTube, conus: np.ndarray, layouts: dict[str, VertebraLayout],
-                 axes: dict, centre_y: dict, radius: float) -> list[Shape]:
+                 axes: dict, centre_y: dict, radius: float, gap_mm: float = 0.0) -> list[Shape]:
     """The intrathecal roots of L1-S4, each side: from the cord's surface above the conus down
     inside the sac to the level where the root leaves it.
 
@@ -166,7 +188,9 @@ def cauda_equina(sac: VerticalTube, cord: VerticalTube, conus: np.ndarray, layou
             if name in layouts:
                 end = exiting_root_path(layouts[name], side, axes[name][0], centre_y[name])[0]
             else:
-                end = sacral_root_start(sac, name, side)
+                exit_point = next(layouts["S1"].world(f.canal) for f in foramina(layouts["S1"], side, gap_mm)
+                                  if f.level == name)
+                end = sacral_root_start(sac, name, side, exit_point)
             start_z = max(end[2] + 14.0, conus[2] + 4.0 + 1.2 * (len(roots) - order))
             start_z = min(start_z, sac.z[-1] - 2.0)
             start = np.array([np.interp(start_z, cord.z, cord.cx) + s * (CORD_SEMI_AXES_MM[0] - 1.0),
@@ -188,19 +212,23 @@ def cauda_equina(sac: VerticalTube, cord: VerticalTube, conus: np.ndarray, layou
     return shapes
 
 
-def sacral_root_start(sac: VerticalTube, name: str, side: str) -> np.ndarray:
-    """Where the sacral root ``name`` (S2-S4) leaves the bundle, near the sac's end (world)."""
+def sacral_root_start(sac: VerticalTube, name: str, side: str, exit_point: np.ndarray | None = None) -> np.ndarray:
+    """Where the sacral root ``name`` (S2-S4) leaves the bundle, near the sac's end (world); in a low-lying
+    sac no lower than 4 mm above the root's ``exit_point`` from the canal (its sleeve leaves at its level)."""
     depth = SACRAL_ROOTS.index(name)
-    tip = sac.z[0]
-    return np.array([np.interp(tip + 6.0, sac.z, sac.cx) + SIDE_SIGN[side] * (1.5 + depth),
-                     np.interp(tip + 6.0, sac.z, sac.cy) + 1.0, tip + 6.0 + 3.0 * depth])
+    z = sac.z[0] + 6.0 + 3.0 * depth
+    if exit_point is not None:
+        z = max(z, min(exit_point[2] + 4.0, sac.z[-1]))
+    return np.array([np.interp(z, sac.z, sac.cx) + SIDE_SIGN[side] * (1.5 + depth),
+                     np.interp(z, sac.z, sac.cy) + 1.0, z])
 
 
 def build_neural(alignment: SpineAlignment, layouts: dict[str, VertebraLayout], params: SpineParameters,
                  top_z: float) -> NeuralStructures:
     spacing = params.spacing_mm
     axes, centre_y = sac_layout(layouts, params)
-    nodes = _tube_nodes(layouts, axes, centre_y, top_z)
+    gap = LUMBARIZED_GAP_MM if params.transitional == "lumbarized_S1" else 0.0
+    nodes = _tube_nodes(layouts, axes, centre_y, top_z, params.dural_sac_end_mm, gap)
     sac = VerticalTube(*nodes.T)
     conus = conus_tip_point(alignment, layouts, centre_y, params)
     # Cord: follows the sac centre, tapering to a point at the conus tip.
@@ -217,7 +245,8 @@ def build_neural(alignment: SpineAlignment, layouts: dict[str, VertebraLayout], 
                               sac_semi_axes=axes, sac_center_local_y=centre_y)
     # On a coarse grid a root is thinner than a voxel and shows as a broken line: fattening it would
     # fill the sac with roots.
-    neural.cauda = cauda_equina(sac, cord, conus, layouts, axes, centre_y, max(CAUDA_ROOT_RADIUS_MM, 0.5 * spacing))
+    neural.cauda = cauda_equina(sac, cord, conus, layouts, axes, centre_y, max(CAUDA_ROOT_RADIUS_MM, 0.5 * spacing),
+                                gap)
     for name in VERTEBRA_NAMES:
         layout = layouts[name]
         radius = max(ROOT_DIAMETER_MM[name] / 2.0 * layout.geometry.scale, 0.75 * spacing)
@@ -231,10 +260,9 @@ def build_neural(alignment: SpineAlignment, layouts: dict[str, VertebraLayout], 
             radii = (size, radius + 0.8, radius + 0.8)
             neural.ganglia[f"dorsal_root_ganglion.{name}.{side}"] = Primitive(frame, ellipsoid(radii), radii)
     s1 = layouts["S1"]
-    gap = LUMBARIZED_GAP_MM if params.transitional == "lumbarized_S1" else 0.0
     for side in SIDE_SIGN:
         for foramen in foramina(s1, side, gap)[1:]:
-            path = sacral_root_path(s1, foramen, sacral_root_start(sac, foramen.level, side))
+            path = sacral_root_path(s1, foramen, sacral_root_start(sac, foramen.level, side, s1.world(foramen.canal)))
             radius = max(SACRAL_ROOT_DIAMETER_MM[foramen.level] / 2.0 * s1.geometry.scale, 0.75 * spacing)
             neural.root_paths[f"{foramen.level}.{side}"] = path
             neural.roots[f"nerve_root.{foramen.level}.{side}"] = capsule_chain(path, [radius] * len(path))

@@ -29,7 +29,7 @@ import numpy as np
 from anatomy_models.errors import SpinesimError, quoted
 
 # Bump whenever the generated anatomy changes for the same parameters: cached anatomies are keyed by it.
-GENERATOR_VERSION = 11
+GENERATOR_VERSION = 12
 
 SPACINGS_MM = (0.5, 1.0, 2.0)
 TRANSITIONAL = ("none", "sacralized_L5", "lumbarized_S1")
@@ -86,6 +86,10 @@ class SpineParameters:
     conus_position : float
         Where in ``conus_level`` the conus tip lies: 0 superior endplate, 1 inferior endplate, up to 1.5
         into the disc below. Default 0.83, the lower third of L1 [S50].
+    dural_sac_end_mm : float
+        How far (mm) below the centre of the S1 body the dural sac ends, along the sacral canal (15-60).
+        Default 22: at S2, where it ends in most adults (clinical.md §4.3 [S74]); ~45 is a low-lying sac
+        ending at S3 [ED], the variant a caudal needle must respect.
     bowel_gas : bool
         Gas in the bowel in front of the spine, drawn from ``seed`` (default on: real abdominal
         films almost always show some; off for a clean teaching image).
@@ -114,6 +118,7 @@ class SpineParameters:
     adamkiewicz_side: str = "left"
     conus_level: str = "L1"
     conus_position: float = 0.83
+    dural_sac_end_mm: float = 22.0
     bowel_gas: bool = True
     seed: int = 0
     spacing_mm: float = 1.0
@@ -130,6 +135,7 @@ class SpineParameters:
             "degeneration": (0.0, 3.0, "(grade)", "0 none, 1 mild, 2 moderate, 3 severe"),
             "facet_tropism_deg": (-20.0, 20.0, "deg", None),
             "conus_position": (0.0, 1.5, "", "0 is the superior endplate, 1 the inferior endplate"),
+            "dural_sac_end_mm": (15.0, 60.0, "mm", "22 ends the sac at S2 (the usual), ~45 at S3 (low-lying)"),
         }
         for name, (low, high, unit, hint) in numeric.items():
             value = getattr(self, name)

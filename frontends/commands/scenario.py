@@ -27,6 +27,10 @@ _TEMPLATE_PARTS = {
                             "{kind: quincke, gauge: 22, length_in: 3.5}  # §2.4", "false"),
     "radiofrequency_ablation": ("{nerve: L4 medial branch, side: left}   # L3/L4 medial branch or 'L5 dorsal ramus'",
                                 "{kind: rf_cannula, gauge: 18, length_mm: 100, active_tip_mm: 10}  # §2.5", "false"),
+    "sacroiliac_joint_injection": ("{side: left}   # the joint; its caudal third is the target",
+                                   "{kind: quincke, gauge: 22, length_in: 3.5}  # Dussault 2000", "false"),
+    "caudal_epidural": ("{side: midline}   # through the sacral hiatus",
+                        "{kind: quincke, gauge: 22, length_in: 3.5}", "false"),
 }
 
 TEMPLATE = """\
@@ -80,7 +84,7 @@ def list_scenarios() -> None:
     """The built-in scenarios."""
     table = Table("id", "procedure", "target", "difficulty", "title")
     for item in library_scenarios().values():
-        target = item.target.level or item.target.nerve
+        target = item.target.level or item.target.nerve or "sacrum"
         table.add_row(item.id, item.procedure, f"{target} {item.target.side}", item.difficulty, user_text(item.title))
     out.print(table)
 

@@ -157,7 +157,7 @@ def view_isocenter(scenario: Scenario, anatomy: Anatomy) -> tuple[float, float, 
         upper, lower = scenario.target.level.split("-")
         points = [anatomy.landmark(f"{upper}.body.center"), anatomy.landmark(f"{lower}.body.center")]
     else:
-        points = [anatomy.landmark(f"{scenario.target.nerve_level}.body.center")]
+        points = [anatomy.landmark(f"{scenario.target.vertebra}.body.center")]
     return tuple(float(v) for v in np.mean(points, axis=0))
 
 
@@ -170,6 +170,7 @@ def entry_words(point, scenario: Scenario, anatomy: Anatomy) -> str:
     middle = view_isocenter(scenario, anatomy)
     across, up = point[0] - middle[0], point[2] - middle[2]  # LPS: +x the patient's left, +z cranial
     level = (f"the {scenario.target.level} disc" if scenario.target.level is not None
+             else "the sacrum" if scenario.target.vertebra == "S1"
              else f"the {scenario.target.nerve_level} vertebral body")
     side = ("on the midline" if abs(across) < 0.5
             else f"{abs(across):.0f} mm {'left' if across > 0 else 'right'} of the midline")
@@ -193,7 +194,7 @@ def carm_presets(scenario: Scenario, anatomy: Anatomy) -> dict[str, CArmPose]:
     if scenario.target.level is not None:
         squared = scenario.target.level.split("-")[1]
     else:
-        squared = scenario.target.nerve_level
+        squared = scenario.target.vertebra
     fields = {"isocenter": isocenter}
     ipsi = IPSILATERAL_OBLIQUE_DEG if side == "left" else -IPSILATERAL_OBLIQUE_DEG
     views = {
@@ -224,7 +225,7 @@ def probe_level_and_side(scenario: Scenario) -> tuple[str, str]:
     vertebra and the one below it; a midline target is scanned from the left)."""
     level = scenario.target.level
     if level is None:
-        upper = scenario.target.nerve_level
+        upper = "L5" if scenario.target.vertebra == "S1" else scenario.target.nerve_level
         level = f"{upper}-{level_below(upper)}"
     return level, "left" if scenario.target.side == "midline" else scenario.target.side
 

@@ -46,21 +46,27 @@ HUB_MARGIN_MM = 10.0
 # Score weight of depth against angle: 5 mm of extra depth costs as much as 1 degree off textbook.
 DEPTH_WEIGHT = 0.2
 # Contrast volume the expert injects by procedure, mL (clinical.md §2.6 table).
+# The sacroiliac arthrogram takes ~0.5 mL to outline the joint (it holds 0.6-2.5 mL); a caudal epidurogram
+# 3 mL to show the sacral roots [ED].
 EXPERT_CONTRAST_ML = {"interlaminar_epidural": 2.0, "transforaminal_epidural": 1.0, "facet_intra_articular": 0.3,
-                      "medial_branch_block": 0.3}
+                      "medial_branch_block": 0.3, "sacroiliac_joint_injection": 0.5, "caudal_epidural": 3.0}
 # What the expert names the contrast as: the pattern each target gives (clinical.md §2.7; a medial branch
 # block's small periosteal spread at the SAP-TP junction reads as soft tissue, §2.4).
 EXPERT_READING = {"interlaminar_epidural": "epidural", "transforaminal_epidural": "epidural",
-                  "facet_intra_articular": "intra_articular", "medial_branch_block": "soft_tissue"}
+                  "facet_intra_articular": "intra_articular", "medial_branch_block": "soft_tissue",
+                  "sacroiliac_joint_injection": "intra_articular", "caudal_epidural": "epidural"}
 # The injectate the expert gives after the contrast test, (mL, agent) by procedure: transforaminal local
 # anaesthetic with non-particulate steroid 1-4 mL (§2.2 [S1][S19]); a medial branch block 0.5 mL of local
 # anaesthetic, no steroid (§2.4 [S3]); a facet joint within its ~1 mL capsule with the contrast (§2.3
-# [S31][S32]); interlaminar 3 mL [ED].
+# [S31][S32]); interlaminar 3 mL [ED]; the sacroiliac joint 1 mL with its 0.5 mL of contrast, within what it
+# holds; a caudal epidural 10 mL, the volume that reaches the lower lumbar levels from the hiatus [ED].
 EXPERT_INJECTATE = {"interlaminar_epidural": (3.0, "steroid_nonparticulate"),
                     "transforaminal_epidural": (2.0, "steroid_nonparticulate"),
                     "facet_intra_articular": (0.5, "steroid_nonparticulate"),
                     "medial_branch_block": (0.5, "local_anaesthetic"),
-                    "radiofrequency_ablation": (1.0, "local_anaesthetic")}
+                    "radiofrequency_ablation": (1.0, "local_anaesthetic"),
+                    "sacroiliac_joint_injection": (1.0, "steroid_nonparticulate"),
+                    "caudal_epidural": (10.0, "steroid_nonparticulate")}
 # The expert's ablation (clinical.md §2.5 [S39][S40][S43]): sensory stimulation at the 0.5 V criterion, motor
 # at 2 V (multifidus, no leg), 0.5-1 mL local anaesthetic, a lesion at 80 °C for 90 s; then the cannula
 # drawn back along the groove by half its active tip, motor tested again, and a second lesion [ED: the
@@ -69,6 +75,9 @@ EXPERT_SENSORY_V = SENSORY_CRITERION_V
 EXPERT_MOTOR_V = MOTOR_TEST_V
 EXPERT_LESION = {"temperature_c": 80.0, "seconds": 90.0}
 REPOSITION_FRACTION = 0.5
+# Procedures whose contrast run is watched on the trajectory view rather than the depth view: the sacroiliac
+# arthrogram shows on the oblique that parts the joint lines; on lateral the joint lies behind the ilium.
+CONTRAST_ON_TRAJECTORY_VIEW = ("sacroiliac_joint_injection",)
 
 
 @dataclass(frozen=True)
@@ -231,7 +240,7 @@ def expert_actions(scenario: Scenario, target: Target, trajectory: Trajectory) -
 
     Align on the first view, take the trajectory view and place the needle, advance in stages with
     images, switch to the depth view (and, for the interlaminar approach, check loss of resistance
-    in the ligamentum flavum and again in the epidural space), test with contrast under live
+    in the ligamentum flavum and again in the epidural space; caudal: in the canal), test with contrast under live
     fluoroscopy (DSA where the scenario allows it), name its pattern, check the spread on AP, give the injectate
     (:data:`EXPERT_INJECTATE`), finish. A radiofrequency ablation instead stimulates, anaesthetises and
     makes two lesions (:func:`_ablate`).
@@ -255,11 +264,15 @@ def expert_actions(scenario: Scenario, target: Target, trajectory: Trajectory) -
     shot()
     add("place_needle", 8.0, entry=_rounded(trajectory.entry), direction=_rounded(trajectory.direction, 6))
     depth = trajectory.depth_mm
-    add("advance", 6.0, mm=round(0.5 * depth, 3))
+    # A caudal needle stops first in the sacrococcygeal ligament over the hiatus (the model's dorsal ligament
+    # there), where resistance is felt before it gives into the canal.
+    ligament = next((s for s in trajectory.trace.segments if in_group(s.structure, "supraspinous_ligament")), None)
+    caudal_stop = ligament is not None and scenario.procedure == "caudal_epidural"
+    done = 0.5 * (ligament.depth_in_mm + ligament.depth_out_mm) if caudal_stop else 0.5 * depth
+    add("advance", 6.0, mm=round(done, 3))
     shot()
     add("set_carm", 5.0, **depth_view.to_json())
     shot()
-    done = 0.5 * depth
     if scenario.procedure == "interlaminar_epidural":
         flavum = next((s for s in trajectory.trace.segments if in_group(s.structure, "ligamentum_flavum")), None)
         if flavum is not None and flavum.depth_in_mm + 1.0 > done:
@@ -267,6 +280,8 @@ def expert_actions(scenario: Scenario, target: Target, trajectory: Trajectory) -
             add("advance", 6.0, mm=round(inside_flavum - done, 3))
             done = inside_flavum
             add("check_loss_of_resistance", 3.0)
+    elif scenario.procedure == "caudal_epidural":
+        add("check_loss_of_resistance", 3.0)  # in the sacrococcygeal ligament over the hiatus: firm
     else:
         add("advance", 6.0, mm=round(0.35 * depth, 3))
         done += 0.35 * depth
@@ -274,13 +289,15 @@ def expert_actions(scenario: Scenario, target: Target, trajectory: Trajectory) -
     # A bone target is reached by pushing on to the bone, which stops the needle on its surface.
     final = depth - done + (1.0 if target.on_bone else 0.0)
     add("advance", 6.0, mm=round(final, 3))
-    if scenario.procedure == "interlaminar_epidural":
+    if scenario.procedure in ("interlaminar_epidural", "caudal_epidural"):
         add("check_loss_of_resistance", 3.0)
     shot()
     if scenario.procedure == "radiofrequency_ablation":
         _ablate(add, shot, scenario, alignment)
         return actions
     mode = "dsa" if scenario.imaging.dsa else "live"
+    if scenario.procedure in CONTRAST_ON_TRAJECTORY_VIEW:
+        add("set_carm", 5.0, **trajectory_view.to_json())
     add("inject_contrast", 5.0, ml=EXPERT_CONTRAST_ML[scenario.procedure])
     add("fluoro_shot", 0.5, mode=mode, seconds=3.0)
     add("read_contrast", 2.0, reading=EXPERT_READING[scenario.procedure])

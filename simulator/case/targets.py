@@ -31,6 +31,15 @@ radiofrequency ablation     the same junction, met on bone along the caudal-   t
                             is the segment :data:`NERVE_COURSE_MM` long from   :data:`ALONG_NERVE_MM` of
                             there along the groove (``Target.nerve_course``)   its course (§6.3 [ED]:
                                                                                within 5 mm of the line)
+sacroiliac joint injection  ``sacroiliac_joint.{s}.inferior_third``: the       inside that joint within
+                            caudal third of the joint, entered along the       :data:`SI_ZONE_MM`
+                            joint's plane from its posterior line (Dussault
+                            2000)
+caudal epidural             the sacral canal :data:`CAUDAL_ADVANCE_MM` above   inside ``epidural_space``
+                            ``sacral_hiatus.apex``, along the canal            within :data:`CAUDAL_ZONE_MM`,
+                            (Aggarwal 2009: not more than ~7 mm past the apex  at least
+                            where S2 comes closest)                            :data:`CAUDAL_SAC_MARGIN_MM`
+                                                                               below the dural sac's end
 ==========================  =================================================  =========================
 
 The approach gives the textbook needle direction (a cone the expert planner searches) and the C-arm
@@ -50,9 +59,10 @@ from anatomy_models.errors import SpinesimError
 from anatomy_models.structures import in_group, level_below
 from scenarios.poses import CArmPose
 from scenarios.schema import Scenario, TargetSpec
-from simulator.imaging.carm import (CArm, contralateral_oblique, gun_barrel, ipsilateral_oblique, lateral, scotty_dog,
-                                    square_endplate)
+from simulator.imaging.carm import (CArm, ap, contralateral_oblique, gun_barrel, ipsilateral_oblique, lateral,
+                                    scotty_dog, square_endplate)
 from simulator.needle.contrast import in_epidural_compartment
+from simulator.needle.sacral_contrast import dural_sac_end
 from simulator.needle.shaft import Needle
 from simulator.needle.trace import BONE_STANDOFF_MM, Tracer
 
@@ -225,6 +235,8 @@ def target_for(scenario: Scenario, anatomy: Anatomy, tracer: Tracer) -> Target:
         "facet_intra_articular": _facet,
         "medial_branch_block": _medial_branch,
         "radiofrequency_ablation": _ablation,
+        "sacroiliac_joint_injection": _sacroiliac,
+        "caudal_epidural": _caudal,
     }
     target = builders[scenario.procedure](scenario, spec, anatomy, tracer)
     depth = tracer.body_exit_depth(target.point, target.textbook_direction)
@@ -486,3 +498,110 @@ def _near_segment(segment: tuple[np.ndarray, np.ndarray], limit_mm: float, point
     span = end - start
     t = float(np.clip(np.dot(np.asarray(point) - start, span) / np.dot(span, span), 0.0, 1.0))
     return float(np.linalg.norm(np.asarray(point) - (start + t * span))) <= limit_mm
+
+
+# Sacroiliac joint injection (Dussault et al., Radiology 2000;214:273; SIS practice guidelines): the
+# needle enters the joint's caudal third from its posterior line, in the plane of the joint, so the
+# C-arm looks along that plane: turned to the side opposite the joint (the joint's plane runs forward and
+# outward, its posterior line medial to its anterior one) until the anterior and posterior joint lines, two
+# lines on AP, part to show the posterior one clear at the joint's lower end, and tilted to follow the
+# joint's cranio-caudal slope. Joint voxels within SI_PLANE_FIT_MM of the target give the local plane [ED].
+SI_PLANE_FIT_MM = 14.0
+SI_ZONE_MM = 10.0
+SI_CONE_DEG = 15.0
+
+
+def _sacroiliac(scenario: Scenario, spec: TargetSpec, anatomy: Anatomy, tracer: Tracer) -> Target:
+    joint = f"sacroiliac_joint.{spec.side}"
+    name = f"{joint}.inferior_third"
+    point = anatomy.landmark(name)
+    direction = _in_joint_plane(tracer, joint, point, _side_sign(spec.side))
+    # The trajectory view looks down the joint's plane (the C-arm's angles from the line itself).
+    barrel = gun_barrel(Needle(point - GUN_BARREL_DEPTH_MM * direction, direction, GUN_BARREL_DEPTH_MM))
+    tilt = "cranial" if barrel.secondary_deg >= 0 else "caudal"
+    trajectory = View(f"SI joint CLO {abs(barrel.primary_deg):.0f}, {tilt} {abs(barrel.secondary_deg):.0f} deg", barrel)
+    # A plain AP centred on the joint (the sacrum's endplate squared would tilt the beam ~40 deg cranially and
+    # foreshorten the joint), the oblique, and the lateral that shows the tip has not gone through the joint.
+    centre = tuple(point)
+    views = (View("AP of the sacroiliac joint", ap(isocenter=centre)), trajectory,
+             View("lateral", lateral(anatomy, None, spec.side, isocenter=centre)))
+    zone = Zone(point, SI_ZONE_MM, inside=(joint,) if _labelled(anatomy, joint) else ())
+    return Target(scenario.procedure, f"{spec.side} sacroiliac joint, caudal third", point, zone, direction,
+                  SI_CONE_DEG, views, landmark=name)
+
+
+def _in_joint_plane(tracer: Tracer, joint: str, point: np.ndarray, sign: float) -> np.ndarray:
+    """The posterior-to-anterior direction in the plane of the joint's voxels near ``point`` (their least
+    principal axis is its normal); without enough voxels, 20 deg from sagittal toward the joint's side
+    (the joint's front lies lateral, its back medial) [ED]."""
+    codes = tracer.codes_in_group(joint)
+    ijk = np.argwhere(np.isin(tracer.codes, codes)) if codes.size else np.zeros((0, 3))
+    points = tracer.volume.voxel_to_world(ijk) if len(ijk) else np.zeros((0, 3))
+    points = points[np.linalg.norm(points - point, axis=1) <= SI_PLANE_FIT_MM]
+    fallback = needle_direction(20.0, -sign, 0.0)
+    if len(points) < 10:
+        return fallback
+    _, _, axes = np.linalg.svd(points - points.mean(axis=0), full_matrices=False)
+    normal = axes[2]
+    direction = VENTRAL - np.dot(VENTRAL, normal) * normal
+    if np.linalg.norm(direction) < 0.3:
+        return fallback
+    return direction / np.linalg.norm(direction)
+
+
+# Caudal epidural: through the sacrococcygeal ligament between the cornua, then along
+# the canal. The tip stops CAUDAL_ADVANCE_MM above the hiatus's apex: the apex lies 7.25 mm from S2 at
+# the least (Aggarwal et al., Surg Radiol Anat 2009;31:793: "not safe to push the needle beyond 7 mm into
+# the sacral canal"). The needle comes up the canal from below, CAUDAL_STEEPER_DEG steeper than the canal
+# (it starts at ~45 deg to the skin and is flattened once through the ligament) [ED]. Epidural voxels
+# within CAUDAL_AXIS_FIT_MM of the apex, near the midline, give the canal's axis there [ED].
+CAUDAL_ADVANCE_MM = 6.0
+CAUDAL_STEEPER_DEG = 10.0
+CAUDAL_AXIS_FIT_MM = 30.0
+CAUDAL_ZONE_MM = 8.0
+CAUDAL_CONE_DEG = 15.0
+# The tip must stay this far below the dural sac's end: the sac ends at S2 (clinical.md §4.3 [S74]) and S3
+# is ~20 mm tall, so 15 mm keeps the tip at or below S3 on lateral [ED]; a low-lying sac shrinks the room.
+CAUDAL_SAC_MARGIN_MM = 15.0
+CAUDAL_VIEW_SHIFT_MM = np.array([0.0, -30.0, 25.0])
+
+
+def canal_axis(tracer: Tracer, apex: np.ndarray) -> np.ndarray:
+    """Unit direction of the sacral canal at the hiatus's ``apex``, pointing cranially: the principal axis of
+    the midline epidural voxels within :data:`CAUDAL_AXIS_FIT_MM` of it (straight up without them)."""
+    codes = tracer.codes_in_group("epidural_space")
+    ijk = np.argwhere(np.isin(tracer.codes, codes)) if codes.size else np.zeros((0, 3))
+    points = tracer.volume.voxel_to_world(ijk) if len(ijk) else np.zeros((0, 3))
+    near = np.linalg.norm(points - apex, axis=1) <= CAUDAL_AXIS_FIT_MM
+    points = points[(np.abs(points[:, 0] - apex[0]) <= 5.0) & near]
+    if len(points) < 10:
+        return np.array([0.0, 0.0, 1.0])
+    _, _, axes = np.linalg.svd(points - points.mean(axis=0), full_matrices=False)
+    return axes[0] * (1.0 if axes[0][2] >= 0 else -1.0)
+
+
+def below_sac_end(tracer: Tracer, point: np.ndarray) -> bool:
+    """Whether ``point`` lies at least :data:`CAUDAL_SAC_MARGIN_MM` from the dural sac's end."""
+    end = dural_sac_end(tracer)
+    return end is None or float(np.linalg.norm(np.asarray(point) - end)) >= CAUDAL_SAC_MARGIN_MM
+
+
+def _caudal(scenario: Scenario, spec: TargetSpec, anatomy: Anatomy, tracer: Tracer) -> Target:
+    name = "sacral_hiatus.apex"
+    apex = anatomy.landmark(name)
+    axis = canal_axis(tracer, apex)
+    point = apex + CAUDAL_ADVANCE_MM * axis
+    # Steeper than the canal: the axis turned toward the front about the left-right axis.
+    angle = np.radians(CAUDAL_STEEPER_DEG)
+    direction = np.cos(angle) * axis + np.sin(angle) * np.cross(np.array([1.0, 0.0, 0.0]), axis)
+    direction /= np.linalg.norm(direction)
+    # AP centred on the lower sacrum, the lateral that shows the tip against S3 and the sac's end, and the
+    # lateral again for depth (the canal's front wall: the venous plexus lies against it).
+    # Centred a little in front of and above the tip, so the view holds the sacrum and the sac's end, not air.
+    centre = tuple(point + CAUDAL_VIEW_SHIFT_MM)
+    ap_view = View("AP of the sacrum", ap(isocenter=centre))
+    side_view = View("lateral (sacrum)", lateral(anatomy, None, "left", isocenter=centre))
+    zone = Zone(point, CAUDAL_ZONE_MM, inside=("epidural_space",) if _labelled(anatomy, "epidural_space") else (),
+                compartment=lambda p, structure, tissue: below_sac_end(tracer, p))
+    return Target(scenario.procedure, "sacral epidural space above the hiatus", point, zone, direction, CAUDAL_CONE_DEG,
+                  (ap_view, side_view, side_view), landmark=name)

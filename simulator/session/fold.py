@@ -92,6 +92,7 @@ from simulator.needle.contrast import MODELS as CONTRAST_MODELS
 from simulator.needle.contrast import ContrastSpread, compartment_at, contrast_volume, inject, is_artery
 from simulator.needle.hub import blood_shows
 from simulator.needle.resistance import check_loss_of_resistance
+from simulator.needle.sacral_contrast import inject_sacral, sacral_compartment
 from simulator.needle.shaft import Needle
 from simulator.needle.trace import AIR, Trace, Tracer, stop_at_bone, tracer_for
 from simulator.session import actions as act
@@ -113,6 +114,15 @@ INJECTATE_WENT = {"epidural": "into the epidural space", "intrathecal": "into th
                   "subdural": "subdural", "arterial": "into an artery", "venous": "into a vein",
                   "intra_articular": "into the facet joint", "intradiscal": "into the disc",
                   "soft_tissue": "into the soft tissue"}
+
+
+def _injectate_went(pattern: str, structure: str) -> str:
+    """Where an injectate of ``pattern`` at ``structure`` went, in words (:data:`INJECTATE_WENT`; a joint by name)."""
+    if in_group(structure, "sacroiliac_joint"):
+        return f"into the {clinical_name(structure)}"
+    return INJECTATE_WENT[pattern]
+
+
 # A redirect pulls the tip back to this far above the deep end of the subcutaneous layer (mm) [ED].
 SUBCUTANEOUS_MARGIN_MM = 1.0
 # ... but never shallower than this (mm): the needle must stay in the skin to be steered [ED].
@@ -627,7 +637,10 @@ class _Step:
 
     def inject(self, state: SessionState) -> SessionState:
         needle = self.needle_in(state)
-        spread = inject(self.tracer, needle.tip, self.action.ml, seed=[self.session.scenario.seed, self.before.actions])
+        seed = [self.session.scenario.seed, self.before.actions]
+        # The sacrum's own patterns (sacroiliac arthrogram, caudal epidurogram, sacral venous plexus) first.
+        spread = (inject_sacral(self.tracer, needle.tip, self.action.ml, seed=seed)
+                  or inject(self.tracer, needle.tip, self.action.ml, seed=seed))
         self.spread = spread
         injection = Injection(self.action.t, tuple(np.round(needle.tip, 4).tolist()), self.action.ml, spread.pattern,
                               spread.structure)
@@ -641,21 +654,22 @@ class _Step:
     def inject_medication(self, state: SessionState) -> SessionState:
         a = self.action
         needle = self.needle_in(state)
-        compartment = compartment_at(self.tracer, needle.tip)
+        compartment = sacral_compartment(self.tracer, needle.tip) or compartment_at(self.tracer, needle.tip)
         medication = Injection(a.t, tuple(np.round(needle.tip, 4).tolist()), a.ml, compartment.pattern,
                                compartment.structure, a.agent)
         state = replace(state, medications=state.medications + (medication,))
         severity: Severity = "unsafe" if compartment.pattern in UNSAFE_PATTERNS else "info"
         self.emit("medication", severity, f"{a.ml:g} mL of {AGENT_WORDS[a.agent]} injected", pattern=compartment.pattern,
                   ml=a.ml, agent=a.agent, structure=compartment.structure,
-                  verdict=f"it went {INJECTATE_WENT[compartment.pattern]}")
+                  verdict=f"it went {_injectate_went(compartment.pattern, compartment.structure)}")
         self.check_capsule(state, medication)
         return state
 
     def check_capsule(self, state: SessionState, injection: Injection) -> None:
         """A capsule_rupture event when ``injection`` takes a facet joint past what its capsule holds
-        (contrast and injectate together, clinical.md §2.3)."""
-        if injection.pattern != "intra_articular":
+        (contrast and injectate together, clinical.md §2.3); a sacroiliac joint's extra-articular spread is
+        common and no fault (:mod:`simulator.needle.sacral_contrast`)."""
+        if injection.pattern != "intra_articular" or not in_group(injection.structure, "facet_joint"):
             return
         joint_ml = sum(i.ml for i in state.injections + state.medications
                        if i.pattern == "intra_articular" and i.structure == injection.structure)

@@ -42,7 +42,10 @@ PIXELS = 160
 # One library case per procedure, with the words its page must contain.
 CASES = {"interlaminar_epidural": "ilesi-l3l4-right", "transforaminal_epidural": "tfesi-default",
          "facet_intra_articular": "facet-l5s1-right", "medial_branch_block": "mbb-default",
-         "radiofrequency_ablation": "rfa-l5-dorsal-ramus-right"}
+         "radiofrequency_ablation": "rfa-l5-dorsal-ramus-right", "sacroiliac_joint_injection": "si-joint-left",
+         "caudal_epidural": "caudal-default"}
+# A CT labelled with its vertebrae only has no sacroiliac joint or sacral hiatus to aim at.
+SACRUM_LABELLED = ("sacroiliac_joint_injection", "caudal_epidural")
 
 
 def _parts(attempt):
@@ -117,7 +120,7 @@ def test_every_procedure_has_a_template_filled_with_the_cases_level_and_side(pro
     headings = [h for h, _ in text.before + text.after]
     assert any("risk" in h.lower() for h in headings) and any("afterwards" in h.lower() for h in headings)
     assert words["side_words"] in everything and (words["level"] in everything or words["bone"] in everything)
-    assert f"on the {scenario.target.side} side" in everything
+    assert scenario.target.side == "midline" or f"on the {scenario.target.side} side" in everything
     assert "{{" not in everything and "[S" not in everything and "clinical.md" not in everything
     assert re.search(r"<strong>[^<]*\b1 in \d+", everything), "risks need plain numbers"
 
@@ -201,6 +204,8 @@ def test_nothing_identifying_reaches_the_page(patient_page):
 
 def test_every_procedure_finds_its_target_on_a_ct_with_vertebra_labels_only(patient_ct):
     for procedure, case in CASES.items():
+        if procedure in SACRUM_LABELLED:
+            continue
         attempt = explained_attempt(library_scenarios()[case], patient_ct)
         assert attempt.estimated and attempt.session.state.in_target, procedure
 

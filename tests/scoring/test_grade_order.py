@@ -4,8 +4,10 @@ named. Attempts are scripted from the anatomy (the planner, the labels), never t
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
+from anatomy_models.structures import in_group
 from scenarios.schema import library_scenarios
 from scoring.grade import CRITICAL_GRADE_CAP, MAJOR_GRADE_CAP
 from scoring.report import score
@@ -107,6 +109,56 @@ def _live_throughout(session):
     return [a | {"mode": "live", "seconds": 10.0} if a["type"] == "fluoro_shot" else a for a in expert_log(session)]
 
 
+def _along_the_line(session, depth_mm: float, *, contrast: str | None = None):
+    """The expert's line pushed on to ``depth_mm`` with images, then (with ``contrast``, a shot mode) a contrast
+    test imaged that way and the expert's injectate."""
+    path = plan_trajectory(session.tracer, session.target, session.spec)
+    script = Script(session).view(0).view(1).place(path.entry, path.direction).advance_to(depth_mm).view(2)
+    if contrast == "live":
+        script.contrast(1.0, mode="live")
+    elif contrast:
+        script.add("inject_contrast", ml=1.0).add("fluoro_shot", 0.5, mode=contrast)
+    if contrast:
+        script.medication()
+    return script.add("finish").actions
+
+
+def _line_depth(session, beyond: str, *, after_mm: float = 0.0, middle: bool = True) -> float:
+    """Depth (mm) along the expert's line of the first segment past ``after_mm`` that is in group ``beyond``."""
+    path = plan_trajectory(session.tracer, session.target, session.spec)
+    trace = session.tracer.trace(path.entry, path.direction, session.spec.length_mm - 5.0)
+    found = next(s for s in trace.segments if s.depth_in_mm > after_mm and in_group(s.structure, beyond))
+    return 0.5 * (found.depth_in_mm + found.depth_out_mm) if middle else found.depth_in_mm
+
+
+def _through_sacroiliac_joint(session):
+    """Sacroiliac joint: on along the joint's plane, out of its front into the psoas (the pelvis)."""
+    path = plan_trajectory(session.tracer, session.target, session.spec)
+    return _along_the_line(session, _line_depth(session, "muscle", after_mm=path.depth_mm))
+
+
+def _caudal_into_the_sac(session):
+    """Caudal: on up the canal into the dural sac's end and a contrast test there (a myelogram)."""
+    return _along_the_line(session, _line_depth(session, "dural_sac.csf"), contrast="live")
+
+
+def _caudal_too_high(session):
+    """Caudal: up the canal to within a few millimetres of the dural sac's end (above S3), contrast live."""
+    return _along_the_line(session, _line_depth(session, "dural_sac", middle=False) - 6.0, contrast="live")
+
+
+def _caudal_venous(session):
+    """Caudal: the tip pushed against the canal's front wall (the sacral venous plexus), the contrast test on a
+    single pulse (the run that would show the veins never made), then the injectate into the vein."""
+    target, tracer = session.target, session.tracer
+    bone = tracer.trace(target.point, np.array([0.0, -1.0, 0.0]), 20.0).first_bone()
+    wall = target.point + np.array([0.0, -(bone.depth_in_mm - 0.4), 0.0])
+    path = path_to(session, wall, cone_deg=20.0)
+    script = Script(session).view(0).view(1).place(path.entry, path.direction).advance_to(path.depth_mm).view(2)
+    script.add("inject_contrast", ml=1.0).add("fluoro_shot", 0.5, mode="pulse")
+    return script.medication().add("finish").actions
+
+
 UNSAFE = [
     ("tfesi-default", _blind, "blind_injection", "critical"),
     ("ilesi-default", _blind, "blind_injection", "critical"),
@@ -119,13 +171,18 @@ UNSAFE = [
     ("tfesi-l5s1-left", _too_deep, "beyond_ventral_epidural", "major"),
     ("facet-default", _live_throughout, "excessive_fluoro_time", "major"),
     ("mbb-default", _live_throughout, "excessive_fluoro_time", "major"),
+    ("si-joint-left", _through_sacroiliac_joint, "through_sacroiliac_joint", "major"),
+    ("caudal-default", _caudal_venous, "venous_injection", "critical"),
+    ("caudal-default", _caudal_too_high, "too_high_in_sacral_canal", "major"),
+    ("caudal-low-lying-sac", _caudal_into_the_sac, "intrathecal_injection", "critical"),
 ]
 # Several cases of every procedure, levels L3-L4 to L5-S1, both sides.
 # tfesi-l5s1-left is open in issue 15: its safe-triangle point sits just in front of the real S1 SAP, out of
 # every safe path's reach, so the expert aims 1.5 mm off and loses the margin over the competent (95.5 vs 92.3).
 VALIDATION_CASES = ["tfesi-default", pytest.param("tfesi-l5s1-left", marks=pytest.mark.xfail(
                         strict=True, reason="issue 15: the L5-S1 safe-triangle point is out of reach")), "tfesi-l3l4-right-kambin", "ilesi-default", "ilesi-l5s1-left",
-                    "ilesi-l3l4-right", "facet-default", "facet-l5s1-right", "mbb-default", "mbb-l5-dorsal-ramus-right"]
+                    "ilesi-l3l4-right", "facet-default", "facet-l5s1-right", "mbb-default", "mbb-l5-dorsal-ramus-right",
+                    "si-joint-left", "caudal-default"]
 
 
 @pytest.mark.parametrize("scenario_id", VALIDATION_CASES)
@@ -194,7 +251,6 @@ def test_injectate_where_it_belongs_passes_a_tip_off_the_planned_point(anatomy_f
     """Accuracy by outcome, no cliff: a transforaminal tip 6-8 mm from the planned point, outside the
     zone but in the foraminal epidural space, with correct epidural spread and no safety event, passes;
     its distance still costs points, smoothly."""
-    import numpy as np
 
     session = _session(anatomy_for, "tfesi-default")
     target = session.target
@@ -207,3 +263,13 @@ def test_injectate_where_it_belongs_passes_a_tip_off_the_planned_point(anatomy_f
     assert 0.65 < accuracy.score < 0.95 and report.passed, (accuracy, report.gates)
     expert = _graded(anatomy_for, "tfesi-default", expert_log)
     assert expert.grade > report.grade
+
+
+@pytest.mark.parametrize("scenario_id, key, unsafe", [("si-joint-left", "caudal_third", _through_sacroiliac_joint),
+                                                       ("caudal-default", "below_s3", _caudal_too_high)])
+def test_the_sacral_checklist_items_tell_the_expert_from_the_unsafe_attempt(graded, scenario_id, key, unsafe):
+    """The sacroiliac joint's caudal third and the caudal needle kept below S3: done by the expert, not done by
+    the attempt that went through the joint or up toward the sac."""
+    expert, wrong = (next(i for i in graded(scenario_id, make)[1].checklist if i.key == key)
+                     for make in (expert_log, unsafe))
+    assert expert.status == "done" and wrong.status == "not_done", (expert, wrong)
