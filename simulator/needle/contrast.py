@@ -5,9 +5,9 @@ The compartment is decided by what the needle tip is in (clinical.md §2.7 table
 ==================  =====================================  =============================================
 pattern             tip in                                 spread
 ==================  =====================================  =============================================
-``epidural``        ``epidural_space``; fat or soft        the epidural space plus the root sleeve (tissue
-                    tissue within 3 mm of a root           within 3 mm of a root, outside the sac, up to
-                    (foramen); a root itself               8 mm out of the space), easier cranio-caudally,
+``epidural``        ``epidural_space``; fat or soft        the epidural space plus the root sleeve (a 2 mm
+                    tissue within 3 mm of a root           cuff around the root, outside the sac, up to
+                    (foramen); a root itself               25 mm out of the space), easier cranio-caudally,
                                                            mostly on the tip's side of the sac (dorsal
                                                            for an interlaminar tip, ventral for a
                                                            foraminal one); tapering; persists, spreads
@@ -77,8 +77,8 @@ from simulator.needle.trace import AIR, NERVE_ROOT_GROUPS, Tracer
 Pattern = Literal["epidural", "intrathecal", "subdural", "arterial", "venous", "intra_articular",
                   "intradiscal", "soft_tissue"]
 
-# Tissue within this distance (mm) of a root's surface, outside the dural sac, is the root sleeve and
-# foramen: contrast there runs along the root (§2.7 TFESI row) [ED].
+# A tip in fat or soft tissue within this distance (mm) of a root's surface, outside the dural sac, is
+# in the foramen around the root: contrast injected there takes the epidural pattern (§2.7 TFESI row) [ED].
 ROOT_SLEEVE_MM = 3.0
 # The sleeve is the fat and loose tissue around the root (and the epidural space it leaves through),
 # not the psoas the nerve runs on into: contrast outlines the root, then flows medially under the
@@ -90,11 +90,15 @@ SLEEVE_TISSUES = frozenset({"fat", "soft_tissue", "muscle"})
 # contrast this many times less readily than the sleeve and the canal: the injectate outlines the
 # root and runs medially instead of pooling in the foramen (§2.7 TFESI row) [ED].
 LATERAL_RECESS_MM = 4.0
-_FORAMINAL_FAT_STEP_COST = 3.0
+_FORAMINAL_FAT_STEP_COST = 6.0
 # The dural root sleeve and the perineural spread that outlines the root reach this far (mm) beyond
-# the epidural space (the sleeve ends a little past the ganglion); beyond it, tissue around the root
-# is spill like any other [ED].
-SLEEVE_LENGTH_MM = 8.0
+# the epidural space: a transforaminal neurogram outlines the spinal nerve for 1-2 cm beyond the
+# foramen, infero-laterally under the pedicle (§2.2(a), §2.7 TFESI row [S17][S21]); beyond it, tissue
+# around the root is spill like any other [ED].
+SLEEVE_LENGTH_MM = 25.0
+# The sleeve is a thin cuff around the root (the dural sleeve and epineurium hold a film of fluid): seen
+# end-on its two edges are denser than its middle, the "tram track" that outlines the root [ED].
+SLEEVE_CUFF_MM = 2.0
 # The sleeve is a fluid-filled cuff (dural root sleeve and perineural fat): it holds more than epidural
 # fat and contrast runs along it first, outlining the root (§2.7 TFESI row) [ED].
 SLEEVE_FILL_FRACTION = 0.8
@@ -102,10 +106,13 @@ SLEEVE_FILL_FRACTION = 0.8
 # further per mL than in the ventral space; at this fraction an interlaminar 3 mL spans about 1.7 levels,
 # within the 2.21 ± 0.93 levels measured at 3 mL (Jeong 2013, Korean J Anesthesiol 65:431) [ED].
 DORSAL_FILL_FRACTION = 0.5
-_SLEEVE_STEP_COST = 0.4
+# From a foraminal tip, fluid runs along the cuff this many times more readily than through the
+# epidural fat: it outlines the root before it pools [ED].
+_SLEEVE_STEP_COST = 0.15
 # Where the root has entered the psoas, its sleeve is the muscle's fascial cleft: contrast follows
-# the root there only after the sleeve in the foramen and the canal have taken it [ED].
-_MUSCLE_SLEEVE_STEP_COST = 1.5
+# the root there after the sleeve in the foramen, before it spreads in the canal's fat (the 1 mm
+# patient: ~9% of 1 mL in the psoas, all of it within the cuff) [ED].
+_MUSCLE_SLEEVE_STEP_COST = 0.5
 # The facet capsule's superior and inferior recesses extend this far around the joint space label (mm),
 # at its poles: within RECESS_POLE_MM of the joint's cranial and caudal ends. A joint label is the thin
 # cartilage-lined space (its fluid film holds JOINT_FILL_FRACTION of it); the recesses are the capsule's
@@ -495,8 +502,10 @@ class ContrastSpread:
             placed = _tapered_fill(capacity * inside, self.cost_mm[rank], held * spread)
         else:
             placed = _fill_prefix(capacity * inside, held * spread)
-        if model.spills:
-            placed += _fill_prefix(capacity * ~inside, total - placed.sum())
+        # What the compartment could not hold spills; a rounding remainder (~1e-16 mL) does not.
+        overflow = total - placed.sum()
+        if model.spills and overflow > 1e-9 * total:
+            placed += _fill_prefix(capacity * ~inside, overflow)
         if placed.sum() < total:
             # Nothing more is reachable: what is left makes the filled voxels more concentrated.
             placed *= total / placed.sum()
@@ -654,7 +663,13 @@ def inject(tracer: Tracer, tip: Sequence[float] | np.ndarray, volume_ml: float,
     grid = tracer.volume.crop(tip - model.half_extent_mm, tip + model.half_extent_mm)
     codes = grid.array
     inside = np.isin(codes, compartment.codes)
-    sleeve = _root_sleeve(tracer, codes, grid) & ~inside if compartment.root_sleeve else np.zeros_like(inside)
+    if compartment.pattern == "epidural":
+        other_side, foramen, dorsal_space = _sac_sides(tracer, codes, grid, tip)
+    # The sleeve: the cuff around the root out of the canal; from a foraminal tip it starts in the
+    # foramen's epidural fat, from a dorsal tip (reached through the canal) beyond it.
+    sleeve = np.zeros_like(inside)
+    if compartment.root_sleeve:
+        sleeve = _root_sleeve(tracer, codes, grid) & (~inside | (foramen & ~dorsal_space.any()))
     inside |= sleeve
     if model.washout_time_s is not None:
         inside |= _runoff(tracer, codes, grid, inside, arterial=compartment.pattern == "arterial")
@@ -674,11 +689,14 @@ def inject(tracer: Tracer, tip: Sequence[float] | np.ndarray, volume_ml: float,
                                                                         _ANNULUS_STEP_COST], 1.0),
                          np.where(spill, _SPILL_STEP_COST, np.inf))
     if compartment.pattern == "epidural":
-        other_side, foramen, dorsal_space = _sac_sides(tracer, codes, grid, tip)
         step_cost = np.where(inside & other_side, step_cost * model.barrier_cost, step_cost)
         step_cost = np.where(inside & foramen & ~sleeve, step_cost * _FORAMINAL_FAT_STEP_COST, step_cost)
         in_muscle = sleeve & np.isin(codes, [c for c, t in enumerate(tracer.tissues) if t == "muscle"])
         step_cost = np.where(in_muscle, _MUSCLE_SLEEVE_STEP_COST, step_cost)
+        if dorsal_space.any():
+            # From a dorsal (interlaminar) tip the sleeve is reached through the canal and takes contrast
+            # no more readily than the epidural space: it stays dorsal-dominant (§2.7 ILESI row).
+            step_cost = np.where(sleeve, np.maximum(step_cost, 1.0), step_cost)
     voxel_ml = float(abs(np.linalg.det(grid.affine[:3, :3]))) / 1000.0
     if compartment.pattern != "epidural":
         dorsal_space = np.zeros_like(inside)
@@ -687,8 +705,11 @@ def inject(tracer: Tracer, tip: Sequence[float] | np.ndarray, volume_ml: float,
                                            DORSAL_FILL_FRACTION], model.fill_fraction), SPILL_FILL_FRACTION) * voxel_ml
     if model.texture_mm is not None:
         texture = _texture(grid, model.texture_mm, seed)
-        step_cost = np.where(inside, step_cost * np.exp(model.texture_cost_gain * texture), step_cost)
-        capacity = np.where(inside, capacity * np.clip(1.0 + model.texture_capacity_gain * texture, 0.2, 2.0), capacity)
+        # The sleeve is a smooth cuff, not lobulated fat.
+        lobulated = inside & ~sleeve
+        step_cost = np.where(lobulated, step_cost * np.exp(model.texture_cost_gain * texture), step_cost)
+        lobules = np.clip(1.0 + model.texture_capacity_gain * texture, 0.2, 2.0)
+        capacity = np.where(lobulated, capacity * lobules, capacity)
     start = _start_voxel(grid, tip, inside)
     start = _start_voxel(grid, tip, spill) if start is None else start
     if start is None:
@@ -800,14 +821,15 @@ def _runoff(tracer: Tracer, codes: np.ndarray, grid: Volume, vessel: np.ndarray,
 
 
 def _root_sleeve(tracer: Tracer, codes: np.ndarray, grid: Volume) -> np.ndarray:
-    """The tissue of :data:`SLEEVE_TISSUES` within :data:`ROOT_SLEEVE_MM` of a root, outside the sac,
-    on the crop."""
+    """The tissue of :data:`SLEEVE_TISSUES` and the epidural space within :data:`SLEEVE_CUFF_MM` of a root,
+    outside the sac, up to :data:`SLEEVE_LENGTH_MM` beyond the epidural space, on the crop."""
     roots = np.isin(codes, tracer.root_codes())
     if not roots.any():
         return np.zeros(codes.shape, bool)
-    near = ndimage.distance_transform_edt(~roots, sampling=grid.spacing) <= ROOT_SLEEVE_MM + 0.5 * float(np.min(grid.spacing))
-    soft = np.isin(codes, [c for c, t in enumerate(tracer.tissues) if t in SLEEVE_TISSUES])
+    cuff_mm = SLEEVE_CUFF_MM + 0.5 * float(np.min(grid.spacing))
+    near = ndimage.distance_transform_edt(~roots, sampling=grid.spacing) <= cuff_mm
     epidural = np.isin(codes, tracer.codes_in_group("epidural_space"))
+    soft = np.isin(codes, [c for c, t in enumerate(tracer.tissues) if t in SLEEVE_TISSUES]) | epidural
     if epidural.any():
         soft &= ndimage.distance_transform_edt(~epidural, sampling=grid.spacing) <= SLEEVE_LENGTH_MM
     return near & soft & ~np.isin(codes, tracer.codes_in_group("dural_sac"))

@@ -251,6 +251,21 @@ def test_transforaminal_contrast_outlines_the_root_and_flows_medially_before_the
     assert iodine[medial].sum() > 0.1 * iodine.sum()
 
 
+def test_a_transforaminal_neurogram_outlines_the_spinal_nerve_beyond_the_foramen(procedure_tips):
+    """1 mL at the safe triangle outlines the exiting nerve infero-laterally beyond the foramen (the
+    classic neurogram, clinical.md §2.2(a), §2.7): contrast more than 10 mm lateral to the epidural
+    space's edge, all of it in a cuff within 3.5 mm of the root, below the tip, none in the root."""
+    tracer, tips = procedure_tips
+    tip = tips["tfesi-default"]
+    volume = inject(tracer, tip, 1.0).concentration(5.0)
+    filled = volume.voxel_to_world(np.argwhere(volume.array > 0.05 * volume.array.max()))
+    epidural = tracer.volume.voxel_to_world(np.argwhere(np.isin(tracer.codes, tracer.codes_in_group("epidural_space"))))
+    edge_mm = np.max(np.abs(epidural[np.abs(epidural[:, 2] - tip[2]) < 15.0, 0]))
+    out = np.abs(filled[:, 0]) > edge_mm + 10.0
+    assert out.sum() > 0
+    assert np.all(tracer.nerve_root_distance(filled[out]) <= 3.5) and np.all(filled[out, 2] < tip[2])
+    assert volume.array[_mask(tracer, volume, ["nerve_root"])].sum() == 0
+
 def _dorsal_share(tracer, volume) -> float:
     """Share of the epidural iodine dorsal to the dural sac's centre (in each axial slice)."""
     filled = np.argwhere(volume.array > 0)
