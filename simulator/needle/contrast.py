@@ -11,8 +11,11 @@ pattern             tip in                                 spread
                                                            mostly on the tip's side of the sac (dorsal
                                                            for an interlaminar tip, ventral for a
                                                            foraminal one); tapering; persists, spreads
-``intrathecal``     ``dural_sac.csf``, ``cauda_equina``    CSF; settles toward -y (anterior: the patient
-                                                           is prone, contrast is denser than CSF)
+``intrathecal``     ``dural_sac.csf``, ``cauda_equina``    CSF across the sac's width and the dural root
+                                                           sleeves, the roots as filling defects; settles
+                                                           toward -y (anterior: the patient is prone,
+                                                           contrast is denser than CSF) and down the
+                                                           lordosis
 ``subdural``        ``dural_sac.dura``                     the dura and the outermost layer of CSF;
                                                            sluggish, column-shaped
 ``arterial``        a ``blood`` structure named artery      the vessel's lumen, filling while the bolus
@@ -129,6 +132,16 @@ _RECESS_STEP_COST = 2.0
 # nucleus and fills it (§2.7: disc-shaped blush) [ED].
 _ANNULUS_STEP_COST = 10.0
 ANNULUS_FILL_FRACTION = 0.1
+# A myelogram: the roots of the cauda equina are solid (they hold only the CSF between their fibres),
+# so they show as linear filling defects in the contrast column; the dural sleeves that carry the
+# roots out of the sac fill with it for this far (mm) beyond the sac, in a cuff of SLEEVE_CUFF_MM
+# around the root: the short root-sleeve outpouchings at every level (clinical.md §2.7 intrathecal
+# row: outlines the cauda-equina roots) [ED].
+CAUDA_EQUINA_FILL_FRACTION = 0.05
+DURAL_SLEEVE_MM = 3.0
+# Intrathecal contrast runs downhill along the sac (toward the apex of the lordosis in a prone patient)
+# this fraction as readily as it layers in the slice it is in [ED].
+DOWNHILL_SHARE = 0.3
 # Soft tissues that take what a compartment cannot hold, and their fill fraction [ED].
 SPILL_TISSUES = frozenset({"fat", "muscle", "soft_tissue", "ligament", "skin", "cartilage"})
 SPILL_FILL_FRACTION = 0.2
@@ -174,8 +187,9 @@ class SpreadModel:
     spills : bool
         Whether what does not fit overflows into the soft tissue beside the compartment.
     gravity_gain : float
-        Intrathecal layering: fill order key = geodesic distance + g(t) * (y - y_tip), with
-        g(t) = gravity_gain * (0.25 + 0.75 * (1 - exp(-t / spread_time_s))).
+        Intrathecal layering: fill order key = geodesic distance + g(t) * height (:func:`_layer_height`:
+        height above the sac's dependent wall in the voxel's slice, plus a share of how much higher
+        that wall lies than at the tip), with g(t) = gravity_gain * (0.25 + 0.75 * (1 - exp(-t / spread_time_s))).
     texture_mm : tuple of 3 floats, optional
         Correlation lengths (x, y, z; mm) of a seeded random texture of the tissue: fat lobules
         (isotropic) make epidural contrast bubbly, muscle fibres (long in z) make it feathery.
@@ -233,9 +247,11 @@ MODELS: dict[str, SpreadModel] = {
     "epidural": SpreadModel(0.8, spread_gain=1.0, spread_time_s=30.0, cranio_caudal_cost=0.5,
                             half_extent_mm=(40.0, 40.0, 80.0), texture_mm=(2.0, 2.0, 2.0), texture_cost_gain=0.25,
                             texture_capacity_gain=0.4, smoothing_mm=1.5, barrier_cost=10.0, taper=True),
-    # Contrast mixes with CSF and pools by gravity (§2.7: diffuses, pools by gravity).
+    # Contrast mixes with CSF and pools by gravity (§2.7: diffuses, pools by gravity): a height of 1 mm
+    # in the sac weighs as 8 mm along it once settled, so it layers in the sac's dependent half over its
+    # full width [ED]; the front relaxed over 1 mm.
     "intrathecal": SpreadModel(0.5, spread_gain=1.0, spread_time_s=30.0, half_extent_mm=(30.0, 30.0, 90.0),
-                               spills=False, gravity_gain=10.0),
+                               spills=False, gravity_gain=8.0, smoothing_mm=1.0),
     # Sluggish, loculated column (§2.7).
     "subdural": SpreadModel(0.5, spread_gain=0.3, spread_time_s=60.0, cranio_caudal_cost=0.4,
                             half_extent_mm=(30.0, 30.0, 80.0), spills=False),
@@ -432,14 +448,13 @@ class ContrastSpread:
         Whether the volume exceeded the compartment's capsule.
     grid : Volume
         The crop's grid (its array is unused zeros of the crop's shape).
-    order, cost_mm, y_mm, capacity_ml, in_compartment : arrays (n,)
-        The visited voxels (flat crop indices) in fill order, their geodesic cost, their y (mm),
-        how much fluid each holds (mL) and whether each is in the compartment (else spill tissue).
-    tip_y_mm : float
-        y of the tip, mm.
+    order, cost_mm, height_mm, capacity_ml, in_compartment : arrays (n,)
+        The visited voxels (flat crop indices) in fill order, their geodesic cost, their layering
+        height (mm, :func:`_layer_height`; zeros without gravity), how much fluid each holds (mL) and
+        whether each is in the compartment (else spill tissue).
     neighbours : array (m, 2) int64
         Pairs of positions in :attr:`order` of face-adjacent visited voxels of the same kind
-        (both in the compartment or both spill tissue): the links the fill front relaxes along.
+        (both in the compartment, both spill tissue, or both roots in the CSF): the links the fill front relaxes along.
     """
 
     pattern: str
@@ -451,10 +466,9 @@ class ContrastSpread:
     grid: Volume
     order: np.ndarray
     cost_mm: np.ndarray
-    y_mm: np.ndarray
+    height_mm: np.ndarray
     capacity_ml: np.ndarray
     in_compartment: np.ndarray
-    tip_y_mm: float
     neighbours: np.ndarray
 
     @property
@@ -491,7 +505,7 @@ class ContrastSpread:
         spread = model.spread_factor(seconds)
         if model.gravity_gain:
             # Stable sort keeps the Dijkstra order among ties.
-            rank = np.argsort(self.cost_mm + model.gravity(seconds) * (self.y_mm - self.tip_y_mm), kind="stable")
+            rank = np.argsort(self.cost_mm + model.gravity(seconds) * self.height_mm, kind="stable")
         else:
             rank = np.arange(self.order.size)
         inside = self.in_compartment[rank]
@@ -553,9 +567,9 @@ def _confined_diffusion(amount: np.ndarray, neighbours: np.ndarray, steps: int) 
     return amount
 
 
-def _same_kind_neighbours(order: np.ndarray, in_compartment: np.ndarray, shape: tuple[int, int, int]) -> np.ndarray:
+def _same_kind_neighbours(order: np.ndarray, kind: np.ndarray, shape: tuple[int, int, int]) -> np.ndarray:
     """Pairs of positions in ``order`` (flat indices into a grid of ``shape``) of face-adjacent
-    voxels that are both in the compartment or both not."""
+    voxels of the same ``kind`` (one integer per position: compartment, spill tissue, roots)."""
     position = np.full(int(np.prod(shape)), -1, np.int64)
     position[order] = np.arange(order.size)
     ijk = np.stack(np.unravel_index(order, shape), axis=1)
@@ -567,7 +581,7 @@ def _same_kind_neighbours(order: np.ndarray, in_compartment: np.ndarray, shape: 
         there = position[order[here] + strides[axis]]
         linked = there >= 0
         here, there = here[linked], there[linked]
-        same = in_compartment[here] == in_compartment[there]
+        same = kind[here] == kind[there]
         pairs.append(np.stack([here[same], there[same]], axis=1))
     return np.concatenate(pairs)
 
@@ -676,6 +690,10 @@ def inject(tracer: Tracer, tip: Sequence[float] | np.ndarray, volume_ml: float,
     if compartment.pattern == "subdural":
         csf = np.isin(codes, tracer.codes_in_group("dural_sac.csf"))
         inside |= csf & ndimage.binary_dilation(inside, iterations=1)
+    roots_in_csf = np.zeros_like(inside)
+    if compartment.pattern == "intrathecal":
+        roots_in_csf = np.isin(codes, tracer.codes_in_group("cauda_equina"))
+        inside |= _dural_root_sleeves(tracer, codes, grid)
     recess = np.zeros_like(inside)
     if compartment.pattern == "intra_articular":
         recess = _capsule(tracer, codes, inside, grid) & ~inside
@@ -700,9 +718,10 @@ def inject(tracer: Tracer, tip: Sequence[float] | np.ndarray, volume_ml: float,
     voxel_ml = float(abs(np.linalg.det(grid.affine[:3, :3]))) / 1000.0
     if compartment.pattern != "epidural":
         dorsal_space = np.zeros_like(inside)
-    capacity = np.where(inside, np.select([sleeve, annulus, recess, dorsal_space],
+    capacity = np.where(inside, np.select([sleeve, annulus, recess, dorsal_space, roots_in_csf],
                                           [SLEEVE_FILL_FRACTION, ANNULUS_FILL_FRACTION, RECESS_FILL_FRACTION,
-                                           DORSAL_FILL_FRACTION], model.fill_fraction), SPILL_FILL_FRACTION) * voxel_ml
+                                           DORSAL_FILL_FRACTION, CAUDA_EQUINA_FILL_FRACTION], model.fill_fraction),
+                        SPILL_FILL_FRACTION) * voxel_ml
     if model.texture_mm is not None:
         texture = _texture(grid, model.texture_mm, seed)
         # The sleeve is a smooth cuff, not lobulated fat.
@@ -730,16 +749,19 @@ def inject(tracer: Tracer, tip: Sequence[float] | np.ndarray, volume_ml: float,
     order, cost = _fill_order(np.ascontiguousarray(step_cost), start, _OFFSETS, lengths, capacity.ravel(),
                               inside.ravel(), limit, needed)
     ijk = np.stack(np.unravel_index(order, grid.shape), axis=1)
-    y_mm = grid.voxel_to_world(ijk)[:, 1]
+    height = (_layer_height(grid, inside, tip)[tuple(ijk.T)] if model.gravity_gain
+              else np.zeros(order.size))
     in_compartment = inside.ravel()[order]
-    neighbours = (_same_kind_neighbours(order, in_compartment, grid.shape) if model.smoothing_mm > 0
+    # Roots in the CSF are a kind of their own: the front relaxes around them, not into them.
+    kind = in_compartment.astype(np.int64) + 2 * roots_in_csf.ravel()[order]
+    neighbours = (_same_kind_neighbours(order, kind, grid.shape) if model.smoothing_mm > 0
                   else np.zeros((0, 2), np.int64))
     return ContrastSpread(
         pattern=compartment.pattern, structure=compartment.structure, tissue=tissue, volume_ml=float(volume_ml),
         iodine_mg_per_ml=float(iodine_mg_per_ml),
         ruptured=model.capsule_ml is not None and volume_ml > model.capsule_ml,
-        grid=grid.with_array(np.zeros(grid.shape, np.uint8)), order=order, cost_mm=cost, y_mm=y_mm,
-        capacity_ml=capacity.ravel()[order], in_compartment=in_compartment, tip_y_mm=float(tip[1]),
+        grid=grid.with_array(np.zeros(grid.shape, np.uint8)), order=order, cost_mm=cost, height_mm=height,
+        capacity_ml=capacity.ravel()[order], in_compartment=in_compartment,
         neighbours=neighbours)
 
 
@@ -833,6 +855,42 @@ def _root_sleeve(tracer: Tracer, codes: np.ndarray, grid: Volume) -> np.ndarray:
     if epidural.any():
         soft &= ndimage.distance_transform_edt(~epidural, sampling=grid.spacing) <= SLEEVE_LENGTH_MM
     return near & soft & ~np.isin(codes, tracer.codes_in_group("dural_sac"))
+
+
+def _dural_root_sleeves(tracer: Tracer, codes: np.ndarray, grid: Volume) -> np.ndarray:
+    """The dural root sleeves on the crop: tissue and epidural fat within :data:`SLEEVE_CUFF_MM` of a
+    root, outside the sac and within :data:`DURAL_SLEEVE_MM` of it."""
+    sac = np.isin(codes, tracer.codes_in_group("dural_sac"))
+    roots = np.isin(codes, tracer.root_codes())
+    if not (sac.any() and roots.any()):
+        return np.zeros(codes.shape, bool)
+    half_voxel_mm = 0.5 * float(np.min(grid.spacing))
+    near_root = ndimage.distance_transform_edt(~roots, sampling=grid.spacing) <= SLEEVE_CUFF_MM + half_voxel_mm
+    near_sac = ndimage.distance_transform_edt(~sac, sampling=grid.spacing) <= DURAL_SLEEVE_MM + half_voxel_mm
+    soft = np.isin(codes, [c for c, t in enumerate(tracer.tissues) if t in SLEEVE_TISSUES])
+    soft |= np.isin(codes, tracer.codes_in_group("epidural_space"))
+    return near_root & near_sac & soft & ~sac
+
+
+def _layer_height(grid: Volume, compartment: np.ndarray, tip: np.ndarray) -> np.ndarray:
+    """Layering height (mm) of each voxel of the crop for contrast denser than the fluid it is in, in
+    a prone patient (dependent = -y): its height above the compartment's lowest point in its axial
+    slice, plus :data:`DOWNHILL_SHARE` times how much higher that lowest point lies than at the tip's
+    slice (the crop's third axis taken as z). Contrast fills the full width of the sac's dependent
+    part near the tip and runs down the lordosis, rather than a hair-thin line along the lowest wall.
+    """
+    y = grid.voxel_to_world(np.stack([np.zeros(grid.shape[1]), np.arange(grid.shape[1]),
+                                      np.zeros(grid.shape[1])], axis=1))[:, 1]
+    occupied = compartment.any(axis=0)  # (j, k)
+    floor = np.where(occupied, y[:, None], np.inf).min(axis=0)  # lowest y per slice k
+    slices = np.arange(grid.shape[2])
+    known = np.isfinite(floor)
+    if not known.any():
+        return np.zeros(grid.shape)
+    floor = np.interp(slices, slices[known], floor[known])
+    tip_k = int(np.clip(np.rint(grid.world_to_voxel(tip)[2]), 0, grid.shape[2] - 1))
+    height = (y[None, :, None] - floor[None, None, :]) + DOWNHILL_SHARE * (floor - floor[tip_k])[None, None, :]
+    return np.broadcast_to(height, grid.shape)
 
 
 def _texture(grid: Volume, correlation_mm: tuple[float, float, float], seed: int | Sequence[int]) -> np.ndarray:
