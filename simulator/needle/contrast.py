@@ -116,18 +116,18 @@ _SLEEVE_STEP_COST = 0.15
 # the root there after the sleeve in the foramen, before it spreads in the canal's fat (the 1 mm
 # patient: ~9% of 1 mL in the psoas, all of it within the cuff) [ED].
 _MUSCLE_SLEEVE_STEP_COST = 0.5
-# The facet capsule's superior and inferior recesses extend this far around the joint space label (mm),
-# at its poles: within RECESS_POLE_MM of the joint's cranial and caudal ends. A joint label is the thin
+# The facet capsule's superior and inferior recesses reach this far (mm) beyond the joint space label's
+# poles (its ends within RECESS_POLE_MM of its cranial and caudal extremes). A joint label is the thin
 # cartilage-lined space (its fluid film holds JOINT_FILL_FRACTION of it); the recesses are the capsule's
 # slack pouches, which distend (an arthrogram: a thin joint line between two contrast-filled recesses,
 # clinical.md §2.3 [S32][S34]) [ED].
-CAPSULE_MM = 4.0
-RECESS_POLE_MM = 4.0
+CAPSULE_MM = 5.0
+RECESS_POLE_MM = 2.0
 JOINT_FILL_FRACTION = 0.3
 RECESS_FILL_FRACTION = 1.0
 # Flow into the recesses costs this much more per mm than along the joint line, so the line opacifies
 # first and the recesses distend after it (§2.3: "contrast leaves the tip and fills the recesses") [ED].
-_RECESS_STEP_COST = 2.0
+_RECESS_STEP_COST = 6.0
 # Contrast in the disc tracks through the annulus's fissures (which hold little) into the softer
 # nucleus and fills it (§2.7: disc-shaped blush) [ED].
 _ANNULUS_STEP_COST = 10.0
@@ -264,8 +264,10 @@ MODELS: dict[str, SpreadModel] = {
     # bolus [ED].
     "venous": SpreadModel(1.0, half_extent_mm=(40.0, 40.0, 40.0), washout_time_s=2.0, blood_fraction=0.5,
                           spills=False),
-    # The capsule holds ~1 mL, ruptures beyond ~1.5 mL (clinical.md §2.3 [S31][S32]).
-    "intra_articular": SpreadModel(JOINT_FILL_FRACTION, half_extent_mm=(25.0, 25.0, 30.0), capsule_ml=1.5),
+    # The capsule holds ~1 mL, ruptures beyond ~1.5 mL (clinical.md §2.3 [S31][S32]); the front relaxed over
+    # 0.7 mm (a fluid edge, not a voxel staircase) [ED].
+    "intra_articular": SpreadModel(JOINT_FILL_FRACTION, half_extent_mm=(25.0, 25.0, 30.0), capsule_ml=1.5,
+                                   smoothing_mm=0.7),
     # Disc-shaped blush that persists (§2.7).
     "intradiscal": SpreadModel(0.5, half_extent_mm=(35.0, 35.0, 20.0)),
     # Blob at the tip, feathery along the muscle fibres; persists (§2.7).
@@ -902,13 +904,17 @@ def _texture(grid: Volume, correlation_mm: tuple[float, float, float], seed: int
 
 
 def _capsule(tracer: Tracer, codes: np.ndarray, joint: np.ndarray, grid: Volume) -> np.ndarray:
-    """The capsule's recesses: soft tissue within :data:`CAPSULE_MM` of the joint space, at its
-    superior and inferior poles (within :data:`RECESS_POLE_MM` of its cranial and caudal ends, in z)."""
-    near = ndimage.distance_transform_edt(~joint, sampling=grid.spacing) <= CAPSULE_MM + 0.5 * float(np.min(grid.spacing))
-    soft = np.isin(codes, [c for c, t in enumerate(tracer.tissues) if t in SPILL_TISSUES])
+    """The capsule's recesses: soft tissue within :data:`CAPSULE_MM` of the joint space's superior and
+    inferior poles (its voxels within :data:`RECESS_POLE_MM` of its cranial and caudal ends, in z),
+    beyond those ends: two pouches capping the joint line, not a sleeve along it."""
     z = grid.voxel_to_world(np.argwhere(np.ones(codes.shape, bool)))[:, 2].reshape(codes.shape)
     top, bottom = z[joint].max(), z[joint].min()
-    return near & soft & ((z >= top - RECESS_POLE_MM) | (z <= bottom + RECESS_POLE_MM))
+    poles = joint & ((z >= top - RECESS_POLE_MM) | (z <= bottom + RECESS_POLE_MM))
+    reach_mm = CAPSULE_MM + 0.5 * float(np.min(grid.spacing))
+    near = ndimage.distance_transform_edt(~poles, sampling=grid.spacing) <= reach_mm
+    soft = np.isin(codes, [c for c, t in enumerate(tracer.tissues) if t in SPILL_TISSUES])
+    beyond = (z >= top - 1.0) | (z <= bottom + 1.0)
+    return near & soft & beyond
 
 
 def _start_voxel(grid: Volume, tip: np.ndarray, passable: np.ndarray) -> np.ndarray | None:

@@ -342,6 +342,10 @@ def test_a_facet_arthrogram_fills_the_joint_line_then_both_recesses(tracer):
     z = volume.voxel_to_world(np.argwhere(volume.array > 0))[:, 2]
     joint_z = volume.voxel_to_world(np.argwhere(joint))[:, 2]
     assert z.max() > joint_z.max() and z.min() < joint_z.min()
+    # The recesses are pouches capping the joint's ends, not a sleeve along it: beside the joint line,
+    # short of its ends, there is none.
+    recess_z = volume.voxel_to_world(np.argwhere((volume.array > 0) & ~joint))[:, 2]
+    assert np.all((recess_z >= joint_z.max() - 1.5) | (recess_z <= joint_z.min() + 1.5))
 
 
 def test_subcutaneous_contrast_is_a_round_blob(small_spine):
