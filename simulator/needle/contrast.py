@@ -24,7 +24,8 @@ pattern             tip in                                 spread
 ``intra_articular`` ``facet_joint.*``                      the joint line, then the capsule's recesses
                                                            (soft tissue within 4 mm); beyond ~1.5 mL
                                                            the capsule ruptures into the tissue around
-``intradiscal``     a disc (annulus or nucleus)            the disc, the nucleus first
+``intradiscal``     a disc (annulus or nucleus)            the nucleus's two lobes (bilobed), then a
+                                                           posterior radial fissure, then the annulus
 ``soft_tissue``     anything else (muscle, fat, ligament)  a blob in that structure, feathery along the
                                                            (cranio-caudal) muscle fibres
 ==================  =====================================  =============================================
@@ -132,6 +133,21 @@ _RECESS_STEP_COST = 6.0
 # nucleus and fills it (§2.7: disc-shaped blush) [ED].
 _ANNULUS_STEP_COST = 10.0
 ANNULUS_FILL_FRACTION = 0.1
+# A nucleogram (clinical.md §2.7 intradiscal row [S47]): a normal nucleus takes contrast as two flattened
+# lobes above and below its intranuclear cleft (the "hamburger" or bilobed pattern on the lateral, an
+# oval on AP): the lobes are centred at NUCLEUS_LOBE_CENTRE of the nucleus's half height from its
+# middle, NUCLEUS_LOBE_HALF_WIDTH thick (in the same units), thinning to its rim. What the lobes cannot
+# hold leaves through a radial fissure of the posterior annulus: a cleft FISSURE_HALF_WIDTH_MM either
+# side of a ray from the nucleus's centre, FISSURE_ANGLE_DEG off the posterior midline toward the
+# needle's side, in the middle FISSURE_HEIGHT_SHARE of the disc's height (the degenerated disc's
+# pattern, contrast tracking to the annulus's edge) [ED].
+NUCLEUS_LOBE_CENTRE = 0.5
+NUCLEUS_LOBE_HALF_WIDTH = 0.38
+FISSURE_HALF_WIDTH_MM = 1.0
+FISSURE_ANGLE_DEG = 20.0
+FISSURE_HEIGHT_SHARE = 0.5
+FISSURE_FILL_FRACTION = 0.6
+_FISSURE_STEP_COST = 1.5
 # A myelogram: the roots of the cauda equina are solid (they hold only the CSF between their fibres),
 # so they show as linear filling defects in the contrast column; the dural sleeves that carry the
 # roots out of the sac fill with it for this far (mm) beyond the sac, in a cuff of SLEEVE_CUFF_MM
@@ -724,6 +740,12 @@ def inject(tracer: Tracer, tip: Sequence[float] | np.ndarray, volume_ml: float,
                                           [SLEEVE_FILL_FRACTION, ANNULUS_FILL_FRACTION, RECESS_FILL_FRACTION,
                                            DORSAL_FILL_FRACTION, CAUDA_EQUINA_FILL_FRACTION], model.fill_fraction),
                         SPILL_FILL_FRACTION) * voxel_ml
+    if compartment.pattern == "intradiscal":
+        nucleus = inside & ~annulus
+        capacity = np.where(nucleus, _bilobed_nucleus(grid, nucleus) * voxel_ml, capacity)
+        fissure = _radial_fissure(grid, annulus, nucleus, tip)
+        step_cost = np.where(fissure, _FISSURE_STEP_COST, step_cost)
+        capacity = np.where(fissure, FISSURE_FILL_FRACTION * voxel_ml, capacity)
     if model.texture_mm is not None:
         texture = _texture(grid, model.texture_mm, seed)
         # The sleeve is a smooth cuff, not lobulated fat.
@@ -893,6 +915,45 @@ def _layer_height(grid: Volume, compartment: np.ndarray, tip: np.ndarray) -> np.
     tip_k = int(np.clip(np.rint(grid.world_to_voxel(tip)[2]), 0, grid.shape[2] - 1))
     height = (y[None, :, None] - floor[None, None, :]) + DOWNHILL_SHARE * (floor - floor[tip_k])[None, None, :]
     return np.broadcast_to(height, grid.shape)
+
+
+def _crop_world(grid: Volume) -> np.ndarray:
+    """World coordinates (mm) of every voxel of the crop, shape ``grid.shape + (3,)``."""
+    ijk = np.stack(np.indices(grid.shape), axis=-1).reshape(-1, 3)
+    return grid.voxel_to_world(ijk).reshape(grid.shape + (3,))
+
+
+def _bilobed_nucleus(grid: Volume, nucleus: np.ndarray) -> np.ndarray:
+    """Fill fraction of each voxel of a normal nucleus (zero elsewhere): two lenses above and below its
+    middle (:data:`NUCLEUS_LOBE_CENTRE`, :data:`NUCLEUS_LOBE_HALF_WIDTH`, in units of the nucleus's half
+    height), each thinning to nothing at the nucleus's rim; the intranuclear cleft between them stays
+    clear."""
+    xyz = _crop_world(grid)
+    points = xyz[nucleus]
+    centre = points.mean(axis=0)
+    half = np.maximum(0.5 * np.ptp(points, axis=0), 1e-6)
+    u = (xyz - centre) / half
+    lobe = np.clip(1.0 - ((np.abs(u[..., 2]) - NUCLEUS_LOBE_CENTRE) / NUCLEUS_LOBE_HALF_WIDTH) ** 2, 0.0, 1.0)
+    rim = np.clip(1.0 - u[..., 0] ** 2 - u[..., 1] ** 2, 0.0, 1.0)
+    return np.where(nucleus, lobe * rim, 0.0)
+
+
+def _radial_fissure(grid: Volume, annulus: np.ndarray, nucleus: np.ndarray, tip: np.ndarray) -> np.ndarray:
+    """The annulus's voxels in a posterior radial fissure (:data:`FISSURE_HALF_WIDTH_MM` either side of a
+    ray from the nucleus's centre, :data:`FISSURE_ANGLE_DEG` off the posterior midline toward the tip's
+    side, within the middle :data:`FISSURE_HEIGHT_SHARE` of the annulus's height). Empty without a nucleus."""
+    if not nucleus.any():
+        return np.zeros(annulus.shape, bool)
+    xyz = _crop_world(grid)
+    centre = xyz[nucleus].mean(axis=0)
+    side = 1.0 if tip[0] >= centre[0] else -1.0
+    angle = np.radians(FISSURE_ANGLE_DEG)
+    ray = np.array([side * np.sin(angle), np.cos(angle)])  # +y is posterior
+    offset = xyz[..., :2] - centre[:2]
+    along = offset @ ray
+    across = np.abs(offset[..., 0] * ray[1] - offset[..., 1] * ray[0])
+    height = FISSURE_HEIGHT_SHARE * 0.5 * float(np.ptp(xyz[annulus][:, 2])) if annulus.any() else 0.0
+    return annulus & (along > 0) & (across <= FISSURE_HALF_WIDTH_MM) & (np.abs(xyz[..., 2] - centre[2]) <= height)
 
 
 def _texture(grid: Volume, correlation_mm: tuple[float, float, float], seed: int | Sequence[int]) -> np.ndarray:

@@ -348,6 +348,27 @@ def test_a_facet_arthrogram_fills_the_joint_line_then_both_recesses(tracer):
     assert np.all((recess_z >= joint_z.max() - 1.5) | (recess_z <= joint_z.min() + 1.5))
 
 
+def test_a_normal_nucleogram_is_bilobed_and_overflows_through_a_posterior_fissure(tracer):
+    """0.3 mL in the nucleus (clinical.md §2.7 intradiscal row): two lobes above and below a clear
+    intranuclear cleft (the "hamburger": the nucleus's middle millimetre holds under a fifth of the
+    lobes' peak concentration), nothing in the annulus; 1 mL overflows through the posterior annulus
+    through a posterior radial fissure: to the annulus's back, while in front less than half of it fills."""
+    tip = np.array(TIPS["intradiscal"][0])
+    volume = inject(tracer, tip, 0.3).concentration(5.0)
+    nucleus = _mask(tracer, volume, ["L4-L5.disc.nucleus"])
+    points = volume.voxel_to_world(np.argwhere(nucleus))
+    middle = np.abs(points[:, 2] - points[:, 2].mean()) < 0.6
+    values = volume.array[nucleus]
+    assert values[middle].max() < 0.2 * values.max()
+    assert volume.array[_mask(tracer, volume, ["L4-L5.disc.annulus"])].sum() == 0
+    overflow = inject(tracer, tip, 1.0).concentration(5.0)
+    annulus = _mask(tracer, overflow, ["L4-L5.disc.annulus"])
+    y = overflow.voxel_to_world(np.argwhere(annulus))[:, 1]
+    reached = y[overflow.array[annulus] > 0]
+    # Through the fissure to the annulus's back, while in front it has crossed less than half of it.
+    assert reached.max() >= y.max() - 1.0
+    assert reached.min() > 0.5 * (y.min() + points[:, 1].min())
+
 def test_subcutaneous_contrast_is_a_round_blob(small_spine):
     """1 mL in the subcutaneous fat over the left paraspinal muscles at L4: the soft-tissue pattern with
     no fibres to stream along, about as long (cranio-caudally) as it is wide (the muscle's streak is
