@@ -25,7 +25,8 @@ pattern             tip in                                 spread
                                                            (soft tissue within 4 mm); beyond ~1.5 mL
                                                            the capsule ruptures into the tissue around
 ``intradiscal``     a disc (annulus or nucleus)            the nucleus's two lobes (bilobed), then a
-                                                           posterior radial fissure, then the annulus
+                                                           posterior radial fissure and a leak behind the
+                                                           disc (from a tip in the annulus: the annulus)
 ``soft_tissue``     anything else (muscle, fat, ligament)  a blob in that structure, feathery along the
                                                            (cranio-caudal) muscle fibres
 ==================  =====================================  =============================================
@@ -745,6 +746,12 @@ def inject(tracer: Tracer, tip: Sequence[float] | np.ndarray, volume_ml: float,
         capacity = np.where(nucleus, _bilobed_nucleus(grid, nucleus) * voxel_ml, capacity)
         fissure = _radial_fissure(grid, annulus, nucleus, tip)
         step_cost = np.where(fissure, _FISSURE_STEP_COST, step_cost)
+        start_ijk = np.clip(np.rint(grid.world_to_voxel(tip)).astype(int), 0, np.array(grid.shape) - 1)
+        if nucleus[tuple(start_ijk)]:
+            # From the nucleus the intact annulus is closed: what the lobes cannot hold runs out through
+            # the fissure and leaks behind the disc (an annular tear's epidural leak), not through the
+            # whole annulus (a grey box around the disc).
+            step_cost = np.where(annulus & ~fissure, np.inf, step_cost)
         capacity = np.where(fissure, FISSURE_FILL_FRACTION * voxel_ml, capacity)
     if model.texture_mm is not None:
         texture = _texture(grid, model.texture_mm, seed)
