@@ -5,14 +5,17 @@ The compartment is decided by what the needle tip is in (clinical.md §2.7 table
 ==================  =====================================  =============================================
 pattern             tip in                                 spread
 ==================  =====================================  =============================================
-``epidural``        ``epidural_space``; fat or soft        the epidural space plus the root sleeve (tissue
-                    tissue within 3 mm of a root           within 3 mm of a root, outside the sac, up to
-                    (foramen); a root itself               8 mm out of the space), easier cranio-caudally,
+``epidural``        ``epidural_space``; fat or soft        the epidural space plus the root sleeve (a 2 mm
+                    tissue within 3 mm of a root           cuff around the root, outside the sac, up to
+                    (foramen); a root itself               25 mm out of the space), easier cranio-caudally,
                                                            mostly on the tip's side of the sac (dorsal
                                                            for an interlaminar tip, ventral for a
                                                            foraminal one); tapering; persists, spreads
-``intrathecal``     ``dural_sac.csf``, ``cauda_equina``    CSF; settles toward -y (anterior: the patient
-                                                           is prone, contrast is denser than CSF)
+``intrathecal``     ``dural_sac.csf``, ``cauda_equina``    CSF across the sac's width and the dural root
+                                                           sleeves, the roots as filling defects; settles
+                                                           toward -y (anterior: the patient is prone,
+                                                           contrast is denser than CSF) and down the
+                                                           lordosis
 ``subdural``        ``dural_sac.dura``                     the dura and the outermost layer of CSF;
                                                            sluggish, column-shaped
 ``arterial``        a ``blood`` structure named artery      the vessel's lumen, filling while the bolus
@@ -21,7 +24,9 @@ pattern             tip in                                 spread
 ``intra_articular`` ``facet_joint.*``                      the joint line, then the capsule's recesses
                                                            (soft tissue within 4 mm); beyond ~1.5 mL
                                                            the capsule ruptures into the tissue around
-``intradiscal``     a disc (annulus or nucleus)            the disc, the nucleus first
+``intradiscal``     a disc (annulus or nucleus)            the nucleus's two lobes (bilobed), then a
+                                                           posterior radial fissure and a leak behind the
+                                                           disc (from a tip in the annulus: the annulus)
 ``soft_tissue``     anything else (muscle, fat, ligament)  a blob in that structure, feathery along the
                                                            (cranio-caudal) muscle fibres
 ==================  =====================================  =============================================
@@ -77,8 +82,8 @@ from simulator.needle.trace import AIR, NERVE_ROOT_GROUPS, Tracer
 Pattern = Literal["epidural", "intrathecal", "subdural", "arterial", "venous", "intra_articular",
                   "intradiscal", "soft_tissue"]
 
-# Tissue within this distance (mm) of a root's surface, outside the dural sac, is the root sleeve and
-# foramen: contrast there runs along the root (§2.7 TFESI row) [ED].
+# A tip in fat or soft tissue within this distance (mm) of a root's surface, outside the dural sac, is
+# in the foramen around the root: contrast injected there takes the epidural pattern (§2.7 TFESI row) [ED].
 ROOT_SLEEVE_MM = 3.0
 # The sleeve is the fat and loose tissue around the root (and the epidural space it leaves through),
 # not the psoas the nerve runs on into: contrast outlines the root, then flows medially under the
@@ -90,11 +95,15 @@ SLEEVE_TISSUES = frozenset({"fat", "soft_tissue", "muscle"})
 # contrast this many times less readily than the sleeve and the canal: the injectate outlines the
 # root and runs medially instead of pooling in the foramen (§2.7 TFESI row) [ED].
 LATERAL_RECESS_MM = 4.0
-_FORAMINAL_FAT_STEP_COST = 3.0
+_FORAMINAL_FAT_STEP_COST = 6.0
 # The dural root sleeve and the perineural spread that outlines the root reach this far (mm) beyond
-# the epidural space (the sleeve ends a little past the ganglion); beyond it, tissue around the root
-# is spill like any other [ED].
-SLEEVE_LENGTH_MM = 8.0
+# the epidural space: a transforaminal neurogram outlines the spinal nerve for 1-2 cm beyond the
+# foramen, infero-laterally under the pedicle (§2.2(a), §2.7 TFESI row [S17][S21]); beyond it, tissue
+# around the root is spill like any other [ED].
+SLEEVE_LENGTH_MM = 25.0
+# The sleeve is a thin cuff around the root (the dural sleeve and epineurium hold a film of fluid): seen
+# end-on its two edges are denser than its middle, the "tram track" that outlines the root [ED].
+SLEEVE_CUFF_MM = 2.0
 # The sleeve is a fluid-filled cuff (dural root sleeve and perineural fat): it holds more than epidural
 # fat and contrast runs along it first, outlining the root (§2.7 TFESI row) [ED].
 SLEEVE_FILL_FRACTION = 0.8
@@ -102,26 +111,54 @@ SLEEVE_FILL_FRACTION = 0.8
 # further per mL than in the ventral space; at this fraction an interlaminar 3 mL spans about 1.7 levels,
 # within the 2.21 ± 0.93 levels measured at 3 mL (Jeong 2013, Korean J Anesthesiol 65:431) [ED].
 DORSAL_FILL_FRACTION = 0.5
-_SLEEVE_STEP_COST = 0.4
+# From a foraminal tip, fluid runs along the cuff this many times more readily than through the
+# epidural fat: it outlines the root before it pools [ED].
+_SLEEVE_STEP_COST = 0.15
 # Where the root has entered the psoas, its sleeve is the muscle's fascial cleft: contrast follows
-# the root there only after the sleeve in the foramen and the canal have taken it [ED].
-_MUSCLE_SLEEVE_STEP_COST = 1.5
-# The facet capsule's superior and inferior recesses extend this far around the joint space label (mm),
-# at its poles: within RECESS_POLE_MM of the joint's cranial and caudal ends. A joint label is the thin
+# the root there after the sleeve in the foramen, before it spreads in the canal's fat (the 1 mm
+# patient: ~9% of 1 mL in the psoas, all of it within the cuff) [ED].
+_MUSCLE_SLEEVE_STEP_COST = 0.5
+# The facet capsule's superior and inferior recesses reach this far (mm) beyond the joint space label's
+# poles (its ends within RECESS_POLE_MM of its cranial and caudal extremes). A joint label is the thin
 # cartilage-lined space (its fluid film holds JOINT_FILL_FRACTION of it); the recesses are the capsule's
 # slack pouches, which distend (an arthrogram: a thin joint line between two contrast-filled recesses,
 # clinical.md §2.3 [S32][S34]) [ED].
-CAPSULE_MM = 4.0
-RECESS_POLE_MM = 4.0
+CAPSULE_MM = 5.0
+RECESS_POLE_MM = 2.0
 JOINT_FILL_FRACTION = 0.3
 RECESS_FILL_FRACTION = 1.0
 # Flow into the recesses costs this much more per mm than along the joint line, so the line opacifies
 # first and the recesses distend after it (§2.3: "contrast leaves the tip and fills the recesses") [ED].
-_RECESS_STEP_COST = 2.0
+_RECESS_STEP_COST = 6.0
 # Contrast in the disc tracks through the annulus's fissures (which hold little) into the softer
 # nucleus and fills it (§2.7: disc-shaped blush) [ED].
 _ANNULUS_STEP_COST = 10.0
 ANNULUS_FILL_FRACTION = 0.1
+# A nucleogram (clinical.md §2.7 intradiscal row [S47]): a normal nucleus takes contrast as two flattened
+# lobes above and below its intranuclear cleft (the "hamburger" or bilobed pattern on the lateral, an
+# oval on AP): the lobes are centred at NUCLEUS_LOBE_CENTRE of the nucleus's half height from its
+# middle, NUCLEUS_LOBE_HALF_WIDTH thick (in the same units), thinning to its rim. What the lobes cannot
+# hold leaves through a radial fissure of the posterior annulus: a cleft FISSURE_HALF_WIDTH_MM either
+# side of a ray from the nucleus's centre, FISSURE_ANGLE_DEG off the posterior midline toward the
+# needle's side, in the middle FISSURE_HEIGHT_SHARE of the disc's height (the degenerated disc's
+# pattern, contrast tracking to the annulus's edge) [ED].
+NUCLEUS_LOBE_CENTRE = 0.5
+NUCLEUS_LOBE_HALF_WIDTH = 0.38
+FISSURE_HALF_WIDTH_MM = 1.0
+FISSURE_ANGLE_DEG = 20.0
+FISSURE_HEIGHT_SHARE = 0.5
+FISSURE_FILL_FRACTION = 0.6
+_FISSURE_STEP_COST = 1.5
+# A myelogram: the roots of the cauda equina are solid (they hold only the CSF between their fibres),
+# so they show as linear filling defects in the contrast column; the dural sleeves that carry the
+# roots out of the sac fill with it for this far (mm) beyond the sac, in a cuff of SLEEVE_CUFF_MM
+# around the root: the short root-sleeve outpouchings at every level (clinical.md §2.7 intrathecal
+# row: outlines the cauda-equina roots) [ED].
+CAUDA_EQUINA_FILL_FRACTION = 0.05
+DURAL_SLEEVE_MM = 3.0
+# Intrathecal contrast runs downhill along the sac (toward the apex of the lordosis in a prone patient)
+# this fraction as readily as it layers in the slice it is in [ED].
+DOWNHILL_SHARE = 0.3
 # Soft tissues that take what a compartment cannot hold, and their fill fraction [ED].
 SPILL_TISSUES = frozenset({"fat", "muscle", "soft_tissue", "ligament", "skin", "cartilage"})
 SPILL_FILL_FRACTION = 0.2
@@ -167,8 +204,9 @@ class SpreadModel:
     spills : bool
         Whether what does not fit overflows into the soft tissue beside the compartment.
     gravity_gain : float
-        Intrathecal layering: fill order key = geodesic distance + g(t) * (y - y_tip), with
-        g(t) = gravity_gain * (0.25 + 0.75 * (1 - exp(-t / spread_time_s))).
+        Intrathecal layering: fill order key = geodesic distance + g(t) * height (:func:`_layer_height`:
+        height above the sac's dependent wall in the voxel's slice, plus a share of how much higher
+        that wall lies than at the tip), with g(t) = gravity_gain * (0.25 + 0.75 * (1 - exp(-t / spread_time_s))).
     texture_mm : tuple of 3 floats, optional
         Correlation lengths (x, y, z; mm) of a seeded random texture of the tissue: fat lobules
         (isotropic) make epidural contrast bubbly, muscle fibres (long in z) make it feathery.
@@ -226,9 +264,11 @@ MODELS: dict[str, SpreadModel] = {
     "epidural": SpreadModel(0.8, spread_gain=1.0, spread_time_s=30.0, cranio_caudal_cost=0.5,
                             half_extent_mm=(40.0, 40.0, 80.0), texture_mm=(2.0, 2.0, 2.0), texture_cost_gain=0.25,
                             texture_capacity_gain=0.4, smoothing_mm=1.5, barrier_cost=10.0, taper=True),
-    # Contrast mixes with CSF and pools by gravity (§2.7: diffuses, pools by gravity).
+    # Contrast mixes with CSF and pools by gravity (§2.7: diffuses, pools by gravity): a height of 1 mm
+    # in the sac weighs as 8 mm along it once settled, so it layers in the sac's dependent half over its
+    # full width [ED]; the front relaxed over 1 mm.
     "intrathecal": SpreadModel(0.5, spread_gain=1.0, spread_time_s=30.0, half_extent_mm=(30.0, 30.0, 90.0),
-                               spills=False, gravity_gain=10.0),
+                               spills=False, gravity_gain=8.0, smoothing_mm=1.0),
     # Sluggish, loculated column (§2.7).
     "subdural": SpreadModel(0.5, spread_gain=0.3, spread_time_s=60.0, cranio_caudal_cost=0.4,
                             half_extent_mm=(30.0, 30.0, 80.0), spills=False),
@@ -241,8 +281,10 @@ MODELS: dict[str, SpreadModel] = {
     # bolus [ED].
     "venous": SpreadModel(1.0, half_extent_mm=(40.0, 40.0, 40.0), washout_time_s=2.0, blood_fraction=0.5,
                           spills=False),
-    # The capsule holds ~1 mL, ruptures beyond ~1.5 mL (clinical.md §2.3 [S31][S32]).
-    "intra_articular": SpreadModel(JOINT_FILL_FRACTION, half_extent_mm=(25.0, 25.0, 30.0), capsule_ml=1.5),
+    # The capsule holds ~1 mL, ruptures beyond ~1.5 mL (clinical.md §2.3 [S31][S32]); the front relaxed over
+    # 0.7 mm (a fluid edge, not a voxel staircase) [ED].
+    "intra_articular": SpreadModel(JOINT_FILL_FRACTION, half_extent_mm=(25.0, 25.0, 30.0), capsule_ml=1.5,
+                                   smoothing_mm=0.7),
     # Disc-shaped blush that persists (§2.7).
     "intradiscal": SpreadModel(0.5, half_extent_mm=(35.0, 35.0, 20.0)),
     # Blob at the tip, feathery along the muscle fibres; persists (§2.7).
@@ -425,14 +467,13 @@ class ContrastSpread:
         Whether the volume exceeded the compartment's capsule.
     grid : Volume
         The crop's grid (its array is unused zeros of the crop's shape).
-    order, cost_mm, y_mm, capacity_ml, in_compartment : arrays (n,)
-        The visited voxels (flat crop indices) in fill order, their geodesic cost, their y (mm),
-        how much fluid each holds (mL) and whether each is in the compartment (else spill tissue).
-    tip_y_mm : float
-        y of the tip, mm.
+    order, cost_mm, height_mm, capacity_ml, in_compartment : arrays (n,)
+        The visited voxels (flat crop indices) in fill order, their geodesic cost, their layering
+        height (mm, :func:`_layer_height`; zeros without gravity), how much fluid each holds (mL) and
+        whether each is in the compartment (else spill tissue).
     neighbours : array (m, 2) int64
         Pairs of positions in :attr:`order` of face-adjacent visited voxels of the same kind
-        (both in the compartment or both spill tissue): the links the fill front relaxes along.
+        (both in the compartment, both spill tissue, or both roots in the CSF): the links the fill front relaxes along.
     """
 
     pattern: str
@@ -444,10 +485,9 @@ class ContrastSpread:
     grid: Volume
     order: np.ndarray
     cost_mm: np.ndarray
-    y_mm: np.ndarray
+    height_mm: np.ndarray
     capacity_ml: np.ndarray
     in_compartment: np.ndarray
-    tip_y_mm: float
     neighbours: np.ndarray
 
     @property
@@ -484,7 +524,7 @@ class ContrastSpread:
         spread = model.spread_factor(seconds)
         if model.gravity_gain:
             # Stable sort keeps the Dijkstra order among ties.
-            rank = np.argsort(self.cost_mm + model.gravity(seconds) * (self.y_mm - self.tip_y_mm), kind="stable")
+            rank = np.argsort(self.cost_mm + model.gravity(seconds) * self.height_mm, kind="stable")
         else:
             rank = np.arange(self.order.size)
         inside = self.in_compartment[rank]
@@ -495,8 +535,10 @@ class ContrastSpread:
             placed = _tapered_fill(capacity * inside, self.cost_mm[rank], held * spread)
         else:
             placed = _fill_prefix(capacity * inside, held * spread)
-        if model.spills:
-            placed += _fill_prefix(capacity * ~inside, total - placed.sum())
+        # What the compartment could not hold spills; a rounding remainder (~1e-16 mL) does not.
+        overflow = total - placed.sum()
+        if model.spills and overflow > 1e-9 * total:
+            placed += _fill_prefix(capacity * ~inside, overflow)
         if placed.sum() < total:
             # Nothing more is reachable: what is left makes the filled voxels more concentrated.
             placed *= total / placed.sum()
@@ -544,9 +586,9 @@ def _confined_diffusion(amount: np.ndarray, neighbours: np.ndarray, steps: int) 
     return amount
 
 
-def _same_kind_neighbours(order: np.ndarray, in_compartment: np.ndarray, shape: tuple[int, int, int]) -> np.ndarray:
+def _same_kind_neighbours(order: np.ndarray, kind: np.ndarray, shape: tuple[int, int, int]) -> np.ndarray:
     """Pairs of positions in ``order`` (flat indices into a grid of ``shape``) of face-adjacent
-    voxels that are both in the compartment or both not."""
+    voxels of the same ``kind`` (one integer per position: compartment, spill tissue, roots)."""
     position = np.full(int(np.prod(shape)), -1, np.int64)
     position[order] = np.arange(order.size)
     ijk = np.stack(np.unravel_index(order, shape), axis=1)
@@ -558,7 +600,7 @@ def _same_kind_neighbours(order: np.ndarray, in_compartment: np.ndarray, shape: 
         there = position[order[here] + strides[axis]]
         linked = there >= 0
         here, there = here[linked], there[linked]
-        same = in_compartment[here] == in_compartment[there]
+        same = kind[here] == kind[there]
         pairs.append(np.stack([here[same], there[same]], axis=1))
     return np.concatenate(pairs)
 
@@ -654,13 +696,23 @@ def inject(tracer: Tracer, tip: Sequence[float] | np.ndarray, volume_ml: float,
     grid = tracer.volume.crop(tip - model.half_extent_mm, tip + model.half_extent_mm)
     codes = grid.array
     inside = np.isin(codes, compartment.codes)
-    sleeve = _root_sleeve(tracer, codes, grid) & ~inside if compartment.root_sleeve else np.zeros_like(inside)
+    if compartment.pattern == "epidural":
+        other_side, foramen, dorsal_space = _sac_sides(tracer, codes, grid, tip)
+    # The sleeve: the cuff around the root out of the canal; from a foraminal tip it starts in the
+    # foramen's epidural fat, from a dorsal tip (reached through the canal) beyond it.
+    sleeve = np.zeros_like(inside)
+    if compartment.root_sleeve:
+        sleeve = _root_sleeve(tracer, codes, grid) & (~inside | (foramen & ~dorsal_space.any()))
     inside |= sleeve
     if model.washout_time_s is not None:
         inside |= _runoff(tracer, codes, grid, inside, arterial=compartment.pattern == "arterial")
     if compartment.pattern == "subdural":
         csf = np.isin(codes, tracer.codes_in_group("dural_sac.csf"))
         inside |= csf & ndimage.binary_dilation(inside, iterations=1)
+    roots_in_csf = np.zeros_like(inside)
+    if compartment.pattern == "intrathecal":
+        roots_in_csf = np.isin(codes, tracer.codes_in_group("cauda_equina"))
+        inside |= _dural_root_sleeves(tracer, codes, grid)
     recess = np.zeros_like(inside)
     if compartment.pattern == "intra_articular":
         recess = _capsule(tracer, codes, inside, grid) & ~inside
@@ -674,21 +726,40 @@ def inject(tracer: Tracer, tip: Sequence[float] | np.ndarray, volume_ml: float,
                                                                         _ANNULUS_STEP_COST], 1.0),
                          np.where(spill, _SPILL_STEP_COST, np.inf))
     if compartment.pattern == "epidural":
-        other_side, foramen, dorsal_space = _sac_sides(tracer, codes, grid, tip)
         step_cost = np.where(inside & other_side, step_cost * model.barrier_cost, step_cost)
         step_cost = np.where(inside & foramen & ~sleeve, step_cost * _FORAMINAL_FAT_STEP_COST, step_cost)
         in_muscle = sleeve & np.isin(codes, [c for c, t in enumerate(tracer.tissues) if t == "muscle"])
         step_cost = np.where(in_muscle, _MUSCLE_SLEEVE_STEP_COST, step_cost)
+        if dorsal_space.any():
+            # From a dorsal (interlaminar) tip the sleeve is reached through the canal and takes contrast
+            # no more readily than the epidural space: it stays dorsal-dominant (§2.7 ILESI row).
+            step_cost = np.where(sleeve, np.maximum(step_cost, 1.0), step_cost)
     voxel_ml = float(abs(np.linalg.det(grid.affine[:3, :3]))) / 1000.0
     if compartment.pattern != "epidural":
         dorsal_space = np.zeros_like(inside)
-    capacity = np.where(inside, np.select([sleeve, annulus, recess, dorsal_space],
+    capacity = np.where(inside, np.select([sleeve, annulus, recess, dorsal_space, roots_in_csf],
                                           [SLEEVE_FILL_FRACTION, ANNULUS_FILL_FRACTION, RECESS_FILL_FRACTION,
-                                           DORSAL_FILL_FRACTION], model.fill_fraction), SPILL_FILL_FRACTION) * voxel_ml
+                                           DORSAL_FILL_FRACTION, CAUDA_EQUINA_FILL_FRACTION], model.fill_fraction),
+                        SPILL_FILL_FRACTION) * voxel_ml
+    if compartment.pattern == "intradiscal":
+        nucleus = inside & ~annulus
+        capacity = np.where(nucleus, _bilobed_nucleus(grid, nucleus) * voxel_ml, capacity)
+        fissure = _radial_fissure(grid, annulus, nucleus, tip)
+        step_cost = np.where(fissure, _FISSURE_STEP_COST, step_cost)
+        start_ijk = np.clip(np.rint(grid.world_to_voxel(tip)).astype(int), 0, np.array(grid.shape) - 1)
+        if nucleus[tuple(start_ijk)]:
+            # From the nucleus the intact annulus is closed: what the lobes cannot hold runs out through
+            # the fissure and leaks behind the disc (an annular tear's epidural leak), not through the
+            # whole annulus (a grey box around the disc).
+            step_cost = np.where(annulus & ~fissure, np.inf, step_cost)
+        capacity = np.where(fissure, FISSURE_FILL_FRACTION * voxel_ml, capacity)
     if model.texture_mm is not None:
         texture = _texture(grid, model.texture_mm, seed)
-        step_cost = np.where(inside, step_cost * np.exp(model.texture_cost_gain * texture), step_cost)
-        capacity = np.where(inside, capacity * np.clip(1.0 + model.texture_capacity_gain * texture, 0.2, 2.0), capacity)
+        # The sleeve is a smooth cuff, not lobulated fat.
+        lobulated = inside & ~sleeve
+        step_cost = np.where(lobulated, step_cost * np.exp(model.texture_cost_gain * texture), step_cost)
+        lobules = np.clip(1.0 + model.texture_capacity_gain * texture, 0.2, 2.0)
+        capacity = np.where(lobulated, capacity * lobules, capacity)
     start = _start_voxel(grid, tip, inside)
     start = _start_voxel(grid, tip, spill) if start is None else start
     if start is None:
@@ -709,16 +780,19 @@ def inject(tracer: Tracer, tip: Sequence[float] | np.ndarray, volume_ml: float,
     order, cost = _fill_order(np.ascontiguousarray(step_cost), start, _OFFSETS, lengths, capacity.ravel(),
                               inside.ravel(), limit, needed)
     ijk = np.stack(np.unravel_index(order, grid.shape), axis=1)
-    y_mm = grid.voxel_to_world(ijk)[:, 1]
+    height = (_layer_height(grid, inside, tip)[tuple(ijk.T)] if model.gravity_gain
+              else np.zeros(order.size))
     in_compartment = inside.ravel()[order]
-    neighbours = (_same_kind_neighbours(order, in_compartment, grid.shape) if model.smoothing_mm > 0
+    # Roots in the CSF are a kind of their own: the front relaxes around them, not into them.
+    kind = in_compartment.astype(np.int64) + 2 * roots_in_csf.ravel()[order]
+    neighbours = (_same_kind_neighbours(order, kind, grid.shape) if model.smoothing_mm > 0
                   else np.zeros((0, 2), np.int64))
     return ContrastSpread(
         pattern=compartment.pattern, structure=compartment.structure, tissue=tissue, volume_ml=float(volume_ml),
         iodine_mg_per_ml=float(iodine_mg_per_ml),
         ruptured=model.capsule_ml is not None and volume_ml > model.capsule_ml,
-        grid=grid.with_array(np.zeros(grid.shape, np.uint8)), order=order, cost_mm=cost, y_mm=y_mm,
-        capacity_ml=capacity.ravel()[order], in_compartment=in_compartment, tip_y_mm=float(tip[1]),
+        grid=grid.with_array(np.zeros(grid.shape, np.uint8)), order=order, cost_mm=cost, height_mm=height,
+        capacity_ml=capacity.ravel()[order], in_compartment=in_compartment,
         neighbours=neighbours)
 
 
@@ -800,17 +874,93 @@ def _runoff(tracer: Tracer, codes: np.ndarray, grid: Volume, vessel: np.ndarray,
 
 
 def _root_sleeve(tracer: Tracer, codes: np.ndarray, grid: Volume) -> np.ndarray:
-    """The tissue of :data:`SLEEVE_TISSUES` within :data:`ROOT_SLEEVE_MM` of a root, outside the sac,
-    on the crop."""
+    """The tissue of :data:`SLEEVE_TISSUES` and the epidural space within :data:`SLEEVE_CUFF_MM` of a root,
+    outside the sac, up to :data:`SLEEVE_LENGTH_MM` beyond the epidural space, on the crop."""
     roots = np.isin(codes, tracer.root_codes())
     if not roots.any():
         return np.zeros(codes.shape, bool)
-    near = ndimage.distance_transform_edt(~roots, sampling=grid.spacing) <= ROOT_SLEEVE_MM + 0.5 * float(np.min(grid.spacing))
-    soft = np.isin(codes, [c for c, t in enumerate(tracer.tissues) if t in SLEEVE_TISSUES])
+    cuff_mm = SLEEVE_CUFF_MM + 0.5 * float(np.min(grid.spacing))
+    near = ndimage.distance_transform_edt(~roots, sampling=grid.spacing) <= cuff_mm
     epidural = np.isin(codes, tracer.codes_in_group("epidural_space"))
+    soft = np.isin(codes, [c for c, t in enumerate(tracer.tissues) if t in SLEEVE_TISSUES]) | epidural
     if epidural.any():
         soft &= ndimage.distance_transform_edt(~epidural, sampling=grid.spacing) <= SLEEVE_LENGTH_MM
     return near & soft & ~np.isin(codes, tracer.codes_in_group("dural_sac"))
+
+
+def _dural_root_sleeves(tracer: Tracer, codes: np.ndarray, grid: Volume) -> np.ndarray:
+    """The dural root sleeves on the crop: tissue and epidural fat within :data:`SLEEVE_CUFF_MM` of a
+    root, outside the sac and within :data:`DURAL_SLEEVE_MM` of it."""
+    sac = np.isin(codes, tracer.codes_in_group("dural_sac"))
+    roots = np.isin(codes, tracer.root_codes())
+    if not (sac.any() and roots.any()):
+        return np.zeros(codes.shape, bool)
+    half_voxel_mm = 0.5 * float(np.min(grid.spacing))
+    near_root = ndimage.distance_transform_edt(~roots, sampling=grid.spacing) <= SLEEVE_CUFF_MM + half_voxel_mm
+    near_sac = ndimage.distance_transform_edt(~sac, sampling=grid.spacing) <= DURAL_SLEEVE_MM + half_voxel_mm
+    soft = np.isin(codes, [c for c, t in enumerate(tracer.tissues) if t in SLEEVE_TISSUES])
+    soft |= np.isin(codes, tracer.codes_in_group("epidural_space"))
+    return near_root & near_sac & soft & ~sac
+
+
+def _layer_height(grid: Volume, compartment: np.ndarray, tip: np.ndarray) -> np.ndarray:
+    """Layering height (mm) of each voxel of the crop for contrast denser than the fluid it is in, in
+    a prone patient (dependent = -y): its height above the compartment's lowest point in its axial
+    slice, plus :data:`DOWNHILL_SHARE` times how much higher that lowest point lies than at the tip's
+    slice (the crop's third axis taken as z). Contrast fills the full width of the sac's dependent
+    part near the tip and runs down the lordosis, rather than a hair-thin line along the lowest wall.
+    """
+    y = grid.voxel_to_world(np.stack([np.zeros(grid.shape[1]), np.arange(grid.shape[1]),
+                                      np.zeros(grid.shape[1])], axis=1))[:, 1]
+    occupied = compartment.any(axis=0)  # (j, k)
+    floor = np.where(occupied, y[:, None], np.inf).min(axis=0)  # lowest y per slice k
+    slices = np.arange(grid.shape[2])
+    known = np.isfinite(floor)
+    if not known.any():
+        return np.zeros(grid.shape)
+    floor = np.interp(slices, slices[known], floor[known])
+    tip_k = int(np.clip(np.rint(grid.world_to_voxel(tip)[2]), 0, grid.shape[2] - 1))
+    height = (y[None, :, None] - floor[None, None, :]) + DOWNHILL_SHARE * (floor - floor[tip_k])[None, None, :]
+    return np.broadcast_to(height, grid.shape)
+
+
+def _crop_world(grid: Volume) -> np.ndarray:
+    """World coordinates (mm) of every voxel of the crop, shape ``grid.shape + (3,)``."""
+    ijk = np.stack(np.indices(grid.shape), axis=-1).reshape(-1, 3)
+    return grid.voxel_to_world(ijk).reshape(grid.shape + (3,))
+
+
+def _bilobed_nucleus(grid: Volume, nucleus: np.ndarray) -> np.ndarray:
+    """Fill fraction of each voxel of a normal nucleus (zero elsewhere): two lenses above and below its
+    middle (:data:`NUCLEUS_LOBE_CENTRE`, :data:`NUCLEUS_LOBE_HALF_WIDTH`, in units of the nucleus's half
+    height), each thinning to nothing at the nucleus's rim; the intranuclear cleft between them stays
+    clear."""
+    xyz = _crop_world(grid)
+    points = xyz[nucleus]
+    centre = points.mean(axis=0)
+    half = np.maximum(0.5 * np.ptp(points, axis=0), 1e-6)
+    u = (xyz - centre) / half
+    lobe = np.clip(1.0 - ((np.abs(u[..., 2]) - NUCLEUS_LOBE_CENTRE) / NUCLEUS_LOBE_HALF_WIDTH) ** 2, 0.0, 1.0)
+    rim = np.clip(1.0 - u[..., 0] ** 2 - u[..., 1] ** 2, 0.0, 1.0)
+    return np.where(nucleus, lobe * rim, 0.0)
+
+
+def _radial_fissure(grid: Volume, annulus: np.ndarray, nucleus: np.ndarray, tip: np.ndarray) -> np.ndarray:
+    """The annulus's voxels in a posterior radial fissure (:data:`FISSURE_HALF_WIDTH_MM` either side of a
+    ray from the nucleus's centre, :data:`FISSURE_ANGLE_DEG` off the posterior midline toward the tip's
+    side, within the middle :data:`FISSURE_HEIGHT_SHARE` of the annulus's height). Empty without a nucleus."""
+    if not nucleus.any():
+        return np.zeros(annulus.shape, bool)
+    xyz = _crop_world(grid)
+    centre = xyz[nucleus].mean(axis=0)
+    side = 1.0 if tip[0] >= centre[0] else -1.0
+    angle = np.radians(FISSURE_ANGLE_DEG)
+    ray = np.array([side * np.sin(angle), np.cos(angle)])  # +y is posterior
+    offset = xyz[..., :2] - centre[:2]
+    along = offset @ ray
+    across = np.abs(offset[..., 0] * ray[1] - offset[..., 1] * ray[0])
+    height = FISSURE_HEIGHT_SHARE * 0.5 * float(np.ptp(xyz[annulus][:, 2])) if annulus.any() else 0.0
+    return annulus & (along > 0) & (across <= FISSURE_HALF_WIDTH_MM) & (np.abs(xyz[..., 2] - centre[2]) <= height)
 
 
 def _texture(grid: Volume, correlation_mm: tuple[float, float, float], seed: int | Sequence[int]) -> np.ndarray:
@@ -822,13 +972,17 @@ def _texture(grid: Volume, correlation_mm: tuple[float, float, float], seed: int
 
 
 def _capsule(tracer: Tracer, codes: np.ndarray, joint: np.ndarray, grid: Volume) -> np.ndarray:
-    """The capsule's recesses: soft tissue within :data:`CAPSULE_MM` of the joint space, at its
-    superior and inferior poles (within :data:`RECESS_POLE_MM` of its cranial and caudal ends, in z)."""
-    near = ndimage.distance_transform_edt(~joint, sampling=grid.spacing) <= CAPSULE_MM + 0.5 * float(np.min(grid.spacing))
-    soft = np.isin(codes, [c for c, t in enumerate(tracer.tissues) if t in SPILL_TISSUES])
+    """The capsule's recesses: soft tissue within :data:`CAPSULE_MM` of the joint space's superior and
+    inferior poles (its voxels within :data:`RECESS_POLE_MM` of its cranial and caudal ends, in z),
+    beyond those ends: two pouches capping the joint line, not a sleeve along it."""
     z = grid.voxel_to_world(np.argwhere(np.ones(codes.shape, bool)))[:, 2].reshape(codes.shape)
     top, bottom = z[joint].max(), z[joint].min()
-    return near & soft & ((z >= top - RECESS_POLE_MM) | (z <= bottom + RECESS_POLE_MM))
+    poles = joint & ((z >= top - RECESS_POLE_MM) | (z <= bottom + RECESS_POLE_MM))
+    reach_mm = CAPSULE_MM + 0.5 * float(np.min(grid.spacing))
+    near = ndimage.distance_transform_edt(~poles, sampling=grid.spacing) <= reach_mm
+    soft = np.isin(codes, [c for c, t in enumerate(tracer.tissues) if t in SPILL_TISSUES])
+    beyond = (z >= top - 1.0) | (z <= bottom + 1.0)
+    return near & soft & beyond
 
 
 def _start_voxel(grid: Volume, tip: np.ndarray, passable: np.ndarray) -> np.ndarray | None:

@@ -56,7 +56,6 @@ def test_iodine_is_conserved(tracer, pattern, seconds):
 
 @pytest.mark.parametrize("pattern, groups", [
     ("epidural", ["epidural_space", "fat", "soft_tissue"]),
-    ("intrathecal", ["dural_sac.csf"]),
     ("subdural", ["dural_sac"]),
     ("intra_articular", ["facet_joint.L4-L5.left", "muscle", "soft_tissue", "ligamentum_flavum"]),
     ("intradiscal", ["L4-L5.disc"]),
@@ -132,9 +131,42 @@ def test_intrathecal_contrast_layers_anteriorly_in_a_prone_patient(tracer):
         slices = np.unique(filled[:, 2])
         csf_y = volume.voxel_to_world(np.argwhere(csf[:, :, slices.min():slices.max() + 1]) + [0, 0, slices.min()])[:, 1]
         centroid.append(np.average(y, weights=weights))
-        assert centroid[-1] < csf_y.mean() - 1.0
+        assert centroid[-1] < csf_y.mean() - (1.0 if seconds else 0.5)  # settling from the start
     assert centroid[0] > centroid[1] > centroid[2]  # it keeps settling
 
+
+def test_a_myelogram_fills_the_sac_across(tracer):
+    """2 mL in the CSF, 30 s on (clinical.md §2.7 intrathecal row): on AP the column is about as wide as
+    the sac all along it (in the median slice, at least 80% of the sac's width holds more than a quarter
+    of the peak), not a thin line along the sac's floor (which a global layering key gave: 71%)."""
+    tip = np.array(TIPS["intrathecal"][0])
+    volume = inject(tracer, tip, 2.0).concentration(30.0)
+    sac = _mask(tracer, volume, ["dural_sac"]).any(axis=1)
+    ap = volume.array.sum(axis=1)
+    dense = ap > 0.25 * ap.max()
+    slices = np.flatnonzero(dense.any(axis=0))
+    assert np.median(dense[:, slices].sum(axis=0) / sac[:, slices].sum(axis=0)) >= 0.8
+
+
+def test_a_myelogram_outlines_the_roots_and_their_sleeves(small_spine):
+    """2 mL in the CSF at L4 of the 2 mm patient, 30 s on: the cauda equina's roots hold less than a
+    fifth of the CSF's concentration (filling defects, clinical.md §2.7 intrathecal row); what lies
+    outside the sac is in the dural root sleeves only (within 3.5 mm of a root)."""
+    tracer = tracer_for(small_spine)
+    csf = np.isin(tracer.codes, tracer.codes_in_group("dural_sac.csf"))
+    csf_points = tracer.volume.voxel_to_world(np.argwhere(csf))
+    level = csf_points[np.abs(csf_points[:, 2] - small_spine.landmark("L4.body.center")[2]) < 1.0]
+    tip = level[np.argmin(np.linalg.norm(level - level.mean(axis=0), axis=1))]
+    volume = inject(tracer, tip, 2.0).concentration(30.0)
+    csf = _mask(tracer, volume, ["dural_sac.csf"]) & (volume.array > 0)
+    roots = _mask(tracer, volume, ["cauda_equina"])
+    slices = np.unique(np.nonzero(csf)[2])
+    roots[:, :, :slices.min()] = False
+    roots[:, :, slices.max() + 1:] = False
+    assert roots.any() and volume.array[roots].mean() < 0.2 * volume.array[csf].mean()
+    outside = (volume.array > 0) & ~_mask(tracer, volume, ["dural_sac"]) & ~roots
+    points = volume.voxel_to_world(np.argwhere(outside))
+    assert outside.any() and np.all(tracer.nerve_root_distance(points) <= 3.5)
 
 def test_contrast_volume_sums_injections_on_one_grid(tracer):
     first = inject(tracer, TIPS["epidural"][0], 1.0)
@@ -205,8 +237,10 @@ def test_epidural_contrast_relaxes_its_voxel_edges_and_stays_in_its_compartment(
     smooth = inject(tracer, tip, 1.5).concentration(3.0)
     monkeypatch.setitem(contrast.MODELS, "epidural", replace(contrast.MODELS["epidural"], smoothing_mm=0.0))
     blotchy = inject(tracer, tip, 1.5).concentration(3.0)
+    # The foraminal fill is mostly the root's smooth cuff (no fat lobules, no staircase to relax).
+    factor = 0.97 if tip is TIPS["epidural"][0] else 0.99
     for now, before in zip(_variation_per_iodine(smooth), _variation_per_iodine(blotchy)):
-        assert now < 0.97 * before
+        assert now < factor * before
     voxel_ml = float(np.prod(smooth.spacing)) / 1000.0
     assert smooth.array.sum(dtype=np.float64) * voxel_ml == pytest.approx(1.5 * CONTRAST_IODINE_MG_PER_ML, rel=1e-6)
     assert smooth.array.min() >= 0
@@ -251,6 +285,22 @@ def test_transforaminal_contrast_outlines_the_root_and_flows_medially_before_the
     assert iodine[medial].sum() > 0.1 * iodine.sum()
 
 
+def test_a_transforaminal_neurogram_outlines_the_spinal_nerve_beyond_the_foramen(procedure_tips):
+    """1 mL at the safe triangle outlines the exiting nerve infero-laterally beyond the foramen (the
+    classic neurogram, clinical.md §2.2(a), §2.7): contrast more than 10 mm lateral to the epidural
+    space's edge, all of it in a cuff within 3.5 mm of the root, below the tip, none in the root."""
+    tracer, tips = procedure_tips
+    tip = tips["tfesi-default"]
+    volume = inject(tracer, tip, 1.0).concentration(5.0)
+    filled = volume.voxel_to_world(np.argwhere(volume.array > 0.05 * volume.array.max()))
+    space = np.isin(tracer.codes, tracer.codes_in_group("epidural_space"))
+    epidural = tracer.volume.voxel_to_world(np.argwhere(space))
+    edge_mm = np.max(np.abs(epidural[np.abs(epidural[:, 2] - tip[2]) < 15.0, 0]))
+    out = np.abs(filled[:, 0]) > edge_mm + 10.0
+    assert out.sum() > 0
+    assert np.all(tracer.nerve_root_distance(filled[out]) <= 3.5) and np.all(filled[out, 2] < tip[2])
+    assert volume.array[_mask(tracer, volume, ["nerve_root"])].sum() == 0
+
 def _dorsal_share(tracer, volume) -> float:
     """Share of the epidural iodine dorsal to the dural sac's centre (in each axial slice)."""
     filled = np.argwhere(volume.array > 0)
@@ -292,7 +342,35 @@ def test_a_facet_arthrogram_fills_the_joint_line_then_both_recesses(tracer):
     z = volume.voxel_to_world(np.argwhere(volume.array > 0))[:, 2]
     joint_z = volume.voxel_to_world(np.argwhere(joint))[:, 2]
     assert z.max() > joint_z.max() and z.min() < joint_z.min()
+    # The recesses are pouches capping the joint's ends, not a sleeve along it: beside the joint line,
+    # short of its ends, there is none.
+    recess_z = volume.voxel_to_world(np.argwhere((volume.array > 0) & ~joint))[:, 2]
+    assert np.all((recess_z >= joint_z.max() - 1.5) | (recess_z <= joint_z.min() + 1.5))
 
+
+def test_a_normal_nucleogram_is_bilobed_and_overflows_through_a_posterior_fissure(tracer):
+    """0.3 mL in the nucleus (clinical.md §2.7 intradiscal row): two lobes above and below a clear
+    intranuclear cleft (the "hamburger": the nucleus's middle millimetre holds under a fifth of the
+    lobes' peak concentration), nothing in the annulus; 1 mL overflows through a posterior radial fissure
+    to the annulus's back (none of it in front) and leaks behind the disc (an annular tear's epidural leak)."""
+    tip = np.array(TIPS["intradiscal"][0])
+    volume = inject(tracer, tip, 0.3).concentration(5.0)
+    nucleus = _mask(tracer, volume, ["L4-L5.disc.nucleus"])
+    points = volume.voxel_to_world(np.argwhere(nucleus))
+    middle = np.abs(points[:, 2] - points[:, 2].mean()) < 0.6
+    values = volume.array[nucleus]
+    assert values[middle].max() < 0.2 * values.max()
+    assert volume.array[_mask(tracer, volume, ["L4-L5.disc.annulus"])].sum() == 0
+    overflow = inject(tracer, tip, 1.0).concentration(5.0)
+    annulus = _mask(tracer, overflow, ["L4-L5.disc.annulus"])
+    y = overflow.voxel_to_world(np.argwhere(annulus))[:, 1]
+    reached = y[overflow.array[annulus] > 0]
+    # Through the fissure to the annulus's back, none of it in the annulus in front of the nucleus's centre,
+    # and what leaves the disc leaks behind it.
+    assert reached.max() >= y.max() - 1.0
+    assert reached.min() > points[:, 1].mean()
+    leaked = (overflow.array > 0) & ~_mask(tracer, overflow, ["L4-L5.disc"])
+    assert leaked.any() and np.all(overflow.voxel_to_world(np.argwhere(leaked))[:, 1] > y.max() - 2.0)
 
 def test_subcutaneous_contrast_is_a_round_blob(small_spine):
     """1 mL in the subcutaneous fat over the left paraspinal muscles at L4: the soft-tissue pattern with
