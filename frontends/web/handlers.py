@@ -52,7 +52,7 @@ REQUESTS = {"start_attempt": 1, "resume_attempt": 1, "new_attempt": 0, "finish":
             "advance": 1, "withdraw": 1, "lor": 0, "inject": 1, "read_contrast": 1, "medicate": 2, "stimulate": 2,
             "lesion": 2, "probe_view": 1, "probe_move": 4, "probe_settings": 3, "us_pick": 4, "insert_in_plane": 1,
             "open_attempt": 1, "preview": 1, "scenario_view": 1, "replay_view": 1, "review_view": 2,
-            "explain_case": 1, "play_run": 0, "comment": 2}
+            "explain_case": 1, "play_run": 0, "comment": 2, "choose_needle": 1}
 
 
 class Handlers:
@@ -83,6 +83,7 @@ class Handlers:
         self._picked: np.ndarray | None = None  # skin entry picked on the fluoroscopy image
         self._aim: np.ndarray | None = None  # in-plane aim picked on the ultrasound image
         self._presets: dict[str, dict] = {}
+        self._needle_number = 0  # the needle chosen from the case's tray (choose_needle)
         self._streamed = threading.Event()  # set when no live stream is running
         self._streamed.set()
 
@@ -105,7 +106,14 @@ class Handlers:
 
     # ------------------------------------------------------------------ fields (return the state to change)
     def scenario_view(self, scenario_id) -> dict:
+        self._needle_number = 0
         return scenario_view(self.scenarios[choice(scenario_id, self.scenarios, "scenario")])
+
+    def choose_needle(self, needle_number) -> dict:
+        """The needle taken from the case's tray (``Scenario.tray``; 0 the case's own) for the next Insert,
+        which records it in its ``place_needle``."""
+        self._needle_number = integer(needle_number, "needle", 0, 5)
+        return {}
 
     def replay_view(self, replay_step) -> dict:
         return replay_view(self.opened, integer(replay_step, "replay step", 0, 10**6))
@@ -396,8 +404,10 @@ class Handlers:
         facing cranial (:attr:`simulator.needle.shaft.Needle.bevel_roll_deg`)."""
         if self._picked is None:
             raise SpinesimError("no entry point picked", hint="click the skin entry point on the fluoroscopy image")
+        chosen = {"needle": self._needle_number} if self._needle_number else {}
         self._act({"type": "place_needle", "entry": [round(float(v), 4) for v in self._picked],
-                   "direction": _direction(left_deg, cranial_deg), "bevel_roll_deg": number(bevel_deg, "bevel")})
+                   "direction": _direction(left_deg, cranial_deg), "bevel_roll_deg": number(bevel_deg, "bevel"),
+                   **chosen})
 
     def redirect(self, left_deg, cranial_deg, bevel_deg=None) -> None:
         """Pull back and re-aim along the two angles, the bevel turned to ``bevel_deg`` (None: as it was)."""

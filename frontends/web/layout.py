@@ -398,6 +398,10 @@ def _scenario_card(ctrl) -> None:
                 with html.Ul(classes="text-body-2 pl-4"):
                     html.Li("{{ o }}", v_for="(o, i) in scenario.objectives", key="i")
             html.Div("{{ scenario.needle }} · {{ scenario.imaging }}", classes="text-caption text-grey-darken-1")
+            # Where the case offers a choice of needle: the one taken from the tray for the next Insert.
+            v3.VSelect(v_model=("needle_number",), items=("needle_items",), label="Needle from the tray",
+                       density="compact", id="needle-choice", hide_details=True, classes="mt-2",
+                       v_if="needle_items.length > 1", disabled=("busy",))
             html.Div("Attempt {{ attempt_id }} · {{ action_count }} actions saved", v_show="attempt_id",
                      classes="text-caption text-grey-darken-1", id="attempt-status")
         with v3.VCardActions(classes="flex-wrap"):

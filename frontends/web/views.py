@@ -60,7 +60,8 @@ def initial_state(user: User, catalogue: Catalogue, first: str, assigned: Sequen
         "alert_show": False,
         "fluoro_src": "", "fluoro_caption": "", "has_run": False, "pick_marker": None, "entry_text": "", "entry_lps": "",
         "fluoro_zoom": 1,
-        "carm_primary": 0.0, "carm_secondary": 0.0, "carm_label": "AP", "preset_names": [],
+        "carm_primary": 0.0, "carm_secondary": 0.0, "carm_label": "AP", "preset_names": [], "needle_items": [],
+        "needle_number": 0,
         "carm_field_cm": MAGNIFICATION_MODES_CM[0], "carm_shutters": 1.0, "carm_fields": list(MAGNIFICATION_MODES_CM),
         "carm_openings": list(SHUTTER_OPENINGS),
         "needle_in": False, "depth_mm": 0.0, "bevel_text": "", "hub_text": "", "lor_text": "", "dsa_allowed": False,
@@ -123,6 +124,8 @@ def scenario_view(scenario: Scenario) -> dict:
                          "procedure": scenario.procedure.replace("_", " "),
                          "needle": needle_words(scenario),
                          "imaging": ", ".join(imaging)},
+            "needle_items": [{"title": choice_words(needle), "value": number}
+                             for number, needle in enumerate(scenario.tray)], "needle_number": 0,
             "dsa_allowed": scenario.imaging.dsa, "us_allowed": scenario.imaging.ultrasound,
             "trame__title": page_title(scenario), "rf_allowed": scenario.needle.kind == "rf_cannula"}
 
@@ -152,7 +155,12 @@ def needle_words(scenario: Scenario) -> str:
     >>> needle_words(load_scenario("rfa-l4-medial-branch-left")), needle_words(load_scenario("tfesi-default"))
     ('RF cannula 18 G, 100 mm, 10 mm active tip', 'Quincke 22 G, 89 mm')
     """
-    spec = scenario.needle.spec()
+    return choice_words(scenario.needle)
+
+
+def choice_words(needle) -> str:
+    """A needle of the tray (a :class:`scenarios.schema.NeedleChoice`) as the case card names it."""
+    spec = needle.spec()
     curved = "curved " if spec.curved_tip else ""
     tip = f", {spec.active_tip_mm:g} mm {curved}active tip" if spec.kind == "rf_cannula" else ""
     return f"{NEEDLE_WORDS[spec.kind]} {spec.gauge} G, {spec.length_mm:.0f} mm{tip}"

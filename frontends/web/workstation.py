@@ -7,9 +7,10 @@ to it; users never share a process, and so never see each other's state.
 
 The trainee's screen: a scenario picker (the library's cases, then those of each folder the server was
 given with ``--scenarios``, :mod:`scenarios.catalogue`), the case's difficulty, objectives and patient
-explanation (:mod:`frontends.web.explanation`), the fluoroscopy monitor (black, last image held), the
-C-arm (angles, presets), the needle (entry picked on the image, two angles, advance/withdraw by a
-step, redirect), the loss-of-resistance syringe and contrast, events, timer, shot and dose counters,
+explanation (:mod:`frontends.web.explanation`) and, where the case offers one, the choice of needle from its
+tray, the fluoroscopy monitor (black, last image held), the C-arm (angles, presets, the intensifier's
+magnification field, the shutters, the table moved), the needle (entry picked on the image, two angles
+or a drag on the image to re-aim, advance/withdraw by a step, redirect), the loss-of-resistance syringe and contrast, events, timer, shot and dose counters,
 hints (each a ``show_hint`` action), where the scenario allows ultrasound a second monitor with live
 B-mode and the probe's controls (standard views, slide/sweep/rotate/tilt/rock, depth, gain,
 frequency, an in-plane needle aimed on the image), live fluoroscopy streamed while Live (or the space bar)
@@ -151,6 +152,7 @@ class Workstation:
         # These run on the event loop while the state is being flushed: they only update the state; a
         # value the browser sent that makes no sense is shown as a message, like a refused action.
         self._on_change("scenario_id", lambda scenario_id, **_: handlers.scenario_view(scenario_id))
+        self._on_change("needle_number", lambda needle_number, **_: handlers.choose_needle(needle_number))
         self._on_change("replay_step", lambda replay_step, **_: handlers.replay_view(replay_step))
         # New attempts may have been made since: the review is read again whenever its tab opens.
         self._on_change("tab", lambda tab, **_: handlers.review_view(self.state.review_trainee,

@@ -127,6 +127,8 @@ class PlaceNeedle(_Aimed):
     entry: Point
     depth_mm: Annotated[float, Field(ge=0.0, le=MAX_NEEDLE_DEPTH_MM), Number] = 0.0
     bevel_roll_deg: Degrees = 0.0
+    # Which needle of the scenario's tray (Scenario.tray: 0 its ``needle``, then its ``needle_options``).
+    needle: Annotated[int, Field(ge=0, le=5), Strict()] | None = None
 
 
 class Advance(_Action):

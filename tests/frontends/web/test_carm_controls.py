@@ -69,3 +69,25 @@ def test_a_drag_to_the_right_turns_the_needles_fields_so_the_tip_goes_right(hand
     tip = entry + turned * (carm.depth(straight) - carm.depth(entry)) / (turned @ carm.beam_direction)
     moved = carm.project(tip) - carm.project(straight)
     assert moved[0] == pytest.approx(40.0, abs=0.3) and abs(moved[1]) < 0.3  # the fields hold 0.01°
+
+
+def test_the_needle_chosen_from_the_tray_is_the_one_inserted_and_the_log_says_which(patient, tmp_path):
+    store = Store(f"sqlite:///{tmp_path / 'spinesim.db'}")
+    handlers = Handlers(store, store.add_user("ben", "trainee", "battery staple"), library_scenarios(),
+                        Patients(ANATOMY), tmp_path, show=lambda **changes: None)
+    view = handlers.scenario_view("tfesi-bmi40-l4l5-left")
+    assert [item["title"] for item in view["needle_items"]] == ["Quincke 22 G, 127 mm", "Quincke 22 G, 89 mm"]
+    handlers.start_attempt("tfesi-bmi40-l4l5-left")
+    handlers.shot()
+    handlers.choose_needle(1)  # the 3.5-inch needle, too short for this patient
+    handlers.pick(256, 256, 512, 512)
+    handlers.insert(0.0, 0.0)
+    assert handlers.attempt.session.state.needle.spec.length_mm == pytest.approx(88.9)
+    assert store.actions(handlers.attempt.attempt_id)[-1]["needle"] == 1
+    handlers.choose_needle(0)
+    handlers.insert(0.0, 0.0)
+    assert handlers.attempt.session.state.needle.spec.length_mm == pytest.approx(127.0)
+    assert "needle" not in store.actions(handlers.attempt.attempt_id)[-1]
+    handlers.choose_needle(3)
+    with pytest.raises(SpinesimError, match="this case offers 2 needles, not a number 3"):
+        handlers.insert(0.0, 0.0)
