@@ -1,6 +1,6 @@
-"""Live fluoroscopy while the space bar (the foot pedal) is held, in a real browser (headless Chromium, the
-monitor's pixels): frames stream while the needle is advanced, the needle grows along its path in them,
-the run is stored as one held live shot, and the frames come at a usable rate."""
+"""Live fluoroscopy while the space bar (the foot pedal) or the Hold live button is held, in a real browser
+(headless Chromium, the monitor's pixels): frames stream while the needle is advanced, the needle grows
+along its path in them, the run is stored as one held live shot; the frame rate is printed."""
 
 from __future__ import annotations
 
@@ -95,3 +95,13 @@ def test_holding_the_space_bar_during_advances_streams_frames_whose_needle_moves
     first, last = _pixels(streamed[0]), _pixels(streamed[-1])
     Image.fromarray(np.hstack([first, last]).astype(np.uint8)).save(tmp_path / "live-first-and-last-frame.png")
     assert (first[rows, columns] - last[rows, columns]).mean() > 40
+
+    # The Hold live button held down with the pointer does the same; let go anywhere, the run is kept.
+    seen, saved = len(frames), b.saved_actions(page)
+    page.hover("#live-hold")
+    page.mouse.down()
+    page.wait_for_function("n => window.liveFrames.length >= n + 2", arg=seen)
+    page.mouse.move(5, 5)
+    page.mouse.up()
+    b.wait_saved(page, saved + 1)
+    assert Store(database).actions(b.attempt_id(page))[-1]["held"] is True
