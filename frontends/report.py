@@ -72,9 +72,11 @@ def report_images(attempt: Attempt, report: Report, *, pixels: int = 512) -> lis
         step, injection_t = run
         # The image the trainee saw: the same shot rendered again (same seed, same held frame).
         mode, seconds = step.action.mode, step.action.seconds
-        image = render_shot(session, step.after, mode, seconds, step.action.frames_per_second, pixels=pixels)
+        held = bool(step.action.held)
+        image = render_shot(session, step.after, mode, seconds, step.action.frames_per_second, pixels=pixels,
+                            held=held)
         caption = "DSA" if mode == "dsa" else "live"
-        after = shown_at(step.after, mode, seconds) - injection_t
+        after = shown_at(step.after, mode, seconds, held) - injection_t
         pictures.append((f"contrast run ({caption}, {after:.1f} s after injecting at {injection_t:.0f} s)",
                          with_overlay(image, markers, [])))
     scan = render_scan(session, final)

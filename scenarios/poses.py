@@ -42,6 +42,10 @@ ShortName = Annotated[str, Strict(), Field(max_length=64)]
 # The ranges a pose may take, shared with the actions that carry a pose's fields.
 PrimaryDeg = Annotated[float, Field(ge=-180.0, le=180.0, description="LAO (+) / RAO (-), degrees"), Number]
 SecondaryDeg = Annotated[float, Field(ge=-90.0, le=90.0, description="cranial (+) / caudal (-), degrees"), Number]
+# The image intensifier's fields (magnification modes), cm, and the shutters' opening, as a share of the field.
+FieldCm = Annotated[float, Field(ge=5.0, le=50.0, description="the image intensifier's field (mode), cm"), Number]
+Shutters = Annotated[float, Field(ge=0.2, le=1.0, description="collimator shutters' opening, share of the field"),
+                     Number]
 ProbeDepthMm = Annotated[float, Field(ge=10.0, le=300.0, description="imaging depth, mm"), Number]
 ProbeGainDb = Annotated[float, Field(ge=-60.0, le=60.0, description="overall receive gain, dB"), Number]
 ProbeFrequencyMhz = Annotated[float, Field(gt=0.0, le=20.0, description="centre frequency, MHz"), Number]
@@ -65,17 +69,23 @@ class CArmPose(_Pose):
         Cranial (+) / caudal (-) tilt, degrees, -90..90 (the C-arm itself refuses +-90).
     isocenter : (x, y, z) LPS mm, optional
         The point the central ray passes through; where absent, the session centres the C-arm on
-        the target.
+        the target. Moving the table (panning) moves it.
+    field_cm : float, optional
+        The image intensifier's field in a magnification mode, cm (absent: its full field).
+    shutters : float, optional
+        The collimator's shutters closed to this share of the field, across and up and down (absent: open).
     """
 
     setup: ShortName | None = None
     primary_deg: PrimaryDeg = 0.0
     secondary_deg: SecondaryDeg = 0.0
     isocenter: Point | None = None
+    field_cm: FieldCm | None = None
+    shutters: Shutters | None = None
 
     def to_json(self) -> dict:
         """The pose as the log and the session state write it: ``setup`` (null when unnamed), the
-        angles, and ``isocenter`` only where one is given.
+        angles, and ``isocenter``, ``field_cm`` and ``shutters`` only where one is given.
 
         Examples
         --------
@@ -85,7 +95,8 @@ class CArmPose(_Pose):
         >>> CArmPose.model_validate(pose.to_json()) == pose
         True
         """
-        return self.model_dump(mode="json", exclude=None if self.isocenter is not None else {"isocenter"})
+        optional = {name for name in ("isocenter", "field_cm", "shutters") if getattr(self, name) is None}
+        return self.model_dump(mode="json", exclude=optional or None)
 
 
 class ProbePose(_Pose):

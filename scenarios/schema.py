@@ -516,6 +516,9 @@ class Scenario(_Model):
     procedure: Procedure
     target: TargetSpec
     needle: NeedleChoice
+    needle_options: list[NeedleChoice] = Field([], max_length=5, description=(
+        "other needles on the tray the trainee may choose instead of 'needle' (the first offered) before "
+        "inserting: kind, gauge and length"))
     imaging: Imaging = Imaging()
     start: Start = Start()
     limits: Limits = Limits()
@@ -548,11 +551,22 @@ class Scenario(_Model):
             if self.target.nerve not in RFA_NERVES:
                 raise ValueError(f"target.nerve: a lumbar radiofrequency ablation treats the "
                                  f"{', '.join(RFA_NERVES[:-1])} or the {RFA_NERVES[-1]}, not {quoted(self.target.nerve)}")
-            if self.needle.kind != "rf_cannula":
-                raise ValueError("needle.kind: radiofrequency_ablation needs an rf_cannula (with active_tip_mm)")
-        elif self.needle.kind == "rf_cannula":
-            raise ValueError(f"needle.kind: an rf_cannula is for radiofrequency_ablation, not {self.procedure}")
+        for name, needle in self.tray_items():
+            if self.procedure == "radiofrequency_ablation" and needle.kind != "rf_cannula":
+                raise ValueError(f"{name}.kind: radiofrequency_ablation needs an rf_cannula (with active_tip_mm)")
+            if self.procedure != "radiofrequency_ablation" and needle.kind == "rf_cannula":
+                raise ValueError(f"{name}.kind: an rf_cannula is for radiofrequency_ablation, not {self.procedure}")
         return self
+
+    def tray_items(self) -> list[tuple[str, NeedleChoice]]:
+        """The needles on the tray with their fields' names: ``needle`` first, then ``needle_options``."""
+        return [("needle", self.needle)] + [(f"needle_options[{i}]", n) for i, n in enumerate(self.needle_options)]
+
+    @property
+    def tray(self) -> list[NeedleChoice]:
+        """The needles the trainee may choose from (a ``place_needle`` action's ``needle``): the scenario's
+        ``needle`` (number 0), then its ``needle_options``."""
+        return [needle for _, needle in self.tray_items()]
 
     @property
     def approach(self) -> str:

@@ -112,7 +112,7 @@ def _step_printer(events: list, images_dir: Path | None, as_json: bool):
             events.append(event)
             if images_dir is not None and event.kind == "fluoro_shot":
                 image = render_shot(session, step.after, event.data["mode"], step.action.seconds,
-                                    step.action.frames_per_second)
+                                    step.action.frames_per_second, held=bool(step.action.held))
                 image.save_png(images_dir / f"shot-{event.data['shot']:03d}-{event.data['mode']}.png")
             if not as_json:
                 style = _SEVERITY_STYLE[event.severity]

@@ -15,6 +15,8 @@ a resumed attempt continues from its last action's time.
 
 from __future__ import annotations
 
+import math
+import threading
 import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -29,8 +31,9 @@ from frontends.store import Store
 from scenarios.schema import Scenario
 from simulator.case.controls import carm_start, skin_point_on_ray, view_isocenter
 from simulator.imaging.carm import CArm
-from simulator.imaging.dose import DoseLedger, Technique, add_fluoro_shot, at_pulse_rate, beam_seconds
-from simulator.imaging.fluoro import render_fluoro
+from simulator.imaging.dose import (DoseLedger, Exposure, Technique, add_fluoro_shot, at_pulse_rate, beam_seconds,
+                                    shot_exposure, technique_for)
+from simulator.imaging.fluoro import FluoroImage, render_fluoro
 from simulator.imaging.probe import Probe
 from simulator.imaging.ultrasound import UltrasoundImage
 from simulator.needle.trace import Tracer
@@ -39,7 +42,7 @@ from simulator.session.fold import Event, Session, Step
 from simulator.session.history import Attempt
 from simulator.session.replay import replay
 from simulator.session.scans import annotate, render_scan
-from simulator.session.shots import render_run, render_shot
+from simulator.session.shots import held_frame_state, held_frame_time, render_held_frame, render_run, render_shot
 
 if TYPE_CHECKING:  # grading and the report page load when first asked for (the 3D scene needs VTK)
     from scoring.report import Report
@@ -88,6 +91,47 @@ class Shot:
     carm: CArm
     data_url: str
     caption: str
+    held: bool = False  # a live run screened while Live was held (its frames were streamed as it ran)
+
+
+@dataclass(frozen=True)
+class HeldRun:
+    """A live run while the trainee holds Live (or the foot pedal): the beam on since ``start_s`` on the
+    attempt's clock, a frame a pulse; recorded as a held ``fluoro_shot`` when it is released.
+
+    Parameters
+    ----------
+    start_s : float
+        Attempt time the beam came on, s.
+    shot : int
+        The run's shot number in the attempt (it is the next shot).
+    technique : Technique
+        The live technique at the run's pulse rate.
+    frame_exposure : Exposure
+        The dose of one frame, metered at the pose the run began at (the counter counts it per frame).
+    """
+
+    start_s: float
+    shot: int
+    technique: Technique
+    frame_exposure: Exposure
+
+    @property
+    def frames_per_second(self) -> float:
+        return self.technique.frames_per_second
+
+    def frame_at(self, index: int) -> float:
+        """Attempt time (s) frame ``index`` shows (:func:`simulator.session.shots.held_frame_time`)."""
+        return held_frame_time(self.start_s, index, self.frames_per_second)
+
+    def frames_due(self, now_s: float) -> int:
+        """How many frames the run has made by attempt time ``now_s`` (the first at once).
+
+        >>> run = HeldRun(10.0, 1, Technique(frames_per_second=15.0), None)
+        >>> run.frames_due(10.0), run.frames_due(10.99), run.frames_due(11.0)
+        (1, 15, 16)
+        """
+        return math.floor((now_s - self.start_s) * self.frames_per_second + 1e-9) + 1
 
 
 def scenario_preview(scenario: Scenario, anatomy: Anatomy, tracer: Tracer | None = None) -> str:
@@ -120,6 +164,10 @@ class LiveAttempt:
     _scan: Scan | None = None  # the last ultrasound frame rendered
     _report: tuple[int, Report] | None = None  # (steps graded, the report)
     _cines: dict[int, tuple[tuple[str, ...], float]] = field(default_factory=dict)  # by shot number
+    held: HeldRun | None = None  # the live run screening now, while Live is held
+    # An action's clock reading, application and commit happen under this lock, and a held run's frame picks
+    # its state under it: once the clock has passed a frame's moment, no action can still land before it.
+    lock: threading.RLock = field(default_factory=threading.RLock)
 
     @classmethod
     def start(cls, store: Store, user_id: int, scenario: Scenario, anatomy: Anatomy,
@@ -164,7 +212,12 @@ class LiveAttempt:
             For an action the session refuses (nothing changes), or one the store could not keep
             (the attempt is rebuilt from the store first).
         """
-        record = dict(record, t=self.now())
+        with self.lock:
+            if self.held is not None and record["type"] in ("fluoro_shot", "finish"):
+                raise SpinesimError("live fluoroscopy is running", hint="release Live (or the space bar) first")
+            return self._commit(dict(record, t=self.now()))
+
+    def _commit(self, record: dict) -> list[Event]:
         events = self._apply(record)
         try:
             self.store.append_action(self.attempt_id, len(self.session.actions), self._stored_record())
@@ -177,6 +230,63 @@ class LiveAttempt:
         if record["type"] == "finish":
             self.store.finish_attempt(self.attempt_id, self.report())
         return events
+
+    # ------------------------------------------------------------------ live fluoroscopy while held
+    def hold_live(self, frames_per_second: float | None = None) -> HeldRun:
+        """Switch the beam on while Live is held: frames follow at the pulse rate (:meth:`held_frame`)
+        until :meth:`release_live` records the run.
+
+        Raises
+        ------
+        SpinesimError
+            If the attempt is over, Live is already held, or the case has no fluoroscopy.
+        """
+        with self.lock:
+            if self.finished:
+                raise SpinesimError("the attempt is finished", hint="start a new attempt")
+            if self.held is not None:
+                raise SpinesimError("live fluoroscopy is already running")
+            if not self.session.scenario.imaging.fluoroscopy:
+                raise SpinesimError("fluoroscopy is not available in this case")
+            fluoro = at_pulse_rate(Technique(), frames_per_second)
+            self.held = HeldRun(self.now(), self.session.state.fluoro_shots + 1, technique_for("live", fluoro),
+                                shot_exposure(self.session.anatomy, self.session.carm(), "live", fluoro))
+            return self.held
+
+    def held_frame(self, run: HeldRun, index: int) -> FluoroImage | None:
+        """Frame ``index`` of the held ``run`` as its cine will replay it (None once the run is released),
+        once the attempt's clock has passed the frame's moment (:meth:`HeldRun.frame_at`): any action
+        made after that has a later time, so the frame shows what the replay's will."""
+        at_s = run.frame_at(index)
+        while True:
+            with self.lock:
+                if self.held is not run:
+                    return None
+                if self.now() > at_s:
+                    state = held_frame_state(self.session.states, at_s)
+                    break
+            time.sleep(0.001)
+        return render_held_frame(self.session, state, at_s, index, run.shot, run.technique)
+
+    def release_live(self) -> list[Event]:
+        """Switch the beam off: the held run becomes a ``fluoro_shot`` (``held``, its ``seconds`` up to now,
+        at least one pulse), committed like any action; its hold goes on the monitor.
+
+        Raises
+        ------
+        SpinesimError
+            If Live is not held.
+        """
+        with self.lock:
+            run = self.held
+            if run is None:
+                raise SpinesimError("live fluoroscopy is not running", hint="hold Live (or the space bar)")
+            self.held = None
+            # The run's end is its start plus its seconds, so its frames fall where they were streamed.
+            seconds = round(max(self.now() - run.start_s, 1.0 / run.frames_per_second), 3)
+            return self._commit({"type": "fluoro_shot", "mode": "live", "seconds": seconds, "held": True,
+                                 "frames_per_second": run.frames_per_second,
+                                 "t": round(run.start_s + seconds, 3)})
 
     def _stored_record(self) -> dict:
         return action_record(self.session.actions[-1])
@@ -191,14 +301,15 @@ class LiveAttempt:
         if step.action.type != "fluoro_shot":
             return
         action, state, action_index = step.action, step.after, step.number - 1
-        image = render_shot(self.session, state, action.mode, action.seconds, action.frames_per_second)
+        held = bool(action.held)
+        image = render_shot(self.session, state, action.mode, action.seconds, action.frames_per_second, held=held)
         self.ledger = add_fluoro_shot(self.ledger, self.session.anatomy, image.carm, action.mode, action.seconds,
                                       at_pulse_rate(Technique(), action.frames_per_second))
         # The C-arm's angles are burned into the image's corner; the caption says which shot and how.
         run = "" if action.mode == "pulse" else f" {beam_seconds(action.seconds):g} s"
-        caption = f"#{state.fluoro_shots}  {action.mode.upper()}{run}"
+        caption = f"#{state.fluoro_shots}  {action.mode.upper()}{run}{' held' if held else ''}"
         self.shots.append(Shot(state.fluoro_shots, action_index, action.mode, image.carm, jpeg_data_url(image.pixels),
-                               caption))
+                               caption, held))
 
     def _rebuild(self) -> None:
         rebuilt = LiveAttempt.resume(self.store, self.attempt_id, self.session.scenario, self.session.anatomy,
@@ -226,7 +337,8 @@ class LiveAttempt:
         if shot.number not in self._cines:
             step = self.session.steps[shot.action_index]
             action = step.action
-            run = render_run(self.session, step.after, action.mode, action.seconds, action.frames_per_second)
+            run = render_run(self.session, step.after, action.mode, action.seconds, action.frames_per_second,
+                             held=bool(action.held))
             self._cines[shot.number] = (tuple(jpeg_data_url(frame.pixels) for frame in run.frames),
                                         1.0 / run.frames_per_second)
         return self._cines[shot.number]

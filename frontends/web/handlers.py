@@ -10,6 +10,7 @@ message on screen; a field's handler returns the state to change.
 
 from __future__ import annotations
 
+import threading
 import time
 from pathlib import Path
 from typing import Callable
@@ -18,8 +19,9 @@ import numpy as np
 
 from anatomy_models.atomic import atomic_path
 from anatomy_models.errors import SpinesimError
+from frontends.pictures.encode import jpeg_data_url
 from frontends.store import Store, User
-from frontends.web.attempt import LiveAttempt
+from frontends.web.attempt import HeldRun, LiveAttempt
 from frontends.web.explanation import check_may_explain, explanation_view
 from frontends.web.inputs import MAX_ID, choice, clipped, integer, number, trainee_words
 from frontends.web.patients import Patients, next_patient_seed
@@ -27,18 +29,31 @@ from frontends.web.review import preview_view, review_view, stored_attempt
 from frontends.web.views import (ATTEMPT_FIELDS, attempt_view, comment_rows, lps_text, replay_view, report_view,
                                  resume_view, scenario_view)
 from scenarios.schema import Scenario
-from simulator.case.controls import (PROBE_MOVES, PROBE_VIEWS, beam_aligned_angles, carm_presets, entry_words,
-                                     in_plane_entry, moved_probe, needle_angles, needle_direction, nudged_angles,
-                                     probe_preset, probe_with_settings)
+from scoring.report import MGY_PER_GY
+from simulator.case.controls import (PROBE_MOVES, PROBE_VIEWS, SHUTTER_OPENINGS, beam_aligned_angles, carm_presets,
+                                     dragged_angles, entry_words, in_plane_entry, moved_probe, needle_angles,
+                                     needle_direction, nudged_angles, panned_pose, probe_preset, probe_with_settings)
+from simulator.imaging.carm import MAGNIFICATION_MODES_CM
 from simulator.session.fold import READING_WORDS
 
+# The longest a held live run lasts before the beam stops by itself, s: a fluoro_shot's longest run
+# (simulator.session.actions.FluoroShot.seconds).
+MAX_HELD_S = 600.0
+# The longest a released run's stream may take to push its last frame, s (a frame being made as Live is let go).
+STREAM_STOP_S = 5.0
+# How far along the needle the point a drag moves lies before the needle is in (and at least), mm [ED]: about
+# the depth of a lumbar target, so a drag moves the aim about as far as the tip will go.
+DRAG_REACH_MM = 50.0
+# What the live stream shows while Live is held (Handlers.stream_live), left out of the other requests' views.
+_STREAMED = ("fluoro_src", "fluoro_caption", "kerma_mgy", "dap_mgy_cm2")
 # Every request a page may send: the handler's name and how many values it carries.
-REQUESTS = {"start_attempt": 1, "resume_attempt": 1, "new_attempt": 0, "finish": 0, "abandon": 0, "hint": 0, "shot": 0,
-            "live": 1,
-            "dsa": 1, "move_carm": 2, "preset": 1, "pick": 4, "align_beam": 0, "nudge": 4, "insert": 3, "redirect": 3,
-            "advance": 1, "withdraw": 1, "lor": 0, "inject": 1, "read_contrast": 1, "medicate": 2, "stimulate": 2, "lesion": 2, "probe_view": 1, "probe_move": 4,
-            "probe_settings": 3, "us_pick": 4, "insert_in_plane": 1, "open_attempt": 1, "preview": 1,
-            "scenario_view": 1, "replay_view": 1, "review_view": 2, "explain_case": 1, "play_run": 0, "comment": 2}
+REQUESTS = {"start_attempt": 1, "resume_attempt": 1, "new_attempt": 0, "finish": 0, "abandon": 0, "hint": 0,
+            "shot": 0, "live": 1, "live_hold": 1, "dsa": 1, "move_carm": 2, "preset": 1, "pan": 2, "magnify": 1,
+            "collimate": 1, "pick": 4, "align_beam": 0, "nudge": 4, "drag_aim": 8, "insert": 3, "redirect": 3,
+            "advance": 1, "withdraw": 1, "lor": 0, "inject": 1, "read_contrast": 1, "medicate": 2, "stimulate": 2,
+            "lesion": 2, "probe_view": 1, "probe_move": 4, "probe_settings": 3, "us_pick": 4, "insert_in_plane": 1,
+            "open_attempt": 1, "preview": 1, "scenario_view": 1, "replay_view": 1, "review_view": 2,
+            "explain_case": 1, "play_run": 0, "comment": 2, "choose_needle": 1}
 
 
 class Handlers:
@@ -69,6 +84,9 @@ class Handlers:
         self._picked: np.ndarray | None = None  # skin entry picked on the fluoroscopy image
         self._aim: np.ndarray | None = None  # in-plane aim picked on the ultrasound image
         self._presets: dict[str, dict] = {}
+        self._needle_number = 0  # the needle chosen from the case's tray (choose_needle)
+        self._streamed = threading.Event()  # set when no live stream is running
+        self._streamed.set()
 
     def request(self, name, *values):
         """Handle the page's request ``name`` with the ``values`` it carries (what a field's handler
@@ -89,7 +107,14 @@ class Handlers:
 
     # ------------------------------------------------------------------ fields (return the state to change)
     def scenario_view(self, scenario_id) -> dict:
+        self._needle_number = 0
         return scenario_view(self.scenarios[choice(scenario_id, self.scenarios, "scenario")])
+
+    def choose_needle(self, needle_number) -> dict:
+        """The needle taken from the case's tray (``Scenario.tray``; 0 the case's own) for the next Insert,
+        which records it in its ``place_needle``."""
+        self._needle_number = integer(needle_number, "needle", 0, 5)
+        return {}
 
     def replay_view(self, replay_step) -> dict:
         return replay_view(self.opened, integer(replay_step, "replay step", 0, 10**6))
@@ -104,21 +129,30 @@ class Handlers:
     def _act(self, record: dict) -> None:
         if self.attempt is None or self.attempt.finished:
             raise SpinesimError("no attempt in progress", hint="start an attempt first")
-        shots_before, state_before = len(self.attempt.shots), self.attempt.session.state
+        self._act_on(self.attempt, lambda: self.attempt.act(record))
+
+    def _act_on(self, attempt: LiveAttempt, act: Callable[[], list]) -> None:
+        """Make ``act()`` (an action of ``attempt``) and push what it shows: a new image first, a new
+        ultrasound frame, then the rest of the screen."""
+        shots_before, state_before = len(attempt.shots), attempt.session.state
         try:
-            events = self.attempt.act(record)
+            events = act()
         except SpinesimError as error:
             raise trainee_words(error) from None
-        if len(self.attempt.shots) > shots_before:
+        if len(attempt.shots) > shots_before:
             # The image first, on its own message: it is what the trainee is waiting for.
-            shot = self.attempt.last_shot
+            shot = attempt.last_shot
             self._set(fluoro_src=shot.data_url, fluoro_caption=shot.caption, pick_marker=None)
-        state = self.attempt.session.state
+        state = attempt.session.state
         if state.probe is not None and (state.probe != state_before.probe or state.needle is not state_before.needle):
-            scan = self.attempt.scan  # live ultrasound: a new frame for every probe or needle move
+            scan = attempt.scan  # live ultrasound: a new frame for every probe or needle move
             self._set(us_src=scan.data_url, us_caption=scan.caption, us_aspect=scan.aspect)
-        self._set(**attempt_view(self.attempt, events, needle_moved=state.needle is not state_before.needle))
-        if len(self.attempt.shots) > shots_before and self.attempt.last_shot.mode != "pulse":
+        view = attempt_view(attempt, events, needle_moved=state.needle is not state_before.needle)
+        if attempt.held is not None:  # the live stream owns the monitor and the dose counters while held
+            view = {name: value for name, value in view.items() if name not in _STREAMED}
+        self._set(**view)
+        if len(attempt.shots) > shots_before and attempt.last_shot.mode != "pulse" \
+                and not attempt.last_shot.held:  # a held run was watched as it ran
             self.play_run()
 
     # ------------------------------------------------------------------ attempt life cycle
@@ -174,6 +208,8 @@ class Handlers:
         """Stop the attempt without a grade: the store keeps it, with its actions, as abandoned (not a
         failure); the simulator is ready for a new one."""
         attempt = self._live()
+        with attempt.lock:
+            attempt.held = None  # a live run still held ends unrecorded, with the attempt
         self.store.abandon_attempt(attempt.attempt_id)
         self.attempt = None
         self._set(attempt_active=False, alert_show=False, tab="sim",
@@ -186,6 +222,61 @@ class Handlers:
 
     def live(self, seconds) -> None:
         self._act({"type": "fluoro_shot", "mode": "live", "seconds": number(seconds, "live seconds")})
+
+    def live_hold(self, held) -> None:
+        """Live held down (the Live button or the space bar, like a foot pedal) or let go. Held: the beam
+        comes on and frames stream to the monitor at the pulse rate, each showing the needle as it is then
+        (Advance and the other controls still work), the dose counted frame by frame; let go: the run is
+        recorded (a held live ``fluoro_shot``) and its last frame stays on the monitor. The stream runs
+        beside the page's other requests (:meth:`stream_live`), so a release is never held up by them."""
+        if not isinstance(held, bool):
+            raise SpinesimError(f"Live is held or not (true or false), not {clipped(held)}", hint="reload the page")
+        attempt = self._live()
+        if not held:
+            if attempt.held is not None:
+                self._act_on(attempt, lambda: self._released(attempt))
+            return
+        if attempt.held is None:
+            run = attempt.hold_live()
+            self._streamed.clear()
+            self._later(lambda: self.stream_live(attempt, run))
+
+    def _released(self, attempt: LiveAttempt) -> list:
+        """Record the held run, once its stream has pushed its last frame (the hold goes over it)."""
+        events = attempt.release_live()
+        self._streamed.wait(timeout=STREAM_STOP_S)
+        return events
+
+    def stream_live(self, attempt: LiveAttempt, run: HeldRun, sleep=time.sleep) -> int:
+        """Push the held ``run``'s frames to the monitor as the attempt's clock reaches each, until it is
+        released; a frame the machine could not make in time is skipped (the next due is shown). Returns
+        the number of frames shown."""
+        shown, index = 0, 0
+        while attempt.held is run:
+            if attempt.now() - run.start_s >= MAX_HELD_S:  # a page gone while Live was held: the beam stops
+                self._act_on(attempt, attempt.release_live)
+                break
+            due = run.frames_due(attempt.now()) - 1
+            if due < index:
+                sleep(max(0.0, run.frame_at(index) - attempt.now()))
+                continue
+            index = due
+            frame = attempt.held_frame(run, index)
+            if frame is None:
+                break
+            picture = jpeg_data_url(frame.pixels)
+            frames = index + 1
+            kerma_mgy = attempt.ledger.reference_air_kerma_mgy + frames * run.frame_exposure.reference_air_kerma_mgy
+            dap_gy_cm2 = attempt.ledger.dose_area_product_gy_cm2 + frames * run.frame_exposure.dose_area_product_gy_cm2
+            if attempt.held is not run:
+                break
+            shown += 1
+            self._set(fluoro_src=picture, pick_marker=None,
+                      fluoro_caption=f"#{run.shot}  LIVE ● {frames / run.frames_per_second:.1f} s",
+                      kerma_mgy=round(kerma_mgy, 2), dap_mgy_cm2=round(dap_gy_cm2 * MGY_PER_GY, 1))
+            index += 1
+        self._streamed.set()
+        return shown
 
     def dsa(self, seconds) -> None:
         self._act({"type": "fluoro_shot", "mode": "dsa", "seconds": number(seconds, "DSA seconds")})
@@ -207,15 +298,47 @@ class Handlers:
     def move_carm(self, primary_deg, secondary_deg) -> None:
         isocenter = self.attempt.session.state.carm.isocenter if self.attempt else None
         self._act({"type": "set_carm", "primary_deg": number(primary_deg, "LAO/RAO angle"),
-                   "secondary_deg": number(secondary_deg, "cranial/caudal angle"), "isocenter": isocenter})
+                   "secondary_deg": number(secondary_deg, "cranial/caudal angle"), "isocenter": isocenter,
+                   **self._carm_mode()})
+
+    def _carm_mode(self) -> dict:
+        """The magnification field and shutters as they stand: a new angle or preset keeps them."""
+        pose = self._live().session.state.carm
+        return {name: value for name, value in (("field_cm", pose.field_cm), ("shutters", pose.shutters))
+                if value is not None}
 
     def preset(self, name: str) -> None:
         if self.attempt is None:
             raise SpinesimError("no attempt in progress", hint="start an attempt first")
         name = choice(name, self._presets, "C-arm preset")
         pose = self._presets[name]
-        self._act({"type": "set_carm", **pose.to_json()})
+        self._act({"type": "set_carm", **pose.to_json(), **self._carm_mode()})
         self._set(carm_primary=pose.primary_deg, carm_secondary=pose.secondary_deg)
+
+    def pan(self, right_mm, up_mm) -> None:
+        """Move the table so that the view goes ``right_mm`` toward the image's right and ``up_mm`` toward
+        its top (a ``set_carm`` with the isocentre moved; angles, field and shutters kept)."""
+        session = self._live().session
+        pose = panned_pose(session.state.carm, session.carm(), number(right_mm, "table move"),
+                           number(up_mm, "table move"))
+        self._act({"type": "set_carm", **pose.to_json()})
+
+    def magnify(self, field_cm) -> None:
+        """The image intensifier's magnification mode: its field ``field_cm`` across (one of
+        :data:`MAGNIFICATION_MODES_CM`; the largest is no magnification). The dose per frame rises as the
+        field shrinks (:func:`simulator.imaging.dose.magnification_dose_factor`)."""
+        field = _one_of(field_cm, MAGNIFICATION_MODES_CM, "magnification field (cm)")
+        pose = self._live().session.state.carm
+        update = {"field_cm": None if field == MAGNIFICATION_MODES_CM[0] else float(field)}
+        self._act({"type": "set_carm", **pose.model_copy(update=update).to_json()})
+
+    def collimate(self, opening) -> None:
+        """Close the collimator's shutters to ``opening`` of the field across and up and down (one of
+        :data:`SHUTTER_OPENINGS`; 1 is open): the dose-area product and the scatter fall with the field."""
+        share = _one_of(opening, SHUTTER_OPENINGS, "shutter opening")
+        pose = self._live().session.state.carm
+        update = {"shutters": None if share == 1.0 else float(share)}
+        self._act({"type": "set_carm", **pose.model_copy(update=update).to_json()})
 
     # ------------------------------------------------------------------ needle
     def pick(self, x, y, width, height) -> None:
@@ -253,13 +376,39 @@ class Handlers:
                                       number(up_deg, "nudge"))
         self._set(needle_left=_shown_angle(left), needle_cranial=_shown_angle(cranial))
 
+    def drag_aim(self, x0, y0, x1, y1, width, height, left_deg, cranial_deg) -> None:
+        """Re-aim by dragging on the monitor from (``x0``, ``y0``) to (``x1``, ``y1``) px of the image shown
+        ``width`` x ``height`` px: the needle's angle fields turn about its entry so that its tip's image moves
+        the way and as far as the drag went (:func:`simulator.case.controls.dragged_angles`); Redirect (or
+        Insert, at the picked entry, before the needle is in) then uses them. Before the needle is in, the
+        point that moves is :data:`DRAG_REACH_MM` along the angles in the fields."""
+        attempt = self._live()
+        shot = attempt.last_shot
+        if shot is None:
+            raise SpinesimError("there is no image to drag on yet", hint="take a fluoroscopy shot first")
+        start, end = _click_fractions(x0, y0, width, height), _click_fractions(x1, y1, width, height)
+        pixels = shot.carm.detector_pixels
+        du, dv = ((b - a) * pixels for a, b in zip(start, end))
+        needle = attempt.session.state.needle
+        if needle is not None:
+            entry, length_mm = needle.entry, max(needle.depth_mm, DRAG_REACH_MM)
+        elif self._picked is not None:
+            entry, length_mm = self._picked, DRAG_REACH_MM
+        else:
+            raise SpinesimError("no entry point to aim from", hint="click the skin entry point on the image first")
+        direction = needle_direction(number(left_deg, "left/right angle"), number(cranial_deg, "cranial/caudal angle"))
+        left, cranial = dragged_angles(shot.carm, entry, direction, length_mm, du, dv)
+        self._set(needle_left=_shown_angle(left), needle_cranial=_shown_angle(cranial))
+
     def insert(self, left_deg, cranial_deg, bevel_deg=0.0) -> None:
         """Insert the needle at the picked entry along the two angles, its bevel rolled ``bevel_deg`` from
         facing cranial (:attr:`simulator.needle.shaft.Needle.bevel_roll_deg`)."""
         if self._picked is None:
             raise SpinesimError("no entry point picked", hint="click the skin entry point on the fluoroscopy image")
+        chosen = {"needle": self._needle_number} if self._needle_number else {}
         self._act({"type": "place_needle", "entry": [round(float(v), 4) for v in self._picked],
-                   "direction": _direction(left_deg, cranial_deg), "bevel_roll_deg": number(bevel_deg, "bevel")})
+                   "direction": _direction(left_deg, cranial_deg), "bevel_roll_deg": number(bevel_deg, "bevel"),
+                   **chosen})
 
     def redirect(self, left_deg, cranial_deg, bevel_deg=None) -> None:
         """Pull back and re-aim along the two angles, the bevel turned to ``bevel_deg`` (None: as it was)."""
@@ -427,6 +576,23 @@ def _click_fractions(x, y, width, height) -> tuple[float, float]:
     if not (0 <= x <= width and 0 <= y <= height):
         raise SpinesimError(f"the click ({x:g}, {y:g}) lies outside the {width:g} x {height:g} image")
     return x / width, y / height
+
+
+def _one_of(value, options: tuple[float, ...], what: str) -> float:
+    """One of the numbers ``options`` chosen in the browser, or a SpinesimError naming the field.
+
+    >>> _one_of("15", (23, 15, 11), "field")
+    15.0
+    >>> _one_of(14, (23, 15, 11), "field")
+    Traceback (most recent call last):
+    ...
+    anatomy_models.errors.SpinesimError: unknown field 14. Choose one of: 23, 15, 11.
+    """
+    chosen = number(value, what)
+    if chosen not in options:
+        raise SpinesimError(f"unknown {what} {clipped(value)}",
+                            hint=f"choose one of: {', '.join(f'{o:g}' for o in options)}")
+    return chosen
 
 
 def _shown_angle(angle_deg: float) -> float:

@@ -13,6 +13,7 @@ from trame.widgets import client, html
 from trame.widgets import vuetify3 as v3
 
 from frontends.store import MAX_COMMENT_CHARS
+from simulator.case.controls import PAN_STEP_MM
 
 _CSS = """
 html, body { background: #eceff1; }
@@ -76,22 +77,81 @@ _SHORTCUTS = {"arrowleft": ("nudge-left-1", "←"), "arrowright": ("nudge-right-
               "shift+arrowright": ("nudge-right-5", "⇧→"), "shift+arrowup": ("nudge-up-5", "⇧↑"),
               "shift+arrowdown": ("nudge-down-5", "⇧↓"), "a": ("align-beam", "A"), "s": ("shot", "S"),
               "f": ("shot", "F"), "l": ("live", "L"), "i": ("insert", "I"), "enter": ("advance", "Enter"),
-              "w": ("withdraw", "W"), "r": ("redirect", "R"), "+": ("zoom-in", "+"), "=": ("zoom-in", "="),
+              "m": ("magnify-next", "M"), "c": ("collimate-next", "C"), "w": ("withdraw", "W"), "r": ("redirect", "R"),
+              "+": ("zoom-in", "+"), "=": ("zoom-in", "="),
               "-": ("zoom-out", "−"), "0": ("zoom-reset", "0")}
 # What the on-screen list says, in order: the keys (as _SHORTCUTS names them) and what they do.
 _SHORTCUT_LIST = (("← ↑ → ↓", "nudge the needle 1° (⇧ 5°)"), ("A", "align with beam"), ("S / F", "shot"),
-                  ("L", "live"), ("I", "insert"), ("Enter", "advance"), ("W", "withdraw"), ("R", "redirect"),
-                  ("+ / − / 0", "zoom"))
+                  ("Space (hold)", "live while held"), ("L", "live run"), ("I", "insert"), ("Enter", "advance"),
+                  ("W", "withdraw"), ("R", "redirect"), ("M", "magnification"), ("C", "shutters"),
+                  ("+ / − / 0", "zoom"),
+                  ("drag on the image", "re-aim the needle"))
+# A press that moves further than this on the fluoroscopy image before it is let go is a drag (re-aims the
+# needle), not a click (picks the entry), screen px [ED].
+_DRAG_MIN_PX = 6
 _KEYS_SCRIPT = """
 if (!window.spinesimKeys) {
   window.spinesimKeys = %s;
-  window.addEventListener('keydown', event => {
-    if (event.ctrlKey || event.metaKey || event.altKey || event.repeat) return;
-    const target = event.target;
+  // Live while held: the Live (hold) button or the space bar, like a foot pedal. Let go anywhere (the
+  // pointer off the button, the window losing focus), the beam stops.
+  window.spinesimLive = {
+    held: false,
+    press() {
+      const control = document.getElementById('live-hold');
+      if (this.held || !control || control.disabled) return;
+      this.held = true;
+      window.trame.trigger('%s', [true]);
+    },
+    release() {
+      if (!this.held) return;
+      this.held = false;
+      window.trame.trigger('%s', [false]);
+    },
+  };
+  window.addEventListener('pointerdown', event => {
+    if (event.button === 0 && event.target.closest && event.target.closest('#live-hold')) window.spinesimLive.press();
+  });
+  for (const name of ['pointerup', 'pointercancel', 'blur']) {
+    window.addEventListener(name, () => window.spinesimLive.release());
+  }
+  // A drag on the fluoroscopy image re-aims the needle from its entry (a click still picks the entry): the
+  // positions in the image's own frame (as a click's), its size on screen and the needle's angle fields.
+  window.spinesimDrag = null;
+  window.addEventListener('pointerdown', event => {
+    window.spinesimDrag = event.button === 0 && event.target.id === 'fluoro' ? [event.offsetX, event.offsetY] : null;
+  });
+  window.addEventListener('pointerup', event => {
+    const start = window.spinesimDrag;
+    window.spinesimDrag = null;
+    if (!start || event.target.id !== 'fluoro') return;
+    if (Math.hypot(event.offsetX - start[0], event.offsetY - start[1]) < %d) return;  // a click
+    window.spinesimDragged = true;
+    const image = event.target, state = window.trame.state;
+    window.trame.trigger('%s', [start[0], start[1], event.offsetX, event.offsetY, image.clientWidth,
+                                image.clientHeight, state.get('needle_left'), state.get('needle_cranial')]);
+  });
+  window.addEventListener('click', event => {  // the click that ends a drag picks nothing
+    if (!window.spinesimDragged) return;
+    window.spinesimDragged = false;
+    event.stopImmediatePropagation();
+  }, true);
+  const typing = target => {
     // Typing in a field, working a slider or a menu, or a dialog open: the keys are theirs.
     const fields = 'input, textarea, select, [contenteditable], [role=slider], .v-overlay';
-    if (target.closest && target.closest(fields)) return;
-    if (document.querySelector('.v-overlay--active')) return;
+    return (target.closest && target.closest(fields)) || document.querySelector('.v-overlay--active');
+  };
+  window.addEventListener('keyup', event => {
+    if (event.key === ' ' && window.spinesimLive.held) { event.preventDefault(); window.spinesimLive.release(); }
+  });
+  window.addEventListener('keydown', event => {
+    if (event.key === ' ' && !typing(event.target)) {
+      event.preventDefault();  // not a click on the button that has the focus
+      if (!event.repeat) window.spinesimLive.press();
+      return;
+    }
+    if (event.ctrlKey || event.metaKey || event.altKey || event.repeat) return;
+    const target = event.target;
+    if (typing(target)) return;
     if ((event.key === 'Enter' || event.key === ' ') && target.closest && target.closest('button, a')) return;
     const key = event.key.toLowerCase();
     const found = window.spinesimKeys[(event.shiftKey && key.startsWith('arrow') ? 'shift+' : '') + key];
@@ -104,11 +164,14 @@ if (!window.spinesimKeys) {
 """
 
 
-def _keys_script() -> str:
-    """The page's keydown listener (added once), pressing the control :data:`_SHORTCUTS` names."""
+def _keys_script(live_hold: str, drag_aim: str) -> str:
+    """The page's key and pointer listeners (added once): a key presses the control :data:`_SHORTCUTS`
+    names, the space bar or the Live (hold) button held holds Live, a drag on the image re-aims the needle;
+    ``live_hold`` and ``drag_aim`` are the triggers of those requests."""
     import json
 
-    return _KEYS_SCRIPT % json.dumps({key: control for key, (control, _) in _SHORTCUTS.items()})
+    shortcuts = json.dumps({key: control for key, (control, _) in _SHORTCUTS.items()})
+    return _KEYS_SCRIPT % (shortcuts, live_hold, live_hold, _DRAG_MIN_PX, drag_aim)
 
 
 def _one_per_press(ctrl, click, values: str = "[]") -> str:
@@ -159,7 +222,7 @@ def build_layout(server, instructor: bool) -> None:
     with VAppLayout(server, full_height=True) as layout:
         layout.root.theme = "light"
         client.Style(_CSS)
-        client.Script(_keys_script())
+        client.Script(_keys_script(ctrl.trigger_name(ctrl.live_hold), ctrl.trigger_name(ctrl.drag_aim)))
         with v3.VAppBar(color="blue-grey-darken-4", density="comfortable", flat=True):
             # On a phone the tabs get the width: the name, the user and the words of Log out give way.
             html.Div("spinesim", classes="text-h6 font-weight-bold ml-4 mr-6 d-none d-sm-block",
@@ -335,6 +398,10 @@ def _scenario_card(ctrl) -> None:
                 with html.Ul(classes="text-body-2 pl-4"):
                     html.Li("{{ o }}", v_for="(o, i) in scenario.objectives", key="i")
             html.Div("{{ scenario.needle }} · {{ scenario.imaging }}", classes="text-caption text-grey-darken-1")
+            # Where the case offers a choice of needle: the one taken from the tray for the next Insert.
+            v3.VSelect(v_model=("needle_number",), items=("needle_items",), label="Needle from the tray",
+                       density="compact", id="needle-choice", hide_details=True, classes="mt-2",
+                       v_if="needle_items.length > 1", disabled=("busy",))
             html.Div("Attempt {{ attempt_id }} · {{ action_count }} actions saved", v_show="attempt_id",
                      classes="text-caption text-grey-darken-1", id="attempt-status")
         with v3.VCardActions(classes="flex-wrap"):
@@ -415,6 +482,7 @@ def _carm_card(ctrl) -> None:
                 v3.VSpacer()
                 v3.VBtn("Move C-arm", id="move-carm", variant="tonal", size="small",
                         click=(ctrl.move_carm, "[carm_primary, carm_secondary]"), disabled=(busy,))
+            _carm_modes(ctrl, busy)
             v3.VDivider(classes="my-2")
             v3.VTextField(v_model=("live_seconds",), type="number", step="0.5", label="Live / DSA run (s)",
                           density="compact", id="live-seconds", hide_details=True)
@@ -422,12 +490,50 @@ def _carm_card(ctrl) -> None:
             v3.VBtn("Shot", id="shot", color="yellow-darken-2", variant="flat", prepend_icon="mdi-radioactive",
                     click=_one_per_press(ctrl, ctrl.shot), disabled=(busy,))
             v3.VBtn("Live", id="live", color="orange-darken-2", variant="flat",
+                    title="a live run of the seconds above (L)",
                     click=_one_per_press(ctrl, ctrl.live, "[live_seconds]"), disabled=(busy,))
+            # Held down, the beam stays on (frames at the pulse rate) while the needle is advanced; the page's
+            # other requests do not disable it, so that letting go is always heard.
+            v3.VBtn("Hold live", id="live-hold", color="orange-darken-4", variant="flat", prepend_icon="mdi-foot-print",
+                    title="hold to screen live while you advance (or hold the space bar, like the foot pedal)",
+                    disabled=("!attempt_active",))
             v3.VBtn("DSA", id="dsa", color="deep-orange-darken-3", variant="flat", v_show="dsa_allowed",
                     click=_one_per_press(ctrl, ctrl.dsa, "[live_seconds]"), disabled=(busy,))
             # The newest run again, frame by frame (the contrast filling and washing out): a cine loop.
             v3.VBtn("Replay run", id="play-run", variant="tonal", prepend_icon="mdi-replay", click=ctrl.play_run,
                     v_show="has_run", disabled=("busy || !attempt_active",))
+
+
+def _carm_modes(ctrl, busy: str) -> None:
+    """The image intensifier's field (magnification mode; M steps through them), the collimator's shutters
+    (C), and the table moved under the C-arm (the view panned toward the image's left, right, top or
+    bottom by :data:`PAN_STEP_MM`)."""
+    with html.Div(classes="d-flex align-center flex-wrap mt-1", id="carm-modes"):
+        html.Span("Field", classes="text-caption text-grey-darken-1 mr-1 nudge-label")
+        v3.VBtn("{{ f }}", v_for="f in carm_fields", key="f", size="x-small", classes="mr-1",
+                variant=("f == carm_field_cm ? 'flat' : 'tonal'",), color=("f == carm_field_cm ? 'blue-grey' : ''",),
+                id=("`magnify-${f}`",), click=(ctrl.magnify, "[f]"), disabled=(busy,),
+                title=("`${f} cm field${f == carm_fields[0] ? '' : ': magnified, more dose'}`",))
+        html.Span("cm", classes="text-caption text-grey-darken-1 mr-3")
+        html.Span("Shutters", classes="text-caption text-grey-darken-1 mr-1")
+        v3.VBtn("{{ o == 1 ? 'open' : Math.round(100 * o) + '%' }}", v_for="o in carm_openings", key="o",
+                size="x-small", classes="mr-1", variant=("o == carm_shutters ? 'flat' : 'tonal'",),
+                color=("o == carm_shutters ? 'blue-grey' : ''",), id=("`collimate-${Math.round(100 * o)}`",),
+                click=(ctrl.collimate, "[o]"), disabled=(busy,), title="collimate: less dose-area product and scatter")
+        # The next field and the next opening, in turn (the keys M and C press these).
+        v3.VBtn(icon="mdi-magnify-plus-outline", id="magnify-next", size="x-small", variant="text", disabled=(busy,),
+                title="next field (M)",
+                click=(ctrl.magnify, "[carm_fields[(carm_fields.indexOf(carm_field_cm) + 1) % carm_fields.length]]"))
+        v3.VBtn(icon="mdi-crop", id="collimate-next", size="x-small", variant="text", disabled=(busy,),
+                title="next shutter opening (C)",
+                click=(ctrl.collimate, "[carm_openings[(carm_openings.indexOf(carm_shutters) + 1) % "
+                                       "carm_openings.length]]"))
+    with html.Div(classes="d-flex align-center mt-1", id="pan"):
+        html.Span(f"Table {PAN_STEP_MM:g} mm", classes="text-caption text-grey-darken-1 mr-1 nudge-label")
+        for name, icon, right, up in _NUDGES:
+            v3.VBtn(icon=icon, size="x-small", variant="tonal", classes="ml-1", id=f"pan-{name}",
+                    title=f"move the table: the view goes {name}",
+                    click=(ctrl.pan, f"[{right * PAN_STEP_MM:g}, {up * PAN_STEP_MM:g}]"), disabled=(busy,))
 
 
 def _needle_card(ctrl) -> None:

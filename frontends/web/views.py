@@ -21,7 +21,8 @@ from scoring.checklist import checklist_points
 from scoring.metrics import MGY_PER_GY
 from scoring.peers import percentile_text
 from scoring.report import Report, checklist_rows, metric_rows, rating_rows
-from simulator.case.controls import PROBE_VIEWS
+from simulator.case.controls import PROBE_VIEWS, SHUTTER_OPENINGS
+from simulator.imaging.carm import MAGNIFICATION_MODES_CM
 from simulator.needle.shaft import Needle
 from simulator.session.actions import AGENTS
 from simulator.session.fold import AGENT_WORDS, READING_WORDS, Event
@@ -60,7 +61,10 @@ def initial_state(user: User, catalogue: Catalogue, first: str, assigned: Sequen
         "alert_show": False,
         "fluoro_src": "", "fluoro_caption": "", "has_run": False, "pick_marker": None, "entry_text": "", "entry_lps": "",
         "fluoro_zoom": 1,
-        "carm_primary": 0.0, "carm_secondary": 0.0, "carm_label": "AP", "preset_names": [],
+        "carm_primary": 0.0, "carm_secondary": 0.0, "carm_label": "AP", "preset_names": [], "needle_items": [],
+        "needle_number": 0,
+        "carm_field_cm": MAGNIFICATION_MODES_CM[0], "carm_shutters": 1.0, "carm_fields": list(MAGNIFICATION_MODES_CM),
+        "carm_openings": list(SHUTTER_OPENINGS),
         "needle_in": False, "depth_mm": 0.0, "bevel_text": "", "hub_text": "", "lor_text": "", "dsa_allowed": False,
         "contrast_given": False,
         "contrast_reading_items": [{"title": words[0].upper() + words[1:], "value": reading}
@@ -121,6 +125,8 @@ def scenario_view(scenario: Scenario) -> dict:
                          "procedure": scenario.procedure.replace("_", " "),
                          "needle": needle_words(scenario),
                          "imaging": ", ".join(imaging)},
+            "needle_items": [{"title": choice_words(needle), "value": number}
+                             for number, needle in enumerate(scenario.tray)], "needle_number": 0,
             "dsa_allowed": scenario.imaging.dsa, "us_allowed": scenario.imaging.ultrasound,
             "trame__title": page_title(scenario), "rf_allowed": scenario.needle.kind == "rf_cannula"}
 
@@ -150,7 +156,12 @@ def needle_words(scenario: Scenario) -> str:
     >>> needle_words(load_scenario("rfa-l4-medial-branch-left")), needle_words(load_scenario("tfesi-default"))
     ('RF cannula 18 G, 100 mm, 10 mm active tip', 'Quincke 22 G, 89 mm')
     """
-    spec = scenario.needle.spec()
+    return choice_words(scenario.needle)
+
+
+def choice_words(needle) -> str:
+    """A needle of the tray (a :class:`scenarios.schema.NeedleChoice`) as the case card names it."""
+    spec = needle.spec()
     curved = "curved " if spec.curved_tip else ""
     tip = f", {spec.active_tip_mm:g} mm {curved}active tip" if spec.kind == "rf_cannula" else ""
     return f"{NEEDLE_WORDS[spec.kind]} {spec.gauge} G, {spec.length_mm:.0f} mm{tip}"
@@ -164,6 +175,19 @@ def resume_view(unfinished: StoredAttempt | None) -> dict:
                                                        f"interrupted after {unfinished.actions} actions."}
 
 
+def carm_words(pose, label: str) -> str:
+    """The C-arm as its card says it: the angles' ``label``, and the magnification field and the shutters
+    when they are not at the full field and open.
+
+    >>> from scenarios.poses import CArmPose
+    >>> carm_words(CArmPose(field_cm=15, shutters=0.5), "LAO 25°"), carm_words(CArmPose(), "AP")
+    ('LAO 25° · field 15 cm · shutters 50%', 'AP')
+    """
+    field = f" · field {pose.field_cm:g} cm" if pose.field_cm is not None else ""
+    shutters = f" · shutters {pose.shutters:.0%}" if pose.shutters is not None else ""
+    return label + field + shutters
+
+
 def attempt_view(attempt: LiveAttempt, events: Sequence[Event] = (), *, needle_moved: bool = False) -> dict:
     """The simulator as the attempt stands: counters, needle, events (``events``: those the last action
     caused, shown as a banner or in the syringe's line), monitors, hints and probe settings.
@@ -174,7 +198,9 @@ def attempt_view(attempt: LiveAttempt, events: Sequence[Event] = (), *, needle_m
     state = attempt.session.state
     view = {"attempt_active": not attempt.finished, "attempt_id": attempt.attempt_id,
             "action_count": len(attempt.session.actions),
-            "carm_label": attempt.session.carm().label, "shots": state.fluoro_shots,
+            "carm_label": carm_words(state.carm, attempt.session.carm().label), "shots": state.fluoro_shots,
+            "carm_field_cm": state.carm.field_cm or MAGNIFICATION_MODES_CM[0],
+            "carm_shutters": state.carm.shutters or 1.0,
             "fluoro_s": round(state.fluoro_seconds, 1), "kerma_mgy": round(attempt.ledger.reference_air_kerma_mgy, 2),
             "dap_mgy_cm2": round(attempt.ledger.dose_area_product_gy_cm2 * MGY_PER_GY, 1), "passes": state.passes,
             "needle_in": state.needle is not None, "contrast_given": bool(state.injections),

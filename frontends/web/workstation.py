@@ -7,12 +7,14 @@ to it; users never share a process, and so never see each other's state.
 
 The trainee's screen: a scenario picker (the library's cases, then those of each folder the server was
 given with ``--scenarios``, :mod:`scenarios.catalogue`), the case's difficulty, objectives and patient
-explanation (:mod:`frontends.web.explanation`), the fluoroscopy monitor (black, last image held), the
-C-arm (angles, presets), the needle (entry picked on the image, two angles, advance/withdraw by a
-step, redirect), the loss-of-resistance syringe and contrast, events, timer, shot and dose counters,
+explanation (:mod:`frontends.web.explanation`) and, where the case offers one, the choice of needle from its
+tray, the fluoroscopy monitor (black, last image held), the C-arm (angles, presets, the intensifier's
+magnification field, the shutters, the table moved), the needle (entry picked on the image, two angles
+or a drag on the image to re-aim, advance/withdraw by a step, redirect), the loss-of-resistance syringe and contrast, events, timer, shot and dose counters,
 hints (each a ``show_hint`` action), where the scenario allows ultrasound a second monitor with live
 B-mode and the probe's controls (standard views, slide/sweep/rotate/tilt/rock, depth, gain,
-frequency, an in-plane needle aimed on the image), then Finish (confirmed first) and the report with a
+frequency, an in-plane needle aimed on the image), live fluoroscopy streamed while Live (or the space bar)
+is held, then Finish (confirmed first) and the report with a
 replay slider, or Abandon (kept as abandoned, not graded). Keyboard shortcuts press the controls (listed
 under the monitor), and the monitor zooms.
 An instructor also gets the Review tab: attempts by trainee and scenario, reports, replays, scenario
@@ -58,11 +60,11 @@ from simulator.case.controls import carm_start, probe_level_and_side
 HEAVY_WORK_S = 0.3
 # The clicks (controller methods of the page, named as frontends.web.layout calls them): each runs its
 # handler in a worker thread. ``new_attempt`` only changes the state, at once.
-_CLICKS = ("start_attempt", "resume_attempt", "shot", "live", "dsa", "move_carm", "preset", "pick", "align_beam",
-           "nudge", "abandon", "insert", "redirect", "advance", "withdraw", "lor", "inject", "read_contrast", "medicate", "stimulate", "lesion",
-           "finish",
-           "open_attempt", "preview", "hint", "probe_view", "probe_move", "probe_settings", "us_pick",
-           "insert_in_plane", "explain_case", "play_run", "comment")
+_CLICKS = ("start_attempt", "resume_attempt", "shot", "live", "dsa", "move_carm", "preset", "pan", "magnify",
+           "collimate", "pick", "align_beam", "nudge", "drag_aim", "abandon", "insert", "redirect", "advance",
+           "withdraw", "lor", "inject", "read_contrast", "medicate", "stimulate", "lesion", "finish", "open_attempt",
+           "preview", "hint", "probe_view", "probe_move", "probe_settings", "us_pick", "insert_in_plane",
+           "explain_case", "play_run", "comment")
 
 
 @dataclass(frozen=True)
@@ -144,10 +146,13 @@ class Workstation:
         c, handlers = self.ctrl, self.handlers
         for name in _CLICKS:
             setattr(c, name, self._click(name))
+        # Live held and let go run beside a click in progress: a release must never be dropped or wait.
+        c.live_hold = lambda *values: self._beside(self.handlers.request, "live_hold", *values)
         c.new_attempt = lambda *values: self._shown(lambda: handlers.request("new_attempt", *values) or {})
         # These run on the event loop while the state is being flushed: they only update the state; a
         # value the browser sent that makes no sense is shown as a message, like a refused action.
         self._on_change("scenario_id", lambda scenario_id, **_: handlers.scenario_view(scenario_id))
+        self._on_change("needle_number", lambda needle_number, **_: handlers.choose_needle(needle_number))
         self._on_change("replay_step", lambda replay_step, **_: handlers.replay_view(replay_step))
         # New attempts may have been made since: the review is read again whenever its tab opens.
         self._on_change("tab", lambda tab, **_: handlers.review_view(self.state.review_trainee,
@@ -202,6 +207,15 @@ class Workstation:
                 self._set(busy=False)
                 if time.monotonic() - started > HEAVY_WORK_S:
                     release_freed_memory()
+
+    async def _beside(self, work, *args) -> None:
+        """Run ``work`` (blocking) in a worker thread now, beside a click in progress; errors become a
+        message on screen."""
+        self._loop, self._loop_thread = asyncio.get_running_loop(), threading.get_ident()
+        try:
+            await self._loop.run_in_executor(None, work, *args)
+        except Exception as error:  # noqa: BLE001 - shown to the trainee (_show_error)
+            self._show_error(error)
 
     def _later(self, work) -> None:
         """Run ``work`` (blocking) in a worker thread once the request that asked for it is answered (called

@@ -30,6 +30,11 @@ IPSILATERAL_OBLIQUE_DEG = 25.0
 CONTRALATERAL_OBLIQUE_DEG = 50.0
 # The largest turn one nudge of the needle's aim may make, degrees [ED: the buttons step 1 and 5].
 MAX_NUDGE_DEG = 45.0
+# The collimator's shutter openings the C-arm card offers, shares of the field (fully open first) [ED].
+SHUTTER_OPENINGS: tuple[float, ...] = (1.0, 0.75, 0.5)
+# The table moves the C-arm card makes (mm a press) and the most one move may make [ED].
+PAN_STEP_MM = 10.0
+MAX_PAN_MM = 100.0
 
 
 # --------------------------------------------------------------------------- geometry of the controls
@@ -126,6 +131,61 @@ def _turned(direction: np.ndarray, toward: np.ndarray, step_deg: float, name: st
                             hint="type the needle's angles, or take a view from another direction")
     step = np.radians(step_deg)
     return np.cos(step) * direction + np.sin(step) * across / length
+
+
+def dragged_angles(carm: CArm, entry: np.ndarray, direction: np.ndarray, length_mm: float, du_pixels: float,
+                   dv_pixels: float) -> tuple[float, float]:
+    """The needle's angles after a drag on the image of ``carm``: the needle (from ``entry`` along the unit
+    ``direction``) pivots about its entry so that the point ``length_mm`` along it (its tip, or where a
+    needle about to go in would reach) moves on the image by the drag, ``du_pixels`` right and
+    ``dv_pixels`` down, at the same distance from the X-ray source.
+
+    Raises
+    ------
+    SpinesimError
+        If the re-aimed needle would point past horizontal (out of the back) or the drag leaves the point
+        behind the source.
+
+    Examples
+    --------
+    >>> carm = CArm(isocenter=(0, 0, 0))
+    >>> entry, down = np.array([0.0, 80.0, 0.0]), np.array([0.0, -1.0, 0.0])  # AP, the needle down the barrel
+    >>> left, cranial = dragged_angles(carm, entry, down, 50.0, 20.0, 0.0)
+    >>> tip = entry + 50.0 * needle_direction(left, cranial)
+    >>> round(float(carm.project(tip)[0] - carm.project(entry + 50.0 * down)[0]), 1)  # the tip 20 px right (nearly)
+    19.8
+    """
+    entry = np.asarray(entry, dtype=np.float64)
+    point = entry + length_mm * np.asarray(direction, dtype=np.float64)
+    u, v = carm.project(point) + np.array([du_pixels, dv_pixels])
+    source, ray = carm.pixel_to_ray(u, v)
+    along = float(ray @ carm.beam_direction)
+    if along <= 1e-6:
+        raise SpinesimError("that drag leaves the image", hint="drag a shorter way")
+    aimed = source + ray * (carm.depth(point) / along)  # the same distance from the source as before
+    left, cranial = needle_angles(aimed - entry)
+    if abs(left) >= 90.0 or abs(cranial) >= 90.0:
+        raise SpinesimError("that drag turns the needle past horizontal", hint="drag a shorter way")
+    return left, cranial
+
+
+def panned_pose(pose: CArmPose, carm: CArm, right_mm: float, up_mm: float) -> CArmPose:
+    """``pose`` after the table moves so that the view (the isocentre of ``carm``, the C-arm in that pose)
+    goes ``right_mm`` toward the image's right and ``up_mm`` toward its top: the angles, field and shutters
+    stay.
+
+    Examples
+    --------
+    >>> pose = CArmPose(setup="AP", field_cm=15)
+    >>> moved = panned_pose(pose, CArm(isocenter=(0, 0, 40)), 10.0, -5.0)
+    >>> [round(v, 3) for v in moved.isocenter], moved.field_cm, moved.setup
+    ([-10.0, 0.0, 35.0], 15.0, None)
+    """
+    for value in (right_mm, up_mm):
+        if not np.isfinite(value) or abs(value) > MAX_PAN_MM:
+            raise SpinesimError(f"a table move must be at most {MAX_PAN_MM:g} mm, got {value!r}")
+    centre = np.asarray(carm.isocenter) + right_mm * carm.screen_right + up_mm * carm.screen_up
+    return pose.model_copy(update={"isocenter": tuple(round(float(v), 3) for v in centre), "setup": None})
 
 
 def skin_point_on_ray(tracer: Tracer, carm: CArm, u: float, v: float) -> np.ndarray:

@@ -60,6 +60,10 @@ if TYPE_CHECKING:
     from simulator.needle.shaft import Needle
 
 DetectorShape = Literal["circle", "square"]
+# The image intensifier's modes, cm: its full 23 cm (9-inch) field and two magnified ones; mobile C-arms'
+# intensifiers are "23 to 15 cm (9 to 6 inches) in dual mode" (UMDNS, as for the default geometry below),
+# the third, 11 cm (4.5-inch), as on tri-mode 9-inch intensifiers [ED].
+MAGNIFICATION_MODES_CM: tuple[int, ...] = (23, 15, 11)
 
 
 @dataclass(frozen=True)
@@ -118,6 +122,10 @@ class CArm:
         "circle" for an image intensifier (round field, black corners), "square" for a flat panel.
     collimation : Collimation
         Iris and shutter openings.
+    full_field_mm : float, optional
+        The image intensifier's full input field, mm, when ``detector_size_mm`` is a magnification mode's
+        smaller one (None: the detector is at its full field). The exposure control then asks for more
+        dose (:func:`simulator.imaging.dose.exposure_for`).
 
     Examples
     --------
@@ -137,6 +145,7 @@ class CArm:
     detector_pixels: int = 512
     detector_shape: DetectorShape = "circle"
     collimation: Collimation = field(default_factory=Collimation)
+    full_field_mm: float | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "isocenter", _vector3(self.isocenter, "C-arm isocentre"))
@@ -162,6 +171,11 @@ class CArm:
         object.__setattr__(self, "source_to_isocenter_mm", float(self.source_to_isocenter_mm))
         object.__setattr__(self, "source_to_detector_mm", float(self.source_to_detector_mm))
         object.__setattr__(self, "detector_size_mm", float(self.detector_size_mm))
+        if self.full_field_mm is not None and not (np.isfinite(self.full_field_mm)
+                                                   and self.full_field_mm >= self.detector_size_mm):
+            raise SpinesimError(f"the intensifier's full field ({self.full_field_mm!r} mm) must be at least its "
+                                f"field in use ({self.detector_size_mm:g} mm)",
+                                hint="choose a smaller magnification field")
 
     @classmethod
     def at(cls, pose: CArmPose, default_isocenter: np.ndarray | tuple[float, float, float]) -> CArm:
@@ -178,8 +192,30 @@ class CArm:
         >>> CArm.at(CArmPose(primary_deg=30), (0, 0, 10)) == CArm(primary_deg=30, isocenter=(0, 0, 10))
         True
         """
-        return cls(primary_deg=pose.primary_deg, secondary_deg=pose.secondary_deg,
+        carm = cls(primary_deg=pose.primary_deg, secondary_deg=pose.secondary_deg,
                    isocenter=pose.isocenter or tuple(default_isocenter))
+        if pose.field_cm is not None:
+            carm = carm.magnified(10.0 * pose.field_cm)
+        if pose.shutters is not None:
+            carm = carm.with_(collimation=Collimation(width=pose.shutters, height=pose.shutters))
+        return carm
+
+    def magnified(self, field_mm: float) -> CArm:
+        """The C-arm in an image intensifier's magnification mode of ``field_mm`` across: the same pixels
+        over the smaller field (finer), the full field remembered for the exposure control.
+
+        Examples
+        --------
+        >>> mag = CArm().magnified(150.0)
+        >>> mag.detector_size_mm, mag.full_field_mm, round(mag.pixel_size_mm / CArm().pixel_size_mm, 3)
+        (150.0, 230.0, 0.652)
+        """
+        full = self.full_field_mm or self.detector_size_mm
+        if not (np.isfinite(field_mm) and 0.0 < field_mm <= full):
+            raise SpinesimError(f"a magnification field must be within the intensifier's {full / 10:g} cm, got "
+                                f"{field_mm / 10:g} cm",
+                                hint=f"use one of the modes: {', '.join(map(str, MAGNIFICATION_MODES_CM))} cm")
+        return self.with_(detector_size_mm=float(field_mm), full_field_mm=None if field_mm == full else full)
 
     # ------------------------------------------------------------------ frame
     @property

@@ -39,7 +39,15 @@ Model
    (the model before the spectrum, ``kev`` given) it is ``1 / (E * (mu_en/rho)_air)``; NIST's dry
    air (Table 4, physics.nist.gov/PhysRefData/XrayMassCoef/tab4.html) has mu_en/rho = 0.03041
    cm^2/g at 60 keV and 0.02407 at 80 keV, and 0.6 of them are detected [ED].
-9. **kVp at the same detector dose.** The transmission the AEC sees is the detected signal's
+9. **Magnification modes.** An image intensifier's brightness gain follows the area of its input field,
+   so in a magnification mode the automatic exposure control asks for the detector kerma times the
+   ratio of the full field's area to the mode's, ``(full / field)^2``, for the same image noise ("the
+   dose rate would be expected to increase in inverse proportion to the change in gain of the
+   intensifier", Energy imparted to the patient during fluoroscopy using magnified fields of view,
+   citing NRPB 1988; discovery.researcher.life/article/f09a05ede3a53b94819345d49c51dc78). The field is
+   collimated to the mode's, so the DAP stays about the same while the reference air kerma rises. A
+   flat panel (``detector_shape="square"``) is taken without that gain change.
+10. **kVp at the same detector dose.** The transmission the AEC sees is the detected signal's
    (``exp(-p)`` of the beam-hardened line integral, plus the scatter the grid lets through), so a
    higher kVp, which crosses the patient more easily, needs fewer mAs: the reference air kerma and
    DAP fall with kVp (tests/simulator/test_dose.py checks the fall against Beer-Lambert through the
@@ -232,6 +240,19 @@ class Exposure:
     frames_per_second: float
 
 
+def magnification_dose_factor(carm: CArm) -> float:
+    """How much more detector kerma the exposure control asks for in ``carm``'s magnification mode: the
+    full field's area over the mode's for an image intensifier, 1 at its full field or on a flat panel
+    (the module docstring, 9).
+
+    >>> round(magnification_dose_factor(CArm().magnified(150.0)), 3), magnification_dose_factor(CArm())
+    (2.351, 1.0)
+    """
+    if carm.full_field_mm is None or carm.detector_shape != "circle":
+        return 1.0
+    return (carm.full_field_mm / carm.detector_size_mm) ** 2
+
+
 def exposure_for(carm: CArm, technique: Technique, transmission: float = 1.0,
                  kev: float | None = None) -> Exposure:
     """The exposure of one frame for ``carm`` and ``technique``.
@@ -257,7 +278,7 @@ def exposure_for(carm: CArm, technique: Technique, transmission: float = 1.0,
     output = tube_output_ugy_per_mas(technique.kvp)  # uGy/mAs at 1 m
     detector_per_mas_ugy = output * (1000.0 / carm.source_to_detector_mm) ** 2
     if technique.mas_per_frame is None:
-        mas = technique.aec_target_ngy * 1e-3 / (detector_per_mas_ugy * transmission)
+        mas = technique.aec_target_ngy * 1e-3 * magnification_dose_factor(carm) / (detector_per_mas_ugy * transmission)
     else:
         mas = technique.mas_per_frame
     irp_distance_mm = carm.source_to_isocenter_mm - IRP_FROM_ISOCENTER_MM

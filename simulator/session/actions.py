@@ -66,8 +66,8 @@ from typing import IO, Annotated, Any, Literal, TypeVar, Union
 from pydantic import BaseModel, ConfigDict, Field, Strict, TypeAdapter, ValidationError, model_validator
 
 from anatomy_models.errors import SpinesimError, quoted
-from scenarios.poses import (CArmPose, Number, Point, PrimaryDeg, ProbeDepthMm, ProbeFrequencyMhz, ProbeGainDb,
-                             ProbeKind, ProbePose, ProbeViewName, SecondaryDeg, ShortName)
+from scenarios.poses import (CArmPose, FieldCm, Number, Point, PrimaryDeg, ProbeDepthMm, ProbeFrequencyMhz, ProbeGainDb,
+                             ProbeKind, ProbePose, ProbeViewName, SecondaryDeg, ShortName, Shutters)
 
 LOG_FORMAT_VERSION = 1
 # Temperatures and times an RF generator offers for a conventional lesion (clinical.md §2.5: 80-85 °C,
@@ -127,6 +127,8 @@ class PlaceNeedle(_Aimed):
     entry: Point
     depth_mm: Annotated[float, Field(ge=0.0, le=MAX_NEEDLE_DEPTH_MM), Number] = 0.0
     bevel_roll_deg: Degrees = 0.0
+    # Which needle of the scenario's tray (Scenario.tray: 0 its ``needle``, then its ``needle_options``).
+    needle: Annotated[int, Field(ge=0, le=5), Strict()] | None = None
 
 
 class Advance(_Action):
@@ -152,6 +154,8 @@ class SetCarm(_Action):
     secondary_deg: SecondaryDeg = 0.0
     setup: ShortName | None = None
     isocenter: Point | None = None
+    field_cm: FieldCm | None = None
+    shutters: Shutters | None = None
 
     @property
     def pose(self) -> CArmPose:
@@ -165,6 +169,19 @@ class FluoroShot(_Action):
     seconds: Annotated[float, Field(gt=0.0, le=600.0), Number] | None = None
     # Pulse rate of the run, frames/s (pain-clinic C-arms pulse at 4-15 p/s; imaging.dose.Technique).
     frames_per_second: Annotated[float, Field(ge=1.0, le=30.0), Number] | None = None
+    # A live run screened while a control was held (the foot pedal): the beam was on for the ``seconds``
+    # BEFORE ``t``, while other actions (advances) happened; its frames show the needle as it was at each
+    # (simulator.session.shots.render_run). Otherwise a run starts at ``t`` with everything else still.
+    held: Literal[True] | None = None
+
+    @model_validator(mode="after")
+    def _held_is_a_live_run(self):
+        if self.held and (self.mode != "live" or self.seconds is None):
+            raise ValueError("a held run ('held': true) is a live run with its 'seconds': give mode 'live' and seconds")
+        if self.held and self.seconds > self.t:
+            raise ValueError(f"a held run of {self.seconds:g} s ends at t = {self.t:g} s, so it would start before "
+                             "the attempt did: give at most t seconds")
+        return self
 
 
 class PlaceProbe(_Action):

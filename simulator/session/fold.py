@@ -78,6 +78,7 @@ from anatomy_models.anatomy import Anatomy
 from anatomy_models.errors import SpinesimError
 from anatomy_models.structures import clinical_name, in_group
 from anatomy_models.volume import Volume
+from scenarios.needles import NeedleSpec
 from scenarios.poses import CArmPose, ProbePose
 from scenarios.schema import Scenario
 from simulator.case.controls import entry_words
@@ -403,6 +404,22 @@ class Session:
     def needle(self) -> Needle | None:
         return self.state.needle
 
+    def tray_spec(self, number: int | None) -> NeedleSpec:
+        """The needle number ``number`` of the scenario's tray (None: the scenario's own, :attr:`spec`).
+
+        Raises
+        ------
+        SpinesimError
+            If the tray has no such needle.
+        """
+        if number is None:
+            return self.spec
+        tray = self.scenario.tray
+        if number >= len(tray):
+            raise SpinesimError(f"this case offers {len(tray)} needle{'s' if len(tray) > 1 else ''}, not a "
+                                f"number {number}", hint=f"choose a needle 0-{len(tray) - 1}")
+        return tray[number].spec()
+
     def carm(self, state: SessionState | None = None) -> CArm:
         """The C-arm as it stands (or as it stood in ``state``, one of :attr:`states`); centred on the
         target unless a ``set_carm`` gave an isocentre."""
@@ -482,7 +499,7 @@ class _Step:
         picked = np.asarray(a.entry, dtype=np.float64)
         direction = _aimed_direction(picked, a)
         entry = self.tracer.skin_entry(picked, direction)
-        needle = Needle(entry, direction, 0.0, self.session.spec, bevel_roll_deg=a.bevel_roll_deg)
+        needle = Needle(entry, direction, 0.0, self.session.tray_spec(a.needle), bevel_roll_deg=a.bevel_roll_deg)
         if state.needle is not None:
             self.emit("needle_removed", "info", "the previous needle was taken out")
         state = replace(state, needle=needle, passes=state.passes + 1, near_root=False, in_target=False)

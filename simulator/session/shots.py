@@ -16,6 +16,13 @@ contrast (clinical.md §2.6: DSA shows the vascular uptake against a subtracted 
 acquired at the DSA technique (``simulator.imaging.dose.technique_for``: far more dose per frame,
 less noise, a few frames per second).
 
+A held run (``fluoro_shot`` with ``held``: the trainee held Live, or the foot pedal, while advancing) is
+recorded when the beam stops: its ``seconds`` lie before the action. Frame ``i`` shows the moment
+``start + i / rate`` and the session as it stood then (:func:`held_frame_state`: the needle of the last
+action before it), so the frames streamed to the monitor while it was held and the frames of its cine
+replayed from the log are the same frames (:func:`render_held_frame` draws both); its hold is its last
+frame.
+
 Noise: the hold keeps the shot's seed, every earlier frame a seed drawn from it and the frame's
 number; a live frame holds the quanta of the frames the recursive filter has averaged so far
 (at most ``RECURSIVE_FILTER_FRAMES``), a DSA frame one acquisition's.
@@ -44,9 +51,10 @@ def shot_seed(scenario_seed: int, shot: int) -> int:
     return int(np.random.SeedSequence([scenario_seed, shot]).generate_state(1)[0])
 
 
-def shown_at(state: SessionState, mode: str, seconds: float | None = None) -> float:
-    """Session time (s) of the frame a shot's image shows: a pulse's moment, a run's last frame."""
-    return state.t + (0.0 if mode == "pulse" else (seconds or PULSE_SECONDS))
+def shown_at(state: SessionState, mode: str, seconds: float | None = None, held: bool = False) -> float:
+    """Session time (s) of the frame a shot's image shows: a pulse's moment, a run's last frame (a held
+    run's ends when it is recorded)."""
+    return state.t + (0.0 if mode == "pulse" or held else (seconds or PULSE_SECONDS))
 
 
 @dataclass(frozen=True)
@@ -96,9 +104,57 @@ def frame_seed(seed: int, frame: int) -> int:
     return int(np.random.SeedSequence([seed, frame + 1]).generate_state(1)[0])
 
 
+def held_frame_state(states: list[SessionState], at_s: float) -> SessionState:
+    """The session as it stood at time ``at_s`` (s) of a held run: the state the last action at or before
+    it left (``states`` in order, the first the attempt's start).
+
+    >>> from scenarios.poses import CArmPose
+    >>> states = [SessionState(carm=CArmPose(), t=t) for t in (0.0, 1.0, 1.0, 2.5)]
+    >>> held_frame_state(states, 1.0) is states[2], held_frame_state(states, 2.4) is states[2]
+    (True, True)
+    """
+    return next(state for state in reversed(states) if state.t <= at_s)
+
+
+def held_frame_time(start_s: float, index: int, frames_per_second: float) -> float:
+    """Session time (s) of frame ``index`` (0-based) of a held run that began at ``start_s``: one a pulse,
+    to the microsecond, so that the run's start read from its log (its end less its seconds, a float
+    subtraction) gives the moments the stream used.
+
+    >>> held_frame_time(14.445 - 2.1, 3, 15.0), [held_frame_time(2.0, i, 4.0) for i in range(3)]
+    (12.545, [2.0, 2.25, 2.5])
+    """
+    return round(start_s + index / frames_per_second, 6)
+
+
+def held_frame_times(start_s: float, count: int, frames_per_second: float) -> tuple[float, ...]:
+    """Session times (s) of the ``count`` frames of a held run that began at ``start_s``."""
+    return tuple(held_frame_time(start_s, i, frames_per_second) for i in range(count))
+
+
+def _states_until(session: Session, state: SessionState) -> list[SessionState]:
+    """``session.states`` up to and including ``state`` (found by identity: states hold arrays)."""
+    return session.states[:next(i for i, s in enumerate(session.states) if s is state) + 1]
+
+
+def render_held_frame(session: Session, state: SessionState, at_s: float, index: int, shot: int,
+                      technique: Technique, *, pixels: int | None = None) -> FluoroImage:
+    """Frame ``index`` (0-based) of the held live run that is shot number ``shot`` of the attempt, showing
+    ``state`` (:func:`held_frame_state` at ``at_s``) with the contrast as it is at ``at_s``; the web's
+    monitor streams these while Live is held and :func:`render_run` replays them, pixel for pixel.
+
+    ``technique``: the live technique at the run's pulse rate (:func:`technique_for`)."""
+    carm = session.carm(state)
+    if pixels is not None:
+        carm = carm.with_(detector_pixels=pixels)
+    dose = replace(technique, averaged_frames=min(index + 1, RECURSIVE_FILTER_FRAMES))
+    return render_fluoro(session.anatomy, carm, state.needle, session.contrast(at_s), dose=dose,
+                         seed=frame_seed(shot_seed(session.scenario.seed, shot), index))
+
+
 def render_run(session: Session, state: SessionState, mode: str, seconds: float | None = None,
                frames_per_second: float | None = None, *, pixels: int | None = None,
-               technique: Technique = Technique()) -> CineRun:
+               technique: Technique = Technique(), held: bool = False) -> CineRun:
     """The cine of the live or DSA run that left ``state`` (one of ``session.states``).
 
     Parameters
@@ -116,6 +172,9 @@ def render_run(session: Session, state: SessionState, mode: str, seconds: float 
         Detector pixels across (default the C-arm's own).
     technique : Technique
         Fluoroscopy technique (the session's C-arm).
+    held : bool
+        A held live run (the ``fluoro_shot``'s ``held``): its ``seconds`` end at ``state.t`` and each frame
+        shows the session as it stood at its moment (:func:`render_held_frame`).
     """
     carm = session.carm(state)
     if pixels is not None:
@@ -124,6 +183,13 @@ def render_run(session: Session, state: SessionState, mode: str, seconds: float 
     run = technique_for(mode, fluoro, seconds)
     rate = run.frames_per_second  # a live run's pulse rate; DSA's own acquisition rate
     count = run_frames(beam_seconds(seconds), rate)
+    if held:
+        times = held_frame_times(state.t - seconds, count, rate)
+        states = _states_until(session, state)
+        frames = tuple(render_held_frame(session, held_frame_state(states, t), t, i, state.fluoro_shots, run,
+                                         pixels=pixels) for i, t in enumerate(times))
+        return CineRun(frames=frames, times_s=times, frames_per_second=rate,
+                       frame_exposure=shot_exposure(session.anatomy, carm, mode, fluoro))
     end = shown_at(state, mode, seconds)
     times = tuple(end - (count - 1 - i) / rate for i in range(count))
     seed = shot_seed(session.scenario.seed, state.fluoro_shots)
@@ -139,7 +205,8 @@ def render_run(session: Session, state: SessionState, mode: str, seconds: float 
 
 
 def render_shot(session: Session, state: SessionState, mode: str, seconds: float | None = None,
-                frames_per_second: float | None = None, *, pixels: int | None = None) -> FluoroImage:
+                frames_per_second: float | None = None, *, pixels: int | None = None,
+                held: bool = False) -> FluoroImage:
     """The image of the shot that left ``state`` (one of ``session.states``), taken in ``mode``: a
     pulse's image, or a run's last-image hold (the last frame of :func:`render_run`, rendered alone).
 
@@ -156,7 +223,16 @@ def render_shot(session: Session, state: SessionState, mode: str, seconds: float
         The shot's pulse rate (default the C-arm's own).
     pixels : int, optional
         Detector pixels across (default the C-arm's own), e.g. for a smaller report image.
+    held : bool
+        A held live run: its hold is its last frame (:func:`render_held_frame`).
     """
+    if held:
+        run = technique_for(mode, at_pulse_rate(Technique(), frames_per_second), seconds=seconds)
+        count = run_frames(seconds, run.frames_per_second)
+        last_s = held_frame_times(state.t - seconds, count, run.frames_per_second)[-1]
+        states = _states_until(session, state)
+        return render_held_frame(session, held_frame_state(states, last_s), last_s, count - 1, state.fluoro_shots,
+                                 run, pixels=pixels)
     carm = session.carm(state)
     if pixels is not None:
         carm = carm.with_(detector_pixels=pixels)
