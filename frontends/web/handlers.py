@@ -29,7 +29,7 @@ from frontends.web.review import preview_view, review_view, stored_attempt
 from frontends.web.views import (ATTEMPT_FIELDS, attempt_view, comment_rows, lps_text, replay_view, report_view,
                                  resume_view, scenario_view)
 from scenarios.schema import Scenario
-from scoring.report import MGY_PER_GY
+from scoring.metrics import MGY_PER_GY
 from simulator.case.controls import (PROBE_MOVES, PROBE_VIEWS, SHUTTER_OPENINGS, beam_aligned_angles, carm_presets,
                                      dragged_angles, entry_words, in_plane_entry, moved_probe, needle_angles,
                                      needle_direction, nudged_angles, panned_pose, probe_preset, probe_with_settings)
