@@ -331,7 +331,7 @@ def _scan(probe: Probe) -> _Scan:
                  np.where(inside, line, -1.0).astype(np.float32),
                  np.broadcast_to(sample, (shown_rows, shown_cols)).astype(np.float32),
                  pixel_mm, (float(u[0, 0]), float(v[0, 0])), axial_sigma, lateral_sigma, elevation_sigma,
-                 axial_kernel, np.ascontiguousarray(lateral_weights.T), lateral_rows, diffuse_scale)
+                 axial_kernel, np.ascontiguousarray(lateral_weights.T, dtype=np.float32), lateral_rows, diffuse_scale)
 
 
 def _lateral_kernels(sigmas: np.ndarray, lines: int) -> np.ndarray:
@@ -672,24 +672,29 @@ def _beam_echoes(coherent, run_start, diffuse_re, diffuse_im, transmission, late
     half = axial_kernel.shape[0] // 2
     for parallel_line in prange(lines):
         line = np.int64(parallel_line)
-        echo_re = np.empty(samples)
-        echo_im = np.empty(samples)
+        echo_re = np.empty(samples, dtype=np.float32)
+        echo_im = np.empty(samples, dtype=np.float32)
+        reached = np.empty(samples, dtype=np.float32)
+        scale = np.empty(samples, dtype=np.float32)
         _spread_row(transmission, lateral_weights, lateral_rows, line, beam_transmission[line])
+        for m in range(samples):
+            start = run_start[line, m]
+            reached[m] = coherent[line, m] * (1.0 if start < 0 else beam_transmission[line, start])
+            scale[m] = diffuse_scale[m] * beam_transmission[line, m]
         for frame in range(frames):
             for m in range(samples):
-                start = run_start[line, m]
-                reached = 1.0 if start < 0 else beam_transmission[line, start]
-                scale = diffuse_scale[m] * beam_transmission[line, m]
-                echo_re[m] = coherent[line, m] * reached + scale * diffuse_re[frame, line, m]
-                echo_im[m] = scale * diffuse_im[frame, line, m]
-            for m in range(samples):
-                sr = 0.0
-                si = 0.0
-                for j in range(max(-half, -m), min(half + 1, samples - m)):
-                    sr += axial_kernel[j + half] * echo_re[m + j]
-                    si += axial_kernel[j + half] * echo_im[m + j]
-                axial_re[frame, line, m] = sr
-                axial_im[frame, line, m] = si
+                echo_re[m] = reached[m] + scale[m] * diffuse_re[frame, line, m]
+                echo_im[m] = scale[m] * diffuse_im[frame, line, m]
+            out_re = axial_re[frame, line]
+            out_im = axial_im[frame, line]
+            out_re[:] = 0.0
+            out_im[:] = 0.0
+            # Tap by tap over contiguous samples (vectorises), the kernel cut at the line's ends.
+            for j in range(-half, half + 1):
+                tap = np.float32(axial_kernel[j + half])
+                for m in range(max(-j, 0), min(samples - j, samples)):
+                    out_re[m] += tap * echo_re[m + j]
+                    out_im[m] += tap * echo_im[m + j]
 
 
 @njit(cache=True, inline="always")
@@ -719,13 +724,29 @@ def _lateral_spread(axial_re, axial_im, lateral_weights, lateral_rows, out_re, o
 
     ``lateral_weights[reach + i, m]`` weights line ``l + i`` at sample ``m``; they sum to 1 at each m, so a
     surface crossing many lines keeps its echo amplitude. Lines beyond the array's ends count as empty.
+    Every frame's real and imaginary parts are accumulated in one pass over the offsets (one read of
+    each weight row for all of them, contiguous inner loops that vectorise): the frame's costliest
+    pass, so it is written for speed.
     """
-    frames, lines = axial_re.shape[0], axial_re.shape[1]
+    frames, lines, samples = axial_re.shape
+    reach = lateral_weights.shape[0] // 2
     for parallel_line in prange(lines):
         line = np.int64(parallel_line)
+        total = np.zeros((2 * frames, samples), dtype=np.float32)
+        for i in range(max(-reach, -line), min(reach + 1, lines - line)):
+            weights = lateral_weights[i + reach]
+            first, last = lateral_rows[i + reach, 0], lateral_rows[i + reach, 1]
+            for frame in range(frames):
+                values_re = axial_re[frame, line + i]
+                values_im = axial_im[frame, line + i]
+                total_re = total[2 * frame]
+                total_im = total[2 * frame + 1]
+                for m in range(first, last):
+                    total_re[m] += weights[m] * values_re[m]
+                    total_im[m] += weights[m] * values_im[m]
         for frame in range(frames):
-            _spread_row(axial_re[frame], lateral_weights, lateral_rows, line, out_re[frame, line])
-            _spread_row(axial_im[frame], lateral_weights, lateral_rows, line, out_im[frame, line])
+            out_re[frame, line, :] = total[2 * frame]
+            out_im[frame, line, :] = total[2 * frame + 1]
 
 
 @njit(cache=True, fastmath=True)
