@@ -16,7 +16,8 @@ and of the PLUS toolkit's simulator (per-tissue impedance, attenuation and diffu
    the local backscatter times a complex scatterer field fixed in tissue coordinates (hashed lattice
    noise, summed over the slice thickness; one independent field per compounded frame), so speckle
    stays put when the probe slides in plane and decorrelates when it moves out of plane; muscle
-   and fat carry their fibre and septum textures. The echoes are then attenuated by the
+   and fat carry their fibre (pennate) and septum textures, the cauda equina its rootlets. Both
+   faces of a layer thinner than the label map can draw (fascia, dura) give one echo, not two. The echoes are then attenuated by the
    transmission averaged across the transmit beam's width (neighbouring lines), so shadow edges are
    soft as with a real beam; bone is opaque (nothing shows beyond its cortex but the noise floor and
    weak reverberation).
@@ -89,15 +90,23 @@ REVERBERATION_SPREAD_MM = 4.0
 # Interface echo = R * ((1 - roughness) |cos(angle to normal)|^exponent + roughness): mostly specular,
 # with a rough part so that oblique surfaces stay faintly visible (PLUS's bone preset splits its echo
 # into specular and diffuse parts the same way, clinical.md §5.3 [S117]). Bone is smooth at these
-# wavelengths and strongly specular (its oblique sides vanish). Soft-tissue interfaces (fascia,
-# ligament, dura) are large smooth sheets too: their echo falls steeply with the angle (a sheet
-# parallel to the beam, such as the thecal sac's lateral walls in a transverse view, returns only
-# SOFT_ROUGHNESS of its reflection, -40 dB, and vanishes into the noise floor: the sac is a dark
-# space with a bright roof and floor, not a ring). An interface counts as bone-like when its
+# wavelengths and strongly specular: its sides, parallel to the beam, return BONE_ROUGHNESS (-30 dB) of
+# the echo of the surface facing the probe, so a lamina or transverse process is a bright curved line
+# fading on its slopes (at 10 % the sides drew box-shaped bone, which the blind read rejected).
+# Soft-tissue interfaces (fascia, ligament, dura) are large smooth sheets too: their echo falls
+# steeply with the angle (a sheet parallel to the beam, such as the thecal sac's lateral walls in a
+# transverse view, returns only SOFT_ROUGHNESS of its reflection, -40 dB, and vanishes into the noise
+# floor: the sac is a dark space with a bright roof and floor, not a ring). An interface counts as bone-like when its
 # |Δ ln Z| exceeds BONE_LIKE_STEP (muscle -> cortex is 1.4, muscle -> ligament 0.09).
 BONE_LIKE_STEP = 0.5
-BONE_SPECULAR_EXPONENT, BONE_ROUGHNESS = 3.0, 0.1
+BONE_SPECULAR_EXPONENT, BONE_ROUGHNESS = 3.0, 0.03
 SOFT_SPECULAR_EXPONENT, SOFT_ROUGHNESS = 4.0, 0.01
+# Both faces of a layer thinner than this (mm) give one echo (their sum, at their centroid) [ED]:
+# fascial planes, intermuscular septa, the dura and the posterior longitudinal ligament are sheets under
+# a millimetre thick, which a 1-2 mm label map draws a voxel or two thick; traced face by face they
+# gave two lines a voxel apart (doubled fascia, doubled complexes), which the sonographer's blind read
+# rejected. A real thin sheet is one bright line.
+THIN_LAYER_MM = 2.5
 # Bone is opaque [ED]: cortical bone's own attenuation (15 dB/cm/MHz, clinical.md §5.3) gives only
 # 10 dB per mm round trip at 3.5 MHz, so a one-voxel cortex or a lamina the beam crosses obliquely
 # let echoes show below it; scattering by the trabeculae, the inner cortical surfaces and mode
@@ -127,10 +136,20 @@ AUTO_TGC_DB_PER_CM_MHZ = 0.8
 # more (bulk + *_SEPTA on the ridge; the ridge covers about SEPTUM_WIDTH of the tissue, so a thinner
 # septum is brighter for the same mean backscatter).
 MUSCLE_FIBRE_LATTICE_MM = (0.9, 0.9, 12.0)
+# The erector spinae's fascicles run cranio-caudally but not parallel to the skin: they are tilted
+# toward it by this pennation angle [ED], so their striations slope gently on sagittal views.
+PENNATION_DEG = 10.0
+PENNATION_COS, PENNATION_SIN = math.cos(math.radians(PENNATION_DEG)), math.sin(math.radians(PENNATION_DEG))
+# Cauda equina: rootlets of 1-2 mm running cranio-caudally in the CSF, a few mm apart [ED]: strands
+# where two smooth noises on this lattice both cross zero (within ROOTLET_WIDTH); between them the
+# sac is near anechoic (ROOTLET_BULK), on them brighter (bulk + ROOTLET_STRANDS).
+ROOTLET_LATTICE_MM = (2.0, 2.0, 20.0)
+ROOTLET_WIDTH = 0.25
+ROOTLET_BULK, ROOTLET_STRANDS = 0.05, 12.0
 FAT_SEPTA_LATTICE_MM = (4.0, 1.0, 4.0)
 SEPTUM_WIDTH = 0.05
 MUSCLE_BULK, MUSCLE_SEPTA = 0.7, 5.0
-FAT_BULK, FAT_SEPTA = 0.4, 10.0
+FAT_BULK, FAT_SEPTA = 0.3, 6.0
 # Hydrodissection: where an injection's contrast is at least this concentration (mg iodine/mL; the
 # media are 200-300 mg/mL, so a voxel this rich is mostly injectate), the tissue is replaced by fluid
 # (water's acoustics: anechoic, no attenuation), so the injected volume is a dark pocket [ED].
@@ -145,7 +164,10 @@ COMET_TAIL_RATIO = 0.3
 COMET_TAIL_ECHOES = 4
 NEEDLE_SHADOW = 0.3
 
-_TEXTURE = {"muscle": 1, "fat": 2}
+_TEXTURE = {"muscle": 1, "fat": 2, "cauda_equina": 3}
+# Classes the renderer adds (_acoustic_classes): (tissue whose impedance and attenuation they take,
+# diffuse backscatter before their texture).
+_SUBVOXEL_CLASSES = {"cauda_equina": ("csf", 0.45)}
 # Diffuse backscatter scaled per tissue [ED]: membranes far thinner than a CT voxel (the lumbar dura
 # is ~0.3-0.5 mm thick) echo at their surfaces, which the interfaces give; the tissue table's diffuse
 # backscatter, spread over a whole voxel shell, would draw them as a bright ring whatever the beam's
@@ -200,12 +222,17 @@ def acoustic_maps(anatomy) -> AcousticMaps:
 
 
 def _compute_maps(anatomy) -> AcousticMaps:
-    classes, names = anatomy.tissue_map()
-    properties = [tissue(name) for name in names] + [tissue("water")]
+    classes, names = _acoustic_classes(anatomy)
+    # The classes the label map cannot draw at their scale (see _acoustic_classes) take the acoustics
+    # of what surrounds them, so that they add no interfaces of their own, and a backscatter of their own.
+    properties = [tissue(_SUBVOXEL_CLASSES[name][0] if name in _SUBVOXEL_CLASSES else name) for name in names]
+    properties.append(tissue("water"))
     ln_z = np.log([t.impedance_mrayl for t in properties]).astype(np.float32)
     attenuation = np.array([max(t.attenuation_db_per_cm_mhz, BONE_SHADOW_DB_PER_CM_MHZ) if t.name in BONE_TISSUES
                             else t.attenuation_db_per_cm_mhz for t in properties], dtype=np.float32)
-    backscatter = np.array([_BACKSCATTER_SCALE.get(t.name, 1.0) * t.backscatter for t in properties], dtype=np.float32)
+    backscatter = np.array([_SUBVOXEL_CLASSES[name][1] if name in _SUBVOXEL_CLASSES
+                            else _BACKSCATTER_SCALE.get(t.name, 1.0) * t.backscatter
+                            for name, t in zip(names + ["gel"], properties)], dtype=np.float32)
     texture = np.array([_TEXTURE.get(name, 0) for name in names] + [0], dtype=np.int8)
     # Only the body's bounding box (plus a voxel) is kept: CT air around a patient costs nothing then.
     air = names.index("air") if "air" in names else -1
@@ -223,6 +250,22 @@ def _compute_maps(anatomy) -> AcousticMaps:
     world_to_index = np.linalg.inv(anatomy.ct.affine)[:3]
     world_to_index[:, 3] -= lower
     return AcousticMaps(voxels, world_to_index, list(names), ln_z, attenuation, backscatter, texture)
+
+
+def _acoustic_classes(anatomy) -> tuple[np.ndarray, list[str]]:
+    """The anatomy's tissue map, the cauda equina given a class of its own (appended to the names).
+
+    The roots inside the dural sac are a bundle of 1-2 mm strands floating in CSF, which a 1-2 mm
+    label map draws as one mass: traced as nerve it gave a grey blob with an outline. Its class takes
+    CSF's acoustics and the rootlet texture (faint dots on transverse views, linear echoes on sagittal
+    ones, the sac anechoic between them).
+    """
+    classes, names = anatomy.tissue_map()
+    ids = [label.id for label in anatomy.label_table if label.name == "cauda_equina"]
+    roots = np.isin(anatomy.labels.array, ids) if ids and anatomy.labels is not None else np.zeros(1, bool)
+    if not roots.any():
+        return classes, list(names)
+    return np.where(roots, np.uint8(len(names)), classes), [*names, "cauda_equina"]
 
 
 # Normals are computed in slabs of this many index planes (plus a margin for the smoothing), so that
@@ -331,7 +374,7 @@ def _scan(probe: Probe) -> _Scan:
                  np.where(inside, line, -1.0).astype(np.float32),
                  np.broadcast_to(sample, (shown_rows, shown_cols)).astype(np.float32),
                  pixel_mm, (float(u[0, 0]), float(v[0, 0])), axial_sigma, lateral_sigma, elevation_sigma,
-                 axial_kernel, np.ascontiguousarray(lateral_weights.T), lateral_rows, diffuse_scale)
+                 axial_kernel, np.ascontiguousarray(lateral_weights.T, dtype=np.float32), lateral_rows, diffuse_scale)
 
 
 def _lateral_kernels(sigmas: np.ndarray, lines: int) -> np.ndarray:
@@ -467,6 +510,22 @@ def _deposit(row, starts, position, value, start):
         starts[i + 1] = start
 
 
+@njit(cache=True, inline="always")
+def _merge_or_deposit(row, starts, pending_at, pending_echo, pending_start, position, echo, start, merge_samples):
+    """The interface echo ``echo`` at ``position`` (samples) merged into the pending one when they are
+    within ``merge_samples`` (both faces of a thin layer: one echo at their echo-weighted centroid,
+    reached through the first face's transmission); otherwise the pending one is deposited and this one
+    waits. Returns the new pending (position, echo, start)."""
+    if pending_echo > 0.0 and position - pending_at <= merge_samples:
+        total = pending_echo + echo
+        if total > 0.0:
+            pending_at = (pending_at * pending_echo + position * echo) / total
+        return pending_at, total, pending_start
+    if pending_echo > 0.0:
+        _deposit(row, starts, pending_at, pending_echo, pending_start)
+    return position, echo, np.int32(start)
+
+
 @njit(parallel=True, cache=True, fastmath=True)
 def _trace_lines(voxels, world_to_index, ln_z, attenuation, backscatter, texture, air, gel,
                  origins, directions, elevation, sample_mm, frequency_mhz, gel_mm, lattice_mm, plane_offsets,
@@ -489,8 +548,10 @@ def _trace_lines(voxels, world_to_index, ln_z, attenuation, backscatter, texture
     per_db = 2.0 * frequency_mhz * (sample_mm / 10.0) * math.log(10.0) / 20.0
     muscle_salt = np.int64(seed) * 64 + 1
     fat_salt = np.int64(seed) * 64 + 2
+    root_salt = np.int64(seed) * 64 + 40
     speckle_salt = np.int64(seed) * 64 + 3  # frame k's scatterers: salt + 4 k
     inverse_lattice = 1.0 / lattice_mm
+    merge_samples = THIN_LAYER_MM / sample_mm
     for parallel_line in prange(lines):
         line = np.int64(parallel_line)  # prange counts unsigned; keep index arithmetic signed
         dx, dy, dz = directions[line, 0], directions[line, 1], directions[line, 2]
@@ -517,6 +578,9 @@ def _trace_lines(voxels, world_to_index, ln_z, attenuation, backscatter, texture
         rnx = 0.0
         rny = 0.0
         rnz = 0.0
+        pending_at = 0.0    # the last interface's echo, held until the next shows whether to merge them
+        pending_echo = 0.0
+        pending_start = np.int32(-1)
         for m in range(samples):
             if m > 0:
                 px += sample_mm * dx
@@ -539,6 +603,7 @@ def _trace_lines(voxels, world_to_index, ln_z, attenuation, backscatter, texture
                 scatter = 0.0
                 muscle_w = 0.0
                 fat_w = 0.0
+                root_w = 0.0
             else:
                 air_w = 0.0
                 uniform = True
@@ -564,12 +629,14 @@ def _trace_lines(voxels, world_to_index, ln_z, attenuation, backscatter, texture
                     scatter = backscatter[c]
                     muscle_w = 1.0 if texture[c] == 1 else 0.0
                     fat_w = 1.0 if texture[c] == 2 else 0.0
+                    root_w = 1.0 if texture[c] == 3 else 0.0
                 else:
                     lnz = 0.0
                     alpha = 0.0
                     scatter = 0.0
                     muscle_w = 0.0
                     fat_w = 0.0
+                    root_w = 0.0
                     for corner in range(8):
                         c = corner_class[corner]
                         w = corner_weight[corner]
@@ -580,6 +647,8 @@ def _trace_lines(voxels, world_to_index, ln_z, attenuation, backscatter, texture
                             muscle_w += w
                         elif texture[c] == 2:
                             fat_w += w
+                        elif texture[c] == 3:
+                            root_w += w
             if in_body and fluid_min > 0.0:
                 qi = np.int64(math.floor(fluid_world_to_index[0, 0] * px + fluid_world_to_index[0, 1] * py
                                          + fluid_world_to_index[0, 2] * pz + fluid_world_to_index[0, 3] + 0.5))
@@ -598,8 +667,9 @@ def _trace_lines(voxels, world_to_index, ln_z, attenuation, backscatter, texture
             previous = lnz
             sign = 1 if step > 1e-4 else (-1 if step < -1e-4 else 0)
             if run_sign != 0 and sign != run_sign:
-                _deposit(coherent[line], run_start[line], run_moment / run_weight,
-                         _interface_echo(run_sum, rnx, rny, rnz, dx, dy, dz), run_first - 1)
+                pending_at, pending_echo, pending_start = _merge_or_deposit(
+                    coherent[line], run_start[line], pending_at, pending_echo, pending_start, run_moment / run_weight,
+                    _interface_echo(run_sum, rnx, rny, rnz, dx, dy, dz), run_first - 1, merge_samples)
                 run_sign = 0
             if sign != 0:
                 if run_sign == 0:
@@ -632,11 +702,23 @@ def _trace_lines(voxels, world_to_index, ln_z, attenuation, backscatter, texture
             if scatter > 0.0:
                 gain = 1.0
                 if muscle_w > 0.0:
-                    fibre, _ = _lattice_noise(px / muscle_lattice[0], py / muscle_lattice[1], pz / muscle_lattice[2], muscle_salt)
+                    # Fibre coordinates: cranio-caudal fibres tilted toward the skin by the pennation angle.
+                    fy = PENNATION_COS * py + PENNATION_SIN * pz
+                    fz = PENNATION_COS * pz - PENNATION_SIN * py
+                    fibre, _ = _lattice_noise(px / muscle_lattice[0], fy / muscle_lattice[1], fz / muscle_lattice[2],
+                                              muscle_salt)
                     gain += muscle_w * (MUSCLE_BULK + MUSCLE_SEPTA * _ridge(fibre, SEPTUM_WIDTH) - 1.0)
                 if fat_w > 0.0:
                     sheet, _ = _lattice_noise(px / fat_lattice[0], py / fat_lattice[1], pz / fat_lattice[2], fat_salt)
                     gain += fat_w * (FAT_BULK + FAT_SEPTA * _ridge(sheet, SEPTUM_WIDTH) - 1.0)
+                if root_w > 0.0:
+                    # A rootlet runs where two independent smooth noises both cross zero: strands along z.
+                    across, _ = _lattice_noise(px / ROOTLET_LATTICE_MM[0], py / ROOTLET_LATTICE_MM[1],
+                                               pz / ROOTLET_LATTICE_MM[2], root_salt)
+                    other, _ = _lattice_noise(px / ROOTLET_LATTICE_MM[0], py / ROOTLET_LATTICE_MM[1],
+                                              pz / ROOTLET_LATTICE_MM[2], root_salt + 1)
+                    strand = _ridge(across, ROOTLET_WIDTH) * _ridge(other, ROOTLET_WIDTH)
+                    gain += root_w * (ROOTLET_BULK + ROOTLET_STRANDS * strand - 1.0)
                 level = scatter * gain * noise_gain
                 for frame in range(diffuse_re.shape[0]):
                     real = 0.0
@@ -651,8 +733,11 @@ def _trace_lines(voxels, world_to_index, ln_z, attenuation, backscatter, texture
                     diffuse_re[frame, line, m] = level * real
                     diffuse_im[frame, line, m] = level * imag
         if run_sign != 0:
-            _deposit(coherent[line], run_start[line], run_moment / run_weight,
-                     _interface_echo(run_sum, rnx, rny, rnz, dx, dy, dz), run_first - 1)
+            pending_at, pending_echo, pending_start = _merge_or_deposit(
+                coherent[line], run_start[line], pending_at, pending_echo, pending_start, run_moment / run_weight,
+                _interface_echo(run_sum, rnx, rny, rnz, dx, dy, dz), run_first - 1, merge_samples)
+        if pending_echo > 0.0:
+            _deposit(coherent[line], run_start[line], pending_at, pending_echo, pending_start)
 
 
 @njit(parallel=True, cache=True, fastmath=True)
@@ -672,24 +757,29 @@ def _beam_echoes(coherent, run_start, diffuse_re, diffuse_im, transmission, late
     half = axial_kernel.shape[0] // 2
     for parallel_line in prange(lines):
         line = np.int64(parallel_line)
-        echo_re = np.empty(samples)
-        echo_im = np.empty(samples)
+        echo_re = np.empty(samples, dtype=np.float32)
+        echo_im = np.empty(samples, dtype=np.float32)
+        reached = np.empty(samples, dtype=np.float32)
+        scale = np.empty(samples, dtype=np.float32)
         _spread_row(transmission, lateral_weights, lateral_rows, line, beam_transmission[line])
+        for m in range(samples):
+            start = run_start[line, m]
+            reached[m] = coherent[line, m] * (1.0 if start < 0 else beam_transmission[line, start])
+            scale[m] = diffuse_scale[m] * beam_transmission[line, m]
         for frame in range(frames):
             for m in range(samples):
-                start = run_start[line, m]
-                reached = 1.0 if start < 0 else beam_transmission[line, start]
-                scale = diffuse_scale[m] * beam_transmission[line, m]
-                echo_re[m] = coherent[line, m] * reached + scale * diffuse_re[frame, line, m]
-                echo_im[m] = scale * diffuse_im[frame, line, m]
-            for m in range(samples):
-                sr = 0.0
-                si = 0.0
-                for j in range(max(-half, -m), min(half + 1, samples - m)):
-                    sr += axial_kernel[j + half] * echo_re[m + j]
-                    si += axial_kernel[j + half] * echo_im[m + j]
-                axial_re[frame, line, m] = sr
-                axial_im[frame, line, m] = si
+                echo_re[m] = reached[m] + scale[m] * diffuse_re[frame, line, m]
+                echo_im[m] = scale[m] * diffuse_im[frame, line, m]
+            out_re = axial_re[frame, line]
+            out_im = axial_im[frame, line]
+            out_re[:] = 0.0
+            out_im[:] = 0.0
+            # Tap by tap over contiguous samples (vectorises), the kernel cut at the line's ends.
+            for j in range(-half, half + 1):
+                tap = np.float32(axial_kernel[j + half])
+                for m in range(max(-j, 0), min(samples - j, samples)):
+                    out_re[m] += tap * echo_re[m + j]
+                    out_im[m] += tap * echo_im[m + j]
 
 
 @njit(cache=True, inline="always")
@@ -719,13 +809,29 @@ def _lateral_spread(axial_re, axial_im, lateral_weights, lateral_rows, out_re, o
 
     ``lateral_weights[reach + i, m]`` weights line ``l + i`` at sample ``m``; they sum to 1 at each m, so a
     surface crossing many lines keeps its echo amplitude. Lines beyond the array's ends count as empty.
+    Every frame's real and imaginary parts are accumulated in one pass over the offsets (one read of
+    each weight row for all of them, contiguous inner loops that vectorise): the frame's costliest
+    pass, so it is written for speed.
     """
-    frames, lines = axial_re.shape[0], axial_re.shape[1]
+    frames, lines, samples = axial_re.shape
+    reach = lateral_weights.shape[0] // 2
     for parallel_line in prange(lines):
         line = np.int64(parallel_line)
+        total = np.zeros((2 * frames, samples), dtype=np.float32)
+        for i in range(max(-reach, -line), min(reach + 1, lines - line)):
+            weights = lateral_weights[i + reach]
+            first, last = lateral_rows[i + reach, 0], lateral_rows[i + reach, 1]
+            for frame in range(frames):
+                values_re = axial_re[frame, line + i]
+                values_im = axial_im[frame, line + i]
+                total_re = total[2 * frame]
+                total_im = total[2 * frame + 1]
+                for m in range(first, last):
+                    total_re[m] += weights[m] * values_re[m]
+                    total_im[m] += weights[m] * values_im[m]
         for frame in range(frames):
-            _spread_row(axial_re[frame], lateral_weights, lateral_rows, line, out_re[frame, line])
-            _spread_row(axial_im[frame], lateral_weights, lateral_rows, line, out_im[frame, line])
+            out_re[frame, line, :] = total[2 * frame]
+            out_im[frame, line, :] = total[2 * frame + 1]
 
 
 @njit(cache=True, fastmath=True)

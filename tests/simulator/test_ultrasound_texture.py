@@ -108,3 +108,59 @@ def test_an_injected_volume_is_an_anechoic_pocket(sac):
     assert plain.pixels[pocket].mean() > 2.5 * floor
     assert injected.pixels[pocket].mean() < 1.5 * floor
     assert np.mean(injected.pixels[pocket] == 0) == 0.0
+
+
+def column_profile(labels, *tissues, frequency_mhz=6.0):
+    """Mean grey level per row over the central columns of a linear probe looking down -y at ``labels``."""
+    body = block(labels, *tissues)
+    probe = Probe("linear", position=[20, labels.shape[1] - 0.5, 20], axial=[0, -1, 0], lateral=[1, 0, 0],
+                  frequency_mhz=frequency_mhz, depth_mm=30.0, footprint_mm=30.0, image_shape=(240, 96))
+    image = render_ultrasound(body, probe)
+    return image.pixels[:, 30:66].astype(float).mean(axis=1), image.pixel_mm
+
+
+def bright_lines(profile, pixel_mm, around_mm, reach_mm=4.0):
+    """How many separate bright lines (local maxima above half the brightest) the profile holds within
+    ``reach_mm`` of depth ``around_mm``."""
+    rows = np.arange(len(profile))
+    window = np.abs((rows + 0.5) * pixel_mm - around_mm) < reach_mm
+    values = np.where(window, profile, 0.0)
+    peak = values.max()
+    maxima = (values[1:-1] > values[:-2]) & (values[1:-1] >= values[2:]) & (values[1:-1] > 0.5 * peak)
+    return int(maxima.sum())
+
+
+@pytest.mark.parametrize("thickness_mm, lines", [(1, 1), (6, 2)])
+def test_a_thin_fascial_plane_is_one_line_a_thick_layer_two(thickness_mm, lines):
+    """A voxel-thick fat plane in muscle (an intermuscular septum as a 1 mm label map draws it) gives one
+    bright line, not one per face (the doubled lines the blind read rejected); a 6 mm fat layer keeps
+    both of its faces. At 6 MHz the pulse resolves faces 1 mm apart, so only the merge makes one line."""
+    labels = np.ones((40, 40, 40), np.uint8)
+    labels[:, 20 - thickness_mm:20] = 2                  # fat from y = 20 - t to 20: 19.5 mm below the face
+    profile, pixel_mm = column_profile(labels, "muscle", "fat")
+    centre_mm = 19.5 + thickness_mm / 2
+    assert bright_lines(profile, pixel_mm, centre_mm, reach_mm=thickness_mm / 2 + 1.5) == lines
+
+
+def test_cauda_equina_is_faint_strands_in_an_anechoic_sac():
+    """The roots drawn as one labelled mass inside the CSF show as sparse faint echoes (strands), the sac
+    between them as dark as the CSF alone, and no bright outline where the mass meets the CSF."""
+    table = LabelTable()
+    muscle, csf = table.add("muscle", "muscle").id, table.add("dural_sac.csf", "csf").id
+    roots = table.add("cauda_equina", "nerve").id
+    labels = np.full((48, 40, 48), muscle, np.uint16)
+    labels[8:40, 6:26, :] = csf
+    labels[14:34, 9:20, :] = roots                       # 20 x 11 mm of roots across, the whole length
+    body = Anatomy(Volume.from_spacing(np.full(labels.shape, 40, np.int16), (1, 1, 1)), table,
+                   Volume.from_spacing(labels, (1, 1, 1)))
+    probe = Probe("linear", position=[24, 39.5, 24], axial=[0, -1, 0], lateral=[1, 0, 0], frequency_mhz=6.0,
+                  depth_mm=36.0, footprint_mm=40.0, image_shape=(216, 240))
+    image = render_ultrasound(body, probe)
+    points = image.grid_lps()
+    inside = ((points[..., 0] > 15) & (points[..., 0] < 33) & (points[..., 1] > 10) & (points[..., 1] < 19))
+    floor = 255.0 * ultrasound.DISPLAY_NOISE_ABOVE_BLACK_DB / probe.dynamic_range_db
+    grey = image.pixels[inside].astype(float)
+    assert np.median(grey) < 1.6 * floor                 # anechoic between the strands
+    assert np.mean(grey > 4.0 * floor) > 0.02            # and the strands show
+    top = (np.abs(points[..., 1] - 19.5) < 1.0) & (points[..., 0] > 15) & (points[..., 0] < 33)
+    assert image.pixels[top].mean() < 3.0 * floor        # no outline where the roots meet the CSF
