@@ -350,3 +350,35 @@ def test_a_flank_cut_off_by_the_field_of_view_is_rounded_off_without_a_band(prim
     np.testing.assert_allclose(cut[rows], whole[rows], atol=8.0)
     assert np.abs(cut[rows] - whole[rows]).mean() < 0.5
     assert len(body_extension(Volume.from_spacing(cut_hu, (2, 2, 2)))) == 3  # both ends and the right flank
+
+
+def _edge_rows(image: np.ndarray, columns: range) -> np.ndarray:
+    """Per column, the row (interpolated) where the image first rises through half its column's maximum."""
+    rows = []
+    for u in columns:
+        profile = image[:, u] / image[:, u].max()
+        k = int(np.argmax(profile > 0.5))
+        rows.append(k - (profile[k] - 0.5) / (profile[k] - profile[k - 1]))
+    return np.array(rows)
+
+
+@pytest.mark.parametrize("primary_deg", [0.0, 25.0])
+def test_thick_slices_project_a_tilted_endplate_without_stair_steps(primary_deg):
+    """A block whose top (an endplate) rises 10° across the patient, scanned in 5 mm slices on 1 mm pixels
+    (each slice the block's fraction of its thickness, as a CT slice averages it): Joseph's interpolation
+    across the slices keeps its projected edge within 1.6 pixels of a straight line (0.7 mm at the detector;
+    rms 1.05 pixels AP, less at 25°), where constant 5 mm voxels (Siddon) draw stairs 28 mm apart and 8.5
+    pixels (4 mm) high."""
+    slice_mm = 5.0
+    x = np.arange(-39.5, 40.0, 1.0)
+    z = np.arange(-30.0 + slice_mm / 2, 30.0, slice_mm)
+    top = np.tan(np.radians(10.0)) * x[:, None]
+    fraction = np.clip((top - (z[None, :] - slice_mm / 2)) / slice_mm, 0.0, 1.0) * (z[None, :] > -25.0)
+    block = Volume.from_spacing(np.repeat(fraction[:, None, :], 40, axis=1).astype(np.float32), (1.0, 1.0, slice_mm),
+                                origin=(x[0], -19.5, z[0]))
+    carm = CArm(primary_deg=primary_deg, detector_pixels=256, detector_size_mm=120.0, detector_shape="square")
+    columns = range(56, 200)
+    rows = _edge_rows(line_integrals(block, carm), columns)
+    residual = rows - np.polyval(np.polyfit(list(columns), rows, 1), list(columns))
+    assert np.ptp(rows) > 20.0  # the edge does rise across the image
+    assert np.abs(residual).max() < 2.5 and np.sqrt(np.mean(residual ** 2)) < 1.5
