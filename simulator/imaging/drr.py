@@ -762,12 +762,18 @@ def _lateral_completion(ct: Volume, long_axis: int) -> tuple[Volume, ...]:
                                cells[2]).mean(axis=(2, 4))
         if side == 0:
             water = water[::-1]  # slab index runs with the CT's: the farthest cell first
+        # Where the scan's ends are continued too (body_extension), so is the flank, or its corner would
+        # be a bright notch beside the continued ends.
+        ends = [int(math.ceil(EXTENSION_MM / (cells[2] * float(spacing[2])))) * bool(
+            (hu[:, :, end] > _BODY_HU).mean() > _CUT_FRACTION) for end in (0, -1)]
+        water = np.pad(water, ((0, 0), (0, 0), tuple(ends)), mode="edge")
         # Slab index (lateral, front_back, long) -> CT index: each cell's centre, the nearest beyond the face.
         to_ct = np.zeros((4, 4))
         to_ct[3, 3] = 1.0
         for row, (axis, c) in enumerate(zip((lateral, front_back, long_axis), cells)):
             to_ct[axis, row] = c
             to_ct[axis, 3] = (c - 1) / 2.0
+        to_ct[long_axis, 3] -= cells[2] * ends[0]
         to_ct[lateral, 3] = side + 1 + (cells[0] - 1) / 2.0 if side else -cells[0] * count + (cells[0] - 1) / 2.0
         slabs.append(Volume(np.ascontiguousarray(water), ct.affine @ to_ct))
     return tuple(slabs)

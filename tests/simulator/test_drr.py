@@ -338,17 +338,17 @@ def _water_with_extension(hu: np.ndarray, x0_mm: float, carm: CArm) -> np.ndarra
 def test_a_flank_cut_off_by_the_field_of_view_is_rounded_off_without_a_band(primary_deg):
     """A scan whose field of view cut 20 mm off the right flank of a body with round flanks: beyond the
     cut the body is continued as its flank (a circle as deep as the body, through the cut's ends), so the
-    water each ray crosses is the whole body's: 0.15 mm off on average, at most 6 mm where a ray grazes
-    the flank's tip (its chord changes by 30 mm from one pixel to the next there). Without it the rays
+    water each ray crosses is the whole body's: 0.19 mm off on average, at most 6 mm (AP) and 9 mm (25°)
+    where a ray grazes the flank's tip (its chord changes by 30 mm from one pixel to the next). Without it the rays
     beyond the cut (AP) or through it (oblique) miss up to 89 mm of body: a bright band."""
     carm = CArm(primary_deg=primary_deg, detector_pixels=100, detector_size_mm=500.0, detector_shape="square")
     whole = _water_with_extension(_stadium_hu(np.arange(-179.0, 180.0, 2.0)), -179.0, carm)
     cut_hu = _stadium_hu(np.arange(-179.0, 130.0, 2.0))
     cut = _water_with_extension(cut_hu, -179.0, carm)
-    rows = slice(46, 54)  # through the scanned 40 mm (x1.5 on the detector), not the ends' continuation
-    assert whole[rows].max() > 100.0
-    np.testing.assert_allclose(cut[rows], whole[rows], atol=8.0)
-    assert np.abs(cut[rows] - whole[rows]).mean() < 0.5
+    # All rows: through the scanned 40 mm and through the continuation beyond its ends, the flank's included.
+    assert whole.max() > 100.0
+    np.testing.assert_allclose(cut, whole, atol=10.0)
+    assert np.abs(cut - whole).mean() < 0.5
     assert len(body_extension(Volume.from_spacing(cut_hu, (2, 2, 2)))) == 3  # both ends and the right flank
 
 
