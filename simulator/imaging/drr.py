@@ -41,7 +41,8 @@ For the polychromatic beam the CT is projected as two materials, the path length
 cortical bone (:func:`anatomy_basis_line_integrals`, HU decomposed by ``tissues.hu_to_basis``), in one
 Joseph traversal of an interleaved table: the spectrum is applied per pixel afterwards, never per
 energy in the projector. A CT cut across the body along the patient's long axis is continued beyond
-its cut faces as water out to the skin (:func:`body_extension`), so its rays see no black band.
+its cut faces as water out to the skin (:func:`body_extension`), so its rays see no black band; a flank
+its field of view cut off is rounded off as soft tissue.
 
 The needle is not voxelised: :func:`needle_line_integrals` computes the steel shaft's and the plastic
 hub's chord lengths per ray in closed form, only in the pixels the needle covers, averaging 4 x 4
@@ -57,6 +58,7 @@ from typing import TYPE_CHECKING, Literal
 import numba
 import numpy as np
 from numba import njit, prange
+from scipy import ndimage
 
 from anatomy_models.errors import SpinesimError
 from anatomy_models.tissues import FLUORO_EFFECTIVE_KEV, hu_to_basis, hu_to_mu, linear_attenuation_per_mm, tissue
@@ -671,7 +673,8 @@ def body_extension(ct: Volume) -> tuple[Volume, ...]:
     Each is a slab of water fractions (float32) as thick as :data:`EXTENSION_MM`, on the CT's own
     spacing across the face (so its first node follows the CT's last one, and Joseph's interpolated
     fields meet without a seam) and on ~4 mm cells along it; the skin is the cut face's body outline,
-    extruded. Bone and air inside the body are not continued: the far body is soft tissue.
+    extruded. Bone and air inside the body are not continued: the far body is soft tissue. A flank the
+    scan's field of view cut off (its left or right face) is rounded off too (:func:`_lateral_completion`).
 
     Examples
     --------
@@ -705,6 +708,74 @@ def body_extension(ct: Volume) -> tuple[Volume, ...]:
         to_ct[axis, 2] = 1.0 if side else -1.0
         to_ct[axis, 3] = side + (1.0 if side else -1.0)
         slabs.append(Volume(np.repeat(face[:, :, None], slices, axis=2).astype(np.float32), ct.affine @ to_ct))
+    return tuple(slabs) + _lateral_completion(ct, axis)
+
+
+def _lateral_completion(ct: Volume, long_axis: int) -> tuple[Volume, ...]:
+    """Water-equivalent continuations of the body beyond the left or right face of ``ct`` where its
+    field of view cut the patient's flank off (an abdominal protocol's field narrower than the patient).
+
+    In each axial slice the flank beyond the face is rounded off as a circle as deep (front to back)
+    as the body there, through the two ends of the face's cut (its chord): a convex flank meeting the
+    cut outline, deepest at the chord's middle and thinning to nothing at its ends, so a ray beyond the
+    face crosses about the body it would have and no ray sees a step. Only the patient's body counts
+    (the largest connected region above -400 HU: the table, a separate object, is neither body nor
+    depth). Each slab holds water fractions on ~4 mm cells (partial at the skin), :data:`EXTENSION_MM`
+    at most; bone, gas and contrast beyond the face are not continued: the far flank is soft tissue.
+    """
+    lateral = int(np.argmax(np.abs(ct.affine[0, :3]) / np.linalg.norm(ct.affine[:3, :3], axis=0)))
+    if lateral == long_axis:
+        return ()
+    front_back = 3 - lateral - long_axis
+    hu = np.transpose(ct.array, (lateral, front_back, long_axis))  # the slabs' axes in this order too
+    if max((hu[side] > _BODY_HU).mean() for side in (0, -1)) <= _CUT_FRACTION:
+        return ()  # the field of view holds the body's flanks (the built-in patient): nothing to add
+    regions, _ = ndimage.label(hu > _BODY_HU)
+    body = regions == 1 + int(np.argmax(np.bincount(regions.ravel())[1:]))
+    spacing = np.linalg.norm(ct.affine[:3, :3], axis=0)[[lateral, front_back, long_axis]]
+    cells = [max(1, int(round(_EXTENSION_CELL_MM / float(s)))) for s in spacing]
+    count = int(math.ceil(EXTENSION_MM / (cells[0] * float(spacing[0]))))
+    # Per slice: the body's front-to-back half depth (the flank's radius), mm.
+    occupied = body.any(axis=0)  # (front_back, long)
+    index = np.arange(hu.shape[1])[:, None]
+    first = np.where(occupied, index, hu.shape[1]).min(axis=0)
+    last = np.where(occupied, index, -1).max(axis=0)
+    radius = np.maximum(last - first + 1, 0) * spacing[1] / 2.0
+    slabs = []
+    for side in (0, hu.shape[0] - 1):
+        face = body[side]
+        if face.mean() <= _CUT_FRACTION:
+            continue
+        # The chord per slice: its middle and half length (mm), and each row's offset from its middle.
+        rows = face.sum(axis=0)
+        middle = np.where(rows > 0, (face * index).sum(axis=0) / np.maximum(rows, 1), 0.0)
+        half = rows * spacing[1] / 2.0
+        offset = (index - middle[None, :]) * spacing[1]
+        sag = np.sqrt(np.maximum(radius ** 2 - half ** 2, 0.0))
+        depth = np.where(face, np.sqrt(np.maximum(radius ** 2 - offset ** 2, 0.0)) - sag, 0.0)  # mm beyond the face
+        cell_mm = cells[0] * float(spacing[0])
+        outward = (np.arange(count) * cell_mm + spacing[0] / 2.0)[:, None, None]  # from the face voxel's outer side
+        fine = np.clip((depth[None] - outward) / cell_mm, 0.0, 1.0).astype(np.float32)  # (count, front_back, long)
+        padded = np.zeros([count] + [-(-m // c) * c for m, c in zip(face.shape, cells[1:])], np.float32)
+        padded[:, :face.shape[0], :face.shape[1]] = fine
+        water = padded.reshape(count, padded.shape[1] // cells[1], cells[1], padded.shape[2] // cells[2],
+                               cells[2]).mean(axis=(2, 4))
+        if side == 0:
+            water = water[::-1]  # slab index runs with the CT's: the farthest cell first
+        # Where the scan's ends are continued too (body_extension), so is the flank, or its corner would
+        # be a bright notch beside the continued ends.
+        ends = [int(math.ceil(EXTENSION_MM / (cells[2] * float(spacing[2])))) * bool(
+            (hu[:, :, end] > _BODY_HU).mean() > _CUT_FRACTION) for end in (0, -1)]
+        water = np.pad(water, ((0, 0), (0, 0), tuple(ends)), mode="edge")
+        # Slab index (lateral, front_back, long) -> CT index: each cell's centre, the nearest beyond the face.
+        to_ct = np.zeros((4, 4))
+        to_ct[3, 3] = 1.0
+        for row, (axis, c) in enumerate(zip((lateral, front_back, long_axis), cells)):
+            to_ct[axis, row] = c
+            to_ct[axis, 3] = (c - 1) / 2.0
+        to_ct[long_axis, 3] -= cells[2] * ends[0]
+        to_ct[lateral, 3] = side + 1 + (cells[0] - 1) / 2.0 if side else -cells[0] * count + (cells[0] - 1) / 2.0
+        slabs.append(Volume(np.ascontiguousarray(water), ct.affine @ to_ct))
     return tuple(slabs)
 
 
