@@ -37,6 +37,8 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
                "Assign case SCENARIO_ID (a library or served case's id) to a trainee or a cohort."),
     "assignments": ("frontends.commands.programme:assignments",
                     "The cases assigned to TRAINEE, the ones to do first (soonest due first)."),
+    "attempts": ("frontends.commands.records:attempts",
+                 "The attempts in the database: export them as CSV or as xAPI statements (optionally to an LRS)."),
     "cohorts": ("frontends.commands.programme:cohorts",
                 "Cohorts of trainees (a year group, a rotation) that cases can be assigned to."),
     "explain": ("frontends.commands.explain:explain",
