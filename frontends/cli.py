@@ -45,6 +45,8 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
                 "Write a patient explanation of SCENARIO (a library id or YAML file) into the folder -o."),
     "fluoro": ("frontends.commands.fluoro:fluoro",
                "Take a fluoroscopy shot of ANATOMY (a stored anatomy's name or folder) and save it as a PNG."),
+    "programme": ("frontends.commands.programme:programme",
+                  "Per cohort and case: pass rate, grades, CUSUM, dose and fluoroscopy time, frequent flags."),
     "records": ("frontends.commands.records:records",
                 "Export the attempts in the database as CSV: trainee, case, procedure, date, grade, flags, checklist."),
     "report": ("frontends.commands.score:report",

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import base64
 import json
+import socket
 import urllib.error
 import urllib.request
 import uuid
@@ -54,6 +55,12 @@ _LANGUAGE = "en-US"
 # An LRS may refuse large batches (ADL's reference LRS: 10 MB a request); a few hundred attempts a POST is
 # far below that and keeps one failure small.
 STATEMENTS_PER_POST = 200
+
+
+def default_homepage() -> str:
+    """The trainees' accounts' home page when the admin names none: ``http://`` and this machine's fully
+    qualified name (the department server's, where the export runs)."""
+    return f"http://{socket.getfqdn()}"
 
 
 def iso_duration(seconds: float) -> str:

@@ -4,7 +4,6 @@ statistics (CSV, columns in the README) or for a learning record store (xAPI sta
 from __future__ import annotations
 
 import os
-import socket
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -69,7 +68,7 @@ def export(kind: str, output: Path, since: datetime | None, trainee: str | None,
     from anatomy_models.atomic import atomic_path
     from anatomy_models.errors import SpinesimError
     from frontends.store import Store, records_csv
-    from frontends.xapi import send_statements, statements, statements_json
+    from frontends.xapi import default_homepage, send_statements, statements, statements_json
     from scenarios.catalogue import read_catalogue
 
     if lrs_url is not None and kind != "xapi":
@@ -84,7 +83,7 @@ def export(kind: str, output: Path, since: datetime | None, trainee: str | None,
         counted = f"{len(found)} attempt{'s' if len(found) != 1 else ''}"
     else:
         cases = {key: (case.title, case.brief) for key, case in catalogue.items()}
-        made = statements(found, cases, homepage or f"http://{socket.getfqdn()}")
+        made = statements(found, cases, homepage or default_homepage())
         text = statements_json(made)
         counted = f"{len(made)} xAPI statement{'s' if len(made) != 1 else ''} of {len(found)} attempts"
     with atomic_path(output) as temporary:

@@ -22,7 +22,7 @@ from frontends.web.attempt import LiveAttempt
 from frontends.web.explanation import check_may_explain, explanation_view
 from frontends.web.inputs import MAX_ID, choice, clipped, integer, number, trainee_words
 from frontends.web.patients import Patients, next_patient_seed
-from frontends.web.review import preview_view, review_view, stored_attempt
+from frontends.web.review import preview_view, programme_view, review_view, stored_attempt
 from frontends.web.views import (ATTEMPT_FIELDS, attempt_view, comment_rows, lps_text, replay_view, report_view,
                                  resume_view, scenario_view)
 from scenarios.schema import Scenario
@@ -37,7 +37,8 @@ REQUESTS = {"start_attempt": 1, "resume_attempt": 1, "new_attempt": 0, "finish":
             "dsa": 1, "move_carm": 2, "preset": 1, "pick": 4, "align_beam": 0, "nudge": 4, "insert": 3, "redirect": 3,
             "advance": 1, "withdraw": 1, "lor": 0, "inject": 1, "read_contrast": 1, "medicate": 2, "stimulate": 2, "lesion": 2, "probe_view": 1, "probe_move": 4,
             "probe_settings": 3, "us_pick": 4, "insert_in_plane": 1, "open_attempt": 1, "preview": 1,
-            "scenario_view": 1, "replay_view": 1, "review_view": 2, "explain_case": 1, "play_run": 0, "comment": 2}
+            "scenario_view": 1, "replay_view": 1, "review_view": 2, "programme_view": 2, "explain_case": 1, "play_run": 0,
+            "comment": 2}
 
 
 class Handlers:
@@ -95,6 +96,9 @@ class Handlers:
 
     def review_view(self, trainee=None, scenario=None) -> dict:
         return review_view(self.store, self.scenarios, self.user, trainee, scenario)
+
+    def programme_view(self, cohort=None, scenario=None) -> dict:
+        return programme_view(self.store, self.scenarios, self.user, cohort, scenario)
 
     def resume_view(self) -> dict:
         return resume_view(self.store.unfinished_attempt(self.user.id))

@@ -47,6 +47,12 @@ html, body { background: #eceff1; }
 .probe-label { width: 44px; }
 .curve svg { max-width: 100%; height: auto; }
 #review-table td, #review-table th { white-space: nowrap; }
+.programme table { border-collapse: collapse; font: 13px Roboto, sans-serif; margin-bottom: 12px; }
+.programme th { text-align: left; font-weight: 500; color: #546e7a; border-bottom: 1px solid #cfd8dc;
+                padding: 4px 8px; }
+.programme td { border-bottom: 1px solid #eceff1; padding: 4px 8px; vertical-align: middle; }
+.programme .programme-curve { display: inline-block; margin: 0 12px 8px 0; }
+.programme { overflow-x: auto; }
 """
 
 
@@ -661,7 +667,11 @@ def _review(ctrl) -> None:
                                            hide_details=True)
                         v3.VBtn("Download CSV", href=("review_csv",), download="spinesim-attempts.csv",
                                 id="review-csv", variant="tonal", size="small", prepend_icon="mdi-download",
-                                classes="mt-2", v_show="review_rows.length")
+                                classes="mt-2 mr-2", v_show="review_rows.length")
+                        v3.VBtn("Download xAPI", href=("review_xapi",), download="spinesim-attempts.xapi.json",
+                                id="review-xapi", variant="tonal", size="small", prepend_icon="mdi-download",
+                                classes="mt-2", v_show="review_rows.length",
+                                title="the attempts shown as xAPI 1.0.3 statements for a learning record store")
                         with v3.VTable(density="compact", id="review-table", hover=True):
                             with html.Thead():
                                 with html.Tr():
@@ -691,6 +701,17 @@ def _review(ctrl) -> None:
                                  "unacceptable 30% failure rate (Bolsin & Colson 2000).", v_if="!curve_svg",
                                  classes="text-body-2 text-grey")
                         html.Div(v_html=("curve_svg",), classes="curve", id="curve")
+                with _section("Programme"):
+                    with v3.VCardText():
+                        v3.VSelect(v_model=("review_cohort", None), items=("programme_cohorts",), label="Cohort",
+                                   clearable=True, density="compact", id="review-cohort", hide_details=True,
+                                   classes="mb-2", style="max-width: 320px")
+                        html.Div("Per case, for the cohort chosen (all trainees if none) and the scenario filter: "
+                                 "pass rate, grades, the cohort's CUSUM, dose and fluoroscopy time, frequent flags.",
+                                 classes="text-body-2 text-grey mb-2")
+                        html.Div("No finished or abandoned attempts for this choice yet.", v_if="!programme_html",
+                                 classes="text-body-2 text-grey")
+                        html.Div(v_html=("programme_html",), classes="programme", id="programme")
                 with _section("Scenario preview"):
                     with v3.VCardText():
                         v3.VSelect(v_model=("preview_id",), items=("scenario_items",), label="Scenario",

@@ -76,6 +76,7 @@ def initial_state(user: User, catalogue: Catalogue, first: str, assigned: Sequen
         "report_rating_title": "", "report_page": "", "report_shots": [], "replay_max": 0, "replay_step": 0,
         "replay_src": "", "replay_caption": "", "replay_action": "", "replay_events": [],
         "review_trainees": [], "review_trainee": None, "review_scenario": None, "review_rows": [], "review_csv": "",
+        "review_xapi": "", "review_cohort": None, "programme_cohorts": [], "programme_html": "",
         "report_comments": [], "comment_text": "",
         "report_peers": "", "curve_svg": "", "preview_id": first, "preview_src": "", "preview_text": "",
     }
