@@ -665,12 +665,15 @@ def _review(ctrl) -> None:
                                 v3.VSelect(v_model=("review_scenario", None), items=("scenario_items",),
                                            label="Scenario", clearable=True, density="compact", id="review-scenario",
                                            hide_details=True)
-                        v3.VBtn("Download CSV", href=("review_csv",), download="spinesim-attempts.csv",
+                        # `download` as a raw attribute: the VBtn widget does not pass on a keyword it does not
+                        # declare, and without it the browser names the file after the data URL.
+                        v3.VBtn("Download CSV", href=("review_csv",), raw_attrs=['download="spinesim-attempts.csv"'],
                                 id="review-csv", variant="tonal", size="small", prepend_icon="mdi-download",
                                 classes="mt-2 mr-2", v_show="review_rows.length")
-                        v3.VBtn("Download xAPI", href=("review_xapi",), download="spinesim-attempts.xapi.json",
-                                id="review-xapi", variant="tonal", size="small", prepend_icon="mdi-download",
-                                classes="mt-2", v_show="review_rows.length",
+                        v3.VBtn("Download xAPI", href=("review_xapi",),
+                                raw_attrs=['download="spinesim-attempts.xapi.json"'], id="review-xapi",
+                                variant="tonal", size="small", prepend_icon="mdi-download", classes="mt-2",
+                                v_show="review_rows.length",
                                 title="the attempts shown as xAPI 1.0.3 statements for a learning record store")
                         with v3.VTable(density="compact", id="review-table", hover=True):
                             with html.Thead():
