@@ -52,6 +52,7 @@ html, body { background: #eceff1; }
                 padding: 4px 8px; }
 .programme td { border-bottom: 1px solid #eceff1; padding: 4px 8px; vertical-align: middle; }
 .programme .programme-curve { display: inline-block; margin: 0 12px 8px 0; }
+.programme .procedure { font-size: 11px; color: #78909c; }
 .programme { overflow-x: auto; }
 """
 
@@ -654,6 +655,9 @@ def _comments(ctrl) -> None:
 def _review(ctrl) -> None:
     with v3.VContainer(fluid=True, classes="pa-3"):
         with v3.VRow(dense=True):
+            with v3.VCol(cols=12):
+                _programme()
+        with v3.VRow(dense=True):
             with v3.VCol(cols=12, md=7):
                 with _section("Attempts"):
                     with v3.VCardText():
@@ -704,17 +708,6 @@ def _review(ctrl) -> None:
                                  "unacceptable 30% failure rate (Bolsin & Colson 2000).", v_if="!curve_svg",
                                  classes="text-body-2 text-grey")
                         html.Div(v_html=("curve_svg",), classes="curve", id="curve")
-                with _section("Programme"):
-                    with v3.VCardText():
-                        v3.VSelect(v_model=("review_cohort", None), items=("programme_cohorts",), label="Cohort",
-                                   clearable=True, density="compact", id="review-cohort", hide_details=True,
-                                   classes="mb-2", style="max-width: 320px")
-                        html.Div("Per case, for the cohort chosen (all trainees if none) and the scenario filter: "
-                                 "pass rate, grades, the cohort's CUSUM, dose and fluoroscopy time, frequent flags.",
-                                 classes="text-body-2 text-grey mb-2")
-                        html.Div("No finished or abandoned attempts for this choice yet.", v_if="!programme_html",
-                                 classes="text-body-2 text-grey")
-                        html.Div(v_html=("programme_html",), classes="programme", id="programme")
                 with _section("Scenario preview"):
                     with v3.VCardText():
                         v3.VSelect(v_model=("preview_id",), items=("scenario_items",), label="Scenario",
@@ -724,3 +717,20 @@ def _review(ctrl) -> None:
                         with html.Div(classes="monitor", style="max-width: 360px", v_show="preview_src"):
                             html.Img(src=("preview_src",), id="preview-image")
                         html.Div("{{ preview_text }}", classes="text-body-2 mt-2")
+
+
+def _programme() -> None:
+    """The programme view: per case, how the cohort chosen does (it follows the Scenario filter of the attempts)."""
+    with _section("Programme"):
+        with v3.VCardText():
+            with v3.VRow(dense=True, align="center"):
+                with v3.VCol(cols=12, md=3):
+                    v3.VSelect(v_model=("review_cohort", None), items=("programme_cohorts",), label="Cohort",
+                               clearable=True, density="compact", id="review-cohort", hide_details=True)
+                with v3.VCol(cols=12, md=9):
+                    html.Div("Per case, for the cohort chosen (all trainees if none) and the Scenario filter below: "
+                             "pass rate, grades, the cohort's CUSUM (acceptable 10%, unacceptable 30% failures), dose "
+                             "and fluoroscopy time, the most frequent flags.", classes="text-body-2 text-grey")
+            html.Div("No finished or abandoned attempts for this choice yet.", v_if="!programme_html",
+                     classes="text-body-2 text-grey mt-2")
+            html.Div(v_html=("programme_html",), classes="programme mt-2", id="programme")

@@ -72,18 +72,18 @@ def programme_view(store: Store, scenarios: dict[str, Scenario], user: User, coh
     found = programme_summaries(store.attempts(), cohorts, cohort=cohort, scenario_id=scenario, procedures=procedures)
     return {"programme_cohorts": [{"value": name, "title": name.capitalize() if name == ALL_TRAINEES else name}
                                   for name in names],
-            "programme_html": programme_html(found)}
+            "programme_html": programme_html(found, {key: case.title for key, case in scenarios.items()})}
 
 
-def programme_html(found: list[CaseSummary]) -> str:
-    """HTML of the programme view: one table row per cohort and case, then each one's CUSUM. Empty without
-    attempts."""
+def programme_html(found: list[CaseSummary], titles: dict[str, str]) -> str:
+    """HTML of the programme view: one table row per cohort and case (the case's id, its title in ``titles``
+    on hovering), then each one's CUSUM. Empty without attempts."""
     if not found:
         return ""
     head = "".join(f"<th>{escape(title)}</th>" for title in (
         "Cohort", "Case", "Trainees", "Attempts", "Pass rate", "Grades", "CUSUM", "DAP (Gy·cm²)",
         "Fluoro time (s)", "Most frequent flags"))
-    rows = "".join(_programme_row(row) for row in found)
+    rows = "".join(_programme_row(row, titles.get(row.scenario_id, "")) for row in found)
     curves = "".join(
         f'<div class="programme-curve" data-cohort="{escape(row.cohort)}" data-scenario="{escape(row.scenario_id)}">'
         + cusum_svg(row.curve, list(row.passes_in_order), f"{row.cohort} at {row.scenario_id}: {row.finished} "
@@ -94,8 +94,8 @@ def programme_html(found: list[CaseSummary]) -> str:
             f"<tbody>{rows}</tbody></table>{curves}")
 
 
-def _programme_row(row: CaseSummary) -> str:
-    cells = [row.cohort, row.scenario_id, str(row.trainees),
+def _programme_row(row: CaseSummary, title: str) -> str:
+    cells = [row.trainees,
              f"{row.finished}" + (f" (+{row.abandoned} abandoned)" if row.abandoned else ""),
              f"{row.pass_rate:.0%}" if row.pass_rate is not None else "–"]
     dose = (f"{row.dap_median_gy_cm2:.3f} (p75 {row.dap_p75_gy_cm2:.3f})" if row.dap_median_gy_cm2 is not None
@@ -104,7 +104,10 @@ def _programme_row(row: CaseSummary) -> str:
     flags = ", ".join(f"{title} ×{count}" for title, count in row.flags) or "none"
     verdict = verdict_text(row.curve) if row.finished else "–"
     return (f'<tr data-cohort="{escape(row.cohort)}" data-scenario="{escape(row.scenario_id)}">'
-            + "".join(f"<td>{escape(cell)}</td>" for cell in cells)
+            f"<td>{escape(row.cohort)}</td>"
+            f'<td title="{escape(title)}">{escape(row.scenario_id)}<div class="procedure">'
+            f'{escape(row.procedure.replace("_", " "))}</div></td>'
+            + "".join(f"<td>{escape(str(cell))}</td>" for cell in cells)
             + f"<td>{grade_bars_svg(row.grade_counts)}</td>"
             + "".join(f"<td>{escape(cell)}</td>" for cell in (verdict, dose, time, flags)) + "</tr>")
 
@@ -117,14 +120,14 @@ def grade_bars_svg(counts: tuple[int, ...]) -> str:
     >>> svg.count("<rect") == 4 and "70-84: 2 attempts" in svg
     True
     """
-    width, height, bar = 112, 34, 22
+    width, height, bar = 146, 34, 30
     top = max(max(counts), 1)
     parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" class="grade-bars" '
              f'font-family="Roboto, Arial, sans-serif" font-size="9">']
     for index, ((band, lower), count) in enumerate(zip(GRADE_BANDS, counts)):
         tall = 22 * count / top
         colour = "#2e7d32" if lower >= 70 else "#c62828"
-        x = index * (bar + 6)
+        x = index * (bar + 6) + 1
         parts.append(f'<rect x="{x}" y="{24 - tall:.1f}" width="{bar}" height="{max(tall, 0.5):.1f}" fill="{colour}">'
                      f"<title>{band}: {count} attempt{'s' if count != 1 else ''}</title></rect>"
                      f'<text x="{x + bar / 2}" y="33" text-anchor="middle" fill="#546e7a">{band}</text>')
