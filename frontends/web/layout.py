@@ -57,6 +57,8 @@ html, body { background: #eceff1; }
 """
 
 
+# A case's difficulty as a colour (the case card and the report).
+_DIFFICULTY_COLOURS = "{beginner: 'green-darken-2', intermediate: 'amber-darken-3', advanced: 'red-darken-2'}"
 # A click on a monitor image: position and the image's size on screen (the server maps it to pixels).
 _CLICK = "[$event.offsetX, $event.offsetY, $event.target.clientWidth, $event.target.clientHeight]"
 # Probe movement rows: label, movement (frontends.web.attempt.PROBE_MOVES), unit, icons for - and +.
@@ -335,8 +337,7 @@ def _scenario_card(ctrl) -> None:
             html.Div("{{ scenario.brief }}", classes="text-body-2 mb-2", id="brief")
             v3.VChip("{{ scenario.difficulty }}", id="difficulty", size="x-small", label=True, variant="tonal",
                      classes="mb-1 text-uppercase", prepend_icon="mdi-signal-cellular-2",
-                     color=("{beginner: 'green-darken-2', intermediate: 'amber-darken-3', advanced: "
-                            "'red-darken-2'}[scenario.difficulty]",))
+                     color=(f"{_DIFFICULTY_COLOURS}[scenario.difficulty]",))
             with html.Div(v_if="scenario.objectives && scenario.objectives.length", id="objectives", classes="mb-2"):
                 html.Div("Objectives", classes="section-title")
                 with html.Ul(classes="text-body-2 pl-4"):
@@ -571,6 +572,15 @@ def _report(ctrl) -> None:
                                      "{{ report.target.description }}</span>", classes="text-body-1")
                         html.Div("Grade: {{ report_peers }}", v_if="report_peers", id="report-peers",
                                  classes="text-body-2 mb-2")
+                        # The case's difficulty and objectives, as the case card showed them before the attempt.
+                        v3.VChip("{{ report.difficulty }}", id="report-difficulty", size="x-small", label=True,
+                                 variant="tonal", classes="mb-1 text-uppercase", prepend_icon="mdi-signal-cellular-2",
+                                 color=(f"{_DIFFICULTY_COLOURS}[report.difficulty]",))
+                        with html.Div(v_if="report.objectives && report.objectives.length", id="report-objectives",
+                                      classes="mb-2"):
+                            html.Div("Objectives", classes="section-title")
+                            with html.Ul(classes="text-body-2 pl-4"):
+                                html.Li("{{ o }}", v_for="(o, i) in report.objectives", key="i")
                         html.Div("Safety flags", classes="section-title mb-1")
                         html.Div("none", v_if="!report.flags.length", classes="text-body-2 mb-2", id="report-no-flags")
                         with html.Div(id="report-flags"):

@@ -104,12 +104,26 @@ def scenario_items(catalogue: Catalogue, assigned: Sequence[Assignment] = ()) ->
     if to_do:
         items.append({"type": "subheader", "title": "Assigned to you"})
         items += [{"value": a.scenario_id, "title": catalogue.scenarios[a.scenario_id].title
-                   + (f" · due {a.due:%Y-%m-%d}" if a.due else "")} for a in to_do]
+                   + (f" · due {a.due:%Y-%m-%d}" if a.due else ""),
+                   "props": _item_props(catalogue.scenarios[a.scenario_id])} for a in to_do]
     for group in catalogue.group_names():
         items.append({"type": "subheader", "title": "Library" if group == LIBRARY else group})
-        items += [{"value": key, "title": scenario.title} for key, scenario in sorted(catalogue.scenarios.items())
-                  if catalogue.groups[key] == group]
+        items += [{"value": key, "title": scenario.title, "props": _item_props(scenario)}
+                  for key, scenario in sorted(catalogue.scenarios.items()) if catalogue.groups[key] == group]
     return items
+
+
+def _item_props(scenario: Scenario) -> dict:
+    """A picker item's second line (Vuetify applies an item's ``props`` to its list item): the case's
+    difficulty and its learning objectives, which the case card then lists.
+
+    >>> from scenarios.schema import load_scenario
+    >>> _item_props(load_scenario("tfesi-default"))["subtitle"]
+    'intermediate · 3 objectives'
+    """
+    count = len(scenario.objectives)
+    objectives = f" · {count} objective{'s' if count != 1 else ''}" if count else ""
+    return {"subtitle": f"{scenario.difficulty}{objectives}"}
 
 
 def scenario_view(scenario: Scenario) -> dict:
@@ -236,8 +250,11 @@ def bevel_text(needle: Needle) -> str:
 def report_view(attempt: LiveAttempt, stored: StoredAttempt) -> dict:
     """The Report tab of an attempt (the store's row of it): grade, flags, feedback, metric rows, the
     filmstrip of its images and the replay's range. The full HTML page follows separately."""
+    scenario = attempt.session.scenario
     report = (stored.report or attempt.report()) | {"attempt_id": stored.id, "user": stored.user_name,
-                                                     "status": stored.status.replace("_", " ")}
+                                                     "status": stored.status.replace("_", " "),
+                                                     "difficulty": scenario.difficulty,
+                                                     "objectives": list(scenario.objectives)}
     # An abandoned attempt is not graded: its report shows what happened, with no grade and no verdict.
     abandoned = stored.status == "abandoned"
     report |= {"grade_text": "–" if abandoned else grade_text(report["grade"]),
