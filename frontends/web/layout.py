@@ -401,6 +401,20 @@ def _explanation_buttons(ctrl) -> None:
                  v_show="busy && explain_for == scenario_id && !explain_page", classes="text-caption text-grey mt-1")
 
 
+def _attempt_explanation_buttons(ctrl) -> None:
+    """The patient explanation of the attempt whose report is open (its patient, its needle): prepared on the
+    first click, then opened in a new tab."""
+    ready = "explain_attempt_page && explain_attempt_for == report.attempt_id"
+    v3.VBtn("Explain this attempt to the patient", id="explain-attempt", size="small", variant="tonal",
+            color="blue-grey-darken-2", prepend_icon="mdi-account-heart-outline", v_if=f"!({ready})",
+            click=ctrl.explain_attempt, disabled=("busy",),
+            loading=("busy && explain_attempt_for == report.attempt_id",),
+            title="a page for the patient: the procedure in plain words, a 3D model and this attempt's needle")
+    v3.VBtn("Open patient explanation", id="explain-attempt-open", size="small", variant="flat",
+            color="blue-grey-darken-2", prepend_icon="mdi-open-in-new", v_if=ready, href=("explain_attempt_page",),
+            raw_attrs=['target="_blank"', 'rel="noopener"'])
+
+
 def _carm_card(ctrl) -> None:
     """The C-arm (presets, angles) and its exposures in one card, compact enough to stay in view."""
     busy = "busy || !attempt_active"
@@ -604,8 +618,9 @@ def _report(ctrl) -> None:
                         # The checklist and the global rating, formatted once (scoring.report) as the HTML report lists them.
                         _assessment_table("report_checklist", ("step", "status", "detail"), "evidence")
                         _assessment_table("report_rating", ("item", "score", "reason"), "anchor")
-                    with v3.VCardActions():
+                    with v3.VCardActions(classes="flex-wrap"):
                         v3.VBtn("New attempt", id="new-attempt", color="primary", variant="flat", click=ctrl.new_attempt)
+                        _attempt_explanation_buttons(ctrl)
             with v3.VCol(cols=12, md=7):
                 with _section("Replay"):
                     with v3.VCardText():

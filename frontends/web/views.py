@@ -53,6 +53,7 @@ def initial_state(user: User, catalogue: Catalogue, first: str, assigned: Sequen
     return ATTEMPT_FIELDS | {
         "tab": "sim", "action_count": 0, "user_name": user.name, "role": user.role,
         "scenario_items": scenario_items(catalogue, assigned), "explain_for": None, "explain_page": "",
+        "explain_attempt_for": None, "explain_attempt_page": "",
         "scenario_id": first, "scenario": {}, "attempt_active": False, "attempt_id": None, "resume_id": None,
         "busy": False, "error_text": "", "error_show": False, "notice_text": "", "finish_confirm": False,
         "abandon_confirm": False, "alert_text": "", "alert_colour": "red-darken-2",

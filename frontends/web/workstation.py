@@ -62,7 +62,7 @@ _CLICKS = ("start_attempt", "resume_attempt", "shot", "live", "dsa", "move_carm"
            "nudge", "abandon", "insert", "redirect", "advance", "withdraw", "lor", "inject", "read_contrast", "medicate", "stimulate", "lesion",
            "finish",
            "open_attempt", "preview", "hint", "probe_view", "probe_move", "probe_settings", "us_pick",
-           "insert_in_plane", "explain_case", "play_run", "comment")
+           "insert_in_plane", "explain_case", "explain_attempt", "play_run", "comment")
 
 
 @dataclass(frozen=True)
