@@ -58,9 +58,9 @@ STATEMENTS_PER_POST = 200
 
 
 def default_homepage() -> str:
-    """The trainees' accounts' home page when the admin names none: ``http://`` and this machine's fully
-    qualified name (the department server's, where the export runs)."""
-    return f"http://{socket.getfqdn()}"
+    """The trainees' accounts' home page when the admin names none: ``http://`` and this machine's host name
+    (the department server's, where the export runs; not its DNS name, whose lookup can stall the page)."""
+    return f"http://{socket.gethostname()}"
 
 
 def iso_duration(seconds: float) -> str:

@@ -56,7 +56,7 @@ def attempts() -> None:
 @click.option("--scenarios", "scenario_folders", multiple=True, type=click.Path(file_okay=False, exists=True),
               help="A folder of served cases (as given to `serve --scenarios`), to name its cases; repeatable.")
 @click.option("--homepage", help="The department server's address, the trainees' accounts' home page in xAPI "
-                                 "(default http://<this machine's name>).")
+                                 "(default http://<this machine's host name>).")
 @click.option("--lrs", "lrs_url", help="Also POST the xAPI statements to this learning record store's xAPI endpoint.")
 @click.option("--lrs-auth-env", default=LRS_AUTH_ENV, show_default=True,
               help="The environment variable holding the LRS's basic-auth credentials as key:secret.")
