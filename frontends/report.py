@@ -188,9 +188,13 @@ def _rows(rows: Sequence[Sequence[str]], header: Sequence[str], numeric: Sequenc
     return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
-def report_body(report: Report, images: Sequence[tuple[str, Image.Image]], scene: Scene) -> str:
-    """The page's body HTML."""
+def report_body(report: Report, images: Sequence[tuple[str, Image.Image]], scene: Scene,
+                scenario: Scenario | None = None) -> str:
+    """The page's body HTML; ``scenario``: the case, whose difficulty and learning objectives head the page."""
     verdict = "pass" if report.passed else "fail"
+    objectives = "".join(f"<li>{_e(objective)}</li>" for objective in (scenario.objectives if scenario else ()))
+    case = (f'<p class="sub">difficulty: <b id="difficulty">{_e(scenario.difficulty)}</b></p>' if scenario else "") + (
+        f'<p class="sub">Objectives:</p><ul class="sub" id="objectives">{objectives}</ul>' if objectives else "")
     gates = "".join(f'<li class="{"ok" if g.passed else "no"}" title="{_e(g.detail)}">{_e(g.name)}'
                     f'{"" if g.passed else ": " + _e(g.detail)}</li>' for g in report.gates)
     feedback = "".join(f'<li class="{f.level}">{_e(f.text)}</li>' for f in report.feedback)
@@ -233,6 +237,7 @@ def report_body(report: Report, images: Sequence[tuple[str, Image.Image]], scene
     <h1>{_e(report.scenario_title)}</h1>
     <p class="sub">{_e(report.procedure.replace('_', ' '))} · target: {_e(target.description)} ·
        scenario <code>{_e(report.scenario_id)}</code> · seed {report.seed}</p>
+    {case}
     <ul class="gates">{gates}</ul>
   </div>
 </header>
@@ -294,7 +299,8 @@ def report_html(attempt: Attempt, report: Report, *, pixels: int = 512) -> str:
     """The whole self-contained page for a replayed attempt and its report."""
     template = resources.files("assets").joinpath("report.html").read_text(encoding="utf-8")
     viewer = resources.files("assets").joinpath("viewer3d.js").read_text(encoding="utf-8")
-    body = report_body(report, report_images(attempt, report, pixels=pixels), report_scene(attempt, report))
+    body = report_body(report, report_images(attempt, report, pixels=pixels), report_scene(attempt, report),
+                       attempt.scenario)
     page = template.replace("@TITLE@", _e(f"{report.scenario_title}: {report.grade:.0f} ({'pass' if report.passed else 'fail'})"))
     return page.replace("@VIEWER_JS@", viewer).replace("@BODY@", body)
 

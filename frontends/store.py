@@ -453,8 +453,8 @@ class Store:
         return found[0]
 
     def attempts(self, *, user_id: int | None = None, scenario_id: str | None = None, status: str | None = None,
-                 attempt_id: int | None = None) -> list[Attempt]:
-        """Attempts, oldest first, optionally of one user, scenario or status."""
+                 attempt_id: int | None = None, since: datetime | None = None) -> list[Attempt]:
+        """Attempts, oldest first, optionally of one user, scenario or status, or started at ``since`` or later."""
         counts = (select(_Action.attempt_id, func.count(_Action.id).label("n")).group_by(_Action.attempt_id).subquery())
         query = (select(_Attempt, _User.name, counts.c.n).join(_User, _User.id == _Attempt.user_id)
                  .outerjoin(counts, counts.c.attempt_id == _Attempt.id).order_by(_Attempt.started, _Attempt.id))
@@ -462,6 +462,9 @@ class Store:
                               (_Attempt.status, status), (_Attempt.id, attempt_id)):
             if value is not None:
                 query = query.where(column == value)
+        if since is not None:
+            # In UTC, as every time is stored (SQLite keeps the digits, not the zone).
+            query = query.where(_Attempt.started >= _aware(since).astimezone(timezone.utc))
         with Session(self.engine) as db:
             return [Attempt(row.id, row.user_id, name, row.scenario_id, row.seed, _aware(row.started),
                             _aware(row.finished), row.status, row.elapsed_s, n or 0,
@@ -603,10 +606,12 @@ class Store:
 
 
 # --------------------------------------------------------------------------- a programme's records
-# The columns of the export (one row per attempt), as `spinesim records` and the Review tab write them.
+# The columns of the export (one row per attempt), as `spinesim attempts export`, `spinesim records` and the
+# Review tab write them; each is described in the README ("The programme's records").
 RECORD_COLUMNS: tuple[str, ...] = ("attempt", "trainee", "scenario", "procedure", "started_utc", "status", "grade",
                                    "passed", "flags", "checklist_points", "checklist_steps", "rating_total",
-                                   "rating_maximum")
+                                   "rating_maximum", "finished_utc", "attempt_time_s", "fluoro_shots", "fluoro_s",
+                                   "dap_gy_cm2", "reference_air_kerma_mgy")
 
 
 def attempt_record(attempt: Attempt, procedure: str = "") -> dict:
@@ -617,16 +622,27 @@ def attempt_record(attempt: Attempt, procedure: str = "") -> dict:
     report = attempt.report or {}
     checklist = report.get("checklist") or []
     rating = report.get("global_rating") or {}
+    metrics = report.get("metrics") or {}
+    ended = attempt.status != "in_progress"  # finished or abandoned: its time is final
     return {"attempt": attempt.id, "trainee": attempt.user_name, "scenario": attempt.scenario_id,
             "procedure": report.get("procedure", procedure),
-            "started_utc": attempt.started.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M:%S"),
+            "started_utc": _utc_text(attempt.started),
             "status": attempt.status,
             "grade": f"{report['grade']:.1f}" if report else "",
             "passed": ("yes" if report["passed"] else "no") if report else "",
             "flags": " ".join(flag["code"] for flag in report.get("flags", [])),
             "checklist_points": f"{sum(STATUS_POINTS[item['status']] for item in checklist):g}" if checklist else "",
             "checklist_steps": len(checklist) if checklist else "",
-            "rating_total": rating.get("total", ""), "rating_maximum": rating.get("maximum", "")}
+            "rating_total": rating.get("total", ""), "rating_maximum": rating.get("maximum", ""),
+            "finished_utc": _utc_text(attempt.finished) if ended and attempt.finished else "",
+            "attempt_time_s": f"{attempt.elapsed_s:.1f}" if ended else "",
+            "fluoro_shots": metrics.get("fluoro_shots", ""), "fluoro_s": metrics.get("fluoro_seconds", ""),
+            "dap_gy_cm2": metrics.get("dose_area_product_gy_cm2", ""),
+            "reference_air_kerma_mgy": metrics.get("reference_air_kerma_mgy", "")}
+
+
+def _utc_text(moment: datetime) -> str:
+    return moment.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
 
 
 def records_csv(attempts: list[Attempt], procedures: dict[str, str] | None = None) -> str:

@@ -1,5 +1,6 @@
-"""``spinesim cohorts`` and ``spinesim assign``: an instructor's programme on the command line: cohorts of
-trainees, cases assigned to a trainee or a cohort with a due date, and each trainee's list."""
+"""``spinesim cohorts``, ``spinesim assign`` and ``spinesim programme``: an instructor's programme on the
+command line: cohorts of trainees, cases assigned to a trainee or a cohort with a due date, each trainee's
+list, and how each cohort does at each case (:mod:`frontends.programme`)."""
 
 from __future__ import annotations
 
@@ -89,3 +90,41 @@ def assignments(trainee: str, db_url: str | None) -> None:
                       user_text(item.assigned_by), user_text(item.cohort) if item.cohort else "directly",
                       "yes" if item.done else "no")
     out.print(table)
+
+
+@click.command()
+@click.option("--cohort", help="Only this cohort (default: every cohort, and all trainees together).")
+@click.option("--scenario", "scenario_id", help="Only this case (a scenario id).")
+@_DB_OPTION
+def programme(cohort: str | None, scenario_id: str | None, db_url: str | None) -> None:
+    """Per cohort and case: pass rate, grades, CUSUM, dose and fluoroscopy time, frequent flags."""
+    from anatomy_models.errors import SpinesimError
+    from frontends.programme import ALL_TRAINEES, GRADE_BANDS, programme_summaries
+    from frontends.store import Store
+    from scoring.curves import verdict_text
+
+    store = Store(db_url)
+    cohorts = store.cohorts()
+    if cohort is not None and cohort not in cohorts and cohort != ALL_TRAINEES:
+        raise SpinesimError(f"no cohort called {cohort!r}", hint="see `spinesim cohorts list`")
+    found = programme_summaries(store.attempts(), cohorts, cohort=cohort, scenario_id=scenario_id)
+    if not found:
+        out.print("No finished or abandoned attempts for this choice yet.")
+    # One block per cohort and case (readable at any terminal width, unlike a ten-column table).
+    for row in found:
+        abandoned = f" (+{row.abandoned} abandoned)" if row.abandoned else ""
+        rate = f"{row.pass_rate:.0%}" if row.pass_rate is not None else "–"
+        out.print(f"[bold]{user_text(row.cohort)}[/] at [bold]{user_text(row.scenario_id)}[/] "
+                  f"({row.procedure.replace('_', ' ')})")
+        out.print(f"  {row.trainees} trainee{'s' if row.trainees != 1 else ''}, {row.finished} finished "
+                  f"attempt{'s' if row.finished != 1 else ''}{abandoned}, pass rate {rate}")
+        out.print("  grades " + ", ".join(f"{name}: {count}" for (name, _), count in zip(GRADE_BANDS, row.grade_counts)))
+        out.print(f"  CUSUM (10% vs 30% failures): {verdict_text(row.curve) if row.finished else '–'}")
+        out.print(f"  DAP {_median_p75(row.dap_median_gy_cm2, row.dap_p75_gy_cm2, 3, 'Gy·cm²')}; "
+                  f"fluoroscopy time {_median_p75(row.fluoro_median_s, row.fluoro_p75_s, 1, 's')}")
+        out.print("  most frequent flags: "
+                  + (", ".join(f"{user_text(title)} ×{count}" for title, count in row.flags) or "none"))
+
+
+def _median_p75(median: float | None, p75: float | None, decimals: int, unit: str) -> str:
+    return f"median {median:.{decimals}f} {unit}, p75 {p75:.{decimals}f} {unit}" if median is not None else "–"

@@ -63,11 +63,26 @@ def learning_curve_svg(series: list[tuple[str, list[float | None]]], *, passed: 
             parts.append(f'<circle cx="{x_of(i):.1f}" cy="{y_of(value):.1f}" r="3.5" fill="{colour}">'
                          f'<title>attempt {i + 1}: {_number(value)}</title></circle>')
     axis_y = _TOP + _ROW_HEIGHT * len(series) + 2
-    for i in range(count):
+    for i in _labelled(count):
         parts.append(f'<text x="{x_of(i):.1f}" y="{axis_y}" text-anchor="middle" fill="#78909c">{i + 1}</text>')
     parts.append(f'<text x="{_LEFT + plot_width / 2:.1f}" y="{axis_y + 16}" text-anchor="middle" fill="#546e7a">'
                  'attempt</text></svg>')
     return "".join(parts)
+
+
+# At most this many attempt numbers under a plot: more overlap at its width (a programme's cohort has dozens).
+_MAX_AXIS_LABELS = 12
+
+
+def _labelled(count: int) -> list[int]:
+    """The attempts (0-based) whose numbers are written under the axis: every one up to
+    :data:`_MAX_AXIS_LABELS`, else the first and every 2nd, 5th, 10th, ... (the smallest such step that fits).
+
+    >>> [i + 1 for i in _labelled(5)], [i + 1 for i in _labelled(36)]
+    ([1, 2, 3, 4, 5], [1, 5, 10, 15, 20, 25, 30, 35])
+    """
+    step = next(s for s in (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 10**9) if count / s <= _MAX_AXIS_LABELS)
+    return [i for i in range(count) if i == 0 or (i + 1) % step == 0]
 
 
 def _number(value: float) -> str:
@@ -139,7 +154,7 @@ def cusum_svg(curve: LearningCurve, passed: list[bool], title: str, *, acceptabl
             note = f"; {decided[number]}, the sum restarts at 0"
         parts.append(f'<circle cx="{x_of(index):.1f}" cy="{y_of(value):.1f}" {style}><title>attempt {number}: '
                      f'{outcome}, CUSUM {value:.2f}{note}</title></circle>')
-    for index in range(count):
+    for index in _labelled(count):
         parts.append(f'<text x="{x_of(index):.1f}" y="{bottom + 16}" text-anchor="middle" fill="#78909c">'
                      f'{index + 1}</text>')
     parts.append(f'<text x="{_LEFT - 14}" y="{bottom + 16}" text-anchor="end" fill="#546e7a">attempt</text></svg>')

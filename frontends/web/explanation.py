@@ -1,9 +1,11 @@
-"""The patient explanation of a case from the browser: the self-contained page of
-:func:`frontends.explain.explanation_html` (the expert path on the case's patient), written once into
-the workstation's reports folder, which the workstation serves to its own user as ``reports/``.
+"""The patient explanation from the browser: the self-contained page of
+:func:`frontends.explain.explanation_html`, of a case (the expert path on the case's patient) or of an
+attempt (its own patient and its final needle), written once into the workstation's reports folder, which
+the workstation serves to its own user as ``reports/``.
 
-The page shows the target and the expert's needle path, so a trainee may open it only once they have
-finished an attempt at the case; an instructor at any time.
+The page of a case shows the target and the expert's needle path, so a trainee may open it only once they
+have finished an attempt at the case; an instructor at any time. The page of an attempt is for whoever may
+open the attempt (its trainee, or an instructor), once it has ended.
 """
 
 from __future__ import annotations
@@ -13,8 +15,10 @@ from pathlib import Path
 from anatomy_models.atomic import atomic_path
 from anatomy_models.errors import SpinesimError
 from frontends.store import Store, User
+from frontends.web.attempt import LiveAttempt
 from frontends.web.patients import Patients
 from scenarios.schema import Scenario
+from simulator.session.actions import LogContents
 
 
 def check_may_explain(store: Store, user: User, scenario: Scenario, attempting: bool) -> None:
@@ -47,3 +51,27 @@ def explanation_view(scenario: Scenario, patients: Patients, reports: Path) -> d
         with atomic_path(page) as temporary:
             temporary.write_text(text, encoding="utf-8")
     return {"explain_for": scenario.id, "explain_page": f"reports/{page.name}"}
+
+
+def attempt_explanation_view(attempt: LiveAttempt, reports: Path) -> dict:
+    """Write the page of the ended ``attempt`` (its patient, its last needle and what it injected) into
+    ``reports`` unless it is there, and link it (``explain_attempt_page``) for the attempt
+    (``explain_attempt_for``).
+
+    Raises
+    ------
+    SpinesimError
+        If the attempt is still in progress, or never placed a needle (nothing to show the patient).
+    """
+    from frontends.explain import explanation_html
+
+    if attempt.store.attempt(attempt.attempt_id).status == "in_progress":
+        raise SpinesimError("the attempt is still in progress", hint="finish it, then explain it to the patient")
+    session = attempt.session
+    page = reports / f"explain-attempt-{attempt.attempt_id}.html"
+    if not page.exists():
+        log = LogContents(actions=attempt.store.actions(attempt.attempt_id))
+        text = explanation_html(session.scenario, session.anatomy, log=log)
+        with atomic_path(page) as temporary:
+            temporary.write_text(text, encoding="utf-8")
+    return {"explain_attempt_for": attempt.attempt_id, "explain_attempt_page": f"reports/{page.name}"}

@@ -22,10 +22,10 @@ from anatomy_models.errors import SpinesimError
 from frontends.pictures.encode import jpeg_data_url
 from frontends.store import Store, User
 from frontends.web.attempt import HeldRun, LiveAttempt
-from frontends.web.explanation import check_may_explain, explanation_view
+from frontends.web.explanation import attempt_explanation_view, check_may_explain, explanation_view
 from frontends.web.inputs import MAX_ID, choice, clipped, integer, number, trainee_words
 from frontends.web.patients import Patients, next_patient_seed
-from frontends.web.review import preview_view, review_view, stored_attempt
+from frontends.web.review import preview_view, programme_view, review_view, stored_attempt
 from frontends.web.views import (ATTEMPT_FIELDS, attempt_view, comment_rows, lps_text, replay_view, report_view,
                                  resume_view, scenario_view)
 from scenarios.schema import Scenario
@@ -53,7 +53,8 @@ REQUESTS = {"start_attempt": 1, "resume_attempt": 1, "new_attempt": 0, "finish":
             "advance": 1, "withdraw": 1, "lor": 0, "inject": 1, "read_contrast": 1, "medicate": 2, "stimulate": 2,
             "lesion": 2, "probe_view": 1, "probe_move": 4, "probe_settings": 3, "us_pick": 4, "insert_in_plane": 1,
             "open_attempt": 1, "preview": 1, "scenario_view": 1, "replay_view": 1, "review_view": 2,
-            "explain_case": 1, "play_run": 0, "comment": 2, "choose_needle": 1}
+            "programme_view": 2, "explain_case": 1, "explain_attempt": 0, "play_run": 0, "comment": 2,
+            "choose_needle": 1}
 
 
 class Handlers:
@@ -121,6 +122,9 @@ class Handlers:
 
     def review_view(self, trainee=None, scenario=None) -> dict:
         return review_view(self.store, self.scenarios, self.user, trainee, scenario)
+
+    def programme_view(self, cohort=None, scenario=None) -> dict:
+        return programme_view(self.store, self.scenarios, self.user, cohort, scenario)
 
     def resume_view(self) -> dict:
         return resume_view(self.store.unfinished_attempt(self.user.id))
@@ -559,6 +563,14 @@ class Handlers:
         check_may_explain(self.store, self.user, scenario, attempting)
         self._set(explain_for=scenario.id, explain_page="")
         self._set(**explanation_view(scenario, self.patients, self._reports))
+
+    def explain_attempt(self) -> None:
+        """Link the patient explanation of the attempt whose report is open (its patient and its needle),
+        written on the first request; whoever may open the attempt may explain it."""
+        if self.opened is None:
+            raise SpinesimError("no attempt is open", hint="open an attempt's report first")
+        self._set(explain_attempt_for=self.opened.attempt_id, explain_attempt_page="")
+        self._set(**attempt_explanation_view(self.opened, self._reports))
 
 
 def _click_fractions(x, y, width, height) -> tuple[float, float]:

@@ -48,9 +48,18 @@ html, body { background: #eceff1; }
 .probe-label { width: 44px; }
 .curve svg { max-width: 100%; height: auto; }
 #review-table td, #review-table th { white-space: nowrap; }
+.programme table { border-collapse: collapse; font: 13px Roboto, sans-serif; margin-bottom: 12px; }
+.programme th { text-align: left; font-weight: 500; color: #546e7a; border-bottom: 1px solid #cfd8dc;
+                padding: 4px 8px; }
+.programme td { border-bottom: 1px solid #eceff1; padding: 4px 8px; vertical-align: middle; }
+.programme .programme-curve { display: inline-block; margin: 0 12px 8px 0; }
+.programme .procedure { font-size: 11px; color: #78909c; }
+.programme { overflow-x: auto; }
 """
 
 
+# A case's difficulty as a colour (the case card and the report).
+_DIFFICULTY_COLOURS = "{beginner: 'green-darken-2', intermediate: 'amber-darken-3', advanced: 'red-darken-2'}"
 # A click on a monitor image: position and the image's size on screen (the server maps it to pixels).
 _CLICK = "[$event.offsetX, $event.offsetY, $event.target.clientWidth, $event.target.clientHeight]"
 # Probe movement rows: label, movement (frontends.web.attempt.PROBE_MOVES), unit, icons for - and +.
@@ -391,8 +400,7 @@ def _scenario_card(ctrl) -> None:
             html.Div("{{ scenario.brief }}", classes="text-body-2 mb-2", id="brief")
             v3.VChip("{{ scenario.difficulty }}", id="difficulty", size="x-small", label=True, variant="tonal",
                      classes="mb-1 text-uppercase", prepend_icon="mdi-signal-cellular-2",
-                     color=("{beginner: 'green-darken-2', intermediate: 'amber-darken-3', advanced: "
-                            "'red-darken-2'}[scenario.difficulty]",))
+                     color=(f"{_DIFFICULTY_COLOURS}[scenario.difficulty]",))
             with html.Div(v_if="scenario.objectives && scenario.objectives.length", id="objectives", classes="mb-2"):
                 html.Div("Objectives", classes="section-title")
                 with html.Ul(classes="text-body-2 pl-4"):
@@ -458,6 +466,20 @@ def _explanation_buttons(ctrl) -> None:
                 raw_attrs=['target="_blank"', 'rel="noopener"'])
         html.Div("Preparing the patient explanation (a few seconds)…", id="explain-working",
                  v_show="busy && explain_for == scenario_id && !explain_page", classes="text-caption text-grey mt-1")
+
+
+def _attempt_explanation_buttons(ctrl) -> None:
+    """The patient explanation of the attempt whose report is open (its patient, its needle): prepared on the
+    first click, then opened in a new tab."""
+    ready = "explain_attempt_page && explain_attempt_for == report.attempt_id"
+    v3.VBtn("Explain this attempt to the patient", id="explain-attempt", size="small", variant="tonal",
+            color="blue-grey-darken-2", prepend_icon="mdi-account-heart-outline", v_if=f"!({ready})",
+            click=ctrl.explain_attempt, disabled=("busy",),
+            loading=("busy && explain_attempt_for == report.attempt_id",),
+            title="a page for the patient: the procedure in plain words, a 3D model and this attempt's needle")
+    v3.VBtn("Open patient explanation", id="explain-attempt-open", size="small", variant="flat",
+            color="blue-grey-darken-2", prepend_icon="mdi-open-in-new", v_if=ready, href=("explain_attempt_page",),
+            raw_attrs=['target="_blank"', 'rel="noopener"'])
 
 
 def _carm_card(ctrl) -> None:
@@ -670,6 +692,15 @@ def _report(ctrl) -> None:
                                      "{{ report.target.description }}</span>", classes="text-body-1")
                         html.Div("Grade: {{ report_peers }}", v_if="report_peers", id="report-peers",
                                  classes="text-body-2 mb-2")
+                        # The case's difficulty and objectives, as the case card showed them before the attempt.
+                        v3.VChip("{{ report.difficulty }}", id="report-difficulty", size="x-small", label=True,
+                                 variant="tonal", classes="mb-1 text-uppercase", prepend_icon="mdi-signal-cellular-2",
+                                 color=(f"{_DIFFICULTY_COLOURS}[report.difficulty]",))
+                        with html.Div(v_if="report.objectives && report.objectives.length", id="report-objectives",
+                                      classes="mb-2"):
+                            html.Div("Objectives", classes="section-title")
+                            with html.Ul(classes="text-body-2 pl-4"):
+                                html.Li("{{ o }}", v_for="(o, i) in report.objectives", key="i")
                         html.Div("Safety flags", classes="section-title mb-1")
                         html.Div("none", v_if="!report.flags.length", classes="text-body-2 mb-2", id="report-no-flags")
                         with html.Div(id="report-flags"):
@@ -693,8 +724,9 @@ def _report(ctrl) -> None:
                         # The checklist and the global rating, formatted once (scoring.report) as the HTML report lists them.
                         _assessment_table("report_checklist", ("step", "status", "detail"), "evidence")
                         _assessment_table("report_rating", ("item", "score", "reason"), "anchor")
-                    with v3.VCardActions():
+                    with v3.VCardActions(classes="flex-wrap"):
                         v3.VBtn("New attempt", id="new-attempt", color="primary", variant="flat", click=ctrl.new_attempt)
+                        _attempt_explanation_buttons(ctrl)
             with v3.VCol(cols=12, md=7):
                 with _section("Replay"):
                     with v3.VCardText():
@@ -754,6 +786,9 @@ def _comments(ctrl) -> None:
 def _review(ctrl) -> None:
     with v3.VContainer(fluid=True, classes="pa-3"):
         with v3.VRow(dense=True):
+            with v3.VCol(cols=12):
+                _programme()
+        with v3.VRow(dense=True):
             with v3.VCol(cols=12, md=7):
                 with _section("Attempts"):
                     with v3.VCardText():
@@ -765,9 +800,16 @@ def _review(ctrl) -> None:
                                 v3.VSelect(v_model=("review_scenario", None), items=("scenario_items",),
                                            label="Scenario", clearable=True, density="compact", id="review-scenario",
                                            hide_details=True)
-                        v3.VBtn("Download CSV", href=("review_csv",), download="spinesim-attempts.csv",
+                        # `download` as a raw attribute: the VBtn widget does not pass on a keyword it does not
+                        # declare, and without it the browser names the file after the data URL.
+                        v3.VBtn("Download CSV", href=("review_csv",), raw_attrs=['download="spinesim-attempts.csv"'],
                                 id="review-csv", variant="tonal", size="small", prepend_icon="mdi-download",
-                                classes="mt-2", v_show="review_rows.length")
+                                classes="mt-2 mr-2", v_show="review_rows.length")
+                        v3.VBtn("Download xAPI", href=("review_xapi",),
+                                raw_attrs=['download="spinesim-attempts.xapi.json"'], id="review-xapi",
+                                variant="tonal", size="small", prepend_icon="mdi-download", classes="mt-2",
+                                v_show="review_rows.length",
+                                title="the attempts shown as xAPI 1.0.3 statements for a learning record store")
                         with v3.VTable(density="compact", id="review-table", hover=True):
                             with html.Thead():
                                 with html.Tr():
@@ -806,3 +848,20 @@ def _review(ctrl) -> None:
                         with html.Div(classes="monitor", style="max-width: 360px", v_show="preview_src"):
                             html.Img(src=("preview_src",), id="preview-image")
                         html.Div("{{ preview_text }}", classes="text-body-2 mt-2")
+
+
+def _programme() -> None:
+    """The programme view: per case, how the cohort chosen does (it follows the Scenario filter of the attempts)."""
+    with _section("Programme"):
+        with v3.VCardText():
+            with v3.VRow(dense=True, align="center"):
+                with v3.VCol(cols=12, md=3):
+                    v3.VSelect(v_model=("review_cohort", None), items=("programme_cohorts",), label="Cohort",
+                               clearable=True, density="compact", id="review-cohort", hide_details=True)
+                with v3.VCol(cols=12, md=9):
+                    html.Div("Per case, for the cohort chosen (all trainees if none) and the Scenario filter below: "
+                             "pass rate, grades, the cohort's CUSUM (acceptable 10%, unacceptable 30% failures), dose "
+                             "and fluoroscopy time, the most frequent flags.", classes="text-body-2 text-grey")
+            html.Div("No finished or abandoned attempts for this choice yet.", v_if="!programme_html",
+                     classes="text-body-2 text-grey mt-2")
+            html.Div(v_html=("programme_html",), classes="programme mt-2", id="programme")

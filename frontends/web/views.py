@@ -55,6 +55,7 @@ def initial_state(user: User, catalogue: Catalogue, first: str, assigned: Sequen
     return ATTEMPT_FIELDS | {
         "tab": "sim", "action_count": 0, "user_name": user.name, "role": user.role,
         "scenario_items": scenario_items(catalogue, assigned), "explain_for": None, "explain_page": "",
+        "explain_attempt_for": None, "explain_attempt_page": "",
         "scenario_id": first, "scenario": {}, "attempt_active": False, "attempt_id": None, "resume_id": None,
         "busy": False, "error_text": "", "error_show": False, "notice_text": "", "finish_confirm": False,
         "abandon_confirm": False, "alert_text": "", "alert_colour": "red-darken-2",
@@ -81,6 +82,7 @@ def initial_state(user: User, catalogue: Catalogue, first: str, assigned: Sequen
         "report_rating_title": "", "report_page": "", "report_shots": [], "replay_max": 0, "replay_step": 0,
         "replay_src": "", "replay_caption": "", "replay_action": "", "replay_events": [],
         "review_trainees": [], "review_trainee": None, "review_scenario": None, "review_rows": [], "review_csv": "",
+        "review_xapi": "", "review_cohort": None, "programme_cohorts": [], "programme_html": "",
         "report_comments": [], "comment_text": "",
         "report_peers": "", "curve_svg": "", "preview_id": first, "preview_src": "", "preview_text": "",
     }
@@ -108,12 +110,26 @@ def scenario_items(catalogue: Catalogue, assigned: Sequence[Assignment] = ()) ->
     if to_do:
         items.append({"type": "subheader", "title": "Assigned to you"})
         items += [{"value": a.scenario_id, "title": catalogue.scenarios[a.scenario_id].title
-                   + (f" · due {a.due:%Y-%m-%d}" if a.due else "")} for a in to_do]
+                   + (f" · due {a.due:%Y-%m-%d}" if a.due else ""),
+                   "props": _item_props(catalogue.scenarios[a.scenario_id])} for a in to_do]
     for group in catalogue.group_names():
         items.append({"type": "subheader", "title": "Library" if group == LIBRARY else group})
-        items += [{"value": key, "title": scenario.title} for key, scenario in sorted(catalogue.scenarios.items())
-                  if catalogue.groups[key] == group]
+        items += [{"value": key, "title": scenario.title, "props": _item_props(scenario)}
+                  for key, scenario in sorted(catalogue.scenarios.items()) if catalogue.groups[key] == group]
     return items
+
+
+def _item_props(scenario: Scenario) -> dict:
+    """A picker item's second line (Vuetify applies an item's ``props`` to its list item): the case's
+    difficulty and its learning objectives, which the case card then lists.
+
+    >>> from scenarios.schema import load_scenario
+    >>> _item_props(load_scenario("tfesi-default"))["subtitle"]
+    'intermediate · 3 objectives'
+    """
+    count = len(scenario.objectives)
+    objectives = f" · {count} objective{'s' if count != 1 else ''}" if count else ""
+    return {"subtitle": f"{scenario.difficulty}{objectives}"}
 
 
 def scenario_view(scenario: Scenario) -> dict:
@@ -262,8 +278,11 @@ def bevel_text(needle: Needle) -> str:
 def report_view(attempt: LiveAttempt, stored: StoredAttempt) -> dict:
     """The Report tab of an attempt (the store's row of it): grade, flags, feedback, metric rows, the
     filmstrip of its images and the replay's range. The full HTML page follows separately."""
+    scenario = attempt.session.scenario
     report = (stored.report or attempt.report()) | {"attempt_id": stored.id, "user": stored.user_name,
-                                                     "status": stored.status.replace("_", " ")}
+                                                     "status": stored.status.replace("_", " "),
+                                                     "difficulty": scenario.difficulty,
+                                                     "objectives": list(scenario.objectives)}
     # An abandoned attempt is not graded: its report shows what happened, with no grade and no verdict.
     abandoned = stored.status == "abandoned"
     report |= {"grade_text": "–" if abandoned else grade_text(report["grade"]),

@@ -64,7 +64,7 @@ _CLICKS = ("start_attempt", "resume_attempt", "shot", "live", "dsa", "move_carm"
            "collimate", "pick", "align_beam", "nudge", "drag_aim", "abandon", "insert", "redirect", "advance",
            "withdraw", "lor", "inject", "read_contrast", "medicate", "stimulate", "lesion", "finish", "open_attempt",
            "preview", "hint", "probe_view", "probe_move", "probe_settings", "us_pick", "insert_in_plane",
-           "explain_case", "play_run", "comment")
+           "explain_case", "explain_attempt", "play_run", "comment")
 
 
 @dataclass(frozen=True)
@@ -140,7 +140,7 @@ class Workstation:
         first = first_scenario(self.scenarios, self.config.scenario or (to_do[0] if to_do else None))
         handlers = self.handlers
         self.state.update(initial_state(self.user, self.catalogue, first, assigned) | handlers.scenario_view(first)
-                          | handlers.resume_view() | handlers.review_view())
+                          | handlers.resume_view() | handlers.review_view() | handlers.programme_view())
 
     def _bind(self) -> None:
         c, handlers = self.ctrl, self.handlers
@@ -157,7 +157,12 @@ class Workstation:
         # New attempts may have been made since: the review is read again whenever its tab opens.
         self._on_change("tab", lambda tab, **_: handlers.review_view(self.state.review_trainee,
                                                                      self.state.review_scenario)
+                        | handlers.programme_view(self.state.review_cohort, self.state.review_scenario)
                         if tab == "review" else {})
+        # The programme view follows the cohort chosen and the same scenario filter as the attempts.
+        self._on_change("review_cohort", "review_scenario",
+                        lambda review_cohort, review_scenario, **_: handlers.programme_view(review_cohort,
+                                                                                            review_scenario))
         self._on_change("review_trainee", "review_scenario",
                         lambda review_trainee, review_scenario, **_: handlers.review_view(review_trainee, review_scenario))
         c.on_server_ready.add(lambda **_: asyncio.ensure_future(self._tick()))

@@ -58,6 +58,15 @@ def test_the_page_is_self_contained_with_images_scene_and_tables(root_contact_pa
     assert text.count("<tr>") >= actions + len(report.near_misses) + len(report.flags)
 
 
+def test_the_page_heads_with_the_case_difficulty_and_its_learning_objectives(root_contact_page):
+    page, *_ = root_contact_page
+    text = page.read_text()
+    scenario = library_scenarios()["tfesi-default"]
+    assert f'<b id="difficulty">{scenario.difficulty}</b>' in text
+    listed = re.search(r'<ul class="sub" id="objectives">(.*?)</ul>', text, re.S)[1]
+    assert re.findall(r"<li>(.*?)</li>", listed) == [html.escape(o) for o in scenario.objectives] != []
+
+
 def test_the_page_lists_the_checklist_and_the_rating_scale_with_their_evidence(root_contact_page):
     page, report, _ = root_contact_page
     text = html.unescape(page.read_text())

@@ -100,6 +100,8 @@ def test_clicks_become_actions_and_the_report_tab_shows_the_dose_as_the_counter_
     handlers.finish()
     attempt_id = handlers.attempt.attempt_id
     assert page["tab"] == "report" and page["report"]["attempt_id"] == attempt_id and page["replay_max"] == 3
+    case = library_scenarios()["tfesi-default"]  # the report repeats the case's difficulty and objectives
+    assert (page["report"]["difficulty"], page["report"]["objectives"]) == (case.difficulty, list(case.objectives))
     assert page["report_page"] == f"reports/attempt-{attempt_id}-3.html"
     assert (tmp_path / f"attempt-{attempt_id}-3.html").exists()
     rows = {row["label"]: row["value"] for row in page["report_rows"]}

@@ -54,7 +54,8 @@ def test_a_served_case_is_in_the_picker_under_its_folder_and_starts_an_attempt(w
     headers = [item["title"] for item in items if item.get("type") == "subheader"]
     assert headers == ["Library", "ward-a"]
     assert items[items.index({"type": "subheader", "title": "ward-a"}) + 1] == {
-        "value": "ward-l3l4", "title": "A ward's own interlaminar case"}
+        "value": "ward-l3l4", "title": "A ward's own interlaminar case",
+        "props": {"subtitle": "advanced · 2 objectives"}}  # the picker's second line
     assert "ward-broken" not in catalogue.scenarios
     assert "broken.yaml: line 10, field 'target.level'" in catalogue.warnings[0]
 
