@@ -209,7 +209,7 @@ def sap_tp_junction(skeleton: Skeleton, name: str, side: str, bone: Shape) -> np
     # real shape's broad pedicle root reaches out under the SAP (L5), the pedicle.
     floors = ([skeleton.part_shape(f"S1.ala.{side}")] if name == "S1" else
               [skeleton.part_shape(f"{name}.{part}.{side}") for part in ("transverse_process", "pedicle")])
-    return _dorsal_groove(bone, floors, corner, s)
+    return _dorsal_groove(bone, floors, corner, s, medial_first=name != "S1")
 
 
 # Where the dorsal groove is looked for around the construction corner (mm): lateral offsets, and
@@ -218,7 +218,8 @@ GROOVE_LATERAL_MM = np.arange(-8.0, 12.0, 0.25)
 GROOVE_BELOW_MM = np.arange(0.0, 3.01, 0.5)
 
 
-def _dorsal_groove(bone: Shape, floors: list[Shape], corner: np.ndarray, sign: float) -> np.ndarray:
+def _dorsal_groove(bone: Shape, floors: list[Shape], corner: np.ndarray, sign: float,
+                   medial_first: bool = True) -> np.ndarray:
     """The groove between the SAP and the TP's upper border (or the ala), as a needle from behind meets it.
 
     The medial branch is blocked where it lies on the dorsal bone surface (clinical.md §2.4 [S3]), so
@@ -228,8 +229,12 @@ def _dorsal_groove(bone: Shape, floors: list[Shape], corner: np.ndarray, sign: f
     """
     posterior = np.array([0.0, 1.0, 0.0])
     # Most medial first, then highest: the transverse processes rise laterally (L5's most), so at the
-    # corner's height a ray may first land on the process far out; the groove is beside the SAP.
-    offset, below = (g.ravel() for g in np.meshgrid(GROOVE_LATERAL_MM, GROOVE_BELOW_MM, indexing="ij"))
+    # corner's height a ray may first land on the process far out; the groove is beside the SAP. On the
+    # sacrum (``medial_first`` False) highest first: the ala is flat.
+    if medial_first:
+        offset, below = (g.ravel() for g in np.meshgrid(GROOVE_LATERAL_MM, GROOVE_BELOW_MM, indexing="ij"))
+    else:
+        below, offset = (g.ravel() for g in np.meshgrid(GROOVE_BELOW_MM, GROOVE_LATERAL_MM, indexing="ij"))
     starts = corner + np.stack([sign * offset, np.full_like(offset, 40.0), -below], axis=1)
     depths = np.arange(0.0, 80.0, 0.25)
     samples = starts[:, None, :] - depths[None, :, None] * posterior
