@@ -40,8 +40,8 @@ from anatomy_models.structures import in_group
 from anatomy_models.tissues import BONE_TISSUES, CONTRAST_IODINE_MG_PER_ML
 from anatomy_models.volume import Volume
 from simulator.needle.contrast import (_OFFSETS, _SPILL_STEP_COST, SPILL_FILL_FRACTION, SPILL_TISSUES, Compartment,
-                                       ContrastSpread, SpreadModel, _fill_order, _same_kind_neighbours, _start_voxel,
-                                       _texture)
+                                       ContrastSpread, SpreadModel, _fill_order, _layer_height, _same_kind_neighbours,
+                                       _start_voxel, _texture)
 from simulator.needle.trace import Tracer
 
 # The sacroiliac joint's cleft is a thin fluid film between cartilage (JOINT_FILL_FRACTION of its labelled
@@ -220,8 +220,8 @@ def inject_sacral(tracer: Tracer, tip: Sequence[float] | np.ndarray, volume_ml: 
         iodine_mg_per_ml=float(iodine_mg_per_ml),
         ruptured=model.capsule_ml is not None and volume_ml > model.capsule_ml,
         grid=grid.with_array(np.zeros(grid.shape, np.uint8)), order=order, cost_mm=cost,
-        y_mm=grid.voxel_to_world(ijk)[:, 1], capacity_ml=capacity.ravel()[order], in_compartment=in_compartment,
-        tip_y_mm=float(tip[1]), neighbours=neighbours, look=look)
+        height_mm=(_layer_height(grid, inside, tip)[tuple(ijk.T)] if model.gravity_gain else np.zeros(order.size)),
+        capacity_ml=capacity.ravel()[order], in_compartment=in_compartment, neighbours=neighbours, look=look)
 
 
 def _near(mask: np.ndarray, grid: Volume, distance_mm: float) -> np.ndarray:
