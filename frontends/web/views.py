@@ -103,7 +103,7 @@ def scenario_items(catalogue: Catalogue, assigned: Sequence[Assignment] = ()) ->
     --------
     >>> from scenarios.catalogue import read_catalogue
     >>> scenario_items(read_catalogue())[:2]  # doctest: +ELLIPSIS
-    [{'type': 'subheader', 'title': 'Library'}, {'value': 'facet-default', 'title': ...}]
+    [{'type': 'subheader', 'title': 'Library'}, {'value': 'caudal-default', 'title': ...}]
     """
     items = []
     to_do = [a for a in assigned if not a.done and a.scenario_id in catalogue.scenarios]
