@@ -48,13 +48,6 @@ from simulator.session.shots import render_run, render_shot
 CLICKS = 25
 LIVE_ADVANCES = 10
 LIVE_GOAL_FRAMES_PER_SECOND = 15.0  # issue 18: live stream frames per second during an advance
-# Every time the monitor is given a picture (its time in the page).
-_RECORD_FRAMES = """() => {
-  window.liveFrames = [];
-  const image = document.querySelector('#fluoro');
-  new MutationObserver(() => window.liveFrames.push(performance.now()))
-    .observe(image, {attributes: true, attributeFilter: ['src']});
-}"""
 SLIDES = 12
 FLUORO_SCENARIO, ULTRASOUND_SCENARIO = "ilesi-default", "ilesi-ultrasound-l4l5-left"
 _MEASURE_CLICK = """([selector, image]) => new Promise(resolve => {
@@ -115,22 +108,12 @@ def _login_to_first_image(page, server, b) -> float:
 def _live_frames_per_second(page, b) -> float:
     """Frames per second the monitor is given while the space bar is held through ``LIVE_ADVANCES``
     advances (from the first advance's press to the last one's answer)."""
-    page.locator("#advance").focus()  # Enter presses Advance
-    page.evaluate(_RECORD_FRAMES)
-    page.keyboard.down(" ")
-    page.wait_for_function("() => window.liveFrames.length >= 2")
-    begun = page.evaluate("() => performance.now()")
-    for _ in range(LIVE_ADVANCES):
-        saved = b.saved_actions(page)
-        page.wait_for_selector("#advance:not([disabled])")
-        page.keyboard.press("Enter")
-        b.wait_saved(page, saved + 1)
-    ended = page.evaluate("() => performance.now()")
+    begun, ended = b.advance_while_held_live(page, LIVE_ADVANCES)
     saved = b.saved_actions(page)
     page.keyboard.up(" ")
     b.wait_saved(page, saved + 1)
-    times = page.evaluate("() => window.liveFrames")
-    return sum(begun <= t <= ended for t in times) / ((ended - begun) / 1e3)
+    frames = page.evaluate("() => window.liveFrames")
+    return sum(begun <= t <= ended for t, _ in frames) / ((ended - begun) / 1e3)
 
 
 def _server(b, folder: Path, name: str, *extra: str):

@@ -276,9 +276,44 @@ def wait_painted(page, *selectors: str) -> None:
 
 def image_pixels(page, selector: str = "#fluoro") -> np.ndarray:
     """The greyscale pixels of an image element's data URL (the monitor's picture), uint8 (rows, cols)."""
-    source = page.get_attribute(selector, "src")
-    data = base64.b64decode(source.split(",", 1)[1])
-    return np.asarray(Image.open(io.BytesIO(data)).convert("L"))
+    return data_url_pixels(page.get_attribute(selector, "src"))
+
+
+def data_url_pixels(source: str) -> np.ndarray:
+    """The greyscale pixels of an image data URL, uint8 (rows, cols)."""
+    return np.asarray(Image.open(io.BytesIO(base64.b64decode(source.split(",", 1)[1]))).convert("L"))
+
+
+def darkened_pixels(before: np.ndarray, after: np.ndarray, field: np.ndarray) -> np.ndarray:
+    """(row, column) of the pixels inside the imaged ``field`` that went much darker from ``before`` to
+    ``after``: the needle's steel, which the monitor shows black."""
+    return np.argwhere((before.astype(float) - after > 60.0) & field)
+
+
+# Record every picture the monitor is given, as [time in the page (ms), its data URL] in ``window.liveFrames``.
+RECORD_FRAMES = """() => {
+  window.liveFrames = [];
+  const image = document.querySelector('#fluoro');
+  new MutationObserver(() => window.liveFrames.push([performance.now(), image.getAttribute('src')]))
+    .observe(image, {attributes: true, attributeFilter: ['src']});
+}"""
+
+
+def advance_while_held_live(page, advances: int) -> tuple[float, float]:
+    """Start recording the monitor's pictures (:data:`RECORD_FRAMES`), hold the space bar (the foot pedal) and
+    press Advance (focused first) ``advances`` times, each once the one before was saved. Returns the page
+    times (ms) of the first press and the last answer; the bar is left held."""
+    page.locator("#advance").focus()  # Enter presses Advance
+    page.evaluate(RECORD_FRAMES)
+    page.keyboard.down(" ")
+    page.wait_for_function("() => window.liveFrames.length >= 2")
+    first_press = page.evaluate("() => performance.now()")
+    for _ in range(advances):
+        saved = saved_actions(page)
+        page.wait_for_selector("#advance:not([disabled])")  # the last advance answered: Enter presses it again
+        page.keyboard.press("Enter")
+        wait_saved(page, saved + 1)
+    return first_press, page.evaluate("() => performance.now()")
 
 
 def screen_pixels(page, selector: str = "#fluoro") -> np.ndarray:

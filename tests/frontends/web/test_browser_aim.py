@@ -13,12 +13,6 @@ from tests.frontends.web.test_browser import PASSWORD, TRAINEE, chromium, databa
 pytestmark = pytest.mark.slow
 
 
-def _changed(before: np.ndarray, after: np.ndarray, field: np.ndarray) -> np.ndarray:
-    """Pixels (row, column) where the steel made the image much darker (the monitor shows bone and
-    steel black), inside the imaged field."""
-    return np.argwhere((before.astype(float) - after > 60.0) & field)
-
-
 def test_align_with_beam_makes_the_needle_a_dot_and_a_nudge_draws_it_out_to_the_right(server, page, expert, patient,
                                                                                       database):
     session, _ = expert
@@ -37,7 +31,7 @@ def test_align_with_beam_makes_the_needle_a_dot_and_a_nudge_draws_it_out_to_the_
     trainee.advance(30)
     trainee.shot()
     field = trainee.shown.field_mask()
-    dot = _changed(empty, b.image_pixels(page), field)
+    dot = b.darkened_pixels(empty, b.image_pixels(page), field)
     assert len(dot) > 20 and np.ptp(dot, axis=0).max() <= 20  # a ring about the central pixel, not a line
     assert np.abs(dot.mean(axis=0) - 255.5).max() < 3
 
@@ -48,7 +42,7 @@ def test_align_with_beam_makes_the_needle_a_dot_and_a_nudge_draws_it_out_to_the_
     b.act(page, "#redirect")
     trainee.advance(10)
     trainee.shot()
-    line = _changed(empty, b.image_pixels(page), field)
+    line = b.darkened_pixels(empty, b.image_pixels(page), field)
     # The tip swings right of the dot (the hub, outside the skin, left of it); up and down it stays.
     assert line[:, 1].max() >= dot[:, 1].max() + 5 and np.ptp(line[:, 1]) >= 2 * np.ptp(line[:, 0])
     assert np.ptp(line[:, 0]) <= np.ptp(dot[:, 0]) + 4

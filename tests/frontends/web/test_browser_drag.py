@@ -17,11 +17,6 @@ pytestmark = pytest.mark.slow
 DRAG_PIXELS = 40.0  # detector pixels to the right
 
 
-def _needle(empty: np.ndarray, shown: np.ndarray, field: np.ndarray) -> np.ndarray:
-    """(row, column) of the pixels the steel made much darker (the monitor shows it black)."""
-    return np.argwhere((empty.astype(float) - shown > 60.0) & field)
-
-
 def test_a_drag_to_the_right_turns_the_tip_to_the_right(server, page, expert, patient, database):
     session, _ = expert
     b.log_in(page, server.url, TRAINEE, PASSWORD)
@@ -38,7 +33,7 @@ def test_a_drag_to_the_right_turns_the_tip_to_the_right(server, page, expert, pa
     trainee.advance(30)
     trainee.shot()
     field = trainee.shown.field_mask()
-    dot = _needle(empty, b.image_pixels(page), field)
+    dot = b.darkened_pixels(empty, b.image_pixels(page), field)
     assert len(dot) > 20 and np.ptp(dot, axis=0).max() <= 20
 
     box = page.locator("#fluoro").bounding_box()

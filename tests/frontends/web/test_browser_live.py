@@ -4,9 +4,6 @@ along its path in them, the run is stored as one held live shot; the frame rate 
 
 from __future__ import annotations
 
-import base64
-import io
-
 import numpy as np
 import pytest
 from PIL import Image
@@ -22,19 +19,6 @@ ADVANCES, STEP_MM = 5, 2.0
 # Frames streamed while the advances are made, at least: a floor for a shared, loaded test machine (4 frames in
 # 2.2 s at a load of 13 on 2 cores); the benchmark measures the rate (goal 15 frames/s).
 MIN_FRAMES_DURING = 3
-# Record every picture the monitor is given (its time in the page and its data URL).
-_RECORD_FRAMES = """() => {
-  window.liveFrames = [];
-  const image = document.querySelector('#fluoro');
-  new MutationObserver(() => window.liveFrames.push([performance.now(), image.getAttribute('src')]))
-    .observe(image, {attributes: true, attributeFilter: ['src']});
-}"""
-
-
-def _pixels(data_url: str) -> np.ndarray:
-    return np.asarray(Image.open(io.BytesIO(base64.b64decode(data_url.split(",", 1)[1]))).convert("L")).astype(float)
-
-
 def _line(start: np.ndarray, end: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Pixel (rows, columns) along the segment from ``start`` to ``end`` (u, v), ends left out."""
     steps = np.linspace(0.15, 0.85, 24)
@@ -56,18 +40,8 @@ def test_holding_the_space_bar_during_advances_streams_frames_whose_needle_moves
     trainee.move_carm(90, 0)  # lateral: the needle's depth runs across the image
     trainee.shot()
     b.set_number(page, "#step", STEP_MM)
-    page.locator("#advance").focus()  # Enter presses Advance
-    page.evaluate(_RECORD_FRAMES)
 
-    page.keyboard.down(" ")
-    page.wait_for_function("() => window.liveFrames.length >= 2")
-    first_advance = page.evaluate("() => performance.now()")
-    for _ in range(ADVANCES):
-        saved = b.saved_actions(page)
-        page.wait_for_selector("#advance:not([disabled])")  # the last advance answered: Enter presses it again
-        page.keyboard.press("Enter")
-        b.wait_saved(page, saved + 1)
-    last_advance = page.evaluate("() => performance.now()")
+    first_advance, last_advance = b.advance_while_held_live(page, ADVANCES)
     saved = b.saved_actions(page)
     page.keyboard.up(" ")
     b.wait_saved(page, saved + 1)
@@ -92,7 +66,7 @@ def test_holding_the_space_bar_during_advances_streams_frames_whose_needle_moves
     assert np.linalg.norm(after - before) > 15  # pixels: the advance is seen across the image
     streamed = [source for _, source in frames[:-1]]  # the last is the hold, given once the run was stored
     rows, columns = _line(before, after)
-    first, last = _pixels(streamed[0]), _pixels(streamed[-1])
+    first, last = (b.data_url_pixels(source).astype(float) for source in (streamed[0], streamed[-1]))
     Image.fromarray(np.hstack([first, last]).astype(np.uint8)).save(tmp_path / "live-first-and-last-frame.png")
     assert (first[rows, columns] - last[rows, columns]).mean() > 40
 
