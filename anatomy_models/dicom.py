@@ -1170,13 +1170,18 @@ def _write_label_objects(anatomy: Anatomy, slices: list[Dataset], staging: Path,
     """The anatomy's labels as a Segmentation and an RT Structure Set on ``slices`` (:mod:`anatomy_models.dicom_labels`)."""
     from anatomy_models.dicom_labels import SEGMENTATION_FILE, STRUCTURE_SET_FILE, segmentation, structure_set
 
+    series_uids = {slices[0].StudyInstanceUID, slices[0].SeriesInstanceUID, slices[0].FrameOfReferenceUID}
+    series_uids |= {s.SOPInstanceUID for s in slices}
     written = []
     for name, make in ((SEGMENTATION_FILE, segmentation), (STRUCTURE_SET_FILE, structure_set)):
         if progress is not None:
             progress(len(slices), len(slices), f"writing {name}")
         dataset = make(anatomy, slices)
-        # Every UID in these objects is one this export made: the CT's, or the object's own.
-        _refuse_identifying(dataset, {str(e.value) for e in dataset.iterall() if e.VR == "UI"})
+        # The UIDs this export made: the CT series' and the object's own (a Segmentation also names its
+        # dimension organisation); any other would have come from elsewhere.
+        own = {dataset.SOPInstanceUID, dataset.SeriesInstanceUID}
+        own |= {str(item.DimensionOrganizationUID) for item in dataset.get("DimensionOrganizationSequence", [])}
+        _refuse_identifying(dataset, series_uids | own)
         dataset.save_as(staging / name, enforce_file_format=True)
         written.append(folder / name)
     return written
