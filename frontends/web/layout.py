@@ -145,9 +145,10 @@ if (!window.spinesimKeys) {
     event.stopImmediatePropagation();
   }, true);
   const typing = target => {
-    // Typing in a field, working a slider or a menu, or a dialog open: the keys are theirs.
-    const fields = 'input, textarea, select, [contenteditable], [role=slider], .v-overlay';
-    return (target.closest && target.closest(fields)) || document.querySelector('.v-overlay--active');
+    // Typing in a field, working a slider or a menu, or a dialog open: the keys are theirs (a message
+    // shown at the top is no dialog: the keys still work the controls).
+    const fields = 'input, textarea, select, [contenteditable], [role=slider], .v-overlay:not(.v-snackbar)';
+    return (target.closest && target.closest(fields)) || document.querySelector('.v-overlay--active:not(.v-snackbar)');
   };
   window.addEventListener('keyup', event => {
     if (event.key === ' ' && window.spinesimLive.held) { event.preventDefault(); window.spinesimLive.release(); }

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image
+from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
 
 from frontends.store import Store
 from simulator.case.controls import needle_angles, view_isocenter
@@ -167,6 +168,13 @@ def act(page, selector: str) -> None:
     wait_saved(page, before + 1)
 
 
+def press_key(page, key: str, control: str) -> None:
+    """Press the shortcut ``key`` once the ``control`` it presses takes it: a key does nothing while its
+    button is disabled (the page still answering the last request), as the button itself would."""
+    page.wait_for_selector(f"{control}:not([disabled])")
+    page.keyboard.press(key)
+
+
 def set_number(page, selector: str, value: float) -> None:
     """Type a number into a field (Vuetify puts the id on the input element itself)."""
     page.fill(selector, f"{value:.4f}".rstrip("0").rstrip("."))
@@ -223,14 +231,24 @@ class Trainee:
         self.depth_correction_mm = 0.0
         act(self.page, "#advance")
 
-    def choose(self, select: str, title: str) -> None:
-        """Pick the item a Vuetify select lists as ``title`` and wait until the select shows it chosen."""
-        self.page.locator(f".v-select:has({select}) .v-field").click()
-        self.page.locator(".v-overlay .v-list-item").filter(
-            has=self.page.locator(".v-list-item-title", has_text=re.compile(f"^{re.escape(title)}$"))).click()
-        self.page.wait_for_function(
-            "([s, t]) => document.querySelector(`.v-select:has(${s}) .v-select__selection`)?.textContent.trim() === t",
-            arg=[select, title])
+    def choose(self, select: str, title: str, tries: int = 4) -> None:
+        """Pick the item a Vuetify select lists as ``title`` and wait until the select shows it chosen; on a
+        busy machine a click can land while the menu is still opening, so the pick is made again, as a user
+        would, until the select shows it."""
+        shown = ("([s, t]) => document.querySelector(`.v-select:has(${s}) .v-select__selection`)"
+                 "?.textContent.trim() === t")
+        item = self.page.locator(".v-overlay--active .v-list-item").filter(
+            has=self.page.locator(".v-list-item-title", has_text=re.compile(f"^{re.escape(title)}$")))
+        for attempt in range(tries):
+            if not item.is_visible():
+                self.page.locator(f".v-select:has({select}) .v-field").click()
+            try:
+                item.click(timeout=15_000)
+                self.page.wait_for_function(shown, arg=[select, title], timeout=10_000)
+                return
+            except PlaywrightTimeoutError:
+                if attempt == tries - 1:
+                    raise
 
     def perform(self, record: dict) -> None:
         kind = record["type"]
@@ -303,15 +321,16 @@ def advance_while_held_live(page, advances: int) -> tuple[float, float]:
     """Start recording the monitor's pictures (:data:`RECORD_FRAMES`), hold the space bar (the foot pedal) and
     press Advance (focused first) ``advances`` times, each once the one before was saved. Returns the page
     times (ms) of the first press and the last answer; the bar is left held."""
-    page.locator("#advance").focus()  # Enter presses Advance
+    page.wait_for_selector("#advance:not([disabled])")  # a disabled button takes no focus
+    page.locator("#advance").focus()  # Enter presses Advance (the space bar typed into a field would be text)
+    page.wait_for_function("() => document.activeElement && document.activeElement.id === 'advance'")
     page.evaluate(RECORD_FRAMES)
     page.keyboard.down(" ")
     page.wait_for_function("() => window.liveFrames.length >= 2")
     first_press = page.evaluate("() => performance.now()")
     for _ in range(advances):
         saved = saved_actions(page)
-        page.wait_for_selector("#advance:not([disabled])")  # the last advance answered: Enter presses it again
-        page.keyboard.press("Enter")
+        press_key(page, "Enter", "#advance")  # once the last advance answered
         wait_saved(page, saved + 1)
     return first_press, page.evaluate("() => performance.now()")
 

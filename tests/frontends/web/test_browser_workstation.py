@@ -126,15 +126,17 @@ def test_keys_work_the_controls_unless_typing_and_the_monitor_zooms(server, page
         page.locator("#carm-primary").focus()
         page.keyboard.press("s")  # typing in a field: a letter, not a shot
         page.locator("#monitor").click(position={"x": 5, "y": 5})  # focus off the field (no image to pick yet)
-        page.keyboard.press("s")
+        b.press_key(page, "s", "#shot")
         b.wait_saved(page, 2)
         assert page.text_content("#count-shots").strip() == "1" and page.is_visible("#fluoro")
-        page.keyboard.press("ArrowRight")  # nudge 1° toward the image's right
+        page.fill("#carm-primary", "")  # a C-arm move refused: its message shows at the top ...
+        page.click("#move-carm")
+        page.wait_for_selector("#error-text", state="visible")
+        b.press_key(page, "ArrowRight", "#nudge-right-1")  # ... and the keys still work: nudge 1° to the right
         page.wait_for_function("() => document.querySelector('#needle-left').value != '0'")
-        page.wait_for_selector("#align-beam:not([disabled])")  # the nudge answered: the page takes keys again
-        page.keyboard.press("Shift+ArrowUp")  # 5° toward its top
+        b.press_key(page, "Shift+ArrowUp", "#nudge-up-5")  # 5° toward its top
         page.wait_for_function("() => document.querySelector('#needle-cranial').value != '0'")
-        page.keyboard.press("a")  # align with the beam (AP): both angles back to 0
+        b.press_key(page, "a", "#align-beam")  # align with the beam (AP): both angles back to 0
         page.wait_for_function("() => document.querySelector('#needle-left').value == '0' && "
                                "document.querySelector('#needle-cranial').value == '0'")
         page.keyboard.press("+")
