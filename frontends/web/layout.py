@@ -21,6 +21,17 @@ html, body { background: #eceff1; }
            margin: 0 auto; border-radius: 6px; overflow: hidden; box-shadow: 0 2px 10px rgba(0,0,0,.35); }
 .monitor img { width: 100%; height: 100%; display: block; cursor: crosshair; user-select: none; }
 .monitor .zoom { width: 100%; height: 100%; position: relative; }
+.carm-pad { position: relative; width: 132px; height: 66px; flex: none; border-radius: 4px; cursor: grab;
+            touch-action: none; user-select: none; background: #eceff1; border: 1px solid #b0bec5;
+            background-image: linear-gradient(#b0bec5, #b0bec5), linear-gradient(#b0bec5, #b0bec5);
+            background-size: 1px 100%, 100% 1px; background-position: center; background-repeat: no-repeat; }
+.carm-pad[aria-disabled=true] { cursor: not-allowed; opacity: .6; }
+.carm-pad .dot { position: absolute; width: 12px; height: 12px; margin: -6px 0 0 -6px; border-radius: 50%;
+                 background: #37474f; pointer-events: none; }
+.carm-pad .edge { position: absolute; font-size: 9px; color: #78909c; pointer-events: none; line-height: 1; }
+.carm-pad .edge.left { left: 2px; top: 2px; } .carm-pad .edge.right { right: 2px; top: 2px; }
+.carm-pad .edge.top { left: 50%; top: 2px; margin-left: 3px; }
+.carm-pad .edge.bottom { left: 50%; bottom: 2px; margin-left: 3px; }
 .monitor .zoom-controls { position: absolute; right: 6px; top: 6px; display: flex; gap: 4px; align-items: center; }
 .monitor .zoom-controls .v-btn { background: rgba(38,50,56,.75); color: #eceff1; }
 .monitor .zoom-level { color: #eceff1; font: 12px 'Roboto Mono', monospace; background: rgba(38,50,56,.75);
@@ -94,7 +105,11 @@ _SHORTCUT_LIST = (("← ↑ → ↓", "nudge the needle 1° (⇧ 5°)"), ("A", "
                   ("Space (hold)", "live while held"), ("L", "live run"), ("I", "insert"), ("Enter", "advance"),
                   ("W", "withdraw"), ("R", "redirect"), ("M", "magnification"), ("C", "shutters"),
                   ("+ / − / 0", "zoom"),
-                  ("drag on the image", "re-aim the needle"))
+                  ("drag on the image", "re-aim the needle"), ("drag the C-arm pad", "swing the C-arm"))
+# The C-arm pad's edges: LAO/RAO to a true lateral either way, cranial/caudal to the tilts spine work uses
+# (the fields take any angle the C-arm can reach) [ED].
+PAD_PRIMARY_DEG = 90
+PAD_SECONDARY_DEG = 45
 # A press that moves further than this on the fluoroscopy image before it is let go is a drag (re-aims the
 # needle), not a click (picks the entry), screen px [ED].
 _DRAG_MIN_PX = 6
@@ -144,6 +159,32 @@ if (!window.spinesimKeys) {
     window.spinesimDragged = false;
     event.stopImmediatePropagation();
   }, true);
+  // Dragging on the C-arm pad swings the C-arm, as the radiographer swings it by hand: across for LAO/RAO,
+  // up and down for cranial/caudal. The angle fields follow the pointer; the C-arm moves when it is let go.
+  window.spinesimOrbit = null;
+  const orbit = event => {
+    const box = window.spinesimOrbit.getBoundingClientRect();
+    const across = Math.min(1, Math.max(-1, 2 * (event.clientX - box.left) / box.width - 1));
+    const up = Math.min(1, Math.max(-1, 1 - 2 * (event.clientY - box.top) / box.height));
+    const angles = [Math.round(across * %d), Math.round(up * %d)];
+    window.trame.state.set('carm_primary', angles[0]);
+    window.trame.state.set('carm_secondary', angles[1]);
+    return angles;
+  };
+  window.addEventListener('pointerdown', event => {
+    const pad = event.button === 0 && event.target.closest && event.target.closest('#carm-pad');
+    if (!pad || pad.getAttribute('aria-disabled') === 'true') return;
+    event.preventDefault();
+    window.spinesimOrbit = pad;
+    orbit(event);
+  });
+  window.addEventListener('pointermove', event => { if (window.spinesimOrbit) orbit(event); });
+  window.addEventListener('pointerup', event => {
+    if (!window.spinesimOrbit) return;
+    const angles = orbit(event);
+    window.spinesimOrbit = null;
+    window.trame.trigger('%s', angles);
+  });
   const typing = target => {
     // Typing in a field, working a slider or a menu, or a dialog open: the keys are theirs (a message
     // shown at the top is no dialog: the keys still work the controls).
@@ -174,14 +215,16 @@ if (!window.spinesimKeys) {
 """
 
 
-def _keys_script(live_hold: str, drag_aim: str) -> str:
+def _keys_script(live_hold: str, drag_aim: str, move_carm: str) -> str:
     """The page's key and pointer listeners (added once): a key presses the control :data:`_SHORTCUTS`
-    names, the space bar or the Live (hold) button held holds Live, a drag on the image re-aims the needle;
-    ``live_hold`` and ``drag_aim`` are the triggers of those requests."""
+    names, the space bar or the Live (hold) button held holds Live, a drag on the image re-aims the needle,
+    a drag on the C-arm pad swings the C-arm; ``live_hold``, ``drag_aim`` and ``move_carm`` are the triggers
+    of those requests."""
     import json
 
     shortcuts = json.dumps({key: control for key, (control, _) in _SHORTCUTS.items()})
-    return _KEYS_SCRIPT % (shortcuts, live_hold, live_hold, _DRAG_MIN_PX, drag_aim)
+    return _KEYS_SCRIPT % (shortcuts, live_hold, live_hold, _DRAG_MIN_PX, drag_aim, PAD_PRIMARY_DEG,
+                           PAD_SECONDARY_DEG, move_carm)
 
 
 def _one_per_press(ctrl, click, values: str = "[]") -> str:
@@ -232,7 +275,8 @@ def build_layout(server, instructor: bool) -> None:
     with VAppLayout(server, full_height=True) as layout:
         layout.root.theme = "light"
         client.Style(_CSS)
-        client.Script(_keys_script(ctrl.trigger_name(ctrl.live_hold), ctrl.trigger_name(ctrl.drag_aim)))
+        client.Script(_keys_script(ctrl.trigger_name(ctrl.live_hold), ctrl.trigger_name(ctrl.drag_aim),
+                                   ctrl.trigger_name(ctrl.move_carm)))
         with v3.VAppBar(color="blue-grey-darken-4", density="comfortable", flat=True):
             # On a phone the tabs get the width: the name, the user and the words of Log out give way.
             html.Div("spinesim", classes="text-h6 font-weight-bold ml-4 mr-6 d-none d-sm-block",
@@ -501,10 +545,11 @@ def _carm_card(ctrl) -> None:
                                   title="cranial (+) or caudal (−) tilt, degrees", density="compact",
                                   id="carm-secondary", hide_details=True)
             with html.Div(classes="d-flex align-center mt-1"):
-                html.Div("Now: {{ carm_label }}", classes="text-caption text-grey-darken-1", id="carm-label")
-                v3.VSpacer()
-                v3.VBtn("Move C-arm", id="move-carm", variant="tonal", size="small",
-                        click=(ctrl.move_carm, "[carm_primary, carm_secondary]"), disabled=(busy,))
+                _carm_pad(busy)
+                with html.Div(classes="ml-2 flex-grow-1"):
+                    html.Div("Now: {{ carm_label }}", classes="text-caption text-grey-darken-1", id="carm-label")
+                    v3.VBtn("Move C-arm", id="move-carm", variant="tonal", size="small",
+                            click=(ctrl.move_carm, "[carm_primary, carm_secondary]"), disabled=(busy,))
             _carm_modes(ctrl, busy)
             v3.VDivider(classes="my-2")
             v3.VTextField(v_model=("live_seconds",), type="number", step="0.5", label="Live / DSA run (s)",
@@ -525,6 +570,21 @@ def _carm_card(ctrl) -> None:
             # The newest run again, frame by frame (the contrast filling and washing out): a cine loop.
             v3.VBtn("Replay run", id="play-run", variant="tonal", prepend_icon="mdi-replay", click=ctrl.play_run,
                     v_show="has_run", disabled=("busy || !attempt_active",))
+
+
+def _carm_pad(busy: str) -> None:
+    """The C-arm pad: the dot is the C-arm's angles (across: RAO to LAO, up: caudal to cranial, to
+    :data:`PAD_PRIMARY_DEG` and :data:`PAD_SECONDARY_DEG` at the edges); dragging it swings the C-arm, which
+    moves when it is let go (the page's pointer listeners, :func:`_keys_script`)."""
+    dot_at = (f"`left:${{50 + 50 * Math.max(-1, Math.min(1, Number(carm_primary) / {PAD_PRIMARY_DEG}))}}%;"
+              f"top:${{50 - 50 * Math.max(-1, Math.min(1, Number(carm_secondary) / {PAD_SECONDARY_DEG}))}}%`")
+    with html.Div(id="carm-pad", classes="carm-pad", aria_disabled=(busy,),
+                  title="drag to swing the C-arm: across for LAO/RAO, up and down for cranial/caudal"):
+        html.Span("RAO", classes="edge left")
+        html.Span("LAO", classes="edge right")
+        html.Span("CRAN", classes="edge top")
+        html.Span("CAUD", classes="edge bottom")
+        html.Div(classes="dot", style=(dot_at,))
 
 
 def _carm_modes(ctrl, busy: str) -> None:

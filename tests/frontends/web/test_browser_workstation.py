@@ -153,6 +153,33 @@ def test_keys_work_the_controls_unless_typing_and_the_monitor_zooms(server, page
         _abandon(page)
 
 
+def test_dragging_the_c_arm_pad_swings_the_c_arm(server, page):
+    """Issue 18: the C-arm rotated by dragging. The pad's dot follows the pointer and the fields with it; let
+    go, the C-arm moves there (one set_carm) and the next shot is taken from it."""
+    b.log_in(page, server.url, TRAINEE, PASSWORD)
+    try:
+        page.click("#start")
+        b.wait_saved(page, 1)
+        page.wait_for_selector("#carm-pad:not([aria-disabled=true])")
+        box = page.locator("#carm-pad").bounding_box()
+        at = lambda across, up: (box["x"] + box["width"] * (1 + across) / 2, box["y"] + box["height"] * (1 - up) / 2)
+        page.mouse.move(*at(0.0, 0.0))
+        page.mouse.down()
+        for step in range(1, 11):  # a hand's drag: to LAO 30° CRAN 15° (a third of the way to each edge)
+            page.mouse.move(*at(step / 30, step / 30))
+        page.wait_for_function("() => document.querySelector('#carm-primary').value == '30' && "
+                               "document.querySelector('#carm-secondary').value == '15'")
+        assert b.saved_actions(page) == 1  # the C-arm has not moved while the pad is held
+        page.mouse.up()
+        b.wait_saved(page, 2)
+        page.wait_for_function("() => document.querySelector('#carm-label').textContent.includes('LAO 30° CRAN 15°')")
+        dot, pad = page.locator("#carm-pad .dot").bounding_box(), page.locator("#carm-pad").bounding_box()
+        assert (dot["x"] + dot["width"] / 2 - pad["x"]) / pad["width"] == pytest.approx((1 + 1 / 3) / 2, abs=0.03)
+        assert (dot["y"] + dot["height"] / 2 - pad["y"]) / pad["height"] == pytest.approx((1 - 1 / 3) / 2, abs=0.03)
+    finally:
+        _abandon(page)
+
+
 def test_a_phone_reads_the_case_watches_the_replay_and_reads_the_report(server, chromium, tmp_path):
     context = chromium.new_context(viewport={"width": 390, "height": 844}, is_mobile=True, has_touch=True)
     try:
