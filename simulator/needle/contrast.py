@@ -44,12 +44,12 @@ it. Intravascular contrast is different: the blood carries it away. The bolus ru
 the tip opacifies over a lengthening column while the injection lasts, then fades within the
 pattern's washout time.
 
-An epidural fill tapers (:func:`_tapered_fill`): each voxel holds its capacity times
+An epidural fill tapers (:func:`tapered_fill`): each voxel holds its capacity times
 ``1 - (cost / R)**2`` of its geodesic cost from the tip, so the column thins toward its ends instead
 of ending in a box. Crossing to the other side of the dural sac (ventral for an interlaminar tip,
 dorsal for a foraminal one) costs ``barrier_cost`` times more.
 
-The fill front is then relaxed by diffusion confined to the compartment (:func:`_confined_diffusion`):
+The fill front is then relaxed by diffusion confined to the compartment (:func:`confined_diffusion`):
 fluid moves only between face-adjacent visited voxels of the same kind (compartment to compartment,
 spill tissue to spill tissue), with symmetric fluxes, so the iodine is conserved exactly and never
 leaves where the fill put it, while the voxel-sharp front and the staircase of the fill order
@@ -64,12 +64,10 @@ chosen to reproduce the time behaviour of §2.7 ("persists", "washes out within 
 
 from __future__ import annotations
 
-import heapq
 import math
 from dataclasses import dataclass
 from typing import Literal, Sequence
 
-import numba
 import numpy as np
 from scipy import ndimage
 
@@ -77,6 +75,10 @@ from anatomy_models.errors import SpinesimError
 from anatomy_models.structures import in_group
 from anatomy_models.tissues import BONE_TISSUES, CONTRAST_IODINE_MG_PER_ML
 from anatomy_models.volume import Volume
+from simulator.needle.contrast_fill import (OFFSETS, SPILL_FILL_FRACTION, SPILL_STEP_COST, SPILL_TISSUES,
+                                            confined_diffusion, crop_world, diffusion_steps, fill_order, fill_prefix,
+                                            layer_height, same_kind_neighbours, start_voxel, tapered_fill,
+                                            tissue_texture)
 from simulator.needle.trace import AIR, NERVE_ROOT_GROUPS, Tracer
 
 Pattern = Literal["epidural", "intrathecal", "subdural", "arterial", "venous", "intra_articular",
@@ -156,19 +158,10 @@ _FISSURE_STEP_COST = 1.5
 # row: outlines the cauda-equina roots) [ED].
 CAUDA_EQUINA_FILL_FRACTION = 0.05
 DURAL_SLEEVE_MM = 3.0
-# Intrathecal contrast runs downhill along the sac (toward the apex of the lordosis in a prone patient)
-# this fraction as readily as it layers in the slice it is in [ED].
-DOWNHILL_SHARE = 0.3
-# Soft tissues that take what a compartment cannot hold, and their fill fraction [ED].
-SPILL_TISSUES = frozenset({"fat", "muscle", "soft_tissue", "ligament", "skin", "cartilage"})
-SPILL_FILL_FRACTION = 0.2
-# Geodesic cost multiplier for stepping into spill tissue: larger than any path inside a crop, so a
-# compartment fills completely before anything spills.
-_SPILL_STEP_COST = 1.0e4
 # With gravity, the geodesic fill visits this many times the fluid volume before the gravity key
 # reorders it.
 _GRAVITY_VISIT_FACTOR = 8.0
-# A tapered fill (:func:`_tapered_fill`) holds on average >= 0.4 of what it visits (a 3-D front;
+# A tapered fill (:func:`tapered_fill`) holds on average >= 0.4 of what it visits (a 3-D front;
 # 2/3 along a tube), so the geodesic fill visits this many times the fluid volume.
 _TAPER_VISIT_FACTOR = 3.0
 # An intravascular bolus runs on along the front of the canal this far (mm) up and down from where it
@@ -204,7 +197,7 @@ class SpreadModel:
     spills : bool
         Whether what does not fit overflows into the soft tissue beside the compartment.
     gravity_gain : float
-        Intrathecal layering: fill order key = geodesic distance + g(t) * height (:func:`_layer_height`:
+        Intrathecal layering: fill order key = geodesic distance + g(t) * height (:func:`layer_height`:
         height above the sac's dependent wall in the voxel's slice, plus a share of how much higher
         that wall lies than at the tip), with g(t) = gravity_gain * (0.25 + 0.75 * (1 - exp(-t / spread_time_s))).
     texture_mm : tuple of 3 floats, optional
@@ -220,7 +213,7 @@ class SpreadModel:
         side of the dural sac (dorsal or ventral, :func:`_sac_sides`): the sac and its lateral
         attachments keep a small volume in the compartment it was injected into.
     taper : bool
-        Whether the fill tapers with geodesic distance (:func:`_tapered_fill`: full near the tip,
+        Whether the fill tapers with geodesic distance (:func:`tapered_fill`: full near the tip,
         thinning to nothing at the front) instead of filling each voxel to capacity in order.
     """
 
@@ -387,64 +380,8 @@ def compartment_at(tracer: Tracer, tip: np.ndarray) -> Compartment:
 
 
 # --------------------------------------------------------------------------- the geodesic fill order
-_OFFSETS = np.array([(a, b, c) for a in (-1, 0, 1) for b in (-1, 0, 1) for c in (-1, 0, 1) if (a, b, c) != (0, 0, 0)],
-                    dtype=np.int64)
 
 
-@numba.njit(cache=True)
-def _fill_order(step_cost, start, offsets, lengths, capacity, in_compartment, compartment_limit, needed):
-    """Voxels (flat indices of the crop) in order of geodesic cost from ``start``, and their costs.
-
-    Dijkstra over 26 neighbours; an edge costs the mean of its voxels' step costs times its length.
-    Stops once the visited voxels hold ``needed`` (compartment voxels counted up to
-    ``compartment_limit``), or when nothing more is reachable.
-    """
-    ni, nj, nk = step_cost.shape
-    flat_cost = step_cost.ravel()
-    n = ni * nj * nk
-    distance = np.full(n, np.inf)
-    done = np.zeros(n, np.bool_)
-    order = np.empty(n, np.int64)
-    costs = np.empty(n)
-    source = (start[0] * nj + start[1]) * nk + start[2]
-    distance[source] = 0.0
-    heap = [(0.0, source)]
-    count = 0
-    in_acc = 0.0
-    out_acc = 0.0
-    while len(heap) > 0:
-        d, v = heapq.heappop(heap)
-        if done[v]:
-            continue
-        done[v] = True
-        order[count] = v
-        costs[count] = d
-        count += 1
-        if in_compartment[v]:
-            in_acc += capacity[v]
-        else:
-            out_acc += capacity[v]
-        if min(in_acc, compartment_limit) + out_acc >= needed:
-            break
-        i = v // (nj * nk)
-        j = (v // nk) % nj
-        k = v % nk
-        here = flat_cost[v]
-        for e in range(offsets.shape[0]):
-            a = i + offsets[e, 0]
-            b = j + offsets[e, 1]
-            c = k + offsets[e, 2]
-            if a < 0 or b < 0 or c < 0 or a >= ni or b >= nj or c >= nk:
-                continue
-            u = (a * nj + b) * nk + c
-            there = flat_cost[u]
-            if done[u] or not np.isfinite(there):
-                continue
-            candidate = d + 0.5 * (here + there) * lengths[e]
-            if candidate < distance[u]:
-                distance[u] = candidate
-                heapq.heappush(heap, (candidate, u))
-    return order[:count], costs[:count]
 
 
 @dataclass(eq=False)
@@ -469,7 +406,7 @@ class ContrastSpread:
         The crop's grid (its array is unused zeros of the crop's shape).
     order, cost_mm, height_mm, capacity_ml, in_compartment : arrays (n,)
         The visited voxels (flat crop indices) in fill order, their geodesic cost, their layering
-        height (mm, :func:`_layer_height`; zeros without gravity), how much fluid each holds (mL) and
+        height (mm, :func:`layer_height`; zeros without gravity), how much fluid each holds (mL) and
         whether each is in the compartment (else spill tissue).
     neighbours : array (m, 2) int64
         Pairs of positions in :attr:`order` of face-adjacent visited voxels of the same kind
@@ -517,7 +454,7 @@ class ContrastSpread:
             held_ml = intravascular_ml(self.volume_ml, model.washout_time_s, seconds)
             reached_ml = intravascular_ml(self.volume_ml, model.washout_time_s,
                                           min(seconds, self.volume_ml / INJECTION_ML_PER_S))
-            lumen = _fill_prefix(self.capacity_ml, reached_ml / model.blood_fraction)
+            lumen = fill_prefix(self.capacity_ml, reached_ml / model.blood_fraction)
             if held_ml <= 0.0:
                 return np.zeros(self.order.shape)
             return self.iodine_mg_per_ml * held_ml * lumen / lumen.sum() / voxel_ml
@@ -532,21 +469,21 @@ class ContrastSpread:
         total = self.volume_ml * spread
         held = self.volume_ml if model.capsule_ml is None else min(self.volume_ml, model.capsule_ml)
         if model.taper:
-            placed = _tapered_fill(capacity * inside, self.cost_mm[rank], held * spread)
+            placed = tapered_fill(capacity * inside, self.cost_mm[rank], held * spread)
         else:
-            placed = _fill_prefix(capacity * inside, held * spread)
+            placed = fill_prefix(capacity * inside, held * spread)
         # What the compartment could not hold spills; a rounding remainder (~1e-16 mL) does not.
         overflow = total - placed.sum()
         if model.spills and overflow > 1e-9 * total:
-            placed += _fill_prefix(capacity * ~inside, overflow)
+            placed += fill_prefix(capacity * ~inside, overflow)
         if placed.sum() < total:
             # Nothing more is reachable: what is left makes the filled voxels more concentrated.
             placed *= total / placed.sum()
         fluid = np.zeros(self.order.shape)
         fluid[rank] = placed
         if self.neighbours.size and model.smoothing_mm > 0:
-            steps = _diffusion_steps(model.smoothing_mm, float(np.min(self.grid.spacing)))
-            fluid = _confined_diffusion(fluid, self.neighbours, steps)
+            steps = diffusion_steps(model.smoothing_mm, float(np.min(self.grid.spacing)))
+            fluid = confined_diffusion(fluid, self.neighbours, steps)
         return self.iodine_mg_per_ml / spread * fluid / voxel_ml
 
     def iodine_mg(self, seconds: float) -> float:
@@ -555,54 +492,12 @@ class ContrastSpread:
         return float(self.voxel_concentration(seconds).sum() * voxel_ml)
 
 
-# Explicit diffusion on the voxel graph is stable for a step weight below 1 / (2 x 3 axes).
-_DIFFUSION_WEIGHT = 0.15
 
 
-def _diffusion_steps(sigma_mm: float, voxel_mm: float) -> int:
-    """Steps of :func:`_confined_diffusion` that spread a point by a Gaussian of ``sigma_mm`` on a
-    grid of ``voxel_mm``: each step adds a variance of 2 x weight voxels squared per axis."""
-    return max(1, round((sigma_mm / voxel_mm) ** 2 / (2.0 * _DIFFUSION_WEIGHT)))
 
 
-def _confined_diffusion(amount: np.ndarray, neighbours: np.ndarray, steps: int) -> np.ndarray:
-    """``amount`` (per visited voxel) after ``steps`` of explicit diffusion along the ``neighbours``
-    links only: every link moves ``weight x difference`` from the fuller voxel to the other, so the
-    total is conserved and nothing leaves the linked voxels.
-
-    Examples
-    --------
-    >>> links = np.array([[0, 1], [1, 2]])            # a chain of three voxels; a fourth, unlinked
-    >>> out = _confined_diffusion(np.array([0.0, 3.0, 0.0, 5.0]), links, 4)
-    >>> round(float(out[:3].sum()), 12), float(out[3]), bool(out[0] == out[2] > 0)
-    (3.0, 5.0, True)
-    """
-    first, second = neighbours[:, 0], neighbours[:, 1]
-    amount = amount.astype(np.float64, copy=True)
-    for _ in range(steps):
-        flux = _DIFFUSION_WEIGHT * (amount[first] - amount[second])
-        amount -= np.bincount(first, flux, minlength=amount.size)
-        amount += np.bincount(second, flux, minlength=amount.size)
-    return amount
 
 
-def _same_kind_neighbours(order: np.ndarray, kind: np.ndarray, shape: tuple[int, int, int]) -> np.ndarray:
-    """Pairs of positions in ``order`` (flat indices into a grid of ``shape``) of face-adjacent
-    voxels of the same ``kind`` (one integer per position: compartment, spill tissue, roots)."""
-    position = np.full(int(np.prod(shape)), -1, np.int64)
-    position[order] = np.arange(order.size)
-    ijk = np.stack(np.unravel_index(order, shape), axis=1)
-    strides = np.array([shape[1] * shape[2], shape[2], 1])
-    pairs = []
-    for axis in range(3):
-        inside = ijk[:, axis] + 1 < shape[axis]
-        here = np.flatnonzero(inside)
-        there = position[order[here] + strides[axis]]
-        linked = there >= 0
-        here, there = here[linked], there[linked]
-        same = kind[here] == kind[there]
-        pairs.append(np.stack([here[same], there[same]], axis=1))
-    return np.concatenate(pairs)
 
 
 def intravascular_ml(volume_ml: float, washout_time_s: float, seconds: float) -> float:
@@ -625,39 +520,8 @@ def intravascular_ml(volume_ml: float, washout_time_s: float, seconds: float) ->
     return peak_or_now * math.exp(-max(seconds - injecting_s, 0.0) / washout_time_s)
 
 
-def _tapered_fill(capacity: np.ndarray, cost: np.ndarray, amount: float) -> np.ndarray:
-    """Fill ``amount`` into slots of ``capacity`` at geodesic ``cost`` from the tip, tapering: slot i
-    holds ``capacity_i * max(0, 1 - (cost_i / R)**2)`` with the reach ``R`` that places exactly
-    ``amount`` (bisection; the placed total grows with R). Full at the tip, thinning smoothly to
-    nothing at the front, as an epidurogram's column tapers toward its ends. Slots that cannot hold
-    it all are filled to capacity.
-
-    Examples
-    --------
-    >>> out = _tapered_fill(np.ones(5), np.arange(5.0), 2.0)
-    >>> round(float(out.sum()), 9), bool(np.all(np.diff(out) <= 0)), float(out[0])
-    (2.0, True, 1.0)
-    """
-    if capacity.sum() <= amount:
-        return capacity.copy()
-    low, high = 0.0, 1.0
-    while (capacity * np.clip(1.0 - (cost / high) ** 2, 0.0, 1.0)).sum() < amount:
-        high *= 2.0
-    for _ in range(60):
-        reach = 0.5 * (low + high)
-        if (capacity * np.clip(1.0 - (cost / reach) ** 2, 0.0, 1.0)).sum() < amount:
-            low = reach
-        else:
-            high = reach
-    placed = capacity * np.clip(1.0 - (cost / high) ** 2, 0.0, 1.0)
-    return placed * (amount / placed.sum())
 
 
-def _fill_prefix(capacity: np.ndarray, amount: float) -> np.ndarray:
-    """Fill ``amount`` into slots of ``capacity`` in order: full slots, one partial, then empty."""
-    cumulative = np.cumsum(capacity)
-    before = cumulative - capacity
-    return np.clip(amount - before, 0.0, capacity)
 
 
 def inject(tracer: Tracer, tip: Sequence[float] | np.ndarray, volume_ml: float,
@@ -724,7 +588,7 @@ def inject(tracer: Tracer, tip: Sequence[float] | np.ndarray, volume_ml: float,
     annulus = np.isin(codes, [c for c, t in enumerate(tracer.tissues) if t == "disc_annulus"]) & inside
     step_cost = np.where(inside, np.select([recess, sleeve, annulus], [_RECESS_STEP_COST, _SLEEVE_STEP_COST,
                                                                         _ANNULUS_STEP_COST], 1.0),
-                         np.where(spill, _SPILL_STEP_COST, np.inf))
+                         np.where(spill, SPILL_STEP_COST, np.inf))
     if compartment.pattern == "epidural":
         step_cost = np.where(inside & other_side, step_cost * model.barrier_cost, step_cost)
         step_cost = np.where(inside & foramen & ~sleeve, step_cost * _FORAMINAL_FAT_STEP_COST, step_cost)
@@ -754,19 +618,19 @@ def inject(tracer: Tracer, tip: Sequence[float] | np.ndarray, volume_ml: float,
             step_cost = np.where(annulus & ~fissure, np.inf, step_cost)
         capacity = np.where(fissure, FISSURE_FILL_FRACTION * voxel_ml, capacity)
     if model.texture_mm is not None:
-        texture = _texture(grid, model.texture_mm, seed)
+        texture = tissue_texture(grid, model.texture_mm, seed)
         # The sleeve is a smooth cuff, not lobulated fat.
         lobulated = inside & ~sleeve
         step_cost = np.where(lobulated, step_cost * np.exp(model.texture_cost_gain * texture), step_cost)
         lobules = np.clip(1.0 + model.texture_capacity_gain * texture, 0.2, 2.0)
         capacity = np.where(lobulated, capacity * lobules, capacity)
-    start = _start_voxel(grid, tip, inside)
-    start = _start_voxel(grid, tip, spill) if start is None else start
+    start = start_voxel(grid, tip, inside)
+    start = start_voxel(grid, tip, spill) if start is None else start
     if start is None:
         raise SpinesimError("the needle tip is not in an injectable space", hint="withdraw the needle a little")
     # Anisotropic metric: z steps cost cranio_caudal_cost per mm (the grid's k axis is z for the
     # axial grids spinesim builds; for oblique grids the world z component of each step is used).
-    step_vectors = _OFFSETS @ grid.affine[:3, :3].T
+    step_vectors = OFFSETS @ grid.affine[:3, :3].T
     scale = np.array([1.0, 1.0, model.cranio_caudal_cost])
     lengths = np.linalg.norm(step_vectors * scale, axis=1)
     if model.washout_time_s is not None:
@@ -777,15 +641,15 @@ def inject(tracer: Tracer, tip: Sequence[float] | np.ndarray, volume_ml: float,
         needed = volume_ml * model.spread_factor(np.inf) * (_GRAVITY_VISIT_FACTOR if model.gravity_gain else 1.0)
         needed *= _TAPER_VISIT_FACTOR if model.taper else 1.0
     limit = np.inf if model.capsule_ml is None else model.capsule_ml * model.spread_factor(np.inf)
-    order, cost = _fill_order(np.ascontiguousarray(step_cost), start, _OFFSETS, lengths, capacity.ravel(),
+    order, cost = fill_order(np.ascontiguousarray(step_cost), start, OFFSETS, lengths, capacity.ravel(),
                               inside.ravel(), limit, needed)
     ijk = np.stack(np.unravel_index(order, grid.shape), axis=1)
-    height = (_layer_height(grid, inside, tip)[tuple(ijk.T)] if model.gravity_gain
+    height = (layer_height(grid, inside, tip)[tuple(ijk.T)] if model.gravity_gain
               else np.zeros(order.size))
     in_compartment = inside.ravel()[order]
     # Roots in the CSF are a kind of their own: the front relaxes around them, not into them.
     kind = in_compartment.astype(np.int64) + 2 * roots_in_csf.ravel()[order]
-    neighbours = (_same_kind_neighbours(order, kind, grid.shape) if model.smoothing_mm > 0
+    neighbours = (same_kind_neighbours(order, kind, grid.shape) if model.smoothing_mm > 0
                   else np.zeros((0, 2), np.int64))
     return ContrastSpread(
         pattern=compartment.pattern, structure=compartment.structure, tissue=tissue, volume_ml=float(volume_ml),
@@ -903,31 +767,8 @@ def _dural_root_sleeves(tracer: Tracer, codes: np.ndarray, grid: Volume) -> np.n
     return near_root & near_sac & soft & ~sac
 
 
-def _layer_height(grid: Volume, compartment: np.ndarray, tip: np.ndarray) -> np.ndarray:
-    """Layering height (mm) of each voxel of the crop for contrast denser than the fluid it is in, in
-    a prone patient (dependent = -y): its height above the compartment's lowest point in its axial
-    slice, plus :data:`DOWNHILL_SHARE` times how much higher that lowest point lies than at the tip's
-    slice (the crop's third axis taken as z). Contrast fills the full width of the sac's dependent
-    part near the tip and runs down the lordosis, rather than a hair-thin line along the lowest wall.
-    """
-    y = grid.voxel_to_world(np.stack([np.zeros(grid.shape[1]), np.arange(grid.shape[1]),
-                                      np.zeros(grid.shape[1])], axis=1))[:, 1]
-    occupied = compartment.any(axis=0)  # (j, k)
-    floor = np.where(occupied, y[:, None], np.inf).min(axis=0)  # lowest y per slice k
-    slices = np.arange(grid.shape[2])
-    known = np.isfinite(floor)
-    if not known.any():
-        return np.zeros(grid.shape)
-    floor = np.interp(slices, slices[known], floor[known])
-    tip_k = int(np.clip(np.rint(grid.world_to_voxel(tip)[2]), 0, grid.shape[2] - 1))
-    height = (y[None, :, None] - floor[None, None, :]) + DOWNHILL_SHARE * (floor - floor[tip_k])[None, None, :]
-    return np.broadcast_to(height, grid.shape)
 
 
-def _crop_world(grid: Volume) -> np.ndarray:
-    """World coordinates (mm) of every voxel of the crop, shape ``grid.shape + (3,)``."""
-    ijk = np.stack(np.indices(grid.shape), axis=-1).reshape(-1, 3)
-    return grid.voxel_to_world(ijk).reshape(grid.shape + (3,))
 
 
 def _bilobed_nucleus(grid: Volume, nucleus: np.ndarray) -> np.ndarray:
@@ -935,7 +776,7 @@ def _bilobed_nucleus(grid: Volume, nucleus: np.ndarray) -> np.ndarray:
     middle (:data:`NUCLEUS_LOBE_CENTRE`, :data:`NUCLEUS_LOBE_HALF_WIDTH`, in units of the nucleus's half
     height), each thinning to nothing at the nucleus's rim; the intranuclear cleft between them stays
     clear."""
-    xyz = _crop_world(grid)
+    xyz = crop_world(grid)
     points = xyz[nucleus]
     centre = points.mean(axis=0)
     half = np.maximum(0.5 * np.ptp(points, axis=0), 1e-6)
@@ -951,7 +792,7 @@ def _radial_fissure(grid: Volume, annulus: np.ndarray, nucleus: np.ndarray, tip:
     side, within the middle :data:`FISSURE_HEIGHT_SHARE` of the annulus's height). Empty without a nucleus."""
     if not nucleus.any():
         return np.zeros(annulus.shape, bool)
-    xyz = _crop_world(grid)
+    xyz = crop_world(grid)
     centre = xyz[nucleus].mean(axis=0)
     side = 1.0 if tip[0] >= centre[0] else -1.0
     angle = np.radians(FISSURE_ANGLE_DEG)
@@ -963,12 +804,6 @@ def _radial_fissure(grid: Volume, annulus: np.ndarray, nucleus: np.ndarray, tip:
     return annulus & (along > 0) & (across <= FISSURE_HALF_WIDTH_MM) & (np.abs(xyz[..., 2] - centre[2]) <= height)
 
 
-def _texture(grid: Volume, correlation_mm: tuple[float, float, float], seed: int | Sequence[int]) -> np.ndarray:
-    """Seeded Gaussian random field on the crop with unit standard deviation and the given
-    correlation lengths (mm along x, y, z; the crop's axes are taken as x, y, z)."""
-    noise = np.random.default_rng(seed).standard_normal(grid.shape, dtype=np.float32)
-    field = ndimage.gaussian_filter(noise, np.asarray(correlation_mm) / grid.spacing)
-    return field / max(float(field.std()), 1e-12)
 
 
 def _capsule(tracer: Tracer, codes: np.ndarray, joint: np.ndarray, grid: Volume) -> np.ndarray:
@@ -985,17 +820,6 @@ def _capsule(tracer: Tracer, codes: np.ndarray, joint: np.ndarray, grid: Volume)
     return near & soft & beyond
 
 
-def _start_voxel(grid: Volume, tip: np.ndarray, passable: np.ndarray) -> np.ndarray | None:
-    """The ``passable`` voxel of the crop nearest the tip among the 27 around it (None if none is)."""
-    centre = np.rint(grid.world_to_voxel(tip)).astype(int)
-    candidates = np.vstack([centre, centre + _OFFSETS])
-    candidates = candidates[np.all((candidates >= 0) & (candidates < grid.shape), axis=1)]
-    ok = passable[tuple(candidates.T)]
-    if not ok.any():
-        return None
-    candidates = candidates[ok]
-    distance = np.linalg.norm(grid.voxel_to_world(candidates) - tip, axis=1)
-    return candidates[int(np.argmin(distance))]
 
 
 def contrast_volume(spreads: Sequence[tuple[ContrastSpread, float]]) -> Volume | None:

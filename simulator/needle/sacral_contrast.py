@@ -39,9 +39,9 @@ from scipy import ndimage
 from anatomy_models.structures import in_group
 from anatomy_models.tissues import BONE_TISSUES, CONTRAST_IODINE_MG_PER_ML
 from anatomy_models.volume import Volume
-from simulator.needle.contrast import (_OFFSETS, _SPILL_STEP_COST, SPILL_FILL_FRACTION, SPILL_TISSUES, Compartment,
-                                       ContrastSpread, SpreadModel, _fill_order, _layer_height, _same_kind_neighbours,
-                                       _start_voxel, _texture)
+from simulator.needle.contrast import Compartment, ContrastSpread, SpreadModel
+from simulator.needle.contrast_fill import (OFFSETS, SPILL_FILL_FRACTION, SPILL_STEP_COST, SPILL_TISSUES, fill_order,
+                                            layer_height, same_kind_neighbours, start_voxel, tissue_texture)
 from simulator.needle.trace import Tracer
 
 # The sacroiliac joint's cleft is a thin fluid film between cartilage (JOINT_FILL_FRACTION of its labelled
@@ -188,31 +188,31 @@ def inject_sacral(tracer: Tracer, tip: Sequence[float] | np.ndarray, volume_ml: 
     else:
         inside = _plexus_channels(tracer, codes, grid, tip, inside)
     step_cost = np.where(inside, np.select([recess, sleeve], [_SI_RECESS_STEP_COST, _CAUDAL_SLEEVE_STEP_COST], 1.0),
-                         np.where(spill, _SPILL_STEP_COST, np.inf))
+                         np.where(spill, SPILL_STEP_COST, np.inf))
     voxel_ml = float(abs(np.linalg.det(grid.affine[:3, :3]))) / 1000.0
     fill = np.select([recess, sleeve], [1.0, CAUDAL_FILL_FRACTION], model.fill_fraction)
     spill_fill = SI_SPILL_FILL_FRACTION if look == "sacroiliac_arthrogram" else SPILL_FILL_FRACTION
     capacity = np.where(inside, fill, spill_fill) * voxel_ml
     if model.texture_mm is not None:
-        texture = _texture(grid, model.texture_mm, seed)
+        texture = tissue_texture(grid, model.texture_mm, seed)
         step_cost = np.where(inside, step_cost * np.exp(model.texture_cost_gain * texture), step_cost)
         gain = np.clip(1.0 + model.texture_capacity_gain * texture, 0.2, 2.0)
         capacity = np.where(inside, capacity * gain, capacity)
-    start = _start_voxel(grid, tip, inside)
+    start = start_voxel(grid, tip, inside)
     if start is None:
         start = _nearest(grid, tip, inside)
-    step_vectors = _OFFSETS @ grid.affine[:3, :3].T
+    step_vectors = OFFSETS @ grid.affine[:3, :3].T
     lengths = np.linalg.norm(step_vectors * np.array([1.0, 1.0, model.cranio_caudal_cost]), axis=1)
     if model.washout_time_s is not None:
         needed = volume_ml / model.blood_fraction
     else:
         needed = volume_ml * model.spread_factor(np.inf) * (3.0 if model.taper else 1.0)
     limit = np.inf if model.capsule_ml is None else model.capsule_ml * model.spread_factor(np.inf)
-    order, cost = _fill_order(np.ascontiguousarray(step_cost), start, _OFFSETS, lengths, capacity.ravel(),
+    order, cost = fill_order(np.ascontiguousarray(step_cost), start, OFFSETS, lengths, capacity.ravel(),
                               inside.ravel(), limit, needed)
     ijk = np.stack(np.unravel_index(order, grid.shape), axis=1)
     in_compartment = inside.ravel()[order]
-    neighbours = (_same_kind_neighbours(order, in_compartment, grid.shape) if model.smoothing_mm > 0
+    neighbours = (same_kind_neighbours(order, in_compartment, grid.shape) if model.smoothing_mm > 0
                   else np.zeros((0, 2), np.int64))
     tissue = tracer.tissues[int(tracer.codes_at(tip[None])[0])]
     return SacralSpread(
@@ -220,7 +220,7 @@ def inject_sacral(tracer: Tracer, tip: Sequence[float] | np.ndarray, volume_ml: 
         iodine_mg_per_ml=float(iodine_mg_per_ml),
         ruptured=model.capsule_ml is not None and volume_ml > model.capsule_ml,
         grid=grid.with_array(np.zeros(grid.shape, np.uint8)), order=order, cost_mm=cost,
-        height_mm=(_layer_height(grid, inside, tip)[tuple(ijk.T)] if model.gravity_gain else np.zeros(order.size)),
+        height_mm=(layer_height(grid, inside, tip)[tuple(ijk.T)] if model.gravity_gain else np.zeros(order.size)),
         capacity_ml=capacity.ravel()[order], in_compartment=in_compartment, neighbours=neighbours, look=look)
 
 
