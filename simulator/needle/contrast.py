@@ -77,8 +77,8 @@ from anatomy_models.tissues import BONE_TISSUES, CONTRAST_IODINE_MG_PER_ML
 from anatomy_models.volume import Volume
 from simulator.needle.contrast_fill import (OFFSETS, SPILL_FILL_FRACTION, SPILL_STEP_COST, SPILL_TISSUES,
                                             confined_diffusion, crop_world, diffusion_steps, fill_order, fill_prefix,
-                                            layer_height, same_kind_neighbours, start_voxel, tapered_fill,
-                                            tissue_texture)
+                                            layer_height, same_kind_neighbours, seeded_rng, smooth_wander_mm,
+                                            start_voxel, tapered_fill, tissue_texture)
 from simulator.needle.trace import AIR, NERVE_ROOT_GROUPS, Tracer
 
 Pattern = Literal["epidural", "intrathecal", "subdural", "arterial", "venous", "intra_articular",
@@ -164,9 +164,24 @@ _GRAVITY_VISIT_FACTOR = 8.0
 # A tapered fill (:func:`tapered_fill`) holds on average >= 0.4 of what it visits (a 3-D front;
 # 2/3 along a tube), so the geodesic fill visits this many times the fluid volume.
 _TAPER_VISIT_FACTOR = 3.0
-# An intravascular bolus runs on along the front of the canal this far (mm) up and down from where it
-# reaches it (:func:`_runoff`) [ED].
+# An intravascular bolus runs on along the front of the canal (:func:`_runoff`): an artery climbs cranio-medially
+# this far (mm) to the midline (a radiculomedullary artery joins the anterior spinal artery above its own
+# foramen, the hairpin of clinical.md §2.7 [S2]), then runs down it RUNOFF_MM and up it ASCENDING_LIMB_MM; a
+# vein's paired channels run RUNOFF_MM up and down. The plexus's channels lie this share of the sac's half
+# width off the midline. Every channel winds with an RMS offset of VESSEL_WANDER_MM over a correlation length
+# of VESSEL_WANDER_CORRELATION_MM (slightly tortuous, §2.7 arterial row), from nothing where it leaves the
+# labelled vessel to its full wander _WANDER_ONSET_MM on [ED].
+ASCENT_MM = 12.0
 RUNOFF_MM = 30.0
+ASCENDING_LIMB_MM = 10.0
+_PLEXUS_SHARE = 0.6
+VESSEL_WANDER_MM = 0.8
+VESSEL_WANDER_CORRELATION_MM = 3.0
+_WANDER_ONSET_MM = 4.0
+# Independent random streams of an injection's seed (:func:`seeded_rng`).
+_VESSEL_STREAM = 1
+_SIDE_STREAM = 2
+_ROOT_STREAM = 3
 # Hand injection of a test dose runs at about 0.5 mL/s (the rate of the DSA-versus-live study
 # [S46], clinical.md §2.7): 1 mL takes 2 s. An intravascular bolus arrives in the vessel at this rate.
 INJECTION_ML_PER_S = 0.5
@@ -215,6 +230,12 @@ class SpreadModel:
     taper : bool
         Whether the fill tapers with geodesic distance (:func:`tapered_fill`: full near the tip,
         thinning to nothing at the front) instead of filling each voxel to capacity in order.
+    side_bias : float
+        Epidural only: standard deviation of the seeded log ratio of the step costs on the sac's right and
+        left sides (one draw per injection): how lopsided an epidurogram is.
+    root_bias : float
+        Epidural only: standard deviation of the seeded log step-cost factor of each root sleeve (one draw
+        per root and injection): how unequally the roots are outlined.
     """
 
     fill_fraction: float
@@ -233,6 +254,8 @@ class SpreadModel:
     smoothing_mm: float = 0.0
     barrier_cost: float = 1.0
     taper: bool = False
+    side_bias: float = 0.0
+    root_bias: float = 0.0
 
     def spread_factor(self, seconds: float) -> float:
         return 1.0 + self.spread_gain * (1.0 - math.exp(-seconds / self.spread_time_s))
@@ -252,11 +275,14 @@ MODELS: dict[str, SpreadModel] = {
     # 10x [ED]. It spreads further cephalad than caudad (1.28 against 0.88 levels at 5 mL, Botwin
     # 2004) and more levels with more volume (2.2 +- 0.9 levels at 3 mL, Jeong et al., Korean J
     # Anesthesiol 2013;65:431); cranio-caudal steps cost half a transverse one [ED]. It tapers from the
-    # tip (thins toward its ends) and is lobulated by the epidural fat: globules ~2 mm across hold
-    # +-40% more or less fluid [ED], the front relaxed over 1 mm.
+    # tip (thins toward its ends) and streaks along the epidural fat's cranio-caudal planes (the linear,
+    # "railroad" dorsal pattern of [S14]): strands ~1.5 mm across and ~5 mm long hold +-60% more or less
+    # fluid, the front relaxed over 1.5 mm. It is lopsided (often unilateral, §2.7 ILESI row): one side's steps
+    # cost e^(+-0.5) typically (a seeded draw, log sd 1.0), each root sleeve's e^(+-0.4) [ED].
     "epidural": SpreadModel(0.8, spread_gain=1.0, spread_time_s=30.0, cranio_caudal_cost=0.5,
-                            half_extent_mm=(40.0, 40.0, 80.0), texture_mm=(2.0, 2.0, 2.0), texture_cost_gain=0.25,
-                            texture_capacity_gain=0.4, smoothing_mm=1.5, barrier_cost=10.0, taper=True),
+                            half_extent_mm=(40.0, 40.0, 80.0), texture_mm=(1.5, 1.5, 5.0), texture_cost_gain=0.4,
+                            texture_capacity_gain=0.6, smoothing_mm=1.5, barrier_cost=10.0, taper=True,
+                            side_bias=1.0, root_bias=0.4),
     # Contrast mixes with CSF and pools by gravity (§2.7: diffuses, pools by gravity): a height of 1 mm
     # in the sac weighs as 8 mm along it once settled, so it layers in the sac's dependent half over its
     # full width [ED]; the front relaxed over 1 mm.
@@ -283,10 +309,14 @@ MODELS: dict[str, SpreadModel] = {
     # Blob at the tip, feathery along the muscle fibres; persists (§2.7).
     "soft_tissue": SpreadModel(0.2, spread_gain=0.3, spread_time_s=60.0, cranio_caudal_cost=0.5,
                                half_extent_mm=(30.0, 30.0, 40.0), texture_mm=(0.8, 0.8, 6.0), texture_cost_gain=0.9),
-    # Not a pattern of its own: the soft-tissue pattern in fat (subcutaneous, no fibres to follow) is a
-    # round blob at the tip that thins at its edge and barely spreads [ED].
+    # Not a pattern of its own: the soft-tissue pattern in fat (subcutaneous, no fibres to follow) thins at
+    # its edge and barely spreads, but is no disc: the fluid runs between the fat lobules along their fibrous
+    # septa, so its margin is irregular and feathery and its density patchy. The lobules are ~3 mm across in
+    # the skin's plane and flatter through it; a step costs e^x of the seeded texture x (unit sd), a
+    # voxel holds 1 +- 0.6 x of its share [ED].
     "subcutaneous": SpreadModel(0.3, spread_gain=0.2, spread_time_s=60.0, half_extent_mm=(25.0, 25.0, 25.0),
-                                taper=True),
+                                texture_mm=(2.5, 1.2, 2.5), texture_cost_gain=1.0, texture_capacity_gain=0.6,
+                                smoothing_mm=0.5, taper=True),
 }
 
 # What each pattern looks like, for the trainee's event stream (clinical.md §2.7).
@@ -339,7 +369,8 @@ def in_epidural_compartment(tracer: Tracer, point: np.ndarray, structure: str, t
     injected there takes the epidural pattern."""
     if in_group(structure, "epidural_space"):
         return True
-    return tissue in ("fat", "soft_tissue") and bool(tracer.nerve_root_distance(np.asarray(point)[None])[0] <= ROOT_SLEEVE_MM)
+    near_root = bool(tracer.nerve_root_distance(np.asarray(point)[None])[0] <= ROOT_SLEEVE_MM)
+    return tissue in ("fat", "soft_tissue") and near_root
 
 
 def compartment_at(tracer: Tracer, tip: np.ndarray) -> Compartment:
@@ -561,7 +592,7 @@ def inject(tracer: Tracer, tip: Sequence[float] | np.ndarray, volume_ml: float,
     codes = grid.array
     inside = np.isin(codes, compartment.codes)
     if compartment.pattern == "epidural":
-        other_side, foramen, dorsal_space = _sac_sides(tracer, codes, grid, tip)
+        other_side, foramen, dorsal_space, left = _sac_sides(tracer, codes, grid, tip)
     # The sleeve: the cuff around the root out of the canal; from a foraminal tip it starts in the
     # foramen's epidural fat, from a dorsal tip (reached through the canal) beyond it.
     sleeve = np.zeros_like(inside)
@@ -569,7 +600,7 @@ def inject(tracer: Tracer, tip: Sequence[float] | np.ndarray, volume_ml: float,
         sleeve = _root_sleeve(tracer, codes, grid) & (~inside | (foramen & ~dorsal_space.any()))
     inside |= sleeve
     if model.washout_time_s is not None:
-        inside |= _runoff(tracer, codes, grid, inside, arterial=compartment.pattern == "arterial")
+        inside |= _runoff(tracer, codes, grid, inside, compartment.pattern == "arterial", seed)
     if compartment.pattern == "subdural":
         csf = np.isin(codes, tracer.codes_in_group("dural_sac.csf"))
         inside |= csf & ndimage.binary_dilation(inside, iterations=1)
@@ -598,6 +629,12 @@ def inject(tracer: Tracer, tip: Sequence[float] | np.ndarray, volume_ml: float,
             # From a dorsal (interlaminar) tip the sleeve is reached through the canal and takes contrast
             # no more readily than the epidural space: it stays dorsal-dominant (§2.7 ILESI row).
             step_cost = np.where(sleeve, np.maximum(step_cost, 1.0), step_cost)
+        # Real epidural spread is asymmetric, often unilateral, and reaches out along the roots unequally
+        # (§2.7 ILESI row [S14][S44]): septa and fat make one side of the canal and some root sleeves more open
+        # than others. Each injection draws its own (seeded: a replay is exact, the next injection differs).
+        favour = model.side_bias * seeded_rng(seed, _SIDE_STREAM).standard_normal()
+        step_cost = np.where(inside & ~sleeve, step_cost * np.exp(np.where(left, 0.5, -0.5) * favour), step_cost)
+        step_cost = np.where(sleeve, step_cost * _root_bias(tracer, codes, grid, model.root_bias, seed), step_cost)
     voxel_ml = float(abs(np.linalg.det(grid.affine[:3, :3]))) / 1000.0
     if compartment.pattern != "epidural":
         dorsal_space = np.zeros_like(inside)
@@ -661,19 +698,20 @@ def inject(tracer: Tracer, tip: Sequence[float] | np.ndarray, volume_ml: float,
 
 
 def _sac_sides(tracer: Tracer, codes: np.ndarray, grid: Volume,
-               tip: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Three masks on the crop, all empty when it holds no dural sac (its third axis taken as z).
+               tip: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Four masks on the crop, all empty when it holds no dural sac (its third axis taken as z).
 
     The other side: the half on the other side of the sac from the tip, ventral (in front of the
     sac's centre, slice by slice) for a dorsal tip, dorsal for a ventral or foraminal one (a tip
     lateral to the sac, where a transforaminal needle reaches the ventral compartment through the
     foramen). The foramen: more than :data:`LATERAL_RECESS_MM` lateral to the sac's edge, out of the
     canal, where the epidural fat around the root is not the sleeve. The dorsal space: behind the sac's
-    centre and inside the canal, for a dorsal tip only (empty otherwise).
+    centre and inside the canal, for a dorsal tip only (empty otherwise). The left side: the patient's left
+    of the sac's centre (+x).
     """
     sac = np.isin(codes, tracer.codes_in_group("dural_sac"))
     if not sac.any():
-        return np.zeros(codes.shape, bool), np.zeros(codes.shape, bool), np.zeros(codes.shape, bool)
+        return tuple(np.zeros(codes.shape, bool) for _ in range(4))
     i, j, k = np.nonzero(sac)
     world = grid.voxel_to_world(np.stack([i, j, k], axis=1))
     slices = np.arange(codes.shape[2])
@@ -689,52 +727,100 @@ def _sac_sides(tracer: Tracer, codes: np.ndarray, grid: Volume,
     xyz = grid.voxel_to_world(np.stack([ii.ravel(), jj.ravel(), kk.ravel()], axis=1)).reshape(codes.shape + (3,))
     dorsal = xyz[..., 1] > centre_y[None, None, :]
     foramen = np.abs(xyz[..., 0] - centre_x[None, None, :]) > half_width[None, None, :] + LATERAL_RECESS_MM
-    return (~dorsal if tip_dorsal else dorsal), foramen, (dorsal & ~foramen if tip_dorsal else np.zeros_like(dorsal))
+    left = xyz[..., 0] > centre_x[None, None, :]
+    return ((~dorsal if tip_dorsal else dorsal), foramen, (dorsal & ~foramen if tip_dorsal else np.zeros_like(dorsal)),
+            left)
 
 
-def _runoff(tracer: Tracer, codes: np.ndarray, grid: Volume, vessel: np.ndarray, arterial: bool) -> np.ndarray:
-    """Where an intravascular bolus runs on beyond the labelled vessel, on the crop: one-voxel channels
-    from the vessel's end nearest the midline to the front of the canal (ventral to the dural sac),
-    then cranially and caudally along it for :data:`RUNOFF_MM` each way. An artery's run ends in a
-    single midline channel on the sac's ventral surface that rises and falls from where it joins
-    (the radiculomedullary artery's "hairpin" onto the anterior spinal artery, clinical.md §2.7
-    [S2][S22]); a vein's in the paired
-    longitudinal channels of the anterior epidural plexus, either side of the midline (the thin
-    plexiform channels of §2.7 [S46]). The anatomy labels neither; these stand in for them [ED].
-    Empty when the crop holds no dural sac or vessel."""
+def _runoff(tracer: Tracer, codes: np.ndarray, grid: Volume, vessel: np.ndarray, arterial: bool,
+            seed: int | Sequence[int]) -> np.ndarray:
+    """Where an intravascular bolus runs on beyond the labelled vessel, on the crop: one-voxel channels on
+    the front of the dural sac, following its ventral surface slice by slice (so they bend with the
+    lordosis), each winding with its own seeded tortuosity (:func:`smooth_wander_mm`).
+
+    An artery's run is the radiculomedullary artery's course (clinical.md §2.7 [S2][S22]): from the
+    vessel's medial end it climbs cranio-medially over the sac's ventral surface for :data:`ASCENT_MM`,
+    reaches the midline and turns down in the "hairpin": the anterior spinal artery, descending
+    :data:`RUNOFF_MM` (its main run), with a shorter ascending limb above the junction. A vein's run is
+    the anterior internal venous plexus (the thin plexiform channels of §2.7 [S46]): paired longitudinal
+    channels either side of the midline, just in front of the sac, joined at the tip's level. The anatomy
+    labels neither; these stand in for them [ED]. Empty when the crop holds no dural sac or vessel.
+    """
     sac = np.isin(codes, tracer.codes_in_group("dural_sac"))
     if not (sac.any() and vessel.any()):
         return np.zeros(codes.shape, bool)
+    front_y, centre_x, half_width = _sac_front(grid, sac)
     ends = grid.voxel_to_world(np.argwhere(vessel))
-    start = ends[np.argmin(np.abs(ends[:, 0]))]
-    sac_points = grid.voxel_to_world(np.argwhere(sac))
-    level = sac_points[np.abs(sac_points[:, 2] - start[2]) <= 2.0]
-    level = sac_points if level.size == 0 else level
+    start = ends[np.argmin(np.abs(ends[:, 0] - centre_x(ends[:, 2])))]
+    rng = seeded_rng(seed, _VESSEL_STREAM)
+    step_mm = 0.5
     # The artery runs on the sac's ventral surface, the veins just in front of it (epidural).
-    front_y = float(level[:, 1].min()) + (1.0 if arterial else -1.5)
-    half_width = 0.5 * float(np.ptp(level[:, 0]))
-    centre_x = float(level[:, 0].mean())
-    channels_x = [centre_x] if arterial else [centre_x - 0.6 * half_width, centre_x + 0.6 * half_width]
-    side = np.sign(start[0] - centre_x) or 1.0
-    joins = np.array([channels_x[-1] if side > 0 else channels_x[0], front_y, start[2]])
-    polylines = [[start, joins]]
-    if not arterial:
-        polylines.append([np.array([channels_x[0], front_y, start[2]]), np.array([channels_x[1], front_y, start[2]])])
-    # Up and down from where it joins, gently tortuous: +-1 mm over a 12 mm wavelength [ED].
-    along = np.linspace(-RUNOFF_MM, RUNOFF_MM, 61)
-    for x in channels_x:
-        wobble = x + np.sin(2.0 * np.pi * along / 12.0) * (1.0 if x >= centre_x else -1.0)
-        polylines.append(list(np.stack([wobble, np.full_like(along, front_y), start[2] + along], axis=1)))
+    depth_mm = 1.0 if arterial else -1.5
+    side = float(np.sign(start[0] - centre_x(np.array([start[2]]))[0]) or 1.0)
+    lines = []
+    if arterial:
+        # The ascending limb: cranio-medially from the vessel's end to the midline, a quarter sine in x.
+        z = start[2] + np.arange(0.0, ASCENT_MM + step_mm, step_mm)
+        u = (z - start[2]) / ASCENT_MM
+        x = start[0] + (centre_x(z) - start[0]) * np.sin(0.5 * np.pi * u)
+        y = start[1] + (front_y(z) + depth_mm - start[1]) * np.sin(0.5 * np.pi * u)
+        lines.append((x, y, z))
+        junction = z[-1]
+        down = junction - np.arange(0.0, RUNOFF_MM + step_mm, step_mm)
+        up = junction + np.arange(0.0, ASCENDING_LIMB_MM + step_mm, step_mm)
+        for z in (down, up):
+            lines.append((centre_x(z), front_y(z) + depth_mm, z))
+    else:
+        z = start[2] + np.arange(-RUNOFF_MM, RUNOFF_MM + step_mm, step_mm)
+        for sign in (-1.0, 1.0):
+            lines.append((centre_x(z) + sign * _PLEXUS_SHARE * half_width(z), front_y(z) + depth_mm, z))
+        # The rung at the tip's level joining the vessel to both channels.
+        x = np.linspace(start[0], centre_x(np.array([start[2]]))[0] - side * _PLEXUS_SHARE * half_width(
+            np.array([start[2]]))[0], 40)
+        lines.append((x, np.interp(x, [x[0], x[-1]], [start[1], front_y(np.array([start[2]]))[0] + depth_mm]),
+                      np.full(x.size, start[2])))
     out = np.zeros(codes.shape, bool)
-    step = 0.3 * float(np.min(grid.spacing))
-    for a, b in (pair for line in polylines for pair in zip(line[:-1], line[1:])):
-        count = max(2, int(np.linalg.norm(b - a) / step) + 1)
-        ijk = np.rint(grid.world_to_voxel(a + np.linspace(0.0, 1.0, count)[:, None] * (b - a))).astype(int)
-        ijk = ijk[np.all((ijk >= 0) & (ijk < codes.shape), axis=1)]
-        out[tuple(ijk.T)] = True
+    for x, y, z in lines:
+        along = np.arange(x.size) * step_mm
+        # Tortuous, not a formula: a seeded wander across the course (and a little in depth), growing from
+        # nothing where the channel leaves the vessel.
+        onset = np.clip(along / _WANDER_ONSET_MM, 0.0, 1.0)
+        x = x + onset * smooth_wander_mm(rng, along, VESSEL_WANDER_MM, VESSEL_WANDER_CORRELATION_MM)
+        y = y + onset * smooth_wander_mm(rng, along, 0.3 * VESSEL_WANDER_MM, VESSEL_WANDER_CORRELATION_MM)
+        out |= _rasterise(grid, np.stack([x, y, z], axis=1))
     # Channels never run through bone or a disc.
     solid = np.isin(codes, [c for c, t in enumerate(tracer.tissues) if t in BONE_TISSUES or t.startswith("disc")])
     return out & ~solid & ~vessel
+
+
+def _sac_front(grid: Volume, sac: np.ndarray):
+    """The dural sac's ventral surface on the crop as functions of world z (mm): its front's y (the lowest y
+    of the sac within 3 mm of its midline, slice by slice), its centre's x and its half width, each
+    interpolated between the slices that hold the sac and held beyond them."""
+    world = grid.voxel_to_world(np.argwhere(sac))
+    k = np.argwhere(sac)[:, 2]
+    slices = np.unique(k)
+    z = np.array([world[k == s, 2].mean() for s in slices])
+    cx = np.array([world[k == s, 0].mean() for s in slices])
+    half = np.array([0.5 * np.ptp(world[k == s, 0]) for s in slices])
+    front = np.array([world[(k == s) & (np.abs(world[:, 0] - c) <= 3.0), 1].min(initial=np.inf) for s, c in
+                      zip(slices, cx)])
+    front = np.where(np.isfinite(front), front, [world[k == s, 1].min() for s in slices])
+    order = np.argsort(z)
+    z, cx, half, front = z[order], cx[order], half[order], front[order]
+    return (lambda q: np.interp(q, z, front), lambda q: np.interp(q, z, cx), lambda q: np.interp(q, z, half))
+
+
+def _rasterise(grid: Volume, points: np.ndarray) -> np.ndarray:
+    """The voxels of the crop a polyline through ``points`` (world mm) passes through, one voxel across."""
+    out = np.zeros(grid.shape, bool)
+    step = 0.3 * float(np.min(grid.spacing))
+    for a, b in zip(points[:-1], points[1:]):
+        count = max(2, int(np.linalg.norm(b - a) / step) + 1)
+        ijk = np.rint(grid.world_to_voxel(a + np.linspace(0.0, 1.0, count)[:, None] * (b - a))).astype(int)
+        ijk = ijk[np.all((ijk >= 0) & (ijk < grid.shape), axis=1)]
+        out[tuple(ijk.T)] = True
+    return out
 
 
 def _root_sleeve(tracer: Tracer, codes: np.ndarray, grid: Volume) -> np.ndarray:
@@ -750,6 +836,21 @@ def _root_sleeve(tracer: Tracer, codes: np.ndarray, grid: Volume) -> np.ndarray:
     if epidural.any():
         soft &= ndimage.distance_transform_edt(~epidural, sampling=grid.spacing) <= SLEEVE_LENGTH_MM
     return near & soft & ~np.isin(codes, tracer.codes_in_group("dural_sac"))
+
+
+def _root_bias(tracer: Tracer, codes: np.ndarray, grid: Volume, spread: float,
+               seed: int | Sequence[int]) -> np.ndarray:
+    """A step-cost factor for each voxel of the crop by the root it lies nearest: one seeded log-normal factor
+    (log standard deviation ``spread``) per root, drawn in the order of the roots' codes, so each root sleeve
+    of an injection fills more or less readily than its neighbours. Ones when the crop holds no root."""
+    roots = np.isin(codes, tracer.root_codes())
+    if not roots.any() or spread == 0.0:
+        return np.ones(codes.shape)
+    nearest = ndimage.distance_transform_edt(~roots, sampling=grid.spacing, return_distances=False,
+                                             return_indices=True)
+    root_codes = np.sort(tracer.root_codes())
+    factor = np.exp(spread * seeded_rng(seed, _ROOT_STREAM).standard_normal(root_codes.size))
+    return factor[np.searchsorted(root_codes, codes[tuple(nearest)])]
 
 
 def _dural_root_sleeves(tracer: Tracer, codes: np.ndarray, grid: Volume) -> np.ndarray:
