@@ -59,7 +59,13 @@ along the epidural space and a tram-track along the root sleeve, not a heap of v
 Numbers with a source are cited where they are set; the others are engineering defaults [ED]
 chosen to reproduce the time behaviour of §2.7 ("persists", "washes out within seconds",
 "sluggish"); the iodine concentration of the medium is
-:data:`anatomy_models.tissues.CONTRAST_IODINE_MG_PER_ML`. The result is deterministic.
+:data:`anatomy_models.tissues.CONTRAST_IODINE_MG_PER_ML`.
+
+Real contrast is irregular (clinical.md §2.7): an epidurogram is lopsided and streaky, reaching out along
+some roots more than others; a vessel winds; soft-tissue contrast runs between fat lobules and along
+fibres. Each injection draws its irregularities (:attr:`SpreadModel.texture_mm`, ``side_bias``,
+``root_bias``, the vessels' wander) from its seed, the attempt's seed and the action's index
+(:func:`~simulator.needle.contrast_fill.seeded_rng`): two injections differ, a replay is exact.
 """
 
 from __future__ import annotations
@@ -301,14 +307,20 @@ MODELS: dict[str, SpreadModel] = {
     "venous": SpreadModel(1.0, half_extent_mm=(40.0, 40.0, 40.0), washout_time_s=2.0, blood_fraction=0.5,
                           spills=False),
     # The capsule holds ~1 mL, ruptures beyond ~1.5 mL (clinical.md §2.3 [S31][S32]); the front relaxed over
-    # 0.7 mm (a fluid edge, not a voxel staircase) [ED].
+    # 0.7 mm (a fluid edge, not a voxel staircase). Graded, not flat: dense at the tip and thinning into the
+    # recesses (tapering), which are rounded, lobulated pouches (synovial folds ~1 mm across hold +-50%) [ED].
     "intra_articular": SpreadModel(JOINT_FILL_FRACTION, half_extent_mm=(25.0, 25.0, 30.0), capsule_ml=1.5,
-                                   smoothing_mm=0.7),
-    # Disc-shaped blush that persists (§2.7).
-    "intradiscal": SpreadModel(0.5, half_extent_mm=(35.0, 35.0, 20.0)),
-    # Blob at the tip, feathery along the muscle fibres; persists (§2.7).
+                                   texture_mm=(1.0, 1.0, 1.0), texture_cost_gain=0.3, texture_capacity_gain=0.5,
+                                   smoothing_mm=0.7, taper=True),
+    # Disc-shaped blush that persists (§2.7); the nucleus's lobes are fibrous tissue with clefts, not a fluid
+    # cavity: their fill is cotton-wool, clumps ~1.5 mm across holding +-50% [ED].
+    "intradiscal": SpreadModel(0.5, half_extent_mm=(35.0, 35.0, 20.0), texture_mm=(1.5, 1.5, 1.0),
+                               texture_cost_gain=0.3, texture_capacity_gain=0.5),
+    # Blob at the tip, feathery along the muscle fibres; persists (§2.7). Graded: dense at the tip, thinning
+    # along the fibres (tapering), each fascicle's cleft holding +-50% [ED].
     "soft_tissue": SpreadModel(0.2, spread_gain=0.3, spread_time_s=60.0, cranio_caudal_cost=0.5,
-                               half_extent_mm=(30.0, 30.0, 40.0), texture_mm=(0.8, 0.8, 6.0), texture_cost_gain=0.9),
+                               half_extent_mm=(30.0, 30.0, 40.0), texture_mm=(0.8, 0.8, 6.0), texture_cost_gain=0.9,
+                               texture_capacity_gain=0.5, taper=True),
     # Not a pattern of its own: the soft-tissue pattern in fat (subcutaneous, no fibres to follow) thins at
     # its edge and barely spreads, but is no disc: the fluid runs between the fat lobules along their fibrous
     # septa, so its margin is irregular and feathery and its density patchy. The lobules are ~3 mm across in

@@ -7,11 +7,12 @@ trainee names them as a physician does (intra-articular, epidural, vascular):
 =======================  ==========================================  ============================================
 look                     tip in                                      spread
 =======================  ==========================================  ============================================
-sacroiliac arthrogram    ``sacroiliac_joint.*``                      the joint's cleft from the tip, its
-(``intra_articular``)                                                capsular outline (the recesses at its lower
-                                                                     and upper poles); beyond what the joint
-                                                                     holds the common extra-articular spread
-                                                                     into the tissue around its lower end
+sacroiliac arthrogram    ``sacroiliac_joint.*``                      the inferior recess (a thin curved line
+(``intra_articular``)                                                under the joint) first, then cranially along
+                                                                     the joint's margin (its outline, the faces
+                                                                     in contact holding little); beyond what the
+                                                                     joint holds the common extra-articular
+                                                                     spread into the tissue around it
 caudal epidurogram       ``epidural_space`` in the sacral canal,     up the canal and out along every sacral root
 (``epidural``)           below the dural sac's end                   through its foramina on both sides: the
                                                                      "Christmas tree"
@@ -97,8 +98,9 @@ MODELS: dict[str, SpreadModel] = {
                                  spills=False),
 }
 APPEARANCE = {
-    "sacroiliac_arthrogram": "intra-articular (sacroiliac arthrogram): a thin curved joint line with its capsule "
-                             "outlined at the lower end; extra-articular spread beside it beyond ~1 mL",
+    "sacroiliac_arthrogram": "intra-articular (sacroiliac arthrogram): the inferior recess as a thin curved line, "
+                             "then the joint outlined as it fills cranially; extra-articular spread beside it "
+                             "beyond ~1 mL",
     "caudal_epidurogram": "epidural (caudal epidurogram): up the sacral canal and out along the sacral roots on both "
                           "sides, a Christmas tree; persists",
     "sacral_venous": "intravascular (sacral venous plexus): thin channels on the canal's front wall and out of the "

@@ -476,3 +476,19 @@ def test_a_radicular_artery_climbs_cranio_medially_and_winds_with_the_attempt(tr
     other, _, _ = run([5, 1])
     assert not np.array_equal(other.array, volume.array)
     np.testing.assert_array_equal(run([5, 0])[0].array, volume.array)
+
+
+@pytest.mark.parametrize("pattern, ml", [("epidural", 1.5), ("intra_articular", 0.5), ("soft_tissue", 1.0)])
+def test_contrast_is_graded_not_a_flat_plateau(tracer, pattern, ml, monkeypatch):
+    """Real contrast is dense where it pools and thin at its edges (the readers' "flat-black shapes" were
+    plateaus): under a tenth of the filled voxels lie within 10% of the peak concentration. The same fill
+    without the taper and the tissue texture is a plateau (over half of them), and fails."""
+    from simulator.needle import contrast
+
+    def plateau_share(volume) -> float:
+        filled = volume.array[volume.array > 0]
+        return float(np.mean(filled > 0.9 * filled.max()))
+
+    assert plateau_share(inject(tracer, TIPS[pattern][0], ml, seed=[1, 0]).concentration(5.0)) < 0.1
+    monkeypatch.setitem(contrast.MODELS, pattern, replace(contrast.MODELS[pattern], texture_mm=None, taper=False))
+    assert plateau_share(inject(tracer, TIPS[pattern][0], ml, seed=[1, 0]).concentration(5.0)) > 0.5
