@@ -181,8 +181,8 @@ ASCENT_MM = 12.0
 RUNOFF_MM = 30.0
 ASCENDING_LIMB_MM = 10.0
 _PLEXUS_SHARE = 0.6
-VESSEL_WANDER_MM = 0.8
-VESSEL_WANDER_CORRELATION_MM = 3.0
+VESSEL_WANDER_MM = 1.0
+VESSEL_WANDER_CORRELATION_MM = 5.0
 _WANDER_ONSET_MM = 4.0
 # Independent random streams of an injection's seed (:func:`seeded_rng`).
 _VESSEL_STREAM = 1
@@ -323,11 +323,11 @@ MODELS: dict[str, SpreadModel] = {
                                texture_capacity_gain=0.5, taper=True),
     # Not a pattern of its own: the soft-tissue pattern in fat (subcutaneous, no fibres to follow) thins at
     # its edge and barely spreads, but is no disc: the fluid runs between the fat lobules along their fibrous
-    # septa, so its margin is irregular and feathery and its density patchy. The lobules are ~3 mm across in
+    # septa, so its margin is irregular and feathery and its density patchy. The lobules are ~2 mm across in
     # the skin's plane and flatter through it; a step costs e^x of the seeded texture x (unit sd), a
-    # voxel holds 1 +- 0.6 x of its share [ED].
+    # voxel holds 1 + 0.9 x of its share (0.2-2x) [ED].
     "subcutaneous": SpreadModel(0.3, spread_gain=0.2, spread_time_s=60.0, half_extent_mm=(25.0, 25.0, 25.0),
-                                texture_mm=(2.5, 1.2, 2.5), texture_cost_gain=1.0, texture_capacity_gain=0.6,
+                                texture_mm=(2.0, 1.0, 2.0), texture_cost_gain=1.0, texture_capacity_gain=0.9,
                                 smoothing_mm=0.5, taper=True),
 }
 
