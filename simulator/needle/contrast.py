@@ -72,7 +72,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Literal, Sequence
+from typing import Callable, Literal, Sequence
 
 import numpy as np
 from scipy import ndimage
@@ -765,7 +765,7 @@ def _runoff(tracer: Tracer, codes: np.ndarray, grid: Volume, vessel: np.ndarray,
     ends = grid.voxel_to_world(np.argwhere(vessel))
     start = ends[np.argmin(np.abs(ends[:, 0] - centre_x(ends[:, 2])))]
     rng = seeded_rng(seed, _VESSEL_STREAM)
-    step_mm = 0.5
+    step_mm = 0.5  # the channels' polylines are sampled this finely, well under a voxel
     # The artery runs on the sac's ventral surface, the veins just in front of it (epidural).
     depth_mm = 1.0 if arterial else -1.5
     side = float(np.sign(start[0] - centre_x(np.array([start[2]]))[0]) or 1.0)
@@ -805,7 +805,7 @@ def _runoff(tracer: Tracer, codes: np.ndarray, grid: Volume, vessel: np.ndarray,
     return out & ~solid & ~vessel
 
 
-def _sac_front(grid: Volume, sac: np.ndarray):
+def _sac_front(grid: Volume, sac: np.ndarray) -> tuple[Callable[[np.ndarray], np.ndarray], ...]:
     """The dural sac's ventral surface on the crop as functions of world z (mm): its front's y (the lowest y
     of the sac within 3 mm of its midline, slice by slice), its centre's x and its half width, each
     interpolated between the slices that hold the sac and held beyond them."""
