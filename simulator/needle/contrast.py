@@ -44,12 +44,12 @@ it. Intravascular contrast is different: the blood carries it away. The bolus ru
 the tip opacifies over a lengthening column while the injection lasts, then fades within the
 pattern's washout time.
 
-An epidural fill tapers (:func:`_tapered_fill`): each voxel holds its capacity times
+An epidural fill tapers (:func:`tapered_fill`): each voxel holds its capacity times
 ``1 - (cost / R)**2`` of its geodesic cost from the tip, so the column thins toward its ends instead
 of ending in a box. Crossing to the other side of the dural sac (ventral for an interlaminar tip,
 dorsal for a foraminal one) costs ``barrier_cost`` times more.
 
-The fill front is then relaxed by diffusion confined to the compartment (:func:`_confined_diffusion`):
+The fill front is then relaxed by diffusion confined to the compartment (:func:`confined_diffusion`):
 fluid moves only between face-adjacent visited voxels of the same kind (compartment to compartment,
 spill tissue to spill tissue), with symmetric fluxes, so the iodine is conserved exactly and never
 leaves where the fill put it, while the voxel-sharp front and the staircase of the fill order
@@ -59,17 +59,21 @@ along the epidural space and a tram-track along the root sleeve, not a heap of v
 Numbers with a source are cited where they are set; the others are engineering defaults [ED]
 chosen to reproduce the time behaviour of §2.7 ("persists", "washes out within seconds",
 "sluggish"); the iodine concentration of the medium is
-:data:`anatomy_models.tissues.CONTRAST_IODINE_MG_PER_ML`. The result is deterministic.
+:data:`anatomy_models.tissues.CONTRAST_IODINE_MG_PER_ML`.
+
+Real contrast is irregular (clinical.md §2.7): an epidurogram is lopsided and streaky, reaching out along
+some roots more than others; a vessel winds; soft-tissue contrast runs between fat lobules and along
+fibres. Each injection draws its irregularities (:attr:`SpreadModel.texture_mm`, ``side_bias``,
+``root_bias``, the vessels' wander) from its seed, the attempt's seed and the action's index
+(:func:`~simulator.needle.contrast_fill.seeded_rng`): two injections differ, a replay is exact.
 """
 
 from __future__ import annotations
 
-import heapq
 import math
 from dataclasses import dataclass
-from typing import Literal, Sequence
+from typing import Callable, Literal, Sequence
 
-import numba
 import numpy as np
 from scipy import ndimage
 
@@ -77,6 +81,10 @@ from anatomy_models.errors import SpinesimError
 from anatomy_models.structures import in_group
 from anatomy_models.tissues import BONE_TISSUES, CONTRAST_IODINE_MG_PER_ML
 from anatomy_models.volume import Volume
+from simulator.needle.contrast_fill import (OFFSETS, SPILL_FILL_FRACTION, SPILL_STEP_COST, SPILL_TISSUES,
+                                            confined_diffusion, crop_world, diffusion_steps, fill_order, fill_prefix,
+                                            layer_height, same_kind_neighbours, seeded_rng, smooth_wander_mm,
+                                            start_voxel, tapered_fill, tissue_texture)
 from simulator.needle.trace import AIR, NERVE_ROOT_GROUPS, Tracer
 
 Pattern = Literal["epidural", "intrathecal", "subdural", "arterial", "venous", "intra_articular",
@@ -156,24 +164,30 @@ _FISSURE_STEP_COST = 1.5
 # row: outlines the cauda-equina roots) [ED].
 CAUDA_EQUINA_FILL_FRACTION = 0.05
 DURAL_SLEEVE_MM = 3.0
-# Intrathecal contrast runs downhill along the sac (toward the apex of the lordosis in a prone patient)
-# this fraction as readily as it layers in the slice it is in [ED].
-DOWNHILL_SHARE = 0.3
-# Soft tissues that take what a compartment cannot hold, and their fill fraction [ED].
-SPILL_TISSUES = frozenset({"fat", "muscle", "soft_tissue", "ligament", "skin", "cartilage"})
-SPILL_FILL_FRACTION = 0.2
-# Geodesic cost multiplier for stepping into spill tissue: larger than any path inside a crop, so a
-# compartment fills completely before anything spills.
-_SPILL_STEP_COST = 1.0e4
 # With gravity, the geodesic fill visits this many times the fluid volume before the gravity key
 # reorders it.
 _GRAVITY_VISIT_FACTOR = 8.0
-# A tapered fill (:func:`_tapered_fill`) holds on average >= 0.4 of what it visits (a 3-D front;
+# A tapered fill (:func:`tapered_fill`) holds on average >= 0.4 of what it visits (a 3-D front;
 # 2/3 along a tube), so the geodesic fill visits this many times the fluid volume.
 _TAPER_VISIT_FACTOR = 3.0
-# An intravascular bolus runs on along the front of the canal this far (mm) up and down from where it
-# reaches it (:func:`_runoff`) [ED].
+# An intravascular bolus runs on along the front of the canal (:func:`_runoff`): an artery climbs cranio-medially
+# this far (mm) to the midline (a radiculomedullary artery joins the anterior spinal artery above its own
+# foramen, the hairpin of clinical.md §2.7 [S2]), then runs down it RUNOFF_MM and up it ASCENDING_LIMB_MM; a
+# vein's paired channels run RUNOFF_MM up and down. The plexus's channels lie this share of the sac's half
+# width off the midline. Every channel winds with an RMS offset of VESSEL_WANDER_MM over a correlation length
+# of VESSEL_WANDER_CORRELATION_MM (slightly tortuous, §2.7 arterial row), from nothing where it leaves the
+# labelled vessel to its full wander _WANDER_ONSET_MM on [ED].
+ASCENT_MM = 12.0
 RUNOFF_MM = 30.0
+ASCENDING_LIMB_MM = 10.0
+_PLEXUS_SHARE = 0.6
+VESSEL_WANDER_MM = 1.0
+VESSEL_WANDER_CORRELATION_MM = 5.0
+_WANDER_ONSET_MM = 4.0
+# Independent random streams of an injection's seed (:func:`seeded_rng`).
+_VESSEL_STREAM = 1
+_SIDE_STREAM = 2
+_ROOT_STREAM = 3
 # Hand injection of a test dose runs at about 0.5 mL/s (the rate of the DSA-versus-live study
 # [S46], clinical.md §2.7): 1 mL takes 2 s. An intravascular bolus arrives in the vessel at this rate.
 INJECTION_ML_PER_S = 0.5
@@ -204,7 +218,7 @@ class SpreadModel:
     spills : bool
         Whether what does not fit overflows into the soft tissue beside the compartment.
     gravity_gain : float
-        Intrathecal layering: fill order key = geodesic distance + g(t) * height (:func:`_layer_height`:
+        Intrathecal layering: fill order key = geodesic distance + g(t) * height (:func:`layer_height`:
         height above the sac's dependent wall in the voxel's slice, plus a share of how much higher
         that wall lies than at the tip), with g(t) = gravity_gain * (0.25 + 0.75 * (1 - exp(-t / spread_time_s))).
     texture_mm : tuple of 3 floats, optional
@@ -220,8 +234,14 @@ class SpreadModel:
         side of the dural sac (dorsal or ventral, :func:`_sac_sides`): the sac and its lateral
         attachments keep a small volume in the compartment it was injected into.
     taper : bool
-        Whether the fill tapers with geodesic distance (:func:`_tapered_fill`: full near the tip,
+        Whether the fill tapers with geodesic distance (:func:`tapered_fill`: full near the tip,
         thinning to nothing at the front) instead of filling each voxel to capacity in order.
+    side_bias : float
+        Epidural only: standard deviation of the seeded log ratio of the step costs on the sac's right and
+        left sides (one draw per injection): how lopsided an epidurogram is.
+    root_bias : float
+        Epidural only: standard deviation of the seeded log step-cost factor of each root sleeve (one draw
+        per root and injection): how unequally the roots are outlined.
     """
 
     fill_fraction: float
@@ -240,6 +260,8 @@ class SpreadModel:
     smoothing_mm: float = 0.0
     barrier_cost: float = 1.0
     taper: bool = False
+    side_bias: float = 0.0
+    root_bias: float = 0.0
 
     def spread_factor(self, seconds: float) -> float:
         return 1.0 + self.spread_gain * (1.0 - math.exp(-seconds / self.spread_time_s))
@@ -259,11 +281,14 @@ MODELS: dict[str, SpreadModel] = {
     # 10x [ED]. It spreads further cephalad than caudad (1.28 against 0.88 levels at 5 mL, Botwin
     # 2004) and more levels with more volume (2.2 +- 0.9 levels at 3 mL, Jeong et al., Korean J
     # Anesthesiol 2013;65:431); cranio-caudal steps cost half a transverse one [ED]. It tapers from the
-    # tip (thins toward its ends) and is lobulated by the epidural fat: globules ~2 mm across hold
-    # +-40% more or less fluid [ED], the front relaxed over 1 mm.
+    # tip (thins toward its ends) and streaks along the epidural fat's cranio-caudal planes (the linear,
+    # "railroad" dorsal pattern of [S14]): strands ~1.5 mm across and ~5 mm long hold +-60% more or less
+    # fluid, the front relaxed over 1.5 mm. It is lopsided (often unilateral, §2.7 ILESI row): one side's steps
+    # cost e^(+-0.5) typically (a seeded draw, log sd 1.0), each root sleeve's e^(+-0.4) [ED].
     "epidural": SpreadModel(0.8, spread_gain=1.0, spread_time_s=30.0, cranio_caudal_cost=0.5,
-                            half_extent_mm=(40.0, 40.0, 80.0), texture_mm=(2.0, 2.0, 2.0), texture_cost_gain=0.25,
-                            texture_capacity_gain=0.4, smoothing_mm=1.5, barrier_cost=10.0, taper=True),
+                            half_extent_mm=(40.0, 40.0, 80.0), texture_mm=(1.5, 1.5, 5.0), texture_cost_gain=0.4,
+                            texture_capacity_gain=0.6, smoothing_mm=1.5, barrier_cost=10.0, taper=True,
+                            side_bias=1.0, root_bias=0.4),
     # Contrast mixes with CSF and pools by gravity (§2.7: diffuses, pools by gravity): a height of 1 mm
     # in the sac weighs as 8 mm along it once settled, so it layers in the sac's dependent half over its
     # full width [ED]; the front relaxed over 1 mm.
@@ -282,18 +307,28 @@ MODELS: dict[str, SpreadModel] = {
     "venous": SpreadModel(1.0, half_extent_mm=(40.0, 40.0, 40.0), washout_time_s=2.0, blood_fraction=0.5,
                           spills=False),
     # The capsule holds ~1 mL, ruptures beyond ~1.5 mL (clinical.md §2.3 [S31][S32]); the front relaxed over
-    # 0.7 mm (a fluid edge, not a voxel staircase) [ED].
+    # 0.7 mm (a fluid edge, not a voxel staircase). Graded, not flat: dense at the tip and thinning into the
+    # recesses (tapering), which are rounded, lobulated pouches (synovial folds ~1 mm across hold +-50%) [ED].
     "intra_articular": SpreadModel(JOINT_FILL_FRACTION, half_extent_mm=(25.0, 25.0, 30.0), capsule_ml=1.5,
-                                   smoothing_mm=0.7),
-    # Disc-shaped blush that persists (§2.7).
-    "intradiscal": SpreadModel(0.5, half_extent_mm=(35.0, 35.0, 20.0)),
-    # Blob at the tip, feathery along the muscle fibres; persists (§2.7).
+                                   texture_mm=(1.0, 1.0, 1.0), texture_cost_gain=0.3, texture_capacity_gain=0.5,
+                                   smoothing_mm=0.7, taper=True),
+    # Disc-shaped blush that persists (§2.7); the nucleus's lobes are fibrous tissue with clefts, not a fluid
+    # cavity: their fill is cotton-wool, clumps ~1.5 mm across holding +-50% [ED].
+    "intradiscal": SpreadModel(0.5, half_extent_mm=(35.0, 35.0, 20.0), texture_mm=(1.5, 1.5, 1.0),
+                               texture_cost_gain=0.3, texture_capacity_gain=0.5),
+    # Blob at the tip, feathery along the muscle fibres; persists (§2.7). Graded: dense at the tip, thinning
+    # along the fibres (tapering), each fascicle's cleft holding +-50% [ED].
     "soft_tissue": SpreadModel(0.2, spread_gain=0.3, spread_time_s=60.0, cranio_caudal_cost=0.5,
-                               half_extent_mm=(30.0, 30.0, 40.0), texture_mm=(0.8, 0.8, 6.0), texture_cost_gain=0.9),
-    # Not a pattern of its own: the soft-tissue pattern in fat (subcutaneous, no fibres to follow) is a
-    # round blob at the tip that thins at its edge and barely spreads [ED].
+                               half_extent_mm=(30.0, 30.0, 40.0), texture_mm=(0.8, 0.8, 6.0), texture_cost_gain=0.9,
+                               texture_capacity_gain=0.5, taper=True),
+    # Not a pattern of its own: the soft-tissue pattern in fat (subcutaneous, no fibres to follow) thins at
+    # its edge and barely spreads, but is no disc: the fluid runs between the fat lobules along their fibrous
+    # septa, so its margin is irregular and feathery and its density patchy. The lobules are ~2 mm across in
+    # the skin's plane and flatter through it; a step costs e^x of the seeded texture x (unit sd), a
+    # voxel holds 1 + 0.9 x of its share (0.2-2x) [ED].
     "subcutaneous": SpreadModel(0.3, spread_gain=0.2, spread_time_s=60.0, half_extent_mm=(25.0, 25.0, 25.0),
-                                taper=True),
+                                texture_mm=(2.0, 1.0, 2.0), texture_cost_gain=1.0, texture_capacity_gain=0.9,
+                                smoothing_mm=0.5, taper=True),
 }
 
 # What each pattern looks like, for the trainee's event stream (clinical.md §2.7).
@@ -346,7 +381,8 @@ def in_epidural_compartment(tracer: Tracer, point: np.ndarray, structure: str, t
     injected there takes the epidural pattern."""
     if in_group(structure, "epidural_space"):
         return True
-    return tissue in ("fat", "soft_tissue") and bool(tracer.nerve_root_distance(np.asarray(point)[None])[0] <= ROOT_SLEEVE_MM)
+    near_root = bool(tracer.nerve_root_distance(np.asarray(point)[None])[0] <= ROOT_SLEEVE_MM)
+    return tissue in ("fat", "soft_tissue") and near_root
 
 
 def compartment_at(tracer: Tracer, tip: np.ndarray) -> Compartment:
@@ -387,64 +423,8 @@ def compartment_at(tracer: Tracer, tip: np.ndarray) -> Compartment:
 
 
 # --------------------------------------------------------------------------- the geodesic fill order
-_OFFSETS = np.array([(a, b, c) for a in (-1, 0, 1) for b in (-1, 0, 1) for c in (-1, 0, 1) if (a, b, c) != (0, 0, 0)],
-                    dtype=np.int64)
 
 
-@numba.njit(cache=True)
-def _fill_order(step_cost, start, offsets, lengths, capacity, in_compartment, compartment_limit, needed):
-    """Voxels (flat indices of the crop) in order of geodesic cost from ``start``, and their costs.
-
-    Dijkstra over 26 neighbours; an edge costs the mean of its voxels' step costs times its length.
-    Stops once the visited voxels hold ``needed`` (compartment voxels counted up to
-    ``compartment_limit``), or when nothing more is reachable.
-    """
-    ni, nj, nk = step_cost.shape
-    flat_cost = step_cost.ravel()
-    n = ni * nj * nk
-    distance = np.full(n, np.inf)
-    done = np.zeros(n, np.bool_)
-    order = np.empty(n, np.int64)
-    costs = np.empty(n)
-    source = (start[0] * nj + start[1]) * nk + start[2]
-    distance[source] = 0.0
-    heap = [(0.0, source)]
-    count = 0
-    in_acc = 0.0
-    out_acc = 0.0
-    while len(heap) > 0:
-        d, v = heapq.heappop(heap)
-        if done[v]:
-            continue
-        done[v] = True
-        order[count] = v
-        costs[count] = d
-        count += 1
-        if in_compartment[v]:
-            in_acc += capacity[v]
-        else:
-            out_acc += capacity[v]
-        if min(in_acc, compartment_limit) + out_acc >= needed:
-            break
-        i = v // (nj * nk)
-        j = (v // nk) % nj
-        k = v % nk
-        here = flat_cost[v]
-        for e in range(offsets.shape[0]):
-            a = i + offsets[e, 0]
-            b = j + offsets[e, 1]
-            c = k + offsets[e, 2]
-            if a < 0 or b < 0 or c < 0 or a >= ni or b >= nj or c >= nk:
-                continue
-            u = (a * nj + b) * nk + c
-            there = flat_cost[u]
-            if done[u] or not np.isfinite(there):
-                continue
-            candidate = d + 0.5 * (here + there) * lengths[e]
-            if candidate < distance[u]:
-                distance[u] = candidate
-                heapq.heappush(heap, (candidate, u))
-    return order[:count], costs[:count]
 
 
 @dataclass(eq=False)
@@ -469,7 +449,7 @@ class ContrastSpread:
         The crop's grid (its array is unused zeros of the crop's shape).
     order, cost_mm, height_mm, capacity_ml, in_compartment : arrays (n,)
         The visited voxels (flat crop indices) in fill order, their geodesic cost, their layering
-        height (mm, :func:`_layer_height`; zeros without gravity), how much fluid each holds (mL) and
+        height (mm, :func:`layer_height`; zeros without gravity), how much fluid each holds (mL) and
         whether each is in the compartment (else spill tissue).
     neighbours : array (m, 2) int64
         Pairs of positions in :attr:`order` of face-adjacent visited voxels of the same kind
@@ -517,7 +497,7 @@ class ContrastSpread:
             held_ml = intravascular_ml(self.volume_ml, model.washout_time_s, seconds)
             reached_ml = intravascular_ml(self.volume_ml, model.washout_time_s,
                                           min(seconds, self.volume_ml / INJECTION_ML_PER_S))
-            lumen = _fill_prefix(self.capacity_ml, reached_ml / model.blood_fraction)
+            lumen = fill_prefix(self.capacity_ml, reached_ml / model.blood_fraction)
             if held_ml <= 0.0:
                 return np.zeros(self.order.shape)
             return self.iodine_mg_per_ml * held_ml * lumen / lumen.sum() / voxel_ml
@@ -532,21 +512,21 @@ class ContrastSpread:
         total = self.volume_ml * spread
         held = self.volume_ml if model.capsule_ml is None else min(self.volume_ml, model.capsule_ml)
         if model.taper:
-            placed = _tapered_fill(capacity * inside, self.cost_mm[rank], held * spread)
+            placed = tapered_fill(capacity * inside, self.cost_mm[rank], held * spread)
         else:
-            placed = _fill_prefix(capacity * inside, held * spread)
+            placed = fill_prefix(capacity * inside, held * spread)
         # What the compartment could not hold spills; a rounding remainder (~1e-16 mL) does not.
         overflow = total - placed.sum()
         if model.spills and overflow > 1e-9 * total:
-            placed += _fill_prefix(capacity * ~inside, overflow)
+            placed += fill_prefix(capacity * ~inside, overflow)
         if placed.sum() < total:
             # Nothing more is reachable: what is left makes the filled voxels more concentrated.
             placed *= total / placed.sum()
         fluid = np.zeros(self.order.shape)
         fluid[rank] = placed
         if self.neighbours.size and model.smoothing_mm > 0:
-            steps = _diffusion_steps(model.smoothing_mm, float(np.min(self.grid.spacing)))
-            fluid = _confined_diffusion(fluid, self.neighbours, steps)
+            steps = diffusion_steps(model.smoothing_mm, float(np.min(self.grid.spacing)))
+            fluid = confined_diffusion(fluid, self.neighbours, steps)
         return self.iodine_mg_per_ml / spread * fluid / voxel_ml
 
     def iodine_mg(self, seconds: float) -> float:
@@ -555,54 +535,12 @@ class ContrastSpread:
         return float(self.voxel_concentration(seconds).sum() * voxel_ml)
 
 
-# Explicit diffusion on the voxel graph is stable for a step weight below 1 / (2 x 3 axes).
-_DIFFUSION_WEIGHT = 0.15
 
 
-def _diffusion_steps(sigma_mm: float, voxel_mm: float) -> int:
-    """Steps of :func:`_confined_diffusion` that spread a point by a Gaussian of ``sigma_mm`` on a
-    grid of ``voxel_mm``: each step adds a variance of 2 x weight voxels squared per axis."""
-    return max(1, round((sigma_mm / voxel_mm) ** 2 / (2.0 * _DIFFUSION_WEIGHT)))
 
 
-def _confined_diffusion(amount: np.ndarray, neighbours: np.ndarray, steps: int) -> np.ndarray:
-    """``amount`` (per visited voxel) after ``steps`` of explicit diffusion along the ``neighbours``
-    links only: every link moves ``weight x difference`` from the fuller voxel to the other, so the
-    total is conserved and nothing leaves the linked voxels.
-
-    Examples
-    --------
-    >>> links = np.array([[0, 1], [1, 2]])            # a chain of three voxels; a fourth, unlinked
-    >>> out = _confined_diffusion(np.array([0.0, 3.0, 0.0, 5.0]), links, 4)
-    >>> round(float(out[:3].sum()), 12), float(out[3]), bool(out[0] == out[2] > 0)
-    (3.0, 5.0, True)
-    """
-    first, second = neighbours[:, 0], neighbours[:, 1]
-    amount = amount.astype(np.float64, copy=True)
-    for _ in range(steps):
-        flux = _DIFFUSION_WEIGHT * (amount[first] - amount[second])
-        amount -= np.bincount(first, flux, minlength=amount.size)
-        amount += np.bincount(second, flux, minlength=amount.size)
-    return amount
 
 
-def _same_kind_neighbours(order: np.ndarray, kind: np.ndarray, shape: tuple[int, int, int]) -> np.ndarray:
-    """Pairs of positions in ``order`` (flat indices into a grid of ``shape``) of face-adjacent
-    voxels of the same ``kind`` (one integer per position: compartment, spill tissue, roots)."""
-    position = np.full(int(np.prod(shape)), -1, np.int64)
-    position[order] = np.arange(order.size)
-    ijk = np.stack(np.unravel_index(order, shape), axis=1)
-    strides = np.array([shape[1] * shape[2], shape[2], 1])
-    pairs = []
-    for axis in range(3):
-        inside = ijk[:, axis] + 1 < shape[axis]
-        here = np.flatnonzero(inside)
-        there = position[order[here] + strides[axis]]
-        linked = there >= 0
-        here, there = here[linked], there[linked]
-        same = kind[here] == kind[there]
-        pairs.append(np.stack([here[same], there[same]], axis=1))
-    return np.concatenate(pairs)
 
 
 def intravascular_ml(volume_ml: float, washout_time_s: float, seconds: float) -> float:
@@ -625,39 +563,8 @@ def intravascular_ml(volume_ml: float, washout_time_s: float, seconds: float) ->
     return peak_or_now * math.exp(-max(seconds - injecting_s, 0.0) / washout_time_s)
 
 
-def _tapered_fill(capacity: np.ndarray, cost: np.ndarray, amount: float) -> np.ndarray:
-    """Fill ``amount`` into slots of ``capacity`` at geodesic ``cost`` from the tip, tapering: slot i
-    holds ``capacity_i * max(0, 1 - (cost_i / R)**2)`` with the reach ``R`` that places exactly
-    ``amount`` (bisection; the placed total grows with R). Full at the tip, thinning smoothly to
-    nothing at the front, as an epidurogram's column tapers toward its ends. Slots that cannot hold
-    it all are filled to capacity.
-
-    Examples
-    --------
-    >>> out = _tapered_fill(np.ones(5), np.arange(5.0), 2.0)
-    >>> round(float(out.sum()), 9), bool(np.all(np.diff(out) <= 0)), float(out[0])
-    (2.0, True, 1.0)
-    """
-    if capacity.sum() <= amount:
-        return capacity.copy()
-    low, high = 0.0, 1.0
-    while (capacity * np.clip(1.0 - (cost / high) ** 2, 0.0, 1.0)).sum() < amount:
-        high *= 2.0
-    for _ in range(60):
-        reach = 0.5 * (low + high)
-        if (capacity * np.clip(1.0 - (cost / reach) ** 2, 0.0, 1.0)).sum() < amount:
-            low = reach
-        else:
-            high = reach
-    placed = capacity * np.clip(1.0 - (cost / high) ** 2, 0.0, 1.0)
-    return placed * (amount / placed.sum())
 
 
-def _fill_prefix(capacity: np.ndarray, amount: float) -> np.ndarray:
-    """Fill ``amount`` into slots of ``capacity`` in order: full slots, one partial, then empty."""
-    cumulative = np.cumsum(capacity)
-    before = cumulative - capacity
-    return np.clip(amount - before, 0.0, capacity)
 
 
 def inject(tracer: Tracer, tip: Sequence[float] | np.ndarray, volume_ml: float,
@@ -697,7 +604,7 @@ def inject(tracer: Tracer, tip: Sequence[float] | np.ndarray, volume_ml: float,
     codes = grid.array
     inside = np.isin(codes, compartment.codes)
     if compartment.pattern == "epidural":
-        other_side, foramen, dorsal_space = _sac_sides(tracer, codes, grid, tip)
+        other_side, foramen, dorsal_space, left = _sac_sides(tracer, codes, grid, tip)
     # The sleeve: the cuff around the root out of the canal; from a foraminal tip it starts in the
     # foramen's epidural fat, from a dorsal tip (reached through the canal) beyond it.
     sleeve = np.zeros_like(inside)
@@ -705,7 +612,7 @@ def inject(tracer: Tracer, tip: Sequence[float] | np.ndarray, volume_ml: float,
         sleeve = _root_sleeve(tracer, codes, grid) & (~inside | (foramen & ~dorsal_space.any()))
     inside |= sleeve
     if model.washout_time_s is not None:
-        inside |= _runoff(tracer, codes, grid, inside, arterial=compartment.pattern == "arterial")
+        inside |= _runoff(tracer, codes, grid, inside, compartment.pattern == "arterial", seed)
     if compartment.pattern == "subdural":
         csf = np.isin(codes, tracer.codes_in_group("dural_sac.csf"))
         inside |= csf & ndimage.binary_dilation(inside, iterations=1)
@@ -724,7 +631,7 @@ def inject(tracer: Tracer, tip: Sequence[float] | np.ndarray, volume_ml: float,
     annulus = np.isin(codes, [c for c, t in enumerate(tracer.tissues) if t == "disc_annulus"]) & inside
     step_cost = np.where(inside, np.select([recess, sleeve, annulus], [_RECESS_STEP_COST, _SLEEVE_STEP_COST,
                                                                         _ANNULUS_STEP_COST], 1.0),
-                         np.where(spill, _SPILL_STEP_COST, np.inf))
+                         np.where(spill, SPILL_STEP_COST, np.inf))
     if compartment.pattern == "epidural":
         step_cost = np.where(inside & other_side, step_cost * model.barrier_cost, step_cost)
         step_cost = np.where(inside & foramen & ~sleeve, step_cost * _FORAMINAL_FAT_STEP_COST, step_cost)
@@ -734,6 +641,12 @@ def inject(tracer: Tracer, tip: Sequence[float] | np.ndarray, volume_ml: float,
             # From a dorsal (interlaminar) tip the sleeve is reached through the canal and takes contrast
             # no more readily than the epidural space: it stays dorsal-dominant (§2.7 ILESI row).
             step_cost = np.where(sleeve, np.maximum(step_cost, 1.0), step_cost)
+        # Real epidural spread is asymmetric, often unilateral, and reaches out along the roots unequally
+        # (§2.7 ILESI row [S14][S44]): septa and fat make one side of the canal and some root sleeves more open
+        # than others. Each injection draws its own (seeded: a replay is exact, the next injection differs).
+        favour = model.side_bias * seeded_rng(seed, _SIDE_STREAM).standard_normal()
+        step_cost = np.where(inside & ~sleeve, step_cost * np.exp(np.where(left, 0.5, -0.5) * favour), step_cost)
+        step_cost = np.where(sleeve, step_cost * _root_bias(tracer, codes, grid, model.root_bias, seed), step_cost)
     voxel_ml = float(abs(np.linalg.det(grid.affine[:3, :3]))) / 1000.0
     if compartment.pattern != "epidural":
         dorsal_space = np.zeros_like(inside)
@@ -754,19 +667,19 @@ def inject(tracer: Tracer, tip: Sequence[float] | np.ndarray, volume_ml: float,
             step_cost = np.where(annulus & ~fissure, np.inf, step_cost)
         capacity = np.where(fissure, FISSURE_FILL_FRACTION * voxel_ml, capacity)
     if model.texture_mm is not None:
-        texture = _texture(grid, model.texture_mm, seed)
+        texture = tissue_texture(grid, model.texture_mm, seed)
         # The sleeve is a smooth cuff, not lobulated fat.
         lobulated = inside & ~sleeve
         step_cost = np.where(lobulated, step_cost * np.exp(model.texture_cost_gain * texture), step_cost)
         lobules = np.clip(1.0 + model.texture_capacity_gain * texture, 0.2, 2.0)
         capacity = np.where(lobulated, capacity * lobules, capacity)
-    start = _start_voxel(grid, tip, inside)
-    start = _start_voxel(grid, tip, spill) if start is None else start
+    start = start_voxel(grid, tip, inside)
+    start = start_voxel(grid, tip, spill) if start is None else start
     if start is None:
         raise SpinesimError("the needle tip is not in an injectable space", hint="withdraw the needle a little")
     # Anisotropic metric: z steps cost cranio_caudal_cost per mm (the grid's k axis is z for the
     # axial grids spinesim builds; for oblique grids the world z component of each step is used).
-    step_vectors = _OFFSETS @ grid.affine[:3, :3].T
+    step_vectors = OFFSETS @ grid.affine[:3, :3].T
     scale = np.array([1.0, 1.0, model.cranio_caudal_cost])
     lengths = np.linalg.norm(step_vectors * scale, axis=1)
     if model.washout_time_s is not None:
@@ -777,15 +690,15 @@ def inject(tracer: Tracer, tip: Sequence[float] | np.ndarray, volume_ml: float,
         needed = volume_ml * model.spread_factor(np.inf) * (_GRAVITY_VISIT_FACTOR if model.gravity_gain else 1.0)
         needed *= _TAPER_VISIT_FACTOR if model.taper else 1.0
     limit = np.inf if model.capsule_ml is None else model.capsule_ml * model.spread_factor(np.inf)
-    order, cost = _fill_order(np.ascontiguousarray(step_cost), start, _OFFSETS, lengths, capacity.ravel(),
+    order, cost = fill_order(np.ascontiguousarray(step_cost), start, OFFSETS, lengths, capacity.ravel(),
                               inside.ravel(), limit, needed)
     ijk = np.stack(np.unravel_index(order, grid.shape), axis=1)
-    height = (_layer_height(grid, inside, tip)[tuple(ijk.T)] if model.gravity_gain
+    height = (layer_height(grid, inside, tip)[tuple(ijk.T)] if model.gravity_gain
               else np.zeros(order.size))
     in_compartment = inside.ravel()[order]
     # Roots in the CSF are a kind of their own: the front relaxes around them, not into them.
     kind = in_compartment.astype(np.int64) + 2 * roots_in_csf.ravel()[order]
-    neighbours = (_same_kind_neighbours(order, kind, grid.shape) if model.smoothing_mm > 0
+    neighbours = (same_kind_neighbours(order, kind, grid.shape) if model.smoothing_mm > 0
                   else np.zeros((0, 2), np.int64))
     return ContrastSpread(
         pattern=compartment.pattern, structure=compartment.structure, tissue=tissue, volume_ml=float(volume_ml),
@@ -797,19 +710,20 @@ def inject(tracer: Tracer, tip: Sequence[float] | np.ndarray, volume_ml: float,
 
 
 def _sac_sides(tracer: Tracer, codes: np.ndarray, grid: Volume,
-               tip: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Three masks on the crop, all empty when it holds no dural sac (its third axis taken as z).
+               tip: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Four masks on the crop, all empty when it holds no dural sac (its third axis taken as z).
 
     The other side: the half on the other side of the sac from the tip, ventral (in front of the
     sac's centre, slice by slice) for a dorsal tip, dorsal for a ventral or foraminal one (a tip
     lateral to the sac, where a transforaminal needle reaches the ventral compartment through the
     foramen). The foramen: more than :data:`LATERAL_RECESS_MM` lateral to the sac's edge, out of the
     canal, where the epidural fat around the root is not the sleeve. The dorsal space: behind the sac's
-    centre and inside the canal, for a dorsal tip only (empty otherwise).
+    centre and inside the canal, for a dorsal tip only (empty otherwise). The left side: the patient's left
+    of the sac's centre (+x).
     """
     sac = np.isin(codes, tracer.codes_in_group("dural_sac"))
     if not sac.any():
-        return np.zeros(codes.shape, bool), np.zeros(codes.shape, bool), np.zeros(codes.shape, bool)
+        return tuple(np.zeros(codes.shape, bool) for _ in range(4))
     i, j, k = np.nonzero(sac)
     world = grid.voxel_to_world(np.stack([i, j, k], axis=1))
     slices = np.arange(codes.shape[2])
@@ -825,52 +739,100 @@ def _sac_sides(tracer: Tracer, codes: np.ndarray, grid: Volume,
     xyz = grid.voxel_to_world(np.stack([ii.ravel(), jj.ravel(), kk.ravel()], axis=1)).reshape(codes.shape + (3,))
     dorsal = xyz[..., 1] > centre_y[None, None, :]
     foramen = np.abs(xyz[..., 0] - centre_x[None, None, :]) > half_width[None, None, :] + LATERAL_RECESS_MM
-    return (~dorsal if tip_dorsal else dorsal), foramen, (dorsal & ~foramen if tip_dorsal else np.zeros_like(dorsal))
+    left = xyz[..., 0] > centre_x[None, None, :]
+    return ((~dorsal if tip_dorsal else dorsal), foramen, (dorsal & ~foramen if tip_dorsal else np.zeros_like(dorsal)),
+            left)
 
 
-def _runoff(tracer: Tracer, codes: np.ndarray, grid: Volume, vessel: np.ndarray, arterial: bool) -> np.ndarray:
-    """Where an intravascular bolus runs on beyond the labelled vessel, on the crop: one-voxel channels
-    from the vessel's end nearest the midline to the front of the canal (ventral to the dural sac),
-    then cranially and caudally along it for :data:`RUNOFF_MM` each way. An artery's run ends in a
-    single midline channel on the sac's ventral surface that rises and falls from where it joins
-    (the radiculomedullary artery's "hairpin" onto the anterior spinal artery, clinical.md §2.7
-    [S2][S22]); a vein's in the paired
-    longitudinal channels of the anterior epidural plexus, either side of the midline (the thin
-    plexiform channels of §2.7 [S46]). The anatomy labels neither; these stand in for them [ED].
-    Empty when the crop holds no dural sac or vessel."""
+def _runoff(tracer: Tracer, codes: np.ndarray, grid: Volume, vessel: np.ndarray, arterial: bool,
+            seed: int | Sequence[int]) -> np.ndarray:
+    """Where an intravascular bolus runs on beyond the labelled vessel, on the crop: one-voxel channels on
+    the front of the dural sac, following its ventral surface slice by slice (so they bend with the
+    lordosis), each winding with its own seeded tortuosity (:func:`smooth_wander_mm`).
+
+    An artery's run is the radiculomedullary artery's course (clinical.md §2.7 [S2][S22]): from the
+    vessel's medial end it climbs cranio-medially over the sac's ventral surface for :data:`ASCENT_MM`,
+    reaches the midline and turns down in the "hairpin": the anterior spinal artery, descending
+    :data:`RUNOFF_MM` (its main run), with a shorter ascending limb above the junction. A vein's run is
+    the anterior internal venous plexus (the thin plexiform channels of §2.7 [S46]): paired longitudinal
+    channels either side of the midline, just in front of the sac, joined at the tip's level. The anatomy
+    labels neither; these stand in for them [ED]. Empty when the crop holds no dural sac or vessel.
+    """
     sac = np.isin(codes, tracer.codes_in_group("dural_sac"))
     if not (sac.any() and vessel.any()):
         return np.zeros(codes.shape, bool)
+    front_y, centre_x, half_width = _sac_front(grid, sac)
     ends = grid.voxel_to_world(np.argwhere(vessel))
-    start = ends[np.argmin(np.abs(ends[:, 0]))]
-    sac_points = grid.voxel_to_world(np.argwhere(sac))
-    level = sac_points[np.abs(sac_points[:, 2] - start[2]) <= 2.0]
-    level = sac_points if level.size == 0 else level
+    start = ends[np.argmin(np.abs(ends[:, 0] - centre_x(ends[:, 2])))]
+    rng = seeded_rng(seed, _VESSEL_STREAM)
+    step_mm = 0.5  # the channels' polylines are sampled this finely, well under a voxel
     # The artery runs on the sac's ventral surface, the veins just in front of it (epidural).
-    front_y = float(level[:, 1].min()) + (1.0 if arterial else -1.5)
-    half_width = 0.5 * float(np.ptp(level[:, 0]))
-    centre_x = float(level[:, 0].mean())
-    channels_x = [centre_x] if arterial else [centre_x - 0.6 * half_width, centre_x + 0.6 * half_width]
-    side = np.sign(start[0] - centre_x) or 1.0
-    joins = np.array([channels_x[-1] if side > 0 else channels_x[0], front_y, start[2]])
-    polylines = [[start, joins]]
-    if not arterial:
-        polylines.append([np.array([channels_x[0], front_y, start[2]]), np.array([channels_x[1], front_y, start[2]])])
-    # Up and down from where it joins, gently tortuous: +-1 mm over a 12 mm wavelength [ED].
-    along = np.linspace(-RUNOFF_MM, RUNOFF_MM, 61)
-    for x in channels_x:
-        wobble = x + np.sin(2.0 * np.pi * along / 12.0) * (1.0 if x >= centre_x else -1.0)
-        polylines.append(list(np.stack([wobble, np.full_like(along, front_y), start[2] + along], axis=1)))
+    depth_mm = 1.0 if arterial else -1.5
+    side = float(np.sign(start[0] - centre_x(np.array([start[2]]))[0]) or 1.0)
+    lines = []
+    if arterial:
+        # The ascending limb: cranio-medially from the vessel's end to the midline, a quarter sine in x.
+        z = start[2] + np.arange(0.0, ASCENT_MM + step_mm, step_mm)
+        u = (z - start[2]) / ASCENT_MM
+        x = start[0] + (centre_x(z) - start[0]) * np.sin(0.5 * np.pi * u)
+        y = start[1] + (front_y(z) + depth_mm - start[1]) * np.sin(0.5 * np.pi * u)
+        lines.append((x, y, z))
+        junction = z[-1]
+        down = junction - np.arange(0.0, RUNOFF_MM + step_mm, step_mm)
+        up = junction + np.arange(0.0, ASCENDING_LIMB_MM + step_mm, step_mm)
+        for z in (down, up):
+            lines.append((centre_x(z), front_y(z) + depth_mm, z))
+    else:
+        z = start[2] + np.arange(-RUNOFF_MM, RUNOFF_MM + step_mm, step_mm)
+        for sign in (-1.0, 1.0):
+            lines.append((centre_x(z) + sign * _PLEXUS_SHARE * half_width(z), front_y(z) + depth_mm, z))
+        # The rung at the tip's level joining the vessel to both channels.
+        x = np.linspace(start[0], centre_x(np.array([start[2]]))[0] - side * _PLEXUS_SHARE * half_width(
+            np.array([start[2]]))[0], 40)
+        lines.append((x, np.interp(x, [x[0], x[-1]], [start[1], front_y(np.array([start[2]]))[0] + depth_mm]),
+                      np.full(x.size, start[2])))
     out = np.zeros(codes.shape, bool)
-    step = 0.3 * float(np.min(grid.spacing))
-    for a, b in (pair for line in polylines for pair in zip(line[:-1], line[1:])):
-        count = max(2, int(np.linalg.norm(b - a) / step) + 1)
-        ijk = np.rint(grid.world_to_voxel(a + np.linspace(0.0, 1.0, count)[:, None] * (b - a))).astype(int)
-        ijk = ijk[np.all((ijk >= 0) & (ijk < codes.shape), axis=1)]
-        out[tuple(ijk.T)] = True
+    for x, y, z in lines:
+        along = np.arange(x.size) * step_mm
+        # Tortuous, not a formula: a seeded wander across the course (and a little in depth), growing from
+        # nothing where the channel leaves the vessel.
+        onset = np.clip(along / _WANDER_ONSET_MM, 0.0, 1.0)
+        x = x + onset * smooth_wander_mm(rng, along, VESSEL_WANDER_MM, VESSEL_WANDER_CORRELATION_MM)
+        y = y + onset * smooth_wander_mm(rng, along, 0.3 * VESSEL_WANDER_MM, VESSEL_WANDER_CORRELATION_MM)
+        out |= _rasterise(grid, np.stack([x, y, z], axis=1))
     # Channels never run through bone or a disc.
     solid = np.isin(codes, [c for c, t in enumerate(tracer.tissues) if t in BONE_TISSUES or t.startswith("disc")])
     return out & ~solid & ~vessel
+
+
+def _sac_front(grid: Volume, sac: np.ndarray) -> tuple[Callable[[np.ndarray], np.ndarray], ...]:
+    """The dural sac's ventral surface on the crop as functions of world z (mm): its front's y (the lowest y
+    of the sac within 3 mm of its midline, slice by slice), its centre's x and its half width, each
+    interpolated between the slices that hold the sac and held beyond them."""
+    world = grid.voxel_to_world(np.argwhere(sac))
+    k = np.argwhere(sac)[:, 2]
+    slices = np.unique(k)
+    z = np.array([world[k == s, 2].mean() for s in slices])
+    cx = np.array([world[k == s, 0].mean() for s in slices])
+    half = np.array([0.5 * np.ptp(world[k == s, 0]) for s in slices])
+    front = np.array([world[(k == s) & (np.abs(world[:, 0] - c) <= 3.0), 1].min(initial=np.inf) for s, c in
+                      zip(slices, cx)])
+    front = np.where(np.isfinite(front), front, [world[k == s, 1].min() for s in slices])
+    order = np.argsort(z)
+    z, cx, half, front = z[order], cx[order], half[order], front[order]
+    return (lambda q: np.interp(q, z, front), lambda q: np.interp(q, z, cx), lambda q: np.interp(q, z, half))
+
+
+def _rasterise(grid: Volume, points: np.ndarray) -> np.ndarray:
+    """The voxels of the crop a polyline through ``points`` (world mm) passes through, one voxel across."""
+    out = np.zeros(grid.shape, bool)
+    step = 0.3 * float(np.min(grid.spacing))
+    for a, b in zip(points[:-1], points[1:]):
+        count = max(2, int(np.linalg.norm(b - a) / step) + 1)
+        ijk = np.rint(grid.world_to_voxel(a + np.linspace(0.0, 1.0, count)[:, None] * (b - a))).astype(int)
+        ijk = ijk[np.all((ijk >= 0) & (ijk < grid.shape), axis=1)]
+        out[tuple(ijk.T)] = True
+    return out
 
 
 def _root_sleeve(tracer: Tracer, codes: np.ndarray, grid: Volume) -> np.ndarray:
@@ -888,6 +850,21 @@ def _root_sleeve(tracer: Tracer, codes: np.ndarray, grid: Volume) -> np.ndarray:
     return near & soft & ~np.isin(codes, tracer.codes_in_group("dural_sac"))
 
 
+def _root_bias(tracer: Tracer, codes: np.ndarray, grid: Volume, spread: float,
+               seed: int | Sequence[int]) -> np.ndarray:
+    """A step-cost factor for each voxel of the crop by the root it lies nearest: one seeded log-normal factor
+    (log standard deviation ``spread``) per root, drawn in the order of the roots' codes, so each root sleeve
+    of an injection fills more or less readily than its neighbours. Ones when the crop holds no root."""
+    roots = np.isin(codes, tracer.root_codes())
+    if not roots.any() or spread == 0.0:
+        return np.ones(codes.shape)
+    nearest = ndimage.distance_transform_edt(~roots, sampling=grid.spacing, return_distances=False,
+                                             return_indices=True)
+    root_codes = np.sort(tracer.root_codes())
+    factor = np.exp(spread * seeded_rng(seed, _ROOT_STREAM).standard_normal(root_codes.size))
+    return factor[np.searchsorted(root_codes, codes[tuple(nearest)])]
+
+
 def _dural_root_sleeves(tracer: Tracer, codes: np.ndarray, grid: Volume) -> np.ndarray:
     """The dural root sleeves on the crop: tissue and epidural fat within :data:`SLEEVE_CUFF_MM` of a
     root, outside the sac and within :data:`DURAL_SLEEVE_MM` of it."""
@@ -903,31 +880,8 @@ def _dural_root_sleeves(tracer: Tracer, codes: np.ndarray, grid: Volume) -> np.n
     return near_root & near_sac & soft & ~sac
 
 
-def _layer_height(grid: Volume, compartment: np.ndarray, tip: np.ndarray) -> np.ndarray:
-    """Layering height (mm) of each voxel of the crop for contrast denser than the fluid it is in, in
-    a prone patient (dependent = -y): its height above the compartment's lowest point in its axial
-    slice, plus :data:`DOWNHILL_SHARE` times how much higher that lowest point lies than at the tip's
-    slice (the crop's third axis taken as z). Contrast fills the full width of the sac's dependent
-    part near the tip and runs down the lordosis, rather than a hair-thin line along the lowest wall.
-    """
-    y = grid.voxel_to_world(np.stack([np.zeros(grid.shape[1]), np.arange(grid.shape[1]),
-                                      np.zeros(grid.shape[1])], axis=1))[:, 1]
-    occupied = compartment.any(axis=0)  # (j, k)
-    floor = np.where(occupied, y[:, None], np.inf).min(axis=0)  # lowest y per slice k
-    slices = np.arange(grid.shape[2])
-    known = np.isfinite(floor)
-    if not known.any():
-        return np.zeros(grid.shape)
-    floor = np.interp(slices, slices[known], floor[known])
-    tip_k = int(np.clip(np.rint(grid.world_to_voxel(tip)[2]), 0, grid.shape[2] - 1))
-    height = (y[None, :, None] - floor[None, None, :]) + DOWNHILL_SHARE * (floor - floor[tip_k])[None, None, :]
-    return np.broadcast_to(height, grid.shape)
 
 
-def _crop_world(grid: Volume) -> np.ndarray:
-    """World coordinates (mm) of every voxel of the crop, shape ``grid.shape + (3,)``."""
-    ijk = np.stack(np.indices(grid.shape), axis=-1).reshape(-1, 3)
-    return grid.voxel_to_world(ijk).reshape(grid.shape + (3,))
 
 
 def _bilobed_nucleus(grid: Volume, nucleus: np.ndarray) -> np.ndarray:
@@ -935,7 +889,7 @@ def _bilobed_nucleus(grid: Volume, nucleus: np.ndarray) -> np.ndarray:
     middle (:data:`NUCLEUS_LOBE_CENTRE`, :data:`NUCLEUS_LOBE_HALF_WIDTH`, in units of the nucleus's half
     height), each thinning to nothing at the nucleus's rim; the intranuclear cleft between them stays
     clear."""
-    xyz = _crop_world(grid)
+    xyz = crop_world(grid)
     points = xyz[nucleus]
     centre = points.mean(axis=0)
     half = np.maximum(0.5 * np.ptp(points, axis=0), 1e-6)
@@ -951,7 +905,7 @@ def _radial_fissure(grid: Volume, annulus: np.ndarray, nucleus: np.ndarray, tip:
     side, within the middle :data:`FISSURE_HEIGHT_SHARE` of the annulus's height). Empty without a nucleus."""
     if not nucleus.any():
         return np.zeros(annulus.shape, bool)
-    xyz = _crop_world(grid)
+    xyz = crop_world(grid)
     centre = xyz[nucleus].mean(axis=0)
     side = 1.0 if tip[0] >= centre[0] else -1.0
     angle = np.radians(FISSURE_ANGLE_DEG)
@@ -963,12 +917,6 @@ def _radial_fissure(grid: Volume, annulus: np.ndarray, nucleus: np.ndarray, tip:
     return annulus & (along > 0) & (across <= FISSURE_HALF_WIDTH_MM) & (np.abs(xyz[..., 2] - centre[2]) <= height)
 
 
-def _texture(grid: Volume, correlation_mm: tuple[float, float, float], seed: int | Sequence[int]) -> np.ndarray:
-    """Seeded Gaussian random field on the crop with unit standard deviation and the given
-    correlation lengths (mm along x, y, z; the crop's axes are taken as x, y, z)."""
-    noise = np.random.default_rng(seed).standard_normal(grid.shape, dtype=np.float32)
-    field = ndimage.gaussian_filter(noise, np.asarray(correlation_mm) / grid.spacing)
-    return field / max(float(field.std()), 1e-12)
 
 
 def _capsule(tracer: Tracer, codes: np.ndarray, joint: np.ndarray, grid: Volume) -> np.ndarray:
@@ -985,17 +933,6 @@ def _capsule(tracer: Tracer, codes: np.ndarray, joint: np.ndarray, grid: Volume)
     return near & soft & beyond
 
 
-def _start_voxel(grid: Volume, tip: np.ndarray, passable: np.ndarray) -> np.ndarray | None:
-    """The ``passable`` voxel of the crop nearest the tip among the 27 around it (None if none is)."""
-    centre = np.rint(grid.world_to_voxel(tip)).astype(int)
-    candidates = np.vstack([centre, centre + _OFFSETS])
-    candidates = candidates[np.all((candidates >= 0) & (candidates < grid.shape), axis=1)]
-    ok = passable[tuple(candidates.T)]
-    if not ok.any():
-        return None
-    candidates = candidates[ok]
-    distance = np.linalg.norm(grid.voxel_to_world(candidates) - tip, axis=1)
-    return candidates[int(np.argmin(distance))]
 
 
 def contrast_volume(spreads: Sequence[tuple[ContrastSpread, float]]) -> Volume | None:

@@ -7,11 +7,12 @@ trainee names them as a physician does (intra-articular, epidural, vascular):
 =======================  ==========================================  ============================================
 look                     tip in                                      spread
 =======================  ==========================================  ============================================
-sacroiliac arthrogram    ``sacroiliac_joint.*``                      the joint's cleft from the tip, its
-(``intra_articular``)                                                capsular outline (the recesses at its lower
-                                                                     and upper poles); beyond what the joint
-                                                                     holds the common extra-articular spread
-                                                                     into the tissue around its lower end
+sacroiliac arthrogram    ``sacroiliac_joint.*``                      the inferior recess (a thin curved line
+(``intra_articular``)                                                under the joint) first, then cranially along
+                                                                     the joint's margin (its outline, the faces
+                                                                     in contact holding little); beyond what the
+                                                                     joint holds the common extra-articular
+                                                                     spread into the tissue around it
 caudal epidurogram       ``epidural_space`` in the sacral canal,     up the canal and out along every sacral root
 (``epidural``)           below the dural sac's end                   through its foramina on both sides: the
                                                                      "Christmas tree"
@@ -39,20 +40,32 @@ from scipy import ndimage
 from anatomy_models.structures import in_group
 from anatomy_models.tissues import BONE_TISSUES, CONTRAST_IODINE_MG_PER_ML
 from anatomy_models.volume import Volume
-from simulator.needle.contrast import (_OFFSETS, _SPILL_STEP_COST, SPILL_FILL_FRACTION, SPILL_TISSUES, Compartment,
-                                       ContrastSpread, SpreadModel, _fill_order, _layer_height, _same_kind_neighbours,
-                                       _start_voxel, _texture)
+from simulator.needle.contrast import Compartment, ContrastSpread, SpreadModel
+from simulator.needle.contrast_fill import (OFFSETS, SPILL_FILL_FRACTION, SPILL_STEP_COST, SPILL_TISSUES, fill_order,
+                                            layer_height, same_kind_neighbours, start_voxel, tissue_texture)
 from simulator.needle.trace import Tracer
 
-# The sacroiliac joint's cleft is a thin fluid film between cartilage (JOINT_FILL_FRACTION of its labelled
-# volume); its capsule's recesses distend at its poles. Capacity in all: ~1.2 mL of a 2 mm joint at the
-# product's grids, within the 0.6-2.5 mL measured [ED].
-SI_JOINT_FILL_FRACTION = 0.35
-SI_CAPSULE_MM = 3.0
-SI_RECESS_POLE_MM = 8.0
+# The sacroiliac arthrogram (Fortin et al., AJNR 1999;20:1429; Kennedy et al., Tzu Chi Med J 2019): contrast
+# first outlines the joint's inferior recess as a thin curved line, then runs cranially along the joint; the
+# capsule's extravasation (posteriorly, at the superior recess, ventrally) is a later variation, beyond what
+# the joint holds. The joint's cleft is a film between cartilage whose faces lie in contact: it holds little
+# in the middle of its faces (SI_FACE_FILL_FRACTION) and most along its margin (SI_RIM_FILL_FRACTION within
+# SI_RIM_MM of the cleft's edge, in the joint's plane), where the synovium's folds distend; along the margin
+# the injectate runs SI_RIM_STEP_COST per mm against SI_FACE_STEP_COST across the faces, so it outlines the
+# joint rather than flooding its faces. The inferior recess is a thin pouch along the joint's lower margin
+# (SI_CAPSULE_MM of soft tissue around the margin's lowest SI_RECESS_POLE_MM, holding SI_RECESS_FILL_FRACTION)
+# that fills first (_SI_RECESS_STEP_COST): a thin curved line under the joint. Capacity in all: ~1.2 mL at
+# the product's grids, within the 0.6-2.5 mL measured [ED].
+SI_FACE_FILL_FRACTION = 0.06
+SI_RIM_FILL_FRACTION = 1.0
+SI_RIM_MM = 5.0
+SI_RIM_STEP_COST = 0.5
+SI_FACE_STEP_COST = 4.0
+SI_CAPSULE_MM = 1.5
+SI_RECESS_POLE_MM = 4.0
+SI_RECESS_FILL_FRACTION = 0.5
 SI_CAPSULE_ML = 1.2
-# Along the cleft the injectate runs easily; into the recesses at twice the cost [ED].
-_SI_RECESS_STEP_COST = 2.0
+_SI_RECESS_STEP_COST = 0.3
 # Soft tissue beside the joint takes the extra-articular part (Fortin 1999) [ED].
 SI_SPILL_FILL_FRACTION = 0.3
 # The caudal epidurogram: the sacral canal's fat holds 0.8 of its volume; up the canal cranio-caudal steps
@@ -71,8 +84,10 @@ PLEXUS_RUN_MM = 40.0
 
 MODELS: dict[str, SpreadModel] = {
     # Holds SI_CAPSULE_ML, then spills beside the joint; persists (an arthrogram).
-    "sacroiliac_arthrogram": SpreadModel(SI_JOINT_FILL_FRACTION, half_extent_mm=(30.0, 30.0, 45.0),
-                                         capsule_ml=SI_CAPSULE_ML, smoothing_mm=0.8),
+    # Graded from the tip (tapering), its margin irregular with the synovium's folds (a seeded texture).
+    "sacroiliac_arthrogram": SpreadModel(SI_RIM_FILL_FRACTION, half_extent_mm=(40.0, 40.0, 45.0),
+                                         capsule_ml=SI_CAPSULE_ML, texture_mm=(1.5, 1.5, 1.5), texture_cost_gain=0.3,
+                                         texture_capacity_gain=0.4, smoothing_mm=0.6, taper=True),
     # Spreads up the canal over tens of seconds like any epidurogram (clinical.md §2.7), tapering.
     "caudal_epidurogram": SpreadModel(CAUDAL_FILL_FRACTION, spread_gain=0.8, spread_time_s=30.0,
                                       cranio_caudal_cost=0.35, half_extent_mm=(45.0, 45.0, 90.0),
@@ -83,8 +98,9 @@ MODELS: dict[str, SpreadModel] = {
                                  spills=False),
 }
 APPEARANCE = {
-    "sacroiliac_arthrogram": "intra-articular (sacroiliac arthrogram): a thin curved joint line with its capsule "
-                             "outlined at the lower end; extra-articular spread beside it beyond ~1 mL",
+    "sacroiliac_arthrogram": "intra-articular (sacroiliac arthrogram): the inferior recess as a thin curved line, "
+                             "then the joint outlined as it fills cranially; extra-articular spread beside it "
+                             "beyond ~1 mL",
     "caudal_epidurogram": "epidural (caudal epidurogram): up the sacral canal and out along the sacral roots on both "
                           "sides, a Christmas tree; persists",
     "sacral_venous": "intravascular (sacral venous plexus): thin channels on the canal's front wall and out of the "
@@ -177,8 +193,11 @@ def inject_sacral(tracer: Tracer, tip: Sequence[float] | np.ndarray, volume_ml: 
     soft = np.isin(codes, [c for c, t in enumerate(tissues) if t in SPILL_TISSUES])
     recess = sleeve = np.zeros_like(inside)
     spill = np.zeros_like(inside)
+    rim = np.zeros(inside.shape)
     if look == "sacroiliac_arthrogram":
-        recess = _poles(inside, grid, SI_CAPSULE_MM, SI_RECESS_POLE_MM) & soft & ~inside
+        rim = np.clip(1.0 - _in_plane_edge_mm(inside, grid) / SI_RIM_MM, 0.0, 1.0)
+        recess = _inferior_pole(inside & (rim > 0), grid, SI_CAPSULE_MM, SI_RECESS_POLE_MM) & soft & ~inside
+        joint = inside.copy()
         inside |= recess
         spill = soft & ~inside & ~np.isin(codes, tracer.root_codes())
     elif look == "caudal_epidurogram":
@@ -188,31 +207,34 @@ def inject_sacral(tracer: Tracer, tip: Sequence[float] | np.ndarray, volume_ml: 
     else:
         inside = _plexus_channels(tracer, codes, grid, tip, inside)
     step_cost = np.where(inside, np.select([recess, sleeve], [_SI_RECESS_STEP_COST, _CAUDAL_SLEEVE_STEP_COST], 1.0),
-                         np.where(spill, _SPILL_STEP_COST, np.inf))
+                         np.where(spill, SPILL_STEP_COST, np.inf))
     voxel_ml = float(abs(np.linalg.det(grid.affine[:3, :3]))) / 1000.0
-    fill = np.select([recess, sleeve], [1.0, CAUDAL_FILL_FRACTION], model.fill_fraction)
+    fill = np.select([recess, sleeve], [SI_RECESS_FILL_FRACTION, CAUDAL_FILL_FRACTION], model.fill_fraction)
+    if look == "sacroiliac_arthrogram":
+        step_cost = np.where(joint, SI_FACE_STEP_COST + (SI_RIM_STEP_COST - SI_FACE_STEP_COST) * rim, step_cost)
+        fill = np.where(joint, SI_FACE_FILL_FRACTION + (SI_RIM_FILL_FRACTION - SI_FACE_FILL_FRACTION) * rim, fill)
     spill_fill = SI_SPILL_FILL_FRACTION if look == "sacroiliac_arthrogram" else SPILL_FILL_FRACTION
     capacity = np.where(inside, fill, spill_fill) * voxel_ml
     if model.texture_mm is not None:
-        texture = _texture(grid, model.texture_mm, seed)
+        texture = tissue_texture(grid, model.texture_mm, seed)
         step_cost = np.where(inside, step_cost * np.exp(model.texture_cost_gain * texture), step_cost)
         gain = np.clip(1.0 + model.texture_capacity_gain * texture, 0.2, 2.0)
         capacity = np.where(inside, capacity * gain, capacity)
-    start = _start_voxel(grid, tip, inside)
+    start = start_voxel(grid, tip, inside)
     if start is None:
         start = _nearest(grid, tip, inside)
-    step_vectors = _OFFSETS @ grid.affine[:3, :3].T
+    step_vectors = OFFSETS @ grid.affine[:3, :3].T
     lengths = np.linalg.norm(step_vectors * np.array([1.0, 1.0, model.cranio_caudal_cost]), axis=1)
     if model.washout_time_s is not None:
         needed = volume_ml / model.blood_fraction
     else:
         needed = volume_ml * model.spread_factor(np.inf) * (3.0 if model.taper else 1.0)
     limit = np.inf if model.capsule_ml is None else model.capsule_ml * model.spread_factor(np.inf)
-    order, cost = _fill_order(np.ascontiguousarray(step_cost), start, _OFFSETS, lengths, capacity.ravel(),
+    order, cost = fill_order(np.ascontiguousarray(step_cost), start, OFFSETS, lengths, capacity.ravel(),
                               inside.ravel(), limit, needed)
     ijk = np.stack(np.unravel_index(order, grid.shape), axis=1)
     in_compartment = inside.ravel()[order]
-    neighbours = (_same_kind_neighbours(order, in_compartment, grid.shape) if model.smoothing_mm > 0
+    neighbours = (same_kind_neighbours(order, in_compartment, grid.shape) if model.smoothing_mm > 0
                   else np.zeros((0, 2), np.int64))
     tissue = tracer.tissues[int(tracer.codes_at(tip[None])[0])]
     return SacralSpread(
@@ -220,7 +242,7 @@ def inject_sacral(tracer: Tracer, tip: Sequence[float] | np.ndarray, volume_ml: 
         iodine_mg_per_ml=float(iodine_mg_per_ml),
         ruptured=model.capsule_ml is not None and volume_ml > model.capsule_ml,
         grid=grid.with_array(np.zeros(grid.shape, np.uint8)), order=order, cost_mm=cost,
-        height_mm=(_layer_height(grid, inside, tip)[tuple(ijk.T)] if model.gravity_gain else np.zeros(order.size)),
+        height_mm=(layer_height(grid, inside, tip)[tuple(ijk.T)] if model.gravity_gain else np.zeros(order.size)),
         capacity_ml=capacity.ravel()[order], in_compartment=in_compartment, neighbours=neighbours, look=look)
 
 
@@ -232,13 +254,33 @@ def _near(mask: np.ndarray, grid: Volume, distance_mm: float) -> np.ndarray:
     return ndimage.distance_transform_edt(~mask, sampling=grid.spacing) <= distance_mm + slack
 
 
-def _poles(joint: np.ndarray, grid: Volume, capsule_mm: float, pole_mm: float) -> np.ndarray:
-    """The capsule's recesses: within ``capsule_mm`` of the joint, within ``pole_mm`` of its lower or upper end."""
+def _inferior_pole(joint: np.ndarray, grid: Volume, capsule_mm: float, pole_mm: float) -> np.ndarray:
+    """The capsule's inferior recess: within ``capsule_mm`` of the joint, within ``pole_mm`` of its lower end."""
     if not joint.any():
         return np.zeros(joint.shape, bool)
     z = grid.voxel_to_world(np.argwhere(np.ones(joint.shape, bool)))[:, 2].reshape(joint.shape)
-    top, bottom = z[joint].max(), z[joint].min()
-    return _near(joint, grid, capsule_mm) & ((z >= top - pole_mm) | (z <= bottom + pole_mm))
+    return _near(joint, grid, capsule_mm) & (z <= z[joint].min() + pole_mm)
+
+
+def _in_plane_edge_mm(joint: np.ndarray, grid: Volume) -> np.ndarray:
+    """For each voxel of a thin joint (a sheet), its distance (mm) within the sheet's plane to the sheet's edge:
+    the joint seen along the crop axis it is thinnest along (its footprint), and the distance inside that
+    footprint to its outline. Zero off the joint's footprint.
+
+    Examples
+    --------
+    >>> sheet = np.zeros((3, 9, 9), bool); sheet[1, 1:8, 1:8] = True
+    >>> edge = _in_plane_edge_mm(sheet, Volume(np.zeros((3, 9, 9)), np.eye(4)))
+    >>> float(edge[1, 4, 4]), float(edge[1, 1, 4])
+    (4.0, 1.0)
+    """
+    if not joint.any():
+        return np.zeros(joint.shape)
+    thin_axis = int(np.argmin([np.ptp(np.nonzero(joint)[a]) * grid.spacing[a] for a in range(3)]))
+    footprint = joint.any(axis=thin_axis)
+    spacing = [grid.spacing[a] for a in range(3) if a != thin_axis]
+    edge = ndimage.distance_transform_edt(footprint, sampling=spacing)
+    return np.broadcast_to(np.expand_dims(edge, thin_axis), joint.shape)
 
 
 def _plexus_channels(tracer: Tracer, codes: np.ndarray, grid: Volume, tip: np.ndarray,

@@ -11,7 +11,8 @@ import pytest
 from anatomy_models.structures import in_group
 from simulator.case.targets import CAUDAL_ADVANCE_MM, CAUDAL_SAC_MARGIN_MM, canal_axis
 from simulator.needle.contrast import ROOT_SLEEVE_MM, contrast_volume
-from simulator.needle.sacral_contrast import SI_CAPSULE_ML, dural_sac_end, inject_sacral, sacral_look
+from simulator.needle.sacral_contrast import (SI_CAPSULE_ML, SI_RIM_MM, _in_plane_edge_mm, dural_sac_end, inject_sacral,
+                                              sacral_look)
 from simulator.needle.trace import tracer_for
 
 IODINE = 300.0  # mg/mL, the medium
@@ -49,6 +50,27 @@ def test_the_sacroiliac_arthrogram_stays_in_the_joint_until_it_is_full(tracer, s
     assert large.ruptured and 2.5 > SI_CAPSULE_ML and outside > 0.25, "beyond what it holds it spreads beside it"
     for spread, ml in ((small, 0.5), (large, 2.5)):
         assert spread.iodine_mg(10.0) == pytest.approx(ml * IODINE, rel=1e-6)
+
+
+def test_the_sacroiliac_arthrogram_outlines_the_inferior_recess_then_climbs_the_joint(tracer, small_spine):
+    """From the joint's inferior third (Fortin 1999): 0.3 mL already reaches the inferior recess (contrast within
+    4 mm of the joint's lowest point) and 1 mL climbs at least 10 mm higher up the joint; the contrast outlines
+    the joint: a voxel of its margin (within SI_RIM_MM of the cleft's edge) holds at least 3x what one of the
+    middle of its faces holds (the readers saw the earlier even fill as "a pool outside the joint")."""
+    tip = small_spine.landmark("sacroiliac_joint.left.inferior_third")
+    joint_points = tracer.volume.voxel_to_world(np.argwhere(np.isin(tracer.codes,
+                                                                    tracer.codes_in_group("sacroiliac_joint.left"))))
+    small_points, _ = _filled(tracer, inject_sacral(tracer, tip, 0.3, IODINE, seed=[2, 0]), 5.0)
+    large = inject_sacral(tracer, tip, 1.0, IODINE, seed=[2, 0])
+    large_points, _ = _filled(tracer, large, 5.0)
+    assert small_points[:, 2].min() <= joint_points[:, 2].min() + 4.0, "the inferior recess first"
+    assert large_points[:, 2].max() >= small_points[:, 2].max() + 10.0, "then cranially along the joint"
+    volume = large.concentration(5.0)
+    joint = np.isin(tracer.volume.resample_like(volume, order=0).array, tracer.codes_in_group("sacroiliac_joint.left"))
+    edge = _in_plane_edge_mm(joint, volume)
+    filled = joint & (volume.array > 0)
+    margin, faces = volume.array[filled & (edge <= SI_RIM_MM)], volume.array[filled & (edge > SI_RIM_MM)]
+    assert margin.mean() >= 3.0 * faces.mean(), (margin.mean(), faces.mean())
 
 
 def test_the_caudal_epidurogram_rises_up_the_canal_along_the_sacral_roots_on_both_sides(tracer):
