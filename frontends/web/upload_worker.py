@@ -114,6 +114,9 @@ def import_upload(staging: Path, name: str, ct_file: str, labels_file: str | Non
     def progress(done: float, total: float, text: str) -> None:
         emit({"state": "importing", "fraction": round(done / total, 3) if total else 0.0, "text": text})
 
+    # Readers report their progress where they have steps (DICOM slices); the landmarks and the structures
+    # drawn from the labels take a few seconds more.
+    emit({"state": "importing", "fraction": 0.0, "text": "reading the CT and its labels, measuring the vertebrae"})
     anatomy = import_anatomy(ct, labels=labels, label_format=label_format or None, progress=progress)
     emit({"state": "saving", "fraction": 1.0, "text": "storing the patient"})
     save_anatomy(anatomy, name)
