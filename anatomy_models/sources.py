@@ -162,7 +162,8 @@ def _with_estimated_landmarks(anatomy: Anatomy) -> Anatomy:
     if parted is not measured:
         added = len(parted.label_table) - len(measured.label_table)
         notes.append(f"{added} structures drawn from the vertebra labels (vertebra parts, discs, ligamentum flavum, "
-                     "dural sac, exiting roots, epidural fat; estimates): procedures can target this anatomy")
+                     "dural sac, exiting roots, epidural fat, radicular arteries; estimates): procedures can target "
+                     "this anatomy")
         measured = parted
     return replace(measured, metadata=dict(measured.metadata, import_notes=notes))
 
