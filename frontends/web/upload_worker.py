@@ -80,11 +80,13 @@ def unpack_zip(archive: Path, folder: Path, *, max_bytes: int = MAX_UNPACKED_BYT
 
 
 def _source(uploaded: Path, unpacked: Path) -> Path:
-    """The path to import for an uploaded file: itself, or the folder its zip unpacks to."""
+    """The path to import for an uploaded file: itself, or the folder its zip unpacks to (named for the
+    zip, so that an error in one of its files reads ``series.zip/IM0003: ...``)."""
     if uploaded.suffix.lower() != ".zip":
         return uploaded
-    unpacked.mkdir(parents=True)
-    return unpack_zip(uploaded, unpacked)
+    folder = unpacked / uploaded.name
+    folder.mkdir(parents=True)
+    return unpack_zip(uploaded, folder)
 
 
 def _in_words(message: str, staging: Path) -> str:

@@ -135,3 +135,35 @@ def test_a_zip_entry_outside_its_folder_is_refused(tmp_path):
     assert io.BytesIO(bomb.read_bytes()).getbuffer().nbytes < 1000  # compressed far below what it unpacks to
     with pytest.raises(SpinesimError, match="unpacks to more than"):
         unpack_zip(bomb, tmp_path / "bomb", max_bytes=50_000)
+
+
+def _dicom_zip(folder: Path, *, damaged_slice: int | None = None) -> bytes:
+    """A zip of a 4-slice CT series in a folder ``series/`` (``damaged_slice`` without its ImagePositionPatient)."""
+    import pydicom
+
+    from tests.anatomy_models.dicom_series import axial_positions, stored_ramp, write_stack
+
+    paths = write_stack(folder / "series", stored_ramp(4, rows=16, columns=16), axial_positions(4))
+    if damaged_slice is not None:
+        ds = pydicom.dcmread(paths[damaged_slice])
+        del ds.ImagePositionPatient
+        ds.save_as(paths[damaged_slice], enforce_file_format=True)
+    data = io.BytesIO()
+    with zipfile.ZipFile(data, "w") as opened:
+        for path in paths:
+            opened.write(path, f"series/{path.name}")
+    return data.getvalue()
+
+
+def test_a_dicom_zip_is_imported_and_a_bad_slice_is_named_in_the_zip(spinesim_home, tmp_path):
+    status, body, final = _request("instructor", "POST", "/upload", wait_for_job=True,
+                                   form=_form("dicom-zip", ("series.zip", _dicom_zip(tmp_path / "good"))))
+    assert status == 200 and final["state"] == "done", final
+    status, patients, _ = _request("instructor", "GET", "/upload/patients")
+    entry = next(p for p in patients if p["name"] == "dicom-zip")
+    assert entry["source"] == "DICOM" and not entry["cases"]  # no vertebra labels: no case can be built on it
+    damaged = _dicom_zip(tmp_path / "bad", damaged_slice=2)
+    status, body, final = _request("instructor", "POST", "/upload", wait_for_job=True,
+                                   form=_form("dicom-bad", ("series.zip", damaged)))
+    assert final["state"] == "failed" and final["error"].startswith("series.zip/series/slice002.dcm: "), final
+    assert "ImagePositionPatient" in final["error"] and _staged() == []
