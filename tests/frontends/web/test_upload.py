@@ -1,6 +1,7 @@
 """Bring your own patient (issue 22), the portal's upload routes without a browser: who may upload, the
 size limit, refusals that name the file and field with the fix, an import error from the importer
-itself, nothing stored or staged after a failure, and a zip that would write outside its folder."""
+itself, nothing stored or staged after a failure, a DICOM zip, and a zip that would write outside its
+folder. The real CT with its labels is uploaded end to end in test_browser_upload.py."""
 
 from __future__ import annotations
 
@@ -105,21 +106,6 @@ def test_a_damaged_ct_fails_with_the_importers_error_naming_the_uploaded_file(sp
     assert _staged() == [] and "cut" not in stored_anatomy_names()
 
 
-def test_the_real_ct_and_its_labels_become_a_patient_to_build_cases_on(spinesim_home):
-    form = _form("upload-real", ("ct_lumbar.nii.gz", (REAL_CT / "ct_lumbar.nii.gz").read_bytes()),
-                 ("totalseg_lumbar.nii.gz", (REAL_CT / "totalseg_lumbar.nii.gz").read_bytes()), "totalsegmentator:v2")
-    status, body, final = _request("instructor", "POST", "/upload", form=form, wait_for_job=True)
-    assert status == 200 and final["state"] == "done", final
-    assert final["landmarks"] > 100 and any("the CT's table" in note for note in final["notes"])
-    status, patients, _ = _request("instructor", "GET", "/upload/patients")
-    entry = next(p for p in patients if p["name"] == "upload-real")
-    assert entry["source"] == "nifti" and entry["cases"] and entry["landmarks"] == final["landmarks"]
-    assert _staged() == []
-    # The same name again is refused (the stored patient is never replaced by an upload).
-    status, body, _ = _request("instructor", "POST", "/upload", form=_form("upload-real", ("ct.nii.gz", b"x")))
-    assert status == 400 and "stored (or being stored) already" in body["error"]
-
-
 def test_a_zip_entry_outside_its_folder_is_refused(tmp_path):
     archive = tmp_path / "series.zip"
     with zipfile.ZipFile(archive, "w") as opened:
@@ -162,6 +148,9 @@ def test_a_dicom_zip_is_imported_and_a_bad_slice_is_named_in_the_zip(spinesim_ho
     status, patients, _ = _request("instructor", "GET", "/upload/patients")
     entry = next(p for p in patients if p["name"] == "dicom-zip")
     assert entry["source"] == "DICOM" and not entry["cases"]  # no vertebra labels: no case can be built on it
+    # The same name again is refused (a stored patient is never replaced by an upload).
+    status, body, _ = _request("instructor", "POST", "/upload", form=_form("dicom-zip", ("ct.nii.gz", b"x")))
+    assert status == 400 and "field 'name': a patient called 'dicom-zip' is stored" in body["error"], body
     damaged = _dicom_zip(tmp_path / "bad", damaged_slice=2)
     status, body, final = _request("instructor", "POST", "/upload", wait_for_job=True,
                                    form=_form("dicom-bad", ("series.zip", damaged)))
