@@ -25,6 +25,7 @@ import asyncio
 import html
 import json
 import logging
+import os
 import secrets
 import shutil
 import sys
@@ -145,6 +146,15 @@ class Uploads:
         self.tasks: set[asyncio.Task] = set()
         self.processes: set[asyncio.subprocess.Process] = set()
 
+    @staticmethod
+    def clear_leftovers() -> None:
+        """Remove the staging folders of portals that are no longer running (a crash mid-upload)."""
+        folder = spinesim_home() / "uploads"
+        for staging in folder.glob("staging-*-*") if folder.is_dir() else []:
+            pid = staging.name.split("-")[1]
+            if pid.isdigit() and not _process_alive(int(pid)):
+                shutil.rmtree(staging, ignore_errors=True)
+
     def close(self) -> None:
         """Stop the imports still running (the portal is stopping): their patients are not stored."""
         for process in list(self.processes):
@@ -152,6 +162,7 @@ class Uploads:
                 process.kill()
 
     def add_routes(self, app: web.Application) -> None:
+        self.clear_leftovers()
         app.router.add_get("/upload", self.page)
         app.router.add_post("/upload", self.receive)
         app.router.add_get("/upload/jobs/{job}", self.job)
@@ -185,7 +196,7 @@ class Uploads:
         user_id = self._instructor(request)
         if request.content_length is not None and request.content_length > self.max_bytes:
             return _refusal(str(_too_large(self.max_bytes)), status=413)
-        staging = spinesim_home() / "uploads" / f"staging-{secrets.token_hex(8)}"
+        staging = spinesim_home() / "uploads" / f"staging-{os.getpid()}-{secrets.token_hex(8)}"
         try:
             form = await self._stage(request, staging)
             job = secrets.token_urlsafe(12)
@@ -284,6 +295,16 @@ class Uploads:
 def _too_large(max_bytes: int, name: str | None = None) -> UploadTooLarge:
     return UploadTooLarge(f"the upload is larger than {_megabytes(max_bytes)}", path=name,
                           hint="crop the CT to the lumbar spine (or zip only its one series) and upload it again")
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # alive, but another user's
+        return True
+    return True
 
 
 def _megabytes(size_bytes: int) -> str:

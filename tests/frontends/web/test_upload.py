@@ -7,6 +7,10 @@ from __future__ import annotations
 
 import asyncio
 import io
+import os
+import shutil
+import subprocess
+import sys
 import zipfile
 from pathlib import Path
 
@@ -156,3 +160,14 @@ def test_a_dicom_zip_is_imported_and_a_bad_slice_is_named_in_the_zip(spinesim_ho
                                    form=_form("dicom-bad", ("series.zip", damaged)))
     assert final["state"] == "failed" and final["error"].startswith("series.zip/series/slice002.dcm: "), final
     assert "ImagePositionPatient" in final["error"] and _staged() == []
+
+
+def test_a_crashed_portals_staging_folder_is_removed_and_a_running_ones_kept(spinesim_home):
+    finished = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    dead = spinesim_home / "uploads" / f"staging-{finished.stdout.strip()}-0123abcd"
+    alive = spinesim_home / "uploads" / f"staging-{os.getpid()}-4567ef01"
+    for folder in (dead, alive):
+        (folder / "ct").mkdir(parents=True)
+    Uploads.clear_leftovers()
+    assert not dead.exists() and alive.exists()
+    shutil.rmtree(alive)
