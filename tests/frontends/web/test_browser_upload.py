@@ -65,6 +65,8 @@ def test_an_instructor_uploads_a_ct_and_sees_the_patient_or_the_error(tmp_path):
             assert _upload(page, "browser-damaged", damaged) == "failed"
             error = page.text_content("#upload-error")
             assert error.startswith("scan.nii.gz: ") and "staging" not in error, error
+            assert error.endswith("Export the volume again as NIfTI (.nii or .nii.gz) and check that the copy is "
+                                  "complete."), error  # the fix
             assert "browser-damaged" not in stored_anatomy_names()
             browser.close()
     finally:
