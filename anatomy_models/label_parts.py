@@ -23,6 +23,11 @@ derives them at import from the vertebra labels, the frames and the landmarks
    generator's course under each pedicle and out of the foramen (``spine/neural.py``), in their
    foraminal fat; the rest of the bony canal is epidural fat. A ``spinal_cord`` label from the map
    (TotalSegmentator's covers the whole thecal sac) is replaced by these.
+4. The radicular arteries, one per foramen as on the generated patient (``spine/vessels.py``): around
+   the body's waist, into the foramen antero-superiorly just under the pedicle (where a
+   transforaminal needle aims, so a TFESI on an imported CT can meet one: vascular uptake,
+   clinical.md §2.2 [S2]), along the root to the dura; through unlabelled tissue and fat only. No
+   artery is made dominant (Adamkiewicz): a CT without contrast does not show which one it is.
 
 Everything here is an estimate from the bone (a few millimetres, like the landmarks), and
 ``metadata["derived_parts"]`` says so.
@@ -38,6 +43,7 @@ from anatomy_models.anatomy import Anatomy
 from anatomy_models.label_landmarks import S1_SEGMENT_MM, VertebraFrame, vertebra_frames
 from anatomy_models.spine.neural import (ANTERIOR_EPIDURAL_MM, CORD_SEMI_AXES_MM, DURA_THICKNESS_MM, GANGLION_LENGTH_MM,
                                          ROOT_DIAMETER_MM)
+from anatomy_models.spine.vessels import CONNECTED_RADIUS_VOXELS, RADICULAR_RADIUS_MM
 from anatomy_models.structures import LEVELS, Label, LabelTable, in_group, interspace
 from anatomy_models.volume import Volume
 
@@ -337,6 +343,45 @@ def _root(painter: _Painter, frame: VertebraFrame, canal: _Canal, side: str, pat
     painter.paint(box, _chain_distance(box.world, path[1:4]) <= radius + FORAMINAL_FAT_MM, "epidural_space", "fat")
 
 
+def _artery_path(frame: VertebraFrame, canal: _Canal, side: str, pedicle: np.ndarray, six: np.ndarray,
+                 radius_mm: float) -> list[np.ndarray]:
+    """World points of the radicular artery of the foramen under this pedicle, as the generator's
+    (``spine/vessels.py``): around the body's waist (the segmental artery), into the foramen
+    antero-superiorly just under the pedicle, along the root to the canal's wall and the dural sac
+    (clinical.md §2.2 [S2]). Where it runs beside bone it keeps its ``radius_mm`` clear of it (the
+    generator's 1.5 and 3 mm at least), so that a coarse grid does not cut it into pieces."""
+    s = _SIGN[side]
+    clear = max(1.5, radius_mm + 0.5)
+    (centre_x, centre_y), (half_width, half_depth) = _body_outline(frame)
+    body = frame.points[frame.points[:, 1] < frame.canal_front]
+    waist_z = float(np.median(body[:, 2])) - 0.2 * float(np.ptp(body[:, 2])) / 2.0
+    pedicle_x, bottom = abs(frame.local(pedicle)[0]), frame.local(six)[2]
+    wall = canal.wall_left if side == "left" else canal.wall_right
+    local = [np.array([centre_x + s * (0.9 * half_width + clear), centre_y - 0.2 * half_depth, waist_z]),
+             np.array([s * (pedicle_x + PEDICLE_WIDTH_MM / 2.0 + 1.5 + clear), frame.canal_front - 1.5,
+                       bottom - clear]),
+             np.array([s * (wall + 1.5), frame.canal_front + 1.0, bottom - 2.5]),
+             np.array([s * (canal.sac_axes[0] + 0.3), canal.sac_y - 2.0, bottom - 2.5])]
+    return [frame.world(p) for p in local]
+
+
+def _artery_radius(grid: Volume) -> float:
+    return max(RADICULAR_RADIUS_MM, CONNECTED_RADIUS_VOXELS * float(np.min(grid.spacing)))
+
+
+def _artery(painter: _Painter, frame: VertebraFrame, side: str, path: list[np.ndarray]) -> None:
+    """The radicular artery along ``path``, at least as thick as keeps it one connected run of voxels
+    (``spine/vessels.py``): through the unlabelled tissue, the epidural and foraminal fat and, where it
+    runs along them in one voxel, the root and its ganglion (as on the generated patient, where the
+    artery is drawn over them); never through bone or the dura."""
+    radius = _artery_radius(painter.grid)
+    box = _box(painter.grid, frame, np.min(path, axis=0) - radius - 1.0, np.max(path, axis=0) + radius + 1.0)
+    crossed = [label.id for label in painter.table if label.name == "epidural_space"
+               or label.name.startswith(("nerve_root.", "dorsal_root_ganglion."))]
+    painter.paint(box, _chain_distance(box.world, path) <= radius, f"radicular_artery.{frame.level}.{side}", "blood",
+                  only=np.array([0, *crossed]))
+
+
 def _stretches(frames: dict[str, VertebraFrame]) -> dict[str, tuple[float, float]]:
     """Each level's stretch of canal along its own superior axis: half-way to its neighbours."""
     present = [level for level in LEVELS if level in frames]
@@ -391,12 +436,21 @@ def with_label_parts(anatomy: Anatomy) -> Anatomy:
                 _root(painter, frames[upper], canals[upper], side, path)
     for level, stretch in _stretches(frames).items():
         _sac_and_canal(painter, frames[level], canals[level], stretch)
+    # The radicular arteries last: they run through the foraminal and epidural fat to the dura.
+    for upper, _lower in pairs:
+        for side in _SIGN:
+            pedicle = anatomy.landmarks.get(f"{upper}.pedicle.{side}.center")
+            six = anatomy.landmarks.get(f"{upper}.pedicle.{side}.six_oclock")
+            if pedicle is not None and six is not None:
+                path = _artery_path(frames[upper], canals[upper], side, pedicle, six, _artery_radius(painter.grid))
+                _artery(painter, frames[upper], side, path)
     labels = anatomy.labels.with_array(painter.array)
     used = set(np.unique(painter.array).tolist())
     table = LabelTable(Label(label.id, label.name, label.tissue) for label in painter.table
                        if label.id in used or label.name not in _derived_names(painter.table, anatomy.label_table))
     metadata = dict(anatomy.metadata, derived_parts="approximate, drawn from the vertebra labels: parts, discs, "
-                                                    "ligamentum flavum, dural sac, roots and epidural fat")
+                                                    "ligamentum flavum, dural sac, roots, epidural fat and "
+                                                    "radicular arteries")
     return replace(anatomy, label_table=table, labels=labels, metadata=metadata)
 
 

@@ -100,7 +100,9 @@ def _load(path: Path, *, voxels: bool = False) -> nib.Nifti1Image:
                                 "the file is truncated", path=path, hint="copy or export the file again")
         return image
     except _READ_ERRORS as error:
-        raise SpinesimError(f"not a readable NIfTI file ({type(error).__name__}: {error})", path=path) from None
+        raise SpinesimError(f"not a readable NIfTI file ({type(error).__name__}: {error})", path=path,
+                            hint="export the volume again as NIfTI (.nii or .nii.gz) and check that the copy is "
+                                 "complete") from None
 
 
 def _usable(affine: np.ndarray | None) -> bool:

@@ -22,6 +22,7 @@ from anatomy_models.labelmaps import (LabelMap, ct_from_labels, is_totalsegmenta
 from anatomy_models.meshes import describe_meshes, is_mesh_folder, is_mesh_path, mesh_anatomy, read_mesh_source
 from anatomy_models.nifti import is_nifti_path, nifti_label_names, nifti_orientation_source, nifti_stem, read_nifti
 from anatomy_models.nrrd import is_nrrd_path, is_segmentation_file, read_nrrd, read_segmentation
+from anatomy_models.scanner_table import without_scanner_table
 from anatomy_models.volume import Volume
 
 ProgressCallback = Callable[[float, float, str], None]
@@ -129,6 +130,10 @@ def import_anatomy(path: str | Path, *, series_uid: str | None = None, labels: s
         else:
             label_map = None
         notes = list(label_map.notes) if label_map else []
+        ct, removed = without_scanner_table(ct, label_map.labels if label_map else None)
+        if removed:
+            notes.append(f"{removed} voxels outside the patient's body (the CT's table, pads) set to air: the "
+                         "patient lies prone on the fluoroscopy table")
     if spacing_mm:
         ct, label_map = _resampled(ct, label_map, spacing_mm)
         notes.append(f"resampled to {spacing_mm:g} mm voxels (CT trilinear, labels nearest neighbour)")
@@ -157,7 +162,8 @@ def _with_estimated_landmarks(anatomy: Anatomy) -> Anatomy:
     if parted is not measured:
         added = len(parted.label_table) - len(measured.label_table)
         notes.append(f"{added} structures drawn from the vertebra labels (vertebra parts, discs, ligamentum flavum, "
-                     "dural sac, exiting roots, epidural fat; estimates): procedures can target this anatomy")
+                     "dural sac, exiting roots, epidural fat, radicular arteries; estimates): procedures can target "
+                     "this anatomy")
         measured = parted
     return replace(measured, metadata=dict(measured.metadata, import_notes=notes))
 

@@ -287,6 +287,9 @@ def build_layout(server, instructor: bool) -> None:
                 if instructor:
                     v3.VTab("Review", value="review", id="tab-review", min_width=0)
             v3.VSpacer()
+            if instructor:  # the upload page is the portal's (frontends/web/upload.py): a CT is too big for the socket
+                v3.VBtn("Bring a patient's CT", href="/upload", id="upload-open", variant="text", classes="mr-1",
+                        prepend_icon="mdi-upload", title="upload a CT and its vertebra labels: a patient for cases")
             v3.VChip("{{ timer_text }}", id="timer", prepend_icon="mdi-timer-outline", variant="outlined",
                      classes="mr-2 counters", v_show="attempt_active")
             v3.VChip("{{ user_name }} · {{ role }}", prepend_icon="mdi-account", variant="tonal",

@@ -67,6 +67,7 @@ from aiohttp import ClientSession, ClientTimeout, WSCloseCode, WSMsgType, web
 from anatomy_models.errors import SpinesimError
 from frontends.store import Store, User
 from frontends.web.inputs import MAX_MESSAGE_BYTES
+from frontends.web.upload import Uploads
 
 COOKIE = "spinesim_session"
 # The header that carries a workstation's secret on every request the portal forwards to it.
@@ -364,6 +365,7 @@ class Portal:
         # The workstations' HTML reports, one subfolder each; removed with the portal (a killed
         # workstation cannot clean up after itself).
         self.reports = tempfile.TemporaryDirectory(prefix="spinesim-reports-")
+        self.uploads = Uploads(self._user_and_role)  # an instructor's own patient's CT (frontends/web/upload.py)
 
     # ------------------------------------------------------------------ application
     def app(self) -> web.Application:
@@ -373,6 +375,7 @@ class Portal:
         app.router.add_get("/logout", self.logout)
         app.router.add_get("/portal/status", self.status)
         app.router.add_get("/portal/health", self.health)
+        self.uploads.add_routes(app)
         app.router.add_route("*", "/{tail:.*}", self.forward)
         app.on_response_prepare.append(security_headers)
         app.on_startup.append(self._on_startup)
@@ -398,6 +401,7 @@ class Portal:
     async def _on_cleanup(self, _app) -> None:
         if self._keeper is not None:
             self._keeper.cancel()
+        self.uploads.close()
         stations = [*self.workstations.values(), *self.spares]
         for station in stations:
             station.close()
@@ -463,6 +467,10 @@ class Portal:
         return self.sessions.get(request.cookies.get(COOKIE, ""))
 
     # ------------------------------------------------------------------ workstations
+    def _user_and_role(self, request: web.Request) -> tuple[int, str] | None:
+        user_id = self.user_of(request)
+        return None if user_id is None else (user_id, self.store.user_by_id(user_id).role)
+
     def workstation_of(self, user: User) -> WorkstationProcess:
         """The user's workstation: the one they have, else a warm spare, else a new process."""
         station = self.workstations.get(user.id)

@@ -79,3 +79,35 @@ def test_tfesi_and_ilesi_cases_solve_run_score_report_and_explain(real_ct, tmp_p
     explained = tmp_path / "explained"
     assert main(["explain", str(ilesi), "-o", str(explained), "--pixels", "128"]) == 0
     assert (explained / "index.html").stat().st_size > 10_000
+
+
+def test_radicular_arteries_from_the_labels_make_vascular_uptake_possible_on_the_real_ct(real_ct, tmp_path):
+    """Each lumbar foramen of the TFESI levels has its radicular artery (one connected vessel on the
+    3 mm grid) at the safe triangle's depth, and a transforaminal needle that enters the L4 left one
+    shows the arterial pattern, the complication the generated patient teaches (clinical.md §2.2 [S2])."""
+    from scipy import ndimage
+
+    from scenarios.schema import load_scenario
+    from simulator.session.fold import Session
+    from tests.simulator.attempts import nearest_points, place_toward
+
+    for level in ("L3", "L4", "L5"):
+        for side in ("left", "right"):
+            name = f"radicular_artery.{level}.{side}"
+            assert real_ct.label_table.by_name(name).tissue == "blood"
+            assert ndimage.label(real_ct.mask(name), np.ones((3, 3, 3)))[1] == 1, name
+    artery = real_ct.ct.voxel_to_world(np.argwhere(real_ct.mask("radicular_artery.L4.left")))
+    triangle = real_ct.landmarks["L4-L5.safe_triangle.left"]
+    assert np.linalg.norm(artery - triangle, axis=1).min() <= 3.0  # one voxel of the 3 mm grid
+    # Never through bone or the dura: the CT's bone stays bone.
+    assert real_ct.ct.array[real_ct.mask("radicular_artery")].max() < 400
+
+    case = _case_on_the_real_ct(tmp_path, "tfesi-default", "{kind: quincke, gauge: 22, length_in: 5.0}")
+    session = Session(load_scenario(case), real_ct)
+    depth = place_toward(session, nearest_points(session, "radicular_artery.L4.left", session.target.point),
+                         root_clearance_mm=0.0, avoid_groups=("dural_sac",),
+                         avoid_tissues=("disc_annulus", "disc_nucleus", "air"))
+    events = session.apply({"type": "advance", "t": 10, "mm": depth})
+    assert next(e for e in events if e.kind == "vessel_puncture").data["arterial"]
+    shown = session.apply({"type": "inject_contrast", "t": 12, "ml": 1.0})
+    assert shown[0].data["pattern"] == "arterial" and shown[0].severity == "unsafe"
