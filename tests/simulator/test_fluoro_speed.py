@@ -1,0 +1,86 @@
+"""The live frame's shortcuts give the images a full computation gives (issue 18).
+
+A live frame reuses its pose's input image (the anatomy's, kept with the frame facts) and exposes
+only the pixels the needle and contrast changed; the tone curve is looked up by arithmetic and the
+glare upsampled by a compiled pass. Each is checked against the computation it replaces.
+"""
+
+import numpy as np
+import pytest
+
+from anatomy_models.anatomy import Anatomy
+from anatomy_models.volume import Volume
+from simulator.imaging.carm import CArm
+from simulator.imaging.fluoro import (DetectorModel, coarse_blur, detected_frame, detected_with, exposed_input,
+                                      render_fluoro, tone_lookup)
+from simulator.imaging.spectrum import beam
+from simulator.needle.shaft import Needle
+
+
+@pytest.fixture(scope="module")
+def phantom():
+    """A soft-tissue block (2 mm voxels) with a bone block on its left, in air."""
+    hu = np.full((60, 50, 40), -1000, np.int16)
+    hu[10:50, 5:45, :] = 40
+    hu[34:44, 20:30, 10:30] = 1200
+    return Anatomy(ct=Volume.from_spacing(hu, (2, 2, 2), origin=(-59, -49, -39)), metadata={"name": "phantom"})
+
+
+def _needle() -> Needle:
+    return Needle(entry=np.array([10.0, -60.0, 5.0]), direction=np.array([0.2, 1.0, 0.1]), depth_mm=45.0)
+
+
+@pytest.mark.parametrize("detector", [DetectorModel(), DetectorModel.flat_panel()], ids=["intensifier", "flat panel"])
+def test_a_frame_exposes_only_what_changed_and_equals_a_full_exposure(phantom, detector):
+    carm = CArm(detector_pixels=96)
+    spectrum = beam(80.0)
+    anatomy = detected_frame(phantom, carm, spectrum, "joseph")
+    total = detected_with(phantom, carm, spectrum, "joseph", anatomy, None, _needle())
+    changed = total != anatomy
+    assert 0 < changed.sum() < 0.2 * changed.size  # the needle's pixels: a few, not none
+    scatter = np.full(carm.shape, 0.05, np.float32)
+    base = exposed_input(anatomy, detector=detector, carm=carm, scatter=scatter)
+    reused = exposed_input(total, detector=detector, carm=carm, scatter=scatter, base=(anatomy, base))
+    full = exposed_input(total, detector=detector, carm=carm, scatter=scatter)
+    np.testing.assert_array_equal(reused, full)  # bit for bit: the same arithmetic on the changed pixels
+    assert not np.array_equal(full, base)  # and the needle is in it
+
+
+def test_rendered_frames_are_the_same_with_the_pose_cached_or_not(phantom):
+    carm = CArm(detector_pixels=96)
+    needles = [Needle(entry=np.array([10.0, -60.0, 5.0]), direction=np.array([0.2, 1.0, 0.1]), depth_mm=depth)
+               for depth in (40.0, 45.0)]
+    phantom.derived.clear()
+    cold = render_fluoro(phantom, carm, needles[1], seed=3)
+    phantom.derived.clear()
+    render_fluoro(phantom, carm, needles[0], seed=2)  # the pose's facts made with another needle in view
+    warm = render_fluoro(phantom, carm, needles[1], seed=3)
+    np.testing.assert_array_equal(warm.measured, cold.measured)
+    np.testing.assert_array_equal(warm.pixels, cold.pixels)
+
+
+def test_tone_lookup_is_np_interp_on_even_knots():
+    rng = np.random.default_rng(4)
+    tone = np.sort(rng.random(257)).astype(np.float32)
+    grey = rng.random((64, 64), dtype=np.float32)
+    grey[0, :4] = (0.0, 1.0, 0.5, 1.0 / 256)  # the ends and knots themselves
+    expected = np.interp(grey, np.linspace(0.0, 1.0, tone.size), tone)
+    np.testing.assert_allclose(tone_lookup(grey, tone), expected, atol=2e-6)
+
+
+def test_coarse_blur_upsamples_its_cells_linearly():
+    """A linear ramp stays a ramp in the interior (a Gaussian and linear interpolation keep it), and
+    the cell means are what is interpolated: against separable ``np.interp`` of the coarse blur."""
+    n, cell = 64, 8
+    ramp = np.tile(np.arange(n, dtype=np.float32), (n, 1))
+    blurred = coarse_blur(ramp, 3.0, cell)
+    inner = slice(2 * cell, n - 2 * cell)
+    np.testing.assert_allclose(blurred[inner, inner], ramp[inner, inner], atol=1e-3)
+    rng = np.random.default_rng(5)
+    image = rng.random((n, n), dtype=np.float32)
+    coarse_blurred = coarse_blur(image, 0.01, cell)  # ~no blur: the upsampled cell means
+    means = image.reshape(n // cell, cell, n // cell, cell).mean(axis=(1, 3))
+    centres = (np.arange(n // cell) + 0.5) * cell - 0.5
+    rows = np.stack([np.interp(np.arange(n), centres, means[:, c]) for c in range(n // cell)], axis=1)
+    expected = np.stack([np.interp(np.arange(n), centres, rows[r]) for r in range(n)])
+    np.testing.assert_allclose(coarse_blurred, expected, atol=1e-5)
