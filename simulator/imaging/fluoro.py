@@ -87,6 +87,13 @@ _WINDOW_PERCENTILES = (0.2, 99.9)
 # The one-sided window of a subtracted (DSA) image, in line-integral units: 0.4 is ~1.8 mm of
 # undiluted 300 mgI/mL contrast (0.23/mm at 60 keV), so a thin undiluted layer is full white [ED].
 _DSA_HALF_WINDOW = 0.4
+# A live frame's rays are at most this many of the CT's voxels apart at the isocentre (live_projection_cell)
+# [ED: a bilinear interpolation of rays closer than a voxel loses nothing the trilinear samples held;
+# 0.6 keeps a margin. The 1 mm spine: 2 pixels a ray at 512, 0.58 voxels; a 0.5 mm CT: every pixel].
+_LIVE_RAY_SPACING_VOXELS = 0.6
+# How many poses' interpolated water and bone images (projected_on_cells, 2 MB at 512 x 512) an anatomy
+# keeps: a live run's recent poses (the binned projections themselves are kept by the DRR cache).
+_POSES_ON_CELLS = 8
 # Points of the automatic tone curve across the window.
 _TONE_KNOTS = 257
 # How many settings' frame facts (AEC, window, harmonisation background, the anatomy's input image
@@ -404,16 +411,16 @@ def _scatter_for(anatomy_frame: np.ndarray, field_mask: np.ndarray, carm: CArm, 
 
 def _cached_facts(anatomy: Anatomy, carm: CArm, anatomy_frame: np.ndarray, field_mask: np.ndarray,
                   display: Display, detector: DetectorModel, method: str, spectrum: Beam | None,
-                  kev: float | None) -> _FrameFacts:
+                  kev: float | None, cell: int) -> _FrameFacts:
     """The :class:`_FrameFacts` of ``anatomy_frame``, the anatomy's detected line integrals for (``carm``,
-    ``method``, and the beam: ``spectrum``, or one energy ``kev``), kept by the anatomy for the last
-    :data:`_FACTS_PER_ANATOMY` settings.
+    ``method``, the beam: ``spectrum``, or one energy ``kev``, and the projection's ``cell``), kept by
+    the anatomy for the last :data:`_FACTS_PER_ANATOMY` settings.
 
     The key names what made the frame (beam and pose, as the DRR cache does) rather than the frame
     array, so that no key can outlive the data it stands for.
     """
     beam_key = ("kev", kev) if spectrum is None else ("spectrum", spectrum.kvp, spectrum.filtration_mm_al)
-    key = (beam_key, pose_key(carm, method), carm.collimation, carm.detector_shape, detector,
+    key = (beam_key, pose_key(carm, method), cell, carm.collimation, carm.detector_shape, detector,
            display.harmonisation, display.harmonisation_radius_mm, display.equalisation)
 
     def compute() -> _FrameFacts:
@@ -472,24 +479,67 @@ def iodine_path(contrast: Volume, carm: CArm, *, method: Method = "joseph") -> n
 _NEEDLE_REFERENCE_KEV = FLUORO_EFFECTIVE_KEV
 
 
-def detected_frame(anatomy: Anatomy, carm: CArm, spectrum: Beam, method: str) -> np.ndarray:
-    """The anatomy's beam-hardened line integrals for ``spectrum`` (float32, shared: do not modify),
-    kept per pose and beam by the anatomy: a bilinear look-up per pixel of its water and bone path
-    lengths (:func:`simulator.imaging.spectrum.detected_water_bone`)."""
+def projected_on_cells(anatomy: Anatomy, carm: CArm, method: str, cell: int) -> np.ndarray:
+    """The anatomy's water and bone path lengths (mm, (2, rows, columns) float32, shared: do not modify)
+    for ``carm``'s pixels, projected on ``cell`` x ``cell`` pixels a ray and linearly interpolated to
+    every pixel: the same detector binned (its pixel centres, fewer of them), a ``cell ** 2``-th of
+    the rays. Kept per pose by the anatomy; ``cell`` 1 is the DRR itself
+    (:func:`simulator.imaging.drr.anatomy_basis_line_integrals`).
+    """
+    if cell == 1:
+        return anatomy_basis_line_integrals(anatomy, carm, method=method)
+    if carm.detector_pixels % cell:
+        raise SpinesimError(f"a projection on cells of {cell} pixels needs a detector a multiple of {cell} "
+                            f"pixels across, not {carm.detector_pixels}", hint="use live_projection_cell")
+
     def compute() -> np.ndarray:
-        water, bone = anatomy_basis_line_integrals(anatomy, carm, method=method)
+        binned = anatomy_basis_line_integrals(anatomy, carm.with_(detector_pixels=carm.detector_pixels // cell),
+                                              method=method)
+        taps = _upsampling_taps(carm.detector_pixels, cell)
+        image = np.stack([_upsample_linear(np.ascontiguousarray(path), *taps) for path in binned])
+        image.setflags(write=False)
+        return image
+
+    return anatomy.derived.recent(("fluoro.on_cells", cell), pose_key(carm, method), compute, keep=_POSES_ON_CELLS)
+
+
+def live_projection_cell(anatomy: Anatomy, carm: CArm) -> int:
+    """Detector pixels a ray across (1, 2 or 4) for a live frame of ``anatomy``: the coarsest whose rays,
+    at the isocentre, are still at most :data:`_LIVE_RAY_SPACING_VOXELS` of the CT's finest voxel
+    apart, so the projection keeps every detail the CT holds (its voxels reach the detector
+    magnified over several pixels) at a quarter or a sixteenth of the rays. A C-arm's live mode
+    is its binned, lower-resolution mode too.
+
+    >>> from anatomy_models.anatomy import Anatomy
+    >>> ct = lambda mm: Volume.from_spacing(np.zeros((2, 2, 2), np.int16), (mm, mm, mm))
+    >>> [live_projection_cell(Anatomy(ct=ct(mm)), CArm()) for mm in (0.5, 1.0, 2.0)]
+    [1, 2, 4]
+    """
+    at_isocenter_mm = carm.pixel_size_mm / carm.magnification
+    voxel_mm = float(np.min(anatomy.ct.spacing))
+    cells = [cell for cell in (4, 2) if carm.detector_pixels % cell == 0
+             and cell * at_isocenter_mm <= _LIVE_RAY_SPACING_VOXELS * voxel_mm]
+    return cells[0] if cells else 1
+
+
+def detected_frame(anatomy: Anatomy, carm: CArm, spectrum: Beam, method: str, cell: int = 1) -> np.ndarray:
+    """The anatomy's beam-hardened line integrals for ``spectrum`` (float32, shared: do not modify),
+    kept per pose, beam and ``cell`` by the anatomy: a bilinear look-up per pixel of its water and bone
+    path lengths (:func:`simulator.imaging.spectrum.detected_water_bone`, :func:`projected_on_cells`)."""
+    def compute() -> np.ndarray:
+        water, bone = projected_on_cells(anatomy, carm, method, cell)
         image = detected_water_bone(spectrum, water, bone)
         image.setflags(write=False)
         return image
 
-    return anatomy.derived.recent(("fluoro.detected", spectrum.kvp, spectrum.filtration_mm_al), pose_key(carm, method),
-                                  compute, keep=_FACTS_PER_ANATOMY)
+    return anatomy.derived.recent(("fluoro.detected", spectrum.kvp, spectrum.filtration_mm_al, cell),
+                                  pose_key(carm, method), compute, keep=_FACTS_PER_ANATOMY)
 
 
 def detected_with(anatomy: Anatomy, carm: CArm, spectrum: Beam, method: str, anatomy_frame: np.ndarray,
-                  contrast: Volume | None, needle: Needle | None) -> np.ndarray:
-    """``anatomy_frame`` (:func:`detected_frame`) with iodine and the needle's steel: the pixels they
-    cross are integrated over the spectrum again with all four materials (a copy; the rest as is)."""
+                  contrast: Volume | None, needle: Needle | None, cell: int = 1) -> np.ndarray:
+    """``anatomy_frame`` (:func:`detected_frame` on ``cell``) with iodine and the needle's steel: the pixels
+    they cross are integrated over the spectrum again with all four materials (a copy; the rest as is)."""
     total = anatomy_frame.copy()
     iodine = iodine_path(contrast, carm, method=method) if contrast is not None else None
     steel = None
@@ -502,7 +552,7 @@ def detected_with(anatomy: Anatomy, carm: CArm, spectrum: Beam, method: str, ana
             crossed |= image > 0
     if not crossed.any():
         return total
-    water, bone = anatomy_basis_line_integrals(anatomy, carm, method=method)
+    water, bone = projected_on_cells(anatomy, carm, method, cell)
     zero = np.zeros(int(crossed.sum()), dtype=np.float32)
     total[crossed] = detected_line_integrals(spectrum, water[crossed], bone[crossed],
                                              iodine[crossed] if iodine is not None else zero,
@@ -857,6 +907,7 @@ def render_fluoro(
     detector: DetectorModel = DetectorModel(),
     method: Method = "joseph",
     kev: float | None = None,
+    projection_cell: int = 1,
 ) -> FluoroImage:
     """Render one fluoroscopy frame.
 
@@ -891,6 +942,10 @@ def render_fluoro(
         None (default): the polychromatic beam of the technique's kVp and filtration
         (:mod:`simulator.imaging.spectrum`). A number: a single effective energy, keV (60-80), the
         model before the spectrum, kept for comparison.
+    projection_cell : int
+        The anatomy is projected with one ray per ``projection_cell`` x ``projection_cell`` detector
+        pixels and interpolated to each (:func:`projected_on_cells`; a live frame's is
+        :func:`live_projection_cell`); the needle and contrast always per pixel. 1: a ray per pixel.
 
     Returns
     -------
@@ -909,6 +964,9 @@ def render_fluoro(
     technique = dose if dose is not None else Technique()
     spectrum = beam(technique.kvp, technique.filtration_mm_al) if kev is None else None
     if spectrum is None:
+        if projection_cell != 1:
+            raise SpinesimError("a projection on cells is made for the polychromatic beam only",
+                                hint="leave kev unset or projection_cell at 1")
         anatomy_frame = anatomy_line_integrals(anatomy, carm, method=method, kev=kev)
         total = anatomy_frame.copy()
         if contrast is not None:
@@ -916,10 +974,11 @@ def render_fluoro(
         if needle is not None:
             add_needle_line_integrals(total, needle, carm, kev)
     else:
-        anatomy_frame = detected_frame(anatomy, carm, spectrum, method)
-        total = detected_with(anatomy, carm, spectrum, method, anatomy_frame, contrast, needle)
+        anatomy_frame = detected_frame(anatomy, carm, spectrum, method, projection_cell)
+        total = detected_with(anatomy, carm, spectrum, method, anatomy_frame, contrast, needle, projection_cell)
     field_mask = carm.field_mask()
-    facts = _cached_facts(anatomy, carm, anatomy_frame, field_mask, display, detector, method, spectrum, kev)
+    facts = _cached_facts(anatomy, carm, anatomy_frame, field_mask, display, detector, method, spectrum, kev,
+                          projection_cell)
     exposure = exposure_for(carm, dose, facts.transmission, kev) if dose is not None else None
     quanta = None
     if exposure is not None:
