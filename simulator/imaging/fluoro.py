@@ -578,7 +578,7 @@ def _gaussian_taps(sigma: float, truncate: float) -> np.ndarray:
     return (taps / taps.sum()).astype(np.float32)
 
 
-@njit(fastmath=True, cache=True)
+@njit(fastmath=True, cache=True, nogil=True)
 def _separable_filter(image, taps):  # pragma: no cover - compiled
     """Convolve rows then columns with the symmetric ``taps``, edges repeated ("nearest").
 
@@ -618,7 +618,7 @@ def gaussian_blur(image: np.ndarray, sigma_pixels: float, truncate: float = 3.0)
 _EXACT_POISSON_BELOW = 20.0
 
 
-@njit(fastmath=True, cache=True)
+@njit(fastmath=True, cache=True, nogil=True)
 def _normal_counts(expected, normal, low_below):  # pragma: no cover - compiled
     """``max(e + sqrt(e) z, 0)`` in place of ``normal``; returns how many pixels expect < ``low_below``."""
     flat_e = expected.ravel()
@@ -676,7 +676,7 @@ def _upsampling_taps(fine: int, cell: int) -> tuple[np.ndarray, np.ndarray]:
     return low, weight
 
 
-@njit(fastmath=True, cache=True)
+@njit(fastmath=True, cache=True, nogil=True)
 def _upsample_linear(coarse, low, weight):  # pragma: no cover - compiled
     """Separable linear interpolation of the (cells, cells) image ``coarse`` to (fine, fine) pixels, the
     taps of :func:`_upsampling_taps`: rows, then columns, one thread (a few hundred microseconds; BLAS
@@ -711,7 +711,7 @@ def coarse_blur(image: np.ndarray, sigma_pixels: float, cell: int = 8) -> np.nda
     return _upsample_linear(blurred, *_upsampling_taps(n, cell))
 
 
-@njit(fastmath=True, cache=True)
+@njit(fastmath=True, cache=True, nogil=True)
 def _remap_where(image, coordinates, changed, gain, out):  # pragma: no cover - compiled
     """``out[r, c] = gain[r, c]`` times the bilinear sample of ``image`` at (row, column)
     ``coordinates[:, r, c]`` (edges held), for the pixels whose four source pixels include a ``changed``
@@ -795,7 +795,7 @@ def measure(line_integral: np.ndarray, field_mask: np.ndarray, quanta_per_pixel:
     return measured
 
 
-@njit(fastmath=True, cache=True)
+@njit(fastmath=True, cache=True, nogil=True)
 def _tone_lookup(grey, tone, out):  # pragma: no cover - compiled
     """Linear interpolation of ``tone`` (its knots evenly spaced over 0-1) at each of ``grey`` (0-1)."""
     top = tone.size - 1

@@ -186,8 +186,8 @@ def _detected_source(amounts, mu, weights, out):  # pragma: no cover - compiled
             out[first + k] = reference[k] - np.log(total[k])
 
 
-_detected_parallel = njit(parallel=True, fastmath=True, cache=True)(_detected_source)
-_detected_serial = njit(fastmath=True, cache=True)(_detected_source)
+_detected_parallel = njit(parallel=True, fastmath=True, cache=True, nogil=True)(_detected_source)
+_detected_serial = njit(fastmath=True, cache=True, nogil=True)(_detected_source)
 # Below this many pixels (a needle's, a contrast blob's) one thread is faster than waking the pool.
 _PARALLEL_FROM_PIXELS = 32768
 
@@ -229,7 +229,7 @@ def _water_bone_table(b: Beam) -> np.ndarray:
     return table
 
 
-@njit(parallel=True, fastmath=True, cache=True)
+@njit(parallel=True, fastmath=True, cache=True, nogil=True)
 def _table_lookup(table, water, bone, water_step, bone_step, out):  # pragma: no cover - compiled
     """Bilinear look-up of ``table`` (water x bone nodes) at each pixel; path lengths clamped to its extent."""
     rows, columns = out.shape

@@ -10,6 +10,9 @@ the binned detector's own DRR and against a ray per pixel.
 import numpy as np
 import pytest
 
+import simulator.imaging.drr as drr
+import simulator.imaging.fluoro as fluoro
+import simulator.imaging.spectrum as spectrum
 from anatomy_models.anatomy import Anatomy
 from anatomy_models.errors import SpinesimError
 from anatomy_models.volume import Volume
@@ -121,3 +124,12 @@ def test_live_cell_keeps_rays_within_a_voxel_and_renders_the_same_frame(phantom)
     assert np.sqrt(np.mean(difference ** 2)) < 0.25 * np.sqrt(np.mean(noise ** 2))  # well under the quantum noise
     with pytest.raises(SpinesimError, match="polychromatic"):
         render_fluoro(phantom, fine, kev=60.0, projection_cell=2)
+
+
+def test_the_compiled_passes_of_a_frame_let_other_threads_run():
+    """The web workstation makes live frames in a worker thread while its event loop pushes them and takes
+    the trainee's clicks: every compiled pass of a frame (and of a new pose's DRR) releases the GIL."""
+    kernels = (fluoro._remap_where, fluoro._upsample_linear, fluoro._tone_lookup, fluoro._separable_filter,
+               fluoro._normal_counts, drr._needle_kernel, drr._joseph_kernel, drr._joseph_pair_kernel,
+               drr._siddon_kernel, spectrum._detected_serial, spectrum._detected_parallel, spectrum._table_lookup)
+    assert [kernel.py_func.__name__ for kernel in kernels if not kernel.targetoptions.get("nogil")] == []
