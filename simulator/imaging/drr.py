@@ -132,7 +132,7 @@ def _first_wall(index, origin, slope):
     return 1e30, 0.0, 0
 
 
-@njit(parallel=True, fastmath=True, cache=True, boundscheck=False)
+@njit(parallel=True, fastmath=True, cache=True, boundscheck=False, nogil=True)
 def _siddon_kernel(table, nb, na, nc, source, q00, qu, qv, d00, du, dv, out):  # pragma: no cover - compiled
     """Exact line integrals through column running sums; see the module docstring.
 
@@ -184,7 +184,7 @@ def _siddon_kernel(table, nb, na, nc, source, q00, qu, qv, d00, du, dv, out):  #
             out[v, u] = acc * math.sqrt(dx * dx + dy * dy + dz * dz) / qc
 
 
-@njit(parallel=True, fastmath=True, cache=True, boundscheck=False)
+@njit(parallel=True, fastmath=True, cache=True, boundscheck=False, nogil=True)
 def _joseph_kernel(table, scale, nb, na, nc, source, q00, qu, qv, d00, du, dv, out):  # pragma: no cover - compiled
     """Joseph's method: a bilinear sample per slice ``c`` of the zero-padded (nb, na, nc) ``table``, whose
     entries are the values divided by ``scale`` (float32 tables: 1; quantised uint16 tables: their step).
@@ -229,7 +229,7 @@ def _joseph_kernel(table, scale, nb, na, nc, source, q00, qu, qv, d00, du, dv, o
             out[v, u] = acc * scale * math.sqrt(dx * dx + dy * dy + dz * dz) / abs(qc)
 
 
-@njit(parallel=True, fastmath=True, cache=True, boundscheck=False)
+@njit(parallel=True, fastmath=True, cache=True, boundscheck=False, nogil=True)
 def _joseph_pair_kernel(table, scale_0, scale_1, nb, na, nc, source, q00, qu, qv, d00, du, dv,
                         out):  # pragma: no cover - compiled
     """:func:`_joseph_kernel` for a table of two interleaved materials (flat (nb, na, nc, 2)), into
@@ -316,7 +316,7 @@ def _cylinder_chord(sx, sy, sz, dx, dy, dz, px, py, pz, ax, ay, az, length, radi
     return max(t1 - t0, 0.0)
 
 
-@njit(fastmath=True, cache=True)
+@njit(fastmath=True, cache=True, nogil=True)
 def _needle_kernel(source, d00, du, dv, u0, v0, cylinders, samples, shadows, out):  # pragma: no cover - compiled
     """Needle line integrals of the pixels of ``out`` (the patch at column u0, row v0).
 

@@ -186,8 +186,8 @@ def _detected_source(amounts, mu, weights, out):  # pragma: no cover - compiled
             out[first + k] = reference[k] - np.log(total[k])
 
 
-_detected_parallel = njit(parallel=True, fastmath=True, cache=True)(_detected_source)
-_detected_serial = njit(fastmath=True, cache=True)(_detected_source)
+_detected_parallel = njit(parallel=True, fastmath=True, cache=True, nogil=True)(_detected_source)
+_detected_serial = njit(fastmath=True, cache=True, nogil=True)(_detected_source)
 # Below this many pixels (a needle's, a contrast blob's) one thread is faster than waking the pool.
 _PARALLEL_FROM_PIXELS = 32768
 
@@ -229,7 +229,7 @@ def _water_bone_table(b: Beam) -> np.ndarray:
     return table
 
 
-@njit(parallel=True, fastmath=True, cache=True)
+@njit(parallel=True, fastmath=True, cache=True, nogil=True)
 def _table_lookup(table, water, bone, water_step, bone_step, out):  # pragma: no cover - compiled
     """Bilinear look-up of ``table`` (water x bone nodes) at each pixel; path lengths clamped to its extent."""
     rows, columns = out.shape
@@ -257,9 +257,18 @@ def detected_water_bone(b: Beam, water_mm: np.ndarray, bone_mm: np.ndarray) -> n
     return out
 
 
-def water_equivalent_mm(b: Beam, line_integral: np.ndarray) -> np.ndarray:
-    """The thickness of water (mm) whose detected line integral is ``line_integral`` (float32), through
-    a tabulated water curve of the beam (0-600 mm)."""
+@lru_cache(maxsize=16)
+def _water_curve(b: Beam) -> tuple[np.ndarray, np.ndarray]:
+    """The beam's detected line integral of 0-600 mm of water (every 2 mm): (thickness mm, line integral)."""
     thickness = np.linspace(0.0, 600.0, 301)
     curve = detected_line_integrals(b, thickness)
+    for array in (thickness, curve):
+        array.setflags(write=False)
+    return thickness, curve
+
+
+def water_equivalent_mm(b: Beam, line_integral: np.ndarray) -> np.ndarray:
+    """The thickness of water (mm) whose detected line integral is ``line_integral`` (float32), through
+    a tabulated water curve of the beam (0-600 mm, made once per beam)."""
+    thickness, curve = _water_curve(b)
     return np.interp(line_integral, curve, thickness).astype(np.float32)

@@ -23,6 +23,11 @@ action before it), so the frames streamed to the monitor while it was held and t
 replayed from the log are the same frames (:func:`render_held_frame` draws both); its hold is its last
 frame.
 
+Resolution: a live frame projects the anatomy with a ray per few detector pixels
+(:func:`simulator.imaging.fluoro.live_projection_cell`: as fine as the CT's voxels, a quarter of the
+rays for the 1 mm spine), so a new C-arm pose while Live is held gives its image within a pulse or
+two; pulse shots and DSA project a ray per pixel.
+
 Noise: the hold keeps the shot's seed, every earlier frame a seed drawn from it and the frame's
 number; a live frame holds the quanta of the frames the recursive filter has averaged so far
 (at most ``RECURSIVE_FILTER_FRAMES``), a DSA frame one acquisition's.
@@ -36,7 +41,7 @@ import numpy as np
 
 from simulator.imaging.dose import (PULSE_SECONDS, RECURSIVE_FILTER_FRAMES, Exposure, Technique, at_pulse_rate,
                                     beam_seconds, run_frames, shot_exposure, technique_for)
-from simulator.imaging.fluoro import FluoroImage, render_fluoro
+from simulator.imaging.fluoro import FluoroImage, live_projection_cell, render_fluoro
 from simulator.session.fold import Session, SessionState
 
 
@@ -149,7 +154,8 @@ def render_held_frame(session: Session, state: SessionState, at_s: float, index:
         carm = carm.with_(detector_pixels=pixels)
     dose = replace(technique, averaged_frames=min(index + 1, RECURSIVE_FILTER_FRAMES))
     return render_fluoro(session.anatomy, carm, state.needle, session.contrast(at_s), dose=dose,
-                         seed=frame_seed(shot_seed(session.scenario.seed, shot), index))
+                         seed=frame_seed(shot_seed(session.scenario.seed, shot), index),
+                         projection_cell=live_projection_cell(session.anatomy, carm))
 
 
 def render_run(session: Session, state: SessionState, mode: str, seconds: float | None = None,
@@ -194,12 +200,14 @@ def render_run(session: Session, state: SessionState, mode: str, seconds: float 
     times = tuple(end - (count - 1 - i) / rate for i in range(count))
     seed = shot_seed(session.scenario.seed, state.fluoro_shots)
     mask = render_fluoro(session.anatomy, carm, state.needle, dose=run, seed=seed + 1) if mode == "dsa" else None
+    cell = live_projection_cell(session.anatomy, carm) if mode == "live" else 1
     frames = []
     for i, t in enumerate(times):
         quanta = 1 if mode == "dsa" else min(i + 1, RECURSIVE_FILTER_FRAMES)
         frames.append(render_fluoro(session.anatomy, carm, state.needle, session.contrast(t),
                                     dose=replace(run, averaged_frames=quanta),
-                                    seed=seed if i == count - 1 else frame_seed(seed, i), subtract=mask))
+                                    seed=seed if i == count - 1 else frame_seed(seed, i), subtract=mask,
+                                    projection_cell=cell))
     return CineRun(frames=tuple(frames), times_s=times, frames_per_second=rate,
                    frame_exposure=shot_exposure(session.anatomy, carm, mode, fluoro))
 
@@ -240,4 +248,5 @@ def render_shot(session: Session, state: SessionState, mode: str, seconds: float
     technique = technique_for(mode, at_pulse_rate(Technique(), frames_per_second), seconds=seconds)
     mask = render_fluoro(session.anatomy, carm, state.needle, dose=technique, seed=seed + 1) if mode == "dsa" else None
     return render_fluoro(session.anatomy, carm, state.needle, session.contrast(shown_at(state, mode, seconds)),
-                         dose=technique, seed=seed, subtract=mask)
+                         dose=technique, seed=seed, subtract=mask,
+                         projection_cell=live_projection_cell(session.anatomy, carm) if mode == "live" else 1)
