@@ -796,9 +796,9 @@ def render_fluoro(
         Seed of the quantum noise (recorded in the image).
     subtract : FluoroImage, optional
         Mask frame (same pose) for digital subtraction: the displayed image is this frame's
-        measurement minus the mask's, mid-grey where nothing changed. Real DSA runs acquire at
-        ~25x the fluoroscopy dose per frame; take mask and live frames with
-        ``Technique(aec_target_ngy=dose.DSA_TARGET_DETECTOR_NGY_PER_FRAME)``.
+        measurement minus the mask's, mid-grey where nothing changed. DSA runs acquire at
+        ~3x the fluoroscopy dose rate, a few frames a second; take mask and live frames with
+        ``dose.technique_for("dsa")``.
     display, detector : Display, DetectorModel
         Monitor settings (window/level, polarity) and imaging-chain physics (scatter and grid,
         intensifier or flat panel).

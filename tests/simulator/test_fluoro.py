@@ -299,18 +299,19 @@ def test_contrast_must_be_numeric():
 
 
 def test_dsa_dose_makes_subtraction_noise_smaller_by_the_square_root_of_the_dose(phantom):
-    from simulator.imaging.dose import AEC_TARGET_DETECTOR_NGY_PER_FRAME, DSA_TARGET_DETECTOR_NGY_PER_FRAME
+    from simulator.imaging.dose import AEC_TARGET_DETECTOR_NGY_PER_FRAME, dsa_target_ngy
 
     carm = CArm(**SMALL)
     physics = DetectorModel(blur_mm=0.0, vignetting=0.0)
     spread = {}
-    for target in (AEC_TARGET_DETECTOR_NGY_PER_FRAME, DSA_TARGET_DETECTOR_NGY_PER_FRAME):
+    dsa_target = dsa_target_ngy()
+    for target in (AEC_TARGET_DETECTOR_NGY_PER_FRAME, dsa_target):
         technique = Technique(aec_target_ngy=target)
         mask = render_fluoro(phantom, carm, seed=1, dose=technique, detector=physics)
         live = render_fluoro(phantom, carm, seed=2, dose=technique, detector=physics, subtract=mask)
         spread[target] = live.measured[54:74, 70:84].std()
-    ratio = spread[AEC_TARGET_DETECTOR_NGY_PER_FRAME] / spread[DSA_TARGET_DETECTOR_NGY_PER_FRAME]
-    assert ratio == pytest.approx(np.sqrt(DSA_TARGET_DETECTOR_NGY_PER_FRAME / AEC_TARGET_DETECTOR_NGY_PER_FRAME), rel=0.15)
+    ratio = spread[AEC_TARGET_DETECTOR_NGY_PER_FRAME] / spread[dsa_target]
+    assert ratio == pytest.approx(np.sqrt(dsa_target / AEC_TARGET_DETECTOR_NGY_PER_FRAME), rel=0.15)
 
 
 @pytest.mark.parametrize("polarity, sign", [("bone_white", 1), ("bone_black", -1)])
