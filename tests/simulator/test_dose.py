@@ -100,7 +100,8 @@ def test_a_dsa_run_is_an_acquisition_whose_dose_scales_with_its_length(small_spi
     assert two.dose_area_product_gy_cm2 == pytest.approx(2 * one.dose_area_product_gy_cm2, rel=1e-12)
     assert (one.frames, two.frames) == (round(DSA_FRAMES_PER_SECOND), round(2 * DSA_FRAMES_PER_SECOND))
     live = add_fluoro_shot(DoseLedger(), small_spine, carm, "live", 1.0)
-    per_second = one.reference_air_kerma_mgy / (live.reference_air_kerma_mgy / live.frames * Technique().frames_per_second)
+    live_per_second = live.reference_air_kerma_mgy / live.frames * Technique().frames_per_second
+    per_second = one.reference_air_kerma_mgy / live_per_second
     assert per_second == pytest.approx(DSA_TO_LIVE_DOSE_RATE) and 2.3 <= per_second <= 4.2
     assert [kind for kind, *_ in one.history] == ["dsa"]
 
