@@ -2,9 +2,10 @@
 
 Each labelled voxel starts at its tissue's CT number from the tissue table (clinical.md §5.1).
 Bone gets a cortical shell (cortical HU near the surface, fading into cancellous HU below the
-shell's thickness) and a trabecular pattern inside; muscle gets fibre-like striation along the body
-axis, fat and organs a faint speckle. The colon's content (label ``colon_content``) is stool mottled
-with gas: blotches a few millimetres across between :data:`STOOL_HU`'s bounds.
+shell's thickness) and a trabecular pattern inside (:mod:`anatomy_models.spine.trabecular`);
+muscle gets fibre-like striation along the body axis, fat and organs a faint speckle. The colon's
+content (label ``colon_content``) is stool mottled with gas: blotches a few millimetres across
+between :data:`STOOL_HU`'s bounds.
 
 Bone is partial-volume, like a real scanner's: a voxel the bone's surface passes through holds the
 fraction ``clip(0.5 - sdf / spacing, 0, 1)`` of bone (from the bone's signed distance) and the
@@ -25,14 +26,13 @@ from typing import Callable
 import numpy as np
 from scipy import ndimage, special
 
+from anatomy_models.spine.trabecular import trabecular_texture_hu
 from anatomy_models.structures import LabelTable
 from anatomy_models.tissues import TISSUES
 
 RECONSTRUCTION_FWHM_MM = 0.8         # [ED] a standard soft/bone kernel, in the slice plane
 SLICE_PROFILE_FWHM_MM = 1.5          # [ED] slice sensitivity profile of a 1 mm helical reconstruction
 NOISE_HU = 6.0                      # [ED] quantum noise after reconstruction
-TRABECULAR_HU = 110.0               # [ED] amplitude of the trabecular pattern
-TRABECULAR_SCALE_MM = 0.7           # [ED] trabecular spacing ~1 mm
 MUSCLE_STRIATION_HU = 9.0
 FAT_SPECKLE_HU = 10.0
 ORGAN_VARIATION_HU = 12.0
@@ -144,20 +144,12 @@ def synthesize_ct(labels: np.ndarray, table: LabelTable, bones: list[BoneRegion]
     is_bone = np.zeros(len(hu_of), dtype=bool)
     for label in table:
         is_bone[label.id] = label.tissue == "cortical_bone"
-    # Bone: the shell/core CT numbers, with a trabecular pattern (a band-pass of white noise, ~1 mm)
-    # where the bone is cancellous. Drawn per bone region: bones are a small part of the volume.
-    fine = TRABECULAR_SCALE_MM / spacing_mm
+    # Bone: the shell/core CT numbers, with a trabecular pattern where the bone is cancellous
+    # (anatomy_models.spine.trabecular). Drawn per bone region: bones are a small part of the volume.
     textured_bone = []
     for index, region in enumerate(bones):
         values = region.hu
-        white = np.random.default_rng([seed, 13, index]).standard_normal(values.shape, dtype=np.float32)
-        if fine >= 0.3:
-            pattern = ndimage.gaussian_filter(white, fine, truncate=3.0) - ndimage.gaussian_filter(white, 2.0 * fine, truncate=3.0)
-        else:  # a coarse grid cannot hold trabeculae: a faint mottle instead
-            pattern = white * 0.4
-        pattern *= TRABECULAR_HU / max(float(pattern.std()), 1e-6)
-        cancellous = np.clip((values - 100.0) / 100.0, 0.0, 1.0) * np.clip((900.0 - values) / 500.0, 0.0, 1.0)
-        values += pattern * cancellous  # in place: the caller's CT numbers are not needed untextured
+        values += trabecular_texture_hu(values, spacing_mm, [seed, 13, index])  # in place: not needed untextured
         textured_bone.append((region.box, inside_fraction(region.sdf_mm, spacing_mm), values))
     # Organs: a slow variation, two smooth in-plane fields mixed by a slow wave along z (cheap, seamless).
     organ_rng = np.random.default_rng([seed, 14])

@@ -31,8 +31,9 @@ Model
    shows them averaged by the recursive (temporal) noise filter [ED], so the image has their quanta
    and the dose counts every one. Live fluoroscopy and DSA runs are ``seconds x frame rate`` frames;
    a live run's held image averages at most ``RECURSIVE_FILTER_FRAMES`` of them, a DSA frame is one
-   acquisition. DSA is an acquisition (:func:`technique_for`): ``DSA_TARGET_DETECTOR_NGY_PER_FRAME`` per frame at
-   ``DSA_FRAMES_PER_SECOND``, so a run's dose scales with its length.
+   acquisition. DSA is an acquisition (:func:`technique_for`) at ``DSA_FRAMES_PER_SECOND`` whose dose
+   rate is ``DSA_TO_LIVE_DOSE_RATE`` times the same C-arm's live fluoroscopy's (Maus et al. 2014,
+   phantom measurements on portable C-arms), so a run's dose scales with its length.
 8. **Quanta.** With the polychromatic beam (the default), photon fluence per air kerma is the tube
    spectrum's own (SpekPy's fluence over its kerma, :mod:`simulator.imaging.spectrum`) and the
    detected fraction is the spectrum's absorption in the intensifier's CsI. At one effective energy E
@@ -77,10 +78,14 @@ IRP_FROM_ISOCENTER_MM = 150.0
 AIR_MASS_ENERGY_ABSORPTION_CM2_PER_G = {60.0: 0.03041, 80.0: 0.02407}
 DETECTOR_QUANTUM_EFFICIENCY = 0.6  # [ED]
 AEC_TARGET_DETECTOR_NGY_PER_FRAME = 40.0  # [ED], see the module docstring
-# Digital subtraction runs are acquisitions, not fluoroscopy: far more dose per frame, so that the
-# difference of two frames is not drowned in noise. 1 uGy per frame [ED], below the same regulator's
-# 4 uGy/frame acceptance limit for DSA acquisition (FANC, wettekst 28734).
-DSA_TARGET_DETECTOR_NGY_PER_FRAME = 1000.0
+# Digital subtraction runs are acquisitions, not fluoroscopy: more dose per frame, so that the
+# difference of two frames is not drowned in noise. Their dose rate (per second) is 2.3-4.2 times that
+# of live fluoroscopy at the medium dose rate on portable C-arms, lumbar TFESI, anthropomorphic phantom
+# (Maus, Schueler, Leng et al., "Radiation dose incurred in the exclusion of vascular filling in
+# transforaminal epidural steroid injections: fluoroscopy, digital subtraction angiography, and
+# CT/fluoroscopy", Pain Medicine 15:1328, 2014): the middle of that range (the earlier model's
+# 1 uGy per frame at 3 frames/s was 5x live per second, above it).
+DSA_TO_LIVE_DOSE_RATE = 3.25
 # DSA of a spinal injection is acquired at a few frames per second, not at the fluoroscopy pulse
 # rate [ED]: 3 frames/s, so a 2 s run is 6 frames.
 DSA_FRAMES_PER_SECOND = 3.0
@@ -355,23 +360,37 @@ def live_dose_rate_mgy_per_s(exposure: Exposure) -> float:
     return exposure.reference_air_kerma_mgy * exposure.frames_per_second
 
 
+def dsa_target_ngy(live: Technique = Technique()) -> float:
+    """Detector air kerma per DSA frame, nGy, for a C-arm whose live fluoroscopy is ``live``: the DSA run's
+    dose rate is ``DSA_TO_LIVE_DOSE_RATE`` times the live one's (Maus et al. 2014), spread over
+    ``DSA_FRAMES_PER_SECOND`` acquisitions.
+
+    >>> dsa_target_ngy(Technique(aec_target_ngy=40.0, frames_per_second=15.0))  # 3.25 x 600 nGy/s over 3 frames
+    650.0
+    """
+    return DSA_TO_LIVE_DOSE_RATE * live.aec_target_ngy * live.frames_per_second / DSA_FRAMES_PER_SECOND
+
+
 def technique_for(mode: str, technique: Technique = Technique(), seconds: float | None = None) -> Technique:
     """The technique a ``fluoro_shot`` of ``mode`` drives the tube with, and the frames its image holds.
 
     ``technique`` (fluoroscopy) for pulses (a tap, :func:`tap_frames`) and live runs of ``seconds``
     (default one pulse time; the held image averages up to ``RECURSIVE_FILTER_FRAMES``); for DSA the
-    acquisition's detector kerma per frame and frame rate, each frame one acquisition.
+    acquisition's frame rate and the detector kerma per frame that gives ``DSA_TO_LIVE_DOSE_RATE`` times
+    the live technique's dose rate, each frame one acquisition (:func:`dsa_target_ngy`).
 
     Examples
     --------
-    >>> dsa = technique_for("dsa")
-    >>> dsa.aec_target_ngy / technique_for("live").aec_target_ngy, dsa.frames_per_second, dsa.shown_frames
-    (25.0, 3.0, 1)
+    >>> dsa, live = technique_for("dsa"), technique_for("live")
+    >>> dsa.aec_target_ngy, dsa.frames_per_second, dsa.shown_frames
+    (650.0, 3.0, 1)
+    >>> dsa.aec_target_ngy * dsa.frames_per_second / (live.aec_target_ngy * live.frames_per_second)  # per second
+    3.25
     >>> technique_for("pulse").shown_frames, technique_for("live", seconds=0.1).shown_frames, technique_for("live", seconds=5).shown_frames
     (4, 2, 4)
     """
     if mode == "dsa":
-        return replace(technique, aec_target_ngy=DSA_TARGET_DETECTOR_NGY_PER_FRAME,
+        return replace(technique, aec_target_ngy=dsa_target_ngy(technique),
                        frames_per_second=DSA_FRAMES_PER_SECOND, averaged_frames=1)
     if mode == "live":
         run = run_frames(PULSE_SECONDS if seconds is None else seconds, technique.frames_per_second)

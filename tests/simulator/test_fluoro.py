@@ -299,38 +299,41 @@ def test_contrast_must_be_numeric():
 
 
 def test_dsa_dose_makes_subtraction_noise_smaller_by_the_square_root_of_the_dose(phantom):
-    from simulator.imaging.dose import AEC_TARGET_DETECTOR_NGY_PER_FRAME, DSA_TARGET_DETECTOR_NGY_PER_FRAME
+    from simulator.imaging.dose import AEC_TARGET_DETECTOR_NGY_PER_FRAME, dsa_target_ngy
 
     carm = CArm(**SMALL)
     physics = DetectorModel(blur_mm=0.0, vignetting=0.0)
     spread = {}
-    for target in (AEC_TARGET_DETECTOR_NGY_PER_FRAME, DSA_TARGET_DETECTOR_NGY_PER_FRAME):
+    dsa_target = dsa_target_ngy()
+    for target in (AEC_TARGET_DETECTOR_NGY_PER_FRAME, dsa_target):
         technique = Technique(aec_target_ngy=target)
         mask = render_fluoro(phantom, carm, seed=1, dose=technique, detector=physics)
         live = render_fluoro(phantom, carm, seed=2, dose=technique, detector=physics, subtract=mask)
         spread[target] = live.measured[54:74, 70:84].std()
-    ratio = spread[AEC_TARGET_DETECTOR_NGY_PER_FRAME] / spread[DSA_TARGET_DETECTOR_NGY_PER_FRAME]
-    assert ratio == pytest.approx(np.sqrt(DSA_TARGET_DETECTOR_NGY_PER_FRAME / AEC_TARGET_DETECTOR_NGY_PER_FRAME), rel=0.15)
+    ratio = spread[AEC_TARGET_DETECTOR_NGY_PER_FRAME] / spread[dsa_target]
+    assert ratio == pytest.approx(np.sqrt(dsa_target / AEC_TARGET_DETECTOR_NGY_PER_FRAME), rel=0.15)
 
 
 @pytest.mark.parametrize("polarity, sign", [("bone_white", 1), ("bone_black", -1)])
 def test_display_never_shows_more_attenuation_darker(small_spine, polarity, sign):
-    """The monitor keeps the order of the measured line integrals (reversed in bone_black): pixel by
-    pixel without edge enhancement, and between bands of attenuation with it; the densest bone is not
-    clipped to the end of the grey scale."""
+    """The tone curve keeps the order of the measured line integrals (reversed in bone_black): pixel by
+    pixel without edge enhancement and dynamic range compression, and between bands of attenuation with
+    both; the densest bone is not clipped to the end of the grey scale."""
     from simulator.imaging.carm import square_endplate
 
     carm = square_endplate(small_spine, "L4", detector_pixels=256)
     plain = render_fluoro(small_spine, carm, dose=None,
-                          display=Display(polarity=polarity, letters=False, edge_enhancement=0.0))
+                          display=Display(polarity=polarity, letters=False, edge_enhancement=0.0, harmonisation=0.0))
     body = plain.field & (plain.line_integrals > 0.05)
     order = np.argsort(plain.measured[body], kind="stable")
     assert np.all(sign * np.diff(plain.pixels[body][order].astype(int)) >= 0)
     image = render_fluoro(small_spine, carm, dose=None, display=Display(polarity=polarity, letters=False))
-    bands = np.quantile(image.measured[body], np.linspace(0.0, 1.0, 21))
-    band = np.clip(np.searchsorted(bands, image.measured[body], side="right") - 1, 0, 19)
-    means = [image.pixels[body][band == k].mean() for k in range(20)]
-    assert np.all(sign * np.diff(means) > 0)
+    # Dynamic range compression is local, so twentieths of the attenuation range may swap by a few grey
+    # levels (3 of 161 on the 2 mm patient); tenths keep their order.
+    bands = np.quantile(image.measured[body], np.linspace(0.0, 1.0, 11))
+    band = np.clip(np.searchsorted(bands, image.measured[body], side="right") - 1, 0, 9)
+    means = np.array([image.pixels[body][band == k].mean() for k in range(10)])
+    assert np.all(sign * np.diff(means) > 0) and sign * (means[-1] - means[0]) > 120
     # The window reaches the 99.9th percentile of the central field, so a little of the densest bone outside
     # it (iliac crests, the sacrum) may clip: 0.51% of the body on the merged patient; the harmonised display
     # this guards against clipped 2.2%.
@@ -372,3 +375,24 @@ def test_quantum_noise_is_correlated_by_the_detectors_point_spread(blur_mm):
     s = blur_mm / carm.pixel_size_mm
     assert correlation == pytest.approx([np.exp(-1.0 / (4 * s * s)), np.exp(-1.0 / (s * s))], abs=0.04)
     assert noise.std() == pytest.approx(white_std / (2.0 * np.sqrt(np.pi) * s), rel=0.05)
+
+
+def test_the_lateral_shows_the_spinous_processes_against_the_gaps_between_them(small_spine):
+    """Issue 16 ("lateral: posterior elements missing"): on the lateral the spinous processes lie in the
+    thin back, at the bright end of a window that must also hold the thick abdomen. The display's dynamic
+    range compression gives them grey levels: a spinous process reads darker (bone_black) than the
+    interspinous gap below it, where the uncompressed display shows it no darker."""
+    from simulator.imaging.carm import lateral
+
+    carm = lateral(small_spine, "L4", "left", detector_pixels=256)
+    process = small_spine.landmark("L4.spinous_process.tip") + np.array([0.0, -10.0, 0.0])
+    gap = (small_spine.landmark("L4.spinous_process.tip") + small_spine.landmark("L5.spinous_process.tip")) / 2.0
+    gap += np.array([0.0, -10.0, 0.0])
+    (u0, v0), (u1, v1) = np.rint(carm.project(np.stack([process, gap]))).astype(int)
+
+    def contrast(display):
+        pixels = render_fluoro(small_spine, carm, dose=None, display=display).pixels.astype(float)
+        return pixels[v1 - 1:v1 + 2, u1 - 1:u1 + 2].mean() - pixels[v0 - 1:v0 + 2, u0 - 1:u0 + 2].mean()
+
+    compressed, plain = contrast(Display(letters=False)), contrast(Display(letters=False, harmonisation=0.0))
+    assert compressed > 12 and compressed > plain + 10  # 15.8 and -2.2 grey levels on the 2 mm patient
