@@ -16,11 +16,12 @@ from simulator.session.scans import annotate
 @click.command()
 @click.argument("anatomy_name", metavar="[ANATOMY]", default="default")
 @click.option("--view", type=click.Choice(VIEWS), default="paramedian-sagittal-oblique", show_default=True,
-              help="Standard lumbar view.")
+              help="Standard view (lumbar, sacroiliac joint, sacral hiatus).")
 @click.option("--level", default="L4-L5", show_default=True, help="Interspace, e.g. L3-L4.")
 @click.option("--side", type=click.Choice(["left", "right"]), default="left", show_default=True,
-              help="Patient side of the paramedian views.")
-@click.option("--probe", "kind", type=click.Choice(["curvilinear", "linear"]), default="curvilinear", show_default=True)
+              help="Patient side of the paramedian and sacroiliac views.")
+@click.option("--probe", "kind", type=click.Choice(["curvilinear", "linear"]),
+              help="Probe kind (default: the view's: curvilinear, linear for the sacral hiatus).")
 @click.option("--depth", "depth_mm", type=FiniteFloat(), help="Imaging depth, mm (preset if omitted).")
 @click.option("--frequency", "frequency_mhz", type=FiniteFloat(), help="Centre frequency, MHz (preset if omitted).")
 @click.option("--gain", "gain_db", type=FiniteFloat(), default=0.0, show_default=True, help="Overall gain, dB.")
@@ -30,7 +31,7 @@ from simulator.session.scans import annotate
 @click.option("--doppler", is_flag=True, help="Colour Doppler over the whole frame (flow from the anatomy's vessels).")
 @click.option("-o", "--output", type=OutputPath(dir_okay=False, path_type=Path), required=True,
               help="PNG file to write.")
-def ultrasound(anatomy_name: str, view: str, level: str, side: str, kind: str, depth_mm: float | None,
+def ultrasound(anatomy_name: str, view: str, level: str, side: str, kind: str | None, depth_mm: float | None,
                frequency_mhz: float | None, gain_db: float, dynamic_range_db: float, size: str, seed: int,
                doppler: bool, output: Path) -> None:
     """Render a B-mode image of ANATOMY (a stored anatomy's name or folder; "default" if omitted)."""
@@ -61,4 +62,5 @@ def ultrasound(anatomy_name: str, view: str, level: str, side: str, kind: str, d
         picture[coloured] = flow[coloured]
     with atomic_path(output) as temporary:
         Image.fromarray(picture).save(temporary, format="PNG")
-    click.echo(f"Wrote {output} ({view}, {level}, {kind} {probe.frequency_mhz:g} MHz, depth {probe.depth_mm:g} mm)")
+    click.echo(f"Wrote {output} ({view}, {level}, {probe.kind} {probe.frequency_mhz:g} MHz, "
+               f"depth {probe.depth_mm:g} mm)")

@@ -269,9 +269,13 @@ def carm_presets(scenario: Scenario, anatomy: Anatomy) -> dict[str, CArmPose]:
 
 
 # The ultrasound view buttons: label -> standard view (simulator.imaging.probe.standard_view), for the
-# scenario's level and side; the first three as before, then the rest of a sonographer's lumbar scan.
+# scenario's level and side; the first three as before, then the rest of a sonographer's lumbar scan, then
+# the sacral views (the lower sacroiliac joint, the sacral hiatus across and along). Labels are one word
+# each (they name the buttons' element ids).
 PROBE_VIEWS = {"PSO": "paramedian-sagittal-oblique", "Articular": "articular", "Transverse": "transverse-interlaminar",
-               "Spinous": "transverse-spinous", "Trident": "sagittal-transverse-process", "Lamina": "paramedian-sagittal"}
+               "Spinous": "transverse-spinous", "Trident": "sagittal-transverse-process",
+               "Lamina": "paramedian-sagittal", "SI-joint": "sacroiliac-joint", "Hiatus": "sacral-hiatus-transverse",
+               "Hiatus-sagittal": "sacral-hiatus-sagittal"}
 # Probe movements: name -> unit ("mm" for the translations, "deg" for the turns), and the largest step
 # one press may make [ED: a slide of 2 cm or a turn of 45 degrees is already a new scan].
 PROBE_MOVES = {"slide": "mm", "sweep": "mm", "rotate": "deg", "tilt": "deg", "rock": "deg"}

@@ -26,10 +26,21 @@ from anatomy_models.tissues import SCANNER_SPEED_OF_SOUND_M_PER_S
 from scenarios.poses import ProbeKind, ProbePose
 
 View = Literal["transverse-spinous", "sagittal-transverse-process", "paramedian-sagittal", "articular",
-               "paramedian-sagittal-oblique", "transverse-interlaminar"]
-# The lumbar scan a sonographer takes, outside in (Karmakar's sequence, as taught) [ED].
-VIEWS: tuple[str, ...] = ("transverse-spinous", "sagittal-transverse-process", "paramedian-sagittal", "articular",
-                          "paramedian-sagittal-oblique", "transverse-interlaminar")
+               "paramedian-sagittal-oblique", "transverse-interlaminar", "sacroiliac-joint",
+               "sacral-hiatus-transverse", "sacral-hiatus-sagittal"]
+# The lumbar scan a sonographer takes, outside in (Karmakar's sequence, as taught) [ED], then the
+# sacral views: the lower sacroiliac joint and the sacral hiatus across and along.
+LUMBAR_VIEWS: tuple[str, ...] = ("transverse-spinous", "sagittal-transverse-process", "paramedian-sagittal",
+                                 "articular", "paramedian-sagittal-oblique", "transverse-interlaminar")
+SACRAL_VIEWS: tuple[str, ...] = ("sacroiliac-joint", "sacral-hiatus-transverse", "sacral-hiatus-sagittal")
+VIEWS: tuple[str, ...] = LUMBAR_VIEWS + SACRAL_VIEWS
+# The probe a view is done with unless another is asked for: the convex array for the deep lumbar and
+# sacroiliac views, the linear array for the hiatus, 4-6 mm under the skin over a sharply curved sacrum
+# and coccyx (a 60 mm convex face does not lie on it) [ED].
+DEFAULT_KIND: dict[str, ProbeKind] = {view: "curvilinear" for view in VIEWS} | {
+    "sacral-hiatus-transverse": "linear", "sacral-hiatus-sagittal": "linear"}
+# Views across the back (marker on the patient's right), which a hand never holds square to the spine.
+TRANSVERSE_VIEWS = ("transverse-spinous", "transverse-interlaminar", "sacroiliac-joint", "sacral-hiatus-transverse")
 
 # Preset arrays [ED]: a high-frequency linear array (5-12 MHz, 38 mm footprint) for superficial
 # blocks, and a low-frequency curvilinear array (2-5 MHz, 60 mm radius, 60 degree sector) for the
@@ -339,9 +350,17 @@ SEAT_GAP_MM = 5.0
 # Points across the face at which contact is checked (about one every 2 mm of a 60 mm face).
 CONTACT_POINTS = 33
 SEAT_PRESS_MM = 4.0
+# The hiatus views aim between the cornua this far from their tips toward the hiatus apex, where the
+# plane cuts both cornua through their height (at the tips a few degrees' turn misses one) [ED].
+CORNUA_TOWARD_APEX = 0.25
+# A transverse view is held by a hand, not a jig: the probe sits a few degrees off square to the spine
+# (turned about its beam and rocked heel-toe) [ED]. Held exactly square over a symmetric model, the
+# transverse views were mirror images of themselves, which the sonographer's blind read singled out.
+HAND_ROTATE_DEG = 4.0
+HAND_ROCK_DEG = 2.0
 
 
-def standard_view(anatomy, view: str, level: str = "L4-L5", side: str = "left", kind: ProbeKind = "curvilinear",
+def standard_view(anatomy, view: str, level: str = "L4-L5", side: str = "left", kind: ProbeKind | None = None,
                   **settings) -> Probe:
     """A probe on the skin in one of the standard lumbar views, its face seated on the skin.
 
@@ -367,34 +386,66 @@ def standard_view(anatomy, view: str, level: str = "L4-L5", side: str = "left", 
         midline): laminae as a saw-tooth, the window between them; marker cranial.
         ``"transverse-interlaminar"``: transverse plane through the interspinous gap, beam aimed
         between the spinous-process tips into the window; marker on the patient's right.
+        ``"sacroiliac-joint"``: transverse over the lower third of the sacroiliac joint (landmark
+        ``sacroiliac_joint.{side}.inferior_third``), beam straight down: the sacrum's lateral crest
+        medially, the ilium's medial edge laterally, the joint a dark cleft between them; marker on
+        the patient's right.
+        ``"sacral-hiatus-transverse"``: transverse over the sacral cornua (``S1.cornu.{left,right}.tip``):
+        the two cornua as bright humps, the sacrococcygeal ligament a bright band between them and
+        the sacral base a bright line deeper (the "frog's eyes"); marker on the patient's right.
+        ``"sacral-hiatus-sagittal"``: sagittal on the midline over the hiatus: the ligament over the
+        hiatus, the dorsal wall of the sacrum cranially, the canal's floor below; marker cranial.
+        The transverse views are held a few degrees off square (``HAND_ROTATE_DEG``, ``HAND_ROCK_DEG``).
     level : str
-        Interspace, e.g. ``"L4-L5"``.
+        Interspace, e.g. ``"L4-L5"`` (the sacral views do not use it).
     side : {"left", "right"}
-        Patient side of the paramedian views.
-    kind : {"linear", "curvilinear"}
-        Probe kind; the lumbar views are done with a curvilinear probe in practice. A linear probe's
-        depth and frequency, unless given, are set to reach the structure aimed at.
+        Patient side of the paramedian views and of the sacroiliac joint.
+    kind : {"linear", "curvilinear"}, optional
+        Probe kind; ``None`` takes the view's (:data:`DEFAULT_KIND`: curvilinear for the lumbar and
+        sacroiliac views, linear for the hiatus). A linear probe's depth and frequency, unless given,
+        are set to reach the structure aimed at.
     **settings
         Other :class:`Probe` fields (depth_mm, frequency_mhz, gain_db, ...).
     """
     if view not in VIEWS:
         raise SpinesimError(f"unknown ultrasound view {view!r}", hint=f"use one of: {', '.join(VIEWS)}")
     check_side(side)
+    kind = kind or DEFAULT_KIND[view]
     aim, axial, lateral = _view_aim(anatomy, view, level, side)
     probe = aimed_probe(anatomy, kind, aim, axial, lateral, **settings)
     if kind == "linear":
         probe = probe.with_settings(**_reaching(probe, aim, settings))
-    return seated(anatomy, probe, aim)
+    probe = seated(anatomy, probe, aim)
+    return held(anatomy, probe, aim) if view in TRANSVERSE_VIEWS else probe
+
+
+def held(anatomy, probe: Probe, aim: np.ndarray) -> Probe:
+    """``probe`` as a hand holds it: turned ``HAND_ROTATE_DEG`` about its beam and rocked
+    ``HAND_ROCK_DEG`` heel-toe about ``aim`` (its central beam still passes through it), back on the
+    skin and pressed in as far as it was."""
+    aim = np.asarray(aim, dtype=np.float64)
+    pressed = (skin_point(anatomy, aim, probe.axial) - probe.position) @ probe.axial
+    turned = probe.moved(rotate_deg=HAND_ROTATE_DEG, rock_deg=HAND_ROCK_DEG)
+    try:
+        return replace(turned, position=skin_point(anatomy, aim, turned.axial)).moved(press_mm=max(-pressed, 0.0))
+    except SpinesimError:
+        return probe  # the turned beam misses the body: keep the square hold
 
 
 def _view_aim(anatomy, view: str, level: str, side: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The point a standard view aims its central beam at, the beam's direction and the array's (LPS)."""
-    window = anatomy.landmark(f"{level}.interlaminar_window.center")
-    upper, lower = level.split("-")
     superior = np.array([0.0, 0.0, 1.0])
     anterior = np.array([0.0, -1.0, 0.0])
     # Transverse views: marker on the patient's right, the image's left is the patient's right (+x is left).
     across = np.array([1.0, 0.0, 0.0])
+    if view == "sacroiliac-joint":
+        return anatomy.landmark(f"sacroiliac_joint.{side}.inferior_third"), anterior, across
+    if view in ("sacral-hiatus-transverse", "sacral-hiatus-sagittal"):
+        tips = 0.5 * (anatomy.landmark("S1.cornu.left.tip") + anatomy.landmark("S1.cornu.right.tip"))
+        aim = tips + CORNUA_TOWARD_APEX * (anatomy.landmark("sacral_hiatus.apex") - tips)
+        return aim, anterior, across if view == "sacral-hiatus-transverse" else -superior
+    window = anatomy.landmark(f"{level}.interlaminar_window.center")
+    upper, lower = level.split("-")
     if view == "transverse-interlaminar":
         gap = 0.5 * (anatomy.landmark(f"{upper}.spinous_process.tip")
                      + anatomy.landmark(f"{lower}.spinous_process.tip"))

@@ -17,14 +17,17 @@ and of the PLUS toolkit's simulator (per-tissue impedance, attenuation and diffu
    noise, summed over the slice thickness; one independent field per compounded frame), so speckle
    stays put when the probe slides in plane and decorrelates when it moves out of plane; muscle
    and fat carry their fibre (pennate) and septum textures, the cauda equina its rootlets. Both
-   faces of a layer thinner than the label map can draw (fascia, dura) give one echo, not two. The echoes are then attenuated by the
-   transmission averaged across the transmit beam's width (neighbouring lines), so shadow edges are
-   soft as with a real beam; bone is opaque (nothing shows beyond its cortex but the noise floor and
-   weak reverberation).
+   faces of a layer thinner than the label map can draw (fascia, dura) give one echo, not two. The
+   transmission spreads sideways as it goes deeper (diffraction: an edge's penumbra grows as
+   sqrt(wavelength x distance)), and the echoes are attenuated by it averaged across the transmit
+   beam's width (neighbouring lines), so shadow edges are soft as with a real beam; bone is opaque
+   (nothing shows beyond its cortex but the noise floor, weak reverberation and, near a shadow's
+   edge, the side lobes' clutter).
 3. **Point-spread function**: Gaussian axial (pulse length) and lateral (beam width, depending on
    focus and depth) blur of each compounded frame's complex echo field in the beam domain; the
    frames' echo powers are averaged (spatial compounding: finer, less spread speckle), and the
-   front end's noise and reverberation (a fraction of the echo at half the depth) are added.
+   front end's noise, reverberation (a fraction of the echo at half the depth) and, in shadows,
+   side-lobe clutter (a fraction of the echo beside the line at the same depth) are added.
 4. **Needle** (:func:`_needle_echoes`): analytic, from the needle geometry, composited on the cached
    tissue echo power: a specular shaft whose echo falls with the beam-to-shaft angle, reverberation (comet
    tail), the tip as a point reflector and a faint shadow; no re-tracing of the tissue.
@@ -32,8 +35,8 @@ and of the PLUS toolkit's simulator (per-tissue impedance, attenuation and diffu
    shadows and fluid are dark but never exactly black), log compression over the dynamic range,
    then scan conversion (polar to Cartesian for curvilinear probes).
 
-Not modelled: refraction and speed-of-sound errors (echoes sit at their true depth), side lobes,
-reverberation between tissue layers (only between an echo and the probe face), frequency downshift
+Not modelled: refraction and speed-of-sound errors (echoes sit at their true depth), side lobes
+outside shadows, reverberation between tissue layers (only between an echo and the probe face), frequency downshift
 with depth, the steering geometry of compounding (interfaces seen from several angles), colour Doppler.
 """
 
@@ -115,6 +118,21 @@ THIN_LAYER_MM = 2.5
 # weak reverberation remain, whatever the angle of the surface (the angle term lowers the echo only;
 # the transmission loss at the interface does not depend on it).
 BONE_SHADOW_DB_PER_CM_MHZ = 150.0
+# Diffraction behind an occluder [ED]: sound passing beside a bone edge spreads into its shadow; at a
+# distance D behind the edge the penumbra is about a Fresnel zone wide, sqrt(wavelength D). The
+# transmission is blurred across the lines as it goes deeper so that the penumbra's sigma is
+# FRESNEL_SPREAD sqrt(wavelength D) (1.5 mm 20 mm below a bone edge at 3.5 MHz): shadows have soft
+# edges that widen with depth, and a narrow one (a spinous process) fills in slowly beneath it, as on
+# scanners; knife-edged, uniformly black shadows were the blind read's first giveaway.
+FRESNEL_SPREAD = 0.5
+# Side lobes and clutter [ED]: an array also hears, weakly, what lies beside its beam at the same
+# depth. In a shadow, SIDE_LOBE_DB (power) of the echo power averaged across a triangle SIDE_LOBE_SPREAD
+# lateral beam sigmas to either side (±3.3 mm at 3.5 MHz, ±1.2 mm at 10 MHz) is added, in proportion to
+# how much darker the line's own transmission is than its neighbours': a shadow's edge fades into the
+# dark over millimetres instead of at one line and the shadow beside lit tissue holds a faint haze
+# (elsewhere the main lobe's echoes bury it: speckle and fluid are untouched).
+SIDE_LOBE_DB = -12.0
+SIDE_LOBE_SPREAD = 6.0
 # Transmit pulse length in cycles (2-3 for B-mode); the echo envelope's axial FWHM is half the
 # spatial pulse length: 0.66 mm at 3.5 MHz, 0.23 mm at 10 MHz.
 PULSE_CYCLES = 3.0
@@ -165,15 +183,21 @@ COMET_TAIL_ECHOES = 4
 NEEDLE_SHADOW = 0.3
 
 _TEXTURE = {"muscle": 1, "fat": 2, "cauda_equina": 3}
-# Classes the renderer adds (_acoustic_classes): (tissue whose impedance and attenuation they take,
-# diffuse backscatter before their texture).
-_SUBVOXEL_CLASSES = {"cauda_equina": ("csf", 0.45)}
+# Classes the renderer adds (_acoustic_classes), each from the label of that name: (tissue whose
+# impedance and attenuation they take, diffuse backscatter before their texture). The epidural fat is
+# a thin, loose pad of fat lobules between the ligamentum flavum and the dura, hypoechoic and without
+# the subcutaneous fat's septa [ED]: drawn as fat with its septa, the interlaminar window held a
+# bright, tiled rectangle between the laminae' shadows (the blind read's "window patch").
+_SUBVOXEL_CLASSES = {"cauda_equina": ("csf", 0.45), "epidural_space": ("fat", 0.1)}
 # Diffuse backscatter scaled per tissue [ED]: membranes far thinner than a CT voxel (the lumbar dura
 # is ~0.3-0.5 mm thick) echo at their surfaces, which the interfaces give; the tissue table's diffuse
 # backscatter, spread over a whole voxel shell, would draw them as a bright ring whatever the beam's
 # angle, so it is dropped. Nerve roots are hypoechoic inside (fascicles) with an echogenic rim: the
-# cauda equina shows as faint dots in the anechoic sac, not as a solid grey mass.
-_BACKSCATTER_SCALE = {"dura": 0.0, "nerve": 0.3}
+# cauda equina shows as faint dots in the anechoic sac, not as a solid grey mass. A ligament is bright
+# at its surfaces (the posterior complex is the ligamentum flavum's and the dura's echoes) and only
+# moderately echoic inside: at the table's full backscatter the 3-5 mm flavum filled the interlaminar
+# window with a bright speckled slab, the blind read's "rectangular window patch".
+_BACKSCATTER_SCALE = {"dura": 0.0, "nerve": 0.3, "ligament": 0.5}
 # How many probe settings' scan geometries and poses' tissue frames an anatomy keeps (each kind).
 _FRAME_CACHE_SIZE = 4
 
@@ -253,19 +277,25 @@ def _compute_maps(anatomy) -> AcousticMaps:
 
 
 def _acoustic_classes(anatomy) -> tuple[np.ndarray, list[str]]:
-    """The anatomy's tissue map, the cauda equina given a class of its own (appended to the names).
+    """The anatomy's tissue map, the labels named in ``_SUBVOXEL_CLASSES`` given classes of their own
+    (appended to the names).
 
     The roots inside the dural sac are a bundle of 1-2 mm strands floating in CSF, which a 1-2 mm
     label map draws as one mass: traced as nerve it gave a grey blob with an outline. Its class takes
     CSF's acoustics and the rootlet texture (faint dots on transverse views, linear echoes on sagittal
-    ones, the sac anechoic between them).
+    ones, the sac anechoic between them). The epidural fat keeps fat's acoustics but scatters less.
     """
     classes, names = anatomy.tissue_map()
-    ids = [label.id for label in anatomy.label_table if label.name == "cauda_equina"]
-    roots = np.isin(anatomy.labels.array, ids) if ids and anatomy.labels is not None else np.zeros(1, bool)
-    if not roots.any():
-        return classes, list(names)
-    return np.where(roots, np.uint8(len(names)), classes), [*names, "cauda_equina"]
+    names = list(names)
+    if anatomy.labels is None:
+        return classes, names
+    for name in _SUBVOXEL_CLASSES:
+        ids = [label.id for label in anatomy.label_table if label.name == name]
+        found = np.isin(anatomy.labels.array, ids) if ids else np.zeros(1, bool)
+        if found.any():
+            classes = np.where(found, np.uint8(len(names)), classes)
+            names.append(name)
+    return classes, names
 
 
 # Normals are computed in slabs of this many index planes (plus a margin for the smoothing), so that
@@ -310,6 +340,9 @@ class _Scan:
     lateral_weights: np.ndarray  # (2 reach + 1, M) unit-sum Gaussian across lines at each depth (contiguous in M)
     lateral_rows: np.ndarray  # (2 reach + 1, 2) first and last + 1 sample where each offset has weight
     diffuse_scale: np.ndarray  # (M,) keeps independent scatterers at unit variance through both kernels
+    diffraction_weights: np.ndarray  # (M,) side weight of the 3-tap blur of the transmission per sample
+    diffraction_substeps: np.ndarray  # (M,) int, passes of it per sample
+    side_lobe_lines: np.ndarray  # (M,) int, half width of the side-lobe clutter's triangle across lines
 
 
 def _scan_for(anatomy, probe: Probe) -> _Scan:
@@ -370,11 +403,25 @@ def _scan(probe: Probe) -> _Scan:
     used = lateral_weights > 0
     lateral_rows = np.stack([used.argmax(axis=0), rows - used[::-1].argmax(axis=0)], axis=1).astype(np.int64)
     lateral_rows[~used.any(axis=0)] = 0
+    weights, substeps = _diffraction_steps(probe.wavelength_mm, sample_mm, line_spacing)
     return _Scan(line_origins, line_directions, sample_mm, rows,
                  np.where(inside, line, -1.0).astype(np.float32),
                  np.broadcast_to(sample, (shown_rows, shown_cols)).astype(np.float32),
                  pixel_mm, (float(u[0, 0]), float(v[0, 0])), axial_sigma, lateral_sigma, elevation_sigma,
-                 axial_kernel, np.ascontiguousarray(lateral_weights.T, dtype=np.float32), lateral_rows, diffuse_scale)
+                 axial_kernel, np.ascontiguousarray(lateral_weights.T, dtype=np.float32), lateral_rows, diffuse_scale,
+                 weights, substeps,
+                 np.maximum(np.rint(2.0 * SIDE_LOBE_SPREAD * lateral_sigma / line_spacing), 2).astype(np.int64))
+
+
+def _diffraction_steps(wavelength_mm: float, sample_mm: float,
+                       line_spacing_mm: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Side weights and passes of the 3-tap blur :func:`_diffracted_transmission` applies at each
+    sample: its variance (``2 w`` line spacings squared per pass) adds ``FRESNEL_SPREAD**2 * wavelength
+    * sample_mm`` mm^2 per sample, so an edge's penumbra behind it grows as ``FRESNEL_SPREAD *
+    sqrt(wavelength * distance)``; passes of at most ``w = 0.25`` keep the kernel smooth."""
+    variance_lines = FRESNEL_SPREAD**2 * wavelength_mm * sample_mm / np.asarray(line_spacing_mm) ** 2
+    substeps = np.maximum(np.ceil(variance_lines / 0.5), 1).astype(np.int64)
+    return variance_lines / (2.0 * substeps), substeps
 
 
 def _lateral_kernels(sigmas: np.ndarray, lines: int) -> np.ndarray:
@@ -530,14 +577,15 @@ def _merge_or_deposit(row, starts, pending_at, pending_echo, pending_start, posi
 def _trace_lines(voxels, world_to_index, ln_z, attenuation, backscatter, texture, air, gel,
                  origins, directions, elevation, sample_mm, frequency_mhz, gel_mm, lattice_mm, plane_offsets,
                  plane_weights, noise_gain, seed, muscle_lattice, fat_lattice, fluid, fluid_world_to_index,
-                 fluid_min, coherent, run_start, diffuse_re, diffuse_im, transmission, lost):
-    """One pass along every scan line: the local echoes (not yet attenuated) and the line's own
-    round-trip transmission.
+                 fluid_min, coherent, run_start, diffuse_re, diffuse_im, step_transmission, lost):
+    """One pass along every scan line: the local echoes (not yet attenuated) and the round-trip
+    transmission of each sample.
 
     ``coherent`` holds interface echoes at their positions, ``run_start`` the sample whose
     transmission reaches each of them (the sample before the interface began; -1 for the face);
-    ``diffuse_re``/``diffuse_im`` the diffuse echoes; ``transmission`` the round-trip amplitude left
-    after each sample. :func:`_beam_echoes` attenuates them with the beam-averaged transmission.
+    ``diffuse_re``/``diffuse_im`` the diffuse echoes; ``step_transmission`` the share of the round-trip
+    amplitude each sample lets through (attenuation, interfaces). :func:`_diffracted_transmission`
+    accumulates it along the lines, :func:`_beam_echoes` attenuates the echoes with the result.
     ``lost[line]`` is set to 1 when the line is not yet fully in tissue ``gel_mm`` beyond the face
     (the probe has lost skin contact there). Samples whose nearest voxel of ``fluid`` (a grid placed by
     ``fluid_world_to_index``) holds at least ``fluid_min`` are injected fluid (the gel class: water).
@@ -567,7 +615,6 @@ def _trace_lines(voxels, world_to_index, ln_z, attenuation, backscatter, texture
         sk = sample_mm * (world_to_index[2, 0] * dx + world_to_index[2, 1] * dy + world_to_index[2, 2] * dz)
         corner_class = np.empty(8, dtype=np.int64)
         corner_weight = np.empty(8)
-        amplitude = 1.0
         previous = ln_z[gel]
         in_body = False
         run_sign = 0
@@ -590,6 +637,7 @@ def _trace_lines(voxels, world_to_index, ln_z, attenuation, backscatter, texture
                 fj += sj
                 fk += sk
             depth = (m + 0.5) * sample_mm
+            amplitude = 1.0  # this sample's round-trip transmission factor
             if not in_body and depth >= gel_mm:
                 lost[line] = 1
             ii, jj, kk, wx, wy, wz = _cell(fi, fj, fk)
@@ -698,7 +746,7 @@ def _trace_lines(voxels, world_to_index, ln_z, attenuation, backscatter, texture
                         rny += w * voxels[ii + cx, jj + cy, kk + cz, 2]
                         rnz += w * voxels[ii + cx, jj + cy, kk + cz, 3]
             amplitude *= math.exp(-alpha * per_db)
-            transmission[line, m] = amplitude
+            step_transmission[line, m] = amplitude
             if scatter > 0.0:
                 gain = 1.0
                 if muscle_w > 0.0:
@@ -738,6 +786,33 @@ def _trace_lines(voxels, world_to_index, ln_z, attenuation, backscatter, texture
                 _interface_echo(run_sum, rnx, rny, rnz, dx, dy, dz), run_first - 1, merge_samples)
         if pending_echo > 0.0:
             _deposit(coherent[line], run_start[line], pending_at, pending_echo, pending_start)
+
+
+@njit(cache=True, fastmath=True)
+def _diffracted_transmission(step_transmission, side_weights, substeps, out):
+    """Round-trip transmission to every sample, spreading sideways as it goes down the lines.
+
+    Sample by sample down the lines, the transmission reaching the previous depth is blurred across
+    the lines (``substeps[m]`` passes of the kernel (w, 1 - 2 w, w), ``w = side_weights[m]``; the
+    array's end lines repeat) and times each line's own ``step_transmission``. Sound that passes
+    beside an occluder so spreads into its shadow as a wave does behind an edge: the shadow's edges
+    soften with the distance beyond it (the blur's variance grows with that distance, as a Fresnel
+    zone's width squared does) and a narrow shadow fills in with depth, while a wide one stays dark.
+    """
+    lines, samples = step_transmission.shape
+    reached = np.ones(lines)
+    blurred = np.empty(lines)
+    for m in range(samples):
+        w = side_weights[m]
+        for _ in range(substeps[m]):
+            for line in range(lines):
+                left = reached[max(line - 1, 0)]
+                right = reached[min(line + 1, lines - 1)]
+                blurred[line] = (1.0 - 2.0 * w) * reached[line] + w * (left + right)
+            reached[:] = blurred
+        for line in range(lines):
+            reached[line] *= step_transmission[line, m]
+            out[line, m] = reached[line]
 
 
 @njit(parallel=True, cache=True, fastmath=True)
@@ -834,15 +909,40 @@ def _lateral_spread(axial_re, axial_im, lateral_weights, lateral_rows, out_re, o
             out_im[frame, line, :] = total[2 * frame + 1]
 
 
+@njit(cache=True, inline="always")
+def _triangle_across(values, m, half, across, once, out):
+    """``out[line]`` = ``values[line, m]`` averaged across the lines by a triangle of half width about
+    ``2 half`` (two passes of a box of half width ``half``, cut at the array's ends)."""
+    lines = values.shape[0]
+    for passes in range(2):
+        across[0] = 0.0
+        for line in range(lines):
+            across[line + 1] = across[line] + (values[line, m] if passes == 0 else once[line])
+        for line in range(lines):
+            first = max(line - half, 0)
+            last = min(line + half + 1, lines)
+            if passes == 0:
+                once[line] = (across[last] - across[first]) / (last - first)
+            else:
+                out[line] = (across[last] - across[first]) / (last - first)
+
+
 @njit(cache=True, fastmath=True)
-def _compound(field_re, field_im, beam_transmission, front_end_noise, reverberation, reach, noise, power, level_db):
+def _compound(field_re, field_im, beam_transmission, front_end_noise, reverberation, reach, side_lobe, side_reach,
+              noise, power, level_db):
     """Echo level in dB: the compounded frames' mean echo power (spatial compounding, which also
     fills the one-sample dark lanes that log compression of a single complex field shows), plus the
-    front end's noise and reverberation, both with the unit-mean fluctuation ``noise``.
+    front end's noise and reverberation, both with the unit-mean fluctuation ``noise``, and side-lobe
+    clutter in shadows.
 
     Reverberation: the mean echo power within ``reach`` samples of half the depth, weakened by one
     more round trip to there (``beam_transmission`` squared) and by ``reverberation`` (power ratio).
-    ``power`` is scratch.
+    Side-lobe clutter: ``side_lobe`` (power ratio) of the echo power at the same depth averaged across
+    the lines by a triangle of half width ``side_reach[m]`` lines, where the line's own transmission
+    falls short of the same average of the transmission (``1 - own / average``): beside lit tissue a
+    shadowed line's side lobes still hear it, while in lit tissue and in fluid the main lobe's own
+    echoes bury the clutter (so speckle statistics and anechoic fluid are untouched). It is the
+    tissue's own echo, averaged: it moves with the tissue, not with the beam. ``power`` is scratch.
     """
     frames, lines, samples = field_re.shape
     for line in range(lines):
@@ -851,6 +951,18 @@ def _compound(field_re, field_im, beam_transmission, front_end_noise, reverberat
             for frame in range(frames):
                 total += field_re[frame, line, m] ** 2 + field_im[frame, line, m] ** 2
             power[line, m] = total / frames
+    across = np.empty(lines + 1)
+    once = np.empty(lines)
+    side_power = np.empty(lines)
+    side_transmission = np.empty(lines)
+    side_clutter = np.zeros((lines, samples))
+    for m in range(samples):
+        half = max(side_reach[m] // 2, 1)
+        _triangle_across(power, m, half, across, once, side_power)
+        _triangle_across(beam_transmission, m, half, across, once, side_transmission)
+        for line in range(lines):
+            shadowed = 1.0 - beam_transmission[line, m] / max(side_transmission[line], 1e-30)
+            side_clutter[line, m] = side_lobe * side_power[line] * min(max(shadowed, 0.0), 1.0)
     cumulative = np.empty(samples + 1)
     for line in range(lines):
         cumulative[0] = 0.0
@@ -861,7 +973,8 @@ def _compound(field_re, field_im, beam_transmission, front_end_noise, reverberat
             last = min(m // 2 + reach + 1, samples)
             clutter = reverberation * (cumulative[last] - cumulative[first]) / max(last - first, 1)
             echo = power[line, m]
-            level_db[line, m] = 10.0 * math.log10(echo + (front_end_noise + clutter) * noise[line, m] + 1e-30)
+            level_db[line, m] = 10.0 * math.log10(
+                echo + side_clutter[line, m] + (front_end_noise + clutter) * noise[line, m] + 1e-30)
 
 
 def _noise(lines: int, samples: int, seed: int) -> np.ndarray:
@@ -1104,8 +1217,8 @@ def _trace_tissue(maps: AcousticMaps, probe: Probe, scan: _Scan, origins: np.nda
     lines, samples = origins.shape[0], scan.samples
     noise_gain = 10.0 ** (DIFFUSE_REFERENCE_DB / 20.0) / math.sqrt(_speckle_power())
     offsets, weights = _elevation_planes()
-    coherent, transmission, beam_transmission, power, level_db = (
-        np.zeros((lines, samples), dtype=np.float32) for _ in range(5))
+    coherent, step_transmission, transmission, beam_transmission, power, level_db = (
+        np.zeros((lines, samples), dtype=np.float32) for _ in range(6))
     diffuse_re, diffuse_im, axial_re, axial_im = (np.zeros((COMPOUND_FRAMES, lines, samples), dtype=np.float32)
                                                   for _ in range(4))
     run_start = np.full((lines, samples), -1, dtype=np.int32)
@@ -1121,7 +1234,8 @@ def _trace_tissue(maps: AcousticMaps, probe: Probe, scan: _Scan, origins: np.nda
                  SPECKLE_LATTICE_WAVELENGTHS * probe.wavelength_mm, offsets, weights, noise_gain, int(seed),
                  np.asarray(MUSCLE_FIBRE_LATTICE_MM), np.asarray(FAT_SEPTA_LATTICE_MM), fluid_array, fluid_to_index,
                  FLUID_MIN_MG_PER_ML if fluid is not None else 0.0,
-                 coherent, run_start, diffuse_re, diffuse_im, transmission, lost)
+                 coherent, run_start, diffuse_re, diffuse_im, step_transmission, lost)
+    _diffracted_transmission(step_transmission, scan.diffraction_weights, scan.diffraction_substeps, transmission)
     # The transmit beam is wider than the two-way point-spread function (one-way sigma sqrt(2) times
     # the two-way one): spreading the transmission once here and once more in _beam_echoes averages it
     # over that width, so shadow edges are as soft as the beam that casts them.
@@ -1134,7 +1248,8 @@ def _trace_tissue(maps: AcousticMaps, probe: Probe, scan: _Scan, origins: np.nda
     reach = max(int(round(REVERBERATION_SPREAD_MM / scan.sample_mm)), 1)
     noise = _noise_for(lines, samples, seed)
     _compound(field_re, field_im, beam_transmission, 10.0 ** (FRONT_END_NOISE_DB / 10.0),
-              10.0 ** (REVERBERATION_DB / 10.0), reach, noise, power, level_db)
+              10.0 ** (REVERBERATION_DB / 10.0), reach, 10.0 ** (SIDE_LOBE_DB / 10.0), scan.side_lobe_lines,
+              noise, power, level_db)
     return level_db, beam_transmission, noise, float(lost.mean())
 
 

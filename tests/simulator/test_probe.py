@@ -6,7 +6,7 @@ from anatomy_models.errors import SpinesimError
 from anatomy_models.structures import LabelTable
 from anatomy_models.volume import Volume
 from scenarios.poses import ProbePose
-from simulator.imaging.probe import Probe, on_skin, skin_point, standard_view
+from simulator.imaging.probe import HAND_ROCK_DEG, Probe, on_skin, skin_point, standard_view
 
 SKIN_Y = 40.0  # the phantom's back is the plane y = 40 mm (posterior is up)
 
@@ -116,9 +116,13 @@ def test_standard_views_aim_through_their_landmark(slab_body):
     np.testing.assert_allclose(articular.axial, [0, -1, 0], atol=1e-12)
     assert articular.position[0] == pytest.approx(45.0)
     transverse = standard_view(slab_body, "transverse-interlaminar", kind="linear", depth_mm=50)
-    np.testing.assert_allclose(transverse.lateral, [1, 0, 0], atol=1e-12)   # marker on the patient's right
+    assert transverse.lateral @ [1, 0, 0] > 0.99                           # marker on the patient's right
     gap = np.array([30.0, 30.0, 28.0])                                     # between the spinous-process tips
-    np.testing.assert_allclose(transverse.axial, (window - gap) / np.linalg.norm(window - gap), atol=1e-12)
+    aimed = (window - gap) / np.linalg.norm(window - gap)
+    # Held by a hand: turned and rocked a few degrees off square, the central beam still through the window.
+    off_square = np.degrees(np.arccos(transverse.axial @ aimed))
+    assert 0.5 * HAND_ROCK_DEG < off_square < 2 * HAND_ROCK_DEG
+    np.testing.assert_allclose(np.cross(window - transverse.position, transverse.axial), 0, atol=0.3)
     assert transverse.axial[2] > 0                                         # a slight cephalad tilt
     assert transverse.kind == "linear" and transverse.depth_mm == 50
 

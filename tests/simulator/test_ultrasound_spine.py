@@ -160,3 +160,49 @@ def test_the_lumbar_views_show_their_landmarks(small_spine):
     window = small_spine.landmark("L4-L5.interlaminar_window.center")
     reach = (window - lamina.position) @ lamina.axial
     assert lamina.depth_mm >= reach + 10 and lamina.frequency_mhz < 10.0     # deep enough for the laminae
+
+
+def test_transverse_views_are_held_off_square_not_mirror_images(small_spine):
+    """A hand holds the transverse probe a few degrees off square (issue 17: real transverse scans are
+    never mirror-perfect); the central beam still passes through the view's aim."""
+    aim, _, _ = probe_module._view_aim(small_spine, "transverse-spinous", "L4-L5", "left")
+    probe = standard_view(small_spine, "transverse-spinous", image_shape=SHAPE)
+    turned = np.degrees(np.arccos(abs(probe.lateral @ [1.0, 0.0, 0.0])))
+    assert 0.5 * probe_module.HAND_ROTATE_DEG < turned < 2 * (probe_module.HAND_ROTATE_DEG + probe_module.HAND_ROCK_DEG)
+    assert np.linalg.norm(np.cross(aim - probe.position, probe.axial)) < 1.5
+    grey = render_ultrasound(small_spine, probe).pixels.astype(float)
+    half = SHAPE[1] // 2
+    left, right = ndimage_blur(grey[:, :half]), ndimage_blur(grey[:, half:][:, ::-1])
+    assert np.corrcoef(left.ravel(), right.ravel())[0, 1] < 0.97
+
+
+def test_the_sacral_views_show_their_landmarks(small_spine):
+    """The sacroiliac view: the sacrum medially (image left for the left joint, marker on the patient's
+    right) and the ilium laterally, the joint on the central beam. The hiatus across: the two cornua
+    either side of the midline as bright humps; along: the dorsal wall cranially (image left), the
+    coccyx caudally."""
+    joint = standard_view(small_spine, "sacroiliac-joint", side="left", image_shape=SHAPE)
+    target = small_spine.landmark("sacroiliac_joint.left.inferior_third")
+    assert np.linalg.norm(np.cross(target - joint.position, joint.axial)) < 1.5
+    ids = labels_under(render_ultrasound(small_spine, joint), small_spine)
+    sacrum, ilium = in_group(small_spine, ids, "S1"), in_group(small_spine, ids, "ilium")
+    assert sacrum.any() and ilium.any()
+    assert np.flatnonzero(sacrum.any(axis=0)).mean() < SHAPE[1] / 2 < np.flatnonzero(ilium.any(axis=0)).mean()
+
+    across = render_ultrasound(small_spine, standard_view(small_spine, "sacral-hiatus-transverse", kind="linear",
+                                                          image_shape=SHAPE))
+    ids = labels_under(across, small_spine)
+    for side, sign in (("right", -1), ("left", 1)):        # the patient's right on the image's left
+        cornu = in_group(small_spine, ids, f"S1.cornu.{side}")
+        columns = np.flatnonzero(cornu.any(axis=0))
+        assert columns.size > 3 and np.sign(columns.mean() - SHAPE[1] / 2) == sign, side
+        tops = [np.flatnonzero(cornu[:, c])[0] for c in columns]
+        crest = [across.pixels[max(t - 3, 0):t + 2, c].max() for t, c in zip(tops, columns)]
+        assert np.median(crest) > 120, side                 # a bright hump
+
+    along = render_ultrasound(small_spine, standard_view(small_spine, "sacral-hiatus-sagittal", kind="linear",
+                                                         image_shape=SHAPE))
+    ids = labels_under(along, small_spine)
+    wall, coccyx = in_group(small_spine, ids, "S1.dorsal_wall"), in_group(small_spine, ids, "coccyx")
+    assert wall.any() and coccyx.any()
+    assert np.flatnonzero(wall.any(axis=0)).mean() < np.flatnonzero(coccyx.any(axis=0)).mean()

@@ -164,3 +164,49 @@ def test_cauda_equina_is_faint_strands_in_an_anechoic_sac():
     assert np.mean(grey > 4.0 * floor) > 0.02            # and the strands show
     top = (np.abs(points[..., 1] - 19.5) < 1.0) & (points[..., 0] > 15) & (points[..., 0] < 33)
     assert image.pixels[top].mean() < 3.0 * floor        # no outline where the roots meet the CSF
+
+
+def test_a_shadow_edge_fades_over_millimetres_into_the_dark(sac, monkeypatch):
+    """Beside lit muscle, a shadowed line's side lobes still hear the muscle (issue 17: no knife-edged
+    black shadows): 10 mm under the bone's top the shadow is hazier within 2 mm of its edge (x = 12 mm)
+    than without side lobes, and as dark as without them 6 mm in, where only the noise remains."""
+    def profile():
+        sac.clear_derived()
+        image = sac_image(sac, gain_db=25.0)
+        row = slice(row_of(image, 17.0), row_of(image, 15.0))
+        return (image.pixels[row, column_of(image, 10.0):column_of(image, 11.5)].mean(),
+                image.pixels[row, column_of(image, 3.0):column_of(image, 6.0)].mean())
+
+    near_edge, inside = profile()
+    monkeypatch.setattr(ultrasound, "SIDE_LOBE_DB", -200.0)
+    bare_edge, bare_inside = profile()
+    sac.clear_derived()
+    assert near_edge > bare_edge + 4.0
+    assert inside == pytest.approx(bare_inside, abs=0.5)
+
+
+def test_the_shadow_of_a_narrow_bone_fills_in_with_depth(monkeypatch):
+    """Sound passing either side of a 2 mm bone bar spreads into its shadow (Fresnel diffraction): just
+    under the bar the shadow is dark; 30 mm under it the muscle shows again, dimmer than beside it and
+    brighter than without the spreading (side lobes off, so that only the diffraction fills it)."""
+    monkeypatch.setattr(ultrasound, "SIDE_LOBE_DB", -200.0)
+    labels = np.ones((48, 48, 24), np.uint8)
+    labels[23:25, 34:36] = 2                                   # a 2 mm x 2 mm bar along z, top at y = 36 mm
+    bar = block(labels, "muscle", "cortical_bone")
+    probe = Probe("linear", position=[24, 47.5, 12], axial=[0, -1, 0], lateral=[1, 0, 0], frequency_mhz=6.0,
+                  depth_mm=46.0, footprint_mm=40.0, gain_db=15.0, image_shape=(230, 200))
+
+    def under(image, depth_below_mm):
+        y = 34.0 - depth_below_mm
+        rows = slice(int(round(image.lps_to_pixel([24.0, y + 1.0, 12.0])[0])),
+                     int(round(image.lps_to_pixel([24.0, y - 1.0, 12.0])[0])))
+        centre = int(round(image.lps_to_pixel([24.0, y, 12.0])[1]))
+        return image.pixels[rows, centre - 1:centre + 2].mean(), image.pixels[rows, centre + 40:centre + 60].mean()
+
+    image = render_ultrasound(bar, probe)
+    (shallow, lit), (deep, lit_deep) = under(image, 3.0), under(image, 30.0)
+    monkeypatch.setattr(ultrasound, "FRESNEL_SPREAD", 0.0)
+    bar.clear_derived()
+    straight, _ = under(render_ultrasound(bar, probe), 30.0)
+    assert shallow < 0.5 * lit and deep < 0.8 * lit_deep
+    assert deep > straight + 5.0
