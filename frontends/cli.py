@@ -47,8 +47,6 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
                "Take a fluoroscopy shot of ANATOMY (a stored anatomy's name or folder) and save it as a PNG."),
     "programme": ("frontends.commands.programme:programme",
                   "Per cohort and case: pass rate, grades, CUSUM, dose and fluoroscopy time, frequent flags."),
-    "records": ("frontends.commands.records:records",
-                "Export the attempts in the database as CSV: trainee, case, procedure, date, grade, flags, checklist."),
     "report": ("frontends.commands.score:report",
                "Write the HTML report of the attempt in LOG: grade, feedback, final images, 3D reveal, tables."),
     "run": ("frontends.commands.run:run",

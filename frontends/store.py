@@ -606,7 +606,7 @@ class Store:
 
 
 # --------------------------------------------------------------------------- a programme's records
-# The columns of the export (one row per attempt), as `spinesim attempts export`, `spinesim records` and the
+# The columns of the export (one row per attempt), as `spinesim attempts export --format csv` and the
 # Review tab write them; each is described in the README ("The programme's records").
 RECORD_COLUMNS: tuple[str, ...] = ("attempt", "trainee", "scenario", "procedure", "started_utc", "status", "grade",
                                    "passed", "flags", "checklist_points", "checklist_steps", "rating_total",
