@@ -47,9 +47,9 @@ def export(kind: str, output: Path, since: datetime | None, trainee: str | None,
     """Export the attempts (oldest first) as CSV or xAPI statements; abandoned attempts are marked as such."""
     from anatomy_models.atomic import atomic_path
     from anatomy_models.errors import SpinesimError
+    from frontends.casebook import department_catalogue
     from frontends.store import Store, records_csv
     from frontends.xapi import default_homepage, send_statements, statements, statements_json
-    from scenarios.catalogue import read_catalogue
 
     if lrs_url is not None and kind != "xapi":
         raise SpinesimError("--lrs sends xAPI statements", hint="add --format xapi")
@@ -57,7 +57,7 @@ def export(kind: str, output: Path, since: datetime | None, trainee: str | None,
     user_id = store.user(trainee).id if trainee is not None else None
     found = store.attempts(user_id=user_id, scenario_id=scenario_id,
                            since=since.replace(tzinfo=timezone.utc) if since else None)
-    catalogue = read_catalogue(scenario_folders).scenarios
+    catalogue = department_catalogue(store, scenario_folders).scenarios
     if kind == "csv":
         text = records_csv(found, {key: case.procedure for key, case in catalogue.items()})
         counted = f"{len(found)} attempt{'s' if len(found) != 1 else ''}"
