@@ -101,7 +101,8 @@ def test_a_stored_case_that_no_longer_validates_is_left_out_with_a_warning(store
     store.save_case("broken-case", "id: broken-case\ntitle: x\n", by="ada")
     catalogue = department_catalogue(store)
     assert "broken-case" not in catalogue.scenarios
-    assert catalogue.warnings == ["the department case 'broken-case': line 1, field 'brief': a required field is missing"]
+    assert catalogue.warnings == [
+        "the department case 'broken-case': line 1, field 'brief': a required field is missing"]
 
 
 def test_the_cases_command_adds_a_file_the_same_way_and_the_export_names_its_procedure(store, tmp_path, capsys):

@@ -70,8 +70,8 @@ def test_an_instructor_authors_and_assigns_a_case_and_the_trainee_starts_it(pati
             trainee.wait_for_selector("#start:not([disabled])")
             trainee.locator(".v-select:has(#scenario) .v-field").click()
             trainee.wait_for_selector(".v-overlay--active .v-list-subheader")
-            listed = [text.strip() for text in trainee.locator(".v-overlay--active .v-list-subheader, "
-                                                               ".v-overlay--active .v-list-item-title").all_text_contents()]
+            entries = trainee.locator(".v-overlay--active .v-list-subheader, .v-overlay--active .v-list-item-title")
+            listed = [text.strip() for text in entries.all_text_contents()]
             assert listed[:2] == ["Assigned to you", f"{TITLE} · due 2031-05-04"] and "department" in listed
             trainee.keyboard.press("Escape")
             _choose(trainee, "#scenario", f"{TITLE} · due 2031-05-04")
