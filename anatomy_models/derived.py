@@ -10,8 +10,11 @@ of what the engine keeps in it.
 
 from __future__ import annotations
 
+import dataclasses
 from collections import OrderedDict
 from typing import Callable, Hashable, TypeVar
+
+import numpy as np
 
 from anatomy_models.errors import SpinesimError
 
@@ -28,6 +31,12 @@ class Derived:
     that made them (``("drr.table", kev, method, axis)``).
 
     A copy or a pickle of a store is empty: derived data is recomputed, never carried along.
+
+    Processes that hold the same owner (the workstations of one server, each with the same patient) can
+    share its large kept arrays instead of each holding a copy: with :meth:`share_arrays` set, a kept value
+    that is an array, or a dataclass with array fields, of at least ``min_bytes`` has those arrays replaced
+    by what ``place`` returns for them (e.g. the same values memory-mapped read-only from a file every
+    process maps: :func:`frontends.web.patients.shared_arrays`).
 
     Examples
     --------
@@ -47,12 +56,40 @@ class Derived:
     def __init__(self) -> None:
         self._kept: dict[Hashable, object] = {}
         self._shelves: dict[Hashable, OrderedDict[Hashable, object]] = {}
+        self._place: Callable[[np.ndarray], np.ndarray] | None = None
+        self._min_bytes = 0
 
     def __call__(self, key: Hashable, compute: Callable[[], T]) -> T:
         """The value of ``key``, from ``compute()`` on first use and kept until :meth:`clear`."""
         if key not in self._kept:
-            self._kept[key] = compute()
+            self._kept[key] = self._placed(compute())
         return self._kept[key]  # type: ignore[return-value]
+
+    def share_arrays(self, place: Callable[[np.ndarray], np.ndarray], *, min_bytes: int) -> None:
+        """From now on, put the large arrays of kept values where ``place`` puts them (see the class docstring):
+        ``place(array)`` returns an array of the same values, shape and dtype (read-only: kept values are
+        never written).
+
+        Examples
+        --------
+        >>> store = Derived()
+        >>> store.share_arrays(lambda array: np.full_like(array, 7), min_bytes=80)  # a stand-in that shows where
+        >>> int(store("small", lambda: np.ones(4))[0]), int(store("large", lambda: np.ones(40))[0])
+        (1, 7)
+        """
+        self._place, self._min_bytes = place, int(min_bytes)
+
+    def _placed(self, value: T) -> T:
+        if self._place is None:
+            return value
+        if isinstance(value, np.ndarray):
+            return self._place(value) if value.nbytes >= self._min_bytes else value  # type: ignore[return-value]
+        if dataclasses.is_dataclass(value) and not isinstance(value, type):
+            arrays = {f.name: getattr(value, f.name) for f in dataclasses.fields(value) if f.init}
+            large = {name: self._place(array) for name, array in arrays.items()
+                     if isinstance(array, np.ndarray) and array.nbytes >= self._min_bytes}
+            return dataclasses.replace(value, **large) if large else value
+        return value
 
     def recent(self, shelf: Hashable, key: Hashable, compute: Callable[[], T], *, keep: int) -> T:
         """The value of ``key`` on ``shelf``, which holds the ``keep`` most recently used values.

@@ -16,7 +16,8 @@ leaves the database as it was), keeping every row: a department's records surviv
 from before versions is version 1; one written by a newer spinesim is refused, not damaged.
 
 Besides users and attempts, an instructor's programme: cohorts of trainees, cases assigned (with a due
-date) to a trainee or a cohort, and comments on an attempt at a step of its replay.
+date) to a trainee or a cohort, comments on an attempt at a step of its replay, and the department's own
+cases (scenario YAML an instructor authored, validated before it is stored: :mod:`frontends.casebook`).
 
 Passwords are stored as scrypt hashes (``hashlib.scrypt``, n=2^14, r=8, p=1, 16-byte random salt
 per user, OWASP's minimum scrypt setting), compared in constant time.
@@ -192,11 +193,20 @@ class _Comment(_Base):
     created: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
 
+class _Case(_Base):
+    __tablename__ = "cases"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    scenario_id: Mapped[str] = mapped_column(String(64), unique=True)
+    yaml_text: Mapped[str] = mapped_column(Text)  # a scenario file's text, validated (frontends.casebook)
+    author_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    created: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
 # The schema's version: one row (id 1). SCHEMA_VERSION is what this code writes; _MIGRATIONS[v] takes a
 # database from v - 1 to v. Version 1 is the schema before versions (users, attempts, actions).
 _VERSION = Table("schema_version", _Base.metadata, Column("id", Integer, primary_key=True),
                  Column("version", Integer, nullable=False))
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 
 def _add_programme_tables(connection) -> None:
@@ -205,7 +215,12 @@ def _add_programme_tables(connection) -> None:
         model.__table__.create(connection, checkfirst=True)
 
 
-_MIGRATIONS = {2: _add_programme_tables}
+def _add_cases_table(connection) -> None:
+    """Version 3: the department's own cases."""
+    _Case.__table__.create(connection, checkfirst=True)
+
+
+_MIGRATIONS = {2: _add_programme_tables, 3: _add_cases_table}
 
 
 def _upgrade(engine: Engine) -> None:
@@ -279,6 +294,16 @@ class Comment:
     author: str
     step: int | None
     text: str
+    created: datetime
+
+
+@dataclass(frozen=True)
+class StoredCase:
+    """A department case: its scenario id, its scenario file's text, who saved it and when."""
+
+    scenario_id: str
+    yaml_text: str
+    author: str
     created: datetime
 
 
@@ -579,6 +604,28 @@ class Store:
             raise SpinesimError(f"no cohort called {name!r}", hint="see `spinesim cohorts list`")
         return row
 
+    # ------------------------------------------------------------------ the department's cases
+    def save_case(self, scenario_id: str, yaml_text: str, *, by: str) -> None:
+        """Keep a department case (``yaml_text``, a scenario file already validated by
+        :func:`frontends.casebook.save_case`, the one way in) under ``scenario_id``, saved by instructor ``by``."""
+        with Session(self.engine) as db:
+            author = self._user_row(db, by)
+            if author.role != "instructor":
+                raise SpinesimError(f"{by!r} is a trainee; only an instructor saves department cases")
+            db.add(_Case(scenario_id=scenario_id, yaml_text=yaml_text, author_id=author.id, created=_now()))
+            try:
+                db.commit()
+            except IntegrityError:
+                raise SpinesimError(f"the department already has a case with the id {scenario_id!r}",
+                                    where="field 'id'", hint="give the new case another id") from None
+
+    def cases(self) -> list[StoredCase]:
+        """The department's cases, by id."""
+        query = select(_Case, _User.name).join(_User, _User.id == _Case.author_id).order_by(_Case.scenario_id)
+        with Session(self.engine) as db:
+            return [StoredCase(row.scenario_id, row.yaml_text, name, _aware(row.created))
+                    for row, name in db.execute(query)]
+
     # ------------------------------------------------------------------ comments
     def add_comment(self, attempt_id: int, author_id: int, text: str, step: int | None = None) -> int:
         """An instructor's (or the trainee's own) comment on an attempt, at replay step ``step`` (1-based) or
@@ -606,7 +653,7 @@ class Store:
 
 
 # --------------------------------------------------------------------------- a programme's records
-# The columns of the export (one row per attempt), as `spinesim attempts export`, `spinesim records` and the
+# The columns of the export (one row per attempt), as `spinesim attempts export --format csv` and the
 # Review tab write them; each is described in the README ("The programme's records").
 RECORD_COLUMNS: tuple[str, ...] = ("attempt", "trainee", "scenario", "procedure", "started_utc", "status", "grade",
                                    "passed", "flags", "checklist_points", "checklist_steps", "rating_total",

@@ -112,15 +112,16 @@ def _add_folder(catalogue: Catalogue, folder: Path, group: str) -> None:
         catalogue.warnings.append(str(SpinesimError("the folder holds no scenario files (*.yaml, *.yml)", path=folder)))
     for path in files:
         try:
-            scenario = _read(path)
+            scenario = read_scenario_file(path)
         except SpinesimError as error:
             catalogue.warnings.append(str(error))
             continue
         catalogue.add(scenario, group, str(path))
 
 
-def _read(path: Path) -> Scenario:
-    """The scenario in ``path``, its relative anatomy paths made absolute."""
+def read_scenario_file(path: Path) -> Scenario:
+    """The scenario in ``path``, validated, its relative anatomy paths made absolute (it then loads the same
+    wherever it is used from)."""
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as error:

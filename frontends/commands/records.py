@@ -1,5 +1,6 @@
-"""``spinesim attempts export`` and ``spinesim records``: a programme's attempt records for its own files and
-statistics (CSV, columns in the README) or for a learning record store (xAPI statements, :mod:`frontends.xapi`)."""
+"""``spinesim attempts export``: a programme's attempt records for its own files and statistics (CSV, columns in
+the README) or for a learning record store (xAPI statements, :mod:`frontends.xapi`). It is the one CSV exporter:
+the Review tab's *Download CSV* writes the same text through the same :func:`frontends.store.records_csv`."""
 
 from __future__ import annotations
 
@@ -16,27 +17,6 @@ out = Console(soft_wrap=True)
 # The environment variable that holds the LRS's credentials (key:secret) unless --lrs-auth-env names another:
 # never on the command line, where other users of the machine could read it in the process list.
 LRS_AUTH_ENV = "SPINESIM_LRS_AUTH"
-
-
-@click.command()
-@click.option("-o", "--output", type=OutputPath(dir_okay=False, path_type=Path), required=True,
-              help="The CSV file to write (one row per attempt).")
-@click.option("--trainee", help="Only this user's attempts (a user name).")
-@click.option("--scenario", "scenario_id", help="Only the attempts at this scenario id.")
-@click.option("--db", "db_url", help="Database URL (default sqlite:///$SPINESIM_HOME/spinesim.db).")
-def records(output: Path, trainee: str | None, scenario_id: str | None, db_url: str | None) -> None:
-    """Export the attempts in the database as CSV: trainee, case, procedure, date, grade, flags, checklist."""
-    from anatomy_models.atomic import atomic_path
-    from frontends.store import Store, records_csv
-    from scenarios.schema import library_scenarios
-
-    store = Store(db_url)
-    user_id = store.user(trainee).id if trainee is not None else None
-    attempts = store.attempts(user_id=user_id, scenario_id=scenario_id)
-    procedures = {key: scenario.procedure for key, scenario in library_scenarios().items()}
-    with atomic_path(output) as temporary:
-        temporary.write_text(records_csv(attempts, procedures), encoding="utf-8")
-    out.print(f"Wrote {len(attempts)} attempt{'s' if len(attempts) != 1 else ''} to {user_text(output)}.")
 
 
 @click.group()
@@ -67,9 +47,9 @@ def export(kind: str, output: Path, since: datetime | None, trainee: str | None,
     """Export the attempts (oldest first) as CSV or xAPI statements; abandoned attempts are marked as such."""
     from anatomy_models.atomic import atomic_path
     from anatomy_models.errors import SpinesimError
+    from frontends.casebook import department_catalogue
     from frontends.store import Store, records_csv
     from frontends.xapi import default_homepage, send_statements, statements, statements_json
-    from scenarios.catalogue import read_catalogue
 
     if lrs_url is not None and kind != "xapi":
         raise SpinesimError("--lrs sends xAPI statements", hint="add --format xapi")
@@ -77,7 +57,7 @@ def export(kind: str, output: Path, since: datetime | None, trainee: str | None,
     user_id = store.user(trainee).id if trainee is not None else None
     found = store.attempts(user_id=user_id, scenario_id=scenario_id,
                            since=since.replace(tzinfo=timezone.utc) if since else None)
-    catalogue = read_catalogue(scenario_folders).scenarios
+    catalogue = department_catalogue(store, scenario_folders).scenarios
     if kind == "csv":
         text = records_csv(found, {key: case.procedure for key, case in catalogue.items()})
         counted = f"{len(found)} attempt{'s' if len(found) != 1 else ''}"

@@ -31,21 +31,24 @@ def serve(host: str, port: int, db_url: str | None, scenario: str, scenario_fold
 
     On 127.0.0.1 (the default) the person at this machine may work without logging in. On any other
     address everyone logs in (add users with `spinesim users add`). Each logged-in user gets a
-    workstation process of their own. Cases come from the built-in library and each --scenarios folder.
+    workstation process of their own. Cases come from the built-in library, each --scenarios folder and the
+    department's own cases in the database (`spinesim cases`, the instructor's Cases tab).
     """
     # Light checks: the portal process never loads an anatomy (its workstations do).
     from anatomy_models.errors import SpinesimError
     from anatomy_models.store import anatomy_folder
+    from frontends.casebook import department_catalogue
     from frontends.cli import console, user_text
+    from frontends.store import Store
     from frontends.web.portal import PortalConfig
     from frontends.web.portal import serve as run_portal
-    from scenarios.catalogue import read_catalogue
 
-    catalogue = read_catalogue(scenario_folders)
+    catalogue = department_catalogue(Store(db_url), [str(folder) for folder in scenario_folders])
     for warning in catalogue.warnings:
         console.print(f"[yellow]warning:[/] {user_text(warning)} (left out)", highlight=False, soft_wrap=True)
     if scenario not in catalogue.scenarios:
-        raise SpinesimError(f"no scenario called {scenario!r} in the library or the --scenarios folders",
+        raise SpinesimError(f"no scenario called {scenario!r} in the library, the --scenarios folders or the "
+                            "department's cases",
                             hint=f"scenarios: {', '.join(sorted(catalogue.scenarios))}")
     if anatomy_source is not None:
         check_patient(anatomy_folder(anatomy_source))
@@ -64,8 +67,8 @@ def check_patient(folder: Path | None) -> None:
     SpinesimError
         If the manifest cannot be read or names neither landmarks nor a label map.
     """
-    from anatomy_models.home import MANIFEST
     from anatomy_models.errors import SpinesimError
+    from anatomy_models.home import MANIFEST
 
     if folder is None:
         return

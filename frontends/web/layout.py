@@ -1,4 +1,4 @@
-"""What the workstation looks like: the trainee's simulator, the report, and the instructor's review.
+"""What the workstation looks like: the trainee's simulator, the report, and the instructor's review and case editor.
 
 Built with trame's Vuetify 3 widgets; every control carries an ``id`` (browser tests and screen
 readers find it by that). State variables are those :mod:`frontends.web.views` computes; controller
@@ -12,6 +12,7 @@ from trame.ui.vuetify3 import VAppLayout
 from trame.widgets import client, html
 from trame.widgets import vuetify3 as v3
 
+from frontends.casebook import DRAFT_FIELDS
 from frontends.store import MAX_COMMENT_CHARS
 from simulator.case.controls import PAN_STEP_MM
 
@@ -286,6 +287,7 @@ def build_layout(server, instructor: bool) -> None:
                 v3.VTab("Report", value="report", id="tab-report", disabled=("!report",), min_width=0)
                 if instructor:
                     v3.VTab("Review", value="review", id="tab-review", min_width=0)
+                    v3.VTab("Cases", value="cases", id="tab-cases", min_width=0)
             v3.VSpacer()
             if instructor:  # the upload page is the portal's (frontends/web/upload.py): a CT is too big for the socket
                 v3.VBtn("Bring a patient's CT", href="/upload", id="upload-open", variant="text", classes="mr-1",
@@ -310,6 +312,8 @@ def build_layout(server, instructor: bool) -> None:
                 if instructor:
                     with v3.VWindowItem(value="review"):
                         _review(ctrl)
+                    with v3.VWindowItem(value="cases"):
+                        _case_editor(ctrl)
 
 
 # --------------------------------------------------------------------------- the trainee's simulator
@@ -912,6 +916,95 @@ def _review(ctrl) -> None:
                         with html.Div(classes="monitor", style="max-width: 360px", v_show="preview_src"):
                             html.Img(src=("preview_src",), id="preview-image")
                         html.Div("{{ preview_text }}", classes="text-body-2 mt-2")
+
+
+# The case editor's form as the one value its Preview and Save send (each field is a state variable of its own:
+# the page does not redraw a control bound to a field inside a state object).
+_DRAFT = "[{" + ", ".join(f"{name}: draft_{name}" for name in DRAFT_FIELDS) + "}]"
+
+
+def _case_editor(ctrl) -> None:
+    """The instructor's case editor (:mod:`frontends.web.editor`): a new case from a library case, its
+    preview, saving it to the department's cases and assigning it."""
+    with v3.VContainer(fluid=True, classes="pa-3"):
+        with v3.VRow(dense=True):
+            with v3.VCol(cols=12, md=7):
+                with _section("New case from a library case", id="editor-card"):
+                    with v3.VCardText():
+                        v3.VSelect(v_model=("draft_base",), items=("editor_bases",), label="Library case",
+                                   density="compact", id="editor-base", hide_details=True, classes="mb-1",
+                                   update_modelValue=(ctrl.editor_base, "[$event]"), disabled=("busy",))
+                        html.Div("{{ editor_procedure }}", classes="text-caption text-grey-darken-1 mb-2",
+                                 id="editor-procedure")
+                        with v3.VRow(dense=True):
+                            with v3.VCol(cols=12, sm=4):
+                                v3.VTextField(v_model=("draft_id",), label="Case id", density="compact",
+                                              id="editor-id", hint="lower-case letters, digits, - and _",
+                                              persistent_hint=True)
+                            with v3.VCol(cols=12, sm=8):
+                                v3.VTextField(v_model=("draft_title",), label="Title", density="compact",
+                                              id="editor-title", hide_details=True)
+                        v3.VTextarea(v_model=("draft_brief",), label="Brief (what the trainee is told)",
+                                     density="compact", rows=2, auto_grow=True, id="editor-brief", hide_details=True,
+                                     classes="mt-2")
+                        with v3.VRow(dense=True, classes="mt-1"):
+                            with v3.VCol(cols=12, sm=4):
+                                v3.VSelect(v_model=("draft_level",), items=("editor_levels",), label="Level",
+                                           density="compact", id="editor-level", hide_details=True,
+                                           disabled=("!editor_levels.length",))
+                            with v3.VCol(cols=12, sm=4):
+                                v3.VSelect(v_model=("draft_side",), items=("editor_sides",), label="Side",
+                                           density="compact", id="editor-side", hide_details=True)
+                            with v3.VCol(cols=12, sm=4):
+                                v3.VSelect(v_model=("draft_difficulty",), items=("editor_difficulties",),
+                                           label="Difficulty", density="compact", id="editor-difficulty",
+                                           hide_details=True)
+                        html.Div("Patient", classes="section-title mt-3")
+                        v3.VSlider(v_model=("draft_bmi",), min=("editor_ranges.bmi[0]",),
+                                   max=("editor_ranges.bmi[1]",), step=1, thumb_label=True, density="compact",
+                                   label="BMI (kg/m²)", id="editor-bmi", hide_details=True)
+                        v3.VSlider(v_model=("draft_degeneration",), min=("editor_ranges.degeneration[0]",),
+                                   max=("editor_ranges.degeneration[1]",), step=0.5, thumb_label=True,
+                                   density="compact", label="Degeneration (0 none - 3 severe)",
+                                   id="editor-degeneration", hide_details=True)
+                        v3.VTextarea(v_model=("draft_objectives",), label="Objectives (one a line)",
+                                     density="compact", rows=3, auto_grow=True, id="editor-objectives",
+                                     hide_details=True, classes="mt-2")
+                        with html.Div(classes="d-flex flex-wrap"):
+                            for field, label in (("hints", "Hints allowed"), ("fluoroscopy", "Fluoroscopy"),
+                                                 ("dsa", "DSA"), ("ultrasound", "Ultrasound")):
+                                v3.VCheckbox(v_model=(f"draft_{field}",), label=label, density="compact",
+                                             id=f"editor-{field}", hide_details=True, classes="mr-4")
+                    with v3.VCardActions():
+                        v3.VBtn("Preview", id="editor-preview", variant="tonal", disabled=("busy",),
+                                click=(ctrl.editor_preview, _DRAFT), prepend_icon="mdi-eye")
+                        v3.VBtn("Save case", id="editor-save", color="primary", variant="flat", disabled=("busy",),
+                                click=(ctrl.editor_save, _DRAFT), prepend_icon="mdi-content-save")
+                    html.Div("{{ editor_text }}", classes="text-body-2 px-4 pb-3", id="editor-text")
+            with v3.VCol(cols=12, md=5):
+                with _section("Preview"):
+                    with v3.VCardText():
+                        html.Div("Preview draws the new case's patient on an AP view with the target ringed.",
+                                 v_if="!editor_preview_src", classes="text-body-2 text-grey")
+                        with html.Div(classes="monitor", style="max-width: 360px", v_show="editor_preview_src"):
+                            html.Img(src=("editor_preview_src",), id="editor-preview-image")
+                with _section("Assign a department case", id="assign-card"):
+                    with v3.VCardText():
+                        v3.VSelect(v_model=("assign_case", None), items=("editor_cases",), label="Department case",
+                                   density="compact", id="assign-case", hide_details=True, classes="mb-2")
+                        v3.VSelect(v_model=("assign_trainee", None), items=("editor_trainees",), label="Trainee",
+                                   clearable=True, density="compact", id="assign-trainee", hide_details=True,
+                                   classes="mb-2")
+                        v3.VSelect(v_model=("assign_cohort", None), items=("editor_cohorts",), label="or cohort",
+                                   clearable=True, density="compact", id="assign-cohort", hide_details=True,
+                                   classes="mb-2")
+                        v3.VTextField(v_model=("assign_due", ""), label="Due (optional)", type="date",
+                                      density="compact", id="assign-due", hide_details=True)
+                    with v3.VCardActions():
+                        v3.VBtn("Assign", id="assign", color="primary", variant="flat",
+                                disabled=("busy || !assign_case || !(assign_trainee || assign_cohort)",),
+                                click=(ctrl.editor_assign, "[assign_case, assign_trainee, assign_cohort, assign_due]"),
+                                prepend_icon="mdi-account-arrow-right")
 
 
 def _programme() -> None:

@@ -9,17 +9,26 @@ A case with a drawn patient gives each attempt the next patient of its pool
 disk, and into memory with its tracer), so that starting the next attempt takes what the case's own
 patient takes: generating a patient at 1 mm takes ~10 s on an idle machine, loading a cached one and
 building its tracer a few seconds (benchmark: the report of issue 15).
+
+The workstations of one server are processes of their own, and trainees at the same case have the same
+patient: its CT and label map (read-only while anyone works) are kept once, in files every workstation
+memory-maps read-only (:func:`shared_arrays`), so the operating system holds one copy of their pages for
+all of them instead of one per workstation (measured: ``python -m benchmarks memory``).
 """
 
 from __future__ import annotations
 
+import hashlib
+import os
 import threading
 from collections import OrderedDict
+from pathlib import Path
 from queue import SimpleQueue
 
 import numpy as np
 
 from anatomy_models.anatomy import Anatomy
+from anatomy_models.home import spinesim_home
 from anatomy_models.label_landmarks import with_label_landmarks
 from anatomy_models.store import generated_anatomy, load_anatomy
 from frontends.store import Store
@@ -29,6 +38,9 @@ from simulator.needle.trace import Tracer, tracer_for
 # Patients held in memory at once: the attempt in progress, the next one (prepared), the one before
 # (its report and replay) and a preview; older ones are loaded again from the disk cache when asked for.
 PATIENTS_KEPT = 4
+# Derived arrays at least this large are shared between workstations (shared_arrays); smaller ones are not worth
+# a file of their own.
+SHARED_MIN_BYTES = 16 * 2**20
 
 
 class Patients:
@@ -50,7 +62,7 @@ class Patients:
                 self._loaded.move_to_end(key)
                 return self._loaded[key]
         anatomy = load_anatomy(self.override) if self.override else scenario.load_patient()
-        anatomy = compact_labels(with_label_landmarks(anatomy))
+        anatomy = shared_arrays(compact_labels(with_label_landmarks(anatomy)), spinesim_home() / "shared")
         loaded = (anatomy, tracer_for(anatomy))
         with self._lock:
             self._loaded[key] = loaded
@@ -92,6 +104,47 @@ def next_patient_seed(store: Store, user_id: int, scenario: Scenario) -> int:
     earlier = [a.seed for a in store.attempts(user_id=user_id, scenario_id=scenario.id)]
     last = pool.index(earlier[-1]) if earlier and earlier[-1] in pool else -1
     return pool[(last + 1) % len(pool)]
+
+
+def shared_arrays(anatomy: Anatomy, folder: Path) -> Anatomy:
+    """``anatomy`` with its CT and label map memory-mapped read-only from files in ``folder``, named by a hash
+    of their content (written once, atomically, by the first workstation that loads the patient): the other
+    workstations of the server map the same pages. The arrays' values are unchanged; a write into them raises
+    (nothing writes into a patient's CT or labels once loaded). The anatomy's large derived arrays are shared
+    the same way as they are made (:meth:`anatomy_models.derived.Derived.share_arrays`).
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from anatomy_models.spine import SpineParameters, generate_spine
+    >>> folder = Path(tempfile.mkdtemp())
+    >>> patient = generate_spine(SpineParameters(spacing_mm=2.0, field_of_view="spine"))
+    >>> ct = patient.ct.array.copy()
+    >>> shared = shared_arrays(patient, folder)
+    >>> bool((shared.ct.array == ct).all()), shared.ct.array.flags.writeable, len(list(folder.iterdir()))
+    (True, False, 2)
+    """
+    anatomy.ct = anatomy.ct.with_array(_mapped(anatomy.ct.array, folder, "ct"))
+    if anatomy.labels is not None:
+        anatomy.labels = anatomy.labels.with_array(_mapped(anatomy.labels.array, folder, "labels"))
+    # The large tables the imaging derives from them (the DRR's projector table: 127 MB for the 1 mm patient)
+    # are the same in every workstation too.
+    anatomy.derived.share_arrays(lambda array: _mapped(array, folder, "derived"), min_bytes=SHARED_MIN_BYTES)
+    return anatomy
+
+
+def _mapped(array: np.ndarray, folder: Path, kind: str) -> np.ndarray:
+    """``array``'s values, read-only, memory-mapped from ``folder/<kind>-<content hash>.npy``."""
+    digest = hashlib.blake2b(np.ascontiguousarray(array).data, digest_size=16)
+    digest.update(f"{array.dtype.str}{array.shape}".encode())
+    path = folder / f"{kind}-{digest.hexdigest()}.npy"
+    if not path.is_file():
+        folder.mkdir(parents=True, exist_ok=True)
+        # Written under a name of this process's own, then renamed: another workstation never maps half a file.
+        temporary = folder / f".{path.stem}.{os.getpid()}.{threading.get_ident()}.npy"
+        np.save(temporary, array)
+        os.replace(temporary, path)
+    return np.load(path, mmap_mode="r")
 
 
 def compact_labels(anatomy: Anatomy) -> Anatomy:

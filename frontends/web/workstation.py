@@ -45,13 +45,15 @@ from aiohttp import WSCloseCode
 from wslink.chunking import UnChunker
 
 from anatomy_models.errors import SpinesimError
+from frontends.casebook import department_catalogue, with_department_cases
 from frontends.cli import log_internal_error
 from frontends.store import Store
+from frontends.web.editor import EDITOR_REQUESTS, CaseEditor
 from frontends.web.handlers import Handlers
 from frontends.web.inputs import MAX_MESSAGE_BYTES
 from frontends.web.patients import Patients
 from frontends.web.views import initial_state
-from scenarios.catalogue import Catalogue, read_catalogue
+from scenarios.catalogue import Catalogue
 from scenarios.schema import Scenario
 from simulator.case.controls import carm_start, probe_level_and_side
 
@@ -116,7 +118,9 @@ class Workstation:
         self.config = config
         self.store = Store(config.db_url)
         self.user = self.store.user_by_id(config.user_id)
-        self.catalogue = catalogue or read_catalogue(config.scenario_folders)
+        # Read again now: a spare warmed up before an instructor saved the department's newest case.
+        self.catalogue = with_department_cases(catalogue or department_catalogue(self.store, config.scenario_folders),
+                                               self.store)
         self.scenarios = self.catalogue.scenarios
         self._loop: asyncio.AbstractEventLoop | None = None
         self._loop_thread: int | None = None
@@ -127,6 +131,7 @@ class Workstation:
         self.server.serve["reports"] = str(reports)
         self.handlers = Handlers(self.store, self.user, self.scenarios, patients or Patients(config.anatomy), reports,
                                  show=self._set, later=self._later)
+        self.editor = CaseEditor(self.store, self.user, self.catalogue, self.handlers.patients, show=self._set)
         self.state, self.ctrl = self.server.state, self.server.controller
         self.ctrl.on_server_bind.add(lambda wslink_server: guard(wslink_server, config.secret))
         self._init_state()
@@ -140,7 +145,8 @@ class Workstation:
         first = first_scenario(self.scenarios, self.config.scenario or (to_do[0] if to_do else None))
         handlers = self.handlers
         self.state.update(initial_state(self.user, self.catalogue, first, assigned) | handlers.scenario_view(first)
-                          | handlers.resume_view() | handlers.review_view() | handlers.programme_view())
+                          | handlers.resume_view() | handlers.review_view() | handlers.programme_view()
+                          | self.editor.view())
 
     def _bind(self) -> None:
         c, handlers = self.ctrl, self.handlers
@@ -149,6 +155,8 @@ class Workstation:
         # Live held and let go run beside a click in progress: a release must never be dropped or wait.
         c.live_hold = lambda *values: self._beside(self.handlers.request, "live_hold", *values)
         c.new_attempt = lambda *values: self._shown(lambda: handlers.request("new_attempt", *values) or {})
+        for name in EDITOR_REQUESTS:  # the instructor's case editor (Cases tab)
+            setattr(c, name, (lambda request: lambda *values: self._run(self.editor.request, request, *values))(name))
         # These run on the event loop while the state is being flushed: they only update the state; a
         # value the browser sent that makes no sense is shown as a message, like a refused action.
         self._on_change("scenario_id", lambda scenario_id, **_: handlers.scenario_view(scenario_id))
@@ -401,7 +409,8 @@ def main() -> None:
     sys.argv = sys.argv[:1]  # trame parses the command line; the configuration came in the environment
     started = time.monotonic()
     try:
-        catalogue, patients = read_catalogue(config.scenario_folders), Patients(config.anatomy)
+        catalogue = department_catalogue(Store(config.db_url), config.scenario_folders)
+        patients = Patients(config.anatomy)
         for warning in catalogue.warnings:
             print(f"warning: {warning} (left out)", flush=True)
         warm_up(catalogue.scenarios[first_scenario(catalogue.scenarios, config.scenario)], patients)

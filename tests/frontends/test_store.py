@@ -197,7 +197,7 @@ def _graded_attempt(store, user_id, scenario, small_spine) -> dict:
     return store.attempt(attempt.attempt_id).report
 
 
-def test_peer_grades_and_the_programme_records_as_csv_and_from_the_records_command(store, scenario, small_spine,
+def test_peer_grades_and_the_programme_records_as_csv_and_from_the_export_command(store, scenario, small_spine,
                                                                                    tmp_path, capsys):
     import csv
 
@@ -228,10 +228,10 @@ def test_peer_grades_and_the_programme_records_as_csv_and_from_the_records_comma
         "trainee": "cy", "scenario": "tfesi-default", "procedure": "transforaminal_epidural", "status": "in_progress"}
 
     output = tmp_path / "records.csv"
-    assert main(["records", "-o", str(output), "--db", store.url]) == 0
+    assert main(["attempts", "export", "--format", "csv", "-o", str(output), "--db", store.url]) == 0
     assert "Wrote 4 attempts" in capsys.readouterr().out
     assert output.read_text(encoding="utf-8") == text
-    assert main(["records", "-o", str(output), "--trainee", "cy", "--scenario", scenario.id, "--db", store.url]) == 0
+    assert main(["attempts", "export", "--format", "csv", "-o", str(output), "--trainee", "cy", "--scenario", scenario.id, "--db", store.url]) == 0
     assert [r["grade"] for r in csv.DictReader(output.read_text(encoding="utf-8").splitlines())] == ["12.5"]
-    assert main(["records", "-o", str(output), "--trainee", "nobody", "--db", store.url]) == 1
+    assert main(["attempts", "export", "--format", "csv", "-o", str(output), "--trainee", "nobody", "--db", store.url]) == 1
     assert "no user called 'nobody'" in capsys.readouterr().err

@@ -43,8 +43,9 @@ def _upgrades_keeping_every_row(url: str) -> None:
     _version_1_database(url)
     store = Store(url)
     with store.engine.connect() as db:
-        assert db.execute(text("SELECT version FROM schema_version")).scalar_one() == SCHEMA_VERSION == 2
-    assert {"cohorts", "cohort_members", "assignments", "comments"} <= set(inspect(store.engine).get_table_names())
+        assert db.execute(text("SELECT version FROM schema_version")).scalar_one() == SCHEMA_VERSION == 3
+    assert {"cohorts", "cohort_members", "assignments", "comments", "cases"} <= set(
+        inspect(store.engine).get_table_names())
     assert store.authenticate("ben", "battery staple").name == "ben"
     [attempt] = store.attempts()
     assert (attempt.scenario_id, attempt.seed, attempt.report["grade"], attempt.actions) == ("tfesi-default", 7, 81.5, 1)
@@ -80,12 +81,16 @@ def _programme(store: Store) -> None:
     store.add_comment(attempt, ada.id, "Good contrast reading.")
     assert [(c.author, c.step, c.text) for c in store.comments(attempt)] == [
         ("ada", 1, "Take the lateral before the last advance."), ("ada", None, "Good contrast reading.")]
+    store.save_case("dept-case", "id: dept-case", by="ada")
+    assert [(c.scenario_id, c.yaml_text, c.author) for c in store.cases()] == [("dept-case", "id: dept-case", "ada")]
     for refused, message in ((lambda: store.add_comment(attempt, ada.id, "x", step=5), "step 5 is not in attempt"),
                              (lambda: store.add_comment(attempt, ada.id, "  "), "a comment has 1 to"),
                              (lambda: store.assign("tfesi-default", by="ben", user="cat"), "only an instructor"),
                              (lambda: store.assign("tfesi-default", by="ada"), "to a trainee or to a cohort"),
                              (lambda: store.join_cohort("year-1", "ada"), "cohorts hold trainees"),
-                             (lambda: store.join_cohort("nope", "ben"), "no cohort called 'nope'")):
+                             (lambda: store.join_cohort("nope", "ben"), "no cohort called 'nope'"),
+                             (lambda: store.save_case("dept-case", "id: other", by="ada"), "already has a case"),
+                             (lambda: store.save_case("dept-2", "id: dept-2", by="ben"), "only an instructor saves")):
         with pytest.raises(SpinesimError, match=message):
             refused()
 
@@ -123,7 +128,7 @@ def test_a_failed_upgrade_step_leaves_the_database_at_its_version(tmp_path, monk
     monkeypatch.undo()
     _check = Store(url)
     with _check.engine.connect() as db:
-        assert db.execute(text("SELECT version FROM schema_version")).scalar_one() == 2
+        assert db.execute(text("SELECT version FROM schema_version")).scalar_one() == SCHEMA_VERSION
 
 
 def test_cohorts_assignments_and_comments(tmp_path):
@@ -134,7 +139,7 @@ def test_postgresql_upgrade_and_programme(postgresql_url):
     _upgrades_keeping_every_row(postgresql_url)
     engine = create_engine(postgresql_url)
     with engine.begin() as db:
-        for table in ("comments", "assignments", "cohort_members", "cohorts", "actions", "attempts", "users",
+        for table in ("cases", "comments", "assignments", "cohort_members", "cohorts", "actions", "attempts", "users",
                       "schema_version"):
             db.execute(text(f"DROP TABLE {table}"))
     engine.dispose()

@@ -1,0 +1,112 @@
+"""The instructor's case editor in a real browser (issue 20): an instructor makes a new case from a library
+case, is told which field to fix when it does not validate, previews it, saves it to the department's cases
+and assigns it; the trainee then finds it first in the picker, assigned to them, and starts it."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from frontends.store import Store
+from tests.frontends.web import browser as b
+from tests.frontends.web.conftest import ANATOMY
+
+pytestmark = pytest.mark.slow
+playwright = pytest.importorskip("playwright.sync_api")
+if not __import__("os").path.exists(b.CHROMIUM):
+    pytest.skip("Chromium is not installed (./dev.sh installs it)", allow_module_level=True)
+
+INSTRUCTOR, TRAINEE, PASSWORD = "ivan", "ben", "a-long-password"
+CASE, TITLE = "tfesi-l3l4-right-dept", "Right L3-L4 transforaminal, no hints"
+BRIEF = "A 58-year-old with right L3 radicular pain. Place the needle in the right L3-L4 safe triangle."
+
+
+def _wait_text(page, selector: str, words: str) -> None:
+    page.wait_for_function("([s, w]) => (document.querySelector(s)?.textContent || '').includes(w)",
+                           arg=[selector, words], timeout=120_000)
+
+
+def test_an_instructor_authors_and_assigns_a_case_and_the_trainee_starts_it(patient, tmp_path):
+    database = b.database_with_users(tmp_path, {INSTRUCTOR: "instructor", TRAINEE: "trainee"}, PASSWORD)
+    # One warm spare: the trainee's workstation warms up before the case exists, and must still offer it.
+    server = b.Server(database, ANATOMY, "--require-login", "--spare", "1", log=tmp_path / "serve.log")
+    try:
+        with playwright.sync_playwright() as driver:
+            browser = b.launch_browser(driver)
+            page = browser.new_context(viewport={"width": 1500, "height": 1000}).new_page()
+            b.log_in(page, server.url, INSTRUCTOR, PASSWORD)
+            page.click("#tab-cases")
+            _choose(page, "#editor-base", "tfesi-default · ")
+            _wait_text(page, "#editor-procedure", "transforaminal epidural")
+            page.fill("#editor-title", TITLE)
+            page.fill("#editor-brief", BRIEF)
+            _choose(page, "#editor-level", "L3-L4")
+            _choose(page, "#editor-side", "right")
+            page.fill("#editor-objectives", "Find the right L3-L4 safe triangle.\nInject under DSA.")
+            page.uncheck("#editor-hints")
+            # A case id the schema refuses: the message names the editor's field and the fix.
+            page.fill("#editor-id", "Right L3")
+            page.click("#editor-save")
+            _wait_text(page, "#error-text", "Case id (field 'id')")
+            page.fill("#editor-id", CASE)
+            page.click("#editor-preview")
+            page.wait_for_function("() => (document.querySelector('#editor-preview-image')?.src || '')"
+                                   ".startsWith('data:image/jpeg')", timeout=120_000)
+            _wait_text(page, "#editor-text", "L3")
+            page.wait_for_selector("#editor-save:not([disabled])")
+            page.click("#editor-save")
+            _wait_text(page, "#editor-text", f"Saved {CASE}")
+            _choose(page, "#assign-case", CASE)
+            _choose(page, "#assign-trainee", TRAINEE)
+            page.fill("#assign-due", "2031-05-04")
+            page.wait_for_selector("#assign:not([disabled])")
+            page.click("#assign")
+            _wait_text(page, "#editor-text", f"Assigned {CASE} to {TRAINEE}, due 2031-05-04")
+
+            trainee = browser.new_context(viewport={"width": 1500, "height": 1000}).new_page()
+            b.log_in(trainee, server.url, TRAINEE, PASSWORD)
+            # The picker lists the trainee's assignments first, the department's cases in a group of their own.
+            trainee.wait_for_selector("#start:not([disabled])")
+            trainee.locator(".v-select:has(#scenario) .v-field").click()
+            trainee.wait_for_selector(".v-overlay--active .v-list-subheader")
+            entries = trainee.locator(".v-overlay--active .v-list-subheader, .v-overlay--active .v-list-item-title")
+            listed = [text.strip() for text in entries.all_text_contents()]
+            assert listed[:2] == ["Assigned to you", f"{TITLE} · due 2031-05-04"] and "department" in listed
+            trainee.keyboard.press("Escape")
+            _choose(trainee, "#scenario", f"{TITLE} · due 2031-05-04")
+            _wait_text(trainee, "#brief", BRIEF)
+            _wait_text(trainee, "#objectives", "Find the right L3-L4 safe triangle.")
+            trainee.wait_for_selector("#start:not([disabled])")
+            trainee.click("#start")
+            b.wait_saved(trainee, 1)
+            browser.close()
+    finally:
+        server.stop()
+    store = Store(database)
+    [attempt] = store.attempts()
+    assert (attempt.user_name, attempt.scenario_id) == (TRAINEE, CASE)
+    [stored] = store.cases()
+    assert stored.author == INSTRUCTOR and "side: right" in stored.yaml_text and "level: L3-L4" in stored.yaml_text
+    assert re.search(r"^hints: \[\]$", stored.yaml_text, re.M)
+
+
+def _choose(page, select: str, title: str, tries: int = 4) -> None:
+    """Pick the item of a Vuetify select whose title starts with ``title`` (the trainee helper's retries:
+    a click can land while the menu is still opening)."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
+
+    item = page.locator(".v-overlay--active .v-list-item").filter(
+        has=page.locator(".v-list-item-title", has_text=re.compile(f"^{re.escape(title)}")))
+    shown = "([s, t]) => (document.querySelector(`.v-select:has(${s}) .v-select__selection`)?.textContent || '')" \
+            ".trim().startsWith(t)"
+    for attempt in range(tries):
+        if not item.first.is_visible():
+            page.locator(f".v-select:has({select}) .v-field").click()
+        try:
+            item.first.click(timeout=15_000)
+            page.wait_for_function(shown, arg=[select, title], timeout=10_000)
+            return
+        except PlaywrightTimeoutError:
+            if attempt == tries - 1:
+                raise

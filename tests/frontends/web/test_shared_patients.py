@@ -1,0 +1,36 @@
+"""Workstations of one server share their patient (issue 20): two workstations with the same patient map its
+CT, label map and DRR projector table from the same read-only files instead of each holding a copy, and see
+exactly the values (and images) a private copy gives."""
+
+from __future__ import annotations
+
+import numpy as np
+
+import frontends.web.patients as patients_module
+from frontends.web.patients import Patients
+from scenarios.schema import library_scenarios
+from simulator.imaging.carm import CArm
+from simulator.imaging.fluoro import render_fluoro
+from tests.frontends.web.conftest import ANATOMY
+
+
+def _mapped_file(array: np.ndarray) -> str | None:
+    """The file ``array`` is memory-mapped from, or None for memory of its own."""
+    while array is not None and not isinstance(array, np.memmap):
+        array = array.base if isinstance(array.base, np.ndarray) else None
+    return None if array is None else str(array.filename)
+
+
+def test_two_workstations_of_a_patient_map_its_arrays_from_the_same_files(patient, monkeypatch):
+    monkeypatch.setattr(patients_module, "SHARED_MIN_BYTES", 2**20)  # the 2 mm patient's table is 16 MB, under it
+    scenario = library_scenarios()["ilesi-default"]
+    (first, _), (second, _) = Patients(ANATOMY).of(scenario), Patients(ANATOMY).of(scenario)
+    for name in ("ct", "labels"):
+        ours, theirs = getattr(first, name).array, getattr(second, name).array
+        assert _mapped_file(ours) is not None and _mapped_file(ours) == _mapped_file(theirs)
+        assert not ours.flags.writeable and np.array_equal(ours, getattr(patient, name).array)
+    carm = CArm(primary_deg=20.0, secondary_deg=-5.0, isocenter=patient.landmarks["L4-L5.interlaminar_window.center"])
+    images = [render_fluoro(anatomy, carm, dose=None).pixels for anatomy in (first, second, patient)]
+    assert np.array_equal(images[0], images[2]) and np.array_equal(images[1], images[2])
+    tables = [anatomy.derived(("drr.basis_table", "joseph", 1), lambda: None) for anatomy in (first, second)]
+    assert _mapped_file(tables[0].table) is not None and _mapped_file(tables[0].table) == _mapped_file(tables[1].table)
