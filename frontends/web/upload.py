@@ -341,7 +341,8 @@ def _page_html(max_bytes: int) -> str:
     formats = "".join(f'<option value="{html.escape(value)}">{html.escape(words)}</option>'
                       for value, words in LABEL_FORMATS.items())
     return f"""<!doctype html><html lang="en"><head><meta charset="utf-8">
-<title>spinesim · bring a patient's CT</title><meta name="viewport" content="width=device-width,initial-scale=1"><style>{_STYLE}</style></head>
+<title>spinesim · bring a patient's CT</title>
+<meta name="viewport" content="width=device-width,initial-scale=1"><style>{_STYLE}</style></head>
 <body><header>spinesim · bring a patient's CT</header><main>
 <p>A de-identified CT of the lumbar spine with its vertebrae labelled becomes a patient to build cases on:
 landmarks, vertebra parts, discs, the canal's contents and the radicular arteries are drawn from the labels
@@ -366,11 +367,14 @@ landmarks, vertebra parts, discs, the canal's contents and the radicular arterie
 <ul id="upload-notes"></ul>
 <h3>Patients to build cases on</h3>
 <ul id="patients"></ul>
+<p class="hint">A case takes a patient by its name: <code>anatomy: {{stored: NAME}}</code> in its file (served with
+<code>spinesim serve --scenarios DIR</code>).</p>
 <p class="hint"><a href="/">Back to the workstation</a></p>
 </main>
 <script>
 const STEPS = {{receiving: 'Receiving', unpacking: 'Unpacking the archive', importing: 'Importing',
                saving: 'Storing the patient', done: 'Ready', failed: 'Not imported'}};
+const SOURCES = {{nifti: 'NIfTI', nrrd: 'NRRD', 'seg.nrrd': 'Slicer segmentation', totalsegmentator: 'TotalSegmentator'}};
 const $ = id => document.getElementById(id);
 function show(state, fraction, text) {{
   $('upload-state').dataset.state = state;
@@ -390,8 +394,8 @@ async function patients() {{
   for (const p of await reply.json()) {{
     const item = document.createElement('li');
     item.dataset.patient = p.name;
-    item.textContent = p.name + ' (' + p.source + ', ' + p.structures + ' structures, ' + p.landmarks +
-      ' landmarks)' + (p.cases ? '' : ': no vertebra landmarks, cannot carry a case');
+    item.textContent = p.name + ' (' + (SOURCES[p.source] || p.source) + ', ' + p.structures + ' structures, ' +
+      p.landmarks + ' landmarks)' + (p.cases ? '' : ': no vertebra landmarks, cannot carry a case');
     list.appendChild(item);
   }}
 }}
