@@ -221,9 +221,12 @@ class Uploads:
         reader = await request.multipart()
         while (part := await reader.next()) is not None:
             if part.name in ("name", "label_format"):
-                value = await part.read_chunk(MAX_FIELD_BYTES + 1)
-                if len(value) > MAX_FIELD_BYTES:
-                    raise SpinesimError("the field is too long", where=f"field {part.name!r}")
+                value = b""
+                while chunk := await part.read_chunk(MAX_FIELD_BYTES + 1):  # a chunk may be shorter than asked
+                    value += chunk
+                    if len(value) > MAX_FIELD_BYTES:
+                        raise SpinesimError(f"the field is longer than {MAX_FIELD_BYTES} bytes",
+                                            where=f"field {part.name!r}", hint="give a shorter name")
                 form[part.name] = value.decode("utf-8", "replace").strip()
             elif part.name in ("ct", "labels") and part.filename:
                 suffixes = CT_SUFFIXES if part.name == "ct" else LABEL_SUFFIXES
