@@ -377,7 +377,8 @@ landmarks, vertebra parts, discs, the canal's contents and the radicular arterie
 <script>
 const STEPS = {{receiving: 'Receiving', unpacking: 'Unpacking the archive', importing: 'Importing',
                saving: 'Storing the patient', done: 'Ready', failed: 'Not imported'}};
-const SOURCES = {{nifti: 'NIfTI', nrrd: 'NRRD', 'seg.nrrd': 'Slicer segmentation', totalsegmentator: 'TotalSegmentator'}};
+const SOURCES = {{nifti: 'NIfTI', nrrd: 'NRRD', 'seg.nrrd': 'Slicer segmentation',
+                 totalsegmentator: 'TotalSegmentator'}};
 const $ = id => document.getElementById(id);
 function show(state, fraction, text) {{
   $('upload-state').dataset.state = state;
