@@ -9,7 +9,8 @@ behind the spinous processes on a lateral and extra attenuation on every AP on t
 :func:`without_scanner_table` keeps the patient's body (the largest region above -400 HU, the
 air/fat boundary of ``tissues.tissue_from_hu``, after an opening that cuts thin bridges where the
 back rests on the pads) with its gas and lungs (the holes of each axial slice) and every labelled
-voxel, and sets everything else to air (-1000 HU).
+voxel, and sets everything else to air (-1000 HU): also arms that lie apart from the trunk, which
+for a spine injection are up beside the head, out of the beam.
 """
 
 from __future__ import annotations

@@ -132,8 +132,8 @@ def import_anatomy(path: str | Path, *, series_uid: str | None = None, labels: s
         notes = list(label_map.notes) if label_map else []
         ct, removed = without_scanner_table(ct, label_map.labels if label_map else None)
         if removed:
-            notes.append(f"{removed} voxels outside the patient's body (the CT's table, pads) set to air: the "
-                         "patient lies prone on the fluoroscopy table")
+            notes.append(f"{removed} voxels outside the patient's trunk (the CT's table, pads, arms lying apart) "
+                         "set to air: the patient lies prone on the fluoroscopy table, arms up")
     if spacing_mm:
         ct, label_map = _resampled(ct, label_map, spacing_mm)
         notes.append(f"resampled to {spacing_mm:g} mm voxels (CT trilinear, labels nearest neighbour)")

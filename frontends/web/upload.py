@@ -221,9 +221,12 @@ class Uploads:
         reader = await request.multipart()
         while (part := await reader.next()) is not None:
             if part.name in ("name", "label_format"):
-                value = await part.read_chunk(MAX_FIELD_BYTES + 1)
-                if len(value) > MAX_FIELD_BYTES:
-                    raise SpinesimError("the field is too long", where=f"field {part.name!r}")
+                value = b""
+                while chunk := await part.read_chunk(MAX_FIELD_BYTES + 1):  # a chunk may be shorter than asked
+                    value += chunk
+                    if len(value) > MAX_FIELD_BYTES:
+                        raise SpinesimError(f"the field is longer than {MAX_FIELD_BYTES} bytes",
+                                            where=f"field {part.name!r}", hint="give a shorter name")
                 form[part.name] = value.decode("utf-8", "replace").strip()
             elif part.name in ("ct", "labels") and part.filename:
                 suffixes = CT_SUFFIXES if part.name == "ct" else LABEL_SUFFIXES
@@ -341,7 +344,8 @@ def _page_html(max_bytes: int) -> str:
     formats = "".join(f'<option value="{html.escape(value)}">{html.escape(words)}</option>'
                       for value, words in LABEL_FORMATS.items())
     return f"""<!doctype html><html lang="en"><head><meta charset="utf-8">
-<title>spinesim · bring a patient's CT</title><meta name="viewport" content="width=device-width,initial-scale=1"><style>{_STYLE}</style></head>
+<title>spinesim · bring a patient's CT</title>
+<meta name="viewport" content="width=device-width,initial-scale=1"><style>{_STYLE}</style></head>
 <body><header>spinesim · bring a patient's CT</header><main>
 <p>A de-identified CT of the lumbar spine with its vertebrae labelled becomes a patient to build cases on:
 landmarks, vertebra parts, discs, the canal's contents and the radicular arteries are drawn from the labels
@@ -366,11 +370,15 @@ landmarks, vertebra parts, discs, the canal's contents and the radicular arterie
 <ul id="upload-notes"></ul>
 <h3>Patients to build cases on</h3>
 <ul id="patients"></ul>
+<p class="hint">A case takes a patient by its name: <code>anatomy: {{stored: NAME}}</code> in its file (served with
+<code>spinesim serve --scenarios DIR</code>).</p>
 <p class="hint"><a href="/">Back to the workstation</a></p>
 </main>
 <script>
 const STEPS = {{receiving: 'Receiving', unpacking: 'Unpacking the archive', importing: 'Importing',
                saving: 'Storing the patient', done: 'Ready', failed: 'Not imported'}};
+const SOURCES = {{nifti: 'NIfTI', nrrd: 'NRRD', 'seg.nrrd': 'Slicer segmentation',
+                 totalsegmentator: 'TotalSegmentator'}};
 const $ = id => document.getElementById(id);
 function show(state, fraction, text) {{
   $('upload-state').dataset.state = state;
@@ -390,8 +398,8 @@ async function patients() {{
   for (const p of await reply.json()) {{
     const item = document.createElement('li');
     item.dataset.patient = p.name;
-    item.textContent = p.name + ' (' + p.source + ', ' + p.structures + ' structures, ' + p.landmarks +
-      ' landmarks)' + (p.cases ? '' : ': no vertebra landmarks, cannot carry a case');
+    item.textContent = p.name + ' (' + (SOURCES[p.source] || p.source) + ', ' + p.structures + ' structures, ' +
+      p.landmarks + ' landmarks)' + (p.cases ? '' : ': no vertebra landmarks, cannot carry a case');
     list.appendChild(item);
   }}
 }}

@@ -57,7 +57,8 @@ def test_an_instructor_uploads_a_ct_and_sees_the_patient_or_the_error(tmp_path):
             assert "it can now be chosen for a case" in page.text_content("#upload-state")
             assert "the CT's table" in page.text_content("#upload-notes")
             page.wait_for_selector("#patients li[data-patient=browser-real-ct]")
-            assert "cannot carry a case" not in page.text_content("#patients li[data-patient=browser-real-ct]")
+            listed = page.text_content("#patients li[data-patient=browser-real-ct]")
+            assert listed.startswith("browser-real-ct (NIfTI, ") and "cannot carry a case" not in listed, listed
             assert "browser-real-ct" in stored_anatomy_names()
 
             damaged = tmp_path / "scan.nii.gz"

@@ -91,6 +91,7 @@ def test_an_upload_over_the_limit_is_refused_and_leaves_nothing(spinesim_home, c
 @pytest.mark.parametrize(("form", "words"), [
     (lambda: _form("p1", ("notes.txt", b"x")), "notes.txt: field 'ct': not a file this page imports. Upload a zip"),
     (lambda: _form("no name!", ("ct.nii.gz", b"x")), "invalid anatomy name 'no name!'"),
+    (lambda: _form("n" * 300, ("ct.nii.gz", b"x")), "field 'name': the field is longer than 256 bytes"),
     (lambda: _form("p2", ("ct.nii.gz", b"x"), label_format="verse"), "field 'labels': a label format was chosen"),
     (lambda: _form("p3", ("ct.nii.gz", b"x"), ("labels.nii.gz", b"y"), "mystery"), "unknown label format 'mystery'"),
 ])
