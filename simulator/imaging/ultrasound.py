@@ -133,6 +133,10 @@ FRESNEL_SPREAD = 0.5
 # (elsewhere the main lobe's echoes bury it: speckle and fluid are untouched).
 SIDE_LOBE_DB = -12.0
 SIDE_LOBE_SPREAD = 6.0
+# The clutter is that of diffuse echoes: each sample's power counts at most SIDE_LOBE_CAP_DB above the
+# diffuse reference level. A bone surface's specular echo, 25 dB above the speckle, otherwise smeared a
+# bright glow from the laminae's lines into the shadow beside and below their steps (transverse views).
+SIDE_LOBE_CAP_DB = 10.0
 # Transmit pulse length in cycles (2-3 for B-mode); the echo envelope's axial FWHM is half the
 # spatial pulse length: 0.66 mm at 3.5 MHz, 0.23 mm at 10 MHz.
 PULSE_CYCLES = 3.0
@@ -910,14 +914,14 @@ def _lateral_spread(axial_re, axial_im, lateral_weights, lateral_rows, out_re, o
 
 
 @njit(cache=True, inline="always")
-def _triangle_across(values, m, half, across, once, out):
-    """``out[line]`` = ``values[line, m]`` averaged across the lines by a triangle of half width about
-    ``2 half`` (two passes of a box of half width ``half``, cut at the array's ends)."""
+def _triangle_across(values, m, half, cap, across, once, out):
+    """``out[line]`` = ``values[line, m]``, each at most ``cap``, averaged across the lines by a triangle
+    of half width about ``2 half`` (two passes of a box of half width ``half``, cut at the array's ends)."""
     lines = values.shape[0]
     for passes in range(2):
         across[0] = 0.0
         for line in range(lines):
-            across[line + 1] = across[line] + (values[line, m] if passes == 0 else once[line])
+            across[line + 1] = across[line] + (min(values[line, m], cap) if passes == 0 else once[line])
         for line in range(lines):
             first = max(line - half, 0)
             last = min(line + half + 1, lines)
@@ -929,7 +933,7 @@ def _triangle_across(values, m, half, across, once, out):
 
 @njit(cache=True, fastmath=True)
 def _compound(field_re, field_im, beam_transmission, front_end_noise, reverberation, reach, side_lobe, side_reach,
-              noise, power, level_db):
+              side_cap, noise, power, level_db):
     """Echo level in dB: the compounded frames' mean echo power (spatial compounding, which also
     fills the one-sample dark lanes that log compression of a single complex field shows), plus the
     front end's noise and reverberation, both with the unit-mean fluctuation ``noise``, and side-lobe
@@ -938,7 +942,8 @@ def _compound(field_re, field_im, beam_transmission, front_end_noise, reverberat
     Reverberation: the mean echo power within ``reach`` samples of half the depth, weakened by one
     more round trip to there (``beam_transmission`` squared) and by ``reverberation`` (power ratio).
     Side-lobe clutter: ``side_lobe`` (power ratio) of the echo power at the same depth averaged across
-    the lines by a triangle of half width ``side_reach[m]`` lines, where the line's own transmission
+    the lines by a triangle of half width ``side_reach[m]`` lines (each sample's power at most
+    ``side_cap``: the clutter of diffuse echoes), where the line's own transmission
     falls short of the same average of the transmission (``1 - own / average``): beside lit tissue a
     shadowed line's side lobes still hear it, while in lit tissue and in fluid the main lobe's own
     echoes bury the clutter (so speckle statistics and anechoic fluid are untouched). It is the
@@ -958,8 +963,8 @@ def _compound(field_re, field_im, beam_transmission, front_end_noise, reverberat
     side_clutter = np.zeros((lines, samples))
     for m in range(samples):
         half = max(side_reach[m] // 2, 1)
-        _triangle_across(power, m, half, across, once, side_power)
-        _triangle_across(beam_transmission, m, half, across, once, side_transmission)
+        _triangle_across(power, m, half, side_cap, across, once, side_power)
+        _triangle_across(beam_transmission, m, half, np.inf, across, once, side_transmission)
         for line in range(lines):
             shadowed = 1.0 - beam_transmission[line, m] / max(side_transmission[line], 1e-30)
             side_clutter[line, m] = side_lobe * side_power[line] * min(max(shadowed, 0.0), 1.0)
@@ -1249,7 +1254,7 @@ def _trace_tissue(maps: AcousticMaps, probe: Probe, scan: _Scan, origins: np.nda
     noise = _noise_for(lines, samples, seed)
     _compound(field_re, field_im, beam_transmission, 10.0 ** (FRONT_END_NOISE_DB / 10.0),
               10.0 ** (REVERBERATION_DB / 10.0), reach, 10.0 ** (SIDE_LOBE_DB / 10.0), scan.side_lobe_lines,
-              noise, power, level_db)
+              10.0 ** ((DIFFUSE_REFERENCE_DB + SIDE_LOBE_CAP_DB) / 10.0), noise, power, level_db)
     return level_db, beam_transmission, noise, float(lost.mean())
 
 
