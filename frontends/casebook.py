@@ -51,6 +51,8 @@ DRAFT_FIELDS: dict[str, str] = {
 _LABELS = {"id": "Case id", "title": "Title", "brief": "Brief", "difficulty": "Difficulty", "level": "Level",
            "side": "Side", "bmi": "BMI", "degeneration": "Degeneration", "objectives": "Objectives",
            "hints": "Hints allowed", "fluoroscopy": "Fluoroscopy", "dsa": "DSA", "ultrasound": "Ultrasound"}
+# What to do, for the refusals the schema's own message does not say it (a pattern).
+_HINTS = {"id": "use lower-case letters, digits, '-' and '_' only, e.g. tfesi-l3l4-right"}
 # Longest text the form accepts per field, characters (a brief is a paragraph).
 MAX_TEXT_CHARS = 2000
 
@@ -163,7 +165,7 @@ def case_from_draft(draft: dict) -> Scenario:
         label = next((_LABELS[key] for key, path in DRAFT_FIELDS.items()
                       if key in _LABELS and named and (named == path or named.startswith(path + "."))), None)
         where = f"{label} (field '{named}')" if label else (f"field '{named}'" if named else None)
-        raise SpinesimError(error.problem, path=EDITOR, where=where, hint=error.hint) from None
+        raise SpinesimError(error.problem, path=EDITOR, where=where, hint=error.hint or _HINTS.get(named)) from None
 
 
 def save_case(store: Store, scenario: Scenario, *, by: str, catalogue: Catalogue) -> Scenario:
