@@ -10,7 +10,7 @@ from anatomy_models.spine.ct_synthesis import STOOL_GAS_SHARE, STOOL_HU, stool_h
 from anatomy_models.spine.parameters import SpineParameters
 from anatomy_models.spine.skeleton import build_skeleton
 from anatomy_models.spine.soft_tissue import (COLON_GAS_DIAMETER_MM, bowel_gas_shapes, colon_content_shapes,
-                                              spine_profile)
+                                              haustral_column, spine_profile)
 
 
 @pytest.fixture(scope="module")
@@ -35,18 +35,40 @@ def test_the_two_sides_of_the_colon_are_not_mirror_images(profile):
         assert overlap < 0.3, f"seed {seed}: the ascending colon mirrors the descending ({overlap:.2f} shared)"
 
 
-def test_colon_gas_pockets_are_rounded_and_sized_like_a_films(profile):
-    sizes = []
+def test_colon_gas_lies_in_haustrated_columns_not_balls():
+    """A straight 200 mm course: the gas is a column (long, narrow), notched at the folds between its
+    haustra but continuous through them (the lumen runs on), and as wide as it was drawn."""
+    course = np.array([[0.0, 0.0, z] for z in np.linspace(0.0, 200.0, 5)])
     for seed in range(6):
-        for shape in bowel_gas_shapes(profile, seed):
-            extent = np.asarray(shape.extent)
-            if shape.local_sdf.__qualname__.startswith("ellipsoid"):
-                sizes.append(2.0 * extent)
-                assert extent.max() / extent.min() < 2.0  # rounded, not a tube
-    sizes = np.concatenate(sizes)
-    low, high = COLON_GAS_DIAMETER_MM
-    assert sizes.min() >= low * 0.7 and sizes.max() <= high * 1.15
-    assert np.percentile(sizes, 90) > 2.0 * np.percentile(sizes, 10)  # irregular in size
+        width = 28.0
+        pieces = haustral_column(np.random.default_rng(seed), course, width)
+        x, z = np.meshgrid(np.arange(-30.0, 30.0, 0.5), np.arange(-20.0, 220.0, 0.5), indexing="ij")
+        inside = np.zeros(x.shape, bool)
+        for piece in pieces:
+            inside |= piece.sdf(x.astype(np.float32), np.zeros_like(x, np.float32), z.astype(np.float32)) < 0.0
+        widths = inside.sum(axis=0) * 0.5          # the column's width (mm) at each height of the course
+        filled = np.nonzero(widths)[0]
+        run = widths[filled[0]:filled[-1] + 1]
+        length = len(run) * 0.5
+        assert length > 2.0 * width, f"seed {seed}: a ball, not a column ({length:.0f} mm long)"
+        inner = run[int(0.1 * len(run)):int(0.9 * len(run))]  # its rounded ends left out
+        assert inner.min() > 0.4 * width, f"seed {seed}: the column is cut through ({inner.min():.0f} mm)"
+        assert 0.8 * width < run.max() < 1.3 * width
+        # Folds: between two haustral bulges the margin dips by at least 10% of the width.
+        peaks = [i for i in range(1, len(inner) - 1) if inner[i] >= inner[i - 1] and inner[i] > inner[i + 1]]
+        dips = [inner[a:b].min() for a, b in zip(peaks[:-1], peaks[1:])]
+        assert any(max(inner[a], inner[b]) - d > 0.1 * width for a, b, d in zip(peaks[:-1], peaks[1:], dips)), \
+            f"seed {seed}: a smooth tube, no haustral folds"
+
+
+def test_bowel_gas_varies_between_patients_and_stays_within_a_films_sizes(profile):
+    for seed in range(6):
+        shapes = bowel_gas_shapes(profile, seed)
+        sizes = np.array([2.0 * np.asarray(shape.extent)[1:].max() for shape in shapes
+                          if shape.local_sdf.__qualname__.startswith("ellipsoid")])
+        low, high = COLON_GAS_DIAMETER_MM
+        assert sizes.min() >= low * 0.7 and sizes.max() <= high * 1.15
+        assert np.percentile(sizes, 90) > 2.0 * np.percentile(sizes, 10)  # irregular in size
 
 
 def test_bowel_content_is_seeded(profile):
