@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from anatomy_models.spine.alignment import INTERSPACE_NAMES, VERTEBRA_NAMES
+from anatomy_models.spine.glutes import Buttocks
 from anatomy_models.spine.morphometry import epidural_depth_mm
 from anatomy_models.spine.neural import SAC_END_BELOW_S1_MM
 from anatomy_models.spine.parameters import SpineParameters
@@ -37,6 +38,9 @@ INTERSPINOUS_HALF_WIDTH_MM = 3.0        # [ED]
 LEAN_HALF_WIDTH_MM = 125.0              # half-width of the lean trunk at L3 [ED]
 LEAN_FRONT_MM = 95.0                    # anterior abdominal wall in front of the vertebral bodies [ED]
 TORSO_EXPONENT = 2.4                    # superellipse exponent of the trunk section [ED]
+# The trunk's widening over the pelvis (mm each side): a hip breadth of about 35 cm at BMI 25, as wide as the
+# buttocks reach (anatomy_models.spine.glutes) [ED; adult hip breadths in anthropometric surveys are 34-38 cm].
+HIP_WIDENING_MM = 36.0
 
 # Muscle section semi-axes (x, y) in mm per level [ED], T12 .. S1.
 PSOAS_MM = {"T12": (5, 5), "L1": (8, 7), "L2": (12, 10), "L3": (16, 13), "L4": (19, 16), "L5": (21, 17), "S1": (20, 16)}
@@ -223,7 +227,8 @@ def muscle_shapes(profile: SpineProfile, top_z: float, bottom_z: float) -> dict[
 # ------------------------------------------------------------------------------ the trunk
 @dataclass
 class Trunk:
-    """The body's outline: a superellipse section whose back follows the midline and the erectors."""
+    """The body's outline: a superellipse section whose back follows the midline and the erectors, and below
+    the iliac crests the buttocks (:class:`anatomy_models.spine.glutes.Buttocks`)."""
 
     profile: SpineProfile
     supraspinous: VerticalTube
@@ -231,6 +236,7 @@ class Trunk:
     midline_fat_mm: float
     flank_fat_mm: float
     paramedian_extra_mm: float = 0.0
+    buttocks: Buttocks | None = None  # the buttocks' skin rises over the back below the iliac crests
 
     def back_y(self, x: np.ndarray, z: np.ndarray) -> np.ndarray:
         """y (mm) of the back's skin surface at (x, z).
@@ -238,7 +244,8 @@ class Trunk:
         Over each erector spinae the fat lies as a layer of even thickness: toward the midline it
         drops into the furrow over the spinous processes, toward the flank it rounds off over the
         muscle's lateral edge (the muscle's outline grown by the fat's thickness) instead of falling
-        to the midline's level, so an oblique needle crosses as much fat as a vertical one.
+        to the midline's level, so an oblique needle crosses as much fat as a vertical one. Below the
+        iliac crests the buttocks rise either side of the natal cleft (:class:`Buttocks`).
         """
         ssl = self.supraspinous
         midline = (np.interp(z, ssl.z, ssl.cy) + np.interp(z, ssl.z, ssl.ay)).astype(np.float32) + f32(self.midline_fat_mm)
@@ -253,6 +260,8 @@ class Trunk:
             outer = cy + (ay + fat) * np.sqrt(np.clip(1.0 - ((x - cx) / (ax + fat)) ** 2, 0.0, None))
             top = np.where(medial, inner, np.where(outer > cy, outer, -1e3)).astype(np.float32)
             back = smooth_max(back, top, 12.0)
+        if self.buttocks is not None:
+            back = smooth_max(back, self.buttocks.skin_y(x, z), 12.0)
         return back
 
     def posterior_y(self, z: np.ndarray) -> np.ndarray:
@@ -270,9 +279,9 @@ class Trunk:
         """Approximate signed distance (mm) to the trunk's outline, optionally shrunk by ``shrink_mm``."""
         p = self.profile
         front = p.at("y", z) - p.at("half_depth", z) - LEAN_FRONT_MM - self.flank_fat_mm
-        # Wider over the pelvis: +20 mm from L4 down to S1 [ED].
+        # Wider over the pelvis, from L4 down to S1, to the hips' breadth [ED].
         z_l4, z_s1 = p.z[2], p.z[0]
-        widen = 20.0 * np.clip((z_l4 - z) / max(z_l4 - z_s1, 1.0), 0.0, 1.0)
+        widen = HIP_WIDENING_MM * np.clip((z_l4 - z) / max(z_l4 - z_s1, 1.0), 0.0, 1.0)
         half_width = LEAN_HALF_WIDTH_MM + self.flank_fat_mm + widen - shrink_mm
         back = self.back_y(x, z)
         posterior = self.posterior_y(z)
@@ -288,7 +297,11 @@ class Trunk:
         gv = v ** (e - 1) / half_y
         grad = np.maximum(r ** (1 - e) * np.sqrt(gu ** 2 + gv ** 2), f32(1e-6))
         outline = (r - 1.0) / grad
-        return np.maximum(outline, y - (back - f32(shrink_mm)))
+        body = np.maximum(outline, y - (back - f32(shrink_mm)))
+        if self.buttocks is None:
+            return body
+        # The buttocks round off behind and beside the pelvis beyond the trunk's section.
+        return np.minimum(body, self.buttocks.sdf(x, y, z) + f32(shrink_mm))
 
 
 def window_center(skeleton: Skeleton, flavum: Shape, interspace: str) -> np.ndarray:
@@ -355,18 +368,24 @@ def calibrate_midline_fat(skeleton: Skeleton, flavum: dict[str, Shape], supraspi
 
 
 # ------------------------------------------------------------------------------ bowel gas and stool
-# Where gas and stool lie in the abdomen of a patient lying prone, in front of the lumbar spine [ED, textbook
-# plain-film anatomy]: the colon frames the abdomen (ascending on the patient's right, descending on the
-# left, the transverse colon sagging across at about L2-L3, the sigmoid low on the left), the small
-# bowel's loops fill the middle. Levels are fractions from S1 (0) to T12 (1), depths mm in front of the
-# vertebral bodies. On a plain film the colon shows mottled faeces (gas bubbles in stool) and columns of
-# gas that follow its course, bulging at each haustrum and notched between them by the semilunar folds,
-# never two matching columns: each side is drawn on its own [ED, plain-film reading]. Small-bowel gas lies
-# in small irregular pockets, not balls.
+# Where gas and stool lie in the abdomen of a patient lying prone, in front of the lumbar spine. Levels are
+# fractions from S1 (0) to T12 (1), depths mm in front of the vertebral bodies (negative: behind their front).
+# The ascending (patient's right) and descending (left) colon are retroperitoneal: they lie on the posterior
+# abdominal wall in the paracolic gutters, lateral to the kidneys' lower poles and anterolateral to the
+# quadratus lumborum, about 8-11 cm off the midline and level with the front of the vertebral bodies (Gray's
+# Anatomy, 42nd ed., ch. "Large intestine"; Netter, Atlas of Human Anatomy, pl. "Posterior abdominal wall")
+# [not yet in clinical.md]. So on an ipsilateral oblique, whose ray through the articular pillar runs forward
+# toward the midline and the other side, they lie far lateral to the pillar and never over it. The transverse
+# colon hangs anteriorly across at about L2-L3, the sigmoid low on the left [textbook plain-film anatomy];
+# the small bowel's loops fill the middle, in front of the aorta and the mesentery's root, the jejunum up
+# and left, the ileum down and right (Gray's, ch. "Small intestine"). On a plain film the colon shows
+# mottled faeces (gas bubbles in stool) and columns of gas that follow its course, bulging at each haustrum
+# and notched between them by the semilunar folds, never two matching columns: each side is drawn on its
+# own [ED, plain-film reading]. Small-bowel gas lies in small irregular pockets, not balls.
 COLON_SIDES = {
     # x range of the course's centre (mm), its depth range, its lowest and highest level ranges
-    "ascending": ((-105.0, -70.0), (30.0, 60.0), (0.05, 0.3), (0.55, 0.85)),  # caecum up to the hepatic flexure
-    "descending": ((68.0, 102.0), (25.0, 55.0), (0.15, 0.45), (0.7, 1.0)),    # splenic flexure is higher [ED]
+    "ascending": ((-102.0, -84.0), (0.0, 25.0), (0.05, 0.3), (0.55, 0.85)),  # caecum up to the hepatic flexure
+    "descending": ((82.0, 102.0), (-5.0, 20.0), (0.15, 0.45), (0.7, 1.0)),   # splenic flexure is higher [ED]
 }
 STOOL_LUMP_RADIUS_MM = (7.0, 17.0)    # [ED] the colon is 5-6 cm across; its content fills part of it, in lumps
 COLON_GAS_DIAMETER_MM = (5.0, 40.0)   # a gas column's width, from a thin streak to a distended colon [ED]
@@ -382,6 +401,11 @@ OTHER_COLON_SEGMENTS = (
 )
 SMALL_BOWEL_POCKETS = (4, 12)         # gas-holding small-bowel segments [ED]
 SMALL_BOWEL_RADIUS_MM = (4.0, 8.0)    # [ED] small bowel 2.5 cm across, gas filling part of it
+# Where the small bowel's pockets lie: x range (mm), level range, and their share: the jejunum up and to the
+# left, the ileum down and to the right (Gray's, ch. "Small intestine"); both in front of the aorta and the
+# mesentery's root on the spine, 35-75 mm in front of the vertebral bodies [ED].
+SMALL_BOWEL_REGIONS = {"jejunum": ((-15.0, 70.0), (0.35, 0.75), 0.5), "ileum": ((-70.0, 15.0), (0.05, 0.45), 0.5)}
+SMALL_BOWEL_DEPTH_MM = (35.0, 75.0)
 
 
 def _random_rotation(rng: np.random.Generator) -> np.ndarray:
@@ -515,11 +539,10 @@ def bowel_gas_shapes(profile: SpineProfile, seed: int) -> list[Shape]:
     The ascending and descending colon hold 1-3 gas columns each, 5-40 mm across, along their own
     course (:func:`colon_course`, shared with their stool), each a run of haustra
     (:func:`haustral_column`); the transverse colon and the sigmoid a column when they hold gas; the
-    small bowel small irregular pockets near the midline. Every patient (seed) draws which segments hold
-    gas, where, how many and how wide.
+    small bowel small irregular pockets (:func:`small_bowel_gas_shapes`). Every patient (seed) draws which
+    segments hold gas, where, how many and how wide.
     """
     rng = np.random.default_rng([seed, 7])
-    z_low, z_high = float(profile.z[0]), float(profile.z[-1])
     shapes: list[Shape] = []
     for side in COLON_SIDES:
         course = colon_course(profile, side, seed)
@@ -532,9 +555,20 @@ def bowel_gas_shapes(profile: SpineProfile, seed: int) -> list[Shape]:
         course = _segment_course(rng, profile, x_range, length_range, depth_range, level_range)
         width = float(np.exp(rng.uniform(*np.log((10.0, COLON_GAS_DIAMETER_MM[1])))))
         shapes += haustral_column(rng, course, width)
+    return shapes + small_bowel_gas_shapes(profile, rng)
+
+
+def small_bowel_gas_shapes(profile: SpineProfile, rng: np.random.Generator) -> list[Shape]:
+    """Small irregular pockets of small-bowel gas (:func:`_small_bowel_pocket`), each in the jejunum's or
+    the ileum's region (:data:`SMALL_BOWEL_REGIONS`)."""
+    z_low, z_high = float(profile.z[0]), float(profile.z[-1])
+    regions = list(SMALL_BOWEL_REGIONS.values())
+    shapes: list[Shape] = []
     for _ in range(int(rng.integers(*SMALL_BOWEL_POCKETS))):
-        centre_z = z_low + rng.uniform(0.1, 0.7) * (z_high - z_low)
-        centre = np.array([rng.uniform(-60.0, 60.0), _front_y(profile, centre_z) - rng.uniform(35.0, 75.0), centre_z])
+        x_range, level_range, _ = regions[rng.choice(len(regions), p=[share for _, _, share in regions])]
+        centre_z = z_low + rng.uniform(*level_range) * (z_high - z_low)
+        centre = np.array([rng.uniform(*x_range), _front_y(profile, centre_z) - rng.uniform(*SMALL_BOWEL_DEPTH_MM),
+                           centre_z])
         shapes += _small_bowel_pocket(rng, centre)
     return shapes
 

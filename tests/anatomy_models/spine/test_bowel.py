@@ -9,14 +9,48 @@ from anatomy_models.spine.alignment import align_spine
 from anatomy_models.spine.ct_synthesis import STOOL_GAS_SHARE, STOOL_HU, stool_hu
 from anatomy_models.spine.parameters import SpineParameters
 from anatomy_models.spine.skeleton import build_skeleton
-from anatomy_models.spine.soft_tissue import (COLON_GAS_DIAMETER_MM, bowel_gas_shapes, colon_content_shapes,
-                                              haustral_column, spine_profile)
+from anatomy_models.spine.soft_tissue import (COLON_GAS_DIAMETER_MM, COLON_SIDES, STOOL_LUMP_RADIUS_MM,
+                                              bowel_gas_shapes, colon_content_shapes, colon_course, haustral_column,
+                                              spine_profile)
 
 
 @pytest.fixture(scope="module")
-def profile():
+def skeleton():
     params = SpineParameters(spacing_mm=2.0)
-    return spine_profile(build_skeleton(align_spine(params), params))
+    return build_skeleton(align_spine(params), params)
+
+
+@pytest.fixture(scope="module")
+def profile(skeleton):
+    return spine_profile(skeleton)
+
+
+def _distance_to_ray(points: np.ndarray, origin: np.ndarray, direction: np.ndarray) -> np.ndarray:
+    """Distance (mm) of ``points`` (n, 3) from the half-line ``origin + t * direction``, t <= 0 (in front)."""
+    t = np.minimum((points - origin) @ direction, 0.0)
+    return np.linalg.norm(points - origin - t[:, None] * direction, axis=1)
+
+
+def test_the_colon_lies_in_the_paracolic_gutters_off_an_obliques_ray_through_the_pillar(skeleton, profile):
+    """On the ipsilateral obliques of a transforaminal or facet approach (20-35 deg, squared +-15 deg) the ray
+    through the articular pillar (the facet joint, the Scotty dog's leg) runs forward toward the midline: the
+    ascending and descending colon, out in the paracolic gutters, stay clear of it by more than the widest
+    stool lump or gas column's half-width, for every patient."""
+    clearance = max(STOOL_LUMP_RADIUS_MM[1] * 1.1 + 4.0 * 3, COLON_GAS_DIAMETER_MM[1] * 1.15 / 2.0 + 3.0 * 3)
+    for seed in range(10):
+        for side, sign in (("left", 1.0), ("right", -1.0)):
+            courses = [colon_course(profile, colon_side, seed) for colon_side in COLON_SIDES]
+            dense = np.concatenate([a + np.linspace(0.0, 1.0, 20)[:, None] * (b - a)
+                                    for course in courses for a, b in zip(course[:-1], course[1:])])
+            for interspace in ("L2-L3", "L3-L4", "L4-L5", "L5-S1"):
+                pillar = skeleton.joints[(interspace, side)].frame.origin
+                for oblique in np.radians([20.0, 27.5, 35.0]):
+                    for tilt in np.radians([-15.0, 0.0, 15.0]):
+                        beam = np.array([sign * np.sin(oblique) * np.cos(tilt), np.cos(oblique) * np.cos(tilt),
+                                         np.sin(tilt)])
+                        gap = _distance_to_ray(dense, pillar, beam).min()
+                        assert gap > clearance, (f"seed {seed}: the colon is {gap:.0f} mm from the {side} {interspace} "
+                                                 f"pillar's ray at {np.degrees(oblique):.0f} deg")
 
 
 def _inside(shape, points):
