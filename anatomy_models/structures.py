@@ -47,7 +47,8 @@ name                              tissue             notes
 ``aorta``, ``inferior_vena_cava`` blood
 ``common_iliac_artery.{s}``       blood              and ``common_iliac_vein.{s}``: below the bifurcations
 ``muscle.{name}.{s}``             muscle             erector_spinae, multifidus, psoas, quadratus_lumborum,
-                                                     abdominal_wall (obliques, transversus)
+                                                     abdominal_wall (obliques, transversus),
+                                                     gluteus_maximus, gluteus_medius (with the minimus)
 ``fat``                           fat                subcutaneous fat
 ``skin``                          skin
 ``soft_tissue``                   soft_tissue        viscera and everything else inside the skin
@@ -328,7 +329,8 @@ _FIXED_NAMES = {
     "S1.dorsal_wall": "posterior wall of the sacral canal", "coccyx": "coccyx", "sacroiliac_joint": "sacroiliac joint",
 }
 _MUSCLES = {"erector_spinae": "erector spinae", "multifidus": "multifidus", "psoas": "psoas",
-            "quadratus_lumborum": "quadratus lumborum", "abdominal_wall": "abdominal wall muscles"}
+            "quadratus_lumborum": "quadratus lumborum", "abdominal_wall": "abdominal wall muscles",
+            "gluteus_maximus": "gluteus maximus", "gluteus_medius": "gluteus medius"}
 # Prefixes importers put before names they could not translate (labelmaps.structure_for_name).
 _IMPORT_PREFIXES = ("totalseg.", "seg.", "mesh.", "label.")
 

@@ -27,6 +27,7 @@ from anatomy_models.anatomy import Anatomy
 from anatomy_models.spine.alignment import INTERSPACE_NAMES, VERTEBRA_NAMES, align_spine
 from anatomy_models.spine.ct_synthesis import (BoneRegion, SurfaceBand, bone_hu_from_depth, inside_fraction,
                                                synthesize_ct)
+from anatomy_models.spine.glutes import Within, buttocks, gluteal_muscles
 from anatomy_models.spine.landmarks import sacral_landmarks, spine_landmarks
 from anatomy_models.spine.neural import build_neural
 from anatomy_models.spine.parameters import GENERATOR_VERSION, SpineParameters
@@ -126,6 +127,9 @@ def build_model(params: SpineParameters) -> SpineModel:
     supraspinous = supraspinous_shape(skeleton, top_z + TABLE_MARGIN_MM)
     erectors = (muscles["muscle.erector_spinae.left"], muscles["muscle.erector_spinae.right"])
     trunk = calibrate_midline_fat(skeleton, flavum, supraspinous, erectors, profile, params)
+    si_joints = {side: sacroiliac_joint(s1, side, lumbarized) for side in SIDE_SIGN}
+    # The buttocks below the iliac crests: they change the back only below the L3-L4 level the fat is calibrated at.
+    trunk.buttocks = buttocks(si_joints, bottom_z - TABLE_MARGIN_MM, params.bmi, params.sex, trunk.flank_fat_mm)
     structures: dict[str, list[Shape]] = {}
     if params.bowel_gas:
         # Stool first: the gas pockets painted over it are the gas within the colon.
@@ -136,6 +140,12 @@ def build_model(params: SpineParameters) -> SpineModel:
     for side, planes in fat_plane_shapes(muscles).items():
         structures[side] = planes + [kidneys[side.replace("retroperitoneal_fat", "perirenal_fat")]]
     structures.update({f"kidney.{side}": [kidneys[f"kidney.{side}"]] for side in SIDE_SIGN})
+    # The gluteal muscles before the back muscles, which win where the maximus meets the multifidus on the sacrum.
+    shrink = SKIN_THICKNESS_MM + trunk.flank_fat_mm
+    interior = Within(lambda x, y, z: trunk.section_sdf(x, y, z, shrink_mm=shrink))
+    tuffier_z = float(skeleton.alignment.discs["L4-L5"].frame.origin[2])
+    structures.update({k: [v] for k, v in gluteal_muscles(si_joints, tuffier_z, bottom_z - TABLE_MARGIN_MM,
+                                                          trunk.buttocks, interior).items()})
     for name in MUSCLES:
         for side in SIDE_SIGN:
             structures[f"muscle.{name}.{side}"] = [muscles[f"muscle.{name}.{side}"]]
@@ -157,7 +167,6 @@ def build_model(params: SpineParameters) -> SpineModel:
     # The ribs first: T12's own parts win where a rib's head meets its body and pedicle.
     bones = rib_parts(skeleton.layouts["T12"])
     bones.update(skeleton.parts)
-    si_joints = {side: sacroiliac_joint(s1, side, lumbarized) for side in SIDE_SIGN}
     bones.update(ilium_parts(skeleton, bottom_z - TABLE_MARGIN_MM, si_joints))
     bones["coccyx"] = coccyx_parts(s1, lumbarized)
     cavities = {"S1": sacral_cavities(s1, lumbarized) + [joint.sacral_cut() for joint in si_joints.values()]}
@@ -182,7 +191,7 @@ def _grid(params: SpineParameters, skeleton: Skeleton, trunk: Trunk, profile, to
         lower = np.array([x.ravel()[xs.min()], y.ravel()[ys.min()], bottom_z]) - margin
         upper = np.array([x.ravel()[xs.max()], y.ravel()[ys.max()], top_z]) + margin
     else:
-        back = float(np.max(trunk.back_y(np.zeros(1, np.float32), z.astype(np.float32))))
+        back = float(np.max(trunk.posterior_y(z.astype(np.float32))))  # the buttocks rise behind the midline
         front = float(np.min(profile.values["y"] - profile.values["half_depth"])) - 45.0
         lower = np.array([-95.0, front, bottom_z - TABLE_MARGIN_MM])
         upper = np.array([95.0, back + TABLE_MARGIN_MM, top_z + TABLE_MARGIN_MM])
@@ -365,6 +374,8 @@ def _paint_trunk(labels: np.ndarray, grid: Grid, model: SpineModel, ids: dict[st
         # The wall muscles also wrap the flanks behind that line (latissimus, obliques), up to the
         # back muscles.
         wall = (lean < 0) & (in_front | (np.abs(x) > FLANK_WALL_FROM_MM))
+        # In the buttocks the gluteus maximus (painted later) lies under the buttock fat instead.
+        wall &= ~trunk.buttocks.holds(x, y, z)
         slab[wall & (x >= 0)] = ids["muscle.abdominal_wall.left"]
         slab[wall & (x < 0)] = ids["muscle.abdominal_wall.right"]
         slab[(lean < -ABDOMINAL_WALL_MM) & in_front] = ids["soft_tissue"]

@@ -32,6 +32,13 @@ FOSSA_THICKNESS_MM = 3.0         # in the iliac fossa, toward the front [ED]
 AURICULAR_BLOCK_MM = 24.0        # the posterior ilium's thickness lateral to the joint [ED]
 PSIS_RADII_MM = (9.0, 10.0, 13.0)
 CREST_RADIUS_MM = 6.5
+# The crest's radius along it, from the ASIS (0) to its back end over the sacroiliac joint (1) [ED]: thickest
+# at the iliac tubercle, a third of the way back, thinning behind it, so on an AP film the crest is a dense
+# curved line laterally that fades medially instead of a tube of even calibre.
+CREST_PROFILE = ((0.0, 0.25, 0.55, 0.8, 1.0), (0.65, 1.15, 0.85, 0.55, 0.35))
+# The pelvic brim (arcuate line): a ridge on the wing's inner face from the sacroiliac joint's lower front
+# forward and down toward the pubis, the oblique line that bounds the translucent fossa below [ED].
+ARCUATE_RADIUS_MM = 3.0
 SACROILIAC_GAP_MM = 3.0
 # The arc's centre from the sacroiliac joint: 28 mm medial and 85 mm anterior [ED].
 ARC_CENTRE_OFFSET_MM = (28.0, 85.0)
@@ -40,7 +47,10 @@ POSTERIOR_OVERHANG_DEG = 8.0     # past the sacroiliac joint toward the PSIS
 # Crest heights above the sacroiliac joint's centre at its back end (PSIS) and front end (ASIS), mm
 # [ED]; its summit, half-way along, is at the L4-L5 interspace.
 CREST_BEHIND_MM, CREST_FRONT_MM = 35.0, 12.0
-FRONT_LOWER_EDGE_MM = 0.0        # the wing's lower edge at the ASIS end, from the joint centre [ED]
+# The wing's lower edge at the ASIS end, from the joint centre [ED]: the blade runs on down toward the
+# acetabulum (the anterior inferior iliac spine is 4-5 cm below the joint), so no edge cuts across the fossa
+# above the pelvic brim.
+FRONT_LOWER_EDGE_MM = -20.0
 FLARE = 0.3                      # outward flare of the wing per mm of height [ED]
 
 
@@ -71,6 +81,17 @@ def _wing_sdf(radius: float, start_deg: float, end_deg: float, crest, bottom_z: 
         outside = np.sqrt(np.maximum(across, 0) ** 2 + np.maximum(along, 0) ** 2 + np.maximum(vertical, 0) ** 2)
         return outside + np.minimum(np.maximum(np.maximum(across, along), vertical), 0)
     return sdf
+
+
+def arcuate_line(frame: Frame, radius: float, start_deg: float, end_deg: float) -> list[np.ndarray]:
+    """World points of the pelvic brim on the wing's inner face (``frame`` at the arc's centre, level with
+    the sacroiliac joint's centre; ``radius`` the arc's): from the joint's lower front, 15 mm below its
+    centre, forward and down to 40 mm below it at the front third of the arc [ED]."""
+    angles = np.radians(np.linspace(end_deg - 12.0, start_deg + 0.35 * (end_deg - start_deg), 5))
+    heights = np.linspace(-15.0, -40.0, 5)
+    inner = radius - FOSSA_THICKNESS_MM
+    return [frame.point(((inner + FLARE * h) * math.cos(a), (inner + FLARE * h) * math.sin(a), h))
+            for a, h in zip(angles, heights)]
 
 
 def posterior_ilium(joint: SacroiliacJoint) -> list[Shape]:
@@ -135,9 +156,12 @@ def ilium_parts(skeleton: Skeleton, bottom_z: float,
         # The crest: a rounded rim along the wing's top edge.
         angles = np.linspace(math.radians(start), math.radians(end), 9)
         heights = np.polyval(np.polyfit(np.radians([start, (start + end) / 2, end]), [front, top, behind], 2), angles)
-        rim = [frame.point(((radius + FLARE * h) * math.cos(a), (radius + FLARE * h) * math.sin(a), h - CREST_RADIUS_MM * 0.6))
-               for a, h in zip(angles, heights)]
+        radii = CREST_RADIUS_MM * np.interp(np.linspace(0.0, 1.0, len(angles)), *CREST_PROFILE)
+        rim = [frame.point(((radius + FLARE * h) * math.cos(a), (radius + FLARE * h) * math.sin(a), h - r * 0.6))
+               for a, h, r in zip(angles, heights, radii)]
         parts[f"ilium.{side}"] = [(f"ilium.{side}", wing)] + \
-            [(f"ilium.{side}", shape) for shape in capsule_chain(rim, [CREST_RADIUS_MM] * len(rim))] + \
+            [(f"ilium.{side}", shape) for shape in capsule_chain(rim, list(radii))] + \
+            [(f"ilium.{side}", shape) for shape in capsule_chain(arcuate_line(frame, radius, start, end),
+                                                                  [ARCUATE_RADIUS_MM] * 5)] + \
             [(f"ilium.{side}", shape) for shape in posterior_ilium(joints[side])]
     return parts

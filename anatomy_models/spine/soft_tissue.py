@@ -18,12 +18,13 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from anatomy_models.spine.alignment import INTERSPACE_NAMES, VERTEBRA_NAMES
+from anatomy_models.spine.glutes import Buttocks
 from anatomy_models.spine.morphometry import epidural_depth_mm
 from anatomy_models.spine.neural import SAC_END_BELOW_S1_MM
 from anatomy_models.spine.parameters import SpineParameters
 from anatomy_models.spine.sacrum import dorsal_crest_points
 from anatomy_models.spine.sdf import (Frame, Intersection, Primitive, Shape, SmoothUnion, VerticalTube, ellipsoid, f32,
-                                      half_space, rounded_box, smooth_max)
+                                      half_space, rounded_box, smooth_max, tapered_capsule)
 from anatomy_models.spine.skeleton import Skeleton
 from anatomy_models.spine.vertebra import SIDE_SIGN, body_sdf
 
@@ -37,6 +38,9 @@ INTERSPINOUS_HALF_WIDTH_MM = 3.0        # [ED]
 LEAN_HALF_WIDTH_MM = 125.0              # half-width of the lean trunk at L3 [ED]
 LEAN_FRONT_MM = 95.0                    # anterior abdominal wall in front of the vertebral bodies [ED]
 TORSO_EXPONENT = 2.4                    # superellipse exponent of the trunk section [ED]
+# The trunk's widening over the pelvis (mm each side): a hip breadth of about 35 cm at BMI 25, as wide as the
+# buttocks reach (anatomy_models.spine.glutes) [ED; adult hip breadths in anthropometric surveys are 34-38 cm].
+HIP_WIDENING_MM = 36.0
 
 # Muscle section semi-axes (x, y) in mm per level [ED], T12 .. S1.
 PSOAS_MM = {"T12": (5, 5), "L1": (8, 7), "L2": (12, 10), "L3": (16, 13), "L4": (19, 16), "L5": (21, 17), "S1": (20, 16)}
@@ -223,7 +227,8 @@ def muscle_shapes(profile: SpineProfile, top_z: float, bottom_z: float) -> dict[
 # ------------------------------------------------------------------------------ the trunk
 @dataclass
 class Trunk:
-    """The body's outline: a superellipse section whose back follows the midline and the erectors."""
+    """The body's outline: a superellipse section whose back follows the midline and the erectors, and below
+    the iliac crests the buttocks (:class:`anatomy_models.spine.glutes.Buttocks`)."""
 
     profile: SpineProfile
     supraspinous: VerticalTube
@@ -231,6 +236,7 @@ class Trunk:
     midline_fat_mm: float
     flank_fat_mm: float
     paramedian_extra_mm: float = 0.0
+    buttocks: Buttocks | None = None  # the buttocks' skin rises over the back below the iliac crests
 
     def back_y(self, x: np.ndarray, z: np.ndarray) -> np.ndarray:
         """y (mm) of the back's skin surface at (x, z).
@@ -238,7 +244,8 @@ class Trunk:
         Over each erector spinae the fat lies as a layer of even thickness: toward the midline it
         drops into the furrow over the spinous processes, toward the flank it rounds off over the
         muscle's lateral edge (the muscle's outline grown by the fat's thickness) instead of falling
-        to the midline's level, so an oblique needle crosses as much fat as a vertical one.
+        to the midline's level, so an oblique needle crosses as much fat as a vertical one. Below the
+        iliac crests the buttocks rise either side of the natal cleft (:class:`Buttocks`).
         """
         ssl = self.supraspinous
         midline = (np.interp(z, ssl.z, ssl.cy) + np.interp(z, ssl.z, ssl.ay)).astype(np.float32) + f32(self.midline_fat_mm)
@@ -253,6 +260,8 @@ class Trunk:
             outer = cy + (ay + fat) * np.sqrt(np.clip(1.0 - ((x - cx) / (ax + fat)) ** 2, 0.0, None))
             top = np.where(medial, inner, np.where(outer > cy, outer, -1e3)).astype(np.float32)
             back = smooth_max(back, top, 12.0)
+        if self.buttocks is not None:
+            back = smooth_max(back, self.buttocks.skin_y(x, z), 12.0)
         return back
 
     def posterior_y(self, z: np.ndarray) -> np.ndarray:
@@ -270,9 +279,9 @@ class Trunk:
         """Approximate signed distance (mm) to the trunk's outline, optionally shrunk by ``shrink_mm``."""
         p = self.profile
         front = p.at("y", z) - p.at("half_depth", z) - LEAN_FRONT_MM - self.flank_fat_mm
-        # Wider over the pelvis: +20 mm from L4 down to S1 [ED].
+        # Wider over the pelvis, from L4 down to S1, to the hips' breadth [ED].
         z_l4, z_s1 = p.z[2], p.z[0]
-        widen = 20.0 * np.clip((z_l4 - z) / max(z_l4 - z_s1, 1.0), 0.0, 1.0)
+        widen = HIP_WIDENING_MM * np.clip((z_l4 - z) / max(z_l4 - z_s1, 1.0), 0.0, 1.0)
         half_width = LEAN_HALF_WIDTH_MM + self.flank_fat_mm + widen - shrink_mm
         back = self.back_y(x, z)
         posterior = self.posterior_y(z)
@@ -288,7 +297,11 @@ class Trunk:
         gv = v ** (e - 1) / half_y
         grad = np.maximum(r ** (1 - e) * np.sqrt(gu ** 2 + gv ** 2), f32(1e-6))
         outline = (r - 1.0) / grad
-        return np.maximum(outline, y - (back - f32(shrink_mm)))
+        body = np.maximum(outline, y - (back - f32(shrink_mm)))
+        if self.buttocks is None:
+            return body
+        # The buttocks round off behind and beside the pelvis beyond the trunk's section.
+        return np.minimum(body, self.buttocks.sdf(x, y, z) + f32(shrink_mm))
 
 
 def window_center(skeleton: Skeleton, flavum: Shape, interspace: str) -> np.ndarray:
@@ -355,26 +368,44 @@ def calibrate_midline_fat(skeleton: Skeleton, flavum: dict[str, Shape], supraspi
 
 
 # ------------------------------------------------------------------------------ bowel gas and stool
-# Where gas and stool lie in the abdomen of a patient lying prone, in front of the lumbar spine [ED, textbook
-# plain-film anatomy]: the colon frames the abdomen (ascending on the patient's right, descending on the
-# left, the transverse colon sagging across at about L2-L3, the sigmoid low on the left), the small
-# bowel's loops fill the middle. Levels are fractions from S1 (0) to T12 (1), depths mm in front of the
-# vertebral bodies. On a plain film the colon shows mottled faeces (gas bubbles in stool) with rounded gas
-# pockets of every size, never two matching columns: each side is drawn on its own [ED, plain-film reading].
+# Where gas and stool lie in the abdomen of a patient lying prone, in front of the lumbar spine. Levels are
+# fractions from S1 (0) to T12 (1), depths mm in front of the vertebral bodies (negative: behind their front).
+# The ascending (patient's right) and descending (left) colon are retroperitoneal: they lie on the posterior
+# abdominal wall in the paracolic gutters, lateral to the kidneys' lower poles and anterolateral to the
+# quadratus lumborum, about 8-11 cm off the midline and level with the front of the vertebral bodies (Gray's
+# Anatomy, 42nd ed., ch. "Large intestine"; Netter, Atlas of Human Anatomy, pl. "Posterior abdominal wall")
+# [not yet in clinical.md]. So on an ipsilateral oblique, whose ray through the articular pillar runs forward
+# toward the midline and the other side, they lie far lateral to the pillar and never over it. The transverse
+# colon hangs anteriorly across at about L2-L3, the sigmoid low on the left [textbook plain-film anatomy];
+# the small bowel's loops fill the middle, in front of the aorta and the mesentery's root, the jejunum up
+# and left, the ileum down and right (Gray's, ch. "Small intestine"). On a plain film the colon shows
+# mottled faeces (gas bubbles in stool) and columns of gas that follow its course, bulging at each haustrum
+# and notched between them by the semilunar folds, never two matching columns: each side is drawn on its
+# own [ED, plain-film reading]. Small-bowel gas lies in small irregular pockets, not balls.
 COLON_SIDES = {
     # x range of the course's centre (mm), its depth range, its lowest and highest level ranges
-    "ascending": ((-105.0, -70.0), (30.0, 60.0), (0.05, 0.3), (0.55, 0.85)),  # caecum up to the hepatic flexure
-    "descending": ((68.0, 102.0), (25.0, 55.0), (0.15, 0.45), (0.7, 1.0)),    # splenic flexure is higher [ED]
+    "ascending": ((-102.0, -84.0), (0.0, 25.0), (0.05, 0.3), (0.55, 0.85)),  # caecum up to the hepatic flexure
+    "descending": ((82.0, 102.0), (-5.0, 20.0), (0.15, 0.45), (0.7, 1.0)),   # splenic flexure is higher [ED]
 }
 STOOL_LUMP_RADIUS_MM = (7.0, 17.0)    # [ED] the colon is 5-6 cm across; its content fills part of it, in lumps
-COLON_GAS_DIAMETER_MM = (5.0, 40.0)   # rounded gas pockets, from a bubble to a distended haustrum [ED]
-COLON_GAS_POCKETS = (2, 7)            # per side [ED]
+COLON_GAS_DIAMETER_MM = (5.0, 40.0)   # a gas column's width, from a thin streak to a distended colon [ED]
+COLON_GAS_COLUMNS = (1, 4)            # gas columns per side, each a run of haustra [ED]
+HAUSTRUM_LENGTH_MM = (10.0, 35.0)     # [ED] haustra are 1-3.5 cm apart on a plain film
+HAUSTRA_PER_COLUMN = (3, 9)
+# The haustra of a column overlap by this share of their length: the notch between two is a semilunar fold [ED].
+HAUSTRAL_OVERLAP = (0.25, 0.45)
 OTHER_COLON_SEGMENTS = (
-    ((-60.0, 70.0), (55.0, 75.0), (0.55, 0.8), 0.6),      # transverse colon
-    ((0.0, 50.0), (30.0, 60.0), (0.0, 0.3), 0.5),         # sigmoid
+    # where the course starts across (mm), its length across (mm), depth, level range and chance of gas
+    ((-70.0, 0.0), (60.0, 130.0), (55.0, 75.0), (0.55, 0.8), 0.75),     # transverse colon
+    ((10.0, 40.0), (30.0, 60.0), (30.0, 60.0), (0.0, 0.3), 0.5),        # sigmoid, from the left to the midline
 )
-SMALL_BOWEL_LOOPS = (2, 6)           # number of gas-holding small-bowel loops [ED]
-SMALL_BOWEL_RADIUS_MM = (3.0, 5.5)   # [ED] small bowel 2.5 cm across, gas filling part of it
+SMALL_BOWEL_POCKETS = (4, 12)         # gas-holding small-bowel segments [ED]
+SMALL_BOWEL_RADIUS_MM = (4.0, 8.0)    # [ED] small bowel 2.5 cm across, gas filling part of it
+# Where the small bowel's pockets lie: x range (mm), level range, and their share: the jejunum up and to the
+# left, the ileum down and to the right (Gray's, ch. "Small intestine"); both in front of the aorta and the
+# mesentery's root on the spine, 35-75 mm in front of the vertebral bodies [ED].
+SMALL_BOWEL_REGIONS = {"jejunum": ((-15.0, 70.0), (0.35, 0.75), 0.5), "ileum": ((-70.0, 15.0), (0.05, 0.45), 0.5)}
+SMALL_BOWEL_DEPTH_MM = (35.0, 75.0)
 
 
 def _random_rotation(rng: np.random.Generator) -> np.ndarray:
@@ -430,47 +461,115 @@ def colon_content_shapes(profile: SpineProfile, seed: int) -> list[Shape]:
     return shapes
 
 
-def bowel_gas_shapes(profile: SpineProfile, seed: int) -> list[Shape]:
-    """Gas in the bowel in front of the lumbar spine, seeded: rounded pockets that vary and overlap.
+def _along_course(course: np.ndarray, arc_mm: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Points (n, 3) and unit tangents (n, 3) at arc lengths ``arc_mm`` along the polyline ``course``."""
+    steps = np.linalg.norm(np.diff(course, axis=0), axis=1)
+    cumulative = np.concatenate([[0.0], np.cumsum(steps)])
+    arc = np.clip(arc_mm, 0.0, cumulative[-1])
+    points = np.stack([np.interp(arc, cumulative, course[:, i]) for i in range(3)], axis=1)
+    segment = np.clip(np.searchsorted(cumulative, arc, side="right") - 1, 0, len(steps) - 1)
+    tangents = np.diff(course, axis=0)[segment] / steps[segment, None]
+    return points, tangents
 
-    The ascending and descending colon hold 2-6 rounded pockets each, 5-40 mm across, along their own
-    course (:func:`colon_course`, shared with their stool); the transverse colon and sigmoid rows of
-    haustral pockets; the small bowel curved loops of bubbles near the midline. Every patient (seed)
-    draws which segments hold gas, where, how many and how big.
+
+def haustral_column(rng: np.random.Generator, course: np.ndarray, width_mm: float) -> list[Primitive]:
+    """A column of colonic gas along ``course`` (a polyline, mm) about ``width_mm`` across: a lumen
+    through which a run of haustra bulge, each an ellipsoid long along the course and of its own width,
+    overlapping the next so the semilunar folds between them notch the column's margins part-way across
+    (the haustral pattern of a plain film) while the lumen runs on through them."""
+    steps = np.linalg.norm(np.diff(course, axis=0), axis=1)
+    count = int(rng.integers(*HAUSTRA_PER_COLUMN))
+    # A haustrum is about as long as the colon is wide [ED].
+    lengths = np.clip(width_mm * rng.uniform(0.9, 1.4, size=count), *HAUSTRUM_LENGTH_MM)
+    pitch = lengths * (1.0 - rng.uniform(*HAUSTRAL_OVERLAP))
+    start = rng.uniform(0.0, max(float(steps.sum() - pitch.sum()), 1.0))
+    arc = start + np.concatenate([[0.0], np.cumsum(pitch[:-1])]) + 0.5 * lengths
+    points, tangents = _along_course(course, arc)
+    pieces: list[Primitive] = []
+    for point, tangent, length in zip(points, tangents, lengths):
+        # Each haustrum bulges by its own amount, flattened a little across (the gas floats up in it).
+        across = 0.5 * width_mm * rng.uniform(0.8, 1.15) * np.array([1.0, rng.uniform(0.7, 1.0)])
+        radii = (float(0.5 * length), float(across[0]), float(across[1]))
+        frame = Frame.from_axes(point + rng.normal(0.0, 1.0, 3), tangent, np.cross(tangent, rng.normal(size=3)))
+        pieces.append(Primitive(frame, ellipsoid(radii), radii))
+    # The lumen under the folds: narrower than the haustra, from the first haustrum's centre to the last's.
+    lumen = 0.5 * width_mm * rng.uniform(0.65, 0.85, size=len(points))
+    for a, b, ra, rb in zip(points[:-1], points[1:], lumen[:-1], lumen[1:]):
+        centre = (a + b) / 2.0
+        half = tuple(float(h) for h in np.abs(b - a) / 2.0 + max(ra, rb))
+        pieces.append(Primitive(Frame.at(centre), tapered_capsule(a - centre, b - centre, float(ra), float(rb)), half))
+    return pieces
+
+
+def _segment_course(rng: np.random.Generator, profile: SpineProfile, x_range, length_range, depth_range,
+                    level_range) -> np.ndarray:
+    """A wandering course (n, 3) for the transverse colon or the sigmoid within its ranges."""
+    z_low, z_high = float(profile.z[0]), float(profile.z[-1])
+    x0 = rng.uniform(*x_range)
+    x1 = x0 + rng.uniform(*length_range)
+    t0, t1 = sorted(rng.uniform(*level_range, size=2))
+    n = 7
+    wander = np.convolve(rng.normal(0.0, 6.0, n + 2), np.ones(3) / 3, "valid")  # smoothed noise: it sags and rises, mm
+    z = z_low + np.linspace(t0, t1, n) * (z_high - z_low) + wander
+    x = np.linspace(x0, x1, n) + rng.normal(0.0, 4.0, n)
+    y = np.array([_front_y(profile, zi) for zi in z]) - rng.uniform(*depth_range) + rng.normal(0.0, 3.0, n)
+    return np.stack([x, y, z], axis=1)
+
+
+def _small_bowel_pocket(rng: np.random.Generator, centre: np.ndarray) -> list[Primitive]:
+    """A small, irregular pocket of small-bowel gas: two to four flattened ellipsoids run together along
+    a short bend of the loop (a bubble caught between folds, not a ball)."""
+    radius = float(rng.uniform(*SMALL_BOWEL_RADIUS_MM))
+    direction = rng.normal(size=3)
+    direction /= np.linalg.norm(direction)
+    pieces = []
+    for step in range(int(rng.integers(2, 5))):
+        point = centre + direction * step * radius * 1.2 + rng.normal(0.0, 1.5, 3)
+        radii = tuple(float(r) for r in radius * np.array([rng.uniform(1.0, 1.8), rng.uniform(0.5, 1.0),
+                                                             rng.uniform(0.4, 0.8)]))
+        pieces.append(Primitive(Frame.at(point, _random_rotation(rng)), ellipsoid(radii), radii))
+        direction = direction + rng.normal(0.0, 0.5, 3)
+        direction /= np.linalg.norm(direction)
+    return pieces
+
+
+def bowel_gas_shapes(profile: SpineProfile, seed: int) -> list[Shape]:
+    """Gas in the bowel in front of the lumbar spine, seeded: haustrated columns and small irregular pockets.
+
+    The ascending and descending colon hold 1-3 gas columns each, 5-40 mm across, along their own
+    course (:func:`colon_course`, shared with their stool), each a run of haustra
+    (:func:`haustral_column`); the transverse colon and the sigmoid a column when they hold gas; the
+    small bowel small irregular pockets (:func:`small_bowel_gas_shapes`). Every patient (seed) draws which
+    segments hold gas, where, how many and how wide.
     """
     rng = np.random.default_rng([seed, 7])
-    z_low, z_high = float(profile.z[0]), float(profile.z[-1])
     shapes: list[Shape] = []
     for side in COLON_SIDES:
         course = colon_course(profile, side, seed)
-        for _ in range(int(rng.integers(*COLON_GAS_POCKETS))):
-            i, t = int(rng.integers(0, len(course) - 1)), rng.uniform()
-            centre = course[i] + t * (course[i + 1] - course[i]) + rng.normal(0.0, 5.0, 3)
-            radius = 0.5 * float(np.exp(rng.uniform(*np.log(COLON_GAS_DIAMETER_MM))))  # small ones more common
-            shapes.append(_lump(rng, centre, radius, (0.75, 1.15)))
-    for (x_range, depth_range, level_range, chance) in OTHER_COLON_SEGMENTS:
+        for _ in range(int(rng.integers(*COLON_GAS_COLUMNS))):
+            width = float(np.exp(rng.uniform(*np.log(COLON_GAS_DIAMETER_MM))))  # narrow ones more common
+            shapes += haustral_column(rng, course + rng.normal(0.0, 3.0, 3), width)
+    for (x_range, length_range, depth_range, level_range, chance) in OTHER_COLON_SEGMENTS:
         if rng.uniform() > chance:
             continue
-        x0, x1 = sorted(rng.uniform(*x_range, size=2))
-        t0, t1 = sorted(rng.uniform(*level_range, size=2))
-        n = int(rng.integers(4, 8))
-        z = z_low + np.linspace(t0, t1, n) * (z_high - z_low) + rng.normal(0.0, 5.0, n)
-        x = np.linspace(x0, x1, n) + rng.normal(0.0, 6.0, n)
-        y = np.array([_front_y(profile, zi) for zi in z]) - rng.uniform(*depth_range, size=n)
-        for centre in np.stack([x, y, z], axis=1):
-            shapes.append(_lump(rng, centre, 0.5 * float(np.exp(rng.uniform(*np.log((6.0, 22.0))))), (0.7, 1.15)))
-    for _ in range(int(rng.integers(*SMALL_BOWEL_LOOPS))):
-        centre_z = z_low + rng.uniform(0.1, 0.7) * (z_high - z_low)
-        centre = np.array([rng.uniform(-60.0, 60.0), _front_y(profile, centre_z) - rng.uniform(35.0, 75.0), centre_z])
-        arc_radius, start = rng.uniform(12.0, 25.0), rng.uniform(0.0, 2.0 * np.pi)
-        angles = start + np.linspace(0.0, rng.uniform(1.5, 4.0), 9)
-        points = centre + arc_radius * np.stack([np.cos(angles), rng.normal(0.0, 0.1, 9), np.sin(angles)], axis=1)
-        # Gas fills a loop in bubbles of every size with gaps between them, not as one smooth tube [ED].
-        radius = float(rng.uniform(*SMALL_BOWEL_RADIUS_MM))
-        for point in points:
-            if rng.uniform() < 0.75:
-                shapes.append(_lump(rng, point + rng.normal(0.0, 2.0, 3), radius * float(rng.uniform(0.9, 1.5)),
-                                    (0.75, 1.15)))
+        course = _segment_course(rng, profile, x_range, length_range, depth_range, level_range)
+        width = float(np.exp(rng.uniform(*np.log((10.0, COLON_GAS_DIAMETER_MM[1])))))
+        shapes += haustral_column(rng, course, width)
+    return shapes + small_bowel_gas_shapes(profile, rng)
+
+
+def small_bowel_gas_shapes(profile: SpineProfile, rng: np.random.Generator) -> list[Shape]:
+    """Small irregular pockets of small-bowel gas (:func:`_small_bowel_pocket`), each in the jejunum's or
+    the ileum's region (:data:`SMALL_BOWEL_REGIONS`)."""
+    z_low, z_high = float(profile.z[0]), float(profile.z[-1])
+    regions = list(SMALL_BOWEL_REGIONS.values())
+    shapes: list[Shape] = []
+    for _ in range(int(rng.integers(*SMALL_BOWEL_POCKETS))):
+        x_range, level_range, _ = regions[rng.choice(len(regions), p=[share for _, _, share in regions])]
+        centre_z = z_low + rng.uniform(*level_range) * (z_high - z_low)
+        centre = np.array([rng.uniform(*x_range), _front_y(profile, centre_z) - rng.uniform(*SMALL_BOWEL_DEPTH_MM),
+                           centre_z])
+        shapes += _small_bowel_pocket(rng, centre)
     return shapes
 
 
@@ -479,14 +578,15 @@ def bowel_gas_shapes(profile: SpineProfile, seed: int) -> list[Shape]:
 # upper pole at T12 and lower pole at L3, the left about a centimetre higher than the right, lateral
 # to the psoas with its long axis tilted so the upper pole is medial and posterior (textbook anatomy,
 # e.g. Gray's; [ED] not yet in clinical.md). Perirenal fat wraps it (~10 mm); a fat plane (3 mm, and
-# ~10 mm of retroperitoneal fat on their lateral side [ED]) separates psoas and quadratus lumborum from
-# the viscera: the lateral psoas margin it draws against the fat is the psoas shadow of an AP film.
+# ~18 mm of retroperitoneal fat on their lateral side [ED], the posterior pararenal space) separates psoas
+# and quadratus lumborum from the viscera: the lateral psoas margin it draws against the fat is the psoas
+# shadow of an AP film.
 KIDNEY_SEMI_AXES_MM = (30.0, 16.0, 55.0)
 KIDNEY_CENTRE_LEVEL = {"left": ("L1", "L2", 0.6), "right": ("L1", "L2", 0.9)}  # between the bodies' centres
 KIDNEY_TILT_DEG = (15.0, 25.0)  # (medial lean of the upper pole in the coronal, backward lean in the sagittal)
 PERIRENAL_FAT_MM = 10.0
 MUSCLE_FAT_PLANE_MM = 3.0
-MUSCLE_LATERAL_FAT_MM = 10.0
+MUSCLE_LATERAL_FAT_MM = 18.0
 
 
 def kidney_shapes(skeleton: Skeleton, profile: SpineProfile) -> dict[str, Shape]:

@@ -9,14 +9,48 @@ from anatomy_models.spine.alignment import align_spine
 from anatomy_models.spine.ct_synthesis import STOOL_GAS_SHARE, STOOL_HU, stool_hu
 from anatomy_models.spine.parameters import SpineParameters
 from anatomy_models.spine.skeleton import build_skeleton
-from anatomy_models.spine.soft_tissue import (COLON_GAS_DIAMETER_MM, bowel_gas_shapes, colon_content_shapes,
+from anatomy_models.spine.soft_tissue import (COLON_GAS_DIAMETER_MM, COLON_SIDES, STOOL_LUMP_RADIUS_MM,
+                                              bowel_gas_shapes, colon_content_shapes, colon_course, haustral_column,
                                               spine_profile)
 
 
 @pytest.fixture(scope="module")
-def profile():
+def skeleton():
     params = SpineParameters(spacing_mm=2.0)
-    return spine_profile(build_skeleton(align_spine(params), params))
+    return build_skeleton(align_spine(params), params)
+
+
+@pytest.fixture(scope="module")
+def profile(skeleton):
+    return spine_profile(skeleton)
+
+
+def _distance_to_ray(points: np.ndarray, origin: np.ndarray, direction: np.ndarray) -> np.ndarray:
+    """Distance (mm) of ``points`` (n, 3) from the half-line ``origin + t * direction``, t <= 0 (in front)."""
+    t = np.minimum((points - origin) @ direction, 0.0)
+    return np.linalg.norm(points - origin - t[:, None] * direction, axis=1)
+
+
+def test_the_colon_lies_in_the_paracolic_gutters_off_an_obliques_ray_through_the_pillar(skeleton, profile):
+    """On the ipsilateral obliques of a transforaminal or facet approach (20-35 deg, squared +-15 deg) the ray
+    through the articular pillar (the facet joint, the Scotty dog's leg) runs forward toward the midline: the
+    ascending and descending colon, out in the paracolic gutters, stay clear of it by more than the widest
+    stool lump or gas column's half-width, for every patient."""
+    clearance = max(STOOL_LUMP_RADIUS_MM[1] * 1.1 + 4.0 * 3, COLON_GAS_DIAMETER_MM[1] * 1.15 / 2.0 + 3.0 * 3)
+    for seed in range(10):
+        for side, sign in (("left", 1.0), ("right", -1.0)):
+            courses = [colon_course(profile, colon_side, seed) for colon_side in COLON_SIDES]
+            dense = np.concatenate([a + np.linspace(0.0, 1.0, 20)[:, None] * (b - a)
+                                    for course in courses for a, b in zip(course[:-1], course[1:])])
+            for interspace in ("L2-L3", "L3-L4", "L4-L5", "L5-S1"):
+                pillar = skeleton.joints[(interspace, side)].frame.origin
+                for oblique in np.radians([20.0, 27.5, 35.0]):
+                    for tilt in np.radians([-15.0, 0.0, 15.0]):
+                        beam = np.array([sign * np.sin(oblique) * np.cos(tilt), np.cos(oblique) * np.cos(tilt),
+                                         np.sin(tilt)])
+                        gap = _distance_to_ray(dense, pillar, beam).min()
+                        assert gap > clearance, (f"seed {seed}: the colon is {gap:.0f} mm from the {side} {interspace} "
+                                                 f"pillar's ray at {np.degrees(oblique):.0f} deg")
 
 
 def _inside(shape, points):
@@ -35,18 +69,40 @@ def test_the_two_sides_of_the_colon_are_not_mirror_images(profile):
         assert overlap < 0.3, f"seed {seed}: the ascending colon mirrors the descending ({overlap:.2f} shared)"
 
 
-def test_colon_gas_pockets_are_rounded_and_sized_like_a_films(profile):
-    sizes = []
+def test_colon_gas_lies_in_haustrated_columns_not_balls():
+    """A straight 200 mm course: the gas is a column (long, narrow), notched at the folds between its
+    haustra but continuous through them (the lumen runs on), and as wide as it was drawn."""
+    course = np.array([[0.0, 0.0, z] for z in np.linspace(0.0, 200.0, 5)])
     for seed in range(6):
-        for shape in bowel_gas_shapes(profile, seed):
-            extent = np.asarray(shape.extent)
-            if shape.local_sdf.__qualname__.startswith("ellipsoid"):
-                sizes.append(2.0 * extent)
-                assert extent.max() / extent.min() < 2.0  # rounded, not a tube
-    sizes = np.concatenate(sizes)
-    low, high = COLON_GAS_DIAMETER_MM
-    assert sizes.min() >= low * 0.7 and sizes.max() <= high * 1.15
-    assert np.percentile(sizes, 90) > 2.0 * np.percentile(sizes, 10)  # irregular in size
+        width = 28.0
+        pieces = haustral_column(np.random.default_rng(seed), course, width)
+        x, z = np.meshgrid(np.arange(-30.0, 30.0, 0.5), np.arange(-20.0, 220.0, 0.5), indexing="ij")
+        inside = np.zeros(x.shape, bool)
+        for piece in pieces:
+            inside |= piece.sdf(x.astype(np.float32), np.zeros_like(x, np.float32), z.astype(np.float32)) < 0.0
+        widths = inside.sum(axis=0) * 0.5          # the column's width (mm) at each height of the course
+        filled = np.nonzero(widths)[0]
+        run = widths[filled[0]:filled[-1] + 1]
+        length = len(run) * 0.5
+        assert length > 2.0 * width, f"seed {seed}: a ball, not a column ({length:.0f} mm long)"
+        inner = run[int(0.1 * len(run)):int(0.9 * len(run))]  # its rounded ends left out
+        assert inner.min() > 0.4 * width, f"seed {seed}: the column is cut through ({inner.min():.0f} mm)"
+        assert 0.8 * width < run.max() < 1.3 * width
+        # Folds: between two haustral bulges the margin dips by at least 10% of the width.
+        peaks = [i for i in range(1, len(inner) - 1) if inner[i] >= inner[i - 1] and inner[i] > inner[i + 1]]
+        dips = [inner[a:b].min() for a, b in zip(peaks[:-1], peaks[1:])]
+        assert any(max(inner[a], inner[b]) - d > 0.1 * width for a, b, d in zip(peaks[:-1], peaks[1:], dips)), \
+            f"seed {seed}: a smooth tube, no haustral folds"
+
+
+def test_bowel_gas_varies_between_patients_and_stays_within_a_films_sizes(profile):
+    for seed in range(6):
+        shapes = bowel_gas_shapes(profile, seed)
+        sizes = np.array([2.0 * np.asarray(shape.extent)[1:].max() for shape in shapes
+                          if shape.local_sdf.__qualname__.startswith("ellipsoid")])
+        low, high = COLON_GAS_DIAMETER_MM
+        assert sizes.min() >= low * 0.7 and sizes.max() <= high * 1.15
+        assert np.percentile(sizes, 90) > 2.0 * np.percentile(sizes, 10)  # irregular in size
 
 
 def test_bowel_content_is_seeded(profile):

@@ -35,7 +35,7 @@ def expected_structures() -> list[str]:
         names += [f"facet_joint.{interspace}.{side}" for side in SIDES]
         if interspace != "L5-S1":
             names.append(f"interspinous_ligament.{interspace}")
-    for muscle in ("psoas", "quadratus_lumborum", "erector_spinae", "multifidus"):
+    for muscle in ("psoas", "quadratus_lumborum", "erector_spinae", "multifidus", "gluteus_maximus", "gluteus_medius"):
         names += [f"muscle.{muscle}.{side}" for side in SIDES]
     names += [f"{kind}.{side}" for kind in ("kidney", "retroperitoneal_fat", "rib.T12") for side in SIDES]
     return names + ["bowel_gas", "colon_content"]

@@ -1,0 +1,202 @@
+"""The buttocks: gluteus maximus and medius and the buttock fat behind the sacrum and the ilia.
+
+Without them the model's back ran flat from the lumbar spine over the sacrum, and a tilted or oblique ray
+through L5-S1 crossed less tissue low down than a patient's pelvis holds. Here, per side:
+
+- the gluteus medius (with the minimus under it) covers the outer face of the iliac wing from just
+  below the crest down, 38.8 +- 1.3 mm thick (medius and minimus together by B-mode ultrasound in
+  healthy adults of mean BMI 22.9: Whiler et al., Physiother Can 2017;69:212, PMC5963550) [not yet in
+  clinical.md];
+- the gluteus maximus lies behind it and behind the posterior ilium and the side of the sacrum, a
+  curved band from the posterior superior iliac spine and the sacrum's lateral border out round the
+  hip, its upper border at the back of the iliac crest (Gray's Anatomy, ch. "Pelvic girdle, gluteal
+  region and thigh"); with the small deep muscles of the hip under it (piriformis, the rotators, not
+  told apart) it reaches 55 mm behind the sacroiliac joint's level at its middle, the maximus itself
+  about 30 mm of that [ED, textbook proportions];
+- the buttock's subcutaneous fat over it, whose thickness grows with BMI: total gluteal subcutaneous
+  fat (mm) = -33.56 + 0.078 x age + 3.042 x BMI in men, rising 4 mm per BMI unit in women against 3 in
+  men (ultrasound of 150 adults, Frank et al., Plast Reconstr Surg 2019, doi:10.1097/PRS.0000000000005707)
+  [not yet in clinical.md]. The model's patient is in the fifties (as its CT numbers assume); women's
+  fat is taken 10 mm thicker than men's at BMI 25 [ED]. Over the sacrum itself the fat stays the
+  back's own (the thinnest soft tissue of the buttock is at the posterior superior iliac spine, next to
+  the sacrum; Lee et al., Arch Plast Surg 2014;41:133), so the two buttocks rise either side of the
+  natal cleft.
+
+Muscle and fat take the CT numbers and attenuation of the rest of the model's muscle and fat.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+
+from anatomy_models.spine.pelvis import (ANTERIOR_END_DEG, ARC_CENTRE_OFFSET_MM, CREST_BEHIND_MM, CREST_FRONT_MM, FLARE,
+                                         WING_THICKNESS_MM)
+from anatomy_models.spine.sacrum import SacroiliacJoint
+from anatomy_models.spine.sdf import FAR_MM, Frame, Intersection, Primitive, Shape, VerticalTube, f32, half_space
+from anatomy_models.spine.vertebra import SIDE_SIGN
+
+GLUTEUS_MEDIUS_MM = 38.8            # medius with minimus (Whiler et al. 2017)
+PATIENT_AGE_YEARS = 55.0            # the model's patient (ct_synthesis's trabecular bone assumes the fifties)
+FEMALE_EXTRA_FAT_MM = 10.0          # at BMI 25 [ED]
+MIN_BUTTOCK_FAT_MM = 8.0            # the thinnest buttock fat built, for the leanest patients [ED]
+# The maximus's section: an ellipse's back half, centred this far lateral to the sacroiliac joint's centre
+# and level with it; its half-width across and its reach behind that level (mm) [ED, set so that its
+# medial edge is at the sacrum's lateral border, its lateral edge wraps round to the hip and its deep face
+# lies on the gluteus medius].
+MAXIMUS_CENTRE_LATERAL_MM = 50.0
+MAXIMUS_HALF_WIDTH_MM = 65.0
+MAXIMUS_REACH_MM = 55.0
+ENVELOPE_SIDEWAYS = 0.3             # the buttock fat's reach across, as a share of its thickness behind [ED]
+# Heights of the maximus's sections from the sacroiliac joint's centre (mm) and how far each has grown
+# (0: its upper border at the back of the iliac crest, 1: full from the lower end of the joint down) [ED].
+MAXIMUS_PROFILE = ((CREST_BEHIND_MM, 10.0, -25.0), (0.0, 0.55, 1.0))
+# The medius covers the wing from this far below the crest (mm) round the arc from the ASIS end to this
+# angle (deg, from the lateral direction), short of the posterior superior iliac spine [ED].
+MEDIUS_BELOW_CREST_MM = 6.0
+MEDIUS_POSTERIOR_END_DEG = 65.0
+
+
+def buttock_fat_mm(bmi: float, sex: str) -> float:
+    """Total subcutaneous fat over the buttock (mm) for a BMI and sex (Frank et al. 2019).
+
+    >>> round(buttock_fat_mm(25.0, "male"), 1), round(buttock_fat_mm(25.0, "female"), 1)
+    (46.8, 56.8)
+    >>> round(buttock_fat_mm(35.0, "male") - buttock_fat_mm(25.0, "male"), 1)   # 3 mm per BMI unit
+    30.4
+    """
+    male = -33.56 + 0.078 * PATIENT_AGE_YEARS + 3.042 * bmi
+    if sex == "female":
+        male += FEMALE_EXTRA_FAT_MM + (4.0 - 3.042) * (bmi - 25.0)
+    return max(male, MIN_BUTTOCK_FAT_MM)
+
+
+@dataclass(eq=False)
+class Within(Shape):
+    """The inside of a world sdf ``function(x, y, z)`` of broadcastable coordinate arrays (the trunk's
+    outline), unbounded: use it to cut other shapes, which bound the box."""
+
+    function: Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray]
+
+    def __post_init__(self) -> None:
+        self.lower, self.upper = np.full(3, -FAR_MM, np.float64), np.full(3, FAR_MM, np.float64)
+
+    def sdf(self, x, y, z):
+        return self.function(x, y, z)
+
+
+@dataclass(frozen=True)
+class Buttocks:
+    """The two gluteus maximus bands and the buttock surfaces over them.
+
+    ``maximus`` are the bands' outer ellipses (the muscle is their back half, see :func:`gluteal_muscles`);
+    ``envelopes`` the same ellipses grown by the buttock fat: the skin over the buttock, whose lateral
+    reach (the hips, 17-18 cm off the midline [ED]) the trunk's outline takes in.
+    """
+
+    maximus: tuple[VerticalTube, VerticalTube]
+    envelopes: tuple[VerticalTube, VerticalTube]
+
+    def skin_y(self, x: np.ndarray, z: np.ndarray) -> np.ndarray:
+        """y (mm) of the buttocks' skin at (x, z); -1e3 where there is no buttock."""
+        result = np.full(np.broadcast_shapes(np.shape(x), np.shape(z)), -1e3, dtype=np.float32)
+        for envelope in self.envelopes:
+            cx, cy = np.interp(z, envelope.z, envelope.cx), np.interp(z, envelope.z, envelope.cy)
+            ax, ay = np.maximum(np.interp(z, envelope.z, envelope.ax), 1.0), np.interp(z, envelope.z, envelope.ay)
+            t = 1.0 - ((x - cx) / ax) ** 2
+            inside = (t > 0) & (z >= envelope.z[0]) & (z <= envelope.z[-1])
+            result = np.maximum(result, np.where(inside, cy + ay * np.sqrt(np.clip(t, 0.0, None)), -1e3))
+        return result.astype(np.float32)
+
+    def sdf(self, x: np.ndarray, y: np.ndarray, z: np.ndarray) -> np.ndarray:
+        """Approximate signed distance (mm) to the buttocks' skin: the back halves of the envelopes."""
+        result = np.full(np.broadcast_shapes(np.shape(x), np.shape(y), np.shape(z)), FAR_MM, dtype=np.float32)
+        for envelope in self.envelopes:
+            cy = np.interp(z, envelope.z, envelope.cy).astype(np.float32)
+            result = np.minimum(result, np.maximum(envelope.sdf(x, y, z), cy - y))
+        return result
+
+    def holds(self, x: np.ndarray, y: np.ndarray, z: np.ndarray) -> np.ndarray:
+        """Whether (x, y, z) lies inside a buttock, behind the level the maximus grows from (bool)."""
+        return self.sdf(x, y, z) < 0
+
+
+def buttocks(joints: dict[str, SacroiliacJoint], bottom_z: float, bmi: float, sex: str,
+             back_fat_mm: float) -> Buttocks:
+    """The buttocks of a patient whose sacroiliac joints are ``joints`` (by side), down to ``bottom_z``;
+    ``back_fat_mm`` is the fat over the flanks above them, which the buttock fat grows from as the
+    maximus does."""
+    fat = buttock_fat_mm(bmi, sex)
+    heights, growth = (np.asarray(a, dtype=np.float64) for a in MAXIMUS_PROFILE)
+    maximus, envelopes = [], []
+    for side, s in SIDE_SIGN.items():
+        joint = joints[side].frame.origin
+        z = np.concatenate([[bottom_z], joint[2] + heights[::-1]])
+        grown = np.concatenate([[1.0], growth[::-1]])
+        cx = np.full(len(z), joint[0] + s * MAXIMUS_CENTRE_LATERAL_MM)
+        cy = np.full(len(z), joint[1])
+        ax = MAXIMUS_HALF_WIDTH_MM * np.maximum(grown, 0.3)
+        ay = MAXIMUS_REACH_MM * grown
+        maximus.append(VerticalTube(z, cx, cy, ax, ay))
+        # The fat rounds the buttock off toward the cleft and the hip as well as behind [ED].
+        added = back_fat_mm + (fat - back_fat_mm) * grown
+        envelopes.append(VerticalTube(z, cx, cy, ax + ENVELOPE_SIDEWAYS * added, ay + added))
+    return Buttocks(tuple(maximus), tuple(envelopes))
+
+
+def _medius_sdf(radius: float, start_deg: float, end_deg: float, crest, bottom: float):
+    """Local sdf of a gluteus medius in the iliac arc's frame (u lateral, v posterior, w up from the
+    sacroiliac joint's centre): a curved slab on the wing's outer face, from the arc's ASIS end to
+    ``end_deg``, from ``bottom`` up to a little below the crest (``crest``: its heights at the front,
+    summit and back, as :mod:`anatomy_models.spine.pelvis` draws it)."""
+    a0, a1 = math.radians(start_deg), math.radians(end_deg)
+    middle, half = f32((a0 + a1) / 2.0), f32((a1 - a0) / 2.0)
+    inner = f32(radius + WING_THICKNESS_MM / 2.0)
+    # The crest's height along the whole arc (its back end past end_deg), as the wing's own polynomial.
+    back = math.degrees(math.atan2(ARC_CENTRE_OFFSET_MM[1], ARC_CENTRE_OFFSET_MM[0]))
+    nodes = np.radians(np.array([back, (start_deg + back) / 2.0, start_deg]))
+    coefficients = np.polyfit(nodes, np.array(crest[::-1]), 2).astype(np.float32)
+    thickness, bottom_w = f32(GLUTEUS_MEDIUS_MM), f32(bottom)
+
+    def sdf(u, v, w):
+        r = np.sqrt(u * u + v * v)
+        angle = np.arctan2(v, u)
+        face = inner + f32(FLARE) * w
+        across = np.abs(r - face - thickness / 2) - thickness / 2
+        along = (np.abs(angle - middle) - half) * face
+        clipped = np.clip(angle, a0, a1)
+        top = coefficients[0] * clipped ** 2 + coefficients[1] * clipped + coefficients[2] - f32(MEDIUS_BELOW_CREST_MM)
+        vertical = np.maximum(w - top, bottom_w - w)
+        outside = np.sqrt(np.maximum(across, 0) ** 2 + np.maximum(along, 0) ** 2 + np.maximum(vertical, 0) ** 2)
+        return outside + np.minimum(np.maximum(np.maximum(across, along), vertical), 0)
+    return sdf
+
+
+def gluteal_muscles(joints: dict[str, SacroiliacJoint], tuffier_z: float, bottom_z: float, found: Buttocks,
+                    interior: Shape) -> dict[str, Shape]:
+    """``muscle.gluteus_maximus.{side}`` and ``muscle.gluteus_medius.{side}`` inside ``interior`` (the
+    trunk within its skin and subcutaneous fat). The maximus is the back half of its band's ellipse (with
+    the small deep muscles of the hip under it, piriformis and the rotators, not told apart [ED]); the
+    medius a slab on the outer face of the iliac wing, whose arc (centre, radius, flare) is the one
+    :func:`anatomy_models.spine.pelvis.ilium_parts` builds, painted over the maximus where they meet."""
+    shapes: dict[str, Shape] = {}
+    far = (FAR_MM, FAR_MM, FAR_MM)
+    for (side, s), outer in zip(SIDE_SIGN.items(), found.maximus):
+        # The back half: y behind the level it grows from (a half-space w < 0 whose w points forward).
+        behind = Primitive(Frame.from_axes((0.0, float(outer.cy[0]), 0.0), (1.0, 0.0, 0.0), (0.0, 0.0, 1.0)),
+                           half_space(), far)
+        shapes[f"muscle.gluteus_maximus.{side}"] = Intersection([outer, behind, interior])
+        joint = joints[side].frame.origin
+        dx, dy = ARC_CENTRE_OFFSET_MM
+        radius = math.hypot(dx, dy)
+        centre = np.array([joint[0] - s * dx, joint[1] - dy, joint[2]])
+        crest = (CREST_FRONT_MM, tuffier_z - joint[2], CREST_BEHIND_MM)
+        sdf = _medius_sdf(radius, ANTERIOR_END_DEG, MEDIUS_POSTERIOR_END_DEG, crest, bottom_z - joint[2])
+        reach = radius + WING_THICKNESS_MM + GLUTEUS_MEDIUS_MM + FLARE * max(abs(bottom_z - joint[2]), crest[1])
+        height = max(abs(bottom_z - joint[2]), crest[1]) + 1.0
+        medius = Primitive(Frame(centre, np.diag([s, 1.0, 1.0])), sdf, (reach, reach, height))
+        shapes[f"muscle.gluteus_medius.{side}"] = Intersection([medius, interior])
+    return shapes
