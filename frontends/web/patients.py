@@ -41,6 +41,10 @@ PATIENTS_KEPT = 4
 # Derived arrays at least this large are shared between workstations (shared_arrays); smaller ones are not worth
 # a file of their own.
 SHARED_MIN_BYTES = 16 * 2**20
+# The shared files kept on disk: each 1 mm patient takes ~220 MB, and a case with drawn patients has a pool of
+# them, so the least recently used are deleted beyond this (a workstation that has one mapped keeps reading it:
+# the pages stay until it lets go) [ED: ~18 patients at 1 mm].
+SHARED_KEEP_BYTES = 4 * 2**30
 
 
 class Patients:
@@ -133,18 +137,40 @@ def shared_arrays(anatomy: Anatomy, folder: Path) -> Anatomy:
     return anatomy
 
 
-def _mapped(array: np.ndarray, folder: Path, kind: str) -> np.ndarray:
-    """``array``'s values, read-only, memory-mapped from ``folder/<kind>-<content hash>.npy``."""
+def _mapped(array: np.ndarray, folder: Path, kind: str, keep_bytes: int = SHARED_KEEP_BYTES) -> np.ndarray:
+    """``array``'s values, read-only, memory-mapped from ``folder/<kind>-<content hash>.npy``; the folder is
+    kept to ``keep_bytes`` (:func:`_prune`)."""
     digest = hashlib.blake2b(np.ascontiguousarray(array).data, digest_size=16)
     digest.update(f"{array.dtype.str}{array.shape}".encode())
     path = folder / f"{kind}-{digest.hexdigest()}.npy"
-    if not path.is_file():
+    try:
+        os.utime(path)  # used now: the last to be deleted
+    except FileNotFoundError:
         folder.mkdir(parents=True, exist_ok=True)
         # Written under a name of this process's own, then renamed: another workstation never maps half a file.
         temporary = folder / f".{path.stem}.{os.getpid()}.{threading.get_ident()}.npy"
         np.save(temporary, array)
         os.replace(temporary, path)
+        _prune(folder, keep_bytes, path)
     return np.load(path, mmap_mode="r")
+
+
+def _prune(folder: Path, keep_bytes: int, newest: Path) -> None:
+    """Delete the least recently used shared files of ``folder`` until it holds at most ``keep_bytes``
+    (``newest``, just written, stays). Deleting a mapped file is safe: whoever maps it keeps its pages."""
+    files = []
+    for path in folder.glob("*.npy"):
+        try:
+            files.append((path.stat().st_mtime, path.stat().st_size, path))
+        except FileNotFoundError:  # another workstation deleted it meanwhile
+            continue
+    total = sum(size for _, size, _ in files)
+    for _, size, path in sorted(files):
+        if total <= keep_bytes:
+            break
+        if path != newest and not path.name.startswith("."):
+            path.unlink(missing_ok=True)
+            total -= size
 
 
 def compact_labels(anatomy: Anatomy) -> Anatomy:

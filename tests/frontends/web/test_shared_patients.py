@@ -34,3 +34,19 @@ def test_two_workstations_of_a_patient_map_its_arrays_from_the_same_files(patien
     assert np.array_equal(images[0], images[2]) and np.array_equal(images[1], images[2])
     tables = [anatomy.derived(("drr.basis_table", "joseph", 1), lambda: None) for anatomy in (first, second)]
     assert _mapped_file(tables[0].table) is not None and _mapped_file(tables[0].table) == _mapped_file(tables[1].table)
+
+
+def test_the_shared_files_are_kept_to_their_budget_and_a_mapped_one_deleted_still_reads(tmp_path):
+    """Drawn patients each add their files: beyond the budget the least recently used go (a workstation that
+    maps one keeps reading it), the file just used stays."""
+    arrays = [np.full((256, 256), value, np.float32) for value in range(3)]  # 256 KiB each
+    first = patients_module._mapped(arrays[0], tmp_path, "ct", keep_bytes=600 * 2**10)
+    patients_module._mapped(arrays[1], tmp_path, "ct", keep_bytes=600 * 2**10)
+    patients_module._mapped(arrays[0], tmp_path, "ct", keep_bytes=600 * 2**10)  # the first used again
+    patients_module._mapped(arrays[2], tmp_path, "ct", keep_bytes=600 * 2**10)
+    kept = sorted(float(np.load(path)[0, 0]) for path in tmp_path.glob("*.npy"))
+    assert kept == [0.0, 2.0]  # the second, least recently used, went
+    assert np.array_equal(first, arrays[0])
+    patients_module._mapped(np.full((512, 512), 9, np.float32), tmp_path, "ct", keep_bytes=600 * 2**10)  # 1 MiB
+    assert [float(np.load(path)[0, 0]) for path in tmp_path.glob("*.npy")] == [9.0]
+    assert np.array_equal(first, arrays[0])  # its file is gone, its pages are not
