@@ -908,17 +908,20 @@ def _font(size: int) -> ImageFont.FreeTypeFont:
 
 
 @lru_cache(maxsize=32)
-def _label_layer(pixels: int, letters: tuple[str, str, str, str], caption: str) -> tuple[np.ndarray, np.ndarray]:
-    """The burned-in text as (where it is drawn, its grey value), rendered once per layout."""
+def _label_layer(pixels: int, marker: str, caption: str) -> tuple[np.ndarray, np.ndarray]:
+    """The burned-in text as (where it is drawn, its grey value), rendered once per layout: the side marker in
+    its frame at the right edge, the caption at the top left."""
     layer = Image.new("LA", (pixels, pixels), (0, 0))
     draw = ImageDraw.Draw(layer)
     size = max(10, pixels // 24)
     margin = max(3, pixels // 64)
-    places = ((pixels - margin, pixels // 2, "rm"), (margin, pixels // 2, "lm"), (pixels // 2, margin, "mt"),
-              (pixels // 2, pixels - margin, "mb"))
-    for text, (x, y, anchor) in zip(letters, places):
-        draw.text((x, y), text, fill=(255, 255), font=_font(size), anchor=anchor, stroke_width=max(1, size // 8),
-                  stroke_fill=(0, 255))
+    x, y = pixels - 3 * margin, pixels // 4
+    box = draw.textbbox((x, y), marker, font=_font(size), anchor="rm")
+    pad = max(2, size // 5)
+    draw.rectangle((box[0] - pad, box[1] - pad, box[2] + pad, box[3] + pad), outline=(255, 255),
+                   width=max(1, size // 12))
+    draw.text((x, y), marker, fill=(255, 255), font=_font(size), anchor="rm", stroke_width=max(1, size // 8),
+              stroke_fill=(0, 255))
     draw.text((margin, margin), caption, fill=(255, 255), font=_font(max(8, size * 2 // 3)), anchor="lt",
               stroke_width=1, stroke_fill=(0, 255))
     grey, alpha = (np.asarray(band) for band in layer.split())
@@ -926,10 +929,10 @@ def _label_layer(pixels: int, letters: tuple[str, str, str, str], caption: str) 
 
 
 def burn_in_labels(pixels: np.ndarray, carm: CArm, caption: str) -> np.ndarray:
-    """Orientation letters at the four screen edges (right, left, top, bottom) and a caption at the top left."""
-    letters = (orientation_letters(carm.screen_right), orientation_letters(-carm.screen_right),
-               orientation_letters(carm.screen_up), orientation_letters(-carm.screen_up))
-    drawn, grey = _label_layer(pixels.shape[0], letters, caption)
+    """The side marker and a caption at the top left. The marker is what a radiographer's lead letter says:
+    the patient's side at the image's right edge (L or R; on a lateral, where no side is left or right, A or
+    P), not a letter on every edge, which no C-arm shows."""
+    drawn, grey = _label_layer(pixels.shape[0], orientation_letters(carm.screen_right)[0], caption)
     return np.where(drawn, grey, pixels)
 
 

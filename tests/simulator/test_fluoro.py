@@ -262,14 +262,19 @@ def test_orientation_letters():
     assert orientation_letters(np.array([0.05, 0.0, -1.0])) == "F"
 
 
-def test_letters_are_burned_in_at_the_edges(phantom):
+def test_one_side_marker_and_the_caption_are_burned_in_as_a_c_arm_shows_them(phantom):
+    """A radiographer's lead letter at the image's right edge and the caption at the top left; no letters at
+    the other edges (no C-arm shows them: blind readers took them for a simulation at once)."""
     carm = CArm(**SMALL)
     with_letters = render_fluoro(phantom, carm, seed=1).pixels.astype(int)
     without = render_fluoro(phantom, carm, seed=1, display=Display(letters=False)).pixels.astype(int)
     changed = np.argwhere(with_letters != without)
     assert len(changed) > 20
-    edge = np.minimum(np.minimum(changed[:, 0], 127 - changed[:, 0]), np.minimum(changed[:, 1], 127 - changed[:, 1]))
-    assert np.all((edge < 16) | (changed[:, 0] < 16))
+    caption = (changed[:, 0] < 16) & (changed[:, 1] < 64)
+    marker = (changed[:, 1] >= 96) & (changed[:, 0] >= 16) & (changed[:, 0] < 48)
+    assert np.all(caption | marker) and marker.sum() > 10
+    assert orientation_letters(CArm(primary_deg=0.0).screen_right)[0] in "LR"
+    assert orientation_letters(CArm(primary_deg=90.0).screen_right)[0] in "AP"
 
 
 def test_save_png_round_trip(phantom, tmp_path):
