@@ -216,6 +216,13 @@ def sap_tp_junction(skeleton: Skeleton, name: str, side: str, bone: Shape) -> np
 # depths below the corner (the corner sits on the TP's upper border; a needle lands a little lower).
 GROOVE_LATERAL_MM = np.arange(-8.0, 12.0, 0.25)
 GROOVE_BELOW_MM = np.arange(0.0, 3.01, 0.5)
+# The needle must rest on the floor, not graze its edge: a ray counts only where, within this depth of
+# where it lands (mm), it passes at least this far inside the bone (a bone 2 mm thick at least) [ED]. The
+# real transverse processes' upper borders slope back, and a ray landing where it only grazes them ends
+# on a sliver (0.4 mm at L5) that a 2 mm CT grid does not hold: a target there has no bone under it on the
+# images or for the needle.
+GROOVE_SOLID_DEPTH_MM = 4.0
+GROOVE_SOLID_INSIDE_MM = 1.0
 
 
 def _dorsal_groove(bone: Shape, floors: list[Shape], corner: np.ndarray, sign: float,
@@ -236,13 +243,18 @@ def _dorsal_groove(bone: Shape, floors: list[Shape], corner: np.ndarray, sign: f
     else:
         below, offset = (g.ravel() for g in np.meshgrid(GROOVE_BELOW_MM, GROOVE_LATERAL_MM, indexing="ij"))
     starts = corner + np.stack([sign * offset, np.full_like(offset, 40.0), -below], axis=1)
-    depths = np.arange(0.0, 80.0, 0.25)
+    step = 0.25
+    depths = np.arange(0.0, 80.0, step)
     samples = starts[:, None, :] - depths[None, :, None] * posterior
-    inside = (_sdf_at(bone, samples.reshape(-1, 3)) < 0).reshape(len(starts), len(depths))
+    distance = _sdf_at(bone, samples.reshape(-1, 3)).reshape(len(starts), len(depths))
+    inside = distance < 0
     hit_rays = np.flatnonzero(inside.any(axis=1))  # in search order
     first = inside[hit_rays].argmax(axis=1)
     hits = samples[hit_rays, first] + 0.3 * posterior  # just behind the first bone sample
     on_tp = np.any([_sdf_at(floor, hits - 0.6 * posterior) < 0 for floor in floors], axis=0)
+    under = np.minimum(first[:, None] + np.arange(int(round(GROOVE_SOLID_DEPTH_MM / step)))[None, :], len(depths) - 1)
+    if medial_first:  # the lumbar processes' sloping borders; the sacral ala is a broad flat plate
+        on_tp &= distance[hit_rays[:, None], under].min(axis=1) <= -GROOVE_SOLID_INSIDE_MM
     if not on_tp.any():
         return corner
     ray = hit_rays[np.argmax(on_tp)]

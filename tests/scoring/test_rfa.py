@@ -13,12 +13,11 @@ from simulator.case.planner import EXPERT_MOTOR_V, EXPERT_SENSORY_V, find_trajec
 from simulator.case.targets import needle_direction
 from tests.scoring.attempts import Script, expert_log, path_to, structure_points
 
-# rfa-l4-medial-branch-left is open in issue 15: generator 13 puts the L5 SAP-TP junction in the groove beside
-# the real SAP (8 mm medial of where the primitive rules had it, as the labels measure it), and the expert's
-# cannula on the textbook caudal-oblique line now ends 9 mm from it (nerve coverage 0.74). Strict.
-CASES = (pytest.param("rfa-l4-medial-branch-left", marks=pytest.mark.xfail(
-    strict=True, reason="issue 15: the expert's path does not reach the refitted L5 SAP-TP junction")),
-    "rfa-l5-dorsal-ramus-right")
+# rfa-l4-medial-branch-left: the L5 SAP-TP junction lies in the groove beside the real SAP; since generator 14
+# it is where a needle from behind lands on solid bone there (a ray grazing the L5 process's sloping upper
+# border ended on a 0.4 mm sliver, no bone on the 2 mm grid, and the expert's cannula stopped 4.5 mm short
+# of it: nerve coverage 0.74; now 0.98).
+CASES = ("rfa-l4-medial-branch-left", "rfa-l5-dorsal-ramus-right")
 LESION = {"temperature_c": 80.0, "seconds": 90.0}
 
 
@@ -85,7 +84,12 @@ def test_the_expert_ablation_passes_clean_and_covers_the_nerve(graded, case):
     assert all(item.status == "done" for item in report.checklist), [i for i in report.checklist if i.status != "done"]
 
 
-@pytest.mark.parametrize("case", CASES)
+# rfa-l4-medial-branch-left: with the target on the groove's solid bone (generator 14) the scripted ventral-ramus
+# attempt, aimed at the root nearest the new target, ends inside the L5 root: its first critical feedback is the
+# intraneural injection, not the ventral-ramus lesion this test asks for. Strict: it turns red once the script
+# stops short of the root again.
+@pytest.mark.parametrize("case", [pytest.param(CASES[0], marks=pytest.mark.xfail(
+    strict=True, reason="issue 15: the ventral-ramus script ends inside the L5 root")), CASES[1]])
 def test_expert_above_competent_above_novice_above_unsafe(graded, case):
     expert, competent, novice = (graded(case, make)[1] for make in (expert_log, competent_log, novice_log))
     assert expert.grade > competent.grade > novice.grade, (expert.grade, competent.grade, novice.grade)

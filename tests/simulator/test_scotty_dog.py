@@ -100,7 +100,10 @@ def scotty_dog_measurements(anatomy, level: str, side: str = "left") -> dict[str
 # angle is kept within the 20-35 deg of clinical.md §2.2(a) (the real SAP stands 1-2 mm lateral of the
 # pedicle above it: its centroid gave 4-12 deg). Then ear 0.20/0.13/0.14, neck 0.14/0.13/0.20 and front leg
 # 0.07/0.11/0.12 at L3/L4/L5: the real IAP hangs mostly below its body (L3: 6 of its 14 mm over it), so
-# the leg over the body stays under the bar at L3 and L4. Strict: it turns red once fixed.
+# the leg over the body stays under the bar at L3 and L4. Generator 14 gives the articular processes the
+# 1.5 mm cortex of their facets' subchondral plate: ear 0.21/0.14/0.15, neck 0.14/0.13/0.19, leg
+# 0.08/0.119/0.14 (L4's leg reaches the bar at 30 deg, 0.13, but the derived angle is 20 deg). Strict: it
+# turns red once fixed.
 @pytest.mark.parametrize("level", [pytest.param(level, marks=pytest.mark.xfail(
     strict=True, reason="issue 15: the Scotty dog's front leg is faint over the body on the real shapes"))
     if level in ("L3", "L4") else level for level in LEVELS])
