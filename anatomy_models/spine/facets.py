@@ -6,12 +6,15 @@ anterior) to the inferior articular process of U (medial and posterior), t runs 
 in the axial plane (antero-medial to postero-lateral) and w is the disc frame's superior axis. The
 angle between t and the mid-sagittal plane is the facet angle of clinical.md §4.6: 27 deg at L1-2
 rising to 49 deg at L5-S1 ([ED] interpolated from [S80][S81]), +- half the tropism per side [S82].
+:func:`facet_joint` places a joint by the layout's rules; on real vertebra shapes
+:func:`fit_joint_to_processes` then moves it into the gap between their articular processes, so the
+joint space, the SAP and IAP labels and the joint's landmarks sit on the real bone.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -55,6 +58,15 @@ SAP_EAR_EXTRA_WIDTH_MM = -3.0      # its half-width along the joint, less than t
 SAP_EAR_SHIFT_MM = 4.5             # its middle moved back along the joint: the SAP's back half
 HYPERTROPHY_MM_PER_GRADE = 1.2     # facet hypertrophy per degeneration grade
 MAMILLARY_RADII_MM = (3.0, 3.0, 4.0)  # the mamillary process on the SAP's back edge
+# The refit of a joint onto the real articular processes (:func:`fit_joint_to_processes`): the box
+# searched around the rule's centre, its sampling, how near both processes' surfaces a point of the
+# gap between them lies, and how far lateral of the midline it must be (not the laminae's gap) [ED].
+JOINT_FIT_REACH_MM = 14.0
+JOINT_FIT_STEP_MM = 0.75
+JOINT_FIT_NEAR_MM = 2.0
+JOINT_FIT_MIN_LATERAL_MM = 5.0
+JOINT_FIT_FACING = 0.7             # |cos| of the IAP face's normal to the joint's, where there is no real SAP
+JOINT_FIT_MIN_POINTS = 20
 
 
 @dataclass(frozen=True)
@@ -68,6 +80,8 @@ class FacetJoint:
     height_mm: float
     width_mm: float
     space_mm: float
+    recess_along_mm: float = 0.0   # where along the joint (t, mm) its lowest pocket is: under the IAP's face
+    recess_bottom_mm: float | None = None  # the pocket's floor (w, mm), if not the joint's lower end
 
     @property
     def name(self) -> str:
@@ -105,7 +119,8 @@ class FacetJoint:
     @property
     def inferior_recess(self) -> np.ndarray:
         """The joint's lowest pocket (the easiest entry in arthritic joints, clinical.md §2.3)."""
-        return self.frame.point((0.0, 0.0, -self.height_mm / 2.0 + 1.0))
+        bottom = -self.height_mm / 2.0 if self.recess_bottom_mm is None else self.recess_bottom_mm
+        return self.frame.point((0.0, self.recess_along_mm, bottom + 1.0))
 
 
 def facet_joint(disc: DiscGeometry, lower: VertebraLayout, side: str, tropism_deg: float, spacing_mm: float) -> FacetJoint:
@@ -126,6 +141,53 @@ def facet_joint(disc: DiscGeometry, lower: VertebraLayout, side: str, tropism_de
     # At a coarse grid the joint space must still hold voxel centres everywhere: at least one voxel wide.
     space = max(JOINT_SPACE_MM, spacing_mm)
     return FacetJoint(disc.name, side, frame, angle, JOINT_HEIGHT_MM * scale, JOINT_WIDTH_MM * scale, space)
+
+
+def fit_joint_to_processes(joint: FacetJoint, disc: DiscGeometry, upper: Shape, lower: Shape | None) -> FacetJoint:
+    """``joint`` moved onto the real articular processes: its centre to the middle of the gap between
+    the upper vertebra's inferior articular process and the lower one's superior process.
+
+    ``upper`` and ``lower`` are the two real bones (``lower`` None where the lower vertebra's SAP is built
+    from the joint itself, the sacrum's: the joint then goes half its space off the upper IAP's face that
+    turns toward it). The joint keeps its published angle (clinical.md §4.6) and size; the gap is the set
+    of points about equally far from both bones and near both, lateral of the laminae's midline gap.
+    The rule's placement stands where no gap is found (a process missing).
+    """
+    s = SIDE_SIGN[joint.side]
+    rule = disc.frame.rotation.T @ (joint.frame.origin - disc.frame.origin)
+    offsets = np.arange(-JOINT_FIT_REACH_MM, JOINT_FIT_REACH_MM + 1e-6, JOINT_FIT_STEP_MM)
+    grid = np.stack(np.meshgrid(offsets, offsets, offsets, indexing="ij"), axis=-1).reshape(-1, 3) + rule
+    grid = grid[s * grid[:, 0] > JOINT_FIT_MIN_LATERAL_MM]
+    world = grid @ disc.frame.rotation.T + disc.frame.origin
+
+    def sdf(shape: Shape, points: np.ndarray) -> np.ndarray:
+        return shape.sdf(*(points[:, i].astype(np.float32) for i in range(3))).astype(np.float64)
+
+    a = sdf(upper, world)
+    if lower is not None:
+        b = sdf(lower, world)
+        gap = (np.abs(a - b) < JOINT_FIT_STEP_MM / 2.0) & (np.maximum(a, b) < JOINT_FIT_NEAR_MM)
+        points = world[gap]
+    else:
+        toward = -joint.frame.rotation[:, 0]  # from the IAP toward the SAP's side
+        h = JOINT_FIT_STEP_MM / 2.0
+        facing = (sdf(upper, world + h * toward) - sdf(upper, world - h * toward)) / (2.0 * h)
+        face = (np.abs(a) < JOINT_FIT_STEP_MM / 2.0) & (facing > JOINT_FIT_FACING)
+        face &= np.abs(grid[:, 2] - rule[2]) < joint.height_mm / 2.0  # the IAP, not the pars above it
+        points = world[face] + toward * joint.space_mm / 2.0
+    if len(points) < JOINT_FIT_MIN_POINTS:
+        return joint
+    centre = points.mean(axis=0)
+    if lower is None:
+        # Only the IAP's face, on a joint whose SAP is built around it: the face says how far across the
+        # joint goes; along it the joint stays, and its lowest pocket goes under the face's middle, 1 mm
+        # above the face's lower end if that ends above the joint's.
+        normal, along, up = (joint.frame.rotation[:, i] for i in range(3))
+        offset = centre - joint.frame.origin
+        face_bottom = float(((points - joint.frame.origin) @ up).min())
+        return replace(joint, frame=Frame(joint.frame.origin + normal * float(offset @ normal), joint.frame.rotation),
+                       recess_along_mm=float(offset @ along), recess_bottom_mm=max(face_bottom, -joint.height_mm / 2.0))
+    return replace(joint, frame=Frame(centre, joint.frame.rotation))
 
 
 def _rod(start: np.ndarray, end: np.ndarray, radius: float) -> Primitive:

@@ -54,27 +54,33 @@ ProgressCallback = Callable[[float, float, str], None]
 # ~200-225 HU, an arch:body ratio of ~2 (it was 4:1 here, 1055 against 265 HU, and the arches drowned the
 # bodies, endplates and disc spaces on every view). The posterior elements (laminae with the pars,
 # articular, transverse and spinous processes): a cortex of 1-1.5 mm over a cancellous core of 300-450
-# HU [§5.4 measured]; 1 mm over 340 HU here. Their cortex is compact bone (+500 to +1900 HU, §5.1 [S102])
+# HU [§5.4 measured]; 1 mm over 380 HU here. Their cortex is compact bone (+500 to +1900 HU, §5.1 [S102])
 # seen through a clinical scanner's 1 mm partial volume and kernel: 850 HU makes the arches' mean 490-500
 # HU (``spinesim``'s tests/anatomy_models/spine/test_bone_density.py measures it). The pedicle: the
 # thickest walls, 1.5 mm of full cortical bone (the bright ring of the eye on AP and oblique views, seen
 # end-on) [ED]. The body: its trabecular core at the mean L1 trabecular attenuation of adults at 120 kV,
 # 226 +- 44 HU under 30 years, falling 2.5 HU a year (Jang et al., Radiology 2019;291:360, 20 374 CTs;
-# not yet in clinical.md): 170 HU, a patient in the fifties like most of the library's. Its shell is a
-# thin porous membrane of fused trabeculae, ~0.3 mm (Silva et al. 1994; Ritzel et al. 1997; §5.4), 0.5 mm
-# of 800 HU here with the 1 mm endosteal ramp; the endplates are denser (subchondral bone plate) and
-# the ring apophyses, the rims round the endplates, densest: see BODY_SHELL_MM_BY_FACING.
+# not yet in clinical.md): 190 HU, a patient in the mid-forties (170 HU, the fifties, read as "empty
+# boxes" on the lateral: the shell outdrew the core). Its shell is a thin porous membrane of fused
+# trabeculae, ~0.3 mm (Silva et al. 1994; Ritzel et al. 1997; §5.4), 0.5 mm of 800 HU here with the 1 mm
+# endosteal ramp; the endplates are denser (subchondral bone plate) and the ring apophyses, the rims
+# round the endplates, densest: see BODY_SHELL_MM_BY_FACING. The posterior elements' core: 380 HU, the
+# middle of §5.4's 300-450 HU (340 HU left the Scotty dog's ear and front leg faint over the body).
+# The articular processes take the top of §5.4's 1-1.5 mm cortex: each carries its facet's subchondral
+# bone plate under the cartilage [ED]; with 1 mm the real L4's front leg (IAP, hanging mostly below its
+# body) stood out 0.11 of the display window on the Scotty-dog view, under the 0.12 the test asks.
 _POSTERIOR = ("lamina", "SAP", "IAP", "transverse_process", "spinous_process")
-CORTEX_MM = {"body": 0.5, "pedicle": 1.5, **{kind: 1.0 for kind in _POSTERIOR}, "default": 1.5}
-CORE_HU = {"body": 170.0, **{kind: 340.0 for kind in _POSTERIOR}, "default": TISSUES["cancellous_bone"].hu}
+CORTEX_MM = {"body": 0.5, "pedicle": 1.5, **{kind: 1.0 for kind in _POSTERIOR}, "SAP": 1.5, "IAP": 1.5, "default": 1.5}
+CORE_HU = {"body": 190.0, **{kind: 380.0 for kind in _POSTERIOR}, "default": TISSUES["cancellous_bone"].hu}
 CORTICAL_HU = {"body": 800.0, **{kind: 850.0 for kind in _POSTERIOR}, "default": TISSUES["cortical_bone"].hu}
 # The body's shell thickness (mm) by how much its surface faces along the spine's axis (|cos| of the
 # angle between the surface normal and the vertebra's superior axis): the side walls (0) keep the thin
 # shell; the rounded rims between wall and endplate (0.5-0.8), the ring apophyses, are the densest bone
-# of the body on a lateral radiograph; the endplates themselves (1) are a ~1 mm subchondral plate on CT
+# of the body on a lateral radiograph; the endplates themselves (1) are a subchondral plate, 0.8 mm on CT
 # [ED: Silva et al. 1994 measured the endplate ~0.35 mm centrally and thicker at the rim; a clinical
-# scan shows it about twice as thick, §5.4].
-BODY_SHELL_MM_BY_FACING = ((0.0, 0.45, 0.65, 0.85, 1.0), (0.5, 0.5, 1.8, 1.0, 1.0))
+# scan shows it about twice as thick, §5.4]. Thicker plates and rims (1 and 1.8 mm) framed the bodies
+# as empty boxes on the lateral and AP views.
+BODY_SHELL_MM_BY_FACING = ((0.0, 0.45, 0.65, 0.85, 1.0), (0.5, 0.5, 1.3, 0.8, 0.8))
 # The pedicle's cortical tube continues this far into the body (mm) before it merges with the
 # body's trabecular bone [ED]: the funnel that makes the pedicle's "eye" on AP and oblique views.
 PEDICLE_WALL_INTO_BODY_MM = 6.0
@@ -338,9 +344,9 @@ def _body_shell_mm(body_sdf_mm: np.ndarray, where: np.ndarray, axis: np.ndarray,
     >>> z = np.arange(-6.5, 7.0)[None, None, :] * np.ones((14, 14, 1))
     >>> slab = np.abs(z) - 5.0                     # a slab 10 mm thick: two endplates facing along z
     >>> inside = slab < 0
-    >>> set(_body_shell_mm(slab, inside, np.array([0.0, 0.0, 1.0]), 1.0).round(2).tolist())
-    {1.0}
-    >>> set(_body_shell_mm(slab, inside, np.array([1.0, 0.0, 0.0]), 1.0).round(2).tolist())  # walls
+    >>> {round(v, 2) for v in _body_shell_mm(slab, inside, np.array([0.0, 0.0, 1.0]), 1.0).tolist()}
+    {0.8}
+    >>> {round(v, 2) for v in _body_shell_mm(slab, inside, np.array([1.0, 0.0, 0.0]), 1.0).tolist()}  # walls
     {0.5}
     """
     gradient = np.stack([g[where] for g in np.gradient(body_sdf_mm, spacing_mm)], axis=1)

@@ -205,33 +205,56 @@ def sap_tp_junction(skeleton: Skeleton, name: str, side: str, bone: Shape) -> np
         reach = np.array([25.0, 50.0, 12.0])
         bone = skeleton.vertebra_shape_within(name, layout.world(candidate) - reach, layout.world(candidate) + reach)
     corner = project_to_surface(bone, layout.world(candidate))
-    floor = skeleton.part_shape(f"S1.ala.{side}" if name == "S1" else f"{name}.transverse_process.{side}")
-    return _dorsal_groove(bone, floor, corner, s)
+    # The groove's floor: the ala at S1; on a lumbar vertebra the transverse process and, where the
+    # real shape's broad pedicle root reaches out under the SAP (L5), the pedicle.
+    floors = ([skeleton.part_shape(f"S1.ala.{side}")] if name == "S1" else
+              [skeleton.part_shape(f"{name}.{part}.{side}") for part in ("transverse_process", "pedicle")])
+    return _dorsal_groove(bone, floors, corner, s, medial_first=name != "S1")
 
 
 # Where the dorsal groove is looked for around the construction corner (mm): lateral offsets, and
 # depths below the corner (the corner sits on the TP's upper border; a needle lands a little lower).
-GROOVE_LATERAL_MM = np.arange(-4.0, 12.0, 0.25)
+GROOVE_LATERAL_MM = np.arange(-8.0, 12.0, 0.25)
 GROOVE_BELOW_MM = np.arange(0.0, 3.01, 0.5)
+# The needle must rest on the floor, not graze its edge: a ray counts only where, within this depth of
+# where it lands (mm), it passes at least this far inside the bone (a bone 2 mm thick at least) [ED]. The
+# real transverse processes' upper borders slope back, and a ray landing where it only grazes them ends
+# on a sliver (0.4 mm at L5) that a 2 mm CT grid does not hold: a target there has no bone under it on the
+# images or for the needle.
+GROOVE_SOLID_DEPTH_MM = 4.0
+GROOVE_SOLID_INSIDE_MM = 1.0
 
 
-def _dorsal_groove(bone: Shape, tp: Shape, corner: np.ndarray, sign: float) -> np.ndarray:
+def _dorsal_groove(bone: Shape, floors: list[Shape], corner: np.ndarray, sign: float,
+                   medial_first: bool = True) -> np.ndarray:
     """The groove between the SAP and the TP's upper border (or the ala), as a needle from behind meets it.
 
     The medial branch is blocked where it lies on the dorsal bone surface (clinical.md §2.4 [S3]), so
-    the landmark is the most medial point, just below the corner's height, where a posterior ray
-    first lands on the transverse process rather than on the SAP overhanging it.
+    the landmark is the most medial point, at or just below the corner's height, where a posterior ray
+    first lands on the floor (``floors``: the transverse process or the pedicle's root; the ala) rather than on
+    the SAP overhanging it.
     """
     posterior = np.array([0.0, 1.0, 0.0])
-    below, offset = (g.ravel() for g in np.meshgrid(GROOVE_BELOW_MM, GROOVE_LATERAL_MM, indexing="ij"))
+    # Most medial first, then highest: the transverse processes rise laterally (L5's most), so at the
+    # corner's height a ray may first land on the process far out; the groove is beside the SAP. On the
+    # sacrum (``medial_first`` False) highest first: the ala is flat.
+    if medial_first:
+        offset, below = (g.ravel() for g in np.meshgrid(GROOVE_LATERAL_MM, GROOVE_BELOW_MM, indexing="ij"))
+    else:
+        below, offset = (g.ravel() for g in np.meshgrid(GROOVE_BELOW_MM, GROOVE_LATERAL_MM, indexing="ij"))
     starts = corner + np.stack([sign * offset, np.full_like(offset, 40.0), -below], axis=1)
-    depths = np.arange(0.0, 80.0, 0.25)
+    step = 0.25
+    depths = np.arange(0.0, 80.0, step)
     samples = starts[:, None, :] - depths[None, :, None] * posterior
-    inside = (_sdf_at(bone, samples.reshape(-1, 3)) < 0).reshape(len(starts), len(depths))
-    hit_rays = np.flatnonzero(inside.any(axis=1))  # in search order: highest, then most medial
+    distance = _sdf_at(bone, samples.reshape(-1, 3)).reshape(len(starts), len(depths))
+    inside = distance < 0
+    hit_rays = np.flatnonzero(inside.any(axis=1))  # in search order
     first = inside[hit_rays].argmax(axis=1)
     hits = samples[hit_rays, first] + 0.3 * posterior  # just behind the first bone sample
-    on_tp = _sdf_at(tp, hits - 0.6 * posterior) < 0
+    on_tp = np.any([_sdf_at(floor, hits - 0.6 * posterior) < 0 for floor in floors], axis=0)
+    under = np.minimum(first[:, None] + np.arange(int(round(GROOVE_SOLID_DEPTH_MM / step)))[None, :], len(depths) - 1)
+    if medial_first:  # the lumbar processes' sloping borders; the sacral ala is a broad flat plate
+        on_tp &= distance[hit_rays[:, None], under].min(axis=1) <= -GROOVE_SOLID_INSIDE_MM
     if not on_tp.any():
         return corner
     ray = hit_rays[np.argmax(on_tp)]

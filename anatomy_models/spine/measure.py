@@ -39,9 +39,13 @@ STEP_MM = 0.1
 # Published references beyond the generator's tables. Spinous process height: the mean over L2-L5 of
 # the 87 patients of Clouthier et al., J Biomech 2023 (the shape model the vertebrae are built from;
 # anatomy_models/spine/shapes/README.md), 23.5 mm, range 16.6-31.0. Interspinous gap (closest
-# process to process): clinical.md §4.7 [S84], L4-5 ~13 mm, L5-S1 8-9 mm.
+# process to process, cranio-caudal): L4-5 9.9 +- 2.2 mm on the midline T2 MRI of 60 healthy adults
+# (lower border of the upper process to the upper border of the lower one, Chulalongkorn Med J 56(3);
+# not yet in clinical.md), L5-S1 8 mm on the lateral radiographs of 60 patients (clinical.md §5.4). The
+# 13 and 9 mm clinical.md §4.7 and §5.4 quote from [S84] (Albietz et al., Eur Spine J 2012) are that
+# study's interspinous *length*, front to back; its cranio-caudal "height" was alike at both levels.
 SPINOUS_PROCESS_HEIGHT_MM = 23.5
-INTERSPINOUS_GAP_MM = {"L4-L5": 13.0, "L5-S1": 8.5}
+INTERSPINOUS_GAP_MM = {"L4-L5": 9.9, "L5-S1": 8.0}
 
 
 @dataclass(frozen=True)
@@ -400,8 +404,9 @@ def measure_spine(anatomy: Anatomy) -> list[Measurement]:
             rows.append(Measurement(f"facet angle {side}", interspace, facet_angle(anatomy, interspace, side),
                                     ref.facet_angle_deg + sign * params.facet_tropism_deg / 2.0, "deg", "§4.6 [S80][ED]"))
         if interspace in INTERSPINOUS_GAP_MM:
+            source = "MRI, 60 adults" if interspace == "L4-L5" else "§5.4 radiographs"
             rows.append(Measurement("interspinous gap", interspace, interspinous_gap(anatomy, interspace),
-                                    INTERSPINOUS_GAP_MM[interspace] * s, "mm", "§4.7 [S84]"))
+                                    INTERSPINOUS_GAP_MM[interspace] * s, "mm", source))
         heights = disc_heights(anatomy, interspace, ref.disc_ap_length_mm * s)
         for label, value, reference in zip(("anterior", "middle", "posterior"), heights,
                                            (ref.disc_anterior_mm, ref.disc_middle_mm, ref.disc_posterior_mm)):

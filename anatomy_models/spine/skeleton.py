@@ -14,9 +14,11 @@ import math
 from dataclasses import dataclass, replace
 
 import numpy as np
+from scipy import ndimage
 
 from anatomy_models.spine.alignment import INTERSPACE_NAMES, VERTEBRA_NAMES, SpineAlignment
-from anatomy_models.spine.facets import FacetJoint, facet_joint, inferior_articular_process, superior_articular_process
+from anatomy_models.spine.facets import (FacetJoint, facet_joint, fit_joint_to_processes, inferior_articular_process,
+                                         superior_articular_process)
 from anatomy_models.spine.parameters import SpineParameters
 from anatomy_models.spine.sacrum import sacral_layout_adjustments, sacrum_parts
 from anatomy_models.spine.sdf import Shape, SmoothUnion
@@ -32,6 +34,9 @@ WINDOW_LINE_OFFSET_MM = 6.0
 # the way leaves no posterior epidural space at L2-L3, none leaves 9 mm at L4-L5, against up to
 # 5-6 mm mid-lumbar (clinical.md §4.7 [S91]).
 LAMINA_APEX_FIT = 0.2
+# The real bones' interlaminar gap is measured from this far behind the bodies' back wall (mm), clear
+# of the bodies and the disc, as anatomy_models.spine.measure reads it.
+WINDOW_BEHIND_WALL_MM = 4.0
 # The lamina's lower edge stays at least this far below the pedicle's (mm) [ED].
 LAMINA_BELOW_PEDICLE_MIN_MM = 4.0
 # Bone blend radius (fillets between parts of one vertebra), mm [ED].
@@ -119,6 +124,24 @@ def plane_gap(shape_a: Shape, shape_b: Shape, frame, x_offset_mm: float, y_range
     return gap, world[middle]
 
 
+def plane_gap_of_masks(shape_a: Shape, shape_b: Shape, frame, x_offset_mm: float, y_range: tuple[float, float],
+                       z_range: tuple[float, float], step_mm: float = 0.5) -> float:
+    """Smallest in-plane distance (mm) between the insides of two shapes in the sagittal plane
+    ``x = x_offset_mm`` of ``frame``, from their sampled masks (as a label map is measured): for shapes
+    whose signed distance is exact only near their surface (a real vertebra's grid)."""
+    y = np.arange(y_range[0], y_range[1], step_mm)
+    z = np.arange(z_range[0], z_range[1], step_mm)
+    yy, zz = np.meshgrid(y, z, indexing="ij")
+    local = np.stack([np.full(yy.size, x_offset_mm), yy.ravel(), zz.ravel()], axis=1)
+    world = local @ frame.rotation.T + frame.origin
+    coords = tuple(world[:, i].astype(np.float32) for i in range(3))
+    a = (shape_a.sdf(*coords) < 0).reshape(yy.shape)
+    b = (shape_b.sdf(*coords) < 0).reshape(yy.shape)
+    if not a.any() or not b.any():
+        return math.inf
+    return float(ndimage.distance_transform_edt(~a, sampling=step_mm)[b].min())
+
+
 def window_plane(alignment: SpineAlignment, upper: VertebraLayout) -> tuple:
     """Frame and (y, z) ranges of the plane region holding the interlaminar window below ``upper``."""
     lower_name = VERTEBRA_NAMES[VERTEBRA_NAMES.index(upper.name) + 1]
@@ -170,14 +193,24 @@ def fit_laminae_to_outline(layout: VertebraLayout, outline: Shape, step_mm: floa
     layout.lamina_bottom_z, layout.lamina_top_z = float(w[0]), float(w[-1])
 
 
-def _fit_window(alignment: SpineAlignment, upper: VertebraLayout, lower: VertebraLayout, target_mm: float) -> None:
-    """Set the upper lamina's lower edge so the paramedian interlaminar gap is ``target_mm`` (bisection)."""
+def _fit_window(alignment: SpineAlignment, upper: VertebraLayout, lower: VertebraLayout, target_mm: float,
+                upper_shape=None, lower_shape: Shape | None = None) -> None:
+    """Set the upper lamina's lower edge so the paramedian interlaminar gap is ``target_mm`` (bisection).
+
+    ``upper_shape(bottom_z)``, if given, is the upper vertebra's bone with its lamina's lower edge at
+    ``bottom_z`` (a real shape stretched to it) and ``lower_shape`` the lower vertebra's bone: the gap
+    is then measured between the real bones, as a CT shows it, not between the layout's laminae.
+    """
     frame, y_range, z_range = window_plane(alignment, upper)
-    below = SmoothUnion([lamina_part(lower, "left"), pars_part(lower, "left")], BONE_BLEND_MM)
+    if upper_shape is not None:  # behind the bodies' back walls (and the disc between them), as measured
+        y_range = (y_range[0] + WINDOW_BEHIND_WALL_MM, y_range[1])
+    below = lower_shape or SmoothUnion([lamina_part(lower, "left"), pars_part(lower, "left")], BONE_BLEND_MM)
 
     def gap(bottom_z: float) -> float:
         upper.lamina_bottom_z = bottom_z
         place_spinous_process(upper)
+        if upper_shape is not None:
+            return plane_gap_of_masks(upper_shape(bottom_z), below, frame, WINDOW_LINE_OFFSET_MM, y_range, z_range)
         above = SmoothUnion([lamina_part(upper, "left"), pars_part(upper, "left")] + spinous_process_part(upper),
                             BONE_BLEND_MM)
         return plane_gap(above, below, frame, WINDOW_LINE_OFFSET_MM, y_range, z_range, 0.5)[0]
@@ -220,22 +253,30 @@ def build_skeleton(alignment: SpineAlignment, params: SpineParameters) -> Skelet
             layouts["S1"].geometry.dims, spinous_process_height_mm=14.0, spinous_process_length_mm=22.0))
     # Real shapes: first as the reference dimensions place them; the layout's laminae move onto them.
     targets = {name: level_targets(layouts[name]) for name in TEMPLATE_OF_LEVEL}
-    real_bottoms = {}
+    real_bottoms, unstretched = {}, {}
     for name, target in targets.items():
-        fit_laminae_to_outline(layouts[name], real_vertebra(name, layouts[name].frame, target))
+        unstretched[name] = real_vertebra(name, layouts[name].frame, target)
+        fit_laminae_to_outline(layouts[name], unstretched[name])
         real_bottoms[name] = layouts[name].lamina_bottom_z
-    # Then each lower lamina edge goes where the interlaminar window has its reference height
-    # (clinical.md §4.7 [S83]), and the real arch is stretched below its pedicle to meet it.
+    # Then each lower lamina edge goes where the interlaminar window, measured between the real bones,
+    # has its reference height (clinical.md §4.7 [S83]): the real arch is stretched (or squeezed) below
+    # its pedicle to meet it, its inferior articular processes with it, down onto the next vertebra's
+    # superior ones.
     reals = {}
     for name in INTERSPACE_NAMES:
         upper, lower = name.split("-")
+        template_bottom = arch_template_w(upper, targets[upper], real_bottoms[upper])
+
+        def stretched(bottom_z: float, upper: str = upper, template_bottom: float = template_bottom) -> Shape:
+            return real_vertebra(upper, layouts[upper].frame, replace(
+                targets[upper], lamina_bottom_mm=bottom_z, template_lamina_bottom_mm=template_bottom))
         _fit_window(alignment, layouts[upper], layouts[lower], alignment.discs[name].reference.interlaminar_mm
-                    * params.skeleton_scale)
+                    * params.skeleton_scale, stretched, unstretched.get(lower))
         layout = layouts[upper]
         pedicle_bottom = targets[upper].pedicle_bottom_mm
         layout.lamina_bottom_z = min(layout.lamina_bottom_z, pedicle_bottom - LAMINA_BELOW_PEDICLE_MIN_MM)
         targets[upper] = replace(targets[upper], lamina_bottom_mm=layout.lamina_bottom_z,
-                                 template_lamina_bottom_mm=arch_template_w(upper, targets[upper], real_bottoms[upper]))
+                                 template_lamina_bottom_mm=template_bottom)
         reals[upper] = real_vertebra(upper, layout.frame, targets[upper])
         fit_laminae_to_outline(layout, reals[upper])  # the stretch tilts the laminae a little
         place_spinous_process(layout)
@@ -243,10 +284,12 @@ def build_skeleton(alignment: SpineAlignment, params: SpineParameters) -> Skelet
         _sacralize(layouts["L5"], layouts["S1"])
     joints = {}
     for name in INTERSPACE_NAMES:
-        lower = name.split("-")[1]
+        upper, lower = name.split("-")
         for side in SIDE_SIGN:
-            joints[(name, side)] = facet_joint(alignment.discs[name], layouts[lower], side, params.facet_tropism_deg,
-                                               params.spacing_mm)
+            joint = facet_joint(alignment.discs[name], layouts[lower], side, params.facet_tropism_deg,
+                                params.spacing_mm)
+            # On the real shapes the joint sits where their articular processes meet.
+            joints[(name, side)] = fit_joint_to_processes(joint, alignment.discs[name], reals[upper], reals.get(lower))
     osteophyte = OSTEOPHYTE_MM_PER_GRADE * params.degeneration
     parts: dict[str, list[tuple[str, Shape]]] = {}
     for index, name in enumerate(VERTEBRA_NAMES):

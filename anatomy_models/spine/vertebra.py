@@ -39,7 +39,8 @@ LAMINA_TAPER = 0.3                        # thinner laterally (pars), thicker at
 # Lumbar spinous processes point almost straight back; the lordosis alone fans them (T12 droops) [ED].
 SPINOUS_PROCESS_DROOP_DEG = {"T12": 18.0, "L1": 8.0, "L2": 5.0, "L3": 3.0, "L4": 0.0, "L5": 0.0}
 SPINOUS_PROCESS_THICKNESS_MM = 7.0        # §4.7 [ED] 6-8 mm
-SPINOUS_PROCESS_ROOT_MM = 3.0             # how far the process reaches into the laminae's apex
+SPINOUS_PROCESS_ROOT_MM = 5.0             # how far the process reaches into the laminae's apex
+SPINOUS_PROCESS_ROOT_FLARE_MM = 1.0       # half-thickness the root has beyond the blade's, mm
 TRANSVERSE_PROCESS_HEIGHT_MM = {"T12": 7.0, "L1": 8.0, "L2": 9.0, "L3": 10.0, "L4": 10.0, "L5": 13.0}
 TRANSVERSE_PROCESS_BACKWARD_DEG = 10.0    # TPs point slightly posterior (§4.7 [S87])
 TRANSVERSE_PROCESS_UPWARD_DEG = {"L4": 8.0, "L5": 15.0}
@@ -317,7 +318,9 @@ def spinous_process_part(layout: VertebraLayout) -> list[Shape]:
     across = np.array([1.0, 0.0, 0.0])
     thickness = SPINOUS_PROCESS_THICKNESS_MM * layout.geometry.scale
     height = d.spinous_process_height_mm
-    base_half = (thickness / 2.0 - 0.5, height * 0.36)
+    # Where it leaves the laminae the process flares into their junction (the real shapes' midline bone
+    # behind the canal's roof, which a CT labels process, not lamina) [ED].
+    base_half = (thickness / 2.0 + SPINOUS_PROCESS_ROOT_FLARE_MM, height * 0.36)
     tip_half = (thickness / 2.0, height / 2.0)
     blade = placed_in_vertebra(layout, (start + tip) / 2.0, axis, across,
                     tapered_box(length / 2.0, base_half, tip_half, thickness / 2.0 - 0.8),

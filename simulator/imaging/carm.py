@@ -464,6 +464,10 @@ def square_endplate(anatomy: Anatomy, level: str, primary_deg: float = 0.0, **fi
     return CArm(primary_deg=primary_deg, secondary_deg=squaring_tilt_deg(normal, primary_deg), **fields)
 
 
+# The ipsilateral oblique of the subpedicular TFESI view, typically 20-35 deg (clinical.md §2.2(a) [S17][S20]).
+SCOTTY_DOG_RANGE_DEG = (20.0, 35.0)
+
+
 def scotty_dog_angle_deg(anatomy: Anatomy, level: str, side: str) -> float:
     """Ipsilateral oblique angle (degrees, >= 0) that puts the SAP below ``level`` under its pedicle.
 
@@ -472,7 +476,11 @@ def scotty_dog_angle_deg(anatomy: Anatomy, level: str, side: str) -> float:
     down (the Scotty dog's ear, one level below) must project straight below the pedicle's inferior
     margin. In the axial plane that is the direction joining the two points, so the primary angle
     is ``atan(dx / dy)`` of the vector from ``{level}.pedicle.{side}.six_oclock`` to the centroid of
-    the SAP's voxels (both from the anatomy), taken toward ``side``.
+    the SAP's voxels (both from the anatomy), taken toward ``side``, kept within the 20-35 deg that
+    clinical.md §2.2(a) gives for this view (:data:`SCOTTY_DOG_RANGE_DEG`): on real vertebra shapes the
+    SAP stands almost straight behind the pedicle above it (1-2 mm lateral, 9 mm behind, on the
+    Clouthier 2023 mean shapes), where a millimetre moves the angle by 6 deg and the ear stays under the eye
+    over the whole range.
     """
     check_side(side)
     below = level_below(check_level(level))
@@ -484,7 +492,7 @@ def scotty_dog_angle_deg(anatomy: Anatomy, level: str, side: str) -> float:
     sap = anatomy.labels.voxel_to_world(np.argwhere(mask).mean(axis=0))
     offset = sap - pedicle
     lateral_mm = offset[0] if side == "left" else -offset[0]
-    return float(np.clip(np.degrees(np.arctan2(lateral_mm, offset[1])), 0.0, 60.0))
+    return float(np.clip(np.degrees(np.arctan2(lateral_mm, offset[1])), *SCOTTY_DOG_RANGE_DEG))
 
 
 def scotty_dog(anatomy: Anatomy, level: str, side: str, angle_deg: float | None = None, **fields: object) -> CArm:

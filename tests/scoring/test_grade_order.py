@@ -177,10 +177,9 @@ UNSAFE = [
     ("caudal-low-lying-sac", _caudal_into_the_sac, "intrathecal_injection", "critical"),
 ]
 # Several cases of every procedure, levels L3-L4 to L5-S1, both sides.
-# tfesi-l5s1-left is open in issue 15: its safe-triangle point sits just in front of the real S1 SAP, out of
-# every safe path's reach, so the expert aims 1.5 mm off and loses the margin over the competent (95.5 vs 92.3).
-VALIDATION_CASES = ["tfesi-default", pytest.param("tfesi-l5s1-left", marks=pytest.mark.xfail(
-                        strict=True, reason="issue 15: the L5-S1 safe-triangle point is out of reach")), "tfesi-l3l4-right-kambin", "ilesi-default", "ilesi-l5s1-left",
+# tfesi-l5s1-left passes since generator 13 fits the L5-S1 facet joint (and the S1 SAP built on it) to the
+# real L5 inferior articular process (issue 15).
+VALIDATION_CASES = ["tfesi-default", "tfesi-l5s1-left", "tfesi-l3l4-right-kambin", "ilesi-default", "ilesi-l5s1-left",
                     "ilesi-l3l4-right", "facet-default", "facet-l5s1-right", "mbb-default", "mbb-l5-dorsal-ramus-right",
                     "si-joint-left", "caudal-default"]
 
