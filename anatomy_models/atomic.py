@@ -174,10 +174,12 @@ def _dead_leftovers(folder: Path) -> list[Path]:
     except OSError:  # a missing or unreadable folder holds nothing to recover
         return []
     return [entry for entry in entries
-            if (match := _LEFTOVER.match(entry.name)) and not _process_alive(int(match["pid"]))]
+            if (match := _LEFTOVER.match(entry.name)) and not process_alive(int(match["pid"]))]
 
 
-def _process_alive(pid: int) -> bool:
+def process_alive(pid: int) -> bool:
+    """Whether process ``pid`` still runs (this process, and any on Windows, count as running: their
+    leftovers are kept)."""
     if pid == os.getpid() or os.name == "nt":  # on Windows os.kill would end the process, so keep its leftovers
         return True
     try:

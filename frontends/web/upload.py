@@ -36,6 +36,7 @@ from typing import Callable
 
 from aiohttp import web
 
+from anatomy_models.atomic import process_alive
 from anatomy_models.errors import SpinesimError
 from anatomy_models.home import spinesim_home
 from anatomy_models.store import check_anatomy_name, stored_anatomy_names
@@ -152,7 +153,7 @@ class Uploads:
         folder = spinesim_home() / "uploads"
         for staging in folder.glob("staging-*-*") if folder.is_dir() else []:
             pid = staging.name.split("-")[1]
-            if pid.isdigit() and not _process_alive(int(pid)):
+            if pid.isdigit() and not process_alive(int(pid)):
                 shutil.rmtree(staging, ignore_errors=True)
 
     def close(self) -> None:
@@ -298,16 +299,6 @@ class Uploads:
 def _too_large(max_bytes: int, name: str | None = None) -> UploadTooLarge:
     return UploadTooLarge(f"the upload is larger than {_megabytes(max_bytes)}", path=name,
                           hint="crop the CT to the lumbar spine (or zip only its one series) and upload it again")
-
-
-def _process_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # alive, but another user's
-        return True
-    return True
 
 
 def _megabytes(size_bytes: int) -> str:

@@ -99,7 +99,7 @@ def run_with_fault(write, step: int, kind: str) -> str:
 def next_start(monkeypatch):
     """A new process: the leftovers' writer (this test process) counts as dead."""
     with monkeypatch.context() as patch:
-        patch.setattr(atomic, "_process_alive", lambda pid: False)
+        patch.setattr(atomic, "process_alive", lambda pid: False)
         yield
 
 

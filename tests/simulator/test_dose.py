@@ -3,8 +3,8 @@ import pytest
 
 from anatomy_models.errors import SpinesimError
 from simulator.imaging.carm import CArm, Collimation
-from simulator.imaging.dose import (DSA_FRAMES_PER_SECOND, DSA_TO_LIVE_DOSE_RATE, IRP_FROM_ISOCENTER_MM,
-                                    DoseLedger, Technique, add_fluoro_shot, exposure_for, live_dose_rate_mgy_per_s,
+from simulator.imaging.dose import (DSA_FRAMES_PER_SECOND, DSA_TO_LIVE_DOSE_RATE, IRP_FROM_ISOCENTER_MM, DoseLedger,
+                                    Technique, add_fluoro_shot, exposure_for, live_dose_rate_mgy_per_s,
                                     photons_per_mm2_per_ugy, tube_output_ugy_per_mas)
 
 
