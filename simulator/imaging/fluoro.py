@@ -928,11 +928,22 @@ def _label_layer(pixels: int, marker: str, caption: str) -> tuple[np.ndarray, np
     return alpha > 127, grey
 
 
+def side_marker(carm: CArm) -> str:
+    """The letter of the patient's side at the image's right edge: L or R, on an oblique too; A or P on a
+    lateral, where no side is left or right.
+
+    >>> side_marker(CArm()), side_marker(CArm(primary_deg=-50.0)), side_marker(CArm(primary_deg=90.0))
+    ('R', 'R', 'P')
+    """
+    letters = orientation_letters(carm.screen_right)
+    return next((letter for letter in letters if letter in "LR"), letters[0])
+
+
 def burn_in_labels(pixels: np.ndarray, carm: CArm, caption: str) -> np.ndarray:
     """The side marker and a caption at the top left. The marker is what a radiographer's lead letter says:
-    the patient's side at the image's right edge (L or R; on a lateral, where no side is left or right, A or
-    P), not a letter on every edge, which no C-arm shows."""
-    drawn, grey = _label_layer(pixels.shape[0], orientation_letters(carm.screen_right)[0], caption)
+    the patient's side at the image's right edge (L or R, on an oblique too; on a lateral, where no side is
+    left or right, A or P), not a letter on every edge, which no C-arm shows."""
+    drawn, grey = _label_layer(pixels.shape[0], side_marker(carm), caption)
     return np.where(drawn, grey, pixels)
 
 
