@@ -421,7 +421,9 @@ def _side_share(tracer, volume) -> float:
     world = volume.voxel_to_world(filled)
     iodine = volume.array[tuple(filled.T)] * _mask(tracer, volume, ["epidural_space"])[tuple(filled.T)]
     sac = tracer.volume.voxel_to_world(np.argwhere(np.isin(tracer.codes, tracer.codes_in_group("dural_sac"))))
-    centre_x = np.array([sac[np.abs(sac[:, 2] - z) < 1.5, 0].mean() for z in world[:, 2]])
+    heights = np.unique(sac[:, 2])
+    centres = np.array([sac[sac[:, 2] == z, 0].mean() for z in heights])
+    centre_x = np.interp(world[:, 2], heights, centres)  # below the sac's end: its last slice's centre
     return float(iodine[world[:, 0] > centre_x].sum() / iodine.sum())
 
 
