@@ -961,10 +961,10 @@ def _case_editor(ctrl) -> None:
                                            hide_details=True)
                         html.Div("Patient", classes="section-title mt-3")
                         v3.VSlider(v_model=("draft_bmi",), min=("editor_ranges.bmi[0]",),
-                                   max=("editor_ranges.bmi[1]",), step=1, thumb_label=True, density="compact",
+                                   max=("editor_ranges.bmi[1]",), step=1, thumb_label="always", density="compact",
                                    label="BMI (kg/m²)", id="editor-bmi", hide_details=True)
                         v3.VSlider(v_model=("draft_degeneration",), min=("editor_ranges.degeneration[0]",),
-                                   max=("editor_ranges.degeneration[1]",), step=0.5, thumb_label=True,
+                                   max=("editor_ranges.degeneration[1]",), step=0.5, thumb_label="always",
                                    density="compact", label="Degeneration (0 none - 3 severe)",
                                    id="editor-degeneration", hide_details=True)
                         v3.VTextarea(v_model=("draft_objectives",), label="Objectives (one a line)",
