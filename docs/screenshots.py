@@ -171,10 +171,12 @@ def _ultrasound_attempt(page, scenario, anatomy, database) -> None:
     session = _replayed(scenario, anatomy, database, page)
     needle = session.state.needle
     path = session.tracer.trace(needle.entry, needle.direction, needle.spec.length_mm)
-    flavum = next(segment for segment in path.segments if segment.structure.startswith("ligamentum_flavum"))
-    # Two thirds of the way to the flavum and a check, then into the flavum and check again.
-    advances = _as_typed([{"type": "advance", "mm": 0.65 * flavum.depth_in_mm},
-                          {"type": "advance", "mm": 0.35 * flavum.depth_in_mm + 2.0}])
+    flavum = next((segment.depth_in_mm for segment in path.segments
+                   if segment.structure.startswith("ligamentum_flavum")), None)
+    # The in-plane line may pass beside the flavum's edge: then the target's depth along the needle stands in.
+    depth_mm = flavum + 2.0 if flavum is not None else float((session.target.point - needle.entry) @ needle.direction)
+    # Two thirds of the way and a check, then on into the flavum (or to the target's depth) and check again.
+    advances = _as_typed([{"type": "advance", "mm": 0.65 * depth_mm}, {"type": "advance", "mm": 0.35 * depth_mm}])
     for advance in advances:
         time.sleep(US_PAUSE_S)
         b.set_number(page, "#step", advance["mm"])
