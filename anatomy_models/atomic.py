@@ -88,7 +88,7 @@ def atomic_directory(path: str | Path) -> Iterator[Path]:
         staging.mkdir()
         yield staging
         _fsync_tree(staging)
-        with _folder_lock(path.parent):
+        with exclusive_lock(path.parent):
             _swap_in(staging, path)
     except OSError as error:
         raise _write_error(path, error) from None
@@ -120,7 +120,7 @@ def atomic_files(paths: list[Path]) -> Iterator[list[Path]]:
         yield temporaries
         for temporary in temporaries:
             _fsync(temporary)
-        with _folder_lock(paths[0].parent):
+        with exclusive_lock(paths[0].parent):
             _commit(list(zip(temporaries, paths, backups)))
     except OSError as error:
         raise _write_error(paths[0] if len(paths) == 1 else paths[0].parent, error) from None
@@ -192,9 +192,10 @@ def process_alive(pid: int) -> bool:
 
 
 @contextmanager
-def _folder_lock(folder: Path) -> Iterator[None]:
-    """Hold the exclusive commit lock of ``folder`` (blocking until another writer's commit is done);
-    where the system has no ``flock`` (Windows), commits are not serialised."""
+def exclusive_lock(folder: Path) -> Iterator[None]:
+    """Hold the exclusive lock of ``folder`` (blocking until another process or thread holding it lets
+    go): the commits of writers into it, or the one generation of a cached patient. Where the system
+    has no ``flock`` (Windows), nothing is serialised."""
     try:
         import fcntl
     except ImportError:

@@ -16,7 +16,7 @@ import re
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from anatomy_models.atomic import recover, recover_folder
+from anatomy_models.atomic import exclusive_lock, recover, recover_folder
 from anatomy_models.errors import SpinesimError
 from anatomy_models.home import MANIFEST, spinesim_home
 
@@ -81,20 +81,34 @@ def generated_anatomy(params: SpineParameters | None = None, *, progress: Progre
     """The generated spine for ``params`` (default parameters if None): from the cache, or generated
     and cached under ``<home>/generated/<hash>/``.
     """
-    from anatomy_models.anatomy import Anatomy
     from anatomy_models.spine import SpineParameters, generate_spine
 
     params = params or SpineParameters()
     directory = spinesim_home() / "generated" / params.cache_key()
+    anatomy = _cached(directory)
+    if anatomy is None:
+        # One process generates a patient; another that asks for it meanwhile (a second workstation
+        # starting the same case) waits and loads it, instead of spending the same CPU and memory again.
+        with exclusive_lock(directory):
+            anatomy = _cached(directory)
+            if anatomy is None:
+                anatomy = generate_spine(params, progress=progress)
+                anatomy.save(directory)
+    return anatomy
+
+
+def _cached(directory: Path) -> Anatomy | None:
+    """The generated patient cached in ``directory``, or None if there is none or it is damaged (then it
+    is generated again)."""
+    from anatomy_models.anatomy import Anatomy
+
     recover(directory)
     if (directory / MANIFEST).is_file():
         try:
             return Anatomy.load(directory)
         except SpinesimError:
-            pass  # a damaged cache entry is regenerated below
-    anatomy = generate_spine(params, progress=progress)
-    anatomy.save(directory)
-    return anatomy
+            pass
+    return None
 
 
 def anatomy_folder(name_or_path: str | Path) -> Path | None:

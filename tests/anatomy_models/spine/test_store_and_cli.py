@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
-from anatomy_models.spine import SpineParameters
+from anatomy_models import spine
+from anatomy_models.spine import SpineParameters, generate_spine
 from anatomy_models.store import generated_anatomy, load_anatomy, spinesim_home
 from frontends.cli import main
 
@@ -21,10 +23,17 @@ def test_generated_anatomies_are_cached_by_parameter_hash(small_spine):
     assert again.landmarks.keys() == small_spine.landmarks.keys()
 
 
-def test_damaged_cache_entries_are_regenerated(tmp_path, monkeypatch):
+def test_a_patient_asked_for_twice_at_once_is_generated_once_and_again_when_damaged(tmp_path, monkeypatch):
+    """Two workstations starting the same new case: one generates, the other waits and loads its copy."""
     monkeypatch.setenv("SPINESIM_HOME", str(tmp_path))
+    generations = []
+    monkeypatch.setattr(spine, "generate_spine",
+                        lambda *args, **kw: generations.append(1) or generate_spine(*args, **kw))
     params = SpineParameters(spacing_mm=2.0, field_of_view="spine")
-    first = generated_anatomy(params)
+    with ThreadPoolExecutor(2) as pool:
+        first, other = pool.map(generated_anatomy, [params, params])
+    assert len(generations) == 1
+    np.testing.assert_array_equal(other.ct.array, first.ct.array)
     (first.directory / "anatomy.json").write_text("{ not json")
     second = generated_anatomy(params)
     np.testing.assert_array_equal(second.ct.array, first.ct.array)  # deterministic for the same seed
