@@ -81,8 +81,14 @@ def ellipse_estimate(k0: np.ndarray, k1: np.ndarray, smallest_radius: np.float32
     ``k0`` is the radius-normalised length of the point, ``k1`` the radius^2-normalised one. At the
     centre the estimate is 0/0; there (and inside generally) it is bounded by ``(k0 - 1) r_min``.
     """
-    estimate = k0 * (k0 - 1.0) / np.maximum(k1, f32(1e-9))
-    return np.where(k0 < 1.0, np.minimum(estimate, (k0 - 1.0) * smallest_radius), estimate)
+    # In place on as few temporaries as it takes: the generator evaluates this over millions of voxels
+    # for every muscle, vessel and bone part (a fifth of a 1 mm patient's generation time).
+    below = k0 - f32(1.0)
+    estimate = k0 * below
+    estimate /= np.maximum(k1, f32(1e-9))
+    below *= smallest_radius
+    np.minimum(estimate, below, out=estimate, where=k0 < 1.0)
+    return estimate
 
 
 def ellipsoid(radii: Sequence[float]) -> LocalSdf:
@@ -402,8 +408,8 @@ class VerticalTube(Shape):
                   (self.cx, self.cy, self.ax, self.ay)]
         cx, cy, ax, ay = values[0], values[1], np.maximum(values[2], f32(0.05)), np.maximum(values[3], f32(0.05))
         u, v = x - cx, y - cy
-        k0 = np.sqrt((u / ax) ** 2 + (v / ay) ** 2)
-        k1 = np.sqrt((u / (ax * ax)) ** 2 + (v / (ay * ay)) ** 2)
-        section = ellipse_estimate(k0, k1, np.minimum(ax, ay))
+        k0 = np.add((u / ax) ** 2, (v / ay) ** 2)
+        k1 = np.add((u / (ax * ax)) ** 2, (v / (ay * ay)) ** 2)
+        section = ellipse_estimate(np.sqrt(k0, out=k0), np.sqrt(k1, out=k1), np.minimum(ax, ay))
         caps = np.maximum(f32(self.z[0]) - z, z - f32(self.z[-1]))
-        return np.maximum(section, caps)
+        return np.maximum(section, caps, out=section)
