@@ -84,7 +84,7 @@ def ellipse_estimate(k0: np.ndarray, k1: np.ndarray, smallest_radius: np.float32
     # In place on as few temporaries as it takes: the generator evaluates this over millions of voxels
     # for every muscle, vessel and bone part (a fifth of a 1 mm patient's generation time).
     below = k0 - f32(1.0)
-    estimate = k0 * below
+    estimate = np.asarray(k0 * below)  # an array also for one point, to be written in place
     estimate /= np.maximum(k1, f32(1e-9))
     below *= smallest_radius
     np.minimum(estimate, below, out=estimate, where=k0 < 1.0)
