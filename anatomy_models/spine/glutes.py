@@ -32,6 +32,7 @@ from dataclasses import dataclass
 from typing import Callable
 
 import numpy as np
+from scipy.interpolate import PchipInterpolator
 
 from anatomy_models.spine.pelvis import (ANTERIOR_END_DEG, ARC_CENTRE_OFFSET_MM, CREST_BEHIND_MM, CREST_FRONT_MM, FLARE,
                                          WING_THICKNESS_MM)
@@ -124,18 +125,37 @@ class Buttocks:
         return self.sdf(x, y, z) < 0
 
 
+def maximus_growth(nodes: int = 12) -> tuple[np.ndarray, np.ndarray]:
+    """Heights (mm from the sacroiliac joint's centre, ascending) and growth (0-1) of the maximus's sections
+    through :data:`MAXIMUS_PROFILE`, sampled on a monotone cubic: its slope changes smoothly, where straight
+    pieces put a kink in the buttock's outline that a radiograph draws as a straight bar across the image.
+
+    >>> heights, grown = maximus_growth()
+    >>> [round(float(v), 3) for v in (heights[0], grown[0], heights[-1], grown[-1])]
+    [-25.0, 1.0, 35.0, 0.0]
+    >>> bool(np.all(np.diff(grown) < 0))   # it grows steadily downward
+    True
+    """
+    heights, growth = (np.asarray(a, dtype=np.float64)[::-1] for a in MAXIMUS_PROFILE)
+    samples = np.linspace(heights[0], heights[-1], nodes)
+    # A flat knot beyond each end: the outline leaves the full and the empty section with no slope.
+    knots = np.concatenate([[heights[0] - 15.0], heights, [heights[-1] + 15.0]])
+    values = np.concatenate([[growth[0]], growth, [growth[-1]]])
+    return samples, PchipInterpolator(knots, values)(samples)
+
+
 def buttocks(joints: dict[str, SacroiliacJoint], bottom_z: float, bmi: float, sex: str,
              back_fat_mm: float) -> Buttocks:
     """The buttocks of a patient whose sacroiliac joints are ``joints`` (by side), down to ``bottom_z``;
     ``back_fat_mm`` is the fat over the flanks above them, which the buttock fat grows from as the
     maximus does."""
     fat = buttock_fat_mm(bmi, sex)
-    heights, growth = (np.asarray(a, dtype=np.float64) for a in MAXIMUS_PROFILE)
+    heights, growth = maximus_growth()
+    grown = np.concatenate([[1.0], growth])
     maximus, envelopes = [], []
     for side, s in SIDE_SIGN.items():
         joint = joints[side].frame.origin
-        z = np.concatenate([[bottom_z], joint[2] + heights[::-1]])
-        grown = np.concatenate([[1.0], growth[::-1]])
+        z = np.concatenate([[bottom_z], joint[2] + heights])
         cx = np.full(len(z), joint[0] + s * MAXIMUS_CENTRE_LATERAL_MM)
         cy = np.full(len(z), joint[1])
         ax = MAXIMUS_HALF_WIDTH_MM * np.maximum(grown, 0.3)

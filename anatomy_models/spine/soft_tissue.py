@@ -4,7 +4,9 @@ Discs fill the space between two endplates (their footprint the mean of the two 
 1 mm); the nucleus is an ellipsoid a little behind the disc's centre. The ligamentum flavum lines
 each interlaminar window from the ventral face of the upper lamina to the top of the lower one
 (thickness §4.7 [S89], thickened by degeneration). Muscles are tubes whose sections follow the
-vertebrae (psoas growing caudally, multifidus largest at L5-S1, [ED] textbook proportions).
+vertebrae on smooth curves (psoas growing caudally, multifidus largest at L5-S1); the erector spinae is a
+longissimus and an iliocostalis parted by a fat septum, its lateral border sweeping in caudally, both back
+muscles to published cross-sectional areas (see :data:`LONGISSIMUS_MM`, :data:`MULTIFIDUS_MM`).
 
 The body outline is built so that the skin-to-epidural depth at L3-4 in the midline equals the
 regression of clinical.md §4.9 [S98] for the BMI: bones never change with BMI, only the fat over
@@ -16,6 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
+from scipy.interpolate import PchipInterpolator
 
 from anatomy_models.spine.alignment import INTERSPACE_NAMES, VERTEBRA_NAMES
 from anatomy_models.spine.glutes import Buttocks
@@ -23,8 +26,8 @@ from anatomy_models.spine.morphometry import epidural_depth_mm
 from anatomy_models.spine.neural import SAC_END_BELOW_S1_MM
 from anatomy_models.spine.parameters import SpineParameters
 from anatomy_models.spine.sacrum import dorsal_crest_points
-from anatomy_models.spine.sdf import (Frame, Intersection, Primitive, Shape, SmoothUnion, VerticalTube, ellipsoid, f32,
-                                      half_space, rounded_box, smooth_max, tapered_capsule)
+from anatomy_models.spine.sdf import (FAR_MM, Frame, Intersection, Primitive, Shape, SmoothUnion, VerticalTube,
+                                      elliptic_rod, ellipsoid, f32, half_space, rounded_box, smooth_max)
 from anatomy_models.spine.skeleton import Skeleton
 from anatomy_models.spine.vertebra import SIDE_SIGN, body_sdf
 
@@ -45,8 +48,32 @@ HIP_WIDENING_MM = 36.0
 # Muscle section semi-axes (x, y) in mm per level [ED], T12 .. S1.
 PSOAS_MM = {"T12": (5, 5), "L1": (8, 7), "L2": (12, 10), "L3": (16, 13), "L4": (19, 16), "L5": (21, 17), "S1": (20, 16)}
 QUADRATUS_MM = {"T12": (10, 5), "L1": (14, 7), "L2": (15, 7), "L3": (15, 8), "L4": (13, 7), "L5": (6, 4)}
-ERECTOR_MM = {"T12": (24, 17), "L1": (25, 18), "L2": (25, 18), "L3": (24, 17), "L4": (22, 15), "L5": (19, 12), "S1": (13, 7)}
-MULTIFIDUS_MM = {"T12": (7, 8), "L1": (8, 9), "L2": (9, 10), "L3": (10, 12), "L4": (12, 14), "L5": (14, 16), "S1": (15, 14)}
+# The erector spinae is two muscles side by side under the thoracolumbar fascia: the longissimus, a rounded
+# mass beside the multifidus, and lateral to it the iliocostalis lumborum, flatter, reaching out over the
+# quadratus lumborum toward the ribs above and arising from the iliac crest below, so the erector's lateral
+# border sweeps in from ~9 cm off the midline at T12 to ~5 cm at L5 and the muscle thins to its aponeurosis
+# over the sacrum (Gray's Anatomy, 42nd ed., ch. "Back"; Bogduk, Clinical and Radiological Anatomy of the
+# Lumbar Spine, ch. "The lumbar back muscles"). Their summed cross-sectional areas follow MRI: erector spinae
+# 20.0 +- 4.4 cm2 at L3-L4 and 16.3 +- 4.1 cm2 at L4-L5 (Fortin et al., tabulated by Kalichman et al.,
+# BioMed Res Int 2017:2562957, table 1) [not yet in clinical.md]; this model's sections give 15.7 cm2 at L3
+# and 11.4 cm2 at L4 beside the multifidus, the published range's lower end: the back's depth over them is
+# held to the BMI's (§4.9) (tests/anatomy_models/spine/test_back_muscles.py measures them).
+# Per level: the longissimus's centre off the midline and semi-axes (mm) [ED, textbook proportions] ...
+LONGISSIMUS_MM = {"T12": (34, 18, 18), "L1": (35, 19, 19), "L2": (36, 20, 19), "L3": (37, 21, 18),
+                  "L4": (36, 20, 17), "L5": (33, 16, 14), "S1": (24, 10, 7)}
+# ... and the iliocostalis's lateral border off the midline and semi-axes (mm) [ED]; none below the iliac crest.
+ILIOCOSTALIS_MM = {"T12": (93, 24, 12), "L1": (89, 26, 13), "L2": (84, 27, 14), "L3": (79, 27, 15),
+                   "L4": (71, 24, 14), "L5": (59, 15, 8)}
+# A thin fat plane (the lateral intermuscular septum) parts the two [ED; a fascial line on CT and ultrasound].
+ERECTOR_SEPTUM_MM = 1.0
+# Multifidus CSA by ultrasound in 52 men: 7.9 +- 1.9 cm2 at L4 and 8.9 +- 1.7 cm2 at L5 (Stokes et al., Man
+# Ther 2005;10:116); by CT at the L3 endplate 4.7 +- 1.4 cm2 (Danneels et al., in Kalichman et al. 2017)
+# [not yet in clinical.md]. Sections here: L3 4.7, L4 6.7, L5 8.4 cm2 (the men's lower range: the model's
+# patient is in his fifties).
+MULTIFIDUS_MM = {"T12": (7, 8), "L1": (8, 9), "L2": (9, 10), "L3": (11, 13.5), "L4": (13, 16.5), "L5": (14.5, 18.5),
+                 "S1": (15, 15)}
+# Below S1's centre the erector and multifidus thin to their sacral attachments [ED]: they end this far down.
+SACRAL_MUSCLE_END_MM = 45.0
 
 
 def subcutaneous_fat_mm(bmi: float) -> float:
@@ -189,11 +216,60 @@ def spine_profile(skeleton: Skeleton) -> SpineProfile:
     return SpineProfile(array[:, 0], {k: array[:, i + 1] for i, k in enumerate(keys)})
 
 
-def _level_table(profile: SpineProfile, table: dict[str, tuple[float, float]]) -> tuple[np.ndarray, np.ndarray]:
-    """Semi-axes (mm) of a muscle at the profile's body-centre heights; zero where it is absent."""
+def _level_table(profile: SpineProfile, table: dict[str, tuple[float, ...]]) -> tuple[np.ndarray, ...]:
+    """A muscle's per-level values (mm) at the profile's body-centre heights, one array per column of
+    ``table``; zero where it is absent."""
     # The profile is sorted by ascending z, so its levels run from S1 up to T12.
-    rows = [table.get(name, (0.0, 0.0)) for name in reversed(VERTEBRA_NAMES)]
-    return np.array([r[0] for r in rows], float), np.array([r[1] for r in rows], float)
+    width = len(next(iter(table.values())))
+    rows = [table.get(name, (0.0,) * width) for name in reversed(VERTEBRA_NAMES)]
+    return tuple(np.array([r[i] for r in rows], float) for i in range(width))
+
+
+@dataclass(eq=False)
+class ErectorSpinae(Shape):
+    """One side's erector spinae: the longissimus and, lateral to it, the iliocostalis, parted by a fat
+    septum ``septum_mm`` thick (the iliocostalis gives way to the longissimus grown by it)."""
+
+    longissimus: VerticalTube
+    iliocostalis: VerticalTube
+    septum_mm: float = ERECTOR_SEPTUM_MM
+
+    def __post_init__(self) -> None:
+        self.lower = np.minimum(self.longissimus.lower, self.iliocostalis.lower)
+        self.upper = np.maximum(self.longissimus.upper, self.iliocostalis.upper)
+
+    @property
+    def tubes(self) -> tuple[VerticalTube, VerticalTube]:
+        return self.longissimus, self.iliocostalis
+
+    def sdf(self, x, y, z):
+        medial = self.longissimus.sdf(x, y, z)
+        lateral = np.maximum(self.iliocostalis.sdf(x, y, z), f32(self.septum_mm) - medial)
+        return np.minimum(medial, lateral)
+
+
+def _sacral_end(z: np.ndarray, values: list[np.ndarray], end_mm: float) -> tuple[np.ndarray, list[np.ndarray]]:
+    """Nodes of a tube that thins from its S1 section (the first node) to a 2 mm wisp ``end_mm`` below it,
+    where it ends: the muscle's attachment to the back of the sacrum, not a column to the grid's floor."""
+    z = np.concatenate([[z[0] - end_mm], z])
+    values = [np.concatenate([[v[0]], v]) for v in values]
+    for semi_axis in values[2:]:
+        semi_axis[0] = min(2.0, semi_axis[1])
+    return z, values
+
+
+def smooth_nodes(z: np.ndarray, values: list[np.ndarray], per_segment: int = 6) -> tuple[np.ndarray, list[np.ndarray]]:
+    """Nodes of a tube resampled ``per_segment`` times between its levels on a monotone cubic through them.
+
+    A muscle's section changes smoothly along the body; drawn straight between the vertebrae's levels its
+    outline bends at each level, and a radiograph, which sums along the beam, draws those bends as lines.
+
+    >>> z, (a,) = smooth_nodes(np.array([0.0, 10.0, 20.0]), [np.array([1.0, 3.0, 3.0])], per_segment=2)
+    >>> z.tolist(), [round(float(v), 2) for v in a]
+    ([0.0, 5.0, 10.0, 15.0, 20.0], [1.0, 2.38, 3.0, 3.0, 3.0])
+    """
+    dense = np.concatenate([np.linspace(a, b, per_segment, endpoint=False) for a, b in zip(z[:-1], z[1:])] + [z[-1:]])
+    return dense, [PchipInterpolator(z, v)(dense) for v in values]
 
 
 def muscle_shapes(profile: SpineProfile, top_z: float, bottom_z: float) -> dict[str, Shape]:
@@ -203,13 +279,13 @@ def muscle_shapes(profile: SpineProfile, top_z: float, bottom_z: float) -> dict[
     half_width, half_depth = profile.values["half_width"], profile.values["half_depth"]
     tp_x, tp_y, lamina_y = profile.values["tp_x"], profile.values["tp_y"], profile.values["lamina_y"]
 
-    def tube(cx, cy, ax, ay, extend_top=True, extend_bottom=True):
-        zz, cxx, cyy, axx, ayy = list(z), list(cx), list(cy), list(ax), list(ay)
+    def tube(cx, cy, ax, ay, extend_top=True, extend_bottom=True, nodes=z):
+        zz, values = smooth_nodes(np.asarray(nodes, float), [np.asarray(v, float) for v in (cx, cy, ax, ay)])
         if extend_bottom:
-            zz.insert(0, bottom_z), cxx.insert(0, cx[0]), cyy.insert(0, cy[0]), axx.insert(0, ax[0]), ayy.insert(0, ay[0])
+            zz, values = np.concatenate([[bottom_z], zz]), [np.concatenate([[v[0]], v]) for v in values]
         if extend_top:
-            zz.append(top_z), cxx.append(cx[-1]), cyy.append(cy[-1]), axx.append(ax[-1]), ayy.append(ay[-1])
-        return VerticalTube(np.array(zz), np.array(cxx), np.array(cyy), np.array(axx), np.array(ayy))
+            zz, values = np.concatenate([zz, [top_z]]), [np.concatenate([v, [v[-1]]]) for v in values]
+        return VerticalTube(zz, *values)
 
     for side, s in SIDE_SIGN.items():
         ax, ay = _level_table(profile, PSOAS_MM)
@@ -217,10 +293,20 @@ def muscle_shapes(profile: SpineProfile, top_z: float, bottom_z: float) -> dict[
         ax, ay = _level_table(profile, QUADRATUS_MM)
         shapes[f"muscle.quadratus_lumborum.{side}"] = tube(x0 + s * (tp_x + 0.5 * ax), tp_y - 1.0, ax, ay,
                                                            extend_bottom=False)
-        ax, ay = _level_table(profile, ERECTOR_MM)
-        shapes[f"muscle.erector_spinae.{side}"] = tube(x0 + s * (0.62 * np.minimum(tp_x, 45.0) + 6.0), tp_y + 5.0 + ay, ax, ay)
+        off, ax, ay = _level_table(profile, LONGISSIMUS_MM)
+        nodes, values = _sacral_end(z, [x0 + s * off, tp_y + 2.0 + ay, ax, ay], SACRAL_MUSCLE_END_MM)
+        longissimus = tube(*values, extend_bottom=False, nodes=nodes)
+        # The iliocostalis ends between L5 and S1 (its origin on the iliac crest), its border at L5's.
+        border, ax, ay = (a[1:] for a in _level_table(profile, ILIOCOSTALIS_MM))
+        nodes = np.concatenate([[0.6 * z[0] + 0.4 * z[1]], z[1:]])
+        border, ax, ay = (np.concatenate([[a[0]], a]) for a in (border, ax, ay))
+        ax[0], ay[0] = 2.0, 2.0
+        iliocostalis = tube(np.interp(nodes, z, x0) + s * (border - ax), np.interp(nodes, z, tp_y) + 1.0 + ay, ax, ay,
+                            extend_bottom=False, nodes=nodes)
+        shapes[f"muscle.erector_spinae.{side}"] = ErectorSpinae(longissimus, iliocostalis)
         ax, ay = _level_table(profile, MULTIFIDUS_MM)
-        shapes[f"muscle.multifidus.{side}"] = tube(x0 + s * (4.0 + ax), lamina_y + ay - 3.0, ax, ay)
+        nodes, values = _sacral_end(z, [x0 + s * (4.0 + ax), lamina_y + ay - 3.0, ax, ay], SACRAL_MUSCLE_END_MM)
+        shapes[f"muscle.multifidus.{side}"] = tube(*values, extend_bottom=False, nodes=nodes)
     return shapes
 
 
@@ -232,7 +318,7 @@ class Trunk:
 
     profile: SpineProfile
     supraspinous: VerticalTube
-    erectors: tuple[VerticalTube, VerticalTube]
+    erectors: tuple[ErectorSpinae, ErectorSpinae]
     midline_fat_mm: float
     flank_fat_mm: float
     paramedian_extra_mm: float = 0.0
@@ -251,7 +337,7 @@ class Trunk:
         midline = (np.interp(z, ssl.z, ssl.cy) + np.interp(z, ssl.z, ssl.ay)).astype(np.float32) + f32(self.midline_fat_mm)
         back = midline
         fat = f32(self.midline_fat_mm + self.paramedian_extra_mm)
-        for erector in self.erectors:
+        for erector in (tube for muscle in self.erectors for tube in muscle.tubes):
             cx, cy = np.interp(z, erector.z, erector.cx), np.interp(z, erector.z, erector.cy)
             ax, ay = np.maximum(np.interp(z, erector.z, erector.ax), 1.0), np.interp(z, erector.z, erector.ay)
             medial = np.abs(x) < np.abs(cx)
@@ -279,9 +365,11 @@ class Trunk:
         """Approximate signed distance (mm) to the trunk's outline, optionally shrunk by ``shrink_mm``."""
         p = self.profile
         front = p.at("y", z) - p.at("half_depth", z) - LEAN_FRONT_MM - self.flank_fat_mm
-        # Wider over the pelvis, from L4 down to S1, to the hips' breadth [ED].
+        # Wider over the pelvis, from L4 down to S1, to the hips' breadth [ED], on a smooth step: a straight
+        # ramp bends at both ends, and the flanks' bends are bars across an AP.
         z_l4, z_s1 = p.z[2], p.z[0]
-        widen = HIP_WIDENING_MM * np.clip((z_l4 - z) / max(z_l4 - z_s1, 1.0), 0.0, 1.0)
+        t = np.clip((z_l4 - z) / max(z_l4 - z_s1, 1.0), 0.0, 1.0)
+        widen = HIP_WIDENING_MM * t * t * (3.0 - 2.0 * t)
         half_width = LEAN_HALF_WIDTH_MM + self.flank_fat_mm + widen - shrink_mm
         back = self.back_y(x, z)
         posterior = self.posterior_y(z)
@@ -344,7 +432,7 @@ def _first_crossing(sdf_along, start: float, stop: float, steps: int = 4000) -> 
 
 
 def calibrate_midline_fat(skeleton: Skeleton, flavum: dict[str, Shape], supraspinous: VerticalTube,
-                          erectors: tuple[VerticalTube, VerticalTube], profile: SpineProfile,
+                          erectors: tuple[ErectorSpinae, ErectorSpinae], profile: SpineProfile,
                           params: SpineParameters) -> Trunk:
     """The trunk whose midline skin lies at the BMI's epidural depth (§4.9 [S98]) behind the epidural space."""
     flavum_shape = flavum["ligamentum_flavum.L3-L4"]
@@ -390,10 +478,14 @@ COLON_SIDES = {
 STOOL_LUMP_RADIUS_MM = (7.0, 17.0)    # [ED] the colon is 5-6 cm across; its content fills part of it, in lumps
 COLON_GAS_DIAMETER_MM = (5.0, 40.0)   # a gas column's width, from a thin streak to a distended colon [ED]
 COLON_GAS_COLUMNS = (1, 4)            # gas columns per side, each a run of haustra [ED]
-HAUSTRUM_LENGTH_MM = (10.0, 35.0)     # [ED] haustra are 1-3.5 cm apart on a plain film
-HAUSTRA_PER_COLUMN = (3, 9)
+HAUSTRUM_LENGTH_MM = (8.0, 35.0)      # [ED] haustra are 1-3.5 cm apart on a plain film
+HAUSTRUM_LENGTH_PER_WIDTH = (0.45, 0.75)  # a haustrum is shorter along the colon than the colon is wide [ED]
+HAUSTRA_PER_COLUMN = (5, 13)
 # The haustra of a column overlap by this share of their length: the notch between two is a semilunar fold [ED].
-HAUSTRAL_OVERLAP = (0.25, 0.45)
+HAUSTRAL_OVERLAP = (0.1, 0.3)
+GAS_FLATTENING = (0.45, 0.8)          # front-to-back depth of a gas column over its width, prone [ED]
+# Where a haustrum's gas-fluid level lies in front of its centre, as a share of its depth's semi-axis [ED].
+FLUID_LEVEL_BELOW_CENTRE = (0.0, 0.6)
 OTHER_COLON_SEGMENTS = (
     # where the course starts across (mm), its length across (mm), depth, level range and chance of gas
     ((-70.0, 0.0), (60.0, 130.0), (55.0, 75.0), (0.55, 0.8), 0.75),     # transverse colon
@@ -472,33 +564,65 @@ def _along_course(course: np.ndarray, arc_mm: np.ndarray) -> tuple[np.ndarray, n
     return points, tangents
 
 
-def haustral_column(rng: np.random.Generator, course: np.ndarray, width_mm: float) -> list[Primitive]:
+def haustral_column(rng: np.random.Generator, course: np.ndarray, width_mm: float) -> list[Shape]:
     """A column of colonic gas along ``course`` (a polyline, mm) about ``width_mm`` across: a lumen
-    through which a run of haustra bulge, each an ellipsoid long along the course and of its own width,
-    overlapping the next so the semilunar folds between them notch the column's margins part-way across
-    (the haustral pattern of a plain film) while the lumen runs on through them."""
+    through which a run of haustra bulge, each shorter along the course than it is wide (haustra are
+    sacculations 1-3.5 cm apart on a 5-6 cm colon, [ED] plain-film reading) and of its own width and
+    sideways shift, so the column is a segmented, wavering tube whose margins the semilunar folds
+    between the haustra notch part-way across, never a string of balls. The gas floats to the bowel's
+    non-dependent side over a fluid and faecal level: in the prone patient its section is flattened front
+    to back and each haustrum cut off in front by its own fluid level (a coronal plane, so on a lateral a
+    haustrum is a dome on a short flat floor, the floors staggered like a step ladder, not a ball) [ED]. The column stops where the course ends (no haustra
+    piled at its end)."""
     steps = np.linalg.norm(np.diff(course, axis=0), axis=1)
     count = int(rng.integers(*HAUSTRA_PER_COLUMN))
-    # A haustrum is about as long as the colon is wide [ED].
-    lengths = np.clip(width_mm * rng.uniform(0.9, 1.4, size=count), *HAUSTRUM_LENGTH_MM)
-    pitch = lengths * (1.0 - rng.uniform(*HAUSTRAL_OVERLAP))
+    lengths = np.clip(width_mm * rng.uniform(*HAUSTRUM_LENGTH_PER_WIDTH, size=count), *HAUSTRUM_LENGTH_MM)
+    # A thin streak of gas is longer between its folds than it is wide (its haustra are as long as a wide one's).
+    streak = width_mm * HAUSTRUM_LENGTH_PER_WIDTH[1] < HAUSTRUM_LENGTH_MM[0]
+    if streak:
+        lengths = max(HAUSTRUM_LENGTH_MM[0], 1.3 * width_mm) * rng.uniform(1.0, 1.5, size=count)
+    pitch = lengths * (1.0 - rng.uniform(*HAUSTRAL_OVERLAP, size=count))
     start = rng.uniform(0.0, max(float(steps.sum() - pitch.sum()), 1.0))
     arc = start + np.concatenate([[0.0], np.cumsum(pitch[:-1])]) + 0.5 * lengths
+    keep = arc + 0.5 * lengths <= steps.sum() + 0.25 * width_mm
+    keep[:2] = True  # a short course still holds a two-haustrum pocket
+    arc, lengths = arc[keep], lengths[keep]
     points, tangents = _along_course(course, arc)
     pieces: list[Primitive] = []
     for point, tangent, length in zip(points, tangents, lengths):
-        # Each haustrum bulges by its own amount, flattened a little across (the gas floats up in it).
-        across = 0.5 * width_mm * rng.uniform(0.8, 1.15) * np.array([1.0, rng.uniform(0.7, 1.0)])
-        radii = (float(0.5 * length), float(across[0]), float(across[1]))
-        frame = Frame.from_axes(point + rng.normal(0.0, 1.0, 3), tangent, np.cross(tangent, rng.normal(size=3)))
+        # Across: in the coronal plane, square to the course; the flat axis is what is left (front to back).
+        across = np.cross(tangent, np.array([0.0, 1.0, 0.0]))
+        across = across / max(float(np.linalg.norm(across)), 1e-6)
+        # Each haustrum sits a little to one side and up or down of the course: a lumpy column, whose margins
+        # are no straight lines on either view.
+        shift = across * rng.normal(0.0, 0.08 * width_mm) + np.array([0.0, rng.normal(0.0, 0.12 * width_mm), 0.0])
+        radii = (float(0.5 * length), float(0.5 * width_mm * rng.uniform(0.85, 1.1)),
+                 float(0.5 * width_mm * rng.uniform(*GAS_FLATTENING)))
+        frame = Frame.from_axes(point + shift, tangent, across)
         pieces.append(Primitive(frame, ellipsoid(radii), radii))
-    # The lumen under the folds: narrower than the haustra, from the first haustrum's centre to the last's.
-    lumen = 0.5 * width_mm * rng.uniform(0.65, 0.85, size=len(points))
-    for a, b, ra, rb in zip(points[:-1], points[1:], lumen[:-1], lumen[1:]):
-        centre = (a + b) / 2.0
-        half = tuple(float(h) for h in np.abs(b - a) / 2.0 + max(ra, rb))
-        pieces.append(Primitive(Frame.at(centre), tapered_capsule(a - centre, b - centre, float(ra), float(rb)), half))
-    return pieces
+    # The lumen under the folds: narrower than the haustra and as flat, from each haustrum's centre to the next's.
+    centres = [piece.frame.origin for piece in pieces]
+    for a, b, before, after in zip(centres[:-1], centres[1:], pieces[:-1], pieces[1:]):
+        half_across = 0.5 * width_mm * float(rng.uniform(0.6, 0.75))
+        half_depth = min(before.extent[2], after.extent[2], half_across)
+        half_length = float(np.linalg.norm(b - a)) / 2.0 + 0.5 * half_depth
+        across = np.cross(b - a, np.array([0.0, 1.0, 0.0]))
+        frame = Frame.from_axes((a + b) / 2.0, b - a, across if np.linalg.norm(across) > 1e-6 else (1.0, 0.0, 0.0))
+        extent = (half_length, half_across, half_depth)
+        pieces.append(Primitive(frame, elliptic_rod(half_across, half_depth, half_length), extent))
+    # Each haustrum holds its own level: the gas lies behind it (+y, up in the prone patient), the fluid and
+    # faeces in front; the lumen between two haustra at the lower of their levels (it joins them).
+    haustra = pieces[:len(points)]
+    levels = [float(piece.frame.origin[1]) - piece.extent[2] * float(rng.uniform(*FLUID_LEVEL_BELOW_CENTRE))
+              for piece in haustra]
+    levels += [min(a, b) for a, b in zip(levels[:-1], levels[1:])]
+    return [Intersection([piece, _gas_floor(level)]) for piece, level in zip(pieces, levels)]
+
+
+def _gas_floor(level_y: float) -> Primitive:
+    """Everything behind the coronal plane y = ``level_y`` (mm): the side of a fluid level the gas is on."""
+    return Primitive(Frame.from_axes((0.0, level_y, 0.0), (1.0, 0.0, 0.0), (0.0, 0.0, 1.0)), half_space(),
+                     (FAR_MM, FAR_MM, FAR_MM))
 
 
 def _segment_course(rng: np.random.Generator, profile: SpineProfile, x_range, length_range, depth_range,
@@ -525,8 +649,8 @@ def _small_bowel_pocket(rng: np.random.Generator, centre: np.ndarray) -> list[Pr
     pieces = []
     for step in range(int(rng.integers(2, 5))):
         point = centre + direction * step * radius * 1.2 + rng.normal(0.0, 1.5, 3)
-        radii = tuple(float(r) for r in radius * np.array([rng.uniform(1.0, 1.8), rng.uniform(0.5, 1.0),
-                                                             rng.uniform(0.4, 0.8)]))
+        radii = tuple(float(r) for r in radius * np.array([rng.uniform(1.2, 1.8), rng.uniform(0.5, 0.9),
+                                                             rng.uniform(0.4, 0.7)]))
         pieces.append(Primitive(Frame.at(point, _random_rotation(rng)), ellipsoid(radii), radii))
         direction = direction + rng.normal(0.0, 0.5, 3)
         direction /= np.linalg.norm(direction)

@@ -341,9 +341,10 @@ def test_display_never_shows_more_attenuation_darker(small_spine, polarity, sign
     # The outer fifths' means span 103 grey levels (the outer tenths' 134): most of the grey scale.
     assert np.all(sign * np.diff(means) > 0) and sign * (means[-1] - means[0]) > 90
     # The window reaches the 99.9th percentile of the central field, so a little of the densest bone outside
-    # it (iliac crests, the sacrum) may clip: 0.51% of the body on the merged patient; the harmonised display
-    # this guards against clipped 2.2%.
-    assert np.mean(image.pixels[body] == (255 if sign > 0 else 0)) < 0.01
+    # it (iliac crests, the sacrum) may clip: 0.51% of the body on the merged patient of generator 18, 1.08% on
+    # generator 21's back muscles and haustral gas (0.93% without the gas); the harmonised display this guards
+    # against clipped 2.2%.
+    assert np.mean(image.pixels[body] == (255 if sign > 0 else 0)) < 0.015
 
 
 def test_rays_beyond_a_ct_cut_short_see_the_body_continued_without_a_band():
