@@ -345,11 +345,12 @@ MODELS: dict[str, SpreadModel] = {
     "venous": SpreadModel(1.0, half_extent_mm=(40.0, 40.0, 40.0), washout_time_s=2.0, blood_fraction=0.5,
                           spills=False),
     # The capsule holds ~1 mL, ruptures beyond ~1.5 mL (clinical.md §2.3 [S31][S32]); the front relaxed over
-    # 0.7 mm (a fluid edge, not a voxel staircase). Graded, not flat: dense at the tip and thinning into the
-    # recesses (tapering), which are rounded, lobulated pouches (synovial folds ~1 mm across hold +-50%) [ED].
+    # 1.2 mm (a fluid edge, not a voxel staircase nor the recess's boxy outline). Graded, not flat: dense at the
+    # tip and thinning into the recesses (tapering), which are rounded, lobulated pouches (synovial folds ~1 mm
+    # across hold +-50%) [ED].
     "intra_articular": SpreadModel(JOINT_FILL_FRACTION, half_extent_mm=(25.0, 25.0, 30.0), capsule_ml=1.5,
                                    texture_mm=(1.0, 1.0, 1.0), texture_cost_gain=0.3, texture_capacity_gain=0.5,
-                                   smoothing_mm=0.7, taper=True),
+                                   smoothing_mm=1.2, taper=True),
     # Disc-shaped blush that persists (§2.7); the nucleus's lobes are fibrous tissue with clefts, not a fluid
     # cavity: their fill is cotton-wool, clumps ~1.5 mm across holding +-50% [ED].
     "intradiscal": SpreadModel(0.5, half_extent_mm=(35.0, 35.0, 20.0), texture_mm=(1.5, 1.5, 1.0),
