@@ -22,7 +22,7 @@ pattern             tip in                                 spread
                     or aorta                               runs in; clear ~1 s after it
 ``venous``          any other ``blood`` structure          the same; clear within seconds
 ``intra_articular`` ``facet_joint.*``                      the joint line, then the capsule's recesses
-                                                           (soft tissue within 4 mm); beyond ~1.5 mL
+                                                           (slender pouches beyond its ends); beyond 1.5 mL
                                                            the capsule ruptures into the tissue around
 ``intradiscal``     a disc (annulus or nucleus)            the nucleus's two lobes (bilobed), then a
                                                            posterior radial fissure and a leak behind the
@@ -76,6 +76,7 @@ from typing import Callable, Literal, Sequence
 
 import numpy as np
 from scipy import ndimage
+from scipy.spatial import cKDTree
 
 from anatomy_models.errors import SpinesimError
 from anatomy_models.structures import in_group
@@ -127,11 +128,15 @@ _SLEEVE_STEP_COST = 0.15
 # patient: ~9% of 1 mL in the psoas, all of it within the cuff) [ED].
 _MUSCLE_SLEEVE_STEP_COST = 0.5
 # The facet capsule's superior and inferior recesses reach this far (mm) beyond the joint space label's
-# poles (its ends within RECESS_POLE_MM of its cranial and caudal extremes). A joint label is the thin
-# cartilage-lined space (its fluid film holds JOINT_FILL_FRACTION of it); the recesses are the capsule's
-# slack pouches, which distend (an arthrogram: a thin joint line between two contrast-filled recesses,
-# clinical.md §2.3 [S32][S34]) [ED].
-CAPSULE_MM = 5.0
+# poles (its ends within RECESS_POLE_MM of its cranial and caudal extremes): CAPSULE_MM along z, RECESS_SIDE_MM
+# along the joint's plane and RECESS_HALF_WIDTH_MM across it (the semi-axes of an ellipsoid's reach around the
+# pole), so they narrow as they reach on. A joint label is the thin cartilage-lined space (its fluid film holds
+# JOINT_FILL_FRACTION of it); the recesses are the capsule's slack pouches, which distend along the joint:
+# an arthrogram is a thin joint line ending in a slender superior and inferior recess (clinical.md §2.3
+# [S32][S34]); round pouches 10 mm across read as a "barbell" (issue 16) [ED].
+CAPSULE_MM = 10.0
+RECESS_SIDE_MM = 4.0
+RECESS_HALF_WIDTH_MM = 1.5
 RECESS_POLE_MM = 2.0
 JOINT_FILL_FRACTION = 0.3
 RECESS_FILL_FRACTION = 1.0
@@ -164,6 +169,20 @@ _FISSURE_STEP_COST = 1.5
 # row: outlines the cauda-equina roots) [ED].
 CAUDA_EQUINA_FILL_FRACTION = 0.05
 DURAL_SLEEVE_MM = 3.0
+# Each sleeve runs this far (mm) along its root from where the root leaves the sac (the cranial end of the
+# root's part within DURAL_SLEEVE_MM of the sac): a short oblique outpouching at each level. Where a root
+# runs down beside the sac, a sleeve along all of it drew a dense line the column's whole length on both
+# sides, with a lucent band inside it ("a narrow myelogram", issue 16) [ED].
+DURAL_SLEEVE_LENGTH_MM = 8.0
+# The cauda equina is some twenty roots 1-2 mm across with CSF between them, not a solid cord: the anatomy
+# labels the bundle, so a seeded field of strands long in z (ROOT_STRAND_MM: correlation lengths x, y, z)
+# marks the roots in it, ROOT_SHARE of the bundle, and the rest is CSF. On AP the column then fills the
+# sac's full width with the roots as thin linear filling defects; a solid bundle left two lucent bands
+# beside a narrow dense column ("a narrow myelogram", issue 16) [ED]. The strands are the patient's, not the
+# injection's: one fixed seed.
+ROOT_STRAND_MM = (0.6, 0.6, 12.0)
+ROOT_SHARE = 0.6
+_ROOT_STRAND_SEED = 16
 # With gravity, the geodesic fill visits this many times the fluid volume before the gravity key
 # reorders it.
 _GRAVITY_VISIT_FACTOR = 8.0
@@ -184,10 +203,29 @@ _PLEXUS_SHARE = 0.6
 VESSEL_WANDER_MM = 1.0
 VESSEL_WANDER_CORRELATION_MM = 5.0
 _WANDER_ONSET_MM = 4.0
+# The channels' lumen (mm²): a radiculomedullary artery and the anterior spinal artery are 0.5-1 mm across,
+# the plexus's channels similar (clinical.md §2.7 arterial row: a fine line) [ED: a 1 mm lumen, pi/4 mm²].
+# They are drawn as smooth sub-voxel tubes (:func:`_splat`), not whole voxels: a one-voxel line on the grid
+# showed as a staircase ("stair-step vessels", issue 16).
+RUNOFF_LUMEN_MM2 = 0.25 * math.pi
+# The sac's front, centre and width are smoothed along z over this sigma (mm) before a channel follows them:
+# slice-by-slice voxel values step by a voxel and would kink the channel at every slice [ED].
+_SAC_FRONT_SMOOTHING_MM = 3.0
+# Epidural fluid does not fill the fat to the bone and ligament around it evenly: lobules of fat push it off the
+# canal's walls, so its margin there is lobulated and fades (a real epidurogram's edge is irregular and soft,
+# its one crisp edge the dural sac's, which it outlines). A voxel of the epidural space holds its share times
+# clip((d + EDGE_LOBE_MM * g) / EDGE_FADE_MM, EDGE_FLOOR, 1), d its distance (mm) to a wall that is not the sac
+# and g a seeded smooth field (unit sd, correlation lengths EDGE_LOBE_CORRELATION_MM). A fill to the labels'
+# straight walls read as "a square/blocky pool" (issue 16) [ED].
+EDGE_FADE_MM = 4.0
+EDGE_LOBE_MM = 2.0
+EDGE_LOBE_CORRELATION_MM = (2.5, 2.5, 4.0)
+EDGE_FLOOR = 0.1
 # Independent random streams of an injection's seed (:func:`seeded_rng`).
 _VESSEL_STREAM = 1
 _SIDE_STREAM = 2
 _ROOT_STREAM = 3
+_EDGE_STREAM = 4
 # Hand injection of a test dose runs at about 0.5 mL/s (the rate of the DSA-versus-live study
 # [S46], clinical.md §2.7): 1 mL takes 2 s. An intravascular bolus arrives in the vessel at this rate.
 INJECTION_ML_PER_S = 0.5
@@ -307,11 +345,12 @@ MODELS: dict[str, SpreadModel] = {
     "venous": SpreadModel(1.0, half_extent_mm=(40.0, 40.0, 40.0), washout_time_s=2.0, blood_fraction=0.5,
                           spills=False),
     # The capsule holds ~1 mL, ruptures beyond ~1.5 mL (clinical.md §2.3 [S31][S32]); the front relaxed over
-    # 0.7 mm (a fluid edge, not a voxel staircase). Graded, not flat: dense at the tip and thinning into the
-    # recesses (tapering), which are rounded, lobulated pouches (synovial folds ~1 mm across hold +-50%) [ED].
+    # 1.2 mm (a fluid edge, not a voxel staircase nor the recess's boxy outline). Graded, not flat: dense at the
+    # tip and thinning into the recesses (tapering), which are rounded, lobulated pouches (synovial folds ~1 mm
+    # across hold +-50%) [ED].
     "intra_articular": SpreadModel(JOINT_FILL_FRACTION, half_extent_mm=(25.0, 25.0, 30.0), capsule_ml=1.5,
                                    texture_mm=(1.0, 1.0, 1.0), texture_cost_gain=0.3, texture_capacity_gain=0.5,
-                                   smoothing_mm=0.7, taper=True),
+                                   smoothing_mm=1.2, taper=True),
     # Disc-shaped blush that persists (§2.7); the nucleus's lobes are fibrous tissue with clefts, not a fluid
     # cavity: their fill is cotton-wool, clumps ~1.5 mm across holding +-50% [ED].
     "intradiscal": SpreadModel(0.5, half_extent_mm=(35.0, 35.0, 20.0), texture_mm=(1.5, 1.5, 1.0),
@@ -611,14 +650,19 @@ def inject(tracer: Tracer, tip: Sequence[float] | np.ndarray, volume_ml: float,
     if compartment.root_sleeve:
         sleeve = _root_sleeve(tracer, codes, grid) & (~inside | (foramen & ~dorsal_space.any()))
     inside |= sleeve
+    runoff = np.zeros(codes.shape)
     if model.washout_time_s is not None:
-        inside |= _runoff(tracer, codes, grid, inside, compartment.pattern == "arterial", seed)
+        runoff = _runoff(tracer, codes, grid, inside, compartment.pattern == "arterial", seed)
+        inside |= runoff > 0
     if compartment.pattern == "subdural":
         csf = np.isin(codes, tracer.codes_in_group("dural_sac.csf"))
         inside |= csf & ndimage.binary_dilation(inside, iterations=1)
     roots_in_csf = np.zeros_like(inside)
     if compartment.pattern == "intrathecal":
-        roots_in_csf = np.isin(codes, tracer.codes_in_group("cauda_equina"))
+        strands = tissue_texture(grid, ROOT_STRAND_MM, _ROOT_STRAND_SEED)
+        # The level under which ROOT_SHARE of a unit normal field lies.
+        level = float(np.quantile(strands, 1.0 - ROOT_SHARE))
+        roots_in_csf = np.isin(codes, tracer.codes_in_group("cauda_equina")) & (strands > level)
         inside |= _dural_root_sleeves(tracer, codes, grid)
     recess = np.zeros_like(inside)
     if compartment.pattern == "intra_articular":
@@ -654,6 +698,8 @@ def inject(tracer: Tracer, tip: Sequence[float] | np.ndarray, volume_ml: float,
                                           [SLEEVE_FILL_FRACTION, ANNULUS_FILL_FRACTION, RECESS_FILL_FRACTION,
                                            DORSAL_FILL_FRACTION, CAUDA_EQUINA_FILL_FRACTION], model.fill_fraction),
                         SPILL_FILL_FRACTION) * voxel_ml
+    # A run-off channel holds the share of the voxel its tube fills.
+    capacity = np.where(runoff > 0, runoff * voxel_ml, capacity)
     if compartment.pattern == "intradiscal":
         nucleus = inside & ~annulus
         capacity = np.where(nucleus, _bilobed_nucleus(grid, nucleus) * voxel_ml, capacity)
@@ -666,6 +712,16 @@ def inject(tracer: Tracer, tip: Sequence[float] | np.ndarray, volume_ml: float,
             # whole annulus (a grey box around the disc).
             step_cost = np.where(annulus & ~fissure, np.inf, step_cost)
         capacity = np.where(fissure, FISSURE_FILL_FRACTION * voxel_ml, capacity)
+    if compartment.pattern == "epidural":
+        # From a dorsal tip, the fade moves room from the walls to the middle of the canal's space, each side of
+        # the sac keeping what it holds in all (the space distends there, the dura yields): the spread's extent
+        # and sides stay as they were. A foraminal tip's spread outlines the root first (§2.7 TFESI row).
+        space = inside & ~sleeve & ~foramen & dorsal_space.any()
+        fade = _edge_fade(grid, space, np.isin(codes, tracer.codes_in_group("dural_sac")), seed)
+        for part in (space & other_side, space & ~other_side):
+            if part.any():
+                fade[part] *= capacity[part].sum() / (capacity[part] * fade[part]).sum()
+        capacity = np.where(space, capacity * fade, capacity)
     if model.texture_mm is not None:
         texture = tissue_texture(grid, model.texture_mm, seed)
         # The sleeve is a smooth cuff, not lobulated fat.
@@ -746,7 +802,8 @@ def _sac_sides(tracer: Tracer, codes: np.ndarray, grid: Volume,
 
 def _runoff(tracer: Tracer, codes: np.ndarray, grid: Volume, vessel: np.ndarray, arterial: bool,
             seed: int | Sequence[int]) -> np.ndarray:
-    """Where an intravascular bolus runs on beyond the labelled vessel, on the crop: one-voxel channels on
+    """Where an intravascular bolus runs on beyond the labelled vessel, on the crop: the share of each voxel
+    that thin channels (:data:`RUNOFF_LUMEN_MM2` across, laid sub-voxel by :func:`_splat`) fill on
     the front of the dural sac, following its ventral surface slice by slice (so they bend with the
     lordosis), each winding with its own seeded tortuosity (:func:`smooth_wander_mm`).
 
@@ -756,11 +813,11 @@ def _runoff(tracer: Tracer, codes: np.ndarray, grid: Volume, vessel: np.ndarray,
     :data:`RUNOFF_MM` (its main run), with a shorter ascending limb above the junction. A vein's run is
     the anterior internal venous plexus (the thin plexiform channels of §2.7 [S46]): paired longitudinal
     channels either side of the midline, just in front of the sac, joined at the tip's level. The anatomy
-    labels neither; these stand in for them [ED]. Empty when the crop holds no dural sac or vessel.
+    labels neither; these stand in for them [ED]. Zeros when the crop holds no dural sac or vessel.
     """
     sac = np.isin(codes, tracer.codes_in_group("dural_sac"))
     if not (sac.any() and vessel.any()):
-        return np.zeros(codes.shape, bool)
+        return np.zeros(codes.shape)
     front_y, centre_x, half_width = _sac_front(grid, sac)
     ends = grid.voxel_to_world(np.argwhere(vessel))
     start = ends[np.argmin(np.abs(ends[:, 0] - centre_x(ends[:, 2])))]
@@ -791,7 +848,7 @@ def _runoff(tracer: Tracer, codes: np.ndarray, grid: Volume, vessel: np.ndarray,
             np.array([start[2]]))[0], 40)
         lines.append((x, np.interp(x, [x[0], x[-1]], [start[1], front_y(np.array([start[2]]))[0] + depth_mm]),
                       np.full(x.size, start[2])))
-    out = np.zeros(codes.shape, bool)
+    out = np.zeros(codes.shape)
     for x, y, z in lines:
         along = np.arange(x.size) * step_mm
         # Tortuous, not a formula: a seeded wander across the course (and a little in depth), growing from
@@ -799,16 +856,17 @@ def _runoff(tracer: Tracer, codes: np.ndarray, grid: Volume, vessel: np.ndarray,
         onset = np.clip(along / _WANDER_ONSET_MM, 0.0, 1.0)
         x = x + onset * smooth_wander_mm(rng, along, VESSEL_WANDER_MM, VESSEL_WANDER_CORRELATION_MM)
         y = y + onset * smooth_wander_mm(rng, along, 0.3 * VESSEL_WANDER_MM, VESSEL_WANDER_CORRELATION_MM)
-        out |= _rasterise(grid, np.stack([x, y, z], axis=1))
+        out += _splat(grid, np.stack([x, y, z], axis=1), RUNOFF_LUMEN_MM2)
     # Channels never run through bone or a disc.
     solid = np.isin(codes, [c for c, t in enumerate(tracer.tissues) if t in BONE_TISSUES or t.startswith("disc")])
-    return out & ~solid & ~vessel
+    return np.where(solid | vessel, 0.0, np.minimum(out, 1.0))
 
 
 def _sac_front(grid: Volume, sac: np.ndarray) -> tuple[Callable[[np.ndarray], np.ndarray], ...]:
     """The dural sac's ventral surface on the crop as functions of world z (mm): its front's y (the lowest y
-    of the sac within 3 mm of its midline, slice by slice), its centre's x and its half width, each
-    interpolated between the slices that hold the sac and held beyond them."""
+    of the sac within 3 mm of its midline, slice by slice), its centre's x and its half width, each smoothed
+    along z (:data:`_SAC_FRONT_SMOOTHING_MM`), interpolated between the slices that hold the sac and held
+    beyond them."""
     world = grid.voxel_to_world(np.argwhere(sac))
     k = np.argwhere(sac)[:, 2]
     slices = np.unique(k)
@@ -819,20 +877,57 @@ def _sac_front(grid: Volume, sac: np.ndarray) -> tuple[Callable[[np.ndarray], np
                       zip(slices, cx)])
     front = np.where(np.isfinite(front), front, [world[k == s, 1].min() for s in slices])
     order = np.argsort(z)
-    z, cx, half, front = z[order], cx[order], half[order], front[order]
+    sigma = _SAC_FRONT_SMOOTHING_MM / float(grid.spacing[2])
+    z, cx, half, front = z[order], *(ndimage.gaussian_filter1d(v[order], sigma, mode="nearest") for v in
+                                     (cx, half, front))
     return (lambda q: np.interp(q, z, front), lambda q: np.interp(q, z, cx), lambda q: np.interp(q, z, half))
 
 
-def _rasterise(grid: Volume, points: np.ndarray) -> np.ndarray:
-    """The voxels of the crop a polyline through ``points`` (world mm) passes through, one voxel across."""
-    out = np.zeros(grid.shape, bool)
-    step = 0.3 * float(np.min(grid.spacing))
+def _edge_fade(grid: Volume, space: np.ndarray, sac: np.ndarray, seed: int | Sequence[int]) -> np.ndarray:
+    """The share of its capacity each voxel of the crop's epidural ``space`` holds by its distance to a wall that
+    is not the ``sac`` (:data:`EDGE_FADE_MM`, :data:`EDGE_LOBE_MM`, :data:`EDGE_FLOOR`): a lobulated margin that
+    fades toward bone and ligament; ones beside the sac."""
+    wall_mm = ndimage.distance_transform_edt(space | sac, sampling=grid.spacing)
+    entropy = [int(seed)] if np.ndim(seed) == 0 else [int(s) for s in seed]
+    lobes = tissue_texture(grid, EDGE_LOBE_CORRELATION_MM, [*entropy, _EDGE_STREAM])
+    return np.clip((wall_mm + EDGE_LOBE_MM * lobes) / EDGE_FADE_MM, EDGE_FLOOR, 1.0)
+
+
+def _splat(grid: Volume, points: np.ndarray, area_mm2: float) -> np.ndarray:
+    """The share of each voxel of the crop a tube of cross-section ``area_mm2`` along the polyline through
+    ``points`` (world mm) fills, laid trilinearly: each short piece of the line gives its volume to the
+    eight voxels around it in proportion to its nearness. The tube's centre line keeps its sub-voxel
+    position in the projection (a smooth curve, not a staircase of whole voxels), and it holds the
+    tube's volume exactly where the crop covers it.
+
+    Examples
+    --------
+    >>> grid = Volume.from_spacing(np.zeros((4, 4, 4), np.uint8), spacing=(1.0, 1.0, 1.0))
+    >>> share = _splat(grid, np.array([[1.25, 1.5, 0.0], [1.25, 1.5, 3.0]]), 0.5)
+    >>> round(float(share.sum()), 6), round(float(share[1, 1].sum()), 6), round(float(share[2, 2].sum()), 6)
+    (1.5, 0.5625, 0.1875)
+    """
+    step_mm = 0.1 * float(np.min(grid.spacing))
+    pieces = []
     for a, b in zip(points[:-1], points[1:]):
-        count = max(2, int(np.linalg.norm(b - a) / step) + 1)
-        ijk = np.rint(grid.world_to_voxel(a + np.linspace(0.0, 1.0, count)[:, None] * (b - a))).astype(int)
-        ijk = ijk[np.all((ijk >= 0) & (ijk < grid.shape), axis=1)]
-        out[tuple(ijk.T)] = True
-    return out
+        count = max(1, int(np.ceil(np.linalg.norm(b - a) / step_mm)))
+        t = (np.arange(count) + 0.5) / count
+        pieces.append((a + t[:, None] * (b - a), np.full(count, np.linalg.norm(b - a) / count)))
+    if not pieces:
+        return np.zeros(grid.shape)
+    centres = np.concatenate([c for c, _ in pieces])
+    volume_mm3 = area_mm2 * np.concatenate([w for _, w in pieces])
+    ijk = grid.world_to_voxel(centres)
+    low = np.floor(ijk).astype(int)
+    frac = ijk - low
+    share = np.zeros(grid.shape)
+    for corner in np.ndindex(2, 2, 2):
+        weight = np.prod(np.where(corner, frac, 1.0 - frac), axis=1)
+        at = low + corner
+        ok = np.all((at >= 0) & (at < grid.shape), axis=1)
+        np.add.at(share, tuple(at[ok].T), volume_mm3[ok] * weight[ok])
+    voxel_mm3 = float(abs(np.linalg.det(grid.affine[:3, :3])))
+    return np.minimum(share / voxel_mm3, 1.0)
 
 
 def _root_sleeve(tracer: Tracer, codes: np.ndarray, grid: Volume) -> np.ndarray:
@@ -866,18 +961,37 @@ def _root_bias(tracer: Tracer, codes: np.ndarray, grid: Volume, spread: float,
 
 
 def _dural_root_sleeves(tracer: Tracer, codes: np.ndarray, grid: Volume) -> np.ndarray:
-    """The dural root sleeves on the crop: tissue and epidural fat within :data:`SLEEVE_CUFF_MM` of a
-    root, outside the sac and within :data:`DURAL_SLEEVE_MM` of it."""
+    """The dural root sleeves on the crop: tissue and epidural fat within :data:`SLEEVE_CUFF_MM` of a root's
+    first :data:`DURAL_SLEEVE_LENGTH_MM` from the sac (:func:`_root_origins`), outside the sac and within
+    :data:`DURAL_SLEEVE_MM` of it."""
     sac = np.isin(codes, tracer.codes_in_group("dural_sac"))
-    roots = np.isin(codes, tracer.root_codes())
-    if not (sac.any() and roots.any()):
+    if not (sac.any() and np.isin(codes, tracer.root_codes()).any()):
         return np.zeros(codes.shape, bool)
     half_voxel_mm = 0.5 * float(np.min(grid.spacing))
-    near_root = ndimage.distance_transform_edt(~roots, sampling=grid.spacing) <= SLEEVE_CUFF_MM + half_voxel_mm
     near_sac = ndimage.distance_transform_edt(~sac, sampling=grid.spacing) <= DURAL_SLEEVE_MM + half_voxel_mm
+    origins = _root_origins(tracer, codes, grid, near_sac)
+    if not origins.any():
+        return np.zeros(codes.shape, bool)
+    near_root = ndimage.distance_transform_edt(~origins, sampling=grid.spacing) <= SLEEVE_CUFF_MM + half_voxel_mm
     soft = np.isin(codes, [c for c, t in enumerate(tracer.tissues) if t in SLEEVE_TISSUES])
     soft |= np.isin(codes, tracer.codes_in_group("epidural_space"))
     return near_root & near_sac & soft & ~sac
+
+
+def _root_origins(tracer: Tracer, codes: np.ndarray, grid: Volume, near_sac: np.ndarray) -> np.ndarray:
+    """Each root's voxels on the crop within :data:`DURAL_SLEEVE_LENGTH_MM` of where it leaves the sac: the
+    most cranial of its voxels in ``near_sac`` (the crop's third axis taken as z)."""
+    out = np.zeros(codes.shape, bool)
+    xyz = crop_world(grid)
+    for code in np.intersect1d(np.unique(codes), tracer.root_codes()):
+        root = codes == code
+        beside = root & near_sac
+        if not beside.any():
+            continue
+        points = xyz[beside]
+        origin = points[np.argmax(points[:, 2])]
+        out |= root & (np.linalg.norm(xyz - origin, axis=-1) <= DURAL_SLEEVE_LENGTH_MM)
+    return out
 
 
 
@@ -920,17 +1034,44 @@ def _radial_fissure(grid: Volume, annulus: np.ndarray, nucleus: np.ndarray, tip:
 
 
 def _capsule(tracer: Tracer, codes: np.ndarray, joint: np.ndarray, grid: Volume) -> np.ndarray:
-    """The capsule's recesses: soft tissue within :data:`CAPSULE_MM` of the joint space's superior and
-    inferior poles (its voxels within :data:`RECESS_POLE_MM` of its cranial and caudal ends, in z),
-    beyond those ends: two pouches capping the joint line, not a sleeve along it."""
-    z = grid.voxel_to_world(np.argwhere(np.ones(codes.shape, bool)))[:, 2].reshape(codes.shape)
+    """The capsule's recesses: soft tissue beyond the joint space's superior and inferior poles (its voxels
+    within :data:`RECESS_POLE_MM` of its cranial and caudal ends, in z, and within :data:`RECESS_SIDE_MM`
+    across of the middle of each end) and within an ellipsoid's reach of
+    them (:func:`_joint_metric`): two slender pouches continuing the joint line beyond its ends, not balls
+    capping it nor a sleeve along it."""
+    xyz = crop_world(grid)
+    z = xyz[..., 2]
     top, bottom = z[joint].max(), z[joint].min()
-    poles = joint & ((z >= top - RECESS_POLE_MM) | (z <= bottom + RECESS_POLE_MM))
-    reach_mm = CAPSULE_MM + 0.5 * float(np.min(grid.spacing))
-    near = ndimage.distance_transform_edt(~poles, sampling=grid.spacing) <= reach_mm
+    poles = np.zeros_like(joint)
+    for end in (joint & (z >= top - RECESS_POLE_MM), joint & (z <= bottom + RECESS_POLE_MM)):
+        # A pouch at the middle of each end, not a cap along the whole of a long curved end.
+        points = xyz[end]
+        middle = points[np.argmin(np.linalg.norm(points - points.mean(axis=0), axis=1))]
+        poles |= end & (np.linalg.norm(xyz[..., :2] - middle[:2], axis=-1) <= RECESS_SIDE_MM)
+    metric = _joint_metric(xyz[joint])
+    reach = 1.0 + 0.5 * float(np.min(grid.spacing)) / RECESS_HALF_WIDTH_MM
+    distance, _ = cKDTree(xyz[poles] @ metric.T).query(xyz.reshape(-1, 3) @ metric.T, distance_upper_bound=reach)
+    near = (distance <= reach).reshape(codes.shape)
     soft = np.isin(codes, [c for c, t in enumerate(tracer.tissues) if t in SPILL_TISSUES])
     beyond = (z >= top - 1.0) | (z <= bottom + 1.0)
     return near & soft & beyond
+
+
+def _joint_metric(points: np.ndarray) -> np.ndarray:
+    """A linear map of world offsets (mm) under which the recesses' reach is the unit ball: the joint's normal
+    (the horizontal direction in which its ``points`` spread least) scaled by 1 / :data:`RECESS_HALF_WIDTH_MM`,
+    the horizontal direction in its plane by 1 / :data:`RECESS_SIDE_MM`, z by 1 / :data:`CAPSULE_MM`.
+
+    Examples
+    --------
+    >>> sheet = np.array([[0.0, y, z] for y in range(8) for z in range(10)])   # a joint in the y-z plane
+    >>> np.abs(np.round(_joint_metric(sheet) @ [RECESS_HALF_WIDTH_MM, RECESS_SIDE_MM, CAPSULE_MM], 6)).tolist()
+    [1.0, 1.0, 1.0]
+    """
+    horizontal = points[:, :2] - points[:, :2].mean(axis=0)
+    _, vectors = np.linalg.eigh(horizontal.T @ horizontal)
+    normal, along = vectors[:, 0], vectors[:, 1]
+    return np.array([[*normal / RECESS_HALF_WIDTH_MM, 0.0], [*along / RECESS_SIDE_MM, 0.0], [0.0, 0.0, 1 / CAPSULE_MM]])
 
 
 
