@@ -168,7 +168,11 @@ def _read_trimesh(path: Path) -> list[tuple[str, np.ndarray, np.ndarray]]:
     for node in nodes:
         transform, geometry_name = scene.graph[node]
         mesh = scene.geometry[geometry_name]
-        vertices = trimesh.transform_points(np.asarray(mesh.vertices, dtype=np.float64), transform)
+        vertices = np.asarray(mesh.vertices, dtype=np.float64)
+        if vertices.ndim != 2 or vertices.shape[1] != 3:  # a damaged OBJ line can leave vertices of one coordinate
+            raise SpinesimError(f"the mesh's vertices are not x y z triples (read as shape {vertices.shape})",
+                                path=path, hint="check that the file is complete and in the format its suffix says")
+        vertices = trimesh.transform_points(vertices, transform)
         parts.append((path.stem if len(nodes) == 1 else str(node), vertices, np.asarray(mesh.faces)))
     return parts
 

@@ -11,7 +11,7 @@ import nrrd
 import numpy as np
 import pytest
 import trimesh
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from anatomy_models.errors import SpinesimError
@@ -219,6 +219,7 @@ def test_tiny_mesh_spacing_is_refused_with_the_memory_it_would_need(tmp_path):
 @FUZZ
 @given(edits=st.lists(st.tuples(st.integers(0, 3000), st.integers(0, 255)), min_size=1, max_size=6),
        cut=st.one_of(st.none(), st.integers(0, 3000)), suffix=st.sampled_from([".stl", ".ply", ".obj"]))
+@example(edits=[(40, 10)], cut=None, suffix=".obj")  # a line break in a vertex line: vertices of one coordinate
 def test_fuzz_damaged_mesh_is_read_or_refused_never_crashes(tmp_path_factory, edits, cut, suffix):
     folder = tmp_path_factory.mktemp("mesh")
     exported = trimesh.creation.box(extents=(8.0, 8.0, 8.0)).export(file_type=suffix[1:])
