@@ -114,8 +114,9 @@ def shared_arrays(anatomy: Anatomy, folder: Path) -> Anatomy:
     """``anatomy`` with its CT and label map memory-mapped read-only from files in ``folder``, named by a hash
     of their content (written once, atomically, by the first workstation that loads the patient): the other
     workstations of the server map the same pages. The arrays' values are unchanged; a write into them raises
-    (nothing writes into a patient's CT or labels once loaded). The anatomy's large derived arrays are shared
-    the same way as they are made (:meth:`anatomy_models.derived.Derived.share_arrays`).
+    (nothing writes into a patient's CT or labels once loaded). The anatomy's large derived arrays (the DRR's
+    tables, the needle tracer's codes and distance maps) are shared the same way as they are made
+    (:meth:`anatomy_models.derived.Derived.share_arrays`).
 
     Examples
     --------
@@ -131,8 +132,9 @@ def shared_arrays(anatomy: Anatomy, folder: Path) -> Anatomy:
     anatomy.ct = anatomy.ct.with_array(_mapped(anatomy.ct.array, folder, "ct"))
     if anatomy.labels is not None:
         anatomy.labels = anatomy.labels.with_array(_mapped(anatomy.labels.array, folder, "labels"))
-    # The large tables the imaging derives from them (the DRR's projector table: 127 MB for the 1 mm patient)
-    # are the same in every workstation too.
+    # The large tables the imaging and the needle derive from them (the DRR's projector table: 127 MB for the 1 mm
+    # patient; the tracer's structure codes and distance maps, simulator.needle.trace) are the same in every
+    # workstation too.
     anatomy.derived.share_arrays(lambda array: _mapped(array, folder, "derived"), min_bytes=SHARED_MIN_BYTES)
     return anatomy
 
