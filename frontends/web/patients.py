@@ -39,8 +39,9 @@ from simulator.needle.trace import Tracer, tracer_for
 # (its report and replay) and a preview; older ones are loaded again from the disk cache when asked for.
 PATIENTS_KEPT = 4
 # Derived arrays at least this large are shared between workstations (shared_arrays); smaller ones are not worth
-# a file of their own.
-SHARED_MIN_BYTES = 16 * 2**20
+# a file of their own. 4 MB takes in the tracer's distance maps of the discs and the dural sac at 1 mm (10 and 5 MB;
+# python -m benchmarks memory lists them).
+SHARED_MIN_BYTES = 4 * 2**20
 # The shared files kept on disk: each 1 mm patient takes ~220 MB, and a case with drawn patients has a pool of
 # them, so the least recently used are deleted beyond this (a workstation that has one mapped keeps reading it:
 # the pages stay until it lets go) [ED: ~18 patients at 1 mm].
