@@ -55,6 +55,8 @@ _LABELS = {"patient": "Patient", "id": "Case id", "title": "Title", "brief": "Br
            "hints": "Hints allowed", "fluoroscopy": "Fluoroscopy", "dsa": "DSA", "ultrasound": "Ultrasound"}
 # What to do, for the refusals the schema's own message does not say it (a pattern).
 _HINTS = {"id": "use lower-case letters, digits, '-' and '_' only, e.g. tfesi-l3l4-right"}
+# The schema's refusals that quote a pattern, in the form's words.
+_PROBLEMS = {"id": "a case id has no spaces or capitals and starts with a letter or digit"}
 # Longest text the form accepts per field, characters (a brief is a paragraph).
 MAX_TEXT_CHARS = 2000
 
@@ -177,7 +179,8 @@ def case_from_draft(draft: dict, base: Scenario | None = None) -> Scenario:
         label = next((_LABELS[key] for key, path in DRAFT_FIELDS.items()
                       if key in _LABELS and named and (named == path or named.startswith(path + "."))), None)
         where = f"{label} (field '{named}')" if label else (f"field '{named}'" if named else None)
-        raise SpinesimError(error.problem, path=EDITOR, where=where, hint=error.hint or _HINTS.get(named)) from None
+        problem = _PROBLEMS.get(named, error.problem) if "should match pattern" in error.problem else error.problem
+        raise SpinesimError(problem, path=EDITOR, where=where, hint=error.hint or _HINTS.get(named)) from None
 
 
 def save_case(store: Store, scenario: Scenario, *, by: str, catalogue: Catalogue) -> Scenario:

@@ -370,7 +370,7 @@ function failed(message) {{
   // A refusal about one field of the form is shown under that field; anything else under the button.
   const field = /field '(\\w+)'/.exec(message);
   const place = (field && $('error-' + field[1])) || $('upload-error');
-  place.textContent = message;
+  place.textContent = field && place !== $('upload-error') ? message.replace(/^field '\\w+': /, '') : message;
   $('upload').disabled = false;
 }}
 async function patients() {{

@@ -52,7 +52,7 @@ def test_the_changes_of_a_draft_reach_the_case():
 
 
 @pytest.mark.parametrize("change, named", [
-    ({"id": "Right L3"}, "case editor: Case id (field 'id'): String should match pattern"),
+    ({"id": "Right L3"}, "case editor: Case id (field 'id'): a case id has no spaces or capitals"),
     ({"id": "Right L3"}, "Use lower-case letters, digits, '-' and '_' only, e.g. tfesi-l3l4-right."),
     ({"level": "L4-L3"}, "case editor: Level (field 'target.level'): L4 and L3 are not adjacent levels"),
     ({"side": "midline"}, "case editor: Side (field 'target.side'): 'midline' only fits"),
