@@ -619,6 +619,35 @@ class Store:
                 raise SpinesimError(f"the department already has a case with the id {scenario_id!r}",
                                     where="field 'id'", hint="give the new case another id") from None
 
+    def update_case(self, scenario_id: str, yaml_text: str) -> None:
+        """Replace department case ``scenario_id``'s scenario file (validated: :func:`frontends.casebook.edit_case`,
+        which also decides whether it may change); its author and date stay those of the case."""
+        with Session(self.engine) as db:
+            row = self._case_row(db, scenario_id)
+            row.yaml_text = yaml_text
+            db.commit()
+
+    def remove_case(self, scenario_id: str) -> None:
+        """Delete department case ``scenario_id`` (:func:`frontends.casebook.remove_case` decides whether it may)."""
+        with Session(self.engine) as db:
+            db.delete(self._case_row(db, scenario_id))
+            db.commit()
+
+    def case_uses(self, scenario_id: str) -> tuple[int, int]:
+        """How many attempts (any status) and assignments name case ``scenario_id``."""
+        with Session(self.engine) as db:
+            attempts = db.scalar(select(func.count()).select_from(_Attempt).where(_Attempt.scenario_id == scenario_id))
+            assignments = db.scalar(select(func.count()).select_from(_Assignment)
+                                    .where(_Assignment.scenario_id == scenario_id))
+        return int(attempts or 0), int(assignments or 0)
+
+    @staticmethod
+    def _case_row(db: Session, scenario_id: str) -> _Case:
+        row = db.scalar(select(_Case).where(_Case.scenario_id == scenario_id))
+        if row is None:
+            raise SpinesimError(f"the department has no case {scenario_id!r}", hint="see `spinesim cases list`")
+        return row
+
     def cases(self) -> list[StoredCase]:
         """The department's cases, by id."""
         query = select(_Case, _User.name).join(_User, _User.id == _Case.author_id).order_by(_Case.scenario_id)

@@ -14,8 +14,9 @@ import click
 @click.option("--port", default=8080, show_default=True, type=click.IntRange(1, 65535))
 @click.option("--db", "db_url", help="Database URL: sqlite:///path.db or postgresql://user@host/name "
                                      "(default sqlite:///$SPINESIM_HOME/spinesim.db).")
-@click.option("--scenario", default="ilesi-default", show_default=True,
-              help="Scenario selected when the simulator opens (an id from the library or a --scenarios folder).")
+@click.option("--scenario", help="Case selected when the simulator opens for a user with no assigned case still to "
+                                 "do (an id from the library, a --scenarios folder or the department's cases); "
+                                 "a trainee's next assignment comes first. Default: ilesi-default.")
 @click.option("--scenarios", "scenario_folders", multiple=True,
               type=click.Path(exists=True, file_okay=False, path_type=Path),
               help="Also serve the scenario files (*.yaml) of this folder, grouped under its name in the picker; "
@@ -25,7 +26,7 @@ import click
 @click.option("--spare", default=1, show_default=True, type=click.IntRange(0, 16),
               help="Workstations kept warm (patient loaded) so that a login gets one at once; each costs the "
                    "memory of an idle workstation.")
-def serve(host: str, port: int, db_url: str | None, scenario: str, scenario_folders: tuple[Path, ...],
+def serve(host: str, port: int, db_url: str | None, scenario: str | None, scenario_folders: tuple[Path, ...],
           require_login: bool, anatomy_source: str | None, spare: int) -> None:
     """Serve the trainee simulator and the instructors' review at http://HOST:PORT/.
 
@@ -46,7 +47,7 @@ def serve(host: str, port: int, db_url: str | None, scenario: str, scenario_fold
     catalogue = department_catalogue(Store(db_url), [str(folder) for folder in scenario_folders])
     for warning in catalogue.warnings:
         console.print(f"[yellow]warning:[/] {user_text(warning)} (left out)", highlight=False, soft_wrap=True)
-    if scenario not in catalogue.scenarios:
+    if scenario is not None and scenario not in catalogue.scenarios:
         raise SpinesimError(f"no scenario called {scenario!r} in the library, the --scenarios folders or the "
                             "department's cases",
                             hint=f"scenarios: {', '.join(sorted(catalogue.scenarios))}")

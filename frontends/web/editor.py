@@ -1,7 +1,12 @@
 """The instructor's Cases tab: the case editor. Pick a library case, change what the new case teaches (its
-id, title, brief, difficulty, level and side, the patient's BMI and degeneration, objectives, whether hints
-and which imaging are allowed), preview its patient with the target ringed, save it to the department's
-cases and assign it to a trainee or a cohort with a due date.
+id, title, brief, difficulty, level and side, the patient: a generated one of a chosen BMI and degeneration or
+a patient whose CT was uploaded (:mod:`frontends.web.upload`), objectives, whether hints and which imaging are
+allowed), preview its patient with the target ringed, save it to the department's cases and assign it to a
+trainee or a cohort with a due date. A saved case can be opened again, changed (until a trainee has attempted
+it) or removed (while no attempt or assignment names it): :func:`frontends.casebook.edit_case`,
+:func:`frontends.casebook.remove_case` say why not otherwise.
+
+A refusal is shown next to the form's field it is about (``editor_errors``) as well as in the page's message.
 
 The validation and the storage are :mod:`frontends.casebook`'s, the same as ``spinesim cases add``; a saved
 case joins this workstation's picker at once, and every workstation started afterwards (a trainee logging in)
@@ -10,22 +15,31 @@ reads it from the database. Requests come from the browser and are checked here 
 
 from __future__ import annotations
 
+import re
 from datetime import datetime, timezone
 from typing import Callable
 
 from anatomy_models.errors import SpinesimError
-from frontends.casebook import (DEPARTMENT, HABITUS_RANGES, case_from_draft, draft_of, level_choices, library_scenario,
-                                save_case, side_choices)
+from frontends.casebook import (DEPARTMENT, DRAFT_FIELDS, HABITUS_RANGES, case_from_draft, draft_of, edit_case,
+                                level_choices, library_scenario, patients_to_build_on, remove_case, save_case,
+                                side_choices)
 from frontends.store import Store, User
 from frontends.web.inputs import choice, clipped
 from frontends.web.patients import Patients
 from frontends.web.review import preview_view
 from frontends.web.views import scenario_items
 from scenarios.catalogue import LIBRARY, Catalogue
+from scenarios.schema import Scenario
 
 DIFFICULTIES = ("beginner", "intermediate", "advanced")
 # Every request of the Cases tab and how many values it carries.
-EDITOR_REQUESTS = {"editor_base": 1, "editor_preview": 1, "editor_save": 1, "editor_assign": 4}
+EDITOR_REQUESTS = {"editor_base": 1, "editor_preview": 1, "editor_save": 1, "editor_assign": 4, "editor_open": 1,
+                   "editor_remove": 1, "editor_patients": 0}
+# The patient picker's first entry: the library case's generated patient, shaped by the BMI and degeneration.
+GENERATED_PATIENT = {"value": "", "title": "Generated patient (BMI and degeneration below)"}
+# How the picker names where a stored patient came from (the upload page's words).
+_SOURCES = {"nifti": "NIfTI", "nrrd": "NRRD", "seg.nrrd": "Slicer segmentation", "DICOM": "DICOM",
+            "totalsegmentator": "TotalSegmentator"}
 
 
 class CaseEditor:
@@ -60,7 +74,13 @@ class CaseEditor:
                                 hint="reload the page")
         if self.user.role != "instructor":
             raise SpinesimError("only an instructor authors and assigns cases")
-        return getattr(self, name)(*values)
+        try:
+            result = getattr(self, name)(*values)
+        except SpinesimError as error:
+            self._set(editor_errors=field_errors(error))
+            raise
+        self._set(editor_errors={})
+        return result
 
     def view(self) -> dict:
         """The tab as it opens: the first library case in the form, whom cases can be assigned to."""
@@ -70,33 +90,72 @@ class CaseEditor:
         return {"editor_bases": [{"value": key, "title": f"{key} · {scenario.title}"}
                                  for key, scenario in sorted(self.catalogue.scenarios.items())
                                  if self.catalogue.groups[key] == LIBRARY],
-                "editor_difficulties": list(DIFFICULTIES), "editor_ranges": HABITUS_RANGES,
-                "editor_text": "", "editor_preview_src": "", "editor_saved": None} | self._people() | self._cases() \
-            | self._base_view(first)
+                "editor_difficulties": list(DIFFICULTIES), "editor_ranges": HABITUS_RANGES, "editor_errors": {},
+                "editor_confirm": None, "editor_text": "", "editor_preview_src": "", "editor_saved": None} \
+            | self._people() | self._cases() | self._patients() | self._base_view(first)
 
     def editor_base(self, base) -> None:
         """The form refilled from library case ``base``, with the levels and sides its procedure allows."""
-        self._set(**self._base_view(base), editor_preview_src="", editor_text="")
+        self._set(**self._base_view(base), **self._patients(), editor_preview_src="", editor_text="")
+
+    def editor_open(self, scenario_id) -> None:
+        """The form filled from department case ``scenario_id``, to change it (Save keeps it under its id) or to
+        make another case from it (a new id)."""
+        case = self.catalogue.scenarios[choice(scenario_id, self._cases()["editor_cases"], "department case")]
+        attempts, _ = self.store.case_uses(case.id)
+        note = (f" Trainees have attempted it ({attempts}): save your changes under a new id." if attempts else
+                " Save keeps it under its id; a new id makes another case.")
+        self._set(**self._form(case, editing=case.id), **self._patients(), editor_preview_src="",
+                  editor_text=f"Editing {case.id}.{note}")
+
+    def editor_remove(self, scenario_id) -> None:
+        """Delete department case ``scenario_id`` (:func:`frontends.casebook.remove_case` refuses a used one)."""
+        case = choice(scenario_id, self._cases()["editor_cases"], "department case")
+        self._set(editor_confirm=None)
+        remove_case(self.store, case, catalogue=self.catalogue)
+        self._set(editor_text=f"Removed {case} from the department's cases.", assign_case=None,
+                  scenario_items=scenario_items(self.catalogue), **self._cases())
+
+    def editor_patients(self) -> None:
+        """The patient picker read again (a CT uploaded since the tab opened)."""
+        self._set(**self._patients())
 
     def _base_view(self, base) -> dict:
         chosen = library_scenario(choice(base, [k for k, g in self.catalogue.groups.items() if g == LIBRARY],
                                          "library case"))
-        return {f"draft_{name}": value for name, value in draft_of(chosen).items()} | {
-                "editor_levels": level_choices(chosen.procedure), "editor_sides": side_choices(chosen.procedure),
-                "editor_procedure": chosen.procedure.replace("_", " ")}
+        return self._form(chosen, editing="")
+
+    def _form(self, case, *, editing: str) -> dict:
+        draft = draft_of(case) | ({"id": editing} if editing else {})
+        return {f"draft_{name}": value for name, value in draft.items()} | {
+                "editor_levels": level_choices(case.procedure), "editor_sides": side_choices(case.procedure),
+                "editor_procedure": case.procedure.replace("_", " "), "editor_editing": editing}
+
+    def _base(self, draft) -> Scenario | None:
+        """The department case a draft was opened from (:meth:`editor_open`), else None (a library case)."""
+        base = draft.get("base") if isinstance(draft, dict) else None
+        return self.catalogue.scenarios[base] if self.catalogue.groups.get(base) == DEPARTMENT else None
 
     def editor_preview(self, draft) -> None:
         """The draft's patient (AP view, target ringed), once it validates as a case."""
-        case = case_from_draft(_with_id(draft))
+        case = case_from_draft(_with_id(draft), self._base(draft))
         self._set(editor_text=f"Rendering the preview of {case.title}…")
         shown = preview_view(case, self.patients)
         self._set(editor_preview_src=shown["preview_src"], editor_text=shown["preview_text"])
 
     def editor_save(self, draft) -> None:
-        """Validate the draft and keep it as a department case; it joins the pickers."""
-        case = save_case(self.store, case_from_draft(draft), by=self.user.name, catalogue=self.catalogue)
-        self._set(editor_text=f"Saved {case.id} to the department's cases; assign it below.", editor_saved=case.id,
-                  scenario_items=scenario_items(self.catalogue), **self._cases())
+        """Validate the draft and keep it as a department case (it joins the pickers); a case opened with
+        :meth:`editor_open` and saved under its own id is changed instead."""
+        base = self._base(draft)
+        case = case_from_draft(draft, base)
+        if base is not None and case.id == base.id:
+            edit_case(self.store, case, catalogue=self.catalogue)
+            told = f"Saved the changes to {case.id}; assignments still to do get the changed case."
+        else:
+            save_case(self.store, case, by=self.user.name, catalogue=self.catalogue)
+            told = f"Saved {case.id} to the department's cases; assign it below."
+        self._set(editor_text=told, editor_saved=case.id, assign_case=case.id, editor_editing=case.id,
+                  draft_base=case.id, scenario_items=scenario_items(self.catalogue), **self._cases())
 
     def editor_assign(self, scenario_id, trainee, cohort, due) -> None:
         """Assign department case ``scenario_id`` to ``trainee`` or ``cohort`` (one of them), due ``due``
@@ -117,6 +176,48 @@ class CaseEditor:
 
     def _cases(self) -> dict:
         return {"editor_cases": sorted(key for key, group in self.catalogue.groups.items() if group == DEPARTMENT)}
+
+    @staticmethod
+    def _patients() -> dict:
+        """The patient picker: the generated patient, then every stored patient a case can be built on."""
+        return {"editor_patients": [GENERATED_PATIENT] + [
+            {"value": p["name"], "title": f"{p['name']} · {_source_words(p['source'])}, {p['landmarks']} landmarks"}
+            for p in patients_to_build_on() if p["cases"]]}
+
+
+def _source_words(source: str) -> str:
+    """Where a stored patient came from, in the upload page's words.
+
+    Examples
+    --------
+    >>> _source_words("DICOM"), _source_words("generated:spine"), _source_words("meshes")
+    ('DICOM CT', 'generated spine', 'meshes')
+    """
+    if source.startswith("generated"):
+        return "generated spine"
+    return f"{_SOURCES[source]} CT" if source in _SOURCES else source
+
+
+def field_errors(error: SpinesimError) -> dict[str, str]:
+    """The refusal ``error`` as the message to show next to the form's field it names (``{}`` when it names none).
+
+    Examples
+    --------
+    >>> field_errors(SpinesimError("must be ticked or not", where="DSA (field 'imaging.dsa')"))
+    {'dsa': 'must be ticked or not'}
+    >>> field_errors(SpinesimError("L4 and L3 are not adjacent levels", where="Level (field 'target.level.x')",
+    ...                            hint="pick adjacent levels"))
+    {'level': 'L4 and L3 are not adjacent levels. Pick adjacent levels.'}
+    >>> field_errors(SpinesimError("the database is busy"))
+    {}
+    """
+    named = re.search(r"field '([^']+)'", error.where or "")
+    field = named.group(1) if named else ""
+    key = next((key for key, path in DRAFT_FIELDS.items() if field == path or field.startswith(path + ".")), None)
+    if key is None:
+        return {}
+    message = error.problem + (". " + error.hint[0].upper() + error.hint[1:] if error.hint else "")
+    return {key: message if message.endswith(".") or not error.hint else message + "."}
 
 
 def _with_id(draft):

@@ -924,52 +924,74 @@ _DRAFT = "[{" + ", ".join(f"{name}: draft_{name}" for name in DRAFT_FIELDS) + "}
 
 
 def _case_editor(ctrl) -> None:
-    """The instructor's case editor (:mod:`frontends.web.editor`): a new case from a library case, its
-    preview, saving it to the department's cases and assigning it."""
+    """The instructor's case editor (:mod:`frontends.web.editor`): a new case from a library case (or a department
+    case opened again), its preview, saving it to the department's cases, assigning and removing one. A refusal
+    shows under the field it is about (``editor_errors``)."""
     with v3.VContainer(fluid=True, classes="pa-3"):
         with v3.VRow(dense=True):
             with v3.VCol(cols=12, md=7):
-                with _section("New case from a library case", id="editor-card"):
+                with _section("{{ editor_editing ? 'Department case ' + editor_editing : 'New case from a library "
+                              "case' }}", id="editor-card"):
                     with v3.VCardText():
-                        v3.VSelect(v_model=("draft_base",), items=("editor_bases",), label="Library case",
+                        v3.VSelect(v_model=("draft_base",), items=("editor_bases",), label="Start from library case",
                                    density="compact", id="editor-base", hide_details=True, classes="mb-1",
-                                   update_modelValue=(ctrl.editor_base, "[$event]"), disabled=("busy",))
+                                   update_modelValue=(ctrl.editor_base, "[$event]"), disabled=("busy",),
+                                   v_if="!editor_editing")
+                        with html.Div(v_else=True, classes="d-flex align-center mb-1"):
+                            html.Span("Changing a saved case; a new case id saves a copy.",
+                                      classes="text-body-2", id="editor-editing")
+                            v3.VBtn("New case instead", id="editor-new", variant="text", size="small", classes="ml-2",
+                                    click=(ctrl.editor_base, "[editor_bases[0].value]"), disabled=("busy",))
                         html.Div("{{ editor_procedure }}", classes="text-caption text-grey-darken-1 mb-2",
                                  id="editor-procedure")
                         with v3.VRow(dense=True):
                             with v3.VCol(cols=12, sm=4):
                                 v3.VTextField(v_model=("draft_id",), label="Case id", density="compact",
                                               id="editor-id", hint="lower-case letters, digits, - and _",
-                                              persistent_hint=True)
+                                              persistent_hint=True, error_messages=("editor_errors.id || []",))
                             with v3.VCol(cols=12, sm=8):
                                 v3.VTextField(v_model=("draft_title",), label="Title", density="compact",
-                                              id="editor-title", hide_details=True)
+                                              id="editor-title", hide_details="auto",
+                                              error_messages=("editor_errors.title || []",))
                         v3.VTextarea(v_model=("draft_brief",), label="Brief (what the trainee is told)",
-                                     density="compact", rows=2, auto_grow=True, id="editor-brief", hide_details=True,
-                                     classes="mt-2")
+                                     density="compact", rows=2, auto_grow=True, id="editor-brief", hide_details="auto",
+                                     classes="mt-2", error_messages=("editor_errors.brief || []",))
                         with v3.VRow(dense=True, classes="mt-1"):
                             with v3.VCol(cols=12, sm=4):
                                 v3.VSelect(v_model=("draft_level",), items=("editor_levels",), label="Level",
-                                           density="compact", id="editor-level", hide_details=True,
-                                           disabled=("!editor_levels.length",))
+                                           density="compact", id="editor-level", hide_details="auto",
+                                           disabled=("!editor_levels.length",),
+                                           error_messages=("editor_errors.level || []",))
                             with v3.VCol(cols=12, sm=4):
                                 v3.VSelect(v_model=("draft_side",), items=("editor_sides",), label="Side",
-                                           density="compact", id="editor-side", hide_details=True)
+                                           density="compact", id="editor-side", hide_details="auto",
+                                           error_messages=("editor_errors.side || []",))
                             with v3.VCol(cols=12, sm=4):
                                 v3.VSelect(v_model=("draft_difficulty",), items=("editor_difficulties",),
                                            label="Difficulty", density="compact", id="editor-difficulty",
-                                           hide_details=True)
+                                           hide_details="auto", error_messages=("editor_errors.difficulty || []",))
                         html.Div("Patient", classes="section-title mt-3")
-                        v3.VSlider(v_model=("draft_bmi",), min=("editor_ranges.bmi[0]",),
-                                   max=("editor_ranges.bmi[1]",), step=1, thumb_label="always", density="compact",
-                                   label="BMI (kg/m²)", id="editor-bmi", hide_details=True)
-                        v3.VSlider(v_model=("draft_degeneration",), min=("editor_ranges.degeneration[0]",),
-                                   max=("editor_ranges.degeneration[1]",), step=0.5, thumb_label="always",
-                                   density="compact", label="Degeneration (0 none - 3 severe)",
-                                   id="editor-degeneration", hide_details=True)
+                        v3.VSelect(v_model=("draft_patient",), items=("editor_patients",), label="Patient",
+                                   density="compact", id="editor-patient", hide_details="auto", classes="mb-2",
+                                   update_menu=(ctrl.editor_patients, "[]"),
+                                   error_messages=("editor_errors.patient || []",),
+                                   hint="a generated patient, or one whose CT was brought (Bring a patient's CT, "
+                                        "top bar)", persistent_hint=True)
+                        # mt-6: room for the sliders' value labels above their thumbs.
+                        with html.Div(v_if="!draft_patient", classes="mt-6"):
+                            v3.VSlider(v_model=("draft_bmi",), min=("editor_ranges.bmi[0]",),
+                                       max=("editor_ranges.bmi[1]",), step=1, thumb_label="always",
+                                       density="compact", label="BMI (kg/m²)", id="editor-bmi", hide_details="auto",
+                                       error_messages=("editor_errors.bmi || []",))
+                            v3.VSlider(v_model=("draft_degeneration",), min=("editor_ranges.degeneration[0]",),
+                                       max=("editor_ranges.degeneration[1]",), step=0.5, thumb_label="always",
+                                       density="compact", label="Degeneration (0 none - 3 severe)",
+                                       id="editor-degeneration", hide_details="auto",
+                                       error_messages=("editor_errors.degeneration || []",))
                         v3.VTextarea(v_model=("draft_objectives",), label="Objectives (one a line)",
                                      density="compact", rows=3, auto_grow=True, id="editor-objectives",
-                                     hide_details=True, classes="mt-2")
+                                     hide_details="auto", classes="mt-2",
+                                     error_messages=("editor_errors.objectives || []",))
                         with html.Div(classes="d-flex flex-wrap"):
                             for field, label in (("hints", "Hints allowed"), ("fluoroscopy", "Fluoroscopy"),
                                                  ("dsa", "DSA"), ("ultrasound", "Ultrasound")):
@@ -988,10 +1010,31 @@ def _case_editor(ctrl) -> None:
                                  v_if="!editor_preview_src", classes="text-body-2 text-grey")
                         with html.Div(classes="monitor", style="max-width: 360px", v_show="editor_preview_src"):
                             html.Img(src=("editor_preview_src",), id="editor-preview-image")
-                with _section("Assign a department case", id="assign-card"):
+                with _section("The department's cases", id="assign-card"):
                     with v3.VCardText():
+                        html.Div("No department cases yet: make one from a library case on the left and save it.",
+                                 v_if="!editor_cases.length", classes="text-body-2 text-grey mb-2",
+                                 id="editor-no-cases")
                         v3.VSelect(v_model=("assign_case", None), items=("editor_cases",), label="Department case",
-                                   density="compact", id="assign-case", hide_details=True, classes="mb-2")
+                                   density="compact", id="assign-case", hide_details=True, classes="mb-2",
+                                   disabled=("!editor_cases.length",))
+                        with html.Div(classes="d-flex mb-3"):
+                            v3.VBtn("Open to change", id="editor-open", variant="tonal", size="small",
+                                    prepend_icon="mdi-pencil", disabled=("busy || !assign_case",),
+                                    click=(ctrl.editor_open, "[assign_case]"))
+                            v3.VBtn("Remove", id="editor-remove", variant="text", size="small", color="error",
+                                    prepend_icon="mdi-delete", disabled=("busy || !assign_case",), classes="ml-2",
+                                    click="editor_confirm = assign_case")
+                        # Asked once more before a case is deleted (nothing brings it back).
+                        with html.Div(v_if="editor_confirm && editor_confirm === assign_case",
+                                      classes="d-flex align-center flex-wrap mb-3", id="editor-confirm"):
+                            html.Span("Remove {{ editor_confirm }} from the department's cases?", classes="text-body-2")
+                            v3.VBtn("Remove it", id="editor-remove-confirmed", color="error", variant="flat",
+                                    size="small", classes="ml-2", disabled=("busy",),
+                                    click=(ctrl.editor_remove, "[editor_confirm]"))
+                            v3.VBtn("Keep it", id="editor-remove-cancelled", variant="text", size="small",
+                                    classes="ml-1", click="editor_confirm = null")
+                        html.Div("Assign it", classes="section-title")
                         v3.VSelect(v_model=("assign_trainee", None), items=("editor_trainees",), label="Trainee",
                                    clearable=True, density="compact", id="assign-trainee", hide_details=True,
                                    classes="mb-2")

@@ -39,8 +39,9 @@ from simulator.needle.trace import Tracer, tracer_for
 # (its report and replay) and a preview; older ones are loaded again from the disk cache when asked for.
 PATIENTS_KEPT = 4
 # Derived arrays at least this large are shared between workstations (shared_arrays); smaller ones are not worth
-# a file of their own.
-SHARED_MIN_BYTES = 16 * 2**20
+# a file of their own. 4 MB takes in the tracer's distance maps of the discs and the dural sac at 1 mm (10 and 5 MB;
+# python -m benchmarks memory lists them).
+SHARED_MIN_BYTES = 4 * 2**20
 # The shared files kept on disk: each 1 mm patient takes ~220 MB, and a case with drawn patients has a pool of
 # them, so the least recently used are deleted beyond this (a workstation that has one mapped keeps reading it:
 # the pages stay until it lets go) [ED: ~18 patients at 1 mm].
@@ -114,8 +115,9 @@ def shared_arrays(anatomy: Anatomy, folder: Path) -> Anatomy:
     """``anatomy`` with its CT and label map memory-mapped read-only from files in ``folder``, named by a hash
     of their content (written once, atomically, by the first workstation that loads the patient): the other
     workstations of the server map the same pages. The arrays' values are unchanged; a write into them raises
-    (nothing writes into a patient's CT or labels once loaded). The anatomy's large derived arrays are shared
-    the same way as they are made (:meth:`anatomy_models.derived.Derived.share_arrays`).
+    (nothing writes into a patient's CT or labels once loaded). The anatomy's large derived arrays (the DRR's
+    tables, the needle tracer's codes and distance maps) are shared the same way as they are made
+    (:meth:`anatomy_models.derived.Derived.share_arrays`).
 
     Examples
     --------
@@ -131,8 +133,9 @@ def shared_arrays(anatomy: Anatomy, folder: Path) -> Anatomy:
     anatomy.ct = anatomy.ct.with_array(_mapped(anatomy.ct.array, folder, "ct"))
     if anatomy.labels is not None:
         anatomy.labels = anatomy.labels.with_array(_mapped(anatomy.labels.array, folder, "labels"))
-    # The large tables the imaging derives from them (the DRR's projector table: 127 MB for the 1 mm patient)
-    # are the same in every workstation too.
+    # The large tables the imaging and the needle derive from them (the DRR's projector table: 127 MB for the 1 mm
+    # patient; the tracer's structure codes and distance maps, simulator.needle.trace) are the same in every
+    # workstation too.
     anatomy.derived.share_arrays(lambda array: _mapped(array, folder, "derived"), min_bytes=SHARED_MIN_BYTES)
     return anatomy
 

@@ -40,6 +40,7 @@ from anatomy_models.atomic import process_alive
 from anatomy_models.errors import SpinesimError
 from anatomy_models.home import spinesim_home
 from anatomy_models.store import check_anatomy_name, stored_anatomy_names
+from frontends.casebook import patients_to_build_on
 
 log = logging.getLogger("spinesim.upload")
 
@@ -84,25 +85,6 @@ class UploadState:
 
     def to_json(self) -> dict:
         return {key: value for key, value in asdict(self).items() if key != "user_id"}
-
-
-def patients_to_build_on() -> list[dict]:
-    """The stored patients, each with ``name``, ``source``, ``structures``, ``landmarks`` and
-    ``cases``: whether a case can be built on it (it has landmarks, so views and targets by level work).
-
-    Examples
-    --------
-    >>> [p for p in patients_to_build_on() if p["name"] == "no-such-patient"]
-    []
-    """
-    from anatomy_models.store import stored_anatomy_summary
-
-    patients = []
-    for name in stored_anatomy_names():
-        summary = stored_anatomy_summary(name)
-        patients.append({key: summary[key] for key in ("name", "source", "structures", "landmarks")}
-                        | {"cases": summary["landmarks"] > 0 and "damaged" not in summary})
-    return patients
 
 
 def uploaded_file_name(filename: str | None, field_name: str, suffixes: tuple[str, ...]) -> str:
@@ -326,7 +308,8 @@ button { margin-top: 18px; background: #006064; color: #fff; border: 0; padding:
          font-size: 15px; cursor: pointer; }
 button[disabled] { background: #90a4ae; cursor: default; }
 progress { width: 100%; height: 14px; margin-top: 14px; }
-#upload-error { color: #c62828; white-space: pre-wrap; }
+#upload-error, .field-error { color: #c62828; white-space: pre-wrap; }
+.field-error { font-size: 13px; margin-top: 2px; }
 #upload-notes li, #patients li { font-size: 13px; }
 """
 
@@ -338,6 +321,7 @@ def _page_html(max_bytes: int) -> str:
 <title>spinesim · bring a patient's CT</title>
 <meta name="viewport" content="width=device-width,initial-scale=1"><style>{_STYLE}</style></head>
 <body><header>spinesim · bring a patient's CT</header><main>
+<h2>Upload a CT</h2>
 <p>A de-identified CT of the lumbar spine with its vertebrae labelled becomes a patient to build cases on:
 landmarks, vertebra parts, discs, the canal's contents and the radicular arteries are drawn from the labels
 (estimates of a few millimetres). At most {_megabytes(max_bytes)}.</p>
@@ -345,14 +329,18 @@ landmarks, vertebra parts, discs, the canal's contents and the radicular arterie
 <label for="patient-name">Patient name</label>
 <input id="patient-name" name="name" required maxlength="64" placeholder="e.g. clinic-lumbar-01">
 <div class="hint">Letters, digits, '-', '_' or '.'; never the patient's real name.</div>
+<div class="field-error" id="error-name"></div>
 <label for="ct-file">CT</label>
 <input id="ct-file" name="ct" type="file" required accept=".zip,.nii,.gz,.nrrd">
 <div class="hint">A zip of the DICOM series, or a NIfTI (.nii, .nii.gz) or NRRD volume.</div>
+<div class="field-error" id="error-ct"></div>
 <label for="labels-file">Label map of the vertebrae</label>
 <input id="labels-file" name="labels" type="file" accept=".zip,.nii,.gz,.nrrd">
 <div class="hint">TotalSegmentator or VerSe, on the CT's grid: needed for levels, targets and cases.</div>
-<label for="label-format">Label ids</label>
+<div class="field-error" id="error-labels"></div>
+<label for="label-format">How the label map numbers the vertebrae</label>
 <select id="label-format" name="label_format">{formats}</select>
+<div class="field-error" id="error-label_format"></div>
 <button id="upload" type="submit">Upload and import</button>
 </form>
 <progress id="upload-progress" max="1" value="0" hidden></progress>
@@ -361,9 +349,9 @@ landmarks, vertebra parts, discs, the canal's contents and the radicular arterie
 <ul id="upload-notes"></ul>
 <h3>Patients to build cases on</h3>
 <ul id="patients"></ul>
-<p class="hint">A case takes a patient by its name: <code>anatomy: {{stored: NAME}}</code> in its file (served with
-<code>spinesim serve --scenarios DIR</code>).</p>
-<p class="hint"><a href="/">Back to the workstation</a></p>
+<p class="hint" id="patients-next">To build a case on one, open the workstation's <b>Cases</b> tab and choose it as
+the case's <b>Patient</b>. In a scenario file it is <code>anatomy: {{stored: NAME}}</code>.</p>
+<p class="hint"><a href="/" id="back-to-workstation">Back to the workstation</a></p>
 </main>
 <script>
 const STEPS = {{receiving: 'Receiving', unpacking: 'Unpacking the archive', importing: 'Importing',
@@ -379,14 +367,24 @@ function show(state, fraction, text) {{
 }}
 function failed(message) {{
   show('failed', 0, '');
-  $('upload-error').textContent = message;
+  // A refusal about one field of the form is shown under that field; anything else under the button.
+  const field = /field '(\\w+)'/.exec(message);
+  const place = (field && $('error-' + field[1])) || $('upload-error');
+  place.textContent = field && place !== $('upload-error') ? message.replace(/^field '\\w+': /, '') : message;
   $('upload').disabled = false;
 }}
 async function patients() {{
   const reply = await fetch('/upload/patients', {{cache: 'no-store'}});
   const list = $('patients');
   list.replaceChildren();
-  for (const p of await reply.json()) {{
+  const found = await reply.json();
+  if (!found.length) {{
+    const item = document.createElement('li');
+    item.id = 'no-patients';
+    item.textContent = 'None yet: upload a CT with its vertebra label map above.';
+    list.appendChild(item);
+  }}
+  for (const p of found) {{
     const item = document.createElement('li');
     item.dataset.patient = p.name;
     item.textContent = p.name + ' (' + (SOURCES[p.source] || p.source) + ', ' + p.structures + ' structures, ' +
@@ -399,7 +397,8 @@ async function follow(job) {{
   const state = await reply.json();
   if (state.state === 'failed') {{ failed(state.error); return; }}
   show(state.state, state.fraction, state.state === 'done' ? state.name + ', ' + state.structures +
-       ' structures, ' + state.landmarks + ' landmarks: it can now be chosen for a case' : state.text);
+       ' structures, ' + state.landmarks + ' landmarks: it can now be chosen for a case (Cases tab, Patient)' :
+       state.text);
   if (state.state === 'done') {{
     for (const line of [...state.warnings.map(w => 'warning: ' + w), ...state.notes]) {{
       const item = document.createElement('li'); item.textContent = line; $('upload-notes').appendChild(item);
@@ -413,7 +412,7 @@ async function follow(job) {{
 $('upload-form').addEventListener('submit', event => {{
   event.preventDefault();
   $('upload').disabled = true;
-  $('upload-error').textContent = '';
+  for (const place of document.querySelectorAll('#upload-error, .field-error')) place.textContent = '';
   $('upload-notes').replaceChildren();
   const request = new XMLHttpRequest();
   request.open('POST', '/upload');

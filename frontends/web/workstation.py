@@ -40,6 +40,7 @@ import threading
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Sequence
 
 from aiohttp import WSCloseCode
 from wslink.chunking import UnChunker
@@ -60,6 +61,9 @@ from simulator.case.controls import carm_start, probe_level_and_side
 # Work longer than this (s: a patient loaded, a report, a first ultrasound frame) leaves freed scratch
 # memory that glibc keeps unless asked to hand it back (release_freed_memory, a few ms).
 HEAVY_WORK_S = 0.3
+# The case the screen opens on when the user has no assigned case to do and the server named none: the
+# interlaminar epidural, the first procedure a trainee learns.
+OPENING_SCENARIO = "ilesi-default"
 # The clicks (controller methods of the page, named as frontends.web.layout calls them): each runs its
 # handler in a worker thread. ``new_attempt`` only changes the state, at once.
 _CLICKS = ("start_attempt", "resume_attempt", "shot", "live", "dsa", "move_carm", "preset", "pan", "magnify",
@@ -140,9 +144,8 @@ class Workstation:
 
     def _init_state(self) -> None:
         assigned = self.store.assignments_for(self.user.id) if self.user.role == "trainee" else []
-        to_do = [a.scenario_id for a in assigned if not a.done and a.scenario_id in self.scenarios]
-        # The case the server was asked to open, else the trainee's next assignment, else the first case.
-        first = first_scenario(self.scenarios, self.config.scenario or (to_do[0] if to_do else None))
+        to_do = [a.scenario_id for a in assigned if not a.done]
+        first = first_scenario(self.scenarios, self.config.scenario, to_do)
         handlers = self.handlers
         self.state.update(initial_state(self.user, self.catalogue, first, assigned) | handlers.scenario_view(first)
                           | handlers.resume_view() | handlers.review_view() | handlers.programme_view()
@@ -266,9 +269,24 @@ class Workstation:
         build_layout(self.server, instructor=self.user.role == "instructor")
 
 
-def first_scenario(scenarios: dict[str, Scenario], wanted: str | None) -> str:
-    """The scenario selected when the screen opens: ``wanted`` if it is one, else the first by id."""
-    return wanted if wanted in scenarios else sorted(scenarios)[0]
+def first_scenario(scenarios: dict[str, Scenario], wanted: str | None, to_do: Sequence[str] = ()) -> str:
+    """The case selected when the screen opens: the trainee's next assigned case still to do (``to_do``, soonest
+    due first) that the server offers, else ``wanted`` (``serve --scenario``) if it is one, else
+    :data:`OPENING_SCENARIO`, else the first by id. A trainee who logs in at any workstation finds the work their
+    instructor set first; the server's choice is for everyone else.
+
+    Examples
+    --------
+    >>> offered = dict.fromkeys(["ilesi-default", "mbb-default", "tfesi-l3l4-right"])
+    >>> first_scenario(offered, "mbb-default", ["retired-case", "tfesi-l3l4-right"])
+    'tfesi-l3l4-right'
+    >>> first_scenario(offered, "mbb-default"), first_scenario(offered, None), first_scenario({"a": 0, "b": 0}, None)
+    ('mbb-default', 'ilesi-default', 'a')
+    """
+    assigned = [case for case in to_do if case in scenarios]
+    if assigned:
+        return assigned[0]
+    return next(case for case in (wanted, OPENING_SCENARIO, sorted(scenarios)[0]) if case in scenarios)
 
 
 def warm_up(scenario: Scenario, patients: Patients) -> None:

@@ -184,6 +184,28 @@ def _trace(codes, m, start, direction, length, step, tolerance, outside):
 
 
 # --------------------------------------------------------------------------- the needle's view of an anatomy
+@dataclass(frozen=True)
+class DistanceMap:
+    """Distances (mm) to a set of structures on a crop of the tracer's grid (:meth:`Tracer.distance_to`).
+
+    Parameters
+    ----------
+    distance_mm : array (I, J, K) float32
+        Distance of each voxel centre of the crop from the nearest voxel of the structures, mm.
+    to_voxel : array (3, 4)
+        LPS mm to the crop's voxel index.
+    half_voxel_mm : float
+        Half the smallest voxel spacing, mm (the surface lies that far outside the outermost voxel centres).
+    codes : array
+        The structures' codes.
+    """
+
+    distance_mm: np.ndarray
+    to_voxel: np.ndarray
+    half_voxel_mm: float
+    codes: np.ndarray
+
+
 class Tracer:
     """An anatomy as the needle feels it: structure codes per voxel, traced along straight shafts.
 
@@ -215,14 +237,15 @@ class Tracer:
         if anatomy.labels is not None:
             labelled = anatomy.labels.array > 0
             codes[labelled] = anatomy.labels.array[labelled]
-        self.codes = np.ascontiguousarray(codes)
+        # Kept by the anatomy's derived store: a server's workstations with this patient then share one copy
+        # (Derived.share_arrays; ~60 MB for the 1 mm patient).
+        self.codes = anatomy.derived(("trace.codes", np.dtype(dtype).str), lambda: np.ascontiguousarray(codes))
         self.names = names
         self.tissues = tissues
         self.outside_code = n_codes - 1
         self.volume = grid.with_array(self.codes)
         self._world_to_voxel = np.ascontiguousarray(np.linalg.inv(grid.affine)[:3])
         self.step_mm = STEP_FRACTION * float(np.min(grid.spacing))
-        self._distance_maps: dict[tuple[str, ...], tuple[np.ndarray, np.ndarray, float, np.ndarray]] = {}
         self._code_groups: dict[str, np.ndarray] = {}
 
     # ------------------------------------------------------------------ lookups
@@ -338,7 +361,7 @@ class Tracer:
 
         0 inside one; infinite if the anatomy has none, or farther than :data:`DISTANCE_MARGIN_MM`
         from them. Computed from a Euclidean distance map of the group's voxels, made once per set
-        of groups on their bounding box plus the margin and cached on the tracer, sampled
+        of groups on their bounding box plus the margin and kept by the anatomy (shared as its codes are), sampled
         trilinearly; the surface lies half a voxel outside the outermost voxel centres.
 
         Parameters
@@ -355,9 +378,8 @@ class Tracer:
         """
         points = np.asarray(points, dtype=np.float64)
         key = tuple(groups)
-        if key not in self._distance_maps:
-            self._distance_maps[key] = self._distance_map(self.codes_in_groups(key))
-        distance_map, to_voxel, half_voxel, codes = self._distance_maps[key]
+        kept = self.anatomy.derived(("trace.distance", key), lambda: self._distance_map(self.codes_in_groups(key)))
+        distance_map, to_voxel, half_voxel, codes = kept.distance_mm, kept.to_voxel, kept.half_voxel_mm, kept.codes
         if distance_map.size == 0:
             return np.full(points.shape[:-1], np.inf)
         ijk = points.reshape(-1, 3) @ to_voxel[:, :3].T + to_voxel[:, 3]
@@ -375,11 +397,11 @@ class Tracer:
         """Codes of the nerve roots and dorsal root ganglia."""
         return self.codes_in_groups(NERVE_ROOT_GROUPS)
 
-    def _distance_map(self, codes: np.ndarray) -> tuple[np.ndarray, np.ndarray, float, np.ndarray]:
+    def _distance_map(self, codes: np.ndarray) -> DistanceMap:
         inside = np.isin(self.codes, codes)
         spacing = self.volume.spacing
         if not inside.any():
-            return np.zeros((0, 0, 0)), np.zeros((3, 4)), 0.0, codes
+            return DistanceMap(np.zeros((0, 0, 0)), np.zeros((3, 4)), 0.0, codes)
         margin = np.ceil(DISTANCE_MARGIN_MM / spacing).astype(int)
         box = ndimage.find_objects(inside.astype(np.uint8))[0]
         lower = np.maximum([s.start for s in box] - margin, 0)
@@ -389,7 +411,7 @@ class Tracer:
         distance = ndimage.distance_transform_edt(~inside[crop], sampling=spacing).astype(np.float32)
         to_voxel = self._world_to_voxel.copy()
         to_voxel[:, 3] -= lower
-        return distance, to_voxel, 0.5 * float(np.min(spacing)), codes
+        return DistanceMap(distance, to_voxel, 0.5 * float(np.min(spacing)), codes)
 
 
 def tracer_for(anatomy: Anatomy) -> Tracer:

@@ -10,8 +10,8 @@ import csv
 import pytest
 
 from anatomy_models.errors import SpinesimError
-from frontends.casebook import (DEPARTMENT, case_from_draft, department_catalogue, draft_of, draft_yaml,
-                                library_scenario, save_case)
+from frontends.casebook import (DEPARTMENT, case_from_draft, department_catalogue, draft_of, draft_yaml, edit_case,
+                                library_scenario, patients_to_build_on, remove_case, save_case, with_department_cases)
 from frontends.cli import main
 from frontends.store import Store
 from scenarios.schema import library_scenarios
@@ -52,7 +52,7 @@ def test_the_changes_of_a_draft_reach_the_case():
 
 
 @pytest.mark.parametrize("change, named", [
-    ({"id": "Right L3"}, "case editor: Case id (field 'id'): String should match pattern"),
+    ({"id": "Right L3"}, "case editor: Case id (field 'id'): a case id has no spaces or capitals"),
     ({"id": "Right L3"}, "Use lower-case letters, digits, '-' and '_' only, e.g. tfesi-l3l4-right."),
     ({"level": "L4-L3"}, "case editor: Level (field 'target.level'): L4 and L3 are not adjacent levels"),
     ({"side": "midline"}, "case editor: Side (field 'target.side'): 'midline' only fits"),
@@ -121,3 +121,73 @@ def test_the_cases_command_adds_a_file_the_same_way_and_the_export_names_its_pro
     assert main(["attempts", "export", "--format", "csv", "-o", str(output), "--db", store.url]) == 0
     [row] = csv.DictReader(output.read_text(encoding="utf-8").splitlines())
     assert (row["scenario"], row["procedure"]) == ("si-obese", "sacroiliac_joint_injection")
+
+
+@pytest.fixture
+def uploaded_patient(small_spine):
+    """A stored patient as an upload leaves it (the 2 mm spine under a clinic's name), and one with no landmarks."""
+    from anatomy_models.anatomy import Anatomy
+    from anatomy_models.store import save_anatomy
+
+    save_anatomy(small_spine, "clinic-ct-01")
+    save_anatomy(Anatomy(ct=small_spine.ct), "clinic-ct-nolandmarks")  # a CT uploaded without its labels
+    return "clinic-ct-01"
+
+
+def test_a_case_on_an_uploaded_patient_names_it_and_loads_it(store, uploaded_patient, small_spine):
+    """Issue 22: a case built on an uploaded CT takes the patient by its name (no generator), and loads that CT."""
+    assert {"name": uploaded_patient, "cases": True}.items() <= next(
+        p for p in patients_to_build_on() if p["name"] == uploaded_patient).items()
+    draft = draft_of(library_scenario("tfesi-default")) | {"id": "tfesi-clinic", "patient": uploaded_patient}
+    case = save_case(store, case_from_draft(draft), by="ada", catalogue=department_catalogue(store))
+    assert case.anatomy.kind() == "stored" and case.anatomy.stored == uploaded_patient
+    assert "stored: clinic-ct-01" in store.cases()[0].yaml_text and "bmi" not in store.cases()[0].yaml_text
+    assert (case.load_patient().ct.array == small_spine.ct.array).all()
+    assert draft_of(case)["patient"] == uploaded_patient  # opened again, the form shows the patient
+    back = case_from_draft(draft_of(case) | {"id": case.id, "patient": "", "bmi": 30}, base=case)
+    assert back.anatomy.generator == {"bmi": 30.0, "degeneration": 0.0}  # taken off the CT: a generated patient
+    for patient, named in (("clinic-ct-02", "no stored patient called 'clinic-ct-02'. Upload the patient's CT"),
+                           ("clinic-ct-nolandmarks", "has no vertebra landmarks")):
+        with pytest.raises(SpinesimError, match=f"case editor: Patient \\(field 'anatomy.stored'\\): .*{named}"):
+            case_from_draft(draft | {"patient": patient})
+
+
+def test_a_case_is_edited_until_attempted_and_removed_only_when_nothing_names_it(store, capsys, tmp_path):
+    """Issue 20: editing keeps the id and reaches every workstation; a case with attempts keeps what they were
+    graded against, and one with attempts or assignments is not removed (a trainee's record of training)."""
+    catalogue = department_catalogue(store)
+    first = case_from_draft(draft_of(library_scenario("ilesi-default")) | {"id": "ilesi-obese", "bmi": 40})
+    save_case(store, first, by="ada", catalogue=catalogue)
+    elsewhere = department_catalogue(store)  # another workstation, read before the edit
+    changed = case_from_draft(draft_of(first) | {"id": "ilesi-obese", "title": "Obese interlaminar"}, base=first)
+    edit_case(store, changed, catalogue=catalogue)
+    assert catalogue.scenarios["ilesi-obese"].title == "Obese interlaminar" == store.cases()[0].yaml_text.split(
+        "title: ")[1].splitlines()[0]
+    assert with_department_cases(elsewhere, store).scenarios["ilesi-obese"].title == "Obese interlaminar"
+    with pytest.raises(SpinesimError, match="'ilesi-default' is not one of the department's cases"):
+        edit_case(store, library_scenario("ilesi-default"), catalogue=catalogue)
+
+    store.assign("ilesi-obese", by="ada", user="ben")
+    with pytest.raises(SpinesimError, match="has 1 assignment; a trainee's record of training keeps"):
+        remove_case(store, "ilesi-obese", catalogue=catalogue)
+    store.start_attempt(store.user("ben").id, "ilesi-obese", 1)
+    with pytest.raises(SpinesimError, match="has 1 attempt by trainees, graded against it.*under a new id"):
+        edit_case(store, changed, catalogue=catalogue)
+    file = tmp_path / "ilesi-obese.yaml"
+    assert main(["cases", "show", "ilesi-obese", "--db", store.url]) == 0
+    file.write_text(capsys.readouterr().out, encoding="utf-8")
+    assert main(["cases", "edit", str(file), "--db", store.url]) == 1
+    assert main(["cases", "remove", "ilesi-obese", "--db", store.url]) == 1
+    assert "has 1 attempt and 1 assignment" in capsys.readouterr().err
+    assert [c.scenario_id for c in store.cases()] == ["ilesi-obese"]
+
+    unused = case_from_draft(draft_of(library_scenario("ilesi-default")) | {"id": "ilesi-spare"})
+    save_case(store, unused, by="ada", catalogue=catalogue)
+    file.write_text(draft_yaml(draft_of(unused) | {"id": "ilesi-spare", "title": "Spare"}, base=unused),
+                    encoding="utf-8")
+    assert main(["cases", "edit", str(file), "--db", store.url]) == 0
+    assert "Spare" in department_catalogue(store).scenarios["ilesi-spare"].title
+    assert main(["cases", "remove", "ilesi-spare", "--db", store.url]) == 0
+    assert "Removed ilesi-spare" in capsys.readouterr().out
+    assert "ilesi-spare" not in with_department_cases(catalogue, store).scenarios
+    assert [c.scenario_id for c in store.cases()] == ["ilesi-obese"]

@@ -1,6 +1,7 @@
-"""The instructor's case editor in a real browser (issue 20): an instructor makes a new case from a library
-case, is told which field to fix when it does not validate, previews it, saves it to the department's cases
-and assigns it; the trainee then finds it first in the picker, assigned to them, and starts it."""
+"""The instructor's case editor in a real browser (issues 20, 22): an instructor makes a new case from a library
+case on a patient whose CT was uploaded, is told next to the field what to fix when it does not validate,
+previews it, saves it to the department's cases and assigns it, and cannot remove it once assigned; the trainee
+logging in then finds it opened for them (before the server's --scenario), first in the picker, and starts it."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import re
 
 import pytest
 
+from anatomy_models.store import save_anatomy
 from frontends.store import Store
 from tests.frontends.web import browser as b
 from tests.frontends.web.conftest import ANATOMY
@@ -19,6 +21,8 @@ if not __import__("os").path.exists(b.CHROMIUM):
 
 INSTRUCTOR, TRAINEE, PASSWORD = "ivan", "ben", "a-long-password"
 CASE, TITLE = "tfesi-l3l4-right-dept", "Right L3-L4 transforaminal, no hints"
+# The uploaded patient: the web tests' 2 mm spine stored under a clinic's name, as an upload stores a CT.
+UPLOADED = "clinic-ct-01"
 BRIEF = "A 58-year-old with right L3 radicular pain. Place the needle in the right L3-L4 safe triangle."
 
 
@@ -29,8 +33,11 @@ def _wait_text(page, selector: str, words: str) -> None:
 
 def test_an_instructor_authors_and_assigns_a_case_and_the_trainee_starts_it(patient, tmp_path):
     database = b.database_with_users(tmp_path, {INSTRUCTOR: "instructor", TRAINEE: "trainee"}, PASSWORD)
-    # One warm spare: the trainee's workstation warms up before the case exists, and must still offer it.
-    server = b.Server(database, ANATOMY, "--require-login", "--spare", "1", log=tmp_path / "serve.log")
+    save_anatomy(patient, UPLOADED)
+    # One warm spare: the trainee's workstation warms up before the case exists, and must still offer it. The
+    # server opens on mbb-default for whoever has nothing assigned.
+    server = b.Server(database, ANATOMY, "--require-login", "--spare", "1", "--scenario", "mbb-default",
+                      log=tmp_path / "serve.log")
     try:
         with playwright.sync_playwright() as driver:
             browser = b.launch_browser(driver)
@@ -45,10 +52,13 @@ def test_an_instructor_authors_and_assigns_a_case_and_the_trainee_starts_it(pati
             _choose(page, "#editor-side", "right")
             page.fill("#editor-objectives", "Find the right L3-L4 safe triangle.\nInject under DSA.")
             page.uncheck("#editor-hints")
-            # A case id the schema refuses: the message names the editor's field and the fix.
+            _choose(page, "#editor-patient", f"{UPLOADED} · ")
+            page.wait_for_selector("#editor-bmi", state="detached")  # an uploaded CT has its own habitus
+            # A case id the schema refuses: the message names the editor's field and the fix, next to the field.
             page.fill("#editor-id", "Right L3")
             page.click("#editor-save")
             _wait_text(page, "#error-text", "Case id (field 'id')")
+            _wait_text(page, ".v-input:has(#editor-id) .v-messages", "Use lower-case letters")
             page.fill("#editor-id", CASE)
             page.click("#editor-preview")
             page.wait_for_function("() => (document.querySelector('#editor-preview-image')?.src || '')"
@@ -63,9 +73,15 @@ def test_an_instructor_authors_and_assigns_a_case_and_the_trainee_starts_it(pati
             page.wait_for_selector("#assign:not([disabled])")
             page.click("#assign")
             _wait_text(page, "#editor-text", f"Assigned {CASE} to {TRAINEE}, due 2031-05-04")
+            # Assigned, it is part of the trainee's record: Remove (confirmed) is refused, saying why.
+            page.click("#editor-remove")
+            page.click("#editor-remove-confirmed")
+            _wait_text(page, "#error-text", "has 1 assignment; a trainee's record of training keeps the case")
 
             trainee = browser.new_context(viewport={"width": 1500, "height": 1000}).new_page()
             b.log_in(trainee, server.url, TRAINEE, PASSWORD)
+            # Their assigned case is open, not the server's --scenario.
+            _wait_text(trainee, "#brief", BRIEF)
             # The picker lists the trainee's assignments first, the department's cases in a group of their own.
             trainee.wait_for_selector("#start:not([disabled])")
             trainee.locator(".v-select:has(#scenario) .v-field").click()
@@ -88,6 +104,7 @@ def test_an_instructor_authors_and_assigns_a_case_and_the_trainee_starts_it(pati
     assert (attempt.user_name, attempt.scenario_id) == (TRAINEE, CASE)
     [stored] = store.cases()
     assert stored.author == INSTRUCTOR and "side: right" in stored.yaml_text and "level: L3-L4" in stored.yaml_text
+    assert f"stored: {UPLOADED}" in stored.yaml_text and "generator" not in stored.yaml_text
     assert re.search(r"^hints: \[\]$", stored.yaml_text, re.M)
 
 

@@ -54,7 +54,7 @@ def test_an_instructor_uploads_a_ct_and_sees_the_patient_or_the_error(tmp_path):
             shown = [s for i, s in enumerate(states) if not i or s != states[i - 1]]
             steps = ["receiving", "unpacking", "importing", "saving", "done"]
             assert {"receiving", "importing", "done"} <= set(shown) and shown == sorted(shown, key=steps.index), shown
-            assert "it can now be chosen for a case" in page.text_content("#upload-state")
+            assert "it can now be chosen for a case (Cases tab, Patient)" in page.text_content("#upload-state")
             assert "the CT's table" in page.text_content("#upload-notes")
             page.wait_for_selector("#patients li[data-patient=browser-real-ct]")
             listed = page.text_content("#patients li[data-patient=browser-real-ct]")

@@ -112,3 +112,12 @@ def test_serve_warns_of_a_bad_file_and_refuses_an_id_declared_twice(ward, tmp_pa
     assert main(["serve", "--db", url, "--scenarios", str(ward), "--scenarios", str(twin.parent)]) == 1
     err = capsys.readouterr().err
     assert "declared twice" in err and "same.yaml" in err and "l3l4.yaml" in err and len(started) == 1
+
+
+def test_serve_opens_no_case_of_its_own_unless_asked(tmp_path, monkeypatch):
+    """Without --scenario the workstations open on a trainee's next assignment, else the default case
+    (frontends.web.workstation.first_scenario): the command no longer fills in ilesi-default, which won over it."""
+    started = []
+    monkeypatch.setattr("frontends.web.portal.serve", started.append)
+    assert main(["serve", "--db", f"sqlite:///{tmp_path / 'serve.db'}"]) == 0
+    assert started[0].scenario is None

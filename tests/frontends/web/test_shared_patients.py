@@ -1,6 +1,6 @@
 """Workstations of one server share their patient (issue 20): two workstations with the same patient map its
-CT, label map and DRR projector table from the same read-only files instead of each holding a copy, and see
-exactly the values (and images) a private copy gives."""
+CT, label map, DRR projector table and the needle tracer's structure codes and distance maps from the same
+read-only files instead of each holding a copy, and see exactly the values (and images) a private copy gives."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from frontends.web.patients import Patients
 from scenarios.schema import library_scenarios
 from simulator.imaging.carm import CArm
 from simulator.imaging.fluoro import render_fluoro
+from simulator.needle.trace import Tracer
 from tests.frontends.web.conftest import ANATOMY
 
 
@@ -22,9 +23,11 @@ def _mapped_file(array: np.ndarray) -> str | None:
 
 
 def test_two_workstations_of_a_patient_map_its_arrays_from_the_same_files(patient, monkeypatch):
-    monkeypatch.setattr(patients_module, "SHARED_MIN_BYTES", 2**20)  # the 2 mm patient's table is 16 MB, under it
+    # The 2 mm patient's arrays are under the 1 mm patient's threshold (its DRR table is 16 MB, its sac's distance
+    # map 0.3 MB).
+    monkeypatch.setattr(patients_module, "SHARED_MIN_BYTES", 2**16)
     scenario = library_scenarios()["ilesi-default"]
-    (first, _), (second, _) = Patients(ANATOMY).of(scenario), Patients(ANATOMY).of(scenario)
+    (first, first_tracer), (second, second_tracer) = Patients(ANATOMY).of(scenario), Patients(ANATOMY).of(scenario)
     for name in ("ct", "labels"):
         ours, theirs = getattr(first, name).array, getattr(second, name).array
         assert _mapped_file(ours) is not None and _mapped_file(ours) == _mapped_file(theirs)
@@ -34,6 +37,14 @@ def test_two_workstations_of_a_patient_map_its_arrays_from_the_same_files(patien
     assert np.array_equal(images[0], images[2]) and np.array_equal(images[1], images[2])
     tables = [anatomy.derived(("drr.basis_table", "joseph", 1), lambda: None) for anatomy in (first, second)]
     assert _mapped_file(tables[0].table) is not None and _mapped_file(tables[0].table) == _mapped_file(tables[1].table)
+    private = Tracer(patient)
+    assert _mapped_file(first_tracer.codes) is not None and _mapped_file(first_tracer.codes) == _mapped_file(
+        second_tracer.codes) and np.array_equal(first_tracer.codes, private.codes)
+    points = np.array([patient.landmarks["L4-L5.interlaminar_window.center"]]) + np.linspace(-20, 20, 9)[:, None]
+    distances = [tracer.distance_to(("dural_sac",), points) for tracer in (first_tracer, second_tracer, private)]
+    assert np.array_equal(distances[0], distances[2]) and np.array_equal(distances[1], distances[2])
+    maps = [anatomy.derived(("trace.distance", ("dural_sac",)), lambda: None).distance_mm for anatomy in (first, second)]
+    assert _mapped_file(maps[0]) is not None and _mapped_file(maps[0]) == _mapped_file(maps[1])
 
 
 def test_the_shared_files_are_kept_to_their_budget_and_a_mapped_one_deleted_still_reads(tmp_path):
