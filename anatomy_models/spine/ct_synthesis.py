@@ -26,7 +26,7 @@ from typing import Callable
 import numpy as np
 from scipy import ndimage, special
 
-from anatomy_models.spine.trabecular import trabecular_texture_hu
+from anatomy_models.spine.trabecular import VERTICAL_SHARE, trabecular_texture_hu
 from anatomy_models.structures import LabelTable
 from anatomy_models.tissues import TISSUES
 
@@ -58,12 +58,14 @@ class BoneRegion:
 
     ``box`` is the index box of ``grid``; ``sdf_mm`` (float32, the box's shape) the bone's signed
     distance in mm (negative inside); ``hu`` (float32, same shape) the CT number of bone at each voxel
-    (shell and core, before texture), used wherever the voxel holds some bone.
+    (shell and core, before texture), used wherever the voxel holds some bone; ``vertical_share`` the
+    share of its trabecular pattern in vertical striation (:func:`trabecular_texture_hu`).
     """
 
     box: tuple[slice, slice, slice]
     sdf_mm: np.ndarray
     hu: np.ndarray
+    vertical_share: float = VERTICAL_SHARE
 
 
 @dataclass
@@ -149,7 +151,7 @@ def synthesize_ct(labels: np.ndarray, table: LabelTable, bones: list[BoneRegion]
     textured_bone = []
     for index, region in enumerate(bones):
         values = region.hu
-        values += trabecular_texture_hu(values, spacing_mm, [seed, 13, index])  # in place: not needed untextured
+        values += trabecular_texture_hu(values, spacing_mm, [seed, 13, index], region.vertical_share)  # in place
         textured_bone.append((region.box, inside_fraction(region.sdf_mm, spacing_mm), values))
     # Organs: a slow variation, two smooth in-plane fields mixed by a slow wave along z (cheap, seamless).
     organ_rng = np.random.default_rng([seed, 14])

@@ -17,7 +17,7 @@ True
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Callable
 
 import numpy as np
@@ -41,6 +41,7 @@ from anatomy_models.spine.soft_tissue import (LEAN_HALF_WIDTH_MM, SKIN_THICKNESS
                                               calibrate_midline_fat, canal_region, colon_content_shapes, disc_shapes,
                                               fat_plane_shapes, flavum_shapes, interspinous_shapes, kidney_shapes,
                                               muscle_shapes, spine_profile, supraspinous_shape)
+from anatomy_models.spine.trabecular import PELVIC_VERTICAL_SHARE
 from anatomy_models.spine.vertebra import SIDE_SIGN
 from anatomy_models.spine.vessels import build_vessels
 from anatomy_models.structures import LabelTable
@@ -70,9 +71,22 @@ ProgressCallback = Callable[[float, float, str], None]
 # bone plate under the cartilage [ED]; with 1 mm the real L4's front leg (IAP, hanging mostly below its
 # body) stood out 0.11 of the display window on the Scotty-dog view, under the 0.12 the test asks.
 _POSTERIOR = ("lamina", "SAP", "IAP", "transverse_process", "spinous_process")
-CORTEX_MM = {"body": 0.5, "pedicle": 1.5, **{kind: 1.0 for kind in _POSTERIOR}, "SAP": 1.5, "IAP": 1.5, "default": 1.5}
-CORE_HU = {"body": 190.0, **{kind: 380.0 for kind in _POSTERIOR}, "default": TISSUES["cancellous_bone"].hu}
-CORTICAL_HU = {"body": 800.0, **{kind: 850.0 for kind in _POSTERIOR}, "default": TISSUES["cortical_bone"].hu}
+# The pelvic bones take one set each, so that no seam between two parts of one bone (where the nearest part,
+# which names a voxel, changes: planes between boxes) shows as a straight line of denser or lighter bone on
+# a radiograph (one source of issue 15's straight streaks in the sacrum, along the dorsal wall's and the
+# lateral masses' boxes). The sacrum (its lateral masses, alae, dorsal wall, cornua, S1 laminae and spinous
+# tubercle; not the S1 body, pedicles and articular processes): a cancellous core between the lumbar body's
+# and the arch's, under a 1 mm cortex of the arches' density [ED: the sacral ala's cortex is thin and its
+# cancellous bone sparse, the sacral insufficiency fracture's site]. The ilium: a 1.2 mm cortex, a little
+# denser [ED]: the iliac fossa (3 mm) is then two cortices with a little cancellous bone between, and the
+# crest a cancellous rim whose cortex shows as one dense line where the beam runs along it.
+_PELVIC = {"sacrum": (1.0, 250.0, 850.0), "ilium": (1.2, 250.0, 1100.0)}
+CORTEX_MM = {"body": 0.5, "pedicle": 1.5, **{kind: 1.0 for kind in _POSTERIOR}, "SAP": 1.5, "IAP": 1.5,
+             **{bone: v[0] for bone, v in _PELVIC.items()}, "default": 1.5}
+CORE_HU = {"body": 190.0, **{kind: 380.0 for kind in _POSTERIOR}, **{bone: v[1] for bone, v in _PELVIC.items()},
+           "default": TISSUES["cancellous_bone"].hu}
+CORTICAL_HU = {"body": 800.0, **{kind: 850.0 for kind in _POSTERIOR}, **{bone: v[2] for bone, v in _PELVIC.items()},
+               "default": TISSUES["cortical_bone"].hu}
 # The body's shell thickness (mm) by how much its surface faces along the spine's axis (|cos| of the
 # angle between the surface normal and the vertebra's superior axis): the side walls (0) keep the thin
 # shell; the rounded rims between wall and endplate (0.5-0.8), the ring apophyses, are the densest bone
@@ -94,7 +108,10 @@ FLANK_WALL_FROM_MM = 70.0           # off the midline, the wall muscles wrap rou
 # The grid's top above T12's centre: T12 whole with its 12th ribs' heads and the T11-T12 disc (half a
 # body height, ~13 mm, and a disc, ~5 mm, with a margin) [ED].
 FOV_TOP_ABOVE_T12_CENTRE_MM = 22.0
-COCCYX_MARGIN_MM = 10.0             # the image's lower edge below the coccyx's tip
+# The image's lower edge below the coccyx's tip: a caudal view tilted down the sacrum, and the linear probe's
+# sagittal view of the hiatus (38 mm long, centred between the cornua ~30 mm above the tip), then meet soft
+# tissue, not the volume's edge [ED].
+COCCYX_MARGIN_MM = 45.0
 
 
 @dataclass
@@ -259,8 +276,19 @@ def _core_hu(label: str) -> float:
 
 
 def _kind(label: str) -> str:
-    """The part kind of a bone label (``L4.SAP.left`` -> ``SAP``; ``ilium.left`` -> ``left``)."""
-    return label.split(".")[1] if "." in label else ""
+    """The part kind of a bone label: a vertebra's part, or the pelvic bone a part belongs to.
+
+    >>> [_kind(label) for label in ("L4.SAP.left", "S1.body", "S1.SAP.left", "S1", "S1.dorsal_wall", "S1.lamina.left",
+    ...                             "ilium.left", "coccyx")]
+    ['SAP', 'body', 'SAP', 'sacrum', 'sacrum', 'sacrum', 'ilium', '']
+    """
+    parts = label.split(".")
+    if parts[0] == "ilium":
+        return "ilium"
+    kind = parts[1] if len(parts) > 1 else ""
+    if parts[0] == "S1" and kind not in ("body", "pedicle", "SAP", "IAP"):
+        return "sacrum"
+    return kind
 
 
 def _paint_bone(labels: np.ndarray, grid: Grid, parts, ids: dict[str, int], joints: list[Shape],
@@ -545,7 +573,9 @@ def generate_spine(params: SpineParameters | None = None, *, progress: ProgressC
         painted = _paint_bone(labels, grid, parts, ids, joints, model.skeleton.outlines.get(bone),
                               None if layout is None else layout.frame.rotation[:, 2])
         if painted is not None:
-            bone_regions.append(painted)
+            # The pelvic bones' trabeculae run in arcs, not along the body axis (trabecular.PELVIC_VERTICAL_SHARE).
+            pelvic = bone in ("S1", "coccyx") or bone.startswith("ilium")
+            bone_regions.append(replace(painted, vertical_share=PELVIC_VERTICAL_SHARE) if pelvic else painted)
     for (interspace, side), joint in model.skeleton.joints.items():
         _paint(labels, grid, joint.space_shape(), ids[joint.name])
     for name, space in model.joints.items():

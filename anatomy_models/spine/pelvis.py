@@ -31,10 +31,14 @@ WING_THICKNESS_MM = 7.0          # the blade's thickness at its back, toward the
 FOSSA_THICKNESS_MM = 3.0         # in the iliac fossa, toward the front [ED]
 AURICULAR_BLOCK_MM = 24.0        # the posterior ilium's thickness lateral to the joint [ED]
 PSIS_RADII_MM = (9.0, 10.0, 13.0)
-CREST_RADIUS_MM = 6.5
-# The crest's radius along it, from the ASIS (0) to its back end over the sacroiliac joint (1) [ED]: thickest
-# at the iliac tubercle, a third of the way back, thinning behind it, so on an AP film the crest is a dense
-# curved line laterally that fades medially instead of a tube of even calibre.
+# The crest: the blade thickens over its top CREST_DEPTH_MM into a rounded rim of half-width
+# CREST_HALF_WIDTH_MM times CREST_PROFILE along it, from the ASIS (0) to its back end over the sacroiliac
+# joint (1) [ED]: thickest at the iliac tubercle, a third of the way back, thinning behind it toward the ala.
+# The rim grows out of the plate (no tube laid on its edge): its cortex is one surface with the wing's, so
+# on an AP film the crest is one dense curved line laterally that fades medially, not a hose of even calibre
+# with a cortex on both sides (issue 15's "hose-like iliac crests").
+CREST_HALF_WIDTH_MM = 6.5
+CREST_DEPTH_MM = 18.0
 CREST_PROFILE = ((0.0, 0.25, 0.55, 0.8, 1.0), (0.65, 1.15, 0.85, 0.55, 0.35))
 # The pelvic brim (arcuate line): a ridge on the wing's inner face from the sacroiliac joint's lower front
 # forward and down toward the pubis, the oblique line that bounds the translucent fossa below [ED].
@@ -68,16 +72,26 @@ def _wing_sdf(radius: float, start_deg: float, end_deg: float, crest, bottom_z: 
     coefficients = np.polyfit(nodes, heights, 2).astype(np.float32)
     bottom_back, bottom_front = f32(bottom_z), f32(front_bottom_z)
 
+    crest_at, crest_factor = (np.asarray(values, np.float32) for values in CREST_PROFILE)
+
     def sdf(u, v, w):
         r = np.sqrt(u * u + v * v)
         angle = np.arctan2(v, u)
         fraction = (np.clip(angle, a0, a1) - a0) / (a1 - a0)  # 0 at the front end, 1 at the back
-        # The wing flares out going up, like the rim of a bowl; thin in the fossa, thick at the back.
-        across = np.abs(r - (r0 + f32(FLARE) * w)) - (t_front + (t_back - t_front) * fraction ** 2)
-        along = (np.abs(angle - middle) - half) * r0
         top = coefficients[0] * np.clip(angle, a0, a1) ** 2 + coefficients[1] * np.clip(angle, a0, a1) + coefficients[2]
+        # The wing flares out going up, like the rim of a bowl; thin in the fossa, thick at the back, and
+        # thickening toward its top into the crest.
+        thickness = t_front + (t_back - t_front) * fraction ** 2
+        crest = f32(CREST_HALF_WIDTH_MM) * np.interp(fraction, crest_at, crest_factor).astype(np.float32)
+        rise = np.clip(f32(1.0) - (top - w) / f32(CREST_DEPTH_MM), 0, 1)
+        thickness = thickness + np.maximum(crest - thickness, 0) * rise * rise
+        offset = np.abs(r - (r0 + f32(FLARE) * w))
+        # A rounded top: the crest's upper surface falls toward both faces (an elliptic roof).
+        roof = np.minimum(crest, thickness) * (1 - np.sqrt(np.clip(1 - (offset / thickness) ** 2, 0, 1)))
+        across = offset - thickness
+        along = (np.abs(angle - middle) - half) * r0
         bottom = bottom_front + (bottom_back - bottom_front) * fraction
-        vertical = np.maximum(w - top, bottom - w)
+        vertical = np.maximum(w - (top - roof), bottom - w)
         outside = np.sqrt(np.maximum(across, 0) ** 2 + np.maximum(along, 0) ** 2 + np.maximum(vertical, 0) ** 2)
         return outside + np.minimum(np.maximum(np.maximum(across, along), vertical), 0)
     return sdf
@@ -144,7 +158,7 @@ def ilium_parts(skeleton: Skeleton, bottom_z: float,
         radii = np.array([radius + FLARE * (bottom_z - joint[2]), radius + FLARE * top])
         u = np.outer(radii, np.cos(angles)).ravel()
         v = np.outer(radii, np.sin(angles)).ravel()
-        pad = WING_THICKNESS_MM + CREST_RADIUS_MM
+        pad = WING_THICKNESS_MM + CREST_HALF_WIDTH_MM * max(CREST_PROFILE[1])
         low = np.array([u.min() - pad, v.min() - pad, bottom_z - joint[2] - 1.0])
         high = np.array([u.max() + pad, v.max() + pad, max(top, behind) + pad])
         middle = (low + high) / 2.0
@@ -153,14 +167,7 @@ def ilium_parts(skeleton: Skeleton, bottom_z: float,
         wing = Primitive(Frame(frame.point(middle), rotation),
                          lambda a, b, c, shape=shape, offset=offset: shape(a + offset[0], b + offset[1], c + offset[2]),
                          tuple((high - low) / 2.0))
-        # The crest: a rounded rim along the wing's top edge.
-        angles = np.linspace(math.radians(start), math.radians(end), 9)
-        heights = np.polyval(np.polyfit(np.radians([start, (start + end) / 2, end]), [front, top, behind], 2), angles)
-        radii = CREST_RADIUS_MM * np.interp(np.linspace(0.0, 1.0, len(angles)), *CREST_PROFILE)
-        rim = [frame.point(((radius + FLARE * h) * math.cos(a), (radius + FLARE * h) * math.sin(a), h - r * 0.6))
-               for a, h, r in zip(angles, heights, radii)]
         parts[f"ilium.{side}"] = [(f"ilium.{side}", wing)] + \
-            [(f"ilium.{side}", shape) for shape in capsule_chain(rim, list(radii))] + \
             [(f"ilium.{side}", shape) for shape in capsule_chain(arcuate_line(frame, radius, start, end),
                                                                   [ARCUATE_RADIUS_MM] * 5)] + \
             [(f"ilium.{side}", shape) for shape in posterior_ilium(joints[side])]

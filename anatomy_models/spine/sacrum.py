@@ -28,10 +28,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from anatomy_models.spine.sdf import (Frame, Intersection, Primitive, Shape, ellipsoid, half_space, rounded_box,
-                                      tapered_box)
-from anatomy_models.spine.vertebra import (SIDE_SIGN, VertebraLayout, body_part, lamina_part, pars_part, pedicle_part,
-                                           placed_in_vertebra, rod_in_vertebra, spinous_process_part)
+from anatomy_models.spine.sdf import (Frame, Intersection, Primitive, Shape, SmoothUnion, ellipsoid, half_space,
+                                      rounded_box, tapered_box)
+from anatomy_models.spine.vertebra import (LAMINA_INCLINATION_DEG, LAMINA_TAPER, SIDE_SIGN, VertebraLayout, body_part,
+                                           lamina_part, pars_part, pedicle_part, placed_in_vertebra, rod_in_vertebra,
+                                           spinous_process_part)
 
 
 @dataclass(frozen=True)
@@ -59,16 +60,38 @@ COCCYX = (SacralSegment("Co1", 16.0, 11.0, 11.0, 15.0, 24.0, 0.0, 0.0),
           SacralSegment("Co2", 12.0, 9.0, 9.0, 15.0, 12.0, 0.0, 0.0),
           SacralSegment("Co3", 8.0, 7.0, 8.0, 8.0, 8.0, 0.0, 0.0))
 SACROCOCCYGEAL_GAP_MM = 2.0
-DORSAL_PLATE_DROP_MM = 30.0     # the S1 laminae end this far below the S1 pedicle centre [ED]
+# The S1 laminae end this far below the S1 pedicle centre, at the top of S2's dorsal wall [ED]; below them the
+# fused S1-S2 laminae (:func:`_s1_s2_roof`) slope forward onto S2's wall. The laminae lean back going down
+# (vertebra.LAMINA_INCLINATION_DEG): at 30 mm their lower edge stood 18 mm behind S2's dorsal surface, a
+# plate 3-4 mm under the skin of the median sacral crest on ultrasound (issue 21).
+DORSAL_PLATE_DROP_MM = 16.0
+ROOF_CREST_MM = 6.0             # see _s1_s2_roof [ED]
 DORSAL_WALL_MM = 6.0            # the fused laminae behind the canal, S2-S4 [ED]
 HIATUS_APEX_FRACTION = 0.5      # the apex half-way down S4 (Nastoulis et al. 2023: apex at S4)
 INTERCORNUAL_MM = 12.4          # Nastoulis et al. 2023 (12.41 +- 3.16 mm)
 CORNU_RADII_MM = (3.5, 4.0, 6.0)  # the S5 inferior articular processes, pointing down [ED]
 TUBEROSITY_BEHIND_BODY_MM = 10.0  # the S1 lateral mass's back, behind the S1 body's posterior wall [ED]
+LATERAL_MASS_TOP_SLOPE_DEG = 15.0  # the S1 lateral mass's top, falling laterally [ED]
 ALA_REACH_MM = 27.0             # ala beyond the S1 body's lateral margin (breadth ~105 mm) [ED]
-# Foramen radii (ventral, dorsal) for the channels below S1, S2, S3, S4, mm [ED]: the ventral
-# foramina are the larger and lie further out.
-FORAMEN_RADII_MM = ((4.5, 4.5), (4.5, 3.8), (3.5, 3.2), (2.8, 2.6))
+# Sacral foramina, (width, height) mm, ventral then dorsal, for the S1..S4 roots. Saluja et al., J Clin
+# Diagn Res 2018;12(6):AC01 (108 dry adult sacra): the first anterior foramen 12.2 wide x 13.0 high, the
+# first posterior 7.7 x 10.4, the second anterior 13.1 x 12.9, the second posterior 7.3 x 7.1; the first
+# posterior 8.5 +- 1.6 mm across on CT (Kim et al., Korean J Pain 2023;36:98, 632 patients); the third
+# anterior ~10 mm high (Ebraheim et al., Orthopedics 1998;21:703). [ED]: S2's anterior a little under
+# S1's (Saluja's two are equal within 2 %), S3's width and S4's, tapering as the segments narrow. The
+# anterior foramina are the larger (the ventral rami are the thicker branches).
+FORAMEN_SIZES_MM = (((12.2, 13.0), (7.7, 10.4)),
+                    ((12.0, 12.4), (7.3, 7.1)),
+                    ((9.0, 10.0), (6.0, 6.0)),
+                    ((7.0, 7.5), (5.0, 4.8)))
+# No two foramina are alike and the two sides are never mirror images [ED, dry sacra]: each opening's
+# width and height are scaled, its oval turned and its centre moved by seeded draws of these
+# standard deviations (clipped at twice them), and a smaller lobe (half its size, at 0.4 of its
+# size from its centre, in a drawn direction) makes its outline irregular.
+FORAMEN_SIZE_SD = 0.04
+FORAMEN_TURN_SD_DEG = 12.0
+FORAMEN_SHIFT_SD_MM = 0.7
+FORAMEN_SEED = 1917             # the draws are the same for every patient: the sacrum's shape is not a parameter
 LUMBARIZED_GAP_MM = 5.0         # rudimentary disc between a lumbarised S1 and S2 [ED]
 # Sacroiliac joint: a 2 mm space (1-3 mm on CT), the auricular surface on the lateral masses of
 # S1-S3, its plane turned 20 degrees from the sagittal plane with the front lateral (the sacrum is
@@ -78,6 +101,20 @@ SI_AXIAL_DEG = 20.0
 SI_HALF_LENGTH_MM = 17.0        # antero-posterior half extent of the auricular surface [ED]
 SI_HALF_HEIGHT_MM = 24.0        # cranio-caudal half extent (the auricular surface spans S1-S3) [ED]
 AURICULAR_MASS_MM = 22.0        # the sacral lateral mass medial to the auricular surface [ED]
+# Behind the auricular surface the joint opens backward between the ilium's medial edge and the sacrum's
+# lateral crest: the posterior cleft that ultrasound shows as a hypoechoic gap between the two bony lines
+# and fluoroscopy as the joint's posterior (medial) line. It is 2 mm wide at its top and 4 mm at its foot
+# (issue 21: 2-4 mm, opening caudally; the ultrasound-guided injection enters its lower part [ED]); from the
+# foot of the joint up to SI_CLEFT_TOP_FRACTION of its height (above it the interosseous ligament fills
+# the gap and the ilium lies over the sacrum) [ED]. It is cut this far behind the auricular surface, through
+# the dorsal surfaces of both bones; the joint space's label reaches SI_CLEFT_LABEL_MM into it, the rest
+# keeps the soft tissue there.
+SI_CLEFT_MM = (2.0, 4.0)
+SI_CLEFT_TOP_FRACTION = 0.4
+SI_CLEFT_DEPTH_MM = 45.0
+SI_CLEFT_LABEL_MM = 8.0
+SI_CUT_BEVEL_DEG = 30.0        # see SacroiliacJoint._bevelled [ED]
+SI_CREST_BEHIND_MM = 14.0     # the lateral sacral crest behind the auricular surface, along the cleft [ED]
 
 
 def sacral_layout_adjustments(layout: VertebraLayout, lumbarized: bool = False) -> None:
@@ -147,6 +184,24 @@ def dorsal_foramen_center(layout: VertebraLayout, side: str) -> np.ndarray:
 
 
 @dataclass(frozen=True)
+class Opening:
+    """One foramen's opening (ventral or dorsal), mm: the oval's half-width and half-height, the turn of
+    its height axis from the sacrum's long axis (degrees, toward lateral), and its irregular lobe
+    (S1-local offset from the channel's axis, and its radius)."""
+
+    half_width: float
+    half_height: float
+    turn_deg: float
+    lobe_offset: np.ndarray
+    lobe_radius: float
+
+    @property
+    def radius(self) -> float:
+        """The largest half-axis (how far from the centre the rim can be)."""
+        return max(self.half_width, self.half_height)
+
+
+@dataclass(frozen=True)
 class Foramen:
     """One sacral foramen pair's channel (S1-local points): from the ventral outlet in front of the
     sacrum, through the ventral foramen, across the canal's lateral recess, out of the dorsal foramen."""
@@ -158,8 +213,47 @@ class Foramen:
     canal: np.ndarray
     dorsal: np.ndarray          # the dorsal foramen's centre, in the dorsal wall
     dorsal_outlet: np.ndarray
-    ventral_radius: float
-    dorsal_radius: float
+    ventral_opening: Opening
+    dorsal_opening: Opening
+
+    @property
+    def ventral_radius(self) -> float:
+        return self.ventral_opening.radius
+
+    @property
+    def dorsal_radius(self) -> float:
+        return self.dorsal_opening.radius
+
+
+def foramen_draws(index: int, side: str) -> np.ndarray:
+    """The seeded draws of foramen ``index`` (0 for S1) on ``side``: per opening (ventral, dorsal) the
+    width and height factors, the turn (degrees), the centre's shift (x, z, mm) and the lobe's direction
+    (radians), a (2, 6) array; the two sides' draws are independent.
+
+    >>> left, right = foramen_draws(0, "left"), foramen_draws(0, "right")
+    >>> left.shape, bool(np.allclose(left, foramen_draws(0, "left"))), bool(np.allclose(left, right))
+    ((2, 6), True, False)
+    >>> bool(np.all(np.abs(left[:, :2] - 1.0) <= 2 * FORAMEN_SIZE_SD))
+    True
+    """
+    rng = np.random.default_rng([FORAMEN_SEED, index, 0 if side == "left" else 1])
+    normal = np.clip(rng.standard_normal((2, 5)), -2.0, 2.0)
+    sizes = 1.0 + FORAMEN_SIZE_SD * normal[:, :2]
+    turns = FORAMEN_TURN_SD_DEG * normal[:, 2:3]
+    shifts = FORAMEN_SHIFT_SD_MM * normal[:, 3:5]
+    lobes = rng.uniform(0.0, 2.0 * math.pi, (2, 1))
+    return np.hstack([sizes, turns, shifts, lobes])
+
+
+def _opening(size_mm: tuple[float, float], draw: np.ndarray, scale: float) -> Opening:
+    half_width, half_height = (0.5 * size * factor * scale for size, factor in zip(size_mm, draw[:2]))
+    reach = 0.4 * (half_width + half_height)
+    lobe = np.array([math.cos(draw[5]) * reach, 0.0, math.sin(draw[5]) * reach])
+    return Opening(half_width, half_height, float(draw[2]), lobe, 0.25 * (half_width + half_height))
+
+
+def _shift(draw: np.ndarray) -> np.ndarray:
+    return np.array([draw[3], 0.0, draw[4]])
 
 
 def foramina(layout: VertebraLayout, side: str, gap_mm: float = 0.0) -> list[Foramen]:
@@ -172,40 +266,64 @@ def foramina(layout: VertebraLayout, side: str, gap_mm: float = 0.0) -> list[For
                         layout.pedicle_z - 24.0 * scale])
     canal = np.array([s * (d.canal_transverse_mm / 2.0 - 2.0), layout.depth / 2.0 + 3.0,
                       layout.pedicle_z - 18.0 * scale])
-    rv, rd = (r * scale for r in FORAMEN_RADII_MM[0])
+    draws = foramen_draws(0, side)
+    ventral_opening, dorsal_opening = (_opening(size, draw, scale) for size, draw in zip(FORAMEN_SIZES_MM[0], draws))
+    ventral, dorsal = ventral + _shift(draws[0]), dorsal + _shift(draws[1])
     result = [Foramen("S1", side, ventral + np.array([s * 3.0, -12.0, -6.0]), ventral, canal, dorsal,
-                      dorsal + np.array([0.0, 9.0, -2.0]), rv, rd)]
+                      dorsal + np.array([0.0, 9.0, -2.0]), ventral_opening, dorsal_opening)]
     frames = segment_frames(layout, gap_mm)
     for index, (upper, lower) in enumerate(zip(frames[:-1], frames[1:]), start=1):
-        rv, rd = (r * scale for r in FORAMEN_RADII_MM[index])
+        draws = foramen_draws(index, side)
+        ventral_opening, dorsal_opening = (_opening(size, draw, scale)
+                                           for size, draw in zip(FORAMEN_SIZES_MM[index], draws))
+        rv, rd = ventral_opening.half_width, dorsal_opening.half_width
         # At the junction of the two segments; the ventral foramen just lateral to the lower body's
         # front, the dorsal one just outside the canal behind it (the arcs converge caudally).
         z = -upper.height / 2.0
-        ventral = upper.point(s * (lower.width / 2.0 + rv - 1.0), -upper.depth / 2.0 + 3.0, z)
+        ventral = upper.point(s * (lower.width / 2.0 + rv - 1.0), -upper.depth / 2.0 + 3.0, z) + _shift(draws[0])
         canal = upper.point(s * (upper.canal_transverse / 2.0 - 1.5), upper.depth / 2.0 + upper.canal_ap / 2.0, z)
         behind = upper.depth / 2.0 + upper.canal_ap + DORSAL_WALL_MM * scale
         # (S4's lie beside the hiatus: at least 4 mm of bone between them and its edge.)
         x = max(upper.canal_transverse / 2.0 + rd, INTERCORNUAL_MM * scale / 2.0 + rd + 4.0)
-        dorsal = upper.point(s * x, behind - 2.0, z)
+        dorsal = upper.point(s * x, behind - 2.0, z) + _shift(draws[1])
         outlet = ventral - upper.back * 12.0 + np.array([s * 3.0, 0.0, 0.0]) - upper.up * 4.0
-        result.append(Foramen(f"S{index + 1}", side, outlet,
-                              ventral, canal, dorsal, dorsal + upper.back * 9.0, rv, rd))
+        result.append(Foramen(f"S{index + 1}", side, outlet, ventral, canal, dorsal, dorsal + upper.back * 9.0,
+                              ventral_opening, dorsal_opening))
     return result
 
 
-def _channel_rod(layout: VertebraLayout, start: np.ndarray, end: np.ndarray, radius: float) -> Primitive:
-    """A rod from ``start`` to ``end`` at full width: its rounded ends reach a radius past both
-    points, so consecutive rods of a channel overlap instead of pinching where they meet."""
+def _channel_rod(layout: VertebraLayout, start: np.ndarray, end: np.ndarray, opening: Opening,
+                 side: str) -> Primitive:
+    """A rod from ``start`` to ``end`` with the oval section of ``opening``: its rounded ends reach past
+    both points, so consecutive rods of a channel overlap instead of pinching where they meet."""
     along = (end - start) / np.linalg.norm(end - start)
-    return rod_in_vertebra(layout, start - along * radius, end + along * radius, radius, radius)
+    reach = min(opening.half_width, opening.half_height)
+    turn = math.radians(opening.turn_deg)
+    up = np.array([SIDE_SIGN[side] * math.sin(turn), 0.0, math.cos(turn)])
+    return rod_in_vertebra(layout, start - along * reach, end + along * reach, opening.half_width,
+                           opening.half_height, up=up)
 
 
-def _foramen_channel(layout: VertebraLayout, foramen: Foramen) -> list[Shape]:
-    rv, rd = foramen.ventral_radius, foramen.dorsal_radius
-    return [_channel_rod(layout, foramen.ventral_outlet, foramen.ventral, rv),
-            _channel_rod(layout, foramen.ventral, foramen.canal, rv),
-            _channel_rod(layout, foramen.canal, foramen.dorsal, rd),
-            _channel_rod(layout, foramen.dorsal, foramen.dorsal_outlet, rd)]
+def _lobe(layout: VertebraLayout, start: np.ndarray, end: np.ndarray, opening: Opening, side: str) -> Primitive:
+    """The opening's irregular lobe: a thinner rod beside the channel's axis over the same stretch."""
+    offset = opening.lobe_offset * np.array([SIDE_SIGN[side], 1.0, 1.0])
+    lobe = Opening(opening.lobe_radius, opening.lobe_radius, 0.0, offset, 0.0)
+    return _channel_rod(layout, start + offset, end + offset, lobe, side)
+
+
+def foramen_channel(layout: VertebraLayout, foramen: Foramen) -> list[Shape]:
+    """The cavity of one foramen (cut from the sacrum when painted): rods from the ventral outlet through the
+    ventral foramen, across the canal's recess and out through the dorsal foramen, with each opening's lobe."""
+    ventral, dorsal, side = foramen.ventral_opening, foramen.dorsal_opening, foramen.side
+    # The channel narrows from the ventral opening to the dorsal one across the canal's recess.
+    inner = Opening(0.5 * (ventral.half_width + dorsal.half_width), 0.5 * (ventral.half_height + dorsal.half_height),
+                    0.0, ventral.lobe_offset, 0.0)
+    return [_channel_rod(layout, foramen.ventral_outlet, foramen.ventral, ventral, side),
+            _channel_rod(layout, foramen.ventral, foramen.canal, inner, side),
+            _channel_rod(layout, foramen.canal, foramen.dorsal, dorsal, side),
+            _channel_rod(layout, foramen.dorsal, foramen.dorsal_outlet, dorsal, side),
+            _lobe(layout, foramen.ventral_outlet, foramen.ventral, ventral, side),
+            _lobe(layout, foramen.dorsal, foramen.dorsal_outlet, dorsal, side)]
 
 
 def canal_stations(layout: VertebraLayout, gap_mm: float = 0.0) -> list[tuple[np.ndarray, float, float]]:
@@ -283,28 +401,89 @@ class SacroiliacJoint:
         centre = ((u[0] + u[1]) / 2.0, (v[0] + v[1]) / 2.0, (w[0] + w[1]) / 2.0)
         return Primitive(Frame(self.frame.point(centre), self.frame.rotation), rounded_box(half, rounding), half)
 
+    def _bevelled(self, slab: Shape, bottom: float, top: float, outward: float) -> Shape:
+        """``slab`` between a top and a bottom face at ``top`` and ``bottom`` (heights in the joint's plane)
+        that close in by :data:`SI_CUT_BEVEL_DEG` going away from the joint toward ``outward`` (+1: the
+        ilium's side), so that no face of a cut lies parallel to S1's endplate: squared to it (the S1 view),
+        such a face is seen edge-on and draws a straight bar across the sacrum and the ilia."""
+        t = math.tan(math.radians(SI_CUT_BEVEL_DEG))
+        faces = []
+        for height, up in ((top, 1.0), (bottom, -1.0)):
+            normal = np.array([0.0, outward * t, up])
+            n = self.frame.vector(normal / np.linalg.norm(normal))
+            u = self.frame.vector((1.0, 0.0, 0.0))
+            frame = Frame.from_axes(self.frame.point((0.0, 0.0, height)), u, np.cross(n, u))
+            faces.append(Primitive(frame, half_space(), (400.0, 400.0, 400.0)))
+        return Intersection([slab] + faces)
+
+    def cleft_width_mm(self, w: float) -> float:
+        """Width of the posterior cleft at height ``w`` in the joint's frame (mm): :data:`SI_CLEFT_MM` from
+        its top to the joint's foot.
+
+        >>> joint = SacroiliacJoint("left", Frame.at((0.0, 0.0, 0.0)), SI_GAP_MM)
+        >>> [round(joint.cleft_width_mm(w), 2) for w in (joint.cleft_top, -SI_HALF_HEIGHT_MM)]
+        [2.0, 4.0]
+        """
+        top, foot = self.cleft_top, -SI_HALF_HEIGHT_MM
+        share = min(max((top - w) / (top - foot), 0.0), 1.0)
+        return SI_CLEFT_MM[0] + (SI_CLEFT_MM[1] - SI_CLEFT_MM[0]) * share
+
+    @property
+    def cleft_top(self) -> float:
+        """Height of the posterior cleft's top in the joint's frame (mm)."""
+        return -SI_HALF_HEIGHT_MM + SI_CLEFT_TOP_FRACTION * 2.0 * SI_HALF_HEIGHT_MM
+
+    def _cleft(self, u: tuple[float, float], v: tuple[float, float], w: tuple[float, float], edge: int) -> Primitive:
+        """A slab behind the auricular surface whose ``edge`` face (-1: its v = v[0] face, +1: v[1]) is the
+        cleft's wall on that side: at ``v`` there at the cleft's top, turned about u so that the cleft
+        widens by the half of :data:`SI_CLEFT_MM`'s difference per side down to the foot."""
+        turn = math.atan2((SI_CLEFT_MM[1] - SI_CLEFT_MM[0]) / 2.0, self.cleft_top + SI_HALF_HEIGHT_MM)
+        c, s = math.cos(turn), math.sin(turn)
+        # Turned so that its wall moves away from the cleft (toward the bone it bounds) going down.
+        sign = -float(edge)
+        tilt = np.array([[1.0, 0.0, 0.0], [0.0, c, sign * s], [0.0, -sign * s, c]])
+        half = ((u[1] - u[0]) / 2.0, (v[1] - v[0]) / 2.0, (w[1] - w[0]) / 2.0)
+        wall = v[0] if edge < 0 else v[1]
+        pivot = np.array([(u[0] + u[1]) / 2.0, wall, self.cleft_top])
+        centre_offset = tilt @ np.array([0.0, (v[0] + v[1]) / 2.0 - wall, (w[0] + w[1]) / 2.0 - self.cleft_top])
+        rotation = self.frame.rotation @ tilt
+        return Primitive(Frame(self.frame.point(pivot + centre_offset), rotation), rounded_box(half, 0.0), half)
+
     def space_shape(self) -> Shape:
-        """The joint space (label ``sacroiliac_joint.{side}``)."""
+        """The joint space (label ``sacroiliac_joint.{side}``) with the front of its posterior cleft."""
         g, length, height = self.gap_mm / 2.0, SI_HALF_LENGTH_MM + 3.0, SI_HALF_HEIGHT_MM + 3.0
-        return self._slab((-length, length), (-g, g), (-height, height))
+        u, w, half = (-length - SI_CLEFT_LABEL_MM, -length + 4.0), (-height, self.cleft_top), SI_CLEFT_MM[0] / 2.0
+        cleft = Intersection([self._cleft(u, (-half, 40.0), w, -1), self._cleft(u, (-40.0, half), w, 1)])
+        return SmoothUnion([self._slab((-length, length), (-g, g), (-height, height)), cleft])
 
     def sacral_cut(self) -> Shape:
-        """What the sacrum loses beyond its auricular surface (cut at paint time): out to the front,
-        but not behind or above the joint, where the ala and the dorsal surface carry on."""
+        """What the sacrum loses beyond its auricular surface (cut at paint time): out to the front, and
+        behind it the posterior cleft's lateral side, but not above the joint, where the ala and the
+        dorsal surface carry on."""
         g, length, height = self.gap_mm / 2.0, SI_HALF_LENGTH_MM, SI_HALF_HEIGHT_MM
-        return self._slab((-length - 4.0, length + 30.0), (-g, 60.0), (-height - 12.0, height + 2.0))
+        cleft = self._cleft((-length - SI_CLEFT_DEPTH_MM, -length + 2.0), (-SI_CLEFT_MM[0] / 2.0, 60.0),
+                            (-height - 12.0, self.cleft_top), -1)
+        front = self._slab((-length - 4.0, length + 30.0), (-g, 60.0), (-height - 30.0, height + 20.0))
+        return SmoothUnion([self._bevelled(front, -height - 12.0, height + 2.0, 1.0), cleft])
 
     def iliac_cut(self) -> Shape:
-        """What the ilium loses on the sacrum's side of the joint (cut at paint time)."""
+        """What the ilium loses on the sacrum's side of the joint and of its posterior cleft (cut at paint time)."""
         g, length, height = self.gap_mm / 2.0, SI_HALF_LENGTH_MM, SI_HALF_HEIGHT_MM
-        return self._slab((-length - 4.0, length + 30.0), (-60.0, g), (-height - 12.0, height + 2.0))
+        cleft = self._cleft((-length - SI_CLEFT_DEPTH_MM, -length + 2.0), (-60.0, SI_CLEFT_MM[0] / 2.0),
+                            (-height - 12.0, self.cleft_top), 1)
+        front = self._slab((-length - 4.0, length + 30.0), (-60.0, g), (-height - 30.0, height + 20.0))
+        return SmoothUnion([self._bevelled(front, -height - 12.0, height + 2.0, -1.0), cleft])
 
     def auricular_mass(self) -> Shape:
         """The sacrum's lateral mass under its auricular surface, reaching past the joint's plane so
         that the joint's cut shapes the surface over its whole extent."""
         # Its top stays under the ala's dorsal surface (the L5 dorsal ramus's groove is above it).
         length, height = SI_HALF_LENGTH_MM + 2.0, SI_HALF_HEIGHT_MM
-        return self._slab((-length, length), (-AURICULAR_MASS_MM, 6.0), (-height - 2.0, height - 6.0), 8.0)
+        mass = self._slab((-length, length), (-AURICULAR_MASS_MM, 6.0), (-height - 2.0, height - 6.0), 8.0)
+        # Behind it, beside the posterior cleft, the sacrum's lateral crest reaches the cleft's wall [ED].
+        crest = self._slab((-length - SI_CREST_BEHIND_MM, -length + 8.0), (-AURICULAR_MASS_MM, 6.0),
+                           (-height - 2.0, self.cleft_top + 4.0), 3.0)
+        return SmoothUnion([mass, crest])
 
     def point(self, u: float, v: float, w: float) -> np.ndarray:
         """World position of (u along the joint, v across it toward the ilium, w up), mm."""
@@ -411,6 +590,47 @@ def _lower_segment_parts(layout: VertebraLayout, frames: list[SegmentFrame],
     return parts
 
 
+def _plane(layout: VertebraLayout, origin: np.ndarray, normal: np.ndarray) -> Primitive:
+    """The half-space behind the plane through ``origin`` with outward ``normal`` (S1-local)."""
+    n = layout.frame.vector(normal / np.linalg.norm(normal))
+    u = np.cross(n, [1.0, 0.0, 0.0]) if abs(n[0]) < 0.9 else np.cross(n, [0.0, 1.0, 0.0])
+    frame = Frame.from_axes(layout.world(origin), u, np.cross(n, u))
+    return Primitive(frame, half_space(), (400.0, 400.0, 400.0))
+
+
+def _s1_s2_roof(layout: VertebraLayout, s2: SegmentFrame) -> Shape:
+    """The fused laminae between S1's and S2's dorsal wall (label ``S1.dorsal_wall``): the canal's roof under
+    the S1 laminae's lower edge, its back sloping from that edge forward and down to S2's dorsal surface at
+    the segment's middle (a ridge in the midline, falling forward laterally as the laminae do), so that the
+    dorsal surface runs on without a step."""
+    scale = layout.geometry.scale
+    thickness = layout.lamina_thickness
+    b = math.radians(LAMINA_INCLINATION_DEG)
+    normal = np.array([0.0, math.cos(b), math.sin(b)])  # out of the laminae's back, in the midline
+    edge = layout.lamina_ventral_point(0.0, layout.lamina_bottom_z) + normal * thickness * (1.0 + LAMINA_TAPER)
+    foot = s2.point(0.0, s2.depth / 2.0 + s2.canal_ap + DORSAL_WALL_MM * scale, 0.0)
+    under = layout.lamina_ventral_point(0.0, layout.lamina_bottom_z + 4.0 * scale)
+    floor = s2.point(0.0, s2.depth / 2.0 + s2.canal_ap, s2.height / 2.0)
+    # Out past the S1 dorsal foramina to the lateral masses (the intermediate and lateral crests beside them).
+    foramen = dorsal_foramen_center(layout, "left")
+    half_width = abs(foramen[0]) + FORAMEN_SIZES_MM[0][1][0] * scale + 6.0
+    low, high = foot[2] - 2.0, layout.lamina_bottom_z + 8.0 * scale
+    y0, y1 = min(floor[1], under[1]) - 2.0, edge[1] + 2.0
+    half = (half_width, (y1 - y0) / 2.0, (high - low) / 2.0)
+    box = placed_in_vertebra(layout, (0.0, (y0 + y1) / 2.0, (low + high) / 2.0), (1, 0, 0), (0, 1, 0),
+                             rounded_box(half, 1.5), half)
+    cuts = [box, _plane(layout, under, np.cross(floor - under, [1.0, 0.0, 0.0]))]  # the canal's side: in front
+    for side in SIDE_SIGN:
+        # The laminae's lateral lower corner, raised by the intermediate crest behind the S1 dorsal foramen [ED].
+        lateral = layout.lamina_ventral_point(1.0, layout.lamina_bottom_z, side) + \
+            layout.lamina_normal(side) * (thickness * (1.0 - LAMINA_TAPER) + ROOF_CREST_MM * scale)
+        # Under the laminae's lower edge the roof slopes forward to S2; above it, it stays in front of their backs.
+        for direction in (foot - edge, layout.lamina_lean):
+            back = np.cross(lateral - edge, direction)
+            cuts.append(_plane(layout, edge, back if back[1] > 0 else -back))
+    return Intersection(cuts)
+
+
 def rudimentary_disc(layout: VertebraLayout) -> Shape:
     """The thin disc between a lumbarised S1 and S2 (label ``S1-S2.disc.annulus``)."""
     width, depth = SEGMENTS[0].width_mm, SEGMENTS[0].depth_mm
@@ -428,6 +648,8 @@ def sacrum_parts(layout: VertebraLayout, concavity_top: float, lumbarized: bool 
     parts += [("S1.spinous_process", shape) for shape in spinous_process_part(layout)]
     frames = segment_frames(layout, LUMBARIZED_GAP_MM if lumbarized else 0.0)
     parts += _lower_segment_parts(layout, frames, lumbarized)
+    if not lumbarized:  # a lumbarised S1's laminae are free, over a rudimentary disc
+        parts.append(("S1.dorsal_wall", _s1_s2_roof(layout, frames[0])))
     d = layout.geometry.dims
     for side, s in SIDE_SIGN.items():
         parts.append((f"S1.pedicle.{side}", pedicle_part(layout, side)))
@@ -457,7 +679,11 @@ def sacrum_parts(layout: VertebraLayout, concavity_top: float, lumbarized: bool 
         # Its lateral border slopes in from the ala to S2's (the outline on AP has no step there).
         border = _border_plane(layout, s, np.array([s * x1, 0.0, z1]), np.array([s * frames[0].breadth / 2.0, 0.0, z0]),
                                np.array([0.0, 1.0, 0.0]))
-        parts.append(("S1", Intersection([mass, border])))
+        # Its top falls laterally with the ala's upper surface (flat, parallel to S1's endplate, it drew a straight
+        # bar across the sacrum on the view squared to the endplate) [ED].
+        slope = math.radians(LATERAL_MASS_TOP_SLOPE_DEG)
+        top = _plane(layout, np.array([s * x0, 0.0, z1]), np.array([s * math.sin(slope), 0.0, math.cos(slope)]))
+        parts.append(("S1", Intersection([mass, border, top])))
         parts.append(("S1", sacroiliac_joint(layout, side, lumbarized).auricular_mass()))
     return parts
 
@@ -505,7 +731,7 @@ def sacral_cavities(layout: VertebraLayout, lumbarized: bool = False) -> list[Sh
     shapes = sacral_canal(layout, lumbarized)
     for side in SIDE_SIGN:
         for foramen in foramina(layout, side, gap):
-            shapes += _foramen_channel(layout, foramen)
+            shapes += foramen_channel(layout, foramen)
     return shapes
 
 
@@ -515,7 +741,7 @@ def foraminal_region(layout: VertebraLayout, lumbarized: bool = False) -> list[S
     shapes: list[Shape] = []
     for side in SIDE_SIGN:
         for foramen in foramina(layout, side, gap):
-            shapes += _foramen_channel(layout, foramen)[1:3]
+            shapes += foramen_channel(layout, foramen)[1:3]
     return shapes
 
 

@@ -28,6 +28,10 @@ TRABECULAR_HU = 110.0
 # Share of the pattern's variance in vertical striation (the rest is isotropic mottle) [ED: vertical
 # trabeculae dominate in the vertebral body, Hildebrand 1999].
 VERTICAL_SHARE = 0.6
+# In the sacrum and the ilia the trabeculae follow the arcs that carry the load from the sacrum round to
+# the acetabula, not the body's axis: vertical striation there, summed through their thick lateral masses
+# and posterior ilia, drew straight vertical streaks on AP views (issue 15's "comb streaks") [ED].
+PELVIC_VERTICAL_SHARE = 0.1
 # Mottle: white noise band-passed between these Gaussian sigmas, mm [ED: trabecular spacing
 # 0.5-1 mm, Hildebrand 1999; the coarser half of it is what a 1 mm voxel keeps].
 MOTTLE_SIGMAS_MM = (0.7, 1.4)
@@ -58,9 +62,10 @@ def _unit(field: np.ndarray) -> np.ndarray:
     return field * np.float32(1.0 / max(float(field.std()), 1e-6))
 
 
-def trabecular_pattern(shape: tuple[int, int, int], spacing_mm: float, seed: object) -> np.ndarray:
+def trabecular_pattern(shape: tuple[int, int, int], spacing_mm: float, seed: object,
+                       vertical_share: float = VERTICAL_SHARE) -> np.ndarray:
     """Zero-mean, unit-variance trabecular pattern (float32, ``shape``) on a grid of ``spacing_mm``:
-    mottle and vertical striation (along the third axis) mixed by :data:`VERTICAL_SHARE`.
+    mottle and vertical striation (along the third axis) mixed by ``vertical_share`` of the variance.
 
     Drawn from ``seed`` (anything ``numpy.random.default_rng`` takes): the same seed, the same pattern.
     A grid coarser than the trabecular spacing holds no trabeculae: there the mottle is white noise.
@@ -86,15 +91,16 @@ def trabecular_pattern(shape: tuple[int, int, int], spacing_mm: float, seed: obj
     across, along = (sigma / spacing_mm for sigma in STRIATION_SIGMAS_MM)
     rods = rng.standard_normal(shape, dtype=np.float32)
     striation = ndimage.gaussian_filter(rods, (across, across, along), truncate=3.0)
-    mixed = np.sqrt(1.0 - VERTICAL_SHARE) * _unit(mottle) + np.sqrt(VERTICAL_SHARE) * _unit(striation)
+    mixed = np.sqrt(1.0 - vertical_share) * _unit(mottle) + np.sqrt(vertical_share) * _unit(striation)
     return _unit(mixed - mixed.mean())
 
 
-def trabecular_texture_hu(bone_hu: np.ndarray, spacing_mm: float, seed: object) -> np.ndarray:
+def trabecular_texture_hu(bone_hu: np.ndarray, spacing_mm: float, seed: object,
+                          vertical_share: float = VERTICAL_SHARE) -> np.ndarray:
     """HU to add to one bone's untextured CT numbers ``bone_hu`` for its trabecular pattern (float32).
 
-    :data:`TRABECULAR_HU` of :func:`trabecular_pattern` where the bone is cancellous
-    (:func:`cancellous_weight`), made zero-mean over the bone's cancellous weight so that the bone's
+    :data:`TRABECULAR_HU` of :func:`trabecular_pattern` (``vertical_share`` of it striation) where the bone is
+    cancellous (:func:`cancellous_weight`), made zero-mean over the bone's cancellous weight so that the bone's
     mean CT number (and every part's, to the noise) is unchanged.
 
     Examples
@@ -107,6 +113,6 @@ def trabecular_texture_hu(bone_hu: np.ndarray, spacing_mm: float, seed: object) 
     weight = cancellous_weight(bone_hu)
     if not weight.any():
         return np.zeros(bone_hu.shape, np.float32)
-    pattern = trabecular_pattern(bone_hu.shape, spacing_mm, seed)
+    pattern = trabecular_pattern(bone_hu.shape, spacing_mm, seed, vertical_share)
     pattern -= np.float32((pattern * weight).sum() / weight.sum())
     return (np.float32(TRABECULAR_HU) * weight * pattern).astype(np.float32)
