@@ -37,14 +37,14 @@ def _intrathecal(session):
 
 
 def _resited(session):
-    """Contrast shows an intrathecal tip; the needle is taken out, re-sited on the expert path and the
-    injection repeated under DSA, then checked on AP."""
+    """Contrast shows an intrathecal tip, named so; the needle is taken out, re-sited on the expert path and the
+    injection repeated under DSA, named, then checked on AP."""
     script = Script(session).view(0).view(1)
     wrong = path_to(session, structure_points(session, "dural_sac.csf", session.target.point), allow=("dural_sac",))
-    script.place(wrong.entry, wrong.direction).advance_to(wrong.depth_mm).view(2).contrast(1.0)
+    script.place(wrong.entry, wrong.direction).advance_to(wrong.depth_mm).view(2).contrast(1.0).read()
     right = plan_trajectory(session.tracer, session.target, session.spec)
     script.place(right.entry, right.direction).view(1).advance_to(right.depth_mm).view(2)
-    return script.contrast(1.0).view(0).add("finish").actions
+    return script.contrast(1.0).read().view(0).add("finish").actions
 
 
 def _status(report: Report) -> dict[str, str]:
