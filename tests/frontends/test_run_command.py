@@ -24,7 +24,9 @@ def test_expert_actions_are_written_then_replayed(tmp_path, capsys, phantom_name
     log = tmp_path / "attempt.jsonl"
     assert main(["run", "facet-default", "--anatomy", phantom_name, "--actions", str(expert), "--log", str(log)]) == 0
     printed = capsys.readouterr().out
-    assert "target_reached" in printed and "joint_entered" in printed and "unsafe events" in printed
+    # Events in clinical words (simulator.session.words), not the engine's identifiers.
+    assert "on target" in printed and "into the joint" in printed and "unsafe events" in printed
+    assert "target_reached" not in printed and "joint_entered" not in printed
     assert read_log(log).header["scenario"] == "facet-default"
     assert main(["run", "facet-default", "--anatomy", phantom_name, "--actions", str(expert), "--json"]) == 0
     result = json.loads(capsys.readouterr().out)
