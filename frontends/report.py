@@ -39,6 +39,7 @@ from simulator.session.actions import LogContents
 from simulator.session.history import Attempt, replay_attempt
 from simulator.session.scans import annotate, render_scan
 from simulator.session.shots import render_shot, shown_at
+from simulator.session.words import event_title
 
 EXPERT_COLOR = (120, 230, 120)
 SEVERITY_COLOR = {"critical": (1.0, 0.15, 0.15), "major": (1.0, 0.5, 0.05), "near_miss": (1.0, 0.78, 0.2)}
@@ -225,7 +226,7 @@ def report_body(report: Report, images: Sequence[tuple[str, Image.Image]], scene
     metrics = _rows([(_e(label), _e(value)) for label, value in metric_rows(report)], ("", ""))
     checklist, rating = _checklist_table(report), _rating_table(report)
     timeline = _rows([(f"{entry.t:.1f} s", _e(entry.action), _e(entry.summary),
-                       "".join(f'<span class="event {e.severity}">{_e(e.kind)}: {_e(e.message)}</span>'
+                       "".join(f'<span class="event {e.severity}">{_e(event_title(e.kind))}: {_e(e.message)}</span>'
                                for e in entry.events)) for entry in report.timeline],
                      ("time", "action", "details", "events"))
     scene_json = json.dumps(scene.to_json(), separators=(",", ":")).replace("</", "<\\/")

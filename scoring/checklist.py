@@ -39,8 +39,10 @@ item (key)                      done / partly (otherwise not done); procedures
                                 untested (§2.2 [S1][S19], §6.3); all
 ``contrast_volume``             each injection within the procedure's range (§2.6) / below it or up to
                                 twice its top; all
-``expected_pattern``            the last injection imaged and its pattern the procedure's (§2.7); a
-                                wrong pattern followed by re-siting is good practice, not a fault; all
+``expected_pattern``            the last injection imaged, its pattern the procedure's and the trainee
+                                naming it so / imaged and the procedure's, but never named or named
+                                wrong (§2.7: seen means read); a wrong pattern followed by re-siting is
+                                good practice, not a fault; all
 ``contrast_on_ap``              the spread imaged on AP after the last injection / imaged, but not on
                                 AP (§1: AP shows the spread pattern; §2.7); all
 ``parallel_placement``          RFA: every lesion with the cannula within 20° of the nerve's course /
@@ -227,6 +229,8 @@ class _Log:
         if kind == "lesion":
             made = next(e for e in step.events if e.kind == "lesion")
             return f"{made.message}, {100 * made.data['coverage']:.0f}% of the nerve's course covered so far"
+        if kind == "read_contrast":
+            return next(e.debrief for e in step.events if e.kind == "contrast_read")
         if kind == "check_loss_of_resistance":
             test = next(e for e in step.events if e.kind == "loss_of_resistance")
             return f"{test.message}{' (a false loss)' if test.data['false_loss'] else ''}, {tip}"
@@ -518,11 +522,24 @@ def _expected_pattern(log: _Log) -> ChecklistItem:
     resited = [log.steps[i] for i in injections[:-1]]
     earlier = f" after re-siting from {len(resited)} earlier injection(s)" if resited else ""
     if pattern in expected and seen:
-        return _item(log, "expected_pattern", "done", f"the {in_words(pattern)} pattern was seen{earlier}",
-                     resited[-2:] + [log.steps[last], seen[0]])
+        reading = _reading_of(log, len(injections))
+        if reading is None or not reading[1]["correct"]:
+            why = ("never named" if reading is None
+                   else f"named {in_words(reading[1]['reading'])}")
+            return _item(log, "expected_pattern", "partly",
+                         f"the {in_words(pattern)} pattern was on the images{earlier} but {why}", [log.steps[last], seen[0]] + ([reading[0]] if reading else []))
+        return _item(log, "expected_pattern", "done", f"the {in_words(pattern)} pattern was seen and named{earlier}",
+                     resited[-2:] + [log.steps[last], seen[0], reading[0]])
     why = (f"the last injection gave the {in_words(pattern)} pattern, not {' or '.join(in_words(p) for p in expected)}"
            if pattern not in expected else "no image showed the spread of the last injection")
     return _item(log, "expected_pattern", "not_done", why, [log.steps[last]] + seen[:1])
+
+
+def _reading_of(log: _Log, injection: int) -> tuple[Step, dict] | None:
+    """(step, event data) of the trainee's last naming of injection ``injection`` (1-based), None if never named."""
+    readings = [(step, e.data) for step in log.steps if step.action.type == "read_contrast"
+                for e in step.events if e.kind == "contrast_read" and e.data["injection"] == injection]
+    return readings[-1] if readings else None
 
 
 def _contrast_named(log: _Log) -> ChecklistItem:

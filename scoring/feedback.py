@@ -17,6 +17,7 @@ from pydantic import BaseModel
 from scenarios.schema import NERVE_PROCEDURES, Scenario
 from scoring.checklist import in_words
 from scoring.expert import ExpertComparison
+from scoring.exposure import HABITS, main_habit
 from scoring.grade import COVERAGE_GOOD, EXPERT_RANGE, PARALLEL_GOOD_DEG
 from scoring.metrics import Metrics, dap_text
 from scoring.proximity import NearMiss
@@ -155,6 +156,8 @@ FLAG_ADVICE: dict[str, str | dict[str, str]] = {
                                    "foramen.",
         "default": "The disc lies ventral to the canal and the foramen: check depth on the lateral before advancing.",
     },
+    "vascular_pattern_misread": "A thin line that branches or clears within a second or two is a vessel: name it "
+                                "vascular, withdraw and re-site, and test again before any injectate.",
     "ventral_ramus_lesion": "Motor-test at 2 V before every lesion; a leg twitch means the active tip is near the "
                             "ventral ramus: withdraw and lay the cannula more dorsally along the groove, then test "
                             "again before heating.",
@@ -445,12 +448,14 @@ def _effort(scenario: Scenario, metrics: Metrics, expert: ExpertComparison, flag
         items.append(FeedbackItem(level="tip", text=f"{metrics.fluoro_seconds:.0f} s of fluoroscopy: use single pulses "
                                   "while positioning and live runs only for the contrast test."))
     expert_dap = expert.expert_dose_area_product_gy_cm2
-    if expert_dap and metrics.dose_area_product_gy_cm2 > EXPERT_RANGE * expert_dap:
+    habit = main_habit(metrics.dose_by_habit_gy_cm2)
+    if (expert_dap and habit and metrics.dose_area_product_gy_cm2 > EXPERT_RANGE * expert_dap
+            and "dose_above_reference_level" not in flagged):
+        words, fix = HABITS[habit]
         items.append(FeedbackItem(level="tip", text=f"Your dose-area product was {dap_text(metrics.dose_area_product_gy_cm2)}"
                                   f", {metrics.dose_area_product_gy_cm2 / expert_dap:.1f} times the expert's "
-                                  f"{dap_text(expert_dap)}: collimate to the target, use single pulses while "
-                                  "positioning, keep lateral and oblique views few (each costs several AP frames) and "
-                                  "DSA for the vascular test only."))
+                                  f"{dap_text(expert_dap)}, most of it from {words}: {fix}; keep lateral and oblique "
+                                  "views few (each costs several AP frames)."))
     if metrics.hints_used:
         cost = metrics.hints_used * scenario.rubric.hint_deduction
         items.append(FeedbackItem(level="tip", text=f"You used {metrics.hints_used} of the {len(scenario.hints)} hints"

@@ -14,7 +14,7 @@ from anatomy_models.anatomy import Anatomy
 from anatomy_models.errors import SpinesimError
 from anatomy_models.structures import level_below
 from scenarios.schema import NERVE_PROCEDURES, Scenario
-from scoring.exposure import attempt_dose
+from scoring.exposure import attempt_dose, dose_by_habit
 from simulator.case.targets import Target
 from simulator.needle.ablation import SENSORY_CRITERION_V, coverage
 from simulator.needle.trace import AIR
@@ -84,6 +84,8 @@ class Metrics(BaseModel):
     dsa_runs: int
     reference_air_kerma_mgy: float
     dose_area_product_gy_cm2: float
+    # The DAP by the habit that gave it (scoring.exposure.HABITS keys), Gy cm^2.
+    dose_by_habit_gy_cm2: dict[str, float] = {}
     procedure_time_s: float
     path_length_mm: float
     tissues_crossed: list[str]
@@ -337,6 +339,7 @@ def measure(attempt: Attempt) -> Metrics:
         fluoro_shots=final.fluoro_shots, fluoro_seconds=round(final.fluoro_seconds, 3), dsa_runs=final.dsa_runs,
         reference_air_kerma_mgy=round(dose.reference_air_kerma_mgy, 4),
         dose_area_product_gy_cm2=round(dose.dose_area_product_gy_cm2, 5),
+        dose_by_habit_gy_cm2={habit: round(dap, 5) for habit, dap in dose_by_habit(attempt).items()},
         procedure_time_s=round(final.t, 3), path_length_mm=round(attempt.path_length_mm(), 2),
         tissues_crossed=tissues, structures_touched=touched,
         contrast_ml=round(sum(i.ml for i in final.injections), 3), contrast_patterns=patterns,

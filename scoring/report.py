@@ -45,21 +45,26 @@ from scoring.proximity import NearMiss, closest_approaches, with_expert
 from scoring.rating import GlobalRating, global_rating
 from scoring.safety import Flag, safety_flags
 from simulator.needle.trace import Tracer
-from simulator.session.actions import LogContents, action_record
+from simulator.session.actions import LogContents
 from simulator.session.fold import READING_OF_PATTERN
 from simulator.session.history import Attempt, replay_attempt
+from simulator.session.words import action_summary, action_title, event_title
 
 REPORT_FORMAT_VERSION = 1
 
 
 class TimelineEvent(BaseModel):
+    """An event of the timeline: ``kind`` the engine's identifier (for styling), ``title`` and ``message`` the
+    words a person reads."""
+
     kind: str
+    title: str = ""
     severity: str
     message: str
 
 
 class TimelineEntry(BaseModel):
-    """One action of the attempt and what it caused."""
+    """One action of the attempt (``action`` its title in words) and what it caused."""
 
     t: float
     action: str
@@ -255,20 +260,9 @@ def anatomy_name(anatomy: Anatomy) -> str:
 
 
 def timeline(attempt: Attempt) -> list[TimelineEntry]:
-    """Every action with a one-line summary and the events it caused."""
-    entries = []
-    for step in attempt.steps:
-        record = action_record(step.action)
-        details = {k: v for k, v in record.items() if k not in ("type", "t")}
-        summary = ", ".join(f"{k} {_short(v)}" for k, v in details.items())
-        entries.append(TimelineEntry(t=step.t, action=step.action.type, summary=summary,
-                                     events=[TimelineEvent(kind=e.kind, severity=e.severity, message=e.debrief)
-                                             for e in step.events]))
-    return entries
-
-
-def _short(value: Any) -> str:
-    if isinstance(value, list):
-        return "(" + ", ".join(f"{v:.1f}" if isinstance(v, float) else str(v) for v in value) + ")"
-    return f"{value:g}" if isinstance(value, float) else str(value)
-
+    """Every action with a one-line summary and the events it caused, in clinical words (no identifiers, no
+    coordinates: :mod:`simulator.session.words`)."""
+    return [TimelineEntry(t=step.t, action=action_title(step.action.type), summary=action_summary(step.action),
+                          events=[TimelineEvent(kind=e.kind, title=event_title(e.kind), severity=e.severity,
+                                                message=e.debrief) for e in step.events])
+            for step in attempt.steps]

@@ -34,6 +34,9 @@ flag                           severity  when
 ``through_sacroiliac_joint``   major     sacroiliac joint: the tip went through the joint and out of its
                                          front, into the pelvis (the L5 and S1 ventral rami, the iliac
                                          vessels lie there) [ED]
+``vascular_pattern_misread``   critical  a contrast test that ran into a vessel, named by the trainee as another
+                                         pattern, then injectate at the same needle position (§2.7: the reading
+                                         is the check that should have stopped it)
 ``ventral_ramus_lesion``       critical  an RF lesion reaching within 1 mm of a ventral ramus or root, or made
                                          where motor stimulation had twitched the leg (§2.5 [S39][S43])
 ``lesion_without_motor_test``  critical  an RF lesion with no motor stimulation at that cannula position
@@ -41,6 +44,9 @@ flag                           severity  when
 ``vessel_puncture``            minor     the tip entered a vessel (blood at the hub or not) without an injection
 ``repeated_bone_contact``      minor     more bone contacts than the rubric's tolerance
 ``excessive_shots``            minor     more fluoroscopy shots than the scenario's limit (§6.3)
+``dose_above_reference_level`` minor     a dose-area product above the procedure's diagnostic reference level
+                                         (Hustinx 2018, :mod:`scoring.exposure`), with the habit that gave most
+                                         of it and its fix
 ``excessive_fluoro_time``      minor /   more beam-on time than the limit (§3 [S61]); major past
                                major     :data:`RADIATION_MAJOR_FACTOR` times it: continuous screening
                                          where pulses would do (§3 [S63])
@@ -77,11 +83,13 @@ from anatomy_models.errors import SpinesimError
 from anatomy_models.structures import LEVELS, clinical_name, in_group, level_below
 from anatomy_models.tissues import BONE_TISSUES
 from scenarios.schema import NERVE_PROCEDURES, RFA_NERVES, Scenario, TargetSpec
-from scoring.metrics import INJECTIONS, VASCULAR_PATTERNS, Metrics, contrast_runs, motor_tested
+from scoring.exposure import HABITS, REFERENCE_LEVELS_MGY_CM2, main_habit
+from scoring.metrics import (INJECTIONS, MGY_PER_GY, NEEDLE_MOVES, VASCULAR_PATTERNS, Metrics, contrast_runs, dap_text,
+                             motor_tested)
 from simulator.case.targets import CAUDAL_SAC_MARGIN_MM, target_for
 from simulator.needle.sacral_contrast import dural_sac_end
 from simulator.needle.trace import AIR, Tracer
-from simulator.session.fold import AGENT_WORDS, LESION_ROOT_MARGIN_MM
+from simulator.session.fold import AGENT_WORDS, LESION_ROOT_MARGIN_MM, READING_WORDS
 from simulator.session.history import Attempt
 
 Severity = Literal["critical", "major", "minor"]
@@ -137,6 +145,7 @@ def safety_flags(attempt: Attempt, metrics: Metrics) -> list[Flag]:
     _injection_flags(attempt, flags)
     _injectate_flags(attempt, flags)
     _unseen_injections(attempt, flags)
+    _misread_vascular(attempt, flags)
     _beyond_ventral(attempt, flags)
     _wrong_level(attempt, flags)
     _ablation_flags(attempt, flags)
@@ -156,10 +165,26 @@ def safety_flags(attempt: Attempt, metrics: Metrics) -> list[Flag]:
                   + (f"more than {RADIATION_MAJOR_FACTOR:g} times the limit of {limits.fluoro_seconds:g} s: radiation "
                      "the patient and the team did not need" if major
                      else f"more than the limit of {limits.fluoro_seconds:g} s"))
+    _reference_level(scenario, metrics, flags)
     if metrics.procedure_time_s > limits.time_s:
         flags.add("over_time", "minor", "Over time",
                   f"{metrics.procedure_time_s:.0f} s, longer than the limit of {limits.time_s:g} s")
     return flags.sorted()
+
+
+def _reference_level(scenario: Scenario, metrics: Metrics, flags: _Flags) -> None:
+    """A minor flag for a DAP above the procedure's diagnostic reference level, naming the habit that gave most
+    of it and its fix."""
+    level = REFERENCE_LEVELS_MGY_CM2.get(scenario.procedure)
+    dap = metrics.dose_area_product_gy_cm2
+    if level is None or dap * MGY_PER_GY <= level:
+        return
+    habit = main_habit(metrics.dose_by_habit_gy_cm2)
+    words, fix = HABITS[habit]
+    share = metrics.dose_by_habit_gy_cm2[habit] / dap
+    flags.add("dose_above_reference_level", "minor", "Dose above the reference level",
+              f"{dap_text(dap)} of dose-area product, above the diagnostic reference level of {level:.0f} mGy·cm² for "
+              f"this procedure; {share:.0%} of it came from {words}: {fix}")
 
 
 def _event_flags(attempt: Attempt, flags: _Flags) -> None:
@@ -269,6 +294,25 @@ def _injectate_flags(attempt: Attempt, flags: _Flags) -> None:
                    "infarct the cord" if procedure == "transforaminal_epidural" else
                    "a diagnostic medial branch block uses local anaesthetic only")
             flags.add("agent_choice", "minor", "Choice of injectate", f"{agent}: {why}", medication.t)
+
+
+def _misread_vascular(attempt: Attempt, flags: _Flags) -> None:
+    """A vascular contrast pattern the trainee named as something else, then injectate with the needle unmoved."""
+    steps = attempt.steps
+    for index, step in enumerate(steps):
+        read = next((e for e in step.events if e.kind == "contrast_read"), None)
+        if read is None or read.data["actual"] != "vascular" or read.data["correct"]:
+            continue
+        for later in steps[index + 1:]:
+            if later.action.type in NEEDLE_MOVES:
+                break
+            if later.action.type == "inject_medication":
+                flags.add("vascular_pattern_misread", "critical", "Vascular pattern misread",
+                          "the contrast test ran into a vessel and you read it as "
+                          f"{READING_WORDS[read.data['reading']]}; {later.action.ml:g} mL of {AGENT_WORDS[later.action.agent]} followed at "
+                          f"{later.t:.0f} s with the needle where the vessel had filled", step.t,
+                          step.before.tip_structure)
+                break
 
 
 def _unseen_injections(attempt: Attempt, flags: _Flags) -> None:

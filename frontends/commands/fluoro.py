@@ -12,7 +12,7 @@ from anatomy_models.store import load_anatomy
 from frontends.cli import SEED, FiniteFloat, OutputPath, user_text
 from simulator.imaging.carm import (CArm, ap, contralateral_oblique, ipsilateral_oblique, lateral, scotty_dog,
                                     square_endplate)
-from simulator.imaging.dose import DoseLedger, Technique
+from simulator.imaging.dose import AEC_TARGET_DETECTOR_NGY_PER_FRAME, DoseLedger, Technique
 from simulator.imaging.drr import METHODS
 from simulator.imaging.fluoro import DEFAULT_POLARITY, POLARITIES, Display, render_fluoro
 
@@ -57,7 +57,7 @@ def carm_for_view(anatomy, view: str, level: str, side: str, angle: float | None
 @click.option("--tilt", type=FiniteFloat(-90, 90, min_open=True, max_open=True), default=None,
               help="Cranial (+) / caudal (-) tilt, degrees [squares the endplate].")
 @click.option("--kvp", type=FiniteFloat(), default=80.0, show_default=True, help="Tube voltage, kV.")
-@click.option("--dose", "dose_ngy", type=FiniteFloat(), default=40.0, show_default=True,
+@click.option("--dose", "dose_ngy", type=FiniteFloat(), default=AEC_TARGET_DETECTOR_NGY_PER_FRAME, show_default=True,
               help="Detector air kerma per frame the exposure control aims for, nGy (noise level; a shot is a "
                    "tap of a few frames, averaged).")
 @click.option("--seed", type=SEED, default=0, show_default=True, help="Seed of the quantum noise.")

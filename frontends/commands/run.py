@@ -11,9 +11,11 @@ from rich.table import Table
 
 from anatomy_models.errors import SpinesimError
 from anatomy_models.store import load_anatomy
+from anatomy_models.structures import clinical_name
 from frontends.cli import OutputPath, user_text
 from scenarios.schema import load_scenario, scenario_directory
 from simulator.session.actions import LogWriter, read_log
+from simulator.session.words import event_title
 
 out = Console(soft_wrap=True)
 _SEVERITY_STYLE = {"info": "", "warning": "yellow", "unsafe": "bold red"}
@@ -85,7 +87,8 @@ def _print_state(session) -> None:
     table = Table("final state", "", show_header=False)
     for key in ("t", "tip_structure", "in_target", "tip_to_target_mm", "passes", "redirects", "bone_contacts",
                 "fluoro_shots", "fluoro_seconds", "lor_checks", "contrast_ml", "medication_ml", "finished"):
-        table.add_row(key, user_text(state[key]))
+        value = clinical_name(state[key]) if key == "tip_structure" and state[key] else state[key]
+        table.add_row(key, user_text(value))
     if state["needle"]:
         table.add_row("tip (LPS mm)", user_text(state["needle"]["tip"]))
         table.add_row("depth (mm)", user_text(state["needle"]["depth_mm"]))
@@ -94,7 +97,7 @@ def _print_state(session) -> None:
     if lesions:
         table.add_row("lesions", user_text(f"{len(lesions)}, {100 * lesions[-1].data['coverage']:.0f}% of the nerve's "
                                            "course covered"))
-    table.add_row("unsafe events", user_text(", ".join(e.kind for e in session.unsafe_events()) or "none"))
+    table.add_row("unsafe events", user_text(", ".join(event_title(e.kind) for e in session.unsafe_events()) or "none"))
     out.print(table)
 
 
@@ -116,7 +119,7 @@ def _step_printer(events: list, images_dir: Path | None, as_json: bool):
                 image.save_png(images_dir / f"shot-{event.data['shot']:03d}-{event.data['mode']}.png")
             if not as_json:
                 style = _SEVERITY_STYLE[event.severity]
-                text = user_text(f"{event.t:7.1f} s  {event.kind:<22} {event.debrief}")
+                text = user_text(f"{event.t:7.1f} s  {event_title(event.kind):<22} {event.debrief}")
                 out.print(f"[{style}]{text}[/]" if style else text, highlight=False)
 
     return shown

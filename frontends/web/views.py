@@ -26,6 +26,7 @@ from simulator.imaging.carm import MAGNIFICATION_MODES_CM
 from simulator.needle.shaft import Needle
 from simulator.session.actions import AGENTS
 from simulator.session.fold import AGENT_WORDS, READING_WORDS, Event
+from simulator.session.words import action_summary, action_title, event_title
 
 # Events a trainee sees as a banner (in addition to the list).
 _ALERT_KINDS = {"csf_flashback", "blood_flashback", "paraesthesia", "dural_puncture", "bone_contact", "hub_at_skin",
@@ -354,10 +355,10 @@ def replay_view(attempt: LiveAttempt | None, step: int) -> dict:
     if step == 0:
         return view | {"replay_action": "0. start", "replay_events": []}
     action = session.actions[step - 1]
-    fields = {k: v for k, v in action.model_dump(exclude_none=True).items() if k not in ("type", "t")}
+    summary = action_summary(action)
     events = session.steps[step - 1].events
-    return view | {"replay_action": f"{step}. t = {action.t:.1f} s · {action.type.replace('_', ' ')} "
-                                    + ", ".join(f"{k} {_short(v)}" for k, v in fields.items()),
+    return view | {"replay_action": f"{step}. t = {action.t:.1f} s · {action_title(action.type)}"
+                                    + (f": {summary}" if summary else ""),
                    "replay_events": event_rows(events, debrief=True)}
 
 
@@ -369,7 +370,7 @@ def live_events(events: Sequence[Event]) -> list[Event]:
 def event_rows(events: Sequence[Event], *, debrief: bool = False) -> list[dict]:
     """Events as the lists show them: time, kind, message (with the debrief's verdicts after the
     attempt) and the chip's colour for its severity."""
-    return [{"t": f"{e.t:.1f}", "kind": e.kind.replace("_", " "), "message": e.debrief if debrief else e.message,
+    return [{"t": f"{e.t:.1f}", "kind": event_title(e.kind), "message": e.debrief if debrief else e.message,
              "colour": _SEVERITY_COLOUR["info" if e.kind in _VERDICT_KINDS and not debrief else e.severity]}
             for e in events]
 
@@ -377,9 +378,3 @@ def event_rows(events: Sequence[Event], *, debrief: bool = False) -> list[dict]:
 def lps_text(point) -> str:
     """A point (LPS mm), for those who ask for coordinates (the entry's tooltip)."""
     return f"L {point[0]:+.1f}  P {point[1]:+.1f}  S {point[2]:+.1f} mm (LPS)"
-
-
-def _short(value) -> str:
-    if isinstance(value, (list, tuple)):
-        return "(" + ", ".join(f"{v:.1f}" if isinstance(v, float) else str(v) for v in value) + ")"
-    return f"{value:g}" if isinstance(value, float) else str(value)

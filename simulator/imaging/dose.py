@@ -19,16 +19,27 @@ Model
 5. **Automatic exposure control.** The C-arm sets the tube charge per frame so that the detector
    behind the anatomy receives a target air kerma per frame (the image receptor input air kerma);
    the patient's transmission is ``exp(-p)`` for the median line integral ``p`` of the exposed body.
-   Default target 40 nGy per frame [ED], below the Belgian regulator's acceptance limit for
-   fluoroscopy of 1.5 uGy/s image receptor input air kerma rate (FANC, jurion.fanc.fgov.be, wettekst
-   28734), i.e. 60 nGy per frame at 25 frames/s.
+   Default target 13 nGy per frame at 15 pulses/s: an image intensifier's fluoroscopy input is about
+   1 uR (8.7 nGy) per frame at 30 frames/s in its 23 cm field (textbook range 1-5 uR per frame), and a
+   pulsed mode gives each pulse about half as much again; well below the Belgian regulator's acceptance
+   limit of 1.5 uGy/s image receptor input air kerma rate (FANC, jurion.fanc.fgov.be, wettekst 28734).
+   **Calibration.** On the built-in patient's AP view of L4-L5 that is 15 mGy/min live reference air
+   kerma rate, the middle of the 10-20 mGy/min typical of an average adult's lumbar spine at normal
+   dose (IEC 60601-2-43 reference point), and 26 mGy·cm² of DAP per second of live fluoroscopy, that of
+   Kim et al.'s 181 transforaminal injections by experienced radiologists at 15 pulses/s (mean 1017
+   mGy·cm² over a mean 36 s of fluoroscopy, 28 mGy·cm²/s; median 678 over 29 s, 23 mGy·cm²/s: "Fluoroscopy
+   time and radiation dose", J Spinal Disord Tech 2014, PubMed 24441060; clinical.md [S61]); an expert's
+   transforaminal injection then lies inside the Saint-Luc teaching hospital's interquartile range of
+   499-1067 mGy·cm², well under the Belgian diagnostic reference level of 3000 (Hustinx et al., Radiat
+   Prot Dosimetry 179:271, 2018). tests/simulator/test_dose.py checks both rates. (The model had 40 nGy
+   per frame, three times the published rates: an expert's DSA-checked injection gave 3364 mGy·cm².)
 6. **Metering without an image.** What the exposure control sees is metered on a few rays through
    its central disc (the CT sampled along each, :func:`metered_transmission`), not on a rendered
    frame, so the dose of a shot is known without rendering: the live counter and the attempt
    report both add shots with :func:`add_fluoro_shot`, one number from one function.
 7. **Runs.** A pulse shot is a tap on the pedal: ``PULSE_SECONDS`` of pulsed fluoroscopy (the time
-   the C-arm's fluoroscopy counter records for it), :func:`tap_frames` frames; the last-image hold
-   shows them averaged by the recursive (temporal) noise filter [ED], so the image has their quanta
+   the C-arm's fluoroscopy counter records for it), :func:`tap_frames` frames (8 at 15 pulses/s); the
+   last-image hold shows them averaged by the recursive (temporal) noise filter [ED], so the image has their quanta
    and the dose counts every one. Live fluoroscopy and DSA runs are ``seconds x frame rate`` frames;
    a live run's held image averages at most ``RECURSIVE_FILTER_FRAMES`` of them, a DSA frame is one
    acquisition. DSA is an acquisition (:func:`technique_for`) at ``DSA_FRAMES_PER_SECOND`` whose dose
@@ -48,7 +59,12 @@ Model
    citing NRPB 1988; discovery.researcher.life/article/f09a05ede3a53b94819345d49c51dc78). The field is
    collimated to the mode's, so the DAP stays about the same while the reference air kerma rises. A
    flat panel (``detector_shape="square"``) is taken without that gain change.
-10. **kVp at the same detector dose.** The transmission the AEC sees is the detected signal's
+10. **The legal limit of the dose rate.** Fluoroscopy in its normal mode may not exceed an air kerma rate of
+   88 mGy/min (10 R/min) at the measurement point, for a C-arm 30 cm in front of the image receptor's input
+   surface (US 21 CFR 1020.32(e)); the exposure control stops there, and an image through the pelvis on
+   lateral, which would need more, is noisier instead (:data:`FLUORO_KERMA_RATE_LIMIT_MGY_PER_MIN`). DSA is
+   an acquisition (a recording mode) and has no such limit.
+11. **kVp at the same detector dose.** The transmission the AEC sees is the detected signal's
    (``exp(-p)`` of the beam-hardened line integral, plus the scatter the grid lets through), so a
    higher kVp, which crosses the patient more easily, needs fewer mAs: the reference air kerma and
    DAP fall with kVp (tests/simulator/test_dose.py checks the fall against Beer-Lambert through the
@@ -69,15 +85,22 @@ from simulator.imaging.scatter import Grid
 from simulator.imaging.spectrum import TUBE_FILTRATION_MM_AL, beam
 
 # ---------------------------------------------------------------------------- constants (sources above)
-# One pulse shot, a tap on the pedal, as the C-arm's fluoroscopy-time counter records it, s [ED].
-PULSE_SECONDS = 0.3
+# One pulse shot, a tap on the pedal, as the C-arm's fluoroscopy-time counter records it, s [ED]: half a
+# second, the beam staying on while the exposure control settles and the last-image hold fills (its 8
+# frames at 15 pulses/s hold the quanta the 4 frames of 40 nGy did before the calibration, see the
+# module docstring, 5).
+PULSE_SECONDS = 0.5
 TUBE_OUTPUT_COEFFICIENT_UGY_PER_MAS = 8.373e-3  # at 1.016 m, times kVp**TUBE_OUTPUT_EXPONENT
 TUBE_OUTPUT_EXPONENT = 1.983
 TUBE_OUTPUT_DISTANCE_MM = 1016.0  # 40 inches
 IRP_FROM_ISOCENTER_MM = 150.0
 AIR_MASS_ENERGY_ABSORPTION_CM2_PER_G = {60.0: 0.03041, 80.0: 0.02407}
 DETECTOR_QUANTUM_EFFICIENCY = 0.6  # [ED]
-AEC_TARGET_DETECTOR_NGY_PER_FRAME = 40.0  # [ED], see the module docstring
+AEC_TARGET_DETECTOR_NGY_PER_FRAME = 13.0  # calibrated to published dose rates, see the module docstring (5)
+# The most air kerma per minute fluoroscopy may give in its normal mode, at the measurement point this far in
+# front of the image receptor (US 21 CFR 1020.32(e): 88 mGy/min, 30 cm for a C-arm; module docstring, 10).
+FLUORO_KERMA_RATE_LIMIT_MGY_PER_MIN = 88.0
+LIMIT_POINT_FROM_DETECTOR_MM = 300.0
 # Digital subtraction runs are acquisitions, not fluoroscopy: more dose per frame, so that the
 # difference of two frames is not drowned in noise. Their dose rate (per second) is 2.3-4.2 times that
 # of live fluoroscopy at the medium dose rate on portable C-arms, lumbar TFESI, anthropomorphic phantom
@@ -91,8 +114,9 @@ DSA_TO_LIVE_DOSE_RATE = 3.25
 DSA_FRAMES_PER_SECOND = 3.0
 # Frames whose quanta the recursive filter of live fluoroscopy keeps in the displayed (and held)
 # image [ED]: a filter with weight w on the newest frame leaves the noise of (2 - w) / w frames
-# (7 at w = 0.25); motion-adaptive filters keep less of the past, so 4.
-RECURSIVE_FILTER_FRAMES = 4
+# (7 at w = 0.25, a usual setting for a still patient; motion-adaptive filters keep less of the past
+# while the needle moves, but a held image is of a still needle).
+RECURSIVE_FILTER_FRAMES = 7
 # Exposure control meters in a central disc of this radius (fraction of the detector width), on the
 # rays whose line integral says they cross the body (more than ~2.5 mm of water at 60 keV); the same
 # numbers as the renderer's (simulator.imaging.fluoro: _MEASURING_RADIUS and _BODY_THRESHOLD) [ED].
@@ -156,6 +180,9 @@ class Technique:
         (see :func:`technique_for` for live and DSA runs).
     filtration_mm_al : float
         Total filtration of the tube, mm Al (:data:`simulator.imaging.spectrum.TUBE_FILTRATION_MM_AL`).
+    kerma_rate_limit_mgy_per_min : float, optional
+        The most air kerma per minute the exposure control may give at the limit's measurement point
+        (:data:`FLUORO_KERMA_RATE_LIMIT_MGY_PER_MIN`); None for an acquisition (DSA), which has none.
     """
 
     kvp: float = 80.0
@@ -164,6 +191,7 @@ class Technique:
     aec_target_ngy: float = AEC_TARGET_DETECTOR_NGY_PER_FRAME
     averaged_frames: int | None = None
     filtration_mm_al: float = TUBE_FILTRATION_MM_AL
+    kerma_rate_limit_mgy_per_min: float | None = FLUORO_KERMA_RATE_LIMIT_MGY_PER_MIN
 
     def __post_init__(self) -> None:
         tube_output_ugy_per_mas(self.kvp)  # validates the voltage
@@ -175,6 +203,9 @@ class Technique:
             raise SpinesimError(f"tube charge per frame must be in (0, 100] mAs, got {self.mas_per_frame!r}")
         if not (np.isfinite(self.aec_target_ngy) and 0 < self.aec_target_ngy <= 10000.0):
             raise SpinesimError(f"AEC target must be in (0, 10000] nGy per frame, got {self.aec_target_ngy!r}")
+        limit = self.kerma_rate_limit_mgy_per_min
+        if limit is not None and not (np.isfinite(limit) and limit > 0):
+            raise SpinesimError(f"kerma rate limit must be a positive number of mGy/min or None, got {limit!r}")
         if self.averaged_frames is not None and not (isinstance(self.averaged_frames, int) and 1 <= self.averaged_frames <= 100):
             raise SpinesimError(f"averaged frames must be a whole number 1-100, got {self.averaged_frames!r}")
 
@@ -188,7 +219,7 @@ def beam_seconds(seconds: float | None) -> float:
     """Beam-on time of a shot: the run's ``seconds``, or a tap (:data:`PULSE_SECONDS`) for a pulse shot.
 
     >>> beam_seconds(None), beam_seconds(2.0)
-    (0.3, 2.0)
+    (0.5, 2.0)
     """
     return PULSE_SECONDS if seconds is None else seconds
 
@@ -211,7 +242,7 @@ def tap_frames(frames_per_second: float) -> int:
     """Frames of a pulse shot: a tap of ``PULSE_SECONDS`` at the pulse rate, at least one.
 
     >>> tap_frames(15.0), tap_frames(3.0), tap_frames(1.0)
-    (4, 1, 1)
+    (8, 2, 1)
     """
     return max(1, round(PULSE_SECONDS * frames_per_second))
 
@@ -284,6 +315,10 @@ def exposure_for(carm: CArm, technique: Technique, transmission: float = 1.0,
     detector_per_mas_ugy = output * (1000.0 / carm.source_to_detector_mm) ** 2
     if technique.mas_per_frame is None:
         mas = technique.aec_target_ngy * 1e-3 * magnification_dose_factor(carm) / (detector_per_mas_ugy * transmission)
+        if technique.kerma_rate_limit_mgy_per_min is not None:
+            limit_point_mm = carm.source_to_detector_mm - LIMIT_POINT_FROM_DETECTOR_MM
+            per_mas_mgy = output * (1000.0 / limit_point_mm) ** 2 * 1e-3
+            mas = min(mas, technique.kerma_rate_limit_mgy_per_min / 60.0 / technique.frames_per_second / per_mas_mgy)
     else:
         mas = technique.mas_per_frame
     irp_distance_mm = carm.source_to_isocenter_mm - IRP_FROM_ISOCENTER_MM
@@ -315,9 +350,9 @@ class DoseLedger:
     --------
     >>> frame = exposure_for(CArm(), Technique(mas_per_frame=0.1, frames_per_second=10))
     >>> ledger = DoseLedger().add_shot(frame).add_live(frame, seconds=3.0)
-    >>> ledger.shots, ledger.frames, ledger.fluoro_seconds     # a tap of 3 frames, then 30
-    (1, 33, 3.0)
-    >>> bool(np.isclose(ledger.reference_air_kerma_mgy, 33 * frame.reference_air_kerma_mgy))
+    >>> ledger.shots, ledger.frames, ledger.fluoro_seconds     # a tap of 5 frames, then 30
+    (1, 35, 3.0)
+    >>> bool(np.isclose(ledger.reference_air_kerma_mgy, 35 * frame.reference_air_kerma_mgy))
     True
     """
 
@@ -383,15 +418,15 @@ def technique_for(mode: str, technique: Technique = Technique(), seconds: float 
     --------
     >>> dsa, live = technique_for("dsa"), technique_for("live")
     >>> dsa.aec_target_ngy, dsa.frames_per_second, dsa.shown_frames
-    (650.0, 3.0, 1)
+    (211.25, 3.0, 1)
     >>> dsa.aec_target_ngy * dsa.frames_per_second / (live.aec_target_ngy * live.frames_per_second)  # per second
     3.25
     >>> technique_for("pulse").shown_frames, technique_for("live", seconds=0.1).shown_frames, technique_for("live", seconds=5).shown_frames
-    (4, 2, 4)
+    (8, 2, 7)
     """
     if mode == "dsa":
         return replace(technique, aec_target_ngy=dsa_target_ngy(technique),
-                       frames_per_second=DSA_FRAMES_PER_SECOND, averaged_frames=1)
+                       frames_per_second=DSA_FRAMES_PER_SECOND, averaged_frames=1, kerma_rate_limit_mgy_per_min=None)
     if mode == "live":
         run = run_frames(PULSE_SECONDS if seconds is None else seconds, technique.frames_per_second)
         return replace(technique, averaged_frames=min(run, RECURSIVE_FILTER_FRAMES))

@@ -7,6 +7,7 @@ from anatomy_models.store import save_anatomy
 from frontends.cli import main
 from scoring.grade import COVERAGE_GOOD
 from simulator.session.actions import read_log
+from simulator.session.words import event_title
 from tests.simulator.anatomy_phantoms import mini_spine
 
 
@@ -24,7 +25,9 @@ def test_expert_actions_are_written_then_replayed(tmp_path, capsys, phantom_name
     log = tmp_path / "attempt.jsonl"
     assert main(["run", "facet-default", "--anatomy", phantom_name, "--actions", str(expert), "--log", str(log)]) == 0
     printed = capsys.readouterr().out
-    assert "target_reached" in printed and "joint_entered" in printed and "unsafe events" in printed
+    # Events in clinical words (simulator.session.words), not the engine's identifiers.
+    assert "on target" in printed and "into the joint" in printed and "unsafe events" in printed
+    assert "target_reached" not in printed and "joint_entered" not in printed
     assert read_log(log).header["scenario"] == "facet-default"
     assert main(["run", "facet-default", "--anatomy", phantom_name, "--actions", str(expert), "--json"]) == 0
     result = json.loads(capsys.readouterr().out)
@@ -48,7 +51,7 @@ def test_images_are_written_for_every_shot_and_reproduce(tmp_path, capsys, phant
     first, second = tmp_path / "first", tmp_path / "second"
     for folder in (first, second):
         assert main(["run", "tfesi-default", "--anatomy", phantom_name, "--expert", "--images", str(folder)]) == 0
-    shots = sum(1 for line in capsys.readouterr().out.splitlines() if " fluoro_shot " in line) // 2
+    shots = sum(1 for line in capsys.readouterr().out.splitlines() if f" {event_title('fluoro_shot')} " in line) // 2
     names = sorted(p.name for p in first.glob("*.png"))
     assert len(names) == shots and any(name.endswith("-dsa.png") for name in names)
     for name in names:

@@ -11,6 +11,9 @@ from simulator.case.planner import (EXPERT_CONTRAST_ML, EXPERT_INJECTATE, expert
 from simulator.case.targets import UNSAFE_GROUPS, UNSAFE_TISSUES
 from simulator.session.fold import READING_OF_PATTERN, Session
 
+# The novice's live runs on the depth view, s each (two of them).
+LIVE_RUN_S = 15.0
+
 
 class Script:
     """Actions of an attempt, with a clock, applied to ``session`` as they are written (so a script can
@@ -153,8 +156,10 @@ def final_ml(session: Session) -> float:
 
 
 def novice_log(session: Session, off_mm: float = 6.0) -> list[dict]:
-    """Many shots, several redirections, a tip ``off_mm`` from the target, contrast on a single pulse
-    (``session`` is a fresh session the script is played on)."""
+    """Many shots (24), several redirections, the last advance watched under long live runs on the depth view
+    (30 s: continuous screening, the habit that gives a trainee's dose, clinical.md §3 [S63]), a tip
+    ``off_mm`` from the target, contrast on a single pulse (``session`` is a fresh session the script is
+    played on)."""
     script = Script(session)
     for _ in range(4):
         script.view(0)
@@ -169,7 +174,7 @@ def novice_log(session: Session, off_mm: float = 6.0) -> list[dict]:
     script.add("redirect", 5.0, direction=[float(v) for v in final.direction]).add("fluoro_shot", 1.0)
     for fraction in (0.5, 0.8):
         script.advance_to(fraction * final.depth_mm).add("fluoro_shot", 1.0).add("fluoro_shot", 1.0)
-    script.view(2).view(2)
-    script.advance_to(final.depth_mm).add("fluoro_shot", 1.0).view(0)
+    script.view(2).add("fluoro_shot", 1.0, mode="live", seconds=LIVE_RUN_S)
+    script.advance_to(final.depth_mm).add("fluoro_shot", 1.0, mode="live", seconds=LIVE_RUN_S).view(0)
     script.add("inject_contrast", ml=0.5).add("fluoro_shot", 20.0)
     return script.add("finish").actions

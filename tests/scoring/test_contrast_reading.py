@@ -8,9 +8,10 @@ import pytest
 
 from anatomy_models.errors import SpinesimError
 from scenarios.schema import library_scenarios
+from scoring.grade import CRITICAL_GRADE_CAP
 from scoring.report import metric_rows, score
 from simulator.session.fold import READING_OF_PATTERN, Session
-from tests.scoring import test_checklist
+from tests.scoring import test_checklist, test_grade_order
 from tests.scoring.attempts import Script, expert_log, path_to, structure_points
 
 LIBRARY = library_scenarios()
@@ -56,6 +57,44 @@ def test_a_misread_or_unnamed_pattern_costs_the_reading_and_says_what_it_looks_l
     assert any("Name the pattern after each contrast run" in item.text for item in unread.feedback)
     rows = dict(metric_rows(misread))
     assert rows["Contrast named (yours / as it was)"] == f"vascular / {actual}"
+
+
+def _artery_read_as_epidural(session):
+    """Into the artery of Adamkiewicz, a DSA test that fills it, named epidural, and the injectate given there."""
+    script = test_grade_order._arterial_test(session)
+    return script.add("read_contrast", 2.0, reading="epidural").medication().add("finish").actions
+
+
+def _artery_read_and_resited(session):
+    """The same DSA test named vascular, the needle withdrawn and re-sited (test_grade_order's caught test dose)."""
+    actions = test_grade_order._caught_test_dose(session)
+    first = next(i for i, a in enumerate(actions) if a["type"] == "fluoro_shot" and a.get("mode") == "dsa")
+    reading = {"type": "read_contrast", "t": actions[first]["t"] + 1.0, "reading": "vascular"}
+    return actions[:first + 1] + [reading] + [a | {"t": a["t"] + 1.0} for a in actions[first + 1:]]
+
+
+def test_a_vascular_pattern_read_as_another_then_injected_is_critical(graded):
+    """Issue 19: the reading is the check; a vessel named epidural and then injected into is a critical event of
+    its own, named in the headline's company; the same test named vascular and re-sited is not."""
+    misread = graded("tfesi-adamkiewicz-l1l2-left", _artery_read_as_epidural)[1]
+    resited = graded("tfesi-adamkiewicz-l1l2-left", _artery_read_and_resited)[1]
+    flag = next(f for f in misread.flags if f.code == "vascular_pattern_misread")
+    assert flag.severity == "critical" and "you read it as epidural" in flag.message, flag
+    assert any(item.text.startswith("Vascular pattern misread") for item in misread.feedback)
+    assert not misread.passed and misread.grade <= CRITICAL_GRADE_CAP
+    assert not any(f.code == "vascular_pattern_misread" for f in resited.flags), resited.flags
+    assert resited.passed and resited.grade > misread.grade
+
+
+@pytest.mark.parametrize("scenario_id", ["tfesi-default", "facet-l5s1-right"])
+def test_the_expected_pattern_is_seen_only_when_it_is_named(graded, scenario_id):
+    """The checklist's "expected contrast pattern seen" is done when the images showed it and the trainee named
+    it; imaged but misread or never named it is partly done."""
+    expert, misread, unread = (graded(scenario_id, make)[1] for make in (expert_log, _misread, _unread))
+    assert _status(expert, "expected_pattern") == "done"
+    item = next(i for i in misread.checklist if i.key == "expected_pattern")
+    assert item.status == "partly" and "named vascular" in item.detail, item
+    assert _status(unread, "expected_pattern") == "partly"
 
 
 def test_naming_an_unsafe_pattern_right_is_credited_but_the_attempt_still_fails(graded):

@@ -9,6 +9,7 @@ import pytest
 
 from anatomy_models.structures import in_group
 from scenarios.schema import library_scenarios
+from scoring.exposure import REFERENCE_LEVELS_MGY_CM2
 from scoring.grade import CRITICAL_GRADE_CAP, MAJOR_GRADE_CAP
 from scoring.report import score
 from simulator.case.planner import plan_trajectory
@@ -239,11 +240,33 @@ def test_an_abandoned_attempt_earns_no_efficiency(anatomy_for):
     assert report.grade < _graded(anatomy_for, "tfesi-default", novice_log).grade
 
 
-def test_minor_flags_reach_the_trainee(anatomy_for):
-    novice = _graded(anatomy_for, "tfesi-default", novice_log)
-    assert {f.code for f in novice.flags} == {"excessive_shots"}
+def test_minor_flags_reach_the_trainee(graded):
+    novice = graded("tfesi-default", novice_log)[1]
+    assert {f.code for f in novice.flags} == {"excessive_shots", "excessive_fluoro_time", "dose_above_reference_level"}
+    assert all(f.severity == "minor" for f in novice.flags)
     assert any("Excessive fluoroscopy shots" in item.text for item in novice.feedback)
     assert not any("nothing to correct" in item.text for item in novice.feedback)
+
+
+@pytest.mark.parametrize("scenario_id", ["tfesi-default", "tfesi-l5s1-left", "tfesi-l3l4-right-kambin"])
+def test_the_expert_is_well_under_the_reference_level_and_the_screening_novice_above_it(graded, scenario_id):
+    """Dose against the Belgian diagnostic reference level of a transforaminal injection (3000 mGy·cm², Hustinx
+    2018): the expert's (a DSA test on AP) under half of it, inside the teaching hospital's 499-1067 mGy·cm²
+    interquartile range widened by a tenth; the novice (24 shots, 30 s of live screening on the lateral) above
+    it, flagged minor, the advice naming live fluoroscopy as the habit that gave most of it."""
+    level = REFERENCE_LEVELS_MGY_CM2["transforaminal_epidural"]
+    expert, novice = (graded(scenario_id, make)[1] for make in (expert_log, novice_log))
+    expert_mgy_cm2, novice_mgy_cm2 = (r.metrics.dose_area_product_gy_cm2 * 1000.0 for r in (expert, novice))
+    assert 0.9 * 499.0 <= expert_mgy_cm2 <= min(1.1 * 1067.0, level / 2), expert_mgy_cm2
+    assert "dose_above_reference_level" not in {f.code for f in expert.flags}
+    assert novice_mgy_cm2 > level and novice.metrics.fluoro_shots == 24, novice_mgy_cm2
+    flag = next(f for f in novice.flags if f.code == "dose_above_reference_level")
+    assert flag.severity == "minor" and "came from live fluoroscopy" in flag.message, flag
+    assert max(novice.metrics.dose_by_habit_gy_cm2, key=novice.metrics.dose_by_habit_gy_cm2.get) == "live"
+    assert sum(novice.metrics.dose_by_habit_gy_cm2.values()) == pytest.approx(novice.metrics.dose_area_product_gy_cm2,
+                                                                              abs=1e-4)
+    assert any("Dose above the reference level" in item.text and "single pulses" in item.text
+               for item in novice.feedback)
 
 
 def test_injectate_where_it_belongs_passes_a_tip_off_the_planned_point(anatomy_for):

@@ -11,6 +11,7 @@ import pytest
 from scoring.grade import CRITICAL_GRADE_CAP
 from simulator.case.planner import EXPERT_MOTOR_V, EXPERT_SENSORY_V, find_trajectory, plan_trajectory
 from simulator.case.targets import needle_direction
+from simulator.session.words import action_title
 from tests.scoring.attempts import Script, expert_log, path_to, structure_points
 
 # rfa-l4-medial-branch-left: the L5 SAP-TP junction lies in the groove beside the real SAP; since generator 14
@@ -117,7 +118,7 @@ def test_expert_above_competent_above_novice_above_unsafe(graded, case):
 
 def test_the_leg_twitches_before_the_lesion_at_the_ventral_ramus(graded):
     log, report = graded("rfa-l4-medial-branch-left", ventral_ramus_log)
-    motor = next(e for e in report.timeline if e.action == "stimulate" and "motor" in e.summary + "".join(
+    motor = next(e for e in report.timeline if e.action == action_title("stimulate") and "motor" in e.summary + "".join(
         x.message for x in e.events))
     assert any("leg twitches" in x.message for x in motor.events), motor
     assert report.metrics.lesioned_after_leg_twitch

@@ -5,19 +5,25 @@ scripted from the anatomy (tests/scoring/attempts.py), never typed coordinates."
 
 from __future__ import annotations
 
+import inspect
 import re
+from typing import get_args
 
 import numpy as np
 import pytest
 
 from anatomy_models.structures import clinical_name
+from frontends.web.views import event_rows
 from scenarios.schema import library_scenarios
 from scoring.feedback import ADVICE, EXPECTED_LOOK, FLAG_ADVICE, L5_DORSAL_RAMUS_ADVICE
 from scoring.report import checklist_rows, metric_rows, rating_rows, score
 from scoring.safety import VENTRAL_TOLERANCE_MM, vertebra_frame
 from simulator.case.planner import plan_trajectory
+from simulator.session import actions as act
+from simulator.session import fold
 from simulator.session.fold import Session
 from simulator.session.replay import replay
+from simulator.session.words import ACTION_TITLES, EVENT_TITLES, action_title, event_title
 from tests.scoring import test_checklist, test_grade_order
 from tests.scoring.attempts import Script, expert_log, novice_log, path_to, structure_points
 
@@ -42,8 +48,29 @@ VALIDATION = ([(case, make) for case, make, *_ in test_grade_order.UNSAFE]
 
 def _texts(report) -> list[str]:
     rows = metric_rows(report) + checklist_rows(report) + rating_rows(report)
+    timeline = [text for entry in report.timeline
+                for text in [entry.action, entry.summary] + [t for e in entry.events for t in (e.title, e.message)]]
     return ([item.text for item in report.feedback] + [flag.message for flag in report.flags]
-            + [gate.detail for gate in report.gates] + [cell for row in rows for cell in row])
+            + [gate.detail for gate in report.gates] + [cell for row in rows for cell in row] + timeline)
+
+
+def _event_kinds() -> set[str]:
+    """Every event kind the engine emits (its source) or documents (the fold's table)."""
+    emitted = set(re.findall(r'emit\("(\w+)"', inspect.getsource(fold)))
+    return emitted | set(re.findall(r"^``(\w+)``", fold.__doc__, re.MULTILINE))
+
+
+def test_every_event_kind_and_action_type_reads_in_clinical_words():
+    """The titles the report's action log, the web app's event list and ``spinesim run`` show: one for every event
+    kind and action type, none an identifier (no underscore, no dot)."""
+    kinds = _event_kinds()
+    types = {member.model_fields["type"].default for member in get_args(get_args(act.Action)[0])}
+    assert len(kinds) >= 29 and kinds <= set(EVENT_TITLES), kinds - set(EVENT_TITLES)
+    assert types == set(ACTION_TITLES), types ^ set(ACTION_TITLES)
+    titles = [event_title(kind) for kind in kinds] + [action_title(kind) for kind in types]
+    assert not [t for t in titles if "_" in t or "." in t]
+    rows = event_rows([fold.Event(1.0, kind, "info", "a message") for kind in sorted(kinds)])
+    assert not [row["kind"] for row in rows if "_" in row["kind"] or "." in row["kind"]]
 
 
 @pytest.mark.parametrize("scenario_id, make_log", VALIDATION,

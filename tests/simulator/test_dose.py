@@ -60,10 +60,10 @@ def test_ledger_accumulates_shots_and_live_time():
     frame = exposure_for(CArm(), Technique(mas_per_frame=0.1, frames_per_second=8))
     ledger = DoseLedger()
     ledger = ledger.add_shot(frame).add_shot(frame).add_live(frame, seconds=2.5)
-    # A shot is a tap of PULSE_SECONDS (0.3 s): 2 frames at 8/s; the live run 20.
-    assert (ledger.shots, ledger.frames, ledger.fluoro_seconds) == (2, 24, 2.5)
-    assert ledger.reference_air_kerma_mgy == pytest.approx(24 * frame.reference_air_kerma_mgy)
-    assert ledger.dose_area_product_gy_cm2 == pytest.approx(24 * frame.dose_area_product_gy_cm2)
+    # A shot is a tap of PULSE_SECONDS (0.5 s): 4 frames at 8/s; the live run 20.
+    assert (ledger.shots, ledger.frames, ledger.fluoro_seconds) == (2, 28, 2.5)
+    assert ledger.reference_air_kerma_mgy == pytest.approx(28 * frame.reference_air_kerma_mgy)
+    assert ledger.dose_area_product_gy_cm2 == pytest.approx(28 * frame.dose_area_product_gy_cm2)
     assert [kind for kind, *_ in ledger.history] == ["shot", "shot", "live"]
     assert "2 shots" in ledger.summary() and "mGy·cm² DAP" in ledger.summary()
     assert DoseLedger().shots == 0  # the ledger is immutable: adding returns a new one
@@ -104,6 +104,20 @@ def test_a_dsa_run_is_an_acquisition_whose_dose_scales_with_its_length(small_spi
     per_second = one.reference_air_kerma_mgy / live_per_second
     assert per_second == pytest.approx(DSA_TO_LIVE_DOSE_RATE) and 2.3 <= per_second <= 4.2
     assert [kind for kind, *_ in one.history] == ["dsa"]
+
+
+def test_live_fluoroscopy_of_the_lumbar_spine_gives_the_published_dose_rates(small_spine):
+    """The calibration (module docstring, 5): live AP fluoroscopy of the built-in patient's L4-L5 at the
+    default 15 pulses/s gives a reference air kerma rate inside the 10-20 mGy/min typical of an average
+    adult's lumbar spine at normal dose, and a DAP rate between the median and mean of Kim et al.'s
+    transforaminal injections (J Spinal Disord Tech 2014: 678 mGy·cm² over 29 s, 1017 over 36 s, at
+    15 pulses/s) within a fifth."""
+    carm = CArm(isocenter=tuple(small_spine.landmark("L4-L5.interlaminar_window.center")))
+    minute = add_fluoro_shot(DoseLedger(), small_spine, carm, "live", 60.0)
+    assert minute.frames == 60 * Technique().frames_per_second
+    assert 10.0 <= minute.reference_air_kerma_mgy <= 20.0, minute.summary()
+    dap_per_second_mgy_cm2 = minute.dose_area_product_gy_cm2 * 1000.0 / 60.0
+    assert 0.8 * 678.0 / 29.0 <= dap_per_second_mgy_cm2 <= 1.2 * 1017.0 / 36.0, dap_per_second_mgy_cm2
 
 
 def test_the_live_counter_is_the_reports_total(small_spine, tmp_path):

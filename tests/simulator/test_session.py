@@ -13,6 +13,7 @@ from anatomy_models.errors import SpinesimError
 from scenarios.poses import CArmPose, ProbePose
 from scenarios.schema import load_scenario
 from simulator.case.planner import expert_actions, plan_trajectory
+from simulator.imaging.dose import PULSE_SECONDS
 from simulator.needle.hub import blood_shows
 from simulator.needle.trace import BONE_STANDOFF_MM
 from simulator.session.fold import Session
@@ -313,7 +314,7 @@ def test_fluoroscopy_is_counted():
     session.apply({"type": "fluoro_shot", "t": 9, "mode": "live", "seconds": 2.5})
     state = session.state
     assert (state.fluoro_shots, state.dsa_runs) == (3, 1)
-    assert state.fluoro_seconds == pytest.approx(0.3 + 4 + 2.5)
+    assert state.fluoro_seconds == pytest.approx(PULSE_SECONDS + 4 + 2.5)  # a pulse shot is a tap of PULSE_SECONDS
     assert state.carm == CArmPose(setup="oblique", primary_deg=25.0, secondary_deg=-10.0)
     assert state.to_json()["carm"] == {"setup": "oblique", "primary_deg": 25.0, "secondary_deg": -10.0}
 
