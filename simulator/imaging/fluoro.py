@@ -895,24 +895,36 @@ def quantum_noise_log(exposed: np.ndarray, quanta_per_pixel: float, *, detector:
 
 
 @njit(fastmath=True, cache=True, nogil=True)
-def _conditioned_mean_rows(image, threshold, radius):  # pragma: no cover - compiled
-    """Each pixel: the mean of the pixels of its row within ``radius`` whose values differ from its own by no
-    more than its ``threshold`` (itself always counts)."""
+def _conditioned_mean(image, threshold, radius, out):  # pragma: no cover - compiled
+    """Into ``out``: each pixel the mean of the pixels within ``radius`` along its row, then (of that result)
+    along its column, whose values differ from its own by no more than its ``threshold`` (itself always
+    counts). Both passes run along contiguous rows, offset by offset, so they vectorise."""
     rows, columns = image.shape
-    out = np.empty_like(image)
+    total = np.empty(columns, dtype=np.float32)
+    count = np.empty(columns, dtype=np.float32)
+    across = np.empty_like(image)
     for r in range(rows):
+        total[:] = 0.0
+        count[:] = 0.0
+        for k in range(-radius, radius + 1):
+            for c in range(max(0, -k), min(columns, columns - k)):
+                value = image[r, c + k]
+                inside = np.float32(1.0) if abs(value - image[r, c]) <= threshold[r, c] else np.float32(0.0)
+                total[c] += inside * value
+                count[c] += inside
         for c in range(columns):
-            centre = image[r, c]
-            limit = threshold[r, c]
-            total = np.float32(0.0)
-            count = 0
-            for j in range(max(c - radius, 0), min(c + radius + 1, columns)):
-                value = image[r, j]
-                if abs(value - centre) <= limit:
-                    total += value
-                    count += 1
-            out[r, c] = total / count
-    return out
+            across[r, c] = total[c] / count[c]
+    for r in range(rows):
+        total[:] = 0.0
+        count[:] = 0.0
+        for k in range(max(-radius, -r), min(radius, rows - 1 - r) + 1):
+            for c in range(columns):
+                value = across[r + k, c]
+                inside = np.float32(1.0) if abs(value - across[r, c]) <= threshold[r, c] else np.float32(0.0)
+                total[c] += inside * value
+                count[c] += inside
+        for c in range(columns):
+            out[r, c] = total[c] / count[c]
 
 
 def noise_reduced(measured: np.ndarray, threshold: np.ndarray, radius_pixels: int) -> np.ndarray:
@@ -933,10 +945,9 @@ def noise_reduced(measured: np.ndarray, threshold: np.ndarray, radius_pixels: in
     image = np.ascontiguousarray(measured, dtype=np.float32)
     if radius_pixels < 1:
         return image.copy()
-    limit = np.ascontiguousarray(threshold, dtype=np.float32)
-    across = _conditioned_mean_rows(image, limit, int(radius_pixels))
-    down = _conditioned_mean_rows(np.ascontiguousarray(across.T), np.ascontiguousarray(limit.T), int(radius_pixels))
-    return np.ascontiguousarray(down.T)
+    out = np.empty_like(image)
+    _conditioned_mean(image, np.ascontiguousarray(threshold, dtype=np.float32), int(radius_pixels), out)
+    return out
 
 
 @njit(fastmath=True, cache=True, nogil=True)
