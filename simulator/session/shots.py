@@ -30,7 +30,11 @@ two; pulse shots and DSA project a ray per pixel.
 
 Noise: the hold keeps the shot's seed, every earlier frame a seed drawn from it and the frame's
 number; a live frame holds the quanta of the frames the recursive filter has averaged so far
-(at most ``RECURSIVE_FILTER_FRAMES``), a DSA frame one acquisition's.
+(at most ``RECURSIVE_FILTER_FRAMES``), a DSA frame one acquisition's. Lag: the filter averages what
+those frames showed, so in a held run a needle that moved during them shows at each place it stood
+(:func:`earlier_needles`), the new part faint at first, the old fading: the lag of recursive filtering
+("it can reduce temporal resolution and create a lag, particularly if there is excessive movement
+between frames", radiopaedia.org/articles/recursive-filtration).
 """
 
 from __future__ import annotations
@@ -152,10 +156,33 @@ def render_held_frame(session: Session, state: SessionState, at_s: float, index:
     carm = session.carm(state)
     if pixels is not None:
         carm = carm.with_(detector_pixels=pixels)
-    dose = replace(technique, averaged_frames=min(index + 1, RECURSIVE_FILTER_FRAMES))
+    held = min(index + 1, RECURSIVE_FILTER_FRAMES)
+    dose = replace(technique, averaged_frames=held)
     return render_fluoro(session.anatomy, carm, state.needle, session.contrast(at_s), dose=dose,
                          seed=frame_seed(shot_seed(session.scenario.seed, shot), index),
-                         projection_cell=live_projection_cell(session.anatomy, carm))
+                         projection_cell=live_projection_cell(session.anatomy, carm),
+                         needle_trail=earlier_needles(_states_until(session, state), at_s, held,
+                                                      technique.frames_per_second))
+
+
+def earlier_needles(states: list[SessionState], at_s: float, held: int, frames_per_second: float) -> tuple:
+    """The needle of each of the ``held - 1`` frames before the one at ``at_s`` (s) that the recursive filter
+    still averages into it, newest first, as the session (``states`` in order) stood at each; empty when
+    the needle stood still over them (the frame then needs no averaging of needles).
+
+    Their moments are found from ``at_s`` alone (one pulse apart, to the microsecond), so a frame streamed
+    while Live is held and the same frame of the replayed cine average the same needles.
+
+    >>> from scenarios.poses import CArmPose
+    >>> states = [SessionState(carm=CArmPose(), t=0.0)]
+    >>> earlier_needles(states, 1.0, 4, 15.0)
+    ()
+    """
+    needle = held_frame_state(states, at_s).needle
+    # Never before the first state (a microsecond's rounding must not lose it).
+    moments = (max(round(at_s - k / frames_per_second, 6), states[0].t) for k in range(1, held))
+    needles = tuple(held_frame_state(states, moment).needle for moment in moments)
+    return () if all(earlier is needle for earlier in needles) else needles
 
 
 def render_run(session: Session, state: SessionState, mode: str, seconds: float | None = None,
