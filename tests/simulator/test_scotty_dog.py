@@ -91,6 +91,9 @@ def scotty_dog_measurements(anatomy, level: str, side: str = "left") -> dict[str
         on_body = region & body
         result[f"{name}_contrast"] = float((grey[on_body].mean() - grey[near_body[name]].mean()) / 255.0)
         result[f"{name}_width"] = _width_px(region)
+        result[f"{name}_row"] = float(np.argwhere(region)[:, 0].mean())
+    # The eye: the pedicle seen end-on, an oval over the body.
+    result["eye_width"] = _width_px(_pixels_of(anatomy, carm, anatomy.mask(f"{level}.pedicle.{side}")))
     return result
 
 
@@ -103,3 +106,14 @@ def test_scotty_dog_ear_neck_and_leg_stand_out_and_the_neck_is_narrow(small_spin
     for part in ("ear", "neck", "leg"):
         assert dog[f"{part}_contrast"] > MIN_CONTRAST, (part, dog)
     assert dog["neck_width"] < min(dog["ear_width"], dog["leg_width"]), dog
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("level", LEVELS)
+def test_scotty_dog_neck_is_narrower_than_the_eye_and_the_front_leg_hangs_below_it(small_spine, level):
+    """Issue 15 ("no Scotty dog neck or front leg"): the pars is a neck narrower than the pedicle's oval
+    (the eye) it hangs from, and the inferior articular process stands below it as the front leg: its
+    middle at least a third of the neck's width lower on the image (rows grow caudally)."""
+    dog = scotty_dog_measurements(small_spine, level)
+    assert dog["neck_width"] < dog["eye_width"], dog
+    assert dog["leg_row"] - dog["neck_row"] > dog["neck_width"] / 3.0, dog
