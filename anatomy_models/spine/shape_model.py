@@ -7,10 +7,12 @@ w superior, :mod:`anatomy_models.spine.alignment`), left-right symmetrised. T12 
 shape. At load time each shape is warped onto the level's reference dimensions
 (:mod:`anatomy_models.spine.morphometry`, scaled for sex and size): the body to its width, depth and
 height; behind the body, the canal to its interpedicular and mid-sagittal diameters, the transverse
-processes to their tip and the spinous process to its tip. Every generator parameter that places or
-sizes a vertebra (lordosis, scoliosis, sex, size) so acts on the real shape.
+processes to their tip (then tapered and turned: the mean process is a bar of even height) and the
+spinous process to its tip. Every generator parameter that places or sizes a vertebra (lordosis,
+scoliosis, sex, size) so acts on the real shape.
 
-The warp is separable and piecewise linear (monotone along each axis), so it is inverted exactly: a
+The warp is separable and piecewise linear (monotone along each axis) but for the transverse
+processes' taper and turn, which only move the vertical sampling point; so it is inverted exactly: a
 world point goes to the level's frame, then to the template's, where the grid is interpolated.
 
 Examples
@@ -18,6 +20,8 @@ Examples
 >>> template = load_template("L3")
 >>> template.body_width_mm, template.body_depth_mm, template.body_height_mm   # the mean L3's endplate, mm
 (52.0, 39.0, 29.0)
+>>> round(template.transverse_process_upward_deg, 1)   # its transverse processes run level, even in height
+1.0
 """
 
 from __future__ import annotations
@@ -41,6 +45,9 @@ TEMPLATE_OF_LEVEL = {"T12": "L2", "L1": "L2", "L2": "L2", "L3": "L3", "L4": "L4"
 # measured 3 mm behind the wall.
 BODY_TO_ARCH_BLEND_MM = (1.0, 2.0)
 OUTSIDE_MM = np.float32(8.0)  # the sdf beyond the template grid: outside the bone
+# The transverse process is free of the pedicle from this far lateral of the pedicle's wall (mm): its
+# reshaping (:func:`warped_sdf`) starts there.
+TRANSVERSE_PROCESS_FREE_MM = 2.0
 
 
 @dataclass(frozen=True)
@@ -65,6 +72,8 @@ class Template:
     spinous_process_tip_mm: float      # v of the spinous process tip
     pedicle_bottom_mm: float           # w of the pedicle's lower and upper borders at its isthmus
     pedicle_top_mm: float
+    transverse_process_root_mid_mm: float  # w of the transverse process's mid-height line where it is free
+    transverse_process_upward_deg: float   # that line's slope going out (+ = the tip higher), degrees
 
 
 def _runs_containing(line: np.ndarray, index: int) -> tuple[int, int]:
@@ -85,7 +94,8 @@ def measure_template(name: str, sdf_mm: np.ndarray, origin_mm: np.ndarray, spaci
     canal's section is found where it is enclosed (at the pedicles), the pedicle's height 4 mm behind
     the wall beside it; at the pedicle's mid-height the canal's width 3 mm behind the wall, its
     midline depth from the wall and the pedicle's lateral wall where it is nearest (its isthmus);
-    transverse processes by their lateral tips; the spinous process by its posterior tip.
+    transverse processes by their lateral tips and their mid-height over their free part; the spinous
+    process by its posterior tip.
     """
     inside = sdf_mm < 0
     centre = np.rint(-origin_mm / spacing_mm).astype(int)
@@ -138,6 +148,14 @@ def measure_template(name: str, sdf_mm: np.ndarray, origin_mm: np.ndarray, spaci
                   for j in range(back + mm(2), back + mm(10)) if inside[canal_across[1] + 1, j, mid])
     solid_u = np.flatnonzero(inside[:, back:, :].any(axis=(1, 2)))
     solid_v = np.flatnonzero(inside.any(axis=(0, 2)))
+    # The transverse process's mid-height line: fitted to its columns' from 2 mm lateral of the
+    # pedicle's wall (:data:`TRANSVERSE_PROCESS_FREE_MM`) to 2 mm short of its tip (its free part,
+    # clear of the pedicle and the articular processes).
+    free = range(lateral + mm(TRANSVERSE_PROCESS_FREE_MM), solid_u[-1] - mm(2) + 1)
+    columns = [(i, np.flatnonzero(inside[i, back:, :].any(axis=0))) for i in free]
+    tp_u = np.array([i for i, cells in columns if len(cells)], dtype=float)
+    tp_w = np.array([0.5 * (cells[0] + cells[-1]) for _, cells in columns if len(cells)]) - iw
+    tp_slope, tp_intercept = np.polyfit(tp_u, tp_w, 1)
     h = spacing_mm
     return Template(name, sdf_mm, origin_mm, spacing_mm, body_width_mm=float(width * h),
                     body_depth_mm=float((back - front + 1) * h), body_height_mm=height * h,
@@ -147,7 +165,9 @@ def measure_template(name: str, sdf_mm: np.ndarray, origin_mm: np.ndarray, spaci
                     transverse_process_tip_mm=float((solid_u[-1] - iu + 0.5) * h),
                     spinous_process_tip_mm=float(origin_mm[1] + (solid_v[-1] + 0.5) * h),
                     pedicle_bottom_mm=float((pedicle[0] - iw - 0.5) * h),
-                    pedicle_top_mm=float((pedicle[1] - iw + 0.5) * h))
+                    pedicle_top_mm=float((pedicle[1] - iw + 0.5) * h),
+                    transverse_process_root_mid_mm=float((tp_intercept + tp_slope * free[0]) * h),
+                    transverse_process_upward_deg=math.degrees(math.atan(tp_slope)))
 
 
 @lru_cache(maxsize=None)
@@ -194,6 +214,11 @@ class LevelTargets:
     # Where the laminae's lower edge goes (level frame w) and where it is in the template (its w).
     lamina_bottom_mm: float | None = None
     template_lamina_bottom_mm: float | None = None
+    # The transverse process's cranio-caudal height at its tip as a fraction of its root's, and its
+    # slope going out (degrees, + = upturned; None keeps the template's): the shape model's mean
+    # process is a bar of even height that an AP shows with square ends.
+    transverse_process_tip_height_fraction: float = 1.0
+    transverse_process_upward_deg: float | None = None
 
 
 def _arch_w_knots(template: Template, targets: LevelTargets) -> tuple[np.ndarray, np.ndarray]:
@@ -218,6 +243,33 @@ def arch_template_w(level: str, targets: LevelTargets, w_mm: float) -> float:
     return float(_piecewise(np.float32(w_mm), knots, source))
 
 
+def _transverse_process_reshape(template: Template, targets: LevelTargets):
+    """A map (|template u|, template w, arch weight) -> (template w to sample, distance scale) that
+    tapers the transverse process's height toward its tip and turns it up (or down) about its root.
+
+    Going out from where the process is free (``s`` 0 to 1 at the tip) its height shrinks by
+    ``1 - (1 - f) s**1.5`` about its mid-height line (a blade that narrows mostly toward a rounded
+    tip), and the line turns by the difference of the target's slope and the template's. The
+    distances shrink at most by the same factor (the returned scale keeps them lower bounds).
+    """
+    t, r = template, targets
+    root = f32(t.pedicle_lateral_mm + TRANSVERSE_PROCESS_FREE_MM)
+    span = f32(t.transverse_process_tip_mm - root)
+    own = math.tan(math.radians(t.transverse_process_upward_deg))
+    wanted = own if r.transverse_process_upward_deg is None else math.tan(math.radians(r.transverse_process_upward_deg))
+    own_slope, turn = f32(own), f32(wanted - own)
+    mid = f32(t.transverse_process_root_mid_mm)
+    narrowing = f32(1.0 - r.transverse_process_tip_height_fraction)
+
+    def reshape(across, w, arch):
+        out = np.maximum(across - root, 0)
+        s = np.minimum(out / span, 1)
+        scale = 1 - arch * narrowing * s * np.sqrt(s)
+        line = mid + own_slope * out
+        return line + (w - line - arch * turn * out) / scale, scale
+    return reshape
+
+
 def warped_sdf(template: Template, targets: LevelTargets):
     """A local sdf (u, v, w in the level's frame, mm) of ``template`` warped onto ``targets``.
 
@@ -226,7 +278,8 @@ def warped_sdf(template: Template, targets: LevelTargets):
     lateral wall and the transverse process tip are knots, blended over :data:`BODY_TO_ARCH_BLEND_MM`.
     Along w: the body's height scales; behind it the pedicle's borders (the foramina and the nerve
     roots under them are placed from the layout's pedicles) and the laminae's lower edge are knots
-    too. The distances are rescaled by the mean scale (the warp is close to a similarity).
+    too. The transverse processes then taper and turn (:func:`_transverse_process_reshape`). The
+    distances are rescaled by the mean scale (the warp is close to a similarity).
     """
     t, r = template, targets
     v_knots = np.array([-r.body_depth_mm / 2, r.body_depth_mm / 2,
@@ -245,6 +298,7 @@ def warped_sdf(template: Template, targets: LevelTargets):
     origin = t.origin_mm.astype(np.float32)
     step = f32(t.spacing_mm)
     upper = np.array(grid.shape, dtype=np.float32) - 1
+    reshape = _transverse_process_reshape(t, r)
 
     def sdf(u, v, w):
         u, v, w = np.broadcast_arrays(u, v, w)
@@ -254,12 +308,13 @@ def warped_sdf(template: Template, targets: LevelTargets):
         source_u = np.sign(u) * (across * body_scale * (1 - arch) + _piecewise(across, u_knots, u_template) * arch)
         source_v = _piecewise(v, v_knots, v_template)
         source_w = w * height_scale * (1 - arch) + _piecewise(w, w_knots, w_template) * arch
+        source_w, narrowed = reshape(np.abs(source_u), source_w, arch)
         index = [(s - o) / step for s, o in zip((source_u, source_v, source_w), origin)]
         outside = np.zeros(u.shape, dtype=bool)
         for axis, i in enumerate(index):
             outside |= (i < 0) | (i > upper[axis])
         values = ndimage.map_coordinates(grid, [i.ravel() for i in index], order=1, mode="nearest")
-        values = values.reshape(u.shape) * mean_scale
+        values = values.reshape(u.shape) * mean_scale * narrowed
         return np.where(outside, np.maximum(values, OUTSIDE_MM), values)
     return sdf
 

@@ -23,9 +23,9 @@ from anatomy_models.spine.parameters import SpineParameters
 from anatomy_models.spine.sacrum import sacral_layout_adjustments, sacrum_parts
 from anatomy_models.spine.sdf import Shape, SmoothUnion
 from anatomy_models.spine.shape_model import TEMPLATE_OF_LEVEL, LevelTargets, arch_template_w, real_vertebra
-from anatomy_models.spine.vertebra import (OSTEOPHYTE_MM_PER_GRADE, SIDE_SIGN, VertebraLayout, lamina_part,
-                                           layout_vertebra, pars_part, place_spinous_process, spinous_process_part,
-                                           vertebra_parts)
+from anatomy_models.spine.vertebra import (OSTEOPHYTE_MM_PER_GRADE, SIDE_SIGN, TRANSVERSE_PROCESS_TIP_HEIGHT_FRACTION,
+                                           TRANSVERSE_PROCESS_UPWARD_DEG, VertebraLayout, lamina_part, layout_vertebra,
+                                           pars_part, place_spinous_process, spinous_process_part, vertebra_parts)
 
 # Paramedian offset of the sagittal plane in which the interlaminar window is set and measured, mm
 # [ED] (where a paramedian interlaminar needle passes, clear of the spinous process).
@@ -41,6 +41,14 @@ WINDOW_BEHIND_WALL_MM = 4.0
 LAMINA_BELOW_PEDICLE_MIN_MM = 4.0
 # Bone blend radius (fillets between parts of one vertebra), mm [ED].
 BONE_BLEND_MM = 3.5
+# The ligamentum flavum's capsular part: where it is looked for behind the foramen and how it lies on
+# the bone there (mm) [ED]. It is sought from 3 mm behind the bodies' back wall (where the safe
+# triangle's target lies), at most 20 mm back, on a 0.5 mm grid, and sinks 0.5 mm into the bone (no
+# gap between ligament and bone on the grid).
+CAPSULAR_FLAVUM_FROM_WALL_MM = 3.0
+CAPSULAR_FLAVUM_REACH_MM = 20.0
+CAPSULAR_FLAVUM_STEP_MM = 0.5
+CAPSULAR_FLAVUM_INTO_BONE_MM = 0.5
 
 
 @dataclass
@@ -100,6 +108,100 @@ class PartRegion(Shape):
         nearest_other = np.minimum.reduce([other.sdf(x, y, z) for other in self.others])
         # Half the difference of the two distances: about the distance to their bisector.
         return np.maximum(self.outline.sdf(x, y, z), 0.5 * (own - nearest_other))
+
+
+@dataclass(eq=False)
+class BoneLining(Shape):
+    """A sheet ``thickness_mm`` thick on the ventral face of bone: in ``frame``'s (u, w) over a sampled
+    map of where the bone begins going back (v), with its edges where the map has no bone.
+
+    ``surface_v`` (mm, rows u, columns w on ``u_mm`` x ``w_mm``) is the sheet's back face; ``edge_mm``
+    the signed in-plane distance to the mapped region (negative inside).
+    """
+
+    frame: object
+    u_mm: np.ndarray
+    w_mm: np.ndarray
+    surface_v: np.ndarray
+    edge_mm: np.ndarray
+    thickness_mm: float
+
+    def __post_init__(self) -> None:
+        inside = self.edge_mm < 0
+        v = self.surface_v[inside]
+        uu, ww = np.meshgrid(self.u_mm, self.w_mm, indexing="ij")
+        local = np.stack([uu[inside], v, ww[inside]], axis=1)
+        local = np.concatenate([local, local - np.array([0.0, self.thickness_mm, 0.0])])
+        world = local @ self.frame.rotation.T + self.frame.origin
+        self.lower, self.upper = world.min(axis=0) - 1.0, world.max(axis=0) + 1.0
+
+    def sdf(self, x, y, z):
+        u, v, w = self.frame.to_local(x, y, z)
+        step = self.u_mm[1] - self.u_mm[0]
+        index = [((u - self.u_mm[0]) / step).ravel(), ((w - self.w_mm[0]) / step).ravel()]
+        back = ndimage.map_coordinates(self.surface_v, index, order=1, mode="nearest").reshape(np.shape(u))
+        edge = ndimage.map_coordinates(self.edge_mm, index, order=1, mode="nearest").reshape(np.shape(u))
+        # Beyond the map, the in-plane distance grows with the distance from its border.
+        beyond = np.maximum.reduce([self.u_mm[0] - u, u - self.u_mm[-1], self.w_mm[0] - w, w - self.w_mm[-1]])
+        edge = np.maximum(edge, beyond)
+        half = np.float32(self.thickness_mm / 2.0)
+        across = np.abs(v - (back - half)) - half
+        return np.maximum(across, edge).astype(np.float32)
+
+
+def capsular_flavum(skeleton: Skeleton, interspace: str, side: str, thickness_mm: float) -> BoneLining:
+    """The ligamentum flavum's capsular (foraminal) part at ``interspace`` on ``side``: it lines the
+    front of the facet joint and the foramen's dorsal wall (the upper vertebra's pars and inferior
+    articular process, the lower one's superior articular process; clinical.md §2.2 foramen anatomy:
+    "back = facet joint (SAP of the lower vertebra), lamina, ligamentum flavum"), from the upper
+    pedicle's lower border down to the lower pedicle's upper border, from the canal's side out to the
+    upper pedicle's lateral wall above the upper body's lower endplate (the foramen's upper part, where
+    the safe triangle is) and to the pedicle's middle below it (Kambin's triangle lies further out, in
+    front of the superior articular process at the disc, §2.2(b)), where that bone is.
+
+    Built in the upper vertebra's frame: for each (u, w) on a grid the first bone of either vertebra
+    behind :data:`CAPSULAR_FLAVUM_FROM_WALL_MM` is found; the sheet lies in front of it.
+    """
+    upper_name, lower_name = interspace.split("-")
+    upper, lower = skeleton.layouts[upper_name], skeleton.layouts[lower_name]
+    d = upper.geometry.dims
+    s = SIDE_SIGN[side]
+    step = CAPSULAR_FLAVUM_STEP_MM
+    middle = abs(upper.pedicle_center[side][0])
+    alpha = math.radians(d.pedicle_medial_angle_deg)
+    u = np.arange(d.canal_transverse_mm / 2.0, middle + d.pedicle_width_mm / 2.0 / math.cos(alpha) + step / 2, step)
+    lower_pedicle_top = upper.frame.rotation.T @ (lower.world(lower.pedicle_center[side]) - upper.frame.origin)
+    bottom = lower_pedicle_top[2] + lower.geometry.dims.pedicle_height_mm / 2.0
+    w = np.arange(bottom, upper.pedicle_z - d.pedicle_height_mm / 2.0 + step / 2, step)
+    front = upper.depth / 2.0 + CAPSULAR_FLAVUM_FROM_WALL_MM
+    v = np.arange(front, front + CAPSULAR_FLAVUM_REACH_MM, step)
+    uu, vv, ww = np.meshgrid(s * u, v, w, indexing="ij")
+    world = upper.frame.origin[:, None] + upper.frame.rotation @ np.stack([uu.ravel(), vv.ravel(), ww.ravel()])
+    coords = tuple(world[i].astype(np.float32) for i in range(3))
+    bone = np.zeros(uu.size, dtype=bool)
+    for name in (upper_name, lower_name):
+        bone |= skeleton.vertebra_shape(name).sdf(*coords) < 0
+    bone = bone.reshape(uu.shape)
+    # The first bone behind free space (a column that starts in bone is in the pedicle or body).
+    free = ~bone[:, 0, :]
+    found = bone.any(axis=1) & free & ~((u[:, None] > middle) & (w[None, :] < -upper.height / 2.0))
+    first = np.where(found, bone.argmax(axis=1), 0)
+    surface = v[first] + CAPSULAR_FLAVUM_INTO_BONE_MM
+    if not found.any():
+        raise ValueError(f"{interspace} {side}: no bone behind the foramen for the ligamentum flavum to line")
+    # Fill the unmapped cells with their nearest mapped value (smooth interpolation at the edges).
+    nearest = ndimage.distance_transform_edt(~found, return_distances=False, return_indices=True)
+    surface = surface[tuple(nearest)]
+    edge = (ndimage.distance_transform_edt(~found) - ndimage.distance_transform_edt(found) + 0.5) * step
+    frame = upper.frame if s > 0 else _mirrored(upper.frame)
+    return BoneLining(frame, u, w, surface.astype(np.float32), edge.astype(np.float32), thickness_mm)
+
+
+def _mirrored(frame):
+    """``frame`` with its first axis flipped (the right side's u counts outward as the left's)."""
+    rotation = frame.rotation.copy()
+    rotation[:, 0] = -rotation[:, 0]
+    return replace(frame, rotation=rotation)
 
 
 def plane_gap(shape_a: Shape, shape_b: Shape, frame, x_offset_mm: float, y_range: tuple[float, float],
@@ -235,13 +337,17 @@ def _sacralize(l5: VertebraLayout, s1: VertebraLayout) -> None:
 
 def level_targets(layout: VertebraLayout) -> LevelTargets:
     """What a real shape is warped to at ``layout``'s level: its reference body and canal (scaled for
-    sex and size), and the transverse and spinous process tips and the pedicles the layout placed."""
+    sex and size), the transverse and spinous process tips and the pedicles the layout placed, and the
+    transverse processes' taper and slope."""
     d = layout.geometry.dims
     alpha = math.radians(d.pedicle_medial_angle_deg)
     lateral_wall = abs(layout.pedicle_center["left"][0]) + d.pedicle_width_mm / 2.0 / math.cos(alpha)
+    tip_fraction = TRANSVERSE_PROCESS_TIP_HEIGHT_FRACTION.get(layout.name, 0.6)
     return LevelTargets(layout.width, layout.depth, layout.height, d.canal_transverse_mm, d.canal_ap_mm, lateral_wall,
                         float(abs(layout.tp_tip["left"][0])), float(layout.sp_tip[1]),
-                        layout.pedicle_z - d.pedicle_height_mm / 2.0, layout.pedicle_z + d.pedicle_height_mm / 2.0)
+                        layout.pedicle_z - d.pedicle_height_mm / 2.0, layout.pedicle_z + d.pedicle_height_mm / 2.0,
+                        transverse_process_tip_height_fraction=tip_fraction,
+                        transverse_process_upward_deg=TRANSVERSE_PROCESS_UPWARD_DEG.get(layout.name, 0.0))
 
 
 def build_skeleton(alignment: SpineAlignment, params: SpineParameters) -> Skeleton:

@@ -27,8 +27,8 @@ from anatomy_models.spine.neural import SAC_END_BELOW_S1_MM
 from anatomy_models.spine.parameters import SpineParameters
 from anatomy_models.spine.sacrum import dorsal_crest_points
 from anatomy_models.spine.sdf import (FAR_MM, Frame, Intersection, Primitive, Shape, SmoothUnion, VerticalTube,
-                                      elliptic_rod, ellipsoid, f32, half_space, rounded_box, smooth_max)
-from anatomy_models.spine.skeleton import Skeleton
+                                      ellipsoid, elliptic_rod, f32, half_space, rounded_box, smooth_max)
+from anatomy_models.spine.skeleton import Skeleton, capsular_flavum
 from anatomy_models.spine.vertebra import SIDE_SIGN, body_sdf
 
 SKIN_THICKNESS_MM = 2.0                 # [ED] 1.5-3 mm on the back
@@ -118,7 +118,9 @@ def flavum_thickness_mm(skeleton: Skeleton, interspace: str, degeneration: float
 
 
 def flavum_shapes(skeleton: Skeleton, degeneration: float) -> dict[str, Shape]:
-    """One plate per side and window, from the ventral face of the upper lamina to the top of the lower."""
+    """One plate per side and window, from the ventral face of the upper lamina to the top of the lower,
+    and its capsular part in front of each facet joint and behind each foramen
+    (:func:`~anatomy_models.spine.skeleton.capsular_flavum`)."""
     shapes: dict[str, Shape] = {}
     for name in INTERSPACE_NAMES:
         upper, lower = (skeleton.layouts[n] for n in name.split("-"))
@@ -145,6 +147,7 @@ def flavum_shapes(skeleton: Skeleton, degeneration: float) -> dict[str, Shape]:
             centre = (top + bottom) / 2.0 + normal * thickness / 2.0 + frame.rotation[:, 0] * 0.08 * length
             half = (0.62 * length + 1.5, float(np.linalg.norm(vertical)) / 2.0 + 0.5, thickness / 2.0)
             plates.append(Primitive(Frame(centre, frame.rotation), rounded_box(half, min(half) * 0.6), half))
+            plates.append(capsular_flavum(skeleton, name, side, thickness))
         # The two halves meet in the midline without a cleft (a blended seam): no false loss of resistance.
         shapes[f"ligamentum_flavum.{name}"] = SmoothUnion(plates, FLAVUM_MIDLINE_BLEND_MM)
     return shapes

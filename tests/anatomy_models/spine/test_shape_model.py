@@ -51,3 +51,41 @@ def test_the_warp_brings_a_shape_to_its_targets(level):
     measured = measure_template(level, grid, np.array([u[0], v[0], w[0]], dtype=np.float64), 1.0)
     for name in MEASURED:
         assert getattr(measured, name) == pytest.approx(values[name], abs=1.5), name
+
+
+def _transverse_process_heights(sdf, u_mm, wall_v_mm: float) -> list[float]:
+    """Cranio-caudal height (mm) of the left transverse process at each ``u_mm``, behind the body's wall."""
+    v = np.arange(wall_v_mm + 2.0, wall_v_mm + 40.0, 0.5, dtype=np.float32)
+    w = np.arange(-30.0, 30.0, 0.25, dtype=np.float32)
+    heights = []
+    for u in u_mm:
+        inside = sdf(np.float32(u), v[:, None], w[None, :]) < 0
+        rows = np.flatnonzero(inside.any(axis=0))
+        heights.append(float((rows[-1] - rows[0] + 1) * 0.25) if len(rows) else 0.0)
+    return heights
+
+
+def test_the_warp_tapers_and_turns_the_transverse_processes():
+    """Issue 15 ("rectangular transverse processes"): the mean L3's processes are bars of even height;
+    the warp narrows them toward the tip to the asked fraction (1 - 0.4 s**1.5 of the root's at the
+    fraction s of the way out) and turns them up to the asked slope, measured again on the resampled
+    shape."""
+    template = load_template("L3")
+    values = {name: getattr(template, name) for name in MEASURED}
+    plain = warped_sdf(template, LevelTargets(**values))
+    shaped = warped_sdf(template, LevelTargets(**values, transverse_process_tip_height_fraction=0.6,
+                                               transverse_process_upward_deg=10.0))
+    root = template.pedicle_lateral_mm + 2.0
+    span = template.transverse_process_tip_mm - root
+    at = [root + 1.0, root + 0.8 * span]
+    wall = template.body_depth_mm / 2.0
+    before, after = _transverse_process_heights(plain, at, wall), _transverse_process_heights(shaped, at, wall)
+    assert after[0] == pytest.approx(before[0], abs=1.0)
+    assert after[1] / before[1] == pytest.approx(1.0 - 0.4 * 0.8 ** 1.5, abs=0.08), (before, after)
+    u = np.arange(-60.0, 61.0, 1.0, dtype=np.float32)
+    v = np.arange(-30.0, 81.0, 1.0, dtype=np.float32)
+    w = np.arange(-40.0, 31.0, 1.0, dtype=np.float32)
+    grid = shaped(u[:, None, None], v[None, :, None], w[None, None, :])
+    measured = measure_template("L3", grid, np.array([u[0], v[0], w[0]], dtype=np.float64), 1.0)
+    assert template.transverse_process_upward_deg < 2.0
+    assert measured.transverse_process_upward_deg == pytest.approx(10.0, abs=2.0)
