@@ -16,18 +16,22 @@ and of the PLUS toolkit's simulator (per-tissue impedance, attenuation and diffu
    the local backscatter times a complex scatterer field fixed in tissue coordinates (hashed lattice
    noise, summed over the slice thickness; one independent field per compounded frame), so speckle
    stays put when the probe slides in plane and decorrelates when it moves out of plane; muscle
-   and fat carry their fibre (pennate) and septum textures, the cauda equina its rootlets. Both
+   and fat carry their septa (the walls of Voronoi cells: fascicles, lobules; specular, so brightest
+   facing the beam), bone surfaces a slight unevenness, the cauda equina its rootlets. Both
    faces of a layer thinner than the label map can draw (fascia, dura) give one echo, not two. The
    transmission spreads sideways as it goes deeper (diffraction: an edge's penumbra grows as
    sqrt(wavelength x distance)), and the echoes are attenuated by it averaged across the transmit
    beam's width (neighbouring lines), so shadow edges are soft as with a real beam; bone is opaque
-   (nothing shows beyond its cortex but the noise floor, weak reverberation and, near a shadow's
-   edge, the side lobes' clutter).
+   (nothing shows beyond its cortex but the noise floor, reverberation clutter and, near a shadow's
+   edge, the side lobes' clutter). Interface echoes are reached only by the undiffracted transmission:
+   sound bent round a bone edge meets a surface behind it obliquely and is mirrored away, so nothing
+   behind a lamina is drawn as if insonated.
 3. **Point-spread function**: Gaussian axial (pulse length) and lateral (beam width, depending on
    focus and depth) blur of each compounded frame's complex echo field in the beam domain; the
    frames' echo powers are averaged (spatial compounding: finer, less spread speckle), and the
-   front end's noise, reverberation (a fraction of the echo at half the depth) and, in shadows,
-   side-lobe clutter (a fraction of the echo beside the line at the same depth) are added.
+   front end's noise, reverberation (a fraction of the echo at half the depth), diffuse reverberation
+   clutter (a speckle-like haze trailing the echoes above, which fills shadows and fluid faintly) and,
+   in shadows, side-lobe clutter (a fraction of the echo beside the line at the same depth) are added.
 4. **Needle** (:func:`_needle_echoes`): analytic, from the needle geometry, composited on the cached
    tissue echo power: a specular shaft whose echo falls with the beam-to-shaft angle, reverberation (comet
    tail), the tip as a point reflector and a faint shadow; no re-tracing of the tissue.
@@ -134,9 +138,27 @@ FRESNEL_SPREAD = 0.5
 SIDE_LOBE_DB = -12.0
 SIDE_LOBE_SPREAD = 6.0
 # The clutter is that of diffuse echoes: each sample's power counts at most SIDE_LOBE_CAP_DB above the
-# diffuse reference level. A bone surface's specular echo, 25 dB above the speckle, otherwise smeared a
-# bright glow from the laminae's lines into the shadow beside and below their steps (transverse views).
-SIDE_LOBE_CAP_DB = 10.0
+# diffuse reference level as attenuated to its depth (at the rate the automatic TGC makes up). A bone
+# surface's specular echo, 25 dB above the speckle, otherwise smeared a bright glow from the laminae's lines
+# into the shadow beside and below their steps (transverse views); with a cap fixed at the face's level,
+# the deep lines (a vertebral body beside a lamina's shadow) passed under it and were drawn 5 mm into the
+# shadow, the blind read's "structures inside shadows". The reference is a backscatter of 1.0; muscle and
+# fat scatter 10-20 dB less, so the cap sits 15 dB under it: a line lends no more than the muscle beside it.
+SIDE_LOBE_CAP_DB = -15.0
+# Diffuse reverberation clutter: sound scattered back and forth between the layers above (fascia, fat
+# septa, the bone surface) reaches the probe later than its direct echo, so each line carries an
+# incoherent, speckle-like haze that trails the echoes above it. It is buried under the tissue's own
+# echoes but fills shadows and fluid: in vivo its level is -30 to 0 dB of the tissue signal around an
+# anechoic bladder (Lediju et al., Ultrason Imaging 2008; 30:151-168), its texture speckle-like (Byram and
+# Shu, J Med Imaging 2016; 3:046005: speckle SNR 1.4), and it decays with depth below the layers that
+# make it (Dahl and Sheth, Ultrasound Med Biol 2014; 40:714-726). Modelled as CLUTTER_DB (power) of the
+# diffuse echo power above, averaged with an exponential memory of CLUTTER_TAIL_MM, with a speckle of its
+# own through the point-spread function [ED within the published range]; it decays at the tissue's
+# attenuation too (a late echo has travelled as far as a direct one from its depth), so the TGC does not
+# lift it. Under a lamina the shadow holds a faint grainy haze 10-30 dB below the muscle above, fading
+# deeper (at -18 dB the septa's bright echoes, which dominate the mean power, filled the fluid and shadows).
+CLUTTER_DB = -25.0
+CLUTTER_TAIL_MM = 12.0
 # Transmit pulse length in cycles (2-3 for B-mode); the echo envelope's axial FWHM is half the
 # spatial pulse length: 0.66 mm at 3.5 MHz, 0.23 mm at 10 MHz.
 PULSE_CYCLES = 3.0
@@ -150,14 +172,26 @@ AUTO_TGC_DB_PER_CM_MHZ = 0.8
 # Gel layer (GEL_MM, from the probe module, which checks contact with it): air within this distance of
 # the probe face, until the beam is fully in tissue, is coupling gel (a probe pressed on curved,
 # voxelised skin); beyond it the probe has lost contact.
-# Tissue texture lattices (LPS mm): muscle fibres run cranio-caudally (long along z), so perimysium
-# septa show as striations on sagittal views and as dots on transverse ones; subcutaneous fat septa
-# run parallel to the skin of the back (thin along y). Septa are the thin ridges along the zero set
-# of a smooth noise on these lattices (fat lobules of a few mm between hairline septa); the bulk
-# tissue between them scatters less than the tissue table's mean (the *_BULK factor), the septa
-# more (bulk + *_SEPTA on the ridge; the ridge covers about SEPTUM_WIDTH of the tissue, so a thinner
-# septum is brighter for the same mean backscatter).
-MUSCLE_FIBRE_LATTICE_MM = (0.9, 0.9, 12.0)
+# Tissue textures [ED]: both are sheets of connective tissue around compartments that scatter less than
+# the tissue table's mean. The compartments are the cells of a Voronoi tessellation (one seed per cell of
+# a lattice, jittered within it), the septa its walls (within *_SEPTUM_MM of a wall); a septum is a smooth
+# sheet, so its echo falls with the angle between the beam and its normal (cosine^SEPTUM_SPECULAR_EXPONENT
+# plus SEPTUM_ROUGHNESS), as the fascia's does: walls facing the probe are bright lines, walls along the
+# beam faint. The bulk scatters *_BULK of the table's amplitude, a septum up to bulk + *_SEPTA.
+# Subcutaneous fat: hypoechoic lobules a few mm across, flattened against the skin of the back (thin along
+# y), between thin echogenic septa that run roughly parallel to the skin and obliquely between lobules
+# (Stecco's superficial fascia and lobules; the blind read called ridges of a smooth noise "worm tracks").
+FAT_LOBULE_MM = (6.0, 2.5, 6.0)
+FAT_SEPTUM_MM = 0.25
+FAT_BULK, FAT_SEPTA = 0.3, 8.0
+# Muscle: fascicles of 1-3 mm wrapped in perimysium, running cranio-caudally (long along the fibre):
+# a sagittal plane cuts the perimysium into long bright striations along the fibres, a transverse plane
+# into a network whose walls facing the probe show as short bright dashes and dots in a hypoechoic,
+# speckled field (the "starry night" of muscle in cross-section).
+MUSCLE_FASCICLE_MM = (2.0, 1.2, 25.0)
+MUSCLE_SEPTUM_MM = 0.15
+MUSCLE_BULK, MUSCLE_SEPTA = 0.7, 5.0
+SEPTUM_SPECULAR_EXPONENT, SEPTUM_ROUGHNESS = 4.0, 0.1
 # The erector spinae's fascicles run cranio-caudally but not parallel to the skin: they are tilted
 # toward it by this pennation angle [ED], so their striations slope gently on sagittal views.
 PENNATION_DEG = 10.0
@@ -168,10 +202,10 @@ PENNATION_COS, PENNATION_SIN = math.cos(math.radians(PENNATION_DEG)), math.sin(m
 ROOTLET_LATTICE_MM = (2.0, 2.0, 20.0)
 ROOTLET_WIDTH = 0.25
 ROOTLET_BULK, ROOTLET_STRANDS = 0.05, 12.0
-FAT_SEPTA_LATTICE_MM = (4.0, 1.0, 4.0)
-SEPTUM_WIDTH = 0.05
-MUSCLE_BULK, MUSCLE_SEPTA = 0.7, 5.0
-FAT_BULK, FAT_SEPTA = 0.3, 6.0
+# A bony surface is not a uniform line [ED]: its cortex is slightly uneven at the scale of a millimetre or
+# two, so its echo varies along it by a factor exp(+-BONE_RIPPLE) (+-3 dB) over BONE_RIPPLE_MM, on top of
+# the angle term (brightest where the surface faces the probe).
+BONE_RIPPLE, BONE_RIPPLE_MM = 0.35, 1.5
 # Hydrodissection: where an injection's contrast is at least this concentration (mg iodine/mL; the
 # media are 200-300 mg/mL, so a voxel this rich is mostly injectate), the tissue is replaced by fluid
 # (water's acoustics: anechoic, no attenuation), so the injected volume is a dark pocket [ED].
@@ -536,12 +570,48 @@ def _ridge(noise, width):
 
 
 @njit(cache=True, inline="always")
-def _interface_echo(run_sum, nx, ny, nz, dx, dy, dz):
-    """Echo of an interface, tanh(|sum of ln Z steps / 2|), times its angle term toward the probe."""
+def _septum(x, y, z, sx, sy, sz, bx, by, bz, width, salt):
+    """Echo weight (0-1) of the septa of a Voronoi tessellation at (x, y, z) mm: one seed per cell of an
+    (sx, sy, sz) mm lattice, jittered within its cell; on the wall between the nearest two seeds (within
+    ``width`` mm, falling off as :func:`_ridge`) times the wall's specular angle term toward the beam
+    (bx, by, bz): 1 facing it, ``SEPTUM_ROUGHNESS`` along it."""
+    cx, cy, cz = math.floor(x / sx), math.floor(y / sy), math.floor(z / sz)
+    best, second = 1e30, 1e30
+    ax = ay = az = qx = qy = qz = 0.0
+    for corner in range(27):
+        ix = np.int64(cx) + corner % 3 - 1
+        iy = np.int64(cy) + (corner // 3) % 3 - 1
+        iz = np.int64(cz) + corner // 9 - 1
+        h = _hash(ix, iy, iz, salt)
+        sxm = (ix + 0.5 + 0.45 * _unit_from_bits(h, 40)) * sx
+        sym = (iy + 0.5 + 0.45 * _unit_from_bits(h, 16)) * sy
+        szm = (iz + 0.5 + 0.45 * (np.float64(h & np.uint64(0xFFFF)) * (2.0 / 65536.0) - 1.0)) * sz
+        d = (x - sxm) ** 2 + (y - sym) ** 2 + (z - szm) ** 2
+        if d < best:
+            second, qx, qy, qz = best, ax, ay, az
+            best, ax, ay, az = d, sxm, sym, szm
+        elif d < second:
+            second, qx, qy, qz = d, sxm, sym, szm
+    nx, ny, nz = qx - ax, qy - ay, qz - az
+    norm = math.sqrt(nx * nx + ny * ny + nz * nz)
+    if norm == 0.0:
+        return 0.0
+    # Distance to the bisecting plane of the two seeds: (|x - q|^2 - |x - a|^2) / (2 |q - a|).
+    ridge = _ridge((second - best) / (2.0 * norm), width)
+    cosine = abs(nx * bx + ny * by + nz * bz) / norm
+    return ridge * ((1.0 - SEPTUM_ROUGHNESS) * cosine**SEPTUM_SPECULAR_EXPONENT + SEPTUM_ROUGHNESS)
+
+
+@njit(cache=True, inline="always")
+def _interface_echo(run_sum, nx, ny, nz, dx, dy, dz, px, py, pz, salt):
+    """Echo of an interface, tanh(|sum of ln Z steps / 2|), times its angle term toward the probe; a
+    bone-like one also times its unevenness at (px, py, pz) mm (``BONE_RIPPLE``, fixed in the patient)."""
     norm = math.sqrt(nx * nx + ny * ny + nz * nz)
     cosine = abs(nx * dx + ny * dy + nz * dz) / norm if norm > 0.0 else 1.0
     if 2.0 * abs(run_sum) > BONE_LIKE_STEP:
         directivity = (1.0 - BONE_ROUGHNESS) * cosine**BONE_SPECULAR_EXPONENT + BONE_ROUGHNESS
+        ripple, _ = _lattice_noise(px / BONE_RIPPLE_MM, py / BONE_RIPPLE_MM, pz / BONE_RIPPLE_MM, salt)
+        directivity *= math.exp(BONE_RIPPLE * ripple)
     else:
         directivity = (1.0 - SOFT_ROUGHNESS) * cosine**SOFT_SPECULAR_EXPONENT + SOFT_ROUGHNESS
     return math.tanh(abs(run_sum)) * directivity
@@ -580,7 +650,7 @@ def _merge_or_deposit(row, starts, pending_at, pending_echo, pending_start, posi
 @njit(parallel=True, cache=True, fastmath=True)
 def _trace_lines(voxels, world_to_index, ln_z, attenuation, backscatter, texture, air, gel,
                  origins, directions, elevation, sample_mm, frequency_mhz, gel_mm, lattice_mm, plane_offsets,
-                 plane_weights, noise_gain, seed, muscle_lattice, fat_lattice, fluid, fluid_world_to_index,
+                 plane_weights, noise_gain, seed, fluid, fluid_world_to_index,
                  fluid_min, coherent, run_start, diffuse_re, diffuse_im, step_transmission, lost):
     """One pass along every scan line: the local echoes (not yet attenuated) and the round-trip
     transmission of each sample.
@@ -601,6 +671,7 @@ def _trace_lines(voxels, world_to_index, ln_z, attenuation, backscatter, texture
     muscle_salt = np.int64(seed) * 64 + 1
     fat_salt = np.int64(seed) * 64 + 2
     root_salt = np.int64(seed) * 64 + 40
+    bone_salt = np.int64(seed) * 64 + 41
     speckle_salt = np.int64(seed) * 64 + 3  # frame k's scatterers: salt + 4 k
     inverse_lattice = 1.0 / lattice_mm
     merge_samples = THIN_LAYER_MM / sample_mm
@@ -721,7 +792,8 @@ def _trace_lines(voxels, world_to_index, ln_z, attenuation, backscatter, texture
             if run_sign != 0 and sign != run_sign:
                 pending_at, pending_echo, pending_start = _merge_or_deposit(
                     coherent[line], run_start[line], pending_at, pending_echo, pending_start, run_moment / run_weight,
-                    _interface_echo(run_sum, rnx, rny, rnz, dx, dy, dz), run_first - 1, merge_samples)
+                    _interface_echo(run_sum, rnx, rny, rnz, dx, dy, dz, px, py, pz, bone_salt), run_first - 1,
+                    merge_samples)
                 run_sign = 0
             if sign != 0:
                 if run_sign == 0:
@@ -757,12 +829,14 @@ def _trace_lines(voxels, world_to_index, ln_z, attenuation, backscatter, texture
                     # Fibre coordinates: cranio-caudal fibres tilted toward the skin by the pennation angle.
                     fy = PENNATION_COS * py + PENNATION_SIN * pz
                     fz = PENNATION_COS * pz - PENNATION_SIN * py
-                    fibre, _ = _lattice_noise(px / muscle_lattice[0], fy / muscle_lattice[1], fz / muscle_lattice[2],
-                                              muscle_salt)
-                    gain += muscle_w * (MUSCLE_BULK + MUSCLE_SEPTA * _ridge(fibre, SEPTUM_WIDTH) - 1.0)
+                    wall = _septum(px, fy, fz, MUSCLE_FASCICLE_MM[0], MUSCLE_FASCICLE_MM[1], MUSCLE_FASCICLE_MM[2],
+                                   dx, PENNATION_COS * dy + PENNATION_SIN * dz, PENNATION_COS * dz - PENNATION_SIN * dy,
+                                   MUSCLE_SEPTUM_MM, muscle_salt)
+                    gain += muscle_w * (MUSCLE_BULK + MUSCLE_SEPTA * wall - 1.0)
                 if fat_w > 0.0:
-                    sheet, _ = _lattice_noise(px / fat_lattice[0], py / fat_lattice[1], pz / fat_lattice[2], fat_salt)
-                    gain += fat_w * (FAT_BULK + FAT_SEPTA * _ridge(sheet, SEPTUM_WIDTH) - 1.0)
+                    wall = _septum(px, py, pz, FAT_LOBULE_MM[0], FAT_LOBULE_MM[1], FAT_LOBULE_MM[2], dx, dy, dz,
+                                   FAT_SEPTUM_MM, fat_salt)
+                    gain += fat_w * (FAT_BULK + FAT_SEPTA * wall - 1.0)
                 if root_w > 0.0:
                     # A rootlet runs where two independent smooth noises both cross zero: strands along z.
                     across, _ = _lattice_noise(px / ROOTLET_LATTICE_MM[0], py / ROOTLET_LATTICE_MM[1],
@@ -787,7 +861,8 @@ def _trace_lines(voxels, world_to_index, ln_z, attenuation, backscatter, texture
         if run_sign != 0:
             pending_at, pending_echo, pending_start = _merge_or_deposit(
                 coherent[line], run_start[line], pending_at, pending_echo, pending_start, run_moment / run_weight,
-                _interface_echo(run_sum, rnx, rny, rnz, dx, dy, dz), run_first - 1, merge_samples)
+                _interface_echo(run_sum, rnx, rny, rnz, dx, dy, dz, px, py, pz, bone_salt), run_first - 1,
+                merge_samples)
         if pending_echo > 0.0:
             _deposit(coherent[line], run_start[line], pending_at, pending_echo, pending_start)
 
@@ -820,17 +895,27 @@ def _diffracted_transmission(step_transmission, side_weights, substeps, out):
 
 
 @njit(parallel=True, cache=True, fastmath=True)
-def _beam_echoes(coherent, run_start, diffuse_re, diffuse_im, transmission, lateral_weights, lateral_rows,
-                 axial_kernel, diffuse_scale, beam_transmission, axial_re, axial_im):
-    """Attenuate the local echoes with the beam's transmission, then blur them along each line, for
-    each compounded frame (the first axis of ``diffuse_*`` and ``axial_*``).
+def _beam_echoes(coherent, run_start, diffuse_re, diffuse_im, transmission, straight, lateral_weights, lateral_rows,
+                 axial_kernel, diffuse_scale, clutter, clutter_keep, origins, directions, sample_mm, lattice_mm, seed,
+                 beam_transmission, axial_re, axial_im):
+    """Attenuate the local echoes with the beam's transmission, add the diffuse reverberation clutter,
+    then blur them along each line, for each compounded frame (the first axis of ``diffuse_*`` and
+    ``axial_*``).
 
     A beam is as wide as its lateral point-spread function, so what reaches depth m on line l is the
     lines' own transmissions averaged with the lateral weights (amplitudes add across the beam):
     partial shadows at bone edges, narrow windows dimmer than wide ones, no thin-ray shadow of a
-    sheet the beam merely grazes. The axial kernel has peak 1 (a plane reflector keeps its
-    amplitude); diffuse echoes are scaled per depth (``diffuse_scale``) so that independent
-    scatterers keep unit variance through the axial and lateral kernels.
+    sheet the beam merely grazes. Diffuse echoes are reached by the diffracted ``transmission``;
+    interface echoes only by the ``straight`` one (without the spreading behind edges): sound that
+    bends round a bone edge into its shadow meets a surface there obliquely and is mirrored away from
+    the probe, so nothing behind a lamina is drawn as if insonated (through a window it is).
+    Clutter: ``clutter`` (power ratio) of the diffuse echo power above, remembered with the factor
+    ``clutter_keep`` per sample (:func:`_clutter_keep`), with random phases of its own: a complex white
+    lattice of spacing ``lattice_mm`` fixed in the patient (the clutter comes from the tissue above, so
+    it stays with the tissue when the probe slides, as the speckle does), seeded by ``seed``.
+    The axial kernel has peak 1 (a plane reflector keeps its amplitude); diffuse echoes are scaled per
+    depth (``diffuse_scale``) so that independent scatterers keep unit variance through the axial and
+    lateral kernels.
     """
     frames, lines, samples = diffuse_re.shape
     half = axial_kernel.shape[0] // 2
@@ -840,15 +925,31 @@ def _beam_echoes(coherent, run_start, diffuse_re, diffuse_im, transmission, late
         echo_im = np.empty(samples, dtype=np.float32)
         reached = np.empty(samples, dtype=np.float32)
         scale = np.empty(samples, dtype=np.float32)
+        haze = np.empty(samples, dtype=np.float32)
+        beam_straight = np.empty(samples, dtype=np.float32)
         _spread_row(transmission, lateral_weights, lateral_rows, line, beam_transmission[line])
+        _spread_row(straight, lateral_weights, lateral_rows, line, beam_straight)
+        remembered = 0.0
         for m in range(samples):
             start = run_start[line, m]
-            reached[m] = coherent[line, m] * (1.0 if start < 0 else beam_transmission[line, start])
+            reached[m] = coherent[line, m] * (1.0 if start < 0 else beam_straight[start])
             scale[m] = diffuse_scale[m] * beam_transmission[line, m]
+            haze[m] = math.sqrt(clutter * remembered)
+            local = 0.0
+            for frame in range(frames):
+                local += diffuse_re[frame, line, m] ** 2 + diffuse_im[frame, line, m] ** 2
+            remembered = clutter_keep * remembered + (1.0 - clutter_keep) * local * scale[m] ** 2 / frames
+        inverse_lattice = 1.0 / lattice_mm
         for frame in range(frames):
+            salt = np.int64(seed) * 64 + 50 + frame
             for m in range(samples):
-                echo_re[m] = reached[m] + scale[m] * diffuse_re[frame, line, m]
-                echo_im[m] = scale[m] * diffuse_im[frame, line, m]
+                # Unit-power complex phases of the clutter: two uniform components of variance 1/3 each.
+                depth = (m + 0.5) * sample_mm
+                qr, qi = _lattice_point((origins[line, 0] + depth * directions[line, 0]) * inverse_lattice,
+                                        (origins[line, 1] + depth * directions[line, 1]) * inverse_lattice,
+                                        (origins[line, 2] + depth * directions[line, 2]) * inverse_lattice, salt)
+                echo_re[m] = reached[m] + scale[m] * diffuse_re[frame, line, m] + 1.2247 * haze[m] * qr
+                echo_im[m] = scale[m] * diffuse_im[frame, line, m] + 1.2247 * haze[m] * qi
             out_re = axial_re[frame, line]
             out_im = axial_im[frame, line]
             out_re[:] = 0.0
@@ -943,7 +1044,7 @@ def _compound(field_re, field_im, beam_transmission, front_end_noise, reverberat
     more round trip to there (``beam_transmission`` squared) and by ``reverberation`` (power ratio).
     Side-lobe clutter: ``side_lobe`` (power ratio) of the echo power at the same depth averaged across
     the lines by a triangle of half width ``side_reach[m]`` lines (each sample's power at most
-    ``side_cap``: the clutter of diffuse echoes), where the line's own transmission
+    ``side_cap[m]``: the clutter of diffuse echoes), where the line's own transmission
     falls short of the same average of the transmission (``1 - own / average``): beside lit tissue a
     shadowed line's side lobes still hear it, while in lit tissue and in fluid the main lobe's own
     echoes bury the clutter (so speckle statistics and anechoic fluid are untouched). It is the
@@ -963,7 +1064,7 @@ def _compound(field_re, field_im, beam_transmission, front_end_noise, reverberat
     side_clutter = np.zeros((lines, samples))
     for m in range(samples):
         half = max(side_reach[m] // 2, 1)
-        _triangle_across(power, m, half, side_cap, across, once, side_power)
+        _triangle_across(power, m, half, side_cap[m], across, once, side_power)
         _triangle_across(beam_transmission, m, half, np.inf, across, once, side_transmission)
         for line in range(lines):
             shadowed = 1.0 - beam_transmission[line, m] / max(side_transmission[line], 1e-30)
@@ -1237,7 +1338,7 @@ def _trace_tissue(maps: AcousticMaps, probe: Probe, scan: _Scan, origins: np.nda
                  maps.backscatter, maps.texture, maps.air, maps.gel, origins, directions,
                  probe.elevation, scan.sample_mm, probe.frequency_mhz, GEL_MM,
                  SPECKLE_LATTICE_WAVELENGTHS * probe.wavelength_mm, offsets, weights, noise_gain, int(seed),
-                 np.asarray(MUSCLE_FIBRE_LATTICE_MM), np.asarray(FAT_SEPTA_LATTICE_MM), fluid_array, fluid_to_index,
+                 fluid_array, fluid_to_index,
                  FLUID_MIN_MG_PER_ML if fluid is not None else 0.0,
                  coherent, run_start, diffuse_re, diffuse_im, step_transmission, lost)
     _diffracted_transmission(step_transmission, scan.diffraction_weights, scan.diffraction_substeps, transmission)
@@ -1246,16 +1347,43 @@ def _trace_tissue(maps: AcousticMaps, probe: Probe, scan: _Scan, origins: np.nda
     # over that width, so shadow edges are as soft as the beam that casts them.
     one_way = power  # scratch until _compound
     _spread_lines(transmission, scan.lateral_weights, scan.lateral_rows, one_way)
-    _beam_echoes(coherent, run_start, diffuse_re, diffuse_im, one_way, scan.lateral_weights, scan.lateral_rows,
-                 scan.axial_kernel, scan.diffuse_scale, beam_transmission, axial_re, axial_im)
+    straight = np.cumprod(step_transmission, axis=1)
+    one_way_straight = step_transmission     # free again
+    _spread_lines(straight, scan.lateral_weights, scan.lateral_rows, one_way_straight)
+    _beam_echoes(coherent, run_start, diffuse_re, diffuse_im, one_way, one_way_straight, scan.lateral_weights,
+                 scan.lateral_rows, scan.axial_kernel, scan.diffuse_scale, 10.0 ** (CLUTTER_DB / 10.0),
+                 _clutter_keep(probe.frequency_mhz, scan.sample_mm), origins, directions, scan.sample_mm,
+                 SPECKLE_LATTICE_WAVELENGTHS * probe.wavelength_mm, int(seed), beam_transmission, axial_re, axial_im)
     field_re, field_im = diffuse_re, diffuse_im     # free again
     _lateral_spread(axial_re, axial_im, scan.lateral_weights, scan.lateral_rows, field_re, field_im)
     reach = max(int(round(REVERBERATION_SPREAD_MM / scan.sample_mm)), 1)
     noise = _noise_for(lines, samples, seed)
     _compound(field_re, field_im, beam_transmission, 10.0 ** (FRONT_END_NOISE_DB / 10.0),
               10.0 ** (REVERBERATION_DB / 10.0), reach, 10.0 ** (SIDE_LOBE_DB / 10.0), scan.side_lobe_lines,
-              10.0 ** ((DIFFUSE_REFERENCE_DB + SIDE_LOBE_CAP_DB) / 10.0), noise, power, level_db)
+              _side_lobe_caps(probe.frequency_mhz, scan.sample_mm, samples), noise, power, level_db)
     return level_db, beam_transmission, noise, float(lost.mean())
+
+
+def _side_lobe_caps(frequency_mhz: float, sample_mm: float, samples: int) -> np.ndarray:
+    """Per sample, the most echo power (power ratio) a sample lends the side-lobe clutter:
+    ``SIDE_LOBE_CAP_DB`` above the diffuse reference, attenuated to the sample's depth at the automatic
+    TGC's rate (so that the cap means the same on the display at every depth)."""
+    depths_cm = (np.arange(samples) + 0.5) * sample_mm / 10.0
+    return 10.0 ** ((DIFFUSE_REFERENCE_DB + SIDE_LOBE_CAP_DB - 2.0 * AUTO_TGC_DB_PER_CM_MHZ * frequency_mhz * depths_cm)
+                    / 10.0)
+
+
+def _clutter_keep(frequency_mhz: float, sample_mm: float) -> float:
+    """Share of the remembered echo power the clutter keeps from one sample to the next: its tail
+    (``CLUTTER_TAIL_MM``) times the round trip's attenuation over the sample at the rate the automatic
+    TGC makes up (a late echo has travelled as far through soft tissue as a direct one from its depth).
+
+    >>> round(_clutter_keep(3.5, 0.5), 4)      # 0.5 mm: -0.18 dB of tail, -0.28 dB of attenuation
+    0.8993
+    """
+    tail_db = 10.0 * math.log10(math.e) * sample_mm / CLUTTER_TAIL_MM
+    attenuation_db = 2.0 * AUTO_TGC_DB_PER_CM_MHZ * frequency_mhz * sample_mm / 10.0
+    return 10.0 ** (-(tail_db + attenuation_db) / 10.0)
 
 
 def depth_gain_db(probe: Probe, depths_mm: np.ndarray) -> np.ndarray:

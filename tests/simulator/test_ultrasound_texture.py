@@ -169,7 +169,7 @@ def test_cauda_equina_is_faint_strands_in_an_anechoic_sac():
 def test_a_shadow_edge_fades_over_millimetres_into_the_dark(sac, monkeypatch):
     """Beside lit muscle, a shadowed line's side lobes still hear the muscle (issue 17: no knife-edged
     black shadows): 10 mm under the bone's top the shadow is hazier within 2 mm of its edge (x = 12 mm)
-    than without side lobes, and as dark as without them 6 mm in, where only the noise remains."""
+    than without side lobes, and about as dark as without them 6 mm in, where only the clutter and noise remain."""
     def profile():
         sac.clear_derived()
         image = sac_image(sac, gain_db=25.0)
@@ -182,7 +182,7 @@ def test_a_shadow_edge_fades_over_millimetres_into_the_dark(sac, monkeypatch):
     bare_edge, bare_inside = profile()
     sac.clear_derived()
     assert near_edge > bare_edge + 4.0
-    assert inside == pytest.approx(bare_inside, abs=0.5)
+    assert inside == pytest.approx(bare_inside, abs=1.0), (near_edge, bare_edge, inside, bare_inside)
 
 
 def test_the_shadow_of_a_narrow_bone_fills_in_with_depth(monkeypatch):
@@ -208,5 +208,109 @@ def test_the_shadow_of_a_narrow_bone_fills_in_with_depth(monkeypatch):
     monkeypatch.setattr(ultrasound, "FRESNEL_SPREAD", 0.0)
     bar.clear_derived()
     straight, _ = under(render_ultrasound(bar, probe), 30.0)
-    assert shallow < 0.5 * lit and deep < 0.8 * lit_deep
-    assert deep > straight + 5.0
+    assert shallow < 0.5 * lit and deep < 0.8 * lit_deep, (shallow, lit, deep, lit_deep)
+    assert deep - straight > 0.15 * (lit_deep - straight), (deep, straight, lit_deep)
+
+
+# --------------------------------------------------------------------------- shadows (issue 17, 21)
+def display_db(image, region) -> np.ndarray:
+    return image.pixels[region].astype(float) / 255.0 * image.probe.dynamic_range_db
+
+
+def grain_lateral_mm(image, region) -> float:
+    """Lateral FWHM (mm) of the autocorrelation of the grey levels in ``region`` (the texture's grain)."""
+    grey = image.pixels[region].astype(float)
+    centred = grey - grey.mean(axis=1, keepdims=True)
+    values = np.array([np.mean(centred[:, k:] * centred[:, :centred.shape[1] - k]) for k in range(12)])
+    values = values / values[0]
+    below = int(np.argmax(values < 0.5))
+    return 2.0 * float(np.interp(0.5, values[below::-1], np.arange(below, -1, -1))) * image.pixel_mm
+
+
+def test_a_shadow_holds_faint_speckle_like_clutter_below_the_muscle_above(sac, monkeypatch):
+    """Under the bone slab (x < 12 mm, top 21.5 mm deep), 2-12 mm below its surface, the shadow is dark
+    grey, not black: its level lies 10-30 dB below the muscle above the bone (in vivo reverberation
+    clutter is -30 to 0 dB of the tissue signal: Lediju et al., Ultrason Imaging 2008; a shadow holds
+    only the clutter and noise), it stays above the noise floor, and its texture is speckle-like: the log
+    spread of compounded speckle (2-5.6 dB) and a grain as wide as the muscle's speckle (the noise alone
+    is finer, one scan line). Without the clutter the shadow is only the noise floor."""
+    def measure():
+        sac.clear_derived()
+        image = sac_image(sac, gain_db=25.0)
+        shadow = np.s_[row_of(image, 24.0):row_of(image, 14.0), column_of(image, 2.0):column_of(image, 9.0)]
+        above = np.s_[row_of(image, 42.0):row_of(image, 30.0), column_of(image, 2.0):column_of(image, 9.0)]
+        return image, shadow, above
+
+    image, shadow, above = measure()
+    floor_db = ultrasound.DISPLAY_NOISE_ABOVE_BLACK_DB
+    below_muscle_db = display_db(image, above).mean() - display_db(image, shadow).mean()
+    assert 10.0 < below_muscle_db < 30.0, below_muscle_db
+    assert display_db(image, above).max() < image.probe.dynamic_range_db     # nothing clipped
+    assert display_db(image, shadow).mean() > floor_db + 1.5
+    assert 2.0 < display_db(image, shadow).std() < FULLY_DEVELOPED_SD_DB
+    speckle_grain = grain_lateral_mm(image, above)
+    assert grain_lateral_mm(image, shadow) > 0.6 * speckle_grain, (grain_lateral_mm(image, shadow), speckle_grain)
+    monkeypatch.setattr(ultrasound, "CLUTTER_DB", -200.0)
+    bare, shadow, _ = measure()
+    sac.clear_derived()
+    assert display_db(bare, shadow).mean() < floor_db + 1.0
+
+
+def edge_width_mm(image, y_mm, x_range=(4.0, 22.0)) -> float:
+    """10-90 % width (mm) of the rise of the mean grey level across the shadow's edge (x = 12 mm), over
+    2 mm of depth around ``y_mm``."""
+    rows = slice(row_of(image, y_mm + 1.0), row_of(image, y_mm - 1.0))
+    columns = slice(column_of(image, x_range[0]), column_of(image, x_range[1]))
+    profile = image.pixels[rows, columns].astype(float).mean(axis=0)
+    profile = np.convolve(profile, np.ones(3) / 3, mode="same")[1:-1]
+    low, high = np.median(profile[:10]), np.median(profile[-10:])
+    rise = (profile - low) / (high - low)
+    first = int(np.argmax(rise > 0.1))
+    last = int(np.argmax(rise > 0.9))
+    return (last - first) * image.pixel_mm
+
+
+def test_a_shadow_edge_widens_with_depth(monkeypatch):
+    """Diffraction and the beam's widening soften a shadow's edge as it goes deeper (a penumbra of about
+    sqrt(wavelength x distance), Fresnel: sigma 1.4 mm 30 mm below the edge at 6 MHz): 30 mm below a bone
+    edge the edge is wider than 4 mm below it, and neither is knife-sharp (side lobes off, so that only the
+    beam and the diffraction shape it)."""
+    monkeypatch.setattr(ultrasound, "SIDE_LOBE_DB", -200.0)
+    labels = np.ones((60, 56, 24), np.uint8)
+    labels[:12, :40] = 2                                        # bone under x < 12 mm, top at y = 40 mm
+    slab = block(labels, "soft_tissue", "cortical_bone")       # no texture: speckle alone
+    widths = {4.0: [], 30.0: []}
+    for seed in range(3):
+        probe = Probe("linear", position=[20, 55.5, 12], axial=[0, -1, 0], lateral=[1, 0, 0], frequency_mhz=6.0,
+                      depth_mm=50.0, footprint_mm=38.0, gain_db=15.0, image_shape=(250, 190))
+        image = render_ultrasound(slab, probe, seed=seed)
+        for below in widths:
+            widths[below].append(edge_width_mm(image, 40.0 - below))
+    shallow, deep = np.mean(widths[4.0]), np.mean(widths[30.0])
+    assert deep > shallow + 0.5, (shallow, deep)
+    assert shallow > 0.5
+
+
+def test_nothing_behind_a_lamina_is_drawn_as_insonated():
+    """A lamina (bone plate 9.5 mm deep under x < 30 mm) over a vertebral body (bone from 35.5 mm deep
+    everywhere): through the window beside the plate the body's surface is a bright line; under the
+    plate, from 4 mm beside its edge inwards (past the side lobes' reach), the body is not drawn: no line
+    brighter than the shadow around it (the sound that bends round the plate's edge meets the body
+    obliquely and is mirrored away; before issue 21 the line reached 5 mm into the shadow)."""
+    labels = np.ones((60, 48, 24), np.uint8)
+    labels[:30, 36:38] = 2                                      # lamina, top at y = 38 mm
+    labels[:, :12] = 2                                          # vertebral body, top at y = 12 mm
+    body = block(labels, "muscle", "cortical_bone")
+    probe = Probe("linear", position=[30, 47.5, 12], axial=[0, -1, 0], lateral=[1, 0, 0], frequency_mhz=6.0,
+                  depth_mm=44.0, footprint_mm=56.0, gain_db=15.0, image_shape=(220, 280))
+    image = render_ultrasound(body, probe)
+    grey = image.pixels.astype(float)
+    surface = slice(row_of(image, 13.0), row_of(image, 11.0))
+    around = slice(row_of(image, 18.0), row_of(image, 14.0))
+    window = slice(column_of(image, 40.0), column_of(image, 54.0))
+    floor = 255.0 * ultrasound.DISPLAY_NOISE_ABOVE_BLACK_DB / probe.dynamic_range_db
+    assert grey[surface, window].mean(axis=1).max() > 5.0 * floor           # lit through the window
+    for x_mm in (26.0, 24.0, 20.0, 10.0):
+        columns = slice(column_of(image, x_mm - 0.5), column_of(image, x_mm + 0.5))
+        line, shadow = grey[surface, columns].mean(axis=1).max(), grey[around, columns].mean()
+        assert line < 1.3 * shadow + 5.0, (x_mm, line, shadow)
