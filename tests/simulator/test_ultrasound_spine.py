@@ -47,7 +47,8 @@ def test_paramedian_sagittal_oblique_shows_csf_darker_than_muscle(small_spine):
     csf = ndimage.binary_erosion(in_group(small_spine, ids, "dural_sac.csf"), iterations=2) & image.field_of_view
     muscle = in_group(small_spine, ids, "muscle") & image.field_of_view & (depth_mm(image) < 30)
     assert csf.sum() > 20 and muscle.sum() > 200
-    assert image.pixels[csf].mean() < 0.4 * image.pixels[muscle].mean()
+    # CSF is anechoic: only the display's noise (floor_grey) shows in it; muscle echoes at twice that or more.
+    assert image.pixels[csf].mean() < 1.3 * floor_grey(image) < 0.65 * image.pixels[muscle].mean()
 
 
 def test_spinous_process_casts_a_shadow_beside_lit_muscle(small_spine):
