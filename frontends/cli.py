@@ -40,7 +40,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "attempts": ("frontends.commands.records:attempts",
                  "The attempts in the database: export them as CSV or as xAPI statements (optionally to an LRS)."),
     "cases": ("frontends.commands.cases:cases",
-              "The department's own cases: add a scenario file to the database, list them."),
+              "The department's own cases: add a scenario file to the database, list, show, edit and remove them."),
     "cohorts": ("frontends.commands.programme:cohorts",
                 "Cohorts of trainees (a year group, a rotation) that cases can be assigned to."),
     "explain": ("frontends.commands.explain:explain",

@@ -18,6 +18,7 @@ from scoring.peers import percentile_rank, percentile_text
 from scoring.report import checklist_rows, metric_rows, rating_rows, score
 from simulator.case.planner import expert_actions, plan_trajectory
 from simulator.session.fold import Session
+from simulator.session.words import action_title
 from tests.frontends.web import browser as b
 from tests.frontends.web.conftest import ANATOMY
 
@@ -257,7 +258,8 @@ def test_an_instructor_reviews_attempts_replays_them_and_sees_the_learning_curve
         page.keyboard.press("ArrowRight")
     # Wait for that very step (on a busy machine the slider may still show the last step, also a shot).
     page.wait_for_function(f"() => document.querySelector('#replay-action').textContent.startsWith('{first_shot}. ')")
-    assert "fluoro shot" in page.text_content("#replay-action")
+    assert f"{first_shot}. t = " in page.text_content("#replay-action")
+    assert action_title("fluoro_shot") in page.text_content("#replay-action")
     final = LiveAttempt.resume(store, attempts[-1].id, session.scenario, patient)
     # The same image: equal pixels up to the last grey level (the server and this process may run the
     # projector's parallel loops on different numbers of threads, which moves float sums in the last bit).
