@@ -45,7 +45,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
 import numpy as np
-from numba import njit, prange
+from numba import njit
 from PIL import Image, ImageDraw, ImageFont
 from scipy import ndimage
 

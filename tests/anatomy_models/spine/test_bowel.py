@@ -6,7 +6,6 @@ import numpy as np
 import pytest
 
 from anatomy_models.spine.alignment import align_spine
-from anatomy_models.spine.ct_synthesis import STOOL_GAS_SHARE, STOOL_HU, stool_hu
 from anatomy_models.spine.parameters import SpineParameters
 from anatomy_models.spine.sdf import Intersection
 from anatomy_models.spine.skeleton import build_skeleton
