@@ -40,7 +40,6 @@ from anatomy_models.atomic import process_alive
 from anatomy_models.errors import SpinesimError
 from anatomy_models.home import spinesim_home
 from anatomy_models.store import check_anatomy_name, stored_anatomy_names
-from frontends.casebook import patients_to_build_on
 
 log = logging.getLogger("spinesim.upload")
 
@@ -164,6 +163,9 @@ class Uploads:
         return web.Response(text=_page_html(self.max_bytes), content_type="text/html")
 
     async def patients(self, request: web.Request) -> web.Response:
+        # Imported here: the casebook reads the scenario schema (numpy, scipy), which the portal must not load.
+        from frontends.casebook import patients_to_build_on
+
         self._instructor(request)
         return web.json_response(await asyncio.get_running_loop().run_in_executor(None, patients_to_build_on))
 
