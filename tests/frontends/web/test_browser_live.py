@@ -10,6 +10,7 @@ from PIL import Image
 
 from frontends.store import Store
 from simulator.case.planner import plan_trajectory
+from simulator.imaging.dose import RECURSIVE_FILTER_FRAMES
 from tests.frontends.web import browser as b
 from tests.frontends.web.test_browser import PASSWORD, TRAINEE, chromium, database, expert, page, server  # noqa: F401
 
@@ -42,6 +43,10 @@ def test_holding_the_space_bar_during_advances_streams_frames_whose_needle_moves
     b.set_number(page, "#step", STEP_MM)
 
     first_advance, last_advance = b.advance_while_held_live(page, ADVANCES)
+    # The monitor's recursive filter averages the last frames: the needle's newest part darkens over them. Hold on
+    # until the stream has shown them all since the last advance.
+    page.wait_for_function("([n, t]) => window.liveFrames.filter(([s, _]) => s > t).length >= n",
+                           arg=[RECURSIVE_FILTER_FRAMES + 1, last_advance])
     saved = b.saved_actions(page)
     page.keyboard.up(" ")
     b.wait_saved(page, saved + 1)
