@@ -232,6 +232,8 @@ class DicomSeries:
         text = f"{self.modality or '?'} '{self.description}' {self.slice_count} slice(s)"
         first = self.frames[0]
         text += f", {first.columns} x {first.rows} pixels"
+        if self.modality.upper() != "CT":
+            return text
         if all(f.problem is None for f in self.frames):
             spacing = first.pixel_spacing
             positions = np.array([f.position for f in self.frames])
@@ -433,6 +435,28 @@ def _frames_of(dataset: Dataset, file: _File) -> list[_Frame]:
     return result
 
 
+def _is_ct(dataset: Dataset) -> bool:
+    return str(dataset.get("Modality", "") or "").strip().upper() == "CT"
+
+
+def _listed_frames(dataset: Dataset, file: _File) -> list[_Frame]:
+    """The frames of an object that is listed, never imported (not CT): counted, their geometry not read."""
+    count, rows, columns = (_int_field(dataset, keyword, default)
+                            for keyword, default in (("NumberOfFrames", 1), ("Rows", 0), ("Columns", 0)))
+    count, rows, columns = (0 if isinstance(value, str) else value for value in (count, rows, columns))
+    return [_Frame(file, index, rows, columns, None, None, None, 1.0, 0.0, "not CT, so not read")
+            for index in range(max(count, 1))]
+
+
+def _top_level(dataset: Dataset) -> Dataset:
+    """``dataset`` without its sequences (whose items are not parsed for an object that is only listed)."""
+    shallow = Dataset()
+    for tag in dataset.keys():
+        if dataset.get_item(tag).VR not in ("SQ", "UN", None):
+            shallow.add(dataset[tag])
+    return shallow
+
+
 def _sequence_depth(dataset: Dataset) -> int:
     """How deep the sequences of ``dataset`` nest (0 without any), walked iteratively up to MAX_SEQUENCE_DEPTH + 1.
 
@@ -476,7 +500,9 @@ def _read_header(path: Path) -> tuple[Dataset, tuple[int, int] | None] | None:
             handle.seek(0)
             try:
                 dataset = pydicom.dcmread(handle, stop_before_pixels=True, force=kind == "raw")
-                depth = _sequence_depth(dataset)
+                # Only CT is ever imported (choose_series): the sequences of anything else (a segmentation's
+                # thousands of per-frame items) are never parsed, so they cannot nest too deep for us.
+                depth = _sequence_depth(dataset) if _is_ct(dataset) else 0
                 shallow = depth <= MAX_SEQUENCE_DEPTH
                 location = _pixel_data_location(handle, _transfer_syntax(dataset)) if shallow else None
             except RecursionError:
@@ -628,11 +654,12 @@ def _scanned(header: tuple[Dataset, tuple[int, int] | None], file_path: Path,
                                 path=file_path, hint="copy it again from the source, or remove it from the folder")
         return None  # DICOMDIR, reports, presentation states: nothing to read
     file, problem = _file_facts(file_path, dataset, location)
-    frames = _frames_of(dataset, file)
+    ct = _is_ct(dataset)
+    frames = _frames_of(dataset, file) if ct else _listed_frames(dataset, file)
     if problem is not None:
         frames = [replace(f, problem=problem) for f in frames]
     if uid not in series:
-        facts = safe_facts(dataset)
+        facts = safe_facts(dataset if ct else _top_level(dataset))
         number = dataset.get("SeriesNumber")
         series[uid] = DicomSeries(
             uid=uid, modality=str(dataset.get("Modality", "") or ""),

@@ -12,7 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pydicom.uid import DeflatedExplicitVRLittleEndian, ExplicitVRBigEndian, RLELossless
 
-from anatomy_models.dicom import MAX_SEQUENCE_DEPTH, read_dicom_series
+from anatomy_models.dicom import MAX_SEQUENCE_DEPTH, read_dicom_series, scan_dicom
 from anatomy_models.errors import SpinesimError
 from tests.anatomy_models.dicom_series import axial_positions, ct_slice, stored_ramp, write_stack
 from tests.fuzzing import examples
@@ -90,6 +90,21 @@ def test_deeply_nested_sequences_are_refused(series, depth):
     series[1].write_bytes(data[:start] + _nested_sequence_bytes(depth) + data[start:])
     with pytest.raises(SpinesimError, match=rf"slice001\.dcm: sequences nest deeper than {MAX_SEQUENCE_DEPTH} levels"):
         read_dicom_series(series[0].parent)
+
+
+def test_an_object_that_is_not_ct_is_listed_without_its_sequences_parsed(series):
+    """A segmentation beside the CT is listed, never imported: its sequences (a 200-slice SEG's per-frame items
+    took 22 s of CPU to parse) are left unread, so a nesting too deep there does not stop the CT's import (one
+    too deep for pydicom's own reader is still refused: test_deeply_nested_sequences_are_refused)."""
+    other = series[0].parent / "seg.dcm"
+    _edit(series[1], Modality="SEG", SeriesInstanceUID="1.2.3.4.5", NumberOfFrames=4)
+    data = series[1].read_bytes()
+    start = 132 + 12 + int.from_bytes(data[140:144], "little")
+    other.write_bytes(data[:start] + _nested_sequence_bytes(MAX_SEQUENCE_DEPTH + 1) + data[start:])
+    series[1].unlink()
+    listed = {s.modality: s for s in scan_dicom(series[0].parent)}
+    assert listed["SEG"].slice_count == 4 and listed["SEG"].summary().startswith("SEG")
+    assert read_dicom_series(series[0].parent).volume.array.shape[2] == 2  # the two CT slices left
 
 
 def test_huge_declared_size_with_tiny_compressed_payload_is_refused_before_allocating(tmp_path):
