@@ -185,10 +185,17 @@ def earlier_needles(states: list[SessionState], at_s: float, held: int, frames_p
     return () if all(earlier is needle for earlier in needles) else needles
 
 
+#: The frames a cine keeps: a C-arm's loop store replays the last frames of a run, not all of a long one
+#: (10 s at the default 15 pulses/s) [ED]. A run may last 600 s; all its frames (1 MB each at 512 px) would
+#: not fit in a workstation's memory.
+CINE_LOOP_FRAMES = 150
+
+
 def render_run(session: Session, state: SessionState, mode: str, seconds: float | None = None,
                frames_per_second: float | None = None, *, pixels: int | None = None,
                technique: Technique = Technique(), held: bool = False) -> CineRun:
-    """The cine of the live or DSA run that left ``state`` (one of ``session.states``).
+    """The cine of the live or DSA run that left ``state`` (one of ``session.states``): its last
+    :data:`CINE_LOOP_FRAMES` frames.
 
     Parameters
     ----------
@@ -216,20 +223,21 @@ def render_run(session: Session, state: SessionState, mode: str, seconds: float 
     run = technique_for(mode, fluoro, seconds)
     rate = run.frames_per_second  # a live run's pulse rate; DSA's own acquisition rate
     count = run_frames(beam_seconds(seconds), rate)
+    first = max(0, count - CINE_LOOP_FRAMES)
     if held:
-        times = held_frame_times(state.t - seconds, count, rate)
+        times = held_frame_times(state.t - seconds, count, rate)[first:]
         states = _states_until(session, state)
         frames = tuple(render_held_frame(session, held_frame_state(states, t), t, i, state.fluoro_shots, run,
-                                         pixels=pixels) for i, t in enumerate(times))
+                                         pixels=pixels) for i, t in enumerate(times, start=first))
         return CineRun(frames=frames, times_s=times, frames_per_second=rate,
                        frame_exposure=shot_exposure(session.anatomy, carm, mode, fluoro))
     end = shown_at(state, mode, seconds)
-    times = tuple(end - (count - 1 - i) / rate for i in range(count))
+    times = tuple(end - (count - 1 - i) / rate for i in range(first, count))
     seed = shot_seed(session.scenario.seed, state.fluoro_shots)
     mask = render_fluoro(session.anatomy, carm, state.needle, dose=run, seed=seed + 1) if mode == "dsa" else None
     cell = live_projection_cell(session.anatomy, carm) if mode == "live" else 1
     frames = []
-    for i, t in enumerate(times):
+    for i, t in enumerate(times, start=first):
         quanta = 1 if mode == "dsa" else min(i + 1, RECURSIVE_FILTER_FRAMES)
         frames.append(render_fluoro(session.anatomy, carm, state.needle, session.contrast(t),
                                     dose=replace(run, averaged_frames=quanta),

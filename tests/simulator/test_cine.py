@@ -7,6 +7,7 @@ import pytest
 
 from scenarios.schema import load_scenario
 from simulator.imaging.dose import DoseLedger, Technique, add_fluoro_shot, at_pulse_rate
+from simulator.session import shots
 from simulator.session.actions import action_record
 from simulator.session.fold import Session
 from simulator.session.replay import replay
@@ -80,3 +81,14 @@ def test_a_dsa_run_is_acquired_at_its_own_rate_against_one_mask(arterial_run):
     dsa = render_run(session, step.after, "dsa", 2.0, pixels=PIXELS)
     assert len(dsa.frames) == 6 and all(frame.subtracted for frame in dsa.frames)
     np.testing.assert_array_equal(dsa.hold.pixels, render_shot(session, step.after, "dsa", 2.0, pixels=PIXELS).pixels)
+
+
+def test_a_long_run_keeps_its_last_frames_as_a_c_arms_loop_store_does(arterial_run, monkeypatch):
+    """A run may last 600 s (9000 frames at 15 pulses/s, 1 MB each): its cine is its last CINE_LOOP_FRAMES
+    frames, the same pixels as the full run's last ones (each frame's noise and filter from its place in the run)."""
+    session, step, run = arterial_run
+    monkeypatch.setattr(shots, "CINE_LOOP_FRAMES", 5)
+    loop = render_run(session, step.after, "live", 4.0, 4.0, pixels=PIXELS)
+    assert loop.times_s == run.times_s[-5:]
+    for kept, full in zip(loop.frames, run.frames[-5:]):
+        np.testing.assert_array_equal(kept.pixels, full.pixels)
