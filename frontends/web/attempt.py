@@ -49,8 +49,8 @@ if TYPE_CHECKING:  # grading and the report page load when first asked for (the 
 
 
 # Detector pixels across of a held run's preview of a new C-arm pose: one ray per 4 x 4 pixels of the 512
-# detector, its whole display chain on a sixteenth of the pixels (about 80 ms of CPU for the 1 mm spine
-# against 220 ms for the frame the trainee reads: benchmarks/bench_cine.py). Issue 18 allows a coarser
+# detector, its whole display chain on a sixteenth of the pixels (50 ms of CPU with its JPEG for the 1 mm
+# spine against 183 ms for the frame the trainee reads: benchmarks/bench_cine.py). Issue 18 allows a coarser
 # preview while the C-arm moves if the full frame replaces it within 300 ms.
 PREVIEW_PIXELS = 128
 
