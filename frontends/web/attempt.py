@@ -38,7 +38,7 @@ from simulator.imaging.probe import Probe
 from simulator.imaging.ultrasound import UltrasoundImage
 from simulator.needle.trace import Tracer
 from simulator.session.actions import action_record
-from simulator.session.fold import Event, Session, Step
+from simulator.session.fold import Event, Session, SessionState, Step
 from simulator.session.history import Attempt
 from simulator.session.replay import replay
 from simulator.session.scans import annotate, render_scan
@@ -47,6 +47,12 @@ from simulator.session.shots import held_frame_state, held_frame_time, render_he
 if TYPE_CHECKING:  # grading and the report page load when first asked for (the 3D scene needs VTK)
     from scoring.report import Report
 
+
+# Detector pixels across of a held run's preview of a new C-arm pose: one ray per 4 x 4 pixels of the 512
+# detector, its whole display chain on a sixteenth of the pixels (50 ms of CPU with its JPEG for the 1 mm
+# spine against 183 ms for the frame the trainee reads: benchmarks/bench_cine.py). Issue 18 allows a coarser
+# preview while the C-arm moves if the full frame replaces it within 300 ms.
+PREVIEW_PIXELS = 128
 
 # --------------------------------------------------------------------------- images
 @dataclass(frozen=True)
@@ -253,20 +259,29 @@ class LiveAttempt:
                                 shot_exposure(self.session.anatomy, self.session.carm(), "live", fluoro))
             return self.held
 
-    def held_frame(self, run: HeldRun, index: int) -> FluoroImage | None:
-        """Frame ``index`` of the held ``run`` as its cine will replay it (None once the run is released),
-        once the attempt's clock has passed the frame's moment (:meth:`HeldRun.frame_at`): any action
-        made after that has a later time, so the frame shows what the replay's will."""
+    def held_state(self, run: HeldRun, index: int) -> SessionState | None:
+        """The state frame ``index`` of the held ``run`` shows (None once the run is released), once the
+        attempt's clock has passed the frame's moment (:meth:`HeldRun.frame_at`): any action made after
+        that has a later time, so the frame shows what the replay's will."""
         at_s = run.frame_at(index)
         while True:
             with self.lock:
                 if self.held is not run:
                     return None
                 if self.now() > at_s:
-                    state = held_frame_state(self.session.states, at_s)
-                    break
+                    return held_frame_state(self.session.states, at_s)
             time.sleep(0.001)
-        return render_held_frame(self.session, state, at_s, index, run.shot, run.technique)
+
+    def held_frame(self, run: HeldRun, index: int, state: SessionState | None = None, *,
+                   pixels: int | None = None) -> FluoroImage | None:
+        """Frame ``index`` of the held ``run`` as its cine will replay it (None once the run is released),
+        of ``state`` (by default :meth:`held_state`, waited for). ``pixels``: a smaller detector, for a
+        new pose's preview (:data:`PREVIEW_PIXELS`), the same frame with a ray per few pixels."""
+        state = state if state is not None else self.held_state(run, index)
+        if state is None:
+            return None
+        return render_held_frame(self.session, state, run.frame_at(index), index, run.shot, run.technique,
+                                 pixels=pixels)
 
     def release_live(self) -> list[Event]:
         """Switch the beam off: the held run becomes a ``fluoro_shot`` (``held``, its ``seconds`` up to now,

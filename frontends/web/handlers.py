@@ -21,7 +21,7 @@ from anatomy_models.atomic import atomic_path
 from anatomy_models.errors import SpinesimError
 from frontends.pictures.encode import jpeg_data_url
 from frontends.store import Store, User
-from frontends.web.attempt import HeldRun, LiveAttempt
+from frontends.web.attempt import PREVIEW_PIXELS, HeldRun, LiveAttempt
 from frontends.web.explanation import attempt_explanation_view, check_may_explain, explanation_view
 from frontends.web.inputs import MAX_ID, choice, clipped, integer, number, trainee_words
 from frontends.web.patients import Patients, next_patient_seed
@@ -34,6 +34,7 @@ from simulator.case.controls import (PROBE_MOVES, PROBE_VIEWS, SHUTTER_OPENINGS,
                                      dragged_angles, entry_words, in_plane_entry, moved_probe, needle_angles,
                                      needle_direction, nudged_angles, panned_pose, probe_preset, probe_with_settings)
 from simulator.imaging.carm import MAGNIFICATION_MODES_CM
+from simulator.imaging.fluoro import FluoroImage
 from simulator.session.fold import READING_WORDS
 
 # The longest a held live run lasts before the beam stops by itself, s: a fluoro_shot's longest run
@@ -254,33 +255,68 @@ class Handlers:
     def stream_live(self, attempt: LiveAttempt, run: HeldRun, sleep=time.sleep) -> int:
         """Push the held ``run``'s frames to the monitor as the attempt's clock reaches each, until it is
         released; a frame the machine could not make in time is skipped (the next due is shown). Returns
-        the number of frames shown."""
-        shown, index = 0, 0
-        while attempt.held is run:
-            if attempt.now() - run.start_s >= MAX_HELD_S:  # a page gone while Live was held: the beam stops
-                self._act_on(attempt, attempt.release_live)
-                break
-            due = run.frames_due(attempt.now()) - 1
-            if due < index:
-                sleep(max(0.0, run.frame_at(index) - attempt.now()))
-                continue
-            index = due
-            frame = attempt.held_frame(run, index)
-            if frame is None:
-                break
-            picture = jpeg_data_url(frame.pixels)
-            frames = index + 1
-            kerma_mgy = attempt.ledger.reference_air_kerma_mgy + frames * run.frame_exposure.reference_air_kerma_mgy
-            dap_gy_cm2 = attempt.ledger.dose_area_product_gy_cm2 + frames * run.frame_exposure.dose_area_product_gy_cm2
-            if attempt.held is not run:
-                break
-            shown += 1
-            self._set(fluoro_src=picture, pick_marker=None,
-                      fluoro_caption=f"#{run.shot}  LIVE ● {frames / run.frames_per_second:.1f} s",
-                      kerma_mgy=round(kerma_mgy, 2), dap_mgy_cm2=round(dap_gy_cm2 * MGY_PER_GY, 1))
-            index += 1
-        self._streamed.set()
-        return shown
+        the number of frames shown.
+
+        Pipelined: this thread makes frame n + 1 while another encodes frame n and waits for the page to
+        take it (:meth:`_push_held_frames`), through a slot of one frame, so making and sending no longer
+        take turns; a frame made before the last was sent replaces it (the monitor never lags behind the
+        run). At a pose the monitor has not shown yet (the C-arm moved while Live is held, or since the
+        last shot) a preview with a ray per 4 x 4 pixels (:data:`PREVIEW_PIXELS`) is put on the monitor
+        first, then the frame itself. The dose counter counts the frames the pulse rate makes, shown or not.
+        """
+        newest = _NewestFrame()
+        pusher = threading.Thread(target=self._push_held_frames, args=(attempt, run, newest), daemon=True,
+                                  name=f"live stream of shot {run.shot}")
+        pusher.start()
+        shown_pose = attempt.last_shot.carm.projection_matrix if attempt.last_shot else None
+        index = 0
+        try:
+            while attempt.held is run and newest.error is None:
+                if attempt.now() - run.start_s >= MAX_HELD_S:  # a page gone while Live was held: the beam stops
+                    self._act_on(attempt, attempt.release_live)
+                    break
+                due = run.frames_due(attempt.now()) - 1
+                if due < index:
+                    sleep(max(0.0, run.frame_at(index) - attempt.now()))
+                    continue
+                index = due
+                state = attempt.held_state(run, index)
+                if state is None:
+                    break
+                pose = attempt.session.carm(state).projection_matrix
+                if shown_pose is None or not np.allclose(pose, shown_pose):
+                    newest.put(index, attempt.held_frame(run, index, state, pixels=PREVIEW_PIXELS))
+                    shown_pose = pose
+                newest.put(index, attempt.held_frame(run, index, state))
+                index += 1
+        finally:
+            newest.close()
+            pusher.join(timeout=STREAM_STOP_S)
+            self._streamed.set()
+        if newest.error is not None:
+            raise newest.error
+        return newest.shown
+
+    def _push_held_frames(self, attempt: LiveAttempt, run: HeldRun, newest: _NewestFrame) -> None:
+        """Encode and push each frame :meth:`stream_live` makes, the newest first, until it is done."""
+        try:
+            while (made := newest.take()) is not None:
+                index, frame = made
+                picture = jpeg_data_url(frame.pixels)
+                frames = index + 1
+                kerma_mgy = (attempt.ledger.reference_air_kerma_mgy
+                             + frames * run.frame_exposure.reference_air_kerma_mgy)
+                dap_gy_cm2 = (attempt.ledger.dose_area_product_gy_cm2
+                              + frames * run.frame_exposure.dose_area_product_gy_cm2)
+                if attempt.held is not run:
+                    continue  # released: the hold goes on the monitor, not this frame
+                self._set(fluoro_src=picture, pick_marker=None,
+                          fluoro_caption=f"#{run.shot}  LIVE ● {frames / run.frames_per_second:.1f} s",
+                          kerma_mgy=round(kerma_mgy, 2), dap_mgy_cm2=round(dap_gy_cm2 * MGY_PER_GY, 1))
+                newest.shown += 1
+        except Exception as error:  # noqa: BLE001 - raised again by stream_live, whose caller shows it
+            newest.error = error
+            newest.close()
 
     def dsa(self, seconds) -> None:
         self._act({"type": "fluoro_shot", "mode": "dsa", "seconds": number(seconds, "DSA seconds")})
@@ -621,3 +657,34 @@ def _shown_angle(angle_deg: float) -> float:
 def _direction(left_deg, cranial_deg) -> list[float]:
     direction = needle_direction(number(left_deg, "left/right angle"), number(cranial_deg, "cranial/caudal angle"))
     return [round(float(v), 6) for v in direction]
+
+
+class _NewestFrame:
+    """A slot of one held frame between :meth:`Handlers.stream_live`, which makes the frames, and the
+    thread that pushes them: :meth:`put` replaces a frame not taken yet (a stale frame is dropped, not
+    queued), :meth:`take` waits for the next one (None once closed and empty)."""
+
+    def __init__(self) -> None:
+        self._changed = threading.Condition()
+        self._made: tuple[int, FluoroImage] | None = None
+        self._closed = False
+        self.shown = 0  # frames pushed to the monitor
+        self.error: Exception | None = None  # what stopped the pushing thread
+
+    def put(self, index: int, frame: FluoroImage | None) -> None:
+        if frame is None:  # released while it was being made
+            return
+        with self._changed:
+            self._made = (index, frame)
+            self._changed.notify()
+
+    def take(self) -> tuple[int, FluoroImage] | None:
+        with self._changed:
+            self._changed.wait_for(lambda: self._made is not None or self._closed)
+            made, self._made = self._made, None
+            return made
+
+    def close(self) -> None:
+        with self._changed:
+            self._closed = True
+            self._changed.notify()

@@ -191,9 +191,11 @@ def _joseph_kernel(table, scale, nb, na, nc, source, q00, qu, qv, d00, du, dv, o
 
     The sample loop is the DRR's whole cost (about 3 ns a sample, compute-bound: benchmarks/
     bench_drr.py), so it is kept to the bone: the ray's slice range is clipped beforehand to where the 2x2 stencil lies inside the
-    table (``_EDGE`` inside its outer nodes, so no sample needs a bounds clamp), the cell is found
-    with float floors and the flat index with two float multiply-adds (exact below 2^53), and the
-    interpolation runs in float32 (the position in float64: its fraction keeps 1e-7 of a voxel).
+    table (``_EDGE`` inside its outer nodes, so no sample needs a bounds clamp), the position steps
+    by the ray's slope from slice to slice, the cell is its truncation (positive there, so the
+    floor) and the flat index integer arithmetic, and the interpolation runs in float32 (the
+    position in float64: its fraction keeps 1e-7 of a voxel after thousands of steps). 8% less CPU
+    than a float floor and a product per sample (benchmarks/bench_drr.py).
     """
     nv, nu = out.shape
     plane = na * nc
@@ -209,15 +211,14 @@ def _joseph_kernel(table, scale, nb, na, nc, source, q00, qu, qv, d00, du, dv, o
             c0, c1 = _clip(c0, c1, b0, slope_b, _EDGE, nb - 1.0 - _EDGE)
             first = int(math.ceil(c0))
             acc = np.float32(0.0)
-            c = float(first)
-            for _ in range(int(math.floor(c1)) - first + 1):
-                a = a0 + c * slope_a
-                b = b0 + c * slope_b
-                cell_a = math.floor(a)
-                cell_b = math.floor(b)
+            a = a0 + first * slope_a
+            b = b0 + first * slope_b
+            for c in range(first, int(math.floor(c1)) + 1):
+                cell_a = int(a)  # a, b >= _EDGE > 0 on the clipped range: truncation is the floor
+                cell_b = int(b)
                 fa = np.float32(a - cell_a)
                 fb = np.float32(b - cell_b)
-                row = int(cell_b * plane + cell_a * nc + c)
+                row = cell_b * plane + cell_a * nc + c
                 v00 = np.float32(table[row])
                 v10 = np.float32(table[row + nc])
                 v01 = np.float32(table[row + plane])
@@ -225,7 +226,8 @@ def _joseph_kernel(table, scale, nb, na, nc, source, q00, qu, qv, d00, du, dv, o
                 top = v00 + fa * (v10 - v00)
                 bottom = v01 + fa * (v11 - v01)
                 acc += top + fb * (bottom - top)
-                c += 1.0
+                a += slope_a
+                b += slope_b
             out[v, u] = acc * scale * math.sqrt(dx * dx + dy * dy + dz * dz) / abs(qc)
 
 
@@ -250,26 +252,30 @@ def _joseph_pair_kernel(table, scale_0, scale_1, nb, na, nc, source, q00, qu, qv
             first = int(math.ceil(c0))
             acc_0 = np.float32(0.0)
             acc_1 = np.float32(0.0)
-            c = float(first)
-            for _ in range(int(math.floor(c1)) - first + 1):
-                a = a0 + c * slope_a
-                b = b0 + c * slope_b
-                cell_a = math.floor(a)
-                cell_b = math.floor(b)
+            a = a0 + first * slope_a
+            b = b0 + first * slope_b
+            for c in range(first, int(math.floor(c1)) + 1):
+                cell_a = int(a)  # as in _joseph_kernel
+                cell_b = int(b)
                 fa = np.float32(a - cell_a)
                 fb = np.float32(b - cell_b)
-                row = 2 * int(cell_b * plane + cell_a * nc + c)
-                w00 = (np.float32(1.0) - fa) * (np.float32(1.0) - fb)
-                w10 = fa * (np.float32(1.0) - fb)
-                w01 = (np.float32(1.0) - fa) * fb
-                w11 = fa * fb
-                acc_0 += (w00 * np.float32(table[row]) + w10 * np.float32(table[row + 2 * nc])
-                          + w01 * np.float32(table[row + 2 * plane])
-                          + w11 * np.float32(table[row + 2 * plane + 2 * nc]))
-                acc_1 += (w00 * np.float32(table[row + 1]) + w10 * np.float32(table[row + 2 * nc + 1])
-                          + w01 * np.float32(table[row + 2 * plane + 1])
-                          + w11 * np.float32(table[row + 2 * plane + 2 * nc + 1]))
-                c += 1.0
+                row = 2 * (cell_b * plane + cell_a * nc + c)
+                v00 = np.float32(table[row])
+                v10 = np.float32(table[row + 2 * nc])
+                v01 = np.float32(table[row + 2 * plane])
+                v11 = np.float32(table[row + 2 * plane + 2 * nc])
+                top = v00 + fa * (v10 - v00)
+                bottom = v01 + fa * (v11 - v01)
+                acc_0 += top + fb * (bottom - top)
+                v00 = np.float32(table[row + 1])
+                v10 = np.float32(table[row + 2 * nc + 1])
+                v01 = np.float32(table[row + 2 * plane + 1])
+                v11 = np.float32(table[row + 2 * plane + 2 * nc + 1])
+                top = v00 + fa * (v10 - v00)
+                bottom = v01 + fa * (v11 - v01)
+                acc_1 += top + fb * (bottom - top)
+                a += slope_a
+                b += slope_b
             length = math.sqrt(dx * dx + dy * dy + dz * dz) / abs(qc)
             out[0, v, u] = acc_0 * scale_0 * length
             out[1, v, u] = acc_1 * scale_1 * length
