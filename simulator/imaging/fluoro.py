@@ -233,8 +233,8 @@ class Display:
         threshold (Sarno et al., BioMed. Eng. OnLine 18:94, 2019) left flat patches with jagged borders
         that readers called "oil paint"; the soft, small Gaussian weights keep the noise's texture fine.
         Measured on the built-in patient's squared AP L4 at 512 px and the default exposure
-        (``measure_noise.py`` of issue 16's report): displayed noise 16.7 grey levels without it, 8.1 with
-        it (10.5 with the earlier filter); the noise's autocorrelation falls to 1/e in 1.0 and 1.9 pixels
+        (``measure_noise.py`` of issue 16's report): displayed noise 16.7 grey levels without it, 8.2 with
+        it (10.5 with the earlier filter); the noise's autocorrelation falls to 1/e in 1.0 and 1.8 pixels
         (the detector's own quantum mottle: 1.3 px, twice its 0.67 px blur).
     noise_reduction_strength : float
         How far each pixel moves towards the bilateral mean (0-1) [ED 1].
