@@ -131,6 +131,27 @@ def test_vignetting_darkens_the_monitor_not_the_measurement(phantom):
     assert flat[rim].mean() == pytest.approx(flat[centre].mean(), abs=1.0)
 
 
+def test_the_field_edge_rolls_off_over_a_few_pixels(phantom):
+    """Issue 16 ("a crisp field edge"): the intensifier's circular field reaches the monitor through its optics
+    and camera, so its edge is soft: at 512 px (0.45 mm pixels, a 0.7 mm roll-off) the rim's first pixel shows
+    a tenth of the brightness just inside it, the second about 0.6, the fourth all of it; a hard edge shows
+    all of it at once."""
+    slab = Anatomy(ct=Volume.from_spacing(np.full((60, 10, 60), 40, np.int16), (4, 2, 4), origin=(-118, -9, -118)))
+    carm = CArm(detector_pixels=512)
+    detector = DetectorModel.flat_panel(scatter=False)
+    level = float(render_fluoro(slab, carm, dose=None, detector=detector).measured[250:262, 250:262].mean())
+
+    def row(**changes):
+        display = Display.level_width(level, 2.0, letters=False, edge_enhancement=0.0, **changes)
+        image = render_fluoro(slab, carm, dose=None, detector=detector, display=display)
+        first = int(np.argmax(image.field[256]))
+        return image.pixels[256, first:first + 8].astype(float) / image.pixels[256, first + 8]
+
+    soft, hard = row(), row(field_edge_mm=0.0)
+    assert soft[0] == pytest.approx(0.1, abs=0.05) and soft[1] == pytest.approx(0.6, abs=0.1) and soft[3] > 0.97
+    assert hard[0] > 0.97
+
+
 def test_frame_facts_are_held_by_the_anatomy_per_settings(phantom):
     """Exposure control and window are measured once per pose and display settings, kept by the anatomy
     under what made the frame (not the frame array's id), cleared with it and freed with it."""
