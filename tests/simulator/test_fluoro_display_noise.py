@@ -34,9 +34,10 @@ def _edge_width_px(profile: np.ndarray) -> float:
 
 
 def test_noise_reduction_averages_the_noise_and_keeps_a_cortex_sharp():
-    """A blurred step (a cortex, 0.3 in line integral) under mottle of 0.03: with a threshold of 2.5 x the
-    noise, the flat parts' noise falls to under half and the step's 10-90% width stays within a quarter of a
-    pixel of the noiseless step's (a plain mean over the same neighbourhood widens it by more than a pixel)."""
+    """A blurred step (a cortex, 0.3 in line integral) under mottle of 0.03: the bilateral filter with a range of
+    2 x the noise and a 1.2 px radius takes the flat parts' noise to under 0.6 of itself and widens the step's
+    10-90% width by under half a pixel (0.32 px); a plain Gaussian blur of the same radius (an infinite range)
+    widens it by 0.9 px or more (0.97 px)."""
     n = 256
     rng = np.random.default_rng(2)
     clean = np.where(np.arange(n) < n // 2, 1.0, 1.3)[None, :].repeat(n, axis=0)
@@ -44,14 +45,42 @@ def test_noise_reduction_averages_the_noise_and_keeps_a_cortex_sharp():
     mottle = ndimage.gaussian_filter(rng.standard_normal((n, n)), 0.67)
     mottle *= 0.03 / mottle.std()
     noisy = (clean + mottle).astype(np.float32)
-    threshold = np.full((n, n), 2.5 * 0.03, np.float32)
-    reduced = noise_reduced(noisy, threshold, 2)
+    reduced = noise_reduced(noisy, np.full((n, n), 2.0 * 0.03, np.float32), 1.2)
     flat = (slice(None), slice(20, 100))
-    assert reduced[flat].std() < 0.5 * noisy[flat].std()
+    assert reduced[flat].std() < 0.6 * noisy[flat].std()
     sharp = _edge_width_px(clean.mean(axis=0)[n // 2 - 12:n // 2 + 12])
-    assert _edge_width_px(reduced.mean(axis=0)[n // 2 - 12:n // 2 + 12]) == pytest.approx(sharp, abs=0.25)
-    plain = noise_reduced(noisy, np.full((n, n), np.inf, np.float32), 2)  # every neighbour counts: a box mean
-    assert _edge_width_px(plain.mean(axis=0)[n // 2 - 12:n // 2 + 12]) > sharp + 1.0
+    assert _edge_width_px(reduced.mean(axis=0)[n // 2 - 12:n // 2 + 12]) < sharp + 0.5
+    plain = noise_reduced(noisy, np.full((n, n), np.inf, np.float32), 1.2)  # every neighbour counts: a blur
+    assert _edge_width_px(plain.mean(axis=0)[n // 2 - 12:n // 2 + 12]) > sharp + 0.9
+
+
+def _noise_correlation_length_px(difference: np.ndarray) -> float:
+    """Where the radially averaged autocorrelation of ``difference`` (a square of noise) falls to 1/e, pixels
+    (linearly interpolated between whole lags)."""
+    values = difference - difference.mean()
+    acf = np.real(np.fft.ifft2(np.abs(np.fft.fft2(values)) ** 2))
+    acf /= acf[0, 0]
+    lag = np.fft.fftfreq(values.shape[0]) * values.shape[0]
+    radius = np.hypot(lag[:, None], lag[None, :])
+    radial = np.array([1.0] + [acf[(radius >= k - 0.5) & (radius < k + 0.5)].mean() for k in range(1, 10)])
+    k = int(np.argmax(radial < np.exp(-1.0)))
+    return float(k - 1 + (radial[k - 1] - np.exp(-1.0)) / (radial[k - 1] - radial[k]))
+
+
+def test_the_displayed_noise_stays_fine_grained(small_spine):
+    """Issue 16 ("painted, oil-paint texture"): the displayed quantum noise keeps the fine texture of a real
+    detector's, whose noise is correlated only by its point-spread function (its noise power spectrum is the
+    quanta's white spectrum times the MTF squared, e.g. Cunningham, "Applied linear-systems theory", Handbook
+    of Medical Imaging vol. 1, SPIE 2000): for the intensifier's 0.3 mm blur, 0.67 px at 512 px, the
+    autocorrelation falls to 1/e at 1.3 px. The display's noise reduction may widen that a little, not into
+    blotches: within 2 px (on the 2 mm patient 1.9 px at the default, 1.0 px without noise reduction, 2.2 px
+    with a 2 px-radius filter)."""
+    carm = CArm(isocenter=small_spine.landmarks["L4-L5.interlaminar_window.center"])
+    first, second = (render_fluoro(small_spine, carm, seed=seed, display=Display(letters=False)).pixels.astype(float)
+                     for seed in (1, 2))
+    centre = carm.detector_pixels // 2
+    square = (slice(centre - 100, centre + 100),) * 2
+    assert _noise_correlation_length_px((first - second)[square]) <= 2.0
 
 
 def _displayed_noise(anatomy, carm, display: Display) -> float:
@@ -64,8 +93,9 @@ def test_the_display_does_not_double_the_noise_it_compresses(small_spine):
     """Issue 16: the dynamic range compression (harmonisation) and the edge enhancement amplified the quantum
     noise 3.7 times over the plain window's (12.3 against 3.3 grey levels on the 2 mm patient's AP L4-L5 at the
     default exposure). A C-arm reduces the noise before it compresses: the displayed noise is at most 2.5 times
-    the uncompressed, unenhanced display's (2.1 with the noise reduction), and within the 5-10 grey levels of a
-    processed last-image hold [ED] (6.8 at 40 nGy a frame; 8.6 at the published 13 nGy of the dose calibration)."""
+    the uncompressed, unenhanced display's (1.7 with the bilateral noise reduction), and within the 5-10 grey levels
+    of a processed last-image hold [ED] (6.5 at the published 13 nGy a frame of the dose calibration; 14.3 with
+    no noise reduction)."""
     carm = CArm(isocenter=small_spine.landmarks["L4-L5.interlaminar_window.center"])
     shown = _displayed_noise(small_spine, carm, Display(letters=False))
     plain = _displayed_noise(small_spine, carm, Display(letters=False, harmonisation=0.0, edge_enhancement=0.0,
