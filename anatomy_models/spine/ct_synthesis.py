@@ -167,6 +167,10 @@ def synthesize_ct(labels: np.ndarray, table: LabelTable, bones: list[BoneRegion]
     out = np.empty(labels.shape, dtype=np.int16)
     halo = int(np.ceil(3.0 * striation_sigma[2])) + 1
     slab_size = max(SLAB_VOXELS, 2 * halo)
+    # The reconstruction blur's reach along z (scipy's radius for the truncation): only the slices it reads
+    # for the slab's own are blurred.
+    recon_reach = int(3.0 * sigma_recon[2] + 0.5) if sigma_recon[2] > 0.2 else 0
+    previous = None
     for start in range(0, nk, slab_size):
         stop = min(start + slab_size, nk)
         lo, hi = max(start - halo, 0), min(stop + halo, nk)
@@ -181,7 +185,8 @@ def synthesize_ct(labels: np.ndarray, table: LabelTable, bones: list[BoneRegion]
                 share * np.float32(band.inside_hu) + (1.0 - share) * np.float32(band.outside_hu)
         # Striation along the body axis (muscle fibres) and fat speckle from one white field, drawn
         # slice by slice from per-slice seeds so slab halos match their neighbours (no seams).
-        white = _white_noise(shape[:2], range(lo, hi), seed, 11)
+        white = _white_noise(shape[:2], range(lo, hi), seed, 11, previous)
+        previous = (range(lo, hi), white)
         tex = texture_of[labels[:, :, lo:hi]]
         striation = ndimage.gaussian_filter(white, striation_sigma, truncate=3.0)
         striation *= 1.0 / max(float(striation.std()), 1e-6)
@@ -209,21 +214,38 @@ def synthesize_ct(labels: np.ndarray, table: LabelTable, bones: list[BoneRegion]
             region = slab[box[0], box[1], k0 - lo:k1 - lo]
             some = share > 0
             region[some] += share[some] * (bone[some] - region[some])
+        # The slab's own slices and the reconstruction blur's reach either side (where the slab has them).
+        a, b = max(start - lo - recon_reach, 0), min(stop - lo + recon_reach, hi - lo)
+        own = slice(start - lo - a, stop - lo - a)
+        slab = slab[:, :, a:b]
         if max(sigma_recon) > 0.2:
             slab = ndimage.gaussian_filter(slab, [s if s > 0.2 else 0.0 for s in sigma_recon], truncate=3.0)
         # Quantum noise: the same white field, shifted so it is independent of the texture it made.
-        slab += NOISE_HU * np.roll(white, (7, 5), axis=(0, 1))
-        out[:, :, start:stop] = np.clip(np.rint(slab[:, :, start - lo:start - lo + stop - start]), -1024, 3071)
+        slab = slab[:, :, own] + NOISE_HU * np.roll(white[:, :, start - lo:stop - lo], (7, 5), axis=(0, 1))
+        out[:, :, start:stop] = np.clip(np.rint(slab), -1024, 3071)
         if progress:
             progress(stop, nk, "CT texture")
     return out
 
 
-def _white_noise(shape: tuple[int, int], slices: range, seed: int, stream: int) -> np.ndarray:
-    """Standard normal float32 noise for the given z slices, each slice from its own seed."""
+def _white_noise(shape: tuple[int, int], slices: range, seed: int, stream: int,
+                 previous: tuple[range, np.ndarray] | None = None) -> np.ndarray:
+    """Standard normal float32 noise for the given z slices, each slice from its own seed; the slices
+    ``previous`` (the last slab's slices and noise) already holds are copied from it, not drawn again.
+
+    >>> a = _white_noise((3, 2), range(0, 4), 1, 11)
+    >>> b = _white_noise((3, 2), range(2, 6), 1, 11, (range(0, 4), a))
+    >>> bool(np.array_equal(b[:, :, :2], a[:, :, 2:]))
+    True
+    >>> bool(np.array_equal(b, _white_noise((3, 2), range(2, 6), 1, 11)))
+    True
+    """
     noise = np.empty((*shape, len(slices)), dtype=np.float32)
     for index, k in enumerate(slices):
-        noise[:, :, index] = np.random.default_rng([seed, stream, k]).standard_normal(shape, dtype=np.float32)
+        if previous is not None and k in previous[0]:
+            noise[:, :, index] = previous[1][:, :, k - previous[0].start]
+        else:
+            noise[:, :, index] = np.random.default_rng([seed, stream, k]).standard_normal(shape, dtype=np.float32)
     return noise
 
 
