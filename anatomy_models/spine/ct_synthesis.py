@@ -38,10 +38,12 @@ FAT_SPECKLE_HU = 10.0
 ORGAN_VARIATION_HU = 12.0
 ORGAN_SCALE_MM = 8.0                # [ED] size of the slow organ-density variation
 ORGAN_WAVELENGTH_MM = 90.0
-# Stool mixed with gas: -900 (a gas bubble) to -100 HU (packed faeces), mottled at a few mm [ED, plain
-# films and CT of the colon: faeces are "mottled" lucency]; STOOL_GAS_SHARE of it is gas bubbles.
+# Stool mixed with gas: -900 (a gas bubble) to -100 HU (packed faeces), mottled [ED, plain films and CT of
+# the colon: faeces are a "mottled" or "bubbly" lucency]; STOOL_GAS_SHARE of it is gas. The mottle has two
+# scales (Gaussian sigmas, mm, and their weights): small bubbles 2-3 mm across through all of it, and pockets
+# of 6-10 mm that gather them, so a film shows bubbles clustered, not an even grain [ED].
 STOOL_HU = (-900.0, -100.0)
-STOOL_MOTTLE_MM = 1.5                 # [ED] Gaussian sigma of the blotches: 3-6 mm across
+STOOL_MOTTLE_MM = ((0.8, 0.6), (2.5, 0.8))
 STOOL_GAS_SHARE = 0.35                # [ED]
 SLAB_VOXELS = 32
 CORTEX_RAMP_MM = 1.0                # [ED] cortical to cancellous over about a millimetre (endosteal margin)
@@ -122,6 +124,38 @@ def stool_hu(field: np.ndarray) -> np.ndarray:
 
 
 
+def smoothed_white_std(sigma_voxels: float) -> float:
+    """Standard deviation of unit white noise in 3D after scipy's Gaussian filter (truncated at 3 sigma):
+    the root of the sum of the squared weights of its kernel, per axis (away from the array's edges, where
+    the reflected noise is doubled).
+
+    >>> rng = np.random.default_rng(0)
+    >>> smoothed = ndimage.gaussian_filter(rng.standard_normal((60, 60, 60)), 1.5, truncate=3.0)
+    >>> abs(float(smoothed[10:-10, 10:-10, 10:-10].std()) / smoothed_white_std(1.5) - 1.0) < 0.03
+    True
+    """
+    radius = int(3.0 * sigma_voxels + 0.5)
+    weights = np.exp(-0.5 * (np.arange(-radius, radius + 1) / sigma_voxels) ** 2)
+    weights /= weights.sum()
+    return float(np.sqrt(np.sum(weights ** 2)) ** 3)
+
+
+def stool_field(white: np.ndarray, where: np.ndarray, spacing_mm: float) -> np.ndarray:
+    """The standard normal mottle field of :data:`STOOL_MOTTLE_MM` at the voxels ``where`` (bool, white's
+    shape), from the white noise ``white``: filtered only over their box and scaled by the filter's known
+    spread, not the slab's, so two slabs agree where they meet."""
+    reach = int(3.0 * max(sigma for sigma, _ in STOOL_MOTTLE_MM) / spacing_mm + 0.5)
+    found = np.argwhere(where)
+    box = tuple(slice(max(a - reach, 0), min(b + reach + 1, n))
+                for a, b, n in zip(found.min(axis=0), found.max(axis=0), where.shape))
+    field = np.zeros(white[box].shape, dtype=np.float32)
+    for sigma_mm, weight in STOOL_MOTTLE_MM:
+        sigma = sigma_mm / spacing_mm
+        field += ndimage.gaussian_filter(white[box], sigma, truncate=3.0) * np.float32(weight / smoothed_white_std(sigma))
+    total = np.sqrt(sum(weight ** 2 for _, weight in STOOL_MOTTLE_MM))
+    return field[where[box]] / np.float32(total)
+
+
 def synthesize_ct(labels: np.ndarray, table: LabelTable, bones: list[BoneRegion], spacing_mm: float, seed: int,
                   progress: ProgressCallback | None = None, bands: tuple[SurfaceBand, ...] = ()) -> np.ndarray:
     """CT numbers (int16 HU) for a label map.
@@ -167,6 +201,10 @@ def synthesize_ct(labels: np.ndarray, table: LabelTable, bones: list[BoneRegion]
     out = np.empty(labels.shape, dtype=np.int16)
     halo = int(np.ceil(3.0 * striation_sigma[2])) + 1
     slab_size = max(SLAB_VOXELS, 2 * halo)
+    # The reconstruction blur's reach along z (scipy's radius for the truncation): only the slices it reads
+    # for the slab's own are blurred.
+    recon_reach = int(3.0 * sigma_recon[2] + 0.5) if sigma_recon[2] > 0.2 else 0
+    previous = None
     for start in range(0, nk, slab_size):
         stop = min(start + slab_size, nk)
         lo, hi = max(start - halo, 0), min(stop + halo, nk)
@@ -181,7 +219,8 @@ def synthesize_ct(labels: np.ndarray, table: LabelTable, bones: list[BoneRegion]
                 share * np.float32(band.inside_hu) + (1.0 - share) * np.float32(band.outside_hu)
         # Striation along the body axis (muscle fibres) and fat speckle from one white field, drawn
         # slice by slice from per-slice seeds so slab halos match their neighbours (no seams).
-        white = _white_noise(shape[:2], range(lo, hi), seed, 11)
+        white = _white_noise(shape[:2], range(lo, hi), seed, 11, previous)
+        previous = (range(lo, hi), white)
         tex = texture_of[labels[:, :, lo:hi]]
         striation = ndimage.gaussian_filter(white, striation_sigma, truncate=3.0)
         striation *= 1.0 / max(float(striation.std()), 1e-6)
@@ -194,10 +233,7 @@ def synthesize_ct(labels: np.ndarray, table: LabelTable, bones: list[BoneRegion]
         stool = tex == 4
         if stool.any():
             # Blotches from the same white field, shifted apart from the other textures, isotropic.
-            blotch = ndimage.gaussian_filter(np.roll(white, (11, 3), axis=(0, 1)), STOOL_MOTTLE_MM / spacing_mm,
-                                             truncate=3.0)
-            blotch *= 1.0 / max(float(blotch.std()), 1e-6)
-            slab[stool] = stool_hu(blotch[stool])
+            slab[stool] = stool_hu(stool_field(np.roll(white, (11, 3), axis=(0, 1)), stool, spacing_mm))
         # Bone over the soft tissue, by the share of each voxel it fills.
         slab[is_bone[slab_labels]] = PERIOSTEAL_HU
         for box, fraction, values in textured_bone:
@@ -209,21 +245,38 @@ def synthesize_ct(labels: np.ndarray, table: LabelTable, bones: list[BoneRegion]
             region = slab[box[0], box[1], k0 - lo:k1 - lo]
             some = share > 0
             region[some] += share[some] * (bone[some] - region[some])
+        # The slab's own slices and the reconstruction blur's reach either side (where the slab has them).
+        a, b = max(start - lo - recon_reach, 0), min(stop - lo + recon_reach, hi - lo)
+        own = slice(start - lo - a, stop - lo - a)
+        slab = slab[:, :, a:b]
         if max(sigma_recon) > 0.2:
             slab = ndimage.gaussian_filter(slab, [s if s > 0.2 else 0.0 for s in sigma_recon], truncate=3.0)
         # Quantum noise: the same white field, shifted so it is independent of the texture it made.
-        slab += NOISE_HU * np.roll(white, (7, 5), axis=(0, 1))
-        out[:, :, start:stop] = np.clip(np.rint(slab[:, :, start - lo:start - lo + stop - start]), -1024, 3071)
+        slab = slab[:, :, own] + NOISE_HU * np.roll(white[:, :, start - lo:stop - lo], (7, 5), axis=(0, 1))
+        out[:, :, start:stop] = np.clip(np.rint(slab), -1024, 3071)
         if progress:
             progress(stop, nk, "CT texture")
     return out
 
 
-def _white_noise(shape: tuple[int, int], slices: range, seed: int, stream: int) -> np.ndarray:
-    """Standard normal float32 noise for the given z slices, each slice from its own seed."""
+def _white_noise(shape: tuple[int, int], slices: range, seed: int, stream: int,
+                 previous: tuple[range, np.ndarray] | None = None) -> np.ndarray:
+    """Standard normal float32 noise for the given z slices, each slice from its own seed; the slices
+    ``previous`` (the last slab's slices and noise) already holds are copied from it, not drawn again.
+
+    >>> a = _white_noise((3, 2), range(0, 4), 1, 11)
+    >>> b = _white_noise((3, 2), range(2, 6), 1, 11, (range(0, 4), a))
+    >>> bool(np.array_equal(b[:, :, :2], a[:, :, 2:]))
+    True
+    >>> bool(np.array_equal(b, _white_noise((3, 2), range(2, 6), 1, 11)))
+    True
+    """
     noise = np.empty((*shape, len(slices)), dtype=np.float32)
     for index, k in enumerate(slices):
-        noise[:, :, index] = np.random.default_rng([seed, stream, k]).standard_normal(shape, dtype=np.float32)
+        if previous is not None and k in previous[0]:
+            noise[:, :, index] = previous[1][:, :, k - previous[0].start]
+        else:
+            noise[:, :, index] = np.random.default_rng([seed, stream, k]).standard_normal(shape, dtype=np.float32)
     return noise
 
 

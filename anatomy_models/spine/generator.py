@@ -405,9 +405,12 @@ def _paint_trunk(labels: np.ndarray, grid: Grid, model: SpineModel, ids: dict[st
         half_width = np.float32(LEAN_HALF_WIDTH_MM)
         back_limit = profile.at("tp_y", z).astype(np.float32) + 8.0 - 45.0 * (x / half_width) ** 2
         in_front = y < back_limit
-        # The wall muscles also wrap the flanks behind that line (latissimus, obliques), up to the
-        # back muscles.
-        wall = (lean < 0) & (in_front | (np.abs(x) > FLANK_WALL_FROM_MM))
+        # The wall muscles also wrap the flanks behind that line (latissimus, obliques) as a layer under the
+        # fat, thinning toward the back muscles over 40 mm: a layer cut off at |x| = FLANK_WALL_FROM_MM, the
+        # whole depth behind the flank, was a plane along the beam, a straight seam down an AP (issue 15).
+        taper = np.clip((np.abs(x) - (FLANK_WALL_FROM_MM - 20.0)) / 40.0, 0.0, 1.0)
+        behind_mm = (ABDOMINAL_WALL_MM * taper * taper * (3.0 - 2.0 * taper)).astype(np.float32)
+        wall = (lean < 0) & (in_front | (lean > -behind_mm))
         # In the buttocks the gluteus maximus (painted later) lies under the buttock fat instead.
         wall &= ~trunk.buttocks.holds(x, y, z)
         slab[wall & (x >= 0)] = ids["muscle.abdominal_wall.left"]

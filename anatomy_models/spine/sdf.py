@@ -321,6 +321,32 @@ class Intersection(Shape):
         return result
 
 
+@dataclass(eq=False)
+class Bounded(Shape):
+    """``shape`` with a tighter world box [``lower``, ``upper``] (mm) than its own, where the caller knows
+    the inside lies: the same distances, evaluated over fewer voxels. The box must hold the whole inside.
+
+    >>> ball = Primitive(Frame.at((0, 0, 0)), ellipsoid((10, 10, 10)), (40, 40, 40))  # a loose extent
+    >>> tight = Bounded(ball, np.full(3, -11.0), np.full(3, 11.0))
+    >>> grid = Grid((81, 81, 81), origin=(-40, -40, -40), spacing=1.0)
+    >>> [int((grid.evaluate(s)[1] < 0).sum()) for s in (ball, tight)] == [int((grid.evaluate(ball)[1] < 0).sum())] * 2
+    True
+    >>> grid.evaluate(tight)[1].shape
+    (23, 23, 23)
+    """
+
+    shape: Shape
+    box_lower: np.ndarray
+    box_upper: np.ndarray
+
+    def __post_init__(self) -> None:
+        self.lower = np.maximum(self.shape.lower, np.asarray(self.box_lower, dtype=np.float64))
+        self.upper = np.minimum(self.shape.upper, np.asarray(self.box_upper, dtype=np.float64))
+
+    def sdf(self, x, y, z):
+        return self.shape.sdf(x, y, z)
+
+
 # ----------------------------------------------------------------------------------------- grid
 @dataclass(frozen=True)
 class Grid:

@@ -26,8 +26,8 @@ from anatomy_models.spine.morphometry import epidural_depth_mm
 from anatomy_models.spine.neural import SAC_END_BELOW_S1_MM
 from anatomy_models.spine.parameters import SpineParameters
 from anatomy_models.spine.sacrum import dorsal_crest_points
-from anatomy_models.spine.sdf import (FAR_MM, Frame, Intersection, Primitive, Shape, SmoothUnion, VerticalTube,
-                                      ellipsoid, elliptic_rod, f32, half_space, rounded_box, smooth_max)
+from anatomy_models.spine.sdf import (Frame, Intersection, Primitive, Shape, SmoothUnion, VerticalTube, ellipsoid,
+                                      elliptic_rod, f32, half_space, rounded_box, smooth_max)
 from anatomy_models.spine.skeleton import Skeleton, capsular_flavum
 from anatomy_models.spine.vertebra import SIDE_SIGN, body_sdf
 
@@ -487,8 +487,13 @@ HAUSTRA_PER_COLUMN = (5, 13)
 # The haustra of a column overlap by this share of their length: the notch between two is a semilunar fold [ED].
 HAUSTRAL_OVERLAP = (0.1, 0.3)
 GAS_FLATTENING = (0.45, 0.8)          # front-to-back depth of a gas column over its width, prone [ED]
-# Where a haustrum's gas-fluid level lies in front of its centre, as a share of its depth's semi-axis [ED].
-FLUID_LEVEL_BELOW_CENTRE = (0.0, 0.6)
+# Small pockets of gas at a haustrum's margin, in the recesses between the folds: per haustrum, and their
+# size as a share of the column's width [ED]. They notch and bud the margin so that no stretch of it is a
+# perfect arc. A column holds no gas-fluid level: colonic content is semi-solid, and a level on a film is
+# a sign of obstruction or ileus, not of the normal colon (a straight floor was issue 15's "gas cut by a
+# straight line" on the lateral).
+MARGIN_POCKETS_PER_HAUSTRUM = (0, 3)
+MARGIN_POCKET_SHARE = (0.12, 0.25)
 OTHER_COLON_SEGMENTS = (
     # where the course starts across (mm), its length across (mm), depth, level range and chance of gas
     ((-70.0, 0.0), (60.0, 130.0), (55.0, 75.0), (0.55, 0.8), 0.75),     # transverse colon
@@ -572,11 +577,10 @@ def haustral_column(rng: np.random.Generator, course: np.ndarray, width_mm: floa
     through which a run of haustra bulge, each shorter along the course than it is wide (haustra are
     sacculations 1-3.5 cm apart on a 5-6 cm colon, [ED] plain-film reading) and of its own width and
     sideways shift, so the column is a segmented, wavering tube whose margins the semilunar folds
-    between the haustra notch part-way across, never a string of balls. The gas floats to the bowel's
-    non-dependent side over a fluid and faecal level: in the prone patient its section is flattened front
-    to back and each haustrum cut off in front by its own fluid level (a coronal plane, so on a lateral a
-    haustrum is a dome on a short flat floor, the floors staggered like a step ladder, not a ball) [ED]. The column stops where the course ends (no haustra
-    piled at its end)."""
+    between the haustra notch part-way across, never a string of balls; small pockets of gas bud from
+    the haustra's margins (:data:`MARGIN_POCKETS_PER_HAUSTRUM`). In the prone patient the gas lies on the
+    faeces, its section flattened front to back [ED]; no fluid level cuts it (a straight floor on the
+    lateral). The column stops where the course ends (no haustra piled at its end)."""
     steps = np.linalg.norm(np.diff(course, axis=0), axis=1)
     count = int(rng.integers(*HAUSTRA_PER_COLUMN))
     lengths = np.clip(width_mm * rng.uniform(*HAUSTRUM_LENGTH_PER_WIDTH, size=count), *HAUSTRUM_LENGTH_MM)
@@ -603,29 +607,37 @@ def haustral_column(rng: np.random.Generator, course: np.ndarray, width_mm: floa
                  float(0.5 * width_mm * rng.uniform(*GAS_FLATTENING)))
         frame = Frame.from_axes(point + shift, tangent, across)
         pieces.append(Primitive(frame, ellipsoid(radii), radii))
-    # The lumen under the folds: narrower than the haustra and as flat, from each haustrum's centre to the next's.
+    # The lumen under the folds, from each haustrum's centre to the next's: narrower than the haustra and
+    # shallower, for a fold rings the lumen all round, so the haustra's backs are separate domes (their tops
+    # level with each other would be one long flat strip).
     centres = [piece.frame.origin for piece in pieces]
     for a, b, before, after in zip(centres[:-1], centres[1:], pieces[:-1], pieces[1:]):
-        half_across = 0.5 * width_mm * float(rng.uniform(0.6, 0.75))
-        half_depth = min(before.extent[2], after.extent[2], half_across)
+        fold = float(rng.uniform(0.6, 0.75))
+        half_across = 0.5 * width_mm * fold
+        half_depth = min(before.extent[2], after.extent[2], half_across) * fold
         half_length = float(np.linalg.norm(b - a)) / 2.0 + 0.5 * half_depth
         across = np.cross(b - a, np.array([0.0, 1.0, 0.0]))
         frame = Frame.from_axes((a + b) / 2.0, b - a, across if np.linalg.norm(across) > 1e-6 else (1.0, 0.0, 0.0))
         extent = (half_length, half_across, half_depth)
         pieces.append(Primitive(frame, elliptic_rod(half_across, half_depth, half_length), extent))
-    # Each haustrum holds its own level: the gas lies behind it (+y, up in the prone patient), the fluid and
-    # faeces in front; the lumen between two haustra at the lower of their levels (it joins them).
-    haustra = pieces[:len(points)]
-    levels = [float(piece.frame.origin[1]) - piece.extent[2] * float(rng.uniform(*FLUID_LEVEL_BELOW_CENTRE))
-              for piece in haustra]
-    levels += [min(a, b) for a, b in zip(levels[:-1], levels[1:])]
-    return [Intersection([piece, _gas_floor(level)]) for piece, level in zip(pieces, levels)]
+    for haustrum, tangent in zip(pieces[:len(points)], tangents):
+        pieces += _margin_pockets(rng, haustrum, tangent, width_mm)
+    return pieces
 
 
-def _gas_floor(level_y: float) -> Primitive:
-    """Everything behind the coronal plane y = ``level_y`` (mm): the side of a fluid level the gas is on."""
-    return Primitive(Frame.from_axes((0.0, level_y, 0.0), (1.0, 0.0, 0.0), (0.0, 0.0, 1.0)), half_space(),
-                     (FAR_MM, FAR_MM, FAR_MM))
+def _margin_pockets(rng: np.random.Generator, haustrum: Primitive, tangent: np.ndarray,
+                    width_mm: float) -> list[Primitive]:
+    """Small flat pockets of gas on ``haustrum``'s margin (either side, anywhere along it), each longer along
+    the colon than across and flatter still front to back, never a ball; inside the column's 1.2 widths."""
+    pockets = []
+    across = haustrum.frame.rotation[:, 1]
+    for _ in range(int(rng.integers(*MARGIN_POCKETS_PER_HAUSTRUM))):
+        radius = max(width_mm * float(rng.uniform(*MARGIN_POCKET_SHARE)), 2.5)
+        offset = across * rng.choice([-1.0, 1.0]) * 0.3 * width_mm + tangent * rng.uniform(-0.6, 0.6) * haustrum.extent[0]
+        radii = (1.3 * radius, 0.8 * radius, 0.55 * radius)
+        pockets.append(Primitive(Frame.from_axes(haustrum.frame.origin + offset, tangent, across), ellipsoid(radii),
+                                 radii))
+    return pockets
 
 
 def _segment_course(rng: np.random.Generator, profile: SpineProfile, x_range, length_range, depth_range,
