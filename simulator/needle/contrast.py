@@ -179,9 +179,9 @@ _FISSURE_STEP_COST = 4.0
 # FISSURE_WANDER_CORRELATION_MM) and narrows toward its end.
 LOBE_CENTRE_WANDER = 0.15
 LOBE_WIDTH_WANDER = 0.35
-LOBE_RIM_WANDER = 0.18
+LOBE_RIM_WANDER = 0.25
 LOBE_HARMONICS = (2, 3, 4, 5)
-LOBE_SHIFT = 0.15
+LOBE_SHIFT = 0.2
 LOBE_CORRELATION_MM = (7.0, 7.0, 100.0)
 LOBE_MIN_GAP = 0.15
 FISSURE_SPURS = 2
@@ -264,10 +264,11 @@ _CENTRELINE_STEP_MM = 0.5
 # its one crisp edge the dural sac's, which it outlines). A voxel of the epidural space holds its share times
 # clip((d + EDGE_LOBE_MM * g) / EDGE_FADE_MM, EDGE_FLOOR, 1), d its distance (mm) to a wall that is not the sac
 # and g a seeded smooth field (unit sd, correlation lengths EDGE_LOBE_CORRELATION_MM). A fill to the labels'
-# straight walls read as "a square/blocky pool" (issue 16) [ED].
+# straight walls read as "a square/blocky pool" (issue 16); lobes 2.5 mm long across still read as "two
+# straight-edged wedges" on the interlaminar AP (issue 16) [ED].
 EDGE_FADE_MM = 4.0
 EDGE_LOBE_MM = 2.0
-EDGE_LOBE_CORRELATION_MM = (2.5, 2.5, 4.0)
+EDGE_LOBE_CORRELATION_MM = (4.0, 4.0, 6.0)
 EDGE_FLOOR = 0.1
 # Independent random streams of an injection's seed (:func:`seeded_rng`).
 _VESSEL_STREAM = 1
@@ -397,10 +398,11 @@ MODELS: dict[str, SpreadModel] = {
                           spills=False),
     # The capsule holds ~1 mL, ruptures beyond ~1.5 mL (clinical.md §2.3 [S31][S32]); the front relaxed over
     # 1.2 mm (a fluid edge, not a voxel staircase nor the recess's boxy outline). Graded, not flat: dense at the
-    # tip and thinning into the recesses (tapering), which are rounded, lobulated pouches (synovial folds ~1 mm
-    # across hold +-50%) [ED].
+    # tip and thinning into the recesses (tapering), which are rounded, lobulated pouches; the synovial folds
+    # (~1.5 mm across, ~3 mm along the joint) hold +-80%, so the joint line is beaded, not a uniform dark rule that
+    # read as a kinked needle (issue 16) [ED].
     "intra_articular": SpreadModel(JOINT_FILL_FRACTION, half_extent_mm=(25.0, 25.0, 30.0), capsule_ml=1.5,
-                                   texture_mm=(1.0, 1.0, 1.0), texture_cost_gain=0.3, texture_capacity_gain=0.5,
+                                   texture_mm=(1.5, 1.5, 3.0), texture_cost_gain=0.3, texture_capacity_gain=0.8,
                                    smoothing_mm=1.2, taper=True),
     # Disc-shaped blush that persists (§2.7); the nucleus's lobes are fibrous tissue with clefts, not a fluid
     # cavity: their fill is cotton-wool, clumps ~1.5 mm across holding +-50% [ED].
