@@ -168,7 +168,9 @@ _FISSURE_STEP_COST = 4.0
 # a degenerating nucleus's outline turns irregular with clefts running into the annulus (Adams, Dolan and Hutton,
 # J Bone Joint Surg Br 1986;68:36: cotton-ball, lobular, irregular, fissured and ruptured discograms). Each
 # injection draws each lobe's own outline: its centre moves by LOBE_CENTRE_WANDER and its half width by
-# LOBE_WIDTH_WANDER (a share of it), each a seeded field across the disc (correlation LOBE_CORRELATION_MM); its
+# LOBE_WIDTH_WANDER (a share of it), each a seeded field across the disc (correlation LOBE_CORRELATION_MM: long
+# from side to side, so the lobes' height changes from front to back on the lateral, the discogram's view; a
+# field as short across them averaged out along the beam); its
 # reach across the disc is lobulated, LOBE_RIM_WANDER (a share of the nucleus's radius, RMS) by a seeded sum of
 # LOBE_HARMONICS harmonics of the bearing around the disc's axis, and its middle lies off the nucleus's by up to
 # LOBE_SHIFT of its radius; the cleft between the lobes is kept at least LOBE_MIN_GAP (units of the nucleus's
@@ -182,7 +184,7 @@ LOBE_WIDTH_WANDER = 0.35
 LOBE_RIM_WANDER = 0.25
 LOBE_HARMONICS = (2, 3, 4, 5)
 LOBE_SHIFT = 0.2
-LOBE_CORRELATION_MM = (7.0, 7.0, 100.0)
+LOBE_CORRELATION_MM = (25.0, 6.0, 100.0)
 LOBE_MIN_GAP = 0.15
 FISSURE_SPURS = 2
 FISSURE_SPUR_REACH = (0.3, 0.8)
@@ -398,11 +400,12 @@ MODELS: dict[str, SpreadModel] = {
                           spills=False),
     # The capsule holds ~1 mL, ruptures beyond ~1.5 mL (clinical.md §2.3 [S31][S32]); the front relaxed over
     # 1.2 mm (a fluid edge, not a voxel staircase nor the recess's boxy outline). Graded, not flat: dense at the
-    # tip and thinning into the recesses (tapering), which are rounded, lobulated pouches; the synovial folds
-    # (~1.5 mm across, ~3 mm along the joint) hold +-80%, so the joint line is beaded, not a uniform dark rule that
-    # read as a kinked needle (issue 16) [ED].
+    # tip and thinning into the recesses (tapering), which are rounded, lobulated pouches; the synovial folds run
+    # across the joint (~6 mm along it horizontally, ~1.5 mm high) and hold +-80%, so the joint line seen edge-on is
+    # beaded (folds shorter along the beam average out), not a uniform dark rule that read as a kinked needle
+    # (issue 16) [ED].
     "intra_articular": SpreadModel(JOINT_FILL_FRACTION, half_extent_mm=(25.0, 25.0, 30.0), capsule_ml=1.5,
-                                   texture_mm=(1.5, 1.5, 3.0), texture_cost_gain=0.3, texture_capacity_gain=0.8,
+                                   texture_mm=(6.0, 6.0, 1.5), texture_cost_gain=0.3, texture_capacity_gain=0.8,
                                    smoothing_mm=1.2, taper=True),
     # Disc-shaped blush that persists (§2.7); the nucleus's lobes are fibrous tissue with clefts, not a fluid
     # cavity: their fill is cotton-wool, clumps ~1.5 mm across holding +-50% [ED].
