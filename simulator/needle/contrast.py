@@ -76,7 +76,6 @@ from typing import Callable, Literal, Sequence
 
 import numpy as np
 from scipy import ndimage
-from scipy.spatial import cKDTree
 
 from anatomy_models.errors import SpinesimError
 from anatomy_models.structures import in_group
@@ -113,9 +112,11 @@ SLEEVE_LENGTH_MM = 25.0
 # The sleeve is a thin cuff around the root (the dural sleeve and epineurium hold a film of fluid): seen
 # end-on its two edges are denser than its middle, the "tram track" that outlines the root [ED].
 SLEEVE_CUFF_MM = 2.0
-# The sleeve is a fluid-filled cuff (dural root sleeve and perineural fat): it holds more than epidural
-# fat and contrast runs along it first, outlining the root (§2.7 TFESI row) [ED].
-SLEEVE_FILL_FRACTION = 0.8
+# The sleeve is a fluid-filled cuff (dural root sleeve and perineural fat) and contrast runs along it first,
+# outlining the root (§2.7 TFESI row), but the film around the root is under a millimetre thick: the 2 mm cuff the
+# grid draws holds half its volume. Held at 0.8 it took 1 mL within a few millimetres of the foramen, a dark
+# band beside the needle ("the root lies along the needle", issue 16), not the root's course down and out [ED].
+SLEEVE_FILL_FRACTION = 0.5
 # The dorsal epidural space is mostly fat: injected fluid runs through its interstices and so spreads
 # further per mL than in the ventral space; at this fraction an interlaminar 3 mL spans about 1.7 levels,
 # within the 2.21 ± 0.93 levels measured at 3 mL (Jeong 2013, Korean J Anesthesiol 65:431) [ED].
@@ -124,9 +125,9 @@ DORSAL_FILL_FRACTION = 0.5
 # epidural fat: it outlines the root before it pools [ED].
 _SLEEVE_STEP_COST = 0.15
 # Where the root has entered the psoas, its sleeve is the muscle's fascial cleft: contrast follows
-# the root there after the sleeve in the foramen, before it spreads in the canal's fat (the 1 mm
-# patient: ~9% of 1 mL in the psoas, all of it within the cuff) [ED].
-_MUSCLE_SLEEVE_STEP_COST = 0.5
+# the root there after the sleeve in the foramen, before it spreads in the canal's fat (the 2 mm
+# patient: ~10% of 1 mL in the psoas, all of it within the cuff) [ED].
+_MUSCLE_SLEEVE_STEP_COST = 0.8
 # The facet capsule's superior and inferior recesses reach this far (mm) beyond the joint space label's
 # poles (its ends within RECESS_POLE_MM of its cranial and caudal extremes): CAPSULE_MM along z, RECESS_SIDE_MM
 # along the joint's plane and RECESS_HALF_WIDTH_MM across it (the semi-axes of an ellipsoid's reach around the
@@ -161,7 +162,36 @@ FISSURE_HALF_WIDTH_MM = 1.0
 FISSURE_ANGLE_DEG = 20.0
 FISSURE_HEIGHT_SHARE = 0.5
 FISSURE_FILL_FRACTION = 0.6
-_FISSURE_STEP_COST = 1.5
+_FISSURE_STEP_COST = 4.0
+# No two nucleograms are alike, nor a nucleus's two lobes: drawn as two identical smooth lenses they read as "two
+# identical pills" (issue 16). The lobular nucleogram of a mature normal disc is lobulated, its lobes unequal, and
+# a degenerating nucleus's outline turns irregular with clefts running into the annulus (Adams, Dolan and Hutton,
+# J Bone Joint Surg Br 1986;68:36: cotton-ball, lobular, irregular, fissured and ruptured discograms). Each
+# injection draws each lobe's own outline: its centre moves by LOBE_CENTRE_WANDER and its half width by
+# LOBE_WIDTH_WANDER (a share of it), each a seeded field across the disc (correlation LOBE_CORRELATION_MM: long
+# from side to side, so the lobes' height changes from front to back on the lateral, the discogram's view; a
+# field as short across them averaged out along the beam); its
+# reach across the disc is lobulated, LOBE_RIM_WANDER (a share of the nucleus's radius, RMS) by a seeded sum of
+# LOBE_HARMONICS harmonics of the bearing around the disc's axis, and its middle lies off the nucleus's by up to
+# LOBE_SHIFT of its radius; the cleft between the lobes is kept at least LOBE_MIN_GAP (units of the nucleus's
+# half height) [ED]. Beside the radial fissure that reaches the
+# annulus's back, FISSURE_SPURS shorter clefts run a seeded share (FISSURE_SPUR_REACH) of the way through the
+# posterior and posterolateral annulus (where radial fissures are most common, Vernon-Roberts et al., Spine
+# 2007;32:2797) [ED]; every fissure winds (FISSURE_WANDER_DEG, its course's angle, correlated over
+# FISSURE_WANDER_CORRELATION_MM) and narrows toward its end.
+LOBE_CENTRE_WANDER = 0.15
+LOBE_WIDTH_WANDER = 0.35
+LOBE_RIM_WANDER = 0.25
+LOBE_HARMONICS = (2, 3, 4, 5)
+LOBE_SHIFT = 0.2
+LOBE_CORRELATION_MM = (25.0, 6.0, 100.0)
+LOBE_MIN_GAP = 0.15
+FISSURE_SPURS = 2
+FISSURE_SPUR_REACH = (0.3, 0.8)
+FISSURE_SPUR_ANGLE_DEG = 70.0
+FISSURE_WANDER_DEG = 12.0
+FISSURE_WANDER_CORRELATION_MM = 3.0
+_DISC_STREAM = 6
 # A myelogram: the roots of the cauda equina are solid (they hold only the CSF between their fibres),
 # so they show as linear filling defects in the contrast column; the dural sleeves that carry the
 # roots out of the sac fill with it for this far (mm) beyond the sac, in a cuff of SLEEVE_CUFF_MM
@@ -174,6 +204,12 @@ DURAL_SLEEVE_MM = 3.0
 # runs down beside the sac, a sleeve along all of it drew a dense line the column's whole length on both
 # sides, with a lucent band inside it ("a narrow myelogram", issue 16) [ED].
 DURAL_SLEEVE_LENGTH_MM = 8.0
+# Where a sleeve opens from the sac, the dura the grid draws a voxel thick holds a thin neck of contrast (this share
+# of its volume): the sleeve is continuous with the column, and the ray along the dura's tangent does not darken
+# [ED].
+SLEEVE_NECK_FILL_FRACTION = 0.1
+# Contrast fills the sac across before it runs out into the sleeves [ED].
+_DURAL_SLEEVE_STEP_COST = 3.0
 # The cauda equina is some twenty roots 1-2 mm across with CSF between them, not a solid cord: the anatomy
 # labels the bundle, so a seeded field of strands long in z (ROOT_STRAND_MM: correlation lengths x, y, z)
 # marks the roots in it, ROOT_SHARE of the bundle, and the rest is CSF. On AP the column then fills the
@@ -203,29 +239,45 @@ _PLEXUS_SHARE = 0.6
 VESSEL_WANDER_MM = 1.0
 VESSEL_WANDER_CORRELATION_MM = 5.0
 _WANDER_ONSET_MM = 4.0
-# The channels' lumen (mm²): a radiculomedullary artery and the anterior spinal artery are 0.5-1 mm across,
-# the plexus's channels similar (clinical.md §2.7 arterial row: a fine line) [ED: a 1 mm lumen, pi/4 mm²].
+# The venous channels' lumen (mm²): the plexus's channels are about as fine as a radiculomedullary artery (0.5-1 mm
+# across; clinical.md §2.7 venous row: thin linear channels) [ED: a 1 mm lumen, pi/4 mm²].
 # They are drawn as smooth sub-voxel tubes (:func:`_splat`), not whole voxels: a one-voxel line on the grid
 # showed as a staircase ("stair-step vessels", issue 16).
 RUNOFF_LUMEN_MM2 = 0.25 * math.pi
 # The sac's front, centre and width are smoothed along z over this sigma (mm) before a channel follows them:
 # slice-by-slice voxel values step by a voxel and would kink the channel at every slice [ED].
 _SAC_FRONT_SMOOTHING_MM = 3.0
+# The labelled radicular artery is a tube of whole voxels ~2 mm across (what the anatomy's grid can draw): filled,
+# it read as "a straight rod like a catheter" (issue 16). Radicular and radiculomedullary arteries are about a
+# millimetre across, narrowing as they run in, and tortuous (clinical.md §2.7 arterial row: a thin tortuous vessel
+# [S22][S2]) [ED: the calibres below; on the 1 mm grid a finer tube blurs to a line too faint for the DSA]. In a
+# label thinner than THIN_VESSEL_MM2 (its voxels per mm of its length) the contrast fills a sub-voxel tube along
+# the label's centre line (:func:`_vessel_tube`): VESSEL_LUMEN_MM across at its lateral (upstream) end, tapering
+# to VESSEL_END_LUMEN_MM at its medial end, where the run-off goes on at that calibre, winding about the centre
+# line by VESSEL_TORTUOSITY_MM RMS over VESSEL_TORTUOSITY_CORRELATION_MM [ED]. A larger vessel fills its label.
+VESSEL_LUMEN_MM = 1.2
+VESSEL_END_LUMEN_MM = 0.7
+VESSEL_TORTUOSITY_MM = 1.2
+VESSEL_TORTUOSITY_CORRELATION_MM = 4.0
+THIN_VESSEL_MM2 = 12.0
+_CENTRELINE_STEP_MM = 0.5
 # Epidural fluid does not fill the fat to the bone and ligament around it evenly: lobules of fat push it off the
 # canal's walls, so its margin there is lobulated and fades (a real epidurogram's edge is irregular and soft,
 # its one crisp edge the dural sac's, which it outlines). A voxel of the epidural space holds its share times
 # clip((d + EDGE_LOBE_MM * g) / EDGE_FADE_MM, EDGE_FLOOR, 1), d its distance (mm) to a wall that is not the sac
 # and g a seeded smooth field (unit sd, correlation lengths EDGE_LOBE_CORRELATION_MM). A fill to the labels'
-# straight walls read as "a square/blocky pool" (issue 16) [ED].
+# straight walls read as "a square/blocky pool" (issue 16); lobes 2.5 mm long across still read as "two
+# straight-edged wedges" on the interlaminar AP (issue 16) [ED].
 EDGE_FADE_MM = 4.0
 EDGE_LOBE_MM = 2.0
-EDGE_LOBE_CORRELATION_MM = (2.5, 2.5, 4.0)
+EDGE_LOBE_CORRELATION_MM = (4.0, 4.0, 6.0)
 EDGE_FLOOR = 0.1
 # Independent random streams of an injection's seed (:func:`seeded_rng`).
 _VESSEL_STREAM = 1
 _SIDE_STREAM = 2
 _ROOT_STREAM = 3
 _EDGE_STREAM = 4
+_TORTUOSITY_STREAM = 5
 # Hand injection of a test dose runs at about 0.5 mL/s (the rate of the DSA-versus-live study
 # [S46], clinical.md §2.7): 1 mL takes 2 s. An intravascular bolus arrives in the vessel at this rate.
 INJECTION_ML_PER_S = 0.5
@@ -337,8 +389,10 @@ MODELS: dict[str, SpreadModel] = {
                             half_extent_mm=(30.0, 30.0, 80.0), spills=False),
     # Very fast washout (§2.7: may be missed on static images, DSA detects more [S22][S46]): the
     # artery fills while the bolus runs in (INJECTION_ML_PER_S) and is clear within about a second of
-    # its end: time constant 0.5 s, below 10% of the peak 1.15 s after it [ED].
-    "arterial": SpreadModel(1.0, half_extent_mm=(40.0, 40.0, 40.0), washout_time_s=0.5, blood_fraction=0.5,
+    # its end: time constant 0.5 s, below 10% of the peak 1.15 s after it [ED]. A radicular artery carries far
+    # less than the 0.5 mL/s of a hand injection into it: the injectate displaces most of its blood, 90% of the
+    # lumen while it runs in [ED].
+    "arterial": SpreadModel(1.0, half_extent_mm=(40.0, 40.0, 40.0), washout_time_s=0.5, blood_fraction=0.9,
                             spills=False),
     # Washes out within seconds (§2.7 [S46][S22]): time constant 2 s, below 10% 4.6 s after the
     # bolus [ED].
@@ -346,10 +400,12 @@ MODELS: dict[str, SpreadModel] = {
                           spills=False),
     # The capsule holds ~1 mL, ruptures beyond ~1.5 mL (clinical.md §2.3 [S31][S32]); the front relaxed over
     # 1.2 mm (a fluid edge, not a voxel staircase nor the recess's boxy outline). Graded, not flat: dense at the
-    # tip and thinning into the recesses (tapering), which are rounded, lobulated pouches (synovial folds ~1 mm
-    # across hold +-50%) [ED].
+    # tip and thinning into the recesses (tapering), which are rounded, lobulated pouches; the synovial folds run
+    # across the joint (~6 mm along it horizontally, ~1.5 mm high) and hold +-80%, so the joint line seen edge-on is
+    # beaded (folds shorter along the beam average out), not a uniform dark rule that read as a kinked needle
+    # (issue 16) [ED].
     "intra_articular": SpreadModel(JOINT_FILL_FRACTION, half_extent_mm=(25.0, 25.0, 30.0), capsule_ml=1.5,
-                                   texture_mm=(1.0, 1.0, 1.0), texture_cost_gain=0.3, texture_capacity_gain=0.5,
+                                   texture_mm=(6.0, 6.0, 1.5), texture_cost_gain=0.3, texture_capacity_gain=0.8,
                                    smoothing_mm=1.2, taper=True),
     # Disc-shaped blush that persists (§2.7); the nucleus's lobes are fibrous tissue with clefts, not a fluid
     # cavity: their fill is cotton-wool, clumps ~1.5 mm across holding +-50% [ED].
@@ -539,7 +595,14 @@ class ContrastSpread:
             lumen = fill_prefix(self.capacity_ml, reached_ml / model.blood_fraction)
             if held_ml <= 0.0:
                 return np.zeros(self.order.shape)
-            return self.iodine_mg_per_ml * held_ml * lumen / lumen.sum() / voxel_ml
+            if lumen.sum() >= (1.0 - 1e-9) * reached_ml / model.blood_fraction:
+                return self.iodine_mg_per_ml * held_ml * lumen / lumen.sum() / voxel_ml
+            # A thin lumen in the crop cannot hold the bolus, which runs on beyond it: the lumen carries the
+            # injectate at its share of the well-mixed blood, rising toward blood_fraction of the medium while the
+            # bolus runs in (the vessel's held fluid over its steady state, rate x washout time) and falling as
+            # the flow washes it out. Squeezed into the thin lumen, the whole bolus was denser than the medium.
+            share = model.blood_fraction * held_ml / (INJECTION_ML_PER_S * model.washout_time_s)
+            return self.iodine_mg_per_ml * share * lumen / voxel_ml
         spread = model.spread_factor(seconds)
         if model.gravity_gain:
             # Stable sort keeps the Dijkstra order among ties.
@@ -653,17 +716,23 @@ def inject(tracer: Tracer, tip: Sequence[float] | np.ndarray, volume_ml: float,
     runoff = np.zeros(codes.shape)
     if model.washout_time_s is not None:
         runoff = _runoff(tracer, codes, grid, inside, compartment.pattern == "arterial", seed)
+        if compartment.pattern == "arterial" and _is_thin_vessel(grid, inside):
+            # The contrast runs in a thin lumen along the label, not through the label's whole voxels.
+            runoff = np.minimum(runoff + _vessel_tube(tracer, codes, grid, inside, tip, seed), 1.0)
+            inside = np.zeros_like(inside)
         inside |= runoff > 0
     if compartment.pattern == "subdural":
         csf = np.isin(codes, tracer.codes_in_group("dural_sac.csf"))
         inside |= csf & ndimage.binary_dilation(inside, iterations=1)
-    roots_in_csf = np.zeros_like(inside)
+    roots_in_csf = sleeve_neck = dural_sleeves = np.zeros_like(inside)
     if compartment.pattern == "intrathecal":
         strands = tissue_texture(grid, ROOT_STRAND_MM, _ROOT_STRAND_SEED)
         # The level under which ROOT_SHARE of a unit normal field lies.
         level = float(np.quantile(strands, 1.0 - ROOT_SHARE))
         roots_in_csf = np.isin(codes, tracer.codes_in_group("cauda_equina")) & (strands > level)
-        inside |= _dural_root_sleeves(tracer, codes, grid)
+        dural_sleeves = _dural_root_sleeves(tracer, codes, grid)
+        inside |= dural_sleeves
+        sleeve_neck = dural_sleeves & np.isin(codes, tracer.codes_in_group("dural_sac.dura"))
     recess = np.zeros_like(inside)
     if compartment.pattern == "intra_articular":
         recess = _capsule(tracer, codes, inside, grid) & ~inside
@@ -673,8 +742,9 @@ def inject(tracer: Tracer, tip: Sequence[float] | np.ndarray, volume_ml: float,
         spill_codes = [c for c, t in enumerate(tracer.tissues) if t in SPILL_TISSUES]
         spill = np.isin(codes, spill_codes) & ~inside & ~np.isin(codes, tracer.root_codes())
     annulus = np.isin(codes, [c for c, t in enumerate(tracer.tissues) if t == "disc_annulus"]) & inside
-    step_cost = np.where(inside, np.select([recess, sleeve, annulus], [_RECESS_STEP_COST, _SLEEVE_STEP_COST,
-                                                                        _ANNULUS_STEP_COST], 1.0),
+    step_cost = np.where(inside, np.select([recess, sleeve, annulus, dural_sleeves],
+                                           [_RECESS_STEP_COST, _SLEEVE_STEP_COST, _ANNULUS_STEP_COST,
+                                            _DURAL_SLEEVE_STEP_COST], 1.0),
                          np.where(spill, SPILL_STEP_COST, np.inf))
     if compartment.pattern == "epidural":
         step_cost = np.where(inside & other_side, step_cost * model.barrier_cost, step_cost)
@@ -694,16 +764,17 @@ def inject(tracer: Tracer, tip: Sequence[float] | np.ndarray, volume_ml: float,
     voxel_ml = float(abs(np.linalg.det(grid.affine[:3, :3]))) / 1000.0
     if compartment.pattern != "epidural":
         dorsal_space = np.zeros_like(inside)
-    capacity = np.where(inside, np.select([sleeve, annulus, recess, dorsal_space, roots_in_csf],
+    capacity = np.where(inside, np.select([sleeve, annulus, recess, dorsal_space, roots_in_csf, sleeve_neck],
                                           [SLEEVE_FILL_FRACTION, ANNULUS_FILL_FRACTION, RECESS_FILL_FRACTION,
-                                           DORSAL_FILL_FRACTION, CAUDA_EQUINA_FILL_FRACTION], model.fill_fraction),
+                                           DORSAL_FILL_FRACTION, CAUDA_EQUINA_FILL_FRACTION, SLEEVE_NECK_FILL_FRACTION],
+                                          model.fill_fraction),
                         SPILL_FILL_FRACTION) * voxel_ml
     # A run-off channel holds the share of the voxel its tube fills.
     capacity = np.where(runoff > 0, runoff * voxel_ml, capacity)
     if compartment.pattern == "intradiscal":
         nucleus = inside & ~annulus
-        capacity = np.where(nucleus, _bilobed_nucleus(grid, nucleus) * voxel_ml, capacity)
-        fissure = _radial_fissure(grid, annulus, nucleus, tip)
+        capacity = np.where(nucleus, _bilobed_nucleus(grid, nucleus, seed) * voxel_ml, capacity)
+        fissure = _radial_fissure(grid, annulus, nucleus, tip, seed)
         step_cost = np.where(fissure, _FISSURE_STEP_COST, step_cost)
         start_ijk = np.clip(np.rint(grid.world_to_voxel(tip)).astype(int), 0, np.array(grid.shape) - 1)
         if nucleus[tuple(start_ijk)]:
@@ -752,8 +823,9 @@ def inject(tracer: Tracer, tip: Sequence[float] | np.ndarray, volume_ml: float,
     height = (layer_height(grid, inside, tip)[tuple(ijk.T)] if model.gravity_gain
               else np.zeros(order.size))
     in_compartment = inside.ravel()[order]
-    # Roots in the CSF are a kind of their own: the front relaxes around them, not into them.
-    kind = in_compartment.astype(np.int64) + 2 * roots_in_csf.ravel()[order]
+    # Roots in the CSF are a kind of their own: the front relaxes around them, not into them; so are the sleeves'
+    # necks, which the relaxation would otherwise drain the column's edge through.
+    kind = in_compartment.astype(np.int64) + 2 * roots_in_csf.ravel()[order] + 4 * sleeve_neck.ravel()[order]
     neighbours = (same_kind_neighbours(order, kind, grid.shape) if model.smoothing_mm > 0
                   else np.zeros((0, 2), np.int64))
     return ContrastSpread(
@@ -803,9 +875,10 @@ def _sac_sides(tracer: Tracer, codes: np.ndarray, grid: Volume,
 def _runoff(tracer: Tracer, codes: np.ndarray, grid: Volume, vessel: np.ndarray, arterial: bool,
             seed: int | Sequence[int]) -> np.ndarray:
     """Where an intravascular bolus runs on beyond the labelled vessel, on the crop: the share of each voxel
-    that thin channels (:data:`RUNOFF_LUMEN_MM2` across, laid sub-voxel by :func:`_splat`) fill on
-    the front of the dural sac, following its ventral surface slice by slice (so they bend with the
-    lordosis), each winding with its own seeded tortuosity (:func:`smooth_wander_mm`).
+    that thin channels (a vein's :data:`RUNOFF_LUMEN_MM2` in section, an artery's :data:`VESSEL_END_LUMEN_MM`
+    across; laid sub-voxel by :func:`_splat`) fill on the front of the dural sac, following its ventral surface
+    slice by slice (so they bend with the lordosis), each winding with its own seeded tortuosity
+    (:func:`smooth_wander_mm`).
 
     An artery's run is the radiculomedullary artery's course (clinical.md §2.7 [S2][S22]): from the
     vessel's medial end it climbs cranio-medially over the sac's ventral surface for :data:`ASCENT_MM`,
@@ -856,10 +929,83 @@ def _runoff(tracer: Tracer, codes: np.ndarray, grid: Volume, vessel: np.ndarray,
         onset = np.clip(along / _WANDER_ONSET_MM, 0.0, 1.0)
         x = x + onset * smooth_wander_mm(rng, along, VESSEL_WANDER_MM, VESSEL_WANDER_CORRELATION_MM)
         y = y + onset * smooth_wander_mm(rng, along, 0.3 * VESSEL_WANDER_MM, VESSEL_WANDER_CORRELATION_MM)
-        out += _splat(grid, np.stack([x, y, z], axis=1), RUNOFF_LUMEN_MM2)
+        out += _splat(grid, np.stack([x, y, z], axis=1),
+                      0.25 * math.pi * VESSEL_END_LUMEN_MM ** 2 if arterial else RUNOFF_LUMEN_MM2)
     # Channels never run through bone or a disc.
     solid = np.isin(codes, [c for c, t in enumerate(tracer.tissues) if t in BONE_TISSUES or t.startswith("disc")])
     return np.where(solid | vessel, 0.0, np.minimum(out, 1.0))
+
+
+def _is_thin_vessel(grid: Volume, vessel: np.ndarray) -> bool:
+    """Whether the labelled ``vessel`` on the crop is thinner than :data:`THIN_VESSEL_MM2` (its volume over its
+    length along its principal axis)."""
+    points = grid.voxel_to_world(np.argwhere(vessel))
+    if len(points) < 3:
+        return False
+    axis = np.linalg.svd(points - points.mean(axis=0), full_matrices=False)[2][0]
+    length_mm = float(np.ptp(points @ axis)) + float(np.min(grid.spacing))
+    return len(points) * float(abs(np.linalg.det(grid.affine[:3, :3]))) / length_mm < THIN_VESSEL_MM2
+
+
+def _vessel_centreline(grid: Volume, vessel: np.ndarray) -> np.ndarray:
+    """The centre line of a labelled ``vessel`` on the crop (world mm, points :data:`_CENTRELINE_STEP_MM` apart):
+    the mean of its voxels in 1 mm slabs across its principal axis, smoothed over a slab, in order along it."""
+    points = grid.voxel_to_world(np.argwhere(vessel))
+    centre = points.mean(axis=0)
+    axis = np.linalg.svd(points - centre, full_matrices=False)[2][0]
+    along = (points - centre) @ axis
+    slab = np.floor(along - along.min()).astype(int)
+    counts = np.bincount(slab)
+    held = counts > 0
+    line = np.stack([np.bincount(slab, points[:, a])[held] / counts[held] for a in range(3)], axis=1)
+    if len(line) > 2:
+        line = ndimage.gaussian_filter1d(line, 1.0, axis=0, mode="nearest")
+    arc = np.concatenate([[0.0], np.cumsum(np.linalg.norm(np.diff(line, axis=0), axis=1))])
+    at = np.arange(0.0, arc[-1] + 1e-9, _CENTRELINE_STEP_MM)
+    return np.stack([np.interp(at, arc, line[:, a]) for a in range(3)], axis=1)
+
+
+def _vessel_tube(tracer: Tracer, codes: np.ndarray, grid: Volume, vessel: np.ndarray, tip: np.ndarray,
+                 seed: int | Sequence[int]) -> np.ndarray:
+    """The share of each voxel of the crop the lumen of a thin labelled ``vessel`` fills: a tube along its centre
+    line (:func:`_vessel_centreline`) through the ``tip``, tapering from :data:`VESSEL_LUMEN_MM` across at its
+    lateral end (farthest from the dural sac's midline) to :data:`VESSEL_END_LUMEN_MM` at its medial end (on to the
+    label's voxel nearest the midline, where the run-off leaves it), winding about the line by a seeded
+    :data:`VESSEL_TORTUOSITY_MM` (none at the tip nor where it meets the run-off, full :data:`_WANDER_ONSET_MM` from
+    them). Never in bone or a disc."""
+    line = _vessel_centreline(grid, vessel)
+    sac = np.isin(codes, tracer.codes_in_group("dural_sac"))
+    ends = grid.voxel_to_world(np.argwhere(vessel))
+    midline_x = _sac_front(grid, sac)[1](ends[:, 2]) if sac.any() else np.full(len(ends), line[:, 0].mean())
+    if abs(line[0, 0] - midline_x.mean()) < abs(line[-1, 0] - midline_x.mean()):
+        line = line[::-1]
+    if sac.any():
+        # On to where the run-off leaves the label (:func:`_runoff`), so the two are one lumen.
+        medial_end = ends[np.argmin(np.abs(ends[:, 0] - midline_x))]
+        gap_mm = float(np.linalg.norm(medial_end - line[-1]))
+        count = max(int(np.ceil(gap_mm / _CENTRELINE_STEP_MM)), 1)
+        steps = np.arange(1, count + 1) / count
+        line = np.vstack([line, line[-1] + steps[:, None] * (medial_end - line[-1])])
+    along = np.arange(len(line)) * _CENTRELINE_STEP_MM
+    at_tip = int(np.argmin(np.linalg.norm(line - tip, axis=1)))
+    onset = np.clip(np.abs(along - along[at_tip]) / _WANDER_ONSET_MM, 0.0, 1.0)
+    line = line + (1.0 - onset)[:, None] * (tip - line[at_tip])
+    # Nor any where it meets the run-off, so the two stay one lumen.
+    onset = onset * np.clip((along[-1] - along) / _WANDER_ONSET_MM, 0.0, 1.0)
+    tangent = np.gradient(line, axis=0) if len(line) > 1 else np.array([[1.0, 0.0, 0.0]])
+    tangent /= np.maximum(np.linalg.norm(tangent, axis=1, keepdims=True), 1e-12)
+    across = np.cross(tangent, [0.0, 0.0, 1.0])
+    across = np.where(np.linalg.norm(across, axis=1, keepdims=True) < 0.3, np.cross(tangent, [1.0, 0.0, 0.0]), across)
+    across /= np.linalg.norm(across, axis=1, keepdims=True)
+    other = np.cross(tangent, across)
+    rng = seeded_rng(seed, _TORTUOSITY_STREAM)
+    for direction in (across, other):
+        wander = smooth_wander_mm(rng, along, VESSEL_TORTUOSITY_MM, VESSEL_TORTUOSITY_CORRELATION_MM)
+        line = line + (onset * wander)[:, None] * direction
+    diameter_mm = VESSEL_LUMEN_MM + (VESSEL_END_LUMEN_MM - VESSEL_LUMEN_MM) * along / max(along[-1], 1e-9)
+    tube = _splat(grid, line, 0.25 * math.pi * diameter_mm ** 2)
+    solid = np.isin(codes, [c for c, t in enumerate(tracer.tissues) if t in BONE_TISSUES or t.startswith("disc")])
+    return np.where(solid, 0.0, tube)
 
 
 def _sac_front(grid: Volume, sac: np.ndarray) -> tuple[Callable[[np.ndarray], np.ndarray], ...]:
@@ -893,9 +1039,10 @@ def _edge_fade(grid: Volume, space: np.ndarray, sac: np.ndarray, seed: int | Seq
     return np.clip((wall_mm + EDGE_LOBE_MM * lobes) / EDGE_FADE_MM, EDGE_FLOOR, 1.0)
 
 
-def _splat(grid: Volume, points: np.ndarray, area_mm2: float) -> np.ndarray:
-    """The share of each voxel of the crop a tube of cross-section ``area_mm2`` along the polyline through
-    ``points`` (world mm) fills, laid trilinearly: each short piece of the line gives its volume to the
+def _splat(grid: Volume, points: np.ndarray, area_mm2: float | np.ndarray) -> np.ndarray:
+    """The share of each voxel of the crop a tube of cross-section ``area_mm2`` (one value, or one per point: a
+    tapering tube, each piece taking the mean of its ends') along the polyline through ``points`` (world mm)
+    fills, laid trilinearly: each short piece of the line gives its volume to the
     eight voxels around it in proportion to its nearness. The tube's centre line keeps its sub-voxel
     position in the projection (a smooth curve, not a staircase of whole voxels), and it holds the
     tube's volume exactly where the crop covers it.
@@ -908,15 +1055,17 @@ def _splat(grid: Volume, points: np.ndarray, area_mm2: float) -> np.ndarray:
     (1.5, 0.5625, 0.1875)
     """
     step_mm = 0.1 * float(np.min(grid.spacing))
+    area = np.broadcast_to(np.asarray(area_mm2, dtype=np.float64), (len(points),))
     pieces = []
-    for a, b in zip(points[:-1], points[1:]):
+    for a, b, area_a, area_b in zip(points[:-1], points[1:], area[:-1], area[1:]):
         count = max(1, int(np.ceil(np.linalg.norm(b - a) / step_mm)))
         t = (np.arange(count) + 0.5) / count
-        pieces.append((a + t[:, None] * (b - a), np.full(count, np.linalg.norm(b - a) / count)))
+        volume = 0.5 * (area_a + area_b) * np.linalg.norm(b - a) / count
+        pieces.append((a + t[:, None] * (b - a), np.full(count, volume)))
     if not pieces:
         return np.zeros(grid.shape)
     centres = np.concatenate([c for c, _ in pieces])
-    volume_mm3 = area_mm2 * np.concatenate([w for _, w in pieces])
+    volume_mm3 = np.concatenate([w for _, w in pieces])
     ijk = grid.world_to_voxel(centres)
     low = np.floor(ijk).astype(int)
     frac = ijk - low
@@ -963,7 +1112,7 @@ def _root_bias(tracer: Tracer, codes: np.ndarray, grid: Volume, spread: float,
 def _dural_root_sleeves(tracer: Tracer, codes: np.ndarray, grid: Volume) -> np.ndarray:
     """The dural root sleeves on the crop: tissue and epidural fat within :data:`SLEEVE_CUFF_MM` of a root's
     first :data:`DURAL_SLEEVE_LENGTH_MM` from the sac (:func:`_root_origins`), outside the sac and within
-    :data:`DURAL_SLEEVE_MM` of it."""
+    :data:`DURAL_SLEEVE_MM` of it, and the dura beside them (the sleeve opens from the column)."""
     sac = np.isin(codes, tracer.codes_in_group("dural_sac"))
     if not (sac.any() and np.isin(codes, tracer.root_codes()).any()):
         return np.zeros(codes.shape, bool)
@@ -975,7 +1124,12 @@ def _dural_root_sleeves(tracer: Tracer, codes: np.ndarray, grid: Volume) -> np.n
     near_root = ndimage.distance_transform_edt(~origins, sampling=grid.spacing) <= SLEEVE_CUFF_MM + half_voxel_mm
     soft = np.isin(codes, [c for c, t in enumerate(tracer.tissues) if t in SLEEVE_TISSUES])
     soft |= np.isin(codes, tracer.codes_in_group("epidural_space"))
-    return near_root & near_sac & soft & ~sac
+    # The arachnoid runs out into each sleeve through the dura: the sleeve's contrast is continuous with the
+    # column's. Without the dura where the root leaves, a lucent line of dura cut every sleeve off the column, a
+    # row of detached dots beside it (issue 16).
+    sleeves = near_root & near_sac & soft & ~sac
+    exit_dura = ndimage.binary_dilation(sleeves) & np.isin(codes, tracer.codes_in_group("dural_sac.dura"))
+    return sleeves | exit_dura
 
 
 def _root_origins(tracer: Tracer, codes: np.ndarray, grid: Volume, near_sac: np.ndarray) -> np.ndarray:
@@ -998,37 +1152,77 @@ def _root_origins(tracer: Tracer, codes: np.ndarray, grid: Volume, near_sac: np.
 
 
 
-def _bilobed_nucleus(grid: Volume, nucleus: np.ndarray) -> np.ndarray:
+def _bilobed_nucleus(grid: Volume, nucleus: np.ndarray, seed: int | Sequence[int] = 0) -> np.ndarray:
     """Fill fraction of each voxel of a normal nucleus (zero elsewhere): two lenses above and below its
     middle (:data:`NUCLEUS_LOBE_CENTRE`, :data:`NUCLEUS_LOBE_HALF_WIDTH`, in units of the nucleus's half
-    height), each thinning to nothing at the nucleus's rim; the intranuclear cleft between them stays
-    clear."""
+    height), each thinning to nothing at its own rim; the intranuclear cleft between them stays clear. Each lobe's
+    centre and half width wander across the disc by seeded fields of its own (:data:`LOBE_CENTRE_WANDER`,
+    :data:`LOBE_WIDTH_WANDER`), its rim is lobulated (:data:`LOBE_RIM_WANDER`) and its middle shifted
+    (:data:`LOBE_SHIFT`): unequal, lobulated lobes."""
     xyz = crop_world(grid)
     points = xyz[nucleus]
     centre = points.mean(axis=0)
     half = np.maximum(0.5 * np.ptp(points, axis=0), 1e-6)
     u = (xyz - centre) / half
-    lobe = np.clip(1.0 - ((np.abs(u[..., 2]) - NUCLEUS_LOBE_CENTRE) / NUCLEUS_LOBE_HALF_WIDTH) ** 2, 0.0, 1.0)
-    rim = np.clip(1.0 - u[..., 0] ** 2 - u[..., 1] ** 2, 0.0, 1.0)
-    return np.where(nucleus, lobe * rim, 0.0)
+    entropy = [int(seed)] if np.ndim(seed) == 0 else [int(v) for v in seed]
+    lobes = np.zeros(nucleus.shape)
+    for lobe_index, side in enumerate((1.0, -1.0)):
+        rng = seeded_rng([*entropy, lobe_index], _DISC_STREAM)
+        shift = LOBE_SHIFT * rng.uniform(-1.0, 1.0, 2)
+        radius = np.hypot(u[..., 0] - shift[0], u[..., 1] - shift[1])
+        bearing = np.arctan2(u[..., 1] - shift[1], u[..., 0] - shift[0])
+        # A random lobulated outline: harmonics of the bearing with seeded amplitudes and phases, RMS LOBE_RIM_WANDER.
+        amplitudes = rng.standard_normal(len(LOBE_HARMONICS)) * LOBE_RIM_WANDER * np.sqrt(2.0 / len(LOBE_HARMONICS))
+        phases = rng.uniform(0.0, 2.0 * np.pi, len(LOBE_HARMONICS))
+        reach = 1.0 + sum(a * np.cos(k * bearing + f) for a, k, f in zip(amplitudes, LOBE_HARMONICS, phases))
+        fields = [np.clip(tissue_texture(grid, LOBE_CORRELATION_MM, [*entropy, _DISC_STREAM, lobe_index, k]), -2, 2)
+                  for k in range(2)]
+        lobe_centre = NUCLEUS_LOBE_CENTRE + LOBE_CENTRE_WANDER * fields[0]
+        width = NUCLEUS_LOBE_HALF_WIDTH * (1.0 + LOBE_WIDTH_WANDER * fields[1])
+        height = side * u[..., 2] - lobe_centre
+        # Its inner half ends short of the cleft, its outer half reaches its own width.
+        width = np.where(height < 0.0, np.minimum(width, lobe_centre - LOBE_MIN_GAP), width)
+        lobe = np.clip(1.0 - (height / width) ** 2, 0.0, 1.0)
+        rim = np.clip(1.0 - (radius / np.maximum(reach, 0.3)) ** 2, 0.0, 1.0)
+        lobes = np.where(side * u[..., 2] > 0, lobe * rim, lobes)
+    return np.where(nucleus, lobes, 0.0)
 
 
-def _radial_fissure(grid: Volume, annulus: np.ndarray, nucleus: np.ndarray, tip: np.ndarray) -> np.ndarray:
-    """The annulus's voxels in a posterior radial fissure (:data:`FISSURE_HALF_WIDTH_MM` either side of a
-    ray from the nucleus's centre, :data:`FISSURE_ANGLE_DEG` off the posterior midline toward the tip's
-    side, within the middle :data:`FISSURE_HEIGHT_SHARE` of the annulus's height). Empty without a nucleus."""
+def _radial_fissure(grid: Volume, annulus: np.ndarray, nucleus: np.ndarray, tip: np.ndarray,
+                    seed: int | Sequence[int] = 0) -> np.ndarray:
+    """The annulus's voxels in its radial fissures. The main one runs to the annulus's back: within
+    :data:`FISSURE_HALF_WIDTH_MM` of a course from the nucleus's centre starting :data:`FISSURE_ANGLE_DEG` off the
+    posterior midline toward the tip's side, within the middle :data:`FISSURE_HEIGHT_SHARE` of the annulus's
+    height. :data:`FISSURE_SPURS` more run a seeded share (:data:`FISSURE_SPUR_REACH`) of the way out, at seeded
+    angles within :data:`FISSURE_SPUR_ANGLE_DEG` of the posterior midline. Each course winds (a seeded angle,
+    :data:`FISSURE_WANDER_DEG`) and narrows to a third of its width at its end. Empty without a nucleus."""
     if not nucleus.any():
         return np.zeros(annulus.shape, bool)
     xyz = crop_world(grid)
     centre = xyz[nucleus].mean(axis=0)
     side = 1.0 if tip[0] >= centre[0] else -1.0
-    angle = np.radians(FISSURE_ANGLE_DEG)
-    ray = np.array([side * np.sin(angle), np.cos(angle)])  # +y is posterior
     offset = xyz[..., :2] - centre[:2]
-    along = offset @ ray
-    across = np.abs(offset[..., 0] * ray[1] - offset[..., 1] * ray[0])
+    radius = np.hypot(offset[..., 0], offset[..., 1])
+    # Angle from the posterior midline (+y is posterior), positive toward +x.
+    bearing = np.degrees(np.arctan2(offset[..., 0], offset[..., 1]))
+    outer_mm = float(radius[annulus].max()) if annulus.any() else 0.0
+    inner_mm = float(np.percentile(radius[nucleus], 90))
     height = FISSURE_HEIGHT_SHARE * 0.5 * float(np.ptp(xyz[annulus][:, 2])) if annulus.any() else 0.0
-    return annulus & (along > 0) & (across <= FISSURE_HALF_WIDTH_MM) & (np.abs(xyz[..., 2] - centre[2]) <= height)
+    rng = seeded_rng(seed, _DISC_STREAM)
+    reach_mm = np.arange(0.0, outer_mm + 1.0, 0.5)
+    courses = [(side * FISSURE_ANGLE_DEG, 1.0)]
+    courses += [(float(a), float(r)) for a, r in zip(rng.uniform(-FISSURE_SPUR_ANGLE_DEG, FISSURE_SPUR_ANGLE_DEG,
+                                                                 FISSURE_SPURS),
+                                                     rng.uniform(*FISSURE_SPUR_REACH, FISSURE_SPURS))]
+    out = np.zeros(annulus.shape, bool)
+    for angle_deg, share in courses:
+        course_deg = angle_deg + smooth_wander_mm(rng, reach_mm, FISSURE_WANDER_DEG, FISSURE_WANDER_CORRELATION_MM)
+        end_mm = inner_mm + share * (outer_mm - inner_mm) + (1.0 if share >= 1.0 else 0.0)
+        here_deg = np.interp(radius, reach_mm, course_deg)
+        across_mm = radius * np.abs(np.radians((bearing - here_deg + 180.0) % 360.0 - 180.0))
+        narrowing = 1.0 - (2.0 / 3.0) * np.clip((radius - inner_mm) / max(end_mm - inner_mm, 1e-6), 0.0, 1.0)
+        out |= (across_mm <= FISSURE_HALF_WIDTH_MM * narrowing) & (radius <= end_mm)
+    return annulus & out & (np.abs(xyz[..., 2] - centre[2]) <= height)
 
 
 
@@ -1038,20 +1232,30 @@ def _capsule(tracer: Tracer, codes: np.ndarray, joint: np.ndarray, grid: Volume)
     within :data:`RECESS_POLE_MM` of its cranial and caudal ends, in z, and within :data:`RECESS_SIDE_MM`
     across of the middle of each end) and within an ellipsoid's reach of
     them (:func:`_joint_metric`): two slender pouches continuing the joint line beyond its ends, not balls
-    capping it nor a sleeve along it."""
+    capping it nor a sleeve along it. Each pole voxel's reach in z shrinks with its distance from the end's
+    middle (a dome over :data:`RECESS_SIDE_MM`): the pouch is deepest at its middle and thins toward
+    its tip, so seen along the joint it fades as a teardrop; an equal reach from every pole voxel drew a
+    flat-topped block, a black rectangle on the joint line (issue 16)."""
     xyz = crop_world(grid)
     z = xyz[..., 2]
     top, bottom = z[joint].max(), z[joint].min()
-    poles = np.zeros_like(joint)
+    metric = _joint_metric(xyz[joint])
+    reach = 1.0 + 0.5 * float(np.min(grid.spacing)) / RECESS_HALF_WIDTH_MM
+    scaled = xyz.reshape(-1, 3) @ metric.T
+    near = np.zeros(codes.size, bool)
     for end in (joint & (z >= top - RECESS_POLE_MM), joint & (z <= bottom + RECESS_POLE_MM)):
         # A pouch at the middle of each end, not a cap along the whole of a long curved end.
         points = xyz[end]
         middle = points[np.argmin(np.linalg.norm(points - points.mean(axis=0), axis=1))]
-        poles |= end & (np.linalg.norm(xyz[..., :2] - middle[:2], axis=-1) <= RECESS_SIDE_MM)
-    metric = _joint_metric(xyz[joint])
-    reach = 1.0 + 0.5 * float(np.min(grid.spacing)) / RECESS_HALF_WIDTH_MM
-    distance, _ = cKDTree(xyz[poles] @ metric.T).query(xyz.reshape(-1, 3) @ metric.T, distance_upper_bound=reach)
-    near = (distance <= reach).reshape(codes.shape)
+        from_middle_mm = np.linalg.norm(points[:, :2] - middle[:2], axis=1)
+        poles = points[from_middle_mm <= RECESS_SIDE_MM]
+        dome = np.sqrt(np.clip(1.0 - (from_middle_mm[from_middle_mm <= RECESS_SIDE_MM] / (RECESS_SIDE_MM + 1.5)) ** 2,
+                               0.2, 1.0))
+        for pole, height in zip(poles @ metric.T, dome):
+            offset = scaled - pole
+            offset[:, 2] /= height
+            near |= np.einsum("ij,ij->i", offset, offset) <= reach ** 2
+    near = near.reshape(codes.shape)
     soft = np.isin(codes, [c for c, t in enumerate(tracer.tissues) if t in SPILL_TISSUES])
     beyond = (z >= top - 1.0) | (z <= bottom + 1.0)
     return near & soft & beyond

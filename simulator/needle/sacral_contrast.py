@@ -66,6 +66,13 @@ SI_RECESS_POLE_MM = 4.0
 SI_RECESS_FILL_FRACTION = 0.5
 SI_CAPSULE_ML = 1.2
 _SI_RECESS_STEP_COST = 0.3
+# The joint's margin is no ruled band: the synovium's folds and the cartilage's wear let the outlining contrast
+# reach further into the faces in places and leave gaps in others. Drawn a fixed SI_RIM_MM from the label's edge
+# it traced the label's straight sides, "a kite of straight segments" (issue 16). The band's inner border moves by
+# a seeded field of SI_RIM_MEANDER_MM (sd) with correlation lengths SI_MEANDER_CORRELATION_MM [ED].
+SI_RIM_MEANDER_MM = 1.5
+SI_MEANDER_CORRELATION_MM = (5.0, 5.0, 5.0)
+_SI_MEANDER_STREAM = 7
 # Soft tissue beside the joint takes the extra-articular part (Fortin 1999) [ED].
 SI_SPILL_FILL_FRACTION = 0.3
 # The caudal epidurogram: the sacral canal's fat holds 0.8 of its volume; up the canal cranio-caudal steps
@@ -195,7 +202,9 @@ def inject_sacral(tracer: Tracer, tip: Sequence[float] | np.ndarray, volume_ml: 
     spill = np.zeros_like(inside)
     rim = np.zeros(inside.shape)
     if look == "sacroiliac_arthrogram":
-        rim = np.clip(1.0 - _in_plane_edge_mm(inside, grid) / SI_RIM_MM, 0.0, 1.0)
+        entropy = [int(seed)] if np.ndim(seed) == 0 else [int(v) for v in seed]
+        meander_mm = SI_RIM_MEANDER_MM * tissue_texture(grid, SI_MEANDER_CORRELATION_MM, [*entropy, _SI_MEANDER_STREAM])
+        rim = np.clip(1.0 - (_in_plane_edge_mm(inside, grid) + meander_mm) / SI_RIM_MM, 0.0, 1.0)
         recess = _inferior_pole(inside & (rim > 0), grid, SI_CAPSULE_MM, SI_RECESS_POLE_MM) & soft & ~inside
         joint = inside.copy()
         inside |= recess
