@@ -240,7 +240,9 @@ def _interspace_landmarks(upper: VertebraFrame, lower: VertebraFrame, landmarks:
     def arch(points, low, high, side=None):
         lateral = points[:, 0] if side is None else _SIGN[side] * points[:, 0]
         keep = (points[:, 1] > low) & (points[:, 1] < high)
-        keep &= (np.abs(lateral) < 8.0) if side is None else (lateral > 4.0) & (lateral < 35.0)
+        # A side's articular processes lie clear of the spinous process (which a drooping one at T12 hangs
+        # as low as the processes' tips, its flank 4-5 mm off the midline).
+        keep &= (np.abs(lateral) < 8.0) if side is None else (lateral > MIDLINE_HALF_WIDTH_MM + 1.0) & (lateral < 35.0)
         return points[keep]
 
     lamina_above, lamina_below = arch(a, back_wall, back_wall + 10.0), arch(b, back_wall, back_wall + 10.0)

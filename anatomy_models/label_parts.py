@@ -16,7 +16,9 @@ derives them at import from the vertebra labels, the frames and the landmarks
 2. Discs, where the map has none: the unlabelled voxels between two bodies' endplates inside the
    bodies' outline, the inner half (slightly dorsal) nucleus, the rest annulus.
 3. The canal's contents, drawn into the unlabelled voxels only (the CT keeps its numbers):
-   ligamentum flavum across each interlaminar gap at the window's depth; the dural sac (an ellipse
+   ligamentum flavum across each interlaminar gap at the window's depth and its capsular part lining
+   the front of each facet joint and the foramen's back wall (as the generator's
+   ``spine.skeleton.capsular_flavum``); the dural sac (an ellipse
    of the published size, clinical.md §4.3, smaller in a narrow canal, a little ventral of the
    canal's centre and at least 1 mm behind the body wall) with its dura, CSF and the cord above
    the conus or the cauda equina below; exiting roots and their ganglia along the
@@ -38,11 +40,14 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 
 import numpy as np
+from scipy import ndimage
 
 from anatomy_models.anatomy import Anatomy
 from anatomy_models.label_landmarks import S1_SEGMENT_MM, VertebraFrame, vertebra_frames
 from anatomy_models.spine.neural import (ANTERIOR_EPIDURAL_MM, CORD_SEMI_AXES_MM, DURA_THICKNESS_MM, GANGLION_LENGTH_MM,
                                          ROOT_DIAMETER_MM)
+from anatomy_models.spine.skeleton import (CAPSULAR_FLAVUM_FROM_WALL_MM, CAPSULAR_FLAVUM_INTO_BONE_MM,
+                                           CAPSULAR_FLAVUM_REACH_MM, CAPSULAR_FLAVUM_STEP_MM)
 from anatomy_models.spine.vessels import CONNECTED_RADIUS_VOXELS, RADICULAR_RADIUS_MM
 from anatomy_models.structures import LEVELS, Label, LabelTable, in_group, interspace
 from anatomy_models.volume import Volume
@@ -284,6 +289,58 @@ def _flavum(painter: _Painter, upper: VertebraFrame, lower: VertebraFrame, canal
     return float(centre[1] - half)
 
 
+def _capsular_flavum(painter: _Painter, anatomy: Anatomy, upper: VertebraFrame, lower: VertebraFrame,
+                     side: str) -> int:
+    """The flavum's capsular part on ``side`` of ``upper``-``lower``, drawn as the generator draws it
+    (:func:`anatomy_models.spine.skeleton.capsular_flavum`): a sheet on the front of the first bone
+    of either vertebra behind the foramen, from the canal's side out to the upper pedicle's lateral
+    wall (above the upper body's lower endplate; to the pedicle's middle below it, clear of Kambin's
+    triangle), from the upper pedicle's six o'clock down to the lower pedicle's top. Returns the
+    voxels painted (none without the pedicle landmarks)."""
+    names = [f"{level}.pedicle.{side}.{point}" for level in (upper.level, lower.level)
+             for point in ("center", "six_oclock")]
+    endplate = anatomy.landmarks.get(f"{upper.level}.inferior_endplate.center")
+    if endplate is None or any(name not in anatomy.landmarks for name in names):
+        return 0
+    centre, six, lower_centre, lower_six = (upper.local(anatomy.landmarks[name]) for name in names)
+    s, step = _SIGN[side], CAPSULAR_FLAVUM_STEP_MM
+    middle = abs(centre[0])
+    u = np.arange(_canal_half_width(upper, side), middle + PEDICLE_WIDTH_MM / 2.0 + step / 2.0, step)
+    lower_top = 2.0 * lower_centre[2] - lower_six[2]  # the pedicle's top, as far above its centre as six is below
+    w = np.arange(lower_top, six[2] + step / 2.0, step)
+    v = np.arange(upper.canal_front + CAPSULAR_FLAVUM_FROM_WALL_MM,
+                  upper.canal_front + CAPSULAR_FLAVUM_FROM_WALL_MM + CAPSULAR_FLAVUM_REACH_MM, step)
+    if len(u) < 2 or len(w) < 2:
+        return 0
+    uu, vv, ww = np.meshgrid(s * u, v, w, indexing="ij")
+    world = upper.world(np.stack([uu, vv, ww], axis=-1))
+    ijk = np.rint(painter.grid.world_to_voxel(world.reshape(-1, 3))).astype(int)
+    inside_grid = np.all((ijk >= 0) & (ijk < np.array(painter.array.shape)), axis=1)
+    ids = [label.id for label in painter.table 
+           if in_group(label.name, upper.level) or in_group(label.name, lower.level)]
+    codes = np.zeros(len(ijk), dtype=np.uint16)
+    codes[inside_grid] = painter.array[tuple(ijk[inside_grid].T)]
+    bone = np.isin(codes, ids).reshape(uu.shape)
+    # The first bone behind free space (a column that starts in bone is in the pedicle or the body).
+    below_body = (u[:, None] > middle) & (w[None, :] < upper.local(endplate)[2])
+    found = bone.any(axis=1) & ~bone[:, 0, :] & ~below_body
+    if not found.any():
+        return 0
+    surface = v[np.where(found, bone.argmax(axis=1), 0)] + CAPSULAR_FLAVUM_INTO_BONE_MM
+    surface = surface[tuple(ndimage.distance_transform_edt(~found, return_distances=False, return_indices=True))]
+    edge = (ndimage.distance_transform_edt(~found) - ndimage.distance_transform_edt(found) + 0.5) * step
+    thickness = max(FLAVUM_THICKNESS_MM, float(np.min(painter.grid.spacing)))
+    corners = upper.world(np.array([[s * a, b, c] for a in u[[0, -1]] for b in v[[0, -1]] for c in w[[0, -1]]]))
+    box = _box(painter.grid, upper, corners.min(axis=0) - thickness, corners.max(axis=0) + thickness)
+    index = [(s * box.x - u[0]) / step, (box.z - w[0]) / step]
+    at = [i.ravel() for i in index]
+    back = ndimage.map_coordinates(surface, at, order=1, mode="nearest").reshape(box.x.shape)
+    within = ndimage.map_coordinates(edge, at, order=1, mode="nearest").reshape(box.x.shape) < 0
+    within &= (index[0] >= 0) & (index[0] <= len(u) - 1) & (index[1] >= 0) & (index[1] <= len(w) - 1)
+    keep = within & (box.y <= back) & (box.y >= back - thickness)
+    return painter.paint(box, keep, f"ligamentum_flavum.{upper.level}-{lower.level}", "ligament")
+
+
 def _sac_and_canal(painter: _Painter, frame: VertebraFrame, canal: _Canal, z_range: tuple[float, float]) -> None:
     """The dural sac (dura, CSF, cord or cauda) and the epidural fat of one level's stretch of canal."""
     box = _around(painter.grid, frame, 60.0)
@@ -426,6 +483,8 @@ def with_label_parts(anatomy: Anatomy) -> Anatomy:
         front = _flavum(painter, frames[upper], frames[lower], _canal(frames[upper], -np.inf), window)
         if front is not None:
             dorsal[upper] = front
+        for side in _SIGN:
+            _capsular_flavum(painter, anatomy, frames[upper], frames[lower], side)
     canals = {level: _canal(frames[level], dorsal[level]) for level in present}
     for upper, lower in pairs:
         for side in _SIGN:

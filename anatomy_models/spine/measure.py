@@ -38,14 +38,10 @@ LUMBAR_INTERSPACES = ("L1-L2", "L2-L3", "L3-L4", "L4-L5", "L5-S1")
 STEP_MM = 0.1
 # Published references beyond the generator's tables. Spinous process height: the mean over L2-L5 of
 # the 87 patients of Clouthier et al., J Biomech 2023 (the shape model the vertebrae are built from;
-# anatomy_models/spine/shapes/README.md), 23.5 mm, range 16.6-31.0. Interspinous gap (closest
-# process to process, cranio-caudal): L4-5 9.9 +- 2.2 mm on the midline T2 MRI of 60 healthy adults
-# (lower border of the upper process to the upper border of the lower one, Chulalongkorn Med J 56(3);
-# not yet in clinical.md), L5-S1 8 mm on the lateral radiographs of 60 patients (clinical.md §5.4). The
-# 13 and 9 mm clinical.md §4.7 and §5.4 quote from [S84] (Albietz et al., Eur Spine J 2012) are that
-# study's interspinous *length*, front to back; its cranio-caudal "height" was alike at both levels.
+# anatomy_models/spine/shapes/README.md), 23.5 mm, range 16.6-31.0. Interspinous gaps: the
+# morphometry table's (their sources there).
 SPINOUS_PROCESS_HEIGHT_MM = 23.5
-INTERSPINOUS_GAP_MM = {"L4-L5": 9.9, "L5-S1": 8.0}
+INTERSPINOUS_GAP_MM = {name: ref.interspinous_gap_mm for name, ref in INTERSPACES.items() if ref.interspinous_gap_mm}
 
 
 @dataclass(frozen=True)

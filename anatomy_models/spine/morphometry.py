@@ -60,6 +60,7 @@ class InterspaceReference:
     facet_angle_deg: float          # joint plane from the mid-sagittal plane
     interlaminar_mm: float          # cranio-caudal interlaminar distance, neutral posture
     flavum_thickness_mm: float
+    interspinous_gap_mm: float | None = None  # cranio-caudal, closest process to process; None: not published
 
     @property
     def disc_wedge_deg(self) -> float:
@@ -91,15 +92,34 @@ VERTEBRAE: dict[str, VertebraReference] = {
 # Discs §4.4 [S76]; facet angles §4.6 [ED interpolated from S80/S81], T12-L1 22.6 deg [S80];
 # interlaminar distance §4.7 [S83] (14.9 mm at L1-2, 12.2 mm at L5-S1; the levels between are
 # linearly interpolated [derived]); ligamentum flavum §4.7 [S89] (L2-3 to L5-S1; L1-2 and T12-L1 [ED]).
-# The T12-L1 disc is not tabulated: thoracolumbar discs are thinner than L1-2 [ED].
+# The T12-L1 disc is not tabulated: thoracolumbar discs are thinner than L1-2 [ED]. Interspinous gap
+# (closest process to process, cranio-caudal): L4-5 9.9 +- 2.2 mm on the midline T2 MRI of 60 healthy
+# adults (lower border of the upper process to the upper border of the lower one, Chulalongkorn Med J
+# 56(3); not yet in clinical.md), L5-S1 8 mm on the lateral radiographs of 60 patients (clinical.md
+# §5.4). The 13 and 9 mm clinical.md §4.7 and §5.4 quote from [S84] (Albietz et al., Eur Spine J 2012)
+# are that study's interspinous *length*, front to back; its cranio-caudal "height" was alike at both
+# levels. Above L4 no gap is published here, but the interspinous height is lowest at L4-5 (§4.7 [S85]).
 INTERSPACES: dict[str, InterspaceReference] = {
     "T12-L1": InterspaceReference(8.5, 8.5, 6.0, 29.0, 22.6, 15.0, 2.8),
     "L1-L2": InterspaceReference(10.8, 10.0, 7.3, 30.2, 27.0, 14.9, 3.0),
     "L2-L3": InterspaceReference(13.1, 11.6, 8.6, 32.0, 32.0, 14.2, 3.2),
     "L3-L4": InterspaceReference(15.2, 12.5, 9.1, 32.9, 38.0, 13.6, 3.4),
-    "L4-L5": InterspaceReference(18.1, 13.8, 10.1, 33.1, 45.0, 12.9, 3.7),
-    "L5-S1": InterspaceReference(18.7, 13.0, 8.5, 31.3, 49.0, 12.2, 3.6),
+    "L4-L5": InterspaceReference(18.1, 13.8, 10.1, 33.1, 45.0, 12.9, 3.7, 9.9),
+    "L5-S1": InterspaceReference(18.7, 13.0, 8.5, 31.3, 49.0, 12.2, 3.6, 8.0),
 }
+
+
+
+def least_interspinous_gap_mm(interspace: str) -> float:
+    """The smallest cranio-caudal gap (mm) between the spinous processes at ``interspace``: the published
+    one (L4-L5, L5-S1), above them L4-L5's, where the interspinous height is lowest (§4.7 [S85]).
+
+    >>> least_interspinous_gap_mm("L2-L3"), least_interspinous_gap_mm("L5-S1")
+    (9.9, 8.0)
+    """
+    own = INTERSPACES[interspace].interspinous_gap_mm
+    return own if own is not None else INTERSPACES["L4-L5"].interspinous_gap_mm
+
 
 # Skin-to-epidural depth at L3-4 in the midline, mm = intercept + slope x BMI: §4.9 [S98].
 EPIDURAL_DEPTH_INTERCEPT_MM = 17.8

@@ -48,6 +48,10 @@ OUTSIDE_MM = np.float32(8.0)  # the sdf beyond the template grid: outside the bo
 # The transverse process is free of the pedicle from this far lateral of the pedicle's wall (mm): its
 # reshaping (:func:`warped_sdf`) starts there.
 TRANSVERSE_PROCESS_FREE_MM = 2.0
+# The spinous process's vertical warp holds within this distance of the midline, the laminae's beyond
+# the second; in between the two blend (mm) [ED]: the process is 6-8 mm thick (clinical.md §4.7), and
+# the interlaminar window is set 6 mm off the midline (skeleton.WINDOW_LINE_OFFSET_MM).
+SPINOUS_ZONE_MM = (3.0, 6.0)
 
 
 @dataclass(frozen=True)
@@ -74,6 +78,7 @@ class Template:
     pedicle_top_mm: float
     transverse_process_root_mid_mm: float  # w of the transverse process's mid-height line where it is free
     transverse_process_upward_deg: float   # that line's slope going out (+ = the tip higher), degrees
+    spinous_process_bottom_mm: float       # w of the spinous process's lowest point in the midline
 
 
 def _runs_containing(line: np.ndarray, index: int) -> tuple[int, int]:
@@ -156,6 +161,9 @@ def measure_template(name: str, sdf_mm: np.ndarray, origin_mm: np.ndarray, spaci
     tp_u = np.array([i for i, cells in columns if len(cells)], dtype=float)
     tp_w = np.array([0.5 * (cells[0] + cells[-1]) for _, cells in columns if len(cells)]) - iw
     tp_slope, tp_intercept = np.polyfit(tp_u, tp_w, 1)
+    # The spinous process: the midline bone behind the laminae's junction (5 mm behind the canal's back).
+    behind = inside[iu, canal_back[1] + mm(5):, :]
+    spinous_bottom = int(np.flatnonzero(behind.any(axis=0))[0])
     h = spacing_mm
     return Template(name, sdf_mm, origin_mm, spacing_mm, body_width_mm=float(width * h),
                     body_depth_mm=float((back - front + 1) * h), body_height_mm=height * h,
@@ -167,7 +175,8 @@ def measure_template(name: str, sdf_mm: np.ndarray, origin_mm: np.ndarray, spaci
                     pedicle_bottom_mm=float((pedicle[0] - iw - 0.5) * h),
                     pedicle_top_mm=float((pedicle[1] - iw + 0.5) * h),
                     transverse_process_root_mid_mm=float((tp_intercept + tp_slope * free[0]) * h),
-                    transverse_process_upward_deg=math.degrees(math.atan(tp_slope)))
+                    transverse_process_upward_deg=math.degrees(math.atan(tp_slope)),
+                    spinous_process_bottom_mm=float((spinous_bottom - iw - 0.5) * h))
 
 
 @lru_cache(maxsize=None)
@@ -214,6 +223,9 @@ class LevelTargets:
     # Where the laminae's lower edge goes (level frame w) and where it is in the template (its w).
     lamina_bottom_mm: float | None = None
     template_lamina_bottom_mm: float | None = None
+    # Where the spinous process's lower border goes (level frame w; None: where the body's height scale
+    # takes it from the pedicle's lower border). The laminae's edge and the process move apart.
+    spinous_process_bottom_mm: float | None = None
     # The transverse process's cranio-caudal height at its tip as a fraction of its root's, and its
     # slope going out (degrees, + = upturned; None keeps the template's): the shape model's mean
     # process is a bar of even height that an AP shows with square ends.
@@ -222,15 +234,43 @@ class LevelTargets:
 
 
 def _arch_w_knots(template: Template, targets: LevelTargets) -> tuple[np.ndarray, np.ndarray]:
-    """(level w, template w) knots of the arch's vertical warp: the pedicle's borders and, if set, the
+    """(level w, template w) knots of the laminae's vertical warp: the pedicle's borders and, if set, the
     laminae's lower edge; beyond the outer knots the body's vertical scale continues."""
     t, r = template, targets
+    lower = None if r.lamina_bottom_mm is None else (r.lamina_bottom_mm, r.template_lamina_bottom_mm)
+    return _knots(t, r, lower)
+
+
+def _spinous_w_knots(template: Template, targets: LevelTargets) -> tuple[np.ndarray, np.ndarray]:
+    """(level w, template w) knots of the spinous process's vertical warp: the pedicle's borders and the
+    process's lower border, which keeps the process's own height (the body's vertical scale) unless the
+    targets move it."""
+    t, r = template, targets
+    bottom = r.spinous_process_bottom_mm
+    if bottom is None:
+        bottom = _own_spinous_bottom(t, r)
+    return _knots(t, r, (bottom, t.spinous_process_bottom_mm))
+
+
+def _own_spinous_bottom(t: Template, r: LevelTargets) -> float:
+    """Level w of the process's lower border at its own height: the body's vertical scale below the pedicle."""
+    own_height_mm = (t.pedicle_bottom_mm - t.spinous_process_bottom_mm) * r.body_height_mm / t.body_height_mm
+    return r.pedicle_bottom_mm - own_height_mm
+
+
+def own_spinous_bottom_w(level: str, targets: LevelTargets) -> float:
+    """The level w where ``level``'s spinous process ends below at its own (the shape model's) height."""
+    return _own_spinous_bottom(load_template(TEMPLATE_OF_LEVEL[level]), targets)
+
+
+def _knots(t: Template, r: LevelTargets, lower: tuple[float, float] | None) -> tuple[np.ndarray, np.ndarray]:
+    """The pedicle's borders and an optional (level w, template w) knot below them, with linear reaches."""
     height_scale = t.body_height_mm / r.body_height_mm
     target = [r.pedicle_bottom_mm, r.pedicle_top_mm]
     source = [t.pedicle_bottom_mm, t.pedicle_top_mm]
-    if r.lamina_bottom_mm is not None:
-        target.insert(0, r.lamina_bottom_mm)
-        source.insert(0, r.template_lamina_bottom_mm)
+    if lower is not None:
+        target.insert(0, lower[0])
+        source.insert(0, lower[1])
     reach = 50.0
     target = [target[0] - reach] + target + [target[-1] + reach]
     source = [source[0] - reach * height_scale] + source + [source[-1] + reach * height_scale]
@@ -278,8 +318,10 @@ def warped_sdf(template: Template, targets: LevelTargets):
     lateral wall and the transverse process tip are knots, blended over :data:`BODY_TO_ARCH_BLEND_MM`.
     Along w: the body's height scales; behind it the pedicle's borders (the foramina and the nerve
     roots under them are placed from the layout's pedicles) and the laminae's lower edge are knots
-    too. The transverse processes then taper and turn (:func:`_transverse_process_reshape`). The
-    distances are rescaled by the mean scale (the warp is close to a similarity).
+    too, but in the midline (:data:`SPINOUS_ZONE_MM`) the spinous process's lower border replaces the
+    laminae's edge: the interlaminar window opens without shortening the process. The transverse
+    processes then taper and turn (:func:`_transverse_process_reshape`). The distances are rescaled
+    by the mean scale (the warp is close to a similarity).
     """
     t, r = template, targets
     v_knots = np.array([-r.body_depth_mm / 2, r.body_depth_mm / 2,
@@ -291,6 +333,8 @@ def warped_sdf(template: Template, targets: LevelTargets):
     body_scale = f32(t.body_width_mm / r.body_width_mm)
     height_scale = f32(t.body_height_mm / r.body_height_mm)
     w_knots, w_template = _arch_w_knots(t, r)
+    sp_knots, sp_template = _spinous_w_knots(t, r)
+    midline = (f32(SPINOUS_ZONE_MM[0]), f32(SPINOUS_ZONE_MM[1] - SPINOUS_ZONE_MM[0]))
     mean_scale = f32(1.0 / math.pow(float(body_scale * height_scale) * t.body_depth_mm / r.body_depth_mm, 1 / 3))
     blend_from = f32(r.body_depth_mm / 2 - BODY_TO_ARCH_BLEND_MM[0])
     blend_span = f32(sum(BODY_TO_ARCH_BLEND_MM))
@@ -307,7 +351,11 @@ def warped_sdf(template: Template, targets: LevelTargets):
         across = np.abs(u)
         source_u = np.sign(u) * (across * body_scale * (1 - arch) + _piecewise(across, u_knots, u_template) * arch)
         source_v = _piecewise(v, v_knots, v_template)
-        source_w = w * height_scale * (1 - arch) + _piecewise(w, w_knots, w_template) * arch
+        # The laminae (off the midline) and the spinous process (in it) have their own vertical warps.
+        lateral = np.clip((across - midline[0]) / midline[1], 0, 1)
+        lateral = lateral * lateral * (3 - 2 * lateral)
+        arch_w = _piecewise(w, w_knots, w_template) * lateral + _piecewise(w, sp_knots, sp_template) * (1 - lateral)
+        source_w = w * height_scale * (1 - arch) + arch_w * arch
         source_w, narrowed = reshape(np.abs(source_u), source_w, arch)
         index = [(s - o) / step for s, o in zip((source_u, source_v, source_w), origin)]
         outside = np.zeros(u.shape, dtype=bool)

@@ -3,9 +3,11 @@
 :func:`build_skeleton` lays out T12-S1 from the alignment, gives T12-L5 their real shapes
 (:mod:`anatomy_models.spine.shape_model`), moves each layout's laminae onto its real shape's, sets
 each lamina's lower edge so the interlaminar window has the reference height (clinical.md §4.7
-[S83]) and stretches the real arch to it, places the facet joints and returns, per vertebra, the
-labelled implicit parts that the rasteriser paints (on a real vertebra they name the regions of its
-outline).
+[S83]) and stretches the real laminae (not the spinous process) to it, raises the spinous process's
+lower border where its own height would leave less than the published interspinous gap
+(:func:`anatomy_models.spine.morphometry.least_interspinous_gap_mm`), places the facet joints and
+returns, per vertebra, the labelled implicit parts that the rasteriser paints (on a real vertebra they
+name the regions of its outline).
 """
 
 from __future__ import annotations
@@ -19,13 +21,16 @@ from scipy import ndimage
 from anatomy_models.spine.alignment import INTERSPACE_NAMES, VERTEBRA_NAMES, SpineAlignment
 from anatomy_models.spine.facets import (FacetJoint, facet_joint, fit_joint_to_processes, inferior_articular_process,
                                          superior_articular_process)
+from anatomy_models.spine.morphometry import least_interspinous_gap_mm
 from anatomy_models.spine.parameters import SpineParameters
 from anatomy_models.spine.sacrum import sacral_layout_adjustments, sacrum_parts
 from anatomy_models.spine.sdf import Shape, SmoothUnion
-from anatomy_models.spine.shape_model import TEMPLATE_OF_LEVEL, LevelTargets, arch_template_w, real_vertebra
-from anatomy_models.spine.vertebra import (OSTEOPHYTE_MM_PER_GRADE, SIDE_SIGN, TRANSVERSE_PROCESS_TIP_HEIGHT_FRACTION,
-                                           TRANSVERSE_PROCESS_UPWARD_DEG, VertebraLayout, lamina_part, layout_vertebra,
-                                           pars_part, place_spinous_process, spinous_process_part, vertebra_parts)
+from anatomy_models.spine.shape_model import (TEMPLATE_OF_LEVEL, LevelTargets, arch_template_w, own_spinous_bottom_w,
+                                              real_vertebra)
+from anatomy_models.spine.vertebra import (OSTEOPHYTE_MM_PER_GRADE, SIDE_SIGN, SPINOUS_PROCESS_ROOT_MM,
+                                           TRANSVERSE_PROCESS_TIP_HEIGHT_FRACTION, TRANSVERSE_PROCESS_UPWARD_DEG,
+                                           VertebraLayout, lamina_part, layout_vertebra, pars_part,
+                                           place_spinous_process, spinous_process_part, vertebra_parts)
 
 # Paramedian offset of the sagittal plane in which the interlaminar window is set and measured, mm
 # [ED] (where a paramedian interlaminar needle passes, clear of the spinous process).
@@ -39,6 +44,10 @@ LAMINA_APEX_FIT = 0.2
 WINDOW_BEHIND_WALL_MM = 4.0
 # The lamina's lower edge stays at least this far below the pedicle's (mm) [ED].
 LAMINA_BELOW_PEDICLE_MIN_MM = 4.0
+# The interspinous gap is set in the midline behind where the spinous process's label begins (its root
+# in the laminae's apex, vertebra.SPINOUS_PROCESS_ROOT_MM in front of its base) over this reach, mm [ED],
+# as anatomy_models.spine.measure reads it between the labelled processes.
+SPINOUS_GAP_REACH_MM = 50.0
 # Bone blend radius (fillets between parts of one vertebra), mm [ED].
 BONE_BLEND_MM = 3.5
 # The ligamentum flavum's capsular part: where it is looked for behind the foramen and how it lies on
@@ -327,6 +336,24 @@ def _fit_window(alignment: SpineAlignment, upper: VertebraLayout, lower: Vertebr
     upper.lamina_bottom_z = 0.5 * (low + high)
 
 
+def _fit_spinous_gap(alignment: SpineAlignment, upper: VertebraLayout, target_mm: float, upper_shape,
+                     lower_shape: Shape, low_mm: float, high_mm: float) -> float:
+    """The level w of the upper spinous process's lower border (between ``low_mm`` and ``high_mm``)
+    that leaves ``target_mm`` between it and the bone below in the midline, behind the laminae's
+    junction (bisection); ``upper_shape(bottom_w)`` is the upper vertebra with its process's border there.
+    """
+    frame, _, z_range = window_plane(alignment, upper)
+    behind = upper.sp_base[1] - SPINOUS_PROCESS_ROOT_MM
+    y_range = (behind, behind + SPINOUS_GAP_REACH_MM)
+    for _ in range(14):  # the gap grows as the border rises
+        middle = 0.5 * (low_mm + high_mm)
+        if plane_gap_of_masks(upper_shape(middle), lower_shape, frame, 0.0, y_range, z_range) < target_mm:
+            low_mm = middle
+        else:
+            high_mm = middle
+    return 0.5 * (low_mm + high_mm)
+
+
 def _sacralize(l5: VertebraLayout, s1: VertebraLayout) -> None:
     """Sacralised L5: broad "butterfly" transverse processes that reach down onto the sacral alae."""
     for side, s in SIDE_SIGN.items():
@@ -365,9 +392,10 @@ def build_skeleton(alignment: SpineAlignment, params: SpineParameters) -> Skelet
         fit_laminae_to_outline(layouts[name], unstretched[name])
         real_bottoms[name] = layouts[name].lamina_bottom_z
     # Then each lower lamina edge goes where the interlaminar window, measured between the real bones,
-    # has its reference height (clinical.md §4.7 [S83]): the real arch is stretched (or squeezed) below
-    # its pedicle to meet it, its inferior articular processes with it, down onto the next vertebra's
-    # superior ones.
+    # has its reference height (clinical.md §4.7 [S83]): the real laminae are stretched (or squeezed)
+    # below their pedicle to meet it, their inferior articular processes with them, down onto the next
+    # vertebra's superior ones; the spinous process keeps its own height unless the gap to the next
+    # process asks less.
     reals = {}
     for name in INTERSPACE_NAMES:
         upper, lower = name.split("-")
@@ -383,6 +411,19 @@ def build_skeleton(alignment: SpineAlignment, params: SpineParameters) -> Skelet
         layout.lamina_bottom_z = min(layout.lamina_bottom_z, pedicle_bottom - LAMINA_BELOW_PEDICLE_MIN_MM)
         targets[upper] = replace(targets[upper], lamina_bottom_mm=layout.lamina_bottom_z,
                                  template_lamina_bottom_mm=template_bottom)
+        # The process's lower border leaves at least the published gap to the next process (the
+        # lordosis fans the processes: at L3-L4 to L5-S1 their own height would leave too little).
+        below = unstretched.get(lower) or SmoothUnion([shape for _, shape in sacrum_parts(
+            layouts[lower], 0.5, lumbarized)], BONE_BLEND_MM)
+
+        def with_spinous(bottom_w: float, upper: str = upper) -> Shape:
+            return real_vertebra(upper, layouts[upper].frame,
+                                 replace(targets[upper], spinous_process_bottom_mm=bottom_w))
+        # It only rises: a process is never drawn longer than its own shape.
+        least_mm = least_interspinous_gap_mm(name) * params.skeleton_scale
+        bottom = _fit_spinous_gap(alignment, layout, least_mm, with_spinous, below,
+                                  own_spinous_bottom_w(upper, targets[upper]), pedicle_bottom - 4.0)
+        targets[upper] = replace(targets[upper], spinous_process_bottom_mm=bottom)
         reals[upper] = real_vertebra(upper, layout.frame, targets[upper])
         fit_laminae_to_outline(layout, reals[upper])  # the stretch tilts the laminae a little
         place_spinous_process(layout)

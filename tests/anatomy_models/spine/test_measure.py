@@ -32,10 +32,14 @@ def test_default_spine_measures_within_ten_percent_of_the_references(spine_1mm):
 # anatomy_models.spine.measure: the 13 mm it was held to is [S84]'s front-to-back length): 7.0 and 6.0 mm,
 # -29% and -24%. The L5-S1 window, fitted against the sacrum's primitive laminae, squeezes the L5 arch below
 # its pedicle to 4 mm (8.5 mm on the mean L5), which lifts the L5 spinous process toward L4's and shortens
-# it. The real L4/L5 pedicles merge with the transverse processes' roots in the axial plane; the real
-# endplates are more concave than the reference discs assume.
-KNOWN_DEVIATIONS = {"spinous process height": 0.40, "pedicle width": 0.55, "interlaminar gap": 0.20,
-                    "disc height middle": 0.15, "disc height posterior": 0.15, "interspinous gap": 0.32}
+# it. Generator 23 stretches only the laminae to the window and gives the spinous process its own vertical
+# warp: L1 and L2 keep their own height (-2%, -3%), L3-L5 are shortened from below only as far as the
+# published interspinous gaps ask (at least 9.9 mm down to L4-L5, 8 mm at L5-S1): -14%, -28%, -50%, with
+# the gaps +2% and -12%. The lordosis leaves about 27 mm from process to process at L4-L5 (17 + 10), where
+# the published height and gap add to 33.4 mm. The real L4/L5 pedicles merge with the transverse
+# processes' roots in the axial plane; the real endplates are more concave than the reference discs assume.
+KNOWN_DEVIATIONS = {"spinous process height": 0.52, "pedicle width": 0.55, "interlaminar gap": 0.20,
+                    "disc height middle": 0.15, "disc height posterior": 0.15, "interspinous gap": 0.15}
 
 
 @pytest.mark.slow
