@@ -48,7 +48,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from functools import cache, lru_cache
+from functools import cache
 
 import numpy as np
 from numba import njit, prange
@@ -79,16 +79,22 @@ DIFFUSE_REFERENCE_DB = -35.0
 # Noise and clutter, so that no part of the field is empty [ED]: the receive chain after the TGC
 # amplifier (beamformer, ADC) adds noise at a fixed level on the display, DISPLAY_NOISE_ABOVE_BLACK_DB
 # above black whatever the gain (grey ~19 of 255 in a shadow at 55 dB range); the front end's thermal
-# noise enters before the TGC, FRONT_END_NOISE_DB below a plane reflector, so it rises with depth and
-# meets soft-tissue speckle near the probe's penetration depth (15 cm at 3.5 MHz, 5 cm at 10 MHz).
+# noise enters before the TGC, FRONT_END_NOISE_DB below a plane reflector, so it rises with depth (the
+# TGC's 5.6 dB/cm at 3.5 MHz, 16 dB/cm at 10 MHz) and meets soft-tissue speckle near the probe's
+# penetration depth (15 cm at 3.5 MHz, 5.3 cm at 10 MHz: the linear array's deep field turns grainy).
 # Reverberation between a strong echo at depth d and the probe face returns at 2d: each sample
 # gets REVERBERATION_DB of the echo power within REVERBERATION_SPREAD_MM of half its depth, weakened
 # by the extra round trip, with the noise's own grain.
-# The noise's intensity is NOISE_STEADY of its mean everywhere plus a fluctuating rest (white,
-# exponential), so that it has a grain but never falls to black (a pixel averages many noise samples).
+# Both noises are the receiver's thermal noise, which is white in the RF channels and passes the same
+# receive filter and beamformer as the echoes: on the display it has the grain of speckle (a complex
+# Gaussian field through the point-spread function, Rayleigh-distributed amplitude; Wagner et al., IEEE
+# Trans Sonics Ultrason 1983; 30:156-163) [ED]. Its intensity is NOISE_STEADY of its mean everywhere plus
+# that speckle-like rest, so that a shadow or fluid shows a faint grainy haze that never falls to black.
+# (A white 1-2-1 smoothed noise with half of it steady drew shadows as flat grey 18 +- 2, which the blind
+# read took for pure black.)
 DISPLAY_NOISE_ABOVE_BLACK_DB = 4.0
 NOISE_STEADY = 0.5
-FRONT_END_NOISE_DB = -125.0
+FRONT_END_NOISE_DB = -120.0
 # The reverberation is weak and spread over a few mm (a haze, not a second copy of each line: a -40 dB
 # copy spread over 2 mm drew doubled full-width fascia lines and a comb of dashes under bone on the
 # lumbar views, which the blind read of the sonographer rejected).
@@ -96,17 +102,23 @@ REVERBERATION_DB = -50.0
 REVERBERATION_SPREAD_MM = 4.0
 # Interface echo = R * ((1 - roughness) |cos(angle to normal)|^exponent + roughness): mostly specular,
 # with a rough part so that oblique surfaces stay faintly visible (PLUS's bone preset splits its echo
-# into specular and diffuse parts the same way, clinical.md §5.3 [S117]). Bone is smooth at these
-# wavelengths and strongly specular: its sides, parallel to the beam, return BONE_ROUGHNESS (-30 dB) of
-# the echo of the surface facing the probe, so a lamina or transverse process is a bright curved line
-# fading on its slopes (at 10 % the sides drew box-shaped bone, which the blind read rejected).
+# into specular and diffuse parts the same way, clinical.md §5.3 [S117]; the cos^n specular lobe plus a
+# diffuse part is the Phong-like reflection of ray-based ultrasound simulators, Burger et al., IEEE Trans
+# Med Imaging 2013; 32:609-618; Mattausch et al., Comput Graph Forum 2018; 37:202-213). Bone is smooth at
+# these wavelengths and strongly specular: a bone surface's echo is ~40 dB above the muscle's speckle, so
+# the display saturates it unless the lobe is steep. At cos^3 (amplitude) a surface tilted 45 degrees
+# from the beam returns -9 dB, one at 60 degrees -18 dB, and the sides, parallel to the beam,
+# BONE_ROUGHNESS (-34 dB), near the muscle's level: a spinous process is a bright cap over a dark flank.
+# A steeper lobe (cos^4, cos^6) broke the articular view's continuous bony line (its processes' slopes
+# fell under grey 120 in half the columns; tests/simulator/test_ultrasound_spine.py); at 10 % roughness
+# the sides drew box-shaped bone.
 # Soft-tissue interfaces (fascia, ligament, dura) are large smooth sheets too: their echo falls
 # steeply with the angle (a sheet parallel to the beam, such as the thecal sac's lateral walls in a
 # transverse view, returns only SOFT_ROUGHNESS of its reflection, -40 dB, and vanishes into the noise
 # floor: the sac is a dark space with a bright roof and floor, not a ring). An interface counts as bone-like when its
 # |Δ ln Z| exceeds BONE_LIKE_STEP (muscle -> cortex is 1.4, muscle -> ligament 0.09).
 BONE_LIKE_STEP = 0.5
-BONE_SPECULAR_EXPONENT, BONE_ROUGHNESS = 3.0, 0.03
+BONE_SPECULAR_EXPONENT, BONE_ROUGHNESS = 3.0, 0.02
 SOFT_SPECULAR_EXPONENT, SOFT_ROUGHNESS = 4.0, 0.01
 # Both faces of a layer thinner than this (mm) give one echo (their sum, at their centroid) [ED]:
 # fascial planes, intermuscular septa, the dura and the posterior longitudinal ligament are sheets under
@@ -156,8 +168,9 @@ SIDE_LOBE_CAP_DB = -15.0
 # own through the point-spread function [ED within the published range]; it decays at the tissue's
 # attenuation too (a late echo has travelled as far as a direct one from its depth), so the TGC does not
 # lift it. Under a lamina the shadow holds a faint grainy haze 10-30 dB below the muscle above, fading
-# deeper (at -18 dB the septa's bright echoes, which dominate the mean power, filled the fluid and shadows).
-CLUTTER_DB = -25.0
+# deeper (at -18 dB the septa's bright echoes, which dominate the mean power, filled the fluid and shadows;
+# -27 dB since the septa lie along the fibres and the skin, facing the beam more often).
+CLUTTER_DB = -27.0
 CLUTTER_TAIL_MM = 12.0
 # Transmit pulse length in cycles (2-3 for B-mode); the echo envelope's axial FWHM is half the
 # spatial pulse length: 0.66 mm at 3.5 MHz, 0.23 mm at 10 MHz.
@@ -183,14 +196,14 @@ AUTO_TGC_DB_PER_CM_MHZ = 0.8
 # (Stecco's superficial fascia and lobules; the blind read called ridges of a smooth noise "worm tracks").
 FAT_LOBULE_MM = (6.0, 2.5, 6.0)
 FAT_SEPTUM_MM = 0.25
-FAT_BULK, FAT_SEPTA = 0.3, 8.0
+FAT_BULK, FAT_SEPTA = 0.3, 5.0
 # Muscle: fascicles of 1-3 mm wrapped in perimysium, running cranio-caudally (long along the fibre):
 # a sagittal plane cuts the perimysium into long bright striations along the fibres, a transverse plane
 # into a network whose walls facing the probe show as short bright dashes and dots in a hypoechoic,
 # speckled field (the "starry night" of muscle in cross-section).
 MUSCLE_FASCICLE_MM = (2.0, 1.2, 25.0)
 MUSCLE_SEPTUM_MM = 0.15
-MUSCLE_BULK, MUSCLE_SEPTA = 0.7, 5.0
+MUSCLE_BULK, MUSCLE_SEPTA = 0.7, 3.0
 SEPTUM_SPECULAR_EXPONENT, SEPTUM_ROUGHNESS = 4.0, 0.1
 # The erector spinae's fascicles run cranio-caudally but not parallel to the skin: they are tilted
 # toward it by this pennation angle [ED], so their striations slope gently on sagittal views.
@@ -381,6 +394,7 @@ class _Scan:
     diffraction_weights: np.ndarray  # (M,) side weight of the 3-tap blur of the transmission per sample
     diffraction_substeps: np.ndarray  # (M,) int, passes of it per sample
     side_lobe_lines: np.ndarray  # (M,) int, half width of the side-lobe clutter's triangle across lines
+    noise: np.ndarray  # (L, M) float32 unit-mean fluctuation of the receive noise (see _receive_noise)
 
 
 def _scan_for(anatomy, probe: Probe) -> _Scan:
@@ -442,13 +456,14 @@ def _scan(probe: Probe) -> _Scan:
     lateral_rows = np.stack([used.argmax(axis=0), rows - used[::-1].argmax(axis=0)], axis=1).astype(np.int64)
     lateral_rows[~used.any(axis=0)] = 0
     weights, substeps = _diffraction_steps(probe.wavelength_mm, sample_mm, line_spacing)
+    lateral_weights = np.ascontiguousarray(lateral_weights.T, dtype=np.float32)
     return _Scan(line_origins, line_directions, sample_mm, rows,
                  np.where(inside, line, -1.0).astype(np.float32),
                  np.broadcast_to(sample, (shown_rows, shown_cols)).astype(np.float32),
                  pixel_mm, (float(u[0, 0]), float(v[0, 0])), axial_sigma, lateral_sigma, elevation_sigma,
-                 axial_kernel, np.ascontiguousarray(lateral_weights.T, dtype=np.float32), lateral_rows, diffuse_scale,
-                 weights, substeps,
-                 np.maximum(np.rint(2.0 * SIDE_LOBE_SPREAD * lateral_sigma / line_spacing), 2).astype(np.int64))
+                 axial_kernel, lateral_weights, lateral_rows, diffuse_scale, weights, substeps,
+                 np.maximum(np.rint(2.0 * SIDE_LOBE_SPREAD * lateral_sigma / line_spacing), 2).astype(np.int64),
+                 _receive_noise(axial_kernel, lateral_weights, lateral_rows, lines))
 
 
 def _diffraction_steps(wavelength_mm: float, sample_mm: float,
@@ -570,33 +585,50 @@ def _ridge(noise, width):
 
 
 @njit(cache=True, inline="always")
-def _septum(x, y, z, sx, sy, sz, bx, by, bz, width, salt):
+def _septum(x, y, z, sx, sy, sz, bx, by, bz, width, salt, seeds, cell):
     """Echo weight (0-1) of the septa of a Voronoi tessellation at (x, y, z) mm: one seed per cell of an
     (sx, sy, sz) mm lattice, jittered within its cell; on the wall between the nearest two seeds (within
     ``width`` mm, falling off as :func:`_ridge`) times the wall's specular angle term toward the beam
-    (bx, by, bz): 1 facing it, ``SEPTUM_ROUGHNESS`` along it."""
-    cx, cy, cz = math.floor(x / sx), math.floor(y / sy), math.floor(z / sz)
+    (bx, by, bz): 1 facing it, ``SEPTUM_ROUGHNESS`` along it.
+
+    Distances are measured in lattice units (the cells' own shape), so that a wall between cells
+    stacked across the long axis runs along it: a fascicle's perimysium is a sheet along the fibres and
+    a fat lobule's septa lie along the skin. (With distances in mm, the seeds' jitter along a 25 mm cell
+    tilted the walls between fascicles to face along the fibres: short steep dashes, not striations.)
+    ``seeds`` (27, 3) and ``cell`` (3,) are the caller's scratch: the 27 jittered seeds around the
+    lattice cell ``cell``, hashed again only when the point moves to another cell (every few samples
+    along a line), so a sample costs 27 distances, not 27 hashes.
+    """
+    u, v, w = x / sx, y / sy, z / sz
+    cx, cy, cz = np.int64(math.floor(u)), np.int64(math.floor(v)), np.int64(math.floor(w))
+    if cx != cell[0] or cy != cell[1] or cz != cell[2]:
+        cell[0], cell[1], cell[2] = cx, cy, cz
+        for corner in range(27):
+            ix = cx + corner % 3 - 1
+            iy = cy + (corner // 3) % 3 - 1
+            iz = cz + corner // 9 - 1
+            h = _hash(ix, iy, iz, salt)
+            seeds[corner, 0] = ix + 0.5 + 0.45 * _unit_from_bits(h, 40)
+            seeds[corner, 1] = iy + 0.5 + 0.45 * _unit_from_bits(h, 16)
+            seeds[corner, 2] = iz + 0.5 + 0.45 * (np.float64(h & np.uint64(0xFFFF)) * (2.0 / 65536.0) - 1.0)
     best, second = 1e30, 1e30
-    ax = ay = az = qx = qy = qz = 0.0
+    nearest, runner_up = 0, 0
     for corner in range(27):
-        ix = np.int64(cx) + corner % 3 - 1
-        iy = np.int64(cy) + (corner // 3) % 3 - 1
-        iz = np.int64(cz) + corner // 9 - 1
-        h = _hash(ix, iy, iz, salt)
-        sxm = (ix + 0.5 + 0.45 * _unit_from_bits(h, 40)) * sx
-        sym = (iy + 0.5 + 0.45 * _unit_from_bits(h, 16)) * sy
-        szm = (iz + 0.5 + 0.45 * (np.float64(h & np.uint64(0xFFFF)) * (2.0 / 65536.0) - 1.0)) * sz
-        d = (x - sxm) ** 2 + (y - sym) ** 2 + (z - szm) ** 2
+        d = (u - seeds[corner, 0]) ** 2 + (v - seeds[corner, 1]) ** 2 + (w - seeds[corner, 2]) ** 2
         if d < best:
-            second, qx, qy, qz = best, ax, ay, az
-            best, ax, ay, az = d, sxm, sym, szm
+            second, runner_up = best, nearest
+            best, nearest = d, corner
         elif d < second:
-            second, qx, qy, qz = d, sxm, sym, szm
-    nx, ny, nz = qx - ax, qy - ay, qz - az
+            second, runner_up = d, corner
+    # The bisecting plane of the two seeds in lattice units, n . p = c with n = q - a, is the plane
+    # (n / s) . x = c in mm: its normal there is n / s, and the point's distance to it (second - best)
+    # / 2 / |n / s| mm.
+    nx = (seeds[runner_up, 0] - seeds[nearest, 0]) / sx
+    ny = (seeds[runner_up, 1] - seeds[nearest, 1]) / sy
+    nz = (seeds[runner_up, 2] - seeds[nearest, 2]) / sz
     norm = math.sqrt(nx * nx + ny * ny + nz * nz)
     if norm == 0.0:
         return 0.0
-    # Distance to the bisecting plane of the two seeds: (|x - q|^2 - |x - a|^2) / (2 |q - a|).
     ridge = _ridge((second - best) / (2.0 * norm), width)
     cosine = abs(nx * bx + ny * by + nz * bz) / norm
     return ridge * ((1.0 - SEPTUM_ROUGHNESS) * cosine**SEPTUM_SPECULAR_EXPONENT + SEPTUM_ROUGHNESS)
@@ -690,6 +722,10 @@ def _trace_lines(voxels, world_to_index, ln_z, attenuation, backscatter, texture
         sk = sample_mm * (world_to_index[2, 0] * dx + world_to_index[2, 1] * dy + world_to_index[2, 2] * dz)
         corner_class = np.empty(8, dtype=np.int64)
         corner_weight = np.empty(8)
+        muscle_seeds = np.empty((27, 3))
+        fat_seeds = np.empty((27, 3))
+        muscle_cell = np.full(3, np.iinfo(np.int64).min, dtype=np.int64)
+        fat_cell = np.full(3, np.iinfo(np.int64).min, dtype=np.int64)
         previous = ln_z[gel]
         in_body = False
         run_sign = 0
@@ -831,11 +867,11 @@ def _trace_lines(voxels, world_to_index, ln_z, attenuation, backscatter, texture
                     fz = PENNATION_COS * pz - PENNATION_SIN * py
                     wall = _septum(px, fy, fz, MUSCLE_FASCICLE_MM[0], MUSCLE_FASCICLE_MM[1], MUSCLE_FASCICLE_MM[2],
                                    dx, PENNATION_COS * dy + PENNATION_SIN * dz, PENNATION_COS * dz - PENNATION_SIN * dy,
-                                   MUSCLE_SEPTUM_MM, muscle_salt)
+                                   MUSCLE_SEPTUM_MM, muscle_salt, muscle_seeds, muscle_cell)
                     gain += muscle_w * (MUSCLE_BULK + MUSCLE_SEPTA * wall - 1.0)
                 if fat_w > 0.0:
                     wall = _septum(px, py, pz, FAT_LOBULE_MM[0], FAT_LOBULE_MM[1], FAT_LOBULE_MM[2], dx, dy, dz,
-                                   FAT_SEPTUM_MM, fat_salt)
+                                   FAT_SEPTUM_MM, fat_salt, fat_seeds, fat_cell)
                     gain += fat_w * (FAT_BULK + FAT_SEPTA * wall - 1.0)
                 if root_w > 0.0:
                     # A rootlet runs where two independent smooth noises both cross zero: strands along z.
@@ -1083,15 +1119,28 @@ def _compound(field_re, field_im, beam_transmission, front_end_noise, reverberat
                 echo + side_clutter[line, m] + (front_end_noise + clutter) * noise[line, m] + 1e-30)
 
 
-def _noise(lines: int, samples: int, seed: int) -> np.ndarray:
-    """Unit-mean fluctuation of the noise, fixed in the beam (lines x samples, float32): white noise's
-    intensity (exponential) averaged over the compounded frames and 1-2-1 over the neighbouring samples
-    (the receive filter and the beam's width), on top of its steady part (``NOISE_STEADY``)."""
-    intensity = np.random.default_rng([int(seed), 60]).exponential(size=(COMPOUND_FRAMES, lines, samples)).mean(axis=0)
-    kernel = np.array([0.25, 0.5, 0.25])
-    smoothed = ndimage.convolve1d(ndimage.convolve1d(intensity, kernel, axis=0, mode="nearest"), kernel, axis=1,
-                                  mode="nearest")
-    return (NOISE_STEADY + (1.0 - NOISE_STEADY) * smoothed).astype(np.float32)
+def _receive_noise(axial_kernel: np.ndarray, lateral_weights: np.ndarray, lateral_rows: np.ndarray,
+                   lines: int) -> np.ndarray:
+    """Unit-mean fluctuation of the receive noise, fixed in the beam (lines x samples, float32): complex
+    white Gaussian noise through the axial and lateral point-spread function, its intensity averaged
+    over the compounded frames (the grain and statistics of speckle) and scaled to unit mean at each
+    depth, on top of its steady part (``NOISE_STEADY``). One field per scan geometry; each frame takes
+    it turned across the lines by its seed (:func:`_noise_for_seed`)."""
+    samples = lateral_weights.shape[1]
+    white = np.random.default_rng(60).standard_normal((2, COMPOUND_FRAMES, lines, samples), dtype=np.float32)
+    axial = ndimage.convolve1d(white, axial_kernel.astype(np.float32), axis=3, mode="wrap")
+    spread = np.empty_like(axial)
+    _lateral_spread(axial[0], axial[1], lateral_weights, lateral_rows, spread[0], spread[1])
+    intensity = (spread**2).sum(axis=0).mean(axis=0)
+    intensity /= np.maximum(intensity.mean(axis=0, keepdims=True), 1e-30)
+    return (NOISE_STEADY + (1.0 - NOISE_STEADY) * intensity).astype(np.float32)
+
+
+def _noise_for_seed(scan: _Scan, seed: int) -> np.ndarray:
+    """The scan's receive noise for the frame of ``seed``: its field turned across the lines by a
+    seed-dependent number of lines (a frame's noise differs from the last one's, at no cost)."""
+    lines = scan.noise.shape[0]
+    return np.roll(scan.noise, (int(seed) * 7919) % lines, axis=0)
 
 
 @njit(cache=True, fastmath=True)
@@ -1299,12 +1348,6 @@ class UltrasoundImage:
 
 
 # --------------------------------------------------------------------------- rendering
-@lru_cache(maxsize=_FRAME_CACHE_SIZE)
-def _noise_for(lines: int, samples: int, seed: int) -> np.ndarray:
-    """:func:`_noise`, kept for the last few frame sizes and seeds (it does not depend on the pose)."""
-    return _noise(lines, samples, seed)
-
-
 def _tissue_field(anatomy, probe: Probe, scan: _Scan, origins: np.ndarray, directions: np.ndarray,
                   seed: int, fluid=None) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
     """The anatomy's echo level (dB, after the point-spread function and compounding, with front-end
@@ -1357,7 +1400,7 @@ def _trace_tissue(maps: AcousticMaps, probe: Probe, scan: _Scan, origins: np.nda
     field_re, field_im = diffuse_re, diffuse_im     # free again
     _lateral_spread(axial_re, axial_im, scan.lateral_weights, scan.lateral_rows, field_re, field_im)
     reach = max(int(round(REVERBERATION_SPREAD_MM / scan.sample_mm)), 1)
-    noise = _noise_for(lines, samples, seed)
+    noise = _noise_for_seed(scan, seed)
     _compound(field_re, field_im, beam_transmission, 10.0 ** (FRONT_END_NOISE_DB / 10.0),
               10.0 ** (REVERBERATION_DB / 10.0), reach, 10.0 ** (SIDE_LOBE_DB / 10.0), scan.side_lobe_lines,
               _side_lobe_caps(probe.frequency_mhz, scan.sample_mm, samples), noise, power, level_db)

@@ -84,6 +84,47 @@ def test_bone_is_a_bright_line_with_a_black_shadow_below(phantom):
     assert line > 2.2 * muscle_above and line > 200
 
 
+def test_the_shadow_in_a_shadow_is_grainy_noise_not_flat_grey(phantom):
+    """The display's noise floor has the grain of speckle (receive noise through the point-spread
+    function), not a flat grey: in the shadow its grey levels spread (std 2.4 when it was white noise
+    half held steady, read as pure black), while its mean stays at the floor."""
+    image = render_ultrasound(phantom, linear_probe(phantom))
+    surface = SKIN_Y - BONE_TOP_Y
+    shadow = image.pixels[np.ix_(rows_at(image, (surface + 6, surface + 16)), columns_at(image, (8, 24)))]
+    assert shadow.std() > 4.0 and shadow.mean() < 1.3 * ultrasound_floor_grey(image), (shadow.std(), shadow.mean())
+
+
+def test_a_shadow_fans_out_along_the_curvilinear_scan_lines():
+    """Behind an 8 mm bone bar 30 mm left of a convex probe's centre the shadow follows the scan lines,
+    which leave the virtual apex (a radius behind the face): its middle, found at 10 and 35 mm under the
+    bar, leans as the line through the bar's centre does (19 degrees), not straight down the screen."""
+    table = LabelTable()
+    muscle, bone = (table.add(name, tissue).id for name, tissue in (("muscle", "muscle"), ("bone", "cortical_bone")))
+    x, y = np.meshgrid(np.arange(100.0), np.arange(100.0), indexing="ij")
+    plane = np.where(y < 92, muscle, 0)
+    plane[(np.abs(x - 20) < 4) & (y < 66) & (y > 60)] = bone       # bar top at y = 66 mm, 26 mm deep
+    labels = np.repeat(plane[:, :, None], 24, axis=2).astype(np.uint16)
+    body = Anatomy(Volume.from_spacing(np.where(labels > 0, 40, -1000).astype(np.int16), (1, 1, 1)), table,
+                   Volume.from_spacing(labels, (1, 1, 1)))
+    probe = on_skin(body, Probe("curvilinear", position=[50, 94, 12], axial=[0, -1, 0], lateral=[1, 0, 0],
+                                depth_mm=80.0, image_shape=(192, 192)))
+    image = render_ultrasound(body, probe)
+    smooth = ndimage.gaussian_filter(image.pixels.astype(float), 2.0)
+    middles = []
+    for below_mm in (10.0, 35.0):
+        xs = np.arange(0.0, 45.0, 0.25)
+        points = np.stack([xs, np.full_like(xs, 66.0 - below_mm), np.full_like(xs, 12.0)], axis=-1)
+        rows, cols, _ = image.lps_to_pixel(points)
+        grey = ndimage.map_coordinates(smooth, [rows, cols], order=1)
+        seen = ndimage.map_coordinates(image.field_of_view.astype(float), [rows, cols], order=0) > 0
+        dark = seen & (grey < 0.5 * (grey[seen].min() + np.median(grey[xs > 38])))
+        middles.append(xs[dark].mean())
+    apex = probe.position - probe.radius_mm * probe.axial
+    expected = np.degrees(np.arctan2(apex[0] - 20.0, apex[1] - 66.0))
+    measured = np.degrees(np.arctan2(middles[0] - middles[1], 25.0))
+    assert expected > 15.0 and abs(measured - expected) < 4.0, (measured, expected, middles)
+
+
 def test_no_sound_passes_a_thin_oblique_cortex():
     """A 1 mm cortical plate tilted 45 deg (a weak echo: the specular term lowers it) still stops the beam:
     the round-trip transmission beyond it is 60 dB below muscle's alone on every line that crosses it

@@ -295,8 +295,8 @@ def test_nothing_behind_a_lamina_is_drawn_as_insonated():
     """A lamina (bone plate 9.5 mm deep under x < 30 mm) over a vertebral body (bone from 35.5 mm deep
     everywhere): through the window beside the plate the body's surface is a bright line; under the
     plate, from 4 mm beside its edge inwards (past the side lobes' reach), the body is not drawn: no line
-    brighter than the shadow around it (the sound that bends round the plate's edge meets the body
-    obliquely and is mirrored away; before issue 21 the line reached 5 mm into the shadow)."""
+    brighter than the noise's brightest rows in the shadow below it (the sound that bends round the plate's
+    edge meets the body obliquely and is mirrored away; before issue 21 the line reached 5 mm into the shadow)."""
     labels = np.ones((60, 48, 24), np.uint8)
     labels[:30, 36:38] = 2                                      # lamina, top at y = 38 mm
     labels[:, :12] = 2                                          # vertebral body, top at y = 12 mm
@@ -311,6 +311,8 @@ def test_nothing_behind_a_lamina_is_drawn_as_insonated():
     floor = 255.0 * ultrasound.DISPLAY_NOISE_ABOVE_BLACK_DB / probe.dynamic_range_db
     assert grey[surface, window].mean(axis=1).max() > 5.0 * floor           # lit through the window
     for x_mm in (26.0, 24.0, 20.0, 10.0):
-        columns = slice(column_of(image, x_mm - 0.5), column_of(image, x_mm + 0.5))
-        line, shadow = grey[surface, columns].mean(axis=1).max(), grey[around, columns].mean()
-        assert line < 1.3 * shadow + 5.0, (x_mm, line, shadow)
+        # 2 mm strips, each row's mean against the brightest row of the shadow below: the noise has the
+        # grain of speckle, so a 1 mm strip's brightest row is its fluctuation, not a line.
+        columns = slice(column_of(image, x_mm - 1.0), column_of(image, x_mm + 1.0))
+        line, shadow = grey[surface, columns].mean(axis=1).max(), grey[around, columns].mean(axis=1).max()
+        assert line < 1.2 * shadow + 5.0, (x_mm, line, shadow)
