@@ -544,7 +544,8 @@ def aec_kvp(anatomy, carm: CArm, technique: Technique = Technique()) -> float:
     def enough(kvp: float) -> bool:
         stepped = replace(technique, kvp=kvp)
         transmission = metered_transmission(anatomy, carm, technique=stepped)
-        return aec_mas_per_frame(carm, stepped, transmission) * technique.frames_per_second <= curve_tube_current_ma(kvp)
+        needed_ma = aec_mas_per_frame(carm, stepped, transmission) * technique.frames_per_second
+        return needed_ma <= curve_tube_current_ma(kvp)
 
     # The current needed falls and the current allowed rises with kVp, so the first step that is enough is found
     # by bisection: a few spectra per pose, not all eleven (a new spectrum takes seconds, spectrum.beam).

@@ -44,8 +44,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from simulator.imaging.dose import (PULSE_SECONDS, RECURSIVE_FILTER_FRAMES, Exposure, Technique, at_pulse_rate,
-                                    beam_seconds, run_frames, shot_exposure, shot_technique,
-                                    technique_for)
+                                    beam_seconds, run_frames, shot_exposure, shot_technique, technique_for)
 from simulator.imaging.fluoro import FluoroImage, live_projection_cell, render_fluoro
 from simulator.session.fold import Session, SessionState
 

@@ -243,7 +243,8 @@ def test_an_abandoned_attempt_earns_no_efficiency(anatomy_for):
 def test_minor_flags_reach_the_trainee(graded):
     """The novice's habits reach the trainee as minor flags (its dose against the reference level: the test below)."""
     novice = graded("tfesi-default", novice_log)[1]
-    assert {f.code for f in novice.flags} - {"dose_above_reference_level"} == {"excessive_shots", "excessive_fluoro_time"}
+    habits = {f.code for f in novice.flags} - {"dose_above_reference_level"}
+    assert habits == {"excessive_shots", "excessive_fluoro_time"}
     assert all(f.severity == "minor" for f in novice.flags)
     assert any("Excessive fluoroscopy shots" in item.text for item in novice.feedback)
     assert not any("nothing to correct" in item.text for item in novice.feedback)
