@@ -23,6 +23,11 @@ action before it), so the frames streamed to the monitor while it was held and t
 replayed from the log are the same frames (:func:`render_held_frame` draws both); its hold is its last
 frame.
 
+Technique: every frame is made at the kVp and tube charge the C-arm's exposure control sets for the patient
+at the shot's pose (:func:`simulator.imaging.dose.shot_technique`: up its kV-mA curve through a thick
+lateral or the pelvis), the same the dose counter counts, so the image's spectrum and noise and the
+attempt's dose come from one choice.
+
 Resolution: a live frame projects the anatomy with a ray per few detector pixels
 (:func:`simulator.imaging.fluoro.live_projection_cell`: as fine as the CT's voxels, a quarter of the
 rays for the 1 mm spine), so a new C-arm pose while Live is held gives its image within a pulse or
