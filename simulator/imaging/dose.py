@@ -77,12 +77,14 @@ Model
    limited by the tube's power rating, "the lateral abdomen" where it runs out; a low-dose curve raising
    kVp before mA: Automatic Brightness Control, htm.fandom.com/wiki/Automatic_Brightness_Control). The model's curve
    (:data:`AEC_KVP_STEPS`, :func:`curve_tube_current_ma`) steps from 70 to 120 kVp in 5 kV steps while the
-   mean tube current it allows rises from 1 to 6 mA [ED: a mobile C-arm's fluoroscopy runs at a few mA]; the
-   control settles on the first step at which the target detector kerma needs no more current than the
-   curve allows there, and sets the current for exactly the target (:func:`shot_technique`, per frame, from
+   tube current it allows in a pulse (:data:`AEC_PULSE_SECONDS`) rises from 6.7 to 40 mA, 1 to 6 mA mean at
+   15 pulses/s [ED: a mobile C-arm's fluoroscopy runs at a few mA]; a pulse's charge does not depend on the
+   pulse rate, so a lower rate saves its share of the dose. The control settles on the first step at which
+   the target detector kerma needs no more charge per pulse than the curve allows there, and sets the
+   charge for exactly the target (:func:`shot_technique`, per frame, from
    :func:`metered_transmission` at each step's spectrum). On the built-in patient (2 mm) the AP view of
-   L4-L5, the calibration's pose, settles at 80 kVp and 1.2 mA, so the calibration (5) holds (25 mGy·cm²/s);
-   a lateral of L4 at 90 kVp (2.7 mA) and of L5 at 105 (3.4 mA), with 0.78 and 0.54 of the reference air
+   L4-L5, the calibration's pose, settles at 80 kVp and 1.2 mA mean, so the calibration (5) holds (25
+   mGy·cm²/s); a lateral of L4 at 90 kVp (2.7 mA) and of L5 at 105 (3.4 mA), with 0.78 and 0.54 of the reference air
    kerma per frame that 80 kVp needs; a contralateral oblique of L5-S1 at 110 kVp and a lateral of the
    sacrum at 120 kVp, with 0.52 and 0.77 of what 80 kVp gave at the rate limit (which left their detector
    at 4-7 nGy instead of 13). Above the top of the curve the tube gives its limit and the detector less
@@ -149,10 +151,12 @@ _RINGS = (0.5, 1.0)
 _HALF_LENGTH_MM = 300.0
 _AIR_HU = -1000.0
 KEV_TO_JOULE = 1.602176634e-16
-# The exposure control's kV-mA curve (module docstring, 12): the kVp steps it climbs, and the mean tube current
-# (mAs per frame x frames per second) it allows at the first and the last step, linear between [ED].
+# The exposure control's kV-mA curve (module docstring, 12): the kVp steps it climbs, and the tube current during
+# a pulse it allows at the first and the last step, linear between, in pulses of AEC_PULSE_SECONDS [ED: 10 ms
+# pulses; 40 mA at the top is a mobile C-arm's pulsed fluoroscopy, 6 mA mean at 15 pulses/s].
 AEC_KVP_STEPS: tuple[float, ...] = tuple(float(kvp) for kvp in range(70, 125, 5))
-AEC_CURVE_TUBE_CURRENT_MA = (1.0, 6.0)
+AEC_CURVE_TUBE_CURRENT_MA = (6.7, 40.0)
+AEC_PULSE_SECONDS = 0.01
 
 
 def tube_output_ugy_per_mas(kvp: float) -> float:
@@ -517,11 +521,11 @@ def _metered_transmission(anatomy, carm: CArm, kev: float | None, technique: Tec
 
 
 def curve_tube_current_ma(kvp: float) -> float:
-    """The mean tube current (mA) the exposure control's curve allows at ``kvp`` (module docstring, 12):
-    :data:`AEC_CURVE_TUBE_CURRENT_MA` at the first and last of :data:`AEC_KVP_STEPS`, linear between.
+    """The tube current during a pulse (mA) the exposure control's curve allows at ``kvp`` (module docstring,
+    12): :data:`AEC_CURVE_TUBE_CURRENT_MA` at the first and last of :data:`AEC_KVP_STEPS`, linear between.
 
-    >>> curve_tube_current_ma(70.0), curve_tube_current_ma(80.0), curve_tube_current_ma(120.0)
-    (1.0, 2.0, 6.0)
+    >>> round(curve_tube_current_ma(70.0), 2), round(curve_tube_current_ma(80.0), 2), curve_tube_current_ma(120.0)
+    (6.7, 13.36, 40.0)
     """
     low, high = AEC_KVP_STEPS[0], AEC_KVP_STEPS[-1]
     return float(np.interp(kvp, (low, high), AEC_CURVE_TUBE_CURRENT_MA))
@@ -536,16 +540,15 @@ def aec_mas_per_frame(carm: CArm, technique: Technique, transmission: float) -> 
 
 def aec_kvp(anatomy, carm: CArm, technique: Technique = Technique()) -> float:
     """The kVp a shot's exposure control settles on for ``anatomy`` at ``carm``'s pose (module docstring, 12):
-    the first of :data:`AEC_KVP_STEPS` whose target needs no more mean tube current than
-    :func:`curve_tube_current_ma` allows, else the last; ``technique.kvp`` when the technique fixes it."""
+    the first of :data:`AEC_KVP_STEPS` whose target needs no more charge per pulse than
+    :func:`curve_tube_current_ma` allows in :data:`AEC_PULSE_SECONDS`, else the last; ``technique.kvp`` when the technique fixes it."""
     if not technique.automatic_kvp:
         return technique.kvp
 
     def enough(kvp: float) -> bool:
         stepped = replace(technique, kvp=kvp)
         transmission = metered_transmission(anatomy, carm, technique=stepped)
-        needed_ma = aec_mas_per_frame(carm, stepped, transmission) * technique.frames_per_second
-        return needed_ma <= curve_tube_current_ma(kvp)
+        return aec_mas_per_frame(carm, stepped, transmission) <= curve_tube_current_ma(kvp) * AEC_PULSE_SECONDS
 
     # The current needed falls and the current allowed rises with kVp, so the first step that is enough is found
     # by bisection: a few spectra per pose, not all eleven (a new spectrum takes seconds, spectrum.beam).
@@ -562,7 +565,7 @@ def shot_technique(anatomy, carm: CArm, mode: str, technique: Technique = Techni
                    seconds: float | None = None) -> Technique:
     """The technique one frame of a ``fluoro_shot`` of ``mode`` is made with: :func:`technique_for`'s, at the kVp
     the fluoroscopy's exposure control settles on (:func:`aec_kvp`) and the tube charge it sets there (the
-    target, within the curve's current at its top and the rate limit; a DSA run's for its own target at the
+    target, within the curve's charge per pulse at its top and the rate limit; a DSA run's for its own target at the
     same kVp). Both the dose (:func:`shot_exposure`) and the image are made with it.
 
     Examples
@@ -571,7 +574,7 @@ def shot_technique(anatomy, carm: CArm, mode: str, technique: Technique = Techni
     >>> from anatomy_models.volume import Volume
     >>> block = Anatomy(ct=Volume.from_spacing(np.zeros((30, 30, 30), np.int16), (4, 4, 4), origin=(-58, -58, -58)))
     >>> thin = shot_technique(block, CArm(), "pulse")     # 12 cm of water: the bottom of the curve
-    >>> thin.kvp, thin.mas_per_frame * thin.frames_per_second < curve_tube_current_ma(70.0)
+    >>> thin.kvp, thin.mas_per_frame < curve_tube_current_ma(70.0) * AEC_PULSE_SECONDS
     (70.0, True)
     """
     if technique.mas_per_frame is not None:  # a manual technique: nothing to choose
@@ -581,7 +584,7 @@ def shot_technique(anatomy, carm: CArm, mode: str, technique: Technique = Techni
     transmission = metered_transmission(anatomy, carm, technique=run)
     mas = exposure_for(carm, run, transmission).mas  # the target, within the fluoroscopy rate limit
     if mode != "dsa" and technique.automatic_kvp:
-        mas = min(mas, curve_tube_current_ma(kvp) / run.frames_per_second)
+        mas = min(mas, curve_tube_current_ma(kvp) * AEC_PULSE_SECONDS)
     return replace(run, mas_per_frame=mas)
 
 

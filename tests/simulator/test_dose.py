@@ -3,7 +3,7 @@ import pytest
 
 from anatomy_models.errors import SpinesimError
 from simulator.imaging.carm import CArm, Collimation
-from simulator.imaging.dose import (AEC_CURVE_TUBE_CURRENT_MA, AEC_KVP_STEPS, DSA_FRAMES_PER_SECOND,
+from simulator.imaging.dose import (AEC_CURVE_TUBE_CURRENT_MA, AEC_KVP_STEPS, AEC_PULSE_SECONDS, DSA_FRAMES_PER_SECOND,
                                     DSA_TO_LIVE_DOSE_RATE, IRP_FROM_ISOCENTER_MM, DoseLedger, Technique,
                                     add_fluoro_shot, curve_tube_current_ma, dsa_target_ngy, exposure_for,
                                     live_dose_rate_mgy_per_s, photons_per_mm2_per_ugy, shot_exposure, shot_technique,
@@ -185,22 +185,23 @@ def _water_slab(thickness_mm: float):
 
 
 def _needed_tube_current_ma(kvp: float, water_mm: float) -> float:
-    """Mean tube current (mA) that gives the detector behind ``water_mm`` of water its target kerma per frame at
-    ``kvp``, from the definitions: tube output, inverse square, Beer-Lambert through the spectrum, the grid."""
+    """Tube current during a pulse (mA) that gives the detector behind ``water_mm`` of water its target kerma per
+    frame at ``kvp``, from the definitions: tube output, inverse square, Beer-Lambert through the spectrum, the
+    grid."""
     transmission = Grid().primary_transmission * np.exp(-beam(kvp).line_integral(water_mm=water_mm))
     detector_ngy_per_mas = tube_output_ugy_per_mas(kvp) * (1000.0 / CArm().source_to_detector_mm) ** 2 * 1e3
-    return Technique().aec_target_ngy / (detector_ngy_per_mas * transmission) * Technique().frames_per_second
+    return Technique().aec_target_ngy / (detector_ngy_per_mas * transmission) / AEC_PULSE_SECONDS
 
 
 @pytest.mark.parametrize("water_mm", [100.0, 260.0, 440.0])
 def test_the_exposure_control_climbs_its_kv_ma_curve_with_the_patient(water_mm):
     """The exposure control's curve (dose module docstring, 12) on water slabs: a thin patient stays at the bottom
     (70 kVp); a thicker one settles on the first kVp step at which the current the target needs is within the
-    curve's, the detector getting its target per frame; past the top (120 kVp, the tube's 6 mA) the detector gets
+    curve's, the detector getting its target per frame; past the top (120 kVp, 40 mA pulses) the detector gets
     less than the target, and the frame's spectrum is the chosen kVp's."""
     slab, carm = _water_slab(water_mm), CArm()
     technique = shot_technique(slab, carm, "pulse")
-    kvp, current_ma = technique.kvp, technique.mas_per_frame * technique.frames_per_second
+    kvp, current_ma = technique.kvp, technique.mas_per_frame / AEC_PULSE_SECONDS
     exposure = shot_exposure(slab, carm, "pulse")
     behind_ngy = exposure.detector_air_kerma_ngy * Grid().primary_transmission * np.exp(
         -beam(kvp).line_integral(water_mm=water_mm))
