@@ -9,7 +9,7 @@ import numpy as np
 from pydantic import BaseModel
 
 from anatomy_models.errors import SpinesimError
-from scoring.metrics import Metrics, anatomical_frame, measure
+from scoring.metrics import Metrics, anatomical_frame, depth_error_mm, measure
 from scoring.proximity import NearMiss, closest_approaches
 from simulator.case.planner import Trajectory, expert_actions, plan_trajectory
 from simulator.session.history import Attempt, replay_attempt
@@ -38,6 +38,8 @@ class ExpertComparison(BaseModel):
     angle_deg: float | None = None
     depth_difference_mm: float | None = None
     path_ratio: float | None = None
+    tip_to_plan_mm: float | None = None
+    depth_error_to_plan_mm: float | None = None
 
 
 @dataclass(frozen=True)
@@ -83,6 +85,11 @@ def compare(attempt: Attempt, metrics: Metrics, expert: Expert | None) -> Expert
             entry_distance_mm=round(float(np.linalg.norm(needle.entry - path.entry)), 2),
             entry_offset=tuple(np.round(frame @ (needle.entry - path.entry), 2).tolist()),
             angle_deg=round(float(np.degrees(np.arccos(np.clip(np.dot(needle.direction, path.direction), -1, 1)))), 2),
-            depth_difference_mm=round(needle.depth_mm - path.depth_mm, 2))
+            depth_difference_mm=round(needle.depth_mm - path.depth_mm, 2),
+            # Where the safe plan puts the tip is "the point" as much as the target's landmark (its nearest safe
+            # reach): the trainee's tip against the plan's, and the depth error beyond the plan's own.
+            tip_to_plan_mm=round(float(np.linalg.norm(needle.tip - path.tip)), 3),
+            depth_error_to_plan_mm=round(depth_error_mm(attempt.session.target, needle.tip, needle.direction)
+                                         - depth_error_mm(attempt.session.target, path.tip, path.direction), 3))
     return ExpertComparison(**fields)
 

@@ -25,9 +25,13 @@ from simulator.session.history import Attempt
 # Belgian list has none: a facet joint injection and a radiofrequency ablation work on the medial branch's
 # bone under the same views; a sacroiliac joint injection is one needle into a joint under an oblique,
 # given the medial branch's level too. Not yet the epidural level (500 mGy·cm²) for the interlaminar and
-# caudal epidurals: the model's exposure control keeps 80 kVp on a lateral or contralateral oblique through
-# the iliac crests and the sacrum, where a C-arm raises the kVp, so the expert's L5-S1 interlaminar and caudal
-# attempts give 1000-1600 mGy·cm² and would be flagged.
+# caudal epidurals: with the exposure control's kVp curve (simulator.imaging.dose, 12) the expert's
+# interlaminar attempts at L1-L2 to L4-L5 give 230-400 mGy·cm², but at L5-S1 715 and the caudal 1267 (before
+# the curve 1300 and 1553), two thirds of it the 3 s live contrast run on the contralateral oblique or
+# lateral through the pelvis (470 and 693 mGy·cm²): the model's lateral sacrum transmits exp(-8.8) at
+# 80 kVp, 1/29 of its AP, where radiography's entrance doses of a lateral lumbosacral junction are about
+# five times an AP lumbar spine's at a higher kVp (UK national reference doses, NRPB-W4 2002: 26 and 5 mGy)
+# [recalled, to be re-read against the report]. Applying the level would flag those experts.
 REFERENCE_LEVELS_MGY_CM2: dict[str, float] = {
     "transforaminal_epidural": 3000.0, "medial_branch_block": 2500.0, "facet_intra_articular": 2500.0,
     "radiofrequency_ablation": 2500.0, "sacroiliac_joint_injection": 2500.0,

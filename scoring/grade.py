@@ -7,7 +7,8 @@ part          how it is scored (each item 1 at or below its "good" value, 0 at i
 accuracy      the outcome (half): where the injectate went, the right compartment and pattern, or
               without an injection the tip in the acceptance zone; tip-to-target distance (0.3) and
               depth error in the safety view (0.2), each by :func:`closeness`: 1 on the point, 3/4 at
-              the rubric's ``tip_mm`` / ``depth_mm``, half that at twice it, never a cliff
+              the rubric's ``tip_mm`` / ``depth_mm``, half that at twice it, never a cliff; the point is
+              the target's or the safe plan's end (the expert's placement), whichever is nearer
 safety        1, less 0.5 per major flag, 0.15 per minor flag and 0.1 per near miss; 0 with any
               critical flag
 efficiency    mean of: shots, beam-on time and procedure time against the range of expert attempts
@@ -160,7 +161,7 @@ def on_target(metrics: Metrics) -> bool:
     return metrics.in_zone
 
 
-def _accuracy(scenario: Scenario, metrics: Metrics) -> dict[str, float]:
+def _accuracy(scenario: Scenario, metrics: Metrics, expert: ExpertComparison) -> dict[str, float]:
     if metrics.nerve_coverage is not None:
         angle = metrics.cannula_nerve_angle_deg
         return {"nerve_coverage": 0.6 * min(metrics.nerve_coverage / COVERAGE_GOOD, 1.0),
@@ -169,9 +170,16 @@ def _accuracy(scenario: Scenario, metrics: Metrics) -> dict[str, float]:
     tolerances = scenario.tolerances()
     if metrics.tip_to_target_mm is None or metrics.depth_error_mm is None:
         return {"outcome": 0.0, "tip_distance": 0.0, "depth": 0.0}
+    tip_mm, depth_mm = metrics.tip_to_target_mm, abs(metrics.depth_error_mm)
+    # "The point" is the target's landmark or the end of the safe plan, whichever the tip is nearer: where no safe
+    # path reaches the landmark itself (a transforaminal target beside the root: the planner ends 1.5-2.1 mm off
+    # it), an examiner does not count the expert's placement, the planned point, as imprecision.
+    if expert.tip_to_plan_mm is not None:
+        tip_mm = min(tip_mm, expert.tip_to_plan_mm)
+        depth_mm = min(depth_mm, abs(expert.depth_error_to_plan_mm))
     return {"outcome": 0.5 * on_target(metrics),
-            "tip_distance": 0.3 * closeness(metrics.tip_to_target_mm, tolerances.tip_mm),
-            "depth": 0.2 * closeness(abs(metrics.depth_error_mm), tolerances.depth_mm)}
+            "tip_distance": 0.3 * closeness(tip_mm, tolerances.tip_mm),
+            "depth": 0.2 * closeness(depth_mm, tolerances.depth_mm)}
 
 
 def _safety(flags: list[Flag], near_misses: list[NearMiss]) -> dict[str, float]:
@@ -238,7 +246,7 @@ def grade(scenario: Scenario, metrics: Metrics, flags: list[Flag], near_misses: 
           expert: ExpertComparison) -> Grade:
     """Score the measured attempt and decide pass or fail."""
     weights = scenario.rubric.weights
-    accuracy = _accuracy(scenario, metrics)
+    accuracy = _accuracy(scenario, metrics, expert)
     parts = {"accuracy": (weights.accuracy, accuracy),
              "safety": (weights.safety, _safety(flags, near_misses)),
              "efficiency": (weights.efficiency, _efficiency(scenario, metrics, expert, sum(accuracy.values()))),

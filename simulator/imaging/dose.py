@@ -69,6 +69,29 @@ Model
    higher kVp, which crosses the patient more easily, needs fewer mAs: the reference air kerma and
    DAP fall with kVp (tests/simulator/test_dose.py checks the fall against Beer-Lambert through the
    spectrum for a water phantom).
+12. **The exposure control's kV-mA curve.** A C-arm's automatic exposure (brightness) control drives the tube
+   along a programmed curve: at the bottom (a thin patient) the lowest kVp with the tube current it needs; as
+   the attenuation it meters grows it raises the tube current and the kVp together, since a harder beam crosses
+   the patient more easily, until the tube's power limit; past the top the image gets darker and noisier
+   (exposure control between a minimum such as 70 kVp and a maximum such as 120 kVp, its tube current
+   limited by the tube's power rating, "the lateral abdomen" where it runs out; a low-dose curve raising
+   kVp before mA: Automatic Brightness Control, htm.fandom.com/wiki/Automatic_Brightness_Control). The model's curve
+   (:data:`AEC_KVP_STEPS`, :func:`curve_tube_current_ma`) steps from 70 to 120 kVp in 5 kV steps while the
+   tube current it allows in a pulse (:data:`AEC_PULSE_SECONDS`) rises from 6.7 to 40 mA, 1 to 6 mA mean at
+   15 pulses/s [ED: a mobile C-arm's fluoroscopy runs at a few mA]; a pulse's charge does not depend on the
+   pulse rate, so a lower rate saves its share of the dose. The control settles on the first step at which
+   the target detector kerma needs no more charge per pulse than the curve allows there, and sets the
+   charge for exactly the target (:func:`shot_technique`, per frame, from
+   :func:`metered_transmission` at each step's spectrum). On the built-in patient (2 mm) the AP view of
+   L4-L5, the calibration's pose, settles at 80 kVp and 1.2 mA mean, so the calibration (5) holds (25
+   mGy·cm²/s); a lateral of L4 at 90 kVp (2.7 mA) and of L5 at 105 (3.4 mA), with 0.78 and 0.54 of the reference air
+   kerma per frame that 80 kVp needs; a contralateral oblique of L5-S1 at 110 kVp and a lateral of the
+   sacrum at 120 kVp, with 0.52 and 0.77 of what 80 kVp gave at the rate limit (which left their detector
+   at 4-7 nGy instead of 13). Above the top of the curve the tube gives its limit and the detector less
+   than the target. A DSA run is acquired at the kVp the fluoroscopy settled on (the
+   acquisition starts from the fluoroscopy's technique) with the charge for its own target, no rate limit.
+   The kVp of each frame is the one its spectrum (:func:`simulator.imaging.spectrum.beam`) and the image
+   are made with.
 """
 
 from __future__ import annotations
@@ -128,6 +151,12 @@ _RINGS = (0.5, 1.0)
 _HALF_LENGTH_MM = 300.0
 _AIR_HU = -1000.0
 KEV_TO_JOULE = 1.602176634e-16
+# The exposure control's kV-mA curve (module docstring, 12): the kVp steps it climbs, and the tube current during
+# a pulse it allows at the first and the last step, linear between, in pulses of AEC_PULSE_SECONDS [ED: 10 ms
+# pulses; 40 mA at the top is a mobile C-arm's pulsed fluoroscopy, 6 mA mean at 15 pulses/s].
+AEC_KVP_STEPS: tuple[float, ...] = tuple(float(kvp) for kvp in range(70, 125, 5))
+AEC_CURVE_TUBE_CURRENT_MA = (6.7, 40.0)
+AEC_PULSE_SECONDS = 0.01
 
 
 def tube_output_ugy_per_mas(kvp: float) -> float:
@@ -183,6 +212,10 @@ class Technique:
     kerma_rate_limit_mgy_per_min : float, optional
         The most air kerma per minute the exposure control may give at the limit's measurement point
         (:data:`FLUORO_KERMA_RATE_LIMIT_MGY_PER_MIN`); None for an acquisition (DSA), which has none.
+    automatic_kvp : bool
+        A shot's exposure control chooses the kVp along its curve (:func:`shot_technique`, the module
+        docstring, 12); False keeps ``kvp`` and chooses the tube charge only. Direct renders
+        (:func:`exposure_for`) always use ``kvp``.
     """
 
     kvp: float = 80.0
@@ -192,6 +225,7 @@ class Technique:
     averaged_frames: int | None = None
     filtration_mm_al: float = TUBE_FILTRATION_MM_AL
     kerma_rate_limit_mgy_per_min: float | None = FLUORO_KERMA_RATE_LIMIT_MGY_PER_MIN
+    automatic_kvp: bool = True
 
     def __post_init__(self) -> None:
         tube_output_ugy_per_mas(self.kvp)  # validates the voltage
@@ -454,21 +488,104 @@ def metered_transmission(anatomy, carm: CArm, kev: float | None = None, techniqu
     return anatomy.derived(key, lambda: _metered_transmission(anatomy, carm, kev, technique))
 
 
-def _metered_transmission(anatomy, carm: CArm, kev: float | None, technique: Technique) -> float:
+def _metered_hu(anatomy, carm: CArm) -> tuple[np.ndarray, float]:
+    """The CT (HU) sampled along each metering ray, (rays, samples), and the sample step, mm."""
     step = 0.5 * float(np.min(anatomy.ct.spacing))
     distances = carm.source_to_isocenter_mm + np.arange(-_HALF_LENGTH_MM, _HALF_LENGTH_MM, step)
     points = carm.source[None, None, :] + distances[None, :, None] * metering_rays(carm)[:, None, :]
     ijk = anatomy.ct.world_to_voxel(points.reshape(-1, 3)).T
     hu = ndimage.map_coordinates(anatomy.ct.array, ijk, output=np.float32, order=1, mode="constant", cval=_AIR_HU,
                                  prefilter=False)
+    return hu.reshape(points.shape[:2]), step
+
+
+def _metered_basis(anatomy, carm: CArm) -> tuple[np.ndarray, np.ndarray]:
+    """Water and cortical-bone path lengths (mm) along each metering ray, kept per pose: every kVp the
+    exposure control tries (:func:`aec_kvp`) meters the same paths through its own spectrum."""
+    def paths() -> tuple[np.ndarray, np.ndarray]:
+        hu, step = _metered_hu(anatomy, carm)
+        water, bone = (fraction.sum(axis=1) * step for fraction in hu_to_basis(hu))
+        return water, bone
+    return anatomy.derived(("dose.metered_basis", np.round(carm.projection_matrix, 6).tobytes()), paths)
+
+
+def _metered_transmission(anatomy, carm: CArm, kev: float | None, technique: Technique) -> float:
     if kev is not None:
-        line_integrals = (hu_to_mu(kev)(hu).reshape(points.shape[:2]) * step).sum(axis=1)
+        hu, step = _metered_hu(anatomy, carm)
+        line_integrals = (hu_to_mu(kev)(hu) * step).sum(axis=1)
     else:
-        water, bone = (fraction.reshape(points.shape[:2]).sum(axis=1) * step for fraction in hu_to_basis(hu))
         spectrum = beam(technique.kvp, technique.filtration_mm_al)
-        line_integrals = np.array([spectrum.line_integral(w, b) for w, b in zip(water, bone)])
+        line_integrals = np.array([spectrum.line_integral(w, b) for w, b in zip(*_metered_basis(anatomy, carm))])
     body = line_integrals[line_integrals > BODY_LINE_INTEGRAL]
     return Grid().primary_transmission * (float(np.exp(-np.median(body))) if body.size else 1.0)
+
+
+def curve_tube_current_ma(kvp: float) -> float:
+    """The tube current during a pulse (mA) the exposure control's curve allows at ``kvp`` (module docstring,
+    12): :data:`AEC_CURVE_TUBE_CURRENT_MA` at the first and last of :data:`AEC_KVP_STEPS`, linear between.
+
+    >>> round(curve_tube_current_ma(70.0), 2), round(curve_tube_current_ma(80.0), 2), curve_tube_current_ma(120.0)
+    (6.7, 13.36, 40.0)
+    """
+    low, high = AEC_KVP_STEPS[0], AEC_KVP_STEPS[-1]
+    return float(np.interp(kvp, (low, high), AEC_CURVE_TUBE_CURRENT_MA))
+
+
+def aec_mas_per_frame(carm: CArm, technique: Technique, transmission: float) -> float:
+    """Tube charge per frame (mAs) that gives the detector behind ``transmission`` the technique's target kerma
+    (times the magnification mode's factor), at the technique's kVp, before any limit."""
+    detector_per_mas_ugy = tube_output_ugy_per_mas(technique.kvp) * (1000.0 / carm.source_to_detector_mm) ** 2
+    return technique.aec_target_ngy * 1e-3 * magnification_dose_factor(carm) / (detector_per_mas_ugy * transmission)
+
+
+def aec_kvp(anatomy, carm: CArm, technique: Technique = Technique()) -> float:
+    """The kVp a shot's exposure control settles on for ``anatomy`` at ``carm``'s pose (module docstring, 12):
+    the first of :data:`AEC_KVP_STEPS` whose target needs no more charge per pulse than
+    :func:`curve_tube_current_ma` allows in :data:`AEC_PULSE_SECONDS`, else the last; ``technique.kvp`` when the technique fixes it."""
+    if not technique.automatic_kvp:
+        return technique.kvp
+
+    def enough(kvp: float) -> bool:
+        stepped = replace(technique, kvp=kvp)
+        transmission = metered_transmission(anatomy, carm, technique=stepped)
+        return aec_mas_per_frame(carm, stepped, transmission) <= curve_tube_current_ma(kvp) * AEC_PULSE_SECONDS
+
+    # The current needed falls and the current allowed rises with kVp, so the first step that is enough is found
+    # by bisection: a few spectra per pose, not all eleven (a new spectrum takes seconds, spectrum.beam).
+    low, high = 0, len(AEC_KVP_STEPS) - 1
+    if not enough(AEC_KVP_STEPS[high]):
+        return AEC_KVP_STEPS[high]
+    while low < high:
+        middle = (low + high) // 2
+        low, high = (low, middle) if enough(AEC_KVP_STEPS[middle]) else (middle + 1, high)
+    return AEC_KVP_STEPS[low]
+
+
+def shot_technique(anatomy, carm: CArm, mode: str, technique: Technique = Technique(),
+                   seconds: float | None = None) -> Technique:
+    """The technique one frame of a ``fluoro_shot`` of ``mode`` is made with: :func:`technique_for`'s, at the kVp
+    the fluoroscopy's exposure control settles on (:func:`aec_kvp`) and the tube charge it sets there (the
+    target, within the curve's charge per pulse at its top and the rate limit; a DSA run's for its own target at the
+    same kVp). Both the dose (:func:`shot_exposure`) and the image are made with it.
+
+    Examples
+    --------
+    >>> from anatomy_models.anatomy import Anatomy
+    >>> from anatomy_models.volume import Volume
+    >>> block = Anatomy(ct=Volume.from_spacing(np.zeros((30, 30, 30), np.int16), (4, 4, 4), origin=(-58, -58, -58)))
+    >>> thin = shot_technique(block, CArm(), "pulse")     # 12 cm of water: the bottom of the curve
+    >>> thin.kvp, thin.mas_per_frame < curve_tube_current_ma(70.0) * AEC_PULSE_SECONDS
+    (70.0, True)
+    """
+    if technique.mas_per_frame is not None:  # a manual technique: nothing to choose
+        return technique_for(mode, technique, seconds)
+    kvp = aec_kvp(anatomy, carm, technique)
+    run = technique_for(mode, replace(technique, kvp=kvp), seconds)
+    transmission = metered_transmission(anatomy, carm, technique=run)
+    mas = exposure_for(carm, run, transmission).mas  # the target, within the fluoroscopy rate limit
+    if mode != "dsa" and technique.automatic_kvp:
+        mas = min(mas, curve_tube_current_ma(kvp) * AEC_PULSE_SECONDS)
+    return replace(run, mas_per_frame=mas)
 
 
 def add_fluoro_shot(ledger: DoseLedger, anatomy, carm: CArm, mode: str, seconds: float | None = None,
@@ -498,6 +615,6 @@ def add_fluoro_shot(ledger: DoseLedger, anatomy, carm: CArm, mode: str, seconds:
 
 
 def shot_exposure(anatomy, carm: CArm, mode: str, technique: Technique = Technique()) -> Exposure:
-    """The exposure of one frame of a ``fluoro_shot`` of ``mode``: metered (:func:`metered_transmission`),
-    at the mode's technique (:func:`technique_for`). A run's dose is its frames times this one."""
-    return exposure_for(carm, technique_for(mode, technique), metered_transmission(anatomy, carm, technique=technique))
+    """The exposure of one frame of a ``fluoro_shot`` of ``mode``: at the kVp and tube charge its exposure
+    control sets from the metered patient (:func:`shot_technique`). A run's dose is its frames times this one."""
+    return exposure_for(carm, shot_technique(anatomy, carm, mode, technique))

@@ -23,6 +23,11 @@ action before it), so the frames streamed to the monitor while it was held and t
 replayed from the log are the same frames (:func:`render_held_frame` draws both); its hold is its last
 frame.
 
+Technique: every frame is made at the kVp and tube charge the C-arm's exposure control sets for the patient
+at the shot's pose (:func:`simulator.imaging.dose.shot_technique`: up its kV-mA curve through a thick
+lateral or the pelvis), the same the dose counter counts, so the image's spectrum and noise and the
+attempt's dose come from one choice.
+
 Resolution: a live frame projects the anatomy with a ray per few detector pixels
 (:func:`simulator.imaging.fluoro.live_projection_cell`: as fine as the CT's voxels, a quarter of the
 rays for the 1 mm spine), so a new C-arm pose while Live is held gives its image within a pulse or
@@ -44,7 +49,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from simulator.imaging.dose import (PULSE_SECONDS, RECURSIVE_FILTER_FRAMES, Exposure, Technique, at_pulse_rate,
-                                    beam_seconds, run_frames, shot_exposure, technique_for)
+                                    beam_seconds, run_frames, shot_exposure, shot_technique, technique_for)
 from simulator.imaging.fluoro import FluoroImage, live_projection_cell, render_fluoro
 from simulator.session.fold import Session, SessionState
 
@@ -152,12 +157,14 @@ def render_held_frame(session: Session, state: SessionState, at_s: float, index:
     ``state`` (:func:`held_frame_state` at ``at_s``) with the contrast as it is at ``at_s``; the web's
     monitor streams these while Live is held and :func:`render_run` replays them, pixel for pixel.
 
-    ``technique``: the live technique at the run's pulse rate (:func:`technique_for`)."""
+    ``technique``: the live technique at the run's pulse rate (:func:`technique_for`); the frame is made at the
+    kVp and tube charge the exposure control sets at the state's pose (:func:`shot_technique`)."""
     carm = session.carm(state)
+    shot = shot_technique(session.anatomy, carm, "live", technique)
     if pixels is not None:
         carm = carm.with_(detector_pixels=pixels)
     held = min(index + 1, RECURSIVE_FILTER_FRAMES)
-    dose = replace(technique, averaged_frames=held)
+    dose = replace(shot, averaged_frames=held)
     return render_fluoro(session.anatomy, carm, state.needle, session.contrast(at_s), dose=dose,
                          seed=frame_seed(shot_seed(session.scenario.seed, shot), index),
                          projection_cell=live_projection_cell(session.anatomy, carm),
@@ -217,10 +224,11 @@ def render_run(session: Session, state: SessionState, mode: str, seconds: float 
         shows the session as it stood at its moment (:func:`render_held_frame`).
     """
     carm = session.carm(state)
+    fluoro = at_pulse_rate(technique, frames_per_second)
+    run = shot_technique(session.anatomy, carm, mode, fluoro, seconds)  # the exposure control's kVp and mAs
+    frame_exposure = shot_exposure(session.anatomy, carm, mode, fluoro)
     if pixels is not None:
         carm = carm.with_(detector_pixels=pixels)
-    fluoro = at_pulse_rate(technique, frames_per_second)
-    run = technique_for(mode, fluoro, seconds)
     rate = run.frames_per_second  # a live run's pulse rate; DSA's own acquisition rate
     count = run_frames(beam_seconds(seconds), rate)
     first = max(0, count - CINE_LOOP_FRAMES)
@@ -230,7 +238,7 @@ def render_run(session: Session, state: SessionState, mode: str, seconds: float 
         frames = tuple(render_held_frame(session, held_frame_state(states, t), t, i, state.fluoro_shots, run,
                                          pixels=pixels) for i, t in enumerate(times, start=first))
         return CineRun(frames=frames, times_s=times, frames_per_second=rate,
-                       frame_exposure=shot_exposure(session.anatomy, carm, mode, fluoro))
+                       frame_exposure=frame_exposure)
     end = shown_at(state, mode, seconds)
     times = tuple(end - (count - 1 - i) / rate for i in range(first, count))
     seed = shot_seed(session.scenario.seed, state.fluoro_shots)
@@ -244,7 +252,7 @@ def render_run(session: Session, state: SessionState, mode: str, seconds: float 
                                     seed=seed if i == count - 1 else frame_seed(seed, i), subtract=mask,
                                     projection_cell=cell))
     return CineRun(frames=tuple(frames), times_s=times, frames_per_second=rate,
-                   frame_exposure=shot_exposure(session.anatomy, carm, mode, fluoro))
+                   frame_exposure=frame_exposure)
 
 
 def render_shot(session: Session, state: SessionState, mode: str, seconds: float | None = None,
@@ -277,10 +285,10 @@ def render_shot(session: Session, state: SessionState, mode: str, seconds: float
         return render_held_frame(session, held_frame_state(states, last_s), last_s, count - 1, state.fluoro_shots,
                                  run, pixels=pixels)
     carm = session.carm(state)
+    technique = shot_technique(session.anatomy, carm, mode, at_pulse_rate(Technique(), frames_per_second), seconds)
     if pixels is not None:
         carm = carm.with_(detector_pixels=pixels)
     seed = shot_seed(session.scenario.seed, state.fluoro_shots)
-    technique = technique_for(mode, at_pulse_rate(Technique(), frames_per_second), seconds=seconds)
     mask = render_fluoro(session.anatomy, carm, state.needle, dose=technique, seed=seed + 1) if mode == "dsa" else None
     return render_fluoro(session.anatomy, carm, state.needle, session.contrast(shown_at(state, mode, seconds)),
                          dose=technique, seed=seed, subtract=mask,

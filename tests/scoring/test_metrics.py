@@ -158,3 +158,20 @@ def test_live_contrast_passes_a_transforaminal_unless_the_scenario_demands_dsa()
     assert default.passed and next(c for c in default.components if c.name == "technique").score < 1.0
     strict = grade(LIBRARY["tfesi-adamkiewicz-l1l2-left"], live_only, [], [], comparison)
     assert [g.detail for g in strict.gates if not g.passed] == ["contrast not imaged with DSA"]
+
+
+def test_the_safe_plans_end_is_on_the_point():
+    """Where no safe path reaches the target's landmark (a transforaminal target beside the root: the planner's
+    needle ends 1.5-2.1 mm off it), a tip on the plan's end earns the accuracy of a tip on the landmark; a tip as
+    far from both earns less: precision is judged against the planned point, as an examiner does (issue 19:
+    the expert's placement at L2-L3 scored 96 and broke the expert-competent gap)."""
+    scenario = LIBRARY["tfesi-default"]
+    accuracy_only = scenario.model_copy(update={"rubric": scenario.rubric.model_copy(update={
+        "weights": scenario.rubric.weights.model_copy(update={"safety": 0, "efficiency": 0, "technique": 0})})})
+    off = _metrics(tip_to_target_mm=2.1, depth_error_mm=0.6, in_zone=True,
+                   offset=Offset(cranial_mm=2.1, ventral_mm=0, lateral_mm=0))
+    on_plan = ExpertComparison(available=True, tip_to_plan_mm=0.0, depth_error_to_plan_mm=0.0)
+    beside_both = ExpertComparison(available=True, tip_to_plan_mm=2.1, depth_error_to_plan_mm=0.6)
+    assert grade(accuracy_only, off, [], [], on_plan).score == 100.0
+    assert grade(accuracy_only, off, [], [], beside_both).score == grade(accuracy_only, off, [], [],
+                                                                         ExpertComparison(available=False)).score < 97.0

@@ -3,9 +3,13 @@ import pytest
 
 from anatomy_models.errors import SpinesimError
 from simulator.imaging.carm import CArm, Collimation
-from simulator.imaging.dose import (DSA_FRAMES_PER_SECOND, DSA_TO_LIVE_DOSE_RATE, IRP_FROM_ISOCENTER_MM, DoseLedger,
-                                    Technique, add_fluoro_shot, exposure_for, live_dose_rate_mgy_per_s,
-                                    photons_per_mm2_per_ugy, tube_output_ugy_per_mas)
+from simulator.imaging.dose import (AEC_CURVE_TUBE_CURRENT_MA, AEC_KVP_STEPS, AEC_PULSE_SECONDS, DSA_FRAMES_PER_SECOND,
+                                    DSA_TO_LIVE_DOSE_RATE, IRP_FROM_ISOCENTER_MM, DoseLedger, Technique,
+                                    add_fluoro_shot, curve_tube_current_ma, dsa_target_ngy, exposure_for,
+                                    live_dose_rate_mgy_per_s, photons_per_mm2_per_ugy, shot_exposure, shot_technique,
+                                    tube_output_ugy_per_mas)
+from simulator.imaging.scatter import Grid
+from simulator.imaging.spectrum import beam
 
 
 def test_tube_output_grows_about_with_kvp_squared():
@@ -168,3 +172,70 @@ def test_at_the_same_detector_dose_air_kerma_and_dap_fall_with_kvp_as_the_phanto
     dap = [exposures[k].dose_area_product_gy_cm2 for k in (65.0, 80.0, 120.0)]
     assert kerma[0] > kerma[1] > kerma[2] and kerma[0] > 2.0 * kerma[2]
     assert dap[0] > dap[1] > dap[2]
+
+
+def _water_slab(thickness_mm: float):
+    """Water ``thickness_mm`` thick across the default C-arm's beam (2 mm voxels along it), 240 mm wide."""
+    from anatomy_models.anatomy import Anatomy
+    from anatomy_models.volume import Volume
+
+    layers = int(round(thickness_mm / 2.0))
+    return Anatomy(ct=Volume.from_spacing(np.zeros((60, layers, 60), np.int16), (4, 2, 4),
+                                          origin=(-118, -(layers - 1), -118)))
+
+
+def _needed_tube_current_ma(kvp: float, water_mm: float) -> float:
+    """Tube current during a pulse (mA) that gives the detector behind ``water_mm`` of water its target kerma per
+    frame at ``kvp``, from the definitions: tube output, inverse square, Beer-Lambert through the spectrum, the
+    grid."""
+    transmission = Grid().primary_transmission * np.exp(-beam(kvp).line_integral(water_mm=water_mm))
+    detector_ngy_per_mas = tube_output_ugy_per_mas(kvp) * (1000.0 / CArm().source_to_detector_mm) ** 2 * 1e3
+    return Technique().aec_target_ngy / (detector_ngy_per_mas * transmission) / AEC_PULSE_SECONDS
+
+
+@pytest.mark.parametrize("water_mm", [100.0, 260.0, 440.0])
+def test_the_exposure_control_climbs_its_kv_ma_curve_with_the_patient(water_mm):
+    """The exposure control's curve (dose module docstring, 12) on water slabs: a thin patient stays at the bottom
+    (70 kVp); a thicker one settles on the first kVp step at which the current the target needs is within the
+    curve's, the detector getting its target per frame; past the top (120 kVp, 40 mA pulses) the detector gets
+    less than the target, and the frame's spectrum is the chosen kVp's."""
+    slab, carm = _water_slab(water_mm), CArm()
+    technique = shot_technique(slab, carm, "pulse")
+    kvp, current_ma = technique.kvp, technique.mas_per_frame / AEC_PULSE_SECONDS
+    exposure = shot_exposure(slab, carm, "pulse")
+    behind_ngy = exposure.detector_air_kerma_ngy * Grid().primary_transmission * np.exp(
+        -beam(kvp).line_integral(water_mm=water_mm))
+    assert exposure.kvp == kvp and exposure.mas == pytest.approx(technique.mas_per_frame)
+    needed = _needed_tube_current_ma(kvp, water_mm)
+    if water_mm == 100.0:
+        assert kvp == AEC_KVP_STEPS[0] and needed < AEC_CURVE_TUBE_CURRENT_MA[0]
+    if water_mm == 440.0:
+        assert kvp == AEC_KVP_STEPS[-1] and needed > AEC_CURVE_TUBE_CURRENT_MA[1]
+        assert current_ma == pytest.approx(AEC_CURVE_TUBE_CURRENT_MA[1])
+        assert behind_ngy < 0.9 * Technique().aec_target_ngy
+        return
+    assert needed <= curve_tube_current_ma(kvp) and current_ma == pytest.approx(needed, rel=0.03)
+    if kvp > AEC_KVP_STEPS[0]:
+        assert 70.0 < kvp < 120.0
+        below = kvp - 5.0
+        assert _needed_tube_current_ma(below, water_mm) > curve_tube_current_ma(below)
+    assert behind_ngy == pytest.approx(Technique().aec_target_ngy, rel=0.03)
+
+
+def test_the_exposure_control_raises_the_kvp_through_the_pelvis_and_the_dose_per_frame_falls(small_spine):
+    """The built-in patient: AP at L4-L5, the calibration's pose, stays at 80 kVp (so the published rates hold,
+    test_live_fluoroscopy_of_the_lumbar_spine_gives_the_published_dose_rates); a lateral of L5 climbs to 100 kVp
+    or more, where its reference air kerma per frame is under two thirds of what the exposure control fixed at
+    80 kVp gives; a DSA run there keeps the fluoroscopy's kVp, with the DSA target and no rate limit."""
+    from simulator.imaging.carm import lateral
+
+    front = CArm(isocenter=tuple(small_spine.landmark("L4-L5.interlaminar_window.center")))
+    side = lateral(small_spine, "L5")
+    assert shot_technique(small_spine, front, "pulse").kvp == 80.0
+    automatic = shot_exposure(small_spine, side, "pulse")
+    fixed = shot_exposure(small_spine, side, "pulse", Technique(automatic_kvp=False))
+    assert automatic.kvp >= 100.0 and fixed.kvp == 80.0
+    assert automatic.reference_air_kerma_mgy < 0.67 * fixed.reference_air_kerma_mgy
+    dsa = shot_technique(small_spine, side, "dsa")
+    assert dsa.kvp == automatic.kvp and dsa.kerma_rate_limit_mgy_per_min is None
+    assert dsa.aec_target_ngy == dsa_target_ngy()
