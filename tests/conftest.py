@@ -13,14 +13,16 @@ os.environ.setdefault("VTK_DEFAULT_OPENGL_WINDOW", "vtkEGLRenderWindow")
 def spinesim_home(tmp_path_factory: pytest.TempPathFactory):
     """A private SPINESIM_HOME for the whole session (shared caches, e.g. generated anatomies).
 
-    The parallel workers of one run (pytest-xdist) share its generated patients: each worker's home links
-    to one folder beside the workers' own, and the store generates a patient once while another process
-    waits for it (a worker would otherwise generate the built-in patient again, 10-40 s each)."""
+    The parallel workers of one run (pytest-xdist) share its generated patients and X-ray spectra: each
+    worker's home links to one folder beside the workers' own, and the store generates a patient once while
+    another process waits for it (a worker would otherwise generate the built-in patient again, 10-40 s
+    each); a spectrum is written whole in one rename (SpekPy takes 2-5 s each)."""
     home = tmp_path_factory.mktemp("spinesim-home")
     if os.environ.get("PYTEST_XDIST_WORKER"):
-        shared = tmp_path_factory.getbasetemp().parent / "generated-patients"
-        shared.mkdir(exist_ok=True)
-        (home / "generated").symlink_to(shared, target_is_directory=True)
+        for cache, shared_name in (("generated", "generated-patients"), ("spectra", "spectra")):
+            shared = tmp_path_factory.getbasetemp().parent / shared_name
+            shared.mkdir(exist_ok=True)
+            (home / cache).symlink_to(shared, target_is_directory=True)
     previous = os.environ.get("SPINESIM_HOME")
     os.environ["SPINESIM_HOME"] = str(home)
     yield home

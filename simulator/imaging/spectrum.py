@@ -23,13 +23,17 @@ tissue's, lose contrast as the tube voltage rises. The model:
 
 from __future__ import annotations
 
+import zipfile
 from dataclasses import dataclass
 from functools import lru_cache
+from importlib.metadata import version
 
 import numpy as np
 from numba import njit, prange
 
+from anatomy_models.atomic import atomic_path
 from anatomy_models.errors import SpinesimError
+from anatomy_models.home import spinesim_home
 from anatomy_models.tissues import DENSITY_G_PER_CM3, mass_attenuation_spectrum_cm2_per_g, tissue
 
 # Total filtration of a C-arm tube, mm Al: IEC 60601-1-3 asks at least 2.5 mm Al; mobile C-arms carry
@@ -111,14 +115,34 @@ def _check_technique(kvp: float, filtration_mm_al: float) -> None:
 
 
 def spekpy_spectrum(kvp: float, filtration_mm_al: float, bin_kev: float) -> tuple[np.ndarray, np.ndarray, float]:
-    """SpekPy's spectrum: (bin centres keV, photons per mm^2 per mAs at 1 m per bin, air kerma uGy/mAs at 1 m)."""
+    """SpekPy's spectrum: (bin centres keV, photons per mm^2 per mAs at 1 m per bin, air kerma uGy/mAs at 1 m).
+
+    Kept in the home's ``spectra`` folder: SpekPy takes 2-5 s a spectrum, and the exposure control climbs
+    through up to eleven kVp steps (:mod:`simulator.imaging.dose`). A missing or damaged file is made again;
+    a home that cannot be written only means the spectrum is not kept.
+    """
+    path = spinesim_home() / "spectra" / (f"spekpy-{version('spekpy')}_{kvp:g}kVp_{filtration_mm_al:g}mmAl_"
+                                          f"{bin_kev:g}keV_{ANODE_ANGLE_DEG:g}deg.npz")
+    try:
+        with np.load(path) as kept:
+            return kept["energies"], kept["fluence"], float(kept["kerma"])
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):
+        pass
     import spekpy  # imported here: it takes a second, and only a new kVp needs it
 
     spectrum = spekpy.Spek(kvp=float(kvp), th=ANODE_ANGLE_DEG, dk=float(bin_kev), z=100.0)
     spectrum.filter("Al", float(filtration_mm_al))
     energies, per_kev_per_cm2 = spectrum.get_spectrum(edges=False, flu=True, diff=True)
+    energies = np.asarray(energies, dtype=np.float64)
     fluence = np.asarray(per_kev_per_cm2, dtype=np.float64) * bin_kev / 100.0  # per bin, per mm^2
-    return np.asarray(energies, dtype=np.float64), fluence, float(spectrum.get_kerma())
+    kerma = float(spectrum.get_kerma())
+    try:
+        path.parent.mkdir(exist_ok=True)
+        with atomic_path(path) as temporary, open(temporary, "wb") as file:
+            np.savez(file, energies=energies, fluence=fluence, kerma=kerma)
+    except (OSError, SpinesimError):
+        pass
+    return energies, fluence, kerma
 
 
 @lru_cache(maxsize=16)

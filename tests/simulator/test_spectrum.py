@@ -73,3 +73,25 @@ def test_the_water_bone_table_matches_the_sum_over_the_spectrum():
     water = rng.uniform(0.0, 450.0, (64, 64)).astype(np.float32)
     bone = rng.uniform(0.0, 60.0, (64, 64)).astype(np.float32)
     np.testing.assert_allclose(detected_water_bone(b, water, bone), detected_line_integrals(b, water, bone), atol=5e-4)
+
+
+def test_a_spectrum_is_made_once_and_then_read_from_the_home(tmp_path, monkeypatch):
+    """SpekPy takes seconds a spectrum and the exposure control visits many kVp steps: the second ask reads the
+    home's copy (SpekPy is not called again), and a damaged copy is made again, not trusted."""
+    import spekpy
+
+    monkeypatch.setenv("SPINESIM_HOME", str(tmp_path))
+    made = spekpy_spectrum(67.0, 3.0, 2.0)
+    kept = next((tmp_path / "spectra").glob("*67kVp*"))
+
+    def refused(*args, **kwargs):
+        raise AssertionError("SpekPy asked again for a kept spectrum")
+
+    with monkeypatch.context() as patched:
+        patched.setattr(spekpy, "Spek", refused)
+        again = spekpy_spectrum(67.0, 3.0, 2.0)
+    for first, second in zip(made, again):
+        np.testing.assert_array_equal(first, second)
+    kept.write_bytes(b"PK\x03\x04 cut short")
+    remade = spekpy_spectrum(67.0, 3.0, 2.0)
+    np.testing.assert_array_equal(remade[1], made[1])
