@@ -160,11 +160,11 @@ def render_held_frame(session: Session, state: SessionState, at_s: float, index:
     ``technique``: the live technique at the run's pulse rate (:func:`technique_for`); the frame is made at the
     kVp and tube charge the exposure control sets at the state's pose (:func:`shot_technique`)."""
     carm = session.carm(state)
-    shot = shot_technique(session.anatomy, carm, "live", technique)
+    exposure = shot_technique(session.anatomy, carm, "live", technique)
     if pixels is not None:
         carm = carm.with_(detector_pixels=pixels)
     held = min(index + 1, RECURSIVE_FILTER_FRAMES)
-    dose = replace(shot, averaged_frames=held)
+    dose = replace(exposure, averaged_frames=held)
     return render_fluoro(session.anatomy, carm, state.needle, session.contrast(at_s), dose=dose,
                          seed=frame_seed(shot_seed(session.scenario.seed, shot), index),
                          projection_cell=live_projection_cell(session.anatomy, carm),
