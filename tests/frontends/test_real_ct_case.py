@@ -45,9 +45,12 @@ def test_import_draws_parts_and_the_canal_from_the_vertebra_labels(real_ct, caps
     assert {"L4-L5.disc.annulus", "L4-L5.disc.nucleus", "ligamentum_flavum.L4-L5", "dural_sac.dura", "dural_sac.csf",
             "cauda_equina", "epidural_space", "nerve_root.L4.left", "dorsal_root_ganglion.L4.left"} <= names
     assert "L4-L5.safe_triangle.left" in real_ct.landmarks and "L4-L5.interlaminar_window.center" in real_ct.landmarks
-    # The sac lies in the canal, in front of the flavum and behind the L4-L5 disc (LPS: +y is posterior).
-    sac_y = real_ct.ct.voxel_to_world(np.argwhere(real_ct.mask("dural_sac")))[:, 1].mean()
-    flavum_y = real_ct.ct.voxel_to_world(np.argwhere(real_ct.mask("ligamentum_flavum.L4-L5")))[:, 1].mean()
+    # The sac lies in the canal, in front of the flavum's interlaminar part and behind the L4-L5 disc (LPS: +y is
+    # posterior). The flavum's capsular parts line the facet joints and the foramina, beside the sac, not behind it.
+    sac = real_ct.ct.voxel_to_world(np.argwhere(real_ct.mask("dural_sac")))
+    sac_y = sac[:, 1].mean()
+    flavum = real_ct.ct.voxel_to_world(np.argwhere(real_ct.mask("ligamentum_flavum.L4-L5")))
+    flavum_y = flavum[np.abs(flavum[:, 0] - sac[:, 0].mean()) < 5.0, 1].mean()
     disc_y = real_ct.ct.voxel_to_world(np.argwhere(real_ct.mask("L4-L5.disc")))[:, 1].mean()
     assert disc_y < sac_y < flavum_y
     assert main(["anatomy", "info", "real-lumbar"]) == 0
