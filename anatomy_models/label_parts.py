@@ -46,8 +46,8 @@ from anatomy_models.anatomy import Anatomy
 from anatomy_models.label_landmarks import S1_SEGMENT_MM, VertebraFrame, vertebra_frames
 from anatomy_models.spine.neural import (ANTERIOR_EPIDURAL_MM, CORD_SEMI_AXES_MM, DURA_THICKNESS_MM, GANGLION_LENGTH_MM,
                                          ROOT_DIAMETER_MM)
-from anatomy_models.spine.skeleton import (CAPSULAR_FLAVUM_FROM_WALL_MM, CAPSULAR_FLAVUM_INTO_BONE_MM,
-                                           CAPSULAR_FLAVUM_REACH_MM, CAPSULAR_FLAVUM_STEP_MM)
+from anatomy_models.spine.skeleton import (CAPSULAR_FLAVUM_FROM_WALL_MM, CAPSULAR_FLAVUM_REACH_MM,
+                                           CAPSULAR_FLAVUM_STEP_MM, capsular_lining)
 from anatomy_models.spine.vessels import CONNECTED_RADIUS_VOXELS, RADICULAR_RADIUS_MM
 from anatomy_models.structures import LEVELS, Label, LabelTable, in_group, interspace
 from anatomy_models.volume import Volume
@@ -320,15 +320,11 @@ def _capsular_flavum(painter: _Painter, anatomy: Anatomy, upper: VertebraFrame, 
            if in_group(label.name, upper.level) or in_group(label.name, lower.level)]
     codes = np.zeros(len(ijk), dtype=np.uint16)
     codes[inside_grid] = painter.array[tuple(ijk[inside_grid].T)]
-    bone = np.isin(codes, ids).reshape(uu.shape)
-    # The first bone behind free space (a column that starts in bone is in the pedicle or the body).
     below_body = (u[:, None] > middle) & (w[None, :] < upper.local(endplate)[2])
-    found = bone.any(axis=1) & ~bone[:, 0, :] & ~below_body
-    if not found.any():
+    lined = capsular_lining(np.isin(codes, ids).reshape(uu.shape), v, step, below_body)
+    if lined is None:
         return 0
-    surface = v[np.where(found, bone.argmax(axis=1), 0)] + CAPSULAR_FLAVUM_INTO_BONE_MM
-    surface = surface[tuple(ndimage.distance_transform_edt(~found, return_distances=False, return_indices=True))]
-    edge = (ndimage.distance_transform_edt(~found) - ndimage.distance_transform_edt(found) + 0.5) * step
+    surface, edge = lined
     thickness = max(FLAVUM_THICKNESS_MM, float(np.min(painter.grid.spacing)))
     corners = upper.world(np.array([[s * a, b, c] for a in u[[0, -1]] for b in v[[0, -1]] for c in w[[0, -1]]]))
     box = _box(painter.grid, upper, corners.min(axis=0) - thickness, corners.max(axis=0) + thickness)

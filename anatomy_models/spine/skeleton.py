@@ -190,20 +190,29 @@ def capsular_flavum(skeleton: Skeleton, interspace: str, side: str, thickness_mm
     bone = np.zeros(uu.size, dtype=bool)
     for name in (upper_name, lower_name):
         bone |= skeleton.vertebra_shape(name).sdf(*coords) < 0
-    bone = bone.reshape(uu.shape)
-    # The first bone behind free space (a column that starts in bone is in the pedicle or body).
-    free = ~bone[:, 0, :]
-    found = bone.any(axis=1) & free & ~((u[:, None] > middle) & (w[None, :] < -upper.height / 2.0))
-    first = np.where(found, bone.argmax(axis=1), 0)
-    surface = v[first] + CAPSULAR_FLAVUM_INTO_BONE_MM
-    if not found.any():
+    lined = capsular_lining(bone.reshape(uu.shape), v, step, (u[:, None] > middle) & (w[None, :] < -upper.height / 2.0))
+    if lined is None:
         raise ValueError(f"{interspace} {side}: no bone behind the foramen for the ligamentum flavum to line")
-    # Fill the unmapped cells with their nearest mapped value (smooth interpolation at the edges).
-    nearest = ndimage.distance_transform_edt(~found, return_distances=False, return_indices=True)
-    surface = surface[tuple(nearest)]
-    edge = (ndimage.distance_transform_edt(~found) - ndimage.distance_transform_edt(found) + 0.5) * step
+    surface, edge = lined
     frame = upper.frame if s > 0 else _mirrored(upper.frame)
     return BoneLining(frame, u, w, surface.astype(np.float32), edge.astype(np.float32), thickness_mm)
+
+
+def capsular_lining(bone: np.ndarray, v: np.ndarray, step: float,
+                    excluded: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+    """Where the capsular flavum lies on a (u, v, w) grid of ``bone`` (``v`` the depths, ``step`` the grid's
+    spacing, mm): the back of the sheet at each (u, w), in front of the first bone behind free space (a column
+    that starts in bone is in the pedicle or body; ``excluded`` columns are not lined), the unmapped cells
+    filled with their nearest mapped value; and the signed distance (mm) to the mapped cells' edge, negative
+    inside. None where no column meets such bone. Shared by the generator (:func:`capsular_flavum`) and a
+    labelled CT's parts (``anatomy_models.label_parts``)."""
+    found = bone.any(axis=1) & ~bone[:, 0, :] & ~excluded
+    if not found.any():
+        return None
+    surface = v[np.where(found, bone.argmax(axis=1), 0)] + CAPSULAR_FLAVUM_INTO_BONE_MM
+    surface = surface[tuple(ndimage.distance_transform_edt(~found, return_distances=False, return_indices=True))]
+    edge = (ndimage.distance_transform_edt(~found) - ndimage.distance_transform_edt(found) + 0.5) * step
+    return surface, edge
 
 
 def _mirrored(frame):
