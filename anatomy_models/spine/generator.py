@@ -61,12 +61,21 @@ ProgressCallback = Callable[[float, float, str], None]
 # thickest walls, 1.5 mm of full cortical bone (the bright ring of the eye on AP and oblique views, seen
 # end-on) [ED]. The body: its trabecular core at the mean L1 trabecular attenuation of adults at 120 kV,
 # 226 +- 44 HU under 30 years, falling 2.5 HU a year (Jang et al., Radiology 2019;291:360, 20 374 CTs;
-# not yet in clinical.md): 190 HU, a patient in the mid-forties (170 HU, the fifties, read as "empty
-# boxes" on the lateral: the shell outdrew the core). Its shell is a thin porous membrane of fused
-# trabeculae, ~0.3 mm (Silva et al. 1994; Ritzel et al. 1997; §5.4), 0.5 mm of 800 HU here with the 1 mm
-# endosteal ramp; the endplates are denser (subchondral bone plate) and the ring apophyses, the rims
-# round the endplates, densest: see BODY_SHELL_MM_BY_FACING. The posterior elements' core: 380 HU, the
-# middle of §5.4's 300-450 HU (340 HU left the Scotty dog's ear and front leg faint over the body).
+# not yet in clinical.md): 185 HU, a patient in the late forties (170 HU, the fifties, read as "empty
+# boxes" on the lateral: the shell outdrew the core; 190 HU until generator 31, whose denser side walls
+# would otherwise lift the body's mean CT number further above real CT's, §5.4). Its shell is a thin
+# porous membrane of fused trabeculae, ~0.3 mm (Silva et al. 1994; Ritzel et al. 1997; §5.4) of compact
+# bone (1200 HU, §5.1). A radiograph resolves it: seen tangentially, the body's side wall is a line of
+# more bone than the rays just inside it (the AP's concave vertical lines). A 1 mm CT does not: spread
+# over a voxel and the reconstruction blur, a shell with a real one's bone (0.32 mm of 1200 HU; 0.5 mm
+# of 800 HU here until generator 31, the same bone) gave the tangential ray 0.88 of the bone 4-7 mm
+# inside it, and the walls vanished on every AP (issue 15). So the shell carries what a radiograph of a
+# real body shows: 0.5 mm of 1100 HU with the 1 mm endosteal ramp gives the tangential ray 1.06 of the
+# inside's bone, a real shell's 1.05 at a radiograph's resolution (tests/anatomy_models/spine/
+# test_body_shell.py), for 5% more bone on the central ray. The endplates are denser (subchondral bone
+# plate) and the ring apophyses, the rims round the endplates, densest: see BODY_SHELL_MM_BY_FACING. The
+# posterior elements' core: 380 HU, the middle of §5.4's 300-450 HU (340 HU left the Scotty dog's ear and
+# front leg faint over the body).
 # The articular processes take the top of §5.4's 1-1.5 mm cortex: each carries its facet's subchondral
 # bone plate under the cartilage [ED]; with 1 mm the real L4's front leg (IAP, hanging mostly below its
 # body) stood out 0.11 of the display window on the Scotty-dog view, under the 0.12 the test asks.
@@ -83,21 +92,26 @@ _POSTERIOR = ("lamina", "SAP", "IAP", "transverse_process", "spinous_process")
 _PELVIC = {"sacrum": (1.0, 250.0, 850.0), "ilium": (1.2, 250.0, 1100.0)}
 CORTEX_MM = {"body": 0.5, "pedicle": 1.5, **{kind: 1.0 for kind in _POSTERIOR}, "SAP": 1.5, "IAP": 1.5,
              **{bone: v[0] for bone, v in _PELVIC.items()}, "default": 1.5}
-CORE_HU = {"body": 190.0, **{kind: 380.0 for kind in _POSTERIOR}, **{bone: v[1] for bone, v in _PELVIC.items()},
+CORE_HU = {"body": 185.0, **{kind: 380.0 for kind in _POSTERIOR}, **{bone: v[1] for bone, v in _PELVIC.items()},
            "default": TISSUES["cancellous_bone"].hu}
-CORTICAL_HU = {"body": 800.0, **{kind: 850.0 for kind in _POSTERIOR}, **{bone: v[2] for bone, v in _PELVIC.items()},
+CORTICAL_HU = {"body": 1100.0, **{kind: 850.0 for kind in _POSTERIOR}, **{bone: v[2] for bone, v in _PELVIC.items()},
                "default": TISSUES["cortical_bone"].hu}
 # The body's shell thickness (mm) by how much its surface faces along the spine's axis (|cos| of the
 # angle between the surface normal and the vertebra's superior axis): the side walls (0) keep the thin
 # shell; the rounded rims between wall and endplate (0.5-0.8), the ring apophyses, are the densest bone
 # of the body on a lateral radiograph; the endplates themselves (1) are a subchondral plate, 0.8 mm on CT
 # [ED: Silva et al. 1994 measured the endplate ~0.35 mm centrally and thicker at the rim; a clinical
-# scan shows it about twice as thick, §5.4]. Thicker plates and rims (1 and 1.8 mm) framed the bodies
-# as empty boxes on the lateral and AP views.
-BODY_SHELL_MM_BY_FACING = ((0.0, 0.45, 0.65, 0.85, 1.0), (0.5, 0.5, 1.3, 0.8, 0.8))
+# scan shows it about twice as thick, §5.4]. Thicker plates and rims (1 and 1.8 mm of 800 HU) framed the
+# bodies as empty boxes on the lateral and AP views: the plates and rims keep the bone of 0.8 and 1.3 mm of
+# 800 HU (generator 28) in the denser shell, 0.53 and 0.87 mm of 1100 HU (the bone above the core's scales
+# with the thickness down to half the endosteal ramp).
+BODY_SHELL_MM_BY_FACING = ((0.0, 0.45, 0.65, 0.85, 1.0), (0.5, 0.5, 0.87, 0.53, 0.53))
 # The pedicle's cortical tube continues this far into the body (mm) before it merges with the
-# body's trabecular bone [ED]: the funnel that makes the pedicle's "eye" on AP and oblique views.
+# body's trabecular bone [ED]: the funnel that makes the pedicle's "eye" on AP and oblique views. Its
+# walls keep the CT number they had with the body's (generator 28): the eye and the Scotty dog's tests were
+# set on it, and the body's denser side walls are for the walls seen tangentially, not the funnel.
 PEDICLE_WALL_INTO_BODY_MM = 6.0
+PEDICLE_FUNNEL_HU = 800.0
 # How far (mm) beyond its own box a part of a real vertebra claims the outline's voxels (the nearest
 # part names each voxel; beyond every part's reach the nearest labelled voxel does) [ED].
 OUTLINE_PART_REACH_MM = 8.0
@@ -361,7 +375,8 @@ def _paint_bone(labels: np.ndarray, grid: Grid, parts, ids: dict[str, int], join
     if axis is not None:
         in_body = (body < 0) & ~funnel
         shell[in_body] = _body_shell_mm(body, in_body, axis, grid.spacing)
-    return BoneRegion(box, blended, bone_hu_from_depth(depth, shell, core[owner], cortical[owner]))
+    wall_hu = np.where(funnel, np.float32(PEDICLE_FUNNEL_HU), cortical[owner])
+    return BoneRegion(box, blended, bone_hu_from_depth(depth, shell, core[owner], wall_hu))
 
 
 def _body_shell_mm(body_sdf_mm: np.ndarray, where: np.ndarray, axis: np.ndarray, spacing_mm: float) -> np.ndarray:
@@ -373,9 +388,11 @@ def _body_shell_mm(body_sdf_mm: np.ndarray, where: np.ndarray, axis: np.ndarray,
     >>> slab = np.abs(z) - 5.0                     # a slab 10 mm thick: two endplates facing along z
     >>> inside = slab < 0
     >>> {round(v, 2) for v in _body_shell_mm(slab, inside, np.array([0.0, 0.0, 1.0]), 1.0).tolist()}
-    {0.8}
+    {0.53}
     >>> {round(v, 2) for v in _body_shell_mm(slab, inside, np.array([1.0, 0.0, 0.0]), 1.0).tolist()}  # walls
     {0.5}
+    >>> {round(v, 2) for v in _body_shell_mm(slab, inside, np.array([0.0, 0.6, 0.8]), 1.0).tolist()}  # a rim
+    {0.62}
     """
     gradient = np.stack([g[where] for g in np.gradient(body_sdf_mm, spacing_mm)], axis=1)
     norm = np.maximum(np.linalg.norm(gradient, axis=1), 1e-6)
