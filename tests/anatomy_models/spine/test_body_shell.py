@@ -12,7 +12,7 @@ from scipy import ndimage
 from scipy.spatial import cKDTree
 
 from anatomy_models.spine.ct_synthesis import PERIOSTEAL_HU, RECONSTRUCTION_FWHM_MM, bone_hu_from_depth, inside_fraction
-from anatomy_models.spine.generator import CORE_HU, CORTEX_MM, CORTICAL_HU
+from anatomy_models.spine.generator import BODY_SHELL_MM_BY_FACING, CORE_HU, CORTICAL_HU
 from anatomy_models.tissues import TISSUES
 
 # An L3 body at mid-height: ~45 mm wide, ~33 mm deep [ED, the mean shape's L3 in shapes/; Zhou et al. 2000].
@@ -59,8 +59,8 @@ def painted_body_section(offset_mm: float, spacing_mm: float = 1.0) -> tuple[np.
     y = np.arange(-22.0, 22.0, spacing_mm) + 0.37 * offset_mm
     grid_x, grid_y = np.meshgrid(x, y, indexing="ij")
     sdf = _ellipse_sdf_mm(grid_x, grid_y)
-    bone = bone_hu_from_depth(-sdf, np.full(sdf.shape, CORTEX_MM["body"], np.float32), CORE_HU["body"],
-                              CORTICAL_HU["body"])
+    side_wall_mm = float(np.interp(0.0, *BODY_SHELL_MM_BY_FACING))  # a surface facing across the spine's axis
+    bone = bone_hu_from_depth(-sdf, np.full(sdf.shape, side_wall_mm, np.float32), CORE_HU["body"], CORTICAL_HU["body"])
     share = inside_fraction(sdf, spacing_mm)
     hu = SOFT_HU + share * (bone - SOFT_HU)
     sigma = RECONSTRUCTION_FWHM_MM / (2.0 * np.sqrt(2.0 * np.log(2.0))) / spacing_mm
