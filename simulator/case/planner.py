@@ -260,12 +260,13 @@ def _candidate_points(target: Target) -> list[np.ndarray]:
 def expert_actions(scenario: Scenario, target: Target, trajectory: Trajectory) -> list[dict]:
     """The actions of a reference attempt along ``trajectory`` (JSON records, timestamps in s).
 
-    Align on the first view, take the trajectory view and place the needle, advance in stages with
-    images, switch to the depth view (and, for the interlaminar approach, check loss of resistance
-    in the ligamentum flavum and again in the epidural space; caudal: in the canal), test with contrast under live
-    fluoroscopy (DSA where the scenario allows it), name its pattern, check the spread on AP, give the injectate
-    (:data:`EXPERT_INJECTATE`), finish. A radiofrequency ablation instead stimulates, anaesthetises and
-    makes two lesions (:func:`_ablate`).
+    Align on the first view, take the trajectory view (down the needle's barrel; a caudal's lateral,
+    :data:`STEERED_ON_TARGET_VIEW`) and place the needle, advance in stages with images, switch to the depth
+    view (collimated for an epidural, :data:`COLLIMATED_DEPTH_VIEW`; and, for the interlaminar approach, check
+    loss of resistance in the ligamentum flavum and again in the epidural space; caudal: in the canal), test with
+    contrast under live fluoroscopy (DSA where the scenario allows it), name its pattern, check the spread on AP,
+    give the injectate (:data:`EXPERT_INJECTATE`), finish. A radiofrequency ablation instead stimulates,
+    anaesthetises and makes two lesions (:func:`_ablate`).
     """
     clock = _Clock()
     actions: list[dict] = []
