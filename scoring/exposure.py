@@ -24,17 +24,17 @@ from simulator.session.history import Attempt
 # Diagnostic reference levels of DAP, mGy·cm², per procedure (Hustinx et al. 2018, above). [ED] where the
 # Belgian list has none: a facet joint injection and a radiofrequency ablation work on the medial branch's
 # bone under the same views; a sacroiliac joint injection is one needle into a joint under an oblique,
-# given the medial branch's level too. Not yet the epidural level (500 mGy·cm²) for the interlaminar and
-# caudal epidurals: with the exposure control's kVp curve (simulator.imaging.dose, 12) the expert's
-# interlaminar attempts at L1-L2 to L4-L5 give 230-400 mGy·cm², but at L5-S1 715 and the caudal 1267 (before
-# the curve 1300 and 1553), two thirds of it the 3 s live contrast run on the contralateral oblique or
-# lateral through the pelvis (470 and 693 mGy·cm²): the model's lateral sacrum transmits exp(-8.8) at
-# 80 kVp, 1/29 of its AP, where radiography's entrance doses of a lateral lumbosacral junction are about
-# five times an AP lumbar spine's at a higher kVp (UK national reference doses, NRPB-W4 2002: 26 and 5 mGy)
-# [recalled, to be re-read against the report]. Applying the level would flag those experts.
+# given the medial branch's level too; the epidural level (500 mGy·cm²) holds for the interlaminar and the
+# caudal epidural alike. On the built-in patient (2 mm) the expert's interlaminar epidurals of the library give
+# 128-157 mGy·cm² at L3-L4 and L4-L5, 279 at L5-S1, and its caudal epidurals 407, their epidurogram run
+# collimated on the contralateral oblique or lateral through the pelvis (simulator.case.planner.
+# COLLIMATED_DEPTH_VIEW); uncollimated, with the caudal needle watched down its barrel, those two gave 704 and
+# 1284: the lateral through the pelvis at L5-S1 is 32 cm of body, 33 cm water-equivalent at the 105-115 kVp the
+# exposure control climbs to, against 21 cm and 23 cm on AP, so one of its frames costs 5-10 times an AP's.
 REFERENCE_LEVELS_MGY_CM2: dict[str, float] = {
     "transforaminal_epidural": 3000.0, "medial_branch_block": 2500.0, "facet_intra_articular": 2500.0,
     "radiofrequency_ablation": 2500.0, "sacroiliac_joint_injection": 2500.0,
+    "interlaminar_epidural": 500.0, "caudal_epidural": 500.0,
 }
 # Where an attempt's dose came from, in the words the advice uses, and the fix for each habit.
 HABITS: dict[str, tuple[str, str]] = {

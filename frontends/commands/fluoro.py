@@ -12,7 +12,7 @@ from anatomy_models.store import load_anatomy
 from frontends.cli import SEED, FiniteFloat, OutputPath, user_text
 from simulator.imaging.carm import (CArm, ap, contralateral_oblique, ipsilateral_oblique, lateral, scotty_dog,
                                     square_endplate)
-from simulator.imaging.dose import AEC_TARGET_DETECTOR_NGY_PER_FRAME, DoseLedger, Technique
+from simulator.imaging.dose import AEC_TARGET_DETECTOR_NGY_PER_FRAME, DoseLedger, Technique, shot_technique
 from simulator.imaging.drr import METHODS
 from simulator.imaging.fluoro import DEFAULT_POLARITY, POLARITIES, Display, render_fluoro
 
@@ -56,7 +56,8 @@ def carm_for_view(anatomy, view: str, level: str, side: str, angle: float | None
               help="Oblique angle, degrees [25 oblique, 45 CLO, derived for scotty].")
 @click.option("--tilt", type=FiniteFloat(-90, 90, min_open=True, max_open=True), default=None,
               help="Cranial (+) / caudal (-) tilt, degrees [squares the endplate].")
-@click.option("--kvp", type=FiniteFloat(), default=80.0, show_default=True, help="Tube voltage, kV.")
+@click.option("--kvp", type=FiniteFloat(), default=None,
+              help="Tube voltage, kV [the exposure control's kV-mA curve chooses it, as on a shot in a session].")
 @click.option("--dose", "dose_ngy", type=FiniteFloat(), default=AEC_TARGET_DETECTOR_NGY_PER_FRAME, show_default=True,
               help="Detector air kerma per frame the exposure control aims for, nGy (noise level; a shot is a "
                    "tap of a few frames, averaged).")
@@ -68,15 +69,18 @@ def carm_for_view(anatomy, view: str, level: str, side: str, angle: float | None
                    "(inverted, radiograph-like).")
 @click.option("-o", "--output", type=OutputPath(dir_okay=False, path_type=Path), required=True,
               help="PNG file to write.")
-def fluoro(anatomy: str, view: str, side: str, level: str, angle: float | None, tilt: float | None, kvp: float,
+def fluoro(anatomy: str, view: str, side: str, level: str, angle: float | None, tilt: float | None, kvp: float | None,
            dose_ngy: float, seed: int, pixels: int, method: str, polarity: str, output: Path) -> None:
     """Take a fluoroscopy shot of ANATOMY (a stored anatomy's name or folder) and save it as a PNG."""
     if output.suffix.lower() != ".png":
         raise SpinesimError("the output must be a .png file", path=output)
     loaded = load_anatomy(anatomy)
     carm = carm_for_view(loaded, view, level, side, angle, tilt, pixels)
-    image = render_fluoro(loaded, carm, dose=Technique(kvp=kvp, aec_target_ngy=dose_ngy), seed=seed,
-                          display=Display(polarity=polarity), method=method)
+    # The shot a session takes at this pose: the exposure control's kVp and tube charge within its limits
+    # (simulator.imaging.dose.shot_technique), so a thick view is as noisy here as in a session.
+    asked = Technique(kvp=80.0 if kvp is None else kvp, aec_target_ngy=dose_ngy, automatic_kvp=kvp is None)
+    technique = shot_technique(loaded, carm, "pulse", asked)
+    image = render_fluoro(loaded, carm, dose=technique, seed=seed, display=Display(polarity=polarity), method=method)
     image.save_png(output)
     exposure = image.exposure
     shot = DoseLedger().add_shot(exposure)

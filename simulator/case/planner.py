@@ -83,6 +83,23 @@ CONTRAST_ON_TRAJECTORY_VIEW = ("sacroiliac_joint_injection",)
 # (clinical.md §2.2, §2.7 [S22]); a DSA run on lateral would also cost several times the dose through the
 # thicker body (Hustinx 2018's reference level is 3000 mGy·cm² for the whole procedure).
 CONTRAST_ON_ALIGNMENT_VIEW = ("transforaminal_epidural",)
+# Procedures whose needle is steered on the target's own trajectory view, not down its barrel: a caudal needle
+# runs up the sacral canal nearly along the sacrum, so a view down it would look through the whole pelvis from
+# below (a 120 kVp frame at the exposure control's limit, simulator.imaging.dose); it is steered on the lateral.
+STEERED_ON_TARGET_VIEW = ("caudal_epidural",)
+# Procedures whose depth view, where the epidurogram is run, the expert collimates, and the shutters' opening
+# there (share of the field, scenarios.poses.Shutters) [ED 0.5: a 7-8 cm square at the patient, the
+# interlaminar window or the sacral canal with the needle's tip and the contrast's first spread]. The depth
+# view of an epidural is a contralateral oblique or a lateral through the pelvis, whose frames cost 4-10 times
+# an AP's (the exposure control climbs to 110-120 kVp there); collimating cuts the dose-area product in
+# proportion to the field (the advice scoring.exposure gives a trainee), which keeps the expert's interlaminar
+# and caudal epidurals under the epidural reference level of 500 mGy·cm² (scoring.exposure) as published
+# expert practice is: caudal epidurals by one experienced radiologist, median 546 mGy·cm² over a median 13 s
+# of fluoroscopy (Kim et al., J Spinal Disord Tech 2014, PubMed 24441060; clinical.md §3 [S61]); parasagittal
+# interlaminar epidurals 302 +/- 120 mGy·cm² (Hong et al., Korean J Pain 30(3), 2017); the
+# Belgian teaching hospital's epidurals, 174-550 mGy·cm² interquartile (Hustinx et al. 2018, scoring.exposure).
+COLLIMATED_DEPTH_VIEW = ("interlaminar_epidural", "caudal_epidural")
+EXPERT_SHUTTERS = 0.5
 
 
 @dataclass(frozen=True)
@@ -243,19 +260,21 @@ def _candidate_points(target: Target) -> list[np.ndarray]:
 def expert_actions(scenario: Scenario, target: Target, trajectory: Trajectory) -> list[dict]:
     """The actions of a reference attempt along ``trajectory`` (JSON records, timestamps in s).
 
-    Align on the first view, take the trajectory view and place the needle, advance in stages with
-    images, switch to the depth view (and, for the interlaminar approach, check loss of resistance
-    in the ligamentum flavum and again in the epidural space; caudal: in the canal), test with contrast under live
-    fluoroscopy (DSA where the scenario allows it), name its pattern, check the spread on AP, give the injectate
-    (:data:`EXPERT_INJECTATE`), finish. A radiofrequency ablation instead stimulates, anaesthetises and
-    makes two lesions (:func:`_ablate`).
+    Align on the first view, take the trajectory view (down the needle's barrel; a caudal's lateral,
+    :data:`STEERED_ON_TARGET_VIEW`) and place the needle, advance in stages with images, switch to the depth
+    view (collimated for an epidural, :data:`COLLIMATED_DEPTH_VIEW`; and, for the interlaminar approach, check
+    loss of resistance in the ligamentum flavum and again in the epidural space; caudal: in the canal), test with
+    contrast under live fluoroscopy (DSA where the scenario allows it), name its pattern, check the spread on AP,
+    give the injectate (:data:`EXPERT_INJECTATE`), finish. A radiofrequency ablation instead stimulates,
+    anaesthetises and makes two lesions (:func:`_ablate`).
     """
     clock = _Clock()
     actions: list[dict] = []
-    alignment, _, depth_view = target.views
-    trajectory_view = View(f"gun barrel ({target.views[1].name})",
-                           gun_barrel(Needle(trajectory.entry, trajectory.direction, trajectory.depth_mm,
-                                             scenario.needle.spec())))
+    alignment, steered_view, depth_view = target.views
+    trajectory_view = steered_view if scenario.procedure in STEERED_ON_TARGET_VIEW else View(
+        f"gun barrel ({steered_view.name})",
+        gun_barrel(Needle(trajectory.entry, trajectory.direction, trajectory.depth_mm, scenario.needle.spec())))
+    collimated = {"shutters": EXPERT_SHUTTERS} if scenario.procedure in COLLIMATED_DEPTH_VIEW else {}
 
     def add(kind: str, after_s: float, **fields) -> None:
         actions.append({"type": kind, "t": clock.tick(after_s)} | fields)
@@ -265,7 +284,9 @@ def expert_actions(scenario: Scenario, target: Target, trajectory: Trajectory) -
 
     add("set_carm", 0.0, **alignment.to_json())
     shot()
-    add("set_carm", 5.0, **trajectory_view.to_json())
+    # A view steered on is the depth view's lateral (the caudal's), collimated like it.
+    steered = collimated if scenario.procedure in STEERED_ON_TARGET_VIEW else {}
+    add("set_carm", 5.0, **trajectory_view.to_json(), **steered)
     shot()
     add("place_needle", 8.0, entry=_rounded(trajectory.entry), direction=_rounded(trajectory.direction, 6))
     depth = trajectory.depth_mm
@@ -276,7 +297,7 @@ def expert_actions(scenario: Scenario, target: Target, trajectory: Trajectory) -
     done = 0.5 * (ligament.depth_in_mm + ligament.depth_out_mm) if caudal_stop else 0.5 * depth
     add("advance", 6.0, mm=round(done, 3))
     shot()
-    add("set_carm", 5.0, **depth_view.to_json())
+    add("set_carm", 5.0, **depth_view.to_json(), **collimated)
     shot()
     if scenario.procedure == "interlaminar_epidural":
         flavum = next((s for s in trajectory.trace.segments if in_group(s.structure, "ligamentum_flavum")), None)

@@ -3,9 +3,11 @@ import pytest
 from PIL import Image
 
 from anatomy_models.anatomy import Anatomy
-from anatomy_models.store import save_anatomy
+from anatomy_models.store import load_anatomy, save_anatomy
 from anatomy_models.volume import Volume
 from frontends.cli import main
+from frontends.commands.fluoro import carm_for_view
+from simulator.imaging.dose import AEC_KVP_STEPS, Technique, shot_technique
 
 
 @pytest.fixture(scope="module")
@@ -53,3 +55,14 @@ def test_fluoro_command_shows_bone_black_unless_asked_for_bone_white(stored_phan
         grey = np.asarray(Image.open(output)).astype(float)
         shown[name] = grey[28:36, 28:36].mean() - grey[28:36, 12:16].mean()  # bone block minus soft tissue
     assert shown["default"] < -30 and shown["bone_white"] > 30
+
+
+def test_fluoro_command_shoots_as_a_session_does(stored_phantom, tmp_path, capsys):
+    """The exposure control chooses the kVp on its kV-mA curve, as on a shot in a session (9 cm of water: the
+    curve's bottom), so a thick view is as noisy here as there; --kvp fixes it."""
+    carm = carm_for_view(load_anatomy(stored_phantom), "ap", "L4", "left", None, None, 64)
+    session_kvp = shot_technique(load_anatomy(stored_phantom), carm, "pulse", Technique()).kvp
+    assert session_kvp == AEC_KVP_STEPS[0]
+    for arguments, kvp in (([], session_kvp), (["--kvp", "95"], 95.0)):
+        assert main(["fluoro", stored_phantom, "--pixels", "64", *arguments, "-o", str(tmp_path / "shot.png")]) == 0
+        assert f"at {kvp:.0f} kVp" in capsys.readouterr().out.replace("\n", " ")

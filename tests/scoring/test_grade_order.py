@@ -276,6 +276,28 @@ def test_the_expert_is_well_under_the_reference_level_and_the_screening_novice_i
                    for item in novice.feedback)
 
 
+def _uncollimated(session):
+    """The expert's attempt with the collimator left open on every view."""
+    return [{k: v for k, v in a.items() if k != "shutters"} for a in expert_log(session)]
+
+
+@pytest.mark.parametrize("scenario_id", ["ilesi-l5s1-left", "caudal-default"])
+def test_the_epidural_expert_is_under_the_reference_level_and_its_open_field_is_flagged(graded, scenario_id):
+    """The epidural reference level (500 mGy·cm², Hustinx 2018) is applied: the expert's interlaminar epidural at
+    L5-S1 and caudal epidural, their epidurogram run collimated on the oblique or lateral through the pelvis, stay
+    under it and above a third of the teaching hospital's lower quartile (174 mGy·cm²); the same attempts with
+    the collimator open are above it, flagged minor with the habit that gave most of it, and lose points."""
+    level = REFERENCE_LEVELS_MGY_CM2[LIBRARY[scenario_id].procedure]
+    expert, open_field = (graded(scenario_id, make)[1] for make in (expert_log, _uncollimated))
+    expert_mgy_cm2, open_mgy_cm2 = (r.metrics.dose_area_product_gy_cm2 * 1000.0 for r in (expert, open_field))
+    assert 174.0 / 3 <= expert_mgy_cm2 < level and "dose_above_reference_level" not in {f.code for f in expert.flags}
+    assert open_mgy_cm2 > level, open_mgy_cm2
+    flag = next(f for f in open_field.flags if f.code == "dose_above_reference_level")
+    assert flag.severity == "minor" and f"reference level of {level:.0f} mGy·cm²" in flag.message
+    assert "came from live fluoroscopy" in flag.message, flag.message
+    assert open_field.grade < expert.grade and open_field.passed
+
+
 def test_injectate_where_it_belongs_passes_a_tip_off_the_planned_point(anatomy_for):
     """Accuracy by outcome, no cliff: a transforaminal tip 6-8 mm from the planned point, outside the
     zone but in the foraminal epidural space, with correct epidural spread and no safety event, passes;

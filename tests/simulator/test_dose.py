@@ -1,14 +1,17 @@
 import numpy as np
 import pytest
 
+from anatomy_models.anatomy import Anatomy
 from anatomy_models.errors import SpinesimError
+from anatomy_models.volume import Volume
 from simulator.imaging.carm import CArm, Collimation
 from simulator.imaging.dose import (AEC_CURVE_TUBE_CURRENT_MA, AEC_KVP_STEPS, AEC_PULSE_SECONDS, DSA_FRAMES_PER_SECOND,
                                     DSA_TO_LIVE_DOSE_RATE, IRP_FROM_ISOCENTER_MM, DoseLedger, Technique,
                                     add_fluoro_shot, curve_tube_current_ma, dsa_target_ngy, exposure_for,
                                     live_dose_rate_mgy_per_s, photons_per_mm2_per_ugy, shot_exposure, shot_technique,
                                     tube_output_ugy_per_mas)
-from simulator.imaging.scatter import Grid
+from simulator.imaging.fluoro import DetectorModel, render_fluoro
+from simulator.imaging.scatter import NO_GRID, Grid
 from simulator.imaging.spectrum import beam
 
 
@@ -239,3 +242,22 @@ def test_the_exposure_control_raises_the_kvp_through_the_pelvis_and_the_dose_per
     dsa = shot_technique(small_spine, side, "dsa")
     assert dsa.kvp == automatic.kvp and dsa.kerma_rate_limit_mgy_per_min is None
     assert dsa.aec_target_ngy == dsa_target_ngy()
+
+
+def test_past_the_top_of_its_curve_the_image_holds_the_photons_the_tube_gave():
+    """A body too thick for the exposure control (45 cm of water, a heavy patient's lateral through the pelvis):
+    it stops at the top of its curve, the detector gets less than its target, and the image's noise is that of
+    the photons that did arrive (Poisson: the log image's variance is one over the counts behind the water)."""
+    water = Anatomy(ct=Volume.from_spacing(np.zeros((30, 113, 30), np.int16), (4, 4, 4), origin=(-58, -224, -58)))
+    carm = CArm(detector_shape="square", detector_pixels=128)
+    run = shot_technique(water, carm, "pulse")
+    assert run.kvp == AEC_KVP_STEPS[-1]
+    assert run.mas_per_frame == pytest.approx(curve_tube_current_ma(AEC_KVP_STEPS[-1]) * AEC_PULSE_SECONDS)
+    physics = DetectorModel.flat_panel(blur_mm=0.0, scatter=False, grid=NO_GRID)
+    image = render_fluoro(water, carm, dose=run, detector=physics, seed=1)
+    centre = (slice(54, 74), slice(54, 74))
+    p = float(image.line_integrals[centre].mean())
+    behind_ngy = image.exposure.detector_air_kerma_ngy * np.exp(-p)
+    assert behind_ngy < 0.8 * run.aec_target_ngy, behind_ngy
+    counts = image.metadata["quanta_per_pixel"] * np.exp(-p)
+    assert image.measured[centre].var() == pytest.approx(1.0 / counts, rel=0.15), counts

@@ -447,3 +447,25 @@ def test_the_lateral_shows_the_spinous_processes_against_the_gaps_between_them(s
 
     compressed, plain = contrast(Display(letters=False)), contrast(Display(letters=False, harmonisation=0.0))
     assert compressed > 12 and compressed > plain + 10  # 15.8 and -2.2 grey levels on the 2 mm patient
+
+
+def test_thin_tissue_at_the_fields_rim_does_not_hide_the_centres_noise():
+    """The automatic window is measured in the central field, as a C-arm's brightness control does (issue 16: "the
+    lateral as clean as the AP"): a thin flank at the rim of the field, like a lateral's back, burns out instead of
+    widening the window, so the same photons behind 15 cm of water show the same grey-level noise with or
+    without it (a window over the whole body showed it at two thirds)."""
+    shown = {}
+    for flank in (False, True):
+        hu = np.full((40, 56, 40), -1000, np.int16)  # x, y (the beam), z; 4 mm voxels
+        hu[5:35, 9:46, :] = 0  # 120 mm wide (wider than the window's disc), 148 mm of water along the beam
+        if flank:
+            hu[36:39, 25:30, :] = 0  # 12 mm wide, 20 mm of water, 64-76 mm off the centre: the rim of the field
+        anatomy = Anatomy(ct=Volume.from_spacing(hu, (4, 4, 4), origin=(-78, -110, -78)), metadata={"name": "slab"})
+        carm = CArm(**SMALL)
+        physics = DetectorModel(scatter=False, glare_fraction=0.0)
+        images = [render_fluoro(anatomy, carm, seed=seed, detector=physics) for seed in (1, 2)]
+        centre = (slice(44, 84), slice(48, 80))  # rows (z), columns (x): the middle of the thick slab
+        difference = images[0].pixels[centre].astype(float) - images[1].pixels[centre].astype(float)
+        shown[flank] = difference.std() / np.sqrt(2)
+    assert shown[False] > 2.0
+    assert shown[True] == pytest.approx(shown[False], rel=0.1), shown
