@@ -212,14 +212,15 @@ _DISC_STREAM = 6
 # so they show as linear filling defects in the contrast column; the dural sleeves that carry the
 # roots out of the sac fill with it for this far (mm) beyond the sac, in a cuff of SLEEVE_CUFF_MM
 # around the root: the short root-sleeve outpouchings at every level (clinical.md §2.7 intrathecal
-# row: outlines the cauda-equina roots) [ED].
+# row: outlines the cauda-equina roots) [ED]. 6 mm: at 3 mm each sleeve drew a square dot beside the column at its
+# pedicle, not the short oblique outpouching a myelogram's root sleeve is (issue 21).
 CAUDA_EQUINA_FILL_FRACTION = 0.05
-DURAL_SLEEVE_MM = 3.0
+DURAL_SLEEVE_MM = 6.0
 # Each sleeve runs this far (mm) along its root from where the root leaves the sac (the cranial end of the
 # root's part within DURAL_SLEEVE_MM of the sac): a short oblique outpouching at each level. Where a root
 # runs down beside the sac, a sleeve along all of it drew a dense line the column's whole length on both
-# sides, with a lucent band inside it ("a narrow myelogram", issue 16) [ED].
-DURAL_SLEEVE_LENGTH_MM = 8.0
+# sides, with a lucent band inside it ("a narrow myelogram", issue 16); 12 mm with the 6 mm reach above [ED].
+DURAL_SLEEVE_LENGTH_MM = 12.0
 # Where a sleeve opens from the sac, the dura the grid draws a voxel thick holds a thin neck of contrast (this share
 # of its volume): the sleeve is continuous with the column, and the ray along the dura's tangent does not darken
 # [ED].
