@@ -1,6 +1,6 @@
 """Dural sac, spinal cord and conus, cauda equina, exiting nerve roots and dorsal root ganglia.
 
-The sac is a tube along the canal (clinical.md §4.3 [ED] ellipse 16 x 12 mm, 1 mm ventral of the
+The sac is a tube along the canal (clinical.md §4.3 ellipse 18 x 12 mm at L2-L4, 1 mm ventral of the
 canal's middle so the posterior epidural fat lies behind it) that narrows over L5-S1 and ends at S2
 [S74]. The cord ends in a cone at the conus tip (default the lower third of L1, §3 [S50]). Below it
 the roots of L1-S4 run inside the sac (cauda equina) to their exits; each exiting root leaves the
@@ -23,10 +23,13 @@ from anatomy_models.spine.sacrum import (LUMBARIZED_GAP_MM, canal_stations, dors
 from anatomy_models.spine.sdf import Frame, Primitive, Shape, VerticalTube, ellipsoid, tapered_capsule
 from anatomy_models.spine.vertebra import SIDE_SIGN, VertebraLayout
 
-# Dural sac semi-axes (transverse, AP), mm, per level; it ends at S2 [S74]. 16 x 12 mm mid-lumbar
-# (area 151 mm^2, the 151.7 +- 53.6 mm^2 of §4.3 [S72]; [ED] 16 x 12).
-SAC_SEMI_AXES_MM = {"T12": (8.0, 6.0), "L1": (8.0, 6.0), "L2": (8.0, 6.0), "L3": (8.0, 6.0), "L4": (8.0, 6.0),
-                    "L5": (7.5, 5.5), "S1": (6.0, 4.5)}
+# Dural sac semi-axes (transverse, AP), mm, per level; it ends at S2 [S74]. 18 x 12 mm at L2-L4: the sac
+# fills the canal's width but for the roots' lateral recesses, 3-4 mm each side of a 24-25 mm interpedicular
+# distance (§4.3 [ED] L4 canal 25 mm, [S70]); area 170 mm^2, inside the 151.7 +- 53.6 mm^2 of §4.3 [S72]. A
+# 16 mm sac, scaled and narrowed with the patient, was 14 mm at L4, a thin myelographic column between the
+# pedicles. AP 12 mm (§4.3 [ED]); the sac narrows over L5-S1 into the sacral canal.
+SAC_SEMI_AXES_MM = {"T12": (8.0, 6.0), "L1": (8.5, 6.0), "L2": (9.0, 6.0), "L3": (9.0, 6.0), "L4": (9.0, 6.0),
+                    "L5": (8.5, 5.5), "S1": (6.5, 4.5)}
 SAC_END_BELOW_S1_MM = 22.0       # S1 body centre to the sac's tip (S2 level), along the sacrum [ED]
 # (SpineParameters.dural_sac_end_mm sets it per patient; a low-lying sac follows the sacral canal down.)
 ANTERIOR_EPIDURAL_MM = 1.0       # sac to the posterior body wall [ED]

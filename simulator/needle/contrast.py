@@ -10,12 +10,15 @@ pattern             tip in                                 spread
                     (foramen); a root itself               25 mm out of the space), easier cranio-caudally,
                                                            mostly on the tip's side of the sac (dorsal
                                                            for an interlaminar tip, ventral for a
-                                                           foraminal one); tapering; persists, spreads
+                                                           foraminal one); from a dorsal tip draped over
+                                                           the sac's back and on under the laminae (the
+                                                           sac's back surface stands for that potential
+                                                           space); tapering; persists, spreads
 ``intrathecal``     ``dural_sac.csf``, ``cauda_equina``    CSF across the sac's width and the dural root
                                                            sleeves, the roots as filling defects; settles
                                                            toward -y (anterior: the patient is prone,
                                                            contrast is denser than CSF) and down the
-                                                           lordosis
+                                                           lordosis to a column with a fluid level
 ``subdural``        ``dural_sac.dura``                     the dura and the outermost layer of CSF;
                                                            sluggish, column-shaped
 ``arterial``        a ``blood`` structure named artery      the vessel's lumen, filling while the bolus
@@ -121,13 +124,26 @@ SLEEVE_FILL_FRACTION = 0.5
 # further per mL than in the ventral space; at this fraction an interlaminar 3 mL spans about 1.7 levels,
 # within the 2.21 ± 0.93 levels measured at 3 mL (Jeong 2013, Korean J Anesthesiol 65:431) [ED].
 DORSAL_FILL_FRACTION = 0.5
+# Behind the sac the dorsal epidural fat is a sheet between the dura and the laminae and flava (up to 5-6 mm deep
+# mid-lumbar, clinical.md §4.7 [S91][S92]); beside the sac the space is a narrow gutter along the pedicle's medial
+# wall down to the ventral space. An interlaminar injection spreads in the sheet, draped over the sac's back across
+# 1-2 levels: on lateral a thin stripe along the ventral laminar line, on AP a lobulated cloud whose edges, where the
+# drape turns tangent to the beam at the sac's sides, are its densest lines (the "railroad" dorsal pattern of §2.7
+# [S14]). From a dorsal tip a step costs e^(f / DORSAL_DRAPE_MM) more, f (mm) how far in front of the sac's back
+# surface it lies, and a voxel in front of it holds DORSAL_GUTTER_SHARE of its share: the drape laps a few
+# millimetres round the sac's sides. A half-canal boundary at the sac's centre let 2 mL fill the gutters from the
+# laminae to the sac's front (a third of it "ventral", a quarter in the root sleeves): two dense wedges beside the
+# sac on AP and a block the canal's depth on lateral ("unrealistic tracks", issue 21) [ED].
+DORSAL_DRAPE_MM = 2.0
+DORSAL_GUTTER_SHARE = 0.5
 # From a foraminal tip, fluid runs along the cuff this many times more readily than through the
 # epidural fat: it outlines the root before it pools [ED].
 _SLEEVE_STEP_COST = 0.15
 # Where the root has entered the psoas, its sleeve is the muscle's fascial cleft: contrast follows
-# the root there after the sleeve in the foramen, before it spreads in the canal's fat (the 2 mm
-# patient: ~10% of 1 mL in the psoas, all of it within the cuff) [ED].
-_MUSCLE_SLEEVE_STEP_COST = 0.8
+# the root there after the sleeve in the foramen, a little less readily than it spreads in the canal's fat
+# (the 2 mm patient: at most 12% of 1 mL in the psoas, all of it within the cuff). At 0.8 the wider dural sac of
+# issue 21, which leaves less ventral epidural room beside it, sent 13.5% into the psoas [ED].
+_MUSCLE_SLEEVE_STEP_COST = 1.2
 # The facet capsule's superior and inferior recesses reach this far (mm) beyond the joint space label's
 # poles (its ends within RECESS_POLE_MM of its cranial and caudal extremes): CAPSULE_MM along z, RECESS_SIDE_MM
 # along the joint's plane and RECESS_HALF_WIDTH_MM across it (the semi-axes of an ellipsoid's reach around the
@@ -196,14 +212,15 @@ _DISC_STREAM = 6
 # so they show as linear filling defects in the contrast column; the dural sleeves that carry the
 # roots out of the sac fill with it for this far (mm) beyond the sac, in a cuff of SLEEVE_CUFF_MM
 # around the root: the short root-sleeve outpouchings at every level (clinical.md §2.7 intrathecal
-# row: outlines the cauda-equina roots) [ED].
+# row: outlines the cauda-equina roots) [ED]. 6 mm: at 3 mm each sleeve drew a square dot beside the column at its
+# pedicle, not the short oblique outpouching a myelogram's root sleeve is (issue 21).
 CAUDA_EQUINA_FILL_FRACTION = 0.05
-DURAL_SLEEVE_MM = 3.0
+DURAL_SLEEVE_MM = 6.0
 # Each sleeve runs this far (mm) along its root from where the root leaves the sac (the cranial end of the
 # root's part within DURAL_SLEEVE_MM of the sac): a short oblique outpouching at each level. Where a root
 # runs down beside the sac, a sleeve along all of it drew a dense line the column's whole length on both
-# sides, with a lucent band inside it ("a narrow myelogram", issue 16) [ED].
-DURAL_SLEEVE_LENGTH_MM = 8.0
+# sides, with a lucent band inside it ("a narrow myelogram", issue 16); 12 mm with the 6 mm reach above [ED].
+DURAL_SLEEVE_LENGTH_MM = 12.0
 # Where a sleeve opens from the sac, the dura the grid draws a voxel thick holds a thin neck of contrast (this share
 # of its volume): the sleeve is continuous with the column, and the ray along the dura's tangent does not darken
 # [ED].
@@ -215,9 +232,10 @@ _DURAL_SLEEVE_STEP_COST = 3.0
 # marks the roots in it, ROOT_SHARE of the bundle, and the rest is CSF. On AP the column then fills the
 # sac's full width with the roots as thin linear filling defects; a solid bundle left two lucent bands
 # beside a narrow dense column ("a narrow myelogram", issue 16) [ED]. The strands are the patient's, not the
-# injection's: one fixed seed.
+# injection's: one fixed seed. 0.65: a column that fills the sac across (issue 21) meets more of the bundle than
+# a thin layer did, and at 0.6 half of the bundle's voxels in the column's slices held contrast.
 ROOT_STRAND_MM = (0.6, 0.6, 12.0)
-ROOT_SHARE = 0.6
+ROOT_SHARE = 0.65
 _ROOT_STRAND_SEED = 16
 # With gravity, the geodesic fill visits this many times the fluid volume before the gravity key
 # reorders it.
@@ -309,8 +327,8 @@ class SpreadModel:
         Whether what does not fit overflows into the soft tissue beside the compartment.
     gravity_gain : float
         Intrathecal layering: fill order key = geodesic distance + g(t) * height (:func:`layer_height`:
-        height above the sac's dependent wall in the voxel's slice, plus a share of how much higher
-        that wall lies than at the tip), with g(t) = gravity_gain * (0.25 + 0.75 * (1 - exp(-t / spread_time_s))).
+        height above one horizontal level, so the fill finds the sac's lowest part and rises in it with a flat
+        surface), with g(t) = gravity_gain * (0.25 + 0.75 * (1 - exp(-t / spread_time_s))).
     texture_mm : tuple of 3 floats, optional
         Correlation lengths (x, y, z; mm) of a seeded random texture of the tissue: fat lobules
         (isotropic) make epidural contrast bubbly, muscle fibres (long in z) make it feathery.
@@ -379,11 +397,17 @@ MODELS: dict[str, SpreadModel] = {
                             half_extent_mm=(40.0, 40.0, 80.0), texture_mm=(1.5, 1.5, 5.0), texture_cost_gain=0.4,
                             texture_capacity_gain=0.6, smoothing_mm=1.5, barrier_cost=10.0, taper=True,
                             side_bias=1.0, root_bias=0.4),
-    # Contrast mixes with CSF and pools by gravity (§2.7: diffuses, pools by gravity): a height of 1 mm
-    # in the sac weighs as 8 mm along it once settled, so it layers in the sac's dependent half over its
-    # full width [ED]; the front relaxed over 1 mm.
-    "intrathecal": SpreadModel(0.5, spread_gain=1.0, spread_time_s=30.0, half_extent_mm=(30.0, 30.0, 90.0),
-                               spills=False, gravity_gain=8.0, smoothing_mm=1.0),
+    # Contrast mixes with CSF and pools by gravity (§2.7: diffuses, pools by gravity; a dependent fluid-fluid
+    # level on a horizontal-beam lateral): a height of 1 mm in the sac weighs as 15 mm along it once settled, so
+    # it runs down the lordosis and fills the sac's lowest part across, a column with a level [ED]. Weighed 8 mm
+    # against the height above each slice's own floor, it ran the length of the lumbar sac (134 mm at 3 mL on the
+    # 2 mm patient), its top 14 mm higher at one end than the other: a narrow dark line on AP, not a myelographic
+    # column (issue 21). Denser than CSF, it mixes with the CSF it displaces rather than the whole
+    # sac's: a voxel holds 0.8 of injectate, 1.5 times as much by a minute [ED: 3 mL then fills some 1.5 levels of a
+    # 150 mm^2 sac, dense enough that the column's thin edges, where the beam crosses little of it, show as dark as
+    # its middle: a myelogram's crisp margins]. The front relaxed over 1 mm.
+    "intrathecal": SpreadModel(0.8, spread_gain=0.5, spread_time_s=30.0, half_extent_mm=(30.0, 30.0, 90.0),
+                               spills=False, gravity_gain=15.0, smoothing_mm=1.0),
     # Sluggish, loculated column (§2.7).
     "subdural": SpreadModel(0.5, spread_gain=0.3, spread_time_s=60.0, cranio_caudal_cost=0.4,
                             half_extent_mm=(30.0, 30.0, 80.0), spills=False),
@@ -713,6 +737,13 @@ def inject(tracer: Tracer, tip: Sequence[float] | np.ndarray, volume_ml: float,
     if compartment.root_sleeve:
         sleeve = _root_sleeve(tracer, codes, grid) & (~inside | (foramen & ~dorsal_space.any()))
     inside |= sleeve
+    potential = np.zeros_like(inside)
+    if compartment.pattern == "epidural" and dorsal_space.any():
+        # Under the laminae the dorsal epidural space is a potential space (the dura against the bone, §4.7
+        # [S91][S92]): the injectate opens it and runs on under them. The grid cannot draw it between the two
+        # labels, so the sac's back surface stands for it: its dorsal half's outermost voxel in each column.
+        potential = dorsal_space & _back_surface(grid, np.isin(codes, tracer.codes_in_group("dural_sac")))
+        inside |= potential
     runoff = np.zeros(codes.shape)
     if model.washout_time_s is not None:
         runoff = _runoff(tracer, codes, grid, inside, compartment.pattern == "arterial", seed)
@@ -764,11 +795,18 @@ def inject(tracer: Tracer, tip: Sequence[float] | np.ndarray, volume_ml: float,
     voxel_ml = float(abs(np.linalg.det(grid.affine[:3, :3]))) / 1000.0
     if compartment.pattern != "epidural":
         dorsal_space = np.zeros_like(inside)
+    front_mm = np.zeros(codes.shape)
+    if dorsal_space.any():
+        front_mm = _in_front_of_sac_back_mm(grid, inside & ~foramen,
+                                            np.isin(codes, tracer.codes_in_group("dural_sac")))
+        step_cost = np.where(front_mm > 0, step_cost * np.exp(front_mm / DORSAL_DRAPE_MM), step_cost)
+    gutter = front_mm > 0
     capacity = np.where(inside, np.select([sleeve, annulus, recess, dorsal_space, roots_in_csf, sleeve_neck],
                                           [SLEEVE_FILL_FRACTION, ANNULUS_FILL_FRACTION, RECESS_FILL_FRACTION,
                                            DORSAL_FILL_FRACTION, CAUDA_EQUINA_FILL_FRACTION, SLEEVE_NECK_FILL_FRACTION],
                                           model.fill_fraction),
                         SPILL_FILL_FRACTION) * voxel_ml
+    capacity = np.where(gutter, capacity * DORSAL_GUTTER_SHARE, capacity)
     # A run-off channel holds the share of the voxel its tube fills.
     capacity = np.where(runoff > 0, runoff * voxel_ml, capacity)
     if compartment.pattern == "intradiscal":
@@ -870,6 +908,30 @@ def _sac_sides(tracer: Tracer, codes: np.ndarray, grid: Volume,
     left = xyz[..., 0] > centre_x[None, None, :]
     return ((~dorsal if tip_dorsal else dorsal), foramen, (dorsal & ~foramen if tip_dorsal else np.zeros_like(dorsal)),
             left)
+
+
+def _back_surface(grid: Volume, sac: np.ndarray) -> np.ndarray:
+    """The voxels of ``sac`` (on the crop) whose neighbour one step dorsal (+y, the crop's second axis) is not in
+    it: the sac's back surface, the dura where the labels draw it and the CSF's last voxel where bone was drawn
+    over the dura."""
+    toward_back = 1 if grid.affine[1, 1] > 0 else -1
+    behind = np.roll(sac, -toward_back, axis=1)
+    behind[:, -1 if toward_back > 0 else 0, :] = False
+    return sac & ~behind
+
+
+def _in_front_of_sac_back_mm(grid: Volume, space: np.ndarray, sac: np.ndarray) -> np.ndarray:
+    """How far (mm) each voxel of the epidural ``space`` on the crop lies in front of (-y) the dural ``sac``'s back
+    surface, zero behind it and outside ``space``: the back taken per column (x, z) as the sac's greatest y there,
+    or beside the sac (a column without it) as the sac's greatest y in that slice. Zeros without a sac (the crop's
+    second axis taken as y, its third as z)."""
+    if not (space.any() and sac.any()):
+        return np.zeros(space.shape)
+    y = crop_world(grid)[..., 1]
+    back = np.where(sac, y, -np.inf).max(axis=1)                            # (i, k): the sac's back per column
+    slice_back = back.max(axis=0)                                           # (k,): per slice
+    back = np.where(np.isfinite(back), back, slice_back[None, :])
+    return np.where(space, np.clip(back[:, None, :] - y, 0.0, None), 0.0)
 
 
 def _runoff(tracer: Tracer, codes: np.ndarray, grid: Volume, vessel: np.ndarray, arterial: bool,

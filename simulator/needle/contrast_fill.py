@@ -34,10 +34,6 @@ SPILL_FILL_FRACTION = 0.2
 # compartment fills completely before anything spills.
 SPILL_STEP_COST = 1.0e4
 
-# Intrathecal contrast runs downhill along the sac (toward the apex of the lordosis in a prone patient)
-# this fraction as readily as it layers in the slice it is in [ED].
-DOWNHILL_SHARE = 0.3
-
 # Explicit diffusion on the voxel graph is stable for a step weight below 1 / (2 x 3 axes).
 DIFFUSION_WEIGHT = 0.15
 
@@ -140,23 +136,19 @@ def tissue_texture(grid: Volume, correlation_mm: tuple[float, float, float], see
 
 def layer_height(grid: Volume, compartment: np.ndarray, tip: np.ndarray) -> np.ndarray:
     """Layering height (mm) of each voxel of the crop for contrast denser than the fluid it is in, in
-    a prone patient (dependent = -y): its height above the compartment's lowest point in its axial
-    slice, plus :data:`DOWNHILL_SHARE` times how much higher that lowest point lies than at the tip's
-    slice (the crop's third axis taken as z). Contrast fills the full width of the sac's dependent
-    part near the tip and runs down the lordosis, rather than a hair-thin line along the lowest wall.
+    a prone patient (dependent = -y): its height above the compartment's lowest point in the tip's axial
+    slice (the crop's third axis taken as z). One horizontal level for the whole crop: the contrast runs down
+    the lordosis to the sac's lowest part and fills it across, its surface a fluid level (a flat top on a
+    horizontal-beam lateral), not a layer of even depth along the sac's floor.
     """
     y = grid.voxel_to_world(np.stack([np.zeros(grid.shape[1]), np.arange(grid.shape[1]),
                                       np.zeros(grid.shape[1])], axis=1))[:, 1]
-    occupied = compartment.any(axis=0)  # (j, k)
-    floor = np.where(occupied, y[:, None], np.inf).min(axis=0)  # lowest y per slice k
-    slices = np.arange(grid.shape[2])
-    known = np.isfinite(floor)
-    if not known.any():
-        return np.zeros(grid.shape)
-    floor = np.interp(slices, slices[known], floor[known])
     tip_k = int(np.clip(np.rint(grid.world_to_voxel(tip)[2]), 0, grid.shape[2] - 1))
-    height = (y[None, :, None] - floor[None, None, :]) + DOWNHILL_SHARE * (floor - floor[tip_k])[None, None, :]
-    return np.broadcast_to(height, grid.shape)
+    occupied = compartment[:, :, tip_k].any(axis=0)
+    if not compartment.any():
+        return np.zeros(grid.shape)
+    floor = y[occupied].min() if occupied.any() else y[compartment.any(axis=(0, 2))].min()
+    return np.broadcast_to((y - floor)[None, :, None], grid.shape)
 
 
 def crop_world(grid: Volume) -> np.ndarray:

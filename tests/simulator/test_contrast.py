@@ -63,11 +63,26 @@ def test_iodine_is_conserved(tracer, pattern, seconds):
     ("soft_tissue", ["muscle.erector_spinae.left"]),
 ])
 def test_contrast_stays_in_its_compartment(tracer, pattern, groups):
+    """Each pattern's contrast stays in its groups; an epidural one from a dorsal tip also in the dural sac's
+    back surface, which stands for the potential space it opens under the laminae (and nowhere else in the sac)."""
     spread = inject(tracer, TIPS[pattern][0], 0.3)
     volume = spread.concentration(30.0)
     inside = _mask(tracer, volume, groups)
+    if pattern == "epidural":
+        inside |= _sac_back_surface(tracer, volume)
     assert volume.array[~inside].sum() == 0
     assert volume.array[inside].sum() > 0
+
+
+def _sac_back_surface(tracer, volume):
+    """The dural sac's voxels (on ``volume``'s grid) whose dorsal (+y) neighbour is not in the sac, in its dorsal
+    half: where a dorsal epidural injection runs on under the laminae."""
+    sac = _mask(tracer, volume, ["dural_sac"])
+    behind = np.zeros_like(sac)
+    behind[:, :-1, :] = sac[:, 1:, :]
+    y = volume.voxel_to_world(np.stack(np.indices(sac.shape), axis=-1).reshape(-1, 3))[:, 1].reshape(sac.shape)
+    centre = np.array([y[:, :, k][sac[:, :, k]].mean() if sac[:, :, k].any() else np.inf for k in range(sac.shape[2])])
+    return sac & ~behind & (y > centre[None, None, :])
 
 
 def test_epidural_contrast_at_the_foramen_runs_along_the_root_sleeve(tracer):
@@ -139,17 +154,37 @@ def test_intrathecal_contrast_layers_anteriorly_in_a_prone_patient(tracer):
     assert centroid[0] > centroid[1] > centroid[2]  # it keeps settling
 
 
-def test_a_myelogram_fills_the_sac_across(tracer):
-    """2 mL in the CSF, 30 s on (clinical.md §2.7 intrathecal row): on AP the column is about as wide as
-    the sac all along it (in the median slice, at least 80% of the sac's width holds more than a quarter
-    of the peak), not a thin line along the sac's floor (which a global layering key gave: 71%)."""
-    tip = np.array(TIPS["intrathecal"][0])
-    volume = inject(tracer, tip, 2.0).concentration(30.0)
-    sac = _mask(tracer, volume, ["dural_sac"]).any(axis=1)
+def _myelogram(small_spine, ml: float, seconds: float):
+    """``ml`` of contrast injected in the CSF at the middle of L4 of the 2 mm patient, ``seconds`` on: the tracer,
+    the concentration volume and the tip."""
+    tracer = tracer_for(small_spine)
+    csf = np.isin(tracer.codes, tracer.codes_in_group("dural_sac.csf"))
+    csf_points = tracer.volume.voxel_to_world(np.argwhere(csf))
+    level = csf_points[np.abs(csf_points[:, 2] - small_spine.landmark("L4.body.center")[2]) < 1.0]
+    tip = level[np.argmin(np.linalg.norm(level - level.mean(axis=0), axis=1))]
+    return tracer, inject(tracer, tip, ml).concentration(seconds), tip
+
+
+def test_a_myelogram_pools_as_a_column_across_the_sac_with_a_fluid_level(small_spine):
+    """3 mL in the CSF at L4 of the prone 2 mm patient, a minute on (clinical.md §2.7 intrathecal row: pools by
+    gravity, a dependent fluid level): it runs down the lordosis into the sac's lowest part and fills it across,
+    a column one to three levels long (35-105 mm dense) as wide on AP as the CSF (in the median slice at least 80%
+    of the CSF's width holds more than a quarter of the peak), its top a level (the highest contrast in each of
+    its slices within 4 mm, two voxels, of one another). Layered above each slice's own floor it ran 134 mm, its
+    top 14 mm higher at one end (issue 21)."""
+    tracer, volume, _ = _myelogram(small_spine, 3.0, 60.0)
+    column = _mask(tracer, volume, ["dural_sac.csf", "cauda_equina"])
     ap = volume.array.sum(axis=1)
     dense = ap > 0.25 * ap.max()
     slices = np.flatnonzero(dense.any(axis=0))
-    assert np.median(dense[:, slices].sum(axis=0) / sac[:, slices].sum(axis=0)) >= 0.8
+    z = volume.voxel_to_world(np.stack([np.zeros_like(slices), np.zeros_like(slices), slices], axis=1))[:, 2]
+    assert 35.0 <= np.ptp(z) <= 105.0
+    assert np.median(dense[:, slices].sum(axis=0) / column.any(axis=1)[:, slices].sum(axis=0)) >= 0.8
+    y = volume.voxel_to_world(np.stack([np.zeros(volume.shape[1]), np.arange(volume.shape[1]),
+                                        np.zeros(volume.shape[1])], axis=1))[:, 1]
+    filled = volume.array > 0.1 * volume.array.max()
+    tops = [y[filled[:, :, k].any(axis=0)].max() for k in slices]
+    assert np.ptp(tops) <= 4.0
 
 
 def test_a_myelogram_outlines_the_roots_and_their_sleeves(small_spine):
@@ -159,12 +194,7 @@ def test_a_myelogram_outlines_the_roots_and_their_sleeves(small_spine):
     root, and short: on AP, beside the sac's edge in under 40% of the column's rows; sleeves along the
     roots' whole run beside the sac drew a line down each side of it in 57%, "a narrow myelogram", issue 16),
     each continuous with the column (a sleeve cut off by its dura was a detached dot)."""
-    tracer = tracer_for(small_spine)
-    csf = np.isin(tracer.codes, tracer.codes_in_group("dural_sac.csf"))
-    csf_points = tracer.volume.voxel_to_world(np.argwhere(csf))
-    level = csf_points[np.abs(csf_points[:, 2] - small_spine.landmark("L4.body.center")[2]) < 1.0]
-    tip = level[np.argmin(np.linalg.norm(level - level.mean(axis=0), axis=1))]
-    volume = inject(tracer, tip, 2.0).concentration(30.0)
+    tracer, volume, _ = _myelogram(small_spine, 2.0, 30.0)
     csf = _mask(tracer, volume, ["dural_sac.csf"]) & (volume.array > 0)
     roots = _mask(tracer, volume, ["cauda_equina"])
     slices = np.unique(np.nonzero(csf)[2])
@@ -245,7 +275,8 @@ def _variation_per_iodine(volume) -> list[float]:
 def test_epidural_contrast_relaxes_its_voxel_edges_and_stays_in_its_compartment(tracer, tip, monkeypatch):
     """Against the same fill without the confined diffusion, the epidurogram's projections vary at
     least 3% less per unit iodine (lobulated by the fat, but no voxel staircase), with the iodine
-    conserved and none of it outside the epidural space, the root sleeve and the tissue it spills into."""
+    conserved and none of it outside the epidural space, the root sleeve, the tissue it spills into and (from the
+    dorsal tip) the sac's back surface, the potential space under the laminae."""
     from simulator.needle import contrast
 
     smooth = inject(tracer, tip, 1.5).concentration(3.0)
@@ -259,7 +290,8 @@ def test_epidural_contrast_relaxes_its_voxel_edges_and_stays_in_its_compartment(
     assert smooth.array.sum(dtype=np.float64) * voxel_ml == pytest.approx(1.5 * CONTRAST_IODINE_MG_PER_ML, rel=1e-6)
     assert smooth.array.min() >= 0
     allowed = _mask(tracer, smooth, ["epidural_space", "fat", "soft_tissue", "muscle"])
-    assert smooth.array[~allowed].sum() == 0 and not _mask(tracer, smooth, ["nerve_root", "dural_sac"])[smooth.array > 0].any()
+    allowed |= _sac_back_surface(tracer, smooth)
+    assert smooth.array[~allowed].sum() == 0 and not _mask(tracer, smooth, ["nerve_root"])[smooth.array > 0].any()
 
 
 # ----------------------------------------------------------------- the procedures' patterns on the 2 mm patient
@@ -334,6 +366,33 @@ def _span_mm(volume) -> float:
     return float(np.ptp(dense[:, 2]))
 
 
+def test_a_transforaminal_neurogram_runs_along_the_root_not_along_the_needle(small_spine):
+    """1 mL at the end of the planned transforaminal path (2 mm patient), 5 s on: the dense contrast more than
+    4 mm lateral of the tip, the neurogram, has its long axis within 25 degrees of the L4 root's course near the
+    tip and at least 45 degrees from the needle (§2.7 TFESI row: it outlines the root sleeve running
+    infero-laterally), so it reads as the root and not as the needle's continuation (issue 21). Without the sleeve
+    (a zero cuff) the spread's axis lay 49 degrees off the root."""
+    from scenarios.schema import load_scenario
+    from simulator.case.planner import plan_trajectory
+    from simulator.session.fold import Session
+
+    tracer = tracer_for(small_spine)
+    session = Session(load_scenario("tfesi-default"), small_spine, tracer=tracer)
+    path = plan_trajectory(tracer, session.target, session.spec)
+    volume = inject(tracer, path.tip, 1.0).concentration(5.0)
+    dense = volume.array > 0.1 * volume.array.max()
+    points, weights = volume.voxel_to_world(np.argwhere(dense)), volume.array[dense]
+    lateral = np.sign(path.tip[0]) * (points[:, 0] - path.tip[0]) > 4.0
+    points, weights = points[lateral], weights[lateral]
+    centre = np.average(points, axis=0, weights=weights)
+    axis = np.linalg.svd((points - centre) * np.sqrt(weights)[:, None])[2][0]
+    root = tracer.volume.voxel_to_world(np.argwhere(np.isin(tracer.codes, tracer.codes_in_group("nerve_root.L4.left"))))
+    root = root[np.linalg.norm(root - path.tip, axis=1) < 25.0]
+    course = np.linalg.svd(root - root.mean(axis=0))[2][0]
+    assert np.degrees(np.arccos(abs(axis @ course))) <= 25.0
+    assert np.degrees(np.arccos(abs(axis @ path.direction))) >= 45.0
+
+
 def test_interlaminar_contrast_is_dorsal_and_spans_more_levels_with_more_volume(procedure_tips):
     """2 mL through the interlaminar window: at least 75% of the epidural iodine dorsal to the sac
     (dorsal flow in 25/25, ventral in 9/25 at 5 mL, Botwin 2004, clinical.md §2.7), spanning one to
@@ -344,6 +403,26 @@ def test_interlaminar_contrast_is_dorsal_and_spans_more_levels_with_more_volume(
     spans = [_span_mm(spreads[ml]) for ml in (1.0, 2.0, 5.0)]
     assert spans[0] < spans[1] < spans[2]
     assert 35.0 <= spans[1] <= 105.0
+
+
+def test_an_interlaminar_epidurogram_drapes_over_the_sac_and_runs_on_under_the_laminae(procedure_tips):
+    """2 mL through the interlaminar window of the 2 mm patient, 5 s on: at least 80% of the iodine on or behind
+    the dural sac's back surface (within a voxel in front of it), the dorsal sheet (clinical.md §2.7 ILESI row:
+    along the ventral laminar line, a thin posterior stripe), not down the gutters beside the sac to its front;
+    and it runs on under the lamina above, its dense part reaching at least 35 mm (a level) above the tip
+    (§4.7: a potential space there that the injectate opens). Filled like the dorsal fat, the gutters took 41%
+    and the spread stopped 26 mm above the tip (issue 21)."""
+    tracer, tips = procedure_tips
+    tip = tips["ilesi-default"]
+    volume = inject(tracer, tip, 2.0).concentration(5.0)
+    sac = _mask(tracer, volume, ["dural_sac"])
+    y = volume.voxel_to_world(np.stack(np.indices(sac.shape), axis=-1).reshape(-1, 3))[:, 1].reshape(sac.shape)
+    back = np.where(sac, y, -np.inf).max(axis=1)
+    back = np.where(np.isfinite(back), back, back.max(axis=0)[None, :])
+    behind = y >= back[:, None, :] - 2.0
+    assert volume.array[behind].sum() >= 0.8 * volume.array.sum()
+    dense = volume.voxel_to_world(np.argwhere(volume.array > 0.1 * volume.array.max()))
+    assert dense[:, 2].max() - tip[2] >= 35.0
 
 
 def test_a_facet_arthrogram_fills_the_joint_line_then_both_recesses(tracer):
@@ -605,4 +684,5 @@ def test_contrast_is_graded_not_a_flat_plateau(tracer, pattern, ml, monkeypatch)
     monkeypatch.setitem(contrast.MODELS, pattern, replace(contrast.MODELS[pattern], texture_mm=None, taper=False))
     monkeypatch.setattr(contrast, "EDGE_LOBE_MM", 0.0)
     monkeypatch.setattr(contrast, "EDGE_FADE_MM", 1e-9)
+    monkeypatch.setattr(contrast, "DORSAL_GUTTER_SHARE", 1.0)
     assert plateau_share(inject(tracer, TIPS[pattern][0], ml, seed=[1, 0]).concentration(5.0)) > 0.5
