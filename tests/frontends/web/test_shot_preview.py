@@ -78,3 +78,25 @@ def test_a_shot_at_a_new_pose_is_previewed_coarse_then_replaced_by_its_image(sho
     handlers.shot()  # the pose the monitor shows: nothing to preview
     assert set(monitor.widths()) == {pixels}
     assert new_pose_kerma == pytest.approx(attempt.ledger.reference_air_kerma_mgy - kerma_before - new_pose_kerma)
+
+
+def test_the_attempt_keeps_the_cine_played_last_only(shooting, monkeypatch):
+    """A run's cine (up to CINE_LOOP_FRAMES JPEGs) is kept while it is the one the monitor replays, not for
+    every run of the attempt (a workstation's memory grew with each live or DSA run)."""
+    import frontends.web.attempt as attempt_module
+
+    handlers, _ = shooting
+    attempt = handlers.attempt
+    rendered = []
+    render_run = attempt_module.render_run
+    monkeypatch.setattr(attempt_module, "render_run", lambda *a, **k: rendered.append(1) or render_run(*a, **k))
+    monkeypatch.setattr(handlers, "play_run", lambda: None)  # the runs are not played on a monitor here
+    handlers.live(0.1)
+    first = attempt.last_run
+    handlers.live(0.1)
+    second = attempt.last_run
+    frames, _ = attempt.cine(first)
+    assert attempt.cine(first)[0] is frames and len(rendered) == 1  # kept while it is the one replayed
+    attempt.cine(second)
+    attempt.cine(first)  # made again: the second run's cine took its place
+    assert len(rendered) == 3
