@@ -8,7 +8,8 @@ manifests and volumes) and the web app's browser-to-server requests have a hypot
 each runs a bounded number of examples (seconds); here the same tests run ``--scale`` times as many
 (:mod:`tests.fuzzing`), each run from a new random seed (pytest prints it with a failure). It is not
 a speed benchmark, so it is not among ``python -m benchmarks``'s ratios; it exits non-zero on a failure,
-with hypothesis's shrunk example in the output.
+with hypothesis's shrunk example in the output. Each test's peak resident memory is printed at the end
+(:mod:`benchmarks.fuzz_memory`), and the campaign stops itself past ``--max-rss-gb``.
 """
 
 from __future__ import annotations
@@ -30,12 +31,17 @@ FUZZ_FILES = ["tests/anatomy_models/test_hostile_dicom.py", "tests/anatomy_model
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.fuzz", description=__doc__.splitlines()[0])
     parser.add_argument("--scale", type=int, default=20, help="times the suite's examples per test (default 20)")
+    parser.add_argument("--max-rss-gb", type=float, default=8.0,
+                        help="stop the campaign if its resident memory passes this (default 8 GB)")
     options, pytest_args = parser.parse_known_args(argv)
     if options.scale < 1:
         parser.error("--scale must be at least 1")
-    environment = dict(os.environ, SPINESIM_FUZZ_SCALE=str(options.scale), PYTHONPATH=str(ROOT))
-    command = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-k", "fuzz", "-o", "addopts=",
-               *FUZZ_FILES, *pytest_args]
+    if options.max_rss_gb <= 0:
+        parser.error("--max-rss-gb must be positive")
+    environment = dict(os.environ, SPINESIM_FUZZ_SCALE=str(options.scale), PYTHONPATH=str(ROOT),
+                       SPINESIM_FUZZ_MAX_RSS_GB=str(options.max_rss_gb))
+    command = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "benchmarks.fuzz_memory",
+               "-k", "fuzz", "-o", "addopts=", *FUZZ_FILES, *pytest_args]
     start = time.perf_counter()
     done = subprocess.run(command, cwd=ROOT, env=environment)
     print(f"fuzz campaign at {options.scale}x the suite's examples: {time.perf_counter() - start:.0f} s, "

@@ -19,7 +19,7 @@ import math
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Callable
 
 import numpy as np
 from PIL import Image, ImageDraw
@@ -169,7 +169,9 @@ class LiveAttempt:
     _clock_origin: float = 0.0  # monotonic time at which the attempt clock read 0
     _scan: Scan | None = None  # the last ultrasound frame rendered
     _report: tuple[int, Report] | None = None  # (steps graded, the report)
-    _cines: dict[int, tuple[tuple[str, ...], float]] = field(default_factory=dict)  # by shot number
+    # The cine played last: (shot number, its frames, the seconds between them). One: the monitor replays the newest
+    # run, and each run's frames (up to CINE_LOOP_FRAMES JPEGs) kept for every run piled up over an attempt.
+    _cine: tuple[int, tuple[str, ...], float] | None = None
     held: HeldRun | None = None  # the live run screening now, while Live is held
     # An action's clock reading, application and commit happen under this lock, and a held run's frame picks
     # its state under it: once the clock has passed a frame's moment, no action can still land before it.
@@ -209,8 +211,17 @@ class LiveAttempt:
     def finished(self) -> bool:
         return self.session.state.finished
 
-    def act(self, record: dict) -> list[Event]:
+    def act(self, record: dict, preview: Callable[[Shot], None] | None = None) -> list[Event]:
         """Apply one action (``t`` is set from the attempt's clock), commit it, render what it shows.
+
+        Parameters
+        ----------
+        record : dict
+            The action, as the page's request made it.
+        preview : callable, optional
+            ``preview(shot)`` is given the coarse image (:data:`PREVIEW_PIXELS` across, a ray per 4 x 4
+            pixels) of a shot at a C-arm pose the monitor has not shown, once the action is committed and
+            before its full image is made (issue 18: a pulse at a new pose showed nothing for 390 ms).
 
         Raises
         ------
@@ -221,10 +232,11 @@ class LiveAttempt:
         with self.lock:
             if self.held is not None and record["type"] in ("fluoro_shot", "finish"):
                 raise SpinesimError("live fluoroscopy is running", hint="release Live (or the space bar) first")
-            return self._commit(dict(record, t=self.now()))
+            return self._commit(dict(record, t=self.now()), preview)
 
-    def _commit(self, record: dict) -> list[Event]:
-        events = self._apply(record)
+    def _commit(self, record: dict, preview: Callable[[Shot], None] | None = None) -> list[Event]:
+        # The image is made once the store holds the action: the screen never shows one it does not hold.
+        events = self.session.apply(record)
         try:
             self.store.append_action(self.attempt_id, len(self.session.actions), self._stored_record())
         except Exception as error:
@@ -233,6 +245,7 @@ class LiveAttempt:
                 raise
             raise SpinesimError(f"the action could not be saved ({type(error).__name__}: {error}); it was undone",
                                 hint="check the database, then try again") from None
+        self._show(self.session.steps[-1], preview)
         if record["type"] == "finish":
             self.store.finish_attempt(self.attempt_id, self.report())
         return events
@@ -306,25 +319,32 @@ class LiveAttempt:
     def _stored_record(self) -> dict:
         return action_record(self.session.actions[-1])
 
-    def _apply(self, record: dict) -> list[Event]:
-        events = self.session.apply(record)
-        self._show(self.session.steps[-1])
-        return events
-
-    def _show(self, step: Step) -> None:
-        """Put what ``step`` imaged on the monitor: a fluoroscopy shot's image and its dose."""
+    def _show(self, step: Step, preview: Callable[[Shot], None] | None = None) -> None:
+        """Put what ``step`` imaged on the monitor: a fluoroscopy shot's image and its dose (one shot's,
+        the preview is the same exposure), first its coarse ``preview`` at a pose the monitor has not shown
+        (a held run's frames were streamed as it ran)."""
         if step.action.type != "fluoro_shot":
             return
         action, state, action_index = step.action, step.after, step.number - 1
         held = bool(action.held)
-        image = render_shot(self.session, state, action.mode, action.seconds, action.frames_per_second, held=held)
-        self.ledger = add_fluoro_shot(self.ledger, self.session.anatomy, image.carm, action.mode, action.seconds,
-                                      at_pulse_rate(Technique(), action.frames_per_second))
         # The C-arm's angles are burned into the image's corner; the caption says which shot and how.
         run = "" if action.mode == "pulse" else f" {beam_seconds(action.seconds):g} s"
         caption = f"#{state.fluoro_shots}  {action.mode.upper()}{run}{' held' if held else ''}"
+        if preview is not None and not held and not self._on_monitor(self.session.carm(state)):
+            coarse = render_shot(self.session, state, action.mode, action.seconds, action.frames_per_second,
+                                 pixels=PREVIEW_PIXELS)
+            preview(Shot(state.fluoro_shots, action_index, action.mode, coarse.carm, jpeg_data_url(coarse.pixels),
+                         caption))
+        image = render_shot(self.session, state, action.mode, action.seconds, action.frames_per_second, held=held)
+        self.ledger = add_fluoro_shot(self.ledger, self.session.anatomy, image.carm, action.mode, action.seconds,
+                                      at_pulse_rate(Technique(), action.frames_per_second))
         self.shots.append(Shot(state.fluoro_shots, action_index, action.mode, image.carm, jpeg_data_url(image.pixels),
                                caption, held))
+
+    def _on_monitor(self, carm: CArm) -> bool:
+        """Whether the monitor's image (the last shot's) was taken at ``carm``'s pose."""
+        shown = self.last_shot
+        return shown is not None and np.allclose(shown.carm.projection_matrix, carm.projection_matrix)
 
     def _rebuild(self) -> None:
         rebuilt = LiveAttempt.resume(self.store, self.attempt_id, self.session.scenario, self.session.anatomy,
@@ -346,17 +366,17 @@ class LiveAttempt:
     def cine(self, shot: Shot) -> tuple[tuple[str, ...], float]:
         """A live or DSA shot's cine (:func:`simulator.session.shots.render_run`): its frames as JPEG
         data URLs, the last the image held, and the seconds between frames. Rendered when first
-        played (not when an attempt is resumed), then kept."""
+        played (not when an attempt is resumed), then kept until another run's is played."""
         if shot.mode == "pulse":
             raise SpinesimError("a pulse shot is one image, not a run", hint="take a live or DSA run")
-        if shot.number not in self._cines:
+        if self._cine is None or self._cine[0] != shot.number:
             step = self.session.steps[shot.action_index]
             action = step.action
             run = render_run(self.session, step.after, action.mode, action.seconds, action.frames_per_second,
                              held=bool(action.held))
-            self._cines[shot.number] = (tuple(jpeg_data_url(frame.pixels) for frame in run.frames),
-                                        1.0 / run.frames_per_second)
-        return self._cines[shot.number]
+            self._cine = (shot.number, tuple(jpeg_data_url(frame.pixels) for frame in run.frames),
+                          1.0 / run.frames_per_second)
+        return self._cine[1:]
 
     def shot_at(self, action_count: int) -> Shot | None:
         """The image the monitor held after the first ``action_count`` actions (None before any shot)."""

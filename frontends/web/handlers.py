@@ -21,7 +21,7 @@ from anatomy_models.atomic import atomic_path
 from anatomy_models.errors import SpinesimError
 from frontends.pictures.encode import jpeg_data_url
 from frontends.store import Store, User
-from frontends.web.attempt import PREVIEW_PIXELS, HeldRun, LiveAttempt
+from frontends.web.attempt import PREVIEW_PIXELS, HeldRun, LiveAttempt, Shot
 from frontends.web.explanation import attempt_explanation_view, check_may_explain, explanation_view
 from frontends.web.inputs import MAX_ID, choice, clipped, integer, number, trainee_words
 from frontends.web.patients import Patients, next_patient_seed
@@ -134,7 +134,7 @@ class Handlers:
     def _act(self, record: dict) -> None:
         if self.attempt is None or self.attempt.finished:
             raise SpinesimError("no attempt in progress", hint="start an attempt first")
-        self._act_on(self.attempt, lambda: self.attempt.act(record))
+        self._act_on(self.attempt, lambda: self.attempt.act(record, preview=self._show_shot))
 
     def _act_on(self, attempt: LiveAttempt, act: Callable[[], list]) -> None:
         """Make ``act()`` (an action of ``attempt``) and push what it shows: a new image first, a new
@@ -146,8 +146,7 @@ class Handlers:
             raise trainee_words(error) from None
         if len(attempt.shots) > shots_before:
             # The image first, on its own message: it is what the trainee is waiting for.
-            shot = attempt.last_shot
-            self._set(fluoro_src=shot.data_url, fluoro_caption=shot.caption, pick_marker=None)
+            self._show_shot(attempt.last_shot)
         state = attempt.session.state
         if state.probe is not None and (state.probe != state_before.probe or state.needle is not state_before.needle):
             scan = attempt.scan  # live ultrasound: a new frame for every probe or needle move
@@ -159,6 +158,10 @@ class Handlers:
         if len(attempt.shots) > shots_before and attempt.last_shot.mode != "pulse" \
                 and not attempt.last_shot.held:  # a held run was watched as it ran
             self.play_run()
+
+    def _show_shot(self, shot: Shot) -> None:
+        """Put a shot's image (or its coarse preview, :meth:`LiveAttempt.act`) on the monitor."""
+        self._set(fluoro_src=shot.data_url, fluoro_caption=shot.caption, pick_marker=None)
 
     # ------------------------------------------------------------------ attempt life cycle
     def start_attempt(self, scenario_id) -> None:

@@ -47,7 +47,6 @@ from wslink.chunking import UnChunker
 
 from anatomy_models.errors import SpinesimError
 from frontends.casebook import department_catalogue, with_department_cases
-from frontends.cli import log_internal_error
 from frontends.store import Store
 from frontends.web.editor import EDITOR_REQUESTS, CaseEditor
 from frontends.web.handlers import Handlers
@@ -251,6 +250,10 @@ class Workstation:
         if isinstance(error, SpinesimError):
             self._set(error_text=str(error), error_show=True)
         else:
+            # Imported when first needed: the command line's module (click, rich: 87 modules, 4 MB of every
+            # workstation's private memory, python -m benchmarks memory) is otherwise not used here.
+            from frontends.cli import log_internal_error
+
             log = log_internal_error(f"workstation of user {self.user.name}")
             self._set(error_text=f"internal error ({type(error).__name__}); details in {log}", error_show=True)
 

@@ -632,8 +632,10 @@ def detected_frame(anatomy: Anatomy, carm: CArm, spectrum: Beam, method: str, ce
         image.setflags(write=False)
         return image
 
-    return anatomy.derived.recent(("fluoro.detected", spectrum.kvp, spectrum.filtration_mm_al, cell),
-                                  pose_key(carm, method), compute, keep=_FACTS_PER_ANATOMY)
+    # One shelf for every beam and cell: a shelf per kVp and cell (11 exposure-control steps x 3 cells, each of 64
+    # 1 MB frames) could hold 2 GB per patient once a session had wandered over poses (issue 23's fuzz).
+    return anatomy.derived.recent("fluoro.detected", (spectrum.kvp, spectrum.filtration_mm_al, cell,
+                                                      *pose_key(carm, method)), compute, keep=_FACTS_PER_ANATOMY)
 
 
 def detected_with(anatomy: Anatomy, carm: CArm, spectrum: Beam, method: str, anatomy_frame: np.ndarray,
