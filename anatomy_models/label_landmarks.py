@@ -238,7 +238,7 @@ def _sap_ala_junction(p: np.ndarray, pedicle: np.ndarray, sign: float) -> np.nda
     On AP the ala's upper border slopes down and out from the SAP's base: going out from the pedicle, the top
     of the bone in each 2 mm column falls steeply down the SAP's lateral face, then gently along the ala. The
     first column, :data:`GROOVE_DROP_MM` or more under the SAP's top, from which the top falls less than
-    :data:`ALA_SLOPE_MAX` per millimetre to the next one gives the ala's top. At that height the ala's back
+    :data:`ALA_SLOPE_MAX` per millimetre to the next one (or the last) gives the ala's top. At that height the ala's back
     runs on in under the SAP's lateral part, nearly flat, and rises steeply into the SAP's base: the groove
     is the most medial column before that rise (more than :data:`ALA_SLOPE_MAX` per millimetre), on the
     ala's back.
@@ -251,9 +251,10 @@ def _sap_ala_junction(p: np.ndarray, pedicle: np.ndarray, sign: float) -> np.nda
     sap_bin = max((b for b in order if b * 2.0 < 12.0), key=lambda b: tops[b], default=None)
     if sap_bin is None:
         return None
-    ala = next((b for b, following in zip(order, order[1:]) if b > sap_bin
+    # (The last column has no next one: the S1 segment's cut, S1_SEGMENT_MM, may end the ala there.)
+    ala = next((b for b, following in zip(order, order[1:] + [None]) if b > sap_bin
                 and tops[b] < tops[sap_bin] - GROOVE_DROP_MM
-                and tops[b] - tops[following] < ALA_SLOPE_MAX * 2.0 * (following - b)), None)
+                and (following is None or tops[b] - tops[following] < ALA_SLOPE_MAX * 2.0 * (following - b))), None)
     if ala is None:
         return None
     height = tops[ala]

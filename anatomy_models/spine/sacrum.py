@@ -78,11 +78,28 @@ ALA_REACH_MM = 27.0             # ala beyond the S1 body's lateral margin (bread
 # end over the sacroiliac joint, so the view squared to S1's endplate (cranial tilt) shows the alae as sloping
 # shoulders, not one flat bar with square corners across the sacrum (issue 15's "two straight horizontal lines";
 # the alar border runs down and out into the arcuate line on AP radiographs) [ED].
-ALA_TOP_BELOW_RIM_MM = 3.0
+ALA_TOP_BELOW_RIM_MM = 5.0
 ALA_DROP_MM = 13.0
 ARCH_BLEND_MM = 3.0
+# The alae's upper surface also falls forward, toward the pelvic brim (the arcuate line runs on from the ala's
+# front): the arch's axis is tilted ALA_FORWARD_SLOPE_DEG from S1's antero-posterior axis, about a line across
+# the sacrum at the lateral masses' back (the sacral tuberosity), so that nowhere does it rise above the arch
+# it was [ED]. Along that axis the arch was a surface ruled parallel to the beam of the view squared to S1's
+# endplate, its cortex seen edge-on over the alae's whole depth: two razor-thin lines sloping out from the
+# endplate.
+ALA_FORWARD_SLOPE_DEG = 20.0
 # S1's body is rounded at its lateral upper and lower corners (the ring apophysis's rim) by this radius on AP [ED].
 S1_BODY_CORNER_MM = 5.0
+# The sacral base (S1's superior endplate and its rim) is a shallow dish, not a plane: its rim falls
+# S1_BASE_FALL_MM (lateral, posterior) below the promontory's crest at the body's lateral and posterior margins,
+# and the crest, S1_PROMONTORY_BEHIND_MM behind the anterior margin, rolls over into the front of the body as a
+# rounded lip (the promontory). A plane rim, squared to the beam, drew one straight dense line across the whole
+# body ("the S1 endplate line, edge to edge", issue 15). The sacral base is ~45-50 mm wide and ~30 mm deep with
+# a concave surface (dry-bone and CT morphometry, e.g. Wagner et al., Spine J 2017;17:1141, 92 sacra);
+# the falls are [ED].
+S1_BASE_FALL_MM = (2.5, 1.5)
+S1_PROMONTORY_BEHIND_MM = 5.0
+S1_BASE_DOME_DEPTH_MM = 60.0   # the dome's vertical semi-axis: a shallow cap over the endplate [ED]
 # Sacral foramina, (width, height) mm, ventral then dorsal, for the S1..S4 roots. Saluja et al., J Clin
 # Diagn Res 2018;12(6):AC01 (108 dry adult sacra): the first anterior foramen 12.2 wide x 13.0 high, the
 # first posterior 7.7 x 10.4, the second anterior 13.1 x 12.9, the second posterior 7.3 x 7.1; the first
@@ -648,11 +665,12 @@ def _s1_s2_roof(layout: VertebraLayout, s2: SegmentFrame) -> Shape:
 
 
 def sacral_base_arch(layout: VertebraLayout) -> Primitive:
-    """The inside of the arch that caps the alae and the lateral masses: a cylinder along S1's antero-posterior
-    axis through the alae's top at the body's lateral margin (:data:`ALA_TOP_BELOW_RIM_MM` under the rim) and
-    :data:`ALA_DROP_MM` lower at their lateral end (``ALA_REACH_MM`` beyond the margin). Its radius follows
-    from the two points: with ``a = x2**2 - x1**2`` the chord's heights differ by ``drop`` when the centre lies
-    ``(a / drop + drop) / 2`` below the inner point."""
+    """The inside of the arch that caps the alae and the lateral masses: a cylinder through the alae's top at
+    the body's lateral margin (:data:`ALA_TOP_BELOW_RIM_MM` under the rim) and :data:`ALA_DROP_MM` lower at their
+    lateral end (``ALA_REACH_MM`` beyond the margin), at the body's posterior wall; its axis falls
+    :data:`ALA_FORWARD_SLOPE_DEG` going forward. Its radius follows from the two points: with
+    ``a = x2**2 - x1**2`` the chord's heights differ by ``drop`` when the centre lies ``(a / drop + drop) / 2``
+    below the inner point."""
     scale = layout.geometry.scale
     x1, x2 = layout.width / 2.0, layout.width / 2.0 + ALA_REACH_MM * scale
     drop = ALA_DROP_MM * scale
@@ -660,19 +678,42 @@ def sacral_base_arch(layout: VertebraLayout) -> Primitive:
     radius = math.hypot(x1, below)
     top = layout.height / 2.0 - ALA_TOP_BELOW_RIM_MM * scale
     r = float(radius)
+    slope = math.radians(ALA_FORWARD_SLOPE_DEG)
+    axis = (0.0, math.cos(slope), math.sin(slope))  # backward and up: the arch falls going forward
 
     def sdf(u, v, w):
         return np.sqrt(u * u + w * w) - np.float32(r)
-    return placed_in_vertebra(layout, (0.0, 0.0, top - below), (1, 0, 0), (0, 1, 0), sdf, (r, 400.0, r))
+    back = layout.depth / 2.0 + TUBEROSITY_BEHIND_BODY_MM  # the lateral masses' back (sacrum_parts)
+    return placed_in_vertebra(layout, (0.0, back, top - below), (1, 0, 0), axis, sdf, (r, 400.0, r))
+
+
+def sacral_base_dome(layout: VertebraLayout) -> Primitive:
+    """The cap over S1's body that makes the sacral base a shallow dish: an ellipsoid whose top is the
+    promontory's crest (:data:`S1_PROMONTORY_BEHIND_MM` behind the anterior margin, 1 mm above the rim) and
+    whose surface lies :data:`S1_BASE_FALL_MM` under the rim at the body's lateral and posterior margins. A cap
+    ``h`` under its top at distance ``x`` from its axis has ``x = R * sqrt(1 - (1 - h / c) ** 2)`` for the
+    semi-axes ``R`` across and ``c`` (:data:`S1_BASE_DOME_DEPTH_MM`) down."""
+    scale = layout.geometry.scale
+    c = S1_BASE_DOME_DEPTH_MM * scale
+    lateral, posterior = (fall * scale + 1.0 for fall in S1_BASE_FALL_MM)
+    crest_y = -layout.depth / 2.0 + S1_PROMONTORY_BEHIND_MM * scale
+
+    def semi_axis(distance: float, fall: float) -> float:
+        return distance / math.sqrt(1.0 - (1.0 - fall / c) ** 2)
+    radii = (semi_axis(layout.width / 2.0, lateral), semi_axis(layout.depth / 2.0 - crest_y, posterior), c)
+    # The rim's height at the crest (the body's top falls backward by its wedge; body_sdf).
+    rim = layout.height / 2.0 - crest_y * math.tan(math.radians(layout.geometry.dims.body_wedge_deg) / 2.0)
+    return placed_in_vertebra(layout, (0.0, crest_y, rim + 1.0 - c), (1, 0, 0), (0, 1, 0), ellipsoid(radii), radii)
 
 
 def rounded_body(layout: VertebraLayout, body: Shape) -> Shape:
-    """S1's body with its lateral upper and lower corners rounded by :data:`S1_BODY_CORNER_MM` on AP: the body
-    cut by a box as wide and tall as it, long in depth, with those edges rounded."""
+    """S1's body with its lateral upper and lower corners rounded by :data:`S1_BODY_CORNER_MM` on AP (the body
+    cut by a box as wide and tall as it, long in depth, with those edges rounded) and its top a dish under
+    :func:`sacral_base_dome`."""
     half = (layout.width / 2.0 + 0.5, layout.depth * 2.0, layout.height / 2.0 + 0.5)
     box = placed_in_vertebra(layout, (0.0, 0.0, 0.0), (1, 0, 0), (0, 1, 0),
                              rounded_box(half, S1_BODY_CORNER_MM * layout.geometry.scale), half)
-    return Intersection([body, box])
+    return Intersection([body, box, sacral_base_dome(layout)])
 
 
 def rudimentary_disc(layout: VertebraLayout) -> Shape:

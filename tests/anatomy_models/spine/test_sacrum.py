@@ -224,6 +224,25 @@ def test_alae_slope_down_and_out_as_rounded_shoulders(model):
     assert drops[-1] > 1.5 * drops[0], dict(zip(xs.round(1), np.round(tops, 1)))
 
 
+def test_the_sacral_base_is_a_dish_under_the_promontory_and_the_alae_fall_forward(model):
+    """No surface of the sacral base lies along the beam of the view squared to S1's endplate (cranial tilt): a
+    plane rim drew one straight line across the body and the alae's arch, ruled along that beam, two razor
+    lines (issue 15). Heights of the sacrum's top, found from above along S1's axis: the rim falls from the
+    promontory's crest to the body's lateral and posterior margins, and the ala's top falls going forward."""
+    sdf = painted_sdf(model, "S1")
+    s1 = model.skeleton.layouts["S1"]
+    down = s1.frame.vector([0.0, 0.0, -1.0])
+
+    def top(x: float, y: float) -> float:
+        return s1.height - crossings(sdf, s1.world(np.array([x, y, s1.height])), down, 60.0, 0.05)[0]
+    crest = top(0.0, -s1.depth / 2.0 + 5.0)
+    lateral, posterior = top(s1.width / 2.0 - 2.0, -s1.depth / 2.0 + 5.0), top(0.0, s1.depth / 2.0 - 2.0)
+    assert crest - lateral >= 1.5 and crest - posterior >= 1.0, (crest, lateral, posterior)
+    x = s1.width / 2.0 + 10.0
+    back, front = top(x, s1.depth / 2.0 - 4.0), top(x, -s1.depth / 4.0)
+    assert back - front >= 4.0, (back, front)
+
+
 def dorsal_surface_mm(sdf, s1, x: float, z_values) -> np.ndarray:
     """How far back (mm, along S1's posterior axis from its centre) the sacrum's dorsal surface lies at
     S1-local heights ``z_values``, a line ``x`` mm off the midline (the last bone going back)."""
