@@ -238,9 +238,9 @@ def _sap_ala_junction(p: np.ndarray, pedicle: np.ndarray, sign: float) -> np.nda
     On AP the ala's upper border slopes down and out from the SAP's base: going out from the pedicle, the top
     of the bone in each 2 mm column falls steeply down the SAP's lateral face, then gently along the ala. The
     first column, :data:`GROOVE_DROP_MM` or more under the SAP's top, from which the top falls less than
-    :data:`ALA_SLOPE_MAX` per millimetre to the next one (or the last) gives the ala's top. At that height the ala's back
-    runs on in under the SAP's lateral part, nearly flat, and rises steeply into the SAP's base: the groove
-    is the most medial column before that rise (more than :data:`ALA_SLOPE_MAX` per millimetre), on the
+    :data:`ALA_SLOPE_MAX` per millimetre to the next one (or the last) gives the ala's top. At that height the
+    ala's back runs on in under the SAP's lateral part, nearly flat, and rises steeply into the SAP's base: the
+    groove is the most medial column before that rise (more than :data:`ALA_SLOPE_MAX` per millimetre), on the
     ala's back.
     """
     lateral = sign * (p[:, 0] - pedicle[0])

@@ -406,8 +406,8 @@ def sacral_groove_landing(tracer: Tracer, landmark: np.ndarray, direction: np.nd
     The rays are aimed at a square grid of points across ``direction`` around the landmark (side twice
     :data:`GROOVE_REACH_MM`); a landing counts where the first bone a ray meets is the sacrum's, the ray
     stays in bone for :data:`GROOVE_SOLID_MM` beyond it and it lies within :data:`GROOVE_LANDING_MM` of the
-    landmark. The path up to a landing is free of bone by
-    construction, so a cannula laid along the approach reaches it.
+    landmark. The path up to a landing is free of bone by construction, so a cannula laid along the approach
+    reaches it.
     """
     direction = np.asarray(direction, dtype=np.float64) / np.linalg.norm(direction)
     across = np.cross(direction, [0.0, 0.0, 1.0])
