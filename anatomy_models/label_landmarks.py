@@ -58,6 +58,9 @@ GAP_MM = 3.0
 PEDICLE_HALF_HEIGHT_MM = 7.5
 # The SAP-TP groove: where the dorsal bone surface drops this much (mm) below the SAP's top.
 GROOVE_DROP_MM = 5.0
+# The sacral ala's upper border falls at most this (mm per mm) going out on AP, the SAP's lateral wall more
+# steeply: the ala's border slopes ~15-35 deg (sacrum.py's arch), tan 45 deg is 1 [ED].
+ALA_SLOPE_MAX = 1.0
 # Kambin's triangle relative to the pedicle line and the back of the vertebral body (mm) [ED], as in
 # the generated spine: lateral to the SAP's front edge, behind the disc.
 KAMBIN_LATERAL_MM = 6.0
@@ -186,7 +189,7 @@ def _level_landmarks(frame: VertebraFrame) -> tuple[dict[str, np.ndarray], dict[
             continue
         landmarks[f"{level}.pedicle.{side}.center"] = frame.world(centre)
         landmarks[f"{level}.pedicle.{side}.six_oclock"] = frame.world(_pedicle_bottom(pedicle, centre))
-        junction = _sap_tp_junction(p, centre, sign)
+        junction = (_sap_ala_junction if level == "S1" else _sap_tp_junction)(p, centre, sign)
         if junction is not None:
             landmarks[f"{level}.SAP_TP_junction.{side}"] = frame.world(junction)
     return landmarks, directions
@@ -205,7 +208,7 @@ def _pedicle_bottom(pedicle: np.ndarray, centre: np.ndarray) -> np.ndarray:
 
 
 def _sap_tp_junction(p: np.ndarray, pedicle: np.ndarray, sign: float) -> np.ndarray | None:
-    """The groove where the SAP's lateral wall meets the top of the transverse process (the ala at S1).
+    """The groove where the SAP's lateral wall meets the top of the transverse process.
 
     Seen from behind, the SAP stands out dorsally beside the pedicle and the transverse process lies
     deeper lateral to it: along the process's upper border, going out from the pedicle, the groove is
@@ -227,6 +230,40 @@ def _sap_tp_junction(p: np.ndarray, pedicle: np.ndarray, sign: float) -> np.ndar
         if b > sap_bin and dorsal[b] < dorsal[sap_bin] - GROOVE_DROP_MM:
             return np.array([pedicle[0] + sign * (b + 0.5) * 2.0, dorsal[b], top - 2.0])
     return None
+
+
+def _sap_ala_junction(p: np.ndarray, pedicle: np.ndarray, sign: float) -> np.ndarray | None:
+    """The groove where the S1 SAP's base meets the sacral ala's upper border (the L5 dorsal ramus's).
+
+    On AP the ala's upper border slopes down and out from the SAP's base: going out from the pedicle, the top
+    of the bone in each 2 mm column falls steeply down the SAP's lateral face, then gently along the ala. The
+    first column, :data:`GROOVE_DROP_MM` or more under the SAP's top, from which the top falls less than
+    :data:`ALA_SLOPE_MAX` per millimetre to the next one (or the last) gives the ala's top. At that height the
+    ala's back runs on in under the SAP's lateral part, nearly flat, and rises steeply into the SAP's base: the
+    groove is the most medial column before that rise (more than :data:`ALA_SLOPE_MAX` per millimetre), on the
+    ala's back.
+    """
+    lateral = sign * (p[:, 0] - pedicle[0])
+    near = p[(lateral > -2.0) & (lateral < 40.0)]
+    bins = np.floor(sign * (near[:, 0] - pedicle[0]) / 2.0).astype(int)
+    tops = {b: near[bins == b, 2].max() for b in np.unique(bins)}
+    order = sorted(tops)
+    sap_bin = max((b for b in order if b * 2.0 < 12.0), key=lambda b: tops[b], default=None)
+    if sap_bin is None:
+        return None
+    # (The last column has no next one: the S1 segment's cut, S1_SEGMENT_MM, may end the ala there.)
+    ala = next((b for b, following in zip(order, order[1:] + [None]) if b > sap_bin
+                and tops[b] < tops[sap_bin] - GROOVE_DROP_MM
+                and (following is None or tops[b] - tops[following] < ALA_SLOPE_MAX * 2.0 * (following - b))), None)
+    if ala is None:
+        return None
+    height = tops[ala]
+    in_band = (near[:, 2] > height - 3.0) & (near[:, 2] <= height + 1.0)
+    dorsal = {b: near[in_band & (bins == b), 1].max() for b in np.unique(bins[in_band])}
+    groove = ala
+    while groove - 1 > sap_bin and groove - 1 in dorsal and dorsal[groove - 1] - dorsal[groove] < ALA_SLOPE_MAX * 2.0:
+        groove -= 1
+    return np.array([pedicle[0] + sign * (groove + 0.5) * 2.0, dorsal[groove], height])
 
 
 def _interspace_landmarks(upper: VertebraFrame, lower: VertebraFrame, landmarks: dict[str, np.ndarray]) -> dict[str, np.ndarray]:

@@ -23,14 +23,21 @@ import numpy as np
 
 from anatomy_models.spine.neural import capsule_chain
 from anatomy_models.spine.sacrum import SI_HALF_HEIGHT_MM, SI_HALF_LENGTH_MM, SacroiliacJoint
-from anatomy_models.spine.sdf import Frame, Primitive, Shape, ellipsoid, f32, rounded_box, tapered_box
+from anatomy_models.spine.sdf import Frame, Intersection, Primitive, Shape, ellipsoid, f32, rounded_box, tapered_box
 from anatomy_models.spine.skeleton import Skeleton
 from anatomy_models.spine.vertebra import SIDE_SIGN
 
 WING_THICKNESS_MM = 7.0          # the blade's thickness at its back, toward the posterior ilium [ED]
 FOSSA_THICKNESS_MM = 3.0         # in the iliac fossa, toward the front [ED]
 AURICULAR_BLOCK_MM = 24.0        # the posterior ilium's thickness lateral to the joint [ED]
-PSIS_RADII_MM = (9.0, 10.0, 13.0)
+# The PSIS is the block's back end, PSIS_BEHIND_MM behind the auricular surface's back end [ED]: a separate knob
+# (an ellipsoid 20 x 26 mm across) drew a round dense disc over the sacroiliac joint on the tilted AP views of S1
+# ("round 'hips' beside S1", issue 15).
+PSIS_BEHIND_MM = 15.0
+BLOCK_RISE_MM = 10.0             # the posterior ilium's block runs up this far above the joint into the wing [ED]
+# ... thinning toward this line across the joint (the wing's back, its middle), its half-width at its foot [ED]: the
+# profile's medial edge stays lateral to the joint's plane above the joint, where the ala's dorsal surface is bare.
+BLOCK_TAPER_TOWARD_MM, BLOCK_FOOT_HALF_MM = 7.5, 12.5
 # The crest: the blade thickens over its top CREST_DEPTH_MM into a rounded rim of half-width
 # CREST_HALF_WIDTH_MM times CREST_PROFILE along it, from the ASIS (0) to its back end over the sacroiliac
 # joint (1) [ED]: thickest at the iliac tubercle, a third of the way back, thinning behind it toward the ala.
@@ -109,18 +116,25 @@ def arcuate_line(frame: Frame, radius: float, start_deg: float, end_deg: float) 
 
 
 def posterior_ilium(joint: SacroiliacJoint) -> list[Shape]:
-    """The posterior ilium at the joint ``joint``: the block behind the auricular surface, the
-    posterior superior iliac spine behind and above the joint's back end, and the body of the ilium
-    running down and forward from the joint's lower end, whose back edge is the greater sciatic notch."""
+    """The posterior ilium at the joint ``joint``: the block behind the auricular surface, whose back end
+    behind the joint's is the posterior superior iliac spine, and the body of the ilium running down and
+    forward from the joint's lower end, whose back edge is the greater sciatic notch."""
     gap = joint.gap_mm / 2.0
     rotation = joint.frame.rotation
-    # The block reaches 6 mm past the joint's plane (the joint's cut shapes the auricular surface)
-    # and no higher than the joint: above it the ala's dorsal surface is bare.
-    half = (SI_HALF_LENGTH_MM + 6.0, AURICULAR_BLOCK_MM / 2.0 + 3.0, SI_HALF_HEIGHT_MM + 1.0)
-    block = Primitive(Frame(joint.point(-4.0, gap + half[1] - 6.0, -1.0), rotation), rounded_box(half, 11.0), half)
-    # The PSIS: behind the joint's back end at S2, about 4 cm off the midline [ED].
-    psis = Primitive(Frame(joint.point(-SI_HALF_LENGTH_MM - 12.0, 12.0, -12.0), rotation), ellipsoid(PSIS_RADII_MM),
-                     PSIS_RADII_MM)
+    # The block reaches 6 mm past the joint's plane (the joint's cut shapes the auricular surface). Its lateral
+    # face curves in going up (an elliptic profile across the joint) so that it thins into the wing's back
+    # above the joint: capped by a rounded top as thick as the block, it drew a round dense "hip" beside S1 on
+    # the caudally tilted AP (issue 15) [ED].
+    bottom, top = -SI_HALF_HEIGHT_MM - 2.0, SI_HALF_HEIGHT_MM + BLOCK_RISE_MM
+    back, front = -SI_HALF_LENGTH_MM - PSIS_BEHIND_MM, SI_HALF_LENGTH_MM + 2.0
+    half = ((front - back) / 2.0, AURICULAR_BLOCK_MM / 2.0 + 3.0, (top - bottom) / 2.0)
+    centre_v = gap + half[1] - 6.0
+    box = Primitive(Frame(joint.point((front + back) / 2.0, centre_v, (top + bottom) / 2.0), rotation),
+                    rounded_box(half, 4.0), half)
+    # The profile's ellipse: centred at the block's foot over the wing's line, closing at the block's top.
+    radii = (400.0, BLOCK_FOOT_HALF_MM, top - bottom)
+    profile = Primitive(Frame(joint.point(-4.0, BLOCK_TAPER_TOWARD_MM, bottom), rotation), ellipsoid(radii), radii)
+    block = Intersection([box, profile])
     # The body of the ilium: from the joint's lower front down, forward and out toward the acetabulum.
     start = joint.point(4.0, gap + 10.0, -SI_HALF_HEIGHT_MM + 6.0)
     end = joint.point(28.0, gap + 22.0, -SI_HALF_HEIGHT_MM - 26.0)
@@ -129,7 +143,7 @@ def posterior_ilium(joint: SacroiliacJoint) -> list[Shape]:
     across = np.cross(axis, joint.frame.vector((0.0, 1.0, 0.0)))
     frame = Frame.from_axes((start + end) / 2.0, axis, across)
     body = Primitive(frame, tapered_box(length / 2.0, (16.0, 6.0), (13.0, 7.0), 4.5), (length / 2.0, 16.0, 7.0))
-    return [block, psis, body]
+    return [block, body]
 
 
 def ilium_parts(skeleton: Skeleton, bottom_z: float,

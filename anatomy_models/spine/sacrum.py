@@ -71,8 +71,35 @@ HIATUS_APEX_FRACTION = 0.5      # the apex half-way down S4 (Nastoulis et al. 20
 INTERCORNUAL_MM = 12.4          # Nastoulis et al. 2023 (12.41 +- 3.16 mm)
 CORNU_RADII_MM = (3.5, 4.0, 6.0)  # the S5 inferior articular processes, pointing down [ED]
 TUBEROSITY_BEHIND_BODY_MM = 10.0  # the S1 lateral mass's back, behind the S1 body's posterior wall [ED]
-LATERAL_MASS_TOP_SLOPE_DEG = 15.0  # the S1 lateral mass's top, falling laterally [ED]
 ALA_REACH_MM = 27.0             # ala beyond the S1 body's lateral margin (breadth ~105 mm) [ED]
+# The sacral base's lateral parts (the alae and the lateral masses under them) are capped by one arch across
+# the sacrum, a cylinder along the antero-posterior axis: the alae's upper border starts ALA_TOP_BELOW_RIM_MM
+# under the endplate's rim at the body's lateral margin and falls ALA_DROP_MM, ever more steeply, to its lateral
+# end over the sacroiliac joint, so the view squared to S1's endplate (cranial tilt) shows the alae as sloping
+# shoulders, not one flat bar with square corners across the sacrum (issue 15's "two straight horizontal lines";
+# the alar border runs down and out into the arcuate line on AP radiographs) [ED].
+ALA_TOP_BELOW_RIM_MM = 5.0
+ALA_DROP_MM = 13.0
+ARCH_BLEND_MM = 3.0
+# The alae's upper surface also falls forward, toward the pelvic brim (the arcuate line runs on from the ala's
+# front): the arch's axis is tilted ALA_FORWARD_SLOPE_DEG from S1's antero-posterior axis, about a line across
+# the sacrum at the lateral masses' back (the sacral tuberosity), so that nowhere does it rise above the arch
+# it was [ED]. Along that axis the arch was a surface ruled parallel to the beam of the view squared to S1's
+# endplate, its cortex seen edge-on over the alae's whole depth: two razor-thin lines sloping out from the
+# endplate.
+ALA_FORWARD_SLOPE_DEG = 20.0
+# S1's body is rounded at its lateral upper and lower corners (the ring apophysis's rim) by this radius on AP [ED].
+S1_BODY_CORNER_MM = 5.0
+# The sacral base (S1's superior endplate and its rim) is a shallow dish, not a plane: its rim falls
+# S1_BASE_FALL_MM (lateral, posterior) below the promontory's crest at the body's lateral and posterior margins,
+# and the crest, S1_PROMONTORY_BEHIND_MM behind the anterior margin, rolls over into the front of the body as a
+# rounded lip (the promontory). A plane rim, squared to the beam, drew one straight dense line across the whole
+# body ("the S1 endplate line, edge to edge", issue 15). The sacral base is ~45-50 mm wide and ~30 mm deep with
+# a concave surface (dry-bone and CT morphometry, e.g. Wagner et al., Spine J 2017;17:1141, 92 sacra);
+# the falls are [ED].
+S1_BASE_FALL_MM = (2.5, 1.5)
+S1_PROMONTORY_BEHIND_MM = 5.0
+S1_BASE_DOME_DEPTH_MM = 60.0   # the dome's vertical semi-axis: a shallow cap over the endplate [ED]
 # Sacral foramina, (width, height) mm, ventral then dorsal, for the S1..S4 roots. Saluja et al., J Clin
 # Diagn Res 2018;12(6):AC01 (108 dry adult sacra): the first anterior foramen 12.2 wide x 13.0 high, the
 # first posterior 7.7 x 10.4, the second anterior 13.1 x 12.9, the second posterior 7.3 x 7.1; the first
@@ -80,6 +107,10 @@ ALA_REACH_MM = 27.0             # ala beyond the S1 body's lateral margin (bread
 # anterior ~10 mm high (Ebraheim et al., Orthopedics 1998;21:703). [ED]: S2's anterior a little under
 # S1's (Saluja's two are equal within 2 %), S3's width and S4's, tapering as the segments narrow. The
 # anterior foramina are the larger (the ventral rami are the thicker branches).
+# The S1 dorsal foramen's centre from the midline: 23.5 +- 2.8 mm (range 16.2-32.2) on 3D-CT of 632 patients
+# (S1ds, Kim et al., Korean J Pain 2023;36:98, table 2); it lies lateral to the intermediate crest (the fused
+# articular processes), below and a little lateral to the S1 superior articular process.
+S1_DORSAL_FORAMEN_MIDLINE_MM = 23.5
 FORAMEN_SIZES_MM = (((12.2, 13.0), (7.7, 10.4)),
                     ((12.0, 12.4), (7.3, 7.1)),
                     ((9.0, 10.0), (6.0, 6.0)),
@@ -176,11 +207,13 @@ def coccyx_frames(layout: VertebraLayout, gap_mm: float = 0.0) -> list[SegmentFr
 
 
 def dorsal_foramen_center(layout: VertebraLayout, side: str) -> np.ndarray:
-    """Local centre of the S1 dorsal foramen, in the dorsal wall below the S1 superior articular process."""
+    """Local centre of the S1 dorsal foramen: :data:`S1_DORSAL_FORAMEN_MIDLINE_MM` from the midline, in the dorsal
+    wall below and lateral to the S1 superior articular process, level with the laminae's lateral edge at mid
+    thickness."""
     s = SIDE_SIGN[side]
     z = layout.pedicle_z - 17.0 * layout.geometry.scale
-    point = layout.lamina_ventral_point(0.8, z, side) + layout.lamina_normal(side) * layout.lamina_thickness / 2
-    return point + np.array([s * 1.0, 0.0, 0.0])
+    point = layout.lamina_ventral_point(1.0, z, side) + layout.lamina_normal(side) * layout.lamina_thickness / 2
+    return np.array([s * S1_DORSAL_FORAMEN_MIDLINE_MM * layout.geometry.scale, point[1], point[2]])
 
 
 @dataclass(frozen=True)
@@ -611,9 +644,9 @@ def _s1_s2_roof(layout: VertebraLayout, s2: SegmentFrame) -> Shape:
     foot = s2.point(0.0, s2.depth / 2.0 + s2.canal_ap + DORSAL_WALL_MM * scale, 0.0)
     under = layout.lamina_ventral_point(0.0, layout.lamina_bottom_z + 4.0 * scale)
     floor = s2.point(0.0, s2.depth / 2.0 + s2.canal_ap, s2.height / 2.0)
-    # Out past the S1 dorsal foramina to the lateral masses (the intermediate and lateral crests beside them).
+    # Out past the S1 dorsal foramina to the lateral masses (the lateral crest, 5 mm of bone beside them [ED]).
     foramen = dorsal_foramen_center(layout, "left")
-    half_width = abs(foramen[0]) + FORAMEN_SIZES_MM[0][1][0] * scale + 6.0
+    half_width = abs(foramen[0]) + FORAMEN_SIZES_MM[0][1][0] * scale / 2.0 + 5.0
     low, high = foot[2] - 2.0, layout.lamina_bottom_z + 8.0 * scale
     y0, y1 = min(floor[1], under[1]) - 2.0, edge[1] + 2.0
     half = (half_width, (y1 - y0) / 2.0, (high - low) / 2.0)
@@ -631,6 +664,58 @@ def _s1_s2_roof(layout: VertebraLayout, s2: SegmentFrame) -> Shape:
     return Intersection(cuts)
 
 
+def sacral_base_arch(layout: VertebraLayout) -> Primitive:
+    """The inside of the arch that caps the alae and the lateral masses: a cylinder through the alae's top at
+    the body's lateral margin (:data:`ALA_TOP_BELOW_RIM_MM` under the rim) and :data:`ALA_DROP_MM` lower at their
+    lateral end (``ALA_REACH_MM`` beyond the margin), at the body's posterior wall; its axis falls
+    :data:`ALA_FORWARD_SLOPE_DEG` going forward. Its radius follows from the two points: with
+    ``a = x2**2 - x1**2`` the chord's heights differ by ``drop`` when the centre lies ``(a / drop + drop) / 2``
+    below the inner point."""
+    scale = layout.geometry.scale
+    x1, x2 = layout.width / 2.0, layout.width / 2.0 + ALA_REACH_MM * scale
+    drop = ALA_DROP_MM * scale
+    below = ((x2 ** 2 - x1 ** 2) / drop + drop) / 2.0
+    radius = math.hypot(x1, below)
+    top = layout.height / 2.0 - ALA_TOP_BELOW_RIM_MM * scale
+    r = float(radius)
+    slope = math.radians(ALA_FORWARD_SLOPE_DEG)
+    axis = (0.0, math.cos(slope), math.sin(slope))  # backward and up: the arch falls going forward
+
+    def sdf(u, v, w):
+        return np.sqrt(u * u + w * w) - np.float32(r)
+    back = layout.depth / 2.0 + TUBEROSITY_BEHIND_BODY_MM  # the lateral masses' back (sacrum_parts)
+    return placed_in_vertebra(layout, (0.0, back, top - below), (1, 0, 0), axis, sdf, (r, 400.0, r))
+
+
+def sacral_base_dome(layout: VertebraLayout) -> Primitive:
+    """The cap over S1's body that makes the sacral base a shallow dish: an ellipsoid whose top is the
+    promontory's crest (:data:`S1_PROMONTORY_BEHIND_MM` behind the anterior margin, 1 mm above the rim) and
+    whose surface lies :data:`S1_BASE_FALL_MM` under the rim at the body's lateral and posterior margins. A cap
+    ``h`` under its top at distance ``x`` from its axis has ``x = R * sqrt(1 - (1 - h / c) ** 2)`` for the
+    semi-axes ``R`` across and ``c`` (:data:`S1_BASE_DOME_DEPTH_MM`) down."""
+    scale = layout.geometry.scale
+    c = S1_BASE_DOME_DEPTH_MM * scale
+    lateral, posterior = (fall * scale + 1.0 for fall in S1_BASE_FALL_MM)
+    crest_y = -layout.depth / 2.0 + S1_PROMONTORY_BEHIND_MM * scale
+
+    def semi_axis(distance: float, fall: float) -> float:
+        return distance / math.sqrt(1.0 - (1.0 - fall / c) ** 2)
+    radii = (semi_axis(layout.width / 2.0, lateral), semi_axis(layout.depth / 2.0 - crest_y, posterior), c)
+    # The rim's height at the crest (the body's top falls backward by its wedge; body_sdf).
+    rim = layout.height / 2.0 - crest_y * math.tan(math.radians(layout.geometry.dims.body_wedge_deg) / 2.0)
+    return placed_in_vertebra(layout, (0.0, crest_y, rim + 1.0 - c), (1, 0, 0), (0, 1, 0), ellipsoid(radii), radii)
+
+
+def rounded_body(layout: VertebraLayout, body: Shape) -> Shape:
+    """S1's body with its lateral upper and lower corners rounded by :data:`S1_BODY_CORNER_MM` on AP (the body
+    cut by a box as wide and tall as it, long in depth, with those edges rounded) and its top a dish under
+    :func:`sacral_base_dome`."""
+    half = (layout.width / 2.0 + 0.5, layout.depth * 2.0, layout.height / 2.0 + 0.5)
+    box = placed_in_vertebra(layout, (0.0, 0.0, 0.0), (1, 0, 0), (0, 1, 0),
+                             rounded_box(half, S1_BODY_CORNER_MM * layout.geometry.scale), half)
+    return Intersection([body, box, sacral_base_dome(layout)])
+
+
 def rudimentary_disc(layout: VertebraLayout) -> Shape:
     """The thin disc between a lumbarised S1 and S2 (label ``S1-S2.disc.annulus``)."""
     width, depth = SEGMENTS[0].width_mm, SEGMENTS[0].depth_mm
@@ -644,7 +729,8 @@ def sacrum_parts(layout: VertebraLayout, concavity_top: float, lumbarized: bool 
     """Labelled parts of the sacrum (SAPs come from the L5-S1 facet joints; cavities are cut when painted)."""
     scale = layout.geometry.scale
     width, depth, height = layout.width, layout.depth, layout.height
-    parts: list[tuple[str, Shape]] = [("S1.body", body_part(layout, concavity_top, 0.0, 0.0))]
+    parts: list[tuple[str, Shape]] = [("S1.body", rounded_body(layout, body_part(layout, concavity_top, 0.0, 0.0)))]
+    arch = sacral_base_arch(layout)
     parts += [("S1.spinous_process", shape) for shape in spinous_process_part(layout)]
     frames = segment_frames(layout, LUMBARIZED_GAP_MM if lumbarized else 0.0)
     parts += _lower_segment_parts(layout, frames, lumbarized)
@@ -665,7 +751,7 @@ def sacrum_parts(layout: VertebraLayout, concavity_top: float, lumbarized: bool 
                                  tapered_box(half_length, (0.42 * depth, 0.45 * height), (0.5 * depth, 0.75 * height),
                                              7.0),
                                  (half_length, 0.5 * depth, 0.75 * height))
-        parts.append((f"S1.ala.{side}", ala))
+        parts.append((f"S1.ala.{side}", Intersection([ala, arch], ARCH_BLEND_MM)))
         # The S1 lateral mass under the ala, out to the auricular surface, back to the dorsal surface
         # (its sacral tuberosity behind the joint).
         x0, x1 = d.canal_transverse_mm / 2.0 + 1.0, width / 2.0 + reach
@@ -679,12 +765,11 @@ def sacrum_parts(layout: VertebraLayout, concavity_top: float, lumbarized: bool 
         # Its lateral border slopes in from the ala to S2's (the outline on AP has no step there).
         border = _border_plane(layout, s, np.array([s * x1, 0.0, z1]), np.array([s * frames[0].breadth / 2.0, 0.0, z0]),
                                np.array([0.0, 1.0, 0.0]))
-        # Its top falls laterally with the ala's upper surface (flat, parallel to S1's endplate, it drew a straight
-        # bar across the sacrum on the view squared to the endplate) [ED].
-        slope = math.radians(LATERAL_MASS_TOP_SLOPE_DEG)
-        top = _plane(layout, np.array([s * x0, 0.0, z1]), np.array([s * math.sin(slope), 0.0, math.cos(slope)]))
-        parts.append(("S1", Intersection([mass, border, top])))
-        parts.append(("S1", sacroiliac_joint(layout, side, lumbarized).auricular_mass()))
+        # Its top falls laterally under the ala's upper border (flat, parallel to S1's endplate, it drew a straight
+        # bar across the sacrum on the view squared to the endplate).
+        parts.append(("S1", Intersection([mass, border, arch], ARCH_BLEND_MM)))
+        parts.append(("S1", Intersection([sacroiliac_joint(layout, side, lumbarized).auricular_mass(), arch],
+                                         ARCH_BLEND_MM)))
     return parts
 
 

@@ -57,6 +57,7 @@ import numpy as np
 from anatomy_models.anatomy import Anatomy
 from anatomy_models.errors import SpinesimError
 from anatomy_models.structures import in_group, level_below
+from anatomy_models.tissues import BONE_TISSUES
 from scenarios.poses import CArmPose
 from scenarios.schema import Scenario, TargetSpec
 from simulator.imaging.carm import (CArm, ap, contralateral_oblique, gun_barrel, ipsilateral_oblique, lateral,
@@ -381,12 +382,57 @@ def _joint_line_direction(anatomy: Anatomy, tracer: Tracer, joint: str, sign: fl
 DORSAL_SURFACE_SEARCH_MM = 10.0
 
 
-# The L5 dorsal ramus crosses the sacral ala at the base of the S1 SAP (clinical.md §2.4). Where the
-# iliac crest hides that spot from the oblique approach, its landmark is moved onto the ala's dorsal
-# surface as seen straight from the back, stepping caudally up to this far (mm) when the landmark sits
-# on the ala's upper edge, with only psoas under it [ED].
-ALA_SURFACE_SEARCH_MM = 6.0
+# The L5 dorsal ramus crosses the sacral ala at the base of the S1 SAP (clinical.md §2.4) and runs down over
+# the sacrum's dorsal surface; the ala's upper border slopes down and out, and behind it the lateral mass's
+# dorsal surface rises to the sacral tuberosity. The target is where a needle along the approach lands on
+# the sacrum nearest the junction's landmark: rays along it aimed at points across it, within
+# GROOVE_REACH_MM of the landmark either way in steps of GROOVE_STEP_MM, each landing where it first meets
+# bone; only a landing on the sacrum with GROOVE_SOLID_MM of bone under it along the ray counts (a ray
+# that grazes the ala's thin upper edge or the SAP's lateral face has the psoas or the foramen under it)
+# [ED].
+GROOVE_REACH_MM = 8.0
+GROOVE_STEP_MM = 0.5
+GROOVE_SOLID_MM = 2.0
+GROOVE_RAY_BACK_MM = 40.0       # the rays start this far behind the landmark, clear of the bone around it
+GROOVE_LANDING_MM = DORSAL_SURFACE_SEARCH_MM  # a landing farther from the landmark is on other bone
 VENTRAL = np.array([0.0, -1.0, 0.0])
+
+
+def sacral_groove_landing(tracer: Tracer, landmark: np.ndarray, direction: np.ndarray,
+                          sacrum: str = "S1") -> np.ndarray | None:
+    """Where a needle along ``direction`` lands on the sacrum (the structure group ``sacrum``) nearest
+    ``landmark``, within a marching step short of the bone; None if no ray across the landmark lands on it.
+
+    The rays are aimed at a square grid of points across ``direction`` around the landmark (side twice
+    :data:`GROOVE_REACH_MM`); a landing counts where the first bone a ray meets is the sacrum's, the ray
+    stays in bone for :data:`GROOVE_SOLID_MM` beyond it and it lies within :data:`GROOVE_LANDING_MM` of the
+    landmark. The path up to a landing is free of bone by construction, so a cannula laid along the approach
+    reaches it.
+    """
+    direction = np.asarray(direction, dtype=np.float64) / np.linalg.norm(direction)
+    across = np.cross(direction, [0.0, 0.0, 1.0])
+    across = across / np.linalg.norm(across) if np.linalg.norm(across) > 1e-6 else np.array([1.0, 0.0, 0.0])
+    up = np.cross(across, direction)
+    offsets = np.arange(-GROOVE_REACH_MM, GROOVE_REACH_MM + 1e-9, GROOVE_STEP_MM)
+    a, b = (g.ravel() for g in np.meshgrid(offsets, offsets, indexing="ij"))
+    starts = landmark + a[:, None] * across + b[:, None] * up - GROOVE_RAY_BACK_MM * direction
+    step = tracer.step_mm
+    depths = np.arange(0.0, GROOVE_RAY_BACK_MM + GROOVE_REACH_MM + GROOVE_SOLID_MM, step)
+    codes = tracer.codes_at(starts[:, None, :] + depths[None, :, None] * direction)
+    bone_codes = np.array([c for c, tissue in enumerate(tracer.tissues) if tissue in BONE_TISSUES], dtype=np.int64)
+    bone = np.isin(codes, bone_codes)
+    first = bone.argmax(axis=1)
+    solid = int(round(GROOVE_SOLID_MM / step))
+    rows = np.arange(len(starts))
+    under = np.minimum(first[:, None] + np.arange(solid)[None, :], len(depths) - 1)
+    landed = (bone.any(axis=1) & (first > 0) & np.isin(codes[rows, first], tracer.codes_in_group(sacrum))
+              & bone[rows[:, None], under].all(axis=1))
+    if not landed.any():
+        return None
+    points = starts + depths[np.maximum(first - 1, 0)][:, None] * direction  # the last sample before the bone
+    distance = np.where(landed, np.linalg.norm(points - landmark, axis=1), np.inf)
+    nearest = int(np.argmin(distance))
+    return points[nearest] if distance[nearest] <= GROOVE_LANDING_MM else None
 
 
 def _bone_surface_near(tracer: Tracer, landmark: np.ndarray, direction: np.ndarray) -> np.ndarray | None:
@@ -411,13 +457,12 @@ def _dorsal_bone_surface(tracer: Tracer, landmark: np.ndarray, direction: np.nda
 
 
 def _on_ala(tracer: Tracer, landmark: np.ndarray, direction: np.ndarray) -> np.ndarray:
-    """The L5 dorsal ramus target: the bone the approach meets near the landmark; else the ala's dorsal
-    surface straight ventral of the landmark, or of a point up to :data:`ALA_SURFACE_SEARCH_MM` caudal to it."""
+    """The L5 dorsal ramus block's target: the bone the approach meets near the landmark; else (the iliac
+    crest in the way) where a needle from straight behind lands on the sacrum nearest it
+    (:func:`sacral_groove_landing`); else the landmark itself."""
     point = _bone_surface_near(tracer, landmark, direction)
-    caudal_mm = 0.0
-    while point is None and caudal_mm <= ALA_SURFACE_SEARCH_MM:
-        point = _bone_surface_near(tracer, landmark - [0.0, 0.0, caudal_mm], VENTRAL)
-        caudal_mm += 1.0
+    if point is None:
+        point = sacral_groove_landing(tracer, landmark, VENTRAL)
     return landmark if point is None else point
 
 
@@ -475,7 +520,10 @@ def _ablation(scenario: Scenario, spec: TargetSpec, anatomy: Anatomy, tracer: Tr
     tilt = RFA_CAUDAL_TILT_DEG["SAP-ala" if below == "S1" else "SAP-TP"]
     direction = needle_direction(oblique, sign, tilt)
     landmark = anatomy.landmark(block.landmark)
-    point = _bone_surface_near(tracer, landmark, direction)
+    # On the sloping ala the cannula lands on the lateral mass's dorsal slope behind the junction: the groove
+    # where the approach meets the sacrum, so that the nerve's course up to it lies off the bone.
+    point = (sacral_groove_landing(tracer, landmark, direction) if below == "S1" else
+             _bone_surface_near(tracer, landmark, direction))
     point = block.point if point is None else point
     ap = _ap_view(anatomy, below, below)
     # The trajectory view looks down the textbook line (the C-arm tilted caudally and turned to the side):

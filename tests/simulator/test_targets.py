@@ -1,8 +1,10 @@
 import numpy as np
 import pytest
 
+from anatomy_models.anatomy import Anatomy
 from anatomy_models.errors import SpinesimError
-from anatomy_models.structures import in_group
+from anatomy_models.label_landmarks import with_label_landmarks
+from anatomy_models.structures import LabelTable, in_group
 from anatomy_models.tissues import BONE_TISSUES
 from scenarios.schema import load_scenario
 from simulator.case.targets import target_for
@@ -74,3 +76,60 @@ def test_the_l5_dorsal_ramus_target_rests_on_the_dorsal_surface_of_the_sacral_al
     assert ventral is not None and ventral.structure == "S1.ala.right" and ventral.depth_in_mm < 0.5
     assert np.linalg.norm(target.point - small_spine.landmark(target.landmark)) < 10.0
     assert target.description == "right L5 dorsal ramus at the S1 SAP-ala junction"
+
+
+def _vertebra_labels_only(anatomy):
+    """``anatomy`` as a CT segmented by vertebra only (TotalSegmentator, VerSe): its landmarks measured from them."""
+    table = LabelTable()
+    labels = np.zeros(anatomy.ct.shape, np.uint16)
+    for level in ("T12", "L1", "L2", "L3", "L4", "L5", "S1"):
+        labels[anatomy.mask(level)] = table.add(level, "cortical_bone").id
+    return with_label_landmarks(Anatomy(anatomy.ct, table, anatomy.ct.with_array(labels)))
+
+
+def _nearest_voxel_mm(volume, mask: np.ndarray, point: np.ndarray, reach_mm: float = 4.0) -> float:
+    """Distance (mm) from ``point`` to the nearest voxel centre of ``mask`` within ``reach_mm`` (inf if none)."""
+    centre = np.round(volume.world_to_voxel(point)).astype(int)
+    reach = int(np.ceil(reach_mm / float(np.min(volume.spacing))))
+    low = np.maximum(centre - reach, 0)
+    ijk = np.argwhere(mask[low[0]:centre[0] + reach + 1, low[1]:centre[1] + reach + 1, low[2]:centre[2] + reach + 1])
+    return float(np.min(np.linalg.norm(volume.voxel_to_world(ijk + low) - point, axis=1))) if len(ijk) else np.inf
+
+
+def _check_l5_dorsal_ramus_targets(spine, anatomy):
+    """Both sides' block and ablation targets for the L5 dorsal ramus in ``anatomy`` (``spine``'s CT, labelled
+    in full or by vertebra), checked against ``spine``'s own parts: within 2 mm of a bone voxel, in the groove
+    (lateral to the S1 SAP's middle, medial to the ala's lateral edge); the ablation's nerve course, the
+    cannula's line up to the groove, off the bone."""
+    tracer = tracer_for(anatomy)
+    bone = np.isin(spine.labels.array, [label.id for label in spine.label_table if label.tissue in BONE_TISSUES])
+    for side in ("left", "right"):
+        sap = np.abs(spine.labels.voxel_to_world(np.argwhere(spine.mask(f"S1.SAP.{side}")))[:, 0]).mean()
+        ala_edge = np.abs(spine.labels.voxel_to_world(np.argwhere(spine.mask(f"S1.ala.{side}")))[:, 0]).max()
+        for case in ("mbb-l5-dorsal-ramus-right", "rfa-l5-dorsal-ramus-right"):
+            scenario = load_scenario(case)
+            scenario = scenario.model_copy(update={"target": scenario.target.model_copy(update={"side": side})})
+            target = target_for(scenario, anatomy, tracer)
+            assert _nearest_voxel_mm(spine.labels, bone, target.point) <= 2.0, (case, side, target.point)
+            assert sap < abs(target.point[0]) < ala_edge, (case, side, target.point, sap, ala_edge)
+            if target.nerve_course is not None:
+                start, end = target.nerve_course
+                course = start + np.linspace(0.0, 1.0, 31)[:, None] * (end - start)
+                assert not any(tracer.tissue_of(tracer.structure_at(p)) in BONE_TISSUES for p in course), (side, course)
+
+
+def test_the_l5_dorsal_ramus_targets_lie_on_bone_in_the_groove_beside_the_sloping_ala(small_spine):
+    """The lowered, sloping ala of generator 27 moved the ablation's target into the erector spinae: its
+    nerve course ran through the lateral mass behind the ala and the cannula could not reach it."""
+    _check_l5_dorsal_ramus_targets(small_spine, small_spine)
+
+
+def test_the_l5_dorsal_ramus_targets_are_found_on_a_ct_labelled_by_vertebra(small_spine):
+    """The landmark is measured from the sacrum's voxels: the groove under the SAP's lateral part at the
+    ala's top (the ala's border below the SAP's steep lateral face)."""
+    _check_l5_dorsal_ramus_targets(small_spine, _vertebra_labels_only(small_spine))
+
+
+@pytest.mark.slow
+def test_the_l5_dorsal_ramus_targets_lie_in_the_groove_at_1mm(spine_1mm):
+    _check_l5_dorsal_ramus_targets(spine_1mm, spine_1mm)
