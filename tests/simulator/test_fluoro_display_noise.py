@@ -73,7 +73,7 @@ def test_the_displayed_noise_stays_fine_grained(small_spine):
     quanta's white spectrum times the MTF squared, e.g. Cunningham, "Applied linear-systems theory", Handbook
     of Medical Imaging vol. 1, SPIE 2000): for the intensifier's 0.3 mm blur, 0.67 px at 512 px, the
     autocorrelation falls to 1/e at 1.3 px. The display's noise reduction may widen that a little, not into
-    blotches: within 2 px (on the 2 mm patient 1.9 px at the default, 1.0 px without noise reduction, 2.2 px
+    blotches: within 2 px (on the 2 mm patient 1.97 px at the default, 1.0 px without noise reduction, 2.2 px
     with a 2 px-radius filter)."""
     carm = CArm(isocenter=small_spine.landmarks["L4-L5.interlaminar_window.center"])
     first, second = (render_fluoro(small_spine, carm, seed=seed, display=Display(letters=False)).pixels.astype(float)
