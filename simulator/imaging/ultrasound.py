@@ -110,12 +110,12 @@ REVERBERATION_SPREAD_MM = 4.0
 # band a millimetre or two thick that fades downward, not as a one-sample line (the "cortex thickness" of
 # clinical images). Each interface echo of local amplitude c (reflection times its angle term) trails an
 # exponential tail of length RING_DOWN_MM holding RING_DOWN_GAIN c of its amplitude: a multiple is weakened
-# once more by the surface's own reflection, so a perpendicular bone surface (c ~ 0.6) rings at about -15
+# once more by the surface's own reflection, so a perpendicular bone surface (c ~ 0.6) rings at about -16
 # dB, an oblique one (c ~ 0.05 at 45 degrees) and a fascia (c ~ 0.05) not visibly. A tail, not discrete
 # echoes: echoes 0.9 mm apart drew a comb of parallel lines under bone with the linear probe, and a
-# 0.8 mm tail a glowing blob under the sacral cornua.
-RING_DOWN_MM = 0.5
-RING_DOWN_GAIN = 0.3
+# tail of 0.5 mm or more a glowing slab under the sacral cornua and floor at 10 MHz.
+RING_DOWN_MM = 0.4
+RING_DOWN_GAIN = 0.25
 # Interface echo = R * ((1 - roughness) |cos(angle to normal)|^exponent + roughness): mostly specular,
 # with a rough part so that oblique surfaces stay faintly visible (PLUS's bone preset splits its echo
 # into specular and diffuse parts the same way, clinical.md §5.3 [S117]; the cos^n specular lobe plus a

@@ -297,14 +297,14 @@ def test_a_sloping_bone_surface_is_a_straight_line_not_voxel_stairs():
 
 def test_a_bone_surface_facing_the_probe_rings_down_below_its_echo(phantom, monkeypatch):
     """A bone surface facing the beam is a band that fades downward (ring-down, RING_DOWN_*), not a line
-    as thin as the pulse: 0.7 mm below its peak the echo still outshines the muscle above it (without the
+    as thin as the pulse: 0.5 mm below its peak the echo still outshines the muscle above it (without the
     ring-down that place is the shadow's dark)."""
     def tail_and_muscle():
         phantom.clear_derived()
         image = render_ultrasound(phantom, linear_probe(phantom))
         columns = columns_at(image, (8, 22))
         surface = int(np.median(np.argmax(image.pixels[:, columns], axis=0)))
-        below = surface + int(round(0.7 / image.pixel_mm))
+        below = surface + int(round(0.5 / image.pixel_mm))
         return image.pixels[below, columns].mean(), region_mean(image, (12, 22), (8, 22))
 
     tail, muscle = tail_and_muscle()
