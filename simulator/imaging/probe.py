@@ -22,7 +22,7 @@ import numpy as np
 
 from anatomy_models.errors import SpinesimError
 from anatomy_models.structures import check_side
-from anatomy_models.tissues import SCANNER_SPEED_OF_SOUND_M_PER_S
+from anatomy_models.tissues import BONE_TISSUES, SCANNER_SPEED_OF_SOUND_M_PER_S
 from scenarios.poses import ProbeKind, ProbePose
 
 View = Literal["transverse-spinous", "sagittal-transverse-process", "paramedian-sagittal", "articular",
@@ -356,6 +356,14 @@ CORNUA_TOWARD_APEX = 0.25
 # A transverse view is held by a hand, not a jig: the probe sits a few degrees off square to the spine
 # (turned about its beam and rocked heel-toe) [ED]. Held exactly square over a symmetric model, the
 # transverse views were mirror images of themselves, which the sonographer's blind read singled out.
+# The transverse interlaminar view tilts the probe in the sagittal plane within INTERSPINOUS_TILTS_DEG until
+# the beam passes between the spinous processes (and laminae) to the window, checked from the window back
+# INTERSPINOUS_REACH_MM toward the skin and INTERSPINOUS_CLEARANCE_MM either side in the slice's thickness
+# (the elevation beam is 2-3 mm wide at the laminae's depth) [ED]; sonographers tilt it "slightly cephalad"
+# (Karmakar's technique) or caudad, whichever opens the window.
+INTERSPINOUS_TILTS_DEG = tuple(range(-25, 26))
+INTERSPINOUS_REACH_MM = 60.0
+INTERSPINOUS_CLEARANCE_MM = 1.5
 HAND_ROTATE_DEG = 4.0
 HAND_ROCK_DEG = 2.0
 
@@ -447,12 +455,7 @@ def _view_aim(anatomy, view: str, level: str, side: str) -> tuple[np.ndarray, np
     window = anatomy.landmark(f"{level}.interlaminar_window.center")
     upper, lower = level.split("-")
     if view == "transverse-interlaminar":
-        gap = 0.5 * (anatomy.landmark(f"{upper}.spinous_process.tip")
-                     + anatomy.landmark(f"{lower}.spinous_process.tip"))
-        axial = window - gap
-        if np.linalg.norm(axial) < 1.0 or axial @ anterior <= 0:
-            axial = anterior
-        return window, axial, across
+        return window, interspinous_beam(anatomy, window), across
     if view == "transverse-spinous":
         # Straight down through the tip, aimed at the laminae's depth (that of the window) so that a
         # linear probe's depth takes them in.
@@ -475,6 +478,39 @@ def _view_aim(anatomy, view: str, level: str, side: str) -> tuple[np.ndarray, np
     medial = np.array([-1.0 if side == "left" else 1.0, 0.0, 0.0])  # +x is the patient's left
     tilt = np.radians(PSO_MEDIAL_TILT_DEG)
     return anterior_complex(anatomy, level), np.cos(tilt) * anterior + np.sin(tilt) * medial, -superior
+
+
+def interspinous_beam(anatomy, window: np.ndarray) -> np.ndarray:
+    """The beam direction (LPS unit vector) of the transverse interlaminar view: through the interspinous
+    gap onto the interlaminar ``window``, tilted in the sagittal plane as a sonographer tilts the probe
+    (cranially or caudally, ``INTERSPINOUS_TILTS_DEG``) until the beam and the slice's thickness beside it
+    (``INTERSPINOUS_CLEARANCE_MM`` either side) pass no bone between the skin and the window: the least
+    tilt that does, or the one that crosses the least bone. Without labels the beam points straight down.
+
+    Aimed from the midpoint of the two spinous-process tips, the beam slanted caudally along the upper
+    process's sloping lower border and met its shadow on the midline (the view's flaw since generator 13).
+    """
+    anterior = np.array([0.0, -1.0, 0.0])
+    if anatomy.labels is None:
+        return anterior
+    bone = [label.id for label in anatomy.label_table if label.tissue in BONE_TISSUES]
+    depths = np.arange(2.0, INTERSPINOUS_REACH_MM, 0.5)
+    best, best_bone = anterior, np.inf
+    for tilt in sorted(INTERSPINOUS_TILTS_DEG, key=abs):
+        angle = np.radians(tilt)
+        axial = np.array([0.0, -np.cos(angle), np.sin(angle)])       # positive tilt: the beam points cranially
+        slice_normal = np.array([0.0, np.sin(angle), np.cos(angle)])  # the elevation, in the sagittal plane
+        crossed = 0
+        for offset in (-INTERSPINOUS_CLEARANCE_MM, 0.0, INTERSPINOUS_CLEARANCE_MM):
+            points = window - depths[:, None] * axial + offset * slice_normal
+            ijk = np.rint(anatomy.labels.world_to_voxel(points)).astype(np.int64)
+            inside = np.all((ijk >= 0) & (ijk < np.asarray(anatomy.labels.shape)), axis=1)
+            crossed += int(np.isin(anatomy.labels.array[tuple(ijk[inside].T)], bone).sum())
+        if crossed == 0:
+            return axial
+        if crossed < best_bone:
+            best, best_bone = axial, crossed
+    return best
 
 
 def _reaching(probe: Probe, aim: np.ndarray, given: dict) -> dict:

@@ -39,9 +39,14 @@ and of the PLUS toolkit's simulator (per-tissue impedance, attenuation and diffu
    shadows and fluid are dark but never exactly black), log compression over the dynamic range,
    then scan conversion (polar to Cartesian for curvilinear probes).
 
+Bone's echo falls steeply with the angle between the beam and its surface (a specular lobe), rings down
+for a millimetre under a surface facing the probe, and is placed on the bone's smoothed surface, not on
+the label map's voxel stairs; the beam widens with depth as the echoes' frequency falls (downshift).
+
 Not modelled: refraction and speed-of-sound errors (echoes sit at their true depth), side lobes
-outside shadows, reverberation between tissue layers (only between an echo and the probe face), frequency downshift
-with depth, the steering geometry of compounding (interfaces seen from several angles), colour Doppler.
+outside shadows, reverberation between tissue layers (only between an echo and the probe face, and the
+ring-down under an interface), the downshift's lengthening of the pulse (only the beam's width follows it),
+the steering geometry of compounding (interfaces seen from several angles), colour Doppler.
 """
 
 from __future__ import annotations
@@ -100,25 +105,38 @@ FRONT_END_NOISE_DB = -120.0
 # lumbar views, which the blind read of the sonographer rejected).
 REVERBERATION_DB = -50.0
 REVERBERATION_SPREAD_MM = 4.0
+# Ring-down under bone [ED]: sound caught between the cortex and the layers just above it (and inside a
+# thin cortical plate) returns after the surface's echo, so a bone surface facing the probe is drawn as a
+# band a millimetre or two thick that fades downward, not as a one-sample line (the "cortex thickness" of
+# clinical images). Each interface echo of local amplitude c (reflection times its angle term) trails an
+# exponential tail of length RING_DOWN_MM holding RING_DOWN_GAIN c of its amplitude: a multiple is weakened
+# once more by the surface's own reflection, so a perpendicular bone surface (c ~ 0.6) rings at about -16
+# dB, an oblique one (c ~ 0.05 at 45 degrees) and a fascia (c ~ 0.05) not visibly. A tail, not discrete
+# echoes: echoes 0.9 mm apart drew a comb of parallel lines under bone with the linear probe, and a
+# tail of 0.5 mm or more a glowing slab under the sacral cornua and floor at 10 MHz.
+RING_DOWN_MM = 0.4
+RING_DOWN_GAIN = 0.25
 # Interface echo = R * ((1 - roughness) |cos(angle to normal)|^exponent + roughness): mostly specular,
 # with a rough part so that oblique surfaces stay faintly visible (PLUS's bone preset splits its echo
 # into specular and diffuse parts the same way, clinical.md §5.3 [S117]; the cos^n specular lobe plus a
 # diffuse part is the Phong-like reflection of ray-based ultrasound simulators, Burger et al., IEEE Trans
 # Med Imaging 2013; 32:609-618; Mattausch et al., Comput Graph Forum 2018; 37:202-213). Bone is smooth at
 # these wavelengths and strongly specular: a bone surface's echo is ~40 dB above the muscle's speckle, so
-# the display saturates it unless the lobe is steep. At cos^3 (amplitude) a surface tilted 45 degrees
-# from the beam returns -9 dB, one at 60 degrees -18 dB, and the sides, parallel to the beam,
-# BONE_ROUGHNESS (-34 dB), near the muscle's level: a spinous process is a bright cap over a dark flank.
-# A steeper lobe (cos^4, cos^6) broke the articular view's continuous bony line (its processes' slopes
-# fell under grey 120 in half the columns; tests/simulator/test_ultrasound_spine.py); at 10 % roughness
-# the sides drew box-shaped bone.
+# the display saturates it unless the lobe is steep. The mirror's echo leaves the receive aperture once
+# the beam meets it a few degrees off its normal (an F/3 aperture subtends +-9 degrees), so only the
+# cortex's millimetre-scale unevenness returns sound at larger angles: at cos^8 (amplitude) [ED] a surface
+# tilted 20 degrees from the beam returns -4 dB, 30 degrees -10 dB, 45 degrees -24 dB and the sides,
+# parallel to the beam, BONE_ROUGHNESS (-34 dB), the muscle's level: bone is bright where it faces the
+# probe and fades on its flanks (a spinous process a bright cap over a dark flank, the articular processes
+# bright along their tops). At cos^3 the steep walls of the processes were drawn as bright as their tops
+# (square "posts", the sonographers' blind read); at 10 % roughness the sides drew box-shaped bone.
 # Soft-tissue interfaces (fascia, ligament, dura) are large smooth sheets too: their echo falls
 # steeply with the angle (a sheet parallel to the beam, such as the thecal sac's lateral walls in a
 # transverse view, returns only SOFT_ROUGHNESS of its reflection, -40 dB, and vanishes into the noise
 # floor: the sac is a dark space with a bright roof and floor, not a ring). An interface counts as bone-like when its
 # |Δ ln Z| exceeds BONE_LIKE_STEP (muscle -> cortex is 1.4, muscle -> ligament 0.09).
 BONE_LIKE_STEP = 0.5
-BONE_SPECULAR_EXPONENT, BONE_ROUGHNESS = 3.0, 0.02
+BONE_SPECULAR_EXPONENT, BONE_ROUGHNESS = 8.0, 0.02
 SOFT_SPECULAR_EXPONENT, SOFT_ROUGHNESS = 4.0, 0.01
 # Both faces of a layer thinner than this (mm) give one echo (their sum, at their centroid) [ED]:
 # fascial planes, intermuscular septa, the dura and the posterior longitudinal ligament are sheets under
@@ -126,6 +144,14 @@ SOFT_SPECULAR_EXPONENT, SOFT_ROUGHNESS = 4.0, 0.01
 # gave two lines a voxel apart (doubled fascia, doubled complexes), which the sonographer's blind read
 # rejected. A real thin sheet is one bright line.
 THIN_LAYER_MM = 2.5
+# Sub-voxel bone surfaces [ED]: the label map draws a sloping bone surface as stairs of whole voxels, whose
+# treads face the probe (bright) and whose risers do not (dark): a staircase of dashes. The bone's surface
+# is placed instead where its bone fraction, smoothed by a Gaussian of BONE_SURFACE_SIGMA voxels (which
+# turns a one-voxel staircase into its mean slope) and interpolated trilinearly, crosses one half along
+# the beam, when that lies within BONE_SURFACE_SNAP voxels of the voxelised interface's centroid (a plate
+# thinner than the smoothing, whose fraction never reaches one half, keeps its centroid).
+BONE_SURFACE_SIGMA = 1.0
+BONE_SURFACE_SNAP = 1.5
 # Bone is opaque [ED]: cortical bone's own attenuation (15 dB/cm/MHz, clinical.md §5.3) gives only
 # 10 dB per mm round trip at 3.5 MHz, so a one-voxel cortex or a lamina the beam crosses obliquely
 # let echoes show below it; scattering by the trabeculae, the inner cortical surfaces and mode
@@ -180,6 +206,15 @@ PULSE_CYCLES = 3.0
 # widens the beam beyond 120 mm depth (a 60 mm convex array of 128-192 elements opens ~40 mm).
 MIN_F_NUMBER = 3.0
 ACTIVE_APERTURE_MM = 40.0
+# Frequency downshift with depth: tissue attenuates the pulse's high frequencies more than its low ones,
+# so the echoes from deep tissue are of a lower centre frequency (clinical.md §5.3: attenuation ~ linear in
+# frequency) and the beam, whose width is wavelength x f-number, widens with them: the speckle coarsens
+# with depth as on scanners (1.5 times coarser at 8 cm for a 3.5 MHz convex array). Pulses of 2-3 cycles
+# have a -6 dB fractional bandwidth of about FRACTIONAL_BANDWIDTH [ED]; the shift is capped at
+# MAX_DOWNSHIFT of the transmitted frequency (the spectrum's low end is cut by the transducer) [ED].
+# Only the lateral width follows it; the axial pulse keeps its length (a single axial kernel per frame).
+FRACTIONAL_BANDWIDTH = 0.6
+MAX_DOWNSHIFT = 0.4
 # Automatic TGC compensates this one-way attenuation (dB/cm/MHz), between fat (0.7) and muscle (1.1).
 AUTO_TGC_DB_PER_CM_MHZ = 0.8
 # Gel layer (GEL_MM, from the probe module, which checks contact with it): air within this distance of
@@ -204,7 +239,11 @@ FAT_BULK, FAT_SEPTA = 0.3, 5.0
 MUSCLE_FASCICLE_MM = (2.0, 1.2, 25.0)
 MUSCLE_SEPTUM_MM = 0.15
 MUSCLE_BULK, MUSCLE_SEPTA = 0.7, 3.0
-SEPTUM_SPECULAR_EXPONENT, SEPTUM_ROUGHNESS = 4.0, 0.1
+# The septa's lobe is steep (cos^10 [ED]: -3 dB at 21 degrees, -20 dB at 40): at cos^4 the walls at 45
+# degrees were drawn half as bright as those facing the probe, and the tessellation showed whole, a
+# honeycomb in the linear probe's muscle and an X of crossing lines in the fat, which the sonographers'
+# blind read singled out; a sheet's echo leaves the receive aperture within a few degrees, as bone's does.
+SEPTUM_SPECULAR_EXPONENT, SEPTUM_ROUGHNESS = 10.0, 0.1
 # The erector spinae's fascicles run cranio-caudally but not parallel to the skin: they are tilted
 # toward it by this pennation angle [ED], so their striations slope gently on sagittal views.
 PENNATION_DEG = 10.0
@@ -260,9 +299,9 @@ class AcousticMaps:
 
     Attributes
     ----------
-    voxels : ndarray (ni, nj, nk, 4) int8
-        Per voxel of the body's bounding box: tissue class, then the unit impedance-gradient
-        direction (x, y, z in LPS) times 127.
+    voxels : ndarray (ni, nj, nk, 5) int8
+        Per voxel of the body's bounding box: tissue class, the unit impedance-gradient direction
+        (x, y, z in LPS) times 127, and the smoothed bone fraction times 127 (see :func:`_surface_normals`).
     world_to_index : ndarray (3, 4)
         LPS mm -> fractional (i, j, k) index into ``voxels``.
     names : list of str
@@ -319,9 +358,10 @@ def _compute_maps(anatomy) -> AcousticMaps:
     lower = np.array([max(int(e[0]) - 1, 0) for e in extent])
     upper = np.array([min(int(e[-1]) + 2, n) for e, n in zip(extent, classes.shape)])
     cropped = classes[tuple(slice(a, b) for a, b in zip(lower, upper))]
-    voxels = np.empty(cropped.shape + (4,), dtype=np.int8)
+    voxels = np.empty(cropped.shape + (5,), dtype=np.int8)
     voxels[..., 0] = cropped
-    _surface_normals(cropped, ln_z, np.linalg.inv(anatomy.ct.affine[:3, :3]).astype(np.float32), voxels)
+    is_bone = np.array([t.name in BONE_TISSUES for t in properties])
+    _surface_normals(cropped, ln_z, is_bone, np.linalg.inv(anatomy.ct.affine[:3, :3]).astype(np.float32), voxels)
     world_to_index = np.linalg.inv(anatomy.ct.affine)[:3]
     world_to_index[:, 3] -= lower
     return AcousticMaps(voxels, world_to_index, list(names), ln_z, attenuation, backscatter, texture)
@@ -355,11 +395,12 @@ _NORMAL_SLAB = 32
 _NORMAL_MARGIN = 5
 
 
-def _surface_normals(classes: np.ndarray, ln_z: np.ndarray, index_to_world_inverse: np.ndarray,
+def _surface_normals(classes: np.ndarray, ln_z: np.ndarray, is_bone: np.ndarray, index_to_world_inverse: np.ndarray,
                      voxels: np.ndarray) -> None:
     """Write the unit gradient of the slightly smoothed ln Z (LPS directions, times 127) of the class
-    map ``classes`` into ``voxels[..., 1:]``; ``index_to_world_inverse`` turns index-space gradients
-    into LPS ones."""
+    map ``classes`` into ``voxels[..., 1:4]`` and its smoothed bone fraction (``is_bone`` per class,
+    Gaussian ``BONE_SURFACE_SIGMA`` voxels; times 127) into ``voxels[..., 4]``; ``index_to_world_inverse``
+    turns index-space gradients into LPS ones."""
     n = classes.shape[0]
     for start in range(0, n, _NORMAL_SLAB):
         stop = min(start + _NORMAL_SLAB, n)
@@ -367,7 +408,9 @@ def _surface_normals(classes: np.ndarray, ln_z: np.ndarray, index_to_world_inver
         smooth = ndimage.gaussian_filter(ln_z[classes[low:high]], sigma=1.0)
         gradient = np.stack(np.gradient(smooth), axis=-1)[start - low:stop - low] @ index_to_world_inverse
         norm = np.linalg.norm(gradient, axis=-1, keepdims=True)
-        voxels[start:stop, ..., 1:] = np.rint(gradient * (127.0 / np.maximum(norm, 1e-6))).astype(np.int8)
+        voxels[start:stop, ..., 1:4] = np.rint(gradient * (127.0 / np.maximum(norm, 1e-6))).astype(np.int8)
+        fraction = ndimage.gaussian_filter(is_bone[classes[low:high]].astype(np.float32), sigma=BONE_SURFACE_SIGMA)
+        voxels[start:stop, ..., 4] = np.rint(127.0 * fraction[start - low:stop - low]).astype(np.int8)
 
 
 # --------------------------------------------------------------------------- beam geometry
@@ -512,9 +555,26 @@ def _beam_widths(probe: Probe, depths: np.ndarray) -> tuple[float, np.ndarray, n
     receive_f = np.maximum(MIN_F_NUMBER, depths / aperture)
     transmit_f = max(MIN_F_NUMBER, probe.focus_mm / aperture)
     spread = _gaussian_beam_sigma(wavelength, transmit_f, probe.focus_mm, depths) / _fwhm_to_sigma(wavelength * transmit_f)
-    lateral = _fwhm_to_sigma(wavelength * receive_f) * np.sqrt(spread)
+    # The echoes' own wavelength grows with depth (downshift), and the beam's width with it.
+    downshifted = wavelength * probe.frequency_mhz / received_frequency_mhz(probe.frequency_mhz, depths)
+    lateral = _fwhm_to_sigma(downshifted * receive_f) * np.sqrt(spread)
     elevation = _gaussian_beam_sigma(wavelength, probe.elevation_f_number, probe.elevation_focus_mm, depths) / math.sqrt(2.0)
     return axial, lateral, elevation
+
+
+def received_frequency_mhz(frequency_mhz: float, depths_mm: np.ndarray) -> np.ndarray:
+    """Centre frequency (MHz) of the echoes from each depth: a pulse of Gaussian spectrum (amplitude sigma
+    ``sigma_f``, from the -6 dB ``FRACTIONAL_BANDWIDTH``) through a round trip of attenuation linear in
+    frequency (``AUTO_TGC_DB_PER_CM_MHZ``, the soft tissue's mean) keeps its Gaussian shape, its centre
+    lowered by ``beta sigma_f^2`` (beta the round trip's attenuation in nepers per MHz; Narayana and Ophir,
+    Ultrason Imaging 1983; 5:17-21), at most by ``MAX_DOWNSHIFT`` of the transmitted frequency.
+
+    >>> [round(float(f), 2) for f in received_frequency_mhz(3.5, np.array([0.0, 40.0, 80.0]))]
+    [3.5, 2.91, 2.33]
+    """
+    sigma_f = FRACTIONAL_BANDWIDTH * frequency_mhz / (2.0 * math.sqrt(2.0 * math.log(2.0)))
+    beta = 2.0 * AUTO_TGC_DB_PER_CM_MHZ / (20.0 / math.log(10.0)) * np.asarray(depths_mm) / 10.0
+    return np.maximum(frequency_mhz - beta * sigma_f**2, (1.0 - MAX_DOWNSHIFT) * frequency_mhz)
 
 
 def _gaussian_beam_sigma(wavelength: float, f_number: float, focus: float, depths: np.ndarray) -> np.ndarray:
@@ -683,7 +743,7 @@ def _merge_or_deposit(row, starts, pending_at, pending_echo, pending_start, posi
 def _trace_lines(voxels, world_to_index, ln_z, attenuation, backscatter, texture, air, gel,
                  origins, directions, elevation, sample_mm, frequency_mhz, gel_mm, lattice_mm, plane_offsets,
                  plane_weights, noise_gain, seed, fluid, fluid_world_to_index,
-                 fluid_min, coherent, run_start, diffuse_re, diffuse_im, step_transmission, lost):
+                 fluid_min, snap_samples, coherent, run_start, diffuse_re, diffuse_im, step_transmission, lost):
     """One pass along every scan line: the local echoes (not yet attenuated) and the round-trip
     transmission of each sample.
 
@@ -695,6 +755,8 @@ def _trace_lines(voxels, world_to_index, ln_z, attenuation, backscatter, texture
     ``lost[line]`` is set to 1 when the line is not yet fully in tissue ``gel_mm`` beyond the face
     (the probe has lost skin contact there). Samples whose nearest voxel of ``fluid`` (a grid placed by
     ``fluid_world_to_index``) holds at least ``fluid_min`` are injected fluid (the gel class: water).
+    A bone-like interface into bone is placed where the smoothed bone fraction crosses one half, when
+    that is within ``snap_samples`` of its centroid (``BONE_SURFACE_*``).
     """
     lines, samples = coherent.shape
     ni, nj, nk = voxels.shape[0], voxels.shape[1], voxels.shape[2]
@@ -739,6 +801,9 @@ def _trace_lines(voxels, world_to_index, ln_z, attenuation, backscatter, texture
         pending_at = 0.0    # the last interface's echo, held until the next shows whether to merge them
         pending_echo = 0.0
         pending_start = np.int32(-1)
+        pending_snaps = False   # the pending echo enters bone and may still move to the surface's crossing
+        bone_before = 0.0       # the smoothed bone fraction at the previous sample
+        crossed_at = -1e30      # where it last rose through one half (samples)
         for m in range(samples):
             if m > 0:
                 px += sample_mm * dx
@@ -781,6 +846,19 @@ def _trace_lines(voxels, world_to_index, ln_z, attenuation, backscatter, texture
                     uniform = uniform and c == corner_class[0]
                 if air_w == 0.0:
                     in_body = True  # fully in tissue: from here on, air is air (gas, lung)
+                fraction = np.float64(voxels[ii, jj, kk, 4])
+                if not uniform or 0 < fraction < 127:
+                    fraction = 0.0
+                    for corner in range(8):
+                        fraction += corner_weight[corner] * voxels[ii + (corner & 1), jj + ((corner >> 1) & 1),
+                                                                   kk + ((corner >> 2) & 1), 4]
+                fraction /= 127.0
+                if fraction >= 0.5 > bone_before:
+                    crossed_at = m - 1.0 + (0.5 - bone_before) / (fraction - bone_before)
+                    if pending_snaps and abs(crossed_at - pending_at) <= snap_samples:
+                        pending_at = crossed_at
+                        pending_snaps = False
+                bone_before = fraction
                 if uniform:
                     c = corner_class[0]
                     lnz = ln_z[c]
@@ -826,10 +904,17 @@ def _trace_lines(voxels, world_to_index, ln_z, attenuation, backscatter, texture
             previous = lnz
             sign = 1 if step > 1e-4 else (-1 if step < -1e-4 else 0)
             if run_sign != 0 and sign != run_sign:
+                position = run_moment / run_weight
+                into_bone = 2.0 * run_sum > BONE_LIKE_STEP
+                snapped = into_bone and abs(crossed_at - position) <= snap_samples
+                if snapped:
+                    position = crossed_at
+                merges = pending_echo > 0.0 and position - pending_at <= merge_samples
                 pending_at, pending_echo, pending_start = _merge_or_deposit(
-                    coherent[line], run_start[line], pending_at, pending_echo, pending_start, run_moment / run_weight,
+                    coherent[line], run_start[line], pending_at, pending_echo, pending_start, position,
                     _interface_echo(run_sum, rnx, rny, rnz, dx, dy, dz, px, py, pz, bone_salt), run_first - 1,
                     merge_samples)
+                pending_snaps = into_bone and not snapped and not merges
                 run_sign = 0
             if sign != 0:
                 if run_sign == 0:
@@ -932,8 +1017,8 @@ def _diffracted_transmission(step_transmission, side_weights, substeps, out):
 
 @njit(parallel=True, cache=True, fastmath=True)
 def _beam_echoes(coherent, run_start, diffuse_re, diffuse_im, transmission, straight, lateral_weights, lateral_rows,
-                 axial_kernel, diffuse_scale, clutter, clutter_keep, origins, directions, sample_mm, lattice_mm, seed,
-                 beam_transmission, axial_re, axial_im):
+                 axial_kernel, diffuse_scale, clutter, clutter_keep, ring_samples, ring_gain, origins, directions,
+                 sample_mm, lattice_mm, seed, beam_transmission, axial_re, axial_im):
     """Attenuate the local echoes with the beam's transmission, add the diffuse reverberation clutter,
     then blur them along each line, for each compounded frame (the first axis of ``diffuse_*`` and
     ``axial_*``).
@@ -975,6 +1060,19 @@ def _beam_echoes(coherent, run_start, diffuse_re, diffuse_im, transmission, stra
             for frame in range(frames):
                 local += diffuse_re[frame, line, m] ** 2 + diffuse_im[frame, line, m] ** 2
             remembered = clutter_keep * remembered + (1.0 - clutter_keep) * local * scale[m] ** 2 / frames
+        # Ring-down (RING_DOWN_*): a tail after each interface's echo, reached by its transmission; deepest
+        # first, so that a tail adds to the echoes below it and not to its own. ``ring_samples`` is the
+        # tail's length in samples, ``ring_gain`` RING_DOWN_GAIN; its samples sum to the tail's share.
+        decay = math.exp(-1.0 / ring_samples)
+        for m in range(samples - 1, -1, -1):
+            if reached[m] <= 0.0:
+                continue
+            # An echo between samples is split over two: its amplitude is that of the neighbourhood.
+            local = coherent[line, m] + coherent[line, max(m - 1, 0)] + coherent[line, min(m + 1, samples - 1)]
+            ring = reached[m] * min(ring_gain * local, 0.5) * (1.0 - decay)
+            for k in range(m + 1, min(m + 1 + np.int64(4.0 * ring_samples + 1.0), samples)):
+                reached[k] += ring
+                ring *= decay
         inverse_lattice = 1.0 / lattice_mm
         for frame in range(frames):
             salt = np.int64(seed) * 64 + 50 + frame
@@ -1383,7 +1481,8 @@ def _trace_tissue(maps: AcousticMaps, probe: Probe, scan: _Scan, origins: np.nda
                  SPECKLE_LATTICE_WAVELENGTHS * probe.wavelength_mm, offsets, weights, noise_gain, int(seed),
                  fluid_array, fluid_to_index,
                  FLUID_MIN_MG_PER_ML if fluid is not None else 0.0,
-                 coherent, run_start, diffuse_re, diffuse_im, step_transmission, lost)
+                 BONE_SURFACE_SNAP * _voxel_mm(maps.world_to_index) / scan.sample_mm, coherent, run_start, diffuse_re,
+                 diffuse_im, step_transmission, lost)
     _diffracted_transmission(step_transmission, scan.diffraction_weights, scan.diffraction_substeps, transmission)
     # The transmit beam is wider than the two-way point-spread function (one-way sigma sqrt(2) times
     # the two-way one): spreading the transmission once here and once more in _beam_echoes averages it
@@ -1395,8 +1494,9 @@ def _trace_tissue(maps: AcousticMaps, probe: Probe, scan: _Scan, origins: np.nda
     _spread_lines(straight, scan.lateral_weights, scan.lateral_rows, one_way_straight)
     _beam_echoes(coherent, run_start, diffuse_re, diffuse_im, one_way, one_way_straight, scan.lateral_weights,
                  scan.lateral_rows, scan.axial_kernel, scan.diffuse_scale, 10.0 ** (CLUTTER_DB / 10.0),
-                 _clutter_keep(probe.frequency_mhz, scan.sample_mm), origins, directions, scan.sample_mm,
-                 SPECKLE_LATTICE_WAVELENGTHS * probe.wavelength_mm, int(seed), beam_transmission, axial_re, axial_im)
+                 _clutter_keep(probe.frequency_mhz, scan.sample_mm), RING_DOWN_MM / scan.sample_mm, RING_DOWN_GAIN,
+                 origins, directions, scan.sample_mm, SPECKLE_LATTICE_WAVELENGTHS * probe.wavelength_mm, int(seed),
+                 beam_transmission, axial_re, axial_im)
     field_re, field_im = diffuse_re, diffuse_im     # free again
     _lateral_spread(axial_re, axial_im, scan.lateral_weights, scan.lateral_rows, field_re, field_im)
     reach = max(int(round(REVERBERATION_SPREAD_MM / scan.sample_mm)), 1)
@@ -1405,6 +1505,11 @@ def _trace_tissue(maps: AcousticMaps, probe: Probe, scan: _Scan, origins: np.nda
               10.0 ** (REVERBERATION_DB / 10.0), reach, 10.0 ** (SIDE_LOBE_DB / 10.0), scan.side_lobe_lines,
               _side_lobe_caps(probe.frequency_mhz, scan.sample_mm, samples), noise, power, level_db)
     return level_db, beam_transmission, noise, float(lost.mean())
+
+
+def _voxel_mm(world_to_index: np.ndarray) -> float:
+    """Mean voxel size (mm) of a grid placed by ``world_to_index`` (LPS mm -> index)."""
+    return float(np.mean(1.0 / np.linalg.norm(world_to_index[:, :3], axis=1)))
 
 
 def _side_lobe_caps(frequency_mhz: float, sample_mm: float, samples: int) -> np.ndarray:

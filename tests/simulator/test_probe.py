@@ -6,7 +6,7 @@ from anatomy_models.errors import SpinesimError
 from anatomy_models.structures import LabelTable
 from anatomy_models.volume import Volume
 from scenarios.poses import ProbePose
-from simulator.imaging.probe import HAND_ROCK_DEG, Probe, on_skin, skin_point, standard_view
+from simulator.imaging.probe import HAND_ROCK_DEG, Probe, interspinous_beam, on_skin, skin_point, standard_view
 
 SKIN_Y = 40.0  # the phantom's back is the plane y = 40 mm (posterior is up)
 
@@ -117,14 +117,31 @@ def test_standard_views_aim_through_their_landmark(slab_body):
     assert articular.position[0] == pytest.approx(45.0)
     transverse = standard_view(slab_body, "transverse-interlaminar", kind="linear", depth_mm=50)
     assert transverse.lateral @ [1, 0, 0] > 0.99                           # marker on the patient's right
-    gap = np.array([30.0, 30.0, 28.0])                                     # between the spinous-process tips
-    aimed = (window - gap) / np.linalg.norm(window - gap)
-    # Held by a hand: turned and rocked a few degrees off square, the central beam still through the window.
-    off_square = np.degrees(np.arccos(transverse.axial @ aimed))
+    # Through the interspinous gap (this body has no bone in the way: straight down), held by a hand: turned
+    # and rocked a few degrees off square, the central beam still through the window.
+    np.testing.assert_allclose(interspinous_beam(slab_body, window), [0, -1, 0], atol=1e-12)
+    off_square = np.degrees(np.arccos(transverse.axial @ [0, -1, 0]))
     assert 0.5 * HAND_ROCK_DEG < off_square < 2 * HAND_ROCK_DEG
     np.testing.assert_allclose(np.cross(window - transverse.position, transverse.axial), 0, atol=0.3)
-    assert transverse.axial[2] > 0                                         # a slight cephalad tilt
     assert transverse.kind == "linear" and transverse.depth_mm == 50
+
+
+def test_the_interlaminar_beam_tilts_until_it_passes_between_the_spinous_processes(slab_body):
+    """Issue 21: a spinous process overhanging the window (bone 12-20 mm straight above it, reaching 2 mm
+    caudal and 7 mm cranial of it) makes the beam tilt cephalad, from a probe caudal of the process, by
+    the least angle that clears it."""
+    table = LabelTable()
+    table.add("muscle", "muscle")
+    table.add("L4.spinous_process", "cortical_bone")
+    labels = slab_body.labels.array.copy()
+    labels[26:35, 22:30, 28:37] = 2
+    body = Anatomy(slab_body.ct, table, Volume.from_spacing(labels, (1, 1, 1)), slab_body.landmarks)
+    window = body.landmark("L4-L5.interlaminar_window.center")
+    beam = interspinous_beam(body, window)
+    tilt = np.degrees(np.arctan2(beam[2], -beam[1]))
+    assert 5.0 < tilt < 25.0                                               # cephalad, as little as clears it
+    path = window - np.arange(2.0, 40.0, 0.5)[:, None] * beam
+    assert not np.any(labels[tuple(np.rint(path).astype(int).T)] == 2)     # no bone on the way to the window
 
 
 def test_unknown_views_and_sides_are_refused(slab_body):
