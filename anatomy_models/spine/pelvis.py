@@ -37,18 +37,27 @@ from anatomy_models.spine.skeleton import BONE_BLEND_MM, Skeleton
 from anatomy_models.spine.vertebra import SIDE_SIGN
 
 HIP_BONE_FILE = Path(__file__).with_name("shapes") / "hip_bone_sdf.npz"
-OUTSIDE_MM = np.float32(8.0)  # the sdf beyond the template grid: outside the bone
+OUTSIDE_MM = np.float32(12.0)  # the sdf beyond the template grid (and its clip): outside the bone
 # The template's auricular surface is set this far past the joint's iliac face (mm): the fitted plane of a
 # curved surface, it then reaches the face over the whole joint, which the joint's cut makes flat [ED].
 AURICULAR_OVERLAP_MM = 4.0
+# ... and moved this far along the joint (its u, forward, and w, up; mm): the fitted plane's centre sits above
+# and in front of the real surface's, whose lower limb runs down and back toward the posterior inferior iliac
+# spine [ED].
+AURICULAR_SHIFT_MM = (-6.0, -8.0)
 # The template's auricular surface (a fitted plane's centre) covers the joint's front and upper parts; behind
-# and below, where the real surface turns away from the plane (its lower limb runs down and back), the posterior
-# ilium is filled out to the joint: a slab AURICULAR_FILL_MM thick lateral of the joint's iliac face over the
-# joint's extent (and its posterior cleft), rounded by AURICULAR_FILL_ROUNDING_MM and blended into the bone by
-# AURICULAR_FILL_BLEND_MM, so that the joint's cut shapes one auricular surface over the whole joint [ED].
-AURICULAR_FILL_MM = 10.0
-AURICULAR_FILL_ROUNDING_MM = 4.0
-AURICULAR_FILL_BLEND_MM = 6.0
+# and below, where the real surface turns away from the plane (its lower limb runs down and back), the bone is
+# grown toward the joint: its signed distance lowered by AURICULAR_GROWTH_MM times a flat-topped weight, 1 over
+# the joint and its posterior cleft and fading smoothly beyond (exp(-s**4) in the joint's u and w, scaled by
+# AURICULAR_GROWTH_REACH_MM about AURICULAR_GROWTH_CENTRE_MM), so that the joint's cut shapes one auricular
+# surface over the whole joint and no new edge or face shows on a radiograph (a box filled in had drawn a
+# rectangle on the S1 and Scotty-dog views) [ED].
+AURICULAR_GROWTH_MM = 11.0  # below the template grid's clip (build_ilium.CLIP_MM): the grown surface is real
+AURICULAR_GROWTH_CENTRE_MM = (-8.0, -6.0)
+AURICULAR_GROWTH_REACH_MM = (28.0, 32.0)
+# Only the medial face grows: the growth fades out from AURICULAR_GROWTH_LATERAL_MM[0] to [1] lateral of the
+# joint's plane, and the wing's outer (gluteal) face, under the gluteus medius, keeps its place [ED].
+AURICULAR_GROWTH_LATERAL_MM = (4.0, 12.0)
 # Above and behind the joint the ilium's tuberosity faces the sacrum's across the interosseous ligament: the
 # ilium is cleared to the joint's gap from the sacrum as painted (its joint's cut made), within this reach of
 # the joint's centre (mm, along the joint's u, v and w) [ED]. Not where the joint's own cuts shape the two
@@ -155,7 +164,7 @@ def hip_bone_placement(joint: SacroiliacJoint, tuffier_z: float, skeleton_scale:
     normal = mirror @ template.auricular_normal
     toward_sacrum = -joint.frame.vector((0.0, 1.0, 0.0))
     rotation = _rotation_between(normal / np.linalg.norm(normal), toward_sacrum) @ mirror
-    origin = joint.point(0.0, joint.gap_mm / 2.0 - AURICULAR_OVERLAP_MM, 0.0)
+    origin = joint.point(AURICULAR_SHIFT_MM[0], joint.gap_mm / 2.0 - AURICULAR_OVERLAP_MM, AURICULAR_SHIFT_MM[1])
     # The summit's height is linear in the stretch: solve for it, then keep it within bounds.
     scale = HIP_BONE_SCALE * skeleton_scale
     u, v, w = scale * template.crest_summit_mm
@@ -167,17 +176,28 @@ def hip_bone_placement(joint: SacroiliacJoint, tuffier_z: float, skeleton_scale:
 
 @dataclass(eq=False)
 class RealIlium(Shape):
-    """The hip bone ``template`` placed by ``placement``."""
+    """The hip bone ``template`` placed by ``placement``, grown toward its sacroiliac ``joint``."""
 
     template: HipBoneTemplate
     placement: HipBonePlacement
+    joint: SacroiliacJoint
 
     def __post_init__(self) -> None:
         t = self.template
         corners = np.array([[a, b, c] for a in (t.origin_mm[0], t.upper_mm[0]) for b in (t.origin_mm[1], t.upper_mm[1])
                             for c in (t.origin_mm[2], t.upper_mm[2])])
         world = np.array([self.placement.world(corner) for corner in corners])
-        self.lower, self.upper = world.min(axis=0), world.max(axis=0)
+        self.lower = world.min(axis=0) - AURICULAR_GROWTH_MM
+        self.upper = world.max(axis=0) + AURICULAR_GROWTH_MM
+
+    def _growth(self, x, y, z) -> np.ndarray:
+        """How far (mm) the bone grows toward the joint at world (x, y, z): see :data:`AURICULAR_GROWTH_MM`."""
+        u, v, w = Frame(self.joint.frame.origin, self.joint.frame.rotation).to_local(x, y, z)
+        su = (u - f32(AURICULAR_GROWTH_CENTRE_MM[0])) / f32(AURICULAR_GROWTH_REACH_MM[0])
+        sw = (w - f32(AURICULAR_GROWTH_CENTRE_MM[1])) / f32(AURICULAR_GROWTH_REACH_MM[1])
+        near, far = AURICULAR_GROWTH_LATERAL_MM
+        medial = np.clip((f32(far) - v) / f32(far - near), 0, 1)
+        return f32(AURICULAR_GROWTH_MM) * np.exp(-(su * su) ** 2 - (sw * sw) ** 2) * medial * medial * (3 - 2 * medial)
 
     def sdf(self, x, y, z):
         p, t = self.placement, self.template
@@ -195,20 +215,8 @@ class RealIlium(Shape):
         values = ndimage.map_coordinates(t.sdf_mm, [i.ravel() for i in index], order=1, mode="nearest")
         # Distances scale with the bone (the stretch changes them little: a lower bound is kept by the smaller).
         values = values.reshape(u.shape) * f32(p.scale * min(1.0, p.stretch))
-        return np.where(outside, np.maximum(values, OUTSIDE_MM), values)
-
-
-def auricular_fill(joint: SacroiliacJoint) -> Primitive:
-    """The posterior ilium's fill behind the joint's iliac face (:data:`AURICULAR_FILL_MM`), from
-    :data:`AURICULAR_OVERLAP_MM` past the face (the joint's cut takes that off) over the joint's extent and
-    its posterior cleft."""
-    face = joint.gap_mm / 2.0
-    u = (-SI_HALF_LENGTH_MM - 8.0, SI_HALF_LENGTH_MM)
-    v = (face - AURICULAR_OVERLAP_MM, face + AURICULAR_FILL_MM)
-    w = (-SI_HALF_HEIGHT_MM - 1.0, SI_HALF_HEIGHT_MM)
-    half = tuple((b - a) / 2.0 for a, b in (u, v, w))
-    centre = joint.point(*((a + b) / 2.0 for a, b in (u, v, w)))
-    return Primitive(Frame(centre, joint.frame.rotation), rounded_box(half, AURICULAR_FILL_ROUNDING_MM), half)
+        values = np.where(outside, np.maximum(values, OUTSIDE_MM), values)
+        return values - self._growth(x, y, z)
 
 
 @dataclass(eq=False)
@@ -250,16 +258,15 @@ def sacral_clearance(joint: SacroiliacJoint, sacral_parts: list[Shape], sacral_c
 
 def ilium_parts(skeleton: Skeleton, joints: dict[str, SacroiliacJoint],
                 skeleton_scale: float) -> dict[str, list[tuple[str, Shape]]]:
-    """Labelled parts of both ilia (``ilium.left``, ``ilium.right``: one real hip bone each, filled out to its
+    """Labelled parts of both ilia (``ilium.left``, ``ilium.right``: one real hip bone each, grown out to its
     sacroiliac joint), world shapes; ``joints`` are the sacroiliac joints by side, ``skeleton_scale`` the
     patient's (sex and size)."""
     tuffier_z = float(skeleton.alignment.discs["L4-L5"].frame.origin[2])
     template = load_hip_bone()
     parts = {}
     for side, joint in joints.items():
-        bone = RealIlium(template, hip_bone_placement(joint, tuffier_z, skeleton_scale))
-        filled = SmoothUnion([bone, auricular_fill(joint)], AURICULAR_FILL_BLEND_MM)
-        parts[f"ilium.{side}"] = [(f"ilium.{side}", filled)]
+        bone = RealIlium(template, hip_bone_placement(joint, tuffier_z, skeleton_scale), joint)
+        parts[f"ilium.{side}"] = [(f"ilium.{side}", bone)]
     return parts
 
 

@@ -28,7 +28,7 @@ from scipy import ndimage
 OUTPUT = Path(__file__).with_name("hip_bone_sdf.npz")
 SPACING_MM = 1.0
 QUANTUM_MM = 0.1
-CLIP_MM = 8.0
+CLIP_MM = 12.0
 FINE_MM = 0.5
 MARGIN_MM = 10.0
 # The auricular surface: the medial face of the posterior ilium (behind this v, above this w in the source
