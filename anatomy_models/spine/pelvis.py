@@ -190,14 +190,19 @@ class RealIlium(Shape):
         self.lower = world.min(axis=0) - AURICULAR_GROWTH_MM
         self.upper = world.max(axis=0) + AURICULAR_GROWTH_MM
 
-    def _growth(self, x, y, z) -> np.ndarray:
-        """How far (mm) the bone grows toward the joint at world (x, y, z): see :data:`AURICULAR_GROWTH_MM`."""
+    def _grown(self, values: np.ndarray, x, y, z) -> np.ndarray:
+        """``values`` (the bone's sdf at world x, y, z) grown toward the joint (:data:`AURICULAR_GROWTH_MM`),
+        the growth never past 1 mm beyond the joint's iliac face: outside the joint's cut a bump past the face
+        would end on the cut's edge, a straight line on a radiograph."""
         u, v, w = Frame(self.joint.frame.origin, self.joint.frame.rotation).to_local(x, y, z)
         su = (u - f32(AURICULAR_GROWTH_CENTRE_MM[0])) / f32(AURICULAR_GROWTH_REACH_MM[0])
         sw = (w - f32(AURICULAR_GROWTH_CENTRE_MM[1])) / f32(AURICULAR_GROWTH_REACH_MM[1])
         near, far = AURICULAR_GROWTH_LATERAL_MM
         medial = np.clip((f32(far) - v) / f32(far - near), 0, 1)
-        return f32(AURICULAR_GROWTH_MM) * np.exp(-(su * su) ** 2 - (sw * sw) ** 2) * medial * medial * (3 - 2 * medial)
+        medial = medial * medial * (3 - 2 * medial)
+        growth = f32(AURICULAR_GROWTH_MM) * np.exp(-(su * su) ** 2 - (sw * sw) ** 2) * medial
+        face = f32(self.joint.gap_mm / 2.0 - 1.0)
+        return np.minimum(values, np.maximum(values - growth, face - v))
 
     def sdf(self, x, y, z):
         p, t = self.placement, self.template
@@ -215,8 +220,7 @@ class RealIlium(Shape):
         values = ndimage.map_coordinates(t.sdf_mm, [i.ravel() for i in index], order=1, mode="nearest")
         # Distances scale with the bone (the stretch changes them little: a lower bound is kept by the smaller).
         values = values.reshape(u.shape) * f32(p.scale * min(1.0, p.stretch))
-        values = np.where(outside, np.maximum(values, OUTSIDE_MM), values)
-        return values - self._growth(x, y, z)
+        return self._grown(np.where(outside, np.maximum(values, OUTSIDE_MM), values), x, y, z)
 
 
 @dataclass(eq=False)
