@@ -65,6 +65,9 @@ AURICULAR_GROWTH_LATERAL_MM = (4.0, 12.0)
 # over the sacrum's lateral crest, which reaches past the joint's plane there: sacrum.SacroiliacJoint).
 SACRAL_CLEARANCE_REACH_MM = ((-50.0, 40.0), (-25.0, 15.0), (-40.0, 60.0))
 SACRAL_CLEARANCE_FROM_CLEFT_TOP_MM = 6.0
+# There the ilium only yields to the sacrum itself; the gap grows to the joint's over this distance (mm) outside
+# that region: a step of the gap at its edge drew a rounded rectangle on the S1 cranial and Scotty-dog views [ED].
+SACRAL_CLEARANCE_BLEND_MM = 10.0
 # The template's size for the reference man (skeleton scale 1): the Visible Human female was a large woman,
 # her bi-iliac breadth (289 mm between the tubercles) an average man's; placed on the generator's sacrum, turned
 # onto its joints, the unscaled bone gave the reference man 306 mm. 0.95 gives him 295 mm and the woman
@@ -226,8 +229,9 @@ class RealIlium(Shape):
 @dataclass(eq=False)
 class SacralClearance(Shape):
     """The space within ``gap_mm`` of the sacrum as painted (``parts`` blended, ``cuts`` taken off) near a
-    joint, but outside ``spared`` (where the joint's own cuts shape the bones): a cavity of the ilium
-    (negative inside), bounded by [``box_lower``, ``box_upper``]."""
+    joint, the gap fading to none inside ``spared`` (where the joint's own cuts shape the bones, the ilium
+    yields only to the sacrum itself): a cavity of the ilium (negative inside), bounded by [``box_lower``,
+    ``box_upper``]."""
 
     parts: list[Shape]
     cuts: list[Shape]
@@ -244,7 +248,8 @@ class SacralClearance(Shape):
         values = self.union.sdf(x, y, z)
         for cut in self.cuts:
             values = np.maximum(values, -cut.sdf(x, y, z))
-        return np.maximum(values - f32(self.gap_mm), -self.spared.sdf(x, y, z))
+        share = np.clip(self.spared.sdf(x, y, z) / f32(SACRAL_CLEARANCE_BLEND_MM), 0, 1)
+        return values - f32(self.gap_mm) * share * share * (3 - 2 * share)
 
 
 def sacral_clearance(joint: SacroiliacJoint, sacral_parts: list[Shape], sacral_cuts: list[Shape]) -> SacralClearance:

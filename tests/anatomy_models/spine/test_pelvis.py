@@ -10,8 +10,8 @@ from scipy import ndimage
 
 from anatomy_models.spine import SpineParameters
 from anatomy_models.spine.alignment import align_spine
-from anatomy_models.spine.pelvis import (SACRAL_CLEARANCE_FROM_CLEFT_TOP_MM, bi_iliac_breadth_mm, hip_bone_placement,
-                                         load_hip_bone)
+from anatomy_models.spine.pelvis import (SACRAL_CLEARANCE_BLEND_MM, SACRAL_CLEARANCE_FROM_CLEFT_TOP_MM,
+                                         bi_iliac_breadth_mm, hip_bone_placement, load_hip_bone)
 from anatomy_models.spine.sacrum import SI_CLEFT_DEPTH_MM, SI_HALF_HEIGHT_MM, SI_HALF_LENGTH_MM, sacroiliac_joint
 from anatomy_models.spine.skeleton import build_skeleton
 from simulator.imaging.carm import contralateral_oblique
@@ -81,8 +81,10 @@ def test_ilium_never_touches_the_sacrum_beyond_the_joint(small_spine, joints, si
     touching = np.argwhere(ilium & ndimage.binary_dilation(sacrum, ndimage.generate_binary_structure(3, 1)))
     joint = joints[side]
     u, _, w = ((small_spine.labels.voxel_to_world(touching) - joint.frame.origin) @ joint.frame.rotation).T
-    spared = (u >= -SI_HALF_LENGTH_MM - SI_CLEFT_DEPTH_MM - 2.0) & (u <= SI_HALF_LENGTH_MM + 30.0) & \
-        (w >= -SI_HALF_HEIGHT_MM - 12.0) & (w <= joint.cleft_top + SACRAL_CLEARANCE_FROM_CLEFT_TOP_MM)
+    # The joint's region, and the band round it where the gap grows to the joint's (pelvis.SacralClearance).
+    band = SACRAL_CLEARANCE_BLEND_MM
+    spared = (u >= -SI_HALF_LENGTH_MM - SI_CLEFT_DEPTH_MM - 2.0 - band) & (u <= SI_HALF_LENGTH_MM + 30.0 + band) & \
+        (w >= -SI_HALF_HEIGHT_MM - 12.0 - band) & (w <= joint.cleft_top + SACRAL_CLEARANCE_FROM_CLEFT_TOP_MM + band)
     assert spared.all(), small_spine.labels.voxel_to_world(touching[~spared])[:5]
 
 
