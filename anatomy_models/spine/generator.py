@@ -31,7 +31,7 @@ from anatomy_models.spine.glutes import Within, buttocks, gluteal_muscles
 from anatomy_models.spine.landmarks import sacral_landmarks, spine_landmarks
 from anatomy_models.spine.neural import build_neural
 from anatomy_models.spine.parameters import GENERATOR_VERSION, SpineParameters
-from anatomy_models.spine.pelvis import ilium_parts
+from anatomy_models.spine.pelvis import ilium_parts, sacral_clearance
 from anatomy_models.spine.ribs import rib_parts
 from anatomy_models.spine.sacrum import (coccyx_parts, coccyx_tip, foraminal_region, rudimentary_disc, sacral_canal,
                                          sacral_cavities, sacroiliac_joint)
@@ -204,10 +204,12 @@ def build_model(params: SpineParameters) -> SpineModel:
     # The ribs first: T12's own parts win where a rib's head meets its body and pedicle.
     bones = rib_parts(skeleton.layouts["T12"])
     bones.update(skeleton.parts)
-    bones.update(ilium_parts(skeleton, bottom_z - TABLE_MARGIN_MM, si_joints))
+    bones.update(ilium_parts(skeleton, si_joints, params.skeleton_scale))
     bones["coccyx"] = coccyx_parts(s1, lumbarized)
     cavities = {"S1": sacral_cavities(s1, lumbarized) + [joint.sacral_cut() for joint in si_joints.values()]}
-    cavities.update({f"ilium.{side}": [joint.iliac_cut()] for side, joint in si_joints.items()})
+    sacrum = [shape for _, shape in bones["S1"]]
+    cavities.update({f"ilium.{side}": [joint.iliac_cut(), sacral_clearance(joint, sacrum, [joint.sacral_cut()])]
+                     for side, joint in si_joints.items()})
     joints = {f"sacroiliac_joint.{side}": joint.space_shape() for side, joint in si_joints.items()}
     landmarks.update(sacral_landmarks(s1, si_joints, lumbarized))
     # The epidural compartment continues down the sacral canal to the hiatus and into the foramina.

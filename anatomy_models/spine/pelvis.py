@@ -1,188 +1,292 @@
-"""The ilia, as far as the field of view holds them: the wings with their crests, the posterior
-ilium with its auricular surface at the sacroiliac joint, the posterior superior iliac spine and the
-greater sciatic notch below the joint.
+"""The ilia: each the real left hip bone of an adult (the Visible Human female, segmented from MRI by the
+MRI2PSM authors, zlib licence; ``shapes/hip_bone_README.md``), shipped as a signed-distance grid, mirrored
+for the right, placed on the sacrum and scaled to the patient.
 
-Each ilium is a curved plate around a vertical axis in front of and medial to it (the iliac fossa
-faces forward and in), running from behind the sacroiliac joint, past the posterior superior iliac
-spine, out and forward to the anterior superior iliac spine, with a thick rounded crest on top. The
-crest's highest point is at the L4-5 interspace (Tuffier's line, clinical.md §4.8 [S51]); the other
-sizes are [ED] adult textbook proportions. Fluoroscopy needs them (the crests overlie L5-S1 on AP and
-oblique views and limit the L5-S1 transforaminal path); the needle needs them as bone.
+Placement (:func:`hip_bone_placement`): the auricular surface's fitted plane is turned onto the sacroiliac
+joint's (:class:`anatomy_models.spine.sacrum.SacroiliacJoint`, the smallest rotation that does it) and its
+centre set :data:`AURICULAR_OVERLAP_MM` past the joint's iliac face, so that the joint's cut
+(``SacroiliacJoint.iliac_cut``, at paint time) shapes the auricular surface over its whole extent and keeps
+the joint's gap; the bone is scaled by the patient's skeletal scale (sex and size,
+``SpineParameters.skeleton_scale``, times :data:`HIP_BONE_SCALE`), and the part above the joint's centre is
+stretched (or shrunk) vertically so that the crest's summit is at the L4-L5 interspace (Tuffier's line,
+clinical.md §4.8 [S51]).
 
-The blade is thin in the iliac fossa and thickens toward its back (the posterior ilium) and its crest
-(a 3 mm fossa, [ED]; the fossa is translucent on radiographs). Behind it the posterior ilium is a
-thick block whose medial face is the auricular surface, 2 mm from the sacrum's across the joint
-(:class:`anatomy_models.spine.sacrum.SacroiliacJoint`); the joint's cut keeps the two apart.
+The template's iliac fossa was thinned when the grid was built (``shapes/build_ilium.py``): the blade is two
+cortices with little cancellous bone between, translucent on radiographs; the crest, the pillar from the
+acetabulum to the iliac tubercle, the posterior ilium and the pelvic brim keep their thickness. Fluoroscopy
+needs the ilia (the crests overlie L5-S1 on AP and oblique views and limit the L5-S1 transforaminal path);
+the needle needs them as bone.
+
+The gluteal muscles (:mod:`anatomy_models.spine.glutes`) lie on an arc that approximates the wing's outer
+face: its constants are below.
 """
 
 from __future__ import annotations
 
-import math
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
 
 import numpy as np
+from scipy import ndimage
 
-from anatomy_models.spine.neural import capsule_chain
-from anatomy_models.spine.sacrum import SI_HALF_HEIGHT_MM, SI_HALF_LENGTH_MM, SacroiliacJoint
-from anatomy_models.spine.sdf import Frame, Intersection, Primitive, Shape, ellipsoid, f32, rounded_box, tapered_box
-from anatomy_models.spine.skeleton import Skeleton
+from anatomy_models.errors import SpinesimError
+from anatomy_models.spine.sacrum import SI_CLEFT_DEPTH_MM, SI_HALF_HEIGHT_MM, SI_HALF_LENGTH_MM, SacroiliacJoint
+from anatomy_models.spine.sdf import Frame, Primitive, Shape, SmoothUnion, f32, rounded_box
+from anatomy_models.spine.skeleton import BONE_BLEND_MM, Skeleton
 from anatomy_models.spine.vertebra import SIDE_SIGN
 
-WING_THICKNESS_MM = 7.0          # the blade's thickness at its back, toward the posterior ilium [ED]
-FOSSA_THICKNESS_MM = 3.0         # in the iliac fossa, toward the front [ED]
-AURICULAR_BLOCK_MM = 24.0        # the posterior ilium's thickness lateral to the joint [ED]
-# The PSIS is the block's back end, PSIS_BEHIND_MM behind the auricular surface's back end [ED]: a separate knob
-# (an ellipsoid 20 x 26 mm across) drew a round dense disc over the sacroiliac joint on the tilted AP views of S1
-# ("round 'hips' beside S1", issue 15).
-PSIS_BEHIND_MM = 15.0
-BLOCK_RISE_MM = 10.0             # the posterior ilium's block runs up this far above the joint into the wing [ED]
-# ... thinning toward this line across the joint (the wing's back, its middle), its half-width at its foot [ED]: the
-# profile's medial edge stays lateral to the joint's plane above the joint, where the ala's dorsal surface is bare.
-BLOCK_TAPER_TOWARD_MM, BLOCK_FOOT_HALF_MM = 7.5, 12.5
-# The crest: the blade thickens over its top CREST_DEPTH_MM into a rounded rim of half-width
-# CREST_HALF_WIDTH_MM times CREST_PROFILE along it, from the ASIS (0) to its back end over the sacroiliac
-# joint (1) [ED]: thickest at the iliac tubercle, a third of the way back, thinning behind it toward the ala.
-# The rim grows out of the plate (no tube laid on its edge): its cortex is one surface with the wing's, so
-# on an AP film the crest is one dense curved line laterally that fades medially, not a hose of even calibre
-# with a cortex on both sides (issue 15's "hose-like iliac crests").
-CREST_HALF_WIDTH_MM = 6.5
-CREST_DEPTH_MM = 18.0
-CREST_PROFILE = ((0.0, 0.25, 0.55, 0.8, 1.0), (0.65, 1.15, 0.85, 0.55, 0.35))
-# The pelvic brim (arcuate line): a ridge on the wing's inner face from the sacroiliac joint's lower front
-# forward and down toward the pubis, the oblique line that bounds the translucent fossa below [ED].
-ARCUATE_RADIUS_MM = 3.0
-SACROILIAC_GAP_MM = 3.0
-# The arc's centre from the sacroiliac joint: 28 mm medial and 85 mm anterior [ED].
+HIP_BONE_FILE = Path(__file__).with_name("shapes") / "hip_bone_sdf.npz"
+OUTSIDE_MM = np.float32(12.0)  # the sdf beyond the template grid (and its clip): outside the bone
+# The template's auricular surface is set this far past the joint's iliac face (mm): the fitted plane of a
+# curved surface, it then reaches the face over the whole joint, which the joint's cut makes flat [ED].
+AURICULAR_OVERLAP_MM = 4.0
+# ... and moved this far along the joint (its u, forward, and w, up; mm): the fitted plane's centre sits above
+# and in front of the real surface's, whose lower limb runs down and back toward the posterior inferior iliac
+# spine [ED].
+AURICULAR_SHIFT_MM = (-6.0, -8.0)
+# The template's auricular surface (a fitted plane's centre) covers the joint's front and upper parts; behind
+# and below, where the real surface turns away from the plane (its lower limb runs down and back), the bone is
+# grown toward the joint: its signed distance lowered by AURICULAR_GROWTH_MM times a flat-topped weight, 1 over
+# the joint and its posterior cleft and fading smoothly beyond (exp(-s**4) in the joint's u and w, scaled by
+# AURICULAR_GROWTH_REACH_MM about AURICULAR_GROWTH_CENTRE_MM), so that the joint's cut shapes one auricular
+# surface over the whole joint and no new edge or face shows on a radiograph (a box filled in had drawn a
+# rectangle on the S1 and Scotty-dog views) [ED].
+AURICULAR_GROWTH_MM = 11.0  # below the template grid's clip (build_ilium.CLIP_MM): the grown surface is real
+AURICULAR_GROWTH_CENTRE_MM = (-8.0, -6.0)
+AURICULAR_GROWTH_REACH_MM = (28.0, 32.0)
+# Only the medial face grows: the growth fades out from AURICULAR_GROWTH_LATERAL_MM[0] to [1] lateral of the
+# joint's plane, and the wing's outer (gluteal) face, under the gluteus medius, keeps its place [ED].
+AURICULAR_GROWTH_LATERAL_MM = (4.0, 12.0)
+# Above and behind the joint the ilium's tuberosity faces the sacrum's across the interosseous ligament: the
+# ilium is cleared to the joint's gap from the sacrum as painted (its joint's cut made), within this reach of
+# the joint's centre (mm, along the joint's u, v and w) [ED]. Not where the joint's own cuts shape the two
+# bones (the joint and its posterior cleft, up to SACRAL_CLEARANCE_FROM_CLEFT_TOP_MM above the cleft's top,
+# over the sacrum's lateral crest, which reaches past the joint's plane there: sacrum.SacroiliacJoint).
+SACRAL_CLEARANCE_REACH_MM = ((-50.0, 40.0), (-25.0, 15.0), (-40.0, 60.0))
+SACRAL_CLEARANCE_FROM_CLEFT_TOP_MM = 6.0
+# There the ilium only yields to the sacrum itself; the gap grows to the joint's over this distance (mm) outside
+# that region: a step of the gap at its edge drew a rounded rectangle on the S1 cranial and Scotty-dog views [ED].
+SACRAL_CLEARANCE_BLEND_MM = 10.0
+# The template's size for the reference man (skeleton scale 1): the Visible Human female was a large woman,
+# her bi-iliac breadth (289 mm between the tubercles) an average man's; placed on the generator's sacrum, turned
+# onto its joints, the unscaled bone gave the reference man 306 mm. 0.95 gives him 295 mm and the woman
+# (skeleton scale 0.94) 277 mm, about the adult's 28 cm [ED; tests/anatomy_models/spine/test_pelvis.py cites it].
+HIP_BONE_SCALE = 0.95
+# The vertical stretch above the joint's centre that puts the crest's summit at Tuffier's line stays within
+# these bounds: the Visible Human female's summit is 56 mm above her auricular surface's centre, the
+# generator's L4-L5 interspace 75 mm above its joint's centre for the reference man (a stretch of 1.28) [ED].
+CREST_STRETCH_BOUNDS = (0.8, 1.5)
+
+# The wing's outer face as the gluteus medius follows it (anatomy_models.spine.glutes): an arc around a
+# vertical axis ARC_CENTRE_OFFSET_MM (medial, anterior) from the sacroiliac joint, from ANTERIOR_END_DEG (the
+# ASIS end, from the lateral direction) back past the joint, flaring out FLARE per mm of height; the crest
+# CREST_BEHIND_MM and CREST_FRONT_MM above the joint's centre at its back and front ends; a blade
+# WING_THICKNESS_MM thick [ED].
 ARC_CENTRE_OFFSET_MM = (28.0, 85.0)
-ANTERIOR_END_DEG = 18.0          # the ASIS end of the arc, measured from the lateral direction
-POSTERIOR_OVERHANG_DEG = 8.0     # past the sacroiliac joint toward the PSIS
-# Crest heights above the sacroiliac joint's centre at its back end (PSIS) and front end (ASIS), mm
-# [ED]; its summit, half-way along, is at the L4-L5 interspace.
+ANTERIOR_END_DEG = 18.0
+FLARE = 0.3
 CREST_BEHIND_MM, CREST_FRONT_MM = 35.0, 12.0
-# The wing's lower edge at the ASIS end, from the joint centre [ED]: the blade runs on down toward the
-# acetabulum (the anterior inferior iliac spine is 4-5 cm below the joint), so no edge cuts across the fossa
-# above the pelvic brim.
-FRONT_LOWER_EDGE_MM = -20.0
-FLARE = 0.3                      # outward flare of the wing per mm of height [ED]
+WING_THICKNESS_MM = 7.0
 
 
-def _wing_sdf(radius: float, start_deg: float, end_deg: float, crest, bottom_z: float, front_bottom_z: float):
-    """Local sdf of the wing in a frame at the arc's centre (u lateral, v posterior, w up).
+@dataclass(frozen=True)
+class HipBoneTemplate:
+    """The left hip bone's signed distances (mm, negative inside; float32 (nu, nv, nw), voxel (0, 0, 0) at
+    ``origin_mm``) in its frame (u lateral, v posterior, w superior; origin at the auricular surface's
+    centre), its auricular surface's normal and its crest's summit in that frame (mm)."""
 
-    The wing is a fan: its lower edge is ``bottom_z`` at the back (the sacroiliac region runs on down)
-    and rises linearly to ``front_bottom_z`` at the front end (the ASIS)."""
-    r0 = f32(radius)
-    t_front, t_back = f32(FOSSA_THICKNESS_MM / 2.0), f32(WING_THICKNESS_MM / 2.0)
-    a0, a1 = math.radians(start_deg), math.radians(end_deg)
-    middle, half = f32((a0 + a1) / 2.0), f32((a1 - a0) / 2.0)
-    nodes = np.radians(np.array([end_deg, (start_deg + end_deg) / 2.0, start_deg]))
-    heights = np.array(crest)
-    coefficients = np.polyfit(nodes, heights, 2).astype(np.float32)
-    bottom_back, bottom_front = f32(bottom_z), f32(front_bottom_z)
+    sdf_mm: np.ndarray
+    origin_mm: np.ndarray
+    spacing_mm: float
+    auricular_normal: np.ndarray   # unit, from the ilium toward the sacrum
+    crest_summit_mm: np.ndarray
 
-    crest_at, crest_factor = (np.asarray(values, np.float32) for values in CREST_PROFILE)
-
-    def sdf(u, v, w):
-        r = np.sqrt(u * u + v * v)
-        angle = np.arctan2(v, u)
-        fraction = (np.clip(angle, a0, a1) - a0) / (a1 - a0)  # 0 at the front end, 1 at the back
-        top = coefficients[0] * np.clip(angle, a0, a1) ** 2 + coefficients[1] * np.clip(angle, a0, a1) + coefficients[2]
-        # The wing flares out going up, like the rim of a bowl; thin in the fossa, thick at the back, and
-        # thickening toward its top into the crest.
-        thickness = t_front + (t_back - t_front) * fraction ** 2
-        crest = f32(CREST_HALF_WIDTH_MM) * np.interp(fraction, crest_at, crest_factor).astype(np.float32)
-        rise = np.clip(f32(1.0) - (top - w) / f32(CREST_DEPTH_MM), 0, 1)
-        thickness = thickness + np.maximum(crest - thickness, 0) * rise * rise
-        offset = np.abs(r - (r0 + f32(FLARE) * w))
-        # A rounded top: the crest's upper surface falls toward both faces (an elliptic roof).
-        roof = np.minimum(crest, thickness) * (1 - np.sqrt(np.clip(1 - (offset / thickness) ** 2, 0, 1)))
-        across = offset - thickness
-        along = (np.abs(angle - middle) - half) * r0
-        bottom = bottom_front + (bottom_back - bottom_front) * fraction
-        vertical = np.maximum(w - (top - roof), bottom - w)
-        outside = np.sqrt(np.maximum(across, 0) ** 2 + np.maximum(along, 0) ** 2 + np.maximum(vertical, 0) ** 2)
-        return outside + np.minimum(np.maximum(np.maximum(across, along), vertical), 0)
-    return sdf
+    @property
+    def upper_mm(self) -> np.ndarray:
+        """The grid's far corner (mm, template frame)."""
+        return self.origin_mm + (np.array(self.sdf_mm.shape) - 1) * self.spacing_mm
 
 
-def arcuate_line(frame: Frame, radius: float, start_deg: float, end_deg: float) -> list[np.ndarray]:
-    """World points of the pelvic brim on the wing's inner face (``frame`` at the arc's centre, level with
-    the sacroiliac joint's centre; ``radius`` the arc's): from the joint's lower front, 15 mm below its
-    centre, forward and down to 40 mm below it at the front third of the arc [ED]."""
-    angles = np.radians(np.linspace(end_deg - 12.0, start_deg + 0.35 * (end_deg - start_deg), 5))
-    heights = np.linspace(-15.0, -40.0, 5)
-    inner = radius - FOSSA_THICKNESS_MM
-    return [frame.point(((inner + FLARE * h) * math.cos(a), (inner + FLARE * h) * math.sin(a), h))
-            for a, h in zip(angles, heights)]
+@lru_cache(maxsize=None)
+def load_hip_bone() -> HipBoneTemplate:
+    """The left hip bone from :data:`HIP_BONE_FILE` (cached: read once per process)."""
+    try:
+        with np.load(HIP_BONE_FILE) as data:
+            arrays = {key: np.asarray(data[key], dtype=np.float64) for key in
+                      ("origin_mm", "auricular_normal", "crest_summit_mm")}
+            sdf = data["left"].astype(np.float32) * f32(data["quantum_mm"])
+            spacing = float(data["spacing_mm"])
+    except (OSError, KeyError) as error:
+        raise SpinesimError(f"{HIP_BONE_FILE}: cannot read the hip bone ({error}); reinstall spinesim or rebuild "
+                            "the file with anatomy_models/spine/shapes/build_ilium.py (shapes/hip_bone_README.md)"
+                            ) from error
+    return HipBoneTemplate(sdf, arrays["origin_mm"], spacing, arrays["auricular_normal"], arrays["crest_summit_mm"])
 
 
-def posterior_ilium(joint: SacroiliacJoint) -> list[Shape]:
-    """The posterior ilium at the joint ``joint``: the block behind the auricular surface, whose back end
-    behind the joint's is the posterior superior iliac spine, and the body of the ilium running down and
-    forward from the joint's lower end, whose back edge is the greater sciatic notch."""
-    gap = joint.gap_mm / 2.0
-    rotation = joint.frame.rotation
-    # The block reaches 6 mm past the joint's plane (the joint's cut shapes the auricular surface). Its lateral
-    # face curves in going up (an elliptic profile across the joint) so that it thins into the wing's back
-    # above the joint: capped by a rounded top as thick as the block, it drew a round dense "hip" beside S1 on
-    # the caudally tilted AP (issue 15) [ED].
-    bottom, top = -SI_HALF_HEIGHT_MM - 2.0, SI_HALF_HEIGHT_MM + BLOCK_RISE_MM
-    back, front = -SI_HALF_LENGTH_MM - PSIS_BEHIND_MM, SI_HALF_LENGTH_MM + 2.0
-    half = ((front - back) / 2.0, AURICULAR_BLOCK_MM / 2.0 + 3.0, (top - bottom) / 2.0)
-    centre_v = gap + half[1] - 6.0
-    box = Primitive(Frame(joint.point((front + back) / 2.0, centre_v, (top + bottom) / 2.0), rotation),
-                    rounded_box(half, 4.0), half)
-    # The profile's ellipse: centred at the block's foot over the wing's line, closing at the block's top.
-    radii = (400.0, BLOCK_FOOT_HALF_MM, top - bottom)
-    profile = Primitive(Frame(joint.point(-4.0, BLOCK_TAPER_TOWARD_MM, bottom), rotation), ellipsoid(radii), radii)
-    block = Intersection([box, profile])
-    # The body of the ilium: from the joint's lower front down, forward and out toward the acetabulum.
-    start = joint.point(4.0, gap + 10.0, -SI_HALF_HEIGHT_MM + 6.0)
-    end = joint.point(28.0, gap + 22.0, -SI_HALF_HEIGHT_MM - 26.0)
-    axis = end - start
-    length = float(np.linalg.norm(axis))
-    across = np.cross(axis, joint.frame.vector((0.0, 1.0, 0.0)))
-    frame = Frame.from_axes((start + end) / 2.0, axis, across)
-    body = Primitive(frame, tapered_box(length / 2.0, (16.0, 6.0), (13.0, 7.0), 4.5), (length / 2.0, 16.0, 7.0))
-    return [block, body]
+def _rotation_between(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """The smallest rotation taking unit vector ``a`` onto unit vector ``b`` (Rodrigues).
+
+    >>> np.round(_rotation_between(np.array([1.0, 0, 0]), np.array([0, 1.0, 0])) @ [1.0, 0, 0], 6).tolist()
+    [0.0, 1.0, 0.0]
+    """
+    axis = np.cross(a, b)
+    s, c = float(np.linalg.norm(axis)), float(np.dot(a, b))
+    if s < 1e-12:
+        return np.eye(3)
+    k = axis / s
+    skew = np.array([[0.0, -k[2], k[1]], [k[2], 0.0, -k[0]], [-k[1], k[0], 0.0]])
+    return np.eye(3) + s * skew + (1.0 - c) * skew @ skew
 
 
-def ilium_parts(skeleton: Skeleton, bottom_z: float,
-                joints: dict[str, SacroiliacJoint]) -> dict[str, list[tuple[str, Shape]]]:
-    """Labelled parts of both ilia (``ilium.left``, ``ilium.right``), world shapes; ``joints`` are the
-    sacroiliac joints by side."""
-    s1 = skeleton.layouts["S1"]
-    disc = skeleton.alignment.discs["L4-L5"]
-    tuffier_z = float(disc.frame.origin[2])
-    parts: dict[str, list[tuple[str, Shape]]] = {}
-    for side, s in SIDE_SIGN.items():
-        joint = s1.world((s * (s1.width / 2.0 + 27.0 * s1.geometry.scale + SACROILIAC_GAP_MM), 0.15 * s1.depth,
-                          -s1.height / 2.0))
-        dx, dy = ARC_CENTRE_OFFSET_MM
-        centre = np.array([joint[0] - s * dx, joint[1] - dy, joint[2]])
-        radius = math.hypot(dx, dy)
-        start = ANTERIOR_END_DEG
-        end = math.degrees(math.atan2(dy, dx)) + POSTERIOR_OVERHANG_DEG
-        behind, front = CREST_BEHIND_MM, CREST_FRONT_MM
-        top = tuffier_z - joint[2]  # the crest's summit at the L4-L5 interspace (Tuffier's line)
-        # A mirror frame on the right keeps "u" lateral on both sides (the wing is symmetric).
-        rotation = np.diag([s, 1.0, 1.0])
-        frame = Frame(centre, rotation)
-        # Box the wing tightly: the sector of the arc between its ends, over the radii it reaches.
-        angles = np.radians(np.linspace(start, end, 32))
-        radii = np.array([radius + FLARE * (bottom_z - joint[2]), radius + FLARE * top])
-        u = np.outer(radii, np.cos(angles)).ravel()
-        v = np.outer(radii, np.sin(angles)).ravel()
-        pad = WING_THICKNESS_MM + CREST_HALF_WIDTH_MM * max(CREST_PROFILE[1])
-        low = np.array([u.min() - pad, v.min() - pad, bottom_z - joint[2] - 1.0])
-        high = np.array([u.max() + pad, v.max() + pad, max(top, behind) + pad])
-        middle = (low + high) / 2.0
-        shape = _wing_sdf(radius, start, end, (front, top, behind), bottom_z - joint[2], FRONT_LOWER_EDGE_MM)
-        offset = middle.astype(np.float32)
-        wing = Primitive(Frame(frame.point(middle), rotation),
-                         lambda a, b, c, shape=shape, offset=offset: shape(a + offset[0], b + offset[1], c + offset[2]),
-                         tuple((high - low) / 2.0))
-        parts[f"ilium.{side}"] = [(f"ilium.{side}", wing)] + \
-            [(f"ilium.{side}", shape) for shape in capsule_chain(arcuate_line(frame, radius, start, end),
-                                                                  [ARCUATE_RADIUS_MM] * 5)] + \
-            [(f"ilium.{side}", shape) for shape in posterior_ilium(joints[side])]
+@dataclass(frozen=True)
+class HipBonePlacement:
+    """Where one hip bone goes: world = ``origin`` + ``rotation`` @ (``scale`` * stretched(template point)),
+    where ``rotation`` includes the mirror of u on the right and ``stretched`` multiplies a template w above
+    0 (above the auricular surface's centre) by ``stretch``."""
+
+    side: str
+    origin: np.ndarray
+    rotation: np.ndarray
+    scale: float
+    stretch: float
+
+    def world(self, template_mm) -> np.ndarray:
+        """World position (mm) of a point given in the template's frame."""
+        q = np.array(template_mm, dtype=np.float64)
+        q[2] = q[2] * self.stretch if q[2] > 0 else q[2]
+        return self.origin + self.rotation @ (self.scale * q)
+
+
+def hip_bone_placement(joint: SacroiliacJoint, tuffier_z: float, skeleton_scale: float) -> HipBonePlacement:
+    """The placement of the hip bone on ``joint``'s side (see the module's docstring); ``tuffier_z`` is the
+    L4-L5 interspace's height (mm)."""
+    template = load_hip_bone()
+    s = SIDE_SIGN[joint.side]
+    mirror = np.diag([s, 1.0, 1.0])
+    normal = mirror @ template.auricular_normal
+    toward_sacrum = -joint.frame.vector((0.0, 1.0, 0.0))
+    rotation = _rotation_between(normal / np.linalg.norm(normal), toward_sacrum) @ mirror
+    origin = joint.point(AURICULAR_SHIFT_MM[0], joint.gap_mm / 2.0 - AURICULAR_OVERLAP_MM, AURICULAR_SHIFT_MM[1])
+    # The summit's height is linear in the stretch: solve for it, then keep it within bounds.
+    scale = HIP_BONE_SCALE * skeleton_scale
+    u, v, w = scale * template.crest_summit_mm
+    row = rotation[2]
+    stretch = ((tuffier_z - origin[2]) - row[0] * u - row[1] * v) / (row[2] * w)
+    stretch = float(np.clip(stretch, *CREST_STRETCH_BOUNDS))
+    return HipBonePlacement(joint.side, origin, rotation, float(scale), stretch)
+
+
+@dataclass(eq=False)
+class RealIlium(Shape):
+    """The hip bone ``template`` placed by ``placement``, grown toward its sacroiliac ``joint``."""
+
+    template: HipBoneTemplate
+    placement: HipBonePlacement
+    joint: SacroiliacJoint
+
+    def __post_init__(self) -> None:
+        t = self.template
+        corners = np.array([[a, b, c] for a in (t.origin_mm[0], t.upper_mm[0]) for b in (t.origin_mm[1], t.upper_mm[1])
+                            for c in (t.origin_mm[2], t.upper_mm[2])])
+        world = np.array([self.placement.world(corner) for corner in corners])
+        self.lower = world.min(axis=0) - AURICULAR_GROWTH_MM
+        self.upper = world.max(axis=0) + AURICULAR_GROWTH_MM
+
+    def _grown(self, values: np.ndarray, x, y, z) -> np.ndarray:
+        """``values`` (the bone's sdf at world x, y, z) grown toward the joint (:data:`AURICULAR_GROWTH_MM`),
+        the growth never past 1 mm beyond the joint's iliac face: outside the joint's cut a bump past the face
+        would end on the cut's edge, a straight line on a radiograph."""
+        u, v, w = Frame(self.joint.frame.origin, self.joint.frame.rotation).to_local(x, y, z)
+        su = (u - f32(AURICULAR_GROWTH_CENTRE_MM[0])) / f32(AURICULAR_GROWTH_REACH_MM[0])
+        sw = (w - f32(AURICULAR_GROWTH_CENTRE_MM[1])) / f32(AURICULAR_GROWTH_REACH_MM[1])
+        near, far = AURICULAR_GROWTH_LATERAL_MM
+        medial = np.clip((f32(far) - v) / f32(far - near), 0, 1)
+        medial = medial * medial * (3 - 2 * medial)
+        growth = f32(AURICULAR_GROWTH_MM) * np.exp(-(su * su) ** 2 - (sw * sw) ** 2) * medial
+        face = f32(self.joint.gap_mm / 2.0 - 1.0)
+        return np.minimum(values, np.maximum(values - growth, face - v))
+
+    def sdf(self, x, y, z):
+        p, t = self.placement, self.template
+        r = (p.rotation / p.scale).astype(np.float32)  # orthogonal: its inverse is its transpose
+        dx, dy, dz = x - f32(p.origin[0]), y - f32(p.origin[1]), z - f32(p.origin[2])
+        u = r[0, 0] * dx + r[1, 0] * dy + r[2, 0] * dz
+        v = r[0, 1] * dx + r[1, 1] * dy + r[2, 1] * dz
+        w = r[0, 2] * dx + r[1, 2] * dy + r[2, 2] * dz
+        u, v, w = np.broadcast_arrays(u, v, w)
+        w = np.where(w > 0, w / f32(p.stretch), w)
+        index = [(c - f32(o)) / f32(t.spacing_mm) for c, o in zip((u, v, w), t.origin_mm)]
+        outside = np.zeros(u.shape, dtype=bool)
+        for axis, i in enumerate(index):
+            outside |= (i < 0) | (i > t.sdf_mm.shape[axis] - 1)
+        values = ndimage.map_coordinates(t.sdf_mm, [i.ravel() for i in index], order=1, mode="nearest")
+        # Distances scale with the bone (the stretch changes them little: a lower bound is kept by the smaller).
+        values = values.reshape(u.shape) * f32(p.scale * min(1.0, p.stretch))
+        return self._grown(np.where(outside, np.maximum(values, OUTSIDE_MM), values), x, y, z)
+
+
+@dataclass(eq=False)
+class SacralClearance(Shape):
+    """The space within ``gap_mm`` of the sacrum as painted (``parts`` blended, ``cuts`` taken off) near a
+    joint, the gap fading to none inside ``spared`` (where the joint's own cuts shape the bones, the ilium
+    yields only to the sacrum itself): a cavity of the ilium (negative inside), bounded by [``box_lower``,
+    ``box_upper``]."""
+
+    parts: list[Shape]
+    cuts: list[Shape]
+    spared: Shape
+    gap_mm: float
+    box_lower: np.ndarray
+    box_upper: np.ndarray
+
+    def __post_init__(self) -> None:
+        self.union = SmoothUnion(self.parts, BONE_BLEND_MM)
+        self.lower, self.upper = np.asarray(self.box_lower, float), np.asarray(self.box_upper, float)
+
+    def sdf(self, x, y, z):
+        values = self.union.sdf(x, y, z)
+        for cut in self.cuts:
+            values = np.maximum(values, -cut.sdf(x, y, z))
+        share = np.clip(self.spared.sdf(x, y, z) / f32(SACRAL_CLEARANCE_BLEND_MM), 0, 1)
+        return values - f32(self.gap_mm) * share * share * (3 - 2 * share)
+
+
+def sacral_clearance(joint: SacroiliacJoint, sacral_parts: list[Shape], sacral_cuts: list[Shape]) -> SacralClearance:
+    """What the ilium on ``joint``'s side loses near the sacrum (``sacral_parts``, cut by ``sacral_cuts``): the
+    space within the joint's gap of it, over :data:`SACRAL_CLEARANCE_REACH_MM` of the joint."""
+    corners = np.array([joint.point(a, b, c) for a in SACRAL_CLEARANCE_REACH_MM[0]
+                        for b in SACRAL_CLEARANCE_REACH_MM[1] for c in SACRAL_CLEARANCE_REACH_MM[2]])
+    u = (-SI_HALF_LENGTH_MM - SI_CLEFT_DEPTH_MM - 2.0, SI_HALF_LENGTH_MM + 30.0)
+    w = (-SI_HALF_HEIGHT_MM - 12.0, joint.cleft_top + SACRAL_CLEARANCE_FROM_CLEFT_TOP_MM)
+    half = ((u[1] - u[0]) / 2.0, 60.0, (w[1] - w[0]) / 2.0)
+    spared = Primitive(Frame(joint.point((u[0] + u[1]) / 2.0, 0.0, (w[0] + w[1]) / 2.0), joint.frame.rotation),
+                       rounded_box(half), half)
+    return SacralClearance(sacral_parts, sacral_cuts, spared, joint.gap_mm, corners.min(axis=0), corners.max(axis=0))
+
+
+def ilium_parts(skeleton: Skeleton, joints: dict[str, SacroiliacJoint],
+                skeleton_scale: float) -> dict[str, list[tuple[str, Shape]]]:
+    """Labelled parts of both ilia (``ilium.left``, ``ilium.right``: one real hip bone each, grown out to its
+    sacroiliac joint), world shapes; ``joints`` are the sacroiliac joints by side, ``skeleton_scale`` the
+    patient's (sex and size)."""
+    tuffier_z = float(skeleton.alignment.discs["L4-L5"].frame.origin[2])
+    template = load_hip_bone()
+    parts = {}
+    for side, joint in joints.items():
+        bone = RealIlium(template, hip_bone_placement(joint, tuffier_z, skeleton_scale), joint)
+        parts[f"ilium.{side}"] = [(f"ilium.{side}", bone)]
     return parts
+
+
+def bi_iliac_breadth_mm(placements: dict[str, HipBonePlacement]) -> float:
+    """The distance across the two hip bones' most lateral points (the iliac tubercles), mm: the bony
+    bi-iliac (intercristal) breadth, on the template's voxels inside the bone."""
+    template = load_hip_bone()
+    inside = template.origin_mm + np.argwhere(template.sdf_mm < 0) * template.spacing_mm
+    x = {}
+    for side, placement in placements.items():
+        q = inside * placement.scale
+        q[:, 2] = np.where(q[:, 2] > 0, q[:, 2] * placement.stretch, q[:, 2])
+        x[side] = placement.origin[0] + q @ placement.rotation[0]
+    return float(x["left"].max() - x["right"].min())
