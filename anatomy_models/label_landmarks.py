@@ -61,6 +61,8 @@ GROOVE_DROP_MM = 5.0
 # The sacral ala's upper border falls at most this (mm per mm) going out on AP, the SAP's lateral wall more
 # steeply: the ala's border slopes ~15-35 deg (sacrum.py's arch), tan 45 deg is 1 [ED].
 ALA_SLOPE_MAX = 1.0
+# The groove searches walk out from the pedicle across columns this wide (mm).
+COLUMN_MM = 2.0
 # Kambin's triangle relative to the pedicle line and the back of the vertebral body (mm) [ED], as in
 # the generated spine: lateral to the SAP's front edge, behind the disc.
 KAMBIN_LATERAL_MM = 6.0
@@ -220,15 +222,13 @@ def _sap_tp_junction(p: np.ndarray, pedicle: np.ndarray, sign: float) -> np.ndar
         return None
     top = float(np.percentile(process[:, 2], 90.0))
     band = p[(p[:, 2] > top - 4.0) & (p[:, 2] <= top + 1.0) & (lateral > -2.0) & (lateral < 35.0)]
-    bins = np.floor(sign * (band[:, 0] - pedicle[0]) / 2.0).astype(int)
-    dorsal = {b: band[bins == b, 1].max() for b in np.unique(bins)}
-    order = sorted(dorsal)
-    sap_bin = max((b for b in order if b * 2.0 < 12.0), key=lambda b: dorsal[b], default=None)
+    dorsal = _column_maxima(band, _columns(band, pedicle, sign), axis=1)
+    sap_bin = _sap_column(dorsal)
     if sap_bin is None:
         return None
-    for b in order:
+    for b in sorted(dorsal):
         if b > sap_bin and dorsal[b] < dorsal[sap_bin] - GROOVE_DROP_MM:
-            return np.array([pedicle[0] + sign * (b + 0.5) * 2.0, dorsal[b], top - 2.0])
+            return np.array([_column_x(pedicle, sign, b), dorsal[b], top - 2.0])
     return None
 
 
@@ -245,25 +245,47 @@ def _sap_ala_junction(p: np.ndarray, pedicle: np.ndarray, sign: float) -> np.nda
     """
     lateral = sign * (p[:, 0] - pedicle[0])
     near = p[(lateral > -2.0) & (lateral < 40.0)]
-    bins = np.floor(sign * (near[:, 0] - pedicle[0]) / 2.0).astype(int)
-    tops = {b: near[bins == b, 2].max() for b in np.unique(bins)}
+    bins = _columns(near, pedicle, sign)
+    tops = _column_maxima(near, bins, axis=2)
     order = sorted(tops)
-    sap_bin = max((b for b in order if b * 2.0 < 12.0), key=lambda b: tops[b], default=None)
+    sap_bin = _sap_column(tops)
     if sap_bin is None:
         return None
     # (The last column has no next one: the S1 segment's cut, S1_SEGMENT_MM, may end the ala there.)
     ala = next((b for b, following in zip(order, order[1:] + [None]) if b > sap_bin
                 and tops[b] < tops[sap_bin] - GROOVE_DROP_MM
-                and (following is None or tops[b] - tops[following] < ALA_SLOPE_MAX * 2.0 * (following - b))), None)
+                and (following is None or tops[b] - tops[following] < ALA_SLOPE_MAX * COLUMN_MM * (following - b))),
+               None)
     if ala is None:
         return None
     height = tops[ala]
     in_band = (near[:, 2] > height - 3.0) & (near[:, 2] <= height + 1.0)
-    dorsal = {b: near[in_band & (bins == b), 1].max() for b in np.unique(bins[in_band])}
+    dorsal = _column_maxima(near[in_band], bins[in_band], axis=1)
     groove = ala
-    while groove - 1 > sap_bin and groove - 1 in dorsal and dorsal[groove - 1] - dorsal[groove] < ALA_SLOPE_MAX * 2.0:
+    while (groove - 1 > sap_bin and groove - 1 in dorsal
+           and dorsal[groove - 1] - dorsal[groove] < ALA_SLOPE_MAX * COLUMN_MM):
         groove -= 1
-    return np.array([pedicle[0] + sign * (groove + 0.5) * 2.0, dorsal[groove], height])
+    return np.array([_column_x(pedicle, sign, groove), dorsal[groove], height])
+
+
+def _columns(points: np.ndarray, pedicle: np.ndarray, sign: float) -> np.ndarray:
+    """Each point's :data:`COLUMN_MM` column, counted outward from the pedicle (0 over its centre)."""
+    return np.floor(sign * (points[:, 0] - pedicle[0]) / COLUMN_MM).astype(int)
+
+
+def _column_maxima(points: np.ndarray, columns: np.ndarray, axis: int) -> dict[int, float]:
+    """The largest coordinate ``axis`` of ``points`` in each of their ``columns``."""
+    return {b: points[columns == b, axis].max() for b in np.unique(columns)}
+
+
+def _sap_column(maxima: dict[int, float]) -> int | None:
+    """The SAP's column: the one standing out most (highest ``maxima``) within 12 mm of the pedicle."""
+    return max((b for b in sorted(maxima) if b * COLUMN_MM < 12.0), key=lambda b: maxima[b], default=None)
+
+
+def _column_x(pedicle: np.ndarray, sign: float, column: int) -> float:
+    """The x (mm) of ``column``'s centre."""
+    return pedicle[0] + sign * (column + 0.5) * COLUMN_MM
 
 
 def _interspace_landmarks(upper: VertebraFrame, lower: VertebraFrame, landmarks: dict[str, np.ndarray]) -> dict[str, np.ndarray]:

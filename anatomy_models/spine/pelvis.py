@@ -197,7 +197,7 @@ class RealIlium(Shape):
         """``values`` (the bone's sdf at world x, y, z) grown toward the joint (:data:`AURICULAR_GROWTH_MM`),
         the growth never past 1 mm beyond the joint's iliac face: outside the joint's cut a bump past the face
         would end on the cut's edge, a straight line on a radiograph."""
-        u, v, w = Frame(self.joint.frame.origin, self.joint.frame.rotation).to_local(x, y, z)
+        u, v, w = self.joint.frame.to_local(x, y, z)
         su = (u - f32(AURICULAR_GROWTH_CENTRE_MM[0])) / f32(AURICULAR_GROWTH_REACH_MM[0])
         sw = (w - f32(AURICULAR_GROWTH_CENTRE_MM[1])) / f32(AURICULAR_GROWTH_REACH_MM[1])
         near, far = AURICULAR_GROWTH_LATERAL_MM
