@@ -7,21 +7,22 @@ as its body, bounded by the middles of the discs above and below) over the box's
 a CT whose bone is as dense as real bone gives the published aBMD of young adults, and one whose bodies
 vanish on the AP does not.
 
-Mineral from CT numbers: a voxel holding ``c`` g/cm^3 of hydroxyapatite in soft tissue is
-``c * HU_PER_MG_HA`` HU above that tissue, ``HU_PER_MG_HA`` (HU per mg/cm^3) from NIST mass attenuation
-(xraydb) of hydroxyapatite Ca10(PO4)6(OH)2 (3.16 g/cm^3) displacing water, at the CT's effective
-energy (``tissues.CT_EFFECTIVE_KEV``, 70 keV: 1.31 HU per mg/cm^3; a QCT phantom calibrates the same
-slope on each scanner). The soft tissue is the generator's periosteal tissue
-(``ct_synthesis.PERIOSTEAL_HU``, 40 HU, the psoas beside the body): DXA, too, takes its soft-tissue
-baseline from the tissue beside the bone.
+Mineral from CT numbers: a voxel holding ``c`` mg/cm^3 of hydroxyapatite is ``c`` times
+:func:`hu_per_mg_hydroxyapatite` HU above the tissue the mineral displaces: NIST mass attenuation (xraydb) of
+hydroxyapatite Ca10(PO4)6(OH)2 (3.16 g/cm^3) displacing water, at the CT's effective energy
+(``tissues.CT_EFFECTIVE_KEV``, 70 keV: 1.31 HU per mg/cm^3, the slope a QCT phantom calibrates on a scanner).
+Inside a bone the mineral displaces marrow (:data:`MARROW_HU`); in the partial-volume voxels just outside its
+labels, the soft tissue round it (``ct_synthesis.PERIOSTEAL_HU``, 40 HU). Counting the mineral over soft tissue
+inside the bone too reads 10% less (0.887 against 0.986 g/cm^2 on the built-in patient, L1-L4).
 
-Published values (young adults): L1-L4 aBMD 1.057 +- 0.110 g/cm^2 (men 21-30) and 1.064 +- 0.106 (women)
-in NHANES 2005-2008 (Looker et al., "Lumbar spine and proximal femur bone mineral density, bone mineral
-content, and bone area: United States, 2005-2008", Vital Health Stat 11(251), 2012), rising from L1 to L3
-and L4 (by ~8%: L1 0.999, L2 1.073, L3 1.081, L4 1.071 g/cm^2 in 766 men, Biology Direct 2025,
-doi:10.1186/s13062-025-00627-w, Table 1); the posterior elements hold 51.4 +- 4.2% of a vertebra's
-mineral (L3 by QCT, 574 subjects aged 6-25 years, constant after 17; Lee et al., J Bone Miner Res
-24:1398, 2009).
+Published values: L1-L4 aBMD of young adults 1.057 +- 0.110 g/cm^2 (men 21-30 years) and 1.064 +- 0.106
+(women) in NHANES 2005-2008 (Looker et al., "Lumbar spine and proximal femur bone mineral density, bone mineral
+content, and bone area: United States, 2005-2008", Vital Health Stat 11(251), 2012; the values as tabulated by
+Varatharajan et al., Front. Endocrinol. 17:1748490, 2026, Table 3); per level, rising from L1 to L3 and L4 by
+~8% (L1 0.999, L2 1.073, L3 1.081, L4 1.071 g/cm^2 in 766 adult men, Biology Direct 2025,
+doi:10.1186/s13062-025-00627-w, Table 1; their ages were not checked: the per-level values are used for the
+levels' pattern within a 12% tolerance). The posterior elements hold 51.4 +- 4.2% of a vertebra's mineral (L3 by
+QCT, 574 subjects aged 6-25 years, constant after 17; Lee et al., J Bone Miner Res 24:1398, 2009).
 
 ``python -m anatomy_models.spine.bone_mineral [NAME]`` prints the table for an anatomy (the built-in
 ``default`` if none).
@@ -52,6 +53,8 @@ MARROW_HU = 0.0
 # spread (half a voxel and ~0.8 mm FWHM, ct_synthesis).
 PARTIAL_VOLUME_REACH_MM = 2.0
 DXA_LEVELS = ("L1", "L2", "L3", "L4")
+SPINE_ORDER = ("T12", "L1", "L2", "L3", "L4", "L5")  # superior to inferior: each level's neighbours
+BODY_SEARCH_MM = 45.0  # a lumbar body reaches ~25 mm from its centre (width 40-50, depth 38-41 mm: clinical.md §4.1)
 # The published values this module's table compares with (see the module docstring for the sources).
 YOUNG_ADULT_L1_L4_G_PER_CM2 = (1.06, 0.11)                  # NHANES 2005-2008, 21-30 years, mean and SD
 YOUNG_ADULT_BY_LEVEL_G_PER_CM2 = {"L1": 0.999, "L2": 1.073, "L3": 1.081, "L4": 1.071}
@@ -102,15 +105,30 @@ def _axis_aligned_spacing(anatomy: Anatomy) -> np.ndarray:
     return np.diag(linear)
 
 
+def _body_box(anatomy: Anatomy, name: str) -> tuple[slice, slice, slice] | None:
+    """Index box of the voxels labelled ``{name}.body``, searched within :data:`BODY_SEARCH_MM` of its centre
+    landmark (the landmark says where to look, the labels what is there); None without label, landmark or voxels."""
+    if f"{name}.body" not in anatomy.label_table or f"{name}.body.center" not in anatomy.landmarks:
+        return None
+    labels = anatomy.labels.array
+    centre = np.linalg.solve(anatomy.ct.affine, np.append(anatomy.landmark(f"{name}.body.center"), 1.0))[:3]
+    reach = BODY_SEARCH_MM / _axis_aligned_spacing(anatomy)
+    search = tuple(slice(max(int(c - r), 0), max(int(c + r) + 1, 0)) for c, r in zip(centre, reach))
+    found = np.nonzero(labels[search] == anatomy.label_table.by_name(f"{name}.body").id)
+    if not found[0].size:
+        return None
+    return tuple(slice(s.start + int(f.min()), s.start + int(f.max()) + 1) for s, f in zip(search, found))
+
+
 def areal_densities(anatomy: Anatomy, levels: tuple[str, ...] = DXA_LEVELS) -> list[ArealDensity]:
     """The DXA numbers of each of ``levels`` along AP rays (the grid's second axis, posterior-anterior).
 
     Each vertebra's box spans its body's left-right extent and, along the body axis, the middles of the
     discs above and below it (the middle between this body's end and the next body's); every bone in the
     box counts, as on a DXA scan (the vertebra above's inferior articular processes, say). Each bone
-    voxel's mineral is ``(HU - SOFT_TISSUE_HU) / hu_per_mg_hydroxyapatite()`` (none below the soft
-    tissue); voxels within :data:`PARTIAL_VOLUME_REACH_MM` outside a bone's labels belong to the nearest
-    bone part. The posterior share is the vertebra's own mineral outside its body (Lee et al. 2009's).
+    voxel's mineral is ``(HU - MARROW_HU) / hu_per_mg_hydroxyapatite()`` (none below it); voxels within
+    :data:`PARTIAL_VOLUME_REACH_MM` outside a bone's labels hold ``(HU - SOFT_TISSUE_HU)`` of it and belong
+    to the nearest bone part. The posterior share is the vertebra's own mineral outside its body (Lee et al. 2009's).
     """
     if anatomy.labels is None:
         raise SpinesimError(f"{anatomy.name}: areal density needs a label map (which voxels are which vertebra)")
@@ -119,20 +137,13 @@ def areal_densities(anatomy: Anatomy, levels: tuple[str, ...] = DXA_LEVELS) -> l
     table = anatomy.label_table
     bone_ids = [label.id for label in table if label.tissue == "cortical_bone"]
     names = {label.id: label.name for label in table}
-    bodies = {}
+    bodies = {name: box for name in SPINE_ORDER if (box := _body_box(anatomy, name)) is not None}
     for level in levels:
-        if f"{level}.body" not in table:
-            raise SpinesimError(f"{anatomy.name}: no label {level}.body",
-                                hint="areal density needs each vertebra's body labelled")
-        bodies[level] = np.argwhere(labels == table.by_name(f"{level}.body").id)
-    ends = {}
-    for name in ("T12", *levels, "L5"):
-        if f"{name}.body" in table:
-            found = bodies.get(name)
-            if found is None:
-                found = np.argwhere(labels == table.by_name(f"{name}.body").id)
-            ends[name] = (found[:, 2].min(), found[:, 2].max())
-    order = [name for name in ("T12", "L1", "L2", "L3", "L4", "L5") if name in ends]
+        if level not in bodies:
+            raise SpinesimError(f"{anatomy.name}: no voxels labelled {level}.body near {level}.body.center",
+                                hint="areal density needs each vertebra's body labelled and its centre landmark")
+    ends = {name: (box[2].start, box[2].stop - 1) for name, box in bodies.items()}
+    order = list(bodies)
     mg_per_hu = 1.0 / hu_per_mg_hydroxyapatite()
     reach = int(np.ceil(PARTIAL_VOLUME_REACH_MM / spacing.min()))
     results = []
@@ -142,8 +153,10 @@ def areal_densities(anatomy: Anatomy, levels: tuple[str, ...] = DXA_LEVELS) -> l
         # The grid's third axis runs inferior to superior: the vertebra above is the one before in ``order``.
         k0 = (ends[order[index + 1]][1] + low + 1) // 2 if index + 1 < len(order) else low
         k1 = (high + ends[order[index - 1]][0]) // 2 + 1 if index > 0 else high + 1
-        i0, i1 = bodies[level][:, 0].min(), bodies[level][:, 0].max() + 1
-        box = (slice(max(i0 - reach, 0), i1 + reach), slice(None), slice(max(k0 - reach, 0), k1 + reach))
+        i0, i1 = bodies[level][0].start, bodies[level][0].stop
+        columns = (slice(max(i0 - reach, 0), i1 + reach), slice(None), slice(max(k0 - reach, 0), k1 + reach))
+        rows = np.flatnonzero(np.isin(labels[columns], bone_ids).any(axis=(0, 2)))  # the bones' front-back extent
+        box = (columns[0], slice(max(rows[0] - reach, 0), rows[-1] + reach + 1), columns[2])
         sub_labels, sub_ct = labels[box], ct[box].astype(np.float32)
         is_bone = np.isin(sub_labels, bone_ids)
         distance, nearest = ndimage.distance_transform_edt(~is_bone, sampling=spacing, return_indices=True)
@@ -189,6 +202,12 @@ def format_table(rows: list[ArealDensity]) -> str:
                      f"{100 * share:9.1f}+-{100 * share_sd:.1f}")
     mean, sd = YOUNG_ADULT_L1_L4_G_PER_CM2
     lines.append(f"{'L1-L4':6}{l1_l4_bmd(rows):12.3f}{mean:11.3f} +- {sd:.2f} (NHANES 2005-2008, 21-30 years)")
+    # The L1-L4 aBMD split into the bodies' mineral and the rest of the boxes', against the published total split
+    # by Lee et al.'s share: which of the two is short.
+    area = sum(row.area_cm2 for row in rows)
+    body = sum(row.body_bmc_g for row in rows) / area
+    lines.append(f"{'':6}of it bodies {body:.3f} (published {mean * (1 - share):.3f}), posterior elements "
+                 f"{l1_l4_bmd(rows) - body:.3f} (published {mean * share:.3f}) g/cm2")
     return "\n".join(lines)
 
 
