@@ -26,8 +26,11 @@ from scipy import ndimage
 # before the reconstruction blur, which halves it, is that].
 TRABECULAR_HU = 110.0
 # Share of the pattern's variance in vertical striation (the rest is isotropic mottle) [ED: vertical
-# trabeculae dominate in the vertebral body, Hildebrand 1999].
-VERTICAL_SHARE = 0.6
+# trabeculae dominate in the vertebral body, Hildebrand 1999]. 0.6 with 3 mm runs (STRIATION_SIGMAS_MM) until
+# generator 38: through a body's 35-45 mm on the AP or lateral the striation averaged out into an even mottle
+# (issue 15's "flat bone with no trabecular texture": on the lateral L4 the body's line integrals varied 1.53
+# times as much across the body axis as along it); 0.8 with 8 mm runs keeps a vertical grain (1.78).
+VERTICAL_SHARE = 0.8
 # In the sacrum and the ilia the trabeculae follow the arcs that carry the load from the sacrum round to
 # the acetabula, not the body's axis: vertical striation there, summed through their thick lateral masses
 # and posterior ilia, drew straight vertical streaks on AP views (issue 15's "comb streaks") [ED].
@@ -36,8 +39,10 @@ PELVIC_VERTICAL_SHARE = 0.1
 # 0.5-1 mm, Hildebrand 1999; the coarser half of it is what a 1 mm voxel keeps].
 MOTTLE_SIGMAS_MM = (0.7, 1.4)
 # Striation: Gaussian sigmas across (both axes of the axial plane) and along the body axis, mm [ED: a
-# vertical trabecula's spacing across, its run between the horizontal struts, several mm, along].
-STRIATION_SIGMAS_MM = (0.5, 3.0)
+# vertical trabecula's spacing across; along, its run: the vertical trabeculae carry the axial load from
+# endplate to endplate, the thinner horizontal struts between them (Hildebrand 1999), so a column stays
+# coherent over much of the body's 25-30 mm height (clinical.md §4.1)].
+STRIATION_SIGMAS_MM = (0.7, 8.0)
 # CT numbers of bone (HU) where the pattern fades in from the cortical shell's surface (below the
 # first, none) and out toward cortical bone (above the second, none): the cancellous weight.
 CANCELLOUS_FROM_HU = 100.0

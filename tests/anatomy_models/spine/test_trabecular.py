@@ -36,5 +36,7 @@ def test_a_radiograph_of_the_textured_body_shows_vertical_striation_and_a_subtle
     body = hu[2:-2, :, 2:-2].sum(axis=1) / 1000.0
     across = np.abs(np.diff(projected, axis=0)).mean()
     along = np.abs(np.diff(projected, axis=1)).mean()
-    assert across > 1.3 * along  # 1.55 here; an isotropic pattern gives 1.0
-    assert 0.02 < projected.std() / body.mean() < 0.1  # 7% before the reconstruction blur halves it
+    # 2.25 here; an isotropic pattern gives 1.0, and generator 35's 3 mm runs at 60% of the variance 1.55, a grain
+    # the 35-45 mm through a body averaged into an even mottle on the lateral (issue 15's "flat bone").
+    assert across > 2.0 * along
+    assert 0.02 < projected.std() / body.mean() < 0.1  # 9% before the reconstruction blur halves it
