@@ -45,7 +45,7 @@ its cut faces as water out to the skin (:func:`body_extension`), so its rays see
 its field of view cut off is rounded off as soft tissue.
 
 The needle is not voxelised: :func:`needle_line_integrals` computes the steel shaft's and the plastic
-hub's chord lengths per ray in closed form, only in the pixels the needle covers, averaging 4 x 4
+hub's (plastic and steel) chord lengths per ray in closed form, only in the pixels the needle covers, averaging 4 x 4
 rays per pixel so that a needle thinner than a pixel still shows.
 """
 
@@ -61,9 +61,10 @@ from numba import njit, prange
 from scipy import ndimage
 
 from anatomy_models.errors import SpinesimError
-from anatomy_models.tissues import FLUORO_EFFECTIVE_KEV, hu_to_basis, hu_to_mu, linear_attenuation_per_mm, tissue
+from anatomy_models.tissues import FLUORO_EFFECTIVE_KEV, hu_to_basis, hu_to_mu, tissue
 from anatomy_models.volume import Volume
 from simulator.imaging.carm import CArm
+from simulator.needle.hub import hub_cylinders
 
 if TYPE_CHECKING:
     from anatomy_models.anatomy import Anatomy
@@ -77,9 +78,6 @@ METHODS: tuple[str, ...] = ("joseph", "siddon")
 _ROWS_PER_CHUNK = 4
 # How many C-arm poses' DRRs are kept per anatomy (1 MB each at 512 x 512).
 _FRAMES_PER_ANATOMY = 32
-# Needle hub (the plastic Luer hub, modelled as a PMMA tube): inner diameter as a fraction of the
-# outer one [ED: a female Luer taper is ~4.3 mm inside a ~6-7 mm hub].
-HUB_INNER_FRACTION = 0.65
 # Quantised Joseph tables: steps of the uint16 range, and slabs converted at a time.
 _QUANTISED_STEPS = 65535
 _SLABS = 16
@@ -796,21 +794,12 @@ def _anatomy_basis_table(anatomy: Anatomy, method: str, axis: int) -> _PreparedP
 def needle_cylinders(needle: Needle, kev: float = FLUORO_EFFECTIVE_KEV) -> np.ndarray:
     """The needle as attenuating cylinders: rows (start xyz, unit axis xyz, length mm, radius mm, mu 1/mm).
 
-    The shaft is solid steel (cannula with its stylet in) from the hub end to the tip; the hub is a
-    plastic tube (a solid PMMA cylinder minus its Luer bore) beyond the shaft's outer end.
-    Overlapping cylinders add, so the bore enters with negative mu.
+    The shaft is solid steel (cannula with its stylet in) from the hub end to the tip; the hub beyond the shaft's
+    outer end is :func:`simulator.needle.hub.hub_cylinders` (plastic, the cannula's steel, the stylet cap).
     """
-    spec = needle.spec
     steel = tissue("steel").xray_mu_per_mm(kev)
-    plastic = linear_attenuation_per_mm("pmma", kev)
-    outward = -needle.direction
-    hub_start = needle.hub
-    rows = [
-        [*hub_start, *needle.direction, spec.length_mm, spec.outer_diameter_mm / 2.0, steel],
-        [*hub_start, *outward, spec.hub_length_mm, spec.hub_diameter_mm / 2.0, plastic],
-        [*hub_start, *outward, spec.hub_length_mm, HUB_INNER_FRACTION * spec.hub_diameter_mm / 2.0, -plastic],
-    ]
-    return np.array(rows, dtype=np.float64)
+    shaft = [*needle.hub, *needle.direction, needle.spec.length_mm, needle.spec.outer_diameter_mm / 2.0, steel]
+    return np.array([shaft, *hub_cylinders(needle, kev)], dtype=np.float64)
 
 
 def needle_footprint(needle: Needle, carm: CArm) -> tuple[slice, slice, np.ndarray] | None:

@@ -858,7 +858,8 @@ def inject(tracer: Tracer, tip: Sequence[float] | np.ndarray, volume_ml: float,
     order, cost = fill_order(np.ascontiguousarray(step_cost), start, OFFSETS, lengths, capacity.ravel(),
                               inside.ravel(), limit, needed)
     ijk = np.stack(np.unravel_index(order, grid.shape), axis=1)
-    height = (layer_height(grid, inside, tip)[tuple(ijk.T)] if model.gravity_gain
+    # The floor beneath each column is the sac's: a root sleeve beside it lies above the sac's floor, not on its own.
+    height = (layer_height(grid, inside & ~dural_sleeves, tip)[tuple(ijk.T)] if model.gravity_gain
               else np.zeros(order.size))
     in_compartment = inside.ravel()[order]
     # Roots in the CSF are a kind of their own: the front relaxes around them, not into them; so are the sleeves'

@@ -136,19 +136,37 @@ def tissue_texture(grid: Volume, correlation_mm: tuple[float, float, float], see
 
 def layer_height(grid: Volume, compartment: np.ndarray, tip: np.ndarray) -> np.ndarray:
     """Layering height (mm) of each voxel of the crop for contrast denser than the fluid it is in, in
-    a prone patient (dependent = -y): its height above the compartment's lowest point in the tip's axial
-    slice (the crop's third axis taken as z). One horizontal level for the whole crop: the contrast runs down
-    the lordosis to the sac's lowest part and fills it across, its surface a fluid level (a flat top on a
-    horizontal-beam lateral), not a layer of even depth along the sac's floor.
+    a prone patient (dependent = -y): its height above the compartment's lowest point in the tip's axial slice (the
+    crop's first axis taken as x, its third as z), less how far its column's floor lies above its own slice's lowest
+    point. One level for the whole crop along z: the contrast runs down the lordosis to the sac's lowest part and
+    fills it, its surface a fluid level (a flat top on a horizontal-beam lateral), not a layer of even depth along
+    the sac's floor. Across the sac (x) each column's floor counts as the slice's lowest: the
+    lumbar sac lies flat on the back of the bodies and discs (the canal is oval to triangular, flat in front, and
+    trefoil at L5, clinical.md §4.3 [S70]), so a dependent layer spreads across its whole width; measured from the
+    lowest point of the grid's elliptical sac, 1 mL lay in its middle third, a column 10-13 mm wide in a 17 mm sac,
+    "a third of the interpedicular distance" on AP (issue 16) [ED].
+
+    Examples
+    --------
+    >>> from anatomy_models.volume import Volume
+    >>> grid = Volume.from_spacing(np.zeros((3, 4, 2)), (1.0, 1.0, 1.0))
+    >>> sac = np.zeros((3, 4, 2), bool); sac[1, 0:4] = True; sac[[0, 2], 1:4] = True   # deeper in the middle
+    >>> layer_height(grid, sac, np.zeros(3))[:, :, 0].tolist()
+    [[-1.0, 0.0, 1.0, 2.0], [0.0, 1.0, 2.0, 3.0], [-1.0, 0.0, 1.0, 2.0]]
     """
     y = grid.voxel_to_world(np.stack([np.zeros(grid.shape[1]), np.arange(grid.shape[1]),
                                       np.zeros(grid.shape[1])], axis=1))[:, 1]
-    tip_k = int(np.clip(np.rint(grid.world_to_voxel(tip)[2]), 0, grid.shape[2] - 1))
-    occupied = compartment[:, :, tip_k].any(axis=0)
     if not compartment.any():
         return np.zeros(grid.shape)
-    floor = y[occupied].min() if occupied.any() else y[compartment.any(axis=(0, 2))].min()
-    return np.broadcast_to((y - floor)[None, :, None], grid.shape)
+    tip_k = int(np.clip(np.rint(grid.world_to_voxel(tip)[2]), 0, grid.shape[2] - 1))
+    occupied = compartment[:, :, tip_k].any(axis=0)
+    level = y[occupied].min() if occupied.any() else y[compartment.any(axis=(0, 2))].min()
+    # Each column's floor above its slice's lowest point: what a flat-bottomed sac would not have.
+    floors = np.where(compartment, y[None, :, None], np.inf).min(axis=1)
+    with np.errstate(invalid="ignore"):  # a column or slice without the compartment: no lift
+        lift = floors - floors.min(axis=0)[None, :]
+    lift = np.where(np.isfinite(lift), lift, 0.0)
+    return y[None, :, None] - level - lift[:, None, :]
 
 
 def crop_world(grid: Volume) -> np.ndarray:

@@ -56,7 +56,8 @@ def test_bone_black_by_default_and_bone_white_on_request(phantom):
     # The grey scale alone: without the intensifier's vignetting, which darkens the air at the rim.
     flat = DetectorModel(vignetting=0.0)
     automatic = render_fluoro(phantom, carm, seed=1, display=Display(letters=False), detector=flat)
-    assert grey(automatic, bone) < grey(automatic, soft) - 50 and grey(automatic, air) == 255
+    # The bone at the window's top is shown on the display's shoulder, short of black (Display.shoulder).
+    assert grey(automatic, bone) < grey(automatic, soft) - 40 and grey(automatic, air) == 255
     window = (0.2, 3.0)  # on the raw log image: harmonisation would take some of the 20 mm bone block's contrast
     white = render_fluoro(phantom, carm, seed=1, detector=flat, display=Display(window=window, harmonisation=0.0,
                                                                              polarity="bone_white", letters=False))

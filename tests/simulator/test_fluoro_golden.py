@@ -16,6 +16,7 @@ from skimage.metrics import structural_similarity
 
 from simulator.imaging.carm import contralateral_oblique, gun_barrel, lateral, scotty_dog, square_endplate
 from simulator.imaging.fluoro import render_fluoro
+from simulator.needle.hub import HUB_INNER_FRACTION
 from simulator.needle.shaft import Needle
 
 GOLDEN = Path(__file__).resolve().parents[1] / "golden"
@@ -57,19 +58,25 @@ def test_view_matches_its_golden_image(small_spine, view):
     assert structural_similarity(image, golden, data_range=255) > 0.97
 
 
-def test_gun_barrel_needle_is_a_dot_on_the_spine(small_spine):
+def test_gun_barrel_needle_is_a_dot_on_its_stylet_cap_in_the_hub_ring(small_spine):
     needle = _needle_on_safe_triangle(small_spine)
     carm = gun_barrel(needle)  # 512 px: the 22 G shaft end-on is ~2.5 px across
     added = render_fluoro(small_spine, carm, needle=needle, dose=None).line_integrals
     added = (added - render_fluoro(small_spine, carm, dose=None).line_integrals).astype(np.float64)
-    shadow = 1.0 - np.exp(-added)  # the fraction of each pixel the needle makes opaque
     v, u = np.mgrid[0:carm.detector_pixels, 0:carm.detector_pixels]
     radius = np.hypot(u - carm.project(needle.tip)[0], v - carm.project(needle.tip)[1])
     tip_radius = needle.spec.outer_diameter_mm / 2 * carm.source_to_detector_mm / carm.depth(needle.tip) / carm.pixel_size_mm
-    dot = radius <= tip_radius + 1.5
-    # A dot: all of the shaft's shadow is the size of its cross-section, at the centre...
-    assert shadow[dot].sum() == pytest.approx(np.pi * tip_radius**2, rel=0.1)
-    # ...inside the hub's ring.
     ring_radius = needle.spec.hub_diameter_mm / 2 * carm.source_to_detector_mm / carm.depth(needle.hub) / carm.pixel_size_mm
-    ring = (radius > 0.7 * ring_radius) & (radius < ring_radius)
-    assert added[ring].mean() > 0.1 and added[radius > ring_radius + 2].max() == 0.0
+    cap_radius = HUB_INNER_FRACTION * ring_radius
+    # The stylet cap behind the shaft: a dense round blob the hub's bore wide (its steel end-on)...
+    blob = (radius > tip_radius + 2) & (radius < cap_radius - 1.5)
+    cap = float(np.median(added[blob]))
+    assert cap > 2.0 and np.ptp(added[blob]) < 0.1 * cap
+    # ...with the shaft's dot at its centre, the size of the shaft's cross-section (the fraction of each pixel the
+    # shaft makes opaque in front of the cap)...
+    dot = radius <= tip_radius + 1.5
+    shadow = 1.0 - np.exp(-(added - cap))
+    assert shadow[dot].sum() == pytest.approx(np.pi * tip_radius**2, rel=0.1)
+    # ...inside the hub's plastic ring, and nothing beyond it.
+    ring = (radius > cap_radius + 1.5) & (radius < ring_radius - 1.5)
+    assert 0.1 < added[ring].mean() < 0.5 * cap and added[radius > ring_radius + 2].max() == 0.0
