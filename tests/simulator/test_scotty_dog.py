@@ -6,6 +6,8 @@ is the pars bar of the model) and the front leg (IAP) must stand out from the ve
 overlie, and the neck must be narrower than the ear and the leg.
 """
 
+from functools import lru_cache
+
 import numpy as np
 import pytest
 from scipy import ndimage
@@ -45,9 +47,15 @@ def _pixels_of(anatomy, carm, mask: np.ndarray) -> np.ndarray:
     return ndimage.binary_closing(out, iterations=1)
 
 
+@lru_cache(maxsize=2)
+def _layouts(parameters: SpineParameters) -> dict:
+    """The skeleton's layouts of the model for ``parameters`` (built once: ~30 s on a busy 2-core machine)."""
+    return build_model(parameters).skeleton.layouts
+
+
 def _pars_mask(anatomy, level: str, side: str) -> np.ndarray:
     """Voxels of ``level``'s lamina label inside the model's pars bar and outside its lamina plate."""
-    layout = build_model(SpineParameters(**anatomy.metadata["parameters"])).skeleton.layouts[level]
+    layout = _layouts(SpineParameters(**anatomy.metadata["parameters"]))[level]
     lamina = anatomy.mask(f"{level}.lamina.{side}")
     points = anatomy.labels.voxel_to_world(np.argwhere(lamina).astype(float)).astype(np.float32)
     coords = tuple(points[:, i] for i in range(3))
