@@ -23,9 +23,10 @@ and of the PLUS toolkit's simulator (per-tissue impedance, attenuation and diffu
    sqrt(wavelength x distance)), and the echoes are attenuated by it averaged across the transmit
    beam's width (neighbouring lines), so shadow edges are soft as with a real beam; bone is opaque
    (nothing shows beyond its cortex but the noise floor, reverberation clutter and, near a shadow's
-   edge, the side lobes' clutter). Interface echoes are reached only by the undiffracted transmission:
-   sound bent round a bone edge meets a surface behind it obliquely and is mirrored away, so nothing
-   behind a lamina is drawn as if insonated.
+   edge, the side lobes' clutter). Interface echoes are reached only by their own line's undiffracted
+   transmission, not averaged across the beam: sound bent round a bone edge, or passing beside it in the
+   transmit beam's flank, meets a surface behind it obliquely and is mirrored away, so nothing behind a
+   lamina is drawn as if insonated.
 3. **Point-spread function**: Gaussian axial (pulse length) and lateral (beam width, depending on
    focus and depth) blur of each compounded frame's complex echo field in the beam domain; the
    frames' echo powers are averaged (spatial compounding: finer, less spread speckle), and the
