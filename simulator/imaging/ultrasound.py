@@ -23,9 +23,10 @@ and of the PLUS toolkit's simulator (per-tissue impedance, attenuation and diffu
    sqrt(wavelength x distance)), and the echoes are attenuated by it averaged across the transmit
    beam's width (neighbouring lines), so shadow edges are soft as with a real beam; bone is opaque
    (nothing shows beyond its cortex but the noise floor, reverberation clutter and, near a shadow's
-   edge, the side lobes' clutter). Interface echoes are reached only by the undiffracted transmission:
-   sound bent round a bone edge meets a surface behind it obliquely and is mirrored away, so nothing
-   behind a lamina is drawn as if insonated.
+   edge, the side lobes' clutter). Interface echoes are reached only by their own line's undiffracted
+   transmission, not averaged across the beam: sound bent round a bone edge, or passing beside it in the
+   transmit beam's flank, meets a surface behind it obliquely and is mirrored away, so nothing behind a
+   lamina is drawn as if insonated.
 3. **Point-spread function**: Gaussian axial (pulse length) and lateral (beam width, depending on
    focus and depth) blur of each compounded frame's complex echo field in the beam domain; the
    frames' echo powers are averaged (spatial compounding: finer, less spread speckle), and the
@@ -83,7 +84,7 @@ COMPOUND_FRAMES = 2
 DIFFUSE_REFERENCE_DB = -35.0
 # Noise and clutter, so that no part of the field is empty [ED]: the receive chain after the TGC
 # amplifier (beamformer, ADC) adds noise at a fixed level on the display, DISPLAY_NOISE_ABOVE_BLACK_DB
-# above black whatever the gain (grey ~19 of 255 in a shadow at 55 dB range); the front end's thermal
+# above black whatever the gain (grey ~7 of 255 in a shadow at 55 dB range); the front end's thermal
 # noise enters before the TGC, FRONT_END_NOISE_DB below a plane reflector, so it rises with depth (the
 # TGC's 5.6 dB/cm at 3.5 MHz, 16 dB/cm at 10 MHz) and meets soft-tissue speckle near the probe's
 # penetration depth (15 cm at 3.5 MHz, 5.3 cm at 10 MHz: the linear array's deep field turns grainy).
@@ -94,11 +95,16 @@ DIFFUSE_REFERENCE_DB = -35.0
 # receive filter and beamformer as the echoes: on the display it has the grain of speckle (a complex
 # Gaussian field through the point-spread function, Rayleigh-distributed amplitude; Wagner et al., IEEE
 # Trans Sonics Ultrason 1983; 30:156-163) [ED]. Its intensity is NOISE_STEADY of its mean everywhere plus
-# that speckle-like rest, so that a shadow or fluid shows a faint grainy haze that never falls to black.
-# (A white 1-2-1 smoothed noise with half of it steady drew shadows as flat grey 18 +- 2, which the blind
-# read took for pure black.)
-DISPLAY_NOISE_ABOVE_BLACK_DB = 4.0
-NOISE_STEADY = 0.5
+# that speckle-like rest, so that a shadow or fluid shows a faint grainy haze that never falls to black:
+# its darkest grain (NOISE_STEADY of the mean, -1.2 dB) stays above black, its brightest 0.1 % reach grey
+# ~15. A bone's acoustic shadow on a scanner is near black: bone reflects ~40 % of the incident power
+# (muscle -> cortex, clinical.md §5.3) and absorbs the rest within a millimetre (15 dB/cm/MHz), so only
+# the receiver's noise and a little reverberation remain, at the bottom of the display. (A white 1-2-1
+# smoothed noise with half of it steady drew shadows as flat grey 18 +- 2; the speckle-like noise 4 dB
+# above black, half of it steady, a grey speckle at 18 +- 6, which the sonographer's blind read took for
+# tissue drawn under bone: "a constant floor".)
+DISPLAY_NOISE_ABOVE_BLACK_DB = 1.5
+NOISE_STEADY = 0.75
 FRONT_END_NOISE_DB = -120.0
 # The reverberation is weak and spread over a few mm (a haze, not a second copy of each line: a -40 dB
 # copy spread over 2 mm drew doubled full-width fascia lines and a comb of dashes under bone on the
@@ -250,10 +256,14 @@ PENNATION_DEG = 10.0
 PENNATION_COS, PENNATION_SIN = math.cos(math.radians(PENNATION_DEG)), math.sin(math.radians(PENNATION_DEG))
 # Cauda equina: rootlets of 1-2 mm running cranio-caudally in the CSF, a few mm apart [ED]: strands
 # where two smooth noises on this lattice both cross zero (within ROOTLET_WIDTH); between them the
-# sac is near anechoic (ROOTLET_BULK), on them brighter (bulk + ROOTLET_STRANDS).
+# sac is near anechoic (ROOTLET_BULK), on them brighter (bulk + ROOTLET_STRANDS): a rootlet scatters as the
+# nerve it is (the tissue table's backscatter, 0.45, against muscle's 0.35 x 0.7 to 0.35 x 3.7 with its
+# septa), faint dots and strands in a black sac. (At 12 the strands were 27 dB over the muscle's bulk, drawn
+# as bright as a lamina: the blind read's "bone under bone" in the paramedian sagittal oblique view, and a
+# sac that was not anechoic.)
 ROOTLET_LATTICE_MM = (2.0, 2.0, 20.0)
 ROOTLET_WIDTH = 0.25
-ROOTLET_BULK, ROOTLET_STRANDS = 0.05, 12.0
+ROOTLET_BULK, ROOTLET_STRANDS = 0.05, 1.0
 # A bony surface is not a uniform line [ED]: its cortex is slightly uneven at the scale of a millimetre or
 # two, so its echo varies along it by a factor exp(+-BONE_RIPPLE) (+-3 dB) over BONE_RIPPLE_MM, on top of
 # the angle term (brightest where the surface faces the probe).
@@ -825,9 +835,9 @@ def _trace_lines(voxels, world_to_index, ln_z, attenuation, backscatter, texture
                 lnz = ln_z[outside]
                 alpha = attenuation[outside]
                 scatter = 0.0
-                muscle_w = 0.0
-                fat_w = 0.0
-                root_w = 0.0
+                muscle_scatter = 0.0
+                fat_scatter = 0.0
+                root_scatter = 0.0
             else:
                 air_w = 0.0
                 uniform = True
@@ -864,16 +874,16 @@ def _trace_lines(voxels, world_to_index, ln_z, attenuation, backscatter, texture
                     lnz = ln_z[c]
                     alpha = attenuation[c]
                     scatter = backscatter[c]
-                    muscle_w = 1.0 if texture[c] == 1 else 0.0
-                    fat_w = 1.0 if texture[c] == 2 else 0.0
-                    root_w = 1.0 if texture[c] == 3 else 0.0
+                    muscle_scatter = scatter if texture[c] == 1 else 0.0
+                    fat_scatter = scatter if texture[c] == 2 else 0.0
+                    root_scatter = scatter if texture[c] == 3 else 0.0
                 else:
                     lnz = 0.0
                     alpha = 0.0
                     scatter = 0.0
-                    muscle_w = 0.0
-                    fat_w = 0.0
-                    root_w = 0.0
+                    muscle_scatter = 0.0
+                    fat_scatter = 0.0
+                    root_scatter = 0.0
                     for corner in range(8):
                         c = corner_class[corner]
                         w = corner_weight[corner]
@@ -881,11 +891,11 @@ def _trace_lines(voxels, world_to_index, ln_z, attenuation, backscatter, texture
                         alpha += w * attenuation[c]
                         scatter += w * backscatter[c]
                         if texture[c] == 1:
-                            muscle_w += w
+                            muscle_scatter += w * backscatter[c]
                         elif texture[c] == 2:
-                            fat_w += w
+                            fat_scatter += w * backscatter[c]
                         elif texture[c] == 3:
-                            root_w += w
+                            root_scatter += w * backscatter[c]
             if in_body and fluid_min > 0.0:
                 qi = np.int64(math.floor(fluid_world_to_index[0, 0] * px + fluid_world_to_index[0, 1] * py
                                          + fluid_world_to_index[0, 2] * pz + fluid_world_to_index[0, 3] + 0.5))
@@ -945,28 +955,33 @@ def _trace_lines(voxels, world_to_index, ln_z, attenuation, backscatter, texture
             amplitude *= math.exp(-alpha * per_db)
             step_transmission[line, m] = amplitude
             if scatter > 0.0:
-                gain = 1.0
-                if muscle_w > 0.0:
+                # Each class's texture scales its own share of the backscatter: between the roots (texture
+                # ROOTLET_BULK) and the CSF (no backscatter) a sample scatters the roots' share times their
+                # texture. (A texture gain blended by the corners' weights and applied to the blended
+                # backscatter left the untextured share at gain 1: the roots' own backscatter, 20 times
+                # their bulk's, outlined the cauda equina's label as a bright ring in the black sac.)
+                level = scatter
+                if muscle_scatter > 0.0:
                     # Fibre coordinates: cranio-caudal fibres tilted toward the skin by the pennation angle.
                     fy = PENNATION_COS * py + PENNATION_SIN * pz
                     fz = PENNATION_COS * pz - PENNATION_SIN * py
                     wall = _septum(px, fy, fz, MUSCLE_FASCICLE_MM[0], MUSCLE_FASCICLE_MM[1], MUSCLE_FASCICLE_MM[2],
                                    dx, PENNATION_COS * dy + PENNATION_SIN * dz, PENNATION_COS * dz - PENNATION_SIN * dy,
                                    MUSCLE_SEPTUM_MM, muscle_salt, muscle_seeds, muscle_cell)
-                    gain += muscle_w * (MUSCLE_BULK + MUSCLE_SEPTA * wall - 1.0)
-                if fat_w > 0.0:
+                    level += muscle_scatter * (MUSCLE_BULK + MUSCLE_SEPTA * wall - 1.0)
+                if fat_scatter > 0.0:
                     wall = _septum(px, py, pz, FAT_LOBULE_MM[0], FAT_LOBULE_MM[1], FAT_LOBULE_MM[2], dx, dy, dz,
                                    FAT_SEPTUM_MM, fat_salt, fat_seeds, fat_cell)
-                    gain += fat_w * (FAT_BULK + FAT_SEPTA * wall - 1.0)
-                if root_w > 0.0:
+                    level += fat_scatter * (FAT_BULK + FAT_SEPTA * wall - 1.0)
+                if root_scatter > 0.0:
                     # A rootlet runs where two independent smooth noises both cross zero: strands along z.
                     across, _ = _lattice_noise(px / ROOTLET_LATTICE_MM[0], py / ROOTLET_LATTICE_MM[1],
                                                pz / ROOTLET_LATTICE_MM[2], root_salt)
                     other, _ = _lattice_noise(px / ROOTLET_LATTICE_MM[0], py / ROOTLET_LATTICE_MM[1],
                                               pz / ROOTLET_LATTICE_MM[2], root_salt + 1)
                     strand = _ridge(across, ROOTLET_WIDTH) * _ridge(other, ROOTLET_WIDTH)
-                    gain += root_w * (ROOTLET_BULK + ROOTLET_STRANDS * strand - 1.0)
-                level = scatter * gain * noise_gain
+                    level += root_scatter * (ROOTLET_BULK + ROOTLET_STRANDS * strand - 1.0)
+                level *= noise_gain
                 for frame in range(diffuse_re.shape[0]):
                     real = 0.0
                     imag = 0.0
@@ -1027,9 +1042,14 @@ def _beam_echoes(coherent, run_start, diffuse_re, diffuse_im, transmission, stra
     lines' own transmissions averaged with the lateral weights (amplitudes add across the beam):
     partial shadows at bone edges, narrow windows dimmer than wide ones, no thin-ray shadow of a
     sheet the beam merely grazes. Diffuse echoes are reached by the diffracted ``transmission``;
-    interface echoes only by the ``straight`` one (without the spreading behind edges): sound that
-    bends round a bone edge into its shadow meets a surface there obliquely and is mirrored away from
-    the probe, so nothing behind a lamina is drawn as if insonated (through a window it is).
+    interface echoes only by their own line's ``straight`` one (not spread behind edges nor across the
+    beam): a specular surface returns to the probe only the sound that met it along the line, at its
+    own angle; sound that bends round a bone edge, or the transmit beam's flank passing beside it,
+    meets a surface in the shadow obliquely and is mirrored away from the probe, so nothing behind a
+    lamina is drawn as if insonated (through a window it is). The echo field's lateral point-spread
+    function still carries a lit surface's echo a beam width into the shadow beside it. (Averaged over
+    the transmit beam, a lamina's shadow still let the deeper surfaces within two beam widths of its
+    edges through at -20 to -40 dB of a lit one: the blind read's "bone under bone".)
     Clutter: ``clutter`` (power ratio) of the diffuse echo power above, remembered with the factor
     ``clutter_keep`` per sample (:func:`_clutter_keep`), with random phases of its own: a complex white
     lattice of spacing ``lattice_mm`` fixed in the patient (the clutter comes from the tissue above, so
@@ -1047,13 +1067,11 @@ def _beam_echoes(coherent, run_start, diffuse_re, diffuse_im, transmission, stra
         reached = np.empty(samples, dtype=np.float32)
         scale = np.empty(samples, dtype=np.float32)
         haze = np.empty(samples, dtype=np.float32)
-        beam_straight = np.empty(samples, dtype=np.float32)
         _spread_row(transmission, lateral_weights, lateral_rows, line, beam_transmission[line])
-        _spread_row(straight, lateral_weights, lateral_rows, line, beam_straight)
         remembered = 0.0
         for m in range(samples):
             start = run_start[line, m]
-            reached[m] = coherent[line, m] * (1.0 if start < 0 else beam_straight[start])
+            reached[m] = coherent[line, m] * (1.0 if start < 0 else straight[line, start])
             scale[m] = diffuse_scale[m] * beam_transmission[line, m]
             haze[m] = math.sqrt(clutter * remembered)
             local = 0.0
@@ -1490,9 +1508,7 @@ def _trace_tissue(maps: AcousticMaps, probe: Probe, scan: _Scan, origins: np.nda
     one_way = power  # scratch until _compound
     _spread_lines(transmission, scan.lateral_weights, scan.lateral_rows, one_way)
     straight = np.cumprod(step_transmission, axis=1)
-    one_way_straight = step_transmission     # free again
-    _spread_lines(straight, scan.lateral_weights, scan.lateral_rows, one_way_straight)
-    _beam_echoes(coherent, run_start, diffuse_re, diffuse_im, one_way, one_way_straight, scan.lateral_weights,
+    _beam_echoes(coherent, run_start, diffuse_re, diffuse_im, one_way, straight, scan.lateral_weights,
                  scan.lateral_rows, scan.axial_kernel, scan.diffuse_scale, 10.0 ** (CLUTTER_DB / 10.0),
                  _clutter_keep(probe.frequency_mhz, scan.sample_mm), RING_DOWN_MM / scan.sample_mm, RING_DOWN_GAIN,
                  origins, directions, scan.sample_mm, SPECKLE_LATTICE_WAVELENGTHS * probe.wavelength_mm, int(seed),

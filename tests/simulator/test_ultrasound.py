@@ -74,7 +74,7 @@ def test_bone_is_a_bright_line_with_a_black_shadow_below(phantom):
     surface = SKIN_Y - BONE_TOP_Y
     beneath = region_mean(image, (surface + 6, surface + 16), (8, 24))
     beside = region_mean(image, (surface + 6, surface + 16), (36, 56))
-    # The shadow holds only the noise floor (grey ~19) and no exactly black pixel; the lit muscle beside.
+    # The shadow holds only the noise floor (grey ~7) and no exactly black pixel; the lit muscle beside.
     assert beneath < 0.45 * beside and beneath < 1.5 * ultrasound_floor_grey(image), (beneath, beside)
     shadow = np.ix_(rows_at(image, (surface + 6, surface + 16)), columns_at(image, (8, 24)))
     assert np.mean(image.pixels[shadow] == 0) == 0.0
@@ -86,12 +86,14 @@ def test_bone_is_a_bright_line_with_a_black_shadow_below(phantom):
 
 def test_the_shadow_in_a_shadow_is_grainy_noise_not_flat_grey(phantom):
     """The display's noise floor has the grain of speckle (receive noise through the point-spread
-    function), not a flat grey: in the shadow its grey levels spread (std 2.4 when it was white noise
-    half held steady, read as pure black), while its mean stays at the floor."""
+    function), not a flat grey: in the shadow its grey levels spread by more than a third of their mean
+    (std 2.4 at a mean of 18, 0.13 of it, when it was white noise half held steady), while its mean stays
+    at the floor, a few grey levels (issue 17: a bone's shadow is near black)."""
     image = render_ultrasound(phantom, linear_probe(phantom))
     surface = SKIN_Y - BONE_TOP_Y
     shadow = image.pixels[np.ix_(rows_at(image, (surface + 6, surface + 16)), columns_at(image, (8, 24)))]
-    assert shadow.std() > 4.0 and shadow.mean() < 1.3 * ultrasound_floor_grey(image), (shadow.std(), shadow.mean())
+    assert shadow.std() > 0.35 * shadow.mean(), (shadow.std(), shadow.mean())
+    assert shadow.mean() < 1.3 * ultrasound_floor_grey(image) < 10.0, (shadow.std(), shadow.mean())
 
 
 def test_a_shadow_fans_out_along_the_curvilinear_scan_lines():

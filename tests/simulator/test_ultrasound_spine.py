@@ -272,3 +272,22 @@ def test_nothing_behind_the_laminae_is_drawn_as_insonated(small_spine, view):
     shadow = behind & image.field_of_view & ~bone_at(small_spine, points)
     assert shadow.sum() > 300
     assert np.percentile(image.pixels[shadow], 99.9) < noise_peak_grey(small_spine, image) + 0.3 * floor_grey(image)
+
+
+def test_the_thecal_sac_is_black_with_the_anterior_complex_bright_beyond(small_spine):
+    """Issue 17: in the transverse interlaminar view the CSF in the thecal sac is black on a real scan (water
+    scatters nothing; clinical.md §5.3 gives CSF water's acoustics), the cauda equina at most faint dots in
+    it, and the anterior complex (posterior longitudinal ligament, back of the vertebral body) bright beyond.
+    The sac's inside (2 mm voxels, eroded once) holds only the noise, a few grey levels; the anterior
+    complex on the midline is several times brighter. (Seen on main: the sac at grey ~26, its rootlets drawn
+    as bright as bone.)"""
+    probe = standard_view(small_spine, "transverse-interlaminar", image_shape=SHAPE)
+    image = render_ultrasound(small_spine, probe)
+    ids = labels_under(image, small_spine)
+    sac = ndimage.binary_erosion(in_group(small_spine, ids, "dural_sac.csf"), iterations=1) & image.field_of_view
+    assert sac.sum() > 10
+    grey = image.pixels.astype(float)
+    assert grey[sac].mean() < 10.0, grey[sac].mean()
+    centre = SHAPE[1] // 2
+    deepest = np.flatnonzero(in_group(small_spine, ids[:, centre], "dural_sac.csf"))[-1]
+    assert grey[deepest:deepest + 6, centre - 1:centre + 2].max() > 6.0 * grey[sac].mean()

@@ -96,7 +96,8 @@ def test_shadows_are_dark_but_never_exactly_black(sac):
 
 def test_an_injected_volume_is_an_anechoic_pocket(sac):
     """Hydrodissection: contrast at a medium's concentration in a 6 mm ball in the muscle beside the
-    sac turns it into fluid, dark as the CSF; the same muscle without it is lit."""
+    sac turns it into fluid, dark as the CSF at its depth (both water: only the noise and the haze of
+    the reverberation from the muscle above); the same muscle without it is lit."""
     grid = np.zeros((60, 48, 40), np.float32)
     x, y, z = np.meshgrid(*[np.arange(n, dtype=float) for n in grid.shape], indexing="ij")
     grid[(x - 51) ** 2 + (y - 20) ** 2 + (z - 20) ** 2 <= 36] = 240.0     # mg iodine/mL
@@ -105,8 +106,9 @@ def test_an_injected_volume_is_an_anechoic_pocket(sac):
     plain, injected = render_ultrasound(sac, probe), render_ultrasound(sac, probe, fluid=fluid)
     pocket = np.s_[row_of(plain, 23.0):row_of(plain, 17.0), column_of(plain, 49.0):column_of(plain, 53.0)]
     floor = 255.0 * ultrasound.DISPLAY_NOISE_ABOVE_BLACK_DB / probe.dynamic_range_db
+    csf = np.s_[row_of(plain, 23.0):row_of(plain, 17.0), column_of(plain, 28.0):column_of(plain, 32.0)]
     assert plain.pixels[pocket].mean() > 2.5 * floor
-    assert injected.pixels[pocket].mean() < 1.5 * floor
+    assert injected.pixels[pocket].mean() < injected.pixels[csf].mean() + 3.0 < 0.3 * plain.pixels[pocket].mean()
     assert np.mean(injected.pixels[pocket] == 0) == 0.0
 
 
@@ -182,7 +184,8 @@ def test_a_shadow_edge_fades_over_millimetres_into_the_dark(sac, monkeypatch):
     bare_edge, bare_inside = profile()
     sac.clear_derived()
     assert near_edge > bare_edge + 4.0
-    assert inside == pytest.approx(bare_inside, abs=1.0), (near_edge, bare_edge, inside, bare_inside)
+    # (within 1.5 grey levels: near the display's floor, 1.5 dB above black, a faint residue shows more)
+    assert inside == pytest.approx(bare_inside, abs=1.5), (near_edge, bare_edge, inside, bare_inside)
 
 
 def test_the_shadow_of_a_narrow_bone_fills_in_with_depth(monkeypatch):
@@ -317,3 +320,64 @@ def test_nothing_behind_a_lamina_is_drawn_as_insonated():
         columns = slice(column_of(image, x_mm - 1.0), column_of(image, x_mm + 1.0))
         line, shadow = grey[surface, columns].mean(axis=1).max(), grey[around, columns].mean(axis=1).max()
         assert line < 1.2 * shadow + 5.0, (x_mm, line, shadow)
+
+
+def test_the_shadow_under_bone_is_near_black_and_follows_the_bone_s_outline():
+    """Issue 17 (the blind read's "constant floor" under bone): bone reflects ~40 % of the power reaching it
+    and absorbs the rest within a millimetre (clinical.md §5.3), so under a bone's surface only the receiver's
+    noise and a little reverberation remain, near black. A bone bar of round section (radius 8 mm, top 17.5 mm
+    deep, like a spinous process's tip; its 1 mm voxels put the surface up to 0.5 mm lower): at every column
+    over it, from 2.5 mm under its surface (past the ring-down's millimetre) down to the frame's bottom, the
+    grey is a few levels at most, never exactly black; the dark starts under the surface itself (a band
+    2.5-5 mm under it as dark as the rest), following the arch, while the muscle above it is lit. (Seen on
+    main: grey 18 +- 6 under bone, the noise 4 dB above black.)"""
+    labels = np.ones((60, 48, 40), np.uint8)
+    x, y = np.meshgrid(np.arange(60.0), np.arange(48.0), indexing="ij")
+    labels[np.hypot(x - 30.0, y - 22.0) < 8.0] = 2
+    bar = block(labels, "muscle", "cortical_bone")
+    image = render_ultrasound(bar, Probe("linear", position=[30, 47.5, 20], axial=[0, -1, 0], lateral=[1, 0, 0],
+                                         frequency_mhz=6.0, depth_mm=44.0, footprint_mm=56.0, image_shape=(220, 280)))
+    grey = image.pixels.astype(float)
+    bottom = image.pixels.shape[0] - 2
+    shadow, bands, above = [], [], []
+    for x_mm in np.arange(25.5, 35.0, 1.0):                 # 3 mm and more inside the bar's widest edges
+        column = column_of(image, x_mm)
+        surface_y = 22.0 + np.sqrt(64.0 - (x_mm - 30.0) ** 2)
+        shadow.append(grey[row_of(image, surface_y - 2.5):bottom, column])
+        bands.append(grey[row_of(image, surface_y - 2.5):row_of(image, surface_y - 5.0), column].mean())
+        above.append(grey[row_of(image, surface_y + 6.0):row_of(image, surface_y + 2.0), column].mean())
+    shadow = np.concatenate(shadow)
+    assert shadow.mean() < 10.0 and np.percentile(shadow, 99) < 25.0, (shadow.mean(), np.percentile(shadow, 99))
+    assert shadow.min() >= 1                                 # the noise: dark, never exactly black
+    assert max(bands) < 10.0, bands                          # the dark begins under the arch, column by column
+    assert np.mean(above) > 3.0 * shadow.mean(), (above, shadow.mean())
+    # Beside the bar, at its depth, the muscle is lit (dimmer with depth: muscle attenuates 1.1 dB/cm/MHz, the
+    # automatic TGC makes up 0.8).
+    beside = grey[row_of(image, 28.0):row_of(image, 20.0), column_of(image, 45.0):column_of(image, 52.0)]
+    assert beside.mean() > 2.5 * shadow.mean(), (beside.mean(), shadow.mean())
+
+
+def test_a_surface_in_a_shallower_bone_s_shadow_gives_no_echo():
+    """Issue 17 ("bone visible under bone"): a specular surface returns only the sound that reached it along
+    its own scan line; in the shadow of a shallower bone nothing does, so the deeper surface is not drawn
+    there. A plate 8 mm wide (x 26-34 mm, 15.5 mm deep) over a bone surface across the frame (35.5 mm deep),
+    with a 4 MHz beam (lateral FWHM ~1.2 mm): under the
+    plate's middle 4 mm the deep surface's rows are no brighter than the noise in the shadow around them,
+    while beside the plate it is a bright line. (Seen on main: the transmission averaged over the transmit
+    beam lit it 2 mm inside the shadow's edges.)"""
+    labels = np.ones((60, 48, 24), np.uint8)
+    labels[26:34, 30:32] = 2                                    # the plate, top at y = 32 mm
+    labels[:, :12] = 2                                          # the deeper surface, top at y = 12 mm
+    body = block(labels, "muscle", "cortical_bone")
+    probe = Probe("linear", position=[30, 47.5, 12], axial=[0, -1, 0], lateral=[1, 0, 0], frequency_mhz=4.0,
+                  depth_mm=44.0, footprint_mm=56.0, image_shape=(220, 280))
+    image = render_ultrasound(body, probe)
+    grey = image.pixels.astype(float)
+    surface = slice(row_of(image, 13.5), row_of(image, 10.5))
+    around = slice(row_of(image, 20.0), row_of(image, 14.5))
+    middle = slice(column_of(image, 28.0), column_of(image, 32.0))
+    lit = grey[surface, column_of(image, 42.0):column_of(image, 54.0)].mean(axis=1).max()
+    under = grey[surface, middle].mean(axis=1).max()
+    noise = grey[around, middle].mean(axis=1).max()
+    assert lit > 100.0, lit
+    assert under < noise + 2.0, (under, noise)
