@@ -7,8 +7,8 @@ from anatomy_models.tissues import FLUORO_EFFECTIVE_KEV, hu_to_basis, linear_att
 from anatomy_models.volume import Volume
 from scenarios.needles import NeedleSpec
 from simulator.imaging.carm import CArm, gun_barrel
-from simulator.imaging.drr import (_principal_axis, anatomy_line_integrals, body_extension,
-                                   line_integrals, mu_volume, needle_line_integrals, reference_line_integrals)
+from simulator.imaging.drr import (_principal_axis, anatomy_line_integrals, body_extension, line_integrals, mu_volume,
+                                   needle_line_integrals, reference_line_integrals)
 from simulator.needle.hub import HUB_INNER_FRACTION, STYLET_CAP_LENGTH_MM
 from simulator.needle.shaft import Needle
 from tests.simulator.phantoms import (finite_cylinder_chords, grid, partial_volume, sphere_chords, sphere_volume,
