@@ -101,7 +101,7 @@ def load_round(trainees: int, folder: Path, think_s: float = 0.0) -> dict:
         started = time.perf_counter()
         results = asyncio.run(_round(server.url, names, think_s))
         wall_s = time.perf_counter() - started
-        workstations = b.child_pids(server.process.pid)
+        workstations = b.workstation_pids(server.process.pid)
         resident = [_rss_bytes(pid) for pid in workstations]
     finally:
         server.stop()

@@ -83,8 +83,9 @@ def _wait_for_warm_spare(server, timeout_s: float = 300.0) -> None:
 
 
 def _processes(server, b) -> dict:
-    """pids of the portal, the workstation serving a user (it listens) and the spare (it does not)."""
-    children = b.child_pids(server.process.pid)
+    """pids of the portal, the workstation serving a user (it listens) and the spare (it does not), both forked
+    from the portal's zygote."""
+    children = b.workstation_pids(server.process.pid)
     serving = [pid for pid in children if b.listening_ports(pid)]
     spares = [pid for pid in children if pid not in serving]
     return {"portal": server.process.pid, "workstation": serving[0], "spare": spares[0] if spares else None}

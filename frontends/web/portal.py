@@ -3,8 +3,9 @@
 Why a portal and one process per user: a trame server holds one state shared by every browser
 connected to it (trame's own start-up note: "for multi-users you need to use and configure a
 launcher"). Two trainees on one trame process would see, and change, each other's attempt. So the
-portal (plain aiohttp, light: no anatomy in it) starts a workstation process
-(:mod:`frontends.web.workstation`) per logged-in user on a free loopback port and forwards that
+portal (plain aiohttp, light: no anatomy in it) forks a workstation process
+(:mod:`frontends.web.workstation`) per logged-in user from a zygote that has imported it once
+(:mod:`frontends.web.zygote`: the imported modules' pages are shared) on a free loopback port and forwards that
 user's HTTP requests and WebSocket to it, by the session cookie. Workstations are never reachable
 from the network, only through the portal, and only by their user.
 
@@ -12,8 +13,8 @@ Login: whenever the portal binds beyond the loopback interface, every user logs 
 password (scrypt-hashed in the store) and the portal refuses to start while nobody can log in. On
 127.0.0.1 the person at the machine works as the passwordless local trainee unless they log in.
 
-Workstation processes die with the portal (``PR_SET_PDEATHSIG`` on Linux), so a killed portal
-leaves no orphan behind; a restarted portal starts fresh ones, and a trainee resumes an
+Workstation processes die with the portal (the zygote exits when the portal does, and each workstation
+has ``PR_SET_PDEATHSIG`` on its parent, the zygote, on Linux), so a killed portal leaves no orphan behind; a restarted portal starts fresh ones, and a trainee resumes an
 interrupted attempt from the store.
 
 Hardening:
@@ -68,6 +69,7 @@ from anatomy_models.errors import SpinesimError
 from frontends.store import Store, User
 from frontends.web.inputs import MAX_MESSAGE_BYTES
 from frontends.web.upload import Uploads
+from frontends.web.zygote import ForkedWorkstation, start_workstation
 
 COOKIE = "spinesim_session"
 # The header that carries a workstation's secret on every request the portal forwards to it.
@@ -167,7 +169,7 @@ class WorkstationProcess:
     and waits for its assignment (a JSON line ``{"user_id", "port"}``) on its standard input.
     """
 
-    process: subprocess.Popen
+    process: ForkedWorkstation
     secret: str
     user: User | None = None
     port: int | None = None
@@ -507,13 +509,8 @@ class Portal:
             settings["warm_fd"] = warm_write
         logs = spinesim_home() / "logs"
         logs.mkdir(parents=True, exist_ok=True)
-        output = open(logs / f"workstation-{user.name if user else 'spare'}.log", "ab")
-        environment = dict(os.environ, SPINESIM_WORKSTATION=json.dumps(settings), TRAME_SERVER="1")
-        process = subprocess.Popen([sys.executable, "-m", "frontends.web.workstation"], env=environment,
-                                   stdout=output, stderr=subprocess.STDOUT,
-                                   stdin=subprocess.DEVNULL if user is not None else subprocess.PIPE,
-                                   pass_fds=() if warm_write is None else (warm_write,))
-        output.close()
+        process = start_workstation(settings, logs / f"workstation-{user.name if user else 'spare'}.log",
+                                    spare=user is None, warm_fd=warm_write)
         if warm_write is not None:
             os.close(warm_write)
         return WorkstationProcess(process, secret, user, port, warm_read)

@@ -421,8 +421,8 @@ def require_secret(secret: str):
 
 
 def main() -> None:
-    """Entry point of a workstation process (started by the portal): warm up, then (a spare) wait
-    for the portal to name the user and port, then serve."""
+    """Entry point of a workstation process (forked by the portal's zygote, :mod:`frontends.web.zygote`): warm
+    up, then (a spare) wait for the portal to name the user and port, then serve."""
     from frontends.web.portal import die_with_parent
 
     die_with_parent()

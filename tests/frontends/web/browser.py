@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import base64
 import io
-import json
 import os
 import re
 import signal
@@ -92,15 +91,49 @@ def database_with_users(folder: Path, users: dict[str, str], password: str) -> s
 
 
 def child_pids(pid: int) -> list[int]:
-    """The child processes of ``pid`` (Linux ``/proc``)."""
-    return [int(child) for child in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    """The child processes of ``pid`` (Linux ``/proc``; none once it has gone)."""
+    try:
+        return [int(child) for child in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    except FileNotFoundError:
+        return []
 
 
-def workstation_settings(pid: int) -> dict:
-    """The ``SPINESIM_WORKSTATION`` settings a workstation process was started with."""
-    variables = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
-    raw = next(v for v in variables if v.startswith(b"SPINESIM_WORKSTATION="))
-    return json.loads(raw.split(b"=", 1)[1])
+def descendant_pids(pid: int) -> list[int]:
+    """Every process below ``pid``: its children, theirs, and so on."""
+    found, below = [], child_pids(pid)
+    while below:
+        found += below
+        below = [grandchild for child in below for grandchild in child_pids(child)]
+    return found
+
+
+def workstation_pids(pid: int) -> list[int]:
+    """The workstations of the server ``pid``: the children of its zygote (Python's fork server, a child of
+    the server, ``frontends.web.zygote``)."""
+    zygotes = [child for child in child_pids(pid)
+               if b"multiprocessing.forkserver" in Path(f"/proc/{child}/cmdline").read_bytes()]
+    return [station for zygote in zygotes for station in child_pids(zygote)]
+
+
+def running(pids: list[int]) -> list[int]:
+    """Those of ``pids`` still running (a zombie has ended: only its parent has not collected it yet)."""
+    alive = []
+    for pid in pids:
+        try:
+            state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        except FileNotFoundError:
+            continue
+        if state != "Z":
+            alive.append(pid)
+    return alive
+
+
+def wait_ended(pids: list[int], timeout: float = 30.0) -> list[int]:
+    """Wait until every one of ``pids`` has ended, or ``timeout`` s; those still running."""
+    deadline = time.monotonic() + timeout
+    while running(pids) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    return running(pids)
 
 
 def listening_ports(pid: int) -> set[int]:

@@ -190,9 +190,11 @@ def test_a_killed_server_loses_no_action_and_the_attempt_resumes(patient, databa
         shown = b.saved_actions(page)
         attempt = b.attempt_id(page)
         depth_shown = page.text_content("#count-depth").strip()
+        below = b.descendant_pids(first.process.pid)  # the zygote and the workstations it forked
     finally:
         first.kill()
     context.close()
+    assert below and b.wait_ended(below) == []  # a killed server leaves no orphan workstation behind
     stored = Store(database).actions(attempt)
     assert len(stored) == shown == 6
     assert [r["type"] for r in stored] == ["set_carm", "fluoro_shot", "place_needle", "advance",

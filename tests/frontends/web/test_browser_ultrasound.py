@@ -272,16 +272,15 @@ def test_a_login_gets_the_warm_spare_and_workstations_answer_only_their_portal(s
     while health()["spares_warm"] < 1:
         assert time.monotonic() < deadline, health()
         time.sleep(0.5)
-    # The spare: started without a user, and not serving (it listens once it is given one).
-    (spare,) = [pid for pid in b.child_pids(server.process.pid)
-                if "user_id" not in b.workstation_settings(pid) and not b.listening_ports(pid)]
+    # The spare: forked from the zygote without a user, and not serving (it listens once it is given one).
+    (spare,) = [pid for pid in b.workstation_pids(server.process.pid) if not b.listening_ports(pid)]
     b.log_in(page, server.url, LATECOMER, PASSWORD)
     page.wait_for_selector("#start:not([disabled])")
     # The process that now serves the latecomer is the spare that was warm: it got its user and port.
     ports = b.listening_ports(spare)
     assert len(ports) == 1 and page.text_content("#attempt-status") is not None
     checked = set()
-    for pid in b.child_pids(server.process.pid):
+    for pid in b.workstation_pids(server.process.pid):
         for port in b.listening_ports(pid):
             url = f"http://127.0.0.1:{port}/"
             assert _status(url) == 403 and _status(url, {"X-Spinesim-Workstation": "guess"}) == 403

@@ -27,15 +27,16 @@ def test_ctrl_c_stops_the_server_within_5_s_with_a_tab_open(patient, database, c
         b.log_in(tab, running.url, TRAINEE, PASSWORD)
         tab.click("#start")
         b.wait_saved(tab, 1)
-        stations = b.child_pids(running.process.pid)
+        # The tab's workstation was forked from the zygote (issue 20) and serves the attempt.
+        assert [pid for pid in b.workstation_pids(running.process.pid) if b.listening_ports(pid)]
+        below = b.descendant_pids(running.process.pid)  # the zygote, its workstations, multiprocessing's helper
         asked = time.monotonic()
         os.kill(running.process.pid, signal.SIGINT)
         running.process.wait(timeout=60)
         took_s = time.monotonic() - asked
         print(f"stopped in {took_s:.2f} s")
         assert took_s < STOP_WITHIN_S, f"the server took {took_s:.1f} s to stop"
-        assert not [pid for pid in stations if os.path.exists(f"/proc/{pid}") and
-                    "Z" not in open(f"/proc/{pid}/stat").read().split()[2]]
+        assert b.wait_ended(below) == []  # no child process left behind
     finally:
         running.stop()
         context.close()

@@ -106,7 +106,7 @@ async def _recording_station(secret: str, frames: list) -> TestServer:
 def _logged_in_portal(store, station: TestServer) -> Portal:
     portal = _portal(store)
     ann = store.user("ann")
-    portal.workstations[ann.id] = WorkstationProcess(_Process([], {"SPINESIM_WORKSTATION": "{}"}), "s", ann,
+    portal.workstations[ann.id] = WorkstationProcess(_Process({}, None, spare=False), "s", ann,
                                                      station.port, ready=True)
     return portal
 

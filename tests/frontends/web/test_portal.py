@@ -28,12 +28,11 @@ class _Process:
 
     started: list[_Process] = []
 
-    def __init__(self, command, env, stdin=None, pass_fds=(), **_):
+    def __init__(self, settings, log, *, spare, warm_fd=None):
         _Process.started.append(self)
-        self.pid, self.env = 10_000 + len(_Process.started), env
-        self.settings = json.loads(env["SPINESIM_WORKSTATION"])
-        self.stdin = io.BytesIO() if stdin is not None and stdin != portal_module.subprocess.DEVNULL else None
-        self.warm_fd = os.dup(pass_fds[0]) if pass_fds else None
+        self.pid, self.settings = 10_000 + len(_Process.started), settings
+        self.stdin = io.BytesIO() if spare else None
+        self.warm_fd = os.dup(warm_fd) if warm_fd is not None else None
         self.returncode = None
 
     def poll(self):
@@ -60,7 +59,7 @@ class _Request:
 @pytest.fixture()
 def fake_processes(monkeypatch):
     _Process.started = []
-    monkeypatch.setattr(portal_module.subprocess, "Popen", _Process)
+    monkeypatch.setattr(portal_module, "start_workstation", _Process)
     yield _Process.started
     for process in _Process.started:
         if process.warm_fd is not None:
@@ -175,7 +174,7 @@ def test_the_portal_forwards_pages_and_websockets_with_the_secret(store, fake_pr
 
     async def scenario():
         station = await _workstation_stand_in("per-station-secret")
-        portal.workstations[ann.id] = WorkstationProcess(_Process([], {"SPINESIM_WORKSTATION": "{}"}),
+        portal.workstations[ann.id] = WorkstationProcess(_Process({}, None, spare=False),
                                                          "per-station-secret", ann, station.port)
         async with TestClient(TestServer(portal.app())) as client:
             assert (await client.post("/login", data={"name": "ann", "password": "correct horse"},

@@ -4,6 +4,10 @@ read-only files instead of each holding a copy, and see exactly the values (and 
 
 from __future__ import annotations
 
+import multiprocessing
+import time
+from pathlib import Path
+
 import numpy as np
 
 import frontends.web.patients as patients_module
@@ -61,3 +65,39 @@ def test_the_shared_files_are_kept_to_their_budget_and_a_mapped_one_deleted_stil
     patients_module._mapped(np.full((512, 512), 9, np.float32), tmp_path, "ct", keep_bytes=600 * 2**10)  # 1 MiB
     assert [float(np.load(path)[0, 0]) for path in tmp_path.glob("*.npy")] == [9.0]
     assert np.array_equal(first, arrays[0])  # its file is gone, its pages are not
+
+# How long writing a shared file takes in the race test: the other loader looks for the file meanwhile.
+WRITING_S = 0.5
+
+
+def _load_and_say_inode(array: np.ndarray, folder, start, inodes) -> None:
+    """A workstation loading a patient: map ``array`` from ``folder`` once ``start`` lets every loader go, and
+    put the inode of the file it mapped (``/proc/self/maps``: a replaced file still shows) on ``inodes``."""
+    save = np.save
+
+    def slow_save(*args, **kwargs) -> None:  # as long as a 1 mm patient's 220 MB take on a busy disk
+        time.sleep(WRITING_S)
+        save(*args, **kwargs)
+
+    patients_module.np.save = slow_save  # this loader's process only (forked)
+    start.wait()
+    mapped = patients_module._mapped(array, folder, "ct")
+    maps = Path("/proc/self/maps").read_text().splitlines()
+    inodes.put((sorted({int(line.split()[4]) for line in maps if str(folder) in line}), float(mapped[-1, -1])))
+
+
+def test_two_workstations_loading_a_new_patient_at_once_map_one_file(tmp_path):
+    """Two loaders of the same new patient at the same moment (issue 20's race: each wrote and mapped a copy of
+    its own) map the one file."""
+    context = multiprocessing.get_context("fork")
+    array = np.arange(2**20, dtype=np.float32).reshape(256, -1)
+    start, inodes = context.Barrier(2), context.Queue()
+    loaders = [context.Process(target=_load_and_say_inode, args=(array, tmp_path, start, inodes)) for _ in range(2)]
+    for loader in loaders:
+        loader.start()
+    mapped = [inodes.get(timeout=120) for _ in loaders]
+    for loader in loaders:
+        loader.join(timeout=60)
+    assert [loader.exitcode for loader in loaders] == [0, 0]
+    assert mapped[0] == mapped[1] and len(mapped[0][0]) == 1 and mapped[0][1] == float(array[-1, -1])
+    assert [path.stat().st_ino for path in tmp_path.glob("*.npy")] == mapped[0][0]
