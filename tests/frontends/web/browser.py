@@ -158,12 +158,18 @@ def launch_browser(playwright):
     return playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
 
 
+# The first page after logging in waits for the workstation to load its patient, which in a clean clone
+# includes numba compiling the imaging kernels: about a minute on a quiet 2-core machine, several on a busy one
+# (a CI run beside other work timed out at 2 min). A ceiling on a wait for that state, not a sleep.
+FIRST_LOAD_TIMEOUT_MS = 600_000
+
+
 def log_in(page, url: str, name: str, password: str) -> None:
     page.goto(url + "login")
     page.fill("#name", name)
     page.fill("#password", password)
     page.click("#login")
-    page.wait_for_selector("#tab-sim", timeout=120_000)
+    page.wait_for_selector("#tab-sim", timeout=FIRST_LOAD_TIMEOUT_MS)
     page.click("#tab-sim")
 
 
