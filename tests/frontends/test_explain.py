@@ -23,7 +23,6 @@ from anatomy_models.nifti import write_nifti
 from anatomy_models.sources import import_anatomy
 from anatomy_models.spine import SpineParameters
 from anatomy_models.store import generated_anatomy, load_anatomy, save_anatomy
-from anatomy_models.structures import Label, LabelTable
 from anatomy_models.volume import Volume
 from frontends.cli import main
 from frontends.explain import (case_words, doctor_views, explained_attempt, explanation_body, leaflet, needle_animation,

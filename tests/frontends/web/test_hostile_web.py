@@ -7,7 +7,6 @@ refused when ``spinesim serve`` starts."""
 from __future__ import annotations
 
 import asyncio
-import json
 import threading
 
 import msgpack
