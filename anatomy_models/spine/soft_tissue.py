@@ -494,9 +494,12 @@ GAS_FLATTENING = (0.45, 0.8)          # front-to-back depth of a gas column over
 # straight line" on the lateral).
 MARGIN_POCKETS_PER_HAUSTRUM = (0, 3)
 MARGIN_POCKET_SHARE = (0.12, 0.25)
+# The patient lies prone: gas rises out of the anterior, now dependent, transverse colon into the posterior colon,
+# the descending colon above all (as CT colonography's prone scan shows it) [ED for the chance]; seen end-on on a
+# lateral, a transverse colon full of gas was most of issue 15's "cluster of white blobs in front of the spine".
 OTHER_COLON_SEGMENTS = (
     # where the course starts across (mm), its length across (mm), depth, level range and chance of gas
-    ((-70.0, 0.0), (60.0, 130.0), (55.0, 75.0), (0.55, 0.8), 0.75),     # transverse colon
+    ((-70.0, 0.0), (60.0, 130.0), (55.0, 75.0), (0.55, 0.8), 0.35),     # transverse colon
     ((10.0, 40.0), (30.0, 60.0), (30.0, 60.0), (0.0, 0.3), 0.5),        # sigmoid, from the left to the midline
 )
 # Small-bowel gas is scant in a normal adult, less common and in less quantity than the colon's (it is absorbed
