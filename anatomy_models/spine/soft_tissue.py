@@ -331,14 +331,11 @@ class Trunk:
     def back_y(self, x: np.ndarray, z: np.ndarray) -> np.ndarray:
         """y (mm) of the back's skin surface at (x, z).
 
-        Over each erector spinae the fat lies as a layer of even thickness, the muscle's outline grown by
-        the fat's: toward the flank it rounds off over the muscle's lateral edge instead of falling to the
-        midline's level, so an oblique needle crosses as much fat as a vertical one; toward the midline it
-        slopes down into the furrow over the spinous processes as gently (a slope under 30 deg). Raised
-        vertically over the muscle's medial edge instead, the furrow had a flat floor and walls of 45-60 deg,
-        the same at every level: a contralateral oblique's rays (35-40 deg to the back) ran along a wall and
-        drew it as one straight line down the whole image (issue 15's CLO views). Below the iliac crests the
-        buttocks rise either side of the natal cleft (:class:`Buttocks`).
+        Over each erector spinae the fat lies as a layer of even thickness: toward the midline it
+        drops into the furrow over the spinous processes, toward the flank it rounds off over the
+        muscle's lateral edge (the muscle's outline grown by the fat's thickness) instead of falling
+        to the midline's level, so an oblique needle crosses as much fat as a vertical one. Below the
+        iliac crests the buttocks rise either side of the natal cleft (:class:`Buttocks`).
         """
         ssl = self.supraspinous
         midline = (np.interp(z, ssl.z, ssl.cy) + np.interp(z, ssl.z, ssl.ay)).astype(np.float32) + f32(self.midline_fat_mm)
@@ -347,8 +344,12 @@ class Trunk:
         for erector in (tube for muscle in self.erectors for tube in muscle.tubes):
             cx, cy = np.interp(z, erector.z, erector.cx), np.interp(z, erector.z, erector.cy)
             ax, ay = np.maximum(np.interp(z, erector.z, erector.ax), 1.0), np.interp(z, erector.z, erector.ay)
-            grown = cy + (ay + fat) * np.sqrt(np.clip(1.0 - ((x - cx) / (ax + fat)) ** 2, 0.0, None))
-            back = smooth_max(back, np.where(grown > cy, grown, -1e3).astype(np.float32), 12.0)
+            medial = np.abs(x) < np.abs(cx)
+            t = np.clip(1.0 - ((x - cx) / ax) ** 2, 0.0, None)
+            inner = np.where(t > 0, cy + ay * np.sqrt(t) + fat, -1e3)
+            outer = cy + (ay + fat) * np.sqrt(np.clip(1.0 - ((x - cx) / (ax + fat)) ** 2, 0.0, None))
+            top = np.where(medial, inner, np.where(outer > cy, outer, -1e3)).astype(np.float32)
+            back = smooth_max(back, top, 12.0)
         if self.buttocks is not None:
             back = smooth_max(back, self.buttocks.skin_y(x, z), 12.0)
         return back
