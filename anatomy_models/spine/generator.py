@@ -39,8 +39,9 @@ from anatomy_models.spine.sdf import FAR_MM, Grid, Shape, smooth_min
 from anatomy_models.spine.skeleton import BONE_BLEND_MM, Skeleton, build_skeleton
 from anatomy_models.spine.soft_tissue import (LEAN_HALF_WIDTH_MM, SKIN_THICKNESS_MM, Trunk, bowel_gas_shapes,
                                               calibrate_midline_fat, canal_region, colon_content_shapes, disc_shapes,
-                                              fat_plane_shapes, flavum_shapes, interspinous_shapes, kidney_shapes,
-                                              muscle_shapes, spine_profile, supraspinous_shape)
+                                              flavum_shapes, interspinous_shapes, kidney_shapes,
+                                              muscle_shapes, retroperitoneal_fat_shapes, spine_profile,
+                                              supraspinous_shape)
 from anatomy_models.spine.trabecular import PELVIC_VERTICAL_SHARE
 from anatomy_models.spine.vertebra import SIDE_SIGN
 from anatomy_models.spine.vessels import build_vessels
@@ -126,6 +127,11 @@ FOV_TOP_ABOVE_T12_CENTRE_MM = 22.0
 # sagittal view of the hiatus (38 mm long, centred between the cornua ~30 mm above the tip), then meet soft
 # tissue, not the volume's edge [ED].
 COCCYX_MARGIN_MM = 45.0
+# ... and this far (mm) below the hip bones' lowest point (the ischial tuberosities) [ED]: a steep cranial view
+# of S1 (an outlet view, 40 deg) looks up through the pubis and ischia, which the floor cut 20 mm above their
+# lowest point until generator 39 (the ray's bone beyond the cut was lost: the body beyond the floor is
+# continued as water only, simulator.imaging.drr.body_extension).
+PELVIS_MARGIN_MM = 5.0
 
 
 @dataclass
@@ -154,8 +160,12 @@ def build_model(params: SpineParameters) -> SpineModel:
     top_z = float(t12.frame.origin[2] + FOV_TOP_ABOVE_T12_CENTRE_MM)
     s1 = skeleton.layouts["S1"]
     lumbarized = params.transitional == "lumbarized_S1"
-    # The image reaches below the coccyx (the caudal approach needs the hiatus, cornua and coccyx).
-    bottom_z = float(s1.world(coccyx_tip(s1, lumbarized))[2]) - COCCYX_MARGIN_MM
+    si_joints = {side: sacroiliac_joint(s1, side, lumbarized) for side in SIDE_SIGN}
+    ilia = ilium_parts(skeleton, si_joints, params.skeleton_scale)
+    # The image reaches below the coccyx (the caudal approach needs the hiatus, cornua and coccyx) and below
+    # the whole hip bones (the steep cranial views see their lower ring).
+    bottom_z = min(float(s1.world(coccyx_tip(s1, lumbarized))[2]) - COCCYX_MARGIN_MM,
+                   min(lowest_point_z(shape) for parts in ilia.values() for _, shape in parts) - PELVIS_MARGIN_MM)
     neural = build_neural(alignment, skeleton.layouts, params, top_z + TABLE_MARGIN_MM)
     vessels = build_vessels(skeleton.layouts, neural, params, top_z + TABLE_MARGIN_MM)
     profile = spine_profile(skeleton)
@@ -164,18 +174,19 @@ def build_model(params: SpineParameters) -> SpineModel:
     supraspinous = supraspinous_shape(skeleton, top_z + TABLE_MARGIN_MM)
     erectors = (muscles["muscle.erector_spinae.left"], muscles["muscle.erector_spinae.right"])
     trunk = calibrate_midline_fat(skeleton, flavum, supraspinous, erectors, profile, params)
-    si_joints = {side: sacroiliac_joint(s1, side, lumbarized) for side in SIDE_SIGN}
     # The buttocks below the iliac crests: they change the back only below the L3-L4 level the fat is calibrated at.
     trunk.buttocks = buttocks(si_joints, bottom_z - TABLE_MARGIN_MM, params.bmi, params.sex, trunk.flank_fat_mm)
     structures: dict[str, list[Shape]] = {}
-    if params.bowel_gas:
-        # Stool first: the gas pockets painted over it are the gas within the colon.
-        structures["colon_content"] = colon_content_shapes(profile, params.seed)
-        structures["bowel_gas"] = bowel_gas_shapes(profile, params.seed)
-    # The retroperitoneal fat (round psoas, quadratus and kidneys) first: the organs and muscles fill its inside.
     kidneys = kidney_shapes(skeleton, profile)
-    for side, planes in fat_plane_shapes(muscles).items():
-        structures[side] = planes + [kidneys[side.replace("retroperitoneal_fat", "perirenal_fat")]]
+    retroperitoneum = retroperitoneal_fat_shapes(muscles, kidneys)
+    if params.bowel_gas:
+        # Stool first: the gas pockets painted over it are the gas within the colon. Both lie in front of the
+        # retroperitoneal fat, which holds the psoas, the quadratus lumborum and the kidneys.
+        behind = [shape for shapes in retroperitoneum.values() for shape in shapes]
+        structures["colon_content"] = colon_content_shapes(profile, params.seed, behind)
+        structures["bowel_gas"] = bowel_gas_shapes(profile, params.seed, behind)
+    # The retroperitoneal fat (round psoas, quadratus and kidneys) first: the organs and muscles fill its inside.
+    structures.update(retroperitoneum)
     structures.update({f"kidney.{side}": [kidneys[f"kidney.{side}"]] for side in SIDE_SIGN})
     # The gluteal muscles before the back muscles, which win where the maximus meets the multifidus on the sacrum.
     shrink = SKIN_THICKNESS_MM + trunk.flank_fat_mm
@@ -204,7 +215,7 @@ def build_model(params: SpineParameters) -> SpineModel:
     # The ribs first: T12's own parts win where a rib's head meets its body and pedicle.
     bones = rib_parts(skeleton.layouts["T12"])
     bones.update(skeleton.parts)
-    bones.update(ilium_parts(skeleton, si_joints, params.skeleton_scale))
+    bones.update(ilia)
     bones["coccyx"] = coccyx_parts(s1, lumbarized)
     cavities = {"S1": sacral_cavities(s1, lumbarized) + [joint.sacral_cut() for joint in si_joints.values()]}
     sacrum = [shape for _, shape in bones["S1"]]
@@ -216,6 +227,17 @@ def build_model(params: SpineParameters) -> SpineModel:
     canal = canal_region(skeleton, flavum) + sacral_canal(s1, lumbarized) + foraminal_region(s1, lumbarized)
     return SpineModel(params, skeleton, structures, bones, cavities, joints, trunk, canal, neural.dura_thickness_mm,
                       landmarks, directions, grid)
+
+
+def lowest_point_z(shape: Shape, step_mm: float = 2.0) -> float:
+    """z (mm) of the lowest point inside ``shape``, to ``step_mm``: its sdf searched upward from its box's
+    floor, one horizontal layer at a time (its box is loose: it holds the sdf's margin round the bone)."""
+    x = np.arange(shape.lower[0], shape.upper[0] + step_mm, step_mm, dtype=np.float32)[:, None]
+    y = np.arange(shape.lower[1], shape.upper[1] + step_mm, step_mm, dtype=np.float32)[None, :]
+    for z in np.arange(shape.lower[2], shape.upper[2] + step_mm, step_mm):
+        if (shape.sdf(x, y, np.full((1, 1), z, np.float32)) < 0).any():
+            return float(z)
+    raise ValueError("the shape holds no point")
 
 
 def _grid(params: SpineParameters, skeleton: Skeleton, trunk: Trunk, profile, top_z: float, bottom_z: float) -> Grid:

@@ -18,6 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
+from scipy import special
 from scipy.interpolate import PchipInterpolator
 
 from anatomy_models.spine.alignment import INTERSPACE_NAMES, VERTEBRA_NAMES
@@ -480,7 +481,7 @@ COLON_SIDES = {
 }
 STOOL_LUMP_RADIUS_MM = (7.0, 17.0)    # [ED] the colon is 5-6 cm across; its content fills part of it, in lumps
 COLON_GAS_DIAMETER_MM = (5.0, 40.0)   # a gas column's width, from a thin streak to a distended colon [ED]
-COLON_GAS_COLUMNS = (1, 4)            # gas columns per side, each a run of haustra [ED]
+COLON_GAS_COLUMNS = (1, 3)            # gas columns per side (one or two), each a run of haustra [ED]
 HAUSTRUM_LENGTH_MM = (8.0, 35.0)      # [ED] haustra are 1-3.5 cm apart on a plain film
 HAUSTRUM_LENGTH_PER_WIDTH = (0.45, 0.75)  # a haustrum is shorter along the colon than the colon is wide [ED]
 HAUSTRA_PER_COLUMN = (5, 13)
@@ -494,18 +495,39 @@ GAS_FLATTENING = (0.45, 0.8)          # front-to-back depth of a gas column over
 # straight line" on the lateral).
 MARGIN_POCKETS_PER_HAUSTRUM = (0, 3)
 MARGIN_POCKET_SHARE = (0.12, 0.25)
+# The patient lies prone: gas rises out of the anterior, now dependent, transverse colon into the posterior colon,
+# the descending colon above all (as CT colonography's prone scan shows it) [ED for the chance]; seen end-on on a
+# lateral, a transverse colon full of gas was most of issue 15's "cluster of white blobs in front of the spine".
 OTHER_COLON_SEGMENTS = (
     # where the course starts across (mm), its length across (mm), depth, level range and chance of gas
-    ((-70.0, 0.0), (60.0, 130.0), (55.0, 75.0), (0.55, 0.8), 0.75),     # transverse colon
+    ((-70.0, 0.0), (60.0, 130.0), (55.0, 75.0), (0.55, 0.8), 0.35),     # transverse colon
     ((10.0, 40.0), (30.0, 60.0), (30.0, 60.0), (0.0, 0.3), 0.5),        # sigmoid, from the left to the midline
 )
-SMALL_BOWEL_POCKETS = (4, 12)         # gas-holding small-bowel segments [ED]
+# Small-bowel gas is scant in a normal adult, less common and in less quantity than the colon's (it is absorbed
+# through the wall faster), the whole intestine holding less than 200 mL of gas (abdominal radiography texts,
+# e.g. "Abnormal bowel gas patterns and extraluminal gas in abdomen", clinicalpub.com; Radiology Masterclass,
+# "Bowel gas pattern") [not yet in clinical.md]: a few pockets, not a cluster in front of the spine.
+SMALL_BOWEL_POCKETS = (2, 7)          # gas-holding small-bowel segments [ED]
 SMALL_BOWEL_RADIUS_MM = (4.0, 8.0)    # [ED] small bowel 2.5 cm across, gas filling part of it
 # Where the small bowel's pockets lie: x range (mm), level range, and their share: the jejunum up and to the
 # left, the ileum down and to the right (Gray's, ch. "Small intestine"); both in front of the aorta and the
 # mesentery's root on the spine, 35-75 mm in front of the vertebral bodies [ED].
 SMALL_BOWEL_REGIONS = {"jejunum": ((-15.0, 70.0), (0.35, 0.75), 0.5), "ileum": ((-70.0, 15.0), (0.05, 0.45), 0.5)}
 SMALL_BOWEL_DEPTH_MM = (35.0, 75.0)
+# Colonic gas is no clean pocket: it lies among the faeces in bubbles and streaks, so a plain film shows the colon
+# as mottled lucency with haustral folds, grey where gas and stool overlap along the beam, never a uniform white
+# oval with a sharp rim (the radiographic "faecal mottling" of the normal colon; Radiology Masterclass, "Bowel gas
+# pattern") [ED for the numbers]. Inside each column's lumen gas fills where a smooth random field (a sum of plane
+# waves of random direction) rises above a level: this share of the lumen per column, in bubbles about half
+# the waves' length across.
+COLON_GAS_SHARE = (0.25, 0.5)         # of the lumen's volume, per column [ED]
+GAS_MOTTLE_WAVELENGTH_MM = (6.0, 12.0)  # [ED] bubbles and streaks of 3-6 mm between lumps of stool
+GAS_MOTTLE_WAVES = 10
+# The ascending and descending colon lie in front of the posterior pararenal fat, the kidneys and the quadratus
+# lumborum, and lateral to the psoas (Gray's, ch. "Large intestine"; Netter, pl. "Posterior abdominal wall"):
+# their contents keep this far (mm) off those, beyond their own half-depth [ED]; a course that would cross
+# them is moved forward. Painted over by the retroperitoneal fat, gas there lost its back to a cut face.
+RETROPERITONEUM_CLEARANCE_MM = 3.0
 
 
 def _random_rotation(rng: np.random.Generator) -> np.ndarray:
@@ -527,6 +549,59 @@ def _front_y(profile: SpineProfile, z: float) -> float:
     return float(profile.at("y", z) - profile.at("half_depth", z))
 
 
+@dataclass(eq=False)
+class Mottled(Shape):
+    """``shape``'s inside where a smooth random field rises above ``level``: gas broken into bubbles and
+    streaks among faeces (:data:`COLON_GAS_SHARE`). The field is a sum of plane waves (``waves``, rad/mm, one
+    per row; ``phases``) scaled to unit variance, so ``level`` is a normal quantile of the share kept; its
+    distance is the field's excess over ``level`` divided by its mean slope (a first-order sdf, as the
+    partial-volume ramp needs)."""
+
+    shape: Shape
+    waves: np.ndarray
+    phases: np.ndarray
+    level: float
+
+    def __post_init__(self) -> None:
+        self.lower, self.upper = self.shape.lower, self.shape.upper
+
+    @classmethod
+    def drawn(cls, rng: np.random.Generator, shape: Shape, share: float) -> Mottled:
+        """A field of :data:`GAS_MOTTLE_WAVES` waves drawn from ``rng``, ``share`` of it above its level."""
+        directions = rng.normal(size=(GAS_MOTTLE_WAVES, 3))
+        directions /= np.linalg.norm(directions, axis=1, keepdims=True)
+        lengths = rng.uniform(*GAS_MOTTLE_WAVELENGTH_MM, size=(GAS_MOTTLE_WAVES, 1))
+        phases = rng.uniform(0.0, 2.0 * np.pi, GAS_MOTTLE_WAVES)
+        return cls(shape, 2.0 * np.pi * directions / lengths, phases, float(special.ndtri(1.0 - share)))
+
+    def with_shape(self, shape: Shape) -> Mottled:
+        """The same field over another lumen (each piece of a column shares its column's field)."""
+        return Mottled(shape, self.waves, self.phases, self.level)
+
+    def sdf(self, x, y, z):
+        field = np.zeros(np.broadcast_shapes(np.shape(x), np.shape(y), np.shape(z)), np.float32)
+        for (kx, ky, kz), phase in zip(self.waves.astype(np.float32), self.phases.astype(np.float32)):
+            field += np.cos(kx * x + ky * y + kz * z + phase)
+        field *= f32(np.sqrt(2.0 / len(self.phases)))
+        slope = f32(np.sqrt(np.mean(np.sum(self.waves ** 2, axis=1))))
+        return np.maximum(self.shape.sdf(x, y, z), (f32(self.level) - field) / slope)
+
+
+def clear_of(points: np.ndarray, retroperitoneum: list[Shape], clearance_mm: float) -> np.ndarray:
+    """``points`` (n, 3) moved forward (-y) until each lies ``clearance_mm`` off every shape of ``retroperitoneum``
+    (their sdf's minimum); a point already clear stays."""
+    points = np.array(points, dtype=np.float64)
+    for _ in range(6):
+        coords = tuple(points[:, i].astype(np.float32) for i in range(3))
+        distance = np.min([shape.sdf(*coords) for shape in retroperitoneum], axis=0) if retroperitoneum else \
+            np.full(len(points), np.inf)
+        short = np.maximum(clearance_mm - distance, 0.0)
+        if not short.any():
+            break
+        points[:, 1] -= short + 0.5
+    return points
+
+
 def colon_course(profile: SpineProfile, side: str, seed: int) -> np.ndarray:
     """Points (n, 3) along one side's colon, caudal to cranial: a smooth, wandering curve, never straight.
 
@@ -544,11 +619,12 @@ def colon_course(profile: SpineProfile, side: str, seed: int) -> np.ndarray:
     return np.stack([x, y, z], axis=1)
 
 
-def colon_content_shapes(profile: SpineProfile, seed: int) -> list[Shape]:
+def colon_content_shapes(profile: SpineProfile, seed: int, retroperitoneum: list[Shape]) -> list[Shape]:
     """Stool in the ascending and descending colon, seeded: each side a different column of lumps.
 
-    Lumps of 14-34 mm along each side's own course, blended into one irregular mass; the CT
-    synthesis fills it with mottled gas and faeces (see ``ct_synthesis.STOOL_HU``).
+    Lumps of 14-34 mm along each side's own course, blended into one irregular mass, each in front of
+    ``retroperitoneum`` (:func:`clear_of`); the CT synthesis fills it with mottled gas and faeces (see
+    ``ct_synthesis.STOOL_HU``).
     """
     rng = np.random.default_rng([seed, 9])
     shapes: list[Shape] = []
@@ -557,8 +633,14 @@ def colon_content_shapes(profile: SpineProfile, seed: int) -> list[Shape]:
         centres = course[:-1] + rng.uniform(0.0, 1.0, (len(course) - 1, 1)) * np.diff(course, axis=0)
         lumps = [_lump(rng, c + rng.normal(0.0, 4.0, 3), float(rng.uniform(*STOOL_LUMP_RADIUS_MM)), (0.6, 1.1))
                  for c in centres if rng.uniform() < 0.85]
+        lumps = [_moved(lump, clear_of(lump.frame.origin[None], retroperitoneum,
+                                       max(lump.extent) + RETROPERITONEUM_CLEARANCE_MM)[0]) for lump in lumps]
         shapes.append(SmoothUnion(lumps, 4.0))
     return shapes
+
+
+def _moved(piece: Primitive, origin: np.ndarray) -> Primitive:
+    return Primitive(Frame(np.asarray(origin, np.float64), piece.frame.rotation), piece.local_sdf, piece.extent)
 
 
 def _along_course(course: np.ndarray, arc_mm: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -672,28 +754,36 @@ def _small_bowel_pocket(rng: np.random.Generator, centre: np.ndarray) -> list[Pr
     return pieces
 
 
-def bowel_gas_shapes(profile: SpineProfile, seed: int) -> list[Shape]:
-    """Gas in the bowel in front of the lumbar spine, seeded: haustrated columns and small irregular pockets.
+def bowel_gas_shapes(profile: SpineProfile, seed: int, retroperitoneum: list[Shape]) -> list[Shape]:
+    """Gas in the bowel in front of the lumbar spine, seeded: mottled haustrated columns and small irregular pockets.
 
-    The ascending and descending colon hold 1-3 gas columns each, 5-40 mm across, along their own
+    The ascending and descending colon hold one or two gas columns each, 5-40 mm across, along their own
     course (:func:`colon_course`, shared with their stool), each a run of haustra
-    (:func:`haustral_column`); the transverse colon and the sigmoid a column when they hold gas; the
-    small bowel small irregular pockets (:func:`small_bowel_gas_shapes`). Every patient (seed) draws which
-    segments hold gas, where, how many and how wide.
+    (:func:`haustral_column`) in front of ``retroperitoneum`` (:func:`clear_of`); the transverse colon and
+    the sigmoid a column when they hold gas. Each column's gas is mottled among its faeces (:class:`Mottled`).
+    The small bowel holds small irregular pockets (:func:`small_bowel_gas_shapes`). Every patient (seed)
+    draws which segments hold gas, where, how many and how wide.
     """
     rng = np.random.default_rng([seed, 7])
     shapes: list[Shape] = []
+    columns = []
     for side in COLON_SIDES:
         course = colon_course(profile, side, seed)
         for _ in range(int(rng.integers(*COLON_GAS_COLUMNS))):
             width = float(np.exp(rng.uniform(*np.log(COLON_GAS_DIAMETER_MM))))  # narrow ones more common
-            shapes += haustral_column(rng, course + rng.normal(0.0, 3.0, 3), width)
+            columns.append((course + rng.normal(0.0, 3.0, 3), width))
     for (x_range, length_range, depth_range, level_range, chance) in OTHER_COLON_SEGMENTS:
         if rng.uniform() > chance:
             continue
         course = _segment_course(rng, profile, x_range, length_range, depth_range, level_range)
-        width = float(np.exp(rng.uniform(*np.log((10.0, COLON_GAS_DIAMETER_MM[1])))))
-        shapes += haustral_column(rng, course, width)
+        columns.append((course, float(np.exp(rng.uniform(*np.log((10.0, COLON_GAS_DIAMETER_MM[1])))))))
+    for course, width in columns:
+        # The course's clearance holds the haustra's half-depth, their sideways and front-to-back wander (two
+        # standard deviations, haustral_column) and the margin.
+        reach = width * (0.5 * GAS_FLATTENING[1] + 0.24) + RETROPERITONEUM_CLEARANCE_MM
+        pieces = haustral_column(rng, clear_of(course, retroperitoneum, reach), width)
+        field = Mottled.drawn(rng, pieces[0], float(rng.uniform(*COLON_GAS_SHARE)))
+        shapes += [field.with_shape(piece) for piece in pieces]
     return shapes + small_bowel_gas_shapes(profile, rng)
 
 
@@ -746,6 +836,13 @@ def kidney_shapes(skeleton: Skeleton, profile: SpineProfile) -> dict[str, Shape]
         grown = tuple(r + PERIRENAL_FAT_MM for r in KIDNEY_SEMI_AXES_MM)
         shapes[f"perirenal_fat.{side}"] = Primitive(frame, ellipsoid(grown), grown)
     return shapes
+
+
+def retroperitoneal_fat_shapes(muscles: dict[str, Shape], kidneys: dict[str, Shape]) -> dict[str, list[Shape]]:
+    """``retroperitoneal_fat.{side}``: the fat planes round psoas and quadratus (:func:`fat_plane_shapes`) and the
+    perirenal fat round the kidney (:func:`kidney_shapes`), painted before the muscles and organs inside them."""
+    return {side: planes + [kidneys[side.replace("retroperitoneal_fat", "perirenal_fat")]]
+            for side, planes in fat_plane_shapes(muscles).items()}
 
 
 def fat_plane_shapes(muscles: dict[str, Shape]) -> dict[str, list[Shape]]:

@@ -65,6 +65,16 @@ def test_patient_left_is_plus_x(small_spine):
     assert small_spine.landmark("L3.spinous_process.tip")[1] > small_spine.landmark("L3.body.center")[1] + 50
 
 
+def test_no_bone_is_cut_by_the_volumes_floor(small_spine):
+    """The generated volume reaches below every bone: the hip bones' ischia and pubis, cut by its floor until
+    generator 39, were missing beyond the cut on every view whose rays leave through the floor (a steep cranial
+    view of S1 looks up through them), and beyond a face the DRR continues the body as water only."""
+    floor = small_spine.labels.array[:, :, 0]
+    bones = [label.id for label in small_spine.label_table if label.tissue == "cortical_bone"]
+    cut = sorted({small_spine.label_table.by_id(int(i)).name for i in np.unique(floor[np.isin(floor, bones)])})
+    assert not cut, f"the volume's floor cuts {', '.join(cut)}"
+
+
 def test_levels_are_stacked_and_landmarks_stay_in_their_level(small_spine):
     centres = [small_spine.landmark(f"{level}.body.center")[2] for level in VERTEBRA_NAMES[1:]]
     assert np.all(np.diff(centres) < -25)
