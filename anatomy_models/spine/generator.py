@@ -219,8 +219,9 @@ def build_model(params: SpineParameters) -> SpineModel:
     bones["coccyx"] = coccyx_parts(s1, lumbarized)
     cavities = {"S1": sacral_cavities(s1, lumbarized) + [joint.sacral_cut() for joint in si_joints.values()]}
     sacrum = [shape for _, shape in bones["S1"]]
-    cavities.update({f"ilium.{side}": [joint.iliac_cut(), sacral_clearance(joint, sacrum, [joint.sacral_cut()])]
-                     for side, joint in si_joints.items()})
+    for side, joint in si_joints.items():
+        ilium = bones[f"ilium.{side}"][0][1]
+        cavities[f"ilium.{side}"] = [joint.iliac_cut(), sacral_clearance(joint, sacrum, [joint.sacral_cut()], ilium)]
     joints = {f"sacroiliac_joint.{side}": joint.space_shape() for side, joint in si_joints.items()}
     landmarks.update(sacral_landmarks(s1, si_joints, lumbarized))
     # The epidural compartment continues down the sacral canal to the hiatus and into the foramina.

@@ -24,7 +24,7 @@ face: its constants are below.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -32,7 +32,7 @@ from scipy import ndimage
 
 from anatomy_models.errors import SpinesimError
 from anatomy_models.spine.sacrum import SI_CLEFT_DEPTH_MM, SI_HALF_HEIGHT_MM, SI_HALF_LENGTH_MM, SacroiliacJoint
-from anatomy_models.spine.sdf import Frame, Primitive, Shape, SmoothUnion, f32, rounded_box
+from anatomy_models.spine.sdf import FAR_MM, Frame, Primitive, Shape, SmoothUnion, f32, rounded_box
 from anatomy_models.spine.skeleton import BONE_BLEND_MM, Skeleton
 from anatomy_models.spine.vertebra import SIDE_SIGN
 
@@ -58,6 +58,12 @@ AURICULAR_GROWTH_REACH_MM = (28.0, 32.0)
 # Only the medial face grows: the growth fades out from AURICULAR_GROWTH_LATERAL_MM[0] to [1] lateral of the
 # joint's plane, and the wing's outer (gluteal) face, under the gluteus medius, keeps its place [ED].
 AURICULAR_GROWTH_LATERAL_MM = (4.0, 12.0)
+# Painting evaluates the placed bone only where it can be within PAINT_BAND_MM of its surface (inside it, or
+# outside within the bones' blend radius, the farthest any caller reads a distance); elsewhere the buffer keeps
+# "far outside". The growth is taken as nil where it is below GROWTH_NEGLIGIBLE_MM, which bounds the region
+# where it is evaluated everywhere (exp(-s**4) below it beyond s = (ln(AURICULAR_GROWTH_MM / it)) ** 0.25).
+PAINT_BAND_MM = BONE_BLEND_MM
+GROWTH_NEGLIGIBLE_MM = 1e-3
 # Above and behind the joint the ilium's tuberosity faces the sacrum's across the interosseous ligament: the
 # ilium is cleared to the joint's gap from the sacrum as painted (its joint's cut made), within this reach of
 # the joint's centre (mm, along the joint's u, v and w) [ED]. Not where the joint's own cuts shape the two
@@ -207,6 +213,67 @@ class RealIlium(Shape):
         face = f32(self.joint.gap_mm / 2.0 - 1.0)
         return np.minimum(values, np.maximum(values - growth, face - v))
 
+    def paint(self, buffer, grid, box):
+        """Lower ``buffer`` to the bone's sdf where it is within :data:`PAINT_BAND_MM` of the surface or inside:
+        the same values as :meth:`sdf` there, on the voxels :meth:`near_surface` finds (a seventh of the bone's
+        box, most of which is far from a curved plate), which is what makes the hip bone cheap to paint."""
+        _paint_where(self, buffer, grid, box, self.near_surface(grid, box))
+
+    def near_surface(self, grid, box) -> np.ndarray:
+        """Which voxels of ``box`` may be inside the bone or within :data:`PAINT_BAND_MM` of it (bool, the
+        box's shape): a superset, never missing one.
+
+        The bone's value at a point interpolates the 8 template voxels around its template position, so it is
+        below the band only if one of them is: each such template voxel, placed in the world, marks the block of
+        voxels (at least as wide as the placed template cell's diagonal) it falls in and the blocks around it.
+        The growth adds the region where it is not negligible, a box in the joint's frame, whole."""
+        p, t = self.placement, self.template
+        reach = p.scale * max(1.0, p.stretch) * np.sqrt(3.0) * t.spacing_mm
+        block = max(1, int(np.ceil(reach / grid.spacing)))
+        start = np.array([s.start for s in box])
+        shape = np.array(grid.box_shape(box))
+        blocks = -(-shape // block)
+        voxel = np.rint((self._band_points - np.asarray(grid.origin)) / grid.spacing).astype(np.int64) - start
+        # One block of margin each side: a template voxel just outside the box marks the box's edge blocks.
+        index = np.floor_divide(voxel, block) + 1
+        index = index[np.all((index >= 0) & (index < blocks + 2), axis=1)]
+        marked = np.zeros(blocks + 2, dtype=bool)
+        marked[tuple(index.T)] = True
+        marked = ndimage.maximum_filter(marked, size=3, mode="constant")[1:-1, 1:-1, 1:-1]
+        near = np.repeat(np.repeat(np.repeat(marked, block, 0), block, 1), block, 2)[:shape[0], :shape[1], :shape[2]]
+        lower, upper = self._growth_box()
+        growth = grid.intersect(box, lower, upper)
+        if growth is not None:
+            near[tuple(slice(s.start - b, s.stop - b) for s, b in zip(growth, start))] = True
+        return near
+
+    def within_a_voxel(self, grid, box) -> np.ndarray:
+        """Which voxels of ``box`` are inside the bone or within a voxel of its surface (bool, the box's shape):
+        beyond, the bone has no share of a voxel (ct_synthesis.inside_fraction), whatever is cut from it."""
+        values = np.full(grid.box_shape(box), FAR_MM, dtype=np.float32)
+        self.paint(values, grid, box)
+        return values < grid.spacing
+
+    @cached_property
+    def _band_points(self) -> np.ndarray:
+        """World positions (mm, (n, 3)) of the template voxels whose placed distance is within the band."""
+        p, t = self.placement, self.template
+        template_band = (PAINT_BAND_MM + GROWTH_NEGLIGIBLE_MM) / (p.scale * min(1.0, p.stretch))
+        q = t.origin_mm + np.argwhere(t.sdf_mm < template_band) * t.spacing_mm
+        q[:, 2] = np.where(q[:, 2] > 0, q[:, 2] * p.stretch, q[:, 2])
+        return p.origin + (p.scale * q) @ p.rotation.T
+
+    def _growth_box(self) -> tuple[np.ndarray, np.ndarray]:
+        """World box of the joint-frame region where :meth:`_grown` can lower the bone below the paint band:
+        the growth above :data:`GROWTH_NEGLIGIBLE_MM`, medial of its lateral fade's end, lateral of the band
+        beyond the joint's iliac face (further in, the joint's face keeps the grown bone outside the band)."""
+        s = np.log(AURICULAR_GROWTH_MM / GROWTH_NEGLIGIBLE_MM) ** 0.25
+        u = [AURICULAR_GROWTH_CENTRE_MM[0] + sign * s * AURICULAR_GROWTH_REACH_MM[0] for sign in (-1, 1)]
+        w = [AURICULAR_GROWTH_CENTRE_MM[1] + sign * s * AURICULAR_GROWTH_REACH_MM[1] for sign in (-1, 1)]
+        v = (self.joint.gap_mm / 2.0 - 1.0 - PAINT_BAND_MM, AURICULAR_GROWTH_LATERAL_MM[1])
+        corners = np.array([self.joint.frame.point((a, b, c)) for a in u for b in v for c in w])
+        return corners.min(axis=0), corners.max(axis=0)
+
     def sdf(self, x, y, z):
         p, t = self.placement, self.template
         r = (p.rotation / p.scale).astype(np.float32)  # orthogonal: its inverse is its transpose
@@ -226,12 +293,22 @@ class RealIlium(Shape):
         return self._grown(np.where(outside, np.maximum(values, OUTSIDE_MM), values), x, y, z)
 
 
+def _paint_where(shape: Shape, buffer: np.ndarray, grid, box, where: np.ndarray) -> None:
+    """Lower ``buffer`` (over ``box`` of ``grid``) to ``shape``'s sdf at the voxels ``where`` (bool, the box's
+    shape) only."""
+    index = np.nonzero(where)
+    if len(index[0]):
+        x, y, z = (axis.ravel()[i] for axis, i in zip(grid.axes(box), index))
+        buffer[index] = np.minimum(buffer[index], shape.sdf(x, y, z))
+
+
 @dataclass(eq=False)
 class SacralClearance(Shape):
     """The space within ``gap_mm`` of the sacrum as painted (``parts`` blended, ``cuts`` taken off) near a
     joint, the gap fading to none inside ``spared`` (where the joint's own cuts shape the bones, the ilium
-    yields only to the sacrum itself): a cavity of the ilium (negative inside), bounded by [``box_lower``,
-    ``box_upper``]."""
+    yields only to the sacrum itself): a cavity of the ``ilium`` (negative inside), bounded by [``box_lower``,
+    ``box_upper``]. Painted only where the ilium is bone or partly bone (:meth:`RealIlium.within_a_voxel`):
+    elsewhere a cavity of it takes nothing away, and the sacrum's many parts cost most."""
 
     parts: list[Shape]
     cuts: list[Shape]
@@ -239,6 +316,7 @@ class SacralClearance(Shape):
     gap_mm: float
     box_lower: np.ndarray
     box_upper: np.ndarray
+    ilium: RealIlium
 
     def __post_init__(self) -> None:
         self.union = SmoothUnion(self.parts, BONE_BLEND_MM)
@@ -251,9 +329,13 @@ class SacralClearance(Shape):
         share = np.clip(self.spared.sdf(x, y, z) / f32(SACRAL_CLEARANCE_BLEND_MM), 0, 1)
         return values - f32(self.gap_mm) * share * share * (3 - 2 * share)
 
+    def paint(self, buffer, grid, box):
+        _paint_where(self, buffer, grid, box, self.ilium.within_a_voxel(grid, box))
 
-def sacral_clearance(joint: SacroiliacJoint, sacral_parts: list[Shape], sacral_cuts: list[Shape]) -> SacralClearance:
-    """What the ilium on ``joint``'s side loses near the sacrum (``sacral_parts``, cut by ``sacral_cuts``): the
+
+def sacral_clearance(joint: SacroiliacJoint, sacral_parts: list[Shape], sacral_cuts: list[Shape],
+                     ilium: RealIlium) -> SacralClearance:
+    """What ``ilium`` (on ``joint``'s side) loses near the sacrum (``sacral_parts``, cut by ``sacral_cuts``): the
     space within the joint's gap of it, over :data:`SACRAL_CLEARANCE_REACH_MM` of the joint."""
     corners = np.array([joint.point(a, b, c) for a in SACRAL_CLEARANCE_REACH_MM[0]
                         for b in SACRAL_CLEARANCE_REACH_MM[1] for c in SACRAL_CLEARANCE_REACH_MM[2]])
@@ -262,7 +344,8 @@ def sacral_clearance(joint: SacroiliacJoint, sacral_parts: list[Shape], sacral_c
     half = ((u[1] - u[0]) / 2.0, 60.0, (w[1] - w[0]) / 2.0)
     spared = Primitive(Frame(joint.point((u[0] + u[1]) / 2.0, 0.0, (w[0] + w[1]) / 2.0), joint.frame.rotation),
                        rounded_box(half), half)
-    return SacralClearance(sacral_parts, sacral_cuts, spared, joint.gap_mm, corners.min(axis=0), corners.max(axis=0))
+    return SacralClearance(sacral_parts, sacral_cuts, spared, joint.gap_mm, corners.min(axis=0), corners.max(axis=0),
+                           ilium)
 
 
 def ilium_parts(skeleton: Skeleton, joints: dict[str, SacroiliacJoint],

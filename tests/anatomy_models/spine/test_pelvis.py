@@ -10,9 +10,11 @@ from scipy import ndimage
 
 from anatomy_models.spine import SpineParameters
 from anatomy_models.spine.alignment import align_spine
-from anatomy_models.spine.pelvis import (SACRAL_CLEARANCE_BLEND_MM, SACRAL_CLEARANCE_FROM_CLEFT_TOP_MM,
-                                         bi_iliac_breadth_mm, hip_bone_placement, load_hip_bone)
+from anatomy_models.spine.pelvis import (PAINT_BAND_MM, SACRAL_CLEARANCE_BLEND_MM, SACRAL_CLEARANCE_FROM_CLEFT_TOP_MM,
+                                         RealIlium, bi_iliac_breadth_mm, hip_bone_placement, load_hip_bone,
+                                         sacral_clearance)
 from anatomy_models.spine.sacrum import SI_CLEFT_DEPTH_MM, SI_HALF_HEIGHT_MM, SI_HALF_LENGTH_MM, sacroiliac_joint
+from anatomy_models.spine.sdf import FAR_MM, Grid
 from anatomy_models.spine.skeleton import build_skeleton
 from simulator.imaging.carm import contralateral_oblique
 
@@ -124,3 +126,32 @@ def test_wing_seen_face_on_is_no_uniform_disc(small_spine):
     labels, count = ndimage.label(even)
     largest = np.bincount(labels.ravel())[1:].max() if count else 0
     assert largest < 500, largest
+
+
+@pytest.mark.parametrize("sex", ("male", "female"))
+def test_painted_hip_bone_is_the_full_computation(sex):
+    """The generator paints the placed, grown hip bone (and the sacrum's clearance cut from it) only near the
+    bone's surface (RealIlium.near_surface): that must not change the bone. On a 2 mm grid over each ilium's
+    box, the painted distances equal the full evaluation (RealIlium.sdf) wherever that is within the paint band
+    and the rest stays at least the band away; the clearance equals its full evaluation wherever a voxel holds bone."""
+    params = SpineParameters(spacing_mm=2.0, sex=sex)
+    skeleton = build_skeleton(align_spine(params), params)
+    tuffier_z = float(skeleton.alignment.discs["L4-L5"].frame.origin[2])
+    sacrum = [shape for _, shape in skeleton.parts["S1"]]
+    for side in SIDES:
+        joint = sacroiliac_joint(skeleton.layouts["S1"], side)
+        bone = RealIlium(load_hip_bone(), hip_bone_placement(joint, tuffier_z, params.skeleton_scale), joint)
+        lower = np.floor(bone.lower / 2.0) * 2.0
+        grid = Grid(tuple(int(n) for n in np.ceil((bone.upper - lower) / 2.0) + 1), tuple(lower), 2.0)
+        full = bone.sdf(*grid.axes(grid.full))
+        painted = np.full(grid.shape, FAR_MM, dtype=np.float32)
+        bone.paint(painted, grid, grid.full)
+        near = full < PAINT_BAND_MM
+        assert (full < 0).sum() > 10_000  # the bone is on the grid
+        assert np.array_equal(painted[near], full[near]) and (painted[~near] >= PAINT_BAND_MM).all()
+        clearance = sacral_clearance(joint, sacrum, [joint.sacral_cut()], bone)
+        box = grid.intersect(grid.full, clearance.lower, clearance.upper)
+        cut = np.full(grid.box_shape(box), FAR_MM, dtype=np.float32)
+        clearance.paint(cut, grid, box)
+        bone_share = full[box] < grid.spacing  # the voxels a share of which is bone (ct_synthesis.inside_fraction)
+        assert np.array_equal(cut[bone_share], clearance.sdf(*grid.axes(box))[bone_share])
