@@ -39,9 +39,8 @@ from anatomy_models.spine.sdf import FAR_MM, Grid, Shape, smooth_min
 from anatomy_models.spine.skeleton import BONE_BLEND_MM, Skeleton, build_skeleton
 from anatomy_models.spine.soft_tissue import (LEAN_HALF_WIDTH_MM, SKIN_THICKNESS_MM, Trunk, bowel_gas_shapes,
                                               calibrate_midline_fat, canal_region, colon_content_shapes, disc_shapes,
-                                              flavum_shapes, interspinous_shapes, kidney_shapes,
-                                              muscle_shapes, retroperitoneal_fat_shapes, spine_profile,
-                                              supraspinous_shape)
+                                              flavum_shapes, interspinous_shapes, kidney_shapes, muscle_shapes,
+                                              retroperitoneal_fat_shapes, spine_profile, supraspinous_shape)
 from anatomy_models.spine.trabecular import PELVIC_VERTICAL_SHARE
 from anatomy_models.spine.vertebra import SIDE_SIGN
 from anatomy_models.spine.vessels import build_vessels
