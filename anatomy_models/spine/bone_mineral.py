@@ -111,7 +111,7 @@ def _body_box(anatomy: Anatomy, name: str) -> tuple[slice, slice, slice] | None:
     if f"{name}.body" not in anatomy.label_table or f"{name}.body.center" not in anatomy.landmarks:
         return None
     labels = anatomy.labels.array
-    centre = np.linalg.solve(anatomy.ct.affine, np.append(anatomy.landmark(f"{name}.body.center"), 1.0))[:3]
+    centre = anatomy.ct.world_to_voxel(anatomy.landmark(f"{name}.body.center"))
     reach = BODY_SEARCH_MM / _axis_aligned_spacing(anatomy)
     search = tuple(slice(max(int(c - r), 0), max(int(c + r) + 1, 0)) for c, r in zip(centre, reach))
     found = np.nonzero(labels[search] == anatomy.label_table.by_name(f"{name}.body").id)
