@@ -363,16 +363,16 @@ def _paint_bone(labels: np.ndarray, grid: Grid, parts, ids: dict[str, int], join
         values = np.full(grid.box_shape(sub), FAR_MM, dtype=np.float32)
         shape.paint(values, grid, sub)
         local = tuple(slice(a.start - b.start, a.stop - b.start) for a, b in zip(sub, box))
-        blended[local] = smooth_min(blended[local], values, BONE_BLEND_MM)
+        if outline is None:  # a real vertebra's bone is its outline: the parts only name its regions
+            blended[local] = smooth_min(blended[local], values, BONE_BLEND_MM)
         closer = values < nearest[local]
-        nearest[local] = np.where(closer, values, nearest[local])
-        owner[local] = np.where(closer, index, owner[local])
+        np.minimum(nearest[local], values, out=nearest[local])
+        owner[local][closer] = index
         kind = _kind(label)
         if kind in ("body", "pedicle"):
             target = body if kind == "body" else pedicle
             np.minimum(target[local], values, out=target[local])
     if outline is not None:
-        blended = np.full(blended.shape, FAR_MM, dtype=np.float32)
         outline.paint(blended, grid, box)
         # Bone beyond every part's reach takes the label of the nearest labelled voxel.
         unowned = (owner == 0) & (blended < 0)
@@ -532,17 +532,18 @@ def _behind_canal_wall(candidates: np.ndarray, local: np.ndarray, box, grid: Gri
     behind = np.zeros(len(points), dtype=bool)
     shape = np.array(local.shape)
     for start in starts:
-        searching = ~behind
+        # Only the rays still searching are stepped on (most end on the sac or the wall within a few steps).
+        searching = np.flatnonzero(~behind)
         for step in np.arange(0.5, CANAL_WALL_SEARCH_MM, 0.5) * grid.spacing:
-            index = np.rint(start + forward * (step / grid.spacing)).astype(int)
-            inside = np.all((index >= 0) & (index < shape), axis=1) & searching
-            found = np.zeros(len(points), dtype=np.int64)
+            if not len(searching):
+                break
+            index = np.rint(start[searching] + forward[searching] * (step / grid.spacing)).astype(int)
+            inside = np.all((index >= 0) & (index < shape), axis=1)
+            found = np.zeros(len(searching), dtype=np.int64)
             found[inside] = local[tuple(index[inside].T)]
             hit = wall[found]
-            behind |= inside & hit
-            searching &= ~(sac[found] | hit)
-            if not searching.any():
-                break
+            behind[searching[hit]] = True
+            searching = searching[~(sac[found] | hit)]
     result = np.zeros(candidates.shape, dtype=bool)
     result[tuple(ijk[behind].T)] = True
     return result
