@@ -345,8 +345,7 @@ def _paint_bone(labels: np.ndarray, grid: Grid, parts, ids: dict[str, int], join
         return None
     blended = np.full(grid.box_shape(box), FAR_MM, dtype=np.float32)
     nearest = blended.copy()
-    body = blended.copy()
-    pedicle = blended.copy()
+    walls: dict[str, np.ndarray] = {}  # the body's and the pedicles' sdfs, where the bone has them
     owner = np.zeros(blended.shape, dtype=np.int16)
     # A real outline reaches past the parts that name its regions: each part claims voxels further out.
     reach_mm = BONE_BLEND_MM if outline is None else OUTLINE_PART_REACH_MM
@@ -370,8 +369,9 @@ def _paint_bone(labels: np.ndarray, grid: Grid, parts, ids: dict[str, int], join
         owner[local][closer] = index
         kind = _kind(label)
         if kind in ("body", "pedicle"):
-            target = body if kind == "body" else pedicle
-            np.minimum(target[local], values, out=target[local])
+            if kind not in walls:
+                walls[kind] = np.full(blended.shape, FAR_MM, dtype=np.float32)
+            np.minimum(walls[kind][local], values, out=walls[kind][local])
     if outline is not None:
         outline.paint(blended, grid, box)
         # Bone beyond every part's reach takes the label of the nearest labelled voxel.
@@ -391,16 +391,48 @@ def _paint_bone(labels: np.ndarray, grid: Grid, parts, ids: dict[str, int], join
     mask = blended < 0
     part_ids = np.array([0] + [ids[label] for label, _ in parts], dtype=labels.dtype)
     labels[box][mask] = part_ids[owner[mask]]
-    depth = -blended
+    del mask, nearest
+    hu = _bone_hu(blended, owner, (cortex, core, cortical), walls.get("body"), walls.get("pedicle"), axis, grid.spacing)
+    return BoneRegion(box, blended, hu)
+
+
+# A bone's CT numbers are made this many rows (the box's first axis) at a time: the hip bones' boxes hold
+# ten million voxels, and their temporaries whole were the generation's peak of memory.
+BONE_HU_ROWS = 16
+
+
+def _bone_hu(sdf_mm: np.ndarray, owner: np.ndarray, by_part: tuple[np.ndarray, np.ndarray, np.ndarray],
+             body: np.ndarray | None, pedicle: np.ndarray | None, axis: np.ndarray | None,
+             spacing_mm: float) -> np.ndarray:
+    """CT numbers of a bone (shell and core, before its texture) over its box, from its signed distance
+    ``sdf_mm``, the part that names each voxel (``owner``, an index into ``by_part``'s cortex thickness (mm),
+    core and cortical CT numbers (HU)) and, for a vertebra, its body's and pedicles' signed distances (None
+    where it has none) and superior ``axis`` (the body's endplates and rims then get their denser shells)."""
+    cortex, core, cortical = by_part
     # Inside the body the pedicle keeps its own cortical walls for a few millimetres (its funnel).
-    funnel = (pedicle < 0) & (body < -0.5) & (body > -PEDICLE_WALL_INTO_BODY_MM)
-    depth[funnel] = np.minimum(depth[funnel], -pedicle[funnel])
-    shell = np.where(funnel, CORTEX_MM["pedicle"], cortex[owner])
-    if axis is not None:
-        in_body = (body < 0) & ~funnel
-        shell[in_body] = _body_shell_mm(body, in_body, axis, grid.spacing)
-    wall_hu = np.where(funnel, np.float32(PEDICLE_FUNNEL_HU), cortical[owner])
-    return BoneRegion(box, blended, bone_hu_from_depth(depth, shell, core[owner], wall_hu))
+    funnel = None
+    if body is not None and pedicle is not None:
+        funnel = (pedicle < 0) & (body < -0.5) & (body > -PEDICLE_WALL_INTO_BODY_MM)
+    body_shell = None
+    if axis is not None and body is not None:
+        in_body = body < 0 if funnel is None else (body < 0) & ~funnel
+        body_shell = np.zeros(sdf_mm.shape, dtype=np.float32)
+        body_shell[in_body] = _body_shell_mm(body, in_body, axis, spacing_mm)
+    hu = np.empty(sdf_mm.shape, dtype=np.float32)
+    for start in range(0, sdf_mm.shape[0], BONE_HU_ROWS):
+        rows = slice(start, start + BONE_HU_ROWS)
+        parts = owner[rows]
+        depth, shell, wall_hu = -sdf_mm[rows], cortex[parts], cortical[parts]
+        if funnel is not None:
+            here = funnel[rows]
+            depth[here] = np.minimum(depth[here], -pedicle[rows][here])
+            shell[here] = CORTEX_MM["pedicle"]
+            wall_hu[here] = PEDICLE_FUNNEL_HU
+        if body_shell is not None:
+            in_body = body[rows] < 0 if funnel is None else (body[rows] < 0) & ~funnel[rows]
+            shell[in_body] = body_shell[rows][in_body]
+        hu[rows] = bone_hu_from_depth(depth, shell, core[parts], wall_hu)
+    return hu
 
 
 def _body_shell_mm(body_sdf_mm: np.ndarray, where: np.ndarray, axis: np.ndarray, spacing_mm: float) -> np.ndarray:

@@ -205,12 +205,34 @@ def half_space() -> LocalSdf:
 
 # ------------------------------------------------------------------------------------ combining
 def smooth_min(a: np.ndarray, b: np.ndarray, k: float) -> np.ndarray:
-    """Polynomial smooth minimum: ``min(a, b)`` with a fillet of about ``k`` mm where they meet."""
+    """Polynomial smooth minimum: ``min(a, b)`` with a fillet of about ``k`` mm where they meet.
+
+    The formula's own numbers, to the bit (a cached patient's voxels must not move), also broadcast:
+
+    >>> a, b = np.random.default_rng(1).normal(0.0, 4.0, (2, 40, 50)).astype(np.float32)
+    >>> def written_out(a, b, k):
+    ...     h = np.clip(0.5 + 0.5 * (b - a) / f32(k), 0, 1)
+    ...     return b + (a - b) * h - f32(k) * h * (1 - h)
+    >>> all(np.array_equal(smooth_min(x, y, 3.5), written_out(x, y, 3.5)) for x, y in ((a, b), (a[:1], b), (a, b[:, :1])))
+    True
+    """
     if k <= 0:
         return np.minimum(a, b)
     k = f32(k)
-    h = np.clip(0.5 + 0.5 * (b - a) / k, 0, 1)
-    return b + (a - b) * h - k * h * (1 - h)
+    # b + (a - b) h - k h (1 - h), h = clip(0.5 + 0.5 (b - a) / k, 0, 1), on three arrays, not eight: the
+    # bones' boxes hold up to ten million voxels. The same operations in the same order, to the bit.
+    h = np.asarray(b - a)
+    h *= 0.5
+    h /= k
+    h += 0.5
+    np.clip(h, 0, 1, out=h)
+    result = np.asarray(a - b)
+    result *= h
+    result += b
+    fillet = k * h
+    fillet *= np.subtract(1, h, out=h)
+    result -= fillet
+    return result
 
 
 def smooth_max(a: np.ndarray, b: np.ndarray, k: float) -> np.ndarray:
