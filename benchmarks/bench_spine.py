@@ -21,19 +21,24 @@ from benchmarks.measure import Measurement, best_time, peak_python_memory
 def _generation(spacing_mm: float, repeats: int) -> tuple[list[Measurement], Anatomy]:
     params = SpineParameters(spacing_mm=spacing_mm)
     anatomy, peak = peak_python_memory(lambda: generate_spine(params))
-    seconds = best_time(lambda: generate_spine(params), repeats) if repeats else None
-    if seconds is None:
-        start = time.perf_counter()
+    # Wall clock and CPU time of the same runs, each the best of them (at least one): the CPU time is what a
+    # shared machine's load disturbs least (the generation runs on one thread).
+    wall, cpu = float("inf"), float("inf")
+    for _ in range(max(repeats, 1)):
+        wall_start, cpu_start = time.perf_counter(), time.process_time()
         generate_spine(params)
-        seconds = time.perf_counter() - start
+        wall, cpu = min(wall, time.perf_counter() - wall_start), min(cpu, time.process_time() - cpu_start)
     volume = np.zeros(anatomy.ct.shape, dtype=np.float32)
     gaussian = best_time(lambda: ndimage.gaussian_filter(volume, 1.0), 2)
+    gaussian_cpu = best_time(lambda: ndimage.gaussian_filter(volume, 1.0), 2, clock=time.process_time)
     final_bytes = anatomy.ct.array.nbytes + anatomy.labels.array.nbytes
     label = f"{spacing_mm:g} mm ({' x '.join(map(str, anatomy.ct.shape))})"
     # Goals: <= 10 s at 1 mm on two cores is about 25 Gaussian passes there; memory within 4x the result.
+    goal = 25.0 if spacing_mm == 1.0 else None
     return [
-        Measurement(f"generate {label}", seconds, gaussian, "s", "one Gaussian pass, same grid",
-                    goal_max=25.0 if spacing_mm == 1.0 else None),
+        Measurement(f"generate {label}", wall, gaussian, "s", "one Gaussian pass, same grid", goal_max=goal),
+        Measurement(f"generate {label}, CPU", cpu, gaussian_cpu, "s", "one Gaussian pass's CPU, same grid",
+                    goal_max=goal),
         Measurement(f"peak memory {label}", peak / 1e6, final_bytes / 1e6, "MB", "final CT + labels", goal_max=4.0),
     ], anatomy
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import Callable
 
+import numba
 import numpy as np
 from scipy import ndimage
 
@@ -562,23 +563,35 @@ def _behind_canal_wall(candidates: np.ndarray, local: np.ndarray, box, grid: Gri
     starts = [ijk.astype(float)] + [ijk + sign * half * axis for axis in (np.array([[1.0, 0.0, 0.0]]), across)
                                     for sign in (-1.0, 1.0)]
     behind = np.zeros(len(points), dtype=bool)
-    shape = np.array(local.shape)
+    steps = np.arange(0.5, CANAL_WALL_SEARCH_MM, 0.5) * grid.spacing / grid.spacing
     for start in starts:
-        # Only the rays still searching are stepped on (most end on the sac or the wall within a few steps).
-        searching = np.flatnonzero(~behind)
-        for step in np.arange(0.5, CANAL_WALL_SEARCH_MM, 0.5) * grid.spacing:
-            if not len(searching):
-                break
-            index = np.rint(start[searching] + forward[searching] * (step / grid.spacing)).astype(int)
-            inside = np.all((index >= 0) & (index < shape), axis=1)
-            found = np.zeros(len(searching), dtype=np.int64)
-            found[inside] = local[tuple(index[inside].T)]
-            hit = wall[found]
-            behind[searching[hit]] = True
-            searching = searching[~(sac[found] | hit)]
+        _march_to_wall(np.ascontiguousarray(start, dtype=np.float64), forward, steps, local, wall, sac, behind)
     result = np.zeros(candidates.shape, dtype=bool)
     result[tuple(ijk[behind].T)] = True
     return result
+
+
+@numba.njit(cache=True)
+def _march_to_wall(starts, forward, steps, labels, wall, sac, behind):
+    """Step each ray ``starts[i] + steps[s] * forward[i]`` (voxel indices, rounded to the nearest voxel) not yet
+    ``behind``, in order, until it meets a label that is ``wall`` (then it is behind the wall) or ``sac``;
+    outside ``labels`` it goes on. A ray's loop in numpy was a tenth of the generation's time on the 1 mm
+    patient (the rays in front of the sac run through the bodies to the end of the search)."""
+    for ray in range(starts.shape[0]):
+        if behind[ray]:
+            continue
+        for step in steps:
+            found = 0
+            i = np.rint(starts[ray, 0] + forward[ray, 0] * step)
+            j = np.rint(starts[ray, 1] + forward[ray, 1] * step)
+            k = np.rint(starts[ray, 2] + forward[ray, 2] * step)
+            if 0 <= i < labels.shape[0] and 0 <= j < labels.shape[1] and 0 <= k < labels.shape[2]:
+                found = labels[int(i), int(j), int(k)]
+            if wall[found]:
+                behind[ray] = True
+                break
+            if sac[found]:
+                break
 
 
 def _keep_roots_in_sac(labels: np.ndarray, ids: dict[str, int]) -> None:
