@@ -563,6 +563,8 @@ def _behind_canal_wall(candidates: np.ndarray, local: np.ndarray, box, grid: Gri
     starts = [ijk.astype(float)] + [ijk + sign * half * axis for axis in (np.array([[1.0, 0.0, 0.0]]), across)
                                     for sign in (-1.0, 1.0)]
     behind = np.zeros(len(points), dtype=bool)
+    # The steps along a ray in voxels: half a voxel each, as far as CANAL_WALL_SEARCH_MM voxels (the search's
+    # reach is that many millimetres on the 1 mm grid only; kept as it was, so the voxels stay the same).
     steps = np.arange(0.5, CANAL_WALL_SEARCH_MM, 0.5) * grid.spacing / grid.spacing
     for start in starts:
         _march_to_wall(np.ascontiguousarray(start, dtype=np.float64), forward, steps, local, wall, sac, behind)
