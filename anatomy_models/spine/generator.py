@@ -685,6 +685,9 @@ def generate_spine(params: SpineParameters | None = None, *, progress: ProgressC
     report(7, 10, "CT numbers")
     ct = synthesize_ct(labels, table, bone_regions, grid.spacing, params.seed,
                        progress=lambda done, total, message: report(7 + 2.5 * done / total, 10, message), bands=(skin,))
+    # The bones' distances and CT numbers (a quarter of a GB at 1 mm: the hip bones' boxes are large) are in the
+    # CT now; held while the anatomy checks its labels, they were the generation's peak of memory.
+    del bone_regions, skin
     lower, upper = np.asarray(grid.origin), np.asarray(grid.origin) + (np.asarray(grid.shape) - 1) * grid.spacing
     landmarks = {k: v for k, v in model.landmarks.items() if np.all(v >= lower) and np.all(v <= upper)}
     metadata = {
