@@ -13,8 +13,8 @@ from scipy import ndimage
 
 from anatomy_models.spine import SpineParameters
 from anatomy_models.spine.generator import build_model
-from anatomy_models.spine.sacrum import (SI_HALF_HEIGHT_MM, SI_HALF_LENGTH_MM, foramen_channel, foramina,
-                                         sacroiliac_joint, segment_frames)
+from anatomy_models.spine.sacrum import (SACRUM_SCALE, SEGMENTS, SI_HALF_HEIGHT_MM, SI_HALF_LENGTH_MM, foramen_channel,
+                                         foramina, load_sacrum, real_sacrum, sacroiliac_joint, segment_frames)
 from anatomy_models.spine.sdf import SmoothUnion
 from anatomy_models.spine.skeleton import BONE_BLEND_MM
 
@@ -22,6 +22,12 @@ SIDES = ("left", "right")
 # Nastoulis et al., Folia Morphol 2023;82:603 (155 dry sacra): hiatus height, AP depth at the apex,
 # intercornual distance (mm); the apex at S4 in 78.7 %.
 HIATUS_HEIGHT_MM, HIATUS_APEX_DEPTH_MM, INTERCORNUAL_MM = 19.05, 5.39, 12.41
+
+
+# The real sacrum's size against published adult sacra (mm): breadth across the alae 103.6 and straight length
+# promontory-apex 107.55 (30 dry sacra, and 30 male sacra, Bangladesh J Anat 2017;15(2)); S1 endplate
+# ~45-50 x ~30 (Wagner et al., Spine J 2017;17:1141). See sacrum.SACRUM_SCALE.
+SACRAL_BREADTH_MM, SACRAL_LENGTH_MM, S1_ENDPLATE_MM = 103.6, 107.55, (47.5, 30.0)
 
 
 @pytest.fixture(scope="module")
@@ -298,3 +304,64 @@ def test_volume_reaches_well_below_the_coccyx(small_spine):
     coccyx = np.argwhere(small_spine.labels.array == small_spine.label_table.by_name("coccyx").id)
     tip_z = small_spine.labels.voxel_to_world(coccyx)[:, 2].min()
     assert tip_z - small_spine.labels.affine[2, 3] >= 40.0
+
+
+def test_the_real_sacrum_measures_as_published():
+    """The template (shapes/sacrum_sdf.npz, as build_sacrum measured it on the source bone) at the reference man's
+    scale: within 10 % of published adult sacra, and its hiatus's apex at S4 (Nastoulis et al. 2023: 78.7 %)."""
+    m = load_sacrum().measured
+    assert SACRUM_SCALE * m["breadth_mm"] == pytest.approx(SACRAL_BREADTH_MM, rel=0.1)
+    assert SACRUM_SCALE * m["height_mm"] == pytest.approx(SACRAL_LENGTH_MM, rel=0.1)
+    assert SACRUM_SCALE * m["endplate_width_mm"] == pytest.approx(S1_ENDPLATE_MM[0], rel=0.1)
+    assert SACRUM_SCALE * m["endplate_depth_mm"] == pytest.approx(S1_ENDPLATE_MM[1], rel=0.1)
+    # The hiatus's apex along the promontory-apex line, as a share of the sacrum's length, within S4's share of
+    # the anterior height (SEGMENTS after S1's 26 mm).
+    line = m["apex_mm"] - m["promontory_mm"]
+    share = (m["hiatus_apex_mm"] - m["promontory_mm"]) @ line / (line @ line)
+    heights = np.cumsum([26.0] + [segment.height_mm for segment in SEGMENTS])
+    assert heights[2] / heights[-1] < share < heights[3] / heights[-1], share
+
+
+def test_the_real_sacrum_sits_on_the_s1_endplate(model):
+    """Placed on the patient, the template's bone starts within 2.5 mm under S1's superior endplate at the body's
+    centre and its lowest point lies behind and below the endplate (the sacrum runs down and back)."""
+    s1 = model.skeleton.layouts["S1"]
+    sacrum = real_sacrum(s1)
+
+    def sdf(points: np.ndarray) -> np.ndarray:
+        return sacrum.sdf(*(points[:, i].astype(np.float32) for i in range(3)))
+    top = s1.world(np.array([0.0, 0.0, s1.height / 2.0 + 20.0]))
+    first = crossings(sdf, top, -s1.frame.vector((0.0, 0.0, 1.0)), 40.0, 0.1)[0]
+    assert abs(first - 20.0) <= 2.5, first
+    apex = s1.frame.rotation.T @ (sacrum.frame.point(sacrum.scale * load_sacrum().measured["apex_mm"])
+                                  - s1.frame.origin)
+    assert apex[1] > 0.0 and apex[2] < -80.0, apex
+
+
+# The longest the sacrum's lower outline lateral of S1's body may run flat on the view squared to S1's endplate (mm):
+# the built sacrum's box-shaped lateral masses drew a flat floor over 7 mm there, the corners "where the pubis should
+# be" (issue 15); the real bone's outline slopes down and in everywhere [ED].
+FLAT_FLOOR_MM = 4.0
+
+
+@pytest.mark.xfail(strict=True, reason="the patient's sacrum is still the built one (boxes): its lateral masses' "
+                   "floor runs flat over 6 mm; the real sacrum (load_sacrum) is not yet its bone")
+def test_the_lateral_masses_have_no_flat_floor_on_the_view_squared_to_s1(model):
+    """Projected along the beam of the AP view tilted 40 degrees cranially (squared to S1's endplate), the lowest
+    point of the sacrum's shadow (more than 5 mm of bone) in each 1 mm column from 30 to 62 mm either side of the
+    midline never stays within half a millimetre over :data:`FLAT_FLOOR_MM`."""
+    sdf = painted_sdf(model, "S1")
+    s1 = model.skeleton.layouts["S1"]
+    tilt = np.radians(40.0)
+    beam, up = np.array([0.0, np.cos(tilt), np.sin(tilt)]), np.array([0.0, -np.sin(tilt), np.cos(tilt)])
+    z, t = np.arange(-70.0, 10.0, 1.0), np.arange(-60.0, 90.0, 2.5)
+    for side in (1.0, -1.0):
+        x = side * np.arange(30.0, 62.0, 1.0)
+        local = (x[:, None, None, None] * np.array([1.0, 0.0, 0.0]) + z[None, :, None, None] * up
+                 + t[None, None, :, None] * beam)
+        bone = sdf((local.reshape(-1, 3) @ s1.frame.rotation.T) + s1.frame.origin).reshape(local.shape[:3]) < 0
+        shadow = bone.sum(axis=2) * 2.5 > 5.0
+        floor = np.array([z[np.argmax(column)] for column in shadow if column.any()])
+        flat = np.abs(np.diff(floor)) <= 0.5
+        runs = np.diff(np.flatnonzero(np.diff(np.concatenate([[0], flat.astype(int), [0]]))))[::2]
+        assert (runs.max() if len(runs) else 0) < FLAT_FLOOR_MM, (side, floor.tolist())
