@@ -33,6 +33,11 @@ from anatomy_models.spine.skeleton import Skeleton, capsular_flavum
 from anatomy_models.spine.vertebra import SIDE_SIGN, body_sdf
 
 SKIN_THICKNESS_MM = 2.0                 # [ED] 1.5-3 mm on the back
+# The back's skin is rounded across (Gaussian sigma, mm) so that the midline furrow's walls slope gently, at most
+# ~20 deg for its 5 mm height, with no edge a contralateral oblique's rays could run along [ED 4: under the
+# furrow's half-width at L5, 15 mm, so its floor over the spinous processes, whose depth the BMI calibration
+# sets, stays where it is].
+FURROW_ROUNDING_MM = 7.0
 DISC_BULGE_MM = 1.0                     # disc margin beyond the endplates [ED]
 FLAVUM_THICKENING_MM_PER_GRADE = 0.8    # hypertrophy per degeneration grade [ED]; > 4 mm is common (§4.7 [S90])
 FLAVUM_INSERTION_DEPTH = 0.6            # lower insertion, as a fraction of the lamina's thickness back [ED]
@@ -334,9 +339,21 @@ class Trunk:
         Over each erector spinae the fat lies as a layer of even thickness: toward the midline it
         drops into the furrow over the spinous processes, toward the flank it rounds off over the
         muscle's lateral edge (the muscle's outline grown by the fat's thickness) instead of falling
-        to the midline's level, so an oblique needle crosses as much fat as a vertical one. Below the
-        iliac crests the buttocks rise either side of the natal cleft (:class:`Buttocks`).
+        to the midline's level, so an oblique needle crosses as much fat as a vertical one. That outline
+        is averaged across the back over a Gaussian of :data:`FURROW_ROUNDING_MM` (:func:`_across_back_taps`):
+        the furrow's walls, 5 mm high, rose at 40-45 deg from a flat floor at every level, so a contralateral
+        oblique's rays (35-40 deg to the back) ran along one plane and drew it as a straight line down the
+        whole image (issue 16's CLO 50-55). Below the iliac crests the buttocks rise either side of the natal
+        cleft (:class:`Buttocks`).
         """
+        back = sum(np.float32(weight) * self._over_the_erectors(x + np.float32(offset), z)
+                   for offset, weight in _across_back_taps(FURROW_ROUNDING_MM))
+        if self.buttocks is not None:
+            back = smooth_max(back, self.buttocks.skin_y(x, z), 12.0)
+        return back
+
+    def _over_the_erectors(self, x: np.ndarray, z: np.ndarray) -> np.ndarray:
+        """y (mm) of the back's skin over the midline and the erectors, before :meth:`back_y` rounds it."""
         ssl = self.supraspinous
         midline = (np.interp(z, ssl.z, ssl.cy) + np.interp(z, ssl.z, ssl.ay)).astype(np.float32) + f32(self.midline_fat_mm)
         back = midline
@@ -350,8 +367,6 @@ class Trunk:
             outer = cy + (ay + fat) * np.sqrt(np.clip(1.0 - ((x - cx) / (ax + fat)) ** 2, 0.0, None))
             top = np.where(medial, inner, np.where(outer > cy, outer, -1e3)).astype(np.float32)
             back = smooth_max(back, top, 12.0)
-        if self.buttocks is not None:
-            back = smooth_max(back, self.buttocks.skin_y(x, z), 12.0)
         return back
 
     def posterior_y(self, z: np.ndarray) -> np.ndarray:
@@ -394,6 +409,20 @@ class Trunk:
             return body
         # The buttocks round off behind and beside the pelvis beyond the trunk's section.
         return np.minimum(body, self.buttocks.sdf(x, y, z) + f32(shrink_mm))
+
+
+def _across_back_taps(sigma_mm: float) -> tuple[tuple[float, float], ...]:
+    """Offsets across the back (mm) and weights of a Gaussian of ``sigma_mm``, out to two of them, a quarter of
+    one apart, the weights summing to 1.
+
+    >>> taps = _across_back_taps(4.0)
+    >>> len(taps), taps[0][0], round(sum(w for _, w in taps), 6)
+    (17, -8.0, 1.0)
+    """
+    offsets = np.arange(-8, 9) * (sigma_mm / 4.0)
+    weights = np.exp(-0.5 * (offsets / sigma_mm) ** 2)
+    weights /= weights.sum()
+    return tuple((float(o), float(w)) for o, w in zip(offsets, weights))
 
 
 def window_center(skeleton: Skeleton, flavum: Shape, interspace: str) -> np.ndarray:
