@@ -54,7 +54,7 @@ from anatomy_models.errors import SpinesimError
 from anatomy_models.tissues import FLUORO_EFFECTIVE_KEV, iodine_mu_per_mm_per_mg_ml, linear_attenuation_per_mm, tissue
 from anatomy_models.volume import Volume
 from simulator.imaging.carm import CArm
-from simulator.imaging.dose import Exposure, Technique, exposure_for
+from simulator.imaging.dose import Exposure, Technique, exposure_for, metered_body
 from simulator.imaging.drr import (Method, add_needle_line_integrals, anatomy_basis_line_integrals,
                                    anatomy_line_integrals, line_integrals, needle_line_integrals, pose_key)
 from simulator.imaging.scatter import Grid, ScatterGeometry, scatter_image
@@ -437,13 +437,18 @@ class _FrameFacts:
 def _measuring_region(anatomy_frame: np.ndarray, field_mask: np.ndarray,
                       radius: float = _MEASURING_RADIUS) -> np.ndarray:
     """The body inside the central disc of ``radius`` (fraction of the detector width) where a C-arm's AEC
-    (:data:`_MEASURING_RADIUS`) and automatic window (:data:`_WINDOW_RADIUS`) measure (bool); the whole body
-    when the disc holds less than 16 of its pixels."""
+    (:data:`_MEASURING_RADIUS`) and automatic window (:data:`_WINDOW_RADIUS`) measure, less what burns out there
+    (:func:`~simulator.imaging.dose.metered_body`) (bool); the whole body when the disc holds less than 16 of its
+    pixels."""
     n = anatomy_frame.shape[0]
     coordinate = (np.arange(n) - (n - 1) / 2.0) / n
     central = np.hypot(coordinate[None, :], coordinate[:, None]) <= radius
     body = field_mask & (anatomy_frame > _BODY_THRESHOLD)
-    return central & body if np.count_nonzero(central & body) >= 16 else body
+    if np.count_nonzero(central & body) < 16:
+        return body
+    region = central & body
+    region[region] = metered_body(anatomy_frame[region])
+    return region
 
 
 def large_scale_image(measured: np.ndarray, field_mask: np.ndarray, sigma_pixels: float) -> np.ndarray:

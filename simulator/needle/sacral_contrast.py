@@ -81,6 +81,13 @@ SI_SPILL_FILL_FRACTION = 0.3
 CAUDAL_FILL_FRACTION = 0.45
 _CAUDAL_SLEEVE_STEP_COST = 0.4
 CAUDAL_ROOT_SLEEVE_MM = 2.5
+# In the canal the injectate runs along the roots, which it outlines as it climbs (the "Christmas tree": the sacral
+# roots as branches off the column, out of their foramina), rather than filling the canal's fat to its bony walls:
+# the fat farther than CAUDAL_ROOT_SLEEVE_MM from a root holds CANAL_FAT_SHARE of the canal's share and a step
+# through it costs _CANAL_FAT_STEP_COST times more. Filled evenly, the label's box-shaped canal was one dark oval on
+# AP, the roots lost in it, the blind reader's "same black blob" (issue 16) [ED].
+CANAL_FAT_SHARE = 0.3
+_CANAL_FAT_STEP_COST = 2.0
 # The sacral venous plexus lies against the canal's front wall: a tip within this distance (mm) of the bone in
 # front of it is in the plexus [ED].
 PLEXUS_MM = 1.0
@@ -198,7 +205,7 @@ def inject_sacral(tracer: Tracer, tip: Sequence[float] | np.ndarray, volume_ml: 
     inside = np.isin(codes, compartment.codes)
     tissues = np.array(tracer.tissues)
     soft = np.isin(codes, [c for c, t in enumerate(tissues) if t in SPILL_TISSUES])
-    recess = sleeve = np.zeros_like(inside)
+    recess = sleeve = canal_fat = np.zeros_like(inside)
     spill = np.zeros_like(inside)
     rim = np.zeros(inside.shape)
     if look == "sacroiliac_arthrogram":
@@ -210,8 +217,9 @@ def inject_sacral(tracer: Tracer, tip: Sequence[float] | np.ndarray, volume_ml: 
         inside |= recess
         spill = soft & ~inside & ~np.isin(codes, tracer.root_codes())
     elif look == "caudal_epidurogram":
-        sleeve = _near(np.isin(codes, tracer.root_codes()), grid, CAUDAL_ROOT_SLEEVE_MM) & soft & ~inside
-        sleeve &= ~np.isin(codes, tracer.codes_in_group("dural_sac"))
+        near_roots = _near(np.isin(codes, tracer.root_codes()), grid, CAUDAL_ROOT_SLEEVE_MM)
+        sleeve = near_roots & soft & ~inside & ~np.isin(codes, tracer.codes_in_group("dural_sac"))
+        canal_fat = inside & ~near_roots
         inside |= sleeve
     else:
         inside = _plexus_channels(tracer, codes, grid, tip, inside)
@@ -224,6 +232,8 @@ def inject_sacral(tracer: Tracer, tip: Sequence[float] | np.ndarray, volume_ml: 
         fill = np.where(joint, SI_FACE_FILL_FRACTION + (SI_RIM_FILL_FRACTION - SI_FACE_FILL_FRACTION) * rim, fill)
     spill_fill = SI_SPILL_FILL_FRACTION if look == "sacroiliac_arthrogram" else SPILL_FILL_FRACTION
     capacity = np.where(inside, fill, spill_fill) * voxel_ml
+    capacity = np.where(canal_fat, CANAL_FAT_SHARE * capacity, capacity)
+    step_cost = np.where(canal_fat, _CANAL_FAT_STEP_COST * step_cost, step_cost)
     if model.texture_mm is not None:
         texture = tissue_texture(grid, model.texture_mm, seed)
         step_cost = np.where(inside, step_cost * np.exp(model.texture_cost_gain * texture), step_cost)
