@@ -242,9 +242,26 @@ FAT_BULK, FAT_SEPTA = 0.3, 5.0
 # a sagittal plane cuts the perimysium into long bright striations along the fibres, a transverse plane
 # into a network whose walls facing the probe show as short bright dashes and dots in a hypoechoic,
 # speckled field (the "starry night" of muscle in cross-section).
-MUSCLE_FASCICLE_MM = (2.0, 1.2, 25.0)
+MUSCLE_FASCICLE_MM = (3.0, 2.5, 30.0)
 MUSCLE_SEPTUM_MM = 0.15
-MUSCLE_BULK, MUSCLE_SEPTA = 0.7, 3.0
+MUSCLE_BULK, MUSCLE_SEPTA = 0.7, 1.5
+# The perimysium is a smooth sheet, so its echo is specular and in phase along it, as a fascia's is, not
+# speckle: a sheet facing the beam returns MUSCLE_SEPTUM_REFLECTION (amplitude, times the septa's angle
+# term), continuous along the sheet, so a longitudinal view shows the parallel echogenic lines of the
+# perimysium on hypoechoic fascicles (the local texture anisotropy of normal muscle, Dubois et al.,
+# Ultrasound Med Biol 2018) and a transverse one short bright dashes. Drawn as speckle (the
+# septa only raising the scatterers' amplitude), the lines broke into Rayleigh-distributed dashes a beam
+# width long, a uniform cobblestone the sonographer's blind read called "like liver". The value [ED] puts
+# a facing septum 10-20 dB over the muscle's bulk speckle (0.35 x 0.7 of the diffuse reference) and at most
+# a fascia's echo (0.05). Fascicle bundles of a few mm (MUSCLE_FASCICLE_MM) [ED]: at 2 x 1.2 mm the septa
+# were closer than the 3.5 MHz beam resolves and merged with the speckle.
+MUSCLE_SEPTUM_REFLECTION = 0.04
+# A septum's echo varies along it (the sheet thickens, thins, carries fat, bends): its amplitude is scaled
+# by a smooth noise on MUSCLE_SEPTUM_PATCH_MM plus MUSCLE_SEPTUM_PATCH_SHARE, cut at zero, so the lines are
+# broken into striations of a few mm to a centimetre, of varying brightness [ED] (uniform, they were
+# drawn as ruled lines across the whole muscle).
+MUSCLE_SEPTUM_PATCH_MM = 5.0
+MUSCLE_SEPTUM_PATCH_SHARE = 0.4
 # The septa's lobe is steep (cos^10 [ED]: -3 dB at 21 degrees, -20 dB at 40): at cos^4 the walls at 45
 # degrees were drawn half as bright as those facing the probe, and the tessellation showed whole, a
 # honeycomb in the linear probe's muscle and an X of crossing lines in the fat, which the sonographers'
@@ -296,8 +313,11 @@ _SUBVOXEL_CLASSES = {"cauda_equina": ("csf", 0.45), "epidural_space": ("fat", 0.
 # cauda equina shows as faint dots in the anechoic sac, not as a solid grey mass. A ligament is bright
 # at its surfaces (the posterior complex is the ligamentum flavum's and the dura's echoes) and only
 # moderately echoic inside: at the table's full backscatter the 3-5 mm flavum filled the interlaminar
-# window with a bright speckled slab, the blind read's "rectangular window patch".
-_BACKSCATTER_SCALE = {"dura": 0.0, "nerve": 0.3, "ligament": 0.5}
+# window with a bright speckled slab, the blind read's "rectangular window patch". The intervertebral
+# disc is hypoechoic on sonography, its annulus a little brighter than its nucleus [ED]: at the table's
+# backscatter (muscle's) the annulus behind the anterior complex was a speckled slab as bright as the
+# multifidus, where the sonographer's blind read expected the dark beneath the vertebral body's back.
+_BACKSCATTER_SCALE = {"dura": 0.0, "nerve": 0.3, "ligament": 0.5, "disc_annulus": 0.3}
 # How many probe settings' scan geometries and poses' tissue frames an anatomy keeps (each kind).
 _FRAME_CACHE_SIZE = 4
 
@@ -779,6 +799,8 @@ def _trace_lines(voxels, world_to_index, ln_z, attenuation, backscatter, texture
     speckle_salt = np.int64(seed) * 64 + 3  # frame k's scatterers: salt + 4 k
     inverse_lattice = 1.0 / lattice_mm
     merge_samples = THIN_LAYER_MM / sample_mm
+    # A septum's ridge (_ridge, half width MUSCLE_SEPTUM_MM) integrates to 2/3 of the width over a crossing.
+    septum_per_sample = MUSCLE_SEPTUM_REFLECTION * sample_mm / (2.0 / 3.0 * MUSCLE_SEPTUM_MM)
     for parallel_line in prange(lines):
         line = np.int64(parallel_line)  # prange counts unsigned; keep index arithmetic signed
         dx, dy, dz = directions[line, 0], directions[line, 1], directions[line, 2]
@@ -969,6 +991,17 @@ def _trace_lines(voxels, world_to_index, ln_z, attenuation, backscatter, texture
                                    dx, PENNATION_COS * dy + PENNATION_SIN * dz, PENNATION_COS * dz - PENNATION_SIN * dy,
                                    MUSCLE_SEPTUM_MM, muscle_salt, muscle_seeds, muscle_cell)
                     level += muscle_scatter * (MUSCLE_BULK + MUSCLE_SEPTA * wall - 1.0)
+                    # The perimysium's specular echo, in phase along the sheet (see MUSCLE_SEPTUM_REFLECTION):
+                    # per sample its share of the sheet's crossing, so the sum over a crossing is
+                    # independent of the sample spacing. Reached, as an interface is, by the line's own
+                    # transmission to the sample before.
+                    if wall > 0.0:
+                        patch, _ = _lattice_noise(px / MUSCLE_SEPTUM_PATCH_MM, fy / MUSCLE_SEPTUM_PATCH_MM,
+                                                  fz / MUSCLE_SEPTUM_PATCH_MM, muscle_salt + 7)
+                        coherent[line, m] += ((muscle_scatter / scatter) * wall * septum_per_sample
+                                              * max(patch + MUSCLE_SEPTUM_PATCH_SHARE, 0.0))
+                        if run_start[line, m] < 0:
+                            run_start[line, m] = m - 1
                 if fat_scatter > 0.0:
                     wall = _septum(px, py, pz, FAT_LOBULE_MM[0], FAT_LOBULE_MM[1], FAT_LOBULE_MM[2], dx, dy, dz,
                                    FAT_SEPTUM_MM, fat_salt, fat_seeds, fat_cell)
