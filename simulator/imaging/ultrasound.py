@@ -226,6 +226,16 @@ AUTO_TGC_DB_PER_CM_MHZ = 0.8
 # Gel layer (GEL_MM, from the probe module, which checks contact with it): air within this distance of
 # the probe face, until the beam is fully in tissue, is coupling gel (a probe pressed on curved,
 # voxelised skin); beyond it the probe has lost contact.
+# The probe's face is pressed on the skin, which takes its shape: on a scanner the skin is the first bright
+# line at the top of the image wherever the face touches, with no gel wedge between. The label map's skin
+# is rigid and voxelised, so a face on a curved back leaves gaps of a few mm; on each line within GEL_MM
+# of the skin the gap (found in steps of SKIN_STEP_MM) is closed by compressing the tissue under the face:
+# sample depth d shows the tissue at d + gap (1 - d / SKIN_PRESS_DEPTH_MM) down to SKIN_PRESS_DEPTH_MM,
+# as soft tissue indents most at the surface and not at all at depth [ED] (fat and muscle under a pressed
+# probe thin by 10-30 %, the deep bone stays put). A black wedge of gel under one end of a convex face was
+# the blind read's "skin not on the probe face". Attenuation follows the tissue crossed, not the depth.
+SKIN_PRESS_DEPTH_MM = 25.0
+SKIN_STEP_MM = 0.25
 # Tissue textures [ED]: both are sheets of connective tissue around compartments that scatter less than
 # the tissue table's mean. The compartments are the cells of a Voronoi tessellation (one seed per cell of
 # a lattice, jittered within it), the septa its walls (within *_SEPTUM_MM of a wall); a septum is a smooth
@@ -242,9 +252,26 @@ FAT_BULK, FAT_SEPTA = 0.3, 5.0
 # a sagittal plane cuts the perimysium into long bright striations along the fibres, a transverse plane
 # into a network whose walls facing the probe show as short bright dashes and dots in a hypoechoic,
 # speckled field (the "starry night" of muscle in cross-section).
-MUSCLE_FASCICLE_MM = (2.0, 1.2, 25.0)
+MUSCLE_FASCICLE_MM = (3.0, 2.5, 30.0)
 MUSCLE_SEPTUM_MM = 0.15
-MUSCLE_BULK, MUSCLE_SEPTA = 0.7, 3.0
+MUSCLE_BULK, MUSCLE_SEPTA = 0.7, 1.5
+# The perimysium is a smooth sheet, so its echo is specular and in phase along it, as a fascia's is, not
+# speckle: a sheet facing the beam returns MUSCLE_SEPTUM_REFLECTION (amplitude, times the septa's angle
+# term), continuous along the sheet, so a longitudinal view shows the parallel echogenic lines of the
+# perimysium on hypoechoic fascicles (the local texture anisotropy of normal muscle, Dubois et al.,
+# Ultrasound Med Biol 2018) and a transverse one short bright dashes. Drawn as speckle (the
+# septa only raising the scatterers' amplitude), the lines broke into Rayleigh-distributed dashes a beam
+# width long, a uniform cobblestone the sonographer's blind read called "like liver". The value [ED] puts
+# a facing septum 10-20 dB over the muscle's bulk speckle (0.35 x 0.7 of the diffuse reference) and at most
+# a fascia's echo (0.05). Fascicle bundles of a few mm (MUSCLE_FASCICLE_MM) [ED]: at 2 x 1.2 mm the septa
+# were closer than the 3.5 MHz beam resolves and merged with the speckle.
+MUSCLE_SEPTUM_REFLECTION = 0.04
+# A septum's echo varies along it (the sheet thickens, thins, carries fat, bends): its amplitude is scaled
+# by a smooth noise on MUSCLE_SEPTUM_PATCH_MM plus MUSCLE_SEPTUM_PATCH_SHARE, cut at zero, so the lines are
+# broken into striations of a few mm to a centimetre, of varying brightness [ED] (uniform, they were
+# drawn as ruled lines across the whole muscle).
+MUSCLE_SEPTUM_PATCH_MM = 5.0
+MUSCLE_SEPTUM_PATCH_SHARE = 0.4
 # The septa's lobe is steep (cos^10 [ED]: -3 dB at 21 degrees, -20 dB at 40): at cos^4 the walls at 45
 # degrees were drawn half as bright as those facing the probe, and the tessellation showed whole, a
 # honeycomb in the linear probe's muscle and an X of crossing lines in the fat, which the sonographers'
@@ -296,8 +323,11 @@ _SUBVOXEL_CLASSES = {"cauda_equina": ("csf", 0.45), "epidural_space": ("fat", 0.
 # cauda equina shows as faint dots in the anechoic sac, not as a solid grey mass. A ligament is bright
 # at its surfaces (the posterior complex is the ligamentum flavum's and the dura's echoes) and only
 # moderately echoic inside: at the table's full backscatter the 3-5 mm flavum filled the interlaminar
-# window with a bright speckled slab, the blind read's "rectangular window patch".
-_BACKSCATTER_SCALE = {"dura": 0.0, "nerve": 0.3, "ligament": 0.5}
+# window with a bright speckled slab, the blind read's "rectangular window patch". The intervertebral
+# disc is hypoechoic on sonography, its annulus a little brighter than its nucleus [ED]: at the table's
+# backscatter (muscle's) the annulus behind the anterior complex was a speckled slab as bright as the
+# multifidus, where the sonographer's blind read expected the dark beneath the vertebral body's back.
+_BACKSCATTER_SCALE = {"dura": 0.0, "nerve": 0.3, "ligament": 0.5, "disc_annulus": 0.3}
 # How many probe settings' scan geometries and poses' tissue frames an anatomy keeps (each kind).
 _FRAME_CACHE_SIZE = 4
 
@@ -719,6 +749,27 @@ def _interface_echo(run_sum, nx, ny, nz, dx, dy, dz, px, py, pz, salt):
     return math.tanh(abs(run_sum)) * directivity
 
 
+@njit(cache=True)
+def _skin_gap(voxels, world_to_index, air, origin, direction, gel_mm):
+    """Distance (mm) from the face along a scan line to the first point whose nearest voxel is not air, in
+    steps of SKIN_STEP_MM; 0 when the line starts in tissue or meets none within ``gel_mm`` (off the skin)."""
+    ni, nj, nk = voxels.shape[0], voxels.shape[1], voxels.shape[2]
+    for step in range(int(gel_mm / SKIN_STEP_MM) + 1):
+        distance = step * SKIN_STEP_MM
+        x = origin[0] + distance * direction[0]
+        y = origin[1] + distance * direction[1]
+        z = origin[2] + distance * direction[2]
+        i = np.int64(math.floor(world_to_index[0, 0] * x + world_to_index[0, 1] * y + world_to_index[0, 2] * z
+                                + world_to_index[0, 3] + 0.5))
+        j = np.int64(math.floor(world_to_index[1, 0] * x + world_to_index[1, 1] * y + world_to_index[1, 2] * z
+                                + world_to_index[1, 3] + 0.5))
+        k = np.int64(math.floor(world_to_index[2, 0] * x + world_to_index[2, 1] * y + world_to_index[2, 2] * z
+                                + world_to_index[2, 3] + 0.5))
+        if 0 <= i < ni and 0 <= j < nj and 0 <= k < nk and voxels[i, j, k, 0] != air:
+            return distance
+    return 0.0
+
+
 @njit(cache=True, inline="always")
 def _deposit(row, starts, position, value, start):
     """Add ``value`` at fractional sample ``position`` (split linearly), recording ``start``."""
@@ -779,19 +830,26 @@ def _trace_lines(voxels, world_to_index, ln_z, attenuation, backscatter, texture
     speckle_salt = np.int64(seed) * 64 + 3  # frame k's scatterers: salt + 4 k
     inverse_lattice = 1.0 / lattice_mm
     merge_samples = THIN_LAYER_MM / sample_mm
+    # A septum's ridge (_ridge, half width MUSCLE_SEPTUM_MM) integrates to 2/3 of the width over a crossing.
+    septum_per_sample = MUSCLE_SEPTUM_REFLECTION * sample_mm / (2.0 / 3.0 * MUSCLE_SEPTUM_MM)
     for parallel_line in prange(lines):
         line = np.int64(parallel_line)  # prange counts unsigned; keep index arithmetic signed
         dx, dy, dz = directions[line, 0], directions[line, 1], directions[line, 2]
-        # Positions advance by a constant step along the line, in LPS mm and in voxel indices.
-        px = origins[line, 0] + 0.5 * sample_mm * dx
-        py = origins[line, 1] + 0.5 * sample_mm * dy
-        pz = origins[line, 2] + 0.5 * sample_mm * dz
+        # The skin pressed onto the face (SKIN_PRESS_DEPTH_MM): sample m lies in the tissue at
+        # depth + gap * (1 - depth / SKIN_PRESS_DEPTH_MM) along the line until that depth, then at depth.
+        # Positions advance along the line by the tissue each sample covers, in LPS mm and voxel indices.
+        gap = _skin_gap(voxels, world_to_index, air, origins[line], directions[line], gel_mm)
+        along = 0.5 * sample_mm + gap - gap * min(0.5 * sample_mm / SKIN_PRESS_DEPTH_MM, 1.0)
+        px = origins[line, 0] + along * dx
+        py = origins[line, 1] + along * dy
+        pz = origins[line, 2] + along * dz
         fi = world_to_index[0, 0] * px + world_to_index[0, 1] * py + world_to_index[0, 2] * pz + world_to_index[0, 3]
         fj = world_to_index[1, 0] * px + world_to_index[1, 1] * py + world_to_index[1, 2] * pz + world_to_index[1, 3]
         fk = world_to_index[2, 0] * px + world_to_index[2, 1] * py + world_to_index[2, 2] * pz + world_to_index[2, 3]
-        si = sample_mm * (world_to_index[0, 0] * dx + world_to_index[0, 1] * dy + world_to_index[0, 2] * dz)
-        sj = sample_mm * (world_to_index[1, 0] * dx + world_to_index[1, 1] * dy + world_to_index[1, 2] * dz)
-        sk = sample_mm * (world_to_index[2, 0] * dx + world_to_index[2, 1] * dy + world_to_index[2, 2] * dz)
+        si = world_to_index[0, 0] * dx + world_to_index[0, 1] * dy + world_to_index[0, 2] * dz   # index per mm
+        sj = world_to_index[1, 0] * dx + world_to_index[1, 1] * dy + world_to_index[1, 2] * dz
+        sk = world_to_index[2, 0] * dx + world_to_index[2, 1] * dy + world_to_index[2, 2] * dz
+        stretch = 1.0 - gap / SKIN_PRESS_DEPTH_MM  # tissue (mm) per sample_mm of depth, here the first sample's
         corner_class = np.empty(8, dtype=np.int64)
         corner_weight = np.empty(8)
         muscle_seeds = np.empty((27, 3))
@@ -815,14 +873,17 @@ def _trace_lines(voxels, world_to_index, ln_z, attenuation, backscatter, texture
         bone_before = 0.0       # the smoothed bone fraction at the previous sample
         crossed_at = -1e30      # where it last rose through one half (samples)
         for m in range(samples):
-            if m > 0:
-                px += sample_mm * dx
-                py += sample_mm * dy
-                pz += sample_mm * dz
-                fi += si
-                fj += sj
-                fk += sk
             depth = (m + 0.5) * sample_mm
+            if m > 0:
+                advance = sample_mm - gap * (min(depth / SKIN_PRESS_DEPTH_MM, 1.0)
+                                             - min((depth - sample_mm) / SKIN_PRESS_DEPTH_MM, 1.0))
+                stretch = advance / sample_mm
+                px += advance * dx
+                py += advance * dy
+                pz += advance * dz
+                fi += advance * si
+                fj += advance * sj
+                fk += advance * sk
             amplitude = 1.0  # this sample's round-trip transmission factor
             if not in_body and depth >= gel_mm:
                 lost[line] = 1
@@ -952,7 +1013,7 @@ def _trace_lines(voxels, world_to_index, ln_z, attenuation, backscatter, texture
                         rnx += w * voxels[ii + cx, jj + cy, kk + cz, 1]
                         rny += w * voxels[ii + cx, jj + cy, kk + cz, 2]
                         rnz += w * voxels[ii + cx, jj + cy, kk + cz, 3]
-            amplitude *= math.exp(-alpha * per_db)
+            amplitude *= math.exp(-alpha * per_db * stretch)
             step_transmission[line, m] = amplitude
             if scatter > 0.0:
                 # Each class's texture scales its own share of the backscatter: between the roots (texture
@@ -969,6 +1030,17 @@ def _trace_lines(voxels, world_to_index, ln_z, attenuation, backscatter, texture
                                    dx, PENNATION_COS * dy + PENNATION_SIN * dz, PENNATION_COS * dz - PENNATION_SIN * dy,
                                    MUSCLE_SEPTUM_MM, muscle_salt, muscle_seeds, muscle_cell)
                     level += muscle_scatter * (MUSCLE_BULK + MUSCLE_SEPTA * wall - 1.0)
+                    # The perimysium's specular echo, in phase along the sheet (see MUSCLE_SEPTUM_REFLECTION):
+                    # per sample its share of the sheet's crossing, so the sum over a crossing is
+                    # independent of the sample spacing. Reached, as an interface is, by the line's own
+                    # transmission to the sample before.
+                    if wall > 0.0:
+                        patch, _ = _lattice_noise(px / MUSCLE_SEPTUM_PATCH_MM, fy / MUSCLE_SEPTUM_PATCH_MM,
+                                                  fz / MUSCLE_SEPTUM_PATCH_MM, muscle_salt + 7)
+                        coherent[line, m] += ((muscle_scatter / scatter) * wall * septum_per_sample
+                                              * max(patch + MUSCLE_SEPTUM_PATCH_SHARE, 0.0))
+                        if run_start[line, m] < 0:
+                            run_start[line, m] = m - 1
                 if fat_scatter > 0.0:
                     wall = _septum(px, py, pz, FAT_LOBULE_MM[0], FAT_LOBULE_MM[1], FAT_LOBULE_MM[2], dx, dy, dz,
                                    FAT_SEPTUM_MM, fat_salt, fat_seeds, fat_cell)
