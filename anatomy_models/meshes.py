@@ -551,19 +551,25 @@ def _export_surfaces(anatomy: Anatomy, parts: bool, max_triangles: int,
     """(structure, vertices in LPS mm, triangles) of every structure an export writes: whole bones and discs
     (:func:`export_groups`), or with ``parts`` every row of the label table (``L4.pedicle.left``). A surface of
     more than ``max_triangles`` triangles is made again with a coarser marching-cubes step, so it stays as
-    closed as the structure's voxels allow (decimating the fine one would open it)."""
+    closed as the structure's voxels allow (decimating the fine one would open it).
+
+    The skin is a shell a few voxels thick: made again on a coarser step it shatters into islands (156 on the
+    built-in patient at MAX_GLB_TRIANGLES). It is exported as the body's envelope it forms, the surface of every
+    labelled voxel, one closed surface."""
     if anatomy.labels is None:
         raise SpinesimError("this anatomy has no label map, so it has no structures to export as surfaces")
-    present = set(np.unique(anatomy.labels.array).tolist())
+    present = set(np.unique(anatomy.labels.array).tolist()) - {0}
     names = [label.name for label in anatomy.label_table if label.id in present]
     groups = names if parts else export_groups(names)
     for done, group in enumerate(groups):
         if progress:
             progress(done, len(groups), group)
         surface = anatomy.surface(group).triangulate()
-        if surface.n_cells > max_triangles:
-            step = math.ceil(math.sqrt(surface.n_cells / max_triangles))
-            surface = label_surface(anatomy.labels, anatomy.label_table.ids_in_group(group), step_voxels=step)
+        if surface.n_cells > max_triangles or group == "skin":
+            # The envelope has fewer triangles than the shell (its outer sheet alone): this step keeps it in the limit.
+            step = max(math.ceil(math.sqrt(surface.n_cells / max_triangles)), 1)
+            ids = sorted(present) if group == "skin" else anatomy.label_table.ids_in_group(group)
+            surface = label_surface(anatomy.labels, ids, step_voxels=step)
         yield group, np.asarray(surface.points), surface.faces.reshape(-1, 4)[:, 1:]
 
 

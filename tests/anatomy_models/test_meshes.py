@@ -311,3 +311,23 @@ def test_glb_export_is_one_viewer_file_a_closed_coloured_node_per_structure_upri
     assert sorted(m.name for m in read_mesh_file(tmp_path / "patient.glb", units="m")) == ["L4", "L4-L5.disc"]
     with pytest.raises(SpinesimError, match="ending in .glb"):
         export_glb(anatomy, tmp_path / "patient.stl")
+
+
+def test_the_exported_skin_is_the_bodys_closed_envelope_not_islands_of_its_shell(tmp_path):
+    """A skin 2 mm thick around a 60 mm tall, 44 mm wide trunk, exported at a coarse limit: the shell made again
+    on a coarse step broke into islands; the export is the trunk's envelope, one closed surface of its volume."""
+    ct = Volume.from_spacing(np.zeros((56, 56, 70), np.int16), (1.0, 1.0, 1.0), origin=(-27.5, -27.5, -34.5))
+    table = LabelTable()
+    skin, muscle = table.add("skin", "skin"), table.add("muscle.erector_spinae.left", "muscle")
+    i, j, k = np.indices(ct.shape)
+    centres = ct.voxel_to_world(np.stack([i, j, k], -1))
+    radius, height = np.hypot(centres[..., 0], centres[..., 1]), np.abs(centres[..., 2])
+    labels = np.zeros(ct.shape, np.uint16)
+    labels[(radius < 22) & (height < 30)] = skin.id
+    labels[(radius < 20) & (height < 28)] = muscle.id
+    anatomy = Anatomy(ct=ct, label_table=table, labels=ct.with_array(labels))
+    export_glb(anatomy, tmp_path / "trunk.glb", max_triangles=2000)
+    scene = trimesh.load_scene(str(tmp_path / "trunk.glb"))
+    envelope = scene.geometry[scene.graph["skin"][1]]
+    assert envelope.body_count == 1 and envelope.is_watertight, envelope.body_count
+    assert envelope.volume * 1e9 == pytest.approx(np.pi * 22 ** 2 * 60, rel=0.15)  # m³ -> mm³
