@@ -1,4 +1,4 @@
-"""Export an anatomy for other tools: NIfTI or NRRD (CT + labels + label table) and STL surfaces.
+"""Export an anatomy for other tools: NIfTI or NRRD (CT + labels + label table), STL and GLB surfaces.
 
 Layouts, with ``OUT`` the output argument:
 
@@ -13,7 +13,11 @@ Layouts, with ``OUT`` the output argument:
   (``RTSTRUCT.dcm``), both referencing the slices and coded with standard terminology.
 - ``stl``: one ``<structure>.stl`` per whole bone, disc or other structure (per part with ``parts``) in the
   folder ``OUT`` (LPS mm, ``SPACE=LPS`` header), each closed and decimated to at most
-  :data:`~anatomy_models.meshes.MAX_EXPORT_TRIANGLES` triangles.
+  :data:`~anatomy_models.meshes.MAX_EXPORT_TRIANGLES` triangles (for 3D printing).
+- ``glb``: the same structures as named nodes of one binary glTF ``OUT`` (``.glb``) for 3D viewers, coloured by
+  tissue, in glTF's frame (metres, the patient upright), each closed and at most
+  :data:`~anatomy_models.meshes.MAX_GLB_TRIANGLES` triangles: the built-in patient in under
+  :data:`~anatomy_models.meshes.GLB_SIZE_BUDGET_BYTES`.
 
 ``labels.json`` is the label table as a list of ``{id, name, tissue}``: it reads back with
 ``--label-format table:labels.json``. Nothing patient-identifying is written (the anatomy holds none).
@@ -32,11 +36,11 @@ from anatomy_models.anatomy import Anatomy
 from anatomy_models.atomic import atomic_files
 from anatomy_models.dicom import burned_in_annotation, write_dicom_series
 from anatomy_models.errors import SpinesimError
-from anatomy_models.meshes import export_structure_stls
+from anatomy_models.meshes import export_glb, export_structure_stls
 from anatomy_models.nifti import nifti_stem, write_nifti
 from anatomy_models.nrrd import write_nrrd, write_segmentation
 
-EXPORT_FORMATS = ("dicom", "nifti", "nrrd", "stl")
+EXPORT_FORMATS = ("dicom", "nifti", "nrrd", "stl", "glb")
 _SUFFIXES = {"nifti": (".nii.gz", ".nii"), "nrrd": (".nrrd",)}
 
 
@@ -56,14 +60,17 @@ def _paths(fmt: str, out: Path) -> tuple[Path, Path, Path]:
 
 def export_anatomy(anatomy: Anatomy, fmt: str, out: str | Path, *, parts: bool = False,
                    progress: Callable[[float, float, str], None] | None = None) -> list[Path]:
-    """Write ``anatomy`` in format ``fmt`` (``dicom``, ``nifti``, ``nrrd`` or ``stl``) to ``out``; returns the files written.
+    """Write ``anatomy`` in format ``fmt`` (``dicom``, ``nifti``, ``nrrd``, ``stl`` or ``glb``) to ``out``; returns the
+    files written.
 
-    ``parts`` (STL only): a file per part of a bone (``L4.pedicle.left``) instead of per whole bone."""
+    ``parts`` (STL and GLB): a surface per part of a bone (``L4.pedicle.left``) instead of per whole bone."""
     out = Path(out)
     if fmt == "dicom":
         return write_dicom_series(anatomy, out, progress=progress)
     if fmt == "stl":
         return export_structure_stls(anatomy, out, parts=parts, progress=progress)
+    if fmt == "glb":
+        return export_glb(anatomy, out, parts=parts, progress=progress)
     if fmt not in EXPORT_FORMATS:
         raise SpinesimError(f"unknown export format {fmt!r}", hint=f"use one of {', '.join(EXPORT_FORMATS)}")
     ct_path, labels_path, table_path = _paths(fmt, out)

@@ -1,4 +1,4 @@
-"""Mesh anatomy: named surface meshes -> structures -> a voxelised label map and a CT; and STL export.
+"""Mesh anatomy: named surface meshes -> structures -> a voxelised label map and a CT; and STL and GLB export.
 
 A source is a mesh file or a folder of them (STL, OBJ, PLY, OFF, GLB/GLTF via trimesh; VTK/VTP via
 pyvista). A file holding one part is named by its file stem; a scene gives one structure per named
@@ -26,7 +26,7 @@ import math
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import numba
 import numpy as np
@@ -37,7 +37,7 @@ from anatomy_models.anatomy import Anatomy
 from anatomy_models.atomic import atomic_path
 from anatomy_models.errors import SpinesimError
 from anatomy_models.labelmaps import ct_from_labels, generic_structure, known_structure
-from anatomy_models.structures import LabelTable
+from anatomy_models.structures import LabelTable, in_group
 from anatomy_models.surfaces import label_surface
 from anatomy_models.tissues import TISSUES
 from anatomy_models.volume import Volume, check_image_size
@@ -546,34 +546,90 @@ def export_groups(names: list[str]) -> list[str]:
     return groups
 
 
-def export_structure_stls(anatomy: Anatomy, directory: str | Path, *, parts: bool = False,
-                          max_triangles: int = MAX_EXPORT_TRIANGLES,
-                          progress: ProgressCallback | None = None) -> list[Path]:
-    """One binary STL per structure of ``anatomy`` in ``directory``: whole bones and discs
-    (:func:`export_groups`), or with ``parts`` every row of the label table (``L4.pedicle.left``).
+def _export_surfaces(anatomy: Anatomy, parts: bool, max_triangles: int,
+                     progress: ProgressCallback | None) -> Iterator[tuple[str, np.ndarray, np.ndarray]]:
+    """(structure, vertices in LPS mm, triangles) of every structure an export writes: whole bones and discs
+    (:func:`export_groups`), or with ``parts`` every row of the label table (``L4.pedicle.left``). A surface of
+    more than ``max_triangles`` triangles is made again with a coarser marching-cubes step, so it stays as
+    closed as the structure's voxels allow (decimating the fine one would open it).
 
-    Files are named ``<structure>.stl``, in LPS millimetres, with ``SPACE=LPS`` in the header (so
-    3D Slicer places them without flipping); a surface of more than ``max_triangles`` triangles is made
-    again with a coarser marching-cubes step, so it stays as closed as the structure's voxels allow.
-    """
+    The skin is a shell a few voxels thick: made again on a coarser step it shatters into islands (156 on the
+    built-in patient at MAX_GLB_TRIANGLES). It is exported as the body's envelope it forms, the surface of every
+    labelled voxel, one closed surface."""
     if anatomy.labels is None:
-        raise SpinesimError("this anatomy has no label map, so it has no structures to export as STL")
-    directory = Path(directory)
-    directory.mkdir(parents=True, exist_ok=True)
-    present = set(np.unique(anatomy.labels.array).tolist())
+        raise SpinesimError("this anatomy has no label map, so it has no structures to export as surfaces")
+    present = set(np.unique(anatomy.labels.array).tolist()) - {0}
     names = [label.name for label in anatomy.label_table if label.id in present]
     groups = names if parts else export_groups(names)
-    written = []
     for done, group in enumerate(groups):
         if progress:
             progress(done, len(groups), group)
         surface = anatomy.surface(group).triangulate()
-        if surface.n_cells > max_triangles:
-            step = math.ceil(math.sqrt(surface.n_cells / max_triangles))
-            surface = label_surface(anatomy.labels, anatomy.label_table.ids_in_group(group), step_voxels=step)
-        faces = surface.faces.reshape(-1, 4)[:, 1:]
-        written.append(write_stl(np.asarray(surface.points)[faces], directory / f"{group}.stl"))
+        if surface.n_cells > max_triangles or group == "skin":
+            # The envelope has fewer triangles than the shell (its outer sheet alone): this step keeps it in the limit.
+            step = max(math.ceil(math.sqrt(surface.n_cells / max_triangles)), 1)
+            ids = sorted(present) if group == "skin" else anatomy.label_table.ids_in_group(group)
+            surface = label_surface(anatomy.labels, ids, step_voxels=step)
+        yield group, np.asarray(surface.points), surface.faces.reshape(-1, 4)[:, 1:]
+
+
+def export_structure_stls(anatomy: Anatomy, directory: str | Path, *, parts: bool = False,
+                          max_triangles: int = MAX_EXPORT_TRIANGLES,
+                          progress: ProgressCallback | None = None) -> list[Path]:
+    """One binary STL per structure of ``anatomy`` in ``directory`` (:func:`_export_surfaces`), for 3D printing.
+
+    Files are named ``<structure>.stl``, in LPS millimetres, with ``SPACE=LPS`` in the header (so
+    3D Slicer places them without flipping), each closed and at most about ``max_triangles`` triangles.
+    """
+    directory = Path(directory)
+    written = []
+    for group, vertices, faces in _export_surfaces(anatomy, parts, max_triangles, progress):
+        directory.mkdir(parents=True, exist_ok=True)
+        written.append(write_stl(vertices[faces], directory / f"{group}.stl"))
     return written
+
+
+# glTF's frame: +Y up, the asset's front toward +Z, metres (glTF 2.0 specification, "Coordinate System and
+# Units"). A patient standing up in it: x = left (L), y = superior (S), z = anterior (-P).
+LPS_MM_TO_GLTF = np.array([[0.001, 0.0, 0.0, 0.0], [0.0, 0.0, 0.001, 0.0], [0.0, -0.001, 0.0, 0.0], [0.0, 0.0, 0.0, 1.0]])
+# A whole-patient GLB fits a web viewer's download in this many bytes (issue 22's budget): the built-in 1 mm
+# patient's structures at MAX_GLB_TRIANGLES each (python -m frontends.cli anatomy export default --format glb).
+GLB_SIZE_BUDGET_BYTES = 20_000_000
+MAX_GLB_TRIANGLES = 15_000
+# Display colours by tissue class (RGB 0-1), the colours of an anatomy atlas: bone ivory, disc blue-grey, nerve
+# yellow, vessels red, CSF and dura pale blue, muscle red-brown, fat and skin pale [ED].
+GLB_TISSUE_COLOURS = {"cortical_bone": (0.93, 0.89, 0.78), "cancellous_bone": (0.93, 0.89, 0.78),
+                      "disc_annulus": (0.62, 0.74, 0.86), "disc_nucleus": (0.45, 0.60, 0.85),
+                      "cartilage": (0.75, 0.85, 0.90), "nerve": (0.98, 0.85, 0.25), "spinal_cord": (0.98, 0.85, 0.25),
+                      "blood": (0.80, 0.12, 0.12), "csf": (0.60, 0.80, 0.95), "dura": (0.70, 0.85, 0.95),
+                      "ligament": (0.85, 0.80, 0.55), "muscle": (0.70, 0.30, 0.25), "fat": (0.95, 0.88, 0.55),
+                      "skin": (0.95, 0.80, 0.70)}
+GLB_OTHER_COLOUR = (0.75, 0.75, 0.75)
+
+
+def export_glb(anatomy: Anatomy, path: str | Path, *, parts: bool = False, max_triangles: int = MAX_GLB_TRIANGLES,
+               progress: ProgressCallback | None = None) -> list[Path]:
+    """One binary glTF (``.glb``) for 3D viewers: a named node per structure (:func:`_export_surfaces`), each a
+    closed surface of at most about ``max_triangles`` triangles coloured by its tissue, in glTF's frame
+    (:data:`LPS_MM_TO_GLTF`: metres, the patient upright, facing +Z). Reads back with :func:`read_mesh_file`
+    (``units="m"``), one structure per node, in that frame."""
+    path = Path(path)
+    if path.suffix.lower() != ".glb":
+        raise SpinesimError("a GLB export is one file ending in .glb", path=path, hint="name the output e.g. patient.glb")
+    tissue = {label.name: label.tissue for label in anatomy.label_table}
+    scene = trimesh.Scene()
+    for group, vertices, faces in _export_surfaces(anatomy, parts, max_triangles, progress):
+        first = next(label.name for label in anatomy.label_table if in_group(label.name, group))
+        colour = GLB_TISSUE_COLOURS.get(tissue[first], GLB_OTHER_COLOUR)
+        material = trimesh.visual.material.PBRMaterial(name=group, baseColorFactor=[*colour, 1.0],
+                                                       metallicFactor=0.0, roughnessFactor=0.8)
+        mesh = trimesh.Trimesh(trimesh.transform_points(vertices, LPS_MM_TO_GLTF), faces, process=False,
+                               visual=trimesh.visual.TextureVisuals(material=material))
+        scene.add_geometry(mesh, node_name=group, geom_name=group)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(path) as temporary:
+        Path(temporary).write_bytes(scene.export(file_type="glb"))
+    return [path]
 
 
 def describe_meshes(meshes: list[NamedMesh]) -> dict[str, Any]:

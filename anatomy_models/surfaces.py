@@ -53,11 +53,14 @@ def label_surface(labels: Volume, label_ids: Sequence[int], *, smoothing_iterati
     if not boxes or boxes[0] is None:
         raise SpinesimError(f"label id(s) {list(label_ids)} mark no voxels; the structure has no surface")
     box = boxes[0]
-    crop = np.pad(mask[box], 1).astype(np.float32)
+    # Marching cubes with a step samples every step-th voxel from the first: the far side is padded until a
+    # sample falls in the empty margin there, or the surface stays open on that side.
+    crop = np.pad(mask[box], [(step_voxels, step_voxels + (-(n + 2 * step_voxels - 1)) % step_voxels)
+                              for n in mask[box].shape]).astype(np.float32)
     # Light pre-blur so marching cubes sees a smooth field rather than a binary step.
     crop = ndimage.gaussian_filter(crop, 0.5)
     vertices, faces, _, _ = measure.marching_cubes(crop, level=0.5, step_size=step_voxels)
-    vertices += np.array([s.start - 1 for s in box], dtype=np.float64)
+    vertices += np.array([s.start - step_voxels for s in box], dtype=np.float64)
     points = labels.voxel_to_world(vertices)
     # skimage winds faces clockwise seen from outside; reverse them for outward normals, unless a
     # mirrored grid (negative determinant) has already turned the winding around.

@@ -451,13 +451,20 @@ class PassGates(_Model):
     contrast_check : {"live", "dsa", "none"}
         Contrast must have been injected and imaged as it went in, by live fluoroscopy or DSA
         (``live``; clinical.md §6.3 [S22][S19]: "DSA/live view for TFESI"), by DSA only (``dsa``: live
-        fluoroscopy misses some arterial injections, §2.7), or not at all (``none``).
+        fluoroscopy misses some arterial injections, §2.7), or not at all (``none``); with ``live`` or
+        ``dsa`` every injectate must also go where such a test went in, the needle unmoved since
+        (§6.3: "contrast under live or DSA before injectate").
+    depth_confirmed : bool
+        Before the first injection at the final position (contrast, injectate or local anaesthetic), the
+        needle must have been seen there on the target's depth view, lateral or contralateral oblique (the
+        multiplanar rule, clinical.md §1 [S8][S33]).
     """
 
     min_score: float = Field(70.0, ge=0.0, le=100.0)
     in_zone: bool = True
     max_major_flags: int = Field(0, ge=0)
     contrast_check: Literal["live", "dsa", "none"] = "live"
+    depth_confirmed: bool = True
 
 
 class Rubric(_Model):

@@ -35,7 +35,9 @@ total: the rubric's ``hint_deduction`` points per hint revealed (default 0). Nev
 grade: with any critical flag it is at most :data:`CRITICAL_GRADE_CAP`, below any safe attempt, and with
 any major flag at most :data:`MAJOR_GRADE_CAP`, below a clean novice's (the points removed are listed
 with the deductions). Pass gates: no critical flag (always),
-the attempt finished, and the rubric's ``in_zone``, ``max_major_flags``, ``contrast_check`` and
+the attempt finished, and the rubric's ``in_zone``, ``max_major_flags``, ``depth_confirmed`` (the final position
+seen on the depth view before injecting: the multiplanar rule, clinical.md §1 [S8][S33]), ``contrast_check`` (every
+contrast test imaged live or by DSA, and every injectate given where such a test went in: §6.3) and
 ``min_score``. The numbers not taken from clinical.md §6.3 are engineering defaults [ED].
 """
 
@@ -294,11 +296,18 @@ def _gates(scenario: Scenario, metrics: Metrics, flags: list[Flag], score: float
         gates.append(Gate(name="on target", passed=on_target(metrics), detail=where))
     gates.append(Gate(name=f"at most {rules.max_major_flags} major event(s)", passed=len(major) <= rules.max_major_flags,
                       detail=", ".join(major) or "none"))
+    if rules.depth_confirmed and (metrics.contrast_ml > 0.0 or metrics.injectate_ml > 0.0):
+        seen = metrics.depth_view_checked
+        gates.append(Gate(name=f"position confirmed on the {metrics.depth_view}", passed=seen,
+                          detail=f"the final position was seen on the {metrics.depth_view} before injecting" if seen
+                          else f"injected without seeing the final position on the {metrics.depth_view}"))
     if rules.contrast_check != "none":
         imaged = "DSA" if rules.contrast_check == "dsa" else "live fluoroscopy or DSA"
         ok = bool(metrics.contrast_checked) and (rules.contrast_check != "dsa" or bool(metrics.dsa_used))
         detail = ("no contrast injected" if metrics.contrast_checked is None else
                   f"contrast imaged with {imaged}" if ok else f"contrast not imaged with {imaged}")
+        if ok and metrics.injectate_tested is False:
+            ok, detail = False, f"an injectate given where no contrast test imaged with {imaged} went in"
         gates.append(Gate(name="contrast check", passed=ok, detail=detail))
     gates.append(Gate(name=f"score at least {rules.min_score:g}", passed=score >= rules.min_score, detail=f"{score:g}"))
     return gates

@@ -85,12 +85,13 @@ def import_command(source: Path, name: str, labels: Path | None, label_format: s
 
 @anatomy.command("export")
 @click.argument("name")
-@click.option("--format", "fmt", type=click.Choice(["dicom", "nifti", "nrrd", "stl"]), default="nrrd", show_default=True,
+@click.option("--format", "fmt", type=click.Choice(["dicom", "nifti", "nrrd", "stl", "glb"]), default="nrrd",
+              show_default=True,
               help="dicom: a folder of de-identified CT slices; nifti / nrrd: CT, labels and labels.json (nrrd labels are a 3D Slicer .seg.nrrd); "
-                   "stl: one surface per structure.")
+                   "stl: one surface per structure (3D printing); glb: one file for 3D viewers, a node per structure.")
 @click.option("-o", "--output", type=OutputPath(path_type=Path), required=True,
-              help="Output folder, or for nifti/nrrd the CT's file name (labels are written beside it).")
-@click.option("--parts", is_flag=True, help="stl: a file per part of a bone (pedicle, lamina, ...), not per whole bone.")
+              help="Output folder, or for nifti/nrrd the CT's file name (labels are written beside it), or for glb the .glb file.")
+@click.option("--parts", is_flag=True, help="stl / glb: a surface per part of a bone (pedicle, lamina, ...), not per whole bone.")
 def export_command(name: str, fmt: str, output: Path, parts: bool) -> None:
     """Export stored anatomy NAME to OUTPUT (LPS millimetres)."""
     from anatomy_models.exports import export_anatomy, export_warnings

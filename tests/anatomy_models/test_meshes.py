@@ -5,8 +5,8 @@ import trimesh
 
 from anatomy_models.anatomy import Anatomy
 from anatomy_models.errors import SpinesimError
-from anatomy_models.meshes import (export_structure_stls, mesh_anatomy, read_mesh_file, read_mesh_names,
-                                   voxelise_meshes, winding_inside, write_stl)
+from anatomy_models.meshes import (GLB_TISSUE_COLOURS, LPS_MM_TO_GLTF, export_glb, export_structure_stls, mesh_anatomy,
+                                   read_mesh_file, read_mesh_names, voxelise_meshes, winding_inside, write_stl)
 from anatomy_models.structures import LabelTable
 from anatomy_models.tissues import TISSUES
 from anatomy_models.volume import Volume
@@ -233,9 +233,9 @@ def test_open_sheet_encloses_nothing_and_says_so(tmp_path):
         voxelise_meshes(meshes)
 
 
-def test_stl_export_writes_whole_bones_closed_and_decimated(tmp_path):
-    """A vertebra in parts is one file (its parts with --parts); a fine surface is decimated to the limit and
-    stays closed with its volume."""
+def vertebra_and_disc(body_centre=(0.0, 0.0, 6.0)) -> Anatomy:
+    """L4 (a ball of radius 8 mm at ``body_centre``, its left part a pedicle) above the L4-L5 disc (annulus
+    around nucleus, radius 5 mm at z = -9 mm), on a 0.5 mm grid."""
     n = 60
     ct = Volume.from_spacing(np.zeros((n, n, n), np.int16), (0.5, 0.5, 0.5), origin=(-14.75, -14.75, -14.75))
     table = LabelTable()
@@ -243,16 +243,25 @@ def test_stl_export_writes_whole_bones_closed_and_decimated(tmp_path):
     annulus, nucleus = table.add("L4-L5.disc.annulus", "disc_annulus"), table.add("L4-L5.disc.nucleus", "disc_nucleus")
     centres = ct.voxel_to_world(np.stack(np.meshgrid(*[np.arange(n)] * 3, indexing="ij"), -1))
     labels = np.zeros(ct.shape, np.uint16)
-    labels[np.linalg.norm(centres - [0, 0, 6], axis=-1) < 8] = body.id
-    labels[(np.linalg.norm(centres - [0, 0, 6], axis=-1) < 8) & (centres[..., 0] > 4)] = pedicle.id
+    in_body = np.linalg.norm(centres - body_centre, axis=-1) < 8
+    labels[in_body] = body.id
+    labels[in_body & (centres[..., 0] > 4)] = pedicle.id
     labels[np.linalg.norm(centres - [0, 0, -9], axis=-1) < 5] = annulus.id
     labels[np.linalg.norm(centres - [0, 0, -9], axis=-1) < 2.5] = nucleus.id
-    anatomy = Anatomy(ct=ct, label_table=table, labels=ct.with_array(labels))
+    return Anatomy(ct=ct, label_table=table, labels=ct.with_array(labels))
+
+
+def test_stl_export_writes_whole_bones_closed_and_decimated(tmp_path):
+    """A vertebra in parts is one file (its parts with --parts); a fine surface is decimated to the limit and
+    stays closed with its volume."""
+    anatomy = vertebra_and_disc()
     whole = export_structure_stls(anatomy, tmp_path / "whole", max_triangles=1500)
     assert sorted(f.name for f in whole) == ["L4-L5.disc.stl", "L4.stl"]
     l4 = trimesh.load(str(tmp_path / "whole" / "L4.stl"))
     assert len(l4.faces) <= 1500 * 1.2 and l4.is_watertight
     assert l4.volume == pytest.approx(4 / 3 * np.pi * 8 ** 3, rel=0.08)  # the coarser step costs a few % of volume
+    # The disc's coarse surface closes on every side (marching cubes' step once left its far side open).
+    assert trimesh.load(str(tmp_path / "whole" / "L4-L5.disc.stl")).is_watertight
     parts = export_structure_stls(anatomy, tmp_path / "parts", parts=True)
     assert sorted(f.name for f in parts) == ["L4-L5.disc.annulus.stl", "L4-L5.disc.nucleus.stl", "L4.body.stl",
                                              "L4.pedicle.left.stl"]
@@ -277,3 +286,48 @@ def test_stl_export_round_trip(tmp_path):
     np.testing.assert_allclose(mesh.center_mass, [0, 0, 8], atol=0.3)
     back = mesh_anatomy(tmp_path / "stl", spacing_mm=1.0)
     assert back.mask("L4").sum() == pytest.approx(anatomy.mask("L4").sum(), rel=0.05)
+
+
+def test_glb_export_is_one_viewer_file_a_closed_coloured_node_per_structure_upright_in_metres(tmp_path):
+    """The GLB export (issue 22: "meshes per whole bone and per structure group ... as GLB (viewers)"): one node
+    per whole bone and disc, named, closed, decimated to the limit, coloured by tissue; glTF's frame (metres,
+    +Y the patient's head, +Z the front), so the vertebra above the disc is higher and the same size; it reads
+    back through our own importer as one structure per node."""
+    anatomy = vertebra_and_disc(body_centre=(0.0, 3.0, 6.0))
+    written = export_glb(anatomy, tmp_path / "patient.glb", max_triangles=1500)
+    assert written == [tmp_path / "patient.glb"]
+    scene = trimesh.load_scene(str(tmp_path / "patient.glb"))
+    meshes = {node: scene.geometry[scene.graph[node][1]].copy().apply_transform(scene.graph[node][0])
+              for node in scene.graph.nodes_geometry}
+    assert sorted(meshes) == ["L4", "L4-L5.disc"]
+    l4, disc = meshes["L4"], meshes["L4-L5.disc"]
+    assert len(l4.faces) <= 1500 * 1.2 and l4.is_watertight and disc.is_watertight
+    assert l4.volume == pytest.approx(4 / 3 * np.pi * 0.008 ** 3, rel=0.08)  # m³
+    # LPS (0, 3, 6) mm is 6 mm up and 3 mm toward the back: glTF (0, 0.006, -0.003) m.
+    np.testing.assert_allclose(l4.center_mass, [0.0, 0.006, -0.003], atol=3e-4)
+    np.testing.assert_allclose(trimesh.transform_points(l4.center_mass[None], np.linalg.inv(LPS_MM_TO_GLTF))[0],
+                               [0.0, 3.0, 6.0], atol=0.3)
+    assert l4.visual.material.baseColorFactor[:3].tolist() == [round(255 * c) for c in GLB_TISSUE_COLOURS["cortical_bone"]]
+    assert sorted(m.name for m in read_mesh_file(tmp_path / "patient.glb", units="m")) == ["L4", "L4-L5.disc"]
+    with pytest.raises(SpinesimError, match="ending in .glb"):
+        export_glb(anatomy, tmp_path / "patient.stl")
+
+
+def test_the_exported_skin_is_the_bodys_closed_envelope_not_islands_of_its_shell(tmp_path):
+    """A skin 2 mm thick around a 60 mm tall, 44 mm wide trunk, exported at a coarse limit: the shell made again
+    on a coarse step broke into islands; the export is the trunk's envelope, one closed surface of its volume."""
+    ct = Volume.from_spacing(np.zeros((56, 56, 70), np.int16), (1.0, 1.0, 1.0), origin=(-27.5, -27.5, -34.5))
+    table = LabelTable()
+    skin, muscle = table.add("skin", "skin"), table.add("muscle.erector_spinae.left", "muscle")
+    i, j, k = np.indices(ct.shape)
+    centres = ct.voxel_to_world(np.stack([i, j, k], -1))
+    radius, height = np.hypot(centres[..., 0], centres[..., 1]), np.abs(centres[..., 2])
+    labels = np.zeros(ct.shape, np.uint16)
+    labels[(radius < 22) & (height < 30)] = skin.id
+    labels[(radius < 20) & (height < 28)] = muscle.id
+    anatomy = Anatomy(ct=ct, label_table=table, labels=ct.with_array(labels))
+    export_glb(anatomy, tmp_path / "trunk.glb", max_triangles=2000)
+    scene = trimesh.load_scene(str(tmp_path / "trunk.glb"))
+    envelope = scene.geometry[scene.graph["skin"][1]]
+    assert envelope.body_count == 1 and envelope.is_watertight, envelope.body_count
+    assert envelope.volume * 1e9 == pytest.approx(np.pi * 22 ** 2 * 60, rel=0.15)  # m³ -> mm³

@@ -65,6 +65,11 @@ def test_import_nifti_with_totalsegmentator_labels_and_export_each_format(tmp_pa
     l4 = trimesh.load(str(tmp_path / "stl" / "L4.stl"))
     assert l4.is_watertight and l4.volume == pytest.approx(20 * 16 * 15 * 0.9, rel=0.25)  # smoothed 20x16x15 mm block
 
+    # GLB: the same structures as named nodes of one file for 3D viewers
+    assert main(["anatomy", "export", "ts-case", "--format", "glb", "-o", str(tmp_path / "ts-case.glb")]) == 0
+    scene = trimesh.load_scene(str(tmp_path / "ts-case.glb"))
+    assert sorted(scene.graph.nodes_geometry) == ["L4", "L5", "muscle.erector_spinae.left"]
+
 
 def test_per_class_folder_resampled_labels_and_spacing(tmp_path, ct_and_labels, capsys):
     ct_path, _, source_labels = ct_and_labels

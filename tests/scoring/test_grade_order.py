@@ -316,6 +316,31 @@ def test_injectate_where_it_belongs_passes_a_tip_off_the_planned_point(anatomy_f
     assert expert.grade > report.grade
 
 
+def _never_on_the_depth_view(session):
+    """The expert's line and contrast, imaged on AP and in the trajectory view only: the final position is
+    never seen on the depth view (issue 19: "a single oblique shot ... and no lateral view scores 96 and
+    passes")."""
+    path = plan_trajectory(session.tracer, session.target, session.spec)
+    script = Script(session).view(0).view(1).place(path.entry, path.direction).advance_to(path.depth_mm)
+    script.add("fluoro_shot", 1.0)
+    if session.scenario.procedure == "interlaminar_epidural":
+        script.add("check_loss_of_resistance")
+    return script.contrast(1.0).read().view(0).medication().add("finish").actions
+
+
+@pytest.mark.parametrize("scenario_id", ["tfesi-default", "ilesi-default", "si-joint-left"])
+def test_an_injection_never_confirmed_on_the_depth_view_fails_its_process_gate(graded, scenario_id):
+    """The multiplanar rule (clinical.md §1 [S8][S33]) is a pass gate: on target, no flag, contrast under DSA or
+    live, but the final position never seen on the lateral or contralateral oblique fails, naming that view;
+    the expert's attempt clears the same gate."""
+    report, expert = (graded(scenario_id, make)[1] for make in (_never_on_the_depth_view, expert_log))
+    gate = next(g for g in report.gates if g.name.startswith("position confirmed on the"))
+    assert not gate.passed and not report.passed and report.metrics.contrast_pattern_correct, report.gates
+    assert [g.name for g in report.gates if not g.passed] == [gate.name]
+    assert next(g for g in expert.gates if g.name == gate.name).passed
+    assert any(f"Confirm the final tip on the {report.metrics.depth_view}" in item.text for item in report.feedback)
+
+
 @pytest.mark.parametrize("scenario_id, key, unsafe", [("si-joint-left", "caudal_third", _through_sacroiliac_joint),
                                                        ("caudal-default", "below_s3", _caudal_too_high)])
 def test_the_sacral_checklist_items_tell_the_expert_from_the_unsafe_attempt(graded, scenario_id, key, unsafe):

@@ -333,6 +333,9 @@ def test_an_injectate_given_where_no_test_went_in_is_a_technique_fault(anatomy_f
     assert live.status == "partly" and "injectate" in live.detail and live.evidence[-1].action == "inject_medication"
     assert any("no contrast test" in item.text for item in report.feedback)
     assert next(c for c in report.components if c.name == "technique").items["contrast_check"] == 0.0
+    # Contrast under live or DSA before the injectate is a pass gate (§6.3), not only a technique point.
+    gate = next(g for g in report.gates if g.name == "contrast check")
+    assert not gate.passed and "injectate" in gate.detail and not report.passed
 
 
 @pytest.mark.parametrize("scenario_id, agent", [("tfesi-default", "steroid_particulate"),
