@@ -96,14 +96,18 @@ VERTEBRAE: dict[str, VertebraReference] = {
 # (closest process to process, cranio-caudal): L4-5 9.9 +- 2.2 mm on the midline T2 MRI of 60 healthy
 # adults (lower border of the upper process to the upper border of the lower one, Chulalongkorn Med J
 # 56(3); not yet in clinical.md), L5-S1 8 mm on the lateral radiographs of 60 patients (clinical.md
-# §5.4). The 13 and 9 mm clinical.md §4.7 and §5.4 quote from [S84] (Albietz et al., Eur Spine J 2012)
+# §5.4). The same radiographs (34 men, 26 women, ten in each decade from the 20s to the 70s; PubMed
+# 22120390) give the gap per level as a line in age: L1-2 17.27 - 0.11 age, L2-3 15.68 - 0.07 age, L3-4
+# 14.39 - 0.08 age (L4-5 11.65 - 0.05 age, L5-S1 9.25 - 0.02 age: 9.2 and 8.2 mm, the values above within
+# 8%); at the cohort's mean age of 50 [derived] 11.8, 12.2 and 10.4 mm (the study: largest at L2-3, a mean
+# of 12 mm). The 13 and 9 mm clinical.md §4.7 and §5.4 quote from [S84] (Albietz et al., Eur Spine J 2012)
 # are that study's interspinous *length*, front to back; its cranio-caudal "height" was alike at both
-# levels. Above L4 no gap is published here, but the interspinous height is lowest at L4-5 (§4.7 [S85]).
+# levels. At T12-L1 no gap is published here; the interspinous height is lowest at L4-5 (§4.7 [S85]).
 INTERSPACES: dict[str, InterspaceReference] = {
     "T12-L1": InterspaceReference(8.5, 8.5, 6.0, 29.0, 22.6, 15.0, 2.8),
-    "L1-L2": InterspaceReference(10.8, 10.0, 7.3, 30.2, 27.0, 14.9, 3.0),
-    "L2-L3": InterspaceReference(13.1, 11.6, 8.6, 32.0, 32.0, 14.2, 3.2),
-    "L3-L4": InterspaceReference(15.2, 12.5, 9.1, 32.9, 38.0, 13.6, 3.4),
+    "L1-L2": InterspaceReference(10.8, 10.0, 7.3, 30.2, 27.0, 14.9, 3.0, 11.8),
+    "L2-L3": InterspaceReference(13.1, 11.6, 8.6, 32.0, 32.0, 14.2, 3.2, 12.2),
+    "L3-L4": InterspaceReference(15.2, 12.5, 9.1, 32.9, 38.0, 13.6, 3.4, 10.4),
     "L4-L5": InterspaceReference(18.1, 13.8, 10.1, 33.1, 45.0, 12.9, 3.7, 9.9),
     "L5-S1": InterspaceReference(18.7, 13.0, 8.5, 31.3, 49.0, 12.2, 3.6, 8.0),
 }
@@ -112,10 +116,10 @@ INTERSPACES: dict[str, InterspaceReference] = {
 
 def least_interspinous_gap_mm(interspace: str) -> float:
     """The smallest cranio-caudal gap (mm) between the spinous processes at ``interspace``: the published
-    one (L4-L5, L5-S1), above them L4-L5's, where the interspinous height is lowest (§4.7 [S85]).
+    one (L1-L2 to L5-S1), at T12-L1 L4-L5's, where the interspinous height is lowest (§4.7 [S85]).
 
-    >>> least_interspinous_gap_mm("L2-L3"), least_interspinous_gap_mm("L5-S1")
-    (9.9, 8.0)
+    >>> least_interspinous_gap_mm("L2-L3"), least_interspinous_gap_mm("T12-L1")
+    (12.2, 9.9)
     """
     own = INTERSPACES[interspace].interspinous_gap_mm
     return own if own is not None else INTERSPACES["L4-L5"].interspinous_gap_mm

@@ -52,6 +52,10 @@ TRANSVERSE_PROCESS_FREE_MM = 2.0
 # the second; in between the two blend (mm) [ED]: the process is 6-8 mm thick (clinical.md §4.7), and
 # the interlaminar window is set 6 mm off the midline (skeleton.WINDOW_LINE_OFFSET_MM).
 SPINOUS_ZONE_MM = (3.0, 6.0)
+# The spinous process turns (:attr:`LevelTargets.spinous_process_upturn_deg`) about the laminae's junction,
+# this far behind the canal's back wall in the midline (mm), where :func:`measure_template` finds the
+# process's root.
+SPINOUS_PROCESS_TURN_BEHIND_CANAL_MM = 5.0
 
 
 @dataclass(frozen=True)
@@ -231,6 +235,9 @@ class LevelTargets:
     # process is a bar of even height that an AP shows with square ends.
     transverse_process_tip_height_fraction: float = 1.0
     transverse_process_upward_deg: float | None = None
+    # How far the spinous process is turned up (degrees, + = its tip higher) about its root
+    # (:data:`SPINOUS_PROCESS_TURN_BEHIND_CANAL_MM`) from the template's own inclination.
+    spinous_process_upturn_deg: float = 0.0
 
 
 def _arch_w_knots(template: Template, targets: LevelTargets) -> tuple[np.ndarray, np.ndarray]:
@@ -334,6 +341,8 @@ def warped_sdf(template: Template, targets: LevelTargets):
     height_scale = f32(t.body_height_mm / r.body_height_mm)
     w_knots, w_template = _arch_w_knots(t, r)
     sp_knots, sp_template = _spinous_w_knots(t, r)
+    sp_root_v = f32(v_knots[2] + SPINOUS_PROCESS_TURN_BEHIND_CANAL_MM)
+    sp_turn = f32(math.tan(math.radians(r.spinous_process_upturn_deg)))
     midline = (f32(SPINOUS_ZONE_MM[0]), f32(SPINOUS_ZONE_MM[1] - SPINOUS_ZONE_MM[0]))
     mean_scale = f32(1.0 / math.pow(float(body_scale * height_scale) * t.body_depth_mm / r.body_depth_mm, 1 / 3))
     blend_from = f32(r.body_depth_mm / 2 - BODY_TO_ARCH_BLEND_MM[0])
@@ -354,7 +363,8 @@ def warped_sdf(template: Template, targets: LevelTargets):
         # The laminae (off the midline) and the spinous process (in it) have their own vertical warps.
         lateral = np.clip((across - midline[0]) / midline[1], 0, 1)
         lateral = lateral * lateral * (3 - 2 * lateral)
-        arch_w = _piecewise(w, w_knots, w_template) * lateral + _piecewise(w, sp_knots, sp_template) * (1 - lateral)
+        spinous_w = _piecewise(w - sp_turn * np.maximum(v - sp_root_v, 0), sp_knots, sp_template)
+        arch_w = _piecewise(w, w_knots, w_template) * lateral + spinous_w * (1 - lateral)
         source_w = w * height_scale * (1 - arch) + arch_w * arch
         source_w, narrowed = reshape(np.abs(source_u), source_w, arch)
         index = [(s - o) / step for s, o in zip((source_u, source_v, source_w), origin)]

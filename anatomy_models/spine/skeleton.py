@@ -28,9 +28,9 @@ from anatomy_models.spine.sdf import Shape, SmoothUnion
 from anatomy_models.spine.shape_model import (TEMPLATE_OF_LEVEL, LevelTargets, arch_template_w, own_spinous_bottom_w,
                                               real_vertebra)
 from anatomy_models.spine.vertebra import (OSTEOPHYTE_MM_PER_GRADE, SIDE_SIGN, SPINOUS_PROCESS_ROOT_MM,
-                                           TRANSVERSE_PROCESS_TIP_HEIGHT_FRACTION, TRANSVERSE_PROCESS_UPWARD_DEG,
-                                           VertebraLayout, lamina_part, layout_vertebra, pars_part,
-                                           place_spinous_process, spinous_process_part, vertebra_parts)
+                                           SPINOUS_PROCESS_UPTURN_DEG, TRANSVERSE_PROCESS_TIP_HEIGHT_FRACTION,
+                                           TRANSVERSE_PROCESS_UPWARD_DEG, VertebraLayout, lamina_part, layout_vertebra,
+                                           pars_part, place_spinous_process, spinous_process_part, vertebra_parts)
 
 # Paramedian offset of the sagittal plane in which the interlaminar window is set and measured, mm
 # [ED] (where a paramedian interlaminar needle passes, clear of the spinous process).
@@ -383,7 +383,8 @@ def level_targets(layout: VertebraLayout) -> LevelTargets:
                         float(abs(layout.tp_tip["left"][0])), float(layout.sp_tip[1]),
                         layout.pedicle_z - d.pedicle_height_mm / 2.0, layout.pedicle_z + d.pedicle_height_mm / 2.0,
                         transverse_process_tip_height_fraction=tip_fraction,
-                        transverse_process_upward_deg=TRANSVERSE_PROCESS_UPWARD_DEG.get(layout.name, 0.0))
+                        transverse_process_upward_deg=TRANSVERSE_PROCESS_UPWARD_DEG.get(layout.name, 0.0),
+                        spinous_process_upturn_deg=SPINOUS_PROCESS_UPTURN_DEG.get(layout.name, 0.0))
 
 
 def build_skeleton(alignment: SpineAlignment, params: SpineParameters) -> Skeleton:

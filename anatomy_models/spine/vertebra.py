@@ -38,6 +38,15 @@ LAMINAR_APEX_FILLET_MM = 1.0             # see layout_vertebra
 LAMINA_TAPER = 0.3                        # thinner laterally (pars), thicker at the spinous process: +-30%
 # Lumbar spinous processes point almost straight back; the lordosis alone fans them (T12 droops) [ED].
 SPINOUS_PROCESS_DROOP_DEG = {"T12": 18.0, "L1": 8.0, "L2": 5.0, "L3": 3.0, "L4": 0.0, "L5": 0.0}
+# The real shapes' spinous processes are turned up about their root by this much from their template's
+# (degrees): the upper lumbar processes are the most horizontal, the inclination grows caudally (Abbas et
+# al., BioMed Res Int 2020, CT of 180 controls), but L1 takes the mean L2's shape; and the standing
+# lordosis the column is built with (alignment, 55 deg) tilts L1-L2 22-28 deg against a squared AP at L4,
+# where a prone patient's (recumbent) lordosis is ~13 deg less (T12-S1 36.8 against 49.8 deg standing,
+# 627 volunteers, Asian Spine J 2019, PMC6680033), so their processes' tips hung into the interspinous
+# space below on the AP [ED: the least turn that shows the gap]. The layout's spinous axis (its label)
+# turns with them.
+SPINOUS_PROCESS_UPTURN_DEG = {"L1": 16.0, "L2": 10.0, "L3": 4.0}
 SPINOUS_PROCESS_THICKNESS_MM = 7.0        # §4.7 [ED] 6-8 mm
 SPINOUS_PROCESS_ROOT_MM = 5.0             # how far the process reaches into the laminae's apex
 SPINOUS_PROCESS_ROOT_FLARE_MM = 1.0       # half-thickness the root has beyond the blade's, mm
@@ -166,7 +175,8 @@ def place_spinous_process(layout: VertebraLayout) -> None:
     d = layout.geometry.dims
     z_mid = 0.5 * (layout.lamina_top_z + layout.lamina_bottom_z)
     base = layout.lamina_ventral_point(0.0, z_mid) + np.array([0.0, layout.lamina_thickness, 0.0])
-    droop = math.radians(SPINOUS_PROCESS_DROOP_DEG.get(layout.name, 10.0))
+    droop_deg = SPINOUS_PROCESS_DROOP_DEG.get(layout.name, 10.0) - SPINOUS_PROCESS_UPTURN_DEG.get(layout.name, 0.0)
+    droop = math.radians(droop_deg)
     direction = np.array([0.0, math.cos(droop), -math.sin(droop)])
     layout.sp_base = base
     layout.sp_tip = base + direction * (d.spinous_process_length_mm - layout.lamina_thickness)

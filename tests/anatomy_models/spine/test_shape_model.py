@@ -5,7 +5,8 @@ from dataclasses import fields
 import numpy as np
 import pytest
 
-from anatomy_models.spine.shape_model import SHAPES_FILE, LevelTargets, load_template, measure_template, warped_sdf
+from anatomy_models.spine.shape_model import (SHAPES_FILE, SPINOUS_PROCESS_TURN_BEHIND_CANAL_MM, LevelTargets,
+                                              load_template, measure_template, warped_sdf)
 
 MEASURED = ("body_width_mm", "body_depth_mm", "body_height_mm", "canal_transverse_mm", "canal_ap_mm",
             "pedicle_lateral_mm", "transverse_process_tip_mm", "spinous_process_tip_mm", "pedicle_bottom_mm",
@@ -89,3 +90,29 @@ def test_the_warp_tapers_and_turns_the_transverse_processes():
     measured = measure_template("L3", grid, np.array([u[0], v[0], w[0]], dtype=np.float64), 1.0)
     assert template.transverse_process_upward_deg < 2.0
     assert measured.transverse_process_upward_deg == pytest.approx(10.0, abs=2.0)
+
+
+def _midline_lower_border(sdf, v_mm) -> np.ndarray:
+    """Level w (mm) of the lowest bone in the mid-sagittal plane at each ``v_mm``."""
+    w = np.arange(-45.0, 30.0, 0.1, dtype=np.float32)
+    inside = sdf(np.float32(0.0), np.asarray(v_mm, dtype=np.float32)[:, None], w[None, :]) < 0
+    return np.array([w[np.flatnonzero(row)[0]] for row in inside])
+
+
+def test_the_warp_turns_the_spinous_process_up_about_its_root():
+    """Issue 15 ("one continuous spinous bar" on the AP): the spinous process turns up about its root (a shear
+    behind it, SPINOUS_PROCESS_TURN_BEHIND_CANAL_MM behind the canal's back wall): its lower border rises by
+    tan(turn) x (distance behind the root), the laminae beside the midline stay where they were."""
+    template = load_template("L2")
+    values = {name: getattr(template, name) for name in MEASURED}
+    plain = warped_sdf(template, LevelTargets(**values))
+    turned = warped_sdf(template, LevelTargets(**values, spinous_process_upturn_deg=12.0))
+    canal_back = template.body_depth_mm / 2.0 - template.wall_recess_mm + template.canal_ap_mm
+    root = canal_back + SPINOUS_PROCESS_TURN_BEHIND_CANAL_MM
+    behind = np.array([6.0, 12.0, 18.0])
+    rise = _midline_lower_border(turned, root + behind) - _midline_lower_border(plain, root + behind)
+    assert rise == pytest.approx(np.tan(np.radians(12.0)) * behind, abs=0.3)
+    u = np.float32(10.0)  # through a lamina, clear of the spinous zone
+    v = np.arange(root - 8.0, root + 2.0, 0.5, dtype=np.float32)[:, None]
+    w = np.arange(-40.0, 20.0, 0.5, dtype=np.float32)[None, :]
+    assert np.array_equal(turned(u, v, w) < 0, plain(u, v, w) < 0)
