@@ -1,7 +1,7 @@
 """The instructor's Cases tab: the case editor. Pick a library case, change what the new case teaches (its
 id, title, brief, difficulty, level and side, the patient: a generated one of a chosen BMI and degeneration or
 a patient whose CT was uploaded (:mod:`frontends.web.upload`), objectives, whether hints and which imaging are
-allowed), preview its patient with the target ringed, save it to the department's cases and assign it to a
+allowed), preview its patient with the target ringed and whether an expert path reaches the target, save it to the department's cases and assign it to a
 trainee or a cohort with a due date. A saved case can be opened again, changed (until a trainee has attempted
 it) or removed (while no attempt or assignment names it): :func:`frontends.casebook.edit_case`,
 :func:`frontends.casebook.remove_case` say why not otherwise.
@@ -30,6 +30,8 @@ from frontends.web.review import preview_view
 from frontends.web.views import scenario_items
 from scenarios.catalogue import LIBRARY, Catalogue
 from scenarios.schema import Scenario
+from simulator.case.planner import plan_trajectory
+from simulator.session.fold import Session
 
 DIFFICULTIES = ("beginner", "intermediate", "advanced")
 # Every request of the Cases tab and how many values it carries.
@@ -137,11 +139,25 @@ class CaseEditor:
         return self.catalogue.scenarios[base] if self.catalogue.groups.get(base) == DEPARTMENT else None
 
     def editor_preview(self, draft) -> None:
-        """The draft's patient (AP view, target ringed), once it validates as a case."""
+        """The draft's patient (AP view, target ringed), once it validates as a case, and whether an expert
+        path reaches its target (issue 20: a case no trainee can do is said so before it is saved)."""
         case = case_from_draft(_with_id(draft), self._base(draft))
         self._set(editor_text=f"Rendering the preview of {case.title}…")
         shown = preview_view(case, self.patients)
-        self._set(editor_preview_src=shown["preview_src"], editor_text=shown["preview_text"])
+        self._set(editor_preview_src=shown["preview_src"],
+                  editor_text=f"{shown['preview_text']} {self._expert_path(case)}")
+
+    def _expert_path(self, case: Scenario) -> str:
+        """Whether the planner's textbook path (the expert's, as tests/scenarios/test_library_solvable.py checks
+        the library's cases) reaches the case's target on its patient with its needle, in a sentence."""
+        anatomy, tracer = self.patients.of(case)
+        session = Session(case, anatomy, tracer=tracer)
+        try:
+            path = plan_trajectory(tracer, session.target, session.spec)
+        except SpinesimError as error:
+            return (f"No expert path: {error.problem}. Choose another level, side or patient, or trainees "
+                    "cannot do this case.")
+        return f"An expert path reaches the target {path.depth_mm:.0f} mm from the skin."
 
     def editor_save(self, draft) -> None:
         """Validate the draft and keep it as a department case (it joins the pickers); a case opened with

@@ -12,7 +12,9 @@ first parallel loop ("fork() called from a process already using GNU OpenMP, thi
 here with numba 0.68: compiling alone is enough), and the workqueue layer, which forks safely, aborts
 when two threads of a workstation image at once.
 
-Stopping: the portal stops its workstations as it stops (Ctrl-C, SIGTERM); however it ends (killed too),
+Stopping: the portal stops its workstations as it stops (Ctrl-C, SIGTERM), and a workstation ends on SIGTERM
+as a process of multiprocessing's should, through its exit handlers (:func:`stop_cleanly_on_terminate`); however
+the portal ends (killed too),
 Linux kills the zygote when the portal dies and each workstation when the zygote dies
 (:func:`frontends.web.portal.die_with_parent`, :mod:`frontends.web.zygote_ready`): no workstation outlives
 its portal. The zygote is started from the portal's main thread (its event loop): Linux's parent-death
@@ -129,9 +131,25 @@ def start_workstation(settings: dict, log: Path, *, spare: bool, warm_fd: int | 
     return ForkedWorkstation(process, stdin, given)
 
 
+def stop_cleanly_on_terminate() -> None:
+    """Make SIGTERM end this forked process by ``SystemExit``, so multiprocessing runs its exit handlers.
+
+    numba, launching its threads in a child of the fork server, takes a multiprocessing lock: a named
+    semaphore that multiprocessing's resource tracker (shared with the portal) records, and that the
+    lock's exit handler removes. Killed by SIGTERM's default action, a workstation never ran it, and the
+    tracker, ending with the portal, warned "There appear to be 1 leaked semaphore objects to clean up at
+    shutdown" (issue 23; tests/frontends/web/test_zygote_stop.py).
+    """
+    def terminate(number, _frame) -> None:
+        raise SystemExit(128 + number)
+
+    signal.signal(signal.SIGTERM, terminate)
+
+
 def _workstation(settings: dict, log: str, spare: bool, *given: Connection) -> None:
     """In the forked child: the log as standard output and error, a spare's assignment pipe as standard input
-    and its warm pipe's descriptor in the settings, then the workstation's main."""
+    and its warm pipe's descriptor in the settings, then the workstation's main (stopped cleanly by SIGTERM)."""
+    stop_cleanly_on_terminate()
     output = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
     for descriptor in (1, 2):
         os.dup2(output, descriptor)

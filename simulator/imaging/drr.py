@@ -33,7 +33,9 @@ Either way the volume is prepared once (cropped to its non-zero box, reordered s
 is contiguous in memory, float32) and the preparation is cached per volume and principal axis. For an
 :class:`~anatomy_models.anatomy.Anatomy` the tables of its mu volume (HU through ``tissues.hu_to_mu``)
 and the DRR of each C-arm pose are cached too (:func:`anatomy_line_integrals`), so a needle move or a
-new noise realisation never re-projects the CT. The anatomy's Joseph tables are quantised to uint16
+new noise realisation never re-projects the CT. An anatomy's frame is projected only within the
+detector's widest field and two pixels beyond it (:func:`_field_columns`): an image intensifier's
+square's corners, 21% of its pixels, are never exposed, and the frame is zero there. The anatomy's Joseph tables are quantised to uint16
 and its mu volume is not kept: a workstation holds about half the CT's bytes per principal axis in
 use (two in practice, AP/oblique and lateral) instead of two float32 copies per axis plus the volume.
 
@@ -53,6 +55,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import TYPE_CHECKING, Literal
 
 import numba
@@ -78,6 +81,10 @@ METHODS: tuple[str, ...] = ("joseph", "siddon")
 _ROWS_PER_CHUNK = 4
 # How many C-arm poses' DRRs are kept per anatomy (1 MB each at 512 x 512).
 _FRAMES_PER_ANATOMY = 32
+# An anatomy's frame is projected this many pixels beyond the detector's widest field: the pincushion
+# distortion samples its input bilinearly (a pixel's neighbours) and a live frame's cells are interpolated
+# from their neighbours, so every pixel they read at the field's edge is projected.
+_FIELD_MARGIN_PIXELS = 2
 # Quantised Joseph tables: steps of the uint16 range, and slabs converted at a time.
 _QUANTISED_STEPS = 65535
 _SLABS = 16
@@ -131,17 +138,20 @@ def _first_wall(index, origin, slope):
 
 
 @njit(parallel=True, fastmath=True, cache=True, boundscheck=False, nogil=True)
-def _siddon_kernel(table, nb, na, nc, source, q00, qu, qv, d00, du, dv, out):  # pragma: no cover - compiled
+def _siddon_kernel(table, nb, na, nc, source, q00, qu, qv, d00, du, dv, columns, out):  # pragma: no cover - compiled
     """Exact line integrals through column running sums; see the module docstring.
+
+    Only the pixels of row ``v`` from column ``columns[v, 0]`` to ``columns[v, 1]`` are projected (the
+    detector's field, :func:`_field_columns`); the others of ``out`` (zeroed) are left as they are.
 
     ``table`` is flat (nb, na, nc + 1): node ``m`` of column (a, b) holds the sum of the column's
     first ``m`` voxels. Voxel ``c`` spans [c - 0.5, c + 0.5] in table coordinates. The ray of pixel
     (u, v) is ``p(t) = source + t q(u, v)`` in table coordinates and ``s + t d(u, v)`` in mm.
     """
-    nv, nu = out.shape
+    nv = out.shape[0]
     stride = nc + 1
     for v in prange(nv):
-        for u in range(nu):
+        for u in range(columns[v, 0], columns[v, 1] + 1):
             qa, qb, qc = _pixel_vector(u, v, q00, qu, qv)
             dx, dy, dz = _pixel_vector(u, v, d00, du, dv)
             # Clip to the box [-0.5, n - 0.5] on every axis (qc is never 0: c is the principal axis).
@@ -183,9 +193,11 @@ def _siddon_kernel(table, nb, na, nc, source, q00, qu, qv, d00, du, dv, out):  #
 
 
 @njit(parallel=True, fastmath=True, cache=True, boundscheck=False, nogil=True)
-def _joseph_kernel(table, scale, nb, na, nc, source, q00, qu, qv, d00, du, dv, out):  # pragma: no cover - compiled
+def _joseph_kernel(table, scale, nb, na, nc, source, q00, qu, qv, d00, du, dv, columns,
+                   out):  # pragma: no cover - compiled
     """Joseph's method: a bilinear sample per slice ``c`` of the zero-padded (nb, na, nc) ``table``, whose
-    entries are the values divided by ``scale`` (float32 tables: 1; quantised uint16 tables: their step).
+    entries are the values divided by ``scale`` (float32 tables: 1; quantised uint16 tables: their step),
+    in the pixels of each row ``v`` from column ``columns[v, 0]`` to ``columns[v, 1]`` (as :func:`_siddon_kernel`).
 
     The sample loop is the DRR's whole cost (about 3 ns a sample, compute-bound: benchmarks/
     bench_drr.py), so it is kept to the bone: the ray's slice range is clipped beforehand to where the 2x2 stencil lies inside the
@@ -195,10 +207,10 @@ def _joseph_kernel(table, scale, nb, na, nc, source, q00, qu, qv, d00, du, dv, o
     position in float64: its fraction keeps 1e-7 of a voxel after thousands of steps). 8% less CPU
     than a float floor and a product per sample (benchmarks/bench_drr.py).
     """
-    nv, nu = out.shape
+    nv = out.shape[0]
     plane = na * nc
     for v in prange(nv):
-        for u in range(nu):
+        for u in range(columns[v, 0], columns[v, 1] + 1):
             qa, qb, qc = _pixel_vector(u, v, q00, qu, qv)
             dx, dy, dz = _pixel_vector(u, v, d00, du, dv)
             slope_a = qa / qc
@@ -230,15 +242,15 @@ def _joseph_kernel(table, scale, nb, na, nc, source, q00, qu, qv, d00, du, dv, o
 
 
 @njit(parallel=True, fastmath=True, cache=True, boundscheck=False, nogil=True)
-def _joseph_pair_kernel(table, scale_0, scale_1, nb, na, nc, source, q00, qu, qv, d00, du, dv,
+def _joseph_pair_kernel(table, scale_0, scale_1, nb, na, nc, source, q00, qu, qv, d00, du, dv, columns,
                         out):  # pragma: no cover - compiled
     """:func:`_joseph_kernel` for a table of two interleaved materials (flat (nb, na, nc, 2)), into
     ``out`` (2, rows, columns): both line integrals for one traversal, the cost of the polychromatic
     beam's two basis materials (water, bone) being one ray's index arithmetic and twice the gathers."""
-    nv, nu = out.shape[1], out.shape[2]
+    nv = out.shape[1]
     plane = na * nc
     for v in prange(nv):
-        for u in range(nu):
+        for u in range(columns[v, 0], columns[v, 1] + 1):
             qa, qb, qc = _pixel_vector(u, v, q00, qu, qv)
             dx, dy, dz = _pixel_vector(u, v, d00, du, dv)
             slope_a = qa / qc
@@ -517,17 +529,52 @@ def line_integrals(volume: Volume, carm: CArm, *, method: Method = "joseph") -> 
     return _project(_prepare(volume, method, _principal_axis(volume, carm)), carm, method)
 
 
-def _project(prepared: _Prepared, carm: CArm, method: str) -> np.ndarray:
+def _project(prepared: _Prepared, carm: CArm, method: str, columns: np.ndarray | None = None) -> np.ndarray:
+    """The line integrals of ``prepared`` for ``carm``: every pixel, or only each row's ``columns``
+    (:func:`_field_columns`; zero elsewhere)."""
     out = np.zeros(carm.shape, dtype=np.float32)
     if prepared.empty:
         return out
+    if columns is None:
+        columns = _all_columns(carm.detector_pixels)
     nb, na, nc = prepared.shape
     with numba.parallel_chunksize(_ROWS_PER_CHUNK):
         if method == "siddon":
-            _siddon_kernel(prepared.table, nb, na, nc, *_ray_setup(carm, prepared.world_to_table), out)
+            _siddon_kernel(prepared.table, nb, na, nc, *_ray_setup(carm, prepared.world_to_table), columns, out)
         else:
-            _joseph_kernel(prepared.table, prepared.scale, nb, na, nc, *_ray_setup(carm, prepared.world_to_table), out)
+            _joseph_kernel(prepared.table, prepared.scale, nb, na, nc, *_ray_setup(carm, prepared.world_to_table),
+                           columns, out)
     return out
+
+
+@lru_cache(maxsize=8)
+def _all_columns(pixels: int) -> np.ndarray:
+    """Each row's first and last column (int64 (rows, 2)): the whole detector."""
+    columns = np.tile(np.array([0, pixels - 1], dtype=np.int64), (pixels, 1))
+    columns.setflags(write=False)
+    return columns
+
+
+@lru_cache(maxsize=8)
+def _field_columns(pixels: int, shape: str) -> np.ndarray:
+    """Each row's first and last column (int64 (rows, 2); first > last for none) of the pixels an anatomy's
+    frame is projected in: the detector's widest field (an intensifier's round one, collimation open), widened
+    by :data:`_FIELD_MARGIN_PIXELS`. The rest of an intensifier's square is never exposed
+    (``simulator.imaging.fluoro.measure`` zeroes it before the blur): its corners, 20% of a 512-pixel
+    detector's pixels with the margin, are not projected.
+
+    >>> _field_columns(32, "circle")[[0, 16]].tolist()  # the top row: the circle's chord and margin; a middle row
+    [[5, 26], [0, 31]]
+    >>> _field_columns(32, "square")[0].tolist()  # a flat panel's field is its square
+    [0, 31]
+    """
+    field = CArm(detector_pixels=pixels, detector_shape=shape).field_mask()
+    field = ndimage.binary_dilation(field, np.ones((3, 3), bool), iterations=_FIELD_MARGIN_PIXELS)
+    hit = np.arange(pixels)[None, :]
+    columns = np.stack([np.where(field, hit, pixels).min(axis=1), np.where(field, hit, -1).max(axis=1)], axis=1)
+    columns = np.ascontiguousarray(columns, dtype=np.int64)
+    columns.setflags(write=False)
+    return columns
 
 
 def reference_line_integrals(volume: Volume, carm: CArm, *, step_mm: float = 0.25, order: int = 1,
@@ -603,8 +650,9 @@ def anatomy_line_integrals(anatomy: Anatomy, carm: CArm, *, method: Method = "jo
     Both caches are held by the anatomy (``anatomy.derived``). The projector's table is built once
     per energy, method and principal axis (Joseph's quantised to uint16: see :func:`_prepared`; the
     mu volume itself is not kept, each table is made from a transient one); each pose's image is
-    kept (up to 32 poses per energy, least recently used dropped). The returned array is shared: do
-    not modify it.
+    kept (up to 32 poses per energy, least recently used dropped). Only the pixels of the detector's
+    widest field are projected (:func:`_field_columns`); beyond it the image is zero. The returned array
+    is shared: do not modify it.
     """
     if method not in METHODS:
         raise SpinesimError(f"unknown DRR method {method!r}", hint=f"use one of {', '.join(METHODS)}")
@@ -615,7 +663,7 @@ def anatomy_line_integrals(anatomy: Anatomy, carm: CArm, *, method: Method = "jo
 def _anatomy_frame(anatomy: Anatomy, carm: CArm, method: str, kev: float) -> np.ndarray:
     axis = _principal_axis(anatomy.ct, carm)
     table = anatomy.derived(("drr.table", kev, method, axis), lambda: _anatomy_table(anatomy, method, axis, kev))
-    image = _project(table, carm, method)
+    image = _project(table, carm, method, _field_columns(carm.detector_pixels, carm.detector_shape))
     image.setflags(write=False)
     return image
 
@@ -631,8 +679,9 @@ def anatomy_basis_line_integrals(anatomy: Anatomy, carm: CArm, *, method: Method
     The CT is decomposed into the two materials by :func:`anatomy_models.tissues.hu_to_basis` and
     both are projected in one traversal (Joseph: one interleaved uint16 table; Siddon: two tables),
     cached like :func:`anatomy_line_integrals`: the table per method and principal axis, the frame
-    per pose. The polychromatic beam (:mod:`simulator.imaging.spectrum`) turns them into what the
-    detector sees at any kVp without projecting again. The returned array is shared: do not modify it.
+    per pose, zero beyond the detector's widest field (:func:`_field_columns`). The polychromatic beam
+    (:mod:`simulator.imaging.spectrum`) turns them into what the detector sees at any kVp without
+    projecting again. The returned array is shared: do not modify it.
     """
     if method not in METHODS:
         raise SpinesimError(f"unknown DRR method {method!r}", hint=f"use one of {', '.join(METHODS)}")
@@ -643,17 +692,18 @@ def anatomy_basis_line_integrals(anatomy: Anatomy, carm: CArm, *, method: Method
 def _anatomy_basis_frame(anatomy: Anatomy, carm: CArm, method: str) -> np.ndarray:
     axis = _principal_axis(anatomy.ct, carm)
     tables = anatomy.derived(("drr.basis_table", method, axis), lambda: _anatomy_basis_table(anatomy, method, axis))
+    columns = _field_columns(carm.detector_pixels, carm.detector_shape)
     if method == "joseph":
         out = np.zeros((2, *carm.shape), dtype=np.float32)
         if not tables.empty:
             nb, na, nc = tables.shape
             with numba.parallel_chunksize(_ROWS_PER_CHUNK):
                 _joseph_pair_kernel(tables.table, tables.scales[0], tables.scales[1], nb, na, nc,
-                                    *_ray_setup(carm, tables.world_to_table), out)
+                                    *_ray_setup(carm, tables.world_to_table), columns, out)
     else:
-        out = np.stack([_project(table, carm, method) for table in tables])
+        out = np.stack([_project(table, carm, method, columns) for table in tables])
     for slab in anatomy.derived("drr.body_extension", lambda: body_extension(anatomy.ct)):
-        out[0] += line_integrals(slab, carm)
+        out[0] += _project(_prepare(slab, "joseph", _principal_axis(slab, carm)), carm, "joseph", columns)
     out.setflags(write=False)
     return out
 

@@ -114,8 +114,9 @@ def test_live_cell_keeps_rays_within_a_voxel_and_renders_the_same_frame(phantom)
     fine = CArm(detector_pixels=384)  # 0.39 mm at the isocentre: four pixels a ray are 0.78 voxel, two 0.39
     assert live_projection_cell(phantom, fine) == 2
     per_pixel, on_cells = anatomy_basis_line_integrals(phantom, fine), projected_on_cells(phantom, fine, "joseph", 2)
+    field = fine.field_mask()  # an anatomy's frames are projected in the detector's round field
     for path, exact in zip(on_cells, per_pixel):  # water, bone: within half a per cent of their range
-        assert np.sqrt(np.mean((path - exact) ** 2)) < 0.005 * exact.max()
+        assert np.sqrt(np.mean((path - exact)[field] ** 2)) < 0.005 * exact.max()
     needle = _needle()
     full = render_fluoro(phantom, fine, needle, seed=5)
     live = render_fluoro(phantom, fine, needle, seed=5, projection_cell=2)

@@ -37,6 +37,7 @@ def test_ctrl_c_stops_the_server_within_5_s_with_a_tab_open(patient, database, c
         print(f"stopped in {took_s:.2f} s")
         assert took_s < STOP_WITHIN_S, f"the server took {took_s:.1f} s to stop"
         assert b.wait_ended(below) == []  # no child process left behind
+        assert "leaked" not in (tmp_path / "serve.log").read_text()  # issue 23: no semaphore left to the tracker
     finally:
         running.stop()
         context.close()
