@@ -32,13 +32,16 @@ FINE_MM = 0.5
 MARGIN_MM = 10.0
 # S1's endplate: the surface facing up and forward (the first guess of its normal, template axes), in the
 # midline (ENDPLATE_HALF_WIDTH_MM), within ENDPLATE_TOP_MM of the bone's highest point along that normal; the
-# plane fitted to it is refined on the surface within ENDPLATE_PLANE_MM of it whose normal is within
-# acos(ENDPLATE_COS) of its own [ED].
+# plane fitted to it is refined, ENDPLATE_ROUNDS times, on the surface within ENDPLATE_PLANE_MM of it whose
+# normal is within acos(ENDPLATE_COS) of its own, always within ENDPLATE_HALF_WIDTH_MM of the midline: inside
+# the body (26 mm half-width on the source), off the alae and the bases of the superior articular processes,
+# which face up and back and tilted the plane 7 degrees back when the refinement reached 30 mm out [ED].
 ENDPLATE_GUESS = np.array([0.0, -0.5, 0.85])
 ENDPLATE_HALF_WIDTH_MM = 15.0
 ENDPLATE_TOP_MM = 15.0
-ENDPLATE_PLANE_MM = 4.0
-ENDPLATE_COS = 0.8
+ENDPLATE_PLANE_MM = 2.0
+ENDPLATE_COS = 0.85
+ENDPLATE_ROUNDS = 6
 # The endplate's width and depth are measured on the section ENDPLATE_SECTION_MM under the fitted plane (under
 # the ring apophysis's rim, above the alae): the depth along the midline from the front to the canal, the width
 # the widest over the body's anterior ENDPLATE_WIDTH_BAND_MM (from 5 mm behind its front; behind it the alae
@@ -79,13 +82,13 @@ def endplate_frame(bone: trimesh.Trimesh) -> tuple[np.ndarray, np.ndarray]:
     chosen = (np.abs(points[:, 0] - midline) < ENDPLATE_HALF_WIDTH_MM) & (normals @ guess > 0.7)
     chosen &= height > height[chosen].max() - ENDPLATE_TOP_MM
     normal = guess
-    for _ in range(4):
+    for _ in range(ENDPLATE_ROUNDS):
         surface = points[chosen]
         centre = surface.mean(axis=0)
         _, vectors = np.linalg.eigh(np.cov((surface - centre).T))
         normal = vectors[:, 0] * np.sign(vectors[:, 0] @ guess)
         chosen = ((normals @ normal > ENDPLATE_COS) & (np.abs((points - centre) @ normal) < ENDPLATE_PLANE_MM)
-                  & (np.abs(points[:, 0] - midline) < 2.0 * ENDPLATE_HALF_WIDTH_MM))
+                  & (np.abs(points[:, 0] - midline) < ENDPLATE_HALF_WIDTH_MM))
     posterior = np.cross(normal, [1.0, 0.0, 0.0])
     posterior /= np.linalg.norm(posterior)
     across = np.cross(posterior, normal)
