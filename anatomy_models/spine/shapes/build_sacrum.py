@@ -8,11 +8,12 @@ Run once, by hand, with the two surfaces of the data set (github.com/ingvilddevo
 The surfaces are in mm, x across the body, y anterior, z inferior (the cryosection stack's order); this script
 turns them into the template's axes (u to the left, v posterior, w superior: a half-turn about x, so the faces
 keep their order), finds S1's superior endplate (:func:`endplate_frame`) and re-expresses both bones in the
-endplate's frame: origin at the endplate's centre, w along its normal (out of the sacral base), v posterior in
-its plane, u across. The bone's own canal, foramina and the holes of the segmentation are filled
-(:func:`filled_sections`, :func:`closed`): the generator carves its own canal, foramina and hiatus into the
-solid, where its nerve roots, epidural fill and targets are. The distances are stored as int8 in steps of :data:`QUANTUM_MM`, clipped at
-:data:`CLIP_MM`, with the measurements :func:`measurements` makes on the unfilled bone.
+endplate's frame squared to the sacrum's midline (:func:`midline_frame`): origin at the endplate's centre moved
+onto the midline, w along its normal (out of the sacral base), v posterior in its plane, u across. The bone's own
+canal, foramina and the holes of the segmentation are filled (:func:`filled_sections`, :func:`closed`): the
+generator carves its own canal, foramina and hiatus into the solid, where its nerve roots, epidural fill and
+targets are. The distances are stored as int8 in steps of :data:`QUANTUM_MM`, clipped at :data:`CLIP_MM`, with the
+measurements :func:`measurements` makes on the unfilled bone.
 """
 
 from __future__ import annotations
@@ -42,6 +43,16 @@ ENDPLATE_TOP_MM = 15.0
 ENDPLATE_PLANE_MM = 2.0
 ENDPLATE_COS = 0.85
 ENDPLATE_ROUNDS = 6
+# The frame is then squared to the sacrum's own midline (midline_frame): turned about its posterior axis (within
+# MIDLINE_ROLL_DEG, in steps of MIDLINE_ROLL_STEP_DEG) so that the middle of the bone's extent across, every
+# MIDLINE_STEP_MM from MIDLINE_W_MM[0] to [1] along the normal, runs along it, and moved across onto that middle:
+# the endplate's own sideways tilt and its centre are the specimen's, 2-5 mm off its bilateral midline, which
+# left the lower sacrum 5 mm to one side of the patient's midline and its dorsal surface 4-6 mm further back on
+# that side than on the other, under the generator's symmetric canal and foramina [ED].
+MIDLINE_W_MM = (-20.0, -100.0)
+MIDLINE_STEP_MM = 10.0
+MIDLINE_ROLL_DEG = 8.0
+MIDLINE_ROLL_STEP_DEG = 0.1
 # The endplate's width and depth are measured on the section ENDPLATE_SECTION_MM under the fitted plane (under
 # the ring apophysis's rim, above the alae): the depth along the midline from the front to the canal, the width
 # the widest over the body's anterior ENDPLATE_WIDTH_BAND_MM (from 5 mm behind its front; behind it the alae
@@ -93,6 +104,26 @@ def endplate_frame(bone: trimesh.Trimesh) -> tuple[np.ndarray, np.ndarray]:
     posterior /= np.linalg.norm(posterior)
     across = np.cross(posterior, normal)
     return centre, np.column_stack([across, posterior, normal])
+
+
+def midline_frame(bone: trimesh.Trimesh, centre: np.ndarray, rotation: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The endplate's frame squared to the bone's midline (see :data:`MIDLINE_W_MM`): the roll about its
+    posterior axis that makes the middles of the bone's sections run straight down its normal, and the centre
+    moved across onto their mean."""
+    heights = np.arange(MIDLINE_W_MM[0], MIDLINE_W_MM[1] - MIDLINE_STEP_MM / 2.0, -MIDLINE_STEP_MM)
+
+    def middles(turn: np.ndarray) -> np.ndarray:
+        points = (bone.vertices - centre) @ turn
+        return np.array([np.mean([f(points[np.abs(points[:, 2] - w) < 1.0, 0]) for f in (np.min, np.max)])
+                         for w in heights])
+
+    def rolled(degrees: float) -> np.ndarray:
+        c, s = np.cos(np.radians(degrees)), np.sin(np.radians(degrees))
+        across, posterior, normal = rotation.T
+        return np.column_stack([c * across + s * normal, posterior, c * normal - s * across])
+    rolls = np.arange(-MIDLINE_ROLL_DEG, MIDLINE_ROLL_DEG + MIDLINE_ROLL_STEP_DEG / 2.0, MIDLINE_ROLL_STEP_DEG)
+    best = rolled(min(rolls, key=lambda r: abs(np.polyfit(heights, middles(rolled(r)), 1)[0])))
+    return centre + best[:, 0] * float(np.mean(middles(best))), best
 
 
 def in_frame(bone: trimesh.Trimesh, centre: np.ndarray, rotation: np.ndarray) -> trimesh.Trimesh:
@@ -214,7 +245,7 @@ def canal_profile(inside: np.ndarray, filled: np.ndarray, origin: np.ndarray, to
 def build(sacrum_path: Path, coccyx_path: Path) -> dict[str, np.ndarray]:
     """The arrays of ``sacrum_sdf.npz`` from the two surfaces."""
     sacrum, coccyx = template_mesh(sacrum_path), template_mesh(coccyx_path)
-    centre, rotation = endplate_frame(sacrum)
+    centre, rotation = midline_frame(sacrum, *endplate_frame(sacrum))
     arrays: dict[str, np.ndarray] = {"spacing_mm": np.float64(SPACING_MM), "quantum_mm": np.float64(QUANTUM_MM),
                                      "source_endplate_centre_mm": centre, "source_rotation": rotation}
     for name, bone in (("sacrum", sacrum), ("coccyx", coccyx)):
