@@ -38,6 +38,58 @@ DISC_LOSS_PER_GRADE = 0.12
 DISC_LOSS_WEIGHT = {"T12-L1": 0.4, "L1-L2": 0.5, "L2-L3": 0.6, "L3-L4": 0.8, "L4-L5": 1.0, "L5-S1": 1.0}
 # Thinnest a disc may get at its posterior margin when the lordosis is forced up, mm [ED].
 MIN_DISC_HEIGHT_MM = 2.0
+# No spine is symmetric. Each vertebra and interspace of a generated spine gets a small left-right difference
+# drawn from the patient's seed (a normal draw of these standard deviations times the parameter
+# ``natural_asymmetry``, cut at two of them). The parameter is 0 by default for now: at 1 the built-in patient's
+# AP shows L5's pedicles as rings, but guards tuned on the symmetric spine (the L4 Scotty neck's edge, the
+# ultrasound trident's L5 process, the landmark and measurement tables) must first be refitted to it.
+# - the facet angle (tropism, the left joint's angle minus the right's): left-right asymmetry is common
+#   (clinical.md §4.6 [S82], randomised +-5 deg per side there); 4 deg, as the drawn patients' tropism;
+# - the pedicle's isthmus width (left minus right), 0.6 mm [ED: under a tenth of the width, within the
+#   spread of the sexes' means in clinical.md §4.2];
+# - the transverse process's length (left minus right), 2 mm [ED: a tenth of the longest, L3's 19 mm,
+#   §4.7 [S87]];
+# - the vertebra's axial rotation, 1 deg (+ turns the body toward the patient's left) [ED: the normal,
+#   non-scoliotic spine has a pre-existent axial rotation of each vertebra, measured on the CTs of 50
+#   people from T2 to L5 (Kouwenhoven et al., Spine 2006;31:1467), of a few degrees at most in the lumbar spine].
+NATURAL_ASYMMETRY_SD = {"facet_tropism_deg": 4.0, "pedicle_width_mm": 0.6, "transverse_process_length_mm": 2.0,
+                        "axial_rotation_deg": 1.0}
+
+
+@dataclass(frozen=True)
+class NaturalAsymmetry:
+    """One vertebra's left-right differences (left minus right; each side gets half) and axial rotation."""
+
+    pedicle_width_mm: float = 0.0
+    transverse_process_length_mm: float = 0.0
+    axial_rotation_deg: float = 0.0
+
+    def side(self, value: float, side: str) -> float:
+        """The share of a left-minus-right difference ``value`` on ``side``: +half on the left, -half on the right."""
+        return 0.5 * value if side == "left" else -0.5 * value
+
+
+def natural_asymmetry(params: SpineParameters) -> tuple[dict[str, NaturalAsymmetry], dict[str, float]]:
+    """Each vertebra's :class:`NaturalAsymmetry` and each interspace's facet tropism (deg), drawn from the
+    patient's seed (:data:`NATURAL_ASYMMETRY_SD` times ``params.natural_asymmetry``); the same seed always
+    gives the same spine.
+
+    >>> vertebrae, tropism = natural_asymmetry(SpineParameters(seed=7, natural_asymmetry=1.0))
+    >>> bool(vertebrae["L4"].pedicle_width_mm != 0.0), bool(abs(tropism["L4-L5"]) <= 8.0)
+    (True, True)
+    >>> natural_asymmetry(SpineParameters(seed=7))[1]["L4-L5"] == 0.0   # the default spine is symmetric
+    True
+    """
+    rng = np.random.default_rng([params.seed, 47])
+
+    def draw(kind: str) -> float:
+        return float(np.clip(rng.normal(), -2.0, 2.0)) * NATURAL_ASYMMETRY_SD[kind] * params.natural_asymmetry
+
+    vertebrae = {name: NaturalAsymmetry(draw("pedicle_width_mm") * params.skeleton_scale,
+                                        draw("transverse_process_length_mm") * params.skeleton_scale,
+                                        draw("axial_rotation_deg")) for name in VERTEBRA_NAMES}
+    tropism = {name: draw("facet_tropism_deg") for name in INTERSPACE_NAMES}
+    return vertebrae, tropism
 
 
 def sagittal_rotation(tilt_deg: float) -> np.ndarray:
@@ -66,6 +118,16 @@ class VertebraGeometry:
     dims: VertebraReference
     frame: Frame
     scale: float
+    asymmetry: NaturalAsymmetry = NaturalAsymmetry()
+
+    def pedicle_width_mm(self, side: str) -> float:
+        """The pedicle's isthmus width on ``side`` (the reference's, with the side's natural difference)."""
+        return self.dims.pedicle_width_mm + self.asymmetry.side(self.asymmetry.pedicle_width_mm, side)
+
+    def transverse_process_length_mm(self, side: str) -> float:
+        """The transverse process's length on ``side`` (the reference's, with the side's natural difference)."""
+        return self.dims.transverse_process_length_mm + self.asymmetry.side(
+            self.asymmetry.transverse_process_length_mm, side)
 
     @property
     def height_mm(self) -> float:
@@ -90,6 +152,7 @@ class DiscGeometry:
     endplate_concavity_mm: float  # depth of each endplate's central concavity
     reference: InterspaceReference
     frame: Frame
+    natural_tropism_deg: float = 0.0  # the left facet joint's angle minus the right's, before the parameter's
 
     @property
     def mean_mm(self) -> float:
@@ -238,18 +301,22 @@ def align_spine(params: SpineParameters) -> SpineAlignment:
     z_by_level = {name: float(c[1] - shift[1]) for name, (c, _) in placed.items()}
     scoliosis = _scoliosis(params, z_by_level, float(disc_placed["L5-S1"][0][1] - shift[1]))
 
-    def frame(yz: np.ndarray, sagittal_tilt: float) -> Frame:
+    def frame(yz: np.ndarray, sagittal_tilt: float, own_rotation_deg: float = 0.0) -> Frame:
         y, z = yz - shift
         offset, coronal, axial = scoliosis(float(z))
-        rotation = axis_rotation(1, coronal) @ sagittal_rotation(sagittal_tilt) @ axis_rotation(2, axial)
+        rotation = (axis_rotation(1, coronal) @ sagittal_rotation(sagittal_tilt)
+                    @ axis_rotation(2, axial + own_rotation_deg))
         return Frame.at((offset, y, z), rotation)
 
-    vertebrae = {name: VertebraGeometry(name, dims[name], frame(*placed[name]), params.skeleton_scale)
-                 for name in VERTEBRA_NAMES}
+    # The sacrum is the pelvis's: it keeps its frame.
+    asymmetry, tropism = natural_asymmetry(params)
+    asymmetry["S1"] = NaturalAsymmetry()
+    vertebrae = {name: VertebraGeometry(name, dims[name], frame(*placed[name], asymmetry[name].axial_rotation_deg),
+                                        params.skeleton_scale, asymmetry[name]) for name in VERTEBRA_NAMES}
     discs = {}
     for name in INTERSPACE_NAMES:
         upper, lower = name.split("-")
         anterior, posterior, middle, length, concavity = heights[name]
         discs[name] = DiscGeometry(name, upper, lower, anterior, posterior, middle, length, concavity,
-                                   INTERSPACES[name], frame(*disc_placed[name]))
+                                   INTERSPACES[name], frame(*disc_placed[name]), tropism[name])
     return SpineAlignment(vertebrae, discs)

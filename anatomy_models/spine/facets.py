@@ -126,7 +126,7 @@ class FacetJoint:
 def facet_joint(disc: DiscGeometry, lower: VertebraLayout, side: str, tropism_deg: float, spacing_mm: float) -> FacetJoint:
     """The joint of ``disc``'s interspace on ``side``, placed behind the lower vertebra's junction."""
     s = SIDE_SIGN[side]
-    angle = disc.reference.facet_angle_deg + s * tropism_deg / 2.0
+    angle = disc.reference.facet_angle_deg + s * (tropism_deg + disc.natural_tropism_deg) / 2.0
     junction = disc.frame.rotation.T @ (lower.world(lower.junction[side]) - disc.frame.origin)
     theta = math.radians(angle)
     medial = JOINT_MEDIAL_OF_JUNCTION_MM * float(np.clip((angle - JOINT_MEDIAL_FROM_DEG) / (JOINT_MEDIAL_AT_DEG - JOINT_MEDIAL_FROM_DEG), 0.0, 1.0))

@@ -27,7 +27,7 @@ from scipy import ndimage
 
 from anatomy_models.anatomy import Anatomy
 from anatomy_models.errors import SpinesimError
-from anatomy_models.spine.alignment import scaled_vertebra
+from anatomy_models.spine.alignment import natural_asymmetry, scaled_vertebra
 from anatomy_models.spine.morphometry import INTERSPACES, epidural_depth_mm
 from anatomy_models.spine.parameters import SpineParameters
 from anatomy_models.spine.skeleton import WINDOW_LINE_OFFSET_MM
@@ -376,6 +376,7 @@ def _params(anatomy: Anatomy) -> SpineParameters:
 def measure_spine(anatomy: Anatomy) -> list[Measurement]:
     """Every measurement of the "Must show" list of the spine generator, next to its reference."""
     params = _params(anatomy)
+    asymmetry, tropism = natural_asymmetry(params)
     rows: list[Measurement] = []
     for level in LUMBAR:
         ref = scaled_vertebra(level, params)
@@ -383,8 +384,9 @@ def measure_spine(anatomy: Anatomy) -> list[Measurement]:
         rows.append(Measurement("body width", level, width, ref.body_width_mm, "mm", "§4.1 [ED]"))
         rows.append(Measurement("body depth", level, depth, ref.body_depth_mm, "mm", "§4.1 [S64]"))
         for side in ("left", "right"):
+            own = asymmetry[level].side(asymmetry[level].pedicle_width_mm, side)
             rows.append(Measurement(f"pedicle width {side}", level, pedicle_width(anatomy, level, side),
-                                    ref.pedicle_width_mm, "mm", "§4.2 [S64]"))
+                                    ref.pedicle_width_mm + own, "mm", "§4.2 [S64]"))
         rows.append(Measurement("spinous process height", level, spinous_process_height(anatomy, level),
                                 SPINOUS_PROCESS_HEIGHT_MM * params.skeleton_scale, "mm", "Clouthier 2023, L2-L5 mean"))
         ap, transverse = canal_diameters(anatomy, level)
@@ -398,7 +400,8 @@ def measure_spine(anatomy: Anatomy) -> list[Measurement]:
                                     ref.interlaminar_mm * s, "mm", "§4.7 [S83]"))
             sign = 1.0 if side == "left" else -1.0
             rows.append(Measurement(f"facet angle {side}", interspace, facet_angle(anatomy, interspace, side),
-                                    ref.facet_angle_deg + sign * params.facet_tropism_deg / 2.0, "deg", "§4.6 [S80][ED]"))
+                                    ref.facet_angle_deg + sign * (params.facet_tropism_deg + tropism[interspace]) / 2.0,
+                                    "deg", "§4.6 [S80][ED]"))
         if interspace in INTERSPINOUS_GAP_MM:
             source = "MRI, 60 adults" if interspace == "L4-L5" else "§5.4 radiographs"
             rows.append(Measurement("interspinous gap", interspace, interspinous_gap(anatomy, interspace),

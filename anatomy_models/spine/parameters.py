@@ -76,6 +76,12 @@ class SpineParameters:
         osteophytes, ligamentum flavum thickening and so a narrower canal.
     facet_tropism_deg : float
         Left minus right facet joint angle at every level, degrees (-20 to 20); §4.6 [S82].
+    natural_asymmetry : float
+        How much of the natural left-right variation of a real spine the vertebrae get, drawn from ``seed``
+        per level (0-2): 1 gives each level its own pedicle widths, transverse process lengths, facet
+        tropism and a slight axial rotation within normal variation
+        (:data:`anatomy_models.spine.alignment.NATURAL_ASYMMETRY_SD`); 0 (the default, for now) a mirror-
+        symmetric spine.
     transitional : {"none", "sacralized_L5", "lumbarized_S1"}
         Lumbosacral transitional anatomy.
     adamkiewicz_level, adamkiewicz_side : str
@@ -113,6 +119,7 @@ class SpineParameters:
     scoliosis_rotation_deg: float = 0.0
     degeneration: float = 0.0
     facet_tropism_deg: float = 0.0
+    natural_asymmetry: float = 0.0
     transitional: str = "none"
     adamkiewicz_level: str = "T12"
     adamkiewicz_side: str = "left"
@@ -134,6 +141,7 @@ class SpineParameters:
             "scoliosis_rotation_deg": (-30.0, 30.0, "deg", None),
             "degeneration": (0.0, 3.0, "(grade)", "0 none, 1 mild, 2 moderate, 3 severe"),
             "facet_tropism_deg": (-20.0, 20.0, "deg", None),
+            "natural_asymmetry": (0.0, 2.0, "", "1 is a real spine's left-right variation, 0 a symmetric spine"),
             "conus_position": (0.0, 1.5, "", "0 is the superior endplate, 1 the inferior endplate"),
             "dural_sac_end_mm": (15.0, 60.0, "mm", "22 ends the sac at S2 (the usual), ~45 at S3 (low-lying)"),
         }

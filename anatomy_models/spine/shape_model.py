@@ -238,6 +238,18 @@ class LevelTargets:
     # How far the spinous process is turned up (degrees, + = its tip higher) about its root
     # (:data:`SPINOUS_PROCESS_TURN_BEHIND_CANAL_MM`) from the template's own inclination.
     spinous_process_upturn_deg: float = 0.0
+    # The right side's pedicle wall and transverse process tip (|u|, mm) where they differ from the left's
+    # (``pedicle_lateral_mm``, ``transverse_process_tip_mm``; None: the mirror image): no spine is symmetric.
+    right_pedicle_lateral_mm: float | None = None
+    right_transverse_process_tip_mm: float | None = None
+
+    def side_knots(self, side: str) -> tuple[float, float]:
+        """The pedicle's lateral wall and the transverse process's tip (|u|, mm) on ``side``."""
+        if side == "left":
+            return self.pedicle_lateral_mm, self.transverse_process_tip_mm
+        return (self.pedicle_lateral_mm if self.right_pedicle_lateral_mm is None else self.right_pedicle_lateral_mm,
+                self.transverse_process_tip_mm if self.right_transverse_process_tip_mm is None
+                else self.right_transverse_process_tip_mm)
 
 
 def _arch_w_knots(template: Template, targets: LevelTargets) -> tuple[np.ndarray, np.ndarray]:
@@ -322,7 +334,8 @@ def warped_sdf(template: Template, targets: LevelTargets):
 
     Along v: the body's front and back walls, the canal's back wall and the spinous process tip are
     knots. Across (u): in the body the width scales; behind it the canal's half-width, the pedicle's
-    lateral wall and the transverse process tip are knots, blended over :data:`BODY_TO_ARCH_BLEND_MM`.
+    lateral wall and the transverse process tip are knots (each side its own), blended over
+    :data:`BODY_TO_ARCH_BLEND_MM`.
     Along w: the body's height scales; behind it the pedicle's borders (the foramina and the nerve
     roots under them are placed from the layout's pedicles) and the laminae's lower edge are knots
     too, but in the midline (:data:`SPINOUS_ZONE_MM`) the spinous process's lower border replaces the
@@ -335,7 +348,7 @@ def warped_sdf(template: Template, targets: LevelTargets):
                         r.body_depth_mm / 2 - t.wall_recess_mm + r.canal_ap_mm, r.spinous_process_tip_mm])
     v_template = np.array([-t.body_depth_mm / 2, t.body_depth_mm / 2,
                            t.body_depth_mm / 2 - t.wall_recess_mm + t.canal_ap_mm, t.spinous_process_tip_mm])
-    u_knots = np.array([0.0, r.canal_transverse_mm / 2, r.pedicle_lateral_mm, r.transverse_process_tip_mm])
+    u_knots = {side: np.array([0.0, r.canal_transverse_mm / 2, *r.side_knots(side)]) for side in ("left", "right")}
     u_template = np.array([0.0, t.canal_transverse_mm / 2, t.pedicle_lateral_mm, t.transverse_process_tip_mm])
     body_scale = f32(t.body_width_mm / r.body_width_mm)
     height_scale = f32(t.body_height_mm / r.body_height_mm)
@@ -358,7 +371,10 @@ def warped_sdf(template: Template, targets: LevelTargets):
         arch = np.clip((v - blend_from) / blend_span, 0, 1)
         arch = arch * arch * (3 - 2 * arch)
         across = np.abs(u)
-        source_u = np.sign(u) * (across * body_scale * (1 - arch) + _piecewise(across, u_knots, u_template) * arch)
+        arch_u = _piecewise(across, u_knots["left"], u_template)
+        if not np.array_equal(u_knots["left"], u_knots["right"]):  # the patient's right is -u
+            arch_u = np.where(u < 0, _piecewise(across, u_knots["right"], u_template), arch_u)
+        source_u = np.sign(u) * (across * body_scale * (1 - arch) + arch_u * arch)
         source_v = _piecewise(v, v_knots, v_template)
         # The laminae (off the midline) and the spinous process (in it) have their own vertical warps.
         lateral = np.clip((across - midline[0]) / midline[1], 0, 1)
@@ -401,7 +417,7 @@ def real_vertebra(level: str, frame, targets: LevelTargets) -> RealVertebra:
     """The real outline of vertebra ``level`` (T12-L5), warped onto ``targets`` and placed by ``frame``."""
     template = load_template(TEMPLATE_OF_LEVEL[level])
     margin = 3.0
-    reach_u = targets.transverse_process_tip_mm + margin
+    reach_u = max(targets.side_knots(side)[1] for side in ("left", "right")) + margin
     # The grid's own w range, stretched as the warp stretches the body's height.
     stretch = targets.body_height_mm / template.body_height_mm
     w_range = template.origin_mm[2] + np.array([0.0, template.sdf_mm.shape[2] - 1]) * template.spacing_mm

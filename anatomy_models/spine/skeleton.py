@@ -178,7 +178,8 @@ def capsular_flavum(skeleton: Skeleton, interspace: str, side: str, thickness_mm
     step = CAPSULAR_FLAVUM_STEP_MM
     middle = abs(upper.pedicle_center[side][0])
     alpha = math.radians(d.pedicle_medial_angle_deg)
-    u = np.arange(d.canal_transverse_mm / 2.0, middle + d.pedicle_width_mm / 2.0 / math.cos(alpha) + step / 2, step)
+    lateral_wall = middle + upper.geometry.pedicle_width_mm(side) / 2.0 / math.cos(alpha)
+    u = np.arange(d.canal_transverse_mm / 2.0, lateral_wall + step / 2, step)
     lower_pedicle_top = upper.frame.rotation.T @ (lower.world(lower.pedicle_center[side]) - upper.frame.origin)
     bottom = lower_pedicle_top[2] + lower.geometry.dims.pedicle_height_mm / 2.0
     w = np.arange(bottom, upper.pedicle_z - d.pedicle_height_mm / 2.0 + step / 2, step)
@@ -377,14 +378,19 @@ def level_targets(layout: VertebraLayout) -> LevelTargets:
     transverse processes' taper and slope."""
     d = layout.geometry.dims
     alpha = math.radians(d.pedicle_medial_angle_deg)
-    lateral_wall = abs(layout.pedicle_center["left"][0]) + d.pedicle_width_mm / 2.0 / math.cos(alpha)
+    lateral_wall, tip = {}, {}
+    for side in SIDE_SIGN:
+        lateral_wall[side] = (abs(layout.pedicle_center[side][0])
+                              + layout.geometry.pedicle_width_mm(side) / 2.0 / math.cos(alpha))
+        tip[side] = float(abs(layout.tp_tip[side][0]))
     tip_fraction = TRANSVERSE_PROCESS_TIP_HEIGHT_FRACTION.get(layout.name, 0.6)
-    return LevelTargets(layout.width, layout.depth, layout.height, d.canal_transverse_mm, d.canal_ap_mm, lateral_wall,
-                        float(abs(layout.tp_tip["left"][0])), float(layout.sp_tip[1]),
+    return LevelTargets(layout.width, layout.depth, layout.height, d.canal_transverse_mm, d.canal_ap_mm,
+                        lateral_wall["left"], tip["left"], float(layout.sp_tip[1]),
                         layout.pedicle_z - d.pedicle_height_mm / 2.0, layout.pedicle_z + d.pedicle_height_mm / 2.0,
                         transverse_process_tip_height_fraction=tip_fraction,
                         transverse_process_upward_deg=TRANSVERSE_PROCESS_UPWARD_DEG.get(layout.name, 0.0),
-                        spinous_process_upturn_deg=SPINOUS_PROCESS_UPTURN_DEG.get(layout.name, 0.0))
+                        spinous_process_upturn_deg=SPINOUS_PROCESS_UPTURN_DEG.get(layout.name, 0.0),
+                        right_pedicle_lateral_mm=lateral_wall["right"], right_transverse_process_tip_mm=tip["right"])
 
 
 def build_skeleton(alignment: SpineAlignment, params: SpineParameters) -> Skeleton:

@@ -134,10 +134,10 @@ def layout_vertebra(geometry: VertebraGeometry) -> VertebraLayout:
     layout = VertebraLayout(geometry, width, depth, height, pedicle_z,
                             lamina_thickness=LAMINA_THICKNESS_MM.get(geometry.name, 6.0) * geometry.scale)
     alpha = math.radians(d.pedicle_medial_angle_deg)
-    half_width = d.pedicle_width_mm / 2.0
     isthmus_y = depth / 2.0 + PEDICLE_ISTHMUS_BEHIND_WALL_MM
     reference_y = depth / 2.0 + CANAL_REFERENCE_BEHIND_WALL_MM
     for side, s in SIDE_SIGN.items():
+        half_width = geometry.pedicle_width_mm(side) / 2.0
         axis = np.array([s * math.sin(alpha), math.cos(alpha), 0.0])
         # The medial wall passes x = canal/2 at the reference depth: solve for the isthmus centre x.
         along = (reference_y - isthmus_y - half_width * math.sin(alpha)) / math.cos(alpha)
@@ -159,7 +159,7 @@ def layout_vertebra(geometry: VertebraGeometry) -> VertebraLayout:
         direction = np.array([s * math.cos(back), math.sin(back), math.tan(upward)])
         direction /= np.linalg.norm(direction)
         layout.tp_root[side] = root
-        layout.tp_tip[side] = root + direction * d.transverse_process_length_mm
+        layout.tp_tip[side] = root + direction * geometry.transverse_process_length_mm(side)
     layout.tp_height = TRANSVERSE_PROCESS_HEIGHT_MM.get(geometry.name, 10.0) * geometry.scale
     # The blend that joins the two laminae and the spinous process fills the apex of the canal by
     # about a millimetre: the plates' ventral line sits that much further back.
@@ -256,7 +256,7 @@ def pedicle_part(layout: VertebraLayout, side: str) -> Primitive:
     center, axis = layout.pedicle_center[side], layout.pedicle_axis[side]
     start = center - axis * 11.0  # buried in the body
     end = layout.junction[side] + axis * 1.0
-    return rod_in_vertebra(layout, start, end, d.pedicle_width_mm / 2.0, d.pedicle_height_mm / 2.0)
+    return rod_in_vertebra(layout, start, end, layout.geometry.pedicle_width_mm(side) / 2.0, d.pedicle_height_mm / 2.0)
 
 
 def lamina_part(layout: VertebraLayout, side: str) -> Shape:

@@ -54,6 +54,29 @@ def test_the_warp_brings_a_shape_to_its_targets(level):
         assert getattr(measured, name) == pytest.approx(values[name], abs=1.5), name
 
 
+def test_each_side_is_warped_to_its_own_pedicle_and_transverse_process():
+    """No spine is symmetric (alignment.NATURAL_ASYMMETRY_SD): warp the mean L4 with the right pedicle's wall
+    1.5 mm further out and the right transverse process 3 mm shorter than the left's, resample it, and measure
+    each half (the right one in the mirror image): each side has its own targets, the rest is unchanged."""
+    template = load_template("L4")
+    values = {name: getattr(template, name) for name in MEASURED}
+    right = {"pedicle_lateral_mm": template.pedicle_lateral_mm + 1.5,
+             "transverse_process_tip_mm": template.transverse_process_tip_mm - 3.0}
+    sdf = warped_sdf(template, LevelTargets(**values, right_pedicle_lateral_mm=right["pedicle_lateral_mm"],
+                                            right_transverse_process_tip_mm=right["transverse_process_tip_mm"]))
+    u = np.arange(-60.0, 61.0, 1.0, dtype=np.float32)
+    v = np.arange(-30.0, 81.0, 1.0, dtype=np.float32)
+    w = np.arange(-40.0, 31.0, 1.0, dtype=np.float32)
+    grid = sdf(u[:, None, None], v[None, :, None], w[None, None, :])
+    origin = np.array([u[0], v[0], w[0]], dtype=np.float64)
+    mirror = np.ascontiguousarray(grid[::-1])
+    left_half, right_half = (measure_template("L4", half, origin, 1.0) for half in (grid, mirror))
+    for name in ("pedicle_lateral_mm", "transverse_process_tip_mm"):
+        assert getattr(left_half, name) == pytest.approx(values[name], abs=1.0), name
+        assert getattr(right_half, name) == pytest.approx(right[name], abs=1.0), name
+    assert right_half.body_width_mm == pytest.approx(left_half.body_width_mm, abs=1.0)
+
+
 def _transverse_process_heights(sdf, u_mm, wall_v_mm: float) -> list[float]:
     """Cranio-caudal height (mm) of the left transverse process at each ``u_mm``, behind the body's wall."""
     v = np.arange(wall_v_mm + 2.0, wall_v_mm + 40.0, 0.5, dtype=np.float32)
