@@ -68,6 +68,7 @@ from anatomy_models.tissues import FLUORO_EFFECTIVE_KEV, hu_to_basis, hu_to_mu, 
 from anatomy_models.volume import Volume
 from simulator.imaging.carm import CArm
 from simulator.needle.hub import hub_cylinders
+from simulator.needle.shaft import bevel_cut
 
 if TYPE_CHECKING:
     from anatomy_models.anatomy import Anatomy
@@ -292,8 +293,9 @@ def _joseph_pair_kernel(table, scale_0, scale_1, nb, na, nc, source, q00, qu, qv
 
 
 @njit(inline="always", fastmath=True)
-def _cylinder_chord(sx, sy, sz, dx, dy, dz, px, py, pz, ax, ay, az, length, radius):
-    """Length (mm) of the ray s + t d (|d| = 1) inside the cylinder from p along unit a, closed form."""
+def _cylinder_chord(sx, sy, sz, dx, dy, dz, px, py, pz, ax, ay, az, length, radius, nx, ny, nz, offset):
+    """Length (mm) of the ray s + t d (|d| = 1) inside the cylinder from p along unit a and in the half-space
+    n . x <= offset (a bevel's cut; n = 0, offset > 0 keeps all of it), closed form."""
     wx = sx - px
     wy = sy - py
     wz = sz - pz
@@ -329,6 +331,15 @@ def _cylinder_chord(sx, sy, sz, dx, dy, dz, px, py, pz, ax, ay, az, length, radi
         tb = (length - along_w) / along_d
         t0 = max(t0, min(ta, tb))
         t1 = min(t1, max(ta, tb))
+    across = nx * dx + ny * dy + nz * dz
+    room = offset - (nx * sx + ny * sy + nz * sz)
+    if abs(across) < 1e-14:  # ray parallel to the cut: on its kept side everywhere or nowhere
+        if room < 0.0:
+            return 0.0
+    elif across > 0.0:
+        t1 = min(t1, room / across)
+    else:
+        t0 = max(t0, room / across)
     return max(t1 - t0, 0.0)
 
 
@@ -336,8 +347,8 @@ def _cylinder_chord(sx, sy, sz, dx, dy, dz, px, py, pz, ax, ay, az, length, radi
 def _needle_kernel(source, d00, du, dv, u0, v0, cylinders, samples, shadows, out):  # pragma: no cover - compiled
     """Needle line integrals of the pixels of ``out`` (the patch at column u0, row v0).
 
-    ``cylinders`` rows: start (3), unit axis (3), length, radius, mu. Each pixel is sampled by
-    ``samples`` x ``samples`` rays over its area and the detector's average of ``exp(-p)`` is
+    ``cylinders`` rows: start (3), unit axis (3), length, radius, mu, cut normal (3), cut offset. Each pixel is
+    sampled by ``samples`` x ``samples`` rays over its area and the detector's average of ``exp(-p)`` is
     returned as ``-ln(mean exp(-p))``, so a needle thinner than a pixel still darkens it. Pixels
     farther than every cylinder's reach from its projected axis (``shadows`` rows: u, v, u, v,
     reach, in pixels) are skipped: the needle cannot cover them.
@@ -366,7 +377,8 @@ def _needle_kernel(source, d00, du, dv, u0, v0, cylinders, samples, shadows, out
                 for k in range(cylinders.shape[0]):
                     cyl = cylinders[k]
                     total += cyl[8] * _cylinder_chord(source[0], source[1], source[2], dx / norm, dy / norm, dz / norm,
-                                                      cyl[0], cyl[1], cyl[2], cyl[3], cyl[4], cyl[5], cyl[6], cyl[7])
+                                                      cyl[0], cyl[1], cyl[2], cyl[3], cyl[4], cyl[5], cyl[6], cyl[7],
+                                                      cyl[9], cyl[10], cyl[11], cyl[12])
                 lowest = min(lowest, total)
                 out[r, c, sub] = total
             # -ln(mean exp(-p)), computed relative to the smallest p so that it cannot underflow.
@@ -842,14 +854,19 @@ def _anatomy_basis_table(anatomy: Anatomy, method: str, axis: int) -> _PreparedP
 
 # --------------------------------------------------------------------------- needle
 def needle_cylinders(needle: Needle, kev: float = FLUORO_EFFECTIVE_KEV) -> np.ndarray:
-    """The needle as attenuating cylinders: rows (start xyz, unit axis xyz, length mm, radius mm, mu 1/mm).
+    """The needle as attenuating cylinders: rows (start xyz, unit axis xyz, length mm, radius mm, mu 1/mm, cut normal
+    xyz, cut offset mm), each kept where ``normal . x <= offset``.
 
-    The shaft is solid steel (cannula with its stylet in) from the hub end to the tip; the hub beyond the shaft's
-    outer end is :func:`simulator.needle.hub.hub_cylinders` (plastic, the cannula's steel, the stylet cap).
+    The shaft is solid steel (cannula with its stylet in) from the hub end to the tip, a Quincke's cut by its bevel
+    (:func:`simulator.needle.shaft.bevel_cut`); the hub beyond the shaft's outer end is
+    :func:`simulator.needle.hub.hub_cylinders` (plastic, the cannula's steel, the stylet cap), uncut.
     """
     steel = tissue("steel").xray_mu_per_mm(kev)
-    shaft = [*needle.hub, *needle.direction, needle.spec.length_mm, needle.spec.outer_diameter_mm / 2.0, steel]
-    return np.array([shaft, *hub_cylinders(needle, kev)], dtype=np.float64)
+    cut = bevel_cut(needle)
+    uncut = [0.0, 0.0, 0.0, 1.0]
+    shaft = [*needle.hub, *needle.direction, needle.spec.length_mm, needle.spec.outer_diameter_mm / 2.0, steel,
+             *(uncut if cut is None else [*cut[0], cut[1]])]
+    return np.array([shaft, *(row + uncut for row in hub_cylinders(needle, kev))], dtype=np.float64)
 
 
 def needle_footprint(needle: Needle, carm: CArm) -> tuple[slice, slice, np.ndarray] | None:

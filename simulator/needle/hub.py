@@ -40,12 +40,15 @@ def blood_shows(seed: int, action_index: int) -> bool:
     return bool(draw < FLASH_SENSITIVITY)
 
 
-# What the hub is made of, as fluoroscopy shows it. A spinal needle's hub is a moulded plastic Luer hub (here PMMA)
-# with its female Luer bore (HUB_INNER_FRACTION of its outer diameter: a Luer taper is ~4.3 mm inside a ~6-7 mm hub),
-# the steel cannula bonded into it along its length, and the stylet's cap seated in the bore at its outer end: a
-# steel knob STYLET_CAP_LENGTH_MM long filling the bore. A plastic ring alone read as "a thin ring for a hub" (issue 16:
-# a 22 G Quincke's hub is a dense metal-and-plastic cylinder with a metal stylet cap; end-on a dense round blob in a
-# ring, side-on a short dense cylinder) [ED: dimensions; the cap's metal as the issue's reader describes it].
+# What the hub is made of, as fluoroscopy shows it. A spinal needle's hub is a moulded clear plastic Luer hub (here
+# PMMA; "note clear hub", e-learning for anaesthesia's spinal needle components, https://e-safe-anaesthesia.org/
+# sessions/09_02/d/ELFH_Session/682/tab_822.html) with its female Luer bore (HUB_INNER_FRACTION of its outer
+# diameter: a Luer taper is ~4.3 mm across inside a ~6-7 mm hub, ISO 80369-7), the steel cannula bonded into it along
+# its length with the stylet's wire inside, and the stylet's colour-coded plastic cap seated in the bore at its outer
+# end, STYLET_CAP_LENGTH_MM long. End-on (down the beam) the shaft is a black dot in a grey ring, the hub's wall along
+# its length, round a paler bore; side-on a faint plastic cylinder with the steel line through it. A steel cap
+# filling the bore showed as a black ball over the dot (issue 16's blind read: "the hub is a ring/cylinder of
+# plastic and metal, not a black ball") [ED: dimensions].
 HUB_INNER_FRACTION = 0.65
 STYLET_CAP_LENGTH_MM = 3.0
 
@@ -53,7 +56,7 @@ STYLET_CAP_LENGTH_MM = 3.0
 def hub_cylinders(needle: Needle, kev: float) -> list[list[float]]:
     """The hub as attenuating cylinders beyond the shaft's outer end: rows (start xyz, unit axis xyz, length mm,
     radius mm, mu 1/mm at ``kev``). Overlapping cylinders add, so the bore enters with negative mu: the plastic
-    tube, the cannula's steel through it up to the stylet cap's steel plug in the bore at the hub's outer end.
+    tube, its bore, the stylet cap's plastic plug in the bore at the hub's outer end, the cannula's steel through it.
     """
     spec = needle.spec
     steel = tissue("steel").xray_mu_per_mm(kev)
@@ -66,6 +69,6 @@ def hub_cylinders(needle: Needle, kev: float) -> list[list[float]]:
     return [
         [*start, *outward, spec.hub_length_mm, spec.hub_diameter_mm / 2.0, plastic],
         [*start, *outward, spec.hub_length_mm, bore_radius, -plastic],
-        [*start, *outward, spec.hub_length_mm - cap_length, spec.outer_diameter_mm / 2.0, steel],
-        [*cap_start, *outward, cap_length, bore_radius, steel],
+        [*cap_start, *outward, cap_length, bore_radius, plastic],
+        [*start, *outward, spec.hub_length_mm, spec.outer_diameter_mm / 2.0, steel],
     ]

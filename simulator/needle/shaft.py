@@ -118,6 +118,38 @@ class Needle:
                        bevel_roll_deg=self.bevel_roll_deg if bevel_roll_deg is None else bevel_roll_deg)
 
 
+# A Quincke spinal needle's tip is ground in one oblique plane, the bevel: its sharp point on the side away from the
+# bevel's opening, its heel 2 r cot(angle) behind the point on the opening's side (a 22 G's 0.71 mm shaft: a bevel
+# 1.5 mm long at 25 degrees), so at close magnification its shadow ends in a slanted cut, not a square end (issue
+# 16's blind read: "the tip shows its bevel") [ED 25 degrees: a medium, cutting bevel]. A Tuohy's curved, blunted
+# tip and an RF cannula's are drawn square.
+QUINCKE_BEVEL_DEG = 25.0
+
+
+def bevel_cut(needle: Needle) -> tuple[np.ndarray, float] | None:
+    """The half-space ``normal . p <= offset`` (LPS mm) that the bevel leaves of a Quincke needle's shaft, or None
+    for a square-ended needle: the plane through the sharp point (the tip on the shaft's rim away from the bevel
+    face) inclined :data:`QUINCKE_BEVEL_DEG` to the shaft.
+
+    Examples
+    --------
+    >>> n = Needle(entry=[0, 80, 0], direction=[0, -1, 0], depth_mm=50)   # bevel face toward the head (+z)
+    >>> normal, offset = bevel_cut(n)
+    >>> r = n.spec.outer_diameter_mm / 2
+    >>> heel_back = 2 * r / np.tan(np.radians(QUINCKE_BEVEL_DEG))   # the heel, this far behind the point (mm)
+    >>> point, heel = n.tip - r * n.bevel_face, n.tip + r * n.bevel_face - heel_back * n.direction
+    >>> round(float(heel_back), 2), [abs(round(float(normal @ q - offset), 6)) for q in (point, heel)]
+    (1.54, [0.0, 0.0])
+    >>> bool(normal @ n.tip > offset)   # the axis's end is cut away
+    True
+    """
+    if needle.spec.kind != "quincke":
+        return None
+    slope = 1.0 / np.tan(np.radians(QUINCKE_BEVEL_DEG))
+    normal = needle.direction + slope * needle.bevel_face
+    return normal, float(normal @ needle.tip - slope * needle.spec.outer_diameter_mm / 2.0)
+
+
 def shaft_up(direction: np.ndarray) -> np.ndarray:
     """A unit vector perpendicular to ``direction``: superior (+z) projected off it, or +x when the
     shaft runs along z. The zero of :attr:`Needle.bevel_roll_deg`.

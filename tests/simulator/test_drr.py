@@ -1,3 +1,5 @@
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
@@ -14,7 +16,7 @@ from simulator.imaging.drr import (_principal_axis, anatomy_basis_line_integrals
                                    reference_line_integrals)
 from simulator.imaging.fluoro import render_fluoro
 from simulator.needle.hub import HUB_INNER_FRACTION, STYLET_CAP_LENGTH_MM
-from simulator.needle.shaft import Needle
+from simulator.needle.shaft import QUINCKE_BEVEL_DEG, Needle, bevel_cut
 from tests.simulator.phantoms import (finite_cylinder_chords, grid, partial_volume, sphere_chords, sphere_volume,
                                       z_cylinder_volume)
 
@@ -255,7 +257,11 @@ def _voxelised_needle(needle: Needle, spacing: float = 0.12):
     axes = [lower[k] + (np.arange(shape[k]) + 0.5) * spacing for k in range(3)]
     points = np.stack(np.meshgrid(*axes, indexing="ij"), axis=-1)
 
-    def cylinder(start, axis, length, radius):
+    def cylinder(start, axis, length, radius, cut=None):
+        """Partial volumes of a cylinder, kept where ``cut``'s normal . x <= its offset (the bevel's half-space)."""
+        normal, offset = cut if cut is not None else (np.zeros(3), 1.0)
+        scale = max(float(np.linalg.norm(normal)), 1e-12)
+
         def offsets(p):
             along = (p - start) @ axis
             radial = np.linalg.norm(p - start - along[..., None] * axis, axis=-1)
@@ -263,21 +269,22 @@ def _voxelised_needle(needle: Needle, spacing: float = 0.12):
 
         def inside(p):
             along, radial = offsets(p)
-            return (along >= 0) & (along <= length) & (radial <= radius)
+            return (along >= 0) & (along <= length) & (radial <= radius) & (p @ normal <= offset)
 
         def distance(p):
             along, radial = offsets(p)
-            return np.maximum(np.maximum(radial - radius, -along), along - length)
+            return np.maximum(np.maximum(np.maximum(radial - radius, -along), along - length),
+                              (p @ normal - offset) / scale if cut is not None else -np.inf)
 
         return partial_volume(inside, points, spacing, distance, sub=4)
 
-    shaft = cylinder(needle.hub, needle.direction, spec.length_mm, spec.outer_diameter_mm / 2)
+    shaft = cylinder(needle.hub, needle.direction, spec.length_mm, spec.outer_diameter_mm / 2, bevel_cut(needle))
     hub = cylinder(needle.hub, -needle.direction, spec.hub_length_mm, spec.hub_diameter_mm / 2)
     bore = cylinder(needle.hub, -needle.direction, spec.hub_length_mm, HUB_INNER_FRACTION * spec.hub_diameter_mm / 2)
-    cannula = cylinder(needle.hub, -needle.direction, spec.hub_length_mm - STYLET_CAP_LENGTH_MM, spec.outer_diameter_mm / 2)
+    cannula = cylinder(needle.hub, -needle.direction, spec.hub_length_mm, spec.outer_diameter_mm / 2)
     cap_start = needle.hub - (spec.hub_length_mm - STYLET_CAP_LENGTH_MM) * needle.direction
     cap = cylinder(cap_start, -needle.direction, STYLET_CAP_LENGTH_MM, HUB_INNER_FRACTION * spec.hub_diameter_mm / 2)
-    mu = steel * (shaft + cannula + cap) + plastic * (hub - bore)
+    mu = steel * (shaft + cannula) + plastic * (hub - bore + cap)
     return Volume.from_spacing(mu.astype(np.float32), (spacing,) * 3, origin=[a[0] for a in axes])
 
 
@@ -304,48 +311,71 @@ def test_needle_closed_form_matches_a_voxelised_needle(short_needle):
     np.testing.assert_allclose(voxelised[interior], analytic[interior], rtol=0.03)
 
 
-def test_needle_tip_is_where_project_puts_it(short_needle):
-    carm = CArm(primary_deg=-20, secondary_deg=10, isocenter=short_needle.entry, detector_pixels=256, detector_size_mm=60)
-    image = needle_line_integrals(short_needle, carm).astype(np.float64)
-    tip = carm.project(short_needle.tip)
-    back = carm.project(short_needle.tip - 5.0 * short_needle.direction)
-    axis = (tip - back) / np.linalg.norm(tip - back)
-    # Sample the projected shaft from 5 mm behind the tip to beyond it, find the 50% fall-off.
-    s = np.linspace(0.0, np.linalg.norm(tip - back) + 8.0, 2000)
-    samples = back[None, :] + s[:, None] * axis[None, :]
+def _shadow_end_mm(image, carm, back, tip) -> tuple[float, float]:
+    """Where the needle's shadow falls to half its plateau along the projected line from ``back`` through ``tip``
+    (LPS mm), and where ``tip`` projects: both as detector pixels from ``back``'s projection."""
     from scipy.ndimage import map_coordinates
 
+    start, end = carm.project(back), carm.project(tip)
+    axis = (end - start) / np.linalg.norm(end - start)
+    s = np.linspace(0.0, np.linalg.norm(end - start) + 8.0, 2000)
+    samples = start[None, :] + s[:, None] * axis[None, :]
     profile = map_coordinates(image, [samples[:, 1], samples[:, 0]], order=1)
     plateau = profile[: len(s) // 4].mean()
-    edge = s[np.argmax(profile < 0.5 * plateau)]
-    assert edge == pytest.approx(np.linalg.norm(tip - back), abs=0.5)
+    return float(s[np.argmax(profile < 0.5 * plateau)]), float(np.linalg.norm(end - start))
 
 
-def test_gun_barrel_needle_is_a_dot_on_a_dense_stylet_cap_in_a_hub_ring():
+def test_needle_tip_is_where_project_puts_it(short_needle):
+    square = Needle(short_needle.entry, short_needle.direction, short_needle.depth_mm,
+                    replace(short_needle.spec, kind="tuohy"))  # a square end: the shadow stops at the tip
+    carm = CArm(primary_deg=-20, secondary_deg=10, isocenter=square.entry, detector_pixels=256, detector_size_mm=60)
+    image = needle_line_integrals(square, carm).astype(np.float64)
+    edge, tip = _shadow_end_mm(image, carm, square.tip - 5.0 * square.direction, square.tip)
+    assert edge == pytest.approx(tip, abs=0.5)
+
+
+def test_a_quincke_tip_shows_its_bevel_side_on():
+    """A 22 G Quincke seen side-on with its bevel in profile (the beam across both the shaft and the bevel face), at
+    close magnification (~0.08 mm a pixel at the needle): the shadow's edge on the point's side ends at the point,
+    on the opening's side 2 r cot(bevel) (1.5 mm) short of it, at the heel; along a line r/2 from the axis on
+    either side, where the bevel plane crosses it (shaft.bevel_cut, QUINCKE_BEVEL_DEG), within half a pixel. A
+    square end reached the point on both lines."""
+    needle = Needle(entry=[-40.0, 0.0, 0.0], direction=[1.0, 0.0, 0.0], depth_mm=40.0)  # bevel face toward +z
+    carm = CArm(primary_deg=0.0, isocenter=needle.tip, detector_pixels=256, detector_size_mm=30.0)
+    image = needle_line_integrals(needle, carm).astype(np.float64)
+    r = needle.spec.outer_diameter_mm / 2.0
+    slope = 1.0 / np.tan(np.radians(QUINCKE_BEVEL_DEG))
+    for across in (-r / 2.0, r / 2.0):  # the point's side, the opening's side
+        offset = across * needle.bevel_face
+        cut_back = (across + r) * slope  # where the bevel plane crosses this line, behind the tip
+        edge, cut = _shadow_end_mm(image, carm, needle.tip + offset - 3.0 * needle.direction,
+                                   needle.tip + offset - cut_back * needle.direction)
+        assert edge == pytest.approx(cut, abs=0.5), across
+
+
+def test_gun_barrel_needle_is_a_dot_in_the_hubs_plastic_ring():
     needle = Needle(entry=[25.0, 80.0, -10.0], direction=[-0.3, -0.93, 0.2], depth_mm=60.0)
     carm = gun_barrel(needle, detector_pixels=512)
     image = needle_line_integrals(needle, carm).astype(np.float64)
     centre = carm.project(needle.tip)
     v, u = np.mgrid[0:512, 0:512]
     radius_px = np.hypot(u - centre[0], v - centre[1])
-    steel = tissue("steel").xray_mu_per_mm(FLUORO_EFFECTIVE_KEV)
     plastic = linear_attenuation_per_mm("pmma", FLUORO_EFFECTIVE_KEV)
     hub_depth = carm.depth(needle.hub)
     outer = needle.spec.hub_diameter_mm / 2 * carm.source_to_detector_mm / hub_depth / carm.pixel_size_mm
     inner = HUB_INNER_FRACTION * outer
-    # The hub end-on: the stylet cap's steel plug fills the bore, a dense round blob (its line integral the cap's
-    # length of steel), in a ring of plastic (the hub's wall along its length); nothing beyond the ring.
-    cap = steel * STYLET_CAP_LENGTH_MM
+    # The hub end-on: a ring of plastic (the hub's wall along its length) round a paler bore (the stylet cap's
+    # plastic plug alone), not a black ball; nothing beyond the ring.
     tip_radius_px = needle.spec.outer_diameter_mm / 2 * carm.source_to_detector_mm / carm.depth(needle.tip) / carm.pixel_size_mm
-    blob = (radius_px > tip_radius_px + 2) & (radius_px < inner - 1.5)
+    bore = (radius_px > tip_radius_px + 2) & (radius_px < inner - 1.5)
     ring = (radius_px > inner + 1.5) & (radius_px < outer - 1.5)
-    np.testing.assert_allclose(image[blob], cap, rtol=0.03)
+    np.testing.assert_allclose(image[bore], plastic * STYLET_CAP_LENGTH_MM, rtol=0.05)
     np.testing.assert_allclose(image[ring], plastic * needle.spec.hub_length_mm, rtol=0.05)
     assert image[radius_px > outer + 2].max() == 0.0
     # The dot: the steel shaft end-on in front of the cap, opaque, its shadow the size of the shaft's cross-section
     # magnified at its point nearest the source (the tip).
     dot = radius_px <= tip_radius_px + 1.5
-    shadow = 1.0 - np.exp(-(image - cap))
+    shadow = 1.0 - np.exp(-(image - plastic * STYLET_CAP_LENGTH_MM))
     assert shadow[dot].sum() == pytest.approx(np.pi * tip_radius_px**2, rel=0.1)
     centroid = np.array([(shadow * dot * u).sum(), (shadow * dot * v).sum()]) / (shadow * dot).sum()
     assert np.linalg.norm(centroid - centre) < 0.1

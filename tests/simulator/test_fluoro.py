@@ -61,12 +61,13 @@ def test_bone_black_by_default_and_bone_white_on_request(phantom):
     # histogram peaks apart as a plain equalisation did.
     assert grey(automatic, bone) < grey(automatic, soft) - 25 and grey(automatic, air) == 255
     window = (0.2, 3.0)  # on the raw log image: harmonisation would take some of the 20 mm bone block's contrast
-    white = render_fluoro(phantom, carm, seed=1, detector=flat, display=Display(window=window, harmonisation=0.0,
-                                                                             polarity="bone_white", letters=False))
+    # A linear window (no shoulder): the polarity alone is compared.
+    white = render_fluoro(phantom, carm, seed=1, detector=flat, display=Display(
+        window=window, harmonisation=0.0, polarity="bone_white", shoulder=1.0, letters=False))
     assert grey(white, bone) > grey(white, soft) + 40 and grey(white, soft) > grey(white, air) + 40
     assert grey(white, air) < 10
     black = render_fluoro(phantom, carm, seed=1, detector=flat,
-                          display=Display(window=window, harmonisation=0.0, letters=False))
+                          display=Display(window=window, harmonisation=0.0, shoulder=1.0, letters=False))
     assert grey(black, bone) < grey(black, soft) - 40 and grey(black, soft) < grey(black, air) - 40
     assert grey(black, air) > 245
     assert white.pixels[~white.field].max() == 0 and black.pixels[~black.field].max() == 0
@@ -269,7 +270,8 @@ def test_harmonisation_compresses_a_large_step_and_keeps_thin_detail():
     measured[:, 214:216] += 0.5
 
     def row(harmonisation):
-        display = Display(polarity="bone_white", harmonisation=harmonisation, edge_enhancement=0.0, letters=False)
+        display = Display(polarity="bone_white", harmonisation=harmonisation, edge_enhancement=0.0, shoulder=1.0,
+                          letters=False)
         background = harmonisation * (large_scale_image(measured, field, 20.0) - 3.0) if harmonisation else None
         return to_display(measured, field, (0.0, 6.0), display, 1.0, background)[n // 2].astype(float)
 

@@ -58,25 +58,33 @@ def test_view_matches_its_golden_image(small_spine, view):
     assert structural_similarity(image, golden, data_range=255) > 0.97
 
 
-def test_gun_barrel_needle_is_a_dot_on_its_stylet_cap_in_the_hub_ring(small_spine):
+def test_gun_barrel_needle_is_a_dot_in_the_hubs_plastic_ring(small_spine):
     needle = _needle_on_safe_triangle(small_spine)
     carm = gun_barrel(needle)  # 512 px: the 22 G shaft end-on is ~2.5 px across
-    added = render_fluoro(small_spine, carm, needle=needle, dose=None).line_integrals
-    added = (added - render_fluoro(small_spine, carm, dose=None).line_integrals).astype(np.float64)
+    with_needle = render_fluoro(small_spine, carm, needle=needle, dose=None)
+    without = render_fluoro(small_spine, carm, dose=None)
+    added = (with_needle.line_integrals - without.line_integrals).astype(np.float64)
     v, u = np.mgrid[0:carm.detector_pixels, 0:carm.detector_pixels]
     radius = np.hypot(u - carm.project(needle.tip)[0], v - carm.project(needle.tip)[1])
     tip_radius = needle.spec.outer_diameter_mm / 2 * carm.source_to_detector_mm / carm.depth(needle.tip) / carm.pixel_size_mm
     ring_radius = needle.spec.hub_diameter_mm / 2 * carm.source_to_detector_mm / carm.depth(needle.hub) / carm.pixel_size_mm
-    cap_radius = HUB_INNER_FRACTION * ring_radius
-    # The stylet cap behind the shaft: a dense round blob the hub's bore wide (its steel end-on)...
-    blob = (radius > tip_radius + 2) & (radius < cap_radius - 1.5)
-    cap = float(np.median(added[blob]))
-    assert cap > 2.0 and np.ptp(added[blob]) < 0.1 * cap
+    bore_radius = HUB_INNER_FRACTION * ring_radius
+    # The hub's bore behind the shaft: only the stylet cap's plastic, pale...
+    bore = (radius > tip_radius + 2) & (radius < bore_radius - 1.5)
+    cap = float(np.median(added[bore]))
+    assert 0.02 < cap < 0.2 and np.ptp(added[bore]) < 0.5 * cap
     # ...with the shaft's dot at its centre, the size of the shaft's cross-section (the fraction of each pixel the
     # shaft makes opaque in front of the cap)...
     dot = radius <= tip_radius + 1.5
     shadow = 1.0 - np.exp(-(added - cap))
     assert shadow[dot].sum() == pytest.approx(np.pi * tip_radius**2, rel=0.1)
-    # ...inside the hub's plastic ring, and nothing beyond it.
-    ring = (radius > cap_radius + 1.5) & (radius < ring_radius - 1.5)
-    assert 0.1 < added[ring].mean() < 0.5 * cap and added[radius > ring_radius + 2].max() == 0.0
+    # ...inside the hub's plastic ring, denser than the bore (its wall along the hub's length), and nothing beyond.
+    ring = (radius > bore_radius + 1.5) & (radius < ring_radius - 1.5)
+    assert 2.0 * cap < added[ring].mean() < 0.5 and added[radius > ring_radius + 2].max() == 0.0
+    # On the monitor the dot is the darkest spot, as wide as the shaft's shadow within two pixels, and the ring
+    # shows round it (darker than the bore).
+    grey = with_needle.pixels.astype(float)
+    dark = grey < 0.5 * (grey[dot].min() + np.median(grey[bore]))
+    width = 2.0 * np.sqrt(dark[radius < tip_radius + 3].sum() / np.pi)
+    assert abs(width - 2.0 * tip_radius) <= 2.0
+    assert np.median(grey[ring]) < np.median(grey[bore]) - 5
