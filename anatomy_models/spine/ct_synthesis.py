@@ -183,11 +183,8 @@ def synthesize_ct(labels: np.ndarray, table: LabelTable, bones: list[BoneRegion]
         is_bone[label.id] = label.tissue == "cortical_bone"
     # Bone: the shell/core CT numbers, with a trabecular pattern where the bone is cancellous
     # (anatomy_models.spine.trabecular). Drawn per bone region: bones are a small part of the volume.
-    textured_bone = []
     for index, region in enumerate(bones):
-        values = region.hu
-        values += trabecular_texture_hu(values, spacing_mm, [seed, 13, index], region.vertical_share)  # in place
-        textured_bone.append((region.box, inside_fraction(region.sdf_mm, spacing_mm), values))
+        region.hu += trabecular_texture_hu(region.hu, spacing_mm, [seed, 13, index], region.vertical_share)
     # Organs: a slow variation, two smooth in-plane fields mixed by a slow wave along z (cheap, seamless).
     organ_rng = np.random.default_rng([seed, 14])
     organ_sigma = ORGAN_SCALE_MM / spacing_mm
@@ -245,15 +242,18 @@ def synthesize_ct(labels: np.ndarray, table: LabelTable, bones: list[BoneRegion]
             slab[stool] = stool_hu(stool_field(np.roll(white, (11, 3), axis=(0, 1)), stool, spacing_mm))
         # Bone over the soft tissue, by the share of each voxel it fills.
         slab[is_bone[slab_labels]] = PERIOSTEAL_HU
-        for box, fraction, values in textured_bone:
+        # Each bone's share of a voxel from its signed distance, slab by slab: all the bones' shares at once were
+        # 0.8 of the final arrays' bytes on top of their distances and CT numbers (the generation's peak).
+        for bone in bones:
+            box = bone.box
             k0, k1 = max(box[2].start, lo), min(box[2].stop, hi)
             if k0 >= k1:
                 continue
             inside = (slice(None), slice(None), slice(k0 - box[2].start, k1 - box[2].start))
-            share, bone = fraction[inside], values[inside]
+            share, values = inside_fraction(bone.sdf_mm[inside], spacing_mm), bone.hu[inside]
             region = slab[box[0], box[1], k0 - lo:k1 - lo]
             some = share > 0
-            region[some] += share[some] * (bone[some] - region[some])
+            region[some] += share[some] * (values[some] - region[some])
         # The slab's own slices and the reconstruction blur's reach either side (where the slab has them).
         a, b = max(start - lo - recon_reach, 0), min(stop - lo + recon_reach, hi - lo)
         own = slice(start - lo - a, stop - lo - a)
