@@ -283,26 +283,20 @@ def _dorsal_groove(bone: Shape, floors: list[Shape], corner: np.ndarray, sign: f
     starts = corner + np.stack([sign * offset, np.full_like(offset, 40.0), -below], axis=1)
     step = 0.25
     depths = np.arange(0.0, 80.0, step)
-    # The rays in search order, a row of the search (GROOVE_BELOW_MM's or GROOVE_LATERAL_MM's length) at a time,
-    # until one lands on the floor: each ray's samples are its own, so the first found is the same.
-    chunk = len(GROOVE_BELOW_MM) if medial_first else len(GROOVE_LATERAL_MM)
-    for begin in range(0, len(starts), chunk):
-        samples = starts[begin:begin + chunk, None, :] - depths[None, :, None] * posterior
-        distance = _sdf_at(bone, samples.reshape(-1, 3)).reshape(len(samples), len(depths))
-        inside = distance < 0
-        hit_rays = np.flatnonzero(inside.any(axis=1))  # in search order
-        if len(hit_rays) == 0:
-            continue
-        first = inside[hit_rays].argmax(axis=1)
-        hits = samples[hit_rays, first] + 0.3 * posterior  # just behind the first bone sample
-        on_tp = np.any([_sdf_at(floor, hits - 0.6 * posterior) < 0 for floor in floors], axis=0)
-        under = np.minimum(first[:, None] + np.arange(int(round(GROOVE_SOLID_DEPTH_MM / step)))[None, :],
-                           len(depths) - 1)
-        if medial_first:  # the lumbar processes' sloping borders; the sacral ala is a broad flat plate
-            on_tp &= distance[hit_rays[:, None], under].min(axis=1) <= -GROOVE_SOLID_INSIDE_MM
-        if on_tp.any():
-            return surface_along(bone, starts[begin + hit_rays[np.argmax(on_tp)]], -posterior, reach_mm=80.0)
-    return corner
+    samples = starts[:, None, :] - depths[None, :, None] * posterior
+    distance = _sdf_at(bone, samples.reshape(-1, 3)).reshape(len(starts), len(depths))
+    inside = distance < 0
+    hit_rays = np.flatnonzero(inside.any(axis=1))  # in search order
+    first = inside[hit_rays].argmax(axis=1)
+    hits = samples[hit_rays, first] + 0.3 * posterior  # just behind the first bone sample
+    on_tp = np.any([_sdf_at(floor, hits - 0.6 * posterior) < 0 for floor in floors], axis=0)
+    under = np.minimum(first[:, None] + np.arange(int(round(GROOVE_SOLID_DEPTH_MM / step)))[None, :], len(depths) - 1)
+    if medial_first:  # the lumbar processes' sloping borders; the sacral ala is a broad flat plate
+        on_tp &= distance[hit_rays[:, None], under].min(axis=1) <= -GROOVE_SOLID_INSIDE_MM
+    if not on_tp.any():
+        return corner
+    ray = hit_rays[np.argmax(on_tp)]
+    return surface_along(bone, starts[ray], -posterior, reach_mm=80.0)
 
 
 def pedicle_six_oclock(skeleton: Skeleton, name: str, side: str) -> np.ndarray:
