@@ -231,11 +231,7 @@ def plane_gap(shape_a: Shape, shape_b: Shape, frame, x_offset_mm: float, y_range
     gap). Their signed distances are sampled on the plane; the gap is the least sum of the two outside
     distances, and its middle is where the two distances are equal.
     """
-    y = np.arange(y_range[0], y_range[1], step_mm)
-    z = np.arange(z_range[0], z_range[1], step_mm)
-    yy, zz = np.meshgrid(y, z, indexing="ij")
-    local = np.stack([np.full(yy.size, x_offset_mm), yy.ravel(), zz.ravel()], axis=1)
-    world = local @ frame.rotation.T + frame.origin
+    world, _ = sagittal_plane(frame, x_offset_mm, y_range, z_range, step_mm)
     coords = tuple(world[:, i].astype(np.float32) for i in range(3))
     a, b = shape_a.sdf(*coords).astype(np.float64), shape_b.sdf(*coords).astype(np.float64)
     total = np.where((a > 0) & (b > 0), a + b, np.inf)
@@ -245,22 +241,38 @@ def plane_gap(shape_a: Shape, shape_b: Shape, frame, x_offset_mm: float, y_range
     return gap, world[middle]
 
 
-def plane_gap_of_masks(shape_a: Shape, shape_b: Shape, frame, x_offset_mm: float, y_range: tuple[float, float],
-                       z_range: tuple[float, float], step_mm: float = 0.5) -> float:
-    """Smallest in-plane distance (mm) between the insides of two shapes in the sagittal plane
-    ``x = x_offset_mm`` of ``frame``, from their sampled masks (as a label map is measured): for shapes
-    whose signed distance is exact only near their surface (a real vertebra's grid)."""
+def sagittal_plane(frame, x_offset_mm: float, y_range: tuple[float, float], z_range: tuple[float, float],
+                   step_mm: float) -> tuple[np.ndarray, tuple[int, int]]:
+    """World points (n, 3) sampling the sagittal plane ``x = x_offset_mm`` of ``frame`` every ``step_mm`` over
+    the ranges, and the plane's (y, z) shape they fill row by row."""
     y = np.arange(y_range[0], y_range[1], step_mm)
     z = np.arange(z_range[0], z_range[1], step_mm)
     yy, zz = np.meshgrid(y, z, indexing="ij")
     local = np.stack([np.full(yy.size, x_offset_mm), yy.ravel(), zz.ravel()], axis=1)
-    world = local @ frame.rotation.T + frame.origin
-    coords = tuple(world[:, i].astype(np.float32) for i in range(3))
-    a = (shape_a.sdf(*coords) < 0).reshape(yy.shape)
-    b = (shape_b.sdf(*coords) < 0).reshape(yy.shape)
-    if not a.any() or not b.any():
-        return math.inf
-    return float(ndimage.distance_transform_edt(~a, sampling=step_mm)[b].min())
+    return local @ frame.rotation.T + frame.origin, yy.shape
+
+
+class PlaneGapOfMasks:
+    """Smallest in-plane distance (mm) between the insides of two shapes in the sagittal plane
+    ``x = x_offset_mm`` of ``frame``, from their sampled masks (as a label map is measured): for shapes
+    whose signed distance is exact only near their surface (a real vertebra's grid).
+
+    ``fixed`` is the bone that stays put while a fit moves the other (the vertebra below): its mask is
+    sampled once, and ``gap(moving)`` samples only the other's (the fits' bisections ask 14-18 times).
+    """
+
+    def __init__(self, fixed: Shape, frame, x_offset_mm: float, y_range: tuple[float, float],
+                 z_range: tuple[float, float], step_mm: float = 0.5) -> None:
+        world, self.plane_shape = sagittal_plane(frame, x_offset_mm, y_range, z_range, step_mm)
+        self.coords = tuple(world[:, i].astype(np.float32) for i in range(3))
+        self.fixed = (fixed.sdf(*self.coords) < 0).reshape(self.plane_shape)
+        self.step_mm = step_mm
+
+    def gap(self, moving: Shape) -> float:
+        inside = (moving.sdf(*self.coords) < 0).reshape(self.plane_shape)
+        if not inside.any() or not self.fixed.any():
+            return math.inf
+        return float(ndimage.distance_transform_edt(~inside, sampling=self.step_mm)[self.fixed].min())
 
 
 def window_plane(alignment: SpineAlignment, upper: VertebraLayout) -> tuple:
@@ -326,12 +338,13 @@ def _fit_window(alignment: SpineAlignment, upper: VertebraLayout, lower: Vertebr
     if upper_shape is not None:  # behind the bodies' back walls (and the disc between them), as measured
         y_range = (y_range[0] + WINDOW_BEHIND_WALL_MM, y_range[1])
     below = lower_shape or SmoothUnion([lamina_part(lower, "left"), pars_part(lower, "left")], BONE_BLEND_MM)
+    masks = PlaneGapOfMasks(below, frame, WINDOW_LINE_OFFSET_MM, y_range, z_range) if upper_shape is not None else None
 
     def gap(bottom_z: float) -> float:
         upper.lamina_bottom_z = bottom_z
         place_spinous_process(upper)
-        if upper_shape is not None:
-            return plane_gap_of_masks(upper_shape(bottom_z), below, frame, WINDOW_LINE_OFFSET_MM, y_range, z_range)
+        if masks is not None:
+            return masks.gap(upper_shape(bottom_z))
         above = SmoothUnion([lamina_part(upper, "left"), pars_part(upper, "left")] + spinous_process_part(upper),
                             BONE_BLEND_MM)
         return plane_gap(above, below, frame, WINDOW_LINE_OFFSET_MM, y_range, z_range, 0.5)[0]
@@ -355,9 +368,10 @@ def _fit_spinous_gap(alignment: SpineAlignment, upper: VertebraLayout, target_mm
     frame, _, z_range = window_plane(alignment, upper)
     behind = upper.sp_base[1] - SPINOUS_PROCESS_ROOT_MM
     y_range = (behind, behind + SPINOUS_GAP_REACH_MM)
+    masks = PlaneGapOfMasks(lower_shape, frame, 0.0, y_range, z_range)
     for _ in range(14):  # the gap grows as the border rises
         middle = 0.5 * (low_mm + high_mm)
-        if plane_gap_of_masks(upper_shape(middle), lower_shape, frame, 0.0, y_range, z_range) < target_mm:
+        if masks.gap(upper_shape(middle)) < target_mm:
             low_mm = middle
         else:
             high_mm = middle
