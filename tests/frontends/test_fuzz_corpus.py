@@ -6,13 +6,9 @@ import pytest
 
 from benchmarks.fuzz_corpus import CORPUS, run_one
 
-KNOWN = {"NIfTI with an infinite slope": "nibabel reads an infinite scl_slope as unset (NaN) before spinesim sees "
-                                         "the header, so the file imports unscaled; to fix: read the header's bytes"}
 
-
-@pytest.mark.parametrize("hostile", [pytest.param(hostile, id=hostile.name, marks=[pytest.mark.xfail(
-    strict=True, reason=KNOWN[hostile.name])] if hostile.name in KNOWN else []) for hostile in CORPUS
-    if not hostile.needs_patient])
+@pytest.mark.parametrize("hostile", [pytest.param(hostile, id=hostile.name) for hostile in CORPUS
+                                     if not hostile.needs_patient])
 def test_each_hostile_input_is_a_clear_error_or_read(spinesim_home, tmp_path, hostile):
     outcome, said = run_one(hostile, tmp_path / "input", timeout_s=60)
     assert outcome == ("accepted" if hostile.valid else "clear error"), said
