@@ -10,7 +10,8 @@ in the anatomy (:func:`anatomy_models.labelmaps.generic_structure`): they often 
 
 Coordinates are LPS millimetres. Other units are scaled (``units="m"|"cm"``; glTF's own unit is the
 metre, so GLB/GLTF files from 3D tools usually need ``units="m"``); a file whose header says
-``SPACE=RAS`` (3D Slicer's convention for model files) has x and y negated.
+``SPACE=RAS`` (3D Slicer's convention for model files) has x and y negated. A GLB that spinesim wrote
+declares its frame (:data:`GLTF_FRAME`) and is read back into LPS millimetres whatever ``units`` says.
 
 Inside/outside uses the winding number, not parity: for each voxel centre it is counted with
 signed ray crossings along +i, -i, +j, -j, +k and -k (6 rays) and averaged; a voxel is inside when
@@ -120,8 +121,8 @@ def read_mesh_file(path: str | Path, *, units: str = "mm") -> list[NamedMesh]:
     if suffix not in MESH_SUFFIXES:
         raise SpinesimError(f"not a mesh format spinesim reads ({suffix or 'no suffix'})", path=path,
                             hint=f"use one of {', '.join(MESH_SUFFIXES)}")
-    parts = _read_pyvista(path) if suffix in PYVISTA_SUFFIXES else _read_trimesh(path)
-    scale = np.full(3, UNITS_TO_MM[units])
+    parts, in_patient_frame = (_read_pyvista(path), False) if suffix in PYVISTA_SUFFIXES else _read_trimesh(path)
+    scale = np.ones(3) if in_patient_frame else np.full(3, UNITS_TO_MM[units])
     if _declares_ras(path):
         scale[:2] *= -1.0
     return [_checked(name, vertices * scale, faces, path) for name, vertices, faces in parts]
@@ -150,7 +151,8 @@ def _obj_split(path: Path) -> dict[str, bool]:
     return {"split_objects": has_objects, "split_groups": not has_objects, "group_material": False}
 
 
-def _read_trimesh(path: Path) -> list[tuple[str, np.ndarray, np.ndarray]]:
+def _read_trimesh(path: Path) -> tuple[list[tuple[str, np.ndarray, np.ndarray]], bool]:
+    """The file's named parts, and whether they were brought into LPS mm from a spinesim GLB's declared frame."""
     if path.suffix.lower() == ".stl":
         _check_binary_stl_size(path)
     try:
@@ -165,8 +167,11 @@ def _read_trimesh(path: Path) -> list[tuple[str, np.ndarray, np.ndarray]]:
     if not nodes:
         raise SpinesimError("the file holds no triangle mesh (empty mesh)", path=path)
     parts = []
+    in_patient_frame = scene.metadata.get(GLTF_FRAME_KEY) == GLTF_FRAME
     for node in nodes:
         transform, geometry_name = scene.graph[node]
+        if in_patient_frame:
+            transform = GLTF_TO_LPS_MM @ transform
         mesh = scene.geometry[geometry_name]
         vertices = np.asarray(mesh.vertices, dtype=np.float64)
         if vertices.ndim != 2 or vertices.shape[1] != 3:  # a damaged OBJ line can leave vertices of one coordinate
@@ -174,7 +179,7 @@ def _read_trimesh(path: Path) -> list[tuple[str, np.ndarray, np.ndarray]]:
                                 path=path, hint="check that the file is complete and in the format its suffix says")
         vertices = trimesh.transform_points(vertices, transform)
         parts.append((path.stem if len(nodes) == 1 else str(node), vertices, np.asarray(mesh.faces)))
-    return parts
+    return parts, in_patient_frame
 
 
 def _read_pyvista(path: Path) -> list[tuple[str, np.ndarray, np.ndarray]]:
@@ -570,7 +575,54 @@ def _export_surfaces(anatomy: Anatomy, parts: bool, max_triangles: int,
             step = max(math.ceil(math.sqrt(surface.n_cells / max_triangles)), 1)
             ids = sorted(present) if group == "skin" else anatomy.label_table.ids_in_group(group)
             surface = label_surface(anatomy.labels, ids, step_voxels=step)
-        yield group, np.asarray(surface.points), surface.faces.reshape(-1, 4)[:, 1:]
+        faces = surface.faces.reshape(-1, 4)[:, 1:]
+        yield group, separated_vertices(np.asarray(surface.points), faces), faces
+
+
+# :func:`separated_vertices` keeps the triangles' vertices at least MIN_VERTEX_GAP_MM apart, moving a vertex too
+# near others by a multiple of VERTEX_SEPARATION_MM: a micrometre, below any printer's or viewer's resolution.
+# The gap is above what readers weld (trimesh: 1e-8 mm; float32's step is 6e-5 mm a metre from the origin, but
+# 1e-10 mm near it, where midline structures lie) and above float32's step anywhere in a patient.
+MIN_VERTEX_GAP_MM = 1e-4
+VERTEX_SEPARATION_MM = 1e-3
+
+
+def separated_vertices(vertices: np.ndarray, faces: np.ndarray, *, max_rounds: int = 8) -> np.ndarray:
+    """``vertices`` with the triangles' vertices at least :data:`MIN_VERTEX_GAP_MM` apart, so the surface reads
+    back as closed as its triangles are.
+
+    Taubin smoothing pulls some vertices of thin structures onto each other (to 1e-9 mm). STL keeps no vertex
+    links: a reader welds near-equal positions, and a smoothed surface that is closed by its triangles reads
+    back with collapsed triangles and edges shared by four (47 of the 1 mm patient's 124 STLs). Of vertices
+    too near each other, the k-th (k = 0, 1, ...) moves k :data:`VERTEX_SEPARATION_MM` towards the centre of
+    its own neighbours.
+    """
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+    from scipy.spatial import cKDTree
+
+    vertices = vertices.astype(np.float64, copy=True)
+    used = np.unique(faces)
+    centres = np.zeros_like(vertices)
+    neighbours = np.zeros(len(vertices))
+    for a, b in ((0, 1), (1, 2), (2, 0)):
+        np.add.at(centres, faces[:, a], vertices[faces[:, b]])
+        np.add.at(neighbours, faces[:, a], 1.0)
+    towards = centres / np.maximum(neighbours, 1.0)[:, None] - vertices
+    lengths = np.linalg.norm(towards, axis=1, keepdims=True)
+    towards = np.divide(towards, lengths, out=np.zeros_like(towards), where=lengths > 0)
+    for _ in range(max_rounds):
+        pairs = cKDTree(vertices[used]).query_pairs(MIN_VERTEX_GAP_MM, output_type="ndarray")
+        if len(pairs) == 0:
+            return vertices
+        links = coo_matrix((np.ones(len(pairs)), (pairs[:, 0], pairs[:, 1])), shape=(len(used), len(used)))
+        _, group = connected_components(links, directed=False)
+        order = np.argsort(group, kind="stable")
+        rank = np.empty(len(used))
+        rank[order] = np.arange(len(used)) - np.searchsorted(group[order], group[order])
+        vertices[used] += (rank * VERTEX_SEPARATION_MM)[:, None] * towards[used]
+    raise SpinesimError(f"{len(pairs)} pairs of an exported surface's vertices stay on top of each other",
+                        hint="report this with the anatomy; the surface would not read back closed")
 
 
 def export_structure_stls(anatomy: Anatomy, directory: str | Path, *, parts: bool = False,
@@ -592,6 +644,11 @@ def export_structure_stls(anatomy: Anatomy, directory: str | Path, *, parts: boo
 # glTF's frame: +Y up, the asset's front toward +Z, metres (glTF 2.0 specification, "Coordinate System and
 # Units"). A patient standing up in it: x = left (L), y = superior (S), z = anterior (-P).
 LPS_MM_TO_GLTF = np.array([[0.001, 0.0, 0.0, 0.0], [0.0, 0.0, 0.001, 0.0], [0.0, -0.001, 0.0, 0.0], [0.0, 0.0, 0.0, 1.0]])
+GLTF_TO_LPS_MM = np.linalg.inv(LPS_MM_TO_GLTF)
+# The scene's extras in a GLB spinesim writes say how its vertices came from the patient's LPS millimetres, so
+# spinesim (or any reader that looks) puts the structures back where the STL, NIfTI and DICOM exports have them.
+GLTF_FRAME_KEY = "spinesim_frame"
+GLTF_FRAME = "LPS millimetres to glTF: x = left, y = superior, z = anterior, metres"
 # A whole-patient GLB fits a web viewer's download in this many bytes (issue 22's budget): the built-in 1 mm
 # patient's structures at MAX_GLB_TRIANGLES each (python -m frontends.cli anatomy export default --format glb).
 GLB_SIZE_BUDGET_BYTES = 20_000_000
@@ -611,13 +668,13 @@ def export_glb(anatomy: Anatomy, path: str | Path, *, parts: bool = False, max_t
                progress: ProgressCallback | None = None) -> list[Path]:
     """One binary glTF (``.glb``) for 3D viewers: a named node per structure (:func:`_export_surfaces`), each a
     closed surface of at most about ``max_triangles`` triangles coloured by its tissue, in glTF's frame
-    (:data:`LPS_MM_TO_GLTF`: metres, the patient upright, facing +Z). Reads back with :func:`read_mesh_file`
-    (``units="m"``), one structure per node, in that frame."""
+    (:data:`LPS_MM_TO_GLTF`: metres, the patient upright, facing +Z), declared in the scene's extras
+    (:data:`GLTF_FRAME`). Reads back with :func:`read_mesh_file`, one structure per node, in LPS millimetres."""
     path = Path(path)
     if path.suffix.lower() != ".glb":
         raise SpinesimError("a GLB export is one file ending in .glb", path=path, hint="name the output e.g. patient.glb")
     tissue = {label.name: label.tissue for label in anatomy.label_table}
-    scene = trimesh.Scene()
+    scene = trimesh.Scene(metadata={GLTF_FRAME_KEY: GLTF_FRAME})
     for group, vertices, faces in _export_surfaces(anatomy, parts, max_triangles, progress):
         first = next(label.name for label in anatomy.label_table if in_group(label.name, group))
         colour = GLB_TISSUE_COLOURS.get(tissue[first], GLB_OTHER_COLOUR)

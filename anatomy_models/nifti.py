@@ -142,6 +142,24 @@ def nifti_orientation_source(path: str | Path) -> str:
     return nifti_affine_ras(_load(path), path)[1]
 
 
+def _declared_scaling(path: Path) -> tuple[float, float]:
+    """scl_slope and scl_inter as the file's header bytes hold them: nibabel reads an infinite slope as unset
+    (NaN, then no scaling), where NIfTI says to apply any non-zero slope (NIfTI-1 offsets 112/116 float32,
+    NIfTI-2 176/184 float64)."""
+    opener = gzip.open if path.name.lower().endswith(".gz") else open
+    with opener(path, "rb") as stream:
+        head = stream.read(192)
+    if len(head) < 192:
+        return 1.0, 0.0  # too short for a header: the reader says so
+    for order in "<>":
+        size = int(np.frombuffer(head[:4], f"{order}i4")[0])
+        if size == 348:
+            return tuple(float(v) for v in np.frombuffer(head[112:120], f"{order}f4"))
+        if size == 540:
+            return tuple(float(v) for v in np.frombuffer(head[176:192], f"{order}f8"))
+    return 1.0, 0.0
+
+
 def _scaled(image: nib.Nifti1Image, path: Path) -> np.ndarray:
     """The voxel array with scl_slope/scl_inter applied; integers stay integers where they can."""
     try:
@@ -153,6 +171,9 @@ def _scaled(image: nib.Nifti1Image, path: Path) -> np.ndarray:
     # nibabel moves scl_slope/scl_inter from the header into the array proxy when it loads a file
     # (an unset or zero slope reads as 1).
     slope, inter = float(image.dataobj.slope), float(image.dataobj.inter)
+    declared = _declared_scaling(path)
+    if np.isinf(declared).any():
+        slope, inter = declared
     if not (np.isfinite(slope) and np.isfinite(inter)):
         raise SpinesimError(f"scl_slope {slope} / scl_inter {inter} are not finite numbers", path=path)
     check_finite_voxels(raw, path=path)

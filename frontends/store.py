@@ -42,6 +42,7 @@ import io
 import json
 import re
 import secrets
+import sqlite3
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -322,6 +323,18 @@ def _sqlite_durability(dbapi_connection, _record) -> None:
     cursor.execute("PRAGMA synchronous=FULL")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.close()
+
+
+def _sqlite_failure_said_clearly(context) -> None:
+    """An SQLite database that cannot be written (disk full, an I/O error, a read-only or vanished file) is the
+    user's to fix, not an internal error: said once, naming the file. SQLite's journal has already rolled the
+    half-done write back, so nothing acknowledged earlier is lost (tests/frontends/test_store_faults.py)."""
+    error = context.original_exception
+    if isinstance(error, sqlite3.OperationalError):
+        database = context.engine.url.database if context.engine is not None else "(the database)"
+        raise SpinesimError(f"cannot use the database {database} ({error})",
+                            hint="check that the disk has space and that its folder is writable, then try again; "
+                                 "what was not saved is not in the database, everything saved before is")
 
 
 class Store:
@@ -782,6 +795,7 @@ def _engine(url: str) -> Engine:
         if database and database != ":memory:":
             Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
         event.listen(engine, "connect", _sqlite_durability)
+        event.listen(engine, "handle_error", _sqlite_failure_said_clearly)
     try:
         _upgrade(engine)
     except (OperationalError, InterfaceError) as error:  # pg8000 reports a refused connection as an interface error

@@ -234,3 +234,16 @@ def test_fuzz_damaged_mesh_is_read_or_refused_never_crashes(tmp_path_factory, ed
         mesh_anatomy(path, spacing_mm=2.0, margin_mm=2.0)
     except SpinesimError as error:
         assert "fuzzed" in str(error) or "grid over the meshes" in str(error)
+
+
+@pytest.mark.parametrize("name", ["ct.nii", "ct.nii.gz"])
+def test_an_infinite_slope_in_the_header_is_refused(tmp_path, name):
+    """NIfTI applies any non-zero scl_slope; nibabel reads an infinite one as unset, and the raw voxels were
+    imported (an infinite intercept nibabel refuses itself)."""
+    path = _nifti_with(tmp_path / name, np.full((2, 2, 2), 30, np.int16))
+    raw = gzip.decompress(path.read_bytes()) if name.endswith(".gz") else path.read_bytes()
+    header = nib.Nifti1Header.from_fileobj(io.BytesIO(raw))
+    raw = raw[:112] + np.array(np.inf, header.endianness + "f4").tobytes() + raw[116:]  # scl_slope
+    path.write_bytes(gzip.compress(raw) if name.endswith(".gz") else raw)
+    with pytest.raises(SpinesimError, match=rf"{name.replace('.', '[.]')}: scl_slope inf / scl_inter .* are not finite"):
+        read_nifti(path)

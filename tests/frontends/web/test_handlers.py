@@ -17,12 +17,28 @@ from frontends.web.views import ATTEMPT_FIELDS
 from scenarios.schema import library_scenarios
 from scoring.metrics import MGY_PER_GY, dap_text
 from simulator.case.planner import plan_trajectory
+from tests.frontends.postgres import postgresql_server
 from tests.frontends.web.conftest import ANATOMY
 
 
 @pytest.fixture()
 def store(tmp_path):
     return Store(f"sqlite:///{tmp_path / 'spinesim.db'}")
+
+
+@pytest.fixture(scope="module")
+def postgresql_url():
+    with postgresql_server() as url:
+        yield url
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def department_store(request, tmp_path):
+    """The store on SQLite and on a real PostgreSQL server (Debian's, on loopback: tests/frontends/postgres.py),
+    for the web app's department flows (issue 20: the web tests on the database a hospital would run)."""
+    if request.param == "sqlite":
+        return Store(f"sqlite:///{tmp_path / 'spinesim.db'}")
+    return Store(request.getfixturevalue("postgresql_url"))
 
 
 def _handlers(store, user, tmp_path) -> tuple[Handlers, dict]:
@@ -305,7 +321,7 @@ def test_a_live_run_plays_as_a_cine_on_the_monitor_and_replays_the_same_frames(p
     assert [src for src, caption in shown if "frame " in caption] == frames and page["fluoro_src"] == hold
 
 
-def test_comments_at_a_replay_step_and_assigned_cases_first(patient, store, tmp_path):
+def test_comments_at_a_replay_step_and_assigned_cases_first(patient, department_store, tmp_path):
     """Issue 20: an instructor comments on a trainee's attempt at a step of its replay; the trainee reads it
     when opening the attempt; a trainee's assigned cases head the picker, soonest due first."""
     from datetime import datetime, timezone
@@ -313,14 +329,14 @@ def test_comments_at_a_replay_step_and_assigned_cases_first(patient, store, tmp_
     from frontends.web.views import scenario_items
     from scenarios.catalogue import read_catalogue
 
-    ben = store.add_user("ben", "trainee", "battery staple")
-    ada = store.add_user("ada", "instructor", "correct horse")
-    handlers, page = _handlers(store, ben, tmp_path)
+    ben = department_store.add_user("ben", "trainee", "battery staple")
+    ada = department_store.add_user("ada", "instructor", "correct horse")
+    handlers, page = _handlers(department_store, ben, tmp_path)
     handlers.start_attempt("facet-default")
     handlers.shot()
     handlers.finish()
     attempt_id = handlers.attempt.attempt_id
-    review, review_page = _handlers(store, ada, tmp_path)
+    review, review_page = _handlers(department_store, ada, tmp_path)
     with pytest.raises(SpinesimError, match="no attempt is open"):
         review.comment("Good.", None)
     review.open_attempt(attempt_id)
@@ -334,9 +350,9 @@ def test_comments_at_a_replay_step_and_assigned_cases_first(patient, store, tmp_
     handlers.open_attempt(attempt_id)
     assert [c["text"] for c in page["report_comments"]][0] == "Square the endplate before this shot."
 
-    store.assign("tfesi-default", by="ada", user="ben", due=datetime(2027, 1, 15, tzinfo=timezone.utc))
-    store.assign("facet-default", by="ada", user="ben")  # done already? no: assigned after the attempt
-    items = scenario_items(read_catalogue(), store.assignments_for(ben.id))
+    department_store.assign("tfesi-default", by="ada", user="ben", due=datetime(2027, 1, 15, tzinfo=timezone.utc))
+    department_store.assign("facet-default", by="ada", user="ben")  # done already? no: assigned after the attempt
+    items = scenario_items(read_catalogue(), department_store.assignments_for(ben.id))
     assert items[0] == {"type": "subheader", "title": "Assigned to you"}
     assert items[1]["value"] == "tfesi-default" and items[1]["title"].endswith("· due 2027-01-15")
     assert items[2]["value"] == "facet-default" and items[3]["type"] == "subheader"
