@@ -5,7 +5,8 @@ On a clean clone numba's cache (``cache=True``, beside the sources) is empty, an
 frame costs 53 s of CPU to compile, 0.8 s once cached (time.process_time of one frame of the 2 mm
 built-in patient, in a fresh process). Every process that asks before the cache is written compiles its own: both workers, and
 in the browser tests each server's workstation and its warm spare. Compiled here while the workers
-collect, they all load it. The child also makes the session's 2 mm built-in patient (``small_spine``),
+collect, those that need it later load it; a worker that renders ultrasound before this child is done
+(a run of the ultrasound files alone) still compiles its own. The child also makes the session's 2 mm built-in patient (``small_spine``),
 which the suite makes anyway, in the store the workers share."""
 
 from __future__ import annotations
