@@ -3,10 +3,16 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
 os.environ.setdefault("VTK_DEFAULT_OPENGL_WINDOW", "vtkEGLRenderWindow")
+
+ROOT = Path(__file__).resolve().parents[1]
+_WARMUP = pytest.StashKey[subprocess.Popen]()
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -19,10 +25,7 @@ def spinesim_home(tmp_path_factory: pytest.TempPathFactory):
     each); a spectrum is written whole in one rename (SpekPy takes 2-5 s each)."""
     home = tmp_path_factory.mktemp("spinesim-home")
     if os.environ.get("PYTEST_XDIST_WORKER"):
-        for cache, shared_name in (("generated", "generated-patients"), ("spectra", "spectra")):
-            shared = tmp_path_factory.getbasetemp().parent / shared_name
-            shared.mkdir(exist_ok=True)
-            (home / cache).symlink_to(shared, target_is_directory=True)
+        _link_shared_caches(home, tmp_path_factory.getbasetemp().parent)
     previous = os.environ.get("SPINESIM_HOME")
     os.environ["SPINESIM_HOME"] = str(home)
     yield home
@@ -30,6 +33,39 @@ def spinesim_home(tmp_path_factory: pytest.TempPathFactory):
         os.environ.pop("SPINESIM_HOME", None)
     else:
         os.environ["SPINESIM_HOME"] = previous
+
+
+def _link_shared_caches(home: Path, run_folder: Path) -> None:
+    """Link ``home``'s generated patients and spectra to the folders of the run (``run_folder``) that all
+    its processes share."""
+    for cache, shared_name in (("generated", "generated-patients"), ("spectra", "spectra")):
+        shared = run_folder / shared_name
+        shared.mkdir(exist_ok=True)
+        (home / cache).symlink_to(shared, target_is_directory=True)
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """On the controller of a parallel run, compile the ultrasound kernels in a child while the workers
+    start (tests/kernel_warmup.py says why); the run does not wait for it."""
+    config = session.config
+    if hasattr(config, "workerinput") or not config.getoption("numprocesses", default=None):
+        return
+    run_folder = config._tmp_path_factory.getbasetemp()
+    home = run_folder / "kernel-warmup-home"
+    home.mkdir()
+    _link_shared_caches(home, run_folder)
+    environment = dict(os.environ, SPINESIM_HOME=str(home), PYTHONPATH=str(ROOT))
+    with open(run_folder / "kernel-warmup.log", "wb") as log:  # the child's output, if it fails
+        config.stash[_WARMUP] = subprocess.Popen([sys.executable, "-m", "tests.kernel_warmup"], cwd=ROOT,
+                                                 env=environment, stdout=log, stderr=subprocess.STDOUT)
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """Stop the warm-up child if it is still compiling (a run shorter than the compile)."""
+    warmup = session.config.stash.get(_WARMUP, None)
+    if warmup is not None and warmup.poll() is None:
+        warmup.kill()
+        warmup.wait()
 
 
 @pytest.fixture(scope="session")

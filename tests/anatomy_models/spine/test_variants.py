@@ -1,4 +1,8 @@
-"""Every parameter of the generator changes the anatomy the way it says (2 mm, spine field of view)."""
+"""Every parameter of the generator changes the anatomy the way it says (2 mm, spine field of view).
+
+A variant that a library case also uses (degeneration, transitional, obesity) is compared on the whole
+torso instead, against the built-in patient: the generated-patient store then builds each of those
+2 mm patients once for this file and the scoring tests together (tests/conftest.py)."""
 
 from __future__ import annotations
 
@@ -7,15 +11,22 @@ import pytest
 
 from anatomy_models.spine import SpineParameters, generate_spine
 from anatomy_models.spine.measure import disc_heights
+from anatomy_models.store import generated_anatomy
 
 
 def small(**values):
     return generate_spine(SpineParameters(spacing_mm=2.0, field_of_view="spine", **values))
 
 
+def stored(**values):
+    """The 2 mm patient with ``values`` from the session's store: made once in a run, for every test and
+    worker that asks (a library case on the same variant, the other worker running this file)."""
+    return generated_anatomy(SpineParameters(spacing_mm=2.0, **values))
+
+
 @pytest.fixture(scope="module")
-def baseline():
-    return small()
+def baseline(spinesim_home):
+    return stored(field_of_view="spine")
 
 
 def test_generation_is_deterministic_and_the_seed_changes_only_texture_and_bowel_content(baseline):
@@ -36,12 +47,12 @@ def test_scoliosis_moves_the_apex_toward_the_convex_side(baseline):
     assert curved.landmark("L2.spinous_process.tip")[0] - curved.landmark("L2.body.center")[0] > 5.0
 
 
-def test_degeneration_lowers_discs_and_thickens_the_flavum(baseline):
-    worn = small(degeneration=3.0)
+def test_degeneration_lowers_discs_and_thickens_the_flavum(small_spine):
+    worn = stored(degeneration=3.0)  # ilesi-degenerated-l4l5's patient
     ap = 33.1
-    assert disc_heights(worn, "L4-L5", ap)[1] < 0.8 * disc_heights(baseline, "L4-L5", ap)[1]
-    assert worn.mask("ligamentum_flavum.L4-L5").sum() > 1.2 * baseline.mask("ligamentum_flavum.L4-L5").sum()
-    assert worn.mask("epidural_space").sum() < baseline.mask("epidural_space").sum()
+    assert disc_heights(worn, "L4-L5", ap)[1] < 0.8 * disc_heights(small_spine, "L4-L5", ap)[1]
+    assert worn.mask("ligamentum_flavum.L4-L5").sum() > 1.2 * small_spine.mask("ligamentum_flavum.L4-L5").sum()
+    assert worn.mask("epidural_space").sum() < small_spine.mask("epidural_space").sum()
 
 
 def test_sex_and_size_scale_the_skeleton(baseline):
@@ -64,23 +75,24 @@ def test_vessel_conus_and_gas_variants(baseline):
     assert baseline.mask("bowel_gas").any() and "bowel_gas" not in variant.label_table  # gas is on by default
 
 
-def test_transitional_anatomy(baseline):
-    sacralized = small(transitional="sacralized_L5")
-    assert disc_heights(sacralized, "L5-S1", 31.3)[1] < 0.5 * disc_heights(baseline, "L5-S1", 31.3)[1]
+def test_transitional_anatomy(small_spine):
+    sacralized = stored(transitional="sacralized_L5")  # tfesi-transitional-l4l5-left's patient
+    assert disc_heights(sacralized, "L5-S1", 31.3)[1] < 0.5 * disc_heights(small_spine, "L5-S1", 31.3)[1]
     tp = lambda a: a.mask("L5.transverse_process").sum()  # noqa: E731
-    assert tp(sacralized) > 1.5 * tp(baseline)
+    assert tp(sacralized) > 1.5 * tp(small_spine)
     lumbarized = small(transitional="lumbarized_S1")
     assert lumbarized.mask("S1-S2.disc").any()
 
 
-def test_a_3_5_inch_needle_is_too_short_for_tfesi_in_severe_obesity():
+def test_a_3_5_inch_needle_is_too_short_for_tfesi_in_severe_obesity(small_spine):
     from anatomy_models.spine.measure import skin_distance
 
     needle_mm = 3.5 * 25.4
     oblique = np.array([np.sin(np.radians(20.0)), np.cos(np.radians(20.0)), 0.0])  # from the left-posterior
     depths = {}
-    for bmi in (25.0, 40.0):
-        anatomy = generate_spine(SpineParameters(bmi=bmi, spacing_mm=2.0))
+    # BMI 25 is the built-in patient's; BMI 40 is tfesi-bmi40-l4l5-left's.
+    for bmi, anatomy in ((25.0, small_spine), (40.0, stored(bmi=40.0))):
+        assert anatomy.metadata["parameters"]["bmi"] == bmi
         depths[bmi] = skin_distance(anatomy, anatomy.landmark("L4-L5.safe_triangle.left"), oblique)
     # Foraminal depth medians 75 mm (normal BMI) to 104-122 mm (obese II-III), clinical.md §4.9 [S23].
     assert 60.0 < depths[25.0] < needle_mm < depths[40.0] < 125.0
