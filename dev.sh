@@ -13,8 +13,9 @@ cd "$(dirname "$0")"
 RUN_APT_PACKAGES=(libegl1 libgl1-mesa-dri)
 # dcmtk (dcmcjpeg, dcmcjpls, dcmcrle, dcmdump) and dicom3tools (dciodvfy) for the DICOM tests,
 # chromium for the browser tests (Playwright drives Debian's build), postgresql for the store's tests on a
-# PostgreSQL server (tests/frontends/postgres.py starts a throwaway one; Debian's package starts none).
-TEST_APT_PACKAGES=(dcmtk dicom3tools chromium postgresql)
+# PostgreSQL server (tests/frontends/postgres.py starts a throwaway one; Debian's package starts none),
+# strace for the store's fault injection (tests/frontends/test_store_faults.py fails a write at each step).
+TEST_APT_PACKAGES=(dcmtk dicom3tools chromium postgresql strace)
 # Plastimatch: the DRR benchmark's reference.
 BENCH_APT_PACKAGES=(plastimatch)
 PYTHON=${PYTHON:-python3.11}
