@@ -35,7 +35,8 @@ and of the PLUS toolkit's simulator (per-tissue impedance, attenuation and diffu
    in shadows, side-lobe clutter (a fraction of the echo beside the line at the same depth) are added.
 4. **Needle** (:func:`_needle_echoes`): analytic, from the needle geometry, composited on the cached
    tissue echo power: a specular shaft whose echo falls with the beam-to-shaft angle, reverberation (comet
-   tail), the tip as a point reflector and a faint shadow; no re-tracing of the tissue.
+   tail), the tip as a point reflector and a faint shadow; no re-tracing of the tissue. Under a probe that
+   presses the skin in, the needle is drawn where the tissue around it is drawn (the same compression).
 5. **Display**: gain and time-gain compensation, the noise of the stages after the TGC (so that
    shadows and fluid are dark but never exactly black), log compression over the dynamic range,
    then scan conversion (polar to Cartesian for curvilinear probes).
@@ -770,6 +771,23 @@ def _skin_gap(voxels, world_to_index, air, origin, direction, gel_mm):
     return 0.0
 
 
+@njit(cache=True)
+def _skin_gaps(voxels, world_to_index, air, origins, directions, gel_mm, out):
+    """:func:`_skin_gap` of every scan line into ``out``."""
+    for line in range(origins.shape[0]):
+        out[line] = _skin_gap(voxels, world_to_index, air, origins[line], directions[line], gel_mm)
+
+
+@njit(cache=True, inline="always")
+def _pressed_depth(distance, gap):
+    """Depth (mm) at which a scan line whose face was ``gap`` mm off the skin shows the tissue ``distance``
+    mm from the face: the inverse of the skin's compression (``SKIN_PRESS_DEPTH_MM``) that
+    :func:`_trace_lines` applies; negative for a point in the gap, outside the body the face pushes in."""
+    if gap <= 0.0 or distance >= SKIN_PRESS_DEPTH_MM:
+        return distance
+    return (distance - gap) / (1.0 - gap / SKIN_PRESS_DEPTH_MM)
+
+
 @njit(cache=True, inline="always")
 def _deposit(row, starts, position, value, start):
     """Add ``value`` at fractional sample ``position`` (split linearly), recording ``start``."""
@@ -1332,8 +1350,8 @@ def _noise_for_seed(scan: _Scan, seed: int) -> np.ndarray:
 
 
 @njit(cache=True, fastmath=True)
-def _needle_echoes(level_db, transmission, origins, directions, elevation, sample_mm, tip, axis, shaft_mm, radius_mm,
-                   reflection, axial_sigma, lateral_sigma, elevation_sigma):
+def _needle_echoes(level_db, transmission, origins, directions, gaps, elevation, sample_mm, tip, axis, shaft_mm,
+                   radius_mm, reflection, axial_sigma, lateral_sigma, elevation_sigma):
     """Add the needle's echo power to the tissue's echo level (dB), line by line, in place.
 
     ``axis`` is the unit vector from the tip toward the hub; the shaft is ``tip + t axis``,
@@ -1341,7 +1359,9 @@ def _needle_echoes(level_db, transmission, origins, directions, elevation, sampl
     the steel's reflection weighted by the two-way beam profile at the offset (lateral and elevation),
     by the specular directivity of a cylinder (falling with the angle between the beam and the
     shaft's normal), and by the tissue's round-trip transmission to that depth; a comet tail of
-    decaying reverberations follows it, and the shaft shadows what lies beyond.
+    decaying reverberations follows it, and the shaft shadows what lies beyond. The needle lies in the
+    tissue, so where the probe presses the skin in (``gaps``, each line's distance from the face to the
+    skin) it is drawn where that tissue is, at :func:`_pressed_depth`, not at its distance from the face.
     """
     lines, samples = level_db.shape
     acceptance = math.radians(NEEDLE_ACCEPTANCE_DEG)
@@ -1365,9 +1385,10 @@ def _needle_echoes(level_db, transmission, origins, directions, elevation, sampl
             if is_tip == 1:
                 qx, qy, qz = tip[0], tip[1], tip[2]
             s = (qx - ox) * dx + (qy - oy) * dy + (qz - oz) * dz
+            vx, vy, vz = qx - (ox + s * dx), qy - (oy + s * dy), qz - (oz + s * dz)
+            s = _pressed_depth(s, gaps[line])
             if s <= 0.0:
                 continue
-            vx, vy, vz = qx - (ox + s * dx), qy - (oy + s * dy), qz - (oz + s * dz)
             off_el = vx * elevation[0] + vy * elevation[1] + vz * elevation[2]
             off_lat2 = max(vx * vx + vy * vy + vz * vz - off_el * off_el, 0.0)
             m_center = s / sample_mm - 0.5
@@ -1690,7 +1711,10 @@ def render_ultrasound(anatomy, probe: Probe, needle: Needle | None = None, *, se
     level_db, transmission, noise, contact_lost = _tissue_field(anatomy, probe, scan, origins, directions, seed, fluid)
     if needle is not None:
         level_db = level_db.copy()
-        _needle_echoes(level_db, transmission, origins, directions, probe.elevation, scan.sample_mm,
+        maps = acoustic_maps(anatomy)
+        gaps = np.empty(len(origins))
+        _skin_gaps(maps.voxels, maps.world_to_index, maps.air, origins, directions, GEL_MM, gaps)
+        _needle_echoes(level_db, transmission, origins, directions, gaps, probe.elevation, scan.sample_mm,
                        needle.tip, -needle.direction, needle.spec.length_mm, needle.spec.outer_diameter_mm / 2,
                        needle_reflection(), scan.axial_sigma_mm, scan.lateral_sigma_mm, scan.elevation_sigma_mm)
     depths = (np.arange(scan.samples) + 0.5) * scan.sample_mm

@@ -363,6 +363,32 @@ def test_needle_line_falls_where_the_geometry_says(phantom):
     assert np.median(distances) < 0.6
 
 
+def test_under_a_pressing_probe_the_needle_moves_with_the_tissue_it_is_in(phantom):
+    """Issue 17 (stop 21's pressed skin): a probe held 4 mm off the skin presses it onto its face, so the
+    tissue d mm under the skin is drawn at d / (1 - 4 / SKIN_PRESS_DEPTH_MM) (the compression's law, exact on
+    this flat phantom); the needle in that tissue is drawn there too, not at its distance from the face (up
+    to 4 mm deeper near the skin). Measured on both: the needle's ridge, and the fat-muscle interface 10 mm
+    under the skin beside it."""
+    lift = 4.0
+    probe = linear_probe(phantom).moved(press_mm=-lift)
+    angle = 30.0
+    needle = in_plane_needle(angle, entry_x=30.0, depth_mm=34.0)
+    image = render_ultrasound(phantom, probe, needle)
+    squeeze = 1.0 - lift / ultrasound.SKIN_PRESS_DEPTH_MM
+    smooth = ndimage.uniform_filter(image.pixels.astype(float), size=(1, 3))
+    columns = columns_at(image, (needle.entry[0] + 4 / np.tan(np.radians(angle)), needle.tip[0] - 2))
+    rows = rows_at(image, (3.5, 22))     # below the skin's line, above the cyst's far wall
+    ridge = rows[np.argmax(smooth[np.ix_(rows, columns)], axis=0)]
+    under_skin = (image.pixel_to_lps(ridge, columns)[:, 0] - needle.entry[0]) * np.tan(np.radians(angle))
+    # The echo comes from the shaft's near wall, half its diameter nearer the probe than its axis.
+    drawn = depth_of(image, ridge) + needle.spec.outer_diameter_mm / 2 / np.cos(np.radians(angle))
+    assert np.median(np.abs(drawn - under_skin / squeeze)) < 0.4, drawn - under_skin / squeeze
+    assert np.abs(drawn - under_skin / squeeze).max() < 1.0
+    interface_rows = rows_at(image, (8, 16))
+    interface = interface_rows[np.argmax(smooth[np.ix_(interface_rows, columns_at(image, (6, 24)))].mean(axis=1))]
+    assert depth_of(image, interface) == pytest.approx((SKIN_Y - 45.5) / squeeze, abs=0.5)
+
+
 def mean_along(image, needle, start_mm=4.0):
     """Mean grey of the pixels within 0.3 mm of the shaft, from start_mm along it to the tip."""
     points = image.grid_lps()
