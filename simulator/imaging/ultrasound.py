@@ -329,6 +329,13 @@ _SUBVOXEL_CLASSES = {"cauda_equina": ("csf", 0.45), "epidural_space": ("fat", 0.
 # backscatter (muscle's) the annulus behind the anterior complex was a speckled slab as bright as the
 # multifidus, where the sonographer's blind read expected the dark beneath the vertebral body's back.
 _BACKSCATTER_SCALE = {"dura": 0.0, "nerve": 0.3, "ligament": 0.5, "disc_annulus": 0.3}
+# Impedance taken from another tissue where the label map draws a sharp boundary that the body does not
+# have: the adult disc's nucleus blends into the annulus over millimetres (its lamellae loosen inward; the
+# boundary grows less distinct with age, Adams and Roughley, Spine 2006; 31:2151-2161), so it returns no
+# specular echo. Drawn as a sheet (reflection 0.04), the label boundary put a third bright dash 4 mm behind
+# the anterior complex through the interlaminar window, a rung of the blind read's "dash ladder" [ED]. The
+# nucleus keeps its own attenuation and (lower) backscatter.
+_IMPEDANCE_OF = {"disc_nucleus": "disc_annulus"}
 # How many probe settings' scan geometries and poses' tissue frames an anatomy keeps (each kind).
 _FRAME_CACHE_SIZE = 4
 
@@ -382,7 +389,8 @@ def _compute_maps(anatomy) -> AcousticMaps:
     # of what surrounds them, so that they add no interfaces of their own, and a backscatter of their own.
     properties = [tissue(_SUBVOXEL_CLASSES[name][0] if name in _SUBVOXEL_CLASSES else name) for name in names]
     properties.append(tissue("water"))
-    ln_z = np.log([t.impedance_mrayl for t in properties]).astype(np.float32)
+    ln_z = np.log([tissue(_IMPEDANCE_OF[t.name]).impedance_mrayl if t.name in _IMPEDANCE_OF else t.impedance_mrayl
+                   for t in properties]).astype(np.float32)
     attenuation = np.array([max(t.attenuation_db_per_cm_mhz, BONE_SHADOW_DB_PER_CM_MHZ) if t.name in BONE_TISSUES
                             else t.attenuation_db_per_cm_mhz for t in properties], dtype=np.float32)
     backscatter = np.array([_SUBVOXEL_CLASSES[name][1] if name in _SUBVOXEL_CLASSES

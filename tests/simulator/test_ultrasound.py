@@ -297,6 +297,30 @@ def test_a_sloping_bone_surface_is_a_straight_line_not_voxel_stairs():
     assert np.sqrt(np.mean((depth - np.polyval(fit, x)) ** 2)) < 0.25     # 0.17 (0.37 on the voxel stairs)
 
 
+def test_the_disc_s_nucleus_blends_into_its_annulus_without_an_echo():
+    """The adult nucleus pulposus has no sharp boundary with the annulus (ultrasound._IMPEDANCE_OF): under a
+    flat annulus-nucleus boundary facing the probe the display shows no line, its brightest row within 2 mm
+    of the boundary no brighter than the discs' own speckle above and below it (the label map's sharp
+    boundary, traced as a sheet, drew a line 10 mm behind the anterior complex on the interlaminar views).
+    The muscle-annulus boundary above is a line, as a check that the probe sees such sheets."""
+    table = LabelTable()
+    for name in ("muscle", "disc_annulus", "disc_nucleus"):
+        table.add(name, name)
+    labels = np.full((40, 40, 40), 1, np.uint16)
+    labels[:, :25] = 2       # the annulus from 15 mm under the top face
+    labels[:, :15] = 3       # the nucleus from 25 mm
+    disc = Anatomy(Volume.from_spacing(np.zeros(labels.shape, np.int16), (1, 1, 1)), table,
+                   Volume.from_spacing(labels, (1, 1, 1)))
+    probe = Probe("linear", position=[20, 40, 20], axial=[0, -1, 0], lateral=[1, 0, 0], frequency_mhz=6.0,
+                  depth_mm=36.0, footprint_mm=24.0, image_shape=(360, 120))
+    image = render_ultrasound(disc, probe)
+    rows = image.pixels[:, 20:100].astype(float).mean(axis=1)
+    depth = depth_of(image, np.arange(len(rows)))
+    speckle = rows[((depth > 17) & (depth < 23)) | ((depth > 27) & (depth < 33))]
+    assert rows[np.abs(depth - 25) < 2].max() < speckle.max(), (rows[np.abs(depth - 25) < 2].max(), speckle.max())
+    assert rows[np.abs(depth - 15) < 2].max() > 2 * np.median(speckle)
+
+
 def test_a_bone_surface_facing_the_probe_rings_down_below_its_echo(phantom, monkeypatch):
     """A bone surface facing the beam is a band that fades downward (ring-down, RING_DOWN_*), not a line
     as thin as the pulse: 0.5 mm below its peak the echo still outshines the muscle above it (without the
