@@ -528,16 +528,9 @@ def _scan(probe: Probe) -> _Scan:
     shown_cols = min(cols, round(width / pixel_mm))
     u = ((np.arange(shown_cols) + 0.5 - shown_cols / 2) * pixel_mm)[None, :]
     v = ((np.arange(shown_rows) + 0.5) * pixel_mm - top_mm)[:, None]
-    if probe.kind == "linear":
-        line = np.broadcast_to(u / spacing + lines / 2 - 0.5, (shown_rows, shown_cols))
-        sample = np.broadcast_to(v / sample_mm - 0.5, (shown_rows, shown_cols))
-        inside = (np.abs(u) <= width / 2) & (v <= depth)
-    else:
-        rho = np.hypot(u, v + radius)
-        theta = np.arctan2(u, v + radius)
-        line = theta / step + lines / 2 - 0.5
-        sample = (rho - radius) / sample_mm - 0.5
-        inside = (rho >= radius) & (rho <= radius + depth) & (np.abs(theta) <= half)
+    line, distance, _ = _line_through(probe, *np.broadcast_arrays(u, v))
+    sample = distance / sample_mm - 0.5
+    inside = (np.abs(line + 0.5 - lines / 2) <= lines / 2) & (distance >= 0) & (distance <= depth)
     axial_sigma, lateral_sigma, elevation_sigma = _beam_widths(probe, depths)
     axial_sigma_samples = max(axial_sigma / sample_mm, 0.6)
     reach = int(math.ceil(3 * axial_sigma_samples))
@@ -576,6 +569,21 @@ def _lateral_kernels(sigmas: np.ndarray, lines: int) -> np.ndarray:
     offsets = np.arange(-widths.max(), widths.max() + 1)
     weights = np.exp(-0.5 * (offsets[None, :] / sigmas[:, None]) ** 2) * (np.abs(offsets)[None, :] <= widths[:, None])
     return weights / weights.sum(axis=1, keepdims=True)
+
+
+def _line_through(probe: Probe, u: np.ndarray, v: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The scan line through in-plane points (u along the array, v along the central beam, mm from the
+    face centre): its fractional index (``image_shape[1]`` lines across the footprint or the sector),
+    the point's distance from the face along it (mm) and its unit direction (..., 2) in (u, v)."""
+    lines = probe.image_shape[1]
+    if probe.kind == "linear":
+        direction = np.stack(np.broadcast_arrays(0.0, 1.0 + 0.0 * v), axis=-1)
+        return u / (probe.footprint_mm / lines) + lines / 2 - 0.5, v, direction
+    radius = probe.radius_mm
+    theta = np.arctan2(u, v + radius)
+    step = np.radians(probe.field_of_view_deg) / lines
+    return (theta / step + lines / 2 - 0.5, np.hypot(u, v + radius) - radius,
+            np.stack([np.sin(theta), np.cos(theta)], axis=-1))
 
 
 def _scan_lines(probe: Probe, scan: _Scan) -> tuple[np.ndarray, np.ndarray]:
@@ -787,13 +795,19 @@ def _skin_gaps(voxels, world_to_index, air, origins, directions, gel_mm, out):
 
 
 @njit(cache=True, inline="always")
+def _tissue_depth(depth, gap):
+    """Distance (mm) from the face of the tissue a scan line shows at ``depth`` mm when its face was
+    ``gap`` mm off the skin: the skin pressed onto the face (``SKIN_PRESS_DEPTH_MM``), the compression
+    :func:`_trace_lines` draws; scalars or arrays (numpy or numba)."""
+    return depth + gap * np.maximum(1.0 - depth / SKIN_PRESS_DEPTH_MM, 0.0)
+
+
+@njit(cache=True, inline="always")
 def _pressed_depth(distance, gap):
     """Depth (mm) at which a scan line whose face was ``gap`` mm off the skin shows the tissue ``distance``
-    mm from the face: the inverse of the skin's compression (``SKIN_PRESS_DEPTH_MM``) that
-    :func:`_trace_lines` applies; negative for a point in the gap, outside the body the face pushes in."""
-    if gap <= 0.0 or distance >= SKIN_PRESS_DEPTH_MM:
-        return distance
-    return (distance - gap) / (1.0 - gap / SKIN_PRESS_DEPTH_MM)
+    mm from the face: the inverse of :func:`_tissue_depth`; negative for a point in the gap, outside the
+    body the face pushes in. (The compressed branch is below ``distance`` exactly where it applies.)"""
+    return np.minimum((distance - gap) / (1.0 - gap / SKIN_PRESS_DEPTH_MM), distance)
 
 
 @njit(cache=True, inline="always")
@@ -865,7 +879,7 @@ def _trace_lines(voxels, world_to_index, ln_z, attenuation, backscatter, texture
         # depth + gap * (1 - depth / SKIN_PRESS_DEPTH_MM) along the line until that depth, then at depth.
         # Positions advance along the line by the tissue each sample covers, in LPS mm and voxel indices.
         gap = _skin_gap(voxels, world_to_index, air, origins[line], directions[line], gel_mm)
-        along = 0.5 * sample_mm + gap - gap * min(0.5 * sample_mm / SKIN_PRESS_DEPTH_MM, 1.0)
+        along = _tissue_depth(0.5 * sample_mm, gap)
         px = origins[line, 0] + along * dx
         py = origins[line, 1] + along * dy
         pz = origins[line, 2] + along * dz
@@ -901,8 +915,7 @@ def _trace_lines(voxels, world_to_index, ln_z, attenuation, backscatter, texture
         for m in range(samples):
             depth = (m + 0.5) * sample_mm
             if m > 0:
-                advance = sample_mm - gap * (min(depth / SKIN_PRESS_DEPTH_MM, 1.0)
-                                             - min((depth - sample_mm) / SKIN_PRESS_DEPTH_MM, 1.0))
+                advance = _tissue_depth(depth, gap) - _tissue_depth(depth - sample_mm, gap)
                 stretch = advance / sample_mm
                 px += advance * dx
                 py += advance * dy
@@ -1533,6 +1546,9 @@ class UltrasoundImage:
         Share of the scan lines (0-1) whose beam met no skin within the gel's reach of the face: the
         probe is off the skin there and the image black (a scanner shows it; the sonographer rocks,
         tilts or presses the probe).
+    skin_gap_mm : ndarray (lines,), optional
+        How far each scan line's face was off the skin, which the probe presses onto its face
+        (``SKIN_PRESS_DEPTH_MM``); the pixel <-> LPS mapping follows that compression. None: no press.
     """
 
     pixels: np.ndarray
@@ -1544,19 +1560,41 @@ class UltrasoundImage:
     probe: Probe
     seed: int
     contact_lost: float = 0.0
+    skin_gap_mm: np.ndarray | None = None
 
     def pixel_to_lps(self, rows: np.ndarray | float, cols: np.ndarray | float) -> np.ndarray:
-        """LPS mm of (fractional) pixel positions; result shape (..., 3)."""
+        """LPS mm of the tissue drawn at (fractional) pixel positions; result shape (..., 3). Within
+        ``SKIN_PRESS_DEPTH_MM`` of the face the probe presses the skin in, so a pixel shows tissue
+        deeper along its scan line than its distance from the face (:func:`_tissue_depth`)."""
         rows = np.asarray(rows, dtype=np.float64)[..., None]
         cols = np.asarray(cols, dtype=np.float64)[..., None]
-        return self.origin + self.pixel_mm * (rows * self.row_direction + cols * self.column_direction)
+        return self._along_lines(self.origin + self.pixel_mm * (rows * self.row_direction + cols * self.column_direction),
+                                 _tissue_depth)
 
     def lps_to_pixel(self, points: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """(row, col, out-of-plane distance mm) of LPS points; shapes (...,)."""
-        offset = np.asarray(points, dtype=np.float64) - self.origin
+        """(row, col, out-of-plane distance mm) where LPS points are drawn, the inverse of
+        :meth:`pixel_to_lps`; a point between the face and the pressed skin lands above the face."""
+        offset = self._along_lines(np.asarray(points, dtype=np.float64), _pressed_depth) - self.origin
         rows = offset @ self.row_direction / self.pixel_mm
         cols = offset @ self.column_direction / self.pixel_mm
         return rows, cols, offset @ self.probe.elevation
+
+    @property
+    def face_row(self) -> float:
+        """Row of the probe face's centre: depth 0 of the scanner's depth scale."""
+        return float((self.probe.position - self.origin) @ self.row_direction / self.pixel_mm)
+
+    def _along_lines(self, points: np.ndarray, depth_law) -> np.ndarray:
+        """``points`` moved along their scan lines from their distance d from the face to
+        ``depth_law(d, gap)``, the gap that line's face was off the skin (interpolated across lines)."""
+        if self.skin_gap_mm is None:
+            return points
+        probe = self.probe
+        offset = points - probe.position
+        line, distance, direction = _line_through(probe, offset @ probe.lateral, offset @ probe.axial)
+        gap = np.interp(line, np.arange(len(self.skin_gap_mm)), self.skin_gap_mm)
+        shift = depth_law(distance, gap) - distance
+        return points + shift[..., None] * (direction[..., :1] * probe.lateral + direction[..., 1:] * probe.axial)
 
     def grid_lps(self) -> np.ndarray:
         """LPS mm of every pixel centre, shape (rows, cols, 3)."""
@@ -1717,11 +1755,11 @@ def render_ultrasound(anatomy, probe: Probe, needle: Needle | None = None, *, se
     scan = _scan_for(anatomy, probe)
     origins, directions = _scan_lines(probe, scan)
     level_db, transmission, noise, contact_lost = _tissue_field(anatomy, probe, scan, origins, directions, seed, fluid)
+    maps = acoustic_maps(anatomy)
+    gaps = np.empty(len(origins))
+    _skin_gaps(maps.voxels, maps.world_to_index, maps.air, origins, directions, GEL_MM, gaps)
     if needle is not None:
         level_db = level_db.copy()
-        maps = acoustic_maps(anatomy)
-        gaps = np.empty(len(origins))
-        _skin_gaps(maps.voxels, maps.world_to_index, maps.air, origins, directions, GEL_MM, gaps)
         _needle_echoes(level_db, transmission, origins, directions, gaps, probe.elevation, scan.sample_mm,
                        needle.tip, -needle.direction, needle.spec.length_mm, needle.spec.outer_diameter_mm / 2,
                        needle_reflection(), scan.axial_sigma_mm, scan.lateral_sigma_mm, scan.elevation_sigma_mm)
@@ -1733,7 +1771,7 @@ def render_ultrasound(anatomy, probe: Probe, needle: Needle | None = None, *, se
     _display(grey, scan.pixel_line, scan.pixel_sample, pixels)
     first = probe.position + scan.first_pixel[0] * probe.lateral + scan.first_pixel[1] * probe.axial
     return UltrasoundImage(pixels, scan.pixel_mm, first, probe.axial.copy(), probe.lateral.copy(),
-                           scan.pixel_line >= 0, probe, int(seed), contact_lost)
+                           scan.pixel_line >= 0, probe, int(seed), contact_lost, gaps)
 
 
 __all__ = ["UltrasoundImage", "render_ultrasound", "acoustic_maps", "AcousticMaps", "depth_gain_db"]

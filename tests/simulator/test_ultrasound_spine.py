@@ -44,7 +44,7 @@ def noise_peak_grey(anatomy, image, percentile=99.9):
 
 def depth_mm(image):
     rows = np.arange(image.pixels.shape[0])[:, None]
-    return (rows - image.lps_to_pixel(image.probe.position)[0]) * image.pixel_mm + 0 * image.pixels
+    return (rows - image.face_row) * image.pixel_mm + 0 * image.pixels
 
 
 def test_paramedian_sagittal_oblique_shows_csf_darker_than_muscle(small_spine):
