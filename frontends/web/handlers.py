@@ -536,7 +536,7 @@ class Handlers:
         if not inside:
             raise SpinesimError("that point is outside the ultrasound image", hint="click inside the scanned sector")
         self._aim = scan.image.pixel_to_lps(row, col)
-        depth = (self._aim - scan.image.probe.position) @ scan.image.probe.axial
+        depth = (row - scan.image.face_row) * scan.image.pixel_mm  # as the image's depth scale reads it
         self._set(us_aim_marker={"x": 100 * across, "y": 100 * down},
                   us_aim_text=f"{depth:.0f} mm deep below the probe")
 

@@ -35,7 +35,8 @@ and of the PLUS toolkit's simulator (per-tissue impedance, attenuation and diffu
    in shadows, side-lobe clutter (a fraction of the echo beside the line at the same depth) are added.
 4. **Needle** (:func:`_needle_echoes`): analytic, from the needle geometry, composited on the cached
    tissue echo power: a specular shaft whose echo falls with the beam-to-shaft angle, reverberation (comet
-   tail), the tip as a point reflector and a faint shadow; no re-tracing of the tissue.
+   tail), the tip as a point reflector and a faint shadow; no re-tracing of the tissue. Under a probe that
+   presses the skin in, the needle is drawn where the tissue around it is drawn (the same compression).
 5. **Display**: gain and time-gain compensation, the noise of the stages after the TGC (so that
    shadows and fluid are dark but never exactly black), log compression over the dynamic range,
    then scan conversion (polar to Cartesian for curvilinear probes).
@@ -328,6 +329,13 @@ _SUBVOXEL_CLASSES = {"cauda_equina": ("csf", 0.45), "epidural_space": ("fat", 0.
 # backscatter (muscle's) the annulus behind the anterior complex was a speckled slab as bright as the
 # multifidus, where the sonographer's blind read expected the dark beneath the vertebral body's back.
 _BACKSCATTER_SCALE = {"dura": 0.0, "nerve": 0.3, "ligament": 0.5, "disc_annulus": 0.3}
+# Impedance taken from another tissue where the label map draws a sharp boundary that the body does not
+# have: the adult disc's nucleus blends into the annulus over millimetres (its lamellae loosen inward; the
+# boundary grows less distinct with age, Adams and Roughley, Spine 2006; 31:2151-2161), so it returns no
+# specular echo. Drawn as a sheet (reflection 0.04), the label boundary put a third bright dash 4 mm behind
+# the anterior complex through the interlaminar window, a rung of the blind read's "dash ladder" [ED]. The
+# nucleus keeps its own attenuation and (lower) backscatter.
+_IMPEDANCE_OF = {"disc_nucleus": "disc_annulus"}
 # How many probe settings' scan geometries and poses' tissue frames an anatomy keeps (each kind).
 _FRAME_CACHE_SIZE = 4
 
@@ -381,7 +389,8 @@ def _compute_maps(anatomy) -> AcousticMaps:
     # of what surrounds them, so that they add no interfaces of their own, and a backscatter of their own.
     properties = [tissue(_SUBVOXEL_CLASSES[name][0] if name in _SUBVOXEL_CLASSES else name) for name in names]
     properties.append(tissue("water"))
-    ln_z = np.log([t.impedance_mrayl for t in properties]).astype(np.float32)
+    ln_z = np.log([tissue(_IMPEDANCE_OF[t.name]).impedance_mrayl if t.name in _IMPEDANCE_OF else t.impedance_mrayl
+                   for t in properties]).astype(np.float32)
     attenuation = np.array([max(t.attenuation_db_per_cm_mhz, BONE_SHADOW_DB_PER_CM_MHZ) if t.name in BONE_TISSUES
                             else t.attenuation_db_per_cm_mhz for t in properties], dtype=np.float32)
     backscatter = np.array([_SUBVOXEL_CLASSES[name][1] if name in _SUBVOXEL_CLASSES
@@ -519,16 +528,9 @@ def _scan(probe: Probe) -> _Scan:
     shown_cols = min(cols, round(width / pixel_mm))
     u = ((np.arange(shown_cols) + 0.5 - shown_cols / 2) * pixel_mm)[None, :]
     v = ((np.arange(shown_rows) + 0.5) * pixel_mm - top_mm)[:, None]
-    if probe.kind == "linear":
-        line = np.broadcast_to(u / spacing + lines / 2 - 0.5, (shown_rows, shown_cols))
-        sample = np.broadcast_to(v / sample_mm - 0.5, (shown_rows, shown_cols))
-        inside = (np.abs(u) <= width / 2) & (v <= depth)
-    else:
-        rho = np.hypot(u, v + radius)
-        theta = np.arctan2(u, v + radius)
-        line = theta / step + lines / 2 - 0.5
-        sample = (rho - radius) / sample_mm - 0.5
-        inside = (rho >= radius) & (rho <= radius + depth) & (np.abs(theta) <= half)
+    line, distance, _ = _line_through(probe, *np.broadcast_arrays(u, v))
+    sample = distance / sample_mm - 0.5
+    inside = (np.abs(line + 0.5 - lines / 2) <= lines / 2) & (distance >= 0) & (distance <= depth)
     axial_sigma, lateral_sigma, elevation_sigma = _beam_widths(probe, depths)
     axial_sigma_samples = max(axial_sigma / sample_mm, 0.6)
     reach = int(math.ceil(3 * axial_sigma_samples))
@@ -567,6 +569,21 @@ def _lateral_kernels(sigmas: np.ndarray, lines: int) -> np.ndarray:
     offsets = np.arange(-widths.max(), widths.max() + 1)
     weights = np.exp(-0.5 * (offsets[None, :] / sigmas[:, None]) ** 2) * (np.abs(offsets)[None, :] <= widths[:, None])
     return weights / weights.sum(axis=1, keepdims=True)
+
+
+def _line_through(probe: Probe, u: np.ndarray, v: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The scan line through in-plane points (u along the array, v along the central beam, mm from the
+    face centre): its fractional index (``image_shape[1]`` lines across the footprint or the sector),
+    the point's distance from the face along it (mm) and its unit direction (..., 2) in (u, v)."""
+    lines = probe.image_shape[1]
+    if probe.kind == "linear":
+        direction = np.stack(np.broadcast_arrays(0.0, 1.0 + 0.0 * v), axis=-1)
+        return u / (probe.footprint_mm / lines) + lines / 2 - 0.5, v, direction
+    radius = probe.radius_mm
+    theta = np.arctan2(u, v + radius)
+    step = np.radians(probe.field_of_view_deg) / lines
+    return (theta / step + lines / 2 - 0.5, np.hypot(u, v + radius) - radius,
+            np.stack([np.sin(theta), np.cos(theta)], axis=-1))
 
 
 def _scan_lines(probe: Probe, scan: _Scan) -> tuple[np.ndarray, np.ndarray]:
@@ -770,6 +787,29 @@ def _skin_gap(voxels, world_to_index, air, origin, direction, gel_mm):
     return 0.0
 
 
+@njit(cache=True)
+def _skin_gaps(voxels, world_to_index, air, origins, directions, gel_mm, out):
+    """:func:`_skin_gap` of every scan line into ``out``."""
+    for line in range(origins.shape[0]):
+        out[line] = _skin_gap(voxels, world_to_index, air, origins[line], directions[line], gel_mm)
+
+
+@njit(cache=True, inline="always")
+def _tissue_depth(depth, gap):
+    """Distance (mm) from the face of the tissue a scan line shows at ``depth`` mm when its face was
+    ``gap`` mm off the skin: the skin pressed onto the face (``SKIN_PRESS_DEPTH_MM``), the compression
+    :func:`_trace_lines` draws; scalars or arrays (numpy or numba)."""
+    return depth + gap * np.maximum(1.0 - depth / SKIN_PRESS_DEPTH_MM, 0.0)
+
+
+@njit(cache=True, inline="always")
+def _pressed_depth(distance, gap):
+    """Depth (mm) at which a scan line whose face was ``gap`` mm off the skin shows the tissue ``distance``
+    mm from the face: the inverse of :func:`_tissue_depth`; negative for a point in the gap, outside the
+    body the face pushes in. (The compressed branch is below ``distance`` exactly where it applies.)"""
+    return np.minimum((distance - gap) / (1.0 - gap / SKIN_PRESS_DEPTH_MM), distance)
+
+
 @njit(cache=True, inline="always")
 def _deposit(row, starts, position, value, start):
     """Add ``value`` at fractional sample ``position`` (split linearly), recording ``start``."""
@@ -839,7 +879,7 @@ def _trace_lines(voxels, world_to_index, ln_z, attenuation, backscatter, texture
         # depth + gap * (1 - depth / SKIN_PRESS_DEPTH_MM) along the line until that depth, then at depth.
         # Positions advance along the line by the tissue each sample covers, in LPS mm and voxel indices.
         gap = _skin_gap(voxels, world_to_index, air, origins[line], directions[line], gel_mm)
-        along = 0.5 * sample_mm + gap - gap * min(0.5 * sample_mm / SKIN_PRESS_DEPTH_MM, 1.0)
+        along = _tissue_depth(0.5 * sample_mm, gap)
         px = origins[line, 0] + along * dx
         py = origins[line, 1] + along * dy
         pz = origins[line, 2] + along * dz
@@ -875,8 +915,7 @@ def _trace_lines(voxels, world_to_index, ln_z, attenuation, backscatter, texture
         for m in range(samples):
             depth = (m + 0.5) * sample_mm
             if m > 0:
-                advance = sample_mm - gap * (min(depth / SKIN_PRESS_DEPTH_MM, 1.0)
-                                             - min((depth - sample_mm) / SKIN_PRESS_DEPTH_MM, 1.0))
+                advance = _tissue_depth(depth, gap) - _tissue_depth(depth - sample_mm, gap)
                 stretch = advance / sample_mm
                 px += advance * dx
                 py += advance * dy
@@ -1332,8 +1371,8 @@ def _noise_for_seed(scan: _Scan, seed: int) -> np.ndarray:
 
 
 @njit(cache=True, fastmath=True)
-def _needle_echoes(level_db, transmission, origins, directions, elevation, sample_mm, tip, axis, shaft_mm, radius_mm,
-                   reflection, axial_sigma, lateral_sigma, elevation_sigma):
+def _needle_echoes(level_db, transmission, origins, directions, gaps, elevation, sample_mm, tip, axis, shaft_mm,
+                   radius_mm, reflection, axial_sigma, lateral_sigma, elevation_sigma):
     """Add the needle's echo power to the tissue's echo level (dB), line by line, in place.
 
     ``axis`` is the unit vector from the tip toward the hub; the shaft is ``tip + t axis``,
@@ -1341,7 +1380,9 @@ def _needle_echoes(level_db, transmission, origins, directions, elevation, sampl
     the steel's reflection weighted by the two-way beam profile at the offset (lateral and elevation),
     by the specular directivity of a cylinder (falling with the angle between the beam and the
     shaft's normal), and by the tissue's round-trip transmission to that depth; a comet tail of
-    decaying reverberations follows it, and the shaft shadows what lies beyond.
+    decaying reverberations follows it, and the shaft shadows what lies beyond. The needle lies in the
+    tissue, so where the probe presses the skin in (``gaps``, each line's distance from the face to the
+    skin) it is drawn where that tissue is, at :func:`_pressed_depth`, not at its distance from the face.
     """
     lines, samples = level_db.shape
     acceptance = math.radians(NEEDLE_ACCEPTANCE_DEG)
@@ -1365,9 +1406,10 @@ def _needle_echoes(level_db, transmission, origins, directions, elevation, sampl
             if is_tip == 1:
                 qx, qy, qz = tip[0], tip[1], tip[2]
             s = (qx - ox) * dx + (qy - oy) * dy + (qz - oz) * dz
+            vx, vy, vz = qx - (ox + s * dx), qy - (oy + s * dy), qz - (oz + s * dz)
+            s = _pressed_depth(s, gaps[line])
             if s <= 0.0:
                 continue
-            vx, vy, vz = qx - (ox + s * dx), qy - (oy + s * dy), qz - (oz + s * dz)
             off_el = vx * elevation[0] + vy * elevation[1] + vz * elevation[2]
             off_lat2 = max(vx * vx + vy * vy + vz * vz - off_el * off_el, 0.0)
             m_center = s / sample_mm - 0.5
@@ -1504,6 +1546,9 @@ class UltrasoundImage:
         Share of the scan lines (0-1) whose beam met no skin within the gel's reach of the face: the
         probe is off the skin there and the image black (a scanner shows it; the sonographer rocks,
         tilts or presses the probe).
+    skin_gap_mm : ndarray (lines,), optional
+        How far each scan line's face was off the skin, which the probe presses onto its face
+        (``SKIN_PRESS_DEPTH_MM``); the pixel <-> LPS mapping follows that compression. None: no press.
     """
 
     pixels: np.ndarray
@@ -1515,19 +1560,41 @@ class UltrasoundImage:
     probe: Probe
     seed: int
     contact_lost: float = 0.0
+    skin_gap_mm: np.ndarray | None = None
 
     def pixel_to_lps(self, rows: np.ndarray | float, cols: np.ndarray | float) -> np.ndarray:
-        """LPS mm of (fractional) pixel positions; result shape (..., 3)."""
+        """LPS mm of the tissue drawn at (fractional) pixel positions; result shape (..., 3). Within
+        ``SKIN_PRESS_DEPTH_MM`` of the face the probe presses the skin in, so a pixel shows tissue
+        deeper along its scan line than its distance from the face (:func:`_tissue_depth`)."""
         rows = np.asarray(rows, dtype=np.float64)[..., None]
         cols = np.asarray(cols, dtype=np.float64)[..., None]
-        return self.origin + self.pixel_mm * (rows * self.row_direction + cols * self.column_direction)
+        return self._along_lines(self.origin + self.pixel_mm * (rows * self.row_direction + cols * self.column_direction),
+                                 _tissue_depth)
 
     def lps_to_pixel(self, points: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """(row, col, out-of-plane distance mm) of LPS points; shapes (...,)."""
-        offset = np.asarray(points, dtype=np.float64) - self.origin
+        """(row, col, out-of-plane distance mm) where LPS points are drawn, the inverse of
+        :meth:`pixel_to_lps`; a point between the face and the pressed skin lands above the face."""
+        offset = self._along_lines(np.asarray(points, dtype=np.float64), _pressed_depth) - self.origin
         rows = offset @ self.row_direction / self.pixel_mm
         cols = offset @ self.column_direction / self.pixel_mm
         return rows, cols, offset @ self.probe.elevation
+
+    @property
+    def face_row(self) -> float:
+        """Row of the probe face's centre: depth 0 of the scanner's depth scale."""
+        return float((self.probe.position - self.origin) @ self.row_direction / self.pixel_mm)
+
+    def _along_lines(self, points: np.ndarray, depth_law) -> np.ndarray:
+        """``points`` moved along their scan lines from their distance d from the face to
+        ``depth_law(d, gap)``, the gap that line's face was off the skin (interpolated across lines)."""
+        if self.skin_gap_mm is None:
+            return points
+        probe = self.probe
+        offset = points - probe.position
+        line, distance, direction = _line_through(probe, offset @ probe.lateral, offset @ probe.axial)
+        gap = np.interp(line, np.arange(len(self.skin_gap_mm)), self.skin_gap_mm)
+        shift = depth_law(distance, gap) - distance
+        return points + shift[..., None] * (direction[..., :1] * probe.lateral + direction[..., 1:] * probe.axial)
 
     def grid_lps(self) -> np.ndarray:
         """LPS mm of every pixel centre, shape (rows, cols, 3)."""
@@ -1688,9 +1755,12 @@ def render_ultrasound(anatomy, probe: Probe, needle: Needle | None = None, *, se
     scan = _scan_for(anatomy, probe)
     origins, directions = _scan_lines(probe, scan)
     level_db, transmission, noise, contact_lost = _tissue_field(anatomy, probe, scan, origins, directions, seed, fluid)
+    maps = acoustic_maps(anatomy)
+    gaps = np.empty(len(origins))
+    _skin_gaps(maps.voxels, maps.world_to_index, maps.air, origins, directions, GEL_MM, gaps)
     if needle is not None:
         level_db = level_db.copy()
-        _needle_echoes(level_db, transmission, origins, directions, probe.elevation, scan.sample_mm,
+        _needle_echoes(level_db, transmission, origins, directions, gaps, probe.elevation, scan.sample_mm,
                        needle.tip, -needle.direction, needle.spec.length_mm, needle.spec.outer_diameter_mm / 2,
                        needle_reflection(), scan.axial_sigma_mm, scan.lateral_sigma_mm, scan.elevation_sigma_mm)
     depths = (np.arange(scan.samples) + 0.5) * scan.sample_mm
@@ -1701,7 +1771,7 @@ def render_ultrasound(anatomy, probe: Probe, needle: Needle | None = None, *, se
     _display(grey, scan.pixel_line, scan.pixel_sample, pixels)
     first = probe.position + scan.first_pixel[0] * probe.lateral + scan.first_pixel[1] * probe.axial
     return UltrasoundImage(pixels, scan.pixel_mm, first, probe.axial.copy(), probe.lateral.copy(),
-                           scan.pixel_line >= 0, probe, int(seed), contact_lost)
+                           scan.pixel_line >= 0, probe, int(seed), contact_lost, gaps)
 
 
 __all__ = ["UltrasoundImage", "render_ultrasound", "acoustic_maps", "AcousticMaps", "depth_gain_db"]

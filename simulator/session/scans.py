@@ -55,7 +55,7 @@ def annotate(image: UltrasoundImage) -> np.ndarray:
     yy, xx = np.ogrid[:rows, :cols]
     centre = 2 * MARKER_RADIUS_PX + 2
     rgb[(yy - centre) ** 2 + (xx - centre) ** 2 <= MARKER_RADIUS_PX**2] = (80, 170, 255)
-    top = float(image.lps_to_pixel(image.probe.position)[0])
+    top = image.face_row
     for depth_cm in range(0, int(image.probe.depth_mm // 10) + 1):
         row = int(round(top + depth_cm * 10.0 / image.pixel_mm))
         if 0 <= row < rows:

@@ -50,7 +50,7 @@ def ultrasound_floor_grey(image):
 
 def depth_of(image, rows):
     """Depth below the face centre (mm) of image rows."""
-    return (np.asarray(rows) - image.lps_to_pixel(image.probe.position)[0]) * image.pixel_mm
+    return (np.asarray(rows) - image.face_row) * image.pixel_mm
 
 
 def columns_at(image, x_range):
@@ -297,6 +297,30 @@ def test_a_sloping_bone_surface_is_a_straight_line_not_voxel_stairs():
     assert np.sqrt(np.mean((depth - np.polyval(fit, x)) ** 2)) < 0.25     # 0.17 (0.37 on the voxel stairs)
 
 
+def test_the_disc_s_nucleus_blends_into_its_annulus_without_an_echo():
+    """The adult nucleus pulposus has no sharp boundary with the annulus (ultrasound._IMPEDANCE_OF): under a
+    flat annulus-nucleus boundary facing the probe the display shows no line, its brightest row within 2 mm
+    of the boundary no brighter than the discs' own speckle above and below it (the label map's sharp
+    boundary, traced as a sheet, drew a line 10 mm behind the anterior complex on the interlaminar views).
+    The muscle-annulus boundary above is a line, as a check that the probe sees such sheets."""
+    table = LabelTable()
+    for name in ("muscle", "disc_annulus", "disc_nucleus"):
+        table.add(name, name)
+    labels = np.full((40, 40, 40), 1, np.uint16)
+    labels[:, :25] = 2       # the annulus from 15 mm under the top face
+    labels[:, :15] = 3       # the nucleus from 25 mm
+    disc = Anatomy(Volume.from_spacing(np.zeros(labels.shape, np.int16), (1, 1, 1)), table,
+                   Volume.from_spacing(labels, (1, 1, 1)))
+    probe = Probe("linear", position=[20, 40, 20], axial=[0, -1, 0], lateral=[1, 0, 0], frequency_mhz=6.0,
+                  depth_mm=36.0, footprint_mm=24.0, image_shape=(360, 120))
+    image = render_ultrasound(disc, probe)
+    rows = image.pixels[:, 20:100].astype(float).mean(axis=1)
+    depth = depth_of(image, np.arange(len(rows)))
+    speckle = rows[((depth > 17) & (depth < 23)) | ((depth > 27) & (depth < 33))]
+    assert rows[np.abs(depth - 25) < 2].max() < speckle.max(), (rows[np.abs(depth - 25) < 2].max(), speckle.max())
+    assert rows[np.abs(depth - 15) < 2].max() > 2 * np.median(speckle)
+
+
 def test_a_bone_surface_facing_the_probe_rings_down_below_its_echo(phantom, monkeypatch):
     """A bone surface facing the beam is a band that fades downward (ring-down, RING_DOWN_*), not a line
     as thin as the pulse: 0.5 mm below its peak the echo still outshines the muscle above it (without the
@@ -361,6 +385,63 @@ def test_needle_line_falls_where_the_geometry_says(phantom):
     distances = distance_to_axis(points, needle)
     assert distances.max() < 1.0, distances
     assert np.median(distances) < 0.6
+
+
+def test_under_a_pressing_probe_the_needle_moves_with_the_tissue_it_is_in(phantom):
+    """Issue 17 (stop 21's pressed skin): a probe held 4 mm off the skin presses it onto its face, so the
+    tissue d mm under the skin is drawn at d / (1 - 4 / SKIN_PRESS_DEPTH_MM) (the compression's law, exact on
+    this flat phantom); the needle in that tissue is drawn there too, not at its distance from the face (up
+    to 4 mm deeper near the skin). Measured on both: the needle's ridge, and the fat-muscle interface 10 mm
+    under the skin beside it."""
+    lift = 4.0
+    probe = linear_probe(phantom).moved(press_mm=-lift)
+    angle = 30.0
+    needle = in_plane_needle(angle, entry_x=30.0, depth_mm=34.0)
+    image = render_ultrasound(phantom, probe, needle)
+    squeeze = 1.0 - lift / ultrasound.SKIN_PRESS_DEPTH_MM
+    smooth = ndimage.uniform_filter(image.pixels.astype(float), size=(1, 3))
+    columns = columns_at(image, (needle.entry[0] + 4 / np.tan(np.radians(angle)), needle.tip[0] - 2))
+    rows = rows_at(image, (3.5, 22))     # below the skin's line, above the cyst's far wall
+    ridge = rows[np.argmax(smooth[np.ix_(rows, columns)], axis=0)]
+    under_skin = (image.pixel_to_lps(ridge, columns)[:, 0] - needle.entry[0]) * np.tan(np.radians(angle))
+    # The echo comes from the shaft's near wall, half its diameter nearer the probe than its axis.
+    drawn = depth_of(image, ridge) + needle.spec.outer_diameter_mm / 2 / np.cos(np.radians(angle))
+    assert np.median(np.abs(drawn - under_skin / squeeze)) < 0.4, drawn - under_skin / squeeze
+    assert np.abs(drawn - under_skin / squeeze).max() < 1.0
+    interface_rows = rows_at(image, (8, 16))
+    interface = interface_rows[np.argmax(smooth[np.ix_(interface_rows, columns_at(image, (6, 24)))].mean(axis=1))]
+    assert depth_of(image, interface) == pytest.approx((SKIN_Y - 45.5) / squeeze, abs=0.5)
+
+
+@pytest.mark.parametrize("kind", ["linear", "curvilinear"])
+def test_a_pixel_maps_to_the_tissue_drawn_there_under_a_pressing_probe(phantom, kind):
+    """Issue 17: what is read off a pressed image (a click to aim, a measurement, the Doppler box) is
+    where the pixel's tissue is. A linear probe held 4 mm off the skin, and a convex face on the flat
+    skin (its ends off it), press the skin onto the face; the fat-muscle interface, drawn up to the gap
+    shallower than its distance from the face, maps back to its place in the labels (y = 45.5), the
+    median over bands of columns within a pixel, and pixel -> LPS -> pixel is exact over the whole image."""
+    if kind == "linear":
+        probe = linear_probe(phantom).moved(press_mm=-4.0)
+    else:
+        probe = on_skin(phantom, Probe("curvilinear", position=[32, 60, 32], axial=[0, -1, 0], lateral=[1, 0, 0],
+                                       frequency_mhz=6.0, depth_mm=40.0, image_shape=(160, 160)))
+    image = render_ultrasound(phantom, probe)
+    assert image.skin_gap_mm.max() > 2.0                                  # the press this test is about
+    smooth = ndimage.uniform_filter(image.pixels.astype(float), size=(3, 9))
+    rows = rows_at(image, (6, 18))                                        # below the skin, above the cyst
+    found = []
+    for col in columns_at(image, (4, 60))[::8]:                           # over the phantom, both ends
+        row = rows[np.argmax(smooth[rows, col])]
+        found.append(image.pixel_to_lps(row, col)[1])
+    assert len(found) >= 8
+    # The echo's peak wanders on speckle: the median within a pixel, each band within 0.75 mm.
+    assert np.median(np.abs(np.subtract(found, SKIN_Y - 10))) < image.pixel_mm, found
+    np.testing.assert_allclose(found, SKIN_Y - 10, atol=0.75)
+    grid = np.indices(image.pixels.shape).astype(float)
+    back_rows, back_cols, out_of_plane = image.lps_to_pixel(image.pixel_to_lps(*grid))
+    np.testing.assert_allclose(back_rows, grid[0], atol=1e-9)
+    np.testing.assert_allclose(back_cols, grid[1], atol=1e-9)
+    np.testing.assert_allclose(out_of_plane, 0.0, atol=1e-9)
 
 
 def mean_along(image, needle, start_mm=4.0):

@@ -44,7 +44,7 @@ def noise_peak_grey(anatomy, image, percentile=99.9):
 
 def depth_mm(image):
     rows = np.arange(image.pixels.shape[0])[:, None]
-    return (rows - image.lps_to_pixel(image.probe.position)[0]) * image.pixel_mm + 0 * image.pixels
+    return (rows - image.face_row) * image.pixel_mm + 0 * image.pixels
 
 
 def test_paramedian_sagittal_oblique_shows_csf_darker_than_muscle(small_spine):
@@ -318,3 +318,66 @@ def test_beneath_the_anterior_complex_is_dark(small_spine, view):
     muscle = in_group(small_spine, ids, "muscle") & image.field_of_view & (depth_mm(image) < 30)
     assert beneath.mean() < 1.6 * floor_grey(image) and beneath.mean() < 0.25 * grey[muscle].mean(), \
         (beneath.mean(), floor_grey(image), grey[muscle].mean())
+
+
+def window_beams(anatomy, image, level="L4-L5", step_mm=0.25):
+    """A view's scan lines (one per degree, from the convex array's apex) that
+    pass through ``level``'s interlaminar window: each crosses its ligamentum flavum, then the thecal sac,
+    and no bone before the sac. Yields (depths mm, grey along the line, label ids along the line, LPS points)."""
+    probe = image.probe
+    apex = probe.position - probe.radius_mm * probe.axial
+    depths = np.arange(0.0, probe.depth_mm, step_mm)
+    bone = [label.id for label in anatomy.label_table if label.tissue in ("cortical_bone", "cancellous_bone")]
+    for angle in np.radians(np.arange(-0.5, 0.5, 1.0 / probe.field_of_view_deg) * probe.field_of_view_deg):
+        beam = np.cos(angle) * probe.axial + np.sin(angle) * probe.lateral
+        points = apex + (probe.radius_mm + depths)[:, None] * beam
+        rows, columns, _ = image.lps_to_pixel(points)
+        rows, columns = np.rint(rows).astype(int), np.rint(columns).astype(int)
+        seen = (rows >= 0) & (rows < image.pixels.shape[0]) & (columns >= 0) & (columns < image.pixels.shape[1])
+        grey = np.where(seen, image.pixels[np.clip(rows, 0, image.pixels.shape[0] - 1),
+                                           np.clip(columns, 0, image.pixels.shape[1] - 1)], 0).astype(float)
+        ijk = np.clip(np.rint(anatomy.labels.world_to_voxel(points)).astype(int), 0,
+                      np.asarray(anatomy.labels.shape) - 1)
+        ids = anatomy.labels.array[tuple(ijk.T)]
+        sac = np.flatnonzero(in_group(anatomy, ids, "dural_sac.csf"))
+        flavum = np.flatnonzero(in_group(anatomy, ids, f"ligamentum_flavum.{level}"))
+        if sac.size and flavum.size and flavum[0] < sac[0] and not np.isin(ids[:sac[0]], bone).any():
+            yield depths, grey, ids, points
+
+
+@pytest.mark.parametrize("view", ["paramedian-sagittal-oblique", "transverse-interlaminar"])
+def test_each_interlaminar_window_shows_one_posterior_and_one_anterior_complex(small_spine, view):
+    """Issue 17 (the sonographers' "dash ladders"): on every scan line through the L4-L5 window of the
+    paramedian sagittal oblique and transverse interlaminar views the bright echoes (over 6 times the display's noise floor) fall in two
+    complexes at the depths the labels give, and nowhere else from the ligamentum flavum to 8 mm beyond the
+    anterior complex: the posterior complex from the flavum's back to the sac's first CSF (ligamentum flavum,
+    epidural fat, posterior dura), the anterior one from the sac's last CSF to the back of the vertebral body
+    (anterior dura, posterior longitudinal ligament, the disc's back; the body's cortex when the line meets
+    it within 6 mm), each widened by 1.5 mm (the 2 mm voxels). The middle lines show both complexes; the sac
+    between them is black. (Rootlets drawn as bright as a lamina, or a speckled epidural pad, put a third
+    band in the sac or in front of the dura.)"""
+    image = render_ultrasound(small_spine, standard_view(small_spine, view, image_shape=SHAPE))
+    bright = 6.0 * floor_grey(image)
+    front = np.concatenate([small_spine.label_table.ids_in_group(name) for name in ("L4-L5.disc", "L4", "L5")])
+    both = []
+    beams = list(window_beams(small_spine, image))
+    assert len(beams) >= 4
+    for depths, grey, ids, points in beams:
+        sac = np.flatnonzero(in_group(small_spine, ids, "dural_sac.csf"))
+        flavum = np.flatnonzero(in_group(small_spine, ids, "ligamentum_flavum.L4-L5"))
+        beyond = np.arange(len(ids)) > sac[-1]
+        back = np.flatnonzero(np.isin(ids, front) & beyond)[0]
+        # The body's cortex on this line or a beam width (1.5 mm) beside it, which the beam also insonates.
+        lateral = image.probe.lateral
+        body = np.flatnonzero(beyond & np.any([bone_at(small_spine, points + side * lateral)
+                                               for side in (-1.5, 0.0, 1.5)], axis=0))
+        if body.size and depths[body[0]] - depths[back] <= 6.0:
+            back = body[0]
+        posterior = (depths >= depths[flavum[0]] - 1.5) & (depths <= depths[sac[0]] + 1.5)
+        anterior = (depths >= depths[sac[-1]] - 1.5) & (depths <= depths[back] + 1.5)
+        watched = (depths >= depths[flavum[0]] - 1.5) & (depths <= depths[back] + 8.0)
+        stray = watched & ~posterior & ~anterior & (grey > bright)
+        assert not stray.any(), (depths[stray], grey[stray])
+        both.append(grey[posterior].max() > bright and grey[anterior].max() > bright)
+    middle = len(both) // 2
+    assert all(both[middle - 1:middle + 1]), both
