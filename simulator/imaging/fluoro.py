@@ -14,24 +14,24 @@ Then, the way a C-arm does:
    holds (a pulse shot's tap, averaged by the recursive filter); the image intensifier's curved input
    screen's pincushion distortion is applied here too;
 2. quantum noise: Poisson counts with a seeded generator (same seed, same image), see
-   :func:`quantum_noise`;
+   :func:`quantum_noise`, blurred by the blur the anatomy's projection carries from its CT's voxels
+   (:func:`projection_blur_mm`), so that noise and anatomy share one transfer function;
 3. detector blur (Gaussian, the intensifier and camera's unsharpness) and the intensifier's
    veiling glare (a share of the light spread widely); a flat panel has neither glare, vignetting
    nor distortion (:meth:`DetectorModel.flat_panel`);
 4. log: ``m = -ln(counts / N0)``, the measured line integral; digital subtraction (DSA) subtracts a
    mask frame's ``m`` here;
-5. display, as a C-arm's image processing does it: dynamic range compression, window/level
-   (automatic, or the trainee's), a global tone curve, gamma, cored edge enhancement, then the polarity: by default
-   (:data:`DEFAULT_POLARITY`) bone, needle and contrast dark on grey soft tissue, air bright, as most
-   C-arm monitors show it (or bone white, air black: the inverted, radiograph-like setting); black
-   outside the exposed field; orientation letters burned in. Dynamic range compression
-   ("harmonisation") subtracts most of a 20 mm blur of the anatomy's noiseless log image first, so
-   that the thin back and the thick abdomen of a lateral both keep grey levels for their bones; the
-   tone curve after it is a function of the harmonised value alone (mostly linear, a little of the
-   equalised histogram of the anatomy's noiseless frame). The edge enhancement is cored (it spares
-   noise-sized detail) so that cortices read crisp without sharpening the quantum mottle. Window,
-   tone curve and harmonisation come from the anatomy's noiseless frame, so they stay put while the
-   needle moves and neither the needle nor the contrast is flattened away.
+5. display, as a C-arm's image processing does it: window/level (automatic, or the trainee's), a global
+   tone curve (a contrast-limited equalisation of the anatomy's noiseless frame, with a toe that rolls the
+   thinnest tissue off towards white and a shoulder that rolls the densest off towards black, so nothing
+   of the body is shown as white as air nor as black as the field's edge), gamma, a mild cored unsharp
+   mask, then the polarity: by default (:data:`DEFAULT_POLARITY`) bone, needle and contrast dark on grey
+   soft tissue, air bright, as most C-arm monitors show it (or bone white, air black: the inverted,
+   radiograph-like setting); black outside the exposed field; orientation letters burned in. A local
+   dynamic range compression ("harmonisation", :attr:`Display.harmonisation`) is available and off by
+   default: subtracting a 20 mm blur showed a foramen ringed by bone as white as air and rimmed every
+   bone with a halo (issue 16). Window and tone curve come from the anatomy's noiseless frame, so they
+   stay put while the needle moves and neither the needle nor the contrast is flattened away.
 
 The image is shown as the operator sees the prone patient from behind (see :mod:`simulator.imaging.carm`).
 """
@@ -213,11 +213,16 @@ class Display:
     harmonisation : float
         Fraction of the large-scale (blurred) log image subtracted before windowing: the dynamic
         range compression of a C-arm's image processing ("harmonisation"; clinical.md §5.2: the
-        display is log-compressed with edge enhancement) [ED 0.75]. Without it the lateral's
+        display is log-compressed with edge enhancement) [ED 0.3, mild]. Without it the lateral's
         posterior elements sit in the thin back's bright end of a window that must also hold the
-        thick abdomen, and do not read (issue 16: "lateral: posterior elements missing"). Being
-        local, it can show a thick region a little darker than a thinner one beside it; the
-        tone curve stays global. The subtracted image is relative to the body's median.
+        thick abdomen, and read less (issue 16: "lateral: posterior elements missing"), and the Scotty
+        dog's neck of L5 loses its edge (tests/simulator/test_scotty_dog.py). Being local, it shows a
+        region ringed by denser ones brighter than its path alone would: at the earlier 0.75 the lateral's
+        L4-L5 foramen, ringed by bone, was as white as air (254 of 255 on the built-in patient, body 132,
+        against 265 and 295 mm of water-equivalent path), the soft tissue beside every bone white and the
+        bone's rim black (issue 16: "nothing inside the body may be air-white", "halos";
+        tests/simulator/test_fluoro_tone.py); at 0.3 the foramen is 209 (body 133). The subtracted image
+        is relative to the body's median.
     harmonisation_radius_mm : float
         Gaussian radius (standard deviation) of that blur at the detector plane, mm [ED 20: wider
         than a vertebra's posterior elements, so they keep their contrast, narrower than the
@@ -225,18 +230,18 @@ class Display:
     gamma : float
         Display gamma applied after the window (>1 darkens the mid-greys) [ED 1.0].
     edge_enhancement : float
-        Unsharp-mask gain (0 = none) [ED 1.4]: a C-arm's image processing adds back this multiple of the
+        Unsharp-mask gain (0 = none) [ED 0.6, mild]: a C-arm's image processing adds back this multiple of the
         detail layer (the grey image minus its Gaussian blur) after the tone curve, the spatial frequency
         processing of digital radiography that splits the image into a small-kernel band, boosted (edge
         enhancement), and a large-kernel band, compressed (harmonisation) (Prokop & Schaefer-Prokop, "Digital
         image processing", Eur. Radiol. 7 Suppl. 3:S73-S82, 1997; the multiscale form: Vuylsteke & Schoeters,
         "Multiscale image contrast amplification (MUSICA)", Proc. SPIE 2167:551-560, 1994). In fluoroscopy
         sequences Jabri & Wilson (J. Opt. Soc. Am. A 19:1297-1307, 2002) chose unsharp-mask gains that double a
-        0.46 mm guidewire's contrast. It makes endplates, cortices and the needle crisp, with a slight dark and
-        bright halo at a strong edge. The displayed noise stays within the processed image's 10 grey levels
-        (tests/simulator/test_fluoro_display_noise.py: 9.3 on the 2 mm patient's AP, 9.0 at the earlier 1.6
-        with a 1.5 mm radius and the stronger coring below, 4.3 without edge enhancement, 9.7 at a gain of 1.5); issue
-        16's blind readers saw "no edge enhancement" at that earlier setting.
+        0.46 mm guidewire's contrast. It makes endplates, cortices and the needle crisper, with a faint dark and
+        bright rim at a strong edge: a 20 % step overshoots by 7 % of itself (tests/simulator/
+        test_fluoro_edge_enhancement.py). At the earlier 1.4 (18 %) issue 16's blind readers saw dark and bright
+        halos round the body and the bones; with a 1.5 mm radius and a stronger coring (0.015) even a gain of
+        1.6 read as "no edge enhancement".
     edge_radius_mm : float
         Gaussian radius (standard deviation) of the unsharp mask at the detector plane, mm [ED 2: a kernel of
         "a few mm" (4.7 mm full width at half maximum), wider than a cortex's ~2 mm edge in the DRR so the
@@ -301,6 +306,17 @@ class Display:
         ~3 windows beyond the knee, about 2 in line integral on the AP: 2, 5 and 10 mm of undiluted contrast over
         the paraspinal muscle at ~41, ~13 and ~7 grey levels from black; the last ten levels are the edge
         enhancement's soft limit (:data:`_END_MARGIN`), which keeps what lies beyond them close together].
+    toe : float
+        Grey level (fraction of the scale, before the polarity) below which the display rolls off towards air
+        instead of clipping at the window's bottom (:func:`toed`): the window holds the central field's body
+        (:data:`_WINDOW_PERCENTILES`), and the thinner tissue beyond it, a lateral's back and its posterior
+        elements, an oblique's flank, burned out as white as air (issue 16: "nothing inside the body may be
+        air-white"). Below the toe the grey falls ever more slowly with the line integral and reaches white only
+        at air's, 0 [ED 0.2: the thinnest fifth of the anatomy's grey scale; the film's toe to the shoulder's
+        knee]. 0: a hard clip.
+    toe_reach : float
+        The toe's reach, in windows (:func:`toed`) [ED 1: the back's soft tissue a window thinner than the
+        window's bottom keeps a third of the toe's grey].
     field_edge_mm : float
         Width of the soft roll-off of the exposed field's edge at the detector plane, mm: the image
         intensifier's circular field (and the collimator's shadow) reaches the monitor through the
@@ -315,10 +331,10 @@ class Display:
     polarity: Polarity = DEFAULT_POLARITY
     window: tuple[float, float] | None = None
     equalisation: float = 0.3
-    harmonisation: float = 0.75
+    harmonisation: float = 0.3
     harmonisation_radius_mm: float = 20.0
     gamma: float = 1.0
-    edge_enhancement: float = 1.4
+    edge_enhancement: float = 0.6
     edge_radius_mm: float = 2.0
     edge_coring: float = 0.01
     noise_reduction: float = 3.0
@@ -326,6 +342,8 @@ class Display:
     noise_reduction_sigma_px: float = 1.2
     shoulder: float = 0.75
     shoulder_reach: float = 1.0
+    toe: float = 0.2
+    toe_reach: float = 1.0
     field_edge_mm: float = 0.7
     letters: bool = True
 
@@ -362,6 +380,10 @@ class Display:
             raise SpinesimError(f"display shoulder must be 0.5-1 of the grey scale (1: a hard clip), got {self.shoulder!r}")
         if not (np.isfinite(self.shoulder_reach) and 0.05 <= self.shoulder_reach <= 5.0):
             raise SpinesimError(f"display shoulder reach must be 0.05-5 windows, got {self.shoulder_reach!r}")
+        if not (np.isfinite(self.toe) and 0.0 <= self.toe <= 0.5):
+            raise SpinesimError(f"display toe must be 0-0.5 of the grey scale (0: a hard clip), got {self.toe!r}")
+        if not (np.isfinite(self.toe_reach) and 0.05 <= self.toe_reach <= 5.0):
+            raise SpinesimError(f"display toe reach must be 0.05-5 windows, got {self.toe_reach!r}")
         if not (np.isfinite(self.field_edge_mm) and 0.0 <= self.field_edge_mm <= 20.0):
             raise SpinesimError(f"field edge roll-off must be 0-20 mm, got {self.field_edge_mm!r}")
 
@@ -972,9 +994,23 @@ def exposed_input(line_integral: np.ndarray, *, detector: DetectorModel, carm: C
     return out
 
 
+def projection_blur_mm(anatomy: Anatomy, carm: CArm) -> float:
+    """The blur (Gaussian standard deviation, mm at the detector plane) that the anatomy's projection carries and
+    a real patient's would not: its CT's finest voxel ``v``, which the projector interpolates linearly between
+    voxel centres (a sharp edge becomes a ramp one voxel wide, the variance ``v^2 / 12``), magnified to the
+    detector at the isocentre.
+
+    >>> from anatomy_models.anatomy import Anatomy
+    >>> ct = Volume.from_spacing(np.zeros((2, 2, 2), np.int16), (1.0, 1.0, 1.0))
+    >>> round(projection_blur_mm(Anatomy(ct=ct), CArm()), 3)  # 1 mm voxels, magnified 1.54 times
+    0.444
+    """
+    return float(np.min(anatomy.ct.spacing)) / math.sqrt(12.0) * carm.magnification
+
+
 def measure(line_integral: np.ndarray, field_mask: np.ndarray, quanta_per_pixel: float | None, *,
             seed: int, detector: DetectorModel, carm: CArm, scatter: np.ndarray | None = None,
-            exposed: np.ndarray | None = None) -> np.ndarray:
+            exposed: np.ndarray | None = None, projection_blur_mm: float = 0.0) -> np.ndarray:
     """The detector's log-domain measurement ``-ln(counts / N0)`` of line integrals ``p`` (float32).
 
     ``quanta_per_pixel`` is N0, the detected photons per pixel with nothing in the beam (behind the
@@ -985,13 +1021,22 @@ def measure(line_integral: np.ndarray, field_mask: np.ndarray, quanta_per_pixel:
     input image (:func:`exposed_input`; ``exposed`` gives it made already, read only), quantum noise at
     the input phosphor, blur, veiling glare of the output's light (whose vignetting the monitor shows,
     :func:`to_display`).
+
+    ``projection_blur_mm`` (:func:`projection_blur_mm`) is the blur the anatomy's projection already carries from
+    its CT, mm at the detector: the quantum noise is blurred by it too, before the detector's blur, so that noise
+    and anatomy reach the monitor through the same transfer function, as a real patient's sharp anatomy and the
+    quanta both pass through the detector's alone (issue 16: "grain finer than the anatomy's detail"; the noise's
+    power spectrum follows the anatomy's MTF squared, tests/simulator/test_fluoro_display_noise.py).
     """
     if exposed is None:
         exposed = exposed_input(line_integral, detector=detector, carm=carm, scatter=scatter)
     relative = exposed
     if quanta_per_pixel is not None:
         quanta = np.float32(quanta_per_pixel)
-        relative = quantum_noise(relative * quanta, np.random.default_rng(seed)) / quanta
+        counted = quantum_noise(relative * quanta, np.random.default_rng(seed)) / quanta
+        if projection_blur_mm > 0:
+            counted = relative + gaussian_blur(counted - relative, projection_blur_mm / carm.pixel_size_mm)
+        relative = counted
     else:
         relative = relative.copy()
     relative[~field_mask] = 0.0
@@ -1006,12 +1051,13 @@ def measure(line_integral: np.ndarray, field_mask: np.ndarray, quanta_per_pixel:
 
 
 def quantum_noise_log(exposed: np.ndarray, quanta_per_pixel: float, *, detector: DetectorModel,
-                      pixel_size_mm: float) -> np.ndarray:
+                      pixel_size_mm: float, projection_blur_mm: float = 0.0) -> np.ndarray:
     """The standard deviation of the quantum noise of :func:`measure`'s log image, per pixel (float32).
 
     Counts of ``N0 e`` quanta (``e``: the noiseless input, :func:`exposed_input`) have a relative
-    standard deviation ``1 / sqrt(N0 e)``; the detector's Gaussian blur keeps ``sum(k^2)`` of it (``k``
-    its 2D kernel), the veiling glare ``1 - glare_fraction``, and the log turns relative into absolute.
+    standard deviation ``1 / sqrt(N0 e)``; the Gaussian blurs (the projection's, :func:`projection_blur_mm`, and
+    the detector's, together one Gaussian of their added variances) keep ``sum(k^2)`` of it (``k`` their 2D
+    kernel), the veiling glare ``1 - glare_fraction``, and the log turns relative into absolute.
     Known from the exposure and the anatomy before any noise is drawn, so the noise reduction that
     uses it never depends on the noise itself, the needle or the contrast.
 
@@ -1023,7 +1069,7 @@ def quantum_noise_log(exposed: np.ndarray, quanta_per_pixel: float, *, detector:
     >>> [round(float(x), 4) for x in quantum_noise_log(np.ones(2, np.float32), 1e4, detector=sharp, pixel_size_mm=0.5)]
     [0.01, 0.01]
     """
-    sigma_pixels = detector.blur_mm / pixel_size_mm
+    sigma_pixels = math.hypot(detector.blur_mm, projection_blur_mm) / pixel_size_mm
     taps = _gaussian_taps(float(sigma_pixels), 3.0) if sigma_pixels >= 0.05 else np.ones(1, np.float32)
     kept = float(np.sum(taps.astype(np.float64) ** 2)) * (1.0 - detector.glare_fraction)  # (sum t^2)^2, square-rooted
     return np.float32(kept) / np.sqrt(np.float32(quanta_per_pixel) * np.maximum(exposed, np.float32(1e-6)))
@@ -1140,6 +1186,7 @@ def to_display(measured: np.ndarray, field_mask: np.ndarray, window: tuple[float
     low, high = window
     shown = measured if background is None else measured - background
     grey = (shown - np.float32(low)) * np.float32(1.0 / (high - low))
+    window_units = grey.copy() if display.toe > 0.0 else None
     if display.shoulder < 1.0:
         grey = shouldered(grey, display.shoulder, display.shoulder_reach)
     np.clip(grey, 0.0, 1.0, out=grey)
@@ -1147,6 +1194,9 @@ def to_display(measured: np.ndarray, field_mask: np.ndarray, window: tuple[float
         grey = tone_lookup(grey, tone)
     if display.gamma != 1.0:  # x ** 1 is x: a full-image power saved
         grey **= np.float32(display.gamma)
+    if window_units is not None:
+        knee = display.toe if tone is None else float(tone_lookup(np.full((1, 1), display.toe, np.float32), tone)[0, 0])
+        grey = toed(grey, window_units, display.toe, display.toe_reach, -low / (high - low), knee ** display.gamma)
     if display.edge_enhancement > 0:
         smooth = gaussian_blur(grey, display.edge_radius_mm / pixel_size_mm, truncate=2.5)
         grey += np.float32(display.edge_enhancement) * cored(grey - smooth, display.edge_coring)
@@ -1193,6 +1243,30 @@ def shouldered(grey: np.ndarray, knee: float, reach: float) -> np.ndarray:
     return grey
 
 
+def toed(shown: np.ndarray, window_units: np.ndarray, toe: float, reach: float, air: float,
+         knee: float) -> np.ndarray:
+    """``shown`` (float32, grey 0-1 after the tone curve; changed in place and returned) rolled off where
+    ``window_units`` (the value in the window, 0-1 across it) is below ``toe``: there the grey is the toe's own
+    grey ``knee`` times ``(g(x) - g(air)) / (1 - g(air))`` for ``g(x) = exp(-(toe - x) / reach)``, falling ever
+    more slowly to 0 exactly at ``air`` (the window position of a line integral of 0, ``-low / (high - low)``) and 0
+    beyond: tissue thinner than the window is compressed instead of clipped, and only air is shown as air
+    (:attr:`Display.toe`). Unchanged when ``air`` is not below the toe (a subtracted image's window).
+
+    Examples
+    --------
+    >>> x = np.array([0.5, 0.3, 0.0, -1.0, -2.0, -3.0], np.float32)
+    >>> [round(float(v), 4) for v in toed(x.copy(), x, 0.3, 1.0, -2.0, 0.3)]
+    [0.5, 0.3, 0.2136, 0.0574, 0.0, 0.0]
+    """
+    if air >= toe:
+        return shown
+    below = window_units < np.float32(toe)
+    floor = math.exp(-(toe - air) / reach)
+    rise = np.exp((np.maximum(window_units[below], np.float32(air)) - np.float32(toe)) / np.float32(reach))
+    shown[below] = np.float32(knee / (1.0 - floor)) * (rise - np.float32(floor))
+    return shown
+
+
 def field_edge(field_mask: np.ndarray, width_pixels: float) -> np.ndarray:
     """The monitor's brightness factor at the exposed field's edge (float32, read only): ``1 - exp(-(d / w)^2)``
     at each pixel's distance ``d`` (pixels, from its centre to the nearest unexposed pixel's edge or the
@@ -1224,14 +1298,16 @@ def _field_edge(shape: tuple[int, int], packed: bytes, width_pixels: float) -> n
 
 
 def display_noise_reduced(measured: np.ndarray, exposed: np.ndarray, quanta_per_pixel: float | None,
-                          display: Display, detector: DetectorModel, carm: CArm) -> np.ndarray:
+                          display: Display, detector: DetectorModel, carm: CArm,
+                          projection_blur_mm: float = 0.0) -> np.ndarray:
     """``measured`` after the display's noise reduction: ``display.noise_reduction_strength`` of the way to
     :func:`noise_reduced` with a threshold of ``display.noise_reduction`` x :func:`quantum_noise_log` of
     ``exposed`` (the anatomy's noiseless input) at ``quanta_per_pixel``; ``measured`` itself for a noiseless
     frame or with the noise reduction off."""
     if quanta_per_pixel is None or display.noise_reduction <= 0:
         return measured
-    noise = quantum_noise_log(exposed, quanta_per_pixel, detector=detector, pixel_size_mm=carm.pixel_size_mm)
+    noise = quantum_noise_log(exposed, quanta_per_pixel, detector=detector, pixel_size_mm=carm.pixel_size_mm,
+                              projection_blur_mm=projection_blur_mm)
     mean = noise_reduced(measured, np.float32(display.noise_reduction) * noise, display.noise_reduction_sigma_px)
     return measured + np.float32(display.noise_reduction_strength) * (mean - measured)
 
@@ -1423,7 +1499,9 @@ def render_fluoro(
     # Only the pixels the needle and contrast changed are exposed anew; the anatomy's are the pose's own.
     exposed = exposed_input(total, detector=detector, carm=carm, scatter=facts.scatter,
                             base=(anatomy_frame, facts.exposed))
-    measured = measure(total, field_mask, quanta, seed=seed, detector=detector, carm=carm, exposed=exposed)
+    anatomy_blur_mm = projection_blur_mm(anatomy, carm)
+    measured = measure(total, field_mask, quanta, seed=seed, detector=detector, carm=carm, exposed=exposed,
+                       projection_blur_mm=anatomy_blur_mm)
     caption = carm.label
     if subtract is not None:
         if subtract.measured.shape != measured.shape or not np.allclose(subtract.projection_matrix, carm.projection_matrix):
@@ -1440,7 +1518,7 @@ def render_fluoro(
         window = facts.window if display.window is None else display.window
         background = facts.background
     tone = facts.tone if subtract is None and display.window is None else None
-    shown = display_noise_reduced(measured, facts.exposed, quanta, display, detector, carm)
+    shown = display_noise_reduced(measured, facts.exposed, quanta, display, detector, carm, anatomy_blur_mm)
     shading = vignetting_profile(carm.detector_pixels, detector.vignetting) if detector.vignetting else None
     pixels = to_display(shown, field_mask, window, display, carm.pixel_size_mm, background, tone, shading)
     if display.letters:

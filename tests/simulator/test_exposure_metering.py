@@ -17,7 +17,7 @@ def test_metering_leaves_out_air_and_what_burns_out():
 
 def test_the_caudal_lateral_is_windowed_like_a_lateral_not_flattened_by_the_back(anatomy_for):
     """The caudal case's lateral of the sacrum (2 mm patient), centred in front of the canal with the back's thin
-    tissue in its measuring field: its automatic window is at most twice the AP's (a real lateral is windowed about
+    tissue in its measuring field: its automatic window is at most 2.5 times the AP's (a real lateral is windowed about
     as the AP, its thin back burning out white), not 3.6-7.5 against the AP's 4.7-5.5 (4.7 times: a flat, noise-free
     frame, issue 16), and the sacrum the window holds has its grey levels: at least a fifth of the field lies mid-grey
     (60-200)."""
@@ -35,7 +35,9 @@ def test_the_caudal_lateral_is_windowed_like_a_lateral_not_flattened_by_the_back
         widths.append(image.window[1] - image.window[0])
         images.append(image)
     assert "lateral" in target.views[1].name
-    assert widths[1] <= 2.0 * widths[0], widths
+    # 2.5 since the display's harmonisation went from 0.75 to 0.3 (issue 16: it showed foramina white): less of the
+    # lateral's large-scale range is subtracted before the window, 2.2 times the AP's on this patient.
+    assert widths[1] <= 2.5 * widths[0], widths
     lateral = images[1]
     grey = lateral.pixels[lateral.field]
     assert np.mean((grey >= 60) & (grey <= 200)) >= 0.2

@@ -34,16 +34,16 @@ def _linear(**changes: object) -> Display:
 def test_a_step_is_shown_as_the_analytic_unsharp_mask(height):
     """Across a 1 mm-blurred step of 5 % and 20 % of the grey scale the displayed row is the analytic unsharp
     mask's within 1.5 grey levels (the 8-bit rounding and the kernel's sampling on 0.45 mm pixels; measured
-    within 1.0 and 1.1); the default's halo overshoots the step's plateaus by 5-30 % of it (7 % and 18 %
-    analytically: a slight halo; 0.1 % and 10 % at the earlier setting, which readers did not see as edge
-    enhancement), and its 10-90 % rise is narrower than the unenhanced step's 2.9 and 2.7 mm by more than 0.9 mm
-    (1.9 and 1.3 mm; the earlier 2.1 and 1.5 mm)."""
+    within 0.5 and 0.6); the default's halo overshoots the step's plateaus by at most 10 % of it (2 % and 7 %
+    analytically: a mild unsharp mask; 7 % and 18 % at the earlier gain of 1.4, whose dark and bright rims round
+    the body and the bones issue 16's blind readers saw), and its 10-90 % rise is still narrower than the
+    unenhanced step's 2.9 and 2.7 mm by more than 0.5 mm (2.1 and 1.9 mm)."""
     display = _linear()
     shown, analytic = _step_response(display, height)
     assert np.abs(shown - analytic).max() <= 1.5
     # The halo, as a fraction of the step: on either side, as the analytic one to the 8-bit grey level.
     halo = (analytic.max() - analytic[-8:].mean()) / (255.0 * height)
-    assert 0.05 <= halo <= 0.3
+    assert halo <= 0.1
     assert (shown.max() - shown[-8:].mean()) / (255.0 * height) == pytest.approx(halo, abs=1.5 / (255.0 * height))
     assert (shown[:8].mean() - shown.min()) / (255.0 * height) == pytest.approx(halo, abs=1.5 / (255.0 * height))
 
@@ -54,13 +54,13 @@ def test_a_step_is_shown_as_the_analytic_unsharp_mask(height):
         return float(np.interp(0.9, level, x) - np.interp(0.1, level, x)) * PIXEL_MM
 
     plain, _ = _step_response(_linear(edge_enhancement=0.0), height)
-    assert rise_mm(shown) < rise_mm(plain) - 0.9
+    assert rise_mm(shown) < rise_mm(plain) - 0.5
 
 
 def test_noise_sized_detail_is_spared():
     """The coring spares a ripple of 1 % of the grey scale peak to peak (the quantum mottle's size in the detail
-    layer): it grows by under half the gain (analytically 1.28 times: 3 grey levels; 2.4 times without coring:
-    5 grey levels)."""
+    layer): it grows by under half the gain (analytically 1.12 times at the gain of 0.6; 1.6 times without
+    coring)."""
     display = _linear()
     amplitude = 0.005
     ripple = 0.5 + amplitude * np.where(np.arange(128) % 4 < 2, 1.0, -1.0)  # a 4-pixel period, far below the mask's
