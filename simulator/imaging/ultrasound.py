@@ -646,7 +646,7 @@ def _gaussian_beam_sigma(wavelength: float, f_number: float, focus: float, depth
 # The line tracing and the point-spread passes (three compounded frames each) run in parallel over
 # lines; the rest take a millisecond or less on one core, less than starting a parallel region costs
 # on a busy two-core machine (benchmarks/bench_ultrasound.py).
-@njit(cache=True, inline="always")
+@njit(cache=True)
 def _hash(ix, iy, iz, salt):
     z = (np.uint64(salt) + np.uint64(ix) * np.uint64(0x9E3779B97F4A7C15)
          + np.uint64(iy) * np.uint64(0xC2B2AE3D27D4EB4F) + np.uint64(iz) * np.uint64(0x165667B19E3779F9))
@@ -655,12 +655,12 @@ def _hash(ix, iy, iz, salt):
     return z ^ (z >> np.uint64(31))
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True)
 def _unit_from_bits(h, shift):
     return np.float64((h >> np.uint64(shift)) & np.uint64(0xFFFFFF)) * (2.0 / 16777216.0) - 1.0
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True)
 def _cell(x, y, z):
     """The lattice cell holding (x, y, z): its lower corner (int64) and the fractions inside it."""
     x0 = math.floor(x)
@@ -669,7 +669,7 @@ def _cell(x, y, z):
     return np.int64(x0), np.int64(y0), np.int64(z0), x - x0, y - y0, z - z0
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True)
 def _lattice_noise(x, y, z, salt):
     """Trilinear interpolation of a complex white lattice (lattice units); components in [-1, 1]."""
     ix, iy, iz, fx, fy, fz = _cell(x, y, z)
@@ -686,7 +686,7 @@ def _lattice_noise(x, y, z, salt):
     return real, imag
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True)
 def _lattice_point(x, y, z, salt):
     """The complex white lattice's value at the lattice point nearest (x, y, z) (lattice units);
     components uniform in [-1, 1]."""
@@ -694,14 +694,14 @@ def _lattice_point(x, y, z, salt):
     return _unit_from_bits(h, 40), _unit_from_bits(h, 12)
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True)
 def _ridge(noise, width):
     """Thin bright ridges along the zero set of a smooth noise: 1 on it, 0 beyond ``width``."""
     ridge = max(0.0, 1.0 - abs(noise) / width)
     return ridge * ridge
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True)
 def _septum(x, y, z, sx, sy, sz, bx, by, bz, width, salt, seeds, cell):
     """Echo weight (0-1) of the septa of a Voronoi tessellation at (x, y, z) mm: one seed per cell of an
     (sx, sy, sz) mm lattice, jittered within its cell; on the wall between the nearest two seeds (within
@@ -751,7 +751,7 @@ def _septum(x, y, z, sx, sy, sz, bx, by, bz, width, salt, seeds, cell):
     return ridge * ((1.0 - SEPTUM_ROUGHNESS) * cosine**SEPTUM_SPECULAR_EXPONENT + SEPTUM_ROUGHNESS)
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True)
 def _interface_echo(run_sum, nx, ny, nz, dx, dy, dz, px, py, pz, salt):
     """Echo of an interface, tanh(|sum of ln Z steps / 2|), times its angle term toward the probe; a
     bone-like one also times its unevenness at (px, py, pz) mm (``BONE_RIPPLE``, fixed in the patient)."""
@@ -794,7 +794,7 @@ def _skin_gaps(voxels, world_to_index, air, origins, directions, gel_mm, out):
         out[line] = _skin_gap(voxels, world_to_index, air, origins[line], directions[line], gel_mm)
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True)
 def _tissue_depth(depth, gap):
     """Distance (mm) from the face of the tissue a scan line shows at ``depth`` mm when its face was
     ``gap`` mm off the skin: the skin pressed onto the face (``SKIN_PRESS_DEPTH_MM``), the compression
@@ -802,7 +802,7 @@ def _tissue_depth(depth, gap):
     return depth + gap * np.maximum(1.0 - depth / SKIN_PRESS_DEPTH_MM, 0.0)
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True)
 def _pressed_depth(distance, gap):
     """Depth (mm) at which a scan line whose face was ``gap`` mm off the skin shows the tissue ``distance``
     mm from the face: the inverse of :func:`_tissue_depth`; negative for a point in the gap, outside the
@@ -810,7 +810,7 @@ def _pressed_depth(distance, gap):
     return np.minimum((distance - gap) / (1.0 - gap / SKIN_PRESS_DEPTH_MM), distance)
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True)
 def _deposit(row, starts, position, value, start):
     """Add ``value`` at fractional sample ``position`` (split linearly), recording ``start``."""
     base = math.floor(position)
@@ -824,7 +824,7 @@ def _deposit(row, starts, position, value, start):
         starts[i + 1] = start
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True)
 def _merge_or_deposit(row, starts, pending_at, pending_echo, pending_start, position, echo, start, merge_samples):
     """The interface echo ``echo`` at ``position`` (samples) merged into the pending one when they are
     within ``merge_samples`` (both faces of a thin layer: one echo at their echo-weighted centroid,
@@ -1225,7 +1225,7 @@ def _beam_echoes(coherent, run_start, diffuse_re, diffuse_im, transmission, stra
                     out_im[m] += tap * echo_im[m + j]
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True)
 def _spread_row(values, lateral_weights, lateral_rows, line, out):
     """Row ``line`` of ``values`` blurred across lines: out[m] = sum_i weights[m, i] values[line + i, m].
 
@@ -1277,7 +1277,7 @@ def _lateral_spread(axial_re, axial_im, lateral_weights, lateral_rows, out_re, o
             out_im[frame, line, :] = total[2 * frame + 1]
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True)
 def _triangle_across(values, m, half, cap, across, once, out):
     """``out[line]`` = ``values[line, m]``, each at most ``cap``, averaged across the lines by a triangle
     of half width about ``2 half`` (two passes of a box of half width ``half``, cut at the array's ends)."""
