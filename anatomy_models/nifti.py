@@ -22,8 +22,11 @@ read into spinesim metadata; files spinesim writes carry none.
 from __future__ import annotations
 
 import gzip
+import logging
 import xml.etree.ElementTree as ElementTree
 import zlib
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import nibabel as nib
@@ -82,12 +85,29 @@ def _verified_gzip(path: Path, needed: int) -> bytes:
     return data
 
 
+@contextmanager
+def _damaged_headers_refused() -> Iterator[None]:
+    """nibabel repairs a damaged header and prints what it repaired in its own words, naming no file (``sizeof_hdr
+    should be 348; set sizeof_hdr to 348``). Inside, a problem it ranks WARNING or worse (the header's size, the
+    voxel offset, a zero voxel size, an unknown qform or sform code) raises instead, so that :func:`_load` refuses
+    the file by name, and nothing is printed; what it fixes at a lower rank (bitpix, qfac) stays accepted."""
+    logger = nib.imageglobals.logger
+    was_disabled = logger.disabled
+    logger.disabled = True
+    try:
+        with nib.imageglobals.ErrorLevel(logging.WARNING):
+            yield
+    finally:
+        logger.disabled = was_disabled
+
+
 def _load(path: Path, *, voxels: bool = False) -> nib.Nifti1Image:
     """The image at ``path``; with ``voxels``, its voxel data checked (size, length, gzip checksum) first."""
     if not path.is_file():
         raise SpinesimError("file not found", path=path)
     try:
-        image = nib.load(str(path))
+        with _damaged_headers_refused():
+            image = nib.load(str(path))
         if not isinstance(image, (nib.Nifti1Image, nib.Nifti2Image)):
             raise SpinesimError(f"not a NIfTI file (nibabel read it as {type(image).__name__})", path=path)
         if not voxels:

@@ -247,3 +247,17 @@ def test_an_infinite_slope_in_the_header_is_refused(tmp_path, name):
     path.write_bytes(gzip.compress(raw) if name.endswith(".gz") else raw)
     with pytest.raises(SpinesimError, match=rf"{name.replace('.', '[.]')}: scl_slope inf / scl_inter .* are not finite"):
         read_nifti(path)
+
+
+def test_a_damaged_header_is_refused_by_name_and_nibabel_prints_nothing(tmp_path, capfd):
+    """nibabel repairs a header whose size field is not 348 and prints "sizeof_hdr should be 348; set sizeof_hdr to
+    348" in its own words, naming no file, and the volume was imported (ops7's fuzz campaign saw it reach the
+    terminal): a damaged header is refused with the file's name, and nothing of nibabel's is printed."""
+    path = _nifti_with(tmp_path / "ct.nii", np.zeros((2, 2, 2), np.int16))
+    raw = bytearray(path.read_bytes())
+    raw[0:4] = (349).to_bytes(4, "little")
+    path.write_bytes(bytes(raw))
+    with pytest.raises(SpinesimError, match=r"ct\.nii: not a readable NIfTI file \(HeaderDataError: sizeof_hdr should "
+                                            r"be 348\)"):
+        read_nifti(path)
+    assert "sizeof_hdr" not in capfd.readouterr().err
