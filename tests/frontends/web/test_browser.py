@@ -304,6 +304,9 @@ def test_the_trainee_reads_the_instructors_comment_at_its_step_in_my_attempts(se
         own = [a.id for a in store.attempts(user_id=users[TRAINEE].id) if a.status != "in_progress"]
         listed = trainee.locator("#my-attempts tbody tr td:first-child").all_text_contents()
         assert [int(text) for text in listed] == own[::-1]  # newest first, nobody else's
+        # The picture once the tabs have slid (Vue's transition classes gone), not half-way.
+        trainee.wait_for_function("() => !document.querySelector("
+                                  "'[class*=\"-enter-active\"], [class*=\"-leave-active\"]')")
         trainee.screenshot(path=tmp_path / "my-attempts.png")
         trainee.click(f"#mine-open-{mine}")
         trainee.wait_for_function("() => document.querySelector('#replay-action')?.textContent.startsWith('3. ')")
