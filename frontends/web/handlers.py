@@ -25,7 +25,7 @@ from frontends.web.attempt import PREVIEW_PIXELS, HeldRun, LiveAttempt, Shot
 from frontends.web.explanation import attempt_explanation_view, check_may_explain, explanation_view
 from frontends.web.inputs import MAX_ID, choice, clipped, integer, number, trainee_words
 from frontends.web.patients import Patients, next_patient_seed
-from frontends.web.review import preview_view, programme_view, review_view, stored_attempt
+from frontends.web.review import my_attempts_view, preview_view, programme_view, review_view, stored_attempt
 from frontends.web.views import (ATTEMPT_FIELDS, attempt_view, comment_rows, lps_text, replay_view, report_view,
                                  resume_view, scenario_view)
 from scenarios.schema import Scenario
@@ -54,8 +54,8 @@ REQUESTS = {"start_attempt": 1, "resume_attempt": 1, "new_attempt": 0, "finish":
             "advance": 1, "withdraw": 1, "lor": 0, "inject": 1, "read_contrast": 1, "medicate": 2, "stimulate": 2,
             "lesion": 2, "probe_view": 1, "probe_move": 4, "probe_settings": 3, "us_pick": 4, "insert_in_plane": 1,
             "open_attempt": 1, "preview": 1, "scenario_view": 1, "replay_view": 1, "review_view": 2,
-            "programme_view": 2, "explain_case": 1, "explain_attempt": 0, "play_run": 0, "comment": 2,
-            "choose_needle": 1}
+            "programme_view": 2, "my_attempts_view": 0, "explain_case": 1, "explain_attempt": 0, "play_run": 0,
+            "comment": 2, "choose_needle": 1}
 
 
 class Handlers:
@@ -126,6 +126,9 @@ class Handlers:
 
     def programme_view(self, cohort=None, scenario=None) -> dict:
         return programme_view(self.store, self.scenarios, self.user, cohort, scenario)
+
+    def my_attempts_view(self) -> dict:
+        return my_attempts_view(self.store, self.scenarios, self.user)
 
     def resume_view(self) -> dict:
         return resume_view(self.store.unfinished_attempt(self.user.id))

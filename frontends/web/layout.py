@@ -288,6 +288,8 @@ def build_layout(server, instructor: bool) -> None:
                 if instructor:
                     v3.VTab("Review", value="review", id="tab-review", min_width=0)
                     v3.VTab("Cases", value="cases", id="tab-cases", min_width=0)
+                else:
+                    v3.VTab("My attempts", value="mine", id="tab-mine", min_width=0)
             v3.VSpacer()
             if instructor:  # the upload page is the portal's (frontends/web/upload.py): a CT is too big for the socket
                 v3.VBtn("Bring a patient's CT", href="/upload", id="upload-open", variant="text", classes="mr-1",
@@ -314,6 +316,9 @@ def build_layout(server, instructor: bool) -> None:
                         _review(ctrl)
                     with v3.VWindowItem(value="cases"):
                         _case_editor(ctrl)
+                else:
+                    with v3.VWindowItem(value="mine"):
+                        _my_attempts(ctrl)
 
 
 # --------------------------------------------------------------------------- the trainee's simulator
@@ -812,6 +817,14 @@ def _report(ctrl) -> None:
                         v3.VSlider(v_model=("replay_step", 0), min=0, max=("replay_max",), step=1, id="replay-slider",
                                    show_ticks=True, classes="mt-3", hide_details=True, thumb_label=True)
                         html.Div("{{ replay_action }}", classes="text-body-2 mb-1", id="replay-action")
+                        # The comments left at the step the slider shows, beside its image and action.
+                        with html.Div(id="replay-comments"):
+                            with v3.VAlert(v_for="(c, i) in report_comments.filter(c => c.step === replay_step)",
+                                           key="i", density="compact", variant="tonal", color="indigo",
+                                           icon="mdi-comment-text-outline", classes="mb-1"):
+                                html.Div("{{ c.author }} · comment at step {{ c.step }} · {{ c.when }}",
+                                         classes="text-caption")
+                                html.Div("{{ c.text }}", classes="text-body-2", style="white-space: pre-wrap")
                         _events_list("replay_events", "replay-events")
                         _comments(ctrl)
                 with _section("Images"):
@@ -848,6 +861,34 @@ def _comments(ctrl) -> None:
                 click=(ctrl.comment, "[comment_text, replay_step]"), disabled=("busy || !comment_text",))
         v3.VBtn("Comment on the attempt", id="comment-attempt", size="small", variant="text",
                 click=(ctrl.comment, "[comment_text, null]"), disabled=("busy || !comment_text",))
+
+
+# --------------------------------------------------------------------------- the trainee's own attempts
+def _my_attempts(ctrl) -> None:
+    """The trainee's past attempts, newest first: Open shows one's report and replay with the comments an
+    instructor left, each at its step."""
+    with v3.VContainer(fluid=True, classes="pa-3"):
+        with _section("My attempts"):
+            with v3.VCardText():
+                html.Div("No finished attempts yet: finish one and it is listed here with its grade and any "
+                         "comments from your instructor.", v_if="!my_rows.length", classes="text-body-2 text-grey")
+                with v3.VTable(density="compact", id="my-attempts", hover=True, v_if="my_rows.length"):
+                    with html.Thead():
+                        with html.Tr():
+                            for title in ("#", "Case", "Started", "Outcome", "Grade", "Time", "Comments", ""):
+                                html.Th(title)
+                    with html.Tbody():
+                        with html.Tr(v_for="r in my_rows", key="r.id"):
+                            for field in ("id", "case", "started"):
+                                html.Td(f"{{{{ r.{field} }}}}")
+                            with html.Td():
+                                v3.VChip("{{ r.outcome }}", v_if="r.outcome", size="small", variant="flat",
+                                         color=(f"{_OUTCOME_CHIPS}[r.outcome]",))
+                            for field in ("grade", "time", "comments"):
+                                html.Td(f"{{{{ r.{field} }}}}")
+                            with html.Td():
+                                v3.VBtn("Open", size="small", variant="tonal", id=("`mine-open-${r.id}`",),
+                                        click=(ctrl.open_attempt, "[r.id]"), disabled=("busy",))
 
 
 # --------------------------------------------------------------------------- instructor review

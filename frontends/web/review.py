@@ -2,7 +2,7 @@
 attempts at the same case, opening any attempt for its report and replay, a trainee's learning curves
 (a CUSUM per procedure, :mod:`scoring.curves`), the chosen attempts as CSV and xAPI downloads, the programme
 view (per cohort and case, :mod:`frontends.programme`) and the preview of a scenario's patient with its
-target."""
+target; and the trainee's My attempts tab, their own attempts to open."""
 
 from __future__ import annotations
 
@@ -50,6 +50,20 @@ def review_view(store: Store, scenarios: dict[str, Scenario], user: User, traine
             "review_csv": "data:text/csv;base64," + base64.b64encode(records_csv(rows, procedures).encode()).decode(),
             "review_xapi": "data:application/json;base64," + base64.b64encode(xapi.encode()).decode(),
             "curve_svg": learning_curves(done, scenario)}
+
+
+def my_attempts_view(store: Store, scenarios: dict[str, Scenario], user: User) -> dict:
+    """A trainee's own past attempts (finished or abandoned, newest first) as the My attempts tab lists them:
+    the case, when it started, the outcome and grade as the Review table shows them, and how many comments
+    an instructor left on it. Nothing for an instructor (the Review tab lists everyone's)."""
+    if user.role == "instructor":
+        return {}
+    rows = [a for a in store.attempts(user_id=user.id) if a.status != "in_progress"]
+    peers = {key: store.peer_grades(key) for key in {a.scenario_id for a in rows if a.report is not None}}
+    titles = {key: case.title for key, case in scenarios.items()}
+    return {"my_rows": [_review_row(a, peers) | {"case": titles.get(a.scenario_id, a.scenario_id),
+                                                 "comments": len(store.comments(a.id))}
+                        for a in reversed(rows)]}
 
 
 def programme_view(store: Store, scenarios: dict[str, Scenario], user: User, cohort=None, scenario=None) -> dict:

@@ -84,7 +84,7 @@ def initial_state(user: User, catalogue: Catalogue, first: str, assigned: Sequen
         "replay_src": "", "replay_caption": "", "replay_action": "", "replay_events": [],
         "review_trainees": [], "review_trainee": None, "review_scenario": None, "review_rows": [], "review_csv": "",
         "review_xapi": "", "review_cohort": None, "programme_cohorts": [], "programme_html": "",
-        "report_comments": [], "comment_text": "",
+        "report_comments": [], "comment_text": "", "my_rows": [],
         "report_peers": "", "curve_svg": "", "preview_id": first, "preview_src": "", "preview_text": "",
     }
 

@@ -164,11 +164,12 @@ class Workstation:
         self._on_change("scenario_id", lambda scenario_id, **_: handlers.scenario_view(scenario_id))
         self._on_change("needle_number", lambda needle_number, **_: handlers.choose_needle(needle_number))
         self._on_change("replay_step", lambda replay_step, **_: handlers.replay_view(replay_step))
-        # New attempts may have been made since: the review is read again whenever its tab opens.
+        # New attempts and comments may have been made since: the review, and a trainee's own attempts, are read
+        # again whenever their tab opens.
         self._on_change("tab", lambda tab, **_: handlers.review_view(self.state.review_trainee,
                                                                      self.state.review_scenario)
                         | handlers.programme_view(self.state.review_cohort, self.state.review_scenario)
-                        if tab == "review" else {})
+                        if tab == "review" else handlers.my_attempts_view() if tab == "mine" else {})
         # The programme view follows the cohort chosen and the same scenario filter as the attempts.
         self._on_change("review_cohort", "review_scenario",
                         lambda review_cohort, review_scenario, **_: handlers.programme_view(review_cohort,

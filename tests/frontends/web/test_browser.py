@@ -21,6 +21,7 @@ from simulator.session.fold import Session
 from simulator.session.words import action_title
 from tests.frontends.web import browser as b
 from tests.frontends.web.conftest import ANATOMY
+from tests.frontends.web.test_my_attempts import COMMENT, finished_attempt
 
 pytestmark = pytest.mark.slow
 playwright = pytest.importorskip("playwright.sync_api")
@@ -271,3 +272,53 @@ def test_an_instructor_reviews_attempts_replays_them_and_sees_the_learning_curve
     page.click("#tab-review")
     page.click("#preview")
     page.wait_for_selector("#preview-image[src^='data:image/jpeg']")
+
+
+def test_the_trainee_reads_the_instructors_comment_at_its_step_in_my_attempts(server, chromium, page, database,
+                                                                              patient, tmp_path):
+    """Issue 20: the instructor comments at step 2 of the trainee's finished attempt; the trainee opens it from
+    My attempts, which lists only their own, and reads the comment when the replay is at step 2."""
+    store = Store(database)
+    users = {user.name: user for user in store.users()}
+    mine = finished_attempt(store, users[TRAINEE], SCENARIO, patient)
+    b.log_in(page, server.url, INSTRUCTOR, PASSWORD)
+    page.click("#tab-review")
+    # The trainee chosen: the workstation outlives the page and keeps the filter an earlier test chose.
+    page.locator("#review-trainee").click(force=True)
+    page.get_by_role("option", name=f"{TRAINEE} (trainee)").click()
+    page.click(f"#open-{mine}")
+    page.wait_for_function("id => document.querySelector('#replay-action')?.textContent.startsWith('3. ') && "
+                           "document.body.textContent.includes('attempt ' + id + ' · ')", arg=mine)
+    page.locator(".v-slider:has(#replay-slider) .v-slider-thumb").focus()
+    page.keyboard.press("ArrowLeft")
+    page.wait_for_function("() => document.querySelector('#replay-action').textContent.startsWith('2. ')")
+    page.fill("#comment-text", COMMENT)
+    page.click("#comment-step")
+    page.wait_for_function("t => document.querySelector('#report-comments').textContent.includes(t)", arg=COMMENT)
+
+    trainee = chromium.new_context(viewport={"width": 1400, "height": 1000}).new_page()
+    try:
+        b.log_in(trainee, server.url, TRAINEE, PASSWORD)
+        trainee.click("#tab-mine")
+        trainee.wait_for_selector(f"#mine-open-{mine}")
+        own = [a.id for a in store.attempts(user_id=users[TRAINEE].id) if a.status != "in_progress"]
+        listed = trainee.locator("#my-attempts tbody tr td:first-child").all_text_contents()
+        assert [int(text) for text in listed] == own[::-1]  # newest first, nobody else's
+        # The picture once the tabs have slid (Vue's transition classes gone), not half-way.
+        trainee.wait_for_function("() => !document.querySelector("
+                                  "'[class*=\"-enter-active\"], [class*=\"-leave-active\"]')")
+        trainee.screenshot(path=tmp_path / "my-attempts.png")
+        trainee.click(f"#mine-open-{mine}")
+        trainee.wait_for_function("() => document.querySelector('#replay-action')?.textContent.startsWith('3. ')")
+        # At the last step the comment is listed with the attempt's others, not beside the replay.
+        assert COMMENT in trainee.text_content("#report-comments")
+        assert trainee.locator("#replay-comments .v-alert").count() == 0
+        trainee.locator(".v-slider:has(#replay-slider) .v-slider-thumb").focus()
+        trainee.keyboard.press("ArrowLeft")
+        trainee.wait_for_selector("#replay-comments .v-alert")
+        assert trainee.text_content("#replay-action").startswith("2. ")
+        shown = trainee.text_content("#replay-comments")
+        assert COMMENT in shown and f"{INSTRUCTOR} · comment at step 2" in shown
+        trainee.screenshot(path=tmp_path / "my-attempt-at-step-2.png")
+    finally:
+        trainee.context.close()
