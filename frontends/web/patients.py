@@ -124,12 +124,13 @@ def shared_arrays(anatomy: Anatomy, folder: Path) -> Anatomy:
     Examples
     --------
     >>> import tempfile
-    >>> from anatomy_models.spine import SpineParameters, generate_spine
+    >>> from anatomy_models.volume import Volume
     >>> folder = Path(tempfile.mkdtemp())
-    >>> patient = generate_spine(SpineParameters(spacing_mm=2.0, field_of_view="spine"))
-    >>> ct = patient.ct.array.copy()
+    >>> ct = Volume.from_spacing(np.arange(-1000, 1048, dtype=np.int16).reshape(16, 16, 8), (2.0, 2.0, 2.0))
+    >>> patient = Anatomy(ct, labels=ct.with_array(np.ones(ct.shape, np.uint8)))
+    >>> values = patient.ct.array.copy()
     >>> shared = shared_arrays(patient, folder)
-    >>> bool((shared.ct.array == ct).all()), shared.ct.array.flags.writeable, len(list(folder.iterdir()))
+    >>> bool((shared.ct.array == values).all()), shared.ct.array.flags.writeable, len(list(folder.iterdir()))
     (True, False, 2)
     """
     anatomy.ct = anatomy.ct.with_array(_mapped(anatomy.ct.array, folder, "ct"))

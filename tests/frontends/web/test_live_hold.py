@@ -27,10 +27,12 @@ STEP_S = 0.3  # the clock moves on this much between advances, s (4.5 pulses at 
 STEP_MM = 4.0
 
 
-@pytest.fixture()
-def held_run(patient, tmp_path):
+@pytest.fixture(scope="module")
+def held_run(patient, tmp_path_factory):
     """A transforaminal needle 20 mm short of its target; Live held for four advances of 4 mm, a frame
-    streamed at each (the attempt's clock moved on by hand); then let go."""
+    streamed at each (the attempt's clock moved on by hand); then let go. Made once for the module (7 s
+    each): the tests read it, and the one that holds Live again runs last and lets go."""
+    tmp_path = tmp_path_factory.mktemp("held-run")
     store = Store(f"sqlite:///{tmp_path / 'spinesim.db'}")
     user = store.add_user("ben", "trainee", "battery staple")
     page: dict = {}
