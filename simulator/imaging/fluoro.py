@@ -1232,8 +1232,9 @@ def to_display(measured: np.ndarray, field_mask: np.ndarray, window: tuple[float
             # black surround nor the field edge's blur and glare are detail of the body's (taken as detail, the
             # oblique's bright flank darkened over 12 px inside the edge).
             radius = _TOE_DETAIL_RADIUS_MM / pixel_size_mm
-            inner = ndimage.binary_erosion(field_mask, iterations=max(1, math.ceil(2.0 * radius)))
-            local_mean = np.where(inner, large_scale_image(window_units, inner, radius), window_units)
+            inner, weight = _inner_field(field_mask, radius)
+            local_mean = gaussian_blur(np.where(inner, window_units, np.float32(0.0)), radius)
+            local_mean = np.where(inner, local_mean / weight, window_units)
             mottle = mottle / np.float32(high - low)
         grey = toed(grey, window_units, display.toe, display.toe_reach, -low / (high - low), knee, local_mean,
                     (beyond - knee) / 0.02, mottle)
@@ -1334,6 +1335,26 @@ def toed(shown: np.ndarray, window_units: np.ndarray, toe: float, reach: float, 
         own_slope = scale * np.float32(1.0 / reach) * rise
         shown[below] += (np.float32(detail_slope) * taper - own_slope) * noise_sized
     return shown
+
+
+def _inner_field(field_mask: np.ndarray, radius_pixels: float) -> tuple[np.ndarray, np.ndarray]:
+    """The exposed field less two ``radius_pixels`` of its rim (the whole field if that leaves nothing), and its
+    Gaussian blur of ``radius_pixels`` (float32, at least 1e-6): the weights of :func:`to_display`'s local mean in the
+    toe, made once per field (read only)."""
+    mask = np.ascontiguousarray(field_mask, dtype=bool)
+    return _inner_field_of(mask.shape, np.packbits(mask).tobytes(), round(float(radius_pixels), 3))
+
+
+@lru_cache(maxsize=16)
+def _inner_field_of(shape: tuple[int, int], packed: bytes, radius_pixels: float) -> tuple[np.ndarray, np.ndarray]:
+    mask = np.unpackbits(np.frombuffer(packed, np.uint8), count=shape[0] * shape[1]).reshape(shape).astype(bool)
+    inner = ndimage.binary_erosion(mask, iterations=max(1, math.ceil(2.0 * radius_pixels)))
+    if not inner.any():
+        inner = mask
+    weight = np.maximum(gaussian_blur(inner.astype(np.float32), radius_pixels), np.float32(1e-6))
+    for array in (inner, weight):
+        array.setflags(write=False)
+    return inner, weight
 
 
 def field_edge(field_mask: np.ndarray, width_pixels: float) -> np.ndarray:
