@@ -15,7 +15,8 @@ Then, the way a C-arm does:
    screen's pincushion distortion is applied here too;
 2. quantum noise: Poisson counts with a seeded generator (same seed, same image), see
    :func:`quantum_noise`, blurred by the blur the anatomy's projection carries from its CT's voxels
-   (:func:`projection_blur_mm`), so that noise and anatomy share one transfer function;
+   (:func:`projection_blur_mm`), so that noise and anatomy share one transfer function, up to a 1 mm CT's
+   (:func:`noise_blur_mm`);
 3. detector blur (Gaussian, the intensifier and camera's unsharpness) and the intensifier's
    veiling glare (a share of the light spread widely); a flat panel has neither glare, vignetting
    nor distortion (:meth:`DetectorModel.flat_panel`);
@@ -115,6 +116,16 @@ _EQUALISATION_CLIP = 2.0
 # lateral wall, a spinous process) took 0.7% of the AP's body to black, where the quantum noise was cut in
 # half: its dark half clipped, its light half left as "salt specks in dark areas" (issue 16's blind read).
 _END_MARGIN = 0.04
+# Radius (Gaussian standard deviation, mm at the detector) of the local mean whose toe the display takes, the
+# detail about it shown at the toe's knee slope (:func:`toed`) [ED 1.0: a few times the displayed mottle's
+# correlation (1/e within ~2 px of 0.3 mm at 768 px, tests/simulator/test_fluoro_display_noise.py), far finer than
+# the thin tissue's grey changes over, centimetres].
+_TOE_DETAIL_RADIUS_MM = 1.0
+# The CT voxel up to which the quantum noise shares the anatomy's projection blur (:func:`noise_blur_mm`): the
+# built-in patient's 1 mm [ED]. Beyond it the blur is the coarse CT's sampling, not anything a detector does to its
+# quanta: a 3 mm CT's 1.33 mm blurred the mottle over 4 px at 768 px (correlation length 7.5 px), "no grain at all,
+# waxy" (issue 22's blind read of the TotalSegmentator lumbar CT).
+_NOISE_BLUR_VOXEL_MM = 1.0
 # How many settings' frame facts (AEC, window, harmonisation background, the anatomy's input image
 # before noise) an anatomy keeps: two of them are frame-sized images; the frames themselves are kept
 # by the DRR cache.
@@ -1008,6 +1019,20 @@ def projection_blur_mm(anatomy: Anatomy, carm: CArm) -> float:
     return float(np.min(anatomy.ct.spacing)) / math.sqrt(12.0) * carm.magnification
 
 
+def noise_blur_mm(anatomy: Anatomy, carm: CArm) -> float:
+    """The blur (Gaussian standard deviation, mm at the detector) given to the quantum noise: the anatomy's
+    :func:`projection_blur_mm`, so that noise and anatomy share one transfer function, but no more than a CT of
+    :data:`_NOISE_BLUR_VOXEL_MM` voxels carries, so that the detector's grain does not coarsen with a coarse CT.
+
+    >>> from anatomy_models.anatomy import Anatomy
+    >>> coarse = Anatomy(ct=Volume.from_spacing(np.zeros((2, 2, 2), np.int16), (3.0, 3.0, 3.0)))
+    >>> round(projection_blur_mm(coarse, CArm()), 3), round(noise_blur_mm(coarse, CArm()), 3)
+    (1.332, 0.444)
+    """
+    voxel_mm = min(float(np.min(anatomy.ct.spacing)), _NOISE_BLUR_VOXEL_MM)
+    return voxel_mm / math.sqrt(12.0) * carm.magnification
+
+
 def measure(line_integral: np.ndarray, field_mask: np.ndarray, quanta_per_pixel: float | None, *,
             seed: int, detector: DetectorModel, carm: CArm, scatter: np.ndarray | None = None,
             exposed: np.ndarray | None = None, projection_blur_mm: float = 0.0) -> np.ndarray:
@@ -1173,7 +1198,8 @@ def tone_lookup(grey: np.ndarray, tone: np.ndarray) -> np.ndarray:
 
 def to_display(measured: np.ndarray, field_mask: np.ndarray, window: tuple[float, float], display: Display,
                pixel_size_mm: float, background: np.ndarray | None = None,
-               tone: np.ndarray | None = None, shading: np.ndarray | None = None) -> np.ndarray:
+               tone: np.ndarray | None = None, shading: np.ndarray | None = None,
+               mottle: np.ndarray | None = None) -> np.ndarray:
     """Harmonisation, window, gamma, edge enhancement, polarity and the field's edge: float measurement ->
     uint8 grey levels.
 
@@ -1181,7 +1207,9 @@ def to_display(measured: np.ndarray, field_mask: np.ndarray, window: tuple[float
     see :func:`large_scale_image`) is subtracted before the window; None subtracts nothing. ``tone``
     (:func:`tone_curve`) maps the windowed value to grey; None is linear. ``shading`` multiplies the
     displayed brightness (the intensifier's vignetting, :func:`vignetting_profile`); None: none. The field's
-    edge rolls off over ``display.field_edge_mm`` (:func:`field_edge`), black outside it.
+    edge rolls off over ``display.field_edge_mm`` (:func:`field_edge`), black outside it. ``mottle`` (the
+    measurement's quantum noise, :func:`quantum_noise_log`; None for a noiseless frame) is kept visible in the toe
+    (:func:`toed`).
     """
     low, high = window
     shown = measured if background is None else measured - background
@@ -1195,8 +1223,21 @@ def to_display(measured: np.ndarray, field_mask: np.ndarray, window: tuple[float
     if display.gamma != 1.0:  # x ** 1 is x: a full-image power saved
         grey **= np.float32(display.gamma)
     if window_units is not None:
-        knee = display.toe if tone is None else float(tone_lookup(np.full((1, 1), display.toe, np.float32), tone)[0, 0])
-        grey = toed(grey, window_units, display.toe, display.toe_reach, -low / (high - low), knee ** display.gamma)
+        # The grey at the toe and just above it (the tone curve's slope at the knee, per window, over 0.02 of it).
+        above = np.array([[display.toe, display.toe + 0.02]], np.float32)
+        knee, beyond = (above if tone is None else tone_lookup(above, tone))[0].astype(float) ** display.gamma
+        local_mean = None
+        if mottle is not None:
+            # Over the field alone, less two radii of its rim, where the toe stays the pixel's own: neither the
+            # black surround nor the field edge's blur and glare are detail of the body's (taken as detail, the
+            # oblique's bright flank darkened over 12 px inside the edge).
+            radius = _TOE_DETAIL_RADIUS_MM / pixel_size_mm
+            inner, weight = _inner_field(field_mask, radius)
+            local_mean = gaussian_blur(np.where(inner, window_units, np.float32(0.0)), radius)
+            local_mean = np.where(inner, local_mean / weight, window_units)
+            mottle = mottle / np.float32(high - low)
+        grey = toed(grey, window_units, display.toe, display.toe_reach, -low / (high - low), knee, local_mean,
+                    (beyond - knee) / 0.02, mottle)
     if display.edge_enhancement > 0:
         smooth = gaussian_blur(grey, display.edge_radius_mm / pixel_size_mm, truncate=2.5)
         grey += np.float32(display.edge_enhancement) * cored(grey - smooth, display.edge_coring)
@@ -1244,7 +1285,8 @@ def shouldered(grey: np.ndarray, knee: float, reach: float) -> np.ndarray:
 
 
 def toed(shown: np.ndarray, window_units: np.ndarray, toe: float, reach: float, air: float,
-         knee: float) -> np.ndarray:
+         knee: float, local_mean: np.ndarray | None = None, detail_slope: float = 1.0,
+         mottle: np.ndarray | None = None) -> np.ndarray:
     """``shown`` (float32, grey 0-1 after the tone curve; changed in place and returned) rolled off where
     ``window_units`` (the value in the window, 0-1 across it) is below ``toe``: there the grey is the toe's own
     grey ``knee`` times ``(g(x) - g(air)) / (1 - g(air))`` for ``g(x) = exp(-(toe - x) / reach)``, falling ever
@@ -1252,19 +1294,67 @@ def toed(shown: np.ndarray, window_units: np.ndarray, toe: float, reach: float, 
     beyond: tissue thinner than the window is compressed instead of clipped, and only air is shown as air
     (:attr:`Display.toe`). Unchanged when ``air`` is not below the toe (a subtracted image's window).
 
+    ``local_mean`` (``window_units`` blurred over a few times the quantum mottle's size, :data:`_TOE_DETAIL_RADIUS_MM`)
+    and ``mottle`` (the quantum noise's standard deviation, window units) keep the thinnest tissue's mottle visible,
+    as a C-arm's dynamic range compression works on the large-scale image and keeps the detail layer: the noise-sized
+    part of the detail ``d = x - local_mean``, ``d c^2 / (d^2 + c^2)`` for ``c`` = 3 x ``mottle``, is shown at
+    ``detail_slope`` (grey per window: the tone curve's slope at the knee, as just above the toe) instead of the toe's
+    own slope, tapering linearly to 0 at air [ED: air burns out white without mottle, as a camera's clipped video
+    does]; an anatomy's edge, many ``c`` high, keeps the toe's own slope, so no halo. Without it the thinnest tissue's
+    mottle was shown at the toe's own slope, from a third of the tone curve's at the knee down (built-in patient,
+    oblique L4: the flank's displayed noise 0.13 of the centre's, its log-domain noise 0.69 of theirs; issue 22's
+    blind read: "grain only on bone and muscle, against a background with almost none").
+
     Examples
     --------
     >>> x = np.array([0.5, 0.3, 0.0, -1.0, -2.0, -3.0], np.float32)
     >>> [round(float(v), 4) for v in toed(x.copy(), x, 0.3, 1.0, -2.0, 0.3)]
     [0.5, 0.3, 0.2136, 0.0574, 0.0, 0.0]
+
+    A mottle of 0.01 about -1.0 is shown at nearly the detail slope (1) times its way from air (1 of the 2.3 windows to
+    the toe), 0.43, not at the toe's own slope there (0.3 / (1 - e^-2.3) x e^-1.3 = 0.09); a step of 1 keeps the
+    toe's own grey:
+
+    >>> noisy, mean = np.array([-0.99, -1.01, 0.0], np.float32), np.full(3, -1.0, np.float32)
+    >>> [round(float(v), 4) for v in toed(noisy.copy(), noisy, 0.3, 1.0, -2.0, 0.3, mean, 1.0, np.full(3, 0.01))]
+    [0.0615, 0.0535, 0.2141]
     """
     if air >= toe:
         return shown
     below = window_units < np.float32(toe)
     floor = math.exp(-(toe - air) / reach)
-    rise = np.exp((np.maximum(window_units[below], np.float32(air)) - np.float32(toe)) / np.float32(reach))
-    shown[below] = np.float32(knee / (1.0 - floor)) * (rise - np.float32(floor))
+    scale = np.float32(knee / (1.0 - floor))
+    x = np.maximum(window_units[below], np.float32(air))
+    rise = np.exp((x - np.float32(toe)) / np.float32(reach))
+    shown[below] = scale * (rise - np.float32(floor))
+    if local_mean is not None and mottle is not None:
+        detail = window_units[below] - local_mean[below]
+        limit = np.square(np.float32(3.0) * mottle[below])
+        noise_sized = detail * limit / (detail * detail + limit + np.float32(1e-12))
+        taper = (x - np.float32(air)) * np.float32(1.0 / (toe - air))
+        own_slope = scale * np.float32(1.0 / reach) * rise
+        shown[below] += (np.float32(detail_slope) * taper - own_slope) * noise_sized
     return shown
+
+
+def _inner_field(field_mask: np.ndarray, radius_pixels: float) -> tuple[np.ndarray, np.ndarray]:
+    """The exposed field less two ``radius_pixels`` of its rim (the whole field if that leaves nothing), and its
+    Gaussian blur of ``radius_pixels`` (float32, at least 1e-6): the weights of :func:`to_display`'s local mean in the
+    toe, made once per field (read only)."""
+    mask = np.ascontiguousarray(field_mask, dtype=bool)
+    return _inner_field_of(mask.shape, np.packbits(mask).tobytes(), round(float(radius_pixels), 3))
+
+
+@lru_cache(maxsize=16)
+def _inner_field_of(shape: tuple[int, int], packed: bytes, radius_pixels: float) -> tuple[np.ndarray, np.ndarray]:
+    mask = np.unpackbits(np.frombuffer(packed, np.uint8), count=shape[0] * shape[1]).reshape(shape).astype(bool)
+    inner = ndimage.binary_erosion(mask, iterations=max(1, math.ceil(2.0 * radius_pixels)))
+    if not inner.any():
+        inner = mask
+    weight = np.maximum(gaussian_blur(inner.astype(np.float32), radius_pixels), np.float32(1e-6))
+    for array in (inner, weight):
+        array.setflags(write=False)
+    return inner, weight
 
 
 def field_edge(field_mask: np.ndarray, width_pixels: float) -> np.ndarray:
@@ -1499,9 +1589,9 @@ def render_fluoro(
     # Only the pixels the needle and contrast changed are exposed anew; the anatomy's are the pose's own.
     exposed = exposed_input(total, detector=detector, carm=carm, scatter=facts.scatter,
                             base=(anatomy_frame, facts.exposed))
-    anatomy_blur_mm = projection_blur_mm(anatomy, carm)
+    quanta_blur_mm = noise_blur_mm(anatomy, carm)
     measured = measure(total, field_mask, quanta, seed=seed, detector=detector, carm=carm, exposed=exposed,
-                       projection_blur_mm=anatomy_blur_mm)
+                       projection_blur_mm=quanta_blur_mm)
     caption = carm.label
     if subtract is not None:
         if subtract.measured.shape != measured.shape or not np.allclose(subtract.projection_matrix, carm.projection_matrix):
@@ -1518,9 +1608,13 @@ def render_fluoro(
         window = facts.window if display.window is None else display.window
         background = facts.background
     tone = facts.tone if subtract is None and display.window is None else None
-    shown = display_noise_reduced(measured, facts.exposed, quanta, display, detector, carm, anatomy_blur_mm)
+    shown = display_noise_reduced(measured, facts.exposed, quanta, display, detector, carm, quanta_blur_mm)
     shading = vignetting_profile(carm.detector_pixels, detector.vignetting) if detector.vignetting else None
-    pixels = to_display(shown, field_mask, window, display, carm.pixel_size_mm, background, tone, shading)
+    mottle = None
+    if quanta is not None and subtract is None:
+        mottle = quantum_noise_log(facts.exposed, quanta, detector=detector, pixel_size_mm=carm.pixel_size_mm,
+                                   projection_blur_mm=quanta_blur_mm)
+    pixels = to_display(shown, field_mask, window, display, carm.pixel_size_mm, background, tone, shading, mottle)
     if display.letters:
         pixels = burn_in_labels(pixels, carm, caption)
     return FluoroImage(pixels=pixels, line_integrals=total, measured=measured, field=field_mask, carm=carm,

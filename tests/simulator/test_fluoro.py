@@ -14,8 +14,8 @@ from anatomy_models.volume import Volume
 from simulator.imaging.carm import CArm
 from simulator.imaging.dose import Technique, tap_frames
 from simulator.imaging.fluoro import (DEFAULT_POLARITY, DetectorModel, Display, contrast_line_integrals,
-                                      large_scale_image, measure, orientation_letters, projection_blur_mm,
-                                      quantum_noise, render_fluoro, side_marker, to_display, vignetting_profile)
+                                      large_scale_image, measure, noise_blur_mm, orientation_letters, quantum_noise,
+                                      render_fluoro, side_marker, to_display, vignetting_profile)
 from simulator.imaging.scatter import NO_GRID
 from simulator.needle.shaft import Needle
 
@@ -95,9 +95,9 @@ def test_measured_line_integral_and_its_noise_follow_beer_lambert(phantom):
         assert np.ptp(p) < 3e-3  # flat up to the obliquity of the rays
         assert measured.mean() == pytest.approx(p.mean(), abs=0.01)
         expected_counts = frames * image.exposure.quanta_per_pixel * np.exp(-p.mean())
-        # Poisson's variance, less what the blur of the phantom's 2 mm voxels keeps of it: the quanta are blurred
-        # as the projection is (projection_blur_mm), by a Gaussian whose 2D kernel keeps (sum t^2)^2 of it.
-        sigma_px = projection_blur_mm(phantom, carm) / carm.pixel_size_mm
+        # Poisson's variance, less what the blur of the quanta keeps of it: they are blurred
+        # as the projection is up to a 1 mm CT's (noise_blur_mm), by a Gaussian whose 2D kernel keeps (sum t^2)^2 of it.
+        sigma_px = noise_blur_mm(phantom, carm) / carm.pixel_size_mm
         taps = np.exp(-0.5 * (np.arange(-4, 5) / sigma_px) ** 2)
         kept = float(np.sum((taps / taps.sum()) ** 2)) ** 2
         assert measured.var() == pytest.approx(kept / expected_counts, rel=0.15)
@@ -477,7 +477,7 @@ def test_thin_tissue_at_the_fields_rim_does_not_hide_the_centres_noise():
         centre = (slice(44, 84), slice(48, 80))  # rows (z), columns (x): the middle of the thick slab
         difference = images[0].pixels[centre].astype(float) - images[1].pixels[centre].astype(float)
         shown[flank] = difference.std() / np.sqrt(2)
-    assert shown[False] > 0.5  # the 4 mm voxels' projection blur (projection_blur_mm) smooths the quanta too
+    assert shown[False] > 0.5  # the quanta are blurred as a 1 mm CT's projection is (noise_blur_mm)
     # 2.8 and 2.2 grey levels: the flank still moves the window's top (the 99.9th percentile of the harmonised
     # slab, 3.98 to 4.09), which the plain equalisation's tone curve, all its slope on the slab's one histogram
     # peak, used to hide; the contrast-limited one (tone_curve) shows it. A window over the whole body: 2/3.
