@@ -282,8 +282,10 @@ def test_the_trainee_reads_the_instructors_comment_at_its_step_in_my_attempts(se
     users = {user.name: user for user in store.users()}
     mine = finished_attempt(store, users[TRAINEE], SCENARIO, patient)
     b.log_in(page, server.url, INSTRUCTOR, PASSWORD)
+    # The workstation outlives the page and keeps the tab and the filter an earlier test chose: the Review tab,
+    # opened anew, reads the attempts again (the one just made included).
+    page.click("#tab-sim")
     page.click("#tab-review")
-    # The trainee chosen: the workstation outlives the page and keeps the filter an earlier test chose.
     page.locator("#review-trainee").click(force=True)
     page.get_by_role("option", name=f"{TRAINEE} (trainee)").click()
     page.click(f"#open-{mine}")
