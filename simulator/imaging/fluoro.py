@@ -1387,17 +1387,13 @@ def _field_edge(shape: tuple[int, int], packed: bytes, width_pixels: float) -> n
     return weight
 
 
-def display_noise_reduced(measured: np.ndarray, exposed: np.ndarray, quanta_per_pixel: float | None,
-                          display: Display, detector: DetectorModel, carm: CArm,
-                          projection_blur_mm: float = 0.0) -> np.ndarray:
+def display_noise_reduced(measured: np.ndarray, noise: np.ndarray | None, display: Display) -> np.ndarray:
     """``measured`` after the display's noise reduction: ``display.noise_reduction_strength`` of the way to
-    :func:`noise_reduced` with a threshold of ``display.noise_reduction`` x :func:`quantum_noise_log` of
-    ``exposed`` (the anatomy's noiseless input) at ``quanta_per_pixel``; ``measured`` itself for a noiseless
-    frame or with the noise reduction off."""
-    if quanta_per_pixel is None or display.noise_reduction <= 0:
+    :func:`noise_reduced` with a threshold of ``display.noise_reduction`` x ``noise`` (the frame's
+    :func:`quantum_noise_log`); ``measured`` itself for a noiseless frame (``noise`` None) or with the noise
+    reduction off."""
+    if noise is None or display.noise_reduction <= 0:
         return measured
-    noise = quantum_noise_log(exposed, quanta_per_pixel, detector=detector, pixel_size_mm=carm.pixel_size_mm,
-                              projection_blur_mm=projection_blur_mm)
     mean = noise_reduced(measured, np.float32(display.noise_reduction) * noise, display.noise_reduction_sigma_px)
     return measured + np.float32(display.noise_reduction_strength) * (mean - measured)
 
@@ -1608,12 +1604,14 @@ def render_fluoro(
         window = facts.window if display.window is None else display.window
         background = facts.background
     tone = facts.tone if subtract is None and display.window is None else None
-    shown = display_noise_reduced(measured, facts.exposed, quanta, display, detector, carm, quanta_blur_mm)
+    # The quantum noise's standard deviation, once: it sets the noise reduction's threshold and, on a plain frame,
+    # the mottle the toe keeps visible.
+    noise = None if quanta is None else quantum_noise_log(facts.exposed, quanta, detector=detector,
+                                                          pixel_size_mm=carm.pixel_size_mm,
+                                                          projection_blur_mm=quanta_blur_mm)
+    shown = display_noise_reduced(measured, noise, display)
     shading = vignetting_profile(carm.detector_pixels, detector.vignetting) if detector.vignetting else None
-    mottle = None
-    if quanta is not None and subtract is None:
-        mottle = quantum_noise_log(facts.exposed, quanta, detector=detector, pixel_size_mm=carm.pixel_size_mm,
-                                   projection_blur_mm=quanta_blur_mm)
+    mottle = noise if subtract is None else None
     pixels = to_display(shown, field_mask, window, display, carm.pixel_size_mm, background, tone, shading, mottle)
     if display.letters:
         pixels = burn_in_labels(pixels, carm, caption)
