@@ -158,8 +158,7 @@ def _expert_attempt(page, scenario, anatomy, database, expert: list[dict]) -> No
 
 def _ultrasound_attempt(page, scenario, anatomy, database) -> None:
     """Scan first, then an in-plane needle into the ligamentum flavum of the L4-L5 window: ultrasound.jpg."""
-    page.locator("#scenario").click(force=True)
-    page.get_by_role("option", name=scenario.title).click()
+    b.choose(page, "#scenario", scenario.title, prefix=True)
     page.wait_for_selector("#probe-card")
     page.click("#start")
     b.wait_saved(page, 1)
@@ -209,9 +208,7 @@ def _aim_at_target(page, scenario, anatomy, database) -> None:
 def _review(page) -> None:
     """The instructor's Review tab: the resident's attempts and learning curve, a case preview."""
     page.click("#tab-review")
-    page.wait_for_timeout(600)  # the tab slides in
-    page.locator("#review-trainee").click(force=True)
-    page.get_by_role("option", name=f"{RESIDENT} (trainee)").click()
+    b.choose(page, "#review-trainee", f"{RESIDENT} (trainee)")
     page.wait_for_selector("#curve svg")
     page.click("#preview")
     page.wait_for_selector("#preview-image[src^='data:image/jpeg']", timeout=120_000)

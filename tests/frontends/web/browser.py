@@ -220,6 +220,30 @@ def set_number(page, selector: str, value: float) -> None:
     page.fill(selector, f"{value:.4f}".rstrip("0").rstrip("."))
 
 
+def choose(page, select: str, title: str, prefix: bool = False, tries: int = 4) -> None:
+    """Pick the item a Vuetify select lists as ``title`` (or, with ``prefix``, whose title starts with it) and
+    wait until the select shows it chosen. On a busy machine a click can land while the menu is still opening or
+    the tab holding the select still slides in, so the pick is made again, as a user would, until the select
+    shows it."""
+    ending = "" if prefix else "$"
+    item = page.locator(".v-overlay--active .v-list-item").filter(
+        has=page.locator(".v-list-item-title", has_text=re.compile(f"^{re.escape(title)}{ending}"))).first
+    shown = ("([s, t, prefix]) => { const chosen = (document.querySelector("
+             "`.v-select:has(${s}) .v-select__selection`)?.textContent || '').trim();"
+             " return prefix ? chosen.startsWith(t) : chosen === t; }")
+    for attempt in range(tries):
+        if not item.is_visible():
+            page.locator(f".v-select:has({select}) .v-field").click()
+        try:
+            item.click(timeout=15_000)
+            page.wait_for_function(shown, arg=[select, title, prefix], timeout=10_000)
+            return
+        except PlaywrightTimeoutError:
+            if attempt == tries - 1:
+                raise
+            page.keyboard.press("Escape")  # a menu left open would take the next click
+
+
 class Trainee:
     """Works the controls; keeps the C-arm pose of the image on the monitor to know where to click.
 
@@ -271,25 +295,6 @@ class Trainee:
         self.depth_correction_mm = 0.0
         act(self.page, "#advance")
 
-    def choose(self, select: str, title: str, tries: int = 4) -> None:
-        """Pick the item a Vuetify select lists as ``title`` and wait until the select shows it chosen; on a
-        busy machine a click can land while the menu is still opening, so the pick is made again, as a user
-        would, until the select shows it."""
-        shown = ("([s, t]) => document.querySelector(`.v-select:has(${s}) .v-select__selection`)"
-                 "?.textContent.trim() === t")
-        item = self.page.locator(".v-overlay--active .v-list-item").filter(
-            has=self.page.locator(".v-list-item-title", has_text=re.compile(f"^{re.escape(title)}$")))
-        for attempt in range(tries):
-            if not item.is_visible():
-                self.page.locator(f".v-select:has({select}) .v-field").click()
-            try:
-                item.click(timeout=15_000)
-                self.page.wait_for_function(shown, arg=[select, title], timeout=10_000)
-                return
-            except PlaywrightTimeoutError:
-                if attempt == tries - 1:
-                    raise
-
     def perform(self, record: dict) -> None:
         kind = record["type"]
         if kind == "set_carm":
@@ -308,11 +313,11 @@ class Trainee:
         elif kind == "inject_medication":
             set_number(self.page, "#medication-ml", record["ml"])
             if record["agent"] != "steroid_nonparticulate":  # the page's default
-                self.choose("#medication-agent", AGENT_WORDS[record["agent"]])
+                choose(self.page, "#medication-agent", AGENT_WORDS[record["agent"]])
             act(self.page, "#medicate")
         elif kind == "read_contrast":
             words = READING_WORDS[record["reading"]]
-            self.choose("#contrast-reading", words[0].upper() + words[1:])  # capitalised as the list shows it
+            choose(self.page, "#contrast-reading", words[0].upper() + words[1:])  # capitalised as the list shows it
             act(self.page, "#read-contrast")
         elif kind == "finish":
             self.page.click("#finish")

@@ -235,9 +235,7 @@ def test_an_instructor_reviews_attempts_replays_them_and_sees_the_learning_curve
 
     b.log_in(page, server.url, INSTRUCTOR, PASSWORD)
     page.click("#tab-review")
-    page.wait_for_timeout(600)  # the tab slides in
-    page.locator("#review-trainee").click(force=True)
-    page.get_by_role("option", name="sam (trainee)").click()
+    b.choose(page, "#review-trainee", "sam (trainee)")
     page.wait_for_selector("#curve svg")
     assert page.locator("#curve circle").count() == (1 + 3) * 2  # the CUSUM and three measures, two attempts
     assert page.locator("#curve .cusum-lower").count() == page.locator("#curve .cusum-upper").count() == 1
@@ -286,8 +284,7 @@ def test_the_trainee_reads_the_instructors_comment_at_its_step_in_my_attempts(se
     # opened anew, reads the attempts again (the one just made included).
     page.click("#tab-sim")
     page.click("#tab-review")
-    page.locator("#review-trainee").click(force=True)
-    page.get_by_role("option", name=f"{TRAINEE} (trainee)").click()
+    b.choose(page, "#review-trainee", f"{TRAINEE} (trainee)")
     page.click(f"#open-{mine}")
     page.wait_for_function("id => document.querySelector('#replay-action')?.textContent.startsWith('3. ') && "
                            "document.body.textContent.includes('attempt ' + id + ' · ')", arg=mine)

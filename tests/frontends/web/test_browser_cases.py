@@ -44,15 +44,15 @@ def test_an_instructor_authors_and_assigns_a_case_and_the_trainee_starts_it(pati
             page = browser.new_context(viewport={"width": 1500, "height": 1000}).new_page()
             b.log_in(page, server.url, INSTRUCTOR, PASSWORD)
             page.click("#tab-cases")
-            _choose(page, "#editor-base", "tfesi-default · ")
+            b.choose(page, "#editor-base", "tfesi-default · ", prefix=True)
             _wait_text(page, "#editor-procedure", "transforaminal epidural")
             page.fill("#editor-title", TITLE)
             page.fill("#editor-brief", BRIEF)
-            _choose(page, "#editor-level", "L3-L4")
-            _choose(page, "#editor-side", "right")
+            b.choose(page, "#editor-level", "L3-L4", prefix=True)
+            b.choose(page, "#editor-side", "right", prefix=True)
             page.fill("#editor-objectives", "Find the right L3-L4 safe triangle.\nInject under DSA.")
             page.uncheck("#editor-hints")
-            _choose(page, "#editor-patient", f"{UPLOADED} · ")
+            b.choose(page, "#editor-patient", f"{UPLOADED} · ", prefix=True)
             page.wait_for_selector("#editor-bmi", state="detached")  # an uploaded CT has its own habitus
             # A case id the schema refuses: the message names the editor's field and the fix, next to the field.
             page.fill("#editor-id", "Right L3")
@@ -67,8 +67,8 @@ def test_an_instructor_authors_and_assigns_a_case_and_the_trainee_starts_it(pati
             page.wait_for_selector("#editor-save:not([disabled])")
             page.click("#editor-save")
             _wait_text(page, "#editor-text", f"Saved {CASE}")
-            _choose(page, "#assign-case", CASE)
-            _choose(page, "#assign-trainee", TRAINEE)
+            b.choose(page, "#assign-case", CASE, prefix=True)
+            b.choose(page, "#assign-trainee", TRAINEE, prefix=True)
             page.fill("#assign-due", "2031-05-04")
             page.wait_for_selector("#assign:not([disabled])")
             page.click("#assign")
@@ -90,7 +90,7 @@ def test_an_instructor_authors_and_assigns_a_case_and_the_trainee_starts_it(pati
             listed = [text.strip() for text in entries.all_text_contents()]
             assert listed[:2] == ["Assigned to you", f"{TITLE} · due 2031-05-04"] and "department" in listed
             trainee.keyboard.press("Escape")
-            _choose(trainee, "#scenario", f"{TITLE} · due 2031-05-04")
+            b.choose(trainee, "#scenario", f"{TITLE} · due 2031-05-04", prefix=True)
             _wait_text(trainee, "#brief", BRIEF)
             _wait_text(trainee, "#objectives", "Find the right L3-L4 safe triangle.")
             trainee.wait_for_selector("#start:not([disabled])")
@@ -106,24 +106,3 @@ def test_an_instructor_authors_and_assigns_a_case_and_the_trainee_starts_it(pati
     assert stored.author == INSTRUCTOR and "side: right" in stored.yaml_text and "level: L3-L4" in stored.yaml_text
     assert f"stored: {UPLOADED}" in stored.yaml_text and "generator" not in stored.yaml_text
     assert re.search(r"^hints: \[\]$", stored.yaml_text, re.M)
-
-
-def _choose(page, select: str, title: str, tries: int = 4) -> None:
-    """Pick the item of a Vuetify select whose title starts with ``title`` (the trainee helper's retries:
-    a click can land while the menu is still opening)."""
-    from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
-
-    item = page.locator(".v-overlay--active .v-list-item").filter(
-        has=page.locator(".v-list-item-title", has_text=re.compile(f"^{re.escape(title)}")))
-    shown = "([s, t]) => (document.querySelector(`.v-select:has(${s}) .v-select__selection`)?.textContent || '')" \
-            ".trim().startsWith(t)"
-    for attempt in range(tries):
-        if not item.first.is_visible():
-            page.locator(f".v-select:has({select}) .v-field").click()
-        try:
-            item.first.click(timeout=15_000)
-            page.wait_for_function(shown, arg=[select, title], timeout=10_000)
-            return
-        except PlaywrightTimeoutError:
-            if attempt == tries - 1:
-                raise

@@ -29,9 +29,9 @@ def test_a_served_case_is_picked_started_and_explained(patient, tmp_path):
             browser = b.launch_browser(driver)
             page = browser.new_context(viewport={"width": 1600, "height": 1000}).new_page()
             b.log_in(page, server.url, INSTRUCTOR, PASSWORD)
-            page.locator("#scenario").click(force=True)
-            assert page.locator(".v-list-subheader", has_text="ward-a").is_visible()
-            page.get_by_role("option", name="A ward's own interlaminar case").click()
+            page.locator(".v-select:has(#scenario) .v-field").click()
+            page.locator(".v-overlay--active .v-list-subheader", has_text="ward-a").wait_for()
+            b.choose(page, "#scenario", "A ward's own interlaminar case", prefix=True)
             page.wait_for_function("() => document.querySelector('#brief').textContent.includes('L3-L4')")
             assert page.text_content("#difficulty").strip().lower() == "advanced"
             assert page.locator("#objectives li").all_text_contents() == [
