@@ -46,17 +46,14 @@ spare warms up in its place once no other workstation is starting.
 from __future__ import annotations
 
 import asyncio
-import hmac
 import html
 import ipaddress
 import json
 import logging
 import os
 import secrets
-import signal
 import socket
 import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -68,12 +65,11 @@ from aiohttp import ClientSession, ClientTimeout, WSCloseCode, WSMsgType, web
 from anatomy_models.errors import SpinesimError
 from frontends.store import Store, User
 from frontends.web.inputs import MAX_MESSAGE_BYTES
+from frontends.web.portal_link import SECRET_HEADER
 from frontends.web.upload import Uploads
 from frontends.web.zygote import ForkedWorkstation, start_workstation
 
 COOKIE = "spinesim_session"
-# The header that carries a workstation's secret on every request the portal forwards to it.
-SECRET_HEADER = "X-Spinesim-Workstation"
 log = logging.getLogger("spinesim.portal")
 # Hop-by-hop headers (RFC 9110 §7.6.1) are not forwarded by a proxy.
 _HOP_BY_HOP = {"connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te", "trailer",
@@ -99,15 +95,6 @@ CONTENT_SECURITY_POLICY = ("default-src 'self'; script-src 'self' 'unsafe-inline
                            "style-src 'self' 'unsafe-inline'; img-src 'self' data: blob:; font-src 'self' data:; "
                            "connect-src 'self'; frame-src 'self'; worker-src 'self' blob:; object-src 'none'; "
                            "base-uri 'self'; form-action 'self'")
-
-
-def die_with_parent() -> None:
-    """Ask Linux to kill this process when its parent dies (no-op elsewhere)."""
-    if sys.platform.startswith("linux"):
-        import ctypes
-
-        PR_SET_PDEATHSIG = 1
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
 def is_loopback(host: str) -> bool:
@@ -148,17 +135,6 @@ class PortalConfig:
     @property
     def login_required(self) -> bool:
         return self.require_login or not is_loopback(self.host)
-
-
-def secrets_match(given: str | None, expected: str) -> bool:
-    """Constant-time comparison of a presented secret with the expected one.
-
-    Examples
-    --------
-    >>> secrets_match("abc", "abc"), secrets_match("abd", "abc"), secrets_match(None, "abc")
-    (True, False, False)
-    """
-    return given is not None and hmac.compare_digest(given.encode("utf-8", "replace"), expected.encode("utf-8"))
 
 
 @dataclass

@@ -52,6 +52,7 @@ from frontends.web.editor import EDITOR_REQUESTS, CaseEditor
 from frontends.web.handlers import Handlers
 from frontends.web.inputs import MAX_MESSAGE_BYTES
 from frontends.web.patients import Patients
+from frontends.web.portal_link import SECRET_HEADER, die_with_parent, secrets_match
 from frontends.web.views import initial_state
 from scenarios.catalogue import Catalogue
 from scenarios.schema import Scenario
@@ -409,8 +410,6 @@ def require_secret(secret: str):
     workstation's secret (the portal adds it; another local user reaching the port cannot)."""
     from aiohttp import web
 
-    from frontends.web.portal import SECRET_HEADER, secrets_match
-
     @web.middleware
     async def guard(request, handler):
         if not secrets_match(request.headers.get(SECRET_HEADER), secret):
@@ -424,8 +423,6 @@ def require_secret(secret: str):
 def main() -> None:
     """Entry point of a workstation process (forked by the portal's zygote, :mod:`frontends.web.zygote`): warm
     up, then (a spare) wait for the portal to name the user and port, then serve."""
-    from frontends.web.portal import die_with_parent
-
     die_with_parent()
     config = WorkstationConfig.from_environment()
     sys.argv = sys.argv[:1]  # trame parses the command line; the configuration came in the environment

@@ -16,7 +16,7 @@ Stopping: the portal stops its workstations as it stops (Ctrl-C, SIGTERM), and a
 as a process of multiprocessing's should, through its exit handlers (:func:`stop_cleanly_on_terminate`); however
 the portal ends (killed too),
 Linux kills the zygote when the portal dies and each workstation when the zygote dies
-(:func:`frontends.web.portal.die_with_parent`, :mod:`frontends.web.zygote_ready`): no workstation outlives
+(:func:`frontends.web.portal_link.die_with_parent`, :mod:`frontends.web.zygote_ready`): no workstation outlives
 its portal. The zygote is started from the portal's main thread (its event loop): Linux's parent-death
 signal follows the thread that started it.
 """
@@ -42,7 +42,7 @@ from pathlib import Path
 # imported in each; frontends.cli itself is not preloaded (runpy warns when the module it runs is loaded).
 # Last, frontends.web.zygote_ready makes the zygote die with the portal and freezes what is imported (a
 # workstation's garbage collections then leave its pages shared).
-PRELOADED = ("frontends.web.workstation", "frontends.web.layout", "frontends.web.portal", "frontends.report",
+PRELOADED = ("frontends.web.workstation", "frontends.web.layout", "frontends.report",
              "scoring.report", "simulator.case.planner", "simulator.case.targets", "simulator.imaging.probe",
              "simulator.session.replay", "simulator.session.scans", "simulator.session.shots", "trame.app",
              "click", "rich.console", "rich.progress", "frontends.web.zygote_ready")

@@ -1,6 +1,6 @@
 """Imported last by the zygote (:mod:`frontends.web.zygote`), once everything a workstation needs is imported.
 
-- The zygote dies with the portal (``PR_SET_PDEATHSIG``, :func:`frontends.web.portal.die_with_parent`):
+- The zygote dies with the portal (``PR_SET_PDEATHSIG``, :func:`frontends.web.portal_link.die_with_parent`):
   multiprocessing's fork server exits when the portal's end of its "alive" pipe closes, but every child it
   forks is given a copy of that end, so while any workstation runs it would stay, and its workstations
   (which die with it) too: a killed portal left them all running (seen in
@@ -13,7 +13,7 @@
 
 import gc
 
-from frontends.web.portal import die_with_parent
+from frontends.web.portal_link import die_with_parent
 
 die_with_parent()
 gc.collect()

@@ -20,7 +20,8 @@ from anatomy_models.store import anatomy_folder, save_anatomy
 from frontends.commands.serve import check_patient
 from frontends.store import Store
 from frontends.web.patients import Patients
-from frontends.web.portal import MAX_BODY_BYTES, SECRET_HEADER, LoginThrottle, Portal, PortalConfig, WorkstationProcess
+from frontends.web.portal import MAX_BODY_BYTES, LoginThrottle, Portal, PortalConfig, WorkstationProcess
+from frontends.web.portal_link import SECRET_HEADER
 from frontends.web.workstation import guard
 from scenarios.schema import library_scenarios
 from tests.frontends.web.test_portal import _Process, fake_processes  # noqa: F401 - the fixture

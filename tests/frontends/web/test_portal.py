@@ -19,7 +19,8 @@ from anatomy_models.anatomy import Anatomy
 from frontends.store import Store
 from frontends.web import portal as portal_module
 from frontends.web.patients import compact_labels
-from frontends.web.portal import COOKIE, SECRET_HEADER, Portal, PortalConfig, WorkstationProcess
+from frontends.web.portal import COOKIE, Portal, PortalConfig, WorkstationProcess
+from frontends.web.portal_link import SECRET_HEADER
 from frontends.web.workstation import WorkstationConfig, require_secret
 
 
