@@ -830,7 +830,7 @@ def _completion_beyond(ct: Volume, body: np.ndarray, axes: tuple[int, int, int],
     # Per slice: the body's extent across the face's normal, halved, mm.
     radius = _span(body.any(axis=0))[1] * spacing[1]
     index = np.arange(body.shape[1])[:, None]
-    inward = max(1, int(round(_OUTLINE_SLOPE_MM / float(spacing[0]))))
+    inward = min(max(1, int(round(_OUTLINE_SLOPE_MM / float(spacing[0])))), body.shape[0] - 1)  # a thin scan: less
     slabs = []
     for side in (0, body.shape[0] - 1):
         face = body[side]
@@ -846,11 +846,14 @@ def _completion_beyond(ct: Volume, body: np.ndarray, axes: tuple[int, int, int],
         # through the ends with that tangent there has radius half * sqrt(1 + t^2), its centre half * t inside the
         # face. A chord that widens towards the face (t < 0) is closed as a half circle.
         inside = _span(body[side + inward if side == 0 else side - inward])[1] * spacing[1]
-        slope = np.maximum(inside - half, 0.0) / (inward * float(spacing[0]))
+        slope = np.maximum(inside - half, 0.0) / (max(inward, 1) * float(spacing[0]))
         matched = np.sqrt(np.maximum(half ** 2 * (1.0 + slope ** 2) - offset ** 2, 0.0)) - half * slope
         # Nor deeper than a circle as deep as the body is across, through the same ends.
         sized = np.sqrt(np.maximum(radius ** 2 - offset ** 2, 0.0)) - np.sqrt(np.maximum(radius ** 2 - half ** 2, 0.0))
-        depth = np.where(np.abs(offset) < half, np.maximum(np.minimum(matched, sized), 0.0), 0.0)  # mm beyond the face
+        # Only where the skin meets the face on both sides of the cut: a body that fills the face from edge to edge
+        # there (a slab phantom, or a corner the field cut on two faces) has no cut outline to continue.
+        bounded = ~face[0] & ~face[-1]
+        depth = np.where((np.abs(offset) < half) & bounded, np.maximum(np.minimum(matched, sized), 0.0), 0.0)  # mm
         cell_mm = cells[0] * float(spacing[0])
         outward = (np.arange(count) * cell_mm + spacing[0] / 2.0)[:, None, None]  # from the face voxel's outer side
         fine = np.clip((depth[None] - outward) / cell_mm, 0.0, 1.0).astype(np.float32)  # (count, across, long)
@@ -870,7 +873,8 @@ def _completion_beyond(ct: Volume, body: np.ndarray, axes: tuple[int, int, int],
             to_ct[axis, 3] = (c - 1) / 2.0
         to_ct[long_axis, 3] -= cells[2] * ends[0]
         to_ct[cut_axis, 3] = side + 1 + (cells[0] - 1) / 2.0 if side else -cells[0] * count + (cells[0] - 1) / 2.0
-        slabs.append(Volume(np.ascontiguousarray(water), ct.affine @ to_ct))
+        if water.any():
+            slabs.append(Volume(np.ascontiguousarray(water), ct.affine @ to_ct))
     return slabs
 
 
