@@ -850,10 +850,10 @@ def _completion_beyond(ct: Volume, body: np.ndarray, axes: tuple[int, int, int],
         matched = np.sqrt(np.maximum(half ** 2 * (1.0 + slope ** 2) - offset ** 2, 0.0)) - half * slope
         # Nor deeper than a circle as deep as the body is across, through the same ends.
         sized = np.sqrt(np.maximum(radius ** 2 - offset ** 2, 0.0)) - np.sqrt(np.maximum(radius ** 2 - half ** 2, 0.0))
-        # Only where the skin meets the face on both sides of the cut: a body that fills the face from edge to edge
-        # there (a slab phantom, or a corner the field cut on two faces) has no cut outline to continue.
-        bounded = ~face[0] & ~face[-1]
-        depth = np.where((np.abs(offset) < half) & bounded, np.maximum(np.minimum(matched, sized), 0.0), 0.0)  # mm
+        # Not where the body fills the face from edge to edge (a slab phantom): no skin meets the face there, there
+        # is no cut outline to continue. A corner the field cut on two faces (one end at the face's edge) is.
+        outlined = ~(face[0] & face[-1])
+        depth = np.where((np.abs(offset) < half) & outlined, np.maximum(np.minimum(matched, sized), 0.0), 0.0)  # mm
         cell_mm = cells[0] * float(spacing[0])
         outward = (np.arange(count) * cell_mm + spacing[0] / 2.0)[:, None, None]  # from the face voxel's outer side
         fine = np.clip((depth[None] - outward) / cell_mm, 0.0, 1.0).astype(np.float32)  # (count, across, long)
