@@ -43,8 +43,8 @@ For the polychromatic beam the CT is projected as two materials, the path length
 cortical bone (:func:`anatomy_basis_line_integrals`, HU decomposed by ``tissues.hu_to_basis``), in one
 Joseph traversal of an interleaved table: the spectrum is applied per pixel afterwards, never per
 energy in the projector. A CT cut across the body along the patient's long axis is continued beyond
-its cut faces as water out to the skin (:func:`body_extension`), so its rays see no black band; a flank
-its field of view cut off is rounded off as soft tissue.
+its cut faces as water out to the skin (:func:`body_extension`), so its rays see no black band; a flank, a
+belly or a back its field of view cut off is rounded off as soft tissue, meeting the cut outline.
 
 The needle is not voxelised: :func:`needle_line_integrals` computes the steel shaft's and the plastic
 hub's (plastic and steel) chord lengths per ray in closed form, only in the pixels the needle covers, averaging 4 x 4
@@ -730,6 +730,9 @@ _EXTENSION_CELL_MM = 4.0
 # the air/fat boundary of tissues.tissue_from_hu).
 _CUT_FRACTION = 0.02
 _BODY_HU = -400.0
+# How far inside a cut face the body's outline is read for its slope there [ED: a few voxels of a clinical
+# scan, short against the outline's curvature (a flank's radius is ~100 mm)].
+_OUTLINE_SLOPE_MM = 9.0
 
 
 def body_extension(ct: Volume) -> tuple[Volume, ...]:
@@ -740,7 +743,7 @@ def body_extension(ct: Volume) -> tuple[Volume, ...]:
     spacing across the face (so its first node follows the CT's last one, and Joseph's interpolated
     fields meet without a seam) and on ~4 mm cells along it; the skin is the cut face's body outline,
     extruded. Bone and air inside the body are not continued: the far body is soft tissue. A flank the
-    scan's field of view cut off (its left or right face) is rounded off too (:func:`_lateral_completion`).
+    scan's field of view cut off (a flank, the belly, the back) is rounded off too (:func:`_axial_completion`).
 
     Examples
     --------
@@ -774,75 +777,115 @@ def body_extension(ct: Volume) -> tuple[Volume, ...]:
         to_ct[axis, 2] = 1.0 if side else -1.0
         to_ct[axis, 3] = side + (1.0 if side else -1.0)
         slabs.append(Volume(np.repeat(face[:, :, None], slices, axis=2).astype(np.float32), ct.affine @ to_ct))
-    return tuple(slabs) + _lateral_completion(ct, axis)
+    return tuple(slabs) + _axial_completion(ct, axis)
 
 
-def _lateral_completion(ct: Volume, long_axis: int) -> tuple[Volume, ...]:
-    """Water-equivalent continuations of the body beyond the left or right face of ``ct`` where its
-    field of view cut the patient's flank off (an abdominal protocol's field narrower than the patient).
+def _axial_completion(ct: Volume, long_axis: int) -> tuple[Volume, ...]:
+    """Water-equivalent continuations of the body beyond the faces of ``ct`` across the axial plane (left,
+    right, front, back) where its field of view cut the patient off: an abdominal protocol's field narrower
+    than the patient cuts a flank, or a large patient's belly or back.
 
-    In each axial slice the flank beyond the face is rounded off as a circle as deep (front to back)
-    as the body there, through the two ends of the face's cut (its chord): a convex flank meeting the
-    cut outline, deepest at the chord's middle and thinning to nothing at its ends, so a ray beyond the
-    face crosses about the body it would have and no ray sees a step. Only the patient's body counts
-    (the largest connected region above -400 HU: the table, a separate object, is neither body nor
-    depth). Each slab holds water fractions on ~4 mm cells (partial at the skin), :data:`EXTENSION_MM`
-    at most; bone, gas and contrast beyond the face are not continued: the far flank is soft tissue.
+    In each axial slice the body beyond a cut face is rounded off as a circle through the two ends of the
+    face's cut (its chord) that meets the cut outline at the angle the outline makes there (read
+    :data:`_OUTLINE_SLOPE_MM` inside the face): a convex continuation, deepest at the chord's middle and
+    thinning to nothing at its ends, so a ray beyond the face crosses about the body it would have and no
+    ray sees a step. It is never deeper than a circle through the ends as deep as the body is across the
+    face's normal (front to back beyond a flank, side to side beyond a belly or a back): a 3 mm outline's
+    slope is coarse. The chord runs from the body's first to its last voxel on the face, so bowel gas the
+    face cuts through does not shorten it. The field of view cut the body's outline, not its projections, so
+    this is the image-domain form of CT's truncation correction, which continues a truncated projection with
+    the water cylinder that meets its value and slope at the cut (Hsieh et al. 2004, Med Phys 31:2385, "A
+    novel reconstruction algorithm to extend the CT scan field-of-view"). A flat back cut off (the patient
+    lies on it) is continued rounder than it is: the test's real CT cut 45 mm off its back gains 19 mm of
+    water on average on the AP's rays at L4 instead of missing 21 (measured, not tested). Only the patient's
+    body counts (the largest connected region above -400 HU: the table, a separate object, is neither body
+    nor depth). Each slab holds water fractions on ~4 mm cells (partial at the skin), :data:`EXTENSION_MM`
+    at most; bone, gas and contrast beyond the face are not continued: the far body is soft tissue.
     """
-    lateral = int(np.argmax(np.abs(ct.affine[0, :3]) / np.linalg.norm(ct.affine[:3, :3], axis=0)))
-    if lateral == long_axis:
-        return ()
-    front_back = 3 - lateral - long_axis
-    hu = np.transpose(ct.array, (lateral, front_back, long_axis))  # the slabs' axes in this order too
-    if max((hu[side] > _BODY_HU).mean() for side in (0, -1)) <= _CUT_FRACTION:
-        return ()  # the field of view holds the body's flanks (the built-in patient): nothing to add
+    in_plane = [a for a in range(3) if a != long_axis]
+    hu = np.moveaxis(ct.array, long_axis, 2)
+    if max((np.take(ct.array, side, axis=a) > _BODY_HU).mean() for a in in_plane for side in (0, -1)) <= _CUT_FRACTION:
+        return ()  # the field of view holds the body (the built-in patient): nothing to add
     regions, _ = ndimage.label(hu > _BODY_HU)
-    body = regions == 1 + int(np.argmax(np.bincount(regions.ravel())[1:]))
-    spacing = np.linalg.norm(ct.affine[:3, :3], axis=0)[[lateral, front_back, long_axis]]
+    body_any = regions == 1 + int(np.argmax(np.bincount(regions.ravel())[1:]))
+    # Where the scan's ends are continued too (body_extension), so is each continuation, or its corner would
+    # be a bright notch beside the continued ends.
+    continued = [(np.take(ct.array, end, axis=long_axis) > _BODY_HU).mean() > _CUT_FRACTION for end in (0, -1)]
+    slabs: list[Volume] = []
+    for cut_axis in in_plane:
+        across = 3 - cut_axis - long_axis
+        order = [in_plane.index(cut_axis), in_plane.index(across), 2]
+        slabs += _completion_beyond(ct, np.transpose(body_any, order), (cut_axis, across, long_axis), continued)
+    return tuple(slabs)
+
+
+def _completion_beyond(ct: Volume, body: np.ndarray, axes: tuple[int, int, int], continued: list[bool]) -> list[Volume]:
+    """The continuations beyond the two faces of ``ct`` normal to ``axes[0]`` (see :func:`_axial_completion`);
+    ``body`` is the patient's body mask with its axes in the order ``axes`` (cut, across, long), ``continued``
+    whether the scan's first and last slices are continued (:func:`body_extension`)."""
+    cut_axis, across, long_axis = axes
+    spacing = np.linalg.norm(ct.affine[:3, :3], axis=0)[list(axes)]
     cells = [max(1, int(round(_EXTENSION_CELL_MM / float(s)))) for s in spacing]
     count = int(math.ceil(EXTENSION_MM / (cells[0] * float(spacing[0]))))
-    # Per slice: the body's front-to-back half depth (the flank's radius), mm.
-    occupied = body.any(axis=0)  # (front_back, long)
-    index = np.arange(hu.shape[1])[:, None]
-    first = np.where(occupied, index, hu.shape[1]).min(axis=0)
-    last = np.where(occupied, index, -1).max(axis=0)
-    radius = np.maximum(last - first + 1, 0) * spacing[1] / 2.0
+    # Per slice: the body's extent across the face's normal, halved, mm.
+    radius = _span(body.any(axis=0))[1] * spacing[1]
+    index = np.arange(body.shape[1])[:, None]
+    inward = min(max(1, int(round(_OUTLINE_SLOPE_MM / float(spacing[0])))), body.shape[0] - 1)  # a thin scan: less
     slabs = []
-    for side in (0, hu.shape[0] - 1):
+    for side in (0, body.shape[0] - 1):
         face = body[side]
         if face.mean() <= _CUT_FRACTION:
             continue
-        # The chord per slice: its middle and half length (mm), and each row's offset from its middle.
-        rows = face.sum(axis=0)
-        middle = np.where(rows > 0, (face * index).sum(axis=0) / np.maximum(rows, 1), 0.0)
-        half = rows * spacing[1] / 2.0
+        # The chord per slice, from the body's first to its last voxel on the face (bowel gas the face cuts
+        # through lies inside it): its middle and half length (mm), and each row's offset from its middle.
+        middle, half = _span(face)
+        half = half * spacing[1]
         offset = (index - middle[None, :]) * spacing[1]
-        sag = np.sqrt(np.maximum(radius ** 2 - half ** 2, 0.0))
-        depth = np.where(face, np.sqrt(np.maximum(radius ** 2 - offset ** 2, 0.0)) - sag, 0.0)  # mm beyond the face
+        # The outline's slope at the chord's ends: how fast the chord narrows towards the face (its half length
+        # that far inside), as the tangent of the angle the outline makes with the face's normal. The circle
+        # through the ends with that tangent there has radius half * sqrt(1 + t^2), its centre half * t inside the
+        # face. A chord that widens towards the face (t < 0) is closed as a half circle.
+        inside = _span(body[side + inward if side == 0 else side - inward])[1] * spacing[1]
+        slope = np.maximum(inside - half, 0.0) / (max(inward, 1) * float(spacing[0]))
+        matched = np.sqrt(np.maximum(half ** 2 * (1.0 + slope ** 2) - offset ** 2, 0.0)) - half * slope
+        # Nor deeper than a circle as deep as the body is across, through the same ends.
+        sized = np.sqrt(np.maximum(radius ** 2 - offset ** 2, 0.0)) - np.sqrt(np.maximum(radius ** 2 - half ** 2, 0.0))
+        # Not where the body fills the face from edge to edge (a slab phantom): no skin meets the face there, there
+        # is no cut outline to continue. A corner the field cut on two faces (one end at the face's edge) is.
+        outlined = ~(face[0] & face[-1])
+        depth = np.where((np.abs(offset) < half) & outlined, np.maximum(np.minimum(matched, sized), 0.0), 0.0)  # mm
         cell_mm = cells[0] * float(spacing[0])
         outward = (np.arange(count) * cell_mm + spacing[0] / 2.0)[:, None, None]  # from the face voxel's outer side
-        fine = np.clip((depth[None] - outward) / cell_mm, 0.0, 1.0).astype(np.float32)  # (count, front_back, long)
+        fine = np.clip((depth[None] - outward) / cell_mm, 0.0, 1.0).astype(np.float32)  # (count, across, long)
         padded = np.zeros([count] + [-(-m // c) * c for m, c in zip(face.shape, cells[1:])], np.float32)
         padded[:, :face.shape[0], :face.shape[1]] = fine
         water = padded.reshape(count, padded.shape[1] // cells[1], cells[1], padded.shape[2] // cells[2],
                                cells[2]).mean(axis=(2, 4))
         if side == 0:
             water = water[::-1]  # slab index runs with the CT's: the farthest cell first
-        # Where the scan's ends are continued too (body_extension), so is the flank, or its corner would
-        # be a bright notch beside the continued ends.
-        ends = [int(math.ceil(EXTENSION_MM / (cells[2] * float(spacing[2])))) * bool(
-            (hu[:, :, end] > _BODY_HU).mean() > _CUT_FRACTION) for end in (0, -1)]
+        ends = [int(math.ceil(EXTENSION_MM / (cells[2] * float(spacing[2])))) * bool(end) for end in continued]
         water = np.pad(water, ((0, 0), (0, 0), tuple(ends)), mode="edge")
-        # Slab index (lateral, front_back, long) -> CT index: each cell's centre, the nearest beyond the face.
+        # Slab index (cut, across, long) -> CT index: each cell's centre, the nearest beyond the face.
         to_ct = np.zeros((4, 4))
         to_ct[3, 3] = 1.0
-        for row, (axis, c) in enumerate(zip((lateral, front_back, long_axis), cells)):
+        for row, (axis, c) in enumerate(zip(axes, cells)):
             to_ct[axis, row] = c
             to_ct[axis, 3] = (c - 1) / 2.0
         to_ct[long_axis, 3] -= cells[2] * ends[0]
-        to_ct[lateral, 3] = side + 1 + (cells[0] - 1) / 2.0 if side else -cells[0] * count + (cells[0] - 1) / 2.0
-        slabs.append(Volume(np.ascontiguousarray(water), ct.affine @ to_ct))
-    return tuple(slabs)
+        to_ct[cut_axis, 3] = side + 1 + (cells[0] - 1) / 2.0 if side else -cells[0] * count + (cells[0] - 1) / 2.0
+        if water.any():
+            slabs.append(Volume(np.ascontiguousarray(water), ct.affine @ to_ct))
+    return slabs
+
+
+def _span(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per column of ``mask`` (rows, columns): the middle of its first and last true row and half their span
+    (voxels, ends included; 0 for an empty column)."""
+    index = np.arange(mask.shape[0])[:, None]
+    first = np.where(mask, index, mask.shape[0]).min(axis=0)
+    last = np.where(mask, index, -1).max(axis=0)
+    filled = last >= first
+    return np.where(filled, (first + last) / 2.0, 0.0), np.where(filled, (last - first + 1) / 2.0, 0.0)
 
 
 def _anatomy_basis_table(anatomy: Anatomy, method: str, axis: int) -> _PreparedPair | tuple[_Prepared, _Prepared]:
