@@ -33,3 +33,18 @@ def test_a_needle_too_short_for_the_patient_has_no_expert_path(small_spine):
     tracer = tracer_for(small_spine)
     with pytest.raises(SpinesimError, match="no safe textbook path to the left L4-L5 safe triangle with a 40 mm needle"):
         plan_trajectory(tracer, target_for(scenario, small_spine, tracer), NeedleSpec("quincke", 22, 40.0))
+
+
+@pytest.mark.parametrize("scenario_id", ["ilesi-default", "ilesi-l5s1-left", "ilesi-l3l4-right"])
+def test_the_interlaminar_needle_runs_down_the_ap_that_opens_its_window(small_spine, scenario_id):
+    """The interlaminar expert's needle runs within 15 degrees of the AP's beam (its cranial angle along the AP's
+    caudal tilt, leaving the paramedian approach's medial angle: "straight down the barrel", clinical.md §2.1
+    [S10]); the path itself meets no bone (test_the_expert_trajectory_is_safe_and_within_the_textbook_cone). With the
+    AP squared to the lower endplate the needle ran 33 (L4-L5) to 56 (L5-S1) degrees off the beam, a long
+    shaft across the AP (issue 16/21)."""
+    scenario = load_scenario(scenario_id)
+    tracer = tracer_for(small_spine)
+    target = target_for(scenario, small_spine, tracer)
+    path = plan_trajectory(tracer, target, scenario.needle.spec())
+    beam = target.views[0].carm.beam_direction
+    assert np.degrees(np.arccos(abs(float(path.direction @ beam)))) <= 15.0
