@@ -32,6 +32,9 @@ class Derived:
 
     A copy or a pickle of a store is empty: derived data is recomputed, never carried along.
 
+    A process that keeps its owner for hours (a workstation keeps its patient) can also bound the shelves' bytes
+    in all (:meth:`limit_shelves`): past the budget, the least recently used value of any shelf is dropped.
+
     Processes that hold the same owner (the workstations of one server, each with the same patient) can
     share its large kept arrays instead of each holding a copy: with :meth:`share_arrays` set, a kept value
     that is an array, or a dataclass with array fields, of at least ``min_bytes`` has those arrays replaced
@@ -58,6 +61,9 @@ class Derived:
         self._shelves: dict[Hashable, OrderedDict[Hashable, object]] = {}
         self._place: Callable[[np.ndarray], np.ndarray] | None = None
         self._min_bytes = 0
+        # Every shelved value's bytes by (shelf, key), least recently used first, when the shelves have a budget.
+        self._shelved_bytes: OrderedDict[tuple[Hashable, Hashable], int] = OrderedDict()
+        self._budget_bytes: int | None = None
 
     def __call__(self, key: Hashable, compute: Callable[[], T]) -> T:
         """The value of ``key``, from ``compute()`` on first use and kept until :meth:`clear`."""
@@ -92,7 +98,8 @@ class Derived:
         return value
 
     def recent(self, shelf: Hashable, key: Hashable, compute: Callable[[], T], *, keep: int) -> T:
-        """The value of ``key`` on ``shelf``, which holds the ``keep`` most recently used values.
+        """The value of ``key`` on ``shelf``, which holds the ``keep`` most recently used values (and all the shelves
+        together at most the bytes of :meth:`limit_shelves`, if set).
 
         Raises
         ------
@@ -105,11 +112,48 @@ class Derived:
         values = self._shelves.setdefault(shelf, OrderedDict())
         if key in values:
             values.move_to_end(key)
+            if (shelf, key) in self._shelved_bytes:
+                self._shelved_bytes.move_to_end((shelf, key))
             return values[key]  # type: ignore[return-value]
         value = values[key] = compute()
         while len(values) > keep:
-            values.popitem(last=False)
+            dropped, _ = values.popitem(last=False)
+            self._shelved_bytes.pop((shelf, dropped), None)
+        if self._budget_bytes is not None:
+            self._shelved_bytes[(shelf, key)] = array_bytes(value)
+            self._hold_to_budget()
         return value
+
+    def limit_shelves(self, budget_bytes: int) -> None:
+        """From now on, hold the arrays of every shelf's values to ``budget_bytes`` in all: past it, the least recently
+        used value of any shelf is dropped (the one just made always stays, however large).
+
+        Examples
+        --------
+        >>> store = Derived()
+        >>> store.limit_shelves(2500)
+        >>> [store.recent(shelf, n, lambda: np.zeros(n * 100), keep=8).nbytes for shelf, n in (("a", 1), ("b", 2))]
+        [800, 1600]
+        >>> store.recent("a", 1, lambda: None, keep=8).nbytes   # used again: now the most recent
+        800
+        >>> store.recent("b", 3, lambda: np.zeros(100), keep=8).nbytes, store.count("a"), store.count("b"), store.shelved_bytes()
+        (800, 1, 1, 1600)
+        """
+        self._budget_bytes = int(budget_bytes)
+        self._shelved_bytes = OrderedDict(((shelf, key), array_bytes(value)) for shelf, values in self._shelves.items()
+                                          for key, value in values.items())
+        self._hold_to_budget()
+
+    def shelved_bytes(self) -> int:
+        """The bytes of the arrays the shelves hold now (counted while a budget is set: :meth:`limit_shelves`)."""
+        return sum(self._shelved_bytes.values())
+
+    def _hold_to_budget(self) -> None:
+        total = self.shelved_bytes()
+        while total > self._budget_bytes and len(self._shelved_bytes) > 1:
+            (shelf, key), size = self._shelved_bytes.popitem(last=False)
+            del self._shelves[shelf][key]
+            total -= size
 
     def count(self, shelf: Hashable) -> int:
         """How many values ``shelf`` holds now."""
@@ -119,6 +163,7 @@ class Derived:
         """Drop every value (kept and shelved): the one place derived data is forgotten."""
         self._kept.clear()
         self._shelves.clear()
+        self._shelved_bytes.clear()
 
     def __len__(self) -> int:
         return len(self._kept) + sum(len(values) for values in self._shelves.values())
@@ -128,3 +173,32 @@ class Derived:
 
     def __repr__(self) -> str:
         return f"Derived({len(self)} values)"
+
+
+def array_bytes(value: object) -> int:
+    """The bytes of the numpy arrays in ``value``: an array, or held by a tuple, list, dict, dataclass or object's
+    attributes (each array once, however often it is reached; a view counts as its own bytes).
+
+    Examples
+    --------
+    >>> image = np.zeros((4, 4), np.float32)
+    >>> array_bytes(image), array_bytes((image, {"same": image, "half": image[:2]})), array_bytes(3.0)
+    (64, 96, 0)
+    """
+    total, seen, stack = 0, set(), [value]
+    while stack:
+        item = stack.pop()
+        if id(item) in seen:
+            continue
+        seen.add(id(item))
+        if isinstance(item, np.ndarray):
+            total += item.nbytes
+        elif isinstance(item, (tuple, list)):
+            stack.extend(item)
+        elif isinstance(item, dict):
+            stack.extend(item.values())
+        elif hasattr(item, "__dict__") and not isinstance(item, type):
+            stack.extend(vars(item).values())
+        elif hasattr(item, "__slots__"):
+            stack.extend(getattr(item, name) for name in item.__slots__ if hasattr(item, name))
+    return total

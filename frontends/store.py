@@ -296,6 +296,7 @@ class Comment:
     step: int | None
     text: str
     created: datetime
+    reply: bool  # the trainee's reply to their instructor's comment at the same step (or on the whole attempt)
 
 
 @dataclass(frozen=True)
@@ -670,16 +671,41 @@ class Store:
 
     # ------------------------------------------------------------------ comments
     def add_comment(self, attempt_id: int, author_id: int, text: str, step: int | None = None) -> int:
-        """An instructor's (or the trainee's own) comment on an attempt, at replay step ``step`` (1-based) or
-        on the whole attempt. Returns its id."""
+        """An instructor's comment on an attempt, or its trainee's reply to one, at replay step ``step`` (1-based)
+        or on the whole attempt. Returns its id.
+
+        A trainee replies on their own attempt only, and only where an instructor has commented (the same step,
+        or the whole attempt): the comments are the instructor's debrief, the reply answers it at the moment it
+        is about (a trainee's notes to themselves have no reader).
+
+        Raises
+        ------
+        SpinesimError
+            If the text is empty or too long, the step is not in the attempt, or a trainee writes on another's
+            attempt or where no instructor has commented.
+        """
         text = (text or "").strip()
         if not text or len(text) > MAX_COMMENT_CHARS:
             raise SpinesimError(f"a comment has 1 to {MAX_COMMENT_CHARS} characters, not {len(text)}")
         with Session(self.engine) as db:
-            self._attempt_row(db, attempt_id)
+            attempt = self._attempt_row(db, attempt_id)
             actions = db.scalar(select(func.count(_Action.id)).where(_Action.attempt_id == attempt_id)) or 0
             if step is not None and not 1 <= step <= actions:
                 raise SpinesimError(f"step {step} is not in attempt {attempt_id} (steps 1 to {actions})")
+            author = db.get(_User, author_id)
+            if author is None:
+                raise SpinesimError(f"no user with id {author_id}")
+            if author.role == "trainee":
+                if attempt.user_id != author.id:
+                    raise SpinesimError(f"attempt {attempt_id} is not {author.name}'s: a trainee replies on their "
+                                        "own attempts only")
+                where = _Comment.step.is_(None) if step is None else _Comment.step == step
+                answered = db.scalar(select(func.count(_Comment.id)).join(_User, _User.id == _Comment.author_id)
+                                     .where(_Comment.attempt_id == attempt_id, where, _User.role == "instructor"))
+                if not answered:
+                    at = "on the whole attempt" if step is None else f"at step {step}"
+                    raise SpinesimError(f"your instructor has not commented {at}: there is nothing to reply to",
+                                        hint="reply at a step where your instructor's comment is shown")
             row = _Comment(attempt_id=attempt_id, author_id=author_id, step=step, text=text, created=_now())
             db.add(row)
             db.commit()
@@ -687,11 +713,11 @@ class Store:
 
     def comments(self, attempt_id: int) -> list[Comment]:
         """An attempt's comments, oldest first."""
-        query = (select(_Comment, _User.name).join(_User, _User.id == _Comment.author_id)
+        query = (select(_Comment, _User.name, _User.role).join(_User, _User.id == _Comment.author_id)
                  .where(_Comment.attempt_id == attempt_id).order_by(_Comment.created, _Comment.id))
         with Session(self.engine) as db:
-            return [Comment(row.id, row.attempt_id, name, row.step, row.text, _aware(row.created))
-                    for row, name in db.execute(query)]
+            return [Comment(row.id, row.attempt_id, name, row.step, row.text, _aware(row.created), role == "trainee")
+                    for row, name, role in db.execute(query)]
 
 
 # --------------------------------------------------------------------------- a programme's records

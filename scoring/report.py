@@ -8,12 +8,13 @@ landmarks and the log; it never renders an image (the HTML report renders its im
 
 Examples
 --------
->>> from anatomy_models.spine import SpineParameters, generate_spine
+>>> from anatomy_models.spine import SpineParameters
+>>> from anatomy_models.store import generated_anatomy  # the generated patient, kept under SPINESIM_HOME
 >>> from scenarios.schema import load_scenario
 >>> from simulator.case.planner import expert_actions, plan_trajectory
 >>> from simulator.session.fold import Session
 >>> scenario = load_scenario("facet-default")
->>> anatomy = generate_spine(SpineParameters(spacing_mm=2.0))
+>>> anatomy = generated_anatomy(SpineParameters(spacing_mm=2.0))
 >>> session = Session(scenario, anatomy)
 >>> log = expert_actions(scenario, session.target, plan_trajectory(session.tracer, session.target, session.spec))
 >>> report = score(scenario, anatomy, log)

@@ -7,8 +7,9 @@ synthesises CT numbers and computes the landmarks from the construction.
 
 Examples
 --------
->>> from anatomy_models.spine import SpineParameters, generate_spine
->>> anatomy = generate_spine(SpineParameters(spacing_mm=2.0, field_of_view="spine"))
+>>> from anatomy_models.spine import SpineParameters
+>>> from anatomy_models.store import generated_anatomy  # generate_spine's patient, kept under SPINESIM_HOME
+>>> anatomy = generated_anatomy(SpineParameters(spacing_mm=2.0, field_of_view="spine"))
 >>> anatomy.ct.array.dtype, tuple(float(s) for s in anatomy.ct.spacing)
 (dtype('int16'), (2.0, 2.0, 2.0))
 >>> bool(anatomy.landmark("L4.pedicle.left.center")[0] > 0)   # the patient's left is +x

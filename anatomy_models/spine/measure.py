@@ -10,8 +10,9 @@ the skin-to-epidural depth at the anatomy's BMI.
 
 Examples
 --------
->>> from anatomy_models.spine import SpineParameters, generate_spine
->>> table = measure_spine(generate_spine(SpineParameters(spacing_mm=2.0, field_of_view="spine")))
+>>> from anatomy_models.spine import SpineParameters
+>>> from anatomy_models.store import generated_anatomy  # the generated patient, kept under SPINESIM_HOME
+>>> table = measure_spine(generated_anatomy(SpineParameters(spacing_mm=2.0, field_of_view="spine")))
 >>> row = next(m for m in table if m.name == "canal AP" and m.level == "L3")
 >>> abs(row.error_fraction) < 0.2, row.unit
 (True, 'mm')

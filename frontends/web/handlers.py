@@ -24,7 +24,7 @@ from frontends.store import Store, User
 from frontends.web.attempt import PREVIEW_PIXELS, HeldRun, LiveAttempt, Shot
 from frontends.web.explanation import attempt_explanation_view, check_may_explain, explanation_view
 from frontends.web.inputs import MAX_ID, choice, clipped, integer, number, trainee_words
-from frontends.web.patients import Patients, next_patient_seed
+from frontends.web.patients import Patients, next_patient_seed, release_mapped_pages
 from frontends.web.review import my_attempts_view, preview_view, programme_view, review_view, stored_attempt
 from frontends.web.views import (ATTEMPT_FIELDS, attempt_view, comment_rows, lps_text, replay_view, report_view,
                                  resume_view, scenario_view)
@@ -223,6 +223,7 @@ class Handlers:
             attempt.held = None  # a live run still held ends unrecorded, with the attempt
         self.store.abandon_attempt(attempt.attempt_id)
         self.attempt = None
+        release_mapped_pages(attempt.session.anatomy)
         self._set(attempt_active=False, alert_show=False, tab="sim",
                   notice_text=f"Attempt {attempt.attempt_id} abandoned: kept in your records as abandoned, not graded.",
                   **self.resume_view())
@@ -578,6 +579,7 @@ class Handlers:
                 temporary.write_text(attempt.report_page(), encoding="utf-8")
         if self.opened is attempt:  # the user may have opened another report since
             self._set(report_page=f"reports/{page.name}")
+        release_mapped_pages(attempt.session.anatomy)  # the attempt and its report are done with the tables
 
     def comment(self, text, step) -> None:
         """A comment on the attempt whose report is open, at replay step ``step`` (None: the whole attempt)."""

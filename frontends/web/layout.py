@@ -822,7 +822,7 @@ def _report(ctrl) -> None:
                             with v3.VAlert(v_for="(c, i) in report_comments.filter(c => c.step === replay_step)",
                                            key="i", density="compact", variant="tonal", color="indigo",
                                            icon="mdi-comment-text-outline", classes="mb-1"):
-                                html.Div("{{ c.author }} · comment at step {{ c.step }} · {{ c.when }}",
+                                html.Div("{{ c.author }} · {{ c.reply ? 'reply' : 'comment' }} at step {{ c.step }} · {{ c.when }}",
                                          classes="text-caption")
                                 html.Div("{{ c.text }}", classes="text-body-2", style="white-space: pre-wrap")
                         _events_list("replay_events", "replay-events")
@@ -846,7 +846,9 @@ def _report(ctrl) -> None:
 
 def _comments(ctrl) -> None:
     """The attempt's comments (an instructor's, the trainee's reply), each at a replay step or on the whole
-    attempt: click one to go to its step; write one at the step the slider shows."""
+    attempt: click one to go to its step. An instructor comments at the step the slider shows or on the
+    attempt; the trainee replies where an instructor has commented (:meth:`frontends.store.Store.add_comment`),
+    so their buttons wait for the slider to show such a step."""
     html.Div("Comments", classes="section-title mt-3")
     with v3.VList(density="compact", classes="py-0", id="report-comments"):
         with v3.VListItem(v_for="(c, i) in report_comments", key="i", classes="px-2",
@@ -854,13 +856,22 @@ def _comments(ctrl) -> None:
             html.Div("{{ c.author }} · {{ c.where }} · {{ c.when }}", classes="text-caption text-grey")
             html.Div("{{ c.text }}", classes="text-body-2", style="white-space: pre-wrap")
         v3.VListItem("No comments yet.", v_if="!report_comments.length", classes="px-2 text-body-2 text-grey")
-    v3.VTextarea(v_model=("comment_text", ""), label="Comment", rows=2, auto_grow=True, density="compact",
-                 hide_details=True, id="comment-text", counter=MAX_COMMENT_CHARS, classes="mt-2")
+    trainee = "role === 'trainee'"
+    v3.VTextarea(v_model=("comment_text", ""), label=(f"{trainee} ? 'Your reply to your instructor' : 'Comment'",),
+                 rows=2, auto_grow=True, density="compact", hide_details=True, id="comment-text",
+                 counter=MAX_COMMENT_CHARS, classes="mt-2")
+    instructor_at = "report_comments.some(c => !c.reply && c.step === {})"
     with html.Div(classes="d-flex ga-2 mt-1"):
-        v3.VBtn("Comment at this step", id="comment-step", size="small", variant="tonal",
+        v3.VBtn("Comment at this step", id="comment-step", size="small", variant="tonal", v_if=f"!({trainee})",
                 click=(ctrl.comment, "[comment_text, replay_step]"), disabled=("busy || !comment_text",))
-        v3.VBtn("Comment on the attempt", id="comment-attempt", size="small", variant="text",
+        v3.VBtn("Comment on the attempt", id="comment-attempt", size="small", variant="text", v_if=f"!({trainee})",
                 click=(ctrl.comment, "[comment_text, null]"), disabled=("busy || !comment_text",))
+        v3.VBtn("Reply at this step", id="reply-step", size="small", variant="tonal", v_if=trainee,
+                click=(ctrl.comment, "[comment_text, replay_step]"),
+                disabled=(f"busy || !comment_text || !{instructor_at.format('replay_step')}",))
+        v3.VBtn("Reply on the attempt", id="reply-attempt", size="small", variant="text", v_if=trainee,
+                click=(ctrl.comment, "[comment_text, null]"),
+                disabled=(f"busy || !comment_text || !{instructor_at.format('null')}",))
 
 
 # --------------------------------------------------------------------------- the trainee's own attempts

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import fcntl
 import hashlib
+import mmap
 import os
 import threading
 from collections import OrderedDict
@@ -48,6 +49,14 @@ SHARED_MIN_BYTES = 4 * 2**20
 # them, so the least recently used are deleted beyond this (a workstation that has one mapped keeps reading it:
 # the pages stay until it lets go) [ED: ~18 patients at 1 mm].
 SHARED_KEEP_BYTES = 4 * 2**30
+# What a patient keeps of its per-pose images (the DRR and its water/bone paths per C-arm pose, a pose's frame
+# facts, the ultrasound's recent scans: anatomy_models.derived's shelves), in all. Each shelf keeps its last few
+# by count (32 poses' paths, 64 frames' facts), so together they grew with every pose a trainee tried, all day, to
+# ~0.3 GB at 512 px (a pose's images: 6.4 MB at 512 px, python -m benchmarks memory). Past this the least recently
+# used go, and a pose shot again is projected again [ED: 64 MB keeps ten poses at 512 px, four at 768].
+SHELVED_BYTES = 64 * 2**20
+# The key under which an anatomy keeps the arrays shared_arrays mapped (anatomy_models.derived).
+_MAPPED = ("patients.mapped_arrays",)
 
 
 class Patients:
@@ -70,6 +79,7 @@ class Patients:
                 return self._loaded[key]
         anatomy = load_anatomy(self.override) if self.override else scenario.load_patient()
         anatomy = shared_arrays(compact_labels(with_label_landmarks(anatomy)), spinesim_home() / "shared")
+        anatomy.derived.limit_shelves(SHELVED_BYTES)
         loaded = (anatomy, tracer_for(anatomy))
         with self._lock:
             self._loaded[key] = loaded
@@ -133,14 +143,31 @@ def shared_arrays(anatomy: Anatomy, folder: Path) -> Anatomy:
     >>> bool((shared.ct.array == values).all()), shared.ct.array.flags.writeable, len(list(folder.iterdir()))
     (True, False, 2)
     """
-    anatomy.ct = anatomy.ct.with_array(_mapped(anatomy.ct.array, folder, "ct"))
+    mapped = anatomy.derived(_MAPPED, list)  # for release_mapped_pages
+
+    def place(array: np.ndarray, kind: str) -> np.ndarray:
+        mapped.append(_mapped(array, folder, kind))
+        return mapped[-1]
+
+    anatomy.ct = anatomy.ct.with_array(place(anatomy.ct.array, "ct"))
     if anatomy.labels is not None:
-        anatomy.labels = anatomy.labels.with_array(_mapped(anatomy.labels.array, folder, "labels"))
-    # The large tables the imaging and the needle derive from them (the DRR's projector table: 127 MB for the 1 mm
-    # patient; the tracer's structure codes and distance maps, simulator.needle.trace) are the same in every
-    # workstation too.
-    anatomy.derived.share_arrays(lambda array: _mapped(array, folder, "derived"), min_bytes=SHARED_MIN_BYTES)
+        anatomy.labels = anatomy.labels.with_array(place(anatomy.labels.array, "labels"))
+    # The large tables the imaging and the needle derive from them (the DRR's projector tables: 182 MB per principal
+    # axis for the 1 mm patient; the tracer's structure codes and distance maps, simulator.needle.trace) are the same
+    # in every workstation too.
+    anatomy.derived.share_arrays(lambda array: place(array, "derived"), min_bytes=SHARED_MIN_BYTES)
     return anatomy
+
+
+def release_mapped_pages(anatomy: Anatomy) -> None:
+    """Let go of the pages of ``anatomy``'s memory-mapped arrays (:func:`shared_arrays`) this process has read, when
+    an attempt has ended: they stay in the system's file cache (shared, reclaimable), no longer counted in this
+    workstation's memory, and the next image reads back those it needs (a minor fault a page while they are cached:
+    ``python -m benchmarks memory`` measures the next shot). An attempt's AP and lateral each read a projector table
+    of 182 MB at 1 mm: kept mapped, a workstation idle between attempts held both."""
+    for array in anatomy.derived(_MAPPED, list):
+        if array._mmap is not None:  # numpy's memmap keeps its mmap object there (None for an empty array)
+            array._mmap.madvise(mmap.MADV_DONTNEED)
 
 
 def _mapped(array: np.ndarray, folder: Path, kind: str, keep_bytes: int = SHARED_KEEP_BYTES) -> np.ndarray:

@@ -90,9 +90,11 @@ def initial_state(user: User, catalogue: Catalogue, first: str, assigned: Sequen
 
 
 def comment_rows(comments: Sequence[Comment]) -> list[dict]:
-    """An attempt's comments for the page: author, where (a replay step or the attempt), when (UTC), text."""
-    return [{"author": c.author, "step": c.step, "where": f"step {c.step}" if c.step else "the attempt",
-             "when": f"{c.created:%Y-%m-%d %H:%M} UTC", "text": c.text} for c in comments]
+    """An attempt's comments for the page: author, whether it is the trainee's reply, where (a replay step or the
+    attempt), when (UTC), text."""
+    return [{"author": c.author, "reply": c.reply,
+             "where": ("reply " if c.reply else "") + (f"at step {c.step}" if c.step else "on the attempt"),
+             "step": c.step, "when": f"{c.created:%Y-%m-%d %H:%M} UTC", "text": c.text} for c in comments]
 
 
 def scenario_items(catalogue: Catalogue, assigned: Sequence[Assignment] = ()) -> list[dict]:

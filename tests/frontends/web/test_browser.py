@@ -21,7 +21,7 @@ from simulator.session.fold import Session
 from simulator.session.words import action_title
 from tests.frontends.web import browser as b
 from tests.frontends.web.conftest import ANATOMY
-from tests.frontends.web.test_my_attempts import COMMENT, finished_attempt
+from tests.frontends.web.test_my_attempts import COMMENT, REPLY, finished_attempt
 
 pytestmark = pytest.mark.slow
 playwright = pytest.importorskip("playwright.sync_api")
@@ -312,12 +312,21 @@ def test_the_trainee_reads_the_instructors_comment_at_its_step_in_my_attempts(se
         # At the last step the comment is listed with the attempt's others, not beside the replay.
         assert COMMENT in trainee.text_content("#report-comments")
         assert trainee.locator("#replay-comments .v-alert").count() == 0
+        # The trainee replies (a reply, not the instructor's comment buttons) where the instructor commented.
+        assert trainee.locator("#comment-step").count() == 0 and trainee.locator("#reply-step").is_disabled()
         trainee.locator(".v-slider:has(#replay-slider) .v-slider-thumb").focus()
         trainee.keyboard.press("ArrowLeft")
         trainee.wait_for_selector("#replay-comments .v-alert")
         assert trainee.text_content("#replay-action").startswith("2. ")
         shown = trainee.text_content("#replay-comments")
         assert COMMENT in shown and f"{INSTRUCTOR} · comment at step 2" in shown
+        trainee.fill("#comment-text", REPLY)
+        trainee.click("#reply-step")
+        trainee.wait_for_function("t => document.querySelector('#replay-comments').textContent.includes(t)", arg=REPLY)
+        assert f"{TRAINEE} · reply at step 2" in trainee.text_content("#replay-comments")
         trainee.screenshot(path=tmp_path / "my-attempt-at-step-2.png")
     finally:
         trainee.context.close()
+    page.click("#tab-review")  # the instructor reads the reply in Review
+    page.click(f"#open-{mine}")
+    page.wait_for_function("t => document.querySelector('#report-comments').textContent.includes(t)", arg=REPLY)

@@ -343,7 +343,7 @@ def test_comments_at_a_replay_step_and_assigned_cases_first(patient, department_
     review.comment("Square the endplate before this shot.", 2)
     review.comment("A tidy attempt overall.", None)
     assert [(c["author"], c["where"], c["text"]) for c in review_page["report_comments"]] == [
-        ("ada", "step 2", "Square the endplate before this shot."), ("ada", "the attempt", "A tidy attempt overall.")]
+        ("ada", "at step 2", "Square the endplate before this shot."), ("ada", "on the attempt", "A tidy attempt overall.")]
     assert review_page["comment_text"] == ""
     with pytest.raises(SpinesimError, match="step 99 is not in attempt"):
         review.comment("Too far.", 99)

@@ -1,5 +1,6 @@
 """Issue 20: a trainee's own past attempts (My attempts), each opened for its report and replay with the comments
-an instructor left at its steps; another trainee's attempt is refused. In a real browser:
+an instructor left at its steps; another trainee's attempt is refused. The trainee replies where the instructor
+commented, and the instructor reads the reply in Review. In a real browser:
 tests/frontends/web/test_browser.py::test_the_trainee_reads_the_instructors_comment_at_its_step_in_my_attempts."""
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from tests.frontends.web.conftest import ANATOMY
 
 PASSWORD = "a-long-password"
 COMMENT = "Square the endplate before this shot."
+REPLY = "The endplate was double: I tilted the C-arm 5 degrees caudal."
 
 
 def finished_attempt(store: Store, user, scenario_id: str, patient) -> int:
@@ -68,3 +70,28 @@ def test_a_trainee_lists_and_opens_only_their_own_attempts_with_the_comments_at_
         handlers.request("open_attempt", theirs)
     assert page["report"]["attempt_id"] == first  # the refusal left the open report as it was
     assert _handlers(store, ada, tmp_path)[0].my_attempts_view() == {}  # an instructor has the Review tab
+
+
+def test_a_trainee_replies_where_the_instructor_commented_and_the_instructor_reads_the_reply(patient, tmp_path):
+    store = Store(f"sqlite:///{tmp_path / 'spinesim.db'}")
+    ben, cy = (store.add_user(name, "trainee", PASSWORD) for name in ("ben", "cy"))
+    ada = store.add_user("ada", "instructor", PASSWORD)
+    first = finished_attempt(store, ben, "tfesi-default", patient)
+    store.add_comment(first, ada.id, COMMENT, step=2)
+
+    handlers, page = _handlers(store, ben, tmp_path)
+    handlers.request("open_attempt", first)
+    for step, refused in ((3, "has not commented at step 3"), (None, "has not commented on the whole attempt")):
+        with pytest.raises(SpinesimError, match=refused):  # nothing to reply to there
+            handlers.request("comment", REPLY, step)
+    handlers.request("comment", REPLY, 2)
+    assert page["comment_text"] == ""
+    assert [(c["author"], c["reply"], c["where"], c["text"]) for c in page["report_comments"]] == [
+        ("ada", False, "at step 2", COMMENT), ("ben", True, "reply at step 2", REPLY)]
+    with pytest.raises(SpinesimError, match="a trainee replies on their own attempts only"):
+        store.add_comment(first, cy.id, REPLY, step=2)  # another trainee, even where the instructor commented
+
+    review, review_page = _handlers(store, ada, tmp_path)
+    review.request("open_attempt", first)
+    assert [(c["author"], c["where"], c["text"]) for c in review_page["report_comments"]][-1] == (
+        "ben", "reply at step 2", REPLY)

@@ -14,6 +14,7 @@ import frontends.web.patients as patients_module
 from frontends.web.patients import Patients
 from scenarios.schema import library_scenarios
 from simulator.imaging.carm import CArm
+from simulator.imaging.drr import anatomy_basis_line_integrals
 from simulator.imaging.fluoro import render_fluoro
 from simulator.needle.trace import Tracer
 from tests.frontends.web.conftest import ANATOMY
@@ -101,3 +102,50 @@ def test_two_workstations_loading_a_new_patient_at_once_map_one_file(tmp_path):
     assert [loader.exitcode for loader in loaders] == [0, 0]
     assert mapped[0] == mapped[1] and len(mapped[0][0]) == 1 and mapped[0][1] == float(array[-1, -1])
     assert [path.stat().st_ino for path in tmp_path.glob("*.npy")] == mapped[0][0]
+
+
+def test_a_workstations_patient_keeps_its_pose_images_within_the_budget_however_many_poses(patient, monkeypatch):
+    """A workstation keeps its patient all day: what the patient keeps per C-arm pose (the DRR's water and bone
+    paths, the display's frame facts) stays within patients.SHELVED_BYTES however many poses a trainee tries, the
+    least recently used dropped; an image made again after it was dropped is the one first made."""
+    # The 2 mm patient's 128 px paths (128 KB a pose) against a budget of five poses' of them.
+    budget = 5 * 2 * 128 * 128 * 4
+    monkeypatch.setattr(patients_module, "SHELVED_BYTES", budget)
+    anatomy, _ = Patients(ANATOMY).of(library_scenarios()["ilesi-default"])
+    isocentre = patient.landmarks["L4-L5.interlaminar_window.center"]
+    poses = [CArm(primary_deg=angle, detector_pixels=128, isocenter=isocentre) for angle in range(-40, 45, 5)]
+    first = anatomy_basis_line_integrals(anatomy, poses[0])
+    for carm in poses[1:]:
+        image = anatomy_basis_line_integrals(anatomy, carm)
+        kept = anatomy.derived.count("drr.basis_frames")
+        assert kept * image.nbytes <= budget and anatomy.derived.shelved_bytes() <= budget
+    assert anatomy.derived.count("drr.basis_frames") == 5  # the budget held them, not the shelf's own count of 32
+    assert anatomy_basis_line_integrals(anatomy, poses[-1]) is image  # the latest pose is still kept
+    again = anatomy_basis_line_integrals(anatomy, poses[0])  # the first was dropped: projected again, the same
+    assert again is not first and np.array_equal(again, first)
+
+
+def _resident_kb(array: np.ndarray) -> int:
+    """The kB of pages this process has in of the mapping that holds ``array``'s values (Linux /proc/self/smaps: the
+    Rss of the mapping whose address range holds them; the same file mapped again, by another patient, is another)."""
+    address, inside = array.ctypes.data, False
+    for line in Path("/proc/self/smaps").read_text().splitlines():
+        first = line.split(" ", 1)[0]
+        if "-" in first and ":" not in first:  # a mapping's header: its address range first
+            start, end = (int(bound, 16) for bound in first.split("-"))
+            inside = start <= address < end
+        elif inside and line.startswith("Rss:"):
+            return int(line.split()[1])
+    raise AssertionError("no mapping holds the array")
+
+
+def test_an_ended_attempt_lets_go_of_the_patients_mapped_pages_and_the_values_read_back(patient):
+    """When an attempt (and its report) has ended, the workstation lets go of the pages of the patient's shared
+    arrays it read (patients.release_mapped_pages): they are no longer counted in its memory, and read back the same."""
+    anatomy, _ = Patients(ANATOMY).of(library_scenarios()["ilesi-default"])
+    ct = anatomy.ct.array
+    total = int(ct.sum(dtype=np.int64))  # every page read
+    assert _mapped_file(ct) is not None and _resident_kb(ct) >= ct.nbytes / 1024
+    patients_module.release_mapped_pages(anatomy)
+    assert _resident_kb(ct) == 0
+    assert int(ct.sum(dtype=np.int64)) == total and np.array_equal(ct, patient.ct.array)
