@@ -133,5 +133,5 @@ def test_dense_contrast_is_darker_than_the_densest_bone_and_graded_to_black(smal
     most_bone, densest_bone = bone_grey(75), bone_grey(99)
     assert two < most_bone - 10 and five < densest_bone - 10, (two, most_bone, five, densest_bone)
     # ten < 16, not 10 (xray10): the automatic window's bottom now lies a quarter window below the thinnest tissue
-    # (fluoro._WINDOW_LOW_MARGIN, issue 16's gaps shown grey), so the 10 mm layer is shown at 13 instead of 8.
+    # (fluoro._WINDOW_LOW_MARGIN, issue 16's gaps shown grey), so the 10 mm layer is shown at 12 instead of 8.
     assert five < two - 20 and ten < five - 5 and ten < 16, (two, five, ten)
