@@ -28,11 +28,12 @@ Then, the way a C-arm does:
    of the body is shown as white as air nor as black as the field's edge), gamma, a mild cored unsharp
    mask, then the polarity: by default (:data:`DEFAULT_POLARITY`) bone, needle and contrast dark on grey
    soft tissue, air bright, as most C-arm monitors show it (or bone white, air black: the inverted,
-   radiograph-like setting); black outside the exposed field; orientation letters burned in. A local
-   dynamic range compression ("harmonisation", :attr:`Display.harmonisation`) is available and off by
-   default: subtracting a 20 mm blur showed a foramen ringed by bone as white as air and rimmed every
-   bone with a halo (issue 16). Window and tone curve come from the anatomy's noiseless frame, so they
-   stay put while the needle moves and neither the needle nor the contrast is flattened away.
+   radiograph-like setting); black outside the exposed field; orientation letters burned in. A mild local
+   dynamic range compression ("harmonisation", :attr:`Display.harmonisation`): subtracting most of a 20 mm blur
+   showed a foramen ringed by bone as white as air and rimmed every bone with a halo (issue 16). Window and tone
+   curve come from the anatomy's noiseless frame (with the intensifier's vignetting, as the camera sees it), so
+   they stay put while the needle moves and neither the needle nor the contrast is flattened away; the
+   automatic brightness control holds the central field's median at mid-grey (:data:`_MEDIAN_GREY`).
 
 The image is shown as the operator sees the prone patient from behind (see :mod:`simulator.imaging.carm`).
 """
@@ -92,6 +93,23 @@ _MEASURING_RADIUS = 0.25
 # lateral L4 and lateral L5-S1 (against 1.6%, 1.3% and 1.5%).
 _WINDOW_RADIUS = 0.35
 _WINDOW_PERCENTILES = (0.2, 99.9)
+# The window's bottom is set this many windows below the central field's thinnest tissue (its 0.2nd percentile), so
+# that the gaps between bones are shown grey, above the toe (Display.toe), and the thinner flank lighter than them
+# [ED 0.25; 0.5 showed the AP's gap at 194 but took the contrast of the Scotty dog's neck of L5 below
+# tests/simulator/test_scotty_dog.py's bound]. At the bottom itself the gaps sat in the toe: the AP's L4-L5 interlaminar window (217 mm of
+# water-equivalent path, the flank at the field's rim 197 mm) was shown at 212, brighter than the flank (176), the
+# lateral's L4-L5 foramen (264 mm) at 209 against the back's 173 (issue 16's blind read: "gaps in the bone
+# air-white, brighter than the flank"); now 201 against 215 and 211 against 226 (built-in patient, 512 px,
+# noiseless, with the vignetting on the camera's log image, DetectorModel.vignetting; m2.py of the report).
+_WINDOW_LOW_MARGIN = 0.25
+# Where in the window (0-1) the automatic brightness control holds the median of the central field's body
+# (_WINDOW_RADIUS) at most [ED 0.55, a little past mid-grey: a C-arm's ABC keeps its measuring field's brightness
+# constant from view to view]. Without it the steep contralateral oblique's long thin tail (the flank and bowel gas in
+# the central field) set the window's bottom and its median sat at 0.63 of it, the whole spine in the display's
+# shoulder: mean grey 102 against the AP's 134 (issue 16: "a featureless dark mass"); now 122 and 123. At 0.5 the
+# 25 degree oblique's window slid up too and its thin flank sank into the toe, where its quantum mottle was shown at
+# 0.42 of the bone's gain instead of 0.82 (tests/simulator/test_fluoro_display_noise.py; grain.py of the report).
+_MEDIAN_GREY = 0.55
 # The one-sided window of a subtracted (DSA) image, in line-integral units: 0.4 is ~1.8 mm of
 # undiluted 300 mgI/mL contrast (0.23/mm at 60 keV), so a thin undiluted layer is full white [ED].
 _DSA_HALF_WINDOW = 0.4
@@ -154,9 +172,16 @@ class DetectorModel:
         screen is imaged on the flat output screen with a larger magnification at the rim, the pincushion
         distortion, so the same electrons spread over more of it; and the optics collect less of the
         rim's light). After the quantum sink, so it darkens the monitor's picture without adding noise:
-        applied to the displayed brightness (:func:`to_display`), not to the quanta [ED 0.3; issue 16's
-        blind read: "no intensifier vignetting" at 0.2 in the log image, where the display's window hid
-        it]. 0 for a flat panel.
+        the camera's log image, which the C-arm's window and tone curve show, holds it as the offset
+        ``-ln v(r)`` (:func:`vignetting_log`), added to the measurement after the noise and before the automatic
+        window, as the exposure control and the window see the camera's image; a subtraction (DSA) cancels it.
+        Multiplying the displayed grey instead, after the window's toe had compressed the thin tissue, showed the
+        flank at the rim (the AP L4: 197 mm of water-equivalent path, 0.77 of its grey) darker than the
+        interlaminar window at the centre (217 mm; issue 16's blind read: "gaps in the bone air-white, brighter
+        than the flank"), where the light the monitor shows is still 1.2 times the gap's [ED 0.3, 0.25 at the
+        0.9 radius where the flank is measured; an intensifier's brightness loss at the rim is "usually no more
+        than 25%" (xrayimageintensifier.com, "The resolution of the image intensifier is reduced")]. 0 for a
+        flat panel.
     scatter : bool
         Add the patient's scattered radiation (:mod:`simulator.imaging.scatter`).
     grid : Grid
@@ -214,7 +239,8 @@ class Display:
     window : (low, high), optional
         Range of the harmonised line integral mapped to the full grey scale; None chooses it from the
         anatomy's noiseless frame (0.2nd to 99.9th percentile of the body in the central field,
-        :data:`_WINDOW_RADIUS`).
+        :data:`_WINDOW_RADIUS`, its bottom lowered by :data:`_WINDOW_LOW_MARGIN` and the whole slid up where the
+        field's median would be darker than :data:`_MEDIAN_GREY`).
     equalisation : float
         Weight of the equalised histogram in the automatic tone curve (0: a linear window; 1: full
         histogram equalisation of the anatomy's noiseless frame) [ED 0.3, with harmonisation doing
@@ -232,8 +258,12 @@ class Display:
         L4-L5 foramen, ringed by bone, was as white as air (254 of 255 on the built-in patient, body 132,
         against 265 and 295 mm of water-equivalent path), the soft tissue beside every bone white and the
         bone's rim black (issue 16: "nothing inside the body may be air-white", "halos";
-        tests/simulator/test_fluoro_tone.py); at 0.3 the foramen is 209 (body 133). The subtracted image
-        is relative to the body's median.
+        tests/simulator/test_fluoro_tone.py); at 0.3 the foramen was 209 (body 133). Since the window's bottom lies
+        below the central field's thinnest tissue (:data:`_WINDOW_LOW_MARGIN`), which it shows grey instead of at the
+        toe's knee, the halo beside a bone shows at the window's full slope: a 40 mm bone block's soft tissue 4-16 mm
+        away is 31 grey levels lighter than 21-41 mm away, as before, but now a third of the block's step, not a
+        quarter (tests/simulator/test_fluoro_tone.py); 0.2 took the Scotty dog's neck of L5 below what
+        tests/simulator/test_scotty_dog.py needs. The subtracted image is relative to the body's median.
     harmonisation_radius_mm : float
         Gaussian radius (standard deviation) of that blur at the detector plane, mm [ED 20: wider
         than a vertebra's posterior elements, so they keep their contrast, narrower than the
@@ -542,8 +572,14 @@ def _frame_facts(anatomy_frame: np.ndarray, field_mask: np.ndarray, noiseless: n
         shown = noiseless[windowed] - background[windowed]
     else:
         shown = noiseless[windowed]
-    low, high = np.percentile(shown, _WINDOW_PERCENTILES)
-    high = max(high, low + 1e-3)
+    low, high, median = np.percentile(shown, (*_WINDOW_PERCENTILES, 50.0))
+    low -= _WINDOW_LOW_MARGIN * max(high - low, 1e-3)
+    # The automatic brightness control holds the central field's median at _MEDIAN_GREY: a dense view (a steep
+    # contralateral oblique) is shown as bright as a thin one, its densest bone slid past the window's top into the
+    # display's shoulder instead of its whole spine into it.
+    shift = (median - low) - _MEDIAN_GREY * (high - low)
+    if shift > 0:
+        low, high = low + shift, high + shift
     return _FrameFacts(min(transmission, 1.0), (float(low), float(high)), background,
                        tone_curve(shown, (low, high), display.equalisation), scatter, spr, exposed)
 
@@ -623,6 +659,9 @@ def _cached_facts(anatomy: Anatomy, carm: CArm, anatomy_frame: np.ndarray, field
         exposed = exposed_input(anatomy_frame, detector=detector, carm=carm, scatter=scatter)
         exposed.setflags(write=False)
         noiseless = measure(anatomy_frame, field_mask, None, seed=0, detector=detector, carm=carm, exposed=exposed)
+        if detector.vignetting:
+            noiseless = np.where(field_mask, noiseless + vignetting_log(carm.detector_pixels, detector.vignetting),
+                                 noiseless)
         return _frame_facts(anatomy_frame, field_mask, noiseless, display, carm.pixel_size_mm, detector, scatter,
                             exposed)
 
@@ -844,6 +883,19 @@ def vignetting_profile(pixels: int, vignetting: float) -> np.ndarray:
 
 
 @lru_cache(maxsize=16)
+def vignetting_log(pixels: int, vignetting: float) -> np.ndarray:
+    """The intensifier's vignetting as its camera's log image holds it: ``-ln`` of :func:`vignetting_profile`
+    (float32, read only), added to the measured line integral (:attr:`DetectorModel.vignetting`).
+
+    >>> [round(float(x), 3) for x in vignetting_log(4, 0.3)[1:3, 0]]  # (r / R)^2 = 0.625 at the rim's middle
+    [0.208, 0.208]
+    """
+    offset = -np.log(vignetting_profile(pixels, vignetting))
+    offset.setflags(write=False)
+    return offset
+
+
+@lru_cache(maxsize=16)
 def _gaussian_taps(sigma: float, truncate: float) -> np.ndarray:
     radius = max(1, int(truncate * sigma + 0.5))
     taps = np.exp(-0.5 * (np.arange(-radius, radius + 1) / sigma) ** 2)
@@ -1021,7 +1073,7 @@ def exposed_input(line_integral: np.ndarray, *, detector: DetectorModel, carm: C
         ratio = detector.grid.scatter_transmission / detector.grid.primary_transmission
         relative += np.float32(ratio) * scatter
     relative = np.ascontiguousarray(relative, dtype=np.float32)
-    gain = vignetting_profile(carm.detector_pixels, 0.0)  # no gain: the vignetting is the output's (to_display)
+    gain = vignetting_profile(carm.detector_pixels, 0.0)  # no gain: the vignetting is the output's (vignetting_log)
     if base is None:
         changed = np.ones(relative.shape, dtype=bool)
         out = np.empty_like(relative)
@@ -1075,8 +1127,8 @@ def measure(line_integral: np.ndarray, field_mask: np.ndarray, quanta_per_pixel:
     (:func:`simulator.imaging.scatter.scatter_image`); the grid passes it in the ratio of its
     scatter and primary transmissions. The order follows the intensifier: pincushion distortion of the
     input image (:func:`exposed_input`; ``exposed`` gives it made already, read only), quantum noise at
-    the input phosphor, blur, veiling glare of the output's light (whose vignetting the monitor shows,
-    :func:`to_display`).
+    the input phosphor, blur, veiling glare of the output's light (whose vignetting the camera's log image
+    holds, :func:`vignetting_log`).
 
     ``projection_blur_mm`` (:func:`projection_blur_mm`) is the blur the anatomy's projection already carries from
     its CT, mm at the detector: the quantum noise is blurred by it too, before the detector's blur, so that noise
@@ -1229,15 +1281,13 @@ def tone_lookup(grey: np.ndarray, tone: np.ndarray) -> np.ndarray:
 
 def to_display(measured: np.ndarray, field_mask: np.ndarray, window: tuple[float, float], display: Display,
                pixel_size_mm: float, background: np.ndarray | None = None,
-               tone: np.ndarray | None = None, shading: np.ndarray | None = None,
-               mottle: np.ndarray | None = None) -> np.ndarray:
+               tone: np.ndarray | None = None, mottle: np.ndarray | None = None) -> np.ndarray:
     """Harmonisation, window, gamma, edge enhancement, polarity and the field's edge: float measurement ->
     uint8 grey levels.
 
     ``background`` (line-integral units, e.g. the display's share of the anatomy's large-scale image,
     see :func:`large_scale_image`) is subtracted before the window; None subtracts nothing. ``tone``
-    (:func:`tone_curve`) maps the windowed value to grey; None is linear. ``shading`` multiplies the
-    displayed brightness (the intensifier's vignetting, :func:`vignetting_profile`); None: none. The field's
+    (:func:`tone_curve`) maps the windowed value to grey; None is linear. The field's
     edge rolls off over ``display.field_edge_mm`` (:func:`field_edge`), black outside it. ``mottle`` (the
     measurement's quantum noise, :func:`quantum_noise_log`; None for a noiseless frame) is kept visible in the toe
     (:func:`toed`).
@@ -1276,8 +1326,6 @@ def to_display(measured: np.ndarray, field_mask: np.ndarray, window: tuple[float
     if display.polarity == "bone_black":
         grey = 1.0 - grey
     grey *= field_edge(field_mask, display.field_edge_mm / pixel_size_mm)
-    if shading is not None:
-        grey *= shading
     return np.clip(grey * np.float32(255.0) + np.float32(0.5), 0, 255).astype(np.uint8)
 
 
@@ -1641,9 +1689,10 @@ def render_fluoro(
                                                           pixel_size_mm=carm.pixel_size_mm,
                                                           projection_blur_mm=quanta_blur_mm)
     shown = display_noise_reduced(measured, noise, display)
-    shading = vignetting_profile(carm.detector_pixels, detector.vignetting) if detector.vignetting else None
+    if detector.vignetting and subtract is None:  # a subtraction of two log images cancels it
+        shown = np.where(field_mask, shown + vignetting_log(carm.detector_pixels, detector.vignetting), shown)
     mottle = noise if subtract is None else None
-    pixels = to_display(shown, field_mask, window, display, carm.pixel_size_mm, background, tone, shading, mottle)
+    pixels = to_display(shown, field_mask, window, display, carm.pixel_size_mm, background, tone, mottle)
     if display.letters:
         pixels = burn_in_labels(pixels, carm, caption)
     return FluoroImage(pixels=pixels, line_integrals=total, measured=measured, field=field_mask, carm=carm,

@@ -71,10 +71,14 @@ def test_a_bone_block_is_shown_without_a_wide_halo():
         step = far - centre
         assert step > 40
         beside = row[(side == half) & (mm > 24.0) & (mm < 36.0)]
-        assert np.abs(beside - far).max() <= 0.2 * step, (half, beside, far, step)
+        # Within 36 grey levels (14% of the scale) [ED], not 20% of the step: the window's bottom now lies a quarter
+        # window below the slab (fluoro._WINDOW_LOW_MARGIN), which is shown grey instead of at the toe's knee, so the
+        # step is 88 levels instead of 133 while the harmonisation's slope beside the block is the same 31 levels.
+        assert np.abs(beside - far).max() <= 36.0, (half, beside, far, step)
         # The edge itself is spread over ~2 mm (the block's front and back are magnified differently): its
         # overshoot is the brightest of the soft tissue just outside, the darkest of the bone just inside.
         edge = row[(side == half) & (mm > 19.0) & (mm < 24.0)]
-        assert edge.max() - far <= 0.35 * step, (half, edge, far, step)
+        # Within 50 grey levels [ED], not 35% of the step, for the same reason: 41 levels (31% of 133) before, 47 now.
+        assert edge.max() - far <= 50.0, (half, edge, far, step)
         rim = row[(side == half) & (mm > 15.0) & (mm < 21.0)]
         assert centre - rim.min() <= 0.35 * step, (half, rim, centre, step)
