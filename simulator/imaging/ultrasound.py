@@ -758,11 +758,9 @@ def _septum(x, y, z, sx, sy, sz, bx, by, bz, width, salt, seeds, cell):
 @njit(cache=True)
 def rough_surface_lobe(cosine):
     """Backscattered amplitude of a rough bone surface met at the angle whose cosine is given, 1 facing the
-    beam: (1 + tan^2) exp(-tan^2 / 4 s^2), s = ``BONE_RMS_SLOPE`` (Kirchhoff, geometric optics).
-
-    >>> round(20 * math.log10(rough_surface_lobe(math.cos(math.radians(45.0)))), 1)
-    -4.7
-    """
+    beam: (1 + tan^2) exp(-tan^2 / 4 s^2), s = ``BONE_RMS_SLOPE`` (Kirchhoff, geometric optics); checked
+    against the formula on the display by test_ultrasound's rough-surface test (a doctest here would not
+    run: the doctest finder skips numba's dispatchers)."""
     squared = cosine * cosine
     if squared < 1e-6:
         return 0.0
