@@ -41,9 +41,9 @@ and of the PLUS toolkit's simulator (per-tissue impedance, attenuation and diffu
    shadows and fluid are dark but never exactly black), log compression over the dynamic range,
    then scan conversion (polar to Cartesian for curvilinear probes).
 
-Bone's echo falls steeply with the angle between the beam and its surface (a specular lobe), rings down
-for a millimetre under a surface facing the probe, and is placed on the bone's smoothed surface, not on
-the label map's voxel stairs; the beam widens with depth as the echoes' frequency falls (downshift).
+Bone's echo falls over tens of degrees with the angle between the beam and its surface (a rough surface's
+lobe), rings down for a millimetre under a surface facing the probe, and is placed on the bone's smoothed
+surface, not on the label map's voxel stairs; the beam widens with depth as the echoes' frequency falls (downshift).
 
 Not modelled: refraction and speed-of-sound errors (echoes sit at their true depth), side lobes
 outside shadows, reverberation between tissue layers (only between an echo and the probe face, and the
@@ -123,27 +123,31 @@ REVERBERATION_SPREAD_MM = 4.0
 # tail of 0.5 mm or more a glowing slab under the sacral cornua and floor at 10 MHz.
 RING_DOWN_MM = 0.4
 RING_DOWN_GAIN = 0.25
-# Interface echo = R * ((1 - roughness) |cos(angle to normal)|^exponent + roughness): mostly specular,
-# with a rough part so that oblique surfaces stay faintly visible (PLUS's bone preset splits its echo
-# into specular and diffuse parts the same way, clinical.md §5.3 [S117]; the cos^n specular lobe plus a
-# diffuse part is the Phong-like reflection of ray-based ultrasound simulators, Burger et al., IEEE Trans
-# Med Imaging 2013; 32:609-618; Mattausch et al., Comput Graph Forum 2018; 37:202-213). Bone is smooth at
-# these wavelengths and strongly specular: a bone surface's echo is ~40 dB above the muscle's speckle, so
-# the display saturates it unless the lobe is steep. The mirror's echo leaves the receive aperture once
-# the beam meets it a few degrees off its normal (an F/3 aperture subtends +-9 degrees), so only the
-# cortex's millimetre-scale unevenness returns sound at larger angles: at cos^8 (amplitude) [ED] a surface
-# tilted 20 degrees from the beam returns -4 dB, 30 degrees -10 dB, 45 degrees -24 dB and the sides,
-# parallel to the beam, BONE_ROUGHNESS (-34 dB), the muscle's level: bone is bright where it faces the
-# probe and fades on its flanks (a spinous process a bright cap over a dark flank, the articular processes
-# bright along their tops). At cos^3 the steep walls of the processes were drawn as bright as their tops
-# (square "posts", the sonographers' blind read); at 10 % roughness the sides drew box-shaped bone.
-# Soft-tissue interfaces (fascia, ligament, dura) are large smooth sheets too: their echo falls
-# steeply with the angle (a sheet parallel to the beam, such as the thecal sac's lateral walls in a
-# transverse view, returns only SOFT_ROUGHNESS of its reflection, -40 dB, and vanishes into the noise
-# floor: the sac is a dark space with a bright roof and floor, not a ring). An interface counts as bone-like when its
-# |Δ ln Z| exceeds BONE_LIKE_STEP (muscle -> cortex is 1.4, muscle -> ligament 0.09).
+# Interface echo = R * (angle term), the angle term mostly a lobe about the surface's normal with a floor, so
+# that surfaces along the beam stay faintly visible (PLUS's bone preset splits its echo into specular and
+# diffuse parts the same way, clinical.md §5.3 [S117]; a lobe plus a diffuse part is the Phong-like
+# reflection of ray-based ultrasound simulators, Burger et al., IEEE Trans Med Imaging 2013; 32:609-618;
+# Mattausch et al., Comput Graph Forum 2018; 37:202-213).
+# Bone: the cortex is rough at the scale of the wavelength and above (periosteum, muscle and ligament
+# insertions, vascular foramina), so its echo is that of a rough surface, not of a mirror: in the Kirchhoff
+# (geometric optics) approximation a surface whose facets' slopes are Gaussian with rms slope s backscatters
+# an intensity exp(-tan^2 angle / 2 s^2) / cos^4 angle (Beckmann and Spizzichino 1963; Ogilvy, Theory of
+# Wave Scattering from Random Rough Surfaces, 1991, ch. 4): amplitude (1 + tan^2) exp(-tan^2 / 4 s^2). At
+# s = BONE_RMS_SLOPE [ED] it falls over tens of degrees: -1 dB at 30 degrees, -5 dB at 45, -12 dB at 55,
+# -20 dB at 60, and from 65 degrees the sides along the beam fall to BONE_ROUGHNESS (-34 dB), the muscle's
+# level: a lamina's back face, which the paramedian sagittal oblique beam meets 40-55 degrees off its
+# normal, is a continuous bright plate, while the walls of the spinous and articular processes, 70-90
+# degrees off, stay dark (a cap over a dark flank). A mirror's lobe (cos^8: -10 dB at 30 degrees, -24 dB at
+# 45, -32 dB at 55) lit the laminae only at their apex, the sonographers' blind read's "shark fins"; at
+# cos^3 the steep walls of the processes were drawn as bright as their tops (square "posts"); at 10 %
+# roughness the sides drew box-shaped bone.
+# Soft-tissue interfaces (fascia, ligament, dura) are large smooth sheets: their echo falls steeply with the
+# angle (|cos|^SOFT_SPECULAR_EXPONENT; a sheet parallel to the beam, such as the thecal sac's lateral walls
+# in a transverse view, returns only SOFT_ROUGHNESS of its reflection, -40 dB, and vanishes into the noise
+# floor: the sac is a dark space with a bright roof and floor, not a ring). An interface counts as bone-like
+# when its |Δ ln Z| exceeds BONE_LIKE_STEP (muscle -> cortex is 1.4, muscle -> ligament 0.09).
 BONE_LIKE_STEP = 0.5
-BONE_SPECULAR_EXPONENT, BONE_ROUGHNESS = 8.0, 0.02
+BONE_RMS_SLOPE, BONE_ROUGHNESS = 0.45, 0.02
 SOFT_SPECULAR_EXPONENT, SOFT_ROUGHNESS = 4.0, 0.01
 # Both faces of a layer thinner than this (mm) give one echo (their sum, at their centroid) [ED]:
 # fascial planes, intermuscular septa, the dura and the posterior longitudinal ligament are sheets under
@@ -752,13 +756,26 @@ def _septum(x, y, z, sx, sy, sz, bx, by, bz, width, salt, seeds, cell):
 
 
 @njit(cache=True)
+def rough_surface_lobe(cosine):
+    """Backscattered amplitude of a rough bone surface met at the angle whose cosine is given, 1 facing the
+    beam: (1 + tan^2) exp(-tan^2 / 4 s^2), s = ``BONE_RMS_SLOPE`` (Kirchhoff, geometric optics); checked
+    against the formula on the display by test_ultrasound's rough-surface test (a doctest here would not
+    run: the doctest finder skips numba's dispatchers)."""
+    squared = cosine * cosine
+    if squared < 1e-6:
+        return 0.0
+    tan2 = (1.0 - squared) / squared
+    return (1.0 + tan2) * math.exp(-tan2 / (4.0 * BONE_RMS_SLOPE * BONE_RMS_SLOPE))
+
+
+@njit(cache=True)
 def _interface_echo(run_sum, nx, ny, nz, dx, dy, dz, px, py, pz, salt):
     """Echo of an interface, tanh(|sum of ln Z steps / 2|), times its angle term toward the probe; a
     bone-like one also times its unevenness at (px, py, pz) mm (``BONE_RIPPLE``, fixed in the patient)."""
     norm = math.sqrt(nx * nx + ny * ny + nz * nz)
     cosine = abs(nx * dx + ny * dy + nz * dz) / norm if norm > 0.0 else 1.0
     if 2.0 * abs(run_sum) > BONE_LIKE_STEP:
-        directivity = (1.0 - BONE_ROUGHNESS) * cosine**BONE_SPECULAR_EXPONENT + BONE_ROUGHNESS
+        directivity = (1.0 - BONE_ROUGHNESS) * rough_surface_lobe(cosine) + BONE_ROUGHNESS
         ripple, _ = _lattice_noise(px / BONE_RIPPLE_MM, py / BONE_RIPPLE_MM, pz / BONE_RIPPLE_MM, salt)
         directivity *= math.exp(BONE_RIPPLE * ripple)
     else:
