@@ -765,8 +765,8 @@ def test_a_transforaminal_root_sleeve_is_a_coat_dark_at_its_tangents_with_the_ne
     1.9 for a 2.5 mm root in a 2 mm cuff; a filled sleeve is densest on its axis, below 1), and the monitor darkens
     the edges at least 1.3 times as much as the middle: the tram track with the nerve lucent between (issue 16/21's
     blind read). At 768 px: 1.9 and 1.7 (1.7 and 1.55 on the 1 mm patient); the nerve filled too (a blob): 1.3."""
-    from scenarios.schema import load_scenario
     from anatomy_models.volume import Volume
+    from scenarios.schema import load_scenario
     from simulator.imaging.drr import line_integrals
     from simulator.imaging.fluoro import iodine_path, render_fluoro
     from simulator.session.fold import Session
