@@ -31,7 +31,6 @@ from anatomy_models.spine.ct_synthesis import (BoneRegion, SurfaceBand, bone_hu_
                                                synthesize_ct)
 from anatomy_models.spine.glutes import Within, buttocks, gluteal_muscles
 from anatomy_models.spine.landmarks import sacral_landmarks, spine_landmarks
-from anatomy_models.spine.morphometry import INTERSPACES
 from anatomy_models.spine.neural import build_neural
 from anatomy_models.spine.parameters import GENERATOR_VERSION, SpineParameters
 from anatomy_models.spine.pelvis import ilium_parts, sacral_clearance
@@ -42,9 +41,8 @@ from anatomy_models.spine.sdf import FAR_MM, Grid, Shape, smooth_min
 from anatomy_models.spine.skeleton import BONE_BLEND_MM, Skeleton, build_skeleton
 from anatomy_models.spine.soft_tissue import (LEAN_HALF_WIDTH_MM, SKIN_THICKNESS_MM, Trunk, bowel_gas_shapes,
                                               calibrate_midline_fat, canal_region, colon_content_shapes, disc_shapes,
-                                              flavum_front, flavum_shapes, interspinous_shapes, kidney_shapes,
-                                              muscle_shapes, retroperitoneal_fat_shapes, spine_profile,
-                                              supraspinous_shape)
+                                              flavum_shapes, interspinous_shapes, kidney_shapes, muscle_shapes,
+                                              retroperitoneal_fat_shapes, spine_profile, supraspinous_shape)
 from anatomy_models.spine.trabecular import PELVIC_VERTICAL_SHARE
 from anatomy_models.spine.vertebra import SIDE_SIGN
 from anatomy_models.spine.vessels import build_vessels
@@ -169,13 +167,11 @@ def build_model(params: SpineParameters) -> SpineModel:
     # the whole hip bones (the steep cranial views see their lower ring).
     bottom_z = min(float(s1.world(coccyx_tip(s1, lumbarized))[2]) - COCCYX_MARGIN_MM,
                    min(lowest_point_z(shape) for parts in ilia.values() for _, shape in parts) - PELVIS_MARGIN_MM)
-    flavum = flavum_shapes(skeleton, params.degeneration)
-    fronts = [flavum_front(skeleton, flavum[f"ligamentum_flavum.{interspace}"], interspace)
-              for interspace in INTERSPACES if f"ligamentum_flavum.{interspace}" in flavum]
-    neural = build_neural(alignment, skeleton.layouts, params, top_z + TABLE_MARGIN_MM, fronts)
+    neural = build_neural(alignment, skeleton.layouts, params, top_z + TABLE_MARGIN_MM)
     vessels = build_vessels(skeleton.layouts, neural, params, top_z + TABLE_MARGIN_MM)
     profile = spine_profile(skeleton)
     muscles = muscle_shapes(profile, top_z + TABLE_MARGIN_MM, bottom_z - TABLE_MARGIN_MM)
+    flavum = flavum_shapes(skeleton, params.degeneration)
     supraspinous = supraspinous_shape(skeleton, top_z + TABLE_MARGIN_MM)
     erectors = (muscles["muscle.erector_spinae.left"], muscles["muscle.erector_spinae.right"])
     trunk = calibrate_midline_fat(skeleton, flavum, supraspinous, erectors, profile, params)

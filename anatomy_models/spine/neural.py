@@ -33,16 +33,6 @@ SAC_SEMI_AXES_MM = {"T12": (8.0, 6.0), "L1": (8.5, 6.0), "L2": (9.0, 6.0), "L3":
 SAC_END_BELOW_S1_MM = 22.0       # S1 body centre to the sac's tip (S2 level), along the sacrum [ED]
 # (SpineParameters.dural_sac_end_mm sets it per patient; a low-lying sac follows the sacral canal down.)
 ANTERIOR_EPIDURAL_MM = 1.0       # sac to the posterior body wall [ED]
-# The sac fills the canal: the posterior epidural fat is a pad in the midline under the flava, up to 5-6 mm
-# deep at the interlaminar gap (saw-tooth, deepest there) and ~4-6 mm in teaching (clinical.md §4.7 [S91]
-# [S93]); beside it large areas of the dura touch the canal wall, the epidural contents lying in separate
-# compartments, not in a uniform layer (Hogan, Anesthesiology 1991; 75:767-775, cryomicrotome sections of
-# 38 lumbar spines). At each lumbar window the sac reaches back (its front kept on the disc) until its back
-# lies this far in front of the flavum's ventral face in the midline; the elliptic section then leaves the
-# fat a crescent that thins away from the midline. The canal of the vertebra alone (pedicles 16 mm apart AP
-# at L4) left a 12 mm sac 7 mm of fat at the L4-L5 gap, 6 mm across the paramedian oblique view's beam,
-# which the ultrasound drew as a second posterior line under the flavum (the blind read's "ladder").
-POSTERIOR_EPIDURAL_MM = 4.5
 DURA_THICKNESS_MM = 0.6          # real dura 0.3-0.5 mm; at least one voxel is used on coarse grids
 CORD_SEMI_AXES_MM = (4.5, 3.5)   # lumbar enlargement ~9 x 7 mm [ED]
 CONUS_TAPER_MM = 18.0
@@ -133,21 +123,6 @@ def _tube_nodes(layouts: dict[str, VertebraLayout], axes: dict, centre_y: dict, 
     top = max(nodes, key=lambda n: n[0])
     nodes.append((top_z, top[1], top[2], top[3], top[4]))
     return np.array(sorted(nodes))
-
-
-def _into_windows(nodes: np.ndarray, flavum_fronts: list[np.ndarray]) -> np.ndarray:
-    """The sac's (z, cx, cy, ax, ay) nodes with one more at each window's height whose section keeps its front
-    and reaches back to :data:`POSTERIOR_EPIDURAL_MM` in front of the flavum (never narrower than the sac there)."""
-    added = []
-    for front in flavum_fronts:
-        z = float(front[2])
-        if not nodes[0, 0] < z < nodes[-1, 0]:
-            continue
-        cx, cy, ax, ay = (float(np.interp(z, nodes[:, 0], nodes[:, i])) for i in range(1, 5))
-        back = float(front[1]) - POSTERIOR_EPIDURAL_MM   # LPS: +y is posterior
-        reach = max(ay, (back - (cy - ay)) / 2.0)
-        added.append((z, cx, cy - ay + reach, ax, reach))
-    return np.array(sorted([tuple(n) for n in nodes] + added))
 
 
 def conus_tip_point(alignment: SpineAlignment, layouts: dict[str, VertebraLayout], centre_y: dict,
@@ -252,13 +227,11 @@ def sacral_root_start(sac: VerticalTube, name: str, side: str, exit_point: np.nd
 
 
 def build_neural(alignment: SpineAlignment, layouts: dict[str, VertebraLayout], params: SpineParameters,
-                 top_z: float, flavum_fronts: list[np.ndarray] = ()) -> NeuralStructures:
-    """The neural structures; the sac reaches back into the interlaminar windows whose flavum's ventral face
-    in the midline (world) is in ``flavum_fronts`` (:data:`POSTERIOR_EPIDURAL_MM`)."""
+                 top_z: float) -> NeuralStructures:
     spacing = params.spacing_mm
     axes, centre_y = sac_layout(layouts, params)
     gap = LUMBARIZED_GAP_MM if params.transitional == "lumbarized_S1" else 0.0
-    nodes = _into_windows(_tube_nodes(layouts, axes, centre_y, top_z, params.dural_sac_end_mm, gap), flavum_fronts)
+    nodes = _tube_nodes(layouts, axes, centre_y, top_z, params.dural_sac_end_mm, gap)
     sac = VerticalTube(*nodes.T)
     conus = conus_tip_point(alignment, layouts, centre_y, params)
     # Cord: follows the sac centre, tapering to a point at the conus tip.

@@ -481,20 +481,6 @@ def _over_the_erectors(x, row, midline, sections, fat, offsets, weights):
 
 def window_center(skeleton: Skeleton, flavum: Shape, interspace: str) -> np.ndarray:
     """Centre of an interlaminar window: midline, half-way across the gap, mid ligamentum flavum."""
-    middle, posterior, span = _window_flavum_span(skeleton, flavum, interspace)
-    return middle if span is None else middle + posterior * float(span.mean())
-
-
-def flavum_front(skeleton: Skeleton, flavum: Shape, interspace: str) -> np.ndarray:
-    """The ligamentum flavum's ventral face in the midline, half-way across an interlaminar window: where the
-    posterior epidural space ends going back (the window's middle when the flavum does not reach it)."""
-    middle, posterior, span = _window_flavum_span(skeleton, flavum, interspace)
-    return middle if span is None else middle + posterior * float(span.min())
-
-
-def _window_flavum_span(skeleton: Skeleton, flavum: Shape, interspace: str):
-    """The window's middle on the laminae's ventral lines, the interspace's posterior axis and the
-    distances along it (mm) at which the flavum (outside both laminae) is crossed (None if nowhere)."""
     upper, lower = (skeleton.layouts[n] for n in interspace.split("-"))
     disc = skeleton.alignment.discs[interspace]
     # Half-way between the edges the flavum spans: the upper lamina's lower edge and the lower's upper
@@ -508,7 +494,9 @@ def _window_flavum_span(skeleton: Skeleton, flavum: Shape, interspace: str):
     coords = tuple(samples[:, i].astype(np.float32) for i in range(3))
     inside = (flavum.sdf(*coords) < 0) & (skeleton.vertebra_shape(upper.name).sdf(*coords) > 0) & \
         (skeleton.vertebra_shape(lower.name).sdf(*coords) > 0)
-    return middle, posterior, t[inside] if inside.any() else None
+    if not inside.any():
+        return middle
+    return middle + posterior * float(t[inside].mean())
 
 
 def midline_depth_ray(skeleton: Skeleton, flavum: Shape) -> tuple[np.ndarray, np.ndarray]:
