@@ -316,8 +316,10 @@ def test_the_trainee_reads_the_instructors_comment_at_its_step_in_my_attempts(se
         assert trainee.locator("#comment-step").count() == 0 and trainee.locator("#reply-step").is_disabled()
         trainee.locator(".v-slider:has(#replay-slider) .v-slider-thumb").focus()
         trainee.keyboard.press("ArrowLeft")
+        # The comment beside the replay shows at once (the page filters by the slider's step); the step's words come
+        # when the workstation has replayed it: wait for both.
         trainee.wait_for_selector("#replay-comments .v-alert")
-        assert trainee.text_content("#replay-action").startswith("2. ")
+        trainee.wait_for_function("() => document.querySelector('#replay-action').textContent.startsWith('2. ')")
         shown = trainee.text_content("#replay-comments")
         assert COMMENT in shown and f"{INSTRUCTOR} · comment at step 2" in shown
         trainee.fill("#comment-text", REPLY)
