@@ -658,10 +658,8 @@ def _cached_facts(anatomy: Anatomy, carm: CArm, anatomy_frame: np.ndarray, field
             scatter = _scatter_for(anatomy_frame, field_mask, carm, thickness)
         exposed = exposed_input(anatomy_frame, detector=detector, carm=carm, scatter=scatter)
         exposed.setflags(write=False)
-        noiseless = measure(anatomy_frame, field_mask, None, seed=0, detector=detector, carm=carm, exposed=exposed)
-        if detector.vignetting:
-            noiseless = np.where(field_mask, noiseless + vignetting_log(carm.detector_pixels, detector.vignetting),
-                                 noiseless)
+        noiseless = camera_log(measure(anatomy_frame, field_mask, None, seed=0, detector=detector, carm=carm,
+                                       exposed=exposed), field_mask, carm, detector)
         return _frame_facts(anatomy_frame, field_mask, noiseless, display, carm.pixel_size_mm, detector, scatter,
                             exposed)
 
@@ -1101,6 +1099,15 @@ def projection_blur_mm(anatomy: Anatomy, carm: CArm) -> float:
     return float(np.min(anatomy.ct.spacing)) / math.sqrt(12.0) * carm.magnification
 
 
+def camera_log(measured: np.ndarray, field_mask: np.ndarray, carm: CArm, detector: DetectorModel) -> np.ndarray:
+    """``measured`` as the intensifier's camera's log image holds it, which the exposure control, the window and the
+    tone curve see: with the vignetting's offset :func:`vignetting_log` inside the exposed field
+    (:attr:`DetectorModel.vignetting`); unchanged for a flat panel."""
+    if not detector.vignetting:
+        return measured
+    return np.where(field_mask, measured + vignetting_log(carm.detector_pixels, detector.vignetting), measured)
+
+
 def noise_blur_mm(anatomy: Anatomy, carm: CArm) -> float:
     """The blur (Gaussian standard deviation, mm at the detector) given to the quantum noise and the needle
     (:func:`needle_as_projected`): the anatomy's
@@ -1112,8 +1119,7 @@ def noise_blur_mm(anatomy: Anatomy, carm: CArm) -> float:
     >>> round(projection_blur_mm(coarse, CArm()), 3), round(noise_blur_mm(coarse, CArm()), 3)
     (1.332, 0.444)
     """
-    voxel_mm = min(float(np.min(anatomy.ct.spacing)), _NOISE_BLUR_VOXEL_MM)
-    return voxel_mm / math.sqrt(12.0) * carm.magnification
+    return min(projection_blur_mm(anatomy, carm), _NOISE_BLUR_VOXEL_MM / math.sqrt(12.0) * carm.magnification)
 
 
 def measure(line_integral: np.ndarray, field_mask: np.ndarray, quanta_per_pixel: float | None, *,
@@ -1689,8 +1695,8 @@ def render_fluoro(
                                                           pixel_size_mm=carm.pixel_size_mm,
                                                           projection_blur_mm=quanta_blur_mm)
     shown = display_noise_reduced(measured, noise, display)
-    if detector.vignetting and subtract is None:  # a subtraction of two log images cancels it
-        shown = np.where(field_mask, shown + vignetting_log(carm.detector_pixels, detector.vignetting), shown)
+    if subtract is None:  # a subtraction of two log images cancels the vignetting
+        shown = camera_log(shown, field_mask, carm, detector)
     mottle = noise if subtract is None else None
     pixels = to_display(shown, field_mask, window, display, carm.pixel_size_mm, background, tone, mottle)
     if display.letters:
