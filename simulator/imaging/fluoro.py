@@ -134,11 +134,16 @@ _EQUALISATION_CLIP = 2.0
 # lateral wall, a spinous process) took 0.7% of the AP's body to black, where the quantum noise was cut in
 # half: its dark half clipped, its light half left as "salt specks in dark areas" (issue 16's blind read).
 _END_MARGIN = 0.04
-# Radius (Gaussian standard deviation, mm at the detector) of the local mean whose toe the display takes, the
-# detail about it shown at the toe's knee slope (:func:`toed`) [ED 1.0: a few times the displayed mottle's
-# correlation (1/e within ~2 px of 0.3 mm at 768 px, tests/simulator/test_fluoro_display_noise.py), far finer than
-# the thin tissue's grey changes over, centimetres].
-_TOE_DETAIL_RADIUS_MM = 1.0
+# Radius (Gaussian standard deviation, mm at the detector) of the local mean that the display's toe, shoulder and tone
+# curve shape, the quantum mottle about it being shown at the window's own gain (to_display) [ED 2.0: a few times the
+# displayed mottle's correlation (1/e within ~2 px of 0.3 mm at 768 px, tests/simulator/test_fluoro_display_noise.py),
+# far finer than the grey changes of the thin tissue and the pelvis, centimetres; at 1.0 the mottle coarser than it,
+# after the noise reduction most of it, still went through the shoulder: the densest tenth of the 2 mm patient's
+# lateral L4 showed 0.81 of the thin tissue's displayed noise, 1.04 at 2.0]. The mottle kept at the toe's knee slope
+# alone (issue 22) left the densest tissue's at the shoulder's slope: the pelvis and the vertebral bodies, where the
+# fewest quanta arrive, were the smoothest part of the frame (issue 16's blind read, stop 23: "the noise runs
+# backwards"; 2 mm patient, lateral L4: 0.30 of the thin tissue's displayed noise, its log-domain noise 2.4 times).
+_GRAIN_RADIUS_MM = 2.0
 # The CT voxel up to which the quantum noise shares the anatomy's projection blur (:func:`noise_blur_mm`): the
 # built-in patient's 1 mm [ED]. Beyond it the blur is the coarse CT's sampling, not anything a detector does to its
 # quanta: a 3 mm CT's 1.33 mm blurred the mottle over 4 px at 768 px (correlation length 7.5 px), "no grain at all,
@@ -1295,12 +1300,27 @@ def to_display(measured: np.ndarray, field_mask: np.ndarray, window: tuple[float
     see :func:`large_scale_image`) is subtracted before the window; None subtracts nothing. ``tone``
     (:func:`tone_curve`) maps the windowed value to grey; None is linear. The field's
     edge rolls off over ``display.field_edge_mm`` (:func:`field_edge`), black outside it. ``mottle`` (the
-    measurement's quantum noise, :func:`quantum_noise_log`; None for a noiseless frame) is kept visible in the toe
-    (:func:`toed`).
+    measurement's quantum noise, :func:`quantum_noise_log`; None for a noiseless frame) is shown at the window's
+    own gain, under the toe, the shoulder and the tone curve alike (:data:`_GRAIN_RADIUS_MM`).
     """
     low, high = window
     shown = measured if background is None else measured - background
     grey = (shown - np.float32(low)) * np.float32(1.0 / (high - low))
+    air = -low / (high - low)  # the window position of a line integral of 0
+    grain = None
+    if mottle is not None:
+        # The display's curves (toe, shoulder, tone curve) shape the large-scale image, and the quantum mottle about
+        # it is added back at the window's own gain, as a C-arm's dynamic range compression works on the large-scale
+        # image and keeps the detail layer (Prokop & Schaefer-Prokop 1997, Display.edge_enhancement). The mean over
+        # the field alone, less two radii of its rim: neither the black surround nor the field edge's blur and glare
+        # are detail of the body's (taken as detail, the oblique's bright flank darkened over 12 px inside the edge).
+        radius = _GRAIN_RADIUS_MM / pixel_size_mm
+        inner, weight = _inner_field(field_mask, radius)
+        local_mean = gaussian_blur(np.where(inner, grey, np.float32(0.0)), radius)
+        local_mean = np.where(inner, local_mean / weight, grey)
+        grain = _noise_sized(grey - local_mean, mottle * np.float32(1.0 / (high - low)))
+        grey -= grain
+        grain *= grain_taper(grey, display.toe, air)
     window_units = grey.copy() if display.toe > 0.0 else None
     if display.shoulder < 1.0:
         grey = shouldered(grey, display.shoulder, display.shoulder_reach)
@@ -1310,21 +1330,11 @@ def to_display(measured: np.ndarray, field_mask: np.ndarray, window: tuple[float
     if display.gamma != 1.0:  # x ** 1 is x: a full-image power saved
         grey **= np.float32(display.gamma)
     if window_units is not None:
-        # The grey at the toe and just above it (the tone curve's slope at the knee, per window, over 0.02 of it).
-        above = np.array([[display.toe, display.toe + 0.02]], np.float32)
-        knee, beyond = (above if tone is None else tone_lookup(above, tone))[0].astype(float) ** display.gamma
-        local_mean = None
-        if mottle is not None:
-            # Over the field alone, less two radii of its rim, where the toe stays the pixel's own: neither the
-            # black surround nor the field edge's blur and glare are detail of the body's (taken as detail, the
-            # oblique's bright flank darkened over 12 px inside the edge).
-            radius = _TOE_DETAIL_RADIUS_MM / pixel_size_mm
-            inner, weight = _inner_field(field_mask, radius)
-            local_mean = gaussian_blur(np.where(inner, window_units, np.float32(0.0)), radius)
-            local_mean = np.where(inner, local_mean / weight, window_units)
-            mottle = mottle / np.float32(high - low)
-        grey = toed(grey, window_units, display.toe, display.toe_reach, -low / (high - low), knee, local_mean,
-                    (beyond - knee) / 0.02, mottle)
+        knee = float((np.array([[display.toe]], np.float32) if tone is None
+                      else tone_lookup(np.array([[display.toe]], np.float32), tone))[0, 0]) ** display.gamma
+        grey = toed(grey, window_units, display.toe, display.toe_reach, air, knee)
+    if grain is not None:
+        grey += grain
     if display.edge_enhancement > 0:
         smooth = gaussian_blur(grey, display.edge_radius_mm / pixel_size_mm, truncate=2.5)
         grey += np.float32(display.edge_enhancement) * cored(grey - smooth, display.edge_coring)
@@ -1369,9 +1379,29 @@ def shouldered(grey: np.ndarray, knee: float, reach: float) -> np.ndarray:
     return grey
 
 
+def _noise_sized(detail: np.ndarray, mottle: np.ndarray) -> np.ndarray:
+    """The quantum-noise-sized part of ``detail`` (the value about its local mean): ``d c^2 / (d^2 + c^2)`` for ``c``
+    three times ``mottle`` (the noise's standard deviation, same units): the noise itself nearly whole, an anatomy's
+    edge many ``c`` high nearly nothing, so it keeps the display's curves and no halo forms (:func:`to_display`)."""
+    limit = np.square(np.float32(3.0) * mottle)
+    return detail * limit / (detail * detail + limit + np.float32(1e-12))
+
+
+def grain_taper(window_units: np.ndarray, toe: float, air: float) -> np.ndarray:
+    """The share of the quantum mottle the display shows (float32): all of it down to the ``toe``, below it falling
+    linearly to none at ``air`` and beyond [ED: air burns out white without mottle, as a camera's clipped video
+    does]; all of it where ``air`` is not below the toe (a subtracted image's window).
+
+    >>> [round(float(v), 2) for v in grain_taper(np.array([0.5, 0.3, -1.0, -2.0, -3.0], np.float32), 0.3, -2.0)]
+    [1.0, 1.0, 0.43, 0.0, 0.0]
+    """
+    if air >= toe:
+        return np.ones_like(window_units)
+    return np.clip((window_units - np.float32(air)) * np.float32(1.0 / (toe - air)), 0.0, 1.0)
+
+
 def toed(shown: np.ndarray, window_units: np.ndarray, toe: float, reach: float, air: float,
-         knee: float, local_mean: np.ndarray | None = None, detail_slope: float = 1.0,
-         mottle: np.ndarray | None = None) -> np.ndarray:
+         knee: float) -> np.ndarray:
     """``shown`` (float32, grey 0-1 after the tone curve; changed in place and returned) rolled off where
     ``window_units`` (the value in the window, 0-1 across it) is below ``toe``: there the grey is the toe's own
     grey ``knee`` times ``(g(x) - g(air)) / (1 - g(air))`` for ``g(x) = exp(-(toe - x) / reach)``, falling ever
@@ -1379,30 +1409,11 @@ def toed(shown: np.ndarray, window_units: np.ndarray, toe: float, reach: float, 
     beyond: tissue thinner than the window is compressed instead of clipped, and only air is shown as air
     (:attr:`Display.toe`). Unchanged when ``air`` is not below the toe (a subtracted image's window).
 
-    ``local_mean`` (``window_units`` blurred over a few times the quantum mottle's size, :data:`_TOE_DETAIL_RADIUS_MM`)
-    and ``mottle`` (the quantum noise's standard deviation, window units) keep the thinnest tissue's mottle visible,
-    as a C-arm's dynamic range compression works on the large-scale image and keeps the detail layer: the noise-sized
-    part of the detail ``d = x - local_mean``, ``d c^2 / (d^2 + c^2)`` for ``c`` = 3 x ``mottle``, is shown at
-    ``detail_slope`` (grey per window: the tone curve's slope at the knee, as just above the toe) instead of the toe's
-    own slope, tapering linearly to 0 at air [ED: air burns out white without mottle, as a camera's clipped video
-    does]; an anatomy's edge, many ``c`` high, keeps the toe's own slope, so no halo. Without it the thinnest tissue's
-    mottle was shown at the toe's own slope, from a third of the tone curve's at the knee down (built-in patient,
-    oblique L4: the flank's displayed noise 0.13 of the centre's, its log-domain noise 0.69 of theirs; issue 22's
-    blind read: "grain only on bone and muscle, against a background with almost none").
-
     Examples
     --------
     >>> x = np.array([0.5, 0.3, 0.0, -1.0, -2.0, -3.0], np.float32)
     >>> [round(float(v), 4) for v in toed(x.copy(), x, 0.3, 1.0, -2.0, 0.3)]
     [0.5, 0.3, 0.2136, 0.0574, 0.0, 0.0]
-
-    A mottle of 0.01 about -1.0 is shown at nearly the detail slope (1) times its way from air (1 of the 2.3 windows to
-    the toe), 0.43, not at the toe's own slope there (0.3 / (1 - e^-2.3) x e^-1.3 = 0.09); a step of 1 keeps the
-    toe's own grey:
-
-    >>> noisy, mean = np.array([-0.99, -1.01, 0.0], np.float32), np.full(3, -1.0, np.float32)
-    >>> [round(float(v), 4) for v in toed(noisy.copy(), noisy, 0.3, 1.0, -2.0, 0.3, mean, 1.0, np.full(3, 0.01))]
-    [0.0615, 0.0535, 0.2141]
     """
     if air >= toe:
         return shown
@@ -1410,15 +1421,7 @@ def toed(shown: np.ndarray, window_units: np.ndarray, toe: float, reach: float, 
     floor = math.exp(-(toe - air) / reach)
     scale = np.float32(knee / (1.0 - floor))
     x = np.maximum(window_units[below], np.float32(air))
-    rise = np.exp((x - np.float32(toe)) / np.float32(reach))
-    shown[below] = scale * (rise - np.float32(floor))
-    if local_mean is not None and mottle is not None:
-        detail = window_units[below] - local_mean[below]
-        limit = np.square(np.float32(3.0) * mottle[below])
-        noise_sized = detail * limit / (detail * detail + limit + np.float32(1e-12))
-        taper = (x - np.float32(air)) * np.float32(1.0 / (toe - air))
-        own_slope = scale * np.float32(1.0 / reach) * rise
-        shown[below] += (np.float32(detail_slope) * taper - own_slope) * noise_sized
+    shown[below] = scale * (np.exp((x - np.float32(toe)) / np.float32(reach)) - np.float32(floor))
     return shown
 
 
