@@ -12,10 +12,10 @@ showed) that decided it, so an examiner can check each tick against the timeline
 ==============================  ======================================================================
 item (key)                      done / partly (otherwise not done); procedures
 ==============================  ======================================================================
-``level_squared``               a shot on AP with the target endplate squared (within
-                                :data:`SQUARED_TOLERANCE_DEG` of the alignment view) before the skin
-                                puncture / squared only after it, or an AP not squared (§1 [S5][S33]);
-                                all
+``level_squared``               a shot on the target's AP (within :data:`SQUARED_TOLERANCE_DEG` of
+                                it: its endplate squared, or for an interlaminar target tilted caudally
+                                to open the window, :data:`COUNT_VIEW_WORDS`) before the skin puncture /
+                                only after it, or an AP off it (§1 [S5][S33], §2.1); all
 ``trajectory_view``             a shot in the trajectory view (or along the path then punctured)
                                 before the puncture / only after it (§1, §2.6 [S5][S33]); all
 ``entry_site``                  the first puncture inside the skin region the textbook cone enters
@@ -114,6 +114,11 @@ VIEW_WORDS: dict[str, tuple[str, str]] = {
                                    "lateral"),
     "caudal_epidural": ("lateral of the sacrum, down the canal through the hiatus", "lateral"),
 }
+# The AP the level is counted on (the target's first view), in words. An interlaminar target's is tilted caudally to
+# open the window along the needle (simulator.case.targets.INTERLAMINAR_CRANIAL_DEG): its endplates are not squared
+# on it, the window is open (§2.1: "AP with cranio-caudal tilt to open the interlaminar window").
+COUNT_VIEW_WORDS: dict[str, str] = {"interlaminar_epidural": "the AP tilted caudally to open its interlaminar window"}
+_SQUARED_AP = "the AP with its endplate squared"
 
 
 class Evidence(BaseModel):
@@ -261,8 +266,9 @@ def in_words(name: str | None) -> str:
 def _item(log: _Log, key: str, status: Status, detail: str, steps: list[Step] = ()) -> ChecklistItem:
     trajectory, depth = VIEW_WORDS[log.procedure]
     text, source = ITEMS[key]
-    return ChecklistItem(key=key, step=text.format(trajectory=trajectory, depth=depth), status=status, detail=detail,
-                         source=source, evidence=[log.evidence(s) for s in steps])
+    step = text.format(trajectory=trajectory, depth=depth, count=COUNT_VIEW_WORDS.get(log.procedure, _SQUARED_AP))
+    return ChecklistItem(key=key, step=step, status=status, detail=detail, source=source,
+                         evidence=[log.evidence(s) for s in steps])
 
 
 # --------------------------------------------------------------------------- the items
@@ -270,15 +276,17 @@ def _level_squared(log: _Log) -> ChecklistItem:
     puncture = log.first("place_needle")
     squared = [s for s in log.shots() if log.in_view(s, 0, SQUARED_TOLERANCE_DEG)]
     before = [s for s in squared if s.number <= puncture]
+    count_view = COUNT_VIEW_WORDS.get(log.procedure, _SQUARED_AP)
     if before:
-        return _item(log, "level_squared", "done", "the target level was squared on AP before the skin puncture",
-                     before[:1])
+        return _item(log, "level_squared", "done", f"the target level was counted on {count_view} before the skin "
+                     "puncture", before[:1])
     ap = [s for s in log.shots() if log.in_view(s, 0)]
     if squared or ap:
         shown = (squared or ap)[:1]
-        why = "only after the skin puncture" if squared else (f"AP {log.angle_to_view_deg(shown[0], 0):.0f}° from "
-                                                               "squared: the endplate was not a single line")
-        return _item(log, "level_squared", "partly", f"the level was squared {why}" if squared else why, shown)
+        seen = "the window was not open" if log.procedure in COUNT_VIEW_WORDS else "the endplate was not a single line"
+        off = f"AP {log.angle_to_view_deg(shown[0], 0):.0f}° from {count_view}: {seen}"
+        why = f"the level was counted on {count_view} only after the skin puncture" if squared else off
+        return _item(log, "level_squared", "partly", why, shown)
     return _item(log, "level_squared", "not_done", "no AP image: the level was never counted", [])
 
 
@@ -663,7 +671,7 @@ def _second_lesion(log: _Log) -> ChecklistItem:
 
 # The items: (text, source). {trajectory} and {depth} are the procedure's views (VIEW_WORDS).
 ITEMS: dict[str, tuple[str, str]] = {
-    "level_squared": ("Target level counted and its endplate squared on AP before the puncture", "§1 [S5][S33]"),
+    "level_squared": ("Target level counted on {count} before the puncture", "§1 [S5][S33]; §2.1"),
     "trajectory_view": ("Skin entry planned in the trajectory view: {trajectory}", "§1, §2.6 [S5][S33]"),
     "entry_site": ("Skin puncture at the planned entry site", "§2.1-§2.4; entry region [ED]"),
     "imaged_advance": ("Needle advanced under intermittent (pulsed) imaging, kept down the trajectory view",

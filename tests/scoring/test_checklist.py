@@ -176,3 +176,20 @@ def test_the_rows_read_as_a_person_reads_them(graded):
     assert step.startswith(f"{len(rows) - 5}. Contrast injected under live") and status == "not done"
     assert evidence.startswith("step ") and " s: " in evidence and "_" not in evidence
     assert [row[1] for row in rating_rows(report)][-1].endswith(" / 5")
+
+
+@pytest.mark.parametrize("scenario_id", CASES)
+def test_the_level_item_names_the_ap_the_level_is_counted_on(graded, anatomy_for, scenario_id):
+    """The level is counted on the target's first view: an AP squared to the endplate, or for an interlaminar target
+    the AP tilted caudally to open the window (clinical.md §2.1), on which the endplates are not single lines. The
+    item's words and its detail name that view (the interlaminar item said "endplate squared" on the tilted AP)."""
+    from simulator.session.fold import Session
+
+    _, expert = graded(scenario_id, expert_log)
+    view = Session(LIBRARY[scenario_id], anatomy_for(LIBRARY[scenario_id])).target.views[0].name
+    item = next(item for item in expert.checklist if item.key == "level_squared")
+    if "window open" in view:
+        assert "tilted caudally to open its interlaminar window" in item.step and "squared" not in item.step, view
+    else:
+        assert "squared" in view and "endplate squared" in item.step, view
+    assert item.step.split(" on ", 1)[1].split(" before")[0] in item.detail
