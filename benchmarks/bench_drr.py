@@ -19,6 +19,7 @@ A new C-arm pose to a painted image (issue 18): the workstation's shot handler (
 click on Shot runs it, without the browser) after a C-arm move to each of 5 poses never seen, from the
 click to the image's data URL pushed to the page (what the page paints): median and p90, wall and CPU,
 against the 100 ms goal and, in this run, np.sum over the mu volume and Plastimatch's exact DRR of it;
+its two-material projection eight rays at a time with AVX2 gathers against one ray at a time (CPU);
 its coarse preview's push (painted first, replaced by the image within the 300 ms the issue allows);
 the share of the shot's CPU that is the two-material Joseph projection, and that projection's CPU per
 sample against np.sum's per voxel.
@@ -53,9 +54,9 @@ from frontends.web.handlers import Handlers
 from frontends.web.patients import Patients
 from scenarios.schema import library_scenarios
 from simulator.imaging.carm import CArm, lateral, scotty_dog, square_endplate
-from simulator.imaging.drr import (_all_columns, _anatomy_basis_table, _field_columns, _prepare, _principal_axis,
-                                   _ray_setup, anatomy_basis_line_integrals, anatomy_line_integrals, line_integrals,
-                                   mu_volume, reference_line_integrals)
+from simulator.imaging.drr import (AVX2, _all_columns, _anatomy_basis_table, _field_columns, _prepare, _principal_axis,
+                                   _project_pair, _ray_setup, anatomy_basis_line_integrals, anatomy_line_integrals,
+                                   line_integrals, mu_volume, reference_line_integrals)
 from simulator.imaging.fluoro import render_fluoro
 from simulator.needle.shaft import Needle
 
@@ -237,6 +238,29 @@ def joseph_pair_samples(anatomy, carm: CArm) -> int:
                                                                                   carm.detector_shape))
 
 
+def pair_projectors(anatomy, sum_cpu_per_voxel: float) -> list[Measurement]:
+    """The two-material projection (water and bone, the shot's) of the built-in patient in an AP at L4 and a
+    Scotty dog at L4 left, over the detector's widest field, CPU time: eight rays at a time with AVX2 gathers
+    against one ray at a time on the same table, and the gathered one's CPU per sample against np.sum's per
+    voxel. Nothing to compare where the CPU has no AVX2 (the projector then runs one ray at a time only)."""
+    if not AVX2:
+        return []
+    results = []
+    for view, pose in (("AP", square_endplate(anatomy, "L4")), ("Scotty dog", scotty_dog(anatomy, "L4", "left"))):
+        axis = _principal_axis(anatomy.ct, pose)
+        tables = anatomy.derived(("drr.basis_table", "joseph", axis),
+                                 lambda: _anatomy_basis_table(anatomy, "joseph", axis))
+        columns = _field_columns(pose.detector_pixels, pose.detector_shape)
+        cpu = {gathers: _best_cpu(lambda: _project_pair(tables, pose, columns, gathers=gathers))
+               for gathers in (False, True)}
+        results.append(Measurement(f"{view} water+bone projection: one ray at a time / eight with AVX2 gathers, CPU",
+                                   cpu[False], cpu[True], "s", "eight rays", goal_min=1.2))
+        results.append(Measurement(f"{view} water+bone projection, eight rays: CPU per sample / np.sum CPU per voxel",
+                                   cpu[True] / joseph_pair_samples(anatomy, pose) * 1e9, sum_cpu_per_voxel * 1e9,
+                                   "ns", "np.sum"))
+    return results
+
+
 def new_pose_shots(work: Path, sum_s: float, sum_cpu_per_voxel: float, plastimatch_s: float) -> list[Measurement]:
     """A pulse shot at each of :data:`NEW_POSES` C-arm poses never seen, through the workstation's handlers
     (ILESI case, built-in patient): seconds from the click on Shot to the image's data URL pushed to the
@@ -357,6 +381,7 @@ def run() -> list[Measurement]:
                                            goal_max=10.0))
         results += _needle_updates(anatomy, carm, full_drr["spine 1 mm"])
         results += polychromatic_frames(anatomy, carm)
+        results += pair_projectors(anatomy, sums["spine 1 mm"][1])
         results += new_pose_shots(work, *sums["spine 1 mm"], plastimatch["spine 1 mm"])
         results += _sphere_accuracy(work)
     return results

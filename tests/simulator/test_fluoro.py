@@ -234,7 +234,7 @@ def test_needle_move_does_not_reproject_the_volume(phantom, monkeypatch):
     anatomy = Anatomy(ct=phantom.ct, metadata={"name": "fresh phantom"})
     projections = []
     # Looked up in drr's globals by drr._project (and the basis projection) at each call.
-    for name in ("_joseph_kernel", "_joseph_pair_kernel", "_siddon_kernel"):
+    for name in ("_joseph_kernel", "_joseph_pair_kernel", "_joseph_pair_kernel_avx2", "_siddon_kernel"):
         def counted(*args, _kernel=getattr(drr, name), _name=name):
             projections.append(_name)
             return _kernel(*args)
@@ -242,7 +242,8 @@ def test_needle_move_does_not_reproject_the_volume(phantom, monkeypatch):
     carm = CArm(**SMALL)
     plain = render_fluoro(anatomy, carm, seed=1)
     # Water and bone in one traversal, and the body's continuation beyond the CT's cut z faces.
-    per_pose = ["_joseph_pair_kernel"] + ["_joseph_kernel"] * len(drr.body_extension(anatomy.ct))
+    pair = "_joseph_pair_kernel_avx2" if drr.AVX2 else "_joseph_pair_kernel"  # eight rays at a time, or one
+    per_pose = [pair] + ["_joseph_kernel"] * len(drr.body_extension(anatomy.ct))
     assert projections == per_pose and len(per_pose) == 3
     needles = [Needle(entry=[10.0, 60.0, 0.0], direction=[0, -1, 0], depth_mm=depth) for depth in (20.0, 30.0, 40.0)]
     needles.append(Needle(entry=[-30.0, 60.0, 20.0], direction=[0.2, -0.9, -0.3], depth_mm=50.0))
