@@ -59,12 +59,14 @@ import threading
 import time
 from collections import deque
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from aiohttp import ClientSession, ClientTimeout, WSCloseCode, WSMsgType, web
 
 from anatomy_models.errors import SpinesimError
 from frontends.store import Store, User
 from frontends.web.inputs import MAX_MESSAGE_BYTES
+from frontends.web.kernels import start_compiling
 from frontends.web.portal_link import SECRET_HEADER
 from frontends.web.upload import Uploads
 from frontends.web.zygote import ForkedWorkstation, start_workstation
@@ -340,6 +342,7 @@ class Portal:
         self.sockets: set[web.WebSocketResponse] = set()  # browsers' open WebSockets, closed on stopping
         self.client: ClientSession | None = None
         self._keeper: asyncio.Task | None = None
+        self._compiling: subprocess.Popen | None = None  # the ultrasound kernels' compile (frontends.web.kernels)
         # The workstations' HTML reports, one subfolder each; removed with the portal (a killed
         # workstation cannot clean up after itself).
         self.reports = tempfile.TemporaryDirectory(prefix="spinesim-reports-")
@@ -363,6 +366,9 @@ class Portal:
 
     async def _on_startup(self, _app) -> None:
         self.client = ClientSession(timeout=ClientTimeout(total=None, sock_connect=5))
+        # Before any workstation: each that needs the ultrasound kernels meanwhile then waits for this compile.
+        self._compiling = start_compiling(Path(self.reports.name), self._workstation_settings(),
+                                          self._logs() / "ultrasound-kernels.log")
         if not self.config.login_required:
             # The person at this machine should not wait for the patient to load after opening the page.
             self.workstation_of(self.store.local_trainee())
@@ -379,6 +385,9 @@ class Portal:
     async def _on_cleanup(self, _app) -> None:
         if self._keeper is not None:
             self._keeper.cancel()
+        if self._compiling is not None and self._compiling.poll() is None:
+            self._compiling.kill()  # numba writes each cache file whole: the next start compiles what is missing
+            self._compiling.wait()
         self.uploads.close()
         stations = [*self.workstations.values(), *self.spares]
         for station in stations:
@@ -467,14 +476,23 @@ class Portal:
         self.workstations[user.id] = station
         return station
 
-    def _spawn(self, user: User | None) -> WorkstationProcess:
-        """A new workstation process: for ``user`` on a free port, or a spare (``user`` None)."""
+    def _workstation_settings(self) -> dict:
+        """What every workstation of this portal is told (:class:`frontends.web.workstation.WorkstationConfig`)."""
+        return {"db_url": self.db_url, "anatomy": self.config.anatomy, "scenario": self.config.scenario,
+                "scenario_folders": self.config.scenario_folders, "reports_dir": self.reports.name}
+
+    @staticmethod
+    def _logs() -> Path:
         from anatomy_models.home import spinesim_home
 
+        logs = spinesim_home() / "logs"
+        logs.mkdir(parents=True, exist_ok=True)
+        return logs
+
+    def _spawn(self, user: User | None) -> WorkstationProcess:
+        """A new workstation process: for ``user`` on a free port, or a spare (``user`` None)."""
         secret = secrets.token_urlsafe(32)
-        settings = {"db_url": self.db_url, "secret": secret, "anatomy": self.config.anatomy,
-                    "scenario": self.config.scenario, "scenario_folders": self.config.scenario_folders,
-                    "reports_dir": self.reports.name}
+        settings = self._workstation_settings() | {"secret": secret}
         port, warm_read, warm_write = None, None, None
         if user is not None:
             port = free_port()
@@ -483,9 +501,7 @@ class Portal:
             warm_read, warm_write = os.pipe()
             os.set_blocking(warm_read, False)
             settings["warm_fd"] = warm_write
-        logs = spinesim_home() / "logs"
-        logs.mkdir(parents=True, exist_ok=True)
-        process = start_workstation(settings, logs / f"workstation-{user.name if user else 'spare'}.log",
+        process = start_workstation(settings, self._logs() / f"workstation-{user.name if user else 'spare'}.log",
                                     spare=user is None, warm_fd=warm_write)
         if warm_write is not None:
             os.close(warm_write)
