@@ -578,8 +578,11 @@ class Handlers:
         self._ultrasound_ready(attempt)
         stored = self.store.attempt(attempt.attempt_id)
         steps = len(attempt.session.actions)
-        self._set(**report_view(attempt, stored), report_comments=comment_rows(self.store.comments(stored.id)))
-        self._set(replay_step=steps, **replay_view(attempt, steps))
+        # The report comes with its slider's step in one message: sent before it, the report showed the slider where
+        # the last report had left it until the replay of the last step followed, and a slider moved meanwhile
+        # jumped to the end when it came (a browser sends a moved slider only once the open is answered).
+        self._set(**report_view(attempt, stored), report_comments=comment_rows(self.store.comments(stored.id)),
+                  replay_step=steps, **replay_view(attempt, steps))
         # The full page (final views, contrast run, 3D reveal) takes several seconds more: it follows, and
         # meanwhile the page answers (the replay slider, the tabs); a browser's requests wait for the one
         # before them to be answered, so the slider stayed still 10-30 s while it was written.
