@@ -24,6 +24,7 @@ from frontends.store import Store, User
 from frontends.web.attempt import PREVIEW_PIXELS, HeldRun, LiveAttempt, Shot
 from frontends.web.explanation import attempt_explanation_view, check_may_explain, explanation_view
 from frontends.web.inputs import MAX_ID, choice, clipped, integer, number, trainee_words
+from frontends.web.kernels import UltrasoundKernels
 from frontends.web.patients import Patients, next_patient_seed, release_mapped_pages
 from frontends.web.review import my_attempts_view, preview_view, programme_view, review_view, stored_attempt
 from frontends.web.views import (ATTEMPT_FIELDS, attempt_view, comment_rows, lps_text, replay_view, report_view,
@@ -72,15 +73,20 @@ class Handlers:
     later : callable, optional
         ``later(work)`` runs ``work()`` after the request has been answered, without holding the page's
         next requests back (the workstation: in a worker thread); by default at once.
+    kernels : UltrasoundKernels, optional
+        The server's compile of the ultrasound kernels, waited for before the first ultrasound frame
+        (:mod:`frontends.web.kernels`); by default none.
     """
 
     def __init__(self, store: Store, user: User, scenarios: dict[str, Scenario], patients: Patients,
                  reports: Path, show: Callable[..., None],
-                 later: Callable[[Callable[[], None]], None] | None = None) -> None:
+                 later: Callable[[Callable[[], None]], None] | None = None,
+                 kernels: UltrasoundKernels | None = None) -> None:
         self.store, self.user, self.scenarios, self.patients = store, user, scenarios, patients
         self._reports = reports
         self._set = show
         self._later = later or (lambda work: work())
+        self._kernels = kernels or UltrasoundKernels(None)
         self.attempt: LiveAttempt | None = None
         self.opened: LiveAttempt | None = None  # the attempt whose report is open
         self._picked: np.ndarray | None = None  # skin entry picked on the fluoroscopy image
@@ -152,6 +158,7 @@ class Handlers:
             self._show_shot(attempt.last_shot)
         state = attempt.session.state
         if state.probe is not None and (state.probe != state_before.probe or state.needle is not state_before.needle):
+            self._ultrasound_ready(attempt)
             scan = attempt.scan  # live ultrasound: a new frame for every probe or needle move
             self._set(us_src=scan.data_url, us_caption=scan.caption, us_aspect=scan.aspect)
         view = attempt_view(attempt, events, needle_moved=state.needle is not state_before.needle)
@@ -200,7 +207,14 @@ class Handlers:
         if needle is not None:
             left, cranial = needle_angles(needle.direction)
             view |= {"needle_left": _shown_angle(left), "needle_cranial": _shown_angle(cranial)}
+        self._ultrasound_ready(attempt)
         self._set(**view, **attempt_view(attempt))
+
+    def _ultrasound_ready(self, attempt: LiveAttempt) -> None:
+        """Before ``attempt``'s first ultrasound frame (once it has placed a probe): wait for the server's compile of
+        the ultrasound kernels if it is still running, the monitor saying so meanwhile."""
+        if any(action.type == "place_probe" for action in attempt.session.actions):
+            self._kernels.wait(lambda text: self._set(us_caption=text))
 
     def hint(self) -> None:
         """Reveal the scenario's next hint: a ``show_hint`` action, in the log like any other (scoring
@@ -561,10 +575,14 @@ class Handlers:
     # ------------------------------------------------------------------ report, replay and review
     def _open(self, attempt: LiveAttempt) -> None:
         self.opened = attempt
+        self._ultrasound_ready(attempt)
         stored = self.store.attempt(attempt.attempt_id)
         steps = len(attempt.session.actions)
-        self._set(**report_view(attempt, stored), report_comments=comment_rows(self.store.comments(stored.id)))
-        self._set(replay_step=steps, **replay_view(attempt, steps))
+        # The report comes with its slider's step in one message: sent before it, the report showed the slider where
+        # the last report had left it until the replay of the last step followed, and a slider moved meanwhile
+        # jumped to the end when it came (a browser sends a moved slider only once the open is answered).
+        self._set(**report_view(attempt, stored), report_comments=comment_rows(self.store.comments(stored.id)),
+                  replay_step=steps, **replay_view(attempt, steps))
         # The full page (final views, contrast run, 3D reveal) takes several seconds more: it follows, and
         # meanwhile the page answers (the replay slider, the tabs); a browser's requests wait for the one
         # before them to be answered, so the slider stayed still 10-30 s while it was written.

@@ -51,6 +51,7 @@ from frontends.store import Store
 from frontends.web.editor import EDITOR_REQUESTS, CaseEditor
 from frontends.web.handlers import Handlers
 from frontends.web.inputs import MAX_MESSAGE_BYTES
+from frontends.web.kernels import UltrasoundKernels
 from frontends.web.patients import Patients
 from frontends.web.portal_link import SECRET_HEADER, die_with_parent, secrets_match
 from frontends.web.views import initial_state
@@ -134,7 +135,7 @@ class Workstation:
         reports = Path(tempfile.mkdtemp(prefix="spinesim-reports-", dir=config.reports_dir))
         self.server.serve["reports"] = str(reports)
         self.handlers = Handlers(self.store, self.user, self.scenarios, patients or Patients(config.anatomy), reports,
-                                 show=self._set, later=self._later)
+                                 show=self._set, later=self._later, kernels=UltrasoundKernels(config.reports_dir))
         self.editor = CaseEditor(self.store, self.user, self.catalogue, self.handlers.patients, show=self._set)
         self.state, self.ctrl = self.server.state, self.server.controller
         self.ctrl.on_server_bind.add(lambda wslink_server: guard(wslink_server, config.secret))
@@ -294,9 +295,9 @@ def first_scenario(scenarios: dict[str, Scenario], wanted: str | None, to_do: Se
     return next(case for case in (wanted, OPENING_SCENARIO, sorted(scenarios)[0]) if case in scenarios)
 
 
-def warm_up(scenario: Scenario, patients: Patients) -> None:
-    """Load the scenario's patient and compile the imaging kernels (fluoroscopy with DSA, and
-    ultrasound with its acoustic maps if the scenario allows it) before the first click."""
+def warm_up(scenario: Scenario, patients: Patients, *, fluoroscopy: bool = True) -> None:
+    """Load the scenario's patient and compile the imaging kernels (fluoroscopy with DSA unless ``fluoroscopy`` is
+    False, and ultrasound with its acoustic maps if the scenario allows it) before the first click."""
     from simulator.case.planner import plan_trajectory
     from simulator.case.targets import target_for
     from simulator.imaging.probe import standard_view
@@ -322,7 +323,7 @@ def warm_up(scenario: Scenario, patients: Patients) -> None:
         probe = standard_view(anatomy, "paramedian-sagittal-oblique", *probe_level_and_side(scenario))
         actions.append({"type": "place_probe", "t": 6.0, **probe.pose().to_json()})
     session = replay(warming, anatomy, actions, tracer=tracer, source="the warm-up")
-    for step in session.steps:
+    for step in session.steps if fluoroscopy else ():
         if step.action.type == "fluoro_shot":
             render_shot(session, step.after, step.action.mode, step.action.seconds)
     if scenario.imaging.ultrasound:
@@ -432,7 +433,10 @@ def main() -> None:
         patients = Patients(config.anatomy)
         for warning in catalogue.warnings:
             print(f"warning: {warning} (left out)", flush=True)
-        warm_up(catalogue.scenarios[first_scenario(catalogue.scenarios, config.scenario)], patients)
+        opening = catalogue.scenarios[first_scenario(catalogue.scenarios, config.scenario)]
+        if opening.imaging.ultrasound:  # its warm-up renders an ultrasound frame: load the server's compile
+            UltrasoundKernels(config.reports_dir).wait(lambda text: print(text, flush=True))
+        warm_up(opening, patients)
     except SpinesimError as error:  # the patient cannot be worked on: say why in the log, no traceback
         print(f"workstation cannot start: {error}", flush=True)
         sys.exit(2)

@@ -314,15 +314,18 @@ def test_the_trainee_reads_the_instructors_comment_at_its_step_in_my_attempts(se
         assert trainee.locator("#replay-comments .v-alert").count() == 0
         # The trainee replies (a reply, not the instructor's comment buttons) where the instructor commented.
         assert trainee.locator("#comment-step").count() == 0 and trainee.locator("#reply-step").is_disabled()
+        # The reply typed first, then the slider moved to the instructor's step (the order ops9 saw the replay jump
+        # back in): the slider stays where it was put.
+        trainee.fill("#comment-text", REPLY)
         trainee.locator(".v-slider:has(#replay-slider) .v-slider-thumb").focus()
         trainee.keyboard.press("ArrowLeft")
         # The comment beside the replay shows at once (the page filters by the slider's step); the step's words come
         # when the workstation has replayed it: wait for both.
         trainee.wait_for_selector("#replay-comments .v-alert")
         trainee.wait_for_function("() => document.querySelector('#replay-action').textContent.startsWith('2. ')")
+        assert trainee.evaluate("() => document.querySelector('#replay-slider').value") == "2"
         shown = trainee.text_content("#replay-comments")
         assert COMMENT in shown and f"{INSTRUCTOR} · comment at step 2" in shown
-        trainee.fill("#comment-text", REPLY)
         trainee.click("#reply-step")
         trainee.wait_for_function("t => document.querySelector('#replay-comments').textContent.includes(t)", arg=REPLY)
         assert f"{TRAINEE} · reply at step 2" in trainee.text_content("#replay-comments")

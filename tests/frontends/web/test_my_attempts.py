@@ -95,3 +95,18 @@ def test_a_trainee_replies_where_the_instructor_commented_and_the_instructor_rea
     review.request("open_attempt", first)
     assert [(c["author"], c["where"], c["text"]) for c in review_page["report_comments"]][-1] == (
         "ben", "reply at step 2", REPLY)
+
+
+def test_an_opened_report_comes_with_its_slider_at_the_last_step_in_the_same_message(patient, tmp_path):
+    """The report and its replay's step arrive together: a report shown with the slider where the last one left it
+    (until the last step's replay followed) had a slider moved meanwhile jump to the end when that came."""
+    store = Store(f"sqlite:///{tmp_path / 'spinesim.db'}")
+    ben = store.add_user("ben", "trainee", PASSWORD)
+    first = finished_attempt(store, ben, "tfesi-default", patient)
+    pushed: list[dict] = []
+    handlers = Handlers(store, ben, library_scenarios(), Patients(ANATOMY), tmp_path,
+                        show=lambda **changes: pushed.append(changes), later=lambda work: None)
+    handlers.request("open_attempt", first)
+    report = next(changes for changes in pushed if "replay_max" in changes)
+    assert report["replay_max"] == 3 and report.get("replay_step") == 3
+    assert report["replay_action"].startswith("3. ")
