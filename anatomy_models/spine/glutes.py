@@ -12,7 +12,15 @@ through L5-S1 crossed less tissue low down than a patient's pelvis holds. Here, 
   hip, its upper border at the back of the iliac crest (Gray's Anatomy, ch. "Pelvic girdle, gluteal
   region and thigh"); with the small deep muscles of the hip under it (piriformis, the rotators, not
   told apart) it reaches 55 mm behind the sacroiliac joint's level at its middle, the maximus itself
-  about 30 mm of that [ED, textbook proportions];
+  about 30 mm of that [ED, textbook proportions]. Its upper border is oblique, not level: it runs from
+  the posterior superior iliac spine down and out to the top of the greater trochanter (palpatory
+  anatomy: "the upper border of the muscle coincides with the line connecting the upper border of the
+  trochanter with the upper border of the posterior superior iliac spine"; Tixa, Atlas of Palpatory
+  Anatomy of the Lower Extremities), the spine level with S2 (MacEwen, Surgical Anatomy, "Gluteal
+  region") and the trochanter's top about 13 cm further out and 10 cm lower [ED: a hip breadth of
+  35 cm, the trochanter level with the coccyx], so the buttock's every section is sheared down
+  laterally (:data:`MAXIMUS_BORDER_SLOPE`). A level border painted a straight bar across an AP of the
+  pelvis (readers, stop 23);
 - the buttock's subcutaneous fat over it, whose thickness grows with BMI: total gluteal subcutaneous
   fat (mm) = -33.56 + 0.078 x age + 3.042 x BMI in men, rising 4 mm per BMI unit in women against 3 in
   men (ultrasound of 150 adults, Frank et al., Plast Reconstr Surg 2019, doi:10.1097/PRS.0000000000005707)
@@ -53,12 +61,30 @@ MAXIMUS_CENTRE_LATERAL_MM = 50.0
 MAXIMUS_HALF_WIDTH_MM = 65.0
 MAXIMUS_REACH_MM = 55.0
 ENVELOPE_SIDEWAYS = 0.3             # the buttock fat's reach across, as a share of its thickness behind [ED]
-# Heights of the maximus's sections from the sacroiliac joint's centre (mm) and how far each has grown
-# (0: its upper border at the back of the iliac crest, 1: full from the lower end of the joint down) [ED].
-MAXIMUS_PROFILE = ((CREST_BEHIND_MM, 10.0, -25.0), (0.0, 0.55, 1.0))
+# Heights of the maximus's sections from the sacroiliac joint's centre (mm), above the joint's centre (laterally
+# lower by MAXIMUS_BORDER_SLOPE), and how far each has grown (0: its upper border at the back of the iliac
+# crest, 1: full, level with the lower sacrum, where the buttock stands out most), half grown below the posterior
+# superior iliac spine, whose dimple is the buttock's thinnest point (Lee et al. 2014) [ED].
+MAXIMUS_PROFILE = ((CREST_BEHIND_MM, -15.0, -65.0), (0.0, 0.5, 1.0))
+# How far the maximus's sections are sheared down per mm out from the sacroiliac joint: with the band growing out
+# from its medial edge as it fills, the buttock's upper border then falls 0.78 mm per mm, as the posterior
+# superior iliac spine to the top of the greater trochanter does, 10 cm down over 13 cm out [ED, above]
+# (tests/anatomy_models/spine/test_glutes.py measures it on the skin).
+MAXIMUS_BORDER_SLOPE = 0.5
 # The medius covers the wing from this far below the crest (mm) round the arc from the ASIS end to this
 # angle (deg, from the lateral direction), short of the posterior superior iliac spine [ED].
 MEDIUS_BELOW_CREST_MM = 6.0
+# The buttocks meet in the midline below the top of the natal cleft, the lower corner of the sacral (Michaelis)
+# rhombus, whose side corners are the posterior superior iliac spines and which is nearly a square on its tip
+# (Schuenke, Functional Anatomy, Thieme 2007, p. 133): the cleft's top lies as far below the spines as they lie
+# off the midline, at S4-S5. Above it the sacrum's flat triangle keeps the back's own skin (the thinnest over
+# the buttock, Lee et al. 2014). An open trough between them, 4 cm wide, was a lucent band down the pelvis's
+# midline, and L5-S1 lighter than the tissue beside them on a tilted AP (readers, stop 23). The meeting blends
+# in over this height (mm) below the rhombus's sides [ED: over 25 mm its edge was a sharp V on the AP, where the
+# cheeks close on each other gradually]. Below it the cheeks touch across the cleft, so an AP ray in the midline crosses
+# them as one; only the cleft's mouth is open, this deep (mm) below the buttocks' crowns [ED].
+CLEFT_BLEND_MM = 70.0
+CLEFT_OPEN_MM = 20.0
 # Beyond this distance (mm) from a buttock its distance is not worked out (:meth:`Buttocks.sdf`): the trunk's
 # outline is read only within the 12 mm abdominal wall and the skin's partial-volume band of its surface.
 BUTTOCK_REACH_MM = 20.0
@@ -93,6 +119,71 @@ class Within(Shape):
         return self.function(x, y, z)
 
 
+@dataclass(eq=False)
+class ObliqueTube(Shape):
+    """A :class:`VerticalTube` whose sections fall ``slope`` mm per mm out from ``x0`` on the side ``side_sign``
+    (+1 left, -1 right): the tube's node heights are read at the point's own height raised by
+    ``slope * side_sign * (x - x0)`` (a shear, so the distance is an estimate, exact across y).
+
+    Below ``meets_midline_below`` (world z of the natal cleft's top, mm; None: nowhere) and the lines rising from
+    it at 45 deg to ``x0``, the sections' medial halves stretch across to the midline (fully
+    :data:`CLEFT_BLEND_MM` below those lines), so that the two buttocks meet there.
+    """
+
+    tube: VerticalTube
+    x0: float
+    side_sign: float
+    slope: float
+    meets_midline_below: float | None = None
+
+    def __post_init__(self) -> None:
+        tube = self.tube
+        self.lower, self.upper = tube.lower.copy(), tube.upper.copy()
+        out = self.side_sign * (np.array([tube.lower[0], tube.upper[0]]) - self.x0)
+        self.lower[2] = tube.z[0] - self.slope * out.max()
+        self.upper[2] = tube.z[-1] - self.slope * out.min()
+        if self.meets_midline_below is not None:  # the stretched medial half reaches across the midline
+            half = max(abs(tube.lower[0]), abs(tube.upper[0]))
+            self.lower[0], self.upper[0] = -half, half
+
+    def level(self, x, z):
+        """The tube's own height (mm) at world (x, z)."""
+        return z + f32(self.slope * self.side_sign) * (x - f32(self.x0))
+
+    def section(self, x, z) -> tuple[np.ndarray, ...]:
+        """The section's cx, cy, ax, ay (float32) at world (x, z) and whether (x, z) lies between the caps, ``ax``
+        the semi-axis on (x, z)'s side of the centre."""
+        level = np.asarray(self.level(x, z), dtype=np.float64)
+        tube = self.tube
+        cx, cy, ax, ay = (np.interp(level, tube.z, a).astype(np.float32) for a in (tube.cx, tube.cy, tube.ax, tube.ay))
+        return cx, cy, self._medial_semi_axis(x, z, cx, ax, ay), ay, (level >= tube.z[0]) & (level <= tube.z[-1])
+
+    def _medial_semi_axis(self, x, z, cx, ax, ay):
+        """``ax``, stretched on the section's medial side below :attr:`meets_midline_below` until the section
+        stands :data:`CLEFT_OPEN_MM` short of its full height at the midline (the cleft's open part)."""
+        if self.meets_midline_below is None:
+            return ax
+        # Below the rhombus's lower sides, which rise at 45 deg from the cleft's top to the spines: the cheeks close
+        # in along a V, not all at one height (a level seam drew a bar across the AP's foot).
+        corner = f32(self.meets_midline_below) + np.minimum(np.abs(x), f32(abs(self.x0)))
+        t = np.clip((corner - z) / f32(CLEFT_BLEND_MM), 0.0, 1.0)
+        meeting = t * t * (3.0 - 2.0 * t)
+        # The ellipse's height at the midline, as a share of its full height behind its centre.
+        share = np.clip((ay - f32(CLEFT_OPEN_MM)) / np.maximum(ay, f32(1.0)), 0.0, 0.95)
+        reach = np.abs(cx) / np.sqrt(1.0 - share * share)
+        medial = f32(self.side_sign) * (x - cx) < 0
+        return np.where(medial, ax + meeting * np.maximum(reach - ax, 0.0), ax).astype(np.float32)
+
+    def sdf(self, x, y, z):
+        level = self.level(x, z)
+        if self.meets_midline_below is None:
+            return self.tube.sdf(x, y, level)
+        # The medial half stretched: x mapped onto the tube's own ellipse (a distance estimate off by the stretch).
+        cx, _, ax, _, _ = self.section(x, z)
+        own = np.interp(np.asarray(level, dtype=np.float64), self.tube.z, self.tube.ax).astype(np.float32)
+        return self.tube.sdf(cx + (x - cx) * np.maximum(own, f32(0.05)) / np.maximum(ax, f32(0.05)), y, level)
+
+
 @dataclass(frozen=True)
 class Buttocks:
     """The two gluteus maximus bands and the buttock surfaces over them.
@@ -102,17 +193,16 @@ class Buttocks:
     reach (the hips, 17-18 cm off the midline [ED]) the trunk's outline takes in.
     """
 
-    maximus: tuple[VerticalTube, VerticalTube]
-    envelopes: tuple[VerticalTube, VerticalTube]
+    maximus: tuple[ObliqueTube, ObliqueTube]
+    envelopes: tuple[ObliqueTube, ObliqueTube]
 
     def skin_y(self, x: np.ndarray, z: np.ndarray) -> np.ndarray:
         """y (mm) of the buttocks' skin at (x, z); -1e3 where there is no buttock."""
         result = np.full(np.broadcast_shapes(np.shape(x), np.shape(z)), -1e3, dtype=np.float32)
         for envelope in self.envelopes:
-            cx, cy = np.interp(z, envelope.z, envelope.cx), np.interp(z, envelope.z, envelope.cy)
-            ax, ay = np.maximum(np.interp(z, envelope.z, envelope.ax), 1.0), np.interp(z, envelope.z, envelope.ay)
-            t = 1.0 - ((x - cx) / ax) ** 2
-            inside = (t > 0) & (z >= envelope.z[0]) & (z <= envelope.z[-1])
+            cx, cy, ax, ay, between = envelope.section(x, z)
+            t = 1.0 - ((x - cx) / np.maximum(ax, 1.0)) ** 2
+            inside = (t > 0) & between
             result = np.maximum(result, np.where(inside, cy + ay * np.sqrt(np.clip(t, 0.0, None)), -1e3))
         return result.astype(np.float32)
 
@@ -133,7 +223,7 @@ class Buttocks:
             whole = rows is ...
             box = ... if whole else (slice(None), rows, slices)
             ys, zs = (y, z) if whole else (y[:, rows], z[:, :, slices])
-            cy = np.interp(zs, envelope.z, envelope.cy).astype(np.float32)
+            cy = f32(envelope.tube.cy[0])  # the band's back half: behind its (constant) centre
             result[box] = np.minimum(result[box], np.maximum(envelope.sdf(x, ys, zs), cy - ys))
         return result
 
@@ -142,7 +232,7 @@ class Buttocks:
         return self.sdf(x, y, z) < 0
 
 
-def _near_envelope(envelope: VerticalTube, x: np.ndarray, y: np.ndarray, z: np.ndarray):
+def _near_envelope(envelope: ObliqueTube, x: np.ndarray, y: np.ndarray, z: np.ndarray):
     """The rows (a slice of y's) and slices (of z's) that hold every point within :data:`BUTTOCK_REACH_MM` of
     ``envelope``'s ends and not further in front of its centre, when x, y and z are a grid's axes (shaped
     (n, 1, 1), (1, n, 1), (1, 1, n)); ``(..., ...)``, all of them, for other points; None when no point is
@@ -151,8 +241,8 @@ def _near_envelope(envelope: VerticalTube, x: np.ndarray, y: np.ndarray, z: np.n
             ((1, 1), (1, 1), (1, 1)):
         return ..., ...
     reach = f32(BUTTOCK_REACH_MM)
-    rows = np.flatnonzero(y[0, :, 0] >= f32(np.min(envelope.cy)) - reach)
-    slices = np.flatnonzero((z[0, 0, :] >= f32(envelope.z[0]) - reach) & (z[0, 0, :] <= f32(envelope.z[-1]) + reach))
+    rows = np.flatnonzero(y[0, :, 0] >= f32(np.min(envelope.tube.cy)) - reach)
+    slices = np.flatnonzero((z[0, 0, :] >= f32(envelope.lower[2]) - reach) & (z[0, 0, :] <= f32(envelope.upper[2]) + reach))
     if len(rows) == 0 or len(slices) == 0:
         return None
     return slice(rows[0], rows[-1] + 1), slice(slices[0], slices[-1] + 1)
@@ -165,7 +255,7 @@ def maximus_growth(nodes: int = 12) -> tuple[np.ndarray, np.ndarray]:
 
     >>> heights, grown = maximus_growth()
     >>> [round(float(v), 3) for v in (heights[0], grown[0], heights[-1], grown[-1])]
-    [-25.0, 1.0, 35.0, 0.0]
+    [-65.0, 1.0, 35.0, 0.0]
     >>> bool(np.all(np.diff(grown) < 0))   # it grows steadily downward
     True
     """
@@ -188,15 +278,19 @@ def buttocks(joints: dict[str, SacroiliacJoint], bottom_z: float, bmi: float, se
     maximus, envelopes = [], []
     for side, s in SIDE_SIGN.items():
         joint = joints[side].frame.origin
-        z = np.concatenate([[bottom_z], joint[2] + heights])
-        cx = np.full(len(z), joint[0] + s * MAXIMUS_CENTRE_LATERAL_MM)
-        cy = np.full(len(z), joint[1])
+        # The sections are sheared: the bottom node low enough that the buttock still reaches bottom_z at the midline.
+        z = np.concatenate([[bottom_z - MAXIMUS_BORDER_SLOPE * (abs(joint[0]) + 1.0)], joint[2] + heights])
+        # Its medial edge stays on the sacrum's border while it grows out: the muscle arises highest medially.
         ax = MAXIMUS_HALF_WIDTH_MM * np.maximum(grown, 0.3)
+        cx = joint[0] + s * (MAXIMUS_CENTRE_LATERAL_MM - MAXIMUS_HALF_WIDTH_MM + ax)
+        cy = np.full(len(z), joint[1])
         ay = MAXIMUS_REACH_MM * grown
-        maximus.append(VerticalTube(z, cx, cy, ax, ay))
+        maximus.append(ObliqueTube(VerticalTube(z, cx, cy, ax, ay), joint[0], s, MAXIMUS_BORDER_SLOPE))
         # The fat rounds the buttock off toward the cleft and the hip as well as behind [ED].
         added = back_fat_mm + (fat - back_fat_mm) * grown
-        envelopes.append(VerticalTube(z, cx, cy, ax + ENVELOPE_SIDEWAYS * added, ay + added))
+        cleft_top = joint[2] - abs(joint[0])  # the rhombus's lower corner (the joint's centre: the spine's level)
+        envelopes.append(ObliqueTube(VerticalTube(z, cx, cy, ax + ENVELOPE_SIDEWAYS * added, ay + added), joint[0], s,
+                                     MAXIMUS_BORDER_SLOPE, cleft_top))
     return Buttocks(tuple(maximus), tuple(envelopes))
 
 
@@ -266,7 +360,7 @@ def gluteal_muscles(joints: dict[str, SacroiliacJoint], tuffier_z: float, bottom
     far = (FAR_MM, FAR_MM, FAR_MM)
     for (side, s), outer in zip(SIDE_SIGN.items(), found.maximus):
         # The back half: y behind the level it grows from (a half-space w < 0 whose w points forward).
-        behind = Primitive(Frame.from_axes((0.0, float(outer.cy[0]), 0.0), (1.0, 0.0, 0.0), (0.0, 0.0, 1.0)),
+        behind = Primitive(Frame.from_axes((0.0, float(outer.tube.cy[0]), 0.0), (1.0, 0.0, 0.0), (0.0, 0.0, 1.0)),
                            half_space(), far)
         shapes[f"muscle.gluteus_maximus.{side}"] = Intersection([outer, behind, interior])
         joint = joints[side].frame.origin
