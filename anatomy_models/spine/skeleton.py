@@ -329,15 +329,16 @@ def fit_laminae_to_outline(layout: VertebraLayout, outline: Shape, step_mm: floa
     layout.lamina_bottom_z, layout.lamina_top_z = float(w[0]), float(w[-1])
 
 
-def aim_spinous_process_at_outline(layout: VertebraLayout, outline, step_mm: float = 0.5) -> None:
-    """Aim the layout's spinous process axis (the process's label and its tip landmark follow it) at the real
-    outline's tip: the mid-height of the process's back end in the midline, its last
-    :data:`SPINOUS_TIP_END_MM`.
+def find_spinous_process_tip(layout: VertebraLayout, outline, step_mm: float = 0.5) -> None:
+    """Aim the search for the spinous process's tip landmark at the real outline's tip: the mid-height of the
+    process's back end in the midline, its last :data:`SPINOUS_TIP_END_MM` (``layout.spinous_tip_aim``).
 
     The axis :func:`place_spinous_process` lays from the laminae's mid-height does not know where the warp put
-    the real process (its lower border fitted to the interspinous gap, its upper one turned up): at L4 the axis
-    met the process's back end near its top and at L5 10 mm in front of its back end, so a lateral's rays
-    "through the process" and "through the gap below" both crossed L4's process (issue 16).
+    the real process (its lower border fitted to the interspinous gap, its upper one turned up): along it the
+    landmark met L4's process near its top and L5's 10 mm in front of its back end, so a lateral's rays
+    "through the process" and "through the gap below" both crossed L4's process (issue 16). The axis itself
+    stays: the supraspinous ligament and the skin over it are hung on it (soft_tissue), and the ultrasound
+    presets are seated on that skin.
     """
     base = layout.sp_base
     v = np.arange(base[1], base[1] + 80.0, step_mm, dtype=np.float32)
@@ -350,7 +351,7 @@ def aim_spinous_process_at_outline(layout: VertebraLayout, outline, step_mm: flo
         raise ValueError(f"{layout.name}: the real outline has no spinous process behind its laminae' junction")
     end = slice(max(last - int(round(SPINOUS_TIP_END_MM / step_mm)), 0), last + 1)
     heights = w[np.flatnonzero(inside[end].any(axis=0))]
-    layout.sp_tip = np.array([0.0, float(v[last]), 0.5 * float(heights[0] + heights[-1])])
+    layout.spinous_tip_aim = np.array([0.0, float(v[last]), 0.5 * float(heights[0] + heights[-1])])
 
 
 def _fit_window(alignment: SpineAlignment, upper: VertebraLayout, lower: VertebraLayout, target_mm: float,
@@ -484,7 +485,7 @@ def build_skeleton(alignment: SpineAlignment, params: SpineParameters) -> Skelet
         reals[upper] = real_vertebra(upper, layout.frame, targets[upper])
         fit_laminae_to_outline(layout, reals[upper])  # the stretch tilts the laminae a little
         place_spinous_process(layout)
-        aim_spinous_process_at_outline(layout, reals[upper])
+        find_spinous_process_tip(layout, reals[upper])
     if params.transitional == "sacralized_L5":
         _sacralize(layouts["L5"], layouts["S1"])
     joints = {}
