@@ -182,7 +182,8 @@ def spine_landmarks(skeleton: Skeleton, neural: NeuralStructures, flavum: dict[s
             elif name != "T12":
                 points[f"{name}.SAP_TP_junction.{side}"] = sap_tp_junction(skeleton, name, side, bone)
         tip_start = layout.world(layout.sp_base)
-        tip_direction = layout.world(layout.sp_tip) - tip_start
+        tip_aim = layout.sp_tip if layout.spinous_tip_aim is None else layout.spinous_tip_aim
+        tip_direction = layout.world(tip_aim) - tip_start
         points[f"{name}.spinous_process.tip"] = surface_along(skeleton.part_shape(f"{name}.spinous_process"),
                                                               tip_start, tip_direction)
     for interspace in INTERSPACE_NAMES:

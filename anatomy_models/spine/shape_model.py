@@ -7,8 +7,8 @@ w superior, :mod:`anatomy_models.spine.alignment`), left-right symmetrised. T12 
 shape. At load time each shape is warped onto the level's reference dimensions
 (:mod:`anatomy_models.spine.morphometry`, scaled for sex and size): the body to its width, depth and
 height; behind the body, the canal to its interpedicular and mid-sagittal diameters, the transverse
-processes to their tip (then tapered and turned: the mean process is a bar of even height) and the
-spinous process to its tip. Every generator parameter that places or sizes a vertebra (lordosis,
+processes to their tip (then tapered, their tips rounded, and turned: the mean process is a square-ended bar of
+even height) and the spinous process to its tip. Every generator parameter that places or sizes a vertebra (lordosis,
 scoliosis, sex, size) so acts on the real shape.
 
 The warp is separable and piecewise linear (monotone along each axis) but for the transverse
@@ -48,6 +48,12 @@ OUTSIDE_MM = np.float32(8.0)  # the sdf beyond the template grid: outside the bo
 # The transverse process is free of the pedicle from this far lateral of the pedicle's wall (mm): its
 # reshaping (:func:`warped_sdf`) starts there.
 TRANSVERSE_PROCESS_FREE_MM = 2.0
+# The transverse process's rounded end is as long as the tip is high, a half ellipse twice as long as wide: the
+# lumbar processes taper to a blunt point on an AP radiograph, where the mean shape ends square [ED, textbook AP].
+TIP_CAP_LENGTH_OF_HEIGHT = 1.0
+# The rounded tip's height never quite reaches 0 (as a fraction of the tapered height): the sdf's distances
+# are scaled by it and must stay finite.
+TIP_CAP_LEAST_HEIGHT = 0.1
 # The spinous process's vertical warp holds within this distance of the midline, the laminae's beyond
 # the second; in between the two blend (mm) [ED]: the process is 6-8 mm thick (clinical.md §4.7), and
 # the interlaminar window is set 6 mm off the midline (skeleton.WINDOW_LINE_OFFSET_MM).
@@ -82,6 +88,7 @@ class Template:
     pedicle_top_mm: float
     transverse_process_root_mid_mm: float  # w of the transverse process's mid-height line where it is free
     transverse_process_upward_deg: float   # that line's slope going out (+ = the tip higher), degrees
+    transverse_process_height_mm: float    # its mean cranio-caudal height over its free part
     spinous_process_bottom_mm: float       # w of the spinous process's lowest point in the midline
 
 
@@ -165,6 +172,7 @@ def measure_template(name: str, sdf_mm: np.ndarray, origin_mm: np.ndarray, spaci
     tp_u = np.array([i for i, cells in columns if len(cells)], dtype=float)
     tp_w = np.array([0.5 * (cells[0] + cells[-1]) for _, cells in columns if len(cells)]) - iw
     tp_slope, tp_intercept = np.polyfit(tp_u, tp_w, 1)
+    tp_height = float(np.mean([cells[-1] - cells[0] + 1 for _, cells in columns if len(cells)]))
     # The spinous process: the midline bone behind the laminae's junction (5 mm behind the canal's back).
     behind = inside[iu, canal_back[1] + mm(5):, :]
     spinous_bottom = int(np.flatnonzero(behind.any(axis=0))[0])
@@ -180,6 +188,7 @@ def measure_template(name: str, sdf_mm: np.ndarray, origin_mm: np.ndarray, spaci
                     pedicle_top_mm=float((pedicle[1] - iw + 0.5) * h),
                     transverse_process_root_mid_mm=float((tp_intercept + tp_slope * free[0]) * h),
                     transverse_process_upward_deg=math.degrees(math.atan(tp_slope)),
+                    transverse_process_height_mm=tp_height * h,
                     spinous_process_bottom_mm=float((spinous_bottom - iw - 0.5) * h))
 
 
@@ -235,6 +244,8 @@ class LevelTargets:
     # process is a bar of even height that an AP shows with square ends.
     transverse_process_tip_height_fraction: float = 1.0
     transverse_process_upward_deg: float | None = None
+    # Whether the transverse process's tip is rounded (:func:`_tip_cap_mm`) or keeps the mean shape's square end.
+    transverse_process_tip_rounded: bool = False
     # How far the spinous process is turned up (degrees, + = its tip higher) about its root
     # (:data:`SPINOUS_PROCESS_TURN_BEHIND_CANAL_MM`) from the template's own inclination.
     spinous_process_upturn_deg: float = 0.0
@@ -304,11 +315,15 @@ def arch_template_w(level: str, targets: LevelTargets, w_mm: float) -> float:
 
 def _transverse_process_reshape(template: Template, targets: LevelTargets):
     """A map (|template u|, template w, arch weight) -> (template w to sample, distance scale) that
-    tapers the transverse process's height toward its tip and turns it up (or down) about its root.
+    tapers the transverse process's height toward its tip, rounds the tip and turns the process up (or
+    down) about its root.
 
     Going out from where the process is free (``s`` 0 to 1 at the tip) its height shrinks by
-    ``1 - (1 - f) s**1.5`` about its mid-height line (a blade that narrows mostly toward a rounded
-    tip), and the line turns by the difference of the target's slope and the template's. The
+    ``1 - (1 - f) s**1.5`` about its mid-height line (a blade that narrows mostly toward the tip), and
+    if the targets ask for a rounded tip, over the last stretch, as long as half the tip's height once
+    warped (:func:`_tip_cap_mm`), by the
+    quarter ellipse ``sqrt(1 - e**2)`` (``e`` 0 to 1 at the tip): a rounded end where the mean shape
+    ends square. The line turns by the difference of the target's slope and the template's. The
     distances shrink at most by the same factor (the returned scale keeps them lower bounds).
     """
     t, r = template, targets
@@ -319,14 +334,29 @@ def _transverse_process_reshape(template: Template, targets: LevelTargets):
     own_slope, turn = f32(own), f32(wanted - own)
     mid = f32(t.transverse_process_root_mid_mm)
     narrowing = f32(1.0 - r.transverse_process_tip_height_fraction)
+    cap = f32(min(_tip_cap_mm(t, r), 0.5 * float(span)) if r.transverse_process_tip_rounded else 0.0)
 
     def reshape(across, w, arch):
         out = np.maximum(across - root, 0)
         s = np.minimum(out / span, 1)
-        scale = 1 - arch * narrowing * s * np.sqrt(s)
+        end = np.clip((out - (span - cap)) / cap, 0, 1) if cap > 0 else np.zeros_like(out)
+        rounded = np.sqrt(np.maximum(1 - end * end, TIP_CAP_LEAST_HEIGHT ** 2))
+        scale = (1 - arch * narrowing * s * np.sqrt(s)) * (1 - arch * (1 - rounded))
         line = mid + own_slope * out
         return line + (w - line - arch * turn * out) / scale, scale
     return reshape
+
+
+def _tip_cap_mm(template: Template, targets: LevelTargets) -> float:
+    """How far (template u, mm) from the tip the transverse process's end is rounded: its height at the tip
+    (:data:`TIP_CAP_LENGTH_OF_HEIGHT`), brought back through the warp's (mean) scale across the process, so that
+    the level's tip has the same rounded end on the AP however much the warp shortens or lengthens the process."""
+    t, r = template, targets
+    template_span = t.transverse_process_tip_mm - t.pedicle_lateral_mm
+    level_span = np.mean([tip - wall for wall, tip in (r.side_knots(side) for side in ("left", "right"))])
+    tip_height = r.transverse_process_tip_height_fraction * t.transverse_process_height_mm * r.body_height_mm \
+        / t.body_height_mm
+    return float(TIP_CAP_LENGTH_OF_HEIGHT * tip_height * template_span / level_span)
 
 
 def warped_sdf(template: Template, targets: LevelTargets):

@@ -48,6 +48,9 @@ LAMINA_BELOW_PEDICLE_MIN_MM = 4.0
 # in the laminae's apex, vertebra.SPINOUS_PROCESS_ROOT_MM in front of its base) over this reach, mm [ED],
 # as anatomy_models.spine.measure reads it between the labelled processes.
 SPINOUS_GAP_REACH_MM = 50.0
+# The spinous process's tip is the mid-height of its back end over this length (mm) in the midline [ED: the
+# thickened posterior border, a few millimetres deep].
+SPINOUS_TIP_END_MM = 4.0
 # Bone blend radius (fillets between parts of one vertebra), mm [ED].
 BONE_BLEND_MM = 3.5
 # The ligamentum flavum's capsular part: where it is looked for behind the foramen and how it lies on
@@ -326,6 +329,31 @@ def fit_laminae_to_outline(layout: VertebraLayout, outline: Shape, step_mm: floa
     layout.lamina_bottom_z, layout.lamina_top_z = float(w[0]), float(w[-1])
 
 
+def find_spinous_process_tip(layout: VertebraLayout, outline, step_mm: float = 0.5) -> None:
+    """Aim the search for the spinous process's tip landmark at the real outline's tip: the mid-height of the
+    process's back end in the midline, its last :data:`SPINOUS_TIP_END_MM` (``layout.spinous_tip_aim``).
+
+    The axis :func:`place_spinous_process` lays from the laminae's mid-height does not know where the warp put
+    the real process (its lower border fitted to the interspinous gap, its upper one turned up): along it the
+    landmark met L4's process near its top and L5's 10 mm in front of its back end, so a lateral's rays
+    "through the process" and "through the gap below" both crossed L4's process (issue 16). The axis itself
+    stays: the supraspinous ligament and the skin over it are hung on it (soft_tissue), and the ultrasound
+    presets are seated on that skin.
+    """
+    base = layout.sp_base
+    v = np.arange(base[1], base[1] + 80.0, step_mm, dtype=np.float32)
+    w = np.arange(base[2] - 50.0, base[2] + 40.0, step_mm, dtype=np.float32)
+    inside = outline.local_sdf(np.float32(0.0), v[:, None], w[None, :]) < 0
+    # The process's bone in the midline: the run of rows with bone that starts at the base.
+    rows = inside.any(axis=1)
+    last = int(np.argmin(rows)) - 1 if not rows.all() else len(v) - 1
+    if last < 0:
+        raise ValueError(f"{layout.name}: the real outline has no spinous process behind its laminae' junction")
+    end = slice(max(last - int(round(SPINOUS_TIP_END_MM / step_mm)), 0), last + 1)
+    heights = w[np.flatnonzero(inside[end].any(axis=0))]
+    layout.spinous_tip_aim = np.array([0.0, float(v[last]), 0.5 * float(heights[0] + heights[-1])])
+
+
 def _fit_window(alignment: SpineAlignment, upper: VertebraLayout, lower: VertebraLayout, target_mm: float,
                 upper_shape=None, lower_shape: Shape | None = None) -> None:
     """Set the upper lamina's lower edge so the paramedian interlaminar gap is ``target_mm`` (bisection).
@@ -401,7 +429,7 @@ def level_targets(layout: VertebraLayout) -> LevelTargets:
     return LevelTargets(layout.width, layout.depth, layout.height, d.canal_transverse_mm, d.canal_ap_mm,
                         lateral_wall["left"], tip["left"], float(layout.sp_tip[1]),
                         layout.pedicle_z - d.pedicle_height_mm / 2.0, layout.pedicle_z + d.pedicle_height_mm / 2.0,
-                        transverse_process_tip_height_fraction=tip_fraction,
+                        transverse_process_tip_height_fraction=tip_fraction, transverse_process_tip_rounded=True,
                         transverse_process_upward_deg=TRANSVERSE_PROCESS_UPWARD_DEG.get(layout.name, 0.0),
                         spinous_process_upturn_deg=SPINOUS_PROCESS_UPTURN_DEG.get(layout.name, 0.0),
                         right_pedicle_lateral_mm=lateral_wall["right"], right_transverse_process_tip_mm=tip["right"])
@@ -457,6 +485,7 @@ def build_skeleton(alignment: SpineAlignment, params: SpineParameters) -> Skelet
         reals[upper] = real_vertebra(upper, layout.frame, targets[upper])
         fit_laminae_to_outline(layout, reals[upper])  # the stretch tilts the laminae a little
         place_spinous_process(layout)
+        find_spinous_process_tip(layout, reals[upper])
     if params.transitional == "sacralized_L5":
         _sacralize(layouts["L5"], layouts["S1"])
     joints = {}

@@ -93,6 +93,9 @@ class VertebraLayout:
     # Where each side's pars ends below (local z, mm): the top of the facet joint below, where the inferior
     # articular process begins (set once the joints are placed; see pars_part).
     pars_bottom_z: dict[str, float] = field(default_factory=dict)
+    # Where the spinous process's tip landmark is sought from ``sp_base`` (local): the real outline's back end
+    # (set by skeleton.find_spinous_process_tip); None: along the axis to ``sp_tip``.
+    spinous_tip_aim: np.ndarray | None = None
 
     @property
     def name(self) -> str:

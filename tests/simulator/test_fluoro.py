@@ -441,9 +441,10 @@ def test_quantum_noise_is_correlated_by_the_detectors_point_spread(blur_mm):
     assert noise.std() == pytest.approx(white_std / (2.0 * np.sqrt(np.pi) * s), rel=0.05)
 
 
-@pytest.mark.xfail(strict=True, reason="issue 16: on generator 22 the ray through the spinous process point crosses "
-                   "0.22 less attenuation than the one through the gap below it (the anatomy's, not the display's: "
-                   "a monotonic display cannot show it darker); it reads 0.9 grey levels lighter (6.2 uncompressed)")
+@pytest.mark.xfail(strict=True, reason="issue 16: the display's since generator 52 (the tip landmarks on the "
+                   "processes' back ends; until then the 'gap' point lay in L4's process, whose ray crossed 0.22 "
+                   "less attenuation than the gap's): the process's ray crosses 0.10 more than the gap's, shown "
+                   "1.2 grey levels darker (0.7 uncompressed): the thin back sits at the window's white end")
 def test_the_lateral_shows_the_spinous_processes_against_the_gaps_between_them(small_spine):
     """Issue 16 ("lateral: posterior elements missing"): on the lateral the spinous processes lie in the
     thin back, at the bright end of a window that must also hold the thick abdomen. The display's dynamic

@@ -65,6 +65,21 @@ def test_patient_left_is_plus_x(small_spine):
     assert small_spine.landmark("L3.spinous_process.tip")[1] > small_spine.landmark("L3.body.center")[1] + 50
 
 
+@pytest.mark.parametrize("level", ["L1", "L2", "L3", "L4", "L5"])
+def test_the_spinous_process_tip_is_the_back_end_of_its_process(small_spine, level):
+    """The tip landmark (the probe's aim, the lateral's tests) lies on the back end of the labelled process, within
+    its height there: generator 50's layout axis met L5's process 10 mm in front of its back end and L4's above the
+    middle of its height, so a point "10 mm in front of the tips, half-way between them" lay in L4's process."""
+    mask = small_spine.mask(f"{level}.spinous_process")
+    points = small_spine.labels.voxel_to_world(np.argwhere(mask).astype(float))
+    points = points[np.abs(points[:, 0]) < 2.0]  # the midline (a voxel either side on the 2 mm grid)
+    tip = small_spine.landmark(f"{level}.spinous_process.tip")
+    back = points[:, 1].max()
+    assert tip[1] > back - 3.0, (tip, back)  # a voxel and a half, the grid's and the process's slope
+    end = points[points[:, 1] > back - 4.0]
+    assert end[:, 2].min() - 1.0 <= tip[2] <= end[:, 2].max() + 1.0, (tip, end[:, 2].min(), end[:, 2].max())
+
+
 def test_no_bone_is_cut_by_the_volumes_floor(small_spine):
     """The generated volume reaches below every bone: the hip bones' ischia and pubis, cut by its floor until
     generator 39, were missing beyond the cut on every view whose rays leave through the floor (a steep cranial

@@ -5,8 +5,9 @@ from dataclasses import fields
 import numpy as np
 import pytest
 
-from anatomy_models.spine.shape_model import (SHAPES_FILE, SPINOUS_PROCESS_TURN_BEHIND_CANAL_MM, LevelTargets,
-                                              load_template, measure_template, warped_sdf)
+from anatomy_models.spine.shape_model import (SHAPES_FILE, SPINOUS_PROCESS_TURN_BEHIND_CANAL_MM,
+                                              TIP_CAP_LENGTH_OF_HEIGHT, LevelTargets, load_template, measure_template,
+                                              warped_sdf)
 
 MEASURED = ("body_width_mm", "body_depth_mm", "body_height_mm", "canal_transverse_mm", "canal_ap_mm",
             "pedicle_lateral_mm", "transverse_process_tip_mm", "spinous_process_tip_mm", "pedicle_bottom_mm",
@@ -113,6 +114,29 @@ def test_the_warp_tapers_and_turns_the_transverse_processes():
     measured = measure_template("L3", grid, np.array([u[0], v[0], w[0]], dtype=np.float64), 1.0)
     assert template.transverse_process_upward_deg < 2.0
     assert measured.transverse_process_upward_deg == pytest.approx(10.0, abs=2.0)
+
+
+def test_the_transverse_processes_end_in_a_rounded_tip():
+    """Issues 15/16 ("square-ended transverse processes at every level"): the mean shape's process ends square;
+    over its last stretch, as long as the tapered tip is high, the warp rounds it to a quarter ellipse each side
+    of its mid-height line: against the plain warp, the height shrinks by sqrt(1 - e**2) on top of the taper
+    (``e`` 0 where the rounding begins, 1 at the tip), measured again on the resampled shape."""
+    template = load_template("L3")
+    values = {name: getattr(template, name) for name in MEASURED}
+    fraction = 0.6
+    plain = warped_sdf(template, LevelTargets(**values))
+    shaped = warped_sdf(template, LevelTargets(**values, transverse_process_tip_height_fraction=fraction,
+                                               transverse_process_tip_rounded=True))
+    root = template.pedicle_lateral_mm + 2.0
+    span = template.transverse_process_tip_mm - root
+    cap = TIP_CAP_LENGTH_OF_HEIGHT * fraction * template.transverse_process_height_mm
+    ends = np.array([0.0, 0.5, 0.8])
+    at = root + span - cap * (1.0 - ends)
+    wall = template.body_depth_mm / 2.0
+    before, after = _transverse_process_heights(plain, at, wall), _transverse_process_heights(shaped, at, wall)
+    s = (at - root) / span
+    expected = (1.0 - (1.0 - fraction) * s ** 1.5) * np.sqrt(1.0 - ends ** 2)
+    assert np.array(after) / np.array(before) == pytest.approx(expected, abs=0.08), (before, after, expected)
 
 
 def _midline_lower_border(sdf, v_mm) -> np.ndarray:
