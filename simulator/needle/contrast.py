@@ -141,17 +141,6 @@ DORSAL_FILL_FRACTION = 0.5
 # sac on AP and a block the canal's depth on lateral ("unrealistic tracks", issue 21) [ED].
 DORSAL_DRAPE_MM = 2.0
 DORSAL_GUTTER_SHARE = 0.5
-# The injectate opens the plane between the dura and the fat behind it and runs along it as a film (the dura yields,
-# the fat's lobules do not): the film holds DORSAL_FILM_MM of fluid per area of the sac's dorsal surface, and the fat
-# holds its share times exp(-d / DORSAL_FAT_FADE_MM), d (mm) its distance off the dura. Seen tangentially at the sac's
-# sides on AP, and along its back on lateral, the film is the spread's densest line: a posterior epidurogram outlines
-# the sac's back (§2.7 ILESI row: a thin posterior stripe on lateral). Filled evenly (and the film relaxed into it),
-# the fat pad's depth in the midline made a pool densest in the middle: on AP the path at the sac's projected edges
-# was 0.55-1.12 of the midline's away from the tip, 0.74 on average (the blind readers' "filled shape, not a liquid",
-# issue 16); with the film 0.80-1.28, 0.97. A film thinner than 2 mm ran 2 mL over more than three levels (a 1 mm
-# one 116 mm on the 2 mm patient; 2.2 +- 0.9 levels at 3 mL, Jeong 2013, above) [ED].
-DORSAL_FILM_MM = 2.0
-DORSAL_FAT_FADE_MM = 0.75
 # From a foraminal tip, fluid runs along the cuff this many times more readily than through the
 # epidural fat: it outlines the root before it pools [ED].
 _SLEEVE_STEP_COST = 0.15
@@ -758,9 +747,8 @@ def inject(tracer: Tracer, tip: Sequence[float] | np.ndarray, volume_ml: float,
     if compartment.pattern == "epidural" and dorsal_space.any():
         # Under the laminae the dorsal epidural space is a potential space (the dura against the bone, §4.7
         # [S91][S92]): the injectate opens it and runs on under them. The grid cannot draw it between the two
-        # labels, so the sac's surface stands for it: its dorsal half's outermost voxels, a shell round its back.
-        layers = math.ceil(DORSAL_FILM_MM / float(np.mean(grid.spacing[:2])) - 1e-9)
-        potential = dorsal_space & _dural_shell(np.isin(codes, tracer.codes_in_group("dural_sac")), layers)
+        # labels, so the sac's back surface stands for it: its dorsal half's outermost voxel in each column.
+        potential = dorsal_space & _back_surface(grid, np.isin(codes, tracer.codes_in_group("dural_sac")))
         inside |= potential
     runoff = np.zeros(codes.shape)
     if model.washout_time_s is not None:
@@ -815,7 +803,7 @@ def inject(tracer: Tracer, tip: Sequence[float] | np.ndarray, volume_ml: float,
         dorsal_space = np.zeros_like(inside)
     front_mm = np.zeros(codes.shape)
     if dorsal_space.any():
-        front_mm = _in_front_of_sac_back_mm(grid, inside & ~foramen & ~potential,
+        front_mm = _in_front_of_sac_back_mm(grid, inside & ~foramen,
                                             np.isin(codes, tracer.codes_in_group("dural_sac")))
         step_cost = np.where(front_mm > 0, step_cost * np.exp(front_mm / DORSAL_DRAPE_MM), step_cost)
     gutter = front_mm > 0
@@ -825,10 +813,6 @@ def inject(tracer: Tracer, tip: Sequence[float] | np.ndarray, volume_ml: float,
                                           model.fill_fraction),
                         SPILL_FILL_FRACTION) * voxel_ml
     capacity = np.where(gutter, capacity * DORSAL_GUTTER_SHARE, capacity)
-    # The film on the dura holds DORSAL_FILM_MM of fluid per area of the sac's surface, whatever the grid's voxel.
-    if potential.any():
-        capacity = np.where(potential, voxel_ml * DORSAL_FILM_MM / (layers * float(np.mean(grid.spacing[:2]))),
-                            capacity)
     if compartment.pattern == "epidural" and not dorsal_space.any():
         capacity = np.where(inside & foramen & ~sleeve, capacity * FORAMINAL_FAT_SHARE, capacity)
     # A run-off channel holds the share of the voxel its tube fills.
@@ -850,14 +834,11 @@ def inject(tracer: Tracer, tip: Sequence[float] | np.ndarray, volume_ml: float,
         # the sac keeping what it holds in all (the space distends there, the dura yields): the spread's extent
         # and sides stay as they were. A foraminal tip's spread outlines the root first (§2.7 TFESI row).
         space = inside & ~sleeve & ~foramen & dorsal_space.any()
-        sac = np.isin(codes, tracer.codes_in_group("dural_sac"))
-        fade = _edge_fade(grid, space, sac, seed)
+        fade = _edge_fade(grid, space, np.isin(codes, tracer.codes_in_group("dural_sac")), seed)
         for part in (space & other_side, space & ~other_side):
             if part.any():
                 fade[part] *= capacity[part].sum() / (capacity[part] * fade[part]).sum()
         capacity = np.where(space, capacity * fade, capacity)
-        # Behind the sac the fat off the dura holds less than the film on it.
-        capacity = np.where(space & ~other_side & ~potential, capacity * _off_the_dura(grid, sac), capacity)
     if model.texture_mm is not None:
         texture = tissue_texture(grid, model.texture_mm, seed)
         # The sleeve is a smooth cuff, not lobulated fat.
@@ -890,10 +871,8 @@ def inject(tracer: Tracer, tip: Sequence[float] | np.ndarray, volume_ml: float,
               else np.zeros(order.size))
     in_compartment = inside.ravel()[order]
     # Roots in the CSF are a kind of their own: the front relaxes around them, not into them; so are the sleeves'
-    # necks, which the relaxation would otherwise drain the column's edge through; and so is the film on the dura,
-    # which relaxes along the dura, not out into the fat (that smeared it into a band as thick as the fat behind it).
-    kind = (in_compartment.astype(np.int64) + 2 * roots_in_csf.ravel()[order] + 4 * sleeve_neck.ravel()[order]
-            + 8 * potential.ravel()[order])
+    # necks, which the relaxation would otherwise drain the column's edge through.
+    kind = in_compartment.astype(np.int64) + 2 * roots_in_csf.ravel()[order] + 4 * sleeve_neck.ravel()[order]
     neighbours = (same_kind_neighbours(order, kind, grid.shape) if model.smoothing_mm > 0
                   else np.zeros((0, 2), np.int64))
     return ContrastSpread(
@@ -940,21 +919,14 @@ def _sac_sides(tracer: Tracer, codes: np.ndarray, grid: Volume,
             left)
 
 
-def _dural_shell(sac: np.ndarray, layers: int) -> np.ndarray:
-    """The voxels of ``sac`` (on the crop) within ``layers`` face steps in their axial plane (the crop's first two
-    axes) of a voxel that is not in it: the sac's surface all round, the dura where the labels draw it and the CSF's
-    outer voxels where bone was drawn over the dura. A shell of even thickness, so that where it turns tangent to the
-    beam (the sac's sides on AP, its back on lateral) the beam crosses more of it than face on."""
-    in_plane = np.zeros((3, 3, 3), bool)
-    in_plane[1, :, 1] = in_plane[:, 1, 1] = True
-    return sac & ~ndimage.binary_erosion(sac, in_plane, iterations=layers, border_value=1)
-
-
-def _off_the_dura(grid: Volume, sac: np.ndarray) -> np.ndarray:
-    """The share of its capacity each voxel of the crop holds by its distance ``d`` (mm, from the sac's surface) off
-    the dural ``sac``: ``exp(-d / DORSAL_FAT_FADE_MM)``, at least :data:`EDGE_FLOOR`."""
-    off_mm = ndimage.distance_transform_edt(~sac, sampling=grid.spacing) - 0.5 * float(np.min(grid.spacing))
-    return np.clip(np.exp(-np.clip(off_mm, 0.0, None) / DORSAL_FAT_FADE_MM), EDGE_FLOOR, 1.0)
+def _back_surface(grid: Volume, sac: np.ndarray) -> np.ndarray:
+    """The voxels of ``sac`` (on the crop) whose neighbour one step dorsal (+y, the crop's second axis) is not in
+    it: the sac's back surface, the dura where the labels draw it and the CSF's last voxel where bone was drawn
+    over the dura."""
+    toward_back = 1 if grid.affine[1, 1] > 0 else -1
+    behind = np.roll(sac, -toward_back, axis=1)
+    behind[:, -1 if toward_back > 0 else 0, :] = False
+    return sac & ~behind
 
 
 def _in_front_of_sac_back_mm(grid: Volume, space: np.ndarray, sac: np.ndarray) -> np.ndarray:
