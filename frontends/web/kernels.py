@@ -22,7 +22,6 @@ import os
 import subprocess
 import sys
 import threading
-import time
 from pathlib import Path
 from typing import Callable
 
@@ -33,14 +32,14 @@ PREPARING_TEXT = ("Preparing the ultrasound for its first use on this server (co
 
 
 def start_compiling(folder: Path, settings: dict, log: Path) -> subprocess.Popen:
-    """Start the child that compiles the ultrasound kernels (``python -m frontends.web.kernels``), holding an
+    """Start the child that compiles the ultrasound kernels (``python -m frontends.web.compile_ultrasound``), holding an
     exclusive lock on ``folder / LOCK_NAME`` until it ends: taken here, before this returns, so that no workstation
     started after it can miss it. ``settings`` are the workstations' (the patient override, the scenario
     folders); the child's output goes to ``log``."""
     lock = os.open(folder / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o600)
     try:
         fcntl.flock(lock, fcntl.LOCK_EX)
-        command = [sys.executable, "-m", "frontends.web.kernels", json.dumps(settings)]
+        command = [sys.executable, "-m", "frontends.web.compile_ultrasound", json.dumps(settings)]
         with open(log, "ab") as output:
             # The child's copy of the descriptor holds the lock (one open file, one lock) until it exits.
             return subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=output, stderr=subprocess.STDOUT,
@@ -87,34 +86,3 @@ def compiled_marker() -> Path:
     kernel = next(value for value in vars(ultrasound).values() if isinstance(value, CPUDispatcher))
     cache_folder = Path(kernel._cache._cache_path)  # numba's own choice: beside the source, or NUMBA_CACHE_DIR
     return cache_folder / f"spinesim-compiled-{source.st_size}-{source.st_mtime_ns}"
-
-
-def main() -> None:
-    """The child: compile unless the marker says the cache holds the kernels of this source; then write it."""
-    from frontends.web.portal_link import die_with_parent
-
-    die_with_parent()
-    settings = json.loads(sys.argv[1])
-    marker = compiled_marker()
-    if marker.exists():
-        print("ultrasound kernels already compiled", flush=True)
-        return
-    # Imported only to compile: a server started on a warm cache pays for numba's and the renderer's imports alone.
-    from frontends.casebook import department_catalogue
-    from frontends.store import Store
-    from frontends.web.patients import Patients
-    from frontends.web.workstation import warm_up
-
-    started = time.process_time()
-    scenarios = department_catalogue(Store(settings["db_url"]), settings.get("scenario_folders", [])).scenarios
-    with_ultrasound = [scenario for _, scenario in sorted(scenarios.items()) if scenario.imaging.ultrasound]
-    if not with_ultrasound:
-        return
-    warm_up(with_ultrasound[0], Patients(settings.get("anatomy")), fluoroscopy=False)
-    marker.parent.mkdir(parents=True, exist_ok=True)
-    marker.touch()
-    print(f"ultrasound kernels compiled in {time.process_time() - started:.1f} s of CPU", flush=True)
-
-
-if __name__ == "__main__":
-    main()
