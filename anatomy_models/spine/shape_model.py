@@ -320,10 +320,9 @@ def _transverse_process_reshape(template: Template, targets: LevelTargets):
 
     Going out from where the process is free (``s`` 0 to 1 at the tip) its height shrinks by
     ``1 - (1 - f) s**1.5`` about its mid-height line (a blade that narrows mostly toward the tip), and
-    if the targets ask for a rounded tip, over the last stretch, as long as half the tip's height once
-    warped (:func:`_tip_cap_mm`), by the
-    quarter ellipse ``sqrt(1 - e**2)`` (``e`` 0 to 1 at the tip): a rounded end where the mean shape
-    ends square. The line turns by the difference of the target's slope and the template's. The
+    if the targets ask for a rounded tip, over the last stretch, as long as the tip is high once warped
+    (:func:`_tip_cap_mm`), by the quarter ellipse ``sqrt(1 - e**2)`` (``e`` 0 to 1 at the tip): a
+    rounded end where the mean shape ends square. The line turns by the difference of the target's slope and the template's. The
     distances shrink at most by the same factor (the returned scale keeps them lower bounds).
     """
     t, r = template, targets
