@@ -81,6 +81,9 @@ ProgressCallback = Callable[[float, float, str], None]
 # The articular processes take the top of §5.4's 1-1.5 mm cortex: each carries its facet's subchondral
 # bone plate under the cartilage [ED]; with 1 mm the real L4's front leg (IAP, hanging mostly below its
 # body) stood out 0.11 of the display window on the Scotty-dog view, under the 0.12 the test asks.
+# The transverse process takes the top of that range too [ED]: a flat bar, thin front to back and thinning outward
+# (Li et al. 2003, clinical.md §4.7 [S87]), whose upper and lower borders seen edge-on are the dense rim that
+# outlines it on the AP; with 1 mm it read as "grey see-through blades" (stop 24's readers).
 _POSTERIOR = ("lamina", "SAP", "IAP", "transverse_process", "spinous_process")
 # The pelvic bones take one set each, so that no seam between two parts of one bone (where the nearest part,
 # which names a voxel, changes: planes between boxes) shows as a straight line of denser or lighter bone on
@@ -93,6 +96,7 @@ _POSTERIOR = ("lamina", "SAP", "IAP", "transverse_process", "spinous_process")
 # crest a cancellous rim whose cortex shows as one dense line where the beam runs along it.
 _PELVIC = {"sacrum": (1.0, 250.0, 850.0), "ilium": (1.2, 250.0, 1100.0)}
 CORTEX_MM = {"body": 0.5, "pedicle": 1.5, **{kind: 1.0 for kind in _POSTERIOR}, "SAP": 1.5, "IAP": 1.5,
+             "transverse_process": 1.5,
              **{bone: v[0] for bone, v in _PELVIC.items()}, "default": 1.5}
 CORE_HU = {"body": 185.0, **{kind: 380.0 for kind in _POSTERIOR}, **{bone: v[1] for bone, v in _PELVIC.items()},
            "default": TISSUES["cancellous_bone"].hu}
