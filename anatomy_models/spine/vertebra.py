@@ -56,8 +56,8 @@ TRANSVERSE_PROCESS_UPWARD_DEG = {"L4": 8.0, "L5": 15.0}
 # The transverse processes are flat bars that narrow (cranio-caudally) a little toward a blunt tip: in CT of 200
 # lumbar processes (Li et al. 2003, clinical.md §4.7 [S87]) the width at the root and half-way out do not differ
 # (but at L5), the lateral width is smaller, and L5's is the widest and twice as thick; the mean shape of 87 CTs
-# (shapes/README.md) ends in a rounded end half its height at 0.5 mm from the tip, 0.65-0.77 of it 2 mm from it
-# against 10 mm in. So the tip keeps 0.85 of the root's height, L5's 0.9 [ED: the least taper that is not a
+# (shapes/README.md) ends blunt: 0.5 and 2 mm from the tip it keeps 0.38-0.50 and 0.65-0.77 of its height 10 mm
+# in (L3-L5). So the tip keeps 0.85 of the root's height, L5's 0.9 [ED: the least taper that is not a
 # parallel-sided bar; 0.6 with a rounded cap, generator 52-56, read as "blades that taper to needle points"].
 TRANSVERSE_PROCESS_TIP_HEIGHT_FRACTION = {"T12": 0.85, "L1": 0.85, "L2": 0.85, "L3": 0.85, "L4": 0.85, "L5": 0.9}
 # The body's waist: its anterior and lateral walls curve in between the rims (the ring apophyses),
