@@ -81,6 +81,9 @@ ProgressCallback = Callable[[float, float, str], None]
 # The articular processes take the top of §5.4's 1-1.5 mm cortex: each carries its facet's subchondral
 # bone plate under the cartilage [ED]; with 1 mm the real L4's front leg (IAP, hanging mostly below its
 # body) stood out 0.11 of the display window on the Scotty-dog view, under the 0.12 the test asks.
+# The transverse process takes the top of that range too [ED]: a flat bar, thin front to back and thinning outward
+# (Li et al. 2003, clinical.md §4.7 [S87]), whose upper and lower borders seen edge-on are the dense rim that
+# outlines it on the AP; with 1 mm it read as "grey see-through blades" (stop 24's readers).
 _POSTERIOR = ("lamina", "SAP", "IAP", "transverse_process", "spinous_process")
 # The pelvic bones take one set each, so that no seam between two parts of one bone (where the nearest part,
 # which names a voxel, changes: planes between boxes) shows as a straight line of denser or lighter bone on
@@ -93,6 +96,7 @@ _POSTERIOR = ("lamina", "SAP", "IAP", "transverse_process", "spinous_process")
 # crest a cancellous rim whose cortex shows as one dense line where the beam runs along it.
 _PELVIC = {"sacrum": (1.0, 250.0, 850.0), "ilium": (1.2, 250.0, 1100.0)}
 CORTEX_MM = {"body": 0.5, "pedicle": 1.5, **{kind: 1.0 for kind in _POSTERIOR}, "SAP": 1.5, "IAP": 1.5,
+             "transverse_process": 1.5,
              **{bone: v[0] for bone, v in _PELVIC.items()}, "default": 1.5}
 CORE_HU = {"body": 185.0, **{kind: 380.0 for kind in _POSTERIOR}, **{bone: v[1] for bone, v in _PELVIC.items()},
            "default": TISSUES["cancellous_bone"].hu}
@@ -114,6 +118,12 @@ BODY_SHELL_MM_BY_FACING = ((0.0, 0.45, 0.65, 0.85, 1.0), (0.5, 0.5, 0.87, 0.53, 
 # set on it, and the body's denser side walls are for the walls seen tangentially, not the funnel.
 PEDICLE_WALL_INTO_BODY_MM = 6.0
 PEDICLE_FUNNEL_HU = 800.0
+# The pedicle's medial wall, toward the canal, is thicker than its lateral one: 0.8-0.9 against 0.6 mm in sections
+# of 20 adult L3 pedicles (Importance of microstructure of lumbar pedicle in screw placement, histology at the
+# isthmus; the upper and lower walls 1.1-1.6 mm). The model's 1.5 mm (CORTEX_MM, a CT's partial volume) takes that
+# ratio, 1.4, on the walls that face the midline: the AP's rays run along them, and a wall that the pedicle's
+# medial turn (L5's 28 deg, clinical.md §4.2 [ED]) puts at a slant to the rays still carries bone enough to show.
+PEDICLE_MEDIAL_CORTEX_MM = 2.1
 # How far (mm) beyond its own box a part of a real vertebra claims the outline's voxels (the nearest
 # part names each voxel; beyond every part's reach the nearest labelled voxel does) [ED].
 OUTLINE_PART_REACH_MM = 8.0
@@ -332,12 +342,13 @@ def _kind(label: str) -> str:
 
 
 def _paint_bone(labels: np.ndarray, grid: Grid, parts, ids: dict[str, int], joints: list[Shape],
-                outline: Shape | None = None, axis: np.ndarray | None = None) -> BoneRegion | None:
+                outline: Shape | None = None, frame=None) -> BoneRegion | None:
     """Paint one bone (its parts blended, the facet joint spaces cut out); returns its CT region.
 
     With an ``outline`` (a real vertebra shape) the bone is the outline and the parts only name its
-    regions: each voxel takes the label of the nearest part. ``axis`` is the bone's superior direction (a
-    vertebra's): its body's endplates and rims then get their denser shells (:data:`BODY_SHELL_MM_BY_FACING`).
+    regions: each voxel takes the label of the nearest part. ``frame`` is a vertebra's (origin, rotation whose
+    columns are its left and superior axes among others): its body's endplates and rims then get their denser
+    shells (:data:`BODY_SHELL_MM_BY_FACING`), its pedicles' medial walls theirs (:data:`PEDICLE_MEDIAL_CORTEX_MM`).
     """
     boxes = [s for _, s in parts] + ([outline] if outline is not None else [])
     lower = np.min([s.lower for s in boxes], axis=0) - BONE_BLEND_MM
@@ -394,7 +405,16 @@ def _paint_bone(labels: np.ndarray, grid: Grid, parts, ids: dict[str, int], join
     part_ids = np.array([0] + [ids[label] for label, _ in parts], dtype=labels.dtype)
     labels[box][mask] = part_ids[owner[mask]]
     del mask, nearest
-    hu = _bone_hu(blended, owner, (cortex, core, cortical), walls.get("body"), walls.get("pedicle"), axis, grid.spacing)
+    midline = None
+    if frame is not None:
+        x, y, z = grid.axes(box)
+        lateral = frame.rotation[:, 0]
+        across = sum((coordinate - origin) * share
+                     for coordinate, origin, share in zip((x, y, z), frame.origin, lateral))
+        midline = (-np.sign(across).astype(np.float32), lateral)
+    pedicles = np.isin(owner, [index for index, (label, _) in enumerate(parts, start=1) if _kind(label) == "pedicle"])
+    hu = _bone_hu(blended, owner, (cortex, core, cortical), walls.get("body"), walls.get("pedicle"),
+                  None if frame is None else frame.rotation[:, 2], grid.spacing, pedicles, midline)
     return BoneRegion(box, blended, hu)
 
 
@@ -405,11 +425,14 @@ BONE_HU_ROWS = 16
 
 def _bone_hu(sdf_mm: np.ndarray, owner: np.ndarray, by_part: tuple[np.ndarray, np.ndarray, np.ndarray],
              body: np.ndarray | None, pedicle: np.ndarray | None, axis: np.ndarray | None,
-             spacing_mm: float) -> np.ndarray:
+             spacing_mm: float, pedicles: np.ndarray | None = None,
+             midline: tuple[np.ndarray, np.ndarray] | None = None) -> np.ndarray:
     """CT numbers of a bone (shell and core, before its texture) over its box, from its signed distance
     ``sdf_mm``, the part that names each voxel (``owner``, an index into ``by_part``'s cortex thickness (mm),
     core and cortical CT numbers (HU)) and, for a vertebra, its body's and pedicles' signed distances (None
-    where it has none) and superior ``axis`` (the body's endplates and rims then get their denser shells)."""
+    where it has none) and superior ``axis`` (the body's endplates and rims then get their denser shells), the
+    voxels its ``pedicles`` name and ``midline``, each voxel's sign toward the midline along the vertebra's left
+    axis and that axis (the pedicles' medial walls then get theirs)."""
     cortex, core, cortical = by_part
     # Inside the body the pedicle keeps its own cortical walls for a few millimetres (its funnel).
     funnel = None
@@ -420,6 +443,13 @@ def _bone_hu(sdf_mm: np.ndarray, owner: np.ndarray, by_part: tuple[np.ndarray, n
         in_body = body < 0 if funnel is None else (body < 0) & ~funnel
         body_shell = np.zeros(sdf_mm.shape, dtype=np.float32)
         body_shell[in_body] = _body_shell_mm(body, in_body, axis, spacing_mm)
+    pedicle_shell = walled = None
+    if midline is not None and pedicles is not None and pedicles.any():
+        # The funnel's walls are the pedicle's own surface; elsewhere the outline is the pedicle's surface.
+        walled = pedicles if funnel is None else pedicles | funnel
+        surface = sdf_mm if funnel is None else np.where(funnel, pedicle, sdf_mm)
+        pedicle_shell = np.zeros(sdf_mm.shape, dtype=np.float32)
+        pedicle_shell[walled] = _pedicle_shell_mm(surface, walled, *midline, spacing_mm)
     hu = np.empty(sdf_mm.shape, dtype=np.float32)
     for start in range(0, sdf_mm.shape[0], BONE_HU_ROWS):
         rows = slice(start, start + BONE_HU_ROWS)
@@ -433,6 +463,9 @@ def _bone_hu(sdf_mm: np.ndarray, owner: np.ndarray, by_part: tuple[np.ndarray, n
         if body_shell is not None:
             in_body = body[rows] < 0 if funnel is None else (body[rows] < 0) & ~funnel[rows]
             shell[in_body] = body_shell[rows][in_body]
+        if pedicle_shell is not None:
+            here = walled[rows]
+            shell[here] = pedicle_shell[rows][here]
         hu[rows] = bone_hu_from_depth(depth, shell, core[parts], wall_hu)
     return hu
 
@@ -456,6 +489,28 @@ def _body_shell_mm(body_sdf_mm: np.ndarray, where: np.ndarray, axis: np.ndarray,
     norm = np.maximum(np.linalg.norm(gradient, axis=1), 1e-6)
     facing = np.abs(gradient @ (np.asarray(axis, dtype=np.float64) / np.linalg.norm(axis))) / norm
     return np.interp(facing, *BODY_SHELL_MM_BY_FACING).astype(np.float32)
+
+
+def _pedicle_shell_mm(sdf_mm: np.ndarray, where: np.ndarray, toward_midline: np.ndarray, lateral: np.ndarray,
+                      spacing_mm: float) -> np.ndarray:
+    """Cortex thickness (mm) of the pedicle at the voxels ``where``, from how much the nearest surface (the
+    gradient of ``sdf_mm``, outward) faces the midline (``toward_midline``, each voxel's sign along ``lateral``, the
+    vertebra's left axis): :data:`PEDICLE_MEDIAL_CORTEX_MM` on the medial wall, the pedicle's own elsewhere.
+
+    >>> u = np.arange(-9.5, 10.0)[:, None, None] * np.ones((20, 4, 4))
+    >>> tube = np.abs(np.abs(u) - 6.0) - 2.0              # two walls 4 mm thick, at |u| 4-8 mm, either side
+    >>> inside, lateral = tube < 0, np.array([1.0, 0.0, 0.0])
+    >>> shell = np.zeros(u.shape)
+    >>> shell[inside] = _pedicle_shell_mm(tube, inside, -np.sign(u).astype(np.float32), lateral, 1.0)
+    >>> shell[14:18, 0, 0].round(2).tolist()            # the left wall at u 4.5, 5.5 (medial half), 6.5, 7.5
+    [2.1, 2.1, 1.5, 1.5]
+    >>> shell[2:6, 0, 0].round(2).tolist()              # the right wall at u -7.5, -6.5 (lateral half), -5.5, -4.5
+    [1.5, 1.5, 2.1, 2.1]
+    """
+    gradient = np.stack([g[where] for g in np.gradient(sdf_mm, spacing_mm)], axis=1)
+    norm = np.maximum(np.linalg.norm(gradient, axis=1), 1e-6)
+    facing = (gradient @ np.asarray(lateral, dtype=np.float64)) * toward_midline[where] / norm
+    return np.interp(facing, (0.0, 1.0), (CORTEX_MM["pedicle"], PEDICLE_MEDIAL_CORTEX_MM)).astype(np.float32)
 
 
 def _paint_trunk(labels: np.ndarray, grid: Grid, model: SpineModel, ids: dict[str, int], skin_hu: float) -> SurfaceBand:
@@ -664,7 +719,7 @@ def generate_spine(params: SpineParameters | None = None, *, progress: ProgressC
                   if bone in interspace.split("-")] + model.cavities.get(bone, [])
         layout = model.skeleton.layouts.get(bone)
         painted = _paint_bone(labels, grid, parts, ids, joints, model.skeleton.outlines.get(bone),
-                              None if layout is None else layout.frame.rotation[:, 2])
+                              None if layout is None else layout.frame)
         if painted is not None:
             # The pelvic bones' trabeculae run in arcs, not along the body axis (trabecular.PELVIC_VERTICAL_SHARE).
             pelvic = bone in ("S1", "coccyx") or bone.startswith("ilium")

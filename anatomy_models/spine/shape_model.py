@@ -7,8 +7,8 @@ w superior, :mod:`anatomy_models.spine.alignment`), left-right symmetrised. T12 
 shape. At load time each shape is warped onto the level's reference dimensions
 (:mod:`anatomy_models.spine.morphometry`, scaled for sex and size): the body to its width, depth and
 height; behind the body, the canal to its interpedicular and mid-sagittal diameters, the transverse
-processes to their tip (then tapered, their tips rounded, and turned: the mean process is a square-ended bar of
-even height) and the spinous process to its tip. Every generator parameter that places or sizes a vertebra (lordosis,
+processes to their tip (then tapered and turned: the mean process is a bar of even height ending in a blunt,
+rounded end) and the spinous process to its tip. Every generator parameter that places or sizes a vertebra (lordosis,
 scoliosis, sex, size) so acts on the real shape.
 
 The warp is separable and piecewise linear (monotone along each axis) but for the transverse
@@ -48,12 +48,6 @@ OUTSIDE_MM = np.float32(8.0)  # the sdf beyond the template grid: outside the bo
 # The transverse process is free of the pedicle from this far lateral of the pedicle's wall (mm): its
 # reshaping (:func:`warped_sdf`) starts there.
 TRANSVERSE_PROCESS_FREE_MM = 2.0
-# The transverse process's rounded end is as long as the tip is high, a half ellipse twice as long as wide: the
-# lumbar processes taper to a blunt point on an AP radiograph, where the mean shape ends square [ED, textbook AP].
-TIP_CAP_LENGTH_OF_HEIGHT = 1.0
-# The rounded tip's height never quite reaches 0 (as a fraction of the tapered height): the sdf's distances
-# are scaled by it and must stay finite.
-TIP_CAP_LEAST_HEIGHT = 0.1
 # The spinous process's vertical warp holds within this distance of the midline, the laminae's beyond
 # the second; in between the two blend (mm) [ED]: the process is 6-8 mm thick (clinical.md §4.7), and
 # the interlaminar window is set 6 mm off the midline (skeleton.WINDOW_LINE_OFFSET_MM).
@@ -241,11 +235,9 @@ class LevelTargets:
     spinous_process_bottom_mm: float | None = None
     # The transverse process's cranio-caudal height at its tip as a fraction of its root's, and its
     # slope going out (degrees, + = upturned; None keeps the template's): the shape model's mean
-    # process is a bar of even height that an AP shows with square ends.
+    # process is a bar of even height.
     transverse_process_tip_height_fraction: float = 1.0
     transverse_process_upward_deg: float | None = None
-    # Whether the transverse process's tip is rounded (:func:`_tip_cap_mm`) or keeps the mean shape's square end.
-    transverse_process_tip_rounded: bool = False
     # How far the spinous process is turned up (degrees, + = its tip higher) about its root
     # (:data:`SPINOUS_PROCESS_TURN_BEHIND_CANAL_MM`) from the template's own inclination.
     spinous_process_upturn_deg: float = 0.0
@@ -315,15 +307,12 @@ def arch_template_w(level: str, targets: LevelTargets, w_mm: float) -> float:
 
 def _transverse_process_reshape(template: Template, targets: LevelTargets):
     """A map (|template u|, template w, arch weight) -> (template w to sample, distance scale) that
-    tapers the transverse process's height toward its tip, rounds the tip and turns the process up (or
-    down) about its root.
+    tapers the transverse process's height toward its tip and turns the process up (or down) about its root.
 
     Going out from where the process is free (``s`` 0 to 1 at the tip) its height shrinks by
-    ``1 - (1 - f) s**1.5`` about its mid-height line (a blade that narrows mostly toward the tip), and
-    if the targets ask for a rounded tip, over the last stretch, as long as the tip is high once warped
-    (:func:`_tip_cap_mm`), by the quarter ellipse ``sqrt(1 - e**2)`` (``e`` 0 to 1 at the tip): a
-    rounded end where the mean shape ends square. The line turns by the difference of the target's slope and the template's. The
-    distances shrink at most by the same factor (the returned scale keeps them lower bounds).
+    ``1 - (1 - f) s**1.5`` about its mid-height line (a bar that narrows mostly toward the tip); the end keeps the
+    mean shape's own blunt, rounded end. The line turns by the difference of the target's slope and the template's.
+    The distances shrink at most by the same factor (the returned scale keeps them lower bounds).
     """
     t, r = template, targets
     root = f32(t.pedicle_lateral_mm + TRANSVERSE_PROCESS_FREE_MM)
@@ -333,29 +322,14 @@ def _transverse_process_reshape(template: Template, targets: LevelTargets):
     own_slope, turn = f32(own), f32(wanted - own)
     mid = f32(t.transverse_process_root_mid_mm)
     narrowing = f32(1.0 - r.transverse_process_tip_height_fraction)
-    cap = f32(min(_tip_cap_mm(t, r), 0.5 * float(span)) if r.transverse_process_tip_rounded else 0.0)
 
     def reshape(across, w, arch):
         out = np.maximum(across - root, 0)
         s = np.minimum(out / span, 1)
-        end = np.clip((out - (span - cap)) / cap, 0, 1) if cap > 0 else np.zeros_like(out)
-        rounded = np.sqrt(np.maximum(1 - end * end, TIP_CAP_LEAST_HEIGHT ** 2))
-        scale = (1 - arch * narrowing * s * np.sqrt(s)) * (1 - arch * (1 - rounded))
+        scale = 1 - arch * narrowing * s * np.sqrt(s)
         line = mid + own_slope * out
         return line + (w - line - arch * turn * out) / scale, scale
     return reshape
-
-
-def _tip_cap_mm(template: Template, targets: LevelTargets) -> float:
-    """How far (template u, mm) from the tip the transverse process's end is rounded: its height at the tip
-    (:data:`TIP_CAP_LENGTH_OF_HEIGHT`), brought back through the warp's (mean) scale across the process, so that
-    the level's tip has the same rounded end on the AP however much the warp shortens or lengthens the process."""
-    t, r = template, targets
-    template_span = t.transverse_process_tip_mm - t.pedicle_lateral_mm
-    level_span = np.mean([tip - wall for wall, tip in (r.side_knots(side) for side in ("left", "right"))])
-    tip_height = r.transverse_process_tip_height_fraction * t.transverse_process_height_mm * r.body_height_mm \
-        / t.body_height_mm
-    return float(TIP_CAP_LENGTH_OF_HEIGHT * tip_height * template_span / level_span)
 
 
 def warped_sdf(template: Template, targets: LevelTargets):

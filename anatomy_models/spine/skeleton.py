@@ -425,11 +425,11 @@ def level_targets(layout: VertebraLayout) -> LevelTargets:
         lateral_wall[side] = (abs(layout.pedicle_center[side][0])
                               + layout.geometry.pedicle_width_mm(side) / 2.0 / math.cos(alpha))
         tip[side] = float(abs(layout.tp_tip[side][0]))
-    tip_fraction = TRANSVERSE_PROCESS_TIP_HEIGHT_FRACTION.get(layout.name, 0.6)
+    tip_fraction = TRANSVERSE_PROCESS_TIP_HEIGHT_FRACTION[layout.name]
     return LevelTargets(layout.width, layout.depth, layout.height, d.canal_transverse_mm, d.canal_ap_mm,
                         lateral_wall["left"], tip["left"], float(layout.sp_tip[1]),
                         layout.pedicle_z - d.pedicle_height_mm / 2.0, layout.pedicle_z + d.pedicle_height_mm / 2.0,
-                        transverse_process_tip_height_fraction=tip_fraction, transverse_process_tip_rounded=True,
+                        transverse_process_tip_height_fraction=tip_fraction,
                         transverse_process_upward_deg=TRANSVERSE_PROCESS_UPWARD_DEG.get(layout.name, 0.0),
                         spinous_process_upturn_deg=SPINOUS_PROCESS_UPTURN_DEG.get(layout.name, 0.0),
                         right_pedicle_lateral_mm=lateral_wall["right"], right_transverse_process_tip_mm=tip["right"])
