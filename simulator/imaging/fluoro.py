@@ -14,9 +14,8 @@ Then, the way a C-arm does:
    holds (a pulse shot's tap, averaged by the recursive filter); the image intensifier's curved input
    screen's pincushion distortion is applied here too;
 2. quantum noise: Poisson counts with a seeded generator (same seed, same image), see
-   :func:`quantum_noise`, blurred by the blur the anatomy's projection carries from its CT's voxels
-   (:func:`projection_blur_mm`), so that noise and anatomy share one transfer function, up to a 1 mm CT's
-   (:func:`noise_blur_mm`);
+   :func:`quantum_noise`, which the detector's blur alone correlates (not the CT's projection blur: a
+   detector's noise power spectrum is nearly white at its pixel pitch);
 3. detector blur (Gaussian, the intensifier and camera's unsharpness) and the intensifier's
    veiling glare (a share of the light spread widely); a flat panel has neither glare, vignetting
    nor distortion (:meth:`DetectorModel.flat_panel`);
@@ -144,10 +143,10 @@ _END_MARGIN = 0.04
 # fewest quanta arrive, were the smoothest part of the frame (issue 16's blind read, stop 23: "the noise runs
 # backwards"; 2 mm patient, lateral L4: 0.30 of the thin tissue's displayed noise, its log-domain noise 2.4 times).
 _GRAIN_RADIUS_MM = 2.0
-# The CT voxel up to which the quantum noise shares the anatomy's projection blur (:func:`noise_blur_mm`): the
-# built-in patient's 1 mm [ED]. Beyond it the blur is the coarse CT's sampling, not anything a detector does to its
-# quanta: a 3 mm CT's 1.33 mm blurred the mottle over 4 px at 768 px (correlation length 7.5 px), "no grain at all,
-# waxy" (issue 22's blind read of the TotalSegmentator lumbar CT).
+# The CT voxel up to which the needle shares the anatomy's projection blur (:func:`noise_blur_mm`): the built-in
+# patient's 1 mm [ED]. Beyond it the blur is the coarse CT's sampling, not anything a detector does; the quantum
+# noise shares none of it (:func:`measure`): a 3 mm CT's 1.33 mm had blurred the mottle over 4 px at 768 px
+# (correlation length 7.5 px), "no grain at all, waxy" (issue 22's blind read of the TotalSegmentator lumbar CT).
 _NOISE_BLUR_VOXEL_MM = 1.0
 # How many settings' frame facts (AEC, window, harmonisation background, the anatomy's input image
 # before noise) an anatomy keeps: two of them are frame-sized images; the frames themselves are kept
@@ -183,10 +182,14 @@ class DetectorModel:
         Multiplying the displayed grey instead, after the window's toe had compressed the thin tissue, showed the
         flank at the rim (the AP L4: 197 mm of water-equivalent path, 0.77 of its grey) darker than the
         interlaminar window at the centre (217 mm; issue 16's blind read: "gaps in the bone air-white, brighter
-        than the flank"), where the light the monitor shows is still 1.2 times the gap's [ED 0.3, 0.25 at the
-        0.9 radius where the flank is measured; an intensifier's brightness loss at the rim is "usually no more
-        than 25%" (xrayimageintensifier.com, "The resolution of the image intensifier is reduced")]. 0 for a
-        flat panel.
+        than the flank"). The tube's own loss at the rim is "usually no more than 25%" (xrayimageintensifier.com,
+        "The resolution of the image intensifier is reduced"), but a digital C-arm's camera chain divides most of
+        it out with stored per-pixel correction factors (Bruijns, "Imaging system with means for compensating
+        vignetting", Philips, EP 0562657 B1, 1993): what reaches the log image is the residue [ED 0.1]. At the
+        tube's own 0.3 the log image held an offset of up to 0.36 at the rim, a third of the AP's window, which
+        took away half of what the vertebral body shows against the paraspinal tissue beside it (the AP L4's 0.26
+        of line integral shown as 31 grey levels against the 0.52 between lamina and interlaminar window as 132;
+        issue 16's blind read, stop 24: "eggshells", the body as pale as the tissue beside it). 0 for a flat panel.
     scatter : bool
         Add the patient's scattered radiation (:mod:`simulator.imaging.scatter`).
     grid : Grid
@@ -206,7 +209,7 @@ class DetectorModel:
     """
 
     blur_mm: float = 0.3
-    vignetting: float = 0.3
+    vignetting: float = 0.1
     scatter: bool = True
     grid: Grid = Grid()
     glare_fraction: float = 0.08
@@ -272,7 +275,12 @@ class Display:
     harmonisation_radius_mm : float
         Gaussian radius (standard deviation) of that blur at the detector plane, mm [ED 20: wider
         than a vertebra's posterior elements, so they keep their contrast, narrower than the
-        abdomen's thickness changes].
+        abdomen's thickness changes. A larger kernel left the vertebral body more of its contrast against the
+        paraspinal tissue (the AP L4's local gain for a lamina over that for the body 1.45 at 20 mm, 1.37 at 30,
+        1.20 at 50; built-in patient, 1 mm, 512 px, noiseless) but spread the halo of a thin flank at the field's
+        rim over the central field, where it moved the automatic window (tests/simulator/test_fluoro.py's slab:
+        the centre's noise 0.74 of itself at 30 mm, 0.83 at 20), and left the caudal lateral's window 3.1 times
+        the AP's (tests/simulator/test_exposure_metering.py; both at strength 0.3)].
     gamma : float
         Display gamma applied after the window (>1 darkens the mid-greys) [ED 1.0].
     edge_enhancement : float
@@ -327,9 +335,10 @@ class Display:
         How far each pixel moves towards the bilateral mean (0-1) [ED 1].
     noise_reduction_sigma_px : float
         Gaussian radius (standard deviation) of the noise reduction's spatial weights, detector pixels;
-        applied along rows, then columns [ED 1.2: the displayed noise's autocorrelation stays within ~2 px,
-        the detector's mottle being ~1.3 px (tests/simulator/test_fluoro_display_noise.py); 0.8 leaves
-        more grain, 2 px makes blotches].
+        applied along rows, then columns [ED 0.8: the displayed noise's autocorrelation falls to 1/e within 2 px
+        (tests/simulator/test_fluoro_display_noise.py), the detector's own grain, blurred by the detector alone
+        (:func:`measure`), within ~1.2 px; at the earlier 1.2 the filter's own kernel doubled that (2 mm patient,
+        512 px: 2.16 px against the measured 1.14; 0.8: 1.73), 2 px makes blotches].
     shoulder : float
         Grey level (fraction of the scale, before the polarity) above which the display rolls off softly instead of
         clipping at the window's top: a value ``x`` of the window (0-1 across it) beyond the shoulder ``k`` is shown
@@ -385,7 +394,7 @@ class Display:
     edge_coring: float = 0.01
     noise_reduction: float = 3.0
     noise_reduction_strength: float = 1.0
-    noise_reduction_sigma_px: float = 1.2
+    noise_reduction_sigma_px: float = 0.8
     shoulder: float = 0.75
     shoulder_reach: float = 1.0
     toe: float = 0.2
@@ -1114,10 +1123,10 @@ def camera_log(measured: np.ndarray, field_mask: np.ndarray, carm: CArm, detecto
 
 
 def noise_blur_mm(anatomy: Anatomy, carm: CArm) -> float:
-    """The blur (Gaussian standard deviation, mm at the detector) given to the quantum noise and the needle
+    """The blur (Gaussian standard deviation, mm at the detector) given to the needle
     (:func:`needle_as_projected`): the anatomy's
-    :func:`projection_blur_mm`, so that noise and anatomy share one transfer function, but no more than a CT of
-    :data:`_NOISE_BLUR_VOXEL_MM` voxels carries, so that the detector's grain does not coarsen with a coarse CT.
+    :func:`projection_blur_mm`, so that needle and anatomy share one transfer function, but no more than a CT of
+    :data:`_NOISE_BLUR_VOXEL_MM` voxels carries.
 
     >>> from anatomy_models.anatomy import Anatomy
     >>> coarse = Anatomy(ct=Volume.from_spacing(np.zeros((2, 2, 2), np.int16), (3.0, 3.0, 3.0)))
@@ -1129,7 +1138,7 @@ def noise_blur_mm(anatomy: Anatomy, carm: CArm) -> float:
 
 def measure(line_integral: np.ndarray, field_mask: np.ndarray, quanta_per_pixel: float | None, *,
             seed: int, detector: DetectorModel, carm: CArm, scatter: np.ndarray | None = None,
-            exposed: np.ndarray | None = None, projection_blur_mm: float = 0.0) -> np.ndarray:
+            exposed: np.ndarray | None = None) -> np.ndarray:
     """The detector's log-domain measurement ``-ln(counts / N0)`` of line integrals ``p`` (float32).
 
     ``quanta_per_pixel`` is N0, the detected photons per pixel with nothing in the beam (behind the
@@ -1141,21 +1150,21 @@ def measure(line_integral: np.ndarray, field_mask: np.ndarray, quanta_per_pixel:
     the input phosphor, blur, veiling glare of the output's light (whose vignetting the camera's log image
     holds, :func:`vignetting_log`).
 
-    ``projection_blur_mm`` (:func:`projection_blur_mm`) is the blur the anatomy's projection already carries from
-    its CT, mm at the detector: the quantum noise is blurred by it too, before the detector's blur, so that noise
-    and anatomy reach the monitor through the same transfer function, as a real patient's sharp anatomy and the
-    quanta both pass through the detector's alone (issue 16: "grain finer than the anatomy's detail"; the noise's
-    power spectrum follows the anatomy's MTF squared, tests/simulator/test_fluoro_display_noise.py).
+    The quanta are blurred by the detector alone, not by the blur the anatomy's projection carries from its CT
+    (:func:`projection_blur_mm`), which no detector gives its quanta: an indirect flat panel's noise power spectrum
+    is nearly white up to its pixel pitch, the noise above the sampling frequency aliased back below it (Siewerdsen
+    et al., "Empirical and theoretical investigation of the noise performance of indirect detection, active matrix
+    flat-panel imagers (AMFPIs) for diagnostic radiology", Med. Phys. 24:71-89, 1997). With the 1 mm CT's 0.44 mm
+    on top of the detector's 0.3 mm, the built-in patient's grain at 768 px was correlated over 3.5 px (1/e) in the
+    measured image and 3.8 on the monitor (issue 16's blind read, stop 24: "the grain in 3-6 px blotches"); the
+    earlier complaint that the grain was finer than the anatomy's detail is the CT's blur, not the detector's.
     """
     if exposed is None:
         exposed = exposed_input(line_integral, detector=detector, carm=carm, scatter=scatter)
     relative = exposed
     if quanta_per_pixel is not None:
         quanta = np.float32(quanta_per_pixel)
-        counted = quantum_noise(relative * quanta, np.random.default_rng(seed)) / quanta
-        if projection_blur_mm > 0:
-            counted = relative + gaussian_blur(counted - relative, projection_blur_mm / carm.pixel_size_mm)
-        relative = counted
+        relative = quantum_noise(relative * quanta, np.random.default_rng(seed)) / quanta
     else:
         relative = relative.copy()
     relative[~field_mask] = 0.0
@@ -1170,12 +1179,11 @@ def measure(line_integral: np.ndarray, field_mask: np.ndarray, quanta_per_pixel:
 
 
 def quantum_noise_log(exposed: np.ndarray, quanta_per_pixel: float, *, detector: DetectorModel,
-                      pixel_size_mm: float, projection_blur_mm: float = 0.0) -> np.ndarray:
+                      pixel_size_mm: float) -> np.ndarray:
     """The standard deviation of the quantum noise of :func:`measure`'s log image, per pixel (float32).
 
     Counts of ``N0 e`` quanta (``e``: the noiseless input, :func:`exposed_input`) have a relative
-    standard deviation ``1 / sqrt(N0 e)``; the Gaussian blurs (the projection's, :func:`projection_blur_mm`, and
-    the detector's, together one Gaussian of their added variances) keep ``sum(k^2)`` of it (``k`` their 2D
+    standard deviation ``1 / sqrt(N0 e)``; the detector's Gaussian blur keeps ``sum(k^2)`` of it (``k`` its 2D
     kernel), the veiling glare ``1 - glare_fraction``, and the log turns relative into absolute.
     Known from the exposure and the anatomy before any noise is drawn, so the noise reduction that
     uses it never depends on the noise itself, the needle or the contrast.
@@ -1188,7 +1196,7 @@ def quantum_noise_log(exposed: np.ndarray, quanta_per_pixel: float, *, detector:
     >>> [round(float(x), 4) for x in quantum_noise_log(np.ones(2, np.float32), 1e4, detector=sharp, pixel_size_mm=0.5)]
     [0.01, 0.01]
     """
-    sigma_pixels = math.hypot(detector.blur_mm, projection_blur_mm) / pixel_size_mm
+    sigma_pixels = detector.blur_mm / pixel_size_mm
     taps = _gaussian_taps(float(sigma_pixels), 3.0) if sigma_pixels >= 0.05 else np.ones(1, np.float32)
     kept = float(np.sum(taps.astype(np.float64) ** 2)) * (1.0 - detector.glare_fraction)  # (sum t^2)^2, square-rooted
     return np.float32(kept) / np.sqrt(np.float32(quanta_per_pixel) * np.maximum(exposed, np.float32(1e-6)))
@@ -1673,9 +1681,7 @@ def render_fluoro(
     # Only the pixels the needle and contrast changed are exposed anew; the anatomy's are the pose's own.
     exposed = exposed_input(total, detector=detector, carm=carm, scatter=facts.scatter,
                             base=(anatomy_frame, facts.exposed))
-    quanta_blur_mm = noise_blur_mm(anatomy, carm)
-    measured = measure(total, field_mask, quanta, seed=seed, detector=detector, carm=carm, exposed=exposed,
-                       projection_blur_mm=quanta_blur_mm)
+    measured = measure(total, field_mask, quanta, seed=seed, detector=detector, carm=carm, exposed=exposed)
     caption = carm.label
     if subtract is not None:
         if subtract.measured.shape != measured.shape or not np.allclose(subtract.projection_matrix, carm.projection_matrix):
@@ -1695,8 +1701,7 @@ def render_fluoro(
     # The quantum noise's standard deviation, once: it sets the noise reduction's threshold and, on a plain frame,
     # the mottle the toe keeps visible.
     noise = None if quanta is None else quantum_noise_log(facts.exposed, quanta, detector=detector,
-                                                          pixel_size_mm=carm.pixel_size_mm,
-                                                          projection_blur_mm=quanta_blur_mm)
+                                                          pixel_size_mm=carm.pixel_size_mm)
     shown = display_noise_reduced(measured, noise, display)
     if subtract is None:  # a subtraction of two log images cancels the vignetting
         shown = camera_log(shown, field_mask, carm, detector)

@@ -10,7 +10,7 @@ from simulator.imaging.dose import (AEC_CURVE_TUBE_CURRENT_MA, AEC_KVP_STEPS, AE
                                     add_fluoro_shot, curve_tube_current_ma, dsa_target_ngy, exposure_for,
                                     live_dose_rate_mgy_per_s, photons_per_mm2_per_ugy, shot_exposure, shot_technique,
                                     tube_output_ugy_per_mas)
-from simulator.imaging.fluoro import DetectorModel, noise_blur_mm, quantum_noise_log, render_fluoro
+from simulator.imaging.fluoro import DetectorModel, quantum_noise_log, render_fluoro
 from simulator.imaging.scatter import NO_GRID, Grid
 from simulator.imaging.spectrum import beam
 
@@ -260,8 +260,7 @@ def test_past_the_top_of_its_curve_the_image_holds_the_photons_the_tube_gave():
     behind_ngy = image.exposure.detector_air_kerma_ngy * np.exp(-p)
     assert behind_ngy < 0.8 * run.aec_target_ngy, behind_ngy
     counts = image.metadata["quanta_per_pixel"] * np.exp(-p)
-    # Poisson's 1 / counts, less what the quanta's blur (a 1 mm CT's projection blur at most) keeps of it.
+    # Poisson's 1 / counts (the detector has no blur here).
     poisson = quantum_noise_log(np.full(1, np.exp(-p), np.float32), image.metadata["quanta_per_pixel"],
-                                detector=physics, pixel_size_mm=carm.pixel_size_mm,
-                                projection_blur_mm=noise_blur_mm(water, carm))
+                                detector=physics, pixel_size_mm=carm.pixel_size_mm)
     assert image.measured[centre].var() == pytest.approx(float(poisson[0]) ** 2, rel=0.15), counts

@@ -71,19 +71,20 @@ def _noise_correlation_length_px(difference: np.ndarray) -> float:
 
 
 def test_the_displayed_noise_keeps_the_detectors_grain(small_spine):
-    """Issue 16 ("painted, oil-paint texture"): the displayed quantum noise keeps the texture of the detector's,
-    whose noise is correlated only by the transfer function it shares with the anatomy (its noise power spectrum
-    is the quanta's white spectrum times the MTF squared, test_the_noise_power_spectrum_follows_the_anatomys_mtf).
-    The display's noise reduction and edge enhancement may change that a little, not into blotches: the displayed
-    noise's autocorrelation falls to 1/e within 1.3 times the measured image's distance (on the 2 mm patient
-    3.8 px against 4.1 px; on the 1 mm patient 2.6 px against 2.3 px)."""
+    """Issue 16 ("painted, oil-paint texture"; stop 24: "the grain in 3-6 px blotches"): the displayed quantum noise
+    keeps the texture of the detector's, which its blur alone correlates (test_the_noise_power_spectrum_is_the_
+    detectors_not_the_cts). The display's noise reduction and edge enhancement may change that a little, not into
+    blotches: the displayed noise's autocorrelation falls to 1/e within 2 px and within 1.6 times the measured
+    image's distance [ED: a spatial noise reduction correlates a nearly white grain over about its own radius]. On
+    the 2 mm patient at 512 px 1.73 px against 1.14; with the CT's projection blur on the quanta and the noise
+    reduction's earlier 1.2 px, 3.8 px against 4.1 (the 1 mm patient: 2.6 px against 2.3)."""
     carm = CArm(isocenter=small_spine.landmarks["L4-L5.interlaminar_window.center"])
     first, second = (render_fluoro(small_spine, carm, seed=seed, display=Display(letters=False)) for seed in (1, 2))
     centre = carm.detector_pixels // 2
     square = (slice(centre - 100, centre + 100),) * 2
     shown = _noise_correlation_length_px((first.pixels.astype(float) - second.pixels.astype(float))[square])
     measured = _noise_correlation_length_px((first.measured.astype(float) - second.measured.astype(float))[square])
-    assert shown <= 1.3 * measured, (shown, measured)
+    assert shown <= 2.0 and shown <= 1.6 * measured, (shown, measured)
 
 
 def _displayed_noise(anatomy, carm, display: Display) -> float:
@@ -151,14 +152,14 @@ def _slab_with_a_bone_edge(voxel_mm: float) -> Anatomy:
     return Anatomy(ct=Volume.from_spacing(hu, (voxel_mm,) * 3, origin=origin), metadata={"name": "edge"})
 
 
-def test_the_noise_power_spectrum_follows_the_anatomys_mtf():
-    """Issue 16 ("grain finer than the anatomy's detail"): a detector blurs the quanta and the patient's anatomy by
-    the same MTF, so the noise power spectrum falls as the MTF squared (Cunningham, "Applied linear-systems theory",
-    Handbook of Medical Imaging vol. 1, SPIE 2000). The anatomy's projection carries its CT's voxels' blur as well
-    (projection_blur_mm): on a 1 mm slab at 512 px, between 0.1 and 0.4 cycles/mm at the detector the anatomy's MTF
-    squared, measured across a bone edge of the noiseless measurement, falls to 0.14 of itself; the noise power,
-    measured in two seeds' difference, to within a factor of 2 of that (1.3 times it; 4.4 times when the noise was
-    blurred by the detector alone)."""
+def test_the_noise_power_spectrum_is_the_detectors_not_the_cts():
+    """Issue 16's blind read, stop 24 ("the grain in 3-6 px blotches"): the quanta are blurred by the detector
+    alone, whose noise power spectrum is nearly white up to its pixel pitch (Siewerdsen et al., Med. Phys.
+    24:71-89, 1997), not by the CT's projection blur as well, which is the anatomy's sampling, not anything a
+    detector does. On a 1 mm slab at 512 px, between 0.1 and 0.4 cycles/mm at the detector the noise power
+    (two seeds' difference) falls as the detector's own Gaussian MTF squared, ``exp(-(2 pi sigma f)^2)`` for its
+    ``blur_mm`` (analytic: 0.59), within 20%, and less than the anatomy's MTF squared, measured across a bone edge
+    of the noiseless measurement (0.14). Blurred by the CT's projection as well, the noise fell to 0.18."""
     anatomy = _slab_with_a_bone_edge(1.0)
     carm = CArm(detector_pixels=512)
     detector = DetectorModel(scatter=False, glare_fraction=0.0, pincushion=0.0, vignetting=0.0)
@@ -177,10 +178,14 @@ def test_the_noise_power_spectrum_follows_the_anatomys_mtf():
         k = int(np.argmin(np.abs(frequency - cycles_per_mm)))
         return float(spectrum[k - 1:k + 2].mean())
 
-    mtf_fall = (at(mtf, 0.4) / at(mtf, 0.1)) ** 2
+    def detector_mtf_squared(cycles_per_mm: float) -> float:
+        return float(np.exp(-(2.0 * np.pi * detector.blur_mm * cycles_per_mm) ** 2))
+
+    anatomy_fall = (at(mtf, 0.4) / at(mtf, 0.1)) ** 2
     noise_fall = at(nps, 0.4) / at(nps, 0.1)
-    assert mtf_fall < 0.3
-    assert 0.5 <= noise_fall / mtf_fall <= 2.0, (noise_fall, mtf_fall)
+    detector_fall = detector_mtf_squared(0.4) / detector_mtf_squared(0.1)
+    assert noise_fall == pytest.approx(detector_fall, rel=0.2), (noise_fall, detector_fall)
+    assert anatomy_fall < 0.5 * noise_fall, (anatomy_fall, noise_fall)
 
 
 def test_the_grain_does_not_coarsen_with_a_coarse_ct():
@@ -227,12 +232,12 @@ def test_the_grain_does_not_fade_where_the_body_is_densest(small_spine, view):
     mottle flattened by the display's shoulder (built-in patient, 1 mm, lateral L4: 0.5 grey levels in the densest
     tenth of the body against 1.6 in the second-thinnest, the log-domain noise 2.4 times as large). The display
     shapes the large-scale image and shows the quantum mottle at the window's own gain (fluoro.to_display), so the densest
-    tenth's displayed noise (two seeds' difference) is at least 0.85 of the thin tissue's (the body's 10th-20th
-    percentiles of line integral; the thinnest tenth lies in the toe, where the mottle fades towards air) [ED: not
-    less, within the two seeds' sampling; 2 mm patient, 384 px: lateral L4 0.27 before, 1.04 now; AP L5 caudal 15
-    0.24 before, 1.05 now]. 0.85 since the gluteus maximus's border falls from the PSIS (stop 24, generator 54): the AP
-    L5 caudal 15's densest tenth is less dense (mean grey 38 -> 42) and its noise 3.24 -> 2.86 against the thin
-    tissue's 3.10 (0.92)."""
+    tenth's displayed noise (two seeds' difference) is at least 1.1 times the thin tissue's (the body's 10th-20th
+    percentiles of line integral; the thinnest tenth lies in the toe, where the mottle fades towards air) [ED]. 1.1
+    since the quanta are blurred by the detector alone (stop 25, fluoro.measure): the densest tenth's fewer quanta
+    show as the heavier grain Poisson statistics give them (2 mm patient, 384 px: lateral L4 1.73, AP L5 caudal 15
+    1.21; with the CT's projection blur on the quanta 1.08 and 0.95, with the mottle through the shoulder 0.27 and
+    0.24)."""
     if view == "lateral L4":
         carm = lateral(small_spine, "L4", "left", detector_pixels=384)
     else:
@@ -245,4 +250,4 @@ def test_the_grain_does_not_fade_where_the_body_is_densest(small_spine, view):
     thin_low, thin_high, dense = np.percentile(path[body], (10, 20, 90))
     thin_noise = shown[body & (path >= thin_low) & (path < thin_high)].std()
     dense_noise = shown[body & (path >= dense)].std()
-    assert dense_noise >= 0.85 * thin_noise, (dense_noise, thin_noise)
+    assert dense_noise >= 1.1 * thin_noise, (dense_noise, thin_noise)
