@@ -35,7 +35,9 @@ is contiguous in memory, float32) and the preparation is cached per volume and p
 and the DRR of each C-arm pose are cached too (:func:`anatomy_line_integrals`), so a needle move or a
 new noise realisation never re-projects the CT. An anatomy's frame is projected only within the
 detector's widest field and two pixels beyond it (:func:`_field_columns`): an image intensifier's
-square's corners, 21% of its pixels, are never exposed, and the frame is zero there. The anatomy's Joseph tables are quantised to uint16
+square's corners, 21% of its pixels, are never exposed, and the frame is zero there. A new pose's preview, the
+detector binned 4 x 4 (:meth:`~simulator.imaging.carm.CArm.binned`), is the frame's own rays of one pixel a bin,
+traced first and kept for the frame, which then traces only its other rays: no ray is traced twice. The anatomy's Joseph tables are quantised to uint16
 and its mu volume is not kept: a workstation holds about half the CT's bytes per principal axis in
 use (two in practice, AP/oblique and lateral) instead of two float32 copies per axis plus the volume.
 
@@ -71,7 +73,7 @@ from scipy import ndimage
 from anatomy_models.errors import SpinesimError
 from anatomy_models.tissues import FLUORO_EFFECTIVE_KEV, hu_to_basis, hu_to_mu, tissue
 from anatomy_models.volume import Volume
-from simulator.imaging.carm import CArm
+from simulator.imaging.carm import CArm, RaysOfBins
 from simulator.needle.hub import hub_cylinders
 from simulator.needle.shaft import bevel_cut
 
@@ -100,6 +102,10 @@ _SLABS = 16
 _EDGE = 1e-6
 # Rays of a detector row projected at a time with AVX2 gathers: a 256-bit register's 32-bit words.
 _LANES = 8
+# Which of a row's pixels (within its columns) a Joseph kernel projects: all of them, only the rays of the
+# bins of ``every`` x ``every`` pixels (:meth:`CArm.binned`: pixel ``every // 2`` of each bin, across and down),
+# or all but those; the last two make one frame in two passes, the bins' first (a new pose's preview).
+_ALL_RAYS, _BIN_RAYS, _OTHER_RAYS = 0, 1, 2
 
 
 # --------------------------------------------------------------------------- kernels
@@ -283,6 +289,23 @@ def _joseph_ray(u, v, source, q00, qu, qv, d00, du, dv, nb, na, nc):
             math.sqrt(dx * dx + dy * dy + dz * dz) / abs(qc))
 
 
+@njit(inline="always")
+def _row_pixels(v, first, last, every, part, pixels):
+    """Fill ``pixels`` with the columns of row ``v`` from ``first`` to ``last`` that ``part`` (``_ALL_RAYS``,
+    ``_BIN_RAYS``, ``_OTHER_RAYS`` of bins of ``every`` pixels) projects; returns how many."""
+    own = every // 2
+    bin_row = v % every == own
+    if part == _BIN_RAYS and not bin_row:
+        return 0
+    count = 0
+    for u in range(first, last + 1):
+        bin_ray = bin_row and u % every == own
+        if part == _ALL_RAYS or bin_ray == (part == _BIN_RAYS):
+            pixels[count] = u
+            count += 1
+    return count
+
+
 @njit(parallel=True, fastmath=True, cache=True, boundscheck=False, nogil=True)
 def _siddon_kernel(table, nb, na, nc, source, q00, qu, qv, d00, du, dv, columns, out):  # pragma: no cover - compiled
     """Exact line integrals through column running sums; see the module docstring.
@@ -339,11 +362,12 @@ def _siddon_kernel(table, nb, na, nc, source, q00, qu, qv, d00, du, dv, columns,
 
 
 @njit(parallel=True, fastmath=True, cache=True, boundscheck=False, nogil=True)
-def _joseph_kernel(table, scale, nb, na, nc, source, q00, qu, qv, d00, du, dv, columns,
+def _joseph_kernel(table, scale, nb, na, nc, source, q00, qu, qv, d00, du, dv, columns, every, part,
                    out):  # pragma: no cover - compiled
     """Joseph's method: a bilinear sample per slice ``c`` of the zero-padded (nb, na, nc) ``table``, whose
     entries are the values divided by ``scale`` (float32 tables: 1; quantised uint16 tables: their step),
-    in the pixels of each row ``v`` from column ``columns[v, 0]`` to ``columns[v, 1]`` (as :func:`_siddon_kernel`).
+    in the pixels of each row ``v`` from column ``columns[v, 0]`` to ``columns[v, 1]`` (as :func:`_siddon_kernel`)
+    that ``part`` takes of bins of ``every`` pixels (:func:`_row_pixels`).
 
     The sample loop is the DRR's whole cost (about 3 ns a sample, compute-bound: benchmarks/
     bench_drr.py), so it is kept to the bone: the ray's slice range is clipped beforehand to where the 2x2 stencil lies inside the
@@ -356,7 +380,9 @@ def _joseph_kernel(table, scale, nb, na, nc, source, q00, qu, qv, d00, du, dv, c
     nv = out.shape[0]
     plane = na * nc
     for v in prange(nv):
-        for u in range(columns[v, 0], columns[v, 1] + 1):
+        pixels = np.empty(out.shape[1], np.int64)
+        for k in range(_row_pixels(v, columns[v, 0], columns[v, 1], every, part, pixels)):
+            u = pixels[k]
             a0, b0, slope_a, slope_b, first, last, length = _joseph_ray(u, v, source, q00, qu, qv, d00, du, dv,
                                                                         nb, na, nc)
             acc = np.float32(0.0)
@@ -381,15 +407,17 @@ def _joseph_kernel(table, scale, nb, na, nc, source, q00, qu, qv, d00, du, dv, c
 
 
 @njit(parallel=True, fastmath=True, cache=True, boundscheck=False, nogil=True)
-def _joseph_pair_kernel(table, scale_0, scale_1, nb, na, nc, source, q00, qu, qv, d00, du, dv, columns,
-                        out):  # pragma: no cover - compiled
+def _joseph_pair_kernel(table, scale_0, scale_1, nb, na, nc, source, q00, qu, qv, d00, du, dv, columns, every,
+                        part, out):  # pragma: no cover - compiled
     """:func:`_joseph_kernel` for a table of two interleaved materials (flat (nb, na, nc, 2)), into
     ``out`` (2, rows, columns): both line integrals for one traversal, the cost of the polychromatic
     beam's two basis materials (water, bone) being one ray's index arithmetic and twice the gathers."""
     nv = out.shape[1]
     plane = na * nc
     for v in prange(nv):
-        for u in range(columns[v, 0], columns[v, 1] + 1):
+        pixels = np.empty(out.shape[2], np.int64)
+        for k in range(_row_pixels(v, columns[v, 0], columns[v, 1], every, part, pixels)):
+            u = pixels[k]
             a0, b0, slope_a, slope_b, first, last, length = _joseph_ray(u, v, source, q00, qu, qv, d00, du, dv,
                                                                         nb, na, nc)
             acc_0 = np.float32(0.0)
@@ -423,11 +451,11 @@ def _joseph_pair_kernel(table, scale_0, scale_1, nb, na, nc, source, q00, qu, qv
 
 
 @njit(parallel=True, fastmath=True, cache=True, boundscheck=False, nogil=True)
-def _joseph_pair_kernel_avx2(words, scale_0, scale_1, nb, na, nc, source, q00, qu, qv, d00, du, dv, columns,
-                             out):  # pragma: no cover - compiled
-    """:func:`_joseph_pair_kernel` eight neighbouring rays of a row at a time, each step along the principal
-    axis one AVX2 gather per stencil corner (:func:`_sample_octet`); ``words`` is the pair table seen as
-    uint32, one word per voxel. Only where :data:`AVX2`."""
+def _joseph_pair_kernel_avx2(words, scale_0, scale_1, nb, na, nc, source, q00, qu, qv, d00, du, dv, columns, every,
+                             part, out):  # pragma: no cover - compiled
+    """:func:`_joseph_pair_kernel` eight neighbouring rays of a row (of those ``part`` takes) at a time, each step
+    along the principal axis one AVX2 gather per stencil corner (:func:`_sample_octet`); ``words`` is the pair
+    table seen as uint32, one word per voxel. Only where :data:`AVX2`."""
     nv = out.shape[1]
     plane = na * nc
     for v in prange(nv):
@@ -435,14 +463,16 @@ def _joseph_pair_kernel_avx2(words, scale_0, scale_1, nb, na, nc, source, q00, q
         span = np.empty(2 * _LANES, np.int32)
         sums = np.empty(2 * _LANES, np.float32)
         lengths = np.empty(_LANES, np.float64)
-        for start in range(columns[v, 0], columns[v, 1] + 1, _LANES):
-            lanes = min(_LANES, columns[v, 1] + 1 - start)
+        pixels = np.empty(out.shape[2], np.int64)
+        count = _row_pixels(v, columns[v, 0], columns[v, 1], every, part, pixels)
+        for start in range(0, count, _LANES):
+            lanes = min(_LANES, count - start)
             c_start, c_stop = nc, -1
             for lane in range(_LANES):
                 span[lane], span[_LANES + lane] = 0, -1  # beyond the row's last column: no samples
             for lane in range(lanes):
-                a0, b0, slope_a, slope_b, first, last, length = _joseph_ray(start + lane, v, source, q00, qu, qv, d00,
-                                                                            du, dv, nb, na, nc)
+                a0, b0, slope_a, slope_b, first, last, length = _joseph_ray(pixels[start + lane], v, source, q00, qu,
+                                                                            qv, d00, du, dv, nb, na, nc)
                 rays[lane], rays[_LANES + lane] = a0, b0
                 rays[2 * _LANES + lane], rays[3 * _LANES + lane] = slope_a, slope_b
                 span[lane], span[_LANES + lane], lengths[lane] = first, last, length
@@ -450,8 +480,8 @@ def _joseph_pair_kernel_avx2(words, scale_0, scale_1, nb, na, nc, source, q00, q
                     c_start, c_stop = min(c_start, first), max(c_stop, last)
             _sample_octet(words, plane, nc, c_start, c_stop, rays, span, sums)
             for lane in range(lanes):
-                out[0, v, start + lane] = sums[lane] * scale_0 * lengths[lane]
-                out[1, v, start + lane] = sums[_LANES + lane] * scale_1 * lengths[lane]
+                out[0, v, pixels[start + lane]] = sums[lane] * scale_0 * lengths[lane]
+                out[1, v, pixels[start + lane]] = sums[_LANES + lane] * scale_1 * lengths[lane]
 
 
 @njit(inline="always", fastmath=True)
@@ -703,9 +733,11 @@ def line_integrals(volume: Volume, carm: CArm, *, method: Method = "joseph") -> 
     return _project(_prepare(volume, method, _principal_axis(volume, carm)), carm, method)
 
 
-def _project(prepared: _Prepared, carm: CArm, method: str, columns: np.ndarray | None = None) -> np.ndarray:
+def _project(prepared: _Prepared, carm: CArm, method: str, columns: np.ndarray | None = None, *, every: int = 1,
+             part: int = _ALL_RAYS) -> np.ndarray:
     """The line integrals of ``prepared`` for ``carm``: every pixel, or only each row's ``columns``
-    (:func:`_field_columns`; zero elsewhere)."""
+    (:func:`_field_columns`; zero elsewhere), of those ``part`` takes of bins of ``every`` pixels (Joseph's
+    only: :func:`_row_pixels`)."""
     out = np.zeros(carm.shape, dtype=np.float32)
     if prepared.empty:
         return out
@@ -717,7 +749,7 @@ def _project(prepared: _Prepared, carm: CArm, method: str, columns: np.ndarray |
             _siddon_kernel(prepared.table, nb, na, nc, *_ray_setup(carm, prepared.world_to_table), columns, out)
         else:
             _joseph_kernel(prepared.table, prepared.scale, nb, na, nc, *_ray_setup(carm, prepared.world_to_table),
-                           columns, out)
+                           columns, every, part, out)
     return out
 
 
@@ -749,6 +781,16 @@ def _field_columns(pixels: int, shape: str) -> np.ndarray:
     columns = np.ascontiguousarray(columns, dtype=np.int64)
     columns.setflags(write=False)
     return columns
+
+
+@lru_cache(maxsize=8)
+def _field_pixels(pixels: int, shape: str) -> np.ndarray:
+    """The pixels of :func:`_field_columns` as a mask (rows, columns)."""
+    columns = _field_columns(pixels, shape)
+    hit = np.arange(pixels)[None, :]
+    mask = (hit >= columns[:, :1]) & (hit <= columns[:, 1:])
+    mask.setflags(write=False)
+    return mask
 
 
 def reference_line_integrals(volume: Volume, carm: CArm, *, step_mm: float = 0.25, order: int = 1,
@@ -853,7 +895,9 @@ def anatomy_basis_line_integrals(anatomy: Anatomy, carm: CArm, *, method: Method
     The CT is decomposed into the two materials by :func:`anatomy_models.tissues.hu_to_basis` and
     both are projected in one traversal (Joseph: one interleaved uint16 table; Siddon: two tables),
     cached like :func:`anatomy_line_integrals`: the table per method and principal axis, the frame
-    per pose, zero beyond the detector's widest field (:func:`_field_columns`). The polychromatic beam
+    per pose, zero beyond the detector's widest field (:func:`_field_columns`). For a binned detector
+    (:class:`~simulator.imaging.carm.RaysOfBins`, a new pose's preview) its rays are traced as its full frame's and
+    kept for it, so that frame traces only its other rays (:func:`_bins_of_frame`). The polychromatic beam
     (:mod:`simulator.imaging.spectrum`) turns them into what the detector sees at any kVp without
     projecting again. The returned array is shared: do not modify it.
     """
@@ -864,34 +908,95 @@ def anatomy_basis_line_integrals(anatomy: Anatomy, carm: CArm, *, method: Method
 
 
 def _anatomy_basis_frame(anatomy: Anatomy, carm: CArm, method: str) -> np.ndarray:
-    axis = _principal_axis(anatomy.ct, carm)
-    tables = anatomy.derived(("drr.basis_table", method, axis), lambda: _anatomy_basis_table(anatomy, method, axis))
-    columns = _field_columns(carm.detector_pixels, carm.detector_shape)
+    if method == "joseph" and isinstance(carm, RaysOfBins):
+        return _bins_of_frame(anatomy, carm)
     if method == "joseph":
-        out = _project_pair(tables, carm, columns)
+        # The rays a preview of this pose traced (its bins', :func:`_bins_of_frame`) are not traced again.
+        traced = anatomy.derived.recent("drr.basis_bins_traced", pose_key(carm, method), _BinsTraced, keep=_POSES_BINNED)
+        out, every, part = traced.frame, traced.every, _OTHER_RAYS
+        traced.frame = None  # the frame is completed now: the frames' shelf keeps it
+        if out is None:
+            out, every, part = np.zeros((2, *carm.shape), dtype=np.float32), 1, _ALL_RAYS
+        out = _traced(anatomy, carm, out, every, part)
     else:
+        axis = _principal_axis(anatomy.ct, carm)
+        tables = anatomy.derived(("drr.basis_table", method, axis), lambda: _anatomy_basis_table(anatomy, method, axis))
+        columns = _field_columns(carm.detector_pixels, carm.detector_shape)
         out = np.stack([_project(table, carm, method, columns) for table in tables])
-    for slab in anatomy.derived("drr.body_extension", lambda: body_extension(anatomy.ct)):
-        out[0] += _project(_prepare(slab, "joseph", _principal_axis(slab, carm)), carm, "joseph", columns)
+        for slab in anatomy.derived("drr.body_extension", lambda: body_extension(anatomy.ct)):
+            out[0] += _project(_prepare(slab, "joseph", _principal_axis(slab, carm)), carm, "joseph", columns)
     out.setflags(write=False)
     return out
 
 
-def _project_pair(tables: _PreparedPair, carm: CArm, columns: np.ndarray, *, gathers: bool = AVX2) -> np.ndarray:
-    """Joseph's line integrals of both materials of ``tables`` for ``carm`` in each row's ``columns`` (zero
-    elsewhere), (2, rows, columns) float32: eight rays at a time with AVX2 gathers where the CPU has them
-    (``gathers``, :func:`_sample_octet`), else one ray at a time; both give one image."""
-    out = np.zeros((2, *carm.shape), dtype=np.float32)
+# Poses whose preview's rays are kept for their full frame (2 MB each at 512 x 512): a shot's preview is
+# followed by its frame at once.
+_POSES_BINNED = 2
+
+
+@dataclass(eq=False)
+class _BinsTraced:
+    """A pose's frame (water and bone, (2, rows, columns)) with only the rays of its bins of ``every`` pixels
+    traced (None: none traced, or the frame completed since), and the binned detector's image."""
+
+    frame: np.ndarray | None = None
+    every: int = 1
+    bins: np.ndarray | None = None  # the binned detector's image: the bins' rays, in its own field and margin
+
+
+def _traced(anatomy: Anatomy, carm: CArm, out: np.ndarray, every: int, part: int,
+            columns: np.ndarray | None = None) -> np.ndarray:
+    """``out`` with the water and bone paths of ``carm``'s rays that ``part`` takes of bins of ``every`` pixels
+    (:func:`_row_pixels`) in each row's ``columns`` (by default the detector's widest field, :func:`_field_columns`)
+    added, the body's continuations' included."""
+    axis = _principal_axis(anatomy.ct, carm)
+    tables = anatomy.derived(("drr.basis_table", "joseph", axis), lambda: _anatomy_basis_table(anatomy, "joseph", axis))
+    if columns is None:
+        columns = _field_columns(carm.detector_pixels, carm.detector_shape)
+    _project_pair(tables, carm, columns, every=every, part=part, out=out)
+    for slab in anatomy.derived("drr.body_extension", lambda: body_extension(anatomy.ct)):
+        out[0] += _project(_prepare(slab, "joseph", _principal_axis(slab, carm)), carm, "joseph", columns,
+                           every=every, part=part)
+    return out
+
+
+def _bins_of_frame(anatomy: Anatomy, binned: RaysOfBins) -> np.ndarray:
+    """The water and bone paths of ``binned``'s rays, traced as the rays of its full detector's frame and kept
+    for it: the frame, projected next, traces only its other rays (a new pose's preview costs no ray twice)."""
+    full, every = binned.full, binned.bin_pixels
+    traced = anatomy.derived.recent("drr.basis_bins_traced", pose_key(full, "joseph"), _BinsTraced, keep=_POSES_BINNED)
+    own = slice(every // 2, None, every)
+    if traced.bins is None or traced.every != every:
+        # The binned detector's field and margin, in bins (the full frame's margin is a fraction of a bin), as well.
+        in_frame = _field_columns(full.detector_pixels, full.detector_shape)
+        in_bins = _field_columns(binned.detector_pixels, binned.detector_shape)
+        columns = in_frame.copy()
+        columns[own, 0] = np.minimum(in_frame[own, 0], every * in_bins[:, 0] + every // 2)
+        columns[own, 1] = np.maximum(in_frame[own, 1], every * in_bins[:, 1] + every // 2)
+        frame = _traced(anatomy, full, np.zeros((2, *full.shape), dtype=np.float32), every, _BIN_RAYS, columns)
+        bins = frame[:, own, own].copy()
+        frame[:, ~_field_pixels(full.detector_pixels, full.detector_shape)] = 0.0  # the full frame's are its field's
+        traced.frame, traced.every, traced.bins = frame, every, bins
+    return traced.bins
+
+
+def _project_pair(tables: _PreparedPair, carm: CArm, columns: np.ndarray, *, gathers: bool = AVX2, every: int = 1,
+                  part: int = _ALL_RAYS, out: np.ndarray | None = None) -> np.ndarray:
+    """Joseph's line integrals of both materials of ``tables`` for ``carm`` in each row's ``columns``, of those
+    ``part`` takes of bins of ``every`` pixels (:func:`_row_pixels`), (2, rows, columns) float32, into ``out``
+    (by default zeros; its other pixels are left as they are): eight rays at a time with AVX2 gathers where the
+    CPU has them (``gathers``, :func:`_sample_octet`), else one ray at a time; both give one image."""
+    out = np.zeros((2, *carm.shape), dtype=np.float32) if out is None else out
     if tables.empty:
         return out
     nb, na, nc = tables.shape
     with numba.parallel_chunksize(_ROWS_PER_CHUNK):
         if gathers:
             _joseph_pair_kernel_avx2(tables.table.view(np.uint32), tables.scales[0], tables.scales[1], nb, na, nc,
-                                     *_ray_setup(carm, tables.world_to_table), columns, out)
+                                     *_ray_setup(carm, tables.world_to_table), columns, every, part, out)
         else:
             _joseph_pair_kernel(tables.table, tables.scales[0], tables.scales[1], nb, na, nc,
-                                *_ray_setup(carm, tables.world_to_table), columns, out)
+                                *_ray_setup(carm, tables.world_to_table), columns, every, part, out)
     return out
 
 
