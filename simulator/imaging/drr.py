@@ -975,7 +975,7 @@ def _bins_of_frame(anatomy: Anatomy, binned: RaysOfBins) -> np.ndarray:
         columns[own, 1] = np.maximum(in_frame[own, 1], every * in_bins[:, 1] + every // 2)
         frame = _traced(anatomy, full, np.zeros((2, *full.shape), dtype=np.float32), every, _BIN_RAYS, columns)
         bins = frame[:, own, own].copy()
-        frame[:, ~_field_pixels(full.detector_pixels, full.detector_shape)] = 0.0  # the full frame's are its field's
+        frame[:, own, own][:, ~_field_pixels(full.detector_pixels, full.detector_shape)[own, own]] = 0.0  # its field's
         traced.frame, traced.every, traced.bins = frame, every, bins
     return traced.bins
 
