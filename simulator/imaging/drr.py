@@ -102,6 +102,9 @@ _SLABS = 16
 _EDGE = 1e-6
 # Rays of a detector row projected at a time with AVX2 gathers: a 256-bit register's 32-bit words.
 _LANES = 8
+# How far inside the table's last outer node the eight-ray projector's float32 positions are held, in voxels:
+# beyond their rounding (~4e-6), far below a sample's weight that matters (the node is zero padding).
+_OUTER_NODE_MARGIN = 5e-5
 # Which of a row's pixels (within its columns) a Joseph kernel projects: all of them, only the rays of the
 # bins of ``every`` x ``every`` pixels (:meth:`CArm.binned`: pixel ``every // 2`` of each bin, across and down),
 # or all but those; the last two make one frame in two passes, the bins' first (a new pose's preview).
@@ -148,10 +151,11 @@ def _sample_octet(typingctx, table, plane, nc, c_start, c_stop, rays, span, sums
     compiles the one-ray loop without gathers (it rates them slow on AMD's Zen) and would split its generic
     ``llvm.masked.gather`` into scalar reads there too, so ``llvm.x86.avx2.gather.d.d.256`` is called, which
     it lowers to the instruction on any AVX2 CPU (:data:`AVX2`). The loop makes half the reads the one-ray
-    loop does and waits on them: on the 1 mm patient's AP (180 MB table) it takes 4.2 ns CPU a sample
-    (benchmarks/bench_drr.py), and 0.5 when every lane reads one word, the table's reads reduced to one
-    cache line (measured once, 33 ms against 258); taking the lanes as 2 x 4 or 4 x 2 pixels, 16 rows at a
-    time, or prefetching 32-64 words ahead changed it by 5% at most.
+    loop does. Its cost is mostly its instructions, not waiting on memory: on the 1 mm patient's AP (180 MB
+    table) it took 258-268 ms CPU with float64 positions, 212 with every read in a 32 KB window (L1), 152 with
+    every lane reading one word (measured once, speed20); tiles of 16 rows gained 7-9%, lanes as 2 x 4 or 4 x 2
+    pixels or prefetching 32-64 words ahead 5% at most. Positions in float32 from each lane's cell at its first
+    slice take 228 (-16%; ~3.7 ns CPU a sample), its image within 1.7e-6 of the one-ray loop's as before.
 
     ``table``: the interleaved pair table seen as uint32 (one word per voxel); ``rays`` (float64, 32):
     per lane the ray's (a, b) at slice 0 and its slopes (a0 x 8, b0 x 8, slope_a x 8, slope_b x 8);
@@ -166,8 +170,9 @@ def _sample_octet(typingctx, table, plane, nc, c_start, c_stop, rays, span, sums
         f32, f64 = ir.FloatType(), ir.DoubleType()
         words, floats, doubles = ir.VectorType(i32, _LANES), ir.VectorType(f32, _LANES), ir.VectorType(f64, _LANES)
         fast = ("fast",)
-        data = [context.make_array(sig.args[k])(context, builder, value).data
-                for k, value in ((0, table_value), (5, rays_value), (6, span_value), (7, sums_value))]
+        table_array = context.make_array(sig.args[0])(context, builder, table_value)
+        data = [table_array.data] + [context.make_array(sig.args[k])(context, builder, value).data
+                                     for k, value in ((5, rays_value), (6, span_value), (7, sums_value))]
         base = builder.bitcast(data[0], cgutils.voidptr_t)
         a0, b0, slope_a, slope_b = (_load_lanes(builder, data[1], k * _LANES, f64) for k in range(4))
         first, last = (_load_lanes(builder, data[2], k * _LANES, i32) for k in range(2))
@@ -176,9 +181,28 @@ def _sample_octet(typingctx, table, plane, nc, c_start, c_stop, rays, span, sums
         gather = cgutils.get_or_insert_function(
             builder.module, ir.FunctionType(words, [words, cgutils.voidptr_t, words, words, i8]),
             "llvm.x86.avx2.gather.d.d.256")
+        floor = cgutils.get_or_insert_function(builder.module, ir.FunctionType(floats, [floats]), "llvm.floor.v8f32")
         zero_words, zero_floats = ir.Constant(words, None), ir.Constant(floats, None)
         low_half, sixteen = _splat(builder, ir.Constant(i32, 0xFFFF)), _splat(builder, ir.Constant(i32, 16))
         one = _splat(builder, ir.Constant(f64, 1.0))
+        # Each lane's position on an axis is its cell at its first slice (an integer) plus an offset in float32,
+        # which steps by the slope: float32 arithmetic on eight lanes where float64 took sixteen (16% less CPU,
+        # benchmarks/bench_drr.py), the offset within a few tens of voxels, so rounded to ~4e-6 of a voxel. The
+        # offset is held inside the table's outer nodes, which its rounding could otherwise cross (the span is
+        # clipped only _EDGE inside them).
+        sampled_at_all = builder.icmp_signed("<=", first, last)
+        first_slice = builder.sitofp(first, doubles)
+        na_value = builder.sdiv(plane_value, nc_value)
+        nb_value = builder.sdiv(table_array.nitems, plane_value)
+        start = []
+        for origin, slope, size in ((a0, slope_a, na_value), (b0, slope_b, nb_value)):
+            at_first = builder.select(sampled_at_all, builder.fadd(origin, builder.fmul(first_slice, slope)), one)
+            cell = builder.fptosi(at_first, words)  # positive on the span: the floor
+            offset = builder.fptrunc(builder.fsub(at_first, builder.sitofp(cell, doubles)), floats)
+            lowest = builder.sitofp(builder.neg(cell), floats)
+            highest = builder.fadd(builder.sitofp(builder.sub(_splat(builder, builder.trunc(size, i32)), cell), floats),
+                                   _splat(builder, ir.Constant(f32, -1.0 - _OUTER_NODE_MARGIN)))
+            start.append((cell, offset, builder.fptrunc(slope, floats), lowest, highest))
 
         entry = builder.block
         header = builder.append_basic_block("octet.header")
@@ -197,13 +221,17 @@ def _sample_octet(typingctx, table, plane, nc, c_start, c_stop, rays, span, sums
         builder.position_at_end(body)
         c_lanes = _splat(builder, builder.trunc(c, i32))
         sampled = builder.and_(builder.icmp_signed(">=", c_lanes, first), builder.icmp_signed("<=", c_lanes, last))
-        slice_lanes = _splat(builder, builder.sitofp(c, f64))
-        # A lane outside its span is given a harmless position (its reads are masked off anyway).
-        a = builder.select(sampled, builder.fadd(a0, builder.fmul(slice_lanes, slope_a, flags=fast), flags=fast), one)
-        b = builder.select(sampled, builder.fadd(b0, builder.fmul(slice_lanes, slope_b, flags=fast), flags=fast), one)
-        cell_a, cell_b = builder.fptosi(a, words), builder.fptosi(b, words)  # positive in the span: the floor
-        fa = builder.fptrunc(builder.fsub(a, builder.sitofp(cell_a, doubles), flags=fast), floats)
-        fb = builder.fptrunc(builder.fsub(b, builder.sitofp(cell_b, doubles), flags=fast), floats)
+        steps = builder.sitofp(builder.sub(c_lanes, first), floats)
+        cells, fractions = [], []
+        # A lane outside its span gets a position in the table too (its reads are masked off anyway).
+        for cell, offset, slope, lowest, highest in start:
+            position = builder.fadd(offset, builder.fmul(steps, slope, flags=fast), flags=fast)
+            position = builder.select(builder.fcmp_ordered("<", position, lowest), lowest, position)
+            position = builder.select(builder.fcmp_ordered(">", position, highest), highest, position)
+            whole = builder.call(floor, [position])
+            cells.append(builder.add(cell, builder.fptosi(whole, words)))
+            fractions.append(builder.fsub(position, whole, flags=fast))
+        (cell_a, cell_b), (fa, fb) = cells, fractions
         row = builder.add(builder.add(builder.mul(cell_b, plane_lanes), builder.mul(cell_a, nc_lanes)), c_lanes)
         mask = builder.sext(sampled, words)
         corners = [builder.call(gather, [zero_words, base, index, mask, ir.Constant(i8, 4)])
