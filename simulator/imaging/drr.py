@@ -157,9 +157,10 @@ def _sample_octet(typingctx, table, plane, nc, c_start, c_stop, rays, span, sums
     it lowers to the instruction on any AVX2 CPU (:data:`AVX2`). The loop makes half the reads the one-ray
     loop does. Its cost is mostly its instructions, not waiting on memory: on the 1 mm patient's AP (180 MB
     table) it took 258-268 ms CPU with float64 positions, 212 with every read in a 32 KB window (L1), 152 with
-    every lane reading one word (measured once, speed20); tiles of 16 rows gained 7-9%, lanes as 2 x 4 or 4 x 2
-    pixels or prefetching 32-64 words ahead 5% at most. Positions in float32 from each lane's cell at its first
-    slice take 228 (-16%; ~3.7 ns CPU a sample), its image within 1.7e-6 of the one-ray loop's as before.
+    every lane reading one word (measured once, speed20); lanes as 2 x 4 or 4 x 2 pixels or prefetching 32-64
+    words ahead changed it by 5% at most. Positions in float32 from each lane's cell at its first slice take 228
+    (-16%), its image within 1.7e-6 of the one-ray loop's as before, and tiles of 16 rows
+    (:func:`_joseph_pair_kernel_avx2`) 214 (~3.5 ns CPU a sample).
 
     ``table``: the interleaved pair table seen as uint32 (one word per voxel); ``rays`` (float64, 32):
     per lane the ray's (a, b) at slice 0 and its slopes (a0 x 8, b0 x 8, slope_a x 8, slope_b x 8);
