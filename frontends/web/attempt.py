@@ -332,7 +332,7 @@ class LiveAttempt:
         caption = f"#{state.fluoro_shots}  {action.mode.upper()}{run}{' held' if held else ''}"
         if preview is not None and not held and not self._on_monitor(self.session.carm(state)):
             coarse = render_shot(self.session, state, action.mode, action.seconds, action.frames_per_second,
-                                 pixels=PREVIEW_PIXELS)
+                                 pixels=PREVIEW_PIXELS, binned=True)
             preview(Shot(state.fluoro_shots, action_index, action.mode, coarse.carm, jpeg_data_url(coarse.pixels),
                          caption))
         image = render_shot(self.session, state, action.mode, action.seconds, action.frames_per_second, held=held)

@@ -349,6 +349,62 @@ class CArm:
         """A copy with some fields changed (``carm.with_(primary_deg=30)``)."""
         return replace(self, **changes)
 
+    def binned(self, bin_pixels: int) -> RaysOfBins:
+        """This detector's image ``bin_pixels`` times smaller across, each pixel (a bin of ``bin_pixels`` x
+        ``bin_pixels`` of this detector's) seen by the ray of one of its own pixels: :class:`RaysOfBins`.
+
+        Raises
+        ------
+        SpinesimError
+            If the detector's pixels are not a whole number of bins across.
+
+        Examples
+        --------
+        >>> preview = CArm().binned(4)
+        >>> preview.detector_pixels, preview.full == CArm()
+        (128, True)
+        """
+        if int(bin_pixels) != bin_pixels or bin_pixels < 1 or self.detector_pixels % int(bin_pixels):
+            raise SpinesimError(f"a detector of {self.detector_pixels} pixels cannot be binned by {bin_pixels!r}",
+                                hint="bin by a whole number of pixels that divides the detector's")
+        fields = {name: getattr(self, name) for name in self.__dataclass_fields__}
+        fields["detector_pixels"] = self.detector_pixels // int(bin_pixels)
+        return RaysOfBins(**fields, bin_pixels=int(bin_pixels))
+
+
+@dataclass(frozen=True)
+class RaysOfBins(CArm):
+    """A detector of ``full``'s binned ``bin_pixels`` x ``bin_pixels``, each bin seen by one ray: that of its
+    pixel ``bin_pixels // 2`` down and across (:meth:`CArm.binned`), half of ``full``'s pixel from the bin's
+    centre for an even bin. Its rays are ``full``'s own, so the DRR projects them once for the binned image
+    (a new pose's preview) and the full one (:func:`simulator.imaging.drr.anatomy_basis_line_integrals`).
+
+    Examples
+    --------
+    >>> full, preview = CArm(primary_deg=20), CArm(primary_deg=20).binned(4)
+    >>> point = [10.0, 0.0, 30.0]
+    >>> bool(np.allclose(4 * preview.project([point]) + 2, full.project([point])))  # bin i -> pixel 4 i + 2
+    True
+    """
+
+    bin_pixels: int = 1
+
+    @property
+    def intrinsics(self) -> np.ndarray:
+        """:attr:`CArm.intrinsics` with the principal point where bin ``i``'s ray is ``full``'s pixel
+        ``bin_pixels * i + bin_pixels // 2``."""
+        matrix = super().intrinsics
+        full_centre = (self.detector_pixels * self.bin_pixels - 1) / 2.0
+        matrix[:2, 2] = (full_centre - self.bin_pixels // 2) / self.bin_pixels
+        return matrix
+
+    @property
+    def full(self) -> CArm:
+        """The detector these are the bins of."""
+        fields = {name: getattr(self, name) for name in CArm.__dataclass_fields__}
+        fields["detector_pixels"] = self.detector_pixels * self.bin_pixels
+        return CArm(**fields)
+
 
 @lru_cache(maxsize=64)
 def _projection_matrix(carm: CArm) -> np.ndarray:

@@ -35,7 +35,9 @@ is contiguous in memory, float32) and the preparation is cached per volume and p
 and the DRR of each C-arm pose are cached too (:func:`anatomy_line_integrals`), so a needle move or a
 new noise realisation never re-projects the CT. An anatomy's frame is projected only within the
 detector's widest field and two pixels beyond it (:func:`_field_columns`): an image intensifier's
-square's corners, 21% of its pixels, are never exposed, and the frame is zero there. The anatomy's Joseph tables are quantised to uint16
+square's corners, 21% of its pixels, are never exposed, and the frame is zero there. A new pose's preview, the
+detector binned 4 x 4 (:meth:`~simulator.imaging.carm.CArm.binned`), is the frame's own rays of one pixel a bin,
+traced first and kept for the frame, which then traces only its other rays: no ray is traced twice. The anatomy's Joseph tables are quantised to uint16
 and its mu volume is not kept: a workstation holds about half the CT's bytes per principal axis in
 use (two in practice, AP/oblique and lateral) instead of two float32 copies per axis plus the volume.
 
@@ -71,7 +73,7 @@ from scipy import ndimage
 from anatomy_models.errors import SpinesimError
 from anatomy_models.tissues import FLUORO_EFFECTIVE_KEV, hu_to_basis, hu_to_mu, tissue
 from anatomy_models.volume import Volume
-from simulator.imaging.carm import CArm
+from simulator.imaging.carm import CArm, RaysOfBins
 from simulator.needle.hub import hub_cylinders
 from simulator.needle.shaft import bevel_cut
 
@@ -100,6 +102,17 @@ _SLABS = 16
 _EDGE = 1e-6
 # Rays of a detector row projected at a time with AVX2 gathers: a 256-bit register's 32-bit words.
 _LANES = 8
+# Detector rows the eight-ray projector takes at a time, octet by octet down them (a tile): the rows' octets at one
+# place read neighbouring voxels, while they are in the cache (7-9% less CPU than row by row on the 1 mm patient's AP
+# and Scotty dog at 16 rows: speed20's prof/tile_exp.py).
+_TILE_ROWS = 16
+# How far inside the table's last outer node the eight-ray projector's float32 positions are held, in voxels:
+# beyond their rounding (~4e-6), far below a sample's weight that matters (the node is zero padding).
+_OUTER_NODE_MARGIN = 5e-5
+# Which of a row's pixels (within its columns) a Joseph kernel projects: all of them, only the rays of the
+# bins of ``every`` x ``every`` pixels (:meth:`CArm.binned`: pixel ``every // 2`` of each bin, across and down),
+# or all but those; the last two make one frame in two passes, the bins' first (a new pose's preview).
+_ALL_RAYS, _BIN_RAYS, _OTHER_RAYS = 0, 1, 2
 
 
 # --------------------------------------------------------------------------- kernels
@@ -142,10 +155,12 @@ def _sample_octet(typingctx, table, plane, nc, c_start, c_stop, rays, span, sums
     compiles the one-ray loop without gathers (it rates them slow on AMD's Zen) and would split its generic
     ``llvm.masked.gather`` into scalar reads there too, so ``llvm.x86.avx2.gather.d.d.256`` is called, which
     it lowers to the instruction on any AVX2 CPU (:data:`AVX2`). The loop makes half the reads the one-ray
-    loop does and waits on them: on the 1 mm patient's AP (180 MB table) it takes 4.2 ns CPU a sample
-    (benchmarks/bench_drr.py), and 0.5 when every lane reads one word, the table's reads reduced to one
-    cache line (measured once, 33 ms against 258); taking the lanes as 2 x 4 or 4 x 2 pixels, 16 rows at a
-    time, or prefetching 32-64 words ahead changed it by 5% at most.
+    loop does. Its cost is mostly its instructions, not waiting on memory: on the 1 mm patient's AP (180 MB
+    table) it took 258-268 ms CPU with float64 positions, 212 with every read in a 32 KB window (L1), 152 with
+    every lane reading one word (measured once, speed20); lanes as 2 x 4 or 4 x 2 pixels or prefetching 32-64
+    words ahead changed it by 5% at most. Positions in float32 from each lane's cell at its first slice take 228
+    (-16%), its image within 1.7e-6 of the one-ray loop's as before, and tiles of 16 rows
+    (:func:`_joseph_pair_kernel_avx2`) 214 (~3.5 ns CPU a sample).
 
     ``table``: the interleaved pair table seen as uint32 (one word per voxel); ``rays`` (float64, 32):
     per lane the ray's (a, b) at slice 0 and its slopes (a0 x 8, b0 x 8, slope_a x 8, slope_b x 8);
@@ -160,8 +175,9 @@ def _sample_octet(typingctx, table, plane, nc, c_start, c_stop, rays, span, sums
         f32, f64 = ir.FloatType(), ir.DoubleType()
         words, floats, doubles = ir.VectorType(i32, _LANES), ir.VectorType(f32, _LANES), ir.VectorType(f64, _LANES)
         fast = ("fast",)
-        data = [context.make_array(sig.args[k])(context, builder, value).data
-                for k, value in ((0, table_value), (5, rays_value), (6, span_value), (7, sums_value))]
+        table_array = context.make_array(sig.args[0])(context, builder, table_value)
+        data = [table_array.data] + [context.make_array(sig.args[k])(context, builder, value).data
+                                     for k, value in ((5, rays_value), (6, span_value), (7, sums_value))]
         base = builder.bitcast(data[0], cgutils.voidptr_t)
         a0, b0, slope_a, slope_b = (_load_lanes(builder, data[1], k * _LANES, f64) for k in range(4))
         first, last = (_load_lanes(builder, data[2], k * _LANES, i32) for k in range(2))
@@ -170,9 +186,28 @@ def _sample_octet(typingctx, table, plane, nc, c_start, c_stop, rays, span, sums
         gather = cgutils.get_or_insert_function(
             builder.module, ir.FunctionType(words, [words, cgutils.voidptr_t, words, words, i8]),
             "llvm.x86.avx2.gather.d.d.256")
+        floor = cgutils.get_or_insert_function(builder.module, ir.FunctionType(floats, [floats]), "llvm.floor.v8f32")
         zero_words, zero_floats = ir.Constant(words, None), ir.Constant(floats, None)
         low_half, sixteen = _splat(builder, ir.Constant(i32, 0xFFFF)), _splat(builder, ir.Constant(i32, 16))
         one = _splat(builder, ir.Constant(f64, 1.0))
+        # Each lane's position on an axis is its cell at its first slice (an integer) plus an offset in float32,
+        # which steps by the slope: float32 arithmetic on eight lanes where float64 took sixteen (16% less CPU,
+        # benchmarks/bench_drr.py), the offset within a few tens of voxels, so rounded to ~4e-6 of a voxel. The
+        # offset is held inside the table's outer nodes, which its rounding could otherwise cross (the span is
+        # clipped only _EDGE inside them).
+        sampled_at_all = builder.icmp_signed("<=", first, last)
+        first_slice = builder.sitofp(first, doubles)
+        na_value = builder.sdiv(plane_value, nc_value)
+        nb_value = builder.sdiv(table_array.nitems, plane_value)
+        start = []
+        for origin, slope, size in ((a0, slope_a, na_value), (b0, slope_b, nb_value)):
+            at_first = builder.select(sampled_at_all, builder.fadd(origin, builder.fmul(first_slice, slope)), one)
+            cell = builder.fptosi(at_first, words)  # positive on the span: the floor
+            offset = builder.fptrunc(builder.fsub(at_first, builder.sitofp(cell, doubles)), floats)
+            lowest = builder.sitofp(builder.neg(cell), floats)
+            highest = builder.fadd(builder.sitofp(builder.sub(_splat(builder, builder.trunc(size, i32)), cell), floats),
+                                   _splat(builder, ir.Constant(f32, -1.0 - _OUTER_NODE_MARGIN)))
+            start.append((cell, offset, builder.fptrunc(slope, floats), lowest, highest))
 
         entry = builder.block
         header = builder.append_basic_block("octet.header")
@@ -191,13 +226,17 @@ def _sample_octet(typingctx, table, plane, nc, c_start, c_stop, rays, span, sums
         builder.position_at_end(body)
         c_lanes = _splat(builder, builder.trunc(c, i32))
         sampled = builder.and_(builder.icmp_signed(">=", c_lanes, first), builder.icmp_signed("<=", c_lanes, last))
-        slice_lanes = _splat(builder, builder.sitofp(c, f64))
-        # A lane outside its span is given a harmless position (its reads are masked off anyway).
-        a = builder.select(sampled, builder.fadd(a0, builder.fmul(slice_lanes, slope_a, flags=fast), flags=fast), one)
-        b = builder.select(sampled, builder.fadd(b0, builder.fmul(slice_lanes, slope_b, flags=fast), flags=fast), one)
-        cell_a, cell_b = builder.fptosi(a, words), builder.fptosi(b, words)  # positive in the span: the floor
-        fa = builder.fptrunc(builder.fsub(a, builder.sitofp(cell_a, doubles), flags=fast), floats)
-        fb = builder.fptrunc(builder.fsub(b, builder.sitofp(cell_b, doubles), flags=fast), floats)
+        steps = builder.sitofp(builder.sub(c_lanes, first), floats)
+        cells, fractions = [], []
+        # A lane outside its span gets a position in the table too (its reads are masked off anyway).
+        for cell, offset, slope, lowest, highest in start:
+            position = builder.fadd(offset, builder.fmul(steps, slope, flags=fast), flags=fast)
+            position = builder.select(builder.fcmp_ordered("<", position, lowest), lowest, position)
+            position = builder.select(builder.fcmp_ordered(">", position, highest), highest, position)
+            whole = builder.call(floor, [position])
+            cells.append(builder.add(cell, builder.fptosi(whole, words)))
+            fractions.append(builder.fsub(position, whole, flags=fast))
+        (cell_a, cell_b), (fa, fb) = cells, fractions
         row = builder.add(builder.add(builder.mul(cell_b, plane_lanes), builder.mul(cell_a, nc_lanes)), c_lanes)
         mask = builder.sext(sampled, words)
         corners = [builder.call(gather, [zero_words, base, index, mask, ir.Constant(i8, 4)])
@@ -283,6 +322,23 @@ def _joseph_ray(u, v, source, q00, qu, qv, d00, du, dv, nb, na, nc):
             math.sqrt(dx * dx + dy * dy + dz * dz) / abs(qc))
 
 
+@njit(inline="always")
+def _row_pixels(v, first, last, every, part, pixels):
+    """Fill ``pixels`` with the columns of row ``v`` from ``first`` to ``last`` that ``part`` (``_ALL_RAYS``,
+    ``_BIN_RAYS``, ``_OTHER_RAYS`` of bins of ``every`` pixels) projects; returns how many."""
+    own = every // 2
+    bin_row = v % every == own
+    if part == _BIN_RAYS and not bin_row:
+        return 0
+    count = 0
+    for u in range(first, last + 1):
+        bin_ray = bin_row and u % every == own
+        if part == _ALL_RAYS or bin_ray == (part == _BIN_RAYS):
+            pixels[count] = u
+            count += 1
+    return count
+
+
 @njit(parallel=True, fastmath=True, cache=True, boundscheck=False, nogil=True)
 def _siddon_kernel(table, nb, na, nc, source, q00, qu, qv, d00, du, dv, columns, out):  # pragma: no cover - compiled
     """Exact line integrals through column running sums; see the module docstring.
@@ -339,11 +395,12 @@ def _siddon_kernel(table, nb, na, nc, source, q00, qu, qv, d00, du, dv, columns,
 
 
 @njit(parallel=True, fastmath=True, cache=True, boundscheck=False, nogil=True)
-def _joseph_kernel(table, scale, nb, na, nc, source, q00, qu, qv, d00, du, dv, columns,
+def _joseph_kernel(table, scale, nb, na, nc, source, q00, qu, qv, d00, du, dv, columns, every, part,
                    out):  # pragma: no cover - compiled
     """Joseph's method: a bilinear sample per slice ``c`` of the zero-padded (nb, na, nc) ``table``, whose
     entries are the values divided by ``scale`` (float32 tables: 1; quantised uint16 tables: their step),
-    in the pixels of each row ``v`` from column ``columns[v, 0]`` to ``columns[v, 1]`` (as :func:`_siddon_kernel`).
+    in the pixels of each row ``v`` from column ``columns[v, 0]`` to ``columns[v, 1]`` (as :func:`_siddon_kernel`)
+    that ``part`` takes of bins of ``every`` pixels (:func:`_row_pixels`).
 
     The sample loop is the DRR's whole cost (about 3 ns a sample, compute-bound: benchmarks/
     bench_drr.py), so it is kept to the bone: the ray's slice range is clipped beforehand to where the 2x2 stencil lies inside the
@@ -356,7 +413,9 @@ def _joseph_kernel(table, scale, nb, na, nc, source, q00, qu, qv, d00, du, dv, c
     nv = out.shape[0]
     plane = na * nc
     for v in prange(nv):
-        for u in range(columns[v, 0], columns[v, 1] + 1):
+        pixels = np.empty(out.shape[1], np.int64)
+        for k in range(_row_pixels(v, columns[v, 0], columns[v, 1], every, part, pixels)):
+            u = pixels[k]
             a0, b0, slope_a, slope_b, first, last, length = _joseph_ray(u, v, source, q00, qu, qv, d00, du, dv,
                                                                         nb, na, nc)
             acc = np.float32(0.0)
@@ -381,15 +440,17 @@ def _joseph_kernel(table, scale, nb, na, nc, source, q00, qu, qv, d00, du, dv, c
 
 
 @njit(parallel=True, fastmath=True, cache=True, boundscheck=False, nogil=True)
-def _joseph_pair_kernel(table, scale_0, scale_1, nb, na, nc, source, q00, qu, qv, d00, du, dv, columns,
-                        out):  # pragma: no cover - compiled
+def _joseph_pair_kernel(table, scale_0, scale_1, nb, na, nc, source, q00, qu, qv, d00, du, dv, columns, every,
+                        part, out):  # pragma: no cover - compiled
     """:func:`_joseph_kernel` for a table of two interleaved materials (flat (nb, na, nc, 2)), into
     ``out`` (2, rows, columns): both line integrals for one traversal, the cost of the polychromatic
     beam's two basis materials (water, bone) being one ray's index arithmetic and twice the gathers."""
     nv = out.shape[1]
     plane = na * nc
     for v in prange(nv):
-        for u in range(columns[v, 0], columns[v, 1] + 1):
+        pixels = np.empty(out.shape[2], np.int64)
+        for k in range(_row_pixels(v, columns[v, 0], columns[v, 1], every, part, pixels)):
+            u = pixels[k]
             a0, b0, slope_a, slope_b, first, last, length = _joseph_ray(u, v, source, q00, qu, qv, d00, du, dv,
                                                                         nb, na, nc)
             acc_0 = np.float32(0.0)
@@ -423,35 +484,49 @@ def _joseph_pair_kernel(table, scale_0, scale_1, nb, na, nc, source, q00, qu, qv
 
 
 @njit(parallel=True, fastmath=True, cache=True, boundscheck=False, nogil=True)
-def _joseph_pair_kernel_avx2(words, scale_0, scale_1, nb, na, nc, source, q00, qu, qv, d00, du, dv, columns,
-                             out):  # pragma: no cover - compiled
-    """:func:`_joseph_pair_kernel` eight neighbouring rays of a row at a time, each step along the principal
-    axis one AVX2 gather per stencil corner (:func:`_sample_octet`); ``words`` is the pair table seen as
-    uint32, one word per voxel. Only where :data:`AVX2`."""
+def _joseph_pair_kernel_avx2(words, scale_0, scale_1, nb, na, nc, source, q00, qu, qv, d00, du, dv, columns, every,
+                             part, out):  # pragma: no cover - compiled
+    """:func:`_joseph_pair_kernel` eight neighbouring rays of a row (of those ``part`` takes) at a time, each step
+    along the principal axis one AVX2 gather per stencil corner (:func:`_sample_octet`); ``words`` is the pair
+    table seen as uint32, one word per voxel. Only where :data:`AVX2`."""
     nv = out.shape[1]
     plane = na * nc
-    for v in prange(nv):
+    for tile in prange((nv + _TILE_ROWS - 1) // _TILE_ROWS):
         rays = np.empty(4 * _LANES, np.float64)
         span = np.empty(2 * _LANES, np.int32)
         sums = np.empty(2 * _LANES, np.float32)
         lengths = np.empty(_LANES, np.float64)
-        for start in range(columns[v, 0], columns[v, 1] + 1, _LANES):
-            lanes = min(_LANES, columns[v, 1] + 1 - start)
-            c_start, c_stop = nc, -1
-            for lane in range(_LANES):
-                span[lane], span[_LANES + lane] = 0, -1  # beyond the row's last column: no samples
-            for lane in range(lanes):
-                a0, b0, slope_a, slope_b, first, last, length = _joseph_ray(start + lane, v, source, q00, qu, qv, d00,
-                                                                            du, dv, nb, na, nc)
-                rays[lane], rays[_LANES + lane] = a0, b0
-                rays[2 * _LANES + lane], rays[3 * _LANES + lane] = slope_a, slope_b
-                span[lane], span[_LANES + lane], lengths[lane] = first, last, length
-                if first <= last:
-                    c_start, c_stop = min(c_start, first), max(c_stop, last)
-            _sample_octet(words, plane, nc, c_start, c_stop, rays, span, sums)
-            for lane in range(lanes):
-                out[0, v, start + lane] = sums[lane] * scale_0 * lengths[lane]
-                out[1, v, start + lane] = sums[_LANES + lane] * scale_1 * lengths[lane]
+        pixels = np.empty((_TILE_ROWS, out.shape[2]), np.int64)
+        counts = np.zeros(_TILE_ROWS, np.int64)
+        top = tile * _TILE_ROWS
+        rows = min(_TILE_ROWS, nv - top)
+        most = 0
+        for row in range(rows):
+            v = top + row
+            counts[row] = _row_pixels(v, columns[v, 0], columns[v, 1], every, part, pixels[row])
+            most = max(most, counts[row])
+        # Down the tile's rows before along them: the rows' octets at one place read the same voxels' neighbours.
+        for start in range(0, most, _LANES):
+            for row in range(rows):
+                if start >= counts[row]:
+                    continue
+                v = top + row
+                lanes = min(_LANES, counts[row] - start)
+                c_start, c_stop = nc, -1
+                for lane in range(_LANES):
+                    span[lane], span[_LANES + lane] = 0, -1  # beyond the row's last column: no samples
+                for lane in range(lanes):
+                    a0, b0, slope_a, slope_b, first, last, length = _joseph_ray(pixels[row, start + lane], v, source,
+                                                                                q00, qu, qv, d00, du, dv, nb, na, nc)
+                    rays[lane], rays[_LANES + lane] = a0, b0
+                    rays[2 * _LANES + lane], rays[3 * _LANES + lane] = slope_a, slope_b
+                    span[lane], span[_LANES + lane], lengths[lane] = first, last, length
+                    if first <= last:
+                        c_start, c_stop = min(c_start, first), max(c_stop, last)
+                _sample_octet(words, plane, nc, c_start, c_stop, rays, span, sums)
+                for lane in range(lanes):
+                    out[0, v, pixels[row, start + lane]] = sums[lane] * scale_0 * lengths[lane]
+                    out[1, v, pixels[row, start + lane]] = sums[_LANES + lane] * scale_1 * lengths[lane]
 
 
 @njit(inline="always", fastmath=True)
@@ -703,9 +778,11 @@ def line_integrals(volume: Volume, carm: CArm, *, method: Method = "joseph") -> 
     return _project(_prepare(volume, method, _principal_axis(volume, carm)), carm, method)
 
 
-def _project(prepared: _Prepared, carm: CArm, method: str, columns: np.ndarray | None = None) -> np.ndarray:
+def _project(prepared: _Prepared, carm: CArm, method: str, columns: np.ndarray | None = None, *, every: int = 1,
+             part: int = _ALL_RAYS) -> np.ndarray:
     """The line integrals of ``prepared`` for ``carm``: every pixel, or only each row's ``columns``
-    (:func:`_field_columns`; zero elsewhere)."""
+    (:func:`_field_columns`; zero elsewhere), of those ``part`` takes of bins of ``every`` pixels (Joseph's
+    only: :func:`_row_pixels`)."""
     out = np.zeros(carm.shape, dtype=np.float32)
     if prepared.empty:
         return out
@@ -717,7 +794,7 @@ def _project(prepared: _Prepared, carm: CArm, method: str, columns: np.ndarray |
             _siddon_kernel(prepared.table, nb, na, nc, *_ray_setup(carm, prepared.world_to_table), columns, out)
         else:
             _joseph_kernel(prepared.table, prepared.scale, nb, na, nc, *_ray_setup(carm, prepared.world_to_table),
-                           columns, out)
+                           columns, every, part, out)
     return out
 
 
@@ -749,6 +826,16 @@ def _field_columns(pixels: int, shape: str) -> np.ndarray:
     columns = np.ascontiguousarray(columns, dtype=np.int64)
     columns.setflags(write=False)
     return columns
+
+
+@lru_cache(maxsize=8)
+def _field_pixels(pixels: int, shape: str) -> np.ndarray:
+    """The pixels of :func:`_field_columns` as a mask (rows, columns)."""
+    columns = _field_columns(pixels, shape)
+    hit = np.arange(pixels)[None, :]
+    mask = (hit >= columns[:, :1]) & (hit <= columns[:, 1:])
+    mask.setflags(write=False)
+    return mask
 
 
 def reference_line_integrals(volume: Volume, carm: CArm, *, step_mm: float = 0.25, order: int = 1,
@@ -853,7 +940,9 @@ def anatomy_basis_line_integrals(anatomy: Anatomy, carm: CArm, *, method: Method
     The CT is decomposed into the two materials by :func:`anatomy_models.tissues.hu_to_basis` and
     both are projected in one traversal (Joseph: one interleaved uint16 table; Siddon: two tables),
     cached like :func:`anatomy_line_integrals`: the table per method and principal axis, the frame
-    per pose, zero beyond the detector's widest field (:func:`_field_columns`). The polychromatic beam
+    per pose, zero beyond the detector's widest field (:func:`_field_columns`). For a binned detector
+    (:class:`~simulator.imaging.carm.RaysOfBins`, a new pose's preview) its rays are traced as its full frame's and
+    kept for it, so that frame traces only its other rays (:func:`_bins_of_frame`). The polychromatic beam
     (:mod:`simulator.imaging.spectrum`) turns them into what the detector sees at any kVp without
     projecting again. The returned array is shared: do not modify it.
     """
@@ -864,34 +953,96 @@ def anatomy_basis_line_integrals(anatomy: Anatomy, carm: CArm, *, method: Method
 
 
 def _anatomy_basis_frame(anatomy: Anatomy, carm: CArm, method: str) -> np.ndarray:
-    axis = _principal_axis(anatomy.ct, carm)
-    tables = anatomy.derived(("drr.basis_table", method, axis), lambda: _anatomy_basis_table(anatomy, method, axis))
-    columns = _field_columns(carm.detector_pixels, carm.detector_shape)
+    if method == "joseph" and isinstance(carm, RaysOfBins):
+        return _bins_of_frame(anatomy, carm)
     if method == "joseph":
-        out = _project_pair(tables, carm, columns)
+        # The rays a preview of this pose traced (its bins', :func:`_bins_of_frame`) are not traced again.
+        traced = anatomy.derived.recent("drr.basis_bins_traced", pose_key(carm, method), _BinsTraced, keep=_POSES_BINNED)
+        out, every, part = traced.frame, traced.every, _OTHER_RAYS
+        traced.frame = None  # the frame is completed now: the frames' shelf keeps it
+        if out is None:
+            out, every, part = np.zeros((2, *carm.shape), dtype=np.float32), 1, _ALL_RAYS
+        out = _traced(anatomy, carm, out, every, part)
     else:
+        axis = _principal_axis(anatomy.ct, carm)
+        tables = anatomy.derived(("drr.basis_table", method, axis), lambda: _anatomy_basis_table(anatomy, method, axis))
+        columns = _field_columns(carm.detector_pixels, carm.detector_shape)
         out = np.stack([_project(table, carm, method, columns) for table in tables])
-    for slab in anatomy.derived("drr.body_extension", lambda: body_extension(anatomy.ct)):
-        out[0] += _project(_prepare(slab, "joseph", _principal_axis(slab, carm)), carm, "joseph", columns)
+        for slab in anatomy.derived("drr.body_extension", lambda: body_extension(anatomy.ct)):
+            out[0] += _project(_prepare(slab, "joseph", _principal_axis(slab, carm)), carm, "joseph", columns)
     out.setflags(write=False)
     return out
 
 
-def _project_pair(tables: _PreparedPair, carm: CArm, columns: np.ndarray, *, gathers: bool = AVX2) -> np.ndarray:
-    """Joseph's line integrals of both materials of ``tables`` for ``carm`` in each row's ``columns`` (zero
-    elsewhere), (2, rows, columns) float32: eight rays at a time with AVX2 gathers where the CPU has them
-    (``gathers``, :func:`_sample_octet`), else one ray at a time; both give one image."""
-    out = np.zeros((2, *carm.shape), dtype=np.float32)
+# Poses whose preview's rays are kept for their full frame (2 MB each at 512 x 512): a shot's preview is
+# followed by its frame at once.
+_POSES_BINNED = 2
+
+
+@dataclass(eq=False)
+class _BinsTraced:
+    """A pose's frame (water and bone, (2, rows, columns)) with only the rays of its bins of ``every`` pixels
+    traced (None: none traced, or the frame completed since), and the binned detector's image."""
+
+    frame: np.ndarray | None = None
+    every: int = 1
+    bins: np.ndarray | None = None  # the binned detector's image: the bins' rays, in its own field and margin
+
+
+def _traced(anatomy: Anatomy, carm: CArm, out: np.ndarray, every: int, part: int,
+            columns: np.ndarray | None = None) -> np.ndarray:
+    """``out`` with the water and bone paths of ``carm``'s rays that ``part`` takes of bins of ``every`` pixels
+    (:func:`_row_pixels`) in each row's ``columns`` (by default the detector's widest field, :func:`_field_columns`)
+    added, the body's continuations' included."""
+    axis = _principal_axis(anatomy.ct, carm)
+    tables = anatomy.derived(("drr.basis_table", "joseph", axis), lambda: _anatomy_basis_table(anatomy, "joseph", axis))
+    if columns is None:
+        columns = _field_columns(carm.detector_pixels, carm.detector_shape)
+    _project_pair(tables, carm, columns, every=every, part=part, out=out)
+    for slab in anatomy.derived("drr.body_extension", lambda: body_extension(anatomy.ct)):
+        out[0] += _project(_prepare(slab, "joseph", _principal_axis(slab, carm)), carm, "joseph", columns,
+                           every=every, part=part)
+    return out
+
+
+def _bins_of_frame(anatomy: Anatomy, binned: RaysOfBins) -> np.ndarray:
+    """The water and bone paths of ``binned``'s rays, traced as the rays of its full detector's frame and kept
+    for it: the frame, projected next, traces only its other rays (a new pose's preview costs no ray twice)."""
+    full, every = binned.full, binned.bin_pixels
+    traced = anatomy.derived.recent("drr.basis_bins_traced", pose_key(full, "joseph"), _BinsTraced, keep=_POSES_BINNED)
+    own = slice(every // 2, None, every)
+    if traced.bins is None or traced.every != every:
+        # The binned detector's field and margin, in bins (the full frame's margin is a fraction of a bin), as well.
+        in_frame = _field_columns(full.detector_pixels, full.detector_shape)
+        in_bins = _field_columns(binned.detector_pixels, binned.detector_shape)
+        columns = in_frame.copy()
+        columns[own, 0] = np.minimum(in_frame[own, 0], every * in_bins[:, 0] + every // 2)
+        columns[own, 1] = np.maximum(in_frame[own, 1], every * in_bins[:, 1] + every // 2)
+        frame = _traced(anatomy, full, np.zeros((2, *full.shape), dtype=np.float32), every, _BIN_RAYS, columns)
+        bins = frame[:, own, own].copy()
+        frame[:, own, own][:, ~_field_pixels(full.detector_pixels, full.detector_shape)[own, own]] = 0.0  # its field's
+        traced.frame, traced.every, traced.bins = frame, every, bins
+    return traced.bins
+
+
+def _project_pair(tables: _PreparedPair, carm: CArm, columns: np.ndarray, *, gathers: bool = AVX2, every: int = 1,
+                  part: int = _ALL_RAYS, out: np.ndarray | None = None) -> np.ndarray:
+    """Joseph's line integrals of both materials of ``tables`` for ``carm`` in each row's ``columns``, of those
+    ``part`` takes of bins of ``every`` pixels (:func:`_row_pixels`), (2, rows, columns) float32, into ``out``
+    (by default zeros; its other pixels are left as they are): eight rays at a time with AVX2 gathers where the
+    CPU has them (``gathers``, :func:`_sample_octet`), else one ray at a time; both give one image."""
+    out = np.zeros((2, *carm.shape), dtype=np.float32) if out is None else out
     if tables.empty:
         return out
     nb, na, nc = tables.shape
-    with numba.parallel_chunksize(_ROWS_PER_CHUNK):
-        if gathers:
+    if gathers:
+        with numba.parallel_chunksize(1):  # a tile of rows at a time
             _joseph_pair_kernel_avx2(tables.table.view(np.uint32), tables.scales[0], tables.scales[1], nb, na, nc,
-                                     *_ray_setup(carm, tables.world_to_table), columns, out)
-        else:
-            _joseph_pair_kernel(tables.table, tables.scales[0], tables.scales[1], nb, na, nc,
-                                *_ray_setup(carm, tables.world_to_table), columns, out)
+                                     *_ray_setup(carm, tables.world_to_table), columns, every, part, out)
+        return out
+    with numba.parallel_chunksize(_ROWS_PER_CHUNK):
+        _joseph_pair_kernel(tables.table, tables.scales[0], tables.scales[1], nb, na, nc,
+                            *_ray_setup(carm, tables.world_to_table), columns, every, part, out)
     return out
 
 

@@ -48,6 +48,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
+from anatomy_models.errors import SpinesimError
 from simulator.imaging.dose import (PULSE_SECONDS, RECURSIVE_FILTER_FRAMES, Exposure, Technique, at_pulse_rate,
                                     beam_seconds, run_frames, shot_exposure, shot_technique, technique_for)
 from simulator.imaging.fluoro import FluoroImage, live_projection_cell, render_fluoro
@@ -256,7 +257,7 @@ def render_run(session: Session, state: SessionState, mode: str, seconds: float 
 
 
 def render_shot(session: Session, state: SessionState, mode: str, seconds: float | None = None,
-                frames_per_second: float | None = None, *, pixels: int | None = None,
+                frames_per_second: float | None = None, *, pixels: int | None = None, binned: bool = False,
                 held: bool = False) -> FluoroImage:
     """The image of the shot that left ``state`` (one of ``session.states``), taken in ``mode``: a
     pulse's image, or a run's last-image hold (the last frame of :func:`render_run`, rendered alone).
@@ -274,6 +275,10 @@ def render_shot(session: Session, state: SessionState, mode: str, seconds: float
         The shot's pulse rate (default the C-arm's own).
     pixels : int, optional
         Detector pixels across (default the C-arm's own), e.g. for a smaller report image.
+    binned : bool
+        With ``pixels`` (a whole fraction of the C-arm's): each pixel is a bin of the C-arm's detector seen
+        by one of its own rays (:meth:`simulator.imaging.carm.CArm.binned`), so the full image rendered next
+        traces only its other rays: a new pose's preview.
     held : bool
         A held live run: its hold is its last frame (:func:`render_held_frame`).
     """
@@ -286,7 +291,12 @@ def render_shot(session: Session, state: SessionState, mode: str, seconds: float
                                  run, pixels=pixels)
     carm = session.carm(state)
     technique = shot_technique(session.anatomy, carm, mode, at_pulse_rate(Technique(), frames_per_second), seconds)
-    if pixels is not None:
+    if pixels is not None and binned:
+        if carm.detector_pixels % pixels:
+            raise SpinesimError(f"an image of {pixels} pixels across is not a binning of the C-arm's "
+                                f"{carm.detector_pixels}", hint="ask for a whole fraction of its pixels")
+        carm = carm.binned(carm.detector_pixels // pixels)
+    elif pixels is not None:
         carm = carm.with_(detector_pixels=pixels)
     seed = shot_seed(session.scenario.seed, state.fluoro_shots)
     mask = render_fluoro(session.anatomy, carm, state.needle, dose=technique, seed=seed + 1) if mode == "dsa" else None

@@ -164,3 +164,18 @@ def test_a_carm_at_a_pose_is_the_carm_of_its_angles_about_its_own_or_the_default
 def test_a_pose_no_carm_can_take_is_refused():
     with pytest.raises(SpinesimError, match="between -90 and 90"):
         CArm.at(CArmPose(secondary_deg=90), (0, 0, 0))
+
+
+@pytest.mark.parametrize("bin_pixels", [2, 4])
+def test_a_binned_detectors_rays_are_its_full_detectors_own(bin_pixels):
+    """A new pose's preview (issue 18) sees each bin by one of the full image's rays, that of the bin's pixel
+    bin_pixels // 2 down and across, so the DRR traces it once for both images."""
+    full = CArm(primary_deg=25.0, secondary_deg=-12.0, isocenter=(4.0, -3.0, 20.0), detector_pixels=64)
+    binned = full.binned(bin_pixels)
+    assert binned.detector_pixels * bin_pixels == 64 and binned.full == full
+    i, j = np.meshgrid(np.arange(binned.detector_pixels, dtype=float), np.arange(binned.detector_pixels, dtype=float))
+    own = bin_pixels * np.stack([i, j]) + bin_pixels // 2
+    np.testing.assert_allclose(binned.ray_directions(i, j), full.ray_directions(*own), atol=1e-12)
+    assert binned != full.with_(detector_pixels=binned.detector_pixels)  # not the coarse detector's own pixels
+    with pytest.raises(SpinesimError, match="cannot be binned by 3"):
+        full.binned(3)

@@ -265,6 +265,52 @@ def test_the_eight_ray_gathers_give_the_one_ray_projectors_image(small_spine, pr
         np.testing.assert_allclose(eight[material], one[material], rtol=0, atol=1e-5 * one[material].max())
 
 
+
+@pytest.mark.parametrize("gathers", [False, True] if AVX2 else [False])
+def test_the_bins_rays_and_the_others_make_the_frame_and_share_no_ray(small_spine, gathers):
+    """A frame projected in two passes (issue 18: a new pose's preview traces the rays of its bins of 4 x 4 pixels
+    first, the frame the others after) is the frame of one pass to the last bit, each ray traced by one pass."""
+    anatomy = Anatomy(ct=small_spine.ct, label_table=small_spine.label_table, labels=small_spine.labels)
+    carm = CArm(primary_deg=20.0, secondary_deg=5.0, detector_pixels=128)
+    tables = drr._anatomy_basis_table(anatomy, "joseph", _principal_axis(anatomy.ct, carm))
+    columns = drr._field_columns(carm.detector_pixels, carm.detector_shape)
+    whole = drr._project_pair(tables, carm, columns, gathers=gathers)
+    bins = drr._project_pair(tables, carm, columns, gathers=gathers, every=4, part=drr._BIN_RAYS)
+    others = drr._project_pair(tables, carm, columns, gathers=gathers, every=4, part=drr._OTHER_RAYS)
+    own = np.zeros(carm.shape, bool)
+    own[2::4, 2::4] = True
+    traced = whole[0] > 0
+    assert np.array_equal(bins[0] > 0, traced & own) and np.array_equal(others[0] > 0, traced & ~own)
+    assert np.array_equal(bins + others, whole)
+    slab = Volume.from_spacing(np.full((40, 10, 40), 0.02, np.float32), (1, 1, 1), origin=(-19.5, -4.5, -19.5))
+    prepared = drr._prepare(slab, "joseph", _principal_axis(slab, carm))
+    one = [drr._project(prepared, carm, "joseph", columns, every=4, part=part) for part in (drr._BIN_RAYS,
+                                                                                         drr._OTHER_RAYS)]
+    assert np.array_equal(one[0] + one[1], drr._project(prepared, carm, "joseph", columns)) and one[0][2::4, 2::4].any()
+    assert not np.any((one[0] > 0) & (one[1] > 0))
+
+
+def test_a_new_poses_preview_is_its_frames_own_rays_traced_once(small_spine, monkeypatch):
+    """The preview of a new pose (the detector binned 4 x 4, :meth:`CArm.binned`) is the frame's own rays: its
+    water and bone paths are the frame's pixels (2 + 4 i, 2 + 4 j) to the last bit, in the frame's field; the frame
+    projected after it traces only its other rays and is the frame projected alone."""
+    anatomy = Anatomy(ct=small_spine.ct, label_table=small_spine.label_table, labels=small_spine.labels)
+    carm = CArm(primary_deg=-15.0, secondary_deg=8.0, detector_pixels=128)
+    parts = []
+    project_pair = drr._project_pair
+    monkeypatch.setattr(drr, "_project_pair", lambda *a, **k: parts.append(k.get("part")) or project_pair(*a, **k))
+    preview = anatomy_basis_line_integrals(anatomy, carm.binned(4))
+    frame = anatomy_basis_line_integrals(anatomy, carm)
+    assert parts == [drr._BIN_RAYS, drr._OTHER_RAYS]
+    alone = drr._anatomy_basis_frame(Anatomy(ct=anatomy.ct), carm, "joseph")
+    assert np.array_equal(frame, alone)
+    in_field = frame[0, 2::4, 2::4] > 0
+    assert in_field.mean() > 0.6 and np.array_equal(preview[:, in_field], frame[:, 2::4, 2::4][:, in_field])
+    # The preview's own field and margin (its pincushion reads a bin beyond the field) are projected too.
+    coarse = anatomy_basis_line_integrals(anatomy, carm.with_(detector_pixels=32))
+    assert np.array_equal(preview[0] > 0, coarse[0] > 0)
+
+
 # --------------------------------------------------------------------------- needle
 def _voxelised_needle(needle: Needle, spacing: float = 0.12):
     spec = needle.spec
