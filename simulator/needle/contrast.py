@@ -141,6 +141,44 @@ DORSAL_FILL_FRACTION = 0.5
 # sac on AP and a block the canal's depth on lateral ("unrealistic tracks", issue 21) [ED].
 DORSAL_DRAPE_MM = 2.0
 DORSAL_GUTTER_SHARE = 0.5
+# The plica mediana dorsalis: a band of connective tissue in the midline of the dorsal epidural space, from strands to
+# a complete membrane tying the dura to the flava (epiduroscopy, all of 48 autopsies: Blomberg, Anesth Analg
+# 1986;65:747). Epidurograms show it as a midline lucency in 24/30 patients, and with it the contrast denser on one
+# side in 19/24, against 2/6 without it (Kim et al., J Clin Anesth 2013;25:573, doi 10.1016/j.jclinane.2013.05.006).
+# An interlaminar injection meets it in PLICA_SHARE of the draws: within PLICA_HALF_WIDTH_MM of the sac's midline
+# the dorsal space holds PLICA_FILL_SHARE of its share and a step through it costs _PLICA_STEP_COST times more, so
+# the far side fills late, round the band's gaps, and less [ED, but the share].
+PLICA_SHARE = 0.8
+PLICA_HALF_WIDTH_MM = 1.0
+PLICA_FILL_SHARE = 0.1
+_PLICA_STEP_COST = 8.0
+# The dorsal epidural fat is lobulated (lobules a few millimetres across between fibrous septa, the "bubbly"
+# epidurogram of §2.7 [S14]): the injectate runs in the septa and round the lobules, so its front is a row of lobes
+# and its edge on AP wanders, where a front relaxed in an even fat ran as a straight rule of constant width (the
+# blind readers' "perfectly straight line", issue 16). In the dorsal space a step costs e^(DORSAL_LOBULE_COST_GAIN
+# * g) more and a voxel holds 1 + DORSAL_LOBULE_CAPACITY_GAIN * g of its share (0.2-2x), g a seeded smooth field
+# (unit sd) with correlation lengths DORSAL_LOBULE_MM [ED].
+DORSAL_LOBULE_MM = (3.0, 3.0, 6.0)
+DORSAL_LOBULE_COST_GAIN = 1.0
+DORSAL_LOBULE_CAPACITY_GAIN = 0.5
+# Under the laminae the injectate opens the potential space between the dura and the bone and flava (§4.7
+# [S91][S92]) and runs on in it, cranially and caudally from the tip: on CLO the stripe along the ventral laminar line
+# (§2.7 ILESI row [S14]). The film holds DORSAL_FILM_MM of fluid per area of the sac's back, in the back's outermost
+# voxels of each column (as many as that takes on the grid: one per column, so that seen from behind it is one film
+# thick wherever it lies, with no band at the sac's sides where a shell turns tangent to the beam: contrast10's
+# shell drew "a perfectly straight line with a constant width" there, read as a vein, issue 16). It does not coat
+# the sac's back side to side: it reaches out from the midline to DORSAL_FILM_REACH of the sac's half width on
+# each side, that reach wandering along the spine by DORSAL_FILM_REACH_WANDER (sd, a share of the half width,
+# correlation DORSAL_FILM_REACH_CORRELATION_MM; each side its own) and fading over DORSAL_FILM_EDGE_MM, so its edges
+# on AP are irregular and its width varies, as the fat's lobules and the epidural veins let it (§2.7 ILESI row:
+# asymmetric, lobulated, "bubbly") [ED]. The one-voxel back surface half full before (0.5 mm of film on the 1 mm grid)
+# held a quarter of 2 mL, the rest pooled round the tip (the 1 mm patient); 2.5 mm holds 0.4-0.5 of it, and 2 mL
+# spans 100 mm on the 2 mm patient (a 2 mm film 108, over the three levels of Jeong 2013 above) [ED].
+DORSAL_FILM_MM = 2.5
+DORSAL_FILM_REACH = 0.6
+DORSAL_FILM_REACH_WANDER = 0.3
+DORSAL_FILM_REACH_CORRELATION_MM = 6.0
+DORSAL_FILM_EDGE_MM = 1.5
 # From a foraminal tip, fluid runs along the cuff this many times more readily than through the
 # epidural fat: it outlines the root before it pools [ED].
 _SLEEVE_STEP_COST = 0.15
@@ -302,6 +340,9 @@ _SIDE_STREAM = 2
 _ROOT_STREAM = 3
 _EDGE_STREAM = 4
 _TORTUOSITY_STREAM = 5
+_PLICA_STREAM = 8
+_LOBULE_STREAM = 9
+_FILM_REACH_STREAM = 10
 # Hand injection of a test dose runs at about 0.5 mL/s (the rate of the DSA-versus-live study
 # [S46], clinical.md §2.7): 1 mL takes 2 s. An intravascular bolus arrives in the vessel at this rate.
 INJECTION_ML_PER_S = 0.5
@@ -747,8 +788,9 @@ def inject(tracer: Tracer, tip: Sequence[float] | np.ndarray, volume_ml: float,
     if compartment.pattern == "epidural" and dorsal_space.any():
         # Under the laminae the dorsal epidural space is a potential space (the dura against the bone, §4.7
         # [S91][S92]): the injectate opens it and runs on under them. The grid cannot draw it between the two
-        # labels, so the sac's back surface stands for it: its dorsal half's outermost voxel in each column.
-        potential = dorsal_space & _back_surface(grid, np.isin(codes, tracer.codes_in_group("dural_sac")))
+        # labels, so the sac's back surface stands for it: its dorsal half's outermost voxels in each column.
+        film_layers = max(1, math.ceil(DORSAL_FILM_MM / float(grid.spacing[1]) - 1e-9))
+        potential = dorsal_space & _back_surface(grid, np.isin(codes, tracer.codes_in_group("dural_sac")), film_layers)
         inside |= potential
     runoff = np.zeros(codes.shape)
     if model.washout_time_s is not None:
@@ -792,27 +834,34 @@ def inject(tracer: Tracer, tip: Sequence[float] | np.ndarray, volume_ml: float,
             # From a dorsal (interlaminar) tip the sleeve is reached through the canal and takes contrast
             # no more readily than the epidural space: it stays dorsal-dominant (§2.7 ILESI row).
             step_cost = np.where(sleeve, np.maximum(step_cost, 1.0), step_cost)
-        # Real epidural spread is asymmetric, often unilateral, and reaches out along the roots unequally
-        # (§2.7 ILESI row [S14][S44]): septa and fat make one side of the canal and some root sleeves more open
-        # than others. Each injection draws its own (seeded: a replay is exact, the next injection differs).
-        favour = model.side_bias * seeded_rng(seed, _SIDE_STREAM).standard_normal()
-        step_cost = np.where(inside & ~sleeve, step_cost * np.exp(np.where(left, 0.5, -0.5) * favour), step_cost)
-        step_cost = np.where(sleeve, step_cost * _root_bias(tracer, codes, grid, model.root_bias, seed), step_cost)
+        step_cost = lopsided(step_cost, tracer, codes, grid, model, inside & ~sleeve, sleeve, left, seed)
     voxel_ml = float(abs(np.linalg.det(grid.affine[:3, :3]))) / 1000.0
     if compartment.pattern != "epidural":
         dorsal_space = np.zeros_like(inside)
     front_mm = np.zeros(codes.shape)
     if dorsal_space.any():
-        front_mm = _in_front_of_sac_back_mm(grid, inside & ~foramen,
+        front_mm = _in_front_of_sac_back_mm(grid, inside & ~foramen & ~potential,
                                             np.isin(codes, tracer.codes_in_group("dural_sac")))
         step_cost = np.where(front_mm > 0, step_cost * np.exp(front_mm / DORSAL_DRAPE_MM), step_cost)
     gutter = front_mm > 0
+    plica, lobules = np.zeros_like(inside), np.zeros(codes.shape)
+    if dorsal_space.any():
+        plica = _plica(grid, dorsal_space, np.isin(codes, tracer.codes_in_group("dural_sac")), seed)
+        step_cost = np.where(plica, step_cost * _PLICA_STEP_COST, step_cost)
+        lobules = np.where(dorsal_space & inside, tissue_texture(grid, DORSAL_LOBULE_MM,
+                                                                [*_entropy(seed), _LOBULE_STREAM]), 0.0)
+        step_cost = step_cost * np.exp(DORSAL_LOBULE_COST_GAIN * lobules)
     capacity = np.where(inside, np.select([sleeve, annulus, recess, dorsal_space, roots_in_csf, sleeve_neck],
                                           [SLEEVE_FILL_FRACTION, ANNULUS_FILL_FRACTION, RECESS_FILL_FRACTION,
                                            DORSAL_FILL_FRACTION, CAUDA_EQUINA_FILL_FRACTION, SLEEVE_NECK_FILL_FRACTION],
                                           model.fill_fraction),
                         SPILL_FILL_FRACTION) * voxel_ml
     capacity = np.where(gutter, capacity * DORSAL_GUTTER_SHARE, capacity)
+    if potential.any():
+        film = DORSAL_FILM_MM / (film_layers * float(grid.spacing[1]))
+        capacity = np.where(potential, voxel_ml * film * _film_reach(grid, potential, seed), capacity)
+    capacity = np.where(plica, capacity * PLICA_FILL_SHARE, capacity)
+    capacity = capacity * np.clip(1.0 + DORSAL_LOBULE_CAPACITY_GAIN * lobules, 0.2, 2.0)
     if compartment.pattern == "epidural" and not dorsal_space.any():
         capacity = np.where(inside & foramen & ~sleeve, capacity * FORAMINAL_FAT_SHARE, capacity)
     # A run-off channel holds the share of the voxel its tube fills.
@@ -872,7 +921,10 @@ def inject(tracer: Tracer, tip: Sequence[float] | np.ndarray, volume_ml: float,
     in_compartment = inside.ravel()[order]
     # Roots in the CSF are a kind of their own: the front relaxes around them, not into them; so are the sleeves'
     # necks, which the relaxation would otherwise drain the column's edge through.
-    kind = in_compartment.astype(np.int64) + 2 * roots_in_csf.ravel()[order] + 4 * sleeve_neck.ravel()[order]
+    # And so is the film on the dura, which relaxes along the dura, not out into the fat behind it (that smeared it
+    # into a band as thick as the fat).
+    kind = (in_compartment.astype(np.int64) + 2 * roots_in_csf.ravel()[order] + 4 * sleeve_neck.ravel()[order]
+            + 8 * potential.ravel()[order])
     neighbours = (same_kind_neighbours(order, kind, grid.shape) if model.smoothing_mm > 0
                   else np.zeros((0, 2), np.int64))
     return ContrastSpread(
@@ -882,6 +934,19 @@ def inject(tracer: Tracer, tip: Sequence[float] | np.ndarray, volume_ml: float,
         grid=grid.with_array(np.zeros(grid.shape, np.uint8)), order=order, cost_mm=cost, height_mm=height,
         capacity_ml=capacity.ravel()[order], in_compartment=in_compartment,
         neighbours=neighbours)
+
+
+def lopsided(step_cost: np.ndarray, tracer: Tracer, codes: np.ndarray, grid: Volume, model: SpreadModel,
+             space: np.ndarray, sleeve: np.ndarray, left: np.ndarray, seed: int | Sequence[int]) -> np.ndarray:
+    """``step_cost`` on the crop made lopsided as a real epidurogram is: asymmetric, often unilateral, reaching out
+    along the roots unequally (§2.7 ILESI row [S14][S44]; the caudal epidurogram, Lee et al., Skeletal Radiol
+    2012;41:1613), where septa and fat make one side of the canal and some root sleeves more open than others. In
+    the canal's ``space`` the ``left`` side's steps cost e^(f / 2) and the right's e^(-f / 2), f one seeded draw of
+    sd ``model.side_bias``; each root's ``sleeve`` its own factor (:func:`_root_bias`, ``model.root_bias``). Each
+    injection draws its own (seeded: a replay is exact, the next injection differs)."""
+    favour = model.side_bias * seeded_rng(seed, _SIDE_STREAM).standard_normal()
+    step_cost = np.where(space, step_cost * np.exp(np.where(left, 0.5, -0.5) * favour), step_cost)
+    return np.where(sleeve, step_cost * _root_bias(tracer, codes, grid, model.root_bias, seed), step_cost)
 
 
 def _sac_sides(tracer: Tracer, codes: np.ndarray, grid: Volume,
@@ -919,14 +984,63 @@ def _sac_sides(tracer: Tracer, codes: np.ndarray, grid: Volume,
             left)
 
 
-def _back_surface(grid: Volume, sac: np.ndarray) -> np.ndarray:
-    """The voxels of ``sac`` (on the crop) whose neighbour one step dorsal (+y, the crop's second axis) is not in
-    it: the sac's back surface, the dura where the labels draw it and the CSF's last voxel where bone was drawn
-    over the dura."""
+def _back_surface(grid: Volume, sac: np.ndarray, layers: int = 1) -> np.ndarray:
+    """The voxels of ``sac`` (on the crop) within ``layers`` steps dorsal (+y, the crop's second axis) of a voxel
+    that is not in it: the sac's back surface, the dura where the labels draw it and the CSF's last voxels where bone
+    was drawn over the dura."""
     toward_back = 1 if grid.affine[1, 1] > 0 else -1
-    behind = np.roll(sac, -toward_back, axis=1)
-    behind[:, -1 if toward_back > 0 else 0, :] = False
-    return sac & ~behind
+    deep = sac.copy()
+    for step in range(1, layers + 1):
+        behind = np.roll(sac, -toward_back * step, axis=1)
+        if toward_back > 0:
+            behind[:, -step:, :] = False
+        else:
+            behind[:, :step, :] = False
+        deep &= behind
+    return sac & ~deep
+
+
+def _film_reach(grid: Volume, film: np.ndarray, seed: int | Sequence[int]) -> np.ndarray:
+    """The share of its film each voxel of the dorsal ``film`` (on the crop) holds by how far it lies off the sac's
+    midline against how far the film reaches in its slice on its side (:data:`DORSAL_FILM_REACH` of the film's half
+    width there, wandering along z by :data:`DORSAL_FILM_REACH_WANDER`, each side its own seeded draw), fading over
+    :data:`DORSAL_FILM_EDGE_MM`; ones where the crop holds no film."""
+    if not film.any():
+        return np.ones(film.shape)
+    xyz = crop_world(grid)
+    slices = np.arange(film.shape[2])
+    along_mm = slices * float(grid.spacing[2])
+    centre = np.full(slices.size, np.nan)
+    half = np.full(slices.size, np.nan)
+    for k in slices[film.any(axis=(0, 1))]:
+        x = xyz[..., k, 0][film[..., k]]
+        centre[k], half[k] = 0.5 * (x.min() + x.max()), 0.5 * np.ptp(x)
+    has = np.isfinite(centre)
+    centre = np.interp(slices, slices[has], centre[has])
+    half = np.interp(slices, slices[has], half[has])
+    rng = seeded_rng(seed, _FILM_REACH_STREAM)
+    reach = {side: half * np.clip(DORSAL_FILM_REACH + smooth_wander_mm(rng, along_mm, DORSAL_FILM_REACH_WANDER,
+                                                                      DORSAL_FILM_REACH_CORRELATION_MM), 0.1, 1.0)
+             for side in (-1.0, 1.0)}
+    off = xyz[..., 0] - centre[None, None, :]
+    limit = np.where(off > 0, reach[1.0][None, None, :], reach[-1.0][None, None, :])
+    return np.clip(0.5 + (limit - np.abs(off)) / DORSAL_FILM_EDGE_MM, 0.0, 1.0)
+
+
+def _plica(grid: Volume, dorsal_space: np.ndarray, sac: np.ndarray, seed: int | Sequence[int]) -> np.ndarray:
+    """The plica mediana dorsalis on the crop: the ``dorsal_space`` within :data:`PLICA_HALF_WIDTH_MM` of the dural
+    ``sac``'s midline (:func:`_sac_front`), in :data:`PLICA_SHARE` of the seeds; empty in the others."""
+    if not (sac.any() and seeded_rng(seed, _PLICA_STREAM).random() < PLICA_SHARE):
+        return np.zeros_like(dorsal_space)
+    xyz = crop_world(grid)
+    midline_x = _sac_front(grid, sac)[1](xyz[..., 2])
+    # At least half a voxel either side, so that the band is unbroken on a coarse grid.
+    return dorsal_space & (np.abs(xyz[..., 0] - midline_x) <= max(PLICA_HALF_WIDTH_MM, 0.5 * float(grid.spacing[0])))
+
+
+def _entropy(seed: int | Sequence[int]) -> list[int]:
+    """An injection's seed as a list, to which a random stream's number is appended."""
+    return [int(seed)] if np.ndim(seed) == 0 else [int(s) for s in seed]
 
 
 def _in_front_of_sac_back_mm(grid: Volume, space: np.ndarray, sac: np.ndarray) -> np.ndarray:
@@ -1105,8 +1219,7 @@ def _edge_fade(grid: Volume, space: np.ndarray, sac: np.ndarray, seed: int | Seq
     is not the ``sac`` (:data:`EDGE_FADE_MM`, :data:`EDGE_LOBE_MM`, :data:`EDGE_FLOOR`): a lobulated margin that
     fades toward bone and ligament; ones beside the sac."""
     wall_mm = ndimage.distance_transform_edt(space | sac, sampling=grid.spacing)
-    entropy = [int(seed)] if np.ndim(seed) == 0 else [int(s) for s in seed]
-    lobes = tissue_texture(grid, EDGE_LOBE_CORRELATION_MM, [*entropy, _EDGE_STREAM])
+    lobes = tissue_texture(grid, EDGE_LOBE_CORRELATION_MM, [*_entropy(seed), _EDGE_STREAM])
     return np.clip((wall_mm + EDGE_LOBE_MM * lobes) / EDGE_FADE_MM, EDGE_FLOOR, 1.0)
 
 
@@ -1235,7 +1348,7 @@ def _bilobed_nucleus(grid: Volume, nucleus: np.ndarray, seed: int | Sequence[int
     centre = points.mean(axis=0)
     half = np.maximum(0.5 * np.ptp(points, axis=0), 1e-6)
     u = (xyz - centre) / half
-    entropy = [int(seed)] if np.ndim(seed) == 0 else [int(v) for v in seed]
+    entropy = _entropy(seed)
     lobes = np.zeros(nucleus.shape)
     for lobe_index, side in enumerate((1.0, -1.0)):
         rng = seeded_rng([*entropy, lobe_index], _DISC_STREAM)

@@ -110,6 +110,27 @@ def test_the_caudal_epidurogram_outlines_the_roots_out_of_the_s3_foramina_not_a_
     assert outlined >= 1.5, outlined
 
 
+def _left_over_right(volume, tip) -> float:
+    """The iodine more than 2 mm to the patient's left (+x) of the tip against that more than 2 mm to its right."""
+    x = volume.voxel_to_world(np.stack([np.arange(volume.shape[0]), np.zeros(volume.shape[0]),
+                                        np.zeros(volume.shape[0])], axis=1))[:, 0]
+    return float(volume.array[x > tip[0] + 2.0].sum() / volume.array[x < tip[0] - 2.0].sum())
+
+
+def test_the_caudal_epidurogram_is_lopsided_not_a_mirror_image(tracer):
+    """3 mL from the hiatus, six attempts' seeds, 20 s: the caudal epidurogram is not mirror-symmetric (Lee et al.,
+    Skeletal Radiol 2012;41:1613: 2.7 times the area on one side, some patients more on the other): the log of the
+    left's iodine over the right's is on average at least 0.3 from nought (0.64 measured: ratios 0.17-2.49), and each
+    side is favoured in some attempt; a replay is exact. The tree mirrored about the midline (the blind readers of
+    stop 24, issue 16) gave 0.11 (0.87-1.15)."""
+    tip = _caudal_tip(tracer)
+    ratios = [_left_over_right(inject_sacral(tracer, tip, 3.0, IODINE, seed=[11, n]).concentration(20.0), tip)
+              for n in range(6)]
+    assert np.mean(np.abs(np.log(ratios))) >= 0.3 and min(ratios) < 1.0 < max(ratios), np.round(ratios, 2)
+    np.testing.assert_array_equal(inject_sacral(tracer, tip, 3.0, IODINE, seed=[11, 0]).concentration(20.0).array,
+                                  inject_sacral(tracer, tip, 3.0, IODINE, seed=[11, 0]).concentration(20.0).array)
+
+
 def test_a_tip_on_the_canals_front_wall_is_in_the_venous_plexus_and_washes_out(tracer):
     tip = _caudal_tip(tracer)
     wall = tracer.trace(tip, np.array([0.0, -1.0, 0.0]), 20.0).first_bone()
