@@ -234,9 +234,13 @@ def _table(*tissues: Tissue) -> dict[str, Tissue]:
 
 
 # HU: clinical.md §5.1; acoustics: §5.3. Ranges in the reference are narrowed to one value here.
-# Backscatter [ED, tuned on simulated lumbar views]: ligament and dura highest (hyperechoic fibrous
-# tissue: the "posterior complex"), skin next, then soft tissue and nerve; muscle and fat are
-# hypoechoic, their bright septa added as texture by the ultrasound renderer; fluids anechoic.
+# Backscatter: no published backscatter coefficients exist for these tissues as a B-mode scan sees them, so
+# the values are [ED], tuned on simulated lumbar views to the echogenicity (relative to muscle) that the
+# sonoanatomy texts describe: Karmakar et al., Br J Radiol 2012; 85:e262-e269 (paramedian lumbar
+# sonoanatomy) and Karmakar & Chin, NYSORA "Spinal sonography and applications of ultrasound for central
+# neuraxial blocks" (KC below). Dura and ligamentum flavum are the bright "posterior complex", mostly
+# through their surfaces' echoes (the renderer's interfaces); skin next; muscle and fat hypoechoic, their
+# bright septa added as texture by the ultrasound renderer; nerve and disc hypoechoic; fluids anechoic.
 TISSUES: dict[str, Tissue] = _table(
     # air: -1000 HU [S101]; acoustics of air at 20 °C; total reflection at any tissue interface.
     Tissue("air", -1000.0, 343.0, 1.2, 40.0, 0.0),  # attenuation [ED]
@@ -244,7 +248,8 @@ TISSUES: dict[str, Tissue] = _table(
     Tissue("fat", -100.0, 1462.0, 938.0, 0.7, 0.25),
     # water: 0 HU; c 1480, rho 1000, 0.002 dB/cm/MHz [S110][S111]
     Tissue("water", 0.0, 1480.0, 1000.0, 0.002, 0.0),
-    # CSF: +15 HU [S102]; acoustically water [ED per §5.3]
+    # CSF: +15 HU [S102]; acoustically water [ED per §5.3]; anechoic: the intrathecal space is black between
+    # the posterior and anterior complexes (KC; Karmakar 2012)
     Tissue("csf", 15.0, 1480.0, 1000.0, 0.002, 0.0),
     # blood: +13..+50 HU [S102][S103]; c ~1575 [ED], rho 1060 [ED], 0.15 dB/cm/MHz [S111]
     Tissue("blood", 40.0, 1575.0, 1060.0, 0.15, 0.02),
@@ -255,16 +260,27 @@ TISSUES: dict[str, Tissue] = _table(
     # skin: soft-tissue HU [S103]; c 1595-1730, rho 1090-1130, 0.35 dB/cm/MHz [S112][S111]
     Tissue("skin", 40.0, 1650.0, 1110.0, 0.35, 0.6),
     # ligament (flavum, inter/supraspinous): soft tissue HU upper range [S103]; c 1664, rho 1101 [S113];
-    # attenuation of connective tissue 1.57 [S111]
-    Tissue("ligament", 60.0, 1664.0, 1101.0, 1.57, 1.0),
+    # attenuation of connective tissue 1.57 [S111]. Backscatter 0.5 [ED]: the flavum is "hyperechoic" as a
+    # band (KC), through its surfaces' echoes; inside it is only moderately echoic, more than the hypoechoic
+    # interspinous ligament (Karmakar 2012). (At 1.0 the 3-5 mm flavum filled the interlaminar window with
+    # a bright speckled slab, the blind read's "rectangular window patch".)
+    Tissue("ligament", 60.0, 1664.0, 1101.0, 1.57, 0.5),
     # dura mater: fibrous, treated like ligament [ED]
     Tissue("dura", 50.0, 1664.0, 1101.0, 1.57, 0.8),
-    # nerve root / DRG and spinal cord: soft tissue [ED]
-    Tissue("nerve", 35.0, 1560.0, 1040.0, 0.8, 0.45),
+    # nerve root / DRG and spinal cord: soft tissue [ED]. Backscatter 0.135 [ED], under muscle's: a nerve
+    # root is hypoechoic, its fascicles dark within a thin echogenic epineurium (KC), and the cauda equina
+    # shows only as faint linear echoes in the anechoic sac (Karmakar 2012). (At 0.45 the rootlets echoed
+    # 53-132 grey 48-51 mm deep once the automatic TGC made up the deep field's loss: as bright as the dura.)
+    Tissue("nerve", 35.0, 1560.0, 1040.0, 0.8, 0.135),
     Tissue("spinal_cord", 35.0, 1560.0, 1040.0, 0.8, 0.2),
-    # intervertebral disc: +70..+110 HU, annulus denser than nucleus [ED §5.1]; acoustics like ligament [ED]
-    Tissue("disc_annulus", 100.0, 1664.0, 1101.0, 1.57, 0.35),
-    Tissue("disc_nucleus", 75.0, 1600.0, 1060.0, 1.0, 0.15),
+    # intervertebral disc: +70..+110 HU, annulus denser than nucleus [ED §5.1]; acoustics like ligament [ED].
+    # Backscatter [ED]: the disc is hypoechoic behind the bright anterior complex, in which its back face is
+    # one of the echoes (posterior longitudinal ligament, back of the body and disc: KC; Karmakar 2012); its
+    # annulus's lamellae a little brighter than the gel of the nucleus. (At muscle's 0.35 the annulus under
+    # the anterior complex was a speckled slab as bright as the multifidus, where the sonographers' blind read
+    # expected the dark beneath the vertebral body's back.)
+    Tissue("disc_annulus", 100.0, 1664.0, 1101.0, 1.57, 0.025),
+    Tissue("disc_nucleus", 75.0, 1600.0, 1060.0, 1.0, 0.015),
     # facet articular cartilage and joint space: soft-tissue HU [ED]
     Tissue("cartilage", 60.0, 1650.0, 1100.0, 1.5, 0.3),
     # cancellous bone: +300..+400 HU [S102][S105]; c 2325 m/s [S113], rho 400-1600 [S112] -> 1000 [ED];

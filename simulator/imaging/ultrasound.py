@@ -234,8 +234,28 @@ ACTIVE_APERTURE_MM = 40.0
 # Only the lateral width follows it; the axial pulse keeps its length (a single axial kernel per frame).
 FRACTIONAL_BANDWIDTH = 0.6
 MAX_DOWNSHIFT = 0.4
-# Automatic TGC compensates this one-way attenuation (dB/cm/MHz), between fat (0.7) and muscle (1.1).
+# Average soft tissue's one-way attenuation (dB/cm/MHz), between fat (0.7) and muscle (1.1) (clinical.md
+# §5.3): the pulse's downshift with depth, a depth gain asked without a frame, and the automatic TGC where
+# every line is in a shadow.
 AUTO_TGC_DB_PER_CM_MHZ = 0.8
+# Automatic TGC [ED]: a sonographer sets the TGC sliders, or the scanner's automatic optimisation sets them,
+# so that the tissue's mean brightness is even from the skin to the depth set. The frame's gain at each
+# depth makes up the round-trip loss of the lines that are lit there, their median, smoothed over
+# TGC_SMOOTH_MM and never falling with depth; a line is lit where it has lost no more than soft tissue of
+# the highest attenuation, ligament's (TGC_SOFT_TISSUE_DB_PER_CM_MHZ, clinical.md §5.3), plus
+# TGC_INTERFACES_DB for the interfaces crossed: a bone's shadow is not made up (nor, where every line is
+# in one, is more than average soft tissue's loss). (A fixed 0.8 dB/cm/MHz left a path of muscle, 1.1, and
+# ligament, 1.6, 7-10 dB short by 7 cm at 3.5 MHz: the lit deep field half as bright as the muscle under
+# the fat, the blind read's "deep field black everywhere".)
+TGC_SOFT_TISSUE_DB_PER_CM_MHZ = 1.57
+TGC_INTERFACES_DB = 6.0
+TGC_SMOOTH_MM = 3.0
+# ... and never so high that it lifts the front end's thermal noise (FRONT_END_NOISE_DB, before the TGC) to
+# within TGC_NOISE_MARGIN_DB of black [ED]: a sonographer (or the automatic optimisation) turns the deep TGC
+# down where the field shows only noise, so a bone's shadow stays dark. (Made up to the lit lines' loss alone,
+# the paramedian sagittal view's gain reached 65 dB by 70 mm at 3.5 MHz, the noise 8 dB above black at its
+# brightest: a grainy grey haze behind the laminae, 47 grey at the 99.9th percentile where 21 is the noise.)
+TGC_NOISE_MARGIN_DB = 10.0
 # Gel layer (GEL_MM, from the probe module, which checks contact with it): air within this distance of
 # the probe face, until the beam is fully in tissue, is coupling gel (a probe pressed on curved,
 # voxelised skin); beyond it the probe has lost contact.
@@ -296,9 +316,9 @@ PENNATION_DEG = 10.0
 PENNATION_COS, PENNATION_SIN = math.cos(math.radians(PENNATION_DEG)), math.sin(math.radians(PENNATION_DEG))
 # Cauda equina: rootlets of 1-2 mm running cranio-caudally in the CSF, a few mm apart [ED]: strands
 # where two smooth noises on this lattice both cross zero (within ROOTLET_WIDTH); between them the
-# sac is near anechoic (ROOTLET_BULK), on them brighter (bulk + ROOTLET_STRANDS): a rootlet scatters as the
-# nerve it is (the tissue table's backscatter, 0.45, against muscle's 0.35 x 0.7 to 0.35 x 3.7 with its
-# septa), faint dots and strands in a black sac. (At 12 the strands were 27 dB over the muscle's bulk, drawn
+# sac is near anechoic (ROOTLET_BULK), on them brighter (bulk + ROOTLET_STRANDS): a rootlet scatters as its
+# surface against the CSF does (_SUBVOXEL_CLASSES, against muscle's 0.35 x 0.7 to 0.35 x 3.7 with its septa),
+# faint dots and strands in a black sac. (At 12 the strands were 27 dB over the muscle's bulk, drawn
 # as bright as a lamina: the blind read's "bone under bone" in the paramedian sagittal oblique view, and a
 # sac that was not anechoic.)
 ROOTLET_LATTICE_MM = (2.0, 2.0, 20.0)
@@ -328,19 +348,18 @@ _TEXTURE = {"muscle": 1, "fat": 2, "cauda_equina": 3}
 # a thin, loose pad of fat lobules between the ligamentum flavum and the dura, hypoechoic and without
 # the subcutaneous fat's septa [ED]: drawn as fat with its septa, the interlaminar window held a
 # bright, tiled rectangle between the laminae' shadows (the blind read's "window patch").
-_SUBVOXEL_CLASSES = {"cauda_equina": ("csf", 0.45), "epidural_space": ("fat", 0.1)}
-# Diffuse backscatter scaled per tissue [ED]: membranes far thinner than a CT voxel (the lumbar dura
-# is ~0.3-0.5 mm thick) echo at their surfaces, which the interfaces give; the tissue table's diffuse
-# backscatter, spread over a whole voxel shell, would draw them as a bright ring whatever the beam's
-# angle, so it is dropped. Nerve roots are hypoechoic inside (fascicles) with an echogenic rim: the
-# cauda equina shows as faint dots in the anechoic sac, not as a solid grey mass. A ligament is bright
-# at its surfaces (the posterior complex is the ligamentum flavum's and the dura's echoes) and only
-# moderately echoic inside: at the table's full backscatter the 3-5 mm flavum filled the interlaminar
-# window with a bright speckled slab, the blind read's "rectangular window patch". The intervertebral
-# disc is hypoechoic on sonography, its annulus a little brighter than its nucleus [ED]: at the table's
-# backscatter (muscle's) the annulus behind the anterior complex was a speckled slab as bright as the
-# multifidus, where the sonographer's blind read expected the dark beneath the vertebral body's back.
-_BACKSCATTER_SCALE = {"dura": 0.0, "nerve": 0.3, "ligament": 0.5, "disc_annulus": 0.3}
+# The rootlets' echo is that of their surfaces against the CSF, not of the hypoechoic nerve's inside (the
+# tissue table's): nerve 1.62 MRayl against CSF's 1.48 reflects 0.046 in pressure, as a muscle's perimysium
+# does (MUSCLE_SEPTUM_REFLECTION), so a strand scatters as the muscle's speckle does, 0.35 [ED]: faint strands
+# no brighter than the muscle's grain (at 0.45 they echoed 53-132 grey 48-51 mm deep, as bright as the dura,
+# once the automatic TGC made up the deep field's loss; at the nerve's 0.135 they vanished).
+_SUBVOXEL_CLASSES = {"cauda_equina": ("csf", 0.35), "epidural_space": ("fat", 0.1)}
+# Diffuse backscatter dropped where a tissue is a membrane far thinner than a CT voxel [ED]: the lumbar dura
+# is ~0.3-0.5 mm thick and echoes at its surfaces, which the interfaces give; the tissue table's diffuse
+# backscatter, spread over a whole voxel shell, would draw it as a bright ring whatever the beam's angle.
+# (The other tissues' echogenicity, hypoechoic nerve and disc, a moderately echoic ligament, is the tissue
+# table's, with its sources.)
+_MEMBRANES = frozenset({"dura"})
 # Impedance taken from another tissue where the label map draws a sharp boundary that the body does not
 # have: the adult disc's nucleus blends into the annulus over millimetres (its lamellae loosen inward; the
 # boundary grows less distinct with age, Adams and Roughley, Spine 2006; 31:2151-2161), so it returns no
@@ -406,7 +425,7 @@ def _compute_maps(anatomy) -> AcousticMaps:
     attenuation = np.array([max(t.attenuation_db_per_cm_mhz, BONE_SHADOW_DB_PER_CM_MHZ) if t.name in BONE_TISSUES
                             else t.attenuation_db_per_cm_mhz for t in properties], dtype=np.float32)
     backscatter = np.array([_SUBVOXEL_CLASSES[name][1] if name in _SUBVOXEL_CLASSES
-                            else _BACKSCATTER_SCALE.get(t.name, 1.0) * t.backscatter
+                            else 0.0 if t.name in _MEMBRANES else t.backscatter
                             for name, t in zip(names + ["gel"], properties)], dtype=np.float32)
     texture = np.array([_TEXTURE.get(name, 0) for name in names] + [0], dtype=np.int8)
     # Only the body's bounding box (plus a voxel) is kept: CT air around a patient costs nothing then.
@@ -1205,9 +1224,9 @@ def _diffracted_transmission(step_transmission, side_weights, substeps, out):
 
 
 @njit(parallel=True, cache=True, fastmath=True)
-def _beam_echoes(coherent, run_start, diffuse_re, diffuse_im, transmission, straight, lateral_weights, lateral_rows,
-                 axial_kernel, diffuse_scale, clutter, clutter_keep, ring_samples, ring_gain, origins, directions,
-                 sample_mm, lattice_mm, seed, beam_transmission, axial_re, axial_im):
+def _beam_echoes(coherent, run_start, diffuse_re, diffuse_im, beam_transmission, straight, axial_kernel,
+                 diffuse_scale, clutter, clutter_keep, ring_samples, ring_gain, origins, directions, sample_mm,
+                 lattice_mm, seed, axial_re, axial_im):
     """Attenuate the local echoes with the beam's transmission, add the diffuse reverberation clutter,
     then blur them along each line, for each compounded frame (the first axis of ``diffuse_*`` and
     ``axial_*``).
@@ -1215,7 +1234,8 @@ def _beam_echoes(coherent, run_start, diffuse_re, diffuse_im, transmission, stra
     A beam is as wide as its lateral point-spread function, so what reaches depth m on line l is the
     lines' own transmissions averaged with the lateral weights (amplitudes add across the beam):
     partial shadows at bone edges, narrow windows dimmer than wide ones, no thin-ray shadow of a
-    sheet the beam merely grazes. Diffuse echoes are reached by the diffracted ``transmission``;
+    sheet the beam merely grazes. Diffuse echoes are reached by that ``beam_transmission`` (the
+    diffracted transmission spread across the beam: :func:`_spread_lines`);
     interface echoes only by their own line's ``straight`` one (not spread behind edges nor across the
     beam): a specular surface returns to the probe only the sound that met it along the line, at its
     own angle; sound that bends round a bone edge, or the transmit beam's flank passing beside it,
@@ -1225,7 +1245,7 @@ def _beam_echoes(coherent, run_start, diffuse_re, diffuse_im, transmission, stra
     the transmit beam, a lamina's shadow still let the deeper surfaces within two beam widths of its
     edges through at -20 to -40 dB of a lit one: the blind read's "bone under bone".)
     Clutter: ``clutter`` (power ratio) of the diffuse echo power above, remembered with the factor
-    ``clutter_keep`` per sample (:func:`_clutter_keep`), with random phases of its own: a complex white
+    ``clutter_keep[m]`` at sample m (:func:`_clutter_keep`), with random phases of its own: a complex white
     lattice of spacing ``lattice_mm`` fixed in the patient (the clutter comes from the tissue above, so
     it stays with the tissue when the probe slides, as the speckle does), seeded by ``seed``.
     The axial kernel has peak 1 (a plane reflector keeps its amplitude); diffuse echoes are scaled per
@@ -1241,7 +1261,6 @@ def _beam_echoes(coherent, run_start, diffuse_re, diffuse_im, transmission, stra
         reached = np.empty(samples, dtype=np.float32)
         scale = np.empty(samples, dtype=np.float32)
         haze = np.empty(samples, dtype=np.float32)
-        _spread_row(transmission, lateral_weights, lateral_rows, line, beam_transmission[line])
         remembered = 0.0
         for m in range(samples):
             start = run_start[line, m]
@@ -1251,7 +1270,7 @@ def _beam_echoes(coherent, run_start, diffuse_re, diffuse_im, transmission, stra
             local = 0.0
             for frame in range(frames):
                 local += diffuse_re[frame, line, m] ** 2 + diffuse_im[frame, line, m] ** 2
-            remembered = clutter_keep * remembered + (1.0 - clutter_keep) * local * scale[m] ** 2 / frames
+            remembered = clutter_keep[m] * remembered + (1.0 - clutter_keep[m]) * local * scale[m] ** 2 / frames
         # Ring-down (RING_DOWN_*): a tail after each interface's echo, reached by its transmission; deepest
         # first, so that a tail adds to the echoes below it and not to its own. ``ring_samples`` is the
         # tail's length in samples, ``ring_gain`` RING_DOWN_GAIN; its samples sum to the tail's share.
@@ -1710,23 +1729,26 @@ def _trace_tissue(maps: AcousticMaps, probe: Probe, scan: _Scan, origins: np.nda
                  diffuse_im, step_transmission, lost)
     _diffracted_transmission(step_transmission, scan.diffraction_weights, scan.diffraction_substeps, transmission)
     # The transmit beam is wider than the two-way point-spread function (one-way sigma sqrt(2) times
-    # the two-way one): spreading the transmission once here and once more in _beam_echoes averages it
+    # the two-way one): spreading the transmission once and once more (the beam's) averages it
     # over that width, so shadow edges are as soft as the beam that casts them.
     one_way = power  # scratch until _compound
     _spread_lines(transmission, scan.lateral_weights, scan.lateral_rows, one_way)
+    _spread_lines(one_way, scan.lateral_weights, scan.lateral_rows, beam_transmission)
+    # The haze (clutter, side lobes) fades with depth as the tissue's echoes do, by the loss the automatic
+    # TGC makes up: on the display it keeps its level against the tissue whatever that loss is.
+    loss_db = tissue_loss_db(beam_transmission, (np.arange(samples) + 0.5) * scan.sample_mm, probe.frequency_mhz)
     straight = np.cumprod(step_transmission, axis=1)
-    _beam_echoes(coherent, run_start, diffuse_re, diffuse_im, one_way, straight, scan.lateral_weights,
-                 scan.lateral_rows, scan.axial_kernel, scan.diffuse_scale, 10.0 ** (CLUTTER_DB / 10.0),
-                 _clutter_keep(probe.frequency_mhz, scan.sample_mm), RING_DOWN_MM / scan.sample_mm, RING_DOWN_GAIN,
-                 origins, directions, scan.sample_mm, SPECKLE_LATTICE_WAVELENGTHS * probe.wavelength_mm, int(seed),
-                 beam_transmission, axial_re, axial_im)
+    _beam_echoes(coherent, run_start, diffuse_re, diffuse_im, beam_transmission, straight, scan.axial_kernel,
+                 scan.diffuse_scale, 10.0 ** (CLUTTER_DB / 10.0), _clutter_keep(loss_db, scan.sample_mm),
+                 RING_DOWN_MM / scan.sample_mm, RING_DOWN_GAIN, origins, directions, scan.sample_mm,
+                 SPECKLE_LATTICE_WAVELENGTHS * probe.wavelength_mm, int(seed), axial_re, axial_im)
     field_re, field_im = diffuse_re, diffuse_im     # free again
     _lateral_spread(axial_re, axial_im, scan.lateral_weights, scan.lateral_rows, field_re, field_im)
     reach = max(int(round(REVERBERATION_SPREAD_MM / scan.sample_mm)), 1)
     noise = _noise_for_seed(scan, seed)
     _compound(field_re, field_im, beam_transmission, 10.0 ** (FRONT_END_NOISE_DB / 10.0),
               10.0 ** (REVERBERATION_DB / 10.0), reach, 10.0 ** (SIDE_LOBE_DB / 10.0), scan.side_lobe_lines,
-              _side_lobe_caps(probe.frequency_mhz, scan.sample_mm, samples), noise, power, level_db)
+              _side_lobe_caps(loss_db), noise, power, level_db)
     return level_db, beam_transmission, noise, float(lost.mean())
 
 
@@ -1735,37 +1757,71 @@ def _voxel_mm(world_to_index: np.ndarray) -> float:
     return float(np.mean(1.0 / np.linalg.norm(world_to_index[:, :3], axis=1)))
 
 
-def _side_lobe_caps(frequency_mhz: float, sample_mm: float, samples: int) -> np.ndarray:
+def _side_lobe_caps(loss_db: np.ndarray) -> np.ndarray:
     """Per sample, the most echo power (power ratio) a sample lends the side-lobe clutter:
-    ``SIDE_LOBE_CAP_DB`` above the diffuse reference, attenuated to the sample's depth at the automatic
-    TGC's rate (so that the cap means the same on the display at every depth)."""
-    depths_cm = (np.arange(samples) + 0.5) * sample_mm / 10.0
-    return 10.0 ** ((DIFFUSE_REFERENCE_DB + SIDE_LOBE_CAP_DB - 2.0 * AUTO_TGC_DB_PER_CM_MHZ * frequency_mhz * depths_cm)
-                    / 10.0)
+    ``SIDE_LOBE_CAP_DB`` above the diffuse reference, attenuated to the sample's depth by the tissue's
+    round-trip ``loss_db`` there (:func:`tissue_loss_db`, which the automatic TGC makes up), so that the cap
+    means the same on the display at every depth."""
+    return 10.0 ** ((DIFFUSE_REFERENCE_DB + SIDE_LOBE_CAP_DB - np.asarray(loss_db)) / 10.0)
 
 
-def _clutter_keep(frequency_mhz: float, sample_mm: float) -> float:
-    """Share of the remembered echo power the clutter keeps from one sample to the next: its tail
-    (``CLUTTER_TAIL_MM``) times the round trip's attenuation over the sample at the rate the automatic
-    TGC makes up (a late echo has travelled as far through soft tissue as a direct one from its depth).
+def _clutter_keep(loss_db: np.ndarray, sample_mm: float) -> np.ndarray:
+    """Per sample, the share of the remembered echo power the clutter keeps from the sample before: its
+    tail (``CLUTTER_TAIL_MM``) times the tissue's round-trip loss over the sample (``loss_db``, per sample:
+    :func:`tissue_loss_db`; a late echo has travelled as far through the tissue as a direct one from its
+    depth, so the automatic TGC, which makes that loss up, does not lift the clutter against the tissue).
 
-    >>> round(_clutter_keep(3.5, 0.5), 4)      # 0.5 mm: -0.18 dB of tail, -0.28 dB of attenuation
-    0.8993
+    >>> np.round(_clutter_keep(np.array([0.14, 0.42, 0.70]), 0.5), 4).tolist()  # 0.8 dB/cm/MHz at 3.5 MHz
+    [0.9288, 0.8993, 0.8993]
     """
     tail_db = 10.0 * math.log10(math.e) * sample_mm / CLUTTER_TAIL_MM
-    attenuation_db = 2.0 * AUTO_TGC_DB_PER_CM_MHZ * frequency_mhz * sample_mm / 10.0
+    attenuation_db = np.diff(np.asarray(loss_db, dtype=np.float64), prepend=0.0)
     return 10.0 ** (-(tail_db + attenuation_db) / 10.0)
 
 
-def depth_gain_db(probe: Probe, depths_mm: np.ndarray) -> np.ndarray:
-    """Gain (dB) applied at each depth: overall gain + time-gain compensation (slope and sliders)."""
-    slope = (2.0 * AUTO_TGC_DB_PER_CM_MHZ * probe.frequency_mhz if probe.tgc_db_per_cm is None
-             else probe.tgc_db_per_cm)
-    gain = probe.gain_db + slope * np.asarray(depths_mm) / 10.0
+def depth_gain_db(probe: Probe, depths_mm: np.ndarray, transmission: np.ndarray | None = None) -> np.ndarray:
+    """Gain (dB) applied at each depth: overall gain + time-gain compensation (slope and sliders).
+
+    The slope is ``probe.tgc_db_per_cm`` if set; otherwise it is automatic: it makes up the loss that the
+    frame's lit lines show (``transmission``, lines x samples at ``depths_mm``: :func:`tissue_loss_db`) up to
+    where it would lift the front end's noise near black (``TGC_NOISE_MARGIN_DB``), or, without a frame,
+    average soft tissue's (``AUTO_TGC_DB_PER_CM_MHZ``).
+    """
+    depths_mm = np.asarray(depths_mm)
+    if probe.tgc_db_per_cm is not None:
+        gain = probe.gain_db + probe.tgc_db_per_cm * depths_mm / 10.0
+    elif transmission is None:
+        gain = probe.gain_db + 2.0 * AUTO_TGC_DB_PER_CM_MHZ * probe.frequency_mhz * depths_mm / 10.0
+    else:
+        noise_limit = -FRONT_END_NOISE_DB - probe.dynamic_range_db - TGC_NOISE_MARGIN_DB
+        gain = probe.gain_db + np.minimum(tissue_loss_db(transmission, depths_mm, probe.frequency_mhz), noise_limit)
     if probe.tgc_db:
         sliders = np.linspace(0.0, probe.depth_mm, len(probe.tgc_db)) if len(probe.tgc_db) > 1 else np.zeros(1)
         gain = gain + np.interp(depths_mm, sliders, probe.tgc_db)
     return gain
+
+
+def tissue_loss_db(transmission: np.ndarray, depths_mm: np.ndarray, frequency_mhz: float) -> np.ndarray:
+    """Per sample, the tissue's round-trip loss (dB), which the automatic TGC makes up: the median of
+    the transmissions of the lines that lost no more than ligament would (``TGC_SOFT_TISSUE_DB_PER_CM_MHZ``,
+    plus ``TGC_INTERFACES_DB``), or average soft tissue's loss where none did, smoothed along the depth by a
+    Gaussian of ``TGC_SMOOTH_MM`` and never falling with depth, as a bank of TGC sliders is set.
+
+    >>> depths = np.arange(40.0) + 0.5                                           # mm, at 3.5 MHz
+    >>> lines = np.repeat(10 ** (-2 * 1.1 * 3.5 * depths / 10 / 20)[None], 8, axis=0)   # muscle, 1.1 dB/cm/MHz
+    >>> lines[:3, 20:] = 1e-6                                                    # a bone's shadow
+    >>> np.round(tissue_loss_db(lines, depths, 3.5)[[10, 30]], 1).tolist()    # 8.1 and 23.5 dB lost
+    [8.1, 23.5]
+    """
+    loss_db = -20.0 * np.log10(np.maximum(transmission, 1e-30))
+    soft = 2.0 * frequency_mhz * depths_mm / 10.0
+    lit = loss_db <= TGC_SOFT_TISSUE_DB_PER_CM_MHZ * soft + TGC_INTERFACES_DB
+    lit_loss = np.where(lit, loss_db, np.nan)
+    unlit = ~lit.any(axis=0)
+    lit_loss[:, unlit] = AUTO_TGC_DB_PER_CM_MHZ * soft[unlit]      # every line in a shadow: soft tissue's
+    median = np.nanmedian(lit_loss, axis=0)
+    smooth = ndimage.gaussian_filter1d(median, TGC_SMOOTH_MM / float(depths_mm[1] - depths_mm[0]), mode="nearest")
+    return np.maximum.accumulate(smooth)
 
 
 def needle_reflection() -> float:
@@ -1833,7 +1889,8 @@ def render_ultrasound(anatomy, probe: Probe, needle: Needle | None = None, *, se
                        needle_reflection(), scan.axial_kernel, scan.lateral_sigma_mm, scan.elevation_sigma_mm)
     depths = (np.arange(scan.samples) + 0.5) * scan.sample_mm
     grey = np.empty(level_db.shape, dtype=np.float32)
-    _grey_levels(level_db, noise, depth_gain_db(probe, depths).astype(np.float64), float(probe.dynamic_range_db),
+    _grey_levels(level_db, noise, depth_gain_db(probe, depths, transmission).astype(np.float64),
+                 float(probe.dynamic_range_db),
                  DISPLAY_NOISE_ABOVE_BLACK_DB, grey)
     pixels = np.empty(scan.pixel_line.shape, dtype=np.uint8)
     _display(grey, scan.pixel_line, scan.pixel_sample, pixels)

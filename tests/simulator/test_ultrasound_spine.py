@@ -299,8 +299,8 @@ def test_the_thecal_sac_is_black_with_the_anterior_complex_bright_beyond(small_s
 def test_beneath_the_anterior_complex_is_dark(small_spine, view):
     """Issue 17: beneath the anterior complex (the back of the vertebral body and of the disc, behind the
     ventral dura) a scan is dark: the body is bone's shadow and the disc hypoechoic. 3 to 10 mm beyond the
-    sac's deepest CSF on the five middle columns (disc or body by the labels) hold at most 1.6 times the
-    display's noise floor and a quarter of the muscle's mean (7 and 9 grey levels, the floor 7). (Seen on
+    sac's deepest CSF on the five middle columns (disc or body by the labels) hold at most 1.8 times the
+    display's noise floor and a quarter of the muscle's mean (11 and 7 grey levels, the floor 7). (Seen on
     main: the annulus scattered as muscle does, a speckled slab of 13 and 23 under the complex, where the
     blind read expected shadow.)"""
     image = render_ultrasound(small_spine, standard_view(small_spine, view, image_shape=SHAPE))
@@ -318,7 +318,10 @@ def test_beneath_the_anterior_complex_is_dark(small_spine, view):
         in_group(small_spine, behind, "L5")
     assert front.mean() > 0.8
     muscle = in_group(small_spine, ids, "muscle") & image.field_of_view & (depth_mm(image) < 30)
-    assert beneath.mean() < 1.6 * floor_grey(image) and beneath.mean() < 0.25 * grey[muscle].mean(), \
+    # (1.8 floors since the automatic TGC makes up the deep field's loss, issue 17: it lifts the side lobes'
+    # and the noise's residue with it, 1.35 floors here with an anechoic annulus, and the hypoechoic annulus
+    # to 1.6; the annulus at muscle's backscatter was 3.5 floors.)
+    assert beneath.mean() < 1.8 * floor_grey(image) and beneath.mean() < 0.25 * grey[muscle].mean(), \
         (beneath.mean(), floor_grey(image), grey[muscle].mean())
 
 
@@ -407,7 +410,8 @@ def test_each_interlaminar_window_shows_one_posterior_and_one_anterior_complex(s
     anterior complex: the posterior complex from the flavum's back to the sac's first CSF (ligamentum flavum,
     epidural fat, posterior dura), the anterior one from the sac's last CSF to the back of the vertebral body
     (anterior dura, posterior longitudinal ligament, the disc's back; the body's cortex when the line meets
-    it within 7 mm, beyond which its shadow begins), each widened by 1.5 mm (the 2 mm voxels). The middle lines show both complexes; the sac
+    it within 7 mm, beyond which its shadow begins), each widened by 1.5 mm (the 2 mm voxels; 2.5 mm into the
+    sac, below). The middle lines show both complexes; the sac
     between them is black. (Rootlets drawn as bright as a lamina, or a speckled epidural pad, put a third
     band in the sac or in front of the dura.)"""
     image = render_ultrasound(small_spine, standard_view(small_spine, view, image_shape=SHAPE))
@@ -435,8 +439,12 @@ def test_each_interlaminar_window_shows_one_posterior_and_one_anterior_complex(s
         if body.size and depths[body[0]] - depths[back] <= 7.0:
             back = body[0]
             end = reach = depths[back] + 2.5
-        posterior = (depths >= depths[flavum[0]] - 1.5) & (depths <= depths[sac[0]] + 1.5)
-        anterior = (depths >= depths[sac[-1]] - 1.5) & (depths <= end)
+        # The complexes' echoes reach into the sac by up to 2.5 mm from its first and last CSF voxel (a 2 mm
+        # voxel, and the skirts of their pulse and beam: since the automatic TGC makes up the deep field's
+        # loss, issue 17, they stand 26-37 dB above black, and their skirts 20 dB down still cross the bright
+        # threshold 2.25 mm in; at 1.5 mm they did at the old TGC's 15-30 dB).
+        posterior = (depths >= depths[flavum[0]] - 1.5) & (depths <= depths[sac[0]] + 2.5)
+        anterior = (depths >= depths[sac[-1]] - 2.5) & (depths <= end)
         watched = (depths >= depths[flavum[0]] - 1.5) & (depths <= reach)
         stray = watched & ~posterior & ~anterior & (grey > bright)
         assert not stray.any(), (depths[stray], grey[stray])
