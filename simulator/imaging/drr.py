@@ -1228,7 +1228,7 @@ def needle_cylinders(needle: Needle, kev: float = FLUORO_EFFECTIVE_KEV) -> np.nd
 
     The shaft is solid steel (cannula with its stylet in) from the hub end to the tip, a Quincke's cut by its bevel
     (:func:`simulator.needle.shaft.bevel_cut`); the hub beyond the shaft's outer end is
-    :func:`simulator.needle.hub.hub_cylinders` (plastic, the cannula's steel, the stylet cap), uncut.
+    :func:`simulator.needle.hub.hub_cylinders` (plastic, the cannula's steel, the stylet's cap and handle), uncut.
     """
     steel = tissue("steel").xray_mu_per_mm(kev)
     cut = bevel_cut(needle)

@@ -51,12 +51,21 @@ def blood_shows(seed: int, action_index: int) -> bool:
 # plastic and metal, not a black ball") [ED: dimensions].
 HUB_INNER_FRACTION = 0.65
 STYLET_CAP_LENGTH_MM = 3.0
+# The stylet's handle: the cap's grip outside the hub, as wide as the hub, STYLET_HANDLE_OF_HUB of its length, with the
+# stylet's wire (STYLET_WIRE_DIAMETER_MM, a solid steel wire that must pass a 22 G cannula's bore, >= 0.39 mm by
+# ISO 9626 regular wall) bent over inside it. Without it the plastic that shows beyond the cannula's end was the
+# hub's 15 mm alone, read side-on as "a washer-sized hub" at the end of "a floating bar" (stop 24's blind read of
+# the TFESI AP); a spinal needle's hub and its stylet's handle together are 25 mm long, 15 + 10 [ED: no
+# manufacturer's data sheet with the hub's or the handle's size was found; the search reached gauge and length only].
+STYLET_HANDLE_OF_HUB = 2.0 / 3.0
+STYLET_WIRE_DIAMETER_MM = 0.36
 
 
 def hub_cylinders(needle: Needle, kev: float) -> list[list[float]]:
     """The hub as attenuating cylinders beyond the shaft's outer end: rows (start xyz, unit axis xyz, length mm,
     radius mm, mu 1/mm at ``kev``). Overlapping cylinders add, so the bore enters with negative mu: the plastic
-    tube, its bore, the stylet cap's plastic plug in the bore at the hub's outer end, the cannula's steel through it.
+    tube, its bore, the stylet cap's plastic plug in the bore at the hub's outer end, the cannula's steel through it,
+    then the stylet's handle beyond the hub with the stylet's wire in it.
     """
     spec = needle.spec
     steel = tissue("steel").xray_mu_per_mm(kev)
@@ -66,9 +75,14 @@ def hub_cylinders(needle: Needle, kev: float) -> list[list[float]]:
     bore_radius = HUB_INNER_FRACTION * spec.hub_diameter_mm / 2.0
     cap_length = min(STYLET_CAP_LENGTH_MM, spec.hub_length_mm)
     cap_start = start + (spec.hub_length_mm - cap_length) * outward
+    handle_start = start + spec.hub_length_mm * outward
+    handle_length = STYLET_HANDLE_OF_HUB * spec.hub_length_mm
+    wire_radius = min(STYLET_WIRE_DIAMETER_MM, spec.outer_diameter_mm) / 2.0
     return [
         [*start, *outward, spec.hub_length_mm, spec.hub_diameter_mm / 2.0, plastic],
         [*start, *outward, spec.hub_length_mm, bore_radius, -plastic],
         [*cap_start, *outward, cap_length, bore_radius, plastic],
         [*start, *outward, spec.hub_length_mm, spec.outer_diameter_mm / 2.0, steel],
+        [*handle_start, *outward, handle_length, spec.hub_diameter_mm / 2.0, plastic],
+        [*handle_start, *outward, handle_length, wire_radius, steel],
     ]

@@ -75,18 +75,37 @@ def structure_points(session: Session, group: str, near: np.ndarray) -> np.ndarr
 
 
 def path_to(session: Session, points: np.ndarray, *, cone_deg: float = 30.0, allow: tuple[str, ...] = (),
-            root_clearance_mm: float = 2.0, max_depth_mm: float | None = None, on_bone: bool = False):
+            root_clearance_mm: float = 2.0, max_depth_mm: float | None = None, on_bone: bool = False,
+            aimed_from: np.ndarray | None = None, tries: int = 60):
     """The best textbook-cone path to the first of ``points`` one reaches, allowed to end in (and
-    cross) the groups or tissues in ``allow``."""
+    cross) the groups or tissues in ``allow``. With ``aimed_from`` (a skin point, LPS mm) the cone of each point is
+    the one straight line from there instead: a needle entered there and aimed at the point."""
     groups = tuple(g for g in UNSAFE_GROUPS if g not in allow)
     tissues = tuple(t for t in UNSAFE_TISSUES if t not in allow)
-    for point in np.atleast_2d(np.asarray(points, float))[:60]:
-        path = find_trajectory(session.tracer, point, session.target.textbook_direction, cone_deg,
+    for point in np.atleast_2d(np.asarray(points, float))[:tries]:
+        axis = session.target.textbook_direction if aimed_from is None else point - aimed_from
+        path = find_trajectory(session.tracer, point, axis, cone_deg if aimed_from is None else 0.0,
                                max_depth_mm=max_depth_mm or session.spec.length_mm - 5.0, avoid_groups=groups,
                                avoid_tissues=tissues, root_clearance_mm=root_clearance_mm, on_bone=on_bone)
         if path is not None:
             return path
     raise AssertionError(f"no path to any of {np.atleast_2d(points)[:3]} ...")
+
+
+def intrathecal_path(session: Session):
+    """A transforaminal needle aimed too medially: entered where the planned path enters (the case's own approach,
+    so it shows on AP as the same oblique needle) and aimed at the dural sac's CSF, the voxel it can reach least off
+    the planned direction first. It is the classic error the AP view guards against, the tip medial to the
+    pedicle's 6 o'clock. On this model the lamina and the inferior articular process wall the sac behind the
+    foramen from every direction of the posterior cone, so the shaft reaches it over the lamina's edge, not through
+    the foramen itself."""
+    planned = plan_trajectory(session.tracer, session.target, session.spec)
+    points = structure_points(session, "dural_sac.csf", session.target.point)
+    reach = np.linalg.norm(points - planned.entry, axis=1)
+    points = points[reach < session.spec.length_mm - 5.0]
+    off_planned = (points - planned.entry) @ planned.direction / np.linalg.norm(points - planned.entry, axis=1)
+    return path_to(session, points[np.argsort(-off_planned, kind="stable")], allow=("dural_sac",),
+                   aimed_from=planned.entry, tries=len(points))
 
 
 # Directions to step off the target point in: caudal, cranial, dorsal, lateral, ..., then the diagonals.

@@ -13,7 +13,7 @@ from scenarios.schema import library_scenarios
 from scoring.checklist import CHECKLISTS, IMAGING_ITEMS, checklist_points
 from scoring.report import Report, checklist_rows, rating_rows
 from simulator.case.planner import plan_trajectory
-from tests.scoring.attempts import Script, expert_log, novice_log, path_to, structure_points
+from tests.scoring.attempts import Script, expert_log, intrathecal_path, novice_log
 
 LIBRARY = library_scenarios()
 # One library case of each procedure, across levels and sides.
@@ -32,7 +32,7 @@ def _live_throughout(session):
 
 
 def _intrathecal(session):
-    path = path_to(session, structure_points(session, "dural_sac.csf", session.target.point), allow=("dural_sac",))
+    path = intrathecal_path(session)
     script = Script(session).view(0).view(1).place(path.entry, path.direction).advance_to(path.depth_mm).view(2)
     return script.contrast(1.0).view(0).add("finish").actions
 
@@ -41,7 +41,7 @@ def _resited(session):
     """Contrast shows an intrathecal tip, named so; the needle is taken out, re-sited on the expert path and the
     injection repeated under DSA, named, then checked on AP."""
     script = Script(session).view(0).view(1)
-    wrong = path_to(session, structure_points(session, "dural_sac.csf", session.target.point), allow=("dural_sac",))
+    wrong = intrathecal_path(session)
     script.place(wrong.entry, wrong.direction).advance_to(wrong.depth_mm).view(2).contrast(1.0).read()
     right = plan_trajectory(session.tracer, session.target, session.spec)
     script.place(right.entry, right.direction).view(1).advance_to(right.depth_mm).view(2)

@@ -14,7 +14,8 @@ from scoring.grade import CRITICAL_GRADE_CAP, MAJOR_GRADE_CAP
 from scoring.report import score
 from simulator.case.planner import plan_trajectory
 from simulator.session.fold import Session
-from tests.scoring.attempts import Script, competent_log, expert_log, novice_log, path_to, structure_points
+from tests.scoring.attempts import (Script, competent_log, expert_log, intrathecal_path, novice_log, path_to,
+                                    structure_points)
 
 LIBRARY = library_scenarios()
 
@@ -60,7 +61,7 @@ def _root_injection(session):
 
 
 def _intrathecal(session):
-    path = path_to(session, structure_points(session, "dural_sac.csf", session.target.point), allow=("dural_sac",))
+    path = intrathecal_path(session)
     return _along(session, path, contrast_ml=1.0)
 
 

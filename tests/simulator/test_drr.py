@@ -16,7 +16,7 @@ from simulator.imaging.drr import (AVX2, _principal_axis, anatomy_basis_line_int
                                    body_extension, line_integrals, mu_volume, needle_line_integrals,
                                    reference_line_integrals)
 from simulator.imaging.fluoro import render_fluoro
-from simulator.needle.hub import HUB_INNER_FRACTION, STYLET_CAP_LENGTH_MM
+from simulator.needle.hub import HUB_INNER_FRACTION, STYLET_CAP_LENGTH_MM, STYLET_HANDLE_OF_HUB, STYLET_WIRE_DIAMETER_MM
 from simulator.needle.shaft import QUINCKE_BEVEL_DEG, Needle, bevel_cut
 from tests.simulator.phantoms import (finite_cylinder_chords, grid, partial_volume, sphere_chords, sphere_volume,
                                       z_cylinder_volume)
@@ -316,7 +316,8 @@ def _voxelised_needle(needle: Needle, spacing: float = 0.12):
     spec = needle.spec
     steel = tissue("steel").xray_mu_per_mm()
     plastic = linear_attenuation_per_mm("pmma", 60.0)
-    ends = np.array([needle.tip, needle.hub, needle.hub - spec.hub_length_mm * needle.direction])
+    handle_length = STYLET_HANDLE_OF_HUB * spec.hub_length_mm
+    ends = np.array([needle.tip, needle.hub, needle.hub - (spec.hub_length_mm + handle_length) * needle.direction])
     lower = ends.min(axis=0) - spec.hub_diameter_mm / 2 - 0.5
     upper = ends.max(axis=0) + spec.hub_diameter_mm / 2 + 0.5
     shape = np.ceil((upper - lower) / spacing).astype(int)
@@ -350,7 +351,11 @@ def _voxelised_needle(needle: Needle, spacing: float = 0.12):
     cannula = cylinder(needle.hub, -needle.direction, spec.hub_length_mm, spec.outer_diameter_mm / 2)
     cap_start = needle.hub - (spec.hub_length_mm - STYLET_CAP_LENGTH_MM) * needle.direction
     cap = cylinder(cap_start, -needle.direction, STYLET_CAP_LENGTH_MM, HUB_INNER_FRACTION * spec.hub_diameter_mm / 2)
-    mu = steel * (shaft + cannula) + plastic * (hub - bore + cap)
+    handle_start = needle.hub - spec.hub_length_mm * needle.direction
+    handle = cylinder(handle_start, -needle.direction, handle_length, spec.hub_diameter_mm / 2)
+    wire_radius = min(STYLET_WIRE_DIAMETER_MM, spec.outer_diameter_mm) / 2
+    wire = cylinder(handle_start, -needle.direction, handle_length, wire_radius)
+    mu = steel * (shaft + cannula + wire) + plastic * (hub - bore + cap + handle)
     return Volume.from_spacing(mu.astype(np.float32), (spacing,) * 3, origin=[a[0] for a in axes])
 
 
@@ -431,20 +436,68 @@ def test_gun_barrel_needle_is_a_dot_in_the_hubs_plastic_ring():
     outer = needle.spec.hub_diameter_mm / 2 * carm.source_to_detector_mm / hub_depth / carm.pixel_size_mm
     inner = HUB_INNER_FRACTION * outer
     # The hub end-on: a ring of plastic (the hub's wall along its length) round a paler bore (the stylet cap's
-    # plastic plug alone), not a black ball; nothing beyond the ring.
+    # plastic plug alone), both behind the stylet's handle, not a black ball; nothing beyond the ring.
     tip_radius_px = needle.spec.outer_diameter_mm / 2 * carm.source_to_detector_mm / carm.depth(needle.tip) / carm.pixel_size_mm
     bore = (radius_px > tip_radius_px + 2) & (radius_px < inner - 1.5)
     ring = (radius_px > inner + 1.5) & (radius_px < outer - 1.5)
-    np.testing.assert_allclose(image[bore], plastic * STYLET_CAP_LENGTH_MM, rtol=0.05)
-    np.testing.assert_allclose(image[ring], plastic * needle.spec.hub_length_mm, rtol=0.05)
+    handle = STYLET_HANDLE_OF_HUB * needle.spec.hub_length_mm
+    np.testing.assert_allclose(image[bore], plastic * (STYLET_CAP_LENGTH_MM + handle), rtol=0.05)
+    np.testing.assert_allclose(image[ring], plastic * (needle.spec.hub_length_mm + handle), rtol=0.05)
     assert image[radius_px > outer + 2].max() == 0.0
     # The dot: the steel shaft end-on in front of the cap, opaque, its shadow the size of the shaft's cross-section
     # magnified at its point nearest the source (the tip).
     dot = radius_px <= tip_radius_px + 1.5
-    shadow = 1.0 - np.exp(-(image - plastic * STYLET_CAP_LENGTH_MM))
+    shadow = 1.0 - np.exp(-(image - plastic * (STYLET_CAP_LENGTH_MM + handle)))
     assert shadow[dot].sum() == pytest.approx(np.pi * tip_radius_px**2, rel=0.1)
     centroid = np.array([(shadow * dot * u).sum(), (shadow * dot * v).sum()]) / (shadow * dot).sum()
     assert np.linalg.norm(centroid - centre) < 0.1
+
+
+def _along_axis(image, carm, start, end, steps=400):
+    """``image`` sampled (bilinear) at ``steps`` points between the projections of ``start`` and ``end`` (LPS mm)."""
+    from scipy.ndimage import map_coordinates
+
+    first, last = carm.project(start), carm.project(end)
+    points = first[None, :] + np.linspace(0.0, 1.0, steps)[:, None] * (last - first)
+    return map_coordinates(image, [points[:, 1], points[:, 0]], order=1)
+
+
+def test_the_shaft_is_one_line_into_a_wider_fainter_hub_darker_the_more_oblique():
+    """A 22 G spinal needle side-on (across the beam): the shaft's line integral runs unbroken from the bevel's heel
+    to the hub; beyond it the hub and the stylet's handle cast one faint plastic shadow as long and as wide as they
+    are, magnified where they lie (within two pixels: the last pixel a ray reaches, and the bilinear sampling), with
+    the steel's core down it (the stylet's wire in the handle: its darkest pixel 1.5 times the plastic's); and the
+    same shaft tilted to 30 degrees from the beam casts twice the line integral across it (a cylinder's
+    cross-section over sin 30), one ray a pixel so that the sum across is the integral. Stop 24's blind read saw "a
+    floating bar with a washer-sized hub"."""
+    needle = Needle(entry=[-20.0, 0.0, 0.0], direction=[1.0, 0.0, 0.0], depth_mm=40.0)
+    spec = needle.spec
+    carm = CArm(isocenter=needle.tip - 50.0 * needle.direction, detector_pixels=512, detector_size_mm=240.0)
+    image = needle_line_integrals(needle, carm).astype(np.float64)
+    heel = 2.0 * spec.outer_diameter_mm / np.tan(np.radians(QUINCKE_BEVEL_DEG))
+    shaft = _along_axis(image, carm, needle.tip - (heel + 1.0) * needle.direction, needle.hub + 1.0 * needle.direction)
+    assert shaft.min() > 0.8 * np.median(shaft) > 0.3
+    # The hub's and the handle's shadow: where the plastic's line integral ends along the axis and across it.
+    handle = STYLET_HANDLE_OF_HUB * spec.hub_length_mm
+    outer_end = needle.hub - (spec.hub_length_mm + handle) * needle.direction
+    px_per_mm = carm.source_to_detector_mm / carm.depth(needle.hub) / carm.pixel_size_mm
+    beyond = _along_axis(image, carm, needle.hub, outer_end - 5.0 * needle.direction, steps=2000)
+    shown_mm = (spec.hub_length_mm + handle + 5.0) * np.argmax(beyond == 0) / 1999
+    assert shown_mm == pytest.approx(spec.hub_length_mm + handle, abs=2.0 / px_per_mm)  # a pixel's area, bilinear
+    middle = carm.project(needle.hub - (spec.hub_length_mm + handle / 2.0) * needle.direction)
+    across = image[:, int(round(middle[0]))]
+    assert (across > 0).sum() == pytest.approx(spec.hub_diameter_mm * px_per_mm, abs=2.0)
+    plastic = linear_attenuation_per_mm("pmma", FLUORO_EFFECTIVE_KEV)
+    assert across.max() > 1.5 * plastic * spec.hub_diameter_mm
+    # Darker the more oblique: the same shaft at 30 degrees to the beam, through the same point at the isocentre.
+    point = np.asarray(carm.isocenter)
+    tilted_direction = np.array([np.sin(np.radians(30.0)), -np.cos(np.radians(30.0)), 0.0])
+    tilted = Needle(entry=point - 30.0 * tilted_direction, direction=tilted_direction, depth_mm=60.0)
+    side_on = needle_line_integrals(needle, carm, samples=1).astype(np.float64)
+    oblique = needle_line_integrals(tilted, carm, samples=1).astype(np.float64)
+    column = int(round(carm.project(point)[0]))
+    ratio = oblique[:, column].sum() / side_on[:, column].sum()
+    assert ratio == pytest.approx(1.0 / np.sin(np.radians(30.0)), rel=0.05)
 
 
 def test_needle_samples_must_be_sensible(short_needle):

@@ -14,10 +14,11 @@ import pytest
 from PIL import Image
 from skimage.metrics import structural_similarity
 
+from anatomy_models.tissues import FLUORO_EFFECTIVE_KEV, linear_attenuation_per_mm
 from simulator.imaging.carm import contralateral_oblique, gun_barrel, lateral, scotty_dog, square_endplate
 from simulator.imaging.drr import needle_line_integrals
 from simulator.imaging.fluoro import DetectorModel, noise_blur_mm, render_fluoro
-from simulator.needle.hub import HUB_INNER_FRACTION
+from simulator.needle.hub import HUB_INNER_FRACTION, STYLET_CAP_LENGTH_MM, STYLET_HANDLE_OF_HUB
 from simulator.needle.shaft import Needle
 
 GOLDEN = Path(__file__).resolve().parents[1] / "golden"
@@ -70,10 +71,13 @@ def test_gun_barrel_needle_is_a_dot_in_the_hubs_plastic_ring(small_spine):
     tip_radius = needle.spec.outer_diameter_mm / 2 * carm.source_to_detector_mm / carm.depth(needle.tip) / carm.pixel_size_mm
     ring_radius = needle.spec.hub_diameter_mm / 2 * carm.source_to_detector_mm / carm.depth(needle.hub) / carm.pixel_size_mm
     bore_radius = HUB_INNER_FRACTION * ring_radius
-    # The hub's bore behind the shaft: only the stylet cap's plastic, pale...
+    # The hub's bore behind the shaft: only the stylet cap's plastic and its handle's, pale...
+    plastic = linear_attenuation_per_mm("pmma", FLUORO_EFFECTIVE_KEV)
+    handle = STYLET_HANDLE_OF_HUB * needle.spec.hub_length_mm
     bore = (radius > tip_radius + 2) & (radius < bore_radius - 1.5)
     cap = float(np.median(added[bore]))
-    assert 0.02 < cap < 0.2 and np.ptp(added[bore]) < 0.5 * cap
+    assert cap == pytest.approx(plastic * (STYLET_CAP_LENGTH_MM + handle), rel=0.1)
+    assert np.ptp(added[bore]) < 0.5 * cap
     # ...with the shaft's dot at its centre, the size of the shaft's cross-section (the fraction of each pixel the
     # shaft makes opaque in front of the cap)...
     dot = radius <= tip_radius + 1.5
@@ -81,7 +85,8 @@ def test_gun_barrel_needle_is_a_dot_in_the_hubs_plastic_ring(small_spine):
     assert shadow[dot].sum() == pytest.approx(np.pi * tip_radius**2, rel=0.1)
     # ...inside the hub's plastic ring, denser than the bore (its wall along the hub's length), and nothing beyond.
     ring = (radius > bore_radius + 1.5) & (radius < ring_radius - 1.5)
-    assert 2.0 * cap < added[ring].mean() < 0.5 and added[radius > ring_radius + 2].max() == 0.0
+    assert added[ring].mean() == pytest.approx(plastic * (needle.spec.hub_length_mm + handle), rel=0.1)
+    assert added[radius > ring_radius + 2].max() == 0.0
     # On the monitor the dot is the darkest spot, as wide as the shaft's shadow seen through the chain's blur (the
     # needle's and the detector's Gaussians: a disc's half-maximum width about hypot(its diameter, 2.355 sigma))
     # within two pixels, and the ring shows round it (darker than the bore).
