@@ -160,7 +160,7 @@ class Handlers:
         if state.probe is not None and (state.probe != state_before.probe or state.needle is not state_before.needle):
             self._ultrasound_ready(attempt)
             scan = attempt.scan  # live ultrasound: a new frame for every probe or needle move
-            self._set(us_src=scan.data_url, us_caption=scan.caption, us_aspect=scan.aspect)
+            self._set(us_src=scan.data_url, us_caption=scan.caption, us_preparing=False, us_aspect=scan.aspect)
         view = attempt_view(attempt, events, needle_moved=state.needle is not state_before.needle)
         if attempt.held is not None:  # the live stream owns the monitor and the dose counters while held
             view = {name: value for name, value in view.items() if name not in _STREAMED}
@@ -212,9 +212,10 @@ class Handlers:
 
     def _ultrasound_ready(self, attempt: LiveAttempt) -> None:
         """Before ``attempt``'s first ultrasound frame (once it has placed a probe): wait for the server's compile of
-        the ultrasound kernels if it is still running, the monitor saying so meanwhile."""
+        the ultrasound kernels if it is still running, the monitor saying so meanwhile (and only that: not its
+        "NO PROBE"; the frame that follows clears ``us_preparing``)."""
         if any(action.type == "place_probe" for action in attempt.session.actions):
-            self._kernels.wait(lambda text: self._set(us_caption=text))
+            self._kernels.wait(lambda text: self._set(us_caption=text, us_preparing=True))
 
     def hint(self) -> None:
         """Reveal the scenario's next hint: a ``show_hint`` action, in the log like any other (scoring

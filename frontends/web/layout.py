@@ -340,7 +340,7 @@ def _simulator(ctrl) -> None:
                     with v3.VCol(cols=12, md=8, v_if="us_allowed"):
                         _monitor("us-monitor", "ultrasound", "us_src", "NO PROBE", ctrl.us_pick, "us_aim_marker",
                                  "us-aim-marker", "us_caption", "us-caption", marker_class="pick aim", aspect="us_aspect",
-                                 caption_inside=False)
+                                 caption_inside=False, empty_hidden_by="us_preparing")
                 with v3.VRow(dense=True, classes="counters mt-2", justify="center"):
                     _counter("Shots", "shots", "count-shots")
                     _counter("Fluoro s", "fluoro_s", "count-fluoro")
@@ -370,7 +370,7 @@ def _simulator(ctrl) -> None:
 
 def _monitor(element: str, image: str, source: str, empty: str, pick, marker: str, marker_element: str, caption: str,
              caption_element: str, marker_class: str = "pick", aspect: str | None = None,
-             caption_inside: bool = True, zoom: str | None = None) -> None:
+             caption_inside: bool = True, zoom: str | None = None, empty_hidden_by: str | None = None) -> None:
     """A black monitor holding the last image, clicked to pick a point (a ring marks it), with a caption;
     square, or shaped as the state variable ``aspect`` says (a CSS aspect-ratio, the image's).
 
@@ -380,7 +380,10 @@ def _monitor(element: str, image: str, source: str, empty: str, pick, marker: st
 
     ``zoom`` (a state variable, 1 to 4): the image magnified about the picked point (the centre before
     one), with buttons in the corner. A click still picks the pixel under it: the browser gives the
-    click's position in the image's own, unmagnified, frame."""
+    click's position in the image's own, unmagnified, frame.
+
+    ``empty_hidden_by`` (a state variable): while it is true the empty monitor does not say ``empty``, the
+    caption says why (the ultrasound's "NO PROBE" would contradict "Preparing the ultrasound…")."""
     shape = {"style": (f"`aspect-ratio: ${{{aspect}}}`",)} if aspect else {}
     with html.Div(classes="monitor", id=element, **shape):
         transform = ({"style": (f"`transform: scale(${{{zoom}}}); transform-origin: ${{{marker} ? {marker}.x : 50}}% "
@@ -389,7 +392,7 @@ def _monitor(element: str, image: str, source: str, empty: str, pick, marker: st
             html.Img(src=(source,), id=image, v_show=source, draggable="false", click=(pick, _CLICK))
             html.Div(v_if=marker, classes=marker_class, id=marker_element,
                      style=(f"`left:${{{marker}.x}}%;top:${{{marker}.y}}%`",))
-        html.Div(empty, classes="empty", v_show=f"!{source}")
+        html.Div(empty, classes="empty", v_show=f"!{source}" + (f" && !{empty_hidden_by}" if empty_hidden_by else ""))
         if caption_inside:
             html.Div(f"{{{{ {caption} }}}}", classes="caption", id=caption_element)
         if zoom:

@@ -74,7 +74,8 @@ def initial_state(user: User, catalogue: Catalogue, first: str, assigned: Sequen
         "rf_allowed": False, "rf_text": "",
         "medication_agents": [{"title": AGENT_WORDS[agent], "value": agent} for agent in AGENTS],
         "hints_shown": [], "hints_left": 0, "events": [],
-        "us_allowed": False, "us_src": "", "us_caption": "", "us_aspect": "1 / 1", "us_views": list(PROBE_VIEWS),
+        "us_allowed": False, "us_src": "", "us_caption": "", "us_preparing": False, "us_aspect": "1 / 1",
+        "us_views": list(PROBE_VIEWS),
         "probe_on": False, "us_depth": 80.0, "us_gain": 0.0, "us_frequency": 3.5, "us_aim_marker": None,
         "us_aim_text": "",
         "report_scans": [], "replay_us_src": "", "replay_us_caption": "", "replay_us_aspect": "1 / 1",
@@ -246,7 +247,8 @@ def attempt_view(attempt: LiveAttempt, events: Sequence[Event] = (), *, needle_m
     view |= {"hints_shown": hints[:state.hints_shown], "hints_left": len(hints) - state.hints_shown}
     scan = attempt.scan
     view |= {"probe_on": scan is not None, "us_src": scan.data_url if scan else "",
-             "us_caption": scan.caption if scan else "", "us_aspect": scan.aspect if scan else "1 / 1"}
+             "us_caption": scan.caption if scan else "", "us_preparing": False,
+             "us_aspect": scan.aspect if scan else "1 / 1"}
     if scan is not None:
         probe = scan.image.probe
         view |= {"us_depth": probe.depth_mm, "us_gain": probe.gain_db, "us_frequency": probe.frequency_mhz}

@@ -45,6 +45,9 @@ BONE_ENDPOINT_MM = 3.0
 HUB_MARGIN_MM = 10.0
 # Score weight of depth against angle: 5 mm of extra depth costs as much as 1 degree off textbook.
 DEPTH_WEIGHT = 0.2
+# The same distance or score reached along two lines that meet at a point differs by rounding only (~1e-13):
+# the search's bounds hold this far inside them, so they never drop a path the full search would keep.
+ROUNDING_MARGIN = 1e-6
 # Contrast volume the expert injects by procedure, mL (clinical.md §2.6 table).
 # The sacroiliac arthrogram takes ~0.5 mL to outline the joint (it holds 0.6-2.5 mL); a caudal epidurogram
 # 3 mL to show the sacral roots [ED].
@@ -133,6 +136,11 @@ class Trajectory:
     def tip(self) -> np.ndarray:
         return self.entry + self.depth_mm * self.direction
 
+    @property
+    def score(self) -> float:
+        """What the planner minimises (module docstring)."""
+        return _score(self.angle_from_textbook_deg, self.depth_mm)
+
 
 def cone_directions(axis: np.ndarray, cone_deg: float, step_deg: float = STEP_DEG) -> np.ndarray:
     """Unit vectors in rings ``step_deg`` apart around ``axis`` out to ``cone_deg``, axis first.
@@ -168,6 +176,12 @@ def find_trajectory(tracer: Tracer, point: np.ndarray, textbook_direction: np.nd
                     root_clearance_mm: float = ROOT_CLEARANCE_MM) -> Trajectory | None:
     """The best safe straight path to ``point`` within the cone (module docstring), or None.
 
+    The search leaves out only what cannot be the answer, so it finds the path that trying every direction
+    (:func:`direction_path` on each) finds: a point a tip would not clear the roots at (every needle that
+    does not end on bone ends at the point), and a direction whose score, with the shallowest tip its skin
+    entry allows, is no better than the best so far (the tracing and the roots' distances along the shaft
+    are most of a plan's time).
+
     Parameters
     ----------
     tracer : Tracer
@@ -191,42 +205,71 @@ def find_trajectory(tracer: Tracer, point: np.ndarray, textbook_direction: np.nd
     point = np.asarray(point, dtype=np.float64)
     textbook = np.asarray(textbook_direction, dtype=np.float64)
     textbook = textbook / np.linalg.norm(textbook)
-    best: tuple[float, Trajectory] | None = None
+    if not on_bone and float(tracer.nerve_root_distance(point)) < root_clearance_mm - ROUNDING_MARGIN:
+        return None
+    best: Trajectory | None = None
     for direction in cone_directions(textbook, cone_deg):
         back = tracer.body_exit_depth(point, direction)
         if back is None:
             continue
-        entry = point - back * direction
-        reach = back + (BONE_ENDPOINT_MM if on_bone else 0.0)
-        trace = tracer.trace(entry, direction, reach)
-        depth = back
-        bone = trace.first_bone()
-        if on_bone:
-            if bone is None or abs(bone.depth_in_mm - back) > BONE_ENDPOINT_MM:
-                continue
-            depth = bone.depth_in_mm - BONE_STANDOFF_MM
-        elif bone is not None and bone.depth_in_mm < back:
+        # The shallowest tip: the point itself, or a bone surface up to BONE_ENDPOINT_MM short of it.
+        shallowest = back - (BONE_ENDPOINT_MM + BONE_STANDOFF_MM if on_bone else 0.0)
+        if best is not None and _score(_angle_deg(direction, textbook), shallowest) >= best.score + ROUNDING_MARGIN:
             continue
-        if depth > max_depth_mm:
-            continue
-        crossed = [s for s in trace.segments if s.depth_in_mm < depth]
-        # The entry point sits on the skin to within the boundary tolerance: drop that sliver of air.
-        if crossed[0].structure == AIR and crossed[0].depth_out_mm < 0.5 and len(crossed) > 1:
-            crossed = crossed[1:]
-        if any(_unsafe(s.structure, s.tissue, avoid_groups, avoid_tissues) for s in crossed):
-            continue
-        tip = entry + depth * direction
-        if accept_tip is not None and not accept_tip(tip, crossed[-1].structure, crossed[-1].tissue):
-            continue
-        samples = entry + np.linspace(0.0, depth, max(2, int(depth / 0.5) + 1))[:, None] * direction
-        clearance = float(np.min(tracer.nerve_root_distance(samples)))
-        if clearance < root_clearance_mm:
-            continue
-        angle = float(np.degrees(np.arccos(np.clip(np.dot(direction, textbook), -1.0, 1.0))))
-        score = angle + DEPTH_WEIGHT * depth
-        if best is None or score < best[0]:
-            best = (score, Trajectory(entry, direction, float(depth), angle, trace, clearance))
-    return None if best is None else best[1]
+        found = direction_path(tracer, point, direction, textbook, back, max_depth_mm=max_depth_mm, on_bone=on_bone,
+                               accept_tip=accept_tip, avoid_groups=avoid_groups, avoid_tissues=avoid_tissues,
+                               root_clearance_mm=root_clearance_mm, to_beat=None if best is None else best.score)
+        if found is not None:
+            best = found
+    return best
+
+
+def direction_path(tracer: Tracer, point: np.ndarray, direction: np.ndarray, textbook: np.ndarray, back: float, *,
+                   max_depth_mm: float, on_bone: bool, accept_tip: Callable[[np.ndarray, str, str], bool] | None,
+                   avoid_groups: tuple[str, ...], avoid_tissues: tuple[str, ...], root_clearance_mm: float,
+                   to_beat: float | None = None) -> Trajectory | None:
+    """The safe path to ``point`` along ``direction`` entering the skin ``back`` mm before it (the checks of the
+    module docstring), or None; None too if its score is not below ``to_beat`` (then its distance from
+    the roots, the dearest check, is not sampled). ``textbook`` is the cone's unit axis."""
+    entry = point - back * direction
+    reach = back + (BONE_ENDPOINT_MM if on_bone else 0.0)
+    trace = tracer.trace(entry, direction, reach)
+    depth = back
+    bone = trace.first_bone()
+    if on_bone:
+        if bone is None or abs(bone.depth_in_mm - back) > BONE_ENDPOINT_MM:
+            return None
+        depth = bone.depth_in_mm - BONE_STANDOFF_MM
+    elif bone is not None and bone.depth_in_mm < back:
+        return None
+    if depth > max_depth_mm:
+        return None
+    crossed = [s for s in trace.segments if s.depth_in_mm < depth]
+    # The entry point sits on the skin to within the boundary tolerance: drop that sliver of air.
+    if crossed[0].structure == AIR and crossed[0].depth_out_mm < 0.5 and len(crossed) > 1:
+        crossed = crossed[1:]
+    if any(_unsafe(s.structure, s.tissue, avoid_groups, avoid_tissues) for s in crossed):
+        return None
+    tip = entry + depth * direction
+    if accept_tip is not None and not accept_tip(tip, crossed[-1].structure, crossed[-1].tissue):
+        return None
+    angle = _angle_deg(direction, textbook)
+    if to_beat is not None and _score(angle, depth) >= to_beat:
+        return None
+    samples = entry + np.linspace(0.0, depth, max(2, int(depth / 0.5) + 1))[:, None] * direction
+    clearance = float(np.min(tracer.nerve_root_distance(samples)))
+    if clearance < root_clearance_mm:
+        return None
+    return Trajectory(entry, direction, float(depth), angle, trace, clearance)
+
+
+def _score(angle_deg: float, depth_mm: float) -> float:
+    """What the search minimises: closest to the textbook angles first, shortest second (:data:`DEPTH_WEIGHT`)."""
+    return angle_deg + DEPTH_WEIGHT * depth_mm
+
+
+def _angle_deg(direction: np.ndarray, textbook: np.ndarray) -> float:
+    return float(np.degrees(np.arccos(np.clip(np.dot(direction, textbook), -1.0, 1.0))))
 
 
 def plan_trajectory(tracer: Tracer, target: Target, spec: NeedleSpec) -> Trajectory:

@@ -5,7 +5,8 @@ from anatomy_models.errors import SpinesimError
 from anatomy_models.structures import in_group
 from scenarios.needles import NeedleSpec
 from scenarios.schema import load_scenario
-from simulator.case.planner import ROOT_CLEARANCE_MM, expert_actions, plan_trajectory
+from simulator.case.planner import (HUB_MARGIN_MM, ROOT_CLEARANCE_MM, _candidate_points, cone_directions,
+                                    direction_path, expert_actions, plan_trajectory)
 from simulator.case.targets import UNSAFE_GROUPS, UNSAFE_TISSUES, target_for
 from simulator.needle.trace import tracer_for
 
@@ -48,3 +49,50 @@ def test_the_interlaminar_needle_runs_down_the_ap_that_opens_its_window(small_sp
     path = plan_trajectory(tracer, target, scenario.needle.spec())
     beam = target.views[0].carm.beam_direction
     assert np.degrees(np.arccos(abs(float(path.direction @ beam)))) <= 15.0
+
+
+def _every_direction(tracer, target, spec):
+    """The expert path found the long way: every direction tried at every candidate point, no bound."""
+    textbook = target.textbook_direction / np.linalg.norm(target.textbook_direction)
+    for point in _candidate_points(target):
+        paths = []
+        for direction in cone_directions(textbook, target.cone_deg):
+            back = tracer.body_exit_depth(point, direction)
+            path = None if back is None else direction_path(
+                tracer, point, direction, textbook, back, max_depth_mm=spec.length_mm - HUB_MARGIN_MM,
+                on_bone=target.on_bone, accept_tip=target.zone.contains, avoid_groups=UNSAFE_GROUPS,
+                avoid_tissues=UNSAFE_TISSUES, root_clearance_mm=ROOT_CLEARANCE_MM)
+            if path is not None:
+                paths.append(path)
+        if paths:
+            return min(paths, key=lambda path: path.score)  # the first of equals, as the search keeps the first
+    return None
+
+
+@pytest.mark.parametrize("scenario_id", ["tfesi-default", "facet-default", "mbb-default"])
+def test_the_search_finds_the_path_trying_every_direction_finds_with_fewer_lines(small_spine, scenario_id, monkeypatch):
+    """The planner's bounds (a point too near a root, a direction that cannot score better) leave out only
+    what cannot be the answer: the same path, bit for bit, as the exhaustive search, from fewer traced lines.
+    On this patient the TFESI's first four points lie within the root clearance (the fifth has the path); the
+    facet's best direction is the third safe one, 0.05 better than the first (a bound 0.3 mm too deep drops
+    it); the medial branch block's needle ends on bone."""
+    scenario = load_scenario(scenario_id)
+    spec = scenario.needle.spec()
+    tracer = tracer_for(small_spine)
+    target = target_for(scenario, small_spine, tracer)
+    lines = {"count": 0}
+    trace = tracer.trace
+
+    def counted(*args, **kwargs):
+        lines["count"] += 1
+        return trace(*args, **kwargs)
+
+    monkeypatch.setattr(tracer, "trace", counted)
+    fast = plan_trajectory(tracer, target, spec)
+    fast_lines, lines["count"] = lines["count"], 0
+    slow = _every_direction(tracer, target, spec)
+    assert slow is not None
+    np.testing.assert_array_equal(fast.entry, slow.entry)
+    np.testing.assert_array_equal(fast.direction, slow.direction)
+    assert (fast.depth_mm, fast.root_clearance_mm) == (slow.depth_mm, slow.root_clearance_mm)
+    assert fast_lines < lines["count"]
