@@ -1322,11 +1322,22 @@ def to_display(measured: np.ndarray, field_mask: np.ndarray, window: tuple[float
         # image and keeps the detail layer (Prokop & Schaefer-Prokop 1997, Display.edge_enhancement). The mean over
         # the field alone, less two radii of its rim: neither the black surround nor the field edge's blur and glare
         # are detail of the body's (taken as detail, the oblique's bright flank darkened over 12 px inside the edge).
+        # Nor is what lies beyond the window's dense end by more than the mottle's reach (a needle's steel, iodine
+        # past the window): taken into the mean, a shaft raised it over a band a few radii wide, the tissue's
+        # mottle there read as detail many noise widths high and went through the shoulder with the image, a flat,
+        # noise-free box round the needle over dense contrast ("an obvious compositing stamp", stop 25's read).
         radius = _GRAIN_RADIUS_MM / pixel_size_mm
+        scaled_mottle = mottle * np.float32(1.0 / (high - low))
         inner, weight = _inner_field(field_mask, radius)
-        local_mean = gaussian_blur(np.where(inner, grey, np.float32(0.0)), radius)
-        local_mean = np.where(inner, local_mean / weight, grey)
-        grain = _noise_sized(grey - local_mean, mottle * np.float32(1.0 / (high - low)))
+        beyond = inner & (grey > np.float32(1.0) + np.float32(3.0) * scaled_mottle)
+        kept = inner
+        if beyond.any():
+            kept = inner & ~beyond
+            weight = gaussian_blur(kept.astype(np.float32), radius)
+        local_mean = gaussian_blur(np.where(kept, grey, np.float32(0.0)), radius)
+        local_mean = np.where(inner & (weight > np.float32(0.05)), local_mean / np.maximum(weight, np.float32(1e-6)),
+                              grey)
+        grain = _noise_sized(grey - local_mean, scaled_mottle)
         grey -= grain
         grain *= grain_taper(grey, display.toe, air)
     window_units = grey.copy() if display.toe > 0.0 else None
