@@ -405,14 +405,15 @@ def _paint_bone(labels: np.ndarray, grid: Grid, parts, ids: dict[str, int], join
     part_ids = np.array([0] + [ids[label] for label, _ in parts], dtype=labels.dtype)
     labels[box][mask] = part_ids[owner[mask]]
     del mask, nearest
-    midline = None
+    midline = pedicles = None
     if frame is not None:
         x, y, z = grid.axes(box)
         lateral = frame.rotation[:, 0]
         across = sum((coordinate - origin) * share
                      for coordinate, origin, share in zip((x, y, z), frame.origin, lateral))
         midline = (-np.sign(across).astype(np.float32), lateral)
-    pedicles = np.isin(owner, [index for index, (label, _) in enumerate(parts, start=1) if _kind(label) == "pedicle"])
+        pedicles = np.isin(owner, [index for index, (label, _) in enumerate(parts, start=1)
+                                   if _kind(label) == "pedicle"])
     hu = _bone_hu(blended, owner, (cortex, core, cortical), walls.get("body"), walls.get("pedicle"),
                   None if frame is None else frame.rotation[:, 2], grid.spacing, pedicles, midline)
     return BoneRegion(box, blended, hu)

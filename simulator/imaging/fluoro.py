@@ -143,11 +143,11 @@ _END_MARGIN = 0.04
 # fewest quanta arrive, were the smoothest part of the frame (issue 16's blind read, stop 23: "the noise runs
 # backwards"; 2 mm patient, lateral L4: 0.30 of the thin tissue's displayed noise, its log-domain noise 2.4 times).
 _GRAIN_RADIUS_MM = 2.0
-# The CT voxel up to which the needle shares the anatomy's projection blur (:func:`noise_blur_mm`): the built-in
+# The CT voxel up to which the needle shares the anatomy's projection blur (:func:`needle_blur_mm`): the built-in
 # patient's 1 mm [ED]. Beyond it the blur is the coarse CT's sampling, not anything a detector does; the quantum
 # noise shares none of it (:func:`measure`): a 3 mm CT's 1.33 mm had blurred the mottle over 4 px at 768 px
 # (correlation length 7.5 px), "no grain at all, waxy" (issue 22's blind read of the TotalSegmentator lumbar CT).
-_NOISE_BLUR_VOXEL_MM = 1.0
+_NEEDLE_BLUR_VOXEL_MM = 1.0
 # How many settings' frame facts (AEC, window, harmonisation background, the anatomy's input image
 # before noise) an anatomy keeps: two of them are frame-sized images; the frames themselves are kept
 # by the DRR cache.
@@ -831,7 +831,7 @@ def detected_frame(anatomy: Anatomy, carm: CArm, spectrum: Beam, method: str, ce
 
 def needle_as_projected(needle: Needle, carm: CArm, blur_mm: float, kev: float = _NEEDLE_REFERENCE_KEV) -> np.ndarray:
     """The needle's attenuation line integrals (closed form, :func:`simulator.imaging.drr.needle_line_integrals`)
-    blurred by a Gaussian of ``blur_mm`` at the detector (the anatomy's :func:`noise_blur_mm`: its projection's blur
+    blurred by a Gaussian of ``blur_mm`` at the detector (the anatomy's :func:`needle_blur_mm`: its projection's blur
     up to a 1 mm CT's), so that the needle's edges, the bone's and the quantum noise reach the detector through one
     transfer function: drawn sharp over bone whose edges carry its CT's voxel, the shaft read as a 1-2 px black
     vector pasted on the image (issue 16/21's blind read). Blurred on the needle's footprint only (the rest is
@@ -867,7 +867,7 @@ def detected_with(anatomy: Anatomy, carm: CArm, spectrum: Beam, method: str, ana
     steel = None
     if needle is not None:
         steel_mu = tissue("steel").xray_mu_per_mm(_NEEDLE_REFERENCE_KEV)
-        steel = needle_as_projected(needle, carm, noise_blur_mm(anatomy, carm), _NEEDLE_REFERENCE_KEV)
+        steel = needle_as_projected(needle, carm, needle_blur_mm(anatomy, carm), _NEEDLE_REFERENCE_KEV)
         steel /= np.float32(steel_mu)
     crossed = np.zeros(carm.shape, dtype=bool)
     for image in (iodine, steel):
@@ -1122,18 +1122,18 @@ def camera_log(measured: np.ndarray, field_mask: np.ndarray, carm: CArm, detecto
     return np.where(field_mask, measured + vignetting_log(carm.detector_pixels, detector.vignetting), measured)
 
 
-def noise_blur_mm(anatomy: Anatomy, carm: CArm) -> float:
+def needle_blur_mm(anatomy: Anatomy, carm: CArm) -> float:
     """The blur (Gaussian standard deviation, mm at the detector) given to the needle
     (:func:`needle_as_projected`): the anatomy's
     :func:`projection_blur_mm`, so that needle and anatomy share one transfer function, but no more than a CT of
-    :data:`_NOISE_BLUR_VOXEL_MM` voxels carries.
+    :data:`_NEEDLE_BLUR_VOXEL_MM` voxels carries.
 
     >>> from anatomy_models.anatomy import Anatomy
     >>> coarse = Anatomy(ct=Volume.from_spacing(np.zeros((2, 2, 2), np.int16), (3.0, 3.0, 3.0)))
-    >>> round(projection_blur_mm(coarse, CArm()), 3), round(noise_blur_mm(coarse, CArm()), 3)
+    >>> round(projection_blur_mm(coarse, CArm()), 3), round(needle_blur_mm(coarse, CArm()), 3)
     (1.332, 0.444)
     """
-    return min(projection_blur_mm(anatomy, carm), _NOISE_BLUR_VOXEL_MM / math.sqrt(12.0) * carm.magnification)
+    return min(projection_blur_mm(anatomy, carm), _NEEDLE_BLUR_VOXEL_MM / math.sqrt(12.0) * carm.magnification)
 
 
 def measure(line_integral: np.ndarray, field_mask: np.ndarray, quanta_per_pixel: float | None, *,
@@ -1671,7 +1671,7 @@ def render_fluoro(
             if contrast is not None:
                 total += contrast_line_integrals(contrast, carm, kev=kev, method=method)
             if shown is not None:
-                total += needle_as_projected(shown, carm, noise_blur_mm(anatomy, carm), kev)
+                total += needle_as_projected(shown, carm, needle_blur_mm(anatomy, carm), kev)
             return total
     else:
         anatomy_frame = detected_frame(anatomy, carm, spectrum, method, projection_cell)

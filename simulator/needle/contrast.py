@@ -776,6 +776,7 @@ def inject(tracer: Tracer, tip: Sequence[float] | np.ndarray, volume_ml: float,
     grid = tracer.volume.crop(tip - model.half_extent_mm, tip + model.half_extent_mm)
     codes = grid.array
     inside = np.isin(codes, compartment.codes)
+    sac = np.isin(codes, tracer.codes_in_group("dural_sac"))
     if compartment.pattern == "epidural":
         other_side, foramen, dorsal_space, left = _sac_sides(tracer, codes, grid, tip)
     # The sleeve: the cuff around the root out of the canal; from a foraminal tip it starts in the
@@ -790,7 +791,7 @@ def inject(tracer: Tracer, tip: Sequence[float] | np.ndarray, volume_ml: float,
         # [S91][S92]): the injectate opens it and runs on under them. The grid cannot draw it between the two
         # labels, so the sac's back surface stands for it: its dorsal half's outermost voxels in each column.
         film_layers = max(1, math.ceil(DORSAL_FILM_MM / float(grid.spacing[1]) - 1e-9))
-        potential = dorsal_space & _back_surface(grid, np.isin(codes, tracer.codes_in_group("dural_sac")), film_layers)
+        potential = dorsal_space & _back_surface(grid, sac, film_layers)
         inside |= potential
     runoff = np.zeros(codes.shape)
     if model.washout_time_s is not None:
@@ -840,13 +841,12 @@ def inject(tracer: Tracer, tip: Sequence[float] | np.ndarray, volume_ml: float,
         dorsal_space = np.zeros_like(inside)
     front_mm = np.zeros(codes.shape)
     if dorsal_space.any():
-        front_mm = _in_front_of_sac_back_mm(grid, inside & ~foramen & ~potential,
-                                            np.isin(codes, tracer.codes_in_group("dural_sac")))
+        front_mm = _in_front_of_sac_back_mm(grid, inside & ~foramen & ~potential, sac)
         step_cost = np.where(front_mm > 0, step_cost * np.exp(front_mm / DORSAL_DRAPE_MM), step_cost)
     gutter = front_mm > 0
     plica, lobules = np.zeros_like(inside), np.zeros(codes.shape)
     if dorsal_space.any():
-        plica = _plica(grid, dorsal_space, np.isin(codes, tracer.codes_in_group("dural_sac")), seed)
+        plica = _plica(grid, dorsal_space, sac, seed)
         step_cost = np.where(plica, step_cost * _PLICA_STEP_COST, step_cost)
         lobules = np.where(dorsal_space & inside, tissue_texture(grid, DORSAL_LOBULE_MM,
                                                                 [*_entropy(seed), _LOBULE_STREAM]), 0.0)
@@ -883,7 +883,7 @@ def inject(tracer: Tracer, tip: Sequence[float] | np.ndarray, volume_ml: float,
         # the sac keeping what it holds in all (the space distends there, the dura yields): the spread's extent
         # and sides stay as they were. A foraminal tip's spread outlines the root first (§2.7 TFESI row).
         space = inside & ~sleeve & ~foramen & dorsal_space.any()
-        fade = _edge_fade(grid, space, np.isin(codes, tracer.codes_in_group("dural_sac")), seed)
+        fade = _edge_fade(grid, space, sac, seed)
         for part in (space & other_side, space & ~other_side):
             if part.any():
                 fade[part] *= capacity[part].sum() / (capacity[part] * fade[part]).sum()

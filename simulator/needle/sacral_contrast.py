@@ -241,7 +241,8 @@ def inject_sacral(tracer: Tracer, tip: Sequence[float] | np.ndarray, volume_ml: 
     if look == "caudal_epidurogram":
         # Lopsided, its roots outlined unequally, as the lumbar epidurogram: the patient's left is left of the
         # canal's middle (the epidural space's mean x in the crop).
-        left = crop_world(grid)[..., 0] > crop_world(grid)[..., 0][inside & ~sleeve].mean()
+        x = crop_world(grid)[..., 0]
+        left = x > x[inside & ~sleeve].mean()
         step_cost = lopsided(step_cost, tracer, codes, grid, model, inside & ~sleeve, sleeve, left, seed)
     if model.texture_mm is not None:
         texture = tissue_texture(grid, model.texture_mm, seed)

@@ -14,7 +14,7 @@ from anatomy_models.volume import Volume
 from simulator.imaging.carm import CArm
 from simulator.imaging.dose import Technique, tap_frames
 from simulator.imaging.fluoro import (DEFAULT_POLARITY, DetectorModel, Display, contrast_line_integrals,
-                                      large_scale_image, measure, needle_as_projected, noise_blur_mm,
+                                      large_scale_image, measure, needle_as_projected, needle_blur_mm,
                                       orientation_letters, quantum_noise, render_fluoro, side_marker, to_display,
                                       vignetting_profile)
 from simulator.imaging.scatter import NO_GRID
@@ -245,7 +245,7 @@ def test_needle_move_does_not_reproject_the_volume(phantom, monkeypatch):
     needles.append(Needle(entry=[-30.0, 60.0, 20.0], direction=[0.2, -0.9, -0.3], depth_mm=50.0))
     for seed, needle in enumerate(needles, start=2):
         image = render_fluoro(anatomy, carm, needle=needle, seed=seed)
-        own = needle_as_projected(needle, carm, noise_blur_mm(anatomy, carm))
+        own = needle_as_projected(needle, carm, needle_blur_mm(anatomy, carm))
         np.testing.assert_array_equal(image.line_integrals[own == 0], plain.line_integrals[own == 0])
         assert np.all(image.line_integrals[own > 0.01] > plain.line_integrals[own > 0.01])
         tip = carm.project(needle.tip)

@@ -190,7 +190,7 @@ def test_the_noise_power_spectrum_is_the_detectors_not_the_cts():
 
 def test_the_grain_does_not_coarsen_with_a_coarse_ct():
     """Issue 22 ("no grain at all, waxy" on the 3 mm TotalSegmentator CT): the quanta are the detector's, so they
-    share the anatomy's projection blur only up to a 1 mm CT's (noise_blur_mm); a 3 mm CT's own blur (1.33 mm at
+    share none of the anatomy's projection blur (measure); a 3 mm CT's own blur (1.33 mm at
     the detector) had spread the mottle over 7.5 px at 768 px against the 1 mm patient's 3.5. On water slabs of
     1 and 3 mm voxels at 512 px the measured noise's autocorrelation falls to 1/e at the same distance, within
     10% (with the 3 mm slab's own blur: 6.1 px against 2.3 px)."""

@@ -17,7 +17,7 @@ from skimage.metrics import structural_similarity
 from anatomy_models.tissues import FLUORO_EFFECTIVE_KEV, linear_attenuation_per_mm
 from simulator.imaging.carm import contralateral_oblique, gun_barrel, lateral, scotty_dog, square_endplate
 from simulator.imaging.drr import needle_line_integrals
-from simulator.imaging.fluoro import DetectorModel, noise_blur_mm, render_fluoro
+from simulator.imaging.fluoro import DetectorModel, needle_blur_mm, render_fluoro
 from simulator.needle.hub import HUB_INNER_FRACTION, STYLET_CAP_LENGTH_MM, STYLET_HANDLE_OF_HUB
 from simulator.needle.shaft import Needle
 
@@ -93,6 +93,6 @@ def test_gun_barrel_needle_is_a_dot_in_the_hubs_plastic_ring(small_spine):
     grey = with_needle.pixels.astype(float)
     dark = grey < 0.5 * (grey[dot].min() + np.median(grey[bore]))
     width = 2.0 * np.sqrt(dark[radius < tip_radius + 4].sum() / np.pi)
-    sigma = np.hypot(noise_blur_mm(small_spine, carm), DetectorModel().blur_mm) / carm.pixel_size_mm
+    sigma = np.hypot(needle_blur_mm(small_spine, carm), DetectorModel().blur_mm) / carm.pixel_size_mm
     assert abs(width - np.hypot(2.0 * tip_radius, 2.355 * sigma)) <= 2.0, (width, tip_radius, sigma)
     assert np.median(grey[ring]) < np.median(grey[bore]) - 5

@@ -6,7 +6,7 @@ from anatomy_models.anatomy import Anatomy
 from anatomy_models.volume import Volume
 from simulator.imaging.carm import CArm
 from simulator.imaging.drr import line_integrals
-from simulator.imaging.fluoro import needle_as_projected, noise_blur_mm
+from simulator.imaging.fluoro import needle_as_projected, needle_blur_mm
 from simulator.needle.shaft import Needle
 
 
@@ -25,7 +25,7 @@ def test_the_needles_edges_are_as_soft_as_a_bone_edge_at_the_same_magnification(
     profile's spread less the shaft's own chord, a disc of radius r magnified M, variance (r M)^2 / 4, and the 4 x 4
     rays' pixel, 1/12 px^2) agree within 20%. Drawn sharp, the needle's spread was the pixel's alone (a sixth of
     the bone's at 1 mm): a pasted-on black vector (issue 16/21). A coarser CT's blur is its sampling's, not
-    the detector's: the needle, like the noise, gets a 1 mm CT's (noise_blur_mm)."""
+    the detector's: the needle gets no more than a 1 mm CT's (needle_blur_mm)."""
     carm, voxel_mm = CArm(detector_pixels=384), 1.0
     half = 40
     count = int(2 * half / voxel_mm)
@@ -38,7 +38,7 @@ def test_the_needles_edges_are_as_soft_as_a_bone_edge_at_the_same_magnification(
     needle = Needle(entry=[-15.0, 0.0, -20.0], direction=[0.0, 0.0, 1.0], depth_mm=40.0)
     row = int(round(carm.project(np.array([[-15.0, 0.0, 0.0]]))[0, 1]))
     path = line_integrals(slab, carm)[row].astype(np.float64)
-    steel = needle_as_projected(needle, carm, noise_blur_mm(anatomy, carm))[row].astype(np.float64)
+    steel = needle_as_projected(needle, carm, needle_blur_mm(anatomy, carm))[row].astype(np.float64)
 
     edge_column = int(round(carm.project(np.array([[0.0, 0.0, 0.0]]))[0, 0]))
     window = slice(edge_column - 12, edge_column + 13)
