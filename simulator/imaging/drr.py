@@ -15,8 +15,8 @@ Two projectors, both compiled with numba and parallel over detector rows:
     axis falls at one place in all of them: across the detector that offset sweeps once per voxel, a
     ripple one voxel apart (stripes, a comb, hatching, issue 16). An anatomy's CT is therefore read on
     grids shifted slice by slice, each slice the cubic spline through its voxels (:func:`_stagger`), so
-    that a ray meets every offset in turn: 16-35x less ripple at the voxel's period, at the same cost
-    per sample.
+    that a ray meets every offset in turn: at the voxel's period, 400-1200x less power in the error on
+    smooth blobs and 14x less across the 1 mm patient's L5 body on the AP, at 2-4% more CPU per sample.
 ``"siddon"`` -- exact for constant voxels
     The exact radiological path through the volume seen as constant voxels (Siddon 1985, the model
     of Plastimatch's ``drr -i exact``). It is evaluated through running sums along the volume axis

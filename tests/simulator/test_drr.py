@@ -56,16 +56,21 @@ def test_uniform_slab_within_half_a_percent(method, carm):
     np.testing.assert_allclose(image[inside] / MU, expected[inside], rtol=0.005)
 
 
+@pytest.mark.parametrize("shifted", [False, True])
 @pytest.mark.parametrize("carm", POSES)
-def test_sphere_chords_within_half_a_percent(sphere, carm):
+def test_sphere_chords_within_half_a_percent(sphere, carm, shifted):
+    """On the volume's own grid and on grids shifted slice by slice (drr._stagger, an anatomy's: seen 0.29-0.42%,
+    0.11-0.49% unshifted)."""
     volume, radius = sphere
     source, directions = _rays(carm)
     chord, impact = sphere_chords(source, directions, radius)
     central = (impact <= 0.8) & (chord > 0)
-    image = line_integrals(volume, carm, method="joseph")
+    image = line_integrals(volume, carm, method="joseph", shifted=shifted)
     np.testing.assert_allclose(image[central] / MU, chord[central], rtol=0.005)
-    # Beyond the partial-volume rim (one voxel of tent either side) there is nothing.
-    assert np.all(image[sphere_chords(source, directions, radius + 1.0)[0] == 0] == 0)
+    # Beyond the partial-volume rim (one voxel of tent either side) there is nothing but, shifted, the slices' cubic
+    # splines' ringing (seen: 7e-4 of the peak).
+    beyond = np.abs(image[sphere_chords(source, directions, radius + 1.0)[0] == 0]).max()
+    assert beyond < 1e-3 * image.max() if shifted else beyond == 0.0
 
 
 def test_siddon_is_exact_for_constant_voxels_and_close_to_the_sphere(sphere):
@@ -284,7 +289,7 @@ def test_the_anatomy_keeps_quantised_tables_only_and_they_match_float32(small_sp
         quantised = anatomy_line_integrals(anatomy, carm)
         exact = line_integrals(mu, carm, shifted=True)
         field = carm.field_mask()  # an anatomy's frame is projected in the intensifier's round field
-        assert np.abs(quantised - exact)[field].max() < 2e-5 * exact.max()  # seen: 4e-6
+        assert np.abs(quantised - exact)[field].max() < 2e-5 * exact.max()  # seen: 1.0e-5 (int16 steps)
         assert exact.max() > 5.0  # a real body: several attenuation lengths through bone
         axes.append(_principal_axis(anatomy.ct, carm))
     assert len(set(axes)) == 2
