@@ -133,6 +133,9 @@ _EQUALISATION_CLIP = 2.0
 # lateral wall, a spinous process) took 0.7% of the AP's body to black, where the quantum noise was cut in
 # half: its dark half clipped, its light half left as "salt specks in dark areas" (issue 16's blind read).
 _END_MARGIN = 0.04
+# How far from black (a share of the grey scale) the quantum mottle starts to fade (:func:`black_taper`) [ED 0.1,
+# 25 grey levels: contrast a few windows past the anatomy keeps its grain, steel at the end of the scale none].
+_BLACK_TAPER = 0.1
 # Radius (Gaussian standard deviation, mm at the detector) of the local mean that the display's toe, shoulder and tone
 # curve shape, the quantum mottle about it being shown at the window's own gain (to_display) [ED 2.0: a few times the
 # displayed mottle's correlation (1/e within ~2 px of 0.3 mm at 768 px, tests/simulator/test_fluoro_display_noise.py),
@@ -1338,7 +1341,13 @@ def to_display(measured: np.ndarray, field_mask: np.ndarray, window: tuple[float
         local_mean = np.where(inner & (weight > np.float32(0.05)), local_mean / np.maximum(weight, np.float32(1e-6)),
                               grey)
         grain = _noise_sized(grey - local_mean, scaled_mottle)
+        if beyond.any():
+            _grain_near_dense(grey, beyond, radius, scaled_mottle, grain)
         grey -= grain
+        if display.shoulder < 1.0:  # from the grey without its grain: a taper read from the noisy pixel is biased
+            taper = black_taper(shouldered(grey.copy(), display.shoulder, display.shoulder_reach))
+            grey += grain * (np.float32(1.0) - taper)  # what it leaves goes through the shoulder with the image
+            grain *= taper
         grain *= grain_taper(grey, display.toe, air)
     window_units = grey.copy() if display.toe > 0.0 else None
     if display.shoulder < 1.0:
@@ -1404,6 +1413,40 @@ def _noise_sized(detail: np.ndarray, mottle: np.ndarray) -> np.ndarray:
     edge many ``c`` high nearly nothing, so it keeps the display's curves and no halo forms (:func:`to_display`)."""
     limit = np.square(np.float32(3.0) * mottle)
     return detail * limit / (detail * detail + limit + np.float32(1e-12))
+
+
+def _grain_near_dense(grey: np.ndarray, beyond: np.ndarray, radius: float, mottle: np.ndarray,
+                      grain: np.ndarray) -> None:
+    """Into ``grain`` (float32, window units), near what lies ``beyond`` the window's dense end (iodine, steel): the
+    quantum-noise-sized part (:func:`_noise_sized`) of ``grey`` about an edge-preserving local mean, the bilateral mean
+    (:func:`noise_reduced`) over ``radius`` pixels of the neighbours within a few ``mottle`` of each pixel's grey.
+
+    Iodine past the window has quanta of its own, fewer than the tissue's, and its mottle is shown as the tissue's is.
+    A plain mean cannot give it: over a pool it takes in the tissue round it, or, with the pool left out of the
+    tissue's mean, the pool's mean was its own pixel, its grain went through the shoulder with the image ("opaque
+    paint", noise SD 0.5-1.7 grey levels in the contrast against 4-8 in the tissue, stop 25's blind read); a mean over
+    the pool's pixels alone lies on the far side of its fading edge, whose slope, read as grain, drew a contour round
+    it. The bilateral mean stops at the pool's and the needle's edges and is centred on a slope. Computed on the box
+    round them, blended in over two radii of their edge; the rest of ``grain`` is left as it is."""
+    reach = gaussian_blur(beyond.astype(np.float32), radius)
+    near = reach > np.float32(0.01)
+    rows, columns = np.nonzero(near)
+    box = (slice(rows.min(), rows.max() + 1), slice(columns.min(), columns.max() + 1))
+    mean = noise_reduced(grey[box], np.float32(3.0) * mottle[box], radius)
+    share = np.clip(reach[box] * np.float32(10.0), 0.0, 1.0)
+    grain[box] += share * (_noise_sized(grey[box] - mean, mottle[box]) - grain[box])
+
+
+def black_taper(shouldered_grey: np.ndarray) -> np.ndarray:
+    """The share of the quantum mottle the display shows near its dense end (float32): all of it up to
+    1 - :data:`_BLACK_TAPER`, then falling linearly to none at black (1) [ED: the darkest end burns out without
+    mottle, as a camera's clipped video does, the mirror of :func:`grain_taper`'s air; a needle's steel, many
+    windows past the anatomy, is black, not speckled].
+
+    >>> [round(float(v), 2) for v in black_taper(np.array([0.5, 0.9, 0.95, 1.0], np.float32))]
+    [1.0, 1.0, 0.5, 0.0]
+    """
+    return np.clip((np.float32(1.0) - shouldered_grey) * np.float32(1.0 / _BLACK_TAPER), 0.0, 1.0)
 
 
 def grain_taper(window_units: np.ndarray, toe: float, air: float) -> np.ndarray:
@@ -1716,7 +1759,11 @@ def render_fluoro(
     shown = display_noise_reduced(measured, noise, display)
     if subtract is None:  # a subtraction of two log images cancels the vignetting
         shown = camera_log(shown, field_mask, carm, detector)
-    mottle = noise if subtract is None else None
+    # The mottle the display keeps is the frame's own, from its input with the iodine and the steel: fewer quanta
+    # behind them, more noise (the anatomy's alone showed a pool of contrast a third smoother than tissue as dark).
+    mottle = None
+    if subtract is None and quanta is not None:
+        mottle = quantum_noise_log(exposed, quanta, detector=detector, pixel_size_mm=carm.pixel_size_mm)
     pixels = to_display(shown, field_mask, window, display, carm.pixel_size_mm, background, tone, mottle)
     if display.letters:
         pixels = burn_in_labels(pixels, carm, caption)
