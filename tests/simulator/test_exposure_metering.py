@@ -39,8 +39,11 @@ def test_the_caudal_lateral_is_windowed_like_a_lateral_not_flattened_by_the_back
     # lateral's large-scale range is subtracted before the window, 2.2 times the AP's on this patient; 3.0 since the
     # gluteus maximus's border falls from the PSIS (stop 24, generator 54): the AP of the sacrum has less full
     # buttock in its field (its window 1.25 -> 1.04) and the lateral more thin tissue behind the upper sacrum
-    # (2.71 -> 2.91): 2.8 times. The flattened frame this guards against was 4.7 times.
-    assert widths[1] <= 3.0 * widths[0], widths
+    # (2.71 -> 2.91): 2.8 times. 3.5 since the harmonisation's large-scale image is edge-aware (xray13, issue 16:
+    # the discs lighter than the tissue beside them, halos along the crests): the AP's steps between bone and soft
+    # tissue are compressed without a halo and its window narrows (1.04 -> 0.86), the lateral's, a smooth thin back
+    # to thick pelvis, stays (2.89): 3.4 times. The flattened frame this guards against was 4.7 times.
+    assert widths[1] <= 3.5 * widths[0], widths
     lateral = images[1]
     grey = lateral.pixels[lateral.field]
     assert np.mean((grey >= 60) & (grey <= 200)) >= 0.2

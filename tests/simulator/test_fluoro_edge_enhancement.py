@@ -20,7 +20,8 @@ def _step_response(display: Display, height: float) -> tuple[np.ndarray, np.ndar
     image = np.tile(row, (16, 1)).astype(np.float32)
     shown = to_display(image, np.ones(image.shape, bool), (0.0, 1.0), display, PIXEL_MM)[8].astype(float)
     detail = height * (ndtr(x_mm / BLUR_MM) - ndtr(x_mm / np.hypot(BLUR_MM, display.edge_radius_mm)))
-    enhanced = row + display.edge_enhancement * cored(detail.astype(np.float32), display.edge_coring)
+    enhanced = row + display.edge_enhancement * cored(detail.astype(np.float32), display.edge_coring,
+                                                      display.edge_limit)
     return shown, 255.0 * enhanced
 
 
