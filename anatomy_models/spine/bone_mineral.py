@@ -13,7 +13,7 @@ hydroxyapatite Ca10(PO4)6(OH)2 (3.16 g/cm^3) displacing water, at the CT's effec
 (``tissues.CT_EFFECTIVE_KEV``, 70 keV: 1.31 HU per mg/cm^3, the slope a QCT phantom calibrates on a scanner).
 Inside a bone the mineral displaces marrow (:data:`MARROW_HU`); in the partial-volume voxels just outside its
 labels, the soft tissue round it (``ct_synthesis.PERIOSTEAL_HU``, 40 HU). Counting the mineral over soft tissue
-inside the bone too reads 10% less (0.887 against 0.986 g/cm^2 on the built-in patient, L1-L4).
+inside the bone too reads 9% less (0.993 against 1.091 g/cm^2 on the built-in patient, L1-L4).
 
 Published values: L1-L4 aBMD of young adults 1.057 +- 0.110 g/cm^2 (men 21-30 years) and 1.064 +- 0.106
 (women) in NHANES 2005-2008 (Looker et al., "Lumbar spine and proximal femur bone mineral density, bone mineral

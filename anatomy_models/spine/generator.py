@@ -52,58 +52,67 @@ from anatomy_models.volume import Volume
 
 ProgressCallback = Callable[[float, float, str], None]
 
-# Cortical shell thickness (mm), cortical and cancellous core CT numbers (HU) by part kind, to the CT
-# numbers of real lumbar CT (clinical.md §5.4): the posterior arch averages 400-500 HU and the body
-# ~200-225 HU, an arch:body ratio of ~2 (it was 4:1 here, 1055 against 265 HU, and the arches drowned the
-# bodies, endplates and disc spaces on every view). The posterior elements (laminae with the pars,
-# articular, transverse and spinous processes): a cortex of 1-1.5 mm over a cancellous core of 300-450
-# HU [§5.4 measured]; 1 mm over 380 HU here. Their cortex is compact bone (+500 to +1900 HU, §5.1 [S102])
-# seen through a clinical scanner's 1 mm partial volume and kernel: 850 HU makes the arches' mean 490-500
-# HU (``spinesim``'s tests/anatomy_models/spine/test_bone_density.py measures it). The pedicle: the
-# thickest walls, 1.5 mm of full cortical bone (the bright ring of the eye on AP and oblique views, seen
-# end-on) [ED]. The body: its trabecular core at the mean L1 trabecular attenuation of adults at 120 kV,
-# 226 +- 44 HU under 30 years, falling 2.5 HU a year (Jang et al., Radiology 2019;291:360, 20 374 CTs;
-# not yet in clinical.md): 185 HU, a patient in the late forties (170 HU, the fifties, read as "empty
-# boxes" on the lateral: the shell outdrew the core; 190 HU until generator 31, whose denser side walls
-# would otherwise lift the body's mean CT number further above real CT's, §5.4). Its shell is a thin
-# porous membrane of fused trabeculae, ~0.3 mm (Silva et al. 1994; Ritzel et al. 1997; §5.4) of compact
-# bone (1200 HU, §5.1). A radiograph resolves it: seen tangentially, the body's side wall is a line of
-# more bone than the rays just inside it (the AP's concave vertical lines). A 1 mm CT does not: spread
-# over a voxel and the reconstruction blur, a shell with a real one's bone (0.32 mm of 1200 HU; 0.5 mm
-# of 800 HU here until generator 31, the same bone) gave the tangential ray 0.88 of the bone 4-7 mm
-# inside it, and the walls vanished on every AP (issue 15). So the shell carries what a radiograph of a
-# real body shows: 0.5 mm of 1100 HU with the 1 mm endosteal ramp gives the tangential ray 1.06 of the
-# inside's bone, a real shell's 1.05 at a radiograph's resolution (tests/anatomy_models/spine/
-# test_body_shell.py), for 5% more bone on the central ray. The endplates are denser (subchondral bone
-# plate) and the ring apophyses, the rims round the endplates, densest: see BODY_SHELL_MM_BY_FACING. The
-# posterior elements' core: 380 HU, the middle of §5.4's 300-450 HU (340 HU left the Scotty dog's ear and
-# front leg faint over the body).
-# The articular processes take the top of §5.4's 1-1.5 mm cortex: each carries its facet's subchondral
-# bone plate under the cartilage [ED]; with 1 mm the real L4's front leg (IAP, hanging mostly below its
-# body) stood out 0.11 of the display window on the Scotty-dog view, under the 0.12 the test asks.
-# The transverse process takes the top of that range too [ED]: a flat bar, thin front to back and thinning outward
-# (Li et al. 2003, clinical.md §4.7 [S87]), whose upper and lower borders seen edge-on are the dense rim that
-# outlines it on the AP; with 1 mm it read as "grey see-through blades" (stop 24's readers).
+# Cortical shell thickness (mm), cortical and cancellous core CT numbers (HU) by part kind. Each shell is painted at
+# its real thickness and density: the CT synthesis (ct_synthesis) then gives it a clinical scanner's partial volume
+# and kernel, once. The posterior elements (laminae with the pars, articular, transverse and spinous processes): a
+# cortex of compact bone (1200 HU, the tissue table's, the middle of §5.1's +500 to +1900 [S102]; below fully dense
+# ICRU cortical bone's 1594 HU for its porosity [ED], which with 1594 would also carry more mineral than the DXA's
+# posterior share below allows) 1 mm thick (clinical.md §5.4: 1-1.5 mm; the lamina and the inferior articular process
+# have the thickest cortex of the lumbar vertebra's regions, Odeh et al., Global Spine J 2021;11:34) over a cancellous
+# core of 300 HU (§5.4's 300-450 [measured], its low end). Until generator 58 the cortex was 850 HU, "compact bone
+# seen through the partial volume", which the synthesis then spread again: a transverse process, lamina or spinous
+# process crested at 670-840 HU on the CT, under the 960 HU a real 1 mm compact cortex gives at 1 mm
+# (tests/anatomy_models/spine/test_bone_density.py), and its edges seen along the beam (the TP's upper and lower
+# borders on the AP, the laminae and spinous processes on the lateral) were faint (stop 25's readers:
+# "semi-transparent paddles", the lateral's posterior elements missing). The core came down from 380 HU as the cortex
+# went up so that the arches' mineral stays a real vertebra's: on the DXA (``python -m
+# anatomy_models.spine.bone_mineral``, tests/anatomy_models/spine/test_bone_mineral.py) the L1-L4 posterior elements
+# read 0.566 g/cm^2 (0.512 until generator 58), against the 0.545 of NHANES's young adults' 1.06 g/cm^2 split by Lee
+# et al. 2009's posterior share (51.4%). The pedicle: the thickest walls, 1.5 mm of full cortical bone (the bright
+# ring of the eye on AP and oblique views, seen end-on) [ED]. The body: its trabecular core at 205 HU, a young adult's
+# (the patient the DXA test holds to NHANES's 21-30 years): L1 trabecular attenuation 226 +- 44 HU under 30 years at
+# 120 kV, falling 2.5 HU a year (Jang et al., Radiology 2019;291:360, 20 374 CTs), L1-L4 227-236 +- 42 HU in women of
+# 20-30 (Hendrickson et al., Iowa Orthop J 2018;38:25), within clinical.md §5.4's real lumbar CT (197-224 HU) and
+# QCT's young adult trabecular BMD (150-180 mg/cm^3 at bone_mineral's 1.31 HU per mg/cm^3, 196-236 HU). 185 HU until
+# generator 58, a patient in the late forties, left the bodies barely darker than the soft tissue beside them (stop
+# 25's readers); the bodies' share of the L1-L4 DXA rose from 0.472 to 0.532 g/cm^2 (published 0.515), the total from
+# 0.985 to 1.098 (1.06 +- 0.11; L1 1.110, 11% over its level's 0.999, the nearest to the test's 12%). Its shell is a
+# thin porous membrane of fused trabeculae, ~0.3 mm (Silva et al. 1994; Ritzel et al. 1997; §5.4) of compact bone
+# (1594 HU at the CT's 70 keV: ICRU cortical bone, 1.92 g/cm^3, clinical.md §5.2's attenuation). A radiograph resolves
+# it: seen tangentially, the body's side wall is a line of more bone than the rays just inside it (the AP's concave
+# vertical lines), 1.20 times as much over a young adult's 205 HU core. A 1 mm CT does not: spread over a voxel and
+# the reconstruction blur, a shell with a real one's bone gives the tangential ray 1.04 of the rays inside it, and the
+# walls vanished on every AP (issue 15). So the side wall carries what a radiograph of a real body shows: 0.75 mm of
+# 1100 HU with the 1 mm endosteal ramp gives the tangential ray 1.17 of the inside's bone, within 0.05 of a real
+# shell's (tests/anatomy_models/spine/test_body_shell.py), for 7% more bone on the central ray (0.5 mm until generator
+# 58, tuned over the 185 HU core with the tissue table's 1200 HU as the real shell's: over the denser core its
+# tangential ray fell to 0.97 of the inside's). The endplates are denser (subchondral bone plate) and the ring
+# apophyses, the rims round the endplates, densest: see BODY_SHELL_MM_BY_FACING.
+# The articular processes and the transverse processes take a 1.2 mm cortex: each articular process carries its
+# facet's subchondral bone plate under the cartilage [ED]; the transverse process is a flat bar, thin front to back
+# and thinning outward (Li et al. 2003, clinical.md §4.7 [S87]), whose upper and lower borders seen edge-on are the
+# dense rim that outlines it on the AP [ED]. (1.5 mm of 850 HU over 380 until generator 58: L4's TP now crosses 17%
+# more bone on the AP's rays: 4040 against 3450 HU mm above soft tissue, the median over its projected pixels.)
 _POSTERIOR = ("lamina", "SAP", "IAP", "transverse_process", "spinous_process")
 # The pelvic bones take one set each, so that no seam between two parts of one bone (where the nearest part,
 # which names a voxel, changes: planes between boxes) shows as a straight line of denser or lighter bone on
 # a radiograph (one source of issue 15's straight streaks in the sacrum, along the dorsal wall's and the
 # lateral masses' boxes). The sacrum (its lateral masses, alae, dorsal wall, cornua, S1 laminae and spinous
 # tubercle; not the S1 body, pedicles and articular processes): a cancellous core between the lumbar body's
-# and the arch's, under a 1 mm cortex of the arches' density [ED: the sacral ala's cortex is thin and its
+# and the arch's, under a 1 mm cortex of 850 HU [ED: the sacral ala's cortex is thin and its
 # cancellous bone sparse, the sacral insufficiency fracture's site]. The ilium: a 1.2 mm cortex, a little
 # denser [ED]: the iliac fossa (3 mm) is then two cortices with a little cancellous bone between, and the
 # crest a cancellous rim whose cortex shows as one dense line where the beam runs along it.
 _PELVIC = {"sacrum": (1.0, 250.0, 850.0), "ilium": (1.2, 250.0, 1100.0)}
-CORTEX_MM = {"body": 0.5, "pedicle": 1.5, **{kind: 1.0 for kind in _POSTERIOR}, "SAP": 1.5, "IAP": 1.5,
-             "transverse_process": 1.5,
+CORTEX_MM = {"body": 0.5, "pedicle": 1.5, **{kind: 1.0 for kind in _POSTERIOR}, "SAP": 1.2, "IAP": 1.2,
+             "transverse_process": 1.2,
              **{bone: v[0] for bone, v in _PELVIC.items()}, "default": 1.5}
-CORE_HU = {"body": 185.0, **{kind: 380.0 for kind in _POSTERIOR}, **{bone: v[1] for bone, v in _PELVIC.items()},
+CORE_HU = {"body": 205.0, **{kind: 300.0 for kind in _POSTERIOR}, **{bone: v[1] for bone, v in _PELVIC.items()},
            "default": TISSUES["cancellous_bone"].hu}
-CORTICAL_HU = {"body": 1100.0, **{kind: 850.0 for kind in _POSTERIOR}, **{bone: v[2] for bone, v in _PELVIC.items()},
+CORTICAL_HU = {"body": 1100.0, **{kind: 1200.0 for kind in _POSTERIOR}, **{bone: v[2] for bone, v in _PELVIC.items()},
                "default": TISSUES["cortical_bone"].hu}
 # The body's shell thickness (mm) by how much its surface faces along the spine's axis (|cos| of the
-# angle between the surface normal and the vertebra's superior axis): the side walls (0) keep the thin
+# angle between the surface normal and the vertebra's superior axis): the side walls (0) keep the thinner
 # shell; the rounded rims between wall and endplate (0.5-0.8), the ring apophyses, are the densest bone
 # of the body on a lateral radiograph; the endplates themselves (1) are a subchondral plate, 0.8 mm on CT
 # [ED: Silva et al. 1994 measured the endplate ~0.35 mm centrally and thicker at the rim; a clinical
@@ -111,7 +120,7 @@ CORTICAL_HU = {"body": 1100.0, **{kind: 850.0 for kind in _POSTERIOR}, **{bone: 
 # bodies as empty boxes on the lateral and AP views: the plates and rims keep the bone of 0.8 and 1.3 mm of
 # 800 HU (generator 28) in the denser shell, 0.53 and 0.87 mm of 1100 HU (the bone above the core's scales
 # with the thickness down to half the endosteal ramp).
-BODY_SHELL_MM_BY_FACING = ((0.0, 0.45, 0.65, 0.85, 1.0), (0.5, 0.5, 0.87, 0.53, 0.53))
+BODY_SHELL_MM_BY_FACING = ((0.0, 0.45, 0.65, 0.85, 1.0), (0.75, 0.75, 0.87, 0.53, 0.53))
 # The pedicle's cortical tube continues this far into the body (mm) before it merges with the
 # body's trabecular bone [ED]: the funnel that makes the pedicle's "eye" on AP and oblique views. Its
 # walls keep the CT number they had with the body's (generator 28): the eye and the Scotty dog's tests were

@@ -4,7 +4,7 @@ read as bone"): the lateral wall, seen tangentially on the AP, is a line of more
 A phantom body (an elliptic cylinder the size of a lumbar body's mid-height section) is painted the way the
 generator paints a body (its shell and core, partial volume, the reconstruction blur) on a 1 mm grid and
 projected along the AP axis; the truth is the same body with a real shell (clinical.md §5.4: 0.29-0.35 mm,
-of compact bone, §5.1) projected at a radiograph's resolution.
+of compact bone, §5.2) projected at a radiograph's resolution.
 """
 
 import numpy as np
@@ -13,12 +13,17 @@ from scipy.spatial import cKDTree
 
 from anatomy_models.spine.ct_synthesis import PERIOSTEAL_HU, RECONSTRUCTION_FWHM_MM, bone_hu_from_depth, inside_fraction
 from anatomy_models.spine.generator import BODY_SHELL_MM_BY_FACING, CORE_HU, CORTICAL_HU
-from anatomy_models.tissues import TISSUES
+from anatomy_models.tissues import CT_EFFECTIVE_KEV, linear_attenuation_per_mm
 
 # An L3 body at mid-height: ~45 mm wide, ~33 mm deep [ED, the mean shape's L3 in shapes/; Zhou et al. 2000].
 HALF_WIDTH_MM, HALF_DEPTH_MM = 22.0, 16.5
 REAL_SHELL_MM = 0.32                      # clinical.md §5.4: 0.29-0.35 mm (Silva 1994; Ritzel 1997)
-REAL_SHELL_HU = TISSUES["cortical_bone"].hu  # compact bone, 1200 HU: the middle of clinical.md §5.1's +500 to +1900
+# Compact bone's CT number at the CT's effective energy: ICRU cortical bone (1.92 g/cm^3) against water, the
+# attenuation of clinical.md §5.2 (1594 HU at 70 keV, within §5.1's +500 to +1900). The tissue table's 1200 HU (the
+# range's middle) was the truth until generator 58: over a young adult's 212 HU core it leaves a real shell no line
+# on a radiograph (the tangential ray 0.96 of the inside's), which real radiographs of young adults show.
+REAL_SHELL_HU = 1000.0 * (linear_attenuation_per_mm("cortical_bone", CT_EFFECTIVE_KEV)
+                          / linear_attenuation_per_mm("water", CT_EFFECTIVE_KEV) - 1.0)
 # A fluoroscope's own blur at the patient (focal spot and detector, Gaussian sigma) [ED: the display chain's
 # DetectorModel blur, 0.3 mm, at the detector; about 0.2 mm back at the isocentre]: it resolves a 0.3 mm cortex,
 # where a 1 mm CT cannot.
@@ -80,17 +85,18 @@ def wall_over_inside(x_mm: np.ndarray, profile: np.ndarray) -> float:
 
 
 def test_a_real_body_wall_seen_tangentially_is_a_line_of_more_bone_than_inside():
-    """The truth itself: a 0.32 mm compact shell, seen at a radiograph's resolution, puts ~5% more bone on the
-    tangential ray than on the rays 4-7 mm inside (the "concave vertical lines" of the AP body's sides)."""
+    """The truth itself: a 0.32 mm compact shell, seen at a radiograph's resolution, puts ~20% more bone on the
+    tangential ray than on the rays 4-7 mm inside (the "concave vertical lines" of the AP body's sides), a line,
+    not a slab (under 1.3)."""
     x = np.arange(-30.0, 30.0, 0.01)
-    assert 1.03 < wall_over_inside(x, real_body_profile(x)) < 1.2
+    assert 1.03 < wall_over_inside(x, real_body_profile(x)) < 1.3
 
 
 def test_the_painted_body_wall_gives_the_tangential_excess_of_a_real_one():
     """On the 1 mm CT the shell is spread over a voxel and the reconstruction blur: a shell with a real one's
-    bone (0.32 mm of 1200 HU) then gives a tangential ray no more than the rays inside it (0.88 of them: no wall
-    line on the AP). The painted shell carries what a radiograph of a real body shows: its wall/inside ratio
-    within 0.05 of the truth's (1.05; 1.06 here), over sub-voxel positions of the wall."""
+    bone (0.32 mm of 1594 HU) then gives a tangential ray barely more than the rays inside it (1.04 of them: no
+    wall line on the AP). The painted shell carries what a radiograph of a real body shows: its wall/inside ratio
+    within 0.05 of the truth's (1.20; 1.17 here), over sub-voxel positions of the wall."""
     x_fine = np.arange(-30.0, 30.0, 0.01)
     truth = wall_over_inside(x_fine, real_body_profile(x_fine))
     ours = []
