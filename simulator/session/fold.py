@@ -533,7 +533,10 @@ class _Step:
         pulled_back = min(needle.depth_mm, max(deep_end - SUBCUTANEOUS_MARGIN_MM, MIN_STEERING_DEPTH_MM))
         direction = _aimed_direction(needle.entry, self.action)
         turned = needle.redirected(direction, 0.0, self.action.bevel_roll_deg)
-        if self.tracer.tissue_of(self.tracer.structure_at(turned.entry + min(pulled_back, 2.0) * turned.direction)) == AIR:
+        # Whether the new direction points into the body is read 2 mm along it from the entry, however deep the
+        # needle is: a needle just placed (depth 0) read the entry point itself, on the skin's surface, where the
+        # voxel is air or skin by a fraction of a millimetre.
+        if self.tracer.tissue_of(self.tracer.structure_at(turned.entry + 2.0 * turned.direction)) == AIR:
             raise SpinesimError("redirect: that direction points out of the body", hint="aim into the patient")
         state = replace(state, redirects=state.redirects + 1, passes=state.passes + 1, near_root=False)
         self.emit("redirect", "info", f"pulled back to {pulled_back:.1f} mm and re-aimed", passes=state.passes,

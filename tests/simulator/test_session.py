@@ -187,6 +187,17 @@ def test_redirect_pulls_back_to_the_subcutaneous_layer_and_counts_a_pass():
         session.apply({"type": "redirect", "t": 4, "direction": [0.0, 1.0, 0.0]})
 
 
+def test_a_needle_just_placed_can_be_redirected_into_the_body():
+    """At depth 0 the re-aimed direction is read 2 mm along it, not at the entry point on the skin's surface
+    (whose voxel is air or skin by a fraction of a millimetre: facet-l5s1-right's competent attempt was refused)."""
+    session = _session()
+    session.apply({"type": "place_needle", "t": 1, "entry": [8.0, 45.0, 20.0], "direction": [0, -1, 0]})
+    events = session.apply({"type": "redirect", "t": 2, "direction": [0.0, -1.0, -0.3]})
+    assert events[0].kind == "redirect" and session.state.redirects == 1
+    with pytest.raises(SpinesimError, match="points out of the body"):
+        session.apply({"type": "redirect", "t": 3, "direction": [0.0, 1.0, 0.0]})
+
+
 def test_the_hub_stops_the_needle():
     session = _session("facet-default")
     session.apply({"type": "place_needle", "t": 1, "entry": [30.0, 45.0, 0.0], "direction": [0, -1, 0]})
