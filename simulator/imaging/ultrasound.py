@@ -133,22 +133,31 @@ RING_DOWN_GAIN = 0.25
 # (geometric optics) approximation a surface whose facets' slopes are Gaussian with rms slope s backscatters
 # an intensity exp(-tan^2 angle / 2 s^2) / cos^4 angle (Beckmann and Spizzichino 1963; Ogilvy, Theory of
 # Wave Scattering from Random Rough Surfaces, 1991, ch. 4): amplitude (1 + tan^2) exp(-tan^2 / 4 s^2). At
-# s = BONE_RMS_SLOPE [ED] it falls over tens of degrees: -1 dB at 30 degrees, -5 dB at 45, -12 dB at 55,
-# -20 dB at 60, and from 65 degrees the sides along the beam fall to BONE_ROUGHNESS (-34 dB), the muscle's
-# level: a lamina's back face, which the paramedian sagittal oblique beam meets 40-55 degrees off its
-# normal, is a continuous bright plate, while the walls of the spinous and articular processes, 70-90
-# degrees off, stay dark (a cap over a dark flank). A mirror's lobe (cos^8: -10 dB at 30 degrees, -24 dB at
-# 45, -32 dB at 55) lit the laminae only at their apex, the sonographers' blind read's "shark fins"; at
-# cos^3 the steep walls of the processes were drawn as bright as their tops (square "posts"); at 10 %
-# roughness the sides drew box-shaped bone.
+# s = BONE_RMS_SLOPE [ED] it falls over a few tens of degrees: -3 dB at 30 degrees, -12 dB at 45, -26 dB at
+# 55, and from 60 degrees the sides along the beam fall to BONE_ROUGHNESS (-34 dB), the muscle's level: a
+# surface is bright where it faces the probe and fades as it tilts away, and the walls of the spinous and
+# articular processes, 60-90 degrees off, stay dark (a cap over a dark flank). A mirror's lobe (cos^8: -10 dB
+# at 30 degrees, -24 dB at 45, -32 dB at 55) lit the laminae only at their apex, the sonographers' blind
+# read's "shark fins"; at cos^3 the steep walls of the processes were drawn as bright as their tops (square
+# "posts"); at 10 % roughness the sides drew box-shaped bone; at s = 0.45 (-5 dB at 45 degrees, -12 dB at
+# 55) a surface's echo stood 24 dB over the muscle 45-60 degrees off the beam (grey 133-153 where it faced
+# the probe at 196-221, paramedian and transverse views at 3.5 MHz), which log compression shows as nearly
+# the same white: the stop-25 blind read's bone "capsules" of even brightness, "full brightness on 55 degree
+# slopes". At 0.35 those slopes fall to grey 77-115, half way to the muscle (grey 37-47).
 # Soft-tissue interfaces (fascia, ligament, dura) are large smooth sheets: their echo falls steeply with the
 # angle (|cos|^SOFT_SPECULAR_EXPONENT; a sheet parallel to the beam, such as the thecal sac's lateral walls
 # in a transverse view, returns only SOFT_ROUGHNESS of its reflection, -40 dB, and vanishes into the noise
-# floor: the sac is a dark space with a bright roof and floor, not a ring). An interface counts as bone-like
+# floor: the sac is a dark space with a bright roof and floor, not a ring). A smooth sheet is a mirror: its
+# echo leaves the receive aperture (half angle atan(1 / 2 f-number), 9.5 degrees at MIN_F_NUMBER) once the
+# sheet tilts by about half that, so the lobe is as steep as the septa's (cos^10 [ED]: -3 dB at 21 degrees,
+# -20 dB at 40). At cos^4 (-12 dB at 45 degrees) the dura's round cross-section stayed lit to 60 degrees on
+# either side and the voxel stairs' treads on its sides (normals leaning toward the beam) lit too: the sac a
+# closed ring, the blind read's "crown" (a round sac's wall 70 degrees off the beam: grey 58, now 17, the
+# noise floor 7). An interface counts as bone-like
 # when its |Δ ln Z| exceeds BONE_LIKE_STEP (muscle -> cortex is 1.4, muscle -> ligament 0.09).
 BONE_LIKE_STEP = 0.5
-BONE_RMS_SLOPE, BONE_ROUGHNESS = 0.45, 0.02
-SOFT_SPECULAR_EXPONENT, SOFT_ROUGHNESS = 4.0, 0.01
+BONE_RMS_SLOPE, BONE_ROUGHNESS = 0.35, 0.02
+SOFT_SPECULAR_EXPONENT, SOFT_ROUGHNESS = 10.0, 0.01
 # Both faces of a layer thinner than this (mm) give one echo (their sum, at their centroid) [ED]:
 # fascial planes, intermuscular septa, the dura and the posterior longitudinal ligament are sheets under
 # a millimetre thick, which a 1-2 mm label map draws a voxel or two thick; traced face by face they
@@ -980,6 +989,7 @@ def _trace_lines(voxels, world_to_index, ln_z, attenuation, backscatter, texture
         fat_cell = np.full(3, np.iinfo(np.int64).min, dtype=np.int64)
         previous = ln_z[gel]
         in_body = False
+        run_at_skin = False     # the interface began before the line was fully in tissue: the skin's
         run_sign = 0
         run_sum = 0.0
         run_first = 0
@@ -1102,6 +1112,11 @@ def _trace_lines(voxels, world_to_index, ln_z, attenuation, backscatter, texture
                 if snapped:
                     position = crossed_at
                 merges = pending_echo > 0.0 and position - pending_at <= merge_samples
+                if run_at_skin:
+                    # The skin pressed onto the face takes its shape (SKIN_PRESS_DEPTH_MM): square to every
+                    # line, whatever the label map's unpressed skin; a smooth sheet's steep lobe otherwise
+                    # dimmed it 12 dB under a convex face's ends on a flat back.
+                    rnx, rny, rnz = dx, dy, dz
                 pending_at, pending_echo, pending_start = _merge_or_deposit(
                     coherent[line], run_start[line], pending_at, pending_echo, pending_start, position,
                     _interface_echo(run_sum, rnx, rny, rnz, dx, dy, dz, px, py, pz, bone_salt), run_first - 1,
@@ -1111,6 +1126,7 @@ def _trace_lines(voxels, world_to_index, ln_z, attenuation, backscatter, texture
             if sign != 0:
                 if run_sign == 0:
                     run_sign = sign
+                    run_at_skin = not in_body
                     run_sum = 0.0
                     run_first = m
                     run_weight = 0.0

@@ -86,6 +86,40 @@ def test_walls_parallel_to_the_beam_fall_below_the_noise_floor(sac):
     assert roof.mean(axis=1).max() > 4 * floor
 
 
+def test_a_round_sac_is_a_bright_roof_and_floor_not_a_ring():
+    """Issue 17 (the stop-25 blind read's "closed ring" in the transverse interlaminar view): the dura is a smooth
+    sheet, a mirror, so a round sac's wall echoes where it faces the probe (its roof and floor) and not where
+    it runs along the beam. A CSF tube of radius 8 mm walled by a 1 mm dura shell, in fluid (no speckle to hide
+    a faint echo), on the 1 mm grid that draws its wall as voxel stairs: the roof's echo is bright, the wall
+    70-90 degrees off the beam (its sides) at most a few floors' grey. (Seen on main: grey 58 and 40 at 70 and
+    80 degrees, the floor 7: the dura's cos^4 lobe lit the stairs' treads, whose normals lean toward the
+    beam, as a dotted ring; at cos^10 17 and 13.)"""
+    labels = np.full((60, 48, 40), 3, np.uint8)
+    x, y = np.meshgrid(np.arange(60.0) + 0.5, np.arange(48.0) + 0.5, indexing="ij")
+    radius = np.hypot(x - 30.0, y - 22.0)
+    labels[radius < 9.0] = 2
+    labels[radius < 8.0] = 1
+    tube = block(labels, "csf", "dura", "water")
+    image = render_ultrasound(tube, Probe("linear", position=[30, 47.5, 20], axial=[0, -1, 0], lateral=[1, 0, 0],
+                                          frequency_mhz=6.0, depth_mm=44.0, footprint_mm=56.0, image_shape=(220, 280)))
+    grey = image.pixels.astype(float)
+    floor = 255.0 * ultrasound.DISPLAY_NOISE_ABOVE_BLACK_DB / image.probe.dynamic_range_db
+
+    def wall_grey(angle_deg):
+        """Brightest grey within 1 mm of the wall's middle (radius 8.5 mm) at this angle from the beam's axis."""
+        wall_x = 30.0 + 8.5 * np.sin(np.radians(angle_deg))
+        wall_y = 22.0 + 8.5 * np.cos(np.radians(angle_deg))
+        rows, cols = np.meshgrid(np.arange(grey.shape[0]), np.arange(grey.shape[1]), indexing="ij")
+        points = image.pixel_to_lps(rows, cols)
+        near = np.hypot(points[..., 0] - wall_x, points[..., 1] - wall_y) < 1.0
+        return grey[near].max()
+
+    roof = wall_grey(0.0)
+    sides = [wall_grey(sign * angle) for sign in (-1, 1) for angle in (70.0, 80.0, 90.0)]
+    assert roof > 8.0 * floor, (roof, floor)
+    assert max(sides) < 3.5 * floor, (sides, floor)
+
+
 def test_shadows_are_dark_but_never_exactly_black(sac):
     image = sac_image(sac, gain_db=15.0)
     shadow = image.pixels[row_of(image, 20.0):row_of(image, 6.0), column_of(image, 3.0):column_of(image, 10.0)]
