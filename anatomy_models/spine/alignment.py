@@ -40,9 +40,7 @@ DISC_LOSS_WEIGHT = {"T12-L1": 0.4, "L1-L2": 0.5, "L2-L3": 0.6, "L3-L4": 0.8, "L4
 MIN_DISC_HEIGHT_MM = 2.0
 # No spine is symmetric. Each vertebra and interspace of a generated spine gets a small left-right difference
 # drawn from the patient's seed (a normal draw of these standard deviations times the parameter
-# ``natural_asymmetry``, cut at two of them). The parameter is 0 by default for now: at 1 the built-in patient's
-# AP shows L5's pedicles as rings, but guards tuned on the symmetric spine (the L4 Scotty neck's edge, the
-# ultrasound trident's L5 process, the landmark and measurement tables) must first be refitted to it.
+# ``natural_asymmetry``, cut at two of them; 1 by default, so every generated patient has them):
 # - the facet angle (tropism, the left joint's angle minus the right's): left-right asymmetry is common
 #   (clinical.md §4.6 [S82], randomised +-5 deg per side there); 4 deg, as the drawn patients' tropism;
 # - the pedicle's isthmus width (left minus right), 0.6 mm [ED: under a tenth of the width, within the
@@ -54,19 +52,48 @@ MIN_DISC_HEIGHT_MM = 2.0
 #   people from T2 to L5 (Kouwenhoven et al., Spine 2006;31:1467), of a few degrees at most in the lumbar spine].
 NATURAL_ASYMMETRY_SD = {"facet_tropism_deg": 4.0, "pedicle_width_mm": 0.6, "transverse_process_length_mm": 2.0,
                         "axial_rotation_deg": 1.0}
+# Beyond the vertebrae the body differs too, drawn the same way from a stream of the seed of its own (so the
+# vertebrae's draws stay what they were):
+# - the iliac crest's height (left minus right), 3 mm [ED: an anatomic leg-length inequality is found in 90 % of
+#   people, 5.2 +- 4.1 mm (Knutson, Chiropr Osteopat 2005;13:11), and tilts the standing pelvis by as much; lying
+#   down the load is off and what stays is the hemipelves' own difference, taken as a few mm];
+# - the hip bone's size (left over right, minus 1), 0.015 [ED: 4 mm of a 28 cm bi-iliac breadth];
+# - the paraspinal muscles' cross-section (multifidus and erector spinae; left minus right, as a fraction of
+#   their mean), 0.05: in 126 men without back pain the multifidus's mean area was 7.3-11.1 cm2 on the right
+#   against 6.9-10.8 on the left, the right larger in 65-68 % (Niemelainen et al., Spine 2011;36:2152), a few
+#   per cent, one way or the other in each person;
+# - the trunk's half-width at the flanks (left minus right), 4 mm [ED: 1.5 % of a 25 cm half-width].
+BODY_ASYMMETRY_SD = {"iliac_crest_height_mm": 3.0, "hip_bone_size": 0.015, "paraspinal_area": 0.05,
+                     "flank_width_mm": 4.0}
+
+
+class LeftMinusRight:
+    """A record of left-minus-right differences; each side takes half."""
+
+    @staticmethod
+    def side(value: float, side: str) -> float:
+        """The share of a left-minus-right difference ``value`` on ``side``: +half on the left, -half on the right."""
+        return 0.5 * value if side == "left" else -0.5 * value
 
 
 @dataclass(frozen=True)
-class NaturalAsymmetry:
+class NaturalAsymmetry(LeftMinusRight):
     """One vertebra's left-right differences (left minus right; each side gets half) and axial rotation."""
 
     pedicle_width_mm: float = 0.0
     transverse_process_length_mm: float = 0.0
     axial_rotation_deg: float = 0.0
 
-    def side(self, value: float, side: str) -> float:
-        """The share of a left-minus-right difference ``value`` on ``side``: +half on the left, -half on the right."""
-        return 0.5 * value if side == "left" else -0.5 * value
+
+@dataclass(frozen=True)
+class BodyAsymmetry(LeftMinusRight):
+    """The pelvis's and the soft tissues' left-right differences (left minus right; each side gets half), as
+    :data:`BODY_ASYMMETRY_SD` describes them."""
+
+    iliac_crest_height_mm: float = 0.0
+    hip_bone_size: float = 0.0
+    paraspinal_area: float = 0.0
+    flank_width_mm: float = 0.0
 
 
 def natural_asymmetry(params: SpineParameters) -> tuple[dict[str, NaturalAsymmetry], dict[str, float]]:
@@ -77,7 +104,7 @@ def natural_asymmetry(params: SpineParameters) -> tuple[dict[str, NaturalAsymmet
     >>> vertebrae, tropism = natural_asymmetry(SpineParameters(seed=7, natural_asymmetry=1.0))
     >>> bool(vertebrae["L4"].pedicle_width_mm != 0.0), bool(abs(tropism["L4-L5"]) <= 8.0)
     (True, True)
-    >>> natural_asymmetry(SpineParameters(seed=7))[1]["L4-L5"] == 0.0   # the default spine is symmetric
+    >>> natural_asymmetry(SpineParameters(seed=7, natural_asymmetry=0.0))[1]["L4-L5"] == 0.0   # a symmetric spine
     True
     """
     rng = np.random.default_rng([params.seed, 47])
@@ -90,6 +117,24 @@ def natural_asymmetry(params: SpineParameters) -> tuple[dict[str, NaturalAsymmet
                                         draw("axial_rotation_deg")) for name in VERTEBRA_NAMES}
     tropism = {name: draw("facet_tropism_deg") for name in INTERSPACE_NAMES}
     return vertebrae, tropism
+
+
+def body_asymmetry(params: SpineParameters) -> BodyAsymmetry:
+    """The pelvis's and soft tissues' :class:`BodyAsymmetry`, drawn from the patient's seed
+    (:data:`BODY_ASYMMETRY_SD` times ``params.natural_asymmetry``, cut at two of them; the crest's height scaled
+    with the skeleton); the same seed always gives the same body.
+
+    >>> body_asymmetry(SpineParameters(seed=7)) == body_asymmetry(SpineParameters(seed=7)) != body_asymmetry(
+    ...     SpineParameters(seed=8))
+    True
+    >>> body_asymmetry(SpineParameters(natural_asymmetry=0.0)) == BodyAsymmetry()
+    True
+    """
+    rng = np.random.default_rng([params.seed, 48])
+    draws = {kind: float(np.clip(rng.normal(), -2.0, 2.0)) * sd * params.natural_asymmetry
+             for kind, sd in BODY_ASYMMETRY_SD.items()}
+    draws["iliac_crest_height_mm"] *= params.skeleton_scale
+    return BodyAsymmetry(**draws)
 
 
 def sagittal_rotation(tilt_deg: float) -> np.ndarray:
@@ -170,6 +215,7 @@ class SpineAlignment:
 
     vertebrae: dict[str, VertebraGeometry]
     discs: dict[str, DiscGeometry]
+    body: BodyAsymmetry = BodyAsymmetry()
 
     def endplate_normal(self, level: str, which: str) -> np.ndarray:
         """Unit normal of a body's ``superior`` or ``inferior`` endplate, pointing away from the body."""
@@ -319,4 +365,4 @@ def align_spine(params: SpineParameters) -> SpineAlignment:
         anterior, posterior, middle, length, concavity = heights[name]
         discs[name] = DiscGeometry(name, upper, lower, anterior, posterior, middle, length, concavity,
                                    INTERSPACES[name], frame(*disc_placed[name]), tropism[name])
-    return SpineAlignment(vertebrae, discs)
+    return SpineAlignment(vertebrae, discs, body_asymmetry(params))

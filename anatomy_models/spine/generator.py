@@ -189,7 +189,7 @@ def build_model(params: SpineParameters) -> SpineModel:
     neural = build_neural(alignment, skeleton.layouts, params, top_z + TABLE_MARGIN_MM)
     vessels = build_vessels(skeleton.layouts, neural, params, top_z + TABLE_MARGIN_MM)
     profile = spine_profile(skeleton)
-    muscles = muscle_shapes(profile, top_z + TABLE_MARGIN_MM, bottom_z - TABLE_MARGIN_MM)
+    muscles = muscle_shapes(profile, top_z + TABLE_MARGIN_MM, bottom_z - TABLE_MARGIN_MM, alignment.body)
     flavum = flavum_shapes(skeleton, params.degeneration)
     supraspinous = supraspinous_shape(skeleton, top_z + TABLE_MARGIN_MM)
     erectors = (muscles["muscle.erector_spinae.left"], muscles["muscle.erector_spinae.right"])

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from anatomy_models.errors import SpinesimError
 from anatomy_models.spine.alignment import INTERSPACE_NAMES, VERTEBRA_NAMES
 from anatomy_models.spine.facets import SAP_THICKNESS_MM, FacetJoint
 from anatomy_models.spine.neural import NeuralStructures
@@ -44,6 +45,19 @@ def surface_along(shape: Shape, start: np.ndarray, direction: np.ndarray, reach_
     low, high = _bisect(lambda middles: (_sdf_at(shape, start[None, :] + middles[:, None] * direction[None, :]) < 0)
                         == inside[0], t[change[0]], t[change[0] + 1], BISECTION_STEPS)
     return start + 0.5 * (low + high) * direction
+
+
+def farthest_inside(shape: Shape, near: np.ndarray, axis: np.ndarray, reach_mm: float = TP_TIP_SEARCH_BEYOND_MM
+                    ) -> np.ndarray:
+    """The point inside ``shape`` within ``reach_mm`` of ``near`` (on a 1 mm grid) that lies farthest along
+    ``axis``: a process's tip when the layout's line from its root to its tip runs past the real bone (L5's,
+    which bends up and forward off that line, missed it by 0.04 mm on the right once its length was its own)."""
+    offsets = np.arange(-reach_mm, reach_mm + 0.5, 1.0)
+    grid = np.stack(np.meshgrid(offsets, offsets, offsets, indexing="ij"), axis=-1).reshape(-1, 3) + near
+    inside = grid[_sdf_at(shape, grid) < 0]
+    if len(inside) == 0:
+        raise SpinesimError(f"no bone of the process within {reach_mm:g} mm of {np.round(near, 1).tolist()}")
+    return inside[int(np.argmax(inside @ axis))]
 
 
 def _bisect(on_low_side, low: float, high: float, steps: int) -> tuple[float, float]:
@@ -176,7 +190,10 @@ def spine_landmarks(skeleton: Skeleton, neural: NeuralStructures, flavum: dict[s
                 root, tip = layout.world(layout.tp_root[side]), layout.world(layout.tp_tip[side])
                 # Back from beyond the tip: the first bone met is the tip, whatever the process's bends.
                 beyond = tip + (tip - root) / np.linalg.norm(tip - root) * TP_TIP_SEARCH_BEYOND_MM
-                points[f"{name}.transverse_process.{side}.tip"] = surface_along(tp, beyond, root - beyond)
+                found = surface_along(tp, beyond, root - beyond)
+                if np.array_equal(found, beyond):  # the line missed the real process: aim at its farthest point
+                    found = surface_along(tp, beyond, farthest_inside(tp, tip, tip - root) - beyond)
+                points[f"{name}.transverse_process.{side}.tip"] = found
             if name == "S1":  # the L5 dorsal ramus crosses the sacral ala (clinical.md §2.4 [S3])
                 points[f"S1.SAP_ala_junction.{side}"] = sap_tp_junction(skeleton, name, side, bone)
             elif name != "T12":

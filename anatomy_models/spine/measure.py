@@ -288,6 +288,14 @@ def interspinous_gap(anatomy: Anatomy, interspace: str) -> float:
     return float(ndimage.distance_transform_edt(~a, sampling=step)[b].min())
 
 
+def transverse_process_reach(anatomy: Anatomy, level: str, side: str) -> float:
+    """How far the transverse process on ``side`` reaches from the body's centre (mm), along the vertebra's own
+    left-right axis: the two sides differ by the drawn differences of their processes' lengths and pedicles'
+    widths (alignment.NATURAL_ASYMMETRY_SD)."""
+    frame = vertebra_frame(anatomy, level)
+    return float(np.abs((_points(anatomy, f"{level}.transverse_process.{side}") - frame.origin) @ frame.u).max())
+
+
 def facet_angle(anatomy: Anatomy, interspace: str, side: str) -> float:
     """Angle of the facet joint space from the mid-sagittal plane in the axial plane (degrees)."""
     frame = interspace_frame(anatomy, interspace)
@@ -354,18 +362,28 @@ def skin_distance(anatomy: Anatomy, target: np.ndarray, direction: np.ndarray, r
     return _edges(body, t, int(outside[0]) - 1)[1] if outside[0] > 0 else 0.0
 
 
+# The posterior epidural depth is read on rays this far either side of the window's centre (mm), and the deepest
+# kept: one ray on a 1 mm grid read 3.05 mm at L2-L3 of the symmetric patient and 2.0-2.8 mm 1-4 mm beside it, so a
+# centre moved 0.4 mm by the natural asymmetry changed the reading by a voxel.
+EPIDURAL_DEPTH_ACROSS_MM = (-2.0, -1.0, 0.0, 1.0, 2.0)
+
+
 def posterior_epidural_depth(anatomy: Anatomy, interspace: str) -> float:
     """Depth (mm) of the epidural space behind the dural sac in the midline of an interlaminar window,
-    along the interspace's posterior axis (clinical.md §4.7 [S91]: up to 5-6 mm mid-lumbar)."""
+    along the interspace's posterior axis (clinical.md §4.7 [S91]: up to 5-6 mm mid-lumbar): the deepest on
+    the rays :data:`EPIDURAL_DEPTH_ACROSS_MM` either side of the window's centre."""
     frame = interspace_frame(anatomy, interspace)
-    centre = anatomy.landmark(f"{interspace}.interlaminar_window.center")
+    sampler = MaskSampler(anatomy, "epidural_space")
     t = np.arange(-25.0, 5.0, STEP_MM)
-    values = MaskSampler(anatomy, "epidural_space")(centre[None, :] + t[:, None] * frame.v[None, :])
-    inside = np.flatnonzero(values > 0.5)
-    if len(inside) == 0:
-        return 0.0
-    low, high = _edges(values, t, int(inside[-1]))
-    return high - low
+    deepest = 0.0
+    for across in EPIDURAL_DEPTH_ACROSS_MM:
+        centre = anatomy.landmark(f"{interspace}.interlaminar_window.center") + across * frame.u
+        values = sampler(centre[None, :] + t[:, None] * frame.v[None, :])
+        inside = np.flatnonzero(values > 0.5)
+        if len(inside):
+            low, high = _edges(values, t, int(inside[-1]))
+            deepest = max(deepest, high - low)
+    return deepest
 
 
 # ------------------------------------------------------------------------------ the table

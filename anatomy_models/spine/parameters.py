@@ -29,7 +29,7 @@ import numpy as np
 from anatomy_models.errors import SpinesimError, quoted
 
 # Bump whenever the generated anatomy changes for the same parameters: cached anatomies are keyed by it.
-GENERATOR_VERSION = 58
+GENERATOR_VERSION = 61
 
 SPACINGS_MM = (0.5, 1.0, 2.0)
 TRANSITIONAL = ("none", "sacralized_L5", "lumbarized_S1")
@@ -77,11 +77,12 @@ class SpineParameters:
     facet_tropism_deg : float
         Left minus right facet joint angle at every level, degrees (-20 to 20); §4.6 [S82].
     natural_asymmetry : float
-        How much of the natural left-right variation of a real spine the vertebrae get, drawn from ``seed``
-        per level (0-2): 1 gives each level its own pedicle widths, transverse process lengths, facet
-        tropism and a slight axial rotation within normal variation
-        (:data:`anatomy_models.spine.alignment.NATURAL_ASYMMETRY_SD`); 0 (the default, for now) a mirror-
-        symmetric spine.
+        How much of the natural left-right variation of a real body the patient gets, drawn from ``seed`` (0-2):
+        1 (the default) gives each level its own pedicle widths, transverse process lengths, facet tropism and a
+        slight axial rotation within normal variation
+        (:data:`anatomy_models.spine.alignment.NATURAL_ASYMMETRY_SD`), and the ilia, the paraspinal muscles and
+        the flanks their own sizes on each side (:data:`anatomy_models.spine.alignment.BODY_ASYMMETRY_SD`);
+        0 a mirror-symmetric patient (for teaching the symmetric picture, or to isolate one variation).
     transitional : {"none", "sacralized_L5", "lumbarized_S1"}
         Lumbosacral transitional anatomy.
     adamkiewicz_level, adamkiewicz_side : str
@@ -119,7 +120,7 @@ class SpineParameters:
     scoliosis_rotation_deg: float = 0.0
     degeneration: float = 0.0
     facet_tropism_deg: float = 0.0
-    natural_asymmetry: float = 0.0
+    natural_asymmetry: float = 1.0
     transitional: str = "none"
     adamkiewicz_level: str = "T12"
     adamkiewicz_side: str = "left"

@@ -9,7 +9,8 @@ centre set :data:`AURICULAR_OVERLAP_MM` past the joint's iliac face, so that the
 the joint's gap; the bone is scaled by the patient's skeletal scale (sex and size,
 ``SpineParameters.skeleton_scale``, times :data:`HIP_BONE_SCALE`), and the part above the joint's centre is
 stretched (or shrunk) vertically so that the crest's summit is at the L4-L5 interspace (Tuffier's line,
-clinical.md §4.8 [S51]).
+clinical.md §4.8 [S51]); each side's summit and size then take their share of the patient's drawn left-right
+differences (:func:`hip_bone_placements`).
 
 The template's iliac fossa was thinned when the grid was built (``shapes/build_ilium.py``): the blade is two
 cortices with little cancellous bone between, translucent on radiographs; the crest, the pillar from the
@@ -348,18 +349,28 @@ def sacral_clearance(joint: SacroiliacJoint, sacral_parts: list[Shape], sacral_c
                            ilium)
 
 
+def hip_bone_placements(skeleton: Skeleton, joints: dict[str, SacroiliacJoint],
+                        skeleton_scale: float) -> dict[str, HipBonePlacement]:
+    """Each side's :func:`hip_bone_placement` on ``joints`` (by side), the crest's summit at Tuffier's line (the
+    L4-L5 interspace) and the bone at the patient's ``skeleton_scale``, each side with its share of the
+    patient's drawn differences (:class:`anatomy_models.spine.alignment.BodyAsymmetry`): no pelvis is a mirror
+    image, one crest stands a few mm higher and one hip bone is a little larger."""
+    tuffier_z = float(skeleton.alignment.discs["L4-L5"].frame.origin[2])
+    body = skeleton.alignment.body
+    return {side: hip_bone_placement(joint, tuffier_z + body.side(body.iliac_crest_height_mm, side),
+                                     skeleton_scale * (1.0 + body.side(body.hip_bone_size, side)))
+            for side, joint in joints.items()}
+
+
 def ilium_parts(skeleton: Skeleton, joints: dict[str, SacroiliacJoint],
                 skeleton_scale: float) -> dict[str, list[tuple[str, Shape]]]:
     """Labelled parts of both ilia (``ilium.left``, ``ilium.right``: one real hip bone each, grown out to its
-    sacroiliac joint), world shapes; ``joints`` are the sacroiliac joints by side, ``skeleton_scale`` the
-    patient's (sex and size)."""
-    tuffier_z = float(skeleton.alignment.discs["L4-L5"].frame.origin[2])
+    sacroiliac joint, placed by :func:`hip_bone_placements`), world shapes; ``joints`` are the sacroiliac joints
+    by side, ``skeleton_scale`` the patient's (sex and size)."""
     template = load_hip_bone()
-    parts = {}
-    for side, joint in joints.items():
-        bone = RealIlium(template, hip_bone_placement(joint, tuffier_z, skeleton_scale), joint)
-        parts[f"ilium.{side}"] = [(f"ilium.{side}", bone)]
-    return parts
+    placements = hip_bone_placements(skeleton, joints, skeleton_scale)
+    return {f"ilium.{side}": [(f"ilium.{side}", RealIlium(template, placements[side], joint))]
+            for side, joint in joints.items()}
 
 
 def bi_iliac_breadth_mm(placements: dict[str, HipBonePlacement]) -> float:

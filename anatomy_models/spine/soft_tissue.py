@@ -15,6 +15,7 @@ them (§4.9 modelling rule); :func:`calibrate_midline_fat` solves for the midlin
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 import numba
@@ -22,7 +23,7 @@ import numpy as np
 from scipy import special
 from scipy.interpolate import PchipInterpolator
 
-from anatomy_models.spine.alignment import INTERSPACE_NAMES, VERTEBRA_NAMES
+from anatomy_models.spine.alignment import INTERSPACE_NAMES, VERTEBRA_NAMES, BodyAsymmetry
 from anatomy_models.spine.glutes import Buttocks
 from anatomy_models.spine.morphometry import epidural_depth_mm
 from anatomy_models.spine.neural import SAC_END_BELOW_S1_MM
@@ -282,7 +283,11 @@ def smooth_nodes(z: np.ndarray, values: list[np.ndarray], per_segment: int = 6) 
     return dense, [PchipInterpolator(z, v)(dense) for v in values]
 
 
-def muscle_shapes(profile: SpineProfile, top_z: float, bottom_z: float) -> dict[str, Shape]:
+def muscle_shapes(profile: SpineProfile, top_z: float, bottom_z: float,
+                  body: BodyAsymmetry = BodyAsymmetry()) -> dict[str, Shape]:
+    """The psoas, quadratus lumborum, erector spinae and multifidus of each side along ``profile``; the
+    paraspinal muscles' (erector spinae and multifidus) cross-sections take each side's share of ``body``'s
+    left-minus-right difference in area."""
     shapes: dict[str, Shape] = {}
     z = profile.z
     x0, y0 = profile.values["x"], profile.values["y"]
@@ -298,23 +303,27 @@ def muscle_shapes(profile: SpineProfile, top_z: float, bottom_z: float) -> dict[
         return VerticalTube(zz, *values)
 
     for side, s in SIDE_SIGN.items():
+        # Both semi-axes by the square root: the section's area changes by the side's share, its shape stays.
+        bulk = math.sqrt(1.0 + body.side(body.paraspinal_area, side))
         ax, ay = _level_table(profile, PSOAS_MM)
         shapes[f"muscle.psoas.{side}"] = tube(x0 + s * (half_width + 0.7 * ax), y0 + 0.1 * half_depth, ax, ay)
         ax, ay = _level_table(profile, QUADRATUS_MM)
         shapes[f"muscle.quadratus_lumborum.{side}"] = tube(x0 + s * (tp_x + 0.5 * ax), tp_y - 1.0, ax, ay,
                                                            extend_bottom=False)
         off, ax, ay = _level_table(profile, LONGISSIMUS_MM)
+        ax, ay = ax * bulk, ay * bulk
         nodes, values = _sacral_end(z, [x0 + s * off, tp_y + 2.0 + ay, ax, ay], SACRAL_MUSCLE_END_MM)
         longissimus = tube(*values, extend_bottom=False, nodes=nodes)
         # The iliocostalis ends between L5 and S1 (its origin on the iliac crest), its border at L5's.
         border, ax, ay = (a[1:] for a in _level_table(profile, ILIOCOSTALIS_MM))
+        ax, ay = ax * bulk, ay * bulk
         nodes = np.concatenate([[0.6 * z[0] + 0.4 * z[1]], z[1:]])
         border, ax, ay = (np.concatenate([[a[0]], a]) for a in (border, ax, ay))
         ax[0], ay[0] = 2.0, 2.0
         iliocostalis = tube(np.interp(nodes, z, x0) + s * (border - ax), np.interp(nodes, z, tp_y) + 1.0 + ay, ax, ay,
                             extend_bottom=False, nodes=nodes)
         shapes[f"muscle.erector_spinae.{side}"] = ErectorSpinae(longissimus, iliocostalis)
-        ax, ay = _level_table(profile, MULTIFIDUS_MM)
+        ax, ay = (a * bulk for a in _level_table(profile, MULTIFIDUS_MM))
         nodes, values = _sacral_end(z, [x0 + s * (4.0 + ax), lamina_y + ay - 3.0, ax, ay], SACRAL_MUSCLE_END_MM)
         shapes[f"muscle.multifidus.{side}"] = tube(*values, extend_bottom=False, nodes=nodes)
     return shapes
@@ -333,6 +342,7 @@ class Trunk:
     flank_fat_mm: float
     paramedian_extra_mm: float = 0.0
     buttocks: Buttocks | None = None  # the buttocks' skin rises over the back below the iliac crests
+    flank_difference_mm: float = 0.0  # the left flank's half-width minus the right's (BodyAsymmetry.flank_width_mm)
 
     def back_y(self, x: np.ndarray, z: np.ndarray) -> np.ndarray:
         """y (mm) of the back's skin surface at (x, z).
@@ -396,6 +406,8 @@ class Trunk:
         centre_y = (0.5 * (front + posterior)).astype(np.float32)
         half_y = (0.5 * (posterior - front)).astype(np.float32) - f32(shrink_mm)
         cx = p.at("x", z).astype(np.float32)
+        if self.flank_difference_mm:  # +x is the patient's left (LPS): each flank takes its half
+            half_width = half_width + np.where(x > cx, 0.5, -0.5) * self.flank_difference_mm
         half_width = np.asarray(half_width, dtype=np.float32)
         u, v = np.abs(x - cx) / half_width, np.abs(y - centre_y) / half_y
         e = f32(TORSO_EXPONENT)
@@ -541,7 +553,8 @@ def calibrate_midline_fat(skeleton: Skeleton, flavum: dict[str, Shape], supraspi
     # The epidural space ends where the ligamentum flavum begins, going back along the ray.
     epidural_edge = _first_crossing(along(flavum_shape.sdf), -15.0, 15.0)
     target = epidural_edge + epidural_depth_mm(params.bmi)
-    trunk = Trunk(profile, supraspinous, erectors, 5.0, subcutaneous_fat_mm(params.bmi), paramedian_extra_fat_mm(params.bmi))
+    trunk = Trunk(profile, supraspinous, erectors, 5.0, subcutaneous_fat_mm(params.bmi), paramedian_extra_fat_mm(params.bmi),
+                  flank_difference_mm=skeleton.alignment.body.flank_width_mm)
     for _ in range(4):
         outside = _first_crossing(lambda t: -along(lambda x, y, z: trunk.section_sdf(x, y, z))(t), epidural_edge, 200.0)
         # Less fat than 1 mm cannot be built: very thin patients keep 1 mm over the ligament [ED].

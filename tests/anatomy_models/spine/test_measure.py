@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -19,9 +21,23 @@ def test_default_spine_measures_within_ten_percent_of_the_references(spine_1mm):
             "facet angle", "disc height anterior", "disc height middle", "disc height posterior",
             "skin to epidural (midline)"} <= kinds
     bound = lambda row: KNOWN_DEVIATIONS.get(row.name.replace(" left", "").replace(" right", ""), 0.10)  # noqa: E731
-    outside = [(row.name, row.level, round(row.value, 2), row.reference) for row in rows
+    outside = [(row.name, row.level, round(row.value, 2), row.reference) for row in windows_as_published(rows)
                if abs(row.error_fraction) > bound(row)]
     assert outside == []
+
+
+def windows_as_published(rows):
+    """The rows with each interlaminar window's two sides as one, their mean: the published distance is one per
+    window and specimen (clinical.md §4.7 [S83]); the sides of a real spine differ (the natural asymmetry:
+    generator 59's L5-S1 left -10 %, right -22 %), the mean -16 % as the symmetric patient's -17.5 %."""
+    windows = {}
+    for row in rows:
+        if row.name.startswith("interlaminar gap "):
+            windows.setdefault(row.level, []).append(row)
+    merged = [dataclasses.replace(sides[0], name="interlaminar gap", value=float(np.mean([r.value for r in sides])))
+              for sides in windows.values()]
+    assert all(len(sides) == 2 for sides in windows.values())  # both sides measured
+    return [row for row in rows if not row.name.startswith("interlaminar gap ")] + merged
 
 
 # Measurements the real vertebra shapes (issue 15) do not yet bring within 10%, with the bound they keep
@@ -53,6 +69,15 @@ def test_skin_to_epidural_depth_follows_the_bmi_regression(bmi):
     assert depth == pytest.approx(epidural_depth_mm(bmi), rel=0.10)
 
 
+@pytest.mark.xfail(strict=True, reason="issue 15: L2-L3's posterior epidural space is 2.9 mm at its deepest within 2 mm "
+                   "of the window's centre (generator 59); the symmetric generator 57 read 3.05 mm on its one ray at the "
+                   "centre and 2.0-2.8 mm 1-4 mm beside it, so it was never 3 mm deep but where the grid fell")
+def test_the_l2_l3_posterior_epidural_space_is_as_deep_as_mid_lumbar(spine_1mm):
+    from anatomy_models.spine.measure import posterior_epidural_depth
+
+    assert 3.0 <= posterior_epidural_depth(spine_1mm, "L2-L3") <= 7.0
+
+
 def test_run_length_finds_a_ball_diameter():
     from anatomy_models.anatomy import Anatomy
     from anatomy_models.structures import Label, LabelTable
@@ -82,7 +107,7 @@ def test_posterior_epidural_space_is_a_saw_tooth(spine_1mm):
     from anatomy_models.spine.measure import posterior_epidural_depth
 
     # Deepest at the interlaminar windows mid-lumbar (up to 5-6 mm), a potential space at L5-S1 (§4.7 [S91]).
-    for interspace in ("L2-L3", "L3-L4", "L4-L5"):
+    for interspace in ("L3-L4", "L4-L5"):
         assert 3.0 <= posterior_epidural_depth(spine_1mm, interspace) <= 7.0, interspace
     assert posterior_epidural_depth(spine_1mm, "L5-S1") <= 4.0
     # Under the upper lamina, at the pedicles, the sac lies close to the bone.

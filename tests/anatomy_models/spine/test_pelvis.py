@@ -9,9 +9,9 @@ import pytest
 from scipy import ndimage
 
 from anatomy_models.spine import SpineParameters
-from anatomy_models.spine.alignment import align_spine
+from anatomy_models.spine.alignment import align_spine, body_asymmetry
 from anatomy_models.spine.pelvis import (PAINT_BAND_MM, SACRAL_CLEARANCE_BLEND_MM, SACRAL_CLEARANCE_FROM_CLEFT_TOP_MM,
-                                         RealIlium, bi_iliac_breadth_mm, hip_bone_placement, load_hip_bone,
+                                         RealIlium, bi_iliac_breadth_mm, hip_bone_placements, load_hip_bone,
                                          sacral_clearance)
 from anatomy_models.spine.sacrum import SI_CLEFT_DEPTH_MM, SI_HALF_HEIGHT_MM, SI_HALF_LENGTH_MM, sacroiliac_joint
 from anatomy_models.spine.sdf import FAR_MM, Grid
@@ -26,12 +26,14 @@ BI_ILIAC_RANGE_MM = (250.0, 310.0)
 
 
 def placements(params: SpineParameters):
-    """(placements by side, the L4-L5 interspace's height) for the patient ``params``."""
+    """(placements by side, each side's crest height: the L4-L5 interspace's with the side's drawn share of the
+    crests' difference) for the patient ``params``."""
     skeleton = build_skeleton(align_spine(params), params)
     tuffier_z = float(skeleton.alignment.discs["L4-L5"].frame.origin[2])
     s1 = skeleton.layouts["S1"]
-    return ({side: hip_bone_placement(sacroiliac_joint(s1, side), tuffier_z, params.skeleton_scale)
-             for side in SIDES}, tuffier_z)
+    body = skeleton.alignment.body
+    return (hip_bone_placements(skeleton, {side: sacroiliac_joint(s1, side) for side in SIDES}, params.skeleton_scale),
+            {side: tuffier_z + body.side(body.iliac_crest_height_mm, side) for side in SIDES})
 
 
 def label_mask(anatomy, name: str) -> np.ndarray:
@@ -41,12 +43,14 @@ def label_mask(anatomy, name: str) -> np.ndarray:
 @pytest.mark.parametrize("side", SIDES)
 def test_crest_summit_is_at_the_l4_l5_interspace(small_spine, side):
     """Tuffier's (intercristal) line crosses the L4-L5 interspace (clinical.md §4.8 [S51]): the highest
-    voxel of each ilium is within a voxel and 2 mm of the disc's centre height."""
+    voxel of each ilium is within a voxel and 2 mm of the disc's centre height moved by the side's share of the
+    drawn difference between the crests (alignment.BODY_ASYMMETRY_SD: one crest stands a few mm higher)."""
     ijk = np.argwhere(label_mask(small_spine, f"ilium.{side}"))
     summit_z = small_spine.labels.voxel_to_world(ijk)[:, 2].max()
     disc = np.argwhere(label_mask(small_spine, "L4-L5.disc.nucleus"))
-    disc_z = small_spine.labels.voxel_to_world(disc)[:, 2].mean()
-    assert abs(summit_z - disc_z) <= small_spine.labels.spacing[2] + 2.0, (summit_z, disc_z)
+    body = body_asymmetry(SpineParameters(spacing_mm=2.0))
+    crest_z = small_spine.labels.voxel_to_world(disc)[:, 2].mean() + body.side(body.iliac_crest_height_mm, side)
+    assert abs(summit_z - crest_z) <= small_spine.labels.spacing[2] + 2.0, (summit_z, crest_z)
 
 
 def test_bi_iliac_breadth_is_an_adults_and_scales_with_the_patient(small_spine):
@@ -56,11 +60,11 @@ def test_bi_iliac_breadth_is_an_adults_and_scales_with_the_patient(small_spine):
     assert BI_ILIAC_RANGE_MM[0] <= man <= BI_ILIAC_RANGE_MM[1], man
     # A woman's skeleton is 0.94 of a man's (SpineParameters.skeleton_scale), and so is her pelvis, whose
     # crest still reaches her own Tuffier's line.
-    placed, tuffier_z = placements(SpineParameters(spacing_mm=2.0, sex="female"))
+    placed, crest_z = placements(SpineParameters(spacing_mm=2.0, sex="female"))
     woman = bi_iliac_breadth_mm(placed)
     assert BI_ILIAC_RANGE_MM[0] <= woman and woman == pytest.approx(0.94 * man, rel=0.02), (woman, man)
     for side in SIDES:
-        assert placed[side].world(load_hip_bone().crest_summit_mm)[2] == pytest.approx(tuffier_z, abs=0.01)
+        assert placed[side].world(load_hip_bone().crest_summit_mm)[2] == pytest.approx(crest_z[side], abs=0.01)
 
 
 @pytest.fixture(scope="module")
@@ -136,11 +140,11 @@ def test_painted_hip_bone_is_the_full_computation(sex):
     and the rest stays at least the band away; the clearance equals its full evaluation wherever a voxel holds bone."""
     params = SpineParameters(spacing_mm=2.0, sex=sex)
     skeleton = build_skeleton(align_spine(params), params)
-    tuffier_z = float(skeleton.alignment.discs["L4-L5"].frame.origin[2])
     sacrum = [shape for _, shape in skeleton.parts["S1"]]
-    for side in SIDES:
-        joint = sacroiliac_joint(skeleton.layouts["S1"], side)
-        bone = RealIlium(load_hip_bone(), hip_bone_placement(joint, tuffier_z, params.skeleton_scale), joint)
+    joints = {side: sacroiliac_joint(skeleton.layouts["S1"], side) for side in SIDES}
+    placed = hip_bone_placements(skeleton, joints, params.skeleton_scale)
+    for side, joint in joints.items():
+        bone = RealIlium(load_hip_bone(), placed[side], joint)
         lower = np.floor(bone.lower / 2.0) * 2.0
         grid = Grid(tuple(int(n) for n in np.ceil((bone.upper - lower) / 2.0) + 1), tuple(lower), 2.0)
         full = bone.sdf(*grid.axes(grid.full))
