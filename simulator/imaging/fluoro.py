@@ -1523,7 +1523,7 @@ def _grain_near_dense(grey: np.ndarray, beyond: np.ndarray, radius: float, mottl
     it. The bilateral mean stops at the pool's and the needle's edges and is centred on a slope. Computed on the box
     round them, blended in over two radii of their edge; the rest of ``grain`` is left as it is."""
     reach = gaussian_blur(beyond.astype(np.float32), radius)
-    near = reach > np.float32(0.01)
+    near = beyond | (reach > np.float32(0.01))  # a lone pixel beyond blurs below 0.01 over a wide radius
     rows, columns = np.nonzero(near)
     box = (slice(rows.min(), rows.max() + 1), slice(columns.min(), columns.max() + 1))
     mean = noise_reduced(grey[box], np.float32(3.0) * mottle[box], radius)
