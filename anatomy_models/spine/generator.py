@@ -531,7 +531,10 @@ def _paint_trunk(labels: np.ndarray, grid: Grid, model: SpineModel, ids: dict[st
     for start in range(0, grid.shape[2], 16):
         box = (slice(0, grid.shape[0]), slice(0, grid.shape[1]), slice(start, min(start + 16, grid.shape[2])))
         z = grid.axes(box)[2]
-        outline = trunk.section_sdf(x, y, z)
+        # The outline, its shrunk copy and the buttocks' test share the back's skin and the buttocks' distance,
+        # evaluated once per slab (three times over, the buttocks' distance was half of the trunk's painting).
+        back, buttocks = trunk.back_y(x, z), trunk.buttocks.sdf(x, y, z)
+        outline = trunk.section_sdf(x, y, z, back=back, buttocks=buttocks)
         # The skin's surface is the strongest edge a radiograph sees: air against tissue.
         cut = np.argwhere(np.abs(outline) < 0.5 * grid.spacing)
         band_share.append(inside_fraction(outline[tuple(cut.T)], grid.spacing))
@@ -539,7 +542,8 @@ def _paint_trunk(labels: np.ndarray, grid: Grid, model: SpineModel, ids: dict[st
         slab = labels[box]
         slab[outline < 0] = ids["skin"]
         slab[outline < -SKIN_THICKNESS_MM] = ids["fat"]
-        lean = trunk.section_sdf(x, y, z, shrink_mm=trunk.flank_fat_mm + SKIN_THICKNESS_MM)
+        lean = trunk.section_sdf(x, y, z, shrink_mm=trunk.flank_fat_mm + SKIN_THICKNESS_MM, back=back,
+                                 buttocks=buttocks)
         # Behind the plane of the transverse processes the back muscles and fat take over; the
         # boundary curves forward toward the flanks. The abdominal wall lines the outline in front.
         half_width = np.float32(LEAN_HALF_WIDTH_MM)
@@ -552,7 +556,7 @@ def _paint_trunk(labels: np.ndarray, grid: Grid, model: SpineModel, ids: dict[st
         behind_mm = (ABDOMINAL_WALL_MM * taper * taper * (3.0 - 2.0 * taper)).astype(np.float32)
         wall = (lean < 0) & (in_front | (lean > -behind_mm))
         # In the buttocks the gluteus maximus (painted later) lies under the buttock fat instead.
-        wall &= ~trunk.buttocks.holds(x, y, z)
+        wall &= ~(buttocks < 0)
         slab[wall & (x >= 0)] = ids["muscle.abdominal_wall.left"]
         slab[wall & (x < 0)] = ids["muscle.abdominal_wall.right"]
         slab[(lean < -ABDOMINAL_WALL_MM) & in_front] = ids["soft_tissue"]

@@ -227,10 +227,6 @@ class Buttocks:
             result[box] = np.minimum(result[box], np.maximum(envelope.sdf(x, ys, zs), cy - ys))
         return result
 
-    def holds(self, x: np.ndarray, y: np.ndarray, z: np.ndarray) -> np.ndarray:
-        """Whether (x, y, z) lies inside a buttock, behind the level the maximus grows from (bool)."""
-        return self.sdf(x, y, z) < 0
-
 
 def _near_envelope(envelope: ObliqueTube, x: np.ndarray, y: np.ndarray, z: np.ndarray):
     """The rows (a slice of y's) and slices (of z's) that hold every point within :data:`BUTTOCK_REACH_MM` of

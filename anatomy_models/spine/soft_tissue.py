@@ -391,8 +391,12 @@ class Trunk:
         highest = np.max(self.back_y(across, z.reshape(1, -1)), axis=0)
         return highest.reshape(z.shape) + np.float32(6.0)
 
-    def section_sdf(self, x: np.ndarray, y: np.ndarray, z: np.ndarray, shrink_mm: float = 0.0) -> np.ndarray:
-        """Approximate signed distance (mm) to the trunk's outline, optionally shrunk by ``shrink_mm``."""
+    def section_sdf(self, x: np.ndarray, y: np.ndarray, z: np.ndarray, shrink_mm: float = 0.0, *,
+                    back: np.ndarray | None = None, buttocks: np.ndarray | None = None) -> np.ndarray:
+        """Approximate signed distance (mm) to the trunk's outline, optionally shrunk by ``shrink_mm``.
+
+        ``back`` (:meth:`back_y` at x, z) and ``buttocks`` (``self.buttocks.sdf`` at x, y, z): given by a caller
+        that has them already (the generator's outline and its shrunk copy share them, slab by slab)."""
         p = self.profile
         front = p.at("y", z) - p.at("half_depth", z) - LEAN_FRONT_MM - self.flank_fat_mm
         # Wider over the pelvis, from L4 down to S1, to the hips' breadth [ED], on a smooth step: a straight
@@ -401,7 +405,7 @@ class Trunk:
         t = np.clip((z_l4 - z) / max(z_l4 - z_s1, 1.0), 0.0, 1.0)
         widen = HIP_WIDENING_MM * t * t * (3.0 - 2.0 * t)
         half_width = LEAN_HALF_WIDTH_MM + self.flank_fat_mm + widen - shrink_mm
-        back = self.back_y(x, z)
+        back = self.back_y(x, z) if back is None else back
         posterior = self.posterior_y(z)
         centre_y = (0.5 * (front + posterior)).astype(np.float32)
         half_y = (0.5 * (posterior - front)).astype(np.float32) - f32(shrink_mm)
@@ -418,7 +422,8 @@ class Trunk:
         if self.buttocks is None:
             return body
         # The buttocks round off behind and beside the pelvis beyond the trunk's section.
-        return np.minimum(body, self.buttocks.sdf(x, y, z) + f32(shrink_mm))
+        buttocks = self.buttocks.sdf(x, y, z) if buttocks is None else buttocks
+        return np.minimum(body, buttocks + f32(shrink_mm))
 
 
 @numba.vectorize(["float32(float32, float32, float32, float32, float32, float32, float32, float32)"], cache=True)
