@@ -686,10 +686,7 @@ def _frame_facts(anatomy_frame: np.ndarray, field_mask: np.ndarray, noiseless: n
     shift = (median - low) - _MEDIAN_GREY * (high - low)
     if shift > 0:
         low, high = low + shift, high + shift
-    # The headroom is counted from the densest bone as the detector measured it, not as the harmonisation left it:
-    # iodine and steel, added after it, are not compressed with the anatomy, and a window ending at the compressed
-    # bone put thick contrast past it again (a 5 mm layer and a 6 mm one two grey levels apart).
-    high = max(high, float(np.percentile(noiseless[windowed], _WINDOW_PERCENTILES[1]))) + _DENSE_HEADROOM * (high - low)
+    high += _DENSE_HEADROOM * (high - low)
     return _FrameFacts(min(transmission, 1.0), (float(low), float(high)), background,
                        tone_curve(shown, (low, high), display.equalisation), scatter, spr, exposed)
 

@@ -105,7 +105,7 @@ def test_a_staircase_of_contrast_is_shown_darker_step_by_step(small_spine):
 
 def test_the_grain_inside_dense_contrast_is_at_least_the_densest_bones(small_spine):
     """A 5 mm layer beside L3-L4, darker than the densest bone (the central field's top 1% of bone path): the noise
-    (two seeds' difference over root 2) inside it at least nine tenths of that bone's, since fewer quanta pass it."""
+    (two seeds' difference over root 2) inside it at least that bone's, since fewer quanta pass it."""
     carm = _carm()
     box = _at_thickness(LAYER, 5.0)
     contrast = _layer([box])
@@ -121,8 +121,4 @@ def test_the_grain_inside_dense_contrast_is_at_least_the_densest_bones(small_spi
     inside = _box_pixels(carm, box)
     mean = 0.5 * (a + b)
     assert np.median(mean[inside]) < np.median(mean[densest]), "the layer must be darker than the densest bone"
-    # Within a tenth of the bone's: the window ends at the densest bone as measured before the harmonisation's
-    # compression (_frame_facts), so that bone's mottle is shown at a steeper slope than the display's shoulder leaves
-    # the layer darker than it (4.14 against 4.28 grey levels on the merge of stop 26); an opaque layer, the fault
-    # this guards, showed 0.73 against 2.63.
-    assert noise[inside].std() >= 0.9 * noise[densest].std(), (noise[inside].std(), noise[densest].std())
+    assert noise[inside].std() >= noise[densest].std(), (noise[inside].std(), noise[densest].std())
