@@ -109,17 +109,6 @@ _WINDOW_LOW_MARGIN = 0.25
 # 25 degree oblique's window slid up too and its thin flank sank into the toe, where its quantum mottle was shown at
 # 0.42 of the bone's gain instead of 0.82 (tests/simulator/test_fluoro_display_noise.py; grain.py of the report).
 _MEDIAN_GREY = 0.55
-# The window's dense end is set this many windows beyond the anatomy's densest bone (its 99.9th percentile) [ED 0.1]:
-# headroom in which iodine, which adds to the bone and tissue under it, is shown darker than the densest bone and graded
-# with its thickness, as real epidurograms show it (clinical.md §2.7), with bone visible through thin contrast. With
-# the window ending at that bone, the bone sat in the display's shoulder at 47 grey levels and the contrast of an
-# epidurogram (1.0-1.7 windows) within 26 levels below it (the ILESI AP caudal 15's frame at 768 px), "no darker than
-# the pedicles", "two flat grey levels" (stop 25's blind read). 0.15 showed the bone at 62 but took the mid-greys' step
-# (0.6 against 0.7 of the window) from 26 to 22 grey levels, 0.1 to 24 (with Display.shoulder; exp3.py of the report).
-_DENSE_HEADROOM = 0.1
-# The share of the grey scale over which the display's shoulder rolls off before black (:func:`shouldered`) [ED 0.1,
-# 25 grey levels: contrast thicker than the shoulder's reach is still graded, though ever less].
-_SHOULDER_ROLL = 0.1
 # The one-sided window of a subtracted (DSA) image, in line-integral units: 0.4 is ~1.8 mm of
 # undiluted 300 mgI/mL contrast (0.23/mm at 60 keV), so a thin undiluted layer is full white [ED].
 _DSA_HALF_WINDOW = 0.4
@@ -144,10 +133,9 @@ _EQUALISATION_CLIP = 2.0
 # lateral wall, a spinous process) took 0.7% of the AP's body to black, where the quantum noise was cut in
 # half: its dark half clipped, its light half left as "salt specks in dark areas" (issue 16's blind read).
 _END_MARGIN = 0.04
-# How far from black (a share of the grey scale) the quantum mottle starts to fade (:func:`black_taper`) [ED 0.06,
-# 15 grey levels, a little more than the edge enhancement's soft limit (_END_MARGIN), which clips the grain's dark half
-# there anyway: contrast a few windows past the anatomy keeps its grain, steel at the end of the scale none].
-_BLACK_TAPER = 0.06
+# How far from black (a share of the grey scale) the quantum mottle starts to fade (:func:`black_taper`) [ED 0.1,
+# 25 grey levels: contrast a few windows past the anatomy keeps its grain, steel at the end of the scale none].
+_BLACK_TAPER = 0.1
 # Radius (Gaussian standard deviation, mm at the detector) of the local mean that the display's toe, shoulder and tone
 # curve shape, the quantum mottle about it being shown at the window's own gain (to_display) [ED 2.0: a few times the
 # displayed mottle's correlation (1/e within ~2 px of 0.3 mm at 768 px, tests/simulator/test_fluoro_display_noise.py),
@@ -381,29 +369,25 @@ class Display:
     shoulder : float
         Grey level (fraction of the scale, before the polarity) above which the display rolls off softly instead of
         clipping at the window's top: a value ``x`` of the window (0-1 across it) beyond the shoulder ``k`` is shown
-        on a straight line ``k + (1 - k)(x - k) / r`` for the reach ``r`` (:attr:`shoulder_reach`), rolled off
-        exponentially over the last :data:`_SHOULDER_ROLL` of the scale (:func:`shouldered`), so what the beam crosses
-        more of is always shown darker (bone_black) and nothing reaches the end of the scale. The window holds the
-        anatomy and a headroom past its densest bone (:data:`_DENSE_HEADROOM`); contrast and steel lie beyond it:
-        300 mgI/mL iodine 2, 5 and 10 mm thick adds ~0.43, ~1.15 and ~2.2 to the line integral, 0.6, 1.7 and 3.3 times
-        the AP's window. Clipped there, a pool and a film of contrast were one saturated black with hard outlines
-        (issue 16: "contrast drawn saturated black with geometric outlines"). The shoulder is the roll-off of a
-        monitor's display curve, as a film's characteristic curve has one [ED 0.72, reach 1.0, headroom 0.1: the
-        densest bone of the ILESI AP caudal 15's frame at 56 grey levels, its epidural contrast 52-15 from 1.0
-        to 1.7 windows, 25 levels darker than that bone at 1.3-1.45 windows (exp3.py of the report). The earlier
-        exponential roll-off from 0.75 (``k + (1 - k)(1 - exp(-(x - k) / r))``, reach 1) showed that bone at 47 and
-        the same contrast 46-20, 15 darker ("no darker than the pedicles", "two flat grey levels", stop 25's blind
-        read), a staircase of 1-6 mm of contrast over the muscle 59, 41, 32, 25, 21, 18 and a 3 mm layer over a pedicle
-        7 levels darker than over the muscle beside it, 11 now (tests/simulator/test_contrast_headroom.py); at 0.85
-        (reach 0.6) the densest bone was black. A knee at 0.6 showed bone lighter still but flattened the Scotty
-        dog's neck and the pedicle's ring below what tests/simulator/test_scotty_dog.py and test_pedicle_ring.py
-        need].
+        at ``k + (1 - k)(1 - exp(-(x - k) / r))`` for the reach ``r`` (:attr:`shoulder_reach`), so what the beam
+        crosses more of is always shown darker (bone_black) and nothing of the body reaches the end of the scale.
+        The window holds the anatomy (its 99.9th percentile, :data:`_WINDOW_PERCENTILES`); contrast and steel lie
+        beyond it: 300 mgI/mL iodine 2, 5 and 10 mm thick adds ~0.43, ~1.15 and ~2.2 to the line integral, 0.6, 1.7
+        and 3.3 times the AP's window. Clipped there, a pool and a film of contrast were one saturated black with hard
+        outlines (issue 16: "contrast drawn saturated black with geometric outlines"). The shoulder is the roll-off
+        of a monitor's display curve, as a film's characteristic curve has one [ED 0.75: the densest quarter of the
+        anatomy's window is shown a quarter as steep, so that its densest bone stays a dark grey, ~27 grey levels from
+        black, and undiluted contrast 5 mm thick or more is darker than any bone (the built-in patient's AP,
+        tests/simulator/test_contrast_display.py). At the earlier 0.85 (reach 0.6) the densest bone was black (6
+        grey levels), as black as a 5 and a 10 mm layer (5 and 4), and a spread read "thin, grey and confined", no
+        darker than the pedicles (issue 16's blind read: on an epidurogram dense contrast is the darkest thing on the
+        monitor, darker than cortical bone). A knee at 0.6 showed bone lighter still but flattened the Scotty dog's
+        neck and the pedicle's ring below what tests/simulator/test_scotty_dog.py and test_pedicle_ring.py need].
     shoulder_reach : float
-        The shoulder's reach ``r``, in windows past the knee where its straight line would reach black [ED 1.0: the
-        staircase of 1-6 mm of contrast over the muscle 74, 46, 34, 23, 14, 9 grey levels, the 3 mm layer 25 over the
-        pedicle (81 without it) and 36 over the muscle; at 1.2 the staircase paler (74 to 15) and the layer over the
-        pedicle 10 levels darker than over the muscle, at 0.9 its last step 4 levels, near black (values.py of the
-        report, built-in patient at 2 mm, AP, 256 px, noiseless)].
+        The shoulder's reach ``r``, in windows [ED 1.0: contrast over soft tissue keeps distinct grey levels up to
+        ~3 windows beyond the knee, about 2 in line integral on the AP: 2, 5 and 10 mm of undiluted contrast over
+        the paraspinal muscle at ~41, ~13 and ~7 grey levels from black; the last ten levels are the edge
+        enhancement's soft limit (:data:`_END_MARGIN`), which keeps what lies beyond them close together].
     toe : float
         Grey level (fraction of the scale, before the polarity) below which the display rolls off towards air
         instead of clipping at the window's bottom (:func:`toed`): the window holds the central field's body
@@ -440,7 +424,7 @@ class Display:
     noise_reduction: float = 3.0
     noise_reduction_strength: float = 1.0
     noise_reduction_sigma_px: float = 0.8
-    shoulder: float = 0.72
+    shoulder: float = 0.75
     shoulder_reach: float = 1.0
     toe: float = 0.2
     toe_reach: float = 1.0
@@ -686,7 +670,6 @@ def _frame_facts(anatomy_frame: np.ndarray, field_mask: np.ndarray, noiseless: n
     shift = (median - low) - _MEDIAN_GREY * (high - low)
     if shift > 0:
         low, high = low + shift, high + shift
-    high += _DENSE_HEADROOM * (high - low)
     return _FrameFacts(min(transmission, 1.0), (float(low), float(high)), background,
                        tone_curve(shown, (low, high), display.equalisation), scatter, spr, exposed)
 
@@ -1481,23 +1464,19 @@ def soft_limited(grey: np.ndarray, margin: float) -> np.ndarray:
 
 
 def shouldered(grey: np.ndarray, knee: float, reach: float) -> np.ndarray:
-    """``grey`` (float32, window units; changed in place and returned) rolled off above ``knee``: a straight line of
-    slope ``(1 - knee) / reach`` that would reach black ``reach`` windows past the knee, rolled off exponentially over
-    the last :data:`_SHOULDER_ROLL` of the scale (:func:`soft_limited`), so it rises ever more slowly toward 1 and
-    never reaches it (:attr:`Display.shoulder`). What lies past the knee, the densest bone and the iodine and steel
-    that add to it, keeps an even gain over most of the shoulder instead of one that falls off exponentially from
-    the knee: there an epidurogram's contrast, 1-2 windows past the anatomy, was shown within a few grey levels of
-    black whatever its thickness ("two flat grey levels", stop 25's blind read).
+    """``grey`` (float32, window units; changed in place and returned) rolled off above ``knee``:
+    ``knee + (1 - knee)(1 - exp(-(x - knee) / reach))``, rising ever more slowly toward 1, never reaching it
+    (:attr:`Display.shoulder`).
 
     Examples
     --------
-    >>> [round(float(x), 4) for x in shouldered(np.array([0.5, 0.7, 1.0, 1.6, 2.0, 9.0], np.float32), 0.7, 1.2)]
-    [0.5, 0.7, 0.775, 0.9221, 0.9713, 1.0]
+    >>> [round(float(x), 4) for x in shouldered(np.array([0.5, 0.85, 1.0, 2.0, 9.0], np.float32), 0.85, 0.6)]
+    [0.5, 0.85, 0.8832, 0.9779, 1.0]
     """
     above = grey > np.float32(knee)
     if above.any():
-        line = np.float32(knee) + (grey[above] - np.float32(knee)) * np.float32((1.0 - knee) / reach)
-        grey[above] = soft_limited(line, _SHOULDER_ROLL)
+        excess = grey[above] - np.float32(knee)
+        grey[above] = np.float32(knee) + np.float32(1.0 - knee) * -np.expm1(-excess / np.float32(reach))
     return grey
 
 
@@ -1537,7 +1516,7 @@ def black_taper(shouldered_grey: np.ndarray) -> np.ndarray:
     mottle, as a camera's clipped video does, the mirror of :func:`grain_taper`'s air; a needle's steel, many
     windows past the anatomy, is black, not speckled].
 
-    >>> [round(float(v), 2) for v in black_taper(np.array([0.5, 0.94, 0.97, 1.0], np.float32))]
+    >>> [round(float(v), 2) for v in black_taper(np.array([0.5, 0.9, 0.95, 1.0], np.float32))]
     [1.0, 1.0, 0.5, 0.0]
     """
     return np.clip((np.float32(1.0) - shouldered_grey) * np.float32(1.0 / _BLACK_TAPER), 0.0, 1.0)
