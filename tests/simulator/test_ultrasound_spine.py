@@ -112,10 +112,6 @@ def incidence_deg(image, rows, columns):
     return 90.0 - np.degrees(np.arccos(np.clip(np.abs(np.sum(beams * tangents, axis=-1)), 0.0, 1.0)))
 
 
-@pytest.mark.xfail(strict=True, reason="issue 15: with the natural asymmetry on (generator 59) the L4-L5 left articular "
-                   "view's flanks read 0.708 of its tops (0.7 wanted; its right 0.88). The ratio is the few steep columns' "
-                   "median (8-12) and swings with the facets' shapes: on the symmetric generator 57 it read L4-L5 0.54/0.46, "
-                   "L3-L4 0.76/0.71 (left/right), L3-L4 failing there too; the echo's physics did not change")
 def test_articular_view_is_a_bony_line_along_the_tops_fading_on_the_flanks_with_shadow(small_spine):
     """As a sonographer reads the articular view: the bony line runs unbroken along the tops of the
     articular processes (the "camel humps", facing the probe), fades on their steep flanks (bone is a
