@@ -86,6 +86,10 @@ def closest_approaches(attempt: Attempt) -> list[NearMiss]:
     shaft, shaft_times = _shaft_samples(attempt)
     paths = attempt.tip_paths()
     tip = np.concatenate([p for p, _ in paths]) if paths else np.zeros((0, 3))
+    # The tip is part of the shaft: where it went between the steps' needles (a redirect's arc about the skin entry),
+    # the shaft went too, so its closest approach is never farther than the tip's.
+    shaft = np.concatenate([shaft, tip])
+    shaft_times = np.concatenate([shaft_times] + [times for _, times in paths])
     found = []
     for group in structure_groups(tracer):
         tip_mm = _minimum(tracer, group, tip)[0]
