@@ -491,7 +491,7 @@ def _body_shell_mm(body_sdf_mm: np.ndarray, where: np.ndarray, axis: np.ndarray,
     >>> {round(v, 2) for v in _body_shell_mm(slab, inside, np.array([0.0, 0.0, 1.0]), 1.0).tolist()}
     {0.53}
     >>> {round(v, 2) for v in _body_shell_mm(slab, inside, np.array([1.0, 0.0, 0.0]), 1.0).tolist()}  # walls
-    {0.5}
+    {0.75}
     >>> {round(v, 2) for v in _body_shell_mm(slab, inside, np.array([0.0, 0.6, 0.8]), 1.0).tolist()}  # a rim
     {0.62}
     """
