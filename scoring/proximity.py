@@ -87,13 +87,16 @@ def closest_approaches(attempt: Attempt) -> list[NearMiss]:
     paths = attempt.tip_paths()
     tip = np.concatenate([p for p, _ in paths]) if paths else np.zeros((0, 3))
     # The tip is part of the shaft: where it went between the steps' needles (a redirect's arc about the skin entry),
-    # the shaft went too, so its closest approach is never farther than the tip's.
+    # the shaft went too, so its closest approach is never farther than the tip's. The tip's points close the
+    # shaft's samples, and one distance lookup serves both.
+    tip_from = len(shaft)
     shaft = np.concatenate([shaft, tip])
     shaft_times = np.concatenate([shaft_times] + [times for _, times in paths])
     found = []
     for group in structure_groups(tracer):
-        tip_mm = _minimum(tracer, group, tip)[0]
-        shaft_mm, index = _minimum(tracer, group, shaft)
+        distances = tracer.distance_to(group.structures, shaft) if len(shaft) else np.zeros(0)
+        tip_mm = _nearest(distances[tip_from:])[0]
+        shaft_mm, index = _nearest(distances)
         point = shaft[index] if index is not None else None
         found.append(NearMiss(
             group=group.name, label=group.label, tip_mm=tip_mm, shaft_mm=shaft_mm,
@@ -103,10 +106,10 @@ def closest_approaches(attempt: Attempt) -> list[NearMiss]:
     return found
 
 
-def _minimum(tracer: Tracer, group: Group, points: np.ndarray) -> tuple[float | None, int | None]:
-    if len(points) == 0:
+def _nearest(distances: np.ndarray) -> tuple[float | None, int | None]:
+    """The smallest of ``distances`` (mm, rounded to the micrometre) and its index; none if empty or all infinite."""
+    if len(distances) == 0:
         return None, None
-    distances = tracer.distance_to(group.structures, points)
     index = int(np.argmin(distances))
     if not np.isfinite(distances[index]):
         return None, None

@@ -375,9 +375,10 @@ def posterior_epidural_depth(anatomy: Anatomy, interspace: str) -> float:
     frame = interspace_frame(anatomy, interspace)
     sampler = MaskSampler(anatomy, "epidural_space")
     t = np.arange(-25.0, 5.0, STEP_MM)
+    middle = anatomy.landmark(f"{interspace}.interlaminar_window.center")
     deepest = 0.0
     for across in EPIDURAL_DEPTH_ACROSS_MM:
-        centre = anatomy.landmark(f"{interspace}.interlaminar_window.center") + across * frame.u
+        centre = middle + across * frame.u
         values = sampler(centre[None, :] + t[:, None] * frame.v[None, :])
         inside = np.flatnonzero(values > 0.5)
         if len(inside):
