@@ -79,6 +79,17 @@ def small_spine(spinesim_home):
 
 
 @pytest.fixture(scope="session")
+def model_2mm():
+    """The built-in patient's implicit model on small_spine's 2 mm grid (its skeleton, shapes and trunk; no
+    voxels), built once per session: 3 s of CPU each time a file built its own (15-30 s on a busy machine).
+    Shared: a test reads it and never changes it."""
+    from anatomy_models.spine import SpineParameters
+    from anatomy_models.spine.generator import build_model
+
+    return build_model(SpineParameters(spacing_mm=2.0))
+
+
+@pytest.fixture(scope="session")
 def spine_1mm(spinesim_home):
     """The built-in patient exactly as ``load_anatomy("default")`` gives it (1 mm grid). Slower to make
     (several seconds): only for tests that need the detail."""

@@ -4,9 +4,6 @@ one plane of skin and drew it as a straight line down the whole image."""
 
 import numpy as np
 
-from anatomy_models.spine import SpineParameters
-from anatomy_models.spine.generator import build_model
-
 # A CLO of 55 deg sends its rays at 90 - 55 = 35 deg to the back (CLO 50: 40 deg): skin at least as steep, for some
 # height, holds rays along it. The tallest run of the back's skin steeper than 35 deg, sampled every 0.5 mm across
 # (generator 44, soft_tissue.FURROW_ROUNDING_MM 7): L2-L5 0, 0.4, 0, 0 mm (the steepest 0.5 mm: 32-39 deg); with the
@@ -29,11 +26,11 @@ def steep_run_mm(back_y: np.ndarray, step_mm: float) -> float:
     return tallest
 
 
-def test_the_back_has_no_wall_a_clo_ray_runs_along(small_spine):
-    model = build_model(SpineParameters(**small_spine.metadata["parameters"]))
+def test_the_back_has_no_wall_a_clo_ray_runs_along(small_spine, model_2mm):
     x = np.arange(-60.0, 60.01, 0.5, dtype=np.float32)
     runs = {}
     for level in ("L2", "L3", "L4", "L5"):
         z = np.float32(small_spine.landmark(f"{level}.body.center")[2])
-        runs[level] = round(steep_run_mm(model.trunk.back_y(x[:, None], np.full((1, 1), z, np.float32))[:, 0], 0.5), 2)
+        back_y = model_2mm.trunk.back_y(x[:, None], np.full((1, 1), z, np.float32))[:, 0]
+        runs[level] = round(steep_run_mm(back_y, 0.5), 2)
     assert max(runs.values()) < MAX_STEEP_RUN_MM, runs

@@ -30,12 +30,6 @@ def _column(anatomy, x_mm: float, z_mm: float) -> tuple[np.ndarray, list[str]]:
     return y, [names.get(int(v), "outside") for v in column]
 
 
-@pytest.fixture(scope="module")
-def model_2mm():
-    """The implicit built-in patient on small_spine's 2 mm grid (no voxels)."""
-    return build_model(SpineParameters(spacing_mm=2.0))
-
-
 def _joint(model, side: str) -> np.ndarray:
     """The sacroiliac joint's centre (mm): the posterior superior iliac spine lies just behind it, level with S2."""
     return sacroiliac_joint(model.skeleton.layouts["S1"], side).frame.origin

@@ -11,8 +11,6 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
-from anatomy_models.spine import SpineParameters
-from anatomy_models.spine.generator import build_model
 from anatomy_models.spine.sacrum import (SACRUM_SCALE, SEGMENTS, SI_HALF_HEIGHT_MM, SI_HALF_LENGTH_MM, foramen_channel,
                                          foramina, load_sacrum, real_sacrum, sacroiliac_joint, segment_frames)
 from anatomy_models.spine.sdf import SmoothUnion
@@ -31,8 +29,9 @@ SACRAL_BREADTH_MM, SACRAL_LENGTH_MM, S1_ENDPLATE_MM = 103.6, 107.55, (47.5, 30.0
 
 
 @pytest.fixture(scope="module")
-def model():
-    return build_model(SpineParameters(spacing_mm=2.0))
+def model(model_2mm):
+    """The built-in patient's model at 2 mm, the session's (tests/conftest.py: four files read it)."""
+    return model_2mm
 
 
 def painted_sdf(model, bone: str):
