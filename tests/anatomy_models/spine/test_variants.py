@@ -29,13 +29,11 @@ def baseline(spinesim_home):
     return stored(field_of_view="spine")
 
 
-def test_generation_is_deterministic_and_the_seed_changes_texture_bowel_content_and_the_natural_asymmetry(baseline):
-    """The same parameters, the same patient; another seed moves the bowel's gas and stool, the texture and (drawn
-    from it, alignment.natural_asymmetry and body_asymmetry) each side's bones and muscles; without the natural
-    asymmetry it moves only the gas and stool."""
-    again = small()
-    np.testing.assert_array_equal(again.ct.array, baseline.ct.array)
-
+def test_the_seed_changes_texture_bowel_content_and_the_natural_asymmetry(baseline):
+    """Another seed moves the bowel's gas and stool, the texture and (drawn from it, alignment.natural_asymmetry and
+    body_asymmetry) each side's bones and muscles; without the natural asymmetry it moves only the gas and stool.
+    (The same parameters make the same patient: test_store_and_cli generates this baseline's parameters twice and
+    compares the CT, test_generator_identity the built-in patient's checksums.)"""
     def changed_beyond_the_bowel(a, b) -> bool:
         bowel = sum(x.mask(name) for x in (a, b) for name in ("bowel_gas", "colon_content")).astype(bool)
         changed = a.labels.array != b.labels.array
