@@ -16,7 +16,9 @@ Two projectors, both compiled with numba and parallel over detector rows:
     ripple one voxel apart (stripes, a comb, hatching, issue 16). An anatomy's CT is therefore read on
     grids shifted slice by slice, each slice the cubic spline through its voxels (:func:`_stagger`), so
     that a ray meets every offset in turn: at the voxel's period, 400-1200x less power in the error on
-    smooth blobs and 14x less across the 1 mm patient's L5 body on the AP, at 2-4% more CPU per sample.
+    smooth blobs and 14x less across the 1 mm patient's L5 body on the AP, at 2-4% more CPU per sample. Not
+    at every tilt: a ray whose slope across the slices matches an axis's step of the shifts (modulo a voxel)
+    meets one offset again (:func:`_stagger_shifts`).
 ``"siddon"`` -- exact for constant voxels
     The exact radiological path through the volume seen as constant voxels (Siddon 1985, the model
     of Plastimatch's ``drr -i exact``). It is evaluated through running sums along the volume axis
@@ -105,10 +107,11 @@ _QUANTISED_STEPS = 32767
 # the cubic spline interpolant's Lebesgue constant, 1.5486 (a sample's weights' absolute sum), squared for a slice
 # (2.398), holds it within [-0.699, 1.699] x the largest value of a non-negative volume.
 _STAGGER_REACH = 0.5 * (1.5486 ** 2 + 1.0)
-# How far inside the table's outer nodes (its zero padding) Joseph's samples stay, in voxels: rounding
-# can then never push a 2x2 stencil out of the table, and a sample lost to the margin would have
-# weighed at most 1e-6 of its neighbour's value.
-_EDGE = 1e-6
+# How far inside the table's outer nodes (its zero padding) Joseph's samples stay, in voxels: rounding can then
+# never push a 2x2 stencil out of the table, so no sample needs a bounds clamp. The eight-ray projector's float32
+# positions (:func:`_sample_octet`) are rounded by up to ~2e-4 of a voxel a thousand voxels from a lane's first cell;
+# a sample lost to the margin reads the padding, zero or the slice's spline's tail two nodes beyond the volume.
+_EDGE = 1e-3
 # Zero nodes around a Joseph table across its slices (a and b): its slices' cubic resampling reaches two nodes
 # beyond the volume, and a sample on a slice's shifted grid reads up to one node before the ray's own position.
 _PAD = 3
@@ -122,9 +125,6 @@ _LANES = 8
 # place read neighbouring voxels, while they are in the cache (7-9% less CPU than row by row on the 1 mm patient's AP
 # and Scotty dog at 16 rows: speed20's prof/tile_exp.py).
 _TILE_ROWS = 16
-# How far inside the table's last outer node the eight-ray projector's float32 positions are held, in voxels:
-# beyond their rounding (~4e-6), far below a sample's weight that matters (the node is zero padding).
-_OUTER_NODE_MARGIN = 5e-5
 # Which of a row's pixels (within its columns) a Joseph kernel projects: all of them, only the rays of the
 # bins of ``every`` x ``every`` pixels (:meth:`CArm.binned`: pixel ``every // 2`` of each bin, across and down),
 # or all but those; the last two make one frame in two passes, the bins' first (a new pose's preview).
@@ -211,22 +211,17 @@ def _sample_octet(typingctx, table, shifts, plane, nc, c_start, c_stop, rays, sp
         one = _splat(builder, ir.Constant(f64, 1.0))
         # Each lane's position on an axis is its cell at its first slice (an integer) plus an offset in float32,
         # which steps by the slope: float32 arithmetic on eight lanes where float64 took sixteen (16% less CPU,
-        # benchmarks/bench_drr.py), the offset within a few tens of voxels, so rounded to ~4e-6 of a voxel. The
-        # offset is held inside the table's outer nodes, which its rounding could otherwise cross (the span is
-        # clipped only _EDGE inside them).
+        # benchmarks/bench_drr.py), the offset within a few tens to hundreds of voxels, so rounded to ~4e-6 to 2e-4 of
+        # a voxel: the span is clipped _EDGE inside the table's outer nodes, which the rounding cannot cross, and no
+        # position is clamped (two compares and selects per axis a sample: 6% of the CPU, proj14's time_pair.py).
         sampled_at_all = builder.icmp_signed("<=", first, last)
         first_slice = builder.sitofp(first, doubles)
-        na_value = builder.sdiv(plane_value, nc_value)
-        nb_value = builder.sdiv(table_array.nitems, plane_value)
         start = []
-        for origin, slope, size in ((a0, slope_a, na_value), (b0, slope_b, nb_value)):
+        for origin, slope in ((a0, slope_a), (b0, slope_b)):
             at_first = builder.select(sampled_at_all, builder.fadd(origin, builder.fmul(first_slice, slope)), one)
             cell = builder.fptosi(at_first, words)  # positive on the span: the floor
             offset = builder.fptrunc(builder.fsub(at_first, builder.sitofp(cell, doubles)), floats)
-            lowest = builder.sitofp(builder.neg(cell), floats)
-            highest = builder.fadd(builder.sitofp(builder.sub(_splat(builder, builder.trunc(size, i32)), cell), floats),
-                                   _splat(builder, ir.Constant(f32, -1.0 - _OUTER_NODE_MARGIN)))
-            start.append((cell, offset, builder.fptrunc(slope, floats), lowest, highest))
+            start.append((cell, offset, builder.fptrunc(slope, floats)))
 
         entry = builder.block
         header = builder.append_basic_block("octet.header")
@@ -247,13 +242,12 @@ def _sample_octet(typingctx, table, shifts, plane, nc, c_start, c_stop, rays, sp
         sampled = builder.and_(builder.icmp_signed(">=", c_lanes, first), builder.icmp_signed("<=", c_lanes, last))
         steps = builder.sitofp(builder.sub(c_lanes, first), floats)
         cells, fractions = [], []
-        # A lane outside its span gets a position in the table too (its reads are masked off anyway).
-        for axis, (cell, offset, slope, lowest, highest) in enumerate(start):
+        # A lane outside its span may get a position beyond the table: its reads are masked off (a masked gather
+        # touches no memory).
+        for axis, (cell, offset, slope) in enumerate(start):
             shift = builder.load(builder.gep(shift_data, [builder.add(builder.mul(ir.Constant(i64, axis), nc_value), c)]))
             position = builder.fadd(offset, builder.fmul(steps, slope, flags=fast), flags=fast)
             position = builder.fsub(position, _splat(builder, shift), flags=fast)
-            position = builder.select(builder.fcmp_ordered("<", position, lowest), lowest, position)
-            position = builder.select(builder.fcmp_ordered(">", position, highest), highest, position)
             whole = builder.call(floor, [position])
             cells.append(builder.add(cell, builder.fptosi(whole, words)))
             fractions.append(builder.fsub(position, whole, flags=fast))
@@ -752,7 +746,19 @@ def _padding_shift() -> np.ndarray:
 @lru_cache(maxsize=16)
 def _stagger_shifts(slices: int) -> tuple[np.ndarray, np.ndarray]:
     """Each table slice's sub-voxel shift (a, b), in [0, 1): the R2 sequence (Roberts 2018, the plastic number's
-    powers), whose every run of consecutive slices covers the unit square evenly (float64, float32 copies)."""
+    powers), whose every run of consecutive slices covers the unit square evenly (float64, float32 copies).
+
+    A ray of slope ``t`` voxels per slice along an axis meets offsets stepping by ``t`` minus the axis's step (0.755
+    along a, 0.570 along b) from slice to slice; where that is near a whole voxel (or half of one, for the ripple's
+    second harmonic) it meets one offset in every slice, as an unshifted table's AP ray does: on the AP's table
+    (a left-right, b cranio-caudal) RAO 14, caudal 21-29 and cranial 28-35 take back a third to all of the
+    unshifted AP's stripes (Gaussian blobs, tests/simulator/test_drr.py), and a 768-pixel field, whose slope spans
+    0.25-0.4 corner to corner, reaches such a slope in part of the RAO 20's and the caudal 15's field. No fixed
+    sequence avoids it: the offsets' error power summed over all slopes is the same for every sequence (Parseval).
+    Shifts even at every slope (random) measured 10-40x R2's stripe power on the blobs away from R2's resonances,
+    1.5-3x on the 1 mm patient's AP views and no less on its tilted ones (stop 27, proj14); steps chosen against the
+    slopes of the clinical set-ups' views and their fields came within 0.03 of these (0.54-0.57 cranio-caudal,
+    0.70-0.77 left-right) [ED]."""
     c = np.arange(slices, dtype=np.float64)
     shifts = np.stack([np.modf(0.5 + c / _PLASTIC)[0], np.modf(0.5 + c / _PLASTIC ** 2)[0]])
     shifts.setflags(write=False)
