@@ -537,4 +537,5 @@ def test_the_automatic_tgc_makes_up_most_of_the_loss_not_all():
     deep = np.percentile(grey[row_of(image, 47.5 - 34.0):row_of(image, 47.5 - 40.0)], 75)
     expected = ((1.0 - ultrasound.TGC_COMPENSATION) * 2 * 1.1 * 5.0 * 2.6 * 255.0 / probe.dynamic_range_db)
     assert shallow < 240.0, shallow                                    # nothing clipped at white
+    assert shallow - deep > 6.0, (shallow, deep)                      # darker with depth, not flat (1.3 dB)
     assert abs((shallow - deep) - expected) < 3.0, (shallow, deep, expected)
