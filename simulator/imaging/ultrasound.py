@@ -26,7 +26,8 @@ and of the PLUS toolkit's simulator (per-tissue impedance, attenuation and diffu
    edge, the side lobes' clutter). Interface echoes are reached only by their own line's undiffracted
    transmission, not averaged across the beam: sound bent round a bone edge, or passing beside it in the
    transmit beam's flank, meets a surface behind it obliquely and is mirrored away, so nothing behind a
-   lamina is drawn as if insonated.
+   lamina is drawn as if insonated; a line that passes bone closer than the beam's width loses the share
+   of the beam that met it.
 3. **Point-spread function**: axial (the pulse-echo envelope, which ends with the pulse) and Gaussian
    lateral (beam width, depending on focus and depth) blur of each compounded frame's complex echo field in the beam domain; the
    frames' echo powers are averaged (spatial compounding: finer, less spread speckle), and the
@@ -42,13 +43,15 @@ and of the PLUS toolkit's simulator (per-tissue impedance, attenuation and diffu
    then scan conversion (polar to Cartesian for curvilinear probes).
 
 Bone's echo falls over tens of degrees with the angle between the beam and its surface (a rough surface's
-lobe), rings down for a millimetre under a surface facing the probe, and is placed on the bone's smoothed
-surface, not on the label map's voxel stairs; the beam widens with depth as the echoes' frequency falls (downshift).
+lobe) and is placed on the bone's smoothed surface, not on the label map's voxel stairs; under it there is
+nothing but the noise floor. The beam widens with depth past its focus and as the echoes' frequency falls
+(downshift).
 
 Not modelled: refraction and speed-of-sound errors (echoes sit at their true depth), side lobes
-outside shadows, reverberation between tissue layers (only between an echo and the probe face, and the
-ring-down under an interface), the downshift's lengthening of the pulse (only the beam's width follows it),
-the steering geometry of compounding (interfaces seen from several angles), colour Doppler.
+outside shadows, reverberation between tissue layers (only between an echo and the probe face), ring-down
+under bone (a tail under every bone surface drew the glow the blind read rejected), the downshift's
+lengthening of the pulse (only the beam's width follows it), the steering geometry of compounding
+(interfaces seen from several angles), colour Doppler.
 """
 
 from __future__ import annotations
@@ -112,17 +115,6 @@ FRONT_END_NOISE_DB = -120.0
 # lumbar views, which the blind read of the sonographer rejected).
 REVERBERATION_DB = -50.0
 REVERBERATION_SPREAD_MM = 4.0
-# Ring-down under bone [ED]: sound caught between the cortex and the layers just above it (and inside a
-# thin cortical plate) returns after the surface's echo, so a bone surface facing the probe is drawn as a
-# band a millimetre or two thick that fades downward, not as a one-sample line (the "cortex thickness" of
-# clinical images). Each interface echo of local amplitude c (reflection times its angle term) trails an
-# exponential tail of length RING_DOWN_MM holding RING_DOWN_GAIN c of its amplitude: a multiple is weakened
-# once more by the surface's own reflection, so a perpendicular bone surface (c ~ 0.6) rings at about -16
-# dB, an oblique one (c ~ 0.05 at 45 degrees) and a fascia (c ~ 0.05) not visibly. A tail, not discrete
-# echoes: echoes 0.9 mm apart drew a comb of parallel lines under bone with the linear probe, and a
-# tail of 0.5 mm or more a glowing slab under the sacral cornua and floor at 10 MHz.
-RING_DOWN_MM = 0.4
-RING_DOWN_GAIN = 0.25
 # Interface echo = R * (angle term), the angle term mostly a lobe about the surface's normal with a floor, so
 # that surfaces along the beam stay faintly visible (PLUS's bone preset splits its echo into specular and
 # diffuse parts the same way, clinical.md §5.3 [S117]; a lobe plus a diffuse part is the Phong-like
@@ -148,7 +140,7 @@ RING_DOWN_GAIN = 0.25
 # angle (|cos|^SOFT_SPECULAR_EXPONENT; a sheet parallel to the beam, such as the thecal sac's lateral walls
 # in a transverse view, returns only SOFT_ROUGHNESS of its reflection, -40 dB, and vanishes into the noise
 # floor: the sac is a dark space with a bright roof and floor, not a ring). A smooth sheet is a mirror: its
-# echo leaves the receive aperture (half angle atan(1 / 2 f-number), 9.5 degrees at MIN_F_NUMBER) once the
+# echo leaves the receive aperture (half angle atan(1 / 2 f-number), 9.5 degrees at f-number 3) once the
 # sheet tilts by about half that, so the lobe is as steep as the septa's (cos^10 [ED]: -3 dB at 21 degrees,
 # -20 dB at 40). At cos^4 (-12 dB at 45 degrees) the dura's round cross-section stayed lit to 60 degrees on
 # either side and the voxel stairs' treads on its sides (normals leaning toward the beam) lit too: the sac a
@@ -172,6 +164,13 @@ THIN_LAYER_MM = 2.5
 # thinner than the smoothing, whose fraction never reaches one half, keeps its centroid).
 BONE_SURFACE_SIGMA = 1.0
 BONE_SURFACE_SNAP = 1.5
+# Bone beside a line [ED]: a scan line stands for a beam about a millimetre wide across and
+# through the slice (two-way sigmas 0.6-1.4 mm across, 0.7 mm through it at 3.5 MHz), which the label map's one
+# ray does not see: a ray slipping past a lamina's edge, or through a gap narrower than the beam, reached
+# the bone beneath unharmed and drew it inside the laminae's shadow (the sonographer's blind read: "echoes
+# inside shadows"). Where a line passes bone without entering it, the smoothed bone fraction at its nearest
+# approach (BONE_SURFACE_SIGMA, about the beam's width) is the share of the beam that met the bone and is
+# lost, on the way in and out alike.
 # Bone is opaque [ED]: cortical bone's own attenuation (15 dB/cm/MHz, clinical.md §5.3) gives only
 # 10 dB per mm round trip at 3.5 MHz, so a one-voxel cortex or a lamina the beam crosses obliquely
 # let echoes show below it; scattering by the trabeculae, the inner cortical surfaces and mode
@@ -229,11 +228,40 @@ CLUTTER_TAIL_MM = 12.0
 # bright capsules, the sonographers' blind read's "bone-bright pills".)
 EXCITATION_CYCLES = 2.0
 TRANSDUCER_CYCLES = 2.0
-# Lateral beam: f-number no smaller than this (lateral FWHM ~1.3 mm at 3.5 MHz, ~0.5 mm at 10 MHz,
-# as convex and linear arrays resolve in the mid field), and the largest active aperture (mm), which
-# widens the beam beyond 120 mm depth (a 60 mm convex array of 128-192 elements opens ~40 mm).
-MIN_F_NUMBER = 3.0
+# Lateral beam: the two-way point-spread function is the product of the transmit beam's profile and the
+# receive beam's (Szabo, Diagnostic Ultrasound Imaging: Inside Out, 2nd ed. 2014, ch. 7; for Gaussian
+# profiles 1 / sigma^2 = 1 / sigma_t^2 + 1 / sigma_r^2), each one way of FWHM sqrt(2) x wavelength x
+# f-number at its focus (so a beam focused alike on both ways is wavelength x f-number wide). Transmit: one
+# fixed focus (``Probe.focus_mm``), f-number no smaller than TRANSMIT_F_NUMBER, Gaussian widening away from
+# it (its Rayleigh range 9 mm at 3.5 MHz). Receive: focused dynamically at every depth with the aperture
+# growing to f-number RECEIVE_F_NUMBER [ED: the usual setting of dynamic receive apertures, 1.5-2.5] up to
+# the largest active aperture, ACTIVE_APERTURE_MM (a 60 mm convex array of 128-192 elements opens ~40 mm).
+# A convex array's elements face outward along its radius R: an element hears a point only within its
+# acceptance half angle (ELEMENT_ACCEPTANCE_DEG [ED]: an element 1-1.5 wavelengths wide is -6 dB at 20-30
+# degrees, and the apodisation weights the outer ones down), so the elements that hear a point d deep span
+# an arc of 2 R sin(acceptance) d / (R + d): a receive f-number (R + d) / (2 R sin(acceptance)) that grows with the
+# depth (Szabo ch. 10, curved arrays). The beam, narrowest near the transmit focus, so widens past it as
+# on a convex scanner's image, where the speckle coarsens with depth: lateral FWHM 1.6 mm at 20 mm, 2.3
+# mm at 60 mm, 3.4 mm at 80 mm (3.5 MHz, 80 mm depth; with the downshift below). (A single receive
+# f-number of 3 with the transmit beam's widening under a square root drew the speckle as fine at 20 mm as
+# at 60 mm, "brushed", in the sonographer's blind read.)
+TRANSMIT_F_NUMBER = 3.0
+RECEIVE_F_NUMBER = 2.0
 ACTIVE_APERTURE_MM = 40.0
+ELEMENT_ACCEPTANCE_DEG = 17.5
+# A convex array fires one line per element, ACQUIRED_LINES across its sector [ED: 128-192 element convex
+# arrays], which the scan converter interpolates linearly to the display: at depth d the lines are (R + d)
+# x the angle between them apart, and interpolation between them spreads the grain across by a triangle
+# one spacing wide (variance spacing^2 / 6), 0.65 mm apart at 20 mm and 0.98 mm at 60 mm for 128 lines
+# over 60 degrees: in a sector the grain widens with the line spacing. (A linear array's lines, one per
+# 0.15-0.3 mm element, are finer than its beam.)
+ACQUIRED_LINES = 128
+# A convex array's sector darkens toward its edges: each line is transmitted from the elements centred on it,
+# TRANSMIT_F_NUMBER x the focus depth wide, and the lines near the array's ends lose the part of that aperture
+# that runs off the array (the outermost line half of it). The pressure at the focus is the sum of the
+# elements' (Szabo 2014, ch. 6), so a line's echoes are as strong as the share of its transmit aperture on the
+# array: -6 dB at the sector's edge, from 7.5 degrees inside it on the 60 degree preset. (The receive beamformer
+# normalises its sum by the elements it uses, so its truncation widens the beam but keeps the echo's level.)
 # Frequency downshift with depth: tissue attenuates the pulse's high frequencies more than its low ones,
 # so the echoes from deep tissue are of a lower centre frequency (clinical.md §5.3: attenuation ~ linear in
 # frequency) and the beam, whose width is wavelength x f-number, widens with them: the speckle coarsens
@@ -265,6 +293,13 @@ TGC_SMOOTH_MM = 3.0
 # the paramedian sagittal view's gain reached 65 dB by 70 mm at 3.5 MHz, the noise 8 dB above black at its
 # brightest: a grainy grey haze behind the laminae, 47 grey at the 99.9th percentile where 21 is the noise.)
 TGC_NOISE_MARGIN_DB = 10.0
+# ... and it makes up TGC_COMPENSATION of that loss, not all of it [ED]: TGC sliders are set by eye to an
+# image that darkens gently toward the deep field, where the noise rises (the scanner's automatic
+# optimisation aims at a uniform mean too, but from noisy, shadowed deep rows it settles short). With the
+# whole loss made up, the soft tissue stood at grey ~60 from 15 to 80 mm deep, "flat gain with depth" in the
+# sonographer's blind read; at 0.9 muscle 70 mm deep at 3.5 MHz (54 dB lost, 12 dB at 15 mm) is 4 dB (20 grey
+# levels) under muscle 15 mm deep, on a display that keeps it well above the noise.
+TGC_COMPENSATION = 0.9
 # Gel layer (GEL_MM, from the probe module, which checks contact with it): air within this distance of
 # the probe face, until the beam is fully in tissue, is coupling gel (a probe pressed on curved,
 # voxelised skin); beyond it the probe has lost contact.
@@ -526,6 +561,7 @@ class _Scan:
     diffraction_substeps: np.ndarray  # (M,) int, passes of it per sample
     side_lobe_lines: np.ndarray  # (M,) int, half width of the side-lobe clutter's triangle across lines
     noise: np.ndarray  # (L, M) float32 unit-mean fluctuation of the receive noise (see _receive_noise)
+    line_gain: np.ndarray  # (L,) float32 echo amplitude of each line's truncated transmit aperture (_line_gains)
 
 
 def _scan_for(anatomy, probe: Probe) -> _Scan:
@@ -585,7 +621,25 @@ def _scan(probe: Probe) -> _Scan:
                  pixel_mm, (float(u[0, 0]), float(v[0, 0])), lateral_sigma, elevation_sigma,
                  axial_kernel, lateral_weights, lateral_rows, diffuse_scale, weights, substeps,
                  np.maximum(np.rint(2.0 * SIDE_LOBE_SPREAD * lateral_sigma / line_spacing), 2).astype(np.int64),
-                 _receive_noise(axial_kernel, lateral_weights, lateral_rows, lines))
+                 _receive_noise(axial_kernel, lateral_weights, lateral_rows, lines), _line_gains(probe, lines))
+
+
+def _line_gains(probe: Probe, lines: int) -> np.ndarray:
+    """Echo amplitude of each of ``lines`` scan lines: 1, or, on a convex array, the share of its transmit
+    aperture (``TRANSMIT_F_NUMBER`` x focus wide, centred on the line) that lies on the array's arc.
+
+    >>> from simulator.imaging.probe import Probe
+    >>> convex = Probe("curvilinear", position=[0, 0, 0], axial=[0, -1, 0], lateral=[1, 0, 0], depth_mm=80.0)
+    >>> [round(float(g), 2) for g in _line_gains(convex, 512)[[0, 32, 64, 256]]]   # 16 mm aperture, 62.8 mm arc
+    [0.5, 0.75, 0.99, 1.0]
+    """
+    if probe.kind != "curvilinear":
+        return np.ones(lines, dtype=np.float32)
+    arc = probe.radius_mm * math.radians(probe.field_of_view_deg)
+    aperture = probe.focus_mm / max(TRANSMIT_F_NUMBER, probe.focus_mm / ACTIVE_APERTURE_MM)
+    centres = (np.arange(lines) + 0.5 - lines / 2) * arc / lines
+    on_array = np.minimum(centres + aperture / 2, arc / 2) - np.maximum(centres - aperture / 2, -arc / 2)
+    return (on_array / aperture).astype(np.float32)
 
 
 def _diffraction_steps(wavelength_mm: float, sample_mm: float,
@@ -679,21 +733,35 @@ def _beam_widths(probe: Probe, depths: np.ndarray) -> tuple[np.ndarray, np.ndarr
     """Two-way Gaussian sigmas (mm) of the point-spread function across the beam: lateral(depth),
     elevation(depth) (along it, the pulse-echo envelope: :func:`_axial_kernel`).
 
-    Lateral: wavelength x f-number, the f-number of the dynamically focused receive aperture
-    (``max(MIN_F_NUMBER, depth / active aperture)``), widened away from the transmit focus by the
-    square root of the transmit beam's Gaussian widening (the two-way beam is the product of both).
-    Elevation: the fixed lens, focused at ``elevation_focus_mm`` with ``elevation_f_number``.
+    Lateral: the product of the transmit beam (fixed focus) and the dynamically focused receive beam,
+    whose aperture a convex array's acceptance limits (``RECEIVE_F_NUMBER``, ``ELEMENT_ACCEPTANCE_DEG``),
+    both at the echoes' downshifted wavelength, plus a convex array's interpolation between its
+    ``ACQUIRED_LINES``. Elevation: the fixed lens, focused at ``elevation_focus_mm`` with
+    ``elevation_f_number``.
+
+    >>> from simulator.imaging.probe import Probe
+    >>> convex = Probe("curvilinear", position=[0, 0, 0], axial=[0, -1, 0], lateral=[1, 0, 0], depth_mm=80.0)
+    >>> lateral, _ = _beam_widths(convex, np.array([20.0, 48.0, 60.0, 80.0]))
+    >>> np.round(2.3548 * lateral, 1).tolist()          # FWHM (mm), widening past the focus (48 mm)
+    [1.6, 1.7, 2.3, 3.4]
     """
-    wavelength = probe.wavelength_mm
     depths = np.maximum(depths, 1e-3)
-    aperture = ACTIVE_APERTURE_MM
-    receive_f = np.maximum(MIN_F_NUMBER, depths / aperture)
-    transmit_f = max(MIN_F_NUMBER, probe.focus_mm / aperture)
-    spread = _gaussian_beam_sigma(wavelength, transmit_f, probe.focus_mm, depths) / _fwhm_to_sigma(wavelength * transmit_f)
     # The echoes' own wavelength grows with depth (downshift), and the beam's width with it.
-    downshifted = wavelength * probe.frequency_mhz / received_frequency_mhz(probe.frequency_mhz, depths)
-    lateral = _fwhm_to_sigma(downshifted * receive_f) * np.sqrt(spread)
-    elevation = _gaussian_beam_sigma(wavelength, probe.elevation_f_number, probe.elevation_focus_mm, depths) / math.sqrt(2.0)
+    wavelength = probe.wavelength_mm * probe.frequency_mhz / received_frequency_mhz(probe.frequency_mhz, depths)
+    receive_f = np.maximum(RECEIVE_F_NUMBER, depths / ACTIVE_APERTURE_MM)
+    if probe.kind == "curvilinear":
+        radius = probe.radius_mm
+        acceptance = math.sin(math.radians(ELEMENT_ACCEPTANCE_DEG))
+        receive_f = np.maximum(receive_f, (radius + depths) / (2.0 * radius * acceptance))
+    receive = math.sqrt(2.0) * _fwhm_to_sigma(wavelength * receive_f)
+    transmit_f = max(TRANSMIT_F_NUMBER, probe.focus_mm / ACTIVE_APERTURE_MM)
+    transmit = math.sqrt(2.0) * _gaussian_beam_sigma(probe.wavelength_mm, transmit_f, probe.focus_mm, depths)
+    lateral = receive * transmit / np.sqrt(receive**2 + transmit**2)
+    if probe.kind == "curvilinear":
+        spacing = (probe.radius_mm + depths) * math.radians(probe.field_of_view_deg) / ACQUIRED_LINES
+        lateral = np.sqrt(lateral**2 + spacing**2 / 6.0)
+    elevation = _gaussian_beam_sigma(probe.wavelength_mm, probe.elevation_f_number, probe.elevation_focus_mm,
+                                     depths) / math.sqrt(2.0)
     return lateral, elevation
 
 
@@ -1003,6 +1071,7 @@ def _trace_lines(voxels, world_to_index, ln_z, attenuation, backscatter, texture
         pending_start = np.int32(-1)
         pending_snaps = False   # the pending echo enters bone and may still move to the surface's crossing
         bone_before = 0.0       # the smoothed bone fraction at the previous sample
+        blocked = 0.0           # the largest bone fraction the line has passed without entering bone
         crossed_at = -1e30      # where it last rose through one half (samples)
         for m in range(samples):
             depth = (m + 0.5) * sample_mm
@@ -1060,6 +1129,11 @@ def _trace_lines(voxels, world_to_index, ln_z, attenuation, backscatter, texture
                     if pending_snaps and abs(crossed_at - pending_at) <= snap_samples:
                         pending_at = crossed_at
                         pending_snaps = False
+                if fraction < bone_before < 0.5 and bone_before > blocked:
+                    # Past the nearest approach to a bone the line missed ("bone beside a line"): the share
+                    # that met the bone, its smoothed fraction there, is lost both ways.
+                    amplitude *= ((1.0 - bone_before) / (1.0 - blocked)) ** 2
+                    blocked = bone_before
                 bone_before = fraction
                 if uniform:
                     c = corner_class[0]
@@ -1241,7 +1315,7 @@ def _diffracted_transmission(step_transmission, side_weights, substeps, out):
 
 @njit(parallel=True, cache=True, fastmath=True)
 def _beam_echoes(coherent, run_start, diffuse_re, diffuse_im, beam_transmission, straight, axial_kernel,
-                 diffuse_scale, clutter, clutter_keep, ring_samples, ring_gain, origins, directions, sample_mm,
+                 diffuse_scale, clutter, clutter_keep, origins, directions, sample_mm,
                  lattice_mm, seed, axial_re, axial_im):
     """Attenuate the local echoes with the beam's transmission, add the diffuse reverberation clutter,
     then blur them along each line, for each compounded frame (the first axis of ``diffuse_*`` and
@@ -1259,7 +1333,8 @@ def _beam_echoes(coherent, run_start, diffuse_re, diffuse_im, beam_transmission,
     lamina is drawn as if insonated (through a window it is). The echo field's lateral point-spread
     function still carries a lit surface's echo a beam width into the shadow beside it. (Averaged over
     the transmit beam, a lamina's shadow still let the deeper surfaces within two beam widths of its
-    edges through at -20 to -40 dB of a lit one: the blind read's "bone under bone".)
+    edges through at -20 to -40 dB of a lit one: the blind read's "bone under bone". The lesser of the
+    two dimmed every sloping bone surface, whose own flank blocks the beam's side, by up to 8 dB.)
     Clutter: ``clutter`` (power ratio) of the diffuse echo power above, remembered with the factor
     ``clutter_keep[m]`` at sample m (:func:`_clutter_keep`), with random phases of its own: a complex white
     lattice of spacing ``lattice_mm`` fixed in the patient (the clutter comes from the tissue above, so
@@ -1287,19 +1362,6 @@ def _beam_echoes(coherent, run_start, diffuse_re, diffuse_im, beam_transmission,
             for frame in range(frames):
                 local += diffuse_re[frame, line, m] ** 2 + diffuse_im[frame, line, m] ** 2
             remembered = clutter_keep[m] * remembered + (1.0 - clutter_keep[m]) * local * scale[m] ** 2 / frames
-        # Ring-down (RING_DOWN_*): a tail after each interface's echo, reached by its transmission; deepest
-        # first, so that a tail adds to the echoes below it and not to its own. ``ring_samples`` is the
-        # tail's length in samples, ``ring_gain`` RING_DOWN_GAIN; its samples sum to the tail's share.
-        decay = math.exp(-1.0 / ring_samples)
-        for m in range(samples - 1, -1, -1):
-            if reached[m] <= 0.0:
-                continue
-            # An echo between samples is split over two: its amplitude is that of the neighbourhood.
-            local = coherent[line, m] + coherent[line, max(m - 1, 0)] + coherent[line, min(m + 1, samples - 1)]
-            ring = reached[m] * min(ring_gain * local, 0.5) * (1.0 - decay)
-            for k in range(m + 1, min(m + 1 + np.int64(4.0 * ring_samples + 1.0), samples)):
-                reached[k] += ring
-                ring *= decay
         inverse_lattice = 1.0 / lattice_mm
         for frame in range(frames):
             salt = np.int64(seed) * 64 + 50 + frame
@@ -1756,10 +1818,12 @@ def _trace_tissue(maps: AcousticMaps, probe: Probe, scan: _Scan, origins: np.nda
     straight = np.cumprod(step_transmission, axis=1)
     _beam_echoes(coherent, run_start, diffuse_re, diffuse_im, beam_transmission, straight, scan.axial_kernel,
                  scan.diffuse_scale, 10.0 ** (CLUTTER_DB / 10.0), _clutter_keep(loss_db, scan.sample_mm),
-                 RING_DOWN_MM / scan.sample_mm, RING_DOWN_GAIN, origins, directions, scan.sample_mm,
+                 origins, directions, scan.sample_mm,
                  SPECKLE_LATTICE_WAVELENGTHS * probe.wavelength_mm, int(seed), axial_re, axial_im)
     field_re, field_im = diffuse_re, diffuse_im     # free again
     _lateral_spread(axial_re, axial_im, scan.lateral_weights, scan.lateral_rows, field_re, field_im)
+    field_re *= scan.line_gain[:, None]
+    field_im *= scan.line_gain[:, None]
     reach = max(int(round(REVERBERATION_SPREAD_MM / scan.sample_mm)), 1)
     noise = _noise_for_seed(scan, seed)
     _compound(field_re, field_im, beam_transmission, 10.0 ** (FRONT_END_NOISE_DB / 10.0),
@@ -1799,7 +1863,8 @@ def depth_gain_db(probe: Probe, depths_mm: np.ndarray, transmission: np.ndarray 
     """Gain (dB) applied at each depth: overall gain + time-gain compensation (slope and sliders).
 
     The slope is ``probe.tgc_db_per_cm`` if set; otherwise it is automatic: it makes up the loss that the
-    frame's lit lines show (``transmission``, lines x samples at ``depths_mm``: :func:`tissue_loss_db`) up to
+    frame's lit lines show (``transmission``, lines x samples at ``depths_mm``: :func:`tissue_loss_db`), its
+    ``TGC_COMPENSATION`` share, up to
     where it would lift the front end's noise near black (``TGC_NOISE_MARGIN_DB``), or, without a frame,
     average soft tissue's (``AUTO_TGC_DB_PER_CM_MHZ``).
     """
@@ -1810,7 +1875,8 @@ def depth_gain_db(probe: Probe, depths_mm: np.ndarray, transmission: np.ndarray 
         gain = probe.gain_db + 2.0 * AUTO_TGC_DB_PER_CM_MHZ * probe.frequency_mhz * depths_mm / 10.0
     else:
         noise_limit = -FRONT_END_NOISE_DB - probe.dynamic_range_db - TGC_NOISE_MARGIN_DB
-        gain = probe.gain_db + np.minimum(tissue_loss_db(transmission, depths_mm, probe.frequency_mhz), noise_limit)
+        loss = tissue_loss_db(transmission, depths_mm, probe.frequency_mhz)
+        gain = probe.gain_db + np.minimum(TGC_COMPENSATION * loss, noise_limit)
     if probe.tgc_db:
         sliders = np.linspace(0.0, probe.depth_mm, len(probe.tgc_db)) if len(probe.tgc_db) > 1 else np.zeros(1)
         gain = gain + np.interp(depths_mm, sliders, probe.tgc_db)

@@ -125,7 +125,11 @@ def test_shadows_are_dark_but_never_exactly_black(sac):
     shadow = image.pixels[row_of(image, 20.0):row_of(image, 6.0), column_of(image, 3.0):column_of(image, 10.0)]
     muscle = image.pixels[row_of(image, 20.0):row_of(image, 6.0), column_of(image, 50.0):column_of(image, 56.0)]
     assert shadow.size > 500
-    assert np.mean(shadow == 0) == 0.0 and shadow.min() >= 3
+    # The display noise's darkest grain is NOISE_STEADY of its mean, DISPLAY_NOISE_ABOVE_BLACK_DB + 10 log10(0.75)
+    # = 0.25 dB over black, grey 1.2: never 0. (With the TGC making up the whole loss the clutter lifted the
+    # shadow's darkest pixel to 3; at TGC_COMPENSATION it is 2.)
+    floor_db = ultrasound.DISPLAY_NOISE_ABOVE_BLACK_DB + 10.0 * np.log10(ultrasound.NOISE_STEADY)
+    assert np.mean(shadow == 0) == 0.0 and shadow.min() >= np.floor(255.0 * floor_db / image.probe.dynamic_range_db)
     assert shadow.mean() < 0.5 * muscle.mean()
 
 
@@ -220,7 +224,7 @@ def test_cauda_equina_is_faint_strands_in_an_anechoic_sac():
     floor = 255.0 * ultrasound.DISPLAY_NOISE_ABOVE_BLACK_DB / probe.dynamic_range_db
     grey = image.pixels[inside].astype(float)
     assert np.median(grey) < 1.6 * floor                 # anechoic between the strands
-    assert np.mean(grey > 4.0 * floor) > 0.02            # and the strands show
+    assert np.mean(grey > 4.0 * floor) > 0.015           # and the strands show (1.9 %; none without them)
     top = (np.abs(points[..., 1] - 19.5) < 1.0) & (points[..., 0] > 15) & (points[..., 0] < 33)
     assert image.pixels[top].mean() < 3.0 * floor        # no outline where the roots meet the CSF
 
@@ -245,7 +249,7 @@ def test_a_shadow_edge_fades_over_millimetres_into_the_dark(sac, monkeypatch):
     monkeypatch.setattr(ultrasound, "SIDE_LOBE_DB", -200.0)
     bare_edge, bare_inside = profile()
     sac.clear_derived()
-    assert near_edge > bare_edge + 4.0
+    assert near_edge > bare_edge + 2.0     # 2.9 (4.6 before issue 17's narrower near-field beam at 6 MHz)
     # (within 1.5 grey levels: near the display's floor, 1.5 dB above black, a faint residue shows more)
     assert inside == pytest.approx(bare_inside, abs=1.5), (near_edge, bare_edge, inside, bare_inside)
 
@@ -302,7 +306,7 @@ def test_a_shadow_holds_faint_speckle_like_clutter_below_the_muscle_above(sac, m
     def measure():
         sac.clear_derived()
         image = sac_image(sac, gain_db=25.0)
-        # 2.5-12.5 mm under the surface (y = 25.5 mm): below the bone's own ring-down (RING_DOWN_MM).
+        # 2.5-12.5 mm under the surface (y = 25.5 mm): below the bone's own echo and its pulse.
         shadow = np.s_[row_of(image, 23.0):row_of(image, 13.0), column_of(image, 2.0):column_of(image, 9.0)]
         above = np.s_[row_of(image, 42.0):row_of(image, 30.0), column_of(image, 2.0):column_of(image, 9.0)]
         return image, shadow, above
@@ -517,16 +521,21 @@ def test_the_skin_is_the_first_line_under_the_whole_face():
     assert len(offsets) > 20 and max(offsets) <= within, offsets
 
 
-def test_the_automatic_tgc_keeps_the_tissue_even_with_depth():
-    """Issue 17 ("the deep field black everywhere"): with the automatic TGC a block of muscle (1.1 dB/cm/MHz,
-    clinical.md §5.3) is as bright 34-40 mm deep as 8-14 mm deep, within a tenth, as a sonographer sets the
-    TGC (measured 42.7 vs 41.1; a fixed 0.8 dB/cm/MHz left it 8 dB short at 37 mm at 5 MHz: 16.9 vs 33.0)."""
+def test_the_automatic_tgc_makes_up_most_of_the_loss_not_all():
+    """Issue 17 ("flat gain with depth"; stop 24: "the deep field black everywhere"): the automatic TGC makes
+    up TGC_COMPENSATION of the tissue's round-trip loss, so a block of muscle (1.1 dB/cm/MHz, clinical.md §5.3)
+    34-40 mm deep is darker than 8-14 mm deep by the rest of the loss between them: 2 x 1.1 x 5 MHz x 2.6 cm
+    = 28.6 dB, a tenth of it 2.86 dB, 13.3 grey levels at 55 dB. Log-compressed speckle shifts with its level;
+    its upper quartile is compared, well clear of the display's floor, which lifts the dark grains (the means
+    moved 7.7; the upper quartile 11). Main made all of it up (its upper quartile 1 grey level brighter deep)."""
     body = block(np.ones((60, 48, 24)), "muscle")
     probe = Probe("linear", position=[30, 47.5, 12], axial=[0, -1, 0], lateral=[1, 0, 0], frequency_mhz=5.0,
-                  depth_mm=44.0, footprint_mm=40.0, image_shape=(220, 200))
+                  depth_mm=44.0, footprint_mm=40.0, gain_db=15.0, image_shape=(220, 200))
     image = render_ultrasound(body, probe)
     grey = image.pixels.astype(float)
-    shallow = grey[row_of(image, 47.5 - 8.0):row_of(image, 47.5 - 14.0)].mean()
-    deep = grey[row_of(image, 47.5 - 34.0):row_of(image, 47.5 - 40.0)].mean()
-    assert shallow > 30.0, shallow                                     # tissue, not the noise floor
-    assert abs(deep - shallow) < 0.1 * shallow, (deep, shallow)
+    shallow = np.percentile(grey[row_of(image, 47.5 - 8.0):row_of(image, 47.5 - 14.0)], 75)
+    deep = np.percentile(grey[row_of(image, 47.5 - 34.0):row_of(image, 47.5 - 40.0)], 75)
+    expected = ((1.0 - ultrasound.TGC_COMPENSATION) * 2 * 1.1 * 5.0 * 2.6 * 255.0 / probe.dynamic_range_db)
+    assert shallow < 240.0, shallow                                    # nothing clipped at white
+    assert shallow - deep > 6.0, (shallow, deep)                      # darker with depth, not flat (1.3 dB)
+    assert abs((shallow - deep) - expected) < 3.0, (shallow, deep, expected)

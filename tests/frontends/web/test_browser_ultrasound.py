@@ -157,8 +157,9 @@ def test_the_probe_panel_shows_bone_moves_and_the_in_plane_needle(server, page, 
     # columns dim (~55): where the 2 mm label's first bone voxel is a thin shell, the smoothed bone fraction the
     # echo is placed on stays under one half (issue 17, to fix in the renderer). Above 110: the bone's narrower
     # specular lobe (stop 26: rms facet slope 0.35, 26 dB down at 55 degrees) dims the caps the rocking tilts, 116.75
-    # on the asymmetric patient of generator 61 (tissue 51).
-    assert np.percentile(line, 75) > 2.0 * np.median(tissue) and np.percentile(line, 75) > 110
+    # on the asymmetric patient of generator 61 (tissue 51). Above 80: issue 17's TGC makes up 0.9 of the loss
+    # (tissue 51 -> 36) and the sector's edge lines lose half their transmit aperture: 88.75 over tissue at 35.8.
+    assert np.percentile(line, 75) > 2.0 * np.median(tissue) and np.percentile(line, 75) > 80
     assert np.median(shadow) < 0.5 * np.median(tissue)           # the shadow holds only the noise floor
     assert "paramedian sagittal oblique" in page.text_content("#us-caption")
     assert page.locator("#us-monitor").bounding_box()["width"] >= 512    # the frame at the monitor's full size
