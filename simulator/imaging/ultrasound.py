@@ -164,13 +164,6 @@ THIN_LAYER_MM = 2.5
 # thinner than the smoothing, whose fraction never reaches one half, keeps its centroid).
 BONE_SURFACE_SIGMA = 1.0
 BONE_SURFACE_SNAP = 1.5
-# Bone beside a line [ED]: a scan line stands for a beam about a millimetre wide across and
-# through the slice (two-way sigmas 0.6-1.4 mm across, 0.7 mm through it at 3.5 MHz), which the label map's one
-# ray does not see: a ray slipping past a lamina's edge, or through a gap narrower than the beam, reached
-# the bone beneath unharmed and drew it inside the laminae's shadow (the sonographer's blind read: "echoes
-# inside shadows"). Where a line passes bone without entering it, the smoothed bone fraction at its nearest
-# approach (BONE_SURFACE_SIGMA, about the beam's width) is the share of the beam that met the bone and is
-# lost, on the way in and out alike.
 # Bone is opaque [ED]: cortical bone's own attenuation (15 dB/cm/MHz, clinical.md §5.3) gives only
 # 10 dB per mm round trip at 3.5 MHz, so a one-voxel cortex or a lamina the beam crosses obliquely
 # let echoes show below it; scattering by the trabeculae, the inner cortical surfaces and mode
@@ -1071,7 +1064,6 @@ def _trace_lines(voxels, world_to_index, ln_z, attenuation, backscatter, texture
         pending_start = np.int32(-1)
         pending_snaps = False   # the pending echo enters bone and may still move to the surface's crossing
         bone_before = 0.0       # the smoothed bone fraction at the previous sample
-        blocked = 0.0           # the largest bone fraction the line has passed without entering bone
         crossed_at = -1e30      # where it last rose through one half (samples)
         for m in range(samples):
             depth = (m + 0.5) * sample_mm
@@ -1129,11 +1121,6 @@ def _trace_lines(voxels, world_to_index, ln_z, attenuation, backscatter, texture
                     if pending_snaps and abs(crossed_at - pending_at) <= snap_samples:
                         pending_at = crossed_at
                         pending_snaps = False
-                if fraction < bone_before < 0.5 and bone_before > blocked:
-                    # Past the nearest approach to a bone the line missed ("bone beside a line"): the share
-                    # that met the bone, its smoothed fraction there, is lost both ways.
-                    amplitude *= ((1.0 - bone_before) / (1.0 - blocked)) ** 2
-                    blocked = bone_before
                 bone_before = fraction
                 if uniform:
                     c = corner_class[0]
