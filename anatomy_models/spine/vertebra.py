@@ -52,14 +52,21 @@ SPINOUS_PROCESS_ROOT_MM = 5.0             # how far the process reaches into the
 SPINOUS_PROCESS_ROOT_FLARE_MM = 1.0       # half-thickness the root has beyond the blade's, mm
 TRANSVERSE_PROCESS_HEIGHT_MM = {"T12": 7.0, "L1": 8.0, "L2": 9.0, "L3": 10.0, "L4": 10.0, "L5": 13.0}
 TRANSVERSE_PROCESS_BACKWARD_DEG = 10.0    # TPs point slightly posterior (§4.7 [S87])
+# L4's and L5's processes rise a little going out (on 500 AP films the L1-L3 processes ran horizontal, L4's and
+# L5's "a little oblique upward": Suck et al., J Korean Neurosurg Soc 1975;4:227).
 TRANSVERSE_PROCESS_UPWARD_DEG = {"L4": 8.0, "L5": 15.0}
-# The transverse processes are flat bars that narrow (cranio-caudally) a little toward a blunt tip: in CT of 200
-# lumbar processes (Li et al. 2003, clinical.md §4.7 [S87]) the width at the root and half-way out do not differ
-# (but at L5), the lateral width is smaller, and L5's is the widest and twice as thick; the mean shape of 87 CTs
+# The transverse processes are flat bars that narrow (cranio-caudally) toward a blunt tip: in CT of 200 lumbar
+# processes (Li et al. 2003, clinical.md §4.7 [S87]) the width at the root and half-way out do not differ (but at
+# L5), the lateral width is smaller, and L5's is the widest and twice as thick; the mean shape of 87 CTs
 # (shapes/README.md) ends blunt: 0.5 and 2 mm from the tip it keeps 0.38-0.50 and 0.65-0.77 of its height 10 mm
 # in (L3-L5). So the tip keeps 0.85 of the root's height, L5's 0.9 [ED: the least taper that is not a
-# parallel-sided bar; 0.6 with a rounded cap, generator 52-56, read as "blades that taper to needle points"].
-TRANSVERSE_PROCESS_TIP_HEIGHT_FRACTION = {"T12": 0.85, "L1": 0.85, "L2": 0.85, "L3": 0.85, "L4": 0.85, "L5": 0.9}
+# parallel-sided bar; 0.6 with a rounded cap, generator 52-56, read as "blades that taper to needle points"]. L3's,
+# the longest and in the mean shape a bar of even height (12 mm on the template), keeps 0.75 [ED: 0.85 left it
+# 0.81 of its root's height over its last 4 mm on the built-in patient, a "stencilled paddle" as long-looking as
+# L4's; 0.75 on L4 fails test_the_transverse_process_ends_blunt_as_the_mean_shape_does, 0.36 of its height 0.5 mm
+# from its end against the 0.38 asked]. L4's (0.77 over its last 4 mm) and L5's mean shapes (a cone from its broad
+# root, 14.5 to 7 mm high on the built-in patient) taper already.
+TRANSVERSE_PROCESS_TIP_HEIGHT_FRACTION = {"T12": 0.85, "L1": 0.85, "L2": 0.85, "L3": 0.75, "L4": 0.85, "L5": 0.9}
 # The body's waist: its anterior and lateral walls curve in between the rims (the ring apophyses),
 # by this fraction at mid-height; the rims (the outer fifth of the height at each end) keep the
 # endplate's size, and the posterior wall stays straight [ED, textbook lateral radiograph].
