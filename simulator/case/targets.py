@@ -221,6 +221,20 @@ def needle_direction(oblique_deg: float, side_sign: float, cranial_deg: float, m
     return direction / np.linalg.norm(direction)
 
 
+def coaxial_direction(carm: CArm, point: np.ndarray) -> np.ndarray:
+    """The unit direction (LPS) of a needle coaxial in ``carm``'s view with its tip at ``point``: along the ray from
+    the detector side toward the source, so the shaft projects onto the tip's own pixel.
+
+    >>> carm = CArm(primary_deg=20.0)
+    >>> d = coaxial_direction(carm, np.array([10.0, 0.0, -30.0]))
+    >>> u = carm.project(np.array([[10.0, 0.0, -30.0], [10.0, 0.0, -30.0] - 60.0 * d]))
+    >>> float(np.abs(u[0] - u[1]).max()) < 1e-9, bool(d[1] < 0)   # one pixel; the tip anterior of the hub
+    (True, True)
+    """
+    toward_source = carm.source - np.asarray(point, dtype=np.float64)
+    return toward_source / np.linalg.norm(toward_source)
+
+
 def _side_sign(side: str) -> float:
     return {"left": 1.0, "right": -1.0, "midline": 0.0}[side]
 
@@ -325,10 +339,9 @@ def _transforaminal(scenario: Scenario, spec: TargetSpec, anatomy: Anatomy, trac
     name = f"{spec.level}.{'safe_triangle' if approach == 'subpedicular' else 'kambin_triangle'}.{spec.side}"
     point = anatomy.landmark(name)
     sign = _side_sign(spec.side)
-    # Subpedicular: ipsilateral oblique ~20-35 deg with slight caudal tilt (the needle climbs
-    # cranially); Kambin: more oblique, aimed at the SAP's ventral edge at disc level (§2.2, §2.6).
-    oblique, cranial = (25.0, 10.0) if approach == "subpedicular" else (35.0, 0.0)
-    direction = needle_direction(oblique, sign, cranial)
+    # Subpedicular: the Scotty dog, an ipsilateral oblique of ~20-35 deg; Kambin: more oblique, aimed at the SAP's
+    # ventral edge at disc level (§2.2, §2.6).
+    oblique = 25.0 if approach == "subpedicular" else 35.0
     side = _side(sign)
     # The Scotty-dog angle is measured from the SAP below; without its label, the textbook oblique.
     angle = None if _labelled(anatomy, f"{level_below(upper)}.SAP.{side}") else oblique
@@ -338,6 +351,11 @@ def _transforaminal(scenario: Scenario, spec: TargetSpec, anatomy: Anatomy, trac
                   View(f"ipsilateral oblique {oblique:g} deg", ipsilateral_oblique(anatomy, upper, side, oblique)))
     views = (_ap_view(anatomy, level_below(upper), upper), trajectory,
              View("lateral", lateral(anatomy, upper, side)))
+    # The needle is placed coaxial ("gun-barrel") in the trajectory view (clinical.md §2.2(a) [S5]): along that
+    # view's ray through the target, so it shows as a dot with the hub over it. The textbook 25 deg oblique and 10 deg
+    # cranial, 12.5 deg off the Scotty dog's ray on the built-in patient, drew the expert's shaft as a 1.5 cm line across the
+    # trajectory view (issue 16/21's blind read of the TFESI's Scotty dog).
+    direction = coaxial_direction(trajectory.carm, point)
     # The injectate must reach the ventral epidural space and the root sleeve through the foramen
     # (clinical.md §2.2 [S1][S2]): within 5 mm of the triangle the tip has to be in the epidural
     # compartment (the epidural space, or the fat around the exiting root), where contrast takes the
@@ -358,9 +376,13 @@ def _facet(scenario: Scenario, spec: TargetSpec, anatomy: Anatomy, tracer: Trace
     sign = _side_sign(spec.side)
     direction = _joint_line_direction(anatomy, tracer, joint, sign, FACET_ANGLE_DEG.get(spec.level, 40.0))
     side = _side(sign)
-    angle = FACET_ANGLE_DEG.get(spec.level, 40.0)
+    # The oblique is turned until the joint is a lucent line and the needle runs coaxial down it (clinical.md §2.3
+    # [S31][S32]): the view looks along the joint-line direction at the joint, so its beam is the needle's. At the
+    # table angle (45 deg at L4-L5) the joint-line needle lay 10 deg off the beam, a long in-plane shaft on the
+    # working view (issue 16/21's blind read).
+    along_joint = gun_barrel(Needle(entry=point - 50.0 * direction, direction=direction, depth_mm=50.0))
     views = (_ap_view(anatomy, level_below(upper), upper),
-             View(f"ipsilateral oblique {angle:g} deg (joint line)", ipsilateral_oblique(anatomy, upper, side, angle)),
+             View(f"ipsilateral oblique {abs(along_joint.primary_deg):.0f} deg (joint line)", along_joint),
              View("lateral", lateral(anatomy, upper, side)))
     zone = Zone(point, 10.0, inside=(joint,) if _labelled(anatomy, joint) else ())
     return Target(scenario.procedure, f"{spec.side} {spec.level} facet joint, inferior recess", point, zone, direction,

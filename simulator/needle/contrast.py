@@ -112,6 +112,13 @@ _FORAMINAL_FAT_STEP_COST = 6.0
 # around the tip took a third of 1 mL within a few millimetres of the needle, a dark blob at the foramen on AP and
 # lateral in which the root's tube was lost (the blind reader's "same black blob", issue 16) [ED].
 FORAMINAL_FAT_SHARE = 0.3
+# Except at the needle's opening: the bolus leaving the tip distends the fat around it before it finds the sleeve
+# and the canal, so within this distance (mm) of a foraminal tip the fat holds its full share and is entered as
+# readily as the canal's (:data:`_FORAMINAL_FAT_STEP_COST` not applied). Without it the densest contrast of an L5-S1
+# TFESI lay 11.5 mm medial of the tip, in the canal, "detached from the tip" (issue 16/21's blind read): contrast
+# spreads from the needle's opening, densest there (clinical.md §2.7 TFESI row) [ED 4 mm: on the 1 mm patient the
+# lateral's densest projected point lies 1.8 mm from the tip's (3 mm: 7.6, none: 7.6)].
+TIP_POOL_MM = 4.0
 # The dural root sleeve and the perineural spread that outlines the root reach this far (mm) beyond
 # the epidural space: a transforaminal neurogram outlines the spinal nerve for 1-2 cm beyond the
 # foramen, infero-laterally under the pedicle (§2.2(a), §2.7 TFESI row [S17][S21]); beyond it, tissue
@@ -828,7 +835,10 @@ def inject(tracer: Tracer, tip: Sequence[float] | np.ndarray, volume_ml: float,
                          np.where(spill, SPILL_STEP_COST, np.inf))
     if compartment.pattern == "epidural":
         step_cost = np.where(inside & other_side, step_cost * model.barrier_cost, step_cost)
-        step_cost = np.where(inside & foramen & ~sleeve, step_cost * _FORAMINAL_FAT_STEP_COST, step_cost)
+        at_opening = np.linalg.norm(grid.voxel_to_world(np.indices(grid.shape).reshape(3, -1).T) - tip,
+                                    axis=1).reshape(grid.shape) <= TIP_POOL_MM
+        foraminal_fat = inside & foramen & ~sleeve & ~at_opening
+        step_cost = np.where(foraminal_fat, step_cost * _FORAMINAL_FAT_STEP_COST, step_cost)
         in_muscle = sleeve & np.isin(codes, [c for c, t in enumerate(tracer.tissues) if t == "muscle"])
         step_cost = np.where(in_muscle, _MUSCLE_SLEEVE_STEP_COST, step_cost)
         if dorsal_space.any():
@@ -863,7 +873,7 @@ def inject(tracer: Tracer, tip: Sequence[float] | np.ndarray, volume_ml: float,
     capacity = np.where(plica, capacity * PLICA_FILL_SHARE, capacity)
     capacity = capacity * np.clip(1.0 + DORSAL_LOBULE_CAPACITY_GAIN * lobules, 0.2, 2.0)
     if compartment.pattern == "epidural" and not dorsal_space.any():
-        capacity = np.where(inside & foramen & ~sleeve, capacity * FORAMINAL_FAT_SHARE, capacity)
+        capacity = np.where(foraminal_fat, capacity * FORAMINAL_FAT_SHARE, capacity)
     # A run-off channel holds the share of the voxel its tube fills.
     capacity = np.where(runoff > 0, runoff * voxel_ml, capacity)
     if compartment.pattern == "intradiscal":

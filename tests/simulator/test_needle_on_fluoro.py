@@ -50,3 +50,23 @@ def test_the_needles_edges_are_as_soft_as_a_bone_edge_at_the_same_magnification(
     needle_sigma = np.sqrt(max(spread ** 2 - chord_pixels ** 2 / 4.0 - 1.0 / 12.0, 0.0))
     assert bone_sigma > 0.5
     assert needle_sigma == pytest.approx(bone_sigma, rel=0.2), (needle_sigma, bone_sigma)
+
+
+def test_the_needle_is_drawn_from_its_tip_to_its_hub_end_as_projected():
+    """The stop-26 expert needle of the TFESI on its Scotty dog view (LAO 20, cranial 2; the case's c01 in the blind
+    read, "a floating 1.5 cm segment cut off at both ends inside the field"): the steel drawn at over 0.7 of the
+    shaft's peak runs from the tip's projection (3 pixels: the Quincke bevel thins its last 1.5 mm) to the projection of
+    the cannula's end inside the hub (2 pixels), all of it inside the field. It was drawn whole: the short segment was the needle 12.5 deg off the beam
+    (tests/simulator/test_planner.py), the plastic hub faint over it. Here 101 px of 101 at 768."""
+    carm = CArm(primary_deg=20.0, secondary_deg=2.0, isocenter=(0.0, 10.0, -45.0), detector_pixels=768)
+    needle = Needle(entry=[48.0, 83.5, -53.1], direction=[-0.416, -0.893, 0.174], depth_mm=71.06)
+    steel = needle_as_projected(needle, carm, 0.3)
+    cannula_end = needle.hub - needle.spec.hub_length_mm * needle.direction
+    tip, end = carm.project(np.array([needle.tip, cannula_end]))
+    rows, columns = np.nonzero(steel > 0.7 * steel.max())
+    axis = (end - tip) / np.linalg.norm(end - tip)
+    along = (np.column_stack([columns, rows]) - tip) @ axis
+    assert carm.field_mask()[rows, columns].all()
+    assert abs(along.min()) <= 3.0 and abs(along.max() - np.linalg.norm(end - tip)) <= 2.0, \
+        (along.min(), along.max(), np.linalg.norm(end - tip))
+
