@@ -35,15 +35,17 @@ def start_views(scenario: Scenario, target: Target) -> list[tuple[str, CArm]]:
 
 
 def target_marks(target: Target) -> tuple[list[Marker], list[Segment]]:
-    """Markers for the target point and zone and the textbook entry, and the line from entry to target."""
+    """Markers for the target point and zone and the textbook entry, and the line from entry to target; the target's
+    dot is drawn last, so that on a view down the needle (the entry over the target: the transforaminal's trajectory
+    view, clinical.md §2.2(a)) the entry's cross stands round the target and does not hide it."""
     point = tuple(target.point.tolist())
-    markers = [Marker(point, ZONE_COLOR, "ring", target.zone.radius_mm, None),
-               Marker(point, TARGET_COLOR, "dot", 1.0, "target")]
+    markers = [Marker(point, ZONE_COLOR, "ring", target.zone.radius_mm, None)]
     segments = []
     if target.entry_point is not None:
         entry = tuple(target.entry_point.tolist())
         markers.append(Marker(entry, ENTRY_COLOR, "cross", 4.0, "entry"))
         segments.append(Segment(entry, point, ENTRY_COLOR, dashed=True))
+    markers.append(Marker(point, TARGET_COLOR, "dot", 1.0, "target"))
     return markers, segments
 
 

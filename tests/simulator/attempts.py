@@ -16,13 +16,15 @@ def nearest_points(session: Session, group: str, near: np.ndarray) -> np.ndarray
     return points[np.argsort(np.linalg.norm(points - near, axis=1), kind="stable")]
 
 
-def place_toward(session: Session, points: np.ndarray, cone_deg: float = 30.0, **allow) -> float:
-    """Place the needle on the best textbook-cone path to the first of ``points`` (shape (3,) or
-    (n, 3)) that one reaches, ``allow`` relaxing :func:`simulator.case.planner.find_trajectory`'s safety
-    rules; returns the depth of that point.
+def place_toward(session: Session, points: np.ndarray, cone_deg: float = 30.0, axis: np.ndarray | None = None,
+                 **allow) -> float:
+    """Place the needle on the best path within ``cone_deg`` of ``axis`` (the target's textbook direction unless
+    given) to the first of ``points`` (shape (3,) or (n, 3)) that one reaches, ``allow`` relaxing
+    :func:`simulator.case.planner.find_trajectory`'s safety rules; returns the depth of that point.
     """
+    axis = session.target.textbook_direction if axis is None else axis
     for point in np.atleast_2d(np.asarray(points, float))[:40]:
-        path = find_trajectory(session.tracer, point, session.target.textbook_direction, cone_deg,
+        path = find_trajectory(session.tracer, point, axis, cone_deg,
                                max_depth_mm=session.spec.length_mm, **allow)
         if path is not None:
             session.apply({"type": "place_needle", "t": session.state.t + 1, "entry": path.entry.tolist(),
