@@ -750,11 +750,8 @@ def thin_end_lift(measured: np.ndarray, body: np.ndarray, region: np.ndarray, pi
     (-0.97, -0.97, 0.0)
     """
     n = measured.shape[0]
-    cell = 4
-    while n % cell:
-        cell -= 1
-    coarse_body = body.reshape(n // cell, cell, n // cell, cell).any(axis=(1, 3))
-    coarse = np.asarray(measured, np.float64).reshape(n // cell, cell, n // cell, cell).mean(axis=(1, 3))
+    coarse, cell = _cell_means(np.asarray(measured, np.float64), 4)
+    coarse_body = _cell_means(body.astype(np.float32), cell)[0] > 0
     if not coarse_body.any():
         return np.zeros(measured.shape, np.float32)
     # Outside the body the opening must take nothing: air there would pull the tissue's envelope to zero.
@@ -1213,12 +1210,18 @@ def _upsample_linear(coarse, low, weight):  # pragma: no cover - compiled
 def coarse_blur(image: np.ndarray, sigma_pixels: float, cell: int = 8) -> np.ndarray:
     """A wide Gaussian blur (float32) computed on a ``cell``-times coarser grid: for blurs of tens of
     pixels (veiling glare), where the coarse grid loses nothing and the full-size one costs 30x more."""
+    coarse, cell = _cell_means(image, cell)
+    blurred = ndimage.gaussian_filter(coarse, sigma_pixels / cell, mode="nearest", truncate=3.0).astype(np.float32)
+    return _upsample_linear(blurred, *_upsampling_taps(image.shape[0], cell))
+
+
+def _cell_means(image: np.ndarray, cell: int) -> tuple[np.ndarray, int]:
+    """The square ``image``'s means over cells of ``cell`` pixels (or of the largest size under it that divides the
+    image's side), and that size."""
     n = image.shape[0]
     while n % cell:
         cell -= 1
-    coarse = image.reshape(n // cell, cell, n // cell, cell).mean(axis=(1, 3))
-    blurred = ndimage.gaussian_filter(coarse, sigma_pixels / cell, mode="nearest", truncate=3.0).astype(np.float32)
-    return _upsample_linear(blurred, *_upsampling_taps(n, cell))
+    return image.reshape(n // cell, cell, n // cell, cell).mean(axis=(1, 3)), cell
 
 
 @njit(fastmath=True, cache=True, nogil=True)

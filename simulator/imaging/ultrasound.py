@@ -26,8 +26,7 @@ and of the PLUS toolkit's simulator (per-tissue impedance, attenuation and diffu
    edge, the side lobes' clutter). Interface echoes are reached only by their own line's undiffracted
    transmission, not averaged across the beam: sound bent round a bone edge, or passing beside it in the
    transmit beam's flank, meets a surface behind it obliquely and is mirrored away, so nothing behind a
-   lamina is drawn as if insonated; a line that passes bone closer than the beam's width loses the share
-   of the beam that met it.
+   lamina is drawn as if insonated.
 3. **Point-spread function**: axial (the pulse-echo envelope, which ends with the pulse) and Gaussian
    lateral (beam width, depending on focus and depth) blur of each compounded frame's complex echo field in the beam domain; the
    frames' echo powers are averaged (spatial compounding: finer, less spread speckle), and the

@@ -835,8 +835,7 @@ def inject(tracer: Tracer, tip: Sequence[float] | np.ndarray, volume_ml: float,
                          np.where(spill, SPILL_STEP_COST, np.inf))
     if compartment.pattern == "epidural":
         step_cost = np.where(inside & other_side, step_cost * model.barrier_cost, step_cost)
-        at_opening = np.linalg.norm(grid.voxel_to_world(np.indices(grid.shape).reshape(3, -1).T) - tip,
-                                    axis=1).reshape(grid.shape) <= TIP_POOL_MM
+        at_opening = np.linalg.norm(crop_world(grid) - tip, axis=-1) <= TIP_POOL_MM
         foraminal_fat = inside & foramen & ~sleeve & ~at_opening
         step_cost = np.where(foraminal_fat, step_cost * _FORAMINAL_FAT_STEP_COST, step_cost)
         in_muscle = sleeve & np.isin(codes, [c for c, t in enumerate(tracer.tissues) if t == "muscle"])
