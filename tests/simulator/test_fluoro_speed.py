@@ -184,6 +184,7 @@ def test_the_compiled_passes_of_a_frame_let_other_threads_run():
     """The web workstation makes live frames in a worker thread while its event loop pushes them and takes
     the trainee's clicks: every compiled pass of a frame (and of a new pose's DRR) releases the GIL."""
     kernels = (fluoro._remap_where, fluoro._upsample_linear, fluoro._tone_lookup, fluoro._separable_filter,
-               fluoro._normal_counts, fluoro._splat_on_grid, fluoro._read_grid, drr._needle_kernel, drr._joseph_kernel, drr._joseph_pair_kernel,
-               drr._siddon_kernel, spectrum._detected_serial, spectrum._detected_parallel, spectrum._table_lookup)
+               fluoro._normal_counts, fluoro._splat_on_grid, fluoro._read_grid, drr._needle_kernel, drr._joseph_kernel,
+               drr._joseph_pair_kernel, drr._joseph_pair_kernel_avx2, drr._siddon_kernel, spectrum._detected_serial,
+               spectrum._detected_parallel, spectrum._table_lookup)
     assert [kernel.py_func.__name__ for kernel in kernels if not kernel.targetoptions.get("nogil")] == []
