@@ -1501,12 +1501,12 @@ def needle_footprint(needle: Needle, carm: CArm) -> tuple[slice, slice, np.ndarr
 
 
 def add_needle_line_integrals(image: np.ndarray, needle: Needle, carm: CArm, kev: float = FLUORO_EFFECTIVE_KEV,
-                              *, samples: int = 4) -> np.ndarray:
+                              *, samples: int = 4, hub: bool = True) -> np.ndarray:
     """Add the needle's attenuation line integrals (closed form) into ``image`` in place.
 
     Each pixel of :func:`needle_footprint` (only those) averages ``samples`` x ``samples`` rays'
     transmissions over its area, as a detector element does; ``samples=1`` is one ray through the
-    pixel centre, like the DRR. Returns ``image``.
+    pixel centre, like the DRR. ``hub`` False: the steel shaft alone. Returns ``image``.
     """
     if int(samples) != samples or not 1 <= samples <= 16:
         raise SpinesimError(f"needle samples per pixel side must be an integer 1-16, got {samples!r}")
@@ -1516,14 +1516,17 @@ def add_needle_line_integrals(image: np.ndarray, needle: Needle, carm: CArm, kev
     rows, columns, shadows = footprint
     pixel_to_direction = carm.pixel_to_direction
     patch = np.zeros((rows.stop - rows.start, columns.stop - columns.start, int(samples) ** 2))
+    cylinders = needle_cylinders(needle, kev)
     _needle_kernel(carm.source, pixel_to_direction[:, 2].copy(), pixel_to_direction[:, 0].copy(),
-                   pixel_to_direction[:, 1].copy(), columns.start, rows.start, needle_cylinders(needle, kev),
-                   int(samples), shadows, patch)
+                   pixel_to_direction[:, 1].copy(), columns.start, rows.start, cylinders if hub else cylinders[:1],
+                   int(samples), shadows if hub else shadows[:1], patch)
     image[rows, columns] += patch[:, :, 0].astype(np.float32)
     return image
 
 
-def needle_line_integrals(needle: Needle, carm: CArm, kev: float = FLUORO_EFFECTIVE_KEV, *, samples: int = 4) -> np.ndarray:
+def needle_line_integrals(needle: Needle, carm: CArm, kev: float = FLUORO_EFFECTIVE_KEV, *, samples: int = 4,
+                          hub: bool = True) -> np.ndarray:
     """The needle's own attenuation line integrals (float32 image, zero off the needle); see
     :func:`add_needle_line_integrals`."""
-    return add_needle_line_integrals(np.zeros(carm.shape, dtype=np.float32), needle, carm, kev, samples=samples)
+    return add_needle_line_integrals(np.zeros(carm.shape, dtype=np.float32), needle, carm, kev, samples=samples,
+                                     hub=hub)
