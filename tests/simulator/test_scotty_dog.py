@@ -213,8 +213,8 @@ def transverse_process_outline(anatomy, carm, line_integrals: np.ndarray, level:
 # The far side's transverse process (clear of the body on the Scotty view) shows its cranial and caudal borders as a
 # dense outline round a lighter core (generator.TRANSVERSE_PROCESS_SHELL_MM_BY_FACING), not an even paddle. The 1 mm
 # patient, L3 left/right, L4 left/right (the side of the view; the process measured is the other one): generator 62
-# (1.2 mm of cortex all round) 0.007/0.013/0.008/0.004; generator 67 0.031/0.042/0.026/0.021, of the process's ~0.15
-# over the soft tissue beside it.
+# (1.2 mm of cortex all round) 0.006/0.013/0.009/0.003, red; generator 67 0.031/0.042/0.026/0.021 (the mean of the
+# middle column and those 2 px either side), of the process's ~0.15 over the soft tissue beside it.
 MIN_TRANSVERSE_PROCESS_OUTLINE = 0.017
 
 
