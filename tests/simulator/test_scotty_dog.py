@@ -174,9 +174,14 @@ def test_the_scotty_dogs_neck_is_a_narrow_isthmus_with_less_bone_on_both_sides(s
 # the rays along its walls cross more bone than those through its middle (a ring, clinical.md §1 [S30]), measured
 # as test_pedicle_ring measures the AP's ring (each wall's line integral over the lightest point between them,
 # across the image through the pedicle's centre landmark). The 1 mm patient (generator 62 and 67 alike), walls
-# lateral/medial: L3 left 0.09/0.19, right 0.21/0.13; L4 left 0.06/0.20, right 0.19/0.13. A pedicle of even
-# density (its cortex as its core) shows none.
-MIN_EYE_WALL_LINE_INTEGRAL = 0.03
+# lateral/medial: L3 left 0.09/0.19, right 0.21/0.13; L4 left 0.06/0.20, right 0.19/0.13. With the pedicle's cortex
+# painted as its core (CORTEX_MM and PEDICLE_MEDIAL_CORTEX_MM 0) L3 left keeps 0.031/0.069, right 0.105/0.048 (the
+# bone round it): red.
+MIN_EYE_WALL_LINE_INTEGRAL = 0.05
+# The neck (pars) is a narrow isthmus: across its long axis at most this fraction of the ear's (SAP's) width. The 1 mm
+# patient (generators 62 and 67): L3 left 0.36, right 0.36; L4 left 0.43, right 0.48; with the pars bar 28 mm wide
+# instead of 8 (vertebra.pars_part, naming more of the arch pars) L3 left 0.76, right 0.59: red.
+MAX_NECK_OVER_EAR = 0.55
 
 
 @pytest.mark.slow
@@ -187,7 +192,7 @@ def test_the_scotty_dogs_eye_is_a_ring_and_its_neck_narrower_than_its_ear(spine_
     eye = _walls(spine_1mm, carm, level, side, image.line_integrals, "")
     assert min(eye["wall_a"], eye["wall_b"]) > MIN_EYE_WALL_LINE_INTEGRAL, eye
     dog = scotty_dog_measurements(spine_1mm, level, side)
-    assert dog["neck_width"] < dog["ear_width"], dog
+    assert dog["neck_width"] < MAX_NECK_OVER_EAR * dog["ear_width"], dog
 
 
 def transverse_process_outline(anatomy, carm, line_integrals: np.ndarray, level: str, side: str) -> float:
