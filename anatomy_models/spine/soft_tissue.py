@@ -52,6 +52,9 @@ TORSO_EXPONENT = 2.4                    # superellipse exponent of the trunk sec
 # The trunk's widening over the pelvis (mm each side): a hip breadth of about 35 cm at BMI 25, as wide as the
 # buttocks reach (anatomy_models.spine.glutes) [ED; adult hip breadths in anthropometric surveys are 34-38 cm].
 HIP_WIDENING_MM = 36.0
+# Below the S1 body's centre the anterior abdominal wall curves back over the pubis and the groin, over this height
+# (mm) to the sacrum's own front [ED: the pubic symphysis lies about level with the coccyx, 60-80 mm below S1].
+GROIN_RECESS_MM = 60.0
 
 # Muscle section semi-axes (x, y) in mm per level [ED], T12 .. S1.
 PSOAS_MM = {"T12": (5, 5), "L1": (8, 7), "L2": (12, 10), "L3": (16, 13), "L4": (19, 16), "L5": (21, 17), "S1": (20, 16)}
@@ -339,15 +342,19 @@ def abdominal_wall_front_y(profile: SpineProfile, z: np.ndarray | float) -> np.n
     where a real abdominal CT's crosses 249 against 246 (tests/data/totalsegmentator_lumbar, the S1 and L4 labels'
     centres), and the sacrum and the sacroiliac joints showed lighter than the lumbar bodies on every AP (issue 15).
 
+    Below the S1 body's centre the wall curves back over the pubis and the groin to the sacrum's own front over
+    :data:`GROIN_RECESS_MM`, so the grid's floor (below the ischial tuberosities) cuts no more body than before.
+
     >>> profile = SpineProfile(np.array([0.0, 40.0, 80.0]), {"y": np.array([40.0, 12.0, 20.0]),
     ...                                                        "half_depth": np.array([20.0, 20.0, 20.0])})
-    >>> abdominal_wall_front_y(profile, np.array([0.0, 20.0, 40.0, 60.0, 80.0])).tolist()
-    [-8.0, -8.0, -8.0, -4.0, 0.0]
+    >>> abdominal_wall_front_y(profile, np.array([-90.0, -30.0, 0.0, 20.0, 40.0, 60.0, 80.0])).tolist()
+    [20.0, 6.0, -8.0, -8.0, -8.0, -4.0, 0.0]
     """
     fronts = profile.values["y"] - profile.values["half_depth"]
     apex = int(np.argmin(fronts))  # the profile runs from S1 (first) up: the bodies below the apex come before it
     held = np.where(np.arange(len(fronts)) < apex, fronts[apex], fronts)
-    return np.interp(z, profile.z, held)
+    below = np.clip((profile.z[0] - np.asarray(z)) / GROIN_RECESS_MM, 0.0, 1.0)
+    return np.interp(z, profile.z, held) + below * (fronts[0] - held[0])
 
 
 # ------------------------------------------------------------------------------ the trunk
