@@ -36,7 +36,7 @@ def _line_integral_at(image: np.ndarray, carm, point: np.ndarray) -> float:
 def test_the_s1_body_and_the_sacroiliac_joints_are_as_dense_as_l4_on_the_ap(spine_1mm):
     """A straight AP centred on L5 holds L4 and the sacrum: the line integral through the S1 body's and each
     sacroiliac joint's centre is no less than through L4's body (built-in patient, generator 68: L4 4.95, S1 5.04,
-    the joints 5.23 and 5.21; generator 62, whose anterior abdominal wall followed the sacrum back to 29 mm behind
+    the joints 5.16 and 5.13; generator 62, whose anterior abdominal wall followed the sacrum back to 29 mm behind
     L4's, gave L4 4.92, S1 4.43, the joints 4.58 and 4.56: red)."""
     carm = carm_for_view(spine_1mm, "ap", "L5", "left", None, 0.0, PIXELS)
     image = np.asarray(anatomy_line_integrals(spine_1mm, carm))
