@@ -170,6 +170,15 @@ def test_the_scotty_dogs_neck_is_a_narrow_isthmus_with_less_bone_on_both_sides(s
     assert min(dog["neck_over_side_a"], dog["neck_over_side_b"]) > MIN_NECK_EDGE, dog
 
 
+LEVELS_AND_SIDES = [(level, side) for level in ("L3", "L4") for side in ("left", "right")]
+
+
+def _noiseless_scotty_view(anatomy, level: str, side: str):
+    """The Scotty dog view of ``level`` from ``side`` and its noiseless frame."""
+    carm = scotty_dog(anatomy, level, side, detector_pixels=PIXELS)
+    return carm, render_fluoro(anatomy, carm, dose=None, display=Display(letters=False))
+
+
 # The dog's eye is the pedicle seen nearly end-on: a tube of cortex round a cancellous core, so on the Scotty view
 # the rays along its walls cross more bone than those through its middle (a ring, clinical.md §1 [S30]), measured
 # as test_pedicle_ring measures the AP's ring (each wall's line integral over the lightest point between them,
@@ -185,10 +194,9 @@ MAX_NECK_OVER_EAR = 0.55
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("level, side", [(level, side) for level in ("L3", "L4") for side in ("left", "right")])
+@pytest.mark.parametrize("level, side", LEVELS_AND_SIDES)
 def test_the_scotty_dogs_eye_is_a_ring_and_its_neck_narrower_than_its_ear(spine_1mm, level, side):
-    carm = scotty_dog(spine_1mm, level, side, detector_pixels=PIXELS)
-    image = render_fluoro(spine_1mm, carm, dose=None, display=Display(letters=False))
+    carm, image = _noiseless_scotty_view(spine_1mm, level, side)
     eye = _walls(spine_1mm, carm, level, side, image.line_integrals, "")
     assert min(eye["wall_a"], eye["wall_b"]) > MIN_EYE_WALL_LINE_INTEGRAL, eye
     dog = scotty_dog_measurements(spine_1mm, level, side)
@@ -224,10 +232,9 @@ MIN_TRANSVERSE_PROCESS_OUTLINE = 0.017
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("level, side", [(level, side) for level in ("L3", "L4") for side in ("left", "right")])
+@pytest.mark.parametrize("level, side", LEVELS_AND_SIDES)
 def test_the_far_transverse_process_is_outlined_by_its_borders(spine_1mm, level, side):
-    carm = scotty_dog(spine_1mm, level, side, detector_pixels=PIXELS)
-    image = render_fluoro(spine_1mm, carm, dose=None, display=Display(letters=False))
+    carm, image = _noiseless_scotty_view(spine_1mm, level, side)
     far = "right" if side == "left" else "left"
     outline = transverse_process_outline(spine_1mm, carm, image.line_integrals, level, far)
     assert outline > MIN_TRANSVERSE_PROCESS_OUTLINE, outline
