@@ -262,8 +262,18 @@ class CArm:
 
     @property
     def label(self) -> str:
-        """Clinical name of the angles, e.g. ``"LAO 25° CRAN 5°"``."""
-        primary = "AP" if abs(self.primary_deg) < 0.05 else f"{'LAO' if self.primary_deg > 0 else 'RAO'} {abs(self.primary_deg):.0f}°"
+        """Clinical name of the angles, e.g. ``"LAO 25° CRAN 5°"``; a true lateral is ``"LEFT LAT"`` or ``"RIGHT LAT"``
+        (the side against the detector), as a pain physician calls it.
+
+        >>> CArm(primary_deg=90).label, CArm(primary_deg=-90, secondary_deg=-5).label, CArm(primary_deg=89).label
+        ('LEFT LAT', 'RIGHT LAT CAUD 5°', 'LAO 89°')
+        """
+        if abs(self.primary_deg) < 0.05:
+            primary = "AP"
+        elif abs(abs(self.primary_deg) - 90.0) < 0.05:
+            primary = "LEFT LAT" if self.primary_deg > 0 else "RIGHT LAT"
+        else:
+            primary = f"{'LAO' if self.primary_deg > 0 else 'RAO'} {abs(self.primary_deg):.0f}°"
         tilt = "" if abs(self.secondary_deg) < 0.05 else f" {'CRAN' if self.secondary_deg > 0 else 'CAUD'} {abs(self.secondary_deg):.0f}°"
         return primary + tilt
 

@@ -25,7 +25,7 @@ def stored_phantom():
 
 @pytest.mark.parametrize("arguments, label", [
     (["--view", "ap"], "AP CAUD 8°"),
-    (["--view", "lateral", "--side", "right"], "RAO 90°"),
+    (["--view", "lateral", "--side", "right"], "RIGHT LAT"),
     (["--view", "oblique", "--angle", "30"], "LAO 30°"),
     (["--view", "clo", "--tilt", "0"], "RAO 45°"),
 ])

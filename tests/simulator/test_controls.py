@@ -66,7 +66,7 @@ def test_a_needle_aligned_with_the_beam_points_into_the_patient_along_the_centra
 
 
 def test_the_needle_cannot_lie_along_a_lateral_beam():
-    with pytest.raises(SpinesimError, match="cannot lie along the beam of the LAO 90° view"):
+    with pytest.raises(SpinesimError, match="cannot lie along the beam of the LEFT LAT view"):
         beam_aligned_angles(CArm(primary_deg=90.0))
 
 
