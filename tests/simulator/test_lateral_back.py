@@ -105,3 +105,27 @@ def test_an_epidurogram_on_the_lateral_is_darker_than_the_body_and_leaves_it_as_
     # Only the intensifier's veiling glare (a 25 mm spread of a few per cent of the light) reaches the body.
     change = np.abs(shown[body] - plain[body])
     assert np.percentile(change, 99) <= GLARE_LEVELS, np.percentile(change, (50, 99, 100))
+
+
+@pytest.mark.parametrize("upper, lower", [("L3", "L4"), ("L4", "L5")])
+def test_a_foramen_is_a_grey_keyhole_between_its_pedicles_not_burned_white(small_spine, upper, lower):
+    """On the lateral of L4 (noiseless) the intervertebral foramen, at the middle of the four pedicles round it (both
+    sides' foramina overlap there), is shown below the display's toe (:attr:`Display.toe`: the lightest fifth of the
+    scale, where the grey is rolled off towards air), on the window's linear part with its grain, and at least
+    :data:`BONE_STEP` lighter than the pedicle above it: a grey keyhole between bone, not a white ball (issue 16's
+    blind read, "foramina saturated white ovals"). 2 mm patient, 256 px: L3-L4 and L4-L5 at 186 and 193 grey, the
+    toe's knee at 204, the L3 and L4 pedicles at 119 and 119; with the window's bottom at the central field's
+    thinnest tissue itself (fluoro._WINDOW_LOW_MARGIN 0, the display readers called "gaps air-white") 210 and 211."""
+    carm = lateral(small_spine, "L4", "left", detector_pixels=PIXELS)
+    display = Display(letters=False)
+    image = render_fluoro(small_spine, carm, dose=None, display=display).pixels.astype(float)
+
+    def grey(point: np.ndarray) -> float:
+        column, row = np.rint(carm.project(point[None])[0]).astype(int)
+        return float(image[row - 1:row + 2, column - 1:column + 2].mean())
+
+    pedicle = {level: 0.5 * (small_spine.landmark(f"{level}.pedicle.left.center")
+                             + small_spine.landmark(f"{level}.pedicle.right.center")) for level in (upper, lower)}
+    foramen = grey(0.5 * (pedicle[upper] + pedicle[lower]))
+    assert foramen < 255.0 * (1.0 - display.toe), (upper, foramen)
+    assert foramen - grey(pedicle[upper]) >= BONE_STEP, (upper, foramen, grey(pedicle[upper]))
