@@ -90,8 +90,8 @@ def test_the_lateral_of_l1_crosses_the_volumes_top_without_a_kink(spine_1mm):
     cross the projector's continuation of the body (up to 280 mm of it). Per column, the water and bone paths
     change by as much per row over the KINK_ROWS rows beyond the row where the rays begin to cross it as over
     those within: the continuation carries the cut face's own soft tissue, so the CT's cranial end draws no
-    edge. Median of the columns' kinks (|outer slope - inner slope| x rows, mm): water 0.2, bone 0.1 on
-    generator 69; with the continuation all water (until stop 29) water 1.8, bone 0.6: a horizontal line where
+    edge. Median of the columns' kinks (|outer slope - inner slope| x rows, mm): water 0.32, bone 0.15 on
+    generator 69; with the continuation all water (until stop 29) water 2.83, bone 0.81: a horizontal line where
     the volume ends."""
     carm = carm_for_view(spine_1mm, "lateral", "L1", "left", None, None, KINK_PIXELS)
     crossing = continuation_water_mm(spine_1mm.ct, carm) > 0.5
