@@ -166,7 +166,7 @@ COCCYX_MARGIN_MM = 45.0
 # ... and this far (mm) below the hip bones' lowest point (the ischial tuberosities) [ED]: a steep cranial view
 # of S1 (an outlet view, 40 deg) looks up through the pubis and ischia, which the floor cut 20 mm above their
 # lowest point until generator 39 (the ray's bone beyond the cut was lost: the body beyond the floor is
-# continued as water only, simulator.imaging.drr.body_extension).
+# continued as the floor's soft tissue only, simulator.imaging.drr.body_extension).
 PELVIS_MARGIN_MM = 5.0
 
 

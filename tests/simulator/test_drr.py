@@ -671,6 +671,38 @@ def test_a_flank_cut_off_by_the_field_of_view_is_rounded_off_without_a_band(prim
     assert len(body_extension(cut_ct)) == 3  # both ends and the right flank
 
 
+def _fat_over_muscle_ct() -> Volume:
+    """A body running out of both z faces (1 mm voxels): 60 mm wide, 40 mm front to back, its front half fat
+    (-100 HU) and its back half muscle (40 HU), with a bone rod (1200 HU, 10 x 10 mm) 15 mm to its left."""
+    x, y, z = np.meshgrid(*(np.arange(-n / 2 + 0.5, n / 2) for n in (80, 60, 60)), indexing="ij")
+    hu = np.where((np.abs(x) <= 30) & (np.abs(y) <= 20), np.where(y < 0, -100, 40), -1000)
+    hu = np.where((np.abs(x - 15) <= 5) & (np.abs(y) <= 5), 1200, hu)
+    return Volume.from_spacing(hu.astype(np.int16), (1, 1, 1), origin=(-39.5, -29.5, -29.5))
+
+
+def test_the_body_beyond_a_cut_face_is_the_faces_soft_tissue():
+    """A z-invariant body cut by the CT's top face: an AP ray 60 mm beyond the face (through the projector's
+    continuation, drr.body_extension) crosses, in each material, what a ray inside the CT does, 20 mm of fat and
+    20 mm of muscle: 37.50 mm of water and 0.50 mm of bone-like path (hu_to_basis), within 0.05 mm; through the
+    rod's column the continuation carries the soft tissue, not the rod's bone (the far body is soft tissue). Until
+    stop 29 the continuation was all water: 40.0 mm of water and no bone beyond the face, a step on the image
+    where the CT ends (the built-in patient's lateral at L1)."""
+    ct = _fat_over_muscle_ct()
+    anatomy = Anatomy(ct=ct)
+    fat, muscle = (np.array(hu_to_basis(np.float32(hu))) for hu in (-100.0, 40.0))
+    expected = 20.0 * (fat + muscle)
+    paths = {}
+    for where, z_mm in (("inside", 0.0), ("beyond", 29.5 + 60.0)):
+        carm = CArm(isocenter=(0.0, 0.0, z_mm), detector_pixels=65, detector_size_mm=130.0, detector_shape="square")
+        image = np.asarray(anatomy_basis_line_integrals(anatomy, carm), dtype=np.float64)
+        u_rod = int(round(carm.project(np.array([15.0, 0.0, z_mm]))[0]))
+        paths[where] = image[:, 32, 32], image[:, 32, u_rod]
+    for where in ("inside", "beyond"):
+        np.testing.assert_allclose(paths[where][0], expected, atol=0.05, err_msg=where)
+    assert paths["inside"][1][1] > 7.0  # the rod's 10 mm of 1200 HU bone
+    assert paths["beyond"][1][1] < 1.0 and paths["beyond"][1][0] > 35.0  # soft tissue in its place
+
+
 REAL_CT = Path(__file__).parents[1] / "data" / "totalsegmentator_lumbar" / "ct_lumbar.nii.gz"
 
 

@@ -237,10 +237,11 @@ def test_needle_move_does_not_reproject_the_volume(phantom, monkeypatch):
         monkeypatch.setattr(drr, name, counted)
     carm = CArm(**SMALL)
     plain = render_fluoro(anatomy, carm, seed=1)
-    # Water and bone in one traversal, and the body's continuation beyond the CT's cut z faces.
+    # Water and bone in one traversal, and the body's continuation beyond the CT's cut z faces (each material's).
     pair = "_joseph_pair_kernel_avx2" if drr.AVX2 else "_joseph_pair_kernel"  # eight rays at a time, or one
-    per_pose = [pair] + ["_joseph_kernel"] * len(drr.body_extension(anatomy.ct))
-    assert projections == per_pose and len(per_pose) == 3
+    continuations = len(drr.body_extension(anatomy.ct)) + len(drr.body_extension(anatomy.ct, "bone"))
+    per_pose = [pair] + ["_joseph_kernel"] * continuations
+    assert projections == per_pose and len(per_pose) == 5
     needles = [Needle(entry=[10.0, 60.0, 0.0], direction=[0, -1, 0], depth_mm=depth) for depth in (20.0, 30.0, 40.0)]
     needles.append(Needle(entry=[-30.0, 60.0, 20.0], direction=[0.2, -0.9, -0.3], depth_mm=50.0))
     for seed, needle in enumerate(needles, start=2):
