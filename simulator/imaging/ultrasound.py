@@ -124,8 +124,8 @@ REVERBERATION_SPREAD_MM = 4.0
 # (geometric optics) approximation a surface whose facets' slopes are Gaussian with rms slope s backscatters
 # an intensity exp(-tan^2 angle / 2 s^2) / cos^4 angle (Beckmann and Spizzichino 1963; Ogilvy, Theory of
 # Wave Scattering from Random Rough Surfaces, 1991, ch. 4): amplitude (1 + tan^2) exp(-tan^2 / 4 s^2). At
-# s = BONE_RMS_SLOPE [ED] it falls over a few tens of degrees: -3 dB at 30 degrees, -12 dB at 45, -26 dB at
-# 55, and from 60 degrees the sides along the beam fall to BONE_ROUGHNESS (-34 dB), the muscle's level: a
+# s = BONE_RMS_SLOPE [ED] it falls over a few tens of degrees: -4 dB at 30 degrees, -13 dB at 45, -26 dB at 55,
+# and from 60 degrees the sides along the beam fall to BONE_ROUGHNESS (-34 dB), the muscle's level: a
 # surface is bright where it faces the probe and fades as it tilts away, and the walls of the spinous and
 # articular processes, 60-90 degrees off, stay dark (a cap over a dark flank). A mirror's lobe (cos^8: -10 dB
 # at 30 degrees, -24 dB at 45, -32 dB at 55) lit the laminae only at their apex, the sonographers' blind
@@ -135,6 +135,13 @@ REVERBERATION_SPREAD_MM = 4.0
 # the probe at 196-221, paramedian and transverse views at 3.5 MHz), which log compression shows as nearly
 # the same white: the stop-25 blind read's bone "capsules" of even brightness, "full brightness on 55 degree
 # slopes". At 0.35 those slopes fall to grey 77-115, half way to the muscle (grey 37-47).
+# At 0.35 (-12 dB at 45 degrees) the stop-29 blind read still saw the cornua's sides, the articular processes'
+# flanks and the oblique laminae "as bright as the surfaces facing the probe" (measured on the 1 mm patient,
+# 512 px: first bone met 45-60 degrees off the beam at grey 89-108 against 170-220 facing it, on a 55 dB
+# display where 12 dB is 55 grey levels). At 0.33 [ED] a surface 30 degrees off loses 4 dB, 45 degrees 13 dB
+# (formula, with the floor; 10.7 on the display, 9.3 at 0.35), 52 degrees 22 dB, 60 degrees 32 (31.2 on the
+# display, 29.7 at 0.35): a cap bright where it faces the probe, the flanks falling to the muscle's grey
+# within 25 degrees. (At 0.30 the 45 degree slopes fell 17 dB, near the mirror's shark fins.)
 # Soft-tissue interfaces (fascia, ligament, dura) are large smooth sheets: their echo falls steeply with the
 # angle (|cos|^SOFT_SPECULAR_EXPONENT; a sheet parallel to the beam, such as the thecal sac's lateral walls
 # in a transverse view, returns only SOFT_ROUGHNESS of its reflection, -40 dB, and vanishes into the noise
@@ -147,7 +154,7 @@ REVERBERATION_SPREAD_MM = 4.0
 # noise floor 7). An interface counts as bone-like
 # when its |Δ ln Z| exceeds BONE_LIKE_STEP (muscle -> cortex is 1.4, muscle -> ligament 0.09).
 BONE_LIKE_STEP = 0.5
-BONE_RMS_SLOPE, BONE_ROUGHNESS = 0.35, 0.02
+BONE_RMS_SLOPE, BONE_ROUGHNESS = 0.33, 0.02
 SOFT_SPECULAR_EXPONENT, SOFT_ROUGHNESS = 10.0, 0.01
 # Both faces of a layer thinner than this (mm) give one echo (their sum, at their centroid) [ED]:
 # fascial planes, intermuscular septa, the dura and the posterior longitudinal ligament are sheets under
@@ -303,8 +310,19 @@ TGC_COMPENSATION = 0.9
 # as soft tissue indents most at the surface and not at all at depth [ED] (fat and muscle under a pressed
 # probe thin by 10-30 %, the deep bone stays put). A black wedge of gel under one end of a convex face was
 # the blind read's "skin not on the probe face". Attenuation follows the tissue crossed, not the depth.
+# The skin is where the share of air among a point's trilinear corners falls through one half, placed
+# between SKIN_STEP_MM steps linearly; where the face is sunk into the label map's skin (up to SKIN_SUNK_MM,
+# a voxel or two of a face seated on a voxelised curve), the gap is negative and the tissue between the skin
+# and the face is drawn under it as the press would push it [ED]. (Found as the first step whose nearest voxel
+# was not air, and 0 for a sunk face, the gap jumped by 0.25-0.75 mm between neighbouring lines: a stepped
+# skin line, 2-3 pixels at 512 rows on the 40 mm linear view, in the sonographers' blind read.)
 SKIN_PRESS_DEPTH_MM = 25.0
 SKIN_STEP_MM = 0.25
+SKIN_SUNK_MM = 2.0
+# ... and smoothed across the lines by a Gaussian of SKIN_SMOOTH_MM along the face [ED]: a skin sloping a few
+# degrees across the face is drawn by the label map as 1 mm stairs, treads 10-20 mm long, and a press that
+# followed them shifted the fat under each riser by up to a voxel, a seam down the near field.
+SKIN_SMOOTH_MM = 2.0
 # Tissue textures [ED]: both are sheets of connective tissue around compartments that scatter less than
 # the tissue table's mean. The compartments are the cells of a Voronoi tessellation (one seed per cell of
 # a lattice, jittered within it), the septa its walls (within *_SEPTUM_MM of a wall); a septum is a smooth
@@ -934,24 +952,45 @@ def _interface_echo(run_sum, nx, ny, nz, dx, dy, dz, px, py, pz, salt):
 
 
 @njit(cache=True)
-def _skin_gap(voxels, world_to_index, air, origin, direction, gel_mm):
-    """Distance (mm) from the face along a scan line to the first point whose nearest voxel is not air, in
-    steps of SKIN_STEP_MM; 0 when the line starts in tissue or meets none within ``gel_mm`` (off the skin)."""
+def _air_share(voxels, world_to_index, air, x, y, z):
+    """Share of air among the trilinear corners of LPS point (x, y, z) in the class map; 1 off the grid."""
     ni, nj, nk = voxels.shape[0], voxels.shape[1], voxels.shape[2]
-    for step in range(int(gel_mm / SKIN_STEP_MM) + 1):
-        distance = step * SKIN_STEP_MM
-        x = origin[0] + distance * direction[0]
-        y = origin[1] + distance * direction[1]
-        z = origin[2] + distance * direction[2]
-        i = np.int64(math.floor(world_to_index[0, 0] * x + world_to_index[0, 1] * y + world_to_index[0, 2] * z
-                                + world_to_index[0, 3] + 0.5))
-        j = np.int64(math.floor(world_to_index[1, 0] * x + world_to_index[1, 1] * y + world_to_index[1, 2] * z
-                                + world_to_index[1, 3] + 0.5))
-        k = np.int64(math.floor(world_to_index[2, 0] * x + world_to_index[2, 1] * y + world_to_index[2, 2] * z
-                                + world_to_index[2, 3] + 0.5))
-        if 0 <= i < ni and 0 <= j < nj and 0 <= k < nk and voxels[i, j, k, 0] != air:
-            return distance
-    return 0.0
+    fi = world_to_index[0, 0] * x + world_to_index[0, 1] * y + world_to_index[0, 2] * z + world_to_index[0, 3]
+    fj = world_to_index[1, 0] * x + world_to_index[1, 1] * y + world_to_index[1, 2] * z + world_to_index[1, 3]
+    fk = world_to_index[2, 0] * x + world_to_index[2, 1] * y + world_to_index[2, 2] * z + world_to_index[2, 3]
+    ii, jj, kk, wx, wy, wz = _cell(fi, fj, fk)
+    if ii < 0 or jj < 0 or kk < 0 or ii + 1 >= ni or jj + 1 >= nj or kk + 1 >= nk:
+        return 1.0
+    share = 0.0
+    for corner in range(8):
+        cx = corner & 1
+        cy = (corner >> 1) & 1
+        cz = (corner >> 2) & 1
+        if voxels[ii + cx, jj + cy, kk + cz, 0] == air:
+            share += (wx if cx else 1.0 - wx) * (wy if cy else 1.0 - wy) * (wz if cz else 1.0 - wz)
+    return share
+
+
+@njit(cache=True)
+def _skin_gap(voxels, world_to_index, air, origin, direction, gel_mm):
+    """Signed distance (mm) from the face along a scan line to the skin, where the share of air among the
+    trilinear corners falls through one half (the label map's surface between voxel centres): searched in
+    steps of SKIN_STEP_MM from SKIN_SUNK_MM behind the face to ``gel_mm`` beyond it and placed between two
+    steps linearly, so that it varies smoothly from line to line; negative where the face is sunk into the
+    label map's skin, NaN when the line meets no skin within ``gel_mm`` (off the skin) or starts deeper in
+    tissue than SKIN_SUNK_MM (:func:`_face_gaps` gives those 0)."""
+    before = _air_share(voxels, world_to_index, air, origin[0] - SKIN_SUNK_MM * direction[0],
+                        origin[1] - SKIN_SUNK_MM * direction[1], origin[2] - SKIN_SUNK_MM * direction[2])
+    if before < 0.5:
+        return np.nan
+    for step in range(1, int((gel_mm + SKIN_SUNK_MM) / SKIN_STEP_MM) + 1):
+        distance = step * SKIN_STEP_MM - SKIN_SUNK_MM
+        share = _air_share(voxels, world_to_index, air, origin[0] + distance * direction[0],
+                           origin[1] + distance * direction[1], origin[2] + distance * direction[2])
+        if share < 0.5:
+            return distance - SKIN_STEP_MM + SKIN_STEP_MM * (before - 0.5) / (before - share)
+        before = share
+    return np.nan
 
 
 @njit(cache=True)
@@ -973,8 +1012,9 @@ def _tissue_depth(depth, gap):
 def _pressed_depth(distance, gap):
     """Depth (mm) at which a scan line whose face was ``gap`` mm off the skin shows the tissue ``distance``
     mm from the face: the inverse of :func:`_tissue_depth`; negative for a point in the gap, outside the
-    body the face pushes in. (The compressed branch is below ``distance`` exactly where it applies.)"""
-    return np.minimum((distance - gap) / (1.0 - gap / SKIN_PRESS_DEPTH_MM), distance)
+    body the face pushes in; for a sunk face (negative gap) the tissue down to ``SKIN_PRESS_DEPTH_MM`` is
+    drawn deeper than its distance from the face."""
+    return distance - gap * np.maximum(1.0 - distance / SKIN_PRESS_DEPTH_MM, 0.0) / (1.0 - gap / SKIN_PRESS_DEPTH_MM)
 
 
 @njit(cache=True)
@@ -1009,7 +1049,7 @@ def _merge_or_deposit(row, starts, pending_at, pending_echo, pending_start, posi
 
 @njit(parallel=True, cache=True, fastmath=True)
 def _trace_lines(voxels, world_to_index, ln_z, attenuation, backscatter, texture, air, gel,
-                 origins, directions, elevation, sample_mm, frequency_mhz, gel_mm, lattice_mm, plane_offsets,
+                 origins, directions, gaps, elevation, sample_mm, frequency_mhz, gel_mm, lattice_mm, plane_offsets,
                  plane_weights, noise_gain, seed, fluid, fluid_world_to_index,
                  fluid_min, snap_samples, coherent, run_start, diffuse_re, diffuse_im, step_transmission, lost):
     """One pass along every scan line: the local echoes (not yet attenuated) and the round-trip
@@ -1045,7 +1085,7 @@ def _trace_lines(voxels, world_to_index, ln_z, attenuation, backscatter, texture
         # The skin pressed onto the face (SKIN_PRESS_DEPTH_MM): sample m lies in the tissue at
         # depth + gap * (1 - depth / SKIN_PRESS_DEPTH_MM) along the line until that depth, then at depth.
         # Positions advance along the line by the tissue each sample covers, in LPS mm and voxel indices.
-        gap = _skin_gap(voxels, world_to_index, air, origins[line], directions[line], gel_mm)
+        gap = gaps[line]
         along = _tissue_depth(0.5 * sample_mm, gap)
         px = origins[line, 0] + along * dx
         py = origins[line, 1] + along * dy
@@ -1808,8 +1848,8 @@ def _trace_tissue(maps: AcousticMaps, probe: Probe, scan: _Scan, origins: np.nda
         fluid_to_index = np.ascontiguousarray(np.linalg.inv(fluid.affine)[:3])
     _trace_lines(maps.voxels, maps.world_to_index, maps.ln_impedance, maps.attenuation_db_per_cm_mhz,
                  maps.backscatter, maps.texture, maps.air, maps.gel, origins, directions,
-                 probe.elevation, scan.sample_mm, probe.frequency_mhz, GEL_MM,
-                 SPECKLE_LATTICE_WAVELENGTHS * probe.wavelength_mm, offsets, weights, noise_gain, int(seed),
+                 _face_gaps(maps, scan, origins, directions), probe.elevation, scan.sample_mm, probe.frequency_mhz,
+                 GEL_MM, SPECKLE_LATTICE_WAVELENGTHS * probe.wavelength_mm, offsets, weights, noise_gain, int(seed),
                  fluid_array, fluid_to_index,
                  FLUID_MIN_MG_PER_ML if fluid is not None else 0.0,
                  BONE_SURFACE_SNAP * _voxel_mm(maps.world_to_index) / scan.sample_mm, coherent, run_start, diffuse_re,
@@ -1839,6 +1879,27 @@ def _trace_tissue(maps: AcousticMaps, probe: Probe, scan: _Scan, origins: np.nda
               10.0 ** (REVERBERATION_DB / 10.0), reach, 10.0 ** (SIDE_LOBE_DB / 10.0), scan.side_lobe_lines,
               _side_lobe_caps(loss_db), noise, power, level_db)
     return level_db, beam_transmission, noise, float(lost.mean())
+
+
+def _face_gaps(maps: AcousticMaps, scan: _Scan, origins: np.ndarray, directions: np.ndarray) -> np.ndarray:
+    """Each scan line's signed gap (mm) from the face to the skin (:func:`_skin_gap`), smoothed across the
+    lines that meet the skin by a Gaussian of ``SKIN_SMOOTH_MM`` along the face: the press follows the skin's
+    slope, not the label map's stairs. Lines off the skin keep 0."""
+    gaps = np.empty(len(origins))
+    _skin_gaps(maps.voxels, maps.world_to_index, maps.air, origins, directions, GEL_MM, gaps)
+    if len(gaps) < 2:
+        return np.nan_to_num(gaps)
+    sigma = SKIN_SMOOTH_MM / float(np.linalg.norm(scan.line_origins[1] - scan.line_origins[0]))
+    on_skin = np.isfinite(gaps)
+    edges = np.flatnonzero(np.diff(np.concatenate([[False], on_skin, [False]]).astype(np.int8)))
+    for start, stop in zip(edges[::2], edges[1::2]):
+        run = gaps[start:stop]
+        # Padded point-symmetrically about its end lines, so that a slope (a convex face's ends on a flat
+        # back) runs on to the run's ends instead of levelling off there.
+        pad = min(int(4 * sigma) + 1, len(run) - 1)
+        padded = np.concatenate([2 * run[0] - run[pad:0:-1], run, 2 * run[-1] - run[-2:-pad - 2:-1]])
+        gaps[start:stop] = ndimage.gaussian_filter1d(padded, sigma, mode="nearest")[pad:pad + len(run)]
+    return np.where(on_skin, gaps, 0.0)
 
 
 def _voxel_mm(world_to_index: np.ndarray) -> float:
@@ -1971,8 +2032,7 @@ def render_ultrasound(anatomy, probe: Probe, needle: Needle | None = None, *, se
     origins, directions = _scan_lines(probe, scan)
     level_db, transmission, noise, contact_lost = _tissue_field(anatomy, probe, scan, origins, directions, seed, fluid)
     maps = acoustic_maps(anatomy)
-    gaps = np.empty(len(origins))
-    _skin_gaps(maps.voxels, maps.world_to_index, maps.air, origins, directions, GEL_MM, gaps)
+    gaps = _face_gaps(maps, scan, origins, directions)
     if needle is not None:
         level_db = level_db.copy()
         _needle_echoes(level_db, transmission, origins, directions, gaps, probe.elevation, scan.sample_mm,

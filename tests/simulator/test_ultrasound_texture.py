@@ -565,3 +565,29 @@ def test_the_automatic_tgc_makes_up_most_of_the_loss_not_all():
     assert shallow < 240.0, shallow                                    # nothing clipped at white
     assert shallow - deep > 6.0, (shallow, deep)                      # darker with depth, not flat (1.3 dB)
     assert abs((shallow - deep) - expected) < 3.0, (shallow, deep, expected)
+
+
+@pytest.mark.parametrize("sunk_mm", [0.0, 1.0])
+def test_the_skin_under_a_linear_face_follows_the_skin_s_slope_without_steps(sunk_mm):
+    """Issue 17 (stop 29's blind read: "a stepped skin line"): a linear face over a skin plane sloping 6
+    degrees across it, which the 1 mm label map draws as stairs (a riser every 9.5 mm), touching it at one
+    end or sunk 1 mm into it. Each line's gap to the skin (what the press closes; negative where the face
+    is sunk) is the plane's, within the half voxel by which the stairs depart from it, and changes from line
+    to line by about the plane's slope (0.04 mm per 0.4 mm line) and a smoothed riser's, not by a whole
+    riser: the tissue under the skin is pressed evenly. (The gap found in 0.25 mm steps at the first voxel not air, and 0 wherever
+    the face started in tissue, jumped by 0.25-1 mm between neighbouring lines.)"""
+    slope = np.tan(np.radians(6.0))
+    x = np.arange(60)[:, None, None]
+    y = np.arange(48)[None, :, None]
+    labels = np.broadcast_to(y <= 30.0 + slope * x, (60, 48, 24)).astype(np.uint8)   # muscle below the plane
+    body = block(labels, "muscle")
+    face_y = 30.0 + slope * 49.0 - sunk_mm                 # the face touches (or sinks into) the skin at x = 49
+    probe = Probe("linear", position=[30, face_y, 12], axial=[0, -1, 0], lateral=[1, 0, 0], depth_mm=20.0,
+                  footprint_mm=38.0, image_shape=(64, 96))
+    image = render_ultrasound(body, probe)
+    line_x = 30.0 + (np.arange(96) + 0.5 - 48) * 38.0 / 96
+    expected = face_y - (30.0 + slope * line_x)            # the stairs (each half a voxel above its last muscle) average it
+    gaps = image.skin_gap_mm
+    assert np.abs(gaps - expected).max() < 0.5, np.abs(gaps - expected).max()
+    # A riser smoothed by SKIN_SMOOTH_MM climbs at most 1 / (sqrt(2 pi) 2 mm) = 0.2 mm per mm, 0.08 per line.
+    assert np.abs(np.diff(gaps)).max() < 0.15, np.abs(np.diff(gaps)).max()
