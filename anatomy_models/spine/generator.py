@@ -88,11 +88,12 @@ ProgressCallback = Callable[[float, float, str], None]
 # 58, tuned over the 185 HU core with the tissue table's 1200 HU as the real shell's: over the denser core its
 # tangential ray fell to 0.97 of the inside's). The endplates are denser (subchondral bone plate) and the ring
 # apophyses, the rims round the endplates, densest: see BODY_SHELL_MM_BY_FACING.
-# The articular processes and the transverse processes take a 1.2 mm cortex: each articular process carries its
-# facet's subchondral bone plate under the cartilage [ED]; the transverse process is a flat bar, thin front to back
-# and thinning outward (Li et al. 2003, clinical.md §4.7 [S87]), whose upper and lower borders seen edge-on are the
-# dense rim that outlines it on the AP [ED]. (1.5 mm of 850 HU over 380 until generator 58: L4's TP now crosses 17%
-# more bone on the AP's rays: 4040 against 3450 HU mm above soft tissue, the median over its projected pixels.)
+# The articular processes take a 1.2 mm cortex: each carries its facet's subchondral bone plate under the cartilage
+# [ED]. The transverse process is a flat bar, thin front to back and thinning outward (Li et al. 2003, clinical.md
+# §4.7 [S87]), whose upper and lower borders seen edge-on are the dense rim that outlines it on the AP: its cortex is
+# set by which way its surface faces (TRANSVERSE_PROCESS_SHELL_MM_BY_FACING; 1.2 mm all round, generator 58-66).
+# (1.5 mm of 850 HU over 380 until generator 58: L4's TP then crossed 17% more bone on the AP's rays, 4040 against
+# 3450 HU mm above soft tissue, the median over its projected pixels.)
 _POSTERIOR = ("lamina", "SAP", "IAP", "transverse_process", "spinous_process")
 # The pelvic bones take one set each, so that no seam between two parts of one bone (where the nearest part,
 # which names a voxel, changes: planes between boxes) shows as a straight line of denser or lighter bone on
@@ -105,12 +106,17 @@ _POSTERIOR = ("lamina", "SAP", "IAP", "transverse_process", "spinous_process")
 # crest a cancellous rim whose cortex shows as one dense line where the beam runs along it.
 _PELVIC = {"sacrum": (1.0, 250.0, 850.0), "ilium": (1.2, 250.0, 1100.0)}
 CORTEX_MM = {"body": 0.5, "pedicle": 1.5, **{kind: 1.0 for kind in _POSTERIOR}, "SAP": 1.2, "IAP": 1.2,
-             "transverse_process": 1.2,
              **{bone: v[0] for bone, v in _PELVIC.items()}, "default": 1.5}
 CORE_HU = {"body": 205.0, **{kind: 300.0 for kind in _POSTERIOR}, **{bone: v[1] for bone, v in _PELVIC.items()},
            "default": TISSUES["cancellous_bone"].hu}
 CORTICAL_HU = {"body": 1100.0, **{kind: 1200.0 for kind in _POSTERIOR}, **{bone: v[2] for bone, v in _PELVIC.items()},
                "default": TISSUES["cortical_bone"].hu}
+# The S1 body's cancellous bone is denser than the lumbar bodies' core (205 HU): 280 HU (95% CI 262-298) in circles
+# of its cancellous bone on the pelvic CTs of 100 patients, the densest of the iliosacral region (Nakamura et al.,
+# "Bone mineral density mapping of iliosacral region: the use of Hounsfield units to optimize transsacral screw
+# trajectory", Military Medicine, 2020; the anterior ilium 254 HU at S1, the ala 152 HU less). Its shell and
+# endplates are the lumbar bodies' (BODY_SHELL_MM_BY_FACING).
+S1_BODY_CORE_HU = 280.0
 # The body's shell thickness (mm) by how much its surface faces along the spine's axis (|cos| of the
 # angle between the surface normal and the vertebra's superior axis): the side walls (0) keep the thinner
 # shell; the rounded rims between wall and endplate (0.5-0.8), the ring apophyses, are the densest bone
@@ -133,6 +139,16 @@ PEDICLE_FUNNEL_HU = 800.0
 # ratio, 1.4, on the walls that face the midline: the AP's rays run along them, and a wall that the pedicle's
 # medial turn (L5's 28 deg, clinical.md §4.2 [ED]) puts at a slant to the rays still carries bone enough to show.
 PEDICLE_MEDIAL_CORTEX_MM = 2.1
+# The transverse process's cortex (mm) by how much its surface faces along the spine's axis (|cos| of the angle
+# between the surface normal and the vertebra's superior axis): the flat front and back faces (0) take the
+# posterior elements' thinnest (cortex ~1-1.5 mm over a cancellous core, clinical.md §5.4 [measured]), the cranial
+# and caudal borders (1) 2 mm [ED]. The AP and oblique views' rays run along those borders, so the process shows a
+# dense outline round a lighter core, as a radiograph's does, not an even paddle (issue 15): with 1.2 mm all round
+# the far process's border stood 0.005 over its core on the Scotty view's line integrals, with 1.0/1.5 mm 0.02 (of
+# the process's 0.15 over the soft tissue beside it); on an elliptic section 5 x 8 mm, 1.0/2.0 mm gives the border's
+# ray 1.40 times the centre's bone against 1.03 with 1.2 mm all round and 1.24 with 1.0/1.5 (0.05 mm grid, the
+# endosteal ramp and the CT's 0.8 mm blur).
+TRANSVERSE_PROCESS_SHELL_MM_BY_FACING = ((0.0, 1.0), (1.0, 2.0))
 # How far (mm) beyond its own box a part of a real vertebra claims the outline's voxels (the nearest
 # part names each voxel; beyond every part's reach the nearest labelled voxel does) [ED].
 OUTLINE_PART_REACH_MM = 8.0
@@ -331,6 +347,8 @@ def _cortical_hu(label: str) -> float:
 
 
 def _core_hu(label: str) -> float:
+    if label == "S1.body":
+        return S1_BODY_CORE_HU
     return CORE_HU.get(_kind(label), CORE_HU["default"])
 
 
@@ -414,7 +432,7 @@ def _paint_bone(labels: np.ndarray, grid: Grid, parts, ids: dict[str, int], join
     part_ids = np.array([0] + [ids[label] for label, _ in parts], dtype=labels.dtype)
     labels[box][mask] = part_ids[owner[mask]]
     del mask, nearest
-    midline = pedicles = None
+    midline = pedicles = processes = None
     if frame is not None:
         x, y, z = grid.axes(box)
         lateral = frame.rotation[:, 0]
@@ -423,8 +441,11 @@ def _paint_bone(labels: np.ndarray, grid: Grid, parts, ids: dict[str, int], join
         midline = (-np.sign(across).astype(np.float32), lateral)
         pedicles = np.isin(owner, [index for index, (label, _) in enumerate(parts, start=1)
                                    if _kind(label) == "pedicle"])
+        processes = np.isin(owner, [index for index, (label, _) in enumerate(parts, start=1)
+                                    if _kind(label) == "transverse_process"])
     hu = _bone_hu(blended, owner, (cortex, core, cortical), walls.get("body"), walls.get("pedicle"),
-                  None if frame is None else frame.rotation[:, 2], grid.spacing, pedicles, midline)
+                  None if frame is None else frame.rotation[:, 2], grid.spacing, pedicles, midline,
+                  None if frame is None else processes)
     return BoneRegion(box, blended, hu)
 
 
@@ -436,13 +457,15 @@ BONE_HU_ROWS = 16
 def _bone_hu(sdf_mm: np.ndarray, owner: np.ndarray, by_part: tuple[np.ndarray, np.ndarray, np.ndarray],
              body: np.ndarray | None, pedicle: np.ndarray | None, axis: np.ndarray | None,
              spacing_mm: float, pedicles: np.ndarray | None = None,
-             midline: tuple[np.ndarray, np.ndarray] | None = None) -> np.ndarray:
+             midline: tuple[np.ndarray, np.ndarray] | None = None,
+             processes: np.ndarray | None = None) -> np.ndarray:
     """CT numbers of a bone (shell and core, before its texture) over its box, from its signed distance
     ``sdf_mm``, the part that names each voxel (``owner``, an index into ``by_part``'s cortex thickness (mm),
     core and cortical CT numbers (HU)) and, for a vertebra, its body's and pedicles' signed distances (None
     where it has none) and superior ``axis`` (the body's endplates and rims then get their denser shells), the
     voxels its ``pedicles`` name and ``midline``, each voxel's sign toward the midline along the vertebra's left
-    axis and that axis (the pedicles' medial walls then get theirs)."""
+    axis and that axis (the pedicles' medial walls then get theirs), and the voxels its transverse ``processes``
+    name (their borders then get theirs, :data:`TRANSVERSE_PROCESS_SHELL_MM_BY_FACING`)."""
     cortex, core, cortical = by_part
     # Inside the body the pedicle keeps its own cortical walls for a few millimetres (its funnel).
     funnel = None
@@ -460,6 +483,11 @@ def _bone_hu(sdf_mm: np.ndarray, owner: np.ndarray, by_part: tuple[np.ndarray, n
         surface = sdf_mm if funnel is None else np.where(funnel, pedicle, sdf_mm)
         pedicle_shell = np.zeros(sdf_mm.shape, dtype=np.float32)
         pedicle_shell[walled] = _pedicle_shell_mm(surface, walled, *midline, spacing_mm)
+    process_shell = None
+    if axis is not None and processes is not None and processes.any():
+        process_shell = np.zeros(sdf_mm.shape, dtype=np.float32)
+        process_shell[processes] = np.interp(_facing_along(sdf_mm, processes, axis, spacing_mm),
+                                             *TRANSVERSE_PROCESS_SHELL_MM_BY_FACING)
     hu = np.empty(sdf_mm.shape, dtype=np.float32)
     for start in range(0, sdf_mm.shape[0], BONE_HU_ROWS):
         rows = slice(start, start + BONE_HU_ROWS)
@@ -476,6 +504,9 @@ def _bone_hu(sdf_mm: np.ndarray, owner: np.ndarray, by_part: tuple[np.ndarray, n
         if pedicle_shell is not None:
             here = walled[rows]
             shell[here] = pedicle_shell[rows][here]
+        if process_shell is not None:
+            here = processes[rows]
+            shell[here] = process_shell[rows][here]
         hu[rows] = bone_hu_from_depth(depth, shell, core[parts], wall_hu)
     return hu
 
@@ -495,10 +526,21 @@ def _body_shell_mm(body_sdf_mm: np.ndarray, where: np.ndarray, axis: np.ndarray,
     >>> {round(v, 2) for v in _body_shell_mm(slab, inside, np.array([0.0, 0.6, 0.8]), 1.0).tolist()}  # a rim
     {0.62}
     """
-    gradient = np.stack([g[where] for g in np.gradient(body_sdf_mm, spacing_mm)], axis=1)
+    return np.interp(_facing_along(body_sdf_mm, where, axis, spacing_mm), *BODY_SHELL_MM_BY_FACING).astype(np.float32)
+
+
+def _facing_along(sdf_mm: np.ndarray, where: np.ndarray, axis: np.ndarray, spacing_mm: float) -> np.ndarray:
+    """How much the nearest surface (the gradient of ``sdf_mm``) faces along ``axis`` at the voxels ``where``: the
+    |cos| of the angle between them, 0 (a wall along the axis) to 1 (a surface across it).
+
+    >>> z = np.arange(-2.5, 3.0)[None, None, :] * np.ones((4, 4, 1))
+    >>> slab = np.abs(z) - 2.0                      # a slab facing along z
+    >>> _facing_along(slab, slab < 0, np.array([0.0, 0.6, 0.8]), 1.0).round(2).tolist()[:2]
+    [0.8, 0.8]
+    """
+    gradient = np.stack([g[where] for g in np.gradient(sdf_mm, spacing_mm)], axis=1)
     norm = np.maximum(np.linalg.norm(gradient, axis=1), 1e-6)
-    facing = np.abs(gradient @ (np.asarray(axis, dtype=np.float64) / np.linalg.norm(axis))) / norm
-    return np.interp(facing, *BODY_SHELL_MM_BY_FACING).astype(np.float32)
+    return np.abs(gradient @ (np.asarray(axis, dtype=np.float64) / np.linalg.norm(axis))) / norm
 
 
 def _pedicle_shell_mm(sdf_mm: np.ndarray, where: np.ndarray, toward_midline: np.ndarray, lateral: np.ndarray,

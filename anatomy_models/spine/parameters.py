@@ -29,7 +29,7 @@ import numpy as np
 from anatomy_models.errors import SpinesimError, quoted
 
 # Bump whenever the generated anatomy changes for the same parameters: cached anatomies are keyed by it.
-GENERATOR_VERSION = 62
+GENERATOR_VERSION = 69
 
 SPACINGS_MM = (0.5, 1.0, 2.0)
 TRANSITIONAL = ("none", "sacralized_L5", "lumbarized_S1")

@@ -52,6 +52,9 @@ TORSO_EXPONENT = 2.4                    # superellipse exponent of the trunk sec
 # The trunk's widening over the pelvis (mm each side): a hip breadth of about 35 cm at BMI 25, as wide as the
 # buttocks reach (anatomy_models.spine.glutes) [ED; adult hip breadths in anthropometric surveys are 34-38 cm].
 HIP_WIDENING_MM = 36.0
+# Below the S1 body's centre the anterior abdominal wall curves back over the pubis and the groin, over this height
+# (mm) to the sacrum's own front [ED: the pubic symphysis lies about level with the coccyx, 60-80 mm below S1].
+GROIN_RECESS_MM = 60.0
 
 # Muscle section semi-axes (x, y) in mm per level [ED], T12 .. S1.
 PSOAS_MM = {"T12": (5, 5), "L1": (8, 7), "L2": (12, 10), "L3": (16, 13), "L4": (19, 16), "L5": (21, 17), "S1": (20, 16)}
@@ -329,6 +332,31 @@ def muscle_shapes(profile: SpineProfile, top_z: float, bottom_z: float,
     return shapes
 
 
+def abdominal_wall_front_y(profile: SpineProfile, z: np.ndarray | float) -> np.ndarray:
+    """y (mm) of the vertebral bodies' front that the anterior abdominal wall keeps :data:`LEAN_FRONT_MM` before, at z.
+
+    Down to the most anterior body (the lordosis's apex) it follows the bodies' fronts; below it the wall keeps that
+    body's, for the lower abdominal wall runs on down to the pubis while the lumbosacral junction and the sacrum tilt
+    back behind the pelvic cavity (bladder, bowel). Following the sacrum back, the wall in front of the S1 body stood
+    29 mm behind L4's (built-in patient, generator 62): the AP ray through S1 crossed 188 mm of body against L4's 209,
+    where a real abdominal CT's crosses 249 against 246 (tests/data/totalsegmentator_lumbar, the S1 and L4 labels'
+    centres), and the sacrum and the sacroiliac joints showed lighter than the lumbar bodies on every AP (issue 15).
+
+    Below the S1 body's centre the wall curves back over the pubis and the groin to the sacrum's own front over
+    :data:`GROIN_RECESS_MM`, so the grid's floor (below the ischial tuberosities) cuts no more body than before.
+
+    >>> profile = SpineProfile(np.array([0.0, 40.0, 80.0]), {"y": np.array([40.0, 12.0, 20.0]),
+    ...                                                        "half_depth": np.array([20.0, 20.0, 20.0])})
+    >>> abdominal_wall_front_y(profile, np.array([-90.0, -30.0, 0.0, 20.0, 40.0, 60.0, 80.0])).tolist()
+    [20.0, 6.0, -8.0, -8.0, -8.0, -4.0, 0.0]
+    """
+    fronts = profile.values["y"] - profile.values["half_depth"]
+    apex = int(np.argmin(fronts))  # the profile runs from S1 (first) up: the bodies below the apex come before it
+    held = np.where(np.arange(len(fronts)) < apex, fronts[apex], fronts)
+    below = np.clip((profile.z[0] - np.asarray(z)) / GROIN_RECESS_MM, 0.0, 1.0)
+    return np.interp(z, profile.z, held) + below * (fronts[0] - held[0])
+
+
 # ------------------------------------------------------------------------------ the trunk
 @dataclass
 class Trunk:
@@ -398,7 +426,7 @@ class Trunk:
         ``back`` (:meth:`back_y` at x, z) and ``buttocks`` (``self.buttocks.sdf`` at x, y, z): given by a caller
         that has them already (the generator's outline and its shrunk copy share them, slab by slab)."""
         p = self.profile
-        front = p.at("y", z) - p.at("half_depth", z) - LEAN_FRONT_MM - self.flank_fat_mm
+        front = abdominal_wall_front_y(p, z) - LEAN_FRONT_MM - self.flank_fat_mm
         # Wider over the pelvis, from L4 down to S1, to the hips' breadth [ED], on a smooth step: a straight
         # ramp bends at both ends, and the flanks' bends are bars across an AP.
         z_l4, z_s1 = p.z[2], p.z[0]

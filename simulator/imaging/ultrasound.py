@@ -316,7 +316,23 @@ SKIN_STEP_MM = 0.25
 # (Stecco's superficial fascia and lobules; the blind read called ridges of a smooth noise "worm tracks").
 FAT_LOBULE_MM = (6.0, 2.5, 6.0)
 FAT_SEPTUM_MM = 0.25
-FAT_BULK, FAT_SEPTA = 0.3, 5.0
+# Fat is hypoechoic, not anechoic: its lobules hold a fine speckle [ED] (bulk 0.25 x 0.55 of the diffuse
+# reference, 5 dB under the muscle's bulk). At a bulk of 0.3 (10 dB under the muscle's) the lobules were
+# near black (35 % of the fat's pixels within 4 grey of the display's floor on the sacral hiatus view) and
+# the septa stood out as a net drawn on black, the sonographers' blind read's "net of polygon lines".
+FAT_BULK, FAT_SEPTA = 0.55, 14.0
+# Real septa are neither flat nor whole [ED]: they are thin, wavy sheets that thicken, thin and break off
+# between lobules (retinacula cutis; Stecco's superficial fascia), so on a scan they are short, irregular,
+# mostly skin-parallel bright lines of varying brightness, not the closed walls of a tessellation. The
+# Voronoi coordinates are displaced by a smooth noise of FAT_SEPTUM_BEND_MM amplitude over
+# FAT_SEPTUM_BEND_SCALE_MM (walls bend), and a septum's echo is scaled by a smooth noise on
+# FAT_SEPTUM_PATCH_MM plus FAT_SEPTUM_PATCH_SHARE, cut at zero, as the muscle's perimysium is
+# (MUSCLE_SEPTUM_PATCH_*): about three quarters of each wall shows, in pieces of a few mm of varying
+# brightness. (Whole walls on near-black lobules: a third of the septa's bright pixels lay in pieces wider
+# than 8 mm, a net; now a tenth, test_fat_is_fine_speckle_with_broken_wavy_septa_not_a_net.)
+FAT_SEPTUM_BEND_MM, FAT_SEPTUM_BEND_SCALE_MM = 0.8, 3.0
+FAT_SEPTUM_PATCH_MM = 2.0
+FAT_SEPTUM_PATCH_SHARE = 0.2
 # Muscle: fascicles of 1-3 mm wrapped in perimysium, running cranio-caudally (long along the fibre):
 # a sagittal plane cuts the perimysium into long bright striations along the fibres, a transverse plane
 # into a network whose walls facing the probe show as short bright dashes and dots in a hypoechoic,
@@ -1239,8 +1255,15 @@ def _trace_lines(voxels, world_to_index, ln_z, attenuation, backscatter, texture
                         if run_start[line, m] < 0:
                             run_start[line, m] = m - 1
                 if fat_scatter > 0.0:
-                    wall = _septum(px, py, pz, FAT_LOBULE_MM[0], FAT_LOBULE_MM[1], FAT_LOBULE_MM[2], dx, dy, dz,
-                                   FAT_SEPTUM_MM, fat_salt, fat_seeds, fat_cell)
+                    bend, sway = _lattice_noise(px / FAT_SEPTUM_BEND_SCALE_MM, py / FAT_SEPTUM_BEND_SCALE_MM,
+                                                pz / FAT_SEPTUM_BEND_SCALE_MM, fat_salt + 7)
+                    wall = _septum(px + FAT_SEPTUM_BEND_MM * sway, py + FAT_SEPTUM_BEND_MM * bend,
+                                   pz - FAT_SEPTUM_BEND_MM * sway, FAT_LOBULE_MM[0], FAT_LOBULE_MM[1],
+                                   FAT_LOBULE_MM[2], dx, dy, dz, FAT_SEPTUM_MM, fat_salt, fat_seeds, fat_cell)
+                    if wall > 0.0:
+                        patch, _ = _lattice_noise(px / FAT_SEPTUM_PATCH_MM, py / FAT_SEPTUM_PATCH_MM,
+                                                  pz / FAT_SEPTUM_PATCH_MM, fat_salt + 8)
+                        wall *= max(patch + FAT_SEPTUM_PATCH_SHARE, 0.0)
                     level += fat_scatter * (FAT_BULK + FAT_SEPTA * wall - 1.0)
                 if root_scatter > 0.0:
                     # A rootlet runs where two independent smooth noises both cross zero: strands along z.

@@ -116,9 +116,13 @@ FORAMINAL_FAT_SHARE = 0.3
 # and the canal, so within this distance (mm) of a foraminal tip the fat holds its full share and is entered as
 # readily as the canal's (:data:`_FORAMINAL_FAT_STEP_COST` not applied). Without it the densest contrast of an L5-S1
 # TFESI lay 11.5 mm medial of the tip, in the canal, "detached from the tip" (issue 16/21's blind read): contrast
-# spreads from the needle's opening, densest there (clinical.md §2.7 TFESI row) [ED 4 mm: on the 1 mm patient the
-# lateral's densest projected point lies 1.8 mm from the tip's (3 mm: 7.6, none: 7.6)].
-TIP_POOL_MM = 4.0
+# spreads from the needle's opening, densest there (clinical.md §2.7 TFESI row) [ED 2 mm: the 22 G Quincke's opening
+# reaches 1.5 mm behind its point (its bevel, simulator.needle.shaft.QUINCKE_BEVEL_DEG, cut through 0.72 mm). At 4 mm
+# the fat round the tip filled as a sphere 8 mm across, "a perfect round ball of contrast at the needle tip, the medial
+# blob apart from it" (issue 16/21's blind read of the L5-S1 AP): on the case's own patient (1 mm), 1 mL at the expert's
+# tip, the AP's region over half the tip's iodine path was an island 4.7 x 7.3 mm; at 2 mm it runs on into the sleeve
+# and the canal, 28 x 30 mm, the tip's iodine path 0.63 of what it was (tests/simulator/test_contrast_on_fluoro.py)].
+TIP_POOL_MM = 2.0
 # The dural root sleeve and the perineural spread that outlines the root reach this far (mm) beyond
 # the epidural space: a transforaminal neurogram outlines the spinal nerve for 1-2 cm beyond the
 # foramen, infero-laterally under the pedicle (§2.2(a), §2.7 TFESI row [S17][S21]); beyond it, tissue

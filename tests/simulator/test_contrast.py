@@ -8,6 +8,7 @@ from anatomy_models.errors import SpinesimError
 from anatomy_models.tissues import BONE_TISSUES, CONTRAST_IODINE_MG_PER_ML
 from simulator.needle.contrast import (LATERAL_RECESS_MM, SLEEVE_CUFF_MM, TIP_POOL_MM, compartment_at, contrast_volume,
                                        inject)
+from simulator.needle.contrast_fill import crop_world
 from simulator.needle.trace import tracer_for
 from tests.simulator.anatomy_phantoms import mini_spine
 
@@ -395,18 +396,21 @@ def test_transforaminal_contrast_outlines_the_root_rather_than_pooling_in_the_fo
 
 
 def test_transforaminal_contrast_is_densest_at_the_needle_s_opening(small_spine):
-    """1 mL at the L5-S1 safe triangle, 5 s on (2 mm patient): the densest contrast lies within TIP_POOL_MM and a voxel
-    of the tip, for contrast spreads from the needle's opening (clinical.md §2.7 TFESI row). With the foramen's fat
-    at FORAMINAL_FAT_SHARE up to the tip, and entered at _FORAMINAL_FAT_STEP_COST, the densest voxel lay in the canal,
-    11.5 mm medial of the tip on the 1 mm patient (15.9 mm here), "detached from the tip" (issue 16/21's blind read)."""
+    """1 mL at the L5-S1 safe triangle, 5 s on (2 mm patient): the contrast within TIP_POOL_MM and a voxel of the tip is
+    at least 0.7 of the densest, for contrast spreads from the needle's opening (clinical.md §2.7 TFESI row). With the
+    foramen's fat at FORAMINAL_FAT_SHARE up to the tip, and entered at _FORAMINAL_FAT_STEP_COST, the densest voxel lay
+    in the canal, 11.5 mm medial of the tip on the 1 mm patient (15.9 mm here), the tip's 0.61 of it, "detached from
+    the tip" (issue 16/21's blind read). Not the densest itself: a pool round the tip that held the densest (TIP_POOL_MM
+    4, 1.0 here) filled as a ball, "a perfect round ball of contrast at the needle tip" (the next read; 0.78 at 2 mm,
+    test_contrast_on_fluoro.py guards the ball)."""
     from scenarios.schema import load_scenario
     from simulator.case.targets import target_for
 
     tracer = tracer_for(small_spine)
     tip = target_for(load_scenario("tfesi-l5s1-left"), small_spine, tracer).point
     volume = inject(tracer, tip, 1.0).concentration(5.0)
-    densest = volume.voxel_to_world(np.array([np.unravel_index(np.argmax(volume.array), volume.shape)]))[0]
-    assert np.linalg.norm(densest - tip) <= TIP_POOL_MM + float(np.max(volume.spacing)), (densest, tip)
+    near_tip = np.linalg.norm(crop_world(volume) - tip, axis=-1) <= TIP_POOL_MM + float(np.max(volume.spacing))
+    assert volume.array[near_tip].max() >= 0.7 * volume.array.max(), volume.array[near_tip].max() / volume.array.max()
 
 
 def test_a_transforaminal_neurogram_outlines_the_spinal_nerve_beyond_the_foramen(procedure_tips):

@@ -118,8 +118,8 @@ def test_dense_contrast_is_darker_than_the_densest_bone_and_graded_to_black(smal
     v, u = np.mgrid[0:256, 0:256]
     central = np.hypot(u - 127.5, v - 127.5) < 0.25 * 256
 
-    def bone_grey(percentile):
-        return float(np.median(plain.pixels[central & (bone_mm >= np.percentile(bone_mm[central], percentile))]))
+    def bone_grey(percentile):  # a mean, not a median: the median of whole greys steps by 1 (main 59, 58 on generator 69)
+        return float(np.mean(plain.pixels[central & (bone_mm >= np.percentile(bone_mm[central], percentile))]))
 
     def grey(thickness):
         shown = render_fluoro(small_spine, carm, contrast=_layer_beside_the_spine(thickness), dose=None, display=display)
@@ -131,7 +131,8 @@ def test_dense_contrast_is_darker_than_the_densest_bone_and_graded_to_black(smal
 
     two, five, ten = grey(2.0), grey(5.0), grey(10.0)
     most_bone, densest_bone = bone_grey(75), bone_grey(99)
-    assert two < most_bone - 10 and five < densest_bone - 10, (two, most_bone, five, densest_bone)
+    # 15 below the mean is the 10 below the median it replaced (main: mean 63.9, median 59, the film 48.7).
+    assert two < most_bone - 15 and five < densest_bone - 10, (two, most_bone, five, densest_bone)
     # ten < 16, not 10 (xray10): the automatic window's bottom now lies a quarter window below the thinnest tissue
     # (fluoro._WINDOW_LOW_MARGIN, issue 16's gaps shown grey), so the 10 mm layer is shown at 12 instead of 8.
     assert five < two - 20 and ten < five - 5 and ten < 16, (two, five, ten)

@@ -9,6 +9,9 @@ the binned detector's own DRR and against a ray per pixel.
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from scipy import ndimage
 
 import simulator.imaging.drr as drr
 import simulator.imaging.fluoro as fluoro
@@ -19,7 +22,8 @@ from anatomy_models.volume import Volume
 from simulator.imaging.carm import CArm
 from simulator.imaging.drr import anatomy_basis_line_integrals
 from simulator.imaging.fluoro import (DetectorModel, coarse_blur, detected_frame, detected_with, exposed_input,
-                                      live_projection_cell, projected_on_cells, render_fluoro, tone_lookup)
+                                      large_scale_image, live_projection_cell, projected_on_cells, render_fluoro,
+                                      tone_lookup)
 from simulator.imaging.spectrum import beam
 from simulator.needle.shaft import Needle
 
@@ -129,10 +133,58 @@ def test_live_cell_keeps_rays_within_a_voxel_and_renders_the_same_frame(phantom)
         render_fluoro(phantom, fine, kev=60.0, projection_cell=2)
 
 
+def _large_scale_image_numpy(measured, field_mask, sigma_pixels, range_sigma):
+    """:func:`large_scale_image` as numpy and scipy compute it (until stop 28): each pixel's value and weight
+    splatted by ``np.bincount``, read back by ``ndimage.map_coordinates`` (order 1, "nearest")."""
+    n_rows, n_columns = measured.shape
+    cell = max(1.0, sigma_pixels / 4.0)
+    values = np.asarray(measured, np.float64)[field_mask]
+    if values.size == 0:
+        return measured.copy()
+    bottom = float(values.min())
+    levels = int((float(values.max()) - bottom) / range_sigma) + 2
+    rows, columns = np.nonzero(field_mask)
+    shape = (int(n_rows / cell) + 1, int(n_columns / cell) + 1, levels + 1)
+    level = (values - bottom) / range_sigma
+    lower = np.floor(level).astype(np.int64)
+    upper_share = level - lower
+    place = (rows // cell).astype(np.int64) * shape[1] + (columns // cell).astype(np.int64)
+    sums = np.zeros(shape[0] * shape[1] * shape[2])
+    counts = np.zeros_like(sums)
+    for offset, share in ((0, 1.0 - upper_share), (1, upper_share)):
+        index = place * shape[2] + lower + offset
+        sums += np.bincount(index, share * values, sums.size)
+        counts += np.bincount(index, share, sums.size)
+    blur = (sigma_pixels / cell, sigma_pixels / cell, 1.0)
+    sums = ndimage.gaussian_filter(sums.reshape(shape), blur, mode="constant", truncate=3.0)
+    counts = ndimage.gaussian_filter(counts.reshape(shape), blur, mode="constant", truncate=3.0)
+    at = [(rows + 0.5) / cell - 0.5, (columns + 0.5) / cell - 0.5, level]
+    large = measured.copy()
+    weight = ndimage.map_coordinates(counts, at, order=1, mode="nearest")
+    large[field_mask] = ndimage.map_coordinates(sums, at, order=1, mode="nearest") / np.maximum(weight, 1e-12)
+    return large
+
+
+@settings(max_examples=40, deadline=None)
+@given(rows=st.integers(1, 48), columns=st.integers(1, 48), seed=st.integers(0, 2 ** 32 - 1),
+       field_share=st.floats(0.0, 1.0), spread=st.floats(0.0, 6.0), sigma_pixels=st.floats(0.5, 30.0),
+       range_sigma=st.floats(0.02, 2.0))
+def test_the_compiled_large_scale_image_is_numpys_bit_for_bit(rows, columns, seed, field_share, spread, sigma_pixels,
+                                                              range_sigma):
+    """The harmonisation's bilateral grid (splat and trilinear read-back compiled, a per-pose cost of the display)
+    gives the image numpy's bincount and scipy's map_coordinates give, bit for bit, on any field and values."""
+    rng = np.random.default_rng(seed)
+    measured = (spread * rng.random((rows, columns))).astype(np.float32)
+    field = rng.random((rows, columns)) < field_share
+    np.testing.assert_array_equal(large_scale_image(measured, field, sigma_pixels, range_sigma),
+                                  _large_scale_image_numpy(measured, field, sigma_pixels, range_sigma))
+
+
 def test_the_compiled_passes_of_a_frame_let_other_threads_run():
     """The web workstation makes live frames in a worker thread while its event loop pushes them and takes
     the trainee's clicks: every compiled pass of a frame (and of a new pose's DRR) releases the GIL."""
     kernels = (fluoro._remap_where, fluoro._upsample_linear, fluoro._tone_lookup, fluoro._separable_filter,
-               fluoro._normal_counts, drr._needle_kernel, drr._joseph_kernel, drr._joseph_pair_kernel,
-               drr._siddon_kernel, spectrum._detected_serial, spectrum._detected_parallel, spectrum._table_lookup)
+               fluoro._normal_counts, fluoro._splat_on_grid, fluoro._read_grid, drr._needle_kernel, drr._joseph_kernel,
+               drr._joseph_pair_kernel, drr._joseph_pair_kernel_avx2, drr._siddon_kernel, spectrum._detected_serial,
+               spectrum._detected_parallel, spectrum._table_lookup)
     assert [kernel.py_func.__name__ for kernel in kernels if not kernel.targetoptions.get("nogil")] == []

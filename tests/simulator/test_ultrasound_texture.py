@@ -497,6 +497,32 @@ def test_muscle_is_striated_along_its_fibres_and_speckled_across_them():
     assert along > 1.5 * across and along > 2.5 * speckle_along, (along, across, speckle_along, speckle_across)
 
 
+def test_fat_is_fine_speckle_with_broken_wavy_septa_not_a_net():
+    """Issue 17 ("fat on the linear probe: a net of polygon lines on near-black"): subcutaneous fat is hypoechoic
+    with a fine speckle, crossed by thin, irregular, mostly skin-parallel septa that break off, not the closed
+    walls of a tessellation. A block of fat under a 10 MHz linear probe, 4-24 mm deep: the fat's darkest tenth
+    lies above the display's floor (its lobules speckle: main 7.0, the floor itself; now 11); of the bright line pixels
+    (30 grey over the fat's median), at most a fifth belong to pieces wider than 8 mm (main 0.33-0.35: whole
+    walls joined into a net; now 0.09-0.10)."""
+    labels = np.zeros((80, 48, 40), np.uint8)
+    labels[:, :40] = 1                                          # skin flat at y = 40 mm
+    body = block(labels, "fat")
+    probe = Probe("linear", position=[40, 40.4, 20], axial=[0, -1, 0], lateral=[1, 0, 0], frequency_mhz=10.0,
+                  depth_mm=30.0, footprint_mm=40.0, image_shape=(300, 400))
+    image = render_ultrasound(body, probe)
+    grey = image.pixels.astype(float)
+    rows = slice(row_of(image, 36.0), row_of(image, 16.0))
+    fat = np.zeros_like(image.field_of_view)
+    fat[rows, column_of(image, 21.0):column_of(image, 59.0)] = True
+    floor = 255.0 * ultrasound.DISPLAY_NOISE_ABOVE_BLACK_DB / probe.dynamic_range_db
+    assert np.percentile(grey[fat], 10) > floor + 2.5
+    bright = fat & (grey > np.median(grey[fat]) + 30.0)
+    pieces, count = ndimage.label(bright, structure=np.ones((3, 3)))
+    widths = np.array([(found[1].stop - found[1].start) * image.pixel_mm for found in ndimage.find_objects(pieces)])
+    sizes = ndimage.sum(bright, pieces, np.arange(1, count + 1))
+    assert sizes[widths > 8.0].sum() < 0.2 * sizes.sum(), (sizes[widths > 8.0].sum() / sizes.sum())
+
+
 def test_the_skin_is_the_first_line_under_the_whole_face():
     """Issue 17: a convex probe pressed on a flat back: the skin takes the face's curve, so on every line the
     skin's echo is the first bright line at the top of the sector, also under the face's ends, which stand

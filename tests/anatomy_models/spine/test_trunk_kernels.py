@@ -5,6 +5,11 @@ numba loops for speed; a cached patient is only reused while the generator makes
 loop must give what numpy's array expressions gave, operation by operation. Those expressions are written
 out here (as the generator had them until issue 15's speed-up) and compared on a synthetic trunk: random
 muscle tubes over the erectors' range, every x across the back on a fine grid and off it, float32 and float64.
+
+The trunk's distance is compared to within ``POWER_CPU_NOISE_MM``, not to the bit: numpy picks its float32
+power loop by the CPU (on AVX-512 its own SIMD one, elsewhere the C library's ``powf``, which numba calls), and
+near the outline, where ``r - 1`` cancels, a last-bit difference in ``r`` reaches 9e-5 mm (measured, stop 28);
+on an AVX2 machine the two agree to the bit. test_generator_identity holds the patient itself.
 """
 
 from __future__ import annotations
@@ -67,7 +72,11 @@ def test_the_back_is_numpys_to_the_bit():
             np.testing.assert_array_equal(compiled, written_out)
 
 
-def test_the_trunk_distance_is_numpys_to_the_bit():
+# How far numpy's CPU-chosen float32 power moves the trunk's distance near its outline, mm (a 2500th of a 0.5 mm voxel).
+POWER_CPU_NOISE_MM = 2e-4
+
+
+def test_the_trunk_distance_is_numpys():
     rng = np.random.default_rng(7)
     # u and v from 0 (the section's centre, where numpy's gradient is 0 * inf = NaN) to twice the outline.
     u = np.concatenate([[0.0], rng.uniform(0.0, 2.0, 999)]).astype(np.float32)[:, None]
@@ -83,4 +92,4 @@ def test_the_trunk_distance_is_numpys_to_the_bit():
         compiled = _trunk_distance(u ** e, v ** e, gu, gv, y, back, 1.0 / e, 1 - e)
     assert compiled.dtype == written_out.dtype == np.float32
     assert np.isnan(compiled[0, 0]) and np.isnan(written_out[0, 0])
-    np.testing.assert_array_equal(compiled, written_out)
+    np.testing.assert_allclose(compiled, written_out, rtol=0, atol=POWER_CPU_NOISE_MM)
