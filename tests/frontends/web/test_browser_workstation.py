@@ -41,6 +41,38 @@ def test_ctrl_c_stops_the_server_within_5_s_with_a_tab_open(patient, database, t
         running.stop()
 
 
+def test_a_user_who_logs_out_as_their_report_is_written_leaves_no_workstation_and_the_server_stops_at_once(
+        patient, database, trainee_name, new_page, tmp_path):
+    """After Finish the report's full page is written in a worker for several seconds more; a logout then stops the
+    workstation (SIGTERM) while the worker still has to show the page. It used to wait for good for the event loop
+    SIGTERM had ended, the workstation never ended, and the server, asked to stop, waited for it until killed (the
+    shared server's 120 s at the end of a test run). A server of its own: its only serving workstation is the
+    user's."""
+    running = b.Server(database, ANATOMY, "--require-login", log=tmp_path / "serve.log")
+    try:
+        tab = new_page()
+        b.log_in(tab, running.url, trainee_name, PASSWORD)
+        tab.click("#start")
+        b.wait_saved(tab, 1)
+        tab.click("#finish")
+        tab.click("#finish-confirm")
+        tab.wait_for_selector("#report-outcome", timeout=120_000)
+        (station,) = [pid for pid in b.workstation_pids(running.process.pid) if b.listening_ports(pid)]
+        assert tab.locator("#report-page").count() == 0, "the full page was written before the logout"
+        tab.context.request.get(running.url + "logout", max_redirects=0)
+        assert b.wait_ended([station], timeout=120.0) == [], "the logged-out user's workstation is still running"
+        below = b.descendant_pids(running.process.pid)
+        asked = time.monotonic()
+        os.kill(running.process.pid, signal.SIGTERM)
+        assert running.process.wait(timeout=60) == 0
+        took_s = time.monotonic() - asked
+        print(f"stopped in {took_s:.2f} s")
+        assert took_s < STOP_WITHIN_S, f"the server took {took_s:.1f} s to stop"
+        assert b.wait_ended(below) == []
+    finally:
+        running.stop()
+
+
 def test_the_tab_is_named_for_the_case_a_double_click_is_one_shot_finish_asks_and_the_replay_answers_at_once(
         server, page, trainee_name):
     b.log_in(page, server.url, trainee_name, PASSWORD)
