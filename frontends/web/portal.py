@@ -340,6 +340,11 @@ class Portal:
         self.sessions: dict[str, int] = {}  # cookie token -> user id
         self.workstations: dict[int, WorkstationProcess] = {}
         self.spares: list[WorkstationProcess] = []
+        # Workstations asked to stop (their user logged out) that may still run: a worker busy when SIGTERM came is
+        # waited for as the process exits (a report being written, an image being made). The portal's stop ends
+        # them with the others (multiprocessing's exit handler would wait for each with no limit: a workstation
+        # stuck so kept a stopped portal up until it was killed, after ten logins and logouts at load 37).
+        self.stopping: list[WorkstationProcess] = []
         self.throttle = LoginThrottle()
         self.sockets: set[web.WebSocketResponse] = set()  # browsers' open WebSockets, closed on stopping
         self.client: ClientSession | None = None
@@ -391,7 +396,7 @@ class Portal:
             self._compiling.kill()  # numba writes each cache file whole: the next start compiles what is missing
             self._compiling.wait()
         self.uploads.close()
-        stations = [*self.workstations.values(), *self.spares]
+        stations = [*self.workstations.values(), *self.spares, *self.stopping]
         for station in stations:
             station.close()
         # All asked at once, then one shared deadline: a workstation still draining its connections
@@ -449,6 +454,7 @@ class Portal:
             station = self.workstations.pop(user_id, None)
             if station is not None:
                 station.close()
+                self.stopping.append(station)
         response = _redirect("/login")
         response.del_cookie(COOKIE, path="/")
         return response
@@ -525,6 +531,7 @@ class Portal:
         """Keep ``config.spare`` spares, starting a new one only when no workstation is starting (a
         starting spare would slow a user's starting workstation on a small server)."""
         self._drop_dead_spares()
+        self.stopping = [station for station in self.stopping if station.alive]  # collects those that ended
         starting = [station for station in self.workstations.values() if station.alive and not station.ready]
         for station in starting:
             await self._is_ready(station)

@@ -31,6 +31,7 @@ own) before the rest of the screen is updated.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import ctypes
 import json
 import os
@@ -72,6 +73,10 @@ _CLICKS = ("start_attempt", "resume_attempt", "shot", "live", "dsa", "move_carm"
            "withdraw", "lor", "inject", "read_contrast", "medicate", "stimulate", "lesion", "finish", "open_attempt",
            "preview", "hint", "probe_view", "probe_move", "probe_settings", "us_pick", "insert_in_plane",
            "explain_case", "explain_attempt", "play_run", "comment")
+
+
+class StoppedServing(RuntimeError):
+    """A worker asked to show something after the workstation had stopped serving (:meth:`Workstation._set`)."""
 
 
 @dataclass(frozen=True)
@@ -129,6 +134,7 @@ class Workstation:
         self.scenarios = self.catalogue.scenarios
         self._loop: asyncio.AbstractEventLoop | None = None
         self._loop_thread: int | None = None
+        self._serving_ended: concurrent.futures.Future = concurrent.futures.Future()  # set by serve() as it returns
         self.lock = asyncio.Lock()
         self.server = server or get_server(client_type="vue3")
         # HTML reports this workstation made, served to its own user only (through the portal).
@@ -180,6 +186,15 @@ class Workstation:
                         lambda review_trainee, review_scenario, **_: handlers.review_view(review_trainee, review_scenario))
         c.on_server_ready.add(lambda **_: asyncio.ensure_future(self._tick()))
 
+    def serve(self, port: int) -> None:
+        """Serve the page on the loopback ``port`` until stopped (SIGTERM or SIGINT end trame's event loop); then
+        its workers no longer wait for the loop to show what they made (:meth:`_set`)."""
+        try:
+            self.server.start(port=port, host="127.0.0.1", open_browser=False, show_connection_info=False, timeout=0,
+                              disable_logging=True)
+        finally:
+            self._serving_ended.set_result(None)
+
     def _click(self, name: str):
         """The controller method for the click ``name``: its handler with the values the click carries
         (checked by :meth:`Handlers.request`), in a worker."""
@@ -204,7 +219,18 @@ class Workstation:
             with self.state:
                 self.state.update(changes)
         else:
-            asyncio.run_coroutine_threadsafe(self._set_async(changes), self._loop).result()
+            # A worker waits until the event loop has pushed the change, or until the workstation has stopped
+            # serving: SIGTERM (its user logged out, the portal stopping) ends the loop, a change asked for then is
+            # never made, and a worker waiting for it for good kept the stopping process alive, as Python
+            # waits for the workers' threads at exit (seen with a report still being written after Finish and with
+            # a live run's frames). The worker's work ends there: nobody is there to see it, and what it did is
+            # in the store already (an action is stored before it is shown).
+            pushed = asyncio.run_coroutine_threadsafe(self._set_async(changes), self._loop)
+            concurrent.futures.wait([pushed, self._serving_ended], return_when=concurrent.futures.FIRST_COMPLETED)
+            if not pushed.done():
+                pushed.cancel()
+                raise StoppedServing("the workstation has stopped serving: no page shows this change")
+            pushed.result()
 
     async def _set_async(self, changes: dict) -> None:
         self._set(**changes)
@@ -452,8 +478,7 @@ def main() -> None:
     station = Workstation(config, catalogue=catalogue, patients=patients)
     print(f"workstation for user {config.user_id} serving on port {config.port} after "
           f"{time.monotonic() - started:.1f} s more", flush=True)
-    station.server.start(port=config.port, host="127.0.0.1", open_browser=False, show_connection_info=False,
-                         timeout=0, disable_logging=True)
+    station.serve(config.port)
 
 
 if __name__ == "__main__":

@@ -31,7 +31,7 @@ from scenarios.schema import PROCEDURES, library_scenarios
 from simulator.case.planner import expert_actions, plan_trajectory
 from simulator.session.actions import LogContents
 from simulator.session.fold import Session
-from tests.frontends.web.browser import chromium_or_skip, drawn_fraction, launch_browser, offline_page
+from tests.frontends.web.browser import drawn_fraction, offline_page
 
 # What the patient's CT carries that must never reach the page.
 IDENTIFYING = {"PatientName": "DOE^JANE", "PatientID": "MRN-4711", "PatientBirthDate": "19610412",
@@ -238,24 +238,20 @@ def test_an_anatomy_without_labels_or_landmarks_is_refused_with_what_to_do(tmp_p
 
 # --------------------------------------------------------------------------- in a browser
 @pytest.mark.slow
-def test_the_page_draws_offline_in_chromium_and_fits_a_phone(patient_page, tmp_path):
-    playwright = chromium_or_skip()
+def test_the_page_draws_offline_in_chromium_and_fits_a_phone(patient_page, chromium, tmp_path):
     page_path = patient_page[1]
-    with playwright.sync_playwright() as p:
-        browser = launch_browser(p)
-        for width, height in ((1280, 900), (375, 740)):
-            context, page, requests, errors = offline_page(browser, {"width": width, "height": height})
-            page.goto(page_path.as_uri())
-            page.wait_for_selector("#scene3d[data-ready]")
-            assert page.get_attribute("#scene3d", "data-ready") == "true"
-            sizes = page.evaluate("Array.from(document.images).map(i => [i.complete, i.naturalWidth])")
-            assert sizes == [[True, PIXELS]] * 3 + [[True, 320]]
-            assert page.evaluate("document.documentElement.scrollWidth") <= width
-            canvas = page.locator("#scene3d")
-            canvas.screenshot(path=str(tmp_path / f"scene-{width}.png"))
-            page.evaluate("window.spinesimViewer.items().forEach(i => window.spinesimViewer.setVisible(i.name, false))")
-            canvas.screenshot(path=str(tmp_path / f"empty-{width}.png"))
-            context.close()
-            assert errors == [] and set(requests) == {page_path.as_uri()}
-            assert drawn_fraction(tmp_path / f"scene-{width}.png", tmp_path / f"empty-{width}.png") > 0.1, width
-        browser.close()
+    for width, height in ((1280, 900), (375, 740)):
+        context, page, requests, errors = offline_page(chromium, {"width": width, "height": height})
+        page.goto(page_path.as_uri())
+        page.wait_for_selector("#scene3d[data-ready]")
+        assert page.get_attribute("#scene3d", "data-ready") == "true"
+        sizes = page.evaluate("Array.from(document.images).map(i => [i.complete, i.naturalWidth])")
+        assert sizes == [[True, PIXELS]] * 3 + [[True, 320]]
+        assert page.evaluate("document.documentElement.scrollWidth") <= width
+        canvas = page.locator("#scene3d")
+        canvas.screenshot(path=str(tmp_path / f"scene-{width}.png"))
+        page.evaluate("window.spinesimViewer.items().forEach(i => window.spinesimViewer.setVisible(i.name, false))")
+        canvas.screenshot(path=str(tmp_path / f"empty-{width}.png"))
+        context.close()
+        assert errors == [] and set(requests) == {page_path.as_uri()}
+        assert drawn_fraction(tmp_path / f"scene-{width}.png", tmp_path / f"empty-{width}.png") > 0.1, width

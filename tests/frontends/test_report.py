@@ -19,7 +19,7 @@ from scoring.report import checklist_rows, rating_rows, report_of
 from simulator.imaging.probe import standard_view
 from simulator.session.fold import Session
 from simulator.session.history import replay_attempt
-from tests.frontends.web.browser import chromium_or_skip, drawn_fraction, launch_browser, offline_page
+from tests.frontends.web.browser import drawn_fraction, offline_page
 from tests.scoring.attempts import Script, expert_log, path_to, structure_points
 
 
@@ -97,23 +97,20 @@ def test_the_web_report_tab_lists_the_html_reports_metric_rows(root_contact_page
 
 
 @pytest.mark.slow
-def test_the_page_draws_in_headless_chromium_with_the_network_off(root_contact_page, tmp_path):
-    playwright = chromium_or_skip()
+def test_the_page_draws_in_headless_chromium_with_the_network_off(root_contact_page, chromium, tmp_path):
     page_path = root_contact_page[0]
-    with playwright.sync_playwright() as p:
-        browser = launch_browser(p)
-        context, page, requests, errors = offline_page(browser, {"width": 1280, "height": 900})
-        page.goto(page_path.as_uri())
-        page.wait_for_selector("#scene3d[data-ready]")
-        assert page.get_attribute("#scene3d", "data-ready") == "true" and errors == []
-        sizes = page.evaluate("Array.from(document.images).map(i => [i.complete, i.naturalWidth])")
-        assert sizes == [[True, 128]] * 4
-        canvas = page.locator("#scene3d")
-        canvas.screenshot(path=str(tmp_path / "scene.png"))
-        page.evaluate("window.spinesimViewer.items().forEach(i => window.spinesimViewer.setVisible(i.name, false))")
-        canvas.screenshot(path=str(tmp_path / "empty.png"))
-        page.screenshot(path=str(tmp_path / "page.png"), full_page=True)
-        browser.close()
+    context, page, requests, errors = offline_page(chromium, {"width": 1280, "height": 900})
+    page.goto(page_path.as_uri())
+    page.wait_for_selector("#scene3d[data-ready]")
+    assert page.get_attribute("#scene3d", "data-ready") == "true" and errors == []
+    sizes = page.evaluate("Array.from(document.images).map(i => [i.complete, i.naturalWidth])")
+    assert sizes == [[True, 128]] * 4
+    canvas = page.locator("#scene3d")
+    canvas.screenshot(path=str(tmp_path / "scene.png"))
+    page.evaluate("window.spinesimViewer.items().forEach(i => window.spinesimViewer.setVisible(i.name, false))")
+    canvas.screenshot(path=str(tmp_path / "empty.png"))
+    page.screenshot(path=str(tmp_path / "page.png"), full_page=True)
+    context.close()
     assert requests == [page_path.as_uri()] and errors == []
     assert drawn_fraction(tmp_path / "scene.png", tmp_path / "empty.png") > 0.1
     empty = np.asarray(Image.open(tmp_path / "empty.png").convert("RGB")).astype(int)[10:-10, 10:-10]

@@ -73,7 +73,7 @@ def narrowest_width_px(region: np.ndarray) -> float:
     return float(min(widths))
 
 
-def scotty_dog_parts(anatomy, level: str, side: str) -> dict[str, dict[str, float]]:
+def scotty_dog_parts(anatomy, model, level: str, side: str) -> dict[str, dict[str, float]]:
     """Where the dog's parts of ``level`` lie on its Scotty-dog view: the centre of each projected part
     (``row`` down the screen, ``out`` toward ``side`` across it, in mm at the isocentre) and the narrowest
     width of the neck and of the eye (mm)."""
@@ -85,7 +85,7 @@ def scotty_dog_parts(anatomy, level: str, side: str) -> dict[str, dict[str, floa
     outward = np.diff(carm.project(np.stack([centre, centre + step])), axis=0)[0]
     outward /= np.linalg.norm(outward)
     masks = {"nose": anatomy.mask(f"{level}.transverse_process.{side}"), "eye": anatomy.mask(f"{level}.pedicle.{side}"),
-             "ear": anatomy.mask(f"{level}.SAP.{side}"), "neck": _pars_mask(anatomy, level, side),
+             "ear": anatomy.mask(f"{level}.SAP.{side}"), "neck": _pars_mask(anatomy, model, level, side),
              "leg": anatomy.mask(f"{level}.IAP.{side}"), "body": anatomy.mask(f"{level}.lamina.{side}")}
     parts = {}
     for name, mask in masks.items():
@@ -100,7 +100,7 @@ def scotty_dog_parts(anatomy, level: str, side: str) -> dict[str, dict[str, floa
 @pytest.mark.slow
 @pytest.mark.parametrize("level", ["L1", "L2", "L3", "L4", "L5"])
 @pytest.mark.parametrize("side", ["left", "right"])
-def test_the_scotty_dogs_parts_are_where_the_dog_has_them(small_spine, level, side):
+def test_the_scotty_dogs_parts_are_where_the_dog_has_them(small_spine, model_2mm, level, side):
     """Clinical.md §1 [S30]: on the ipsilateral oblique the ear (SAP) stands above the eye (pedicle), the front
     leg (IAP) hangs below it, the nose (transverse process) points out beyond it, the neck (pars) lies between
     the eye and the leg and is narrower than the eye, and the body (lamina) lies inward of the eye. L1 and L2 (on
@@ -108,7 +108,7 @@ def test_the_scotty_dogs_parts_are_where_the_dog_has_them(small_spine, level, si
     L5 since generator 47: its pars ran from the junction at the pedicle's mid-height to 4 mm above the lamina's
     lower edge, which the L5-S1 window holds 4 mm under the pedicle, so its neck lay beside the eye (1.3 mm above
     its centre); from under the pedicle down to the facet joint below, 3.6 mm below the eye's centre."""
-    dog = scotty_dog_parts(small_spine, level, side)
+    dog = scotty_dog_parts(small_spine, model_2mm, level, side)
     assert dog["ear"]["row"] < dog["eye"]["row"] < dog["leg"]["row"], dog
     assert dog["eye"]["row"] < dog["neck"]["row"] < dog["leg"]["row"], dog
     assert dog["nose"]["out"] > dog["eye"]["out"] > dog["body"]["out"], dog

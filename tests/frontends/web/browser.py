@@ -50,9 +50,14 @@ class Server:
         self.process = subprocess.Popen(
             [sys.executable, "-m", "frontends.cli", "serve", "--port", str(self.port), "--db", db_url, "--anatomy",
              anatomy, *extra], env=environment, stdout=self.log, stderr=subprocess.STDOUT, cwd=ROOT)
-        self.wait_listening()
+        try:
+            self.wait_listening()
+        except (RuntimeError, TimeoutError):
+            self.stop()  # a server that did not come up is not left running with no one to stop it
+            raise
 
-    def wait_listening(self, timeout: float = 60.0) -> None:
+    def wait_listening(self, timeout: float = 180.0) -> None:
+        """Wait until the server listens (``timeout`` s at most: its start took over 60 s at load 20 on 2 cores)."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
@@ -70,11 +75,12 @@ class Server:
         self.process.wait(timeout=10)
         self.log.close()
 
-    def stop(self) -> None:
+    def stop(self, timeout_s: float = 20.0) -> None:
+        """SIGTERM, as a service manager stops it; SIGKILL if it has not ended after ``timeout_s``."""
         if self.process.poll() is None:
             os.kill(self.process.pid, signal.SIGTERM)
             try:
-                self.process.wait(timeout=20)
+                self.process.wait(timeout=timeout_s)
             except subprocess.TimeoutExpired:
                 os.kill(self.process.pid, signal.SIGKILL)
                 self.process.wait()
@@ -158,6 +164,11 @@ def launch_browser(playwright):
     return playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
 
 
+# The ceiling of a click or a wait that names none (Playwright's own is 30 s): a control is disabled while its
+# workstation works, and on a 2-core machine at load 20 (other jobs beside the suite) Read contrast stayed disabled
+# over 30 s while the live run before it was imaged. A ceiling on a wait for a state, not a sleep.
+ACTION_TIMEOUT_MS = 120_000
+
 # The first page after logging in waits for the workstation to load its patient, which in a clean clone
 # includes numba compiling the imaging kernels: about a minute on a quiet 2-core machine, several on a busy one
 # (a CI run beside other work timed out at 2 min). A ceiling on a wait for that state, not a sleep.
@@ -171,17 +182,6 @@ def log_in(page, url: str, name: str, password: str) -> None:
     page.click("#login")
     page.wait_for_selector("#tab-sim", timeout=FIRST_LOAD_TIMEOUT_MS)
     page.click("#tab-sim")
-
-
-def abandon_open_attempt(page) -> None:
-    """Abandon the attempt the page's workstation holds open, if any, and wait until a new one can start
-    (the workstation outlives the page: a test that stops mid-attempt must not disable the next one's
-    Start button)."""
-    if page.is_closed() or not page.is_visible("#abandon"):
-        return
-    page.click("#abandon")
-    page.click("#abandon-confirm")
-    page.wait_for_selector("#start:not([disabled])", timeout=60_000)
 
 
 def saved_actions(page) -> int:

@@ -13,59 +13,18 @@ from PIL import Image
 
 from frontends.store import Store
 from frontends.web.attempt import LiveAttempt
-from scenarios.schema import load_scenario
 from scoring.peers import percentile_rank, percentile_text
 from scoring.report import checklist_rows, metric_rows, rating_rows, score
-from simulator.case.planner import expert_actions, plan_trajectory
 from simulator.session.fold import Session
 from simulator.session.words import action_title
 from tests.frontends.web import browser as b
-from tests.frontends.web.conftest import ANATOMY
+from tests.frontends.web.conftest import ANATOMY, PASSWORD, SCENARIO
 from tests.frontends.web.test_my_attempts import COMMENT, REPLY, finished_attempt
 
 pytestmark = pytest.mark.slow
-playwright = pytest.importorskip("playwright.sync_api")
+pytest.importorskip("playwright.sync_api")
 if not __import__("os").path.exists(b.CHROMIUM):
     pytest.skip("Chromium is not installed (./dev.sh installs it)", allow_module_level=True)
-
-SCENARIO = "ilesi-default"
-TRAINEE, INSTRUCTOR, PASSWORD = "tess", "ivan", "a-long-password"
-
-
-@pytest.fixture(scope="module")
-def database(tmp_path_factory):
-    return b.database_with_users(tmp_path_factory.mktemp("web"), {TRAINEE: "trainee", INSTRUCTOR: "instructor"}, PASSWORD)
-
-
-@pytest.fixture(scope="module")
-def server(patient, database, tmp_path_factory):
-    running = b.Server(database, ANATOMY, "--require-login", log=tmp_path_factory.mktemp("logs") / "serve.log")
-    yield running
-    running.stop()
-
-
-@pytest.fixture(scope="module")
-def chromium():
-    with playwright.sync_playwright() as driver:
-        launched = b.launch_browser(driver)
-        yield launched
-        launched.close()
-
-
-@pytest.fixture()
-def page(chromium):
-    context = chromium.new_context(viewport={"width": 1600, "height": 1000})
-    opened = context.new_page()
-    yield opened
-    b.abandon_open_attempt(opened)
-    context.close()
-
-
-@pytest.fixture(scope="module")
-def expert(patient):
-    session = Session(load_scenario(SCENARIO), patient)
-    return session, expert_actions(session.scenario, session.target,
-                                   plan_trajectory(session.tracer, session.target, session.spec))
 
 
 def _flag_codes(page) -> list[str]:
@@ -77,9 +36,9 @@ def _scored(database, page, scenario, anatomy):
     return score(scenario, anatomy, Store(database).actions(b.attempt_id(page)))
 
 
-def test_an_expert_attempt_through_the_controls_passes(server, page, expert, patient, database):
+def test_an_expert_attempt_through_the_controls_passes(server, page, trainee_name, expert, patient, database):
     session, actions = expert
-    b.log_in(page, server.url, TRAINEE, PASSWORD)
+    b.log_in(page, server.url, trainee_name, PASSWORD)
     trainee = b.Trainee(page, session.scenario, patient, database)
     trainee.start()
     for record in actions:
@@ -104,7 +63,7 @@ def test_an_expert_attempt_through_the_controls_passes(server, page, expert, pat
     assert page.get_attribute("#replay-image", "src").startswith("data:image/jpeg")
 
 
-def test_an_unsafe_attempt_shows_the_flags_scoring_raises(server, page, expert, patient, database):
+def test_an_unsafe_attempt_shows_the_flags_scoring_raises(server, page, trainee_name, expert, patient, database):
     session, actions = expert
     place = next(a for a in actions if a["type"] == "place_needle")
     # Past the epidural space into the dural sac's CSF along the expert's own line.
@@ -118,7 +77,7 @@ def test_an_unsafe_attempt_shows_the_flags_scoring_raises(server, page, expert, 
     reference.apply({"type": "advance", "t": 2, "mm": depth})
     assert {"dural_puncture", "csf_flashback"} <= {e.kind for e in reference.unsafe_events()}
 
-    b.log_in(page, server.url, TRAINEE, PASSWORD)
+    b.log_in(page, server.url, trainee_name, PASSWORD)
     trainee = b.Trainee(page, session.scenario, patient)
     trainee.start()
     page.click("#hint")  # the scenario's hints, one at a time
@@ -137,10 +96,10 @@ def test_an_unsafe_attempt_shows_the_flags_scoring_raises(server, page, expert, 
     assert "dural_puncture" in _flag_codes(page) and not expected.passed
 
 
-def test_the_monitor_shows_the_needle_advance(server, page, expert, patient):
+def test_the_monitor_shows_the_needle_advance(server, page, trainee_name, expert, patient):
     session, actions = expert
     place = next(a for a in actions if a["type"] == "place_needle")
-    b.log_in(page, server.url, TRAINEE, PASSWORD)
+    b.log_in(page, server.url, trainee_name, PASSWORD)
     trainee = b.Trainee(page, session.scenario, patient)
     trainee.start()
     trainee.shot()
@@ -173,14 +132,15 @@ def test_the_monitor_shows_the_needle_advance(server, page, expert, patient):
     assert np.abs(after_screen.astype(float) - before_screen).mean() > 1.0
 
 
-def test_a_killed_server_loses_no_action_and_the_attempt_resumes(patient, database, expert, chromium, tmp_path):
+def test_a_killed_server_loses_no_action_and_the_attempt_resumes(patient, database, trainee_name, expert, new_page,
+                                                                  tmp_path):
+    """On servers of its own (one killed, one started after it) on the shared store."""
     session, actions = expert
     place = next(a for a in actions if a["type"] == "place_needle")
     first = b.Server(database, ANATOMY, "--require-login", log=tmp_path / "first.log")
     try:
-        context = chromium.new_context(viewport={"width": 1600, "height": 1000})
-        page = context.new_page()
-        b.log_in(page, first.url, TRAINEE, PASSWORD)
+        page = new_page()
+        b.log_in(page, first.url, trainee_name, PASSWORD)
         trainee = b.Trainee(page, session.scenario, patient)
         trainee.start()
         trainee.shot()
@@ -194,7 +154,7 @@ def test_a_killed_server_loses_no_action_and_the_attempt_resumes(patient, databa
         below = b.descendant_pids(first.process.pid)  # the zygote and the workstations it forked
     finally:
         first.kill()
-    context.close()
+    page.context.close()
     assert below and b.wait_ended(below) == []  # a killed server leaves no orphan workstation behind
     stored = Store(database).actions(attempt)
     assert len(stored) == shown == 6
@@ -203,28 +163,27 @@ def test_a_killed_server_loses_no_action_and_the_attempt_resumes(patient, databa
 
     second = b.Server(database, ANATOMY, "--require-login", log=tmp_path / "second.log")
     try:
-        context = chromium.new_context(viewport={"width": 1600, "height": 1000})
-        page = context.new_page()
-        b.log_in(page, second.url, TRAINEE, PASSWORD)
+        page = new_page()
+        b.log_in(page, second.url, trainee_name, PASSWORD)
         page.wait_for_selector("#resume", state="visible")
         assert f"Attempt {attempt}" in page.text_content("#resume-text")
         page.click("#resume")
         b.wait_saved(page, shown)
         assert page.text_content("#count-depth").strip() == depth_shown
         assert page.get_attribute("#fluoro", "src").startswith("data:image/jpeg")  # the held image is back
-        trainee = b.Trainee(page, session.scenario, patient)
-        trainee.advance(2.0)
+        b.Trainee(page, session.scenario, patient).advance(2.0)
         assert len(Store(database).actions(attempt)) == shown + 1
-        context.close()
+        page.context.close()
     finally:
         second.stop()
 
 
-def test_an_instructor_reviews_attempts_replays_them_and_sees_the_learning_curve(server, page, database, expert,
+def test_an_instructor_reviews_attempts_replays_them_and_sees_the_learning_curve(server, page, database,
+                                                                                 instructor_name, trainee_name, expert,
                                                                                  patient):
     session, actions = expert
     store = Store(database)
-    student = store.add_user("sam", "trainee", PASSWORD)
+    student = {user.name: user for user in store.users()}[trainee_name]
     for cut in (6, len(actions)):  # a short wrong attempt, then the expert's
         attempt = LiveAttempt.start(store, student.id, session.scenario, patient)
         for record in actions[:cut]:
@@ -233,15 +192,15 @@ def test_an_instructor_reviews_attempts_replays_them_and_sees_the_learning_curve
             attempt.act({"type": "finish"})
     attempts = store.attempts(user_id=student.id)
 
-    b.log_in(page, server.url, INSTRUCTOR, PASSWORD)
+    b.log_in(page, server.url, instructor_name, PASSWORD)
     page.click("#tab-review")
-    b.choose(page, "#review-trainee", "sam (trainee)")
+    b.choose(page, "#review-trainee", f"{trainee_name} (trainee)")
     page.wait_for_selector("#curve svg")
     assert page.locator("#curve circle").count() == (1 + 3) * 2  # the CUSUM and three measures, two attempts
     assert page.locator("#curve .cusum-lower").count() == page.locator("#curve .cusum-upper").count() == 1
     rows = page.locator("#review-table tbody tr")
     assert rows.count() == 2 and "pass" in rows.nth(0).text_content() and "fail" in rows.nth(1).text_content()
-    # The expert's grade ranked among every finished attempt at the case (earlier tests of this module add theirs).
+    # The expert's grade ranked among every finished attempt at the case (other tests on the shared store add theirs).
     expert_grade = store.attempt(attempts[-1].id).report["grade"]
     peers = store.peer_grades(session.scenario.id)
     rank = int(percentile_rank(expert_grade, peers) + 0.5)
@@ -272,19 +231,17 @@ def test_an_instructor_reviews_attempts_replays_them_and_sees_the_learning_curve
     page.wait_for_selector("#preview-image[src^='data:image/jpeg']")
 
 
-def test_the_trainee_reads_the_instructors_comment_at_its_step_in_my_attempts(server, chromium, page, database,
-                                                                              patient, tmp_path):
+def test_the_trainee_reads_the_instructors_comment_at_its_step_in_my_attempts(server, served_page, page, database,
+                                                                              instructor_name, trainee_name, patient,
+                                                                              tmp_path):
     """Issue 20: the instructor comments at step 2 of the trainee's finished attempt; the trainee opens it from
     My attempts, which lists only their own, and reads the comment when the replay is at step 2."""
     store = Store(database)
     users = {user.name: user for user in store.users()}
-    mine = finished_attempt(store, users[TRAINEE], SCENARIO, patient)
-    b.log_in(page, server.url, INSTRUCTOR, PASSWORD)
-    # The workstation outlives the page and keeps the tab and the filter an earlier test chose: the Review tab,
-    # opened anew, reads the attempts again (the one just made included).
-    page.click("#tab-sim")
+    mine = finished_attempt(store, users[trainee_name], SCENARIO, patient)
+    b.log_in(page, server.url, instructor_name, PASSWORD)
     page.click("#tab-review")
-    b.choose(page, "#review-trainee", f"{TRAINEE} (trainee)")
+    b.choose(page, "#review-trainee", f"{trainee_name} (trainee)")
     page.click(f"#open-{mine}")
     page.wait_for_function("id => document.querySelector('#replay-action')?.textContent.startsWith('3. ') && "
                            "document.body.textContent.includes('attempt ' + id + ' · ')", arg=mine)
@@ -295,43 +252,40 @@ def test_the_trainee_reads_the_instructors_comment_at_its_step_in_my_attempts(se
     page.click("#comment-step")
     page.wait_for_function("t => document.querySelector('#report-comments').textContent.includes(t)", arg=COMMENT)
 
-    trainee = chromium.new_context(viewport={"width": 1400, "height": 1000}).new_page()
-    try:
-        b.log_in(trainee, server.url, TRAINEE, PASSWORD)
-        trainee.click("#tab-mine")
-        trainee.wait_for_selector(f"#mine-open-{mine}")
-        own = [a.id for a in store.attempts(user_id=users[TRAINEE].id) if a.status != "in_progress"]
-        listed = trainee.locator("#my-attempts tbody tr td:first-child").all_text_contents()
-        assert [int(text) for text in listed] == own[::-1]  # newest first, nobody else's
-        # The picture once the tabs have slid (Vue's transition classes gone), not half-way.
-        trainee.wait_for_function("() => !document.querySelector("
-                                  "'[class*=\"-enter-active\"], [class*=\"-leave-active\"]')")
-        trainee.screenshot(path=tmp_path / "my-attempts.png")
-        trainee.click(f"#mine-open-{mine}")
-        trainee.wait_for_function("() => document.querySelector('#replay-action')?.textContent.startsWith('3. ')")
-        # At the last step the comment is listed with the attempt's others, not beside the replay.
-        assert COMMENT in trainee.text_content("#report-comments")
-        assert trainee.locator("#replay-comments .v-alert").count() == 0
-        # The trainee replies (a reply, not the instructor's comment buttons) where the instructor commented.
-        assert trainee.locator("#comment-step").count() == 0 and trainee.locator("#reply-step").is_disabled()
-        # The reply typed first, then the slider moved to the instructor's step (the order ops9 saw the replay jump
-        # back in): the slider stays where it was put.
-        trainee.fill("#comment-text", REPLY)
-        trainee.locator(".v-slider:has(#replay-slider) .v-slider-thumb").focus()
-        trainee.keyboard.press("ArrowLeft")
-        # The comment beside the replay shows at once (the page filters by the slider's step); the step's words come
-        # when the workstation has replayed it: wait for both.
-        trainee.wait_for_selector("#replay-comments .v-alert")
-        trainee.wait_for_function("() => document.querySelector('#replay-action').textContent.startsWith('2. ')")
-        assert trainee.evaluate("() => document.querySelector('#replay-slider').value") == "2"
-        shown = trainee.text_content("#replay-comments")
-        assert COMMENT in shown and f"{INSTRUCTOR} · comment at step 2" in shown
-        trainee.click("#reply-step")
-        trainee.wait_for_function("t => document.querySelector('#replay-comments').textContent.includes(t)", arg=REPLY)
-        assert f"{TRAINEE} · reply at step 2" in trainee.text_content("#replay-comments")
-        trainee.screenshot(path=tmp_path / "my-attempt-at-step-2.png")
-    finally:
-        trainee.context.close()
+    trainee = served_page(viewport={"width": 1400, "height": 1000})  # the trainee's own browser
+    b.log_in(trainee, server.url, trainee_name, PASSWORD)
+    trainee.click("#tab-mine")
+    trainee.wait_for_selector(f"#mine-open-{mine}")
+    own = [a.id for a in store.attempts(user_id=users[trainee_name].id) if a.status != "in_progress"]
+    listed = trainee.locator("#my-attempts tbody tr td:first-child").all_text_contents()
+    assert [int(text) for text in listed] == own[::-1]  # newest first, nobody else's
+    # The picture once the tabs have slid (Vue's transition classes gone), not half-way.
+    trainee.wait_for_function("() => !document.querySelector("
+                             "'[class*=\"-enter-active\"], [class*=\"-leave-active\"]')")
+    trainee.screenshot(path=tmp_path / "my-attempts.png")
+    trainee.click(f"#mine-open-{mine}")
+    trainee.wait_for_function("() => document.querySelector('#replay-action')?.textContent.startsWith('3. ')")
+    # At the last step the comment is listed with the attempt's others, not beside the replay.
+    assert COMMENT in trainee.text_content("#report-comments")
+    assert trainee.locator("#replay-comments .v-alert").count() == 0
+    # The trainee replies (a reply, not the instructor's comment buttons) where the instructor commented.
+    assert trainee.locator("#comment-step").count() == 0 and trainee.locator("#reply-step").is_disabled()
+    # The reply typed first, then the slider moved to the instructor's step (the order ops9 saw the replay jump
+    # back in): the slider stays where it was put.
+    trainee.fill("#comment-text", REPLY)
+    trainee.locator(".v-slider:has(#replay-slider) .v-slider-thumb").focus()
+    trainee.keyboard.press("ArrowLeft")
+    # The comment beside the replay shows at once (the page filters by the slider's step); the step's words come
+    # when the workstation has replayed it: wait for both.
+    trainee.wait_for_selector("#replay-comments .v-alert")
+    trainee.wait_for_function("() => document.querySelector('#replay-action').textContent.startsWith('2. ')")
+    assert trainee.evaluate("() => document.querySelector('#replay-slider').value") == "2"
+    shown = trainee.text_content("#replay-comments")
+    assert COMMENT in shown and f"{instructor_name} · comment at step 2" in shown
+    trainee.click("#reply-step")
+    trainee.wait_for_function("t => document.querySelector('#replay-comments').textContent.includes(t)", arg=REPLY)
+    assert f"{trainee_name} · reply at step 2" in trainee.text_content("#replay-comments")
+    trainee.screenshot(path=tmp_path / "my-attempt-at-step-2.png")
     page.click("#tab-review")  # the instructor reads the reply in Review
     page.click(f"#open-{mine}")
     page.wait_for_function("t => document.querySelector('#report-comments').textContent.includes(t)", arg=REPLY)

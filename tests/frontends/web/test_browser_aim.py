@@ -8,15 +8,15 @@ import numpy as np
 import pytest
 
 from tests.frontends.web import browser as b
-from tests.frontends.web.test_browser import PASSWORD, TRAINEE, chromium, database, expert, page, server  # noqa: F401
+from tests.frontends.web.conftest import PASSWORD
 
 pytestmark = pytest.mark.slow
 
 
-def test_align_with_beam_makes_the_needle_a_dot_and_a_nudge_draws_it_out_to_the_right(server, page, expert, patient,
-                                                                                      database):
+def test_align_with_beam_makes_the_needle_a_dot_and_a_nudge_draws_it_out_to_the_right(server, page, trainee_name,
+                                                                                      expert, patient, database):
     session, _ = expert
-    b.log_in(page, server.url, TRAINEE, PASSWORD)
+    b.log_in(page, server.url, trainee_name, PASSWORD)
     trainee = b.Trainee(page, session.scenario, patient, database)
     trainee.start()
     trainee.move_carm(25, 10)

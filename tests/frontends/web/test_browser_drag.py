@@ -10,16 +10,16 @@ import pytest
 from frontends.store import Store
 from simulator.session.replay import replay
 from tests.frontends.web import browser as b
-from tests.frontends.web.test_browser import PASSWORD, TRAINEE, chromium, database, expert, page, server  # noqa: F401
+from tests.frontends.web.conftest import PASSWORD
 
 pytestmark = pytest.mark.slow
 
 DRAG_PIXELS = 40.0  # detector pixels to the right
 
 
-def test_a_drag_to_the_right_turns_the_tip_to_the_right(server, page, expert, patient, database):
+def test_a_drag_to_the_right_turns_the_tip_to_the_right(server, page, trainee_name, expert, patient, database):
     session, _ = expert
-    b.log_in(page, server.url, TRAINEE, PASSWORD)
+    b.log_in(page, server.url, trainee_name, PASSWORD)
     trainee = b.Trainee(page, session.scenario, patient, database)
     trainee.start()
     trainee.move_carm(25, 10)

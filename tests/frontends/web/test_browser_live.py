@@ -12,7 +12,7 @@ from frontends.store import Store
 from simulator.case.planner import plan_trajectory
 from simulator.imaging.dose import RECURSIVE_FILTER_FRAMES
 from tests.frontends.web import browser as b
-from tests.frontends.web.test_browser import PASSWORD, TRAINEE, chromium, database, expert, page, server  # noqa: F401
+from tests.frontends.web.conftest import PASSWORD
 
 pytestmark = pytest.mark.slow
 
@@ -27,11 +27,11 @@ def _line(start: np.ndarray, end: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return np.round(points[:, 1]).astype(int), np.round(points[:, 0]).astype(int)
 
 
-def test_holding_the_space_bar_during_advances_streams_frames_whose_needle_moves(server, page, expert, patient,
-                                                                                 database, tmp_path):
+def test_holding_the_space_bar_during_advances_streams_frames_whose_needle_moves(server, page, trainee_name, expert,
+                                                                                 patient, database, tmp_path):
     session, _ = expert
     path = plan_trajectory(session.tracer, session.target, session.spec)
-    b.log_in(page, server.url, TRAINEE, PASSWORD)
+    b.log_in(page, server.url, trainee_name, PASSWORD)
     trainee = b.Trainee(page, session.scenario, patient, database)
     trainee.start()
     trainee.shot()

@@ -16,7 +16,7 @@ from tests.frontends.web import browser as b
 from tests.frontends.web.conftest import ANATOMY
 
 pytestmark = pytest.mark.slow
-playwright = pytest.importorskip("playwright.sync_api")
+pytest.importorskip("playwright.sync_api")
 if not __import__("os").path.exists(b.CHROMIUM):
     pytest.skip("Chromium is not installed (./dev.sh installs it)", allow_module_level=True)
 
@@ -61,49 +61,47 @@ def _data_url(page, selector: str, kind: str) -> str:
     return base64.b64decode(page.get_attribute(selector, "href").removeprefix(f"data:{kind};base64,")).decode()
 
 
-def test_the_programme_view_follows_cohort_and_scenario_and_the_attempts_download_as_csv_and_xapi(patient, tmp_path):
+def test_the_programme_view_follows_cohort_and_scenario_and_the_attempts_download_as_csv_and_xapi(new_page, patient,
+                                                                                                  tmp_path):
     database = b.database_with_users(tmp_path, {INSTRUCTOR: "instructor"}, PASSWORD)
     _programme(database, patient)
     server = b.Server(database, ANATOMY, "--require-login", "--spare", "0", log=tmp_path / "serve.log")
     try:
-        with playwright.sync_playwright() as driver:
-            browser = b.launch_browser(driver)
-            page = browser.new_context(viewport={"width": 1600, "height": 1000}).new_page()
-            b.log_in(page, server.url, INSTRUCTOR, PASSWORD)
-            page.click("#tab-review")
-            page.wait_for_selector("#programme-table")
-            assert _programme_rows(page) == [("all trainees", "ilesi-default"), ("all trainees", "tfesi-default")]
-            assert page.locator("#programme .programme-curve svg").count() == 2
-            assert "75%" in page.text_content("#programme-table")  # 3 of 4 at tfesi-default
+        page = new_page(viewport={"width": 1600, "height": 1000})
+        b.log_in(page, server.url, INSTRUCTOR, PASSWORD)
+        page.click("#tab-review")
+        page.wait_for_selector("#programme-table")
+        assert _programme_rows(page) == [("all trainees", "ilesi-default"), ("all trainees", "tfesi-default")]
+        assert page.locator("#programme .programme-curve svg").count() == 2
+        assert "75%" in page.text_content("#programme-table")  # 3 of 4 at tfesi-default
 
-            _pick(page, "#review-cohort", "year1")
-            page.wait_for_function("() => document.querySelector('#programme-table tbody tr')"
-                                   "?.getAttribute('data-cohort') === 'year1'")
-            assert _programme_rows(page) == [("year1", "ilesi-default"), ("year1", "tfesi-default")]
-            tfesi = library_scenarios()["tfesi-default"].title
-            _pick(page, "#review-scenario", tfesi)
-            page.wait_for_function("() => document.querySelectorAll('#programme-table tbody tr').length === 1")
-            assert _programme_rows(page) == [("year1", "tfesi-default")]
-            assert "67%" in page.text_content("#programme-table")  # ben's fail and pass, cy's pass
-            # The attempts table follows the same scenario filter; its downloads hold what it shows.
-            page.wait_for_function("() => document.querySelectorAll('#review-table tbody tr').length === 4")
-            rows = list(csv.DictReader(_data_url(page, "#review-csv", "text/csv").splitlines()))
-            assert list(rows[0]) == list(RECORD_COLUMNS) and {r["scenario"] for r in rows} == {"tfesi-default"}
-            assert sorted(r["trainee"] for r in rows) == ["ben", "ben", "cy", "dee"]
-            found = json.loads(_data_url(page, "#review-xapi", "application/json"))
-            assert len(found) == 8 and {s["object"]["definition"]["name"]["en-US"] for s in found} == {tfesi}
-            verbs = sorted(s["verb"]["display"]["en-US"] for s in found)
-            assert verbs == ["completed"] * 4 + ["failed"] + ["passed"] * 3
-            # A click downloads the file, under its name.
-            for selector, name in (("#review-xapi", "spinesim-attempts.xapi.json"),
-                                   ("#review-csv", "spinesim-attempts.csv")):
-                with page.expect_download() as download:
-                    page.click(selector)
-                assert download.value.suggested_filename == name
-                saved = tmp_path / name
-                download.value.save_as(saved)
-                assert saved.read_text(encoding="utf-8") == _data_url(page, selector, "application/json"
-                                                                      if name.endswith("json") else "text/csv")
-            browser.close()
+        _pick(page, "#review-cohort", "year1")
+        page.wait_for_function("() => document.querySelector('#programme-table tbody tr')"
+                               "?.getAttribute('data-cohort') === 'year1'")
+        assert _programme_rows(page) == [("year1", "ilesi-default"), ("year1", "tfesi-default")]
+        tfesi = library_scenarios()["tfesi-default"].title
+        _pick(page, "#review-scenario", tfesi)
+        page.wait_for_function("() => document.querySelectorAll('#programme-table tbody tr').length === 1")
+        assert _programme_rows(page) == [("year1", "tfesi-default")]
+        assert "67%" in page.text_content("#programme-table")  # ben's fail and pass, cy's pass
+        # The attempts table follows the same scenario filter; its downloads hold what it shows.
+        page.wait_for_function("() => document.querySelectorAll('#review-table tbody tr').length === 4")
+        rows = list(csv.DictReader(_data_url(page, "#review-csv", "text/csv").splitlines()))
+        assert list(rows[0]) == list(RECORD_COLUMNS) and {r["scenario"] for r in rows} == {"tfesi-default"}
+        assert sorted(r["trainee"] for r in rows) == ["ben", "ben", "cy", "dee"]
+        found = json.loads(_data_url(page, "#review-xapi", "application/json"))
+        assert len(found) == 8 and {s["object"]["definition"]["name"]["en-US"] for s in found} == {tfesi}
+        verbs = sorted(s["verb"]["display"]["en-US"] for s in found)
+        assert verbs == ["completed"] * 4 + ["failed"] + ["passed"] * 3
+        # A click downloads the file, under its name.
+        for selector, name in (("#review-xapi", "spinesim-attempts.xapi.json"),
+                               ("#review-csv", "spinesim-attempts.csv")):
+            with page.expect_download() as download:
+                page.click(selector)
+            assert download.value.suggested_filename == name
+            saved = tmp_path / name
+            download.value.save_as(saved)
+            assert saved.read_text(encoding="utf-8") == _data_url(page, selector, "application/json"
+                                                                  if name.endswith("json") else "text/csv")
     finally:
         server.stop()

@@ -24,7 +24,7 @@ from tests.frontends.web import browser as b
 from tests.frontends.web.conftest import ANATOMY
 
 pytestmark = pytest.mark.slow
-playwright = pytest.importorskip("playwright.sync_api")
+pytest.importorskip("playwright.sync_api")
 if not __import__("os").path.exists(b.CHROMIUM):
     pytest.skip("Chromium is not installed (./dev.sh installs it)", allow_module_level=True)
 
@@ -40,6 +40,8 @@ def database(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def server(patient, database, tmp_path_factory):
+    """The module's own server, not the shared one: it opens on the ultrasound case (--scenario), and
+    test_a_login_gets_the_warm_spare_and_workstations_answer_only_their_portal counts its workstations."""
     running = b.Server(database, ANATOMY, "--require-login", "--scenario", SCENARIO,
                        log=tmp_path_factory.mktemp("logs") / "serve.log")
     yield running
@@ -47,12 +49,12 @@ def server(patient, database, tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def page(server):
-    with playwright.sync_playwright() as driver:
-        browser = b.launch_browser(driver)
-        context = browser.new_context(viewport={"width": 1600, "height": 1000})
-        yield context.new_page()
-        browser.close()
+def page(server, chromium):
+    """One page for the module's tests, which go on from where the one before left the attempt."""
+    context = chromium.new_context(viewport={"width": 1600, "height": 1000})
+    context.set_default_timeout(b.ACTION_TIMEOUT_MS)
+    yield context.new_page()
+    context.close()
 
 
 def _frame(database, page, patient):

@@ -8,6 +8,7 @@ import io
 import json
 import logging
 import os
+import subprocess
 from pathlib import Path
 from unittest import mock
 
@@ -246,6 +247,35 @@ def test_the_health_counts_answer_this_machine_only(store, fake_processes):
     assert counts == {"spares": 0, "spares_warm": 0, "workstations": 1, "workstations_ready": 0}
     with pytest.raises(web.HTTPNotFound):
         asked_from("192.168.1.30")
+
+
+class _OutlivesSigterm(_Process):
+    """A workstation that SIGTERM does not end (a worker of it still busy); SIGKILL does."""
+
+    def terminate(self):
+        self.terminated = True
+
+    def wait(self, timeout=None):
+        if self.returncode is None:
+            raise subprocess.TimeoutExpired("workstation", timeout)
+        return self.returncode
+
+    def kill(self):
+        self.returncode = -9
+
+
+def test_the_portal_stopping_ends_a_logged_out_users_workstation_that_outlived_sigterm(store, fake_processes,
+                                                                                        monkeypatch):
+    """multiprocessing's exit handler waits for every child still running with no limit: a logged-out user's
+    workstation that SIGTERM had not ended kept a stopped portal up until it was killed."""
+    monkeypatch.setattr(portal_module, "start_workstation", _OutlivesSigterm)
+    portal = Portal(PortalConfig(host="0.0.0.0", db_url=store.url, spare=0))
+    token = portal._logged_in(store.user("ann")).cookies[COOKIE].value
+    station = portal.workstations[store.user("ann").id]
+    asyncio.run(portal.logout(make_mocked_request("GET", "/logout", headers={"Cookie": f"{COOKIE}={token}"})))
+    assert station.process.terminated and station.process.returncode is None and portal.workstations == {}
+    asyncio.run(portal._on_cleanup(None))
+    assert station.process.returncode == -9
 
 
 def test_the_workstations_reports_live_in_the_portals_folder_and_go_with_it(store, fake_processes):
