@@ -1082,11 +1082,12 @@ def needle_as_projected(needle: Needle, carm: CArm, blur_mm: float, kev: float =
     return image
 
 
-def shaft_fraction(needle: Needle, carm: CArm, blur_mm: float) -> np.ndarray:
+def shaft_fraction(needle: Needle, carm: CArm, blur_mm: float, whole: np.ndarray | None = None) -> np.ndarray:
     """The share of the needle's line integral (float32, 0-1; 0 off the needle) that its steel shaft makes, the
     rest its hub's plastic (:func:`needle_as_projected` of both): the shaft is the detail the display keeps at the
     window's gain (:func:`to_display`), the hub, a plastic tube 6 mm across, is not. Given it too, the gun barrel's
-    hub over the pedicle was shown as black as the shaft's dot, one black disc 6 mm across.
+    hub over the pedicle was shown as black as the shaft's dot, one black disc 6 mm across. ``whole``: the needle's
+    :func:`needle_as_projected` with ``blur_mm`` at :data:`_NEEDLE_REFERENCE_KEV`, made already (not projected again).
 
     >>> from simulator.needle.shaft import Needle
     >>> carm = CArm(detector_pixels=128)
@@ -1096,7 +1097,8 @@ def shaft_fraction(needle: Needle, carm: CArm, blur_mm: float) -> np.ndarray:
     >>> float(share.max()), bool((share[hub] == 0).any())  # the shaft's pixels 1, the hub's plastic beside it 0
     (1.0, True)
     """
-    whole = needle_as_projected(needle, carm, blur_mm)
+    if whole is None:
+        whole = needle_as_projected(needle, carm, blur_mm)
     shaft = needle_as_projected(needle, carm, blur_mm, hub=False)
     return np.where(whole > 0, shaft / np.maximum(whole, np.float32(1e-12)), np.float32(0.0)).astype(np.float32)
 
@@ -1129,15 +1131,19 @@ def needle_share(exposed: np.ndarray, without: np.ndarray, blur_pixels: float) -
 
 
 def detected_with(anatomy: Anatomy, carm: CArm, spectrum: Beam, method: str, anatomy_frame: np.ndarray,
-                  contrast: Volume | None, needle: Needle | None, cell: int = 1) -> np.ndarray:
+                  contrast: Volume | None, needle: Needle | None, cell: int = 1, *,
+                  projected: np.ndarray | None = None) -> np.ndarray:
     """``anatomy_frame`` (:func:`detected_frame` on ``cell``) with iodine and the needle's steel: the pixels
-    they cross are integrated over the spectrum again with all four materials (a copy; the rest as is)."""
+    they cross are integrated over the spectrum again with all four materials (a copy; the rest as is).
+    ``projected``: the needle's :func:`needle_as_projected` at :data:`_NEEDLE_REFERENCE_KEV` and the anatomy's
+    :func:`needle_blur_mm`, made already (``needle`` is then not projected again)."""
     total = anatomy_frame.copy()
     iodine = iodine_path(contrast, carm, method=method) if contrast is not None else None
     steel = None
-    if needle is not None:
+    if needle is not None or projected is not None:
         steel_mu = tissue("steel").xray_mu_per_mm(_NEEDLE_REFERENCE_KEV)
-        steel = needle_as_projected(needle, carm, needle_blur_mm(anatomy, carm), _NEEDLE_REFERENCE_KEV)
+        steel = (needle_as_projected(needle, carm, needle_blur_mm(anatomy, carm), _NEEDLE_REFERENCE_KEV)
+                 if projected is None else projected.copy())
         steel /= np.float32(steel_mu)
     crossed = np.zeros(carm.shape, dtype=bool)
     for image in (iodine, steel):
@@ -1999,27 +2005,35 @@ def render_fluoro(
     """
     technique = dose if dose is not None else Technique()
     spectrum = beam(technique.kvp, technique.filtration_mm_al) if kev is None else None
+    # The needle's projections (this frame's and the trail's) and the frame without it are made once each: the
+    # frame without the needle is the base its share is measured against (needle_share) and the trail's frames
+    # are it with their own needle.
+    blur_mm = needle_blur_mm(anatomy, carm)
+    steel_kev = _NEEDLE_REFERENCE_KEV if kev is None else kev
+    projected = None if needle is None else needle_as_projected(needle, carm, blur_mm, steel_kev)
     if spectrum is None:
         if projection_cell != 1:
             raise SpinesimError("a projection on cells is made for the polychromatic beam only",
                                 hint="leave kev unset or projection_cell at 1")
         anatomy_frame = anatomy_line_integrals(anatomy, carm, method=method, kev=kev)
+        without = anatomy_frame.copy()
+        if contrast is not None:
+            without += contrast_line_integrals(contrast, carm, kev=kev, method=method)
 
-        def with_needle(shown: Needle | None) -> np.ndarray:
-            total = anatomy_frame.copy()
-            if contrast is not None:
-                total += contrast_line_integrals(contrast, carm, kev=kev, method=method)
-            if shown is not None:
-                total += needle_as_projected(shown, carm, needle_blur_mm(anatomy, carm), kev)
-            return total
+        def with_needle(steel: np.ndarray) -> np.ndarray:
+            return without + steel
     else:
         anatomy_frame = detected_frame(anatomy, carm, spectrum, method, projection_cell)
+        without = detected_with(anatomy, carm, spectrum, method, anatomy_frame, contrast, None, projection_cell)
 
-        def with_needle(shown: Needle | None) -> np.ndarray:
-            return detected_with(anatomy, carm, spectrum, method, anatomy_frame, contrast, shown, projection_cell)
-    total = with_needle(needle)
+        def with_needle(steel: np.ndarray) -> np.ndarray:
+            return detected_with(anatomy, carm, spectrum, method, anatomy_frame, contrast, None, projection_cell,
+                                 projected=steel)
+    total = without if projected is None else with_needle(projected)
     if needle_trail:
-        total = averaged_frames([total, *(with_needle(earlier) for earlier in needle_trail)])
+        total = averaged_frames([total, *(without if earlier is None else
+                                          with_needle(needle_as_projected(earlier, carm, blur_mm, steel_kev))
+                                          for earlier in needle_trail)])
     field_mask = carm.field_mask()
     facts = _cached_facts(anatomy, carm, anatomy_frame, field_mask, display, detector, method, spectrum, kev,
                           projection_cell)
@@ -2034,10 +2048,10 @@ def render_fluoro(
     measured = measure(total, field_mask, quanta, seed=seed, detector=detector, carm=carm, exposed=exposed)
     steel = None
     if needle is not None and subtract is None:  # a subtraction shows the needle's change against its mask's
-        steel = needle_share(exposed, exposed_input(with_needle(None), detector=detector, carm=carm,
-                                                    scatter=facts.scatter, base=(anatomy_frame, facts.exposed)),
+        steel = needle_share(exposed, exposed_input(without, detector=detector, carm=carm, scatter=facts.scatter,
+                                                    base=(anatomy_frame, facts.exposed)),
                              detector.blur_mm / carm.pixel_size_mm)
-        steel *= shaft_fraction(needle, carm, needle_blur_mm(anatomy, carm))
+        steel *= shaft_fraction(needle, carm, blur_mm, projected if steel_kev == _NEEDLE_REFERENCE_KEV else None)
     caption = carm.label
     if subtract is not None:
         if subtract.measured.shape != measured.shape or not np.allclose(subtract.projection_matrix, carm.projection_matrix):
