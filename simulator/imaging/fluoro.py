@@ -138,6 +138,16 @@ _END_MARGIN = 0.04
 # How far from black (a share of the grey scale) the quantum mottle starts to fade (:func:`black_taper`) [ED 0.1,
 # 25 grey levels: contrast a few windows past the anatomy keeps its grain, steel at the end of the scale none].
 _BLACK_TAPER = 0.1
+# What share of the way from the grey it lies on to black a needle's steel may take it at most (:func:`needle_shown`)
+# [ED 0.9: the darkest of a 22 G TFESI shaft on the AP (1 mm patient, 512 px) ends 9 grey levels from black, its
+# median 41, twice the quantum mottle of its pixels (5 grey levels behind its 34% transmission), so its grain is
+# shown, not clipped; the shaft end-on in the gun barrel, opaque, on the hub's dark plastic, 15-16]. At the window's gain a TFESI needle seen nearly end-on in
+# the AP (a line integral of 1.07, 1.3 windows) ran past black: 98% of its pixels at 0 with no noise, its clipped core
+# 4.4-5.5 px wide against the 3.2 px its 0.72 mm shaft gives (issue 16's blind read: "a 12-18 G look").
+_NEEDLE_TO_BLACK = 0.9
+# Across how many pixels the needle's contrast is compressed as one (:func:`needle_shown`): its peak is read over
+# a square this wide, wider than a 22 G shaft's blurred profile (3-4 px at 512 px) [ED 7].
+_NEEDLE_PEAK_PIXELS = 7
 # Radius (Gaussian standard deviation, mm at the detector) of the local mean that the display's toe, shoulder and tone
 # curve shape, the quantum mottle about it being shown at the window's own gain (to_display) [ED 2.0: a few times the
 # displayed mottle's correlation (1/e within ~2 px of 0.3 mm at 768 px, tests/simulator/test_fluoro_display_noise.py),
@@ -1172,11 +1182,12 @@ def needle_as_projected(needle: Needle, carm: CArm, blur_mm: float, kev: float =
     return image
 
 
-def shaft_fraction(needle: Needle, carm: CArm, blur_mm: float) -> np.ndarray:
+def shaft_fraction(needle: Needle, carm: CArm, blur_mm: float, whole: np.ndarray | None = None) -> np.ndarray:
     """The share of the needle's line integral (float32, 0-1; 0 off the needle) that its steel shaft makes, the
     rest its hub's plastic (:func:`needle_as_projected` of both): the shaft is the detail the display keeps at the
     window's gain (:func:`to_display`), the hub, a plastic tube 6 mm across, is not. Given it too, the gun barrel's
-    hub over the pedicle was shown as black as the shaft's dot, one black disc 6 mm across.
+    hub over the pedicle was shown as black as the shaft's dot, one black disc 6 mm across. ``whole``: the needle's
+    :func:`needle_as_projected` with ``blur_mm`` at :data:`_NEEDLE_REFERENCE_KEV`, made already (not projected again).
 
     >>> from simulator.needle.shaft import Needle
     >>> carm = CArm(detector_pixels=128)
@@ -1186,48 +1197,63 @@ def shaft_fraction(needle: Needle, carm: CArm, blur_mm: float) -> np.ndarray:
     >>> float(share.max()), bool((share[hub] == 0).any())  # the shaft's pixels 1, the hub's plastic beside it 0
     (1.0, True)
     """
-    whole = needle_as_projected(needle, carm, blur_mm)
+    if whole is None:
+        whole = needle_as_projected(needle, carm, blur_mm)
     shaft = needle_as_projected(needle, carm, blur_mm, hub=False)
     return np.where(whole > 0, shaft / np.maximum(whole, np.float32(1e-12)), np.float32(0.0)).astype(np.float32)
 
 
-def needle_share(exposed: np.ndarray, without: np.ndarray, blur_pixels: float) -> np.ndarray:
-    """The needle's share of the measurement (float32, line-integral units, 0 off the needle): ``-ln(exposed /
-    without)`` of the intensifier's input with and without it (:func:`exposed_input`, the scatter with it: over the
-    lateral's sacrum the grid's scatter takes an eighth of the steel's 0.49), blurred by the detector's ``blur_pixels``
-    (its Gaussian, pixels) on the needle's box as :func:`measure` blurs the quanta.
+def needle_share(exposed: np.ndarray, without: np.ndarray, blur_pixels: float,
+                 glare_fraction: float = 0.0) -> np.ndarray:
+    """The needle's share of the measurement (float32, line-integral units, 0 off the needle): the noiseless
+    :func:`measure` of the intensifier's input with it (``exposed``) less that without it (``without``,
+    :func:`exposed_input`, the scatter with it: over the lateral's sacrum the grid's scatter takes an eighth of the
+    steel's 0.49), as :func:`measure` forms it: blurred by the detector's ``blur_pixels`` (its Gaussian, pixels) before
+    the log, and its dip lessened by the veiling glare's ``glare_fraction`` (the glare, a wide mean of the light, is
+    the surroundings' without the needle). Blurred after the log instead, the share of a TFESI shaft seen nearly end-on
+    in the AP was 0.18 of a window more than the frame held: taken out of it before the display's curves it left a pale
+    trough whose slope, read as detail many times the noise, took the shaft's mottle away (:func:`to_display`).
 
     >>> exposed = np.ones((9, 9), np.float32)
     >>> exposed[4, 4] = np.exp(-2.0)
     >>> share = needle_share(exposed, np.ones((9, 9), np.float32), 0.0)
     >>> round(float(share[4, 4]), 4), float(share[0, 0])
     (2.0, 0.0)
+    >>> round(float(needle_share(exposed, np.ones((9, 9), np.float32), 0.0, glare_fraction=0.1)[4, 4]), 4)
+    1.506
     """
     changed = exposed != without
     share = np.zeros(exposed.shape, dtype=np.float32)
     if not changed.any():
         return share
-    share[changed] = -np.log(np.maximum(exposed[changed], np.float32(1e-12))
-                             / np.maximum(without[changed], np.float32(1e-12)))
+    rows, columns = np.nonzero(changed)
+    pad = int(3.0 * blur_pixels + 0.5) + 1 if blur_pixels >= 0.05 else 0
+    box = (slice(max(rows.min() - pad, 0), rows.max() + pad + 1),
+           slice(max(columns.min() - pad, 0), columns.max() + pad + 1))
+    with_it, without_it = exposed[box], without[box]
     if blur_pixels >= 0.05:
-        rows, columns = np.nonzero(changed)
-        pad = int(3.0 * blur_pixels + 0.5) + 1
-        box = (slice(max(rows.min() - pad, 0), rows.max() + pad + 1),
-               slice(max(columns.min() - pad, 0), columns.max() + pad + 1))
-        share[box] = gaussian_blur(share[box], blur_pixels)
+        with_it, without_it = gaussian_blur(with_it, blur_pixels), gaussian_blur(without_it, blur_pixels)
+    floor = np.float32(1e-12)
+    dip = np.float32(1.0 - glare_fraction) * (np.float32(1.0) - np.maximum(with_it, floor)
+                                               / np.maximum(without_it, floor))
+    share[box] = -np.log(np.maximum(np.float32(1.0) - dip, floor))
     return share
 
 
 def detected_with(anatomy: Anatomy, carm: CArm, spectrum: Beam, method: str, anatomy_frame: np.ndarray,
-                  contrast: Volume | None, needle: Needle | None, cell: int = 1) -> np.ndarray:
+                  contrast: Volume | None, needle: Needle | None, cell: int = 1, *,
+                  projected: np.ndarray | None = None) -> np.ndarray:
     """``anatomy_frame`` (:func:`detected_frame` on ``cell``) with iodine and the needle's steel: the pixels
-    they cross are integrated over the spectrum again with all four materials (a copy; the rest as is)."""
+    they cross are integrated over the spectrum again with all four materials (a copy; the rest as is).
+    ``projected``: the needle's :func:`needle_as_projected` at :data:`_NEEDLE_REFERENCE_KEV` and the anatomy's
+    :func:`needle_blur_mm`, made already (``needle`` is then not projected again)."""
     total = anatomy_frame.copy()
     iodine = iodine_path(contrast, carm, method=method) if contrast is not None else None
     steel = None
-    if needle is not None:
+    if needle is not None or projected is not None:
         steel_mu = tissue("steel").xray_mu_per_mm(_NEEDLE_REFERENCE_KEV)
-        steel = needle_as_projected(needle, carm, needle_blur_mm(anatomy, carm), _NEEDLE_REFERENCE_KEV)
+        steel = (needle_as_projected(needle, carm, needle_blur_mm(anatomy, carm), _NEEDLE_REFERENCE_KEV)
+                 if projected is None else projected.copy())
         steel /= np.float32(steel_mu)
     crossed = np.zeros(carm.shape, dtype=bool)
     for image in (iodine, steel):
@@ -1676,21 +1702,19 @@ def to_display(measured: np.ndarray, field_mask: np.ndarray, window: tuple[float
     (:func:`tone_curve`) maps the windowed value to grey; None is linear. The field's
     edge rolls off over ``display.field_edge_mm`` (:func:`field_edge`), black outside it. ``mottle`` (the
     measurement's quantum noise, :func:`quantum_noise_log`; None for a noiseless frame) is shown at the window's
-    own gain, under the toe, the shoulder and the tone curve alike (:data:`_GRAIN_RADIUS_MM`). ``needle`` (its share of
-    ``measured``, :func:`needle_share`; None: no needle) is shown at the window's own gain too: the curves shape the
-    image without it and it is added back after them, as the dynamic range compression keeps the detail layer whole
-    (Prokop & Schaefer-Prokop 1997, :attr:`Display.edge_enhancement`), a shaft 1-3 pixels across being detail. Through
-    the toe a 22 G shaft over the lateral's sacral canal (0.2-0.4 of line integral, 0.1-0.2 of its window) was shown 7
-    to 11 grey levels darker than the tissue beside it, "a hairline paler than bone"; through the shoulder the shaft
-    end-on over the pedicle (the gun barrel) no darker than the densest bone (issue 16/21's blind read).
+    own gain, under the toe, the shoulder and the tone curve alike (:data:`_GRAIN_RADIUS_MM`). ``needle`` (its share
+    of the measurement, :func:`needle_share`, taken out of ``measured`` already; None: no needle) is added after the
+    curves, which shape the image without it (:func:`needle_shown`), as the dynamic range compression keeps the detail
+    layer whole (Prokop & Schaefer-Prokop 1997, :attr:`Display.edge_enhancement`), a shaft 1-3 pixels across being
+    detail. Through the toe a 22 G shaft over the lateral's sacral canal (0.2-0.4 of line integral, 0.1-0.2 of its
+    window) was shown 7 to 11 grey levels darker than the tissue beside it, "a hairline paler than bone"; through the
+    shoulder the shaft end-on over the pedicle (the gun barrel) no darker than the densest bone (issue 16/21's blind
+    read).
     """
     low, high = window
     shown = measured if background is None else measured - background
     grey = (shown - np.float32(low)) * np.float32(1.0 / (high - low))
-    steel = None
-    if needle is not None:
-        steel = needle * np.float32(1.0 / (high - low))
-        grey -= steel
+    steel = None if needle is None else needle * np.float32(1.0 / (high - low))
     air = -low / (high - low)  # the window position of a line integral of 0
     grain = None
     if mottle is not None:
@@ -1735,10 +1759,10 @@ def to_display(measured: np.ndarray, field_mask: np.ndarray, window: tuple[float
         knee = float((np.array([[display.toe]], np.float32) if tone is None
                       else tone_lookup(np.array([[display.toe]], np.float32), tone))[0, 0]) ** display.gamma
         grey = toed(grey, window_units, display.toe, display.toe_reach, air, knee)
+    if steel is not None:
+        grey += needle_shown(steel, grey)
     if grain is not None:
         grey += grain
-    if steel is not None:
-        grey += steel
     if display.edge_enhancement > 0:
         smooth = gaussian_blur(grey, display.edge_radius_mm / pixel_size_mm, truncate=2.5)
         grey += np.float32(display.edge_enhancement) * cored(grey - smooth, display.edge_coring, display.edge_limit)
@@ -1747,6 +1771,39 @@ def to_display(measured: np.ndarray, field_mask: np.ndarray, window: tuple[float
         grey = 1.0 - grey
     grey *= field_edge(field_mask, display.field_edge_mm / pixel_size_mm)
     return np.clip(grey * np.float32(255.0) + np.float32(0.5), 0, 255).astype(np.uint8)
+
+
+def needle_shown(steel: np.ndarray, grey: np.ndarray) -> np.ndarray:
+    """How much darker (float32, grey scale units, 0 off the needle) the needle's ``steel`` (its share of the
+    measurement in window units, :func:`needle_share`) shows on ``grey`` (the image after the display's curves, the
+    densest at 1): at the window's gain where it is thin, its depth rolled off where more, ``h (1 - exp(-k / h))`` for
+    the shaft's peak ``k`` across it and the room ``h``, :data:`_NEEDLE_TO_BLACK` of the way to black.
+    The whole profile across the shaft takes its peak's gain, so the shaft keeps its width (a roll-off of each pixel
+    by its own value flattened the core and widened it); the quantum mottle is added after it at the window's gain
+    (:func:`to_display`), so the needle's pixels show the noise of the fewer photons that reach them.
+
+    >>> steel = np.zeros((1, 9), np.float32)
+    >>> steel[0, 3:6] = (0.5, 1.0, 0.5)  # a shaft a window deep on mid-grey
+    >>> shown = needle_shown(steel, np.full((1, 9), 0.4, np.float32))
+    >>> [round(float(v), 3) for v in shown[0, 2:7]]
+    [0.0, 0.228, 0.455, 0.228, 0.0]
+    >>> round(float(needle_shown(steel * 50.0, np.full((1, 9), 0.4, np.float32)).max()), 3)  # 0.9 of the way to black
+    0.54
+    """
+    shown = np.zeros_like(steel)
+    rows, columns = np.nonzero(steel > 0)
+    if rows.size == 0:
+        return shown
+    pad = _NEEDLE_PEAK_PIXELS
+    box = (slice(max(rows.min() - pad, 0), rows.max() + pad + 1),
+           slice(max(columns.min() - pad, 0), columns.max() + pad + 1))
+    local = np.maximum(steel[box], np.float32(0.0))
+    peak = ndimage.maximum_filter(local, size=_NEEDLE_PEAK_PIXELS, mode="nearest")
+    base = grey[box]
+    room = np.maximum(np.float32(_NEEDLE_TO_BLACK) * (np.float32(1.0) - base), np.float32(1e-4))
+    gain = np.where(peak > 0, room * -np.expm1(-peak / room) / np.maximum(peak, np.float32(1e-12)), np.float32(1.0))
+    shown[box] = local * gain
+    return shown
 
 
 def soft_limited(grey: np.ndarray, margin: float) -> np.ndarray:
@@ -2089,27 +2146,35 @@ def render_fluoro(
     """
     technique = dose if dose is not None else Technique()
     spectrum = beam(technique.kvp, technique.filtration_mm_al) if kev is None else None
+    # The needle's projections (this frame's and the trail's) and the frame without it are made once each: the
+    # frame without the needle is the base its share is measured against (needle_share) and the trail's frames
+    # are it with their own needle.
+    blur_mm = needle_blur_mm(anatomy, carm)
+    steel_kev = _NEEDLE_REFERENCE_KEV if kev is None else kev
+    projected = None if needle is None else needle_as_projected(needle, carm, blur_mm, steel_kev)
     if spectrum is None:
         if projection_cell != 1:
             raise SpinesimError("a projection on cells is made for the polychromatic beam only",
                                 hint="leave kev unset or projection_cell at 1")
         anatomy_frame = anatomy_line_integrals(anatomy, carm, method=method, kev=kev)
+        without = anatomy_frame.copy()
+        if contrast is not None:
+            without += contrast_line_integrals(contrast, carm, kev=kev, method=method)
 
-        def with_needle(shown: Needle | None) -> np.ndarray:
-            total = anatomy_frame.copy()
-            if contrast is not None:
-                total += contrast_line_integrals(contrast, carm, kev=kev, method=method)
-            if shown is not None:
-                total += needle_as_projected(shown, carm, needle_blur_mm(anatomy, carm), kev)
-            return total
+        def with_needle(steel: np.ndarray) -> np.ndarray:
+            return without + steel
     else:
         anatomy_frame = detected_frame(anatomy, carm, spectrum, method, projection_cell)
+        without = detected_with(anatomy, carm, spectrum, method, anatomy_frame, contrast, None, projection_cell)
 
-        def with_needle(shown: Needle | None) -> np.ndarray:
-            return detected_with(anatomy, carm, spectrum, method, anatomy_frame, contrast, shown, projection_cell)
-    total = with_needle(needle)
+        def with_needle(steel: np.ndarray) -> np.ndarray:
+            return detected_with(anatomy, carm, spectrum, method, anatomy_frame, contrast, None, projection_cell,
+                                 projected=steel)
+    total = without if projected is None else with_needle(projected)
     if needle_trail:
-        total = averaged_frames([total, *(with_needle(earlier) for earlier in needle_trail)])
+        total = averaged_frames([total, *(without if earlier is None else
+                                          with_needle(needle_as_projected(earlier, carm, blur_mm, steel_kev))
+                                          for earlier in needle_trail)])
     field_mask = carm.field_mask()
     facts = _cached_facts(anatomy, carm, anatomy_frame, field_mask, display, detector, method, spectrum, kev,
                           projection_cell)
@@ -2124,10 +2189,10 @@ def render_fluoro(
     measured = measure(total, field_mask, quanta, seed=seed, detector=detector, carm=carm, exposed=exposed)
     steel = None
     if needle is not None and subtract is None:  # a subtraction shows the needle's change against its mask's
-        steel = needle_share(exposed, exposed_input(with_needle(None), detector=detector, carm=carm,
-                                                    scatter=facts.scatter, base=(anatomy_frame, facts.exposed)),
-                             detector.blur_mm / carm.pixel_size_mm)
-        steel *= shaft_fraction(needle, carm, needle_blur_mm(anatomy, carm))
+        steel = needle_share(exposed, exposed_input(without, detector=detector, carm=carm, scatter=facts.scatter,
+                                                    base=(anatomy_frame, facts.exposed)),
+                             detector.blur_mm / carm.pixel_size_mm, detector.glare_fraction)
+        steel *= shaft_fraction(needle, carm, blur_mm, projected if steel_kev == _NEEDLE_REFERENCE_KEV else None)
     caption = carm.label
     if subtract is not None:
         if subtract.measured.shape != measured.shape or not np.allclose(subtract.projection_matrix, carm.projection_matrix):
@@ -2148,7 +2213,10 @@ def render_fluoro(
     # the mottle the toe keeps visible.
     noise = None if quanta is None else quantum_noise_log(facts.exposed, quanta, detector=detector,
                                                           pixel_size_mm=carm.pixel_size_mm)
-    shown = display_noise_reduced(measured, noise, display)
+    # The needle's share is taken out before the noise reduction and the display's curves and put back after them
+    # (to_display): its pixels keep the noise of the photons that reach them, which the noise reduction, its
+    # threshold set for the anatomy's, would otherwise have pulled towards the tissue beside a shaft end-on.
+    shown = display_noise_reduced(measured if steel is None else measured - steel, noise, display)
     if subtract is None:  # a subtraction of two log images cancels the vignetting
         shown = camera_log(shown, field_mask, carm, detector)
     # The mottle the display keeps is the frame's own, from its input with the iodine and the steel: fewer quanta

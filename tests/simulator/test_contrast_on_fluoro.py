@@ -55,9 +55,11 @@ def test_transforaminal_contrast_at_l5_s1_leaves_the_tip_as_a_spread_not_a_ball(
 def test_the_gun_barrel_shaft_is_the_blackest_spot_of_the_frame(small_spine):
     """The TFESI's trajectory view with the needle down the beam (2 mm patient, 512 px, with quantum noise): every pixel
     of the shaft's end-on shadow (its disc, the 22 G's 0.72 mm magnified) is darker than 99.99% of the frame's exposed
-    field and within 10 grey levels of black: 67 mm of steel stops the beam, the darkest thing a C-arm shows. Through
+    field and within 20 grey levels of black: 67 mm of steel stops the beam, the darkest thing a C-arm shows. Through
     the display's shoulder the dot's centre was 11-17 grey levels and its rim 20-26 noiseless, as grey as the densest
-    bone over the pedicle beside it ("faint grey", issue 16/21's blind read)."""
+    bone over the pedicle beside it ("faint grey", issue 16/21's blind read). Not black to the last grey level either:
+    the scatter's few photons that reach it carry their noise, and past black a 4 x 4 px core showed none ("a clipped,
+    noise-free black core", stop 28's read; 15-18 grey levels now, needle_shown)."""
     direction = -scotty_dog(small_spine, "L4", "left").beam_direction
     target = small_spine.landmark("L4-L5.safe_triangle.left")
     needle = Needle(entry=target - 70.0 * direction, direction=direction, depth_mm=67.0)
@@ -69,7 +71,7 @@ def test_the_gun_barrel_shaft_is_the_blackest_spot_of_the_frame(small_spine):
     dot = np.hypot(u - tip_u, v - tip_v) <= shaft_radius
     field = ndimage.binary_erosion(carm.field_mask(), iterations=10) & ~dot
     assert dot.sum() >= 3
-    assert grey[dot].max() <= 10.0, grey[dot]
+    assert grey[dot].max() <= 20.0, grey[dot]
     assert grey[dot].max() < np.percentile(grey[field], 0.01), (grey[dot], np.percentile(grey[field], 0.01))
 
 

@@ -20,6 +20,7 @@ from anatomy_models.anatomy import Anatomy
 from anatomy_models.errors import SpinesimError
 from anatomy_models.volume import Volume
 from simulator.imaging.carm import CArm
+from simulator.imaging.dose import Technique
 from simulator.imaging.drr import anatomy_basis_line_integrals
 from simulator.imaging.fluoro import (DetectorModel, coarse_blur, detected_frame, detected_with, exposed_input,
                                       large_scale_image, live_projection_cell, projected_on_cells, render_fluoro,
@@ -188,3 +189,47 @@ def test_the_compiled_passes_of_a_frame_let_other_threads_run():
                drr._joseph_pair_kernel, drr._joseph_pair_kernel_avx2, drr._siddon_kernel, spectrum._detected_serial,
                spectrum._detected_parallel, spectrum._table_lookup)
     assert [kernel.py_func.__name__ for kernel in kernels if not kernel.targetoptions.get("nogil")] == []
+
+
+@pytest.mark.parametrize("kev", [None, 65.0], ids=["spectrum", "one energy"])
+def test_a_needle_frame_projects_its_needle_once_and_gives_the_frame_of_separate_projections(phantom, kev,
+                                                                                          monkeypatch):
+    """Issue 18: a needle frame projected the needle three times (the frame, then its shaft's share of the hub's
+    plastic twice over) and the frame without it again. Now each once (the shaft alone a second time), and the frame
+    is the one the separate projections give: its line integrals bit for bit those of each needle (this frame's and
+    the recursive filter's trail) projected into the frame with contrast on its own, and the shaft's share the
+    same as from a projection of its own."""
+    carm = CArm(detector_pixels=96)
+    needles = [Needle(entry=np.array([10.0, -60.0, 5.0]), direction=np.array([0.2, 1.0, 0.1]), depth_mm=depth)
+               for depth in (45.0, 44.0)]
+    iodine = np.zeros((20, 20, 20), np.float32)
+    iodine[6:14, 8:12, 4:16] = 30.0
+    contrast = Volume.from_spacing(iodine, (2, 2, 2), origin=(-10, -40, -20))
+    render_fluoro(phantom, carm, needles[0], contrast, seed=1, kev=kev)  # the pose's facts, cached
+    calls = []
+    projected = fluoro.needle_as_projected
+
+    def counted(*args, **kwargs):
+        calls.append(kwargs.get("hub", True))
+        return projected(*args, **kwargs)
+
+    monkeypatch.setattr(fluoro, "needle_as_projected", counted)
+    image = render_fluoro(phantom, carm, needles[0], contrast, seed=1, kev=kev, needle_trail=(needles[1], None))
+    # The needle, its trail's needle, the shaft alone (the single-energy model's shaft share is read at the
+    # reference energy, whose whole needle it projects too).
+    assert calls == ([True, True, False] if kev is None else [True, True, True, False])
+    monkeypatch.undo()
+    blur = fluoro.needle_blur_mm(phantom, carm)
+    if kev is None:
+        spectrum = beam(Technique().kvp, Technique().filtration_mm_al)
+        frame = detected_frame(phantom, carm, spectrum, "joseph")
+        each = [detected_with(phantom, carm, spectrum, "joseph", frame, contrast, shown) for shown in (*needles, None)]
+    else:
+        frame = drr.anatomy_line_integrals(phantom, carm, kev=kev)
+        with_contrast = frame + fluoro.contrast_line_integrals(contrast, carm, kev=kev)
+        each = [with_contrast + fluoro.needle_as_projected(shown, carm, blur, kev) for shown in needles]
+        each.append(with_contrast)
+    assert np.array_equal(image.line_integrals, fluoro.averaged_frames(each))
+    whole = fluoro.needle_as_projected(needles[0], carm, blur)
+    assert np.array_equal(fluoro.shaft_fraction(needles[0], carm, blur, whole),
+                          fluoro.shaft_fraction(needles[0], carm, blur))
