@@ -1090,22 +1090,35 @@ def focal_spot_sigma_mm(carm: CArm) -> float:
 
 
 @lru_cache(maxsize=8)
-def _nearest_traced(traced_bytes: bytes, shape: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+def _nearest_traced(traced_bytes: bytes, shape: tuple[int, int]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     traced = np.frombuffer(traced_bytes, dtype=bool).reshape(shape)
     rows, columns = ndimage.distance_transform_edt(~traced, return_distances=False, return_indices=True)
-    return rows.astype(np.intp), columns.astype(np.intp)
+    outside = ~traced
+    return rows[outside].astype(np.intp), columns[outside].astype(np.intp), outside
 
 
-def nearest_traced(traced: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
-    """For each pixel the row and column of the nearest pixel of ``traced`` (bool (rows, columns), the projected
-    field, :func:`simulator.imaging.drr.traced_field`), kept per field; None where every pixel is traced."""
+def nearest_traced(traced: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+    """The pixels outside ``traced`` (bool (rows, columns), the projected field,
+    :func:`simulator.imaging.drr.traced_field`) and, for each, the row and column of the nearest traced pixel:
+    ``(rows, columns, outside)``, kept per field; None where every pixel is traced."""
     if traced.all():
         return None
     return _nearest_traced(np.ascontiguousarray(traced).tobytes(), traced.shape)
 
 
+@lru_cache(maxsize=8)
+def _restoration_gain(shape: tuple[int, int], blur_pixels: float, target_pixels: float, floor: float) -> np.ndarray:
+    """:func:`projection_restored`'s Wiener gain (float32) over the real Fourier transform of an image of ``shape``."""
+    squared = fft.fftfreq(shape[0])[:, None] ** 2 + fft.rfftfreq(shape[1])[None, :] ** 2
+    blur = np.exp(-2.0 * math.pi ** 2 * blur_pixels ** 2 * squared)
+    target = np.exp(-2.0 * math.pi ** 2 * target_pixels ** 2 * squared)
+    gain = (blur * target / (blur * blur + floor * floor)).astype(np.float32)
+    gain.setflags(write=False)
+    return gain
+
+
 def projection_restored(paths: np.ndarray, blur_pixels: float, target_pixels: float,
-                        nearest: tuple[np.ndarray, np.ndarray] | None = None,
+                        nearest: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None,
                         floor: float = _RESTORATION_FLOOR) -> np.ndarray:
     """``paths`` ((materials, rows, columns) float32 images) with a Gaussian blur of ``blur_pixels`` exchanged for
     one of ``target_pixels`` where the blurred image still holds the detail: a Wiener filter
@@ -1126,18 +1139,15 @@ def projection_restored(paths: np.ndarray, blur_pixels: float, target_pixels: fl
     (5.1, 2.9)
     """
     margin = _RESTORATION_MARGIN
-    paths = np.asarray(paths, dtype=np.float32)
+    paths = np.array(paths, dtype=np.float32)
     if nearest is not None:  # the untraced rim takes the nearest traced value: the field's edge is no step to ring at
-        paths = paths[:, nearest[0], nearest[1]]
+        rows, columns, outside = nearest
+        paths[:, outside] = paths[:, rows, columns]
     padded = np.pad(paths, ((0, 0), (margin, margin), (margin, margin)), mode="reflect")
-    rows, columns = padded.shape[1:]
-    squared = fft.fftfreq(rows)[:, None] ** 2 + fft.rfftfreq(columns)[None, :] ** 2
-    blur = np.exp(-2.0 * math.pi ** 2 * blur_pixels ** 2 * squared)
-    target = np.exp(-2.0 * math.pi ** 2 * target_pixels ** 2 * squared)
-    gain = (blur * target / (blur * blur + floor * floor)).astype(np.float32)
-    spectrum = fft.rfft2(padded, workers=2)
-    spectrum *= gain
-    restored = fft.irfft2(spectrum, s=(rows, columns), workers=2)[:, margin:-margin, margin:-margin]
+    spectrum = fft.rfft2(padded)
+    spectrum *= _restoration_gain(padded.shape[1:], round(float(blur_pixels), 4), round(float(target_pixels), 4),
+                                  float(floor))
+    restored = fft.irfft2(spectrum, s=padded.shape[1:])[:, margin:-margin, margin:-margin]
     return np.ascontiguousarray(restored, dtype=np.float32)
 
 
