@@ -1036,7 +1036,7 @@ def _field_columns(pixels: int, shape: str) -> np.ndarray:
 
 
 @lru_cache(maxsize=8)
-def _field_pixels(pixels: int, shape: str) -> np.ndarray:
+def traced_field(pixels: int, shape: str) -> np.ndarray:
     """The pixels of :func:`_field_columns` as a mask (rows, columns)."""
     columns = _field_columns(pixels, shape)
     hit = np.arange(pixels)[None, :]
@@ -1235,7 +1235,7 @@ def _bins_of_frame(anatomy: Anatomy, binned: RaysOfBins) -> np.ndarray:
         columns[own, 1] = np.maximum(in_frame[own, 1], every * in_bins[:, 1] + every // 2)
         frame = _traced(anatomy, full, np.zeros((2, *full.shape), dtype=np.float32), every, _BIN_RAYS, columns)
         bins = frame[:, own, own].copy()
-        frame[:, own, own][:, ~_field_pixels(full.detector_pixels, full.detector_shape)[own, own]] = 0.0  # its field's
+        frame[:, own, own][:, ~traced_field(full.detector_pixels, full.detector_shape)[own, own]] = 0.0  # its field's
         traced.frame, traced.every, traced.bins = frame, every, bins
     return traced.bins
 

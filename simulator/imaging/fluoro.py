@@ -4,8 +4,9 @@
 detector sees: the anatomy's path lengths of water and cortical bone (one cached DRR per pose,
 :func:`simulator.imaging.drr.anatomy_basis_line_integrals`), iodine from the contrast's concentration
 volume and the needle's steel (closed form) are integrated over the tube's spectrum at the
-technique's kVp (:mod:`simulator.imaging.spectrum`; ``kev=`` gives the older single-energy model).
-Then, the way a C-arm does:
+technique's kVp (:mod:`simulator.imaging.spectrum`; ``kev=`` gives the older single-energy model). The anatomy's
+path lengths are first restored of the blur its CT's voxels give them (:func:`restored_on_cells`), which a real
+patient's projection does not have. Then, the way a C-arm does:
 
 1. expected detected quanta ``N = N0 (exp(-p) + (T_s / T_p) S)`` inside the collimated field:
    the primary plus the patient's scatter ``S`` that the grid lets through
@@ -49,7 +50,7 @@ from typing import TYPE_CHECKING, Literal
 import numpy as np
 from numba import njit
 from PIL import Image, ImageDraw, ImageFont
-from scipy import ndimage
+from scipy import fft, ndimage
 
 from anatomy_models.atomic import atomic_path
 from anatomy_models.errors import SpinesimError
@@ -59,7 +60,7 @@ from anatomy_models.volume import Volume
 from simulator.imaging.carm import CArm
 from simulator.imaging.dose import Exposure, Technique, exposure_for, metered_body
 from simulator.imaging.drr import (Method, anatomy_basis_line_integrals, anatomy_line_integrals, line_integrals,
-                                   needle_line_integrals, pose_key)
+                                   needle_line_integrals, pose_key, traced_field)
 from simulator.imaging.scatter import Grid, ScatterGeometry, scatter_image
 from simulator.imaging.spectrum import Beam, beam, detected_line_integrals, detected_water_bone, water_equivalent_mm
 
@@ -191,6 +192,28 @@ _LATERAL_WITHIN_DEG = 20.0
 # noise shares none of it (:func:`measure`): a 3 mm CT's 1.33 mm had blurred the mottle over 4 px at 768 px
 # (correlation length 7.5 px), "no grain at all, waxy" (issue 22's blind read of the TotalSegmentator lumbar CT).
 _NEEDLE_BLUR_VOXEL_MM = 1.0
+# The blur of the CT's projection that projection_restored takes back out (:func:`ct_projection_sigma_mm`): the CT
+# reconstruction kernel's full width at half maximum [0.8 mm: the generator's, anatomy_models.spine.ct_synthesis.
+# RECONSTRUCTION_FWHM_MM, a standard soft/bone kernel; a clinical CT's is no sharper, so an imported CT is restored
+# no more than it is blurred]. With the voxel's own averaging (the partial volume, v^2 / 12) and the projector's
+# linear interpolation between voxel centres (v^2 / 6) the 1 mm patient's projection carries a Gaussian of 0.60 mm at
+# the isocentre, 2.06 px at 512 px: a body's side wall 5.5 px from 10 to 90 % in the line integrals (the model's
+# 5.56 with the detector's 0.3 mm), where a real C-arm shows 1-2 px (issue 16's blind read: "the anatomy blurred
+# over 3-5 px under a 1 px noise"; esf.py of the report).
+_CT_KERNEL_FWHM_MM = 0.8
+# The restoration's regularisation (:func:`projection_restored`), a Wiener filter's noise-to-signal amplitude [ED 0.12:
+# the gain peaks at ~4 near 0.16 cycles a pixel on the 1 mm patient at 512 px, about the CT's own Nyquist frequency
+# there (one voxel is 3.4 px at the detector: 0.146 cycles a pixel), beyond which the projection holds the voxel grid's
+# interpolation, not the patient. At 0.06 (gain ~8 at 0.18) the trabecular texture and the voxel grid came up as a
+# cross-hatched mesh over the iliac wings; at 0.2 the body's side wall stayed 3.9 px].
+_RESTORATION_FLOOR = 0.12
+# The focal spot's nominal size, mm: the blur a real patient's projection keeps, its penumbra ``(M - 1) f`` at the
+# detector for the magnification ``M`` (a Gaussian of FWHM ``(M - 1) f``) [ED 0.6: the large focus of mobile C-arms'
+# 0.3/0.6 mm pairs, the brief's "0.3-0.6 mm"; at the 1.54 magnification 0.137 mm, 0.31 px at 512 px].
+_FOCAL_SPOT_MM = 0.6
+# Columns of reflected margin round the projection before its Fourier restoration, so the image's far side does not
+# wrap into its edge.
+_RESTORATION_MARGIN = 32
 # How many settings' frame facts (AEC, window, harmonisation background, the anatomy's input image
 # before noise) an anatomy keeps: two of them are frame-sized images; the frames themselves are kept
 # by the DRR cache.
@@ -1117,6 +1140,117 @@ def projected_on_cells(anatomy: Anatomy, carm: CArm, method: str, cell: int) -> 
     return anatomy.derived.recent(("fluoro.on_cells", cell), pose_key(carm, method), compute, keep=_POSES_ON_CELLS)
 
 
+def restored_on_cells(anatomy: Anatomy, carm: CArm, method: str, cell: int) -> np.ndarray:
+    """:func:`projected_on_cells` restored (:func:`projection_restored`) of the blur that the CT's voxels and
+    reconstruction kernel give its projection (:func:`ct_projection_sigma_mm`), which a real patient's does not have,
+    to the focal spot's (:func:`focal_spot_sigma_mm`); as projected where that blur is under a pixel (the detector's
+    own pixels are then coarser than the CT's detail). Shared: do not modify; kept per pose as the projection is.
+    """
+    blur_pixels = ct_projection_sigma_mm(anatomy, carm) / carm.pixel_size_mm
+    if blur_pixels < 1.0:
+        return projected_on_cells(anatomy, carm, method, cell)
+
+    def compute() -> np.ndarray:
+        traced = traced_field(carm.detector_pixels, carm.detector_shape)
+        image = projection_restored(projected_on_cells(anatomy, carm, method, cell), blur_pixels,
+                                    focal_spot_sigma_mm(carm) / carm.pixel_size_mm, nearest_traced(traced))
+        image[:, ~traced] = 0.0
+        image.setflags(write=False)
+        return image
+
+    return anatomy.derived.recent(("fluoro.restored", cell), pose_key(carm, method), compute, keep=_POSES_ON_CELLS)
+
+
+def ct_projection_sigma_mm(anatomy: Anatomy, carm: CArm) -> float:
+    """The Gaussian standard deviation (mm at the detector plane) of the blur that the anatomy's projection carries
+    from its CT: the voxel ``v``'s own averaging (a partial-volume voxel, ``v^2 / 12``), the projector's linear
+    interpolation between voxel centres (a triangle one voxel either side, ``v^2 / 6``) and the reconstruction
+    kernel (:data:`_CT_KERNEL_FWHM_MM`), magnified to the detector at the isocentre. It predicts the measured edge:
+    a bone block's edge in a 1 mm CT's line integrals (tests/simulator/test_fluoro_sharpness.py).
+
+    >>> from anatomy_models.anatomy import Anatomy
+    >>> ct = Volume.from_spacing(np.zeros((2, 2, 2), np.int16), (1.0, 1.0, 1.0))
+    >>> round(ct_projection_sigma_mm(Anatomy(ct=ct), CArm()), 3)  # 0.60 mm at the isocentre, magnified 1.54 times
+    0.93
+    """
+    voxel_mm = float(np.min(anatomy.ct.spacing))
+    kernel_mm = _CT_KERNEL_FWHM_MM / (2.0 * math.sqrt(2.0 * math.log(2.0)))
+    return math.sqrt(voxel_mm ** 2 / 12.0 + voxel_mm ** 2 / 6.0 + kernel_mm ** 2) * carm.magnification
+
+
+def focal_spot_sigma_mm(carm: CArm) -> float:
+    """The focal spot's blur (Gaussian standard deviation, mm at the detector plane) of an object at the isocentre:
+    its penumbra ``(M - 1) f`` for the magnification ``M`` and the focal spot's nominal size ``f``
+    (:data:`_FOCAL_SPOT_MM`), taken as a full width at half maximum.
+
+    >>> round(focal_spot_sigma_mm(CArm()), 3)
+    0.137
+    """
+    return (carm.magnification - 1.0) * _FOCAL_SPOT_MM / (2.0 * math.sqrt(2.0 * math.log(2.0)))
+
+
+@lru_cache(maxsize=8)
+def _nearest_traced(traced_bytes: bytes, shape: tuple[int, int]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    traced = np.frombuffer(traced_bytes, dtype=bool).reshape(shape)
+    rows, columns = ndimage.distance_transform_edt(~traced, return_distances=False, return_indices=True)
+    outside = ~traced
+    return rows[outside].astype(np.intp), columns[outside].astype(np.intp), outside
+
+
+def nearest_traced(traced: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+    """The pixels outside ``traced`` (bool (rows, columns), the projected field,
+    :func:`simulator.imaging.drr.traced_field`) and, for each, the row and column of the nearest traced pixel:
+    ``(rows, columns, outside)``, kept per field; None where every pixel is traced."""
+    if traced.all():
+        return None
+    return _nearest_traced(np.ascontiguousarray(traced).tobytes(), traced.shape)
+
+
+@lru_cache(maxsize=8)
+def _restoration_gain(shape: tuple[int, int], blur_pixels: float, target_pixels: float, floor: float) -> np.ndarray:
+    """:func:`projection_restored`'s Wiener gain (float32) over the real Fourier transform of an image of ``shape``."""
+    squared = fft.fftfreq(shape[0])[:, None] ** 2 + fft.rfftfreq(shape[1])[None, :] ** 2
+    blur = np.exp(-2.0 * math.pi ** 2 * blur_pixels ** 2 * squared)
+    target = np.exp(-2.0 * math.pi ** 2 * target_pixels ** 2 * squared)
+    gain = (blur * target / (blur * blur + floor * floor)).astype(np.float32)
+    gain.setflags(write=False)
+    return gain
+
+
+def projection_restored(paths: np.ndarray, blur_pixels: float, target_pixels: float,
+                        nearest: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None,
+                        floor: float = _RESTORATION_FLOOR) -> np.ndarray:
+    """``paths`` ((materials, rows, columns) float32 images) with a Gaussian blur of ``blur_pixels`` exchanged for
+    one of ``target_pixels`` where the blurred image still holds the detail: a Wiener filter
+    ``M T / (M^2 + floor^2)`` for the Gaussian transfer functions ``M`` of the blur and ``T`` of the target (Gonzalez
+    & Woods, "Digital image processing", 3rd ed., 2008, section 5.8), in Fourier space over the image with a
+    reflected margin. Its response ``M^2 T / (M^2 + floor^2)`` never exceeds the target's and falls smoothly where
+    ``M`` falls below ``floor``, so a step over- and undershoots by a few per cent of itself, no more (tests/simulator/test_fluoro_sharpness.py). ``nearest`` (:func:`nearest_traced`)
+    fills the pixels outside the projected field from the field's edge first.
+
+    A step blurred by a Gaussian of 2 px (5.1 px from 10 to 90 % on its pixels) comes back 2.9 px wide:
+
+    >>> x = np.arange(64, dtype=np.float32)
+    >>> step = np.broadcast_to((x >= 32).astype(np.float32), (1, 64, 64))
+    >>> blurred = ndimage.gaussian_filter1d(step, 2.0, axis=2, mode="nearest")
+    >>> def width(row):
+    ...     return float(np.interp(0.9, row, x[20:44]) - np.interp(0.1, row, x[20:44]))
+    >>> round(width(blurred[0, 32, 20:44]), 1), round(width(projection_restored(blurred, 2.0, 0.3)[0, 32, 20:44]), 1)
+    (5.1, 2.9)
+    """
+    margin = _RESTORATION_MARGIN
+    paths = np.array(paths, dtype=np.float32)
+    if nearest is not None:  # the untraced rim takes the nearest traced value: the field's edge is no step to ring at
+        rows, columns, outside = nearest
+        paths[:, outside] = paths[:, rows, columns]
+    padded = np.pad(paths, ((0, 0), (margin, margin), (margin, margin)), mode="reflect")
+    spectrum = fft.rfft2(padded)
+    spectrum *= _restoration_gain(padded.shape[1:], round(float(blur_pixels), 4), round(float(target_pixels), 4),
+                                  float(floor))
+    restored = fft.irfft2(spectrum, s=padded.shape[1:])[:, margin:-margin, margin:-margin]
+    return np.ascontiguousarray(restored, dtype=np.float32)
+
+
 def live_projection_cell(anatomy: Anatomy, carm: CArm) -> int:
     """Detector pixels a ray across (1, 2 or 4) for a live frame of ``anatomy``: the coarsest whose rays,
     at the isocentre, are still at most :data:`_LIVE_RAY_SPACING_VOXELS` of the CT's finest voxel
@@ -1139,9 +1273,9 @@ def live_projection_cell(anatomy: Anatomy, carm: CArm) -> int:
 def detected_frame(anatomy: Anatomy, carm: CArm, spectrum: Beam, method: str, cell: int = 1) -> np.ndarray:
     """The anatomy's beam-hardened line integrals for ``spectrum`` (float32, shared: do not modify),
     kept per pose, beam and ``cell`` by the anatomy: a bilinear look-up per pixel of its water and bone
-    path lengths (:func:`simulator.imaging.spectrum.detected_water_bone`, :func:`projected_on_cells`)."""
+    path lengths (:func:`simulator.imaging.spectrum.detected_water_bone`, :func:`restored_on_cells`)."""
     def compute() -> np.ndarray:
-        water, bone = projected_on_cells(anatomy, carm, method, cell)
+        water, bone = restored_on_cells(anatomy, carm, method, cell)
         image = detected_water_bone(spectrum, water, bone)
         image.setflags(write=False)
         return image
@@ -1261,7 +1395,7 @@ def detected_with(anatomy: Anatomy, carm: CArm, spectrum: Beam, method: str, ana
             crossed |= image > 0
     if not crossed.any():
         return total
-    water, bone = projected_on_cells(anatomy, carm, method, cell)
+    water, bone = restored_on_cells(anatomy, carm, method, cell)
     zero = np.zeros(int(crossed.sum()), dtype=np.float32)
     total[crossed] = detected_line_integrals(spectrum, water[crossed], bone[crossed],
                                              iodine[crossed] if iodine is not None else zero,

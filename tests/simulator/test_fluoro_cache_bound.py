@@ -15,7 +15,7 @@ def test_detected_frames_of_every_beam_and_cell_share_one_bounded_shelf(monkeypa
     keep = 3
     monkeypatch.setattr(fluoro, "_FACTS_PER_ANATOMY", keep)
     # Stand-ins for the projection and the spectrum's integration: only the cache's bookkeeping is under test.
-    monkeypatch.setattr(fluoro, "projected_on_cells", lambda anatomy, carm, method, cell: (np.zeros(4), np.zeros(4)))
+    monkeypatch.setattr(fluoro, "restored_on_cells", lambda anatomy, carm, method, cell: (np.zeros(4), np.zeros(4)))
     monkeypatch.setattr(fluoro, "detected_water_bone", lambda spectrum, water, bone: water + spectrum.kvp)
     anatomy = SimpleNamespace(derived=Derived())
     carm = SimpleNamespace(detector_pixels=4, projection_matrix=np.eye(3, 4))
