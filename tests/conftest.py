@@ -90,6 +90,15 @@ def model_2mm():
 
 
 @pytest.fixture(scope="session")
+def model_1mm():
+    """The built-in patient's implicit model on spine_1mm's 1 mm grid, built once per session; as model_2mm."""
+    from anatomy_models.spine import SpineParameters
+    from anatomy_models.spine.generator import build_model
+
+    return build_model(SpineParameters())
+
+
+@pytest.fixture(scope="session")
 def spine_1mm(spinesim_home):
     """The built-in patient exactly as ``load_anatomy("default")`` gives it (1 mm grid). Slower to make
     (several seconds): only for tests that need the detail."""

@@ -985,8 +985,10 @@ def _cached_facts(anatomy: Anatomy, carm: CArm, anatomy_frame: np.ndarray, field
         if not (is_lateral(carm) and display.lateral_thin_end > 0):
             return _frame_facts(anatomy_frame, field_mask, noiseless, display, carm.pixel_size_mm, detector, scatter,
                                 exposed)
+        # The bone's share in the field alone, as the frame is: the projector skips the square's unexposed corners.
+        bone = np.where(field_mask, bone_share(anatomy, carm, method, spectrum, kev, cell), np.float32(0.0))
         return _frame_facts(anatomy_frame, field_mask, noiseless, display, carm.pixel_size_mm, detector, scatter,
-                            exposed, display.lateral_thin_end, bone_share(anatomy, carm, method, spectrum, kev, cell))
+                            exposed, display.lateral_thin_end, bone)
 
     return anatomy.derived.recent("fluoro.facts", key, compute, keep=_FACTS_PER_ANATOMY)
 

@@ -188,11 +188,11 @@ MAX_NECK_OVER_EAR = 0.55
 
 @pytest.mark.slow
 @pytest.mark.parametrize("level, side", LEVELS_AND_SIDES)
-def test_the_scotty_dogs_eye_is_a_ring_and_its_neck_narrower_than_its_ear(spine_1mm, level, side):
+def test_the_scotty_dogs_eye_is_a_ring_and_its_neck_narrower_than_its_ear(spine_1mm, model_1mm, level, side):
     carm, image = _noiseless_scotty_view(spine_1mm, level, side)
     eye = _walls(spine_1mm, carm, level, side, image.line_integrals, "")
     assert min(eye["wall_a"], eye["wall_b"]) > MIN_EYE_WALL_LINE_INTEGRAL, eye
-    dog = scotty_dog_measurements(spine_1mm, level, side)
+    dog = scotty_dog_measurements(spine_1mm, model_1mm, level, side)
     assert dog["neck_width"] < MAX_NECK_OVER_EAR * dog["ear_width"], dog
 
 

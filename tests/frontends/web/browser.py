@@ -371,8 +371,9 @@ RECORD_FRAMES = """() => {
 
 def advance_while_held_live(page, advances: int) -> tuple[float, float]:
     """Start recording the monitor's pictures (:data:`RECORD_FRAMES`), hold the space bar (the foot pedal) and
-    press Advance (focused first) ``advances`` times, each once the one before was saved. Returns the page
-    times (ms) of the first press and the last answer; the bar is left held."""
+    press Advance (focused first) ``advances`` times, each once the one before was saved and a live frame has come
+    after it (a state, not a rate: on a loaded machine the stream is slower, never absent). Returns the page times
+    (ms) of the first press and of the frame after the last advance; the bar is left held."""
     page.wait_for_selector("#advance:not([disabled])")  # a disabled button takes no focus
     page.locator("#advance").focus()  # Enter presses Advance (the space bar typed into a field would be text)
     page.wait_for_function("() => document.activeElement && document.activeElement.id === 'advance'")
@@ -384,6 +385,8 @@ def advance_while_held_live(page, advances: int) -> tuple[float, float]:
         saved = saved_actions(page)
         press_key(page, "Enter", "#advance")  # once the last advance answered
         wait_saved(page, saved + 1)
+        answered = page.evaluate("() => performance.now()")
+        page.wait_for_function("(t) => window.liveFrames.some(([shown, _]) => shown > t)", arg=answered)
     return first_press, page.evaluate("() => performance.now()")
 
 

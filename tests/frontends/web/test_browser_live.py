@@ -16,10 +16,9 @@ from tests.frontends.web.conftest import PASSWORD
 
 pytestmark = pytest.mark.slow
 
+# The stream goes on while the needle is advanced: a frame after each advance (the benchmark measures the rate,
+# goal 15 frames/s; a loaded 2-core machine streamed 2-4 frames in 2.2 s).
 ADVANCES, STEP_MM = 5, 2.0
-# Frames streamed while the advances are made, at least: a floor for a shared, loaded test machine (4 frames in
-# 2.2 s at a load of 13 on 2 cores); the benchmark measures the rate (goal 15 frames/s).
-MIN_FRAMES_DURING = 3
 def _line(start: np.ndarray, end: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Pixel (rows, columns) along the segment from ``start`` to ``end`` (u, v), ends left out."""
     steps = np.linspace(0.15, 0.85, 24)
@@ -57,7 +56,7 @@ def test_holding_the_space_bar_during_advances_streams_frames_whose_needle_moves
     rate = len(during) / ((last_advance - first_advance) / 1000.0)
     print(f"live frames during {ADVANCES} advances: {len(during)} in {(last_advance - first_advance) / 1000:.2f} s, "
           f"{rate:.1f} frames/s")
-    assert len(during) >= MIN_FRAMES_DURING
+    assert len(during) >= ADVANCES
 
     stored = Store(database).actions(b.attempt_id(page))
     assert stored[-1]["type"] == "fluoro_shot" and stored[-1]["held"] is True
