@@ -1288,6 +1288,18 @@ def detected_frame(anatomy: Anatomy, carm: CArm, spectrum: Beam, method: str, ce
                                                       *pose_key(carm, method)), compute, keep=_FACTS_PER_ANATOMY)
 
 
+def _box_round(mask: np.ndarray, pad: int) -> tuple[slice, slice]:
+    """The rows and columns of ``mask``'s true pixels (at least one), grown by ``pad`` on each side within the image.
+
+    >>> mask = np.zeros((6, 6), bool); mask[2, 3] = True
+    >>> _box_round(mask, 1), _box_round(mask, 4)
+    ((slice(1, 4, None), slice(2, 5, None)), (slice(0, 7, None), slice(0, 8, None)))
+    """
+    rows, columns = np.nonzero(mask)
+    return (slice(max(int(rows.min()) - pad, 0), int(rows.max()) + pad + 1),
+            slice(max(int(columns.min()) - pad, 0), int(columns.max()) + pad + 1))
+
+
 def needle_as_projected(needle: Needle, carm: CArm, blur_mm: float, kev: float = _NEEDLE_REFERENCE_KEV, *,
                         hub: bool = True) -> np.ndarray:
     """The needle's attenuation line integrals (closed form, :func:`simulator.imaging.drr.needle_line_integrals`)
@@ -1308,12 +1320,9 @@ def needle_as_projected(needle: Needle, carm: CArm, blur_mm: float, kev: float =
     """
     image = needle_line_integrals(needle, carm, kev, hub=hub)
     sigma = blur_mm / carm.pixel_size_mm
-    rows, columns = np.nonzero(image)
-    if sigma < 0.05 or rows.size == 0:
+    if sigma < 0.05 or not image.any():
         return image
-    pad = int(3.0 * sigma + 0.5) + 1
-    box = (slice(max(rows.min() - pad, 0), rows.max() + pad + 1),
-           slice(max(columns.min() - pad, 0), columns.max() + pad + 1))
+    box = _box_round(image != 0, int(3.0 * sigma + 0.5) + 1)
     image[box] = gaussian_blur(image[box], sigma)
     return image
 
@@ -1362,10 +1371,7 @@ def needle_share(exposed: np.ndarray, without: np.ndarray, blur_pixels: float,
     share = np.zeros(exposed.shape, dtype=np.float32)
     if not changed.any():
         return share
-    rows, columns = np.nonzero(changed)
-    pad = int(3.0 * blur_pixels + 0.5) + 1 if blur_pixels >= 0.05 else 0
-    box = (slice(max(rows.min() - pad, 0), rows.max() + pad + 1),
-           slice(max(columns.min() - pad, 0), columns.max() + pad + 1))
+    box = _box_round(changed, int(3.0 * blur_pixels + 0.5) + 1 if blur_pixels >= 0.05 else 0)
     with_it, without_it = exposed[box], without[box]
     if blur_pixels >= 0.05:
         with_it, without_it = gaussian_blur(with_it, blur_pixels), gaussian_blur(without_it, blur_pixels)
@@ -1927,12 +1933,9 @@ def needle_shown(steel: np.ndarray, grey: np.ndarray) -> np.ndarray:
     0.54
     """
     shown = np.zeros_like(steel)
-    rows, columns = np.nonzero(steel > 0)
-    if rows.size == 0:
+    if not (steel > 0).any():
         return shown
-    pad = _NEEDLE_PEAK_PIXELS
-    box = (slice(max(rows.min() - pad, 0), rows.max() + pad + 1),
-           slice(max(columns.min() - pad, 0), columns.max() + pad + 1))
+    box = _box_round(steel > 0, _NEEDLE_PEAK_PIXELS)
     local = np.maximum(steel[box], np.float32(0.0))
     peak = ndimage.maximum_filter(local, size=_NEEDLE_PEAK_PIXELS, mode="nearest")
     base = grey[box]
@@ -1999,8 +2002,7 @@ def _grain_near_dense(grey: np.ndarray, beyond: np.ndarray, radius: float, mottl
     round them, blended in over two radii of their edge; the rest of ``grain`` is left as it is."""
     reach = gaussian_blur(beyond.astype(np.float32), radius)
     near = beyond | (reach > np.float32(0.01))  # a lone pixel beyond blurs below 0.01 over a wide radius
-    rows, columns = np.nonzero(near)
-    box = (slice(rows.min(), rows.max() + 1), slice(columns.min(), columns.max() + 1))
+    box = _box_round(near, 0)
     mean = noise_reduced(grey[box], np.float32(3.0) * mottle[box], radius)
     share = np.clip(reach[box] * np.float32(10.0), 0.0, 1.0)
     grain[box] += share * (_noise_sized(grey[box] - mean, mottle[box]) - grain[box])
